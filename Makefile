@@ -1,0 +1,34 @@
+# otpscope — the two commands a user needs are `make run` and `make test`.
+# Both run `setup` first; setup is idempotent (a second run does nothing).
+
+CHDB_DIR := $(CURDIR)/.cache/chdb
+export OTPSCOPE_CHDB_LIB ?= $(CHDB_DIR)/libchdb.so
+
+GO ?= go
+GOTEST_FLAGS ?= -count=1 -timeout 20m
+
+.PHONY: setup run test build bench vet fmt
+
+## setup: Go modules and the embedded ClickHouse library (libchdb.so from npm).
+setup:
+	$(GO) mod download
+	CHDB_DIR=$(CHDB_DIR) bash scripts/setup-chdb.sh
+
+## build: every binary into ./bin.
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+## run: the all-in-one on embedded defaults with the tyntec simulator.
+run: setup
+	$(GO) run ./cmd/otpscope --simulate --insecure-no-auth
+
+## test: the whole suite against the real NATS server and the real ClickHouse engine.
+test: setup
+	$(GO) vet ./...
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+bench: setup
+	$(GO) run ./bench/loadgen
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
