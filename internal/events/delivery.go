@@ -1,0 +1,298 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Channel is a tyntec delivery channel. Values other than the known constants are
+// accepted when well-formed (tyntec adds channels over time); Known tells them apart.
+type Channel string
+
+// The channels tyntec's 2FA v4 documents.
+const (
+	ChannelSMS      Channel = "SMS"
+	ChannelVoice    Channel = "VOICE"
+	ChannelViber    Channel = "VIBER"
+	ChannelWhatsApp Channel = "WHATSAPP"
+)
+
+// Known reports whether c is one of the channels tyntec documents.
+func (c Channel) Known() bool {
+	switch c {
+	case ChannelSMS, ChannelVoice, ChannelViber, ChannelWhatsApp:
+		return true
+	}
+	return false
+}
+
+// Status is the delivery status of one OTP on one channel.
+type Status string
+
+// The delivery statuses tyntec documents. RECEIVED appears in one version of the
+// webhook schema only; it is known but is neither a delivery nor a failure.
+const (
+	StatusDispatched    Status = "DISPATCHED"
+	StatusDelivered     Status = "DELIVERED"
+	StatusUndeliverable Status = "UNDELIVERABLE"
+	StatusTimedOut      Status = "TIMED_OUT"
+	StatusReceived      Status = "RECEIVED"
+)
+
+// Known reports whether s is one of the statuses tyntec documents.
+func (s Status) Known() bool {
+	switch s {
+	case StatusDispatched, StatusDelivered, StatusUndeliverable, StatusTimedOut, StatusReceived:
+		return true
+	}
+	return false
+}
+
+// Failed reports whether s ends an attempt without delivery.
+func (s Status) Failed() bool { return s == StatusUndeliverable || s == StatusTimedOut }
+
+// Final reports whether s settles an attempt: delivered or failed.
+func (s Status) Final() bool { return s == StatusDelivered || s.Failed() }
+
+// Sources of a delivery fact.
+const (
+	SourceWebhook = "webhook" // tyntec called us
+	SourcePoll    = "poll"    // the poller learned it through tyntec's API
+)
+
+// DeliveryError is the error object tyntec attaches to failed deliveries.
+type DeliveryError struct {
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// DeliveryStatus is one delivery fact: tyntec's webhook body (channel, otpId,
+// profileId, status, timestamp, error) plus what otpscope adds when it receives it.
+// It is the JSON payload of every tyntec.2fa.delivery.* message.
+type DeliveryStatus struct {
+	Channel   Channel        `json:"channel"`
+	OTPID     string         `json:"otpId"`
+	ProfileID string         `json:"profileId,omitempty"`
+	Status    Status         `json:"status"`
+	Timestamp time.Time      `json:"timestamp"`
+	Error     *DeliveryError `json:"error,omitempty"`
+
+	// ReceivedAt is when otpscope received the fact.
+	ReceivedAt time.Time `json:"receivedAt"`
+	// TimestampFromReceipt is set when tyntec's timestamp was missing or
+	// unparseable and Timestamp holds ReceivedAt instead.
+	TimestampFromReceipt bool `json:"timestampFromReceipt,omitempty"`
+	// UnknownChannel and UnknownStatus mark values tyntec did not document when
+	// otpscope was built; they are stored and counted as they are.
+	UnknownChannel bool `json:"unknownChannel,omitempty"`
+	UnknownStatus  bool `json:"unknownStatus,omitempty"`
+	// Source is SourceWebhook or SourcePoll.
+	Source string `json:"source"`
+	// MissedWebhook is set by the poller on a fact no webhook reported.
+	MissedWebhook bool `json:"missedWebhook,omitempty"`
+}
+
+// FieldError names the input field that made a webhook invalid.
+type FieldError struct {
+	Index int    // position in a JSON array; -1 for a single object
+	Field string // JSON name, e.g. "otpId"; "" for the body as a whole
+	Err   error
+}
+
+func (e *FieldError) Error() string {
+	where := e.Field
+	if where == "" {
+		where = "body"
+	}
+	if e.Index >= 0 {
+		where = fmt.Sprintf("[%d].%s", e.Index, where)
+	}
+	return fmt.Sprintf("%s: %v", where, e.Err)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Validation failures, usable with errors.Is.
+var (
+	ErrMalformedJSON = errors.New("malformed JSON")
+	ErrNotAnEvent    = errors.New("not a DeliveryStatus object or array")
+	ErrEmptyBatch    = errors.New("empty array")
+	ErrMissing       = errors.New("required")
+	ErrInvalidUUID   = errors.New("not a UUID")
+	ErrMalformed     = errors.New("malformed value")
+)
+
+// wellFormed is what an enum value from tyntec may look like: upper-case words.
+// Anything else (dots, spaces, wildcards) could not be a NATS subject token.
+var wellFormed = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
+
+// wire is the body tyntec sends; fields are raw so that a wrong type is reported
+// against its field rather than as a JSON error for the whole body.
+type wire struct {
+	Channel   json.RawMessage `json:"channel"`
+	OTPID     json.RawMessage `json:"otpId"`
+	ProfileID json.RawMessage `json:"profileId"`
+	Status    json.RawMessage `json:"status"`
+	Timestamp json.RawMessage `json:"timestamp"`
+	Error     json.RawMessage `json:"error"`
+}
+
+// DecodeDeliveryStatuses parses a webhook body: one DeliveryStatus object or a
+// non-empty JSON array of them. receivedAt stamps every event. The batch is all or
+// nothing: the first invalid event makes the whole body invalid, reported as a
+// *FieldError.
+func DecodeDeliveryStatuses(body []byte, receivedAt time.Time) ([]DeliveryStatus, error) {
+	body = bytes.TrimSpace(body)
+	if !json.Valid(body) {
+		return nil, &FieldError{Index: -1, Err: ErrMalformedJSON}
+	}
+	receivedAt = receivedAt.UTC()
+	switch body[0] {
+	case '{':
+		ev, err := decodeOne(body, receivedAt)
+		if err != nil {
+			err.Index = -1
+			return nil, err
+		}
+		return []DeliveryStatus{ev}, nil
+	case '[':
+		var items []json.RawMessage
+		if err := json.Unmarshal(body, &items); err != nil {
+			return nil, &FieldError{Index: -1, Err: ErrMalformedJSON}
+		}
+		if len(items) == 0 {
+			return nil, &FieldError{Index: -1, Err: ErrEmptyBatch}
+		}
+		out := make([]DeliveryStatus, 0, len(items))
+		for i, item := range items {
+			ev, err := decodeOne(item, receivedAt)
+			if err != nil {
+				err.Index = i
+				return nil, err
+			}
+			out = append(out, ev)
+		}
+		return out, nil
+	}
+	return nil, &FieldError{Index: -1, Err: ErrNotAnEvent}
+}
+
+func decodeOne(raw json.RawMessage, receivedAt time.Time) (DeliveryStatus, *FieldError) {
+	var w wire
+	if len(raw) == 0 || raw[0] != '{' {
+		return DeliveryStatus{}, &FieldError{Err: ErrNotAnEvent}
+	}
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return DeliveryStatus{}, &FieldError{Err: ErrMalformedJSON}
+	}
+	ev := DeliveryStatus{ReceivedAt: receivedAt, Source: SourceWebhook}
+
+	otpID, err := requiredString(w.OTPID)
+	if err != nil {
+		return ev, &FieldError{Field: "otpId", Err: err}
+	}
+	if ev.OTPID, err = canonicalUUID(otpID); err != nil {
+		return ev, &FieldError{Field: "otpId", Err: err}
+	}
+	if profileID, err := optionalString(w.ProfileID); err != nil {
+		return ev, &FieldError{Field: "profileId", Err: err}
+	} else if profileID != "" {
+		if ev.ProfileID, err = canonicalUUID(profileID); err != nil {
+			return ev, &FieldError{Field: "profileId", Err: err}
+		}
+	}
+	channel, err := enumValue(w.Channel)
+	if err != nil {
+		return ev, &FieldError{Field: "channel", Err: err}
+	}
+	ev.Channel = Channel(channel)
+	ev.UnknownChannel = !ev.Channel.Known()
+	status, err := enumValue(w.Status)
+	if err != nil {
+		return ev, &FieldError{Field: "status", Err: err}
+	}
+	ev.Status = Status(status)
+	ev.UnknownStatus = !ev.Status.Known()
+
+	ev.Timestamp, ev.TimestampFromReceipt = parseTimestamp(w.Timestamp, receivedAt)
+
+	if len(w.Error) > 0 && string(w.Error) != "null" {
+		var de DeliveryError
+		if err := json.Unmarshal(w.Error, &de); err != nil {
+			return ev, &FieldError{Field: "error", Err: fmt.Errorf("%w: want {\"code\",\"message\"}", ErrMalformed)}
+		}
+		if de != (DeliveryError{}) {
+			ev.Error = &de
+		}
+	}
+	return ev, nil
+}
+
+func requiredString(raw json.RawMessage) (string, error) {
+	s, err := optionalString(raw)
+	if err != nil {
+		return "", err
+	}
+	if s == "" {
+		return "", ErrMissing
+	}
+	return s, nil
+}
+
+func optionalString(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("%w: want a string", ErrMalformed)
+	}
+	return strings.TrimSpace(s), nil
+}
+
+// enumValue reads a channel or status: required, upper-cased, and well-formed.
+func enumValue(raw json.RawMessage) (string, error) {
+	s, err := requiredString(raw)
+	if err != nil {
+		return "", err
+	}
+	s = strings.ToUpper(s)
+	if !wellFormed.MatchString(s) {
+		return "", fmt.Errorf("%w: %.64q is not an upper-case word", ErrMalformed, s)
+	}
+	return s, nil
+}
+
+func canonicalUUID(s string) (string, error) {
+	id, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 {
+		return "", fmt.Errorf("%w: %.64q", ErrInvalidUUID, s)
+	}
+	return id.String(), nil
+}
+
+// timestampLayouts are tried in order; tyntec documents RFC 3339, and the zone-less
+// form some Java serializers emit is read as UTC.
+var timestampLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"}
+
+// parseTimestamp returns tyntec's timestamp, or receivedAt (and true) when it is
+// missing or unparseable: the fact is kept, its time is marked as approximate.
+func parseTimestamp(raw json.RawMessage, receivedAt time.Time) (time.Time, bool) {
+	s, err := optionalString(raw)
+	if err != nil || s == "" {
+		return receivedAt, true
+	}
+	for _, layout := range timestampLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), false
+		}
+	}
+	return receivedAt, true
+}

@@ -1,0 +1,140 @@
+package events
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Message is an event ready to publish: subject, message id, headers and JSON body.
+// The broker turns it into a NATS message; events stays free of I/O.
+type Message struct {
+	Subject string
+	// ID is content-derived and becomes both Nats-Msg-Id (JetStream's duplicate
+	// window) and ce-id; ClickHouse deduplicates on it too.
+	ID string
+	// Header holds the CloudEvents 1.0 attributes in binary content mode.
+	Header map[string]string
+	Data   []byte
+}
+
+// CloudEvents attribute headers (binary content mode) and the source otpscope uses.
+const (
+	HeaderSpecVersion = "ce-specversion"
+	HeaderID          = "ce-id"
+	HeaderSource      = "ce-source"
+	HeaderType        = "ce-type"
+	HeaderTime        = "ce-time"
+	HeaderSubject     = "ce-subject"
+	HeaderContentType = "Content-Type"
+
+	// HeaderMsgID is JetStream's deduplication header.
+	HeaderMsgID = "Nats-Msg-Id"
+)
+
+// CloudEvents types of otpscope's messages.
+const (
+	TypeDeliveryStatus = "com.tyntec.2fa.v4.DeliveryStatus"
+	TypeDeadLetter     = "io.otpscope.DeadLetter"
+)
+
+// DeliveryID is the content-derived id of a delivery fact: the same otpId, channel,
+// status and timestamp always give the same id, whoever reports it (a tyntec retry,
+// the poller re-reading it). A timestamp taken from receipt is left out, since it
+// differs on every retry.
+func DeliveryID(ev *DeliveryStatus) string {
+	ts := ""
+	if !ev.TimestampFromReceipt {
+		ts = ev.Timestamp.UTC().Format(time.RFC3339Nano)
+	}
+	return "ds-" + digest(ev.OTPID, string(ev.Channel), string(ev.Status), ts)
+}
+
+// NewDeliveryMessage wraps a delivery fact for publishing; its ce-source names
+// how the fact was learned (ev.Source).
+func NewDeliveryMessage(ev *DeliveryStatus) (Message, error) {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return Message{}, fmt.Errorf("encode delivery status: %w", err)
+	}
+	id := DeliveryID(ev)
+	return Message{
+		Subject: DeliverySubject(ev.Channel, ev.Status),
+		ID:      id,
+		Header:  cloudEvent(id, ev.Source, TypeDeliveryStatus, ev.Timestamp, ev.OTPID),
+		Data:    data,
+	}, nil
+}
+
+// DeadLetter is the payload of tyntec.2fa.deadletter: input otpscope could not
+// accept, kept with the reason so that it can be inspected and replayed.
+type DeadLetter struct {
+	Reason      string    `json:"reason"`
+	Field       string    `json:"field,omitempty"`
+	Status      int       `json:"httpStatus,omitempty"`
+	Source      string    `json:"source"`
+	ReceivedAt  time.Time `json:"receivedAt"`
+	RemoteAddr  string    `json:"remoteAddr,omitempty"`
+	ContentType string    `json:"contentType,omitempty"`
+	// Body is the raw input when it is valid UTF-8; BodyBase64 otherwise.
+	Body       string `json:"body,omitempty"`
+	BodyBase64 []byte `json:"bodyBase64,omitempty"`
+	// BodyBytes is the full length received; Truncated says Body holds less.
+	BodyBytes int  `json:"bodyBytes"`
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// NewDeadLetterMessage wraps a dead letter, keeping at most maxBody bytes of body.
+// Its id derives from the reason and the body, so a client retrying the same bad
+// request leaves one dead letter within the duplicate window.
+func NewDeadLetterMessage(dl DeadLetter, body []byte, maxBody int) (Message, error) {
+	dl.BodyBytes = len(body)
+	if len(body) > maxBody {
+		body, dl.Truncated = body[:maxBody], true
+	}
+	if utf8.Valid(body) {
+		dl.Body = string(body)
+	} else {
+		dl.BodyBase64 = body
+	}
+	data, err := json.Marshal(dl)
+	if err != nil {
+		return Message{}, fmt.Errorf("encode dead letter: %w", err)
+	}
+	id := "dl-" + digest(dl.Source, dl.Reason, string(body))
+	return Message{
+		Subject: SubjectDeadLetter,
+		ID:      id,
+		Header:  cloudEvent(id, dl.Source, TypeDeadLetter, dl.ReceivedAt, ""),
+		Data:    data,
+	}, nil
+}
+
+func cloudEvent(id, source, typ string, at time.Time, subject string) map[string]string {
+	h := map[string]string{
+		HeaderSpecVersion: "1.0",
+		HeaderID:          id,
+		HeaderSource:      "/otpscope/" + source,
+		HeaderType:        typ,
+		HeaderTime:        at.UTC().Format(time.RFC3339Nano),
+		HeaderContentType: "application/json",
+	}
+	if subject != "" {
+		h[HeaderSubject] = subject
+	}
+	return h
+}
+
+// digest is a short, stable hash of its parts; the separator keeps ("a","bc")
+// and ("ab","c") apart.
+func digest(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
