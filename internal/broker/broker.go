@@ -1,0 +1,214 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/otpscope/otpscope/internal/events"
+)
+
+// ErrUnavailable wraps every failure to get a message durably into the stream:
+// no connection, no stream, no acknowledgement in time. Callers answer 503.
+var ErrUnavailable = errors.New("nats unavailable")
+
+// Broker is a connection to NATS and otpscope's stream, and the embedded server
+// when it hosts one.
+type Broker struct {
+	srv    *server.Server // nil when connected to an external server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream StreamConfig
+	logger *slog.Logger
+}
+
+// Open hosts the embedded server when cfg.URL is empty, connects, and makes sure
+// the stream exists with cfg.Stream's settings. name identifies the client to
+// the server (nats connz).
+func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Broker{stream: cfg.Stream, logger: logger}
+	url := cfg.URL
+	if cfg.Embedded() {
+		srv, err := StartServer(cfg, logger)
+		if err != nil {
+			return nil, err
+		}
+		b.srv, url = srv, srv.ClientURL()
+		logger.Info("embedded NATS server started", "url", url, "store", cfg.StoreDir())
+	}
+	nc, err := Connect(url, name, logger)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.nc = nc
+	if b.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192)); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := b.ensureStreamRetrying(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Connect dials NATS with the reconnect behaviour every otpscope service wants:
+// reconnect forever, quickly, and keep trying when the first dial fails (a NATS
+// cluster restarting under us is routine).
+func Connect(url, name string, logger *slog.Logger) (*nats.Conn, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			logger.Warn("nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			logger.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// ensureStreamRetrying creates or updates the stream, retrying while ctx lasts:
+// a cluster may still be electing a meta leader when a service starts.
+func (b *Broker) ensureStreamRetrying(ctx context.Context) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := b.EnsureStream(ctx)
+		if err == nil {
+			return nil
+		}
+		b.logger.Warn("stream not ready; retrying", "stream", b.stream.Name, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ensure stream %s: %w (last error: %v)", b.stream.Name, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// EnsureStream creates otpscope's stream, or updates it to the configured
+// settings: file storage, the duplicate window, replicas and maximum age.
+func (b *Broker) EnsureStream(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        b.stream.Name,
+		Description: "otpscope: tyntec 2FA delivery events and everything derived from them",
+		Subjects:    []string{events.SubjectAll},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Duplicates:  b.stream.DuplicateWindow,
+		Replicas:    b.stream.Replicas,
+		MaxAge:      b.stream.MaxAge,
+	})
+	if err != nil {
+		return fmt.Errorf("create or update stream %s: %w", b.stream.Name, err)
+	}
+	return nil
+}
+
+// Publish sends msgs to the stream and returns once JetStream acknowledged every
+// one of them, i.e. they are stored (and replicated, on a cluster). Any failure,
+// including ctx ending first, wraps ErrUnavailable. Messages published before a
+// failure are not rolled back; their ids make a retry harmless.
+func (b *Broker) Publish(ctx context.Context, msgs ...events.Message) error {
+	if st := b.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("%w: connection %s", ErrUnavailable, st)
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, m := range msgs {
+		f, err := b.js.PublishMsgAsync(NATSMsg(m), jetstream.WithExpectStream(b.stream.Name))
+		if err != nil {
+			return fmt.Errorf("%w: publish %s: %v", ErrUnavailable, m.Subject, err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("%w: publish %s: %v", ErrUnavailable, f.Msg().Subject, err)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for acknowledgement: %v", ErrUnavailable, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// NATSMsg turns an event message into a NATS message with its CloudEvents
+// headers and Nats-Msg-Id.
+func NATSMsg(m events.Message) *nats.Msg {
+	msg := nats.NewMsg(m.Subject)
+	for k, v := range m.Header {
+		msg.Header.Set(k, v)
+	}
+	msg.Header.Set(events.HeaderMsgID, m.ID)
+	msg.Data = m.Data
+	return msg
+}
+
+// Ready reports whether the connection is up and the stream is present.
+func (b *Broker) Ready(ctx context.Context) error {
+	if st := b.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("nats connection %s", st)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := b.js.Stream(ctx, b.stream.Name); err != nil {
+		return fmt.Errorf("stream %s: %w", b.stream.Name, err)
+	}
+	return nil
+}
+
+// Conn is the NATS connection.
+func (b *Broker) Conn() *nats.Conn { return b.nc }
+
+// JetStream is the JetStream context of the connection.
+func (b *Broker) JetStream() jetstream.JetStream { return b.js }
+
+// StreamName is the name of otpscope's stream.
+func (b *Broker) StreamName() string { return b.stream.Name }
+
+// Server is the embedded NATS server, or nil when connected to an external one.
+func (b *Broker) Server() *server.Server { return b.srv }
+
+// ClientURL is the URL other processes use to reach this broker's NATS.
+func (b *Broker) ClientURL() string {
+	if b.srv != nil {
+		return b.srv.ClientURL()
+	}
+	return b.nc.ConnectedUrlRedacted()
+}
+
+// Close flushes and closes the connection, then shuts the embedded server down.
+func (b *Broker) Close() {
+	if b.nc != nil {
+		if err := b.nc.Drain(); err != nil {
+			b.nc.Close()
+		}
+		for i := 0; i < 50 && !b.nc.IsClosed(); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+	}
+}

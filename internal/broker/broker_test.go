@@ -1,0 +1,153 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/events"
+)
+
+func message(i int) events.Message {
+	ev := events.DeliveryStatus{
+		Channel: events.ChannelSMS, Status: events.StatusDelivered, Source: events.SourceWebhook,
+		OTPID:     fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
+		Timestamp: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	m, err := events.NewDeliveryMessage(&ev)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func streamMsgs(t *testing.T, b *broker.Broker) uint64 {
+	t.Helper()
+	s, err := b.JetStream().Stream(t.Context(), b.StreamName())
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatalf("stream info: %v", err)
+	}
+	return info.State.Msgs
+}
+
+func TestPublishIsDurableAcrossRestart(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	b := srv.Broker(t)
+	const n = 500
+	msgs := make([]events.Message, n)
+	for i := range msgs {
+		msgs[i] = message(i)
+	}
+	if err := b.Publish(t.Context(), msgs...); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	srv.Restart()
+	brokertest.WaitFor(t, 10*time.Second, "reconnect", func() bool { return b.Ready(t.Context()) == nil })
+	if got := streamMsgs(t, b); got != n {
+		t.Fatalf("after restart the stream holds %d messages; want %d", got, n)
+	}
+	// The headers survive too: a downstream consumer reads CloudEvents attributes.
+	cons, err := b.JetStream().OrderedConsumer(t.Context(), b.StreamName(), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := msg.Headers().Get(events.HeaderSpecVersion); got != "1.0" {
+		t.Errorf("ce-specversion = %q; want 1.0", got)
+	}
+	if got, want := msg.Headers().Get(events.HeaderMsgID), message(0).ID; got != want {
+		t.Errorf("Nats-Msg-Id = %q; want %q", got, want)
+	}
+}
+
+func TestDuplicatesAreDropped(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	for range 5 {
+		if err := b.Publish(t.Context(), message(7)); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+	}
+	if got := streamMsgs(t, b); got != 1 {
+		t.Fatalf("5 publishes of one id left %d messages; want 1", got)
+	}
+}
+
+func TestPublishWhileDownIsUnavailable(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	b := srv.Broker(t)
+	srv.Stop()
+	brokertest.WaitFor(t, 5*time.Second, "disconnect", func() bool { return b.Ready(t.Context()) != nil })
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	if err := b.Publish(ctx, message(1)); !errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("Publish with the server down = %v; want ErrUnavailable", err)
+	}
+	srv.Start()
+	brokertest.WaitFor(t, 10*time.Second, "reconnect", func() bool { return b.Ready(t.Context()) == nil })
+	if err := b.Publish(t.Context(), message(1)); err != nil {
+		t.Fatalf("Publish after restart: %v", err)
+	}
+}
+
+func TestEmbeddedOpenCreatesStream(t *testing.T) {
+	cfg := brokertest.Config(t)
+	cfg.Sync = "always"
+	cfg.Stream.DuplicateWindow = 3 * time.Minute
+	b, err := broker.Open(t.Context(), cfg, "test", brokertest.Logger(t))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer b.Close()
+	if b.Server() == nil {
+		t.Fatal("no embedded server with an empty URL")
+	}
+	s, err := b.JetStream().Stream(t.Context(), broker.DefaultStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.CachedInfo().Config
+	if c.Duplicates != 3*time.Minute || c.Storage != jetstream.FileStorage || len(c.Subjects) != 1 || c.Subjects[0] != "tyntec.2fa.>" {
+		t.Errorf("stream config = %+v", c)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	base := brokertest.Config(t)
+	tests := []struct {
+		name   string
+		mutate func(*broker.Config)
+		ok     bool
+	}{
+		{"defaults", func(*broker.Config) {}, true},
+		{"sync always", func(c *broker.Config) { c.Sync = "always" }, true},
+		{"sync interval", func(c *broker.Config) { c.Sync = "1s" }, true},
+		{"sync nonsense", func(c *broker.Config) { c.Sync = "sometimes" }, false},
+		{"bad listen", func(c *broker.Config) { c.Listen = "4222" }, false},
+		{"no data dir", func(c *broker.Config) { c.DataDir = "" }, false},
+		{"external needs no data dir", func(c *broker.Config) { c.URL = "nats://x:4222"; c.DataDir = "" }, true},
+		{"zero window", func(c *broker.Config) { c.Stream.DuplicateWindow = 0 }, false},
+		{"six replicas", func(c *broker.Config) { c.Stream.Replicas = 6 }, false},
+		{"max age below window", func(c *broker.Config) { c.Stream.MaxAge = time.Second }, false},
+		{"cluster without name", func(c *broker.Config) { c.ClusterName = "c"; c.ClusterListen = "127.0.0.1:6222" }, false},
+	}
+	for _, tt := range tests {
+		c := base
+		tt.mutate(&c)
+		if err := c.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%s: Validate() = %v; want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}

@@ -1,0 +1,122 @@
+// Package brokertest runs the real NATS server in-process for tests: JetStream on
+// a temporary directory, a random loopback port, stopped at the end of the test.
+package brokertest
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/otpscope/otpscope/internal/broker"
+)
+
+// Server is an embedded NATS server that a test can stop and start again on the
+// same port and data directory.
+type Server struct {
+	t   testing.TB
+	cfg broker.Config
+	srv *server.Server
+}
+
+// NewServer starts a NATS server with JetStream on 127.0.0.1 (random port) under
+// t.TempDir(); t.Cleanup shuts it down.
+func NewServer(t testing.TB) *Server {
+	t.Helper()
+	cfg := Config(t)
+	cfg.Listen = "127.0.0.1:-1" // -1: the server picks a free port
+	s := &Server{t: t, cfg: cfg}
+	s.Start()
+	// Later starts reuse the port, so clients reconnect to the same URL.
+	_, port, err := net.SplitHostPort(s.srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cfg.Listen = net.JoinHostPort("127.0.0.1", port)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Config is a broker configuration for tests: embedded server under t.TempDir().
+func Config(t testing.TB) broker.Config {
+	return broker.Config{
+		Listen:  "127.0.0.1:-1",
+		DataDir: t.TempDir(),
+		Stream: broker.StreamConfig{
+			Name:            broker.DefaultStreamName,
+			DuplicateWindow: broker.DefaultDuplicateWindow,
+			Replicas:        1,
+			MaxAge:          broker.DefaultMaxAge,
+		},
+	}
+}
+
+// Start starts the server (again) on its port and data directory.
+func (s *Server) Start() {
+	s.t.Helper()
+	srv, err := broker.StartServer(s.cfg, Logger(s.t))
+	if err != nil {
+		s.t.Fatalf("start nats: %v", err)
+	}
+	s.srv = srv
+}
+
+// Stop shuts the server down and waits until it is gone.
+func (s *Server) Stop() {
+	if s.srv == nil {
+		return
+	}
+	s.srv.Shutdown()
+	s.srv.WaitForShutdown()
+	s.srv = nil
+}
+
+// Restart stops and starts the server on the same port and data directory.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.Start()
+}
+
+// URL is the client URL, stable across restarts.
+func (s *Server) URL() string { return fmt.Sprintf("nats://%s", s.cfg.Listen) }
+
+// Broker connects to the server as a client and ensures the stream; t.Cleanup
+// closes it.
+func (s *Server) Broker(t testing.TB) *broker.Broker {
+	t.Helper()
+	cfg := s.cfg
+	cfg.URL = s.URL()
+	b, err := broker.Open(t.Context(), cfg, "brokertest", Logger(t))
+	if err != nil {
+		t.Fatalf("open broker: %v", err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// Logger discards logs, or writes them to stderr when OTPSCOPE_TEST_LOG is set
+// (the test log cannot take lines from server goroutines that outlive a test).
+func Logger(testing.TB) *slog.Logger {
+	if os.Getenv("OTPSCOPE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// WaitFor polls cond every 20 ms until it holds or timeout passes.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,129 @@
+package broker
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+)
+
+// Config says where NATS is and how otpscope's stream is shaped.
+type Config struct {
+	// URL of an external NATS server or cluster (comma-separated). Empty means
+	// host the embedded server, when the service allows it.
+	URL string
+	// Listen is the embedded server's client address.
+	Listen string
+	// DataDir holds the embedded server's JetStream store, under DataDir/nats.
+	DataDir string
+	// Sync is the embedded server's file-store sync policy: "always" (fsync every
+	// write: survives a host crash, several times slower) or a flush interval such
+	// as "2m" (NATS's default: a PubAck survives a process crash, not a host crash).
+	Sync string
+	// ClusterName, ClusterListen and Routes make the embedded server one node of a
+	// NATS cluster; empty runs a single server.
+	ClusterName   string
+	ClusterListen string
+	Routes        string
+	ServerName    string
+
+	Stream StreamConfig
+}
+
+// StreamConfig shapes the one stream over tyntec.2fa.>.
+type StreamConfig struct {
+	Name string
+	// DuplicateWindow is how long JetStream remembers message ids; a tyntec retry or
+	// a re-read by the poller within it is dropped. ClickHouse dedups beyond it.
+	DuplicateWindow time.Duration
+	// Replicas is 1 for a single server, 3 for a cluster (R3).
+	Replicas int
+	// MaxAge bounds how long messages stay in the stream; 0 keeps them forever.
+	MaxAge time.Duration
+}
+
+// Defaults of the stream.
+const (
+	DefaultStreamName      = "TYNTEC_2FA"
+	DefaultDuplicateWindow = 10 * time.Minute
+	DefaultMaxAge          = 7 * 24 * time.Hour
+	DefaultListen          = "127.0.0.1:4222"
+)
+
+// RegisterFlags registers the NATS flags on fs. defaultURL is the service's
+// default --nats-url: empty on ingest and the all-in-one (host the embedded
+// server), nats://127.0.0.1:4222 on poller and reporter.
+func (c *Config) RegisterFlags(fs *flag.FlagSet, defaultURL string) {
+	fs.StringVar(&c.URL, "nats-url", defaultURL, "external NATS URL(s), comma-separated; empty hosts the embedded server")
+	fs.StringVar(&c.Listen, "nats-listen", DefaultListen, "client address of the embedded NATS server")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "where embedded NATS (and the embedded ClickHouse engine) keep data")
+	fs.StringVar(&c.Sync, "nats-sync", "", `embedded JetStream sync policy: "always" or an interval such as "2m" (default: NATS's 2m)`)
+	fs.StringVar(&c.ServerName, "nats-server-name", "", "embedded NATS server name (required in a cluster)")
+	fs.StringVar(&c.ClusterName, "nats-cluster-name", "", "embedded NATS cluster name; empty runs a single server")
+	fs.StringVar(&c.ClusterListen, "nats-cluster-listen", "", "embedded NATS cluster (route) address")
+	fs.StringVar(&c.Routes, "nats-routes", "", "comma-separated nats-route:// URLs of the other cluster nodes")
+	fs.StringVar(&c.Stream.Name, "stream", DefaultStreamName, "JetStream stream over tyntec.2fa.>")
+	fs.DurationVar(&c.Stream.DuplicateWindow, "stream-duplicate-window", DefaultDuplicateWindow, "JetStream duplicate window for message ids")
+	fs.IntVar(&c.Stream.Replicas, "stream-replicas", 1, "stream replicas (3 in a NATS cluster)")
+	fs.DurationVar(&c.Stream.MaxAge, "stream-max-age", DefaultMaxAge, "how long the stream keeps messages (0 = forever)")
+}
+
+// Embedded reports whether the service should host the NATS server itself.
+func (c *Config) Embedded() bool { return c.URL == "" }
+
+// StoreDir is where the embedded server keeps JetStream data.
+func (c *Config) StoreDir() string { return filepath.Join(c.DataDir, "nats") }
+
+// Validate reports the first configuration error.
+func (c *Config) Validate() error {
+	if c.Embedded() {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			return fmt.Errorf("nats-listen %q: %w", c.Listen, err)
+		}
+		if c.DataDir == "" {
+			return errors.New("data-dir is required for the embedded NATS server")
+		}
+		if _, err := parseSync(c.Sync); err != nil {
+			return err
+		}
+		if c.ClusterName != "" && (c.ClusterListen == "" || c.ServerName == "") {
+			return errors.New("a NATS cluster node needs nats-cluster-listen and nats-server-name")
+		}
+	}
+	s := c.Stream
+	if s.Name == "" {
+		return errors.New("stream name is empty")
+	}
+	if s.DuplicateWindow <= 0 {
+		return fmt.Errorf("stream-duplicate-window %v: must be positive", s.DuplicateWindow)
+	}
+	if s.Replicas < 1 || s.Replicas > 5 {
+		return fmt.Errorf("stream-replicas %d: must be 1 to 5", s.Replicas)
+	}
+	if s.MaxAge != 0 && s.MaxAge < s.DuplicateWindow {
+		return fmt.Errorf("stream-max-age %v is shorter than the duplicate window %v", s.MaxAge, s.DuplicateWindow)
+	}
+	return nil
+}
+
+// syncPolicy is the embedded file store's sync setting.
+type syncPolicy struct {
+	Interval time.Duration // 0 = NATS's default
+	Always   bool
+}
+
+func parseSync(s string) (syncPolicy, error) {
+	switch s {
+	case "":
+		return syncPolicy{}, nil
+	case "always":
+		return syncPolicy{Always: true}, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return syncPolicy{}, fmt.Errorf("nats-sync %q: want \"always\" or a positive duration", s)
+	}
+	return syncPolicy{Interval: d}, nil
+}
