@@ -82,7 +82,8 @@ type DeadLetter struct {
 	// Body is the raw input when it is valid UTF-8; BodyBase64 otherwise.
 	Body       string `json:"body,omitempty"`
 	BodyBase64 []byte `json:"bodyBase64,omitempty"`
-	// BodyBytes is the full length received; Truncated says Body holds less.
+	// BodyBytes is the full length, when known; Truncated says Body holds less.
+	// The caller sets both when it read only part of the body.
 	BodyBytes int  `json:"bodyBytes"`
 	Truncated bool `json:"truncated,omitempty"`
 }
@@ -91,7 +92,7 @@ type DeadLetter struct {
 // Its id derives from the reason and the body, so a client retrying the same bad
 // request leaves one dead letter within the duplicate window.
 func NewDeadLetterMessage(dl DeadLetter, body []byte, maxBody int) (Message, error) {
-	dl.BodyBytes = len(body)
+	dl.BodyBytes = max(dl.BodyBytes, len(body))
 	if len(body) > maxBody {
 		body, dl.Truncated = body[:maxBody], true
 	}

@@ -1,0 +1,61 @@
+package ingest
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpscope/otpscope/internal/events"
+)
+
+// Outcomes of a webhook request, the label of otpscope_ingest_requests_total.
+const (
+	outcomeAccepted     = "accepted"
+	outcomeUnauthorized = "unauthorized"
+	outcomeBadRequest   = "bad_request"
+	outcomeTooLarge     = "too_large"
+	outcomeMediaType    = "unsupported_media_type"
+	outcomeUnavailable  = "unavailable"
+)
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	events   *prometheus.CounterVec
+	publish  prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_ingest_requests_total",
+			Help: "Webhook requests by outcome.",
+		}, []string{"outcome"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_ingest_events_total",
+			Help: "Delivery events accepted, by channel and status (OTHER for values tyntec did not document).",
+		}, []string{"channel", "status"}),
+		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "otpscope_ingest_publish_seconds",
+			Help:    "Time from publishing a request's events to JetStream's last acknowledgement.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.events, m.publish)
+	}
+	// Zero series for every outcome, so rates exist before the first failure.
+	for _, o := range []string{outcomeAccepted, outcomeUnauthorized, outcomeBadRequest, outcomeTooLarge, outcomeMediaType, outcomeUnavailable} {
+		m.requests.WithLabelValues(o)
+	}
+	return m
+}
+
+// countEvent keeps label cardinality bounded: undocumented values share OTHER.
+func (m *metrics) countEvent(ev *events.DeliveryStatus) {
+	ch, st := string(ev.Channel), string(ev.Status)
+	if ev.UnknownChannel {
+		ch = "OTHER"
+	}
+	if ev.UnknownStatus {
+		st = "OTHER"
+	}
+	m.events.WithLabelValues(ch, st).Inc()
+}

@@ -1,0 +1,221 @@
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/problem"
+)
+
+// Publisher gets messages durably into the stream, or fails.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...events.Message) error
+}
+
+// WebhookPath is where tyntec posts DeliveryStatus events.
+const WebhookPath = "/webhooks/tyntec"
+
+// Handler serves the webhook endpoint.
+type Handler struct {
+	cfg     Config
+	tokens  [][sha256.Size]byte
+	pub     Publisher
+	logger  *slog.Logger
+	metrics *metrics
+	now     func() time.Time
+}
+
+// NewHandler returns the webhook handler. reg may be nil.
+func NewHandler(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Handler {
+	h := &Handler{cfg: cfg, pub: pub, logger: logger, metrics: newMetrics(reg), now: time.Now}
+	// Tokens are compared as SHA-256 digests: constant time, and the same length
+	// whatever the caller sends, so not even a token's length leaks.
+	for _, t := range cfg.Tokens {
+		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
+	}
+	if cfg.InsecureNoAuth {
+		logger.Warn("webhook authentication is OFF (--insecure-no-auth): anyone who can reach " + WebhookPath + " can write events")
+	}
+	return h
+}
+
+// Mount adds the webhook route to r; other methods on it get 405.
+func (h *Handler) Mount(r chi.Router) {
+	r.Post(WebhookPath, h.serveWebhook)
+}
+
+func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
+	receivedAt := h.now()
+	if !h.authorized(r) {
+		h.metrics.requests.WithLabelValues(outcomeUnauthorized).Inc()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="otpscope"`)
+		problem.Error(w, http.StatusUnauthorized, "missing or wrong webhook token: send it as X-Webhook-Token or Authorization: Bearer")
+		return
+	}
+
+	body, tooLarge, err := readBounded(r, h.cfg.MaxBodyBytes)
+	if err != nil {
+		// The client went away or broke the body off; nothing was accepted.
+		h.metrics.requests.WithLabelValues(outcomeBadRequest).Inc()
+		problem.Error(w, http.StatusBadRequest, "reading the body: "+err.Error())
+		return
+	}
+	if tooLarge {
+		h.reject(w, r, receivedAt, body, true, outcomeTooLarge, problem.Details{
+			Status: http.StatusRequestEntityTooLarge,
+			Detail: "body larger than " + strconv.FormatInt(h.cfg.MaxBodyBytes, 10) + " bytes",
+		})
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
+		h.reject(w, r, receivedAt, body, false, outcomeMediaType, problem.Details{
+			Status: http.StatusUnsupportedMediaType,
+			Detail: "Content-Type " + strconv.Quote(ct) + ": want application/json",
+		})
+		return
+	}
+
+	evs, err := events.DecodeDeliveryStatuses(body, receivedAt)
+	if err != nil {
+		p := problem.Details{Status: http.StatusBadRequest, Title: "Invalid DeliveryStatus", Detail: err.Error()}
+		var fe *events.FieldError
+		if errors.As(err, &fe) {
+			p.Field = fe.Field
+			if fe.Index >= 0 {
+				p.Index = &fe.Index
+			}
+		}
+		h.reject(w, r, receivedAt, body, false, outcomeBadRequest, p)
+		return
+	}
+
+	msgs := make([]events.Message, len(evs))
+	for i := range evs {
+		if msgs[i], err = events.NewDeliveryMessage(&evs[i]); err != nil {
+			h.unavailable(w, err) // cannot happen for a decoded event; never answer 200 for it
+			return
+		}
+	}
+	if err := h.publish(r.Context(), msgs); err != nil {
+		h.unavailable(w, err)
+		return
+	}
+	for i := range evs {
+		h.metrics.countEvent(&evs[i])
+	}
+	h.metrics.requests.WithLabelValues(outcomeAccepted).Inc()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]int{"accepted": len(evs)})
+}
+
+// reject answers a 4xx for input that cannot be accepted, after its raw bytes
+// and the reason are safely in the dead-letter subject. When even that fails the
+// answer is 503: the sender retries and nothing is lost.
+// truncated says body is only the first part of what was sent.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, receivedAt time.Time, body []byte, truncated bool, outcome string, p problem.Details) {
+	dl := events.DeadLetter{
+		Reason:      p.Detail,
+		Field:       p.Field,
+		Status:      p.Status,
+		Source:      "ingest",
+		ReceivedAt:  receivedAt.UTC(),
+		RemoteAddr:  r.RemoteAddr,
+		ContentType: r.Header.Get("Content-Type"),
+		Truncated:   truncated,
+	}
+	if truncated && r.ContentLength > 0 {
+		dl.BodyBytes = int(r.ContentLength)
+	}
+	msg, err := events.NewDeadLetterMessage(dl, body, int(h.cfg.MaxBodyBytes))
+	if err == nil {
+		err = h.publish(r.Context(), []events.Message{msg})
+	}
+	if err != nil {
+		h.unavailable(w, err)
+		return
+	}
+	h.logger.Info("webhook rejected", "status", p.Status, "reason", p.Detail, "remote", r.RemoteAddr)
+	h.metrics.requests.WithLabelValues(outcome).Inc()
+	problem.Write(w, p)
+}
+
+func (h *Handler) publish(ctx context.Context, msgs []events.Message) error {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
+	defer cancel()
+	start := time.Now()
+	err := h.pub.Publish(ctx, msgs...)
+	if err == nil {
+		h.metrics.publish.Observe(time.Since(start).Seconds())
+	}
+	return err
+}
+
+func (h *Handler) unavailable(w http.ResponseWriter, err error) {
+	h.logger.Warn("webhook not accepted: publishing failed", "err", err)
+	h.metrics.requests.WithLabelValues(outcomeUnavailable).Inc()
+	w.Header().Set("Retry-After", strconv.Itoa(int((h.cfg.RetryAfter+time.Second-1)/time.Second)))
+	problem.Error(w, http.StatusServiceUnavailable, "events could not be stored durably; retry later")
+}
+
+// authorized accepts X-Webhook-Token: <token> or Authorization: Bearer <token>.
+func (h *Handler) authorized(r *http.Request) bool {
+	if h.cfg.InsecureNoAuth {
+		return true
+	}
+	presented := r.Header.Get("X-Webhook-Token")
+	if presented == "" {
+		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+			presented = strings.TrimSpace(a[7:])
+		}
+	}
+	if presented == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(presented))
+	ok := 0
+	for _, t := range h.tokens {
+		ok |= subtle.ConstantTimeCompare(sum[:], t[:])
+	}
+	return ok == 1
+}
+
+// readBounded reads at most max bytes; tooLarge reports a longer body, of which
+// the first max bytes are returned (for the dead letter).
+func readBounded(r *http.Request, max int64) (body []byte, tooLarge bool, err error) {
+	if r.ContentLength > max {
+		body, err = io.ReadAll(io.LimitReader(r.Body, max))
+		return body, true, err
+	}
+	body, err = io.ReadAll(io.LimitReader(r.Body, max+1))
+	if int64(len(body)) > max {
+		return body[:max], true, err
+	}
+	return body, false, err
+}
+
+// isJSON accepts application/json, any +json type, and a missing Content-Type
+// (lenient: some senders omit it for JSON bodies).
+func isJSON(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}

@@ -1,0 +1,324 @@
+package ingest_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/problem"
+)
+
+const (
+	token    = "s3cret-token-0123456789"
+	oldToken = "previous-token-abcdefghij"
+)
+
+// fixture is an ingest handler publishing to a real embedded NATS server.
+type fixture struct {
+	srv    *brokertest.Server
+	broker *broker.Broker
+	http   *httptest.Server
+}
+
+func newFixture(t *testing.T, mutate ...func(*ingest.Config)) *fixture {
+	t.Helper()
+	srv := brokertest.NewServer(t)
+	b := srv.Broker(t)
+	cfg := ingest.Config{
+		Listen: "127.0.0.1:0", Tokens: []string{token, oldToken},
+		MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: time.Second,
+		RetryAfter: 3 * time.Second, ShutdownTimeout: time.Second,
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	r := ingest.NewRouter()
+	ingest.NewHandler(cfg, b, brokertest.Logger(t), prometheus.NewRegistry()).Mount(r)
+	hs := httptest.NewServer(r)
+	t.Cleanup(hs.Close)
+	return &fixture{srv: srv, broker: b, http: hs}
+}
+
+func (f *fixture) post(t *testing.T, body string, header ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, f.http.URL+ingest.WebhookPath, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if len(header) == 0 {
+		header = []string{"X-Webhook-Token", token}
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// subjects counts the stream's messages by subject.
+func (f *fixture) subjects(t *testing.T) map[string]uint64 {
+	t.Helper()
+	s, err := f.broker.JetStream().Stream(t.Context(), f.broker.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context(), jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Subjects == nil {
+		return map[string]uint64{}
+	}
+	return info.State.Subjects
+}
+
+func seed(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "events", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func webhook(otpID, channel, status, ts string) string {
+	return fmt.Sprintf(`{"channel":%q,"otpId":%q,"status":%q,"timestamp":%q}`, channel, otpID, status, ts)
+}
+
+func TestWebhookAccepted(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		file     string
+		subjects map[string]uint64
+	}{
+		{"seed_delivered.json", map[string]uint64{"tyntec.2fa.delivery.SMS.DELIVERED": 1}},
+		{"seed_undeliverable_error.json", map[string]uint64{"tyntec.2fa.delivery.SMS.UNDELIVERABLE": 1}},
+		{"no_profile.json", map[string]uint64{"tyntec.2fa.delivery.VIBER.DISPATCHED": 1}},
+		{"unknown_values.json", map[string]uint64{"tyntec.2fa.delivery.RCS.READ": 1}},
+		{"array.json", map[string]uint64{
+			"tyntec.2fa.delivery.SMS.DISPATCHED": 1, "tyntec.2fa.delivery.SMS.UNDELIVERABLE": 1, "tyntec.2fa.delivery.VIBER.DELIVERED": 1}},
+	}
+	want := map[string]uint64{}
+	for _, tt := range tests {
+		resp := f.post(t, seed(t, tt.file))
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("POST %s = %d %s; want 200", tt.file, resp.StatusCode, b)
+		}
+		for k, v := range tt.subjects {
+			want[k] += v
+		}
+	}
+	// seed_delivered and the array share no fact, seed_undeliverable_error's
+	// UNDELIVERABLE at 03:00:00 differs from the array's at 03:00:05.
+	if got := f.subjects(t); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stream subjects = %v; want %v", got, want)
+	}
+}
+
+func TestAuthentication(t *testing.T) {
+	f := newFixture(t)
+	body := webhook("0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01", "SMS", "DELIVERED", "2026-01-01T00:00:00Z")
+	tests := []struct {
+		name   string
+		header []string
+		want   int
+	}{
+		{"no token", []string{"X-Other", "x"}, http.StatusUnauthorized},
+		{"wrong token", []string{"X-Webhook-Token", "wrong-token-0123456789"}, http.StatusUnauthorized},
+		{"token prefix", []string{"X-Webhook-Token", token[:10]}, http.StatusUnauthorized},
+		{"basic auth", []string{"Authorization", "Basic " + token}, http.StatusUnauthorized},
+		{"bearer wrong", []string{"Authorization", "Bearer nope"}, http.StatusUnauthorized},
+		{"header token", []string{"X-Webhook-Token", token}, http.StatusOK},
+		{"bearer token", []string{"Authorization", "Bearer " + token}, http.StatusOK},
+		{"rotated previous token", []string{"X-Webhook-Token", oldToken}, http.StatusOK},
+	}
+	for _, tt := range tests {
+		resp := f.post(t, body, tt.header...)
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s: status %d; want %d", tt.name, resp.StatusCode, tt.want)
+		}
+		if tt.want == http.StatusUnauthorized && resp.Header.Get("Content-Type") != problem.ContentType {
+			t.Errorf("%s: Content-Type %q; want problem+json", tt.name, resp.Header.Get("Content-Type"))
+		}
+	}
+	// The three accepted posts are one fact: one message. No 401 left anything.
+	if got := f.subjects(t); len(got) != 1 || got["tyntec.2fa.delivery.SMS.DELIVERED"] != 1 {
+		t.Errorf("stream subjects = %v; want one delivery", got)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	const otp = "0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01"
+	tests := []struct {
+		name        string
+		body        string
+		contentType string
+		status      int
+		field       string
+		index       int // -1: no index member
+	}{
+		{"malformed JSON", `{"channel": "SMS", `, "", http.StatusBadRequest, "", -1},
+		{"wrong content", `["hello"]`, "", http.StatusBadRequest, "", 0},
+		{"a number", `42`, "", http.StatusBadRequest, "", -1},
+		{"invalid otpId", webhook("not-a-uuid", "SMS", "DELIVERED", "2026-01-01T00:00:00Z"), "", http.StatusBadRequest, "otpId", -1},
+		{"missing status", `{"channel":"SMS","otpId":"` + otp + `"}`, "", http.StatusBadRequest, "status", -1},
+		{"bad element in array", `[` + webhook(otp, "SMS", "DELIVERED", "2026-01-01T00:00:00Z") + `,` + webhook(otp, "SMS", "DEL IVERED", "") + `]`, "", http.StatusBadRequest, "status", 1},
+		{"empty array", `[]`, "", http.StatusBadRequest, "", -1},
+		{"not JSON content type", webhook(otp, "SMS", "DELIVERED", ""), "text/plain", http.StatusUnsupportedMediaType, "", -1},
+		{"oversized body", `{"channel":"SMS","pad":"` + strings.Repeat("x", 70<<10) + `"}`, "", http.StatusRequestEntityTooLarge, "", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			header := []string{"X-Webhook-Token", token}
+			if tt.contentType != "" {
+				header = append(header, "Content-Type", tt.contentType)
+			}
+			resp := f.post(t, tt.body, header...)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d; want %d", resp.StatusCode, tt.status)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != problem.ContentType {
+				t.Errorf("Content-Type %q; want %q", ct, problem.ContentType)
+			}
+			var p problem.Details
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+				t.Fatalf("problem body: %v", err)
+			}
+			if p.Status != tt.status || p.Field != tt.field || p.Detail == "" {
+				t.Errorf("problem = %+v; want status %d, field %q and a detail", p, tt.status, tt.field)
+			}
+			if (p.Index == nil) != (tt.index < 0) || (p.Index != nil && *p.Index != tt.index) {
+				t.Errorf("problem index = %v; want %d", p.Index, tt.index)
+			}
+			// Exactly one dead letter, holding the body and the reason; no delivery.
+			if got := f.subjects(t); len(got) != 1 || got[events.SubjectDeadLetter] != 1 {
+				t.Fatalf("stream subjects = %v; want exactly one dead letter", got)
+			}
+			dl := lastDeadLetter(t, f)
+			if dl.Reason != p.Detail || dl.Status != tt.status || dl.Source != "ingest" {
+				t.Errorf("dead letter = %+v; want reason %q, status %d", dl, p.Detail, tt.status)
+			}
+			wantBody := tt.body
+			if len(wantBody) > ingest.DefaultMaxBodyBytes {
+				wantBody = wantBody[:ingest.DefaultMaxBodyBytes]
+			}
+			if dl.Body != wantBody || dl.Truncated != (len(tt.body) > ingest.DefaultMaxBodyBytes) {
+				t.Errorf("dead letter body has %d bytes (truncated %v); want %d", len(dl.Body), dl.Truncated, len(wantBody))
+			}
+		})
+	}
+}
+
+func lastDeadLetter(t *testing.T, f *fixture) events.DeadLetter {
+	t.Helper()
+	s, err := f.broker.JetStream().Stream(t.Context(), f.broker.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.GetLastMsgForSubject(t.Context(), events.SubjectDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dl events.DeadLetter
+	if err := json.Unmarshal(raw.Data, &dl); err != nil {
+		t.Fatal(err)
+	}
+	return dl
+}
+
+func TestWrongMethod(t *testing.T) {
+	f := newFixture(t)
+	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+		req, _ := http.NewRequestWithContext(t.Context(), method, f.http.URL+ingest.WebhookPath, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("%s = %d; want 405", method, resp.StatusCode)
+		}
+	}
+	if got := f.subjects(t); len(got) != 0 {
+		t.Errorf("stream subjects = %v; want none", got)
+	}
+}
+
+func TestDuplicateDelivery(t *testing.T) {
+	f := newFixture(t)
+	body := webhook("6f1f7f5e-9a3b-4c1e-8a77-3f2b1c0d9e8a", "WHATSAPP", "DELIVERED", "2026-03-01T12:00:00.123Z")
+	for i := range 5 {
+		if resp := f.post(t, body); resp.StatusCode != http.StatusOK {
+			t.Fatalf("post %d: status %d", i, resp.StatusCode)
+		}
+	}
+	if got := f.subjects(t); len(got) != 1 || got["tyntec.2fa.delivery.WHATSAPP.DELIVERED"] != 1 {
+		t.Fatalf("stream subjects after 5 identical posts = %v; want one message", got)
+	}
+}
+
+func TestNATSDown(t *testing.T) {
+	f := newFixture(t)
+	body := webhook("0c5d2a8e-7b1f-4e3a-9c6d-2e8f1a4b7c90", "SMS", "DISPATCHED", "2026-01-01T00:00:00Z")
+	f.srv.Stop()
+	brokertest.WaitFor(t, 5*time.Second, "disconnect", func() bool { return f.broker.Ready(t.Context()) != nil })
+	resp := f.post(t, body)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "3" {
+		t.Fatalf("with NATS down: status %d, Retry-After %q; want 503 and 3", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// Bad input is not acknowledged either when its dead letter cannot be stored.
+	if resp := f.post(t, `{`); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("bad input with NATS down: status %d; want 503", resp.StatusCode)
+	}
+	f.srv.Start()
+	brokertest.WaitFor(t, 10*time.Second, "reconnect", func() bool { return f.broker.Ready(t.Context()) == nil })
+	if resp := f.post(t, body); resp.StatusCode != http.StatusOK {
+		t.Fatalf("after restart: status %d; want 200", resp.StatusCode)
+	}
+	if got := f.subjects(t); got["tyntec.2fa.delivery.SMS.DISPATCHED"] != 1 || len(got) != 1 {
+		t.Fatalf("stream subjects = %v; want the one delivery", got)
+	}
+}
+
+// slowPublisher never acknowledges within the deadline.
+type slowPublisher struct{}
+
+func (slowPublisher) Publish(ctx context.Context, _ ...events.Message) error {
+	<-ctx.Done()
+	return fmt.Errorf("%w: %v", broker.ErrUnavailable, ctx.Err())
+}
+
+func TestSlowNATSAnswers503(t *testing.T) {
+	cfg := ingest.Config{Tokens: []string{token}, MaxBodyBytes: 1 << 16, PublishTimeout: 50 * time.Millisecond, RetryAfter: 1500 * time.Millisecond}
+	r := ingest.NewRouter()
+	ingest.NewHandler(cfg, slowPublisher{}, brokertest.Logger(t), nil).Mount(r)
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, ingest.WebhookPath, strings.NewReader(webhook("0c5d2a8e-7b1f-4e3a-9c6d-2e8f1a4b7c90", "SMS", "DISPATCHED", "")))
+	req.Header.Set("X-Webhook-Token", token)
+	r.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "2" {
+		t.Fatalf("status %d, Retry-After %q; want 503 and 2 (rounded up)", rec.Code, rec.Header().Get("Retry-After"))
+	}
+}

@@ -1,0 +1,54 @@
+// Package ops mounts the endpoints every otpscope service serves for its
+// operators: /healthz (the process is up), /readyz (its dependencies answer) and
+// /metrics (Prometheus).
+package ops
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check is one readiness condition, named in /readyz's answer.
+type Check struct {
+	Name  string
+	Ready func(context.Context) error
+}
+
+// NewRegistry is a Prometheus registry with the Go and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Mount adds /healthz, /readyz and /metrics to r.
+func Mount(r chi.Router, gatherer prometheus.Gatherer, checks ...Check) {
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	r.Get("/readyz", func(w http.ResponseWriter, req *http.Request) {
+		ctx, cancel := context.WithTimeout(req.Context(), 3*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		status, body := http.StatusOK, ""
+		for _, c := range checks {
+			if err := c.Ready(ctx); err != nil {
+				status = http.StatusServiceUnavailable
+				body += fmt.Sprintf("%s: %v\n", c.Name, err)
+			} else {
+				body += fmt.Sprintf("%s: ok\n", c.Name)
+			}
+		}
+		w.WriteHeader(status)
+		fmt.Fprint(w, body)
+	})
+	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+}

@@ -1,0 +1,369 @@
+package chdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// ErrEngineInUse is returned by Open while another Engine is open in the
+// process: chDB runs one engine per process, bound to one data directory.
+var ErrEngineInUse = errors.New("an embedded ClickHouse engine is already open in this process")
+
+// ErrClosed is returned by the methods of a closed Engine.
+var ErrClosed = errors.New("embedded ClickHouse engine is closed")
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	library  string
+	logger   *slog.Logger
+	settings map[string]string
+}
+
+// WithLibrary loads libchdb.so from path instead of searching for it.
+func WithLibrary(path string) Option { return func(o *options) { o.library = path } }
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithSetting applies a ClickHouse query-level setting to every query of the
+// engine, e.g. WithSetting("max_threads", "4").
+func WithSetting(name, value string) Option {
+	return func(o *options) {
+		if o.settings == nil {
+			o.settings = map[string]string{}
+		}
+		o.settings[name] = value
+	}
+}
+
+// open is the one Engine of the process, if any.
+var open struct {
+	mu     sync.Mutex
+	engine *Engine
+}
+
+// Engine is the embedded ClickHouse engine serving one data directory.
+// It is safe for concurrent use; queries run one at a time.
+type Engine struct {
+	dir     string
+	logger  *slog.Logger
+	library string
+
+	// sem serializes access to the connections and lets waiters give up
+	// when their context ends. A chDB connection runs one statement at a
+	// time, and the engine itself parallelizes each query.
+	sem chan struct{}
+	rw  *conn // owner connection: may write
+	ro  *conn // readonly=2 connection for requests that must not write
+
+	closeOnce sync.Once
+	closed    bool // guarded by sem
+}
+
+// Open loads the engine library (once per process) and opens the data
+// directory dir, creating it if needed. Only one Engine may be open in a
+// process at a time.
+func Open(dir string, opts ...Option) (*Engine, error) {
+	o := options{logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open chdb %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o750); err != nil {
+		return nil, fmt.Errorf("open chdb %s: %w", abs, err)
+	}
+	lib, err := loadLibrary(o.library)
+	if err != nil {
+		return nil, fmt.Errorf("open chdb %s: %w", abs, err)
+	}
+
+	open.mu.Lock()
+	defer open.mu.Unlock()
+	if open.engine != nil {
+		return nil, fmt.Errorf("open chdb %s: %w (data directory %s)", abs, ErrEngineInUse, open.engine.dir)
+	}
+
+	args := []string{"--path=" + abs}
+	for k, v := range o.settings {
+		args = append(args, fmt.Sprintf("--%s=%s", k, v))
+	}
+	rw, restored, err := connect(args)
+	if err != nil {
+		return nil, fmt.Errorf("open chdb %s: %w", abs, err)
+	}
+	if restored > 0 {
+		o.logger.Debug("restored Go signal handlers after chdb_connect", slog.Int("signals", restored))
+	}
+	// The second connection shares the booted engine; readonly=2 lets the
+	// request handler change query settings but nothing else.
+	ro, _, err := connect(append(args, "--readonly=2"))
+	if err != nil {
+		rw.close()
+		return nil, fmt.Errorf("open chdb %s: read-only connection: %w", abs, err)
+	}
+	e := &Engine{
+		dir:     abs,
+		logger:  o.logger,
+		library: lib,
+		sem:     make(chan struct{}, 1),
+		rw:      rw,
+		ro:      ro,
+	}
+	open.engine = e
+	o.logger.Info("embedded ClickHouse engine open", slog.String("dir", abs), slog.String("library", lib), slog.String("chdb", LibraryVersion()))
+	return e, nil
+}
+
+// Dir is the engine's data directory.
+func (e *Engine) Dir() string { return e.dir }
+
+// acquire takes the engine for one statement or a short sequence of them.
+func (e *Engine) acquire(ctx context.Context) error {
+	select {
+	case e.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if e.closed {
+		<-e.sem
+		return ErrClosed
+	}
+	return nil
+}
+
+func (e *Engine) release() {
+	if n := signalsReplaced(); n > 0 {
+		e.logger.Warn("the engine replaced Go's signal handlers; restored them", slog.Int("signals", n))
+	}
+	<-e.sem
+}
+
+// Close closes the engine's connections, which shuts the engine down. The
+// library stays loaded; a later Open boots the engine again.
+func (e *Engine) Close() error {
+	e.closeOnce.Do(func() {
+		e.sem <- struct{}{}
+		e.closed = true
+		e.ro.close()
+		e.rw.close()
+		<-e.sem
+		open.mu.Lock()
+		if open.engine == e {
+			open.engine = nil
+		}
+		open.mu.Unlock()
+		e.logger.Info("embedded ClickHouse engine closed", slog.String("dir", e.dir))
+	})
+	return nil
+}
+
+// Query runs sql and returns its output in format (for example "Native",
+// "TabSeparated", "JSONEachRow"). A FORMAT clause in sql takes precedence.
+// The query itself cannot be interrupted once it runs: ctx only bounds the
+// wait for the engine. Use the max_execution_time setting to bound a query.
+func (e *Engine) Query(ctx context.Context, sql, format string) ([]byte, error) {
+	res, err := e.Exec(ctx, Statement{SQL: sql, Format: format})
+	if err != nil {
+		return nil, err
+	}
+	return res.Data, nil
+}
+
+// Statement is one request to the engine.
+type Statement struct {
+	SQL    string
+	Format string
+	// Params binds {name:Type} placeholders in SQL on the engine side.
+	Params map[string]string
+	// Settings apply to this statement only.
+	Settings map[string]string
+	// Database is the current database for the statement; empty means
+	// "default".
+	Database string
+	// ReadOnly runs the statement on a connection with readonly=2, so the
+	// engine refuses anything that writes.
+	ReadOnly bool
+}
+
+// Result is what a statement produced.
+type Result struct {
+	Data        []byte
+	RowsWritten uint64
+}
+
+// Exec runs one statement.
+func (e *Engine) Exec(ctx context.Context, st Statement) (Result, error) {
+	if err := e.acquire(ctx); err != nil {
+		return Result{}, fmt.Errorf("query: %w", err)
+	}
+	defer e.release()
+	c := e.rw
+	if st.ReadOnly {
+		c = e.ro
+	}
+	var res rawResult
+	err := e.withSession(c, st, func() error {
+		res = c.query(st.SQL, st.Format, st.Params)
+		return nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	if res.hasError {
+		return Result{}, fmt.Errorf("query: %w", newException(res.errorMessage))
+	}
+	return Result{Data: res.data, RowsWritten: res.rowsWritten}, nil
+}
+
+// Insert runs stmt, an INSERT without FORMAT clause or data such as
+// "INSERT INTO t (a, b)", with the data read from r in format. Binary data
+// never passes through the query text, which chDB cuts at the first
+// newline.
+func (e *Engine) Insert(ctx context.Context, st Statement, r io.Reader) (Result, error) {
+	if err := e.acquire(ctx); err != nil {
+		return Result{}, fmt.Errorf("insert: %w", err)
+	}
+	defer e.release()
+	c := e.rw
+	if st.ReadOnly {
+		c = e.ro
+	}
+	var res rawResult
+	err := e.withSession(c, st, func() error {
+		var err error
+		res, err = e.insert(c, st, r)
+		return err
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("insert: %w", err)
+	}
+	if res.hasError {
+		return Result{}, fmt.Errorf("insert: %w", newException(res.errorMessage))
+	}
+	return Result{RowsWritten: res.rowsWritten}, nil
+}
+
+// insertChunk is how much of the body goes to the engine per append.
+const insertChunk = 1 << 20
+
+func (e *Engine) insert(c *conn, st Statement, r io.Reader) (rawResult, error) {
+	buf := make([]byte, insertChunk)
+	next := func() ([]byte, error) {
+		n, err := io.ReadFull(r, buf)
+		switch {
+		case n > 0:
+			return buf[:n], nil
+		case err == nil, errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, nil
+		default:
+			return nil, fmt.Errorf("read insert data: %w", err)
+		}
+	}
+	res, err := c.streamInsert(st.SQL, st.Format, next)
+	if errors.Is(err, errStreamInsertUnsupported) {
+		return e.insertFromFile(c, st, r)
+	}
+	return res, err
+}
+
+// insertFromFile is the fallback for libraries without streaming inserts:
+// the body goes to a file under the data directory and the engine reads it
+// with INSERT ... FROM INFILE.
+func (e *Engine) insertFromFile(c *conn, st Statement, r io.Reader) (rawResult, error) {
+	tmp, err := os.CreateTemp(e.dir, ".insert-*")
+	if err != nil {
+		return rawResult{}, fmt.Errorf("stage insert data: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, r); err != nil {
+		tmp.Close()
+		return rawResult{}, fmt.Errorf("stage insert data: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return rawResult{}, fmt.Errorf("stage insert data: %w", err)
+	}
+	sql := fmt.Sprintf("%s FROM INFILE %s FORMAT %s", st.SQL, quoteString(tmp.Name()), st.Format)
+	return c.query(sql, "", nil), nil
+}
+
+// withSession applies a statement's database and settings to the
+// connection's session around fn and takes them back afterwards: a chDB
+// connection is one long session, while every HTTP request is its own.
+func (e *Engine) withSession(c *conn, st Statement, fn func() error) error {
+	var undo []string
+	if st.Database != "" && st.Database != "default" {
+		if res := c.query("USE "+quoteIdent(st.Database), "", nil); res.hasError {
+			return fmt.Errorf("use database %s: %w", st.Database, newException(res.errorMessage))
+		}
+		undo = append(undo, "USE default")
+	}
+	defer func() {
+		for _, q := range undo {
+			if res := c.query(q, "", nil); res.hasError {
+				e.logger.Error("reset session", slog.String("sql", q), slog.String("err", res.errorMessage))
+			}
+		}
+	}()
+	for name, value := range st.Settings {
+		if !isIdent(name) {
+			return fmt.Errorf("set %q: %w", name, newException(fmt.Sprintf("Code: 115. DB::Exception: Unknown setting '%s'. (UNKNOWN_SETTING)", name)))
+		}
+		if res := c.query(fmt.Sprintf("SET %s = %s", name, quoteString(value)), "", nil); res.hasError {
+			return fmt.Errorf("set %s: %w", name, newException(res.errorMessage))
+		}
+		undo = append(undo, fmt.Sprintf("SET %s = DEFAULT", name))
+	}
+	return fn()
+}
+
+// Classify asks the engine's parser what sql would do, without running it.
+// statements is the number of executable statements in sql.
+func (e *Engine) Classify(ctx context.Context, sql string) (class QueryClass, statements int, err error) {
+	if err := e.acquire(ctx); err != nil {
+		return ClassUnknown, 0, fmt.Errorf("classify: %w", err)
+	}
+	defer e.release()
+	class, n, ok := e.rw.classify(sql)
+	if !ok {
+		return ClassUnknown, 0, errors.New("classify: chdb_classify_query_n is not available in this libchdb")
+	}
+	return class, n, nil
+}
+
+// isIdent reports whether s is a plain identifier, as setting names are.
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// quoteString quotes s as a ClickHouse string literal.
+func quoteString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// quoteIdent quotes s as a ClickHouse identifier.
+func quoteIdent(s string) string {
+	return "`" + strings.NewReplacer(`\`, `\\`, "`", "\\`").Replace(s) + "`"
+}

@@ -1,0 +1,366 @@
+package tyntec
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// DefaultBaseURL is tyntec's production API.
+const DefaultBaseURL = "https://api.tyntec.com"
+
+// Defaults of Config. DefaultRateLimit calls per DefaultRatePeriod is the
+// throttling limit tyntec documents for its 2FA connector.
+const (
+	DefaultRateLimit  = 100
+	DefaultRatePeriod = 60 * time.Second
+	DefaultMaxRetries = 3
+	DefaultTimeout    = 10 * time.Second
+	DefaultMinBackoff = 250 * time.Millisecond
+	DefaultMaxBackoff = 15 * time.Second
+)
+
+const maxBody = 1 << 20 // 1 MiB; tyntec's answers are small
+
+// Config configures a Client. The zero value of each field means its default.
+type Config struct {
+	// BaseURL of the API, default DefaultBaseURL.
+	BaseURL string
+	// APIKey is sent in the apiKey header. Required.
+	APIKey string
+	// RateLimit calls per RatePeriod are allowed for the API key, default 100 per 60 s.
+	RateLimit  int
+	RatePeriod time.Duration
+	// RateBurst is the token bucket's size, default min(10, RateLimit). The
+	// bucket refills at (RateLimit-RateBurst)/RatePeriod, so no window of
+	// RatePeriod ever holds more than RateLimit calls.
+	RateBurst int
+	// Limiter, when set, replaces the bucket built from RateLimit: use it to
+	// share one budget between clients with different base URLs.
+	Limiter *rate.Limiter
+	// MaxRetries after the first attempt, default 3; negative disables retries.
+	MaxRetries int
+	// Timeout of one HTTP attempt, default 10 s.
+	Timeout time.Duration
+	// MinBackoff and MaxBackoff bound the exponential backoff between retries.
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	// HTTPClient, default a client with no overall timeout (Timeout applies per attempt).
+	HTTPClient *http.Client
+	// Registerer receives the client's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// UserAgent, default "otpscope".
+	UserAgent string
+}
+
+// RegisterFlags registers the operator-facing flags (--tyntec-url,
+// --tyntec-api-key, ...) with the current values as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	if c.BaseURL == "" {
+		c.BaseURL = DefaultBaseURL
+	}
+	fs.StringVar(&c.BaseURL, "tyntec-url", c.BaseURL, "tyntec API base URL")
+	fs.StringVar(&c.APIKey, "tyntec-api-key", c.APIKey, "tyntec API key")
+	fs.IntVar(&c.RateLimit, "tyntec-rate-limit", c.RateLimit, "tyntec API calls allowed per --tyntec-rate-period (0 = 100)")
+	fs.DurationVar(&c.RatePeriod, "tyntec-rate-period", c.RatePeriod, "tyntec API rate-limit period (0 = 60s)")
+	fs.IntVar(&c.MaxRetries, "tyntec-max-retries", c.MaxRetries, "retries of an idempotent tyntec call (0 = 3, negative = none)")
+	fs.DurationVar(&c.Timeout, "tyntec-timeout", c.Timeout, "timeout of one tyntec API request (0 = 10s)")
+}
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.BaseURL == "" {
+		c.BaseURL = DefaultBaseURL
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if c.RateLimit == 0 {
+		c.RateLimit = DefaultRateLimit
+	}
+	if c.RatePeriod == 0 {
+		c.RatePeriod = DefaultRatePeriod
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = min(10, c.RateLimit)
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = DefaultMaxRetries
+	} else if c.MaxRetries < 0 {
+		c.MaxRetries = 0
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MinBackoff == 0 {
+		c.MinBackoff = DefaultMinBackoff
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{}
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "otpscope"
+	}
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	d := c.withDefaults()
+	u, err := url.Parse(d.BaseURL)
+	if err != nil {
+		return fmt.Errorf("tyntec base URL %q: %w", c.BaseURL, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("tyntec base URL %q: want http(s)://host", c.BaseURL)
+	}
+	if c.APIKey == "" {
+		return errors.New("tyntec API key is required")
+	}
+	switch {
+	case d.RateLimit < 1:
+		return fmt.Errorf("tyntec rate limit %d: want at least 1", c.RateLimit)
+	case d.RatePeriod < 0:
+		return fmt.Errorf("tyntec rate period %s: want positive", c.RatePeriod)
+	case d.RateBurst < 1 || d.RateBurst > d.RateLimit:
+		return fmt.Errorf("tyntec rate burst %d: want 1..%d", d.RateBurst, d.RateLimit)
+	case d.Timeout < 0:
+		return fmt.Errorf("tyntec timeout %s: want positive", c.Timeout)
+	case d.MinBackoff < 0 || d.MaxBackoff < d.MinBackoff:
+		return fmt.Errorf("tyntec backoff %s..%s: want 0 < min <= max", d.MinBackoff, d.MaxBackoff)
+	}
+	return nil
+}
+
+// Client calls tyntec's 2FA API. It is safe for concurrent use.
+type Client struct {
+	cfg     Config
+	limiter *rate.Limiter
+	m       *metrics
+}
+
+// New returns a Client for cfg.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("register tyntec metrics: %w", err)
+	}
+	lim := cfg.Limiter
+	if lim == nil {
+		lim = sharedLimiter(cfg)
+	}
+	return &Client{cfg: cfg, limiter: lim, m: m}, nil
+}
+
+// NewLimiter returns the token bucket that allows at most limit calls in any
+// window of period: it holds burst tokens and refills at (limit-burst)/period.
+func NewLimiter(limit int, period time.Duration, burst int) *rate.Limiter {
+	if limit <= 1 {
+		return rate.NewLimiter(rate.Every(period), 1)
+	}
+	// At least one token must come from refilling, or the rate would be zero.
+	burst = max(1, min(burst, limit-1))
+	return rate.NewLimiter(rate.Limit(float64(limit-burst)/period.Seconds()), burst)
+}
+
+// limiters holds one budget per (base URL, API key): tyntec counts calls per
+// key, so every client of the process with the same key spends the same budget.
+// The first client's rate settings win.
+var limiters sync.Map // string → *rate.Limiter
+
+func sharedLimiter(cfg Config) *rate.Limiter {
+	key := cfg.BaseURL + "\x00" + cfg.APIKey
+	l, _ := limiters.LoadOrStore(key, NewLimiter(cfg.RateLimit, cfg.RatePeriod, cfg.RateBurst))
+	return l.(*rate.Limiter)
+}
+
+// call describes one API operation.
+type call struct {
+	op         string // metric label
+	method     string
+	path       string // with IDs escaped
+	query      url.Values
+	body       any
+	idempotent bool
+	out        any // decoded on 2xx when non-nil
+}
+
+// do performs c with budget, per-attempt timeout and retries. It returns the
+// final status code, or an error: *APIError for a non-2xx answer (wrapped with
+// the operation), or the transport or context error.
+func (cl *Client) do(ctx context.Context, c call) (int, error) {
+	var payload []byte
+	if c.body != nil {
+		var err error
+		if payload, err = json.Marshal(c.body); err != nil {
+			return 0, fmt.Errorf("%s: encode body: %w", c.op, err)
+		}
+	}
+	u := cl.cfg.BaseURL + c.path
+	if len(c.query) > 0 {
+		u += "?" + c.query.Encode()
+	}
+	for attempt := 0; ; attempt++ {
+		status, retryAfter, reason, err := cl.attempt(ctx, c, u, payload)
+		if err == nil {
+			return status, nil
+		}
+		if reason == "" || attempt >= cl.cfg.MaxRetries {
+			return status, fmt.Errorf("%s: %w", c.op, err)
+		}
+		wait := retryAfter
+		if wait <= 0 {
+			wait = cl.backoff(attempt)
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			// Waiting would outlive the caller; report the failure now.
+			return status, fmt.Errorf("%s: %w", c.op, err)
+		}
+		cl.m.retries.WithLabelValues(c.op, reason).Inc()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return status, fmt.Errorf("%s: %w (last error: %w)", c.op, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+// attempt performs one HTTP request. reason is non-empty when the failure may
+// be retried: "rate_limited" for any call (tyntec refused it before acting),
+// "server_error" and "timeout"/"network_error" for idempotent calls only.
+func (cl *Client) attempt(ctx context.Context, c call, u string, payload []byte) (status int, retryAfter time.Duration, reason string, err error) {
+	waitStart := time.Now()
+	if err := cl.limiter.Wait(ctx); err != nil {
+		return 0, 0, "", fmt.Errorf("wait for rate budget: %w", err)
+	}
+	cl.m.wait.Observe(time.Since(waitStart).Seconds())
+
+	actx, cancel := context.WithTimeout(ctx, cl.cfg.Timeout)
+	defer cancel()
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(actx, c.method, u, body)
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("apiKey", cl.cfg.APIKey)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", cl.cfg.UserAgent)
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+
+	start := time.Now()
+	resp, err := cl.cfg.HTTPClient.Do(req)
+	if err == nil {
+		var raw []byte
+		raw, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		resp.Body.Close()
+		if err == nil {
+			cl.m.duration.WithLabelValues(c.op).Observe(time.Since(start).Seconds())
+			return cl.answer(c, resp, raw)
+		}
+	}
+	cl.m.duration.WithLabelValues(c.op).Observe(time.Since(start).Seconds())
+	outcome := "network_error"
+	if actx.Err() != nil || isTimeout(err) {
+		outcome = "timeout"
+	}
+	cl.m.calls.WithLabelValues(c.op, outcome).Inc()
+	if ctx.Err() != nil {
+		// The caller gave up; never retry past its deadline.
+		return 0, 0, "", fmt.Errorf("%s %s: %w", c.method, c.path, ctx.Err())
+	}
+	if c.idempotent {
+		reason = outcome
+	}
+	return 0, 0, reason, fmt.Errorf("%s %s: %w", c.method, c.path, err)
+}
+
+// answer classifies a complete response.
+func (cl *Client) answer(c call, resp *http.Response, raw []byte) (int, time.Duration, string, error) {
+	status := resp.StatusCode
+	if status >= 200 && status < 300 {
+		cl.m.calls.WithLabelValues(c.op, "ok").Inc()
+		if c.out != nil && status != http.StatusNoContent && len(bytes.TrimSpace(raw)) > 0 {
+			if err := json.Unmarshal(raw, c.out); err != nil {
+				return status, 0, "", fmt.Errorf("decode %s %s answer: %w", c.method, c.path, err)
+			}
+		}
+		return status, 0, "", nil
+	}
+	if len(raw) > 64<<10 {
+		raw = raw[:64<<10]
+	}
+	apiErr := newAPIError(c.method, c.path, status, resp.Header, raw, time.Now())
+	cl.m.calls.WithLabelValues(c.op, outcomeOf(status)).Inc()
+	reason := ""
+	switch {
+	case status == http.StatusTooManyRequests:
+		reason = "rate_limited"
+	case status >= 500 && c.idempotent:
+		reason = "server_error"
+	}
+	return status, apiErr.RetryAfter, reason, apiErr
+}
+
+func outcomeOf(status int) string {
+	switch classOf(status) {
+	case ErrBadRequest:
+		return "bad_request"
+	case ErrUnauthorized:
+		return "unauthorized"
+	case ErrNotFound:
+		return "not_found"
+	case ErrGone:
+		return "gone"
+	case ErrRateLimited:
+		return "rate_limited"
+	case ErrServer:
+		return "server_error"
+	default:
+		return "other_status"
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// backoff returns the jittered delay before retry number attempt+1: a random
+// duration in [d/2, d] where d = MinBackoff·2^attempt, capped at MaxBackoff.
+func (cl *Client) backoff(attempt int) time.Duration {
+	d := cl.cfg.MinBackoff << min(attempt, 30)
+	if d <= 0 || d > cl.cfg.MaxBackoff {
+		d = cl.cfg.MaxBackoff
+	}
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+// escape escapes one path segment (an ID).
+func escape(id string) string { return url.PathEscape(id) }

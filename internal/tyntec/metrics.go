@@ -1,0 +1,65 @@
+package tyntec
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the client's Prometheus collectors. Clients that share a
+// Registerer share the collectors.
+type metrics struct {
+	calls    *prometheus.CounterVec   // one per HTTP attempt, by op and outcome
+	retries  *prometheus.CounterVec   // by op and reason
+	duration *prometheus.HistogramVec // by op
+	wait     prometheus.Histogram     // time waiting for the rate budget
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_tyntec_calls_total",
+			Help: "HTTP requests to the tyntec API by operation and outcome (ok, bad_request, unauthorized, not_found, gone, rate_limited, server_error, other_status, timeout, network_error).",
+		}, []string{"op", "outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_tyntec_retries_total",
+			Help: "Retried tyntec API requests by operation and reason.",
+		}, []string{"op", "reason"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "otpscope_tyntec_call_duration_seconds",
+			Help:    "Duration of one HTTP request to the tyntec API, by operation.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"op"}),
+		wait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "otpscope_tyntec_rate_limit_wait_seconds",
+			Help:    "Time spent waiting for the tyntec API call budget before a request.",
+			Buckets: []float64{0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60},
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	m.calls = register(reg, m.calls, &err)
+	m.retries = register(reg, m.retries, &err)
+	m.duration = register(reg, m.duration, &err)
+	m.wait = register(reg, m.wait, &err)
+	return m, err
+}
+
+// register registers c, or returns the collector already registered under
+// the same name so that several clients can share one registry.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		if *errp == nil {
+			*errp = err
+		}
+	}
+	return c
+}

@@ -1,0 +1,319 @@
+package tyntecsim
+
+import (
+	"net/http"
+	"regexp"
+	"slices"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/otpscope/otpscope/internal/tyntec"
+)
+
+var otpCodePattern = regexp.MustCompile(`^[^A-Z]{4,11}$`)
+
+// v4View is an OTP as GET /2fa/v4/otp/{otp-id} shows it. Callers hold s.mu.
+func (s *Sim) v4View(o *otp) tyntec.OTP {
+	o.refresh(s.clock.now())
+	return tyntec.OTP{
+		OTPID: o.id, To: o.to, OTPStatus: o.status, AllowedAttempts: o.allowed, AttemptCount: o.attemptCount,
+		OTPCreated: o.created, OTPExpire: o.expire,
+	}
+}
+
+// Send sends an OTP as POST /2fa/v4/otp does, without HTTP, and returns its ID.
+func (s *Sim) Send(req tyntec.NewOTPRequest) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, field, msg := s.v4Request(req)
+	if field != "" {
+		return "", &tyntec.APIError{Method: http.MethodPost, Path: "/2fa/v4/otp", StatusCode: http.StatusBadRequest,
+			Status: http.StatusBadRequest, Title: "Constraint Violation", Violations: []tyntec.Violation{{Field: field, Message: msg}}}
+	}
+	return s.createOTP(n).id, nil
+}
+
+// v4Request checks a send request; field and msg name the first violation. Callers hold s.mu.
+func (s *Sim) v4Request(req tyntec.NewOTPRequest) (n newOTP, field, msg string) {
+	if req.To == "" {
+		return n, "to", "must not be blank"
+	}
+	if req.OTPCode != "" && !otpCodePattern.MatchString(req.OTPCode) {
+		return n, "otpCode", "must be 4 to 11 characters without upper-case letters"
+	}
+	prof, ok := s.profiles[0], true
+	if req.ProfileName != "" {
+		i := slices.IndexFunc(s.profiles, func(p tyntec.Profile) bool { return p.Name == req.ProfileName })
+		if ok = i >= 0; ok {
+			prof = s.profiles[i]
+		}
+	}
+	if !ok {
+		return n, "profileName", "unknown profile " + req.ProfileName
+	}
+	prio := s.priorities[0]
+	if req.PriorityName != "" {
+		i := slices.IndexFunc(s.priorities, func(p tyntec.Priority) bool { return p.Name == req.PriorityName })
+		if i < 0 {
+			return n, "priorityName", "unknown priority " + req.PriorityName
+		}
+		prio = s.priorities[i]
+	}
+	allowed := prof.Attempts
+	if allowed <= 0 {
+		allowed = 3
+	}
+	return newOTP{api: APIv4, to: req.To, code: req.OTPCode, profile: prof, priority: prio, allowed: allowed, codeLen: prof.OTPCodeLength}, "", ""
+}
+
+func (s *Sim) v4SendOTP(w http.ResponseWriter, r *http.Request) {
+	var req tyntec.NewOTPRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	s.mu.Lock()
+	n, field, msg := s.v4Request(req)
+	var id string
+	if field == "" {
+		id = s.createOTP(n).id
+	}
+	s.mu.Unlock()
+	if field != "" {
+		writeViolation(w, field, msg)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, tyntec.CreatedOTP{ID: id})
+}
+
+func (s *Sim) v4ListOTPs(w http.ResponseWriter, r *http.Request) {
+	to, status := r.URL.Query().Get("to"), r.URL.Query().Get("otpStatus")
+	s.mu.Lock()
+	out := []tyntec.OTP{}
+	for _, o := range s.otps {
+		v := s.v4View(o)
+		if o.deleted || (to != "" && v.To != to) || (status != "" && v.OTPStatus != status) {
+			continue
+		}
+		out = append(out, v)
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
+}
+
+// lookup returns a live OTP. Callers hold s.mu.
+func (s *Sim) lookup(id string) (*otp, bool) {
+	o, ok := s.byID[id]
+	if !ok || o.deleted {
+		return nil, false
+	}
+	return o, true
+}
+
+func (s *Sim) v4GetOTP(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	s.mu.Lock()
+	o, ok := s.lookup(id)
+	var v tyntec.OTP
+	if ok {
+		v = s.v4View(o)
+	}
+	s.mu.Unlock()
+	if !ok {
+		writeNotFound(w, id)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Sim) v4DeleteOTP(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	s.mu.Lock()
+	o, ok := s.lookup(id)
+	if ok {
+		o.deleted = true
+	}
+	s.mu.Unlock()
+	if !ok {
+		writeNotFound(w, id)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Sim) v4Validate(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	var req tyntec.ValidateOTPRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if len(req.OTPCode) < 4 || len(req.OTPCode) > 11 {
+		writeViolation(w, "otpCode", "size must be between 4 and 11")
+		return
+	}
+	s.mu.Lock()
+	o, ok := s.lookup(id)
+	var result string
+	if ok {
+		result = s.check(o, req.OTPCode, APIv4, s.clock.now())
+	}
+	s.mu.Unlock()
+	if !ok {
+		writeNotFound(w, id)
+		return
+	}
+	writeJSON(w, http.StatusOK, tyntec.ValidateOTPResponse{OTPStatus: result})
+}
+
+func (s *Sim) v4ListCallbacks(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	out := s.copyCallbacks()
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Sim) v4CreateCallback(w http.ResponseWriter, r *http.Request) {
+	var req tyntec.NewCallbackConfig
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.URL == "" {
+		writeViolation(w, "url", "must not be blank")
+		return
+	}
+	s.mu.Lock()
+	cb := s.addCallback(req)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusCreated, tyntec.CreatedID{ID: cb.ID})
+}
+
+func (s *Sim) v4PatchCallback(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	var req tyntec.NewCallbackConfig
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.URL == "" {
+		writeViolation(w, "url", "must not be blank")
+		return
+	}
+	s.mu.Lock()
+	i := slices.IndexFunc(s.callbacks, func(c *tyntec.CallbackConfig) bool { return c.ID == id })
+	var out tyntec.CallbackConfig
+	if i >= 0 {
+		// A new value replaces the old one, so webhooks already queued keep
+		// the configuration they were emitted with.
+		cb := &tyntec.CallbackConfig{ID: id, URL: req.URL, ProfileID: req.ProfileID, Headers: copyHeaders(req.Headers)}
+		s.callbacks[i] = cb
+		out = *cb
+		out.Headers = copyHeaders(cb.Headers)
+	}
+	s.mu.Unlock()
+	if i < 0 {
+		writeNotFound(w, id)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Sim) v4DeleteCallback(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	s.mu.Lock()
+	n := len(s.callbacks)
+	s.callbacks = slices.DeleteFunc(s.callbacks, func(c *tyntec.CallbackConfig) bool { return c.ID == id })
+	found := len(s.callbacks) < n
+	s.mu.Unlock()
+	if !found {
+		writeNotFound(w, id)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Sim) v4ListPriorities(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("name")
+	s.mu.Lock()
+	out := []tyntec.Priority{}
+	for _, p := range s.priorities {
+		if name == "" || p.Name == name {
+			out = append(out, p)
+		}
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Sim) v4GetPriority(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	s.mu.Lock()
+	i := slices.IndexFunc(s.priorities, func(p tyntec.Priority) bool { return p.ID == id })
+	var p tyntec.Priority
+	if i >= 0 {
+		p = s.priorities[i]
+	}
+	s.mu.Unlock()
+	if i < 0 {
+		writeNotFound(w, id)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Sim) v4CreatePriority(w http.ResponseWriter, r *http.Request) {
+	var req tyntec.NewPriority
+	if !decode(w, r, &req) {
+		return
+	}
+	if n := len(req.ChannelPriority); n < 1 || n > 2 {
+		writeViolation(w, "channelPriority", "size must be between 1 and 2")
+		return
+	}
+	for _, cp := range req.ChannelPriority {
+		if _, ok := s.cfg.Channels[cp.Channel]; !ok || cp.Priority < 1 {
+			writeViolation(w, "channelPriority", "unknown channel or priority below 1")
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if req.Name != "" && slices.ContainsFunc(s.priorities, func(p tyntec.Priority) bool { return p.Name == req.Name }) {
+		writeJSON(w, http.StatusConflict, struct {
+			Status       int    `json:"status"`
+			Title        string `json:"title"`
+			Detail       string `json:"detail"`
+			PriorityName string `json:"priorityName"`
+		}{http.StatusConflict, "Conflict", "Priority with name " + req.Name + " already exists. Priority name must be unique.", req.Name})
+		return
+	}
+	p := tyntec.Priority{ID: s.newID(), Name: req.Name, ChannelPriority: slices.Clone(req.ChannelPriority)}
+	s.priorities = append(s.priorities, p)
+	writeJSON(w, http.StatusCreated, tyntec.CreatedID{ID: p.ID})
+}
+
+func (s *Sim) v4ListProfiles(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("name")
+	s.mu.Lock()
+	out := []tyntec.Profile{}
+	for _, p := range s.profiles {
+		if name == "" || p.Name == name {
+			out = append(out, p)
+		}
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Sim) v4GetProfile(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	s.mu.Lock()
+	i := slices.IndexFunc(s.profiles, func(p tyntec.Profile) bool { return p.ID == id })
+	var p tyntec.Profile
+	if i >= 0 {
+		p = s.profiles[i]
+	}
+	s.mu.Unlock()
+	if i < 0 {
+		writeNotFound(w, id)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}

@@ -1,0 +1,280 @@
+package tyntecsim
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/tyntec"
+)
+
+// DefaultAPIKey is the API key the simulator accepts when Config.APIKeys is empty.
+const DefaultAPIKey = "sim-api-key"
+
+// Config configures a Sim. Zero fields take the defaults documented on them.
+type Config struct {
+	// Seed makes every random choice reproducible.
+	Seed int64
+	// APIKeys accepted in the apiKey header, default [DefaultAPIKey].
+	// Any other key is answered 401.
+	APIKeys []string
+	// TimeScale is simulated seconds per wall-clock second, default 1. At 1000
+	// a 3 s SMS latency takes 3 ms and a 300 s OTP expiry 0.3 s. It applies to
+	// delivery, expiry, simulated users and webhook retry backoff; API faults
+	// (slow answers) and the API rate limit run on the wall clock.
+	TimeScale float64
+	// Start is the simulated time at Sim creation, default the wall clock.
+	Start time.Time
+
+	// Channels overrides the behaviour of each channel (keys SMS, VOICE,
+	// VIBER, WHATSAPP); missing channels use DefaultChannels.
+	Channels map[string]Channel
+	// Priorities and Profiles replace the built-in ones (DefaultPriorities,
+	// DefaultProfiles) when not empty. The first of each is the default of an
+	// OTP that names none.
+	Priorities []tyntec.Priority
+	Profiles   []tyntec.Profile
+	// Callbacks are registered at start, as if created through the API.
+	Callbacks []tyntec.NewCallbackConfig
+	// OTPExpiry of every OTP, default 300 s (simulated).
+	OTPExpiry time.Duration
+
+	Faults  Faults
+	Webhook WebhookPolicy
+	// Traffic, when Rate > 0, is generated from Start until Close.
+	Traffic Traffic
+
+	// HTTPClient sends webhooks, default a client with Webhook.Timeout.
+	HTTPClient *http.Client
+	// Logger, default discards.
+	Logger *slog.Logger
+}
+
+// Channel is how one delivery channel behaves.
+type Channel struct {
+	// DeliveryProbability is the share of attempts the channel can deliver;
+	// the others end UNDELIVERABLE (or TIMED_OUT when slower than Timeout).
+	DeliveryProbability float64
+	// Latency from DISPATCHED to the delivery report (either outcome).
+	Latency LogNormal
+	// Timeout after which an attempt without report ends TIMED_OUT.
+	Timeout time.Duration
+	// DispatchDelay from the request (or the previous channel's failure) to DISPATCHED.
+	DispatchDelay time.Duration
+}
+
+// LogNormal is a latency distribution given by its median and 95th percentile.
+type LogNormal struct {
+	Median time.Duration
+	P95    time.Duration
+}
+
+// sample draws from the distribution with the standard normal variate z.
+func (d LogNormal) sample(z float64) time.Duration {
+	if d.Median <= 0 {
+		return 0
+	}
+	sigma := 0.0
+	if d.P95 > d.Median {
+		sigma = math.Log(float64(d.P95)/float64(d.Median)) / 1.6449
+	}
+	return time.Duration(float64(d.Median) * math.Exp(sigma*z))
+}
+
+// Faults are the misbehaviours the simulator shows on demand. Shares are
+// probabilities in [0, 1].
+type Faults struct {
+	// WebhookDrop is the share of webhooks never sent.
+	WebhookDrop float64
+	// WebhookDuplicate is the share of webhooks sent twice.
+	WebhookDuplicate float64
+	// WebhookReorder is the share of webhooks held back by ReorderDelay
+	// (simulated), so that later events of the same OTP overtake them.
+	WebhookReorder float64
+	ReorderDelay   time.Duration // default 10 s
+
+	// APIError is the share of API calls answered with APIErrorStatus (default 500).
+	APIError       float64
+	APIErrorStatus int
+	// APISlow is the share of API calls answered after APISlowDelay (wall clock, default 2 s).
+	APISlow      float64
+	APISlowDelay time.Duration
+
+	// RateLimit calls per RatePeriod (wall clock) per API key; more are
+	// answered 429 with Retry-After. 0 disables the limit.
+	RateLimit  int
+	RatePeriod time.Duration // default 60 s
+	// RetryAfter, when set, is sent instead of the time until the window frees a call.
+	RetryAfter time.Duration
+}
+
+// WebhookPolicy is how webhooks are sent and retried. Retry delays are simulated time.
+type WebhookPolicy struct {
+	// MaxAttempts per webhook, default 5.
+	MaxAttempts int
+	// InitialBackoff doubles after each non-2xx answer up to MaxBackoff
+	// (defaults 1 s and 60 s); a Retry-After answer (in seconds) is honoured
+	// up to MaxBackoff.
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	// Timeout of one webhook request (wall clock), default 5 s.
+	Timeout time.Duration
+	// Workers sending webhooks, default 8. Webhooks of one OTP go through one
+	// worker in order, so only the reorder fault reorders them.
+	Workers int
+}
+
+// DefaultChannels returns the default behaviour of each channel: plausible
+// figures, not tyntec's, chosen so that fallbacks happen in a few percent of
+// OTPs and timeouts are rare.
+func DefaultChannels() map[string]Channel {
+	return map[string]Channel{
+		tyntec.ChannelSMS:      {DeliveryProbability: 0.92, Latency: LogNormal{3 * time.Second, 15 * time.Second}, Timeout: 60 * time.Second, DispatchDelay: 200 * time.Millisecond},
+		tyntec.ChannelViber:    {DeliveryProbability: 0.85, Latency: LogNormal{2 * time.Second, 8 * time.Second}, Timeout: 30 * time.Second, DispatchDelay: 200 * time.Millisecond},
+		tyntec.ChannelWhatsApp: {DeliveryProbability: 0.88, Latency: LogNormal{1500 * time.Millisecond, 6 * time.Second}, Timeout: 30 * time.Second, DispatchDelay: 200 * time.Millisecond},
+		tyntec.ChannelVoice:    {DeliveryProbability: 0.90, Latency: LogNormal{10 * time.Second, 25 * time.Second}, Timeout: 60 * time.Second, DispatchDelay: 500 * time.Millisecond},
+	}
+}
+
+// DefaultPriorities returns the built-in priorities (IDs are fixed so tests
+// and demos can refer to them).
+func DefaultPriorities() []tyntec.Priority {
+	p := func(id, name string, chs ...string) tyntec.Priority {
+		pr := tyntec.Priority{ID: id, Name: name}
+		for i, ch := range chs {
+			pr.ChannelPriority = append(pr.ChannelPriority, tyntec.ChannelPriority{Channel: ch, Priority: i + 1})
+		}
+		return pr
+	}
+	return []tyntec.Priority{
+		p("3fa85f64-5717-4562-b3fc-2c963f66af01", "tyntec_priority_sms-viber", tyntec.ChannelSMS, tyntec.ChannelViber),
+		p("3fa85f64-5717-4562-b3fc-2c963f66af02", "tyntec_priority_sms-voice", tyntec.ChannelSMS, tyntec.ChannelVoice),
+		p("3fa85f64-5717-4562-b3fc-2c963f66af03", "tyntec_priority_whatsapp-sms", tyntec.ChannelWhatsApp, tyntec.ChannelSMS),
+		p("3fa85f64-5717-4562-b3fc-2c963f66af04", "tyntec_priority_sms", tyntec.ChannelSMS),
+	}
+}
+
+// DefaultProfiles returns the built-in profiles.
+func DefaultProfiles() []tyntec.Profile {
+	p := func(id, name string, attempts, length int) tyntec.Profile {
+		pr := tyntec.Profile{ID: id, Name: name, Attempts: attempts, OTPCodeLength: length}
+		for _, ch := range []string{tyntec.ChannelSMS, tyntec.ChannelVoice, tyntec.ChannelViber, tyntec.ChannelWhatsApp} {
+			pr.Channels = append(pr.Channels, tyntec.ProfileChannel{Type: ch, Templates: []tyntec.Template{{Name: name + "_" + ch, LanguageCode: "en_US"}}})
+		}
+		return pr
+	}
+	return []tyntec.Profile{
+		p("adbe6521-f5bd-4295-9fd9-776debdf7d01", "tyntec_profile_register", 3, 6),
+		p("adbe6521-f5bd-4295-9fd9-776debdf7d02", "tyntec_profile_login", 3, 6),
+		p("adbe6521-f5bd-4295-9fd9-776debdf7d03", "tyntec_profile_payment", 5, 8),
+	}
+}
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if len(c.APIKeys) == 0 {
+		c.APIKeys = []string{DefaultAPIKey}
+	}
+	if c.TimeScale == 0 {
+		c.TimeScale = 1
+	}
+	chs := DefaultChannels()
+	for k, v := range c.Channels {
+		chs[k] = v
+	}
+	c.Channels = chs
+	if len(c.Priorities) == 0 {
+		c.Priorities = DefaultPriorities()
+	}
+	if len(c.Profiles) == 0 {
+		c.Profiles = DefaultProfiles()
+	}
+	if c.OTPExpiry == 0 {
+		c.OTPExpiry = 300 * time.Second
+	}
+	f := &c.Faults
+	if f.ReorderDelay == 0 {
+		f.ReorderDelay = 10 * time.Second
+	}
+	if f.APIErrorStatus == 0 {
+		f.APIErrorStatus = http.StatusInternalServerError
+	}
+	if f.APISlowDelay == 0 {
+		f.APISlowDelay = 2 * time.Second
+	}
+	if f.RatePeriod == 0 {
+		f.RatePeriod = 60 * time.Second
+	}
+	w := &c.Webhook
+	if w.MaxAttempts == 0 {
+		w.MaxAttempts = 5
+	}
+	if w.InitialBackoff == 0 {
+		w.InitialBackoff = time.Second
+	}
+	if w.MaxBackoff == 0 {
+		w.MaxBackoff = 60 * time.Second
+	}
+	if w.Timeout == 0 {
+		w.Timeout = 5 * time.Second
+	}
+	if w.Workers == 0 {
+		w.Workers = 8
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: w.Timeout}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Traffic = c.Traffic.withDefaults()
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	d := c.withDefaults()
+	if d.TimeScale <= 0 {
+		return fmt.Errorf("time scale %v: want > 0", c.TimeScale)
+	}
+	for name, ch := range d.Channels {
+		if ch.DeliveryProbability < 0 || ch.DeliveryProbability > 1 {
+			return fmt.Errorf("channel %s delivery probability %v: want 0..1", name, ch.DeliveryProbability)
+		}
+		if ch.Timeout <= 0 {
+			return fmt.Errorf("channel %s timeout %s: want > 0", name, ch.Timeout)
+		}
+	}
+	for _, s := range []struct {
+		name string
+		v    float64
+	}{
+		{"webhook drop", d.Faults.WebhookDrop}, {"webhook duplicate", d.Faults.WebhookDuplicate},
+		{"webhook reorder", d.Faults.WebhookReorder}, {"API error", d.Faults.APIError}, {"API slow", d.Faults.APISlow},
+		{"traffic v1 share", d.Traffic.V1Share}, {"traffic verify share", d.Traffic.VerifyShare},
+	} {
+		if s.v < 0 || s.v > 1 {
+			return fmt.Errorf("%s share %v: want 0..1", s.name, s.v)
+		}
+	}
+	if d.Faults.RateLimit < 0 {
+		return fmt.Errorf("rate limit %d: want >= 0", d.Faults.RateLimit)
+	}
+	if d.Webhook.MaxAttempts < 1 {
+		return errors.New("webhook max attempts: want >= 1")
+	}
+	for _, p := range d.Priorities {
+		if len(p.ChannelPriority) == 0 {
+			return fmt.Errorf("priority %q has no channels", p.Name)
+		}
+		for _, cp := range p.ChannelPriority {
+			if _, ok := d.Channels[cp.Channel]; !ok {
+				return fmt.Errorf("priority %q: unknown channel %q", p.Name, cp.Channel)
+			}
+		}
+	}
+	return nil
+}

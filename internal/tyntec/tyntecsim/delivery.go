@@ -1,0 +1,261 @@
+package tyntecsim
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/tyntec"
+)
+
+// otp is the simulator's state of one OTP. Guarded by Sim.mu.
+type otp struct {
+	id, api, to, code string
+	profileID         string
+	profileName       string
+	priorityName      string
+	applicationID     string
+	referenceID       string
+	channels          []string
+	created, expire   time.Time
+	allowed           int
+	attemptCount      int
+	status            string
+	generated         bool
+	deleted           bool
+	userScheduled     bool
+	rng               *rand.Rand
+	attempts          []*Attempt
+	webhooks          []*Webhook
+	events            []tyntec.V1Event
+	resends           []Resend
+	checks            []Check
+}
+
+// refresh expires an open OTP whose time is up.
+func (o *otp) refresh(now time.Time) {
+	if (o.status == tyntec.OTPActive || o.status == tyntec.OTPWrongCode) && !now.Before(o.expire) {
+		o.status = tyntec.OTPExpired
+	}
+}
+
+// open reports whether the OTP can still be verified at now.
+func (o *otp) open(now time.Time) bool {
+	o.refresh(now)
+	return o.status == tyntec.OTPActive || o.status == tyntec.OTPWrongCode
+}
+
+// newOTP holds what a send request decided.
+type newOTP struct {
+	api, to, code string
+	profile       tyntec.Profile
+	priority      tyntec.Priority
+	channels      []string // v1: the one channel asked for
+	allowed       int
+	codeLen       int
+	appID, refID  string
+	generated     bool
+}
+
+// createOTP stores an OTP and schedules its first dispatch. Callers hold s.mu.
+func (s *Sim) createOTP(n newOTP) *otp {
+	s.seq++
+	o := &otp{
+		id: s.newID(), api: n.api, to: n.to, code: n.code,
+		applicationID: n.appID, referenceID: n.refID,
+		allowed: n.allowed, status: tyntec.OTPActive, generated: n.generated,
+		rng: rand.New(rand.NewPCG(uint64(s.cfg.Seed), 1000+s.seq)),
+	}
+	if n.api == APIv4 {
+		o.profileID, o.profileName, o.priorityName = n.profile.ID, n.profile.Name, n.priority.Name
+		o.channels = sortedChannels(n.priority)
+	} else {
+		o.channels = n.channels
+	}
+	if o.code == "" {
+		length := max(4, n.codeLen)
+		b := make([]byte, length)
+		for i := range b {
+			b[i] = byte('0' + o.rng.IntN(10))
+		}
+		o.code = string(b)
+	}
+	o.created = s.clock.now()
+	o.expire = o.created.Add(s.cfg.OTPExpiry)
+	s.otps = append(s.otps, o)
+	s.byID[o.id] = o
+	o.events = append(o.events, v1Event(tyntec.V1EventCreated, "", tyntec.OTPActive, o.created))
+	s.schedule(o.created.Add(s.cfg.Channels[o.channels[0]].DispatchDelay), func(at time.Time) { s.dispatch(o, 0, false, at) })
+	return o
+}
+
+// dispatch starts the attempt on channel idx of the OTP's channels (or, for a
+// re-send, on the channel appended for it) and schedules its report.
+func (s *Sim) dispatch(o *otp, idx int, resend bool, at time.Time) {
+	if !resend && !o.open(at) {
+		return // verified or expired before the fallback was due
+	}
+	ch := o.channels[idx]
+	beh := s.cfg.Channels[ch]
+	a := &Attempt{Channel: ch, Resend: resend, Dispatched: at}
+	o.attempts = append(o.attempts, a)
+	s.emit(o, a, tyntec.DeliveryDispatched, at, nil)
+
+	// Draw in a fixed order so the OTP's generator gives the same story.
+	deliverable := o.rng.Float64() < beh.DeliveryProbability
+	latency := beh.Latency.sample(o.rng.NormFloat64())
+	outcome := tyntec.DeliveryUndeliverable
+	if deliverable {
+		outcome = tyntec.DeliveryDelivered
+	}
+	if latency > beh.Timeout {
+		outcome, latency = tyntec.DeliveryTimedOut, beh.Timeout
+	}
+	s.schedule(at.Add(latency), func(at time.Time) { s.settle(o, a, idx, outcome, at) })
+}
+
+// settle records the report of an attempt and falls back to the next channel on failure.
+func (s *Sim) settle(o *otp, a *Attempt, idx int, outcome string, at time.Time) {
+	a.Outcome, a.Settled = outcome, at
+	var derr *tyntec.DeliveryError
+	if outcome != tyntec.DeliveryDelivered {
+		derr = deliveryError(a.Channel, outcome, s.cfg.Channels[a.Channel].Timeout)
+		a.ErrorCode = derr.Code
+	}
+	s.emit(o, a, outcome, at, derr)
+	switch {
+	case outcome == tyntec.DeliveryDelivered:
+		s.simulateUser(o, at)
+	case !a.Resend && idx+1 < len(o.channels):
+		next := s.cfg.Channels[o.channels[idx+1]]
+		s.schedule(at.Add(next.DispatchDelay), func(at time.Time) { s.dispatch(o, idx+1, false, at) })
+	}
+}
+
+// deliveryError is the error object of a failed attempt; codes follow the
+// tyntec::<area>::<detail> form of tyntec's example.
+func deliveryError(channel, outcome string, timeout time.Duration) *tyntec.DeliveryError {
+	if outcome == tyntec.DeliveryTimedOut {
+		return &tyntec.DeliveryError{Code: "tyntec::" + channel + "::timeout", Message: fmt.Sprintf("no delivery report within %s", timeout)}
+	}
+	return &tyntec.DeliveryError{Code: "tyntec::" + channel + "::undeliverable", Message: "the message could not be delivered to the recipient"}
+}
+
+// emit records a delivery event: a v1 event on every OTP, and a webhook to
+// every matching callback for v4 OTPs.
+func (s *Sim) emit(o *otp, a *Attempt, status string, at time.Time, derr *tyntec.DeliveryError) {
+	o.events = append(o.events, v1Event(a.Channel, tyntec.V1EventStatus(status), status, at))
+	if o.api != APIv4 {
+		return
+	}
+	body, err := json.Marshal(tyntec.DeliveryStatus{
+		Channel: a.Channel, OTPID: o.id, ProfileID: o.profileID, Status: status, Timestamp: at, Error: derr,
+	})
+	if err != nil {
+		s.log.Error("encode webhook", "err", err)
+		return
+	}
+	for _, cb := range s.callbacks {
+		if cb.ProfileID != "" && cb.ProfileID != o.profileID {
+			continue
+		}
+		// Always three draws, so enabling one fault does not change the others.
+		drop, dup, reorder := s.faults.Float64(), s.faults.Float64(), s.faults.Float64()
+		w := &Webhook{CallbackID: cb.ID, URL: cb.URL, Channel: a.Channel, Status: status, Timestamp: at}
+		o.webhooks = append(o.webhooks, w)
+		f := s.cfg.Faults
+		if drop < f.WebhookDrop {
+			w.Dropped = true
+			continue
+		}
+		job := hookJob{otpID: o.id, w: w, url: cb.URL, headers: copyHeaders(cb.Headers), body: body, copies: 1}
+		if dup < f.WebhookDuplicate {
+			w.Duplicated, job.copies = true, 2
+		}
+		if reorder < f.WebhookReorder {
+			w.Reordered = true
+			s.schedule(at.Add(f.ReorderDelay), func(time.Time) { s.hooks.enqueue(job) })
+			continue
+		}
+		s.hooks.enqueue(job)
+	}
+}
+
+// v1Event builds one v1 event.
+func v1Event(typ, status, text string, at time.Time) tyntec.V1Event {
+	return tyntec.V1Event{Created: at.UnixMilli(), Status: status, StatusText: text, TimestampCreated: formatV1Time(at), Type: typ}
+}
+
+func formatV1Time(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// check validates a code and returns the v4 answer. Callers hold s.mu.
+func (s *Sim) check(o *otp, code, api string, at time.Time) string {
+	o.refresh(at)
+	result := o.status
+	switch o.status {
+	case tyntec.OTPVerified:
+		result = tyntec.OTPAlreadyReported
+	case tyntec.OTPExpired, tyntec.OTPTooManyAttempts:
+	default:
+		o.attemptCount++
+		switch {
+		case code == o.code:
+			o.status = tyntec.OTPVerified
+		case o.attemptCount >= o.allowed:
+			o.status = tyntec.OTPTooManyAttempts
+		default:
+			o.status = tyntec.OTPWrongCode
+		}
+		result = o.status
+	}
+	o.checks = append(o.checks, Check{At: at, API: api, Right: code == o.code, Result: result})
+	st := tyntec.V1StatusFailed
+	if result == tyntec.OTPVerified {
+		st = tyntec.V1StatusSuccess
+	}
+	o.events = append(o.events, v1Event(tyntec.V1EventCheck, st, result, at))
+	return result
+}
+
+// resend starts an extra attempt on channel ch at now. Callers hold s.mu.
+func (s *Sim) resend(o *otp, via, ch string, now time.Time) {
+	o.resends = append(o.resends, Resend{At: now, Via: via, Channel: ch})
+	o.events = append(o.events, v1Event(tyntec.V1EventResend, "", via, now))
+	o.channels = append(o.channels, ch)
+	idx := len(o.channels) - 1
+	s.schedule(now.Add(s.cfg.Channels[ch].DispatchDelay), func(at time.Time) { s.dispatch(o, idx, true, at) })
+}
+
+// simulateUser makes the user of a generated OTP type the code after it
+// arrived: most type it right, some first type a wrong one, some never.
+func (s *Sim) simulateUser(o *otp, at time.Time) {
+	if !o.generated || o.userScheduled {
+		return
+	}
+	o.userScheduled = true
+	t := s.cfg.Traffic
+	verify := o.rng.Float64() < t.VerifyShare
+	wrong := o.rng.Float64() < t.WrongCodeShare
+	think := t.ThinkTime.sample(o.rng.NormFloat64())
+	if !verify {
+		return
+	}
+	at = at.Add(think)
+	if wrong {
+		s.schedule(at, func(at time.Time) { s.check(o, wrongCode(o.code), o.api, at) })
+		at = at.Add(t.ThinkTime.Median)
+	}
+	s.schedule(at, func(at time.Time) { s.check(o, o.code, o.api, at) })
+}
+
+// wrongCode returns a code of the same length that differs from code.
+func wrongCode(code string) string {
+	b := []byte(code)
+	if b[0] == '9' {
+		b[0] = '0'
+	} else {
+		b[0]++
+	}
+	return string(b)
+}

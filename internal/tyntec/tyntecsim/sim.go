@@ -1,0 +1,293 @@
+package tyntecsim
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/otpscope/otpscope/internal/tyntec"
+)
+
+// Sim is the simulator. It is safe for concurrent use.
+type Sim struct {
+	cfg     Config
+	log     *slog.Logger
+	handler http.Handler
+	clock   clock
+
+	mu         sync.Mutex
+	seq        uint64     // OTPs created, seeds each OTP's generator
+	ids        *rand.Rand // IDs of OTPs, callbacks and priorities
+	faults     *rand.Rand // fault decisions on webhooks
+	apiFaults  *rand.Rand // fault decisions on API calls
+	otps       []*otp     // in creation order
+	byID       map[string]*otp
+	callbacks  []*tyntec.CallbackConfig
+	priorities []tyntec.Priority
+	profiles   []tyntec.Profile
+	queue      itemHeap
+	itemSeq    uint64
+	wake       chan struct{}
+	calls      []Call
+	accepted   map[string][]time.Time // API key → accepted call times, for the rate limit
+
+	hooks   *dispatcher
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+}
+
+// New returns a simulator for cfg. Its delivery engine runs after Start.
+func New(cfg Config) (*Sim, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("tyntecsim config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	start := cfg.Start
+	if start.IsZero() {
+		start = time.Now()
+	}
+	s := &Sim{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		clock:      clock{real: time.Now(), sim: start.UTC().Truncate(time.Millisecond), scale: cfg.TimeScale},
+		ids:        rand.New(rand.NewPCG(uint64(cfg.Seed), 1)),
+		faults:     rand.New(rand.NewPCG(uint64(cfg.Seed), 2)),
+		apiFaults:  rand.New(rand.NewPCG(uint64(cfg.Seed), 3)),
+		byID:       map[string]*otp{},
+		priorities: append([]tyntec.Priority(nil), cfg.Priorities...),
+		profiles:   append([]tyntec.Profile(nil), cfg.Profiles...),
+		wake:       make(chan struct{}, 1),
+		accepted:   map[string][]time.Time{},
+	}
+	for i := range s.priorities {
+		if s.priorities[i].ID == "" {
+			s.priorities[i].ID = s.newID()
+		}
+	}
+	for i := range s.profiles {
+		if s.profiles[i].ID == "" {
+			s.profiles[i].ID = s.newID()
+		}
+	}
+	for _, cb := range cfg.Callbacks {
+		s.addCallback(cb)
+	}
+	s.hooks = newDispatcher(s)
+	s.handler = s.routes()
+	return s, nil
+}
+
+// ServeHTTP serves tyntec's API.
+func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Start runs the delivery engine, the webhook senders and, when configured,
+// the traffic generator in the background until ctx ends or Close is called.
+// OTPs accepted before Start are delivered once it runs.
+func (s *Sim) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("tyntecsim: already started")
+	}
+	s.started = true
+	ctx, s.stop = context.WithCancel(ctx)
+	s.mu.Unlock()
+
+	s.wg.Go(func() { s.runEngine(ctx) })
+	s.hooks.start(ctx, &s.wg)
+	if s.cfg.Traffic.Rate > 0 {
+		s.wg.Go(func() {
+			if err := s.RunTraffic(ctx, s.cfg.Traffic); err != nil && !errors.Is(err, context.Canceled) {
+				s.log.Error("traffic generator stopped", "err", err)
+			}
+		})
+	}
+	return nil
+}
+
+// Close stops the background work and waits for it. Webhooks not yet sent
+// stay unsent (Truth shows them as not delivered).
+func (s *Sim) Close() error {
+	s.mu.Lock()
+	stop := s.stop
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// Now returns the simulated time.
+func (s *Sim) Now() time.Time { return s.clock.now() }
+
+// Idle reports whether nothing is scheduled: no delivery step, simulated
+// user or held webhook pending, and no webhook queued or being sent.
+func (s *Sim) Idle() bool {
+	s.mu.Lock()
+	pending := len(s.queue)
+	s.mu.Unlock()
+	return pending == 0 && s.hooks.idle()
+}
+
+// WaitIdle polls Idle until it holds or ctx ends.
+func (s *Sim) WaitIdle(ctx context.Context) error {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for !s.Idle() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for simulator to be idle: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// newID returns a UUID from the seeded generator. Callers hold s.mu.
+func (s *Sim) newID() string {
+	var b [16]byte
+	for i := 0; i < 16; i += 8 {
+		v := s.ids.Uint64()
+		for j := range 8 {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
+	return uuid.UUID(b).String()
+}
+
+// clock maps the wall clock to simulated time.
+type clock struct {
+	real  time.Time // wall clock (monotonic) at creation
+	sim   time.Time // simulated time at creation
+	scale float64
+}
+
+func (c clock) now() time.Time {
+	return c.sim.Add(time.Duration(float64(time.Since(c.real)) * c.scale)).Truncate(time.Millisecond)
+}
+
+// wall converts a simulated duration to wall-clock time.
+func (c clock) wall(d time.Duration) time.Duration { return time.Duration(float64(d) / c.scale) }
+
+// item is one scheduled step of the engine, run under s.mu at simulated time at.
+type item struct {
+	at  time.Time
+	seq uint64
+	fn  func(at time.Time)
+}
+
+type itemHeap []*item
+
+func (h itemHeap) Len() int { return len(h) }
+func (h itemHeap) Less(i, j int) bool {
+	if !h[i].at.Equal(h[j].at) {
+		return h[i].at.Before(h[j].at)
+	}
+	return h[i].seq < h[j].seq
+}
+func (h itemHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *itemHeap) Push(x any)   { *h = append(*h, x.(*item)) }
+func (h *itemHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+// schedule runs fn at simulated time at. Callers hold s.mu.
+func (s *Sim) schedule(at time.Time, fn func(at time.Time)) {
+	s.itemSeq++
+	heap.Push(&s.queue, &item{at: at.Truncate(time.Millisecond), seq: s.itemSeq, fn: fn})
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runEngine runs scheduled steps when their simulated time comes. Steps use
+// their scheduled time, not the time they ran, so timestamps do not depend on
+// how busy the machine is.
+func (s *Sim) runEngine(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		wait := time.Hour
+		now := s.clock.now()
+		for len(s.queue) > 0 {
+			next := s.queue[0]
+			if next.at.After(now) {
+				wait = s.clock.wall(next.at.Sub(now))
+				break
+			}
+			heap.Pop(&s.queue)
+			next.fn(next.at)
+		}
+		s.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+// sortedCallbacks returns a copy of the callbacks. Callers hold s.mu.
+func (s *Sim) copyCallbacks() []tyntec.CallbackConfig {
+	out := make([]tyntec.CallbackConfig, 0, len(s.callbacks))
+	for _, cb := range s.callbacks {
+		c := *cb
+		c.Headers = copyHeaders(cb.Headers)
+		out = append(out, c)
+	}
+	return out
+}
+
+func copyHeaders(h map[string]string) map[string]string {
+	if h == nil {
+		return nil
+	}
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		out[k] = v
+	}
+	return out
+}
+
+// addCallback registers a callback configuration. Callers hold s.mu (or own s).
+func (s *Sim) addCallback(n tyntec.NewCallbackConfig) tyntec.CallbackConfig {
+	cb := &tyntec.CallbackConfig{ID: s.newID(), URL: n.URL, ProfileID: n.ProfileID, Headers: copyHeaders(n.Headers)}
+	s.callbacks = append(s.callbacks, cb)
+	return *cb
+}
+
+func sortedChannels(p tyntec.Priority) []string {
+	cps := append([]tyntec.ChannelPriority(nil), p.ChannelPriority...)
+	sort.SliceStable(cps, func(i, j int) bool { return cps[i].Priority < cps[j].Priority })
+	out := make([]string, len(cps))
+	for i, cp := range cps {
+		out[i] = cp.Channel
+	}
+	return out
+}

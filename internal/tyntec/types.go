@@ -1,0 +1,160 @@
+package tyntec
+
+import "time"
+
+// Channels tyntec delivers an OTP on (v4 priorities, profiles and webhooks).
+const (
+	ChannelSMS      = "SMS"
+	ChannelVoice    = "VOICE"
+	ChannelViber    = "VIBER"
+	ChannelWhatsApp = "WHATSAPP"
+)
+
+// Delivery statuses of one channel attempt, as sent in DeliveryStatus webhooks.
+const (
+	DeliveryDispatched    = "DISPATCHED"
+	DeliveryDelivered     = "DELIVERED"
+	DeliveryUndeliverable = "UNDELIVERABLE"
+	DeliveryTimedOut      = "TIMED_OUT"
+)
+
+// OTP statuses (v4 otpStatus; v1 uses the same words except WRONG_CODE).
+const (
+	OTPActive          = "ACTIVE"
+	OTPVerified        = "VERIFIED"
+	OTPExpired         = "EXPIRED"
+	OTPWrongCode       = "WRONG_CODE"
+	OTPTooManyAttempts = "TOO_MANY_ATTEMPTS"
+	// OTPAlreadyReported is only a validation answer: the OTP was verified before.
+	OTPAlreadyReported = "ALREADY_REPORTED"
+)
+
+// DeliveryStatus is the body of tyntec's v4 callback (webhook): one status of
+// one OTP on one channel. Error is present only on UNDELIVERABLE and TIMED_OUT.
+type DeliveryStatus struct {
+	Channel   string         `json:"channel"`
+	OTPID     string         `json:"otpId"`
+	ProfileID string         `json:"profileId,omitempty"`
+	Status    string         `json:"status"`
+	Timestamp time.Time      `json:"timestamp"`
+	Error     *DeliveryError `json:"error,omitempty"`
+}
+
+// DeliveryError is the error object of a failed delivery webhook.
+type DeliveryError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// NewOTPRequest is the body of POST /2fa/v4/otp.
+type NewOTPRequest struct {
+	To           string `json:"to"`
+	ProfileName  string `json:"profileName,omitempty"`
+	PriorityName string `json:"priorityName,omitempty"`
+	LanguageCode string `json:"languageCode,omitempty"`
+	OTPCode      string `json:"otpCode,omitempty"`
+	Sender       string `json:"sender,omitempty"`
+	SenderViber  string `json:"senderViber,omitempty"`
+	SenderWA     string `json:"senderWA,omitempty"`
+	Caller       string `json:"caller,omitempty"`
+}
+
+// CreatedOTP is tyntec's answer to POST /2fa/v4/otp.
+type CreatedOTP struct {
+	ID string `json:"id"`
+}
+
+// OTP is the v4 status of one OTP (OTPGetResponse).
+type OTP struct {
+	OTPID           string    `json:"otpId"`
+	To              string    `json:"to,omitempty"`
+	OTPStatus       string    `json:"otpStatus"`
+	AllowedAttempts int       `json:"allowedAttempts"`
+	AttemptCount    int       `json:"attemptCount"`
+	OTPCreated      time.Time `json:"otpCreated"`
+	OTPExpire       time.Time `json:"otpExpire"`
+}
+
+// OTPFilter selects OTPs in ListOTPs; empty fields do not filter.
+type OTPFilter struct {
+	To     string
+	Status string // tyntec documents VERIFIED and TOO_MANY_ATTEMPTS
+}
+
+// ValidateOTPRequest is the body of POST /2fa/v4/otp/{otp-id}/validate.
+type ValidateOTPRequest struct {
+	OTPCode string `json:"otpCode"`
+}
+
+// ValidateOTPResponse is tyntec's answer to a v4 validation.
+type ValidateOTPResponse struct {
+	OTPStatus string `json:"otpStatus"`
+}
+
+// CallbackConfig is a registered v4 callback (CallbackConfigurationDTO).
+// ProfileID, when set, limits the callback to OTPs of that profile.
+type CallbackConfig struct {
+	ID        string            `json:"id"`
+	URL       string            `json:"url"`
+	ProfileID string            `json:"profileId,omitempty"`
+	Headers   map[string]string `json:"headers,omitempty"`
+}
+
+// NewCallbackConfig is the body that creates or patches a callback configuration.
+type NewCallbackConfig struct {
+	URL       string            `json:"url"`
+	ProfileID string            `json:"profileId,omitempty"`
+	Headers   map[string]string `json:"headers,omitempty"`
+}
+
+// ChannelPriority is one channel of a priority; lower Priority is tried first.
+type ChannelPriority struct {
+	Channel  string `json:"channel"`
+	Priority int    `json:"priority"`
+}
+
+// Priority is an ordered list of channels (PriorityDTO).
+type Priority struct {
+	ID              string            `json:"id,omitempty"`
+	Name            string            `json:"name"`
+	ChannelPriority []ChannelPriority `json:"channelPriority"`
+}
+
+// NewPriority is the body of POST /2fa/v4/priorities.
+type NewPriority struct {
+	Name            string            `json:"name,omitempty"`
+	ChannelPriority []ChannelPriority `json:"channelPriority"`
+}
+
+// CreatedID is tyntec's answer to the v4 create calls (priority, profile, callback).
+type CreatedID struct {
+	ID string `json:"id"`
+}
+
+// Template names one message template of a profile channel.
+type Template struct {
+	Name         string `json:"name,omitempty"`
+	LanguageCode string `json:"languageCode,omitempty"`
+}
+
+// ProfileChannel is the templates a profile uses on one channel.
+type ProfileChannel struct {
+	Type      string     `json:"type"`
+	Templates []Template `json:"templates"`
+}
+
+// Profile is a v4 profile (ProfileDTO): the use case an OTP is sent for.
+type Profile struct {
+	ID            string           `json:"id,omitempty"`
+	Name          string           `json:"name"`
+	Alphanumeric  bool             `json:"alphanumeric"`
+	Attempts      int              `json:"attempts"`
+	OTPCodeLength int              `json:"otpCodeLength"`
+	Channels      []ProfileChannel `json:"channels"`
+}
+
+// Violation is one entry of a v4 constraint-violation error.
+type Violation struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}

@@ -1,0 +1,127 @@
+package tyntec
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+)
+
+// SendOTP sends an OTP through 2FA v4 (POST /2fa/v4/otp). It is retried only
+// when tyntec answers 429, which it does before acting on the request.
+func (cl *Client) SendOTP(ctx context.Context, req NewOTPRequest) (CreatedOTP, error) {
+	var out CreatedOTP
+	_, err := cl.do(ctx, call{op: "v4_send_otp", method: http.MethodPost, path: "/2fa/v4/otp", body: req, out: &out})
+	return out, err
+}
+
+// GetOTP reads the v4 status of one OTP (GET /2fa/v4/otp/{otp-id}).
+func (cl *Client) GetOTP(ctx context.Context, id string) (*OTP, error) {
+	var out OTP
+	if _, err := cl.do(ctx, call{op: "v4_get_otp", method: http.MethodGet, path: "/2fa/v4/otp/" + escape(id), idempotent: true, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListOTPs lists OTPs (GET /2fa/v4/otp) filtered by receiver and status.
+func (cl *Client) ListOTPs(ctx context.Context, f OTPFilter) ([]OTP, error) {
+	q := url.Values{}
+	if f.To != "" {
+		q.Set("to", f.To)
+	}
+	if f.Status != "" {
+		q.Set("otpStatus", f.Status)
+	}
+	var out []OTP
+	_, err := cl.do(ctx, call{op: "v4_list_otps", method: http.MethodGet, path: "/2fa/v4/otp", query: q, idempotent: true, out: &out})
+	return out, err
+}
+
+// ValidateOTP checks a code (POST /2fa/v4/otp/{otp-id}/validate) and returns
+// the resulting status: VERIFIED, WRONG_CODE, TOO_MANY_ATTEMPTS, EXPIRED or
+// ALREADY_REPORTED. It counts as an attempt, so it is not retried.
+func (cl *Client) ValidateOTP(ctx context.Context, id, code string) (string, error) {
+	var out ValidateOTPResponse
+	_, err := cl.do(ctx, call{op: "v4_validate_otp", method: http.MethodPost, path: "/2fa/v4/otp/" + escape(id) + "/validate", body: ValidateOTPRequest{OTPCode: code}, out: &out})
+	return out.OTPStatus, err
+}
+
+// ListCallbacks lists the callback configurations (GET /2fa/v4/configurations/callbacks).
+func (cl *Client) ListCallbacks(ctx context.Context) ([]CallbackConfig, error) {
+	var out []CallbackConfig
+	_, err := cl.do(ctx, call{op: "v4_list_callbacks", method: http.MethodGet, path: "/2fa/v4/configurations/callbacks", idempotent: true, out: &out})
+	return out, err
+}
+
+// CreateCallback registers a callback configuration and returns its ID. It is
+// not retried (a lost answer would otherwise register it twice), except on 429.
+func (cl *Client) CreateCallback(ctx context.Context, cfg NewCallbackConfig) (string, error) {
+	var out CreatedID
+	_, err := cl.do(ctx, call{op: "v4_create_callback", method: http.MethodPost, path: "/2fa/v4/configurations/callbacks", body: cfg, out: &out})
+	return out.ID, err
+}
+
+// PatchCallback replaces the URL, profile filter and headers of a callback
+// configuration. Setting the same values twice has the same effect, so it is
+// retried like a read.
+func (cl *Client) PatchCallback(ctx context.Context, id string, cfg NewCallbackConfig) (*CallbackConfig, error) {
+	var out CallbackConfig
+	if _, err := cl.do(ctx, call{op: "v4_patch_callback", method: http.MethodPatch, path: "/2fa/v4/configurations/callbacks/" + escape(id), body: cfg, idempotent: true, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteCallback removes a callback configuration. A retried delete whose
+// first attempt succeeded answers ErrNotFound; callers may treat that as done.
+func (cl *Client) DeleteCallback(ctx context.Context, id string) error {
+	_, err := cl.do(ctx, call{op: "v4_delete_callback", method: http.MethodDelete, path: "/2fa/v4/configurations/callbacks/" + escape(id), idempotent: true})
+	return err
+}
+
+// ListPriorities lists priorities (GET /2fa/v4/priorities), filtered by name when not empty.
+func (cl *Client) ListPriorities(ctx context.Context, name string) ([]Priority, error) {
+	q := url.Values{}
+	if name != "" {
+		q.Set("name", name)
+	}
+	var out []Priority
+	_, err := cl.do(ctx, call{op: "v4_list_priorities", method: http.MethodGet, path: "/2fa/v4/priorities", query: q, idempotent: true, out: &out})
+	return out, err
+}
+
+// GetPriority reads one priority (GET /2fa/v4/priorities/{id}).
+func (cl *Client) GetPriority(ctx context.Context, id string) (*Priority, error) {
+	var out Priority
+	if _, err := cl.do(ctx, call{op: "v4_get_priority", method: http.MethodGet, path: "/2fa/v4/priorities/" + escape(id), idempotent: true, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// CreatePriority creates a priority (POST /2fa/v4/priorities) and returns its ID.
+func (cl *Client) CreatePriority(ctx context.Context, p NewPriority) (string, error) {
+	var out CreatedID
+	_, err := cl.do(ctx, call{op: "v4_create_priority", method: http.MethodPost, path: "/2fa/v4/priorities", body: p, out: &out})
+	return out.ID, err
+}
+
+// ListProfiles lists profiles (GET /2fa/v4/profiles), filtered by name when not empty.
+func (cl *Client) ListProfiles(ctx context.Context, name string) ([]Profile, error) {
+	q := url.Values{}
+	if name != "" {
+		q.Set("name", name)
+	}
+	var out []Profile
+	_, err := cl.do(ctx, call{op: "v4_list_profiles", method: http.MethodGet, path: "/2fa/v4/profiles", query: q, idempotent: true, out: &out})
+	return out, err
+}
+
+// GetProfile reads one profile (GET /2fa/v4/profiles/{id}).
+func (cl *Client) GetProfile(ctx context.Context, id string) (*Profile, error) {
+	var out Profile
+	if _, err := cl.do(ctx, call{op: "v4_get_profile", method: http.MethodGet, path: "/2fa/v4/profiles/" + escape(id), idempotent: true, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
