@@ -74,7 +74,9 @@ func TestDecodeNormalizes(t *testing.T) {
 		check      func(DeliveryStatus) bool
 	}{
 		{"lower-case enums are upper-cased", `{"channel":"sms","otpId":"` + seedOTP + `","status":"delivered","timestamp":"2023-11-15T03:00:00Z"}`,
-			func(e DeliveryStatus) bool { return e.Channel == ChannelSMS && e.Status == StatusDelivered && !e.UnknownChannel }},
+			func(e DeliveryStatus) bool {
+				return e.Channel == ChannelSMS && e.Status == StatusDelivered && !e.UnknownChannel
+			}},
 		{"upper-case UUID is canonicalized", `{"channel":"SMS","otpId":"A4762C77-94CB-43D6-BBAB-9F37E088AD11","status":"DELIVERED"}`,
 			func(e DeliveryStatus) bool { return e.OTPID == seedOTP }},
 		{"missing timestamp falls back to receipt", `{"channel":"SMS","otpId":"` + seedOTP + `","status":"DELIVERED"}`,
@@ -88,7 +90,9 @@ func TestDecodeNormalizes(t *testing.T) {
 				return !e.TimestampFromReceipt && e.Timestamp.Equal(time.Date(2023, 11, 15, 3, 0, 0, 5e8, time.UTC))
 			}},
 		{"offset timestamp is converted to UTC", `{"channel":"SMS","otpId":"` + seedOTP + `","status":"DELIVERED","timestamp":"2023-11-15T04:00:00+01:00"}`,
-			func(e DeliveryStatus) bool { return e.Timestamp.Equal(time.Date(2023, 11, 15, 3, 0, 0, 0, time.UTC)) && e.Timestamp.Location() == time.UTC }},
+			func(e DeliveryStatus) bool {
+				return e.Timestamp.Equal(time.Date(2023, 11, 15, 3, 0, 0, 0, time.UTC)) && e.Timestamp.Location() == time.UTC
+			}},
 		{"null error is no error", `{"channel":"SMS","otpId":"` + seedOTP + `","status":"DELIVERED","error":null}`,
 			func(e DeliveryStatus) bool { return e.Error == nil }},
 		{"unknown fields are ignored", `{"channel":"SMS","otpId":"` + seedOTP + `","status":"DELIVERED","price":0.05}`,
