@@ -150,6 +150,14 @@ type wire struct {
 // *FieldError.
 func DecodeDeliveryStatuses(body []byte, receivedAt time.Time) ([]DeliveryStatus, error) {
 	body = bytes.TrimSpace(body)
+	if evs, ok := decodeFast(body, receivedAt.UTC()); ok {
+		return evs, nil
+	}
+	return decodeSlow(body, receivedAt)
+}
+
+// decodeSlow validates field by field, to name what is wrong.
+func decodeSlow(body []byte, receivedAt time.Time) ([]DeliveryStatus, error) {
 	if !json.Valid(body) {
 		return nil, &FieldError{Index: -1, Err: ErrMalformedJSON}
 	}
@@ -182,6 +190,71 @@ func DecodeDeliveryStatuses(body []byte, receivedAt time.Time) ([]DeliveryStatus
 		return out, nil
 	}
 	return nil, &FieldError{Index: -1, Err: ErrNotAnEvent}
+}
+
+// fastWire is the body as tyntec documents it. Decoding into it is one pass; any
+// type mismatch or invalid value sends the body down the slow path, which names
+// the field.
+type fastWire struct {
+	Channel   string          `json:"channel"`
+	OTPID     string          `json:"otpId"`
+	ProfileID string          `json:"profileId"`
+	Status    string          `json:"status"`
+	Timestamp json.RawMessage `json:"timestamp"`
+	Error     *DeliveryError  `json:"error"`
+}
+
+// decodeFast handles the common, valid body (a single object, or an array of
+// them) in one pass; ok is false when the slow path must decide.
+func decodeFast(body []byte, receivedAt time.Time) ([]DeliveryStatus, bool) {
+	if len(body) == 0 {
+		return nil, false
+	}
+	var ws []fastWire
+	switch body[0] {
+	case '{':
+		ws = make([]fastWire, 1)
+		if json.Unmarshal(body, &ws[0]) != nil {
+			return nil, false
+		}
+	case '[':
+		if json.Unmarshal(body, &ws) != nil || len(ws) == 0 {
+			return nil, false
+		}
+	default:
+		return nil, false
+	}
+	out := make([]DeliveryStatus, len(ws))
+	for i := range ws {
+		if !ws[i].normalize(&out[i], receivedAt) {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+func (w *fastWire) normalize(ev *DeliveryStatus, receivedAt time.Time) bool {
+	var err error
+	*ev = DeliveryStatus{ReceivedAt: receivedAt, Source: SourceWebhook}
+	if ev.OTPID, err = canonicalUUID(strings.TrimSpace(w.OTPID)); err != nil {
+		return false
+	}
+	if p := strings.TrimSpace(w.ProfileID); p != "" {
+		if ev.ProfileID, err = canonicalUUID(p); err != nil {
+			return false
+		}
+	}
+	ch, st := strings.ToUpper(strings.TrimSpace(w.Channel)), strings.ToUpper(strings.TrimSpace(w.Status))
+	if !wellFormed.MatchString(ch) || !wellFormed.MatchString(st) {
+		return false
+	}
+	ev.Channel, ev.Status = Channel(ch), Status(st)
+	ev.UnknownChannel, ev.UnknownStatus = !ev.Channel.Known(), !ev.Status.Known()
+	ev.Timestamp, ev.TimestampFromReceipt = parseTimestamp(w.Timestamp, receivedAt)
+	if w.Error != nil && *w.Error != (DeliveryError{}) {
+		ev.Error = w.Error
+	}
+	return true
 }
 
 func decodeOne(raw json.RawMessage, receivedAt time.Time) (DeliveryStatus, *FieldError) {

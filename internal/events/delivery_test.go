@@ -1,10 +1,12 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -241,6 +243,13 @@ func FuzzDecodeDeliveryStatuses(f *testing.F) {
 	f.Add([]byte(`[{"channel":"sms","otpId":"A4762C77-94CB-43D6-BBAB-9F37E088AD11","status":"x"}]`))
 	f.Add([]byte(`{"otpId":null}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// The one-pass fast path must agree with the field-by-field slow path.
+		if fast, ok := decodeFast(bytes.TrimSpace(body), receivedAt); ok {
+			slow, err := decodeSlow(bytes.TrimSpace(body), receivedAt)
+			if err != nil || !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("Decode(%q): fast path %+v; slow path %+v, %v", body, fast, slow, err)
+			}
+		}
 		evs, err := DecodeDeliveryStatuses(body, receivedAt)
 		if err != nil {
 			var fe *FieldError
