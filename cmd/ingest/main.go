@@ -5,55 +5,28 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/ingest"
 )
 
-func main() { os.Exit(run()) }
-
-func run() int {
-	var cfg ingest.Config
-	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
-	cfg.RegisterFlags(fs)
-	cfg.NATS.RegisterFlags(fs, "")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := flagenv.Parse(fs, os.Args[1:], os.LookupEnv, ingest.RenamedEnv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(os.Stderr, "ingest:", err)
-		return 2
-	}
-	logger, err := newLogger(*logLevel)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ingest:", err)
-		return 2
-	}
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "ingest:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := ingest.Run(ctx, cfg, logger); err != nil {
-		logger.Error("ingest failed", "err", err)
-		return 1
-	}
-	return 0
-}
-
-func newLogger(level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log-level %q: %w", level, err)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+func main() {
+	os.Exit(cli.Main(cli.Command{
+		Name:       "ingest",
+		RenamedEnv: ingest.RenamedEnv,
+		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
+			var cfg ingest.Config
+			cfg.RegisterFlags(fs)
+			cfg.NATS.RegisterFlags(fs, "")
+			return func(ctx context.Context, logger *slog.Logger) error {
+				if err := cfg.Validate(); err != nil {
+					return cli.Usage(err)
+				}
+				return ingest.Run(ctx, cfg, logger)
+			}
+		},
+	}, os.Args[1:], os.LookupEnv, os.Stderr))
 }
