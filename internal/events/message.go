@@ -3,8 +3,6 @@ package events
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"time"
 	"unicode/utf8"
 )
@@ -56,17 +54,7 @@ func DeliveryID(ev *DeliveryStatus) string {
 // NewDeliveryMessage wraps a delivery fact for publishing; its ce-source names
 // how the fact was learned (ev.Source).
 func NewDeliveryMessage(ev *DeliveryStatus) (Message, error) {
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return Message{}, fmt.Errorf("encode delivery status: %w", err)
-	}
-	id := DeliveryID(ev)
-	return Message{
-		Subject: DeliverySubject(ev.Channel, ev.Status),
-		ID:      id,
-		Header:  cloudEvent(id, ev.Source, TypeDeliveryStatus, ev.Timestamp, ev.OTPID),
-		Data:    data,
-	}, nil
+	return newMessage(DeliverySubject(ev.Channel, ev.Status), DeliveryID(ev), ev.Source, TypeDeliveryStatus, ev.Timestamp, ev.OTPID, ev)
 }
 
 // DeadLetter is the payload of tyntec.2fa.deadletter: input otpscope could not
@@ -101,17 +89,8 @@ func NewDeadLetterMessage(dl DeadLetter, body []byte, maxBody int) (Message, err
 	} else {
 		dl.BodyBase64 = body
 	}
-	data, err := json.Marshal(dl)
-	if err != nil {
-		return Message{}, fmt.Errorf("encode dead letter: %w", err)
-	}
 	id := "dl-" + digest(dl.Source, dl.Reason, string(body))
-	return Message{
-		Subject: SubjectDeadLetter,
-		ID:      id,
-		Header:  cloudEvent(id, dl.Source, TypeDeadLetter, dl.ReceivedAt, ""),
-		Data:    data,
-	}, nil
+	return newMessage(SubjectDeadLetter, id, dl.Source, TypeDeadLetter, dl.ReceivedAt, "", dl)
 }
 
 func cloudEvent(id, source, typ string, at time.Time, subject string) map[string]string {

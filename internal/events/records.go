@@ -1,0 +1,132 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// OTP statuses of tyntec's 2FA API (v4 otpStatus; v1 reports the same words).
+const (
+	OTPActive          = "ACTIVE"
+	OTPVerified        = "VERIFIED"
+	OTPExpired         = "EXPIRED"
+	OTPWrongCode       = "WRONG_CODE"
+	OTPTooManyAttempts = "TOO_MANY_ATTEMPTS"
+)
+
+// OTPStatusFinal reports whether an OTP status can no longer change.
+func OTPStatusFinal(s string) bool {
+	return s == OTPVerified || s == OTPExpired || s == OTPTooManyAttempts
+}
+
+// Sources of an OTP status besides SourcePoll.
+const SourceUpstream = "upstream" // reported by the service that validated the OTP
+
+// OTPStatus is a snapshot of an OTP's verification status, read by the poller
+// (GET /2fa/v4/otp/{id} or /2fa/v1/otp/{id}) or reported by an upstream service.
+// It is the payload of tyntec.2fa.otp.<STATUS>.
+type OTPStatus struct {
+	OTPID        string    `json:"otpId"`
+	API          string    `json:"api"` // "v4" or "v1"
+	Status       string    `json:"otpStatus"`
+	ProfileID    string    `json:"profileId,omitempty"`
+	AttemptCount int       `json:"attemptCount,omitempty"`
+	Created      time.Time `json:"otpCreated,omitzero"`
+	Expires      time.Time `json:"otpExpire,omitzero"`
+	ObservedAt   time.Time `json:"observedAt"`
+	Source       string    `json:"source"` // SourcePoll or SourceUpstream
+	// SampleRate is the share of delivered OTPs whose final status the poller
+	// reads when the API budget cannot cover all (1 = every OTP); analytics scale
+	// conversion by it and say it is sampled.
+	SampleRate float64 `json:"sampleRate"`
+}
+
+// V1Event is one event of a v1 OTP (GET /2fa/v1/otp/{id}/events), the payload of
+// tyntec.2fa.v1event.
+type V1Event struct {
+	OTPID      string    `json:"otpId"`
+	Type       string    `json:"type"`
+	Status     string    `json:"status,omitempty"` // success, failed or empty
+	StatusText string    `json:"statusText,omitempty"`
+	Created    time.Time `json:"created"`
+	ObservedAt time.Time `json:"observedAt"`
+}
+
+// Resend results, the last token of tyntec.2fa.resend.<RESULT>.
+const (
+	ResendSent    = "sent"
+	ResendSkipped = "skipped"
+	ResendFailed  = "failed"
+	ResendDryRun  = "dryrun"
+)
+
+// Resend is the audit record of one resend decision.
+type Resend struct {
+	OTPID     string `json:"otpId"`
+	ProfileID string `json:"profileId,omitempty"`
+	// DecisionID names the decision (e.g. otpId + the failure that triggered it);
+	// it is what two poller replicas agree on so that only one acts.
+	DecisionID     string    `json:"decisionId"`
+	Result         string    `json:"result"`
+	Reason         string    `json:"reason,omitempty"`
+	Via            string    `json:"via,omitempty"` // AUTO, SMS or VOICE
+	TriggerChannel Channel   `json:"triggerChannel,omitempty"`
+	TriggerStatus  Status    `json:"triggerStatus,omitempty"`
+	Attempt        int       `json:"attempt"` // 1 for the first resend of this OTP
+	DecidedAt      time.Time `json:"decidedAt"`
+	DryRun         bool      `json:"dryRun,omitempty"`
+}
+
+// Track announces an OTP to the poller, or reports its final status, from an
+// upstream service (tyntec.2fa.track or POST /otps/track).
+type Track struct {
+	OTPID     string    `json:"otpId"`
+	API       string    `json:"api,omitempty"`    // "v4" (default) or "v1"
+	Status    string    `json:"status,omitempty"` // e.g. VERIFIED, when reporting an outcome
+	ProfileID string    `json:"profileId,omitempty"`
+	At        time.Time `json:"at,omitzero"`
+}
+
+// Types of the records above, as CloudEvents types.
+const (
+	TypeOTPStatus = "com.tyntec.2fa.OTPStatus"
+	TypeV1Event   = "com.tyntec.2fa.v1.OTPEvent"
+	TypeResend    = "io.otpscope.Resend"
+	TypeTrack     = "io.otpscope.Track"
+)
+
+// NewOTPStatusMessage wraps a status snapshot. The same status with the same
+// attempt count is one fact, however often it is read.
+func NewOTPStatusMessage(s *OTPStatus) (Message, error) {
+	id := "os-" + digest(s.OTPID, s.Status, strconv.Itoa(s.AttemptCount))
+	return newMessage(OTPStatusSubject(s.Status), id, "poller", TypeOTPStatus, s.ObservedAt, s.OTPID, s)
+}
+
+// NewV1EventMessage wraps a v1 event; its id derives from its content.
+func NewV1EventMessage(e *V1Event) (Message, error) {
+	id := "v1-" + digest(e.OTPID, e.Type, e.Status, e.StatusText, e.Created.UTC().Format(time.RFC3339Nano))
+	return newMessage(SubjectV1Event, id, "poller", TypeV1Event, e.Created, e.OTPID, e)
+}
+
+// NewResendMessage wraps a resend audit record; one decision has one record per
+// result.
+func NewResendMessage(r *Resend) (Message, error) {
+	id := "rs-" + digest(r.DecisionID, r.Result)
+	return newMessage(ResendSubject(r.Result), id, "poller", TypeResend, r.DecidedAt, r.OTPID, r)
+}
+
+// NewTrackMessage wraps a tracking registration or reported outcome.
+func NewTrackMessage(tr *Track) (Message, error) {
+	id := "tr-" + digest(tr.OTPID, tr.API, tr.Status)
+	return newMessage(SubjectTrack, id, "ingest", TypeTrack, tr.At, tr.OTPID, tr)
+}
+
+func newMessage(subject, id, source, typ string, at time.Time, ceSubject string, v any) (Message, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return Message{}, fmt.Errorf("encode %s: %w", typ, err)
+	}
+	return Message{Subject: subject, ID: id, Header: cloudEvent(id, source, typ, at, ceSubject), Data: data}, nil
+}
