@@ -1,0 +1,165 @@
+// Package schema holds otpscope's ClickHouse DDL as numbered migrations, embedded
+// in every binary. Each file is a text/template rendered for one of two shapes:
+// a single server (plain *MergeTree tables) or a cluster (Replicated*MergeTree
+// tables named *_local, ON CLUSTER, and a Distributed table under the plain name
+// sharded by otp_id, so one OTP's journey lives on one shard).
+package schema
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+)
+
+//go:embed *.sql
+var files embed.FS
+
+// Migration is one numbered file rendered into statements.
+type Migration struct {
+	Version    int
+	Name       string
+	Statements []string
+	// Checksum identifies the rendered text, so an applied migration that was
+	// edited afterwards is noticed.
+	Checksum string
+}
+
+// Options choose the shape.
+type Options struct {
+	// Cluster is the ClickHouse cluster name; empty renders for a single server.
+	Cluster string
+}
+
+var fileName = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
+
+// Migrations renders every migration, in version order.
+func Migrations(opts Options) ([]Migration, error) {
+	entries, err := fs.ReadDir(files, ".")
+	if err != nil {
+		return nil, err
+	}
+	var out []Migration
+	for _, e := range entries {
+		m := fileName.FindStringSubmatch(e.Name())
+		if m == nil {
+			return nil, fmt.Errorf("schema file %q: want NNNN_name.sql", e.Name())
+		}
+		text, err := files.ReadFile(e.Name())
+		if err != nil {
+			return nil, err
+		}
+		rendered, err := render(e.Name(), string(text), opts)
+		if err != nil {
+			return nil, err
+		}
+		v, _ := strconv.Atoi(m[1])
+		out = append(out, Migration{
+			Version: v, Name: m[2],
+			Statements: Split(rendered),
+			Checksum:   checksum(rendered),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	for i := 1; i < len(out); i++ {
+		if out[i].Version == out[i-1].Version {
+			return nil, fmt.Errorf("two schema migrations numbered %d", out[i].Version)
+		}
+	}
+	return out, nil
+}
+
+func render(name, text string, opts Options) (string, error) {
+	quoted := "`" + strings.ReplaceAll(opts.Cluster, "`", "") + "`"
+	funcs := template.FuncMap{
+		"onCluster": func() string {
+			if opts.Cluster == "" {
+				return ""
+			}
+			return "ON CLUSTER " + quoted
+		},
+		"table": func(t string) string {
+			if opts.Cluster == "" {
+				return t
+			}
+			return t + "_local"
+		},
+		// engine "t" "ReplacingMergeTree(v)" → the replicated engine on a cluster.
+		"engine": func(t, engine string) string {
+			if opts.Cluster == "" {
+				return engine
+			}
+			name, args, _ := strings.Cut(strings.TrimSuffix(engine, ")"), "(")
+			path := fmt.Sprintf("'/clickhouse/tables/{shard}/{database}/%s_local', '{replica}'", t)
+			if args != "" {
+				path += ", " + args
+			}
+			return "Replicated" + name + "(" + path + ")"
+		},
+		"distributed": func(t, shardingKey string) string {
+			if opts.Cluster == "" {
+				return ""
+			}
+			return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s ON CLUSTER %s AS %s_local\nENGINE = Distributed(%s, currentDatabase(), %s_local, %s);",
+				t, quoted, t, quoted, t, shardingKey)
+		},
+	}
+	tmpl, err := template.New(name).Funcs(funcs).Option("missingkey=error").Parse(text)
+	if err != nil {
+		return "", fmt.Errorf("schema %s: %w", name, err)
+	}
+	var b bytes.Buffer
+	if err := tmpl.Execute(&b, opts); err != nil {
+		return "", fmt.Errorf("schema %s: %w", name, err)
+	}
+	return b.String(), nil
+}
+
+// Split cuts a script into statements at semicolons that end a line, dropping
+// comment-only and empty pieces.
+func Split(script string) []string {
+	var out []string
+	var cur strings.Builder
+	flush := func() {
+		s := strings.TrimSpace(cur.String())
+		cur.Reset()
+		if s == "" {
+			return
+		}
+		onlyComments := true
+		for _, line := range strings.Split(s, "\n") {
+			if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "--") {
+				onlyComments = false
+				break
+			}
+		}
+		if !onlyComments {
+			out = append(out, s)
+		}
+	}
+	for _, line := range strings.SplitAfter(script, "\n") {
+		trimmed := strings.TrimRight(line, " \t\r\n")
+		if strings.HasSuffix(trimmed, ";") {
+			cur.WriteString(strings.TrimSuffix(trimmed, ";"))
+			flush()
+			continue
+		}
+		cur.WriteString(line)
+	}
+	flush()
+	return out
+}
+
+func checksum(s string) string {
+	var h uint64 = 14695981039346656037 // FNV-1a: stable, and enough to notice an edit
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return strconv.FormatUint(h, 16)
+}
