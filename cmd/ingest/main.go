@@ -21,7 +21,9 @@ func main() {
 			var cfg ingest.Config
 			cfg.RegisterFlags(fs)
 			cfg.NATS.RegisterFlags(fs, "")
+			dataDir := cli.DataDirFlag(fs)
 			return func(ctx context.Context, logger *slog.Logger) error {
+				cfg.NATS.DataDir = *dataDir
 				if err := cfg.Validate(); err != nil {
 					return cli.Usage(err)
 				}

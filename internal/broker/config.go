@@ -52,13 +52,13 @@ const (
 	DefaultListen          = "127.0.0.1:4222"
 )
 
-// RegisterFlags registers the NATS flags on fs. defaultURL is the service's
+// RegisterFlags registers the NATS flags on fs; the command registers --data-dir
+// (shared with the embedded ClickHouse engine) and sets DataDir. defaultURL is the service's
 // default --nats-url: empty on ingest and the all-in-one (host the embedded
 // server), nats://127.0.0.1:4222 on poller and reporter.
 func (c *Config) RegisterFlags(fs *flag.FlagSet, defaultURL string) {
 	fs.StringVar(&c.URL, "nats-url", defaultURL, "external NATS URL(s), comma-separated; empty hosts the embedded server")
 	fs.StringVar(&c.Listen, "nats-listen", DefaultListen, "client address of the embedded NATS server")
-	fs.StringVar(&c.DataDir, "data-dir", "./data", "where embedded NATS (and the embedded ClickHouse engine) keep data")
 	fs.StringVar(&c.Sync, "nats-sync", "", `embedded JetStream sync policy: "always" or an interval such as "2m" (default: NATS's 2m)`)
 	fs.StringVar(&c.ServerName, "nats-server-name", "", "embedded NATS server name (required in a cluster)")
 	fs.StringVar(&c.ClusterName, "nats-cluster-name", "", "embedded NATS cluster name; empty runs a single server")

@@ -66,3 +66,9 @@ func Usage(err error) error { return usageError{err} }
 type usageError struct{ error }
 
 func (u usageError) Unwrap() error { return u.error }
+
+// DataDirFlag registers --data-dir, the one directory under which the embedded
+// NATS server (nats/) and the embedded ClickHouse engine (clickhouse/) keep data.
+func DataDirFlag(fs *flag.FlagSet) *string {
+	return fs.String("data-dir", "./data", "where the embedded NATS server and ClickHouse engine keep data")
+}

@@ -1,0 +1,317 @@
+package reporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/sink"
+)
+
+// SinkConfig shapes the consumer that moves events from NATS into ClickHouse.
+type SinkConfig struct {
+	// Durable is the consumer's name; every reporter replica shares it, so each
+	// message goes to one of them.
+	Durable string
+	// A batch is inserted when it reaches MaxRows or MaxBytes, or FlushInterval
+	// after its first message, whichever comes first.
+	MaxRows       int
+	MaxBytes      int
+	FlushInterval time.Duration
+	// AckWait is how long JetStream waits for an ack before redelivering; it must
+	// exceed FlushInterval plus the time an insert takes.
+	AckWait time.Duration
+}
+
+// Sink defaults: 10,000-row batches (small inserts are ClickHouse's enemy).
+const (
+	DefaultDurable   = "otpscope-sink"
+	DefaultMaxRows   = 10000
+	DefaultMaxBytes  = 32 << 20
+	DefaultFlush     = time.Second
+	DefaultAckWait   = 60 * time.Second
+	isolateAfter     = 3 // deliveries after which a failing batch is inserted row by row
+	maxNakDelay      = 30 * time.Second
+	firstNakDelay    = 500 * time.Millisecond
+	deadLetterSource = "sink"
+)
+
+// sinkSubjects are the subjects with a table.
+var sinkSubjects = []string{
+	events.SubjectDeliveryAll,
+	events.SubjectRoot + ".otp.>",
+	events.SubjectV1Event,
+	events.SubjectRoot + ".resend.>",
+	events.SubjectDeadLetter,
+}
+
+// Validate reports the first configuration error.
+func (c *SinkConfig) Validate() error {
+	if c.Durable == "" || c.MaxRows < 1 || c.MaxBytes < 1 || c.FlushInterval <= 0 {
+		return errors.New("sink: durable name, positive batch limits and flush interval are required")
+	}
+	if c.AckWait <= c.FlushInterval {
+		return fmt.Errorf("sink: ack wait %v must exceed the flush interval %v", c.AckWait, c.FlushInterval)
+	}
+	return nil
+}
+
+// Inserter writes a batch to ClickHouse.
+type Inserter interface {
+	Insert(ctx context.Context, b *sink.Batch) error
+}
+
+// Publisher publishes dead letters.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...events.Message) error
+}
+
+// Consumer is the durable JetStream pull consumer that fills ClickHouse. A
+// message is acknowledged only after the insert that holds it returned nil.
+type Consumer struct {
+	cfg     SinkConfig
+	js      jetstream.JetStream
+	stream  string
+	db      Inserter
+	pub     Publisher
+	logger  *slog.Logger
+	metrics *sinkMetrics
+}
+
+// NewConsumer returns a consumer of stream; reg may be nil.
+func NewConsumer(cfg SinkConfig, js jetstream.JetStream, stream string, db Inserter, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Consumer {
+	return &Consumer{cfg: cfg, js: js, stream: stream, db: db, pub: pub, logger: logger, metrics: newSinkMetrics(reg)}
+}
+
+// pending is what a batch holds besides its rows: the messages to ack.
+type pending struct {
+	batch sink.Batch
+	msgs  []jetstream.Msg
+	first time.Time
+}
+
+// Run consumes until ctx ends, then inserts what it holds and returns.
+func (c *Consumer) Run(ctx context.Context) error {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.stream, jetstream.ConsumerConfig{
+		Durable:        c.cfg.Durable,
+		Description:    "otpscope reporter: events into ClickHouse",
+		FilterSubjects: sinkSubjects,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        c.cfg.AckWait,
+		MaxAckPending:  4 * c.cfg.MaxRows,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("create consumer %s: %w", c.cfg.Durable, err)
+	}
+	c.logger.Info("sink consuming", "stream", c.stream, "consumer", c.cfg.Durable, "batch_rows", c.cfg.MaxRows, "flush", c.cfg.FlushInterval)
+	p := &pending{}
+	for {
+		if ctx.Err() != nil {
+			// Stopping: insert what is held, with a fresh bounded context.
+			flushCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c.flush(flushCtx, p)
+			return nil
+		}
+		wait := c.cfg.FlushInterval
+		if len(p.msgs) > 0 {
+			wait = max(time.Until(p.first.Add(c.cfg.FlushInterval)), 10*time.Millisecond)
+		}
+		fetchCtx, cancel := context.WithTimeout(ctx, wait)
+		batch, err := cons.Fetch(c.cfg.MaxRows-len(p.msgs), jetstream.FetchContext(fetchCtx))
+		if err != nil {
+			cancel()
+			if ctx.Err() == nil {
+				c.logger.Warn("fetch failed", "err", err)
+				c.metrics.failures.WithLabelValues("fetch").Inc()
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		for m := range batch.Messages() {
+			c.take(ctx, p, m)
+		}
+		cancel()
+		if err := batch.Error(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			c.logger.Debug("fetch ended", "err", err)
+		}
+		if len(p.msgs) > 0 && (len(p.msgs) >= c.cfg.MaxRows || p.batch.Bytes() >= c.cfg.MaxBytes || !time.Now().Before(p.first.Add(c.cfg.FlushInterval))) {
+			c.flush(ctx, p)
+			c.updateLag(ctx, cons)
+		}
+	}
+}
+
+// take adds one message to the batch, or settles it at once when it has no
+// table (ack) or can never be stored (dead letter, then Term).
+func (c *Consumer) take(ctx context.Context, p *pending, m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		c.logger.Error("message without metadata", "subject", m.Subject(), "err", err)
+		_ = m.Term()
+		return
+	}
+	err = p.batch.Add(m.Subject(), m.Headers().Get(events.HeaderMsgID), m.Data(), meta.Sequence.Stream)
+	switch {
+	case err == nil:
+		if len(p.msgs) == 0 {
+			p.first = time.Now()
+		}
+		p.msgs = append(p.msgs, m)
+	case errors.Is(err, sink.ErrNoTable):
+		_ = m.Ack()
+	default:
+		c.deadLetter(ctx, m, err)
+	}
+}
+
+// flush inserts the batch and acks its messages, or naks them with a delay
+// that grows with each delivery. A batch that keeps failing is inserted row
+// by row, so one bad row cannot hold back the others.
+func (c *Consumer) flush(ctx context.Context, p *pending) {
+	if len(p.msgs) == 0 {
+		return
+	}
+	defer func() { p.batch.Reset(); p.msgs = p.msgs[:0] }()
+	start := time.Now()
+	err := c.db.Insert(ctx, &p.batch)
+	c.metrics.insertSeconds.Observe(time.Since(start).Seconds())
+	if err == nil {
+		c.metrics.batchRows.Observe(float64(len(p.msgs)))
+		c.metrics.rows.Add(float64(len(p.msgs)))
+		for _, m := range p.msgs {
+			_ = m.Ack()
+		}
+		return
+	}
+	c.metrics.failures.WithLabelValues("insert").Inc()
+	c.logger.Warn("insert failed; messages will be redelivered", "rows", len(p.msgs), "err", err)
+	if ctx.Err() == nil && maxDelivered(p.msgs) >= isolateAfter {
+		c.isolate(ctx, p.msgs)
+		return
+	}
+	for _, m := range p.msgs {
+		_ = m.NakWithDelay(nakDelay(m))
+	}
+}
+
+// isolate inserts each message alone: those that fail alone are dead-lettered.
+func (c *Consumer) isolate(ctx context.Context, msgs []jetstream.Msg) {
+	var one sink.Batch
+	for _, m := range msgs {
+		one.Reset()
+		meta, _ := m.Metadata()
+		if err := one.Add(m.Subject(), m.Headers().Get(events.HeaderMsgID), m.Data(), meta.Sequence.Stream); err != nil {
+			c.deadLetter(ctx, m, err)
+			continue
+		}
+		if err := c.db.Insert(ctx, &one); err != nil {
+			if isPermanentInsertError(err) {
+				c.deadLetter(ctx, m, fmt.Errorf("%w: %v", sink.ErrPermanent, err))
+				continue
+			}
+			_ = m.NakWithDelay(nakDelay(m))
+			continue
+		}
+		c.metrics.rows.Inc()
+		_ = m.Ack()
+	}
+}
+
+// deadLetter publishes m's body and the reason to tyntec.2fa.deadletter, then
+// terminates m. If the dead letter cannot be published, m is redelivered later.
+func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, reason error) {
+	c.metrics.failures.WithLabelValues("dead_letter").Inc()
+	c.logger.Error("message cannot be stored; dead-lettered", "subject", m.Subject(), "err", reason)
+	if m.Subject() == events.SubjectDeadLetter {
+		_ = m.Term() // a dead letter that cannot be stored would loop
+		return
+	}
+	dl := events.DeadLetter{
+		Reason:     reason.Error(),
+		Field:      m.Subject(),
+		Source:     deadLetterSource,
+		ReceivedAt: time.Now().UTC(),
+	}
+	msg, err := events.NewDeadLetterMessage(dl, m.Data(), 1<<20)
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = c.pub.Publish(pctx, msg)
+		cancel()
+	}
+	if err != nil {
+		c.logger.Warn("dead letter not published; will retry", "err", err)
+		_ = m.NakWithDelay(nakDelay(m))
+		return
+	}
+	_ = m.Term()
+}
+
+func (c *Consumer) updateLag(ctx context.Context, cons jetstream.Consumer) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if info, err := cons.Info(ctx); err == nil {
+		c.metrics.lag.Set(float64(info.NumPending))
+		c.metrics.ackPending.Set(float64(info.NumAckPending))
+	}
+}
+
+// transientCodes are ClickHouse errors that go away by themselves: overload,
+// limits, timeouts, a replica or keeper being unavailable.
+var transientCodes = map[int32]bool{
+	159: true, // TIMEOUT_EXCEEDED
+	164: true, // READONLY (a replica in read-only mode)
+	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
+	209: true, // SOCKET_TIMEOUT
+	210: true, // NETWORK_ERROR
+	241: true, // MEMORY_LIMIT_EXCEEDED
+	242: true, // TABLE_IS_READ_ONLY
+	252: true, // TOO_MANY_PARTS
+	285: true, // TOO_FEW_LIVE_REPLICAS
+	319: true, // UNKNOWN_STATUS_OF_INSERT
+	999: true, // KEEPER_EXCEPTION
+}
+
+// isPermanentInsertError says whether ClickHouse rejected the data itself (a
+// row alone fails with an error other than a transient one). A connection
+// error is never permanent.
+func isPermanentInsertError(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && !transientCodes[ex.Code]
+}
+
+func maxDelivered(msgs []jetstream.Msg) uint64 {
+	var n uint64
+	for _, m := range msgs {
+		if meta, err := m.Metadata(); err == nil {
+			n = max(n, meta.NumDelivered)
+		}
+	}
+	return n
+}
+
+// nakDelay grows exponentially with the message's deliveries, up to maxNakDelay.
+func nakDelay(m jetstream.Msg) time.Duration {
+	d := firstNakDelay
+	if meta, err := m.Metadata(); err == nil {
+		for i := uint64(1); i < meta.NumDelivered && d < maxNakDelay; i++ {
+			d *= 2
+		}
+	}
+	return min(d, maxNakDelay)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

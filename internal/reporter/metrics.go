@@ -1,0 +1,44 @@
+package reporter
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type sinkMetrics struct {
+	rows          prometheus.Counter
+	batchRows     prometheus.Histogram
+	insertSeconds prometheus.Histogram
+	failures      *prometheus.CounterVec
+	lag           prometheus.Gauge
+	ackPending    prometheus.Gauge
+}
+
+func newSinkMetrics(reg prometheus.Registerer) *sinkMetrics {
+	m := &sinkMetrics{
+		rows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "otpscope_sink_rows_total", Help: "Rows inserted into ClickHouse and acknowledged.",
+		}),
+		batchRows: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "otpscope_sink_batch_rows", Help: "Rows per successful insert.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+		}),
+		insertSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "otpscope_sink_insert_seconds", Help: "Time an insert of one batch takes.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_sink_failures_total", Help: "Sink failures by kind: fetch, insert, dead_letter.",
+		}, []string{"kind"}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "otpscope_sink_consumer_lag", Help: "Messages in the stream not yet delivered to the sink consumer.",
+		}),
+		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "otpscope_sink_ack_pending", Help: "Messages delivered to the sink and not yet acknowledged.",
+		}),
+	}
+	for _, k := range []string{"fetch", "insert", "dead_letter"} {
+		m.failures.WithLabelValues(k)
+	}
+	if reg != nil {
+		reg.MustRegister(m.rows, m.batchRows, m.insertSeconds, m.failures, m.lag, m.ackPending)
+	}
+	return m
+}

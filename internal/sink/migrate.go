@@ -1,0 +1,75 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/otpscope/otpscope/schema"
+)
+
+// migrationsTable records applied migrations. It is created on every node of a
+// cluster (ON CLUSTER) and read locally.
+const migrationsTable = "otpscope_schema_migrations"
+
+// Migrate applies the migrations of schema/ that have not run yet, in order, and
+// records each. Every statement is idempotent (IF NOT EXISTS), so two replicas
+// starting at once may both run one; the record is a ReplacingMergeTree keyed
+// by version, so it stays one row. A recorded migration whose text changed is
+// an error: applied DDL is never edited, a new migration is added instead.
+func (db *DB) Migrate(ctx context.Context) error {
+	migrations, err := schema.Migrations(schema.Options{Cluster: db.cluster})
+	if err != nil {
+		return err
+	}
+	onCluster := ""
+	if db.cluster != "" {
+		onCluster = "ON CLUSTER `" + db.cluster + "`"
+	}
+	create := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s %s
+(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
+ENGINE = ReplacingMergeTree(applied_at) ORDER BY version`, migrationsTable, onCluster)
+	if err := db.conn.Exec(ctx, create); err != nil {
+		return fmt.Errorf("create %s: %w", migrationsTable, err)
+	}
+	applied, err := db.appliedMigrations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range migrations {
+		if sum, ok := applied[m.Version]; ok {
+			if sum != m.Checksum {
+				return fmt.Errorf("migration %04d_%s was applied with another text (checksum %s, now %s): add a new migration instead of editing it", m.Version, m.Name, sum, m.Checksum)
+			}
+			continue
+		}
+		for i, stmt := range m.Statements {
+			if err := db.conn.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			}
+		}
+		if err := db.conn.Exec(ctx, fmt.Sprintf("INSERT INTO %s (version, name, checksum) VALUES (?, ?, ?)", migrationsTable),
+			uint32(m.Version), m.Name, m.Checksum); err != nil {
+			return fmt.Errorf("record migration %04d_%s: %w", m.Version, m.Name, err)
+		}
+		db.logger.Info("schema migration applied", "version", m.Version, "name", m.Name)
+	}
+	return nil
+}
+
+func (db *DB) appliedMigrations(ctx context.Context) (map[int]string, error) {
+	rows, err := db.conn.Query(ctx, fmt.Sprintf("SELECT version, argMax(checksum, applied_at) FROM %s GROUP BY version", migrationsTable))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", migrationsTable, err)
+	}
+	defer rows.Close()
+	applied := map[int]string{}
+	for rows.Next() {
+		var v uint32
+		var sum string
+		if err := rows.Scan(&v, &sum); err != nil {
+			return nil, fmt.Errorf("read %s: %w", migrationsTable, err)
+		}
+		applied[int(v)] = sum
+	}
+	return applied, rows.Err()
+}

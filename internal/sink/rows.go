@@ -1,0 +1,154 @@
+package sink
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/otpscope/otpscope/internal/events"
+)
+
+// ErrPermanent marks a message that can never become a row (it does not parse,
+// or names no table); the consumer dead-letters it instead of retrying.
+var ErrPermanent = errors.New("message cannot be stored")
+
+// ErrNoTable marks a subject that has no table (reports, alerts, tracking):
+// acknowledged without a row.
+var ErrNoTable = errors.New("no table for subject")
+
+// Row types: the event as published, plus where it came from in the stream.
+type (
+	DeliveryRow struct {
+		events.DeliveryStatus
+		EventID string
+		Seq     uint64
+	}
+	OTPStatusRow struct {
+		events.OTPStatus
+		EventID string
+		Seq     uint64
+	}
+	V1EventRow struct {
+		events.V1Event
+		EventID string
+		Seq     uint64
+	}
+	ResendRow struct {
+		events.Resend
+		EventID string
+		Seq     uint64
+	}
+	DeadLetterRow struct {
+		events.DeadLetter
+		EventID string
+		Seq     uint64
+	}
+)
+
+// Batch collects rows for one insert per table.
+type Batch struct {
+	Deliveries  []DeliveryRow
+	Statuses    []OTPStatusRow
+	V1Events    []V1EventRow
+	Resends     []ResendRow
+	DeadLetters []DeadLetterRow
+	bytes       int
+}
+
+// Len is the number of rows.
+func (b *Batch) Len() int {
+	return len(b.Deliveries) + len(b.Statuses) + len(b.V1Events) + len(b.Resends) + len(b.DeadLetters)
+}
+
+// Bytes is the size of the JSON the rows came from, a proxy for the insert's size.
+func (b *Batch) Bytes() int { return b.bytes }
+
+// Reset empties the batch, keeping its capacity.
+func (b *Batch) Reset() {
+	b.Deliveries, b.Statuses, b.V1Events = b.Deliveries[:0], b.Statuses[:0], b.V1Events[:0]
+	b.Resends, b.DeadLetters, b.bytes = b.Resends[:0], b.DeadLetters[:0], 0
+}
+
+// Add parses one message into a row of its table. id is the message id
+// (Nats-Msg-Id), seq its stream sequence. Errors wrap ErrPermanent or ErrNoTable.
+func (b *Batch) Add(subject, id string, data []byte, seq uint64) error {
+	if id == "" {
+		return fmt.Errorf("%w: %s message without Nats-Msg-Id", ErrPermanent, subject)
+	}
+	var err error
+	switch {
+	case strings.HasPrefix(subject, events.SubjectRoot+".delivery."):
+		r := DeliveryRow{EventID: id, Seq: seq}
+		if err = decode(data, &r.DeliveryStatus); err == nil {
+			err = checkUUID(r.OTPID)
+		}
+		if err == nil && r.Timestamp.IsZero() {
+			err = errors.New("no timestamp")
+		}
+		if err == nil {
+			b.Deliveries = append(b.Deliveries, r)
+		}
+	case strings.HasPrefix(subject, events.SubjectRoot+".otp."):
+		r := OTPStatusRow{EventID: id, Seq: seq}
+		if err = decode(data, &r.OTPStatus); err == nil {
+			err = checkUUID(r.OTPID)
+		}
+		if err == nil {
+			b.Statuses = append(b.Statuses, r)
+		}
+	case subject == events.SubjectV1Event:
+		r := V1EventRow{EventID: id, Seq: seq}
+		if err = decode(data, &r.V1Event); err == nil {
+			err = checkUUID(r.OTPID)
+		}
+		if err == nil {
+			b.V1Events = append(b.V1Events, r)
+		}
+	case strings.HasPrefix(subject, events.SubjectRoot+".resend."):
+		r := ResendRow{EventID: id, Seq: seq}
+		if err = decode(data, &r.Resend); err == nil {
+			err = checkUUID(r.OTPID)
+		}
+		if err == nil {
+			b.Resends = append(b.Resends, r)
+		}
+	case subject == events.SubjectDeadLetter:
+		r := DeadLetterRow{EventID: id, Seq: seq}
+		if err = decode(data, &r.DeadLetter); err == nil {
+			b.DeadLetters = append(b.DeadLetters, r)
+		}
+	default:
+		return fmt.Errorf("%w: %s", ErrNoTable, subject)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s message %s: %v", ErrPermanent, subject, id, err)
+	}
+	b.bytes += len(data)
+	return nil
+}
+
+func decode(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	return nil
+}
+
+func checkUUID(s string) error {
+	if _, err := uuid.Parse(s); err != nil {
+		return fmt.Errorf("otpId %q: %w", s, err)
+	}
+	return nil
+}
+
+// nullableTime maps the zero time to NULL.
+func nullableTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
