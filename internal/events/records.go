@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -129,4 +130,40 @@ func newMessage(subject, id, source, typ string, at time.Time, ceSubject string,
 		return Message{}, fmt.Errorf("encode %s: %w", typ, err)
 	}
 	return Message{Subject: subject, ID: id, Header: cloudEvent(id, source, typ, at, ceSubject), Data: data}, nil
+}
+
+// DecodeTrack parses and validates a tracking registration: otpId must be a
+// UUID, api "v4" (the default) or "v1", status empty or an upper-case word.
+func DecodeTrack(body []byte, receivedAt time.Time) (Track, error) {
+	var tr Track
+	if err := json.Unmarshal(body, &tr); err != nil {
+		return tr, &FieldError{Index: -1, Err: ErrMalformedJSON}
+	}
+	id, err := canonicalUUID(strings.TrimSpace(tr.OTPID))
+	if err != nil {
+		if tr.OTPID == "" {
+			err = ErrMissing
+		}
+		return tr, &FieldError{Index: -1, Field: "otpId", Err: err}
+	}
+	tr.OTPID = id
+	switch tr.API = strings.ToLower(strings.TrimSpace(tr.API)); tr.API {
+	case "":
+		tr.API = "v4"
+	case "v4", "v1":
+	default:
+		return tr, &FieldError{Index: -1, Field: "api", Err: fmt.Errorf("%w: want v4 or v1", ErrMalformed)}
+	}
+	if tr.Status = strings.ToUpper(strings.TrimSpace(tr.Status)); tr.Status != "" && !wellFormed.MatchString(tr.Status) {
+		return tr, &FieldError{Index: -1, Field: "status", Err: fmt.Errorf("%w: %.64q", ErrMalformed, tr.Status)}
+	}
+	if tr.ProfileID != "" {
+		if tr.ProfileID, err = canonicalUUID(tr.ProfileID); err != nil {
+			return tr, &FieldError{Index: -1, Field: "profileId", Err: err}
+		}
+	}
+	if tr.At.IsZero() {
+		tr.At = receivedAt.UTC()
+	}
+	return tr, nil
 }

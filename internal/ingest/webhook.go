@@ -53,9 +53,10 @@ func NewHandler(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.R
 	return h
 }
 
-// Mount adds the webhook route to r; other methods on it get 405.
+// Mount adds the webhook and tracking routes to r; other methods get 405.
 func (h *Handler) Mount(r chi.Router) {
 	r.Post(WebhookPath, h.serveWebhook)
+	r.Post(TrackPath, h.serveTrack)
 }
 
 func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {

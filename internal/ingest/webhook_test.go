@@ -322,3 +322,61 @@ func TestSlowNATSAnswers503(t *testing.T) {
 		t.Fatalf("status %d, Retry-After %q; want 503 and 2 (rounded up)", rec.Code, rec.Header().Get("Retry-After"))
 	}
 }
+
+func TestTrack(t *testing.T) {
+	f := newFixture(t)
+	post := func(body string, header ...string) *http.Response {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, f.http.URL+ingest.TrackPath, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	auth := []string{"X-Webhook-Token", token}
+	tests := []struct {
+		body   string
+		header []string
+		want   int
+		field  string
+	}{
+		{`{"otpId":"0B7E2D3C-1D39-4C4E-9D1B-5B8C1E0A9F01","api":"v1"}`, auth, http.StatusOK, ""},
+		{`{"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01","status":"verified"}`, auth, http.StatusOK, ""},
+		{`{"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01","api":"v2"}`, auth, http.StatusBadRequest, "api"},
+		{`{"otpId":"nope"}`, auth, http.StatusBadRequest, "otpId"},
+		{`{"api":"v1"}`, auth, http.StatusBadRequest, "otpId"},
+		{`{"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01","status":"a.b"}`, auth, http.StatusBadRequest, "status"},
+		{`{"otpId":`, auth, http.StatusBadRequest, ""},
+		{`{"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01"}`, nil, http.StatusUnauthorized, ""},
+	}
+	for _, tt := range tests {
+		resp := post(tt.body, tt.header...)
+		if resp.StatusCode != tt.want {
+			t.Errorf("POST %s = %d; want %d", tt.body, resp.StatusCode, tt.want)
+			continue
+		}
+		if tt.want == http.StatusBadRequest {
+			var p problem.Details
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || p.Field != tt.field {
+				t.Errorf("POST %s: problem %+v, %v; want field %q", tt.body, p, err, tt.field)
+			}
+		}
+	}
+	if got := f.subjects(t); len(got) != 1 || got[events.SubjectTrack] != 2 {
+		t.Fatalf("stream subjects = %v; want two registrations", got)
+	}
+	s, _ := f.broker.JetStream().Stream(t.Context(), f.broker.StreamName())
+	raw, err := s.GetLastMsgForSubject(t.Context(), events.SubjectTrack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr events.Track
+	if err := json.Unmarshal(raw.Data, &tr); err != nil || tr.Status != "VERIFIED" || tr.API != "v4" || tr.At.IsZero() {
+		t.Errorf("last registration = %s (%+v, %v)", raw.Data, tr, err)
+	}
+}
