@@ -13,12 +13,12 @@ import (
 // Sentinel errors for the classes of API failure callers branch on. An
 // *APIError matches the one of its status with errors.Is.
 var (
-	ErrBadRequest   = errors.New("tyntec: bad request")             // 400
-	ErrUnauthorized = errors.New("tyntec: unauthorized")            // 401, 403
-	ErrNotFound     = errors.New("tyntec: not found")               // 404
-	ErrGone         = errors.New("tyntec: gone")                    // 410
-	ErrRateLimited  = errors.New("tyntec: rate limited")            // 429
-	ErrServer       = errors.New("tyntec: server error")            // 5xx
+	ErrBadRequest   = errors.New("tyntec: bad request")              // 400
+	ErrUnauthorized = errors.New("tyntec: unauthorized")             // 401, 403
+	ErrNotFound     = errors.New("tyntec: not found")                // 404
+	ErrGone         = errors.New("tyntec: gone")                     // 410
+	ErrRateLimited  = errors.New("tyntec: rate limited")             // 429
+	ErrServer       = errors.New("tyntec: server error")             // 5xx
 	errUnexpected   = errors.New("tyntec: unexpected response code") // anything else
 )
 

@@ -74,6 +74,7 @@ type V1SendRequest struct {
 //	CREATED   (null)           ACTIVE                      OTP accepted
 //	SMS       null|success|failed DISPATCHED|DELIVERED|UNDELIVERABLE|TIMED_OUT
 //	VOICE     null|success|failed (as SMS, for text-to-speech calls)
+//	VIBER, WHATSAPP                (as SMS, for OTPs sent through v4)
 //	RESEND    (null)           the via asked for (AUTO, SMS, VOICE)
 //	CHECK     success|failed   the otpStatus after the check
 const (
@@ -108,10 +109,10 @@ func V1EventStatus(delivery string) string {
 // RESEND, CHECK) and for statusText values it does not know.
 func (e V1Event) Delivery() (channel, status string, ok bool) {
 	switch e.Type {
-	case V1EventSMS:
-		channel = ChannelSMS
-	case V1EventVoice:
-		channel = ChannelVoice
+	case ChannelSMS, ChannelVoice, ChannelViber, ChannelWhatsApp:
+		// v1 names delivery events after the channel; VIBER and WHATSAPP
+		// appear for OTPs sent through v4.
+		channel = e.Type
 	default:
 		return "", "", false
 	}

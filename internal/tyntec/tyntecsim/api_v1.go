@@ -178,13 +178,15 @@ func (s *Sim) v1Check(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.withOTP(w, r, func(o *otp) {
+		now := s.clock.now()
+		wasOpen := o.open(now)
 		status := http.StatusAccepted
-		switch s.check(o, code, APIv1, s.clock.now()) {
+		switch s.check(o, code, APIv1, now) {
 		case tyntec.OTPWrongCode:
 			status = http.StatusUnauthorized
 		case tyntec.OTPTooManyAttempts:
-			status = http.StatusForbidden
-			if o.checks[len(o.checks)-1].Result == tyntec.OTPTooManyAttempts && len(o.checks) > 0 && o.attemptCount > o.allowed {
+			status = http.StatusForbidden // this check used up the last attempt
+			if !wasOpen {
 				status = http.StatusGone
 			}
 		case tyntec.OTPExpired, tyntec.OTPAlreadyReported:

@@ -25,6 +25,7 @@ type otp struct {
 	generated         bool
 	deleted           bool
 	userScheduled     bool
+	closedAt          time.Time // when a check verified or locked the OTP
 	rng               *rand.Rand
 	attempts          []*Attempt
 	webhooks          []*Webhook
@@ -44,6 +45,12 @@ func (o *otp) refresh(now time.Time) {
 func (o *otp) open(now time.Time) bool {
 	o.refresh(now)
 	return o.status == tyntec.OTPActive || o.status == tyntec.OTPWrongCode
+}
+
+// openAt reports whether the OTP was still open at simulated time at, which
+// may lie before the last check when the engine runs late.
+func (o *otp) openAt(at time.Time) bool {
+	return at.Before(o.expire) && (o.closedAt.IsZero() || at.Before(o.closedAt))
 }
 
 // newOTP holds what a send request decided.
@@ -93,8 +100,8 @@ func (s *Sim) createOTP(n newOTP) *otp {
 // dispatch starts the attempt on channel idx of the OTP's channels (or, for a
 // re-send, on the channel appended for it) and schedules its report.
 func (s *Sim) dispatch(o *otp, idx int, resend bool, at time.Time) {
-	if !resend && !o.open(at) {
-		return // verified or expired before the fallback was due
+	if idx > 0 && !resend && !o.openAt(at) {
+		return // verified, locked or expired before the fallback was due
 	}
 	ch := o.channels[idx]
 	beh := s.cfg.Channels[ch]
@@ -201,9 +208,9 @@ func (s *Sim) check(o *otp, code, api string, at time.Time) string {
 		o.attemptCount++
 		switch {
 		case code == o.code:
-			o.status = tyntec.OTPVerified
+			o.status, o.closedAt = tyntec.OTPVerified, at
 		case o.attemptCount >= o.allowed:
-			o.status = tyntec.OTPTooManyAttempts
+			o.status, o.closedAt = tyntec.OTPTooManyAttempts, at
 		default:
 			o.status = tyntec.OTPWrongCode
 		}

@@ -253,7 +253,7 @@ func (s *Sim) runEngine(ctx context.Context) {
 	}
 }
 
-// sortedCallbacks returns a copy of the callbacks. Callers hold s.mu.
+// copyCallbacks returns a deep copy of the callbacks. Callers hold s.mu.
 func (s *Sim) copyCallbacks() []tyntec.CallbackConfig {
 	out := make([]tyntec.CallbackConfig, 0, len(s.callbacks))
 	for _, cb := range s.callbacks {

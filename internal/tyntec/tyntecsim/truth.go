@@ -170,16 +170,16 @@ func (s *Sim) Calls() []Call {
 }
 
 // MaxCallsInWindow returns the largest number of API requests (any key, any
-// answer) that arrived within any window of the given length, edges included.
+// answer) that arrived within any window [t, t+window).
 func (s *Sim) MaxCallsInWindow(window time.Duration) int {
 	return MaxInWindow(s.Calls(), window)
 }
 
-// MaxInWindow returns the largest number of calls within any closed window of the given length.
+// MaxInWindow returns the largest number of calls within any window [t, t+window).
 func MaxInWindow(calls []Call, window time.Duration) int {
 	best, lo := 0, 0
 	for hi := range calls {
-		for calls[hi].At.Sub(calls[lo].At) > window {
+		for calls[hi].At.Sub(calls[lo].At) >= window {
 			lo++
 		}
 		best = max(best, hi-lo+1)

@@ -1,0 +1,231 @@
+// Command tyntecsim runs the tyntec 2FA simulator on its own, so that a
+// staging otpscope (or anything else that speaks tyntec's 2FA API) can be
+// pointed at it instead of api.tyntec.com.
+//
+// It serves tyntec's v4 and v1 2FA endpoints, sends DeliveryStatus webhooks to
+// the registered callbacks, optionally generates OTP traffic, and exposes what
+// it did at GET /_sim/truth and GET /_sim/calls.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/tyntec"
+	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := serve(ctx, os.Args[1:], log, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		log.Error("tyntecsim", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// options are the command's flags.
+type options struct {
+	listen    string
+	cfg       tyntecsim.Config
+	apiKeys   listFlag
+	callback  tyntec.NewCallbackConfig
+	headers   listFlag
+	channels  listFlag
+	truthFile string
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func parseFlags(args []string, out io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("tyntecsim", flag.ContinueOnError)
+	fs.SetOutput(out)
+	c := &o.cfg
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8090", "address to serve the simulated tyntec API on")
+	fs.Int64Var(&c.Seed, "seed", 1, "seed of every random choice")
+	fs.Var(&o.apiKeys, "api-key", "accepted apiKey header value (repeatable; default "+tyntecsim.DefaultAPIKey+")")
+	fs.Float64Var(&c.TimeScale, "time-scale", 1, "simulated seconds per wall-clock second")
+	fs.DurationVar(&c.OTPExpiry, "otp-expiry", 300*time.Second, "OTP validity (simulated time)")
+	fs.Float64Var(&c.Traffic.Rate, "rate", 0, "generated OTPs per second (0 = none)")
+	fs.Float64Var(&c.Traffic.V1Share, "v1-share", 0, "share of generated OTPs sent through the v1 API")
+	fs.Float64Var(&c.Traffic.VerifyShare, "verify-share", 0.8, "share of delivered generated OTPs whose user verifies the code")
+	fs.StringVar(&o.callback.URL, "callback-url", "", "pre-register a callback configuration with this URL")
+	fs.StringVar(&o.callback.ProfileID, "callback-profile-id", "", "profile ID filter of the pre-registered callback")
+	fs.Var(&o.headers, "callback-header", `custom header of the pre-registered callback, "Name: value" (repeatable)`)
+	fs.Var(&o.channels, "channel", `channel behaviour "SMS:p=0.92,median=3s,p95=15s,timeout=60s,dispatch=200ms" (repeatable; omitted keys keep defaults)`)
+	fs.Float64Var(&c.Faults.WebhookDrop, "drop-webhooks", 0, "share of webhooks never sent")
+	fs.Float64Var(&c.Faults.WebhookDuplicate, "duplicate-webhooks", 0, "share of webhooks sent twice")
+	fs.Float64Var(&c.Faults.WebhookReorder, "reorder-webhooks", 0, "share of webhooks held back so later ones overtake them")
+	fs.DurationVar(&c.Faults.ReorderDelay, "reorder-delay", 10*time.Second, "how long a reordered webhook is held back (simulated time)")
+	fs.Float64Var(&c.Faults.APIError, "api-error-share", 0, "share of API calls answered with --api-error-status")
+	fs.IntVar(&c.Faults.APIErrorStatus, "api-error-status", http.StatusInternalServerError, "status of injected API errors")
+	fs.Float64Var(&c.Faults.APISlow, "api-slow-share", 0, "share of API calls answered slowly")
+	fs.DurationVar(&c.Faults.APISlowDelay, "api-slow-delay", 2*time.Second, "delay of a slow API answer (wall clock)")
+	fs.IntVar(&c.Faults.RateLimit, "rate-limit", 100, "API calls allowed per --rate-period per API key, then 429 (0 = unlimited)")
+	fs.DurationVar(&c.Faults.RatePeriod, "rate-period", 60*time.Second, "API rate-limit window (wall clock)")
+	fs.DurationVar(&c.Faults.RetryAfter, "retry-after", 0, "fixed Retry-After of a 429 (0 = until the window frees a call)")
+	fs.IntVar(&c.Webhook.MaxAttempts, "webhook-max-attempts", 5, "attempts per webhook before giving up")
+	fs.DurationVar(&c.Webhook.InitialBackoff, "webhook-backoff", time.Second, "first webhook retry delay, doubled per retry (simulated time)")
+	fs.StringVar(&o.truthFile, "truth-file", "", "write the ground truth as JSON to this file on exit")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	c.APIKeys = o.apiKeys
+	if o.callback.URL != "" {
+		for _, h := range o.headers {
+			name, value, ok := strings.Cut(h, ":")
+			if !ok || strings.TrimSpace(name) == "" {
+				return nil, fmt.Errorf("--callback-header %q: want \"Name: value\"", h)
+			}
+			if o.callback.Headers == nil {
+				o.callback.Headers = map[string]string{}
+			}
+			o.callback.Headers[strings.TrimSpace(name)] = strings.TrimSpace(value)
+		}
+		c.Callbacks = []tyntec.NewCallbackConfig{o.callback}
+	} else if len(o.headers) > 0 {
+		return nil, errors.New("--callback-header needs --callback-url")
+	}
+	if len(o.channels) > 0 {
+		c.Channels = tyntecsim.DefaultChannels()
+		for _, spec := range o.channels {
+			if err := parseChannel(c.Channels, spec); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return o, c.Validate()
+}
+
+// parseChannel applies "NAME:key=value,..." to chs.
+func parseChannel(chs map[string]tyntecsim.Channel, spec string) error {
+	name, kvs, _ := strings.Cut(spec, ":")
+	name = strings.ToUpper(strings.TrimSpace(name))
+	ch, ok := chs[name]
+	if !ok {
+		return fmt.Errorf("--channel %q: unknown channel %q", spec, name)
+	}
+	for kv := range strings.SplitSeq(kvs, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		var err error
+		switch k {
+		case "p":
+			ch.DeliveryProbability, err = strconv.ParseFloat(v, 64)
+		case "median":
+			ch.Latency.Median, err = time.ParseDuration(v)
+		case "p95":
+			ch.Latency.P95, err = time.ParseDuration(v)
+		case "timeout":
+			ch.Timeout, err = time.ParseDuration(v)
+		case "dispatch":
+			ch.DispatchDelay, err = time.ParseDuration(v)
+		default:
+			err = fmt.Errorf("unknown key %q (want p, median, p95, timeout, dispatch)", k)
+		}
+		if err != nil {
+			return fmt.Errorf("--channel %q: %w", spec, err)
+		}
+	}
+	chs[name] = ch
+	return nil
+}
+
+// serve runs the simulator until ctx ends. ready, when not nil, receives the
+// listening address.
+func serve(ctx context.Context, args []string, log *slog.Logger, ready chan<- string) error {
+	o, err := parseFlags(args, os.Stderr)
+	if err != nil {
+		return err
+	}
+	o.cfg.Logger = log
+	sim, err := tyntecsim.New(o.cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_sim/truth", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, sim.Truth()) })
+	mux.HandleFunc("GET /_sim/calls", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, sim.Calls()) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.Handle("/", sim)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	if err := sim.Start(ctx); err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("tyntec simulator listening", "addr", ln.Addr().String(), "seed", o.cfg.Seed, "time_scale", o.cfg.TimeScale, "rate", o.cfg.Traffic.Rate)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(shutdownCtx); serr != nil && err == nil {
+		err = fmt.Errorf("shut down HTTP server: %w", serr)
+	}
+	_ = sim.Close()
+	if o.truthFile != "" {
+		if werr := writeTruth(o.truthFile, sim.Truth()); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeTruth(path string, t tyntecsim.Truth) error {
+	b, err := json.MarshalIndent(t, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode truth: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("write truth: %w", err)
+	}
+	return nil
+}

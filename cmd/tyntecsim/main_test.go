@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/tyntec"
+	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		ok    bool
+		check func(t *testing.T, o *options)
+	}{
+		{"defaults", nil, true, func(t *testing.T, o *options) {
+			if o.listen != "127.0.0.1:8090" || o.cfg.Faults.RateLimit != 100 || o.cfg.Faults.RatePeriod != time.Minute || o.cfg.Traffic.Rate != 0 || len(o.cfg.Callbacks) != 0 {
+				t.Errorf("defaults = listen %q, rate limit %d/%s, rate %v, callbacks %v", o.listen, o.cfg.Faults.RateLimit, o.cfg.Faults.RatePeriod, o.cfg.Traffic.Rate, o.cfg.Callbacks)
+			}
+		}},
+		{"callback with headers", []string{"--callback-url", "http://127.0.0.1:8080/webhooks/tyntec", "--callback-header", "X-Webhook-Token: abc", "--callback-header", "X-Other:1"}, true, func(t *testing.T, o *options) {
+			cb := o.cfg.Callbacks
+			if len(cb) != 1 || cb[0].URL != "http://127.0.0.1:8080/webhooks/tyntec" || cb[0].Headers["X-Webhook-Token"] != "abc" || cb[0].Headers["X-Other"] != "1" {
+				t.Errorf("callbacks = %+v", cb)
+			}
+		}},
+		{"channel override", []string{"--channel", "sms:p=0,timeout=5s", "--channel", "VIBER:median=1s,p95=2s"}, true, func(t *testing.T, o *options) {
+			sms, viber := o.cfg.Channels[tyntec.ChannelSMS], o.cfg.Channels[tyntec.ChannelViber]
+			def := tyntecsim.DefaultChannels()[tyntec.ChannelSMS]
+			if sms.DeliveryProbability != 0 || sms.Timeout != 5*time.Second || sms.Latency != def.Latency || viber.Latency.Median != time.Second || viber.Latency.P95 != 2*time.Second {
+				t.Errorf("channels = SMS %+v, VIBER %+v", sms, viber)
+			}
+		}},
+		{"faults", []string{"--drop-webhooks", "0.1", "--api-error-share", "0.2", "--rate-limit", "0", "--api-key", "a", "--api-key", "b"}, true, func(t *testing.T, o *options) {
+			f := o.cfg.Faults
+			if f.WebhookDrop != 0.1 || f.APIError != 0.2 || f.RateLimit != 0 || len(o.cfg.APIKeys) != 2 {
+				t.Errorf("faults %+v keys %v", f, o.cfg.APIKeys)
+			}
+		}},
+		{"header without url", []string{"--callback-header", "X: y"}, false, nil},
+		{"malformed header", []string{"--callback-url", "http://127.0.0.1:1/", "--callback-header", "novalue"}, false, nil},
+		{"unknown channel", []string{"--channel", "FAX:p=1"}, false, nil},
+		{"bad share", []string{"--drop-webhooks", "2"}, false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.args, io.Discard)
+			if (err == nil) != tt.ok {
+				t.Fatalf("parseFlags(%q) error = %v; want ok=%v", tt.args, err, tt.ok)
+			}
+			if tt.check != nil {
+				tt.check(t, o)
+			}
+		})
+	}
+}
+
+func TestServe(t *testing.T) {
+	var mu sync.Mutex
+	tokens := map[string]int{}
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		tokens[r.Header.Get("X-Webhook-Token")]++
+		mu.Unlock()
+	}))
+	defer hook.Close()
+
+	truthFile := filepath.Join(t.TempDir(), "truth.json")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, []string{
+			"--listen", "127.0.0.1:0", "--seed", "3", "--time-scale", "1000", "--rate", "200",
+			"--callback-url", hook.URL, "--callback-header", "X-Webhook-Token: tok", "--truth-file", truthFile,
+		}, slog.New(slog.DiscardHandler), ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("serve ended early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("simulator did not start")
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := tokens["tok"]
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no webhook with the configured header within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	client, err := tyntec.New(tyntec.Config{BaseURL: "http://" + addr, APIKey: tyntecsim.DefaultAPIKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cbs, err := client.ListCallbacks(t.Context())
+	if err != nil || len(cbs) != 1 || cbs[0].URL != hook.URL {
+		t.Errorf("ListCallbacks = %+v, %v; want the pre-registered one", cbs, err)
+	}
+	resp, err := http.Get("http://" + addr + "/_sim/truth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var truth tyntecsim.Truth
+	err = json.NewDecoder(resp.Body).Decode(&truth)
+	resp.Body.Close()
+	if err != nil || len(truth.OTPs) == 0 {
+		t.Errorf("/_sim/truth = %d OTPs, %v; want generated OTPs", len(truth.OTPs), err)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve = %v; want nil after cancel", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	raw, err := os.ReadFile(truthFile)
+	if err != nil || json.Unmarshal(raw, &truth) != nil || len(truth.OTPs) == 0 {
+		t.Errorf("truth file: %v, %d OTPs", err, len(truth.OTPs))
+	}
+}

@@ -1,0 +1,543 @@
+package tyntec_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/otpscope/otpscope/internal/tyntec"
+	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+)
+
+// env is a simulator behind httptest and a client for it.
+type env struct {
+	sim    *tyntecsim.Sim
+	url    string
+	client *tyntec.Client
+	reg    *prometheus.Registry
+}
+
+// newEnv starts a simulator (wrapped by wrap when not nil) and a client with
+// a generous budget and millisecond backoff; ccfg fields override those.
+func newEnv(t *testing.T, scfg tyntecsim.Config, ccfg tyntec.Config, wrap func(http.Handler) http.Handler) *env {
+	t.Helper()
+	sim, err := tyntecsim.New(scfg)
+	if err != nil {
+		t.Fatalf("tyntecsim.New: %v", err)
+	}
+	var h http.Handler = sim
+	if wrap != nil {
+		h = wrap(sim)
+	}
+	srv := httptest.NewServer(h)
+	if err := sim.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Close()
+		_ = sim.Close()
+	})
+	reg := prometheus.NewRegistry()
+	ccfg.BaseURL = srv.URL
+	if ccfg.APIKey == "" {
+		ccfg.APIKey = tyntecsim.DefaultAPIKey
+	}
+	if ccfg.RateLimit == 0 {
+		ccfg.RateLimit, ccfg.RatePeriod, ccfg.RateBurst = 10000, time.Second, 1000
+	}
+	if ccfg.MinBackoff == 0 {
+		ccfg.MinBackoff, ccfg.MaxBackoff = time.Millisecond, 5*time.Millisecond
+	}
+	ccfg.Registerer = reg
+	client, err := tyntec.New(ccfg)
+	if err != nil {
+		t.Fatalf("tyntec.New: %v", err)
+	}
+	return &env{sim: sim, url: srv.URL, client: client, reg: reg}
+}
+
+// callsTo returns the statuses of the calls the simulator received for path.
+func (e *env) callsTo(path string) []int {
+	var out []int
+	for _, c := range e.sim.Calls() {
+		if c.Path == path {
+			out = append(out, c.Status)
+		}
+	}
+	return out
+}
+
+// counter returns the value of a counter with the given labels, 0 when absent.
+func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// exerciseAll calls every client method against e and checks the answers.
+// The contract test runs it too, behind a validating proxy.
+func exerciseAll(t *testing.T, e *env, hookURL string) {
+	ctx, c := t.Context(), e.client
+
+	prios, err := c.ListPriorities(ctx, "")
+	if err != nil || len(prios) < 4 {
+		t.Fatalf("ListPriorities = %d, %v; want the 4 built-in ones", len(prios), err)
+	}
+	named, err := c.ListPriorities(ctx, "tyntec_priority_sms-viber")
+	if err != nil || len(named) != 1 || named[0].ChannelPriority[0].Channel != tyntec.ChannelSMS {
+		t.Errorf("ListPriorities(name) = %+v, %v", named, err)
+	}
+	pid, err := c.CreatePriority(ctx, tyntec.NewPriority{Name: "test_viber-voice", ChannelPriority: []tyntec.ChannelPriority{{Channel: "VIBER", Priority: 1}, {Channel: "VOICE", Priority: 2}}})
+	if err != nil || pid == "" {
+		t.Fatalf("CreatePriority = %q, %v", pid, err)
+	}
+	if p, err := c.GetPriority(ctx, pid); err != nil || p.Name != "test_viber-voice" || len(p.ChannelPriority) != 2 {
+		t.Errorf("GetPriority = %+v, %v", p, err)
+	}
+
+	profiles, err := c.ListProfiles(ctx, "")
+	if err != nil || len(profiles) < 1 {
+		t.Fatalf("ListProfiles = %+v, %v", profiles, err)
+	}
+	if p, err := c.GetProfile(ctx, profiles[0].ID); err != nil || p.Name != profiles[0].Name || p.Attempts == 0 {
+		t.Errorf("GetProfile = %+v, %v", p, err)
+	}
+	if ps, err := c.ListProfiles(ctx, profiles[0].Name); err != nil || len(ps) != 1 {
+		t.Errorf("ListProfiles(name) = %+v, %v", ps, err)
+	}
+
+	cbID, err := c.CreateCallback(ctx, tyntec.NewCallbackConfig{URL: hookURL + "/old", Headers: map[string]string{"X-Webhook-Token": "old"}})
+	if err != nil || cbID == "" {
+		t.Fatalf("CreateCallback = %q, %v", cbID, err)
+	}
+	patched, err := c.PatchCallback(ctx, cbID, tyntec.NewCallbackConfig{URL: hookURL, Headers: map[string]string{"X-Webhook-Token": "new"}})
+	if err != nil || patched.URL != hookURL || patched.Headers["X-Webhook-Token"] != "new" || patched.ID != cbID {
+		t.Errorf("PatchCallback = %+v, %v", patched, err)
+	}
+	cbs, err := c.ListCallbacks(ctx)
+	if err != nil || len(cbs) != 1 || cbs[0].URL != hookURL {
+		t.Errorf("ListCallbacks = %+v, %v", cbs, err)
+	}
+
+	const to = "+491701112233"
+	created, err := c.SendOTP(ctx, tyntec.NewOTPRequest{To: to, ProfileName: profiles[0].Name, PriorityName: "tyntec_priority_sms-viber"})
+	if err != nil || created.ID == "" {
+		t.Fatalf("SendOTP = %+v, %v", created, err)
+	}
+	otp, err := c.GetOTP(ctx, created.ID)
+	if err != nil || otp.OTPID != created.ID || otp.To != to || otp.OTPStatus != tyntec.OTPActive || !otp.OTPExpire.After(otp.OTPCreated) {
+		t.Errorf("GetOTP = %+v, %v", otp, err)
+	}
+	if list, err := c.ListOTPs(ctx, tyntec.OTPFilter{To: to}); err != nil || len(list) != 1 || list[0].OTPID != created.ID {
+		t.Errorf("ListOTPs(to) = %+v, %v", list, err)
+	}
+	truth, _ := e.sim.Truth().OTP(created.ID)
+	if st, err := c.ValidateOTP(ctx, created.ID, "0000000"); err != nil || st != tyntec.OTPWrongCode {
+		t.Errorf("ValidateOTP(wrong) = %q, %v; want WRONG_CODE", st, err)
+	}
+	if st, err := c.ValidateOTP(ctx, created.ID, truth.Code); err != nil || st != tyntec.OTPVerified {
+		t.Errorf("ValidateOTP(right) = %q, %v; want VERIFIED", st, err)
+	}
+	if list, err := c.ListOTPs(ctx, tyntec.OTPFilter{Status: tyntec.OTPVerified}); err != nil || !slices.ContainsFunc(list, func(o tyntec.OTP) bool { return o.OTPID == created.ID }) {
+		t.Errorf("ListOTPs(VERIFIED) = %+v, %v; want %s in it", list, err, created.ID)
+	}
+
+	const number = "+491704445566"
+	v1, err := c.V1Send(ctx, tyntec.V1SendRequest{Number: number, OTPCode: "4711", ReferenceID: "ref-1"})
+	if err != nil || v1.OTPID == "" || v1.OTPStatus != tyntec.OTPActive || v1.ReferenceID != "ref-1" {
+		t.Fatalf("V1Send = %+v, %v", v1, err)
+	}
+	if got, err := c.V1OTP(ctx, v1.OTPID); err != nil || got.Number != number || got.ExpiresAt().Before(got.CreatedAt()) {
+		t.Errorf("V1OTP = %+v, %v", got, err)
+	}
+	if list, err := c.V1ListOTPs(ctx, number); err != nil || len(list) != 1 {
+		t.Errorf("V1ListOTPs = %+v, %v", list, err)
+	}
+	if list, err := c.V1ListOTPs(ctx, "+491709999999"); err != nil || len(list) != 0 {
+		t.Errorf("V1ListOTPs(no OTPs) = %+v, %v; want empty (204)", list, err)
+	}
+	if r, err := c.V1Resend(ctx, v1.OTPID, tyntec.ResendRequest{Via: tyntec.ViaVoice, Caller: "+4930123456"}); err != nil || r.OTPID != v1.OTPID {
+		t.Errorf("V1Resend = %+v, %v", r, err)
+	}
+	evs, err := c.V1Events(ctx, v1.OTPID)
+	if err != nil || len(evs) < 2 || evs[0].Type != tyntec.V1EventCreated || !slices.ContainsFunc(evs, func(e tyntec.V1Event) bool { return e.Type == tyntec.V1EventResend && e.StatusText == "VOICE" }) {
+		t.Errorf("V1Events = %+v, %v; want CREATED first and a RESEND via VOICE", evs, err)
+	}
+	if o, err := c.V1Check(ctx, v1.OTPID, "1234"); !errors.Is(err, tyntec.ErrUnauthorized) || o == nil || o.OTPStatus != tyntec.OTPActive || o.AttemptCount != 1 {
+		t.Errorf("V1Check(wrong) = %+v, %v; want ACTIVE status and ErrUnauthorized", o, err)
+	}
+	if o, err := c.V1Check(ctx, v1.OTPID, "4711"); err != nil || o.OTPStatus != tyntec.OTPVerified {
+		t.Errorf("V1Check(right) = %+v, %v; want VERIFIED", o, err)
+	}
+
+	// Let the v4 OTP's first webhook reach the callback before it goes away.
+	deadline := time.Now().Add(10 * time.Second)
+	for ot, _ := e.sim.Truth().OTP(created.ID); len(ot.Webhooks) == 0 || ot.Webhooks[0].Delivered == 0; ot, _ = e.sim.Truth().OTP(created.ID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no webhook for %s delivered within 10s: %+v", created.ID, ot.Webhooks)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := c.DeleteCallback(ctx, cbID); err != nil {
+		t.Errorf("DeleteCallback = %v", err)
+	}
+	if err := c.DeleteCallback(ctx, cbID); !tyntec.IsNotFound(err) {
+		t.Errorf("DeleteCallback again = %v; want ErrNotFound", err)
+	}
+	if cbs, err := c.ListCallbacks(ctx); err != nil || len(cbs) != 0 {
+		t.Errorf("ListCallbacks after delete = %+v, %v", cbs, err)
+	}
+}
+
+// hookSink is a webhook endpoint that counts what it gets.
+func hookSink(t *testing.T, check func(t *testing.T, r *http.Request)) (string, func() int) {
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if check != nil {
+			check(t, r)
+		}
+		mu.Lock()
+		n++
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+func TestClientEveryCall(t *testing.T) {
+	hookURL, hooks := hookSink(t, func(t *testing.T, r *http.Request) {
+		if got := r.Header.Get("X-Webhook-Token"); got != "new" {
+			t.Errorf("webhook token %q; want the patched one", got)
+		}
+	})
+	e := newEnv(t, tyntecsim.Config{Seed: 1, TimeScale: 1000, OTPExpiry: time.Hour}, tyntec.Config{}, nil)
+	exerciseAll(t, e, hookURL)
+	if err := e.sim.WaitIdle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if hooks() == 0 {
+		t.Error("no webhook reached the patched callback URL")
+	}
+	for _, c := range e.sim.Calls() {
+		if c.APIKey != tyntecsim.DefaultAPIKey {
+			t.Errorf("call %s %s sent apiKey %q", c.Method, c.Path, c.APIKey)
+		}
+	}
+	if got := counter(t, e.reg, "otpscope_tyntec_calls_total", map[string]string{"op": "v4_get_otp", "outcome": "ok"}); got != 1 {
+		t.Errorf("calls_total{v4_get_otp,ok} = %v; want 1", got)
+	}
+}
+
+func TestClientErrorClasses(t *testing.T) {
+	tests := []struct {
+		name   string
+		sim    tyntecsim.Config
+		client tyntec.Config
+		do     func(ctx context.Context, e *env) error
+		want   error
+		status int
+		shape  func(*tyntec.APIError) bool // the body was read in the right error shape
+	}{
+		{
+			name: "v4 404", want: tyntec.ErrNotFound, status: 404,
+			do: func(ctx context.Context, e *env) error {
+				_, err := e.client.GetOTP(ctx, "3fa85f64-5717-4562-b3fc-2c963f66afa6")
+				return err
+			},
+			shape: func(a *tyntec.APIError) bool { return a.Title == "No Resource Found" && a.Status == 404 },
+		},
+		{
+			name: "v1 404", want: tyntec.ErrNotFound, status: 404,
+			do:    func(ctx context.Context, e *env) error { _, err := e.client.V1Events(ctx, "nope"); return err },
+			shape: func(a *tyntec.APIError) bool { return a.Message != "" && a.Code != "" && a.Timestamp > 0 },
+		},
+		{
+			name: "v4 400", want: tyntec.ErrBadRequest, status: 400,
+			do: func(ctx context.Context, e *env) error {
+				_, err := e.client.SendOTP(ctx, tyntec.NewOTPRequest{})
+				return err
+			},
+			shape: func(a *tyntec.APIError) bool { return len(a.Violations) == 1 && a.Violations[0].Field == "to" },
+		},
+		{
+			name: "401 wrong key", want: tyntec.ErrUnauthorized, status: 401, client: tyntec.Config{APIKey: "wrong"},
+			do:    func(ctx context.Context, e *env) error { _, err := e.client.ListCallbacks(ctx); return err },
+			shape: func(a *tyntec.APIError) bool { return a.Title == "Unauthorized" },
+		},
+		{
+			name: "403 too many attempts", want: tyntec.ErrUnauthorized, status: 403,
+			do: func(ctx context.Context, e *env) error {
+				o, err := e.client.V1Send(ctx, tyntec.V1SendRequest{Number: "+491700000001", OTPCode: "4711"})
+				if err != nil {
+					return err
+				}
+				for range 2 {
+					if _, err := e.client.V1Check(ctx, o.OTPID, "1111"); !errors.Is(err, tyntec.ErrUnauthorized) {
+						return errors.New("wrong code not answered 401")
+					}
+				}
+				_, err = e.client.V1Check(ctx, o.OTPID, "1111")
+				return err
+			},
+			shape: func(a *tyntec.APIError) bool { return strings.Contains(string(a.Body), `"TOO_MANY_ATTEMPTS"`) },
+		},
+		{
+			name: "410 gone", want: tyntec.ErrGone, status: 410,
+			do: func(ctx context.Context, e *env) error {
+				o, err := e.client.V1Send(ctx, tyntec.V1SendRequest{Number: "+491700000001", OTPCode: "4711"})
+				if err != nil {
+					return err
+				}
+				if _, err := e.client.V1Check(ctx, o.OTPID, "4711"); err != nil {
+					return err
+				}
+				_, err = e.client.V1Check(ctx, o.OTPID, "4711")
+				return err
+			},
+			shape: func(a *tyntec.APIError) bool { return strings.Contains(string(a.Body), `"VERIFIED"`) },
+		},
+		{
+			name: "429", want: tyntec.ErrRateLimited, status: 429,
+			sim:    tyntecsim.Config{Faults: tyntecsim.Faults{RateLimit: 1, RatePeriod: time.Minute}},
+			client: tyntec.Config{MaxRetries: -1},
+			do: func(ctx context.Context, e *env) error {
+				if _, err := e.client.ListProfiles(ctx, ""); err != nil {
+					return err
+				}
+				_, err := e.client.ListProfiles(ctx, "")
+				return err
+			},
+			shape: func(a *tyntec.APIError) bool { return a.RetryAfter > 0 && a.RetryAfter <= time.Minute },
+		},
+		{
+			name: "5xx", want: tyntec.ErrServer, status: 503,
+			sim:    tyntecsim.Config{Faults: tyntecsim.Faults{APIError: 1, APIErrorStatus: 503}},
+			client: tyntec.Config{MaxRetries: -1},
+			do:     func(ctx context.Context, e *env) error { _, err := e.client.V1OTP(ctx, "x"); return err },
+			shape:  func(a *tyntec.APIError) bool { return a.Message != "" },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.sim.Seed = 1
+			e := newEnv(t, tt.sim, tt.client, nil)
+			err := tt.do(t.Context(), e)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v; want %v", err, tt.want)
+			}
+			var apiErr *tyntec.APIError
+			if !errors.As(err, &apiErr) {
+				t.Fatalf("errors.As(%v, *APIError) = false", err)
+			}
+			if apiErr.StatusCode != tt.status || !tt.shape(apiErr) {
+				t.Errorf("APIError = %+v (body %s); want status %d in the documented shape", apiErr, apiErr.Body, tt.status)
+			}
+		})
+	}
+}
+
+func TestClientHonoursRetryAfter(t *testing.T) {
+	e := newEnv(t, tyntecsim.Config{Seed: 1, Faults: tyntecsim.Faults{RateLimit: 2, RatePeriod: time.Second}}, tyntec.Config{}, nil)
+	id, err := e.sim.Send(tyntec.NewOTPRequest{To: "+491700000007"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.ListPriorities(t.Context(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.GetOTP(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	// The budget is spent: the re-send is refused with 429 before tyntec acts,
+	// so even this non-idempotent call is retried, after Retry-After.
+	if _, err := e.client.V1Resend(t.Context(), id, tyntec.ResendRequest{Via: tyntec.ViaSMS}); err != nil {
+		t.Fatalf("V1Resend after 429 = %v; want success on retry", err)
+	}
+	var resends []tyntecsim.Call
+	for _, c := range e.sim.Calls() {
+		if c.Method == http.MethodPost {
+			resends = append(resends, c)
+		}
+	}
+	if len(resends) != 2 || resends[0].Status != 429 || resends[1].Status != 200 {
+		t.Fatalf("re-send calls %+v; want a 429 then a 200", resends)
+	}
+	if gap := resends[1].At.Sub(resends[0].At); gap < time.Second {
+		t.Errorf("retry came %s after the 429; want at least Retry-After (1s)", gap)
+	}
+	if ot, _ := e.sim.Truth().OTP(id); len(ot.Resends) != 1 {
+		t.Errorf("simulator saw %d re-sends; want exactly 1", len(ot.Resends))
+	}
+	if got := counter(t, e.reg, "otpscope_tyntec_retries_total", map[string]string{"op": "v1_resend", "reason": "rate_limited"}); got != 1 {
+		t.Errorf("retries_total{v1_resend,rate_limited} = %v; want 1", got)
+	}
+}
+
+func TestClientGivesUpWhenRetryAfterOutlivesDeadline(t *testing.T) {
+	e := newEnv(t, tyntecsim.Config{Seed: 1, Faults: tyntecsim.Faults{RateLimit: 1, RatePeriod: time.Minute, RetryAfter: 30 * time.Second}}, tyntec.Config{}, nil)
+	if _, err := e.client.ListProfiles(t.Context(), ""); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	_, err := e.client.ListProfiles(ctx, "")
+	if !errors.Is(err, tyntec.ErrRateLimited) || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v; want the 429 itself, not a deadline spent sleeping", err)
+	}
+	if n := len(e.callsTo("/2fa/v4/profiles")); n != 2 {
+		t.Errorf("%d calls; want 2 (no retry)", n)
+	}
+}
+
+func TestClientRetriesBounded(t *testing.T) {
+	failing := tyntecsim.Config{Faults: tyntecsim.Faults{APIError: 1}}
+	slow := tyntecsim.Config{Faults: tyntecsim.Faults{APISlow: 1, APISlowDelay: 2 * time.Second}}
+	tests := []struct {
+		name  string
+		sim   tyntecsim.Config
+		do    func(ctx context.Context, c *tyntec.Client) error
+		path  string
+		calls int
+		want  error
+	}{
+		{"GET on 5xx retried", failing, func(ctx context.Context, c *tyntec.Client) error { _, err := c.GetOTP(ctx, "x"); return err }, "/2fa/v4/otp/x", 3, tyntec.ErrServer},
+		{"PATCH on 5xx retried", failing, func(ctx context.Context, c *tyntec.Client) error {
+			_, err := c.PatchCallback(ctx, "x", tyntec.NewCallbackConfig{URL: "http://127.0.0.1:1/"})
+			return err
+		}, "/2fa/v4/configurations/callbacks/x", 3, tyntec.ErrServer},
+		{"re-send on 5xx not retried", failing, func(ctx context.Context, c *tyntec.Client) error {
+			_, err := c.V1Resend(ctx, "x", tyntec.ResendRequest{})
+			return err
+		}, "/2fa/v1/otp/x", 1, tyntec.ErrServer},
+		{"send on 5xx not retried", failing, func(ctx context.Context, c *tyntec.Client) error {
+			_, err := c.SendOTP(ctx, tyntec.NewOTPRequest{To: "+4917000000"})
+			return err
+		}, "/2fa/v4/otp", 1, tyntec.ErrServer},
+		{"GET timeout retried", slow, func(ctx context.Context, c *tyntec.Client) error { _, err := c.V1OTP(ctx, "x"); return err }, "/2fa/v1/otp/x", 3, context.DeadlineExceeded},
+		{"re-send timeout not retried", slow, func(ctx context.Context, c *tyntec.Client) error {
+			_, err := c.V1Resend(ctx, "x", tyntec.ResendRequest{})
+			return err
+		}, "/2fa/v1/otp/x", 1, context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.sim.Seed = 1
+			e := newEnv(t, tt.sim, tyntec.Config{MaxRetries: 2, Timeout: 50 * time.Millisecond}, nil)
+			err := tt.do(t.Context(), e.client)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("err = %v; want %v", err, tt.want)
+			}
+			if got := len(e.callsTo(tt.path)); got != tt.calls {
+				t.Errorf("%d calls reached the simulator; want %d", got, tt.calls)
+			}
+		})
+	}
+}
+
+func TestClientStaysWithinBudget(t *testing.T) {
+	const limit, period = 10, 500 * time.Millisecond
+	e := newEnv(t,
+		tyntecsim.Config{Seed: 1, Faults: tyntecsim.Faults{RateLimit: limit, RatePeriod: period}},
+		tyntec.Config{RateLimit: limit, RatePeriod: period, RateBurst: 4, MaxRetries: -1}, nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, 30)
+	for range 5 {
+		wg.Go(func() {
+			for range 6 {
+				if _, err := e.client.ListPriorities(t.Context(), ""); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("call failed: %v", err)
+	}
+	calls := e.sim.Calls()
+	if len(calls) != 30 {
+		t.Fatalf("%d calls; want 30", len(calls))
+	}
+	if most := e.sim.MaxCallsInWindow(period); most > limit {
+		t.Errorf("%d calls within %s; budget is %d", most, period, limit)
+	}
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(mfs, func(mf *dto.MetricFamily) bool { return mf.GetName() == "otpscope_tyntec_rate_limit_wait_seconds" })
+	if i < 0 {
+		t.Fatal("rate_limit_wait_seconds not registered")
+	}
+	h := mfs[i].GetMetric()[0].GetHistogram()
+	if h.GetSampleCount() != 30 || h.GetSampleSum() <= 0 {
+		t.Errorf("rate_limit_wait_seconds: %d samples, sum %v; want 30 samples and some waiting", h.GetSampleCount(), h.GetSampleSum())
+	}
+}
+
+func TestSharedBudgetPerKey(t *testing.T) {
+	const limit, period = 6, 400 * time.Millisecond
+	e := newEnv(t, tyntecsim.Config{Seed: 1}, tyntec.Config{RateLimit: limit, RatePeriod: period, RateBurst: 2}, nil)
+	// A second client of the same key and URL, built separately, spends the same budget.
+	other, err := tyntec.New(tyntec.Config{BaseURL: e.url, APIKey: tyntecsim.DefaultAPIKey, RateLimit: limit, RatePeriod: period, RateBurst: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, c := range []*tyntec.Client{e.client, other} {
+		wg.Go(func() {
+			for range 7 {
+				if _, err := c.ListProfiles(t.Context(), ""); err != nil {
+					t.Errorf("ListProfiles: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if most := e.sim.MaxCallsInWindow(period); most > limit {
+		t.Errorf("two clients of one key made %d calls within %s; budget is %d", most, period, limit)
+	}
+}
+
+func TestClientRespectsContext(t *testing.T) {
+	e := newEnv(t, tyntecsim.Config{Seed: 1}, tyntec.Config{RateLimit: 1, RatePeriod: time.Hour, RateBurst: 1}, nil)
+	if _, err := e.client.ListProfiles(t.Context(), ""); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := e.client.ListProfiles(ctx, ""); err == nil {
+		t.Fatal("call beyond an hour-long budget succeeded within 100ms")
+	}
+	if n := len(e.sim.Calls()); n != 1 {
+		t.Errorf("%d calls reached the simulator; want 1", n)
+	}
+}

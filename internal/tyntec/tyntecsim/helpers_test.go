@@ -1,0 +1,112 @@
+package tyntecsim_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/tyntec"
+	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+)
+
+// received is one webhook as the receiver saw it.
+type received struct {
+	ds     tyntec.DeliveryStatus
+	raw    []byte
+	header http.Header
+}
+
+// receiver is a webhook endpoint that records what it gets and answers
+// with status(n) for the n-th request (default 200).
+type receiver struct {
+	mu     sync.Mutex
+	got    []received
+	n      int
+	status func(n int) int
+}
+
+func newReceiver(t testing.TB, status func(n int) int) (*receiver, string) {
+	t.Helper()
+	rc := &receiver{status: status}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		rc.mu.Lock()
+		rc.n++
+		code := http.StatusOK
+		if rc.status != nil {
+			code = rc.status(rc.n)
+		}
+		if code >= 200 && code < 300 {
+			var ds tyntec.DeliveryStatus
+			if err := json.Unmarshal(raw, &ds); err != nil {
+				t.Errorf("webhook body %q: %v", raw, err)
+			}
+			rc.got = append(rc.got, received{ds: ds, raw: raw, header: r.Header.Clone()})
+		}
+		rc.mu.Unlock()
+		w.WriteHeader(code)
+	}))
+	t.Cleanup(srv.Close)
+	return rc, srv.URL
+}
+
+func (rc *receiver) all() []received {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]received(nil), rc.got...)
+}
+
+func (rc *receiver) requests() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.n
+}
+
+// byOTP groups received webhooks by OTP ID, in arrival order.
+func byOTP(rs []received) map[string][]tyntec.DeliveryStatus {
+	out := map[string][]tyntec.DeliveryStatus{}
+	for _, r := range rs {
+		out[r.ds.OTPID] = append(out[r.ds.OTPID], r.ds)
+	}
+	return out
+}
+
+// startSim serves a started simulator on 127.0.0.1 and returns it with its base URL.
+func startSim(t *testing.T, cfg tyntecsim.Config) (*tyntecsim.Sim, string) {
+	t.Helper()
+	sim, err := tyntecsim.New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	srv := httptest.NewServer(sim)
+	if err := sim.Start(t.Context()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		srv.Close()
+		_ = sim.Close()
+	})
+	return sim, srv.URL
+}
+
+// waitIdle waits (bounded) until the simulator has nothing left to do.
+func waitIdle(t *testing.T, sim *tyntecsim.Sim) {
+	t.Helper()
+	ctx, cancel := contextWithTimeout(t, 20*time.Second)
+	defer cancel()
+	if err := sim.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fast is a time scale at which a 300 s expiry lasts 3 s of wall clock.
+const fast = 100
+
+func contextWithTimeout(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(t.Context(), d)
+}
