@@ -72,7 +72,9 @@ func Connect(url, name string, logger *slog.Logger) (*nats.Conn, error) {
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			logger.Warn("nats disconnected", "err", err)
+			if err != nil { // nil: we closed it
+				logger.Warn("nats disconnected", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			logger.Info("nats reconnected", "url", c.ConnectedUrlRedacted())

@@ -2,12 +2,10 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -50,7 +48,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Service, error)
 		cfg:    cfg,
 		broker: b,
 		ln:     ln,
-		srv:    &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second},
+		srv:    ops.NewServer(r),
 		logger: logger,
 	}, nil
 }
@@ -79,21 +77,8 @@ func (s *Service) Broker() *broker.Broker { return s.broker }
 func (s *Service) Serve(ctx context.Context) error {
 	defer s.broker.Close()
 	s.logger.Info("ingest listening", "addr", s.Addr(), "webhook", "http://"+s.Addr()+WebhookPath, "nats", s.broker.ClientURL())
-	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	err := s.srv.Shutdown(shutdownCtx)
-	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
-		err = serveErr
-	}
-	if err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	if err := ops.Serve(ctx, s.srv, s.ln, s.cfg.ShutdownTimeout); err != nil {
+		return err
 	}
 	s.logger.Info("ingest stopped")
 	return nil

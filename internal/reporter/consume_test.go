@@ -1,0 +1,258 @@
+package reporter_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+)
+
+func TestMain(m *testing.M) { chdbtest.Main(m) }
+
+type fixture struct {
+	nats   *brokertest.Server
+	broker *broker.Broker
+	db     *sink.DB
+}
+
+func newFixture(t *testing.T, natsCfg ...func(*broker.Config)) *fixture {
+	t.Helper()
+	srv := brokertest.NewServer(t)
+	cfg := brokertest.Config(t)
+	cfg.URL = srv.URL()
+	for _, m := range natsCfg {
+		m(&cfg)
+	}
+	b, err := broker.Open(t.Context(), cfg, "test", brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	ch := chdbtest.Serve(t)
+	db, err := reporter.OpenClickHouse(t.Context(), ch.DSN+"/"+ch.Database, "", brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return &fixture{nats: srv, broker: b, db: db}
+}
+
+func sinkConfig() reporter.SinkConfig {
+	return reporter.SinkConfig{Durable: "sink-test", MaxRows: 500, MaxBytes: 1 << 20, FlushInterval: 100 * time.Millisecond, AckWait: 5 * time.Second}
+}
+
+// run starts a consumer and returns a function that stops it and waits.
+func (f *fixture) run(t *testing.T, cfg reporter.SinkConfig, db reporter.Inserter) func() {
+	t.Helper()
+	c := reporter.NewConsumer(cfg, f.broker.JetStream(), f.broker.StreamName(), db, f.broker, brokertest.Logger(t), prometheus.NewRegistry())
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("consumer: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func (f *fixture) count(t *testing.T, query string) uint64 {
+	t.Helper()
+	var n uint64
+	if err := f.db.Conn().QueryRow(t.Context(), query).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func (f *fixture) waitCount(t *testing.T, query string, want uint64) {
+	t.Helper()
+	brokertest.WaitFor(t, 30*time.Second, fmt.Sprintf("%s = %d", query, want), func() bool { return f.count(t, query) >= want })
+	if got := f.count(t, query); got != want {
+		t.Fatalf("%s = %d; want %d", query, got, want)
+	}
+}
+
+func deliveries(from, n int) []events.Message {
+	msgs := make([]events.Message, n)
+	for i := range msgs {
+		ev := events.DeliveryStatus{
+			Channel: events.ChannelSMS, Status: events.StatusDelivered, Source: events.SourceWebhook,
+			OTPID:      fmt.Sprintf("11111111-0000-4000-8000-%012d", from+i),
+			Timestamp:  time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC).Add(time.Duration(from+i) * time.Millisecond),
+			ReceivedAt: time.Date(2026, 6, 1, 8, 0, 1, 0, time.UTC),
+		}
+		m, err := events.NewDeliveryMessage(&ev)
+		if err != nil {
+			panic(err)
+		}
+		msgs[i] = m
+	}
+	return msgs
+}
+
+func TestSinkMovesEverySubjectIntoItsTable(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	if err := f.broker.Publish(ctx, deliveries(0, 1200)...); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := events.NewOTPStatusMessage(&events.OTPStatus{OTPID: "11111111-0000-4000-8000-000000000001", API: "v4", Status: events.OTPVerified, ObservedAt: time.Now(), Source: events.SourcePoll, SampleRate: 1})
+	v1, _ := events.NewV1EventMessage(&events.V1Event{OTPID: "11111111-0000-4000-8000-000000000002", Type: "SMS", StatusText: "DELIVERED", Created: time.Now(), ObservedAt: time.Now()})
+	rs, _ := events.NewResendMessage(&events.Resend{OTPID: "11111111-0000-4000-8000-000000000003", DecisionID: "x", Result: events.ResendDryRun, DecidedAt: time.Now(), DryRun: true})
+	dl, _ := events.NewDeadLetterMessage(events.DeadLetter{Reason: "bad", Source: "ingest", ReceivedAt: time.Now()}, []byte("{"), 100)
+	tr, _ := events.NewTrackMessage(&events.Track{OTPID: "11111111-0000-4000-8000-000000000004", API: "v1", At: time.Now()})
+	if err := f.broker.Publish(ctx, st, v1, rs, dl, tr); err != nil {
+		t.Fatal(err)
+	}
+	f.run(t, sinkConfig(), f.db)
+	f.waitCount(t, "SELECT count() FROM delivery_events", 1200)
+	for q, want := range map[string]uint64{
+		"SELECT count() FROM otp_status":   1,
+		"SELECT count() FROM v1_events":    1,
+		"SELECT count() FROM resends":      1,
+		"SELECT count() FROM dead_letters": 1,
+	} {
+		f.waitCount(t, q, want)
+	}
+}
+
+// insertThenFail inserts and then reports failure, as a consumer that crashed
+// after the insert and before the ack would: the batch is redelivered.
+type insertThenFail struct {
+	db       *sink.DB
+	failures atomic.Int32
+}
+
+func (i *insertThenFail) Insert(ctx context.Context, b *sink.Batch) error {
+	if err := i.db.Insert(ctx, b); err != nil {
+		return err
+	}
+	if i.failures.Add(-1) >= 0 {
+		return errors.New("crash after insert, before ack")
+	}
+	return nil
+}
+
+func TestExactlyOnceWhenTheBatchIsRedelivered(t *testing.T) {
+	f := newFixture(t)
+	if err := f.broker.Publish(t.Context(), deliveries(0, 300)...); err != nil {
+		t.Fatal(err)
+	}
+	ins := &insertThenFail{db: f.db}
+	ins.failures.Store(2)
+	f.run(t, sinkConfig(), ins)
+	brokertest.WaitFor(t, 30*time.Second, "two failed inserts and a good one", func() bool {
+		return ins.failures.Load() < 0 && f.count(t, "SELECT uniqExact(event_id) FROM delivery_events") == 300
+	})
+	if n := f.count(t, "SELECT count() FROM delivery_events FINAL"); n != 300 {
+		t.Fatalf("after redeliveries ClickHouse counts %d events; want 300", n)
+	}
+}
+
+func TestExactlyOnceOutsideTheDuplicateWindow(t *testing.T) {
+	f := newFixture(t, func(c *broker.Config) {
+		c.Stream.DuplicateWindow = 100 * time.Millisecond
+		c.Stream.MaxAge = time.Hour
+	})
+	msgs := deliveries(0, 10)
+	if err := f.broker.Publish(t.Context(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // let the duplicate window pass
+	if err := f.broker.Publish(t.Context(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := f.broker.JetStream().Stream(t.Context(), f.broker.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := stream.Info(t.Context()); err != nil || info.State.Msgs != 20 {
+		t.Fatalf("stream info %v, %v; want 20 messages: the repeats outside the window are stored", info, err)
+	}
+	f.run(t, sinkConfig(), f.db)
+	f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", 10)
+	if n := f.count(t, "SELECT count() FROM delivery_events FINAL"); n != 10 {
+		t.Fatalf("the same 10 webhooks published twice count %d; want 10", n)
+	}
+}
+
+func TestRestartLosesNothing(t *testing.T) {
+	f := newFixture(t)
+	const n = 5000
+	if err := f.broker.Publish(t.Context(), deliveries(0, n)...); err != nil {
+		t.Fatal(err)
+	}
+	cfg := sinkConfig()
+	cfg.MaxRows = 200
+	stop := f.run(t, cfg, f.db)
+	brokertest.WaitFor(t, 30*time.Second, "some rows", func() bool { return f.count(t, "SELECT count() FROM delivery_events") > 0 })
+	stop()
+	mid := f.count(t, "SELECT uniqExact(event_id) FROM delivery_events")
+	t.Logf("stopped after %d of %d events", mid, n)
+	if err := f.broker.Publish(t.Context(), deliveries(n, 100)...); err != nil { // traffic while stopped
+		t.Fatal(err)
+	}
+	f.run(t, cfg, f.db)
+	f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", n+100)
+	if got := f.count(t, "SELECT count() FROM delivery_events FINAL"); got != n+100 {
+		t.Fatalf("after restart ClickHouse counts %d; want %d", got, n+100)
+	}
+}
+
+func TestPoisonMessageIsDeadLettered(t *testing.T) {
+	f := newFixture(t)
+	bad := events.Message{Subject: "tyntec.2fa.delivery.SMS.DELIVERED", ID: "poison-1", Data: []byte(`{"otpId": 42}`)}
+	good := deliveries(0, 5)
+	if err := f.broker.Publish(t.Context(), append(good, bad)...); err != nil {
+		t.Fatal(err)
+	}
+	f.run(t, sinkConfig(), f.db)
+	f.waitCount(t, "SELECT count() FROM delivery_events", 5)
+	f.waitCount(t, "SELECT count() FROM dead_letters WHERE source = 'sink' AND field = 'tyntec.2fa.delivery.SMS.DELIVERED' AND body = '{\"otpId\": 42}'", 1)
+}
+
+// failing fails its first n inserts, as ClickHouse being down would.
+type failing struct {
+	db *sink.DB
+	n  atomic.Int32
+}
+
+func (f *failing) Insert(ctx context.Context, b *sink.Batch) error {
+	if f.n.Add(-1) >= 0 {
+		return errors.New("connection refused")
+	}
+	return f.db.Insert(ctx, b)
+}
+
+func TestTransientFailureIsRetried(t *testing.T) {
+	f := newFixture(t)
+	if err := f.broker.Publish(t.Context(), deliveries(0, 50)...); err != nil {
+		t.Fatal(err)
+	}
+	ins := &failing{db: f.db}
+	ins.n.Store(2)
+	f.run(t, sinkConfig(), ins)
+	f.waitCount(t, "SELECT count() FROM delivery_events", 50)
+	if n := f.count(t, "SELECT count() FROM dead_letters"); n != 0 {
+		t.Fatalf("a transient failure dead-lettered %d messages", n)
+	}
+}

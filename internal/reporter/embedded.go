@@ -1,0 +1,53 @@
+package reporter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/otpscope/otpscope/internal/sink/chdb"
+)
+
+// EmbeddedClickHouse is the embedded engine (chDB) under a data directory and
+// its ClickHouse HTTP endpoint, which this process reaches as the owner (the
+// only client that may write) and Grafana reaches read-only.
+type EmbeddedClickHouse struct {
+	engine *chdb.Engine
+	server *chdb.Server
+}
+
+// HostClickHouse opens the embedded engine under dataDir/clickhouse and binds
+// its endpoint on listen; Serve starts answering.
+func HostClickHouse(dataDir, listen string, logger *slog.Logger) (*EmbeddedClickHouse, error) {
+	dir := filepath.Join(dataDir, "clickhouse")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("embedded clickhouse: %w", err)
+	}
+	engine, err := chdb.Open(dir, chdb.WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("embedded clickhouse: %w", err)
+	}
+	server, err := chdb.Listen(listen, chdb.NewHandler(engine, chdb.HandlerConfig{Logger: logger}))
+	if err != nil {
+		engine.Close()
+		return nil, err
+	}
+	return &EmbeddedClickHouse{engine: engine, server: server}, nil
+}
+
+// DSN is the owner's clickhouse-go DSN (http://user:password@addr).
+func (e *EmbeddedClickHouse) DSN() string { return e.server.DSN() }
+
+// Addr is the endpoint's address, where Grafana connects.
+func (e *EmbeddedClickHouse) Addr() string { return e.server.Addr() }
+
+// Dir is the engine's data directory.
+func (e *EmbeddedClickHouse) Dir() string { return e.engine.Dir() }
+
+// Serve answers until ctx ends.
+func (e *EmbeddedClickHouse) Serve(ctx context.Context) error { return e.server.Serve(ctx) }
+
+// Close closes the engine; call it after Serve returned.
+func (e *EmbeddedClickHouse) Close() error { return e.engine.Close() }

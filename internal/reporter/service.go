@@ -1,0 +1,139 @@
+package reporter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/sink"
+)
+
+// Service is the reporter on its own listener: the sink consumer, health and
+// metrics, and the embedded ClickHouse engine when no DSN is given.
+type Service struct {
+	cfg      Config
+	broker   *broker.Broker
+	embedded *EmbeddedClickHouse // nil with an external ClickHouse
+	// stopEmbedded ends the endpoint's Serve, whose result arrives on embeddedDone.
+	stopEmbedded context.CancelFunc
+	embeddedDone chan error
+	db       *sink.DB
+	consumer *Consumer
+	ln       net.Listener
+	srv      *http.Server
+	logger   *slog.Logger
+}
+
+// New connects to NATS and ClickHouse (hosting the embedded engine when
+// cfg.ClickHouse.DSN is empty), applies the schema, and binds the listener.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (s *Service, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s = &Service{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.broker, err = broker.Open(ctx, cfg.NATS, "otpscope-reporter", logger); err != nil {
+		return nil, err
+	}
+	dsn := cfg.ClickHouse.DSN
+	if dsn == "" {
+		if s.embedded, err = HostClickHouse(cfg.DataDir, cfg.ClickHouse.Listen, logger); err != nil {
+			return nil, err
+		}
+		dsn = s.embedded.DSN()
+		// The endpoint outlives ctx: the sink's last insert on stop goes through it.
+		var engCtx context.Context
+		engCtx, s.stopEmbedded = context.WithCancel(context.WithoutCancel(ctx))
+		s.embeddedDone = make(chan error, 1)
+		go func() { s.embeddedDone <- s.embedded.Serve(engCtx) }()
+	}
+	reg := ops.NewRegistry()
+	if s.db, err = OpenClickHouse(ctx, dsn, cfg.ClickHouse.Cluster, logger); err != nil {
+		return nil, err
+	}
+	s.consumer = NewConsumer(cfg.Sink, s.broker.JetStream(), s.broker.StreamName(), s.db, s.broker, logger, reg)
+	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	r := chi.NewRouter()
+	ops.Mount(r, reg, ops.Check{Name: "nats", Ready: s.broker.Ready}, ops.Check{Name: "clickhouse", Ready: s.db.Ready})
+	s.srv = ops.NewServer(r)
+	return s, nil
+}
+
+// OpenClickHouse connects to ClickHouse and applies the schema.
+func OpenClickHouse(ctx context.Context, dsn, cluster string, logger *slog.Logger) (*sink.DB, error) {
+	db, err := sink.Open(ctx, dsn, cluster, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return db, nil
+}
+
+// Addr is the HTTP address.
+func (s *Service) Addr() string { return s.ln.Addr().String() }
+
+// Broker is the service's NATS broker.
+func (s *Service) Broker() *broker.Broker { return s.broker }
+
+// DB is the ClickHouse connection.
+func (s *Service) DB() *sink.DB { return s.db }
+
+// Embedded is the embedded ClickHouse engine, or nil with an external one.
+func (s *Service) Embedded() *EmbeddedClickHouse { return s.embedded }
+
+// Serve runs the sink consumer and the HTTP listener until ctx ends, then stops
+// in order: HTTP, the consumer (inserting what it holds), ClickHouse, NATS.
+func (s *Service) Serve(ctx context.Context) error {
+	defer s.close()
+	if s.embedded != nil {
+		s.logger.Info("embedded ClickHouse serving", "endpoint", "http://"+s.embedded.Addr(), "dir", s.embedded.Dir())
+	}
+	s.logger.Info("reporter listening", "addr", s.Addr(), "nats", s.broker.ClientURL())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ops.Serve(gctx, s.srv, s.ln, s.cfg.ShutdownTimeout) })
+	g.Go(func() error { return s.consumer.Run(gctx) })
+	return g.Wait()
+}
+
+func (s *Service) close() {
+	if s.db != nil {
+		s.db.Close()
+	}
+	if s.embedded != nil {
+		if s.stopEmbedded != nil {
+			s.stopEmbedded()
+			if err := <-s.embeddedDone; err != nil {
+				s.logger.Warn("embedded ClickHouse endpoint", "err", err)
+			}
+		}
+		s.embedded.Close()
+	}
+	if s.broker != nil {
+		s.broker.Close()
+	}
+}
+
+// Run is New followed by Serve.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	s, err := New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
