@@ -24,11 +24,11 @@ type Service struct {
 	// stopEmbedded ends the endpoint's Serve, whose result arrives on embeddedDone.
 	stopEmbedded context.CancelFunc
 	embeddedDone chan error
-	db       *sink.DB
-	consumer *Consumer
-	ln       net.Listener
-	srv      *http.Server
-	logger   *slog.Logger
+	db           *sink.DB
+	consumer     *Consumer
+	ln           net.Listener
+	srv          *http.Server
+	logger       *slog.Logger
 }
 
 // New connects to NATS and ClickHouse (hosting the embedded engine when
