@@ -18,9 +18,9 @@ setup:
 build:
 	$(GO) build -o bin/ ./cmd/...
 
-## run: the all-in-one on embedded defaults with the tyntec simulator.
+## run: the all-in-one on embedded defaults with the tyntec simulator (Ctrl-C stops it).
 run: setup
-	$(GO) run ./cmd/otpscope --simulate --insecure-no-auth
+	$(GO) run ./cmd/otpscope --simulate
 
 ## test: the whole suite against the real NATS server and the real ClickHouse engine.
 test: setup

@@ -174,12 +174,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger, ready chan<- st
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /_sim/truth", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, sim.Truth()) })
-	mux.HandleFunc("GET /_sim/calls", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, sim.Calls()) })
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	mux.Handle("/", sim)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: sim.InspectHandler(), ReadHeaderTimeout: 10 * time.Second}
 
 	if err := sim.Start(ctx); err != nil {
 		return err
@@ -210,13 +205,6 @@ func serve(ctx context.Context, args []string, log *slog.Logger, ready chan<- st
 		err = nil
 	}
 	return err
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }
 
 func writeTruth(path string, t tyntecsim.Truth) error {

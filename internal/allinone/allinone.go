@@ -1,0 +1,273 @@
+// Package allinone runs ingest, the sink (reporter) and, with --simulate, the
+// tyntec simulator in one process on embedded defaults: the embedded NATS
+// server, the embedded ClickHouse engine and its endpoint, and one HTTP
+// listener for the webhooks, the API, /metrics, /healthz and /readyz. It is
+// the command a newcomer runs first.
+package allinone
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/tyntec"
+	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+)
+
+// Config configures the all-in-one.
+type Config struct {
+	DataDir    string
+	Ingest     ingest.Config // its Listen is the one HTTP listener
+	ClickHouse sink.Config
+	Sink       reporter.SinkConfig
+	Simulate   SimulateConfig
+}
+
+// SimulateConfig starts the tyntec simulator with generated traffic, its
+// callback pointing at this process.
+type SimulateConfig struct {
+	Enabled   bool
+	Listen    string
+	Rate      float64
+	Seed      int64
+	TimeScale float64
+	V1Share   float64
+}
+
+// RegisterFlags registers every flag of the all-in-one.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Ingest.RegisterFlags(fs)
+	c.Ingest.NATS.RegisterFlags(fs, "")
+	c.ClickHouse.RegisterFlags(fs)
+	c.Sink.RegisterFlags(fs)
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "where the embedded NATS server and ClickHouse engine keep data")
+	fs.BoolVar(&c.Simulate.Enabled, "simulate", false, "run the tyntec simulator with generated traffic, its webhooks pointed at this process")
+	fs.StringVar(&c.Simulate.Listen, "simulate-listen", "127.0.0.1:8090", "address of the simulated tyntec API (and GET /_sim/truth)")
+	fs.Float64Var(&c.Simulate.Rate, "simulate-rate", 5, "generated OTPs per second")
+	fs.Int64Var(&c.Simulate.Seed, "simulate-seed", 1, "seed of the simulator's random choices")
+	fs.Float64Var(&c.Simulate.TimeScale, "simulate-time-scale", 1, "simulated seconds per wall-clock second")
+	fs.Float64Var(&c.Simulate.V1Share, "simulate-v1-share", 0, "share of generated OTPs sent through tyntec's v1 API")
+}
+
+// Validate completes the configuration (the data directory, a token for the
+// simulator's webhooks) and reports the first error.
+func (c *Config) Validate() error {
+	c.Ingest.NATS.DataDir = c.DataDir
+	if c.Simulate.Enabled && len(c.Ingest.Tokens) == 0 && !c.Ingest.InsecureNoAuth {
+		// The simulator is the only sender: a fresh random token keeps the
+		// webhook endpoint closed to everyone else.
+		c.Ingest.Tokens = append(c.Ingest.Tokens, randomToken())
+	}
+	if c.ClickHouse.DSN == "" && c.DataDir == "" {
+		return errors.New("data-dir is required for the embedded ClickHouse engine")
+	}
+	if err := c.Ingest.Validate(); err != nil {
+		return err
+	}
+	if err := c.ClickHouse.Validate(); err != nil {
+		return err
+	}
+	if c.Simulate.Enabled && (c.Simulate.Rate < 0 || c.Simulate.TimeScale <= 0) {
+		return errors.New("simulate-rate must be >= 0 and simulate-time-scale > 0")
+	}
+	return c.Sink.Validate()
+}
+
+func randomToken() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// App is the all-in-one, built and bound, ready to Serve.
+type App struct {
+	cfg      Config
+	logger   *slog.Logger
+	broker   *broker.Broker
+	embedded *reporter.EmbeddedClickHouse
+	db       *sink.DB
+	consumer *reporter.Consumer
+	ln       net.Listener
+	srv      *http.Server
+	sim      *tyntecsim.Sim
+	simLn    net.Listener
+	cleanup  []func()
+}
+
+// New starts the embedded servers (or connects to external ones), applies the
+// schema and binds the listeners.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, logger: logger}
+	if err := a.start(ctx); err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) start(ctx context.Context) (err error) {
+	cfg, logger := a.cfg, a.logger
+	if a.broker, err = broker.Open(ctx, cfg.Ingest.NATS, "otpscope", logger); err != nil {
+		return err
+	}
+	a.cleanup = append(a.cleanup, a.broker.Close)
+
+	dsn := cfg.ClickHouse.DSN
+	if dsn == "" {
+		if a.embedded, err = reporter.HostClickHouse(cfg.DataDir, cfg.ClickHouse.Listen, logger); err != nil {
+			return err
+		}
+		// The endpoint outlives ctx: the sink's last insert on stop goes through it.
+		engCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan error, 1)
+		go func() { done <- a.embedded.Serve(engCtx) }()
+		a.cleanup = append(a.cleanup, func() { stop(); <-done; a.embedded.Close() })
+		dsn = a.embedded.DSN()
+	}
+	if a.db, err = reporter.OpenClickHouse(ctx, dsn, cfg.ClickHouse.Cluster, logger); err != nil {
+		return err
+	}
+	a.cleanup = append(a.cleanup, func() { a.db.Close() })
+
+	reg := ops.NewRegistry()
+	r := ingest.NewRouter()
+	ingest.NewHandler(cfg.Ingest, a.broker, logger, reg).Mount(r)
+	ops.Mount(r, reg, ops.Check{Name: "nats", Ready: a.broker.Ready}, ops.Check{Name: "clickhouse", Ready: a.db.Ready})
+	a.consumer = reporter.NewConsumer(cfg.Sink, a.broker.JetStream(), a.broker.StreamName(), a.db, a.broker, logger, reg)
+	if a.ln, err = net.Listen("tcp", cfg.Ingest.Listen); err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Ingest.Listen, err)
+	}
+	a.srv = ops.NewServer(r)
+
+	if cfg.Simulate.Enabled {
+		if err := a.newSimulator(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *App) newSimulator() error {
+	s := a.cfg.Simulate
+	var err error
+	if a.simLn, err = net.Listen("tcp", s.Listen); err != nil {
+		return fmt.Errorf("simulate-listen %s: %w", s.Listen, err)
+	}
+	headers := map[string]string{}
+	if len(a.cfg.Ingest.Tokens) > 0 {
+		headers["X-Webhook-Token"] = a.cfg.Ingest.Tokens[0]
+	}
+	a.sim, err = tyntecsim.New(tyntecsim.Config{
+		Seed:      s.Seed,
+		TimeScale: s.TimeScale,
+		Callbacks: []tyntec.NewCallbackConfig{{URL: "http://" + a.Addr() + ingest.WebhookPath, Headers: headers}},
+		Traffic:   tyntecsim.Traffic{Rate: s.Rate, V1Share: s.V1Share},
+		Logger:    a.logger.With("component", "tyntecsim"),
+	})
+	return err
+}
+
+// Addr is the HTTP address.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// SimulatorURL is the simulated tyntec API's base URL, or "" without --simulate.
+func (a *App) SimulatorURL() string {
+	if a.simLn == nil {
+		return ""
+	}
+	return "http://" + a.simLn.Addr().String()
+}
+
+// Simulator is the tyntec simulator, or nil without --simulate.
+func (a *App) Simulator() *tyntecsim.Sim { return a.sim }
+
+// Banner says what runs where.
+func (a *App) Banner(w io.Writer) {
+	embedded := func(yes bool) string {
+		if yes {
+			return "embedded"
+		}
+		return "external"
+	}
+	lines := []string{
+		"otpscope is running",
+		fmt.Sprintf("  webhooks     http://%s%s", a.Addr(), ingest.WebhookPath),
+		fmt.Sprintf("  tracking     http://%s%s", a.Addr(), ingest.TrackPath),
+		fmt.Sprintf("  health       http://%s/healthz  /readyz  /metrics", a.Addr()),
+		fmt.Sprintf("  NATS         %s (%s), stream %s", a.broker.ClientURL(), embedded(a.broker.Server() != nil), a.broker.StreamName()),
+	}
+	if a.embedded != nil {
+		lines = append(lines, fmt.Sprintf("  ClickHouse   http://%s (embedded engine, read-only for other clients; Grafana connects here)", a.embedded.Addr()))
+	} else {
+		lines = append(lines, "  ClickHouse   "+redact(a.cfg.ClickHouse.DSN)+" (external)")
+	}
+	lines = append(lines, "  data dir     "+a.cfg.DataDir)
+	if a.sim != nil {
+		lines = append(lines, fmt.Sprintf("  simulator    %s (tyntec API; ground truth at /_sim/truth), %.3g OTPs/s", a.SimulatorURL(), a.cfg.Simulate.Rate))
+	}
+	fmt.Fprintln(w, strings.Join(lines, "\n"))
+}
+
+// redact hides a DSN's password.
+func redact(dsn string) string {
+	if at := strings.LastIndex(dsn, "@"); at > 0 {
+		if scheme := strings.Index(dsn, "://"); scheme > 0 && scheme < at {
+			return dsn[:scheme+3] + "…" + dsn[at:]
+		}
+	}
+	return dsn
+}
+
+// Serve runs everything until ctx ends, then stops in order: the simulator,
+// HTTP, the sink (inserting what it holds), ClickHouse, NATS.
+func (a *App) Serve(ctx context.Context) error {
+	defer a.close()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ops.Serve(gctx, a.srv, a.ln, a.cfg.Ingest.ShutdownTimeout) })
+	g.Go(func() error { return a.consumer.Run(gctx) })
+	if a.sim != nil {
+		simSrv := ops.NewServer(a.sim.InspectHandler())
+		g.Go(func() error { return ops.Serve(gctx, simSrv, a.simLn, 5*time.Second) })
+		if err := a.sim.Start(gctx); err != nil {
+			return err
+		}
+		g.Go(func() error { <-gctx.Done(); return a.sim.Close() })
+	}
+	return g.Wait()
+}
+
+func (a *App) close() {
+	for i := len(a.cleanup) - 1; i >= 0; i-- {
+		a.cleanup[i]()
+	}
+	a.cleanup = nil
+}
+
+// Run is New, the banner on w, and Serve.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger, w io.Writer) error {
+	a, err := New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	a.Banner(w)
+	return a.Serve(ctx)
+}
