@@ -1,0 +1,224 @@
+package allinone_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+)
+
+func TestMain(m *testing.M) { chdbtest.Main(m) }
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// cluster is three embedded NATS servers routed into one JetStream cluster.
+type cluster struct {
+	cfgs []broker.Config
+	srvs []*server.Server
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := &cluster{}
+	routes := make([]string, 3)
+	for i := range 3 {
+		cfg := brokertest.Config(t)
+		cfg.Listen = freeAddr(t)
+		cfg.ServerName = fmt.Sprintf("n%d", i+1)
+		cfg.ClusterName = "otpscope-test"
+		cfg.ClusterListen = freeAddr(t)
+		routes[i] = "nats-route://" + cfg.ClusterListen
+		c.cfgs = append(c.cfgs, cfg)
+	}
+	for i := range c.cfgs {
+		c.cfgs[i].Routes = strings.Join(routes, ",")
+	}
+	c.srvs = make([]*server.Server, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.start(t, i) }()
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for i := range c.srvs {
+			c.stop(i)
+		}
+	})
+	return c
+}
+
+func (c *cluster) start(t *testing.T, i int) {
+	srv, err := broker.StartServer(c.cfgs[i], brokertest.Logger(t))
+	if err != nil {
+		t.Errorf("start %s: %v", c.cfgs[i].ServerName, err)
+		return
+	}
+	c.srvs[i] = srv
+}
+
+func (c *cluster) stop(i int) {
+	if c.srvs[i] != nil {
+		c.srvs[i].Shutdown()
+		c.srvs[i].WaitForShutdown()
+		c.srvs[i] = nil
+	}
+}
+
+func (c *cluster) urls() string {
+	var u []string
+	for _, cfg := range c.cfgs {
+		u = append(u, "nats://"+cfg.Listen)
+	}
+	return strings.Join(u, ",")
+}
+
+// TestClusterNodeRestart runs ingest and the sink on a 3-node NATS cluster
+// with an R3 stream, stops the stream leader mid-traffic and starts it again:
+// ingest answers 200 or 503, never a false 200, and every acknowledged event
+// reaches ClickHouse exactly once.
+func TestClusterNodeRestart(t *testing.T) {
+	ch := chdbtest.Serve(t)
+	c := newCluster(t)
+	cfg := c.cfgs[0]
+	cfg.URL = c.urls()
+	cfg.Stream.Replicas = 3
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	b, err := broker.Open(ctx, cfg, "cluster-test", brokertest.Logger(t))
+	cancel()
+	if err != nil {
+		t.Fatalf("open broker on the cluster: %v", err)
+	}
+	t.Cleanup(b.Close)
+
+	icfg := ingest.Config{Tokens: []string{"cluster-token-0123456789"}, MaxBodyBytes: 1 << 16, PublishTimeout: 2 * time.Second, RetryAfter: time.Second}
+	r := ingest.NewRouter()
+	ingest.NewHandler(icfg, b, brokertest.Logger(t), nil).Mount(r)
+	hs := httptest.NewServer(r)
+	t.Cleanup(hs.Close)
+
+	db, err := reporter.OpenClickHouse(t.Context(), ch.DSN+"/"+ch.Database, "", brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	sinkCtx, stopSink := context.WithCancel(t.Context())
+	sinkDone := make(chan error, 1)
+	consumer := reporter.NewConsumer(reporter.SinkConfig{Durable: "sink", MaxRows: 1000, MaxBytes: 1 << 20, FlushInterval: 200 * time.Millisecond, AckWait: 5 * time.Second},
+		b.JetStream(), b.StreamName(), db, b, brokertest.Logger(t), prometheus.NewRegistry())
+	go func() { sinkDone <- consumer.Run(sinkCtx) }()
+	t.Cleanup(func() { stopSink(); <-sinkDone })
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	codes := map[int]int{}
+	loadCtx, stopLoad := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 5 * time.Second}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for loadCtx.Err() == nil {
+				id := uuid.NewString()
+				body := fmt.Sprintf(`{"channel":"SMS","otpId":%q,"status":"DELIVERED","timestamp":%q}`, id, time.Now().UTC().Format(time.RFC3339Nano))
+				req, _ := http.NewRequest(http.MethodPost, hs.URL+ingest.WebhookPath, strings.NewReader(body))
+				req.Header.Set("X-Webhook-Token", icfg.Tokens[0])
+				resp, err := client.Do(req)
+				if err != nil {
+					continue
+				}
+				resp.Body.Close()
+				mu.Lock()
+				codes[resp.StatusCode]++
+				if resp.StatusCode == http.StatusOK {
+					acked[id] = true
+				}
+				mu.Unlock()
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+
+	// Stop the stream's leader once traffic flows, start it again later.
+	time.Sleep(time.Second)
+	s, err := b.JetStream().Stream(t.Context(), b.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil || info.Cluster == nil {
+		t.Fatalf("stream info: %v, %+v", err, info)
+	}
+	leader := -1
+	for i, cfg := range c.cfgs {
+		if cfg.ServerName == info.Cluster.Leader {
+			leader = i
+		}
+	}
+	if leader < 0 || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("stream cluster = %+v; want a leader and two replicas", info.Cluster)
+	}
+	c.stop(leader)
+	time.Sleep(3 * time.Second)
+	c.start(t, leader)
+	time.Sleep(3 * time.Second)
+	stopLoad()
+	wg.Wait()
+	t.Logf("answers during the restart: %v", codes)
+	for code := range codes {
+		if code != http.StatusOK && code != http.StatusServiceUnavailable {
+			t.Errorf("ingest answered %d during the node restart", code)
+		}
+	}
+	if codes[http.StatusOK] < 100 {
+		t.Fatalf("only %d requests acknowledged", codes[http.StatusOK])
+	}
+
+	// Every acknowledged event is in ClickHouse, once.
+	conn := db.Conn()
+	deadline := time.Now().Add(60 * time.Second)
+	var stored, distinct, ackedStored uint64
+	ids := make([]string, 0, len(acked))
+	for id := range acked {
+		ids = append(ids, id)
+	}
+	for {
+		if err := conn.QueryRow(t.Context(), "SELECT count(), uniqExact(event_id), countIf(toString(otp_id) IN ?) FROM delivery_events FINAL", ids).Scan(&stored, &distinct, &ackedStored); err != nil {
+			t.Fatal(err)
+		}
+		if ackedStored >= uint64(len(acked)) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if ackedStored != uint64(len(acked)) {
+		t.Fatalf("%d of %d acknowledged events reached ClickHouse", ackedStored, len(acked))
+	}
+	if stored != distinct {
+		t.Fatalf("ClickHouse counts %d rows for %d events", stored, distinct)
+	}
+}
