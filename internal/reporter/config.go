@@ -19,6 +19,8 @@ type Config struct {
 	NATS       broker.Config
 	ClickHouse sink.Config
 	Sink       SinkConfig
+	// Reports schedules the summaries and alerts.
+	Reports ReportsConfig
 }
 
 // DefaultListen is the reporter's HTTP address.
@@ -30,6 +32,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", DefaultListen, "HTTP address (API, health, metrics)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish on stop")
 	c.Sink.RegisterFlags(fs)
+	c.Reports.RegisterFlags(fs)
 }
 
 // RegisterFlags registers the sink consumer's flags.
@@ -61,6 +64,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Sink.Validate(); err != nil {
+		return err
+	}
+	if err := c.Reports.Validate(); err != nil {
 		return err
 	}
 	return c.NATS.Validate()

@@ -43,15 +43,6 @@ const (
 	deadLetterSource = "sink"
 )
 
-// sinkSubjects are the subjects with a table.
-var sinkSubjects = []string{
-	events.SubjectDeliveryAll,
-	events.SubjectRoot + ".otp.>",
-	events.SubjectV1Event,
-	events.SubjectRoot + ".resend.>",
-	events.SubjectDeadLetter,
-}
-
 // Validate reports the first configuration error.
 func (c *SinkConfig) Validate() error {
 	if c.Durable == "" || c.MaxRows < 1 || c.MaxBytes < 1 || c.FlushInterval <= 0 {
@@ -100,25 +91,47 @@ type pending struct {
 // Run consumes until ctx ends, then inserts what it holds and returns.
 func (c *Consumer) Run(ctx context.Context) error {
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.stream, jetstream.ConsumerConfig{
-		Durable:        c.cfg.Durable,
-		Description:    "otpscope reporter: events into ClickHouse",
-		FilterSubjects: sinkSubjects,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        c.cfg.AckWait,
-		MaxAckPending:  4 * c.cfg.MaxRows,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		Durable:     c.cfg.Durable,
+		Description: "otpscope reporter: events into ClickHouse",
+		// The whole stream, not the subjects with a table: a multi-subject filter
+		// costs the server a subject-tree intersection per message, while the
+		// few messages without a table (reports, alerts, tracking) are simply
+		// acknowledged.
+		FilterSubject: events.SubjectAll,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.cfg.AckWait,
+		MaxAckPending: 4 * c.cfg.MaxRows,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return fmt.Errorf("create consumer %s: %w", c.cfg.Durable, err)
 	}
 	c.logger.Info("sink consuming", "stream", c.stream, "consumer", c.cfg.Durable, "batch_rows", c.cfg.MaxRows, "flush", c.cfg.FlushInterval)
-	p := &pending{}
+
+	// Two batches alternate: one fills from NATS while the other is inserted
+	// and acknowledged, so fetching and decoding overlap with ClickHouse's work.
+	// Inserts outlive ctx (bounded by AckWait each), so stopping drains.
+	free := make(chan *pending, 2)
+	free <- &pending{}
+	free <- &pending{}
+	full := make(chan *pending)
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		for p := range full {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.AckWait)
+			c.flush(fctx, p)
+			c.updateLag(fctx, cons)
+			cancel()
+			free <- p
+		}
+	}()
+	defer func() { close(full); <-flushed }()
+
+	p := <-free
 	for {
 		if ctx.Err() != nil {
-			// Stopping: insert what is held, with a fresh bounded context.
-			flushCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			c.flush(flushCtx, p)
+			full <- p // stopping: insert what is held
 			return nil
 		}
 		wait := c.cfg.FlushInterval
@@ -144,8 +157,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.logger.Debug("fetch ended", "err", err)
 		}
 		if len(p.msgs) > 0 && (len(p.msgs) >= c.cfg.MaxRows || p.batch.Bytes() >= c.cfg.MaxBytes || !time.Now().Before(p.first.Add(c.cfg.FlushInterval))) {
-			c.flush(ctx, p)
-			c.updateLag(ctx, cons)
+			full <- p
+			p = <-free
 		}
 	}
 }

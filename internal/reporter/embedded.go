@@ -51,3 +51,6 @@ func (e *EmbeddedClickHouse) Serve(ctx context.Context) error { return e.server.
 
 // Close closes the engine; call it after Serve returned.
 func (e *EmbeddedClickHouse) Close() error { return e.engine.Close() }
+
+// Engine is the engine itself, for benchmarks that bypass the endpoint.
+func (e *EmbeddedClickHouse) Engine() *chdb.Engine { return e.engine }

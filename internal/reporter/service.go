@@ -15,7 +15,8 @@ import (
 	"github.com/otpscope/otpscope/internal/sink"
 )
 
-// Service is the reporter on its own listener: the sink consumer, health and
+// Service is the reporter on its own listener: the sink consumer, the
+// analytics API (/api/v1), the scheduled reports and alerts, health and
 // metrics, and the embedded ClickHouse engine when no DSN is given.
 type Service struct {
 	cfg      Config
@@ -26,6 +27,7 @@ type Service struct {
 	embeddedDone chan error
 	db           *sink.DB
 	consumer     *Consumer
+	reports      *Reports
 	ln           net.Listener
 	srv          *http.Server
 	logger       *slog.Logger
@@ -66,8 +68,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (s *Service, err 
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	s.reports = NewReports(cfg.Reports, s.db, s.broker, logger, reg)
 	r := chi.NewRouter()
 	ops.Mount(r, reg, ops.Check{Name: "nats", Ready: s.broker.Ready}, ops.Check{Name: "clickhouse", Ready: s.db.Ready})
+	NewAPI(s.db, logger).Mount(r)
 	s.srv = ops.NewServer(r)
 	return s, nil
 }
@@ -97,8 +101,9 @@ func (s *Service) DB() *sink.DB { return s.db }
 // Embedded is the embedded ClickHouse engine, or nil with an external one.
 func (s *Service) Embedded() *EmbeddedClickHouse { return s.embedded }
 
-// Serve runs the sink consumer and the HTTP listener until ctx ends, then stops
-// in order: HTTP, the consumer (inserting what it holds), ClickHouse, NATS.
+// Serve runs the sink consumer, the report schedule and the HTTP listener
+// until ctx ends, then stops in order: HTTP, the consumer (inserting what it
+// holds) and a running report, ClickHouse, NATS.
 func (s *Service) Serve(ctx context.Context) error {
 	defer s.close()
 	if s.embedded != nil {
@@ -108,6 +113,7 @@ func (s *Service) Serve(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.Serve(gctx, s.srv, s.ln, s.cfg.ShutdownTimeout) })
 	g.Go(func() error { return s.consumer.Run(gctx) })
+	g.Go(func() error { return s.reports.Run(gctx) })
 	return g.Wait()
 }
 

@@ -1,0 +1,160 @@
+package reporter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/otpscope/otpscope/internal/problem"
+	"github.com/otpscope/otpscope/internal/sink"
+)
+
+// DefaultAPIWindow is the window of an API call without from and to.
+const DefaultAPIWindow = 24 * time.Hour
+
+// API is the analytics JSON API: /api/v1/channels, /api/v1/fallback and
+// /api/v1/otps/{otpId}. Errors are RFC 9457 problem details.
+type API struct {
+	db     *sink.DB
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// NewAPI returns the API over db.
+func NewAPI(db *sink.DB, logger *slog.Logger) *API {
+	return &API{db: db, logger: logger, now: time.Now}
+}
+
+// Mount adds the API's routes to r.
+func (a *API) Mount(r chi.Router) {
+	r.Get("/api/v1/channels", a.channels)
+	r.Get("/api/v1/fallback", a.fallback)
+	r.Get("/api/v1/otps/{otpId}", a.otp)
+}
+
+// ChannelsResponse is the body of GET /api/v1/channels.
+type ChannelsResponse struct {
+	From     time.Time           `json:"from"`
+	To       time.Time           `json:"to"`
+	Channels []sink.ChannelStats `json:"channels"`
+}
+
+// FallbackResponse is the body of GET /api/v1/fallback.
+type FallbackResponse struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	sink.FallbackStats
+}
+
+// windowError names the query parameter that was wrong.
+type windowError struct {
+	field string
+	err   error
+}
+
+func (e *windowError) Error() string { return e.field + ": " + e.err.Error() }
+
+// ParseWindow reads from, to (RFC 3339), profile and channel. Without to the
+// window ends now; without from it starts DefaultAPIWindow before its end.
+func ParseWindow(q map[string][]string, now time.Time) (sink.Window, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	w := sink.Window{Profile: get("profile"), Channel: get("channel"), To: now.UTC().Truncate(time.Millisecond)}
+	if s := get("to"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return w, &windowError{"to", fmt.Errorf("%q is not an RFC 3339 time", s)}
+		}
+		w.To = t.UTC()
+	}
+	w.From = w.To.Add(-DefaultAPIWindow)
+	if s := get("from"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return w, &windowError{"from", fmt.Errorf("%q is not an RFC 3339 time", s)}
+		}
+		w.From = t.UTC()
+	}
+	if w.From.After(w.To) {
+		return w, &windowError{"from", fmt.Errorf("from %s is after to %s", w.From.Format(time.RFC3339Nano), w.To.Format(time.RFC3339Nano))}
+	}
+	return w, nil
+}
+
+func (a *API) window(w http.ResponseWriter, r *http.Request) (sink.Window, bool) {
+	win, err := ParseWindow(r.URL.Query(), a.now())
+	if err != nil {
+		var we *windowError
+		field := ""
+		if errors.As(err, &we) {
+			field = we.field
+		}
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid time window", Detail: err.Error(), Field: field, Instance: r.URL.Path})
+		return win, false
+	}
+	return win, true
+}
+
+func (a *API) channels(w http.ResponseWriter, r *http.Request) {
+	win, ok := a.window(w, r)
+	if !ok {
+		return
+	}
+	chs, err := a.db.Channels(r.Context(), win)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, ChannelsResponse{From: win.From, To: win.To, Channels: chs})
+}
+
+func (a *API) fallback(w http.ResponseWriter, r *http.Request) {
+	win, ok := a.window(w, r)
+	if !ok {
+		return
+	}
+	fb, err := a.db.Fallback(r.Context(), win)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, FallbackResponse{From: win.From, To: win.To, FallbackStats: fb})
+}
+
+func (a *API) otp(w http.ResponseWriter, r *http.Request) {
+	j, err := a.db.Journey(r.Context(), chi.URLParam(r, "otpId"))
+	switch {
+	case errors.Is(err, sink.ErrBadOTPID):
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid OTP id", Detail: err.Error(), Field: "otpId", Instance: r.URL.Path})
+	case errors.Is(err, sink.ErrNotFound):
+		problem.Write(w, problem.Details{Status: http.StatusNotFound, Title: "Unknown OTP", Detail: err.Error(), Instance: r.URL.Path})
+	case err != nil:
+		a.fail(w, r, err)
+	default:
+		writeJSON(w, j)
+	}
+}
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) {
+		return // the client left
+	}
+	a.logger.Error("analytics query", "path", r.URL.Path, "err", err)
+	problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Title: "Analytics unavailable", Detail: "the ClickHouse query failed", Instance: r.URL.Path})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v)
+}

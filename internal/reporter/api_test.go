@@ -1,0 +1,430 @@
+package reporter_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/problem"
+	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/tyntec"
+	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+)
+
+const webhookToken = "analytics-test-token"
+
+// simStart is the simulated time the traffic starts at.
+var simStart = time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+
+// traffic is simulated tyntec traffic stored end to end: the simulator's
+// webhooks (with drops, duplicates and reordering) go through the real ingest
+// handler onto NATS, the sink consumer writes them into the embedded engine,
+// and what the poller would recover for dropped webhooks (the same fact, with
+// source "poll") and the final OTP statuses it would read are published the
+// way the poller publishes them.
+type traffic struct {
+	f     *fixture
+	truth tyntecsim.Truth
+	api   *httptest.Server
+}
+
+func newTraffic(t *testing.T) *traffic {
+	t.Helper()
+	f := newFixture(t)
+	ctx := t.Context()
+	f.run(t, sinkConfig(), f.db)
+
+	r := ingest.NewRouter()
+	ingest.NewHandler(ingest.Config{Tokens: []string{webhookToken}, MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: 5 * time.Second, RetryAfter: time.Second},
+		f.broker, brokertest.Logger(t), prometheus.NewRegistry()).Mount(r)
+	hooks := httptest.NewServer(r)
+	t.Cleanup(hooks.Close)
+
+	sim, err := tyntecsim.New(tyntecsim.Config{
+		Seed: 6, TimeScale: 2000, Start: simStart,
+		Callbacks: []tyntec.NewCallbackConfig{{URL: hooks.URL + ingest.WebhookPath, Headers: map[string]string{"X-Webhook-Token": webhookToken}}},
+		Faults:    tyntecsim.Faults{WebhookDrop: 0.08, WebhookDuplicate: 0.15, WebhookReorder: 0.15},
+		Channels: map[string]tyntecsim.Channel{ // more failures than the defaults, so that fallbacks are plentiful
+			tyntec.ChannelSMS: {DeliveryProbability: 0.7, Latency: tyntecsim.LogNormal{Median: 3 * time.Second, P95: 15 * time.Second}, Timeout: 40 * time.Second, DispatchDelay: 200 * time.Millisecond},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	if err := sim.RunTraffic(ctx, tyntecsim.Traffic{Rate: 4000, Count: 400}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	truth := sim.Truth()
+
+	// What the poller publishes: dropped facts (same timestamp, source poll)
+	// and final OTP statuses.
+	facts := map[string]bool{}
+	var recovered, statuses []events.Message
+	for _, o := range truth.OTPs {
+		for _, w := range o.Webhooks {
+			ds := events.DeliveryStatus{Channel: events.Channel(w.Channel), OTPID: o.ID, ProfileID: o.ProfileID, Status: events.Status(w.Status), Timestamp: w.Timestamp}
+			id := events.DeliveryID(&ds)
+			facts[id] = true
+			if !w.Dropped {
+				continue
+			}
+			for _, a := range o.Attempts {
+				if a.Channel == w.Channel && a.ErrorCode != "" && ds.Status.Failed() {
+					ds.Error = &events.DeliveryError{Code: a.ErrorCode}
+				}
+			}
+			ds.ReceivedAt, ds.Source, ds.MissedWebhook = truth.At, events.SourcePoll, true
+			m, err := events.NewDeliveryMessage(&ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recovered = append(recovered, m)
+		}
+		st := events.OTPStatus{OTPID: o.ID, API: "v4", Status: o.Final, ProfileID: o.ProfileID, AttemptCount: o.AttemptCount, ObservedAt: truth.At, Source: events.SourcePoll, SampleRate: 1}
+		m, err := events.NewOTPStatusMessage(&st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		statuses = append(statuses, m)
+	}
+	if len(recovered) == 0 {
+		t.Fatal("no webhook was dropped: the test would not exercise recovery by polling")
+	}
+	if err := f.broker.Publish(ctx, append(recovered, statuses...)...); err != nil {
+		t.Fatal(err)
+	}
+	f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", uint64(len(facts)))
+	f.waitCount(t, "SELECT uniqExact(event_id) FROM otp_status", uint64(len(statuses)))
+	// JetStream's duplicate window absorbed the duplicated webhooks; store a
+	// third of the facts a second time, as a redelivery after the window (or a
+	// sink retry) would, and keep merges from collapsing them.
+	if err := f.db.Conn().Exec(ctx, "SYSTEM STOP MERGES delivery_events"); err != nil {
+		t.Fatal(err)
+	}
+	const cols = "event_id, otp_id, profile_id, channel, status, event_time, received_at, error_code, error_message, source, timestamp_from_receipt, unknown_channel, unknown_status, missed_webhook, stream_seq"
+	if err := f.db.Conn().Exec(ctx, "INSERT INTO delivery_events ("+cols+") SELECT "+cols+" FROM delivery_events WHERE cityHash64(event_id) % 3 = 0"); err != nil {
+		t.Fatal(err)
+	}
+	if all, distinct := f.count(t, "SELECT count() FROM delivery_events"), f.count(t, "SELECT uniqExact(event_id) FROM delivery_events"); all <= distinct {
+		t.Fatalf("%d rows for %d facts: want duplicates stored", all, distinct)
+	}
+
+	ar := chi.NewRouter()
+	reporter.NewAPI(f.db, brokertest.Logger(t)).Mount(ar)
+	api := httptest.NewServer(ar)
+	t.Cleanup(api.Close)
+	return &traffic{f: f, truth: truth, api: api}
+}
+
+func (tr *traffic) get(t *testing.T, path string, q url.Values, into any) *http.Response {
+	t.Helper()
+	u := tr.api.URL + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if into != nil {
+		if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+			t.Fatalf("GET %s: decode: %v", u, err)
+		}
+	}
+	return resp
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// quantileExact is ClickHouse's quantileExact: the element at floor(level·n) of the sorted sample.
+func quantileExact(xs []int64, level float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return float64(s[min(len(s)-1, int(level*float64(len(s))))])
+}
+
+type wantChannel struct {
+	attempts, delivered, failed, pending uint64
+	errors                               map[string]uint64
+	latency                              []int64
+	polled, verified                     uint64
+}
+
+// expect computes the figures from the ground truth for journeys and attempts
+// starting in [from, to).
+func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel, sink.FallbackStats, []int64) {
+	in := func(t time.Time) bool {
+		t = t.Truncate(time.Millisecond)
+		return !t.Before(from) && t.Before(to)
+	}
+	chs := map[string]*wantChannel{}
+	fb := sink.FallbackStats{}
+	paths := map[string]*sink.PathStats{}
+	var ttd []int64
+	for _, o := range truth.OTPs {
+		for _, a := range o.Attempts {
+			if !in(a.Dispatched) {
+				continue
+			}
+			c := chs[a.Channel]
+			if c == nil {
+				c = &wantChannel{errors: map[string]uint64{}}
+				chs[a.Channel] = c
+			}
+			c.attempts++
+			switch a.Outcome {
+			case tyntec.DeliveryDelivered:
+				c.delivered++
+				c.latency = append(c.latency, ms(a.Settled)-ms(a.Dispatched))
+			case tyntec.DeliveryUndeliverable, tyntec.DeliveryTimedOut:
+				c.failed++
+				c.errors[a.ErrorCode]++
+			default:
+				c.pending++
+			}
+		}
+		if len(o.Attempts) == 0 || !in(o.Attempts[0].Dispatched) {
+			continue
+		}
+		fb.OTPs++
+		if len(o.Attempts) > 1 {
+			fb.FallbackOTPs++
+		}
+		p := paths[o.Path()]
+		if p == nil {
+			p = &sink.PathStats{Path: o.Path()}
+			paths[o.Path()] = p
+		}
+		p.OTPs++
+		on := o.DeliveredOn()
+		allFailed := true
+		for _, a := range o.Attempts {
+			allFailed = allFailed && (a.Outcome == tyntec.DeliveryUndeliverable || a.Outcome == tyntec.DeliveryTimedOut)
+		}
+		switch {
+		case on == o.Attempts[0].Channel:
+			fb.Outcomes.DeliveredPrimary++
+		case on != "":
+			fb.Outcomes.DeliveredFallback++
+		case allFailed:
+			fb.Outcomes.Failed++
+		default:
+			fb.Outcomes.Pending++
+		}
+		if on != "" {
+			p.Delivered++
+			for _, a := range o.Attempts {
+				if a.Channel == on {
+					ttd = append(ttd, ms(a.Settled)-ms(o.Attempts[0].Dispatched))
+				}
+			}
+			if events.OTPStatusFinal(o.Final) {
+				chs[on].polled++
+				if o.Final == events.OTPVerified {
+					chs[on].verified++
+				}
+			}
+		}
+	}
+	for _, p := range paths {
+		fb.Paths = append(fb.Paths, *p)
+	}
+	sort.Slice(fb.Paths, func(i, j int) bool {
+		if fb.Paths[i].OTPs != fb.Paths[j].OTPs {
+			return fb.Paths[i].OTPs > fb.Paths[j].OTPs
+		}
+		return fb.Paths[i].Path < fb.Paths[j].Path
+	})
+	return chs, fb, ttd
+}
+
+func sameRate(got *float64, num, den uint64) bool {
+	if den == 0 {
+		return got == nil
+	}
+	return got != nil && *got == float64(num)/float64(den)
+}
+
+// samePercentiles allows 1 ms for the rounding of stored timestamps.
+func samePercentiles(got *sink.Percentiles, xs []int64) bool {
+	if len(xs) == 0 {
+		return got == nil
+	}
+	return got != nil && math.Abs(got.P50-quantileExact(xs, 0.5)) <= 1 && math.Abs(got.P95-quantileExact(xs, 0.95)) <= 1
+}
+
+// TestAnalytics runs on one simulated traffic: building it is the slow part.
+func TestAnalytics(t *testing.T) {
+	tr := newTraffic(t)
+	t.Run("equals ground truth", func(t *testing.T) { testEqualsGroundTruth(t, tr) })
+	t.Run("journey with a recovered webhook", func(t *testing.T) { testJourney(t, tr) })
+	t.Run("problems", func(t *testing.T) { testProblems(t, tr) })
+	t.Run("dashboard panels", func(t *testing.T) { testDashboards(t, tr) })
+	t.Run("reports and alerts", func(t *testing.T) { testReports(t, tr) })
+}
+
+func testEqualsGroundTruth(t *testing.T, tr *traffic) {
+	t.Logf("%d OTPs simulated", len(tr.truth.OTPs))
+	windows := []struct{ from, to time.Time }{
+		{simStart.Add(-time.Hour), tr.truth.At.Add(time.Hour)}, // everything
+		{simStart.Add(30 * time.Second), simStart.Add(90 * time.Second)},
+		{simStart.Add(-time.Hour), simStart.Add(-time.Minute)}, // nothing
+	}
+	var fallbacks, dropped uint64
+	for _, o := range tr.truth.OTPs {
+		if len(o.Attempts) > 1 {
+			fallbacks++
+		}
+		for _, w := range o.Webhooks {
+			if w.Dropped {
+				dropped++
+			}
+		}
+	}
+	t.Logf("%d fallbacks, %d dropped webhooks", fallbacks, dropped)
+	rows, stored := tr.f.count(t, "SELECT count() FROM delivery_events"), tr.f.count(t, "SELECT uniqExact(event_id) FROM delivery_events")
+	t.Logf("%d delivery rows stored for %d facts", rows, stored)
+	if fallbacks == 0 {
+		t.Fatal("no fallback in the traffic")
+	}
+	for _, win := range windows {
+		name := fmt.Sprintf("[%s,%s)", win.from.Format(time.TimeOnly), win.to.Format(time.TimeOnly))
+		wantCh, wantFB, wantTTD := expect(tr.truth, win.from, win.to)
+		q := url.Values{"from": {win.from.Format(time.RFC3339Nano)}, "to": {win.to.Format(time.RFC3339Nano)}}
+
+		var chs reporter.ChannelsResponse
+		if resp := tr.get(t, "/api/v1/channels", q, &chs); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s /channels: %s", name, resp.Status)
+		}
+		if !chs.From.Equal(win.from) || !chs.To.Equal(win.to) {
+			t.Errorf("%s /channels window = %s..%s", name, chs.From, chs.To)
+		}
+		if len(chs.Channels) != len(wantCh) {
+			t.Errorf("%s /channels has %d channels; want %d", name, len(chs.Channels), len(wantCh))
+		}
+		for _, got := range chs.Channels {
+			want := wantCh[got.Channel]
+			if want == nil {
+				t.Errorf("%s channel %s not in the truth", name, got.Channel)
+				continue
+			}
+			if got.Attempts != want.attempts || got.Delivered != want.delivered || got.Failed != want.failed || got.Pending != want.pending {
+				t.Errorf("%s %s = %d/%d/%d/%d attempts/delivered/failed/pending; want %d/%d/%d/%d", name, got.Channel,
+					got.Attempts, got.Delivered, got.Failed, got.Pending, want.attempts, want.delivered, want.failed, want.pending)
+			}
+			if !sameRate(got.DeliveryRate, want.delivered, want.delivered+want.failed) {
+				t.Errorf("%s %s delivery rate = %v; want %d/%d", name, got.Channel, got.DeliveryRate, want.delivered, want.delivered+want.failed)
+			}
+			if !samePercentiles(got.LatencyMS, want.latency) {
+				t.Errorf("%s %s latency = %+v; want quantiles of %d samples", name, got.Channel, got.LatencyMS, len(want.latency))
+			}
+			gotErrs := map[string]uint64{}
+			for _, e := range got.Errors {
+				gotErrs[e.Code] = e.Count
+			}
+			if fmt.Sprint(gotErrs) != fmt.Sprint(want.errors) {
+				t.Errorf("%s %s errors = %v; want %v", name, got.Channel, gotErrs, want.errors)
+			}
+			if want.polled == 0 {
+				if got.Verification != nil {
+					t.Errorf("%s %s verification = %+v; want none", name, got.Channel, got.Verification)
+				}
+			} else if v := got.Verification; v == nil || v.Polled != want.polled || v.Verified != want.verified || !sameRate(v.Rate, want.verified, want.polled) {
+				t.Errorf("%s %s verification = %+v; want %d of %d", name, got.Channel, v, want.verified, want.polled)
+			}
+		}
+
+		t.Logf("%s: %d journeys, %d fallbacks", name, wantFB.OTPs, wantFB.FallbackOTPs)
+		var fb reporter.FallbackResponse
+		if resp := tr.get(t, "/api/v1/fallback", q, &fb); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s /fallback: %s", name, resp.Status)
+		}
+		if fb.OTPs != wantFB.OTPs || fb.FallbackOTPs != wantFB.FallbackOTPs || fb.Outcomes != wantFB.Outcomes || !sameRate(fb.FallbackRate, wantFB.FallbackOTPs, wantFB.OTPs) {
+			t.Errorf("%s /fallback = %d OTPs, %d fallback (%v), %+v; want %d, %d, %+v", name, fb.OTPs, fb.FallbackOTPs, fb.FallbackRate, fb.Outcomes, wantFB.OTPs, wantFB.FallbackOTPs, wantFB.Outcomes)
+		}
+		if fmt.Sprint(fb.Paths) != fmt.Sprint(wantFB.Paths) && !(len(fb.Paths) == 0 && len(wantFB.Paths) == 0) {
+			t.Errorf("%s paths = %+v; want %+v", name, fb.Paths, wantFB.Paths)
+		}
+		if !samePercentiles(fb.TimeToDeliverMS, wantTTD) {
+			t.Errorf("%s time to deliver = %+v; want quantiles of %d samples", name, fb.TimeToDeliverMS, len(wantTTD))
+		}
+	}
+}
+
+func testJourney(t *testing.T, tr *traffic) {
+	var pick *tyntecsim.OTPTruth
+	for i, o := range tr.truth.OTPs {
+		dropped := slices.ContainsFunc(o.Webhooks, func(w tyntecsim.Webhook) bool { return w.Dropped })
+		if len(o.Attempts) > 1 && dropped {
+			pick = &tr.truth.OTPs[i]
+			break
+		}
+	}
+	if pick == nil {
+		t.Skip("no fallback journey with a dropped webhook in this seed")
+	}
+	var j sink.Journey
+	if resp := tr.get(t, "/api/v1/otps/"+pick.ID, nil, &j); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET otp: %s", resp.Status)
+	}
+	if j.Path != pick.Path() || len(j.Attempts) != len(pick.Attempts) || len(j.Events) != len(pick.Webhooks) {
+		t.Errorf("journey = path %s, %d attempts, %d events; want %s, %d, %d", j.Path, len(j.Attempts), len(j.Events), pick.Path(), len(pick.Attempts), len(pick.Webhooks))
+	}
+	var sources []string
+	for i, e := range j.Events {
+		sources = append(sources, e.Source)
+		if i > 0 && e.Time.Before(j.Events[i-1].Time) {
+			t.Errorf("event %d at %s is before event %d", i, e.Time, i-1)
+		}
+	}
+	if !slices.Contains(sources, events.SourcePoll) || !slices.Contains(sources, events.SourceWebhook) {
+		t.Errorf("event sources = %v; want webhook and poll", sources)
+	}
+	if j.PolledStatus == nil || j.PolledStatus.Status != pick.Final {
+		t.Errorf("polled status = %+v; want %s", j.PolledStatus, pick.Final)
+	}
+}
+
+func testProblems(t *testing.T, tr *traffic) {
+	for _, c := range []struct {
+		path   string
+		q      url.Values
+		status int
+		field  string
+	}{
+		{"/api/v1/channels", url.Values{"from": {"yesterday"}}, 400, "from"},
+		{"/api/v1/fallback", url.Values{"to": {"2026-13-01T00:00:00Z"}}, 400, "to"},
+		{"/api/v1/channels", url.Values{"from": {"2026-06-02T00:00:00Z"}, "to": {"2026-06-01T00:00:00Z"}}, 400, "from"},
+		{"/api/v1/otps/not-a-uuid", nil, 400, "otpId"},
+		{"/api/v1/otps/00000000-0000-4000-8000-000000000000", nil, 404, ""},
+	} {
+		var p problem.Details
+		resp := tr.get(t, c.path, c.q, &p)
+		if resp.StatusCode != c.status || p.Status != c.status || p.Field != c.field || !strings.HasPrefix(resp.Header.Get("Content-Type"), problem.ContentType) {
+			t.Errorf("GET %s?%s = %s %s %+v; want %d problem naming %q", c.path, c.q.Encode(), resp.Status, resp.Header.Get("Content-Type"), p, c.status, c.field)
+		}
+	}
+}

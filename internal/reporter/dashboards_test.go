@@ -1,0 +1,276 @@
+package reporter_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/reporter"
+)
+
+type grafanaDashboard struct {
+	Title      string `json:"title"`
+	Templating struct {
+		List []struct {
+			Name       string `json:"name"`
+			Type       string `json:"type"`
+			Query      any    `json:"query"`
+			AllValue   string `json:"allValue"`
+			Datasource *struct {
+				Type string `json:"type"`
+			} `json:"datasource"`
+		} `json:"list"`
+	} `json:"templating"`
+	Panels []grafanaPanel `json:"panels"`
+}
+
+type grafanaPanel struct {
+	Type       string `json:"type"`
+	Title      string `json:"title"`
+	Datasource struct {
+		Type string `json:"type"`
+		UID  string `json:"uid"`
+	} `json:"datasource"`
+	Targets []struct {
+		RawSQL string `json:"rawSql"`
+	} `json:"targets"`
+}
+
+// macro is how sqlds (the ClickHouse plugin's SQL layer) finds macros.
+var macro = regexp.MustCompile(`\$__(\w+)\b(?:\(([^)]*)\))?`)
+
+// expand does what Grafana and grafana-clickhouse-datasource 4.x do to a
+// query before ClickHouse sees it: template variables, then the plugin's
+// macros (pkg/macros of the plugin: seconds for $__fromTime, milliseconds for
+// the _ms forms, toStartOfInterval for $__timeInterval).
+func expand(t *testing.T, sql string, from, to time.Time, interval time.Duration, vars map[string]string) string {
+	t.Helper()
+	for k, v := range vars {
+		sql = strings.ReplaceAll(sql, "${"+k+"}", v)
+		sql = regexp.MustCompile(`\$`+k+`\b`).ReplaceAllString(sql, v)
+	}
+	var err error
+	sql = macro.ReplaceAllStringFunc(sql, func(m string) string {
+		p := macro.FindStringSubmatch(m)
+		name, arg := p[1], strings.TrimSpace(p[2])
+		switch name {
+		case "fromTime":
+			return fmt.Sprintf("toDateTime(%d)", from.Unix())
+		case "toTime":
+			return fmt.Sprintf("toDateTime(%d)", to.Unix())
+		case "fromTime_ms":
+			return fmt.Sprintf("fromUnixTimestamp64Milli(%d)", from.UnixMilli())
+		case "toTime_ms":
+			return fmt.Sprintf("fromUnixTimestamp64Milli(%d)", to.UnixMilli())
+		case "timeFilter":
+			return fmt.Sprintf("%s >= toDateTime(%d) AND %s <= toDateTime(%d)", arg, from.Unix(), arg, to.Unix())
+		case "timeFilter_ms":
+			return fmt.Sprintf("%s >= fromUnixTimestamp64Milli(%d) AND %s <= fromUnixTimestamp64Milli(%d)", arg, from.UnixMilli(), arg, to.UnixMilli())
+		case "timeInterval":
+			return fmt.Sprintf("toStartOfInterval(toDateTime(%s), INTERVAL %d second)", arg, int(interval.Seconds()))
+		case "interval_s":
+			return fmt.Sprint(int(interval.Seconds()))
+		}
+		err = fmt.Errorf("unknown macro %s", m)
+		return m
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(sql, "$") {
+		t.Fatalf("unexpanded variable left in:\n%s", sql)
+	}
+	return sql
+}
+
+func loadDashboards(t *testing.T) map[string]grafanaDashboard {
+	t.Helper()
+	files, err := filepath.Glob("../../dashboards/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards found: %v", err)
+	}
+	out := map[string]grafanaDashboard{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d grafanaDashboard
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out[filepath.Base(f)] = d
+	}
+	return out
+}
+
+// scalar runs a stat panel's query: one row, one numeric (or NULL) column.
+func (tr *traffic) scalar(t *testing.T, sql string) *float64 {
+	t.Helper()
+	rows, err := tr.f.db.Conn().Query(t.Context(), sql)
+	if err != nil {
+		t.Fatalf("query: %v\n%s", err, sql)
+	}
+	defer rows.Close()
+	cts := rows.ColumnTypes()
+	if len(cts) != 1 || !rows.Next() {
+		t.Fatalf("stat query gave %d columns and no row:\n%s", len(cts), sql)
+	}
+	v := reflect.New(cts[0].ScanType())
+	if err := rows.Scan(v.Interface()); err != nil {
+		t.Fatalf("scan: %v", err)
+	}
+	x := v.Elem()
+	if x.Kind() == reflect.Pointer {
+		if x.IsNil() {
+			return nil
+		}
+		x = x.Elem()
+	}
+	var f float64
+	switch {
+	case x.CanFloat():
+		f = x.Float()
+	case x.CanUint():
+		f = float64(x.Uint())
+	case x.CanInt():
+		f = float64(x.Int())
+	default:
+		t.Fatalf("stat query gave a %s", x.Type())
+	}
+	return &f
+}
+
+func (tr *traffic) runAll(t *testing.T, sql string) int {
+	t.Helper()
+	rows, err := tr.f.db.Conn().Query(t.Context(), sql)
+	if err != nil {
+		t.Fatalf("query: %v\n%s", err, sql)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("query: %v\n%s", err, sql)
+	}
+	return n
+}
+
+func ratio(num, den uint64) *float64 {
+	if den == 0 {
+		return nil
+	}
+	r := float64(num) / float64(den)
+	return &r
+}
+
+func num(n uint64) *float64 { f := float64(n); return &f }
+
+// apiStats are the stat panels' figures according to the API.
+func (tr *traffic) apiStats(t *testing.T, from, to time.Time, channel string) map[string]*float64 {
+	q := url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}}
+	if channel != "" {
+		q.Set("channel", channel)
+	}
+	var chs reporter.ChannelsResponse
+	tr.get(t, "/api/v1/channels", q, &chs)
+	var fb reporter.FallbackResponse
+	tr.get(t, "/api/v1/fallback", q, &fb)
+	var att, del, fail, pend, polled, verified uint64
+	for _, c := range chs.Channels {
+		att, del, fail, pend = att+c.Attempts, del+c.Delivered, fail+c.Failed, pend+c.Pending
+		if c.Verification != nil {
+			polled, verified = polled+c.Verification.Polled, verified+c.Verification.Verified
+		}
+	}
+	stats := map[string]*float64{
+		"channel-success.json/Attempts":               num(att),
+		"channel-success.json/Delivered":              num(del),
+		"channel-success.json/Failed":                 num(fail),
+		"channel-success.json/Pending":                num(pend),
+		"channel-success.json/Delivery rate":          ratio(del, del+fail),
+		"fallback-resends.json/OTPs":                  num(fb.OTPs),
+		"fallback-resends.json/Fallback OTPs":         num(fb.FallbackOTPs),
+		"fallback-resends.json/Fallback rate":         fb.FallbackRate,
+		"fallback-resends.json/Delivered on primary":  num(fb.Outcomes.DeliveredPrimary),
+		"fallback-resends.json/Delivered on fallback": num(fb.Outcomes.DeliveredFallback),
+		"fallback-resends.json/Failed":                num(fb.Outcomes.Failed),
+		"fallback-resends.json/Pending":               num(fb.Outcomes.Pending),
+	}
+	if channel == "" { // the API attributes conversion to the delivering channel, the stat to journeys of the primary
+		stats["channel-success.json/Verification conversion"] = ratio(verified, polled)
+	}
+	return stats
+}
+
+func testDashboards(t *testing.T, tr *traffic) {
+	from, to := simStart.Add(-time.Hour), tr.truth.At.Add(time.Hour)
+	for _, channel := range []string{"", "SMS"} {
+		vars := map[string]string{"profile": "__all", "channel": "__all", "datasource": "ClickHouse"}
+		if channel != "" {
+			vars["channel"] = channel
+		}
+		want := tr.apiStats(t, from, to, channel)
+		checked := 0
+		for file, d := range loadDashboards(t) {
+			for _, v := range d.Templating.List {
+				if v.Type != "query" {
+					continue
+				}
+				if v.Datasource == nil || v.Datasource.Type != "grafana-clickhouse-datasource" || v.AllValue != "__all" {
+					t.Errorf("%s variable %s: want the ClickHouse data source and allValue __all", file, v.Name)
+				}
+				if q, ok := v.Query.(string); ok && tr.runAll(t, expand(t, q, from, to, time.Minute, vars)) == 0 {
+					t.Errorf("%s variable %s has no values", file, v.Name)
+				}
+			}
+			for _, p := range d.Panels {
+				if p.Datasource.Type != "grafana-clickhouse-datasource" || p.Datasource.UID != "${datasource}" {
+					t.Errorf("%s %q: data source %+v; want the $datasource variable", file, p.Title, p.Datasource)
+				}
+				for _, tg := range p.Targets {
+					sql := expand(t, tg.RawSQL, from, to, time.Minute, vars)
+					if p.Type != "stat" {
+						if n := tr.runAll(t, sql); n == 0 && !strings.Contains(p.Title, "Resends") {
+							t.Errorf("%s %q (channel %q): no rows", file, p.Title, channel)
+						}
+						continue
+					}
+					key := file + "/" + p.Title
+					w, ok := want[key]
+					if !ok {
+						if channel == "" {
+							t.Errorf("stat panel %s has no API figure to compare with", key)
+						}
+						continue
+					}
+					got := tr.scalar(t, sql)
+					checked++
+					if (got == nil) != (w == nil) || (got != nil && math.Abs(*got-*w) > 1e-9) {
+						t.Errorf("stat %s (channel %q) = %v; API says %v", key, channel, deref(got), deref(w))
+					}
+				}
+			}
+		}
+		if checked < len(want) {
+			t.Errorf("checked %d stat panels; want %d", checked, len(want))
+		}
+	}
+}
+
+func deref(f *float64) any {
+	if f == nil {
+		return nil
+	}
+	return *f
+}

@@ -1,0 +1,333 @@
+package reporter
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/sink"
+)
+
+// Report kinds: the scheduled ones, and an ad-hoc report from the CLI.
+const (
+	KindHourly = "hourly"
+	KindDaily  = "daily"
+	KindAdHoc  = "adhoc"
+)
+
+// Report is a summary of one window: the figures of /api/v1/channels and
+// /api/v1/fallback, so that reports and the API agree by construction.
+type Report struct {
+	Kind        string              `json:"kind"`
+	From        time.Time           `json:"from"`
+	To          time.Time           `json:"to"`
+	Profile     string              `json:"profile,omitempty"`
+	Channel     string              `json:"channel,omitempty"`
+	GeneratedAt time.Time           `json:"generated_at"`
+	Channels    []sink.ChannelStats `json:"channels"`
+	Fallback    sink.FallbackStats  `json:"fallback"`
+}
+
+// Analytics answers the windowed queries; *sink.DB implements it.
+type Analytics interface {
+	Channels(ctx context.Context, w sink.Window) ([]sink.ChannelStats, error)
+	Fallback(ctx context.Context, w sink.Window) (sink.FallbackStats, error)
+}
+
+// BuildReport computes the report of window w.
+func BuildReport(ctx context.Context, db Analytics, kind string, w sink.Window, now time.Time) (Report, error) {
+	r := Report{Kind: kind, From: w.From, To: w.To, Profile: w.Profile, Channel: w.Channel, GeneratedAt: now.UTC()}
+	var err error
+	if r.Channels, err = db.Channels(ctx, w); err != nil {
+		return r, fmt.Errorf("%s report: %w", kind, err)
+	}
+	if r.Fallback, err = db.Fallback(ctx, w); err != nil {
+		return r, fmt.Errorf("%s report: %w", kind, err)
+	}
+	return r, nil
+}
+
+// Name is the report's file name without extension: kind and window start.
+func (r *Report) Name() string {
+	return r.Kind + "-" + r.From.UTC().Format("20060102T1504Z")
+}
+
+// Message is the report as published on tyntec.2fa.report.<KIND>. Its id
+// derives from kind and window, so a report re-run for the same window (a
+// restart, two replicas) is one message within JetStream's duplicate window.
+func (r *Report) Message() (events.Message, error) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return events.Message{}, fmt.Errorf("encode report: %w", err)
+	}
+	id := "rp-" + shortDigest(r.Kind, r.From.UTC().Format(time.RFC3339Nano), r.To.UTC().Format(time.RFC3339Nano), r.Profile, r.Channel)
+	return newMessage(events.ReportSubject(r.Kind), id, "io.otpscope.Report", r.To, data), nil
+}
+
+func newMessage(subject, id, typ string, at time.Time, data []byte) events.Message {
+	return events.Message{Subject: subject, ID: id, Data: data, Header: map[string]string{
+		events.HeaderSpecVersion: "1.0",
+		events.HeaderID:          id,
+		events.HeaderSource:      "/otpscope/reporter",
+		events.HeaderType:        typ,
+		events.HeaderTime:        at.UTC().Format(time.RFC3339Nano),
+		events.HeaderContentType: "application/json",
+	}}
+}
+
+func shortDigest(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// Formats of a rendered report.
+var Formats = []string{"table", "json", "csv", "html"}
+
+// Render writes r in format (table, json, csv or html).
+func (r *Report) Render(w io.Writer, format string) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	case "csv":
+		return r.csv(w)
+	case "html":
+		return r.html(w)
+	case "table":
+		return r.table(w)
+	}
+	return fmt.Errorf("report format %q: want one of %s", format, strings.Join(Formats, ", "))
+}
+
+func fmtRate(x *float64) string {
+	if x == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*x, 'f', 4, 64)
+}
+
+func fmtPct(x *float64) string {
+	if x == nil {
+		return "–"
+	}
+	return strconv.FormatFloat(100**x, 'f', 1, 64) + "%"
+}
+
+func fmtMS(p *sink.Percentiles, p95 bool) string {
+	if p == nil {
+		return ""
+	}
+	if p95 {
+		return strconv.FormatFloat(p.P95, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(p.P50, 'f', 0, 64)
+}
+
+func u(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// csv is the report in long form (section, name, metric, value): one table
+// that holds channels, errors, outcomes and paths, for spreadsheets to pivot.
+func (r *Report) csv(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	rec := func(section, name, metric, value string) { _ = cw.Write([]string{section, name, metric, value}) }
+	rec("section", "name", "metric", "value")
+	rec("window", "", "from", r.From.UTC().Format(time.RFC3339))
+	rec("window", "", "to", r.To.UTC().Format(time.RFC3339))
+	for _, c := range r.Channels {
+		rec("channel", c.Channel, "attempts", u(c.Attempts))
+		rec("channel", c.Channel, "delivered", u(c.Delivered))
+		rec("channel", c.Channel, "failed", u(c.Failed))
+		rec("channel", c.Channel, "pending", u(c.Pending))
+		rec("channel", c.Channel, "delivery_rate", fmtRate(c.DeliveryRate))
+		rec("channel", c.Channel, "latency_p50_ms", fmtMS(c.LatencyMS, false))
+		rec("channel", c.Channel, "latency_p95_ms", fmtMS(c.LatencyMS, true))
+		if v := c.Verification; v != nil {
+			rec("channel", c.Channel, "verification_rate", fmtRate(v.Rate))
+		}
+		for _, e := range c.Errors {
+			rec("error", c.Channel+" "+e.Code, "failed_attempts", u(e.Count))
+		}
+	}
+	f := r.Fallback
+	rec("journeys", "", "otps", u(f.OTPs))
+	rec("journeys", "", "fallback_otps", u(f.FallbackOTPs))
+	rec("journeys", "", "fallback_rate", fmtRate(f.FallbackRate))
+	rec("journeys", "", "time_to_deliver_p50_ms", fmtMS(f.TimeToDeliverMS, false))
+	rec("journeys", "", "time_to_deliver_p95_ms", fmtMS(f.TimeToDeliverMS, true))
+	for _, o := range outcomeList(f.Outcomes) {
+		rec("outcome", o.Name, "otps", u(o.N))
+	}
+	for _, p := range f.Paths {
+		rec("path", p.Path, "otps", u(p.OTPs))
+		rec("path", p.Path, "delivered", u(p.Delivered))
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+type outcomeN struct {
+	Name string
+	N    uint64
+}
+
+func outcomeList(o sink.Outcomes) []outcomeN {
+	return []outcomeN{
+		{sink.OutcomeDeliveredPrimary, o.DeliveredPrimary}, {sink.OutcomeDeliveredFallback, o.DeliveredFallback},
+		{sink.OutcomeFailed, o.Failed}, {sink.OutcomePending, o.Pending},
+	}
+}
+
+func (r *Report) table(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "otpscope %s report %s – %s\n\n", r.Kind, r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339))
+	fmt.Fprintln(tw, "channel\tattempts\tdelivered\tfailed\tpending\tdelivery rate\tp50 ms\tp95 ms\tverified\t")
+	for _, c := range r.Channels {
+		conv := "–"
+		if c.Verification != nil {
+			conv = fmtPct(c.Verification.Rate)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", c.Channel, c.Attempts, c.Delivered, c.Failed, c.Pending,
+			fmtPct(c.DeliveryRate), fmtMS(c.LatencyMS, false), fmtMS(c.LatencyMS, true), conv)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	f := r.Fallback
+	fmt.Fprintf(w, "\nOTPs %d, fallback %d (%s); time to deliver p50 %s ms, p95 %s ms\n", f.OTPs, f.FallbackOTPs, fmtPct(f.FallbackRate),
+		fmtMS(f.TimeToDeliverMS, false), fmtMS(f.TimeToDeliverMS, true))
+	for _, o := range outcomeList(f.Outcomes) {
+		fmt.Fprintf(w, "  %-20s %d\n", o.Name, o.N)
+	}
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "path\tOTPs\tdelivered\t")
+	for _, p := range f.Paths {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", p.Path, p.OTPs, p.Delivered)
+	}
+	return tw.Flush()
+}
+
+// bar is one bar of an inline SVG chart.
+type bar struct {
+	Label string
+	Value string // as shown
+	Y     int
+	Width float64 // pixels
+	Color string
+}
+
+type chart struct {
+	Title  string
+	Height int
+	Bars   []bar
+}
+
+const chartWidth = 360.0
+
+func barChart(title string, labels []string, values []float64, shown []string, top float64, color string) chart {
+	c := chart{Title: title, Height: 24*len(labels) + 8}
+	for i := range labels {
+		w := 0.0
+		if top > 0 {
+			w = chartWidth * values[i] / top
+		}
+		c.Bars = append(c.Bars, bar{Label: labels[i], Value: shown[i], Y: 4 + 24*i, Width: w, Color: color})
+	}
+	return c
+}
+
+func (r *Report) charts() []chart {
+	var labels, shown []string
+	var rates, vols []float64
+	var volShown []string
+	maxVol := 0.0
+	for _, c := range r.Channels {
+		labels = append(labels, c.Channel)
+		x := 0.0
+		if c.DeliveryRate != nil {
+			x = *c.DeliveryRate
+		}
+		rates, shown = append(rates, x), append(shown, fmtPct(c.DeliveryRate))
+		vols, volShown = append(vols, float64(c.Attempts)), append(volShown, u(c.Attempts))
+		maxVol = max(maxVol, float64(c.Attempts))
+	}
+	out := []chart{
+		barChart("Delivery rate per channel", labels, rates, shown, 1, "#2f7d32"),
+		barChart("Attempts per channel", labels, vols, volShown, maxVol, "#1565c0"),
+	}
+	labels, shown = nil, nil
+	var ns []float64
+	maxN := 0.0
+	for _, o := range outcomeList(r.Fallback.Outcomes) {
+		labels, ns, shown = append(labels, o.Name), append(ns, float64(o.N)), append(shown, u(o.N))
+		maxN = max(maxN, float64(o.N))
+	}
+	out = append(out, barChart("Journey outcomes", labels, ns, shown, maxN, "#6a1b9a"))
+	labels, shown, ns = nil, nil, nil
+	for _, p := range r.Fallback.Paths {
+		x := float64(p.Delivered) / float64(max(p.OTPs, 1))
+		labels, ns, shown = append(labels, p.Path), append(ns, x), append(shown, fmt.Sprintf("%d/%d delivered", p.Delivered, p.OTPs))
+	}
+	return append(out, barChart("Success per path", labels, ns, shown, 1, "#ef6c00"))
+}
+
+var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
+	"pct": fmtPct, "ms": fmtMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"outcomes": outcomeList,
+}).Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>otpscope {{.R.Kind}} report {{time .R.From}} – {{time .R.To}}</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0}th,td{padding:.3em .7em;border-bottom:1px solid #ddd;text-align:right}
+th:first-child,td:first-child{text-align:left}figure{display:inline-block;margin:0 2em 1em 0}
+figcaption{font-weight:600}svg text{font-size:12px}
+</style></head><body>
+<h1>otpscope {{.R.Kind}} report</h1>
+<p>Window <time datetime="{{time .R.From}}">{{time .R.From}}</time> – <time datetime="{{time .R.To}}">{{time .R.To}}</time>{{if .R.Profile}}, profile {{.R.Profile}}{{end}}{{if .R.Channel}}, channel {{.R.Channel}}{{end}}; generated {{time .R.GeneratedAt}}.</p>
+<h2>Channels</h2>
+<table id="channels"><thead><tr><th>Channel</th><th>Attempts</th><th>Delivered</th><th>Failed</th><th>Pending</th><th>Delivery rate</th><th>Latency p50 ms</th><th>p95 ms</th><th>Verified</th></tr></thead><tbody>
+{{range .R.Channels}}<tr><td>{{.Channel}}</td><td>{{.Attempts}}</td><td>{{.Delivered}}</td><td>{{.Failed}}</td><td>{{.Pending}}</td><td>{{pct .DeliveryRate}}</td><td>{{ms .LatencyMS false}}</td><td>{{ms .LatencyMS true}}</td><td>{{if .Verification}}{{pct .Verification.Rate}}{{else}}–{{end}}</td></tr>
+{{end}}</tbody></table>
+<h2>Journeys</h2>
+<table id="journeys"><tbody>
+<tr><td>OTPs</td><td>{{.R.Fallback.OTPs}}</td></tr>
+<tr><td>Fallback OTPs</td><td>{{.R.Fallback.FallbackOTPs}}</td></tr>
+<tr><td>Fallback rate</td><td>{{pct .R.Fallback.FallbackRate}}</td></tr>
+{{range outcomes .R.Fallback.Outcomes}}<tr><td>{{.Name}}</td><td>{{.N}}</td></tr>{{end}}
+<tr><td>Time to deliver p50 / p95 ms</td><td>{{ms .R.Fallback.TimeToDeliverMS false}} / {{ms .R.Fallback.TimeToDeliverMS true}}</td></tr>
+</tbody></table>
+<h2>Charts</h2>
+{{range .Charts}}<figure><figcaption>{{.Title}}</figcaption>
+<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{{.Title}}" width="640" height="{{.Height}}" viewBox="0 0 640 {{.Height}}">
+{{range .Bars}}<g><text x="0" y="{{.Y}}" dy="14">{{.Label}}</text><rect x="150" y="{{.Y}}" width="{{printf "%.1f" .Width}}" height="18" fill="{{.Color}}"></rect><text x="{{printf "%.1f" .Width}}" dx="156" y="{{.Y}}" dy="14">{{.Value}}</text></g>
+{{end}}</svg></figure>
+{{end}}
+<h2>Errors</h2>
+<table id="errors"><thead><tr><th>Channel</th><th>Error code</th><th>Failed attempts</th></tr></thead><tbody>
+{{range .R.Channels}}{{$ch := .Channel}}{{range .Errors}}<tr><td>{{$ch}}</td><td>{{.Code}}</td><td>{{.Count}}</td></tr>
+{{end}}{{end}}</tbody></table>
+</body></html>
+`))
+
+func (r *Report) html(w io.Writer) error {
+	return htmlReport.Execute(w, struct {
+		R      *Report
+		Charts []chart
+	}{r, r.charts()})
+}

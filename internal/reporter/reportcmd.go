@@ -1,0 +1,106 @@
+package reporter
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/sink"
+)
+
+// DefaultReportDSN is the embedded engine's endpoint of a reporter running on
+// this machine, as a read-only client.
+const DefaultReportDSN = "http://default@" + sink.DefaultListen
+
+// ReportCLIConfig configures `reporter report`, an ad-hoc report.
+type ReportCLIConfig struct {
+	DSN      string
+	From, To string // RFC 3339; default the last 24 hours
+	Profile  string
+	Channel  string
+	Format   string
+	// Out is the file written; "" or "-" writes to stdout.
+	Out string
+}
+
+// RegisterFlags registers the report command's flags.
+func (c *ReportCLIConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DSN, "clickhouse-dsn", "", "ClickHouse to read (clickhouse://… or http://…); empty reads a local reporter's embedded engine at "+DefaultReportDSN)
+	fs.StringVar(&c.From, "from", "", "window start, RFC 3339 (inclusive); default 24 h before --to")
+	fs.StringVar(&c.To, "to", "", "window end, RFC 3339 (exclusive); default now")
+	fs.StringVar(&c.Profile, "profile", "", "only this tyntec profile ID")
+	fs.StringVar(&c.Channel, "channel", "", "only this channel (journeys: whose primary channel it is)")
+	fs.StringVar(&c.Format, "format", "table", "table, json, csv or html")
+	fs.StringVar(&c.Out, "out", "-", "file to write; - for stdout")
+}
+
+// Window parses the window flags at now.
+func (c *ReportCLIConfig) Window(now time.Time) (sink.Window, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"from": c.From, "to": c.To, "profile": c.Profile, "channel": c.Channel} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return ParseWindow(q, now)
+}
+
+// Validate reports the first configuration error.
+func (c *ReportCLIConfig) Validate() error {
+	if !slices.Contains(Formats, c.Format) {
+		return fmt.Errorf("format %q: want one of %s", c.Format, strings.Join(Formats, ", "))
+	}
+	_, err := c.Window(time.Now())
+	return err
+}
+
+// WriteReport builds the ad-hoc report over db and renders it to out.
+func WriteReport(ctx context.Context, db Analytics, cfg ReportCLIConfig, now time.Time, out io.Writer) error {
+	w, err := cfg.Window(now)
+	if err != nil {
+		return err
+	}
+	rep, err := BuildReport(ctx, db, KindAdHoc, w, now)
+	if err != nil {
+		return err
+	}
+	return rep.Render(out, cfg.Format)
+}
+
+// RunReport connects to ClickHouse (without migrating: it only reads, and the
+// embedded endpoint is read-only to it) and writes the report.
+func RunReport(ctx context.Context, cfg ReportCLIConfig, stdout io.Writer, logger *slog.Logger) error {
+	dsn := cfg.DSN
+	if dsn == "" {
+		dsn = DefaultReportDSN
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	db, err := sink.Open(openCtx, dsn, "", logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	out := stdout
+	var f *os.File
+	if cfg.Out != "" && cfg.Out != "-" {
+		if f, err = os.Create(cfg.Out); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		out = f
+	}
+	err = WriteReport(ctx, db, cfg, time.Now(), out)
+	if f != nil {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("report: %w", cerr)
+		}
+	}
+	return err
+}

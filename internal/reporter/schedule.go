@@ -1,0 +1,267 @@
+package reporter
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
+
+	"github.com/otpscope/otpscope/internal/sink"
+)
+
+// ReportsConfig schedules the summaries and alerts. Cron specs have five
+// fields (minute hour day month weekday) and run in UTC; "" disables a job.
+type ReportsConfig struct {
+	// Hourly reports the previous whole hour; Daily the previous UTC day.
+	Hourly string
+	Daily  string
+	// Dir receives each report as <kind>-<start>.json, .csv and .html; "" writes none.
+	Dir string
+	// Alerts is when the alert rules are evaluated.
+	Alerts string
+	Rules  AlertRules
+	// AlertWebhookURL, when set, receives every alert as a Slack-compatible POST.
+	AlertWebhookURL string
+}
+
+// Defaults of the report schedule: a few minutes after the window closes, so
+// that late webhooks and polled facts are in.
+const (
+	DefaultReportHourly = "5 * * * *"
+	DefaultReportDaily  = "15 0 * * *"
+	DefaultAlerts       = "*/5 * * * *"
+)
+
+// RegisterFlags registers the report and alert flags.
+func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Hourly, "report-hourly", DefaultReportHourly, "cron spec (UTC) of the hourly summary of the previous hour; empty disables")
+	fs.StringVar(&c.Daily, "report-daily", DefaultReportDaily, "cron spec (UTC) of the daily summary of the previous day; empty disables")
+	fs.StringVar(&c.Dir, "report-dir", "", "directory for report files (JSON, CSV, HTML); empty writes none")
+	fs.StringVar(&c.Alerts, "alert-schedule", DefaultAlerts, "cron spec (UTC) of alert evaluation; empty disables")
+	fs.DurationVar(&c.Rules.Window, "alert-window", time.Hour, "window the alert rules look back over")
+	fs.Float64Var(&c.Rules.MinDeliveryRate, "alert-min-delivery-rate", 0.8, "alert when a channel's delivery rate is below this (0 disables)")
+	fs.Uint64Var(&c.Rules.MinSettled, "alert-min-attempts", 50, "settled attempts a channel needs in the window before its delivery rate alerts")
+	fs.Float64Var(&c.Rules.MaxFallbackRate, "alert-max-fallback-rate", 0.2, "alert when the share of OTPs that fell back is above this (0 disables)")
+	fs.Uint64Var(&c.Rules.MinOTPs, "alert-min-otps", 50, "OTPs needed in the window before the fallback rate alerts")
+	fs.StringVar(&c.AlertWebhookURL, "alert-webhook-url", "", "POST every alert here as Slack-compatible JSON; empty posts none")
+}
+
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// Validate reports the first configuration error.
+func (c *ReportsConfig) Validate() error {
+	for name, spec := range map[string]string{"report-hourly": c.Hourly, "report-daily": c.Daily, "alert-schedule": c.Alerts} {
+		if spec == "" {
+			continue
+		}
+		if _, err := cronParser.Parse(spec); err != nil {
+			return fmt.Errorf("%s %q: %w", name, spec, err)
+		}
+	}
+	if c.Alerts != "" && c.Rules.Window <= 0 {
+		return fmt.Errorf("alert-window %v: must be positive", c.Rules.Window)
+	}
+	if r := c.Rules; r.MinDeliveryRate < 0 || r.MinDeliveryRate > 1 || r.MaxFallbackRate < 0 || r.MaxFallbackRate > 1 {
+		return errors.New("alert rates must be within 0..1")
+	}
+	if c.AlertWebhookURL != "" {
+		u, err := url.Parse(c.AlertWebhookURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("alert-webhook-url %q: want an http(s) URL", c.AlertWebhookURL)
+		}
+	}
+	return nil
+}
+
+// Reports runs the scheduled summaries and alert rules.
+type Reports struct {
+	cfg     ReportsConfig
+	db      Analytics
+	pub     Publisher
+	client  *http.Client
+	logger  *slog.Logger
+	now     func() time.Time
+	runs    *prometheus.CounterVec
+	alerts  *prometheus.CounterVec
+	posting *prometheus.CounterVec
+}
+
+// NewReports returns the runner; reg may be nil.
+func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Reports {
+	r := &Reports{
+		cfg: cfg, db: db, pub: pub, logger: logger, now: time.Now,
+		client: &http.Client{Timeout: 10 * time.Second},
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_reports_total", Help: "Scheduled report and alert runs by kind and outcome.",
+		}, []string{"kind", "outcome"}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_alerts_fired_total", Help: "Alerts published by rule.",
+		}, []string{"rule"}),
+		posting: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_alert_webhook_posts_total", Help: "Alert webhook POSTs by outcome.",
+		}, []string{"outcome"}),
+	}
+	if reg != nil {
+		reg.MustRegister(r.runs, r.alerts, r.posting)
+	}
+	return r
+}
+
+// Run runs the schedule until ctx ends, then waits for a running job.
+func (r *Reports) Run(ctx context.Context) error {
+	c := cron.New(cron.WithParser(cronParser), cron.WithLocation(time.UTC), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	add := func(spec, kind string, job func(context.Context, time.Time) error) error {
+		if spec == "" {
+			return nil
+		}
+		_, err := c.AddFunc(spec, func() {
+			outcome := "ok"
+			if err := job(ctx, r.now()); err != nil {
+				outcome = "error"
+				if ctx.Err() == nil {
+					r.logger.Error("scheduled "+kind, "err", err)
+				}
+			}
+			r.runs.WithLabelValues(kind, outcome).Inc()
+		})
+		return err
+	}
+	if err := errors.Join(
+		add(r.cfg.Hourly, KindHourly, func(ctx context.Context, now time.Time) error {
+			end := now.UTC().Truncate(time.Hour)
+			return r.Summary(ctx, KindHourly, end.Add(-time.Hour), end)
+		}),
+		add(r.cfg.Daily, KindDaily, func(ctx context.Context, now time.Time) error {
+			end := now.UTC().Truncate(24 * time.Hour)
+			return r.Summary(ctx, KindDaily, end.AddDate(0, 0, -1), end)
+		}),
+		add(r.cfg.Alerts, "alerts", func(ctx context.Context, now time.Time) error {
+			end := now.UTC().Truncate(time.Minute)
+			_, err := r.Evaluate(ctx, end.Add(-r.cfg.Rules.Window), end)
+			return err
+		}),
+	); err != nil {
+		return fmt.Errorf("schedule reports: %w", err)
+	}
+	c.Start()
+	<-ctx.Done()
+	<-c.Stop().Done()
+	return nil
+}
+
+// Summary builds the report of [from, to), publishes it on
+// tyntec.2fa.report.<kind> and writes its files.
+func (r *Reports) Summary(ctx context.Context, kind string, from, to time.Time) error {
+	rep, err := BuildReport(ctx, r.db, kind, sink.Window{From: from, To: to}, r.now())
+	if err != nil {
+		return err
+	}
+	msg, err := rep.Message()
+	if err != nil {
+		return err
+	}
+	if err := r.pub.Publish(ctx, msg); err != nil {
+		return fmt.Errorf("publish %s report: %w", kind, err)
+	}
+	if r.cfg.Dir != "" {
+		if err := WriteReportFiles(r.cfg.Dir, &rep); err != nil {
+			return err
+		}
+	}
+	r.logger.Info("report published", "kind", kind, "from", from, "to", to, "subject", msg.Subject)
+	return nil
+}
+
+// WriteReportFiles writes rep as dir/<name>.json, .csv and .html, each
+// through a temporary file renamed into place.
+func WriteReportFiles(dir string, rep *Report) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("report dir: %w", err)
+	}
+	for _, format := range []string{"json", "csv", "html"} {
+		var b bytes.Buffer
+		if err := rep.Render(&b, format); err != nil {
+			return err
+		}
+		path := filepath.Join(dir, rep.Name()+"."+format)
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, b.Bytes(), 0o640); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+	}
+	return nil
+}
+
+// Evaluate checks the alert rules over [from, to), publishes every alert on
+// tyntec.2fa.alert.<rule> and POSTs it to the webhook URL, if any.
+func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, error) {
+	w := sink.Window{From: from, To: to}
+	chs, err := r.db.Channels(ctx, w)
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	fb, err := r.db.Fallback(ctx, w)
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	alerts := r.cfg.Rules.Evaluate(from, to, chs, fb)
+	var errs []error
+	for i := range alerts {
+		al := &alerts[i]
+		msg, err := al.Message()
+		if err == nil {
+			err = r.pub.Publish(ctx, msg)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("publish alert %s: %w", al.Rule, err))
+			continue
+		}
+		r.alerts.WithLabelValues(al.Rule).Inc()
+		r.logger.Warn("alert", "rule", al.Rule, "channel", al.Channel, "summary", al.Summary)
+		if r.cfg.AlertWebhookURL != "" {
+			outcome := "ok"
+			if err := r.post(ctx, al); err != nil {
+				outcome = "error"
+				errs = append(errs, err)
+			}
+			r.posting.WithLabelValues(outcome).Inc()
+		}
+	}
+	return alerts, errors.Join(errs...)
+}
+
+func (r *Reports) post(ctx context.Context, al *Alert) error {
+	body, err := al.slackPayload()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := alertContext(ctx)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.AlertWebhookURL, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("alert webhook: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("alert webhook: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("alert webhook answered %s", resp.Status)
+	}
+	return nil
+}
