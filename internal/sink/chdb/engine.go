@@ -63,7 +63,7 @@ type Engine struct {
 	// time, and the engine itself parallelizes each query.
 	sem chan struct{}
 	rw  *conn // owner connection: may write
-	ro  *conn // readonly=2 connection for requests that must not write
+	ro  *conn // readonly=1 connection for requests that must not write
 
 	closeOnce sync.Once
 	closed    bool // guarded by sem
@@ -106,9 +106,10 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 	if restored > 0 {
 		o.logger.Debug("restored Go signal handlers after chdb_connect", slog.Int("signals", restored))
 	}
-	// The second connection shares the booted engine; readonly=2 lets the
-	// request handler change query settings but nothing else.
-	ro, _, err := connect(append(args, "--readonly=2"))
+	// The second connection shares the booted engine. With readonly=1 the
+	// engine itself refuses writes, settings changes and table functions
+	// such as file() and url(), which read outside the database.
+	ro, _, err := connect(append(args, "--readonly=1"))
 	if err != nil {
 		rw.close()
 		return nil, fmt.Errorf("open chdb %s: read-only connection: %w", abs, err)
@@ -192,8 +193,9 @@ type Statement struct {
 	// Database is the current database for the statement; empty means
 	// "default".
 	Database string
-	// ReadOnly runs the statement on a connection with readonly=2, so the
-	// engine refuses anything that writes.
+	// ReadOnly runs the statement on a connection with readonly=1, so the
+	// engine refuses anything that writes, changes settings (Settings must
+	// be empty) or reads through table functions such as file().
 	ReadOnly bool
 }
 
@@ -243,7 +245,7 @@ func (e *Engine) Insert(ctx context.Context, st Statement, r io.Reader) (Result,
 	var res rawResult
 	err := e.withSession(c, st, func() error {
 		var err error
-		res, err = e.insert(c, st, r)
+		res, err = e.insert(ctx, c, st, r)
 		return err
 	})
 	if err != nil {
@@ -258,9 +260,14 @@ func (e *Engine) Insert(ctx context.Context, st Statement, r io.Reader) (Result,
 // insertChunk is how much of the body goes to the engine per append.
 const insertChunk = 1 << 20
 
-func (e *Engine) insert(c *conn, st Statement, r io.Reader) (rawResult, error) {
+func (e *Engine) insert(ctx context.Context, c *conn, st Statement, r io.Reader) (rawResult, error) {
+	r = &stickyReader{r: r}
 	buf := make([]byte, insertChunk)
-	next := func() ([]byte, error) {
+	read := func() ([]byte, error) {
+		if err := ctx.Err(); err != nil {
+			// Returning an error abandons the stream: nothing is committed.
+			return nil, err
+		}
 		n, err := io.ReadFull(r, buf)
 		switch {
 		case n > 0:
@@ -271,11 +278,29 @@ func (e *Engine) insert(c *conn, st Statement, r io.Reader) (rawResult, error) {
 			return nil, fmt.Errorf("read insert data: %w", err)
 		}
 	}
-	res, err := c.streamInsert(st.SQL, st.Format, next)
+	res, err := c.streamInsert(st.SQL, st.Format, read)
 	if errors.Is(err, errStreamInsertUnsupported) {
 		return e.insertFromFile(c, st, r)
 	}
 	return res, err
+}
+
+// stickyReader keeps returning the first error its reader returned. Some
+// readers do not: ch-go's decompressing reader, read again after the end of
+// its input, replays its last block, which would feed the engine an endless
+// insert.
+type stickyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *stickyReader) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.r.Read(p)
+	s.err = err
+	return n, err
 }
 
 // insertFromFile is the fallback for libraries without streaming inserts:
@@ -303,6 +328,10 @@ func (e *Engine) insertFromFile(c *conn, st Statement, r io.Reader) (rawResult, 
 // connection is one long session, while every HTTP request is its own.
 func (e *Engine) withSession(c *conn, st Statement, fn func() error) error {
 	var undo []string
+	if class, _, ok := c.classify(st.SQL); ok && class == ClassControl {
+		// A USE in the statement would outlive the request.
+		undo = append(undo, "USE default")
+	}
 	if st.Database != "" && st.Database != "default" {
 		if res := c.query("USE "+quoteIdent(st.Database), "", nil); res.hasError {
 			return fmt.Errorf("use database %s: %w", st.Database, newException(res.errorMessage))

@@ -1,0 +1,87 @@
+// Package chdb embeds the ClickHouse engine (chDB's libchdb.so) in the
+// process and serves it over the subset of ClickHouse's HTTP interface that
+// clickhouse-go/v2 (Protocol: clickhouse.HTTP), Grafana's ClickHouse plugin
+// and curl use, so that the sink's one clickhouse-go code path works against
+// a ClickHouse server and against the embedded engine alike.
+//
+// # The library
+//
+// libchdb.so (566 MB, from the npm package @chdb/lib-linux-x64-gnu; `make
+// setup` fetches it) is loaded at run time with dlopen, so every binary
+// builds and runs without it. Open looks for it at the WithLibrary path, then
+// at $OTPSCOPE_CHDB_LIB, then at .cache/chdb/libchdb.so in the working
+// directory or any parent, then as plain libchdb.so through the loader path;
+// ErrLibraryNotFound lists what was tried.
+//
+// The library keeps global state: one engine per process, bound to one data
+// directory. Open fails with ErrEngineInUse while an Engine is open. Closing
+// the Engine shuts the engine down; opening again boots it again (chDB warns
+// that doing so many times in one process is not safe on every platform), so
+// a process should open one Engine and keep it.
+//
+// chDB installs SIGSEGV/SIGBUS/... handlers that make a Go panic hang the
+// process for minutes. Open disables them with
+// chdb_set_signal_handlers_enabled(0) before the first connection, saves the
+// dispositions of signals 1..64 before the library is touched and restores
+// any that changed after dlopen, after each connect and close, and, checked
+// by the SIGSEGV handler, after each statement.
+//
+// # Statements
+//
+// A chDB connection runs one statement at a time, so the Engine serializes
+// them; each query is parallel inside the engine. A running statement cannot
+// be interrupted: a context only bounds the wait for the engine (and an
+// insert stops between 1 MiB chunks). Use the max_execution_time setting to
+// bound a query.
+//
+// chDB treats query text as a script and cuts inline data at the first
+// newline, so INSERT data never travels in the query text: Insert streams it
+// through chdb_stream_insert (or, with older libraries, a file under the data
+// directory read with INSERT ... FROM INFILE).
+//
+// The engine's connection is one long session while every HTTP request is
+// its own: a statement's database and settings are applied before it
+// (USE, SET) and taken back after it.
+//
+// # The HTTP endpoint
+//
+// Handler answers /ping and GET / with "Ok.\n", and queries at / by GET or
+// POST: the query in the query URL parameter and/or the body, data for an
+// INSERT after it; database, default_format, query_id, param_<name> (bound by
+// the engine), settings as other URL parameters, X-ClickHouse-User/Key or
+// basic auth or user/password parameters, X-ClickHouse-Format and
+// X-ClickHouse-Database headers; gzip or deflate request bodies;
+// ClickHouse's compressed framing (LZ4, ZSTD, with CityHash128 checksums) for
+// decompress=1 request bodies and compress=1 responses; gzip responses with
+// enable_http_compression=1.
+//
+// chDB writes the Native format as for protocol revision 0. clickhouse-go
+// announces its revision in client_protocol_version and reads blocks with
+// block info and a per-column serialization byte, so Native results are
+// re-encoded for that revision with the driver's own column codecs. chDB
+// writes nothing for an empty result; the endpoint sends a header block with
+// the columns from DESCRIBE (query), as a server does. Other formats pass
+// through unchanged.
+//
+// Errors are answered as ClickHouse does: a 4xx/5xx status by error code, the
+// code in X-ClickHouse-Exception-Code and "Code: N. DB::Exception: ..." as
+// the body, which clickhouse-go turns into *clickhouse.Exception.
+//
+// # Who may write
+//
+// The endpoint is read-write only for the process that owns it, unless
+// configured otherwise. The owner's user (HandlerConfig.User, default
+// "otpscope") and password (HandlerConfig.Password, or a random one generated
+// by NewHandler; see Handler.Credentials and Server.DSN) may do anything
+// except by GET, which is read-only as in ClickHouse. A wrong password for
+// that user is refused (AUTHENTICATION_FAILED, 516). Every other client,
+// anonymous or any other user name, is read-only: its statements run on a
+// second connection with readonly=1, so the engine itself refuses writes,
+// settings changes and table functions such as file() and url() (READONLY,
+// 164); the engine's parser classifies each statement first so that writes
+// are refused before they run. Settings in the URL of a read-only request are
+// refused with 164 too, except resource limits that clients send on their
+// own (max_execution_time and the like), which are ignored.
+// HandlerConfig.AllowExternalWrites lets everyone write. Listen binds
+// 127.0.0.1:8123 by default, loopback only.
+package chdb

@@ -1,0 +1,122 @@
+package chdb_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/ClickHouse/ch-go/compress"
+
+	"github.com/otpscope/otpscope/internal/sink/chdb"
+	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+)
+
+func TestEngineQuery(t *testing.T) {
+	e := chdbtest.Open(t)
+	tests := []struct {
+		sql, format, want string
+	}{
+		{"SELECT 1 + 1", "TabSeparated", "2\n"},
+		{"SELECT 'a' AS s, 2 AS n", "JSONEachRow", "{\"s\":\"a\",\"n\":2}\n"},
+		{"SELECT number FROM numbers(3)", "CSV", "0\n1\n2\n"},
+		{"SELECT 1 WHERE 0", "TabSeparated", ""},
+	}
+	for _, tt := range tests {
+		got, err := e.Query(t.Context(), tt.sql, tt.format)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("Query(%q, %q) = %q, %v; want %q, nil", tt.sql, tt.format, got, err, tt.want)
+		}
+	}
+}
+
+func TestEngineError(t *testing.T) {
+	e := chdbtest.Open(t)
+	_, err := e.Query(t.Context(), "SELECT * FROM no_such_table", "TabSeparated")
+	var ex *chdb.Exception
+	if !errors.As(err, &ex) || ex.Code != chdb.CodeUnknownTable || ex.Name != "UNKNOWN_TABLE" ||
+		!strings.HasPrefix(ex.Message, "Code: 60. DB::Exception: ") {
+		t.Fatalf("Query(missing table) error = %#v; want *chdb.Exception code 60 UNKNOWN_TABLE", err)
+	}
+}
+
+func TestEngineOneDirectoryPerProcess(t *testing.T) {
+	chdbtest.Open(t)
+	_, err := chdb.Open(t.TempDir())
+	if !errors.Is(err, chdb.ErrEngineInUse) {
+		t.Fatalf("second Open = %v; want ErrEngineInUse", err)
+	}
+}
+
+func TestEngineReadOnlyStatement(t *testing.T) {
+	e := chdbtest.Open(t)
+	db := chdbtest.Database(t, e)
+	tests := []string{
+		"CREATE TABLE " + db + ".x (a UInt8) ENGINE = Memory",
+		"SELECT * FROM file('/etc/hostname', 'LineAsString')",
+		"SET max_threads = 1",
+	}
+	for _, sql := range tests {
+		_, err := e.Exec(t.Context(), chdb.Statement{SQL: sql, ReadOnly: true})
+		var ex *chdb.Exception
+		if !errors.As(err, &ex) || ex.Code != chdb.CodeReadonly {
+			t.Errorf("Exec(%q, ReadOnly) = %v; want code %d", sql, err, chdb.CodeReadonly)
+		}
+	}
+}
+
+// TestEngineInsert feeds data in several formats and through ClickHouse's
+// compressed framing, including bodies larger than one append chunk.
+func TestEngineInsert(t *testing.T) {
+	e := chdbtest.Open(t)
+	db := chdbtest.Database(t, e)
+	if _, err := e.Query(t.Context(), "CREATE TABLE "+db+".kv (k String, v UInt64) ENGINE = MergeTree ORDER BY k", ""); err != nil {
+		t.Fatal(err)
+	}
+	native, err := e.Query(t.Context(), "SELECT concat('k\\n', toString(number)) AS k, number AS v FROM numbers(200000)", "Native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tsv strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&tsv, "line\\n%d\t%d\n", i, i)
+	}
+	framed := func(m compress.Method, data []byte) []byte {
+		w := compress.NewWriter(compress.LevelZero, m)
+		if err := w.Compress(data); err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Clone(w.Data)
+	}
+	tests := []struct {
+		name   string
+		format string
+		body   func() *bytes.Reader
+		want   uint64
+	}{
+		{"native", "Native", func() *bytes.Reader { return bytes.NewReader(native) }, 200000},
+		{"native lz4 framed", "Native", func() *bytes.Reader { return bytes.NewReader(framed(compress.LZ4, native)) }, 200000},
+		{"native zstd framed", "Native", func() *bytes.Reader { return bytes.NewReader(framed(compress.ZSTD, native)) }, 200000},
+		{"tsv", "TabSeparated", func() *bytes.Reader { return bytes.NewReader([]byte(tsv.String())) }, 1000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := e.Query(t.Context(), "TRUNCATE TABLE "+db+".kv", ""); err != nil {
+				t.Fatal(err)
+			}
+			var body interface{ Read([]byte) (int, error) } = tt.body()
+			if strings.Contains(tt.name, "framed") {
+				body = compress.NewReader(body)
+			}
+			res, err := e.Insert(t.Context(), chdb.Statement{SQL: "INSERT INTO " + db + ".kv", Format: tt.format}, body)
+			if err != nil || res.RowsWritten != tt.want {
+				t.Fatalf("Insert = %+v, %v; want %d rows written", res, err, tt.want)
+			}
+			got, err := e.Query(t.Context(), "SELECT count(), countIf(position(k, '\\n') > 0) FROM "+db+".kv", "TabSeparated")
+			if want := fmt.Sprintf("%d\t%d\n", tt.want, tt.want); err != nil || string(got) != want {
+				t.Errorf("after insert: count = %q, %v; want %q (every key keeps its newline)", got, err, want)
+			}
+		})
+	}
+}
