@@ -1,0 +1,104 @@
+// Command poller reconciles otpscope's view of tyntec 2FA OTPs through tyntec's
+// API: it tracks open OTPs in JetStream KV, reads what webhooks lost on a cron
+// schedule within the API budget, decides resends by a policy (dry-run by
+// default) and points tyntec's callback configuration at ingest.
+//
+//	poller [flags]                     run the service
+//	poller register-callback [flags]   point tyntec's v4 callback at ingest, then exit
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/cli"
+	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/poller"
+	"github.com/otpscope/otpscope/internal/tyntec"
+)
+
+// webhookPath is where ingest receives tyntec's webhooks (ingest.WebhookPath;
+// a command of one service does not import another service).
+const webhookPath = "/webhooks/tyntec"
+
+// renamedEnv: --webhook-token reads the variable ingest reads (the first token).
+var renamedEnv = map[string]string{"webhook-token": "OTPSCOPE_WEBHOOK_TOKENS"}
+
+func main() { os.Exit(run(os.Args[1:], os.LookupEnv, os.Stderr)) }
+
+func run(args []string, lookup func(string) (string, bool), stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "register-callback" {
+		return cli.Main(registerCommand(), args[1:], lookup, stderr)
+	}
+	return cli.Main(cli.Command{
+		Name: "poller",
+		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
+			var cfg poller.Config
+			cfg.RegisterFlags(fs)
+			dataDir := cli.DataDirFlag(fs)
+			return func(ctx context.Context, logger *slog.Logger) error {
+				cfg.NATS.DataDir = *dataDir
+				if err := cfg.Validate(); err != nil {
+					return cli.Usage(err)
+				}
+				if err := cfg.NATS.Validate(); err != nil {
+					return cli.Usage(err)
+				}
+				return poller.Run(ctx, cfg, logger)
+			}
+		},
+	}, args, lookup, stderr)
+}
+
+// registerCommand is `poller register-callback`: list tyntec's callback
+// configurations, then create or patch ours so that it points at
+// --ingest-url + /webhooks/tyntec with the webhook token.
+func registerCommand() cli.Command {
+	return cli.Command{
+		Name:       "poller register-callback",
+		RenamedEnv: renamedEnv,
+		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
+			var tc tyntec.Config
+			tc.RegisterFlags(fs)
+			ingestURL := fs.String("ingest-url", "", "ingest's public base URL, e.g. https://otpscope.example.com (required)")
+			var tokens flagenv.List
+			fs.Var(&tokens, "webhook-token", "token tyntec sends as X-Webhook-Token (the first of OTPSCOPE_WEBHOOK_TOKENS)")
+			var headers poller.Headers
+			fs.Var(&headers, "register-callback-header", `extra header tyntec sends, "Name: value" (repeatable)`)
+			return func(ctx context.Context, logger *slog.Logger) error {
+				if *ingestURL == "" {
+					return cli.Usage(fmt.Errorf("--ingest-url is required"))
+				}
+				h := map[string]string{}
+				for k, v := range headers {
+					h[k] = v
+				}
+				if len(tokens) > 0 {
+					h["X-Webhook-Token"] = tokens[0]
+				}
+				if len(h) == 0 {
+					return cli.Usage(fmt.Errorf("--webhook-token (or a --register-callback-header) is required: ingest refuses webhooks without one"))
+				}
+				client, err := tyntec.New(tc)
+				if err != nil {
+					return cli.Usage(err)
+				}
+				ctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				url := strings.TrimRight(*ingestURL, "/") + webhookPath
+				res, err := poller.RegisterCallback(ctx, client, url, h)
+				if err != nil {
+					return err
+				}
+				logger.Info("callback registered", "url", url, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed)
+				return nil
+			}
+		},
+	}
+}

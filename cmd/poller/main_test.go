@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/otpscope/otpscope/internal/tyntec"
+	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+)
+
+func TestRegisterCallbackCommand(t *testing.T) {
+	sim, err := tyntecsim.New(tyntecsim.Config{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	env := map[string]string{
+		"OTPSCOPE_TYNTEC_URL":     srv.URL,
+		"OTPSCOPE_TYNTEC_API_KEY": tyntecsim.DefaultAPIKey,
+		"OTPSCOPE_WEBHOOK_TOKENS": "first-token-0123456789,second-token-0123456789",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for i := range 2 {
+		var stderr bytes.Buffer
+		code := run([]string{"register-callback", "--ingest-url", "http://127.0.0.1:8080/"}, lookup, &stderr)
+		if code != 0 {
+			t.Fatalf("run #%d = %d; stderr:\n%s", i+1, code, stderr.String())
+		}
+	}
+	client, err := tyntec.New(tyntec.Config{BaseURL: srv.URL, APIKey: tyntecsim.DefaultAPIKey, RateLimit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cbs, err := client.ListCallbacks(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cbs) != 1 || cbs[0].URL != "http://127.0.0.1:8080/webhooks/tyntec" || cbs[0].Headers["X-Webhook-Token"] != "first-token-0123456789" {
+		t.Errorf("callbacks after two registrations: %+v; want one at ingest with the first token", cbs)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	none := func(string) (string, bool) { return "", false }
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"register-callback", "--tyntec-api-key", "k", "--webhook-token", "t0123456789abcdef"}, "--ingest-url is required"},
+		{[]string{"register-callback", "--tyntec-api-key", "k", "--ingest-url", "http://127.0.0.1:8080"}, "--webhook-token"},
+		{[]string{"--tyntec-api-key", "k", "--resend-mode", "yolo"}, "resend-mode"},
+		{[]string{"--tyntec-api-key", "k", "--reconcile-schedule", "every now and then"}, "reconcile-schedule"},
+		{[]string{"--reconcile-schedule", "@every 30s"}, "API key"},
+	}
+	for _, tt := range tests {
+		var stderr bytes.Buffer
+		if code := run(tt.args, none, &stderr); code != 2 || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("run(%q) = %d, stderr %q; want 2 and %q", tt.args, code, stderr.String(), tt.want)
+		}
+	}
+}

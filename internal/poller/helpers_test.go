@@ -1,0 +1,248 @@
+package poller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/time/rate"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/tyntec"
+	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+)
+
+// startSim serves a started simulator on 127.0.0.1 and returns it with its URL.
+func startSim(t *testing.T, cfg tyntecsim.Config) (*tyntecsim.Sim, string) {
+	t.Helper()
+	sim, err := tyntecsim.New(cfg)
+	if err != nil {
+		t.Fatalf("tyntecsim.New: %v", err)
+	}
+	srv := httptest.NewServer(sim)
+	if err := sim.Start(t.Context()); err != nil {
+		t.Fatalf("sim.Start: %v", err)
+	}
+	t.Cleanup(func() {
+		srv.Close()
+		_ = sim.Close()
+	})
+	return sim, srv.URL
+}
+
+// webhookReceiver stands in for ingest: it decodes tyntec's webhooks and
+// publishes them, answering 200 after the PubAck.
+func webhookReceiver(t *testing.T, b *broker.Broker) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		evs, err := events.DecodeDeliveryStatuses(body, time.Now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		msgs := make([]events.Message, 0, len(evs))
+		for i := range evs {
+			m, err := events.NewDeliveryMessage(&evs[i])
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			msgs = append(msgs, m)
+		}
+		if err := b.Publish(r.Context(), msgs...); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/webhooks/tyntec"
+}
+
+// testConfig is a poller configuration against the simulator, on its clock,
+// with a budget that does not bind unless a test says so.
+func testConfig(sim *tyntecsim.Sim, simURL string) Config {
+	return Config{
+		Tyntec: tyntec.Config{
+			BaseURL: simURL, APIKey: tyntecsim.DefaultAPIKey,
+			Limiter:    rate.NewLimiter(1000, 100),
+			MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+		},
+		Schedule:          "@every 1s",
+		DiscoveryInterval: time.Minute,
+		VerifySample:      1,
+		Now:               sim.Now,
+	}
+}
+
+// newPoller builds a poller on b; the test owns running it.
+func newPoller(t *testing.T, b *broker.Broker, cfg Config) *Poller {
+	t.Helper()
+	p, err := New(t.Context(), cfg, b, brokertest.Logger(t), nil)
+	if err != nil {
+		t.Fatalf("poller.New: %v", err)
+	}
+	return p
+}
+
+// goRun runs fn until the test ends (or the returned stop is called) and
+// waits for it.
+func goRun(t *testing.T, fn func(ctx context.Context) error) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := fn(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("run: %v", err)
+		}
+	})
+	stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitTracked waits until the tracking consumer has handled every message.
+func waitTracked(t *testing.T, p *Poller) {
+	t.Helper()
+	brokertest.WaitFor(t, 20*time.Second, "tracking consumer to drain", func() bool {
+		info, err := p.track.Info(t.Context())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+}
+
+// waitIdle waits until the simulator has nothing scheduled or unsent.
+func waitIdle(t *testing.T, sim *tyntecsim.Sim) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := sim.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitSim waits until the simulator's clock has passed at.
+func waitSim(t *testing.T, sim *tyntecsim.Sim, at time.Time) {
+	t.Helper()
+	brokertest.WaitFor(t, 30*time.Second, "simulated time "+at.String(), func() bool { return sim.Now().After(at) })
+}
+
+// stored is one message of the stream.
+type stored struct {
+	subject string
+	id      string
+	data    []byte
+}
+
+// streamMessages reads every message of the stream on subject (a filter).
+func streamMessages(t *testing.T, b *broker.Broker, subject string) []stored {
+	t.Helper()
+	c, err := b.JetStream().OrderedConsumer(t.Context(), b.StreamName(), jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		t.Fatalf("ordered consumer: %v", err)
+	}
+	info, err := c.Info(t.Context())
+	if err != nil {
+		t.Fatalf("consumer info: %v", err)
+	}
+	want := int(info.NumPending)
+	var out []stored
+	for len(out) < want {
+		batch, err := c.Fetch(want-len(out), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatalf("fetch: %v", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			out = append(out, stored{subject: m.Subject(), id: m.Headers().Get(events.HeaderMsgID), data: m.Data()})
+		}
+		if n == 0 {
+			t.Fatalf("read %d of %d messages on %s", len(out), want, subject)
+		}
+	}
+	return out
+}
+
+// deliveries indexes the stream's delivery facts by message id.
+func deliveries(t *testing.T, b *broker.Broker) map[string]events.DeliveryStatus {
+	t.Helper()
+	out := map[string]events.DeliveryStatus{}
+	for _, m := range streamMessages(t, b, events.SubjectDeliveryAll) {
+		var ds events.DeliveryStatus
+		if err := json.Unmarshal(m.data, &ds); err != nil {
+			t.Fatalf("delivery %s: %v", m.data, err)
+		}
+		out[m.id] = ds
+	}
+	return out
+}
+
+// factID is the message id of a fact as the simulator knows it.
+func factID(otpID, channel, status string, ts time.Time) string {
+	return events.DeliveryID(&events.DeliveryStatus{OTPID: otpID, Channel: events.Channel(channel), Status: events.Status(status), Timestamp: ts})
+}
+
+// simClient is a tyntec client for the test's own calls (sending, validating),
+// with a budget of its own.
+func simClient(t *testing.T, url string) *tyntec.Client {
+	t.Helper()
+	c, err := tyntec.New(tyntec.Config{BaseURL: url, APIKey: tyntecsim.DefaultAPIKey, Limiter: rate.NewLimiter(rate.Inf, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// countCalls counts the simulator's calls whose path matches.
+func countCalls(sim *tyntecsim.Sim, match func(tyntecsim.Call) bool) int {
+	n := 0
+	for _, c := range sim.Calls() {
+		if match(c) {
+			n++
+		}
+	}
+	return n
+}
+
+// metricValue sums the values of everything c collects (counters and gauges).
+func metricValue(t *testing.T, c prometheus.Collector) float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 64)
+	go func() { c.Collect(ch); close(ch) }()
+	var sum float64
+	for m := range ch {
+		var d dto.Metric
+		if err := m.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case d.Counter != nil:
+			sum += d.Counter.GetValue()
+		case d.Gauge != nil:
+			sum += d.Gauge.GetValue()
+		}
+	}
+	return sum
+}
+
+// seed is def, or OTPSCOPE_TEST_SEED when set (to try other stories).
+func seed(def int64) int64 {
+	if n, err := strconv.ParseInt(os.Getenv("OTPSCOPE_TEST_SEED"), 10, 64); err == nil {
+		return n
+	}
+	return def
+}

@@ -1,0 +1,80 @@
+package poller
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the poller's collectors; tyntec calls by endpoint and outcome
+// are the client's otpscope_tyntec_calls_total{op,outcome}.
+type metrics struct {
+	cycles       prometheus.Counter
+	cycleSeconds prometheus.Histogram
+	due          *prometheus.GaugeVec // backlog by kind (delivery, verify)
+	oldest       prometheus.Gauge
+	tracked      prometheus.Gauge
+	discovered   prometheus.Counter
+	reconciled   *prometheus.CounterVec
+	missed       *prometheus.CounterVec
+	finished     *prometheus.CounterVec
+	rateLimited  prometheus.Counter
+	resends      *prometheus.CounterVec
+	leader       prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		cycles: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "otpscope_poller_cycles_total", Help: "Reconciliation cycles run.",
+		}),
+		cycleSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "otpscope_poller_cycle_duration_seconds", Help: "Duration of a reconciliation cycle (including waits for the rate budget).",
+			Buckets: []float64{0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 120},
+		}),
+		due: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "otpscope_poller_due_otps", Help: "OTPs due at the start of the last cycle, by kind: delivery (state to reconcile) or verify (final status to read).",
+		}, []string{"kind"}),
+		oldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "otpscope_poller_oldest_unreconciled_seconds", Help: "Age of the oldest tracked OTP whose delivery is not known to be settled.",
+		}),
+		tracked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "otpscope_poller_tracked_otps", Help: "OTPs tracked (not finished) at the start of the last cycle.",
+		}),
+		discovered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "otpscope_poller_discovered_total", Help: "OTPs found by GET /2fa/v4/otp that no webhook or registration announced.",
+		}),
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_poller_reconciled_total", Help: "OTPs read by kind: delivery (v1 events) or verify (status).",
+		}, []string{"kind"}),
+		missed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_poller_missed_webhooks_total", Help: "Delivery facts of v4 OTPs learned by polling that no webhook reported.",
+		}, []string{"channel", "status"}),
+		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_poller_finished_total", Help: "OTPs no longer tracked, by reason (final, undelivered, not_sampled, expired, unreconciled, not_found).",
+		}, []string{"reason"}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "otpscope_poller_rate_limited_total", Help: "429 answers that paused the poller for their Retry-After.",
+		}),
+		resends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_poller_resends_total", Help: "Resend decisions by result (sent, skipped, failed, dryrun; ignored = no policy rule).",
+		}, []string{"result"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "otpscope_poller_leader", Help: "1 while this replica holds the lease and calls tyntec.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.cycles, m.cycleSeconds, m.due, m.oldest, m.tracked, m.discovered,
+		m.reconciled, m.missed, m.finished, m.rateLimited, m.resends, m.leader} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				continue
+			}
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,392 @@
+package poller
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/problem"
+	"github.com/otpscope/otpscope/internal/tyntec"
+)
+
+// BucketLeader holds the lease of the replica that calls tyntec.
+const BucketLeader = "otpscope_poller_leader"
+
+const leaderKey = "reconciler"
+
+// publisher publishes events durably (the broker).
+type publisher interface {
+	Publish(ctx context.Context, msgs ...events.Message) error
+}
+
+// Poller is the poller service on an open broker: tracking on every replica;
+// reconciliation, resends and callback registration on the leader.
+type Poller struct {
+	cfg       Config
+	js        jetstream.JetStream
+	stream    string
+	pub       publisher
+	api       *tyntec.Client
+	limiter   *rate.Limiter
+	policy    *Policy
+	store     *store
+	decisions jetstream.KeyValue
+	leaderKV  jetstream.KeyValue
+	schedule  cron.Schedule
+	interval  time.Duration
+	track     jetstream.Consumer
+	resend    jetstream.Consumer
+	logger    *slog.Logger
+	metrics   *metrics
+
+	mu            sync.Mutex
+	paused        time.Time          // no tyntec calls before (wall clock)
+	lastDiscovery time.Time          // wall clock
+	priorities    [][]events.Channel // the account's priorities, channels in order; nil = unknown
+	prioritiesAt  time.Time          // last attempt to read them
+}
+
+// New builds the poller on an open broker: the KV buckets, the durable
+// consumers and the tyntec client with one rate limiter for all its calls.
+// reg receives the poller's and the client's metrics; nil registers nothing.
+func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger, reg prometheus.Registerer) (*Poller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	sched, err := cron.ParseStandard(cfg.Schedule)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile-schedule %q: %w", cfg.Schedule, err)
+	}
+	now := time.Now()
+	first := sched.Next(now)
+	interval := sched.Next(first).Sub(first)
+
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("register poller metrics: %w", err)
+	}
+	tc := cfg.Tyntec
+	if tc.Limiter == nil {
+		limit, period, burst := tc.RateLimit, tc.RatePeriod, tc.RateBurst
+		if limit == 0 {
+			limit = tyntec.DefaultRateLimit
+		}
+		if period == 0 {
+			period = tyntec.DefaultRatePeriod
+		}
+		if burst == 0 {
+			burst = min(10, limit)
+		}
+		tc.Limiter = tyntec.NewLimiter(limit, period, burst)
+	}
+	tc.Registerer = reg
+	api, err := tyntec.New(tc)
+	if err != nil {
+		return nil, fmt.Errorf("tyntec client: %w", err)
+	}
+	var pol *Policy
+	if cfg.ResendPolicy != "" {
+		if pol, err = LoadPolicy(cfg.ResendPolicy); err != nil {
+			return nil, err
+		}
+	}
+	js := b.JetStream()
+	replicas := max(1, cfg.NATS.Stream.Replicas)
+	st, err := openStore(ctx, js, replicas, cfg.StateTTL)
+	if err != nil {
+		return nil, err
+	}
+	decisions, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: BucketResends, Description: "otpscope poller: resend decisions (create = claim)",
+		History: 1, TTL: cfg.StateTTL, Storage: jetstream.FileStorage, Replicas: replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create KV bucket %s: %w", BucketResends, err)
+	}
+	leaderKV, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: BucketLeader, Description: "otpscope poller: lease of the replica that calls tyntec",
+		History: 1, TTL: cfg.LeaderTTL, Storage: jetstream.FileStorage, Replicas: replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create KV bucket %s: %w", BucketLeader, err)
+	}
+	// A new consumer starts far enough back to see every OTP still open.
+	startAt := now.Add(-(cfg.OTPExpiry + cfg.Grace))
+	track, err := consumer(ctx, js, b.StreamName(), DurableTrack, "otpscope poller: delivery facts and registrations into the OTP records", trackSubjects, startAt)
+	if err != nil {
+		return nil, err
+	}
+	p := &Poller{
+		cfg: cfg, js: js, stream: b.StreamName(), pub: b, api: api, limiter: tc.Limiter, policy: pol,
+		store: st, decisions: decisions, leaderKV: leaderKV, schedule: sched, interval: interval,
+		track: track, logger: logger, metrics: m,
+	}
+	if pol != nil {
+		if p.resend, err = consumer(ctx, js, b.StreamName(), DurableResend, "otpscope poller: failed deliveries for the resend policy", resendSubjects, now); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Run tracks OTPs until ctx ends and, while this replica holds the lease,
+// reconciles on the schedule, decides resends and registers the callback.
+func (p *Poller) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.runTracker(ctx) })
+	g.Go(func() error { return p.lead(ctx, p.runLeader) })
+	p.logger.Info("poller running", "replica", p.cfg.Replica, "schedule", p.cfg.Schedule, "resend_mode", p.cfg.ResendMode, "resends", p.policy != nil)
+	return g.Wait()
+}
+
+// runTracker keeps the OTP records current: the local view of the bucket and
+// the shared durable consumer of delivery facts and registrations.
+func (p *Poller) runTracker(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.store.watch(ctx) })
+	g.Go(func() error { return p.consume(ctx, p.track, DurableTrack, p.handleTrack) })
+	return g.Wait()
+}
+
+// Ready reports whether NATS answers and the local view of the OTP records
+// has loaded.
+func (p *Poller) Ready(ctx context.Context) error {
+	select {
+	case <-p.store.ready:
+	default:
+		return errors.New("loading tracked OTPs")
+	}
+	if _, err := p.js.Stream(ctx, p.stream); err != nil {
+		return fmt.Errorf("stream %s: %w", p.stream, err)
+	}
+	return nil
+}
+
+// Checks are the poller's readiness checks for /readyz.
+func (p *Poller) Checks() []ops.Check {
+	return []ops.Check{{Name: "poller", Ready: p.Ready}}
+}
+
+// runLeader is what the leader does until it loses the lease.
+func (p *Poller) runLeader(ctx context.Context) error {
+	if p.cfg.RegisterCallbackURL != "" {
+		res, err := RegisterCallback(ctx, p.api, p.cfg.RegisterCallbackURL, p.cfg.RegisterCallbackHeaders)
+		if err != nil {
+			p.logger.Error("callback registration failed", "url", p.cfg.RegisterCallbackURL, "err", err)
+		} else {
+			p.logger.Info("callback registered", "url", p.cfg.RegisterCallbackURL, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed)
+		}
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	if p.resend != nil {
+		g.Go(func() error { return p.consume(ctx, p.resend, DurableResend, p.handleResend) })
+	}
+	g.Go(func() error {
+		for {
+			next := p.schedule.Next(time.Now())
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Until(next)):
+			}
+			// A cycle may use the time until the next one; a longer cycle
+			// skips the ticks it overlaps.
+			cctx, cancel := context.WithDeadline(ctx, p.schedule.Next(next))
+			st, err := p.ReconcileOnce(cctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				p.logger.Warn("reconciliation cycle failed", "err", err)
+			}
+			p.logger.Debug("reconciliation cycle", "stats", fmt.Sprintf("%+v", st))
+		}
+	})
+	return g.Wait()
+}
+
+// lead runs fn while this replica holds the lease in BucketLeader: a key
+// created with compare-and-set, refreshed every third of its TTL, and expired
+// by the bucket's TTL when its holder dies. fn's context ends when the lease
+// is lost.
+func (p *Poller) lead(ctx context.Context, fn func(context.Context) error) error {
+	for ctx.Err() == nil {
+		rev, err := p.leaderKV.Create(ctx, leaderKey, []byte(p.cfg.Replica))
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
+				p.logger.Warn("leader election", "err", err)
+			}
+			sleep(ctx, p.cfg.LeaderTTL/3)
+			continue
+		}
+		p.logger.Info("leading: this replica calls tyntec", "replica", p.cfg.Replica)
+		p.metrics.leader.Set(1)
+		lctx, cancel := context.WithCancel(ctx)
+		g, gctx := errgroup.WithContext(lctx)
+		g.Go(func() error { return fn(gctx) })
+		g.Go(func() error {
+			t := time.NewTicker(p.cfg.LeaderTTL / 3)
+			defer t.Stop()
+			for {
+				select {
+				case <-gctx.Done():
+					return nil
+				case <-t.C:
+				}
+				r, err := p.leaderKV.Update(gctx, leaderKey, []byte(p.cfg.Replica), rev)
+				if err != nil {
+					if gctx.Err() == nil {
+						p.logger.Warn("lease lost", "err", err)
+						cancel()
+					}
+					return nil
+				}
+				rev = r
+			}
+		})
+		err = g.Wait()
+		cancel()
+		p.metrics.leader.Set(0)
+		if ctx.Err() != nil {
+			// Hand over at once rather than after the TTL.
+			rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = p.leaderKV.Delete(rctx, leaderKey, jetstream.LastRevision(rev))
+			rcancel()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadPriorities reads the account's priorities to learn after which channels
+// tyntec may fall back; until it succeeds every failure may be followed by a
+// fallback (and the OTP is polled once to be sure).
+func (p *Poller) loadPriorities(ctx context.Context, b *budget) {
+	p.mu.Lock()
+	skip := p.priorities != nil || (!p.prioritiesAt.IsZero() && time.Since(p.prioritiesAt) < 10*time.Minute)
+	p.mu.Unlock()
+	if skip || b.spend() != nil {
+		return
+	}
+	prios, err := p.api.ListPriorities(ctx, "")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.prioritiesAt = time.Now()
+	if err != nil {
+		p.logger.Warn("read priorities; assuming any channel may fall back", "err", err)
+		return
+	}
+	all := make([][]events.Channel, 0, len(prios))
+	for _, pr := range prios {
+		var chs []events.Channel
+		for _, ch := range sortedChannels(pr) {
+			chs = append(chs, events.Channel(ch))
+		}
+		all = append(all, chs)
+	}
+	p.priorities = all
+}
+
+func sortedChannels(pr tyntec.Priority) []string {
+	cps := append([]tyntec.ChannelPriority(nil), pr.ChannelPriority...)
+	for i := 1; i < len(cps); i++ {
+		for j := i; j > 0 && cps[j].Priority < cps[j-1].Priority; j-- {
+			cps[j], cps[j-1] = cps[j-1], cps[j]
+		}
+	}
+	out := make([]string, len(cps))
+	for i, cp := range cps {
+		out[i] = cp.Channel
+	}
+	return out
+}
+
+// Run opens NATS, serves /healthz, /readyz and /metrics on cfg.Listen and runs
+// the poller until ctx ends; then it stops HTTP, the poller and NATS, in order.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	b, err := broker.Open(ctx, cfg.NATS, "otpscope-poller", logger)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	reg := ops.NewRegistry()
+	p, err := New(ctx, cfg, b, logger, reg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	r := newRouter()
+	ops.Mount(r, reg, append([]ops.Check{{Name: "nats", Ready: b.Ready}}, p.Checks()...)...)
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("poller listening", "addr", ln.Addr().String(), "nats", b.ClientURL())
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shutdown HTTP: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return p.Run(gctx) })
+	err = g.Wait()
+	logger.Info("poller stopped")
+	return err
+}
+
+// newRouter is a chi router with problem+json 404 and 405 (as ingest's; a
+// service does not import a sibling).
+func newRouter() chi.Router {
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer)
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		problem.Error(w, http.StatusNotFound, "no such endpoint")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		problem.Error(w, http.StatusMethodNotAllowed, req.Method+" is not allowed here")
+	})
+	return r
+}
+
+// replicaName is hostname-pid-random: unique per process.
+func replicaName() string {
+	host, _ := os.Hostname()
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}

@@ -1,0 +1,564 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/tyntec"
+)
+
+// CycleStats says what one reconciliation cycle did.
+type CycleStats struct {
+	Budget        int // calls the cycle allowed itself
+	Calls         int // calls made
+	Discovered    int // OTPs found by discovery that no webhook announced
+	DeliveryDue   int // OTPs whose delivery needed reconciling
+	DeliveryPolls int // of those, read this cycle
+	VerifyDue     int // delivered OTPs whose final status is due
+	VerifyPolls   int // of those, read this cycle
+	Published     int // messages published
+	Missed        int // delivery facts no webhook reported
+	Finished      int // OTPs no longer tracked
+	Paused        bool
+}
+
+// errStopCycle ends a cycle early: the budget or the time is spent, or tyntec
+// asked us to wait.
+var errStopCycle = errors.New("cycle stopped")
+
+// ReconcileOnce runs one reconciliation cycle: discovery when due, then the
+// OTPs whose delivery needs reconciling (nearest to expiry first), then, with
+// the budget left, the final status of delivered OTPs, and it stops tracking
+// OTPs that are settled or past expiry plus grace. It spends at most the calls
+// the rate budget allows in one schedule interval. Reconcile cycles run on the
+// leader only, but calling it on any replica is safe: every write is a
+// compare-and-set and every message id is content-derived.
+func (p *Poller) ReconcileOnce(ctx context.Context) (CycleStats, error) {
+	start := time.Now()
+	defer func() { p.metrics.cycleSeconds.Observe(time.Since(start).Seconds()) }()
+	var st CycleStats
+	if until := p.pausedUntil(); time.Now().Before(until) {
+		st.Paused = true
+		p.logger.Debug("cycle skipped: tyntec asked us to wait", "until", until)
+		return st, nil
+	}
+	st.Budget = p.cycleBudget()
+	b := &budget{ctx: ctx, limiter: p.limiter, left: st.Budget}
+	now := p.cfg.Now()
+
+	p.loadPriorities(ctx, b)
+	var err error
+	if p.discoveryDue(start) {
+		err = p.discover(ctx, b, &st, now)
+	}
+	delivery, verify := p.due(now, &st)
+	st.DeliveryDue, st.VerifyDue = len(delivery), len(verify)
+	p.metrics.due.WithLabelValues("delivery").Set(float64(len(delivery)))
+	p.metrics.due.WithLabelValues("verify").Set(float64(len(verify)))
+
+	for _, r := range delivery {
+		if err != nil {
+			break
+		}
+		if err = b.spend(); err == nil {
+			err = p.pollEvents(ctx, r, &st)
+			st.DeliveryPolls++
+		}
+	}
+	for _, r := range verify {
+		if err != nil {
+			break
+		}
+		if err = b.spend(); err == nil {
+			err = p.pollStatus(ctx, r, &st)
+			st.VerifyPolls++
+		}
+	}
+	st.Calls = st.Budget - b.left
+	p.metrics.cycles.Inc()
+	if errors.Is(err, errStopCycle) || (err != nil && ctx.Err() != nil) {
+		err = nil
+	}
+	if until := p.pausedUntil(); time.Now().Before(until) {
+		st.Paused = true
+	}
+	return st, err
+}
+
+// budget counts the calls a cycle may still make, and stops the cycle before
+// a call whose turn in the rate limiter would come after the cycle's deadline.
+type budget struct {
+	ctx     context.Context
+	limiter *rate.Limiter
+	left    int
+}
+
+func (b *budget) spend() error {
+	if b.left <= 0 {
+		return errStopCycle
+	}
+	if dl, ok := b.ctx.Deadline(); ok && b.limiter != nil {
+		r := b.limiter.Reserve()
+		late := !r.OK() || time.Now().Add(r.Delay()).After(dl)
+		r.Cancel()
+		if late {
+			return errStopCycle
+		}
+	}
+	b.left--
+	return nil
+}
+
+// cycleBudget is the number of calls the limiter allows from now until the
+// next cycle: the tokens in the bucket plus the refill over one interval.
+func (p *Poller) cycleBudget() int {
+	n := p.limiter.Tokens() + float64(p.limiter.Limit())*p.interval.Seconds()
+	return max(0, int(n))
+}
+
+func (p *Poller) discoveryDue(now time.Time) bool {
+	if p.cfg.DiscoveryInterval <= 0 {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.lastDiscovery.IsZero() && now.Sub(p.lastDiscovery) < p.cfg.DiscoveryInterval {
+		return false
+	}
+	p.lastDiscovery = now
+	return true
+}
+
+// due splits the tracked OTPs into those whose delivery needs reconciling and
+// those whose final status is due, each nearest to expiry first, and finishes
+// the ones that need nothing more.
+func (p *Poller) due(now time.Time, st *CycleStats) (delivery, verify []Record) {
+	var oldest time.Duration
+	recs := p.store.snapshot()
+	for _, r := range recs {
+		settled := r.deliverySettled(p.fallbackAfter, p.explained)
+		if !settled {
+			oldest = max(oldest, now.Sub(r.FirstSeen))
+		}
+		if reason := p.finished(&r, settled, now); reason != "" {
+			if p.finish(r.OTPID, reason) == nil {
+				st.Finished++
+			}
+			continue
+		}
+		switch {
+		case !settled:
+			if now.Sub(later(r.LastFact, r.LastSeen)) >= p.cfg.Settle && (r.LastPolled.IsZero() || now.Sub(r.LastPolled) >= p.cfg.Recheck) {
+				delivery = append(delivery, r)
+			}
+		case p.verifyDue(&r, now):
+			verify = append(verify, r)
+		}
+	}
+	byExpiry := func(a, b Record) int { return a.Expires.Compare(b.Expires) }
+	slices.SortFunc(delivery, byExpiry)
+	slices.SortFunc(verify, byExpiry)
+	p.metrics.tracked.Set(float64(len(recs)))
+	p.metrics.oldest.Set(oldest.Seconds())
+	return delivery, verify
+}
+
+// finished returns why a record needs no more work, or "".
+func (p *Poller) finished(r *Record, settled bool, now time.Time) string {
+	delivered := r.deliveredOn() != ""
+	switch {
+	case settled && events.OTPStatusFinal(r.OTPStatus):
+		return "final"
+	case settled && !delivered && now.After(r.Expires):
+		return "undelivered"
+	case settled && delivered && now.After(r.Expires) && !p.inSample(r.OTPID):
+		return "not_sampled"
+	case now.After(r.Expires.Add(p.cfg.Grace)):
+		if settled {
+			return "expired"
+		}
+		return "unreconciled"
+	}
+	return ""
+}
+
+// verifyDue reports whether the final status of a delivered OTP should be read
+// now: it is in the sample, it can no longer change (expired), and discovery
+// will not report it before tracking ends.
+func (p *Poller) verifyDue(r *Record, now time.Time) bool {
+	if r.deliveredOn() == "" || events.OTPStatusFinal(r.OTPStatus) || !p.inSample(r.OTPID) || !now.After(r.Expires) {
+		return false
+	}
+	if r.StatusPolled {
+		return false // read once after expiry; a status still open then stays as read
+	}
+	if r.API == "v4" && p.cfg.DiscoveryInterval > 0 && r.Expires.Add(p.cfg.Grace).Sub(now) > p.cfg.DiscoveryInterval {
+		return false // the next discovery lists it for free
+	}
+	return true
+}
+
+// inSample reports whether the OTP's final status is part of the verification
+// sample. The choice hashes the otpId, so every replica and every cycle agree.
+func (p *Poller) inSample(id string) bool {
+	if p.cfg.VerifySample >= 1 {
+		return true
+	}
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return float64(h.Sum64()%1_000_000)/1_000_000 < p.cfg.VerifySample
+}
+
+// finish stops tracking an OTP; the record stays until the bucket's TTL so that
+// late events do not start tracking it again.
+func (p *Poller) finish(id, reason string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := p.store.update(ctx, id, func(r *Record, exists bool) error {
+		if !exists || r.Done {
+			return errNoChange
+		}
+		r.Done, r.DoneReason = true, reason
+		return nil
+	})
+	if err != nil {
+		p.logger.Warn("finish record", "otp_id", id, "err", err)
+		return err
+	}
+	p.metrics.finished.WithLabelValues(reason).Inc()
+	return nil
+}
+
+// pollEvents reads an OTP's v1 events (tyntec records them for v4 OTPs too),
+// publishes the new ones, a DeliveryStatus with source poll for every delivery
+// fact the record lacks, and the OTP status a CHECK event reports.
+//
+// Mapping (tyntec.V1Event.Delivery): an event whose type is a channel (SMS,
+// VOICE, VIBER, WHATSAPP) is a delivery fact on that channel; its statusText
+// is the delivery status (DISPATCHED, DELIVERED, UNDELIVERABLE, TIMED_OUT),
+// or, when unknown, status success → DELIVERED and failed → UNDELIVERABLE; its
+// created time is the fact's timestamp, equal to the webhook's, so both have
+// the same message id. CREATED gives the creation time, CHECK the OTP status
+// after a check, RESEND nothing.
+func (p *Poller) pollEvents(ctx context.Context, r Record, st *CycleStats) error {
+	evs, err := p.api.V1Events(ctx, r.OTPID)
+	if err != nil {
+		return p.callFailed(ctx, r.OTPID, "v1 events", err)
+	}
+	now := p.cfg.Now()
+	// polled holds the facts this call published, across compare-and-set
+	// retries: the tracking consumer may add them to the record (from our own
+	// messages) between a publish and the store that follows.
+	polled := map[string]events.DeliveryStatus{}
+	var published int
+	_, err = p.store.update(ctx, r.OTPID, func(rec *Record, exists bool) error {
+		if !exists {
+			return errNoChange
+		}
+		published = 0
+		var msgs []events.Message
+		for i, e := range evs {
+			if i >= rec.V1Seen {
+				m, err := events.NewV1EventMessage(&events.V1Event{
+					OTPID: rec.OTPID, Type: e.Type, Status: e.Status, StatusText: e.StatusText,
+					Created: e.CreatedAt(), ObservedAt: now,
+				})
+				if err != nil {
+					return err
+				}
+				msgs = append(msgs, m)
+			}
+			switch e.Type {
+			case tyntec.V1EventCreated:
+				if !rec.ExpiryKnown {
+					rec.Created = e.CreatedAt()
+					rec.Expires = rec.Created.Add(p.cfg.OTPExpiry)
+				}
+				continue
+			case tyntec.V1EventCheck:
+				if events.OTPStatusFinal(e.StatusText) && rec.OTPStatus != e.StatusText {
+					rec.OTPStatus, rec.StatusSource = e.StatusText, events.SourcePoll
+					if p.inSample(rec.OTPID) {
+						m, err := p.statusMessage(rec, e.StatusText, 0, e.CreatedAt())
+						if err != nil {
+							return err
+						}
+						msgs = append(msgs, m)
+					}
+				}
+				continue
+			}
+			ch, status, ok := e.Delivery()
+			if !ok {
+				continue
+			}
+			f := Fact{Channel: events.Channel(ch), Status: events.Status(status), Timestamp: e.CreatedAt(), Source: events.SourcePoll}
+			if rec.has(f.Channel, f.Status, f.Timestamp) {
+				continue
+			}
+			rec.addFact(f)
+			ds := events.DeliveryStatus{
+				Channel: f.Channel, OTPID: rec.OTPID, ProfileID: rec.ProfileID, Status: f.Status, Timestamp: f.Timestamp,
+				ReceivedAt: time.Now().UTC(), UnknownChannel: !f.Channel.Known(), UnknownStatus: !f.Status.Known(),
+				Source: events.SourcePoll,
+				// v1 OTPs have no webhooks to miss.
+				MissedWebhook: rec.API == "v4",
+			}
+			m, err := events.NewDeliveryMessage(&ds)
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, m)
+			polled[m.ID] = ds
+		}
+		rec.V1Seen = max(rec.V1Seen, len(evs))
+		rec.Polled++
+		rec.LastPolled = now
+		// Publish before storing: a retry republishes the same ids, which
+		// JetStream drops, whereas a stored record without its messages would
+		// never publish them.
+		if len(msgs) > 0 {
+			if err := p.pub.Publish(ctx, msgs...); err != nil {
+				return fmt.Errorf("publish %d polled events of %s: %w", len(msgs), rec.OTPID, err)
+			}
+		}
+		published = len(msgs)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	st.Published += published
+	for _, ds := range polled {
+		if ds.MissedWebhook {
+			p.metrics.missed.WithLabelValues(string(ds.Channel), string(ds.Status)).Inc()
+			st.Missed++
+		}
+	}
+	p.metrics.reconciled.WithLabelValues("delivery").Inc()
+	return nil
+}
+
+// pollStatus reads the OTP status of a delivered OTP that can no longer change
+// and publishes it with the sample rate.
+func (p *Poller) pollStatus(ctx context.Context, r Record, st *CycleStats) error {
+	var (
+		status          string
+		attempts        int
+		created, expire time.Time
+	)
+	if r.API == "v1" {
+		o, err := p.api.V1OTP(ctx, r.OTPID)
+		if err != nil {
+			return p.callFailed(ctx, r.OTPID, "v1 status", err)
+		}
+		status, attempts, created, expire = o.OTPStatus, o.AttemptCount, o.CreatedAt(), o.ExpiresAt()
+	} else {
+		o, err := p.api.GetOTP(ctx, r.OTPID)
+		if err != nil {
+			return p.callFailed(ctx, r.OTPID, "v4 status", err)
+		}
+		status, attempts, created, expire = o.OTPStatus, o.AttemptCount, o.OTPCreated, o.OTPExpire
+	}
+	now := p.cfg.Now()
+	var published bool
+	_, err := p.store.update(ctx, r.OTPID, func(rec *Record, exists bool) error {
+		if !exists {
+			return errNoChange
+		}
+		published = false
+		rec.StatusPolled = true
+		if !expire.IsZero() {
+			rec.Created, rec.Expires, rec.ExpiryKnown = created, expire, true
+			if now.Before(expire) {
+				rec.StatusPolled = false // the estimate was early; read again after the real expiry
+			}
+		}
+		if status != "" && status != rec.OTPStatus {
+			rec.OTPStatus, rec.StatusSource = status, events.SourcePoll
+			m, err := p.statusMessage(rec, status, attempts, now)
+			if err != nil {
+				return err
+			}
+			if err := p.pub.Publish(ctx, m); err != nil {
+				return err
+			}
+			published = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if published {
+		st.Published++
+	}
+	p.metrics.reconciled.WithLabelValues("verify").Inc()
+	return nil
+}
+
+func (p *Poller) statusMessage(r *Record, status string, attempts int, at time.Time) (events.Message, error) {
+	return events.NewOTPStatusMessage(&events.OTPStatus{
+		OTPID: r.OTPID, API: r.API, Status: status, ProfileID: r.ProfileID, AttemptCount: attempts,
+		Created: r.Created, Expires: r.Expires, ObservedAt: at, Source: events.SourcePoll,
+		SampleRate: p.cfg.VerifySample,
+	})
+}
+
+// discover lists tyntec's v4 OTPs: it starts tracking those no webhook
+// announced, learns real expiries, and reads final statuses for free.
+func (p *Poller) discover(ctx context.Context, b *budget, st *CycleStats, now time.Time) error {
+	if err := b.spend(); err != nil {
+		return err
+	}
+	list, err := p.api.ListOTPs(ctx, tyntec.OTPFilter{})
+	if err != nil {
+		return p.callFailed(ctx, "", "v4 list", err)
+	}
+	for _, o := range list {
+		if o.OTPID == "" {
+			continue
+		}
+		cur, known := p.store.cached(o.OTPID)
+		if known && (cur.Done || (cur.ExpiryKnown && cur.OTPStatus == o.OTPStatus)) {
+			continue
+		}
+		if !known && now.After(o.OTPExpire.Add(p.cfg.Grace)) {
+			continue // too old to matter
+		}
+		var msg *events.Message
+		_, err := p.store.update(ctx, o.OTPID, func(r *Record, exists bool) error {
+			msg = nil
+			if !exists {
+				p.newRecord(r, o.OTPID, "v4", o.OTPCreated, now)
+			} else if r.Done {
+				return errNoChange
+			}
+			r.Created, r.Expires, r.ExpiryKnown = o.OTPCreated, o.OTPExpire, true
+			if o.OTPStatus != "" && o.OTPStatus != r.OTPStatus && r.StatusSource != events.SourceUpstream {
+				r.OTPStatus, r.StatusSource = o.OTPStatus, events.SourcePoll
+				if events.OTPStatusFinal(o.OTPStatus) && p.inSample(o.OTPID) {
+					m, err := p.statusMessage(r, o.OTPStatus, o.AttemptCount, now)
+					if err != nil {
+						return err
+					}
+					msg = &m
+				}
+			}
+			if msg != nil {
+				return p.pub.Publish(ctx, *msg)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("discovery of %s: %w", o.OTPID, err)
+		}
+		if !known {
+			st.Discovered++
+			p.metrics.discovered.Inc()
+		}
+		if msg != nil {
+			st.Published++
+		}
+	}
+	return nil
+}
+
+// callFailed handles a failed tyntec call: a 429 pauses the poller for its
+// Retry-After and stops the cycle; a 404 or 410 stops tracking the OTP; other
+// errors are logged and the OTP is tried again after Recheck.
+func (p *Poller) callFailed(ctx context.Context, id, what string, err error) error {
+	switch {
+	case errors.Is(err, tyntec.ErrRateLimited):
+		p.pause(err)
+		return errStopCycle
+	case ctx.Err() != nil:
+		return errStopCycle
+	case id != "" && (errors.Is(err, tyntec.ErrNotFound) || errors.Is(err, tyntec.ErrGone)):
+		p.logger.Info("tyntec no longer knows the OTP; tracking ends", "otp_id", id, "err", err)
+		_ = p.finish(id, "not_found")
+		return nil
+	}
+	p.logger.Warn("tyntec call failed", "call", what, "otp_id", id, "err", err)
+	if id != "" {
+		now := p.cfg.Now()
+		_, _ = p.store.update(ctx, id, func(r *Record, exists bool) error {
+			if !exists {
+				return errNoChange
+			}
+			r.LastPolled = now
+			return nil
+		})
+	}
+	return nil
+}
+
+// pause stops every call to tyntec until the Retry-After of a 429 has passed
+// (a second when tyntec sent none).
+func (p *Poller) pause(err error) {
+	d := time.Second
+	var apiErr *tyntec.APIError
+	if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {
+		d = apiErr.RetryAfter
+	}
+	until := time.Now().Add(d)
+	p.mu.Lock()
+	if until.After(p.paused) {
+		p.paused = until
+	}
+	p.mu.Unlock()
+	p.metrics.rateLimited.Inc()
+	p.logger.Warn("tyntec rate limit hit; pausing", "for", d)
+}
+
+func (p *Poller) pausedUntil() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused
+}
+
+// explained reports whether the channels tried so far are the start of one of
+// the account's priorities (true while the priorities are unknown).
+func (p *Poller) explained(tried []events.Channel) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.priorities == nil {
+		return true
+	}
+	for _, chs := range p.priorities {
+		if len(chs) >= len(tried) && slices.Equal(chs[:len(tried)], tried) {
+			return true
+		}
+	}
+	return false
+}
+
+// fallbackAfter reports whether tyntec may still try another channel after
+// the channels tried so far: true unless the account's priorities (read at
+// start) include that exact sequence and none extends it. Until the priorities
+// are known, any failure may be followed by a fallback.
+func (p *Poller) fallbackAfter(tried []events.Channel) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.priorities == nil {
+		return true
+	}
+	exact := false
+	for _, chs := range p.priorities {
+		if len(chs) < len(tried) || !slices.Equal(chs[:len(tried)], tried) {
+			continue
+		}
+		if len(chs) > len(tried) {
+			return true
+		}
+		exact = true
+	}
+	return !exact // a sequence no priority explains: ask tyntec
+}

@@ -1,0 +1,305 @@
+package poller
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/tyntec"
+	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+)
+
+// scale is simulated seconds per wall-clock second in these tests: a 300 s
+// expiry lasts 1.5 s, the 90 s settle time 0.45 s.
+const scale = 200
+
+// TestRecoversDroppedWebhooks: with 30% of webhooks dropped, every dropped
+// final delivery state is recovered by polling within a bounded number of
+// cycles, marked source=poll and missedWebhook, and counted; facts that did
+// arrive by webhook are neither re-published nor polled for.
+func TestRecoversDroppedWebhooks(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b := ns.Broker(t)
+	hook := webhookReceiver(t, b)
+	sim, url := startSim(t, tyntecsim.Config{
+		Seed: seed(7), TimeScale: scale,
+		Faults:    tyntecsim.Faults{WebhookDrop: 0.3},
+		Callbacks: []tyntec.NewCallbackConfig{{URL: hook}},
+	})
+	p := newPoller(t, b, testConfig(sim, url))
+	goRun(t, p.runTracker)
+
+	// Priorities whose channel sequences tell each other apart: with
+	// WHATSAPP>SMS as well, an OTP whose WHATSAPP webhooks were all lost would
+	// look like an SMS-first one, and nothing but a poll of every OTP could
+	// tell (see the package documentation).
+	prios := []string{"tyntec_priority_sms-viber", "tyntec_priority_sms-voice", "tyntec_priority_sms"}
+	for i := range 80 {
+		if _, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("+49151%07d", i), PriorityName: prios[i%len(prios)]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitIdle(t, sim)
+	waitTracked(t, p)
+	truth := sim.Truth()
+
+	var droppedFinal, dropped int
+	lastFact := truth.At
+	for _, o := range truth.OTPs {
+		for _, w := range o.Webhooks {
+			if w.Dropped {
+				dropped++
+				if events.Status(w.Status).Final() {
+					droppedFinal++
+				}
+			}
+		}
+	}
+	if droppedFinal == 0 {
+		t.Fatal("the simulator dropped no final webhook; the test proves nothing")
+	}
+
+	// Every OTP settled before truth.At; after the settle time one cycle reads
+	// them all, a second finds nothing left.
+	waitSim(t, sim, lastFact.Add(DefaultSettle))
+	var total CycleStats
+	cycles := 0
+	for ; cycles < 3; cycles++ {
+		st, err := p.ReconcileOnce(t.Context())
+		if err != nil {
+			t.Fatalf("ReconcileOnce: %v", err)
+		}
+		total.Missed += st.Missed
+		total.DeliveryPolls += st.DeliveryPolls
+		total.Discovered += st.Discovered
+		if st.DeliveryDue == 0 && cycles > 0 {
+			break
+		}
+	}
+	if cycles >= 3 {
+		t.Errorf("OTPs still due after %d cycles", cycles)
+	}
+
+	got := deliveries(t, b)
+	recovered := 0
+	for _, o := range truth.OTPs {
+		for _, w := range o.Webhooks {
+			id := factID(o.ID, w.Channel, w.Status, w.Timestamp)
+			ds, ok := got[id]
+			final := events.Status(w.Status).Final()
+			switch {
+			case !ok && (final || !w.Dropped):
+				t.Errorf("OTP %s %s %s (dropped=%v): no delivery fact in the stream", o.ID, w.Channel, w.Status, w.Dropped)
+			case !ok:
+				// A dropped DISPATCHED of an OTP whose final state arrived: not worth a call.
+			case w.Dropped && (ds.Source != events.SourcePoll || !ds.MissedWebhook):
+				t.Errorf("dropped %s %s of %s stored with source %q missed %v; want poll, true", w.Channel, w.Status, o.ID, ds.Source, ds.MissedWebhook)
+			case w.Dropped:
+				recovered++
+			case ds.Source != events.SourceWebhook:
+				t.Errorf("webhook %s %s of %s stored with source %q; want webhook", w.Channel, w.Status, o.ID, ds.Source)
+			}
+		}
+	}
+	if total.Missed != recovered {
+		t.Errorf("missed webhooks counted = %d; want %d (the dropped webhooks recovered)", total.Missed, recovered)
+	}
+	if total.Discovered == 0 {
+		t.Errorf("discovery found no OTP; want those whose every webhook was dropped")
+	}
+
+	// An OTP delivered and whose every webhook arrived costs no delivery call.
+	for _, o := range truth.OTPs {
+		allArrived := true
+		for _, w := range o.Webhooks {
+			allArrived = allArrived && !w.Dropped
+		}
+		if !allArrived || o.DeliveredOn() == "" {
+			continue
+		}
+		if n := countCalls(sim, func(c tyntecsim.Call) bool { return c.Path == "/2fa/v1/otp/"+o.ID+"/events" }); n != 0 {
+			t.Errorf("OTP %s: every webhook arrived, yet its events were read %d times", o.ID, n)
+		}
+	}
+	t.Logf("%d OTPs, %d webhooks dropped (%d final), %d event reads, %d discovered, %d cycles",
+		len(truth.OTPs), dropped, droppedFinal, total.DeliveryPolls, total.Discovered, cycles+1)
+}
+
+// TestV1RegisteredOTPs: v1 OTPs (no webhooks) registered on the tracking
+// subject produce delivery facts from their v1 events, not counted as missed.
+func TestV1RegisteredOTPs(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b := ns.Broker(t)
+	sim, url := startSim(t, tyntecsim.Config{Seed: 3, TimeScale: scale})
+	cfg := testConfig(sim, url)
+	cfg.DiscoveryInterval = 0 // v1 OTPs are not listed by v4 anyway
+	p := newPoller(t, b, cfg)
+	goRun(t, p.runTracker)
+
+	client := simClient(t, url)
+	var ids []string
+	for i, via := range []string{"SMS", "VOICE", "SMS", "AUTO"} {
+		o, err := client.V1Send(t.Context(), tyntec.V1SendRequest{Number: fmt.Sprintf("+4917%08d", i), Via: via})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, o.OTPID)
+		m, err := events.NewTrackMessage(&events.Track{OTPID: o.OTPID, API: "v1", At: sim.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Publish(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitIdle(t, sim)
+	waitTracked(t, p)
+	waitSim(t, sim, sim.Now().Add(DefaultSettle))
+	st, err := p.ReconcileOnce(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DeliveryPolls != len(ids) || st.Missed != 0 {
+		t.Errorf("cycle %+v; want %d event reads and no missed webhooks", st, len(ids))
+	}
+
+	got := deliveries(t, b)
+	truth := sim.Truth()
+	for _, id := range ids {
+		o, _ := truth.OTP(id)
+		if len(o.Attempts) == 0 || o.Attempts[0].Outcome == "" {
+			t.Fatalf("OTP %s has no settled attempt in the simulator", id)
+		}
+		for _, a := range o.Attempts {
+			for _, f := range []struct {
+				status string
+				at     time.Time
+			}{{tyntec.DeliveryDispatched, a.Dispatched}, {a.Outcome, a.Settled}} {
+				ds, ok := got[factID(id, a.Channel, f.status, f.at)]
+				if !ok || ds.Source != events.SourcePoll || ds.MissedWebhook {
+					t.Errorf("v1 OTP %s %s %s: stored %v %+v; want source poll, not missed", id, a.Channel, f.status, ok, ds)
+				}
+			}
+		}
+	}
+	v1 := streamMessages(t, b, events.SubjectV1Event)
+	wantEvents := 0
+	for _, id := range ids {
+		o, _ := truth.OTP(id)
+		wantEvents += len(o.Events)
+	}
+	if len(v1) != wantEvents {
+		t.Errorf("%d v1 events published; want %d", len(v1), wantEvents)
+	}
+
+	// A second cycle has nothing to read: the deliveries are settled.
+	if st, err := p.ReconcileOnce(t.Context()); err != nil || st.DeliveryDue != 0 {
+		t.Errorf("second cycle %+v, %v; want nothing due", st, err)
+	}
+}
+
+// TestUpstreamOutcome: an outcome reported on the tracking subject is
+// published as an exact OTP status and ends the need to poll it.
+func TestUpstreamOutcome(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b := ns.Broker(t)
+	sim, url := startSim(t, tyntecsim.Config{Seed: 5, TimeScale: scale})
+	p := newPoller(t, b, testConfig(sim, url))
+	goRun(t, p.runTracker)
+	id := "0f8fad5b-d9cb-469f-a165-70867728950e"
+	for _, tr := range []events.Track{{OTPID: id, API: "v4"}, {OTPID: id, Status: events.OTPVerified}} {
+		m, err := events.NewTrackMessage(&tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Publish(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitTracked(t, p)
+	msgs := streamMessages(t, b, events.OTPStatusSubject(events.OTPVerified))
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages on %s; want 1", len(msgs), events.OTPStatusSubject(events.OTPVerified))
+	}
+	var os events.OTPStatus
+	if err := json.Unmarshal(msgs[0].data, &os); err != nil || os.Source != events.SourceUpstream || os.SampleRate != 1 || os.OTPID != id {
+		t.Errorf("OTP status %s (%v); want source upstream, sample rate 1", msgs[0].data, err)
+	}
+	if r, ok := p.store.cached(id); !ok || r.OTPStatus != events.OTPVerified {
+		t.Errorf("record %+v; want status VERIFIED", r)
+	}
+}
+
+// TestVerificationSample: the final status of delivered OTPs is read once they
+// expired, only for the sampled share, and published with that share.
+func TestVerificationSample(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b := ns.Broker(t)
+	hook := webhookReceiver(t, b)
+	sim, url := startSim(t, tyntecsim.Config{
+		Seed: 11, TimeScale: scale, Callbacks: []tyntec.NewCallbackConfig{{URL: hook}},
+		Channels: map[string]tyntecsim.Channel{tyntec.ChannelSMS: {DeliveryProbability: 1, Latency: tyntecsim.LogNormal{Median: time.Second}, Timeout: time.Minute}},
+	})
+	cfg := testConfig(sim, url)
+	cfg.DiscoveryInterval = 0 // statuses come from GET /2fa/v4/otp/{id}
+	cfg.VerifySample = 0.5
+	p := newPoller(t, b, cfg)
+	goRun(t, p.runTracker)
+
+	client := simClient(t, url)
+	var ids []string
+	for i := range 40 {
+		id, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("+49160%07d", i), PriorityName: "tyntec_priority_sms", OTPCode: "123456"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	waitIdle(t, sim)
+	for _, id := range ids[:20] {
+		if _, err := client.ValidateOTP(t.Context(), id, "123456"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitTracked(t, p)
+	waitSim(t, sim, sim.Truth().OTPs[len(ids)-1].Expire.Add(time.Second))
+	if _, err := p.ReconcileOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sampled := 0
+	for _, id := range ids {
+		if p.inSample(id) {
+			sampled++
+		}
+	}
+	if sampled == 0 || sampled == len(ids) {
+		t.Fatalf("%d of %d OTPs sampled at 0.5; the test proves nothing", sampled, len(ids))
+	}
+	statuses := streamMessages(t, b, events.SubjectRoot+".otp.>")
+	if len(statuses) != sampled {
+		t.Errorf("%d OTP statuses published; want the %d sampled", len(statuses), sampled)
+	}
+	for _, m := range statuses {
+		var os events.OTPStatus
+		if err := json.Unmarshal(m.data, &os); err != nil {
+			t.Fatal(err)
+		}
+		want := events.OTPExpired
+		for _, id := range ids[:20] {
+			if id == os.OTPID {
+				want = events.OTPVerified
+			}
+		}
+		if !p.inSample(os.OTPID) || os.Status != want || os.SampleRate != 0.5 || os.Source != events.SourcePoll {
+			t.Errorf("status %+v; want %s of a sampled OTP at rate 0.5 from poll", os, want)
+		}
+	}
+	calls := countCalls(sim, func(c tyntecsim.Call) bool { return c.Method == "GET" && strings.HasPrefix(c.Path, "/2fa/v4/otp/") })
+	if calls != sampled {
+		t.Errorf("%d status reads; want %d (one per sampled OTP)", calls, sampled)
+	}
+}

@@ -1,0 +1,253 @@
+package poller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/tyntec"
+)
+
+// BucketResends holds one key per resend decision. Creating the key is the
+// claim: of two replicas deciding the same failure, the one whose create
+// succeeds acts, the other sees the key and does nothing. The key's value ends
+// as the audit record, so a redelivered failure republishes the audit (same
+// message id) instead of deciding again.
+const BucketResends = "otpscope_poller_resends"
+
+// resendSubjects are the failures the resend consumer decides on.
+var resendSubjects = []string{
+	events.SubjectRoot + ".delivery.*." + string(events.StatusUndeliverable),
+	events.SubjectRoot + ".delivery.*." + string(events.StatusTimedOut),
+}
+
+// decisionState is the value of a decision key.
+type decisionState struct {
+	Replica string         `json:"replica"`
+	Claimed time.Time      `json:"claimed"`
+	Audit   *events.Resend `json:"audit,omitempty"`
+}
+
+// Decision is what DecideResend did with one failure.
+type Decision struct {
+	// Result is events.ResendSent, ResendSkipped, ResendFailed or ResendDryRun
+	// when an audit record was published; empty when the failure needed no
+	// decision (no rule) or another replica made it.
+	Result string
+	Reason string
+	Via    string
+	// Retry, when positive, asks to look at the failure again after it (the
+	// minimum delay has not passed, or tyntec asked us to wait).
+	Retry time.Duration
+}
+
+// DecisionID names the decision a failure calls for: one per failure fact, so
+// a webhook retry and a poll of the same failure make one decision.
+func DecisionID(ev *events.DeliveryStatus) string {
+	return ev.OTPID + "." + string(ev.Channel) + "." + string(ev.Status) + "." + strconv.FormatInt(ev.Timestamp.UnixMilli(), 10)
+}
+
+func (p *Poller) handleResend(ctx context.Context, m jetstream.Msg) (time.Duration, error) {
+	var ev events.DeliveryStatus
+	if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.OTPID == "" {
+		_ = m.Term()
+		return 0, nil
+	}
+	d, err := p.DecideResend(ctx, &ev)
+	return d.Retry, err
+}
+
+// DecideResend applies the resend policy to a failed delivery: it claims the
+// decision in BucketResends, checks the conditions (the OTP is ACTIVE and not
+// expired, and not DELIVERED on any channel — through the API in live mode,
+// from the tracked state in dry-run, which calls nothing), re-sends through
+// v1 in live mode, and publishes the audit record tyntec.2fa.resend.<RESULT>.
+func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (Decision, error) {
+	rule := p.policy.Match(ev)
+	if rule == nil {
+		p.metrics.resends.WithLabelValues("ignored").Inc()
+		return Decision{Reason: "no policy rule matches"}, nil
+	}
+	live := p.cfg.ResendMode == ModeLive
+	now := p.cfg.Now()
+	rec, ok := p.store.cached(ev.OTPID)
+	if !ok {
+		rec = Record{OTPID: ev.OTPID, API: "v4", ProfileID: ev.ProfileID, Expires: ev.Timestamp.Add(p.cfg.OTPExpiry)}
+	}
+	// Wait out the minimum delay before claiming, so the decision is made once,
+	// when it is due.
+	due := ev.Timestamp.Add(time.Duration(rule.MinDelay))
+	if !rec.LastResend.IsZero() {
+		due = later(due, rec.LastResend.Add(time.Duration(rule.MinDelay)))
+	}
+	if wait := due.Sub(now); wait > 0 {
+		return Decision{Reason: "minimum delay", Retry: wait}, nil
+	}
+	if wait := time.Until(p.pausedUntil()); live && wait > 0 {
+		return Decision{Reason: "rate limited", Retry: wait}, nil
+	}
+
+	id := DecisionID(ev)
+	claim, _ := json.Marshal(decisionState{Replica: p.cfg.Replica, Claimed: time.Now().UTC()})
+	if _, err := p.decisions.Create(ctx, id, claim); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return Decision{Reason: "decided already"}, p.republish(ctx, id)
+		}
+		return Decision{}, fmt.Errorf("claim resend decision %s: %w", id, err)
+	}
+
+	attempt := rec.Resends + 1
+	audit := events.Resend{
+		OTPID: ev.OTPID, ProfileID: firstNonEmpty(ev.ProfileID, rec.ProfileID), DecisionID: id,
+		Via: rule.via(attempt), TriggerChannel: ev.Channel, TriggerStatus: ev.Status,
+		Attempt: attempt, DecidedAt: now, DryRun: !live,
+	}
+	reason := p.resendBlocked(&rec, rule, attempt, now)
+	if reason == "" && live {
+		var err error
+		if reason, err = p.checkLive(ctx, &rec, now); err != nil {
+			if errors.Is(err, tyntec.ErrRateLimited) {
+				p.pause(err)
+				_ = p.decisions.Delete(ctx, id) // nothing was sent; decide again later
+				return Decision{Reason: "rate limited", Retry: max(time.Second, time.Until(p.pausedUntil()))}, nil
+			}
+			audit.Result, audit.Reason = events.ResendFailed, "check the OTP: "+err.Error()
+		}
+	}
+	switch {
+	case audit.Result != "":
+	case reason != "":
+		audit.Result, audit.Reason = events.ResendSkipped, reason
+	case !live:
+		audit.Result, audit.Reason = events.ResendDryRun, "dry-run: would re-send via "+audit.Via
+	default:
+		if _, err := p.api.V1Resend(ctx, ev.OTPID, tyntec.ResendRequest{Via: audit.Via}); err != nil {
+			if errors.Is(err, tyntec.ErrRateLimited) {
+				p.pause(err) // tyntec refused before acting: nothing was sent
+				_ = p.decisions.Delete(ctx, id)
+				return Decision{Reason: "rate limited", Retry: max(time.Second, time.Until(p.pausedUntil()))}, nil
+			}
+			// A timeout may have sent it: never try this decision again.
+			audit.Result, audit.Reason = events.ResendFailed, err.Error()
+		} else {
+			audit.Result = events.ResendSent
+			if _, err := p.store.update(ctx, ev.OTPID, func(r *Record, exists bool) error {
+				if !exists {
+					p.newRecord(r, ev.OTPID, rec.API, ev.Timestamp, now)
+				}
+				r.Resends++
+				r.LastResend = now
+				return nil
+			}); err != nil {
+				p.logger.Warn("count resend", "otp_id", ev.OTPID, "err", err)
+			}
+		}
+	}
+	p.metrics.resends.WithLabelValues(audit.Result).Inc()
+	p.logger.Info("resend decision", "otp_id", ev.OTPID, "decision", id, "result", audit.Result, "reason", audit.Reason, "via", audit.Via, "attempt", attempt)
+
+	done, _ := json.Marshal(decisionState{Replica: p.cfg.Replica, Claimed: time.Now().UTC(), Audit: &audit})
+	if _, err := p.decisions.Put(ctx, id, done); err != nil {
+		p.logger.Warn("store resend decision", "decision", id, "err", err)
+	}
+	if err := p.publishAudit(ctx, &audit); err != nil {
+		return Decision{Result: audit.Result, Reason: audit.Reason, Via: audit.Via}, err
+	}
+	return Decision{Result: audit.Result, Reason: audit.Reason, Via: audit.Via}, nil
+}
+
+// resendBlocked checks the conditions the tracked state can answer.
+func (p *Poller) resendBlocked(r *Record, rule *Rule, attempt int, now time.Time) string {
+	switch {
+	case attempt > rule.MaxResends:
+		return fmt.Sprintf("max resends (%d) reached", rule.MaxResends)
+	case r.OTPStatus != "" && r.OTPStatus != events.OTPActive:
+		return "otp " + r.OTPStatus
+	case !now.Before(r.Expires):
+		return "otp expired"
+	case r.deliveredOn() != "":
+		return "delivered on " + string(r.deliveredOn())
+	}
+	return ""
+}
+
+// checkLive asks tyntec: the OTP's status and expiry, and its events for a
+// delivery on any channel.
+func (p *Poller) checkLive(ctx context.Context, r *Record, now time.Time) (string, error) {
+	var status string
+	var expire time.Time
+	if r.API == "v1" {
+		o, err := p.api.V1OTP(ctx, r.OTPID)
+		if err != nil {
+			return "", err
+		}
+		status, expire = o.OTPStatus, o.ExpiresAt()
+	} else {
+		o, err := p.api.GetOTP(ctx, r.OTPID)
+		if err != nil {
+			return "", err
+		}
+		status, expire = o.OTPStatus, o.OTPExpire
+	}
+	if status != events.OTPActive {
+		return "otp " + status, nil
+	}
+	if !expire.IsZero() && !now.Before(expire) {
+		return "otp expired", nil
+	}
+	evs, err := p.api.V1Events(ctx, r.OTPID)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range evs {
+		if ch, st, ok := e.Delivery(); ok && st == tyntec.DeliveryDelivered {
+			return "delivered on " + ch, nil
+		}
+	}
+	return "", nil
+}
+
+// republish publishes the audit of a decision already made (same message id),
+// so an audit lost to a crash between decision and publish is not lost.
+func (p *Poller) republish(ctx context.Context, id string) error {
+	e, err := p.decisions.Get(ctx, id)
+	if err != nil {
+		return nil // deleted meanwhile (a 429 released it): the claimer retries
+	}
+	var ds decisionState
+	if json.Unmarshal(e.Value(), &ds) != nil || ds.Audit == nil {
+		return nil // being decided right now
+	}
+	return p.publishAudit(ctx, ds.Audit)
+}
+
+func (p *Poller) publishAudit(ctx context.Context, a *events.Resend) error {
+	m, err := events.NewResendMessage(a)
+	if err != nil {
+		return err
+	}
+	if err := p.pub.Publish(ctx, m); err != nil {
+		return fmt.Errorf("publish resend audit %s: %w", a.DecisionID, err)
+	}
+	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,311 @@
+package poller
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/tyntec"
+	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+)
+
+// voicePolicy re-sends a failed SMS once, by voice, at once.
+const voicePolicy = `{"rules":[{"channels":["SMS"],"via":["VOICE"],"maxResends":1}]}`
+
+// failingSMS is a simulator whose SMS never arrives and whose other channels
+// always do.
+func failingSMS(t *testing.T, seed int64, expiry time.Duration, hook string) (*tyntecsim.Sim, string) {
+	t.Helper()
+	always := func(p float64) tyntecsim.Channel {
+		return tyntecsim.Channel{DeliveryProbability: p, Latency: tyntecsim.LogNormal{Median: 2 * time.Second}, Timeout: time.Minute, DispatchDelay: 100 * time.Millisecond}
+	}
+	cfg := tyntecsim.Config{
+		Seed: seed, TimeScale: 100, OTPExpiry: expiry,
+		Channels: map[string]tyntecsim.Channel{
+			tyntec.ChannelSMS: always(0), tyntec.ChannelVoice: always(1), tyntec.ChannelViber: always(1), tyntec.ChannelWhatsApp: always(1),
+		},
+	}
+	if hook != "" {
+		cfg.Callbacks = []tyntec.NewCallbackConfig{{URL: hook}}
+	}
+	return startSim(t, cfg)
+}
+
+func writePolicy(t *testing.T, policy string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "policy.json")
+	if err := os.WriteFile(path, []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// smsFailure is the SMS failure of an OTP as its webhook reports it.
+func smsFailure(t *testing.T, sim *tyntecsim.Sim, id string) events.DeliveryStatus {
+	t.Helper()
+	o, _ := sim.Truth().OTP(id)
+	for _, a := range o.Attempts {
+		if a.Channel == tyntec.ChannelSMS && a.Outcome != "" && a.Outcome != tyntec.DeliveryDelivered {
+			return events.DeliveryStatus{
+				Channel: events.ChannelSMS, OTPID: id, ProfileID: o.ProfileID, Status: events.Status(a.Outcome),
+				Timestamp: a.Settled, Source: events.SourceWebhook,
+			}
+		}
+	}
+	t.Fatalf("OTP %s has no failed SMS attempt: %+v", id, o.Attempts)
+	return events.DeliveryStatus{}
+}
+
+func audits(t *testing.T, b *broker.Broker) []events.Resend {
+	t.Helper()
+	var out []events.Resend
+	for _, m := range streamMessages(t, b, events.SubjectRoot+".resend.>") {
+		var r events.Resend
+		if err := json.Unmarshal(m.data, &r); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(m.subject, "."+r.Result) {
+			t.Errorf("audit %s on subject %s", m.data, m.subject)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// TestDecideResend covers the policy's conditions, each against the API.
+func TestDecideResend(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b := ns.Broker(t)
+	tests := []struct {
+		name     string
+		priority string
+		expiry   time.Duration
+		verify   bool
+		mode     string
+		result   string
+		reason   string
+		resends  int
+		calls    bool // whether the decision may call tyntec
+	}{
+		{"undeliverable SMS resent by voice", "tyntec_priority_sms", 0, false, ModeLive, events.ResendSent, "", 1, true},
+		{"verified", "tyntec_priority_sms-viber", 0, true, ModeLive, events.ResendSkipped, "otp VERIFIED", 0, true},
+		{"expired", "tyntec_priority_sms", 20 * time.Second, false, ModeLive, events.ResendSkipped, "otp EXPIRED", 0, true},
+		{"delivered on another channel", "tyntec_priority_sms-viber", 0, false, ModeLive, events.ResendSkipped, "delivered on VIBER", 0, true},
+		{"dry-run calls nothing", "tyntec_priority_sms", 0, false, ModeDryRun, events.ResendDryRun, "dry-run: would re-send via VOICE", 0, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim, url := failingSMS(t, int64(100+i), tt.expiry, "")
+			id, err := sim.Send(tyntec.NewOTPRequest{To: "+4915500000001", PriorityName: tt.priority, OTPCode: "482913"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitIdle(t, sim)
+			if tt.verify {
+				if _, err := simClient(t, url).ValidateOTP(t.Context(), id, "482913"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.expiry > 0 {
+				o, _ := sim.Truth().OTP(id)
+				waitSim(t, sim, o.Expire)
+			}
+			cfg := testConfig(sim, url)
+			cfg.ResendPolicy, cfg.ResendMode = writePolicy(t, voicePolicy), tt.mode
+			cfg.OTPExpiry = time.Hour // the tracked estimate must not decide; the API does
+			p := newPoller(t, b, cfg)
+			ev := smsFailure(t, sim, id)
+
+			before := len(sim.Calls())
+			d, err := p.DecideResend(t.Context(), &ev)
+			if err != nil {
+				t.Fatalf("DecideResend: %v", err)
+			}
+			if d.Result != tt.result || d.Reason != tt.reason {
+				t.Errorf("DecideResend = %+v; want result %q reason %q", d, tt.result, tt.reason)
+			}
+			o, _ := sim.Truth().OTP(id)
+			if len(o.Resends) != tt.resends {
+				t.Errorf("%d resends at the simulator; want %d", len(o.Resends), tt.resends)
+			}
+			if tt.resends > 0 && o.Resends[0].Via != tyntec.ViaVoice {
+				t.Errorf("resent via %s; want VOICE", o.Resends[0].Via)
+			}
+			if calls := len(sim.Calls()) - before; !tt.calls && calls != 0 {
+				t.Errorf("%d API calls; want none", calls)
+			}
+			var found bool
+			for _, a := range audits(t, b) {
+				if a.OTPID == id {
+					found = true
+					if a.Result != tt.result || a.DecisionID != DecisionID(&ev) || a.Via != tyntec.ViaVoice || a.Attempt != 1 || a.DryRun != (tt.mode == ModeDryRun) {
+						t.Errorf("audit %+v; want result %s for decision %s", a, tt.result, DecisionID(&ev))
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no audit record for %s", id)
+			}
+
+			// The same failure again (a webhook retry, a poll) decides nothing new.
+			if again, err := p.DecideResend(t.Context(), &ev); err != nil || again.Result != "" {
+				t.Errorf("second DecideResend = %+v, %v; want no new decision", again, err)
+			}
+			if o, _ := sim.Truth().OTP(id); len(o.Resends) != tt.resends {
+				t.Errorf("%d resends after a repeat; want %d", len(o.Resends), tt.resends)
+			}
+		})
+	}
+}
+
+// TestResendTwoReplicas: two poller replicas deciding the same failure at the
+// same time send exactly one resend and publish exactly one audit.
+func TestResendTwoReplicas(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b1, b2 := ns.Broker(t), ns.Broker(t)
+	sim, url := failingSMS(t, 200, 0, "")
+	id, err := sim.Send(tyntec.NewOTPRequest{To: "+4915500000002", PriorityName: "tyntec_priority_sms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, sim)
+	var ps []*Poller
+	for i, b := range []*broker.Broker{b1, b2} {
+		cfg := testConfig(sim, url)
+		cfg.ResendPolicy, cfg.ResendMode, cfg.Replica = writePolicy(t, voicePolicy), ModeLive, fmt.Sprintf("replica-%d", i)
+		ps = append(ps, newPoller(t, b, cfg))
+	}
+	ev := smsFailure(t, sim, id)
+
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		results []string
+	)
+	for i := range 6 {
+		p := ps[i%2]
+		wg.Go(func() {
+			ev := ev
+			d, err := p.DecideResend(t.Context(), &ev)
+			if err != nil {
+				t.Errorf("DecideResend: %v", err)
+			}
+			mu.Lock()
+			results = append(results, d.Result)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	sent := 0
+	for _, r := range results {
+		if r == events.ResendSent {
+			sent++
+		} else if r != "" {
+			t.Errorf("a racing decision ended %q; want sent once and nothing else", r)
+		}
+	}
+	if sent != 1 {
+		t.Errorf("%d decisions sent; want exactly 1 (results %q)", sent, results)
+	}
+	if o, _ := sim.Truth().OTP(id); len(o.Resends) != 1 {
+		t.Errorf("%d resends at the simulator; want 1", len(o.Resends))
+	}
+	if as := audits(t, b1); len(as) != 1 || as[0].Result != events.ResendSent {
+		t.Errorf("audits %+v; want one sent", as)
+	}
+}
+
+// TestResendConsumer runs the poller whole: the SMS failure webhook reaches the
+// resend consumer, which re-sends by voice once.
+func TestResendConsumer(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b := ns.Broker(t)
+	hook := webhookReceiver(t, b)
+	sim, url := failingSMS(t, 300, 0, hook)
+	cfg := testConfig(sim, url)
+	cfg.ResendPolicy, cfg.ResendMode = writePolicy(t, voicePolicy), ModeLive
+	cfg.Schedule = "@every 1h"
+	p := newPoller(t, b, cfg)
+	goRun(t, p.Run)
+
+	id, err := sim.Send(tyntec.NewOTPRequest{To: "+4915500000003", PriorityName: "tyntec_priority_sms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokertest.WaitFor(t, 20*time.Second, "a resend", func() bool {
+		o, _ := sim.Truth().OTP(id)
+		return len(o.Resends) > 0
+	})
+	waitIdle(t, sim) // the voice resend is delivered; its webhooks are consumed
+	waitTracked(t, p)
+	o, _ := sim.Truth().OTP(id)
+	if len(o.Resends) != 1 || o.Resends[0].Via != tyntec.ViaVoice {
+		t.Errorf("resends %+v; want one via VOICE", o.Resends)
+	}
+	if r, _ := p.store.cached(id); r.Resends != 1 {
+		t.Errorf("record counts %d resends; want 1", r.Resends)
+	}
+	brokertest.WaitFor(t, 10*time.Second, "the audit", func() bool { return len(audits(t, b)) == 1 })
+}
+
+func TestParsePolicy(t *testing.T) {
+	tests := []struct {
+		name, policy string
+		wantErr      bool
+	}{
+		{"example file", "", false},
+		{"minimal", `{"rules":[{"via":["voice"]}]}`, false},
+		{"no via", `{"rules":[{"channels":["SMS"]}]}`, true},
+		{"unknown via", `{"rules":[{"via":["PIGEON"]}]}`, true},
+		{"status not a failure", `{"rules":[{"via":["SMS"],"statuses":["DELIVERED"]}]}`, true},
+		{"typo in a field", `{"rules":[{"via":["SMS"],"maxResend":2}]}`, true},
+		{"bad delay", `{"rules":[{"via":["SMS"],"minDelay":"soon"}]}`, true},
+	}
+	for _, tt := range tests {
+		var err error
+		if tt.policy == "" {
+			_, err = LoadPolicy("testdata/resend-policy.json")
+		} else {
+			_, err = ParsePolicy([]byte(tt.policy))
+		}
+		if (err != nil) != tt.wantErr {
+			t.Errorf("%s: ParsePolicy(%q) error = %v; want error %v", tt.name, tt.policy, err, tt.wantErr)
+		}
+	}
+
+	pol, err := LoadPolicy("testdata/resend-policy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payment := "adbe6521-f5bd-4295-9fd9-776debdf7d03"
+	matches := []struct {
+		ev      events.DeliveryStatus
+		wantVia string // "" = no rule
+		n       int
+	}{
+		{events.DeliveryStatus{Channel: events.ChannelSMS, Status: events.StatusUndeliverable}, "VOICE", 1},
+		{events.DeliveryStatus{Channel: events.ChannelSMS, Status: events.StatusTimedOut}, "VOICE", 1},
+		{events.DeliveryStatus{Channel: events.ChannelViber, Status: events.StatusTimedOut, ProfileID: payment}, "VOICE", 2},
+		{events.DeliveryStatus{Channel: events.ChannelViber, Status: events.StatusTimedOut, ProfileID: payment}, "SMS", 1},
+		{events.DeliveryStatus{Channel: events.ChannelViber, Status: events.StatusTimedOut}, "", 1},
+		{events.DeliveryStatus{Channel: events.ChannelVoice, Status: events.StatusUndeliverable}, "", 1},
+	}
+	for _, m := range matches {
+		r := pol.Match(&m.ev)
+		got := ""
+		if r != nil {
+			got = r.via(m.n)
+		}
+		if got != m.wantVia {
+			t.Errorf("Match(%s %s profile %q) resend %d via %q; want %q", m.ev.Channel, m.ev.Status, m.ev.ProfileID, m.n, got, m.wantVia)
+		}
+	}
+}

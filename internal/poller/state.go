@@ -1,0 +1,331 @@
+package poller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/otpscope/otpscope/internal/events"
+)
+
+// BucketOTPs is the KV bucket of tracked OTPs, one key per otpId.
+const BucketOTPs = "otpscope_poller_otps"
+
+// Record is what the poller knows about one OTP: the value of its key in
+// BucketOTPs. Every change is a compare-and-set on the key's revision, so the
+// tracking consumer and the reconciler of any replica never overwrite each
+// other.
+type Record struct {
+	OTPID     string    `json:"otpId"`
+	API       string    `json:"api"` // "v4" or "v1"
+	ProfileID string    `json:"profileId,omitempty"`
+	FirstSeen time.Time `json:"firstSeen"`
+	// Created and Expires come from tyntec when known (ExpiryKnown), else
+	// Expires is FirstSeen + Config.OTPExpiry.
+	Created     time.Time `json:"created,omitzero"`
+	Expires     time.Time `json:"expires"`
+	ExpiryKnown bool      `json:"expiryKnown,omitempty"`
+	// Facts are the delivery facts seen, by webhook or poll.
+	Facts []Fact `json:"facts,omitempty"`
+	// LastFact is the time of the newest fact (or FirstSeen); LastSeen is
+	// when the newest was observed. Settle counts from the later of the two,
+	// so a backlog in the webhook pipeline does not look like a lost webhook.
+	LastFact time.Time `json:"lastFact"`
+	LastSeen time.Time `json:"lastSeen,omitzero"`
+	// Polled counts reads of the OTP's events; LastPolled is the last one.
+	Polled     int       `json:"polled,omitempty"`
+	LastPolled time.Time `json:"lastPolled,omitzero"`
+	// V1Seen is how many of the OTP's v1 events were published already.
+	V1Seen int `json:"v1Seen,omitempty"`
+	// OTPStatus is the last known verification status; StatusSource says who
+	// reported it (poll or upstream).
+	OTPStatus    string `json:"otpStatus,omitempty"`
+	StatusSource string `json:"statusSource,omitempty"`
+	StatusPolled bool   `json:"statusPolled,omitempty"`
+	// Resends made by this poller, and when the last one was.
+	Resends    int       `json:"resends,omitempty"`
+	LastResend time.Time `json:"lastResend,omitzero"`
+	// Done ends tracking; DoneReason says why (final, expired, unreconciled).
+	Done       bool   `json:"done,omitempty"`
+	DoneReason string `json:"doneReason,omitempty"`
+}
+
+// Fact is one delivery fact of an OTP.
+type Fact struct {
+	Channel   events.Channel `json:"channel"`
+	Status    events.Status  `json:"status"`
+	Timestamp time.Time      `json:"ts"`
+	Source    string         `json:"source"`
+}
+
+// has reports whether the record holds the fact (channel, status, timestamp).
+func (r *Record) has(ch events.Channel, st events.Status, ts time.Time) bool {
+	return slices.ContainsFunc(r.Facts, func(f Fact) bool {
+		return f.Channel == ch && f.Status == st && f.Timestamp.Equal(ts)
+	})
+}
+
+// addFact records a fact and reports whether it was new. A fact seen by both
+// a webhook and a poll keeps the webhook as its source.
+func (r *Record) addFact(f Fact) bool {
+	for i := range r.Facts {
+		g := &r.Facts[i]
+		if g.Channel == f.Channel && g.Status == f.Status && g.Timestamp.Equal(f.Timestamp) {
+			if f.Source == events.SourceWebhook && g.Source != events.SourceWebhook {
+				g.Source = f.Source
+				return true
+			}
+			return false
+		}
+	}
+	r.Facts = append(r.Facts, f)
+	if f.Timestamp.After(r.LastFact) {
+		r.LastFact = f.Timestamp
+	}
+	return true
+}
+
+// webhookSeen reports whether a webhook reported (channel, status) at any time.
+func (r *Record) webhookSeen(ch events.Channel, st events.Status) bool {
+	return slices.ContainsFunc(r.Facts, func(f Fact) bool {
+		return f.Channel == ch && f.Status == st && f.Source == events.SourceWebhook
+	})
+}
+
+// deliveredOn returns the first channel with a DELIVERED fact, or "".
+func (r *Record) deliveredOn() events.Channel {
+	for _, f := range r.Facts {
+		if f.Status == events.StatusDelivered {
+			return f.Channel
+		}
+	}
+	return ""
+}
+
+// deliverySettled reports whether the OTP's delivery story is complete as far
+// as the poller can tell without asking: a poll after the last fact saw it
+// whole; or every attempt the webhooks reported settled, the channels tried
+// are the start of one of the account's priorities (explained), and one
+// delivered or the last failed where tyntec cannot fall back further
+// (fallbackAfter).
+func (r *Record) deliverySettled(fallbackAfter func(tried []events.Channel) bool, explained func(tried []events.Channel) bool) bool {
+	open := map[events.Channel]int{}
+	var last *Fact
+	for i := range r.Facts {
+		f := &r.Facts[i]
+		switch {
+		case f.Status == events.StatusDispatched:
+			open[f.Channel]++
+		case f.Status.Final():
+			open[f.Channel]--
+		}
+		if f.Status.Failed() && (last == nil || f.Timestamp.After(last.Timestamp)) {
+			last = f
+		}
+	}
+	for _, n := range open {
+		if n > 0 {
+			return false // an attempt's outcome is missing
+		}
+	}
+	// A poll after the last fact saw the whole story.
+	if r.Polled > 0 && !r.LastPolled.Before(r.LastFact) {
+		return r.deliveredOn() != "" || last != nil
+	}
+	if r.API != "v4" || r.Resends > 0 {
+		return false // no webhooks to trust, or our resend added an attempt
+	}
+	tried := r.tried()
+	if !explained(tried) {
+		return false // the channels seen start mid-priority: an attempt went unreported
+	}
+	if r.deliveredOn() != "" {
+		return true
+	}
+	return last != nil && !fallbackAfter(tried)
+}
+
+// tried returns the channels of the OTP's facts in the order they were first
+// used.
+func (r *Record) tried() []events.Channel {
+	facts := slices.Clone(r.Facts)
+	slices.SortStableFunc(facts, func(a, b Fact) int { return a.Timestamp.Compare(b.Timestamp) })
+	var out []events.Channel
+	for _, f := range facts {
+		if !slices.Contains(out, f.Channel) {
+			out = append(out, f.Channel)
+		}
+	}
+	return out
+}
+
+// entry is a record with the KV revision it was read at.
+type entry struct {
+	rec Record
+	rev uint64
+}
+
+// store is the KV bucket of records plus a local view kept current by a watch,
+// so that choosing due OTPs costs no round trip per OTP.
+type store struct {
+	kv jetstream.KeyValue
+
+	mu    sync.RWMutex
+	view  map[string]entry
+	ready chan struct{} // closed when the watch delivered the initial values
+	once  sync.Once
+}
+
+func openStore(ctx context.Context, js jetstream.JetStream, replicas int, ttl time.Duration) (*store, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      BucketOTPs,
+		Description: "otpscope poller: tracked OTPs",
+		History:     1,
+		TTL:         ttl,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(1, replicas),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create KV bucket %s: %w", BucketOTPs, err)
+	}
+	return &store{kv: kv, view: map[string]entry{}, ready: make(chan struct{})}, nil
+}
+
+// watch keeps the local view current until ctx ends.
+func (s *store) watch(ctx context.Context) error {
+	w, err := s.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch KV bucket %s: %w", BucketOTPs, err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil {
+				s.once.Do(func() { close(s.ready) })
+				continue
+			}
+			s.apply(e)
+		}
+	}
+}
+
+func (s *store) apply(e jetstream.KeyValueEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.view[e.Key()]
+	if ok && cur.rev >= e.Revision() {
+		return
+	}
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(s.view, e.Key())
+		return
+	}
+	var r Record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return // not ours; never written by this version
+	}
+	s.view[e.Key()] = entry{rec: r, rev: e.Revision()}
+}
+
+func (s *store) remember(id string, r Record, rev uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.view[id]; !ok || cur.rev < rev {
+		s.view[id] = entry{rec: r, rev: rev}
+	}
+}
+
+// snapshot returns the records of the local view that are still tracked.
+func (s *store) snapshot() []Record {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Record, 0, len(s.view))
+	for _, e := range s.view {
+		if !e.rec.Done {
+			out = append(out, e.rec)
+		}
+	}
+	return out
+}
+
+// cached returns the local view's record.
+func (s *store) cached(id string) (Record, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.view[id]
+	return e.rec, ok
+}
+
+// errNoChange tells update that fn left the record as it was.
+var errNoChange = errors.New("no change")
+
+// update applies fn to the current record of id (exists false and a zero
+// record when there is none) and stores the result with compare-and-set,
+// retrying on conflicts with fresh values. fn returns errNoChange to store
+// nothing. update returns the record as stored (or as found).
+func (s *store) update(ctx context.Context, id string, fn func(r *Record, exists bool) error) (Record, error) {
+	s.mu.RLock()
+	cur, cachedOK := s.view[id]
+	s.mu.RUnlock()
+	useCache := cachedOK
+	for attempt := 0; ; attempt++ {
+		var (
+			r      Record
+			rev    uint64
+			exists bool
+		)
+		if useCache {
+			r, rev, exists = cur.rec, cur.rev, true
+			r.Facts = slices.Clone(r.Facts)
+		} else {
+			e, err := s.kv.Get(ctx, id)
+			switch {
+			case err == nil:
+				if err := json.Unmarshal(e.Value(), &r); err != nil {
+					return Record{}, fmt.Errorf("decode record %s: %w", id, err)
+				}
+				rev, exists = e.Revision(), true
+			case errors.Is(err, jetstream.ErrKeyNotFound):
+			default:
+				return Record{}, fmt.Errorf("get record %s: %w", id, err)
+			}
+		}
+		useCache = false
+		if err := fn(&r, exists); err != nil {
+			if errors.Is(err, errNoChange) {
+				return r, nil
+			}
+			return r, err
+		}
+		data, err := json.Marshal(&r)
+		if err != nil {
+			return r, fmt.Errorf("encode record %s: %w", id, err)
+		}
+		var newRev uint64
+		if exists {
+			newRev, err = s.kv.Update(ctx, id, data, rev)
+		} else {
+			newRev, err = s.kv.Create(ctx, id, data)
+		}
+		if err == nil {
+			s.remember(id, r, newRev)
+			return r, nil
+		}
+		if (errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)) && attempt < 20 {
+			continue
+		}
+		return r, fmt.Errorf("store record %s: %w", id, err)
+	}
+}

@@ -1,0 +1,53 @@
+package poller
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/events"
+)
+
+func TestDeliverySettled(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	f := func(ch events.Channel, st events.Status, sec int) Fact {
+		return Fact{Channel: ch, Status: st, Timestamp: t0.Add(time.Duration(sec) * time.Second), Source: events.SourceWebhook}
+	}
+	priorities := [][]events.Channel{{"SMS", "VIBER"}, {"SMS", "VOICE"}, {"SMS"}, {"WHATSAPP", "SMS"}}
+	p := &Poller{priorities: priorities}
+	const (
+		sms, viber, voice, wa = events.ChannelSMS, events.ChannelViber, events.ChannelVoice, events.ChannelWhatsApp
+		disp, dlv, und        = events.StatusDispatched, events.StatusDelivered, events.StatusUndeliverable
+	)
+	tests := []struct {
+		name   string
+		rec    Record
+		wantOK bool
+	}{
+		{"delivered on the first channel", Record{API: "v4", Facts: []Fact{f(sms, disp, 0), f(sms, dlv, 3)}}, true},
+		{"final webhook lost", Record{API: "v4", Facts: []Fact{f(sms, disp, 0)}}, false},
+		{"nothing seen yet", Record{API: "v4"}, false},
+		{"failed where a fallback may follow", Record{API: "v4", Facts: []Fact{f(sms, disp, 0), f(sms, und, 3)}}, false},
+		{"failed on the last channel of every priority", Record{API: "v4", Facts: []Fact{f(sms, disp, 0), f(sms, und, 3), f(viber, disp, 4), f(viber, und, 9)}}, true},
+		{"fallback delivered, first attempt's failure lost", Record{API: "v4", Facts: []Fact{f(sms, disp, 0), f(viber, disp, 4), f(viber, dlv, 9)}}, false},
+		{"first attempt unreported", Record{API: "v4", Facts: []Fact{f(voice, disp, 4), f(voice, dlv, 9)}}, false},
+		{"WHATSAPP then SMS failed", Record{API: "v4", Facts: []Fact{f(wa, disp, 0), f(wa, und, 2), f(sms, disp, 3), f(sms, und, 9)}}, true},
+		{"v1 OTPs wait for a poll", Record{API: "v1", Facts: []Fact{f(sms, disp, 0), f(sms, und, 3)}}, false},
+		{"polled after the last fact", Record{API: "v1", Facts: []Fact{f(sms, disp, 0), f(sms, und, 3)}, LastFact: t0.Add(3 * time.Second), Polled: 1, LastPolled: t0.Add(time.Minute)}, true},
+		{"our resend may still be in flight", Record{API: "v4", Resends: 1, Facts: []Fact{f(sms, disp, 0), f(sms, und, 3)}}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.rec.deliverySettled(p.fallbackAfter, p.explained); got != tt.wantOK {
+			t.Errorf("%s: deliverySettled(%v) = %v; want %v", tt.name, tt.rec.tried(), got, tt.wantOK)
+		}
+	}
+	// Until the priorities are known, a failure may always be followed.
+	unknown := &Poller{}
+	r := Record{API: "v4", Facts: []Fact{f(sms, disp, 0), f(sms, und, 3), f(viber, disp, 4), f(viber, und, 9)}}
+	if r.deliverySettled(unknown.fallbackAfter, unknown.explained) {
+		t.Errorf("without priorities, a failed OTP counts as settled")
+	}
+	if got := r.tried(); !slices.Equal(got, []events.Channel{sms, viber}) {
+		t.Errorf("tried() = %v; want [SMS VIBER]", got)
+	}
+}
