@@ -34,7 +34,9 @@ const (
 	DefaultMaxBackoff = 15 * time.Second
 )
 
-const maxBody = 1 << 20 // 1 MiB; tyntec's answers are small
+// maxBody bounds an answer: single objects are small, but GET /2fa/v4/otp of a
+// busy account lists thousands of OTPs (about 200 bytes each).
+const maxBody = 64 << 20
 
 // Config configures a Client. The zero value of each field means its default.
 type Config struct {
@@ -277,8 +279,11 @@ func (cl *Client) attempt(ctx context.Context, c call, u string, payload []byte)
 	resp, err := cl.cfg.HTTPClient.Do(req)
 	if err == nil {
 		var raw []byte
-		raw, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		raw, err = io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 		resp.Body.Close()
+		if err == nil && len(raw) > maxBody {
+			err = fmt.Errorf("answer larger than %d bytes", maxBody)
+		}
 		if err == nil {
 			cl.m.duration.WithLabelValues(c.op).Observe(time.Since(start).Seconds())
 			return cl.answer(c, resp, raw)
