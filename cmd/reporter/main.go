@@ -1,12 +1,17 @@
 // Command reporter moves every event from NATS JetStream into ClickHouse, and
-// serves health and metrics. Without --clickhouse-dsn it hosts the embedded
-// ClickHouse engine under --data-dir and serves its HTTP endpoint on
-// --clickhouse-listen, where Grafana connects.
+// serves the analytics API (/api/v1), scheduled reports and alerts, health and
+// metrics. Without --clickhouse-dsn it hosts the embedded ClickHouse engine
+// under --data-dir and serves its HTTP endpoint on --clickhouse-listen, where
+// Grafana connects.
+//
+// `reporter report --from … --to … --format table|json|csv|html` prints an
+// ad-hoc report instead, read from ClickHouse.
 package main
 
 import (
 	"context"
 	"flag"
+	"io"
 	"log/slog"
 	"os"
 
@@ -15,6 +20,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "report" {
+		os.Exit(cli.Main(reportCommand(os.Stdout), os.Args[2:], os.LookupEnv, os.Stderr))
+	}
 	os.Exit(cli.Main(cli.Command{
 		Name: "reporter",
 		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
@@ -32,4 +40,21 @@ func main() {
 			}
 		},
 	}, os.Args[1:], os.LookupEnv, os.Stderr))
+}
+
+// reportCommand is `reporter report`.
+func reportCommand(stdout io.Writer) cli.Command {
+	return cli.Command{
+		Name: "reporter report",
+		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
+			var cfg reporter.ReportCLIConfig
+			cfg.RegisterFlags(fs)
+			return func(ctx context.Context, logger *slog.Logger) error {
+				if err := cfg.Validate(); err != nil {
+					return cli.Usage(err)
+				}
+				return reporter.RunReport(ctx, cfg, stdout, logger)
+			}
+		},
+	}
 }

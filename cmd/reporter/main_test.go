@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/cli"
+	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+)
+
+func TestMain(m *testing.M) { chdbtest.Main(m) }
+
+func noEnv(string) (string, bool) { return "", false }
+
+// TestReportReadsTheEmbeddedEndpointReadOnly runs `reporter report` the way
+// an operator does next to a running reporter: as the endpoint's read-only
+// default user, not its owner.
+func TestReportReadsTheEmbeddedEndpointReadOnly(t *testing.T) {
+	srv := chdbtest.Serve(t)
+	db, err := reporter.OpenClickHouse(t.Context(), srv.DSN+"/"+srv.Database, "", brokertest.Logger(t)) // the owner migrates
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	dsn := "http://default@" + srv.Addr + "/" + srv.Database
+	var out, errs bytes.Buffer
+	code := cli.Main(reportCommand(&out), []string{"--clickhouse-dsn", dsn, "--from", "2026-06-01T00:00:00Z", "--to", "2026-06-02T00:00:00Z", "--format", "json"}, noEnv, &errs)
+	if code != 0 {
+		t.Fatalf("report exit code %d: %s", code, errs.String())
+	}
+	var rep reporter.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report output: %v\n%s", err, out.String())
+	}
+	if rep.Kind != reporter.KindAdHoc || rep.From.Format("2006-01-02") != "2026-06-01" || rep.Fallback.OTPs != 0 || rep.Fallback.FallbackRate != nil {
+		t.Errorf("report = %+v; want an empty ad-hoc report of 2026-06-01", rep)
+	}
+}
+
+func TestReportUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"--format", "pdf"},
+		{"--from", "yesterday"},
+		{"--from", "2026-06-02T00:00:00Z", "--to", "2026-06-01T00:00:00Z"},
+	} {
+		var errs bytes.Buffer
+		if code := cli.Main(reportCommand(io.Discard), args, noEnv, &errs); code != 2 || !strings.Contains(errs.String(), "reporter report") {
+			t.Errorf("report %v = exit %d (%s); want 2", args, code, errs.String())
+		}
+	}
+}

@@ -1,0 +1,627 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// The analytics queries: attempts and journeys as DESIGN.md defines them
+// ("Analytics: the definitions"). Every figure is computed with idempotent
+// aggregates over (otp_id, channel), so a delivery fact stored twice (before
+// ReplacingMergeTree merged it away) never counts twice, and events are placed
+// by their own timestamp, whatever order they arrived in.
+
+// ErrNotFound is returned by Journey for an OTP with no stored event.
+var ErrNotFound = errors.New("not found")
+
+// MaxAttemptSpan is how far apart an attempt's (and a journey's) events may
+// lie for the windowed queries to be exact: a query for [From, To) reads the
+// events of [From−MaxAttemptSpan, To+MaxAttemptSpan) and keeps what starts in
+// the window. tyntec settles an attempt within its channel timeout (minutes).
+const MaxAttemptSpan = 24 * time.Hour
+
+// Window selects attempts and journeys by their earliest event time.
+type Window struct {
+	From, To time.Time // From inclusive, To exclusive
+	// Profile keeps attempts and journeys of one tyntec profile ID; "" keeps all.
+	Profile string
+	// Channel keeps attempts on one channel, and journeys whose primary
+	// channel it is; "" keeps all.
+	Channel string
+	// Raw computes from delivery_events instead of the attempts aggregate (the
+	// two must agree; benchmarks compare them).
+	Raw bool
+}
+
+// Percentiles are exact (quantileExact) percentiles in milliseconds.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+}
+
+// ErrorCount is how many failed attempts carried an error code.
+type ErrorCount struct {
+	Code  string `json:"code"`
+	Count uint64 `json:"count"`
+}
+
+// Conversion is the verification conversion of OTPs delivered on a channel:
+// of the delivered OTPs whose final status was polled, the share VERIFIED.
+// When the poller samples (SampleRate < 1) the rate is estimated from the
+// sample; the counts are the sample's.
+type Conversion struct {
+	Polled     uint64   `json:"polled"`
+	Verified   uint64   `json:"verified"`
+	Rate       *float64 `json:"rate"`
+	SampleRate float64  `json:"sample_rate"`
+}
+
+// ChannelStats are one channel's attempts in a window.
+type ChannelStats struct {
+	Channel      string       `json:"channel"`
+	Attempts     uint64       `json:"attempts"`
+	Delivered    uint64       `json:"delivered"`
+	Failed       uint64       `json:"failed"`
+	Pending      uint64       `json:"pending"`
+	DeliveryRate *float64     `json:"delivery_rate"`
+	LatencyMS    *Percentiles `json:"latency_ms"`
+	Errors       []ErrorCount `json:"errors"`
+	// UnknownStatus counts attempts with a status tyntec did not document.
+	UnknownStatus uint64 `json:"unknown_status"`
+	// RecoveredByPolling counts attempts with a fact no webhook reported.
+	RecoveredByPolling uint64      `json:"recovered_by_polling"`
+	Verification       *Conversion `json:"verification"`
+}
+
+// Outcomes split journeys by how they ended.
+type Outcomes struct {
+	DeliveredPrimary  uint64 `json:"delivered_primary"`
+	DeliveredFallback uint64 `json:"delivered_fallback"`
+	Failed            uint64 `json:"failed"`
+	Pending           uint64 `json:"pending"`
+}
+
+// PathStats are the journeys that took one path.
+type PathStats struct {
+	Path      string `json:"path"`
+	OTPs      uint64 `json:"otps"`
+	Delivered uint64 `json:"delivered"`
+}
+
+// FallbackStats are the journeys in a window.
+type FallbackStats struct {
+	OTPs            uint64       `json:"otps"`
+	FallbackOTPs    uint64       `json:"fallback_otps"`
+	FallbackRate    *float64     `json:"fallback_rate"`
+	Outcomes        Outcomes     `json:"outcomes"`
+	Paths           []PathStats  `json:"paths"`
+	TimeToDeliverMS *Percentiles `json:"time_to_deliver_ms"`
+}
+
+// Journey outcomes.
+const (
+	OutcomeDeliveredPrimary  = "delivered_primary"
+	OutcomeDeliveredFallback = "delivered_fallback"
+	OutcomeFailed            = "failed"
+	OutcomePending           = "pending"
+)
+
+// Attempt outcomes.
+const (
+	AttemptDelivered = "delivered"
+	AttemptFailed    = "failed"
+	AttemptPending   = "pending"
+)
+
+// attemptCols are the columns every attempt subquery yields.
+const attemptCols = "otp_id, channel, a_profile, a_first, a_dispatched, a_delivered, a_failed, a_err, a_unknown, a_polled"
+
+// msTime renders t as a DateTime64(3) literal.
+func msTime(t time.Time) string {
+	return fmt.Sprintf("fromUnixTimestamp64Milli(toInt64(%d), 'UTC')", t.UnixMilli())
+}
+
+// attemptsSQL is a subquery of one row per attempt (attemptCols) over the
+// events of [from−span, to+span); where filters the attempts' rows further
+// (e.g. by otp_id) and having the merged attempts.
+func attemptsSQL(raw bool, from, to time.Time, where, having string) string {
+	var b strings.Builder
+	if raw {
+		fmt.Fprintf(&b, `SELECT otp_id, channel,
+    max(toString(profile_id)) AS a_profile,
+    min(event_time) AS a_first,
+    minOrNullIf(event_time, status = 'DISPATCHED') AS a_dispatched,
+    minOrNullIf(event_time, status = 'DELIVERED') AS a_delivered,
+    minOrNullIf(event_time, status IN ('UNDELIVERABLE', 'TIMED_OUT')) AS a_failed,
+    maxIf(toString(error_code), status IN ('UNDELIVERABLE', 'TIMED_OUT')) AS a_err,
+    max(toUInt8(unknown_status)) AS a_unknown,
+    max(toUInt8(source = 'poll')) AS a_polled
+FROM delivery_events`)
+		if !from.IsZero() {
+			fmt.Fprintf(&b, "\nWHERE event_time >= %s AND event_time < %s", msTime(from.Add(-MaxAttemptSpan)), msTime(to.Add(MaxAttemptSpan)))
+		} else {
+			b.WriteString("\nWHERE 1")
+		}
+	} else {
+		fmt.Fprintf(&b, `SELECT otp_id, channel,
+    max(profile_id) AS a_profile,
+    min(first_at) AS a_first,
+    min(dispatched_at) AS a_dispatched,
+    min(delivered_at) AS a_delivered,
+    min(failed_at) AS a_failed,
+    max(error_code) AS a_err,
+    max(unknown) AS a_unknown,
+    max(polled) AS a_polled
+FROM attempts`)
+		if !from.IsZero() {
+			fmt.Fprintf(&b, "\nWHERE day >= toDate(%s) AND day <= toDate(%s)", msTime(from.Add(-MaxAttemptSpan)), msTime(to.Add(MaxAttemptSpan)))
+		} else {
+			b.WriteString("\nWHERE 1")
+		}
+	}
+	if where != "" {
+		b.WriteString(" AND " + where)
+	}
+	b.WriteString("\nGROUP BY otp_id, channel")
+	if having != "" {
+		b.WriteString("\nHAVING " + having)
+	}
+	return b.String()
+}
+
+func (w Window) check() error {
+	if w.From.IsZero() || w.To.IsZero() {
+		return errors.New("window needs from and to")
+	}
+	if w.From.After(w.To) {
+		return fmt.Errorf("window from %s is after to %s", w.From.Format(time.RFC3339), w.To.Format(time.RFC3339))
+	}
+	return nil
+}
+
+func (w Window) inWindow(col string) string {
+	return fmt.Sprintf("%s >= %s AND %s < %s", col, msTime(w.From), col, msTime(w.To))
+}
+
+// channelAttemptsSQL is the subquery of the window's attempts (one row per
+// attempt, with a_outcome), filtered by profile and channel; args bind its
+// placeholders. Dashboards use the same definitions.
+func (w Window) channelAttemptsSQL() (string, []any) {
+	having := w.inWindow("a_first")
+	var args []any
+	if w.Profile != "" {
+		having += " AND a_profile = ?"
+		args = append(args, w.Profile)
+	}
+	if w.Channel != "" {
+		having += " AND channel = ?"
+		args = append(args, w.Channel)
+	}
+	return attemptsSQL(w.Raw, w.From, w.To, "", having), args
+}
+
+// journeysSQL is a subquery of one row per journey in the window: otp_id,
+// j_profile, j_first, j_delivered, j_delivered_channel, atts (sorted tuples
+// (first, channel, delivered, failed)), path, n, outcome.
+func (w Window) journeysSQL() (string, []any) {
+	having := w.inWindow("j_first")
+	var args []any
+	if w.Profile != "" {
+		having += " AND j_profile = ?"
+		args = append(args, w.Profile)
+	}
+	if w.Channel != "" {
+		having += " AND atts[1].2 = ?"
+		args = append(args, w.Channel)
+	}
+	q := fmt.Sprintf(`SELECT otp_id, j_profile, j_first, j_delivered, j_delivered_channel, atts,
+    length(atts) AS n,
+    arrayStringConcat(arrayMap(x -> toString(x.2), atts), '>') AS path,
+    multiIf(atts[1].3 = 1, 'delivered_primary',
+            arrayExists(x -> x.3 = 1, atts), 'delivered_fallback',
+            arrayAll(x -> x.4 = 1, atts), 'failed',
+            'pending') AS outcome
+FROM (
+    SELECT otp_id,
+        max(a_profile) AS j_profile,
+        min(a_first) AS j_first,
+        min(a_delivered) AS j_delivered,
+        argMinIf(channel, assumeNotNull(a_delivered), a_delivered IS NOT NULL) AS j_delivered_channel,
+        arraySort(groupArray((a_first, toString(channel),
+            toUInt8(a_delivered IS NOT NULL),
+            toUInt8(a_delivered IS NULL AND a_failed IS NOT NULL)))) AS atts
+    FROM (%s)
+    GROUP BY otp_id
+    HAVING %s
+)`, attemptsSQL(w.Raw, w.From, w.To, "", ""), having)
+	return q, args
+}
+
+func rate(num, den uint64) *float64 {
+	if den == 0 {
+		return nil
+	}
+	r := float64(num) / float64(den)
+	return &r
+}
+
+func percentiles(n uint64, q []float64) *Percentiles {
+	if n == 0 || len(q) < 2 || math.IsNaN(q[0]) {
+		return nil
+	}
+	return &Percentiles{P50: q[0], P95: q[1]}
+}
+
+// Channels returns the attempts of the window per channel, busiest first.
+func (db *DB) Channels(ctx context.Context, w Window) ([]ChannelStats, error) {
+	if err := w.check(); err != nil {
+		return nil, err
+	}
+	sub, args := w.channelAttemptsSQL()
+	q := fmt.Sprintf(`SELECT toString(channel) AS ch, grouping(code) AS by_channel, code,
+    count() AS attempts,
+    countIf(a_delivered IS NOT NULL) AS delivered,
+    countIf(a_delivered IS NULL AND a_failed IS NOT NULL) AS failed,
+    countIf(a_unknown = 1) AS unknown,
+    countIf(a_polled = 1) AS polled,
+    countIf(a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lat_n,
+    arrayMap(x -> toFloat64(x), quantilesExact(0.5, 0.95)(toUnixTimestamp64Milli(a_delivered) - toUnixTimestamp64Milli(a_dispatched))) AS lat
+FROM (
+    SELECT *, if(a_delivered IS NULL AND a_failed IS NOT NULL, a_err, '') AS code
+    FROM (%s)
+)
+GROUP BY GROUPING SETS ((channel), (channel, code))
+ORDER BY ch, by_channel DESC, failed DESC, code`, sub)
+	rows, err := db.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query channels: %w", err)
+	}
+	defer rows.Close()
+	byName := map[string]*ChannelStats{}
+	var order []string
+	for rows.Next() {
+		var (
+			ch, code                                           string
+			byChannel                                          uint64
+			attempts, delivered, failed, unknown, polled, latN uint64
+			lat                                                []float64
+		)
+		if err := rows.Scan(&ch, &byChannel, &code, &attempts, &delivered, &failed, &unknown, &polled, &latN, &lat); err != nil {
+			return nil, fmt.Errorf("read channels: %w", err)
+		}
+		cs := byName[ch]
+		if cs == nil {
+			cs = &ChannelStats{Channel: ch, Errors: []ErrorCount{}}
+			byName[ch] = cs
+			order = append(order, ch)
+		}
+		// grouping(code) is 1 when code is aggregated away: the channel's row.
+		if byChannel == 1 {
+			cs.Attempts, cs.Delivered, cs.Failed = attempts, delivered, failed
+			cs.Pending = attempts - delivered - failed
+			cs.UnknownStatus, cs.RecoveredByPolling = unknown, polled
+			cs.DeliveryRate = rate(delivered, delivered+failed)
+			cs.LatencyMS = percentiles(latN, lat)
+		} else if failed > 0 {
+			cs.Errors = append(cs.Errors, ErrorCount{Code: code, Count: failed})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read channels: %w", err)
+	}
+	conv, err := db.conversion(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ChannelStats, 0, len(order))
+	for _, ch := range order {
+		cs := byName[ch]
+		sort.SliceStable(cs.Errors, func(i, j int) bool { return cs.Errors[i].Count > cs.Errors[j].Count })
+		if c, ok := conv[ch]; ok {
+			cs.Verification = &c
+		}
+		out = append(out, *cs)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Attempts != out[j].Attempts {
+			return out[i].Attempts > out[j].Attempts
+		}
+		return out[i].Channel < out[j].Channel
+	})
+	return out, nil
+}
+
+// conversion returns the verification conversion per channel that delivered
+// (the journey's first DELIVERED), for journeys starting in the window.
+func (db *DB) conversion(ctx context.Context, w Window) (map[string]Conversion, error) {
+	jw := w
+	jw.Channel = "" // the channel filter applies to the delivering channel here
+	sub, args := jw.journeysSQL()
+	q := fmt.Sprintf(`SELECT toString(j_delivered_channel) AS ch, count() AS polled, countIf(s_verified = 1) AS verified, min(s_rate) AS sample_rate
+FROM (SELECT otp_id, j_delivered_channel FROM (%s) WHERE j_delivered IS NOT NULL) AS j
+INNER JOIN (
+    SELECT otp_id, max(toUInt8(otp_status = 'VERIFIED')) AS s_verified, min(sample_rate) AS s_rate
+    FROM otp_status
+    WHERE observed_at >= %s
+    GROUP BY otp_id
+    HAVING max(toUInt8(otp_status IN ('VERIFIED', 'EXPIRED', 'TOO_MANY_ATTEMPTS'))) = 1
+) AS s ON j.otp_id = s.otp_id
+GROUP BY ch`, sub, msTime(w.From.Add(-MaxAttemptSpan)))
+	if w.Channel != "" {
+		q += " HAVING ch = ?"
+		args = append(args, w.Channel)
+	}
+	rows, err := db.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query conversion: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]Conversion{}
+	for rows.Next() {
+		var ch string
+		var c Conversion
+		if err := rows.Scan(&ch, &c.Polled, &c.Verified, &c.SampleRate); err != nil {
+			return nil, fmt.Errorf("read conversion: %w", err)
+		}
+		c.Rate = rate(c.Verified, c.Polled)
+		out[ch] = c
+	}
+	return out, rows.Err()
+}
+
+// Fallback returns the journeys of the window: fallback share, outcomes,
+// paths (most taken first) and time to deliver.
+func (db *DB) Fallback(ctx context.Context, w Window) (FallbackStats, error) {
+	var out FallbackStats
+	if err := w.check(); err != nil {
+		return out, err
+	}
+	sub, args := w.journeysSQL()
+	q := fmt.Sprintf(`SELECT grouping(path) AS total, path,
+    count() AS otps,
+    countIf(n > 1) AS fallback,
+    countIf(outcome = 'delivered_primary') AS o_primary,
+    countIf(outcome = 'delivered_fallback') AS o_fallback,
+    countIf(outcome = 'failed') AS o_failed,
+    countIf(outcome = 'pending') AS o_pending,
+    countIf(j_delivered IS NOT NULL) AS delivered,
+    arrayMap(x -> toFloat64(x), quantilesExact(0.5, 0.95)(toUnixTimestamp64Milli(j_delivered) - toUnixTimestamp64Milli(j_first))) AS ttd
+FROM (%s)
+GROUP BY ROLLUP(path)
+ORDER BY total DESC, otps DESC, path`, sub)
+	rows, err := db.conn.Query(ctx, q, args...)
+	if err != nil {
+		return out, fmt.Errorf("query fallback: %w", err)
+	}
+	defer rows.Close()
+	out.Paths = []PathStats{}
+	for rows.Next() {
+		var (
+			total                                                       uint64
+			path                                                        string
+			otps, fallback, oPrimary, oFallback, oFailed, oPending, del uint64
+			ttd                                                         []float64
+		)
+		if err := rows.Scan(&total, &path, &otps, &fallback, &oPrimary, &oFallback, &oFailed, &oPending, &del, &ttd); err != nil {
+			return out, fmt.Errorf("read fallback: %w", err)
+		}
+		if total == 1 {
+			out.OTPs, out.FallbackOTPs = otps, fallback
+			out.FallbackRate = rate(fallback, otps)
+			out.Outcomes = Outcomes{DeliveredPrimary: oPrimary, DeliveredFallback: oFallback, Failed: oFailed, Pending: oPending}
+			out.TimeToDeliverMS = percentiles(del, ttd)
+			continue
+		}
+		out.Paths = append(out.Paths, PathStats{Path: path, OTPs: otps, Delivered: del})
+	}
+	return out, rows.Err()
+}
+
+// Event is one stored delivery fact of a journey.
+type Event struct {
+	EventID       string    `json:"event_id"`
+	Channel       string    `json:"channel"`
+	Status        string    `json:"status"`
+	Time          time.Time `json:"time"`
+	ReceivedAt    time.Time `json:"received_at"`
+	ErrorCode     string    `json:"error_code,omitempty"`
+	ErrorMessage  string    `json:"error_message,omitempty"`
+	Source        string    `json:"source"`
+	MissedWebhook bool      `json:"missed_webhook,omitempty"`
+	UnknownStatus bool      `json:"unknown_status,omitempty"`
+}
+
+// AttemptDetail is one attempt of a journey.
+type AttemptDetail struct {
+	Channel      string     `json:"channel"`
+	Outcome      string     `json:"outcome"`
+	FirstAt      time.Time  `json:"first_at"`
+	DispatchedAt *time.Time `json:"dispatched_at"`
+	DeliveredAt  *time.Time `json:"delivered_at"`
+	FailedAt     *time.Time `json:"failed_at"`
+	ErrorCode    string     `json:"error_code,omitempty"`
+	LatencyMS    *int64     `json:"latency_ms"`
+	Unknown      bool       `json:"unknown_status,omitempty"`
+	Polled       bool       `json:"recovered_by_polling,omitempty"`
+}
+
+// PolledStatus is the latest OTP status the poller (or an upstream service) reported.
+type PolledStatus struct {
+	Status       string    `json:"status"`
+	AttemptCount uint16    `json:"attempt_count"`
+	ObservedAt   time.Time `json:"observed_at"`
+	Source       string    `json:"source"`
+}
+
+// ResendRecord is one resend decision about the OTP.
+type ResendRecord struct {
+	DecisionID     string    `json:"decision_id"`
+	Result         string    `json:"result"`
+	Reason         string    `json:"reason,omitempty"`
+	Via            string    `json:"via,omitempty"`
+	TriggerChannel string    `json:"trigger_channel,omitempty"`
+	TriggerStatus  string    `json:"trigger_status,omitempty"`
+	Attempt        uint16    `json:"attempt"`
+	DryRun         bool      `json:"dry_run"`
+	DecidedAt      time.Time `json:"decided_at"`
+}
+
+// Journey is one OTP across its channels.
+type Journey struct {
+	OTPID           string          `json:"otp_id"`
+	ProfileID       string          `json:"profile_id,omitempty"`
+	FirstAt         time.Time       `json:"first_at"`
+	Path            string          `json:"path"`
+	Primary         string          `json:"primary"`
+	Fallback        bool            `json:"fallback"`
+	Outcome         string          `json:"outcome"`
+	TimeToDeliverMS *int64          `json:"time_to_deliver_ms"`
+	Attempts        []AttemptDetail `json:"attempts"`
+	Events          []Event         `json:"events"`
+	PolledStatus    *PolledStatus   `json:"polled_status"`
+	Resends         []ResendRecord  `json:"resends"`
+}
+
+// ErrBadOTPID is returned by Journey for an id that is not a UUID.
+var ErrBadOTPID = errors.New("otp id is not a UUID")
+
+// Journey returns everything stored about one OTP: its events in time order,
+// its attempts, path and outcome (by the definitions above), the latest
+// polled status and the resends. An OTP without events is ErrNotFound.
+func (db *DB) Journey(ctx context.Context, otpID string) (Journey, error) {
+	id, err := uuid.Parse(otpID)
+	if err != nil {
+		return Journey{}, fmt.Errorf("%w: %q", ErrBadOTPID, otpID)
+	}
+	j := Journey{OTPID: id.String(), Attempts: []AttemptDetail{}, Events: []Event{}, Resends: []ResendRecord{}}
+	rows, err := db.conn.Query(ctx, `SELECT event_id, toString(channel), toString(status), event_time, received_at,
+    toString(error_code), error_message, toString(source), missed_webhook, unknown_status, toString(profile_id)
+FROM delivery_events FINAL
+WHERE otp_id = toUUID(?)
+ORDER BY event_time, multiIf(status = 'DISPATCHED', 0, status IN ('DELIVERED', 'UNDELIVERABLE', 'TIMED_OUT'), 2, 1), channel, event_id`, j.OTPID)
+	if err != nil {
+		return j, fmt.Errorf("query journey events: %w", err)
+	}
+	for rows.Next() {
+		var e Event
+		var profile string
+		if err := rows.Scan(&e.EventID, &e.Channel, &e.Status, &e.Time, &e.ReceivedAt, &e.ErrorCode, &e.ErrorMessage, &e.Source, &e.MissedWebhook, &e.UnknownStatus, &profile); err != nil {
+			rows.Close()
+			return j, fmt.Errorf("read journey events: %w", err)
+		}
+		if profile != "" {
+			j.ProfileID = profile
+		}
+		j.Events = append(j.Events, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return j, fmt.Errorf("read journey events: %w", err)
+	}
+	if len(j.Events) == 0 {
+		return j, fmt.Errorf("otp %s: %w", j.OTPID, ErrNotFound)
+	}
+
+	// The attempts come from the same aggregate the windowed figures use.
+	q := fmt.Sprintf("SELECT toString(channel), a_first, a_dispatched, a_delivered, a_failed, a_err, a_unknown, a_polled FROM (%s) ORDER BY a_first, channel",
+		attemptsSQL(false, time.Time{}, time.Time{}, "otp_id = toUUID(?)", ""))
+	rows, err = db.conn.Query(ctx, q, j.OTPID)
+	if err != nil {
+		return j, fmt.Errorf("query journey attempts: %w", err)
+	}
+	var firstDelivered *time.Time
+	var channels []string
+	for rows.Next() {
+		var a AttemptDetail
+		var unknown, polled uint8
+		if err := rows.Scan(&a.Channel, &a.FirstAt, &a.DispatchedAt, &a.DeliveredAt, &a.FailedAt, &a.ErrorCode, &unknown, &polled); err != nil {
+			rows.Close()
+			return j, fmt.Errorf("read journey attempts: %w", err)
+		}
+		a.Unknown, a.Polled = unknown == 1, polled == 1
+		switch {
+		case a.DeliveredAt != nil:
+			a.Outcome, a.ErrorCode = AttemptDelivered, ""
+			if a.DispatchedAt != nil {
+				ms := a.DeliveredAt.Sub(*a.DispatchedAt).Milliseconds()
+				a.LatencyMS = &ms
+			}
+			if firstDelivered == nil || a.DeliveredAt.Before(*firstDelivered) {
+				firstDelivered = a.DeliveredAt
+			}
+		case a.FailedAt != nil:
+			a.Outcome = AttemptFailed
+		default:
+			a.Outcome, a.ErrorCode = AttemptPending, ""
+		}
+		j.Attempts = append(j.Attempts, a)
+		channels = append(channels, a.Channel)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return j, fmt.Errorf("read journey attempts: %w", err)
+	}
+	if len(j.Attempts) > 0 {
+		j.FirstAt = j.Attempts[0].FirstAt
+		j.Path, j.Primary, j.Fallback = strings.Join(channels, ">"), channels[0], len(channels) > 1
+		j.Outcome = journeyOutcome(j.Attempts)
+		if firstDelivered != nil {
+			ms := firstDelivered.Sub(j.FirstAt).Milliseconds()
+			j.TimeToDeliverMS = &ms
+		}
+	}
+
+	var ps PolledStatus
+	err = db.conn.QueryRow(ctx, `SELECT toString(argMax(otp_status, (observed_at, attempt_count))), argMax(attempt_count, (observed_at, attempt_count)),
+    max(observed_at), toString(argMax(source, (observed_at, attempt_count))), count()
+FROM otp_status WHERE otp_id = toUUID(?)`, j.OTPID).Scan(&ps.Status, &ps.AttemptCount, &ps.ObservedAt, &ps.Source, new(uint64))
+	if err != nil {
+		return j, fmt.Errorf("query journey status: %w", err)
+	}
+	if ps.Status != "" {
+		j.PolledStatus = &ps
+	}
+
+	rows, err = db.conn.Query(ctx, `SELECT decision_id, toString(result), reason, toString(via), toString(trigger_channel), toString(trigger_status), attempt, dry_run, decided_at
+FROM resends FINAL WHERE otp_id = toUUID(?) ORDER BY decided_at, event_id`, j.OTPID)
+	if err != nil {
+		return j, fmt.Errorf("query journey resends: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r ResendRecord
+		if err := rows.Scan(&r.DecisionID, &r.Result, &r.Reason, &r.Via, &r.TriggerChannel, &r.TriggerStatus, &r.Attempt, &r.DryRun, &r.DecidedAt); err != nil {
+			return j, fmt.Errorf("read journey resends: %w", err)
+		}
+		j.Resends = append(j.Resends, r)
+	}
+	return j, rows.Err()
+}
+
+// journeyOutcome applies the journey definition to attempts in order.
+func journeyOutcome(as []AttemptDetail) string {
+	if len(as) == 0 {
+		return OutcomePending
+	}
+	if as[0].Outcome == AttemptDelivered {
+		return OutcomeDeliveredPrimary
+	}
+	allFailed := true
+	for _, a := range as {
+		if a.Outcome == AttemptDelivered {
+			return OutcomeDeliveredFallback
+		}
+		allFailed = allFailed && a.Outcome == AttemptFailed
+	}
+	if allFailed {
+		return OutcomeFailed
+	}
+	return OutcomePending
+}
