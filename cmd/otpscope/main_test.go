@@ -2,9 +2,11 @@ package main_test
 
 import (
 	"bufio"
-	"errors"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 
 	"github.com/otpscope/otpscope/internal/sink/chdb"
 )
@@ -271,40 +274,201 @@ func TestCrashSafety(t *testing.T) {
 	in.stop(t)
 }
 
-// TestSimulateEndToEnd starts the all-in-one with --simulate, reads its
-// banner, sees simulated traffic arrive in ClickHouse through the endpoint,
-// and checks that outside clients cannot write.
+// TestSimulateEndToEnd starts the all-in-one with --simulate for a bounded
+// number of OTPs and checks what a user would: the banner says what runs where,
+// a NATS subscriber sees the documented subjects, the JSON API's numbers equal
+// the simulator's ground truth, and the embedded ClickHouse endpoint answers
+// clickhouse-go from outside the process, read-only.
 func TestSimulateEndToEnd(t *testing.T) {
 	needEngine(t)
+	const otps = 150
 	in := newInstance(t, t.TempDir())
-	in.start(t, "--simulate", "--simulate-rate", "50", "--simulate-time-scale", "20")
-	for _, want := range []string{"otpscope is running", "http://" + in.listen + "/webhooks/tyntec", "http://" + in.chListen, "http://" + in.simListen} {
+	in.start(t, "--simulate", "--simulate-rate", "100", "--simulate-count", fmt.Sprint(otps), "--simulate-time-scale", "50")
+	for _, want := range []string{"otpscope is running", "http://" + in.listen + "/webhooks/tyntec", "http://" + in.chListen, "http://" + in.simListen, "/api/v1/channels"} {
 		if !strings.Contains(in.logs.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, in.logs)
 		}
 	}
-	conn := in.clickhouse(t)
-	var delivered uint64
-	deadline := time.Now().Add(30 * time.Second)
-	for delivered < 20 && time.Now().Before(deadline) {
-		if err := conn.QueryRow(t.Context(), "SELECT count() FROM delivery_events WHERE status = 'DELIVERED'").Scan(&delivered); err != nil {
-			t.Fatal(err)
+
+	// A downstream service subscribes to the documented subjects.
+	nc, err := nats.Connect("nats://" + in.natsListen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	if _, err := nc.Subscribe("tyntec.2fa.>", func(m *nats.Msg) {
+		toks := strings.Split(m.Subject, ".")
+		mu.Lock()
+		seen[strings.Join(toks[:min(3, len(toks))], ".")] = true
+		if m.Header.Get("ce-specversion") != "1.0" {
+			seen["missing CloudEvents headers on "+m.Subject] = true
 		}
-		time.Sleep(200 * time.Millisecond)
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
 	}
-	if delivered < 20 {
-		t.Fatalf("%d DELIVERED events after 30s of simulated traffic:\n%s", delivered, in.logs)
+	client := &http.Client{Timeout: 5 * time.Second}
+	if code, err := postWebhook(client, in.listen, "not-a-uuid", "DELIVERED", time.Now()); err != nil || code != http.StatusBadRequest {
+		t.Errorf("bad webhook = %d, %v; want 400", code, err)
 	}
-	err := conn.Exec(t.Context(), "INSERT INTO delivery_events (event_id) VALUES ('x')")
+	req, _ := http.NewRequest(http.MethodPost, "http://"+in.listen+"/otps/track", strings.NewReader(`{"otpId":"`+uuid.NewString()+`","api":"v1"}`))
+	req.Header.Set("X-Webhook-Token", token)
+	if resp, err := client.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("POST /otps/track = %v, %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	// Wait until the simulator has sent every OTP and settled every attempt.
+	var truth struct {
+		OTPs []struct {
+			ID, API  string
+			Attempts []struct{ Channel, Outcome string }
+		}
+	}
+	waitFor(t, 60*time.Second, "the simulator to settle every attempt", func() bool {
+		getJSON(t, "http://"+in.simListen+"/_sim/truth", &truth)
+		if len(truth.OTPs) < otps {
+			return false
+		}
+		for _, o := range truth.OTPs {
+			for _, a := range o.Attempts {
+				if a.Outcome == "" {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	type counts struct{ Attempts, Delivered, Failed int }
+	wantChannels := map[string]*counts{}
+	wantFallback, wantPrimary, wantLater, wantFailed := 0, 0, 0, 0
+	for _, o := range truth.OTPs {
+		delivered := -1
+		for i, a := range o.Attempts {
+			c := wantChannels[a.Channel]
+			if c == nil {
+				c = &counts{}
+				wantChannels[a.Channel] = c
+			}
+			c.Attempts++
+			if a.Outcome == "DELIVERED" {
+				c.Delivered++
+				if delivered < 0 {
+					delivered = i
+				}
+			} else {
+				c.Failed++
+			}
+		}
+		if len(o.Attempts) > 1 {
+			wantFallback++
+		}
+		switch {
+		case delivered == 0:
+			wantPrimary++
+		case delivered > 0:
+			wantLater++
+		default:
+			wantFailed++
+		}
+	}
+
+	// The API, over everything the simulator did (its clock runs 50x ahead).
+	window := "?from=" + time.Now().Add(-time.Hour).UTC().Format(time.RFC3339) + "&to=" + time.Now().Add(48*time.Hour).UTC().Format(time.RFC3339)
+	var fallback struct {
+		OTPs         int `json:"otps"`
+		FallbackOTPs int `json:"fallback_otps"`
+		Outcomes     map[string]int
+	}
+	waitFor(t, 30*time.Second, "the API to count every OTP", func() bool {
+		getJSON(t, "http://"+in.listen+"/api/v1/fallback"+window, &fallback)
+		return fallback.OTPs >= otps && fallback.Outcomes["pending"] == 0
+	})
+	t.Logf("API: %+v; truth: %d fallback, %d primary, %d later, %d failed", fallback, wantFallback, wantPrimary, wantLater, wantFailed)
+	if fallback.OTPs != otps || fallback.FallbackOTPs != wantFallback || fallback.Outcomes["delivered_primary"] != wantPrimary ||
+		fallback.Outcomes["delivered_fallback"] != wantLater || fallback.Outcomes["failed"] != wantFailed {
+		t.Errorf("/api/v1/fallback = %+v; truth: %d OTPs, %d fallback, %d primary, %d later, %d failed",
+			fallback, otps, wantFallback, wantPrimary, wantLater, wantFailed)
+	}
+	var channels struct {
+		Channels []struct {
+			Channel                     string
+			Attempts, Delivered, Failed int
+		}
+	}
+	getJSON(t, "http://"+in.listen+"/api/v1/channels"+window, &channels)
+	if len(channels.Channels) != len(wantChannels) {
+		t.Errorf("/api/v1/channels has %d channels; truth has %d", len(channels.Channels), len(wantChannels))
+	}
+	for _, c := range channels.Channels {
+		w := wantChannels[c.Channel]
+		if w == nil || c.Attempts != w.Attempts || c.Delivered != w.Delivered || c.Failed != w.Failed {
+			t.Errorf("/api/v1/channels %s = %d attempts, %d delivered, %d failed; truth %+v", c.Channel, c.Attempts, c.Delivered, c.Failed, w)
+		}
+	}
+
+	// Outside the process, clickhouse-go reads the same facts and cannot write.
+	conn := in.clickhouse(t)
+	var stored uint64
+	if err := conn.QueryRow(t.Context(), "SELECT uniqExact(otp_id) FROM delivery_events WHERE source = 'webhook'").Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != otps {
+		t.Errorf("ClickHouse holds webhooks of %d OTPs; want %d", stored, otps)
+	}
+	err = conn.Exec(t.Context(), "INSERT INTO delivery_events (event_id) VALUES ('x')")
 	var ex *clickhouse.Exception
 	if !errors.As(err, &ex) || ex.Code != 164 {
 		t.Errorf("an outside INSERT = %v; want READONLY (164)", err)
 	}
+
+	mu.Lock()
+	for _, want := range []string{"tyntec.2fa.delivery", "tyntec.2fa.deadletter", "tyntec.2fa.track"} {
+		if !seen[want] {
+			t.Errorf("the NATS subscriber saw no %s.* message (saw %v)", want, seen)
+		}
+	}
+	for s := range seen {
+		if strings.HasPrefix(s, "missing") {
+			t.Error(s)
+		}
+	}
+	mu.Unlock()
 	in.stop(t)
 	sc := bufio.NewScanner(strings.NewReader(in.logs.String()))
 	for sc.Scan() {
 		if strings.Contains(sc.Text(), "level=ERROR") {
 			t.Errorf("error logged: %s", sc.Text())
 		}
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s = %d %s", url, resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
 	}
 }

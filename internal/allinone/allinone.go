@@ -1,5 +1,5 @@
-// Package allinone runs ingest, the sink (reporter) and, with --simulate, the
-// tyntec simulator in one process on embedded defaults: the embedded NATS
+// Package allinone runs ingest, the poller, the sink (reporter) and, with
+// --simulate, the tyntec simulator in one process on embedded defaults: the embedded NATS
 // server, the embedded ClickHouse engine and its endpoint, and one HTTP
 // listener for the webhooks, the API, /metrics, /healthz and /readyz. It is
 // the command a newcomer runs first.
@@ -20,10 +20,12 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/poller"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/sink"
 	"github.com/otpscope/otpscope/internal/tyntec"
@@ -36,6 +38,8 @@ type Config struct {
 	Ingest     ingest.Config // its Listen is the one HTTP listener
 	ClickHouse sink.Config
 	Sink       reporter.SinkConfig
+	Reports    reporter.ReportsConfig
+	Poller     poller.Config // its Listen and NATS are unused: the all-in-one shares its own
 	Simulate   SimulateConfig
 }
 
@@ -45,6 +49,7 @@ type SimulateConfig struct {
 	Enabled   bool
 	Listen    string
 	Rate      float64
+	Count     int
 	Seed      int64
 	TimeScale float64
 	V1Share   float64
@@ -56,10 +61,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Ingest.NATS.RegisterFlags(fs, "")
 	c.ClickHouse.RegisterFlags(fs)
 	c.Sink.RegisterFlags(fs)
+	c.Reports.RegisterFlags(fs)
+	c.Poller.RegisterWorkFlags(fs)
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "where the embedded NATS server and ClickHouse engine keep data")
 	fs.BoolVar(&c.Simulate.Enabled, "simulate", false, "run the tyntec simulator with generated traffic, its webhooks pointed at this process")
 	fs.StringVar(&c.Simulate.Listen, "simulate-listen", "127.0.0.1:8090", "address of the simulated tyntec API (and GET /_sim/truth)")
 	fs.Float64Var(&c.Simulate.Rate, "simulate-rate", 5, "generated OTPs per second")
+	fs.IntVar(&c.Simulate.Count, "simulate-count", 0, "stop generating after this many OTPs (0 = never)")
 	fs.Int64Var(&c.Simulate.Seed, "simulate-seed", 1, "seed of the simulator's random choices")
 	fs.Float64Var(&c.Simulate.TimeScale, "simulate-time-scale", 1, "simulated seconds per wall-clock second")
 	fs.Float64Var(&c.Simulate.V1Share, "simulate-v1-share", 0, "share of generated OTPs sent through tyntec's v1 API")
@@ -86,8 +94,24 @@ func (c *Config) Validate() error {
 	if c.Simulate.Enabled && (c.Simulate.Rate < 0 || c.Simulate.TimeScale <= 0) {
 		return errors.New("simulate-rate must be >= 0 and simulate-time-scale > 0")
 	}
+	if c.Simulate.Enabled {
+		// The poller calls the simulator; its address is known once bound.
+		c.Poller.Tyntec.APIKey = tyntecsim.DefaultAPIKey
+	}
+	if c.pollerEnabled() {
+		c.Poller.Listen, c.Poller.NATS = "", c.Ingest.NATS
+		if err := c.Poller.Validate(); err != nil {
+			return err
+		}
+	}
+	if err := c.Reports.Validate(); err != nil {
+		return err
+	}
 	return c.Sink.Validate()
 }
+
+// pollerEnabled: without a tyntec API key there is nothing to poll.
+func (c *Config) pollerEnabled() bool { return c.Poller.Tyntec.APIKey != "" }
 
 func randomToken() string {
 	var b [24]byte
@@ -103,8 +127,10 @@ type App struct {
 	embedded *reporter.EmbeddedClickHouse
 	db       *sink.DB
 	consumer *reporter.Consumer
+	reports  *reporter.Reports
 	ln       net.Listener
 	srv      *http.Server
+	poller   *poller.Poller // nil without a tyntec API key
 	sim      *tyntecsim.Sim
 	simLn    net.Listener
 	cleanup  []func()
@@ -148,21 +174,33 @@ func (a *App) start(ctx context.Context) (err error) {
 	}
 	a.cleanup = append(a.cleanup, func() { a.db.Close() })
 
-	reg := ops.NewRegistry()
-	r := ingest.NewRouter()
-	ingest.NewHandler(cfg.Ingest, a.broker, logger, reg).Mount(r)
-	ops.Mount(r, reg, ops.Check{Name: "nats", Ready: a.broker.Ready}, ops.Check{Name: "clickhouse", Ready: a.db.Ready})
-	a.consumer = reporter.NewConsumer(cfg.Sink, a.broker.JetStream(), a.broker.StreamName(), a.db, a.broker, logger, reg)
 	if a.ln, err = net.Listen("tcp", cfg.Ingest.Listen); err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Ingest.Listen, err)
 	}
-	a.srv = ops.NewServer(r)
-
 	if cfg.Simulate.Enabled {
 		if err := a.newSimulator(); err != nil {
 			return err
 		}
+		a.cfg.Poller.Tyntec.BaseURL = a.SimulatorURL()
 	}
+
+	reg := ops.NewRegistry()
+	r := ingest.NewRouter()
+	ingest.NewHandler(cfg.Ingest, a.broker, logger, reg).Mount(r)
+	reporter.NewAPI(a.db, logger).Mount(r)
+	a.reports = reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg)
+	checks := []ops.Check{{Name: "nats", Ready: a.broker.Ready}, {Name: "clickhouse", Ready: a.db.Ready}}
+	a.consumer = reporter.NewConsumer(cfg.Sink, a.broker.JetStream(), a.broker.StreamName(), a.db, a.broker, logger, reg)
+	if cfg.pollerEnabled() {
+		if a.poller, err = poller.New(ctx, a.cfg.Poller, a.broker, logger.With("component", "poller"), reg); err != nil {
+			return err
+		}
+		checks = append(checks, a.poller.Checks()...)
+	} else {
+		logger.Warn("no --tyntec-api-key: the poller is off (no reconciliation of lost webhooks, no resends)")
+	}
+	ops.Mount(r, reg, checks...)
+	a.srv = ops.NewServer(r)
 	return nil
 }
 
@@ -172,18 +210,31 @@ func (a *App) newSimulator() error {
 	if a.simLn, err = net.Listen("tcp", s.Listen); err != nil {
 		return fmt.Errorf("simulate-listen %s: %w", s.Listen, err)
 	}
+	a.sim, err = tyntecsim.New(tyntecsim.Config{
+		Seed:      s.Seed,
+		TimeScale: s.TimeScale,
+		Logger:    a.logger.With("component", "tyntecsim"),
+	})
+	return err
+}
+
+// registerCallback points the simulator's v4 callback at this process through
+// the API, as `poller register-callback` does against tyntec.
+func (a *App) registerCallback(ctx context.Context) error {
+	client, err := tyntec.New(tyntec.Config{BaseURL: a.SimulatorURL(), APIKey: tyntecsim.DefaultAPIKey, Limiter: rate.NewLimiter(rate.Inf, 1)})
+	if err != nil {
+		return err
+	}
 	headers := map[string]string{}
 	if len(a.cfg.Ingest.Tokens) > 0 {
 		headers["X-Webhook-Token"] = a.cfg.Ingest.Tokens[0]
 	}
-	a.sim, err = tyntecsim.New(tyntecsim.Config{
-		Seed:      s.Seed,
-		TimeScale: s.TimeScale,
-		Callbacks: []tyntec.NewCallbackConfig{{URL: "http://" + a.Addr() + ingest.WebhookPath, Headers: headers}},
-		Traffic:   tyntecsim.Traffic{Rate: s.Rate, V1Share: s.V1Share},
-		Logger:    a.logger.With("component", "tyntecsim"),
-	})
-	return err
+	res, err := poller.RegisterCallback(ctx, client, "http://"+a.Addr()+ingest.WebhookPath, headers)
+	if err != nil {
+		return fmt.Errorf("register the callback at the simulator: %w", err)
+	}
+	a.logger.Info("callback registered at the simulator", "id", res.ID, "action", res.Action)
+	return nil
 }
 
 // Addr is the HTTP address.
@@ -212,6 +263,7 @@ func (a *App) Banner(w io.Writer) {
 		"otpscope is running",
 		fmt.Sprintf("  webhooks     http://%s%s", a.Addr(), ingest.WebhookPath),
 		fmt.Sprintf("  tracking     http://%s%s", a.Addr(), ingest.TrackPath),
+		fmt.Sprintf("  API          http://%s/api/v1/channels  /api/v1/fallback  /api/v1/otps/{otpId}", a.Addr()),
 		fmt.Sprintf("  health       http://%s/healthz  /readyz  /metrics", a.Addr()),
 		fmt.Sprintf("  NATS         %s (%s), stream %s", a.broker.ClientURL(), embedded(a.broker.Server() != nil), a.broker.StreamName()),
 	}
@@ -221,6 +273,11 @@ func (a *App) Banner(w io.Writer) {
 		lines = append(lines, "  ClickHouse   "+redact(a.cfg.ClickHouse.DSN)+" (external)")
 	}
 	lines = append(lines, "  data dir     "+a.cfg.DataDir)
+	if a.poller != nil {
+		lines = append(lines, "  poller       reconciling through "+a.cfg.Poller.Tyntec.BaseURL+" (resends: "+a.cfg.Poller.ResendMode+")")
+	} else {
+		lines = append(lines, "  poller       off (no --tyntec-api-key)")
+	}
 	if a.sim != nil {
 		lines = append(lines, fmt.Sprintf("  simulator    %s (tyntec API; ground truth at /_sim/truth), %.3g OTPs/s", a.SimulatorURL(), a.cfg.Simulate.Rate))
 	}
@@ -244,6 +301,10 @@ func (a *App) Serve(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.Serve(gctx, a.srv, a.ln, a.cfg.Ingest.ShutdownTimeout) })
 	g.Go(func() error { return a.consumer.Run(gctx) })
+	g.Go(func() error { return a.reports.Run(gctx) })
+	if a.poller != nil {
+		g.Go(func() error { return a.poller.Run(gctx) })
+	}
 	if a.sim != nil {
 		simSrv := ops.NewServer(a.sim.InspectHandler())
 		g.Go(func() error { return ops.Serve(gctx, simSrv, a.simLn, 5*time.Second) })
@@ -251,6 +312,16 @@ func (a *App) Serve(ctx context.Context) error {
 			return err
 		}
 		g.Go(func() error { <-gctx.Done(); return a.sim.Close() })
+		g.Go(func() error {
+			if err := a.registerCallback(gctx); err != nil {
+				return err
+			}
+			err := a.sim.RunTraffic(gctx, tyntecsim.Traffic{Rate: a.cfg.Simulate.Rate, Count: a.cfg.Simulate.Count, V1Share: a.cfg.Simulate.V1Share})
+			if gctx.Err() != nil {
+				return nil
+			}
+			return err
+		})
 	}
 	return g.Wait()
 }

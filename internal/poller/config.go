@@ -90,6 +90,12 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", DefaultListen, "HTTP address of /healthz, /readyz and /metrics")
 	c.NATS.RegisterFlags(fs, DefaultNATSURL)
+	c.RegisterWorkFlags(fs)
+}
+
+// RegisterWorkFlags registers what the poller does — tyntec, schedule, resends,
+// callback — without its listener and NATS, which the all-in-one shares.
+func (c *Config) RegisterWorkFlags(fs *flag.FlagSet) {
 	c.Tyntec.RegisterFlags(fs)
 	fs.StringVar(&c.Schedule, "reconcile-schedule", DefaultSchedule, "cron spec of reconciliation cycles (robfig/cron: '@every 30s', '*/1 * * * *')")
 	fs.DurationVar(&c.Settle, "settle", DefaultSettle, "wait after an OTP's last delivery fact before reading its events")
