@@ -1,0 +1,1653 @@
+package deploy_test
+
+// No container engine runs where these tests run, so they check what can be
+// checked without one: every file parses, every path it mounts or builds
+// exists, every OTPSCOPE_* variable and flag is one the binary defines (read
+// from the binaries' own --help, built once in TestMain), ports agree between
+// listeners, container ports, probes, healthchecks, Services and URLs, and the
+// images run as non-root. The NATS configuration is parsed by the real NATS
+// server and a 3-node cluster started from it; the ClickHouse cluster schema
+// runs on the embedded engine as far as the engine allows.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"gopkg.in/yaml.v3"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/sink/chdb"
+	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+	"github.com/otpscope/otpscope/schema"
+)
+
+var (
+	repoRoot string // the repository; the tests run in deploy/
+	built    struct {
+		err   error
+		flags map[string]map[string]bool // binary → its flag names
+	}
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	wd, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	repoRoot = filepath.Dir(wd)
+	dir, err := os.MkdirTemp("", "otpscope-deploy-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	built.flags, built.err = buildBinaries(dir)
+	code := m.Run()
+	engine.close()
+	return code
+}
+
+// buildBinaries builds what deploy/Dockerfile builds and reads each binary's
+// flags from its --help.
+func buildBinaries(dir string) (map[string]map[string]bool, error) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.Command(gobin, "build", "-o", dir+string(filepath.Separator), "./cmd/...", "./deploy/healthcheck")
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build ./cmd/... ./deploy/healthcheck: %v\n%s", err, out)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	flagLine := regexp.MustCompile(`(?m)^  -([a-z0-9][a-z0-9-]*)`)
+	flags := map[string]map[string]bool{}
+	for _, e := range entries {
+		set := map[string]bool{}
+		if e.Name() != "healthcheck" {
+			out, _ := exec.Command(filepath.Join(dir, e.Name()), "--help").CombinedOutput() // usage exits 0 or 2
+			for _, m := range flagLine.FindAllStringSubmatch(string(out), -1) {
+				set[m[1]] = true
+			}
+			if len(set) == 0 {
+				return nil, fmt.Errorf("%s --help lists no flags:\n%s", e.Name(), out)
+			}
+		}
+		flags[e.Name()] = set
+	}
+	return flags, nil
+}
+
+// flagsOf returns the flags of a binary the image contains.
+func flagsOf(t *testing.T, bin string) map[string]bool {
+	t.Helper()
+	if built.err != nil {
+		t.Fatalf("build the binaries: %v", built.err)
+	}
+	f, ok := built.flags[bin]
+	if !ok {
+		t.Fatalf("binary %q is not built by deploy/Dockerfile (no cmd/%s)", bin, bin)
+	}
+	return f
+}
+
+// envOf is the set of OTPSCOPE_* variables a binary reads: one per flag.
+func envOf(t *testing.T, bin string) map[string]bool {
+	t.Helper()
+	env := map[string]bool{}
+	for f := range flagsOf(t, bin) {
+		env[envName(f)] = true
+	}
+	return env
+}
+
+func envName(flag string) string {
+	if flag == "webhook-token" {
+		return "OTPSCOPE_WEBHOOK_TOKENS"
+	}
+	return "OTPSCOPE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+func deployPath(p ...string) string {
+	return filepath.Join(append([]string{repoRoot, "deploy"}, p...)...)
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustExist(t *testing.T, what, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("%s: %v", what, err)
+	}
+}
+
+func portOf(t *testing.T, what, hostport string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		t.Errorf("%s: %q: %v", what, hostport, err)
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// ---------------------------------------------------------------- Dockerfile
+
+// The data directory of the image: WORKDIR and OTPSCOPE_DATA_DIR, and where
+// the Kubernetes manifests mount a writable volume.
+const imageDataDir = "/var/lib/otpscope"
+
+func TestDockerfile(t *testing.T) {
+	text := string(readFile(t, deployPath("Dockerfile")))
+	lines := dockerLines(text)
+
+	goMod := string(readFile(t, filepath.Join(repoRoot, "go.mod")))
+	wantGo := regexp.MustCompile(`(?m)^go (\S+)`).FindStringSubmatch(goMod)
+	gotGo := regexp.MustCompile(`(?m)^ARG GO_VERSION=(\S+)`).FindStringSubmatch(text)
+	if wantGo == nil || gotGo == nil {
+		t.Fatalf("go directive %v, ARG GO_VERSION %v", wantGo, gotGo)
+	}
+	if versionLess(gotGo[1], wantGo[1]) {
+		t.Errorf("Dockerfile builds with Go %s; go.mod needs %s (the golang images set GOTOOLCHAIN=local)", gotGo[1], wantGo[1])
+	}
+
+	var stages []string
+	var user string
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "FROM "):
+			stages = append(stages, l)
+			user = ""
+		case strings.HasPrefix(l, "USER "):
+			user = strings.TrimSpace(strings.TrimPrefix(l, "USER "))
+		case strings.HasPrefix(l, "COPY ") && !strings.Contains(l, "--from="):
+			f := strings.Fields(l)
+			for _, src := range f[1 : len(f)-1] {
+				if !strings.HasPrefix(src, "--") && src != "." {
+					mustExist(t, "Dockerfile COPY source", filepath.Join(repoRoot, src))
+				}
+			}
+		}
+	}
+	if len(stages) < 2 {
+		t.Fatalf("Dockerfile has %d stages; want a build and a runtime stage", len(stages))
+	}
+	if !strings.Contains(stages[0], "golang:") {
+		t.Errorf("build stage %q: want a golang (glibc, gcc) image", stages[0])
+	}
+	final := stages[len(stages)-1]
+	if !strings.Contains(final, "distroless/base") && !strings.Contains(final, "debian") {
+		t.Errorf("runtime stage %q: want a small glibc image (the binaries use cgo)", final)
+	}
+	uid, _, _ := strings.Cut(user, ":")
+	if user == "" || uid == "0" || uid == "root" {
+		t.Errorf("runtime stage runs as %q; want a non-root USER", user)
+	}
+	for _, want := range []string{"CGO_ENABLED=1", "./cmd/...", "./deploy/healthcheck",
+		"WORKDIR " + imageDataDir, "OTPSCOPE_DATA_DIR=" + imageDataDir} {
+		if !strings.Contains(text, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	flagsOf(t, "healthcheck") // built, as the compose healthchecks need it
+
+	ignore := string(readFile(t, deployPath("Dockerfile.dockerignore")))
+	for _, want := range []string{".cache", ".git", "data"} {
+		if !slices.Contains(strings.Fields(ignore), want) {
+			t.Errorf("Dockerfile.dockerignore does not exclude %s (the embedded engine alone is 566 MB)", want)
+		}
+	}
+}
+
+// dockerLines joins continuation lines and drops comments.
+func dockerLines(text string) []string {
+	var out []string
+	var cur strings.Builder
+	for _, l := range strings.Split(text, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if strings.HasSuffix(l, "\\") {
+			cur.WriteString(strings.TrimSuffix(l, "\\") + " ")
+			continue
+		}
+		cur.WriteString(l)
+		out = append(out, cur.String())
+		cur.Reset()
+	}
+	return out
+}
+
+func versionLess(a, b string) bool {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < max(len(pa), len(pb)); i++ {
+		var x, y int
+		if i < len(pa) {
+			x, _ = strconv.Atoi(pa[i])
+		}
+		if i < len(pb) {
+			y, _ = strconv.Atoi(pb[i])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
+}
+
+// ---------------------------------------------------------------- compose
+
+type composeFile struct {
+	Services map[string]*composeService `yaml:"services"`
+	Volumes  map[string]any             `yaml:"volumes"`
+}
+
+type composeService struct {
+	Image string `yaml:"image"`
+	Build *struct {
+		Context    string `yaml:"context"`
+		Dockerfile string `yaml:"dockerfile"`
+	} `yaml:"build"`
+	Command     []string          `yaml:"command"`
+	Environment map[string]string `yaml:"environment"`
+	Ports       []string          `yaml:"ports"`
+	Volumes     []string          `yaml:"volumes"`
+	DependsOn   map[string]struct {
+		Condition string `yaml:"condition"`
+	} `yaml:"depends_on"`
+	Healthcheck *struct {
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
+	Profiles []string `yaml:"profiles"`
+	ReadOnly bool     `yaml:"read_only"`
+	Networks map[string]struct {
+		Aliases []string `yaml:"aliases"`
+	} `yaml:"networks"`
+}
+
+func loadCompose(t *testing.T, name string) *composeFile {
+	t.Helper()
+	var f composeFile
+	// Top-level x-* extensions are anchors only; decode them away.
+	var raw map[string]yaml.Node
+	if err := yaml.Unmarshal(readFile(t, deployPath(name)), &raw); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	for k := range raw {
+		if k != "services" && k != "volumes" && k != "name" && !strings.HasPrefix(k, "x-") {
+			t.Errorf("%s: unexpected top-level key %q", name, k)
+		}
+	}
+	if err := yaml.Unmarshal(readFile(t, deployPath(name)), &f); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if len(f.Services) == 0 {
+		t.Fatalf("%s has no services", name)
+	}
+	return &f
+}
+
+// merge applies an override file as docker compose does, for the fields used here.
+func (f *composeFile) merge(o *composeFile) {
+	for name, s := range o.Services {
+		b, ok := f.Services[name]
+		if !ok {
+			f.Services[name] = s
+			continue
+		}
+		if s.Image != "" {
+			b.Image = s.Image
+		}
+		if s.Command != nil {
+			b.Command = s.Command
+		}
+		if s.Healthcheck != nil {
+			b.Healthcheck = s.Healthcheck
+		}
+		if s.Networks != nil {
+			b.Networks = s.Networks
+		}
+		for k, v := range s.Environment {
+			if b.Environment == nil {
+				b.Environment = map[string]string{}
+			}
+			b.Environment[k] = v
+		}
+		for k, v := range s.DependsOn {
+			b.DependsOn[k] = v
+		}
+		b.Volumes = append(b.Volumes, s.Volumes...)
+		b.Ports = append(b.Ports, s.Ports...)
+	}
+	for k, v := range o.Volumes {
+		f.Volumes[k] = v
+	}
+}
+
+// Ports the third-party services listen on, from their images' defaults.
+var thirdPartyPorts = map[string][]int{
+	"clickhouse/clickhouse-server": {8123, 9000},
+	"grafana/grafana":              {3000},
+}
+
+// composeEnv is deploy/demo.env: the variables the demo runs with.
+func composeEnv(t *testing.T) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(readFile(t, deployPath("demo.env"))))
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			t.Errorf("demo.env: %q is not NAME=value", l)
+			continue
+		}
+		env[k] = v
+	}
+	return env
+}
+
+var composeVar = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)(?:(:?[-?])([^}]*))?\}`)
+
+// expand interpolates ${VAR}, ${VAR:-default} and ${VAR:?message} like compose.
+func expand(s string, env map[string]string) string {
+	return composeVar.ReplaceAllStringFunc(s, func(m string) string {
+		p := composeVar.FindStringSubmatch(m)
+		if v, ok := env[p[1]]; ok && v != "" {
+			return v
+		}
+		if strings.HasSuffix(p[2], "-") {
+			return p[3]
+		}
+		return ""
+	})
+}
+
+// otpscopeBinary is the binary a compose service runs from the otpscope image,
+// or "" for a third-party image.
+func (s *composeService) otpscopeBinary() string {
+	if s.Build == nil && !strings.Contains(s.Image, "OTPSCOPE_IMAGE") {
+		return ""
+	}
+	if len(s.Command) == 0 {
+		return "ingest" // the image's CMD
+	}
+	return s.Command[0]
+}
+
+func TestCompose(t *testing.T) {
+	env := composeEnv(t)
+	t.Run("single", func(t *testing.T) {
+		f := loadCompose(t, "docker-compose.yml")
+		checkCompose(t, f, env)
+		for _, name := range []string{"nats", "clickhouse", "grafana", "ingest", "poller", "reporter", "tyntecsim"} {
+			if f.Services[name] == nil {
+				t.Errorf("docker-compose.yml has no %s service", name)
+			}
+		}
+		if s := f.Services["tyntecsim"]; s != nil && !slices.Contains(s.Profiles, "demo") {
+			t.Errorf("tyntecsim profiles = %q; want the demo profile", s.Profiles)
+		}
+		if s := f.Services["grafana"]; s != nil {
+			checkGrafana(t, s)
+		}
+	})
+	t.Run("cluster", func(t *testing.T) {
+		f := loadCompose(t, "docker-compose.yml")
+		f.merge(loadCompose(t, "docker-compose.cluster.yml"))
+		checkCompose(t, f, env)
+		nodes := 0
+		for name, s := range f.Services {
+			if strings.HasPrefix(s.Image, "nats:") {
+				nodes++
+				if !slices.Contains(s.Command, "/etc/nats/cluster.conf") {
+					t.Errorf("%s: command %q does not run cluster.conf", name, s.Command)
+				}
+				if s.Environment["NATS_SERVER_NAME"] == "" {
+					t.Errorf("%s: no NATS_SERVER_NAME", name)
+				}
+			}
+			bin := s.otpscopeBinary()
+			if bin == "" || !flagsOf(t, bin)["nats-url"] {
+				continue
+			}
+			if got := s.Environment["OTPSCOPE_STREAM_REPLICAS"]; got != "3" {
+				t.Errorf("%s: OTPSCOPE_STREAM_REPLICAS = %q on the NATS cluster; want 3", name, got)
+			}
+			if got := strings.Count(s.Environment["OTPSCOPE_NATS_URL"], "nats://"); got != 3 {
+				t.Errorf("%s: OTPSCOPE_NATS_URL lists %d servers; want the 3 nodes", name, got)
+			}
+		}
+		if nodes != 3 {
+			t.Errorf("%d NATS nodes; want 3", nodes)
+		}
+	})
+	t.Run("variables", func(t *testing.T) {
+		example := string(readFile(t, deployPath(".env.example")))
+		for _, file := range []string{"docker-compose.yml", "docker-compose.cluster.yml"} {
+			for _, m := range composeVar.FindAllStringSubmatch(string(readFile(t, deployPath(file))), -1) {
+				if strings.HasSuffix(m[2], "-") {
+					continue // has a default
+				}
+				if _, ok := env[m[1]]; !ok {
+					t.Errorf("%s: ${%s} has no default and demo.env does not set it", file, m[1])
+				}
+				if !strings.Contains(example, "\n"+m[1]+"=") {
+					t.Errorf("%s: ${%s} has no default and .env.example does not list it", file, m[1])
+				}
+			}
+		}
+		if tok := env["OTPSCOPE_WEBHOOK_TOKENS"]; len(tok) < 16 || strings.Contains(tok, ",") {
+			t.Errorf("demo.env OTPSCOPE_WEBHOOK_TOKENS = %q; want one token of at least 16 characters (the simulator sends it as a header)", tok)
+		}
+	})
+}
+
+func checkCompose(t *testing.T, f *composeFile, env map[string]string) {
+	natsPorts := natsConfigPorts(t)
+	// What each service (and network alias) listens on.
+	listens := map[string][]int{}
+	listenOf := map[string]int{}
+	for name, s := range f.Services {
+		var ports []int
+		if bin := s.otpscopeBinary(); bin != "" {
+			if addr := serviceListen(s, env); addr != "" {
+				listenOf[name] = portOf(t, name+" listen", addr)
+				ports = append(ports, listenOf[name])
+			} else {
+				t.Errorf("%s: no OTPSCOPE_LISTEN or --listen: it would listen on 127.0.0.1 only", name)
+			}
+		} else if strings.HasPrefix(s.Image, "nats:") {
+			ports = natsPorts
+		} else {
+			repo, _, _ := strings.Cut(s.Image, ":")
+			var ok bool
+			if ports, ok = thirdPartyPorts[repo]; !ok {
+				t.Errorf("%s: unknown image %q", name, s.Image)
+			}
+		}
+		listens[name] = ports
+		for _, n := range s.Networks {
+			for _, a := range n.Aliases {
+				listens[a] = ports
+			}
+		}
+	}
+
+	for name, s := range f.Services {
+		if s.Build != nil {
+			ctx := deployPath(s.Build.Context)
+			mustExist(t, name+" build context", ctx)
+			mustExist(t, name+" dockerfile", filepath.Join(ctx, s.Build.Dockerfile))
+		}
+		for _, v := range s.Volumes {
+			src, _, _ := strings.Cut(v, ":")
+			if strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") {
+				mustExist(t, name+" bind mount "+v, deployPath(src))
+			} else if _, ok := f.Volumes[src]; !ok {
+				t.Errorf("%s: volume %q is not declared under volumes:", name, src)
+			}
+		}
+		for dep := range s.DependsOn {
+			if f.Services[dep] == nil {
+				t.Errorf("%s depends on %s, which is not a service", name, dep)
+			}
+		}
+		for _, p := range s.Ports {
+			parts := strings.Split(strings.TrimSuffix(p, "/tcp"), ":")
+			cp, _ := strconv.Atoi(parts[len(parts)-1])
+			if !slices.Contains(listens[name], cp) {
+				t.Errorf("%s publishes container port %d; it listens on %v", name, cp, listens[name])
+			}
+		}
+		if s.Healthcheck == nil || len(s.Healthcheck.Test) == 0 {
+			t.Errorf("%s has no healthcheck", name)
+		}
+
+		bin := s.otpscopeBinary()
+		if bin == "" {
+			checkURLs(t, name, s, env, listens)
+			continue
+		}
+		flags, vars := flagsOf(t, bin), envOf(t, bin)
+		for k := range s.Environment {
+			if strings.HasPrefix(k, "OTPSCOPE_") && !vars[k] {
+				t.Errorf("%s sets %s, which is not a flag of %s", name, k, bin)
+			}
+		}
+		for _, a := range s.Command[min(1, len(s.Command)):] {
+			if !strings.HasPrefix(a, "-") {
+				continue
+			}
+			fl, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if !flags[fl] {
+				t.Errorf("%s passes %s, which is not a flag of %s", name, a, bin)
+			}
+		}
+		if h := s.Healthcheck; h != nil && len(h.Test) > 0 {
+			if len(h.Test) != 3 || h.Test[0] != "CMD" || h.Test[1] != "healthcheck" {
+				t.Errorf("%s healthcheck %q: want [CMD healthcheck URL] (the image has no shell)", name, h.Test)
+			} else if u, err := url.Parse(h.Test[2]); err != nil {
+				t.Errorf("%s healthcheck: %v", name, err)
+			} else {
+				want := "/readyz"
+				if bin == "tyntecsim" {
+					want = "/healthz" // the simulator has no readiness of its own
+				}
+				if p, _ := strconv.Atoi(u.Port()); p != listenOf[name] || u.Path != want {
+					t.Errorf("%s healthcheck %s: want %s on its listener port %d", name, h.Test[2], want, listenOf[name])
+				}
+			}
+		}
+		if !s.ReadOnly {
+			t.Errorf("%s: want read_only: true", name)
+		}
+		checkURLs(t, name, s, env, listens)
+	}
+}
+
+// serviceListen is the listen address of an otpscope service.
+func serviceListen(s *composeService, env map[string]string) string {
+	if v := s.Environment["OTPSCOPE_LISTEN"]; v != "" {
+		return expand(v, env)
+	}
+	for _, a := range s.Command {
+		if v, ok := strings.CutPrefix(a, "--listen="); ok {
+			return expand(v, env)
+		}
+	}
+	return ""
+}
+
+var urlPattern = regexp.MustCompile(`[a-z][a-z0-9+.-]*://[^\s,"']+`)
+
+// checkURLs checks that every URL naming another service uses a port that
+// service listens on.
+func checkURLs(t *testing.T, name string, s *composeService, env map[string]string, listens map[string][]int) {
+	t.Helper()
+	var texts []string
+	for _, v := range s.Environment {
+		texts = append(texts, expand(v, env))
+	}
+	for _, a := range s.Command {
+		texts = append(texts, expand(a, env))
+	}
+	for _, text := range texts {
+		for _, raw := range urlPattern.FindAllString(text, -1) {
+			u, err := url.Parse(raw)
+			if err != nil {
+				t.Errorf("%s: %q: %v", name, raw, err)
+				continue
+			}
+			ports, ok := listens[u.Hostname()]
+			if !ok {
+				continue // outside compose, e.g. api.tyntec.com
+			}
+			p, _ := strconv.Atoi(u.Port())
+			if !slices.Contains(ports, p) {
+				t.Errorf("%s: %s: %s listens on %v", name, raw, u.Hostname(), ports)
+			}
+			if strings.Contains(raw, "/webhooks/") && u.Path != "/webhooks/tyntec" {
+				t.Errorf("%s: %s: ingest's webhook path is /webhooks/tyntec", name, raw)
+			}
+		}
+	}
+}
+
+// checkGrafana checks the provisioning that docker-compose.yml mounts from
+// deploy/grafana/ (written with the dashboards): a ClickHouse data source whose
+// variables compose sets, and a dashboard provider reading the mounted dashboards.
+func checkGrafana(t *testing.T, s *composeService) {
+	mounts := map[string]string{} // container path → deploy-relative source
+	for _, v := range s.Volumes {
+		parts := strings.Split(v, ":")
+		if len(parts) >= 2 {
+			mounts[parts[1]] = parts[0]
+		}
+	}
+	prov, ok := mounts["/etc/grafana/provisioning"]
+	if !ok {
+		t.Fatal("grafana: nothing mounted at /etc/grafana/provisioning")
+	}
+	dashboardsAt := ""
+	for target, src := range mounts {
+		if filepath.Clean(deployPath(src)) == filepath.Join(repoRoot, "dashboards") {
+			dashboardsAt = target
+		}
+	}
+	if dashboardsAt == "" {
+		t.Error("grafana: the repository's dashboards/ is not mounted")
+	}
+	yamls := func(dir string) []string {
+		var out []string
+		for _, ext := range []string{"*.yaml", "*.yml"} {
+			m, _ := filepath.Glob(filepath.Join(deployPath(prov), dir, ext))
+			out = append(out, m...)
+		}
+		if len(out) == 0 {
+			t.Errorf("grafana: no provisioning file in deploy/%s/%s (the Grafana provisioning is missing)", filepath.Clean(prov), dir)
+		}
+		return out
+	}
+	envRef := regexp.MustCompile(`\$\{?([A-Z][A-Z0-9_]*)\}?`)
+	for _, p := range yamls("datasources") {
+		text := readFile(t, p)
+		var doc struct {
+			Datasources []struct{ Type string } `yaml:"datasources"`
+		}
+		if err := yaml.Unmarshal(text, &doc); err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		for _, d := range doc.Datasources {
+			if d.Type != "grafana-clickhouse-datasource" {
+				t.Errorf("%s: data source type %q; compose installs grafana-clickhouse-datasource", p, d.Type)
+			}
+		}
+		for _, m := range envRef.FindAllStringSubmatch(string(text), -1) {
+			if _, ok := s.Environment[m[1]]; !ok && !strings.HasPrefix(m[1], "GF_") && !strings.HasPrefix(m[1], "__") {
+				t.Errorf("%s uses $%s; docker-compose.yml does not set it for grafana", p, m[1])
+			}
+		}
+	}
+	for _, p := range yamls("dashboards") {
+		var doc struct {
+			Providers []struct {
+				Options struct{ Path string } `yaml:"options"`
+			} `yaml:"providers"`
+		}
+		if err := yaml.Unmarshal(readFile(t, p), &doc); err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		for _, pr := range doc.Providers {
+			if pr.Options.Path != dashboardsAt {
+				t.Errorf("%s: provider path %q; compose mounts dashboards/ at %q", p, pr.Options.Path, dashboardsAt)
+			}
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(repoRoot, "dashboards", "*.json")); len(m) == 0 {
+		t.Error("dashboards/ holds no dashboard JSON")
+	}
+}
+
+// ---------------------------------------------------------------- NATS
+
+// natsConfigPorts are the ports of deploy/nats/*.conf, read by the real server.
+func natsConfigPorts(t *testing.T) []int {
+	t.Helper()
+	o := loadNATSConfig(t, "nats.conf", "")
+	ports := []int{o.Port, o.HTTPPort}
+	c := loadNATSConfig(t, "cluster.conf", "nats-1")
+	return append(ports, c.Port, c.HTTPPort, c.Cluster.Port)
+}
+
+var natsEnv sync.Mutex
+
+func loadNATSConfig(t *testing.T, name, serverName string) *server.Options {
+	t.Helper()
+	natsEnv.Lock()
+	defer natsEnv.Unlock()
+	os.Setenv("NATS_SERVER_NAME", serverName)
+	defer os.Unsetenv("NATS_SERVER_NAME")
+	o, err := server.ProcessConfigFile(deployPath("nats", name))
+	if err != nil {
+		t.Fatalf("nats/%s: %v", name, err)
+	}
+	return o
+}
+
+func TestNATSConfig(t *testing.T) {
+	for _, name := range []string{"nats.conf", "cluster.conf"} {
+		o := loadNATSConfig(t, name, "nats-2")
+		if !o.JetStream || o.StoreDir == "" {
+			t.Errorf("%s: JetStream %v, store %q; want JetStream on disk", name, o.JetStream, o.StoreDir)
+		}
+		if o.Port != 4222 {
+			t.Errorf("%s: client port %d; the services use 4222", name, o.Port)
+		}
+		if o.MaxPayload != 8<<20 {
+			t.Errorf("%s: max_payload %d; the embedded server allows %d", name, o.MaxPayload, 8<<20)
+		}
+	}
+	o := loadNATSConfig(t, "cluster.conf", "nats-2")
+	if o.ServerName != "nats-2" {
+		t.Errorf("cluster.conf: server_name %q; want it from $NATS_SERVER_NAME", o.ServerName)
+	}
+	var routes []string
+	for _, r := range o.Routes {
+		routes = append(routes, r.Host)
+	}
+	if o.Cluster.Name == "" || len(routes) != 3 {
+		t.Errorf("cluster.conf: cluster %q with routes %q; want a named cluster of 3", o.Cluster.Name, routes)
+	}
+	for _, r := range o.Routes {
+		if p, _ := strconv.Atoi(r.Port()); p != o.Cluster.Port {
+			t.Errorf("cluster.conf: route %s does not use the cluster port %d", r, o.Cluster.Port)
+		}
+	}
+}
+
+// TestNATSClusterR3 starts three servers from cluster.conf (on loopback
+// ports) and lets the broker create otpscope's stream with three replicas, as
+// every service does with OTPSCOPE_STREAM_REPLICAS=3.
+func TestNATSClusterR3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node NATS cluster")
+	}
+	var routePorts []int
+	for range 3 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		routePorts = append(routePorts, l.Addr().(*net.TCPAddr).Port)
+		l.Close()
+	}
+	var urls []string
+	for i := range 3 {
+		o := loadNATSConfig(t, "cluster.conf", fmt.Sprintf("nats-%d", i+1))
+		o.Host, o.Port, o.HTTPPort = "127.0.0.1", -1, 0
+		o.Cluster.Host, o.Cluster.Port = "127.0.0.1", routePorts[i]
+		o.Routes = nil
+		for _, p := range routePorts {
+			o.Routes = append(o.Routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+		}
+		o.StoreDir = t.TempDir()
+		o.NoSigs, o.NoLog = true, true
+		srv, err := server.NewServer(o)
+		if err != nil {
+			t.Fatalf("nats-%d: %v", i+1, err)
+		}
+		srv.Start()
+		t.Cleanup(srv.Shutdown)
+		if !srv.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("nats-%d not ready", i+1)
+		}
+		urls = append(urls, srv.ClientURL())
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
+	defer cancel()
+	cfg := broker.Config{URL: strings.Join(urls, ","), Stream: broker.StreamConfig{
+		Name: broker.DefaultStreamName, DuplicateWindow: broker.DefaultDuplicateWindow,
+		Replicas: 3, MaxAge: broker.DefaultMaxAge,
+	}}
+	b, err := broker.Open(ctx, cfg, "deploy-test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("broker on the 3-node cluster: %v", err)
+	}
+	defer b.Close()
+
+	nc, err := nats.Connect(cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "tyntec.2fa.deadletter", []byte(`{}`)); err != nil {
+		t.Fatalf("publish to the R3 stream: %v", err)
+	}
+	for {
+		st, err := js.Stream(ctx, broker.DefaultStreamName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		current := 0
+		if info.Cluster != nil {
+			for _, r := range info.Cluster.Replicas {
+				if r.Current {
+					current++
+				}
+			}
+		}
+		if info.Config.Replicas == 3 && info.Cluster != nil && info.Cluster.Leader != "" && current == 2 && info.State.Msgs == 1 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("stream replicas %d, cluster %+v, messages %d; want R3 with a leader and 2 current followers", info.Config.Replicas, info.Cluster, info.State.Msgs)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// ---------------------------------------------------------------- Kubernetes
+
+type k8sObject struct {
+	file     string
+	Kind     string `yaml:"kind"`
+	Metadata struct {
+		Name   string            `yaml:"name"`
+		Labels map[string]string `yaml:"labels"`
+	} `yaml:"metadata"`
+	node *yaml.Node
+}
+
+type deployment struct {
+	Spec struct {
+		Replicas int `yaml:"replicas"`
+		Selector struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"selector"`
+		Template struct {
+			Metadata struct {
+				Labels map[string]string `yaml:"labels"`
+			} `yaml:"metadata"`
+			Spec struct {
+				SecurityContext struct {
+					RunAsNonRoot *bool `yaml:"runAsNonRoot"`
+					RunAsUser    *int  `yaml:"runAsUser"`
+				} `yaml:"securityContext"`
+				Containers []container `yaml:"containers"`
+				Volumes    []struct {
+					Name string `yaml:"name"`
+				} `yaml:"volumes"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+type container struct {
+	Name    string   `yaml:"name"`
+	Image   string   `yaml:"image"`
+	Command []string `yaml:"command"`
+	Args    []string `yaml:"args"`
+	Ports   []struct {
+		Name          string `yaml:"name"`
+		ContainerPort int    `yaml:"containerPort"`
+	} `yaml:"ports"`
+	Env []struct {
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom *struct {
+			SecretKeyRef    *keyRef `yaml:"secretKeyRef"`
+			ConfigMapKeyRef *keyRef `yaml:"configMapKeyRef"`
+		} `yaml:"valueFrom"`
+	} `yaml:"env"`
+	EnvFrom []struct {
+		ConfigMapRef *struct {
+			Name string `yaml:"name"`
+		} `yaml:"configMapRef"`
+		SecretRef *struct {
+			Name string `yaml:"name"`
+		} `yaml:"secretRef"`
+	} `yaml:"envFrom"`
+	LivenessProbe  *probe `yaml:"livenessProbe"`
+	ReadinessProbe *probe `yaml:"readinessProbe"`
+	StartupProbe   *probe `yaml:"startupProbe"`
+	Resources      struct {
+		Requests map[string]string `yaml:"requests"`
+		Limits   map[string]string `yaml:"limits"`
+	} `yaml:"resources"`
+	SecurityContext struct {
+		AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+		ReadOnlyRootFilesystem   *bool `yaml:"readOnlyRootFilesystem"`
+	} `yaml:"securityContext"`
+	VolumeMounts []struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+	} `yaml:"volumeMounts"`
+}
+
+type keyRef struct {
+	Name string `yaml:"name"`
+	Key  string `yaml:"key"`
+}
+
+type probe struct {
+	HTTPGet *struct {
+		Path string `yaml:"path"`
+		Port string `yaml:"port"`
+	} `yaml:"httpGet"`
+}
+
+// port resolves a named or numbered container port.
+func (c *container) port(p string) int {
+	for _, cp := range c.Ports {
+		if cp.Name == p || strconv.Itoa(cp.ContainerPort) == p {
+			return cp.ContainerPort
+		}
+	}
+	return 0
+}
+
+func loadManifests(t *testing.T) (map[string]*k8sObject, []string) {
+	t.Helper()
+	var kust struct {
+		Namespace string   `yaml:"namespace"`
+		Resources []string `yaml:"resources"`
+		Images    []struct {
+			Name string `yaml:"name"`
+		} `yaml:"images"`
+	}
+	if err := yaml.Unmarshal(readFile(t, deployPath("k8s", "kustomization.yaml")), &kust); err != nil {
+		t.Fatalf("kustomization.yaml: %v", err)
+	}
+	files, _ := filepath.Glob(deployPath("k8s", "*.yaml"))
+	for _, f := range files {
+		if base := filepath.Base(f); base != "kustomization.yaml" && !slices.Contains(kust.Resources, base) {
+			t.Errorf("k8s/%s is not listed in kustomization.yaml", base)
+		}
+	}
+	objs := map[string]*k8sObject{}
+	for _, res := range kust.Resources {
+		data := readFile(t, deployPath("k8s", res))
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for {
+			var n yaml.Node
+			if err := dec.Decode(&n); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatalf("k8s/%s: %v", res, err)
+			}
+			o := &k8sObject{file: res, node: &n}
+			if err := n.Decode(o); err != nil {
+				t.Fatalf("k8s/%s: %v", res, err)
+			}
+			if o.Kind == "" || o.Metadata.Name == "" {
+				t.Errorf("k8s/%s: a document without kind or name", res)
+				continue
+			}
+			key := o.Kind + "/" + o.Metadata.Name
+			if objs[key] != nil {
+				t.Errorf("%s is defined twice", key)
+			}
+			objs[key] = o
+		}
+	}
+	var images []string
+	for _, i := range kust.Images {
+		images = append(images, i.Name)
+	}
+	if kust.Namespace == "" || objs["Namespace/"+kust.Namespace] == nil {
+		t.Errorf("kustomization namespace %q is not created by the manifests", kust.Namespace)
+	}
+	return objs, images
+}
+
+func decode[T any](t *testing.T, o *k8sObject) *T {
+	t.Helper()
+	var v T
+	if err := o.node.Decode(&v); err != nil {
+		t.Fatalf("k8s/%s %s/%s: %v", o.file, o.Kind, o.Metadata.Name, err)
+	}
+	return &v
+}
+
+func labelsMatch(selector, labels map[string]string) bool {
+	if len(selector) == 0 {
+		return false
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestKubernetes(t *testing.T) {
+	objs, images := loadManifests(t)
+
+	configMaps := map[string]map[string]string{}
+	secrets := map[string]map[string]string{}
+	for _, o := range objs {
+		switch o.Kind {
+		case "ConfigMap":
+			configMaps[o.Metadata.Name] = decode[struct {
+				Data map[string]string `yaml:"data"`
+			}](t, o).Data
+		case "Secret":
+			s := decode[struct {
+				StringData map[string]string `yaml:"stringData"`
+				Data       map[string]string `yaml:"data"`
+			}](t, o)
+			if len(s.Data) > 0 {
+				t.Errorf("Secret %s has data:; keep placeholders readable in stringData", o.Metadata.Name)
+			}
+			for k, v := range s.StringData {
+				if !strings.Contains(v, "REPLACE_ME") {
+					t.Errorf("Secret %s: %s is not a marked placeholder", o.Metadata.Name, k)
+				}
+			}
+			secrets[o.Metadata.Name] = s.StringData
+		}
+	}
+
+	type pod struct {
+		labels map[string]string
+		c      *container
+	}
+	var pods []pod
+	deployments := map[string]*deployment{}
+	wantReplicas := map[string]int{"ingest": 2, "poller": 2, "reporter": 2}
+	for _, o := range objs {
+		if o.Kind != "Deployment" {
+			continue
+		}
+		name := o.Metadata.Name
+		d := decode[deployment](t, o)
+		deployments[name] = d
+		spec := d.Spec.Template.Spec
+		if !labelsMatch(d.Spec.Selector.MatchLabels, d.Spec.Template.Metadata.Labels) {
+			t.Errorf("Deployment %s: selector %v does not match its pods %v", name, d.Spec.Selector.MatchLabels, d.Spec.Template.Metadata.Labels)
+		}
+		if d.Spec.Replicas < wantReplicas[name] {
+			t.Errorf("Deployment %s: %d replicas; want %d", name, d.Spec.Replicas, wantReplicas[name])
+		}
+		sc := spec.SecurityContext
+		if sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0 {
+			t.Errorf("Deployment %s: pod securityContext must set runAsNonRoot and a non-zero runAsUser", name)
+		}
+		for i := range spec.Containers {
+			c := &spec.Containers[i]
+			pods = append(pods, pod{d.Spec.Template.Metadata.Labels, c})
+			checkContainer(t, name, c, configMaps, secrets, images)
+			volumes := map[string]bool{}
+			for _, v := range spec.Volumes {
+				volumes[v.Name] = true
+			}
+			for _, m := range c.VolumeMounts {
+				if !volumes[m.Name] {
+					t.Errorf("Deployment %s: mount of undefined volume %s", name, m.Name)
+				}
+			}
+		}
+	}
+	for name := range wantReplicas {
+		if deployments[name] == nil {
+			t.Errorf("no Deployment %s", name)
+		}
+	}
+
+	hpas, pdbs := 0, map[string]bool{}
+	for _, o := range objs {
+		switch o.Kind {
+		case "Service":
+			s := decode[struct {
+				Spec struct {
+					Selector map[string]string `yaml:"selector"`
+					Ports    []struct {
+						Port       int    `yaml:"port"`
+						TargetPort string `yaml:"targetPort"`
+					} `yaml:"ports"`
+				} `yaml:"spec"`
+			}](t, o)
+			matched := false
+			for _, p := range pods {
+				if !labelsMatch(s.Spec.Selector, p.labels) {
+					continue
+				}
+				matched = true
+				for _, sp := range s.Spec.Ports {
+					target := sp.TargetPort
+					if target == "" {
+						target = strconv.Itoa(sp.Port)
+					}
+					if p.c.port(target) == 0 {
+						t.Errorf("Service %s: targetPort %s is not a port of container %s", o.Metadata.Name, target, p.c.Name)
+					}
+				}
+			}
+			if !matched {
+				t.Errorf("Service %s selects no pods", o.Metadata.Name)
+			}
+		case "HorizontalPodAutoscaler":
+			hpas++
+			h := decode[struct {
+				APIVersion string `yaml:"apiVersion"`
+				Spec       struct {
+					ScaleTargetRef struct {
+						Kind string `yaml:"kind"`
+						Name string `yaml:"name"`
+					} `yaml:"scaleTargetRef"`
+					MinReplicas int `yaml:"minReplicas"`
+					MaxReplicas int `yaml:"maxReplicas"`
+					Metrics     []struct {
+						Resource struct {
+							Name string `yaml:"name"`
+						} `yaml:"resource"`
+					} `yaml:"metrics"`
+				} `yaml:"spec"`
+			}](t, o)
+			ref := h.Spec.ScaleTargetRef
+			if ref.Kind != "Deployment" || ref.Name != "ingest" || deployments[ref.Name] == nil {
+				t.Errorf("HPA %s scales %s/%s; want Deployment/ingest", o.Metadata.Name, ref.Kind, ref.Name)
+			}
+			if h.APIVersion != "autoscaling/v2" || h.Spec.MinReplicas < 2 || h.Spec.MaxReplicas <= h.Spec.MinReplicas ||
+				len(h.Spec.Metrics) == 0 || h.Spec.Metrics[0].Resource.Name != "cpu" {
+				t.Errorf("HPA %s: want autoscaling/v2 on cpu, from at least 2 replicas up", o.Metadata.Name)
+			}
+		case "PodDisruptionBudget":
+			p := decode[struct {
+				Spec struct {
+					Selector struct {
+						MatchLabels map[string]string `yaml:"matchLabels"`
+					} `yaml:"selector"`
+				} `yaml:"spec"`
+			}](t, o)
+			for name, d := range deployments {
+				if labelsMatch(p.Spec.Selector.MatchLabels, d.Spec.Template.Metadata.Labels) {
+					pdbs[name] = true
+				}
+			}
+		}
+	}
+	if hpas == 0 {
+		t.Error("no HorizontalPodAutoscaler for ingest")
+	}
+	if !pdbs["ingest"] {
+		t.Error("no PodDisruptionBudget selects ingest")
+	}
+
+	// The NATS cluster the manifests point at has three nodes for their R3 stream.
+	var values struct {
+		Config struct {
+			Cluster struct {
+				Enabled  bool `yaml:"enabled"`
+				Replicas int  `yaml:"replicas"`
+			} `yaml:"cluster"`
+			JetStream struct {
+				Enabled bool `yaml:"enabled"`
+			} `yaml:"jetstream"`
+		} `yaml:"config"`
+	}
+	if err := yaml.Unmarshal(readFile(t, deployPath("k8s", "helm", "nats-values.yaml")), &values); err != nil {
+		t.Fatalf("k8s/helm/nats-values.yaml: %v", err)
+	}
+	r, _ := strconv.Atoi(configMaps["otpscope-common"]["OTPSCOPE_STREAM_REPLICAS"])
+	if !values.Config.JetStream.Enabled || !values.Config.Cluster.Enabled || values.Config.Cluster.Replicas < r {
+		t.Errorf("nats-values.yaml: JetStream %v, cluster %v of %d; the services want %d stream replicas",
+			values.Config.JetStream.Enabled, values.Config.Cluster.Enabled, values.Config.Cluster.Replicas, r)
+	}
+}
+
+func checkContainer(t *testing.T, dep string, c *container, configMaps, secrets map[string]map[string]string, images []string) {
+	t.Helper()
+	what := "Deployment " + dep + " container " + c.Name
+	if !slices.Contains(images, c.Image) {
+		t.Errorf("%s: image %q is not set by kustomization images:", what, c.Image)
+	}
+	if len(c.Command) == 0 {
+		t.Fatalf("%s: no command: the image holds several binaries", what)
+	}
+	bin, ok := strings.CutPrefix(c.Command[0], "/usr/local/bin/")
+	if !ok {
+		t.Errorf("%s: command %q; the Dockerfile installs binaries in /usr/local/bin", what, c.Command[0])
+	}
+	vars := envOf(t, bin)
+
+	env := map[string]string{}
+	for _, ef := range c.EnvFrom {
+		switch {
+		case ef.ConfigMapRef != nil:
+			data, ok := configMaps[ef.ConfigMapRef.Name]
+			if !ok {
+				t.Errorf("%s: ConfigMap %s does not exist", what, ef.ConfigMapRef.Name)
+			}
+			for k, v := range data {
+				env[k] = v
+			}
+		case ef.SecretRef != nil:
+			data, ok := secrets[ef.SecretRef.Name]
+			if !ok {
+				t.Errorf("%s: Secret %s does not exist", what, ef.SecretRef.Name)
+			}
+			for k, v := range data {
+				env[k] = v
+			}
+		}
+	}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+		if e.ValueFrom == nil {
+			continue
+		}
+		if r := e.ValueFrom.SecretKeyRef; r != nil {
+			if v, ok := secrets[r.Name][r.Key]; ok {
+				env[e.Name] = v
+			} else {
+				t.Errorf("%s: %s refers to missing key %s of Secret %s", what, e.Name, r.Key, r.Name)
+			}
+		}
+		if r := e.ValueFrom.ConfigMapKeyRef; r != nil {
+			if v, ok := configMaps[r.Name][r.Key]; ok {
+				env[e.Name] = v
+			} else {
+				t.Errorf("%s: %s refers to missing key %s of ConfigMap %s", what, e.Name, r.Key, r.Name)
+			}
+		}
+	}
+	for k := range env {
+		if strings.HasPrefix(k, "OTPSCOPE_") && !vars[k] {
+			t.Errorf("%s: %s is not a flag of %s", what, k, bin)
+		}
+	}
+	flags := flagsOf(t, bin)
+	for _, a := range append(c.Command[1:], c.Args...) {
+		if fl, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && !flags[fl] {
+			t.Errorf("%s: %s is not a flag of %s", what, a, bin)
+		}
+	}
+
+	listen := env["OTPSCOPE_LISTEN"]
+	if listen == "" {
+		t.Errorf("%s: no OTPSCOPE_LISTEN: it would listen on 127.0.0.1 only", what)
+		return
+	}
+	if host, _, _ := net.SplitHostPort(listen); host != "0.0.0.0" && host != "" {
+		t.Errorf("%s: OTPSCOPE_LISTEN=%s is not reachable from other pods", what, listen)
+	}
+	port := portOf(t, what, listen)
+	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != port {
+		t.Errorf("%s: container ports %+v; want the one it listens on, %d", what, c.Ports, port)
+	}
+	for _, p := range []struct {
+		name string
+		pr   *probe
+		path string
+	}{{"liveness", c.LivenessProbe, "/healthz"}, {"readiness", c.ReadinessProbe, "/readyz"}, {"startup", c.StartupProbe, "/healthz"}} {
+		if p.pr == nil {
+			if p.name != "startup" {
+				t.Errorf("%s: no %s probe", what, p.name)
+			}
+			continue
+		}
+		if p.pr.HTTPGet == nil || p.pr.HTTPGet.Path != p.path || c.port(p.pr.HTTPGet.Port) != port {
+			t.Errorf("%s: %s probe %+v; want GET %s on port %d", what, p.name, p.pr.HTTPGet, p.path, port)
+		}
+	}
+	for _, r := range []string{"cpu", "memory"} {
+		if c.Resources.Requests[r] == "" {
+			t.Errorf("%s: no %s request", what, r)
+		}
+	}
+	if c.Resources.Limits["memory"] == "" {
+		t.Errorf("%s: no memory limit", what)
+	}
+	sc := c.SecurityContext
+	if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		t.Errorf("%s: want allowPrivilegeEscalation: false", what)
+	}
+	if sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem {
+		dataDir := imageDataDir
+		if v := env["OTPSCOPE_DATA_DIR"]; v != "" {
+			dataDir = v
+		}
+		mounted := false
+		for _, m := range c.VolumeMounts {
+			mounted = mounted || m.MountPath == dataDir
+		}
+		if !mounted {
+			t.Errorf("%s: read-only root filesystem but nothing writable at the data directory %s", what, dataDir)
+		}
+	}
+}
+
+// ---------------------------------------------------------------- ClickHouse
+
+var (
+	createTable = regexp.MustCompile("(?s)^CREATE TABLE IF NOT EXISTS (\\w+) ON CLUSTER `(\\w+)`")
+	createView  = regexp.MustCompile("(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS (\\w+) ON CLUSTER `(\\w+)`\\s+TO (\\w+) AS\\s.*\\bFROM (\\w+)")
+	engineOf    = regexp.MustCompile(`(?m)^ENGINE = (\w+)\((.*)\)`)
+	distEngine  = regexp.MustCompile("^`(\\w+)`, currentDatabase\\(\\), (\\w+), (.+)$")
+	replPath    = regexp.MustCompile(`^'/clickhouse/tables/\{shard\}/\{database\}/(\w+)', '\{replica\}'`)
+)
+
+const clusterName = "otpscope"
+
+// TestClusterSchema checks the cluster variant the services apply with
+// --clickhouse-cluster otpscope: every local table is Replicated*MergeTree
+// with a replica path of its own, and has a Distributed twin under the plain
+// name over the same cluster, sharded by otp_id.
+func TestClusterSchema(t *testing.T) {
+	migrations, err := schema.Migrations(schema.Options{Cluster: clusterName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := map[string]bool{}       // *_local tables
+	hasOTP := map[string]bool{}      // … with an otp_id column
+	distributed := map[string]bool{} // their twins
+	views := 0
+	for _, m := range migrations {
+		for _, st := range m.Statements {
+			body := stripComments(st)
+			if strings.HasPrefix(body, "INSERT") {
+				continue
+			}
+			if v := createView.FindStringSubmatch(body); v != nil {
+				views++
+				if v[2] != clusterName || !strings.HasSuffix(v[1], "_local") || !strings.HasSuffix(v[3], "_local") || !strings.HasSuffix(v[4], "_local") {
+					t.Errorf("%04d: view %s ON CLUSTER %s TO %s FROM %s: want a *_local view from and to *_local tables, so each shard aggregates its own rows", m.Version, v[1], v[2], v[3], v[4])
+				}
+				continue
+			}
+			c := createTable.FindStringSubmatch(body)
+			if c == nil {
+				t.Errorf("%04d: statement is neither CREATE TABLE … ON CLUSTER nor a view:\n%s", m.Version, body)
+				continue
+			}
+			if c[2] != clusterName {
+				t.Errorf("%04d: %s ON CLUSTER %s; want %s", m.Version, c[1], c[2], clusterName)
+			}
+			e := engineOf.FindStringSubmatch(body)
+			if e == nil {
+				t.Errorf("%04d: %s has no ENGINE", m.Version, c[1])
+				continue
+			}
+			switch {
+			case e[1] == "Distributed":
+				d := distEngine.FindStringSubmatch(e[2])
+				// One OTP's journey on one shard: tables with an otp_id shard by it.
+				key := "rand()"
+				if hasOTP[c[1]] {
+					key = "cityHash64(otp_id)"
+				}
+				if d == nil || d[1] != clusterName || d[2] != c[1]+"_local" || d[3] != key {
+					t.Errorf("%04d: %s = Distributed(%s); want Distributed(`%s`, currentDatabase(), %s_local, %s)", m.Version, c[1], e[2], clusterName, c[1], key)
+				}
+				if !strings.Contains(body, " AS "+c[1]+"_local") {
+					t.Errorf("%04d: Distributed %s does not take its columns from %s_local", m.Version, c[1], c[1])
+				}
+				distributed[c[1]] = true
+			case strings.HasPrefix(e[1], "Replicated") && strings.HasSuffix(e[1], "MergeTree"):
+				p := replPath.FindStringSubmatch(e[2])
+				if p == nil || p[1] != c[1] || !strings.HasSuffix(c[1], "_local") {
+					t.Errorf("%04d: %s = %s(%s); want a *_local table at '/clickhouse/tables/{shard}/{database}/<table>', '{replica}'", m.Version, c[1], e[1], e[2])
+				}
+				local[strings.TrimSuffix(c[1], "_local")] = true
+				hasOTP[strings.TrimSuffix(c[1], "_local")] = regexp.MustCompile(`(?m)^\s+otp_id\s`).MatchString(body)
+			default:
+				t.Errorf("%04d: %s has engine %s; want Replicated*MergeTree or Distributed", m.Version, c[1], e[1])
+			}
+		}
+	}
+	for tb := range local {
+		if !distributed[tb] {
+			t.Errorf("%s_local has no Distributed table %s", tb, tb)
+		}
+	}
+	for tb := range distributed {
+		if !local[tb] {
+			t.Errorf("Distributed %s has no %s_local", tb, tb)
+		}
+	}
+	if len(local) == 0 || views == 0 {
+		t.Errorf("%d local tables, %d views", len(local), views)
+	}
+
+	// deploy/clickhouse defines the cluster and macros the DDL names.
+	cfg := string(readFile(t, deployPath("clickhouse", "config.d", "cluster.xml")))
+	for _, want := range []string{"<" + clusterName + ">", `<shard from_env=`, `<replica from_env=`, "<zookeeper>", "<distributed_ddl>", "<internal_replication>true</internal_replication>"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("clickhouse/config.d/cluster.xml lacks %s", want)
+		}
+	}
+	mustExist(t, "ClickHouse Keeper configuration", deployPath("clickhouse", "keeper.xml"))
+}
+
+func stripComments(st string) string {
+	var out []string
+	for _, l := range strings.Split(st, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+			out = append(out, l)
+		}
+	}
+	return strings.TrimSpace(strings.Join(out, "\n"))
+}
+
+// The embedded engine of this test binary, opened with a configuration that
+// gives it a cluster: chDB is ClickHouse without a server, so it has no
+// cluster of its own. It loads deploy/clickhouse/config.d/cluster.xml as is,
+// plus (config.d/zz-test.xml) an in-memory Keeper (testkeeper) and a one-shard
+// cluster whose only replica is this process.
+var engine sharedEngine
+
+type sharedEngine struct {
+	once sync.Once
+	e    *chdb.Engine
+	dir  string
+	err  error
+}
+
+const (
+	localCluster = "otpscope_local" // one shard: this process
+	testShard    = "01"
+	testReplica  = "ch-1"
+)
+
+const testConfig = `<clickhouse>
+    <tcp_port>9000</tcp_port>
+    <zookeeper replace="replace"><implementation>testkeeper</implementation></zookeeper>
+    <remote_servers>
+        <` + localCluster + `>
+            <shard>
+                <internal_replication>true</internal_replication>
+                <replica><host>localhost</host><port>9000</port></replica>
+            </shard>
+        </` + localCluster + `>
+    </remote_servers>
+</clickhouse>
+`
+
+func (eng *sharedEngine) close() {
+	if eng.e != nil {
+		eng.e.Close()
+	}
+	if eng.dir != "" {
+		os.RemoveAll(eng.dir)
+	}
+}
+
+func openEngine(t *testing.T) *chdb.Engine {
+	t.Helper()
+	engine.once.Do(func() {
+		dir, err := os.MkdirTemp("", "otpscope-deploy-chdb-")
+		if err != nil {
+			engine.err = err
+			return
+		}
+		engine.dir = dir
+		cfgDir := filepath.Join(dir, "etc")
+		if err := os.MkdirAll(filepath.Join(cfgDir, "config.d"), 0o755); err != nil {
+			engine.err = err
+			return
+		}
+		cluster, err := os.ReadFile(deployPath("clickhouse", "config.d", "cluster.xml"))
+		if err != nil {
+			engine.err = err
+			return
+		}
+		for name, text := range map[string][]byte{
+			"config.xml":           []byte("<clickhouse></clickhouse>\n"),
+			"config.d/cluster.xml": cluster,
+			"config.d/zz-test.xml": []byte(testConfig),
+		} {
+			if err := os.WriteFile(filepath.Join(cfgDir, name), text, 0o644); err != nil {
+				engine.err = err
+				return
+			}
+		}
+		// cluster.xml takes these from the environment, per node.
+		os.Setenv("CLICKHOUSE_SHARD", testShard)
+		os.Setenv("CLICKHOUSE_REPLICA", testReplica)
+		os.Setenv("CLICKHOUSE_CLUSTER_SECRET", "deploy-test")
+		engine.e, engine.err = chdb.Open(filepath.Join(dir, "data"),
+			chdb.WithSetting("config-file", filepath.Join(cfgDir, "config.xml")),
+			chdb.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	})
+	if engine.err != nil {
+		if errors.Is(engine.err, chdb.ErrLibraryNotFound) && os.Getenv(chdb.EnvLibrary) == "" {
+			t.Skipf("%s\n\t(%v)", chdbtest.SkipMessage, engine.err)
+		}
+		t.Fatalf("open embedded ClickHouse engine: %v", engine.err)
+	}
+	return engine.e
+}
+
+func query(t *testing.T, e *chdb.Engine, db, sql string) (string, error) {
+	t.Helper()
+	res, err := e.Exec(t.Context(), chdb.Statement{SQL: sql, Format: "TSV", Database: db})
+	return strings.TrimSpace(string(res.Data)), err
+}
+
+func mustQuery(t *testing.T, e *chdb.Engine, db, sql string) string {
+	t.Helper()
+	out, err := query(t, e, db, sql)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return out
+}
+
+func database(t *testing.T, e *chdb.Engine, name string) string {
+	t.Helper()
+	mustQuery(t, e, "", "CREATE DATABASE "+name)
+	t.Cleanup(func() {
+		// Dropped before the engine closes: chDB crashes closing with
+		// replicated tables still attached.
+		if _, err := e.Query(context.Background(), "DROP DATABASE IF EXISTS "+name+" SYNC", ""); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+var onCluster = regexp.MustCompile(" ON CLUSTER `\\w+`")
+
+// TestClusterSchemaOnEngine runs the cluster DDL on the embedded engine. What
+// the engine accepts:
+//   - deploy/clickhouse/config.d/cluster.xml: the cluster otpscope (2 shards
+//     of 2 replicas) and the {shard}/{replica} macros from the environment;
+//   - every CREATE of the cluster schema once ON CLUSTER is taken out, the
+//     Replicated*MergeTree tables included (their Keeper is chDB's in-memory
+//     testkeeper) and the Distributed tables over the real cluster definition.
+//
+// What it cannot do: run ON CLUSTER (chDB has no distributed DDL worker:
+// "Replicated DDL queries are disabled"), or write to a replicated table (its
+// replicas never leave read-only mode without a server, and an insert waits
+// minutes before failing). So the data path is run on the same DDL with the
+// local tables' engines unreplicated and the Distributed tables over a
+// one-shard cluster of this process.
+func TestClusterSchemaOnEngine(t *testing.T) {
+	e := openEngine(t)
+
+	t.Run("config", func(t *testing.T) {
+		got := mustQuery(t, e, "", "SELECT shard_num, replica_num, host_name, port FROM system.clusters WHERE cluster = '"+clusterName+"' ORDER BY shard_num, replica_num")
+		want := "1\t1\tch-1\t9000\n1\t2\tch-2\t9000\n2\t1\tch-3\t9000\n2\t2\tch-4\t9000"
+		if got != want {
+			t.Errorf("system.clusters for %s:\n%s\nwant:\n%s", clusterName, got, want)
+		}
+		got = mustQuery(t, e, "", "SELECT macro, substitution FROM system.macros WHERE macro IN ('shard', 'replica') ORDER BY macro")
+		if want := "replica\t" + testReplica + "\nshard\t" + testShard; got != want {
+			t.Errorf("system.macros:\n%s\nwant:\n%s", got, want)
+		}
+	})
+
+	t.Run("replicated", func(t *testing.T) {
+		db := database(t, e, "deploy_cluster_ddl")
+		migrations, err := schema.Migrations(schema.Options{Cluster: clusterName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := query(t, e, db, "CREATE TABLE probe ON CLUSTER `"+clusterName+"` (x UInt8) ENGINE = Memory"); err == nil {
+			t.Error("the engine ran ON CLUSTER DDL; run the schema with it unchanged")
+		} else {
+			t.Logf("ON CLUSTER on the embedded engine: %v", err)
+		}
+		for _, m := range migrations {
+			for _, st := range m.Statements {
+				if strings.HasPrefix(stripComments(st), "INSERT") {
+					continue // the backfill writes to a replicated table: see the doc comment
+				}
+				if _, err := query(t, e, db, onCluster.ReplaceAllString(st, "")); err != nil {
+					t.Errorf("%04d_%s: %v\n%s", m.Version, m.Name, err, st)
+				}
+			}
+		}
+		got := mustQuery(t, e, db, "SELECT name, engine FROM system.tables WHERE database = currentDatabase() ORDER BY name")
+		t.Logf("created:\n%s", got)
+		paths := mustQuery(t, e, db, "SELECT zookeeper_path FROM system.replicas WHERE database = currentDatabase() AND table = 'delivery_events_local'")
+		if want := "/clickhouse/tables/" + testShard + "/" + db + "/delivery_events_local"; paths != want {
+			t.Errorf("replica path %q; want %q (macros substituted)", paths, want)
+		}
+	})
+
+	t.Run("data", func(t *testing.T) {
+		db := database(t, e, "deploy_cluster_data")
+		migrations, err := schema.Migrations(schema.Options{Cluster: localCluster})
+		if err != nil {
+			t.Fatal(err)
+		}
+		unreplicated := regexp.MustCompile(`Replicated(\w*MergeTree)\('[^']*', '\{replica\}'(?:, )?`)
+		for _, m := range migrations {
+			for _, st := range m.Statements {
+				st = unreplicated.ReplaceAllString(onCluster.ReplaceAllString(st, ""), "$1(")
+				if _, err := query(t, e, db, st); err != nil {
+					t.Fatalf("%04d_%s: %v\n%s", m.Version, m.Name, err, st)
+				}
+			}
+		}
+		otp := "a4762c77-94cb-43d6-bbab-9f37e088ad11"
+		mustQuery(t, e, db, `INSERT INTO delivery_events (event_id, otp_id, channel, status, event_time, received_at, source)
+SETTINGS distributed_foreground_insert = 1 VALUES
+('e1', '`+otp+`', 'SMS', 'DISPATCHED', '2026-11-22 03:00:00', now64(3), 'webhook'),
+('e2', '`+otp+`', 'SMS', 'DELIVERED', '2026-11-22 03:00:04', now64(3), 'webhook'),
+('e2', '`+otp+`', 'SMS', 'DELIVERED', '2026-11-22 03:00:04', now64(3), 'webhook')`)
+		if got := mustQuery(t, e, db, "SELECT count() FROM delivery_events_local FINAL"); got != "2" {
+			t.Errorf("delivery_events_local FINAL has %s rows after a Distributed insert; want 2", got)
+		}
+		got := mustQuery(t, e, db, `SELECT channel, dateDiff('second', min(dispatched_at), min(delivered_at))
+FROM attempts GROUP BY otp_id, channel`)
+		if got != "SMS\t4" {
+			t.Errorf("attempts through the Distributed table: %q; want SMS delivered after 4 s (the view fed the local table)", got)
+		}
+	})
+}
