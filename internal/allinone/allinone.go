@@ -53,6 +53,11 @@ type SimulateConfig struct {
 	Seed      int64
 	TimeScale float64
 	V1Share   float64
+	// DropWebhooks is the share of webhooks the simulator never sends, for the
+	// poller to recover.
+	DropWebhooks float64
+	// Channels overrides the simulated channels (tests use fast ones).
+	Channels map[string]tyntecsim.Channel
 }
 
 // RegisterFlags registers every flag of the all-in-one.
@@ -71,6 +76,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Simulate.Seed, "simulate-seed", 1, "seed of the simulator's random choices")
 	fs.Float64Var(&c.Simulate.TimeScale, "simulate-time-scale", 1, "simulated seconds per wall-clock second")
 	fs.Float64Var(&c.Simulate.V1Share, "simulate-v1-share", 0, "share of generated OTPs sent through tyntec's v1 API")
+	fs.Float64Var(&c.Simulate.DropWebhooks, "simulate-drop-webhooks", 0, "share of webhooks the simulator never sends (the poller recovers them)")
 }
 
 // Validate completes the configuration (the data directory, a token for the
@@ -213,6 +219,8 @@ func (a *App) newSimulator() error {
 	a.sim, err = tyntecsim.New(tyntecsim.Config{
 		Seed:      s.Seed,
 		TimeScale: s.TimeScale,
+		Channels:  s.Channels,
+		Faults:    tyntecsim.Faults{WebhookDrop: s.DropWebhooks},
 		Logger:    a.logger.With("component", "tyntecsim"),
 	})
 	return err

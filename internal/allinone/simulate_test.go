@@ -1,0 +1,157 @@
+package allinone_test
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/allinone"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+)
+
+// TestLostWebhooksRecovered runs the whole pipeline in one process — the
+// simulator dropping 30% of its webhooks, ingest, the real poller reading v1
+// events within the API budget, the sink — and checks that the API's numbers
+// equal the simulator's ground truth once the poller has recovered what was
+// lost, and that the recovered facts are counted as such.
+func TestLostWebhooksRecovered(t *testing.T) {
+	ch := chdbtest.Serve(t) // one engine per process: the app uses the test's
+	var cfg allinone.Config
+	fs := newFlagSet(&cfg)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	cfg.Ingest.Listen = "127.0.0.1:0"
+	cfg.Ingest.NATS.Listen = "127.0.0.1:-1"
+	cfg.ClickHouse.DSN = ch.DSN + "/" + ch.Database
+	cfg.Sink.FlushInterval = 100 * time.Millisecond
+	fast := tyntecsim.Channel{Latency: tyntecsim.LogNormal{Median: 30 * time.Millisecond, P95: 120 * time.Millisecond}, Timeout: time.Second, DispatchDelay: 10 * time.Millisecond}
+	channels := map[string]tyntecsim.Channel{}
+	for name, p := range map[string]float64{"SMS": 0.6, "VIBER": 0.8, "WHATSAPP": 0.8, "VOICE": 0.9} {
+		c := fast
+		c.DeliveryProbability = p
+		channels[name] = c
+	}
+	const otps = 40
+	cfg.Simulate = allinone.SimulateConfig{Enabled: true, Listen: "127.0.0.1:0", Rate: 20, Count: otps, Seed: 7, TimeScale: 1, DropWebhooks: 0.3, Channels: channels}
+	cfg.Poller.Schedule = "@every 1s"
+	cfg.Poller.Settle = time.Second
+	cfg.Poller.Recheck = time.Second
+	cfg.Poller.DiscoveryInterval = 2 * time.Second // finds OTPs whose every webhook was lost
+	cfg.Poller.VerifySample = 0 // delivery first: this test is about lost delivery states
+
+	app, err := allinone.New(t.Context(), cfg, brokertest.Logger(t))
+	if err != nil {
+		t.Fatalf("allinone.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+
+	sim := app.Simulator()
+	var truth tyntecsim.Truth
+	brokertest.WaitFor(t, 60*time.Second, "the simulator to settle every attempt", func() bool {
+		truth = sim.Truth()
+		if len(truth.OTPs) < otps {
+			return false
+		}
+		for _, o := range truth.OTPs {
+			for _, a := range o.Attempts {
+				if a.Outcome == "" {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	dropped, wantFallback, wantPrimary, wantLater, wantFailed := 0, 0, 0, 0, 0
+	for _, o := range truth.OTPs {
+		for _, w := range o.Webhooks {
+			if w.Dropped {
+				dropped++
+			}
+		}
+		if len(o.Attempts) > 1 {
+			wantFallback++
+		}
+		first := -1
+		for i, a := range o.Attempts {
+			if a.Outcome == "DELIVERED" && first < 0 {
+				first = i
+			}
+		}
+		switch {
+		case first == 0:
+			wantPrimary++
+		case first > 0:
+			wantLater++
+		default:
+			wantFailed++
+		}
+	}
+	if dropped == 0 {
+		t.Fatal("the simulator dropped no webhook; nothing to recover")
+	}
+
+	window := "?from=" + truth.OTPs[0].Created.Add(-time.Hour).UTC().Format(time.RFC3339) + "&to=" + time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	var got reporter.FallbackResponse
+	deadline := time.Now().Add(90 * time.Second)
+	brokertest.WaitFor(t, 90*time.Second, "the poller to recover every lost delivery state", func() bool {
+		getJSON(t, "http://"+app.Addr()+"/api/v1/fallback"+window, &got)
+		if time.Now().After(deadline.Add(-2 * time.Second)) {
+			t.Logf("API: %d OTPs, %d fallback, %+v; truth: %d fallback, %d primary, %d later, %d failed; %d webhooks dropped",
+				got.OTPs, got.FallbackOTPs, got.Outcomes, wantFallback, wantPrimary, wantLater, wantFailed, dropped)
+		}
+		return got.OTPs == otps && got.Outcomes.Pending == 0 && got.FallbackOTPs == uint64(wantFallback) &&
+			got.Outcomes.DeliveredPrimary == uint64(wantPrimary) && got.Outcomes.DeliveredFallback == uint64(wantLater) &&
+			got.Outcomes.Failed == uint64(wantFailed)
+	})
+	var chans reporter.ChannelsResponse
+	getJSON(t, "http://"+app.Addr()+"/api/v1/channels"+window, &chans)
+	recovered := uint64(0)
+	for _, c := range chans.Channels {
+		recovered += c.RecoveredByPolling
+	}
+	t.Logf("%d webhooks dropped; API: %d OTPs, %d fallback, outcomes %+v; %d facts recovered by polling", dropped, got.OTPs, got.FallbackOTPs, got.Outcomes, recovered)
+	if recovered == 0 {
+		t.Error("no fact is counted as recovered by polling")
+	}
+	if max := sim.MaxCallsInWindow(time.Minute); max > 100 {
+		t.Errorf("%d API calls in one minute; the budget is 100", max)
+	}
+}
+
+// newFlagSet registers cfg's flags, so parsing no arguments gives the defaults.
+func newFlagSet(cfg *allinone.Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	return fs
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d", url, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
