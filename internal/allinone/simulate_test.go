@@ -45,7 +45,7 @@ func TestLostWebhooksRecovered(t *testing.T) {
 	cfg.Poller.Settle = time.Second
 	cfg.Poller.Recheck = time.Second
 	cfg.Poller.DiscoveryInterval = 2 * time.Second // finds OTPs whose every webhook was lost
-	cfg.Poller.VerifySample = 0 // delivery first: this test is about lost delivery states
+	cfg.Poller.VerifySample = 0                    // delivery first: this test is about lost delivery states
 
 	app, err := allinone.New(t.Context(), cfg, brokertest.Logger(t))
 	if err != nil {
