@@ -191,7 +191,7 @@ func (a *App) start(ctx context.Context) (err error) {
 	}
 
 	reg := ops.NewRegistry()
-	r := ingest.NewRouter()
+	r := ops.NewRouter()
 	ingest.NewHandler(cfg.Ingest, a.broker, logger, reg).Mount(r)
 	reporter.NewAPI(a.db, logger).Mount(r)
 	a.reports = reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg)

@@ -18,6 +18,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
 )
@@ -115,7 +116,7 @@ func TestClusterNodeRestart(t *testing.T) {
 	t.Cleanup(b.Close)
 
 	icfg := ingest.Config{Tokens: []string{"cluster-token-0123456789"}, MaxBodyBytes: 1 << 16, PublishTimeout: 2 * time.Second, RetryAfter: time.Second}
-	r := ingest.NewRouter()
+	r := ops.NewRouter()
 	ingest.NewHandler(icfg, b, brokertest.Logger(t), nil).Mount(r)
 	hs := httptest.NewServer(r)
 	t.Cleanup(hs.Close)

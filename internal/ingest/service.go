@@ -7,12 +7,8 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
-
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/ops"
-	"github.com/otpscope/otpscope/internal/problem"
 )
 
 // Service is the ingest service on its own listener: the webhook route plus
@@ -41,7 +37,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Service, error)
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	reg := ops.NewRegistry()
-	r := NewRouter()
+	r := ops.NewRouter()
 	NewHandler(cfg, b, logger, reg).Mount(r)
 	ops.Mount(r, reg, ops.Check{Name: "nats", Ready: b.Ready})
 	return &Service{
@@ -51,19 +47,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Service, error)
 		srv:    ops.NewServer(r),
 		logger: logger,
 	}, nil
-}
-
-// NewRouter is a chi router with the middleware every otpscope listener uses.
-func NewRouter() chi.Router {
-	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
-	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		problem.Error(w, http.StatusNotFound, "no such endpoint")
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		problem.Error(w, http.StatusMethodNotAllowed, req.Method+" is not allowed here")
-	})
-	return r
 }
 
 // Addr is the address the service listens on.

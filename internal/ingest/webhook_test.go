@@ -20,6 +20,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/problem"
 )
 
@@ -47,7 +48,7 @@ func newFixture(t *testing.T, mutate ...func(*ingest.Config)) *fixture {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	r := ingest.NewRouter()
+	r := ops.NewRouter()
 	ingest.NewHandler(cfg, b, brokertest.Logger(t), prometheus.NewRegistry()).Mount(r)
 	hs := httptest.NewServer(r)
 	t.Cleanup(hs.Close)
@@ -312,7 +313,7 @@ func (slowPublisher) Publish(ctx context.Context, _ ...events.Message) error {
 
 func TestSlowNATSAnswers503(t *testing.T) {
 	cfg := ingest.Config{Tokens: []string{token}, MaxBodyBytes: 1 << 16, PublishTimeout: 50 * time.Millisecond, RetryAfter: 1500 * time.Millisecond}
-	r := ingest.NewRouter()
+	r := ops.NewRouter()
 	ingest.NewHandler(cfg, slowPublisher{}, brokertest.Logger(t), nil).Mount(r)
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodPost, ingest.WebhookPath, strings.NewReader(webhook("0c5d2a8e-7b1f-4e3a-9c6d-2e8f1a4b7c90", "SMS", "DISPATCHED", "")))

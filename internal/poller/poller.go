@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
@@ -24,7 +22,6 @@ import (
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ops"
-	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -342,7 +339,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	r := newRouter()
+	r := ops.NewRouter()
 	ops.Mount(r, reg, append([]ops.Check{{Name: "nats", Ready: b.Ready}}, p.Checks()...)...)
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("poller listening", "addr", ln.Addr().String(), "nats", b.ClientURL())
@@ -367,20 +364,6 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	err = g.Wait()
 	logger.Info("poller stopped")
 	return err
-}
-
-// newRouter is a chi router with problem+json 404 and 405 (as ingest's; a
-// service does not import a sibling).
-func newRouter() chi.Router {
-	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
-	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		problem.Error(w, http.StatusNotFound, "no such endpoint")
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		problem.Error(w, http.StatusMethodNotAllowed, req.Method+" is not allowed here")
-	})
-	return r
 }
 
 // replicaName is hostname-pid-random: unique per process.

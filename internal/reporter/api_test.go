@@ -19,6 +19,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/sink"
@@ -49,7 +50,7 @@ func newTraffic(t *testing.T) *traffic {
 	ctx := t.Context()
 	f.run(t, sinkConfig(), f.db)
 
-	r := ingest.NewRouter()
+	r := ops.NewRouter()
 	ingest.NewHandler(ingest.Config{Tokens: []string{webhookToken}, MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: 5 * time.Second, RetryAfter: time.Second},
 		f.broker, brokertest.Logger(t), prometheus.NewRegistry()).Mount(r)
 	hooks := httptest.NewServer(r)

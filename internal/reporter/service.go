@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/go-chi/chi/v5"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/otpscope/otpscope/internal/broker"
@@ -69,7 +68,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (s *Service, err 
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	s.reports = NewReports(cfg.Reports, s.db, s.broker, logger, reg)
-	r := chi.NewRouter()
+	r := ops.NewRouter()
 	ops.Mount(r, reg, ops.Check{Name: "nats", Ready: s.broker.Ready}, ops.Check{Name: "clickhouse", Ready: s.db.Ready})
 	NewAPI(s.db, logger).Mount(r)
 	s.srv = ops.NewServer(r)
