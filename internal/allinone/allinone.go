@@ -309,7 +309,7 @@ func (a *App) Serve(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.Serve(gctx, a.srv, a.ln, a.cfg.Ingest.ShutdownTimeout) })
 	g.Go(func() error { return a.consumer.Run(gctx) })
-	g.Go(func() error { return a.reports.Run(gctx) })
+	g.Go(func() error { return reporter.RunReportsLeased(gctx, a.broker, a.reports, a.logger) })
 	if a.poller != nil {
 		g.Go(func() error { return a.poller.Run(gctx) })
 	}

@@ -47,7 +47,7 @@ type Poller struct {
 	policy    *Policy
 	store     *store
 	decisions jetstream.KeyValue
-	leaderKV  jetstream.KeyValue
+	lease     *broker.Lease
 	schedule  cron.Schedule
 	interval  time.Duration
 	track     jetstream.Consumer
@@ -120,12 +120,16 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 	if err != nil {
 		return nil, fmt.Errorf("create KV bucket %s: %w", BucketResends, err)
 	}
-	leaderKV, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: BucketLeader, Description: "otpscope poller: lease of the replica that calls tyntec",
-		History: 1, TTL: cfg.LeaderTTL, Storage: jetstream.FileStorage, Replicas: replicas,
-	})
+	lease, err := b.NewLease(ctx, BucketLeader, "otpscope poller: lease of the replica that calls tyntec", leaderKey, cfg.Replica, cfg.LeaderTTL, logger)
 	if err != nil {
-		return nil, fmt.Errorf("create KV bucket %s: %w", BucketLeader, err)
+		return nil, err
+	}
+	lease.Holding = func(held bool) {
+		if held {
+			m.leader.Set(1)
+		} else {
+			m.leader.Set(0)
+		}
 	}
 	// A new consumer starts far enough back to see every OTP still open.
 	startAt := now.Add(-(cfg.OTPExpiry + cfg.Grace))
@@ -135,7 +139,7 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 	}
 	p := &Poller{
 		cfg: cfg, js: js, stream: b.StreamName(), pub: b, api: api, limiter: tc.Limiter, policy: pol,
-		store: st, decisions: decisions, leaderKV: leaderKV, schedule: sched, interval: interval,
+		store: st, decisions: decisions, lease: lease, schedule: sched, interval: interval,
 		track: track, logger: logger, metrics: m,
 	}
 	if pol != nil {
@@ -151,7 +155,7 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 func (p *Poller) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.runTracker(ctx) })
-	g.Go(func() error { return p.lead(ctx, p.runLeader) })
+	g.Go(func() error { return p.lease.Run(ctx, p.runLeader) })
 	p.logger.Info("poller running", "replica", p.cfg.Replica, "schedule", p.cfg.Schedule, "resend_mode", p.cfg.ResendMode, "resends", p.policy != nil)
 	return g.Wait()
 }
@@ -218,62 +222,6 @@ func (p *Poller) runLeader(ctx context.Context) error {
 		}
 	})
 	return g.Wait()
-}
-
-// lead runs fn while this replica holds the lease in BucketLeader: a key
-// created with compare-and-set, refreshed every third of its TTL, and expired
-// by the bucket's TTL when its holder dies. fn's context ends when the lease
-// is lost.
-func (p *Poller) lead(ctx context.Context, fn func(context.Context) error) error {
-	for ctx.Err() == nil {
-		rev, err := p.leaderKV.Create(ctx, leaderKey, []byte(p.cfg.Replica))
-		if err != nil {
-			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
-				p.logger.Warn("leader election", "err", err)
-			}
-			sleep(ctx, p.cfg.LeaderTTL/3)
-			continue
-		}
-		p.logger.Info("leading: this replica calls tyntec", "replica", p.cfg.Replica)
-		p.metrics.leader.Set(1)
-		lctx, cancel := context.WithCancel(ctx)
-		g, gctx := errgroup.WithContext(lctx)
-		g.Go(func() error { return fn(gctx) })
-		g.Go(func() error {
-			t := time.NewTicker(p.cfg.LeaderTTL / 3)
-			defer t.Stop()
-			for {
-				select {
-				case <-gctx.Done():
-					return nil
-				case <-t.C:
-				}
-				r, err := p.leaderKV.Update(gctx, leaderKey, []byte(p.cfg.Replica), rev)
-				if err != nil {
-					if gctx.Err() == nil {
-						p.logger.Warn("lease lost", "err", err)
-						cancel()
-					}
-					return nil
-				}
-				rev = r
-			}
-		})
-		err = g.Wait()
-		cancel()
-		p.metrics.leader.Set(0)
-		if ctx.Err() != nil {
-			// Hand over at once rather than after the TTL.
-			rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = p.leaderKV.Delete(rctx, leaderKey, jetstream.LastRevision(rev))
-			rcancel()
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // loadPriorities reads the account's priorities to learn after which channels

@@ -112,7 +112,7 @@ func (s *Service) Serve(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.Serve(gctx, s.srv, s.ln, s.cfg.ShutdownTimeout) })
 	g.Go(func() error { return s.consumer.Run(gctx) })
-	g.Go(func() error { return s.reports.Run(gctx) })
+	g.Go(func() error { return RunReportsLeased(gctx, s.broker, s.reports, s.logger) })
 	return g.Wait()
 }
 

@@ -1,0 +1,59 @@
+package broker_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+)
+
+// Two replicas compete for one lease: never both hold it, and when the holder
+// stops the other takes over.
+func TestLeaseOneHolderAndHandover(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	var holders, maxHolders atomic.Int32
+	var acquired [2]atomic.Bool
+	cancels := make([]context.CancelFunc, 2)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		b := srv.Broker(t)
+		l, err := b.NewLease(t.Context(), "test_leases", "test", "leader", []string{"a", "b"}[i], 3*time.Second, brokertest.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		cancels[i] = cancel
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = l.Run(ctx, func(ctx context.Context) error {
+				acquired[i].Store(true)
+				n := holders.Add(1)
+				for {
+					if m := maxHolders.Load(); n <= m || maxHolders.CompareAndSwap(m, n) {
+						break
+					}
+				}
+				<-ctx.Done()
+				holders.Add(-1)
+				return nil
+			})
+		}()
+	}
+	brokertest.WaitFor(t, 10*time.Second, "a holder", func() bool { return holders.Load() == 1 })
+	time.Sleep(2 * time.Second) // several refreshes: the other must not get in
+	first := 0
+	if acquired[1].Load() {
+		first = 1
+	}
+	cancels[first]()
+	brokertest.WaitFor(t, 10*time.Second, "the handover", func() bool { return acquired[1-first].Load() })
+	cancels[1-first]()
+	wg.Wait()
+	if m := maxHolders.Load(); m != 1 {
+		t.Fatalf("%d replicas held the lease at once", m)
+	}
+}
