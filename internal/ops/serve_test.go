@@ -1,0 +1,80 @@
+package ops_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/ops"
+)
+
+// Stopping lets a request in flight finish, and refuses new connections.
+func TestServeDrainsInFlightRequests(t *testing.T) {
+	started := make(chan struct{})
+	r := ops.NewRouter()
+	r.Get("/slow", func(w http.ResponseWriter, _ *http.Request) {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(w, "done")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- ops.Serve(ctx, ops.NewServer(r), ln, 5*time.Second) }()
+
+	type answer struct {
+		body string
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/slow")
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- answer{string(b), err}
+	}()
+	<-started
+	cancel()
+	if a := <-got; a.err != nil || a.body != "done" {
+		t.Fatalf("in-flight request = %q, %v; want it to finish", a.body, a.err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := http.Get("http://" + ln.Addr().String() + "/slow"); err == nil {
+		t.Fatal("a new request was answered after shutdown")
+	}
+}
+
+func TestRouterProblems(t *testing.T) {
+	r := ops.NewRouter()
+	r.Post("/x", func(http.ResponseWriter, *http.Request) {})
+	r.Get("/panic", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	srv := &http.Server{Handler: r}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+	defer srv.Close()
+	for path, want := range map[string]int{"/nope": 404, "/x": 405, "/panic": 500} {
+		resp, err := http.Get("http://" + ln.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d; want %d", path, resp.StatusCode, want)
+		}
+		if want != 500 && resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("GET %s Content-Type %q", path, resp.Header.Get("Content-Type"))
+		}
+	}
+}
