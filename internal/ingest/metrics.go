@@ -18,6 +18,7 @@ const (
 
 type metrics struct {
 	requests *prometheus.CounterVec
+	accepted prometheus.Counter // requests{outcome="accepted"}, looked up once
 	events   *prometheus.CounterVec
 	publish  prometheus.Histogram
 }
@@ -42,6 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.requests, m.events, m.publish)
 	}
 	// Zero series for every outcome, so rates exist before the first failure.
+	m.accepted = m.requests.WithLabelValues(outcomeAccepted)
 	for _, o := range []string{outcomeAccepted, outcomeUnauthorized, outcomeBadRequest, outcomeTooLarge, outcomeMediaType, outcomeUnavailable} {
 		m.requests.WithLabelValues(o)
 	}
