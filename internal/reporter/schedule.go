@@ -32,6 +32,9 @@ type ReportsConfig struct {
 	Rules  AlertRules
 	// AlertWebhookURL, when set, receives every alert as a Slack-compatible POST.
 	AlertWebhookURL string
+	// Rollups is when the daily rollups of sealed days are computed, and
+	// recomputed where late or replayed data touched them.
+	Rollups string
 }
 
 // Defaults of the report schedule: a few minutes after the window closes, so
@@ -40,6 +43,7 @@ const (
 	DefaultReportHourly = "5 * * * *"
 	DefaultReportDaily  = "15 0 * * *"
 	DefaultAlerts       = "*/5 * * * *"
+	DefaultRollups      = "*/5 * * * *"
 )
 
 // RegisterFlags registers the report and alert flags.
@@ -54,13 +58,14 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.Rules.MaxFallbackRate, "alert-max-fallback-rate", 0.2, "alert when the share of OTPs that fell back is above this (0 disables)")
 	fs.Uint64Var(&c.Rules.MinOTPs, "alert-min-otps", 50, "OTPs needed in the window before the fallback rate alerts")
 	fs.StringVar(&c.AlertWebhookURL, "alert-webhook-url", "", "POST every alert here as Slack-compatible JSON; empty posts none")
+	fs.StringVar(&c.Rollups, "rollup-schedule", DefaultRollups, "cron spec (UTC) of the job that computes the daily rollups of long analytics windows; empty disables (the API then computes every window from the attempts)")
 }
 
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // Validate reports the first configuration error.
 func (c *ReportsConfig) Validate() error {
-	for name, spec := range map[string]string{"report-hourly": c.Hourly, "report-daily": c.Daily, "alert-schedule": c.Alerts} {
+	for name, spec := range map[string]string{"report-hourly": c.Hourly, "report-daily": c.Daily, "alert-schedule": c.Alerts, "rollup-schedule": c.Rollups} {
 		if spec == "" {
 			continue
 		}
@@ -150,12 +155,37 @@ func (r *Reports) Run(ctx context.Context) error {
 			_, err := r.Evaluate(ctx, end.Add(-r.cfg.Rules.Window), end)
 			return err
 		}),
+		add(r.cfg.Rollups, "rollups", r.RefreshRollups),
 	); err != nil {
 		return fmt.Errorf("schedule reports: %w", err)
 	}
 	c.Start()
 	<-ctx.Done()
 	<-c.Stop().Done()
+	return nil
+}
+
+// RollupRefresher computes the daily rollups (sink.DB does).
+type RollupRefresher interface {
+	RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, error)
+}
+
+// RefreshRollups runs the rollup job once, if the analytics store has rollups.
+// It runs on the replica holding the reports lease, so replicas do not
+// compute the same days at once (overlapping runs would still be correct).
+func (r *Reports) RefreshRollups(ctx context.Context, now time.Time) error {
+	rr, ok := r.db.(RollupRefresher)
+	if !ok {
+		return nil
+	}
+	start := time.Now()
+	days, err := rr.RefreshRollups(ctx, now)
+	if len(days) > 0 {
+		r.logger.Info("daily rollups computed", "days", len(days), "first", days[0].Format(time.DateOnly), "last", days[len(days)-1].Format(time.DateOnly), "took", time.Since(start).Round(time.Millisecond))
+	}
+	if err != nil {
+		return fmt.Errorf("rollups: %w", err)
+	}
 	return nil
 }
 

@@ -35,9 +35,22 @@ type Window struct {
 	// Channel keeps attempts on one channel, and journeys whose primary
 	// channel it is; "" keeps all.
 	Channel string
-	// Raw computes from delivery_events instead of the attempts aggregate (the
-	// two must agree; benchmarks compare them).
+	// Raw computes from delivery_events instead of the attempts aggregate and
+	// the daily rollups (they must agree; tests and benchmarks compare them).
 	Raw bool
+	// spans, when set, replace [From, To) by these disjoint intervals (the
+	// live parts of a window read mostly from the daily rollups).
+	spans []span
+}
+
+type span struct{ from, to time.Time }
+
+// intervals are the window's time intervals.
+func (w Window) intervals() []span {
+	if len(w.spans) > 0 {
+		return w.spans
+	}
+	return []span{{w.From, w.To}}
 }
 
 // Percentiles are exact (quantileExact) percentiles in milliseconds.
@@ -129,9 +142,23 @@ func msTime(t time.Time) string {
 }
 
 // attemptsSQL is a subquery of one row per attempt (attemptCols) over the
-// events of [from−span, to+span); where filters the attempts' rows further
-// (e.g. by otp_id) and having the merged attempts.
-func attemptsSQL(raw bool, from, to time.Time, where, having string) string {
+// events of [from−span, to+span) of every interval (none: all events); where
+// filters the attempts' rows further (e.g. by otp_id) and having the merged
+// attempts.
+func attemptsSQL(raw bool, ivs []span, where, having string) string {
+	ranges := func(one func(from, to time.Time) string) string {
+		if len(ivs) == 0 {
+			return "\nWHERE 1"
+		}
+		if len(ivs) == 1 {
+			return "\nWHERE " + one(ivs[0].from, ivs[0].to)
+		}
+		var parts []string
+		for _, iv := range ivs {
+			parts = append(parts, "("+one(iv.from, iv.to)+")")
+		}
+		return "\nWHERE (" + strings.Join(parts, " OR ") + ")"
+	}
 	var b strings.Builder
 	if raw {
 		fmt.Fprintf(&b, `SELECT otp_id, channel,
@@ -144,11 +171,9 @@ func attemptsSQL(raw bool, from, to time.Time, where, having string) string {
     max(toUInt8(unknown_status)) AS a_unknown,
     max(toUInt8(source = 'poll')) AS a_polled
 FROM delivery_events`)
-		if !from.IsZero() {
-			fmt.Fprintf(&b, "\nWHERE event_time >= %s AND event_time < %s", msTime(from.Add(-MaxAttemptSpan)), msTime(to.Add(MaxAttemptSpan)))
-		} else {
-			b.WriteString("\nWHERE 1")
-		}
+		b.WriteString(ranges(func(from, to time.Time) string {
+			return fmt.Sprintf("event_time >= %s AND event_time < %s", msTime(from.Add(-MaxAttemptSpan)), msTime(to.Add(MaxAttemptSpan)))
+		}))
 	} else {
 		fmt.Fprintf(&b, `SELECT otp_id, channel,
     max(profile_id) AS a_profile,
@@ -160,11 +185,9 @@ FROM delivery_events`)
     max(unknown) AS a_unknown,
     max(polled) AS a_polled
 FROM attempts`)
-		if !from.IsZero() {
-			fmt.Fprintf(&b, "\nWHERE day >= toDate(%s) AND day <= toDate(%s)", msTime(from.Add(-MaxAttemptSpan)), msTime(to.Add(MaxAttemptSpan)))
-		} else {
-			b.WriteString("\nWHERE 1")
-		}
+		b.WriteString(ranges(func(from, to time.Time) string {
+			return fmt.Sprintf("day >= toDate(%s) AND day <= toDate(%s)", msTime(from.Add(-MaxAttemptSpan)), msTime(to.Add(MaxAttemptSpan)))
+		}))
 	}
 	if where != "" {
 		b.WriteString(" AND " + where)
@@ -187,7 +210,15 @@ func (w Window) check() error {
 }
 
 func (w Window) inWindow(col string) string {
-	return fmt.Sprintf("%s >= %s AND %s < %s", col, msTime(w.From), col, msTime(w.To))
+	ivs := w.intervals()
+	if len(ivs) == 1 {
+		return fmt.Sprintf("%s >= %s AND %s < %s", col, msTime(w.From), col, msTime(w.To))
+	}
+	var parts []string
+	for _, iv := range ivs {
+		parts = append(parts, fmt.Sprintf("(%s >= %s AND %s < %s)", col, msTime(iv.from), col, msTime(iv.to)))
+	}
+	return "(" + strings.Join(parts, " OR ") + ")"
 }
 
 // channelAttemptsSQL is the subquery of the window's attempts (one row per
@@ -204,7 +235,7 @@ func (w Window) channelAttemptsSQL() (string, []any) {
 		having += " AND channel = ?"
 		args = append(args, w.Channel)
 	}
-	return attemptsSQL(w.Raw, w.From, w.To, "", having), args
+	return attemptsSQL(w.Raw, w.intervals(), "", having), args
 }
 
 // journeysSQL is a subquery of one row per journey in the window: otp_id,
@@ -240,7 +271,7 @@ FROM (
     FROM (%s)
     GROUP BY otp_id
     HAVING %s
-)`, attemptsSQL(w.Raw, w.From, w.To, "", ""), having)
+)`, attemptsSQL(w.Raw, w.intervals(), "", ""), having)
 	return q, args
 }
 
@@ -263,6 +294,11 @@ func percentiles(n uint64, q []float64) *Percentiles {
 func (db *DB) Channels(ctx context.Context, w Window) ([]ChannelStats, error) {
 	if err := w.check(); err != nil {
 		return nil, err
+	}
+	if p, ok, err := db.planWindow(ctx, w); err != nil {
+		return nil, err
+	} else if ok {
+		return db.channelsRolled(ctx, w, p)
 	}
 	sub, args := w.channelAttemptsSQL()
 	q := fmt.Sprintf(`SELECT toString(channel) AS ch, grouping(code) AS by_channel, code,
@@ -382,6 +418,11 @@ func (db *DB) Fallback(ctx context.Context, w Window) (FallbackStats, error) {
 	var out FallbackStats
 	if err := w.check(); err != nil {
 		return out, err
+	}
+	if p, ok, err := db.planWindow(ctx, w); err != nil {
+		return out, err
+	} else if ok {
+		return db.fallbackRolled(ctx, w, p)
 	}
 	sub, args := w.journeysSQL()
 	q := fmt.Sprintf(`SELECT grouping(path) AS total, path,
@@ -531,7 +572,7 @@ ORDER BY event_time, multiIf(status = 'DISPATCHED', 0, status IN ('DELIVERED', '
 
 	// The attempts come from the same aggregate the windowed figures use.
 	q := fmt.Sprintf("SELECT toString(channel), a_first, a_dispatched, a_delivered, a_failed, a_err, a_unknown, a_polled FROM (%s) ORDER BY a_first, channel",
-		attemptsSQL(false, time.Time{}, time.Time{}, "otp_id = toUUID(?)", ""))
+		attemptsSQL(false, nil, "otp_id = toUUID(?)", ""))
 	rows, err = db.conn.Query(ctx, q, j.OTPID)
 	if err != nil {
 		return j, fmt.Errorf("query journey attempts: %w", err)

@@ -1,0 +1,12 @@
+package sink
+
+import "context"
+
+// RolledDays is how many days of w the readers take from the rollups.
+func RolledDays(ctx context.Context, db *DB, w Window) (int, error) {
+	p, ok, err := db.planWindow(ctx, w)
+	if !ok {
+		return 0, err
+	}
+	return len(p.days), nil
+}

@@ -1,0 +1,264 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"sort"
+)
+
+// The windowed figures from a plan: rolled-up days plus live sub-windows,
+// summed exactly as the single live query would aggregate them.
+
+type channelKey struct{ channel, code string }
+
+type channelSums struct{ attempts, delivered, failed, unknown, polled, latN uint64 }
+
+// channelsRolled is Channels over p.
+func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelStats, error) {
+	sums := map[channelKey]*channelSums{}
+	lat := newHistogram(metricLatency)
+	// read adds rows of channel, code, the sums and, when live, the latencies.
+	read := func(q string, args []any, live bool) error {
+		rows, err := db.conn.Query(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("query channels: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k channelKey
+			var s channelSums
+			var lats []int64
+			dest := []any{&k.channel, &k.code, &s.attempts, &s.delivered, &s.failed, &s.unknown, &s.polled, &s.latN}
+			if live {
+				dest = append(dest, &lats)
+			}
+			if err := rows.Scan(dest...); err != nil {
+				return fmt.Errorf("read channels: %w", err)
+			}
+			for _, ms := range lats {
+				addTo(lat.live, k.channel, ms, 1)
+			}
+			t := sums[k]
+			if t == nil {
+				t = &channelSums{}
+				sums[k] = t
+			}
+			t.attempts += s.attempts
+			t.delivered += s.delivered
+			t.failed += s.failed
+			t.unknown += s.unknown
+			t.polled += s.polled
+			t.latN += s.latN
+		}
+		return rows.Err()
+	}
+	const sumCols = "channel, code, sum(attempts), sum(delivered), sum(failed), sum(unknown), sum(polled), sum(lat_n)"
+	where, args := p.where(w, "channel")
+	if err := read(fmt.Sprintf("SELECT %s FROM daily_channels WHERE %s GROUP BY channel, code", sumCols, where), args, false); err != nil {
+		return nil, err
+	}
+	if err := lat.readBuckets(ctx, db, p, w); err != nil {
+		return nil, err
+	}
+	for _, lw := range p.live {
+		q, args := lw.channelRowsSQL()
+		if err := read(fmt.Sprintf("SELECT %s, arrayFlatten(groupArray(lats)) FROM (%s) GROUP BY channel, code", sumCols, q), args, true); err != nil {
+			return nil, err
+		}
+	}
+	conv, err := db.conversionRolled(ctx, w, p)
+	if err != nil {
+		return nil, err
+	}
+
+	byName := map[string]*ChannelStats{}
+	for k, s := range sums {
+		cs := byName[k.channel]
+		if cs == nil {
+			cs = &ChannelStats{Channel: k.channel, Errors: []ErrorCount{}}
+			byName[k.channel] = cs
+		}
+		cs.Attempts += s.attempts
+		cs.Delivered += s.delivered
+		cs.Failed += s.failed
+		cs.UnknownStatus += s.unknown
+		cs.RecoveredByPolling += s.polled
+		if s.failed > 0 {
+			cs.Errors = append(cs.Errors, ErrorCount{Code: k.code, Count: s.failed})
+		}
+	}
+	names := make([]string, 0, len(byName))
+	groups := make([][]string, 0, len(byName))
+	for ch := range byName {
+		names = append(names, ch)
+		groups = append(groups, []string{ch})
+	}
+	ns, qs, err := lat.quantiles(ctx, db, p, w, groups, []float64{0.5, 0.95})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ChannelStats, 0, len(byName))
+	for i, ch := range names {
+		cs := byName[ch]
+		cs.Pending = cs.Attempts - cs.Delivered - cs.Failed
+		cs.DeliveryRate = rate(cs.Delivered, cs.Delivered+cs.Failed)
+		cs.LatencyMS = percentiles(ns[i], qs[i])
+		sort.Slice(cs.Errors, func(i, j int) bool {
+			if cs.Errors[i].Count != cs.Errors[j].Count {
+				return cs.Errors[i].Count > cs.Errors[j].Count
+			}
+			return cs.Errors[i].Code < cs.Errors[j].Code
+		})
+		if c, ok := conv[ch]; ok {
+			cs.Verification = &c
+		}
+		out = append(out, *cs)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Attempts != out[j].Attempts {
+			return out[i].Attempts > out[j].Attempts
+		}
+		return out[i].Channel < out[j].Channel
+	})
+	return out, nil
+}
+
+// conversionRolled is conversion over p.
+func (db *DB) conversionRolled(ctx context.Context, w Window, p plan) (map[string]Conversion, error) {
+	out := map[string]Conversion{}
+	read := func(q string, args []any) error {
+		rows, err := db.conn.Query(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("query conversion: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ch string
+			var c Conversion
+			if err := rows.Scan(&ch, &c.Polled, &c.Verified, &c.SampleRate); err != nil {
+				return fmt.Errorf("read conversion: %w", err)
+			}
+			if t, ok := out[ch]; ok {
+				c.Polled += t.Polled
+				c.Verified += t.Verified
+				c.SampleRate = min(c.SampleRate, t.SampleRate)
+			}
+			out[ch] = c
+		}
+		return rows.Err()
+	}
+	const cols = "channel, sum(polled), sum(verified), min(sample_rate)"
+	where, args := p.where(w, "channel")
+	if err := read(fmt.Sprintf("SELECT %s FROM daily_conversion WHERE %s GROUP BY channel", cols, where), args); err != nil {
+		return nil, err
+	}
+	for _, lw := range p.live {
+		q, args := lw.conversionRowsSQL()
+		if err := read(fmt.Sprintf("SELECT %s FROM (%s) GROUP BY channel", cols, q), args); err != nil {
+			return nil, err
+		}
+	}
+	for ch, c := range out {
+		c.Rate = rate(c.Verified, c.Polled)
+		out[ch] = c
+	}
+	return out, nil
+}
+
+// fallbackRolled is Fallback over p.
+func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackStats, error) {
+	out := FallbackStats{Paths: []PathStats{}}
+	type pathSums struct{ otps, fallback, oPrimary, oFallback, oFailed, oPending, delivered uint64 }
+	paths := map[string]*pathSums{}
+	ttd := newHistogram(metricTTD)
+	// read adds rows of path, the sums and, when live, the primary channel
+	// and the times to deliver.
+	read := func(q string, args []any, live bool) error {
+		rows, err := db.conn.Query(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("query fallback: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var path, primary string
+			var s pathSums
+			var ttds []int64
+			dest := []any{&path, &s.otps, &s.fallback, &s.oPrimary, &s.oFallback, &s.oFailed, &s.oPending, &s.delivered}
+			if live {
+				dest = append(dest, &primary, &ttds)
+			}
+			if err := rows.Scan(dest...); err != nil {
+				return fmt.Errorf("read fallback: %w", err)
+			}
+			for _, ms := range ttds {
+				addTo(ttd.live, primary, ms, 1)
+			}
+			t := paths[path]
+			if t == nil {
+				t = &pathSums{}
+				paths[path] = t
+			}
+			t.otps += s.otps
+			t.fallback += s.fallback
+			t.oPrimary += s.oPrimary
+			t.oFallback += s.oFallback
+			t.oFailed += s.oFailed
+			t.oPending += s.oPending
+			t.delivered += s.delivered
+		}
+		return rows.Err()
+	}
+	const sumCols = "path, sum(otps), sum(fallback), sum(o_primary), sum(o_fallback), sum(o_failed), sum(o_pending), sum(delivered)"
+	where, args := p.where(w, "primary_channel")
+	if err := read(fmt.Sprintf("SELECT %s FROM daily_journeys WHERE %s GROUP BY path", sumCols, where), args, false); err != nil {
+		return out, err
+	}
+	if err := ttd.readBuckets(ctx, db, p, w); err != nil {
+		return out, err
+	}
+	for _, lw := range p.live {
+		q, args := lw.journeyRowsSQL()
+		if err := read(fmt.Sprintf("SELECT %s, any(primary_channel), arrayFlatten(groupArray(ttds)) FROM (%s) GROUP BY path", sumCols, q), args, true); err != nil {
+			return out, err
+		}
+	}
+	var del uint64
+	for path, s := range paths {
+		if s.otps == 0 {
+			continue
+		}
+		out.OTPs += s.otps
+		out.FallbackOTPs += s.fallback
+		out.Outcomes.DeliveredPrimary += s.oPrimary
+		out.Outcomes.DeliveredFallback += s.oFallback
+		out.Outcomes.Failed += s.oFailed
+		out.Outcomes.Pending += s.oPending
+		del += s.delivered
+		out.Paths = append(out.Paths, PathStats{Path: path, OTPs: s.otps, Delivered: s.delivered})
+	}
+	sort.Slice(out.Paths, func(i, j int) bool {
+		if out.Paths[i].OTPs != out.Paths[j].OTPs {
+			return out.Paths[i].OTPs > out.Paths[j].OTPs
+		}
+		return out.Paths[i].Path < out.Paths[j].Path
+	})
+	out.FallbackRate = rate(out.FallbackOTPs, out.OTPs)
+	keys := map[string]bool{}
+	for k := range ttd.buckets {
+		keys[k] = true
+	}
+	for k := range ttd.live {
+		keys[k] = true
+	}
+	var ks []string
+	for k := range keys {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	_, qs, err := ttd.quantiles(ctx, db, p, w, [][]string{ks}, []float64{0.5, 0.95})
+	if err != nil {
+		return out, err
+	}
+	out.TimeToDeliverMS = percentiles(del, qs[0])
+	return out, nil
+}
