@@ -230,32 +230,11 @@ func (s *Sim) v4DeleteCallback(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) v4ListPriorities(w http.ResponseWriter, r *http.Request) {
-	name := r.URL.Query().Get("name")
-	s.mu.Lock()
-	out := []tyntec.Priority{}
-	for _, p := range s.priorities {
-		if name == "" || p.Name == name {
-			out = append(out, p)
-		}
-	}
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, out)
+	listByName(s, w, r, func() []tyntec.Priority { return s.priorities }, func(p tyntec.Priority) string { return p.Name })
 }
 
 func (s *Sim) v4GetPriority(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
-	s.mu.Lock()
-	i := slices.IndexFunc(s.priorities, func(p tyntec.Priority) bool { return p.ID == id })
-	var p tyntec.Priority
-	if i >= 0 {
-		p = s.priorities[i]
-	}
-	s.mu.Unlock()
-	if i < 0 {
-		writeNotFound(w, id)
-		return
-	}
-	writeJSON(w, http.StatusOK, p)
+	getByID(s, w, r, func() []tyntec.Priority { return s.priorities }, func(p tyntec.Priority) string { return p.ID })
 }
 
 func (s *Sim) v4CreatePriority(w http.ResponseWriter, r *http.Request) {
@@ -290,30 +269,42 @@ func (s *Sim) v4CreatePriority(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) v4ListProfiles(w http.ResponseWriter, r *http.Request) {
-	name := r.URL.Query().Get("name")
+	listByName(s, w, r, func() []tyntec.Profile { return s.profiles }, func(p tyntec.Profile) string { return p.Name })
+}
+
+func (s *Sim) v4GetProfile(w http.ResponseWriter, r *http.Request) {
+	getByID(s, w, r, func() []tyntec.Profile { return s.profiles }, func(p tyntec.Profile) string { return p.ID })
+}
+
+// listByName answers a list call with the items named by ?name=, or all.
+// items is called under s.mu.
+func listByName[T any](s *Sim, w http.ResponseWriter, r *http.Request, items func() []T, name func(T) string) {
+	want := r.URL.Query().Get("name")
 	s.mu.Lock()
-	out := []tyntec.Profile{}
-	for _, p := range s.profiles {
-		if name == "" || p.Name == name {
-			out = append(out, p)
+	out := []T{}
+	for _, it := range items() {
+		if want == "" || name(it) == want {
+			out = append(out, it)
 		}
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Sim) v4GetProfile(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
+// getByID answers a read of the item whose id is the path's {id}, or 404.
+func getByID[T any](s *Sim, w http.ResponseWriter, r *http.Request, items func() []T, id func(T) string) {
+	want := chi.URLParam(r, "id")
 	s.mu.Lock()
-	i := slices.IndexFunc(s.profiles, func(p tyntec.Profile) bool { return p.ID == id })
-	var p tyntec.Profile
+	all := items()
+	i := slices.IndexFunc(all, func(it T) bool { return id(it) == want })
+	var it T
 	if i >= 0 {
-		p = s.profiles[i]
+		it = all[i]
 	}
 	s.mu.Unlock()
 	if i < 0 {
-		writeNotFound(w, id)
+		writeNotFound(w, want)
 		return
 	}
-	writeJSON(w, http.StatusOK, p)
+	writeJSON(w, http.StatusOK, it)
 }
