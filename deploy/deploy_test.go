@@ -1338,6 +1338,7 @@ var (
 	createView  = regexp.MustCompile("(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS (\\w+) ON CLUSTER `(\\w+)`\\s+TO (\\w+) AS\\s.*\\bFROM (\\w+)")
 	engineOf    = regexp.MustCompile(`(?m)^ENGINE = (\w+)\((.*)\)`)
 	distEngine  = regexp.MustCompile("^`(\\w+)`, currentDatabase\\(\\), (\\w+), (.+)$")
+	alterTable  = regexp.MustCompile("^ALTER TABLE (\\w+) ON CLUSTER `(\\w+)`")
 	replPath    = regexp.MustCompile(`^'/clickhouse/tables/\{shard\}/\{database\}/(\w+)', '\{replica\}'`)
 )
 
@@ -1354,12 +1355,19 @@ func TestClusterSchema(t *testing.T) {
 	}
 	local := map[string]bool{}       // *_local tables
 	hasOTP := map[string]bool{}      // … with an otp_id column
+	hasDay := map[string]bool{}      // … or a day column (rollups)
 	distributed := map[string]bool{} // their twins
 	views := 0
 	for _, m := range migrations {
 		for _, st := range m.Statements {
 			body := stripComments(st)
 			if strings.HasPrefix(body, "INSERT") {
+				continue
+			}
+			if a := alterTable.FindStringSubmatch(body); a != nil {
+				if a[2] != clusterName || !strings.HasSuffix(a[1], "_local") {
+					t.Errorf("%04d: ALTER TABLE %s ON CLUSTER %s: want a *_local table on the cluster", m.Version, a[1], a[2])
+				}
 				continue
 			}
 			if v := createView.FindStringSubmatch(body); v != nil {
@@ -1385,10 +1393,14 @@ func TestClusterSchema(t *testing.T) {
 			switch {
 			case e[1] == "Distributed":
 				d := distEngine.FindStringSubmatch(e[2])
-				// One OTP's journey on one shard: tables with an otp_id shard by it.
+				// One OTP's journey on one shard: tables with an otp_id shard by it;
+				// daily rollups shard by day.
 				key := "rand()"
-				if hasOTP[c[1]] {
+				switch {
+				case hasOTP[c[1]]:
 					key = "cityHash64(otp_id)"
+				case hasDay[c[1]]:
+					key = "toUInt64(day)"
 				}
 				if d == nil || d[1] != clusterName || d[2] != c[1]+"_local" || d[3] != key {
 					t.Errorf("%04d: %s = Distributed(%s); want Distributed(`%s`, currentDatabase(), %s_local, %s)", m.Version, c[1], e[2], clusterName, c[1], key)
@@ -1404,6 +1416,7 @@ func TestClusterSchema(t *testing.T) {
 				}
 				local[strings.TrimSuffix(c[1], "_local")] = true
 				hasOTP[strings.TrimSuffix(c[1], "_local")] = regexp.MustCompile(`(?m)^\s+otp_id\s`).MatchString(body)
+				hasDay[strings.TrimSuffix(c[1], "_local")] = regexp.MustCompile(`(?m)^\s+day\s`).MatchString(body)
 			default:
 				t.Errorf("%04d: %s has engine %s; want Replicated*MergeTree or Distributed", m.Version, c[1], e[1])
 			}
@@ -1604,8 +1617,8 @@ func TestClusterSchemaOnEngine(t *testing.T) {
 		}
 		for _, m := range migrations {
 			for _, st := range m.Statements {
-				if strings.HasPrefix(stripComments(st), "INSERT") {
-					continue // the backfill writes to a replicated table: see the doc comment
+				if b := stripComments(st); strings.HasPrefix(b, "INSERT") || strings.HasPrefix(b, "ALTER") {
+					continue // backfills and index changes write to a replicated table: see the doc comment
 				}
 				if _, err := query(t, e, db, onCluster.ReplaceAllString(st, "")); err != nil {
 					t.Errorf("%04d_%s: %v\n%s", m.Version, m.Name, err, st)
