@@ -377,23 +377,8 @@ ORDER BY ch, by_channel DESC, failed DESC, code`, sub)
 // conversion returns the verification conversion per channel that delivered
 // (the journey's first DELIVERED), for journeys starting in the window.
 func (db *DB) conversion(ctx context.Context, w Window) (map[string]Conversion, error) {
-	jw := w
-	jw.Channel = "" // the channel filter applies to the delivering channel here
-	sub, args := jw.journeysSQL()
-	q := fmt.Sprintf(`SELECT toString(j_delivered_channel) AS ch, count() AS polled, countIf(s_verified = 1) AS verified, min(s_rate) AS sample_rate
-FROM (SELECT otp_id, j_delivered_channel FROM (%s) WHERE j_delivered IS NOT NULL) AS j
-INNER JOIN (
-    SELECT otp_id, max(toUInt8(otp_status = 'VERIFIED')) AS s_verified, min(sample_rate) AS s_rate
-    FROM otp_status
-    WHERE observed_at >= %s
-    GROUP BY otp_id
-    HAVING max(toUInt8(otp_status IN ('VERIFIED', 'EXPIRED', 'TOO_MANY_ATTEMPTS'))) = 1
-) AS s ON j.otp_id = s.otp_id
-GROUP BY ch`, sub, msTime(w.From.Add(-MaxAttemptSpan)))
-	if w.Channel != "" {
-		q += " HAVING ch = ?"
-		args = append(args, w.Channel)
-	}
+	// One SQL definition with the rollups: per (profile, channel), summed here.
+	q, args := w.conversionRowsSQL()
 	rows, err := db.conn.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query conversion: %w", err)
@@ -401,11 +386,20 @@ GROUP BY ch`, sub, msTime(w.From.Add(-MaxAttemptSpan)))
 	defer rows.Close()
 	out := map[string]Conversion{}
 	for rows.Next() {
-		var ch string
-		var c Conversion
-		if err := rows.Scan(&ch, &c.Polled, &c.Verified, &c.SampleRate); err != nil {
+		var profile, ch string
+		var r Conversion
+		if err := rows.Scan(&profile, &ch, &r.Polled, &r.Verified, &r.SampleRate); err != nil {
 			return nil, fmt.Errorf("read conversion: %w", err)
 		}
+		c, seen := out[ch]
+		c.Polled += r.Polled
+		c.Verified += r.Verified
+		if !seen || r.SampleRate < c.SampleRate {
+			c.SampleRate = r.SampleRate
+		}
+		out[ch] = c
+	}
+	for ch, c := range out {
 		c.Rate = rate(c.Verified, c.Polled)
 		out[ch] = c
 	}
