@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/otpscope/otpscope/internal/sink/chdb"
+	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
 )
 
 var binary string
@@ -322,59 +323,12 @@ func TestSimulateEndToEnd(t *testing.T) {
 	}
 
 	// Wait until the simulator has sent every OTP and settled every attempt.
-	var truth struct {
-		OTPs []struct {
-			ID, API  string
-			Attempts []struct{ Channel, Outcome string }
-		}
-	}
+	var truth tyntecsim.Truth
 	waitFor(t, 60*time.Second, "the simulator to settle every attempt", func() bool {
 		getJSON(t, "http://"+in.simListen+"/_sim/truth", &truth)
-		if len(truth.OTPs) < otps {
-			return false
-		}
-		for _, o := range truth.OTPs {
-			for _, a := range o.Attempts {
-				if a.Outcome == "" {
-					return false
-				}
-			}
-		}
-		return true
+		return truth.Settled(otps)
 	})
-	type counts struct{ Attempts, Delivered, Failed int }
-	wantChannels := map[string]*counts{}
-	wantFallback, wantPrimary, wantLater, wantFailed := 0, 0, 0, 0
-	for _, o := range truth.OTPs {
-		delivered := -1
-		for i, a := range o.Attempts {
-			c := wantChannels[a.Channel]
-			if c == nil {
-				c = &counts{}
-				wantChannels[a.Channel] = c
-			}
-			c.Attempts++
-			if a.Outcome == "DELIVERED" {
-				c.Delivered++
-				if delivered < 0 {
-					delivered = i
-				}
-			} else {
-				c.Failed++
-			}
-		}
-		if len(o.Attempts) > 1 {
-			wantFallback++
-		}
-		switch {
-		case delivered == 0:
-			wantPrimary++
-		case delivered > 0:
-			wantLater++
-		default:
-			wantFailed++
-		}
-	}
+	want := truth.Summary()
 
 	// The API, over everything the simulator did (its clock runs 50x ahead).
 	window := "?from=" + time.Now().Add(-time.Hour).UTC().Format(time.RFC3339) + "&to=" + time.Now().Add(48*time.Hour).UTC().Format(time.RFC3339)
@@ -383,15 +337,17 @@ func TestSimulateEndToEnd(t *testing.T) {
 		FallbackOTPs int `json:"fallback_otps"`
 		Outcomes     map[string]int
 	}
-	waitFor(t, 30*time.Second, "the API to count every OTP", func() bool {
+	waitFor(t, 30*time.Second, "the API to agree with the ground truth", func() bool {
 		getJSON(t, "http://"+in.listen+"/api/v1/fallback"+window, &fallback)
-		return fallback.OTPs >= otps && fallback.Outcomes["pending"] == 0
+		getJSON(t, "http://"+in.simListen+"/_sim/truth", &truth) // fresh: a fallback may have been dispatched since
+		want = truth.Summary()
+		return truth.Settled(otps) && want.Pending == 0 && fallback.OTPs >= otps && fallback.Outcomes["pending"] == 0 &&
+			fallback.FallbackOTPs == want.Fallback
 	})
-	t.Logf("API: %+v; truth: %d fallback, %d primary, %d later, %d failed", fallback, wantFallback, wantPrimary, wantLater, wantFailed)
-	if fallback.OTPs != otps || fallback.FallbackOTPs != wantFallback || fallback.Outcomes["delivered_primary"] != wantPrimary ||
-		fallback.Outcomes["delivered_fallback"] != wantLater || fallback.Outcomes["failed"] != wantFailed {
-		t.Errorf("/api/v1/fallback = %+v; truth: %d OTPs, %d fallback, %d primary, %d later, %d failed",
-			fallback, otps, wantFallback, wantPrimary, wantLater, wantFailed)
+	t.Logf("API: %+v; truth: %+v", fallback, want)
+	if fallback.OTPs != otps || fallback.FallbackOTPs != want.Fallback || fallback.Outcomes["delivered_primary"] != want.DeliveredPrimary ||
+		fallback.Outcomes["delivered_fallback"] != want.DeliveredLater || fallback.Outcomes["failed"] != want.Failed {
+		t.Errorf("/api/v1/fallback = %+v; truth: %d OTPs, %+v", fallback, otps, want)
 	}
 	var channels struct {
 		Channels []struct {
@@ -400,12 +356,12 @@ func TestSimulateEndToEnd(t *testing.T) {
 		}
 	}
 	getJSON(t, "http://"+in.listen+"/api/v1/channels"+window, &channels)
-	if len(channels.Channels) != len(wantChannels) {
-		t.Errorf("/api/v1/channels has %d channels; truth has %d", len(channels.Channels), len(wantChannels))
+	if len(channels.Channels) != len(want.Channels) {
+		t.Errorf("/api/v1/channels has %d channels; truth has %d", len(channels.Channels), len(want.Channels))
 	}
 	for _, c := range channels.Channels {
-		w := wantChannels[c.Channel]
-		if w == nil || c.Attempts != w.Attempts || c.Delivered != w.Delivered || c.Failed != w.Failed {
+		w, ok := want.Channels[c.Channel]
+		if !ok || c.Attempts != w.Attempts || c.Delivered != w.Delivered || c.Failed != w.Failed {
 			t.Errorf("/api/v1/channels %s = %d attempts, %d delivered, %d failed; truth %+v", c.Channel, c.Attempts, c.Delivered, c.Failed, w)
 		}
 	}

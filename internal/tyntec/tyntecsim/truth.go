@@ -186,3 +186,75 @@ func MaxInWindow(calls []Call, window time.Duration) int {
 	}
 	return best
 }
+
+// Settled reports whether at least n OTPs exist, each has been dispatched, and
+// every attempt has an outcome. (An OTP between a failure and its fallback's
+// dispatch looks settled: compare with a fresh Truth until both sides agree.)
+func (t Truth) Settled(n int) bool {
+	if len(t.OTPs) < n {
+		return false
+	}
+	for _, o := range t.OTPs {
+		if len(o.Attempts) == 0 {
+			return false
+		}
+		for _, a := range o.Attempts {
+			if a.Outcome == "" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Summary counts what otpscope's analytics should report for these OTPs.
+type Summary struct {
+	OTPs, Fallback                   int
+	DeliveredPrimary, DeliveredLater int
+	Failed, Pending                  int
+	// Channels counts attempts per channel: all, delivered, failed.
+	Channels map[string]ChannelSummary
+}
+
+// ChannelSummary counts one channel's attempts.
+type ChannelSummary struct{ Attempts, Delivered, Failed int }
+
+// Summary counts journeys by outcome and attempts by channel, as DESIGN.md
+// defines them: delivered on the primary, on a later channel, failed on all,
+// or pending.
+func (t Truth) Summary() Summary {
+	s := Summary{OTPs: len(t.OTPs), Channels: map[string]ChannelSummary{}}
+	for _, o := range t.OTPs {
+		if len(o.Attempts) > 1 {
+			s.Fallback++
+		}
+		first, pending := -1, false
+		for i, a := range o.Attempts {
+			c := s.Channels[a.Channel]
+			c.Attempts++
+			switch a.Outcome {
+			case "DELIVERED":
+				c.Delivered++
+				if first < 0 {
+					first = i
+				}
+			case "":
+				pending = true
+			default:
+				c.Failed++
+			}
+			s.Channels[a.Channel] = c
+		}
+		switch {
+		case first == 0:
+			s.DeliveredPrimary++
+		case first > 0:
+			s.DeliveredLater++
+		case pending || len(o.Attempts) == 0:
+			s.Pending++
+		default:
+			s.Failed++
+		}
+	}
+	return s
+}
