@@ -54,10 +54,8 @@ func run() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- eng.Serve(ctx) }()
-	defer func() { cancel(); <-done; eng.Close() }()
+	defer eng.Close()
+	ctx := context.Background()
 
 	fmt.Printf("| events | window | endpoint | source | p50 ms | p95 ms |\n|---|---|---|---|---|---|\n")
 	for _, s := range strings.Split(*sizes, ",") {

@@ -66,10 +66,7 @@ func run(n, batch int) error {
 	if err != nil {
 		return err
 	}
-	chCtx, stopCH := context.WithCancel(ctx)
-	chDone := make(chan error, 1)
-	go func() { chDone <- ch.Serve(chCtx) }()
-	defer func() { stopCH(); <-chDone; ch.Close() }()
+	defer ch.Close()
 	db, err := reporter.OpenClickHouse(ctx, ch.DSN(), "", quiet)
 	if err != nil {
 		return err

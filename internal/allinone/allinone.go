@@ -168,11 +168,7 @@ func (a *App) start(ctx context.Context) (err error) {
 		if a.embedded, err = reporter.HostClickHouse(cfg.DataDir, cfg.ClickHouse.Listen, logger); err != nil {
 			return err
 		}
-		// The endpoint outlives ctx: the sink's last insert on stop goes through it.
-		engCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		done := make(chan error, 1)
-		go func() { done <- a.embedded.Serve(engCtx) }()
-		a.cleanup = append(a.cleanup, func() { stop(); <-done; a.embedded.Close() })
+		a.cleanup = append(a.cleanup, func() { a.embedded.Close() })
 		dsn = a.embedded.DSN()
 	}
 	if a.db, err = reporter.OpenClickHouse(ctx, dsn, cfg.ClickHouse.Cluster, logger); err != nil {

@@ -16,10 +16,14 @@ import (
 type EmbeddedClickHouse struct {
 	engine *chdb.Engine
 	server *chdb.Server
+	stop   context.CancelFunc
+	served chan error
+	logger *slog.Logger
 }
 
-// HostClickHouse opens the embedded engine under dataDir/clickhouse and binds
-// its endpoint on listen; Serve starts answering.
+// HostClickHouse opens the embedded engine under dataDir/clickhouse and serves
+// its endpoint on listen until Close — not until some service's context ends,
+// since a stopping sink inserts what it holds through it.
 func HostClickHouse(dataDir, listen string, logger *slog.Logger) (*EmbeddedClickHouse, error) {
 	dir := filepath.Join(dataDir, "clickhouse")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -34,7 +38,10 @@ func HostClickHouse(dataDir, listen string, logger *slog.Logger) (*EmbeddedClick
 		engine.Close()
 		return nil, err
 	}
-	return &EmbeddedClickHouse{engine: engine, server: server}, nil
+	ctx, stop := context.WithCancel(context.Background())
+	e := &EmbeddedClickHouse{engine: engine, server: server, stop: stop, served: make(chan error, 1), logger: logger}
+	go func() { e.served <- server.Serve(ctx) }()
+	return e, nil
 }
 
 // DSN is the owner's clickhouse-go DSN (http://user:password@addr).
@@ -46,11 +53,14 @@ func (e *EmbeddedClickHouse) Addr() string { return e.server.Addr() }
 // Dir is the engine's data directory.
 func (e *EmbeddedClickHouse) Dir() string { return e.engine.Dir() }
 
-// Serve answers until ctx ends.
-func (e *EmbeddedClickHouse) Serve(ctx context.Context) error { return e.server.Serve(ctx) }
-
-// Close closes the engine; call it after Serve returned.
-func (e *EmbeddedClickHouse) Close() error { return e.engine.Close() }
+// Close stops the endpoint (requests in flight may finish) and closes the engine.
+func (e *EmbeddedClickHouse) Close() error {
+	e.stop()
+	if err := <-e.served; err != nil {
+		e.logger.Warn("embedded ClickHouse endpoint", "err", err)
+	}
+	return e.engine.Close()
+}
 
 // Engine is the engine itself, for benchmarks that bypass the endpoint.
 func (e *EmbeddedClickHouse) Engine() *chdb.Engine { return e.engine }

@@ -21,15 +21,12 @@ type Service struct {
 	cfg      Config
 	broker   *broker.Broker
 	embedded *EmbeddedClickHouse // nil with an external ClickHouse
-	// stopEmbedded ends the endpoint's Serve, whose result arrives on embeddedDone.
-	stopEmbedded context.CancelFunc
-	embeddedDone chan error
-	db           *sink.DB
-	consumer     *Consumer
-	reports      *Reports
-	ln           net.Listener
-	srv          *http.Server
-	logger       *slog.Logger
+	db       *sink.DB
+	consumer *Consumer
+	reports  *Reports
+	ln       net.Listener
+	srv      *http.Server
+	logger   *slog.Logger
 }
 
 // New connects to NATS and ClickHouse (hosting the embedded engine when
@@ -53,11 +50,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (s *Service, err 
 			return nil, err
 		}
 		dsn = s.embedded.DSN()
-		// The endpoint outlives ctx: the sink's last insert on stop goes through it.
-		var engCtx context.Context
-		engCtx, s.stopEmbedded = context.WithCancel(context.WithoutCancel(ctx))
-		s.embeddedDone = make(chan error, 1)
-		go func() { s.embeddedDone <- s.embedded.Serve(engCtx) }()
 	}
 	reg := ops.NewRegistry()
 	if s.db, err = OpenClickHouse(ctx, dsn, cfg.ClickHouse.Cluster, logger); err != nil {
@@ -121,12 +113,6 @@ func (s *Service) close() {
 		s.db.Close()
 	}
 	if s.embedded != nil {
-		if s.stopEmbedded != nil {
-			s.stopEmbedded()
-			if err := <-s.embeddedDone; err != nil {
-				s.logger.Warn("embedded ClickHouse endpoint", "err", err)
-			}
-		}
 		s.embedded.Close()
 	}
 	if s.broker != nil {
