@@ -37,8 +37,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/otpscope/otpscope/internal/broker"
-	"github.com/otpscope/otpscope/internal/sink/chdb"
-	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/chdb"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/schema"
 )
 

@@ -28,8 +28,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/reporter"
-	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 var start = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
@@ -49,7 +50,7 @@ func run() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	eng, err := reporter.HostClickHouse(dir, "127.0.0.1:0", logger)
+	eng, err := chdb.Start(dir, "127.0.0.1:0", logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -77,7 +78,7 @@ func run() int {
 // primary delivers 88 % of the time, a failure falls back when the priority
 // has a second channel, which delivers 90 % of the time. A fifth of the OTPs
 // also get a duplicate of their outcome event in a later insert.
-func generate(ctx context.Context, db *sink.DB, n int) (int, error) {
+func generate(ctx context.Context, db *store.DB, n int) (int, error) {
 	otps := int(float64(n) / 2.16)
 	const chunk = 500_000
 	for lo := 0; lo < otps; lo += chunk {
@@ -121,7 +122,7 @@ FROM delivery_events WHERE status != 'DISPATCHED' AND cityHash64(otp_id) % 5 = 0
 }
 
 func bench(ctx context.Context, ownerDSN string, n, calls int, logger *slog.Logger) error {
-	admin, err := sink.Open(ctx, ownerDSN, "", logger)
+	admin, err := store.Connect(ctx, ownerDSN, logger)
 	if err != nil {
 		return err
 	}
@@ -133,7 +134,7 @@ func bench(ctx context.Context, ownerDSN string, n, calls int, logger *slog.Logg
 		return err
 	}
 	defer admin.Close()
-	db, err := reporter.OpenClickHouse(ctx, ownerDSN+"/"+name, "", logger)
+	db, err := store.Open(ctx, store.Config{DSN: ownerDSN + "/" + name}, logger)
 	if err != nil {
 		return err
 	}
@@ -165,7 +166,7 @@ func bench(ctx context.Context, ownerDSN string, n, calls int, logger *slog.Logg
 	rawAnswers := map[string]any{}
 	for _, win := range windows {
 		for _, ep := range []string{"channels", "fallback"} {
-			raw := sink.Window{From: win.from, To: win.to, Raw: true}
+			raw := store.Window{From: win.from, To: win.to, Raw: true}
 			var answer any
 			p50, p95, err := timeCalls(calls, func() error {
 				var err error
@@ -216,8 +217,8 @@ func bench(ctx context.Context, ownerDSN string, n, calls int, logger *slog.Logg
 	}
 	// The generator's inserts are visible once they return: the rollups may
 	// trust rows inserted more than a few seconds before their computation.
-	sink.RollupSlack = 3 * time.Second
-	time.Sleep(sink.RollupSlack)
+	store.RollupSlack = 3 * time.Second
+	time.Sleep(store.RollupSlack)
 	t1 := time.Now()
 	rolled, err := db.RefreshRollups(ctx, time.Now())
 	if err != nil {

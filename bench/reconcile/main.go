@@ -37,7 +37,7 @@ import (
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/poller"
 	"github.com/otpscope/otpscope/internal/tyntec"
-	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 func main() { os.Exit(run()) }

@@ -24,14 +24,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/events"
-	"github.com/otpscope/otpscope/internal/reporter"
-	"github.com/otpscope/otpscope/internal/sink/chdb"
+	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 func main() {
 	n := flag.Int("events", 200000, "events to move")
-	batch := flag.Int("batch", reporter.DefaultMaxRows, "sink batch size (rows)")
+	batch := flag.Int("batch", sink.DefaultMaxRows, "sink batch size (rows)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -62,16 +63,12 @@ func run(n, batch int) error {
 	}
 	defer os.RemoveAll(dir)
 
-	ch, err := reporter.HostClickHouse(dir, "127.0.0.1:0", quiet)
-	if err != nil {
-		return err
-	}
-	defer ch.Close()
-	db, err := reporter.OpenClickHouse(ctx, ch.DSN(), "", quiet)
+	db, err := store.Open(ctx, store.Config{DataDir: dir, Listen: "127.0.0.1:0"}, quiet)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	ch := db.Embedded()
 
 	evs := make([]events.DeliveryStatus, n)
 	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
@@ -94,7 +91,7 @@ func run(n, batch int) error {
 	if _, err := ch.Engine().Query(ctx, "CREATE DATABASE rawbase", ""); err != nil {
 		return err
 	}
-	rawDB, err := reporter.OpenClickHouse(ctx, ch.DSN()+"/rawbase", "", quiet)
+	rawDB, err := store.Open(ctx, store.Config{DSN: ch.DSN() + "/rawbase"}, quiet)
 	if err != nil {
 		return err
 	}
@@ -132,7 +129,7 @@ func run(n, batch int) error {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	cons := reporter.NewConsumer(reporter.SinkConfig{Durable: "bench", MaxRows: batch, MaxBytes: reporter.DefaultMaxBytes, FlushInterval: time.Second, AckWait: time.Minute},
+	cons := sink.NewConsumer(sink.Config{Durable: "bench", MaxRows: batch, MaxBytes: sink.DefaultMaxBytes, FlushInterval: time.Second, AckWait: time.Minute},
 		b.JetStream(), b.StreamName(), db, b, quiet, reg)
 	sinkCtx, stopSink := context.WithCancel(ctx)
 	defer stopSink()

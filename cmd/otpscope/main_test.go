@@ -22,8 +22,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
-	"github.com/otpscope/otpscope/internal/sink/chdb"
-	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+	"github.com/otpscope/otpscope/internal/chdb"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 var binary string

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/otpscope/otpscope/internal/tyntec"
-	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 func TestRegisterCallbackCommand(t *testing.T) {

@@ -32,7 +32,7 @@ func main() {
 			cfg.ClickHouse.RegisterFlags(fs)
 			dataDir := cli.DataDirFlag(fs)
 			return func(ctx context.Context, logger *slog.Logger) error {
-				cfg.DataDir, cfg.NATS.DataDir = *dataDir, *dataDir
+				cfg.NATS.DataDir, cfg.ClickHouse.DataDir = *dataDir, *dataDir
 				if err := cfg.Validate(); err != nil {
 					return cli.Usage(err)
 				}

@@ -8,9 +8,10 @@ import (
 	"testing"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/reporter"
-	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 func TestMain(m *testing.M) { chdbtest.Main(m) }
@@ -22,7 +23,7 @@ func noEnv(string) (string, bool) { return "", false }
 // default user, not its owner.
 func TestReportReadsTheEmbeddedEndpointReadOnly(t *testing.T) {
 	srv := chdbtest.Serve(t)
-	db, err := reporter.OpenClickHouse(t.Context(), srv.DSN+"/"+srv.Database, "", brokertest.Logger(t)) // the owner migrates
+	db, err := store.Open(t.Context(), store.Config{DSN: srv.DSN + "/" + srv.Database}, brokertest.Logger(t)) // the owner migrates
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/tyntec"
-	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 func TestParseFlags(t *testing.T) {

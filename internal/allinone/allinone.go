@@ -28,16 +28,17 @@ import (
 	"github.com/otpscope/otpscope/internal/poller"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
 	"github.com/otpscope/otpscope/internal/tyntec"
-	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 // Config configures the all-in-one.
 type Config struct {
 	DataDir    string
 	Ingest     ingest.Config // its Listen is the one HTTP listener
-	ClickHouse sink.Config
-	Sink       reporter.SinkConfig
+	ClickHouse store.Config
+	Sink       sink.Config
 	Reports    reporter.ReportsConfig
 	Poller     poller.Config // its Listen and NATS are unused: the all-in-one shares its own
 	Simulate   SimulateConfig
@@ -82,7 +83,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // Validate completes the configuration (the data directory, a token for the
 // simulator's webhooks) and reports the first error.
 func (c *Config) Validate() error {
-	c.Ingest.NATS.DataDir = c.DataDir
+	c.Ingest.NATS.DataDir, c.ClickHouse.DataDir = c.DataDir, c.DataDir
 	if c.Simulate.Enabled && len(c.Ingest.Tokens) == 0 && !c.Ingest.InsecureNoAuth {
 		// The simulator is the only sender: a fresh random token keeps the
 		// webhook endpoint closed to everyone else.
@@ -130,9 +131,8 @@ type App struct {
 	cfg      Config
 	logger   *slog.Logger
 	broker   *broker.Broker
-	embedded *reporter.EmbeddedClickHouse
-	db       *sink.DB
-	consumer *reporter.Consumer
+	db       *store.DB
+	consumer *sink.Consumer
 	reports  *reporter.Reports
 	ln       net.Listener
 	srv      *http.Server
@@ -163,15 +163,7 @@ func (a *App) start(ctx context.Context) (err error) {
 	}
 	a.cleanup = append(a.cleanup, a.broker.Close)
 
-	dsn := cfg.ClickHouse.DSN
-	if dsn == "" {
-		if a.embedded, err = reporter.HostClickHouse(cfg.DataDir, cfg.ClickHouse.Listen, logger); err != nil {
-			return err
-		}
-		a.cleanup = append(a.cleanup, func() { a.embedded.Close() })
-		dsn = a.embedded.DSN()
-	}
-	if a.db, err = reporter.OpenClickHouse(ctx, dsn, cfg.ClickHouse.Cluster, logger); err != nil {
+	if a.db, err = store.Open(ctx, cfg.ClickHouse, logger); err != nil {
 		return err
 	}
 	a.cleanup = append(a.cleanup, func() { a.db.Close() })
@@ -192,7 +184,7 @@ func (a *App) start(ctx context.Context) (err error) {
 	reporter.NewAPI(a.db, logger).Mount(r)
 	a.reports = reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg)
 	checks := []ops.Check{{Name: "nats", Ready: a.broker.Ready}, {Name: "clickhouse", Ready: a.db.Ready}}
-	a.consumer = reporter.NewConsumer(cfg.Sink, a.broker.JetStream(), a.broker.StreamName(), a.db, a.broker, logger, reg)
+	a.consumer = sink.NewConsumer(cfg.Sink, a.broker.JetStream(), a.broker.StreamName(), a.db, a.broker, logger, reg)
 	if cfg.pollerEnabled() {
 		if a.poller, err = poller.New(ctx, a.cfg.Poller, a.broker, logger.With("component", "poller"), reg); err != nil {
 			return err
@@ -271,8 +263,8 @@ func (a *App) Banner(w io.Writer) {
 		fmt.Sprintf("  health       http://%s/healthz  /readyz  /metrics", a.Addr()),
 		fmt.Sprintf("  NATS         %s (%s), stream %s", a.broker.ClientURL(), embedded(a.broker.Server() != nil), a.broker.StreamName()),
 	}
-	if a.embedded != nil {
-		lines = append(lines, fmt.Sprintf("  ClickHouse   http://%s (embedded engine, read-only for other clients; Grafana connects here)", a.embedded.Addr()))
+	if e := a.db.Embedded(); e != nil {
+		lines = append(lines, fmt.Sprintf("  ClickHouse   http://%s (embedded engine, read-only for other clients; Grafana connects here)", e.Addr()))
 	} else {
 		lines = append(lines, "  ClickHouse   "+redact(a.cfg.ClickHouse.DSN)+" (external)")
 	}

@@ -17,10 +17,11 @@ import (
 
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
-	"github.com/otpscope/otpscope/internal/reporter"
-	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 func TestMain(m *testing.M) { chdbtest.Main(m) }
@@ -121,14 +122,14 @@ func TestClusterNodeRestart(t *testing.T) {
 	hs := httptest.NewServer(r)
 	t.Cleanup(hs.Close)
 
-	db, err := reporter.OpenClickHouse(t.Context(), ch.DSN+"/"+ch.Database, "", brokertest.Logger(t))
+	db, err := store.Open(t.Context(), store.Config{DSN: ch.DSN + "/" + ch.Database}, brokertest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	sinkCtx, stopSink := context.WithCancel(t.Context())
 	sinkDone := make(chan error, 1)
-	consumer := reporter.NewConsumer(reporter.SinkConfig{Durable: "sink", MaxRows: 1000, MaxBytes: 1 << 20, FlushInterval: 200 * time.Millisecond, AckWait: 5 * time.Second},
+	consumer := sink.NewConsumer(sink.Config{Durable: "sink", MaxRows: 1000, MaxBytes: 1 << 20, FlushInterval: 200 * time.Millisecond, AckWait: 5 * time.Second},
 		b.JetStream(), b.StreamName(), db, b, brokertest.Logger(t), prometheus.NewRegistry())
 	go func() { sinkDone <- consumer.Run(sinkCtx) }()
 	t.Cleanup(func() { stopSink(); <-sinkDone })

@@ -10,9 +10,9 @@ import (
 
 	"github.com/otpscope/otpscope/internal/allinone"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/reporter"
-	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
-	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 // TestLostWebhooksRecovered runs the whole pipeline in one process — the

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/otpscope/otpscope/internal/tyntec"
-	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 func TestRegisterCallback(t *testing.T) {

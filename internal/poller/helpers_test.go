@@ -22,7 +22,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
-	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 // startSim serves a started simulator on 127.0.0.1 and returns it with its URL.

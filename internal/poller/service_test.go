@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
-	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 // TestRunServesOps runs the service as cmd/poller does: it connects to NATS,

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
-	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 // Alert rules, the last token of tyntec.2fa.alert.<RULE>.
@@ -45,7 +45,7 @@ type Alert struct {
 }
 
 // Evaluate returns the alerts that fire on the figures of one window.
-func (a AlertRules) Evaluate(from, to time.Time, chs []sink.ChannelStats, fb sink.FallbackStats) []Alert {
+func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb store.FallbackStats) []Alert {
 	var out []Alert
 	if a.MinDeliveryRate > 0 {
 		for _, c := range chs {

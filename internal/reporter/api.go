@@ -12,7 +12,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/otpscope/otpscope/internal/problem"
-	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 // DefaultAPIWindow is the window of an API call without from and to.
@@ -21,13 +21,13 @@ const DefaultAPIWindow = 24 * time.Hour
 // API is the analytics JSON API: /api/v1/channels, /api/v1/fallback and
 // /api/v1/otps/{otpId}. Errors are RFC 9457 problem details.
 type API struct {
-	db     *sink.DB
+	db     *store.DB
 	logger *slog.Logger
 	now    func() time.Time
 }
 
 // NewAPI returns the API over db.
-func NewAPI(db *sink.DB, logger *slog.Logger) *API {
+func NewAPI(db *store.DB, logger *slog.Logger) *API {
 	return &API{db: db, logger: logger, now: time.Now}
 }
 
@@ -40,16 +40,16 @@ func (a *API) Mount(r chi.Router) {
 
 // ChannelsResponse is the body of GET /api/v1/channels.
 type ChannelsResponse struct {
-	From     time.Time           `json:"from"`
-	To       time.Time           `json:"to"`
-	Channels []sink.ChannelStats `json:"channels"`
+	From     time.Time            `json:"from"`
+	To       time.Time            `json:"to"`
+	Channels []store.ChannelStats `json:"channels"`
 }
 
 // FallbackResponse is the body of GET /api/v1/fallback.
 type FallbackResponse struct {
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
-	sink.FallbackStats
+	store.FallbackStats
 }
 
 // windowError names the query parameter that was wrong.
@@ -62,14 +62,14 @@ func (e *windowError) Error() string { return e.field + ": " + e.err.Error() }
 
 // ParseWindow reads from, to (RFC 3339), profile and channel. Without to the
 // window ends now; without from it starts DefaultAPIWindow before its end.
-func ParseWindow(q map[string][]string, now time.Time) (sink.Window, error) {
+func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
 			return v[0]
 		}
 		return ""
 	}
-	w := sink.Window{Profile: get("profile"), Channel: get("channel"), To: now.UTC().Truncate(time.Millisecond)}
+	w := store.Window{Profile: get("profile"), Channel: get("channel"), To: now.UTC().Truncate(time.Millisecond)}
 	if s := get("to"); s != "" {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
@@ -91,7 +91,7 @@ func ParseWindow(q map[string][]string, now time.Time) (sink.Window, error) {
 	return w, nil
 }
 
-func (a *API) window(w http.ResponseWriter, r *http.Request) (sink.Window, bool) {
+func (a *API) window(w http.ResponseWriter, r *http.Request) (store.Window, bool) {
 	win, err := ParseWindow(r.URL.Query(), a.now())
 	if err != nil {
 		var we *windowError
@@ -134,9 +134,9 @@ func (a *API) fallback(w http.ResponseWriter, r *http.Request) {
 func (a *API) otp(w http.ResponseWriter, r *http.Request) {
 	j, err := a.db.Journey(r.Context(), chi.URLParam(r, "otpId"))
 	switch {
-	case errors.Is(err, sink.ErrBadOTPID):
+	case errors.Is(err, store.ErrBadOTPID):
 		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid OTP id", Detail: err.Error(), Field: "otpId", Instance: r.URL.Path})
-	case errors.Is(err, sink.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		problem.Write(w, problem.Details{Status: http.StatusNotFound, Title: "Unknown OTP", Detail: err.Error(), Instance: r.URL.Path})
 	case err != nil:
 		a.fail(w, r, err)

@@ -22,9 +22,9 @@ import (
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/reporter"
-	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
 	"github.com/otpscope/otpscope/internal/tyntec"
-	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 const webhookToken = "analytics-test-token"
@@ -48,11 +48,10 @@ func newTraffic(t *testing.T) *traffic {
 	t.Helper()
 	f := newFixture(t)
 	ctx := t.Context()
-	f.run(t, sinkConfig(), f.db)
 
 	r := ops.NewRouter()
 	ingest.NewHandler(ingest.Config{Tokens: []string{webhookToken}, MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: 5 * time.Second, RetryAfter: time.Second},
-		f.broker, brokertest.Logger(t), prometheus.NewRegistry()).Mount(r)
+		f.Broker, brokertest.Logger(t), prometheus.NewRegistry()).Mount(r)
 	hooks := httptest.NewServer(r)
 	t.Cleanup(hooks.Close)
 
@@ -113,27 +112,27 @@ func newTraffic(t *testing.T) *traffic {
 	if len(recovered) == 0 {
 		t.Fatal("no webhook was dropped: the test would not exercise recovery by polling")
 	}
-	if err := f.broker.Publish(ctx, append(recovered, statuses...)...); err != nil {
+	if err := f.Broker.Publish(ctx, append(recovered, statuses...)...); err != nil {
 		t.Fatal(err)
 	}
-	f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", uint64(len(facts)))
-	f.waitCount(t, "SELECT uniqExact(event_id) FROM otp_status", uint64(len(statuses)))
+	f.WaitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", uint64(len(facts)))
+	f.WaitCount(t, "SELECT uniqExact(event_id) FROM otp_status", uint64(len(statuses)))
 	// JetStream's duplicate window absorbed the duplicated webhooks; store a
 	// third of the facts a second time, as a redelivery after the window (or a
 	// sink retry) would, and keep merges from collapsing them.
-	if err := f.db.Conn().Exec(ctx, "SYSTEM STOP MERGES delivery_events"); err != nil {
+	if err := f.DB.Conn().Exec(ctx, "SYSTEM STOP MERGES delivery_events"); err != nil {
 		t.Fatal(err)
 	}
 	const cols = "event_id, otp_id, profile_id, channel, status, event_time, received_at, error_code, error_message, source, timestamp_from_receipt, unknown_channel, unknown_status, missed_webhook, stream_seq"
-	if err := f.db.Conn().Exec(ctx, "INSERT INTO delivery_events ("+cols+") SELECT "+cols+" FROM delivery_events WHERE cityHash64(event_id) % 3 = 0"); err != nil {
+	if err := f.DB.Conn().Exec(ctx, "INSERT INTO delivery_events ("+cols+") SELECT "+cols+" FROM delivery_events WHERE cityHash64(event_id) % 3 = 0"); err != nil {
 		t.Fatal(err)
 	}
-	if all, distinct := f.count(t, "SELECT count() FROM delivery_events"), f.count(t, "SELECT uniqExact(event_id) FROM delivery_events"); all <= distinct {
+	if all, distinct := f.Count(t, "SELECT count() FROM delivery_events"), f.Count(t, "SELECT uniqExact(event_id) FROM delivery_events"); all <= distinct {
 		t.Fatalf("%d rows for %d facts: want duplicates stored", all, distinct)
 	}
 
 	ar := chi.NewRouter()
-	reporter.NewAPI(f.db, brokertest.Logger(t)).Mount(ar)
+	reporter.NewAPI(f.DB, brokertest.Logger(t)).Mount(ar)
 	api := httptest.NewServer(ar)
 	t.Cleanup(api.Close)
 	return &traffic{f: f, truth: truth, api: api}
@@ -176,14 +175,14 @@ type wantChannel struct {
 
 // expect computes the figures from the ground truth for journeys and attempts
 // starting in [from, to).
-func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel, sink.FallbackStats, []int64) {
+func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel, store.FallbackStats, []int64) {
 	in := func(t time.Time) bool {
 		t = t.Truncate(time.Millisecond)
 		return !t.Before(from) && t.Before(to)
 	}
 	chs := map[string]*wantChannel{}
-	fb := sink.FallbackStats{}
-	paths := map[string]*sink.PathStats{}
+	fb := store.FallbackStats{}
+	paths := map[string]*store.PathStats{}
 	var ttd []int64
 	for _, o := range truth.OTPs {
 		for _, a := range o.Attempts {
@@ -216,7 +215,7 @@ func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel,
 		}
 		p := paths[o.Path()]
 		if p == nil {
-			p = &sink.PathStats{Path: o.Path()}
+			p = &store.PathStats{Path: o.Path()}
 			paths[o.Path()] = p
 		}
 		p.OTPs++
@@ -270,7 +269,7 @@ func sameRate(got *float64, num, den uint64) bool {
 }
 
 // samePercentiles allows 1 ms for the rounding of stored timestamps.
-func samePercentiles(got *sink.Percentiles, xs []int64) bool {
+func samePercentiles(got *store.Percentiles, xs []int64) bool {
 	if len(xs) == 0 {
 		return got == nil
 	}
@@ -306,7 +305,7 @@ func testEqualsGroundTruth(t *testing.T, tr *traffic) {
 		}
 	}
 	t.Logf("%d fallbacks, %d dropped webhooks", fallbacks, dropped)
-	rows, stored := tr.f.count(t, "SELECT count() FROM delivery_events"), tr.f.count(t, "SELECT uniqExact(event_id) FROM delivery_events")
+	rows, stored := tr.f.Count(t, "SELECT count() FROM delivery_events"), tr.f.Count(t, "SELECT uniqExact(event_id) FROM delivery_events")
 	t.Logf("%d delivery rows stored for %d facts", rows, stored)
 	if fallbacks == 0 {
 		t.Fatal("no fallback in the traffic")
@@ -387,7 +386,7 @@ func testJourney(t *testing.T, tr *traffic) {
 	if pick == nil {
 		t.Skip("no fallback journey with a dropped webhook in this seed")
 	}
-	var j sink.Journey
+	var j store.Journey
 	if resp := tr.get(t, "/api/v1/otps/"+pick.ID, nil, &j); resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET otp: %s", resp.Status)
 	}

@@ -115,7 +115,7 @@ func loadDashboards(t *testing.T) map[string]grafanaDashboard {
 // scalar runs a stat panel's query: one row, one numeric (or NULL) column.
 func (tr *traffic) scalar(t *testing.T, sql string) *float64 {
 	t.Helper()
-	rows, err := tr.f.db.Conn().Query(t.Context(), sql)
+	rows, err := tr.f.DB.Conn().Query(t.Context(), sql)
 	if err != nil {
 		t.Fatalf("query: %v\n%s", err, sql)
 	}
@@ -151,7 +151,7 @@ func (tr *traffic) scalar(t *testing.T, sql string) *float64 {
 
 func (tr *traffic) runAll(t *testing.T, sql string) int {
 	t.Helper()
-	rows, err := tr.f.db.Conn().Query(t.Context(), sql)
+	rows, err := tr.f.DB.Conn().Query(t.Context(), sql)
 	if err != nil {
 		t.Fatalf("query: %v\n%s", err, sql)
 	}

@@ -1,5 +1,5 @@
-// Package reporter is everything that writes or reads ClickHouse: the sink
-// consumer that moves events from NATS into ClickHouse, and (later) the
-// analytics API, reports and alerts. Without a --clickhouse-dsn it hosts the
-// embedded ClickHouse engine and serves its HTTP endpoint.
+// Package reporter reads the ClickHouse store for people: the analytics API
+// (/api/v1), the scheduled hourly and daily summaries, the alert rules, the
+// rollup job, and `reporter report`. Its Service is the reporter binary: the
+// sink (package sink) and these, on one listener, over one store.
 package reporter

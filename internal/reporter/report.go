@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
-	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 // Report kinds: the scheduled ones, and an ad-hoc report from the CLI.
@@ -28,24 +28,24 @@ const (
 // Report is a summary of one window: the figures of /api/v1/channels and
 // /api/v1/fallback, so that reports and the API agree by construction.
 type Report struct {
-	Kind        string              `json:"kind"`
-	From        time.Time           `json:"from"`
-	To          time.Time           `json:"to"`
-	Profile     string              `json:"profile,omitempty"`
-	Channel     string              `json:"channel,omitempty"`
-	GeneratedAt time.Time           `json:"generated_at"`
-	Channels    []sink.ChannelStats `json:"channels"`
-	Fallback    sink.FallbackStats  `json:"fallback"`
+	Kind        string               `json:"kind"`
+	From        time.Time            `json:"from"`
+	To          time.Time            `json:"to"`
+	Profile     string               `json:"profile,omitempty"`
+	Channel     string               `json:"channel,omitempty"`
+	GeneratedAt time.Time            `json:"generated_at"`
+	Channels    []store.ChannelStats `json:"channels"`
+	Fallback    store.FallbackStats  `json:"fallback"`
 }
 
-// Analytics answers the windowed queries; *sink.DB implements it.
+// Analytics answers the windowed queries; *store.DB implements it.
 type Analytics interface {
-	Channels(ctx context.Context, w sink.Window) ([]sink.ChannelStats, error)
-	Fallback(ctx context.Context, w sink.Window) (sink.FallbackStats, error)
+	Channels(ctx context.Context, w store.Window) ([]store.ChannelStats, error)
+	Fallback(ctx context.Context, w store.Window) (store.FallbackStats, error)
 }
 
 // BuildReport computes the report of window w.
-func BuildReport(ctx context.Context, db Analytics, kind string, w sink.Window, now time.Time) (Report, error) {
+func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window, now time.Time) (Report, error) {
 	r := Report{Kind: kind, From: w.From, To: w.To, Profile: w.Profile, Channel: w.Channel, GeneratedAt: now.UTC()}
 	var err error
 	if r.Channels, err = db.Channels(ctx, w); err != nil {
@@ -128,7 +128,7 @@ func fmtPct(x *float64) string {
 	return strconv.FormatFloat(100**x, 'f', 1, 64) + "%"
 }
 
-func fmtMS(p *sink.Percentiles, p95 bool) string {
+func fmtMS(p *store.Percentiles, p95 bool) string {
 	if p == nil {
 		return ""
 	}
@@ -185,10 +185,10 @@ type outcomeN struct {
 	N    uint64
 }
 
-func outcomeList(o sink.Outcomes) []outcomeN {
+func outcomeList(o store.Outcomes) []outcomeN {
 	return []outcomeN{
-		{sink.OutcomeDeliveredPrimary, o.DeliveredPrimary}, {sink.OutcomeDeliveredFallback, o.DeliveredFallback},
-		{sink.OutcomeFailed, o.Failed}, {sink.OutcomePending, o.Pending},
+		{store.OutcomeDeliveredPrimary, o.DeliveredPrimary}, {store.OutcomeDeliveredFallback, o.DeliveredFallback},
+		{store.OutcomeFailed, o.Failed}, {store.OutcomePending, o.Pending},
 	}
 }
 

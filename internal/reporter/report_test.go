@@ -22,7 +22,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/reporter"
-	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 // htmlDoc is what the HTML report holds, read back with a lenient XML parser.
@@ -87,18 +87,18 @@ func parseHTML(t *testing.T, b []byte) htmlDoc {
 	return doc
 }
 
-func (tr *traffic) window() sink.Window {
-	return sink.Window{From: simStart.Add(-time.Hour), To: tr.truth.At.Add(time.Hour)}
+func (tr *traffic) window() store.Window {
+	return store.Window{From: simStart.Add(-time.Hour), To: tr.truth.At.Add(time.Hour)}
 }
 
 func testReports(t *testing.T, tr *traffic) {
 	ctx := t.Context()
 	w := tr.window()
-	chs, err := tr.f.db.Channels(ctx, w)
+	chs, err := tr.f.DB.Channels(ctx, w)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb, err := tr.f.db.Fallback(ctx, w)
+	fb, err := tr.f.DB.Fallback(ctx, w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func testReports(t *testing.T, tr *traffic) {
 		cfg := cfg
 		cfg.Format = "html"
 		var b bytes.Buffer
-		if err := reporter.WriteReport(ctx, tr.f.db, cfg, time.Now(), &b); err != nil {
+		if err := reporter.WriteReport(ctx, tr.f.DB, cfg, time.Now(), &b); err != nil {
 			t.Fatal(err)
 		}
 		doc := parseHTML(t, b.Bytes())
@@ -138,7 +138,7 @@ func testReports(t *testing.T, tr *traffic) {
 			cfg := cfg
 			cfg.Format = format
 			var b bytes.Buffer
-			if err := reporter.WriteReport(ctx, tr.f.db, cfg, time.Now(), &b); err != nil {
+			if err := reporter.WriteReport(ctx, tr.f.DB, cfg, time.Now(), &b); err != nil {
 				t.Fatal(err)
 			}
 			switch format {
@@ -175,7 +175,7 @@ func testReports(t *testing.T, tr *traffic) {
 	t.Run("summary published and written", func(t *testing.T) {
 		got := subscribe(t, tr, events.SubjectRoot+".report.>")
 		dir := t.TempDir()
-		r := reporter.NewReports(reporter.ReportsConfig{Dir: dir}, tr.f.db, tr.f.broker, brokertest.Logger(t), nil)
+		r := reporter.NewReports(reporter.ReportsConfig{Dir: dir}, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
 		if err := r.Summary(ctx, reporter.KindHourly, w.From, w.To); err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +207,7 @@ func testReports(t *testing.T, tr *traffic) {
 		}))
 		defer hook.Close()
 		rules := reporter.AlertRules{Window: time.Hour, MinDeliveryRate: 0.99, MinSettled: 10, MaxFallbackRate: 0.01, MinOTPs: 10}
-		r := reporter.NewReports(reporter.ReportsConfig{Rules: rules, AlertWebhookURL: hook.URL}, tr.f.db, tr.f.broker, brokertest.Logger(t), nil)
+		r := reporter.NewReports(reporter.ReportsConfig{Rules: rules, AlertWebhookURL: hook.URL}, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
 		alerts, err := r.Evaluate(ctx, w.From, w.To)
 		if err != nil {
 			t.Fatal(err)
@@ -237,7 +237,7 @@ func testReports(t *testing.T, tr *traffic) {
 			t.Errorf("webhook body %v has no Slack text", posted[0])
 		}
 
-		quiet := reporter.NewReports(reporter.ReportsConfig{Rules: reporter.AlertRules{MinDeliveryRate: 0.01, MinSettled: 10, MaxFallbackRate: 0.99, MinOTPs: 10}}, tr.f.db, tr.f.broker, brokertest.Logger(t), nil)
+		quiet := reporter.NewReports(reporter.ReportsConfig{Rules: reporter.AlertRules{MinDeliveryRate: 0.01, MinSettled: 10, MaxFallbackRate: 0.99, MinOTPs: 10}}, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
 		if alerts, err := quiet.Evaluate(ctx, w.From, w.To); err != nil || len(alerts) != 0 {
 			t.Errorf("lenient rules fired %+v, %v", alerts, err)
 		}
@@ -248,7 +248,7 @@ func testReports(t *testing.T, tr *traffic) {
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		r := reporter.NewReports(cfg, tr.f.db, tr.f.broker, brokertest.Logger(t), nil)
+		r := reporter.NewReports(cfg, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
 		ctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx) }()
@@ -268,7 +268,7 @@ type subscription struct{ ch chan *nats.Msg }
 func subscribe(t *testing.T, tr *traffic, subject string) subscription {
 	t.Helper()
 	s := subscription{ch: make(chan *nats.Msg, 64)}
-	sub, err := tr.f.broker.Conn().ChanSubscribe(subject, s.ch)
+	sub, err := tr.f.Broker.Conn().ChanSubscribe(subject, s.ch)
 	if err != nil {
 		t.Fatal(err)
 	}

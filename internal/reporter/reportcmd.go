@@ -12,12 +12,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 // DefaultReportDSN is the embedded engine's endpoint of a reporter running on
 // this machine, as a read-only client.
-const DefaultReportDSN = "http://default@" + sink.DefaultListen
+const DefaultReportDSN = "http://default@" + store.DefaultListen
 
 // ReportCLIConfig configures `reporter report`, an ad-hoc report.
 type ReportCLIConfig struct {
@@ -42,7 +42,7 @@ func (c *ReportCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 }
 
 // Window parses the window flags at now.
-func (c *ReportCLIConfig) Window(now time.Time) (sink.Window, error) {
+func (c *ReportCLIConfig) Window(now time.Time) (store.Window, error) {
 	q := url.Values{}
 	for k, v := range map[string]string{"from": c.From, "to": c.To, "profile": c.Profile, "channel": c.Channel} {
 		if v != "" {
@@ -83,7 +83,7 @@ func RunReport(ctx context.Context, cfg ReportCLIConfig, stdout io.Writer, logge
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	db, err := sink.Open(openCtx, dsn, "", logger)
+	db, err := store.Connect(openCtx, dsn, logger)
 	if err != nil {
 		return err
 	}

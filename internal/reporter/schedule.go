@@ -16,7 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
 
-	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 // ReportsConfig schedules the summaries and alerts. Cron specs have five
@@ -86,6 +87,11 @@ func (c *ReportsConfig) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Publisher publishes summaries and alerts durably (the broker).
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...events.Message) error
 }
 
 // Reports runs the scheduled summaries and alert rules.
@@ -165,7 +171,7 @@ func (r *Reports) Run(ctx context.Context) error {
 	return nil
 }
 
-// RollupRefresher computes the daily rollups (sink.DB does).
+// RollupRefresher computes the daily rollups (store.DB does).
 type RollupRefresher interface {
 	RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, error)
 }
@@ -192,7 +198,7 @@ func (r *Reports) RefreshRollups(ctx context.Context, now time.Time) error {
 // Summary builds the report of [from, to), publishes it on
 // tyntec.2fa.report.<kind> and writes its files.
 func (r *Reports) Summary(ctx context.Context, kind string, from, to time.Time) error {
-	rep, err := BuildReport(ctx, r.db, kind, sink.Window{From: from, To: to}, r.now())
+	rep, err := BuildReport(ctx, r.db, kind, store.Window{From: from, To: to}, r.now())
 	if err != nil {
 		return err
 	}
@@ -238,7 +244,7 @@ func WriteReportFiles(dir string, rep *Report) error {
 // Evaluate checks the alert rules over [from, to), publishes every alert on
 // tyntec.2fa.alert.<rule> and POSTs it to the webhook URL, if any.
 func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, error) {
-	w := sink.Window{From: from, To: to}
+	w := store.Window{From: from, To: to}
 	chs, err := r.db.Channels(ctx, w)
 	if err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)

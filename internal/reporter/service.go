@@ -12,6 +12,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 // Service is the reporter on its own listener: the sink consumer, the
@@ -20,9 +21,8 @@ import (
 type Service struct {
 	cfg      Config
 	broker   *broker.Broker
-	embedded *EmbeddedClickHouse // nil with an external ClickHouse
-	db       *sink.DB
-	consumer *Consumer
+	db       *store.DB
+	consumer *sink.Consumer
 	reports  *Reports
 	ln       net.Listener
 	srv      *http.Server
@@ -44,18 +44,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (s *Service, err 
 	if s.broker, err = broker.Open(ctx, cfg.NATS, "otpscope-reporter", logger); err != nil {
 		return nil, err
 	}
-	dsn := cfg.ClickHouse.DSN
-	if dsn == "" {
-		if s.embedded, err = HostClickHouse(cfg.DataDir, cfg.ClickHouse.Listen, logger); err != nil {
-			return nil, err
-		}
-		dsn = s.embedded.DSN()
-	}
 	reg := ops.NewRegistry()
-	if s.db, err = OpenClickHouse(ctx, dsn, cfg.ClickHouse.Cluster, logger); err != nil {
+	if s.db, err = store.Open(ctx, cfg.ClickHouse, logger); err != nil {
 		return nil, err
 	}
-	s.consumer = NewConsumer(cfg.Sink, s.broker.JetStream(), s.broker.StreamName(), s.db, s.broker, logger, reg)
+	s.consumer = sink.NewConsumer(cfg.Sink, s.broker.JetStream(), s.broker.StreamName(), s.db, s.broker, logger, reg)
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
@@ -67,19 +60,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (s *Service, err 
 	return s, nil
 }
 
-// OpenClickHouse connects to ClickHouse and applies the schema.
-func OpenClickHouse(ctx context.Context, dsn, cluster string, logger *slog.Logger) (*sink.DB, error) {
-	db, err := sink.Open(ctx, dsn, cluster, logger)
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("migrate: %w", err)
-	}
-	return db, nil
-}
-
 // Addr is the HTTP address.
 func (s *Service) Addr() string { return s.ln.Addr().String() }
 
@@ -87,18 +67,15 @@ func (s *Service) Addr() string { return s.ln.Addr().String() }
 func (s *Service) Broker() *broker.Broker { return s.broker }
 
 // DB is the ClickHouse connection.
-func (s *Service) DB() *sink.DB { return s.db }
-
-// Embedded is the embedded ClickHouse engine, or nil with an external one.
-func (s *Service) Embedded() *EmbeddedClickHouse { return s.embedded }
+func (s *Service) DB() *store.DB { return s.db }
 
 // Serve runs the sink consumer, the report schedule and the HTTP listener
 // until ctx ends, then stops in order: HTTP, the consumer (inserting what it
 // holds) and a running report, ClickHouse, NATS.
 func (s *Service) Serve(ctx context.Context) error {
 	defer s.close()
-	if s.embedded != nil {
-		s.logger.Info("embedded ClickHouse serving", "endpoint", "http://"+s.embedded.Addr(), "dir", s.embedded.Dir())
+	if e := s.db.Embedded(); e != nil {
+		s.logger.Info("embedded ClickHouse serving", "endpoint", "http://"+e.Addr(), "dir", e.Dir())
 	}
 	s.logger.Info("reporter listening", "addr", s.Addr(), "nats", s.broker.ClientURL())
 	g, gctx := errgroup.WithContext(ctx)
@@ -111,9 +88,6 @@ func (s *Service) Serve(ctx context.Context) error {
 func (s *Service) close() {
 	if s.db != nil {
 		s.db.Close()
-	}
-	if s.embedded != nil {
-		s.embedded.Close()
 	}
 	if s.broker != nil {
 		s.broker.Close()

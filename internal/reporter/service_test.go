@@ -7,9 +7,10 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/reporter"
-	"github.com/otpscope/otpscope/internal/sink"
-	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/sink/sinktest"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 // TestServiceServesTheAPI checks the wiring: the service mounts the API on
@@ -18,10 +19,10 @@ func TestServiceServesTheAPI(t *testing.T) {
 	srv := brokertest.NewServer(t)
 	ch := chdbtest.Serve(t)
 	cfg := reporter.Config{
-		Listen: "127.0.0.1:0", ShutdownTimeout: time.Second, DataDir: t.TempDir(),
+		Listen: "127.0.0.1:0", ShutdownTimeout: time.Second,
 		NATS:       brokertest.Config(t),
-		ClickHouse: sink.Config{DSN: ch.DSN + "/" + ch.Database},
-		Sink:       sinkConfig(),
+		ClickHouse: store.Config{DSN: ch.DSN + "/" + ch.Database},
+		Sink:       sinktest.Config(),
 		Reports:    reporter.ReportsConfig{Hourly: reporter.DefaultReportHourly, Daily: reporter.DefaultReportDaily, Alerts: reporter.DefaultAlerts, Rules: reporter.AlertRules{Window: time.Hour}},
 	}
 	cfg.NATS.URL = srv.URL()

@@ -1,8 +1,6 @@
-// Package sink is otpscope's ClickHouse side, over clickhouse-go/v2 only: it
-// connects from a DSN (clickhouse:// native or http:// — a ClickHouse server or
-// cluster, or the embedded engine's endpoint), applies the migrations of
-// schema/, turns NATS messages into rows and inserts them in batches, and
-// answers the analytics queries.
+// Package sink moves every event from NATS JetStream into the ClickHouse store:
+// a durable pull consumer fills batches (rows, bytes or time), inserts them, and
+// acknowledges each message only after the insert that holds it returned nil.
 package sink
 
 import (
@@ -14,97 +12,332 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
-// Config says where ClickHouse is.
+// Config shapes the consumer that moves events from NATS into ClickHouse.
 type Config struct {
-	// DSN of a ClickHouse server: clickhouse://user:pass@host:9000/db or
-	// http://user:pass@host:8123/db. Empty means the service hosts the embedded
-	// engine and serves it on Listen.
-	DSN string
-	// Listen is the embedded engine's ClickHouse HTTP endpoint.
-	Listen string
-	// Cluster, when set, applies the cluster variant of the schema
-	// (Replicated*MergeTree ON CLUSTER, plus Distributed tables).
-	Cluster string
+	// Durable is the consumer's name; every reporter replica shares it, so each
+	// message goes to one of them.
+	Durable string
+	// A batch is inserted when it reaches MaxRows or MaxBytes, or FlushInterval
+	// after its first message, whichever comes first.
+	MaxRows       int
+	MaxBytes      int
+	FlushInterval time.Duration
+	// AckWait is how long JetStream waits for an ack before redelivering; it must
+	// exceed FlushInterval plus the time an insert takes.
+	AckWait time.Duration
 }
 
-// DefaultListen is the embedded engine's endpoint, where Grafana connects.
-const DefaultListen = "127.0.0.1:8123"
-
-// RegisterFlags registers the ClickHouse flags on fs.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.DSN, "clickhouse-dsn", "", "external ClickHouse (clickhouse://… or http://…); empty hosts the embedded engine")
-	fs.StringVar(&c.Listen, "clickhouse-listen", DefaultListen, "the embedded engine's ClickHouse HTTP endpoint")
-	fs.StringVar(&c.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name for the replicated schema (external clusters only)")
-}
+// Sink defaults: 10,000-row batches (small inserts are ClickHouse's enemy).
+const (
+	DefaultDurable   = "otpscope-sink"
+	DefaultMaxRows   = 10000
+	DefaultMaxBytes  = 32 << 20
+	DefaultFlush     = time.Second
+	DefaultAckWait   = 60 * time.Second
+	isolateAfter     = 3 // deliveries after which a failing batch is inserted row by row
+	maxNakDelay      = 30 * time.Second
+	firstNakDelay    = 500 * time.Millisecond
+	deadLetterSource = "sink"
+)
 
 // Validate reports the first configuration error.
 func (c *Config) Validate() error {
-	if c.DSN != "" {
-		if _, err := clickhouse.ParseDSN(c.DSN); err != nil {
-			return fmt.Errorf("clickhouse-dsn: %w", err)
-		}
-	} else if c.Cluster != "" {
-		return errors.New("clickhouse-cluster needs an external --clickhouse-dsn")
+	if c.Durable == "" || c.MaxRows < 1 || c.MaxBytes < 1 || c.FlushInterval <= 0 {
+		return errors.New("sink: durable name, positive batch limits and flush interval are required")
+	}
+	if c.AckWait <= c.FlushInterval {
+		return fmt.Errorf("sink: ack wait %v must exceed the flush interval %v", c.AckWait, c.FlushInterval)
 	}
 	return nil
 }
 
-// DB is a connection pool to ClickHouse.
-type DB struct {
-	conn    driver.Conn
-	cluster string
+// Inserter writes a batch to ClickHouse.
+type Inserter interface {
+	Insert(ctx context.Context, b *store.Batch) error
+}
+
+// Publisher publishes dead letters.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...events.Message) error
+}
+
+// Consumer is the durable JetStream pull consumer that fills ClickHouse. A
+// message is acknowledged only after the insert that holds it returned nil.
+type Consumer struct {
+	cfg     Config
+	js      jetstream.JetStream
+	stream  string
+	db      Inserter
+	pub     Publisher
 	logger  *slog.Logger
+	metrics *metrics
 }
 
-// Open connects to dsn and waits (while ctx lasts) until ClickHouse answers a
-// ping: a server starting next to us is routine.
-func Open(ctx context.Context, dsn, cluster string, logger *slog.Logger) (*DB, error) {
-	opts, err := clickhouse.ParseDSN(dsn)
+// NewConsumer returns a consumer of stream; reg may be nil.
+func NewConsumer(cfg Config, js jetstream.JetStream, stream string, db Inserter, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Consumer {
+	return &Consumer{cfg: cfg, js: js, stream: stream, db: db, pub: pub, logger: logger, metrics: newMetrics(reg)}
+}
+
+// pending is what a batch holds besides its rows: the messages to ack.
+type pending struct {
+	batch store.Batch
+	msgs  []jetstream.Msg
+	first time.Time
+}
+
+// Run consumes until ctx ends, then inserts what it holds and returns.
+func (c *Consumer) Run(ctx context.Context) error {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.stream, jetstream.ConsumerConfig{
+		Durable:     c.cfg.Durable,
+		Description: "otpscope reporter: events into ClickHouse",
+		// The whole stream, not the subjects with a table: a multi-subject filter
+		// costs the server a subject-tree intersection per message, while the
+		// few messages without a table (reports, alerts, tracking) are simply
+		// acknowledged.
+		FilterSubject: events.SubjectAll,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.cfg.AckWait,
+		MaxAckPending: 4 * c.cfg.MaxRows,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse dsn: %w", err)
+		return fmt.Errorf("create consumer %s: %w", c.cfg.Durable, err)
 	}
-	if opts.DialTimeout == 0 {
-		opts.DialTimeout = 5 * time.Second
-	}
-	conn, err := clickhouse.Open(opts)
-	if err != nil {
-		return nil, fmt.Errorf("open clickhouse: %w", err)
-	}
-	wait := 100 * time.Millisecond
+	c.logger.Info("sink consuming", "stream", c.stream, "consumer", c.cfg.Durable, "batch_rows", c.cfg.MaxRows, "flush", c.cfg.FlushInterval)
+
+	// Two batches alternate: one fills from NATS while the other is inserted
+	// and acknowledged, so fetching and decoding overlap with ClickHouse's work.
+	// Inserts outlive ctx (bounded by AckWait each), so stopping drains.
+	free := make(chan *pending, 2)
+	free <- &pending{}
+	free <- &pending{}
+	full := make(chan *pending)
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		for p := range full {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.AckWait)
+			c.flush(fctx, p)
+			c.updateLag(fctx, cons)
+			cancel()
+			free <- p
+		}
+	}()
+	defer func() { close(full); <-flushed }()
+
+	p := <-free
 	for {
-		err = conn.Ping(ctx)
-		if err == nil {
-			break
+		if ctx.Err() != nil {
+			full <- p // stopping: insert what is held
+			return nil
 		}
-		var ex *clickhouse.Exception
-		if errors.As(err, &ex) {
-			conn.Close()
-			return nil, fmt.Errorf("ping clickhouse: %w", err) // it answered: no point waiting
+		wait := c.cfg.FlushInterval
+		if len(p.msgs) > 0 {
+			wait = max(time.Until(p.first.Add(c.cfg.FlushInterval)), 10*time.Millisecond)
 		}
-		logger.Warn("clickhouse not reachable yet; retrying", "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			conn.Close()
-			return nil, fmt.Errorf("ping clickhouse: %w (last error: %v)", ctx.Err(), err)
-		case <-time.After(wait):
+		fetchCtx, cancel := context.WithTimeout(ctx, wait)
+		batch, err := cons.Fetch(c.cfg.MaxRows-len(p.msgs), jetstream.FetchContext(fetchCtx))
+		if err != nil {
+			cancel()
+			if ctx.Err() == nil {
+				c.logger.Warn("fetch failed", "err", err)
+				c.metrics.failures.WithLabelValues("fetch").Inc()
+				sleep(ctx, time.Second)
+			}
+			continue
 		}
-		wait = min(2*wait, 3*time.Second)
+		for m := range batch.Messages() {
+			c.take(ctx, p, m)
+		}
+		cancel()
+		if err := batch.Error(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			c.logger.Debug("fetch ended", "err", err)
+		}
+		if len(p.msgs) > 0 && (len(p.msgs) >= c.cfg.MaxRows || p.batch.Bytes() >= c.cfg.MaxBytes || !time.Now().Before(p.first.Add(c.cfg.FlushInterval))) {
+			full <- p
+			p = <-free
+		}
 	}
-	return &DB{conn: conn, cluster: cluster, logger: logger}, nil
 }
 
-// Conn is the underlying clickhouse-go connection.
-func (db *DB) Conn() driver.Conn { return db.conn }
+// take adds one message to the batch, or settles it at once when it has no
+// table (ack) or can never be stored (dead letter, then Term).
+func (c *Consumer) take(ctx context.Context, p *pending, m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		c.logger.Error("message without metadata", "subject", m.Subject(), "err", err)
+		_ = m.Term()
+		return
+	}
+	err = p.batch.Add(m.Subject(), m.Headers().Get(events.HeaderMsgID), m.Data(), meta.Sequence.Stream)
+	switch {
+	case err == nil:
+		if len(p.msgs) == 0 {
+			p.first = time.Now()
+		}
+		p.msgs = append(p.msgs, m)
+	case errors.Is(err, store.ErrNoTable):
+		_ = m.Ack()
+	default:
+		c.deadLetter(ctx, m, err)
+	}
+}
 
-// Ready reports whether ClickHouse answers.
-func (db *DB) Ready(ctx context.Context) error {
+// flush inserts the batch and acks its messages, or naks them with a delay
+// that grows with each delivery. A batch that keeps failing is inserted row
+// by row, so one bad row cannot hold back the others.
+func (c *Consumer) flush(ctx context.Context, p *pending) {
+	if len(p.msgs) == 0 {
+		return
+	}
+	defer func() { p.batch.Reset(); p.msgs = p.msgs[:0] }()
+	start := time.Now()
+	err := c.db.Insert(ctx, &p.batch)
+	c.metrics.insertSeconds.Observe(time.Since(start).Seconds())
+	if err == nil {
+		c.metrics.batchRows.Observe(float64(len(p.msgs)))
+		c.metrics.rows.Add(float64(len(p.msgs)))
+		for _, m := range p.msgs {
+			_ = m.Ack()
+		}
+		return
+	}
+	c.metrics.failures.WithLabelValues("insert").Inc()
+	c.logger.Warn("insert failed; messages will be redelivered", "rows", len(p.msgs), "err", err)
+	if ctx.Err() == nil && maxDelivered(p.msgs) >= isolateAfter {
+		c.isolate(ctx, p.msgs)
+		return
+	}
+	for _, m := range p.msgs {
+		_ = m.NakWithDelay(nakDelay(m))
+	}
+}
+
+// isolate inserts each message alone: those that fail alone are dead-lettered.
+func (c *Consumer) isolate(ctx context.Context, msgs []jetstream.Msg) {
+	var one store.Batch
+	for _, m := range msgs {
+		one.Reset()
+		meta, _ := m.Metadata()
+		if err := one.Add(m.Subject(), m.Headers().Get(events.HeaderMsgID), m.Data(), meta.Sequence.Stream); err != nil {
+			c.deadLetter(ctx, m, err)
+			continue
+		}
+		if err := c.db.Insert(ctx, &one); err != nil {
+			if isPermanentInsertError(err) {
+				c.deadLetter(ctx, m, fmt.Errorf("%w: %v", store.ErrPermanent, err))
+				continue
+			}
+			_ = m.NakWithDelay(nakDelay(m))
+			continue
+		}
+		c.metrics.rows.Inc()
+		_ = m.Ack()
+	}
+}
+
+// deadLetter publishes m's body and the reason to tyntec.2fa.deadletter, then
+// terminates m. If the dead letter cannot be published, m is redelivered later.
+func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, reason error) {
+	c.metrics.failures.WithLabelValues("dead_letter").Inc()
+	c.logger.Error("message cannot be stored; dead-lettered", "subject", m.Subject(), "err", reason)
+	if m.Subject() == events.SubjectDeadLetter {
+		_ = m.Term() // a dead letter that cannot be stored would loop
+		return
+	}
+	dl := events.DeadLetter{
+		Reason:     reason.Error(),
+		Field:      m.Subject(),
+		Source:     deadLetterSource,
+		ReceivedAt: time.Now().UTC(),
+	}
+	msg, err := events.NewDeadLetterMessage(dl, m.Data(), 1<<20)
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = c.pub.Publish(pctx, msg)
+		cancel()
+	}
+	if err != nil {
+		c.logger.Warn("dead letter not published; will retry", "err", err)
+		_ = m.NakWithDelay(nakDelay(m))
+		return
+	}
+	_ = m.Term()
+}
+
+func (c *Consumer) updateLag(ctx context.Context, cons jetstream.Consumer) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	return db.conn.Ping(ctx)
+	if info, err := cons.Info(ctx); err == nil {
+		c.metrics.lag.Set(float64(info.NumPending))
+		c.metrics.ackPending.Set(float64(info.NumAckPending))
+	}
 }
 
-// Close closes the pool.
-func (db *DB) Close() error { return db.conn.Close() }
+// transientCodes are ClickHouse errors that go away by themselves: overload,
+// limits, timeouts, a replica or keeper being unavailable.
+var transientCodes = map[int32]bool{
+	159: true, // TIMEOUT_EXCEEDED
+	164: true, // READONLY (a replica in read-only mode)
+	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
+	209: true, // SOCKET_TIMEOUT
+	210: true, // NETWORK_ERROR
+	241: true, // MEMORY_LIMIT_EXCEEDED
+	242: true, // TABLE_IS_READ_ONLY
+	252: true, // TOO_MANY_PARTS
+	285: true, // TOO_FEW_LIVE_REPLICAS
+	319: true, // UNKNOWN_STATUS_OF_INSERT
+	999: true, // KEEPER_EXCEPTION
+}
+
+// isPermanentInsertError says whether ClickHouse rejected the data itself (a
+// row alone fails with an error other than a transient one). A connection
+// error is never permanent.
+func isPermanentInsertError(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && !transientCodes[ex.Code]
+}
+
+func maxDelivered(msgs []jetstream.Msg) uint64 {
+	var n uint64
+	for _, m := range msgs {
+		if meta, err := m.Metadata(); err == nil {
+			n = max(n, meta.NumDelivered)
+		}
+	}
+	return n
+}
+
+// nakDelay grows exponentially with the message's deliveries, up to maxNakDelay.
+func nakDelay(m jetstream.Msg) time.Duration {
+	d := firstNakDelay
+	if meta, err := m.Metadata(); err == nil {
+		for i := uint64(1); i < meta.NumDelivered && d < maxNakDelay; i++ {
+			d *= 2
+		}
+	}
+	return min(d, maxNakDelay)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// RegisterFlags registers the sink's flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Durable, "sink-consumer", DefaultDurable, "durable JetStream consumer shared by reporter replicas")
+	fs.IntVar(&c.MaxRows, "sink-batch-rows", DefaultMaxRows, "insert when a batch has this many rows")
+	fs.IntVar(&c.MaxBytes, "sink-batch-bytes", DefaultMaxBytes, "insert when a batch's events reach this many bytes")
+	fs.DurationVar(&c.FlushInterval, "sink-flush-interval", DefaultFlush, "insert at the latest this long after a batch's first event")
+	fs.DurationVar(&c.AckWait, "sink-ack-wait", DefaultAckWait, "JetStream redelivers an event not acknowledged within this time")
+}

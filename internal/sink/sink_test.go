@@ -1,203 +1,203 @@
 package sink_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/sink"
-	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/sink/sinktest"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 func TestMain(m *testing.M) { chdbtest.Main(m) }
 
-// backend is one place the contract suite runs: the embedded engine always,
-// and the ClickHouse server named by OTPSCOPE_CLICKHOUSE_DSN when set.
-type backend struct {
-	name string
-	dsn  func(t *testing.T) string
+// fixture is the pipeline with the sink's own failure-injecting inserters.
+type fixture struct{ *sinktest.Pipeline }
+
+func newFixture(t *testing.T, natsCfg ...func(*broker.Config)) *fixture {
+	return &fixture{sinktest.Open(t, natsCfg...)}
 }
 
-func backends(t *testing.T) []backend {
-	bs := []backend{{"embedded", func(t *testing.T) string {
-		srv := chdbtest.Serve(t)
-		return srv.DSN + "/" + srv.Database
-	}}}
-	if dsn := os.Getenv("OTPSCOPE_CLICKHOUSE_DSN"); dsn != "" {
-		bs = append(bs, backend{"server", func(t *testing.T) string { return dsn }})
-	} else {
-		t.Log("OTPSCOPE_CLICKHOUSE_DSN is not set: the sink contract suite runs against the embedded engine only")
-	}
-	return bs
+func sinkConfig() sink.Config { return sinktest.Config() }
+
+func (f *fixture) run(t *testing.T, cfg sink.Config, db sink.Inserter) func() {
+	return f.Run(t, cfg, db)
 }
 
-func forEachBackend(t *testing.T, test func(t *testing.T, db *sink.DB)) {
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			db, err := sink.Open(t.Context(), b.dsn(t), "", brokertest.Logger(t))
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if err := db.Migrate(t.Context()); err != nil {
-				t.Fatalf("Migrate: %v", err)
-			}
-			test(t, db)
-		})
-	}
-}
+func (f *fixture) count(t *testing.T, query string) uint64 { return f.Count(t, query) }
 
-func count(t *testing.T, db *sink.DB, query string) uint64 {
-	t.Helper()
-	var n uint64
-	if err := db.Conn().QueryRow(t.Context(), query).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return n
-}
+func (f *fixture) waitCount(t *testing.T, query string, want uint64) { f.WaitCount(t, query, want) }
 
-func delivery(i int, status events.Status) sink.DeliveryRow {
-	ev := events.DeliveryStatus{
-		Channel: events.ChannelSMS, Status: status, Source: events.SourceWebhook,
-		OTPID:      fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
-		ProfileID:  "adbe6521-f5bd-4295-9fd9-776debdf7dc2",
-		Timestamp:  time.Date(2026, 5, 1, 12, 0, i%60, 0, time.UTC),
-		ReceivedAt: time.Date(2026, 5, 1, 12, 0, 1, 0, time.UTC),
-	}
-	if status.Failed() {
-		ev.Error = &events.DeliveryError{Code: "tyntec::delivery::1", Message: "unreachable"}
-	}
-	return sink.DeliveryRow{DeliveryStatus: ev, EventID: events.DeliveryID(&ev), Seq: uint64(i + 1)}
-}
-
-func TestMigrateIsIdempotent(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, db *sink.DB) {
-		for range 2 {
-			if err := db.Migrate(t.Context()); err != nil {
-				t.Fatalf("Migrate again: %v", err)
-			}
+func deliveries(from, n int) []events.Message {
+	msgs := make([]events.Message, n)
+	for i := range msgs {
+		ev := events.DeliveryStatus{
+			Channel: events.ChannelSMS, Status: events.StatusDelivered, Source: events.SourceWebhook,
+			OTPID:      fmt.Sprintf("11111111-0000-4000-8000-%012d", from+i),
+			Timestamp:  time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC).Add(time.Duration(from+i) * time.Millisecond),
+			ReceivedAt: time.Date(2026, 6, 1, 8, 0, 1, 0, time.UTC),
 		}
-		if n := count(t, db, "SELECT count() FROM otpscope_schema_migrations FINAL"); n == 0 {
-			t.Fatal("no migration recorded")
+		m, err := events.NewDeliveryMessage(&ev)
+		if err != nil {
+			panic(err)
 		}
-		for _, table := range []string{"delivery_events", "otp_status", "v1_events", "resends", "dead_letters"} {
-			if n := count(t, db, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = '"+table+"'"); n != 1 {
-				t.Errorf("table %s: found %d", table, n)
-			}
-		}
+		msgs[i] = m
+	}
+	return msgs
+}
+
+func TestSinkMovesEverySubjectIntoItsTable(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	if err := f.Broker.Publish(ctx, deliveries(0, 1200)...); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := events.NewOTPStatusMessage(&events.OTPStatus{OTPID: "11111111-0000-4000-8000-000000000001", API: "v4", Status: events.OTPVerified, ObservedAt: time.Now(), Source: events.SourcePoll, SampleRate: 1})
+	v1, _ := events.NewV1EventMessage(&events.V1Event{OTPID: "11111111-0000-4000-8000-000000000002", Type: "SMS", StatusText: "DELIVERED", Created: time.Now(), ObservedAt: time.Now()})
+	rs, _ := events.NewResendMessage(&events.Resend{OTPID: "11111111-0000-4000-8000-000000000003", DecisionID: "x", Result: events.ResendDryRun, DecidedAt: time.Now(), DryRun: true})
+	dl, _ := events.NewDeadLetterMessage(events.DeadLetter{Reason: "bad", Source: "ingest", ReceivedAt: time.Now()}, []byte("{"), 100)
+	tr, _ := events.NewTrackMessage(&events.Track{OTPID: "11111111-0000-4000-8000-000000000004", API: "v1", At: time.Now()})
+	if err := f.Broker.Publish(ctx, st, v1, rs, dl, tr); err != nil {
+		t.Fatal(err)
+	}
+	f.run(t, sinkConfig(), f.DB)
+	f.waitCount(t, "SELECT count() FROM delivery_events", 1200)
+	for q, want := range map[string]uint64{
+		"SELECT count() FROM otp_status":   1,
+		"SELECT count() FROM v1_events":    1,
+		"SELECT count() FROM resends":      1,
+		"SELECT count() FROM dead_letters": 1,
+	} {
+		f.waitCount(t, q, want)
+	}
+}
+
+// insertThenFail inserts and then reports failure, as a consumer that crashed
+// after the insert and before the ack would: the batch is redelivered.
+type insertThenFail struct {
+	db       *store.DB
+	failures atomic.Int32
+}
+
+func (i *insertThenFail) Insert(ctx context.Context, b *store.Batch) error {
+	if err := i.db.Insert(ctx, b); err != nil {
+		return err
+	}
+	if i.failures.Add(-1) >= 0 {
+		return errors.New("crash after insert, before ack")
+	}
+	return nil
+}
+
+func TestExactlyOnceWhenTheBatchIsRedelivered(t *testing.T) {
+	f := newFixture(t)
+	if err := f.Broker.Publish(t.Context(), deliveries(0, 300)...); err != nil {
+		t.Fatal(err)
+	}
+	ins := &insertThenFail{db: f.DB}
+	ins.failures.Store(2)
+	f.run(t, sinkConfig(), ins)
+	brokertest.WaitFor(t, 30*time.Second, "two failed inserts and a good one", func() bool {
+		return ins.failures.Load() < 0 && f.count(t, "SELECT uniqExact(event_id) FROM delivery_events") == 300
 	})
-}
-
-func TestInsertEveryTableAndReadBack(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, db *sink.DB) {
-		var b sink.Batch
-		for i := range 100 {
-			b.Deliveries = append(b.Deliveries, delivery(i, events.StatusDelivered))
-		}
-		b.Deliveries = append(b.Deliveries, delivery(1000, events.StatusUndeliverable))
-		otp := "00000000-0000-4000-8000-000000000001"
-		b.Statuses = append(b.Statuses, sink.OTPStatusRow{EventID: "os-1", OTPStatus: events.OTPStatus{
-			OTPID: otp, API: "v4", Status: events.OTPVerified, ObservedAt: time.Now().UTC(), Source: events.SourcePoll, SampleRate: 0.5,
-			Expires: time.Date(2026, 5, 1, 12, 5, 0, 0, time.UTC)}})
-		b.V1Events = append(b.V1Events, sink.V1EventRow{EventID: "v1-1", V1Event: events.V1Event{
-			OTPID: otp, Type: "SMS", Status: "success", StatusText: "DELIVERED", Created: time.Now().UTC(), ObservedAt: time.Now().UTC()}})
-		b.Resends = append(b.Resends, sink.ResendRow{EventID: "rs-1", Resend: events.Resend{
-			OTPID: otp, DecisionID: "d1", Result: events.ResendDryRun, Via: "VOICE", Attempt: 1, DecidedAt: time.Now().UTC(), DryRun: true}})
-		b.DeadLetters = append(b.DeadLetters, sink.DeadLetterRow{EventID: "dl-1", DeadLetter: events.DeadLetter{
-			Reason: "otpId: not a UUID", Field: "otpId", Status: 400, Source: "ingest", ReceivedAt: time.Now().UTC(), Body: "{\"otpId\":\"x\"}\n", BodyBytes: 14}})
-		if err := db.Insert(t.Context(), &b); err != nil {
-			t.Fatalf("Insert: %v", err)
-		}
-		for query, want := range map[string]uint64{
-			"SELECT count() FROM delivery_events":                                                      101,
-			"SELECT count() FROM delivery_events WHERE error_code = 'tyntec::delivery::1'":             1,
-			"SELECT count() FROM otp_status WHERE otp_status = 'VERIFIED' AND sample_rate = 0.5":       1,
-			"SELECT count() FROM otp_status WHERE otp_created IS NULL AND otp_expire IS NOT NULL":      1,
-			"SELECT count() FROM v1_events WHERE status_text = 'DELIVERED'":                            1,
-			"SELECT count() FROM resends WHERE dry_run AND via = 'VOICE'":                              1,
-			"SELECT count() FROM dead_letters WHERE body = '{\"otpId\":\"x\"}\\n' AND field = 'otpId'": 1,
-		} {
-			if got := count(t, db, query); got != want {
-				t.Errorf("%s = %d; want %d", query, got, want)
-			}
-		}
-		var when time.Time
-		var id string
-		if err := db.Conn().QueryRow(t.Context(), "SELECT event_time, toString(otp_id) FROM delivery_events WHERE stream_seq = 6").Scan(&when, &id); err != nil {
-			t.Fatal(err)
-		}
-		if want := b.Deliveries[5]; !when.Equal(want.Timestamp) || id != want.OTPID {
-			t.Errorf("row 6 = %v %s; want %v %s", when, id, want.Timestamp, want.OTPID)
-		}
-	})
-}
-
-// A batch inserted twice (the consumer crashed after the insert and before the
-// ack) is dropped by ClickHouse's insert deduplication, and a single event
-// re-inserted in another batch collapses in the ReplacingMergeTree: each
-// counts once.
-func TestReinsertCountsOnce(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, db *sink.DB) {
-		// With merges stopped, only the insert_deduplication_token can keep the
-		// second copy out.
-		if err := db.Conn().Exec(t.Context(), "SYSTEM STOP MERGES delivery_events"); err != nil {
-			t.Fatal(err)
-		}
-		var b sink.Batch
-		for i := range 50 {
-			b.Deliveries = append(b.Deliveries, delivery(i, events.StatusDelivered))
-		}
-		for range 2 {
-			if err := db.Insert(t.Context(), &b); err != nil {
-				t.Fatalf("Insert: %v", err)
-			}
-		}
-		if n := count(t, db, "SELECT count() FROM delivery_events"); n != 50 {
-			t.Errorf("rows after inserting one batch twice = %d; want 50", n)
-		}
-		if err := db.Conn().Exec(t.Context(), "SYSTEM START MERGES delivery_events"); err != nil {
-			t.Fatal(err)
-		}
-		var other sink.Batch
-		other.Deliveries = append(other.Deliveries, delivery(7, events.StatusDelivered), delivery(99, events.StatusDelivered))
-		if err := db.Insert(t.Context(), &other); err != nil {
-			t.Fatalf("Insert: %v", err)
-		}
-		if n := count(t, db, "SELECT count() FROM delivery_events FINAL"); n != 51 {
-			t.Errorf("rows after re-inserts = %d; want 51", n)
-		}
-		if n := count(t, db, "SELECT uniqExact(event_id) FROM delivery_events"); n != 51 {
-			t.Errorf("distinct event ids = %d; want 51", n)
-		}
-	})
-}
-
-func TestBatchAdd(t *testing.T) {
-	var b sink.Batch
-	ev := delivery(1, events.StatusDelivered)
-	m, _ := events.NewDeliveryMessage(&ev.DeliveryStatus)
-	tests := []struct {
-		subject, id, data string
-		err               error
-	}{
-		{m.Subject, m.ID, string(m.Data), nil},
-		{m.Subject, "", string(m.Data), sink.ErrPermanent},
-		{m.Subject, m.ID, "{not json", sink.ErrPermanent},
-		{m.Subject, m.ID, `{"otpId":"x","timestamp":"2026-01-01T00:00:00Z"}`, sink.ErrPermanent},
-		{"tyntec.2fa.report.hourly", "r1", `{}`, sink.ErrNoTable},
-		{"tyntec.2fa.track", "t1", `{}`, sink.ErrNoTable},
+	if n := f.count(t, "SELECT count() FROM delivery_events FINAL"); n != 300 {
+		t.Fatalf("after redeliveries ClickHouse counts %d events; want 300", n)
 	}
-	for _, tt := range tests {
-		err := b.Add(tt.subject, tt.id, []byte(tt.data), 1)
-		if (tt.err == nil) != (err == nil) || (tt.err != nil && !errors.Is(err, tt.err)) {
-			t.Errorf("Add(%s, %q, %q) = %v; want %v", tt.subject, tt.id, tt.data, err, tt.err)
-		}
+}
+
+func TestExactlyOnceOutsideTheDuplicateWindow(t *testing.T) {
+	f := newFixture(t, func(c *broker.Config) {
+		c.Stream.DuplicateWindow = 100 * time.Millisecond
+		c.Stream.MaxAge = time.Hour
+	})
+	msgs := deliveries(0, 10)
+	if err := f.Broker.Publish(t.Context(), msgs...); err != nil {
+		t.Fatal(err)
 	}
-	if b.Len() != 1 {
-		t.Errorf("batch holds %d rows; want 1", b.Len())
+	time.Sleep(300 * time.Millisecond) // let the duplicate window pass
+	if err := f.Broker.Publish(t.Context(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := f.Broker.JetStream().Stream(t.Context(), f.Broker.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := stream.Info(t.Context()); err != nil || info.State.Msgs != 20 {
+		t.Fatalf("stream info %v, %v; want 20 messages: the repeats outside the window are stored", info, err)
+	}
+	f.run(t, sinkConfig(), f.DB)
+	f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", 10)
+	if n := f.count(t, "SELECT count() FROM delivery_events FINAL"); n != 10 {
+		t.Fatalf("the same 10 webhooks published twice count %d; want 10", n)
+	}
+}
+
+func TestRestartLosesNothing(t *testing.T) {
+	f := newFixture(t)
+	const n = 5000
+	if err := f.Broker.Publish(t.Context(), deliveries(0, n)...); err != nil {
+		t.Fatal(err)
+	}
+	cfg := sinkConfig()
+	cfg.MaxRows = 200
+	stop := f.run(t, cfg, f.DB)
+	brokertest.WaitFor(t, 30*time.Second, "some rows", func() bool { return f.count(t, "SELECT count() FROM delivery_events") > 0 })
+	stop()
+	mid := f.count(t, "SELECT uniqExact(event_id) FROM delivery_events")
+	t.Logf("stopped after %d of %d events", mid, n)
+	if err := f.Broker.Publish(t.Context(), deliveries(n, 100)...); err != nil { // traffic while stopped
+		t.Fatal(err)
+	}
+	f.run(t, cfg, f.DB)
+	f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", n+100)
+	if got := f.count(t, "SELECT count() FROM delivery_events FINAL"); got != n+100 {
+		t.Fatalf("after restart ClickHouse counts %d; want %d", got, n+100)
+	}
+}
+
+func TestPoisonMessageIsDeadLettered(t *testing.T) {
+	f := newFixture(t)
+	bad := events.Message{Subject: "tyntec.2fa.delivery.SMS.DELIVERED", ID: "poison-1", Data: []byte(`{"otpId": 42}`)}
+	good := deliveries(0, 5)
+	if err := f.Broker.Publish(t.Context(), append(good, bad)...); err != nil {
+		t.Fatal(err)
+	}
+	f.run(t, sinkConfig(), f.DB)
+	f.waitCount(t, "SELECT count() FROM delivery_events", 5)
+	f.waitCount(t, "SELECT count() FROM dead_letters WHERE source = 'sink' AND field = 'tyntec.2fa.delivery.SMS.DELIVERED' AND body = '{\"otpId\": 42}'", 1)
+}
+
+// failing fails its first n inserts, as ClickHouse being down would.
+type failing struct {
+	db *store.DB
+	n  atomic.Int32
+}
+
+func (f *failing) Insert(ctx context.Context, b *store.Batch) error {
+	if f.n.Add(-1) >= 0 {
+		return errors.New("connection refused")
+	}
+	return f.db.Insert(ctx, b)
+}
+
+func TestTransientFailureIsRetried(t *testing.T) {
+	f := newFixture(t)
+	if err := f.Broker.Publish(t.Context(), deliveries(0, 50)...); err != nil {
+		t.Fatal(err)
+	}
+	ins := &failing{db: f.DB}
+	ins.n.Store(2)
+	f.run(t, sinkConfig(), ins)
+	f.waitCount(t, "SELECT count() FROM delivery_events", 50)
+	if n := f.count(t, "SELECT count() FROM dead_letters"); n != 0 {
+		t.Fatalf("a transient failure dead-lettered %d messages", n)
 	}
 }

@@ -9,8 +9,8 @@ import (
 
 	"github.com/ClickHouse/ch-go/compress"
 
-	"github.com/otpscope/otpscope/internal/sink/chdb"
-	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/chdb"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 )
 
 func TestEngineQuery(t *testing.T) {

@@ -15,8 +15,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 
-	"github.com/otpscope/otpscope/internal/sink/chdb"
-	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/chdb"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 )
 
 func TestMain(m *testing.M) { chdbtest.Main(m) }

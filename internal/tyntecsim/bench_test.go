@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/tyntec"
-	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 // BenchmarkDelivery measures accepting OTPs while the engine delivers their

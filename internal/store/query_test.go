@@ -1,4 +1,4 @@
-package sink_test
+package store_test
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
-	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 var t0 = time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
@@ -20,7 +20,7 @@ const (
 	otpF = "aaaaaaaa-0000-4000-8000-000000000006" // starts before the window, delivered in it
 )
 
-func ev(otp, ch, st string, at time.Duration, mods ...func(*events.DeliveryStatus)) sink.DeliveryRow {
+func ev(otp, ch, st string, at time.Duration, mods ...func(*events.DeliveryStatus)) store.DeliveryRow {
 	d := events.DeliveryStatus{
 		OTPID: otp, ProfileID: "prof-1", Channel: events.Channel(ch), Status: events.Status(st),
 		Timestamp: t0.Add(at), ReceivedAt: t0.Add(at + time.Second), Source: events.SourceWebhook,
@@ -34,14 +34,14 @@ func ev(otp, ch, st string, at time.Duration, mods ...func(*events.DeliveryStatu
 	for _, m := range mods {
 		m(&d)
 	}
-	return sink.DeliveryRow{DeliveryStatus: d, EventID: events.DeliveryID(&d)}
+	return store.DeliveryRow{DeliveryStatus: d, EventID: events.DeliveryID(&d)}
 }
 
 func polled(d *events.DeliveryStatus) { d.Source, d.MissedWebhook = events.SourcePoll, true }
 
-func seedJourneys(t *testing.T, db *sink.DB) {
+func seedJourneys(t *testing.T, db *store.DB) {
 	t.Helper()
-	first := []sink.DeliveryRow{
+	first := []store.DeliveryRow{
 		ev(otpA, "SMS", "DISPATCHED", 0),
 		ev(otpA, "SMS", "DELIVERED", 3*time.Second),
 		// B's fallback arrives before its primary's events.
@@ -54,7 +54,7 @@ func seedJourneys(t *testing.T, db *sink.DB) {
 		ev(otpE, "SMS", "DELIVERED", -2*time.Hour+time.Second),
 		ev(otpF, "SMS", "DISPATCHED", -time.Second),
 	}
-	second := []sink.DeliveryRow{
+	second := []store.DeliveryRow{
 		ev(otpA, "SMS", "DELIVERED", 3*time.Second), // a duplicate in another part
 		ev(otpA, "SMS", "DISPATCHED", 0),
 		ev(otpB, "SMS", "DISPATCHED", time.Second),
@@ -63,17 +63,17 @@ func seedJourneys(t *testing.T, db *sink.DB) {
 		ev(otpC, "SMS", "TIMED_OUT", 62*time.Second, polled),
 		ev(otpF, "SMS", "DELIVERED", 2*time.Second),
 	}
-	for _, rows := range [][]sink.DeliveryRow{first, second} {
-		if err := db.Insert(t.Context(), &sink.Batch{Deliveries: rows}); err != nil {
+	for _, rows := range [][]store.DeliveryRow{first, second} {
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: rows}); err != nil {
 			t.Fatalf("Insert: %v", err)
 		}
 	}
-	st := []sink.OTPStatusRow{
+	st := []store.OTPStatusRow{
 		{OTPStatus: events.OTPStatus{OTPID: otpA, API: "v4", Status: events.OTPVerified, ObservedAt: t0.Add(time.Minute), Source: events.SourcePoll, SampleRate: 1}, EventID: "s1"},
 		{OTPStatus: events.OTPStatus{OTPID: otpB, API: "v4", Status: events.OTPActive, ObservedAt: t0.Add(time.Minute), Source: events.SourcePoll, SampleRate: 1}, EventID: "s2"},
 		{OTPStatus: events.OTPStatus{OTPID: otpB, API: "v4", Status: events.OTPExpired, ObservedAt: t0.Add(6 * time.Minute), Source: events.SourcePoll, SampleRate: 1}, EventID: "s3"},
 	}
-	if err := db.Insert(t.Context(), &sink.Batch{Statuses: st}); err != nil {
+	if err := db.Insert(t.Context(), &store.Batch{Statuses: st}); err != nil {
 		t.Fatalf("Insert: %v", err)
 	}
 }
@@ -81,10 +81,10 @@ func seedJourneys(t *testing.T, db *sink.DB) {
 func ptr(f float64) *float64 { return &f }
 
 func TestAnalyticsFollowTheDefinitions(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, db *sink.DB) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
 		seedJourneys(t, db)
 		for _, raw := range []bool{false, true} {
-			w := sink.Window{From: t0, To: t0.Add(time.Hour), Raw: raw}
+			w := store.Window{From: t0, To: t0.Add(time.Hour), Raw: raw}
 			chs, err := db.Channels(t.Context(), w)
 			if err != nil {
 				t.Fatalf("Channels(raw=%v): %v", raw, err)
@@ -119,11 +119,11 @@ func TestAnalyticsFollowTheDefinitions(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Fallback(raw=%v): %v", raw, err)
 			}
-			want := sink.Outcomes{DeliveredPrimary: 1, DeliveredFallback: 1, Failed: 1, Pending: 1}
+			want := store.Outcomes{DeliveredPrimary: 1, DeliveredFallback: 1, Failed: 1, Pending: 1}
 			if fb.OTPs != 4 || fb.FallbackOTPs != 1 || fb.Outcomes != want || fb.FallbackRate == nil || *fb.FallbackRate != 0.25 {
 				t.Errorf("Fallback(raw=%v) = %+v; want 4 OTPs, 1 fallback, outcomes %+v", raw, fb, want)
 			}
-			if len(fb.Paths) != 2 || fb.Paths[0] != (sink.PathStats{Path: "SMS", OTPs: 3, Delivered: 1}) || fb.Paths[1] != (sink.PathStats{Path: "SMS>VIBER", OTPs: 1, Delivered: 1}) {
+			if len(fb.Paths) != 2 || fb.Paths[0] != (store.PathStats{Path: "SMS", OTPs: 3, Delivered: 1}) || fb.Paths[1] != (store.PathStats{Path: "SMS>VIBER", OTPs: 1, Delivered: 1}) {
 				t.Errorf("Fallback paths(raw=%v) = %+v", raw, fb.Paths)
 			}
 			if fb.TimeToDeliverMS == nil || fb.TimeToDeliverMS.P50 < 3000 || fb.TimeToDeliverMS.P95 > 5000 {
@@ -146,7 +146,7 @@ func TestAnalyticsFollowTheDefinitions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Journey: %v", err)
 		}
-		if j.Path != "SMS>VIBER" || j.Outcome != sink.OutcomeDeliveredFallback || len(j.Events) != 4 || len(j.Attempts) != 2 ||
+		if j.Path != "SMS>VIBER" || j.Outcome != store.OutcomeDeliveredFallback || len(j.Events) != 4 || len(j.Attempts) != 2 ||
 			j.TimeToDeliverMS == nil || *j.TimeToDeliverMS != 5000 || j.PolledStatus == nil || j.PolledStatus.Status != events.OTPExpired {
 			t.Errorf("Journey(B) = %+v", j)
 		}
@@ -155,10 +155,10 @@ func TestAnalyticsFollowTheDefinitions(t *testing.T) {
 				t.Errorf("Journey(B) event %d = %s; want %s", i, got, want)
 			}
 		}
-		if _, err := db.Journey(t.Context(), "aaaaaaaa-0000-4000-8000-00000000ffff"); !errors.Is(err, sink.ErrNotFound) {
+		if _, err := db.Journey(t.Context(), "aaaaaaaa-0000-4000-8000-00000000ffff"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Journey(unknown) error = %v; want ErrNotFound", err)
 		}
-		if _, err := db.Journey(t.Context(), "nope"); !errors.Is(err, sink.ErrBadOTPID) {
+		if _, err := db.Journey(t.Context(), "nope"); !errors.Is(err, store.ErrBadOTPID) {
 			t.Errorf("Journey(nope) error = %v; want ErrBadOTPID", err)
 		}
 	})

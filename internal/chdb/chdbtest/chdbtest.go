@@ -26,7 +26,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/otpscope/otpscope/internal/sink/chdb"
+	"github.com/otpscope/otpscope/internal/chdb"
 )
 
 // SkipMessage is what tests say when the library is missing.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 )
 
 // panicChildEnv makes the test binary, re-executed by TestGoPanicFailsFast,

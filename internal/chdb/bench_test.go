@@ -8,8 +8,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 
-	"github.com/otpscope/otpscope/internal/sink/chdb"
-	"github.com/otpscope/otpscope/internal/sink/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/chdb"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 )
 
 const benchBatch = 10_000

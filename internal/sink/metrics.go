@@ -1,8 +1,8 @@
-package reporter
+package sink
 
 import "github.com/prometheus/client_golang/prometheus"
 
-type sinkMetrics struct {
+type metrics struct {
 	rows          prometheus.Counter
 	batchRows     prometheus.Histogram
 	insertSeconds prometheus.Histogram
@@ -11,8 +11,8 @@ type sinkMetrics struct {
 	ackPending    prometheus.Gauge
 }
 
-func newSinkMetrics(reg prometheus.Registerer) *sinkMetrics {
-	m := &sinkMetrics{
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
 		rows: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "otpscope_sink_rows_total", Help: "Rows inserted into ClickHouse and acknowledged.",
 		}),

@@ -1,4 +1,4 @@
-package sink_test
+package store_test
 
 import (
 	"encoding/json"
@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
-	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 var rollStart = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
@@ -18,7 +18,7 @@ var rollStart = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 // outcome, latencies from 0.1 s to 70 s, journeys crossing midnight,
 // undocumented statuses, polled facts, duplicates stored by a later insert,
 // and polled OTP statuses.
-func rollupData(r *rand.Rand, days, perDay int, tag string) (first, second []sink.DeliveryRow, statuses []sink.OTPStatusRow) {
+func rollupData(r *rand.Rand, days, perDay int, tag string) (first, second []store.DeliveryRow, statuses []store.OTPStatusRow) {
 	prios := [][]string{{"SMS", "VIBER"}, {"WHATSAPP", "SMS"}, {"SMS"}}
 	for d := 0; d < days; d++ {
 		for i := 0; i < perDay; i++ {
@@ -34,7 +34,7 @@ func rollupData(r *rand.Rand, days, perDay int, tag string) (first, second []sin
 			prio := prios[r.IntN(len(prios))]
 			at := start
 			for k, ch := range prio {
-				mk := func(st string, t time.Time, mods ...func(*events.DeliveryStatus)) sink.DeliveryRow {
+				mk := func(st string, t time.Time, mods ...func(*events.DeliveryStatus)) store.DeliveryRow {
 					e := events.DeliveryStatus{OTPID: otp, ProfileID: profile, Channel: events.Channel(ch), Status: events.Status(st),
 						Timestamp: t, ReceivedAt: t.Add(time.Second), Source: events.SourceWebhook}
 					if events.Status(st).Failed() {
@@ -46,7 +46,7 @@ func rollupData(r *rand.Rand, days, perDay int, tag string) (first, second []sin
 					for _, m := range mods {
 						m(&e)
 					}
-					return sink.DeliveryRow{DeliveryStatus: e, EventID: events.DeliveryID(&e)}
+					return store.DeliveryRow{DeliveryStatus: e, EventID: events.DeliveryID(&e)}
 				}
 				first = append(first, mk("DISPATCHED", at))
 				lat := time.Duration(100+r.IntN(70000)) * time.Millisecond
@@ -55,7 +55,7 @@ func rollupData(r *rand.Rand, days, perDay int, tag string) (first, second []sin
 					mods = append(mods, polled)
 				}
 				outcome := r.IntN(10)
-				var last sink.DeliveryRow
+				var last store.DeliveryRow
 				switch {
 				case outcome < 6:
 					last = mk("DELIVERED", at.Add(lat), mods...)
@@ -73,7 +73,7 @@ func rollupData(r *rand.Rand, days, perDay int, tag string) (first, second []sin
 				if last.Status == "DELIVERED" || k == len(prio)-1 || r.IntN(5) == 0 {
 					if last.Status == "DELIVERED" && r.IntN(2) == 0 {
 						st := []string{events.OTPVerified, events.OTPExpired, events.OTPActive}[r.IntN(3)]
-						statuses = append(statuses, sink.OTPStatusRow{
+						statuses = append(statuses, store.OTPStatusRow{
 							OTPStatus: events.OTPStatus{OTPID: otp, API: "v4", Status: st, ObservedAt: at.Add(lat + time.Minute), Source: events.SourcePoll, SampleRate: []float64{1, 0.5}[r.IntN(2)]},
 							EventID:   "st-" + otp + st,
 						})
@@ -89,10 +89,10 @@ func rollupData(r *rand.Rand, days, perDay int, tag string) (first, second []sin
 
 // sameAsRaw checks that every window's figures equal those computed from raw
 // events.
-func sameAsRaw(t *testing.T, db *sink.DB, when string) {
+func sameAsRaw(t *testing.T, db *store.DB, when string) {
 	t.Helper()
 	end := rollStart.AddDate(0, 0, 7)
-	for _, w := range []sink.Window{
+	for _, w := range []store.Window{
 		{From: rollStart, To: end},
 		{From: rollStart.Add(7*time.Hour + 30*time.Minute), To: end.Add(-35 * time.Hour)},
 		{From: rollStart.AddDate(0, 0, 1), To: rollStart.AddDate(0, 0, 4)},
@@ -126,9 +126,9 @@ func sameAsRaw(t *testing.T, db *sink.DB, when string) {
 	}
 }
 
-func rolledDays(t *testing.T, db *sink.DB) int {
+func rolledDays(t *testing.T, db *store.DB) int {
 	t.Helper()
-	n, err := sink.RolledDays(t.Context(), db, sink.Window{From: rollStart, To: rollStart.AddDate(0, 0, 7)})
+	n, err := store.RolledDays(t.Context(), db, store.Window{From: rollStart, To: rollStart.AddDate(0, 0, 7)})
 	if err != nil {
 		t.Fatalf("RolledDays: %v", err)
 	}
@@ -136,13 +136,13 @@ func rolledDays(t *testing.T, db *sink.DB) int {
 }
 
 func TestRollupsEqualRawEvents(t *testing.T) {
-	slack := sink.RollupSlack
-	sink.RollupSlack = 0 // this test's inserts are visible when Insert returns
-	defer func() { sink.RollupSlack = slack }()
-	forEachBackend(t, func(t *testing.T, db *sink.DB) {
+	slack := store.RollupSlack
+	store.RollupSlack = 0 // this test's inserts are visible when Insert returns
+	defer func() { store.RollupSlack = slack }()
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
 		r := rand.New(rand.NewPCG(6, 6))
 		first, second, statuses := rollupData(r, 6, 40, "")
-		for _, b := range []*sink.Batch{{Deliveries: first}, {Deliveries: second}, {Statuses: statuses}} {
+		for _, b := range []*store.Batch{{Deliveries: first}, {Deliveries: second}, {Statuses: statuses}} {
 			if err := db.Insert(t.Context(), b); err != nil {
 				t.Fatalf("Insert: %v", err)
 			}
@@ -173,7 +173,7 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		sameAsRaw(t, db, "all days rolled up")
 
 		totals := func() (attempts, delivered uint64) {
-			chs, err := db.Channels(t.Context(), sink.Window{From: rollStart, To: rollStart.AddDate(0, 0, 7), Raw: true})
+			chs, err := db.Channels(t.Context(), store.Window{From: rollStart, To: rollStart.AddDate(0, 0, 7), Raw: true})
 			if err != nil {
 				t.Fatalf("Channels: %v", err)
 			}
@@ -195,10 +195,10 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 			if e.Status == "QUEUED_AT_CARRIER" && e.Timestamp.Before(rollStart.AddDate(0, 0, 2)) {
 				d := e.DeliveryStatus
 				d.Status, d.Timestamp, d.UnknownStatus = "DELIVERED", d.Timestamp.Add(time.Second), false
-				late = append(late, sink.DeliveryRow{DeliveryStatus: d, EventID: events.DeliveryID(&d)})
+				late = append(late, store.DeliveryRow{DeliveryStatus: d, EventID: events.DeliveryID(&d)})
 			}
 		}
-		for _, b := range []*sink.Batch{{Deliveries: late}, {Statuses: lateStatuses}} {
+		for _, b := range []*store.Batch{{Deliveries: late}, {Statuses: lateStatuses}} {
 			if err := db.Insert(t.Context(), b); err != nil {
 				t.Fatalf("Insert: %v", err)
 			}
@@ -212,14 +212,14 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		sameAsRaw(t, db, "late facts, before the job")
 
 		// A status polled days after its journey: the job finds the journey.
-		var st []sink.OTPStatusRow
+		var st []store.OTPStatusRow
 		for _, e := range first {
 			if e.Status == "DELIVERED" && e.Timestamp.After(rollStart.AddDate(0, 0, 4)) {
-				st = append(st, sink.OTPStatusRow{OTPStatus: events.OTPStatus{OTPID: e.OTPID, API: "v4", Status: events.OTPVerified,
+				st = append(st, store.OTPStatusRow{OTPStatus: events.OTPStatus{OTPID: e.OTPID, API: "v4", Status: events.OTPVerified,
 					ObservedAt: e.Timestamp.Add(3 * 24 * time.Hour), AttemptCount: 9, Source: events.SourcePoll, SampleRate: 1}, EventID: "very-late-" + e.OTPID})
 			}
 		}
-		if err := db.Insert(t.Context(), &sink.Batch{Statuses: st[:3]}); err != nil {
+		if err := db.Insert(t.Context(), &store.Batch{Statuses: st[:3]}); err != nil {
 			t.Fatalf("Insert: %v", err)
 		}
 		time.Sleep(5 * time.Millisecond)

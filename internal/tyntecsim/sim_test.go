@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/tyntec"
-	"github.com/otpscope/otpscope/internal/tyntec/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 // call makes one raw API request and returns status, headers and body.

@@ -1,0 +1,65 @@
+package chdb
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+)
+
+// Instance is the embedded engine under a data directory and its ClickHouse
+// HTTP endpoint, which the hosting process reaches as the owner (the only
+// client that may write) and Grafana reaches read-only.
+type Instance struct {
+	engine *Engine
+	server *Server
+	stop   context.CancelFunc
+	served chan error
+	logger *slog.Logger
+}
+
+// Start opens the engine under dir and serves its endpoint on addr until
+// Close — not until some service's context ends, since a stopping sink
+// inserts what it holds through it.
+func Start(dir, addr string, logger *slog.Logger) (*Instance, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("embedded clickhouse: %w", err)
+	}
+	engine, err := Open(dir, WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("embedded clickhouse: %w", err)
+	}
+	server, err := Listen(addr, NewHandler(engine, HandlerConfig{Logger: logger}))
+	if err != nil {
+		engine.Close()
+		return nil, err
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	in := &Instance{engine: engine, server: server, stop: stop, served: make(chan error, 1), logger: logger}
+	go func() { in.served <- server.Serve(ctx) }()
+	return in, nil
+}
+
+// Addr is the endpoint's address, where Grafana connects.
+func (in *Instance) Addr() string { return in.server.Addr() }
+
+// DSN is the owner's clickhouse-go DSN (http://user:password@addr).
+func (in *Instance) DSN() string { return in.server.DSN() }
+
+// Credentials are the owner's user and password on the endpoint.
+func (in *Instance) Credentials() (user, password string) { return in.server.handler.Credentials() }
+
+// Dir is the engine's data directory.
+func (in *Instance) Dir() string { return in.engine.Dir() }
+
+// Engine is the engine itself, for benchmarks that bypass the endpoint.
+func (in *Instance) Engine() *Engine { return in.engine }
+
+// Close stops the endpoint (requests in flight may finish) and closes the engine.
+func (in *Instance) Close() error {
+	in.stop()
+	if err := <-in.served; err != nil {
+		in.logger.Warn("embedded ClickHouse endpoint", "err", err)
+	}
+	return in.engine.Close()
+}

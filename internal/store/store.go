@@ -1,0 +1,180 @@
+// Package store is otpscope's ClickHouse store, over clickhouse-go/v2 only: it
+// opens ClickHouse from a DSN (clickhouse:// native or http:// — a server or a
+// cluster), or hosts the embedded engine (package chdb) when there is none;
+// applies the migrations of schema/; inserts batches of rows decoded from NATS
+// messages; and answers the analytics queries, reading whole days from the
+// daily rollups it keeps.
+package store
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/otpscope/otpscope/internal/backoff"
+	"github.com/otpscope/otpscope/internal/chdb"
+)
+
+// Config says where ClickHouse is.
+type Config struct {
+	// DSN of a ClickHouse server: clickhouse://user:pass@host:9000/db or
+	// http://user:pass@host:8123/db. Empty means the process hosts the embedded
+	// engine under DataDir/clickhouse and serves it on Listen.
+	DSN string
+	// Listen is the embedded engine's ClickHouse HTTP endpoint.
+	Listen string
+	// DataDir is the process's one data directory (--data-dir, registered by
+	// the command, shared with the embedded NATS server).
+	DataDir string
+	// Cluster, when set, applies the cluster variant of the schema
+	// (Replicated*MergeTree ON CLUSTER, plus Distributed tables).
+	Cluster string
+}
+
+// DefaultListen is the embedded engine's endpoint, where Grafana connects.
+const DefaultListen = chdb.DefaultAddr
+
+// RegisterFlags registers the ClickHouse flags on fs (not --data-dir).
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DSN, "clickhouse-dsn", "", "external ClickHouse (clickhouse://… or http://…); empty hosts the embedded engine")
+	fs.StringVar(&c.Listen, "clickhouse-listen", DefaultListen, "the embedded engine's ClickHouse HTTP endpoint")
+	fs.StringVar(&c.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name for the replicated schema (external clusters only)")
+}
+
+// Embedded reports whether the process hosts the engine itself.
+func (c *Config) Embedded() bool { return c.DSN == "" }
+
+// Validate reports the first configuration error.
+func (c *Config) Validate() error {
+	if !c.Embedded() {
+		if _, err := clickhouse.ParseDSN(c.DSN); err != nil {
+			return fmt.Errorf("clickhouse-dsn: %w", err)
+		}
+		return nil
+	}
+	if c.Cluster != "" {
+		return errors.New("clickhouse-cluster needs an external --clickhouse-dsn")
+	}
+	if c.DataDir == "" {
+		return errors.New("data-dir is required for the embedded ClickHouse engine")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("clickhouse-listen %q: %w", c.Listen, err)
+	}
+	return nil
+}
+
+// DB is a connection pool to ClickHouse, and the embedded engine when the
+// process hosts it.
+type DB struct {
+	conn     driver.Conn
+	cluster  string
+	embedded *chdb.Instance // nil with an external ClickHouse
+	logger   *slog.Logger
+}
+
+// Open opens ClickHouse as cfg says — hosting the embedded engine when there
+// is no DSN — and applies the schema: what the process that owns the store
+// (the sink's) does.
+func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var opts *clickhouse.Options
+	var embedded *chdb.Instance
+	if cfg.Embedded() {
+		if embedded, err = chdb.Start(filepath.Join(cfg.DataDir, "clickhouse"), cfg.Listen, logger); err != nil {
+			return nil, err
+		}
+		user, password := embedded.Credentials()
+		opts = &clickhouse.Options{
+			Protocol: clickhouse.HTTP,
+			Addr:     []string{embedded.Addr()},
+			Auth:     clickhouse.Auth{Username: user, Password: password},
+		}
+	} else if opts, err = clickhouse.ParseDSN(cfg.DSN); err != nil {
+		return nil, fmt.Errorf("clickhouse-dsn: %w", err)
+	}
+	if db, err = connect(ctx, opts, logger); err != nil {
+		if embedded != nil {
+			embedded.Close()
+		}
+		return nil, err
+	}
+	db.cluster, db.embedded = cfg.Cluster, embedded
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return db, nil
+}
+
+// Connect connects to the ClickHouse at dsn without applying the schema: a
+// reader's connection (`reporter report`, tests, benchmarks).
+func Connect(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) {
+	opts, err := clickhouse.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse dsn: %w", err)
+	}
+	return connect(ctx, opts, logger)
+}
+
+// connect opens a pool and waits (while ctx lasts) until ClickHouse answers a
+// ping: a server starting next to us is routine.
+func connect(ctx context.Context, opts *clickhouse.Options, logger *slog.Logger) (*DB, error) {
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse: %w", err)
+	}
+	err = backoff.Retry(ctx, backoff.Policy{First: 100 * time.Millisecond, Max: 3 * time.Second}, func() error {
+		err := conn.Ping(ctx)
+		var ex *clickhouse.Exception
+		if errors.As(err, &ex) {
+			return backoff.Permanent(err) // it answered: no point waiting
+		}
+		if err != nil {
+			logger.Warn("clickhouse not reachable yet; retrying", "err", err)
+		}
+		return err
+	})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("ping clickhouse: %w", err)
+	}
+	return &DB{conn: conn, logger: logger}, nil
+}
+
+// Conn is the underlying clickhouse-go connection.
+func (db *DB) Conn() driver.Conn { return db.conn }
+
+// Embedded is the hosted engine, or nil with an external ClickHouse.
+func (db *DB) Embedded() *chdb.Instance { return db.embedded }
+
+// Ready reports whether ClickHouse answers.
+func (db *DB) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return db.conn.Ping(ctx)
+}
+
+// Close closes the pool, then the hosted engine.
+func (db *DB) Close() error {
+	err := db.conn.Close()
+	if db.embedded != nil {
+		if eerr := db.embedded.Close(); err == nil {
+			err = eerr
+		}
+	}
+	return err
+}

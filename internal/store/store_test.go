@@ -1,0 +1,203 @@
+package store_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+func TestMain(m *testing.M) { chdbtest.Main(m) }
+
+// backend is one place the contract suite runs: the embedded engine always,
+// and the ClickHouse server named by OTPSCOPE_CLICKHOUSE_DSN when set.
+type backend struct {
+	name string
+	dsn  func(t *testing.T) string
+}
+
+func backends(t *testing.T) []backend {
+	bs := []backend{{"embedded", func(t *testing.T) string {
+		srv := chdbtest.Serve(t)
+		return srv.DSN + "/" + srv.Database
+	}}}
+	if dsn := os.Getenv("OTPSCOPE_CLICKHOUSE_DSN"); dsn != "" {
+		bs = append(bs, backend{"server", func(t *testing.T) string { return dsn }})
+	} else {
+		t.Log("OTPSCOPE_CLICKHOUSE_DSN is not set: the sink contract suite runs against the embedded engine only")
+	}
+	return bs
+}
+
+func forEachBackend(t *testing.T, test func(t *testing.T, db *store.DB)) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			db, err := store.Connect(t.Context(), b.dsn(t), brokertest.Logger(t))
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			t.Cleanup(func() { db.Close() })
+			if err := db.Migrate(t.Context()); err != nil {
+				t.Fatalf("Migrate: %v", err)
+			}
+			test(t, db)
+		})
+	}
+}
+
+func count(t *testing.T, db *store.DB, query string) uint64 {
+	t.Helper()
+	var n uint64
+	if err := db.Conn().QueryRow(t.Context(), query).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func delivery(i int, status events.Status) store.DeliveryRow {
+	ev := events.DeliveryStatus{
+		Channel: events.ChannelSMS, Status: status, Source: events.SourceWebhook,
+		OTPID:      fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
+		ProfileID:  "adbe6521-f5bd-4295-9fd9-776debdf7dc2",
+		Timestamp:  time.Date(2026, 5, 1, 12, 0, i%60, 0, time.UTC),
+		ReceivedAt: time.Date(2026, 5, 1, 12, 0, 1, 0, time.UTC),
+	}
+	if status.Failed() {
+		ev.Error = &events.DeliveryError{Code: "tyntec::delivery::1", Message: "unreachable"}
+	}
+	return store.DeliveryRow{DeliveryStatus: ev, EventID: events.DeliveryID(&ev), Seq: uint64(i + 1)}
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		for range 2 {
+			if err := db.Migrate(t.Context()); err != nil {
+				t.Fatalf("Migrate again: %v", err)
+			}
+		}
+		if n := count(t, db, "SELECT count() FROM otpscope_schema_migrations FINAL"); n == 0 {
+			t.Fatal("no migration recorded")
+		}
+		for _, table := range []string{"delivery_events", "otp_status", "v1_events", "resends", "dead_letters"} {
+			if n := count(t, db, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = '"+table+"'"); n != 1 {
+				t.Errorf("table %s: found %d", table, n)
+			}
+		}
+	})
+}
+
+func TestInsertEveryTableAndReadBack(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		var b store.Batch
+		for i := range 100 {
+			b.Deliveries = append(b.Deliveries, delivery(i, events.StatusDelivered))
+		}
+		b.Deliveries = append(b.Deliveries, delivery(1000, events.StatusUndeliverable))
+		otp := "00000000-0000-4000-8000-000000000001"
+		b.Statuses = append(b.Statuses, store.OTPStatusRow{EventID: "os-1", OTPStatus: events.OTPStatus{
+			OTPID: otp, API: "v4", Status: events.OTPVerified, ObservedAt: time.Now().UTC(), Source: events.SourcePoll, SampleRate: 0.5,
+			Expires: time.Date(2026, 5, 1, 12, 5, 0, 0, time.UTC)}})
+		b.V1Events = append(b.V1Events, store.V1EventRow{EventID: "v1-1", V1Event: events.V1Event{
+			OTPID: otp, Type: "SMS", Status: "success", StatusText: "DELIVERED", Created: time.Now().UTC(), ObservedAt: time.Now().UTC()}})
+		b.Resends = append(b.Resends, store.ResendRow{EventID: "rs-1", Resend: events.Resend{
+			OTPID: otp, DecisionID: "d1", Result: events.ResendDryRun, Via: "VOICE", Attempt: 1, DecidedAt: time.Now().UTC(), DryRun: true}})
+		b.DeadLetters = append(b.DeadLetters, store.DeadLetterRow{EventID: "dl-1", DeadLetter: events.DeadLetter{
+			Reason: "otpId: not a UUID", Field: "otpId", Status: 400, Source: "ingest", ReceivedAt: time.Now().UTC(), Body: "{\"otpId\":\"x\"}\n", BodyBytes: 14}})
+		if err := db.Insert(t.Context(), &b); err != nil {
+			t.Fatalf("Insert: %v", err)
+		}
+		for query, want := range map[string]uint64{
+			"SELECT count() FROM delivery_events":                                                      101,
+			"SELECT count() FROM delivery_events WHERE error_code = 'tyntec::delivery::1'":             1,
+			"SELECT count() FROM otp_status WHERE otp_status = 'VERIFIED' AND sample_rate = 0.5":       1,
+			"SELECT count() FROM otp_status WHERE otp_created IS NULL AND otp_expire IS NOT NULL":      1,
+			"SELECT count() FROM v1_events WHERE status_text = 'DELIVERED'":                            1,
+			"SELECT count() FROM resends WHERE dry_run AND via = 'VOICE'":                              1,
+			"SELECT count() FROM dead_letters WHERE body = '{\"otpId\":\"x\"}\\n' AND field = 'otpId'": 1,
+		} {
+			if got := count(t, db, query); got != want {
+				t.Errorf("%s = %d; want %d", query, got, want)
+			}
+		}
+		var when time.Time
+		var id string
+		if err := db.Conn().QueryRow(t.Context(), "SELECT event_time, toString(otp_id) FROM delivery_events WHERE stream_seq = 6").Scan(&when, &id); err != nil {
+			t.Fatal(err)
+		}
+		if want := b.Deliveries[5]; !when.Equal(want.Timestamp) || id != want.OTPID {
+			t.Errorf("row 6 = %v %s; want %v %s", when, id, want.Timestamp, want.OTPID)
+		}
+	})
+}
+
+// A batch inserted twice (the consumer crashed after the insert and before the
+// ack) is dropped by ClickHouse's insert deduplication, and a single event
+// re-inserted in another batch collapses in the ReplacingMergeTree: each
+// counts once.
+func TestReinsertCountsOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		// With merges stopped, only the insert_deduplication_token can keep the
+		// second copy out.
+		if err := db.Conn().Exec(t.Context(), "SYSTEM STOP MERGES delivery_events"); err != nil {
+			t.Fatal(err)
+		}
+		var b store.Batch
+		for i := range 50 {
+			b.Deliveries = append(b.Deliveries, delivery(i, events.StatusDelivered))
+		}
+		for range 2 {
+			if err := db.Insert(t.Context(), &b); err != nil {
+				t.Fatalf("Insert: %v", err)
+			}
+		}
+		if n := count(t, db, "SELECT count() FROM delivery_events"); n != 50 {
+			t.Errorf("rows after inserting one batch twice = %d; want 50", n)
+		}
+		if err := db.Conn().Exec(t.Context(), "SYSTEM START MERGES delivery_events"); err != nil {
+			t.Fatal(err)
+		}
+		var other store.Batch
+		other.Deliveries = append(other.Deliveries, delivery(7, events.StatusDelivered), delivery(99, events.StatusDelivered))
+		if err := db.Insert(t.Context(), &other); err != nil {
+			t.Fatalf("Insert: %v", err)
+		}
+		if n := count(t, db, "SELECT count() FROM delivery_events FINAL"); n != 51 {
+			t.Errorf("rows after re-inserts = %d; want 51", n)
+		}
+		if n := count(t, db, "SELECT uniqExact(event_id) FROM delivery_events"); n != 51 {
+			t.Errorf("distinct event ids = %d; want 51", n)
+		}
+	})
+}
+
+func TestBatchAdd(t *testing.T) {
+	var b store.Batch
+	ev := delivery(1, events.StatusDelivered)
+	m, _ := events.NewDeliveryMessage(&ev.DeliveryStatus)
+	tests := []struct {
+		subject, id, data string
+		err               error
+	}{
+		{m.Subject, m.ID, string(m.Data), nil},
+		{m.Subject, "", string(m.Data), store.ErrPermanent},
+		{m.Subject, m.ID, "{not json", store.ErrPermanent},
+		{m.Subject, m.ID, `{"otpId":"x","timestamp":"2026-01-01T00:00:00Z"}`, store.ErrPermanent},
+		{"tyntec.2fa.report.hourly", "r1", `{}`, store.ErrNoTable},
+		{"tyntec.2fa.track", "t1", `{}`, store.ErrNoTable},
+	}
+	for _, tt := range tests {
+		err := b.Add(tt.subject, tt.id, []byte(tt.data), 1)
+		if (tt.err == nil) != (err == nil) || (tt.err != nil && !errors.Is(err, tt.err)) {
+			t.Errorf("Add(%s, %q, %q) = %v; want %v", tt.subject, tt.id, tt.data, err, tt.err)
+		}
+	}
+	if b.Len() != 1 {
+		t.Errorf("batch holds %d rows; want 1", b.Len())
+	}
+}
