@@ -36,6 +36,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"gopkg.in/yaml.v3"
 
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
@@ -123,16 +124,9 @@ func envOf(t *testing.T, bin string) map[string]bool {
 	t.Helper()
 	env := map[string]bool{}
 	for f := range flagsOf(t, bin) {
-		env[envName(f)] = true
+		env[flagenv.Name(f)] = true
 	}
 	return env
-}
-
-func envName(flag string) string {
-	if flag == "webhook-token" {
-		return "OTPSCOPE_WEBHOOK_TOKENS"
-	}
-	return "OTPSCOPE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 func deployPath(p ...string) string {

@@ -32,6 +32,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ingest"
@@ -232,12 +233,13 @@ func benchIngest(ctx context.Context, o options) (result, error) {
 		return result{}, err
 	}
 	defer os.RemoveAll(dir)
-	cfg := ingest.Config{
-		Listen: "127.0.0.1:0", Tokens: []string{o.token}, MaxBodyBytes: ingest.DefaultMaxBodyBytes,
-		PublishTimeout: 5 * time.Second, RetryAfter: time.Second, ShutdownTimeout: 5 * time.Second,
+	cfg := app.Config{
+		Modules: []string{app.ModuleIngest}, Listen: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, DataDir: dir,
 		NATS: natsConfig(dir, o.sync),
+		Ingest: ingest.Config{Tokens: []string{o.token}, MaxBodyBytes: ingest.DefaultMaxBodyBytes,
+			PublishTimeout: 5 * time.Second, RetryAfter: time.Second},
 	}
-	svc, err := ingest.New(ctx, cfg, quiet())
+	svc, err := app.New(ctx, cfg, quiet())
 	if err != nil {
 		return result{}, err
 	}

@@ -161,7 +161,6 @@ func bench(ctx context.Context, o options) error {
 			BaseURL: "http://" + simLn.Addr().String(), APIKey: tyntecsim.DefaultAPIKey,
 			RateLimit: o.limit, RatePeriod: wall(o.period),
 		},
-		NATS:         bcfg,
 		Schedule:     "@every " + wall(o.schedule).String(),
 		VerifySample: 1,
 		// Every OTP is announced by its DISPATCHED webhook here; a list of

@@ -4,31 +4,12 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"log/slog"
 	"os"
 
+	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/cli"
-	"github.com/otpscope/otpscope/internal/ingest"
 )
 
 func main() {
-	os.Exit(cli.Main(cli.Command{
-		Name:       "ingest",
-		RenamedEnv: ingest.RenamedEnv,
-		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
-			var cfg ingest.Config
-			cfg.RegisterFlags(fs)
-			cfg.NATS.RegisterFlags(fs, "")
-			dataDir := cli.DataDirFlag(fs)
-			return func(ctx context.Context, logger *slog.Logger) error {
-				cfg.NATS.DataDir = *dataDir
-				if err := cfg.Validate(); err != nil {
-					return cli.Usage(err)
-				}
-				return ingest.Run(ctx, cfg, logger)
-			}
-		},
-	}, os.Args[1:], os.LookupEnv, os.Stderr))
+	os.Exit(cli.Main(app.Command(app.Binaries["ingest"], nil), os.Args[1:], os.LookupEnv, os.Stderr))
 }

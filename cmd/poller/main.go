@@ -17,18 +17,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/poller"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
-
-// webhookPath is where ingest receives tyntec's webhooks (ingest.WebhookPath;
-// a command of one service does not import another service).
-const webhookPath = "/webhooks/tyntec"
-
-// renamedEnv: --webhook-token reads the variable ingest reads (the first token).
-var renamedEnv = map[string]string{"webhook-token": "OTPSCOPE_WEBHOOK_TOKENS"}
 
 func main() { os.Exit(run(os.Args[1:], os.LookupEnv, os.Stderr)) }
 
@@ -36,24 +31,7 @@ func run(args []string, lookup func(string) (string, bool), stderr io.Writer) in
 	if len(args) > 0 && args[0] == "register-callback" {
 		return cli.Main(registerCommand(), args[1:], lookup, stderr)
 	}
-	return cli.Main(cli.Command{
-		Name: "poller",
-		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
-			var cfg poller.Config
-			cfg.RegisterFlags(fs)
-			dataDir := cli.DataDirFlag(fs)
-			return func(ctx context.Context, logger *slog.Logger) error {
-				cfg.NATS.DataDir = *dataDir
-				if err := cfg.Validate(); err != nil {
-					return cli.Usage(err)
-				}
-				if err := cfg.NATS.Validate(); err != nil {
-					return cli.Usage(err)
-				}
-				return poller.Run(ctx, cfg, logger)
-			}
-		},
-	}, args, lookup, stderr)
+	return cli.Main(app.Command(app.Binaries["poller"], nil), args, lookup, stderr)
 }
 
 // registerCommand is `poller register-callback`: list tyntec's callback
@@ -61,8 +39,7 @@ func run(args []string, lookup func(string) (string, bool), stderr io.Writer) in
 // --ingest-url + /webhooks/tyntec with the webhook token.
 func registerCommand() cli.Command {
 	return cli.Command{
-		Name:       "poller register-callback",
-		RenamedEnv: renamedEnv,
+		Name: "poller register-callback",
 		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			var tc tyntec.Config
 			tc.RegisterFlags(fs)
@@ -91,7 +68,7 @@ func registerCommand() cli.Command {
 				}
 				ctx, cancel := context.WithTimeout(ctx, time.Minute)
 				defer cancel()
-				url := strings.TrimRight(*ingestURL, "/") + webhookPath
+				url := strings.TrimRight(*ingestURL, "/") + ingest.WebhookPath
 				res, err := poller.RegisterCallback(ctx, client, url, h)
 				if err != nil {
 					return err

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/reporter"
 )
@@ -23,23 +24,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "report" {
 		os.Exit(cli.Main(reportCommand(os.Stdout), os.Args[2:], os.LookupEnv, os.Stderr))
 	}
-	os.Exit(cli.Main(cli.Command{
-		Name: "reporter",
-		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
-			var cfg reporter.Config
-			cfg.RegisterFlags(fs)
-			cfg.NATS.RegisterFlags(fs, "nats://127.0.0.1:4222")
-			cfg.ClickHouse.RegisterFlags(fs)
-			dataDir := cli.DataDirFlag(fs)
-			return func(ctx context.Context, logger *slog.Logger) error {
-				cfg.NATS.DataDir, cfg.ClickHouse.DataDir = *dataDir, *dataDir
-				if err := cfg.Validate(); err != nil {
-					return cli.Usage(err)
-				}
-				return reporter.Run(ctx, cfg, logger)
-			}
-		},
-	}, os.Args[1:], os.LookupEnv, os.Stderr))
+	os.Exit(cli.Main(app.Command(app.Binaries["reporter"], nil), os.Args[1:], os.LookupEnv, os.Stderr))
 }
 
 // reportCommand is `reporter report`.

@@ -185,6 +185,10 @@ func (b *Broker) Conn() *nats.Conn { return b.nc }
 // JetStream is the JetStream context of the connection.
 func (b *Broker) JetStream() jetstream.JetStream { return b.js }
 
+// StreamReplicas is the stream's replica count, which otpscope's KV buckets
+// follow.
+func (b *Broker) StreamReplicas() int { return max(1, b.stream.Replicas) }
+
 // StreamName is the name of otpscope's stream.
 func (b *Broker) StreamName() string { return b.stream.Name }
 

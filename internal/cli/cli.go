@@ -21,8 +21,6 @@ type Command struct {
 	Name string
 	// Flags registers the command's flags and returns what runs after parsing.
 	Flags func(fs *flag.FlagSet) func(ctx context.Context, logger *slog.Logger) error
-	// RenamedEnv lists flags whose environment variable is not derived from the name.
-	RenamedEnv map[string]string
 }
 
 // Main parses args (after the environment, looked up with lookup), runs the
@@ -33,7 +31,7 @@ func Main(c Command, args []string, lookup func(string) (string, bool), stderr i
 	fs.SetOutput(stderr)
 	run := c.Flags(fs)
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := flagenv.Parse(fs, args, lookup, c.RenamedEnv); err != nil {
+	if err := flagenv.Parse(fs, args, lookup); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

@@ -12,11 +12,16 @@ import (
 // Prefix starts every environment variable otpscope reads.
 const Prefix = "OTPSCOPE_"
 
+// Renamed lists the flags whose environment variable is not derived from the
+// flag's name — the one such table: --webhook-token (ingest, the all-in-one and
+// `poller register-callback`) reads the comma-separated OTPSCOPE_WEBHOOK_TOKENS.
+var Renamed = map[string]string{"webhook-token": "OTPSCOPE_WEBHOOK_TOKENS"}
+
 // Name is the environment variable of a flag: OTPSCOPE_ + the flag's name in
 // upper case with dashes as underscores (--nats-url → OTPSCOPE_NATS_URL), unless
-// renamed lists another.
-func Name(flagName string, renamed map[string]string) string {
-	if n, ok := renamed[flagName]; ok {
+// Renamed lists another.
+func Name(flagName string) string {
+	if n, ok := Renamed[flagName]; ok {
 		return n
 	}
 	return Prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
@@ -24,13 +29,13 @@ func Name(flagName string, renamed map[string]string) string {
 
 // Apply sets every flag of fs whose environment variable is set, before fs is
 // parsed from the command line (which then overrides it).
-func Apply(fs *flag.FlagSet, lookup func(string) (string, bool), renamed map[string]string) error {
+func Apply(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		if err != nil {
 			return
 		}
-		name := Name(f.Name, renamed)
+		name := Name(f.Name)
 		if v, ok := lookup(name); ok {
 			if e := fs.Set(f.Name, v); e != nil {
 				err = fmt.Errorf("%s=%q: %w", name, v, e)
@@ -41,8 +46,8 @@ func Apply(fs *flag.FlagSet, lookup func(string) (string, bool), renamed map[str
 }
 
 // Parse applies the environment and then the command-line args to fs.
-func Parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool), renamed map[string]string) error {
-	if err := Apply(fs, lookup, renamed); err != nil {
+func Parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
+	if err := Apply(fs, lookup); err != nil {
 		return err
 	}
 	return fs.Parse(args)

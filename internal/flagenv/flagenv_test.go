@@ -13,7 +13,6 @@ func TestPrecedence(t *testing.T) {
 		"OTPSCOPE_WEBHOOK_TOKENS": "a, b,,c",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	renamed := map[string]string{"webhook-token": "OTPSCOPE_WEBHOOK_TOKENS"}
 
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	url := fs.String("nats-url", "default", "")
@@ -21,7 +20,7 @@ func TestPrecedence(t *testing.T) {
 	dir := fs.String("data-dir", "./data", "")
 	var tokens List
 	fs.Var(&tokens, "webhook-token", "")
-	if err := Parse(fs, []string{"--listen", "127.0.0.1:1"}, lookup, renamed); err != nil {
+	if err := Parse(fs, []string{"--listen", "127.0.0.1:1"}, lookup); err != nil {
 		t.Fatal(err)
 	}
 	if *url != "nats://env:4222" {
@@ -42,7 +41,7 @@ func TestBadEnvironmentValue(t *testing.T) {
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	fs.Int("max-body-bytes", 1, "")
 	lookup := func(k string) (string, bool) { return "lots", k == "OTPSCOPE_MAX_BODY_BYTES" }
-	if err := Parse(fs, nil, lookup, nil); err == nil {
+	if err := Parse(fs, nil, lookup); err == nil {
 		t.Fatal("Parse accepted OTPSCOPE_MAX_BODY_BYTES=lots")
 	}
 }

@@ -7,16 +7,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"time"
 
-	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/flagenv"
 )
 
 // Config configures the ingest service.
 type Config struct {
-	Listen string
 	// Tokens are the accepted webhook tokens; several allow rotation.
 	Tokens         flagenv.List
 	InsecureNoAuth bool
@@ -26,39 +23,23 @@ type Config struct {
 	PublishTimeout time.Duration
 	// RetryAfter is what a 503 asks tyntec to wait before retrying.
 	RetryAfter time.Duration
-	// ShutdownTimeout bounds how long in-flight requests may take on stop.
-	ShutdownTimeout time.Duration
-
-	NATS broker.Config
 }
 
-// Defaults.
-const (
-	DefaultListen       = "127.0.0.1:8080"
-	DefaultMaxBodyBytes = 64 << 10
-)
+// DefaultMaxBodyBytes bounds a webhook body.
+const DefaultMaxBodyBytes = 64 << 10
 
-// RenamedEnv lists the flags whose environment variable is not derived from the
-// flag name.
-var RenamedEnv = map[string]string{"webhook-token": "OTPSCOPE_WEBHOOK_TOKENS"}
-
-// RegisterFlags registers the service flags (HTTP and auth) on fs. The NATS flags
-// are registered by broker.Config.RegisterFlags, so the all-in-one shares them.
+// RegisterFlags registers ingest's own flags (auth, bodies, publishing) on fs;
+// the listener and NATS are the process's (package app).
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Listen, "listen", DefaultListen, "HTTP address")
 	fs.Var(&c.Tokens, "webhook-token", "accepted webhook token (repeat or comma-separate for rotation)")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "accept webhooks without a token (development only)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest webhook body accepted")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "how long to wait for JetStream acknowledgements before answering 503")
 	fs.DurationVar(&c.RetryAfter, "retry-after", 5*time.Second, "Retry-After sent with 503")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish on stop")
 }
 
 // Validate reports the first configuration error.
 func (c *Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("listen %q: %w", c.Listen, err)
-	}
 	if len(c.Tokens) == 0 && !c.InsecureNoAuth {
 		return errors.New("no webhook token: set --webhook-token (OTPSCOPE_WEBHOOK_TOKENS), or --insecure-no-auth for development")
 	}
@@ -73,8 +54,8 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes < 1024 {
 		return fmt.Errorf("max-body-bytes %d: must be at least 1024", c.MaxBodyBytes)
 	}
-	if c.PublishTimeout <= 0 || c.RetryAfter <= 0 || c.ShutdownTimeout <= 0 {
-		return errors.New("publish-timeout, retry-after and shutdown-timeout must be positive")
+	if c.PublishTimeout <= 0 || c.RetryAfter <= 0 {
+		return errors.New("publish-timeout and retry-after must be positive")
 	}
-	return c.NATS.Validate()
+	return nil
 }

@@ -41,9 +41,9 @@ func newFixture(t *testing.T, mutate ...func(*ingest.Config)) *fixture {
 	srv := brokertest.NewServer(t)
 	b := srv.Broker(t)
 	cfg := ingest.Config{
-		Listen: "127.0.0.1:0", Tokens: []string{token, oldToken},
+		Tokens:       []string{token, oldToken},
 		MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: time.Second,
-		RetryAfter: 3 * time.Second, ShutdownTimeout: time.Second,
+		RetryAfter: 3 * time.Second,
 	}
 	for _, m := range mutate {
 		m(&cfg)

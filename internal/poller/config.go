@@ -4,14 +4,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
 
-	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -23,8 +21,6 @@ const (
 
 // Defaults of Config.
 const (
-	DefaultListen            = "127.0.0.1:8082"
-	DefaultNATSURL           = "nats://127.0.0.1:4222"
 	DefaultSchedule          = "@every 30s"
 	DefaultSettle            = 90 * time.Second
 	DefaultRecheck           = 2 * time.Minute
@@ -37,9 +33,6 @@ const (
 
 // Config configures the poller.
 type Config struct {
-	// Listen is the HTTP address of /healthz, /readyz and /metrics.
-	Listen string
-	NATS   broker.Config
 	Tyntec tyntec.Config
 
 	// Schedule is the robfig/cron spec of reconciliation cycles.
@@ -86,16 +79,9 @@ type Config struct {
 	Now func() time.Time
 }
 
-// RegisterFlags registers the poller's flags (and the NATS and tyntec ones) on fs.
+// RegisterFlags registers what the poller does — tyntec, schedule, resends,
+// callback — on fs; the listener and NATS are the process's (package app).
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Listen, "listen", DefaultListen, "HTTP address of /healthz, /readyz and /metrics")
-	c.NATS.RegisterFlags(fs, DefaultNATSURL)
-	c.RegisterWorkFlags(fs)
-}
-
-// RegisterWorkFlags registers what the poller does — tyntec, schedule, resends,
-// callback — without its listener and NATS, which the all-in-one shares.
-func (c *Config) RegisterWorkFlags(fs *flag.FlagSet) {
 	c.Tyntec.RegisterFlags(fs)
 	fs.StringVar(&c.Schedule, "reconcile-schedule", DefaultSchedule, "cron spec of reconciliation cycles (robfig/cron: '@every 30s', '*/1 * * * *')")
 	fs.DurationVar(&c.Settle, "settle", DefaultSettle, "wait after an OTP's last delivery fact before reading its events")
@@ -148,15 +134,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports the first configuration error. It does not validate NATS,
-// which New does not open.
+// Validate reports the first configuration error; it only checks (the
+// resend policy file is read once, by New).
 func (c *Config) Validate() error {
 	d := c.withDefaults()
-	if c.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-			return fmt.Errorf("listen %q: %w", c.Listen, err)
-		}
-	}
 	if _, err := cron.ParseStandard(d.Schedule); err != nil {
 		return fmt.Errorf("reconcile-schedule %q: %w", d.Schedule, err)
 	}
@@ -168,11 +149,6 @@ func (c *Config) Validate() error {
 	}
 	if d.ResendMode != ModeDryRun && d.ResendMode != ModeLive {
 		return fmt.Errorf("resend-mode %q: want %s or %s", d.ResendMode, ModeDryRun, ModeLive)
-	}
-	if d.ResendPolicy != "" {
-		if _, err := LoadPolicy(d.ResendPolicy); err != nil {
-			return err
-		}
 	}
 	if d.RegisterCallbackURL != "" {
 		if err := checkURL(d.RegisterCallbackURL); err != nil {

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -108,7 +106,7 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 		}
 	}
 	js := b.JetStream()
-	replicas := max(1, cfg.NATS.Stream.Replicas)
+	replicas := b.StreamReplicas()
 	st, err := openStore(ctx, js, replicas, cfg.StateTTL)
 	if err != nil {
 		return nil, err
@@ -265,53 +263,6 @@ func sortedChannels(pr tyntec.Priority) []string {
 		out[i] = cp.Channel
 	}
 	return out
-}
-
-// Run opens NATS, serves /healthz, /readyz and /metrics on cfg.Listen and runs
-// the poller until ctx ends; then it stops HTTP, the poller and NATS, in order.
-func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	b, err := broker.Open(ctx, cfg.NATS, "otpscope-poller", logger)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	reg := ops.NewRegistry()
-	p, err := New(ctx, cfg, b, logger, reg)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	r := ops.NewRouter()
-	ops.Mount(r, reg, append([]ops.Check{{Name: "nats", Ready: b.Ready}}, p.Checks()...)...)
-	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("poller listening", "addr", ln.Addr().String(), "nats", b.ClientURL())
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			return fmt.Errorf("shutdown HTTP: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error { return p.Run(gctx) })
-	err = g.Wait()
-	logger.Info("poller stopped")
-	return err
 }
 
 // replicaName is hostname-pid-random: unique per process.

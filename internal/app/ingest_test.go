@@ -1,4 +1,4 @@
-package ingest_test
+package app_test
 
 import (
 	"context"
@@ -9,37 +9,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/ingest"
 )
 
-// startService runs the whole ingest service, hosting the embedded NATS server
-// under dataDir, and returns its base URL and a stop function that waits for a
-// clean shutdown.
-func startService(t *testing.T, dataDir string) (string, *ingest.Service, func()) {
+// startService runs the ingest binary's modules, hosting the embedded NATS
+// server under dataDir, and returns its base URL and a stop function that
+// waits for a clean shutdown.
+func startService(t *testing.T, dataDir string) (string, *app.App, func()) {
 	t.Helper()
-	cfg := ingest.Config{
-		Listen: "127.0.0.1:0", Tokens: []string{token},
-		MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: 2 * time.Second,
-		RetryAfter: time.Second, ShutdownTimeout: 5 * time.Second,
-		NATS: brokertest.Config(t),
-	}
-	cfg.NATS.DataDir = dataDir
-	s, err := ingest.New(t.Context(), cfg, brokertest.Logger(t))
+	cfg := newConfig(t, "ingest")
+	cfg.DataDir = dataDir
+	cfg.Ingest.Tokens = []string{token}
+	cfg.Ingest.PublishTimeout = 2 * time.Second
+	cfg.Ingest.RetryAfter = time.Second
+	a, err := app.New(t.Context(), cfg, brokertest.Logger(t))
 	if err != nil {
-		t.Fatalf("ingest.New: %v", err)
+		t.Fatalf("app.New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
+	go func() { done <- a.Serve(ctx) }()
 	stop := func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	}
-	return "http://" + s.Addr(), s, stop
+	return "http://" + a.Addr(), a, stop
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -116,30 +115,40 @@ func streamCount(t *testing.T, b *broker.Broker) uint64 {
 	return info.State.Msgs
 }
 
+const token = "s3cret-token-0123456789"
+
 func TestConfigValidate(t *testing.T) {
-	valid := func() ingest.Config {
-		return ingest.Config{Listen: "127.0.0.1:8080", Tokens: []string{token}, MaxBodyBytes: 65536,
-			PublishTimeout: time.Second, RetryAfter: time.Second, ShutdownTimeout: time.Second, NATS: brokertest.Config(t)}
-	}
 	tests := []struct {
+		binary string
 		name   string
-		mutate func(*ingest.Config)
+		mutate func(*app.Config)
 		ok     bool
 	}{
-		{"valid", func(*ingest.Config) {}, true},
-		{"no tokens", func(c *ingest.Config) { c.Tokens = nil }, false},
-		{"insecure without tokens", func(c *ingest.Config) { c.Tokens = nil; c.InsecureNoAuth = true }, true},
-		{"insecure with tokens", func(c *ingest.Config) { c.InsecureNoAuth = true }, false},
-		{"short token", func(c *ingest.Config) { c.Tokens = []string{"abc"} }, false},
-		{"tiny body limit", func(c *ingest.Config) { c.MaxBodyBytes = 10 }, false},
-		{"bad listen", func(c *ingest.Config) { c.Listen = "8080" }, false},
-		{"bad nats", func(c *ingest.Config) { c.NATS.Sync = "never" }, false},
+		{"ingest", "valid", func(*app.Config) {}, true},
+		{"ingest", "no tokens", func(c *app.Config) { c.Ingest.Tokens = nil }, false},
+		{"ingest", "bad listen", func(c *app.Config) { c.Listen = "8080" }, false},
+		{"ingest", "bad nats", func(c *app.Config) { c.NATS.Sync = "never" }, false},
+		{"ingest", "no shutdown time", func(c *app.Config) { c.ShutdownTimeout = 0 }, false},
+		{"reporter", "valid", func(*app.Config) {}, true},
+		{"reporter", "bad clickhouse-listen", func(c *app.Config) { c.ClickHouse.Listen = "8123" }, false},
+		{"otpscope", "valid", func(*app.Config) {}, true},
+		// The all-in-one checks the engine's address as the reporter does.
+		{"otpscope", "bad clickhouse-listen", func(c *app.Config) { c.ClickHouse.Listen = "8123" }, false},
+		{"otpscope", "simulate without a token", func(c *app.Config) { c.Ingest.Tokens = nil; c.Simulate.Enabled = true }, true},
+		{"poller", "no API key", func(c *app.Config) { c.Poller.Tyntec.APIKey = "" }, false},
 	}
 	for _, tt := range tests {
-		c := valid()
+		c := newConfig(t, tt.binary)
+		c.Ingest.Tokens = []string{token}
+		c.Poller.Tyntec.APIKey = "key"
 		tt.mutate(&c)
+		c.Complete()
 		if err := c.Validate(); (err == nil) != tt.ok {
-			t.Errorf("%s: Validate() = %v; want ok=%v", tt.name, err, tt.ok)
+			t.Errorf("%s %s: Validate() = %v; want ok=%v", tt.binary, tt.name, err, tt.ok)
 		}
 	}
+}
+
+func webhook(otpID, channel, status, ts string) string {
+	return fmt.Sprintf(`{"channel":%q,"otpId":%q,"status":%q,"timestamp":%q}`, channel, otpID, status, ts)
 }

@@ -1,14 +1,13 @@
-package allinone_test
+package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/otpscope/otpscope/internal/allinone"
+	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/reporter"
@@ -22,14 +21,7 @@ import (
 // lost, and that the recovered facts are counted as such.
 func TestLostWebhooksRecovered(t *testing.T) {
 	ch := chdbtest.Serve(t) // one engine per process: the app uses the test's
-	var cfg allinone.Config
-	fs := newFlagSet(&cfg)
-	if err := fs.Parse(nil); err != nil {
-		t.Fatal(err)
-	}
-	cfg.DataDir = t.TempDir()
-	cfg.Ingest.Listen = "127.0.0.1:0"
-	cfg.Ingest.NATS.Listen = "127.0.0.1:-1"
+	cfg := newConfig(t, "otpscope")
 	cfg.ClickHouse.DSN = ch.DSN + "/" + ch.Database
 	cfg.Sink.FlushInterval = 100 * time.Millisecond
 	fast := tyntecsim.Channel{Latency: tyntecsim.LogNormal{Median: 30 * time.Millisecond, P95: 120 * time.Millisecond}, Timeout: time.Second, DispatchDelay: 10 * time.Millisecond}
@@ -40,28 +32,16 @@ func TestLostWebhooksRecovered(t *testing.T) {
 		channels[name] = c
 	}
 	const otps = 40
-	cfg.Simulate = allinone.SimulateConfig{Enabled: true, Listen: "127.0.0.1:0", Rate: 20, Count: otps, Seed: 7, TimeScale: 1, DropWebhooks: 0.3, Channels: channels}
+	cfg.Simulate = app.SimulateConfig{Enabled: true, Listen: "127.0.0.1:0", Rate: 20, Count: otps, Seed: 7, TimeScale: 1, DropWebhooks: 0.3, Channels: channels}
 	cfg.Poller.Schedule = "@every 1s"
 	cfg.Poller.Settle = time.Second
 	cfg.Poller.Recheck = time.Second
 	cfg.Poller.DiscoveryInterval = 2 * time.Second // finds OTPs whose every webhook was lost
 	cfg.Poller.VerifySample = 0                    // delivery first: this test is about lost delivery states
 
-	app, err := allinone.New(t.Context(), cfg, brokertest.Logger(t))
-	if err != nil {
-		t.Fatalf("allinone.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- app.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	a := serve(t, cfg)
 
-	sim := app.Simulator()
+	sim := a.Simulator()
 	var truth tyntecsim.Truth
 	brokertest.WaitFor(t, 60*time.Second, "the simulator to settle every attempt", func() bool {
 		truth = sim.Truth()
@@ -84,7 +64,7 @@ func TestLostWebhooksRecovered(t *testing.T) {
 	var got reporter.FallbackResponse
 	deadline := time.Now().Add(90 * time.Second)
 	brokertest.WaitFor(t, 90*time.Second, "the poller to recover every lost delivery state", func() bool {
-		getJSON(t, "http://"+app.Addr()+"/api/v1/fallback"+window, &got)
+		getJSON(t, "http://"+a.Addr()+"/api/v1/fallback"+window, &got)
 		truth = sim.Truth() // fresh: a fallback may have been dispatched since
 		want = truth.Summary()
 		if time.Now().After(deadline.Add(-2 * time.Second)) {
@@ -95,7 +75,7 @@ func TestLostWebhooksRecovered(t *testing.T) {
 			got.Outcomes.Failed == uint64(want.Failed)
 	})
 	var chans reporter.ChannelsResponse
-	getJSON(t, "http://"+app.Addr()+"/api/v1/channels"+window, &chans)
+	getJSON(t, "http://"+a.Addr()+"/api/v1/channels"+window, &chans)
 	recovered := uint64(0)
 	for _, c := range chans.Channels {
 		recovered += c.RecoveredByPolling
@@ -109,10 +89,10 @@ func TestLostWebhooksRecovered(t *testing.T) {
 	}
 }
 
-// newFlagSet registers cfg's flags, so parsing no arguments gives the defaults.
-func newFlagSet(cfg *allinone.Config) *flag.FlagSet {
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	cfg.RegisterFlags(fs)
+// newFlagSet registers binary's flags on cfg, so parsing no arguments gives the defaults.
+func newFlagSet(cfg *app.Config, binary string) *flag.FlagSet {
+	fs := flag.NewFlagSet(binary, flag.ContinueOnError)
+	cfg.RegisterFlags(fs, app.Binaries[binary])
 	return fs
 }
 

@@ -1,4 +1,4 @@
-package allinone_test
+package app_test
 
 import (
 	"context"

@@ -1,0 +1,224 @@
+// Package app builds every otpscope process from the same modules, the way
+// Grafana Tempo's single binary is a list of the modules its microservices
+// run: ingest, the poller and the reporter each take the shared pieces (the
+// broker, the store, one router, one metrics registry, the logger), and a
+// binary is a list of modules (Binaries). cmd/ingest, cmd/poller and
+// cmd/reporter run one each; cmd/otpscope, the all-in-one, runs all three on
+// embedded defaults and, with --simulate, the tyntec simulator — the command
+// a newcomer runs first.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/poller"
+	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
+)
+
+// App is one process, built and bound, ready to Serve.
+type App struct {
+	cfg     Config
+	logger  *slog.Logger
+	broker  *broker.Broker
+	db      *store.DB // nil without the reporter
+	ln      net.Listener
+	srv     *http.Server
+	runs    []func(context.Context) error // the modules' loops
+	poller  *poller.Poller                // nil when the poller is off
+	sim     *simulator                    // nil without --simulate
+	cleanup []func()
+}
+
+// New completes and validates cfg, opens what the modules share (NATS,
+// hosting the embedded server without --nats-url; with the reporter,
+// ClickHouse, hosting the embedded engine without --clickhouse-dsn), binds the
+// listener and builds each module on them.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
+	cfg.Complete()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, logger: logger}
+	if err := a.build(ctx); err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) build(ctx context.Context) (err error) {
+	cfg, logger := a.cfg, a.logger
+	// Bind first: a taken port is a mistake to report at once, before NATS
+	// or the engine start.
+	if a.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	a.cleanup = append(a.cleanup, func() { a.ln.Close() })
+	if a.broker, err = broker.Open(ctx, cfg.NATS, "otpscope-"+strings.Join(cfg.Modules, "-"), logger); err != nil {
+		return err
+	}
+	a.cleanup = append(a.cleanup, a.broker.Close)
+	reg := ops.NewRegistry()
+	r := ops.NewRouter()
+	checks := []ops.Check{{Name: "nats", Ready: a.broker.Ready}}
+
+	if cfg.runs(ModuleReporter) {
+		if a.db, err = store.Open(ctx, cfg.ClickHouse, logger); err != nil {
+			return err
+		}
+		a.cleanup = append(a.cleanup, func() { a.db.Close() })
+		checks = append(checks, ops.Check{Name: "clickhouse", Ready: a.db.Ready})
+		consumer := sink.NewConsumer(cfg.Sink, a.broker.JetStream(), a.broker.StreamName(), a.db, a.broker, logger, reg)
+		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg)
+		reporter.NewAPI(a.db, logger).Mount(r)
+		a.runs = append(a.runs, consumer.Run, func(ctx context.Context) error {
+			return reporter.RunReportsLeased(ctx, a.broker, reports, logger)
+		})
+	}
+	if cfg.runs(ModuleIngest) {
+		ingest.NewHandler(cfg.Ingest, a.broker, logger, reg).Mount(r)
+	}
+	if cfg.Simulate.Enabled {
+		if a.sim, err = newSimulator(cfg.Simulate, logger.With("component", "tyntecsim")); err != nil {
+			return err
+		}
+		a.cleanup = append(a.cleanup, func() { a.sim.ln.Close() })
+		a.cfg.Poller.Tyntec.BaseURL = a.sim.URL()
+	}
+	if a.cfg.pollerOn() {
+		if a.poller, err = poller.New(ctx, a.cfg.Poller, a.broker, logger.With("component", "poller"), reg); err != nil {
+			return err
+		}
+		checks = append(checks, a.poller.Checks()...)
+		a.runs = append(a.runs, a.poller.Run)
+	} else if cfg.runs(ModulePoller) {
+		logger.Warn("no --tyntec-api-key: the poller is off (no reconciliation of lost webhooks, no resends)")
+	}
+	ops.Mount(r, reg, checks...)
+	a.srv = ops.NewServer(r)
+	return nil
+}
+
+// Addr is the HTTP address.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// Broker is the process's NATS broker.
+func (a *App) Broker() *broker.Broker { return a.broker }
+
+// SimulatorURL is the simulated tyntec API's base URL, or "" without --simulate.
+func (a *App) SimulatorURL() string {
+	if a.sim == nil {
+		return ""
+	}
+	return a.sim.URL()
+}
+
+// Simulator is the tyntec simulator, or nil without --simulate.
+func (a *App) Simulator() *tyntecsim.Sim {
+	if a.sim == nil {
+		return nil
+	}
+	return a.sim.Sim
+}
+
+// Banner says what runs where.
+func (a *App) Banner(w io.Writer) {
+	base := "http://" + a.Addr()
+	lines := []string{"otpscope is running (" + strings.Join(a.cfg.Modules, ", ") + ")"}
+	if a.cfg.runs(ModuleIngest) {
+		lines = append(lines,
+			"  webhooks     "+base+ingest.WebhookPath,
+			"  tracking     "+base+ingest.TrackPath)
+	}
+	if a.cfg.runs(ModuleReporter) {
+		lines = append(lines, "  API          "+base+"/api/v1/channels  /api/v1/fallback  /api/v1/otps/{otpId}")
+	}
+	lines = append(lines, "  health       "+base+"/healthz  /readyz  /metrics")
+	nats := "external"
+	if a.broker.Server() != nil {
+		nats = "embedded"
+	}
+	lines = append(lines, fmt.Sprintf("  NATS         %s (%s), stream %s", a.broker.ClientURL(), nats, a.broker.StreamName()))
+	if a.db != nil {
+		if e := a.db.Embedded(); e != nil {
+			lines = append(lines, fmt.Sprintf("  ClickHouse   http://%s (embedded engine, read-only for other clients; Grafana connects here)", e.Addr()))
+		} else {
+			lines = append(lines, "  ClickHouse   "+redact(a.cfg.ClickHouse.DSN)+" (external)")
+		}
+	}
+	lines = append(lines, "  data dir     "+a.cfg.DataDir)
+	if a.poller != nil {
+		lines = append(lines, "  poller       reconciling through "+a.cfg.Poller.Tyntec.BaseURL+" (resends: "+a.cfg.Poller.ResendMode+")")
+	} else if a.cfg.runs(ModulePoller) {
+		lines = append(lines, "  poller       off (no --tyntec-api-key)")
+	}
+	if a.sim != nil {
+		lines = append(lines, fmt.Sprintf("  simulator    %s (tyntec API; ground truth at /_sim/truth), %.3g OTPs/s", a.sim.URL(), a.cfg.Simulate.Rate))
+	}
+	fmt.Fprintln(w, strings.Join(lines, "\n"))
+}
+
+// redact hides a DSN's password.
+func redact(dsn string) string {
+	if at := strings.LastIndex(dsn, "@"); at > 0 {
+		if scheme := strings.Index(dsn, "://"); scheme > 0 && scheme < at {
+			return dsn[:scheme+3] + "…" + dsn[at:]
+		}
+	}
+	return dsn
+}
+
+// Serve runs every module until ctx ends, then stops in order: the
+// simulator, HTTP, the modules (the sink inserting what it holds), ClickHouse,
+// NATS.
+func (a *App) Serve(ctx context.Context) error {
+	defer a.close()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ops.Serve(gctx, a.srv, a.ln, a.cfg.ShutdownTimeout) })
+	for _, run := range a.runs {
+		g.Go(func() error { return run(gctx) })
+	}
+	if a.sim != nil {
+		callback := "http://" + a.Addr() + ingest.WebhookPath
+		if err := a.sim.serve(gctx, g, callback, a.cfg.Ingest.Tokens, a.cfg.Simulate); err != nil {
+			return err
+		}
+	}
+	a.logger.Info("otpscope running", "modules", strings.Join(a.cfg.Modules, ","), "addr", a.Addr(), "nats", a.broker.ClientURL())
+	err := g.Wait()
+	a.logger.Info("otpscope stopped")
+	return err
+}
+
+func (a *App) close() {
+	for i := len(a.cleanup) - 1; i >= 0; i-- {
+		a.cleanup[i]()
+	}
+	a.cleanup = nil
+}
+
+// Run is New, the banner on w (nil: none), and Serve.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger, w io.Writer) error {
+	a, err := New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	if w != nil {
+		a.Banner(w)
+	}
+	return a.Serve(ctx)
+}

@@ -1,0 +1,216 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/cli"
+	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/poller"
+	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
+)
+
+// Modules a process can run. Each binary is a list of them (Binaries).
+const (
+	ModuleIngest   = "ingest"   // the webhook and tracking endpoints
+	ModulePoller   = "poller"   // reconciliation, resends, callback registration
+	ModuleReporter = "reporter" // the sink, the analytics API, reports and alerts
+)
+
+// Binary is what one command runs and the defaults it differs in.
+type Binary struct {
+	Name    string
+	Modules []string
+	// Listen is the default HTTP address; NATSURL the default --nats-url
+	// (empty hosts the embedded server).
+	Listen  string
+	NATSURL string
+}
+
+// Binaries: the three services and the all-in-one, which runs the same
+// modules in one process (the poller only with a tyntec API key).
+var Binaries = map[string]Binary{
+	"ingest":   {Name: "ingest", Modules: []string{ModuleIngest}, Listen: "127.0.0.1:8080"},
+	"poller":   {Name: "poller", Modules: []string{ModulePoller}, Listen: "127.0.0.1:8082", NATSURL: "nats://127.0.0.1:4222"},
+	"reporter": {Name: "reporter", Modules: []string{ModuleReporter}, Listen: "127.0.0.1:8081", NATSURL: "nats://127.0.0.1:4222"},
+	"otpscope": {Name: "otpscope", Modules: []string{ModuleIngest, ModulePoller, ModuleReporter}, Listen: "127.0.0.1:8080"},
+}
+
+// Config configures one process: its listener, data directory, NATS and
+// ClickHouse, shared by the modules it runs, and each module's own settings.
+type Config struct {
+	// Modules to run; set by RegisterFlags from the binary.
+	Modules         []string
+	Listen          string
+	ShutdownTimeout time.Duration
+	// DataDir is the one data directory: the embedded NATS server keeps
+	// JetStream under nats/, the embedded engine its tables under clickhouse/.
+	DataDir    string
+	NATS       broker.Config
+	ClickHouse store.Config
+
+	Ingest   ingest.Config
+	Poller   poller.Config
+	Sink     sink.Config
+	Reports  reporter.ReportsConfig
+	Simulate SimulateConfig // the all-in-one only
+}
+
+// SimulateConfig starts the tyntec simulator with generated traffic, its
+// callback pointing at this process.
+type SimulateConfig struct {
+	Enabled   bool
+	Listen    string
+	Rate      float64
+	Count     int
+	Seed      int64
+	TimeScale float64
+	V1Share   float64
+	// DropWebhooks is the share of webhooks the simulator never sends, for the
+	// poller to recover.
+	DropWebhooks float64
+	// Channels overrides the simulated channels (tests use fast ones).
+	Channels map[string]tyntecsim.Channel
+}
+
+func (c *Config) runs(module string) bool { return slices.Contains(c.Modules, module) }
+
+// RegisterFlags registers the flags of binary b: each module's Config
+// registers its own, the process registers what its modules share (listener,
+// --data-dir, NATS, ClickHouse) once. Flag defaults are the defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet, b Binary) {
+	c.Modules = slices.Clone(b.Modules)
+	fs.StringVar(&c.Listen, "listen", b.Listen, "HTTP address")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish on stop")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "where the embedded NATS server and ClickHouse engine keep data")
+	c.NATS.RegisterFlags(fs, b.NATSURL)
+	if c.runs(ModuleIngest) {
+		c.Ingest.RegisterFlags(fs)
+	}
+	if c.runs(ModuleReporter) {
+		c.ClickHouse.RegisterFlags(fs)
+		c.Sink.RegisterFlags(fs)
+		c.Reports.RegisterFlags(fs)
+	}
+	if c.runs(ModulePoller) {
+		c.Poller.RegisterFlags(fs)
+	}
+	if b.Name == "otpscope" {
+		c.Simulate.RegisterFlags(fs)
+	}
+}
+
+// RegisterFlags registers the all-in-one's simulator flags.
+func (s *SimulateConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&s.Enabled, "simulate", false, "run the tyntec simulator with generated traffic, its webhooks pointed at this process")
+	fs.StringVar(&s.Listen, "simulate-listen", "127.0.0.1:8090", "address of the simulated tyntec API (and GET /_sim/truth)")
+	fs.Float64Var(&s.Rate, "simulate-rate", 5, "generated OTPs per second")
+	fs.IntVar(&s.Count, "simulate-count", 0, "stop generating after this many OTPs (0 = never)")
+	fs.Int64Var(&s.Seed, "simulate-seed", 1, "seed of the simulator's random choices")
+	fs.Float64Var(&s.TimeScale, "simulate-time-scale", 1, "simulated seconds per wall-clock second")
+	fs.Float64Var(&s.V1Share, "simulate-v1-share", 0, "share of generated OTPs sent through tyntec's v1 API")
+	fs.Float64Var(&s.DropWebhooks, "simulate-drop-webhooks", 0, "share of webhooks the simulator never sends (the poller recovers them)")
+}
+
+// Complete derives what the modules share from the flags — the one place
+// where a value is filled in rather than given: the data directory of NATS
+// and ClickHouse; with --simulate, the simulator's API key for the poller and,
+// without a webhook token, a fresh random one (the simulator is then the only
+// sender); and the all-in-one's poller only with a tyntec API key.
+func (c *Config) Complete() {
+	c.NATS.DataDir, c.ClickHouse.DataDir = c.DataDir, c.DataDir
+	if !c.Simulate.Enabled {
+		return
+	}
+	if c.Poller.Tyntec.APIKey == "" {
+		c.Poller.Tyntec.APIKey = tyntecsim.DefaultAPIKey // its base URL is known once bound
+	}
+	if len(c.Ingest.Tokens) == 0 && !c.Ingest.InsecureNoAuth {
+		var b [24]byte
+		_, _ = rand.Read(b[:])
+		c.Ingest.Tokens = append(c.Ingest.Tokens, hex.EncodeToString(b[:]))
+	}
+}
+
+// pollerOn: the all-in-one runs the poller only when it can call tyntec.
+func (c *Config) pollerOn() bool {
+	return c.runs(ModulePoller) && (c.Poller.Tyntec.APIKey != "" || !c.runs(ModuleIngest))
+}
+
+// Validate reports the first configuration error; it only checks.
+func (c *Config) Validate() error {
+	if len(c.Modules) == 0 {
+		return errors.New("no module to run")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen %q: %w", c.Listen, err)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("shutdown-timeout %v: must be positive", c.ShutdownTimeout)
+	}
+	if err := c.NATS.Validate(); err != nil {
+		return err
+	}
+	if c.runs(ModuleIngest) {
+		if err := c.Ingest.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.runs(ModuleReporter) {
+		if err := c.ClickHouse.Validate(); err != nil {
+			return err
+		}
+		if err := c.Sink.Validate(); err != nil {
+			return err
+		}
+		if err := c.Reports.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.pollerOn() {
+		if err := c.Poller.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.Simulate.Enabled {
+		if c.Simulate.Rate < 0 || c.Simulate.TimeScale <= 0 {
+			return errors.New("simulate-rate must be >= 0 and simulate-time-scale > 0")
+		}
+		if _, _, err := net.SplitHostPort(c.Simulate.Listen); err != nil {
+			return fmt.Errorf("simulate-listen %q: %w", c.Simulate.Listen, err)
+		}
+	}
+	return nil
+}
+
+// Command is binary b as a cli.Command: its flags, then New, the banner on
+// banner (nil: none) and Serve.
+func Command(b Binary, banner io.Writer) cli.Command {
+	return cli.Command{
+		Name: b.Name,
+		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
+			var cfg Config
+			cfg.RegisterFlags(fs, b)
+			return func(ctx context.Context, logger *slog.Logger) error {
+				cfg.Complete()
+				if err := cfg.Validate(); err != nil {
+					return cli.Usage(err)
+				}
+				return Run(ctx, cfg, logger, banner)
+			}
+		},
+	}
+}

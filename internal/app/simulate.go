@@ -1,0 +1,86 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/poller"
+	"github.com/otpscope/otpscope/internal/tyntec"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
+)
+
+// simulator is the tyntec simulator on its own listener.
+type simulator struct {
+	*tyntecsim.Sim
+	ln     net.Listener
+	logger *slog.Logger
+}
+
+func newSimulator(s SimulateConfig, logger *slog.Logger) (*simulator, error) {
+	ln, err := net.Listen("tcp", s.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("simulate-listen %s: %w", s.Listen, err)
+	}
+	sim, err := tyntecsim.New(tyntecsim.Config{
+		Seed:      s.Seed,
+		TimeScale: s.TimeScale,
+		Channels:  s.Channels,
+		Faults:    tyntecsim.Faults{WebhookDrop: s.DropWebhooks},
+		Logger:    logger,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return &simulator{Sim: sim, ln: ln, logger: logger}, nil
+}
+
+// URL is the simulated tyntec API's base URL.
+func (s *simulator) URL() string { return "http://" + s.ln.Addr().String() }
+
+// serve starts the simulator in g: its API, its webhooks, the callback
+// registration (through the API, as `poller register-callback` does against
+// tyntec) and the generated traffic.
+func (s *simulator) serve(ctx context.Context, g *errgroup.Group, callback string, tokens []string, cfg SimulateConfig) error {
+	srv := ops.NewServer(s.InspectHandler())
+	g.Go(func() error { return ops.Serve(ctx, srv, s.ln, 5*time.Second) })
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	g.Go(func() error { <-ctx.Done(); return s.Close() })
+	g.Go(func() error {
+		if err := s.registerCallback(ctx, callback, tokens); err != nil {
+			return err
+		}
+		err := s.RunTraffic(ctx, tyntecsim.Traffic{Rate: cfg.Rate, Count: cfg.Count, V1Share: cfg.V1Share})
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	})
+	return nil
+}
+
+func (s *simulator) registerCallback(ctx context.Context, url string, tokens []string) error {
+	client, err := tyntec.New(tyntec.Config{BaseURL: s.URL(), APIKey: tyntecsim.DefaultAPIKey, Limiter: rate.NewLimiter(rate.Inf, 1)})
+	if err != nil {
+		return err
+	}
+	headers := map[string]string{}
+	if len(tokens) > 0 {
+		headers["X-Webhook-Token"] = tokens[0]
+	}
+	res, err := poller.RegisterCallback(ctx, client, url, headers)
+	if err != nil {
+		return fmt.Errorf("register the callback at the simulator: %w", err)
+	}
+	s.logger.Info("callback registered at the simulator", "id", res.ID, "action", res.Action)
+	return nil
+}
