@@ -68,7 +68,8 @@ func freePort(t *testing.T) string {
 // instance is one all-in-one process.
 type instance struct {
 	cmd                 *exec.Cmd
-	listen, natsListen  string
+	listen, adminListen string
+	natsListen          string
 	chListen, simListen string
 	dataDir             string
 	logs                *syncBuffer
@@ -95,7 +96,7 @@ const token = "e2e-token-0123456789abcdef"
 
 func newInstance(t *testing.T, dataDir string) *instance {
 	return &instance{
-		listen: freePort(t), natsListen: freePort(t), chListen: freePort(t), simListen: freePort(t),
+		listen: freePort(t), adminListen: freePort(t), natsListen: freePort(t), chListen: freePort(t), simListen: freePort(t),
 		dataDir: dataDir,
 	}
 }
@@ -105,7 +106,7 @@ func (in *instance) start(t *testing.T, args ...string) {
 	t.Helper()
 	in.logs = &syncBuffer{}
 	in.cmd = exec.Command(binary, append([]string{
-		"--listen", in.listen, "--nats-listen", in.natsListen, "--clickhouse-listen", in.chListen,
+		"--listen", in.listen, "--admin-listen", in.adminListen, "--nats-listen", in.natsListen, "--clickhouse-listen", in.chListen,
 		"--simulate-listen", in.simListen, "--data-dir", in.dataDir, "--webhook-token", token,
 		"--sink-flush-interval", "200ms", "--sink-ack-wait", "3s", // a crash leaves messages unacked until then
 	}, args...)...)
@@ -338,7 +339,7 @@ func TestSimulateEndToEnd(t *testing.T) {
 		Outcomes     map[string]int
 	}
 	waitFor(t, 30*time.Second, "the API to agree with the ground truth", func() bool {
-		getJSON(t, "http://"+in.listen+"/api/v1/fallback"+window, &fallback)
+		getJSON(t, "http://"+in.adminListen+"/api/v1/fallback"+window, &fallback)
 		getJSON(t, "http://"+in.simListen+"/_sim/truth", &truth) // fresh: a fallback may have been dispatched since
 		want = truth.Summary()
 		return truth.Settled(otps) && want.Pending == 0 && fallback.OTPs >= otps && fallback.Outcomes["pending"] == 0 &&
@@ -355,7 +356,7 @@ func TestSimulateEndToEnd(t *testing.T) {
 			Attempts, Delivered, Failed int
 		}
 	}
-	getJSON(t, "http://"+in.listen+"/api/v1/channels"+window, &channels)
+	getJSON(t, "http://"+in.adminListen+"/api/v1/channels"+window, &channels)
 	if len(channels.Channels) != len(want.Channels) {
 		t.Errorf("/api/v1/channels has %d channels; truth has %d", len(channels.Channels), len(want.Channels))
 	}

@@ -37,6 +37,8 @@ type App struct {
 	db      *store.DB // nil without the reporter
 	ln      net.Listener
 	srv     *http.Server
+	adminLn net.Listener // nil when the API and /metrics are on ln
+	admin   *http.Server
 	runs    []func(context.Context) error // the modules' loops
 	poller  *poller.Poller                // nil when the poller is off
 	sim     *simulator                    // nil without --simulate
@@ -64,16 +66,26 @@ func (a *App) build(ctx context.Context) (err error) {
 	cfg, logger := a.cfg, a.logger
 	// Bind first: a taken port is a mistake to report at once, before NATS
 	// or the engine start.
-	if a.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	if a.ln, err = ops.Listen(cfg.Listen, cfg.MaxConnections); err != nil {
+		return err
 	}
 	a.cleanup = append(a.cleanup, func() { a.ln.Close() })
+	public := ops.NewRouter()
+	admin := public
+	if cfg.AdminListen != "" {
+		if a.adminLn, err = ops.Listen(cfg.AdminListen, cfg.MaxConnections); err != nil {
+			return fmt.Errorf("admin-listen: %w", err)
+		}
+		a.cleanup = append(a.cleanup, func() { a.adminLn.Close() })
+		admin = ops.NewRouter()
+	}
+	// The API and /metrics require an API token when one is configured.
+	guarded := admin.With(ops.RequireBearer(ops.NewTokens(cfg.APITokens)))
 	if a.broker, err = broker.Open(ctx, cfg.NATS, "otpscope-"+strings.Join(cfg.Modules, "-"), logger); err != nil {
 		return err
 	}
 	a.cleanup = append(a.cleanup, a.broker.Close)
 	reg := ops.NewRegistry()
-	r := ops.NewRouter()
 	checks := []ops.Check{{Name: "nats", Ready: a.broker.Ready}}
 
 	if cfg.runs(ModuleReporter) {
@@ -84,13 +96,13 @@ func (a *App) build(ctx context.Context) (err error) {
 		checks = append(checks, ops.Check{Name: "clickhouse", Ready: a.db.Ready})
 		consumer := sink.NewConsumer(cfg.Sink, a.broker.JetStream(), a.broker.StreamName(), a.db, a.broker, logger, reg)
 		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg)
-		reporter.NewAPI(a.db, logger).Mount(r)
+		reporter.NewAPI(a.db, logger).Mount(guarded)
 		a.runs = append(a.runs, consumer.Run, func(ctx context.Context) error {
 			return reporter.RunReportsLeased(ctx, a.broker, reports, logger)
 		})
 	}
 	if cfg.runs(ModuleIngest) {
-		ingest.NewHandler(cfg.Ingest, a.broker, logger, reg).Mount(r)
+		ingest.NewHandler(cfg.Ingest, a.broker, logger, reg).Mount(public)
 	}
 	if cfg.Simulate.Enabled {
 		if a.sim, err = newSimulator(cfg.Simulate, logger.With("component", "tyntecsim")); err != nil {
@@ -108,13 +120,36 @@ func (a *App) build(ctx context.Context) (err error) {
 	} else if cfg.runs(ModulePoller) {
 		logger.Warn("no --tyntec-api-key: the poller is off (no reconciliation of lost webhooks, no resends)")
 	}
-	ops.Mount(r, reg, checks...)
-	a.srv = ops.NewServer(r)
+	ops.MountHealth(public, checks...)
+	ops.MountMetrics(guarded, reg)
+	a.srv = ops.NewServer(public)
+	if a.adminLn != nil {
+		ops.MountHealth(admin, checks...)
+		a.admin = ops.NewServer(admin)
+	}
+	if len(cfg.APITokens) == 0 && !loopback(a.AdminAddr()) {
+		logger.Warn("the API and /metrics answer anyone who can reach " + a.AdminAddr() + ": set --api-token")
+	}
 	return nil
 }
 
 // Addr is the HTTP address.
 func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// AdminAddr is the address of the API and /metrics (Addr when they share it).
+func (a *App) AdminAddr() string {
+	if a.adminLn == nil {
+		return a.Addr()
+	}
+	return a.adminLn.Addr().String()
+}
+
+// loopback reports whether addr's host is a loopback address.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return err == nil && (host == "localhost" || ip != nil && ip.IsLoopback())
+}
 
 // Broker is the process's NATS broker.
 func (a *App) Broker() *broker.Broker { return a.broker }
@@ -137,7 +172,7 @@ func (a *App) Simulator() *tyntecsim.Sim {
 
 // Banner says what runs where.
 func (a *App) Banner(w io.Writer) {
-	base := "http://" + a.Addr()
+	base, adminBase := "http://"+a.Addr(), "http://"+a.AdminAddr()
 	lines := []string{"otpscope is running (" + strings.Join(a.cfg.Modules, ", ") + ")"}
 	if a.cfg.runs(ModuleIngest) {
 		lines = append(lines,
@@ -145,9 +180,9 @@ func (a *App) Banner(w io.Writer) {
 			"  tracking     "+base+ingest.TrackPath)
 	}
 	if a.cfg.runs(ModuleReporter) {
-		lines = append(lines, "  API          "+base+"/api/v1/channels  /api/v1/fallback  /api/v1/otps/{otpId}")
+		lines = append(lines, "  API          "+adminBase+"/api/v1/channels  /api/v1/fallback  /api/v1/otps/{otpId}")
 	}
-	lines = append(lines, "  health       "+base+"/healthz  /readyz  /metrics")
+	lines = append(lines, "  health       "+base+"/healthz  /readyz", "  metrics      "+adminBase+"/metrics")
 	nats := "external"
 	if a.broker.Server() != nil {
 		nats = "embedded"
@@ -189,6 +224,9 @@ func (a *App) Serve(ctx context.Context) error {
 	defer a.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.Serve(gctx, a.srv, a.ln, a.cfg.ShutdownTimeout) })
+	if a.admin != nil {
+		g.Go(func() error { return ops.Serve(gctx, a.admin, a.adminLn, a.cfg.ShutdownTimeout) })
+	}
 	for _, run := range a.runs {
 		g.Go(func() error { return run(gctx) })
 	}
@@ -198,7 +236,7 @@ func (a *App) Serve(ctx context.Context) error {
 			return err
 		}
 	}
-	a.logger.Info("otpscope running", "modules", strings.Join(a.cfg.Modules, ","), "addr", a.Addr(), "nats", a.broker.ClientURL())
+	a.logger.Info("otpscope running", "modules", strings.Join(a.cfg.Modules, ","), "addr", a.Addr(), "admin", a.AdminAddr(), "nats", a.broker.ClientURL())
 	err := g.Wait()
 	a.logger.Info("otpscope stopped")
 	return err

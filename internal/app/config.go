@@ -15,7 +15,9 @@ import (
 
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/cli"
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/poller"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/sink"
@@ -34,27 +36,38 @@ const (
 type Binary struct {
 	Name    string
 	Modules []string
-	// Listen is the default HTTP address; NATSURL the default --nats-url
-	// (empty hosts the embedded server).
-	Listen  string
-	NATSURL string
+	// Listen is the default HTTP address; AdminListen the default of the
+	// operators' listener (API, /metrics), empty when Listen is already one;
+	// NATSURL the default --nats-url (empty hosts the embedded server).
+	Listen      string
+	AdminListen string
+	NATSURL     string
 }
 
 // Binaries: the three services and the all-in-one, which runs the same
 // modules in one process (the poller only with a tyntec API key).
 var Binaries = map[string]Binary{
-	"ingest":   {Name: "ingest", Modules: []string{ModuleIngest}, Listen: "127.0.0.1:8080"},
+	"ingest":   {Name: "ingest", Modules: []string{ModuleIngest}, Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:8083"},
 	"poller":   {Name: "poller", Modules: []string{ModulePoller}, Listen: "127.0.0.1:8082", NATSURL: "nats://127.0.0.1:4222"},
 	"reporter": {Name: "reporter", Modules: []string{ModuleReporter}, Listen: "127.0.0.1:8081", NATSURL: "nats://127.0.0.1:4222"},
-	"otpscope": {Name: "otpscope", Modules: []string{ModuleIngest, ModulePoller, ModuleReporter}, Listen: "127.0.0.1:8080"},
+	"otpscope": {Name: "otpscope", Modules: []string{ModuleIngest, ModulePoller, ModuleReporter}, Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:8081"},
 }
 
 // Config configures one process: its listener, data directory, NATS and
 // ClickHouse, shared by the modules it runs, and each module's own settings.
 type Config struct {
 	// Modules to run; set by RegisterFlags from the binary.
-	Modules         []string
-	Listen          string
+	Modules []string
+	// Listen is the public listener: tyntec's webhooks and the tracking
+	// endpoint (the ingest module), /healthz and /readyz.
+	Listen string
+	// AdminListen is the operators' listener: the analytics API, /metrics,
+	// /healthz and /readyz; empty serves them on Listen. APITokens, when
+	// set, are required (Authorization: Bearer) for the API and /metrics.
+	AdminListen string
+	APITokens   flagenv.List
+	// MaxConnections caps the connections each listener holds open.
+	MaxConnections  int
 	ShutdownTimeout time.Duration
 	// DataDir is the one data directory: the embedded NATS server keeps
 	// JetStream under nats/, the embedded engine its tables under clickhouse/.
@@ -93,7 +106,10 @@ func (c *Config) runs(module string) bool { return slices.Contains(c.Modules, mo
 // --data-dir, NATS, ClickHouse) once. Flag defaults are the defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet, b Binary) {
 	c.Modules = slices.Clone(b.Modules)
-	fs.StringVar(&c.Listen, "listen", b.Listen, "HTTP address")
+	fs.StringVar(&c.Listen, "listen", b.Listen, "HTTP address (public: webhooks, tracking, health)")
+	fs.StringVar(&c.AdminListen, "admin-listen", b.AdminListen, "HTTP address of the API and /metrics (empty: on --listen)")
+	fs.Var(&c.APITokens, "api-token", "bearer token required for the API and /metrics (repeat or comma-separate to rotate; none: open)")
+	fs.IntVar(&c.MaxConnections, "max-connections", ops.DefaultMaxConnections, "connections each listener holds open at most (0 = no cap)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish on stop")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "where the embedded NATS server and ClickHouse engine keep data")
 	c.NATS.RegisterFlags(fs, b.NATSURL)
@@ -157,6 +173,19 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen %q: %w", c.Listen, err)
+	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			return fmt.Errorf("admin-listen %q: %w", c.AdminListen, err)
+		}
+	}
+	for _, tok := range c.APITokens {
+		if len(tok) < 16 {
+			return fmt.Errorf("api token of %d characters: use at least 16", len(tok))
+		}
+	}
+	if c.MaxConnections < 0 {
+		return fmt.Errorf("max-connections %d: must not be negative", c.MaxConnections)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("shutdown-timeout %v: must be positive", c.ShutdownTimeout)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 func startService(t *testing.T, dataDir string) (string, *app.App, func()) {
 	t.Helper()
 	cfg := newConfig(t, "ingest")
+	cfg.AdminListen = "127.0.0.1:0"
 	cfg.DataDir = dataDir
 	cfg.Ingest.Tokens = []string{token}
 	cfg.Ingest.PublishTimeout = 2 * time.Second
@@ -67,7 +69,7 @@ func postTo(t *testing.T, base, body string) int {
 
 func TestServiceEndToEndAndDurable(t *testing.T) {
 	dataDir := t.TempDir()
-	base, _, stop := startService(t, dataDir)
+	base, a, stop := startService(t, dataDir)
 
 	if code, body := get(t, base+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d %s", code, body)
@@ -82,7 +84,10 @@ func TestServiceEndToEndAndDurable(t *testing.T) {
 			t.Fatalf("post %d: %d", i, code)
 		}
 	}
-	_, metrics := get(t, base+"/metrics")
+	if code, _ := get(t, base+"/metrics"); code != http.StatusNotFound {
+		t.Errorf("/metrics on the public listener = %d; want 404 (it is on the admin listener)", code)
+	}
+	_, metrics := get(t, "http://"+a.AdminAddr()+"/metrics")
 	for _, want := range []string{
 		fmt.Sprintf(`otpscope_ingest_requests_total{outcome="accepted"} %d`, n),
 		fmt.Sprintf(`otpscope_ingest_events_total{channel="SMS",status="DELIVERED"} %d`, n),
@@ -151,4 +156,21 @@ func TestConfigValidate(t *testing.T) {
 
 func webhook(otpID, channel, status, ts string) string {
 	return fmt.Sprintf(`{"channel":%q,"otpId":%q,"status":%q,"timestamp":%q}`, channel, otpID, status, ts)
+}
+
+// A taken port fails New at once, before NATS or the engine start.
+func TestPortConflictFailsAtOnce(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := newConfig(t, "ingest")
+	cfg.Listen = taken.Addr().String()
+	cfg.Ingest.Tokens = []string{token}
+	cfg.NATS.URL = "nats://127.0.0.1:1" // unreachable: reaching it would retry, not fail
+	_, err = app.New(t.Context(), cfg, brokertest.Logger(t))
+	if err == nil || !strings.Contains(err.Error(), "listen on "+cfg.Listen) {
+		t.Fatalf("New on a taken port = %v; want a listen error", err)
+	}
 }

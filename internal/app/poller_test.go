@@ -92,6 +92,9 @@ func newConfig(t *testing.T, binary string) app.Config {
 		t.Fatal(err)
 	}
 	cfg.Listen = "127.0.0.1:0"
+	if cfg.AdminListen != "" {
+		cfg.AdminListen = "127.0.0.1:0"
+	}
 	cfg.NATS.Listen = "127.0.0.1:-1"
 	cfg.ClickHouse.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()

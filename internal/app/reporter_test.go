@@ -31,3 +31,44 @@ func TestServiceServesTheAPI(t *testing.T) {
 		}
 	}
 }
+
+// With an API token the API and /metrics answer only a caller that sends it;
+// health stays open for probes.
+func TestAPITokenGuardsTheAPIAndMetrics(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	ch := chdbtest.Serve(t)
+	cfg := newConfig(t, "reporter")
+	cfg.NATS.URL = srv.URL()
+	cfg.ClickHouse = store.Config{DSN: ch.DSN + "/" + ch.Database}
+	cfg.Sink = sinktest.Config()
+	const apiToken = "api-token-0123456789"
+	cfg.APITokens = []string{apiToken}
+	s := serve(t, cfg)
+	status := func(path, token string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.AdminAddr()+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tt := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/api/v1/channels", "", http.StatusUnauthorized},
+		{"/api/v1/channels", "wrong-token-0123456789", http.StatusUnauthorized},
+		{"/api/v1/channels", apiToken, http.StatusOK},
+		{"/metrics", "", http.StatusUnauthorized},
+		{"/metrics", apiToken, http.StatusOK},
+		{"/healthz", "", http.StatusOK},
+	} {
+		if got := status(tt.path, tt.token); got != tt.want {
+			t.Errorf("GET %s with token %q = %d; want %d", tt.path, tt.token, got, tt.want)
+		}
+	}
+}

@@ -64,7 +64,7 @@ func TestLostWebhooksRecovered(t *testing.T) {
 	var got reporter.FallbackResponse
 	deadline := time.Now().Add(90 * time.Second)
 	brokertest.WaitFor(t, 90*time.Second, "the poller to recover every lost delivery state", func() bool {
-		getJSON(t, "http://"+a.Addr()+"/api/v1/fallback"+window, &got)
+		getJSON(t, "http://"+a.AdminAddr()+"/api/v1/fallback"+window, &got)
 		truth = sim.Truth() // fresh: a fallback may have been dispatched since
 		want = truth.Summary()
 		if time.Now().After(deadline.Add(-2 * time.Second)) {
@@ -75,7 +75,7 @@ func TestLostWebhooksRecovered(t *testing.T) {
 			got.Outcomes.Failed == uint64(want.Failed)
 	})
 	var chans reporter.ChannelsResponse
-	getJSON(t, "http://"+a.Addr()+"/api/v1/channels"+window, &chans)
+	getJSON(t, "http://"+a.AdminAddr()+"/api/v1/channels"+window, &chans)
 	recovered := uint64(0)
 	for _, c := range chans.Channels {
 		recovered += c.RecoveredByPolling

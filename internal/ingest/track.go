@@ -17,9 +17,7 @@ const TrackPath = "/otps/track"
 // authentication and durability: 200 only after the PubAck.
 func (h *Handler) serveTrack(w http.ResponseWriter, r *http.Request) {
 	if !h.authorized(r) {
-		h.metrics.requests.WithLabelValues(outcomeUnauthorized).Inc()
-		w.Header().Set("WWW-Authenticate", `Bearer realm="otpscope"`)
-		problem.Error(w, http.StatusUnauthorized, "missing or wrong token")
+		h.unauthorized(w, "missing or wrong token")
 		return
 	}
 	body, tooLarge, err := readBounded(r, h.cfg.MaxBodyBytes)

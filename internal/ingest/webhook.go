@@ -2,8 +2,6 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"io"
 	"log/slog"
@@ -17,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/problem"
 )
 
@@ -31,7 +30,7 @@ const WebhookPath = "/webhooks/tyntec"
 // Handler serves the webhook endpoint.
 type Handler struct {
 	cfg     Config
-	tokens  [][sha256.Size]byte
+	tokens  ops.Tokens
 	pub     Publisher
 	logger  *slog.Logger
 	metrics *metrics
@@ -41,11 +40,7 @@ type Handler struct {
 // NewHandler returns the webhook handler. reg may be nil.
 func NewHandler(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Handler {
 	h := &Handler{cfg: cfg, pub: pub, logger: logger, metrics: newMetrics(reg), now: time.Now}
-	// Tokens are compared as SHA-256 digests: constant time, and the same length
-	// whatever the caller sends, so not even a token's length leaks.
-	for _, t := range cfg.Tokens {
-		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
-	}
+	h.tokens = ops.NewTokens(cfg.Tokens)
 	if cfg.InsecureNoAuth {
 		logger.Warn("webhook authentication is OFF (--insecure-no-auth): anyone who can reach " + WebhookPath + " can write events")
 	}
@@ -61,17 +56,13 @@ func (h *Handler) Mount(r chi.Router) {
 func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	receivedAt := h.now()
 	if !h.authorized(r) {
-		h.metrics.requests.WithLabelValues(outcomeUnauthorized).Inc()
-		w.Header().Set("WWW-Authenticate", `Bearer realm="otpscope"`)
-		problem.Error(w, http.StatusUnauthorized, "missing or wrong webhook token: send it as X-Webhook-Token or Authorization: Bearer")
+		h.unauthorized(w, "missing or wrong webhook token: send it as X-Webhook-Token or Authorization: Bearer")
 		return
 	}
 
 	body, tooLarge, err := readBounded(r, h.cfg.MaxBodyBytes)
 	if err != nil {
-		// The client went away or broke the body off; nothing was accepted.
-		h.metrics.requests.WithLabelValues(outcomeBadRequest).Inc()
-		problem.Error(w, http.StatusBadRequest, "reading the body: "+err.Error())
+		h.bodyUnread(w, r, err)
 		return
 	}
 	if tooLarge {
@@ -171,26 +162,24 @@ func (h *Handler) unavailable(w http.ResponseWriter, err error) {
 	problem.Error(w, http.StatusServiceUnavailable, "events could not be stored durably; retry later")
 }
 
+// unauthorized answers 401 at once, without reading the body.
+func (h *Handler) unauthorized(w http.ResponseWriter, detail string) {
+	h.metrics.requests.WithLabelValues(outcomeUnauthorized).Inc()
+	ops.Unauthorized(w, detail)
+}
+
+// bodyUnread answers 400 when the client went away or broke the body off
+// (nothing was accepted); the answer names no internal address.
+func (h *Handler) bodyUnread(w http.ResponseWriter, r *http.Request, err error) {
+	h.logger.Info("request body not read", "remote", r.RemoteAddr, "err", err)
+	h.metrics.requests.WithLabelValues(outcomeBadRequest).Inc()
+	w.Header().Set("Connection", "close")
+	problem.Error(w, http.StatusBadRequest, "the request body could not be read (cut off or too slow)")
+}
+
 // authorized accepts X-Webhook-Token: <token> or Authorization: Bearer <token>.
 func (h *Handler) authorized(r *http.Request) bool {
-	if h.cfg.InsecureNoAuth {
-		return true
-	}
-	presented := r.Header.Get("X-Webhook-Token")
-	if presented == "" {
-		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-			presented = strings.TrimSpace(a[7:])
-		}
-	}
-	if presented == "" {
-		return false
-	}
-	sum := sha256.Sum256([]byte(presented))
-	ok := 0
-	for _, t := range h.tokens {
-		ok |= subtle.ConstantTimeCompare(sum[:], t[:])
-	}
-	return ok == 1
+	return h.cfg.InsecureNoAuth || h.tokens.Match(ops.Presented(r, "X-Webhook-Token"))
 }
 
 // readBounded reads at most max bytes; tooLarge reports a longer body, of which

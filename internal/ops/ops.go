@@ -30,6 +30,18 @@ func NewRegistry() *prometheus.Registry {
 
 // Mount adds /healthz, /readyz and /metrics to r.
 func Mount(r chi.Router, gatherer prometheus.Gatherer, checks ...Check) {
+	MountHealth(r, checks...)
+	MountMetrics(r, gatherer)
+}
+
+// MountMetrics adds /metrics (Prometheus) to r.
+func MountMetrics(r chi.Router, gatherer prometheus.Gatherer) {
+	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+}
+
+// MountHealth adds /healthz (the process is up) and /readyz (every check
+// passes) to r.
+func MountHealth(r chi.Router, checks ...Check) {
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -50,5 +62,4 @@ func Mount(r chi.Router, gatherer prometheus.Gatherer, checks ...Check) {
 		w.WriteHeader(status)
 		fmt.Fprint(w, body)
 	})
-	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 }
