@@ -1280,8 +1280,16 @@ func checkContainer(t *testing.T, dep string, c *container, configMaps, secrets 
 		t.Errorf("%s: OTPSCOPE_LISTEN=%s is not reachable from other pods", what, listen)
 	}
 	port := portOf(t, what, listen)
-	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != port {
-		t.Errorf("%s: container ports %+v; want the one it listens on, %d", what, c.Ports, port)
+	wantPorts := []int{port}
+	if admin := env["OTPSCOPE_ADMIN_LISTEN"]; admin != "" {
+		wantPorts = append(wantPorts, portOf(t, what, admin))
+	}
+	var ports []int
+	for _, p := range c.Ports {
+		ports = append(ports, p.ContainerPort)
+	}
+	if !slices.Equal(ports, wantPorts) {
+		t.Errorf("%s: container ports %+v; want those it listens on (public first, then admin), %v", what, c.Ports, wantPorts)
 	}
 	for _, p := range []struct {
 		name string
