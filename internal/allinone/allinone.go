@@ -23,6 +23,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/poller"
@@ -58,7 +59,7 @@ type SimulateConfig struct {
 	// poller to recover.
 	DropWebhooks float64
 	// Channels overrides the simulated channels (tests use fast ones).
-	Channels map[string]tyntecsim.Channel
+	Channels map[events.Channel]tyntecsim.Channel
 }
 
 // RegisterFlags registers every flag of the all-in-one.

@@ -24,7 +24,7 @@ func DeliverySubject(c Channel, s Status) string {
 }
 
 // OTPStatusSubject is where a polled OTP status is published: tyntec.2fa.otp.<STATUS>.
-func OTPStatusSubject(status string) string { return SubjectRoot + ".otp." + token(status) }
+func OTPStatusSubject(status OTPState) string { return SubjectRoot + ".otp." + token(string(status)) }
 
 // ResendSubject is where a resend decision is audited: tyntec.2fa.resend.<RESULT>.
 func ResendSubject(result string) string { return SubjectRoot + ".resend." + token(result) }
