@@ -1,5 +1,7 @@
 package events
 
+import "time"
+
 // tyntec's v1 events API does not publish its event types, so otpscope and its
 // simulator agree on the following ones; V1Delivery maps them to the v4 channel
 // and delivery status.
@@ -61,4 +63,22 @@ func V1Delivery(typ, status, statusText string) (Channel, Status, bool) {
 		return ch, StatusUndeliverable, true
 	}
 	return ch, "", false
+}
+
+// PolledDelivery is the delivery fact a v1 event reports, as the poller
+// publishes it: the channel and status V1Delivery gives, e.Created as the
+// timestamp (the same as the webhook's, so both get the same message id),
+// source poll, and MissedWebhook set, since the poller reads events only for
+// OTPs whose webhooks did not settle them; a caller that knows no webhook could
+// have come (a v1 OTP) clears it. ok is false when e is not a delivery fact.
+func PolledDelivery(e V1Event, profileID string, receivedAt time.Time) (ds DeliveryStatus, ok bool) {
+	ch, st, ok := V1Delivery(e.Type, e.Status, e.StatusText)
+	if !ok {
+		return DeliveryStatus{}, false
+	}
+	return DeliveryStatus{
+		Channel: ch, OTPID: e.OTPID, ProfileID: profileID, Status: st, Timestamp: e.Created.UTC(),
+		ReceivedAt: receivedAt.UTC(), UnknownChannel: !ch.Known(), UnknownStatus: !st.Known(),
+		Source: SourcePoll, MissedWebhook: true,
+	}, true
 }

@@ -240,7 +240,7 @@ func (p *Poller) finish(id, reason string) error {
 // publishes the new ones, a DeliveryStatus with source poll for every delivery
 // fact the record lacks, and the OTP status a CHECK event reports.
 //
-// Mapping (tyntec.V1Event.Delivery): an event whose type is a channel (SMS,
+// Mapping (events.PolledDelivery): an event whose type is a channel (SMS,
 // VOICE, VIBER, WHATSAPP) is a delivery fact on that channel; its statusText
 // is the delivery status (DISPATCHED, DELIVERED, UNDELIVERABLE, TIMED_OUT),
 // or, when unknown, status success → DELIVERED and failed → UNDELIVERABLE; its
@@ -265,11 +265,12 @@ func (p *Poller) pollEvents(ctx context.Context, r Record, st *CycleStats) error
 		published = 0
 		var msgs []events.Message
 		for i, e := range evs {
+			ev := events.V1Event{
+				OTPID: rec.OTPID, Type: e.Type, Status: e.Status, StatusText: e.StatusText,
+				Created: e.CreatedAt(), ObservedAt: now,
+			}
 			if i >= rec.V1Seen {
-				m, err := events.NewV1EventMessage(&events.V1Event{
-					OTPID: rec.OTPID, Type: e.Type, Status: e.Status, StatusText: e.StatusText,
-					Created: e.CreatedAt(), ObservedAt: now,
-				})
+				m, err := events.NewV1EventMessage(&ev)
 				if err != nil {
 					return err
 				}
@@ -295,22 +296,12 @@ func (p *Poller) pollEvents(ctx context.Context, r Record, st *CycleStats) error
 				}
 				continue
 			}
-			ch, status, ok := e.Delivery()
-			if !ok {
+			ds, ok := events.PolledDelivery(ev, rec.ProfileID, time.Now())
+			if !ok || rec.has(ds.Channel, ds.Status, ds.Timestamp) {
 				continue
 			}
-			f := Fact{Channel: ch, Status: status, Timestamp: e.CreatedAt(), Source: events.SourcePoll}
-			if rec.has(f.Channel, f.Status, f.Timestamp) {
-				continue
-			}
-			rec.addFact(f)
-			ds := events.DeliveryStatus{
-				Channel: f.Channel, OTPID: rec.OTPID, ProfileID: rec.ProfileID, Status: f.Status, Timestamp: f.Timestamp,
-				ReceivedAt: time.Now().UTC(), UnknownChannel: !f.Channel.Known(), UnknownStatus: !f.Status.Known(),
-				Source: events.SourcePoll,
-				// v1 OTPs have no webhooks to miss.
-				MissedWebhook: rec.API == "v4",
-			}
+			ds.MissedWebhook = rec.API == "v4" // v1 OTPs have no webhooks to miss.
+			rec.addFact(Fact{Channel: ds.Channel, Status: ds.Status, Timestamp: ds.Timestamp, Source: ds.Source})
 			m, err := events.NewDeliveryMessage(&ds)
 			if err != nil {
 				return err
