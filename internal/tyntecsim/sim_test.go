@@ -121,6 +121,23 @@ func TestFallbackSMSToViber(t *testing.T) {
 		if r.header.Get("X-Webhook-Token") != "s3cret" {
 			t.Fatalf("webhook header X-Webhook-Token = %q; want the configured one", r.header.Get("X-Webhook-Token"))
 		}
+		// The body is tyntec's webhook, none of otpscope's additions.
+		var body map[string]json.RawMessage
+		if err := json.Unmarshal(r.raw, &body); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]bool{"channel": true, "otpId": true, "profileId": true, "status": true, "timestamp": true, "error": r.ds.Status.Failed()}
+		for k := range body {
+			if !want[k] {
+				t.Errorf("webhook body %s has %q; want only tyntec's fields", r.raw, k)
+			}
+			delete(want, k)
+		}
+		for k, required := range want {
+			if required {
+				t.Errorf("webhook body %s lacks %q", r.raw, k)
+			}
+		}
 	}
 }
 
