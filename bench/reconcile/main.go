@@ -294,7 +294,7 @@ func report(o options, sim *tyntecsim.Sim, start, done time.Time, wallTook time.
 				t := byID[id]
 				if len(t.Attempts) > 0 {
 					last := t.Attempts[len(t.Attempts)-1]
-					otherFailedLast[last.Channel+" "+last.Outcome+" ("+t.Priority+")"]++
+					otherFailedLast[string(last.Channel)+" "+string(last.Outcome)+" ("+t.Priority+")"]++
 				}
 			}
 		case strings.HasPrefix(c.Path, "/2fa/v4/otp/") || (strings.HasPrefix(c.Path, "/2fa/v1/otp/") && c.Method == http.MethodGet):

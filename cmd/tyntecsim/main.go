@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
@@ -123,10 +124,10 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 }
 
 // parseChannel applies "NAME:key=value,..." to chs.
-func parseChannel(chs map[string]tyntecsim.Channel, spec string) error {
+func parseChannel(chs map[events.Channel]tyntecsim.Channel, spec string) error {
 	name, kvs, _ := strings.Cut(spec, ":")
 	name = strings.ToUpper(strings.TrimSpace(name))
-	ch, ok := chs[name]
+	ch, ok := chs[events.Channel(name)]
 	if !ok {
 		return fmt.Errorf("--channel %q: unknown channel %q", spec, name)
 	}
@@ -154,7 +155,7 @@ func parseChannel(chs map[string]tyntecsim.Channel, spec string) error {
 			return fmt.Errorf("--channel %q: %w", spec, err)
 		}
 	}
-	chs[name] = ch
+	chs[events.Channel(name)] = ch
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
@@ -36,8 +37,8 @@ func TestParseFlags(t *testing.T) {
 			}
 		}},
 		{"channel override", []string{"--channel", "sms:p=0,timeout=5s", "--channel", "VIBER:median=1s,p95=2s"}, true, func(t *testing.T, o *options) {
-			sms, viber := o.cfg.Channels[tyntec.ChannelSMS], o.cfg.Channels[tyntec.ChannelViber]
-			def := tyntecsim.DefaultChannels()[tyntec.ChannelSMS]
+			sms, viber := o.cfg.Channels[events.ChannelSMS], o.cfg.Channels[events.ChannelViber]
+			def := tyntecsim.DefaultChannels()[events.ChannelSMS]
 			if sms.DeliveryProbability != 0 || sms.Timeout != 5*time.Second || sms.Latency != def.Latency || viber.Latency.Median != time.Second || viber.Latency.P95 != 2*time.Second {
 				t.Errorf("channels = SMS %+v, VIBER %+v", sms, viber)
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
@@ -25,8 +26,8 @@ func TestLostWebhooksRecovered(t *testing.T) {
 	cfg.ClickHouse.DSN = ch.DSN + "/" + ch.Database
 	cfg.Sink.FlushInterval = 100 * time.Millisecond
 	fast := tyntecsim.Channel{Latency: tyntecsim.LogNormal{Median: 30 * time.Millisecond, P95: 120 * time.Millisecond}, Timeout: time.Second, DispatchDelay: 10 * time.Millisecond}
-	channels := map[string]tyntecsim.Channel{}
-	for name, p := range map[string]float64{"SMS": 0.6, "VIBER": 0.8, "WHATSAPP": 0.8, "VOICE": 0.9} {
+	channels := map[events.Channel]tyntecsim.Channel{}
+	for name, p := range map[events.Channel]float64{"SMS": 0.6, "VIBER": 0.8, "WHATSAPP": 0.8, "VOICE": 0.9} {
 		c := fast
 		c.DeliveryProbability = p
 		channels[name] = c

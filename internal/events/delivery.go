@@ -75,7 +75,9 @@ type DeliveryError struct {
 
 // DeliveryStatus is one delivery fact: tyntec's webhook body (channel, otpId,
 // profileId, status, timestamp, error) plus what otpscope adds when it receives it.
-// It is the JSON payload of every tyntec.2fa.delivery.* message.
+// It is the JSON payload of every tyntec.2fa.delivery.* message, which always
+// carries receivedAt and source. With only tyntec's fields set it marshals to
+// exactly tyntec's webhook body, which is how the simulator sends webhooks.
 type DeliveryStatus struct {
 	Channel   Channel        `json:"channel"`
 	OTPID     string         `json:"otpId"`
@@ -85,7 +87,7 @@ type DeliveryStatus struct {
 	Error     *DeliveryError `json:"error,omitempty"`
 
 	// ReceivedAt is when otpscope received the fact.
-	ReceivedAt time.Time `json:"receivedAt"`
+	ReceivedAt time.Time `json:"receivedAt,omitzero"`
 	// TimestampFromReceipt is set when tyntec's timestamp was missing or
 	// unparseable and Timestamp holds ReceivedAt instead.
 	TimestampFromReceipt bool `json:"timestampFromReceipt,omitempty"`
@@ -94,7 +96,7 @@ type DeliveryStatus struct {
 	UnknownChannel bool `json:"unknownChannel,omitempty"`
 	UnknownStatus  bool `json:"unknownStatus,omitempty"`
 	// Source is SourceWebhook or SourcePoll.
-	Source string `json:"source"`
+	Source string `json:"source,omitempty"`
 	// MissedWebhook is set by the poller on a fact no webhook reported.
 	MissedWebhook bool `json:"missedWebhook,omitempty"`
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -291,4 +292,60 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestDeliveryStatusJSONShapes pins the two shapes of one type: with only
+// tyntec's fields set, DeliveryStatus is exactly tyntec's webhook body (the
+// simulator sends it so); as otpscope publishes it, it always carries
+// receivedAt and source.
+func TestDeliveryStatusJSONShapes(t *testing.T) {
+	ts := time.Date(2023, 11, 15, 3, 0, 0, 0, time.UTC)
+	webhook := DeliveryStatus{
+		Channel: ChannelSMS, OTPID: seedOTP, ProfileID: seedProfile, Status: StatusUndeliverable, Timestamp: ts,
+		Error: &DeliveryError{Code: "tyntec::internal::500", Message: "Internal Server Error"},
+	}
+	const wantWebhook = `{"channel":"SMS","otpId":"` + seedOTP + `","profileId":"` + seedProfile +
+		`","status":"UNDELIVERABLE","timestamp":"2023-11-15T03:00:00Z","error":{"code":"tyntec::internal::500","message":"Internal Server Error"}}`
+	body, err := json.Marshal(webhook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(body) != wantWebhook {
+		t.Errorf("Marshal(webhook) = %s; want %s", body, wantWebhook)
+	}
+
+	// The same body, received and published: tyntec's fields plus ours.
+	evs, err := DecodeDeliveryStatuses(body, receivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		ds   DeliveryStatus
+		keys []string
+	}{
+		{"webhook", evs[0], []string{"channel", "error", "otpId", "profileId", "receivedAt", "source", "status", "timestamp"}},
+		{"delivered, no profile", DeliveryStatus{Channel: ChannelViber, OTPID: seedOTP, Status: StatusDelivered, Timestamp: ts,
+			ReceivedAt: receivedAt, Source: SourceWebhook}, []string{"channel", "otpId", "receivedAt", "source", "status", "timestamp"}},
+	} {
+		m, err := NewDeliveryMessage(&tt.ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(m.Data, &got); err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for k := range got {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		if !slices.Equal(keys, tt.keys) {
+			t.Errorf("%s: published keys %v; want %v", tt.name, keys, tt.keys)
+		}
+		if got["receivedAt"] != receivedAt.Format(time.RFC3339Nano) || got["source"] != SourceWebhook {
+			t.Errorf("%s: published receivedAt %v, source %v; want %s, %s", tt.name, got["receivedAt"], got["source"], receivedAt.Format(time.RFC3339Nano), SourceWebhook)
+		}
+	}
 }

@@ -1,5 +1,8 @@
-// Package events is otpscope's event model: tyntec's DeliveryStatus webhook and the
-// records otpscope derives from it, their validation, the NATS subjects they travel
-// on, the CloudEvents attributes that describe them and the content-derived message
-// ids that let JetStream and ClickHouse drop duplicates. It does no I/O.
+// Package events is otpscope's event model and the one vocabulary for what
+// tyntec says: channels, delivery statuses, OTP statuses, the v1 event words and
+// the DeliveryStatus webhook (package tyntec reuses them on the wire). It holds
+// the records otpscope derives from those facts, their validation, the NATS
+// subjects they travel on (built and parsed here), the CloudEvents attributes
+// that describe them and the content-derived message ids that let JetStream and
+// ClickHouse drop duplicates. It does no I/O and imports nothing internal.
 package events

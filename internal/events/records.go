@@ -8,19 +8,32 @@ import (
 	"time"
 )
 
-// OTP statuses of tyntec's 2FA API (v4 otpStatus; v1 reports the same words).
+// OTPState is an OTP's verification status, tyntec's otpStatus (v4 and v1 use
+// the same words).
+type OTPState string
+
+// The OTP statuses tyntec documents.
 const (
-	OTPActive          = "ACTIVE"
-	OTPVerified        = "VERIFIED"
-	OTPExpired         = "EXPIRED"
-	OTPWrongCode       = "WRONG_CODE"
-	OTPTooManyAttempts = "TOO_MANY_ATTEMPTS"
+	OTPActive          OTPState = "ACTIVE"
+	OTPVerified        OTPState = "VERIFIED"
+	OTPExpired         OTPState = "EXPIRED"
+	OTPWrongCode       OTPState = "WRONG_CODE"
+	OTPTooManyAttempts OTPState = "TOO_MANY_ATTEMPTS"
+	// OTPAlreadyReported is only a validation answer: the OTP was verified before.
+	OTPAlreadyReported OTPState = "ALREADY_REPORTED"
 )
 
-// OTPStatusFinal reports whether an OTP status can no longer change.
-func OTPStatusFinal(s string) bool {
+// Final reports whether s can no longer change.
+func (s OTPState) Final() bool {
 	return s == OTPVerified || s == OTPExpired || s == OTPTooManyAttempts
 }
+
+// Open reports whether the OTP can still be verified: active, or a wrong code
+// was entered and attempts remain.
+func (s OTPState) Open() bool { return s == OTPActive || s == OTPWrongCode }
+
+// OTPStatusFinal reports whether an OTP status, as text, can no longer change.
+func OTPStatusFinal(s string) bool { return OTPState(s).Final() }
 
 // Sources of an OTP status besides SourcePoll.
 const SourceUpstream = "upstream" // reported by the service that validated the OTP
@@ -31,7 +44,7 @@ const SourceUpstream = "upstream" // reported by the service that validated the 
 type OTPStatus struct {
 	OTPID        string    `json:"otpId"`
 	API          string    `json:"api"` // "v4" or "v1"
-	Status       string    `json:"otpStatus"`
+	Status       OTPState  `json:"otpStatus"`
 	ProfileID    string    `json:"profileId,omitempty"`
 	AttemptCount int       `json:"attemptCount,omitempty"`
 	Created      time.Time `json:"otpCreated,omitzero"`
@@ -101,7 +114,7 @@ const (
 // NewOTPStatusMessage wraps a status snapshot. The same status with the same
 // attempt count is one fact, however often it is read.
 func NewOTPStatusMessage(s *OTPStatus) (Message, error) {
-	id := "os-" + digest(s.OTPID, s.Status, strconv.Itoa(s.AttemptCount))
+	id := "os-" + digest(s.OTPID, string(s.Status), strconv.Itoa(s.AttemptCount))
 	return newMessage(OTPStatusSubject(s.Status), id, "poller", TypeOTPStatus, s.ObservedAt, s.OTPID, s)
 }
 

@@ -1,5 +1,11 @@
 package events
 
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
 // The stream and its subjects. Every subject starts with SubjectRoot; the one
 // JetStream stream otpscope owns captures SubjectAll.
 const (
@@ -24,7 +30,7 @@ func DeliverySubject(c Channel, s Status) string {
 }
 
 // OTPStatusSubject is where a polled OTP status is published: tyntec.2fa.otp.<STATUS>.
-func OTPStatusSubject(status string) string { return SubjectRoot + ".otp." + token(status) }
+func OTPStatusSubject(status OTPState) string { return SubjectRoot + ".otp." + token(string(status)) }
 
 // ResendSubject is where a resend decision is audited: tyntec.2fa.resend.<RESULT>.
 func ResendSubject(result string) string { return SubjectRoot + ".resend." + token(result) }
@@ -50,4 +56,104 @@ func token(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// SubjectKind names what a subject carries; its value is the subject's third
+// token.
+type SubjectKind string
+
+// The kinds of subject under SubjectRoot.
+const (
+	KindDelivery   SubjectKind = "delivery"
+	KindDeadLetter SubjectKind = "deadletter"
+	KindOTPStatus  SubjectKind = "otp"
+	KindV1Event    SubjectKind = "v1event"
+	KindResend     SubjectKind = "resend"
+	KindTrack      SubjectKind = "track"
+	KindReport     SubjectKind = "report"
+	KindAlert      SubjectKind = "alert"
+)
+
+// Subject is a parsed subject: its kind and the tokens that follow it.
+type Subject struct {
+	Kind SubjectKind
+	// Channel and Status are set for KindDelivery.
+	Channel Channel
+	Status  Status
+	// Name is the last token of KindOTPStatus (the OTP status), KindResend (the
+	// result), KindReport (the report kind) and KindAlert (the rule).
+	Name string
+}
+
+// ErrSubject marks a subject ParseSubject does not know.
+var ErrSubject = errors.New("not an otpscope subject")
+
+// ParseSubject reads a subject built by this package (DeliverySubject,
+// OTPStatusSubject, SubjectDeadLetter …). Wildcards, empty tokens and tokens
+// the builders would not produce are refused with an error wrapping ErrSubject.
+func ParseSubject(s string) (Subject, error) {
+	rest, ok := strings.CutPrefix(s, SubjectRoot+".")
+	if !ok {
+		return Subject{}, fmt.Errorf("%w: %q", ErrSubject, s)
+	}
+	toks := strings.Split(rest, ".")
+	for _, t := range toks {
+		if !isToken(t) {
+			return Subject{}, fmt.Errorf("%w: %q", ErrSubject, s)
+		}
+	}
+	sub := Subject{Kind: SubjectKind(toks[0])}
+	n := 0 // tokens after the kind
+	switch sub.Kind {
+	case KindDelivery:
+		n = 2
+	case KindOTPStatus, KindResend, KindReport, KindAlert:
+		n = 1
+	case KindDeadLetter, KindV1Event, KindTrack:
+	default:
+		return Subject{}, fmt.Errorf("%w: %q", ErrSubject, s)
+	}
+	if len(toks) != 1+n {
+		return Subject{}, fmt.Errorf("%w: %q has %d tokens after %s; want %d", ErrSubject, s, len(toks)-1, sub.Kind, n)
+	}
+	switch n {
+	case 2:
+		sub.Channel, sub.Status = Channel(toks[1]), Status(toks[2])
+	case 1:
+		sub.Name = toks[1]
+	}
+	return sub, nil
+}
+
+// String builds the subject s describes; ParseSubject(s.String()) gives s back
+// when its tokens are ones the builders produce.
+func (s Subject) String() string {
+	switch s.Kind {
+	case KindDelivery:
+		return DeliverySubject(s.Channel, s.Status)
+	case KindOTPStatus:
+		return OTPStatusSubject(OTPState(s.Name))
+	case KindResend:
+		return ResendSubject(s.Name)
+	case KindReport:
+		return ReportSubject(s.Name)
+	case KindAlert:
+		return AlertSubject(s.Name)
+	}
+	return SubjectRoot + "." + token(string(s.Kind))
+}
+
+// isToken reports whether t is a token the builders produce (see token).
+func isToken(t string) bool {
+	if t == "" {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }

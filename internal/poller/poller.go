@@ -260,7 +260,7 @@ func sortedChannels(pr tyntec.Priority) []string {
 	}
 	out := make([]string, len(cps))
 	for i, cp := range cps {
-		out[i] = cp.Channel
+		out[i] = string(cp.Channel)
 	}
 	return out
 }

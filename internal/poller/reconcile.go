@@ -240,7 +240,7 @@ func (p *Poller) finish(id, reason string) error {
 // publishes the new ones, a DeliveryStatus with source poll for every delivery
 // fact the record lacks, and the OTP status a CHECK event reports.
 //
-// Mapping (tyntec.V1Event.Delivery): an event whose type is a channel (SMS,
+// Mapping (events.PolledDelivery): an event whose type is a channel (SMS,
 // VOICE, VIBER, WHATSAPP) is a delivery fact on that channel; its statusText
 // is the delivery status (DISPATCHED, DELIVERED, UNDELIVERABLE, TIMED_OUT),
 // or, when unknown, status success → DELIVERED and failed → UNDELIVERABLE; its
@@ -265,24 +265,25 @@ func (p *Poller) pollEvents(ctx context.Context, r Record, st *CycleStats) error
 		published = 0
 		var msgs []events.Message
 		for i, e := range evs {
+			ev := events.V1Event{
+				OTPID: rec.OTPID, Type: e.Type, Status: e.Status, StatusText: e.StatusText,
+				Created: e.CreatedAt(), ObservedAt: now,
+			}
 			if i >= rec.V1Seen {
-				m, err := events.NewV1EventMessage(&events.V1Event{
-					OTPID: rec.OTPID, Type: e.Type, Status: e.Status, StatusText: e.StatusText,
-					Created: e.CreatedAt(), ObservedAt: now,
-				})
+				m, err := events.NewV1EventMessage(&ev)
 				if err != nil {
 					return err
 				}
 				msgs = append(msgs, m)
 			}
 			switch e.Type {
-			case tyntec.V1EventCreated:
+			case events.V1EventCreated:
 				if !rec.ExpiryKnown {
 					rec.Created = e.CreatedAt()
 					rec.Expires = rec.Created.Add(p.cfg.OTPExpiry)
 				}
 				continue
-			case tyntec.V1EventCheck:
+			case events.V1EventCheck:
 				if events.OTPStatusFinal(e.StatusText) && rec.OTPStatus != e.StatusText {
 					rec.OTPStatus, rec.StatusSource = e.StatusText, events.SourcePoll
 					if p.inSample(rec.OTPID) {
@@ -295,22 +296,12 @@ func (p *Poller) pollEvents(ctx context.Context, r Record, st *CycleStats) error
 				}
 				continue
 			}
-			ch, status, ok := e.Delivery()
-			if !ok {
+			ds, ok := events.PolledDelivery(ev, rec.ProfileID, time.Now())
+			if !ok || rec.has(ds.Channel, ds.Status, ds.Timestamp) {
 				continue
 			}
-			f := Fact{Channel: events.Channel(ch), Status: events.Status(status), Timestamp: e.CreatedAt(), Source: events.SourcePoll}
-			if rec.has(f.Channel, f.Status, f.Timestamp) {
-				continue
-			}
-			rec.addFact(f)
-			ds := events.DeliveryStatus{
-				Channel: f.Channel, OTPID: rec.OTPID, ProfileID: rec.ProfileID, Status: f.Status, Timestamp: f.Timestamp,
-				ReceivedAt: time.Now().UTC(), UnknownChannel: !f.Channel.Known(), UnknownStatus: !f.Status.Known(),
-				Source: events.SourcePoll,
-				// v1 OTPs have no webhooks to miss.
-				MissedWebhook: rec.API == "v4",
-			}
+			ds.MissedWebhook = rec.API == "v4" // v1 OTPs have no webhooks to miss.
+			rec.addFact(Fact{Channel: ds.Channel, Status: ds.Status, Timestamp: ds.Timestamp, Source: ds.Source})
 			m, err := events.NewDeliveryMessage(&ds)
 			if err != nil {
 				return err
@@ -359,13 +350,13 @@ func (p *Poller) pollStatus(ctx context.Context, r Record, st *CycleStats) error
 		if err != nil {
 			return p.callFailed(ctx, r.OTPID, "v1 status", err)
 		}
-		status, attempts, created, expire = o.OTPStatus, o.AttemptCount, o.CreatedAt(), o.ExpiresAt()
+		status, attempts, created, expire = string(o.OTPStatus), o.AttemptCount, o.CreatedAt(), o.ExpiresAt()
 	} else {
 		o, err := p.api.GetOTP(ctx, r.OTPID)
 		if err != nil {
 			return p.callFailed(ctx, r.OTPID, "v4 status", err)
 		}
-		status, attempts, created, expire = o.OTPStatus, o.AttemptCount, o.OTPCreated, o.OTPExpire
+		status, attempts, created, expire = string(o.OTPStatus), o.AttemptCount, o.OTPCreated, o.OTPExpire
 	}
 	now := p.cfg.Now()
 	var published bool
@@ -406,7 +397,7 @@ func (p *Poller) pollStatus(ctx context.Context, r Record, st *CycleStats) error
 
 func (p *Poller) statusMessage(r *Record, status string, attempts int, at time.Time) (events.Message, error) {
 	return events.NewOTPStatusMessage(&events.OTPStatus{
-		OTPID: r.OTPID, API: r.API, Status: status, ProfileID: r.ProfileID, AttemptCount: attempts,
+		OTPID: r.OTPID, API: r.API, Status: events.OTPState(status), ProfileID: r.ProfileID, AttemptCount: attempts,
 		Created: r.Created, Expires: r.Expires, ObservedAt: at, Source: events.SourcePoll,
 		SampleRate: p.cfg.VerifySample,
 	})
@@ -426,8 +417,9 @@ func (p *Poller) discover(ctx context.Context, b *budget, st *CycleStats, now ti
 		if o.OTPID == "" {
 			continue
 		}
+		status := string(o.OTPStatus) // the poller's record keeps it as text
 		cur, known := p.store.cached(o.OTPID)
-		if known && (cur.Done || (cur.ExpiryKnown && cur.OTPStatus == o.OTPStatus)) {
+		if known && (cur.Done || (cur.ExpiryKnown && cur.OTPStatus == status)) {
 			continue
 		}
 		if !known && now.After(o.OTPExpire.Add(p.cfg.Grace)) {
@@ -442,10 +434,10 @@ func (p *Poller) discover(ctx context.Context, b *budget, st *CycleStats, now ti
 				return errNoChange
 			}
 			r.Created, r.Expires, r.ExpiryKnown = o.OTPCreated, o.OTPExpire, true
-			if o.OTPStatus != "" && o.OTPStatus != r.OTPStatus && r.StatusSource != events.SourceUpstream {
-				r.OTPStatus, r.StatusSource = o.OTPStatus, events.SourcePoll
-				if events.OTPStatusFinal(o.OTPStatus) && p.inSample(o.OTPID) {
-					m, err := p.statusMessage(r, o.OTPStatus, o.AttemptCount, now)
+			if status != "" && status != r.OTPStatus && r.StatusSource != events.SourceUpstream {
+				r.OTPStatus, r.StatusSource = status, events.SourcePoll
+				if o.OTPStatus.Final() && p.inSample(o.OTPID) {
+					m, err := p.statusMessage(r, status, o.AttemptCount, now)
 					if err != nil {
 						return err
 					}

@@ -88,7 +88,7 @@ func TestRecoversDroppedWebhooks(t *testing.T) {
 	recovered := 0
 	for _, o := range truth.OTPs {
 		for _, w := range o.Webhooks {
-			id := factID(o.ID, w.Channel, w.Status, w.Timestamp)
+			id := factID(o.ID, string(w.Channel), string(w.Status), w.Timestamp)
 			ds, ok := got[id]
 			final := events.Status(w.Status).Final()
 			switch {
@@ -176,10 +176,10 @@ func TestV1RegisteredOTPs(t *testing.T) {
 		}
 		for _, a := range o.Attempts {
 			for _, f := range []struct {
-				status string
+				status events.Status
 				at     time.Time
-			}{{tyntec.DeliveryDispatched, a.Dispatched}, {a.Outcome, a.Settled}} {
-				ds, ok := got[factID(id, a.Channel, f.status, f.at)]
+			}{{events.StatusDispatched, a.Dispatched}, {a.Outcome, a.Settled}} {
+				ds, ok := got[factID(id, string(a.Channel), string(f.status), f.at)]
 				if !ok || ds.Source != events.SourcePoll || ds.MissedWebhook {
 					t.Errorf("v1 OTP %s %s %s: stored %v %+v; want source poll, not missed", id, a.Channel, f.status, ok, ds)
 				}
@@ -211,7 +211,7 @@ func TestUpstreamOutcome(t *testing.T) {
 	p := newPoller(t, b, testConfig(sim, url))
 	goRun(t, p.runTracker)
 	id := "0f8fad5b-d9cb-469f-a165-70867728950e"
-	for _, tr := range []events.Track{{OTPID: id, API: "v4"}, {OTPID: id, Status: events.OTPVerified}} {
+	for _, tr := range []events.Track{{OTPID: id, API: "v4"}, {OTPID: id, Status: string(events.OTPVerified)}} {
 		m, err := events.NewTrackMessage(&tr)
 		if err != nil {
 			t.Fatal(err)
@@ -229,7 +229,7 @@ func TestUpstreamOutcome(t *testing.T) {
 	if err := json.Unmarshal(msgs[0].data, &os); err != nil || os.Source != events.SourceUpstream || os.SampleRate != 1 || os.OTPID != id {
 		t.Errorf("OTP status %s (%v); want source upstream, sample rate 1", msgs[0].data, err)
 	}
-	if r, ok := p.store.cached(id); !ok || r.OTPStatus != events.OTPVerified {
+	if r, ok := p.store.cached(id); !ok || r.OTPStatus != string(events.OTPVerified) {
 		t.Errorf("record %+v; want status VERIFIED", r)
 	}
 }
@@ -242,7 +242,7 @@ func TestVerificationSample(t *testing.T) {
 	hook := webhookReceiver(t, b)
 	sim, url := startSim(t, tyntecsim.Config{
 		Seed: 11, TimeScale: scale, Callbacks: []tyntec.NewCallbackConfig{{URL: hook}},
-		Channels: map[string]tyntecsim.Channel{tyntec.ChannelSMS: {DeliveryProbability: 1, Latency: tyntecsim.LogNormal{Median: time.Second}, Timeout: time.Minute}},
+		Channels: map[events.Channel]tyntecsim.Channel{events.ChannelSMS: {DeliveryProbability: 1, Latency: tyntecsim.LogNormal{Median: time.Second}, Timeout: time.Minute}},
 	})
 	cfg := testConfig(sim, url)
 	cfg.DiscoveryInterval = 0 // statuses come from GET /2fa/v4/otp/{id}

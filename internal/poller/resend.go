@@ -167,7 +167,7 @@ func (p *Poller) resendBlocked(r *Record, rule *Rule, attempt int, now time.Time
 	switch {
 	case attempt > rule.MaxResends:
 		return fmt.Sprintf("max resends (%d) reached", rule.MaxResends)
-	case r.OTPStatus != "" && r.OTPStatus != events.OTPActive:
+	case r.OTPStatus != "" && r.OTPStatus != string(events.OTPActive):
 		return "otp " + r.OTPStatus
 	case !now.Before(r.Expires):
 		return "otp expired"
@@ -187,15 +187,15 @@ func (p *Poller) checkLive(ctx context.Context, r *Record, now time.Time) (strin
 		if err != nil {
 			return "", err
 		}
-		status, expire = o.OTPStatus, o.ExpiresAt()
+		status, expire = string(o.OTPStatus), o.ExpiresAt()
 	} else {
 		o, err := p.api.GetOTP(ctx, r.OTPID)
 		if err != nil {
 			return "", err
 		}
-		status, expire = o.OTPStatus, o.OTPExpire
+		status, expire = string(o.OTPStatus), o.OTPExpire
 	}
-	if status != events.OTPActive {
+	if status != string(events.OTPActive) {
 		return "otp " + status, nil
 	}
 	if !expire.IsZero() && !now.Before(expire) {
@@ -206,8 +206,8 @@ func (p *Poller) checkLive(ctx context.Context, r *Record, now time.Time) (strin
 		return "", err
 	}
 	for _, e := range evs {
-		if ch, st, ok := e.Delivery(); ok && st == tyntec.DeliveryDelivered {
-			return "delivered on " + ch, nil
+		if ch, st, ok := e.Delivery(); ok && st == events.StatusDelivered {
+			return "delivered on " + string(ch), nil
 		}
 	}
 	return "", nil

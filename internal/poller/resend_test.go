@@ -29,8 +29,8 @@ func failingSMS(t *testing.T, seed int64, expiry time.Duration, hook string) (*t
 	}
 	cfg := tyntecsim.Config{
 		Seed: seed, TimeScale: 100, OTPExpiry: expiry,
-		Channels: map[string]tyntecsim.Channel{
-			tyntec.ChannelSMS: always(0), tyntec.ChannelVoice: always(1), tyntec.ChannelViber: always(1), tyntec.ChannelWhatsApp: always(1),
+		Channels: map[events.Channel]tyntecsim.Channel{
+			events.ChannelSMS: always(0), events.ChannelVoice: always(1), events.ChannelViber: always(1), events.ChannelWhatsApp: always(1),
 		},
 	}
 	if hook != "" {
@@ -53,7 +53,7 @@ func smsFailure(t *testing.T, sim *tyntecsim.Sim, id string) events.DeliveryStat
 	t.Helper()
 	o, _ := sim.Truth().OTP(id)
 	for _, a := range o.Attempts {
-		if a.Channel == tyntec.ChannelSMS && a.Outcome != "" && a.Outcome != tyntec.DeliveryDelivered {
+		if a.Channel == events.ChannelSMS && a.Outcome != "" && a.Outcome != events.StatusDelivered {
 			return events.DeliveryStatus{
 				Channel: events.ChannelSMS, OTPID: id, ProfileID: o.ProfileID, Status: events.Status(a.Outcome),
 				Timestamp: a.Settled, Source: events.SourceWebhook,

@@ -165,7 +165,7 @@ func (p *Poller) Track(ctx context.Context, tr events.Track) error {
 		return err
 	}
 	msg, err := events.NewOTPStatusMessage(&events.OTPStatus{
-		OTPID: tr.OTPID, API: api, Status: tr.Status, ProfileID: tr.ProfileID,
+		OTPID: tr.OTPID, API: api, Status: events.OTPState(tr.Status), ProfileID: tr.ProfileID,
 		ObservedAt: at, Source: events.SourceUpstream, SampleRate: 1,
 	})
 	if err != nil {

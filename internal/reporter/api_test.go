@@ -59,8 +59,8 @@ func newTraffic(t *testing.T) *traffic {
 		Seed: 6, TimeScale: 2000, Start: simStart,
 		Callbacks: []tyntec.NewCallbackConfig{{URL: hooks.URL + ingest.WebhookPath, Headers: map[string]string{"X-Webhook-Token": webhookToken}}},
 		Faults:    tyntecsim.Faults{WebhookDrop: 0.08, WebhookDuplicate: 0.15, WebhookReorder: 0.15},
-		Channels: map[string]tyntecsim.Channel{ // more failures than the defaults, so that fallbacks are plentiful
-			tyntec.ChannelSMS: {DeliveryProbability: 0.7, Latency: tyntecsim.LogNormal{Median: 3 * time.Second, P95: 15 * time.Second}, Timeout: 40 * time.Second, DispatchDelay: 200 * time.Millisecond},
+		Channels: map[events.Channel]tyntecsim.Channel{ // more failures than the defaults, so that fallbacks are plentiful
+			events.ChannelSMS: {DeliveryProbability: 0.7, Latency: tyntecsim.LogNormal{Median: 3 * time.Second, P95: 15 * time.Second}, Timeout: 40 * time.Second, DispatchDelay: 200 * time.Millisecond},
 		},
 	})
 	if err != nil {
@@ -189,17 +189,17 @@ func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel,
 			if !in(a.Dispatched) {
 				continue
 			}
-			c := chs[a.Channel]
+			c := chs[string(a.Channel)]
 			if c == nil {
 				c = &wantChannel{errors: map[string]uint64{}}
-				chs[a.Channel] = c
+				chs[string(a.Channel)] = c
 			}
 			c.attempts++
 			switch a.Outcome {
-			case tyntec.DeliveryDelivered:
+			case events.StatusDelivered:
 				c.delivered++
 				c.latency = append(c.latency, ms(a.Settled)-ms(a.Dispatched))
-			case tyntec.DeliveryUndeliverable, tyntec.DeliveryTimedOut:
+			case events.StatusUndeliverable, events.StatusTimedOut:
 				c.failed++
 				c.errors[a.ErrorCode]++
 			default:
@@ -222,7 +222,7 @@ func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel,
 		on := o.DeliveredOn()
 		allFailed := true
 		for _, a := range o.Attempts {
-			allFailed = allFailed && (a.Outcome == tyntec.DeliveryUndeliverable || a.Outcome == tyntec.DeliveryTimedOut)
+			allFailed = allFailed && (a.Outcome == events.StatusUndeliverable || a.Outcome == events.StatusTimedOut)
 		}
 		switch {
 		case on == o.Attempts[0].Channel:
@@ -241,10 +241,10 @@ func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel,
 					ttd = append(ttd, ms(a.Settled)-ms(o.Attempts[0].Dispatched))
 				}
 			}
-			if events.OTPStatusFinal(o.Final) {
-				chs[on].polled++
+			if o.Final.Final() {
+				chs[string(on)].polled++
 				if o.Final == events.OTPVerified {
-					chs[on].verified++
+					chs[string(on)].verified++
 				}
 			}
 		}
@@ -403,7 +403,7 @@ func testJourney(t *testing.T, tr *traffic) {
 	if !slices.Contains(sources, events.SourcePoll) || !slices.Contains(sources, events.SourceWebhook) {
 		t.Errorf("event sources = %v; want webhook and poll", sources)
 	}
-	if j.PolledStatus == nil || j.PolledStatus.Status != pick.Final {
+	if j.PolledStatus == nil || j.PolledStatus.Status != string(pick.Final) {
 		t.Errorf("polled status = %+v; want %s", j.PolledStatus, pick.Final)
 	}
 }

@@ -63,7 +63,7 @@ var otpStatusColumns = []column[OTPStatusRow]{
 	col("event_id", func(r *OTPStatusRow) string { return r.EventID }),
 	col("otp_id", func(r *OTPStatusRow) uuid.UUID { return uuid.MustParse(r.OTPID) }),
 	col("api", func(r *OTPStatusRow) string { return r.API }),
-	col("otp_status", func(r *OTPStatusRow) string { return r.Status }),
+	col("otp_status", func(r *OTPStatusRow) string { return string(r.Status) }),
 	col("profile_id", func(r *OTPStatusRow) string { return r.ProfileID }),
 	col("attempt_count", func(r *OTPStatusRow) uint16 { return uint16(min(max(r.AttemptCount, 0), 65535)) }),
 	col("otp_created", func(r *OTPStatusRow) *time.Time { return nullableTime(r.Created) }),

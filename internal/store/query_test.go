@@ -147,7 +147,7 @@ func TestAnalyticsFollowTheDefinitions(t *testing.T) {
 			t.Fatalf("Journey: %v", err)
 		}
 		if j.Path != "SMS>VIBER" || j.Outcome != store.OutcomeDeliveredFallback || len(j.Events) != 4 || len(j.Attempts) != 2 ||
-			j.TimeToDeliverMS == nil || *j.TimeToDeliverMS != 5000 || j.PolledStatus == nil || j.PolledStatus.Status != events.OTPExpired {
+			j.TimeToDeliverMS == nil || *j.TimeToDeliverMS != 5000 || j.PolledStatus == nil || j.PolledStatus.Status != string(events.OTPExpired) {
 			t.Errorf("Journey(B) = %+v", j)
 		}
 		for i, want := range []string{"SMS DISPATCHED", "SMS UNDELIVERABLE", "VIBER DISPATCHED", "VIBER DELIVERED"} {

@@ -72,10 +72,10 @@ func rollupData(r *rand.Rand, days, perDay int, tag string) (first, second []sto
 				}
 				if last.Status == "DELIVERED" || k == len(prio)-1 || r.IntN(5) == 0 {
 					if last.Status == "DELIVERED" && r.IntN(2) == 0 {
-						st := []string{events.OTPVerified, events.OTPExpired, events.OTPActive}[r.IntN(3)]
+						st := []events.OTPState{events.OTPVerified, events.OTPExpired, events.OTPActive}[r.IntN(3)]
 						statuses = append(statuses, store.OTPStatusRow{
 							OTPStatus: events.OTPStatus{OTPID: otp, API: "v4", Status: st, ObservedAt: at.Add(lat + time.Minute), Source: events.SourcePoll, SampleRate: []float64{1, 0.5}[r.IntN(2)]},
-							EventID:   "st-" + otp + st,
+							EventID:   "st-" + otp + string(st),
 						})
 					}
 					break

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -79,9 +78,12 @@ func (b *Batch) Add(subject, id string, data []byte, seq uint64) error {
 	if id == "" {
 		return fmt.Errorf("%w: %s message without Nats-Msg-Id", ErrPermanent, subject)
 	}
-	var err error
-	switch {
-	case strings.HasPrefix(subject, events.SubjectRoot+".delivery."):
+	sub, err := events.ParseSubject(subject)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNoTable, err)
+	}
+	switch sub.Kind {
+	case events.KindDelivery:
 		r := DeliveryRow{EventID: id, Seq: seq}
 		if err = decode(data, &r.DeliveryStatus); err == nil {
 			err = checkUUID(r.OTPID)
@@ -92,7 +94,7 @@ func (b *Batch) Add(subject, id string, data []byte, seq uint64) error {
 		if err == nil {
 			b.Deliveries = append(b.Deliveries, r)
 		}
-	case strings.HasPrefix(subject, events.SubjectRoot+".otp."):
+	case events.KindOTPStatus:
 		r := OTPStatusRow{EventID: id, Seq: seq}
 		if err = decode(data, &r.OTPStatus); err == nil {
 			err = checkUUID(r.OTPID)
@@ -100,7 +102,7 @@ func (b *Batch) Add(subject, id string, data []byte, seq uint64) error {
 		if err == nil {
 			b.Statuses = append(b.Statuses, r)
 		}
-	case subject == events.SubjectV1Event:
+	case events.KindV1Event:
 		r := V1EventRow{EventID: id, Seq: seq}
 		if err = decode(data, &r.V1Event); err == nil {
 			err = checkUUID(r.OTPID)
@@ -108,7 +110,7 @@ func (b *Batch) Add(subject, id string, data []byte, seq uint64) error {
 		if err == nil {
 			b.V1Events = append(b.V1Events, r)
 		}
-	case strings.HasPrefix(subject, events.SubjectRoot+".resend."):
+	case events.KindResend:
 		r := ResendRow{EventID: id, Seq: seq}
 		if err = decode(data, &r.Resend); err == nil {
 			err = checkUUID(r.OTPID)
@@ -116,7 +118,7 @@ func (b *Batch) Add(subject, id string, data []byte, seq uint64) error {
 		if err == nil {
 			b.Resends = append(b.Resends, r)
 		}
-	case subject == events.SubjectDeadLetter:
+	case events.KindDeadLetter:
 		r := DeadLetterRow{EventID: id, Seq: seq}
 		if err = decode(data, &r.DeadLetter); err == nil {
 			b.DeadLetters = append(b.DeadLetters, r)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
@@ -110,7 +111,7 @@ func exerciseAll(t *testing.T, e *env, hookURL string) {
 		t.Fatalf("ListPriorities = %d, %v; want the 4 built-in ones", len(prios), err)
 	}
 	named, err := c.ListPriorities(ctx, "tyntec_priority_sms-viber")
-	if err != nil || len(named) != 1 || named[0].ChannelPriority[0].Channel != tyntec.ChannelSMS {
+	if err != nil || len(named) != 1 || named[0].ChannelPriority[0].Channel != events.ChannelSMS {
 		t.Errorf("ListPriorities(name) = %+v, %v", named, err)
 	}
 	pid, err := c.CreatePriority(ctx, tyntec.NewPriority{Name: "test_viber-voice", ChannelPriority: []tyntec.ChannelPriority{{Channel: "VIBER", Priority: 1}, {Channel: "VOICE", Priority: 2}}})
@@ -151,26 +152,26 @@ func exerciseAll(t *testing.T, e *env, hookURL string) {
 		t.Fatalf("SendOTP = %+v, %v", created, err)
 	}
 	otp, err := c.GetOTP(ctx, created.ID)
-	if err != nil || otp.OTPID != created.ID || otp.To != to || otp.OTPStatus != tyntec.OTPActive || !otp.OTPExpire.After(otp.OTPCreated) {
+	if err != nil || otp.OTPID != created.ID || otp.To != to || otp.OTPStatus != events.OTPActive || !otp.OTPExpire.After(otp.OTPCreated) {
 		t.Errorf("GetOTP = %+v, %v", otp, err)
 	}
 	if list, err := c.ListOTPs(ctx, tyntec.OTPFilter{To: to}); err != nil || len(list) != 1 || list[0].OTPID != created.ID {
 		t.Errorf("ListOTPs(to) = %+v, %v", list, err)
 	}
 	truth, _ := e.sim.Truth().OTP(created.ID)
-	if st, err := c.ValidateOTP(ctx, created.ID, "0000000"); err != nil || st != tyntec.OTPWrongCode {
+	if st, err := c.ValidateOTP(ctx, created.ID, "0000000"); err != nil || st != events.OTPWrongCode {
 		t.Errorf("ValidateOTP(wrong) = %q, %v; want WRONG_CODE", st, err)
 	}
-	if st, err := c.ValidateOTP(ctx, created.ID, truth.Code); err != nil || st != tyntec.OTPVerified {
+	if st, err := c.ValidateOTP(ctx, created.ID, truth.Code); err != nil || st != events.OTPVerified {
 		t.Errorf("ValidateOTP(right) = %q, %v; want VERIFIED", st, err)
 	}
-	if list, err := c.ListOTPs(ctx, tyntec.OTPFilter{Status: tyntec.OTPVerified}); err != nil || !slices.ContainsFunc(list, func(o tyntec.OTP) bool { return o.OTPID == created.ID }) {
+	if list, err := c.ListOTPs(ctx, tyntec.OTPFilter{Status: events.OTPVerified}); err != nil || !slices.ContainsFunc(list, func(o tyntec.OTP) bool { return o.OTPID == created.ID }) {
 		t.Errorf("ListOTPs(VERIFIED) = %+v, %v; want %s in it", list, err, created.ID)
 	}
 
 	const number = "+491704445566"
 	v1, err := c.V1Send(ctx, tyntec.V1SendRequest{Number: number, OTPCode: "4711", ReferenceID: "ref-1"})
-	if err != nil || v1.OTPID == "" || v1.OTPStatus != tyntec.OTPActive || v1.ReferenceID != "ref-1" {
+	if err != nil || v1.OTPID == "" || v1.OTPStatus != events.OTPActive || v1.ReferenceID != "ref-1" {
 		t.Fatalf("V1Send = %+v, %v", v1, err)
 	}
 	if got, err := c.V1OTP(ctx, v1.OTPID); err != nil || got.Number != number || got.ExpiresAt().Before(got.CreatedAt()) {
@@ -186,13 +187,13 @@ func exerciseAll(t *testing.T, e *env, hookURL string) {
 		t.Errorf("V1Resend = %+v, %v", r, err)
 	}
 	evs, err := c.V1Events(ctx, v1.OTPID)
-	if err != nil || len(evs) < 2 || evs[0].Type != tyntec.V1EventCreated || !slices.ContainsFunc(evs, func(e tyntec.V1Event) bool { return e.Type == tyntec.V1EventResend && e.StatusText == "VOICE" }) {
+	if err != nil || len(evs) < 2 || evs[0].Type != events.V1EventCreated || !slices.ContainsFunc(evs, func(e tyntec.V1Event) bool { return e.Type == events.V1EventResend && e.StatusText == "VOICE" }) {
 		t.Errorf("V1Events = %+v, %v; want CREATED first and a RESEND via VOICE", evs, err)
 	}
-	if o, err := c.V1Check(ctx, v1.OTPID, "1234"); !errors.Is(err, tyntec.ErrUnauthorized) || o == nil || o.OTPStatus != tyntec.OTPActive || o.AttemptCount != 1 {
+	if o, err := c.V1Check(ctx, v1.OTPID, "1234"); !errors.Is(err, tyntec.ErrUnauthorized) || o == nil || o.OTPStatus != events.OTPActive || o.AttemptCount != 1 {
 		t.Errorf("V1Check(wrong) = %+v, %v; want ACTIVE status and ErrUnauthorized", o, err)
 	}
-	if o, err := c.V1Check(ctx, v1.OTPID, "4711"); err != nil || o.OTPStatus != tyntec.OTPVerified {
+	if o, err := c.V1Check(ctx, v1.OTPID, "4711"); err != nil || o.OTPStatus != events.OTPVerified {
 		t.Errorf("V1Check(right) = %+v, %v; want VERIFIED", o, err)
 	}
 

@@ -20,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
@@ -300,7 +301,7 @@ func TestContractWebhookBodies(t *testing.T) {
 		mu.Unlock()
 	})
 	chs := tyntecsim.DefaultChannels()
-	for _, name := range []string{tyntec.ChannelSMS, tyntec.ChannelWhatsApp} {
+	for _, name := range []events.Channel{events.ChannelSMS, events.ChannelWhatsApp} {
 		ch := chs[name]
 		ch.DeliveryProbability = 0.5
 		chs[name] = ch

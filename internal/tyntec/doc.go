@@ -1,7 +1,8 @@
 // Package tyntec is otpscope's client for tyntec's 2FA API and the Go shape of
 // everything tyntec sends or returns: the v4 OTP, callback configuration,
-// priority and profile resources, the v1 OTP status and events, and the
-// DeliveryStatus webhook body.
+// priority and profile resources, the v1 OTP status and events. The words
+// tyntec uses for channels, delivery and OTP statuses, and the DeliveryStatus
+// webhook body, are defined once in package events, which this package reuses.
 //
 // A Client authenticates with the apiKey header, spends a token-bucket budget
 // shared by every client of the same API key (tyntec documents 100 calls per
@@ -12,6 +13,7 @@
 // sentinel errors ErrNotFound, ErrUnauthorized, ErrGone, ErrRateLimited,
 // ErrServer and ErrBadRequest with errors.Is.
 //
-// The package imports nothing from the rest of otpscope and does not log.
+// The package imports nothing from the rest of otpscope but events, and does
+// not log.
 // The simulator of the same API lives in the subpackage tyntecsim.
 package tyntec

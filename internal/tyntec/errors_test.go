@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -126,9 +127,10 @@ func TestConfigValidate(t *testing.T) {
 
 func TestV1EventDelivery(t *testing.T) {
 	tests := []struct {
-		ev              tyntec.V1Event
-		channel, status string
-		ok              bool
+		ev      tyntec.V1Event
+		channel events.Channel
+		status  events.Status
+		ok      bool
 	}{
 		{tyntec.V1Event{Type: "SMS", StatusText: "DISPATCHED"}, "SMS", "DISPATCHED", true},
 		{tyntec.V1Event{Type: "VOICE", Status: "success", StatusText: "DELIVERED"}, "VOICE", "DELIVERED", true},

@@ -1,50 +1,14 @@
 package tyntec
 
-import "time"
+import (
+	"time"
 
-// Channels tyntec delivers an OTP on (v4 priorities, profiles and webhooks).
-const (
-	ChannelSMS      = "SMS"
-	ChannelVoice    = "VOICE"
-	ChannelViber    = "VIBER"
-	ChannelWhatsApp = "WHATSAPP"
+	"github.com/otpscope/otpscope/internal/events"
 )
 
-// Delivery statuses of one channel attempt, as sent in DeliveryStatus webhooks.
-const (
-	DeliveryDispatched    = "DISPATCHED"
-	DeliveryDelivered     = "DELIVERED"
-	DeliveryUndeliverable = "UNDELIVERABLE"
-	DeliveryTimedOut      = "TIMED_OUT"
-)
-
-// OTP statuses (v4 otpStatus; v1 uses the same words except WRONG_CODE).
-const (
-	OTPActive          = "ACTIVE"
-	OTPVerified        = "VERIFIED"
-	OTPExpired         = "EXPIRED"
-	OTPWrongCode       = "WRONG_CODE"
-	OTPTooManyAttempts = "TOO_MANY_ATTEMPTS"
-	// OTPAlreadyReported is only a validation answer: the OTP was verified before.
-	OTPAlreadyReported = "ALREADY_REPORTED"
-)
-
-// DeliveryStatus is the body of tyntec's v4 callback (webhook): one status of
-// one OTP on one channel. Error is present only on UNDELIVERABLE and TIMED_OUT.
-type DeliveryStatus struct {
-	Channel   string         `json:"channel"`
-	OTPID     string         `json:"otpId"`
-	ProfileID string         `json:"profileId,omitempty"`
-	Status    string         `json:"status"`
-	Timestamp time.Time      `json:"timestamp"`
-	Error     *DeliveryError `json:"error,omitempty"`
-}
-
-// DeliveryError is the error object of a failed delivery webhook.
-type DeliveryError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
+// The channel, delivery status and OTP status words, and the DeliveryStatus
+// webhook body, are events.Channel, events.Status, events.OTPState and
+// events.DeliveryStatus: one vocabulary for what tyntec says.
 
 // NewOTPRequest is the body of POST /2fa/v4/otp.
 type NewOTPRequest struct {
@@ -66,19 +30,19 @@ type CreatedOTP struct {
 
 // OTP is the v4 status of one OTP (OTPGetResponse).
 type OTP struct {
-	OTPID           string    `json:"otpId"`
-	To              string    `json:"to,omitempty"`
-	OTPStatus       string    `json:"otpStatus"`
-	AllowedAttempts int       `json:"allowedAttempts"`
-	AttemptCount    int       `json:"attemptCount"`
-	OTPCreated      time.Time `json:"otpCreated"`
-	OTPExpire       time.Time `json:"otpExpire"`
+	OTPID           string          `json:"otpId"`
+	To              string          `json:"to,omitempty"`
+	OTPStatus       events.OTPState `json:"otpStatus"`
+	AllowedAttempts int             `json:"allowedAttempts"`
+	AttemptCount    int             `json:"attemptCount"`
+	OTPCreated      time.Time       `json:"otpCreated"`
+	OTPExpire       time.Time       `json:"otpExpire"`
 }
 
 // OTPFilter selects OTPs in ListOTPs; empty fields do not filter.
 type OTPFilter struct {
 	To     string
-	Status string // tyntec documents VERIFIED and TOO_MANY_ATTEMPTS
+	Status events.OTPState // tyntec documents VERIFIED and TOO_MANY_ATTEMPTS
 }
 
 // ValidateOTPRequest is the body of POST /2fa/v4/otp/{otp-id}/validate.
@@ -88,7 +52,7 @@ type ValidateOTPRequest struct {
 
 // ValidateOTPResponse is tyntec's answer to a v4 validation.
 type ValidateOTPResponse struct {
-	OTPStatus string `json:"otpStatus"`
+	OTPStatus events.OTPState `json:"otpStatus"`
 }
 
 // CallbackConfig is a registered v4 callback (CallbackConfigurationDTO).
@@ -109,8 +73,8 @@ type NewCallbackConfig struct {
 
 // ChannelPriority is one channel of a priority; lower Priority is tried first.
 type ChannelPriority struct {
-	Channel  string `json:"channel"`
-	Priority int    `json:"priority"`
+	Channel  events.Channel `json:"channel"`
+	Priority int            `json:"priority"`
 }
 
 // Priority is an ordered list of channels (PriorityDTO).
@@ -139,8 +103,8 @@ type Template struct {
 
 // ProfileChannel is the templates a profile uses on one channel.
 type ProfileChannel struct {
-	Type      string     `json:"type"`
-	Templates []Template `json:"templates"`
+	Type      events.Channel `json:"type"`
+	Templates []Template     `json:"templates"`
 }
 
 // Profile is a v4 profile (ProfileDTO): the use case an OTP is sent for.

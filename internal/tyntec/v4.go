@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+
+	"github.com/otpscope/otpscope/internal/events"
 )
 
 // SendOTP sends an OTP through 2FA v4 (POST /2fa/v4/otp). It is retried only
@@ -30,7 +32,7 @@ func (cl *Client) ListOTPs(ctx context.Context, f OTPFilter) ([]OTP, error) {
 		q.Set("to", f.To)
 	}
 	if f.Status != "" {
-		q.Set("otpStatus", f.Status)
+		q.Set("otpStatus", string(f.Status))
 	}
 	var out []OTP
 	_, err := cl.do(ctx, call{op: "v4_list_otps", method: http.MethodGet, path: "/2fa/v4/otp", query: q, idempotent: true, out: &out})
@@ -40,7 +42,7 @@ func (cl *Client) ListOTPs(ctx context.Context, f OTPFilter) ([]OTP, error) {
 // ValidateOTP checks a code (POST /2fa/v4/otp/{otp-id}/validate) and returns
 // the resulting status: VERIFIED, WRONG_CODE, TOO_MANY_ATTEMPTS, EXPIRED or
 // ALREADY_REPORTED. It counts as an attempt, so it is not retried.
-func (cl *Client) ValidateOTP(ctx context.Context, id, code string) (string, error) {
+func (cl *Client) ValidateOTP(ctx context.Context, id, code string) (events.OTPState, error) {
 	var out ValidateOTPResponse
 	_, err := cl.do(ctx, call{op: "v4_validate_otp", method: http.MethodPost, path: "/2fa/v4/otp/" + escape(id) + "/validate", body: ValidateOTPRequest{OTPCode: code}, out: &out})
 	return out.OTPStatus, err

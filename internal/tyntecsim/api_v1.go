@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -28,8 +29,8 @@ var e164 = regexp.MustCompile(`^\+?[1-9][0-9]{6,14}$`)
 func (s *Sim) v1View(o *otp) tyntec.V1OTP {
 	o.refresh(s.clock.now())
 	status := o.status
-	if status == tyntec.OTPWrongCode {
-		status = tyntec.OTPActive
+	if status == events.OTPWrongCode {
+		status = events.OTPActive
 	}
 	app := o.applicationID
 	if app == "" {
@@ -45,12 +46,12 @@ func (s *Sim) v1View(o *otp) tyntec.V1OTP {
 
 // v1Channel maps via to a channel: AUTO sends SMS (the simulator treats every
 // number as mobile).
-func v1Channel(via string) (string, bool) {
+func v1Channel(via string) (events.Channel, bool) {
 	switch strings.ToUpper(via) {
 	case "", tyntec.ViaAuto, tyntec.ViaSMS:
-		return tyntec.ChannelSMS, true
+		return events.ChannelSMS, true
 	case tyntec.ViaVoice:
-		return tyntec.ChannelVoice, true
+		return events.ChannelVoice, true
 	}
 	return "", false
 }
@@ -82,7 +83,7 @@ func (s *Sim) v1SendOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	o := s.createOTP(newOTP{
-		api: APIv1, to: number, code: q.Get("otpCode"), channels: []string{ch},
+		api: APIv1, to: number, code: q.Get("otpCode"), channels: []events.Channel{ch},
 		allowed: v1Attempts, codeLen: pin, appID: q.Get("applicationId"), refID: q.Get("referenceId"),
 	})
 	v := s.v1View(o)
@@ -182,14 +183,14 @@ func (s *Sim) v1Check(w http.ResponseWriter, r *http.Request) {
 		wasOpen := o.open(now)
 		status := http.StatusAccepted
 		switch s.check(o, code, APIv1, now) {
-		case tyntec.OTPWrongCode:
+		case events.OTPWrongCode:
 			status = http.StatusUnauthorized
-		case tyntec.OTPTooManyAttempts:
+		case events.OTPTooManyAttempts:
 			status = http.StatusForbidden // this check used up the last attempt
 			if !wasOpen {
 				status = http.StatusGone
 			}
-		case tyntec.OTPExpired, tyntec.OTPAlreadyReported:
+		case events.OTPExpired, events.OTPAlreadyReported:
 			status = http.StatusGone
 		}
 		writeJSON(w, status, s.v1View(o))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -91,7 +92,7 @@ func (s *Sim) v4ListOTPs(w http.ResponseWriter, r *http.Request) {
 	out := []tyntec.OTP{}
 	for _, o := range s.otps {
 		v := s.v4View(o)
-		if o.deleted || (to != "" && v.To != to) || (status != "" && v.OTPStatus != status) {
+		if o.deleted || (to != "" && v.To != to) || (status != "" && string(v.OTPStatus) != status) {
 			continue
 		}
 		out = append(out, v)
@@ -152,7 +153,7 @@ func (s *Sim) v4Validate(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	o, ok := s.lookup(id)
-	var result string
+	var result events.OTPState
 	if ok {
 		result = s.check(o, req.OTPCode, APIv4, s.clock.now())
 	}

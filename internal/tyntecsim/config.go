@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -31,7 +32,7 @@ type Config struct {
 
 	// Channels overrides the behaviour of each channel (keys SMS, VOICE,
 	// VIBER, WHATSAPP); missing channels use DefaultChannels.
-	Channels map[string]Channel
+	Channels map[events.Channel]Channel
 	// Priorities and Profiles replace the built-in ones (DefaultPriorities,
 	// DefaultProfiles) when not empty. The first of each is the default of an
 	// OTP that names none.
@@ -130,19 +131,19 @@ type WebhookPolicy struct {
 // DefaultChannels returns the default behaviour of each channel: plausible
 // figures, not tyntec's, chosen so that fallbacks happen in a few percent of
 // OTPs and timeouts are rare.
-func DefaultChannels() map[string]Channel {
-	return map[string]Channel{
-		tyntec.ChannelSMS:      {DeliveryProbability: 0.92, Latency: LogNormal{3 * time.Second, 15 * time.Second}, Timeout: 60 * time.Second, DispatchDelay: 200 * time.Millisecond},
-		tyntec.ChannelViber:    {DeliveryProbability: 0.85, Latency: LogNormal{2 * time.Second, 8 * time.Second}, Timeout: 30 * time.Second, DispatchDelay: 200 * time.Millisecond},
-		tyntec.ChannelWhatsApp: {DeliveryProbability: 0.88, Latency: LogNormal{1500 * time.Millisecond, 6 * time.Second}, Timeout: 30 * time.Second, DispatchDelay: 200 * time.Millisecond},
-		tyntec.ChannelVoice:    {DeliveryProbability: 0.90, Latency: LogNormal{10 * time.Second, 25 * time.Second}, Timeout: 60 * time.Second, DispatchDelay: 500 * time.Millisecond},
+func DefaultChannels() map[events.Channel]Channel {
+	return map[events.Channel]Channel{
+		events.ChannelSMS:      {DeliveryProbability: 0.92, Latency: LogNormal{3 * time.Second, 15 * time.Second}, Timeout: 60 * time.Second, DispatchDelay: 200 * time.Millisecond},
+		events.ChannelViber:    {DeliveryProbability: 0.85, Latency: LogNormal{2 * time.Second, 8 * time.Second}, Timeout: 30 * time.Second, DispatchDelay: 200 * time.Millisecond},
+		events.ChannelWhatsApp: {DeliveryProbability: 0.88, Latency: LogNormal{1500 * time.Millisecond, 6 * time.Second}, Timeout: 30 * time.Second, DispatchDelay: 200 * time.Millisecond},
+		events.ChannelVoice:    {DeliveryProbability: 0.90, Latency: LogNormal{10 * time.Second, 25 * time.Second}, Timeout: 60 * time.Second, DispatchDelay: 500 * time.Millisecond},
 	}
 }
 
 // DefaultPriorities returns the built-in priorities (IDs are fixed so tests
 // and demos can refer to them).
 func DefaultPriorities() []tyntec.Priority {
-	p := func(id, name string, chs ...string) tyntec.Priority {
+	p := func(id, name string, chs ...events.Channel) tyntec.Priority {
 		pr := tyntec.Priority{ID: id, Name: name}
 		for i, ch := range chs {
 			pr.ChannelPriority = append(pr.ChannelPriority, tyntec.ChannelPriority{Channel: ch, Priority: i + 1})
@@ -150,10 +151,10 @@ func DefaultPriorities() []tyntec.Priority {
 		return pr
 	}
 	return []tyntec.Priority{
-		p("3fa85f64-5717-4562-b3fc-2c963f66af01", "tyntec_priority_sms-viber", tyntec.ChannelSMS, tyntec.ChannelViber),
-		p("3fa85f64-5717-4562-b3fc-2c963f66af02", "tyntec_priority_sms-voice", tyntec.ChannelSMS, tyntec.ChannelVoice),
-		p("3fa85f64-5717-4562-b3fc-2c963f66af03", "tyntec_priority_whatsapp-sms", tyntec.ChannelWhatsApp, tyntec.ChannelSMS),
-		p("3fa85f64-5717-4562-b3fc-2c963f66af04", "tyntec_priority_sms", tyntec.ChannelSMS),
+		p("3fa85f64-5717-4562-b3fc-2c963f66af01", "tyntec_priority_sms-viber", events.ChannelSMS, events.ChannelViber),
+		p("3fa85f64-5717-4562-b3fc-2c963f66af02", "tyntec_priority_sms-voice", events.ChannelSMS, events.ChannelVoice),
+		p("3fa85f64-5717-4562-b3fc-2c963f66af03", "tyntec_priority_whatsapp-sms", events.ChannelWhatsApp, events.ChannelSMS),
+		p("3fa85f64-5717-4562-b3fc-2c963f66af04", "tyntec_priority_sms", events.ChannelSMS),
 	}
 }
 
@@ -161,8 +162,8 @@ func DefaultPriorities() []tyntec.Priority {
 func DefaultProfiles() []tyntec.Profile {
 	p := func(id, name string, attempts, length int) tyntec.Profile {
 		pr := tyntec.Profile{ID: id, Name: name, Attempts: attempts, OTPCodeLength: length}
-		for _, ch := range []string{tyntec.ChannelSMS, tyntec.ChannelVoice, tyntec.ChannelViber, tyntec.ChannelWhatsApp} {
-			pr.Channels = append(pr.Channels, tyntec.ProfileChannel{Type: ch, Templates: []tyntec.Template{{Name: name + "_" + ch, LanguageCode: "en_US"}}})
+		for _, ch := range []events.Channel{events.ChannelSMS, events.ChannelVoice, events.ChannelViber, events.ChannelWhatsApp} {
+			pr.Channels = append(pr.Channels, tyntec.ProfileChannel{Type: ch, Templates: []tyntec.Template{{Name: name + "_" + string(ch), LanguageCode: "en_US"}}})
 		}
 		return pr
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -17,11 +18,11 @@ type otp struct {
 	priorityName      string
 	applicationID     string
 	referenceID       string
-	channels          []string
+	channels          []events.Channel
 	created, expire   time.Time
 	allowed           int
 	attemptCount      int
-	status            string
+	status            events.OTPState
 	generated         bool
 	deleted           bool
 	userScheduled     bool
@@ -36,15 +37,15 @@ type otp struct {
 
 // refresh expires an open OTP whose time is up.
 func (o *otp) refresh(now time.Time) {
-	if (o.status == tyntec.OTPActive || o.status == tyntec.OTPWrongCode) && !now.Before(o.expire) {
-		o.status = tyntec.OTPExpired
+	if o.status.Open() && !now.Before(o.expire) {
+		o.status = events.OTPExpired
 	}
 }
 
 // open reports whether the OTP can still be verified at now.
 func (o *otp) open(now time.Time) bool {
 	o.refresh(now)
-	return o.status == tyntec.OTPActive || o.status == tyntec.OTPWrongCode
+	return o.status.Open()
 }
 
 // openAt reports whether the OTP was still open at simulated time at, which
@@ -58,7 +59,7 @@ type newOTP struct {
 	api, to, code string
 	profile       tyntec.Profile
 	priority      tyntec.Priority
-	channels      []string // v1: the one channel asked for
+	channels      []events.Channel // v1: the one channel asked for
 	allowed       int
 	codeLen       int
 	appID, refID  string
@@ -71,7 +72,7 @@ func (s *Sim) createOTP(n newOTP) *otp {
 	o := &otp{
 		id: s.newID(), api: n.api, to: n.to, code: n.code,
 		applicationID: n.appID, referenceID: n.refID,
-		allowed: n.allowed, status: tyntec.OTPActive, generated: n.generated,
+		allowed: n.allowed, status: events.OTPActive, generated: n.generated,
 		rng: rand.New(rand.NewPCG(uint64(s.cfg.Seed), 1000+s.seq)),
 	}
 	if n.api == APIv4 {
@@ -92,7 +93,7 @@ func (s *Sim) createOTP(n newOTP) *otp {
 	o.expire = o.created.Add(s.cfg.OTPExpiry)
 	s.otps = append(s.otps, o)
 	s.byID[o.id] = o
-	o.events = append(o.events, v1Event(tyntec.V1EventCreated, "", tyntec.OTPActive, o.created))
+	o.events = append(o.events, v1Event(events.V1EventCreated, "", string(events.OTPActive), o.created))
 	s.schedule(o.created.Add(s.cfg.Channels[o.channels[0]].DispatchDelay), func(at time.Time) { s.dispatch(o, 0, false, at) })
 	return o
 }
@@ -107,32 +108,32 @@ func (s *Sim) dispatch(o *otp, idx int, resend bool, at time.Time) {
 	beh := s.cfg.Channels[ch]
 	a := &Attempt{Channel: ch, Resend: resend, Dispatched: at}
 	o.attempts = append(o.attempts, a)
-	s.emit(o, a, tyntec.DeliveryDispatched, at, nil)
+	s.emit(o, a, events.StatusDispatched, at, nil)
 
 	// Draw in a fixed order so the OTP's generator gives the same story.
 	deliverable := o.rng.Float64() < beh.DeliveryProbability
 	latency := beh.Latency.sample(o.rng.NormFloat64())
-	outcome := tyntec.DeliveryUndeliverable
+	outcome := events.StatusUndeliverable
 	if deliverable {
-		outcome = tyntec.DeliveryDelivered
+		outcome = events.StatusDelivered
 	}
 	if latency > beh.Timeout {
-		outcome, latency = tyntec.DeliveryTimedOut, beh.Timeout
+		outcome, latency = events.StatusTimedOut, beh.Timeout
 	}
 	s.schedule(at.Add(latency), func(at time.Time) { s.settle(o, a, idx, outcome, at) })
 }
 
 // settle records the report of an attempt and falls back to the next channel on failure.
-func (s *Sim) settle(o *otp, a *Attempt, idx int, outcome string, at time.Time) {
+func (s *Sim) settle(o *otp, a *Attempt, idx int, outcome events.Status, at time.Time) {
 	a.Outcome, a.Settled = outcome, at
-	var derr *tyntec.DeliveryError
-	if outcome != tyntec.DeliveryDelivered {
+	var derr *events.DeliveryError
+	if outcome != events.StatusDelivered {
 		derr = deliveryError(a.Channel, outcome, s.cfg.Channels[a.Channel].Timeout)
 		a.ErrorCode = derr.Code
 	}
 	s.emit(o, a, outcome, at, derr)
 	switch {
-	case outcome == tyntec.DeliveryDelivered:
+	case outcome == events.StatusDelivered:
 		s.simulateUser(o, at)
 	case !a.Resend && idx+1 < len(o.channels):
 		next := s.cfg.Channels[o.channels[idx+1]]
@@ -142,21 +143,21 @@ func (s *Sim) settle(o *otp, a *Attempt, idx int, outcome string, at time.Time) 
 
 // deliveryError is the error object of a failed attempt; codes follow the
 // tyntec::<area>::<detail> form of tyntec's example.
-func deliveryError(channel, outcome string, timeout time.Duration) *tyntec.DeliveryError {
-	if outcome == tyntec.DeliveryTimedOut {
-		return &tyntec.DeliveryError{Code: "tyntec::" + channel + "::timeout", Message: fmt.Sprintf("no delivery report within %s", timeout)}
+func deliveryError(channel events.Channel, outcome events.Status, timeout time.Duration) *events.DeliveryError {
+	if outcome == events.StatusTimedOut {
+		return &events.DeliveryError{Code: "tyntec::" + string(channel) + "::timeout", Message: fmt.Sprintf("no delivery report within %s", timeout)}
 	}
-	return &tyntec.DeliveryError{Code: "tyntec::" + channel + "::undeliverable", Message: "the message could not be delivered to the recipient"}
+	return &events.DeliveryError{Code: "tyntec::" + string(channel) + "::undeliverable", Message: "the message could not be delivered to the recipient"}
 }
 
 // emit records a delivery event: a v1 event on every OTP, and a webhook to
 // every matching callback for v4 OTPs.
-func (s *Sim) emit(o *otp, a *Attempt, status string, at time.Time, derr *tyntec.DeliveryError) {
-	o.events = append(o.events, v1Event(a.Channel, tyntec.V1EventStatus(status), status, at))
+func (s *Sim) emit(o *otp, a *Attempt, status events.Status, at time.Time, derr *events.DeliveryError) {
+	o.events = append(o.events, v1Event(string(a.Channel), events.V1EventStatus(status), string(status), at))
 	if o.api != APIv4 {
 		return
 	}
-	body, err := json.Marshal(tyntec.DeliveryStatus{
+	body, err := json.Marshal(events.DeliveryStatus{
 		Channel: a.Channel, OTPID: o.id, ProfileID: o.profileID, Status: status, Timestamp: at, Error: derr,
 	})
 	if err != nil {
@@ -197,38 +198,38 @@ func v1Event(typ, status, text string, at time.Time) tyntec.V1Event {
 func formatV1Time(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 // check validates a code and returns the v4 answer. Callers hold s.mu.
-func (s *Sim) check(o *otp, code, api string, at time.Time) string {
+func (s *Sim) check(o *otp, code, api string, at time.Time) events.OTPState {
 	o.refresh(at)
 	result := o.status
 	switch o.status {
-	case tyntec.OTPVerified:
-		result = tyntec.OTPAlreadyReported
-	case tyntec.OTPExpired, tyntec.OTPTooManyAttempts:
+	case events.OTPVerified:
+		result = events.OTPAlreadyReported
+	case events.OTPExpired, events.OTPTooManyAttempts:
 	default:
 		o.attemptCount++
 		switch {
 		case code == o.code:
-			o.status, o.closedAt = tyntec.OTPVerified, at
+			o.status, o.closedAt = events.OTPVerified, at
 		case o.attemptCount >= o.allowed:
-			o.status, o.closedAt = tyntec.OTPTooManyAttempts, at
+			o.status, o.closedAt = events.OTPTooManyAttempts, at
 		default:
-			o.status = tyntec.OTPWrongCode
+			o.status = events.OTPWrongCode
 		}
 		result = o.status
 	}
 	o.checks = append(o.checks, Check{At: at, API: api, Right: code == o.code, Result: result})
-	st := tyntec.V1StatusFailed
-	if result == tyntec.OTPVerified {
-		st = tyntec.V1StatusSuccess
+	st := events.V1StatusFailed
+	if result == events.OTPVerified {
+		st = events.V1StatusSuccess
 	}
-	o.events = append(o.events, v1Event(tyntec.V1EventCheck, st, result, at))
+	o.events = append(o.events, v1Event(events.V1EventCheck, st, string(result), at))
 	return result
 }
 
 // resend starts an extra attempt on channel ch at now. Callers hold s.mu.
-func (s *Sim) resend(o *otp, via, ch string, now time.Time) {
+func (s *Sim) resend(o *otp, via string, ch events.Channel, now time.Time) {
 	o.resends = append(o.resends, Resend{At: now, Via: via, Channel: ch})
-	o.events = append(o.events, v1Event(tyntec.V1EventResend, "", via, now))
+	o.events = append(o.events, v1Event(events.V1EventResend, "", via, now))
 	o.channels = append(o.channels, ch)
 	idx := len(o.channels) - 1
 	s.schedule(now.Add(s.cfg.Channels[ch].DispatchDelay), func(at time.Time) { s.dispatch(o, idx, true, at) })

@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpscope/otpscope/internal/tyntec"
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 // received is one webhook as the receiver saw it.
 type received struct {
-	ds     tyntec.DeliveryStatus
+	ds     events.DeliveryStatus
 	raw    []byte
 	header http.Header
 }
@@ -42,7 +42,7 @@ func newReceiver(t testing.TB, status func(n int) int) (*receiver, string) {
 			code = rc.status(rc.n)
 		}
 		if code >= 200 && code < 300 {
-			var ds tyntec.DeliveryStatus
+			var ds events.DeliveryStatus
 			if err := json.Unmarshal(raw, &ds); err != nil {
 				t.Errorf("webhook body %q: %v", raw, err)
 			}
@@ -68,8 +68,8 @@ func (rc *receiver) requests() int {
 }
 
 // byOTP groups received webhooks by OTP ID, in arrival order.
-func byOTP(rs []received) map[string][]tyntec.DeliveryStatus {
-	out := map[string][]tyntec.DeliveryStatus{}
+func byOTP(rs []received) map[string][]events.DeliveryStatus {
+	out := map[string][]events.DeliveryStatus{}
 	for _, r := range rs {
 		out[r.ds.OTPID] = append(out[r.ds.OTPID], r.ds)
 	}

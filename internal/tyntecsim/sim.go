@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -282,10 +283,10 @@ func (s *Sim) addCallback(n tyntec.NewCallbackConfig) tyntec.CallbackConfig {
 	return *cb
 }
 
-func sortedChannels(p tyntec.Priority) []string {
+func sortedChannels(p tyntec.Priority) []events.Channel {
 	cps := append([]tyntec.ChannelPriority(nil), p.ChannelPriority...)
 	sort.SliceStable(cps, func(i, j int) bool { return cps[i].Priority < cps[j].Priority })
-	out := make([]string, len(cps))
+	out := make([]events.Channel, len(cps))
 	for i, cp := range cps {
 		out[i] = cp.Channel
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
@@ -44,12 +45,12 @@ func call(t *testing.T, method, url, key string, body any) (int, http.Header, []
 func TestFallbackSMSToViber(t *testing.T) {
 	rc, hookURL := newReceiver(t, nil)
 	chs := tyntecsim.DefaultChannels()
-	sms := chs[tyntec.ChannelSMS]
+	sms := chs[events.ChannelSMS]
 	sms.DeliveryProbability = 0 // SMS fails every time
 	sim, _ := startSim(t, tyntecsim.Config{
 		Seed:      7,
 		TimeScale: 1000,
-		Channels:  map[string]tyntecsim.Channel{tyntec.ChannelSMS: sms},
+		Channels:  map[events.Channel]tyntecsim.Channel{events.ChannelSMS: sms},
 		Callbacks: []tyntec.NewCallbackConfig{{URL: hookURL, Headers: map[string]string{"X-Webhook-Token": "s3cret"}}},
 	})
 	const n = 25
@@ -70,11 +71,14 @@ func TestFallbackSMSToViber(t *testing.T) {
 		if len(evs) != 4 {
 			t.Fatalf("OTP %s: %d webhooks %+v; want 4", id, len(evs), evs)
 		}
-		want := []struct{ ch, status string }{
-			{tyntec.ChannelSMS, tyntec.DeliveryDispatched},
-			{tyntec.ChannelSMS, tyntec.DeliveryUndeliverable},
-			{tyntec.ChannelViber, tyntec.DeliveryDispatched},
-			{tyntec.ChannelViber, ""}, // any outcome
+		want := []struct {
+			ch     events.Channel
+			status events.Status
+		}{
+			{events.ChannelSMS, events.StatusDispatched},
+			{events.ChannelSMS, events.StatusUndeliverable},
+			{events.ChannelViber, events.StatusDispatched},
+			{events.ChannelViber, ""}, // any outcome
 		}
 		for i, w := range want {
 			if evs[i].Channel != w.ch || (w.status != "" && evs[i].Status != w.status) {
@@ -83,13 +87,13 @@ func TestFallbackSMSToViber(t *testing.T) {
 			if i > 0 && evs[i].Timestamp.Before(evs[i-1].Timestamp) {
 				t.Errorf("OTP %s webhook %d at %s before previous at %s", id, i, evs[i].Timestamp, evs[i-1].Timestamp)
 			}
-			failed := evs[i].Status == tyntec.DeliveryUndeliverable || evs[i].Status == tyntec.DeliveryTimedOut
+			failed := evs[i].Status == events.StatusUndeliverable || evs[i].Status == events.StatusTimedOut
 			if failed != (evs[i].Error != nil) {
 				t.Errorf("OTP %s webhook %d status %s has error %+v", id, i, evs[i].Status, evs[i].Error)
 			}
 		}
 		switch evs[3].Status {
-		case tyntec.DeliveryDelivered, tyntec.DeliveryUndeliverable, tyntec.DeliveryTimedOut:
+		case events.StatusDelivered, events.StatusUndeliverable, events.StatusTimedOut:
 		default:
 			t.Errorf("OTP %s final VIBER status %q", id, evs[3].Status)
 		}
@@ -109,13 +113,30 @@ func TestFallbackSMSToViber(t *testing.T) {
 				t.Errorf("truth webhook %d of %s = %+v; received %+v", i, id, w, evs[i])
 			}
 		}
-		if ot.Attempts[0].Outcome != tyntec.DeliveryUndeliverable || !ot.Attempts[0].Settled.Equal(evs[1].Timestamp) {
+		if ot.Attempts[0].Outcome != events.StatusUndeliverable || !ot.Attempts[0].Settled.Equal(evs[1].Timestamp) {
 			t.Errorf("truth %s SMS attempt %+v; webhook %+v", id, ot.Attempts[0], evs[1])
 		}
 	}
 	for _, r := range rc.all() {
 		if r.header.Get("X-Webhook-Token") != "s3cret" {
 			t.Fatalf("webhook header X-Webhook-Token = %q; want the configured one", r.header.Get("X-Webhook-Token"))
+		}
+		// The body is tyntec's webhook, none of otpscope's additions.
+		var body map[string]json.RawMessage
+		if err := json.Unmarshal(r.raw, &body); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]bool{"channel": true, "otpId": true, "profileId": true, "status": true, "timestamp": true, "error": r.ds.Status.Failed()}
+		for k := range body {
+			if !want[k] {
+				t.Errorf("webhook body %s has %q; want only tyntec's fields", r.raw, k)
+			}
+			delete(want, k)
+		}
+		for k, required := range want {
+			if required {
+				t.Errorf("webhook body %s lacks %q", r.raw, k)
+			}
 		}
 	}
 }
@@ -314,11 +335,11 @@ func TestValidateTransitions(t *testing.T) {
 	tests := []struct {
 		name  string
 		codes []bool // right code?
-		want  []string
+		want  []events.OTPState
 	}{
-		{"right", []bool{true, true}, []string{"VERIFIED", "ALREADY_REPORTED"}},
-		{"wrong then right", []bool{false, true}, []string{"WRONG_CODE", "VERIFIED"}},
-		{"too many", []bool{false, false, false, true}, []string{"WRONG_CODE", "WRONG_CODE", "TOO_MANY_ATTEMPTS", "TOO_MANY_ATTEMPTS"}},
+		{"right", []bool{true, true}, []events.OTPState{"VERIFIED", "ALREADY_REPORTED"}},
+		{"wrong then right", []bool{false, true}, []events.OTPState{"WRONG_CODE", "VERIFIED"}},
+		{"too many", []bool{false, false, false, true}, []events.OTPState{"WRONG_CODE", "WRONG_CODE", "TOO_MANY_ATTEMPTS", "TOO_MANY_ATTEMPTS"}},
 	}
 	sim, base := startSim(t, tyntecsim.Config{Seed: 5, OTPExpiry: time.Hour})
 	for _, tt := range tests {
@@ -362,7 +383,7 @@ func TestV1CheckStatuses(t *testing.T) {
 	for i, want := range []struct {
 		code   string
 		status int
-		otp    string
+		otp    events.OTPState
 	}{
 		{"1111", http.StatusUnauthorized, "ACTIVE"},
 		{"4711", http.StatusAccepted, "VERIFIED"},
@@ -397,7 +418,7 @@ func TestExpiry(t *testing.T) {
 	}
 	st, _, raw := call(t, http.MethodGet, base+"/2fa/v4/otp/"+id, tyntecsim.DefaultAPIKey, nil)
 	var o tyntec.OTP
-	if err := json.Unmarshal(raw, &o); st != http.StatusOK || err != nil || o.OTPStatus != tyntec.OTPExpired {
+	if err := json.Unmarshal(raw, &o); st != http.StatusOK || err != nil || o.OTPStatus != events.OTPExpired {
 		t.Errorf("GET expired OTP = %d %s; want 200 EXPIRED", st, raw)
 	}
 	_, _, raw = call(t, http.MethodPost, base+"/2fa/v4/otp/"+id+"/validate", tyntecsim.DefaultAPIKey, tyntec.ValidateOTPRequest{OTPCode: "123456"})
@@ -418,7 +439,7 @@ func TestV1ResendAndEvents(t *testing.T) {
 	}
 	waitIdle(t, sim)
 	ot, _ := sim.Truth().OTP(o.OTPID)
-	if len(ot.Attempts) != 2 || ot.Attempts[0].Channel != tyntec.ChannelSMS || ot.Attempts[1].Channel != tyntec.ChannelVoice || !ot.Attempts[1].Resend {
+	if len(ot.Attempts) != 2 || ot.Attempts[0].Channel != events.ChannelSMS || ot.Attempts[1].Channel != events.ChannelVoice || !ot.Attempts[1].Resend {
 		t.Errorf("attempts %+v; want SMS then re-sent VOICE", ot.Attempts)
 	}
 	if len(ot.Webhooks) != 0 {
@@ -436,7 +457,7 @@ func TestV1ResendAndEvents(t *testing.T) {
 			t.Errorf("event %+v maps to %q %q", e, ch, status)
 		}
 	}
-	if types[tyntec.V1EventCreated] != 1 || types[tyntec.V1EventResend] != 1 || types[tyntec.V1EventSMS] != 2 || types[tyntec.V1EventVoice] != 2 {
+	if types[events.V1EventCreated] != 1 || types[events.V1EventResend] != 1 || types[events.V1EventSMS] != 2 || types[events.V1EventVoice] != 2 {
 		t.Errorf("event types %v; want CREATED 1, RESEND 1, SMS 2, VOICE 2", types)
 	}
 	if fmt.Sprint(evs) != fmt.Sprint(ot.Events) {
@@ -502,7 +523,7 @@ func TestTrafficGenerator(t *testing.T) {
 		apis[o.API]++
 		profiles[o.Profile]++
 		prios[o.Priority]++
-		finals[o.Final]++
+		finals[string(o.Final)]++
 		if !o.Generated {
 			t.Errorf("OTP %s not marked generated", o.ID)
 		}
@@ -514,7 +535,7 @@ func TestTrafficGenerator(t *testing.T) {
 	if apis[tyntecsim.APIv1] == 0 || apis[tyntecsim.APIv4] == 0 || len(profiles) < 3 || len(prios) < 3 {
 		t.Errorf("spread: apis %v profiles %v priorities %v; want both APIs and several profiles and priorities", apis, profiles, prios)
 	}
-	if finals[tyntec.OTPVerified] == 0 {
+	if finals[string(events.OTPVerified)] == 0 {
 		t.Errorf("final statuses %v; want some VERIFIED", finals)
 	}
 	if len(rc.all()) != webhooks {
@@ -558,7 +579,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero", tyntecsim.Config{}, true},
 		{"negative scale", tyntecsim.Config{TimeScale: -1}, false},
 		{"drop above 1", tyntecsim.Config{Faults: tyntecsim.Faults{WebhookDrop: 1.5}}, false},
-		{"probability above 1", tyntecsim.Config{Channels: map[string]tyntecsim.Channel{"SMS": {DeliveryProbability: 2, Timeout: time.Second}}}, false},
+		{"probability above 1", tyntecsim.Config{Channels: map[events.Channel]tyntecsim.Channel{"SMS": {DeliveryProbability: 2, Timeout: time.Second}}}, false},
 		{"unknown priority channel", tyntecsim.Config{Priorities: []tyntec.Priority{{Name: "x", ChannelPriority: []tyntec.ChannelPriority{{Channel: "FAX", Priority: 1}}}}}, false},
 	}
 	for _, tt := range tests {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -81,11 +82,11 @@ func (s *Sim) generate(ctx context.Context, t Traffic, profiles []tyntec.Profile
 		voice := rng.IntN(5) == 0
 		s.mu.Lock()
 		if v1 {
-			ch := tyntec.ChannelSMS
+			ch := events.ChannelSMS
 			if voice {
-				ch = tyntec.ChannelVoice
+				ch = events.ChannelVoice
 			}
-			s.createOTP(newOTP{api: APIv1, to: to, channels: []string{ch}, allowed: v1Attempts, codeLen: v1PinLength, generated: true})
+			s.createOTP(newOTP{api: APIv1, to: to, channels: []events.Channel{ch}, allowed: v1Attempts, codeLen: v1PinLength, generated: true})
 		} else {
 			allowed := prof.Attempts
 			if allowed <= 0 {

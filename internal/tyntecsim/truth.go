@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -35,7 +36,7 @@ type OTPTruth struct {
 	// Attempts are the channels tried, in dispatch order.
 	Attempts []Attempt
 	// Final is the OTP status at Truth.At (ACTIVE, VERIFIED, EXPIRED, WRONG_CODE, TOO_MANY_ATTEMPTS).
-	Final        string
+	Final        events.OTPState
 	AttemptCount int
 	// Webhooks are the DeliveryStatus webhooks, one per event and callback, in emission order.
 	Webhooks []Webhook
@@ -47,11 +48,11 @@ type OTPTruth struct {
 
 // Attempt is one OTP on one channel.
 type Attempt struct {
-	Channel    string
+	Channel    events.Channel
 	Resend     bool // started by a v1 re-send rather than the priority
 	Dispatched time.Time
 	// Outcome is DELIVERED, UNDELIVERABLE or TIMED_OUT; empty while pending.
-	Outcome   string
+	Outcome   events.Status
 	Settled   time.Time
 	ErrorCode string
 }
@@ -60,8 +61,8 @@ type Attempt struct {
 type Webhook struct {
 	CallbackID string
 	URL        string
-	Channel    string
-	Status     string
+	Channel    events.Channel
+	Status     events.Status
 	Timestamp  time.Time // the body's timestamp
 	Dropped    bool      // never sent (fault)
 	Duplicated bool      // sent twice (fault)
@@ -75,7 +76,7 @@ type Webhook struct {
 type Resend struct {
 	At      time.Time
 	Via     string
-	Channel string
+	Channel events.Channel
 }
 
 // Check is one code validation (v4 validate or v1 check).
@@ -83,7 +84,7 @@ type Check struct {
 	At     time.Time
 	API    string
 	Right  bool
-	Result string // VERIFIED, WRONG_CODE, TOO_MANY_ATTEMPTS, EXPIRED, ALREADY_REPORTED
+	Result events.OTPState // VERIFIED, WRONG_CODE, TOO_MANY_ATTEMPTS, EXPIRED, ALREADY_REPORTED
 }
 
 // Path returns the channels attempted by the priority, joined like SMS>VIBER.
@@ -96,17 +97,17 @@ func (o OTPTruth) Path() string {
 		if p != "" {
 			p += ">"
 		}
-		p += a.Channel
+		p += string(a.Channel)
 	}
 	return p
 }
 
 // DeliveredOn returns the channel of the first DELIVERED attempt, or "".
-func (o OTPTruth) DeliveredOn() string {
+func (o OTPTruth) DeliveredOn() events.Channel {
 	var first *Attempt
 	for i := range o.Attempts {
 		a := &o.Attempts[i]
-		if a.Outcome == tyntec.DeliveryDelivered && (first == nil || a.Settled.Before(first.Settled)) {
+		if a.Outcome == events.StatusDelivered && (first == nil || a.Settled.Before(first.Settled)) {
 			first = a
 		}
 	}
@@ -230,10 +231,10 @@ func (t Truth) Summary() Summary {
 		}
 		first, pending := -1, false
 		for i, a := range o.Attempts {
-			c := s.Channels[a.Channel]
+			c := s.Channels[string(a.Channel)]
 			c.Attempts++
 			switch a.Outcome {
-			case "DELIVERED":
+			case events.StatusDelivered:
 				c.Delivered++
 				if first < 0 {
 					first = i
@@ -243,7 +244,7 @@ func (t Truth) Summary() Summary {
 			default:
 				c.Failed++
 			}
-			s.Channels[a.Channel] = c
+			s.Channels[string(a.Channel)] = c
 		}
 		switch {
 		case first == 0:
