@@ -184,7 +184,7 @@ func (a *App) start(ctx context.Context) (err error) {
 	reporter.NewAPI(a.db, logger).Mount(r)
 	a.reports = reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg)
 	checks := []ops.Check{{Name: "nats", Ready: a.broker.Ready}, {Name: "clickhouse", Ready: a.db.Ready}}
-	a.consumer = sink.NewConsumer(cfg.Sink, a.broker.JetStream(), a.broker.StreamName(), a.db, a.broker, logger, reg)
+	a.consumer = sink.NewConsumer(cfg.Sink, a.broker, a.db, logger, reg)
 	if cfg.pollerEnabled() {
 		if a.poller, err = poller.New(ctx, a.cfg.Poller, a.broker, logger.With("component", "poller"), reg); err != nil {
 			return err

@@ -48,7 +48,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (s *Service, err 
 	if s.db, err = store.Open(ctx, cfg.ClickHouse, logger); err != nil {
 		return nil, err
 	}
-	s.consumer = sink.NewConsumer(cfg.Sink, s.broker.JetStream(), s.broker.StreamName(), s.db, s.broker, logger, reg)
+	s.consumer = sink.NewConsumer(cfg.Sink, s.broker, s.db, logger, reg)
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
