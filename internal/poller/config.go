@@ -140,7 +140,7 @@ func (c Config) withDefaults() Config {
 		c.StateTTL = DefaultStateTTL
 	}
 	if c.Replica == "" {
-		c.Replica = replicaName()
+		c.Replica = broker.ReplicaName()
 	}
 	if c.Now == nil {
 		c.Now = time.Now
