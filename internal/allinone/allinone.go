@@ -261,7 +261,7 @@ func (a *App) Banner(w io.Writer) {
 		fmt.Sprintf("  tracking     http://%s%s", a.Addr(), ingest.TrackPath),
 		fmt.Sprintf("  API          http://%s/api/v1/channels  /api/v1/fallback  /api/v1/otps/{otpId}", a.Addr()),
 		fmt.Sprintf("  health       http://%s/healthz  /readyz  /metrics", a.Addr()),
-		fmt.Sprintf("  NATS         %s (%s), stream %s", a.broker.ClientURL(), embedded(a.broker.Server() != nil), a.broker.StreamName()),
+		fmt.Sprintf("  NATS         %s (%s), stream %s", a.broker.ClientURL(), embedded(a.broker.Embedded()), a.broker.StreamName()),
 	}
 	if e := a.db.Embedded(); e != nil {
 		lines = append(lines, fmt.Sprintf("  ClickHouse   http://%s (embedded engine, read-only for other clients; Grafana connects here)", e.Addr()))

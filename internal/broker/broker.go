@@ -177,15 +177,6 @@ func (b *Broker) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Conn is the NATS connection.
-func (b *Broker) Conn() *nats.Conn { return b.nc }
-
-// JetStream is the JetStream context of the connection.
-func (b *Broker) JetStream() jetstream.JetStream { return b.js }
-
-// Server is the embedded NATS server, or nil when connected to an external one.
-func (b *Broker) Server() *server.Server { return b.srv }
-
 // StreamName is the name of otpscope's stream.
 func (b *Broker) StreamName() string { return b.stream.Name }
 

@@ -105,7 +105,7 @@ func TestServiceEndToEndAndDurable(t *testing.T) {
 
 func streamCount(t *testing.T, b *broker.Broker) uint64 {
 	t.Helper()
-	s, err := b.JetStream().Stream(t.Context(), b.StreamName())
+	s, err := brokertest.JetStream(t, b).Stream(t.Context(), b.StreamName())
 	if err != nil {
 		t.Fatal(err)
 	}
