@@ -130,7 +130,7 @@ func run(n, batch int) error {
 	}
 	reg := prometheus.NewRegistry()
 	cons := sink.NewConsumer(sink.Config{Durable: "bench", MaxRows: batch, MaxBytes: sink.DefaultMaxBytes, FlushInterval: time.Second, AckWait: time.Minute},
-		b.JetStream(), b.StreamName(), db, b, quiet, reg)
+		b, db, quiet, reg)
 	sinkCtx, stopSink := context.WithCancel(ctx)
 	defer stopSink()
 	done := make(chan error, 1)

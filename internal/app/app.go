@@ -94,7 +94,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		}
 		a.cleanup = append(a.cleanup, func() { a.db.Close() })
 		checks = append(checks, ops.Check{Name: "clickhouse", Ready: a.db.Ready})
-		consumer := sink.NewConsumer(cfg.Sink, a.broker.JetStream(), a.broker.StreamName(), a.db, a.broker, logger, reg)
+		consumer := sink.NewConsumer(cfg.Sink, a.broker, a.db, logger, reg)
 		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg)
 		reporter.NewAPI(a.db, logger).Mount(guarded)
 		a.runs = append(a.runs, consumer.Run, func(ctx context.Context) error {
@@ -184,7 +184,7 @@ func (a *App) Banner(w io.Writer) {
 	}
 	lines = append(lines, "  health       "+base+"/healthz  /readyz", "  metrics      "+adminBase+"/metrics")
 	nats := "external"
-	if a.broker.Server() != nil {
+	if a.broker.Embedded() {
 		nats = "embedded"
 	}
 	lines = append(lines, fmt.Sprintf("  NATS         %s (%s), stream %s", a.broker.ClientURL(), nats, a.broker.StreamName()))

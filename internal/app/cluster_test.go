@@ -130,7 +130,7 @@ func TestClusterNodeRestart(t *testing.T) {
 	sinkCtx, stopSink := context.WithCancel(t.Context())
 	sinkDone := make(chan error, 1)
 	consumer := sink.NewConsumer(sink.Config{Durable: "sink", MaxRows: 1000, MaxBytes: 1 << 20, FlushInterval: 200 * time.Millisecond, AckWait: 5 * time.Second},
-		b.JetStream(), b.StreamName(), db, b, brokertest.Logger(t), prometheus.NewRegistry())
+		b, db, brokertest.Logger(t), prometheus.NewRegistry())
 	go func() { sinkDone <- consumer.Run(sinkCtx) }()
 	t.Cleanup(func() { stopSink(); <-sinkDone })
 
@@ -167,7 +167,7 @@ func TestClusterNodeRestart(t *testing.T) {
 
 	// Stop the stream's leader once traffic flows, start it again later.
 	time.Sleep(time.Second)
-	s, err := b.JetStream().Stream(t.Context(), b.StreamName())
+	s, err := brokertest.JetStream(t, b).Stream(t.Context(), b.StreamName())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/cli"
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
@@ -96,7 +97,7 @@ type SimulateConfig struct {
 	// poller to recover.
 	DropWebhooks float64
 	// Channels overrides the simulated channels (tests use fast ones).
-	Channels map[string]tyntecsim.Channel
+	Channels map[events.Channel]tyntecsim.Channel
 }
 
 func (c *Config) runs(module string) bool { return slices.Contains(c.Modules, module) }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/otpscope/otpscope/internal/backoff"
 	"github.com/otpscope/otpscope/internal/events"
 )
 
@@ -89,20 +90,17 @@ func Connect(url, name string, logger *slog.Logger) (*nats.Conn, error) {
 // ensureStreamRetrying creates or updates the stream, retrying while ctx lasts:
 // a cluster may still be electing a meta leader when a service starts.
 func (b *Broker) ensureStreamRetrying(ctx context.Context) error {
-	wait := 100 * time.Millisecond
-	for {
+	err := backoff.Retry(ctx, backoff.Policy{First: 100 * time.Millisecond, Max: 5 * time.Second}, func() error {
 		err := b.EnsureStream(ctx)
-		if err == nil {
-			return nil
+		if err != nil {
+			b.logger.Warn("stream not ready; retrying", "stream", b.stream.Name, "err", err)
 		}
-		b.logger.Warn("stream not ready; retrying", "stream", b.stream.Name, "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("ensure stream %s: %w (last error: %v)", b.stream.Name, ctx.Err(), err)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ensure stream %s: %w", b.stream.Name, err)
 	}
+	return nil
 }
 
 // EnsureStream creates otpscope's stream, or updates it to the configured
@@ -179,21 +177,39 @@ func (b *Broker) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Conn is the NATS connection.
-func (b *Broker) Conn() *nats.Conn { return b.nc }
-
-// JetStream is the JetStream context of the connection.
-func (b *Broker) JetStream() jetstream.JetStream { return b.js }
-
-// StreamReplicas is the stream's replica count, which otpscope's KV buckets
-// follow.
-func (b *Broker) StreamReplicas() int { return max(1, b.stream.Replicas) }
-
 // StreamName is the name of otpscope's stream.
 func (b *Broker) StreamName() string { return b.stream.Name }
 
-// Server is the embedded NATS server, or nil when connected to an external one.
-func (b *Broker) Server() *server.Server { return b.srv }
+// StreamMsgs is how many messages the stream holds.
+func (b *Broker) StreamMsgs(ctx context.Context) (uint64, error) {
+	s, err := b.js.Stream(ctx, b.stream.Name)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", b.stream.Name, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s info: %w", b.stream.Name, err)
+	}
+	return info.State.Msgs, nil
+}
+
+// Embedded reports whether this broker hosts the NATS server itself.
+func (b *Broker) Embedded() bool { return b.srv != nil }
+
+// Subscribe delivers the messages published on subject to fn, from now until
+// the returned function is called: a plain NATS subscription, for watching
+// (tests, benchmarks), not for consuming the stream.
+func (b *Broker) Subscribe(subject string, fn func(*nats.Msg)) (unsubscribe func(), err error) {
+	sub, err := b.nc.Subscribe(subject, fn)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to %s: %w", subject, err)
+	}
+	if err := b.nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe to %s: %w", subject, err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
 
 // ClientURL is the URL other processes use to reach this broker's NATS.
 func (b *Broker) ClientURL() string {

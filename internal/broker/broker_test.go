@@ -111,7 +111,7 @@ func TestEmbeddedOpenCreatesStream(t *testing.T) {
 		t.Fatalf("Open: %v", err)
 	}
 	defer b.Close()
-	if b.Server() == nil {
+	if !b.Embedded() {
 		t.Fatal("no embedded server with an empty URL")
 	}
 	s, err := b.JetStream().Stream(t.Context(), broker.DefaultStreamName)

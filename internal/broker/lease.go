@@ -3,12 +3,13 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/otpscope/otpscope/internal/backoff"
 )
 
 // Lease elects one holder among replicas through a JetStream KV key: created
@@ -27,12 +28,12 @@ type Lease struct {
 // NewLease creates (or opens) bucket with the given TTL and returns the lease
 // of key for holder, a name unique to this replica.
 func (b *Broker) NewLease(ctx context.Context, bucket, description, key, holder string, ttl time.Duration, logger *slog.Logger) (*Lease, error) {
-	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := b.KeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: bucket, Description: description, History: 1, TTL: ttl,
-		Storage: jetstream.FileStorage, Replicas: max(1, b.stream.Replicas),
+		Storage: jetstream.FileStorage,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create KV bucket %s: %w", bucket, err)
+		return nil, err
 	}
 	return &Lease{kv: kv, key: key, holder: holder, ttl: ttl, logger: logger}, nil
 }
@@ -47,7 +48,7 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
 				l.logger.Warn("lease election", "key", l.key, "err", err)
 			}
-			sleepCtx(ctx, l.ttl/3)
+			backoff.Sleep(ctx, l.ttl/3)
 			continue
 		}
 		l.logger.Info("lease acquired", "key", l.key, "holder", l.holder)
@@ -94,12 +95,5 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 func (l *Lease) holding(b bool) {
 	if l.Holding != nil {
 		l.Holding(b)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
 	}
 }

@@ -79,7 +79,7 @@ func (f *fixture) post(t *testing.T, body string, header ...string) *http.Respon
 // subjects counts the stream's messages by subject.
 func (f *fixture) subjects(t *testing.T) map[string]uint64 {
 	t.Helper()
-	s, err := f.broker.JetStream().Stream(t.Context(), f.broker.StreamName())
+	s, err := brokertest.JetStream(t, f.broker).Stream(t.Context(), f.broker.StreamName())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestBadInput(t *testing.T) {
 
 func lastDeadLetter(t *testing.T, f *fixture) events.DeadLetter {
 	t.Helper()
-	s, err := f.broker.JetStream().Stream(t.Context(), f.broker.StreamName())
+	s, err := brokertest.JetStream(t, f.broker).Stream(t.Context(), f.broker.StreamName())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +371,7 @@ func TestTrack(t *testing.T) {
 	if got := f.subjects(t); len(got) != 1 || got[events.SubjectTrack] != 2 {
 		t.Fatalf("stream subjects = %v; want two registrations", got)
 	}
-	s, _ := f.broker.JetStream().Stream(t.Context(), f.broker.StreamName())
+	s, _ := brokertest.JetStream(t, f.broker).Stream(t.Context(), f.broker.StreamName())
 	raw, err := s.GetLastMsgForSubject(t.Context(), events.SubjectTrack)
 	if err != nil {
 		t.Fatal(err)

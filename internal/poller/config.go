@@ -10,6 +10,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -126,7 +127,7 @@ func (c Config) withDefaults() Config {
 		c.StateTTL = DefaultStateTTL
 	}
 	if c.Replica == "" {
-		c.Replica = replicaName()
+		c.Replica = broker.ReplicaName()
 	}
 	if c.Now == nil {
 		c.Now = time.Now

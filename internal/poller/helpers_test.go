@@ -119,8 +119,8 @@ func goRun(t *testing.T, fn func(ctx context.Context) error) (stop func()) {
 func waitTracked(t *testing.T, p *Poller) {
 	t.Helper()
 	brokertest.WaitFor(t, 20*time.Second, "tracking consumer to drain", func() bool {
-		info, err := p.track.Info(t.Context())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		lag, err := p.track.Lag(t.Context())
+		return err == nil && lag.Pending == 0 && lag.AckPending == 0
 	})
 }
 
@@ -150,7 +150,7 @@ type stored struct {
 // streamMessages reads every message of the stream on subject (a filter).
 func streamMessages(t *testing.T, b *broker.Broker, subject string) []stored {
 	t.Helper()
-	c, err := b.JetStream().OrderedConsumer(t.Context(), b.StreamName(), jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	c, err := brokertest.JetStream(t, b).OrderedConsumer(t.Context(), b.StreamName(), jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
 	if err != nil {
 		t.Fatalf("ordered consumer: %v", err)
 	}

@@ -2,12 +2,9 @@ package poller
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -37,8 +34,7 @@ type publisher interface {
 // reconciliation, resends and callback registration on the leader.
 type Poller struct {
 	cfg       Config
-	js        jetstream.JetStream
-	stream    string
+	ready     func(context.Context) error // NATS and the stream answer
 	pub       publisher
 	api       *tyntec.Client
 	limiter   *rate.Limiter
@@ -48,8 +44,8 @@ type Poller struct {
 	lease     *broker.Lease
 	schedule  cron.Schedule
 	interval  time.Duration
-	track     jetstream.Consumer
-	resend    jetstream.Consumer
+	track     *broker.Consumer
+	resend    *broker.Consumer
 	logger    *slog.Logger
 	metrics   *metrics
 
@@ -105,18 +101,16 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 			return nil, err
 		}
 	}
-	js := b.JetStream()
-	replicas := b.StreamReplicas()
-	st, err := openStore(ctx, js, replicas, cfg.StateTTL)
+	st, err := openStore(ctx, b, cfg.StateTTL)
 	if err != nil {
 		return nil, err
 	}
-	decisions, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	decisions, err := b.KeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: BucketResends, Description: "otpscope poller: resend decisions (create = claim)",
-		History: 1, TTL: cfg.StateTTL, Storage: jetstream.FileStorage, Replicas: replicas,
+		History: 1, TTL: cfg.StateTTL, Storage: jetstream.FileStorage,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create KV bucket %s: %w", BucketResends, err)
+		return nil, err
 	}
 	lease, err := b.NewLease(ctx, BucketLeader, "otpscope poller: lease of the replica that calls tyntec", leaderKey, cfg.Replica, cfg.LeaderTTL, logger)
 	if err != nil {
@@ -131,17 +125,17 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 	}
 	// A new consumer starts far enough back to see every OTP still open.
 	startAt := now.Add(-(cfg.OTPExpiry + cfg.Grace))
-	track, err := consumer(ctx, js, b.StreamName(), DurableTrack, "otpscope poller: delivery facts and registrations into the OTP records", trackSubjects, startAt)
+	track, err := b.Consumer(ctx, consumerSpec(DurableTrack, "otpscope poller: delivery facts and registrations into the OTP records", trackSubjects, startAt))
 	if err != nil {
 		return nil, err
 	}
 	p := &Poller{
-		cfg: cfg, js: js, stream: b.StreamName(), pub: b, api: api, limiter: tc.Limiter, policy: pol,
+		cfg: cfg, ready: b.Ready, pub: b, api: api, limiter: tc.Limiter, policy: pol,
 		store: st, decisions: decisions, lease: lease, schedule: sched, interval: interval,
 		track: track, logger: logger, metrics: m,
 	}
 	if pol != nil {
-		if p.resend, err = consumer(ctx, js, b.StreamName(), DurableResend, "otpscope poller: failed deliveries for the resend policy", resendSubjects, now); err != nil {
+		if p.resend, err = b.Consumer(ctx, consumerSpec(DurableResend, "otpscope poller: failed deliveries for the resend policy", resendSubjects, now)); err != nil {
 			return nil, err
 		}
 	}
@@ -163,7 +157,7 @@ func (p *Poller) Run(ctx context.Context) error {
 func (p *Poller) runTracker(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.store.watch(ctx) })
-	g.Go(func() error { return p.consume(ctx, p.track, DurableTrack, p.handleTrack) })
+	g.Go(func() error { return p.track.Consume(ctx, p.handleTrack) })
 	return g.Wait()
 }
 
@@ -175,10 +169,7 @@ func (p *Poller) Ready(ctx context.Context) error {
 	default:
 		return errors.New("loading tracked OTPs")
 	}
-	if _, err := p.js.Stream(ctx, p.stream); err != nil {
-		return fmt.Errorf("stream %s: %w", p.stream, err)
-	}
-	return nil
+	return p.ready(ctx)
 }
 
 // Checks are the poller's readiness checks for /readyz.
@@ -198,7 +189,7 @@ func (p *Poller) runLeader(ctx context.Context) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	if p.resend != nil {
-		g.Go(func() error { return p.consume(ctx, p.resend, DurableResend, p.handleResend) })
+		g.Go(func() error { return p.resend.Consume(ctx, p.handleResend) })
 	}
 	g.Go(func() error {
 		for {
@@ -265,10 +256,3 @@ func sortedChannels(pr tyntec.Priority) []string {
 	return out
 }
 
-// replicaName is hostname-pid-random: unique per process.
-func replicaName() string {
-	host, _ := os.Hostname()
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
-}

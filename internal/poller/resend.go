@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
@@ -53,14 +54,13 @@ func DecisionID(ev *events.DeliveryStatus) string {
 	return ev.OTPID + "." + string(ev.Channel) + "." + string(ev.Status) + "." + strconv.FormatInt(ev.Timestamp.UnixMilli(), 10)
 }
 
-func (p *Poller) handleResend(ctx context.Context, m jetstream.Msg) (time.Duration, error) {
+func (p *Poller) handleResend(ctx context.Context, m *broker.Msg) broker.Decision {
 	var ev events.DeliveryStatus
 	if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.OTPID == "" {
-		_ = m.Term()
-		return 0, nil
+		return broker.DeadLetter(undecodable(err))
 	}
 	d, err := p.DecideResend(ctx, &ev)
-	return d.Retry, err
+	return p.settle(DurableResend, m, d.Retry, err)
 }
 
 // DecideResend applies the resend policy to a failed delivery: it claims the

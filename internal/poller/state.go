@@ -182,17 +182,21 @@ type store struct {
 	once  sync.Once
 }
 
-func openStore(ctx context.Context, js jetstream.JetStream, replicas int, ttl time.Duration) (*store, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// kvOpener creates or opens KV buckets (the broker).
+type kvOpener interface {
+	KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
+}
+
+func openStore(ctx context.Context, b kvOpener, ttl time.Duration) (*store, error) {
+	kv, err := b.KeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      BucketOTPs,
 		Description: "otpscope poller: tracked OTPs",
 		History:     1,
 		TTL:         ttl,
 		Storage:     jetstream.FileStorage,
-		Replicas:    max(1, replicas),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create KV bucket %s: %w", BucketOTPs, err)
+		return nil, err
 	}
 	return &store{kv: kv, view: map[string]entry{}, ready: make(chan struct{})}, nil
 }

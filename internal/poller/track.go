@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/otpscope/otpscope/internal/backoff"
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/events"
 )
 
@@ -21,85 +21,62 @@ const (
 // trackSubjects feed the tracker: every delivery fact and every registration.
 var trackSubjects = []string{events.SubjectDeliveryAll, events.SubjectTrack}
 
-// consumer returns the durable consumer name, creating it when missing. A new
+// deadLetterSource names the poller in the dead letters it publishes.
+const deadLetterSource = "poller"
+
+// retryPolicy delays a message whose handling failed: a second after the
+// first delivery, doubling up to 30s.
+var retryPolicy = backoff.Policy{First: time.Second, Max: 30 * time.Second}
+
+// consumerSpec is the spec of one of the poller's durable consumers. A new
 // consumer starts at startAt, so a first start does not replay a week of
-// history; an existing one keeps its position (its start cannot be updated).
-func consumer(ctx context.Context, js jetstream.JetStream, stream, name, desc string, subjects []string, startAt time.Time) (jetstream.Consumer, error) {
-	c, err := js.Consumer(ctx, stream, name)
-	if err == nil {
-		return c, nil
+// history; an existing one keeps its position.
+func consumerSpec(name, desc string, subjects []string, startAt time.Time) broker.ConsumerSpec {
+	return broker.ConsumerSpec{
+		Durable: name, Description: desc, Subjects: subjects,
+		AckWait: 30 * time.Second, MaxAckPending: 4096, StartAt: startAt,
+		Source: deadLetterSource, Retry: retryPolicy,
 	}
-	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("look up consumer %s: %w", name, err)
-	}
-	c, err = js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable:        name,
-		Description:    desc,
-		FilterSubjects: subjects,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        30 * time.Second,
-		MaxAckPending:  4096,
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &startAt,
-	})
-	if errors.Is(err, jetstream.ErrConsumerExists) {
-		// Another replica created it meanwhile.
-		return js.Consumer(ctx, stream, name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create consumer %s: %w", name, err)
-	}
-	return c, nil
 }
 
-// consume fetches from c and hands each message to handle until ctx ends.
-// handle returns nil to ack, a delay to nak with, or an error (logged, nak'ed
-// after a second).
-func (p *Poller) consume(ctx context.Context, c jetstream.Consumer, name string, handle func(context.Context, jetstream.Msg) (time.Duration, error)) error {
-	for ctx.Err() == nil {
-		batch, err := c.Fetch(256, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			if ctx.Err() == nil {
-				p.logger.Warn("fetch failed", "consumer", name, "err", err)
-				sleep(ctx, time.Second)
-			}
-			continue
-		}
-		for m := range batch.Messages() {
-			delay, err := handle(ctx, m)
-			switch {
-			case err != nil:
-				p.logger.Warn("message not handled; will be redelivered", "consumer", name, "subject", m.Subject(), "err", err)
-				_ = m.NakWithDelay(time.Second)
-			case delay > 0:
-				_ = m.NakWithDelay(delay)
-			default:
-				_ = m.Ack()
-			}
-		}
+// settle maps a handler's answer to a decision: an error is logged and the
+// message retried; a positive delay retries after it; otherwise ack.
+func (p *Poller) settle(name string, m *broker.Msg, delay time.Duration, err error) broker.Decision {
+	switch {
+	case err != nil:
+		p.logger.Warn("message not handled; will be redelivered", "consumer", name, "subject", m.Subject(), "err", err)
+		return broker.Retry(0)
+	case delay > 0:
+		return broker.Retry(delay)
 	}
-	return nil
+	return broker.Ack()
 }
 
 // handleTrack updates the OTP's record from a delivery fact or a registration.
-// A message that cannot be decoded is terminated: it will never decode.
-func (p *Poller) handleTrack(ctx context.Context, m jetstream.Msg) (time.Duration, error) {
+// A message that cannot be decoded is dead-lettered: it will never decode.
+func (p *Poller) handleTrack(ctx context.Context, m *broker.Msg) broker.Decision {
 	if m.Subject() == events.SubjectTrack {
 		var tr events.Track
 		if err := json.Unmarshal(m.Data(), &tr); err != nil || tr.OTPID == "" {
 			p.logger.Warn("undecodable tracking message dropped", "err", err)
-			_ = m.Term()
-			return 0, nil
+			return broker.DeadLetter(undecodable(err))
 		}
-		return 0, p.Track(ctx, tr)
+		return p.settle(DurableTrack, m, 0, p.Track(ctx, tr))
 	}
 	var ev events.DeliveryStatus
 	if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.OTPID == "" {
 		p.logger.Warn("undecodable delivery message dropped", "subject", m.Subject(), "err", err)
-		_ = m.Term()
-		return 0, nil
+		return broker.DeadLetter(undecodable(err))
 	}
-	return 0, p.Observe(ctx, &ev)
+	return p.settle(DurableTrack, m, 0, p.Observe(ctx, &ev))
+}
+
+// undecodable is the dead-letter reason of a message the poller cannot read.
+func undecodable(err error) error {
+	if err == nil {
+		return errors.New("decode: no otpId")
+	}
+	return fmt.Errorf("decode: %w", err)
 }
 
 // Observe records a delivery fact (from a webhook or a poll) in the OTP's
@@ -180,13 +157,4 @@ func (p *Poller) newRecord(r *Record, id, api string, seen, now time.Time) {
 		seen = now
 	}
 	*r = Record{OTPID: id, API: api, FirstSeen: seen, LastFact: seen, Expires: seen.Add(p.cfg.OTPExpiry)}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

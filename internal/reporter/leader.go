@@ -2,11 +2,7 @@ package reporter
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/broker"
@@ -23,11 +19,7 @@ const (
 // RunReportsLeased runs r's schedules while this replica holds the reports
 // lease, until ctx ends.
 func RunReportsLeased(ctx context.Context, b *broker.Broker, r *Reports, logger *slog.Logger) error {
-	host, _ := os.Hostname()
-	var suffix [3]byte
-	_, _ = rand.Read(suffix[:])
-	holder := fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(suffix[:]))
-	lease, err := b.NewLease(ctx, BucketLeader, "otpscope reporter: the replica that runs reports and alerts", leaderKey, holder, leaderTTL, logger)
+	lease, err := b.NewLease(ctx, BucketLeader, "otpscope reporter: the replica that runs reports and alerts", leaderKey, broker.ReplicaName(), leaderTTL, logger)
 	if err != nil {
 		return err
 	}

@@ -268,11 +268,11 @@ type subscription struct{ ch chan *nats.Msg }
 func subscribe(t *testing.T, tr *traffic, subject string) subscription {
 	t.Helper()
 	s := subscription{ch: make(chan *nats.Msg, 64)}
-	sub, err := tr.f.Broker.Conn().ChanSubscribe(subject, s.ch)
+	unsubscribe, err := tr.f.Broker.Subscribe(subject, func(m *nats.Msg) { s.ch <- m })
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sub.Unsubscribe() })
+	t.Cleanup(unsubscribe)
 	return s
 }
 

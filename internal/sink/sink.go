@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/otpscope/otpscope/internal/backoff"
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -42,10 +43,12 @@ const (
 	DefaultFlush     = time.Second
 	DefaultAckWait   = 60 * time.Second
 	isolateAfter     = 3 // deliveries after which a failing batch is inserted row by row
-	maxNakDelay      = 30 * time.Second
-	firstNakDelay    = 500 * time.Millisecond
 	deadLetterSource = "sink"
 )
+
+// retryPolicy delays the redelivery of a batch that failed to insert: 500ms
+// after the first delivery, doubling up to 30s.
+var retryPolicy = backoff.Policy{First: 500 * time.Millisecond, Max: 30 * time.Second}
 
 // Validate reports the first configuration error.
 func (c *Config) Validate() error {
@@ -63,54 +66,53 @@ type Inserter interface {
 	Insert(ctx context.Context, b *store.Batch) error
 }
 
-// Publisher publishes dead letters.
-type Publisher interface {
-	Publish(ctx context.Context, msgs ...events.Message) error
+// Source opens the durable consumer the sink reads (the broker).
+type Source interface {
+	Consumer(ctx context.Context, spec broker.ConsumerSpec) (*broker.Consumer, error)
 }
 
 // Consumer is the durable JetStream pull consumer that fills ClickHouse. A
 // message is acknowledged only after the insert that holds it returned nil.
 type Consumer struct {
 	cfg     Config
-	js      jetstream.JetStream
-	stream  string
+	src     Source
 	db      Inserter
-	pub     Publisher
 	logger  *slog.Logger
 	metrics *metrics
 }
 
-// NewConsumer returns a consumer of stream; reg may be nil.
-func NewConsumer(cfg Config, js jetstream.JetStream, stream string, db Inserter, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Consumer {
-	return &Consumer{cfg: cfg, js: js, stream: stream, db: db, pub: pub, logger: logger, metrics: newMetrics(reg)}
+// NewConsumer returns a consumer of src's stream; reg may be nil. Dead
+// letters are published through src's broker.
+func NewConsumer(cfg Config, src Source, db Inserter, logger *slog.Logger, reg prometheus.Registerer) *Consumer {
+	return &Consumer{cfg: cfg, src: src, db: db, logger: logger, metrics: newMetrics(reg)}
 }
 
 // pending is what a batch holds besides its rows: the messages to ack.
 type pending struct {
 	batch store.Batch
-	msgs  []jetstream.Msg
+	msgs  []*broker.Msg
 	first time.Time
 }
 
 // Run consumes until ctx ends, then inserts what it holds and returns.
 func (c *Consumer) Run(ctx context.Context) error {
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.stream, jetstream.ConsumerConfig{
+	cons, err := c.src.Consumer(ctx, broker.ConsumerSpec{
 		Durable:     c.cfg.Durable,
 		Description: "otpscope reporter: events into ClickHouse",
 		// The whole stream, not the subjects with a table: a multi-subject filter
 		// costs the server a subject-tree intersection per message, while the
 		// few messages without a table (reports, alerts, tracking) are simply
 		// acknowledged.
-		FilterSubject: events.SubjectAll,
-		AckPolicy:     jetstream.AckExplicitPolicy,
+		Subjects:      []string{events.SubjectAll},
 		AckWait:       c.cfg.AckWait,
 		MaxAckPending: 4 * c.cfg.MaxRows,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Source:        deadLetterSource,
+		Retry:         retryPolicy,
 	})
 	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", c.cfg.Durable, err)
+		return err
 	}
-	c.logger.Info("sink consuming", "stream", c.stream, "consumer", c.cfg.Durable, "batch_rows", c.cfg.MaxRows, "flush", c.cfg.FlushInterval)
+	c.logger.Info("sink consuming", "consumer", c.cfg.Durable, "batch_rows", c.cfg.MaxRows, "flush", c.cfg.FlushInterval)
 
 	// Two batches alternate: one fills from NATS while the other is inserted
 	// and acknowledged, so fetching and decoding overlap with ClickHouse's work.
@@ -124,7 +126,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		defer close(flushed)
 		for p := range full {
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.AckWait)
-			c.flush(fctx, p)
+			c.flush(fctx, cons, p)
 			c.updateLag(fctx, cons)
 			cancel()
 			free <- p
@@ -142,23 +144,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if len(p.msgs) > 0 {
 			wait = max(time.Until(p.first.Add(c.cfg.FlushInterval)), 10*time.Millisecond)
 		}
-		fetchCtx, cancel := context.WithTimeout(ctx, wait)
-		batch, err := cons.Fetch(c.cfg.MaxRows-len(p.msgs), jetstream.FetchContext(fetchCtx))
+		msgs, err := cons.Fetch(ctx, c.cfg.MaxRows-len(p.msgs), wait)
 		if err != nil {
-			cancel()
 			if ctx.Err() == nil {
 				c.logger.Warn("fetch failed", "err", err)
 				c.metrics.failures.WithLabelValues("fetch").Inc()
-				sleep(ctx, time.Second)
+				backoff.Sleep(ctx, time.Second)
 			}
 			continue
 		}
-		for m := range batch.Messages() {
-			c.take(ctx, p, m)
-		}
-		cancel()
-		if err := batch.Error(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			c.logger.Debug("fetch ended", "err", err)
+		for _, m := range msgs {
+			c.take(ctx, cons, p, m)
 		}
 		if len(p.msgs) > 0 && (len(p.msgs) >= c.cfg.MaxRows || p.batch.Bytes() >= c.cfg.MaxBytes || !time.Now().Before(p.first.Add(c.cfg.FlushInterval))) {
 			full <- p
@@ -168,15 +164,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 // take adds one message to the batch, or settles it at once when it has no
-// table (ack) or can never be stored (dead letter, then Term).
-func (c *Consumer) take(ctx context.Context, p *pending, m jetstream.Msg) {
-	meta, err := m.Metadata()
-	if err != nil {
-		c.logger.Error("message without metadata", "subject", m.Subject(), "err", err)
-		_ = m.Term()
-		return
-	}
-	err = p.batch.Add(m.Subject(), m.Headers().Get(events.HeaderMsgID), m.Data(), meta.Sequence.Stream)
+// table (ack) or can never be stored (dead letter).
+func (c *Consumer) take(ctx context.Context, cons *broker.Consumer, p *pending, m *broker.Msg) {
+	err := p.batch.Add(m.Subject(), m.ID(), m.Data(), m.Sequence())
 	switch {
 	case err == nil:
 		if len(p.msgs) == 0 {
@@ -184,16 +174,16 @@ func (c *Consumer) take(ctx context.Context, p *pending, m jetstream.Msg) {
 		}
 		p.msgs = append(p.msgs, m)
 	case errors.Is(err, store.ErrNoTable):
-		_ = m.Ack()
+		cons.Settle(ctx, m, broker.Ack())
 	default:
-		c.deadLetter(ctx, m, err)
+		c.deadLetter(ctx, cons, m, err)
 	}
 }
 
-// flush inserts the batch and acks its messages, or naks them with a delay
-// that grows with each delivery. A batch that keeps failing is inserted row
-// by row, so one bad row cannot hold back the others.
-func (c *Consumer) flush(ctx context.Context, p *pending) {
+// flush inserts the batch and acks its messages, or has them redelivered
+// after a delay that grows with each delivery. A batch that keeps failing is
+// inserted row by row, so one bad row cannot hold back the others.
+func (c *Consumer) flush(ctx context.Context, cons *broker.Consumer, p *pending) {
 	if len(p.msgs) == 0 {
 		return
 	}
@@ -205,79 +195,57 @@ func (c *Consumer) flush(ctx context.Context, p *pending) {
 		c.metrics.batchRows.Observe(float64(len(p.msgs)))
 		c.metrics.rows.Add(float64(len(p.msgs)))
 		for _, m := range p.msgs {
-			_ = m.Ack()
+			cons.Settle(ctx, m, broker.Ack())
 		}
 		return
 	}
 	c.metrics.failures.WithLabelValues("insert").Inc()
 	c.logger.Warn("insert failed; messages will be redelivered", "rows", len(p.msgs), "err", err)
 	if ctx.Err() == nil && maxDelivered(p.msgs) >= isolateAfter {
-		c.isolate(ctx, p.msgs)
+		c.isolate(ctx, cons, p.msgs)
 		return
 	}
 	for _, m := range p.msgs {
-		_ = m.NakWithDelay(nakDelay(m))
+		cons.Settle(ctx, m, broker.Retry(0))
 	}
 }
 
 // isolate inserts each message alone: those that fail alone are dead-lettered.
-func (c *Consumer) isolate(ctx context.Context, msgs []jetstream.Msg) {
+func (c *Consumer) isolate(ctx context.Context, cons *broker.Consumer, msgs []*broker.Msg) {
 	var one store.Batch
 	for _, m := range msgs {
 		one.Reset()
-		meta, _ := m.Metadata()
-		if err := one.Add(m.Subject(), m.Headers().Get(events.HeaderMsgID), m.Data(), meta.Sequence.Stream); err != nil {
-			c.deadLetter(ctx, m, err)
+		if err := one.Add(m.Subject(), m.ID(), m.Data(), m.Sequence()); err != nil {
+			c.deadLetter(ctx, cons, m, err)
 			continue
 		}
 		if err := c.db.Insert(ctx, &one); err != nil {
 			if isPermanentInsertError(err) {
-				c.deadLetter(ctx, m, fmt.Errorf("%w: %v", store.ErrPermanent, err))
+				c.deadLetter(ctx, cons, m, fmt.Errorf("%w: %v", store.ErrPermanent, err))
 				continue
 			}
-			_ = m.NakWithDelay(nakDelay(m))
+			cons.Settle(ctx, m, broker.Retry(0))
 			continue
 		}
 		c.metrics.rows.Inc()
-		_ = m.Ack()
+		cons.Settle(ctx, m, broker.Ack())
 	}
 }
 
-// deadLetter publishes m's body and the reason to tyntec.2fa.deadletter, then
-// terminates m. If the dead letter cannot be published, m is redelivered later.
-func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, reason error) {
+// deadLetter counts and logs a message that can never be stored and has the
+// broker dead-letter it.
+func (c *Consumer) deadLetter(ctx context.Context, cons *broker.Consumer, m *broker.Msg, reason error) {
 	c.metrics.failures.WithLabelValues("dead_letter").Inc()
 	c.logger.Error("message cannot be stored; dead-lettered", "subject", m.Subject(), "err", reason)
-	if m.Subject() == events.SubjectDeadLetter {
-		_ = m.Term() // a dead letter that cannot be stored would loop
-		return
-	}
-	dl := events.DeadLetter{
-		Reason:     reason.Error(),
-		Field:      m.Subject(),
-		Source:     deadLetterSource,
-		ReceivedAt: time.Now().UTC(),
-	}
-	msg, err := events.NewDeadLetterMessage(dl, m.Data(), 1<<20)
-	if err == nil {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = c.pub.Publish(pctx, msg)
-		cancel()
-	}
-	if err != nil {
-		c.logger.Warn("dead letter not published; will retry", "err", err)
-		_ = m.NakWithDelay(nakDelay(m))
-		return
-	}
-	_ = m.Term()
+	cons.Settle(ctx, m, broker.DeadLetter(reason))
 }
 
-func (c *Consumer) updateLag(ctx context.Context, cons jetstream.Consumer) {
+func (c *Consumer) updateLag(ctx context.Context, cons *broker.Consumer) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if info, err := cons.Info(ctx); err == nil {
-		c.metrics.lag.Set(float64(info.NumPending))
-		c.metrics.ackPending.Set(float64(info.NumAckPending))
+	if lag, err := cons.Lag(ctx); err == nil {
+		c.metrics.lag.Set(float64(lag.Pending))
+		c.metrics.ackPending.Set(float64(lag.AckPending))
 	}
 }
 
@@ -305,32 +273,12 @@ func isPermanentInsertError(err error) bool {
 	return errors.As(err, &ex) && !transientCodes[ex.Code]
 }
 
-func maxDelivered(msgs []jetstream.Msg) uint64 {
+func maxDelivered(msgs []*broker.Msg) uint64 {
 	var n uint64
 	for _, m := range msgs {
-		if meta, err := m.Metadata(); err == nil {
-			n = max(n, meta.NumDelivered)
-		}
+		n = max(n, m.Deliveries())
 	}
 	return n
-}
-
-// nakDelay grows exponentially with the message's deliveries, up to maxNakDelay.
-func nakDelay(m jetstream.Msg) time.Duration {
-	d := firstNakDelay
-	if meta, err := m.Metadata(); err == nil {
-		for i := uint64(1); i < meta.NumDelivered && d < maxNakDelay; i++ {
-			d *= 2
-		}
-	}
-	return min(d, maxNakDelay)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
 }
 
 // RegisterFlags registers the sink's flags.

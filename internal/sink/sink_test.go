@@ -126,7 +126,7 @@ func TestExactlyOnceOutsideTheDuplicateWindow(t *testing.T) {
 	if err := f.Broker.Publish(t.Context(), msgs...); err != nil {
 		t.Fatal(err)
 	}
-	stream, err := f.Broker.JetStream().Stream(t.Context(), f.Broker.StreamName())
+	stream, err := brokertest.JetStream(t, f.Broker).Stream(t.Context(), f.Broker.StreamName())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func Start(t testing.TB) *Pipeline {
 // and waits (also called when the test ends).
 func (p *Pipeline) Run(t testing.TB, cfg sink.Config, db sink.Inserter) (stop func()) {
 	t.Helper()
-	c := sink.NewConsumer(cfg, p.Broker.JetStream(), p.Broker.StreamName(), db, p.Broker, brokertest.Logger(t), prometheus.NewRegistry())
+	c := sink.NewConsumer(cfg, p.Broker, db, brokertest.Logger(t), prometheus.NewRegistry())
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()

@@ -1,0 +1,316 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/otpscope/otpscope/internal/backoff"
+	"github.com/otpscope/otpscope/internal/events"
+)
+
+// ConsumerSpec describes a durable pull consumer on otpscope's stream, shared
+// by every replica that uses the same Durable name.
+type ConsumerSpec struct {
+	Durable     string
+	Description string
+	// Subjects filter the stream; empty means all of it. One subject is sent
+	// as a plain filter: a multi-subject filter costs the server a
+	// subject-tree intersection per message.
+	Subjects      []string
+	AckWait       time.Duration // default 30s
+	MaxAckPending int           // default 4096
+	// StartAt is where a consumer that does not exist yet starts; zero means
+	// the beginning of the stream. An existing consumer keeps its position.
+	StartAt time.Time
+	// Source names the component in the dead letters it publishes.
+	Source string
+	// Retry is the delay before a retried message is redelivered, growing with
+	// its deliveries; zero means 500ms doubling up to 30s.
+	Retry backoff.Policy
+}
+
+// Consumer is a durable pull consumer. Its messages are settled exactly once,
+// by Settle or by the loop of Consume.
+type Consumer struct {
+	b    *Broker
+	c    jetstream.Consumer
+	spec ConsumerSpec
+}
+
+// Consumer provisions the durable consumer of spec and returns it. The rule,
+// the same for every consumer of otpscope:
+//
+//   - missing: create it, starting at spec.StartAt (or the stream's start);
+//   - present: keep its position (deliver policy and start time, which
+//     JetStream cannot change anyway) and update the mutable settings —
+//     description, filter, ack wait, max ack pending — to the spec;
+//   - a replica racing to create it is harmless: whoever loses the create
+//     takes the present path.
+//
+// So a restart or a second replica never moves a consumer, and a changed
+// flag (ack wait) takes effect at the next start.
+func (b *Broker) Consumer(ctx context.Context, spec ConsumerSpec) (*Consumer, error) {
+	if spec.Durable == "" {
+		return nil, errors.New("consumer: durable name is empty")
+	}
+	if spec.AckWait <= 0 {
+		spec.AckWait = 30 * time.Second
+	}
+	if spec.MaxAckPending <= 0 {
+		spec.MaxAckPending = 4096
+	}
+	if spec.Retry.First <= 0 {
+		spec.Retry = backoff.Policy{First: 500 * time.Millisecond, Max: 30 * time.Second}
+	}
+	if spec.Retry.Max < spec.Retry.First {
+		spec.Retry.Max = spec.Retry.First
+	}
+	c, err := b.js.Consumer(ctx, b.stream.Name, spec.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if afterMissing != nil {
+			afterMissing()
+		}
+		cfg := jetstream.ConsumerConfig{Durable: spec.Durable, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy}
+		if !spec.StartAt.IsZero() {
+			start := spec.StartAt.UTC()
+			cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+		}
+		spec.apply(&cfg)
+		c, err = b.js.CreateConsumer(ctx, b.stream.Name, cfg)
+		if err == nil {
+			return &Consumer{b: b, c: c, spec: spec}, nil
+		}
+		if !errors.Is(err, jetstream.ErrConsumerExists) {
+			return nil, fmt.Errorf("create consumer %s: %w", spec.Durable, err)
+		}
+		// Another replica created it meanwhile: take it as it is.
+		c, err = b.js.Consumer(ctx, b.stream.Name, spec.Durable)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up consumer %s: %w", spec.Durable, err)
+	}
+	cfg := c.CachedInfo().Config
+	want := cfg
+	spec.apply(&want)
+	if !sameMutable(cfg, want) {
+		if c, err = b.js.UpdateConsumer(ctx, b.stream.Name, want); err != nil {
+			return nil, fmt.Errorf("update consumer %s: %w", spec.Durable, err)
+		}
+	}
+	return &Consumer{b: b, c: c, spec: spec}, nil
+}
+
+// afterMissing, when set by a test, runs between finding a consumer missing
+// and creating it: the window in which another replica may create it.
+var afterMissing func()
+
+// apply sets the settings a consumer may change after its creation.
+func (s ConsumerSpec) apply(cfg *jetstream.ConsumerConfig) {
+	cfg.Description = s.Description
+	cfg.AckWait = s.AckWait
+	cfg.MaxAckPending = s.MaxAckPending
+	cfg.FilterSubject, cfg.FilterSubjects = "", nil
+	switch len(s.Subjects) {
+	case 0:
+	case 1:
+		cfg.FilterSubject = s.Subjects[0]
+	default:
+		cfg.FilterSubjects = s.Subjects
+	}
+}
+
+func sameMutable(a, b jetstream.ConsumerConfig) bool {
+	if a.Description != b.Description || a.AckWait != b.AckWait || a.MaxAckPending != b.MaxAckPending ||
+		a.FilterSubject != b.FilterSubject || len(a.FilterSubjects) != len(b.FilterSubjects) {
+		return false
+	}
+	for i := range a.FilterSubjects {
+		if a.FilterSubjects[i] != b.FilterSubjects[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Msg is a message delivered by a Consumer.
+type Msg struct {
+	m       jetstream.Msg
+	meta    *jetstream.MsgMetadata
+	settled bool
+}
+
+// Subject is the message's subject.
+func (m *Msg) Subject() string { return m.m.Subject() }
+
+// Data is the message's body.
+func (m *Msg) Data() []byte { return m.m.Data() }
+
+// Header is the value of a header of the message.
+func (m *Msg) Header(key string) string { return m.m.Headers().Get(key) }
+
+// ID is the message's id (Nats-Msg-Id).
+func (m *Msg) ID() string { return m.Header(events.HeaderMsgID) }
+
+// Sequence is the message's sequence number in the stream.
+func (m *Msg) Sequence() uint64 { return m.meta.Sequence.Stream }
+
+// Deliveries is how many times the message has been delivered, this time included.
+func (m *Msg) Deliveries() uint64 { return m.meta.NumDelivered }
+
+// Decision is what to do with a handled message: see Ack, Retry and DeadLetter.
+type Decision struct {
+	kind   decisionKind
+	delay  time.Duration
+	reason error
+}
+
+type decisionKind int
+
+const (
+	ack decisionKind = iota
+	retry
+	deadLetter
+)
+
+// Ack settles a message as done.
+func Ack() Decision { return Decision{} }
+
+// Retry has the message redelivered after delay; zero means the consumer's
+// Retry policy for the message's deliveries so far.
+func Retry(delay time.Duration) Decision { return Decision{kind: retry, delay: delay} }
+
+// DeadLetter gives up on a message that can never be handled: it is published
+// to tyntec.2fa.deadletter with reason, then terminated.
+func DeadLetter(reason error) Decision {
+	if reason == nil {
+		reason = errors.New("dead-lettered")
+	}
+	return Decision{kind: deadLetter, reason: reason}
+}
+
+// Settle applies d to m, once: a message settled already is left alone. A
+// dead letter that cannot be published is retried instead (the message comes
+// back and is dead-lettered then); a dead letter that cannot itself be handled
+// is only terminated, since dead-lettering it again would loop.
+func (c *Consumer) Settle(ctx context.Context, m *Msg, d Decision) {
+	if m.settled {
+		return
+	}
+	m.settled = true
+	var err error
+	switch d.kind {
+	case ack:
+		err = m.m.Ack()
+	case retry:
+		err = m.m.NakWithDelay(c.retryDelay(m, d.delay))
+	case deadLetter:
+		err = c.deadLetter(ctx, m, d.reason)
+	}
+	if err != nil && ctx.Err() == nil {
+		// The server redelivers after AckWait; nothing else to do.
+		c.b.logger.Warn("settle message", "consumer", c.spec.Durable, "subject", m.Subject(), "err", err)
+	}
+}
+
+func (c *Consumer) retryDelay(m *Msg, d time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return c.spec.Retry.Delay(int(m.Deliveries()))
+}
+
+func (c *Consumer) deadLetter(ctx context.Context, m *Msg, reason error) error {
+	if m.Subject() == events.SubjectDeadLetter {
+		return m.m.Term()
+	}
+	msg, err := events.NewDeadLetterMessage(events.DeadLetter{
+		Reason:     reason.Error(),
+		Field:      m.Subject(),
+		Source:     c.spec.Source,
+		ReceivedAt: time.Now().UTC(),
+	}, m.Data(), 1<<20)
+	if err == nil {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err = c.b.Publish(pctx, msg)
+		cancel()
+	}
+	if err != nil {
+		c.b.logger.Warn("dead letter not published; will retry", "consumer", c.spec.Durable, "subject", m.Subject(), "err", err)
+		return m.m.NakWithDelay(c.retryDelay(m, 0))
+	}
+	return m.m.Term()
+}
+
+// Fetch waits up to maxWait (or until ctx ends) for at most n messages and
+// returns those that came; none is an empty result, not an error. The caller
+// settles each one.
+func (c *Consumer) Fetch(ctx context.Context, n int, maxWait time.Duration) ([]*Msg, error) {
+	var out []*Msg
+	err := c.fetch(ctx, n, maxWait, func(m *Msg) { out = append(out, m) })
+	return out, err
+}
+
+// fetch is one pull request: each message is handed to each as it arrives.
+func (c *Consumer) fetch(ctx context.Context, n int, maxWait time.Duration, each func(*Msg)) error {
+	fctx, cancel := context.WithTimeout(ctx, maxWait)
+	defer cancel()
+	batch, err := c.c.Fetch(n, jetstream.FetchContext(fctx))
+	if err != nil {
+		if fctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("fetch from %s: %w", c.spec.Durable, err)
+	}
+	for m := range batch.Messages() {
+		meta, err := m.Metadata()
+		if err != nil { // not a JetStream message: nothing to settle it by
+			c.b.logger.Error("message without metadata", "consumer", c.spec.Durable, "subject", m.Subject(), "err", err)
+			_ = m.Term()
+			continue
+		}
+		each(&Msg{m: m, meta: meta})
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		c.b.logger.Debug("fetch ended", "consumer", c.spec.Durable, "err", err)
+	}
+	return nil
+}
+
+// Handler handles one message and says how to settle it.
+type Handler func(ctx context.Context, m *Msg) Decision
+
+// Consume hands each message to handle as it arrives and settles it by the
+// decision, until ctx ends. A failed fetch is logged and retried after a
+// second.
+func (c *Consumer) Consume(ctx context.Context, handle Handler) error {
+	for ctx.Err() == nil {
+		err := c.fetch(ctx, 256, time.Second, func(m *Msg) { c.Settle(ctx, m, handle(ctx, m)) })
+		if err != nil && ctx.Err() == nil {
+			c.b.logger.Warn("fetch failed", "consumer", c.spec.Durable, "err", err)
+			backoff.Sleep(ctx, time.Second)
+		}
+	}
+	return nil
+}
+
+// Lag is how far a consumer is behind.
+type Lag struct {
+	Pending    uint64 // messages not delivered yet
+	AckPending uint64 // delivered, not settled yet
+}
+
+// Lag asks the server how far the consumer is behind.
+func (c *Consumer) Lag(ctx context.Context) (Lag, error) {
+	info, err := c.c.Info(ctx)
+	if err != nil {
+		return Lag{}, fmt.Errorf("consumer %s info: %w", c.spec.Durable, err)
+	}
+	return Lag{Pending: info.NumPending, AckPending: uint64(info.NumAckPending)}, nil
+}
+
+// Name is the consumer's durable name.
+func (c *Consumer) Name() string { return c.spec.Durable }

@@ -1,0 +1,360 @@
+package broker_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/events"
+)
+
+func spec(name string) broker.ConsumerSpec {
+	return broker.ConsumerSpec{
+		Durable: name, Description: "test", Subjects: []string{events.SubjectDeliveryAll},
+		AckWait: 30 * time.Second, Source: "test",
+	}
+}
+
+func publish(t *testing.T, b *broker.Broker, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if err := b.Publish(t.Context(), message(i)); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+	}
+}
+
+// acks records the acknowledgements sent for a consumer's messages: the ack
+// protocol travels on $JS.ACK.<stream>.<consumer>..., which a plain
+// subscription sees.
+type acks struct {
+	nc   *nats.Conn
+	mu   sync.Mutex
+	msgs []string
+}
+
+func watchAcks(t *testing.T, b *broker.Broker, durable string) *acks {
+	t.Helper()
+	nc := brokertest.Conn(t, b)
+	a := &acks{nc: nc}
+	sub, err := nc.Subscribe("$JS.ACK."+b.StreamName()+"."+durable+".>", func(m *nats.Msg) {
+		a.mu.Lock()
+		a.msgs = append(a.msgs, string(m.Data))
+		a.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (a *acks) get() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.msgs...)
+}
+
+// deadLetters reads the dead letters in the stream.
+func deadLetters(t *testing.T, b *broker.Broker) []events.DeadLetter {
+	t.Helper()
+	c, err := b.JetStream().OrderedConsumer(t.Context(), b.StreamName(), jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectDeadLetter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.DeadLetter
+	for {
+		m, err := c.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
+		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dl events.DeadLetter
+		if err := json.Unmarshal(m.Data(), &dl); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, dl)
+	}
+}
+
+// A message the handler dead-letters is published to tyntec.2fa.deadletter
+// and terminated, once: a second settlement of the same message does nothing.
+func TestDeadLetterSettlesOnce(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	cons, err := b.Consumer(t.Context(), spec("dl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := watchAcks(t, b, "dl")
+	publish(t, b, 0, 1)
+
+	var msgs []*broker.Msg
+	brokertest.WaitFor(t, 5*time.Second, "the message", func() bool {
+		msgs, err = cons.Fetch(t.Context(), 10, 200*time.Millisecond)
+		return err == nil && len(msgs) == 1
+	})
+	cons.Settle(t.Context(), msgs[0], broker.DeadLetter(errors.New("cannot be stored")))
+	cons.Settle(t.Context(), msgs[0], broker.Ack()) // the handler's loop settling again
+	cons.Settle(t.Context(), msgs[0], broker.Retry(time.Millisecond))
+	cons.Settle(t.Context(), msgs[0], broker.DeadLetter(errors.New("another reason")))
+
+	brokertest.WaitFor(t, 5*time.Second, "everything settled", func() bool {
+		lag, err := cons.Lag(t.Context())
+		return err == nil && lag.Pending == 0 && lag.AckPending == 0
+	})
+	// A publish on the broker's connection, acknowledged, comes after any
+	// second acknowledgement on it; a flush of the watcher then delivers
+	// everything the server routed to it before.
+	publish(t, b, 1, 2)
+	if err := seen.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen.get(); len(got) != 1 || !strings.HasPrefix(got[0], "+TERM") {
+		t.Errorf("acknowledgements = %q; want one +TERM", got)
+	}
+	dls := deadLetters(t, b)
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters; want 1", len(dls))
+	}
+	if dls[0].Reason != "cannot be stored" || dls[0].Source != "test" || dls[0].Field != message(0).Subject {
+		t.Errorf("dead letter = %+v", dls[0])
+	}
+}
+
+// Consume settles by the handler's decision: a dead letter is terminated (not
+// redelivered) and a dead letter of a dead letter is only terminated.
+func TestConsumeDeadLetters(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	s := spec("consume-dl")
+	s.Subjects = []string{events.SubjectDeliveryAll, events.SubjectDeadLetter}
+	cons, err := b.Consumer(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, 0, 3)
+	var mu sync.Mutex
+	handled := map[string]int{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- cons.Consume(ctx, func(_ context.Context, m *broker.Msg) broker.Decision {
+			mu.Lock()
+			handled[m.ID()]++
+			mu.Unlock()
+			return broker.DeadLetter(errors.New("poison"))
+		})
+	}()
+	// Three messages, three dead letters, each handled once (the dead
+	// letters are not dead-lettered again).
+	brokertest.WaitFor(t, 10*time.Second, "six messages handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) == 6
+	})
+	brokertest.WaitFor(t, 10*time.Second, "everything settled", func() bool {
+		lag, err := cons.Lag(t.Context())
+		return err == nil && lag.Pending == 0 && lag.AckPending == 0
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Consume: %v", err)
+	}
+	for id, n := range handled {
+		if n != 1 {
+			t.Errorf("message %s handled %d times; want 1", id, n)
+		}
+	}
+	if n := len(deadLetters(t, b)); n != 3 {
+		t.Errorf("%d dead letters; want 3", n)
+	}
+}
+
+// Retry has the message redelivered, not before the delay.
+func TestRetryRedeliversAfterDelay(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	cons, err := b.Consumer(t.Context(), spec("retry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, 0, 1)
+	const delay = 700 * time.Millisecond
+	var (
+		mu         sync.Mutex
+		deliveries []time.Time
+		counts     []uint64
+	)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- cons.Consume(ctx, func(_ context.Context, m *broker.Msg) broker.Decision {
+			mu.Lock()
+			defer mu.Unlock()
+			deliveries = append(deliveries, time.Now())
+			counts = append(counts, m.Deliveries())
+			if len(deliveries) == 1 {
+				return broker.Retry(delay)
+			}
+			return broker.Ack()
+		})
+	}()
+	brokertest.WaitFor(t, 10*time.Second, "the redelivery", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(deliveries) == 2
+	})
+	brokertest.WaitFor(t, 5*time.Second, "the ack", func() bool {
+		lag, err := cons.Lag(t.Context())
+		return err == nil && lag.Pending == 0 && lag.AckPending == 0
+	})
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(deliveries) != 2 {
+		t.Fatalf("%d deliveries; want 2", len(deliveries))
+	}
+	if got := deliveries[1].Sub(deliveries[0]); got < delay {
+		t.Errorf("redelivered after %v; want at least %v", got, delay)
+	}
+	if counts[0] != 1 || counts[1] != 2 {
+		t.Errorf("Deliveries() = %v; want [1 2]", counts)
+	}
+}
+
+// Replicas provisioning the same consumer at once get one consumer, and
+// provisioning it again — from another replica, after a restart, with a
+// different start time — keeps its position and updates its settings.
+func TestProvisioningKeepsOneConsumerAndItsPosition(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	b := srv.Broker(t)
+	publish(t, b, 0, 10)
+
+	const replicas = 4
+	// Every replica finds the consumer missing before any creates it.
+	var missing sync.WaitGroup
+	missing.Add(replicas)
+	broker.SetAfterMissing(t, func() { missing.Done(); missing.Wait() })
+	var wg sync.WaitGroup
+	conss := make([]*broker.Consumer, replicas)
+	errs := make([]error, replicas)
+	for i := range replicas {
+		rb := srv.Broker(t)
+		s := spec("race")
+		s.StartAt = time.Now().Add(-time.Hour).Add(time.Duration(i) * time.Millisecond) // each replica's own "now"
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conss[i], errs[i] = rb.Consumer(t.Context(), s)
+		}()
+	}
+	wg.Wait()
+	broker.SetAfterMissing(t, nil)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: Consumer: %v", i, err)
+		}
+	}
+	names := consumerNames(t, b)
+	if len(names) != 1 || names[0] != "race" {
+		t.Fatalf("consumers = %v; want [race]", names)
+	}
+
+	// Take five of the ten.
+	cons := conss[0]
+	var taken int
+	brokertest.WaitFor(t, 5*time.Second, "five messages", func() bool {
+		msgs, err := cons.Fetch(t.Context(), 5-taken, 200*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			cons.Settle(t.Context(), m, broker.Ack())
+		}
+		taken += len(msgs)
+		return taken == 5
+	})
+
+	// Restart, and provision again as a new process would: a start time in
+	// the future (which a new consumer would start at: nothing) and a longer
+	// ack wait.
+	srv.Restart()
+	brokertest.WaitFor(t, 10*time.Second, "reconnect", func() bool { return b.Ready(t.Context()) == nil })
+	s := spec("race")
+	s.StartAt = time.Now().Add(time.Hour)
+	s.AckWait = 45 * time.Second
+	again, err := b.Consumer(t.Context(), s)
+	if err != nil {
+		t.Fatalf("Consumer after restart: %v", err)
+	}
+	lag, err := again.Lag(t.Context())
+	if err != nil || lag.Pending != 5 {
+		t.Fatalf("Lag after restart = %+v, %v; want 5 pending", lag, err)
+	}
+	var msgs []*broker.Msg
+	brokertest.WaitFor(t, 5*time.Second, "the sixth message", func() bool {
+		msgs, err = again.Fetch(t.Context(), 1, 200*time.Millisecond)
+		return err == nil && len(msgs) == 1
+	})
+	if got, want := msgs[0].ID(), message(5).ID; got != want {
+		t.Errorf("next message = %s; want %s (the sixth)", got, want)
+	}
+	info, err := b.JetStream().Consumer(t.Context(), b.StreamName(), "race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := info.CachedInfo().Config; c.AckWait != 45*time.Second || c.DeliverPolicy != jetstream.DeliverByStartTimePolicy || c.OptStartTime == nil || c.OptStartTime.After(time.Now()) {
+		t.Errorf("consumer config after reprovisioning: ack wait %v, deliver %v, start %v; want the new ack wait, the first start time", c.AckWait, c.DeliverPolicy, c.OptStartTime)
+	}
+	if names := consumerNames(t, b); len(names) != 1 {
+		t.Errorf("consumers = %v; want one", names)
+	}
+}
+
+// A new consumer starts at its start time: older messages are not delivered.
+func TestNewConsumerStartsAtStartTime(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	publish(t, b, 0, 3)
+	start := time.Now()
+	brokertest.WaitFor(t, time.Second, "the clock to move", func() bool { return time.Now().After(start) })
+	publish(t, b, 3, 5)
+	s := spec("late")
+	s.StartAt = start
+	cons, err := b.Consumer(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lag, err := cons.Lag(t.Context()); err != nil || lag.Pending != 2 {
+		t.Fatalf("Lag = %+v, %v; want 2 pending (the messages after the start time)", lag, err)
+	}
+}
+
+func consumerNames(t *testing.T, b *broker.Broker) []string {
+	t.Helper()
+	s, err := b.JetStream().Stream(t.Context(), b.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	l := s.ConsumerNames(t.Context())
+	for n := range l.Name() {
+		names = append(names, n)
+	}
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return names
+}

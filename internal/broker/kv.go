@@ -1,0 +1,34 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// KeyValue creates the KV bucket of cfg, or updates it to cfg. A bucket
+// without Replicas gets the stream's, so state is as durable as the events;
+// without Storage it is kept on file.
+func (b *Broker) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = max(1, b.stream.Replicas)
+	}
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create KV bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+// ReplicaName is hostname-pid-random: a name unique to this process among the
+// replicas of a service, for leases and claims.
+func ReplicaName() string {
+	host, _ := os.Hostname()
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
