@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/ingest"
 )
@@ -98,22 +97,9 @@ func TestServiceEndToEndAndDurable(t *testing.T) {
 	// A new process on the same data directory finds every acknowledged event.
 	_, s2, stop2 := startService(t, dataDir)
 	defer stop2()
-	if got := streamCount(t, s2.Broker()); got != n {
+	if got := brokertest.StreamMsgs(t, s2.Broker()); got != n {
 		t.Fatalf("after restart the stream holds %d messages; want %d", got, n)
 	}
-}
-
-func streamCount(t *testing.T, b *broker.Broker) uint64 {
-	t.Helper()
-	s, err := b.JetStream().Stream(t.Context(), b.StreamName())
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
 }
 
 func TestConfigValidate(t *testing.T) {

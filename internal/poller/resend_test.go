@@ -15,6 +15,7 @@ import (
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 // voicePolicy re-sends a failed SMS once, by voice, at once.
@@ -36,7 +37,7 @@ func failingSMS(t *testing.T, seed int64, expiry time.Duration, hook string) (*t
 	if hook != "" {
 		cfg.Callbacks = []tyntec.NewCallbackConfig{{URL: hook}}
 	}
-	return startSim(t, cfg)
+	return simtest.Start(t, cfg)
 }
 
 func writePolicy(t *testing.T, policy string) string {

@@ -11,13 +11,14 @@ import (
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 // TestRunServesOps runs the service as cmd/poller does: it connects to NATS,
 // registers the callback on start and serves /healthz, /readyz and /metrics.
 func TestRunServesOps(t *testing.T) {
 	ns := brokertest.NewServer(t)
-	sim, url := startSim(t, tyntecsim.Config{Seed: 1})
+	sim, url := simtest.Start(t, tyntecsim.Config{Seed: 1})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

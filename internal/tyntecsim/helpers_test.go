@@ -76,24 +76,6 @@ func byOTP(rs []received) map[string][]tyntec.DeliveryStatus {
 	return out
 }
 
-// startSim serves a started simulator on 127.0.0.1 and returns it with its base URL.
-func startSim(t *testing.T, cfg tyntecsim.Config) (*tyntecsim.Sim, string) {
-	t.Helper()
-	sim, err := tyntecsim.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	srv := httptest.NewServer(sim)
-	if err := sim.Start(t.Context()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		_ = sim.Close()
-	})
-	return sim, srv.URL
-}
-
 // waitIdle waits (bounded) until the simulator has nothing left to do.
 func waitIdle(t *testing.T, sim *tyntecsim.Sim) {
 	t.Helper()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 // call makes one raw API request and returns status, headers and body.
@@ -46,7 +47,7 @@ func TestFallbackSMSToViber(t *testing.T) {
 	chs := tyntecsim.DefaultChannels()
 	sms := chs[tyntec.ChannelSMS]
 	sms.DeliveryProbability = 0 // SMS fails every time
-	sim, _ := startSim(t, tyntecsim.Config{
+	sim, _ := simtest.Start(t, tyntecsim.Config{
 		Seed:      7,
 		TimeScale: 1000,
 		Channels:  map[string]tyntecsim.Channel{tyntec.ChannelSMS: sms},
@@ -136,7 +137,7 @@ func story(tr tyntecsim.Truth) []string {
 
 func TestDeterministicWithSeed(t *testing.T) {
 	run := func(seed int64) []string {
-		sim, _ := startSim(t, tyntecsim.Config{Seed: seed, TimeScale: 1000, OTPExpiry: time.Hour})
+		sim, _ := simtest.Start(t, tyntecsim.Config{Seed: seed, TimeScale: 1000, OTPExpiry: time.Hour})
 		for i := range 30 {
 			prio := []string{"tyntec_priority_sms-viber", "tyntec_priority_whatsapp-sms", "tyntec_priority_sms-voice"}[i%3]
 			if _, err := sim.Send(tyntec.NewOTPRequest{To: "+4917000000" + strconv.Itoa(i), PriorityName: prio}); err != nil {
@@ -267,7 +268,7 @@ func TestWebhookFaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rc, hookURL := newReceiver(t, tt.status)
-			sim, _ := startSim(t, tyntecsim.Config{
+			sim, _ := simtest.Start(t, tyntecsim.Config{
 				Seed: 3, TimeScale: 1000, OTPExpiry: time.Hour, Faults: tt.faults,
 				Webhook:   tyntecsim.WebhookPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond},
 				Callbacks: []tyntec.NewCallbackConfig{{URL: hookURL}},
@@ -287,7 +288,7 @@ func TestCallbackProfileFilter(t *testing.T) {
 	rcAll, urlAll := newReceiver(t, nil)
 	rcLogin, urlLogin := newReceiver(t, nil)
 	login := tyntecsim.DefaultProfiles()[1]
-	sim, _ := startSim(t, tyntecsim.Config{Seed: 1, TimeScale: 1000, OTPExpiry: time.Hour, Callbacks: []tyntec.NewCallbackConfig{
+	sim, _ := simtest.Start(t, tyntecsim.Config{Seed: 1, TimeScale: 1000, OTPExpiry: time.Hour, Callbacks: []tyntec.NewCallbackConfig{
 		{URL: urlAll}, {URL: urlLogin, ProfileID: login.ID},
 	}})
 	for _, p := range []string{"tyntec_profile_register", login.Name, "tyntec_profile_payment", login.Name} {
@@ -320,7 +321,7 @@ func TestValidateTransitions(t *testing.T) {
 		{"wrong then right", []bool{false, true}, []string{"WRONG_CODE", "VERIFIED"}},
 		{"too many", []bool{false, false, false, true}, []string{"WRONG_CODE", "WRONG_CODE", "TOO_MANY_ATTEMPTS", "TOO_MANY_ATTEMPTS"}},
 	}
-	sim, base := startSim(t, tyntecsim.Config{Seed: 5, OTPExpiry: time.Hour})
+	sim, base := simtest.Start(t, tyntecsim.Config{Seed: 5, OTPExpiry: time.Hour})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			id, err := sim.Send(tyntec.NewOTPRequest{To: "+491700000003", OTPCode: "123456"})
@@ -343,7 +344,7 @@ func TestValidateTransitions(t *testing.T) {
 }
 
 func TestV1CheckStatuses(t *testing.T) {
-	sim, base := startSim(t, tyntecsim.Config{Seed: 5, OTPExpiry: time.Hour})
+	sim, base := simtest.Start(t, tyntecsim.Config{Seed: 5, OTPExpiry: time.Hour})
 	send := func() tyntec.V1OTP {
 		st, _, raw := call(t, http.MethodPost, base+"/2fa/v1/otp?number=%2B491700000004&otpCode=4711", tyntecsim.DefaultAPIKey, nil)
 		var o tyntec.V1OTP
@@ -385,7 +386,7 @@ func TestV1CheckStatuses(t *testing.T) {
 }
 
 func TestExpiry(t *testing.T) {
-	sim, base := startSim(t, tyntecsim.Config{Seed: 5, TimeScale: 1000, OTPExpiry: 10 * time.Second})
+	sim, base := simtest.Start(t, tyntecsim.Config{Seed: 5, TimeScale: 1000, OTPExpiry: 10 * time.Second})
 	id, err := sim.Send(tyntec.NewOTPRequest{To: "+491700000005", OTPCode: "123456"})
 	if err != nil {
 		t.Fatal(err)
@@ -407,7 +408,7 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestV1ResendAndEvents(t *testing.T) {
-	sim, base := startSim(t, tyntecsim.Config{Seed: 9, TimeScale: 1000, OTPExpiry: time.Hour})
+	sim, base := simtest.Start(t, tyntecsim.Config{Seed: 9, TimeScale: 1000, OTPExpiry: time.Hour})
 	st, _, raw := call(t, http.MethodPost, base+"/2fa/v1/otp?number=%2B491700000006&otpCode=4711", tyntecsim.DefaultAPIKey, nil)
 	var o tyntec.V1OTP
 	if err := json.Unmarshal(raw, &o); st != http.StatusOK || err != nil {
@@ -450,7 +451,7 @@ func TestV1ResendAndEvents(t *testing.T) {
 }
 
 func TestAPIGuards(t *testing.T) {
-	_, base := startSim(t, tyntecsim.Config{Seed: 1, Faults: tyntecsim.Faults{RateLimit: 3, RatePeriod: time.Minute}})
+	_, base := simtest.Start(t, tyntecsim.Config{Seed: 1, Faults: tyntecsim.Faults{RateLimit: 3, RatePeriod: time.Minute}})
 	for _, tt := range []struct {
 		name, path, key string
 		want            int
@@ -477,7 +478,7 @@ func TestAPIGuards(t *testing.T) {
 }
 
 func TestAPIErrorFault(t *testing.T) {
-	_, base := startSim(t, tyntecsim.Config{Seed: 1, Faults: tyntecsim.Faults{APIError: 1, APIErrorStatus: http.StatusBadGateway}})
+	_, base := simtest.Start(t, tyntecsim.Config{Seed: 1, Faults: tyntecsim.Faults{APIError: 1, APIErrorStatus: http.StatusBadGateway}})
 	if st, _, raw := call(t, http.MethodGet, base+"/2fa/v4/priorities", tyntecsim.DefaultAPIKey, nil); st != http.StatusBadGateway || !bytes.Contains(raw, []byte(`"status":502`)) {
 		t.Errorf("faulty call = %d %s; want 502 in v4 shape", st, raw)
 	}
@@ -485,7 +486,7 @@ func TestAPIErrorFault(t *testing.T) {
 
 func TestTrafficGenerator(t *testing.T) {
 	rc, hookURL := newReceiver(t, nil)
-	sim, _ := startSim(t, tyntecsim.Config{Seed: 11, TimeScale: 1000, OTPExpiry: time.Hour, Callbacks: []tyntec.NewCallbackConfig{{URL: hookURL}}})
+	sim, _ := simtest.Start(t, tyntecsim.Config{Seed: 11, TimeScale: 1000, OTPExpiry: time.Hour, Callbacks: []tyntec.NewCallbackConfig{{URL: hookURL}}})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	if err := sim.RunTraffic(ctx, tyntecsim.Traffic{Rate: 2000, Count: 60, V1Share: 0.25}); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/polltest"
 )
 
 // Server is an embedded NATS server that a test can stop and start again on the
@@ -112,11 +113,19 @@ func Logger(testing.TB) *slog.Logger {
 // WaitFor polls cond every 20 ms until it holds or timeout passes.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	polltest.Until(t, timeout, what, cond)
+}
+
+// StreamMsgs is how many messages b's stream holds.
+func StreamMsgs(t testing.TB, b *broker.Broker) uint64 {
+	t.Helper()
+	s, err := b.JetStream().Stream(t.Context(), b.StreamName())
+	if err != nil {
+		t.Fatalf("stream %s: %v", b.StreamName(), err)
 	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatalf("stream %s info: %v", b.StreamName(), err)
+	}
+	return info.State.Msgs
 }

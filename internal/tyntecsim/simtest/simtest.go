@@ -1,0 +1,29 @@
+// Package simtest serves the tyntec simulator to tests.
+package simtest
+
+import (
+	"net/http/httptest"
+	"testing"
+
+	"github.com/otpscope/otpscope/internal/tyntecsim"
+)
+
+// Start creates a simulator from cfg, serves it on 127.0.0.1 and starts it;
+// both stop when the test ends. It returns the simulator and its base URL.
+func Start(t testing.TB, cfg tyntecsim.Config) (*tyntecsim.Sim, string) {
+	t.Helper()
+	sim, err := tyntecsim.New(cfg)
+	if err != nil {
+		t.Fatalf("tyntecsim.New: %v", err)
+	}
+	srv := httptest.NewServer(sim)
+	if err := sim.Start(t.Context()); err != nil {
+		srv.Close()
+		t.Fatalf("start the simulator: %v", err)
+	}
+	t.Cleanup(func() {
+		srv.Close()
+		_ = sim.Close()
+	})
+	return sim, srv.URL
+}
