@@ -66,9 +66,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	built.flags, built.err = buildBinaries(dir)
-	code := m.Run()
-	engine.close()
-	return code
+	return chdbtest.Run(m, chdbtest.WithSetup(clusterEngine))
 }
 
 // buildBinaries builds what deploy/Dockerfile builds and reads each binary's
@@ -1456,18 +1454,34 @@ func stripComments(st string) string {
 	return strings.TrimSpace(strings.Join(out, "\n"))
 }
 
-// The embedded engine of this test binary, opened with a configuration that
-// gives it a cluster: chDB is ClickHouse without a server, so it has no
-// cluster of its own. It loads deploy/clickhouse/config.d/cluster.xml as is,
-// plus (config.d/zz-test.xml) an in-memory Keeper (testkeeper) and a one-shard
-// cluster whose only replica is this process.
-var engine sharedEngine
-
-type sharedEngine struct {
-	once sync.Once
-	e    *chdb.Engine
-	dir  string
-	err  error
+// clusterEngine sets up the embedded engine of this test binary with a
+// configuration that gives it a cluster: chDB is ClickHouse without a server,
+// so it has no cluster of its own. It loads deploy/clickhouse/config.d/cluster.xml
+// as is, plus (config.d/zz-test.xml) an in-memory Keeper (testkeeper) and a
+// one-shard cluster whose only replica is this process.
+func clusterEngine(dir string) ([]chdb.Option, error) {
+	cfgDir := filepath.Join(dir, "etc")
+	if err := os.MkdirAll(filepath.Join(cfgDir, "config.d"), 0o755); err != nil {
+		return nil, err
+	}
+	cluster, err := os.ReadFile(deployPath("clickhouse", "config.d", "cluster.xml"))
+	if err != nil {
+		return nil, err
+	}
+	for name, text := range map[string][]byte{
+		"config.xml":           []byte("<clickhouse></clickhouse>\n"),
+		"config.d/cluster.xml": cluster,
+		"config.d/zz-test.xml": []byte(testConfig),
+	} {
+		if err := os.WriteFile(filepath.Join(cfgDir, name), text, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	// cluster.xml takes these from the environment, per node.
+	os.Setenv("CLICKHOUSE_SHARD", testShard)
+	os.Setenv("CLICKHOUSE_REPLICA", testReplica)
+	os.Setenv("CLICKHOUSE_CLUSTER_SECRET", "deploy-test")
+	return []chdb.Option{chdb.WithSetting("config-file", filepath.Join(cfgDir, "config.xml"))}, nil
 }
 
 const (
@@ -1489,61 +1503,6 @@ const testConfig = `<clickhouse>
     </remote_servers>
 </clickhouse>
 `
-
-func (eng *sharedEngine) close() {
-	if eng.e != nil {
-		eng.e.Close()
-	}
-	if eng.dir != "" {
-		os.RemoveAll(eng.dir)
-	}
-}
-
-func openEngine(t *testing.T) *chdb.Engine {
-	t.Helper()
-	engine.once.Do(func() {
-		dir, err := os.MkdirTemp("", "otpscope-deploy-chdb-")
-		if err != nil {
-			engine.err = err
-			return
-		}
-		engine.dir = dir
-		cfgDir := filepath.Join(dir, "etc")
-		if err := os.MkdirAll(filepath.Join(cfgDir, "config.d"), 0o755); err != nil {
-			engine.err = err
-			return
-		}
-		cluster, err := os.ReadFile(deployPath("clickhouse", "config.d", "cluster.xml"))
-		if err != nil {
-			engine.err = err
-			return
-		}
-		for name, text := range map[string][]byte{
-			"config.xml":           []byte("<clickhouse></clickhouse>\n"),
-			"config.d/cluster.xml": cluster,
-			"config.d/zz-test.xml": []byte(testConfig),
-		} {
-			if err := os.WriteFile(filepath.Join(cfgDir, name), text, 0o644); err != nil {
-				engine.err = err
-				return
-			}
-		}
-		// cluster.xml takes these from the environment, per node.
-		os.Setenv("CLICKHOUSE_SHARD", testShard)
-		os.Setenv("CLICKHOUSE_REPLICA", testReplica)
-		os.Setenv("CLICKHOUSE_CLUSTER_SECRET", "deploy-test")
-		engine.e, engine.err = chdb.Open(filepath.Join(dir, "data"),
-			chdb.WithSetting("config-file", filepath.Join(cfgDir, "config.xml")),
-			chdb.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-	})
-	if engine.err != nil {
-		if errors.Is(engine.err, chdb.ErrLibraryNotFound) && os.Getenv(chdb.EnvLibrary) == "" {
-			t.Skipf("%s\n\t(%v)", chdbtest.SkipMessage, engine.err)
-		}
-		t.Fatalf("open embedded ClickHouse engine: %v", engine.err)
-	}
-	return engine.e
-}
 
 func query(t *testing.T, e *chdb.Engine, db, sql string) (string, error) {
 	t.Helper()
@@ -1590,7 +1549,7 @@ var onCluster = regexp.MustCompile(" ON CLUSTER `\\w+`")
 // local tables' engines unreplicated and the Distributed tables over a
 // one-shard cluster of this process.
 func TestClusterSchemaOnEngine(t *testing.T) {
-	e := openEngine(t)
+	e := chdbtest.Open(t)
 
 	t.Run("config", func(t *testing.T) {
 		got := mustQuery(t, e, "", "SELECT shard_num, replica_num, host_name, port FROM system.clusters WHERE cluster = '"+clusterName+"' ORDER BY shard_num, replica_num")
