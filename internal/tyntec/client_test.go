@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
@@ -197,13 +198,10 @@ func exerciseAll(t *testing.T, e *env, hookURL string) {
 	}
 
 	// Let the v4 OTP's first webhook reach the callback before it goes away.
-	deadline := time.Now().Add(10 * time.Second)
-	for ot, _ := e.sim.Truth().OTP(created.ID); len(ot.Webhooks) == 0 || ot.Webhooks[0].Delivered == 0; ot, _ = e.sim.Truth().OTP(created.ID) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no webhook for %s delivered within 10s: %+v", created.ID, ot.Webhooks)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	polltest.Until(t, 10*time.Second, "the first webhook of "+created.ID+" to be delivered", func() bool {
+		ot, _ := e.sim.Truth().OTP(created.ID)
+		return len(ot.Webhooks) > 0 && ot.Webhooks[0].Delivered > 0
+	})
 	if err := c.DeleteCallback(ctx, cbID); err != nil {
 		t.Errorf("DeleteCallback = %v", err)
 	}

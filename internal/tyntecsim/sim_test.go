@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
@@ -393,9 +394,7 @@ func TestExpiry(t *testing.T) {
 	}
 	tr := sim.Truth()
 	expire := tr.OTPs[0].Expire
-	for !sim.Now().After(expire) {
-		time.Sleep(time.Millisecond)
-	}
+	polltest.Until(t, 10*time.Second, "the simulated clock to pass the expiry", func() bool { return sim.Now().After(expire) })
 	st, _, raw := call(t, http.MethodGet, base+"/2fa/v4/otp/"+id, tyntecsim.DefaultAPIKey, nil)
 	var o tyntec.OTP
 	if err := json.Unmarshal(raw, &o); st != http.StatusOK || err != nil || o.OTPStatus != tyntec.OTPExpired {
