@@ -32,11 +32,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"gopkg.in/yaml.v3"
 
 	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/schema"
@@ -816,15 +815,7 @@ func TestNATSClusterR3(t *testing.T) {
 	}
 	defer b.Close()
 
-	nc, err := nats.Connect(cfg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := brokertest.JetStream(t, cfg.URL)
 	if _, err := js.Publish(ctx, "tyntec.2fa.deadletter", []byte(`{}`)); err != nil {
 		t.Fatalf("publish to the R3 stream: %v", err)
 	}

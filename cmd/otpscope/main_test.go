@@ -18,9 +18,9 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/polltest"
@@ -227,15 +227,7 @@ func TestCrashSafety(t *testing.T) {
 	t.Logf("ClickHouse has them all %v after the restart", time.Since(restartAt))
 	// Redeliveries, if any, have landed once the sink has nothing pending
 	// or unacknowledged: it acknowledges after the insert.
-	nc, err := nats.Connect("nats://" + in.natsListen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := brokertest.JetStream(t, "nats://"+in.natsListen)
 	polltest.Until(t, 30*time.Second, "the sink to acknowledge everything", func() bool {
 		c, err := js.Consumer(t.Context(), broker.DefaultStreamName, sink.DefaultDurable)
 		if err != nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/polltest"
@@ -128,4 +130,20 @@ func StreamMsgs(t testing.TB, b *broker.Broker) uint64 {
 		t.Fatalf("stream %s info: %v", b.StreamName(), err)
 	}
 	return info.State.Msgs
+}
+
+// JetStream connects a plain client to the NATS server at url, as a
+// downstream service would, and closes it when the test ends.
+func JetStream(t testing.TB, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream on %s: %v", url, err)
+	}
+	return js
 }
