@@ -31,7 +31,7 @@ func TestBudgetNeverExceeded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	waitSim(t, sim, sim.Now().Add(DefaultSettle))
 
 	cfg := testConfig(sim, url)
@@ -81,7 +81,7 @@ func TestRateLimitedPauses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	waitSim(t, sim, sim.Now().Add(DefaultSettle))
 	cfg := testConfig(sim, url)
 	cfg.Tyntec.MaxRetries = -1 // let the poller, not the client, see the 429

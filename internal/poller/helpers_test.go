@@ -106,16 +106,6 @@ func waitTracked(t *testing.T, p *Poller) {
 	})
 }
 
-// waitIdle waits until the simulator has nothing scheduled or unsent.
-func waitIdle(t *testing.T, sim *tyntecsim.Sim) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := sim.WaitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // waitSim waits until the simulator's clock has passed at.
 func waitSim(t *testing.T, sim *tyntecsim.Sim, at time.Time) {
 	t.Helper()

@@ -44,7 +44,7 @@ func TestRecoversDroppedWebhooks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	waitTracked(t, p)
 	truth := sim.Truth()
 
@@ -157,7 +157,7 @@ func TestV1RegisteredOTPs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	waitTracked(t, p)
 	waitSim(t, sim, sim.Now().Add(DefaultSettle))
 	st, err := p.ReconcileOnce(t.Context())
@@ -260,7 +260,7 @@ func TestVerificationSample(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	for _, id := range ids[:20] {
 		if _, err := client.ValidateOTP(t.Context(), id, "123456"); err != nil {
 			t.Fatal(err)

@@ -109,7 +109,7 @@ func TestDecideResend(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitIdle(t, sim)
+			simtest.WaitIdle(t, sim)
 			if tt.verify {
 				if _, err := simClient(t, url).ValidateOTP(t.Context(), id, "482913"); err != nil {
 					t.Fatal(err)
@@ -177,7 +177,7 @@ func TestResendTwoReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	var ps []*Poller
 	for i, b := range []*broker.Broker{b1, b2} {
 		cfg := testConfig(sim, url)
@@ -245,7 +245,7 @@ func TestResendConsumer(t *testing.T) {
 		o, _ := sim.Truth().OTP(id)
 		return len(o.Resends) > 0
 	})
-	waitIdle(t, sim) // the voice resend is delivered; its webhooks are consumed
+	simtest.WaitIdle(t, sim) // the voice resend is delivered; its webhooks are consumed
 	waitTracked(t, p)
 	o, _ := sim.Truth().OTP(id)
 	if len(o.Resends) != 1 || o.Resends[0].Via != tyntec.ViaVoice {

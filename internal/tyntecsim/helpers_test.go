@@ -1,17 +1,14 @@
 package tyntecsim_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/otpscope/otpscope/internal/tyntec"
-	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 // received is one webhook as the receiver saw it.
@@ -76,19 +73,5 @@ func byOTP(rs []received) map[string][]tyntec.DeliveryStatus {
 	return out
 }
 
-// waitIdle waits (bounded) until the simulator has nothing left to do.
-func waitIdle(t *testing.T, sim *tyntecsim.Sim) {
-	t.Helper()
-	ctx, cancel := contextWithTimeout(t, 20*time.Second)
-	defer cancel()
-	if err := sim.WaitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // fast is a time scale at which a 300 s expiry lasts 3 s of wall clock.
 const fast = 100
-
-func contextWithTimeout(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(t.Context(), d)
-}

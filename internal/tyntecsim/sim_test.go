@@ -63,7 +63,7 @@ func TestFallbackSMSToViber(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 
 	got := byOTP(rc.all())
 	truth := sim.Truth()
@@ -145,7 +145,7 @@ func TestDeterministicWithSeed(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitIdle(t, sim)
+		simtest.WaitIdle(t, sim)
 		return story(sim.Truth())
 	}
 	a, b, c := run(42), run(42), run(43)
@@ -279,7 +279,7 @@ func TestWebhookFaults(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitIdle(t, sim)
+			simtest.WaitIdle(t, sim)
 			tt.check(t, rc.all(), rc.requests(), sim.Truth())
 		})
 	}
@@ -297,7 +297,7 @@ func TestCallbackProfileFilter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	if len(byOTP(rcAll.all())) != 4 {
 		t.Errorf("unfiltered callback saw %d OTPs; want 4", len(byOTP(rcAll.all())))
 	}
@@ -416,7 +416,7 @@ func TestV1ResendAndEvents(t *testing.T) {
 	if st, _, raw := call(t, http.MethodPost, base+"/2fa/v1/otp/"+o.OTPID+"?via=VOICE", tyntecsim.DefaultAPIKey, nil); st != http.StatusOK {
 		t.Fatalf("resend = %d %s", st, raw)
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	ot, _ := sim.Truth().OTP(o.OTPID)
 	if len(ot.Attempts) != 2 || ot.Attempts[0].Channel != tyntec.ChannelSMS || ot.Attempts[1].Channel != tyntec.ChannelVoice || !ot.Attempts[1].Resend {
 		t.Errorf("attempts %+v; want SMS then re-sent VOICE", ot.Attempts)
@@ -491,7 +491,7 @@ func TestTrafficGenerator(t *testing.T) {
 	if err := sim.RunTraffic(ctx, tyntecsim.Traffic{Rate: 2000, Count: 60, V1Share: 0.25}); err != nil {
 		t.Fatalf("RunTraffic: %v", err)
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	tr := sim.Truth()
 	if len(tr.OTPs) != 60 {
 		t.Fatalf("generated %d OTPs; want 60", len(tr.OTPs))

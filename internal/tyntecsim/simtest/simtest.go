@@ -2,8 +2,10 @@
 package simtest
 
 import (
+	"context"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
@@ -26,4 +28,15 @@ func Start(t testing.TB, cfg tyntecsim.Config) (*tyntecsim.Sim, string) {
 		_ = sim.Close()
 	})
 	return sim, srv.URL
+}
+
+// WaitIdle waits until sim has nothing scheduled or unsent; when that takes
+// longer than 30 s, the test fails.
+func WaitIdle(t testing.TB, sim *tyntecsim.Sim) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := sim.WaitIdle(ctx); err != nil {
+		t.Fatalf("wait for the simulator to be idle: %v", err)
+	}
 }
