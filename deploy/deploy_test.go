@@ -38,6 +38,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/webtest"
 	"github.com/otpscope/otpscope/schema"
 )
 
@@ -773,12 +774,7 @@ func TestNATSClusterR3(t *testing.T) {
 	}
 	var routePorts []int
 	for range 3 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		routePorts = append(routePorts, l.Addr().(*net.TCPAddr).Port)
-		l.Close()
+		routePorts = append(routePorts, webtest.FreePort(t))
 	}
 	var urls []string
 	for i := range 3 {

@@ -3,7 +3,6 @@ package poller
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
+	"github.com/otpscope/otpscope/internal/webtest"
 )
 
 // TestRunServesOps runs the service as cmd/poller does: it connects to NATS,
@@ -19,12 +19,7 @@ import (
 func TestRunServesOps(t *testing.T) {
 	ns := brokertest.NewServer(t)
 	sim, url := simtest.Start(t, tyntecsim.Config{Seed: 1})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := webtest.FreeAddr(t)
 
 	cfg := testConfig(sim, url)
 	cfg.Listen = addr

@@ -17,6 +17,7 @@ import (
 	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 // env is a simulator behind httptest and a client for it.
@@ -31,24 +32,9 @@ type env struct {
 // a generous budget and millisecond backoff; ccfg fields override those.
 func newEnv(t *testing.T, scfg tyntecsim.Config, ccfg tyntec.Config, wrap func(http.Handler) http.Handler) *env {
 	t.Helper()
-	sim, err := tyntecsim.New(scfg)
-	if err != nil {
-		t.Fatalf("tyntecsim.New: %v", err)
-	}
-	var h http.Handler = sim
-	if wrap != nil {
-		h = wrap(sim)
-	}
-	srv := httptest.NewServer(h)
-	if err := sim.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		_ = sim.Close()
-	})
+	sim, url := simtest.StartWrapped(t, scfg, wrap)
 	reg := prometheus.NewRegistry()
-	ccfg.BaseURL = srv.URL
+	ccfg.BaseURL = url
 	if ccfg.APIKey == "" {
 		ccfg.APIKey = tyntecsim.DefaultAPIKey
 	}
@@ -63,7 +49,7 @@ func newEnv(t *testing.T, scfg tyntecsim.Config, ccfg tyntec.Config, wrap func(h
 	if err != nil {
 		t.Fatalf("tyntec.New: %v", err)
 	}
-	return &env{sim: sim, url: srv.URL, client: client, reg: reg}
+	return &env{sim: sim, url: url, client: client, reg: reg}
 }
 
 // callsTo returns the statuses of the calls the simulator received for path.

@@ -3,6 +3,7 @@ package simtest
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -14,11 +15,22 @@ import (
 // both stop when the test ends. It returns the simulator and its base URL.
 func Start(t testing.TB, cfg tyntecsim.Config) (*tyntecsim.Sim, string) {
 	t.Helper()
+	return StartWrapped(t, cfg, nil)
+}
+
+// StartWrapped is Start with the simulator's handler wrapped by wrap (when
+// not nil), for a test that stands between the client and the simulator.
+func StartWrapped(t testing.TB, cfg tyntecsim.Config, wrap func(http.Handler) http.Handler) (*tyntecsim.Sim, string) {
+	t.Helper()
 	sim, err := tyntecsim.New(cfg)
 	if err != nil {
 		t.Fatalf("tyntecsim.New: %v", err)
 	}
-	srv := httptest.NewServer(sim)
+	var h http.Handler = sim
+	if wrap != nil {
+		h = wrap(sim)
+	}
+	srv := httptest.NewServer(h)
 	if err := sim.Start(t.Context()); err != nil {
 		srv.Close()
 		t.Fatalf("start the simulator: %v", err)
