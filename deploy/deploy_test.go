@@ -32,14 +32,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"gopkg.in/yaml.v3"
 
 	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/webtest"
 	"github.com/otpscope/otpscope/schema"
 )
 
@@ -67,9 +67,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	built.flags, built.err = buildBinaries(dir)
-	code := m.Run()
-	engine.close()
-	return code
+	return chdbtest.Run(m, chdbtest.WithSetup(clusterEngine))
 }
 
 // buildBinaries builds what deploy/Dockerfile builds and reads each binary's
@@ -770,12 +768,7 @@ func TestNATSClusterR3(t *testing.T) {
 	}
 	var routePorts []int
 	for range 3 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		routePorts = append(routePorts, l.Addr().(*net.TCPAddr).Port)
-		l.Close()
+		routePorts = append(routePorts, webtest.FreePort(t))
 	}
 	var urls []string
 	for i := range 3 {
@@ -812,15 +805,7 @@ func TestNATSClusterR3(t *testing.T) {
 	}
 	defer b.Close()
 
-	nc, err := nats.Connect(cfg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := brokertest.JetStreamAt(t, cfg.URL)
 	if _, err := js.Publish(ctx, "tyntec.2fa.deadletter", []byte(`{}`)); err != nil {
 		t.Fatalf("publish to the R3 stream: %v", err)
 	}
@@ -1458,18 +1443,34 @@ func stripComments(st string) string {
 	return strings.TrimSpace(strings.Join(out, "\n"))
 }
 
-// The embedded engine of this test binary, opened with a configuration that
-// gives it a cluster: chDB is ClickHouse without a server, so it has no
-// cluster of its own. It loads deploy/clickhouse/config.d/cluster.xml as is,
-// plus (config.d/zz-test.xml) an in-memory Keeper (testkeeper) and a one-shard
-// cluster whose only replica is this process.
-var engine sharedEngine
-
-type sharedEngine struct {
-	once sync.Once
-	e    *chdb.Engine
-	dir  string
-	err  error
+// clusterEngine sets up the embedded engine of this test binary with a
+// configuration that gives it a cluster: chDB is ClickHouse without a server,
+// so it has no cluster of its own. It loads deploy/clickhouse/config.d/cluster.xml
+// as is, plus (config.d/zz-test.xml) an in-memory Keeper (testkeeper) and a
+// one-shard cluster whose only replica is this process.
+func clusterEngine(dir string) ([]chdb.Option, error) {
+	cfgDir := filepath.Join(dir, "etc")
+	if err := os.MkdirAll(filepath.Join(cfgDir, "config.d"), 0o755); err != nil {
+		return nil, err
+	}
+	cluster, err := os.ReadFile(deployPath("clickhouse", "config.d", "cluster.xml"))
+	if err != nil {
+		return nil, err
+	}
+	for name, text := range map[string][]byte{
+		"config.xml":           []byte("<clickhouse></clickhouse>\n"),
+		"config.d/cluster.xml": cluster,
+		"config.d/zz-test.xml": []byte(testConfig),
+	} {
+		if err := os.WriteFile(filepath.Join(cfgDir, name), text, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	// cluster.xml takes these from the environment, per node.
+	os.Setenv("CLICKHOUSE_SHARD", testShard)
+	os.Setenv("CLICKHOUSE_REPLICA", testReplica)
+	os.Setenv("CLICKHOUSE_CLUSTER_SECRET", "deploy-test")
+	return []chdb.Option{chdb.WithSetting("config-file", filepath.Join(cfgDir, "config.xml"))}, nil
 }
 
 const (
@@ -1491,61 +1492,6 @@ const testConfig = `<clickhouse>
     </remote_servers>
 </clickhouse>
 `
-
-func (eng *sharedEngine) close() {
-	if eng.e != nil {
-		eng.e.Close()
-	}
-	if eng.dir != "" {
-		os.RemoveAll(eng.dir)
-	}
-}
-
-func openEngine(t *testing.T) *chdb.Engine {
-	t.Helper()
-	engine.once.Do(func() {
-		dir, err := os.MkdirTemp("", "otpscope-deploy-chdb-")
-		if err != nil {
-			engine.err = err
-			return
-		}
-		engine.dir = dir
-		cfgDir := filepath.Join(dir, "etc")
-		if err := os.MkdirAll(filepath.Join(cfgDir, "config.d"), 0o755); err != nil {
-			engine.err = err
-			return
-		}
-		cluster, err := os.ReadFile(deployPath("clickhouse", "config.d", "cluster.xml"))
-		if err != nil {
-			engine.err = err
-			return
-		}
-		for name, text := range map[string][]byte{
-			"config.xml":           []byte("<clickhouse></clickhouse>\n"),
-			"config.d/cluster.xml": cluster,
-			"config.d/zz-test.xml": []byte(testConfig),
-		} {
-			if err := os.WriteFile(filepath.Join(cfgDir, name), text, 0o644); err != nil {
-				engine.err = err
-				return
-			}
-		}
-		// cluster.xml takes these from the environment, per node.
-		os.Setenv("CLICKHOUSE_SHARD", testShard)
-		os.Setenv("CLICKHOUSE_REPLICA", testReplica)
-		os.Setenv("CLICKHOUSE_CLUSTER_SECRET", "deploy-test")
-		engine.e, engine.err = chdb.Open(filepath.Join(dir, "data"),
-			chdb.WithSetting("config-file", filepath.Join(cfgDir, "config.xml")),
-			chdb.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-	})
-	if engine.err != nil {
-		if errors.Is(engine.err, chdb.ErrLibraryNotFound) && os.Getenv(chdb.EnvLibrary) == "" {
-			t.Skipf("%s\n\t(%v)", chdbtest.SkipMessage, engine.err)
-		}
-		t.Fatalf("open embedded ClickHouse engine: %v", engine.err)
-	}
-	return engine.e
-}
 
 func query(t *testing.T, e *chdb.Engine, db, sql string) (string, error) {
 	t.Helper()
@@ -1592,7 +1538,7 @@ var onCluster = regexp.MustCompile(" ON CLUSTER `\\w+`")
 // local tables' engines unreplicated and the Distributed tables over a
 // one-shard cluster of this process.
 func TestClusterSchemaOnEngine(t *testing.T) {
-	e := openEngine(t)
+	e := chdbtest.Open(t)
 
 	t.Run("config", func(t *testing.T) {
 		got := mustQuery(t, e, "", "SELECT shard_num, replica_num, host_name, port FROM system.clusters WHERE cluster = '"+clusterName+"' ORDER BY shard_num, replica_num")

@@ -3,11 +3,8 @@ package main_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,8 +19,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/polltest"
+	"github.com/otpscope/otpscope/internal/sink"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/webtest"
 )
 
 var binary string
@@ -44,25 +47,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needEngine skips (or fails, when make test set OTPSCOPE_CHDB_LIB) without
-// the embedded engine library, which the all-in-one hosts.
+// needEngine skips (or fails, when make test set OTPSCOPE_CHDB_LIB or in CI,
+// as chdbtest does) without the embedded engine library, which the
+// all-in-one hosts.
 func needEngine(t *testing.T) {
 	t.Helper()
 	if os.Getenv(chdb.EnvLibrary) == "" {
 		if _, err := os.Stat(filepath.Join("..", "..", ".cache", "chdb", "libchdb.so")); err != nil {
-			t.Skip("libchdb.so not found: run `make setup` (or set OTPSCOPE_CHDB_LIB)")
+			if os.Getenv(chdbtest.EnvCI) == "true" {
+				t.Fatal(chdbtest.SkipMessage)
+			}
+			t.Skip(chdbtest.SkipMessage)
 		}
 	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // instance is one all-in-one process.
@@ -96,7 +93,7 @@ const token = "e2e-token-0123456789abcdef"
 
 func newInstance(t *testing.T, dataDir string) *instance {
 	return &instance{
-		listen: freePort(t), adminListen: freePort(t), natsListen: freePort(t), chListen: freePort(t), simListen: freePort(t),
+		listen: webtest.FreeAddr(t), adminListen: webtest.FreeAddr(t), natsListen: webtest.FreeAddr(t), chListen: webtest.FreeAddr(t), simListen: webtest.FreeAddr(t),
 		dataDir: dataDir,
 	}
 }
@@ -115,19 +112,16 @@ func (in *instance) start(t *testing.T, args ...string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { in.kill() })
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	ready := polltest.Within(60*time.Second, 100*time.Millisecond, func() bool {
 		resp, err := http.Get("http://" + in.listen + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) || in.cmd.ProcessState != nil {
-			t.Fatalf("otpscope not ready after 60s:\n%s", in.logs)
-		}
-		time.Sleep(100 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if !ready {
+		t.Fatalf("otpscope not ready after 60s:\n%s", in.logs)
 	}
 }
 
@@ -211,16 +205,11 @@ func TestCrashSafety(t *testing.T) {
 		}()
 	}
 	// Kill once some traffic was acknowledged and more is in flight.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	polltest.Within(30*time.Second, 10*time.Millisecond, func() bool {
 		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		if n >= 300 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(acked) >= 300
+	})
 	in.kill()
 	cancel()
 	wg.Wait()
@@ -233,39 +222,21 @@ func TestCrashSafety(t *testing.T) {
 	in.start(t) // same ports, same data directory
 	t.Logf("ready again %v after the restart", time.Since(restartAt))
 	conn := in.clickhouse(t)
-	// missing counts the acknowledged webhooks not (yet) in ClickHouse. Those the
-	// sink held unacknowledged at the kill come back after --sink-ack-wait.
-	missing := func() int {
-		rows, err := conn.Query(t.Context(), "SELECT toString(otp_id) FROM delivery_events")
-		if err != nil {
-			t.Fatalf("query from outside the process: %v", err)
-		}
-		defer rows.Close()
-		have := map[string]bool{}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				t.Fatal(err)
-			}
-			have[id] = true
-		}
-		n := 0
-		for id := range acked {
-			if !have[id] {
-				n++
-			}
-		}
-		return n
-	}
-	waitUntil := time.Now().Add(60 * time.Second)
-	for missing() > 0 && time.Now().Before(waitUntil) {
-		time.Sleep(200 * time.Millisecond)
-	}
-	if n := missing(); n > 0 {
-		t.Fatalf("%d of %d acknowledged webhooks are missing after the crash", n, len(acked))
-	}
+	// Those the sink held unacknowledged at the kill come back after
+	// --sink-ack-wait.
+	chdbtest.WaitForIDs(t, conn, 60*time.Second, "SELECT toString(otp_id) FROM delivery_events", acked)
 	t.Logf("ClickHouse has them all %v after the restart", time.Since(restartAt))
-	time.Sleep(time.Second) // let redeliveries, if any, land before counting
+	// Redeliveries, if any, have landed once the sink has nothing pending
+	// or unacknowledged: it acknowledges after the insert.
+	js := brokertest.JetStreamAt(t, "nats://"+in.natsListen)
+	polltest.Until(t, 30*time.Second, "the sink to acknowledge everything", func() bool {
+		c, err := js.Consumer(t.Context(), broker.DefaultStreamName, sink.DefaultDurable)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(t.Context())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
 	var stored, distinct uint64
 	if err := conn.QueryRow(t.Context(), "SELECT count(), uniqExact(event_id) FROM delivery_events FINAL").Scan(&stored, &distinct); err != nil {
 		t.Fatal(err)
@@ -325,8 +296,8 @@ func TestSimulateEndToEnd(t *testing.T) {
 
 	// Wait until the simulator has sent every OTP and settled every attempt.
 	var truth tyntecsim.Truth
-	waitFor(t, 60*time.Second, "the simulator to settle every attempt", func() bool {
-		getJSON(t, "http://"+in.simListen+"/_sim/truth", &truth)
+	polltest.UntilEvery(t, 200*time.Millisecond, 60*time.Second, "the simulator to settle every attempt", func() bool {
+		webtest.GetJSON(t, "http://"+in.simListen+"/_sim/truth", &truth)
 		return truth.Settled(otps)
 	})
 	want := truth.Summary()
@@ -338,9 +309,9 @@ func TestSimulateEndToEnd(t *testing.T) {
 		FallbackOTPs int `json:"fallback_otps"`
 		Outcomes     map[string]int
 	}
-	waitFor(t, 30*time.Second, "the API to agree with the ground truth", func() bool {
-		getJSON(t, "http://"+in.adminListen+"/api/v1/fallback"+window, &fallback)
-		getJSON(t, "http://"+in.simListen+"/_sim/truth", &truth) // fresh: a fallback may have been dispatched since
+	polltest.UntilEvery(t, 200*time.Millisecond, 30*time.Second, "the API to agree with the ground truth", func() bool {
+		webtest.GetJSON(t, "http://"+in.adminListen+"/api/v1/fallback"+window, &fallback)
+		webtest.GetJSON(t, "http://"+in.simListen+"/_sim/truth", &truth) // fresh: a fallback may have been dispatched since
 		want = truth.Summary()
 		return truth.Settled(otps) && want.Pending == 0 && fallback.OTPs >= otps && fallback.Outcomes["pending"] == 0 &&
 			fallback.FallbackOTPs == want.Fallback
@@ -356,7 +327,7 @@ func TestSimulateEndToEnd(t *testing.T) {
 			Attempts, Delivered, Failed int
 		}
 	}
-	getJSON(t, "http://"+in.adminListen+"/api/v1/channels"+window, &channels)
+	webtest.GetJSON(t, "http://"+in.adminListen+"/api/v1/channels"+window, &channels)
 	if len(channels.Channels) != len(want.Channels) {
 		t.Errorf("/api/v1/channels has %d channels; truth has %d", len(channels.Channels), len(want.Channels))
 	}
@@ -400,32 +371,5 @@ func TestSimulateEndToEnd(t *testing.T) {
 		if strings.Contains(sc.Text(), "level=ERROR") {
 			t.Errorf("error logged: %s", sc.Text())
 		}
-	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func getJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET %s = %d %s", url, resp.StatusCode, b)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("GET %s: %v", url, err)
 	}
 }

@@ -2,23 +2,18 @@ package main
 
 import (
 	"bytes"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 func TestRegisterCallbackCommand(t *testing.T) {
-	sim, err := tyntecsim.New(tyntecsim.Config{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
+	_, simURL := simtest.Start(t, tyntecsim.Config{Seed: 1})
 	env := map[string]string{
-		"OTPSCOPE_TYNTEC_URL":     srv.URL,
+		"OTPSCOPE_TYNTEC_URL":     simURL,
 		"OTPSCOPE_TYNTEC_API_KEY": tyntecsim.DefaultAPIKey,
 		"OTPSCOPE_WEBHOOK_TOKENS": "first-token-0123456789,second-token-0123456789",
 	}
@@ -30,7 +25,7 @@ func TestRegisterCallbackCommand(t *testing.T) {
 			t.Fatalf("run #%d = %d; stderr:\n%s", i+1, code, stderr.String())
 		}
 	}
-	client, err := tyntec.New(tyntec.Config{BaseURL: srv.URL, APIKey: tyntecsim.DefaultAPIKey, RateLimit: 1000})
+	client, err := tyntec.New(tyntec.Config{BaseURL: simURL, APIKey: tyntecsim.DefaultAPIKey, RateLimit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
@@ -97,19 +98,11 @@ func TestServe(t *testing.T) {
 		t.Fatal("simulator did not start")
 	}
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	polltest.Until(t, 10*time.Second, "a webhook with the configured header", func() bool {
 		mu.Lock()
-		n := tokens["tok"]
-		mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no webhook with the configured header within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return tokens["tok"] > 0
+	})
 
 	client, err := tyntec.New(tyntec.Config{BaseURL: "http://" + addr, APIKey: tyntecsim.DefaultAPIKey})
 	if err != nil {

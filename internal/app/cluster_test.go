@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,19 +21,10 @@ import (
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/sink"
 	"github.com/otpscope/otpscope/internal/store"
+	"github.com/otpscope/otpscope/internal/webtest"
 )
 
 func TestMain(m *testing.M) { chdbtest.Main(m) }
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // cluster is three embedded NATS servers routed into one JetStream cluster.
 type cluster struct {
@@ -48,10 +38,10 @@ func newCluster(t *testing.T) *cluster {
 	routes := make([]string, 3)
 	for i := range 3 {
 		cfg := brokertest.Config(t)
-		cfg.Listen = freeAddr(t)
+		cfg.Listen = webtest.FreeAddr(t)
 		cfg.ServerName = fmt.Sprintf("n%d", i+1)
 		cfg.ClusterName = "otpscope-test"
-		cfg.ClusterListen = freeAddr(t)
+		cfg.ClusterListen = webtest.FreeAddr(t)
 		routes[i] = "nats-route://" + cfg.ClusterListen
 		c.cfgs = append(c.cfgs, cfg)
 	}
@@ -160,13 +150,20 @@ func TestClusterNodeRestart(t *testing.T) {
 					acked[id] = true
 				}
 				mu.Unlock()
-				time.Sleep(2 * time.Millisecond)
+				time.Sleep(2 * time.Millisecond) // pacing: a steady load, not a flood of the shared cores
 			}
 		}()
 	}
 
-	// Stop the stream's leader once traffic flows, start it again later.
-	time.Sleep(time.Second)
+	acks := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return codes[http.StatusOK]
+	}
+	// Stop the stream's leader once traffic flows, start it again once
+	// another leader took over, and stop the load once the restarted node
+	// has caught up.
+	brokertest.WaitFor(t, 30*time.Second, "traffic to flow", func() bool { return acks() >= 50 })
 	s, err := brokertest.JetStream(t, b).Stream(t.Context(), b.StreamName())
 	if err != nil {
 		t.Fatal(err)
@@ -184,10 +181,28 @@ func TestClusterNodeRestart(t *testing.T) {
 	if leader < 0 || len(info.Cluster.Replicas) != 2 {
 		t.Fatalf("stream cluster = %+v; want a leader and two replicas", info.Cluster)
 	}
+	stopped := c.cfgs[leader].ServerName
 	c.stop(leader)
-	time.Sleep(3 * time.Second)
+	before := acks()
+	brokertest.WaitFor(t, 30*time.Second, "another stream leader taking writes", func() bool {
+		info, err := s.Info(t.Context())
+		return err == nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != stopped && acks() >= before+50
+	})
 	c.start(t, leader)
-	time.Sleep(3 * time.Second)
+	brokertest.WaitFor(t, 30*time.Second, stopped+" to be a current replica again", func() bool {
+		info, err := s.Info(t.Context())
+		if err != nil || info.Cluster == nil {
+			return false
+		}
+		for _, r := range info.Cluster.Replicas {
+			if r.Name == stopped {
+				return r.Current && !r.Offline
+			}
+		}
+		return false
+	})
+	before = acks()
+	brokertest.WaitFor(t, 30*time.Second, "traffic on the whole cluster again", func() bool { return acks() >= before+50 })
 	stopLoad()
 	wg.Wait()
 	t.Logf("answers during the restart: %v", codes)
@@ -202,35 +217,7 @@ func TestClusterNodeRestart(t *testing.T) {
 
 	// Every acknowledged event is in ClickHouse, once.
 	conn := db.Conn()
-	missing := func() int {
-		rows, err := conn.Query(t.Context(), "SELECT toString(otp_id) FROM delivery_events")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		have := map[string]bool{}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				t.Fatal(err)
-			}
-			have[id] = true
-		}
-		n := 0
-		for id := range acked {
-			if !have[id] {
-				n++
-			}
-		}
-		return n
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for missing() > 0 && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-	}
-	if n := missing(); n > 0 {
-		t.Fatalf("%d of %d acknowledged events did not reach ClickHouse", n, len(acked))
-	}
+	chdbtest.WaitForIDs(t, conn, 60*time.Second, "SELECT toString(otp_id) FROM delivery_events", acked)
 	var stored, distinct uint64
 	if err := conn.QueryRow(t.Context(), "SELECT count(), uniqExact(event_id) FROM delivery_events FINAL").Scan(&stored, &distinct); err != nil {
 		t.Fatal(err)

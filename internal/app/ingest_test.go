@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/app"
-	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/ingest"
 )
@@ -102,18 +101,9 @@ func TestServiceEndToEndAndDurable(t *testing.T) {
 	// A new process on the same data directory finds every acknowledged event.
 	_, s2, stop2 := startService(t, dataDir)
 	defer stop2()
-	if got := streamCount(t, s2.Broker()); got != n {
+	if got := brokertest.StreamMsgs(t, s2.Broker()); got != n {
 		t.Fatalf("after restart the stream holds %d messages; want %d", got, n)
 	}
-}
-
-func streamCount(t *testing.T, b *broker.Broker) uint64 {
-	t.Helper()
-	n, err := b.StreamMsgs(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 const token = "s3cret-token-0123456789"

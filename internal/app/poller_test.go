@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/otpscope/otpscope/internal/poller"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 // TestPollerServesOps runs the poller module as cmd/poller does: it connects
@@ -23,20 +23,11 @@ import (
 // /metrics.
 func TestPollerServesOps(t *testing.T) {
 	ns := brokertest.NewServer(t)
-	sim, err := tyntecsim.New(tyntecsim.Config{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simSrv := httptest.NewServer(sim)
-	t.Cleanup(simSrv.Close)
-	if err := sim.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
+	sim, simURL := simtest.Start(t, tyntecsim.Config{Seed: 1})
 
 	cfg := newConfig(t, "poller")
 	cfg.NATS.URL = ns.URL()
-	cfg.Poller.Tyntec = tyntec.Config{BaseURL: simSrv.URL, APIKey: tyntecsim.DefaultAPIKey, Limiter: rate.NewLimiter(1000, 100), MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+	cfg.Poller.Tyntec = tyntec.Config{BaseURL: simURL, APIKey: tyntecsim.DefaultAPIKey, Limiter: rate.NewLimiter(1000, 100), MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
 	cfg.Poller.Schedule = "@every 1s"
 	cfg.Poller.Now = sim.Now
 	cfg.Poller.RegisterCallbackURL = "http://127.0.0.1:8080/webhooks/tyntec"
@@ -59,7 +50,7 @@ func TestPollerServesOps(t *testing.T) {
 	if code, body := get("/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d %s", code, body)
 	}
-	client, err := tyntec.New(tyntec.Config{BaseURL: simSrv.URL, APIKey: tyntecsim.DefaultAPIKey, Limiter: rate.NewLimiter(rate.Inf, 1)})
+	client, err := tyntec.New(tyntec.Config{BaseURL: simURL, APIKey: tyntecsim.DefaultAPIKey, Limiter: rate.NewLimiter(rate.Inf, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}

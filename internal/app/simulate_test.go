@@ -1,9 +1,7 @@
 package app_test
 
 import (
-	"encoding/json"
 	"flag"
-	"net/http"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/webtest"
 )
 
 // TestLostWebhooksRecovered runs the whole pipeline in one process — the
@@ -65,7 +64,7 @@ func TestLostWebhooksRecovered(t *testing.T) {
 	var got reporter.FallbackResponse
 	deadline := time.Now().Add(90 * time.Second)
 	brokertest.WaitFor(t, 90*time.Second, "the poller to recover every lost delivery state", func() bool {
-		getJSON(t, "http://"+a.AdminAddr()+"/api/v1/fallback"+window, &got)
+		webtest.GetJSON(t, "http://"+a.AdminAddr()+"/api/v1/fallback"+window, &got)
 		truth = sim.Truth() // fresh: a fallback may have been dispatched since
 		want = truth.Summary()
 		if time.Now().After(deadline.Add(-2 * time.Second)) {
@@ -76,7 +75,7 @@ func TestLostWebhooksRecovered(t *testing.T) {
 			got.Outcomes.Failed == uint64(want.Failed)
 	})
 	var chans reporter.ChannelsResponse
-	getJSON(t, "http://"+a.AdminAddr()+"/api/v1/channels"+window, &chans)
+	webtest.GetJSON(t, "http://"+a.AdminAddr()+"/api/v1/channels"+window, &chans)
 	recovered := uint64(0)
 	for _, c := range chans.Channels {
 		recovered += c.RecoveredByPolling
@@ -95,19 +94,4 @@ func newFlagSet(cfg *app.Config, binary string) *flag.FlagSet {
 	fs := flag.NewFlagSet(binary, flag.ContinueOnError)
 	cfg.RegisterFlags(fs, app.Binaries[binary])
 	return fs
-}
-
-func getJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s = %d", url, resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
 }

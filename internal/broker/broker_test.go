@@ -27,19 +27,6 @@ func message(i int) events.Message {
 	return m
 }
 
-func streamMsgs(t *testing.T, b *broker.Broker) uint64 {
-	t.Helper()
-	s, err := b.JetStream().Stream(t.Context(), b.StreamName())
-	if err != nil {
-		t.Fatalf("stream: %v", err)
-	}
-	info, err := s.Info(t.Context())
-	if err != nil {
-		t.Fatalf("stream info: %v", err)
-	}
-	return info.State.Msgs
-}
-
 func TestPublishIsDurableAcrossRestart(t *testing.T) {
 	srv := brokertest.NewServer(t)
 	b := srv.Broker(t)
@@ -53,7 +40,7 @@ func TestPublishIsDurableAcrossRestart(t *testing.T) {
 	}
 	srv.Restart()
 	brokertest.WaitFor(t, 10*time.Second, "reconnect", func() bool { return b.Ready(t.Context()) == nil })
-	if got := streamMsgs(t, b); got != n {
+	if got := brokertest.StreamMsgs(t, b); got != n {
 		t.Fatalf("after restart the stream holds %d messages; want %d", got, n)
 	}
 	// The headers survive too: a downstream consumer reads CloudEvents attributes.
@@ -80,7 +67,7 @@ func TestDuplicatesAreDropped(t *testing.T) {
 			t.Fatalf("Publish: %v", err)
 		}
 	}
-	if got := streamMsgs(t, b); got != 1 {
+	if got := brokertest.StreamMsgs(t, b); got != 1 {
 		t.Fatalf("5 publishes of one id left %d messages; want 1", got)
 	}
 }

@@ -44,7 +44,21 @@ func TestLeaseOneHolderAndHandover(t *testing.T) {
 		}()
 	}
 	brokertest.WaitFor(t, 10*time.Second, "a holder", func() bool { return holders.Load() == 1 })
-	time.Sleep(2 * time.Second) // several refreshes: the other must not get in
+	// Several refreshes of the lease (each a new revision of its key): the
+	// other must not get in meanwhile.
+	kv, err := srv.Broker(t).JetStream().KeyValue(t.Context(), "test_leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	revision := func() uint64 {
+		e, err := kv.Get(t.Context(), "leader")
+		if err != nil {
+			return 0
+		}
+		return e.Revision()
+	}
+	taken := revision()
+	brokertest.WaitFor(t, 10*time.Second, "two refreshes of the lease", func() bool { return revision() >= taken+2 })
 	first := 0
 	if acquired[1].Load() {
 		first = 1

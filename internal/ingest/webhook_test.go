@@ -55,16 +55,25 @@ func newFixture(t *testing.T, mutate ...func(*ingest.Config)) *fixture {
 	return &fixture{srv: srv, broker: b, http: hs}
 }
 
+// post posts body to the webhook endpoint, with the token unless header
+// (name, value, ...) says otherwise.
 func (f *fixture) post(t *testing.T, body string, header ...string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, f.http.URL+ingest.WebhookPath, strings.NewReader(body))
+	if len(header) == 0 {
+		header = []string{"X-Webhook-Token", token}
+	}
+	return f.postTo(t, ingest.WebhookPath, body, header...)
+}
+
+// postTo posts body to path with header (name, value, ...); the response
+// body is closed when the test ends.
+func (f *fixture) postTo(t *testing.T, path, body string, header ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, f.http.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if len(header) == 0 {
-		header = []string{"X-Webhook-Token", token}
-	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -327,17 +336,7 @@ func TestSlowNATSAnswers503(t *testing.T) {
 func TestTrack(t *testing.T) {
 	f := newFixture(t)
 	post := func(body string, header ...string) *http.Response {
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, f.http.URL+ingest.TrackPath, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		return resp
+		return f.postTo(t, ingest.TrackPath, body, header...)
 	}
 	auth := []string{"X-Webhook-Token", token}
 	tests := []struct {

@@ -17,7 +17,7 @@ func TestServeDrainsInFlightRequests(t *testing.T) {
 	r := ops.NewRouter()
 	r.Get("/slow", func(w http.ResponseWriter, _ *http.Request) {
 		close(started)
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // a slow request: still in flight when Serve is told to stop
 		io.WriteString(w, "done")
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -11,6 +11,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 // TestBudgetNeverExceeded runs the poller on its schedule against a backlog
@@ -21,7 +22,7 @@ func TestBudgetNeverExceeded(t *testing.T) {
 	const limit, period = 10, time.Second
 	ns := brokertest.NewServer(t)
 	b := ns.Broker(t)
-	sim, url := startSim(t, tyntecsim.Config{
+	sim, url := simtest.Start(t, tyntecsim.Config{
 		Seed: 2, TimeScale: scale,
 		Faults: tyntecsim.Faults{RateLimit: limit, RatePeriod: period},
 	})
@@ -30,7 +31,7 @@ func TestBudgetNeverExceeded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	waitSim(t, sim, sim.Now().Add(DefaultSettle))
 
 	cfg := testConfig(sim, url)
@@ -71,7 +72,7 @@ func TestBudgetNeverExceeded(t *testing.T) {
 func TestRateLimitedPauses(t *testing.T) {
 	ns := brokertest.NewServer(t)
 	b := ns.Broker(t)
-	sim, url := startSim(t, tyntecsim.Config{
+	sim, url := simtest.Start(t, tyntecsim.Config{
 		Seed: 4, TimeScale: scale,
 		Faults: tyntecsim.Faults{RateLimit: 3, RatePeriod: time.Minute, RetryAfter: 30 * time.Second},
 	})
@@ -80,7 +81,7 @@ func TestRateLimitedPauses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	waitSim(t, sim, sim.Now().Add(DefaultSettle))
 	cfg := testConfig(sim, url)
 	cfg.Tyntec.MaxRetries = -1 // let the poller, not the client, see the 429

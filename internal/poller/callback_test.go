@@ -6,6 +6,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 func TestRegisterCallback(t *testing.T) {
@@ -25,7 +26,7 @@ func TestRegisterCallback(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, url := startSim(t, tyntecsim.Config{Seed: 1, Callbacks: tt.existing})
+			sim, url := simtest.Start(t, tyntecsim.Config{Seed: 1, Callbacks: tt.existing})
 			client := simClient(t, url)
 			for i, want := range tt.actions {
 				before := len(sim.Calls())

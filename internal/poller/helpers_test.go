@@ -25,24 +25,6 @@ import (
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
-// startSim serves a started simulator on 127.0.0.1 and returns it with its URL.
-func startSim(t *testing.T, cfg tyntecsim.Config) (*tyntecsim.Sim, string) {
-	t.Helper()
-	sim, err := tyntecsim.New(cfg)
-	if err != nil {
-		t.Fatalf("tyntecsim.New: %v", err)
-	}
-	srv := httptest.NewServer(sim)
-	if err := sim.Start(t.Context()); err != nil {
-		t.Fatalf("sim.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		_ = sim.Close()
-	})
-	return sim, srv.URL
-}
-
 // webhookReceiver stands in for ingest: it decodes tyntec's webhooks and
 // publishes them, answering 200 after the PubAck.
 func webhookReceiver(t *testing.T, b *broker.Broker) string {
@@ -122,16 +104,6 @@ func waitTracked(t *testing.T, p *Poller) {
 		lag, err := p.track.Lag(t.Context())
 		return err == nil && lag.Pending == 0 && lag.AckPending == 0
 	})
-}
-
-// waitIdle waits until the simulator has nothing scheduled or unsent.
-func waitIdle(t *testing.T, sim *tyntecsim.Sim) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := sim.WaitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // waitSim waits until the simulator's clock has passed at.

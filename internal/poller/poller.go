@@ -255,4 +255,3 @@ func sortedChannels(pr tyntec.Priority) []string {
 	}
 	return out
 }
-

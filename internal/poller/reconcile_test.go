@@ -11,6 +11,7 @@ import (
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 // scale is simulated seconds per wall-clock second in these tests: a 300 s
@@ -25,7 +26,7 @@ func TestRecoversDroppedWebhooks(t *testing.T) {
 	ns := brokertest.NewServer(t)
 	b := ns.Broker(t)
 	hook := webhookReceiver(t, b)
-	sim, url := startSim(t, tyntecsim.Config{
+	sim, url := simtest.Start(t, tyntecsim.Config{
 		Seed: seed(7), TimeScale: scale,
 		Faults:    tyntecsim.Faults{WebhookDrop: 0.3},
 		Callbacks: []tyntec.NewCallbackConfig{{URL: hook}},
@@ -43,7 +44,7 @@ func TestRecoversDroppedWebhooks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	waitTracked(t, p)
 	truth := sim.Truth()
 
@@ -134,7 +135,7 @@ func TestRecoversDroppedWebhooks(t *testing.T) {
 func TestV1RegisteredOTPs(t *testing.T) {
 	ns := brokertest.NewServer(t)
 	b := ns.Broker(t)
-	sim, url := startSim(t, tyntecsim.Config{Seed: 3, TimeScale: scale})
+	sim, url := simtest.Start(t, tyntecsim.Config{Seed: 3, TimeScale: scale})
 	cfg := testConfig(sim, url)
 	cfg.DiscoveryInterval = 0 // v1 OTPs are not listed by v4 anyway
 	p := newPoller(t, b, cfg)
@@ -156,7 +157,7 @@ func TestV1RegisteredOTPs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	waitTracked(t, p)
 	waitSim(t, sim, sim.Now().Add(DefaultSettle))
 	st, err := p.ReconcileOnce(t.Context())
@@ -207,7 +208,7 @@ func TestV1RegisteredOTPs(t *testing.T) {
 func TestUpstreamOutcome(t *testing.T) {
 	ns := brokertest.NewServer(t)
 	b := ns.Broker(t)
-	sim, url := startSim(t, tyntecsim.Config{Seed: 5, TimeScale: scale})
+	sim, url := simtest.Start(t, tyntecsim.Config{Seed: 5, TimeScale: scale})
 	p := newPoller(t, b, testConfig(sim, url))
 	goRun(t, p.runTracker)
 	id := "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -240,7 +241,7 @@ func TestVerificationSample(t *testing.T) {
 	ns := brokertest.NewServer(t)
 	b := ns.Broker(t)
 	hook := webhookReceiver(t, b)
-	sim, url := startSim(t, tyntecsim.Config{
+	sim, url := simtest.Start(t, tyntecsim.Config{
 		Seed: 11, TimeScale: scale, Callbacks: []tyntec.NewCallbackConfig{{URL: hook}},
 		Channels: map[events.Channel]tyntecsim.Channel{events.ChannelSMS: {DeliveryProbability: 1, Latency: tyntecsim.LogNormal{Median: time.Second}, Timeout: time.Minute}},
 	})
@@ -259,7 +260,7 @@ func TestVerificationSample(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	for _, id := range ids[:20] {
 		if _, err := client.ValidateOTP(t.Context(), id, "123456"); err != nil {
 			t.Fatal(err)

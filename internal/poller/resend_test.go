@@ -15,6 +15,7 @@ import (
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 // voicePolicy re-sends a failed SMS once, by voice, at once.
@@ -36,7 +37,7 @@ func failingSMS(t *testing.T, seed int64, expiry time.Duration, hook string) (*t
 	if hook != "" {
 		cfg.Callbacks = []tyntec.NewCallbackConfig{{URL: hook}}
 	}
-	return startSim(t, cfg)
+	return simtest.Start(t, cfg)
 }
 
 func writePolicy(t *testing.T, policy string) string {
@@ -108,7 +109,7 @@ func TestDecideResend(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitIdle(t, sim)
+			simtest.WaitIdle(t, sim)
 			if tt.verify {
 				if _, err := simClient(t, url).ValidateOTP(t.Context(), id, "482913"); err != nil {
 					t.Fatal(err)
@@ -176,7 +177,7 @@ func TestResendTwoReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	var ps []*Poller
 	for i, b := range []*broker.Broker{b1, b2} {
 		cfg := testConfig(sim, url)
@@ -244,7 +245,7 @@ func TestResendConsumer(t *testing.T) {
 		o, _ := sim.Truth().OTP(id)
 		return len(o.Resends) > 0
 	})
-	waitIdle(t, sim) // the voice resend is delivered; its webhooks are consumed
+	simtest.WaitIdle(t, sim) // the voice resend is delivered; its webhooks are consumed
 	waitTracked(t, p)
 	o, _ := sim.Truth().OTP(id)
 	if len(o.Resends) != 1 || o.Resends[0].Via != tyntec.ViaVoice {

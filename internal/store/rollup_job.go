@@ -19,9 +19,9 @@ var rollupTables = []string{"daily_channels", "daily_journeys", "daily_conversio
 // returns the days it computed. Runs of several reporter replicas may
 // overlap: each writes its own version, and readers take the greatest.
 func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, error) {
-	var version uint64
-	if err := db.conn.QueryRow(ctx, "SELECT toUInt64(toUnixTimestamp64Milli(now64(3)))").Scan(&version); err != nil {
-		return nil, fmt.Errorf("rollups: server time: %w", err)
+	version, err := db.rollupVersion(ctx)
+	if err != nil {
+		return nil, err
 	}
 	var n uint64
 	var lo, hi time.Time
@@ -60,6 +60,21 @@ func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, e
 		done = append(done, d)
 	}
 	return done, nil
+}
+
+// rollupVersion is the version of the rollups a run writes: now in
+// milliseconds by the clock that stamps inserted_at (the server's), so that
+// the rows inserted before the run are older than it and the rows inserted
+// after it are not.
+func (db *DB) rollupVersion(ctx context.Context) (uint64, error) {
+	if db.rollupClock != nil {
+		return uint64(db.rollupClock().UnixMilli()), nil
+	}
+	var version uint64
+	if err := db.conn.QueryRow(ctx, "SELECT toUInt64(toUnixTimestamp64Milli(now64(3)))").Scan(&version); err != nil {
+		return 0, fmt.Errorf("rollups: server time: %w", err)
+	}
+	return version, nil
 }
 
 // rollUpDay writes day d's rows under version, then records the version.

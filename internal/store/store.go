@@ -79,6 +79,9 @@ type DB struct {
 	cluster  string
 	embedded *chdb.Instance // nil with an external ClickHouse
 	logger   *slog.Logger
+	// rollupClock, when set, replaces the server's clock for the rollups'
+	// versions (see rollupVersion); tests set it.
+	rollupClock func() time.Time
 }
 
 // Open opens ClickHouse as cfg says — hosting the embedded engine when there

@@ -15,8 +15,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 // env is a simulator behind httptest and a client for it.
@@ -31,24 +33,9 @@ type env struct {
 // a generous budget and millisecond backoff; ccfg fields override those.
 func newEnv(t *testing.T, scfg tyntecsim.Config, ccfg tyntec.Config, wrap func(http.Handler) http.Handler) *env {
 	t.Helper()
-	sim, err := tyntecsim.New(scfg)
-	if err != nil {
-		t.Fatalf("tyntecsim.New: %v", err)
-	}
-	var h http.Handler = sim
-	if wrap != nil {
-		h = wrap(sim)
-	}
-	srv := httptest.NewServer(h)
-	if err := sim.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		_ = sim.Close()
-	})
+	sim, url := simtest.StartWrapped(t, scfg, wrap)
 	reg := prometheus.NewRegistry()
-	ccfg.BaseURL = srv.URL
+	ccfg.BaseURL = url
 	if ccfg.APIKey == "" {
 		ccfg.APIKey = tyntecsim.DefaultAPIKey
 	}
@@ -63,7 +50,7 @@ func newEnv(t *testing.T, scfg tyntecsim.Config, ccfg tyntec.Config, wrap func(h
 	if err != nil {
 		t.Fatalf("tyntec.New: %v", err)
 	}
-	return &env{sim: sim, url: srv.URL, client: client, reg: reg}
+	return &env{sim: sim, url: url, client: client, reg: reg}
 }
 
 // callsTo returns the statuses of the calls the simulator received for path.
@@ -198,13 +185,10 @@ func exerciseAll(t *testing.T, e *env, hookURL string) {
 	}
 
 	// Let the v4 OTP's first webhook reach the callback before it goes away.
-	deadline := time.Now().Add(10 * time.Second)
-	for ot, _ := e.sim.Truth().OTP(created.ID); len(ot.Webhooks) == 0 || ot.Webhooks[0].Delivered == 0; ot, _ = e.sim.Truth().OTP(created.ID) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no webhook for %s delivered within 10s: %+v", created.ID, ot.Webhooks)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	polltest.Until(t, 10*time.Second, "the first webhook of "+created.ID+" to be delivered", func() bool {
+		ot, _ := e.sim.Truth().OTP(created.ID)
+		return len(ot.Webhooks) > 0 && ot.Webhooks[0].Delivered > 0
+	})
 	if err := c.DeleteCallback(ctx, cbID); err != nil {
 		t.Errorf("DeleteCallback = %v", err)
 	}

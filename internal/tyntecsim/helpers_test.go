@@ -1,17 +1,14 @@
 package tyntecsim_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
-	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
 // received is one webhook as the receiver saw it.
@@ -76,37 +73,5 @@ func byOTP(rs []received) map[string][]events.DeliveryStatus {
 	return out
 }
 
-// startSim serves a started simulator on 127.0.0.1 and returns it with its base URL.
-func startSim(t *testing.T, cfg tyntecsim.Config) (*tyntecsim.Sim, string) {
-	t.Helper()
-	sim, err := tyntecsim.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	srv := httptest.NewServer(sim)
-	if err := sim.Start(t.Context()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		_ = sim.Close()
-	})
-	return sim, srv.URL
-}
-
-// waitIdle waits (bounded) until the simulator has nothing left to do.
-func waitIdle(t *testing.T, sim *tyntecsim.Sim) {
-	t.Helper()
-	ctx, cancel := contextWithTimeout(t, 20*time.Second)
-	defer cancel()
-	if err := sim.WaitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // fast is a time scale at which a 300 s expiry lasts 3 s of wall clock.
 const fast = 100
-
-func contextWithTimeout(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(t.Context(), d)
-}

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 // call makes one raw API request and returns status, headers and body.
@@ -47,7 +49,7 @@ func TestFallbackSMSToViber(t *testing.T) {
 	chs := tyntecsim.DefaultChannels()
 	sms := chs[events.ChannelSMS]
 	sms.DeliveryProbability = 0 // SMS fails every time
-	sim, _ := startSim(t, tyntecsim.Config{
+	sim, _ := simtest.Start(t, tyntecsim.Config{
 		Seed:      7,
 		TimeScale: 1000,
 		Channels:  map[events.Channel]tyntecsim.Channel{events.ChannelSMS: sms},
@@ -62,7 +64,7 @@ func TestFallbackSMSToViber(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 
 	got := byOTP(rc.all())
 	truth := sim.Truth()
@@ -157,14 +159,14 @@ func story(tr tyntecsim.Truth) []string {
 
 func TestDeterministicWithSeed(t *testing.T) {
 	run := func(seed int64) []string {
-		sim, _ := startSim(t, tyntecsim.Config{Seed: seed, TimeScale: 1000, OTPExpiry: time.Hour})
+		sim, _ := simtest.Start(t, tyntecsim.Config{Seed: seed, TimeScale: 1000, OTPExpiry: time.Hour})
 		for i := range 30 {
 			prio := []string{"tyntec_priority_sms-viber", "tyntec_priority_whatsapp-sms", "tyntec_priority_sms-voice"}[i%3]
 			if _, err := sim.Send(tyntec.NewOTPRequest{To: "+4917000000" + strconv.Itoa(i), PriorityName: prio}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		waitIdle(t, sim)
+		simtest.WaitIdle(t, sim)
 		return story(sim.Truth())
 	}
 	a, b, c := run(42), run(42), run(43)
@@ -288,7 +290,7 @@ func TestWebhookFaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rc, hookURL := newReceiver(t, tt.status)
-			sim, _ := startSim(t, tyntecsim.Config{
+			sim, _ := simtest.Start(t, tyntecsim.Config{
 				Seed: 3, TimeScale: 1000, OTPExpiry: time.Hour, Faults: tt.faults,
 				Webhook:   tyntecsim.WebhookPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond},
 				Callbacks: []tyntec.NewCallbackConfig{{URL: hookURL}},
@@ -298,7 +300,7 @@ func TestWebhookFaults(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitIdle(t, sim)
+			simtest.WaitIdle(t, sim)
 			tt.check(t, rc.all(), rc.requests(), sim.Truth())
 		})
 	}
@@ -308,7 +310,7 @@ func TestCallbackProfileFilter(t *testing.T) {
 	rcAll, urlAll := newReceiver(t, nil)
 	rcLogin, urlLogin := newReceiver(t, nil)
 	login := tyntecsim.DefaultProfiles()[1]
-	sim, _ := startSim(t, tyntecsim.Config{Seed: 1, TimeScale: 1000, OTPExpiry: time.Hour, Callbacks: []tyntec.NewCallbackConfig{
+	sim, _ := simtest.Start(t, tyntecsim.Config{Seed: 1, TimeScale: 1000, OTPExpiry: time.Hour, Callbacks: []tyntec.NewCallbackConfig{
 		{URL: urlAll}, {URL: urlLogin, ProfileID: login.ID},
 	}})
 	for _, p := range []string{"tyntec_profile_register", login.Name, "tyntec_profile_payment", login.Name} {
@@ -316,7 +318,7 @@ func TestCallbackProfileFilter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	if len(byOTP(rcAll.all())) != 4 {
 		t.Errorf("unfiltered callback saw %d OTPs; want 4", len(byOTP(rcAll.all())))
 	}
@@ -341,7 +343,7 @@ func TestValidateTransitions(t *testing.T) {
 		{"wrong then right", []bool{false, true}, []events.OTPState{"WRONG_CODE", "VERIFIED"}},
 		{"too many", []bool{false, false, false, true}, []events.OTPState{"WRONG_CODE", "WRONG_CODE", "TOO_MANY_ATTEMPTS", "TOO_MANY_ATTEMPTS"}},
 	}
-	sim, base := startSim(t, tyntecsim.Config{Seed: 5, OTPExpiry: time.Hour})
+	sim, base := simtest.Start(t, tyntecsim.Config{Seed: 5, OTPExpiry: time.Hour})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			id, err := sim.Send(tyntec.NewOTPRequest{To: "+491700000003", OTPCode: "123456"})
@@ -364,7 +366,7 @@ func TestValidateTransitions(t *testing.T) {
 }
 
 func TestV1CheckStatuses(t *testing.T) {
-	sim, base := startSim(t, tyntecsim.Config{Seed: 5, OTPExpiry: time.Hour})
+	sim, base := simtest.Start(t, tyntecsim.Config{Seed: 5, OTPExpiry: time.Hour})
 	send := func() tyntec.V1OTP {
 		st, _, raw := call(t, http.MethodPost, base+"/2fa/v1/otp?number=%2B491700000004&otpCode=4711", tyntecsim.DefaultAPIKey, nil)
 		var o tyntec.V1OTP
@@ -406,16 +408,14 @@ func TestV1CheckStatuses(t *testing.T) {
 }
 
 func TestExpiry(t *testing.T) {
-	sim, base := startSim(t, tyntecsim.Config{Seed: 5, TimeScale: 1000, OTPExpiry: 10 * time.Second})
+	sim, base := simtest.Start(t, tyntecsim.Config{Seed: 5, TimeScale: 1000, OTPExpiry: 10 * time.Second})
 	id, err := sim.Send(tyntec.NewOTPRequest{To: "+491700000005", OTPCode: "123456"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tr := sim.Truth()
 	expire := tr.OTPs[0].Expire
-	for !sim.Now().After(expire) {
-		time.Sleep(time.Millisecond)
-	}
+	polltest.Until(t, 10*time.Second, "the simulated clock to pass the expiry", func() bool { return sim.Now().After(expire) })
 	st, _, raw := call(t, http.MethodGet, base+"/2fa/v4/otp/"+id, tyntecsim.DefaultAPIKey, nil)
 	var o tyntec.OTP
 	if err := json.Unmarshal(raw, &o); st != http.StatusOK || err != nil || o.OTPStatus != events.OTPExpired {
@@ -428,7 +428,7 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestV1ResendAndEvents(t *testing.T) {
-	sim, base := startSim(t, tyntecsim.Config{Seed: 9, TimeScale: 1000, OTPExpiry: time.Hour})
+	sim, base := simtest.Start(t, tyntecsim.Config{Seed: 9, TimeScale: 1000, OTPExpiry: time.Hour})
 	st, _, raw := call(t, http.MethodPost, base+"/2fa/v1/otp?number=%2B491700000006&otpCode=4711", tyntecsim.DefaultAPIKey, nil)
 	var o tyntec.V1OTP
 	if err := json.Unmarshal(raw, &o); st != http.StatusOK || err != nil {
@@ -437,7 +437,7 @@ func TestV1ResendAndEvents(t *testing.T) {
 	if st, _, raw := call(t, http.MethodPost, base+"/2fa/v1/otp/"+o.OTPID+"?via=VOICE", tyntecsim.DefaultAPIKey, nil); st != http.StatusOK {
 		t.Fatalf("resend = %d %s", st, raw)
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	ot, _ := sim.Truth().OTP(o.OTPID)
 	if len(ot.Attempts) != 2 || ot.Attempts[0].Channel != events.ChannelSMS || ot.Attempts[1].Channel != events.ChannelVoice || !ot.Attempts[1].Resend {
 		t.Errorf("attempts %+v; want SMS then re-sent VOICE", ot.Attempts)
@@ -471,7 +471,7 @@ func TestV1ResendAndEvents(t *testing.T) {
 }
 
 func TestAPIGuards(t *testing.T) {
-	_, base := startSim(t, tyntecsim.Config{Seed: 1, Faults: tyntecsim.Faults{RateLimit: 3, RatePeriod: time.Minute}})
+	_, base := simtest.Start(t, tyntecsim.Config{Seed: 1, Faults: tyntecsim.Faults{RateLimit: 3, RatePeriod: time.Minute}})
 	for _, tt := range []struct {
 		name, path, key string
 		want            int
@@ -498,7 +498,7 @@ func TestAPIGuards(t *testing.T) {
 }
 
 func TestAPIErrorFault(t *testing.T) {
-	_, base := startSim(t, tyntecsim.Config{Seed: 1, Faults: tyntecsim.Faults{APIError: 1, APIErrorStatus: http.StatusBadGateway}})
+	_, base := simtest.Start(t, tyntecsim.Config{Seed: 1, Faults: tyntecsim.Faults{APIError: 1, APIErrorStatus: http.StatusBadGateway}})
 	if st, _, raw := call(t, http.MethodGet, base+"/2fa/v4/priorities", tyntecsim.DefaultAPIKey, nil); st != http.StatusBadGateway || !bytes.Contains(raw, []byte(`"status":502`)) {
 		t.Errorf("faulty call = %d %s; want 502 in v4 shape", st, raw)
 	}
@@ -506,13 +506,13 @@ func TestAPIErrorFault(t *testing.T) {
 
 func TestTrafficGenerator(t *testing.T) {
 	rc, hookURL := newReceiver(t, nil)
-	sim, _ := startSim(t, tyntecsim.Config{Seed: 11, TimeScale: 1000, OTPExpiry: time.Hour, Callbacks: []tyntec.NewCallbackConfig{{URL: hookURL}}})
+	sim, _ := simtest.Start(t, tyntecsim.Config{Seed: 11, TimeScale: 1000, OTPExpiry: time.Hour, Callbacks: []tyntec.NewCallbackConfig{{URL: hookURL}}})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	if err := sim.RunTraffic(ctx, tyntecsim.Traffic{Rate: 2000, Count: 60, V1Share: 0.25}); err != nil {
 		t.Fatalf("RunTraffic: %v", err)
 	}
-	waitIdle(t, sim)
+	simtest.WaitIdle(t, sim)
 	tr := sim.Truth()
 	if len(tr.OTPs) != 60 {
 		t.Fatalf("generated %d OTPs; want 60", len(tr.OTPs))

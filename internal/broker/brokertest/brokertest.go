@@ -12,8 +12,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/polltest"
 )
 
 // Server is an embedded NATS server that a test can stop and start again on the
@@ -112,11 +115,31 @@ func Logger(testing.TB) *slog.Logger {
 // WaitFor polls cond every 20 ms until it holds or timeout passes.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	polltest.Until(t, timeout, what, cond)
+}
+
+// StreamMsgs is how many messages b's stream holds.
+func StreamMsgs(t testing.TB, b *broker.Broker) uint64 {
+	t.Helper()
+	n, err := b.StreamMsgs(t.Context())
+	if err != nil {
+		t.Fatal(err)
 	}
+	return n
+}
+
+// JetStreamAt connects a plain client to the NATS server at url, as a
+// downstream service would, and closes it when the test ends.
+func JetStreamAt(t testing.TB, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream on %s: %v", url, err)
+	}
+	return js
 }

@@ -8,7 +8,9 @@
 //
 // When libchdb.so cannot be found, tests are skipped with a message saying
 // how to get it, unless OTPSCOPE_CHDB_LIB is set (as `make test` does): then
-// the library is expected and its absence fails the test.
+// the library is expected and its absence fails the test. In CI (CI=true)
+// Main opens the engine before any test runs and, without the library, exits
+// non-zero: a CI run that skipped every engine test would look green.
 package chdbtest
 
 import (
@@ -19,21 +21,29 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/otpscope/otpscope/internal/chdb"
+	"github.com/otpscope/otpscope/internal/polltest"
 )
 
 // SkipMessage is what tests say when the library is missing.
 const SkipMessage = "libchdb.so not found: run `make setup` (or set OTPSCOPE_CHDB_LIB)"
 
+// EnvCI is the variable CI systems set to "true"; there a missing library
+// fails the test binary instead of skipping its tests.
+const EnvCI = "CI"
+
 var shared struct {
 	once   sync.Once
+	setup  func(dir string) ([]chdb.Option, error)
 	engine *chdb.Engine
 	dir    string
 	err    error
@@ -42,16 +52,37 @@ var shared struct {
 func open() {
 	dir, err := os.MkdirTemp("", "otpscope-chdb-")
 	if err != nil {
-		shared.err = fmt.Errorf("create engine data directory: %w", err)
+		shared.err = fmt.Errorf("create engine directory: %w", err)
 		return
 	}
 	shared.dir = dir
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	shared.engine, shared.err = chdb.Open(dir, chdb.WithLogger(logger))
-	if shared.err != nil {
-		os.RemoveAll(dir)
-		shared.dir = ""
+	opts := []chdb.Option{chdb.WithLogger(logger)}
+	if lib := os.Getenv(chdb.EnvLibrary); lib != "" {
+		// Set, it is the library the tests are meant to run with; a
+		// search that found another one would hide a wrong setting.
+		opts = append(opts, chdb.WithLibrary(lib))
 	}
+	if shared.setup != nil {
+		more, err := shared.setup(dir)
+		if err != nil {
+			shared.err = fmt.Errorf("set the engine up: %w", err)
+			return
+		}
+		opts = append(opts, more...)
+	}
+	shared.engine, shared.err = chdb.Open(filepath.Join(dir, "data"), opts...)
+}
+
+// Option configures the engine a test binary shares; pass it to Main or Run.
+type Option func()
+
+// WithSetup has setup run once, just before the engine opens, with a
+// directory of its own (removed when the tests end) for the files it needs;
+// the engine opens with the options setup returns, for example a
+// configuration file (chdb.WithSetting("config-file", …)).
+func WithSetup(setup func(dir string) ([]chdb.Option, error)) Option {
+	return func() { shared.setup = setup }
 }
 
 // Open returns the engine shared by the tests of this binary. It skips or
@@ -68,17 +99,41 @@ func Open(t testing.TB) *chdb.Engine {
 	return shared.engine
 }
 
-// Main runs the tests and then closes the shared engine and removes its
-// data directory. Call it from TestMain.
-func Main(m *testing.M) {
+// Main runs the tests, then closes the shared engine and removes its
+// directory, and exits. Call it from TestMain of every package whose tests
+// use the engine.
+func Main(m *testing.M, opts ...Option) { os.Exit(Run(m, opts...)) }
+
+// Run is Main for a TestMain with work of its own: it returns the exit code.
+//
+// In CI (CI=true) it opens the engine first and, when the library is
+// missing, runs no test and returns 1 with a message saying how to install
+// it. Elsewhere the tests that need the engine skip, and Run says so on
+// stderr once more after the tests, where a skip is easy to miss.
+func Run(m *testing.M, opts ...Option) int {
+	for _, o := range opts {
+		o()
+	}
+	defer func() {
+		if shared.engine != nil {
+			shared.engine.Close()
+		}
+		if shared.dir != "" {
+			os.RemoveAll(shared.dir)
+		}
+	}()
+	if os.Getenv(EnvCI) == "true" {
+		shared.once.Do(open)
+		if errors.Is(shared.err, chdb.ErrLibraryNotFound) {
+			fmt.Fprintf(os.Stderr, "FAIL: %s=true and the embedded ClickHouse engine library is missing; install it with `make setup` (or point %s at libchdb.so)\n\t%v\n", EnvCI, chdb.EnvLibrary, shared.err)
+			return 1
+		}
+	}
 	code := m.Run()
-	if shared.engine != nil {
-		shared.engine.Close()
+	if errors.Is(shared.err, chdb.ErrLibraryNotFound) {
+		fmt.Fprintf(os.Stderr, "SKIPPED: the tests that need the embedded ClickHouse engine did not run: %s\n\t%v\n", SkipMessage, shared.err)
 	}
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
-	os.Exit(code)
+	return code
 }
 
 var notIdent = regexp.MustCompile(`[^a-zA-Z0-9_]+`)
@@ -171,4 +226,40 @@ func Conn(t testing.TB, opts *clickhouse.Options) clickhouse.Conn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// WaitForIDs polls query, which selects one String column, until its values
+// include every id of ids, and fails the test with how many are still
+// missing when they do not within timeout. It is how a test checks that
+// everything it was promised (every acknowledged webhook) reached ClickHouse.
+func WaitForIDs(t testing.TB, conn clickhouse.Conn, timeout time.Duration, query string, ids map[string]bool) {
+	t.Helper()
+	missing := func() int {
+		rows, err := conn.Query(t.Context(), query)
+		if err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		defer rows.Close()
+		have := make(map[string]bool, len(ids))
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+			have[id] = true
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		n := 0
+		for id := range ids {
+			if !have[id] {
+				n++
+			}
+		}
+		return n
+	}
+	if !polltest.Within(timeout, 200*time.Millisecond, func() bool { return missing() == 0 }) {
+		t.Fatalf("%d of %d ids are missing from %q after %v", missing(), len(ids), query, timeout)
+	}
 }
