@@ -129,27 +129,37 @@ func (b *Broker) EnsureStream(ctx context.Context) error {
 // including ctx ending first, wraps ErrUnavailable. Messages published before a
 // failure are not rolled back; their ids make a retry harmless.
 func (b *Broker) Publish(ctx context.Context, msgs ...events.Message) error {
+	_, err := b.PublishNew(ctx, msgs...)
+	return err
+}
+
+// PublishNew is Publish that also tells which messages the stream stored for
+// the first time: stored[i] is false when JetStream dropped msgs[i] as a
+// duplicate of one within the duplicate window (acknowledged all the same).
+func (b *Broker) PublishNew(ctx context.Context, msgs ...events.Message) (stored []bool, err error) {
 	if st := b.nc.Status(); st != nats.CONNECTED {
-		return fmt.Errorf("%w: connection %s", ErrUnavailable, st)
+		return nil, fmt.Errorf("%w: connection %s", ErrUnavailable, st)
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
 		f, err := b.js.PublishMsgAsync(NATSMsg(m), jetstream.WithExpectStream(b.stream.Name))
 		if err != nil {
-			return fmt.Errorf("%w: publish %s: %v", ErrUnavailable, m.Subject, err)
+			return nil, fmt.Errorf("%w: publish %s: %v", ErrUnavailable, m.Subject, err)
 		}
 		futures = append(futures, f)
 	}
-	for _, f := range futures {
+	stored = make([]bool, len(futures))
+	for i, f := range futures {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			stored[i] = !ack.Duplicate
 		case err := <-f.Err():
-			return fmt.Errorf("%w: publish %s: %v", ErrUnavailable, f.Msg().Subject, err)
+			return nil, fmt.Errorf("%w: publish %s: %v", ErrUnavailable, f.Msg().Subject, err)
 		case <-ctx.Done():
-			return fmt.Errorf("%w: waiting for acknowledgement: %v", ErrUnavailable, ctx.Err())
+			return nil, fmt.Errorf("%w: waiting for acknowledgement: %v", ErrUnavailable, ctx.Err())
 		}
 	}
-	return nil
+	return stored, nil
 }
 
 // NATSMsg turns an event message into a NATS message with its CloudEvents

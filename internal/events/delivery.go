@@ -88,9 +88,12 @@ type DeliveryStatus struct {
 
 	// ReceivedAt is when otpscope received the fact.
 	ReceivedAt time.Time `json:"receivedAt,omitzero"`
-	// TimestampFromReceipt is set when tyntec's timestamp was missing or
-	// unparseable and Timestamp holds ReceivedAt instead.
-	TimestampFromReceipt bool `json:"timestampFromReceipt,omitempty"`
+	// TimestampFromReceipt is set when tyntec's timestamp was missing,
+	// unparseable or outside the sane range (MinTimestamp … ReceivedAt +
+	// MaxClockSkew) and Timestamp holds ReceivedAt instead; OriginalTimestamp
+	// then keeps what tyntec sent, if anything.
+	TimestampFromReceipt bool   `json:"timestampFromReceipt,omitempty"`
+	OriginalTimestamp    string `json:"originalTimestamp,omitempty"`
 	// UnknownChannel and UnknownStatus mark values tyntec did not document when
 	// otpscope was built; they are stored and counted as they are.
 	UnknownChannel bool `json:"unknownChannel,omitempty"`
@@ -252,7 +255,7 @@ func (w *fastWire) normalize(ev *DeliveryStatus, receivedAt time.Time) bool {
 	}
 	ev.Channel, ev.Status = Channel(ch), Status(st)
 	ev.UnknownChannel, ev.UnknownStatus = !ev.Channel.Known(), !ev.Status.Known()
-	ev.Timestamp, ev.TimestampFromReceipt = parseTimestamp(w.Timestamp, receivedAt)
+	ev.Timestamp, ev.TimestampFromReceipt, ev.OriginalTimestamp = parseTimestamp(w.Timestamp, receivedAt)
 	if w.Error != nil && *w.Error != (DeliveryError{}) {
 		ev.Error = w.Error
 	}
@@ -296,7 +299,7 @@ func decodeOne(raw json.RawMessage, receivedAt time.Time) (DeliveryStatus, *Fiel
 	ev.Status = Status(status)
 	ev.UnknownStatus = !ev.Status.Known()
 
-	ev.Timestamp, ev.TimestampFromReceipt = parseTimestamp(w.Timestamp, receivedAt)
+	ev.Timestamp, ev.TimestampFromReceipt, ev.OriginalTimestamp = parseTimestamp(w.Timestamp, receivedAt)
 
 	if len(w.Error) > 0 && string(w.Error) != "null" {
 		var de DeliveryError
@@ -357,17 +360,40 @@ func canonicalUUID(s string) (string, error) {
 // form some Java serializers emit is read as UTC.
 var timestampLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"}
 
+// The sane range of a delivery timestamp. tyntec's 2FA API is younger than
+// MinTimestamp, and a fact cannot come from further in the future than a
+// clock's skew: a timestamp outside is kept as text, never stored as a date
+// (ClickHouse's DateTime64 would wrap it: 9999-12-31 became 1816-03-30) nor
+// allowed to send the rollups walking decades of empty days.
+var (
+	MinTimestamp = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxClockSkew = 24 * time.Hour
+)
+
+// SaneTimestamp reports whether t lies in the sane range for a fact received
+// at receivedAt.
+func SaneTimestamp(t, receivedAt time.Time) bool {
+	return !t.Before(MinTimestamp) && !t.After(receivedAt.Add(MaxClockSkew))
+}
+
 // parseTimestamp returns tyntec's timestamp, or receivedAt (and true) when it is
-// missing or unparseable: the fact is kept, its time is marked as approximate.
-func parseTimestamp(raw json.RawMessage, receivedAt time.Time) (time.Time, bool) {
+// missing, unparseable or out of the sane range: the fact is kept, its time is
+// marked as approximate, and original keeps what was sent.
+func parseTimestamp(raw json.RawMessage, receivedAt time.Time) (t time.Time, fromReceipt bool, original string) {
 	s, err := optionalString(raw)
-	if err != nil || s == "" {
-		return receivedAt, true
+	if err != nil {
+		return receivedAt, true, string(raw)
+	}
+	if s == "" {
+		return receivedAt, true, ""
 	}
 	for _, layout := range timestampLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), false
+			if !SaneTimestamp(t, receivedAt) {
+				break
+			}
+			return t.UTC(), false, ""
 		}
 	}
-	return receivedAt, true
+	return receivedAt, true, s
 }

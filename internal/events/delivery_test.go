@@ -349,3 +349,36 @@ func TestDeliveryStatusJSONShapes(t *testing.T) {
 		}
 	}
 }
+
+// A timestamp outside the sane range is kept as text; the fact takes the
+// receive time, marked, and is never stored as a wrapped date.
+func TestTimestampOutOfRange(t *testing.T) {
+	tests := []struct {
+		ts       string
+		keep     bool
+		original string
+	}{
+		{"9999-12-31T23:59:59Z", false, "9999-12-31T23:59:59Z"},
+		{"2300-01-01T00:00:00Z", false, "2300-01-01T00:00:00Z"},
+		{"0001-01-01T00:00:00Z", false, "0001-01-01T00:00:00Z"},
+		{"1999-12-31T23:59:59Z", false, "1999-12-31T23:59:59Z"},
+		{receivedAt.Add(25 * time.Hour).Format(time.RFC3339), false, receivedAt.Add(25 * time.Hour).Format(time.RFC3339)},
+		{receivedAt.Add(time.Hour).Format(time.RFC3339), true, ""},
+		{"2000-01-01T00:00:00Z", true, ""},
+		{"not a time", false, "not a time"},
+	}
+	for _, tt := range tests {
+		body := `{"channel":"SMS","otpId":"` + seedOTP + `","status":"DELIVERED","timestamp":"` + tt.ts + `"}`
+		evs, err := DecodeDeliveryStatuses([]byte(body), receivedAt)
+		if err != nil {
+			t.Fatalf("Decode(%q): %v", tt.ts, err)
+		}
+		ev := evs[0]
+		if kept := !ev.TimestampFromReceipt; kept != tt.keep || ev.OriginalTimestamp != tt.original {
+			t.Errorf("timestamp %q: kept=%v original=%q; want kept=%v original=%q", tt.ts, kept, ev.OriginalTimestamp, tt.keep, tt.original)
+		}
+		if !tt.keep && !ev.Timestamp.Equal(receivedAt) {
+			t.Errorf("timestamp %q: stored as %v; want the receive time %v", tt.ts, ev.Timestamp, receivedAt)
+		}
+	}
+}

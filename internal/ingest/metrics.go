@@ -31,7 +31,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"outcome"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "otpscope_ingest_events_total",
-			Help: "Delivery events accepted, by channel and status (OTHER for values tyntec did not document).",
+			Help: "Delivery events stored, by channel and status (OTHER for values tyntec did not document); duplicates the stream dropped are not counted.",
 		}, []string{"channel", "status"}),
 		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "otpscope_ingest_publish_seconds",

@@ -37,7 +37,7 @@ func (h *Handler) serveTrack(w http.ResponseWriter, r *http.Request) {
 	}
 	msg, err := events.NewTrackMessage(&tr)
 	if err == nil {
-		err = h.publish(r.Context(), []events.Message{msg})
+		_, err = h.publish(r.Context(), []events.Message{msg})
 	}
 	if err != nil {
 		h.unavailable(w, err)

@@ -19,9 +19,10 @@ import (
 	"github.com/otpscope/otpscope/internal/problem"
 )
 
-// Publisher gets messages durably into the stream, or fails.
+// Publisher gets messages durably into the stream, or fails; stored[i]
+// tells whether msgs[i] was new (not a duplicate the stream dropped).
 type Publisher interface {
-	Publish(ctx context.Context, msgs ...events.Message) error
+	PublishNew(ctx context.Context, msgs ...events.Message) (stored []bool, err error)
 }
 
 // WebhookPath is where tyntec posts DeliveryStatus events.
@@ -101,12 +102,15 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := h.publish(r.Context(), msgs); err != nil {
+	stored, err := h.publish(r.Context(), msgs)
+	if err != nil {
 		h.unavailable(w, err)
 		return
 	}
 	for i := range evs {
-		h.metrics.countEvent(&evs[i])
+		if stored[i] { // tyntec's retries count once
+			h.metrics.countEvent(&evs[i])
+		}
 	}
 	h.metrics.accepted.Inc()
 	w.Header().Set("Content-Type", "application/json")
@@ -133,7 +137,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, receivedAt time
 	}
 	msg, err := events.NewDeadLetterMessage(dl, body, int(h.cfg.MaxBodyBytes))
 	if err == nil {
-		err = h.publish(r.Context(), []events.Message{msg})
+		_, err = h.publish(r.Context(), []events.Message{msg})
 	}
 	if err != nil {
 		h.unavailable(w, err)
@@ -144,15 +148,15 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, receivedAt time
 	problem.Write(w, p)
 }
 
-func (h *Handler) publish(ctx context.Context, msgs []events.Message) error {
+func (h *Handler) publish(ctx context.Context, msgs []events.Message) ([]bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
 	defer cancel()
 	start := time.Now()
-	err := h.pub.Publish(ctx, msgs...)
+	stored, err := h.pub.PublishNew(ctx, msgs...)
 	if err == nil {
 		h.metrics.publish.Observe(time.Since(start).Seconds())
 	}
-	return err
+	return stored, err
 }
 
 func (h *Handler) unavailable(w http.ResponseWriter, err error) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
@@ -34,6 +35,7 @@ type fixture struct {
 	srv    *brokertest.Server
 	broker *broker.Broker
 	http   *httptest.Server
+	reg    *prometheus.Registry
 }
 
 func newFixture(t *testing.T, mutate ...func(*ingest.Config)) *fixture {
@@ -49,10 +51,11 @@ func newFixture(t *testing.T, mutate ...func(*ingest.Config)) *fixture {
 		m(&cfg)
 	}
 	r := ops.NewRouter()
-	ingest.NewHandler(cfg, b, brokertest.Logger(t), prometheus.NewRegistry()).Mount(r)
+	reg := prometheus.NewRegistry()
+	ingest.NewHandler(cfg, b, brokertest.Logger(t), reg).Mount(r)
 	hs := httptest.NewServer(r)
 	t.Cleanup(hs.Close)
-	return &fixture{srv: srv, broker: b, http: hs}
+	return &fixture{srv: srv, broker: b, http: hs, reg: reg}
 }
 
 // post posts body to the webhook endpoint, with the token unless header
@@ -287,6 +290,15 @@ func TestDuplicateDelivery(t *testing.T) {
 	if got := f.subjects(t); len(got) != 1 || got["tyntec.2fa.delivery.WHATSAPP.DELIVERED"] != 1 {
 		t.Fatalf("stream subjects after 5 identical posts = %v; want one message", got)
 	}
+	// Events are counted after deduplication; requests are not.
+	want := `
+# HELP otpscope_ingest_events_total Delivery events stored, by channel and status (OTHER for values tyntec did not document); duplicates the stream dropped are not counted.
+# TYPE otpscope_ingest_events_total counter
+otpscope_ingest_events_total{channel="WHATSAPP",status="DELIVERED"} 1
+`
+	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(want), "otpscope_ingest_events_total"); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestNATSDown(t *testing.T) {
@@ -315,9 +327,9 @@ func TestNATSDown(t *testing.T) {
 // slowPublisher never acknowledges within the deadline.
 type slowPublisher struct{}
 
-func (slowPublisher) Publish(ctx context.Context, _ ...events.Message) error {
+func (slowPublisher) PublishNew(ctx context.Context, _ ...events.Message) ([]bool, error) {
 	<-ctx.Done()
-	return fmt.Errorf("%w: %v", broker.ErrUnavailable, ctx.Err())
+	return nil, fmt.Errorf("%w: %v", broker.ErrUnavailable, ctx.Err())
 }
 
 func TestSlowNATSAnswers503(t *testing.T) {

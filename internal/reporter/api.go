@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -88,8 +90,24 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 	if w.From.After(w.To) {
 		return w, &windowError{"from", fmt.Errorf("from %s is after to %s", w.From.Format(time.RFC3339Nano), w.To.Format(time.RFC3339Nano))}
 	}
+	// No fact is stored before events.MinTimestamp, and an end far in the
+	// future is a mistake (or beyond what ClickHouse's dates hold).
+	latest := now.UTC().AddDate(MaxWindowYearsAhead, 0, 0)
+	for _, end := range []struct {
+		field string
+		t     time.Time
+	}{{"from", w.From}, {"to", w.To}} {
+		if end.t.Before(events.MinTimestamp) || end.t.After(latest) {
+			return w, &windowError{end.field, fmt.Errorf("%s %s is outside %s … %s", end.field, end.t.Format(time.RFC3339), events.MinTimestamp.Format(time.RFC3339), latest.Format(time.RFC3339))}
+		}
+	}
+	// Channels are tyntec's upper-case words; --channel sms means SMS.
+	w.Channel = strings.ToUpper(w.Channel)
 	return w, nil
 }
+
+// MaxWindowYearsAhead bounds how far in the future a window may end.
+const MaxWindowYearsAhead = 10
 
 func (a *API) window(w http.ResponseWriter, r *http.Request) (store.Window, bool) {
 	win, err := ParseWindow(r.URL.Query(), a.now())

@@ -418,6 +418,8 @@ func testProblems(t *testing.T, tr *traffic) {
 		{"/api/v1/channels", url.Values{"from": {"yesterday"}}, 400, "from"},
 		{"/api/v1/fallback", url.Values{"to": {"2026-13-01T00:00:00Z"}}, 400, "to"},
 		{"/api/v1/channels", url.Values{"from": {"2026-06-02T00:00:00Z"}, "to": {"2026-06-01T00:00:00Z"}}, 400, "from"},
+		{"/api/v1/channels", url.Values{"from": {"0001-01-01T00:00:00Z"}, "to": {"9999-12-31T23:59:59Z"}}, 400, "from"},
+		{"/api/v1/fallback", url.Values{"from": {"2026-01-01T00:00:00Z"}, "to": {"9999-12-31T23:59:59Z"}}, 400, "to"},
 		{"/api/v1/otps/not-a-uuid", nil, 400, "otpId"},
 		{"/api/v1/otps/00000000-0000-4000-8000-000000000000", nil, 404, ""},
 	} {
@@ -426,5 +428,12 @@ func testProblems(t *testing.T, tr *traffic) {
 		if resp.StatusCode != c.status || p.Status != c.status || p.Field != c.field || !strings.HasPrefix(resp.Header.Get("Content-Type"), problem.ContentType) {
 			t.Errorf("GET %s?%s = %s %s %+v; want %d problem naming %q", c.path, c.q.Encode(), resp.Status, resp.Header.Get("Content-Type"), p, c.status, c.field)
 		}
+	}
+}
+
+func TestParseWindowUpperCasesTheChannel(t *testing.T) {
+	w, err := reporter.ParseWindow(url.Values{"channel": {"sms"}}, time.Now())
+	if err != nil || w.Channel != "SMS" {
+		t.Fatalf("ParseWindow(channel=sms) = %q, %v; want SMS", w.Channel, err)
 	}
 }

@@ -49,8 +49,15 @@ func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, e
 	if err != nil {
 		return nil, err
 	}
+	// Only days that hold attempts: one old-dated event must not make the
+	// job walk the empty years between it and today (readers compute an
+	// empty day live, at no cost).
+	days, err := db.attemptDays(ctx, lo, hi)
+	if err != nil {
+		return nil, err
+	}
 	var done []time.Time
-	for d := lo; !d.After(hi); d = d.AddDate(0, 0, 1) {
+	for _, d := range days {
 		if _, ok := versions[d]; ok && !touched[d] {
 			continue
 		}
@@ -60,6 +67,24 @@ func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, e
 		done = append(done, d)
 	}
 	return done, nil
+}
+
+// attemptDays are the days in [lo, hi] that hold attempts, in order.
+func (db *DB) attemptDays(ctx context.Context, lo, hi time.Time) ([]time.Time, error) {
+	rows, err := db.conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT day FROM attempts WHERE day BETWEEN %s AND %s ORDER BY day", sqlDay(lo), sqlDay(hi)))
+	if err != nil {
+		return nil, fmt.Errorf("rollups: attempt days: %w", err)
+	}
+	defer rows.Close()
+	var days []time.Time
+	for rows.Next() {
+		var d time.Time
+		if err := rows.Scan(&d); err != nil {
+			return nil, fmt.Errorf("rollups: attempt days: %w", err)
+		}
+		days = append(days, dayOf(d))
+	}
+	return days, rows.Err()
 }
 
 // rollupVersion is the version of the rollups a run writes: now in

@@ -253,3 +253,33 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		sameAsRaw(t, db, "after cleanup")
 	})
 }
+
+// The job's work is bounded by the days that hold attempts: an event three
+// years older than the rest costs one day, not the thousand between.
+func TestRollupsSkipEmptyDays(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		old := delivery(1, events.StatusDelivered)
+		old.Timestamp = time.Date(2023, 5, 1, 12, 0, 0, 0, time.UTC)
+		old.EventID = events.DeliveryID(&old.DeliveryStatus)
+		recent := delivery(2, events.StatusDelivered) // 2026-05-01
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: []store.DeliveryRow{old, recent}}); err != nil {
+			t.Fatal(err)
+		}
+		done, err := db.RefreshRollups(t.Context(), time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []time.Time{time.Date(2023, 5, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}
+		if !reflect.DeepEqual(done, want) {
+			t.Fatalf("RefreshRollups computed %d days %v; want only the two with attempts", len(done), done)
+		}
+		w := store.Window{From: want[0], To: want[1].AddDate(0, 0, 1)}
+		chs, err := db.Channels(t.Context(), w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(chs) != 1 || chs[0].Attempts != 2 {
+			t.Errorf("Channels over both days = %+v; want 2 SMS attempts", chs)
+		}
+	})
+}

@@ -91,6 +91,12 @@ func (b *Batch) Add(subject, id string, data []byte, seq uint64) error {
 		if err == nil && r.Timestamp.IsZero() {
 			err = errors.New("no timestamp")
 		}
+		if err == nil && !r.ReceivedAt.IsZero() && !events.SaneTimestamp(r.Timestamp, r.ReceivedAt) {
+			// Published by an older or a foreign publisher: a date ClickHouse
+			// would wrap is stored at the receive time, marked, as ingest does.
+			r.OriginalTimestamp = r.Timestamp.Format(time.RFC3339Nano)
+			r.Timestamp, r.TimestampFromReceipt = r.ReceivedAt, true
+		}
 		if err == nil {
 			b.Deliveries = append(b.Deliveries, r)
 		}

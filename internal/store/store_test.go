@@ -204,3 +204,25 @@ func TestBatchAdd(t *testing.T) {
 		t.Errorf("batch holds %d rows; want 1", b.Len())
 	}
 }
+
+// A delivery published with a date outside the sane range (by an older
+// publisher) is stored at its receive time, marked, never wrapped.
+func TestBatchAddOutOfRangeTimestamp(t *testing.T) {
+	received := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	for _, ts := range []time.Time{time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Second)} {
+		ev := delivery(1, events.StatusDelivered).DeliveryStatus
+		ev.Timestamp, ev.ReceivedAt = ts, received
+		m, err := events.NewDeliveryMessage(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b store.Batch
+		if err := b.Add(m.Subject, m.ID, m.Data, 1); err != nil {
+			t.Fatalf("Add with timestamp %v: %v", ts, err)
+		}
+		got := b.Deliveries[0]
+		if !got.Timestamp.Equal(received) || !got.TimestampFromReceipt || got.OriginalTimestamp == "" {
+			t.Errorf("timestamp %v stored as %v (from receipt %v, original %q); want the receive time, marked", ts, got.Timestamp, got.TimestampFromReceipt, got.OriginalTimestamp)
+		}
+	}
+}
