@@ -31,6 +31,11 @@ type Config struct {
 	DSN string
 	// Listen is the embedded engine's ClickHouse HTTP endpoint.
 	Listen string
+	// ReaderUser and ReaderPassword are what Grafana and other readers of
+	// the embedded endpoint log in with. Without a password the endpoint
+	// reads for anyone who reaches it, so Listen must then be loopback.
+	ReaderUser     string
+	ReaderPassword string
 	// DataDir is the process's one data directory (--data-dir, registered by
 	// the command, shared with the embedded NATS server).
 	DataDir string
@@ -46,6 +51,8 @@ const DefaultListen = chdb.DefaultAddr
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DSN, "clickhouse-dsn", "", "external ClickHouse (clickhouse://… or http://…); empty hosts the embedded engine")
 	fs.StringVar(&c.Listen, "clickhouse-listen", DefaultListen, "the embedded engine's ClickHouse HTTP endpoint")
+	fs.StringVar(&c.ReaderUser, "clickhouse-reader-user", chdb.DefaultReaderUser, "the user readers (Grafana) log in to the embedded endpoint with, when --clickhouse-reader-password is set")
+	fs.StringVar(&c.ReaderPassword, "clickhouse-reader-password", "", "readers' password on the embedded endpoint; when set, anonymous readers are refused; required for a --clickhouse-listen beyond loopback")
 	fs.StringVar(&c.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name for the replicated schema (external clusters only)")
 }
 
@@ -69,6 +76,9 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("clickhouse-listen %q: %w", c.Listen, err)
 	}
+	if !chdb.Loopback(c.Listen) && c.ReaderPassword == "" {
+		return fmt.Errorf("clickhouse-listen %s is not loopback: set --clickhouse-reader-password (anyone who reaches it could read every table)", c.Listen)
+	}
 	return nil
 }
 
@@ -91,7 +101,14 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 	var opts *clickhouse.Options
 	var embedded *chdb.Instance
 	if cfg.Embedded() {
-		if embedded, err = chdb.Start(filepath.Join(cfg.DataDir, "clickhouse"), cfg.Listen, logger); err != nil {
+		embedded, err = chdb.Start(chdb.Config{
+			Dir:            filepath.Join(cfg.DataDir, "clickhouse"),
+			Addr:           cfg.Listen,
+			ReaderUser:     cfg.ReaderUser,
+			ReaderPassword: cfg.ReaderPassword,
+			Logger:         logger,
+		})
+		if err != nil {
 			return nil, err
 		}
 		user, password := embedded.Credentials()
