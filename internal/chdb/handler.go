@@ -429,6 +429,12 @@ func (h *Handler) enter(w http.ResponseWriter, r *http.Request, req *request) bo
 	}
 }
 
+// Guests reports how many guest requests run (0 or 1) and how many wait.
+func (h *Handler) Guests() (running, waiting int) {
+	running = len(h.guestRunning)
+	return running, max(len(h.guestSlots)-running, 0)
+}
+
 func (h *Handler) leave(req *request) {
 	if req.guest {
 		<-h.guestRunning
