@@ -31,6 +31,9 @@ type Config struct {
 	ReaderPassword string
 	// Limits bound the readers' queries; nil means DefaultLimits.
 	Limits *Limits
+	// GuestQueue is HandlerConfig.GuestQueue: how many reader requests may
+	// wait while one runs.
+	GuestQueue int
 	// Logger receives the engine's and the endpoint's logs.
 	Logger *slog.Logger
 }
@@ -61,7 +64,7 @@ func Start(cfg Config) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded clickhouse: %w", err)
 	}
-	hcfg := HandlerConfig{Logger: logger, ReaderUser: cfg.ReaderUser, ReaderPassword: cfg.ReaderPassword}
+	hcfg := HandlerConfig{Logger: logger, ReaderUser: cfg.ReaderUser, ReaderPassword: cfg.ReaderPassword, GuestQueue: cfg.GuestQueue}
 	server, err := Listen(addr, NewHandler(engine, hcfg))
 	if err != nil {
 		engine.Close()
