@@ -50,7 +50,7 @@ func run() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	eng, err := chdb.Start(dir, "127.0.0.1:0", logger)
+	eng, err := chdb.Start(chdb.Config{Dir: dir, Addr: "127.0.0.1:0", Logger: logger})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -125,6 +125,13 @@ func TestConfigValidate(t *testing.T) {
 		{"otpscope", "valid", func(*app.Config) {}, true},
 		// The all-in-one checks the engine's address as the reporter does.
 		{"otpscope", "bad clickhouse-listen", func(c *app.Config) { c.ClickHouse.Listen = "8123" }, false},
+		// Beyond loopback, anyone could read: only with a reader password.
+		{"reporter", "clickhouse-listen 0.0.0.0 without reader password", func(c *app.Config) { c.ClickHouse.Listen = "0.0.0.0:8123" }, false},
+		{"otpscope", "clickhouse-listen :8123 without reader password", func(c *app.Config) { c.ClickHouse.Listen = ":8123" }, false},
+		{"otpscope", "clickhouse-listen 0.0.0.0 with reader password", func(c *app.Config) {
+			c.ClickHouse.Listen, c.ClickHouse.ReaderPassword = "0.0.0.0:8123", "s3cret-reader"
+		}, true},
+		{"reporter", "clickhouse-listen localhost", func(c *app.Config) { c.ClickHouse.Listen = "localhost:8123" }, true},
 		{"otpscope", "simulate without a token", func(c *app.Config) { c.Ingest.Tokens = nil; c.Simulate.Enabled = true }, true},
 		{"poller", "no API key", func(c *app.Config) { c.Poller.Tyntec.APIKey = "" }, false},
 	}

@@ -403,7 +403,22 @@ func (c *conn) query(sql, format string, params map[string]string) rawResult {
 		}()
 	}
 	r := C.otp_query(c.c, q, qn, f, fn, names, nlens, values, vlens, C.size_t(np))
-	return takeResult(r)
+	res := takeResult(r)
+	if res.hasError && sql != drainSQL {
+		c.drain()
+	}
+	return res
+}
+
+// drainSQL is what drain runs.
+const drainSQL = "SELECT 'drained'"
+
+// drain runs a statement and discards its output. chDB 26.7 keeps what a
+// query wrote before it failed (say, a million rows before max_result_rows
+// stopped it) and hands it out at the start of the next query's result on
+// the connection, so after every failure the leftovers go to this one.
+func (c *conn) drain() {
+	c.query(drainSQL, "TSV", nil)
 }
 
 // QueryClass says what a statement does to state that outlives it, as

@@ -32,7 +32,10 @@
 // them; each query is parallel inside the engine. A running statement cannot
 // be interrupted: a context only bounds the wait for the engine (and an
 // insert stops between 1 MiB chunks). Use the max_execution_time setting to
-// bound a query.
+// bound a query. A query that fails after writing part of its result leaves
+// that part in the connection, where chDB 26.7 puts it in front of the next
+// query's result; the Engine drains it with a throwaway statement after
+// every failure.
 //
 // chDB treats query text as a script and cuts inline data at the first
 // newline, so INSERT data never travels in the query text: Insert streams it
@@ -67,21 +70,50 @@
 // code in X-ClickHouse-Exception-Code and "Code: N. DB::Exception: ..." as
 // the body, which clickhouse-go turns into *clickhouse.Exception.
 //
-// # Who may write
+// # Who may write, and what others may read
 //
 // The endpoint is read-write only for the process that owns it, unless
 // configured otherwise. The owner's user (HandlerConfig.User, default
 // "otpscope") and password (HandlerConfig.Password, or a random one generated
 // by NewHandler; see Handler.Credentials and Server.DSN) may do anything
 // except by GET, which is read-only as in ClickHouse. A wrong password for
-// that user is refused (AUTHENTICATION_FAILED, 516). Every other client,
-// anonymous or any other user name, is read-only: its statements run on a
-// second connection with readonly=1, so the engine itself refuses writes,
-// settings changes and table functions such as file() and url() (READONLY,
-// 164); the engine's parser classifies each statement first so that writes
-// are refused before they run. Settings in the URL of a read-only request are
-// refused with 164 too, except resource limits that clients send on their
-// own (max_execution_time and the like), which are ignored.
-// HandlerConfig.AllowExternalWrites lets everyone write. Listen binds
-// 127.0.0.1:8123 by default, loopback only.
+// that user is refused (AUTHENTICATION_FAILED, 516).
+//
+// Every other client is a guest. With HandlerConfig.ReaderPassword set, a
+// guest must log in as HandlerConfig.ReaderUser (default "grafana") with it;
+// anonymous requests and other users are refused (516). Without it anyone
+// may read, so Listen (and Start) refuse an address that is not loopback
+// (ErrExposed).
+//
+// A guest runs an allowlist, decided on the engine's own parse, before
+// anything runs: the engine classifies the text (exactly one statement, one
+// that does not write), then EXPLAIN AST — which only parses — gives the
+// syntax tree. Allowed are SELECT (WITH, UNION, INTERSECT, EXCEPT), SHOW
+// TABLES/DATABASES/COLUMNS/CREATE TABLE, DESCRIBE and EXISTS of a table,
+// and EXPLAIN of such a SELECT: what Grafana and clickhouse-go send. Where a
+// table stands, only a table or a subquery may: every table function is
+// refused (numbers() too; system.numbers is a table and the limits bound
+// it), and so is, anywhere in the tree, a function that shares a table
+// function's name (the scalar file() reads files), dictGet and its family,
+// joinGet and the model evaluators. Refusals are ACCESS_DENIED (497), writes
+// READONLY (164), several statements SYNTAX_ERROR (62). A guest's statements
+// run on a second connection with readonly=1, so the engine itself refuses
+// writes and settings changes as well; settings in the URL of a read-only
+// request are refused with 164, except resource limits that clients send on
+// their own (max_execution_time and the like), which are ignored.
+//
+// The second connection's own settings bound every guest query (Limits,
+// WithReaderLimits; DefaultLimits: 10 s, 1 GiB of memory, a million result
+// rows, 100 MiB of result), and readonly=1 keeps clients from lifting them.
+// One guest request is at the engine at a time; HandlerConfig.GuestQueue
+// more (default 16) may wait, and beyond that a guest is refused at once
+// with TOO_MANY_SIMULTANEOUS_QUERIES (202, HTTP 503). The engine hands
+// itself to waiting owner statements before waiting guest ones, so the
+// owner (the sink's inserts, the API) waits for at most one guest statement,
+// which the limits bound. A running statement is not interrupted when its
+// client goes away; the time limit ends it.
+//
+// HandlerConfig.AllowExternalWrites lets everyone write; then guests run on
+// the owner's connection, without allowlist or limits, but still one at a
+// time. Listen binds 127.0.0.1:8123 by default, loopback only.
 package chdb

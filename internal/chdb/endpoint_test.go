@@ -210,17 +210,20 @@ func TestReadOnlyForOthers(t *testing.T) {
 			if err := reader.QueryRow(ctx, "SELECT seq FROM events").Scan(&seq); err != nil || seq != 7 {
 				t.Fatalf("reader SELECT = %d, %v; want 7, nil", seq, err)
 			}
-			writes := []string{
-				"INSERT INTO events (id, seq) VALUES (generateUUIDv4(), 8)",
-				"CREATE TABLE x (a UInt8) ENGINE = Memory",
-				"DROP TABLE events",
-				"SELECT * FROM file('/etc/hostname', 'LineAsString')",
+			writes := []struct {
+				sql  string
+				code int32
+			}{
+				{"INSERT INTO events (id, seq) VALUES (generateUUIDv4(), 8)", chdb.CodeReadonly},
+				{"CREATE TABLE x (a UInt8) ENGINE = Memory", chdb.CodeReadonly},
+				{"DROP TABLE events", chdb.CodeReadonly},
+				{"SELECT * FROM file('/etc/hostname', 'LineAsString')", chdb.CodeAccessDenied},
 			}
-			for _, q := range writes {
-				err := reader.Exec(ctx, q)
+			for _, w := range writes {
+				err := reader.Exec(ctx, w.sql)
 				var ex *clickhouse.Exception
-				if !errors.As(err, &ex) || ex.Code != chdb.CodeReadonly {
-					t.Errorf("reader Exec(%q) = %v; want *clickhouse.Exception with code %d", q, err, chdb.CodeReadonly)
+				if !errors.As(err, &ex) || ex.Code != w.code {
+					t.Errorf("reader Exec(%q) = %v; want *clickhouse.Exception with code %d", w.sql, err, w.code)
 				}
 			}
 			batch, err := reader.PrepareBatch(ctx, "INSERT INTO events (id, seq)")

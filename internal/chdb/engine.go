@@ -26,6 +26,7 @@ type options struct {
 	library  string
 	logger   *slog.Logger
 	settings map[string]string
+	limits   *Limits
 }
 
 // WithLibrary loads libchdb.so from path instead of searching for it.
@@ -33,6 +34,11 @@ func WithLibrary(path string) Option { return func(o *options) { o.library = pat
 
 // WithLogger sets the logger; the default discards.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithReaderLimits bounds every statement on the read-only connection, the
+// one that serves clients other than the owner; without it DefaultLimits
+// apply.
+func WithReaderLimits(l Limits) Option { return func(o *options) { o.limits = &l } }
 
 // WithSetting applies a ClickHouse query-level setting to every query of the
 // engine, e.g. WithSetting("max_threads", "4").
@@ -58,15 +64,17 @@ type Engine struct {
 	logger  *slog.Logger
 	library string
 
-	// sem serializes access to the connections and lets waiters give up
-	// when their context ends. A chDB connection runs one statement at a
-	// time, and the engine itself parallelizes each query.
-	sem chan struct{}
-	rw  *conn // owner connection: may write
-	ro  *conn // readonly=1 connection for requests that must not write
+	// gate serializes access to the connections, lets waiters give up when
+	// their context ends and lets the owner's statements go before guests'.
+	// A chDB connection runs one statement at a time, and the engine itself
+	// parallelizes each query.
+	gate   gate
+	rw     *conn // owner connection: may write
+	ro     *conn // readonly=1 connection, with the reader limits
+	limits Limits
 
 	closeOnce sync.Once
-	closed    bool // guarded by sem
+	closed    bool // guarded by gate
 }
 
 // Open loads the engine library (once per process) and opens the data
@@ -107,9 +115,15 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 		o.logger.Debug("restored Go signal handlers after chdb_connect", slog.Int("signals", restored))
 	}
 	// The second connection shares the booted engine. With readonly=1 the
-	// engine itself refuses writes, settings changes and table functions
-	// such as file() and url(), which read outside the database.
-	ro, _, err := connect(append(args, "--readonly=1"))
+	// engine itself refuses writes, settings changes and (except in
+	// DESCRIBE) table functions such as file() and url(); its own settings
+	// bound every query, and readonly=1 keeps clients from lifting them.
+	limits := DefaultLimits
+	if o.limits != nil {
+		limits = *o.limits
+	}
+	roArgs := append(append(args[:len(args):len(args)], "--readonly=1"), limits.args()...)
+	ro, _, err := connect(roArgs)
 	if err != nil {
 		rw.close()
 		return nil, fmt.Errorf("open chdb %s: read-only connection: %w", abs, err)
@@ -118,9 +132,9 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 		dir:     abs,
 		logger:  o.logger,
 		library: lib,
-		sem:     make(chan struct{}, 1),
 		rw:      rw,
 		ro:      ro,
+		limits:  limits,
 	}
 	open.engine = e
 	o.logger.Info("embedded ClickHouse engine open", slog.String("dir", abs), slog.String("library", lib), slog.String("chdb", LibraryVersion()))
@@ -130,15 +144,17 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 // Dir is the engine's data directory.
 func (e *Engine) Dir() string { return e.dir }
 
-// acquire takes the engine for one statement or a short sequence of them.
-func (e *Engine) acquire(ctx context.Context) error {
-	select {
-	case e.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+// ReaderLimits are the limits of the read-only connection.
+func (e *Engine) ReaderLimits() Limits { return e.limits }
+
+// acquire takes the engine for one statement or a short sequence of them;
+// a guest waits while owner statements wait.
+func (e *Engine) acquire(ctx context.Context, guest bool) error {
+	if err := e.gate.lock(ctx, guest); err != nil {
+		return err
 	}
 	if e.closed {
-		<-e.sem
+		e.gate.unlock()
 		return ErrClosed
 	}
 	return nil
@@ -148,18 +164,18 @@ func (e *Engine) release() {
 	if n := signalsReplaced(); n > 0 {
 		e.logger.Warn("the engine replaced Go's signal handlers; restored them", slog.Int("signals", n))
 	}
-	<-e.sem
+	e.gate.unlock()
 }
 
 // Close closes the engine's connections, which shuts the engine down. The
 // library stays loaded; a later Open boots the engine again.
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
-		e.sem <- struct{}{}
+		_ = e.gate.lock(context.Background(), false)
 		e.closed = true
 		e.ro.close()
 		e.rw.close()
-		<-e.sem
+		e.gate.unlock()
 		open.mu.Lock()
 		if open.engine == e {
 			open.engine = nil
@@ -195,8 +211,12 @@ type Statement struct {
 	Database string
 	// ReadOnly runs the statement on a connection with readonly=1, so the
 	// engine refuses anything that writes, changes settings (Settings must
-	// be empty) or reads through table functions such as file().
+	// be empty) or reads through table functions such as file(), and bounds
+	// it by the reader limits.
 	ReadOnly bool
+	// Guest marks a statement of a client other than the owner: it waits
+	// while statements without Guest wait.
+	Guest bool
 }
 
 // Result is what a statement produced.
@@ -207,7 +227,7 @@ type Result struct {
 
 // Exec runs one statement.
 func (e *Engine) Exec(ctx context.Context, st Statement) (Result, error) {
-	if err := e.acquire(ctx); err != nil {
+	if err := e.acquire(ctx, st.Guest); err != nil {
 		return Result{}, fmt.Errorf("query: %w", err)
 	}
 	defer e.release()
@@ -234,7 +254,7 @@ func (e *Engine) Exec(ctx context.Context, st Statement) (Result, error) {
 // never passes through the query text, which chDB cuts at the first
 // newline.
 func (e *Engine) Insert(ctx context.Context, st Statement, r io.Reader) (Result, error) {
-	if err := e.acquire(ctx); err != nil {
+	if err := e.acquire(ctx, st.Guest); err != nil {
 		return Result{}, fmt.Errorf("insert: %w", err)
 	}
 	defer e.release()
@@ -360,7 +380,11 @@ func (e *Engine) withSession(c *conn, st Statement, fn func() error) error {
 // Classify asks the engine's parser what sql would do, without running it.
 // statements is the number of executable statements in sql.
 func (e *Engine) Classify(ctx context.Context, sql string) (class QueryClass, statements int, err error) {
-	if err := e.acquire(ctx); err != nil {
+	return e.classify(ctx, sql, false)
+}
+
+func (e *Engine) classify(ctx context.Context, sql string, guest bool) (class QueryClass, statements int, err error) {
+	if err := e.acquire(ctx, guest); err != nil {
 		return ClassUnknown, 0, fmt.Errorf("classify: %w", err)
 	}
 	defer e.release()

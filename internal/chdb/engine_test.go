@@ -120,3 +120,22 @@ func TestEngineInsert(t *testing.T) {
 		})
 	}
 }
+
+// A query that fails after writing part of its result must not leave that
+// part in front of the next query's result (chDB 26.7 does; see drain).
+func TestFailedQueryLeavesNothingBehind(t *testing.T) {
+	e := chdbtest.Open(t)
+	for _, readOnly := range []bool{false, true} {
+		failing := chdb.Statement{SQL: "SELECT throwIf(number = 200000) FROM system.numbers LIMIT 300000", Format: "TSV", ReadOnly: readOnly}
+		if _, err := e.Exec(t.Context(), failing); err == nil {
+			t.Fatalf("read-only %v: %s = nil; want an error", readOnly, failing.SQL)
+		}
+		res, err := e.Exec(t.Context(), chdb.Statement{SQL: "SELECT 'next'", Format: "TSV", ReadOnly: readOnly})
+		if got := string(res.Data); err != nil || got != "next\n" {
+			if len(got) > 40 {
+				got = got[:40] + "..."
+			}
+			t.Errorf("read-only %v: the query after a failed one = %q, %v; want \"next\\n\"", readOnly, got, err)
+		}
+	}
+}

@@ -12,6 +12,9 @@ import (
 const (
 	CodeUnknownSetting       = 115
 	CodeReadonly             = 164
+	CodeAccessDenied         = 497
+	CodeTooManyQueries       = 202 // TOO_MANY_SIMULTANEOUS_QUERIES
+	CodeQueryTooLarge        = 393 // QUERY_IS_TOO_LARGE
 	CodeUnknownUser          = 192
 	CodeRequiredPassword     = 194
 	CodeAuthenticationFailed = 516
@@ -75,8 +78,10 @@ func httpStatus(code int) int {
 	switch code {
 	case CodeAuthenticationFailed, CodeUnknownUser, CodeRequiredPassword:
 		return http.StatusUnauthorized
-	case CodeReadonly, 497: // ACCESS_DENIED
+	case CodeReadonly, CodeAccessDenied:
 		return http.StatusForbidden
+	case CodeTooManyQueries:
+		return http.StatusServiceUnavailable
 	case CodeUnknownTable, CodeUnknownDatabase, 47 /* UNKNOWN_IDENTIFIER */, 46 /* UNKNOWN_FUNCTION */, 16 /* NO_SUCH_COLUMN_IN_TABLE */ :
 		return http.StatusNotFound
 	case CodeSyntaxError, CodeBadArguments, CodeUnknownSetting, CodeUnknownFormat, CodeCannotDecompress,

@@ -18,18 +18,54 @@ type Instance struct {
 	logger *slog.Logger
 }
 
-// Start opens the engine under dir and serves its endpoint on addr until
-// Close — not until some service's context ends, since a stopping sink
-// inserts what it holds through it.
-func Start(dir, addr string, logger *slog.Logger) (*Instance, error) {
+// Config configures Start.
+type Config struct {
+	// Dir is the engine's data directory.
+	Dir string
+	// Addr is where the endpoint listens (DefaultAddr when empty); beyond
+	// loopback only with ReaderPassword.
+	Addr string
+	// ReaderUser and ReaderPassword are the readers' credentials (see
+	// HandlerConfig); without a password anyone who reaches Addr may read.
+	ReaderUser     string
+	ReaderPassword string
+	// Limits bound the readers' queries; nil means DefaultLimits.
+	Limits *Limits
+	// GuestQueue is HandlerConfig.GuestQueue: how many reader requests may
+	// wait while one runs.
+	GuestQueue int
+	// Logger receives the engine's and the endpoint's logs.
+	Logger *slog.Logger
+}
+
+// Start opens the engine under cfg.Dir and serves its endpoint on cfg.Addr
+// until Close — not until some service's context ends, since a stopping
+// sink inserts what it holds through it.
+func Start(cfg Config) (*Instance, error) {
+	dir, addr, logger := cfg.Dir, cfg.Addr, cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	if !Loopback(addr) && cfg.ReaderPassword == "" {
+		// Before booting a 566 MB engine for nothing.
+		return nil, fmt.Errorf("embedded clickhouse: listen %s: %w", addr, ErrExposed)
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("embedded clickhouse: %w", err)
 	}
-	engine, err := Open(dir, WithLogger(logger))
+	opts := []Option{WithLogger(logger)}
+	if cfg.Limits != nil {
+		opts = append(opts, WithReaderLimits(*cfg.Limits))
+	}
+	engine, err := Open(dir, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("embedded clickhouse: %w", err)
 	}
-	server, err := Listen(addr, NewHandler(engine, HandlerConfig{Logger: logger}))
+	hcfg := HandlerConfig{Logger: logger, ReaderUser: cfg.ReaderUser, ReaderPassword: cfg.ReaderPassword, GuestQueue: cfg.GuestQueue}
+	server, err := Listen(addr, NewHandler(engine, hcfg))
 	if err != nil {
 		engine.Close()
 		return nil, err

@@ -7,13 +7,35 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 )
 
 // DefaultAddr is where the endpoint listens when no address is given:
 // ClickHouse's HTTP port, on loopback only.
 const DefaultAddr = "127.0.0.1:8123"
+
+// ErrExposed is returned by Listen for an address that is not loopback
+// when the handler has no reader password: anyone who reaches the port
+// could read every table.
+var ErrExposed = errors.New("the ClickHouse endpoint listens beyond loopback only with a reader password")
+
+// Loopback reports whether addr (host:port) binds loopback only: an IP
+// address in 127.0.0.0/8 or ::1, or "localhost". An empty host, 0.0.0.0,
+// :: and other names bind (or may resolve) beyond it.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
 
 // Server is the engine's HTTP endpoint bound to a listener.
 type Server struct {
@@ -24,9 +46,14 @@ type Server struct {
 }
 
 // Listen binds addr (DefaultAddr when empty) for h. Serve starts answering.
+// An address that is not loopback needs a handler with a reader password
+// (HandlerConfig.ReaderPassword); otherwise Listen fails with ErrExposed.
 func Listen(addr string, h *Handler) (*Server, error) {
 	if addr == "" {
 		addr = DefaultAddr
+	}
+	if !Loopback(addr) && h.readerPassword == "" {
+		return nil, fmt.Errorf("listen clickhouse http %s: %w", addr, ErrExposed)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -42,6 +43,8 @@ type traffic struct {
 	f     *fixture
 	truth tyntecsim.Truth
 	api   *httptest.Server
+
+	reader clickhouse.Conn // anonymous, as Grafana reads; see readerConn
 }
 
 func newTraffic(t *testing.T) *traffic {

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/reporter"
 )
 
@@ -112,10 +115,20 @@ func loadDashboards(t *testing.T) map[string]grafanaDashboard {
 	return out
 }
 
+// readerConn is an anonymous connection to the endpoint, as Grafana's: the
+// dashboards' queries must pass the allowlist and the reader limits.
+func (tr *traffic) readerConn(t *testing.T) clickhouse.Conn {
+	t.Helper()
+	if tr.reader == nil {
+		tr.reader = chdbtest.Conn(t, tr.f.CH.ReaderOptions())
+	}
+	return tr.reader
+}
+
 // scalar runs a stat panel's query: one row, one numeric (or NULL) column.
 func (tr *traffic) scalar(t *testing.T, sql string) *float64 {
 	t.Helper()
-	rows, err := tr.f.DB.Conn().Query(t.Context(), sql)
+	rows, err := tr.readerConn(t).Query(t.Context(), sql)
 	if err != nil {
 		t.Fatalf("query: %v\n%s", err, sql)
 	}
@@ -151,7 +164,7 @@ func (tr *traffic) scalar(t *testing.T, sql string) *float64 {
 
 func (tr *traffic) runAll(t *testing.T, sql string) int {
 	t.Helper()
-	rows, err := tr.f.DB.Conn().Query(t.Context(), sql)
+	rows, err := tr.readerConn(t).Query(t.Context(), sql)
 	if err != nil {
 		t.Fatalf("query: %v\n%s", err, sql)
 	}

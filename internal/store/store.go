@@ -31,6 +31,16 @@ type Config struct {
 	DSN string
 	// Listen is the embedded engine's ClickHouse HTTP endpoint.
 	Listen string
+	// ReaderUser and ReaderPassword are what Grafana and other readers of
+	// the embedded endpoint log in with. Without a password the endpoint
+	// reads for anyone who reaches it, so Listen must then be loopback.
+	ReaderUser     string
+	ReaderPassword string
+	// ReaderLimits bound every reader query on the embedded endpoint; nil
+	// means chdb.DefaultLimits. ReaderQueue is how many reader requests may
+	// wait while one runs (0: chdb.DefaultGuestQueue; negative: none).
+	ReaderLimits *chdb.Limits
+	ReaderQueue  int
 	// DataDir is the process's one data directory (--data-dir, registered by
 	// the command, shared with the embedded NATS server).
 	DataDir string
@@ -46,6 +56,17 @@ const DefaultListen = chdb.DefaultAddr
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DSN, "clickhouse-dsn", "", "external ClickHouse (clickhouse://… or http://…); empty hosts the embedded engine")
 	fs.StringVar(&c.Listen, "clickhouse-listen", DefaultListen, "the embedded engine's ClickHouse HTTP endpoint")
+	fs.StringVar(&c.ReaderUser, "clickhouse-reader-user", chdb.DefaultReaderUser, "the user readers (Grafana) log in to the embedded endpoint with, when --clickhouse-reader-password is set")
+	fs.StringVar(&c.ReaderPassword, "clickhouse-reader-password", "", "readers' password on the embedded endpoint; when set, anonymous readers are refused; required for a --clickhouse-listen beyond loopback")
+	if c.ReaderLimits == nil {
+		c.ReaderLimits = &chdb.Limits{}
+	}
+	l, d := c.ReaderLimits, chdb.DefaultLimits
+	fs.DurationVar(&l.MaxExecutionTime, "clickhouse-reader-timeout", d.MaxExecutionTime, "a reader's query on the embedded endpoint stops after this long (max_execution_time; 0 = no limit)")
+	fs.Uint64Var(&l.MaxMemoryUsage, "clickhouse-reader-max-memory", d.MaxMemoryUsage, "bytes of memory a reader's query may use (max_memory_usage; 0 = no limit)")
+	fs.Uint64Var(&l.MaxResultRows, "clickhouse-reader-max-result-rows", d.MaxResultRows, "rows a reader's query may return (max_result_rows; 0 = no limit)")
+	fs.Uint64Var(&l.MaxResultBytes, "clickhouse-reader-max-result-bytes", d.MaxResultBytes, "bytes a reader's query may return (max_result_bytes; 0 = no limit)")
+	fs.IntVar(&c.ReaderQueue, "clickhouse-reader-queue", chdb.DefaultGuestQueue, "reader requests that may wait while one runs; more get 503 at once")
 	fs.StringVar(&c.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name for the replicated schema (external clusters only)")
 }
 
@@ -68,6 +89,15 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("clickhouse-listen %q: %w", c.Listen, err)
+	}
+	if l := c.ReaderLimits; l != nil && l.MaxExecutionTime < 0 {
+		return fmt.Errorf("clickhouse-reader-timeout %v is negative", l.MaxExecutionTime)
+	}
+	if c.ReaderQueue < 0 {
+		return fmt.Errorf("clickhouse-reader-queue %d is negative", c.ReaderQueue)
+	}
+	if !chdb.Loopback(c.Listen) && c.ReaderPassword == "" {
+		return fmt.Errorf("clickhouse-listen %s is not loopback: set --clickhouse-reader-password (anyone who reaches it could read every table)", c.Listen)
 	}
 	return nil
 }
@@ -94,7 +124,16 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 	var opts *clickhouse.Options
 	var embedded *chdb.Instance
 	if cfg.Embedded() {
-		if embedded, err = chdb.Start(filepath.Join(cfg.DataDir, "clickhouse"), cfg.Listen, logger); err != nil {
+		embedded, err = chdb.Start(chdb.Config{
+			Dir:            filepath.Join(cfg.DataDir, "clickhouse"),
+			Addr:           cfg.Listen,
+			ReaderUser:     cfg.ReaderUser,
+			ReaderPassword: cfg.ReaderPassword,
+			Limits:         cfg.ReaderLimits,
+			GuestQueue:     cfg.ReaderQueue,
+			Logger:         logger,
+		})
+		if err != nil {
 			return nil, err
 		}
 		user, password := embedded.Credentials()

@@ -216,6 +216,17 @@ func (s *Server) Options() *clickhouse.Options {
 	}
 }
 
+// ReaderOptions are clickhouse-go options that reach the endpoint over
+// HTTP anonymously, as Grafana does, in the test's database: a guest, held
+// to the allowlist and the reader limits.
+func (s *Server) ReaderOptions() *clickhouse.Options {
+	return &clickhouse.Options{
+		Addr:     []string{s.Addr},
+		Protocol: clickhouse.HTTP,
+		Auth:     clickhouse.Auth{Database: s.Database},
+	}
+}
+
 // Conn opens a clickhouse-go connection with opts and closes it when the
 // test ends.
 func Conn(t testing.TB, opts *clickhouse.Options) clickhouse.Conn {

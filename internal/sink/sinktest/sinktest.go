@@ -23,6 +23,8 @@ type Pipeline struct {
 	NATS   *brokertest.Server
 	Broker *broker.Broker
 	DB     *store.DB
+	// CH is the endpoint DB is connected to, for reading as Grafana does.
+	CH *chdbtest.Server
 }
 
 // Open starts NATS, opens a broker on it (natsCfg may adjust its config) and
@@ -46,7 +48,7 @@ func Open(t testing.TB, natsCfg ...func(*broker.Config)) *Pipeline {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &Pipeline{NATS: srv, Broker: b, DB: db}
+	return &Pipeline{NATS: srv, Broker: b, DB: db, CH: ch}
 }
 
 // Config is a sink configuration for tests: small batches, flushed quickly.
