@@ -69,6 +69,24 @@ func (b *Broker) Consumer(ctx context.Context, spec ConsumerSpec) (*Consumer, er
 	if spec.Retry.Max < spec.Retry.First {
 		spec.Retry.Max = spec.Retry.First
 	}
+	// Provisioning retries while ctx lasts: on a cluster the stream may be
+	// electing a leader (a node restarting, a loaded machine) when a module
+	// starts, and a sink that gave up there would store nothing.
+	var c *Consumer
+	err := backoff.Retry(ctx, backoff.Policy{First: 100 * time.Millisecond, Max: 5 * time.Second}, func() error {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		var err error
+		if c, err = b.provision(pctx, spec); err != nil {
+			b.logger.Warn("consumer not provisioned yet; retrying", "consumer", spec.Durable, "err", err)
+		}
+		return err
+	})
+	return c, err
+}
+
+// provision looks the consumer up, creates or updates it (the rule above).
+func (b *Broker) provision(ctx context.Context, spec ConsumerSpec) (*Consumer, error) {
 	c, err := b.js.Consumer(ctx, b.stream.Name, spec.Durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		if afterMissing != nil {
