@@ -213,7 +213,7 @@ func benchRawPublish(ctx context.Context, o options) (result, error) {
 	defer b.Close()
 	// The raw client: a connection and JetStream context of its own, next to
 	// the broker's, so nothing of the broker's publish path is measured.
-	nc, err := broker.Connect(b.ClientURL(), "loadgen-raw", quiet())
+	nc, err := b.Connect("loadgen-raw")
 	if err != nil {
 		return result{}, err
 	}

@@ -23,6 +23,16 @@ type Config struct {
 	// a flush interval such as "2m" (faster; a host crash may lose up to that
 	// much of acknowledged webhooks, a process crash nothing).
 	Sync string
+	// User and Password are the service user's: the embedded server requires
+	// them of every client, and otpscope's clients connect with them. Empty on
+	// the embedded server: kept in CredentialsFile(), generated at first start.
+	// With an external server, credentials in the URL come first, then these,
+	// then the credentials file under DataDir when it exists.
+	User, Password string
+	// ReaderUser and ReaderPassword are the embedded server's read-only user,
+	// for downstream subscribers; an empty password is generated and kept
+	// with the service user's.
+	ReaderUser, ReaderPassword string
 	// ClusterName, ClusterListen and Routes make the embedded server one node of a
 	// NATS cluster; empty runs a single server.
 	ClusterName   string
@@ -63,6 +73,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, defaultURL string) {
 	fs.StringVar(&c.URL, "nats-url", defaultURL, "external NATS URL(s), comma-separated; empty hosts the embedded server")
 	fs.StringVar(&c.Listen, "nats-listen", DefaultListen, "client address of the embedded NATS server")
 	fs.StringVar(&c.Sync, "nats-sync", DefaultSync, `embedded JetStream sync policy: "always" (fsync every write; acknowledged webhooks survive a host crash) or an interval such as "2m" (faster; a host crash may lose up to that much of acknowledged webhooks)`)
+	fs.StringVar(&c.User, "nats-user", DefaultUser, "NATS user otpscope connects as (the embedded server's service user)")
+	fs.StringVar(&c.Password, "nats-password", "", "password of --nats-user (embedded server: empty generates one, kept in <data-dir>/nats/credentials.json; external: empty uses the URL's, or that file's when present)")
+	fs.StringVar(&c.ReaderUser, "nats-reader-user", DefaultReaderUser, "the embedded server's read-only user for downstream subscribers")
+	fs.StringVar(&c.ReaderPassword, "nats-reader-password", "", "password of --nats-reader-user (empty: generated, kept in <data-dir>/nats/credentials.json)")
 	fs.StringVar(&c.ServerName, "nats-server-name", "", "embedded NATS server name (required in a cluster)")
 	fs.StringVar(&c.ClusterName, "nats-cluster-name", "", "embedded NATS cluster name; empty runs a single server")
 	fs.StringVar(&c.ClusterListen, "nats-cluster-listen", "", "embedded NATS cluster (route) address")
@@ -93,6 +107,14 @@ func (c *Config) Validate() error {
 		}
 		if c.ClusterName != "" && (c.ClusterListen == "" || c.ServerName == "") {
 			return errors.New("a NATS cluster node needs nats-cluster-listen and nats-server-name")
+		}
+		// Every node must require the same credentials; each would generate
+		// its own.
+		if c.ClusterName != "" && (c.Password == "" || c.ReaderPassword == "") {
+			return errors.New("a NATS cluster node needs nats-password and nats-reader-password, the same on every node")
+		}
+		if c.User != "" && c.User == c.ReaderUser {
+			return fmt.Errorf("nats-user and nats-reader-user are both %q", c.User)
 		}
 	}
 	s := c.Stream
