@@ -86,6 +86,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	}
 	a.cleanup = append(a.cleanup, a.broker.Close)
 	reg := ops.NewRegistry()
+	reg.MustRegister(a.broker.Collector())
 	checks := []ops.Check{{Name: "nats", Ready: a.broker.Ready}}
 
 	if cfg.runs(ModuleReporter) {

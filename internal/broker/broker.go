@@ -30,6 +30,7 @@ type Broker struct {
 	js      jetstream.JetStream
 	stream  StreamConfig
 	logger  *slog.Logger
+	health  *health
 }
 
 // Open hosts the embedded server when cfg.URL is empty, connects, and makes sure
@@ -68,6 +69,7 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 		b.Close()
 		return nil, err
 	}
+	b.health = b.watch()
 	return b, nil
 }
 
@@ -140,6 +142,9 @@ func (b *Broker) Publish(ctx context.Context, msgs ...events.Message) error {
 	if st := b.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("%w: connection %s", ErrUnavailable, st)
 	}
+	if f := b.knownFault(); f != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, f)
+	}
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
 		f, err := b.js.PublishMsgAsync(NATSMsg(m), jetstream.WithExpectStream(b.stream.Name))
@@ -172,10 +177,16 @@ func NATSMsg(m events.Message) *nats.Msg {
 	return msg
 }
 
-// Ready reports whether the connection is up and the stream is present.
+// Ready reports whether the connection is up, the stream is present and
+// JetStream can store into it: on the embedded server, JetStream is enabled,
+// the stream has no write error (a full disk) and the store is below its
+// limit. The error says which.
 func (b *Broker) Ready(ctx context.Context) error {
 	if st := b.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("nats connection %s", st)
+	}
+	if err := b.jetStreamState(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -242,8 +253,12 @@ func (b *Broker) ClientURL() string {
 	return b.nc.ConnectedUrlRedacted()
 }
 
-// Close flushes and closes the connection, then shuts the embedded server down.
+// Close stops the JetStream watcher, flushes and closes the connection, then
+// shuts the embedded server down.
 func (b *Broker) Close() {
+	if b.health != nil {
+		b.health.stop()
+	}
 	if b.nc != nil {
 		if err := b.nc.Drain(); err != nil {
 			b.nc.Close()
