@@ -5,7 +5,7 @@
 // prints requests/s, p50/p99 latency, errors, and the ratios.
 //
 //	go run ./bench/loadgen -concurrency 64 -duration 10s
-//	go run ./bench/loadgen -nats-sync always      # fsync every write
+//	go run ./bench/loadgen -nats-sync 2m          # flush every 2 minutes, not every write
 //	go run ./bench/loadgen -url http://127.0.0.1:8080 -token T -only ingest
 //
 // Everything runs in this process on loopback unless -url names an external
@@ -54,7 +54,7 @@ func run() int {
 	flag.IntVar(&o.concurrency, "concurrency", 64, "concurrent clients (and publishing goroutines)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per target")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load before each target")
-	flag.StringVar(&o.sync, "nats-sync", "", `embedded JetStream sync policy for ingest and the publish baseline ("always" or an interval)`)
+	flag.StringVar(&o.sync, "nats-sync", broker.DefaultSync, `embedded JetStream sync policy for ingest and the publish baseline ("always" or an interval)`)
 	flag.StringVar(&o.url, "url", "", "external ingest base URL (default: start ingest in this process)")
 	flag.StringVar(&o.token, "token", "loadgen-token-0123456789", "webhook token")
 	flag.StringVar(&o.only, "only", "http,publish,ingest", "targets to measure, comma-separated")
@@ -213,7 +213,7 @@ func benchRawPublish(ctx context.Context, o options) (result, error) {
 	defer b.Close()
 	// The raw client: a connection and JetStream context of its own, next to
 	// the broker's, so nothing of the broker's publish path is measured.
-	nc, err := broker.Connect(b.ClientURL(), "loadgen-raw", quiet())
+	nc, err := b.Connect("loadgen-raw")
 	if err != nil {
 		return result{}, err
 	}
@@ -327,7 +327,7 @@ func post(client *http.Client, url, token string) error {
 
 func syncName(s string) string {
 	if s == "" {
-		return "default (2m)"
+		return broker.DefaultSync
 	}
 	return s
 }

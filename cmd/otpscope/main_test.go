@@ -3,9 +3,11 @@ package main_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,6 +127,25 @@ func (in *instance) start(t *testing.T, args ...string) {
 	}
 }
 
+// natsURL is the embedded NATS server's URL with the credentials the
+// process keeps in its data directory: the service user's, or the reader's.
+func (in *instance) natsURL(t *testing.T, reader bool) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(in.dataDir, "nats", "credentials.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c broker.Credentials
+	if err := json.Unmarshal(data, &c); err != nil {
+		t.Fatal(err)
+	}
+	user := url.UserPassword(c.User, c.Password)
+	if reader {
+		user = url.UserPassword(c.ReaderUser, c.ReaderPassword)
+	}
+	return (&url.URL{Scheme: "nats", User: user, Host: in.natsListen}).String()
+}
+
 func (in *instance) kill() {
 	if in.cmd != nil && in.cmd.Process != nil && in.cmd.ProcessState == nil {
 		_ = in.cmd.Process.Signal(syscall.SIGKILL)
@@ -228,7 +249,7 @@ func TestCrashSafety(t *testing.T) {
 	t.Logf("ClickHouse has them all %v after the restart", time.Since(restartAt))
 	// Redeliveries, if any, have landed once the sink has nothing pending
 	// or unacknowledged: it acknowledges after the insert.
-	js := brokertest.JetStreamAt(t, "nats://"+in.natsListen)
+	js := brokertest.JetStreamAt(t, in.natsURL(t, false))
 	polltest.Until(t, 30*time.Second, "the sink to acknowledge everything", func() bool {
 		c, err := js.Consumer(t.Context(), broker.DefaultStreamName, sink.DefaultDurable)
 		if err != nil {
@@ -257,14 +278,19 @@ func TestSimulateEndToEnd(t *testing.T) {
 	const otps = 150
 	in := newInstance(t, t.TempDir())
 	in.start(t, "--simulate", "--simulate-rate", "100", "--simulate-count", fmt.Sprint(otps), "--simulate-time-scale", "50")
-	for _, want := range []string{"otpscope is running", "http://" + in.listen + "/webhooks/tyntec", "http://" + in.chListen, "http://" + in.simListen, "/api/v1/channels"} {
+	for _, want := range []string{"otpscope is running", "http://" + in.listen + "/webhooks/tyntec", "http://" + in.chListen, "http://" + in.simListen, "/api/v1/channels", "credentials.json"} {
 		if !strings.Contains(in.logs.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, in.logs)
 		}
 	}
 
-	// A downstream service subscribes to the documented subjects.
-	nc, err := nats.Connect("nats://" + in.natsListen)
+	// A downstream service subscribes to the documented subjects, as the
+	// read-only user; without credentials it is turned away.
+	if nc, err := nats.Connect("nats://" + in.natsListen); err == nil {
+		nc.Close()
+		t.Error("the embedded NATS server accepted a client without credentials")
+	}
+	nc, err := nats.Connect(in.natsURL(t, true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,6 +86,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	}
 	a.cleanup = append(a.cleanup, a.broker.Close)
 	reg := ops.NewRegistry()
+	reg.MustRegister(a.broker.Collector())
 	checks := []ops.Check{{Name: "nats", Ready: a.broker.Ready}}
 
 	if cfg.runs(ModuleReporter) {
@@ -188,6 +189,9 @@ func (a *App) Banner(w io.Writer) {
 		nats = "embedded"
 	}
 	lines = append(lines, fmt.Sprintf("  NATS         %s (%s), stream %s", a.broker.ClientURL(), nats, a.broker.StreamName()))
+	if f := a.broker.CredentialsFile(); f != "" {
+		lines = append(lines, "  NATS users   "+f+" (service and read-only users; a password is required)")
+	}
 	if a.db != nil {
 		if e := a.db.Embedded(); e != nil {
 			lines = append(lines, fmt.Sprintf("  ClickHouse   http://%s (embedded engine, read-only for other clients; Grafana connects here)", e.Addr()))

@@ -42,6 +42,8 @@ func newCluster(t *testing.T) *cluster {
 		cfg.ServerName = fmt.Sprintf("n%d", i+1)
 		cfg.ClusterName = "otpscope-test"
 		cfg.ClusterListen = webtest.FreeAddr(t)
+		// Every node requires the same credentials, given as flags would.
+		cfg.Password, cfg.ReaderPassword = "cluster-service-password", "cluster-reader-password"
 		routes[i] = "nats-route://" + cfg.ClusterListen
 		c.cfgs = append(c.cfgs, cfg)
 	}

@@ -22,11 +22,15 @@ var ErrUnavailable = errors.New("nats unavailable")
 // Broker is a connection to NATS and otpscope's stream, and the embedded server
 // when it hosts one.
 type Broker struct {
-	srv    *server.Server // nil when connected to an external server
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	stream StreamConfig
-	logger *slog.Logger
+	srv     *server.Server  // nil when connected to an external server
+	srvOpts *server.Options // the embedded server's, to re-enable JetStream with
+	creds   []nats.Option   // what otpscope's clients authenticate with
+	credsAt string          // the embedded server's credentials file
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	stream  StreamConfig
+	logger  *slog.Logger
+	health  *health
 }
 
 // Open hosts the embedded server when cfg.URL is empty, connects, and makes sure
@@ -39,14 +43,19 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 	b := &Broker{stream: cfg.Stream, logger: logger}
 	url := cfg.URL
 	if cfg.Embedded() {
-		srv, err := StartServer(cfg, logger)
+		srv, creds, opts, err := startServer(cfg, logger)
 		if err != nil {
 			return nil, err
 		}
-		b.srv, url = srv, srv.ClientURL()
-		logger.Info("embedded NATS server started", "url", url, "store", cfg.StoreDir())
+		b.srv, b.srvOpts, b.credsAt, url = srv, opts, cfg.CredentialsFile(), srv.ClientURL()
+		b.creds = []nats.Option{nats.UserInfo(creds.User, creds.Password)}
+		logger.Info("embedded NATS server started", "url", url, "store", cfg.StoreDir(),
+			"credentials", cfg.CredentialsFile(), "user", creds.User, "reader", creds.ReaderUser)
+	} else if user, password, ok := clientCredentials(cfg); ok {
+		// Credentials in a server's URL still take precedence over these.
+		b.creds = []nats.Option{nats.UserInfo(user, password)}
 	}
-	nc, err := Connect(url, name, logger)
+	nc, err := Connect(url, name, logger, b.creds...)
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -60,17 +69,18 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 		b.Close()
 		return nil, err
 	}
+	b.health = b.watch()
 	return b, nil
 }
 
 // Connect dials NATS with the reconnect behaviour every otpscope service wants:
 // reconnect forever, quickly, and keep trying when the first dial fails (a NATS
-// cluster restarting under us is routine).
-func Connect(url, name string, logger *slog.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
+// cluster restarting under us is routine). opts add to these (credentials).
+func Connect(url, name string, logger *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil: we closed it
@@ -80,7 +90,7 @@ func Connect(url, name string, logger *slog.Logger) (*nats.Conn, error) {
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			logger.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
 		}),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
 	}
@@ -140,6 +150,9 @@ func (b *Broker) PublishNew(ctx context.Context, msgs ...events.Message) (stored
 	if st := b.nc.Status(); st != nats.CONNECTED {
 		return nil, fmt.Errorf("%w: connection %s", ErrUnavailable, st)
 	}
+	if f := b.knownFault(); f != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, f)
+	}
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
 		f, err := b.js.PublishMsgAsync(NATSMsg(m), jetstream.WithExpectStream(b.stream.Name))
@@ -174,10 +187,16 @@ func NATSMsg(m events.Message) *nats.Msg {
 	return msg
 }
 
-// Ready reports whether the connection is up and the stream is present.
+// Ready reports whether the connection is up, the stream is present and
+// JetStream can store into it: on the embedded server, JetStream is enabled,
+// the stream has no write error (a full disk) and the store is below its
+// limit. The error says which.
 func (b *Broker) Ready(ctx context.Context) error {
 	if st := b.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("nats connection %s", st)
+	}
+	if err := b.jetStreamState(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -203,6 +222,10 @@ func (b *Broker) StreamMsgs(ctx context.Context) (uint64, error) {
 	return info.State.Msgs, nil
 }
 
+// CredentialsFile is where the embedded server's users and passwords are
+// kept, or "" with an external server.
+func (b *Broker) CredentialsFile() string { return b.credsAt }
+
 // Embedded reports whether this broker hosts the NATS server itself.
 func (b *Broker) Embedded() bool { return b.srv != nil }
 
@@ -221,7 +244,18 @@ func (b *Broker) Subscribe(subject string, fn func(*nats.Msg)) (unsubscribe func
 	return func() { _ = sub.Unsubscribe() }, nil
 }
 
-// ClientURL is the URL other processes use to reach this broker's NATS.
+// Connect dials a connection of its own to this broker's NATS, with its
+// credentials (see the package function Connect).
+func (b *Broker) Connect(name string) (*nats.Conn, error) {
+	url := b.nc.ConnectedUrl()
+	if b.srv != nil {
+		url = b.srv.ClientURL()
+	}
+	return Connect(url, name, b.logger, b.creds...)
+}
+
+// ClientURL is the URL other processes use to reach this broker's NATS,
+// without credentials.
 func (b *Broker) ClientURL() string {
 	if b.srv != nil {
 		return b.srv.ClientURL()
@@ -229,8 +263,12 @@ func (b *Broker) ClientURL() string {
 	return b.nc.ConnectedUrlRedacted()
 }
 
-// Close flushes and closes the connection, then shuts the embedded server down.
+// Close stops the JetStream watcher, flushes and closes the connection, then
+// shuts the embedded server down.
 func (b *Broker) Close() {
+	if b.health != nil {
+		b.health.stop()
+	}
 	if b.nc != nil {
 		if err := b.nc.Drain(); err != nil {
 			b.nc.Close()

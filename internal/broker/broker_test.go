@@ -129,6 +129,14 @@ func TestConfigValidate(t *testing.T) {
 		{"six replicas", func(c *broker.Config) { c.Stream.Replicas = 6 }, false},
 		{"max age below window", func(c *broker.Config) { c.Stream.MaxAge = time.Second }, false},
 		{"cluster without name", func(c *broker.Config) { c.ClusterName = "c"; c.ClusterListen = "127.0.0.1:6222" }, false},
+		{"cluster without shared passwords", func(c *broker.Config) {
+			c.ClusterName, c.ClusterListen, c.ServerName = "c", "127.0.0.1:6222", "n1"
+		}, false},
+		{"cluster with shared passwords", func(c *broker.Config) {
+			c.ClusterName, c.ClusterListen, c.ServerName = "c", "127.0.0.1:6222", "n1"
+			c.Password, c.ReaderPassword = "p1", "p2"
+		}, true},
+		{"reader is the service user", func(c *broker.Config) { c.User, c.ReaderUser = "a", "a" }, false},
 	}
 	for _, tt := range tests {
 		c := base

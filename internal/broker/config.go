@@ -19,9 +19,20 @@ type Config struct {
 	// DataDir holds the embedded server's JetStream store, under DataDir/nats.
 	DataDir string
 	// Sync is the embedded server's file-store sync policy: "always" (fsync every
-	// write: survives a host crash, several times slower) or a flush interval such
-	// as "2m" (NATS's default: a PubAck survives a process crash, not a host crash).
+	// write before the PubAck: an acknowledged webhook survives a host crash) or
+	// a flush interval such as "2m" (faster; a host crash may lose up to that
+	// much of acknowledged webhooks, a process crash nothing).
 	Sync string
+	// User and Password are the service user's: the embedded server requires
+	// them of every client, and otpscope's clients connect with them. Empty on
+	// the embedded server: kept in CredentialsFile(), generated at first start.
+	// With an external server, credentials in the URL come first, then these,
+	// then the credentials file under DataDir when it exists.
+	User, Password string
+	// ReaderUser and ReaderPassword are the embedded server's read-only user,
+	// for downstream subscribers; an empty password is generated and kept
+	// with the service user's.
+	ReaderUser, ReaderPassword string
 	// ClusterName, ClusterListen and Routes make the embedded server one node of a
 	// NATS cluster; empty runs a single server.
 	ClusterName   string
@@ -50,6 +61,8 @@ const (
 	DefaultDuplicateWindow = 10 * time.Minute
 	DefaultMaxAge          = 7 * 24 * time.Hour
 	DefaultListen          = "127.0.0.1:4222"
+	// DefaultSync fsyncs every write: a 200 to tyntec survives a host crash.
+	DefaultSync = "always"
 )
 
 // RegisterFlags registers the NATS flags on fs; the command registers --data-dir
@@ -59,7 +72,11 @@ const (
 func (c *Config) RegisterFlags(fs *flag.FlagSet, defaultURL string) {
 	fs.StringVar(&c.URL, "nats-url", defaultURL, "external NATS URL(s), comma-separated; empty hosts the embedded server")
 	fs.StringVar(&c.Listen, "nats-listen", DefaultListen, "client address of the embedded NATS server")
-	fs.StringVar(&c.Sync, "nats-sync", "", `embedded JetStream sync policy: "always" or an interval such as "2m" (default: NATS's 2m)`)
+	fs.StringVar(&c.Sync, "nats-sync", DefaultSync, `embedded JetStream sync policy: "always" (fsync every write; acknowledged webhooks survive a host crash) or an interval such as "2m" (faster; a host crash may lose up to that much of acknowledged webhooks)`)
+	fs.StringVar(&c.User, "nats-user", DefaultUser, "NATS user otpscope connects as (the embedded server's service user)")
+	fs.StringVar(&c.Password, "nats-password", "", "password of --nats-user (embedded server: empty generates one, kept in <data-dir>/nats/credentials.json; external: empty uses the URL's, or that file's when present)")
+	fs.StringVar(&c.ReaderUser, "nats-reader-user", DefaultReaderUser, "the embedded server's read-only user for downstream subscribers")
+	fs.StringVar(&c.ReaderPassword, "nats-reader-password", "", "password of --nats-reader-user (empty: generated, kept in <data-dir>/nats/credentials.json)")
 	fs.StringVar(&c.ServerName, "nats-server-name", "", "embedded NATS server name (required in a cluster)")
 	fs.StringVar(&c.ClusterName, "nats-cluster-name", "", "embedded NATS cluster name; empty runs a single server")
 	fs.StringVar(&c.ClusterListen, "nats-cluster-listen", "", "embedded NATS cluster (route) address")
@@ -91,6 +108,14 @@ func (c *Config) Validate() error {
 		if c.ClusterName != "" && (c.ClusterListen == "" || c.ServerName == "") {
 			return errors.New("a NATS cluster node needs nats-cluster-listen and nats-server-name")
 		}
+		// Every node must require the same credentials; each would generate
+		// its own.
+		if c.ClusterName != "" && (c.Password == "" || c.ReaderPassword == "") {
+			return errors.New("a NATS cluster node needs nats-password and nats-reader-password, the same on every node")
+		}
+		if c.User != "" && c.User == c.ReaderUser {
+			return fmt.Errorf("nats-user and nats-reader-user are both %q", c.User)
+		}
 	}
 	s := c.Stream
 	if s.Name == "" {
@@ -110,15 +135,13 @@ func (c *Config) Validate() error {
 
 // syncPolicy is the embedded file store's sync setting.
 type syncPolicy struct {
-	Interval time.Duration // 0 = NATS's default
+	Interval time.Duration
 	Always   bool
 }
 
 func parseSync(s string) (syncPolicy, error) {
 	switch s {
-	case "":
-		return syncPolicy{}, nil
-	case "always":
+	case "", DefaultSync:
 		return syncPolicy{Always: true}, nil
 	}
 	d, err := time.ParseDuration(s)

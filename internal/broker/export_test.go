@@ -2,6 +2,9 @@ package broker
 
 import (
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -14,4 +17,15 @@ func (b *Broker) JetStream() jetstream.JetStream { return b.js }
 func SetAfterMissing(t testing.TB, fn func()) {
 	afterMissing = fn
 	t.Cleanup(func() { afterMissing = nil })
+}
+
+// Server is the embedded NATS server, or nil.
+func (b *Broker) Server() *server.Server { return b.srv }
+
+// WatchFast makes the JetStream watcher look and retry at once, until the test
+// ends.
+func WatchFast(t testing.TB) {
+	every, after := watchEvery, reenableAfter
+	watchEvery, reenableAfter = 20*time.Millisecond, 100*time.Millisecond
+	t.Cleanup(func() { watchEvery, reenableAfter = every, after })
 }

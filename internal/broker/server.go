@@ -13,26 +13,38 @@ import (
 )
 
 // StartServer starts the embedded NATS server with JetStream on disk under
-// cfg.StoreDir() and waits until it accepts clients.
+// cfg.StoreDir(), requiring the credentials of ServerCredentials(cfg), and
+// waits until it accepts clients.
 func StartServer(cfg Config, logger *slog.Logger) (*server.Server, error) {
-	opts, err := serverOptions(cfg)
+	srv, _, _, err := startServer(cfg, logger)
+	return srv, err
+}
+
+// startServer is StartServer, also returning the credentials and the options
+// (to re-enable JetStream with).
+func startServer(cfg Config, logger *slog.Logger) (*server.Server, Credentials, *server.Options, error) {
+	creds, err := ServerCredentials(cfg)
 	if err != nil {
-		return nil, err
+		return nil, Credentials{}, nil, err
 	}
-	srv, err := server.NewServer(opts)
+	opts, err := serverOptions(cfg, creds)
 	if err != nil {
-		return nil, fmt.Errorf("embedded nats: %w", err)
+		return nil, Credentials{}, nil, err
+	}
+	srv, err := server.NewServer(opts.Clone())
+	if err != nil {
+		return nil, Credentials{}, nil, fmt.Errorf("embedded nats: %w", err)
 	}
 	srv.SetLoggerV2(&natsLogger{logger.With("component", "nats-server")}, false, false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
-		return nil, fmt.Errorf("embedded nats on %s: not ready after 30s", cfg.Listen)
+		return nil, Credentials{}, nil, fmt.Errorf("embedded nats on %s: not ready after 30s", cfg.Listen)
 	}
-	return srv, nil
+	return srv, creds, opts, nil
 }
 
-func serverOptions(cfg Config) (*server.Options, error) {
+func serverOptions(cfg Config, creds Credentials) (*server.Options, error) {
 	host, portStr, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats-listen %q: %w", cfg.Listen, err)
@@ -55,6 +67,7 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		SyncAlways:   sync.Always,
 		NoSigs:       true, // signals belong to cmd/
 		MaxPayload:   8 << 20,
+		Users:        users(creds, cfg.Stream.Name),
 	}
 	if cfg.ClusterName != "" {
 		chost, cport, err := net.SplitHostPort(cfg.ClusterListen)
@@ -63,6 +76,9 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		}
 		opts.Cluster.Name = cfg.ClusterName
 		opts.Cluster.Host = chost
+		// Routes authenticate as the service user too: a stranger reaching
+		// the cluster port must not join as a node.
+		opts.Cluster.Username, opts.Cluster.Password = creds.User, creds.Password
 		if opts.Cluster.Port, err = strconv.Atoi(cport); err != nil {
 			return nil, fmt.Errorf("nats-cluster-listen %q: %w", cfg.ClusterListen, err)
 		}
@@ -73,6 +89,9 @@ func serverOptions(cfg Config) (*server.Options, error) {
 			u, err := url.Parse(r)
 			if err != nil {
 				return nil, fmt.Errorf("nats-routes %q: %w", r, err)
+			}
+			if u.User == nil {
+				u.User = url.UserPassword(creds.User, creds.Password)
 			}
 			opts.Routes = append(opts.Routes, u)
 		}
@@ -86,6 +105,16 @@ type natsLogger struct{ l *slog.Logger }
 func (n *natsLogger) Noticef(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }
 func (n *natsLogger) Warnf(format string, v ...any)   { n.l.Warn(fmt.Sprintf(format, v...)) }
 func (n *natsLogger) Fatalf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
-func (n *natsLogger) Errorf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
-func (n *natsLogger) Debugf(format string, v ...any)  { n.l.Debug(fmt.Sprintf(format, v...)) }
-func (n *natsLogger) Tracef(format string, v ...any)  {}
+
+// Errorf logs at error level, except a client's failed login or forbidden
+// publish or subscribe: a warning, since it is the client's fault.
+func (n *natsLogger) Errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if strings.HasSuffix(msg, "authentication error") || strings.Contains(msg, "Violation") {
+		n.l.Warn(msg)
+		return
+	}
+	n.l.Error(msg)
+}
+func (n *natsLogger) Debugf(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }
+func (n *natsLogger) Tracef(format string, v ...any) {}

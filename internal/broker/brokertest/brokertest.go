@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -22,9 +23,10 @@ import (
 // Server is an embedded NATS server that a test can stop and start again on the
 // same port and data directory.
 type Server struct {
-	t   testing.TB
-	cfg broker.Config
-	srv *server.Server
+	t     testing.TB
+	cfg   broker.Config
+	srv   *server.Server
+	creds broker.Credentials
 }
 
 // NewServer starts a NATS server with JetStream on 127.0.0.1 (random port) under
@@ -67,6 +69,10 @@ func (s *Server) Start() {
 		s.t.Fatalf("start nats: %v", err)
 	}
 	s.srv = srv
+	// The server generated them at its first start, and reuses them.
+	if s.creds, err = broker.ServerCredentials(s.cfg); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // Stop shuts the server down and waits until it is gone.
@@ -86,8 +92,25 @@ func (s *Server) Restart() {
 	s.Start()
 }
 
-// URL is the client URL, stable across restarts.
-func (s *Server) URL() string { return fmt.Sprintf("nats://%s", s.cfg.Listen) }
+// URL is the client URL with the service user's credentials, stable across
+// restarts.
+func (s *Server) URL() string {
+	return (&url.URL{Scheme: "nats", User: url.UserPassword(s.creds.User, s.creds.Password), Host: s.cfg.Listen}).String()
+}
+
+// ReaderURL is the client URL with the read-only user's credentials.
+func (s *Server) ReaderURL() string {
+	return (&url.URL{Scheme: "nats", User: url.UserPassword(s.creds.ReaderUser, s.creds.ReaderPassword), Host: s.cfg.Listen}).String()
+}
+
+// AnonymousURL is the client URL without credentials.
+func (s *Server) AnonymousURL() string { return fmt.Sprintf("nats://%s", s.cfg.Listen) }
+
+// Config is the server's configuration (its data directory, listener).
+func (s *Server) Config() broker.Config { return s.cfg }
+
+// NATS is the running server (nil while stopped).
+func (s *Server) NATS() *server.Server { return s.srv }
 
 // Broker connects to the server as a client and ensures the stream; t.Cleanup
 // closes it.

@@ -13,7 +13,7 @@ import (
 // behind the broker (subscribe, inspect the stream); t.Cleanup closes it.
 func Conn(t testing.TB, b *broker.Broker) *nats.Conn {
 	t.Helper()
-	nc, err := broker.Connect(b.ClientURL(), "brokertest", Logger(t))
+	nc, err := b.Connect("brokertest")
 	if err != nil {
 		t.Fatalf("connect to nats: %v", err)
 	}

@@ -1,0 +1,148 @@
+package broker_test
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+)
+
+func TestCredentialsGeneratedOnceAndKept(t *testing.T) {
+	cfg := brokertest.Config(t)
+	first, err := broker.ServerCredentials(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.User != broker.DefaultUser || first.ReaderUser != broker.DefaultReaderUser ||
+		len(first.Password) < 40 || len(first.ReaderPassword) < 40 || first.Password == first.ReaderPassword {
+		t.Fatalf("generated credentials = %+v; want the default users with distinct long passwords", first)
+	}
+	fi, err := os.Stat(cfg.CredentialsFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := fi.Mode().Perm(); mode != 0o600 {
+		t.Errorf("%s has mode %v; want 0600", cfg.CredentialsFile(), mode)
+	}
+	again, err := broker.ServerCredentials(cfg)
+	if err != nil || again != first {
+		t.Fatalf("second start = %+v, %v; want the first start's %+v", again, err, first)
+	}
+	// Flags override the file, and the file follows, for the services that
+	// read it.
+	cfg.Password = "given-password"
+	given, err := broker.ServerCredentials(cfg)
+	if err != nil || given.Password != "given-password" || given.ReaderPassword != first.ReaderPassword {
+		t.Fatalf("with --nats-password = %+v, %v", given, err)
+	}
+	var file broker.Credentials
+	data, _ := os.ReadFile(cfg.CredentialsFile())
+	if err := json.Unmarshal(data, &file); err != nil || file != given {
+		t.Fatalf("file holds %+v (%v); want %+v", file, err, given)
+	}
+}
+
+// TestServerRequiresCredentials: no client without a password; the reader
+// subscribes to the stream's subjects but can neither publish events nor
+// purge, delete or change the stream, nor touch KV.
+func TestServerRequiresCredentials(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	b := srv.Broker(t)
+	for _, url := range []string{srv.AnonymousURL(), strings.Replace(srv.ReaderURL(), "@", "x@", 1)} {
+		if nc, err := nats.Connect(url, nats.NoReconnect()); err == nil {
+			nc.Close()
+			t.Fatalf("connected to the embedded server as %s", url)
+		}
+	}
+
+	var mu sync.Mutex
+	var violations []string
+	reader, err := nats.Connect(srv.ReaderURL(), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		mu.Lock()
+		violations = append(violations, err.Error())
+		mu.Unlock()
+	}))
+	if err != nil {
+		t.Fatalf("reader: %v", err)
+	}
+	defer reader.Close()
+	got := make(chan string, 10)
+	if _, err := reader.Subscribe("tyntec.2fa.>", func(m *nats.Msg) { got <- m.Subject }); err != nil {
+		t.Fatal(err)
+	}
+	if err := reader.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(t.Context(), message(1)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s != message(1).Subject {
+			t.Errorf("reader got %s; want %s", s, message(1).Subject)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader received nothing")
+	}
+	// Reading the stream is allowed.
+	if _, err := reader.Request("$JS.API.STREAM.INFO."+b.StreamName(), nil, 2*time.Second); err != nil {
+		t.Errorf("reader stream info: %v", err)
+	}
+
+	forbidden := []string{
+		"tyntec.2fa.delivery.SMS.DELIVERED", // a forged event
+		"$JS.API.STREAM.PURGE." + b.StreamName(),
+		"$JS.API.STREAM.DELETE." + b.StreamName(),
+		"$JS.API.STREAM.UPDATE." + b.StreamName(),
+		"$JS.API.CONSUMER.CREATE." + b.StreamName(),
+		"$KV.otpscope_poller_otps.x",
+	}
+	for _, subj := range forbidden {
+		if _, err := reader.Request(subj, []byte("{}"), 500*time.Millisecond); err == nil {
+			t.Errorf("reader's request on %s was answered", subj)
+		}
+	}
+	brokertest.WaitFor(t, 5*time.Second, "a permissions violation for every forbidden subject", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		all := strings.Join(violations, "\n")
+		for _, subj := range forbidden {
+			if !strings.Contains(all, `Publish to "`+subj+`"`) {
+				return false
+			}
+		}
+		return true
+	})
+	if n := brokertest.StreamMsgs(t, b); n != 1 {
+		t.Errorf("the stream holds %d messages; want the 1 the service published", n)
+	}
+}
+
+// TestExternalCredentials: a service without --nats-url credentials reads
+// them from the credentials file under its --data-dir, or takes them from
+// the URL.
+func TestExternalCredentials(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	srv.Broker(t) // creates the stream
+	cfg := brokertest.Config(t)
+	cfg.URL = srv.AnonymousURL()
+	cfg.DataDir = srv.Config().DataDir
+	b, err := broker.Open(t.Context(), cfg, "same-data-dir", brokertest.Logger(t))
+	if err != nil {
+		t.Fatalf("Open with the data directory's credentials: %v", err)
+	}
+	b.Close()
+	cfg = brokertest.Config(t)
+	cfg.URL = srv.URL() // user:password@
+	if b, err = broker.Open(t.Context(), cfg, "url", brokertest.Logger(t)); err != nil {
+		t.Fatalf("Open with credentials in the URL: %v", err)
+	}
+	b.Close()
+}

@@ -1,0 +1,214 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ErrJetStreamDown is what Ready wraps when the embedded server's JetStream
+// cannot store: disabled, a stream with a write error, or its store full.
+var ErrJetStreamDown = errors.New("jetstream cannot store")
+
+// How often the watcher looks, and how long it leaves JetStream to settle
+// after re-enabling it before trying again; tests shorten them.
+var (
+	watchEvery         = time.Second
+	watchEveryExternal = 5 * time.Second
+	reenableAfter      = 5 * time.Second
+)
+
+// probeBytes is what the watcher writes to the store directory to learn
+// whether the disk takes writes again: more than a few webhooks' worth.
+const probeBytes = 1 << 20
+
+// jsFault is why JetStream cannot store, when the embedded server says so.
+type jsFault struct {
+	reason string
+	// rebuild: only disabling and enabling JetStream clears it (JetStream
+	// shut itself down, or a stream keeps its write error until reloaded);
+	// otherwise it clears by itself (the store falls below its limit as
+	// messages age out).
+	rebuild bool
+}
+
+func (f *jsFault) Error() string { return f.reason }
+
+// jetStreamState is nil when the embedded server's JetStream can store (and
+// always with an external server, which Ready only asks about the stream).
+func (b *Broker) jetStreamState() error {
+	if f := b.jetStreamFault(); f != nil {
+		return fmt.Errorf("%w: %w", ErrJetStreamDown, f)
+	}
+	return nil
+}
+
+func (b *Broker) jetStreamFault() *jsFault {
+	if b.srv == nil {
+		return nil
+	}
+	if !b.srv.JetStreamEnabled() {
+		return &jsFault{reason: "JetStream is disabled on the embedded server (out of disk space, or the store is not writable)", rebuild: true}
+	}
+	// Alone, the server checks every stream for a write error (the disk was
+	// full once: the stream refuses writes until reloaded). In a cluster it
+	// would also report elections in progress, which are no fault of ours.
+	opts := &server.HealthzOptions{JSEnabledOnly: b.srvOpts.Cluster.Name != ""}
+	if h := b.srv.Healthz(opts); h.Error != "" || len(h.Errors) > 0 {
+		return &jsFault{reason: "embedded JetStream: " + h.Error, rebuild: true}
+	}
+	if jsz, err := b.srv.Jsz(nil); err == nil && jsz.Config.MaxStore > 0 {
+		if free := jsz.Config.MaxStore - int64(jsz.Store); free < 64<<10 {
+			return &jsFault{reason: fmt.Sprintf("embedded JetStream store full: %d of %d bytes used", jsz.Store, jsz.Config.MaxStore)}
+		}
+	}
+	return nil
+}
+
+// health is the watcher of JetStream's state: it logs each change, keeps the
+// gauge, and on the embedded server re-enables JetStream once the disk takes
+// writes again, so a full disk heals without a restart.
+type health struct {
+	ok atomic.Bool
+	// fault is the embedded server's last known fault: Publish fails at once
+	// while there is one, rather than waiting for an acknowledgement that a
+	// stream with a write error never sends.
+	fault  atomic.Pointer[jsFault]
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	gauge  prometheus.GaugeFunc
+}
+
+func (b *Broker) watch() *health {
+	h := &health{}
+	h.ok.Store(true)
+	h.gauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "otpscope_nats_jetstream_ok",
+		Help: "1 while NATS JetStream takes writes into the stream (the embedded server's JetStream enabled, no write error, store not full), else 0.",
+	}, func() float64 {
+		if h.ok.Load() {
+			return 1
+		}
+		return 0
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		b.watchLoop(ctx, h)
+	}()
+	return h
+}
+
+func (h *health) stop() {
+	h.cancel()
+	h.wg.Wait()
+}
+
+func (b *Broker) watchLoop(ctx context.Context, h *health) {
+	every := watchEveryExternal
+	if b.srv != nil {
+		every = watchEvery
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var lastReenable time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.fault.Store(b.jetStreamFault())
+		err := b.Ready(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if ok := err == nil; ok != h.ok.Load() {
+			h.ok.Store(ok)
+			switch {
+			case ok:
+				b.logger.Info("nats: JetStream takes writes again", "stream", b.stream.Name)
+			case errors.Is(err, ErrJetStreamDown):
+				b.logger.Error("nats: JetStream cannot store; webhooks get 503 until it recovers", "stream", b.stream.Name, "err", err)
+			default:
+				b.logger.Warn("nats: not ready", "stream", b.stream.Name, "err", err)
+			}
+		}
+		var f *jsFault
+		if !errors.As(err, &f) || !f.rebuild || time.Since(lastReenable) < reenableAfter {
+			continue
+		}
+		if perr := probeWrite(b.srvOpts.StoreDir); perr != nil {
+			b.logger.Debug("nats: the store still refuses writes", "err", perr)
+			continue
+		}
+		lastReenable = time.Now()
+		b.logger.Warn("nats: the store takes writes again; restarting JetStream", "reason", f.reason)
+		if err := b.reenableJetStream(); err != nil {
+			b.logger.Error("nats: restart JetStream", "err", err)
+		}
+	}
+}
+
+// reenableJetStream shuts the embedded server's JetStream down, if it is not
+// already, and starts it again from the store on disk, the way the server's
+// configuration reload does; clients stay connected.
+func (b *Broker) reenableJetStream() error {
+	if b.srv.JetStreamEnabled() {
+		if err := b.srv.ShutdownJetStream(); err != nil {
+			return fmt.Errorf("shut JetStream down: %w", err)
+		}
+	}
+	// The same options: the reload sees JetStream configured but not running
+	// and restarts it.
+	if err := b.srv.ReloadOptions(b.srvOpts.Clone()); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	if !b.srv.JetStreamEnabled() {
+		return errors.New("JetStream did not start")
+	}
+	return nil
+}
+
+// probeWrite writes and syncs probeBytes in dir, then removes them: whether
+// the disk takes writes again.
+func probeWrite(dir string) error {
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(make([]byte, probeBytes))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", filepath.Base(f.Name()), err)
+	}
+	return nil
+}
+
+// knownFault is the embedded server's fault the watcher saw last, or nil.
+func (b *Broker) knownFault() *jsFault {
+	if b.health == nil {
+		return nil
+	}
+	return b.health.fault.Load()
+}
+
+// Collector is the broker's gauge otpscope_nats_jetstream_ok, for the
+// process's registry.
+func (b *Broker) Collector() prometheus.Collector { return b.health.gauge }

@@ -1,0 +1,191 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/ops"
+)
+
+// publishWithin publishes message i, giving JetStream d to acknowledge it: a
+// stream with a write error does not answer at all.
+func publishWithin(b *broker.Broker, i int, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return b.Publish(ctx, message(i))
+}
+
+// jetStreamOK is the value of the gauge otpscope_nats_jetstream_ok.
+func jetStreamOK(b *broker.Broker) float64 {
+	var m dto.Metric
+	if err := b.Collector().(prometheus.Metric).Write(&m); err != nil {
+		return -1
+	}
+	return m.GetGauge().GetValue()
+}
+
+// TestRecoversFromFullDisk fills the filesystem under the embedded server's
+// store: a tmpfs of its own, mounted for the test (root only; skipped
+// elsewhere), filled to the last byte by a file. Publishing fails, the
+// stream keeps a write error, readiness says so and the gauge drops; once
+// the file is removed the watcher restarts JetStream and publishing works
+// again, with no restart of the process and nothing acknowledged lost.
+func TestRecoversFromFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root on Linux; TestRecoversFromJetStreamShutdown covers the recovery")
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	broker.WatchFast(t)
+	cfg := brokertest.Config(t)
+	cfg.DataDir = dir
+	b, err := broker.Open(t.Context(), cfg, "full-disk", brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	const before = 100
+	for i := range before {
+		if err := publishWithin(b, i, 5*time.Second); err != nil {
+			t.Fatalf("publish %d before the disk filled: %v", i, err)
+		}
+	}
+
+	filler := filepath.Join(dir, "filler")
+	fill(t, filler)
+	failed := false
+	for i := before; i < before+2000 && !failed; i++ {
+		failed = publishWithin(b, i, time.Second) != nil
+	}
+	if !failed {
+		t.Fatal("2000 publishes onto a full disk all succeeded")
+	}
+	brokertest.WaitFor(t, 10*time.Second, "readiness to report JetStream down", func() bool {
+		return errors.Is(b.Ready(t.Context()), broker.ErrJetStreamDown) && jetStreamOK(b) == 0
+	})
+	t.Logf("while full: Ready() = %v", b.Ready(t.Context()))
+	// Publishing fails at once, and tyntec is told to come back.
+	start := time.Now()
+	if err := publishWithin(b, 999, 5*time.Second); !errors.Is(err, broker.ErrUnavailable) || time.Since(start) > time.Second {
+		t.Errorf("publish onto the full disk = %v after %v; want ErrUnavailable at once", err, time.Since(start))
+	}
+	webhook := webhookServer(t, b)
+	if code, retry := webhook(uuid.NewString()); code != http.StatusServiceUnavailable || retry == "" {
+		t.Errorf("webhook onto the full disk: %d, Retry-After %q; want 503 with Retry-After", code, retry)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.WaitFor(t, 30*time.Second, "readiness back once space returns", func() bool {
+		return b.Ready(t.Context()) == nil && jetStreamOK(b) == 1
+	})
+	brokertest.WaitFor(t, 10*time.Second, "publishing to succeed again", func() bool {
+		return publishWithin(b, 1_000_000, 2*time.Second) == nil
+	})
+	if code, _ := webhook(uuid.NewString()); code != http.StatusOK {
+		t.Errorf("webhook after the disk has space again: %d; want 200", code)
+	}
+	if n := brokertest.StreamMsgs(t, b); n < before+1 {
+		t.Errorf("the stream holds %d messages; want at least the %d acknowledged", n, before+1)
+	}
+}
+
+// webhookServer serves ingest's webhook on b and returns a function posting
+// one delivery event, answering the status and Retry-After.
+func webhookServer(t *testing.T, b *broker.Broker) func(otpID string) (int, string) {
+	const token = "full-disk-token-0123456789"
+	r := ops.NewRouter()
+	ingest.NewHandler(ingest.Config{Tokens: []string{token}, MaxBodyBytes: 1 << 16, PublishTimeout: 2 * time.Second, RetryAfter: time.Second},
+		b, brokertest.Logger(t), prometheus.NewRegistry()).Mount(r)
+	hs := httptest.NewServer(r)
+	t.Cleanup(hs.Close)
+	return func(otpID string) (int, string) {
+		body := fmt.Sprintf(`{"channel":"SMS","otpId":%q,"status":"DELIVERED","timestamp":%q}`, otpID, time.Now().UTC().Format(time.RFC3339Nano))
+		req, _ := http.NewRequest(http.MethodPost, hs.URL+ingest.WebhookPath, strings.NewReader(body))
+		req.Header.Set("X-Webhook-Token", token)
+		resp, err := hs.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+}
+
+// fill writes path until the filesystem has no byte left.
+func fill(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	for {
+		if _, err := f.Write(chunk[:1]); err != nil {
+			return
+		}
+	}
+}
+
+// TestRecoversFromJetStreamShutdown shuts JetStream down the way the server
+// does itself on a write it cannot make (out of space, a read-only store):
+// readiness reports it with the reason, publishing fails, and the watcher
+// starts JetStream again with the process and its connection still up.
+func TestRecoversFromJetStreamShutdown(t *testing.T) {
+	broker.WatchFast(t)
+	cfg := brokertest.Config(t)
+	b, err := broker.Open(t.Context(), cfg, "shutdown", brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if err := publishWithin(b, 0, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Server().ShutdownJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	// The watcher may already be restarting it; what must not happen is a
+	// ready broker with JetStream down.
+	if err := b.Ready(t.Context()); err != nil && !errors.Is(err, broker.ErrJetStreamDown) {
+		t.Errorf("Ready() with JetStream down = %v; want ErrJetStreamDown", err)
+	} else if err == nil && !b.Server().JetStreamEnabled() {
+		t.Error("Ready() = nil with JetStream down")
+	}
+	brokertest.WaitFor(t, 10*time.Second, "JetStream enabled and ready again", func() bool {
+		return b.Server().JetStreamEnabled() && b.Ready(t.Context()) == nil
+	})
+	if err := publishWithin(b, 1, 5*time.Second); err != nil {
+		t.Fatalf("publish after the restart of JetStream: %v", err)
+	}
+	if n := brokertest.StreamMsgs(t, b); n != 2 {
+		t.Errorf("the stream holds %d messages; want 2", n)
+	}
+}
