@@ -150,8 +150,12 @@ func (b *Broker) PublishNew(ctx context.Context, msgs ...events.Message) (stored
 	if st := b.nc.Status(); st != nats.CONNECTED {
 		return nil, fmt.Errorf("%w: connection %s", ErrUnavailable, st)
 	}
-	if f := b.knownFault(); f != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, f)
+	// While the watcher knows of a fault, fail at once — after a fresh look,
+	// so the first publish after recovery does not wait for its next tick.
+	if b.knownFault() != nil {
+		if f := b.jetStreamFault(); f != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, f)
+		}
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
