@@ -2,6 +2,7 @@ package tyntec
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,39 +86,22 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // withDefaults returns c with zero fields set to their defaults.
 func (c Config) withDefaults() Config {
-	if c.BaseURL == "" {
-		c.BaseURL = DefaultBaseURL
-	}
-	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	if c.RateLimit == 0 {
-		c.RateLimit = DefaultRateLimit
-	}
-	if c.RatePeriod == 0 {
-		c.RatePeriod = DefaultRatePeriod
-	}
-	if c.RateBurst == 0 {
-		c.RateBurst = min(10, c.RateLimit)
-	}
+	c.BaseURL = strings.TrimRight(cmp.Or(c.BaseURL, DefaultBaseURL), "/")
+	c.RateLimit = cmp.Or(c.RateLimit, DefaultRateLimit)
+	c.RatePeriod = cmp.Or(c.RatePeriod, DefaultRatePeriod)
+	c.RateBurst = cmp.Or(c.RateBurst, min(10, c.RateLimit))
 	if c.MaxRetries == 0 {
 		c.MaxRetries = DefaultMaxRetries
 	} else if c.MaxRetries < 0 {
 		c.MaxRetries = 0
 	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.MinBackoff == 0 {
-		c.MinBackoff = DefaultMinBackoff
-	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	c.MinBackoff = cmp.Or(c.MinBackoff, DefaultMinBackoff)
+	c.MaxBackoff = cmp.Or(c.MaxBackoff, DefaultMaxBackoff)
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{}
 	}
-	if c.UserAgent == "" {
-		c.UserAgent = "otpscope"
-	}
+	c.UserAgent = cmp.Or(c.UserAgent, "otpscope")
 	return c
 }
 
