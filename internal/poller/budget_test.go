@@ -1,7 +1,6 @@
 package poller
 
 import (
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -9,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
-	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
@@ -26,13 +24,7 @@ func TestBudgetNeverExceeded(t *testing.T) {
 		Seed: 2, TimeScale: scale,
 		Faults: tyntecsim.Faults{RateLimit: limit, RatePeriod: period},
 	})
-	for i := range 200 {
-		if _, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("+49152%07d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	simtest.WaitIdle(t, sim)
-	waitSim(t, sim, sim.Now().Add(DefaultSettle))
+	sendSettled(t, sim, 200, "+49152")
 
 	cfg := testConfig(sim, url)
 	cfg.Tyntec.Limiter = nil // the poller builds its limiter from the budget
@@ -76,13 +68,7 @@ func TestRateLimitedPauses(t *testing.T) {
 		Seed: 4, TimeScale: scale,
 		Faults: tyntecsim.Faults{RateLimit: 3, RatePeriod: time.Minute, RetryAfter: 30 * time.Second},
 	})
-	for i := range 10 {
-		if _, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("+49153%07d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	simtest.WaitIdle(t, sim)
-	waitSim(t, sim, sim.Now().Add(DefaultSettle))
+	sendSettled(t, sim, 10, "+49153")
 	cfg := testConfig(sim, url)
 	cfg.Tyntec.MaxRetries = -1 // let the poller, not the client, see the 429
 	p := newPoller(t, b, cfg)
