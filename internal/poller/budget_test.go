@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
@@ -95,4 +97,17 @@ func TestRateLimitedPauses(t *testing.T) {
 	if after := len(sim.Calls()); after != before {
 		t.Errorf("%d calls during the pause; want none", after-before)
 	}
+}
+
+// sendSettled sends n OTPs to the numbers prefix+0000000 onwards, then waits
+// for their webhooks and for their delivery to settle in simulated time.
+func sendSettled(t *testing.T, sim *tyntecsim.Sim, n int, prefix string) {
+	t.Helper()
+	for i := range n {
+		if _, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("%s%07d", prefix, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	simtest.WaitIdle(t, sim)
+	waitSim(t, sim, sim.Now().Add(DefaultSettle))
 }

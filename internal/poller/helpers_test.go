@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,7 +23,6 @@ import (
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
-	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 // webhookReceiver stands in for ingest: it decodes tyntec's webhooks and
@@ -109,19 +107,6 @@ func waitTracked(t *testing.T, p *Poller) {
 }
 
 // waitSim waits until the simulator's clock has passed at.
-// sendSettled sends n OTPs to the numbers prefix+0000000 onwards, then waits
-// for their webhooks and for their delivery to settle in simulated time.
-func sendSettled(t *testing.T, sim *tyntecsim.Sim, n int, prefix string) {
-	t.Helper()
-	for i := range n {
-		if _, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("%s%07d", prefix, i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	simtest.WaitIdle(t, sim)
-	waitSim(t, sim, sim.Now().Add(DefaultSettle))
-}
-
 func waitSim(t *testing.T, sim *tyntecsim.Sim, at time.Time) {
 	t.Helper()
 	brokertest.WaitFor(t, 30*time.Second, "simulated time "+at.String(), func() bool { return sim.Now().After(at) })
