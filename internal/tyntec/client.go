@@ -353,3 +353,28 @@ func (cl *Client) backoff(attempt int) time.Duration {
 
 // escape escapes one path segment (an ID).
 func escape(id string) string { return url.PathEscape(id) }
+
+// getOne reads one resource (an idempotent GET).
+func getOne[T any](ctx context.Context, cl *Client, op, path string) (*T, error) {
+	var out T
+	if _, err := cl.do(ctx, call{op: op, method: http.MethodGet, path: path, idempotent: true, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// getList reads a list of resources (an idempotent GET) filtered by q.
+func getList[T any](ctx context.Context, cl *Client, op, path string, q url.Values) ([]T, error) {
+	var out []T
+	_, err := cl.do(ctx, call{op: op, method: http.MethodGet, path: path, query: q, idempotent: true, out: &out})
+	return out, err
+}
+
+// nameQuery filters a list by name, or not at all when name is empty.
+func nameQuery(name string) url.Values {
+	q := url.Values{}
+	if name != "" {
+		q.Set("name", name)
+	}
+	return q
+}
