@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -1205,24 +1206,21 @@ func checkContainer(t *testing.T, dep string, c *container, configMaps, secrets 
 
 	env := map[string]string{}
 	for _, ef := range c.EnvFrom {
+		var kind, name string
+		var from map[string]map[string]string
 		switch {
 		case ef.ConfigMapRef != nil:
-			data, ok := configMaps[ef.ConfigMapRef.Name]
-			if !ok {
-				t.Errorf("%s: ConfigMap %s does not exist", what, ef.ConfigMapRef.Name)
-			}
-			for k, v := range data {
-				env[k] = v
-			}
+			kind, name, from = "ConfigMap", ef.ConfigMapRef.Name, configMaps
 		case ef.SecretRef != nil:
-			data, ok := secrets[ef.SecretRef.Name]
-			if !ok {
-				t.Errorf("%s: Secret %s does not exist", what, ef.SecretRef.Name)
-			}
-			for k, v := range data {
-				env[k] = v
-			}
+			kind, name, from = "Secret", ef.SecretRef.Name, secrets
+		default:
+			continue
 		}
+		data, ok := from[name]
+		if !ok {
+			t.Errorf("%s: %s %s does not exist", what, kind, name)
+		}
+		maps.Copy(env, data)
 	}
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
@@ -1493,6 +1491,28 @@ const testConfig = `<clickhouse>
 </clickhouse>
 `
 
+// runSchema runs in db the migrations for cluster, each statement as edit
+// rewrites it and none that edit drops; report (t.Errorf or t.Fatalf) names
+// a statement that fails.
+func runSchema(t *testing.T, e *chdb.Engine, db, cluster string, report func(string, ...any), edit func(st string) (string, bool)) {
+	t.Helper()
+	migrations, err := schema.Migrations(schema.Options{Cluster: cluster})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations {
+		for _, st := range m.Statements {
+			st, ok := edit(st)
+			if !ok {
+				continue
+			}
+			if _, err := query(t, e, db, st); err != nil {
+				report("%04d_%s: %v\n%s", m.Version, m.Name, err, st)
+			}
+		}
+	}
+}
+
 func query(t *testing.T, e *chdb.Engine, db, sql string) (string, error) {
 	t.Helper()
 	res, err := e.Exec(t.Context(), chdb.Statement{SQL: sql, Format: "TSV", Database: db})
@@ -1554,25 +1574,17 @@ func TestClusterSchemaOnEngine(t *testing.T) {
 
 	t.Run("replicated", func(t *testing.T) {
 		db := database(t, e, "deploy_cluster_ddl")
-		migrations, err := schema.Migrations(schema.Options{Cluster: clusterName})
-		if err != nil {
-			t.Fatal(err)
-		}
 		if _, err := query(t, e, db, "CREATE TABLE probe ON CLUSTER `"+clusterName+"` (x UInt8) ENGINE = Memory"); err == nil {
 			t.Error("the engine ran ON CLUSTER DDL; run the schema with it unchanged")
 		} else {
 			t.Logf("ON CLUSTER on the embedded engine: %v", err)
 		}
-		for _, m := range migrations {
-			for _, st := range m.Statements {
-				if b := stripComments(st); strings.HasPrefix(b, "INSERT") || strings.HasPrefix(b, "ALTER") {
-					continue // backfills and index changes write to a replicated table: see the doc comment
-				}
-				if _, err := query(t, e, db, onCluster.ReplaceAllString(st, "")); err != nil {
-					t.Errorf("%04d_%s: %v\n%s", m.Version, m.Name, err, st)
-				}
+		runSchema(t, e, db, clusterName, t.Errorf, func(st string) (string, bool) {
+			if b := stripComments(st); strings.HasPrefix(b, "INSERT") || strings.HasPrefix(b, "ALTER") {
+				return "", false // backfills and index changes write to a replicated table: see the doc comment
 			}
-		}
+			return onCluster.ReplaceAllString(st, ""), true
+		})
 		got := mustQuery(t, e, db, "SELECT name, engine FROM system.tables WHERE database = currentDatabase() ORDER BY name")
 		t.Logf("created:\n%s", got)
 		paths := mustQuery(t, e, db, "SELECT zookeeper_path FROM system.replicas WHERE database = currentDatabase() AND table = 'delivery_events_local'")
@@ -1583,19 +1595,10 @@ func TestClusterSchemaOnEngine(t *testing.T) {
 
 	t.Run("data", func(t *testing.T) {
 		db := database(t, e, "deploy_cluster_data")
-		migrations, err := schema.Migrations(schema.Options{Cluster: localCluster})
-		if err != nil {
-			t.Fatal(err)
-		}
 		unreplicated := regexp.MustCompile(`Replicated(\w*MergeTree)\('[^']*', '\{replica\}'(?:, )?`)
-		for _, m := range migrations {
-			for _, st := range m.Statements {
-				st = unreplicated.ReplaceAllString(onCluster.ReplaceAllString(st, ""), "$1(")
-				if _, err := query(t, e, db, st); err != nil {
-					t.Fatalf("%04d_%s: %v\n%s", m.Version, m.Name, err, st)
-				}
-			}
-		}
+		runSchema(t, e, db, localCluster, t.Fatalf, func(st string) (string, bool) {
+			return unreplicated.ReplaceAllString(onCluster.ReplaceAllString(st, ""), "$1("), true
+		})
 		otp := "a4762c77-94cb-43d6-bbab-9f37e088ad11"
 		mustQuery(t, e, db, `INSERT INTO delivery_events (event_id, otp_id, channel, status, event_time, received_at, source)
 SETTINGS distributed_foreground_insert = 1 VALUES

@@ -22,7 +22,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -32,6 +31,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/otpscope/otpscope/bench/cpuprofile"
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/events"
@@ -58,21 +58,14 @@ func run() int {
 	flag.StringVar(&o.url, "url", "", "external ingest base URL (default: start ingest in this process)")
 	flag.StringVar(&o.token, "token", "loadgen-token-0123456789", "webhook token")
 	flag.StringVar(&o.only, "only", "http,publish,ingest", "targets to measure, comma-separated")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen:", err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen:", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuprofile.Start(*profile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return 1
 	}
+	defer stopProfile()
 	if o.duration <= 0 || o.duration > 10*time.Minute || o.concurrency < 1 || o.concurrency > 4096 {
 		fmt.Fprintln(os.Stderr, "loadgen: duration must be in (0, 10m] and concurrency in [1, 4096]")
 		return 2

@@ -17,12 +17,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/pprof"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/otpscope/otpscope/bench/cpuprofile"
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/events"
@@ -33,23 +33,17 @@ import (
 func main() {
 	n := flag.Int("events", 200000, "events to move")
 	batch := flag.Int("batch", sink.DefaultMaxRows, "sink batch size (rows)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench/sink:", err)
-			os.Exit(1)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, "bench/sink:", err)
-			os.Exit(1)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuprofile.Start(*profile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/sink:", err)
+		os.Exit(1)
 	}
+	defer stopProfile()
 	if err := run(*n, *batch); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/sink:", err)
-		pprof.StopCPUProfile()
+		stopProfile()
 		os.Exit(1)
 	}
 }

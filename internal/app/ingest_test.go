@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -26,19 +25,7 @@ func startService(t *testing.T, dataDir string) (string, *app.App, func()) {
 	cfg.Ingest.Tokens = []string{token}
 	cfg.Ingest.PublishTimeout = 2 * time.Second
 	cfg.Ingest.RetryAfter = time.Second
-	a, err := app.New(t.Context(), cfg, brokertest.Logger(t))
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx) }()
-	stop := func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}
+	a, stop := start(t, cfg)
 	return "http://" + a.Addr(), a, stop
 }
 

@@ -96,6 +96,14 @@ func newConfig(t *testing.T, binary string) app.Config {
 // serve builds and serves cfg until the test ends.
 func serve(t *testing.T, cfg app.Config) *app.App {
 	t.Helper()
+	a, stop := start(t, cfg)
+	t.Cleanup(stop)
+	return a
+}
+
+// start builds and serves cfg; stop ends Serve and waits for a clean shutdown.
+func start(t *testing.T, cfg app.Config) (a *app.App, stop func()) {
+	t.Helper()
 	a, err := app.New(t.Context(), cfg, brokertest.Logger(t))
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
@@ -103,11 +111,10 @@ func serve(t *testing.T, cfg app.Config) *app.App {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx) }()
-	t.Cleanup(func() {
+	return a, func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-	})
-	return a
+	}
 }

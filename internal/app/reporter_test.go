@@ -4,21 +4,30 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/sink/sinktest"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
-// TestServiceServesTheAPI checks the wiring: the service mounts the API on
-// its listener and runs the report schedule next to the consumer.
-func TestServiceServesTheAPI(t *testing.T) {
+// reporterConfig is the reporter binary's configuration on a test NATS server
+// and ClickHouse endpoint of its own.
+func reporterConfig(t *testing.T) app.Config {
+	t.Helper()
 	srv := brokertest.NewServer(t)
 	ch := chdbtest.Serve(t)
 	cfg := newConfig(t, "reporter")
 	cfg.NATS.URL = srv.URL()
 	cfg.ClickHouse = store.Config{DSN: ch.DSN + "/" + ch.Database}
 	cfg.Sink = sinktest.Config()
+	return cfg
+}
+
+// TestServiceServesTheAPI checks the wiring: the service mounts the API on
+// its listener and runs the report schedule next to the consumer.
+func TestServiceServesTheAPI(t *testing.T) {
+	cfg := reporterConfig(t)
 	s := serve(t, cfg)
 	for _, path := range []string{"/api/v1/channels", "/api/v1/fallback"} {
 		resp, err := http.Get("http://" + s.Addr() + path)
@@ -35,12 +44,7 @@ func TestServiceServesTheAPI(t *testing.T) {
 // With an API token the API and /metrics answer only a caller that sends it;
 // health stays open for probes.
 func TestAPITokenGuardsTheAPIAndMetrics(t *testing.T) {
-	srv := brokertest.NewServer(t)
-	ch := chdbtest.Serve(t)
-	cfg := newConfig(t, "reporter")
-	cfg.NATS.URL = srv.URL()
-	cfg.ClickHouse = store.Config{DSN: ch.DSN + "/" + ch.Database}
-	cfg.Sink = sinktest.Config()
+	cfg := reporterConfig(t)
 	const apiToken = "api-token-0123456789"
 	cfg.APITokens = []string{apiToken}
 	s := serve(t, cfg)

@@ -24,6 +24,26 @@ func spec(name string) broker.ConsumerSpec {
 	}
 }
 
+// consume runs cons.Consume with handle until stop, which returns its error.
+func consume(t *testing.T, cons *broker.Consumer, handle broker.Handler) (stop func() error) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- cons.Consume(ctx, handle) }()
+	return func() error {
+		cancel()
+		return <-done
+	}
+}
+
+// waitSettled waits until cons has no message pending or unacknowledged.
+func waitSettled(t *testing.T, cons *broker.Consumer, timeout time.Duration) {
+	t.Helper()
+	brokertest.WaitFor(t, timeout, "everything settled", func() bool {
+		lag, err := cons.Lag(t.Context())
+		return err == nil && lag.Pending == 0 && lag.AckPending == 0
+	})
+}
+
 func publish(t *testing.T, b *broker.Broker, from, to int) {
 	t.Helper()
 	for i := from; i < to; i++ {
@@ -112,10 +132,7 @@ func TestDeadLetterSettlesOnce(t *testing.T) {
 	cons.Settle(t.Context(), msgs[0], broker.Retry(time.Millisecond))
 	cons.Settle(t.Context(), msgs[0], broker.DeadLetter(errors.New("another reason")))
 
-	brokertest.WaitFor(t, 5*time.Second, "everything settled", func() bool {
-		lag, err := cons.Lag(t.Context())
-		return err == nil && lag.Pending == 0 && lag.AckPending == 0
-	})
+	waitSettled(t, cons, 5*time.Second)
 	// A publish on the broker's connection, acknowledged, comes after any
 	// second acknowledgement on it; a flush of the watcher then delivers
 	// everything the server routed to it before.
@@ -148,16 +165,12 @@ func TestConsumeDeadLetters(t *testing.T) {
 	publish(t, b, 0, 3)
 	var mu sync.Mutex
 	handled := map[string]int{}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- cons.Consume(ctx, func(_ context.Context, m *broker.Msg) broker.Decision {
-			mu.Lock()
-			handled[m.ID()]++
-			mu.Unlock()
-			return broker.DeadLetter(errors.New("poison"))
-		})
-	}()
+	stop := consume(t, cons, func(_ context.Context, m *broker.Msg) broker.Decision {
+		mu.Lock()
+		handled[m.ID()]++
+		mu.Unlock()
+		return broker.DeadLetter(errors.New("poison"))
+	})
 	// Three messages, three dead letters, each handled once (the dead
 	// letters are not dead-lettered again).
 	brokertest.WaitFor(t, 10*time.Second, "six messages handled", func() bool {
@@ -165,12 +178,8 @@ func TestConsumeDeadLetters(t *testing.T) {
 		defer mu.Unlock()
 		return len(handled) == 6
 	})
-	brokertest.WaitFor(t, 10*time.Second, "everything settled", func() bool {
-		lag, err := cons.Lag(t.Context())
-		return err == nil && lag.Pending == 0 && lag.AckPending == 0
-	})
-	cancel()
-	if err := <-done; err != nil {
+	waitSettled(t, cons, 10*time.Second)
+	if err := stop(); err != nil {
 		t.Fatalf("Consume: %v", err)
 	}
 	for id, n := range handled {
@@ -197,31 +206,23 @@ func TestRetryRedeliversAfterDelay(t *testing.T) {
 		deliveries []time.Time
 		counts     []uint64
 	)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- cons.Consume(ctx, func(_ context.Context, m *broker.Msg) broker.Decision {
-			mu.Lock()
-			defer mu.Unlock()
-			deliveries = append(deliveries, time.Now())
-			counts = append(counts, m.Deliveries())
-			if len(deliveries) == 1 {
-				return broker.Retry(delay)
-			}
-			return broker.Ack()
-		})
-	}()
+	stop := consume(t, cons, func(_ context.Context, m *broker.Msg) broker.Decision {
+		mu.Lock()
+		defer mu.Unlock()
+		deliveries = append(deliveries, time.Now())
+		counts = append(counts, m.Deliveries())
+		if len(deliveries) == 1 {
+			return broker.Retry(delay)
+		}
+		return broker.Ack()
+	})
 	brokertest.WaitFor(t, 10*time.Second, "the redelivery", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(deliveries) == 2
 	})
-	brokertest.WaitFor(t, 5*time.Second, "the ack", func() bool {
-		lag, err := cons.Lag(t.Context())
-		return err == nil && lag.Pending == 0 && lag.AckPending == 0
-	})
-	cancel()
-	<-done
+	waitSettled(t, cons, 5*time.Second)
+	stop()
 	mu.Lock()
 	defer mu.Unlock()
 	if len(deliveries) != 2 {

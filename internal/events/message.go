@@ -108,13 +108,17 @@ func cloudEvent(id, source, typ string, at time.Time, subject string) map[string
 	return h
 }
 
-// digest is a short, stable hash of its parts; the separator keeps ("a","bc")
-// and ("ab","c") apart.
-func digest(parts ...string) string {
+// digest is the 16-byte Digest the message ids of this package end in.
+func digest(parts ...string) string { return Digest(16, parts...) }
+
+// Digest is a short, stable hash of parts, its first n bytes (at most 32) in
+// hex; the separator keeps ("a","bc") and ("ab","c") apart. Message ids end in
+// one, so that a fact published twice has one id.
+func Digest(n int, parts ...string) string {
 	h := sha256.New()
 	for _, p := range parts {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	return hex.EncodeToString(h.Sum(nil)[:n])
 }

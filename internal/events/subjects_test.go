@@ -6,11 +6,12 @@ import (
 )
 
 func TestParseSubject(t *testing.T) {
-	tests := []struct {
+	type parseCase struct {
 		subject string
 		want    Subject
 		ok      bool
-	}{
+	}
+	tests := []parseCase{
 		{"tyntec.2fa.delivery.SMS.DELIVERED", Subject{Kind: KindDelivery, Channel: ChannelSMS, Status: StatusDelivered}, true},
 		{"tyntec.2fa.delivery.RCS.READ", Subject{Kind: KindDelivery, Channel: "RCS", Status: "READ"}, true},
 		{"tyntec.2fa.deadletter", Subject{Kind: KindDeadLetter}, true},
@@ -20,18 +21,23 @@ func TestParseSubject(t *testing.T) {
 		{"tyntec.2fa.track", Subject{Kind: KindTrack}, true},
 		{"tyntec.2fa.report.daily", Subject{Kind: KindReport, Name: "daily"}, true},
 		{"tyntec.2fa.alert.conversion-drop", Subject{Kind: KindAlert, Name: "conversion-drop"}, true},
-		{"tyntec.2fa.delivery.SMS", Subject{}, false},
-		{"tyntec.2fa.delivery.SMS.DELIVERED.x", Subject{}, false},
-		{"tyntec.2fa.delivery.*.DELIVERED", Subject{}, false},
-		{"tyntec.2fa.delivery.>", Subject{}, false},
-		{"tyntec.2fa.delivery..DELIVERED", Subject{}, false},
-		{"tyntec.2fa.otp", Subject{}, false},
-		{"tyntec.2fa.track.x", Subject{}, false},
-		{"tyntec.2fa.unknown.x", Subject{}, false},
-		{"tyntec.2fa.", Subject{}, false},
-		{"tyntec.2fa", Subject{}, false},
-		{"other.2fa.track", Subject{}, false},
-		{"", Subject{}, false},
+	}
+	// Subjects that are malformed or not otpscope's: rejected, zero Subject.
+	for _, subject := range []string{
+		"tyntec.2fa.delivery.SMS",
+		"tyntec.2fa.delivery.SMS.DELIVERED.x",
+		"tyntec.2fa.delivery.*.DELIVERED",
+		"tyntec.2fa.delivery.>",
+		"tyntec.2fa.delivery..DELIVERED",
+		"tyntec.2fa.otp",
+		"tyntec.2fa.track.x",
+		"tyntec.2fa.unknown.x",
+		"tyntec.2fa.",
+		"tyntec.2fa",
+		"other.2fa.track",
+		"",
+	} {
+		tests = append(tests, parseCase{subject: subject})
 	}
 	for _, tt := range tests {
 		got, err := ParseSubject(tt.subject)

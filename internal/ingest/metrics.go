@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/otpscope/otpscope/internal/events"
 )
@@ -24,23 +25,12 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	// promauto registers each collector as it is made; a nil reg registers none.
+	f := promauto.With(reg)
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpscope_ingest_requests_total",
-			Help: "Webhook requests by outcome.",
-		}, []string{"outcome"}),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpscope_ingest_events_total",
-			Help: "Delivery events stored, by channel and status (OTHER for values tyntec did not document); duplicates the stream dropped are not counted.",
-		}, []string{"channel", "status"}),
-		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "otpscope_ingest_publish_seconds",
-			Help:    "Time from publishing a request's events to JetStream's last acknowledgement.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-		}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.requests, m.events, m.publish)
+		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_ingest_requests_total", Help: "Webhook requests by outcome."}, []string{"outcome"}),
+		events:   f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_ingest_events_total", Help: "Delivery events stored, by channel and status (OTHER for values tyntec did not document); duplicates the stream dropped are not counted."}, []string{"channel", "status"}),
+		publish:  f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_ingest_publish_seconds", Help: "Time from publishing a request's events to JetStream's last acknowledgement.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 	}
 	// Zero series for every outcome, so rates exist before the first failure.
 	m.accepted = m.requests.WithLabelValues(outcomeAccepted)

@@ -26,13 +26,7 @@ func TestBudgetNeverExceeded(t *testing.T) {
 		Seed: 2, TimeScale: scale,
 		Faults: tyntecsim.Faults{RateLimit: limit, RatePeriod: period},
 	})
-	for i := range 200 {
-		if _, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("+49152%07d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	simtest.WaitIdle(t, sim)
-	waitSim(t, sim, sim.Now().Add(DefaultSettle))
+	sendSettled(t, sim, 200, "+49152")
 
 	cfg := testConfig(sim, url)
 	cfg.Tyntec.Limiter = nil // the poller builds its limiter from the budget
@@ -76,13 +70,7 @@ func TestRateLimitedPauses(t *testing.T) {
 		Seed: 4, TimeScale: scale,
 		Faults: tyntecsim.Faults{RateLimit: 3, RatePeriod: time.Minute, RetryAfter: 30 * time.Second},
 	})
-	for i := range 10 {
-		if _, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("+49153%07d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	simtest.WaitIdle(t, sim)
-	waitSim(t, sim, sim.Now().Add(DefaultSettle))
+	sendSettled(t, sim, 10, "+49153")
 	cfg := testConfig(sim, url)
 	cfg.Tyntec.MaxRetries = -1 // let the poller, not the client, see the 429
 	p := newPoller(t, b, cfg)
@@ -109,4 +97,17 @@ func TestRateLimitedPauses(t *testing.T) {
 	if after := len(sim.Calls()); after != before {
 		t.Errorf("%d calls during the pause; want none", after-before)
 	}
+}
+
+// sendSettled sends n OTPs to the numbers prefix+0000000 onwards, then waits
+// for their webhooks and for their delivery to settle in simulated time.
+func sendSettled(t *testing.T, sim *tyntecsim.Sim, n int, prefix string) {
+	t.Helper()
+	for i := range n {
+		if _, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("%s%07d", prefix, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	simtest.WaitIdle(t, sim)
+	waitSim(t, sim, sim.Now().Add(DefaultSettle))
 }

@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -102,30 +103,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // withDefaults fills zero values (for callers that do not parse flags).
 func (c Config) withDefaults() Config {
-	if c.Schedule == "" {
-		c.Schedule = DefaultSchedule
-	}
-	if c.Settle == 0 {
-		c.Settle = DefaultSettle
-	}
-	if c.Recheck == 0 {
-		c.Recheck = DefaultRecheck
-	}
-	if c.Grace == 0 {
-		c.Grace = DefaultGrace
-	}
-	if c.OTPExpiry == 0 {
-		c.OTPExpiry = DefaultOTPExpiry
-	}
-	if c.ResendMode == "" {
-		c.ResendMode = ModeDryRun
-	}
-	if c.LeaderTTL == 0 {
-		c.LeaderTTL = DefaultLeaderTTL
-	}
-	if c.StateTTL == 0 {
-		c.StateTTL = DefaultStateTTL
-	}
+	c.Schedule = cmp.Or(c.Schedule, DefaultSchedule)
+	c.Settle = cmp.Or(c.Settle, DefaultSettle)
+	c.Recheck = cmp.Or(c.Recheck, DefaultRecheck)
+	c.Grace = cmp.Or(c.Grace, DefaultGrace)
+	c.OTPExpiry = cmp.Or(c.OTPExpiry, DefaultOTPExpiry)
+	c.ResendMode = cmp.Or(c.ResendMode, ModeDryRun)
+	c.LeaderTTL = cmp.Or(c.LeaderTTL, DefaultLeaderTTL)
+	c.StateTTL = cmp.Or(c.StateTTL, DefaultStateTTL)
 	if c.Replica == "" {
 		c.Replica = broker.ReplicaName()
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // metrics are the poller's collectors; tyntec calls by endpoint and outcome
@@ -24,44 +25,22 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	// Made unregistered (promauto.With(nil)); registered below, where one
+	// already registered under the same name is not an error.
+	f := promauto.With(nil)
 	m := &metrics{
-		cycles: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "otpscope_poller_cycles_total", Help: "Reconciliation cycles run.",
-		}),
-		cycleSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "otpscope_poller_cycle_duration_seconds", Help: "Duration of a reconciliation cycle (including waits for the rate budget).",
-			Buckets: []float64{0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 120},
-		}),
-		due: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "otpscope_poller_due_otps", Help: "OTPs due at the start of the last cycle, by kind: delivery (state to reconcile) or verify (final status to read).",
-		}, []string{"kind"}),
-		oldest: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "otpscope_poller_oldest_unreconciled_seconds", Help: "Age of the oldest tracked OTP whose delivery is not known to be settled.",
-		}),
-		tracked: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "otpscope_poller_tracked_otps", Help: "OTPs tracked (not finished) at the start of the last cycle.",
-		}),
-		discovered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "otpscope_poller_discovered_total", Help: "OTPs found by GET /2fa/v4/otp that no webhook or registration announced.",
-		}),
-		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpscope_poller_reconciled_total", Help: "OTPs read by kind: delivery (v1 events) or verify (status).",
-		}, []string{"kind"}),
-		missed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpscope_poller_missed_webhooks_total", Help: "Delivery facts of v4 OTPs learned by polling that no webhook reported.",
-		}, []string{"channel", "status"}),
-		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpscope_poller_finished_total", Help: "OTPs no longer tracked, by reason (final, undelivered, not_sampled, expired, unreconciled, not_found).",
-		}, []string{"reason"}),
-		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "otpscope_poller_rate_limited_total", Help: "429 answers that paused the poller for their Retry-After.",
-		}),
-		resends: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpscope_poller_resends_total", Help: "Resend decisions by result (sent, skipped, failed, dryrun; ignored = no policy rule).",
-		}, []string{"result"}),
-		leader: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "otpscope_poller_leader", Help: "1 while this replica holds the lease and calls tyntec.",
-		}),
+		cycles:       f.NewCounter(prometheus.CounterOpts{Name: "otpscope_poller_cycles_total", Help: "Reconciliation cycles run."}),
+		cycleSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_poller_cycle_duration_seconds", Help: "Duration of a reconciliation cycle (including waits for the rate budget).", Buckets: []float64{0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 120}}),
+		due:          f.NewGaugeVec(prometheus.GaugeOpts{Name: "otpscope_poller_due_otps", Help: "OTPs due at the start of the last cycle, by kind: delivery (state to reconcile) or verify (final status to read)."}, []string{"kind"}),
+		oldest:       f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_poller_oldest_unreconciled_seconds", Help: "Age of the oldest tracked OTP whose delivery is not known to be settled."}),
+		tracked:      f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_poller_tracked_otps", Help: "OTPs tracked (not finished) at the start of the last cycle."}),
+		discovered:   f.NewCounter(prometheus.CounterOpts{Name: "otpscope_poller_discovered_total", Help: "OTPs found by GET /2fa/v4/otp that no webhook or registration announced."}),
+		reconciled:   f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_reconciled_total", Help: "OTPs read by kind: delivery (v1 events) or verify (status)."}, []string{"kind"}),
+		missed:       f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_missed_webhooks_total", Help: "Delivery facts of v4 OTPs learned by polling that no webhook reported."}, []string{"channel", "status"}),
+		finished:     f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_finished_total", Help: "OTPs no longer tracked, by reason (final, undelivered, not_sampled, expired, unreconciled, not_found)."}, []string{"reason"}),
+		rateLimited:  f.NewCounter(prometheus.CounterOpts{Name: "otpscope_poller_rate_limited_total", Help: "429 answers that paused the poller for their Retry-After."}),
+		resends:      f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_resends_total", Help: "Resend decisions by result (sent, skipped, failed, dryrun; ignored = no policy rule)."}, []string{"result"}),
+		leader:       f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_poller_leader", Help: "1 while this replica holds the lease and calls tyntec."}),
 	}
 	if reg == nil {
 		return m, nil

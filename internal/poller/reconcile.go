@@ -63,23 +63,11 @@ func (p *Poller) ReconcileOnce(ctx context.Context) (CycleStats, error) {
 	p.metrics.due.WithLabelValues("delivery").Set(float64(len(delivery)))
 	p.metrics.due.WithLabelValues("verify").Set(float64(len(verify)))
 
-	for _, r := range delivery {
-		if err != nil {
-			break
-		}
-		if err = b.spend(); err == nil {
-			err = p.pollEvents(ctx, r, &st)
-			st.DeliveryPolls++
-		}
+	if err == nil {
+		err = b.pollEach(delivery, &st.DeliveryPolls, func(r Record) error { return p.pollEvents(ctx, r, &st) })
 	}
-	for _, r := range verify {
-		if err != nil {
-			break
-		}
-		if err = b.spend(); err == nil {
-			err = p.pollStatus(ctx, r, &st)
-			st.VerifyPolls++
-		}
+	if err == nil {
+		err = b.pollEach(verify, &st.VerifyPolls, func(r Record) error { return p.pollStatus(ctx, r, &st) })
 	}
 	st.Calls = st.Budget - b.left
 	p.metrics.cycles.Inc()
@@ -113,6 +101,22 @@ func (b *budget) spend() error {
 		}
 	}
 	b.left--
+	return nil
+}
+
+// pollEach spends a call on each record and polls it, until the first error;
+// polls counts the records polled.
+func (b *budget) pollEach(due []Record, polls *int, poll func(Record) error) error {
+	for _, r := range due {
+		if err := b.spend(); err != nil {
+			return err
+		}
+		err := poll(r)
+		*polls++
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -124,29 +124,30 @@ func (a *API) window(w http.ResponseWriter, r *http.Request) (store.Window, bool
 }
 
 func (a *API) channels(w http.ResponseWriter, r *http.Request) {
-	win, ok := a.window(w, r)
-	if !ok {
-		return
-	}
-	chs, err := a.db.Channels(r.Context(), win)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, ChannelsResponse{From: win.From, To: win.To, Channels: chs})
+	serveWindow(a, w, r, a.db.Channels, func(win store.Window, chs []store.ChannelStats) any {
+		return ChannelsResponse{From: win.From, To: win.To, Channels: chs}
+	})
 }
 
 func (a *API) fallback(w http.ResponseWriter, r *http.Request) {
+	serveWindow(a, w, r, a.db.Fallback, func(win store.Window, fb store.FallbackStats) any {
+		return FallbackResponse{From: win.From, To: win.To, FallbackStats: fb}
+	})
+}
+
+// serveWindow answers with report over the request's window, as respond
+// wraps it.
+func serveWindow[T any](a *API, w http.ResponseWriter, r *http.Request, report func(context.Context, store.Window) (T, error), respond func(store.Window, T) any) {
 	win, ok := a.window(w, r)
 	if !ok {
 		return
 	}
-	fb, err := a.db.Fallback(r.Context(), win)
+	v, err := report(r.Context(), win)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, FallbackResponse{From: win.From, To: win.To, FallbackStats: fb})
+	writeJSON(w, respond(win, v))
 }
 
 func (a *API) otp(w http.ResponseWriter, r *http.Request) {

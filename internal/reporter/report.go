@@ -2,9 +2,7 @@ package reporter
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -85,14 +83,8 @@ func newMessage(subject, id, typ string, at time.Time, data []byte) events.Messa
 	}}
 }
 
-func shortDigest(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil)[:12])
-}
+// shortDigest is the 12-byte digest report and alert ids end in.
+func shortDigest(parts ...string) string { return events.Digest(12, parts...) }
 
 // Formats of a rendered report.
 var Formats = []string{"table", "json", "csv", "html"}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/robfig/cron/v3"
 
 	"github.com/otpscope/otpscope/internal/events"
@@ -109,23 +110,15 @@ type Reports struct {
 
 // NewReports returns the runner; reg may be nil.
 func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Reports {
-	r := &Reports{
+	// promauto registers each collector as it is made; a nil reg registers none.
+	f := promauto.With(reg)
+	return &Reports{
 		cfg: cfg, db: db, pub: pub, logger: logger, now: time.Now,
-		client: &http.Client{Timeout: 10 * time.Second},
-		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpscope_reports_total", Help: "Scheduled report and alert runs by kind and outcome.",
-		}, []string{"kind", "outcome"}),
-		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpscope_alerts_fired_total", Help: "Alerts published by rule.",
-		}, []string{"rule"}),
-		posting: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpscope_alert_webhook_posts_total", Help: "Alert webhook POSTs by outcome.",
-		}, []string{"outcome"}),
+		client:  &http.Client{Timeout: 10 * time.Second},
+		runs:    f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_reports_total", Help: "Scheduled report and alert runs by kind and outcome."}, []string{"kind", "outcome"}),
+		alerts:  f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_fired_total", Help: "Alerts published by rule."}, []string{"rule"}),
+		posting: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_posts_total", Help: "Alert webhook POSTs by outcome."}, []string{"outcome"}),
 	}
-	if reg != nil {
-		reg.MustRegister(r.runs, r.alerts, r.posting)
-	}
-	return r
 }
 
 // Run runs the schedule until ctx ends, then waits for a running job.

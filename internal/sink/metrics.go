@@ -1,6 +1,9 @@
 package sink
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
 
 type metrics struct {
 	rows          prometheus.Counter
@@ -12,33 +15,18 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	// promauto registers each collector as it is made; a nil reg registers none.
+	f := promauto.With(reg)
 	m := &metrics{
-		rows: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "otpscope_sink_rows_total", Help: "Rows inserted into ClickHouse and acknowledged.",
-		}),
-		batchRows: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "otpscope_sink_batch_rows", Help: "Rows per successful insert.",
-			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
-		}),
-		insertSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "otpscope_sink_insert_seconds", Help: "Time an insert of one batch takes.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
-		}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpscope_sink_failures_total", Help: "Sink failures by kind: fetch, insert, dead_letter.",
-		}, []string{"kind"}),
-		lag: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "otpscope_sink_consumer_lag", Help: "Messages in the stream not yet delivered to the sink consumer.",
-		}),
-		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "otpscope_sink_ack_pending", Help: "Messages delivered to the sink and not yet acknowledged.",
-		}),
+		rows:          f.NewCounter(prometheus.CounterOpts{Name: "otpscope_sink_rows_total", Help: "Rows inserted into ClickHouse and acknowledged."}),
+		batchRows:     f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_sink_batch_rows", Help: "Rows per successful insert.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
+		insertSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_sink_insert_seconds", Help: "Time an insert of one batch takes.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}),
+		failures:      f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_sink_failures_total", Help: "Sink failures by kind: fetch, insert, dead_letter."}, []string{"kind"}),
+		lag:           f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_consumer_lag", Help: "Messages in the stream not yet delivered to the sink consumer."}),
+		ackPending:    f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_ack_pending", Help: "Messages delivered to the sink and not yet acknowledged."}),
 	}
 	for _, k := range []string{"fetch", "insert", "dead_letter"} {
 		m.failures.WithLabelValues(k)
-	}
-	if reg != nil {
-		reg.MustRegister(m.rows, m.batchRows, m.insertSeconds, m.failures, m.lag, m.ackPending)
 	}
 	return m
 }

@@ -32,6 +32,14 @@ func (f *fixture) run(t *testing.T, cfg sink.Config, db sink.Inserter) func() {
 	return f.Run(t, cfg, db)
 }
 
+// publish publishes msgs on the pipeline's broker.
+func (f *fixture) publish(t *testing.T, msgs ...events.Message) {
+	t.Helper()
+	if err := f.Broker.Publish(t.Context(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (f *fixture) count(t *testing.T, query string) uint64 { return f.Count(t, query) }
 
 func (f *fixture) waitCount(t *testing.T, query string, want uint64) { f.WaitCount(t, query, want) }
@@ -56,18 +64,13 @@ func deliveries(from, n int) []events.Message {
 
 func TestSinkMovesEverySubjectIntoItsTable(t *testing.T) {
 	f := newFixture(t)
-	ctx := t.Context()
-	if err := f.Broker.Publish(ctx, deliveries(0, 1200)...); err != nil {
-		t.Fatal(err)
-	}
+	f.publish(t, deliveries(0, 1200)...)
 	st, _ := events.NewOTPStatusMessage(&events.OTPStatus{OTPID: "11111111-0000-4000-8000-000000000001", API: "v4", Status: events.OTPVerified, ObservedAt: time.Now(), Source: events.SourcePoll, SampleRate: 1})
 	v1, _ := events.NewV1EventMessage(&events.V1Event{OTPID: "11111111-0000-4000-8000-000000000002", Type: "SMS", StatusText: "DELIVERED", Created: time.Now(), ObservedAt: time.Now()})
 	rs, _ := events.NewResendMessage(&events.Resend{OTPID: "11111111-0000-4000-8000-000000000003", DecisionID: "x", Result: events.ResendDryRun, DecidedAt: time.Now(), DryRun: true})
 	dl, _ := events.NewDeadLetterMessage(events.DeadLetter{Reason: "bad", Source: "ingest", ReceivedAt: time.Now()}, []byte("{"), 100)
 	tr, _ := events.NewTrackMessage(&events.Track{OTPID: "11111111-0000-4000-8000-000000000004", API: "v1", At: time.Now()})
-	if err := f.Broker.Publish(ctx, st, v1, rs, dl, tr); err != nil {
-		t.Fatal(err)
-	}
+	f.publish(t, st, v1, rs, dl, tr)
 	f.run(t, sinkConfig(), f.DB)
 	f.waitCount(t, "SELECT count() FROM delivery_events", 1200)
 	for q, want := range map[string]uint64{
@@ -80,33 +83,45 @@ func TestSinkMovesEverySubjectIntoItsTable(t *testing.T) {
 	}
 }
 
-// insertThenFail inserts and then reports failure, as a consumer that crashed
-// after the insert and before the ack would: the batch is redelivered.
-type insertThenFail struct {
-	db       *store.DB
-	failures atomic.Int32
+// failFirst fails its first n inserts: before inserting, as ClickHouse being
+// down would, or, afterInsert, after it, as a consumer that crashed between
+// the insert and the ack would (the batch is redelivered).
+type failFirst struct {
+	db          *store.DB
+	afterInsert bool
+	n           atomic.Int32
 }
 
-func (i *insertThenFail) Insert(ctx context.Context, b *store.Batch) error {
+func (i *failFirst) Insert(ctx context.Context, b *store.Batch) error {
+	if !i.afterInsert {
+		if i.n.Add(-1) >= 0 {
+			return errors.New("connection refused")
+		}
+		return i.db.Insert(ctx, b)
+	}
 	if err := i.db.Insert(ctx, b); err != nil {
 		return err
 	}
-	if i.failures.Add(-1) >= 0 {
+	if i.n.Add(-1) >= 0 {
 		return errors.New("crash after insert, before ack")
 	}
 	return nil
 }
 
+// runFailFirst runs the sink on an inserter that fails its first n inserts.
+func (f *fixture) runFailFirst(t *testing.T, n int32, afterInsert bool) *failFirst {
+	ins := &failFirst{db: f.DB, afterInsert: afterInsert}
+	ins.n.Store(n)
+	f.run(t, sinkConfig(), ins)
+	return ins
+}
+
 func TestExactlyOnceWhenTheBatchIsRedelivered(t *testing.T) {
 	f := newFixture(t)
-	if err := f.Broker.Publish(t.Context(), deliveries(0, 300)...); err != nil {
-		t.Fatal(err)
-	}
-	ins := &insertThenFail{db: f.DB}
-	ins.failures.Store(2)
-	f.run(t, sinkConfig(), ins)
+	f.publish(t, deliveries(0, 300)...)
+	ins := f.runFailFirst(t, 2, true)
 	brokertest.WaitFor(t, 30*time.Second, "two failed inserts and a good one", func() bool {
-		return ins.failures.Load() < 0 && f.count(t, "SELECT uniqExact(event_id) FROM delivery_events") == 300
+		return ins.n.Load() < 0 && f.count(t, "SELECT uniqExact(event_id) FROM delivery_events") == 300
 	})
 	if n := f.count(t, "SELECT count() FROM delivery_events FINAL"); n != 300 {
 		t.Fatalf("after redeliveries ClickHouse counts %d events; want 300", n)
@@ -119,9 +134,7 @@ func TestExactlyOnceOutsideTheDuplicateWindow(t *testing.T) {
 		c.Stream.MaxAge = time.Hour
 	})
 	msgs := deliveries(0, 10)
-	if err := f.Broker.Publish(t.Context(), msgs...); err != nil {
-		t.Fatal(err)
-	}
+	f.publish(t, msgs...)
 	// Publish the same messages again until the stream stores them: then the
 	// window has passed for them. A repeat the window still catches is
 	// dropped; one stored twice over is a duplicate the sink must absorb too.
@@ -141,9 +154,7 @@ func TestExactlyOnceOutsideTheDuplicateWindow(t *testing.T) {
 func TestRestartLosesNothing(t *testing.T) {
 	f := newFixture(t)
 	const n = 5000
-	if err := f.Broker.Publish(t.Context(), deliveries(0, n)...); err != nil {
-		t.Fatal(err)
-	}
+	f.publish(t, deliveries(0, n)...)
 	cfg := sinkConfig()
 	cfg.MaxRows = 200
 	stop := f.run(t, cfg, f.DB)
@@ -151,9 +162,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	stop()
 	mid := f.count(t, "SELECT uniqExact(event_id) FROM delivery_events")
 	t.Logf("stopped after %d of %d events", mid, n)
-	if err := f.Broker.Publish(t.Context(), deliveries(n, 100)...); err != nil { // traffic while stopped
-		t.Fatal(err)
-	}
+	f.publish(t, deliveries(n, 100)...) // traffic while stopped
 	f.run(t, cfg, f.DB)
 	f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", n+100)
 	if got := f.count(t, "SELECT count() FROM delivery_events FINAL"); got != n+100 {
@@ -165,35 +174,16 @@ func TestPoisonMessageIsDeadLettered(t *testing.T) {
 	f := newFixture(t)
 	bad := events.Message{Subject: "tyntec.2fa.delivery.SMS.DELIVERED", ID: "poison-1", Data: []byte(`{"otpId": 42}`)}
 	good := deliveries(0, 5)
-	if err := f.Broker.Publish(t.Context(), append(good, bad)...); err != nil {
-		t.Fatal(err)
-	}
+	f.publish(t, append(good, bad)...)
 	f.run(t, sinkConfig(), f.DB)
 	f.waitCount(t, "SELECT count() FROM delivery_events", 5)
 	f.waitCount(t, "SELECT count() FROM dead_letters WHERE source = 'sink' AND field = 'tyntec.2fa.delivery.SMS.DELIVERED' AND body = '{\"otpId\": 42}'", 1)
 }
 
-// failing fails its first n inserts, as ClickHouse being down would.
-type failing struct {
-	db *store.DB
-	n  atomic.Int32
-}
-
-func (f *failing) Insert(ctx context.Context, b *store.Batch) error {
-	if f.n.Add(-1) >= 0 {
-		return errors.New("connection refused")
-	}
-	return f.db.Insert(ctx, b)
-}
-
 func TestTransientFailureIsRetried(t *testing.T) {
 	f := newFixture(t)
-	if err := f.Broker.Publish(t.Context(), deliveries(0, 50)...); err != nil {
-		t.Fatal(err)
-	}
-	ins := &failing{db: f.DB}
-	ins.n.Store(2)
-	f.run(t, sinkConfig(), ins)
+	f.publish(t, deliveries(0, 50)...)
+	f.runFailFirst(t, 2, false)
 	f.waitCount(t, "SELECT count() FROM delivery_events", 50)
 	if n := f.count(t, "SELECT count() FROM dead_letters"); n != 0 {
 		t.Fatalf("a transient failure dead-lettered %d messages", n)

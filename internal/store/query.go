@@ -221,20 +221,46 @@ func (w Window) inWindow(col string) string {
 	return "(" + strings.Join(parts, " OR ") + ")"
 }
 
+// attemptCountsSQL counts channelAttemptsSQL's rows by outcome; the channel
+// report and its per-day rollup rows count alike.
+const attemptCountsSQL = `    count() AS attempts,
+    countIf(a_delivered IS NOT NULL) AS delivered,
+    countIf(a_delivered IS NULL AND a_failed IS NOT NULL) AS failed,
+    countIf(a_unknown = 1) AS unknown,
+    countIf(a_polled = 1) AS polled,
+    countIf(a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lat_n,`
+
+// journeyCountsSQL counts journeysSQL's rows by outcome; the fallback report
+// and its per-day rollup rows count alike.
+const journeyCountsSQL = `    count() AS otps,
+    countIf(n > 1) AS fallback,
+    countIf(outcome = 'delivered_primary') AS o_primary,
+    countIf(outcome = 'delivered_fallback') AS o_fallback,
+    countIf(outcome = 'failed') AS o_failed,
+    countIf(outcome = 'pending') AS o_pending,
+    countIf(j_delivered IS NOT NULL) AS delivered,`
+
+// filter is the HAVING condition of w's window on the column first, with w's
+// profile and channel filters on profile and channel; args bind it.
+func (w Window) filter(first, profile, channel string) (string, []any) {
+	having := w.inWindow(first)
+	var args []any
+	if w.Profile != "" {
+		having += " AND " + profile + " = ?"
+		args = append(args, w.Profile)
+	}
+	if w.Channel != "" {
+		having += " AND " + channel + " = ?"
+		args = append(args, w.Channel)
+	}
+	return having, args
+}
+
 // channelAttemptsSQL is the subquery of the window's attempts (one row per
 // attempt, with a_outcome), filtered by profile and channel; args bind its
 // placeholders. Dashboards use the same definitions.
 func (w Window) channelAttemptsSQL() (string, []any) {
-	having := w.inWindow("a_first")
-	var args []any
-	if w.Profile != "" {
-		having += " AND a_profile = ?"
-		args = append(args, w.Profile)
-	}
-	if w.Channel != "" {
-		having += " AND channel = ?"
-		args = append(args, w.Channel)
-	}
+	having, args := w.filter("a_first", "a_profile", "channel")
 	return attemptsSQL(w.Raw, w.intervals(), "", having), args
 }
 
@@ -242,16 +268,7 @@ func (w Window) channelAttemptsSQL() (string, []any) {
 // j_profile, j_first, j_delivered, j_delivered_channel, atts (sorted tuples
 // (first, channel, delivered, failed)), path, n, outcome.
 func (w Window) journeysSQL() (string, []any) {
-	having := w.inWindow("j_first")
-	var args []any
-	if w.Profile != "" {
-		having += " AND j_profile = ?"
-		args = append(args, w.Profile)
-	}
-	if w.Channel != "" {
-		having += " AND atts[1].2 = ?"
-		args = append(args, w.Channel)
-	}
+	having, args := w.filter("j_first", "j_profile", "atts[1].2")
 	q := fmt.Sprintf(`SELECT otp_id, j_profile, j_first, j_delivered, j_delivered_channel, atts,
     length(atts) AS n,
     arrayStringConcat(arrayMap(x -> toString(x.2), atts), '>') AS path,
@@ -292,22 +309,31 @@ func percentiles(n uint64, q []float64) *Percentiles {
 
 // Channels returns the attempts of the window per channel, busiest first.
 func (db *DB) Channels(ctx context.Context, w Window) ([]ChannelStats, error) {
+	return fromRollups(ctx, db, w, db.channelsRolled, db.channelsLive)
+}
+
+// fromRollups checks w, then answers it with rolled where daily rollups serve
+// part of it, else with live from the raw tables and attempts.
+func fromRollups[T any](ctx context.Context, db *DB, w Window, rolled func(context.Context, Window, plan) (T, error), live func(context.Context, Window) (T, error)) (T, error) {
+	var zero T
 	if err := w.check(); err != nil {
-		return nil, err
+		return zero, err
 	}
-	if p, ok, err := db.planWindow(ctx, w); err != nil {
-		return nil, err
-	} else if ok {
-		return db.channelsRolled(ctx, w, p)
+	p, ok, err := db.planWindow(ctx, w)
+	if err != nil {
+		return zero, err
 	}
+	if ok {
+		return rolled(ctx, w, p)
+	}
+	return live(ctx, w)
+}
+
+// channelsLive is Channels from the raw tables and attempts.
+func (db *DB) channelsLive(ctx context.Context, w Window) ([]ChannelStats, error) {
 	sub, args := w.channelAttemptsSQL()
 	q := fmt.Sprintf(`SELECT toString(channel) AS ch, grouping(code) AS by_channel, code,
-    count() AS attempts,
-    countIf(a_delivered IS NOT NULL) AS delivered,
-    countIf(a_delivered IS NULL AND a_failed IS NOT NULL) AS failed,
-    countIf(a_unknown = 1) AS unknown,
-    countIf(a_polled = 1) AS polled,
-    countIf(a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lat_n,
+`+attemptCountsSQL+`
     arrayMap(x -> toFloat64(x), quantilesExact(0.5, 0.95)(toUnixTimestamp64Milli(a_delivered) - toUnixTimestamp64Milli(a_dispatched))) AS lat
 FROM (
     SELECT *, if(a_delivered IS NULL AND a_failed IS NOT NULL, a_err, '') AS code
@@ -321,7 +347,6 @@ ORDER BY ch, by_channel DESC, failed DESC, code`, sub)
 	}
 	defer rows.Close()
 	byName := map[string]*ChannelStats{}
-	var order []string
 	for rows.Next() {
 		var (
 			ch, code                                           string
@@ -336,7 +361,6 @@ ORDER BY ch, by_channel DESC, failed DESC, code`, sub)
 		if cs == nil {
 			cs = &ChannelStats{Channel: ch, Errors: []ErrorCount{}}
 			byName[ch] = cs
-			order = append(order, ch)
 		}
 		// grouping(code) is 1 when code is aggregated away: the channel's row.
 		if byChannel == 1 {
@@ -356,22 +380,32 @@ ORDER BY ch, by_channel DESC, failed DESC, code`, sub)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ChannelStats, 0, len(order))
-	for _, ch := range order {
-		cs := byName[ch]
-		sort.SliceStable(cs.Errors, func(i, j int) bool { return cs.Errors[i].Count > cs.Errors[j].Count })
+	return channelList(byName, conv), nil
+}
+
+// channelList is byName with each channel's verification conversion, its
+// errors most frequent first, and the channels busiest first.
+func channelList(byName map[string]*ChannelStats, conv map[string]Conversion) []ChannelStats {
+	out := make([]ChannelStats, 0, len(byName))
+	for ch, cs := range byName {
+		sort.Slice(cs.Errors, func(i, j int) bool {
+			if cs.Errors[i].Count != cs.Errors[j].Count {
+				return cs.Errors[i].Count > cs.Errors[j].Count
+			}
+			return cs.Errors[i].Code < cs.Errors[j].Code
+		})
 		if c, ok := conv[ch]; ok {
 			cs.Verification = &c
 		}
 		out = append(out, *cs)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
+	sort.Slice(out, func(i, j int) bool {
 		if out[i].Attempts != out[j].Attempts {
 			return out[i].Attempts > out[j].Attempts
 		}
 		return out[i].Channel < out[j].Channel
 	})
-	return out, nil
+	return out
 }
 
 // conversion returns the verification conversion per channel that delivered
@@ -409,24 +443,15 @@ func (db *DB) conversion(ctx context.Context, w Window) (map[string]Conversion, 
 // Fallback returns the journeys of the window: fallback share, outcomes,
 // paths (most taken first) and time to deliver.
 func (db *DB) Fallback(ctx context.Context, w Window) (FallbackStats, error) {
+	return fromRollups(ctx, db, w, db.fallbackRolled, db.fallbackLive)
+}
+
+// fallbackLive is Fallback from the raw tables and attempts.
+func (db *DB) fallbackLive(ctx context.Context, w Window) (FallbackStats, error) {
 	var out FallbackStats
-	if err := w.check(); err != nil {
-		return out, err
-	}
-	if p, ok, err := db.planWindow(ctx, w); err != nil {
-		return out, err
-	} else if ok {
-		return db.fallbackRolled(ctx, w, p)
-	}
 	sub, args := w.journeysSQL()
 	q := fmt.Sprintf(`SELECT grouping(path) AS total, path,
-    count() AS otps,
-    countIf(n > 1) AS fallback,
-    countIf(outcome = 'delivered_primary') AS o_primary,
-    countIf(outcome = 'delivered_fallback') AS o_fallback,
-    countIf(outcome = 'failed') AS o_failed,
-    countIf(outcome = 'pending') AS o_pending,
-    countIf(j_delivered IS NOT NULL) AS delivered,
+`+journeyCountsSQL+`
     arrayMap(x -> toFloat64(x), quantilesExact(0.5, 0.95)(toUnixTimestamp64Milli(j_delivered) - toUnixTimestamp64Milli(j_first))) AS ttd
 FROM (%s)
 GROUP BY ROLLUP(path)

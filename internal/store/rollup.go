@@ -45,12 +45,7 @@ const (
 func (w Window) channelRowsSQL() (string, []any) {
 	sub, args := w.channelAttemptsSQL()
 	return fmt.Sprintf(`SELECT toString(a_profile) AS profile_id, toString(channel) AS channel, code,
-    count() AS attempts,
-    countIf(a_delivered IS NOT NULL) AS delivered,
-    countIf(a_delivered IS NULL AND a_failed IS NOT NULL) AS failed,
-    countIf(a_unknown = 1) AS unknown,
-    countIf(a_polled = 1) AS polled,
-    countIf(a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lat_n,
+`+attemptCountsSQL+`
     groupArrayIf(toUnixTimestamp64Milli(assumeNotNull(a_delivered)) - toUnixTimestamp64Milli(assumeNotNull(a_dispatched)),
         a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lats
 FROM (
@@ -78,13 +73,7 @@ GROUP BY profile_id, key, ms`, sub), args
 func (w Window) journeyRowsSQL() (string, []any) {
 	sub, args := w.journeysSQL()
 	return fmt.Sprintf(`SELECT toString(j_profile) AS profile_id, path, any(atts[1].2) AS primary_channel,
-    count() AS otps,
-    countIf(n > 1) AS fallback,
-    countIf(outcome = 'delivered_primary') AS o_primary,
-    countIf(outcome = 'delivered_fallback') AS o_fallback,
-    countIf(outcome = 'failed') AS o_failed,
-    countIf(outcome = 'pending') AS o_pending,
-    countIf(j_delivered IS NOT NULL) AS delivered,
+`+journeyCountsSQL+`
     groupArrayIf(toUnixTimestamp64Milli(assumeNotNull(j_delivered)) - toUnixTimestamp64Milli(j_first), j_delivered IS NOT NULL) AS ttds
 FROM (%s)
 GROUP BY profile_id, path`, sub), args

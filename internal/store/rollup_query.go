@@ -97,30 +97,13 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ChannelStats, 0, len(byName))
 	for i, ch := range names {
 		cs := byName[ch]
 		cs.Pending = cs.Attempts - cs.Delivered - cs.Failed
 		cs.DeliveryRate = rate(cs.Delivered, cs.Delivered+cs.Failed)
 		cs.LatencyMS = percentiles(ns[i], qs[i])
-		sort.Slice(cs.Errors, func(i, j int) bool {
-			if cs.Errors[i].Count != cs.Errors[j].Count {
-				return cs.Errors[i].Count > cs.Errors[j].Count
-			}
-			return cs.Errors[i].Code < cs.Errors[j].Code
-		})
-		if c, ok := conv[ch]; ok {
-			cs.Verification = &c
-		}
-		out = append(out, *cs)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Attempts != out[j].Attempts {
-			return out[i].Attempts > out[j].Attempts
-		}
-		return out[i].Channel < out[j].Channel
-	})
-	return out, nil
+	return channelList(byName, conv), nil
 }
 
 // conversionRolled is conversion over p.

@@ -2,6 +2,7 @@ package tyntec
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,39 +86,22 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // withDefaults returns c with zero fields set to their defaults.
 func (c Config) withDefaults() Config {
-	if c.BaseURL == "" {
-		c.BaseURL = DefaultBaseURL
-	}
-	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	if c.RateLimit == 0 {
-		c.RateLimit = DefaultRateLimit
-	}
-	if c.RatePeriod == 0 {
-		c.RatePeriod = DefaultRatePeriod
-	}
-	if c.RateBurst == 0 {
-		c.RateBurst = min(10, c.RateLimit)
-	}
+	c.BaseURL = strings.TrimRight(cmp.Or(c.BaseURL, DefaultBaseURL), "/")
+	c.RateLimit = cmp.Or(c.RateLimit, DefaultRateLimit)
+	c.RatePeriod = cmp.Or(c.RatePeriod, DefaultRatePeriod)
+	c.RateBurst = cmp.Or(c.RateBurst, min(10, c.RateLimit))
 	if c.MaxRetries == 0 {
 		c.MaxRetries = DefaultMaxRetries
 	} else if c.MaxRetries < 0 {
 		c.MaxRetries = 0
 	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.MinBackoff == 0 {
-		c.MinBackoff = DefaultMinBackoff
-	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	c.MinBackoff = cmp.Or(c.MinBackoff, DefaultMinBackoff)
+	c.MaxBackoff = cmp.Or(c.MaxBackoff, DefaultMaxBackoff)
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{}
 	}
-	if c.UserAgent == "" {
-		c.UserAgent = "otpscope"
-	}
+	c.UserAgent = cmp.Or(c.UserAgent, "otpscope")
 	return c
 }
 
@@ -369,3 +353,28 @@ func (cl *Client) backoff(attempt int) time.Duration {
 
 // escape escapes one path segment (an ID).
 func escape(id string) string { return url.PathEscape(id) }
+
+// getOne reads one resource (an idempotent GET).
+func getOne[T any](ctx context.Context, cl *Client, op, path string) (*T, error) {
+	var out T
+	if _, err := cl.do(ctx, call{op: op, method: http.MethodGet, path: path, idempotent: true, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// getList reads a list of resources (an idempotent GET) filtered by q.
+func getList[T any](ctx context.Context, cl *Client, op, path string, q url.Values) ([]T, error) {
+	var out []T
+	_, err := cl.do(ctx, call{op: op, method: http.MethodGet, path: path, query: q, idempotent: true, out: &out})
+	return out, err
+}
+
+// nameQuery filters a list by name, or not at all when name is empty.
+func nameQuery(name string) url.Values {
+	q := url.Values{}
+	if name != "" {
+		q.Set("name", name)
+	}
+	return q
+}

@@ -9,27 +9,19 @@ import (
 
 // V1OTP reads the v1 status of one OTP (GET /2fa/v1/otp/{otpId}).
 func (cl *Client) V1OTP(ctx context.Context, id string) (*V1OTP, error) {
-	var out V1OTP
-	if _, err := cl.do(ctx, call{op: "v1_get_otp", method: http.MethodGet, path: "/2fa/v1/otp/" + escape(id), idempotent: true, out: &out}); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return getOne[V1OTP](ctx, cl, "v1_get_otp", "/2fa/v1/otp/"+escape(id))
 }
 
 // V1Events lists the events of one OTP (GET /2fa/v1/otp/{otpId}/events).
 // V1Event.Delivery maps them to channel and delivery status.
 func (cl *Client) V1Events(ctx context.Context, id string) ([]V1Event, error) {
-	var out []V1Event
-	_, err := cl.do(ctx, call{op: "v1_list_events", method: http.MethodGet, path: "/2fa/v1/otp/" + escape(id) + "/events", idempotent: true, out: &out})
-	return out, err
+	return getList[V1Event](ctx, cl, "v1_list_events", "/2fa/v1/otp/"+escape(id)+"/events", nil)
 }
 
 // V1ListOTPs lists the OTPs sent to a number (GET /2fa/v1/otp?number=).
 // tyntec answers 204 for none, which is an empty list here.
 func (cl *Client) V1ListOTPs(ctx context.Context, number string) ([]V1OTP, error) {
-	var out []V1OTP
-	_, err := cl.do(ctx, call{op: "v1_list_otps", method: http.MethodGet, path: "/2fa/v1/otp", query: url.Values{"number": {number}}, idempotent: true, out: &out})
-	return out, err
+	return getList[V1OTP](ctx, cl, "v1_list_otps", "/2fa/v1/otp", url.Values{"number": {number}})
 }
 
 // V1Resend re-sends the same code (POST /2fa/v1/otp/{otpId}). A re-send

@@ -18,11 +18,7 @@ func (cl *Client) SendOTP(ctx context.Context, req NewOTPRequest) (CreatedOTP, e
 
 // GetOTP reads the v4 status of one OTP (GET /2fa/v4/otp/{otp-id}).
 func (cl *Client) GetOTP(ctx context.Context, id string) (*OTP, error) {
-	var out OTP
-	if _, err := cl.do(ctx, call{op: "v4_get_otp", method: http.MethodGet, path: "/2fa/v4/otp/" + escape(id), idempotent: true, out: &out}); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return getOne[OTP](ctx, cl, "v4_get_otp", "/2fa/v4/otp/"+escape(id))
 }
 
 // ListOTPs lists OTPs (GET /2fa/v4/otp) filtered by receiver and status.
@@ -34,9 +30,7 @@ func (cl *Client) ListOTPs(ctx context.Context, f OTPFilter) ([]OTP, error) {
 	if f.Status != "" {
 		q.Set("otpStatus", string(f.Status))
 	}
-	var out []OTP
-	_, err := cl.do(ctx, call{op: "v4_list_otps", method: http.MethodGet, path: "/2fa/v4/otp", query: q, idempotent: true, out: &out})
-	return out, err
+	return getList[OTP](ctx, cl, "v4_list_otps", "/2fa/v4/otp", q)
 }
 
 // ValidateOTP checks a code (POST /2fa/v4/otp/{otp-id}/validate) and returns
@@ -50,9 +44,7 @@ func (cl *Client) ValidateOTP(ctx context.Context, id, code string) (events.OTPS
 
 // ListCallbacks lists the callback configurations (GET /2fa/v4/configurations/callbacks).
 func (cl *Client) ListCallbacks(ctx context.Context) ([]CallbackConfig, error) {
-	var out []CallbackConfig
-	_, err := cl.do(ctx, call{op: "v4_list_callbacks", method: http.MethodGet, path: "/2fa/v4/configurations/callbacks", idempotent: true, out: &out})
-	return out, err
+	return getList[CallbackConfig](ctx, cl, "v4_list_callbacks", "/2fa/v4/configurations/callbacks", nil)
 }
 
 // CreateCallback registers a callback configuration and returns its ID. It is
@@ -83,22 +75,12 @@ func (cl *Client) DeleteCallback(ctx context.Context, id string) error {
 
 // ListPriorities lists priorities (GET /2fa/v4/priorities), filtered by name when not empty.
 func (cl *Client) ListPriorities(ctx context.Context, name string) ([]Priority, error) {
-	q := url.Values{}
-	if name != "" {
-		q.Set("name", name)
-	}
-	var out []Priority
-	_, err := cl.do(ctx, call{op: "v4_list_priorities", method: http.MethodGet, path: "/2fa/v4/priorities", query: q, idempotent: true, out: &out})
-	return out, err
+	return getList[Priority](ctx, cl, "v4_list_priorities", "/2fa/v4/priorities", nameQuery(name))
 }
 
 // GetPriority reads one priority (GET /2fa/v4/priorities/{id}).
 func (cl *Client) GetPriority(ctx context.Context, id string) (*Priority, error) {
-	var out Priority
-	if _, err := cl.do(ctx, call{op: "v4_get_priority", method: http.MethodGet, path: "/2fa/v4/priorities/" + escape(id), idempotent: true, out: &out}); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return getOne[Priority](ctx, cl, "v4_get_priority", "/2fa/v4/priorities/"+escape(id))
 }
 
 // CreatePriority creates a priority (POST /2fa/v4/priorities) and returns its ID.
@@ -110,20 +92,10 @@ func (cl *Client) CreatePriority(ctx context.Context, p NewPriority) (string, er
 
 // ListProfiles lists profiles (GET /2fa/v4/profiles), filtered by name when not empty.
 func (cl *Client) ListProfiles(ctx context.Context, name string) ([]Profile, error) {
-	q := url.Values{}
-	if name != "" {
-		q.Set("name", name)
-	}
-	var out []Profile
-	_, err := cl.do(ctx, call{op: "v4_list_profiles", method: http.MethodGet, path: "/2fa/v4/profiles", query: q, idempotent: true, out: &out})
-	return out, err
+	return getList[Profile](ctx, cl, "v4_list_profiles", "/2fa/v4/profiles", nameQuery(name))
 }
 
 // GetProfile reads one profile (GET /2fa/v4/profiles/{id}).
 func (cl *Client) GetProfile(ctx context.Context, id string) (*Profile, error) {
-	var out Profile
-	if _, err := cl.do(ctx, call{op: "v4_get_profile", method: http.MethodGet, path: "/2fa/v4/profiles/" + escape(id), idempotent: true, out: &out}); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return getOne[Profile](ctx, cl, "v4_get_profile", "/2fa/v4/profiles/"+escape(id))
 }

@@ -115,13 +115,7 @@ func (s *Sim) v1ListOTPs(w http.ResponseWriter, r *http.Request) {
 // withOTP runs fn on a live OTP under s.mu, or answers 404.
 func (s *Sim) withOTP(w http.ResponseWriter, r *http.Request, fn func(o *otp)) {
 	id := chi.URLParam(r, "id")
-	s.mu.Lock()
-	o, ok := s.lookup(id)
-	if ok {
-		fn(o)
-	}
-	s.mu.Unlock()
-	if !ok {
+	if !s.withLive(id, fn) {
 		s.v1Error(w, http.StatusNotFound, "1404", "OTP "+id+" was not found.")
 	}
 }

@@ -110,39 +110,40 @@ func (s *Sim) lookup(id string) (*otp, bool) {
 	return o, true
 }
 
-func (s *Sim) v4GetOTP(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
+// withLive runs fn on the live OTP id under s.mu; false when there is none.
+func (s *Sim) withLive(id string, fn func(o *otp)) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	o, ok := s.lookup(id)
-	var v tyntec.OTP
 	if ok {
-		v = s.v4View(o)
+		fn(o)
 	}
-	s.mu.Unlock()
-	if !ok {
+	return ok
+}
+
+// v4WithOTP runs fn on a live OTP under s.mu, or answers 404 and reports false.
+func (s *Sim) v4WithOTP(w http.ResponseWriter, id string, fn func(o *otp)) bool {
+	if !s.withLive(id, fn) {
 		writeNotFound(w, id)
-		return
+		return false
 	}
-	writeJSON(w, http.StatusOK, v)
+	return true
+}
+
+func (s *Sim) v4GetOTP(w http.ResponseWriter, r *http.Request) {
+	var v tyntec.OTP
+	if s.v4WithOTP(w, chi.URLParam(r, "id"), func(o *otp) { v = s.v4View(o) }) {
+		writeJSON(w, http.StatusOK, v)
+	}
 }
 
 func (s *Sim) v4DeleteOTP(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
-	s.mu.Lock()
-	o, ok := s.lookup(id)
-	if ok {
-		o.deleted = true
+	if s.v4WithOTP(w, chi.URLParam(r, "id"), func(o *otp) { o.deleted = true }) {
+		w.WriteHeader(http.StatusOK)
 	}
-	s.mu.Unlock()
-	if !ok {
-		writeNotFound(w, id)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
 }
 
 func (s *Sim) v4Validate(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
 	var req tyntec.ValidateOTPRequest
 	if !decode(w, r, &req) {
 		return
@@ -151,18 +152,10 @@ func (s *Sim) v4Validate(w http.ResponseWriter, r *http.Request) {
 		writeViolation(w, "otpCode", "size must be between 4 and 11")
 		return
 	}
-	s.mu.Lock()
-	o, ok := s.lookup(id)
 	var result events.OTPState
-	if ok {
-		result = s.check(o, req.OTPCode, APIv4, s.clock.now())
+	if s.v4WithOTP(w, chi.URLParam(r, "id"), func(o *otp) { result = s.check(o, req.OTPCode, APIv4, s.clock.now()) }) {
+		writeJSON(w, http.StatusOK, tyntec.ValidateOTPResponse{OTPStatus: result})
 	}
-	s.mu.Unlock()
-	if !ok {
-		writeNotFound(w, id)
-		return
-	}
-	writeJSON(w, http.StatusOK, tyntec.ValidateOTPResponse{OTPStatus: result})
 }
 
 func (s *Sim) v4ListCallbacks(w http.ResponseWriter, r *http.Request) {
@@ -172,13 +165,22 @@ func (s *Sim) v4ListCallbacks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Sim) v4CreateCallback(w http.ResponseWriter, r *http.Request) {
+// decodeCallback reads a callback configuration, or answers 400.
+func decodeCallback(w http.ResponseWriter, r *http.Request) (tyntec.NewCallbackConfig, bool) {
 	var req tyntec.NewCallbackConfig
 	if !decode(w, r, &req) {
-		return
+		return req, false
 	}
 	if req.URL == "" {
 		writeViolation(w, "url", "must not be blank")
+		return req, false
+	}
+	return req, true
+}
+
+func (s *Sim) v4CreateCallback(w http.ResponseWriter, r *http.Request) {
+	req, ok := decodeCallback(w, r)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -189,12 +191,8 @@ func (s *Sim) v4CreateCallback(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sim) v4PatchCallback(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	var req tyntec.NewCallbackConfig
-	if !decode(w, r, &req) {
-		return
-	}
-	if req.URL == "" {
-		writeViolation(w, "url", "must not be blank")
+	req, ok := decodeCallback(w, r)
+	if !ok {
 		return
 	}
 	s.mu.Lock()

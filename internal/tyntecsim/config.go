@@ -1,6 +1,7 @@
 package tyntecsim
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -193,38 +194,18 @@ func (c Config) withDefaults() Config {
 	if len(c.Profiles) == 0 {
 		c.Profiles = DefaultProfiles()
 	}
-	if c.OTPExpiry == 0 {
-		c.OTPExpiry = 300 * time.Second
-	}
+	c.OTPExpiry = cmp.Or(c.OTPExpiry, 300*time.Second)
 	f := &c.Faults
-	if f.ReorderDelay == 0 {
-		f.ReorderDelay = 10 * time.Second
-	}
-	if f.APIErrorStatus == 0 {
-		f.APIErrorStatus = http.StatusInternalServerError
-	}
-	if f.APISlowDelay == 0 {
-		f.APISlowDelay = 2 * time.Second
-	}
-	if f.RatePeriod == 0 {
-		f.RatePeriod = 60 * time.Second
-	}
+	f.ReorderDelay = cmp.Or(f.ReorderDelay, 10*time.Second)
+	f.APIErrorStatus = cmp.Or(f.APIErrorStatus, http.StatusInternalServerError)
+	f.APISlowDelay = cmp.Or(f.APISlowDelay, 2*time.Second)
+	f.RatePeriod = cmp.Or(f.RatePeriod, 60*time.Second)
 	w := &c.Webhook
-	if w.MaxAttempts == 0 {
-		w.MaxAttempts = 5
-	}
-	if w.InitialBackoff == 0 {
-		w.InitialBackoff = time.Second
-	}
-	if w.MaxBackoff == 0 {
-		w.MaxBackoff = 60 * time.Second
-	}
-	if w.Timeout == 0 {
-		w.Timeout = 5 * time.Second
-	}
-	if w.Workers == 0 {
-		w.Workers = 8
-	}
+	w.MaxAttempts = cmp.Or(w.MaxAttempts, 5)
+	w.InitialBackoff = cmp.Or(w.InitialBackoff, time.Second)
+	w.MaxBackoff = cmp.Or(w.MaxBackoff, 60*time.Second)
+	w.Timeout = cmp.Or(w.Timeout, 5*time.Second)
+	w.Workers = cmp.Or(w.Workers, 8)
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: w.Timeout}
 	}
