@@ -9,6 +9,11 @@ type metrics struct {
 	failures      *prometheus.CounterVec
 	lag           prometheus.Gauge
 	ackPending    prometheus.Gauge
+	// storeHealthy is 1 while inserts succeed, 0 from a failed insert until
+	// the next one succeeds; insertFailures counts the failed attempts by
+	// error class.
+	storeHealthy   prometheus.Gauge
+	insertFailures *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,12 +38,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "otpscope_sink_ack_pending", Help: "Messages delivered to the sink and not yet acknowledged.",
 		}),
+		storeHealthy: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "otpscope_sink_store_healthy", Help: "1 while the sink's inserts into ClickHouse succeed, 0 while they fail and are retried.",
+		}),
+		insertFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_sink_insert_failures_total", Help: "Failed insert attempts by error class: row (the data), server (any other ClickHouse exception: disk, files, memory, parts…), network.",
+		}, []string{"class"}),
 	}
+	m.storeHealthy.Set(1)
 	for _, k := range []string{"fetch", "insert", "dead_letter"} {
 		m.failures.WithLabelValues(k)
 	}
+	for _, k := range []string{classRow, classServer, classNetwork} {
+		m.insertFailures.WithLabelValues(k)
+	}
 	if reg != nil {
-		reg.MustRegister(m.rows, m.batchRows, m.insertSeconds, m.failures, m.lag, m.ackPending)
+		reg.MustRegister(m.rows, m.batchRows, m.insertSeconds, m.failures, m.lag, m.ackPending, m.storeHealthy, m.insertFailures)
 	}
 	return m
 }
