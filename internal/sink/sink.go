@@ -150,6 +150,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if len(p.msgs) > 0 {
 			wait = max(time.Until(p.first.Add(c.cfg.FlushInterval)), 10*time.Millisecond)
 		}
+		// A fetch hands its messages over when it ends, up to a flush interval
+		// later than the first came: the batch's clock starts when the fetch
+		// did, or a quiet stream's events would wait two intervals.
+		fetched := time.Now()
 		msgs, err := cons.Fetch(ctx, c.cfg.MaxRows-len(p.msgs), wait)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -160,7 +164,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			continue
 		}
 		for _, m := range msgs {
-			c.take(ctx, cons, p, m)
+			c.take(ctx, cons, p, m, fetched)
 		}
 		if len(p.msgs) > 0 && (len(p.msgs) >= c.cfg.MaxRows || p.batch.Bytes() >= c.cfg.MaxBytes || !time.Now().Before(p.first.Add(c.cfg.FlushInterval))) {
 			full <- p
@@ -171,12 +175,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // take adds one message to the batch, or settles it at once when it has no
 // table (ack) or can never be stored (dead letter).
-func (c *Consumer) take(ctx context.Context, cons *broker.Consumer, p *pending, m *broker.Msg) {
+func (c *Consumer) take(ctx context.Context, cons *broker.Consumer, p *pending, m *broker.Msg, fetched time.Time) {
 	err := p.batch.Add(m.Subject(), m.ID(), m.Data(), m.Sequence())
 	switch {
 	case err == nil:
 		if len(p.msgs) == 0 {
-			p.first = time.Now()
+			p.first = fetched
 		}
 		p.msgs = append(p.msgs, m)
 	case errors.Is(err, store.ErrNoTable):
