@@ -103,6 +103,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		}})
 		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg)
 		reporter.NewAPI(a.db, logger).Mount(guarded)
+		reporter.NewDeadLetters(a.db, a.broker, logger).Mount(guarded)
 		a.runs = append(a.runs, consumer.Run, func(ctx context.Context) error {
 			return reporter.RunReportsLeased(ctx, a.broker, reports, logger)
 		})
