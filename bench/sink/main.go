@@ -5,6 +5,13 @@
 //
 //	OTPSCOPE_CHDB_LIB=$PWD/.cache/chdb/libchdb.so go run ./bench/sink -events 200000
 //
+// With -latency it measures instead how long an event takes from its PubAck
+// to being visible in ClickHouse under a steady load — several senders, one
+// event at a time each, at a fixed total rate — and reports p50/p99/max: it
+// should stay within the flush interval plus an insert.
+//
+//	OTPSCOPE_CHDB_LIB=$PWD/.cache/chdb/libchdb.so go run ./bench/sink -latency -senders 8 -rate 2000 -duration 30s
+//
 // Everything runs in this process under a temporary directory.
 package main
 
@@ -34,6 +41,13 @@ func main() {
 	n := flag.Int("events", 200000, "events to move")
 	batch := flag.Int("batch", sink.DefaultMaxRows, "sink batch size (rows)")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	latency := flag.Bool("latency", false, "measure PubAck → visible in ClickHouse under a steady load instead of throughput")
+	var lc latencyConfig
+	flag.IntVar(&lc.senders, "senders", 8, "with -latency: concurrent senders, each publishing one event at a time")
+	flag.Float64Var(&lc.rate, "rate", 2000, "with -latency: events per second, all senders together")
+	flag.DurationVar(&lc.duration, "duration", 30*time.Second, "with -latency: how long to publish")
+	flag.DurationVar(&lc.ackWait, "ack-wait", sink.DefaultAckWait, "with -latency: the sink's AckWait (a stalled event shows up this late)")
+	flag.DurationVar(&lc.flush, "flush", sink.DefaultFlush, "with -latency: the sink's flush interval")
 	flag.Parse()
 	stopProfile, err := cpuprofile.Start(*profile)
 	if err != nil {
@@ -41,7 +55,12 @@ func main() {
 		os.Exit(1)
 	}
 	defer stopProfile()
-	if err := run(*n, *batch); err != nil {
+	lc.batch = *batch
+	runner := func() error { return run(*n, *batch) }
+	if *latency {
+		runner = func() error { return runLatency(lc) }
+	}
+	if err := runner(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/sink:", err)
 		stopProfile()
 		os.Exit(1)

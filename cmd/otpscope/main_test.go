@@ -399,3 +399,18 @@ func TestSimulateEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+func TestDeadLettersUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"deadletters"},
+		{"deadletters", "purge"},
+		{"deadletters", "replay"},
+		{"deadletters", "replay", "--source", "sink"},
+	} {
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "otpscope deadletters") {
+			t.Errorf("otpscope %v = %v (%s); want exit 2 and the usage", args, err, out)
+		}
+	}
+}

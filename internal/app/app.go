@@ -94,10 +94,17 @@ func (a *App) build(ctx context.Context) (err error) {
 			return err
 		}
 		a.cleanup = append(a.cleanup, func() { a.db.Close() })
-		checks = append(checks, ops.Check{Name: "clickhouse", Ready: a.db.Ready})
 		consumer := sink.NewConsumer(cfg.Sink, a.broker, a.db, logger, reg)
+		// Not ready while ClickHouse does not answer or the sink's inserts fail.
+		checks = append(checks, ops.Check{Name: "clickhouse", Ready: func(ctx context.Context) error {
+			if err := a.db.Ready(ctx); err != nil {
+				return err
+			}
+			return consumer.Ready(ctx)
+		}})
 		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg)
 		reporter.NewAPI(a.db, logger).Mount(guarded)
+		reporter.NewDeadLetters(a.db, a.broker, logger).Mount(guarded)
 		a.runs = append(a.runs, consumer.Run, func(ctx context.Context) error {
 			return reporter.RunReportsLeased(ctx, a.broker, reports, logger)
 		})

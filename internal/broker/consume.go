@@ -263,9 +263,9 @@ func (c *Consumer) deadLetter(ctx context.Context, m *Msg, reason error) error {
 	return m.m.Term()
 }
 
-// Fetch waits up to maxWait (or until ctx ends) for at most n messages and
-// returns those that came; none is an empty result, not an error. The caller
-// settles each one.
+// Fetch waits up to maxWait for at most n messages and returns those that
+// came; none is an empty result, not an error. The caller settles each one.
+// ctx ending does not cut the wait short: see fetch.
 func (c *Consumer) Fetch(ctx context.Context, n int, maxWait time.Duration) ([]*Msg, error) {
 	var out []*Msg
 	err := c.fetch(ctx, n, maxWait, func(m *Msg) { out = append(out, m) })
@@ -273,14 +273,20 @@ func (c *Consumer) Fetch(ctx context.Context, n int, maxWait time.Duration) ([]*
 }
 
 // fetch is one pull request: each message is handed to each as it arrives.
+//
+// The request ends on the server's side (FetchMaxWait), never by a context:
+// nats.go stops reading the moment a Fetch's context ends, and drops the
+// messages the server already sent, which then count as delivered and come
+// back only after AckWait — under steady load a few messages in every
+// thousand arrived exactly AckWait late. With the expiry on the server, its
+// "request timeout" status follows the last message sent, so every message
+// delivered is handed over. A stop waits at most maxWait.
 func (c *Consumer) fetch(ctx context.Context, n int, maxWait time.Duration, each func(*Msg)) error {
-	fctx, cancel := context.WithTimeout(ctx, maxWait)
-	defer cancel()
-	batch, err := c.c.Fetch(n, jetstream.FetchContext(fctx))
+	if err := ctx.Err(); err != nil {
+		return nil
+	}
+	batch, err := c.c.Fetch(n, jetstream.FetchMaxWait(maxWait))
 	if err != nil {
-		if fctx.Err() != nil {
-			return nil
-		}
 		return fmt.Errorf("fetch from %s: %w", c.spec.Durable, err)
 	}
 	for m := range batch.Messages() {

@@ -3,6 +3,7 @@ package events
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"time"
 	"unicode/utf8"
 )
@@ -121,4 +122,24 @@ func Digest(n int, parts ...string) string {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:n])
+}
+
+// NewReplayMessage republishes the body of a message that was dead-lettered
+// on subject, as the dead letter deadLetterID kept it. Its id derives from
+// the dead letter's, so a second replay is a duplicate JetStream and
+// ClickHouse drop.
+func NewReplayMessage(subject, deadLetterID string, body []byte, at time.Time) (Message, error) {
+	sub, err := ParseSubject(subject)
+	if err != nil {
+		return Message{}, err
+	}
+	if sub.Kind == KindDeadLetter {
+		return Message{}, fmt.Errorf("subject %s: a dead letter is not replayed as one", subject)
+	}
+	typ := map[SubjectKind]string{KindDelivery: TypeDeliveryStatus, KindOTPStatus: TypeOTPStatus, KindV1Event: TypeV1Event, KindResend: TypeResend, KindTrack: TypeTrack}[sub.Kind]
+	if typ == "" {
+		typ = "io.otpscope." + string(sub.Kind)
+	}
+	id := "rp-" + digest(deadLetterID)
+	return Message{Subject: subject, ID: id, Header: cloudEvent(id, "replay", typ, at, ""), Data: body}, nil
 }

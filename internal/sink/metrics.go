@@ -12,21 +12,32 @@ type metrics struct {
 	failures      *prometheus.CounterVec
 	lag           prometheus.Gauge
 	ackPending    prometheus.Gauge
+	// storeHealthy is 1 while inserts succeed, 0 from a failed insert until
+	// the next one succeeds; insertFailures counts the failed attempts by
+	// error class.
+	storeHealthy   prometheus.Gauge
+	insertFailures *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	// promauto registers each collector as it is made; a nil reg registers none.
 	f := promauto.With(reg)
 	m := &metrics{
-		rows:          f.NewCounter(prometheus.CounterOpts{Name: "otpscope_sink_rows_total", Help: "Rows inserted into ClickHouse and acknowledged."}),
-		batchRows:     f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_sink_batch_rows", Help: "Rows per successful insert.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
-		insertSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_sink_insert_seconds", Help: "Time an insert of one batch takes.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}),
-		failures:      f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_sink_failures_total", Help: "Sink failures by kind: fetch, insert, dead_letter."}, []string{"kind"}),
-		lag:           f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_consumer_lag", Help: "Messages in the stream not yet delivered to the sink consumer."}),
-		ackPending:    f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_ack_pending", Help: "Messages delivered to the sink and not yet acknowledged."}),
+		rows:           f.NewCounter(prometheus.CounterOpts{Name: "otpscope_sink_rows_total", Help: "Rows inserted into ClickHouse and acknowledged."}),
+		batchRows:      f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_sink_batch_rows", Help: "Rows per successful insert.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
+		insertSeconds:  f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_sink_insert_seconds", Help: "Time an insert of one batch takes.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}),
+		failures:       f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_sink_failures_total", Help: "Sink failures by kind: fetch, insert, dead_letter."}, []string{"kind"}),
+		lag:            f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_consumer_lag", Help: "Messages in the stream not yet delivered to the sink consumer."}),
+		ackPending:     f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_ack_pending", Help: "Messages delivered to the sink and not yet acknowledged."}),
+		storeHealthy:   f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_store_healthy", Help: "1 while the sink's inserts into ClickHouse succeed, 0 while they fail and are retried."}),
+		insertFailures: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_sink_insert_failures_total", Help: "Failed insert attempts by error class: row (the data), server (any other ClickHouse exception: disk, files, memory, parts…), network."}, []string{"class"}),
 	}
+	m.storeHealthy.Set(1)
 	for _, k := range []string{"fetch", "insert", "dead_letter"} {
 		m.failures.WithLabelValues(k)
+	}
+	for _, k := range []string{classRow, classServer, classNetwork} {
+		m.insertFailures.WithLabelValues(k)
 	}
 	return m
 }

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/backoff"
@@ -42,12 +41,14 @@ const (
 	DefaultMaxBytes  = 32 << 20
 	DefaultFlush     = time.Second
 	DefaultAckWait   = 60 * time.Second
-	isolateAfter     = 3 // deliveries after which a failing batch is inserted row by row
 	deadLetterSource = "sink"
 )
 
 // retryPolicy delays the redelivery of a batch that failed to insert: 500ms
-// after the first delivery, doubling up to 30s.
+// after the first delivery, doubling up to 30s. While inserts fail, the sink
+// also waits this long (by failed attempts in a row, at most a quarter of
+// AckWait) before it tries the next batch, so that a store in trouble is
+// not hammered.
 var retryPolicy = backoff.Policy{First: 500 * time.Millisecond, Max: 30 * time.Second}
 
 // Validate reports the first configuration error.
@@ -79,12 +80,14 @@ type Consumer struct {
 	db      Inserter
 	logger  *slog.Logger
 	metrics *metrics
+	health  health
 }
 
 // NewConsumer returns a consumer of src's stream; reg may be nil. Dead
 // letters are published through src's broker.
 func NewConsumer(cfg Config, src Source, db Inserter, logger *slog.Logger, reg prometheus.Registerer) *Consumer {
-	return &Consumer{cfg: cfg, src: src, db: db, logger: logger, metrics: newMetrics(reg)}
+	m := newMetrics(reg)
+	return &Consumer{cfg: cfg, src: src, db: db, logger: logger, metrics: m, health: health{logger: logger, metrics: m}}
 }
 
 // pending is what a batch holds besides its rows: the messages to ack.
@@ -125,6 +128,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	go func() {
 		defer close(flushed)
 		for p := range full {
+			if n := c.health.failures(); n > 0 && len(p.msgs) > 0 {
+				backoff.Sleep(ctx, min(retryPolicy.Delay(n), c.cfg.AckWait/4))
+			}
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.AckWait)
 			c.flush(fctx, cons, p)
 			c.updateLag(fctx, cons)
@@ -144,6 +150,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if len(p.msgs) > 0 {
 			wait = max(time.Until(p.first.Add(c.cfg.FlushInterval)), 10*time.Millisecond)
 		}
+		// A fetch hands its messages over when it ends, up to a flush interval
+		// later than the first came: the batch's clock starts when the fetch
+		// did, or a quiet stream's events would wait two intervals.
+		fetched := time.Now()
 		msgs, err := cons.Fetch(ctx, c.cfg.MaxRows-len(p.msgs), wait)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -154,7 +164,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			continue
 		}
 		for _, m := range msgs {
-			c.take(ctx, cons, p, m)
+			c.take(ctx, cons, p, m, fetched)
 		}
 		if len(p.msgs) > 0 && (len(p.msgs) >= c.cfg.MaxRows || p.batch.Bytes() >= c.cfg.MaxBytes || !time.Now().Before(p.first.Add(c.cfg.FlushInterval))) {
 			full <- p
@@ -165,12 +175,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // take adds one message to the batch, or settles it at once when it has no
 // table (ack) or can never be stored (dead letter).
-func (c *Consumer) take(ctx context.Context, cons *broker.Consumer, p *pending, m *broker.Msg) {
+func (c *Consumer) take(ctx context.Context, cons *broker.Consumer, p *pending, m *broker.Msg, fetched time.Time) {
 	err := p.batch.Add(m.Subject(), m.ID(), m.Data(), m.Sequence())
 	switch {
 	case err == nil:
 		if len(p.msgs) == 0 {
-			p.first = time.Now()
+			p.first = fetched
 		}
 		p.msgs = append(p.msgs, m)
 	case errors.Is(err, store.ErrNoTable):
@@ -180,17 +190,19 @@ func (c *Consumer) take(ctx context.Context, cons *broker.Consumer, p *pending, 
 	}
 }
 
-// flush inserts the batch and acks its messages, or has them redelivered
-// after a delay that grows with each delivery. A batch that keeps failing is
-// inserted row by row, so one bad row cannot hold back the others.
+// flush inserts the batch and acks its messages. When the insert fails
+// because of the store (anything but a row error: disk full, too many files,
+// memory, parts, timeouts, a lost connection, an unknown code) every message
+// is redelivered after a delay that grows with its deliveries, for as long as
+// it takes: the store's health never parks an event. When ClickHouse blames
+// the data, the batch is inserted row by row, so that only the rows that
+// fail alone are dead-lettered.
 func (c *Consumer) flush(ctx context.Context, cons *broker.Consumer, p *pending) {
 	if len(p.msgs) == 0 {
 		return
 	}
 	defer func() { p.batch.Reset(); p.msgs = p.msgs[:0] }()
-	start := time.Now()
-	err := c.db.Insert(ctx, &p.batch)
-	c.metrics.insertSeconds.Observe(time.Since(start).Seconds())
+	err := c.insert(ctx, &p.batch)
 	if err == nil {
 		c.metrics.batchRows.Observe(float64(len(p.msgs)))
 		c.metrics.rows.Add(float64(len(p.msgs)))
@@ -199,36 +211,61 @@ func (c *Consumer) flush(ctx context.Context, cons *broker.Consumer, p *pending)
 		}
 		return
 	}
-	c.metrics.failures.WithLabelValues("insert").Inc()
-	c.logger.Warn("insert failed; messages will be redelivered", "rows", len(p.msgs), "err", err)
-	if ctx.Err() == nil && maxDelivered(p.msgs) >= isolateAfter {
+	if isRowError(err) {
+		c.logger.Warn("insert rejected by ClickHouse; inserting the batch row by row", "rows", len(p.msgs), "err", err)
 		c.isolate(ctx, cons, p.msgs)
 		return
 	}
-	for _, m := range p.msgs {
+	c.retry(ctx, cons, p.msgs)
+}
+
+// insert inserts b and records the store's health: a row error says nothing
+// about it (ClickHouse answered); any other error makes it failing.
+func (c *Consumer) insert(ctx context.Context, b *store.Batch) error {
+	start := time.Now()
+	err := c.db.Insert(ctx, b)
+	c.metrics.insertSeconds.Observe(time.Since(start).Seconds())
+	switch {
+	case err == nil:
+		c.health.ok()
+	case isRowError(err):
+		c.metrics.insertFailures.WithLabelValues(classRow).Inc()
+	default:
+		c.metrics.failures.WithLabelValues("insert").Inc()
+		c.health.failed(err)
+	}
+	return err
+}
+
+// retry has msgs redelivered after their backoff delay.
+func (c *Consumer) retry(ctx context.Context, cons *broker.Consumer, msgs []*broker.Msg) {
+	for _, m := range msgs {
 		cons.Settle(ctx, m, broker.Retry(0))
 	}
 }
 
-// isolate inserts each message alone: those that fail alone are dead-lettered.
+// isolate inserts each message alone: those ClickHouse rejects alone are
+// dead-lettered. Should the store fail meanwhile, this one and the rest are
+// retried.
 func (c *Consumer) isolate(ctx context.Context, cons *broker.Consumer, msgs []*broker.Msg) {
 	var one store.Batch
-	for _, m := range msgs {
+	for i, m := range msgs {
 		one.Reset()
 		if err := one.Add(m.Subject(), m.ID(), m.Data(), m.Sequence()); err != nil {
 			c.deadLetter(ctx, cons, m, err)
 			continue
 		}
-		if err := c.db.Insert(ctx, &one); err != nil {
-			if isPermanentInsertError(err) {
-				c.deadLetter(ctx, cons, m, fmt.Errorf("%w: %v", store.ErrPermanent, err))
-				continue
-			}
-			cons.Settle(ctx, m, broker.Retry(0))
-			continue
+		err := c.insert(ctx, &one)
+		switch {
+		case err == nil:
+			c.metrics.rows.Inc()
+			cons.Settle(ctx, m, broker.Ack())
+		case isRowError(err):
+			c.deadLetter(ctx, cons, m, fmt.Errorf("%w: %v", store.ErrPermanent, err))
+		default:
+			c.retry(ctx, cons, msgs[i:])
+			return
 		}
-		c.metrics.rows.Inc()
-		cons.Settle(ctx, m, broker.Ack())
 	}
 }
 
@@ -247,38 +284,6 @@ func (c *Consumer) updateLag(ctx context.Context, cons *broker.Consumer) {
 		c.metrics.lag.Set(float64(lag.Pending))
 		c.metrics.ackPending.Set(float64(lag.AckPending))
 	}
-}
-
-// transientCodes are ClickHouse errors that go away by themselves: overload,
-// limits, timeouts, a replica or keeper being unavailable.
-var transientCodes = map[int32]bool{
-	159: true, // TIMEOUT_EXCEEDED
-	164: true, // READONLY (a replica in read-only mode)
-	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
-	209: true, // SOCKET_TIMEOUT
-	210: true, // NETWORK_ERROR
-	241: true, // MEMORY_LIMIT_EXCEEDED
-	242: true, // TABLE_IS_READ_ONLY
-	252: true, // TOO_MANY_PARTS
-	285: true, // TOO_FEW_LIVE_REPLICAS
-	319: true, // UNKNOWN_STATUS_OF_INSERT
-	999: true, // KEEPER_EXCEPTION
-}
-
-// isPermanentInsertError says whether ClickHouse rejected the data itself (a
-// row alone fails with an error other than a transient one). A connection
-// error is never permanent.
-func isPermanentInsertError(err error) bool {
-	var ex *clickhouse.Exception
-	return errors.As(err, &ex) && !transientCodes[ex.Code]
-}
-
-func maxDelivered(msgs []*broker.Msg) uint64 {
-	var n uint64
-	for _, m := range msgs {
-		n = max(n, m.Deliveries())
-	}
-	return n
 }
 
 // RegisterFlags registers the sink's flags.

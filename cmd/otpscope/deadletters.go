@@ -1,0 +1,32 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+
+	"github.com/otpscope/otpscope/internal/cli"
+	"github.com/otpscope/otpscope/internal/reporter"
+)
+
+// deadLettersCommand is `otpscope deadletters list|replay`, a client of the
+// running process's dead-letter API.
+func deadLettersCommand(action string, stdout io.Writer) cli.Command {
+	return cli.Command{
+		Name: "otpscope deadletters " + action,
+		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
+			var cfg reporter.DeadLettersCLIConfig
+			cfg.RegisterFlags(fs)
+			return func(ctx context.Context, _ *slog.Logger) error {
+				if action != "list" && action != "replay" {
+					return cli.Usage(reporter.ErrDeadLettersUsage)
+				}
+				if action == "replay" && len(cfg.IDs) == 0 && !cfg.All {
+					return cli.Usage(reporter.ErrDeadLettersUsage)
+				}
+				return reporter.RunDeadLetters(ctx, action, cfg, stdout)
+			}
+		},
+	}
+}

@@ -1,0 +1,193 @@
+package reporter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/problem"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// DeadLetters lists dead letters and puts them back through the normal path,
+// each once: GET /api/v1/deadletters and POST /api/v1/deadletters/replay.
+type DeadLetters struct {
+	db     *store.DB
+	pub    Publisher
+	logger *slog.Logger
+	mu     sync.Mutex // one replay at a time in this process
+}
+
+// NewDeadLetters returns the dead-letter API over db, replaying through pub.
+func NewDeadLetters(db *store.DB, pub Publisher, logger *slog.Logger) *DeadLetters {
+	return &DeadLetters{db: db, pub: pub, logger: logger}
+}
+
+// Mount adds the dead-letter routes to r.
+func (d *DeadLetters) Mount(r chi.Router) {
+	r.Get("/api/v1/deadletters", d.list)
+	r.Post("/api/v1/deadletters/replay", d.replay)
+}
+
+// ReplayRequest is the body of POST /api/v1/deadletters/replay: the dead
+// letters named by IDs, or with All every one never replayed; Source narrows
+// either to one source (ingest, sink, poller…).
+type ReplayRequest struct {
+	IDs    []string `json:"ids,omitempty"`
+	All    bool     `json:"all,omitempty"`
+	Source string   `json:"source,omitempty"`
+}
+
+// ReplayOutcome is what became of one dead letter.
+type ReplayOutcome struct {
+	ID       string `json:"id"`
+	Source   string `json:"source"`
+	Messages int    `json:"messages,omitempty"` // events published
+	Skipped  string `json:"skipped,omitempty"`  // why it was not replayed
+}
+
+// ReplayResult is the answer of a replay.
+type ReplayResult struct {
+	Replayed []ReplayOutcome `json:"replayed"`
+	Skipped  []ReplayOutcome `json:"skipped"`
+}
+
+// errNothingSelected is a replay request that names nothing.
+var errNothingSelected = errors.New("name dead letters by ids, or replay all")
+
+// Replay republishes the dead letters req selects that were never replayed,
+// and records each replay. A dead letter from ingest (a raw webhook body) is
+// decoded again and published as delivery events, whose ids derive from
+// their content; any other (a NATS message that could not be handled) is
+// republished on its original subject with an id derived from the dead
+// letter's. Either way a replay repeated — even one not recorded because the
+// process stopped in between — is dropped as a duplicate.
+func (d *DeadLetters) Replay(ctx context.Context, req ReplayRequest) (ReplayResult, error) {
+	if len(req.IDs) == 0 && !req.All {
+		return ReplayResult{}, errNothingSelected
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	recs, err := d.db.DeadLetters(ctx, store.DeadLetterFilter{IDs: req.IDs, Source: req.Source, Pending: req.All && len(req.IDs) == 0, Limit: 100000})
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	res := ReplayResult{Replayed: []ReplayOutcome{}, Skipped: []ReplayOutcome{}}
+	found := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		found[r.ID] = true
+		out := ReplayOutcome{ID: r.ID, Source: r.Source}
+		if r.ReplayedAt != nil {
+			out.Skipped = "replayed already at " + r.ReplayedAt.Format(time.RFC3339)
+			res.Skipped = append(res.Skipped, out)
+			continue
+		}
+		msgs, err := ReplayMessages(r, time.Now())
+		if err != nil {
+			out.Skipped = err.Error()
+			res.Skipped = append(res.Skipped, out)
+			continue
+		}
+		if err := d.pub.Publish(ctx, msgs...); err != nil {
+			return res, fmt.Errorf("replay dead letter %s: %w", r.ID, err)
+		}
+		if err := d.db.MarkReplayed(ctx, r.Source, r.ID, time.Now(), len(msgs)); err != nil {
+			return res, err
+		}
+		out.Messages = len(msgs)
+		res.Replayed = append(res.Replayed, out)
+		d.logger.Info("dead letter replayed", "id", r.ID, "source", r.Source, "messages", len(msgs))
+	}
+	for _, id := range req.IDs {
+		if !found[id] {
+			res.Skipped = append(res.Skipped, ReplayOutcome{ID: id, Skipped: "no such dead letter"})
+		}
+	}
+	return res, nil
+}
+
+// ReplayMessages are the events a dead letter is replayed as.
+func ReplayMessages(r store.DeadLetterRecord, now time.Time) ([]events.Message, error) {
+	if r.Truncated {
+		return nil, errors.New("body truncated: cannot be replayed")
+	}
+	if r.Source == "ingest" {
+		evs, err := events.DecodeDeliveryStatuses([]byte(r.Body), r.ReceivedAt)
+		if err != nil {
+			return nil, fmt.Errorf("still not a valid webhook: %w", err)
+		}
+		msgs := make([]events.Message, len(evs))
+		for i := range evs {
+			if msgs[i], err = events.NewDeliveryMessage(&evs[i]); err != nil {
+				return nil, err
+			}
+		}
+		return msgs, nil
+	}
+	m, err := events.NewReplayMessage(r.Field, r.ID, []byte(r.Body), now)
+	if err != nil {
+		return nil, fmt.Errorf("no subject to replay on: %w", err)
+	}
+	return []events.Message{m}, nil
+}
+
+// DeadLettersResponse is the body of GET /api/v1/deadletters.
+type DeadLettersResponse struct {
+	DeadLetters []store.DeadLetterRecord `json:"deadLetters"`
+}
+
+func (d *DeadLetters) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.DeadLetterFilter{Source: q.Get("source"), IDs: q["id"], Pending: q.Get("pending") == "true"}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid limit", Detail: fmt.Sprintf("limit %q: want a positive number", s), Field: "limit", Instance: r.URL.Path})
+			return
+		}
+		f.Limit = n
+	}
+	recs, err := d.db.DeadLetters(r.Context(), f)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	if recs == nil {
+		recs = []store.DeadLetterRecord{}
+	}
+	writeJSON(w, DeadLettersResponse{DeadLetters: recs})
+}
+
+func (d *DeadLetters) replay(w http.ResponseWriter, r *http.Request) {
+	var req ReplayRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid replay request", Detail: err.Error(), Instance: r.URL.Path})
+		return
+	}
+	res, err := d.Replay(r.Context(), req)
+	switch {
+	case errors.Is(err, errNothingSelected):
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid replay request", Detail: err.Error(), Field: "ids", Instance: r.URL.Path})
+	case err != nil:
+		d.fail(w, r, err)
+	default:
+		writeJSON(w, res)
+	}
+}
+
+func (d *DeadLetters) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	d.logger.Error("dead letters", "path", r.URL.Path, "err", err)
+	problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Title: "Dead letters unavailable", Detail: "ClickHouse or NATS failed", Instance: r.URL.Path})
+}

@@ -1,0 +1,143 @@
+package reporter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// DefaultDeadLettersAPI is the API of an all-in-one running on this machine.
+const DefaultDeadLettersAPI = "http://127.0.0.1:8081"
+
+// DeadLettersCLIConfig configures `otpscope deadletters list|replay`, a
+// client of the dead-letter API: the process that runs the sink owns
+// ClickHouse (the embedded endpoint is read-only to others) and NATS.
+type DeadLettersCLIConfig struct {
+	API     string
+	Token   string
+	Source  string
+	IDs     []string
+	All     bool // replay: every dead letter never replayed
+	Pending bool // list: only those never replayed
+	Limit   int
+	JSON    bool
+}
+
+// RegisterFlags registers the flags of `deadletters list` and `deadletters replay`.
+func (c *DeadLettersCLIConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.API, "api", DefaultDeadLettersAPI, "base URL of the otpscope or reporter API (its --admin-listen)")
+	fs.StringVar(&c.Token, "api-token", "", "bearer token of the API, when it requires one")
+	fs.StringVar(&c.Source, "source", "", "only dead letters of this source: ingest, sink, poller…")
+	fs.Func("id", "a dead letter's id (repeatable)", func(s string) error { c.IDs = append(c.IDs, s); return nil })
+	fs.BoolVar(&c.All, "all", false, "replay: every dead letter never replayed")
+	fs.BoolVar(&c.Pending, "pending", false, "list: only dead letters never replayed")
+	fs.IntVar(&c.Limit, "limit", 100, "list: at most this many, newest first")
+	fs.BoolVar(&c.JSON, "json", false, "print the API's JSON answer")
+}
+
+// RunDeadLetters runs action ("list" or "replay") against the API.
+func RunDeadLetters(ctx context.Context, action string, cfg DeadLettersCLIConfig, stdout io.Writer) error {
+	base := strings.TrimRight(cfg.API, "/")
+	var req *http.Request
+	var err error
+	switch action {
+	case "list":
+		q := url.Values{"limit": {strconv.Itoa(cfg.Limit)}}
+		if cfg.Source != "" {
+			q.Set("source", cfg.Source)
+		}
+		if cfg.Pending {
+			q.Set("pending", "true")
+		}
+		for _, id := range cfg.IDs {
+			q.Add("id", id)
+		}
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/deadletters?"+q.Encode(), nil)
+	case "replay":
+		if len(cfg.IDs) == 0 && !cfg.All {
+			return errNothingSelected
+		}
+		body, _ := json.Marshal(ReplayRequest{IDs: cfg.IDs, All: cfg.All, Source: cfg.Source})
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/deadletters/replay", bytes.NewReader(body))
+		if req != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	default:
+		return fmt.Errorf("unknown action %q: want list or replay", action)
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+cfg.Token)
+	}
+	client := &http.Client{Timeout: 5 * time.Minute}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, bytes.TrimSpace(raw))
+	}
+	if cfg.JSON {
+		_, err = stdout.Write(raw)
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if action == "list" {
+		var l DeadLettersResponse
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return err
+		}
+		printDeadLetters(tw, l.DeadLetters)
+	} else {
+		var res ReplayResult
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return err
+		}
+		fmt.Fprintln(tw, "ID\tSOURCE\tRESULT")
+		for _, o := range res.Replayed {
+			fmt.Fprintf(tw, "%s\t%s\treplayed as %d event(s)\n", o.ID, o.Source, o.Messages)
+		}
+		for _, o := range res.Skipped {
+			fmt.Fprintf(tw, "%s\t%s\tskipped: %s\n", o.ID, o.Source, o.Skipped)
+		}
+		fmt.Fprintf(tw, "%d replayed, %d skipped\n", len(res.Replayed), len(res.Skipped))
+	}
+	return tw.Flush()
+}
+
+func printDeadLetters(w io.Writer, recs []store.DeadLetterRecord) {
+	fmt.Fprintln(w, "ID\tSOURCE\tRECEIVED\tREPLAYED\tSUBJECT/FIELD\tREASON")
+	for _, r := range recs {
+		replayed := "-"
+		if r.ReplayedAt != nil {
+			replayed = r.ReplayedAt.Format(time.RFC3339)
+		}
+		reason := r.Reason
+		if len(reason) > 80 {
+			reason = reason[:77] + "..."
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Source, r.ReceivedAt.Format(time.RFC3339), replayed, r.Field, reason)
+	}
+}
+
+// ErrDeadLettersUsage is the usage line of `otpscope deadletters`.
+var ErrDeadLettersUsage = errors.New("usage: otpscope deadletters list|replay [flags] (replay: --id ID… or --all; --source SOURCE)")

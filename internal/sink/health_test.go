@@ -1,0 +1,175 @@
+package sink_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// outage fails every insert with err while down is set, as a ClickHouse with
+// a full disk, no file descriptors left or out of reach would.
+type outage struct {
+	db       *store.DB
+	err      error
+	down     atomic.Bool
+	failures atomic.Int32
+}
+
+func (o *outage) Insert(ctx context.Context, b *store.Batch) error {
+	if o.down.Load() {
+		o.failures.Add(1)
+		return o.err
+	}
+	return o.db.Insert(ctx, b)
+}
+
+// lockedBuffer is a log destination the sink and the test share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+// runConsumer starts a sink like Pipeline.Run and returns it, its registry
+// and its log.
+func runConsumer(t *testing.T, f *fixture, db sink.Inserter) (*sink.Consumer, *prometheus.Registry, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	reg := prometheus.NewRegistry()
+	c := sink.NewConsumer(sinkConfig(), f.Broker, db, slog.New(slog.NewTextHandler(logs, nil)), reg)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("sink: %v", err)
+		}
+	})
+	return c, reg, logs
+}
+
+// gauge reads a metric without labels from reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+func TestStoreOutageParksNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"disk full", &clickhouse.Exception{Code: 243, CodeName: "NOT_ENOUGH_SPACE", Message: "Cannot reserve 1.00 MiB, not enough space"}},
+		{"no file descriptors", &clickhouse.Exception{Code: 460, CodeName: "CANNOT_CREATE_TIMER", Message: "Failed to create thread timer, errno: 24, strerror: Too many open files"}},
+		{"unknown code", &clickhouse.Exception{Code: 9999, Message: "something new"}},
+		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			const n = 300
+			if err := f.Broker.Publish(t.Context(), deliveries(0, n)...); err != nil {
+				t.Fatal(err)
+			}
+			ins := &outage{db: f.DB, err: tc.err}
+			ins.down.Store(true)
+			c, reg, logs := runConsumer(t, f, ins)
+			// More failed attempts than the old sink allowed before it gave up.
+			brokertest.WaitFor(t, 30*time.Second, "five failed inserts", func() bool { return ins.failures.Load() >= 5 })
+			if err := c.Ready(t.Context()); err == nil || !errors.Is(err, tc.err) {
+				t.Fatalf("Ready while inserts fail = %v; want the insert error %v", err, tc.err)
+			}
+			if g := gauge(t, reg, "otpscope_sink_store_healthy"); g != 0 {
+				t.Fatalf("otpscope_sink_store_healthy while failing = %v; want 0", g)
+			}
+			ins.down.Store(false)
+			f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", n)
+			if got := f.count(t, "SELECT count() FROM delivery_events FINAL"); got != n {
+				t.Fatalf("after the outage ClickHouse counts %d events; want %d", got, n)
+			}
+			if got := f.count(t, "SELECT count() FROM dead_letters"); got != 0 {
+				t.Fatalf("the outage dead-lettered %d events; want none", got)
+			}
+			brokertest.WaitFor(t, 10*time.Second, "ready again", func() bool { return c.Ready(t.Context()) == nil })
+			if g := gauge(t, reg, "otpscope_sink_store_healthy"); g != 1 {
+				t.Fatalf("otpscope_sink_store_healthy after recovery = %v; want 1", g)
+			}
+			if down, up := logs.count("clickhouse inserts failing"), logs.count("clickhouse inserts healthy again"); down != 1 || up != 1 {
+				t.Fatalf("logged %d failing and %d recovered lines for one outage of %d attempts; want one each", down, up, ins.failures.Load())
+			}
+		})
+	}
+}
+
+// rejecting fails any insert holding the delivery of otpID with a row error,
+// as ClickHouse rejecting a value would.
+type rejecting struct {
+	db    *store.DB
+	otpID string
+}
+
+func (r *rejecting) Insert(ctx context.Context, b *store.Batch) error {
+	for _, d := range b.Deliveries {
+		if d.OTPID == r.otpID {
+			return &clickhouse.Exception{Code: 53, CodeName: "TYPE_MISMATCH", Message: "value rejected"}
+		}
+	}
+	return r.db.Insert(ctx, b)
+}
+
+func TestBadRowIsDeadLetteredAlone(t *testing.T) {
+	f := newFixture(t)
+	msgs := deliveries(0, 40)
+	if err := f.Broker.Publish(t.Context(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	const bad = "11111111-0000-4000-8000-000000000017"
+	c, _, _ := runConsumer(t, f, &rejecting{db: f.DB, otpID: bad})
+	f.waitCount(t, "SELECT count() FROM dead_letters WHERE source = 'sink' AND position(body, '"+bad+"') > 0", 1)
+	f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", 39)
+	if got := f.count(t, "SELECT count() FROM delivery_events WHERE otp_id = '"+bad+"'"); got != 0 {
+		t.Fatalf("the rejected row was stored %d times", got)
+	}
+	if got := f.count(t, "SELECT count() FROM dead_letters"); got != 1 {
+		t.Fatalf("dead letters = %d; want only the bad row", got)
+	}
+	if err := c.Ready(t.Context()); err != nil {
+		t.Fatalf("a row error made the sink unready: %v", err)
+	}
+}

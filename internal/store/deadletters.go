@@ -1,0 +1,99 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DeadLetterRecord is a stored dead letter and whether it was replayed.
+type DeadLetterRecord struct {
+	ID          string    `json:"id"`
+	Source      string    `json:"source"`
+	Reason      string    `json:"reason"`
+	Field       string    `json:"field,omitempty"`
+	HTTPStatus  int       `json:"httpStatus,omitempty"`
+	ReceivedAt  time.Time `json:"receivedAt"`
+	ContentType string    `json:"contentType,omitempty"`
+	Body        string    `json:"body"`
+	BodyBytes   int       `json:"bodyBytes"`
+	Truncated   bool      `json:"truncated,omitempty"`
+	// ReplayedAt is when it was put back through the normal path; nil if never.
+	ReplayedAt *time.Time `json:"replayedAt,omitempty"`
+}
+
+// DeadLetterFilter selects dead letters; the zero value selects all, newest
+// first, up to 1,000.
+type DeadLetterFilter struct {
+	IDs     []string
+	Source  string
+	Pending bool // only those never replayed
+	Limit   int
+}
+
+// DeadLetters lists the dead letters f selects, newest first.
+func (db *DB) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetterRecord, error) {
+	var where []string
+	var args []any
+	if len(f.IDs) > 0 {
+		where, args = append(where, "d.event_id IN ?"), append(args, f.IDs)
+	}
+	if f.Source != "" {
+		where, args = append(where, "d.source = ?"), append(args, f.Source)
+	}
+	if f.Pending {
+		where = append(where, "(d.source, d.event_id) NOT IN (SELECT source, event_id FROM dead_letter_replays)")
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	q := `SELECT d.event_id, d.source, d.reason, d.field, d.http_status, d.received_at, d.content_type,
+		d.body, d.body_bytes, d.truncated, r.replays > 0, r.replayed_at
+	FROM (SELECT * FROM dead_letters FINAL) AS d
+	LEFT ANY JOIN (SELECT source, event_id, min(replayed_at) AS replayed_at, count() AS replays FROM dead_letter_replays GROUP BY source, event_id) AS r
+		ON d.source = r.source AND d.event_id = r.event_id`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += fmt.Sprintf(" ORDER BY d.received_at DESC, d.event_id LIMIT %d", limit)
+	rows, err := db.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []DeadLetterRecord
+	for rows.Next() {
+		var r DeadLetterRecord
+		var status uint16
+		var bodyBytes uint32
+		var replayed bool
+		var at time.Time
+		if err := rows.Scan(&r.ID, &r.Source, &r.Reason, &r.Field, &status, &r.ReceivedAt, &r.ContentType,
+			&r.Body, &bodyBytes, &r.Truncated, &replayed, &at); err != nil {
+			return nil, fmt.Errorf("list dead letters: %w", err)
+		}
+		r.HTTPStatus, r.BodyBytes = int(status), int(bodyBytes)
+		if replayed {
+			at := at.UTC()
+			r.ReplayedAt = &at
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// MarkReplayed records that the dead letter id of source was replayed at as
+// messages messages.
+func (db *DB) MarkReplayed(ctx context.Context, source, id string, at time.Time, messages int) error {
+	err := db.conn.Exec(ctx, "INSERT INTO dead_letter_replays (event_id, source, replayed_at, messages) VALUES (?, ?, ?, ?)",
+		id, source, at.UTC(), uint32(messages))
+	if err != nil {
+		return fmt.Errorf("record replay of dead letter %s: %w", id, err)
+	}
+	return nil
+}
