@@ -7,7 +7,7 @@ export OTPSCOPE_CHDB_LIB ?= $(CHDB_DIR)/libchdb.so
 GO ?= go
 GOTEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: setup run test build bench vet fmt
+.PHONY: setup run test build bench vet fmt chaos
 
 ## setup: Go modules and the embedded ClickHouse library (libchdb.so from npm).
 setup:
@@ -32,3 +32,8 @@ bench: setup
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+## chaos: kill -9, SIGTERM, NATS restarts and full disks under load; every
+## acknowledged webhook must end in ClickHouse exactly once (root for tmpfs).
+chaos: setup
+	$(GO) test -count=1 -v -timeout 20m -run TestChaos ./cmd/otpscope/

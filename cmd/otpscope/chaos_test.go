@@ -1,0 +1,277 @@
+package main_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/google/uuid"
+
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/polltest"
+	"github.com/otpscope/otpscope/internal/webtest"
+)
+
+// service is one process of the split deployment: ingest hosting NATS, or
+// the reporter hosting ClickHouse and the sink.
+type service struct {
+	name, bin string
+	args      []string
+	listen    string
+	cmd       *exec.Cmd
+	logs      *syncBuffer
+}
+
+func (s *service) start(t *testing.T) {
+	t.Helper()
+	s.logs = &syncBuffer{}
+	s.cmd = exec.Command(s.bin, s.args...)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.signal(syscall.SIGKILL) })
+	if !polltest.Within(90*time.Second, 100*time.Millisecond, func() bool { return s.ready() == http.StatusOK }) {
+		t.Fatalf("%s not ready after 90s:\n%s", s.name, s.logs)
+	}
+}
+
+func (s *service) ready() int {
+	resp, err := http.Get("http://" + s.listen + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// signal sends sig and waits for the process to end.
+func (s *service) signal(sig syscall.Signal) {
+	if s.cmd == nil || s.cmd.Process == nil || s.cmd.ProcessState != nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(sig)
+	_ = s.cmd.Wait()
+}
+
+// tmpfs mounts a tmpfs of size MiB at dir, unmounted when the test ends.
+func tmpfs(t *testing.T, dir string, size int) bool {
+	t.Helper()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%dm", size)); err != nil {
+		t.Logf("LOUD: cannot mount a tmpfs at %s (%v): the disk-full phases are skipped; run `make chaos` as root on Linux for them", dir, err)
+		return false
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return true
+}
+
+// fill writes a ballast file into dir until the filesystem is full.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "ballast")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return path
+			}
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestChaos runs ingest (hosting NATS) and the reporter (hosting ClickHouse,
+// running the sink) as separate processes under steady webhook load and
+// puts them through a bad day: SIGKILL and SIGTERM of each, NATS restarting
+// under the running sink, JetStream's disk filling up, the engine's disk
+// filling up (its inserts fail). At the end every acknowledged webhook is in
+// ClickHouse exactly once and nothing valid was dead-lettered. The disk-full
+// phases mount two small tmpfs (root on Linux); without, they are skipped
+// with a loud line. `make chaos` runs it alone, verbosely.
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("LOUD: -short skips the chaos run; `make chaos` runs it alone")
+	}
+	needEngine(t)
+	bins := t.TempDir()
+	for _, name := range []string{"ingest", "reporter"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(bins, name), "../"+name).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
+	}
+	natsDir, chDir := t.TempDir(), t.TempDir()
+	diskFull := tmpfs(t, natsDir, 256) && tmpfs(t, chDir, 768)
+	const password = "chaos-nats-password-0123456789"
+	natsListen, chListen := webtest.FreeAddr(t), webtest.FreeAddr(t)
+	ingest := &service{name: "ingest", bin: filepath.Join(bins, "ingest"), listen: webtest.FreeAddr(t), args: nil}
+	ingest.args = []string{"--listen", ingest.listen, "--admin-listen", webtest.FreeAddr(t), "--data-dir", natsDir,
+		"--nats-listen", natsListen, "--nats-password", password, "--webhook-token", token, "--publish-timeout", "2s"}
+	reporter := &service{name: "reporter", bin: filepath.Join(bins, "reporter"), listen: webtest.FreeAddr(t)}
+	reporter.args = []string{"--listen", reporter.listen, "--data-dir", chDir, "--nats-url", "nats://" + natsListen,
+		"--nats-password", password, "--clickhouse-listen", chListen,
+		"--sink-flush-interval", "200ms", "--sink-ack-wait", "5s", "--report-hourly", "", "--report-daily", "", "--alert-schedule", ""}
+	ingest.start(t)
+	reporter.start(t)
+
+	// Steady load: senders post unique webhooks and remember what got 200.
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	codes := map[string]int{}
+	loadCtx, stopLoad := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 5 * time.Second}
+	for range 6 {
+		wg.Go(func() {
+			for loadCtx.Err() == nil {
+				id := uuid.NewString()
+				code, err := postWebhook(client, ingest.listen, id, "DELIVERED", time.Now())
+				mu.Lock()
+				if err != nil {
+					codes["error"]++
+				} else {
+					codes[fmt.Sprint(code)]++
+					if code == http.StatusOK {
+						acked[id] = true
+					}
+				}
+				mu.Unlock()
+				if err != nil || code != http.StatusOK {
+					time.Sleep(50 * time.Millisecond) // pace retries while the service is down, as tyntec does
+				}
+			}
+		})
+	}
+	ackCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	flowing := func(phase string) {
+		t.Helper()
+		before := ackCount()
+		if !polltest.Within(90*time.Second, 50*time.Millisecond, func() bool { return ackCount() >= before+300 }) {
+			t.Fatalf("%s: traffic did not flow again:\ningest:\n%s\nreporter:\n%s", phase, ingest.logs, reporter.logs)
+		}
+		t.Logf("%-40s acknowledged so far %d", phase, ackCount())
+	}
+
+	flowing("warm-up")
+	reporter.signal(syscall.SIGKILL)
+	reporter.start(t)
+	flowing("reporter killed (-9) and restarted")
+	ingest.signal(syscall.SIGKILL)
+	ingest.start(t)
+	flowing("ingest and NATS killed (-9) and restarted")
+	ingest.signal(syscall.SIGTERM)
+	ingest.start(t)
+	flowing("ingest and NATS stopped (TERM) and restarted")
+	reporter.signal(syscall.SIGTERM)
+	reporter.start(t)
+	flowing("reporter stopped (TERM) and restarted")
+
+	if diskFull {
+		ballast := fill(t, natsDir)
+		if !polltest.Within(30*time.Second, 100*time.Millisecond, func() bool { return ingest.ready() == http.StatusServiceUnavailable }) {
+			t.Errorf("JetStream's disk full: ingest /readyz stayed 200")
+		}
+		t.Logf("%-40s ingest /readyz 503", "JetStream's disk full")
+		os.Remove(ballast)
+		flowing("JetStream's disk freed, no restart")
+
+		ballast = fill(t, chDir)
+		if !polltest.Within(30*time.Second, 100*time.Millisecond, func() bool { return reporter.ready() == http.StatusServiceUnavailable }) {
+			t.Errorf("the engine's disk full: reporter /readyz stayed 200")
+		}
+		t.Logf("%-40s reporter /readyz 503", "the engine's disk full")
+		// Let the sink fail a few times: its inserts retry, nothing is parked.
+		polltest.Until(t, 60*time.Second, "the sink's inserts failing", func() bool { return insertFailures(reporter.listen) >= 3 })
+		os.Remove(ballast)
+		if !polltest.Within(60*time.Second, 100*time.Millisecond, func() bool { return reporter.ready() == http.StatusOK }) {
+			t.Errorf("the engine's disk freed: reporter /readyz did not recover:\n%s", reporter.logs)
+		}
+		flowing("the engine's disk freed, no restart")
+	}
+	stopLoad()
+	wg.Wait()
+
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chListen}, Protocol: clickhouse.HTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	chdbtest.WaitForIDs(t, conn, 120*time.Second, "SELECT toString(otp_id) FROM delivery_events", acked)
+	var stored, distinct, deadSink uint64
+	if err := conn.QueryRow(t.Context(), "SELECT count(), uniqExact(event_id) FROM delivery_events FINAL").Scan(&stored, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(t.Context(), "SELECT count() FROM dead_letters WHERE source = 'sink'").Scan(&deadSink); err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	rows, err := conn.Query(t.Context(), "SELECT toString(otp_id) FROM delivery_events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		have[id] = true
+	}
+	rows.Close()
+	for id := range acked {
+		if !have[id] {
+			lost++
+		}
+	}
+	summary := fmt.Sprintf("chaos: answers %v; acknowledged %d, stored %d (distinct %d), lost %d, doubled %d, dead-lettered by the sink %d",
+		codes, len(acked), stored, distinct, lost, stored-distinct, deadSink)
+	t.Log(summary)
+	if lost > 0 || stored != distinct || deadSink > 0 {
+		t.Error(summary)
+	}
+	for _, code := range []string{"400", "401", "413", "415", "500"} {
+		if codes[code] > 0 {
+			t.Errorf("ingest answered %s %d times: only 200 and 503 are right under these faults", code, codes[code])
+		}
+	}
+	if strings.Contains(reporter.logs.String(), "panic") || strings.Contains(ingest.logs.String(), "panic") {
+		t.Error("a process panicked")
+	}
+	reporter.signal(syscall.SIGTERM)
+	ingest.signal(syscall.SIGTERM)
+}
+
+// insertFailures reads the sink's failed insert attempts from /metrics.
+func insertFailures(addr string) int {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	n := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if strings.HasPrefix(line, "otpscope_sink_insert_failures_total{") {
+			var v float64
+			if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err == nil {
+				n += int(v)
+			}
+		}
+	}
+	return n
+}
