@@ -72,6 +72,8 @@ type instance struct {
 	chListen, simListen string
 	dataDir             string
 	logs                *syncBuffer
+	// nofile, when set, lowers the process's open-file limit (RLIMIT_NOFILE).
+	nofile int
 }
 
 type syncBuffer struct {
@@ -104,11 +106,19 @@ func newInstance(t *testing.T, dataDir string) *instance {
 func (in *instance) start(t *testing.T, args ...string) {
 	t.Helper()
 	in.logs = &syncBuffer{}
+	var wrap []string
+	if in.nofile > 0 {
+		// The shell lowers the limit, then becomes the binary.
+		wrap = []string{"sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, in.nofile)}
+	}
 	in.cmd = exec.Command(binary, append([]string{
 		"--listen", in.listen, "--admin-listen", in.adminListen, "--nats-listen", in.natsListen, "--clickhouse-listen", in.chListen,
 		"--simulate-listen", in.simListen, "--data-dir", in.dataDir, "--webhook-token", token,
 		"--sink-flush-interval", "200ms", "--sink-ack-wait", "3s", // a crash leaves messages unacked until then
 	}, args...)...)
+	if wrap != nil {
+		in.cmd = exec.Command(wrap[0], append(wrap[1:], in.cmd.Args...)...)
+	}
 	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
 	if err := in.cmd.Start(); err != nil {
 		t.Fatal(err)
