@@ -71,24 +71,7 @@ type instance struct {
 	natsListen          string
 	chListen, simListen string
 	dataDir             string
-	logs                *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs                *polltest.Buffer
 }
 
 const token = "e2e-token-0123456789abcdef"
@@ -103,7 +86,7 @@ func newInstance(t *testing.T, dataDir string) *instance {
 // start runs the binary with args and waits until /readyz answers 200.
 func (in *instance) start(t *testing.T, args ...string) {
 	t.Helper()
-	in.logs = &syncBuffer{}
+	in.logs = &polltest.Buffer{}
 	in.cmd = exec.Command(binary, append([]string{
 		"--listen", in.listen, "--admin-listen", in.adminListen, "--nats-listen", in.natsListen, "--clickhouse-listen", in.chListen,
 		"--simulate-listen", in.simListen, "--data-dir", in.dataDir, "--webhook-token", token,
