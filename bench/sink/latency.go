@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -14,10 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/sink"
-	"github.com/otpscope/otpscope/internal/store"
 )
 
 type latencyConfig struct {
@@ -31,21 +26,13 @@ type latencyConfig struct {
 // runLatency publishes at a steady rate while the sink runs, notes each
 // event's PubAck time, and compares it with the time ClickHouse stored the
 // row (inserted_at, the same clock: everything runs here).
-func runLatency(lc latencyConfig) error {
-	ctx := context.Background()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir, err := os.MkdirTemp("", "bench-sink-latency-")
+func runLatency(ctx context.Context, lc latencyConfig) error {
+	db, dir, closeStore, err := openStore(ctx, "bench-sink-latency-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	db, err := store.Open(ctx, store.Config{DataDir: dir, Listen: "127.0.0.1:0"}, quiet)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	b, err := broker.Open(ctx, broker.Config{Listen: "127.0.0.1:-1", DataDir: dir, Stream: broker.StreamConfig{
-		Name: broker.DefaultStreamName, DuplicateWindow: broker.DefaultDuplicateWindow, Replicas: 1, MaxAge: broker.DefaultMaxAge}}, "bench", quiet)
+	defer closeStore()
+	b, err := openBroker(ctx, dir)
 	if err != nil {
 		return err
 	}

@@ -56,9 +56,10 @@ func main() {
 	}
 	defer stopProfile()
 	lc.batch = *batch
-	runner := func() error { return run(*n, *batch) }
+	ctx := context.Background()
+	runner := func() error { return run(ctx, *n, *batch) }
 	if *latency {
-		runner = func() error { return runLatency(lc) }
+		runner = func() error { return runLatency(ctx, lc) }
 	}
 	if err := runner(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/sink:", err)
@@ -67,20 +68,41 @@ func main() {
 	}
 }
 
-func run(n, batch int) error {
-	ctx := context.Background()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir, err := os.MkdirTemp("", "bench-sink-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+// quiet is the components' log: a run prints only its results.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	db, err := store.Open(ctx, store.Config{DataDir: dir, Listen: "127.0.0.1:0"}, quiet)
+// openStore opens a store on an engine of its own in a fresh temporary
+// directory (named after pattern, as os.MkdirTemp does); closeStore closes
+// the store and removes the directory.
+func openStore(ctx context.Context, pattern string) (db *store.DB, dir string, closeStore func(), err error) {
+	dir, err = os.MkdirTemp("", pattern)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	db, err = store.Open(ctx, store.Config{DataDir: dir, Listen: "127.0.0.1:0"}, quiet)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", nil, err
+	}
+	return db, dir, func() {
+		db.Close()
+		os.RemoveAll(dir)
+	}, nil
+}
+
+// openBroker starts a broker on an embedded NATS server that keeps its
+// stream under dir.
+func openBroker(ctx context.Context, dir string) (*broker.Broker, error) {
+	return broker.Open(ctx, broker.Config{Listen: "127.0.0.1:-1", DataDir: dir, Stream: broker.StreamConfig{
+		Name: broker.DefaultStreamName, DuplicateWindow: broker.DefaultDuplicateWindow, Replicas: 1, MaxAge: broker.DefaultMaxAge}}, "bench", quiet)
+}
+
+func run(ctx context.Context, n, batch int) error {
+	db, dir, closeStore, err := openStore(ctx, "bench-sink-")
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeStore()
 	ch := db.Embedded()
 
 	evs := make([]events.DeliveryStatus, n)
@@ -122,8 +144,7 @@ func run(n, batch int) error {
 	}
 
 	// The sink: fill the stream, then time the consumer draining it.
-	b, err := broker.Open(ctx, broker.Config{Listen: "127.0.0.1:-1", DataDir: dir, Stream: broker.StreamConfig{
-		Name: broker.DefaultStreamName, DuplicateWindow: broker.DefaultDuplicateWindow, Replicas: 1, MaxAge: broker.DefaultMaxAge}}, "bench", quiet)
+	b, err := openBroker(ctx, dir)
 	if err != nil {
 		return err
 	}

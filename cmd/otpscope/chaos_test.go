@@ -30,12 +30,12 @@ type service struct {
 	args      []string
 	listen    string
 	cmd       *exec.Cmd
-	logs      *syncBuffer
+	logs      *polltest.Buffer
 }
 
 func (s *service) start(t *testing.T) {
 	t.Helper()
-	s.logs = &syncBuffer{}
+	s.logs = &polltest.Buffer{}
 	s.cmd = exec.Command(s.bin, s.args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {

@@ -71,26 +71,9 @@ type instance struct {
 	natsListen          string
 	chListen, simListen string
 	dataDir             string
-	logs                *syncBuffer
+	logs                *polltest.Buffer
 	// nofile, when set, lowers the process's open-file limit (RLIMIT_NOFILE).
 	nofile int
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 const token = "e2e-token-0123456789abcdef"
@@ -105,7 +88,7 @@ func newInstance(t *testing.T, dataDir string) *instance {
 // start runs the binary with args and waits until /readyz answers 200.
 func (in *instance) start(t *testing.T, args ...string) {
 	t.Helper()
-	in.logs = &syncBuffer{}
+	in.logs = &polltest.Buffer{}
 	var wrap []string
 	if in.nofile > 0 {
 		// The shell lowers the limit, then becomes the binary.

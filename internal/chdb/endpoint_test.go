@@ -31,6 +31,24 @@ const eventsDDL = `CREATE TABLE events (
 	cost Float64
 ) ENGINE = MergeTree ORDER BY (channel, at)`
 
+// serveEvents serves a fresh database whose owner has created the events
+// table and inserted a row for each of seqs; it returns the server and the
+// owner's connection.
+func serveEvents(t *testing.T, seqs ...uint64) (*chdbtest.Server, clickhouse.Conn) {
+	t.Helper()
+	srv := chdbtest.Serve(t)
+	owner := chdbtest.Conn(t, srv.Options())
+	if err := owner.Exec(t.Context(), eventsDDL); err != nil {
+		t.Fatalf("owner: create table: %v", err)
+	}
+	for _, seq := range seqs {
+		if err := owner.Exec(t.Context(), fmt.Sprintf("INSERT INTO events (id, seq) VALUES (generateUUIDv4(), %d)", seq)); err != nil {
+			t.Fatalf("owner: insert: %v", err)
+		}
+	}
+	return srv, owner
+}
+
 type event struct {
 	ID        uuid.UUID
 	At        time.Time
@@ -183,15 +201,8 @@ func describe(cols []driver.ColumnType) []string {
 }
 
 func TestReadOnlyForOthers(t *testing.T) {
-	srv := chdbtest.Serve(t)
+	srv, owner := serveEvents(t, 7)
 	ctx := t.Context()
-	owner := chdbtest.Conn(t, srv.Options())
-	if err := owner.Exec(ctx, eventsDDL); err != nil {
-		t.Fatalf("owner: create table: %v", err)
-	}
-	if err := owner.Exec(ctx, "INSERT INTO events (id, seq) VALUES (generateUUIDv4(), 7)"); err != nil {
-		t.Fatalf("owner: insert: %v", err)
-	}
 
 	tests := []struct {
 		name string

@@ -227,24 +227,11 @@ type Result struct {
 
 // Exec runs one statement.
 func (e *Engine) Exec(ctx context.Context, st Statement) (Result, error) {
-	if err := e.acquire(ctx, st.Guest); err != nil {
-		return Result{}, fmt.Errorf("query: %w", err)
-	}
-	defer e.release()
-	c := e.rw
-	if st.ReadOnly {
-		c = e.ro
-	}
-	var res rawResult
-	err := e.withSession(c, st, func() error {
-		res = c.query(st.SQL, st.Format, st.Params)
-		return nil
+	res, err := e.run(ctx, "query", st, func(c *conn) (rawResult, error) {
+		return c.query(st.SQL, st.Format, st.Params), nil
 	})
 	if err != nil {
 		return Result{}, err
-	}
-	if res.hasError {
-		return Result{}, fmt.Errorf("query: %w", newException(res.errorMessage))
 	}
 	return Result{Data: res.data, RowsWritten: res.rowsWritten}, nil
 }
@@ -254,8 +241,21 @@ func (e *Engine) Exec(ctx context.Context, st Statement) (Result, error) {
 // never passes through the query text, which chDB cuts at the first
 // newline.
 func (e *Engine) Insert(ctx context.Context, st Statement, r io.Reader) (Result, error) {
+	res, err := e.run(ctx, "insert", st, func(c *conn) (rawResult, error) {
+		return e.insert(ctx, c, st, r)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{RowsWritten: res.rowsWritten}, nil
+}
+
+// run takes the engine for st and calls fn with the connection st asks for
+// (read-only or not) inside st's session. An error, fn's or the engine's,
+// comes back wrapped in op.
+func (e *Engine) run(ctx context.Context, op string, st Statement, fn func(*conn) (rawResult, error)) (rawResult, error) {
 	if err := e.acquire(ctx, st.Guest); err != nil {
-		return Result{}, fmt.Errorf("insert: %w", err)
+		return rawResult{}, fmt.Errorf("%s: %w", op, err)
 	}
 	defer e.release()
 	c := e.rw
@@ -265,16 +265,16 @@ func (e *Engine) Insert(ctx context.Context, st Statement, r io.Reader) (Result,
 	var res rawResult
 	err := e.withSession(c, st, func() error {
 		var err error
-		res, err = e.insert(ctx, c, st, r)
+		res, err = fn(c)
 		return err
 	})
 	if err != nil {
-		return Result{}, fmt.Errorf("insert: %w", err)
+		return rawResult{}, fmt.Errorf("%s: %w", op, err)
 	}
 	if res.hasError {
-		return Result{}, fmt.Errorf("insert: %w", newException(res.errorMessage))
+		return rawResult{}, fmt.Errorf("%s: %w", op, newException(res.errorMessage))
 	}
-	return Result{RowsWritten: res.rowsWritten}, nil
+	return res, nil
 }
 
 // insertChunk is how much of the body goes to the engine per append.

@@ -6,42 +6,40 @@ import (
 )
 
 func TestSplitInsert(t *testing.T) {
-	tests := []struct {
-		text   string
-		ok     bool
-		stmt   string
-		format string
-		data   string
-	}{
-		{"INSERT INTO t (a, b) FORMAT Native", true, "INSERT INTO t (a, b)", "Native", ""},
-		{"INSERT INTO `db`.`t` (`a`) FORMAT Native\x01\x02", true, "INSERT INTO `db`.`t` (`a`)", "Native", "\x01\x02"},
-		{"insert into t format TabSeparated\n1\t2\n", true, "insert into t", "TabSeparated", "1\t2\n"},
-		{"INSERT INTO t FORMAT CSV  \r\n  1,2\n", true, "INSERT INTO t", "CSV", "  1,2\n"},
-		{"INSERT INTO t FORMAT JSONEachRow {\"a\":1}", true, "INSERT INTO t", "JSONEachRow", "{\"a\":1}"},
-		{"INSERT INTO t VALUES\n(1, 'x\ny'),\n(2, 'z')", true, "INSERT INTO t", "Values", "\n(1, 'x\ny'),\n(2, 'z')"},
-		{"INSERT INTO t SETTINGS async_insert=1 FORMAT Native", true, "INSERT INTO t SETTINGS async_insert=1", "Native", ""},
-		{"INSERT INTO t (format, `values`) FORMAT Native", true, "INSERT INTO t (format, `values`)", "Native", ""},
-		{"/* FORMAT x */ INSERT INTO t -- VALUES\n FORMAT TSV\nx", true, "/* FORMAT x */ INSERT INTO t -- VALUES", "TSV", "x"},
-		{"INSERT INTO FUNCTION file('a FORMAT b', 'CSV') FORMAT CSV\n1", true, "INSERT INTO FUNCTION file('a FORMAT b', 'CSV')", "CSV", "1"},
-		{"INSERT INTO t SELECT 1", false, "", "", ""},
-		{"INSERT INTO t WITH 1 AS x SELECT x", false, "", "", ""},
-		{"INSERT INTO t FROM INFILE 'f' FORMAT CSV", false, "", "", ""},
-		{"INSERT INTO t", false, "", "", ""},
-		{"SELECT 1 FORMAT Native", false, "", "", ""},
-		{"INSERT INTO t FORMAT 'x'", false, "", "", ""},
+	tests := []struct{ text, stmt, format, data string }{
+		{"INSERT INTO t (a, b) FORMAT Native", "INSERT INTO t (a, b)", "Native", ""},
+		{"INSERT INTO `db`.`t` (`a`) FORMAT Native\x01\x02", "INSERT INTO `db`.`t` (`a`)", "Native", "\x01\x02"},
+		{"insert into t format TabSeparated\n1\t2\n", "insert into t", "TabSeparated", "1\t2\n"},
+		{"INSERT INTO t FORMAT CSV  \r\n  1,2\n", "INSERT INTO t", "CSV", "  1,2\n"},
+		{"INSERT INTO t FORMAT JSONEachRow {\"a\":1}", "INSERT INTO t", "JSONEachRow", "{\"a\":1}"},
+		{"INSERT INTO t VALUES\n(1, 'x\ny'),\n(2, 'z')", "INSERT INTO t", "Values", "\n(1, 'x\ny'),\n(2, 'z')"},
+		{"INSERT INTO t SETTINGS async_insert=1 FORMAT Native", "INSERT INTO t SETTINGS async_insert=1", "Native", ""},
+		{"INSERT INTO t (format, `values`) FORMAT Native", "INSERT INTO t (format, `values`)", "Native", ""},
+		{"/* FORMAT x */ INSERT INTO t -- VALUES\n FORMAT TSV\nx", "/* FORMAT x */ INSERT INTO t -- VALUES", "TSV", "x"},
+		{"INSERT INTO FUNCTION file('a FORMAT b', 'CSV') FORMAT CSV\n1", "INSERT INTO FUNCTION file('a FORMAT b', 'CSV')", "CSV", "1"},
 	}
 	for _, tt := range tests {
 		sp, ok := splitInsert(tt.text)
-		if ok != tt.ok {
-			t.Errorf("splitInsert(%q) ok = %v; want %v", tt.text, ok, tt.ok)
-			continue
-		}
 		if !ok {
+			t.Errorf("splitInsert(%q) ok = false; want true", tt.text)
 			continue
 		}
 		if sp.stmt != tt.stmt || sp.format != tt.format || tt.text[sp.data:] != tt.data {
 			t.Errorf("splitInsert(%q) = %q, %q, data %q; want %q, %q, data %q",
 				tt.text, sp.stmt, sp.format, tt.text[sp.data:], tt.stmt, tt.format, tt.data)
+		}
+	}
+	// No data follows the statement: it is not split.
+	for _, text := range []string{
+		"INSERT INTO t SELECT 1",
+		"INSERT INTO t WITH 1 AS x SELECT x",
+		"INSERT INTO t FROM INFILE 'f' FORMAT CSV",
+		"INSERT INTO t",
+		"SELECT 1 FORMAT Native",
+		"INSERT INTO t FORMAT 'x'",
+	} {
+		if _, ok := splitInsert(text); ok {
+			t.Errorf("splitInsert(%q) ok = true; want false", text)
 		}
 	}
 }

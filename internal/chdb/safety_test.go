@@ -49,11 +49,7 @@ func ask(t *testing.T, addr, query string, params url.Values) answer {
 }
 
 func TestGuestsCannotReachOutside(t *testing.T) {
-	srv := chdbtest.Serve(t)
-	owner := chdbtest.Conn(t, srv.Options())
-	if err := owner.Exec(t.Context(), eventsDDL); err != nil {
-		t.Fatalf("owner: create table: %v", err)
-	}
+	srv, _ := serveEvents(t)
 
 	// A secret file, an HTTP server and a TCP port (mysql, postgresql,
 	// remote) that must never be read or reached.
@@ -154,15 +150,8 @@ func TestGuestsCannotReachOutside(t *testing.T) {
 }
 
 func TestGuestsMayRead(t *testing.T) {
-	srv := chdbtest.Serve(t)
+	srv, _ := serveEvents(t, 7)
 	ctx := t.Context()
-	owner := chdbtest.Conn(t, srv.Options())
-	if err := owner.Exec(ctx, eventsDDL); err != nil {
-		t.Fatalf("owner: create table: %v", err)
-	}
-	if err := owner.Exec(ctx, "INSERT INTO events (id, seq) VALUES (generateUUIDv4(), 7)"); err != nil {
-		t.Fatalf("owner: insert: %v", err)
-	}
 	allowed := []string{
 		"SELECT 1",
 		"SELECT version()",
@@ -212,12 +201,8 @@ func TestGuestsMayRead(t *testing.T) {
 }
 
 func TestGuestLimits(t *testing.T) {
-	srv := chdbtest.Serve(t)
+	srv, owner := serveEvents(t)
 	ctx := t.Context()
-	owner := chdbtest.Conn(t, srv.Options())
-	if err := owner.Exec(ctx, eventsDDL); err != nil {
-		t.Fatalf("owner: create table: %v", err)
-	}
 	limits := srv.Engine.ReaderLimits()
 	// Limits in the URL do not lift the connection's.
 	lift := url.Values{"max_execution_time": {"0"}, "max_memory_usage": {"0"}, "max_result_rows": {"0"}}

@@ -1,8 +1,12 @@
 // Package polltest waits for a condition in tests: a test polls for what it
-// waits for instead of sleeping for a guessed time.
+// waits for instead of sleeping for a guessed time. It also runs what a test
+// waits on (Go) and holds the output it polls (Buffer).
 package polltest
 
 import (
+	"bytes"
+	"context"
+	"sync"
 	"testing"
 	"time"
 )
@@ -37,4 +41,44 @@ func UntilEvery(t testing.TB, interval, timeout time.Duration, what string, cond
 	if !Within(timeout, interval, cond) {
 		t.Fatalf("timed out after %v waiting for %s", timeout, what)
 	}
+}
+
+// Buffer is output the code under test writes while the test reads it — a
+// log to poll for a line, or to print when the test fails. Unlike a
+// bytes.Buffer it is safe for both at once.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Go calls run in a goroutine with a context that stop cancels; stop then
+// waits for run to return and fails the test if it returned an error,
+// named by what. The test's cleanup calls stop too; calling it more than
+// once is harmless.
+func Go(t testing.TB, what string, run func(ctx context.Context) error) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	stop = sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	})
+	t.Cleanup(stop)
+	return stop
 }

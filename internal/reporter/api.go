@@ -23,14 +23,15 @@ const DefaultAPIWindow = 24 * time.Hour
 // API is the analytics JSON API: /api/v1/channels, /api/v1/fallback and
 // /api/v1/otps/{otpId}. Errors are RFC 9457 problem details.
 type API struct {
-	db     *store.DB
-	logger *slog.Logger
-	now    func() time.Time
+	db *store.DB
+	responder
+	now func() time.Time
 }
 
 // NewAPI returns the API over db.
 func NewAPI(db *store.DB, logger *slog.Logger) *API {
-	return &API{db: db, logger: logger, now: time.Now}
+	return &API{db: db, now: time.Now, responder: responder{
+		logger: logger, failure: "analytics query", title: "Analytics unavailable", detail: "the ClickHouse query failed"}}
 }
 
 // Mount adds the API's routes to r.
@@ -157,19 +158,35 @@ func (a *API) otp(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid OTP id", Detail: err.Error(), Field: "otpId", Instance: r.URL.Path})
 	case errors.Is(err, store.ErrNotFound):
 		problem.Write(w, problem.Details{Status: http.StatusNotFound, Title: "Unknown OTP", Detail: err.Error(), Instance: r.URL.Path})
-	case err != nil:
-		a.fail(w, r, err)
 	default:
-		writeJSON(w, j)
+		a.reply(w, r, j, err)
 	}
 }
 
-func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+// responder answers for a handler: with JSON, or with a 503 problem when
+// what the handler reads from fails.
+type responder struct {
+	logger        *slog.Logger
+	failure       string // logged with the error
+	title, detail string // of the 503 problem
+}
+
+// reply writes v, or fails with err when it is not nil.
+func (re responder) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
+	if err != nil {
+		re.fail(w, r, err)
+		return
+	}
+	writeJSON(w, v)
+}
+
+// fail logs err and answers 503; a client that left gets nothing.
+func (re responder) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) {
 		return // the client left
 	}
-	a.logger.Error("analytics query", "path", r.URL.Path, "err", err)
-	problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Title: "Analytics unavailable", Detail: "the ClickHouse query failed", Instance: r.URL.Path})
+	re.logger.Error(re.failure, "path", r.URL.Path, "err", err)
+	problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Title: re.title, Detail: re.detail, Instance: r.URL.Path})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

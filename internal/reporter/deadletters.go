@@ -21,15 +21,16 @@ import (
 // DeadLetters lists dead letters and puts them back through the normal path,
 // each once: GET /api/v1/deadletters and POST /api/v1/deadletters/replay.
 type DeadLetters struct {
-	db     *store.DB
-	pub    Publisher
-	logger *slog.Logger
-	mu     sync.Mutex // one replay at a time in this process
+	db  *store.DB
+	pub Publisher
+	responder
+	mu sync.Mutex // one replay at a time in this process
 }
 
 // NewDeadLetters returns the dead-letter API over db, replaying through pub.
 func NewDeadLetters(db *store.DB, pub Publisher, logger *slog.Logger) *DeadLetters {
-	return &DeadLetters{db: db, pub: pub, logger: logger}
+	return &DeadLetters{db: db, pub: pub, responder: responder{
+		logger: logger, failure: "dead letters", title: "Dead letters unavailable", detail: "ClickHouse or NATS failed"}}
 }
 
 // Mount adds the dead-letter routes to r.
@@ -177,17 +178,7 @@ func (d *DeadLetters) replay(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, errNothingSelected):
 		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid replay request", Detail: err.Error(), Field: "ids", Instance: r.URL.Path})
-	case err != nil:
-		d.fail(w, r, err)
 	default:
-		writeJSON(w, res)
+		d.reply(w, r, res, err)
 	}
-}
-
-func (d *DeadLetters) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.Canceled) {
-		return
-	}
-	d.logger.Error("dead letters", "path", r.URL.Path, "err", err)
-	problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Title: "Dead letters unavailable", Detail: "ClickHouse or NATS failed", Instance: r.URL.Path})
 }

@@ -1,13 +1,11 @@
 package sink_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -17,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/sink"
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -38,40 +37,14 @@ func (o *outage) Insert(ctx context.Context, b *store.Batch) error {
 	return o.db.Insert(ctx, b)
 }
 
-// lockedBuffer is a log destination the sink and the test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-
 // runConsumer starts a sink like Pipeline.Run and returns it, its registry
 // and its log.
-func runConsumer(t *testing.T, f *fixture, db sink.Inserter) (*sink.Consumer, *prometheus.Registry, *lockedBuffer) {
+func runConsumer(t *testing.T, f *fixture, db sink.Inserter) (*sink.Consumer, *prometheus.Registry, *polltest.Buffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &polltest.Buffer{}
 	reg := prometheus.NewRegistry()
 	c := sink.NewConsumer(sinkConfig(), f.Broker, db, slog.New(slog.NewTextHandler(logs, nil)), reg)
-	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("sink: %v", err)
-		}
-	})
+	polltest.Go(t, "sink", c.Run)
 	return c, reg, logs
 }
 
@@ -130,7 +103,7 @@ func TestStoreOutageParksNothing(t *testing.T) {
 			if g := gauge(t, reg, "otpscope_sink_store_healthy"); g != 1 {
 				t.Fatalf("otpscope_sink_store_healthy after recovery = %v; want 1", g)
 			}
-			if down, up := logs.count("clickhouse inserts failing"), logs.count("clickhouse inserts healthy again"); down != 1 || up != 1 {
+			if down, up := strings.Count(logs.String(), "clickhouse inserts failing"), strings.Count(logs.String(), "clickhouse inserts healthy again"); down != 1 || up != 1 {
 				t.Fatalf("logged %d failing and %d recovered lines for one outage of %d attempts; want one each", down, up, ins.failures.Load())
 			}
 		})

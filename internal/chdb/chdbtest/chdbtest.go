@@ -190,15 +190,7 @@ func ServeConfig(t testing.TB, cfg chdb.HandlerConfig) *Server {
 	if err != nil {
 		t.Fatalf("start ClickHouse endpoint: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ClickHouse endpoint: %v", err)
-		}
-	})
+	polltest.Go(t, "ClickHouse endpoint", srv.Serve)
 	user, password := h.Credentials()
 	return &Server{
 		Engine: e, Handler: h, Addr: srv.Addr(), User: user, Password: password,

@@ -14,6 +14,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/sink"
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -69,22 +70,7 @@ func Start(t testing.TB) *Pipeline {
 func (p *Pipeline) Run(t testing.TB, cfg sink.Config, db sink.Inserter) (stop func()) {
 	t.Helper()
 	c := sink.NewConsumer(cfg, p.Broker, db, brokertest.Logger(t), prometheus.NewRegistry())
-	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("sink: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	return polltest.Go(t, "sink", c.Run)
 }
 
 // Count runs a query returning one number.
