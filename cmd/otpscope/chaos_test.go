@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,13 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/google/uuid"
 
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/polltest"
@@ -129,57 +126,34 @@ func TestChaos(t *testing.T) {
 	ingest.start(t)
 	reporter.start(t)
 
-	// Steady load: senders post unique webhooks and remember what got 200.
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	codes := map[string]int{}
-	loadCtx, stopLoad := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 5 * time.Second}
-	for range 6 {
-		wg.Go(func() {
-			for loadCtx.Err() == nil {
-				id := uuid.NewString()
-				code, err := postWebhook(client, ingest.listen, id, "DELIVERED", time.Now())
-				mu.Lock()
-				if err != nil {
-					codes["error"]++
-				} else {
-					codes[fmt.Sprint(code)]++
-					if code == http.StatusOK {
-						acked[id] = true
-					}
-				}
-				mu.Unlock()
-				if err != nil || code != http.StatusOK {
-					time.Sleep(50 * time.Millisecond) // pace retries while the service is down, as tyntec does
-				}
-			}
-		})
-	}
-	ackCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	load := webtest.StartLoad(t, 6, func(id string) (int, error) {
+		return postWebhook(client, ingest.listen, id, "DELIVERED", time.Now())
+	})
 	flowing := func(phase string) {
 		t.Helper()
-		before := ackCount()
-		if !polltest.Within(90*time.Second, 50*time.Millisecond, func() bool { return ackCount() >= before+300 }) {
+		before := load.Acked()
+		if !polltest.Within(90*time.Second, 50*time.Millisecond, func() bool { return load.Acked() >= before+300 }) {
 			t.Fatalf("%s: traffic did not flow again:\ningest:\n%s\nreporter:\n%s", phase, ingest.logs, reporter.logs)
 		}
-		t.Logf("%-40s acknowledged so far %d", phase, ackCount())
+		t.Logf("%-48s acknowledged so far %d", phase, load.Acked())
 	}
 
 	flowing("warm-up")
-	reporter.signal(syscall.SIGKILL)
-	reporter.start(t)
-	flowing("reporter killed (-9) and restarted")
-	ingest.signal(syscall.SIGKILL)
-	ingest.start(t)
-	flowing("ingest and NATS killed (-9) and restarted")
-	ingest.signal(syscall.SIGTERM)
-	ingest.start(t)
-	flowing("ingest and NATS stopped (TERM) and restarted")
-	reporter.signal(syscall.SIGTERM)
-	reporter.start(t)
-	flowing("reporter stopped (TERM) and restarted")
+	for _, f := range []struct {
+		what string
+		svc  *service
+		sig  syscall.Signal
+	}{
+		{"reporter killed (-9) and restarted", reporter, syscall.SIGKILL},
+		{"ingest and NATS killed (-9) and restarted", ingest, syscall.SIGKILL},
+		{"ingest and NATS stopped (TERM) and restarted", ingest, syscall.SIGTERM},
+		{"reporter stopped (TERM) and restarted", reporter, syscall.SIGTERM},
+	} {
+		f.svc.signal(f.sig)
+		f.svc.start(t)
+		flowing(f.what)
+	}
 
 	if diskFull {
 		ballast := fill(t, natsDir)
@@ -203,8 +177,8 @@ func TestChaos(t *testing.T) {
 		}
 		flowing("the engine's disk freed, no restart")
 	}
-	stopLoad()
-	wg.Wait()
+	load.Stop()
+	acked, codes := load.AckedIDs(), load.Codes()
 
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chListen}, Protocol: clickhouse.HTTP})
 	if err != nil {

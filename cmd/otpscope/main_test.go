@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -197,36 +196,15 @@ func TestCrashSafety(t *testing.T) {
 	in := newInstance(t, t.TempDir())
 	in.start(t)
 
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 5 * time.Second}
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ctx.Err() == nil && i < 5000; i++ {
-				id := uuid.NewString()
-				code, err := postWebhook(client, in.listen, id, "DELIVERED", time.Now())
-				if err == nil && code == http.StatusOK {
-					mu.Lock()
-					acked[id] = true
-					mu.Unlock()
-				}
-				_ = w
-			}
-		}()
-	}
-	// Kill once some traffic was acknowledged and more is in flight.
-	polltest.Within(30*time.Second, 10*time.Millisecond, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(acked) >= 300
+	load := webtest.StartLoad(t, 8, func(id string) (int, error) {
+		return postWebhook(client, in.listen, id, "DELIVERED", time.Now())
 	})
+	// Kill once some traffic was acknowledged and more is in flight.
+	polltest.Within(30*time.Second, 10*time.Millisecond, func() bool { return load.Acked() >= 300 })
 	in.kill()
-	cancel()
-	wg.Wait()
+	load.Stop()
+	acked := load.AckedIDs()
 	if len(acked) < 300 {
 		t.Fatalf("only %d webhooks acknowledged before the kill:\n%s", len(acked), in.logs)
 	}
