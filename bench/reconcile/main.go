@@ -136,8 +136,11 @@ func bench(ctx context.Context, o options) error {
 
 	sim, err := tyntecsim.New(tyntecsim.Config{
 		Seed: 42, TimeScale: o.speed,
-		Callbacks: []tyntec.NewCallbackConfig{{URL: "http://" + hookLn.Addr().String() + "/webhooks/tyntec"}},
-		Webhook:   tyntecsim.WebhookPolicy{Workers: 32},
+		// The poller reconciles v4 OTPs through v1 /events, which assumes
+		// one OTP store for both versions.
+		SharedVersions: true,
+		Callbacks:      []tyntec.NewCallbackConfig{{URL: "http://" + hookLn.Addr().String() + "/webhooks/tyntec"}},
+		Webhook:        tyntecsim.WebhookPolicy{Workers: 32},
 		// tyntec's budget, enforced by the simulator too: a 429 would show.
 		Faults: tyntecsim.Faults{RateLimit: o.limit, RatePeriod: wall(o.period)},
 	})

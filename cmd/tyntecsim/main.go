@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -68,10 +70,11 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.SetOutput(out)
 	c := &o.cfg
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8090", "address to serve the simulated tyntec API on")
-	fs.Int64Var(&c.Seed, "seed", 1, "seed of every random choice")
+	fs.Int64Var(&c.Seed, "seed", 0, "seed of every random choice (0 = a fresh random seed, logged at start)")
 	fs.Var(&o.apiKeys, "api-key", "accepted apiKey header value (repeatable; default "+tyntecsim.DefaultAPIKey+")")
 	fs.Float64Var(&c.TimeScale, "time-scale", 1, "simulated seconds per wall-clock second")
-	fs.DurationVar(&c.OTPExpiry, "otp-expiry", 300*time.Second, "OTP validity (simulated time)")
+	fs.DurationVar(&c.OTPExpiry, "otp-expiry", 0, "OTP validity for every OTP (simulated time; 0 = the template's codeExpirationTime for v4, 300s for v1)")
+	fs.BoolVar(&c.SharedVersions, "shared-versions", false, "one OTP store for v1 and v4 (assumed, no seed says tyntec shares them): v1 reads, events, checks and re-sends v4 OTPs")
 	fs.Float64Var(&c.Traffic.Rate, "rate", 0, "generated OTPs per second (0 = none)")
 	fs.Float64Var(&c.Traffic.V1Share, "v1-share", 0, "share of generated OTPs sent through the v1 API")
 	fs.Float64Var(&c.Traffic.VerifyShare, "verify-share", 0.8, "share of delivered generated OTPs whose user verifies the code")
@@ -92,7 +95,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&c.Faults.RetryAfter, "retry-after", 0, "fixed Retry-After of a 429 (0 = until the window frees a call)")
 	fs.IntVar(&c.Webhook.MaxAttempts, "webhook-max-attempts", 5, "attempts per webhook before giving up")
 	fs.DurationVar(&c.Webhook.InitialBackoff, "webhook-backoff", time.Second, "first webhook retry delay, doubled per retry (simulated time)")
-	fs.StringVar(&o.truthFile, "truth-file", "", "write the ground truth as JSON to this file on exit")
+	fs.StringVar(&o.truthFile, "truth-file", "", "write the ground truth (every OTP and the summary, snake_case JSON) to this file on exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -167,6 +170,11 @@ func serve(ctx context.Context, args []string, log *slog.Logger, ready chan<- st
 		return err
 	}
 	o.cfg.Logger = log
+	if o.cfg.Seed == 0 {
+		// A fresh seed per run unless asked: a restarted demo must not tell
+		// the same story again. Logged below so a run can be repeated.
+		o.cfg.Seed = rand.Int64N(math.MaxInt64) + 1
+	}
 	sim, err := tyntecsim.New(o.cfg)
 	if err != nil {
 		return err
@@ -182,7 +190,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger, ready chan<- st
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("tyntec simulator listening", "addr", ln.Addr().String(), "seed", o.cfg.Seed, "time_scale", o.cfg.TimeScale, "rate", o.cfg.Traffic.Rate)
+	log.Info("tyntec simulator listening", "addr", ln.Addr().String(), "seed", o.cfg.Seed, "time_scale", o.cfg.TimeScale, "rate", o.cfg.Traffic.Rate, "shared_versions", o.cfg.SharedVersions)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -198,7 +206,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger, ready chan<- st
 	}
 	_ = sim.Close()
 	if o.truthFile != "" {
-		if werr := writeTruth(o.truthFile, sim.Truth()); werr != nil && err == nil {
+		if werr := writeTruth(o.truthFile, sim); werr != nil && err == nil {
 			err = werr
 		}
 	}
@@ -208,8 +216,18 @@ func serve(ctx context.Context, args []string, log *slog.Logger, ready chan<- st
 	return err
 }
 
-func writeTruth(path string, t tyntecsim.Truth) error {
-	b, err := json.MarshalIndent(t, "", "  ")
+// truthFile is what --truth-file holds: GET /_sim/truth with every OTP on
+// one page, plus GET /_sim/truth/summary.
+type truthFile struct {
+	tyntecsim.Truth
+	Summary tyntecsim.Summary `json:"summary"`
+}
+
+// writeTruth writes the whole truth as compact JSON (indenting doubled the
+// size of a long run's file).
+func writeTruth(path string, sim *tyntecsim.Sim) error {
+	t := sim.Truth()
+	b, err := json.Marshal(truthFile{Truth: t, Summary: t.Summary()})
 	if err != nil {
 		return fmt.Errorf("encode truth: %w", err)
 	}

@@ -213,7 +213,7 @@ func (a *App) Banner(w io.Writer) {
 		lines = append(lines, "  poller       off (no --tyntec-api-key)")
 	}
 	if a.sim != nil {
-		lines = append(lines, fmt.Sprintf("  simulator    %s (tyntec API; ground truth at /_sim/truth), %.3g OTPs/s", a.sim.URL(), a.cfg.Simulate.Rate))
+		lines = append(lines, fmt.Sprintf("  simulator    %s (tyntec API; ground truth at /_sim/truth), %.3g OTPs/s, seed %d", a.sim.URL(), a.cfg.Simulate.Rate, a.cfg.Simulate.Seed))
 	}
 	fmt.Fprintln(w, strings.Join(lines, "\n"))
 }

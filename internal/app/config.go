@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	mrand "math/rand/v2"
 	"net"
 	"slices"
 	"time"
@@ -96,6 +98,11 @@ type SimulateConfig struct {
 	// DropWebhooks is the share of webhooks the simulator never sends, for the
 	// poller to recover.
 	DropWebhooks float64
+	// SharedVersions makes the simulator's v1 and v4 APIs one OTP store, an
+	// assumption about tyntec no seed makes (tyntecsim.Config.SharedVersions).
+	// The poller recovers lost v4 webhooks through v1, so DropWebhooks > 0
+	// turns it on.
+	SharedVersions bool
 	// Channels overrides the simulated channels (tests use fast ones).
 	Channels map[events.Channel]tyntecsim.Channel
 }
@@ -136,10 +143,11 @@ func (s *SimulateConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.Listen, "simulate-listen", "127.0.0.1:8090", "address of the simulated tyntec API (and GET /_sim/truth)")
 	fs.Float64Var(&s.Rate, "simulate-rate", 5, "generated OTPs per second")
 	fs.IntVar(&s.Count, "simulate-count", 0, "stop generating after this many OTPs (0 = never)")
-	fs.Int64Var(&s.Seed, "simulate-seed", 1, "seed of the simulator's random choices")
+	fs.Int64Var(&s.Seed, "simulate-seed", 0, "seed of the simulator's random choices (0 = a fresh random seed per run, printed at start)")
 	fs.Float64Var(&s.TimeScale, "simulate-time-scale", 1, "simulated seconds per wall-clock second")
 	fs.Float64Var(&s.V1Share, "simulate-v1-share", 0, "share of generated OTPs sent through tyntec's v1 API")
-	fs.Float64Var(&s.DropWebhooks, "simulate-drop-webhooks", 0, "share of webhooks the simulator never sends (the poller recovers them)")
+	fs.Float64Var(&s.DropWebhooks, "simulate-drop-webhooks", 0, "share of webhooks the simulator never sends (the poller recovers them; implies --simulate-shared-versions)")
+	fs.BoolVar(&s.SharedVersions, "simulate-shared-versions", false, "the simulator's v1 API also serves v4 OTPs and v4 also v1 OTPs (an assumption about tyntec no seed makes)")
 }
 
 // Complete derives what the modules share from the flags — the one place
@@ -154,6 +162,10 @@ func (c *Config) Complete() {
 	}
 	if c.Poller.Tyntec.APIKey == "" {
 		c.Poller.Tyntec.APIKey = tyntecsim.DefaultAPIKey // its base URL is known once bound
+	}
+	if c.Simulate.Seed == 0 {
+		// A fresh story per run: the banner prints the seed to repeat it.
+		c.Simulate.Seed = mrand.Int64N(math.MaxInt64) + 1
 	}
 	if len(c.Ingest.Tokens) == 0 && !c.Ingest.InsecureNoAuth {
 		var b [24]byte

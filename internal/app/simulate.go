@@ -33,7 +33,10 @@ func newSimulator(s SimulateConfig, logger *slog.Logger) (*simulator, error) {
 		TimeScale: s.TimeScale,
 		Channels:  s.Channels,
 		Faults:    tyntecsim.Faults{WebhookDrop: s.DropWebhooks},
-		Logger:    logger,
+		// The poller recovers lost v4 webhooks through v1 /events, which
+		// needs v1 to serve v4 OTPs: without it dropped webhooks stay lost.
+		SharedVersions: s.SharedVersions || s.DropWebhooks > 0,
+		Logger:         logger,
 	})
 	if err != nil {
 		ln.Close()

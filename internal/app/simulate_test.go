@@ -32,7 +32,10 @@ func TestLostWebhooksRecovered(t *testing.T) {
 		channels[name] = c
 	}
 	const otps = 40
-	cfg.Simulate = app.SimulateConfig{Enabled: true, Listen: "127.0.0.1:0", Rate: 20, Count: otps, Seed: 7, TimeScale: 1, DropWebhooks: 0.3, Channels: channels}
+	cfg.Simulate = app.SimulateConfig{Enabled: true, Listen: "127.0.0.1:0", Rate: 20, Count: otps, Seed: 7, TimeScale: 1, DropWebhooks: 0.3, Channels: channels,
+		// The poller recovers lost v4 webhooks through v1 /events, which
+		// assumes one OTP store for both versions (DropWebhooks implies it too).
+		SharedVersions: true}
 	cfg.Poller.Schedule = "@every 1s"
 	cfg.Poller.Settle = time.Second
 	cfg.Poller.Recheck = time.Second

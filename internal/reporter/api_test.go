@@ -60,8 +60,11 @@ func newTraffic(t *testing.T) *traffic {
 
 	sim, err := tyntecsim.New(tyntecsim.Config{
 		Seed: 6, TimeScale: 2000, Start: simStart,
-		Callbacks: []tyntec.NewCallbackConfig{{URL: hooks.URL + ingest.WebhookPath, Headers: map[string]string{"X-Webhook-Token": webhookToken}}},
-		Faults:    tyntecsim.Faults{WebhookDrop: 0.08, WebhookDuplicate: 0.15, WebhookReorder: 0.15},
+		// The poller recovers the dropped v4 webhooks through v1 /events,
+		// which assumes one OTP store for both versions.
+		SharedVersions: true,
+		Callbacks:      []tyntec.NewCallbackConfig{{URL: hooks.URL + ingest.WebhookPath, Headers: map[string]string{"X-Webhook-Token": webhookToken}}},
+		Faults:         tyntecsim.Faults{WebhookDrop: 0.08, WebhookDuplicate: 0.15, WebhookReorder: 0.15},
 		Channels: map[events.Channel]tyntecsim.Channel{ // more failures than the defaults, so that fallbacks are plentiful
 			events.ChannelSMS: {DeliveryProbability: 0.7, Latency: tyntecsim.LogNormal{Median: 3 * time.Second, P95: 15 * time.Second}, Timeout: 40 * time.Second, DispatchDelay: 200 * time.Millisecond},
 		},

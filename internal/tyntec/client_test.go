@@ -349,7 +349,8 @@ func TestClientErrorClasses(t *testing.T) {
 }
 
 func TestClientHonoursRetryAfter(t *testing.T) {
-	e := newEnv(t, tyntecsim.Config{Seed: 1, Faults: tyntecsim.Faults{RateLimit: 2, RatePeriod: time.Second}}, tyntec.Config{}, nil)
+	// SharedVersions: the OTP is read through v4 and re-sent through v1.
+	e := newEnv(t, tyntecsim.Config{Seed: 1, SharedVersions: true, Faults: tyntecsim.Faults{RateLimit: 2, RatePeriod: time.Second}}, tyntec.Config{}, nil)
 	id, err := e.sim.Send(tyntec.NewOTPRequest{To: "+491700000007"})
 	if err != nil {
 		t.Fatal(err)

@@ -14,12 +14,26 @@ import (
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
-// Defaults of the simulated v1 default application.
+// Defaults of the simulated v1 default application: attempts, expire and
+// pinLength are those of tyntec's v1 example application.
 const (
 	v1AccountID     = "tyntecsim-account"
 	v1ApplicationID = "default"
 	v1Attempts      = 3
 	v1PinLength     = 4
+	v1Expire        = 300 * time.Second
+)
+
+// v1 error codes. tyntec's ErrorResponse has a code but the seeds list none,
+// so these are assumed, and prefixed "sim-" to say so.
+const (
+	v1CodeNumber    = "sim-1001"
+	v1CodeVia       = "sim-1002"
+	v1CodeOTPCode   = "sim-1003"
+	v1CodeBadArg    = "sim-1004"
+	v1CodePinLength = "sim-1006"
+	v1CodeNotValid  = "sim-1401"
+	v1CodeNotFound  = "sim-1404"
 )
 
 var e164 = regexp.MustCompile(`^\+?[1-9][0-9]{6,14}$`)
@@ -64,27 +78,37 @@ func (s *Sim) v1SendOTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	number := q.Get("number")
 	if !e164.MatchString(number) {
-		s.v1Error(w, http.StatusBadRequest, "1001", "number must be in E.164 format")
+		s.v1Error(w, http.StatusBadRequest, v1CodeNumber, "number must be in E.164 format")
 		return
 	}
 	ch, ok := v1Channel(q.Get("via"))
 	if !ok {
-		s.v1Error(w, http.StatusBadRequest, "1002", "via must be AUTO, SMS or VOICE")
+		s.v1Error(w, http.StatusBadRequest, v1CodeVia, "via must be AUTO, SMS or VOICE")
 		return
 	}
 	pin := v1PinLength
 	if v := q.Get("pinLength"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 4 || n > 11 {
-			s.v1Error(w, http.StatusBadRequest, "1006", "PIN length should be between 4 to 10 digits.")
+			s.v1Error(w, http.StatusBadRequest, v1CodePinLength, "PIN length should be between 4 to 10 digits.")
 			return
 		}
 		pin = n
 	}
+	var alnum bool
+	if v := q.Get("alphaNumeric"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.v1Error(w, http.StatusBadRequest, v1CodeBadArg, "alphaNumeric must be true or false")
+			return
+		}
+		alnum = b
+	}
 	s.mu.Lock()
 	o := s.createOTP(newOTP{
 		api: APIv1, to: number, code: q.Get("otpCode"), channels: []events.Channel{ch},
-		allowed: v1Attempts, codeLen: pin, appID: q.Get("applicationId"), refID: q.Get("referenceId"),
+		allowed: v1Attempts, codeLen: pin, alnum: alnum, expiry: v1Expire,
+		appID: q.Get("applicationId"), refID: q.Get("referenceId"),
 	})
 	v := s.v1View(o)
 	s.mu.Unlock()
@@ -94,13 +118,13 @@ func (s *Sim) v1SendOTP(w http.ResponseWriter, r *http.Request) {
 func (s *Sim) v1ListOTPs(w http.ResponseWriter, r *http.Request) {
 	number := r.URL.Query().Get("number")
 	if number == "" {
-		s.v1Error(w, http.StatusBadRequest, "1001", "number is required")
+		s.v1Error(w, http.StatusBadRequest, v1CodeNumber, "number is required")
 		return
 	}
 	s.mu.Lock()
 	var out []tyntec.V1OTP
 	for _, o := range s.otps {
-		if !o.deleted && o.to == number {
+		if !o.deleted && o.to == number && s.serves(o, APIv1) {
 			out = append(out, s.v1View(o))
 		}
 	}
@@ -115,8 +139,8 @@ func (s *Sim) v1ListOTPs(w http.ResponseWriter, r *http.Request) {
 // withOTP runs fn on a live OTP under s.mu, or answers 404.
 func (s *Sim) withOTP(w http.ResponseWriter, r *http.Request, fn func(o *otp)) {
 	id := chi.URLParam(r, "id")
-	if !s.withLive(id, fn) {
-		s.v1Error(w, http.StatusNotFound, "1404", "OTP "+id+" was not found.")
+	if !s.withLive(id, APIv1, fn) {
+		s.v1Error(w, http.StatusNotFound, v1CodeNotFound, "OTP "+id+" was not found.")
 	}
 }
 
@@ -150,13 +174,13 @@ func (s *Sim) v1Resend(w http.ResponseWriter, r *http.Request) {
 	}
 	ch, ok := v1Channel(via)
 	if !ok {
-		s.v1Error(w, http.StatusBadRequest, "1002", "via must be AUTO, SMS or VOICE")
+		s.v1Error(w, http.StatusBadRequest, v1CodeVia, "via must be AUTO, SMS or VOICE")
 		return
 	}
 	s.withOTP(w, r, func(o *otp) {
 		now := s.clock.now()
 		if !o.open(now) {
-			s.v1Error(w, http.StatusUnauthorized, "1401", "OTP is not valid anymore.")
+			s.v1Error(w, http.StatusUnauthorized, v1CodeNotValid, "OTP is not valid anymore.")
 			return
 		}
 		s.resend(o, via, ch, now)
@@ -169,7 +193,7 @@ func (s *Sim) v1Resend(w http.ResponseWriter, r *http.Request) {
 func (s *Sim) v1Check(w http.ResponseWriter, r *http.Request) {
 	code := r.URL.Query().Get("otpCode")
 	if code == "" {
-		s.v1Error(w, http.StatusBadRequest, "1003", "otpCode is required")
+		s.v1Error(w, http.StatusBadRequest, v1CodeOTPCode, "otpCode is required")
 		return
 	}
 	s.withOTP(w, r, func(o *otp) {

@@ -1,9 +1,12 @@
 package tyntecsim
 
 import (
+	"cmp"
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -42,6 +45,9 @@ func (s *Sim) v4Request(req tyntec.NewOTPRequest) (n newOTP, field, msg string) 
 	if req.OTPCode != "" && !otpCodePattern.MatchString(req.OTPCode) {
 		return n, "otpCode", "must be 4 to 11 characters without upper-case letters"
 	}
+	if req.LanguageCode != "" && !validLanguage(req.LanguageCode) {
+		return n, "languageCode", "must be one of " + strings.Join(languageCodes, ", ")
+	}
 	prof, ok := s.profiles[0], true
 	if req.ProfileName != "" {
 		i := slices.IndexFunc(s.profiles, func(p tyntec.Profile) bool { return p.Name == req.ProfileName })
@@ -60,11 +66,32 @@ func (s *Sim) v4Request(req tyntec.NewOTPRequest) (n newOTP, field, msg string) 
 		}
 		prio = s.priorities[i]
 	}
+	n, ok = s.v4OTP(req.To, req.OTPCode, req.LanguageCode, prof, prio)
+	if !ok {
+		return n, "priorityName", "profile " + prof.Name + " has no usable template for any channel of priority " + prio.Name
+	}
+	return n, "", ""
+}
+
+// v4OTP decides a v4 OTP of profile prof sent along priority prio: the
+// channels it can use, its code alphabet and its validity (the
+// codeExpirationTime of the template for its first channel). False when no
+// channel is usable. Callers hold s.mu.
+func (s *Sim) v4OTP(to, code, lang string, prof tyntec.Profile, prio tyntec.Priority) (newOTP, bool) {
+	chs := s.usableChannels(prof, prio)
+	if len(chs) == 0 {
+		return newOTP{}, false
+	}
+	tpl, _ := s.profileTemplate(prof, chs[0], cmp.Or(lang, defaultLanguage))
 	allowed := prof.Attempts
 	if allowed <= 0 {
-		allowed = 3
+		allowed = 3 // assumed, as tyntec's v1 default application
 	}
-	return newOTP{api: APIv4, to: req.To, code: req.OTPCode, profile: prof, priority: prio, allowed: allowed, codeLen: prof.OTPCodeLength}, "", ""
+	return newOTP{
+		api: APIv4, to: to, code: code, profile: prof, priority: prio, channels: chs, allowed: allowed,
+		codeLen: prof.OTPCodeLength, alnum: prof.Alphanumeric,
+		expiry: time.Duration(tpl.CodeExpirationTime) * time.Minute,
+	}, true
 }
 
 func (s *Sim) v4SendOTP(w http.ResponseWriter, r *http.Request) {
@@ -92,7 +119,7 @@ func (s *Sim) v4ListOTPs(w http.ResponseWriter, r *http.Request) {
 	out := []tyntec.OTP{}
 	for _, o := range s.otps {
 		v := s.v4View(o)
-		if o.deleted || (to != "" && v.To != to) || (status != "" && string(v.OTPStatus) != status) {
+		if o.deleted || !s.serves(o, APIv4) || (to != "" && v.To != to) || (status != "" && string(v.OTPStatus) != status) {
 			continue
 		}
 		out = append(out, v)
@@ -101,20 +128,25 @@ func (s *Sim) v4ListOTPs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// lookup returns a live OTP. Callers hold s.mu.
-func (s *Sim) lookup(id string) (*otp, bool) {
+// serves reports whether API version api shows OTP o: its own OTPs, or
+// every OTP with Config.SharedVersions.
+func (s *Sim) serves(o *otp, api string) bool { return s.cfg.SharedVersions || o.api == api }
+
+// lookup returns a live OTP that API version api shows. Callers hold s.mu.
+func (s *Sim) lookup(id, api string) (*otp, bool) {
 	o, ok := s.byID[id]
-	if !ok || o.deleted {
+	if !ok || o.deleted || !s.serves(o, api) {
 		return nil, false
 	}
 	return o, true
 }
 
-// withLive runs fn on the live OTP id under s.mu; false when there is none.
-func (s *Sim) withLive(id string, fn func(o *otp)) bool {
+// withLive runs fn under s.mu on the live OTP id that API version api
+// shows; false when there is none.
+func (s *Sim) withLive(id, api string, fn func(o *otp)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, ok := s.lookup(id)
+	o, ok := s.lookup(id, api)
 	if ok {
 		fn(o)
 	}
@@ -123,7 +155,7 @@ func (s *Sim) withLive(id string, fn func(o *otp)) bool {
 
 // v4WithOTP runs fn on a live OTP under s.mu, or answers 404 and reports false.
 func (s *Sim) v4WithOTP(w http.ResponseWriter, id string, fn func(o *otp)) bool {
-	if !s.withLive(id, fn) {
+	if !s.withLive(id, APIv4, fn) {
 		writeNotFound(w, id)
 		return false
 	}
@@ -137,10 +169,11 @@ func (s *Sim) v4GetOTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// v4DeleteOTP answers 200 whether or not the OTP exists: the seed documents
+// only 200 and 500 for it (assumed: deleting what is not there succeeds).
 func (s *Sim) v4DeleteOTP(w http.ResponseWriter, r *http.Request) {
-	if s.v4WithOTP(w, chi.URLParam(r, "id"), func(o *otp) { o.deleted = true }) {
-		w.WriteHeader(http.StatusOK)
-	}
+	s.withLive(chi.URLParam(r, "id"), APIv4, func(o *otp) { o.deleted = true })
+	w.WriteHeader(http.StatusOK)
 }
 
 func (s *Sim) v4Validate(w http.ResponseWriter, r *http.Request) {
@@ -152,10 +185,14 @@ func (s *Sim) v4Validate(w http.ResponseWriter, r *http.Request) {
 		writeViolation(w, "otpCode", "size must be between 4 and 11")
 		return
 	}
+	// The seed documents 200, 400 and 500 only: an unknown OTP is a
+	// constraint violation on the path's otp-id (assumed message).
 	var result events.OTPState
-	if s.v4WithOTP(w, chi.URLParam(r, "id"), func(o *otp) { result = s.check(o, req.OTPCode, APIv4, s.clock.now()) }) {
-		writeJSON(w, http.StatusOK, tyntec.ValidateOTPResponse{OTPStatus: result})
+	if !s.withLive(chi.URLParam(r, "id"), APIv4, func(o *otp) { result = s.check(o, req.OTPCode, APIv4, s.clock.now()) }) {
+		writeViolation(w, "otp-id", "OTP not found")
+		return
 	}
+	writeJSON(w, http.StatusOK, tyntec.ValidateOTPResponse{OTPStatus: result})
 }
 
 func (s *Sim) v4ListCallbacks(w http.ResponseWriter, r *http.Request) {
@@ -184,8 +221,12 @@ func (s *Sim) v4CreateCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	cb := s.addCallback(req)
+	cb, ok := s.addCallback(req)
 	s.mu.Unlock()
+	if !ok {
+		writeJSON(w, http.StatusConflict, v4Problem{Status: http.StatusConflict, Title: "Conflict", Detail: "Callback configuration already exists."})
+		return
+	}
 	writeJSON(w, http.StatusCreated, tyntec.CreatedID{ID: cb.ID})
 }
 

@@ -16,6 +16,15 @@ import (
 // DefaultAPIKey is the API key the simulator accepts when Config.APIKeys is empty.
 const DefaultAPIKey = "sim-api-key"
 
+// DefaultWhatsAppAccountID is the WhatsApp configuration the simulated
+// account starts with, so that the built-in profiles' WhatsApp templates are
+// allowed.
+const DefaultWhatsAppAccountID = "289a1c20-06c5-4964-b32d-24d214a78ae5"
+
+// DefaultCodeExpiration is the codeExpirationTime of the built-in templates:
+// 5 minutes, the 300 s of tyntec's v1 default application.
+const DefaultCodeExpiration = 5 * time.Minute
+
 // Config configures a Sim. Zero fields take the defaults documented on them.
 type Config struct {
 	// Seed makes every random choice reproducible.
@@ -39,10 +48,25 @@ type Config struct {
 	// OTP that names none.
 	Priorities []tyntec.Priority
 	Profiles   []tyntec.Profile
+	// Templates replace the built-in ones (DefaultTemplates) when not empty.
+	// A v4 OTP expires after the codeExpirationTime of the template its
+	// profile names for its first channel and language.
+	Templates []Template
 	// Callbacks are registered at start, as if created through the API.
 	Callbacks []tyntec.NewCallbackConfig
-	// OTPExpiry of every OTP, default 300 s (simulated).
+	// OTPExpiry, when set, overrides every OTP's validity (simulated): the
+	// template's codeExpirationTime for v4, the default application's expire
+	// (300 s, as tyntec's v1 example shows) for v1.
 	OTPExpiry time.Duration
+	// SharedVersions makes v1 and v4 one OTP store: v1 reads, events, checks
+	// and re-sends v4 OTPs and v4 reads v1 OTPs. No seed says tyntec does
+	// this; by default each version answers 404 for the other's OTPs.
+	SharedVersions bool
+	// WhatsAppAccountID is the account's WhatsApp configuration, default
+	// DefaultWhatsAppAccountID; NoWhatsApp starts without one, so profiles
+	// with a WHATSAPP channel are refused (403) and WhatsApp is skipped.
+	WhatsAppAccountID string
+	NoWhatsApp        bool
 
 	Faults  Faults
 	Webhook WebhookPolicy
@@ -159,20 +183,42 @@ func DefaultPriorities() []tyntec.Priority {
 	}
 }
 
-// DefaultProfiles returns the built-in profiles.
+// defaultChannels are the channels every built-in profile has a template for.
+var defaultChannels = []events.Channel{events.ChannelSMS, events.ChannelVoice, events.ChannelViber, events.ChannelWhatsApp}
+
+// DefaultProfiles returns the built-in profiles: one en_US template per
+// channel each (see DefaultTemplates); payment is alphanumeric.
 func DefaultProfiles() []tyntec.Profile {
-	p := func(id, name string, attempts, length int) tyntec.Profile {
-		pr := tyntec.Profile{ID: id, Name: name, Attempts: attempts, OTPCodeLength: length}
-		for _, ch := range []events.Channel{events.ChannelSMS, events.ChannelVoice, events.ChannelViber, events.ChannelWhatsApp} {
-			pr.Channels = append(pr.Channels, tyntec.ProfileChannel{Type: ch, Templates: []tyntec.Template{{Name: name + "_" + string(ch), LanguageCode: "en_US"}}})
+	p := func(id, name string, attempts, length int, alnum bool) tyntec.Profile {
+		pr := tyntec.Profile{ID: id, Name: name, Alphanumeric: alnum, Attempts: attempts, OTPCodeLength: length}
+		for _, ch := range defaultChannels {
+			pr.Channels = append(pr.Channels, tyntec.ProfileChannel{Type: ch, Templates: []tyntec.Template{{Name: templateName(name, ch), LanguageCode: "en_US"}}})
 		}
 		return pr
 	}
 	return []tyntec.Profile{
-		p("adbe6521-f5bd-4295-9fd9-776debdf7d01", "tyntec_profile_register", 3, 6),
-		p("adbe6521-f5bd-4295-9fd9-776debdf7d02", "tyntec_profile_login", 3, 6),
-		p("adbe6521-f5bd-4295-9fd9-776debdf7d03", "tyntec_profile_payment", 5, 8),
+		p("adbe6521-f5bd-4295-9fd9-776debdf7d01", "tyntec_profile_register", 3, 6, false),
+		p("adbe6521-f5bd-4295-9fd9-776debdf7d02", "tyntec_profile_login", 3, 6, false),
+		p("adbe6521-f5bd-4295-9fd9-776debdf7d03", "tyntec_profile_payment", 5, 8, true),
 	}
+}
+
+func templateName(profile string, ch events.Channel) string { return profile + "_" + string(ch) }
+
+// DefaultTemplates returns the templates of the built-in profiles, each
+// valid DefaultCodeExpiration.
+func DefaultTemplates() []Template {
+	var out []Template
+	for _, p := range []string{"tyntec_profile_register", "tyntec_profile_login", "tyntec_profile_payment"} {
+		for _, ch := range defaultChannels {
+			out = append(out, Template{
+				Name: templateName(p, ch), Channel: ch, Language: "en_US",
+				CodeExpirationTime: int(DefaultCodeExpiration / time.Minute),
+				Message:            "tyntec: {{otp_code}} is your security code. Your code will expire in {{expiration_time}} minutes. Don't share this code.",
+			})
+		}
+	}
+	return out
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -194,7 +240,14 @@ func (c Config) withDefaults() Config {
 	if len(c.Profiles) == 0 {
 		c.Profiles = DefaultProfiles()
 	}
-	c.OTPExpiry = cmp.Or(c.OTPExpiry, 300*time.Second)
+	if len(c.Templates) == 0 {
+		c.Templates = DefaultTemplates()
+	}
+	if c.NoWhatsApp {
+		c.WhatsAppAccountID = ""
+	} else {
+		c.WhatsAppAccountID = cmp.Or(c.WhatsAppAccountID, DefaultWhatsAppAccountID)
+	}
 	f := &c.Faults
 	f.ReorderDelay = cmp.Or(f.ReorderDelay, 10*time.Second)
 	f.APIErrorStatus = cmp.Or(f.APIErrorStatus, http.StatusInternalServerError)
@@ -247,6 +300,19 @@ func (c Config) Validate() error {
 	}
 	if d.Webhook.MaxAttempts < 1 {
 		return errors.New("webhook max attempts: want >= 1")
+	}
+	if d.OTPExpiry < 0 {
+		return fmt.Errorf("OTP expiry %s: want >= 0", d.OTPExpiry)
+	}
+	for _, tp := range d.Templates {
+		if tp.CodeExpirationTime <= 0 {
+			return fmt.Errorf("template %q codeExpirationTime %d: want > 0 minutes", tp.Name, tp.CodeExpirationTime)
+		}
+	}
+	for _, p := range d.Profiles {
+		if d.WhatsAppAccountID == "" && hasChannel(p, events.ChannelWhatsApp) {
+			return fmt.Errorf("profile %q has a WHATSAPP channel but there is no WhatsApp configuration", p.Name)
+		}
 	}
 	for _, p := range d.Priorities {
 		if len(p.ChannelPriority) == 0 {

@@ -1,9 +1,12 @@
 package tyntecsim
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
@@ -12,6 +15,7 @@ import (
 
 // otp is the simulator's state of one OTP. Guarded by Sim.mu.
 type otp struct {
+	seq               uint64 // creation order, from 1
 	id, api, to, code string
 	profileID         string
 	profileName       string
@@ -59,9 +63,11 @@ type newOTP struct {
 	api, to, code string
 	profile       tyntec.Profile
 	priority      tyntec.Priority
-	channels      []events.Channel // v1: the one channel asked for
+	channels      []events.Channel // the channels to try, in order
 	allowed       int
 	codeLen       int
+	alnum         bool          // generate a lower-case alphanumeric code
+	expiry        time.Duration // validity from creation
 	appID, refID  string
 	generated     bool
 }
@@ -70,27 +76,25 @@ type newOTP struct {
 func (s *Sim) createOTP(n newOTP) *otp {
 	s.seq++
 	o := &otp{
-		id: s.newID(), api: n.api, to: n.to, code: n.code,
+		seq: s.seq, id: newOTPID(), api: n.api, to: n.to, code: n.code,
 		applicationID: n.appID, referenceID: n.refID,
 		allowed: n.allowed, status: events.OTPActive, generated: n.generated,
 		rng: rand.New(rand.NewPCG(uint64(s.cfg.Seed), 1000+s.seq)),
 	}
 	if n.api == APIv4 {
 		o.profileID, o.profileName, o.priorityName = n.profile.ID, n.profile.Name, n.priority.Name
-		o.channels = sortedChannels(n.priority)
-	} else {
-		o.channels = n.channels
 	}
+	o.channels = slices.Clone(n.channels)
 	if o.code == "" {
-		length := max(4, n.codeLen)
-		b := make([]byte, length)
+		alpha := codeAlphabet(n.alnum)
+		b := make([]byte, max(4, n.codeLen))
 		for i := range b {
-			b[i] = byte('0' + o.rng.IntN(10))
+			b[i] = alpha[o.rng.IntN(len(alpha))]
 		}
 		o.code = string(b)
 	}
 	o.created = s.clock.now()
-	o.expire = o.created.Add(s.cfg.OTPExpiry)
+	o.expire = o.created.Add(cmp.Or(s.cfg.OTPExpiry, n.expiry))
 	s.otps = append(s.otps, o)
 	s.byID[o.id] = o
 	o.events = append(o.events, v1Event(events.V1EventCreated, "", string(events.OTPActive), o.created))
@@ -141,13 +145,16 @@ func (s *Sim) settle(o *otp, a *Attempt, idx int, outcome events.Status, at time
 	}
 }
 
-// deliveryError is the error object of a failed attempt; codes follow the
-// tyntec::<area>::<detail> form of tyntec's example.
+// deliveryError is the error object of a failed attempt. The codes are
+// assumed: they follow the tyntec::<area>::<detail> form of the seed's one
+// example (tyntec::internal::500), with the area "sim" so that nobody takes
+// them for tyntec's.
 func deliveryError(channel events.Channel, outcome events.Status, timeout time.Duration) *events.DeliveryError {
+	ch := strings.ToLower(string(channel))
 	if outcome == events.StatusTimedOut {
-		return &events.DeliveryError{Code: "tyntec::" + string(channel) + "::timeout", Message: fmt.Sprintf("no delivery report within %s", timeout)}
+		return &events.DeliveryError{Code: "tyntec::sim::" + ch + "_timeout", Message: fmt.Sprintf("no delivery report within %s", timeout)}
 	}
-	return &events.DeliveryError{Code: "tyntec::" + string(channel) + "::undeliverable", Message: "the message could not be delivered to the recipient"}
+	return &events.DeliveryError{Code: "tyntec::sim::" + ch + "_undeliverable", Message: "the message could not be delivered to the recipient"}
 }
 
 // emit records a delivery event: a v1 event on every OTP, and a webhook to
@@ -255,15 +262,4 @@ func (s *Sim) simulateUser(o *otp, at time.Time) {
 		at = at.Add(t.ThinkTime.Median)
 	}
 	s.schedule(at, func(at time.Time) { s.check(o, o.code, o.api, at) })
-}
-
-// wrongCode returns a code of the same length that differs from code.
-func wrongCode(code string) string {
-	b := []byte(code)
-	if b[0] == '9' {
-		b[0] = '0'
-	} else {
-		b[0]++
-	}
-	return string(b)
 }

@@ -6,6 +6,10 @@
 // callback, and faults on demand (dropped, duplicated and reordered webhooks,
 // 5xx and slow answers, 429 with Retry-After).
 //
+// It assumes only what tyntec documents, by default: v1 and v4 keep separate
+// OTPs (Config.SharedVersions joins them), validity comes from the profile's
+// template, and every other choice is listed as "assumed" in the README.
+//
 // A Sim is an http.Handler (use it behind httptest.NewServer); Start runs its
 // delivery engine and Close stops it. Everything random is drawn from
 // generators seeded by Config.Seed, one per OTP, so the same seed and the same

@@ -37,8 +37,12 @@ func (s *Sim) routes() http.Handler {
 		r.Get("/priorities", s.v4ListPriorities)
 		r.Post("/priorities", s.v4CreatePriority)
 		r.Get("/priorities/{id}", s.v4GetPriority)
+		r.Get("/configurations/channels/whatsapp", s.v4GetWhatsApp)
+		r.Post("/configurations/channels/whatsapp", s.v4CreateWhatsApp)
 		r.Get("/profiles", s.v4ListProfiles)
+		r.Post("/profiles", s.v4CreateProfile)
 		r.Get("/profiles/{id}", s.v4GetProfile)
+		r.Get("/templates", s.v4ListTemplates)
 	})
 	r.Route("/2fa/v1", func(r chi.Router) {
 		r.Get("/otp", s.v1ListOTPs)

@@ -3,23 +3,61 @@ package tyntecsim
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
+)
+
+// Pages of GET /_sim/truth: DefaultTruthPage OTPs unless ?limit= asks for
+// more, never more than MaxTruthPage, so that one answer stays small however
+// long the simulator runs.
+const (
+	DefaultTruthPage = 1000
+	MaxTruthPage     = 10000
 )
 
 // InspectHandler serves tyntec's API plus what the simulator did:
-// GET /_sim/truth (the ground truth), GET /_sim/calls (every API request) and
-// GET /healthz. The standalone binary and the all-in-one serve it.
+//
+//	GET /_sim/truth?after=SEQ&limit=N  the ground truth, one page of OTPs in
+//	                                   creation order after OTP number SEQ;
+//	                                   "next" is the after of the next page
+//	GET /_sim/truth/summary            journeys by outcome, attempts by channel
+//	GET /_sim/calls                    every API request
+//	GET /healthz
+//
+// The standalone binary and the all-in-one serve it. Keys are snake_case.
 func (s *Sim) InspectHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /_sim/truth", func(w http.ResponseWriter, _ *http.Request) { writeInspectJSON(w, s.Truth()) })
-	mux.HandleFunc("GET /_sim/calls", func(w http.ResponseWriter, _ *http.Request) { writeInspectJSON(w, s.Calls()) })
+	mux.HandleFunc("GET /_sim/truth", s.serveTruth)
+	mux.HandleFunc("GET /_sim/truth/summary", func(w http.ResponseWriter, _ *http.Request) { writeInspectJSON(w, http.StatusOK, s.TruthSummary()) })
+	mux.HandleFunc("GET /_sim/calls", func(w http.ResponseWriter, _ *http.Request) { writeInspectJSON(w, http.StatusOK, s.Calls()) })
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.Handle("/", s)
 	return mux
 }
 
-func writeInspectJSON(w http.ResponseWriter, v any) {
+func (s *Sim) serveTruth(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	after, limit := uint64(0), DefaultTruthPage
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeInspectJSON(w, http.StatusBadRequest, map[string]string{"error": "after: want the seq of an OTP (>= 0)"})
+			return
+		}
+		after = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxTruthPage {
+			writeInspectJSON(w, http.StatusBadRequest, map[string]string{"error": "limit: want 1.." + strconv.Itoa(MaxTruthPage)})
+			return
+		}
+		limit = n
+	}
+	writeInspectJSON(w, http.StatusOK, s.TruthPage(after, limit))
+}
+
+func writeInspectJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }

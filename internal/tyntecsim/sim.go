@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -35,6 +36,8 @@ type Sim struct {
 	callbacks  []*tyntec.CallbackConfig
 	priorities []tyntec.Priority
 	profiles   []tyntec.Profile
+	templates  []Template
+	whatsApp   string // WhatsApp account ID, "" without a WhatsApp configuration
 	queue      itemHeap
 	itemSeq    uint64
 	wake       chan struct{}
@@ -67,6 +70,8 @@ func New(cfg Config) (*Sim, error) {
 		byID:       map[string]*otp{},
 		priorities: append([]tyntec.Priority(nil), cfg.Priorities...),
 		profiles:   append([]tyntec.Profile(nil), cfg.Profiles...),
+		templates:  append([]Template(nil), cfg.Templates...),
+		whatsApp:   cfg.WhatsAppAccountID,
 		wake:       make(chan struct{}, 1),
 		accepted:   map[string][]time.Time{},
 	}
@@ -78,6 +83,11 @@ func New(cfg Config) (*Sim, error) {
 	for i := range s.profiles {
 		if s.profiles[i].ID == "" {
 			s.profiles[i].ID = s.newID()
+		}
+	}
+	for i := range s.templates {
+		if s.templates[i].ID == "" {
+			s.templates[i].ID = s.newID()
 		}
 	}
 	for _, cb := range cfg.Callbacks {
@@ -155,7 +165,14 @@ func (s *Sim) WaitIdle(ctx context.Context) error {
 	return nil
 }
 
-// newID returns a UUID from the seeded generator. Callers hold s.mu.
+// newOTPID returns a random UUID from crypto/rand, not from the seed: two
+// runs with the same seed (the demo restarted on the same data directory)
+// must not hand out the same otpIds. Behaviour stays reproducible, since each
+// OTP's generator is seeded by its sequence number, not its ID.
+func newOTPID() string { return uuid.NewString() }
+
+// newID returns a UUID from the seeded generator, for configuration
+// objects (callbacks, priorities, profiles, templates). Callers hold s.mu.
 func (s *Sim) newID() string {
 	var b [16]byte
 	for i := 0; i < 16; i += 8 {
@@ -276,11 +293,24 @@ func copyHeaders(h map[string]string) map[string]string {
 	return out
 }
 
-// addCallback registers a callback configuration. Callers hold s.mu (or own s).
-func (s *Sim) addCallback(n tyntec.NewCallbackConfig) tyntec.CallbackConfig {
+// addCallback registers a callback configuration; false when one with the
+// same URL and profile filter exists (tyntec answers 409 "Callback
+// configuration already exists."). Callers hold s.mu (or own s).
+func (s *Sim) addCallback(n tyntec.NewCallbackConfig) (tyntec.CallbackConfig, bool) {
+	if slices.ContainsFunc(s.callbacks, func(c *tyntec.CallbackConfig) bool { return sameCallback(*c, n) }) {
+		return tyntec.CallbackConfig{}, false
+	}
 	cb := &tyntec.CallbackConfig{ID: s.newID(), URL: n.URL, ProfileID: n.ProfileID, Headers: copyHeaders(n.Headers)}
 	s.callbacks = append(s.callbacks, cb)
-	return *cb
+	return *cb, true
+}
+
+// sameCallback reports whether c is the configuration n would create: the
+// same URL for the same profile filter. Headers do not count: they are how a
+// configuration authenticates, not which one it is (assumed; the seed names
+// the conflict, not its key).
+func sameCallback(c tyntec.CallbackConfig, n tyntec.NewCallbackConfig) bool {
+	return c.URL == n.URL && c.ProfileID == n.ProfileID
 }
 
 func sortedChannels(p tyntec.Priority) []events.Channel {

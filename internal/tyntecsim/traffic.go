@@ -86,13 +86,10 @@ func (s *Sim) generate(ctx context.Context, t Traffic, profiles []tyntec.Profile
 			if voice {
 				ch = events.ChannelVoice
 			}
-			s.createOTP(newOTP{api: APIv1, to: to, channels: []events.Channel{ch}, allowed: v1Attempts, codeLen: v1PinLength, generated: true})
-		} else {
-			allowed := prof.Attempts
-			if allowed <= 0 {
-				allowed = 3
-			}
-			s.createOTP(newOTP{api: APIv4, to: to, profile: prof, priority: prio, allowed: allowed, codeLen: prof.OTPCodeLength, generated: true})
+			s.createOTP(newOTP{api: APIv1, to: to, channels: []events.Channel{ch}, allowed: v1Attempts, codeLen: v1PinLength, expiry: v1Expire, generated: true})
+		} else if n, ok := s.v4OTP(to, "", "", prof, prio); ok {
+			n.generated = true
+			s.createOTP(n)
 		}
 		s.mu.Unlock()
 	}

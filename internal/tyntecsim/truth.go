@@ -1,6 +1,7 @@
 package tyntecsim
 
 import (
+	"encoding/json"
 	"slices"
 	"time"
 
@@ -17,74 +18,115 @@ const (
 // Truth is what the simulator did, for comparison with what otpscope measured.
 type Truth struct {
 	// At is the simulated time of the export; Final statuses are as of At.
-	At   time.Time
-	OTPs []OTPTruth // in creation order
+	At   time.Time  `json:"at"`
+	OTPs []OTPTruth `json:"otps"` // in creation order
+	// Next is the cursor of the following page (TruthPage's after), 0 when
+	// this page holds the newest OTP.
+	Next uint64 `json:"next,omitempty"`
 }
 
 // OTPTruth is the ground truth of one OTP.
 type OTPTruth struct {
-	ID        string
-	API       string // APIv1 or APIv4
-	To        string
-	Code      string
-	ProfileID string // v4 only
-	Profile   string
-	Priority  string
-	Generated bool // sent by the traffic generator
-	Created   time.Time
-	Expire    time.Time
+	// Seq is the OTP's place in creation order, from 1 (the cursor of TruthPage).
+	Seq       uint64    `json:"seq"`
+	ID        string    `json:"id"`
+	API       string    `json:"api"` // APIv1 or APIv4
+	To        string    `json:"to"`
+	Code      string    `json:"code"`
+	ProfileID string    `json:"profile_id,omitempty"` // v4 only
+	Profile   string    `json:"profile,omitempty"`
+	Priority  string    `json:"priority,omitempty"`
+	Generated bool      `json:"generated"` // sent by the traffic generator
+	Created   time.Time `json:"created"`
+	Expire    time.Time `json:"expire"`
 	// Attempts are the channels tried, in dispatch order.
-	Attempts []Attempt
+	Attempts []Attempt `json:"attempts"`
 	// Final is the OTP status at Truth.At (ACTIVE, VERIFIED, EXPIRED, WRONG_CODE, TOO_MANY_ATTEMPTS).
-	Final        events.OTPState
-	AttemptCount int
+	Final        events.OTPState `json:"final"`
+	AttemptCount int             `json:"attempt_count"`
 	// Webhooks are the DeliveryStatus webhooks, one per event and callback, in emission order.
-	Webhooks []Webhook
-	// Events are the v1 events, as GET /2fa/v1/otp/{id}/events answers them.
-	Events  []tyntec.V1Event
-	Resends []Resend
-	Checks  []Check
+	Webhooks []Webhook `json:"webhooks,omitempty"`
+	// Events are the v1 events of the OTP, as GET /2fa/v1/otp/{id}/events
+	// answers them (for a v4 OTP only with Config.SharedVersions).
+	Events  V1Events `json:"events"`
+	Resends []Resend `json:"resends,omitempty"`
+	Checks  []Check  `json:"checks,omitempty"`
+}
+
+// V1Events are v1 events; their JSON has snake_case keys like the rest of
+// the truth, not the wire's camelCase.
+type V1Events []tyntec.V1Event
+
+// truthEvent is a v1 event in the truth's JSON.
+type truthEvent struct {
+	Created          int64  `json:"created"`
+	Status           string `json:"status,omitempty"`
+	StatusText       string `json:"status_text,omitempty"`
+	TimestampCreated string `json:"timestamp_created"`
+	Type             string `json:"type"`
+}
+
+// MarshalJSON writes the events with snake_case keys.
+func (es V1Events) MarshalJSON() ([]byte, error) {
+	out := make([]truthEvent, len(es))
+	for i, e := range es {
+		out[i] = truthEvent{Created: e.Created, Status: e.Status, StatusText: e.StatusText, TimestampCreated: e.TimestampCreated, Type: e.Type}
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (es *V1Events) UnmarshalJSON(data []byte) error {
+	var in []truthEvent
+	if err := json.Unmarshal(data, &in); err != nil {
+		return err
+	}
+	*es = make(V1Events, len(in))
+	for i, e := range in {
+		(*es)[i] = tyntec.V1Event{Created: e.Created, Status: e.Status, StatusText: e.StatusText, TimestampCreated: e.TimestampCreated, Type: e.Type}
+	}
+	return nil
 }
 
 // Attempt is one OTP on one channel.
 type Attempt struct {
-	Channel    events.Channel
-	Resend     bool // started by a v1 re-send rather than the priority
-	Dispatched time.Time
+	Channel    events.Channel `json:"channel"`
+	Resend     bool           `json:"resend,omitempty"` // started by a v1 re-send rather than the priority
+	Dispatched time.Time      `json:"dispatched"`
 	// Outcome is DELIVERED, UNDELIVERABLE or TIMED_OUT; empty while pending.
-	Outcome   events.Status
-	Settled   time.Time
-	ErrorCode string
+	Outcome   events.Status `json:"outcome,omitempty"`
+	Settled   time.Time     `json:"settled"`
+	ErrorCode string        `json:"error_code,omitempty"`
 }
 
 // Webhook is one DeliveryStatus webhook to one callback.
 type Webhook struct {
-	CallbackID string
-	URL        string
-	Channel    events.Channel
-	Status     events.Status
-	Timestamp  time.Time // the body's timestamp
-	Dropped    bool      // never sent (fault)
-	Duplicated bool      // sent twice (fault)
-	Reordered  bool      // held back (fault)
-	Requests   int       // HTTP requests made, retries and duplicates included
-	Delivered  int       // requests answered 2xx
-	LastStatus int       // HTTP status of the last request, 0 for a transport error
+	CallbackID string         `json:"callback_id"`
+	URL        string         `json:"url"`
+	Channel    events.Channel `json:"channel"`
+	Status     events.Status  `json:"status"`
+	Timestamp  time.Time      `json:"timestamp"`            // the body's timestamp
+	Dropped    bool           `json:"dropped,omitempty"`    // never sent (fault)
+	Duplicated bool           `json:"duplicated,omitempty"` // sent twice (fault)
+	Reordered  bool           `json:"reordered,omitempty"`  // held back (fault)
+	Requests   int            `json:"requests"`             // HTTP requests made, retries and duplicates included
+	Delivered  int            `json:"delivered"`            // requests answered 2xx
+	LastStatus int            `json:"last_status"`          // HTTP status of the last request, 0 for a transport error
 }
 
 // Resend is one v1 re-send.
 type Resend struct {
-	At      time.Time
-	Via     string
-	Channel events.Channel
+	At      time.Time      `json:"at"`
+	Via     string         `json:"via"`
+	Channel events.Channel `json:"channel"`
 }
 
 // Check is one code validation (v4 validate or v1 check).
 type Check struct {
-	At     time.Time
-	API    string
-	Right  bool
-	Result events.OTPState // VERIFIED, WRONG_CODE, TOO_MANY_ATTEMPTS, EXPIRED, ALREADY_REPORTED
+	At     time.Time       `json:"at"`
+	API    string          `json:"api"`
+	Right  bool            `json:"right"`
+	Result events.OTPState `json:"result"` // VERIFIED, WRONG_CODE, TOO_MANY_ATTEMPTS, EXPIRED, ALREADY_REPORTED
 }
 
 // Path returns the channels attempted by the priority, joined like SMS>VIBER.
@@ -127,31 +169,64 @@ func (t Truth) OTP(id string) (OTPTruth, bool) {
 	return OTPTruth{}, false
 }
 
-// Truth exports the ground truth so far.
+// Truth exports the ground truth so far, every OTP. Its size grows with the
+// OTPs sent: long runs page through it with TruthPage.
 func (s *Sim) Truth() Truth {
+	return s.TruthPage(0, 0)
+}
+
+// TruthPage exports the ground truth of at most limit OTPs (0: all) created
+// after the one whose Seq is after, in creation order. Next is the cursor of
+// the page that follows, 0 when there is none.
+func (s *Sim) TruthPage(after uint64, limit int) Truth {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.now()
-	t := Truth{At: now, OTPs: make([]OTPTruth, 0, len(s.otps))}
-	for _, o := range s.otps {
-		o.refresh(now)
-		ot := OTPTruth{
-			ID: o.id, API: o.api, To: o.to, Code: o.code, ProfileID: o.profileID, Profile: o.profileName,
-			Priority: o.priorityName, Generated: o.generated, Created: o.created, Expire: o.expire,
-			Final: o.status, AttemptCount: o.attemptCount,
-			Events:  slices.Clone(o.events),
-			Resends: slices.Clone(o.resends),
-			Checks:  slices.Clone(o.checks),
-		}
-		for _, a := range o.attempts {
-			ot.Attempts = append(ot.Attempts, *a)
-		}
-		for _, w := range o.webhooks {
-			ot.Webhooks = append(ot.Webhooks, *w)
-		}
-		t.OTPs = append(t.OTPs, ot)
+	// s.otps holds every OTP in creation order, OTP n at index n-1.
+	page := s.otps[min(after, uint64(len(s.otps))):]
+	t := Truth{At: now}
+	if limit > 0 && len(page) > limit {
+		page = page[:limit]
+		t.Next = page[limit-1].seq
+	}
+	t.OTPs = make([]OTPTruth, 0, len(page))
+	for _, o := range page {
+		t.OTPs = append(t.OTPs, s.otpTruth(o, now))
 	}
 	return t
+}
+
+// TruthSummary is Truth().Summary() without copying every OTP.
+func (s *Sim) TruthSummary() Summary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.now()
+	var sum Summary
+	for _, o := range s.otps {
+		sum.add(s.otpTruth(o, now))
+	}
+	sum.At = now
+	return sum
+}
+
+// otpTruth is the truth of o at now. Callers hold s.mu.
+func (s *Sim) otpTruth(o *otp, now time.Time) OTPTruth {
+	o.refresh(now)
+	ot := OTPTruth{
+		Seq: o.seq, ID: o.id, API: o.api, To: o.to, Code: o.code, ProfileID: o.profileID, Profile: o.profileName,
+		Priority: o.priorityName, Generated: o.generated, Created: o.created, Expire: o.expire,
+		Final: o.status, AttemptCount: o.attemptCount,
+		Events:  slices.Clone(o.events),
+		Resends: slices.Clone(o.resends),
+		Checks:  slices.Clone(o.checks),
+	}
+	for _, a := range o.attempts {
+		ot.Attempts = append(ot.Attempts, *a)
+	}
+	for _, w := range o.webhooks {
+		ot.Webhooks = append(ot.Webhooks, *w)
+	}
+	return ot
 }
 
 // Call is one API request the simulator received.
@@ -210,52 +285,70 @@ func (t Truth) Settled(n int) bool {
 
 // Summary counts what otpscope's analytics should report for these OTPs.
 type Summary struct {
-	OTPs, Fallback                   int
-	DeliveredPrimary, DeliveredLater int
-	Failed, Pending                  int
+	// At is the simulated time the summary was taken (by Sim.TruthSummary).
+	At               time.Time `json:"at,omitzero"`
+	OTPs             int       `json:"otps"`
+	Fallback         int       `json:"fallback"`
+	DeliveredPrimary int       `json:"delivered_primary"`
+	DeliveredLater   int       `json:"delivered_later"`
+	Failed           int       `json:"failed"`
+	Pending          int       `json:"pending"`
 	// Channels counts attempts per channel: all, delivered, failed.
-	Channels map[string]ChannelSummary
+	Channels map[string]ChannelSummary `json:"channels"`
 }
 
 // ChannelSummary counts one channel's attempts.
-type ChannelSummary struct{ Attempts, Delivered, Failed int }
+type ChannelSummary struct {
+	Attempts  int `json:"attempts"`
+	Delivered int `json:"delivered"`
+	Failed    int `json:"failed"`
+}
 
 // Summary counts journeys by outcome and attempts by channel, as DESIGN.md
 // defines them: delivered on the primary, on a later channel, failed on all,
 // or pending.
 func (t Truth) Summary() Summary {
-	s := Summary{OTPs: len(t.OTPs), Channels: map[string]ChannelSummary{}}
+	s := Summary{Channels: map[string]ChannelSummary{}}
 	for _, o := range t.OTPs {
-		if len(o.Attempts) > 1 {
-			s.Fallback++
-		}
-		first, pending := -1, false
-		for i, a := range o.Attempts {
-			c := s.Channels[string(a.Channel)]
-			c.Attempts++
-			switch a.Outcome {
-			case events.StatusDelivered:
-				c.Delivered++
-				if first < 0 {
-					first = i
-				}
-			case "":
-				pending = true
-			default:
-				c.Failed++
-			}
-			s.Channels[string(a.Channel)] = c
-		}
-		switch {
-		case first == 0:
-			s.DeliveredPrimary++
-		case first > 0:
-			s.DeliveredLater++
-		case pending || len(o.Attempts) == 0:
-			s.Pending++
-		default:
-			s.Failed++
-		}
+		s.add(o)
 	}
 	return s
+}
+
+// add counts one OTP.
+func (s *Summary) add(o OTPTruth) {
+	if s.Channels == nil {
+		s.Channels = map[string]ChannelSummary{}
+	}
+	s.OTPs++
+	if len(o.Attempts) > 1 {
+		s.Fallback++
+	}
+	first, pending := -1, false
+	for i, a := range o.Attempts {
+		c := s.Channels[string(a.Channel)]
+		c.Attempts++
+		switch a.Outcome {
+		case events.StatusDelivered:
+			c.Delivered++
+			if first < 0 {
+				first = i
+			}
+		case "":
+			pending = true
+		default:
+			c.Failed++
+		}
+		s.Channels[string(a.Channel)] = c
+	}
+	switch {
+	case first == 0:
+		s.DeliveredPrimary++
+	case first > 0:
+		s.DeliveredLater++
+	case pending || len(o.Attempts) == 0:
+		s.Pending++
+	default:
+		s.Failed++
+	}
 }
