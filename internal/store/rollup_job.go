@@ -116,10 +116,10 @@ func (db *DB) rollUpDay(ctx context.Context, d time.Time, version uint64) error 
 	js, _ := w.journeyRowsSQL()
 	conv, _ := w.conversionRowsSQL()
 	stmts := []string{
-		fmt.Sprintf(`INSERT INTO daily_channels (day, version, profile_id, channel, code, attempts, delivered, failed, unknown, polled, lat_n)
-SELECT %s, %d, profile_id, channel, code, attempts, delivered, failed, unknown, polled, lat_n FROM (%s)`, day, version, chs),
-		fmt.Sprintf(`INSERT INTO daily_journeys (day, version, profile_id, path, primary_channel, otps, fallback, o_primary, o_fallback, o_failed, o_pending, delivered)
-SELECT %s, %d, profile_id, path, primary_channel, otps, fallback, o_primary, o_fallback, o_failed, o_pending, delivered FROM (%s)`, day, version, js),
+		fmt.Sprintf(`INSERT INTO daily_channels (day, version, profile_id, channel, code, attempts, delivered, failed, undeliverable, timed_out, unknown, polled, lat_n, pending_first)
+SELECT %s, %d, profile_id, channel, code, attempts, delivered, failed, undeliverable, timed_out, unknown, polled, lat_n, pending_first FROM (%s)`, day, version, chs),
+		fmt.Sprintf(`INSERT INTO daily_journeys (day, version, profile_id, path, primary_channel, otps, fallback, resends, o_primary, o_fallback, o_failed, o_pending, delivered)
+SELECT %s, %d, profile_id, path, primary_channel, otps, fallback, resends, o_primary, o_fallback, o_failed, o_pending, delivered FROM (%s)`, day, version, js),
 		fmt.Sprintf(`INSERT INTO daily_conversion (day, version, profile_id, channel, polled, verified, sample_rate)
 SELECT %s, %d, profile_id, channel, polled, verified, sample_rate FROM (%s)`, day, version, conv),
 	}
