@@ -13,11 +13,11 @@ import (
 	"github.com/google/uuid"
 )
 
-// The analytics queries: attempts and journeys as DESIGN.md defines them
-// ("Analytics: the definitions"). Every figure is computed with idempotent
-// aggregates over (otp_id, channel), so a delivery fact stored twice (before
-// ReplacingMergeTree merged it away) never counts twice, and events are placed
-// by their own timestamp, whatever order they arrived in.
+// The analytics queries: attempts (one per dispatch) and journeys as
+// docs/analytics.md defines them. Every figure is computed from each
+// channel's set of distinct facts (channel_events), so a delivery fact stored
+// twice never counts twice, and events are placed by their own timestamp,
+// whatever order they arrived in.
 
 // ErrNotFound is returned by Journey for an OTP with no stored event.
 var ErrNotFound = errors.New("not found")
