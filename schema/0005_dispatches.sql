@@ -55,16 +55,64 @@ FROM {{table "delivery_events"}}
 GROUP BY otp_id, channel;
 
 -- The rollups count dispatches now, and more of them: failures split by
--- status, resends per path, and the earliest pending attempt (completeness).
--- Days rolled up under the old definition are forgotten: readers compute
--- them live until the job has rolled them up again (it rolls up every day
--- without a recorded version, and deletes the old rows as replaced).
-ALTER TABLE {{table "daily_channels"}} {{onCluster}} ADD COLUMN IF NOT EXISTS undeliverable UInt64 DEFAULT 0, ADD COLUMN IF NOT EXISTS timed_out UInt64 DEFAULT 0, ADD COLUMN IF NOT EXISTS pending_first Nullable(DateTime64(3, 'UTC'));
+-- status, resends per path, the earliest pending attempt (completeness).
+-- New tables replace rollup_days, daily_channels and daily_journeys (left
+-- in place, no longer read), so every day is rolled up again under the new
+-- definition and readers compute it live until then; daily_conversion and
+-- daily_latency* keep their shape, and a day's rows there are read only at
+-- a version recorded in rolled_days.
+CREATE TABLE IF NOT EXISTS {{table "rolled_days"}} {{onCluster}}
+(
+    day         Date,
+    version     UInt64,
+    computed_at DateTime64(3, 'UTC')
+)
+ENGINE = {{engine "rolled_days" "ReplacingMergeTree(version)"}}
+ORDER BY day;
 
-ALTER TABLE {{table "daily_journeys"}} {{onCluster}} ADD COLUMN IF NOT EXISTS resends UInt64 DEFAULT 0;
-{{if .Cluster}}
-ALTER TABLE daily_channels {{onCluster}} ADD COLUMN IF NOT EXISTS undeliverable UInt64 DEFAULT 0, ADD COLUMN IF NOT EXISTS timed_out UInt64 DEFAULT 0, ADD COLUMN IF NOT EXISTS pending_first Nullable(DateTime64(3, 'UTC'));
+{{distributed "rolled_days" "toUInt64(day)"}}
 
-ALTER TABLE daily_journeys {{onCluster}} ADD COLUMN IF NOT EXISTS resends UInt64 DEFAULT 0;
-{{end}}
-TRUNCATE TABLE IF EXISTS {{table "rollup_days"}} {{onCluster}};
+CREATE TABLE IF NOT EXISTS {{table "daily_attempts"}} {{onCluster}}
+(
+    day           Date,
+    version       UInt64,
+    profile_id    String,
+    channel       String,
+    code          String,
+    attempts      UInt64,
+    delivered     UInt64,
+    failed        UInt64,
+    undeliverable UInt64,
+    timed_out     UInt64,
+    unknown       UInt64,
+    polled        UInt64,
+    lat_n         UInt64,
+    pending_first Nullable(DateTime64(3, 'UTC'))
+)
+ENGINE = {{engine "daily_attempts" "MergeTree"}}
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, version, profile_id, channel, code);
+
+{{distributed "daily_attempts" "toUInt64(day)"}}
+
+CREATE TABLE IF NOT EXISTS {{table "daily_paths"}} {{onCluster}}
+(
+    day             Date,
+    version         UInt64,
+    profile_id      String,
+    path            String,
+    primary_channel String,
+    otps            UInt64,
+    fallback        UInt64,
+    resends         UInt64,
+    o_primary       UInt64,
+    o_fallback      UInt64,
+    o_failed        UInt64,
+    o_pending       UInt64,
+    delivered       UInt64
+)
+ENGINE = {{engine "daily_paths" "MergeTree"}}
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, version, profile_id, path);
+
+{{distributed "daily_paths" "toUInt64(day)"}}

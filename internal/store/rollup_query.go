@@ -58,7 +58,7 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 	}
 	const sumCols = "channel, code, sum(attempts), sum(delivered), sum(failed), sum(undeliverable), sum(timed_out), sum(unknown), sum(polled), sum(lat_n)"
 	where, args := p.where(w, "channel")
-	if err := read(fmt.Sprintf("SELECT %s FROM daily_channels WHERE %s GROUP BY channel, code", sumCols, where), args, false); err != nil {
+	if err := read(fmt.Sprintf("SELECT %s FROM daily_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, false); err != nil {
 		return nil, err
 	}
 	if err := lat.readBuckets(ctx, db, p, w); err != nil {
@@ -200,7 +200,7 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 	}
 	const sumCols = "path, sum(otps), sum(fallback), sum(resends), sum(o_primary), sum(o_fallback), sum(o_failed), sum(o_pending), sum(delivered)"
 	where, args := p.where(w, "primary_channel")
-	if err := read(fmt.Sprintf("SELECT %s FROM daily_journeys WHERE %s GROUP BY path", sumCols, where), args, false); err != nil {
+	if err := read(fmt.Sprintf("SELECT %s FROM daily_paths WHERE %s GROUP BY path", sumCols, where), args, false); err != nil {
 		return out, err
 	}
 	if err := ttd.readBuckets(ctx, db, p, w); err != nil {
