@@ -46,6 +46,8 @@ type ChannelsResponse struct {
 	From     time.Time            `json:"from"`
 	To       time.Time            `json:"to"`
 	Channels []store.ChannelStats `json:"channels"`
+	// Completeness is how much of the window's attempts is still pending.
+	Completeness store.Completeness `json:"completeness"`
 }
 
 // FallbackResponse is the body of GET /api/v1/fallback.
@@ -53,6 +55,9 @@ type FallbackResponse struct {
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
 	store.FallbackStats
+	// Completeness is how much of the window's attempts (every channel) is
+	// still pending.
+	Completeness store.Completeness `json:"completeness"`
 }
 
 // windowError names the query parameter that was wrong.
@@ -125,20 +130,20 @@ func (a *API) window(w http.ResponseWriter, r *http.Request) (store.Window, bool
 }
 
 func (a *API) channels(w http.ResponseWriter, r *http.Request) {
-	serveWindow(a, w, r, a.db.Channels, func(win store.Window, chs []store.ChannelStats) any {
-		return ChannelsResponse{From: win.From, To: win.To, Channels: chs}
+	serveWindow(a, w, r, a.db.Channels, func(win store.Window, chs []store.ChannelStats, c store.Completeness) any {
+		return ChannelsResponse{From: win.From, To: win.To, Channels: chs, Completeness: c}
 	})
 }
 
 func (a *API) fallback(w http.ResponseWriter, r *http.Request) {
-	serveWindow(a, w, r, a.db.Fallback, func(win store.Window, fb store.FallbackStats) any {
-		return FallbackResponse{From: win.From, To: win.To, FallbackStats: fb}
+	serveWindow(a, w, r, a.db.Fallback, func(win store.Window, fb store.FallbackStats, c store.Completeness) any {
+		return FallbackResponse{From: win.From, To: win.To, FallbackStats: fb, Completeness: c}
 	})
 }
 
-// serveWindow answers with report over the request's window, as respond
-// wraps it.
-func serveWindow[T any](a *API, w http.ResponseWriter, r *http.Request, report func(context.Context, store.Window) (T, error), respond func(store.Window, T) any) {
+// serveWindow answers with report over the request's window and its
+// completeness, as respond wraps them.
+func serveWindow[T any](a *API, w http.ResponseWriter, r *http.Request, report func(context.Context, store.Window) (T, error), respond func(store.Window, T, store.Completeness) any) {
 	win, ok := a.window(w, r)
 	if !ok {
 		return
@@ -148,11 +153,26 @@ func serveWindow[T any](a *API, w http.ResponseWriter, r *http.Request, report f
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, respond(win, v))
+	c, err := a.db.Completeness(r.Context(), completenessWindow(win, r.URL.Path), a.now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, respond(win, v, c))
+}
+
+// completenessWindow is the window whose attempts an answer's completeness
+// counts: /fallback's channel filter selects journeys by their primary
+// channel, so its completeness counts every channel's attempts.
+func completenessWindow(w store.Window, path string) store.Window {
+	if strings.HasSuffix(path, "/fallback") {
+		w.Channel = ""
+	}
+	return w
 }
 
 func (a *API) otp(w http.ResponseWriter, r *http.Request) {
-	j, err := a.db.Journey(r.Context(), chi.URLParam(r, "otpId"))
+	j, err := a.db.Journey(r.Context(), chi.URLParam(r, "otpId"), a.now())
 	switch {
 	case errors.Is(err, store.ErrBadOTPID):
 		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid OTP id", Detail: err.Error(), Field: "otpId", Instance: r.URL.Path})

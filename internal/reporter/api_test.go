@@ -174,6 +174,7 @@ func quantileExact(xs []int64, level float64) float64 {
 
 type wantChannel struct {
 	attempts, delivered, failed, pending uint64
+	undeliverable, timedOut              uint64
 	errors                               map[string]uint64
 	latency                              []int64
 	polled, verified                     uint64
@@ -208,6 +209,11 @@ func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel,
 			case events.StatusUndeliverable, events.StatusTimedOut:
 				c.failed++
 				c.errors[a.ErrorCode]++
+				if a.Outcome == events.StatusTimedOut {
+					c.timedOut++
+				} else {
+					c.undeliverable++
+				}
 			default:
 				c.pending++
 			}
@@ -216,13 +222,24 @@ func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel,
 			continue
 		}
 		fb.OTPs++
-		if len(o.Attempts) > 1 {
+		// The path: distinct channels in order of first attempt; a resend
+		// on the same channel is not a fallback.
+		var chans []string
+		for _, a := range o.Attempts {
+			if slices.Contains(chans, string(a.Channel)) {
+				fb.Resends++
+				continue
+			}
+			chans = append(chans, string(a.Channel))
+		}
+		if len(chans) > 1 {
 			fb.FallbackOTPs++
 		}
-		p := paths[o.Path()]
+		path := strings.Join(chans, ">")
+		p := paths[path]
 		if p == nil {
-			p = &store.PathStats{Path: o.Path()}
-			paths[o.Path()] = p
+			p = &store.PathStats{Path: path}
+			paths[path] = p
 		}
 		p.OTPs++
 		on := o.DeliveredOn()
@@ -337,9 +354,11 @@ func testEqualsGroundTruth(t *testing.T, tr *traffic) {
 				t.Errorf("%s channel %s not in the truth", name, got.Channel)
 				continue
 			}
-			if got.Attempts != want.attempts || got.Delivered != want.delivered || got.Failed != want.failed || got.Pending != want.pending {
-				t.Errorf("%s %s = %d/%d/%d/%d attempts/delivered/failed/pending; want %d/%d/%d/%d", name, got.Channel,
-					got.Attempts, got.Delivered, got.Failed, got.Pending, want.attempts, want.delivered, want.failed, want.pending)
+			if got.Attempts != want.attempts || got.Delivered != want.delivered || got.Failed != want.failed || got.Pending != want.pending ||
+				got.Undeliverable != want.undeliverable || got.TimedOut != want.timedOut {
+				t.Errorf("%s %s = %d/%d/%d/%d/%d/%d attempts/delivered/failed/undeliverable/timed_out/pending; want %d/%d/%d/%d/%d/%d", name, got.Channel,
+					got.Attempts, got.Delivered, got.Failed, got.Undeliverable, got.TimedOut, got.Pending,
+					want.attempts, want.delivered, want.failed, want.undeliverable, want.timedOut, want.pending)
 			}
 			if !sameRate(got.DeliveryRate, want.delivered, want.delivered+want.failed) {
 				t.Errorf("%s %s delivery rate = %v; want %d/%d", name, got.Channel, got.DeliveryRate, want.delivered, want.delivered+want.failed)
@@ -368,8 +387,16 @@ func testEqualsGroundTruth(t *testing.T, tr *traffic) {
 		if resp := tr.get(t, "/api/v1/fallback", q, &fb); resp.StatusCode != http.StatusOK {
 			t.Fatalf("%s /fallback: %s", name, resp.Status)
 		}
-		if fb.OTPs != wantFB.OTPs || fb.FallbackOTPs != wantFB.FallbackOTPs || fb.Outcomes != wantFB.Outcomes || !sameRate(fb.FallbackRate, wantFB.FallbackOTPs, wantFB.OTPs) {
-			t.Errorf("%s /fallback = %d OTPs, %d fallback (%v), %+v; want %d, %d, %+v", name, fb.OTPs, fb.FallbackOTPs, fb.FallbackRate, fb.Outcomes, wantFB.OTPs, wantFB.FallbackOTPs, wantFB.Outcomes)
+		if fb.OTPs != wantFB.OTPs || fb.FallbackOTPs != wantFB.FallbackOTPs || fb.Resends != wantFB.Resends || fb.Outcomes != wantFB.Outcomes || !sameRate(fb.FallbackRate, wantFB.FallbackOTPs, wantFB.OTPs) {
+			t.Errorf("%s /fallback = %d OTPs, %d fallback (%v), %d resends, %+v; want %d, %d, %d, %+v", name, fb.OTPs, fb.FallbackOTPs, fb.FallbackRate, fb.Resends, fb.Outcomes, wantFB.OTPs, wantFB.FallbackOTPs, wantFB.Resends, wantFB.Outcomes)
+		}
+		// Every attempt of the traffic has settled: the answers are final.
+		var wantPending uint64
+		for _, c := range wantCh {
+			wantPending += c.pending
+		}
+		if chs.Completeness.Pending != wantPending || fb.Completeness.Pending != wantPending || chs.Completeness.Final != (wantPending == 0) {
+			t.Errorf("%s completeness = %+v, %+v; want %d pending", name, chs.Completeness, fb.Completeness, wantPending)
 		}
 		if fmt.Sprint(fb.Paths) != fmt.Sprint(wantFB.Paths) && !(len(fb.Paths) == 0 && len(wantFB.Paths) == 0) {
 			t.Errorf("%s paths = %+v; want %+v", name, fb.Paths, wantFB.Paths)

@@ -34,12 +34,16 @@ type Report struct {
 	GeneratedAt time.Time            `json:"generated_at"`
 	Channels    []store.ChannelStats `json:"channels"`
 	Fallback    store.FallbackStats  `json:"fallback"`
+	// Completeness is how much of the window's attempts was still pending
+	// when the report was generated: figures with pending attempts may change.
+	Completeness store.Completeness `json:"completeness"`
 }
 
 // Analytics answers the windowed queries; *store.DB implements it.
 type Analytics interface {
 	Channels(ctx context.Context, w store.Window) ([]store.ChannelStats, error)
 	Fallback(ctx context.Context, w store.Window) (store.FallbackStats, error)
+	Completeness(ctx context.Context, w store.Window, now time.Time) (store.Completeness, error)
 }
 
 // BuildReport computes the report of window w.
@@ -50,6 +54,9 @@ func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window,
 		return r, fmt.Errorf("%s report: %w", kind, err)
 	}
 	if r.Fallback, err = db.Fallback(ctx, w); err != nil {
+		return r, fmt.Errorf("%s report: %w", kind, err)
+	}
+	if r.Completeness, err = db.Completeness(ctx, w, now); err != nil {
 		return r, fmt.Errorf("%s report: %w", kind, err)
 	}
 	return r, nil
@@ -132,6 +139,22 @@ func fmtMS(p *store.Percentiles, p95 bool) string {
 
 func u(n uint64) string { return strconv.FormatUint(n, 10) }
 
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// completenessNote is one sentence on how final a report's figures are.
+func completenessNote(c store.Completeness) string {
+	if c.Final {
+		return "Final: every attempt in the window has settled."
+	}
+	return fmt.Sprintf("Not final: %d attempts still pending (%d overdue, awaiting reconciliation); every attempt starting before %s has settled.",
+		c.Pending, c.AwaitingReconciliation, fmtTime(c.SettledUntil))
+}
+
 // csv is the report in long form (section, name, metric, value): one table
 // that holds channels, errors, outcomes and paths, for spreadsheets to pivot.
 func (r *Report) csv(w io.Writer) error {
@@ -144,6 +167,8 @@ func (r *Report) csv(w io.Writer) error {
 		rec("channel", c.Channel, "attempts", u(c.Attempts))
 		rec("channel", c.Channel, "delivered", u(c.Delivered))
 		rec("channel", c.Channel, "failed", u(c.Failed))
+		rec("channel", c.Channel, "undeliverable", u(c.Undeliverable))
+		rec("channel", c.Channel, "timed_out", u(c.TimedOut))
 		rec("channel", c.Channel, "pending", u(c.Pending))
 		rec("channel", c.Channel, "delivery_rate", fmtRate(c.DeliveryRate))
 		rec("channel", c.Channel, "latency_p50_ms", fmtMS(c.LatencyMS, false))
@@ -159,6 +184,7 @@ func (r *Report) csv(w io.Writer) error {
 	rec("journeys", "", "otps", u(f.OTPs))
 	rec("journeys", "", "fallback_otps", u(f.FallbackOTPs))
 	rec("journeys", "", "fallback_rate", fmtRate(f.FallbackRate))
+	rec("journeys", "", "resends", u(f.Resends))
 	rec("journeys", "", "time_to_deliver_p50_ms", fmtMS(f.TimeToDeliverMS, false))
 	rec("journeys", "", "time_to_deliver_p95_ms", fmtMS(f.TimeToDeliverMS, true))
 	for _, o := range outcomeList(f.Outcomes) {
@@ -168,6 +194,11 @@ func (r *Report) csv(w io.Writer) error {
 		rec("path", p.Path, "otps", u(p.OTPs))
 		rec("path", p.Path, "delivered", u(p.Delivered))
 	}
+	c := r.Completeness
+	rec("completeness", "", "pending", u(c.Pending))
+	rec("completeness", "", "awaiting_reconciliation", u(c.AwaitingReconciliation))
+	rec("completeness", "", "settled_until", fmtTime(c.SettledUntil))
+	rec("completeness", "", "final", strconv.FormatBool(c.Final))
 	cw.Flush()
 	return cw.Error()
 }
@@ -187,20 +218,22 @@ func outcomeList(o store.Outcomes) []outcomeN {
 func (r *Report) table(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "otpscope %s report %s – %s\n\n", r.Kind, r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339))
-	fmt.Fprintln(tw, "channel\tattempts\tdelivered\tfailed\tpending\tdelivery rate\tp50 ms\tp95 ms\tverified\t")
+	fmt.Fprintln(w, completenessNote(r.Completeness))
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "channel\tattempts\tdelivered\tundeliverable\ttimed out\tpending\tdelivery rate\tp50 ms\tp95 ms\tverified\t")
 	for _, c := range r.Channels {
 		conv := "–"
 		if c.Verification != nil {
 			conv = fmtPct(c.Verification.Rate)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", c.Channel, c.Attempts, c.Delivered, c.Failed, c.Pending,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", c.Channel, c.Attempts, c.Delivered, c.Undeliverable, c.TimedOut, c.Pending,
 			fmtPct(c.DeliveryRate), fmtMS(c.LatencyMS, false), fmtMS(c.LatencyMS, true), conv)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	f := r.Fallback
-	fmt.Fprintf(w, "\nOTPs %d, fallback %d (%s); time to deliver p50 %s ms, p95 %s ms\n", f.OTPs, f.FallbackOTPs, fmtPct(f.FallbackRate),
+	fmt.Fprintf(w, "\nOTPs %d, fallback %d (%s), resends %d; time to deliver p50 %s ms, p95 %s ms\n", f.OTPs, f.FallbackOTPs, fmtPct(f.FallbackRate), f.Resends,
 		fmtMS(f.TimeToDeliverMS, false), fmtMS(f.TimeToDeliverMS, true))
 	for _, o := range outcomeList(f.Outcomes) {
 		fmt.Fprintf(w, "  %-20s %d\n", o.Name, o.N)
@@ -280,7 +313,7 @@ func (r *Report) charts() []chart {
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct": fmtPct, "ms": fmtMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"outcomes": outcomeList,
+	"outcomes": outcomeList, "note": completenessNote, "tm": fmtTime,
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>otpscope {{.R.Kind}} report {{time .R.From}} – {{time .R.To}}</title>
@@ -292,15 +325,22 @@ figcaption{font-weight:600}svg text{font-size:12px}
 </style></head><body>
 <h1>otpscope {{.R.Kind}} report</h1>
 <p>Window <time datetime="{{time .R.From}}">{{time .R.From}}</time> – <time datetime="{{time .R.To}}">{{time .R.To}}</time>{{if .R.Profile}}, profile {{.R.Profile}}{{end}}{{if .R.Channel}}, channel {{.R.Channel}}{{end}}; generated {{time .R.GeneratedAt}}.</p>
+<p id="completeness"{{if not .R.Completeness.Final}} style="background:#fff3cd;padding:.5em"{{end}}>{{note .R.Completeness}}</p>
+<table id="completeness-figures"><tbody>
+<tr><td>Pending attempts</td><td>{{.R.Completeness.Pending}}</td></tr>
+<tr><td>Awaiting reconciliation</td><td>{{.R.Completeness.AwaitingReconciliation}}</td></tr>
+<tr><td>Settled until</td><td>{{with .R.Completeness.SettledUntil}}{{tm .}}{{else}}the end of the window{{end}}</td></tr>
+</tbody></table>
 <h2>Channels</h2>
-<table id="channels"><thead><tr><th>Channel</th><th>Attempts</th><th>Delivered</th><th>Failed</th><th>Pending</th><th>Delivery rate</th><th>Latency p50 ms</th><th>p95 ms</th><th>Verified</th></tr></thead><tbody>
-{{range .R.Channels}}<tr><td>{{.Channel}}</td><td>{{.Attempts}}</td><td>{{.Delivered}}</td><td>{{.Failed}}</td><td>{{.Pending}}</td><td>{{pct .DeliveryRate}}</td><td>{{ms .LatencyMS false}}</td><td>{{ms .LatencyMS true}}</td><td>{{if .Verification}}{{pct .Verification.Rate}}{{else}}–{{end}}</td></tr>
+<table id="channels"><thead><tr><th>Channel</th><th>Attempts</th><th>Delivered</th><th>Failed</th><th>Undeliverable</th><th>Timed out</th><th>Pending</th><th>Delivery rate</th><th>Latency p50 ms</th><th>p95 ms</th><th>Verified</th></tr></thead><tbody>
+{{range .R.Channels}}<tr><td>{{.Channel}}</td><td>{{.Attempts}}</td><td>{{.Delivered}}</td><td>{{.Failed}}</td><td>{{.Undeliverable}}</td><td>{{.TimedOut}}</td><td>{{.Pending}}</td><td>{{pct .DeliveryRate}}</td><td>{{ms .LatencyMS false}}</td><td>{{ms .LatencyMS true}}</td><td>{{if .Verification}}{{pct .Verification.Rate}}{{else}}–{{end}}</td></tr>
 {{end}}</tbody></table>
 <h2>Journeys</h2>
 <table id="journeys"><tbody>
 <tr><td>OTPs</td><td>{{.R.Fallback.OTPs}}</td></tr>
 <tr><td>Fallback OTPs</td><td>{{.R.Fallback.FallbackOTPs}}</td></tr>
 <tr><td>Fallback rate</td><td>{{pct .R.Fallback.FallbackRate}}</td></tr>
+<tr><td>Resends (attempts beyond the first on a channel)</td><td>{{.R.Fallback.Resends}}</td></tr>
 {{range outcomes .R.Fallback.Outcomes}}<tr><td>{{.Name}}</td><td>{{.N}}</td></tr>{{end}}
 <tr><td>Time to deliver p50 / p95 ms</td><td>{{ms .R.Fallback.TimeToDeliverMS false}} / {{ms .R.Fallback.TimeToDeliverMS true}}</td></tr>
 </tbody></table>

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -119,14 +120,24 @@ func testReports(t *testing.T, tr *traffic) {
 			t.Errorf("HTML report has %d bars; want %d", doc.rects, want)
 		}
 		cells := doc.cells["channels"]
-		if len(cells) != 9*len(chs) {
-			t.Fatalf("channels table has %d cells; want %d", len(cells), 9*len(chs))
+		const cols = 11
+		if len(cells) != cols*len(chs) {
+			t.Fatalf("channels table has %d cells; want %d", len(cells), cols*len(chs))
 		}
 		for i, c := range chs {
-			row := cells[9*i : 9*i+9]
-			if row[0] != c.Channel || row[1] != strconv.FormatUint(c.Attempts, 10) || row[2] != strconv.FormatUint(c.Delivered, 10) || row[3] != strconv.FormatUint(c.Failed, 10) {
-				t.Errorf("channels row %d = %v; want %s %d %d %d", i, row, c.Channel, c.Attempts, c.Delivered, c.Failed)
+			row := cells[cols*i : cols*i+cols]
+			want := []string{c.Channel, strconv.FormatUint(c.Attempts, 10), strconv.FormatUint(c.Delivered, 10), strconv.FormatUint(c.Failed, 10),
+				strconv.FormatUint(c.Undeliverable, 10), strconv.FormatUint(c.TimedOut, 10)}
+			if !slices.Equal(row[:len(want)], want) {
+				t.Errorf("channels row %d = %v; want %v", i, row, want)
 			}
+		}
+		// The traffic has settled: the page says its figures are final.
+		if c := doc.cells["completeness-figures"]; len(c) != 6 || c[1] != "0" || c[3] != "0" {
+			t.Errorf("completeness table = %v; want nothing pending", c)
+		}
+		if !bytes.Contains(b.Bytes(), []byte("Final: every attempt in the window has settled.")) {
+			t.Error("the HTML report does not say its figures are final")
 		}
 		if j := doc.cells["journeys"]; len(j) < 2 || j[0] != "OTPs" || j[1] != strconv.FormatUint(fb.OTPs, 10) {
 			t.Errorf("journeys table starts %v; want OTPs %d", j, fb.OTPs)

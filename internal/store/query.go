@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -12,11 +13,11 @@ import (
 	"github.com/google/uuid"
 )
 
-// The analytics queries: attempts and journeys as DESIGN.md defines them
-// ("Analytics: the definitions"). Every figure is computed with idempotent
-// aggregates over (otp_id, channel), so a delivery fact stored twice (before
-// ReplacingMergeTree merged it away) never counts twice, and events are placed
-// by their own timestamp, whatever order they arrived in.
+// The analytics queries: attempts (one per dispatch) and journeys as
+// docs/analytics.md defines them. Every figure is computed from each
+// channel's set of distinct facts (channel_events), so a delivery fact stored
+// twice never counts twice, and events are placed by their own timestamp,
+// whatever order they arrived in.
 
 // ErrNotFound is returned by Journey for an OTP with no stored event.
 var ErrNotFound = errors.New("not found")
@@ -76,16 +77,20 @@ type Conversion struct {
 	SampleRate float64  `json:"sample_rate"`
 }
 
-// ChannelStats are one channel's attempts in a window.
+// ChannelStats are one channel's attempts (dispatches) in a window.
 type ChannelStats struct {
-	Channel      string       `json:"channel"`
-	Attempts     uint64       `json:"attempts"`
-	Delivered    uint64       `json:"delivered"`
-	Failed       uint64       `json:"failed"`
-	Pending      uint64       `json:"pending"`
-	DeliveryRate *float64     `json:"delivery_rate"`
-	LatencyMS    *Percentiles `json:"latency_ms"`
-	Errors       []ErrorCount `json:"errors"`
+	Channel   string `json:"channel"`
+	Attempts  uint64 `json:"attempts"`
+	Delivered uint64 `json:"delivered"`
+	// Failed is Undeliverable + TimedOut: attempts that settled without a
+	// DELIVERED, by the status of their first failure.
+	Failed        uint64       `json:"failed"`
+	Undeliverable uint64       `json:"undeliverable"`
+	TimedOut      uint64       `json:"timed_out"`
+	Pending       uint64       `json:"pending"`
+	DeliveryRate  *float64     `json:"delivery_rate"`
+	LatencyMS     *Percentiles `json:"latency_ms"`
+	Errors        []ErrorCount `json:"errors"`
 	// UnknownStatus counts attempts with a status tyntec did not document.
 	UnknownStatus uint64 `json:"unknown_status"`
 	// RecoveredByPolling counts attempts with a fact no webhook reported.
@@ -110,9 +115,12 @@ type PathStats struct {
 
 // FallbackStats are the journeys in a window.
 type FallbackStats struct {
-	OTPs            uint64       `json:"otps"`
-	FallbackOTPs    uint64       `json:"fallback_otps"`
-	FallbackRate    *float64     `json:"fallback_rate"`
+	OTPs         uint64   `json:"otps"`
+	FallbackOTPs uint64   `json:"fallback_otps"`
+	FallbackRate *float64 `json:"fallback_rate"`
+	// Resends are the attempts beyond the first on the same channel, summed
+	// over the journeys (a resend is not a fallback).
+	Resends         uint64       `json:"resends"`
 	Outcomes        Outcomes     `json:"outcomes"`
 	Paths           []PathStats  `json:"paths"`
 	TimeToDeliverMS *Percentiles `json:"time_to_deliver_ms"`
@@ -134,17 +142,50 @@ const (
 )
 
 // attemptCols are the columns every attempt subquery yields.
-const attemptCols = "otp_id, channel, a_profile, a_first, a_dispatched, a_delivered, a_failed, a_err, a_unknown, a_polled"
+const attemptCols = "otp_id, channel, a_no, a_profile, a_first, a_dispatched, a_delivered, a_failed, a_fail_status, a_err, a_unknown, a_polled"
 
 // msTime renders t as a DateTime64(3) literal.
 func msTime(t time.Time) string {
 	return fmt.Sprintf("fromUnixTimestamp64Milli(toInt64(%d), 'UTC')", t.UnixMilli())
 }
 
-// attemptsSQL is a subquery of one row per attempt (attemptCols) over the
-// events of [from−span, to+span) of every interval (none: all events); where
-// filters the attempts' rows further (e.g. by otp_id) and having the merged
-// attempts.
+// eventTupleSQL is one fact of a channel as channel_events stores it
+// (schema/0005_dispatches.sql): (event_time, rank, status, error_code,
+// unknown, polled). rank puts DISPATCHED first and settling statuses last
+// among facts of the same millisecond.
+const eventTupleSQL = `(event_time,
+        toUInt8(multiIf(status = 'DISPATCHED', 0, status IN ('DELIVERED', 'UNDELIVERABLE', 'TIMED_OUT'), 2, 1)),
+        toString(status), toString(error_code), toUInt8(unknown_status), toUInt8(source = 'poll'))`
+
+// dispatchSplitSQL turns one row per (otp_id, channel) with evs, the
+// channel's distinct facts sorted by (event_time, rank, …), into one row per
+// attempt (attemptCols). A DISPATCHED opens a new attempt when the last
+// DISPATCHED or settling fact before it is a settling one (DELIVERED,
+// UNDELIVERABLE, TIMED_OUT); every other fact belongs to the attempt open at
+// its time. Because evs is a sorted set, duplicates and arrival order cannot
+// change the split.
+const dispatchSplitSQL = `SELECT otp_id, channel, toUInt32(part.1) AS a_no, c_profile AS a_profile,
+    part.2 AS aev,
+    aev[1].1 AS a_first,
+    if(arrayExists(e -> e.3 = 'DISPATCHED', aev), arrayFirst(e -> e.3 = 'DISPATCHED', aev).1, NULL) AS a_dispatched,
+    if(arrayExists(e -> e.3 = 'DELIVERED', aev), arrayFirst(e -> e.3 = 'DELIVERED', aev).1, NULL) AS a_delivered,
+    if(arrayExists(e -> e.3 IN ('UNDELIVERABLE', 'TIMED_OUT'), aev), arrayFirst(e -> e.3 IN ('UNDELIVERABLE', 'TIMED_OUT'), aev).1, NULL) AS a_failed,
+    arrayFirst(e -> e.3 IN ('UNDELIVERABLE', 'TIMED_OUT'), aev).3 AS a_fail_status,
+    arrayReduce('max', arrayMap(e -> e.4, arrayFilter(e -> e.3 IN ('UNDELIVERABLE', 'TIMED_OUT'), aev))) AS a_err,
+    arrayMax(arrayMap(e -> e.5, aev)) AS a_unknown,
+    arrayMax(arrayMap(e -> e.6, aev)) AS a_polled
+FROM (
+    SELECT otp_id, channel, c_profile, evs,
+        arrayMap(c -> toUInt32(c + 1), arrayCumSum(arrayMap((e, prev) -> toUInt32(e.2 = 0 AND prev = 2), evs,
+            arrayPushFront(arrayPopBack(arrayFill(k -> k != 1, arrayMap(e -> e.2, evs))), toUInt8(1))))) AS nos
+    FROM (%s)
+)
+ARRAY JOIN arrayMap(k -> (k, arrayFilter((e, n) -> n = k, evs, nos)), range(1, arrayMax(nos) + 1)) AS part`
+
+// attemptsSQL is a subquery of one row per attempt (attemptCols): one
+// dispatch of an OTP on a channel. It reads the facts of [from−span,
+// to+span) of every interval (none: all); where filters the channels' rows
+// (e.g. by otp_id) and having the attempts.
 func attemptsSQL(raw bool, ivs []span, where, having string) string {
 	ranges := func(one func(from, to time.Time) string) string {
 		if len(ivs) == 0 {
@@ -161,30 +202,16 @@ func attemptsSQL(raw bool, ivs []span, where, having string) string {
 	}
 	var b strings.Builder
 	if raw {
-		fmt.Fprintf(&b, `SELECT otp_id, channel,
-    max(toString(profile_id)) AS a_profile,
-    min(event_time) AS a_first,
-    minOrNullIf(event_time, status = 'DISPATCHED') AS a_dispatched,
-    minOrNullIf(event_time, status = 'DELIVERED') AS a_delivered,
-    minOrNullIf(event_time, status IN ('UNDELIVERABLE', 'TIMED_OUT')) AS a_failed,
-    maxIf(toString(error_code), status IN ('UNDELIVERABLE', 'TIMED_OUT')) AS a_err,
-    max(toUInt8(unknown_status)) AS a_unknown,
-    max(toUInt8(source = 'poll')) AS a_polled
+		b.WriteString(`SELECT otp_id, channel, max(toString(profile_id)) AS c_profile,
+    arraySort(groupUniqArray(` + eventTupleSQL + `)) AS evs
 FROM delivery_events`)
 		b.WriteString(ranges(func(from, to time.Time) string {
 			return fmt.Sprintf("event_time >= %s AND event_time < %s", msTime(from.Add(-MaxAttemptSpan)), msTime(to.Add(MaxAttemptSpan)))
 		}))
 	} else {
-		fmt.Fprintf(&b, `SELECT otp_id, channel,
-    max(profile_id) AS a_profile,
-    min(first_at) AS a_first,
-    min(dispatched_at) AS a_dispatched,
-    min(delivered_at) AS a_delivered,
-    min(failed_at) AS a_failed,
-    max(error_code) AS a_err,
-    max(unknown) AS a_unknown,
-    max(polled) AS a_polled
-FROM attempts`)
+		b.WriteString(`SELECT otp_id, channel, max(profile_id) AS c_profile,
+    arraySort(groupUniqArrayArray(events)) AS evs
+FROM channel_events`)
 		b.WriteString(ranges(func(from, to time.Time) string {
 			return fmt.Sprintf("day >= toDate(%s) AND day <= toDate(%s)", msTime(from.Add(-MaxAttemptSpan)), msTime(to.Add(MaxAttemptSpan)))
 		}))
@@ -193,10 +220,11 @@ FROM attempts`)
 		b.WriteString(" AND " + where)
 	}
 	b.WriteString("\nGROUP BY otp_id, channel")
+	q := fmt.Sprintf("SELECT "+attemptCols+" FROM (\n"+dispatchSplitSQL+"\n)", b.String())
 	if having != "" {
-		b.WriteString("\nHAVING " + having)
+		q += "\nWHERE " + having
 	}
-	return b.String()
+	return q
 }
 
 func (w Window) check() error {
@@ -226,14 +254,18 @@ func (w Window) inWindow(col string) string {
 const attemptCountsSQL = `    count() AS attempts,
     countIf(a_delivered IS NOT NULL) AS delivered,
     countIf(a_delivered IS NULL AND a_failed IS NOT NULL) AS failed,
+    countIf(a_delivered IS NULL AND a_fail_status = 'UNDELIVERABLE') AS undeliverable,
+    countIf(a_delivered IS NULL AND a_fail_status = 'TIMED_OUT') AS timed_out,
     countIf(a_unknown = 1) AS unknown,
     countIf(a_polled = 1) AS polled,
-    countIf(a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lat_n,`
+    countIf(a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lat_n,
+    minOrNullIf(a_first, a_delivered IS NULL AND a_failed IS NULL) AS pending_first,`
 
 // journeyCountsSQL counts journeysSQL's rows by outcome; the fallback report
 // and its per-day rollup rows count alike.
 const journeyCountsSQL = `    count() AS otps,
     countIf(n > 1) AS fallback,
+    sum(resends) AS resends,
     countIf(outcome = 'delivered_primary') AS o_primary,
     countIf(outcome = 'delivered_fallback') AS o_fallback,
     countIf(outcome = 'failed') AS o_failed,
@@ -265,15 +297,19 @@ func (w Window) channelAttemptsSQL() (string, []any) {
 }
 
 // journeysSQL is a subquery of one row per journey in the window: otp_id,
-// j_profile, j_first, j_delivered, j_delivered_channel, atts (sorted tuples
-// (first, channel, delivered, failed)), path, n, outcome.
+// j_profile, j_first, j_delivered, j_delivered_channel, atts (its attempts
+// as tuples (first, channel, delivered, failed, no), sorted), chans (the
+// distinct channels in order of first attempt), path, n (how many
+// channels), resends (attempts beyond the first on a channel), outcome.
 func (w Window) journeysSQL() (string, []any) {
 	having, args := w.filter("j_first", "j_profile", "atts[1].2")
 	q := fmt.Sprintf(`SELECT otp_id, j_profile, j_first, j_delivered, j_delivered_channel, atts,
-    length(atts) AS n,
-    arrayStringConcat(arrayMap(x -> toString(x.2), atts), '>') AS path,
-    multiIf(atts[1].3 = 1, 'delivered_primary',
-            arrayExists(x -> x.3 = 1, atts), 'delivered_fallback',
+    arrayDistinct(arrayMap(x -> x.2, atts)) AS chans,
+    length(chans) AS n,
+    toUInt64(length(atts) - n) AS resends,
+    arrayStringConcat(chans, '>') AS path,
+    multiIf(j_delivered IS NOT NULL AND j_delivered_channel = atts[1].2, 'delivered_primary',
+            j_delivered IS NOT NULL, 'delivered_fallback',
             arrayAll(x -> x.4 = 1, atts), 'failed',
             'pending') AS outcome
 FROM (
@@ -284,7 +320,7 @@ FROM (
         argMinIf(channel, assumeNotNull(a_delivered), a_delivered IS NOT NULL) AS j_delivered_channel,
         arraySort(groupArray((a_first, toString(channel),
             toUInt8(a_delivered IS NOT NULL),
-            toUInt8(a_delivered IS NULL AND a_failed IS NOT NULL)))) AS atts
+            toUInt8(a_delivered IS NULL AND a_failed IS NOT NULL), a_no))) AS atts
     FROM (%s)
     GROUP BY otp_id
     HAVING %s
@@ -349,12 +385,13 @@ ORDER BY ch, by_channel DESC, failed DESC, code`, sub)
 	byName := map[string]*ChannelStats{}
 	for rows.Next() {
 		var (
-			ch, code                                           string
-			byChannel                                          uint64
-			attempts, delivered, failed, unknown, polled, latN uint64
-			lat                                                []float64
+			ch, code                                                                    string
+			byChannel                                                                   uint64
+			attempts, delivered, failed, undeliverable, timedOut, unknown, polled, latN uint64
+			pendingFirst                                                                *time.Time
+			lat                                                                         []float64
 		)
-		if err := rows.Scan(&ch, &byChannel, &code, &attempts, &delivered, &failed, &unknown, &polled, &latN, &lat); err != nil {
+		if err := rows.Scan(&ch, &byChannel, &code, &attempts, &delivered, &failed, &undeliverable, &timedOut, &unknown, &polled, &latN, &pendingFirst, &lat); err != nil {
 			return nil, fmt.Errorf("read channels: %w", err)
 		}
 		cs := byName[ch]
@@ -365,6 +402,7 @@ ORDER BY ch, by_channel DESC, failed DESC, code`, sub)
 		// grouping(code) is 1 when code is aggregated away: the channel's row.
 		if byChannel == 1 {
 			cs.Attempts, cs.Delivered, cs.Failed = attempts, delivered, failed
+			cs.Undeliverable, cs.TimedOut = undeliverable, timedOut
 			cs.Pending = attempts - delivered - failed
 			cs.UnknownStatus, cs.RecoveredByPolling = unknown, polled
 			cs.DeliveryRate = rate(delivered, delivered+failed)
@@ -464,16 +502,16 @@ ORDER BY total DESC, otps DESC, path`, sub)
 	out.Paths = []PathStats{}
 	for rows.Next() {
 		var (
-			total                                                       uint64
-			path                                                        string
-			otps, fallback, oPrimary, oFallback, oFailed, oPending, del uint64
-			ttd                                                         []float64
+			total                                                                uint64
+			path                                                                 string
+			otps, fallback, resends, oPrimary, oFallback, oFailed, oPending, del uint64
+			ttd                                                                  []float64
 		)
-		if err := rows.Scan(&total, &path, &otps, &fallback, &oPrimary, &oFallback, &oFailed, &oPending, &del, &ttd); err != nil {
+		if err := rows.Scan(&total, &path, &otps, &fallback, &resends, &oPrimary, &oFallback, &oFailed, &oPending, &del, &ttd); err != nil {
 			return out, fmt.Errorf("read fallback: %w", err)
 		}
 		if total == 1 {
-			out.OTPs, out.FallbackOTPs = otps, fallback
+			out.OTPs, out.FallbackOTPs, out.Resends = otps, fallback, resends
 			out.FallbackRate = rate(fallback, otps)
 			out.Outcomes = Outcomes{DeliveredPrimary: oPrimary, DeliveredFallback: oFallback, Failed: oFailed, Pending: oPending}
 			out.TimeToDeliverMS = percentiles(del, ttd)
@@ -498,10 +536,15 @@ type Event struct {
 	UnknownStatus bool      `json:"unknown_status,omitempty"`
 }
 
-// AttemptDetail is one attempt of a journey.
+// AttemptDetail is one attempt (one dispatch) of a journey.
 type AttemptDetail struct {
-	Channel      string     `json:"channel"`
-	Outcome      string     `json:"outcome"`
+	Channel string `json:"channel"`
+	// Attempt numbers the channel's attempts from 1, in dispatch order.
+	Attempt uint32 `json:"attempt"`
+	Outcome string `json:"outcome"`
+	// Failure is the status of a failed attempt's first failure:
+	// UNDELIVERABLE or TIMED_OUT.
+	Failure      string     `json:"failure,omitempty"`
 	FirstAt      time.Time  `json:"first_at"`
 	DispatchedAt *time.Time `json:"dispatched_at"`
 	DeliveredAt  *time.Time `json:"delivered_at"`
@@ -535,18 +578,21 @@ type ResendRecord struct {
 
 // Journey is one OTP across its channels.
 type Journey struct {
-	OTPID           string          `json:"otp_id"`
-	ProfileID       string          `json:"profile_id,omitempty"`
-	FirstAt         time.Time       `json:"first_at"`
-	Path            string          `json:"path"`
-	Primary         string          `json:"primary"`
-	Fallback        bool            `json:"fallback"`
+	OTPID     string    `json:"otp_id"`
+	ProfileID string    `json:"profile_id,omitempty"`
+	FirstAt   time.Time `json:"first_at"`
+	Path      string    `json:"path"`
+	Primary   string    `json:"primary"`
+	Fallback  bool      `json:"fallback"`
+	// ResendAttempts are the attempts beyond the first on a channel.
+	ResendAttempts  uint64          `json:"resend_attempts"`
 	Outcome         string          `json:"outcome"`
 	TimeToDeliverMS *int64          `json:"time_to_deliver_ms"`
 	Attempts        []AttemptDetail `json:"attempts"`
 	Events          []Event         `json:"events"`
 	PolledStatus    *PolledStatus   `json:"polled_status"`
 	Resends         []ResendRecord  `json:"resends"`
+	Completeness    Completeness    `json:"completeness"`
 }
 
 // ErrBadOTPID is returned by Journey for an id that is not a UUID.
@@ -555,7 +601,7 @@ var ErrBadOTPID = errors.New("otp id is not a UUID")
 // Journey returns everything stored about one OTP: its events in time order,
 // its attempts, path and outcome (by the definitions above), the latest
 // polled status and the resends. An OTP without events is ErrNotFound.
-func (db *DB) Journey(ctx context.Context, otpID string) (Journey, error) {
+func (db *DB) Journey(ctx context.Context, otpID string, now time.Time) (Journey, error) {
 	id, err := uuid.Parse(otpID)
 	if err != nil {
 		return Journey{}, fmt.Errorf("%w: %q", ErrBadOTPID, otpID)
@@ -590,7 +636,7 @@ ORDER BY event_time, multiIf(status = 'DISPATCHED', 0, status IN ('DELIVERED', '
 	}
 
 	// The attempts come from the same aggregate the windowed figures use.
-	q := fmt.Sprintf("SELECT toString(channel), a_first, a_dispatched, a_delivered, a_failed, a_err, a_unknown, a_polled FROM (%s) ORDER BY a_first, channel",
+	q := fmt.Sprintf("SELECT toString(channel), a_no, a_first, a_dispatched, a_delivered, a_failed, a_fail_status, a_err, a_unknown, a_polled FROM (%s) ORDER BY a_first, channel, a_no",
 		attemptsSQL(false, nil, "otp_id = toUUID(?)", ""))
 	rows, err = db.conn.Query(ctx, q, j.OTPID)
 	if err != nil {
@@ -601,14 +647,14 @@ ORDER BY event_time, multiIf(status = 'DISPATCHED', 0, status IN ('DELIVERED', '
 	for rows.Next() {
 		var a AttemptDetail
 		var unknown, polled uint8
-		if err := rows.Scan(&a.Channel, &a.FirstAt, &a.DispatchedAt, &a.DeliveredAt, &a.FailedAt, &a.ErrorCode, &unknown, &polled); err != nil {
+		if err := rows.Scan(&a.Channel, &a.Attempt, &a.FirstAt, &a.DispatchedAt, &a.DeliveredAt, &a.FailedAt, &a.Failure, &a.ErrorCode, &unknown, &polled); err != nil {
 			rows.Close()
 			return j, fmt.Errorf("read journey attempts: %w", err)
 		}
 		a.Unknown, a.Polled = unknown == 1, polled == 1
 		switch {
 		case a.DeliveredAt != nil:
-			a.Outcome, a.ErrorCode = AttemptDelivered, ""
+			a.Outcome, a.ErrorCode, a.Failure = AttemptDelivered, "", ""
 			if a.DispatchedAt != nil {
 				ms := a.DeliveredAt.Sub(*a.DispatchedAt).Milliseconds()
 				a.LatencyMS = &ms
@@ -622,7 +668,11 @@ ORDER BY event_time, multiIf(status = 'DISPATCHED', 0, status IN ('DELIVERED', '
 			a.Outcome, a.ErrorCode = AttemptPending, ""
 		}
 		j.Attempts = append(j.Attempts, a)
-		channels = append(channels, a.Channel)
+		if !slices.Contains(channels, a.Channel) {
+			channels = append(channels, a.Channel)
+		} else {
+			j.ResendAttempts++
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -632,6 +682,7 @@ ORDER BY event_time, multiIf(status = 'DISPATCHED', 0, status IN ('DELIVERED', '
 		j.FirstAt = j.Attempts[0].FirstAt
 		j.Path, j.Primary, j.Fallback = strings.Join(channels, ">"), channels[0], len(channels) > 1
 		j.Outcome = journeyOutcome(j.Attempts)
+		j.Completeness = journeyCompleteness(j.Attempts, now)
 		if firstDelivered != nil {
 			ms := firstDelivered.Sub(j.FirstAt).Milliseconds()
 			j.TimeToDeliverMS = &ms
@@ -665,22 +716,26 @@ FROM resends FINAL WHERE otp_id = toUUID(?) ORDER BY decided_at, event_id`, j.OT
 	return j, rows.Err()
 }
 
-// journeyOutcome applies the journey definition to attempts in order.
+// journeyOutcome applies the journey definition to attempts in order: the
+// channel of the first DELIVERED decides between primary and fallback.
 func journeyOutcome(as []AttemptDetail) string {
 	if len(as) == 0 {
 		return OutcomePending
 	}
-	if as[0].Outcome == AttemptDelivered {
-		return OutcomeDeliveredPrimary
-	}
+	var first *AttemptDetail
 	allFailed := true
-	for _, a := range as {
-		if a.Outcome == AttemptDelivered {
-			return OutcomeDeliveredFallback
+	for i, a := range as {
+		if a.DeliveredAt != nil && (first == nil || a.DeliveredAt.Before(*first.DeliveredAt)) {
+			first = &as[i]
 		}
 		allFailed = allFailed && a.Outcome == AttemptFailed
 	}
-	if allFailed {
+	switch {
+	case first != nil && first.Channel == as[0].Channel:
+		return OutcomeDeliveredPrimary
+	case first != nil:
+		return OutcomeDeliveredFallback
+	case allFailed:
 		return OutcomeFailed
 	}
 	return OutcomePending

@@ -142,7 +142,7 @@ func TestAnalyticsFollowTheDefinitions(t *testing.T) {
 			}
 		}
 
-		j, err := db.Journey(t.Context(), otpB)
+		j, err := db.Journey(t.Context(), otpB, time.Now())
 		if err != nil {
 			t.Fatalf("Journey: %v", err)
 		}
@@ -155,10 +155,10 @@ func TestAnalyticsFollowTheDefinitions(t *testing.T) {
 				t.Errorf("Journey(B) event %d = %s; want %s", i, got, want)
 			}
 		}
-		if _, err := db.Journey(t.Context(), "aaaaaaaa-0000-4000-8000-00000000ffff"); !errors.Is(err, store.ErrNotFound) {
+		if _, err := db.Journey(t.Context(), "aaaaaaaa-0000-4000-8000-00000000ffff", time.Now()); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Journey(unknown) error = %v; want ErrNotFound", err)
 		}
-		if _, err := db.Journey(t.Context(), "nope"); !errors.Is(err, store.ErrBadOTPID) {
+		if _, err := db.Journey(t.Context(), "nope", time.Now()); !errors.Is(err, store.ErrBadOTPID) {
 			t.Errorf("Journey(nope) error = %v; want ErrBadOTPID", err)
 		}
 	})

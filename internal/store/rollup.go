@@ -128,7 +128,7 @@ type rolledDay struct {
 // rollupVersions returns the current version of every rolled-up day in
 // [from, to).
 func (db *DB) rollupVersions(ctx context.Context, from, to time.Time) (map[time.Time]uint64, error) {
-	rows, err := db.conn.Query(ctx, fmt.Sprintf("SELECT day, max(version) FROM rollup_days WHERE day >= %s AND day < %s GROUP BY day", sqlDay(from), sqlDay(to)))
+	rows, err := db.conn.Query(ctx, fmt.Sprintf("SELECT day, max(version) FROM rolled_days WHERE day >= %s AND day < %s GROUP BY day", sqlDay(from), sqlDay(to)))
 	if err != nil {
 		return nil, fmt.Errorf("query rollup days: %w", err)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // rollupTables are the tables holding a day's rows under a version.
-var rollupTables = []string{"daily_channels", "daily_journeys", "daily_conversion", "daily_latency", "daily_latency_buckets"}
+var rollupTables = []string{"daily_attempts", "daily_paths", "daily_conversion", "daily_latency", "daily_latency_buckets"}
 
 // RefreshRollups computes the daily rollups of every sealed day (ended at
 // least RollupMargin before now) that has none yet, or that rows inserted
@@ -116,10 +116,10 @@ func (db *DB) rollUpDay(ctx context.Context, d time.Time, version uint64) error 
 	js, _ := w.journeyRowsSQL()
 	conv, _ := w.conversionRowsSQL()
 	stmts := []string{
-		fmt.Sprintf(`INSERT INTO daily_channels (day, version, profile_id, channel, code, attempts, delivered, failed, unknown, polled, lat_n)
-SELECT %s, %d, profile_id, channel, code, attempts, delivered, failed, unknown, polled, lat_n FROM (%s)`, day, version, chs),
-		fmt.Sprintf(`INSERT INTO daily_journeys (day, version, profile_id, path, primary_channel, otps, fallback, o_primary, o_fallback, o_failed, o_pending, delivered)
-SELECT %s, %d, profile_id, path, primary_channel, otps, fallback, o_primary, o_fallback, o_failed, o_pending, delivered FROM (%s)`, day, version, js),
+		fmt.Sprintf(`INSERT INTO daily_attempts (day, version, profile_id, channel, code, attempts, delivered, failed, undeliverable, timed_out, unknown, polled, lat_n, pending_first)
+SELECT %s, %d, profile_id, channel, code, attempts, delivered, failed, undeliverable, timed_out, unknown, polled, lat_n, pending_first FROM (%s)`, day, version, chs),
+		fmt.Sprintf(`INSERT INTO daily_paths (day, version, profile_id, path, primary_channel, otps, fallback, resends, o_primary, o_fallback, o_failed, o_pending, delivered)
+SELECT %s, %d, profile_id, path, primary_channel, otps, fallback, resends, o_primary, o_fallback, o_failed, o_pending, delivered FROM (%s)`, day, version, js),
 		fmt.Sprintf(`INSERT INTO daily_conversion (day, version, profile_id, channel, polled, verified, sample_rate)
 SELECT %s, %d, profile_id, channel, polled, verified, sample_rate FROM (%s)`, day, version, conv),
 	}
@@ -130,7 +130,7 @@ SELECT '%s', key, intDiv(ms, %d), %s, %d, profile_id, ms, n FROM (%s)`, h.metric
 			fmt.Sprintf(`INSERT INTO daily_latency_buckets (day, version, metric, key, profile_id, bucket, n)
 SELECT %s, %d, '%s', key, profile_id, intDiv(ms, %d) AS b, sum(n) FROM (%s) GROUP BY key, profile_id, b`, day, version, h.metric, latencyBucket, h.q))
 	}
-	stmts = append(stmts, fmt.Sprintf("INSERT INTO rollup_days (day, version, computed_at) SELECT %s, %d, now64(3)", day, version))
+	stmts = append(stmts, fmt.Sprintf("INSERT INTO rolled_days (day, version, computed_at) SELECT %s, %d, now64(3)", day, version))
 	for _, s := range stmts {
 		if err := db.conn.Exec(ctx, s); err != nil {
 			return fmt.Errorf("roll up %s: %w", d.Format("2006-01-02"), err)

@@ -11,7 +11,9 @@ import (
 
 type channelKey struct{ channel, code string }
 
-type channelSums struct{ attempts, delivered, failed, unknown, polled, latN uint64 }
+type channelSums struct {
+	attempts, delivered, failed, undeliverable, timedOut, unknown, polled, latN uint64
+}
 
 // channelsRolled is Channels over p.
 func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelStats, error) {
@@ -28,7 +30,7 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 			var k channelKey
 			var s channelSums
 			var lats []int64
-			dest := []any{&k.channel, &k.code, &s.attempts, &s.delivered, &s.failed, &s.unknown, &s.polled, &s.latN}
+			dest := []any{&k.channel, &k.code, &s.attempts, &s.delivered, &s.failed, &s.undeliverable, &s.timedOut, &s.unknown, &s.polled, &s.latN}
 			if live {
 				dest = append(dest, &lats)
 			}
@@ -46,15 +48,17 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 			t.attempts += s.attempts
 			t.delivered += s.delivered
 			t.failed += s.failed
+			t.undeliverable += s.undeliverable
+			t.timedOut += s.timedOut
 			t.unknown += s.unknown
 			t.polled += s.polled
 			t.latN += s.latN
 		}
 		return rows.Err()
 	}
-	const sumCols = "channel, code, sum(attempts), sum(delivered), sum(failed), sum(unknown), sum(polled), sum(lat_n)"
+	const sumCols = "channel, code, sum(attempts), sum(delivered), sum(failed), sum(undeliverable), sum(timed_out), sum(unknown), sum(polled), sum(lat_n)"
 	where, args := p.where(w, "channel")
-	if err := read(fmt.Sprintf("SELECT %s FROM daily_channels WHERE %s GROUP BY channel, code", sumCols, where), args, false); err != nil {
+	if err := read(fmt.Sprintf("SELECT %s FROM daily_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, false); err != nil {
 		return nil, err
 	}
 	if err := lat.readBuckets(ctx, db, p, w); err != nil {
@@ -81,6 +85,8 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 		cs.Attempts += s.attempts
 		cs.Delivered += s.delivered
 		cs.Failed += s.failed
+		cs.Undeliverable += s.undeliverable
+		cs.TimedOut += s.timedOut
 		cs.UnknownStatus += s.unknown
 		cs.RecoveredByPolling += s.polled
 		if s.failed > 0 {
@@ -151,7 +157,7 @@ func (db *DB) conversionRolled(ctx context.Context, w Window, p plan) (map[strin
 // fallbackRolled is Fallback over p.
 func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackStats, error) {
 	out := FallbackStats{Paths: []PathStats{}}
-	type pathSums struct{ otps, fallback, oPrimary, oFallback, oFailed, oPending, delivered uint64 }
+	type pathSums struct{ otps, fallback, resends, oPrimary, oFallback, oFailed, oPending, delivered uint64 }
 	paths := map[string]*pathSums{}
 	ttd := newHistogram(metricTTD)
 	// read adds rows of path, the sums and, when live, the primary channel
@@ -166,7 +172,7 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 			var path, primary string
 			var s pathSums
 			var ttds []int64
-			dest := []any{&path, &s.otps, &s.fallback, &s.oPrimary, &s.oFallback, &s.oFailed, &s.oPending, &s.delivered}
+			dest := []any{&path, &s.otps, &s.fallback, &s.resends, &s.oPrimary, &s.oFallback, &s.oFailed, &s.oPending, &s.delivered}
 			if live {
 				dest = append(dest, &primary, &ttds)
 			}
@@ -183,6 +189,7 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 			}
 			t.otps += s.otps
 			t.fallback += s.fallback
+			t.resends += s.resends
 			t.oPrimary += s.oPrimary
 			t.oFallback += s.oFallback
 			t.oFailed += s.oFailed
@@ -191,9 +198,9 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 		}
 		return rows.Err()
 	}
-	const sumCols = "path, sum(otps), sum(fallback), sum(o_primary), sum(o_fallback), sum(o_failed), sum(o_pending), sum(delivered)"
+	const sumCols = "path, sum(otps), sum(fallback), sum(resends), sum(o_primary), sum(o_fallback), sum(o_failed), sum(o_pending), sum(delivered)"
 	where, args := p.where(w, "primary_channel")
-	if err := read(fmt.Sprintf("SELECT %s FROM daily_journeys WHERE %s GROUP BY path", sumCols, where), args, false); err != nil {
+	if err := read(fmt.Sprintf("SELECT %s FROM daily_paths WHERE %s GROUP BY path", sumCols, where), args, false); err != nil {
 		return out, err
 	}
 	if err := ttd.readBuckets(ctx, db, p, w); err != nil {
@@ -212,6 +219,7 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 		}
 		out.OTPs += s.otps
 		out.FallbackOTPs += s.fallback
+		out.Resends += s.resends
 		out.Outcomes.DeliveredPrimary += s.oPrimary
 		out.Outcomes.DeliveredFallback += s.oFallback
 		out.Outcomes.Failed += s.oFailed

@@ -247,7 +247,7 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		if days, err = db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)); err != nil || len(days) != 0 {
 			t.Errorf("idle RefreshRollups computed %v, %v; want nothing", days, err)
 		}
-		if n := count(t, db, "SELECT count() FROM (SELECT day FROM daily_channels GROUP BY day HAVING uniqExact(version) > 1)"); n != 0 {
+		if n := count(t, db, "SELECT count() FROM (SELECT day FROM daily_attempts GROUP BY day HAVING uniqExact(version) > 1)"); n != 0 {
 			t.Errorf("%d days keep replaced versions", n)
 		}
 		sameAsRaw(t, db, "after cleanup")

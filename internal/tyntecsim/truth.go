@@ -293,20 +293,28 @@ type Summary struct {
 	DeliveredLater   int       `json:"delivered_later"`
 	Failed           int       `json:"failed"`
 	Pending          int       `json:"pending"`
-	// Channels counts attempts per channel: all, delivered, failed.
+	// Resends are the attempts beyond the first on the same channel.
+	Resends int `json:"resends"`
+	// Channels counts attempts (dispatches) per channel: all, delivered,
+	// failed (undeliverable + timed out).
 	Channels map[string]ChannelSummary `json:"channels"`
 }
 
 // ChannelSummary counts one channel's attempts.
 type ChannelSummary struct {
-	Attempts  int `json:"attempts"`
-	Delivered int `json:"delivered"`
-	Failed    int `json:"failed"`
+	Attempts      int `json:"attempts"`
+	Delivered     int `json:"delivered"`
+	Failed        int `json:"failed"`
+	Undeliverable int `json:"undeliverable"`
+	TimedOut      int `json:"timed_out"`
 }
 
-// Summary counts journeys by outcome and attempts by channel, as DESIGN.md
-// defines them: delivered on the primary, on a later channel, failed on all,
-// or pending.
+// Summary counts journeys by outcome and attempts by channel, as
+// docs/analytics.md defines them: each dispatch is an attempt; a journey
+// falls back when it tries a second channel (a resend on the same channel
+// is not a fallback); it is delivered on the primary when its first
+// DELIVERED is on its first channel, later when on another, failed when
+// every attempt failed, else pending.
 func (t Truth) Summary() Summary {
 	s := Summary{Channels: map[string]ChannelSummary{}}
 	for _, o := range t.OTPs {
@@ -321,30 +329,39 @@ func (s *Summary) add(o OTPTruth) {
 		s.Channels = map[string]ChannelSummary{}
 	}
 	s.OTPs++
-	if len(o.Attempts) > 1 {
+	seen := map[events.Channel]bool{}
+	for _, a := range o.Attempts {
+		if seen[a.Channel] {
+			s.Resends++
+		}
+		seen[a.Channel] = true
+	}
+	if len(seen) > 1 {
 		s.Fallback++
 	}
-	first, pending := -1, false
-	for i, a := range o.Attempts {
+	pending := false
+	for _, a := range o.Attempts {
 		c := s.Channels[string(a.Channel)]
 		c.Attempts++
 		switch a.Outcome {
 		case events.StatusDelivered:
 			c.Delivered++
-			if first < 0 {
-				first = i
-			}
 		case "":
 			pending = true
+		case events.StatusTimedOut:
+			c.Failed++
+			c.TimedOut++
 		default:
 			c.Failed++
+			c.Undeliverable++
 		}
 		s.Channels[string(a.Channel)] = c
 	}
+	on := o.DeliveredOn()
 	switch {
-	case first == 0:
+	case on != "" && on == o.Attempts[0].Channel:
 		s.DeliveredPrimary++
-	case first > 0:
+	case on != "":
 		s.DeliveredLater++
 	case pending || len(o.Attempts) == 0:
 		s.Pending++
