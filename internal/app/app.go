@@ -111,7 +111,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		// The console's pages are code, not data: served unguarded (a
 		// browser's navigation cannot carry a bearer token); they call the
 		// guarded API with the token the operator types in.
-		console.Mount(admin)
+		console.Mount(admin, len(cfg.APITokens) > 0)
 		live := reporter.NewLive(a.broker, logger)
 		live.Mount(guarded)
 		a.onShutdown = append(a.onShutdown, live.Close)

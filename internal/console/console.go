@@ -35,7 +35,18 @@ func Assets() fs.FS {
 // an Authorization header when it navigates, and the pages are only code —
 // every figure comes from the guarded API, which the pages call with the
 // token.
-func Mount(r chi.Router) {
+// needToken tells the pages to ask for the API token before their first
+// call (so that they never show a refused request).
+func Mount(r chi.Router, needToken bool) {
+	config := []byte(`{"auth":false}`)
+	if needToken {
+		config = []byte(`{"auth":true}`)
+	}
+	r.Get(Path+"config.json", func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(config)
+	})
 	files := http.StripPrefix(Path, http.FileServerFS(Assets()))
 	r.Get("/", func(w http.ResponseWriter, req *http.Request) {
 		http.Redirect(w, req, Path, http.StatusFound)
@@ -48,7 +59,7 @@ func Mount(r chi.Router) {
 		// Only our own scripts, and no framing: a page that holds an API
 		// token should run nothing else and not be clickjacked. uPlot sizes
 		// its elements with inline styles.
-		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-cache")

@@ -60,6 +60,7 @@
     sessionStorage.setItem(TOKEN_KEY, $('#token').value.trim());
     $('#token').value = '';
     $('#login').hidden = true;
+    $('#logout').hidden = false;
     $('#window').hidden = false;
     document.querySelector('main').hidden = false;
     clearError();
@@ -360,10 +361,15 @@
     clearInterval(timer);
     timer = setInterval(() => {
       const q = page();
-      if ((q.name === 'overview' || q.name === 'journeys') && $('#range').value !== 'custom' && !document.hidden) refresh();
+      if ((q.name === 'overview' || q.name === 'journeys') && $('#range').value !== 'custom' && !document.hidden && $('#login').hidden) refresh();
     }, 5000);
   }
   window.addEventListener('hashchange', route);
   if (!location.hash) history.replaceState(null, '', '#overview');
-  route();
+  // Ask for the token first when the API needs one, rather than show a
+  // refused request.
+  fetch('config.json').then((r) => r.json()).then((cfg) => {
+    if (cfg.auth && !sessionStorage.getItem(TOKEN_KEY)) showLogin('');
+    else route();
+  }).catch(showError);
 })();
