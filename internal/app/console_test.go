@@ -128,6 +128,22 @@ func TestConsoleInABrowser(t *testing.T) {
 			}
 		}
 	}
+	// The buckets of /timeseries add up to /channels for the same window.
+	var ts reporter.TimeseriesResponse
+	get("/api/v1/timeseries?"+w.Encode()+"&step=1m", &ts)
+	for _, c := range chs.Channels {
+		var attempts, delivered, failed uint64
+		for _, s := range ts.Channels {
+			if s.Channel == c.Channel {
+				for i := range s.Attempts {
+					attempts, delivered, failed = attempts+s.Attempts[i], delivered+s.Delivered[i], failed+s.Failed[i]
+				}
+			}
+		}
+		if attempts != c.Attempts || delivered != c.Delivered || failed != c.Failed {
+			t.Errorf("timeseries %s adds up to %d/%d/%d; channels %d/%d/%d", c.Channel, attempts, delivered, failed, c.Attempts, c.Delivered, c.Failed)
+		}
+	}
 	// The charts are drawn from /timeseries of the same window.
 	if n := browsertest.Run(b, "charts", chromedp.Evaluate[int](`document.querySelectorAll('#page-overview .uplot canvas').length`)); n != 4 {
 		t.Errorf("overview draws %d charts; want 4", n)
@@ -186,6 +202,13 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Errorf("events page shows %d DISPATCHED rows; API %d, want 4", n, len(page.Events))
 	}
 	b.Screenshot("console-events")
+	// Pages follow the cursor without overlap.
+	var p1, p2 store.EventPage
+	get("/api/v1/events?limit=4", &p1)
+	get("/api/v1/events?limit=4&cursor="+p1.Next, &p2)
+	if len(p1.Events) != 4 || len(p2.Events) != len(msgs)-4 || p2.Next != "" || p1.Events[3].EventID == p2.Events[0].EventID {
+		t.Errorf("pages of 4: %d then %d events (next %q); want 4 then %d, no overlap", len(p1.Events), len(p2.Events), p2.Next, len(msgs)-4)
+	}
 
 	// Dead letters: inspect the raw body, replay it by clicking.
 	row := `#deadletters tr[data-id="` + dead.ID + `"]`
