@@ -2,6 +2,7 @@
 # Both run `setup` first; setup is idempotent (a second run does nothing).
 
 CHDB_DIR := $(CURDIR)/.cache/chdb
+CONSOLE_VENDOR_DIR := $(CURDIR)/.cache/console
 export OTPSCOPE_CHDB_LIB ?= $(CHDB_DIR)/libchdb.so
 
 GO ?= go
@@ -9,10 +10,12 @@ GOTEST_FLAGS ?= -count=1 -timeout 20m
 
 .PHONY: setup run test build bench vet fmt chaos
 
-## setup: Go modules and the embedded ClickHouse library (libchdb.so from npm).
+## setup: Go modules, the embedded ClickHouse library (libchdb.so from npm) and
+## the console's pinned chart library (checked against the committed copy).
 setup:
 	$(GO) mod download
 	CHDB_DIR=$(CHDB_DIR) bash scripts/setup-chdb.sh
+	CONSOLE_VENDOR_DIR=$(CONSOLE_VENDOR_DIR) bash scripts/setup-console.sh
 
 ## build: every binary into ./bin.
 build:

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/console"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/poller"
@@ -42,7 +43,9 @@ type App struct {
 	runs    []func(context.Context) error // the modules' loops
 	poller  *poller.Poller                // nil when the poller is off
 	sim     *simulator                    // nil without --simulate
-	cleanup []func()
+	// onShutdown run when the admin server shuts down (open live streams).
+	onShutdown []func()
+	cleanup    []func()
 }
 
 // New completes and validates cfg, opens what the modules share (NATS,
@@ -105,6 +108,13 @@ func (a *App) build(ctx context.Context) (err error) {
 		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg)
 		reporter.NewAPI(a.db, logger).Mount(guarded)
 		reporter.NewDeadLetters(a.db, a.broker, logger).Mount(guarded)
+		// The console's pages are code, not data: served unguarded (a
+		// browser's navigation cannot carry a bearer token); they call the
+		// guarded API with the token the operator types in.
+		console.Mount(admin, len(cfg.APITokens) > 0)
+		live := reporter.NewLive(a.broker, logger)
+		live.Mount(guarded)
+		a.onShutdown = append(a.onShutdown, live.Close)
 		a.runs = append(a.runs, consumer.Run, func(ctx context.Context) error {
 			return reporter.RunReportsLeased(ctx, a.broker, reports, logger)
 		})
@@ -134,6 +144,13 @@ func (a *App) build(ctx context.Context) (err error) {
 	if a.adminLn != nil {
 		ops.MountHealth(admin, checks...)
 		a.admin = ops.NewServer(admin)
+	}
+	for _, f := range a.onShutdown {
+		if a.admin != nil {
+			a.admin.RegisterOnShutdown(f)
+		} else {
+			a.srv.RegisterOnShutdown(f)
+		}
 	}
 	if len(cfg.APITokens) == 0 && !loopback(a.AdminAddr()) {
 		logger.Warn("the API and /metrics answer anyone who can reach " + a.AdminAddr() + ": set --api-token")
@@ -188,7 +205,9 @@ func (a *App) Banner(w io.Writer) {
 			"  tracking     "+base+ingest.TrackPath)
 	}
 	if a.cfg.runs(ModuleReporter) {
-		lines = append(lines, "  API          "+adminBase+"/api/v1/channels  /api/v1/fallback  /api/v1/otps/{otpId}")
+		lines = append(lines,
+			"  console      "+adminBase+console.Path,
+			"  API          "+adminBase+"/api/v1/channels  /api/v1/fallback  /api/v1/otps/{otpId}")
 	}
 	lines = append(lines, "  health       "+base+"/healthz  /readyz", "  metrics      "+adminBase+"/metrics")
 	nats := "external"

@@ -70,6 +70,11 @@ func TestAPITokenGuardsTheAPIAndMetrics(t *testing.T) {
 		{"/metrics", "", http.StatusUnauthorized},
 		{"/metrics", apiToken, http.StatusOK},
 		{"/healthz", "", http.StatusOK},
+		// The console's pages hold no data; what they show needs the token.
+		{"/console/", "", http.StatusOK},
+		{"/api/v1/timeseries", "", http.StatusUnauthorized},
+		{"/api/v1/events", "", http.StatusUnauthorized},
+		{"/api/v1/live", "", http.StatusUnauthorized},
 	} {
 		if got := status(tt.path, tt.token); got != tt.want {
 			t.Errorf("GET %s with token %q = %d; want %d", tt.path, tt.token, got, tt.want)

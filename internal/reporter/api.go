@@ -39,6 +39,8 @@ func (a *API) Mount(r chi.Router) {
 	r.Get("/api/v1/channels", a.channels)
 	r.Get("/api/v1/fallback", a.fallback)
 	r.Get("/api/v1/otps/{otpId}", a.otp)
+	r.Get("/api/v1/timeseries", a.timeseries) // console.go
+	r.Get("/api/v1/events", a.events)
 }
 
 // ChannelsResponse is the body of GET /api/v1/channels.

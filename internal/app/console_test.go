@@ -1,0 +1,237 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/otpscope/otpscope/internal/console/browsertest"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/polltest"
+	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// TestConsoleInABrowser drives the console in headless Chromium against the
+// reporter with an API token: sign in, then every page loads without a
+// console error, shows the API's figures for the same window, looks an OTP
+// up and replays a dead letter by clicking, and shows a live event.
+func TestConsoleInABrowser(t *testing.T) {
+	b := browsertest.New(t, 3*time.Minute)
+	cfg := reporterConfig(t)
+	const token = "console-token-0123456789"
+	cfg.APITokens = []string{token}
+	a := serve(t, cfg)
+	base := "http://" + a.AdminAddr()
+	ctx := t.Context()
+
+	// Journeys of the last few minutes: delivered on SMS; SMS failed then
+	// Viber delivered; pending on WhatsApp.
+	now := time.Now().UTC().Add(-5 * time.Minute).Truncate(time.Millisecond)
+	const (
+		otpSMS      = "a4762c77-94cb-43d6-bbab-9f37e088ad01"
+		otpFallback = "a4762c77-94cb-43d6-bbab-9f37e088ad02"
+		otpPending  = "a4762c77-94cb-43d6-bbab-9f37e088ad03"
+		otpReplayed = "a4762c77-94cb-43d6-bbab-9f37e088ad04"
+		otpLive     = "a4762c77-94cb-43d6-bbab-9f37e088ad05"
+	)
+	ev := func(otp string, ch events.Channel, st events.Status, after time.Duration) events.Message {
+		d := events.DeliveryStatus{Channel: ch, Status: st, OTPID: otp, ProfileID: "profile-1", Source: events.SourceWebhook,
+			Timestamp: now.Add(after), ReceivedAt: now.Add(after)}
+		if st == events.StatusUndeliverable {
+			d.Error = &events.DeliveryError{Code: "tyntec::SMS::undeliverable"}
+		}
+		m, err := events.NewDeliveryMessage(&d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	msgs := []events.Message{
+		ev(otpSMS, events.ChannelSMS, events.StatusDispatched, 0),
+		ev(otpSMS, events.ChannelSMS, events.StatusDelivered, 2*time.Second),
+		ev(otpFallback, events.ChannelSMS, events.StatusDispatched, time.Second),
+		ev(otpFallback, events.ChannelSMS, events.StatusUndeliverable, 4*time.Second),
+		ev(otpFallback, events.ChannelViber, events.StatusDispatched, 5*time.Second),
+		ev(otpFallback, events.ChannelViber, events.StatusDelivered, 8*time.Second),
+		ev(otpPending, events.ChannelWhatsApp, events.StatusDispatched, 3*time.Second),
+	}
+	webhook := fmt.Sprintf(`{"channel":"SMS","otpId":%q,"status":"DELIVERED","timestamp":%q}`, otpReplayed, now.Format(time.RFC3339Nano))
+	dead, err := events.NewDeadLetterMessage(events.DeadLetter{Reason: `Content-Type "text/plain": want application/json`, Status: 415, Source: "ingest", ReceivedAt: time.Now().UTC()}, []byte(webhook), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Broker().Publish(ctx, append(msgs, dead)...); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string, v any) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	polltest.Until(t, 30*time.Second, "the events and the dead letter stored", func() bool {
+		var p store.EventPage
+		var dl reporter.DeadLettersResponse
+		get("/api/v1/events?limit=100", &p)
+		get("/api/v1/deadletters", &dl)
+		return len(p.Events) == len(msgs) && len(dl.DeadLetters) == 1
+	})
+
+	// Sign in: the pages load without a token, the API asks for one.
+	b.Do("open the console", chromedp.Navigate(base+"/"), chromedp.WaitVisible("#login"))
+	b.Screenshot("console-login")
+	b.Do("sign in", chromedp.SendKeys("#token", token), chromedp.Click("#sign-in"),
+		chromedp.WaitReady("#page-overview[data-loaded]"))
+
+	// Overview: the table is /channels for the window the page shows.
+	window := func() url.Values {
+		from := browsertest.Run(b, "window from", chromedp.AttributeValue("#shown", "data-from"))
+		to := browsertest.Run(b, "window to", chromedp.AttributeValue("#shown", "data-to"))
+		return url.Values{"from": {from.Value}, "to": {to.Value}}
+	}
+	w := window()
+	var chs reporter.ChannelsResponse
+	get("/api/v1/channels?"+w.Encode(), &chs)
+	if len(chs.Channels) != 3 {
+		t.Fatalf("API: %d channels in %v; want 3", len(chs.Channels), w)
+	}
+	for _, c := range chs.Channels {
+		row := `#channels tr[data-channel="` + c.Channel + `"] `
+		for field, want := range map[string]uint64{"attempts": c.Attempts, "delivered": c.Delivered, "failed": c.Failed, "pending": c.Pending} {
+			if got := b.Text(row + `[data-field="` + field + `"]`); got != strconv.FormatUint(want, 10) {
+				t.Errorf("overview %s %s = %q; API %d", c.Channel, field, got, want)
+			}
+		}
+		rate := browsertest.Run(b, "delivery rate", chromedp.AttributeValue(row+`[data-field="delivery_rate"]`, "data-value"))
+		if want := ""; c.DeliveryRate != nil {
+			want = strconv.FormatFloat(*c.DeliveryRate, 'g', -1, 64)
+			if rate.Value != want {
+				t.Errorf("overview %s delivery rate = %q; API %s", c.Channel, rate.Value, want)
+			}
+		}
+	}
+	// The buckets of /timeseries add up to /channels for the same window.
+	var ts reporter.TimeseriesResponse
+	get("/api/v1/timeseries?"+w.Encode()+"&step=1m", &ts)
+	for _, c := range chs.Channels {
+		var attempts, delivered, failed uint64
+		for _, s := range ts.Channels {
+			if s.Channel == c.Channel {
+				for i := range s.Attempts {
+					attempts, delivered, failed = attempts+s.Attempts[i], delivered+s.Delivered[i], failed+s.Failed[i]
+				}
+			}
+		}
+		if attempts != c.Attempts || delivered != c.Delivered || failed != c.Failed {
+			t.Errorf("timeseries %s adds up to %d/%d/%d; channels %d/%d/%d", c.Channel, attempts, delivered, failed, c.Attempts, c.Delivered, c.Failed)
+		}
+	}
+	// The charts are drawn from /timeseries of the same window.
+	if n := browsertest.Run(b, "charts", chromedp.Evaluate[int](`document.querySelectorAll('#page-overview .uplot canvas').length`)); n != 4 {
+		t.Errorf("overview draws %d charts; want 4", n)
+	}
+	b.Screenshot("console-overview")
+	b.NoErrors("overview")
+
+	// Journeys: outcomes and paths are /fallback's.
+	b.Do("journeys", chromedp.Navigate(base+"/console/#journeys"), chromedp.WaitReady("#page-journeys[data-loaded]"))
+	w = window()
+	var fb reporter.FallbackResponse
+	get("/api/v1/fallback?"+w.Encode(), &fb)
+	for field, want := range map[string]uint64{"delivered_primary": fb.Outcomes.DeliveredPrimary, "delivered_fallback": fb.Outcomes.DeliveredFallback,
+		"failed": fb.Outcomes.Failed, "pending": fb.Outcomes.Pending} {
+		if got := b.Text(`#outcomes [data-field="` + field + `"]`); got != strconv.FormatUint(want, 10) {
+			t.Errorf("journeys %s = %q; API %d", field, got, want)
+		}
+	}
+	for _, p := range fb.Paths {
+		if got := b.Text(`#paths tr[data-path="` + p.Path + `"] [data-field="otps"]`); got != strconv.FormatUint(p.OTPs, 10) {
+			t.Errorf("journeys path %s OTPs = %q; API %d", p.Path, got, p.OTPs)
+		}
+	}
+	if fb.Outcomes.DeliveredFallback != 1 || len(fb.Paths) != 3 {
+		t.Errorf("API fallback = %+v; want one fallback delivery over three paths", fb.FallbackStats)
+	}
+	b.Screenshot("console-journeys")
+
+	// OTP lookup by typing the id and clicking.
+	b.Do("OTP lookup", chromedp.Navigate(base+"/console/#otp"), chromedp.WaitVisible("#otp-id"),
+		chromedp.SendKeys("#otp-id", otpFallback), chromedp.Click("#otp-go"),
+		chromedp.WaitVisible(`#otp-result[data-otp="`+otpFallback+`"]`))
+	var j store.Journey
+	get("/api/v1/otps/"+otpFallback, &j)
+	if got := b.Text(`#otp-summary [data-field="path"]`); got != j.Path {
+		t.Errorf("OTP path = %q; API %q", got, j.Path)
+	}
+	if got := b.Text(`#otp-summary [data-field="outcome"]`); got != j.Outcome {
+		t.Errorf("OTP outcome = %q; API %q", got, j.Outcome)
+	}
+	if n := browsertest.Run(b, "timeline", chromedp.Evaluate[int](`document.querySelectorAll('#otp-timeline li').length`)); n != len(j.Events) {
+		t.Errorf("OTP timeline has %d events; API %d", n, len(j.Events))
+	}
+	b.Screenshot("console-otp")
+
+	// Events: the first page is /events' for the window; the next page
+	// follows the cursor.
+	b.Do("events", chromedp.Navigate(base+"/console/#events"), chromedp.WaitReady("#page-events[data-loaded]"),
+		chromedp.SetValue("#ev-limit", "25"), chromedp.SetValue("#ev-status", "dispatched"), chromedp.Click("#ev-search"),
+		chromedp.WaitReady(`#events tbody tr[data-event]`))
+	w = window()
+	w.Set("status", "dispatched")
+	var page store.EventPage
+	get("/api/v1/events?"+w.Encode(), &page)
+	if n := browsertest.Run(b, "event rows", chromedp.Evaluate[int](`document.querySelectorAll('#events tbody tr[data-event]').length`)); n != len(page.Events) || n != 4 {
+		t.Errorf("events page shows %d DISPATCHED rows; API %d, want 4", n, len(page.Events))
+	}
+	b.Screenshot("console-events")
+	// Pages follow the cursor without overlap.
+	var p1, p2 store.EventPage
+	get("/api/v1/events?limit=4", &p1)
+	get("/api/v1/events?limit=4&cursor="+p1.Next, &p2)
+	if len(p1.Events) != 4 || len(p2.Events) != len(msgs)-4 || p2.Next != "" || p1.Events[3].EventID == p2.Events[0].EventID {
+		t.Errorf("pages of 4: %d then %d events (next %q); want 4 then %d, no overlap", len(p1.Events), len(p2.Events), p2.Next, len(msgs)-4)
+	}
+
+	// Dead letters: inspect the raw body, replay it by clicking.
+	row := `#deadletters tr[data-id="` + dead.ID + `"]`
+	b.Do("dead letters", chromedp.Navigate(base+"/console/#deadletters"), chromedp.WaitVisible(row),
+		chromedp.Click(row+" .dl-inspect"), chromedp.WaitVisible("#dl-detail"))
+	if body := b.Text("#dl-body"); !strings.Contains(body, otpReplayed) {
+		t.Errorf("dead letter body = %q; want the webhook", body)
+	}
+	b.Do("replay", chromedp.Click(row+" .dl-replay"), chromedp.WaitReady(`#dl-result[data-replayed="`+dead.ID+`"]`))
+	b.Screenshot("console-deadletters")
+	polltest.Until(t, 30*time.Second, "the replayed webhook stored", func() bool {
+		var p store.EventPage
+		get("/api/v1/events?otp="+otpReplayed, &p)
+		return len(p.Events) == 1
+	})
+
+	// Live: an event published now shows up.
+	b.Do("live", chromedp.Navigate(base+"/console/#live"))
+	browsertest.Run(b, "live connected", chromedp.Poll[bool](`document.querySelector('#live-state').textContent === 'connected'`))
+	if err := a.Broker().Publish(ctx, ev(otpLive, events.ChannelSMS, events.StatusDispatched, 0)); err != nil {
+		t.Fatal(err)
+	}
+	b.Do("live event", chromedp.WaitVisible(`#live tr[data-otp="`+otpLive+`"]`))
+	b.Screenshot("console-live")
+	b.NoErrors("console")
+}

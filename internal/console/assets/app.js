@@ -1,0 +1,375 @@
+// otpscope console: every figure comes from /api/v1; nothing is computed here
+// that the API does not say, so the console and the API cannot disagree.
+'use strict';
+(function () {
+  const TOKEN_KEY = 'otpscope.apiToken';
+  const $ = (sel) => document.querySelector(sel);
+  const el = (tag, attrs, ...kids) => {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null) continue;
+      if (k === 'class') e.className = v; else if (k.startsWith('on')) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v);
+    }
+    for (const k of kids) e.append(k === null || k === undefined ? '' : k);
+    return e;
+  };
+  const COLORS = ['#2f6fde', '#e67e22', '#27ae60', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d'];
+  const fmtPct = (r) => (r === null || r === undefined) ? '–' : (r * 100).toFixed(1) + '%';
+  const fmtMs = (ms) => (ms === null || ms === undefined) ? '–' : String(Math.round(ms)) + ' ms';
+  const fmtTime = (s) => s ? s.replace('T', ' ').replace(/(\.\d+)?Z$/, 'Z') : '–';
+
+  class AuthError extends Error {}
+
+  // api fetches path with the token, if any; a 401 asks for one.
+  async function api(path, opts) {
+    opts = Object.assign({}, opts);
+    const headers = Object.assign({ 'Accept': 'application/json' }, opts.headers);
+    const tok = sessionStorage.getItem(TOKEN_KEY);
+    if (tok) headers['Authorization'] = 'Bearer ' + tok;
+    opts.headers = headers;
+    const res = await fetch(path, opts);
+    if (res.status === 401) {
+      showLogin(tok ? 'The token was refused.' : '');
+      throw new AuthError('unauthorized');
+    }
+    if (!res.ok) {
+      let detail = res.status + ' ' + res.statusText;
+      try { const p = await res.json(); detail = (p.title || '') + (p.detail ? ': ' + p.detail : ''); } catch (e) { /* not problem+json */ }
+      throw new Error(detail);
+    }
+    return opts.raw ? res : res.json();
+  }
+
+  function showError(err) {
+    if (err instanceof AuthError) return;
+    const box = $('#error');
+    box.textContent = String(err && err.message || err);
+    box.hidden = false;
+  }
+  function clearError() { $('#error').hidden = true; }
+
+  function showLogin(msg) {
+    $('#login').hidden = false;
+    $('#window').hidden = true;
+    document.querySelector('main').hidden = true;
+    if (msg) showError(msg);
+    $('#token').focus();
+  }
+  $('#login').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, $('#token').value.trim());
+    $('#token').value = '';
+    $('#login').hidden = true;
+    $('#logout').hidden = false;
+    $('#window').hidden = false;
+    document.querySelector('main').hidden = false;
+    clearError();
+    route();
+  });
+  $('#logout').hidden = !sessionStorage.getItem(TOKEN_KEY);
+  $('#logout').addEventListener('click', () => { sessionStorage.removeItem(TOKEN_KEY); location.reload(); });
+
+  // ---- the window every page reads ----
+  const RANGES = { '1h': 3600e3, '24h': 86400e3, '7d': 7 * 86400e3 };
+  const isoSec = (d) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  function currentWindow() {
+    const range = $('#range').value;
+    let from, to;
+    if (range === 'custom') {
+      from = new Date($('#from').value + 'Z');
+      to = new Date($('#to').value + 'Z');
+      if (isNaN(from) || isNaN(to)) throw new Error('custom window: set from and to');
+    } else {
+      to = new Date(Math.floor(Date.now() / 1000) * 1000);
+      from = new Date(to.getTime() - RANGES[range]);
+    }
+    const w = { from: isoSec(from), to: isoSec(to) };
+    const ch = $('#channel').value.trim(), pr = $('#profile').value.trim();
+    if (ch) w.channel = ch;
+    if (pr) w.profile = pr;
+    const shown = $('#shown');
+    shown.textContent = w.from + ' … ' + w.to;
+    shown.dataset.from = w.from;
+    shown.dataset.to = w.to;
+    return w;
+  }
+  const qs = (o) => new URLSearchParams(Object.entries(o).filter(([, v]) => v !== '' && v !== undefined && v !== null)).toString();
+  $('#range').addEventListener('change', () => {
+    const custom = $('#range').value === 'custom';
+    $('#custom').hidden = !custom;
+    if (custom && !$('#from').value) {
+      const to = new Date(), from = new Date(to.getTime() - 86400e3);
+      $('#from').value = isoSec(from).slice(0, 19);
+      $('#to').value = isoSec(to).slice(0, 19);
+    }
+    refresh();
+  });
+  $('#refresh').addEventListener('click', () => refresh());
+  for (const id of ['#channel', '#profile', '#from', '#to']) $(id).addEventListener('change', () => refresh());
+
+  // ---- Overview ----
+  const charts = {};
+  function chart(id, title, ts, pick, opts) {
+    const host = $('#' + id);
+    const x = ts.start.map((s) => Date.parse(s) / 1000);
+    const series = [{}];
+    const data = [x];
+    ts.channels.forEach((c, i) => {
+      for (const [label, values, dash] of pick(c)) {
+        series.push({ label: label, stroke: COLORS[i % COLORS.length], width: 2, dash: dash, spanGaps: false, points: { show: true, size: 4 },
+          value: (u, v) => v === null || v === undefined ? '–' : (opts.fmt ? opts.fmt(v) : v) });
+        data.push(values.map((v) => v === null ? null : v));
+      }
+    });
+    if (charts[id]) { charts[id].destroy(); delete charts[id]; }
+    host.replaceChildren();
+    const width = Math.max(320, host.clientWidth || 520);
+    charts[id] = new uPlot({ width: width, height: 220, series: series,
+      tzDate: (t) => uPlot.tzDate(new Date(t * 1e3), 'Etc/UTC'),
+      scales: { x: { time: true }, y: opts.range ? { range: opts.range } : {} },
+      axes: [{}, { values: (u, vals) => vals.map((v) => opts.fmt ? opts.fmt(v) : v), size: 60 }] }, data, host);
+  }
+
+  async function overview() {
+    const w = currentWindow();
+    const [chs, fb, ts] = await Promise.all([
+      api('/api/v1/channels?' + qs(w)),
+      api('/api/v1/fallback?' + qs(w)),
+      api('/api/v1/timeseries?' + qs(w)),
+    ]);
+    const tbody = $('#channels tbody');
+    tbody.replaceChildren(...chs.channels.map((c) => el('tr', { 'data-channel': c.channel },
+      el('td', { 'data-field': 'channel' }, c.channel),
+      el('td', { class: 'num', 'data-field': 'attempts' }, String(c.attempts)),
+      el('td', { class: 'num', 'data-field': 'delivered' }, String(c.delivered)),
+      el('td', { class: 'num', 'data-field': 'failed' }, String(c.failed)),
+      el('td', { class: 'num', 'data-field': 'pending' }, String(c.pending)),
+      el('td', { class: 'num', 'data-field': 'delivery_rate', 'data-value': c.delivery_rate === null ? '' : c.delivery_rate }, fmtPct(c.delivery_rate)),
+      el('td', { class: 'num', 'data-field': 'latency_p50', 'data-value': c.latency_ms ? c.latency_ms.p50 : '' }, fmtMs(c.latency_ms && c.latency_ms.p50)),
+      el('td', { class: 'num', 'data-field': 'latency_p95', 'data-value': c.latency_ms ? c.latency_ms.p95 : '' }, fmtMs(c.latency_ms && c.latency_ms.p95)))));
+    if (!chs.channels.length) tbody.append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no attempts in this window')));
+    const s = $('#fallback-summary');
+    s.dataset.otps = fb.otps;
+    s.dataset.fallbackRate = fb.fallback_rate === null ? '' : fb.fallback_rate;
+    s.textContent = fb.otps + ' OTPs, ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '); time to deliver p50 ' +
+      fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p50) + ', p95 ' + fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p95);
+    $('#alerts').textContent = 'Alerts are published on NATS (tyntec.2fa.alert.<rule>) and to --alert-webhook-url; the API does not expose their state yet.';
+    const pctFmt = (v) => (v * 100).toFixed(0) + '%';
+    chart('chart-rate', 'Delivery rate', ts, (c) => [[c.channel, c.delivery_rate]], { fmt: pctFmt, range: [0, 1] });
+    chart('chart-attempts', 'Attempts', ts, (c) => [[c.channel, c.attempts]], {});
+    chart('chart-latency', 'Latency', ts, (c) => [[c.channel + ' p50', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms, [6, 4]]], {});
+    chart('chart-fallback', 'Fallback rate', ts, (c) => [[c.channel, c.fallback_rate]], { fmt: pctFmt, range: [0, 1] });
+    $('#page-overview').dataset.loaded = w.from + '/' + w.to;
+  }
+
+  // ---- Journeys ----
+  async function journeys() {
+    const w = currentWindow();
+    const fb = await api('/api/v1/fallback?' + qs(w));
+    const o = fb.outcomes;
+    $('#journey-summary').textContent = fb.otps + ' OTPs; fallback rate ' + fmtPct(fb.fallback_rate);
+    $('#outcomes tbody').replaceChildren(el('tr', {},
+      el('td', { class: 'num', 'data-field': 'delivered_primary' }, String(o.delivered_primary)),
+      el('td', { class: 'num', 'data-field': 'delivered_fallback' }, String(o.delivered_fallback)),
+      el('td', { class: 'num', 'data-field': 'failed' }, String(o.failed)),
+      el('td', { class: 'num', 'data-field': 'pending' }, String(o.pending))));
+    $('#paths tbody').replaceChildren(...fb.paths.map((p) => el('tr', { 'data-path': p.path },
+      el('td', {}, p.path),
+      el('td', { class: 'num', 'data-field': 'otps' }, String(p.otps)),
+      el('td', { class: 'num', 'data-field': 'delivered' }, String(p.delivered)),
+      el('td', { class: 'num' }, fmtPct(p.otps ? p.delivered / p.otps : null)))));
+    $('#page-journeys').dataset.loaded = w.from + '/' + w.to;
+  }
+
+  // ---- OTP lookup ----
+  async function lookup(id) {
+    const j = await api('/api/v1/otps/' + encodeURIComponent(id));
+    const dl = $('#otp-summary');
+    const row = (k, v, field) => [el('dt', {}, k), el('dd', { 'data-field': field }, v)];
+    dl.replaceChildren(
+      ...row('OTP', j.otp_id, 'otp_id'), ...row('profile', j.profile_id || '–', 'profile_id'),
+      ...row('path', j.path, 'path'), ...row('outcome', j.outcome, 'outcome'),
+      ...row('time to deliver', fmtMs(j.time_to_deliver_ms), 'time_to_deliver_ms'),
+      ...row('polled status', j.polled_status ? j.polled_status.status : '–', 'polled_status'),
+      ...row('resends', String(j.resends.length), 'resends'));
+    $('#otp-attempts tbody').replaceChildren(...j.attempts.map((a) => el('tr', { 'data-channel': a.channel },
+      el('td', {}, a.channel), el('td', { class: 'outcome-' + a.outcome, 'data-field': 'outcome' }, a.outcome),
+      el('td', {}, fmtTime(a.first_at)), el('td', {}, fmtTime(a.delivered_at)), el('td', {}, fmtTime(a.failed_at)),
+      el('td', { class: 'num' }, fmtMs(a.latency_ms)), el('td', {}, a.error_code || ''))));
+    $('#otp-timeline').replaceChildren(...j.events.map((e) => el('li', { 'data-status': e.status },
+      fmtTime(e.time) + ' — ' + e.channel + ' ' + e.status + ' (' + e.source + (e.missed_webhook ? ', webhook missed' : '') + ')' +
+      (e.error_code ? ' ' + e.error_code : ''))));
+    $('#otp-result').hidden = false;
+    $('#otp-result').dataset.otp = j.otp_id;
+  }
+  $('#otp-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const id = $('#otp-id').value.trim();
+    history.replaceState(null, '', '#otp/' + id);
+    clearError();
+    $('#otp-result').hidden = true;
+    lookup(id).catch(showError);
+  });
+
+  // ---- Events ----
+  const evState = { cursors: [''] };
+  async function eventsPage() {
+    const w = currentWindow();
+    const q = Object.assign({}, w, { status: $('#ev-status').value.trim(), source: $('#ev-source').value,
+      otp: $('#ev-otp').value.trim(), limit: $('#ev-limit').value, cursor: evState.cursors[evState.cursors.length - 1] });
+    const page = await api('/api/v1/events?' + qs(q));
+    $('#events tbody').replaceChildren(...page.events.map((e) => el('tr', { 'data-event': e.event_id },
+      el('td', {}, fmtTime(e.time)),
+      el('td', {}, el('a', { href: '#otp/' + e.otp_id }, e.otp_id)),
+      el('td', {}, e.channel), el('td', {}, e.status), el('td', {}, e.source), el('td', {}, e.profile_id || ''),
+      el('td', {}, e.error_code || ''))));
+    if (!page.events.length) $('#events tbody').append(el('tr', {}, el('td', { colspan: 7, class: 'hint' }, 'no events')));
+    $('#ev-next').disabled = !page.next;
+    $('#ev-next').dataset.cursor = page.next;
+    $('#ev-page').textContent = 'page ' + evState.cursors.length;
+    $('#page-events').dataset.loaded = w.from + '/' + w.to + '#' + evState.cursors.length;
+  }
+  $('#events-form').addEventListener('submit', (ev) => { ev.preventDefault(); evState.cursors = ['']; eventsPage().catch(showError); });
+  $('#ev-first').addEventListener('click', () => { evState.cursors = ['']; eventsPage().catch(showError); });
+  $('#ev-next').addEventListener('click', () => { evState.cursors.push($('#ev-next').dataset.cursor); eventsPage().catch(showError); });
+
+  // ---- Dead letters ----
+  let dlRecords = [];
+  async function deadLetters() {
+    const q = { limit: 200 };
+    if ($('#dl-pending').checked) q.pending = 'true';
+    const res = await api('/api/v1/deadletters?' + qs(q));
+    dlRecords = res.deadLetters;
+    $('#deadletters tbody').replaceChildren(...dlRecords.map((d) => el('tr', { 'data-id': d.id },
+      el('td', {}, fmtTime(d.receivedAt)), el('td', {}, d.source), el('td', {}, d.reason),
+      el('td', { class: 'num' }, String(d.bodyBytes)),
+      el('td', { 'data-field': 'replayed' }, d.replayedAt ? fmtTime(d.replayedAt) : 'no'),
+      el('td', {},
+        el('button', { type: 'button', class: 'dl-inspect', onclick: () => inspect(d.id) }, 'Inspect'), ' ',
+        el('button', { type: 'button', class: 'dl-replay', disabled: d.replayedAt ? '' : null, onclick: () => replay({ ids: [d.id] }) }, 'Replay')))));
+    if (!dlRecords.length) $('#deadletters tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' }, 'no dead letters')));
+    $('#page-deadletters').dataset.loaded = String(Date.now());
+  }
+  function inspect(id) {
+    const d = dlRecords.find((r) => r.id === id);
+    if (!d) return;
+    for (const tr of document.querySelectorAll('#deadletters tbody tr')) tr.classList.toggle('selected', tr.dataset.id === id);
+    $('#dl-id').textContent = d.id;
+    $('#dl-reason').textContent = d.reason + (d.field ? ' (' + d.field + ')' : '') + (d.httpStatus ? ' — HTTP ' + d.httpStatus : '') + (d.truncated ? ' — body truncated' : '');
+    let body = d.body;
+    try { body = JSON.stringify(JSON.parse(d.body), null, 2); } catch (e) { /* shown as it came */ }
+    $('#dl-body').textContent = body;
+    $('#dl-detail').hidden = false;
+  }
+  async function replay(req) {
+    try {
+      const res = await api('/api/v1/deadletters/replay', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(req) });
+      const r = $('#dl-result');
+      r.textContent = 'replayed ' + res.replayed.length + ', skipped ' + res.skipped.length +
+        (res.skipped.length ? ' (' + res.skipped.map((s) => s.id + ': ' + s.skipped).join('; ') + ')' : '');
+      r.dataset.replayed = res.replayed.map((o) => o.id).join(',');
+      await deadLetters();
+    } catch (e) { showError(e); }
+  }
+  $('#dl-reload').addEventListener('click', () => deadLetters().catch(showError));
+  $('#dl-pending').addEventListener('change', () => deadLetters().catch(showError));
+  $('#dl-replay-all').addEventListener('click', () => replay({ all: true }));
+
+  // ---- Live ----
+  // EventSource cannot send a bearer token, so the stream is read with fetch.
+  let liveAbort = null;
+  const live = { count: 0, byKey: new Map() };
+  const LIVE_ROWS = 200;
+  function stopLive() { if (liveAbort) { liveAbort.abort(); liveAbort = null; } $('#live-state').textContent = 'disconnected'; }
+  async function startLive() {
+    stopLive();
+    const ctl = new AbortController();
+    liveAbort = ctl;
+    const res = await api('/api/v1/live', { raw: true, signal: ctl.signal, headers: { 'Accept': 'text/event-stream' } });
+    $('#live-state').textContent = 'connected';
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i); buf = buf.slice(i + 2);
+          let type = 'message', data = '';
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event: ')) type = line.slice(7);
+            else if (line.startsWith('data: ')) data += line.slice(6);
+          }
+          if (type === 'delivery') onLive(JSON.parse(data));
+          else if (type === 'dropped') $('#live-state').textContent = 'connected (' + data + ' events dropped: too fast to show)';
+        }
+      }
+    } catch (e) {
+      if (e.name !== 'AbortError') throw e;
+    }
+    if (liveAbort === ctl) $('#live-state').textContent = 'disconnected';
+  }
+  function onLive(e) {
+    live.count++;
+    $('#live-count').textContent = String(live.count);
+    const key = e.channel + ' ' + e.status;
+    live.byKey.set(key, (live.byKey.get(key) || 0) + 1);
+    $('#live-counts tbody').replaceChildren(...[...live.byKey.entries()].sort().map(([k, n]) => {
+      const [ch, st] = k.split(' ');
+      return el('tr', {}, el('td', {}, ch), el('td', {}, st), el('td', { class: 'num' }, String(n)));
+    }));
+    const tbody = $('#live tbody');
+    tbody.prepend(el('tr', { 'data-otp': e.otpId },
+      el('td', {}, fmtTime(e.timestamp)), el('td', {}, el('a', { href: '#otp/' + e.otpId }, e.otpId)),
+      el('td', {}, e.channel), el('td', {}, e.status), el('td', {}, e.source || 'webhook')));
+    while (tbody.rows.length > LIVE_ROWS) tbody.deleteRow(-1);
+  }
+
+  // ---- routing ----
+  const PAGES = { overview: overview, journeys: journeys, otp: null, events: eventsPage, deadletters: deadLetters, live: null };
+  let timer = null;
+  function page() {
+    const [name, arg] = location.hash.replace(/^#/, '').split('/');
+    return { name: name in PAGES ? name : 'overview', arg: arg };
+  }
+  function refresh() {
+    clearError();
+    const p = page();
+    const load = PAGES[p.name];
+    if (load) {
+      try { load().catch(showError); } catch (e) { showError(e); }
+    }
+  }
+  function route() {
+    const p = page();
+    for (const s of document.querySelectorAll('.page')) s.hidden = s.id !== 'page-' + p.name;
+    for (const a of document.querySelectorAll('header nav a')) a.classList.toggle('active', a.getAttribute('href') === '#' + p.name);
+    $('#window').hidden = !(p.name in { overview: 1, journeys: 1, events: 1 });
+    if (p.name === 'live') startLive().catch((e) => { $('#live-state').textContent = 'disconnected'; showError(e); });
+    else stopLive();
+    if (p.name === 'otp' && p.arg) {
+      $('#otp-id').value = p.arg;
+      clearError();
+      lookup(p.arg).catch(showError);
+    }
+    refresh();
+    // Relative windows follow the clock: the overview shows new traffic
+    // within seconds.
+    clearInterval(timer);
+    timer = setInterval(() => {
+      const q = page();
+      if ((q.name === 'overview' || q.name === 'journeys') && $('#range').value !== 'custom' && !document.hidden && $('#login').hidden) refresh();
+    }, 5000);
+  }
+  window.addEventListener('hashchange', route);
+  if (!location.hash) history.replaceState(null, '', '#overview');
+  // Ask for the token first when the API needs one, rather than show a
+  // refused request.
+  fetch('config.json').then((r) => r.json()).then((cfg) => {
+    if (cfg.auth && !sessionStorage.getItem(TOKEN_KEY)) showLogin('');
+    else route();
+  }).catch(showError);
+})();

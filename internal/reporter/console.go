@@ -1,0 +1,231 @@
+package reporter
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go"
+
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/problem"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// The reads the operator's console needs beyond /channels and /fallback:
+// figures over time, the stored events page by page, and new events as they
+// arrive.
+
+// TimeseriesResponse is the body of GET /api/v1/timeseries.
+type TimeseriesResponse struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	store.Timeseries
+}
+
+// defaultBuckets is how many buckets a timeseries without step has.
+const defaultBuckets = 60
+
+// defaultStep is the step cutting d into about defaultBuckets buckets: the
+// smallest of a few round steps that does.
+func defaultStep(d time.Duration) time.Duration {
+	for _, s := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 24 * time.Hour} {
+		if d <= s*defaultBuckets {
+			return s
+		}
+	}
+	return (d + defaultBuckets - 1) / defaultBuckets
+}
+
+func (a *API) timeseries(w http.ResponseWriter, r *http.Request) {
+	win, ok := a.window(w, r)
+	if !ok {
+		return
+	}
+	step := defaultStep(win.To.Sub(win.From))
+	if s := r.URL.Query().Get("step"); s != "" {
+		d, err := parseStep(s)
+		if err != nil {
+			problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid step", Detail: err.Error(), Field: "step", Instance: r.URL.Path})
+			return
+		}
+		step = d
+	}
+	ts, err := a.db.Timeseries(r.Context(), win, step)
+	if errors.Is(err, store.ErrTooManyBuckets) {
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid step", Detail: err.Error(), Field: "step", Instance: r.URL.Path})
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, TimeseriesResponse{From: win.From, To: win.To, Timeseries: ts})
+}
+
+// parseStep reads a Go duration (5m, 1h) or whole seconds (300), at least 1s.
+func parseStep(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		n, nerr := strconv.Atoi(s)
+		if nerr != nil {
+			return 0, fmt.Errorf("%q is neither a duration (5m) nor seconds", s)
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < time.Second {
+		return 0, fmt.Errorf("step %s is below 1s", d)
+	}
+	return d, nil
+}
+
+func (a *API) events(w http.ResponseWriter, r *http.Request) {
+	win, ok := a.window(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	f := store.EventFilter{From: win.From, To: win.To, Channel: win.Channel, Profile: win.Profile,
+		Status: q.Get("status"), Source: q.Get("source"), OTPID: q.Get("otp"), After: q.Get("cursor")}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > store.MaxEventsLimit {
+			problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid limit", Detail: fmt.Sprintf("limit %q: want 1 … %d", s, store.MaxEventsLimit), Field: "limit", Instance: r.URL.Path})
+			return
+		}
+		f.Limit = n
+	}
+	page, err := a.db.Events(r.Context(), f)
+	if errors.Is(err, store.ErrBadCursor) {
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid cursor", Detail: err.Error(), Field: "cursor", Instance: r.URL.Path})
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, page)
+}
+
+// Subscriber subscribes to core NATS subjects (broker.Broker does).
+type Subscriber interface {
+	Subscribe(subject string, fn func(*nats.Msg)) (unsubscribe func(), err error)
+}
+
+// Live streams delivery events as they reach NATS to each client of GET
+// /api/v1/live, as server-sent events. Each stream has its own subscription
+// and a bounded buffer: a client that reads too slowly misses events (told
+// by a "dropped" event) rather than holding memory or NATS back.
+type Live struct {
+	sub     Subscriber
+	logger  *slog.Logger
+	streams atomic.Int64
+	stop    chan struct{}
+	once    sync.Once
+}
+
+// Live's bounds.
+const (
+	// LiveBuffer is how many events a stream holds for its client.
+	LiveBuffer = 256
+	// MaxLiveStreams is how many streams may be open at once; more get 503.
+	MaxLiveStreams = 32
+	// LiveHeartbeat is how often an idle stream sends a comment, so that
+	// proxies and the browser see it alive.
+	LiveHeartbeat = 15 * time.Second
+)
+
+// NewLive returns the live stream over sub.
+func NewLive(sub Subscriber, logger *slog.Logger) *Live {
+	return &Live{sub: sub, logger: logger, stop: make(chan struct{})}
+}
+
+// Mount adds GET /api/v1/live to r.
+func (l *Live) Mount(r chi.Router) { r.Get("/api/v1/live", l.serve) }
+
+// Close ends every open stream (the server is shutting down: it would wait
+// for them otherwise).
+func (l *Live) Close() { l.once.Do(func() { close(l.stop) }) }
+
+// LiveEvent is the data of one "delivery" server-sent event.
+type LiveEvent struct {
+	Subject string `json:"subject"`
+	events.DeliveryStatus
+}
+
+func (l *Live) serve(w http.ResponseWriter, r *http.Request) {
+	if l.streams.Add(1) > MaxLiveStreams {
+		l.streams.Add(-1)
+		w.Header().Set("Retry-After", "5")
+		problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Title: "Too many live streams", Detail: fmt.Sprintf("at most %d at once", MaxLiveStreams), Instance: r.URL.Path})
+		return
+	}
+	defer l.streams.Add(-1)
+	msgs := make(chan *nats.Msg, LiveBuffer)
+	var dropped atomic.Int64
+	unsubscribe, err := l.sub.Subscribe(events.SubjectDeliveryAll, func(m *nats.Msg) {
+		select {
+		case msgs <- m:
+		default:
+			dropped.Add(1)
+		}
+	})
+	if err != nil {
+		l.logger.Error("live stream", "err", err)
+		problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Title: "Live stream unavailable", Detail: "NATS failed", Instance: r.URL.Path})
+		return
+	}
+	defer unsubscribe()
+
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	// send writes one event within the server's write timeout, counted from
+	// now: the stream outlives that timeout, a stuck client does not.
+	send := func(chunk string) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(LiveHeartbeat * 2))
+		if _, err := w.Write([]byte(chunk)); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !send(": live\n\n") {
+		return
+	}
+	tick := time.NewTicker(LiveHeartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-l.stop:
+			return
+		case <-tick.C:
+			if !send(": ping\n\n") {
+				return
+			}
+		case m := <-msgs:
+			if n := dropped.Swap(0); n > 0 && !send(fmt.Sprintf("event: dropped\ndata: %d\n\n", n)) {
+				return
+			}
+			ev := LiveEvent{Subject: m.Subject}
+			if err := json.Unmarshal(m.Data, &ev.DeliveryStatus); err != nil {
+				continue // not ours to judge here: the sink dead-letters it
+			}
+			b, _ := json.Marshal(ev)
+			if !send("event: delivery\ndata: " + string(b) + "\n\n") {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,285 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The reads behind the operator's console: figures over time (Timeseries) and
+// the stored events, searchable and paged (Events).
+
+// MaxBuckets bounds a Timeseries: more buckets than a chart has pixels help
+// nobody and cost a query per pixel column.
+const MaxBuckets = 1000
+
+// ErrTooManyBuckets is returned by Timeseries for a step too small for its window.
+var ErrTooManyBuckets = fmt.Errorf("more than %d buckets: choose a larger step", MaxBuckets)
+
+// Series is one channel's figures per bucket; element i is the bucket
+// starting at Timeseries.Start[i], computed exactly as Channels and Fallback
+// compute the window [Start[i], Start[i]+Step). A rate or percentile is nil
+// where nothing settled in the bucket.
+type Series struct {
+	Channel      string     `json:"channel"`
+	Attempts     []uint64   `json:"attempts"`
+	Delivered    []uint64   `json:"delivered"`
+	Failed       []uint64   `json:"failed"`
+	DeliveryRate []*float64 `json:"delivery_rate"`
+	LatencyP50MS []*float64 `json:"latency_p50_ms"`
+	LatencyP95MS []*float64 `json:"latency_p95_ms"`
+	// OTPs, FallbackOTPs and FallbackRate are the journeys whose primary
+	// channel this is.
+	OTPs         []uint64   `json:"otps"`
+	FallbackOTPs []uint64   `json:"fallback_otps"`
+	FallbackRate []*float64 `json:"fallback_rate"`
+}
+
+// Timeseries is a window cut into buckets of Step, per channel (busiest first).
+type Timeseries struct {
+	Start    []time.Time `json:"start"`
+	Step     Duration    `json:"step_seconds"`
+	Channels []Series    `json:"channels"`
+}
+
+// Duration marshals as whole seconds.
+type Duration time.Duration
+
+// MarshalJSON writes d in seconds.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(strconv.FormatFloat(time.Duration(d).Seconds(), 'f', -1, 64)), nil
+}
+
+// Timeseries returns w's figures per channel in buckets of step, the first
+// starting at w.From (the last may end after w.To and is cut there). It reads
+// the attempts aggregate, like the live part of Channels.
+func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Timeseries, error) {
+	if err := w.check(); err != nil {
+		return Timeseries{}, err
+	}
+	if step < time.Second {
+		return Timeseries{}, errors.New("step must be at least 1s")
+	}
+	n := int((w.To.Sub(w.From) + step - 1) / step)
+	if n > MaxBuckets {
+		return Timeseries{}, ErrTooManyBuckets
+	}
+	ts := Timeseries{Start: make([]time.Time, n), Step: Duration(step), Channels: []Series{}}
+	for i := range ts.Start {
+		ts.Start[i] = w.From.Add(time.Duration(i) * step)
+	}
+	byName := map[string]*Series{}
+	series := func(ch string) *Series {
+		s := byName[ch]
+		if s == nil {
+			s = &Series{Channel: ch,
+				Attempts: make([]uint64, n), Delivered: make([]uint64, n), Failed: make([]uint64, n),
+				DeliveryRate: make([]*float64, n), LatencyP50MS: make([]*float64, n), LatencyP95MS: make([]*float64, n),
+				OTPs: make([]uint64, n), FallbackOTPs: make([]uint64, n), FallbackRate: make([]*float64, n)}
+			byName[ch] = s
+		}
+		return s
+	}
+	bucket := func(col string) string {
+		return fmt.Sprintf("intDiv(toUnixTimestamp64Milli(%s) - %d, %d)", col, w.From.UnixMilli(), step.Milliseconds())
+	}
+
+	sub, args := w.channelAttemptsSQL()
+	q := fmt.Sprintf(`SELECT toString(channel) AS ch, %s AS b,
+`+attemptCountsSQL+`
+    arrayMap(x -> toFloat64(x), quantilesExact(0.5, 0.95)(toUnixTimestamp64Milli(a_delivered) - toUnixTimestamp64Milli(a_dispatched))) AS lat
+FROM (%s)
+GROUP BY ch, b`, bucket("a_first"), sub)
+	rows, err := db.conn.Query(ctx, q, args...)
+	if err != nil {
+		return ts, fmt.Errorf("query timeseries: %w", err)
+	}
+	for rows.Next() {
+		var (
+			ch                                                 string
+			b                                                  int64
+			attempts, delivered, failed, unknown, polled, latN uint64
+			lat                                                []float64
+		)
+		if err := rows.Scan(&ch, &b, &attempts, &delivered, &failed, &unknown, &polled, &latN, &lat); err != nil {
+			rows.Close()
+			return ts, fmt.Errorf("read timeseries: %w", err)
+		}
+		if b < 0 || b >= int64(n) {
+			continue
+		}
+		s := series(ch)
+		s.Attempts[b], s.Delivered[b], s.Failed[b] = attempts, delivered, failed
+		s.DeliveryRate[b] = rate(delivered, delivered+failed)
+		if p := percentiles(latN, lat); p != nil {
+			s.LatencyP50MS[b], s.LatencyP95MS[b] = &p.P50, &p.P95
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return ts, fmt.Errorf("read timeseries: %w", err)
+	}
+
+	jsub, jargs := w.journeysSQL()
+	q = fmt.Sprintf(`SELECT toString(atts[1].2) AS ch, %s AS b, count() AS otps, countIf(n > 1) AS fallback
+FROM (%s)
+GROUP BY ch, b`, bucket("j_first"), jsub)
+	rows, err = db.conn.Query(ctx, q, jargs...)
+	if err != nil {
+		return ts, fmt.Errorf("query timeseries journeys: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ch string
+		var b int64
+		var otps, fallback uint64
+		if err := rows.Scan(&ch, &b, &otps, &fallback); err != nil {
+			return ts, fmt.Errorf("read timeseries journeys: %w", err)
+		}
+		if b < 0 || b >= int64(n) {
+			continue
+		}
+		s := series(ch)
+		s.OTPs[b], s.FallbackOTPs[b] = otps, fallback
+		s.FallbackRate[b] = rate(fallback, otps)
+	}
+	if err := rows.Err(); err != nil {
+		return ts, fmt.Errorf("read timeseries journeys: %w", err)
+	}
+	total := func(s *Series) (t uint64) {
+		for _, v := range s.Attempts {
+			t += v
+		}
+		return t
+	}
+	for _, s := range byName {
+		ts.Channels = append(ts.Channels, *s)
+	}
+	sort.Slice(ts.Channels, func(i, j int) bool {
+		ti, tj := total(&ts.Channels[i]), total(&ts.Channels[j])
+		if ti != tj {
+			return ti > tj
+		}
+		return ts.Channels[i].Channel < ts.Channels[j].Channel
+	})
+	return ts, nil
+}
+
+// MaxEventsLimit bounds one page of Events.
+const MaxEventsLimit = 500
+
+// EventFilter selects stored delivery events: those of [From, To) by their
+// own time, with the given channel, status, profile, source and OTP where
+// set, newest first, at most Limit (1..MaxEventsLimit; 0 is 100) after the
+// cursor After (from a previous page's Next).
+type EventFilter struct {
+	From, To                                time.Time
+	Channel, Status, Profile, Source, OTPID string
+	After                                   string
+	Limit                                   int
+}
+
+// EventRecord is one stored delivery event with its OTP.
+type EventRecord struct {
+	OTPID     string `json:"otp_id"`
+	ProfileID string `json:"profile_id,omitempty"`
+	Event
+}
+
+// EventPage is one page of Events; Next is the cursor of the following page,
+// "" on the last.
+type EventPage struct {
+	Events []EventRecord `json:"events"`
+	Next   string        `json:"next"`
+}
+
+// ErrBadCursor is returned by Events for a cursor it did not make.
+var ErrBadCursor = errors.New("not a cursor from a previous page")
+
+// eventCursor is the (time, id) of the last event of a page: the next page
+// starts strictly after it in (event_time DESC, event_id DESC) order, so
+// events arriving meanwhile neither repeat nor shift the pages.
+func eventCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.UnixMilli(), 10) + "," + id))
+}
+
+func parseEventCursor(s string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return time.Time{}, "", ErrBadCursor
+	}
+	ms, id, ok := strings.Cut(string(b), ",")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil {
+		return time.Time{}, "", ErrBadCursor
+	}
+	return time.UnixMilli(n).UTC(), id, nil
+}
+
+// Events returns one page of the events f selects, newest first.
+func (db *DB) Events(ctx context.Context, f EventFilter) (EventPage, error) {
+	page := EventPage{Events: []EventRecord{}}
+	if err := (Window{From: f.From, To: f.To}).check(); err != nil {
+		return page, err
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	if limit > MaxEventsLimit {
+		return page, fmt.Errorf("limit %d is above %d", limit, MaxEventsLimit)
+	}
+	where := []string{fmt.Sprintf("event_time >= %s AND event_time < %s", msTime(f.From), msTime(f.To))}
+	var args []any
+	for _, c := range []struct{ col, v string }{
+		{"channel", strings.ToUpper(f.Channel)}, {"status", strings.ToUpper(f.Status)},
+		{"profile_id", f.Profile}, {"source", f.Source},
+	} {
+		if c.v != "" {
+			where, args = append(where, c.col+" = ?"), append(args, c.v)
+		}
+	}
+	if f.OTPID != "" {
+		where, args = append(where, "otp_id = toUUIDOrZero(?)"), append(args, f.OTPID)
+	}
+	if f.After != "" {
+		t, id, err := parseEventCursor(f.After)
+		if err != nil {
+			return page, err
+		}
+		where, args = append(where, fmt.Sprintf("(event_time, event_id) < (%s, ?)", msTime(t))), append(args, id)
+	}
+	q := fmt.Sprintf(`SELECT toString(otp_id), toString(profile_id), event_id, toString(channel), toString(status), event_time, received_at,
+    toString(error_code), error_message, toString(source), missed_webhook, unknown_status
+FROM delivery_events FINAL
+WHERE %s
+ORDER BY event_time DESC, event_id DESC
+LIMIT %d`, strings.Join(where, " AND "), limit+1)
+	rows, err := db.conn.Query(ctx, q, args...)
+	if err != nil {
+		return page, fmt.Errorf("query events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e EventRecord
+		if err := rows.Scan(&e.OTPID, &e.ProfileID, &e.EventID, &e.Channel, &e.Status, &e.Time, &e.ReceivedAt,
+			&e.ErrorCode, &e.ErrorMessage, &e.Source, &e.MissedWebhook, &e.UnknownStatus); err != nil {
+			return page, fmt.Errorf("read events: %w", err)
+		}
+		page.Events = append(page.Events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return page, fmt.Errorf("read events: %w", err)
+	}
+	if len(page.Events) > limit {
+		page.Events = page.Events[:limit]
+		last := page.Events[limit-1]
+		page.Next = eventCursor(last.Time, last.EventID)
+	}
+	return page, nil
+}
