@@ -101,12 +101,15 @@ GROUP BY ch, b`, bucket("a_first"), sub)
 	}
 	for rows.Next() {
 		var (
-			ch                                                 string
-			b                                                  int64
-			attempts, delivered, failed, unknown, polled, latN uint64
-			lat                                                []float64
+			ch                                                   string
+			b                                                    int64
+			attempts, delivered, failed, undeliverable, timedOut uint64
+			unknown, polled, latN                                uint64
+			pendingFirst                                         *time.Time
+			lat                                                  []float64
 		)
-		if err := rows.Scan(&ch, &b, &attempts, &delivered, &failed, &unknown, &polled, &latN, &lat); err != nil {
+		// The columns of attemptCountsSQL, then the latencies.
+		if err := rows.Scan(&ch, &b, &attempts, &delivered, &failed, &undeliverable, &timedOut, &unknown, &polled, &latN, &pendingFirst, &lat); err != nil {
 			rows.Close()
 			return ts, fmt.Errorf("read timeseries: %w", err)
 		}
