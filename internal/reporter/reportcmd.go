@@ -23,6 +23,7 @@ const DefaultReportDSN = "http://default@" + store.DefaultListen
 type ReportCLIConfig struct {
 	DSN      string
 	From, To string // RFC 3339; default the last 24 hours
+	Since    string // a duration: the window ending now (not with From or To)
 	Profile  string
 	Channel  string
 	Format   string
@@ -35,6 +36,7 @@ func (c *ReportCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DSN, "clickhouse-dsn", "", "ClickHouse to read (clickhouse://… or http://…); empty reads a local reporter's embedded engine at "+DefaultReportDSN)
 	fs.StringVar(&c.From, "from", "", "window start, RFC 3339 (inclusive); default 24 h before --to")
 	fs.StringVar(&c.To, "to", "", "window end, RFC 3339 (exclusive); default now")
+	fs.StringVar(&c.Since, "since", "", "the window ending now, e.g. 24h or 90m (instead of --from/--to)")
 	fs.StringVar(&c.Profile, "profile", "", "only this tyntec profile ID")
 	fs.StringVar(&c.Channel, "channel", "", "only this channel (journeys: whose primary channel it is)")
 	fs.StringVar(&c.Format, "format", "table", "table, json, csv or html")
@@ -44,7 +46,7 @@ func (c *ReportCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 // Window parses the window flags at now.
 func (c *ReportCLIConfig) Window(now time.Time) (store.Window, error) {
 	q := url.Values{}
-	for k, v := range map[string]string{"from": c.From, "to": c.To, "profile": c.Profile, "channel": c.Channel} {
+	for k, v := range map[string]string{"from": c.From, "to": c.To, "since": c.Since, "profile": c.Profile, "channel": c.Channel} {
 		if v != "" {
 			q.Set(k, v)
 		}
