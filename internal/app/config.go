@@ -97,6 +97,10 @@ type Config struct {
 	Sink     sink.Config
 	Reports  reporter.ReportsConfig
 	Simulate SimulateConfig // the all-in-one only
+
+	// generatedToken is the webhook token Complete made up for --simulate,
+	// which the banner shows so that a newcomer can send webhooks too.
+	generatedToken string
 }
 
 // SimulateConfig starts the tyntec simulator with generated traffic, its
@@ -182,7 +186,8 @@ func (c *Config) Complete() {
 	if len(c.Ingest.Tokens) == 0 && !c.Ingest.InsecureNoAuth {
 		var b [24]byte
 		_, _ = rand.Read(b[:])
-		c.Ingest.Tokens = append(c.Ingest.Tokens, hex.EncodeToString(b[:]))
+		c.generatedToken = hex.EncodeToString(b[:])
+		c.Ingest.Tokens = append(c.Ingest.Tokens, c.generatedToken)
 	}
 }
 
