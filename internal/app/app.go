@@ -70,7 +70,10 @@ func (a *App) build(ctx context.Context) (err error) {
 		return err
 	}
 	a.cleanup = append(a.cleanup, func() { a.ln.Close() })
+	reg := ops.NewRegistry()
+	httpMetrics := ops.NewHTTPMetrics(reg)
 	public := ops.NewRouter()
+	public.Use(httpMetrics.Middleware("public"))
 	admin := public
 	if cfg.AdminListen != "" {
 		if a.adminLn, err = ops.Listen(cfg.AdminListen, cfg.MaxConnections); err != nil {
@@ -78,6 +81,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		}
 		a.cleanup = append(a.cleanup, func() { a.adminLn.Close() })
 		admin = ops.NewRouter()
+		admin.Use(httpMetrics.Middleware("admin"))
 	}
 	// The API and /metrics require an API token when one is configured.
 	guarded := admin.With(ops.RequireBearer(ops.NewTokens(cfg.APITokens)))
@@ -85,12 +89,13 @@ func (a *App) build(ctx context.Context) (err error) {
 		return err
 	}
 	a.cleanup = append(a.cleanup, a.broker.Close)
-	reg := ops.NewRegistry()
 	reg.MustRegister(a.broker.Collector())
 	checks := []ops.Check{{Name: "nats", Ready: a.broker.Ready}}
 
 	if cfg.runs(ModuleReporter) {
-		if a.db, err = store.Open(ctx, cfg.ClickHouse, logger); err != nil {
+		chCfg := cfg.ClickHouse
+		chCfg.ObserveQuery = ops.NewQueryMetrics(reg).Observe
+		if a.db, err = store.Open(ctx, chCfg, logger); err != nil {
 			return err
 		}
 		a.cleanup = append(a.cleanup, func() { a.db.Close() })

@@ -21,10 +21,12 @@ type Check struct {
 	Ready func(context.Context) error
 }
 
-// NewRegistry is a Prometheus registry with the Go and process collectors.
+// NewRegistry is a Prometheus registry with the Go and process collectors
+// and otpscope_build_info.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	RegisterBuildInfo(reg)
 	return reg
 }
 
