@@ -41,7 +41,10 @@ type App struct {
 	admin   *http.Server
 	runs    []func(context.Context) error // the modules' loops
 	poller  *poller.Poller                // nil when the poller is off
+	reg     *ops.Registry                 // the process's metrics
 	sim     *simulator                    // nil without --simulate
+	ingest  *ingest.Handler               // nil without the ingest module
+	sink    *sink.Consumer                // nil without the reporter module
 	cleanup []func()
 }
 
@@ -71,6 +74,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	}
 	a.cleanup = append(a.cleanup, func() { a.ln.Close() })
 	reg := ops.NewRegistry()
+	a.reg = reg
 	httpMetrics := ops.NewHTTPMetrics(reg)
 	public := ops.NewRouter()
 	public.Use(httpMetrics.Middleware("public"))
@@ -100,6 +104,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		}
 		a.cleanup = append(a.cleanup, func() { a.db.Close() })
 		consumer := sink.NewConsumer(cfg.Sink, a.broker, a.db, logger, reg)
+		a.sink = consumer
 		// Not ready while ClickHouse does not answer or the sink's inserts fail.
 		checks = append(checks, ops.Check{Name: "clickhouse", Ready: func(ctx context.Context) error {
 			if err := a.db.Ready(ctx); err != nil {
@@ -115,7 +120,8 @@ func (a *App) build(ctx context.Context) (err error) {
 		})
 	}
 	if cfg.runs(ModuleIngest) {
-		ingest.NewHandler(cfg.Ingest, a.broker, logger, reg).Mount(public)
+		a.ingest = ingest.NewHandler(cfg.Ingest, a.broker, logger, reg)
+		a.ingest.Mount(public)
 	}
 	if cfg.Simulate.Enabled {
 		if a.sim, err = newSimulator(cfg.Simulate, logger.With("component", "tyntecsim")); err != nil {
@@ -132,6 +138,9 @@ func (a *App) build(ctx context.Context) (err error) {
 		a.runs = append(a.runs, a.poller.Run)
 	} else if cfg.runs(ModulePoller) {
 		logger.Warn("no --tyntec-api-key: the poller is off (no reconciliation of lost webhooks, no resends)")
+	}
+	if cfg.StatusInterval > 0 {
+		a.runs = append(a.runs, a.reportStatus)
 	}
 	ops.MountHealth(public, checks...)
 	ops.MountMetrics(guarded, reg)
@@ -163,6 +172,9 @@ func loopback(addr string) bool {
 	ip := net.ParseIP(host)
 	return err == nil && (host == "localhost" || ip != nil && ip.IsLoopback())
 }
+
+// MetricNames are the names of the metrics the process registered.
+func (a *App) MetricNames() []string { return a.reg.Names() }
 
 // Broker is the process's NATS broker.
 func (a *App) Broker() *broker.Broker { return a.broker }

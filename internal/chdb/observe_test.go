@@ -25,7 +25,7 @@ func TestObserveHearsEveryQuery(t *testing.T) {
 		mu.Unlock()
 	}})
 	for _, u := range []string{
-		srv.DSN + "/?query=" + url.QueryEscape("SELECT 1"),                                        // the owner
+		srv.DSN + "/?query=" + url.QueryEscape("SELECT 1"),                                       // the owner
 		"http://" + srv.Addr + "/?query=" + url.QueryEscape("SELECT 1"),                          // a guest
 		"http://" + srv.Addr + "/?query=" + url.QueryEscape("SELECT * FROM file('/etc/passwd')"), // refused
 		"http://" + srv.Addr + "/?query=" + url.QueryEscape("SELECT no_such_column"),             // an error
