@@ -27,7 +27,7 @@ func run(args []string, stdout io.Writer) int {
 		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 			action, rest = rest[0], rest[1:]
 		}
-		if action == "" || action == "help" {
+		if action == "help" {
 			rest = []string{"help"} // the help names the actions
 		}
 		return cli.Main(deadLettersCommand(action, stdout), rest, os.LookupEnv, os.Stderr)
