@@ -232,7 +232,7 @@ func (a *App) Banner(w io.Writer) {
 	if a.sim != nil {
 		lines = append(lines, fmt.Sprintf("  simulator    %s (tyntec API; ground truth at /_sim/truth), %.3g OTPs/s", a.sim.URL(), a.cfg.Simulate.Rate))
 		if a.cfg.generatedToken != "" {
-			lines = append(lines, "  webhook token "+a.cfg.generatedToken+" (generated for this run; the simulator sends it: export TOKEN=… to send your own)")
+			lines = append(lines, "  token        "+a.cfg.generatedToken+" (the webhook token, generated for this run: send it as X-Webhook-Token)")
 		}
 	}
 	fmt.Fprintln(w, strings.Join(lines, "\n"))
