@@ -87,7 +87,7 @@ func buildBinaries(dir string) (map[string]map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	flagLine := regexp.MustCompile(`(?m)^  -([a-z0-9][a-z0-9-]*)`)
+	flagLine := regexp.MustCompile(`(?m)^  --?([a-z0-9][a-z0-9-]*)`) // cli.Help's "  --name"
 	flags := map[string]map[string]bool{}
 	for _, e := range entries {
 		set := map[string]bool{}

@@ -13,8 +13,17 @@ import (
 // deadLettersCommand is `otpscope deadletters list|replay`, a client of the
 // running process's dead-letter API.
 func deadLettersCommand(action string, stdout io.Writer) cli.Command {
+	name := "otpscope deadletters"
+	if action != "" && action != "help" {
+		name += " " + action
+	}
 	return cli.Command{
-		Name: "otpscope deadletters " + action,
+		Name:    name,
+		Summary: "list dead letters or replay them, through a running otpscope's API",
+		Subcommands: []cli.Subcommand{
+			{Usage: "otpscope deadletters list [flags]", Summary: "newest first; --pending, --source, --json"},
+			{Usage: "otpscope deadletters replay --all|--id ID [flags]", Summary: "put them back through the normal path"},
+		},
 		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			var cfg reporter.DeadLettersCLIConfig
 			cfg.RegisterFlags(fs)

@@ -9,19 +9,28 @@
 package main
 
 import (
+	"io"
 	"os"
+	"strings"
 
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/cli"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "deadletters" {
-		action := ""
-		if len(os.Args) > 2 {
-			action = os.Args[2]
+	os.Exit(run(os.Args[1:], os.Stdout))
+}
+
+func run(args []string, stdout io.Writer) int {
+	if len(args) > 0 && args[0] == "deadletters" {
+		action, rest := "", args[1:]
+		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+			action, rest = rest[0], rest[1:]
 		}
-		os.Exit(cli.Main(deadLettersCommand(action, os.Stdout), os.Args[min(3, len(os.Args)):], os.LookupEnv, os.Stderr))
+		if action == "help" {
+			rest = []string{"help"} // the help names the actions
+		}
+		return cli.Main(deadLettersCommand(action, stdout), rest, os.LookupEnv, os.Stderr)
 	}
-	os.Exit(cli.Main(app.Command(app.Binaries["otpscope"], os.Stdout), os.Args[1:], os.LookupEnv, os.Stderr))
+	return cli.Main(app.Command(app.Binaries["otpscope"], stdout), args, os.LookupEnv, os.Stderr)
 }

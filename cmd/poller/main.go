@@ -39,7 +39,8 @@ func run(args []string, lookup func(string) (string, bool), stderr io.Writer) in
 // --ingest-url + /webhooks/tyntec with the webhook token.
 func registerCommand() cli.Command {
 	return cli.Command{
-		Name: "poller register-callback",
+		Name:    "poller register-callback",
+		Summary: "point tyntec's v4 callback configuration at ingest (idempotent), then exit",
 		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			var tc tyntec.Config
 			tc.RegisterFlags(fs)

@@ -30,7 +30,8 @@ func main() {
 // reportCommand is `reporter report`.
 func reportCommand(stdout io.Writer) cli.Command {
 	return cli.Command{
-		Name: "reporter report",
+		Name:    "reporter report",
+		Summary: "print an ad-hoc report (table, json, csv or html) read from ClickHouse",
 		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			var cfg reporter.ReportCLIConfig
 			cfg.RegisterFlags(fs)

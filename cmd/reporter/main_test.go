@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/reporter"
@@ -53,5 +54,18 @@ func TestReportUsage(t *testing.T) {
 		if code := cli.Main(reportCommand(io.Discard), args, noEnv, &errs); code != 2 || !strings.Contains(errs.String(), "reporter report") {
 			t.Errorf("report %v = exit %d (%s); want 2", args, code, errs.String())
 		}
+	}
+}
+
+// TestReportFollowsClickHouseListen: without --clickhouse-dsn the report
+// reads the endpoint OTPSCOPE_CLICKHOUSE_LISTEN names, the same variable the
+// reporter it sits next to reads. (That endpoint wants a reader password, so
+// its answer shows the report reached it.)
+func TestReportFollowsClickHouseListen(t *testing.T) {
+	srv := chdbtest.ServeConfig(t, chdb.HandlerConfig{ReaderPassword: "reader-password-0123456789"})
+	lookup := func(k string) (string, bool) { return srv.Addr, k == "OTPSCOPE_CLICKHOUSE_LISTEN" }
+	var errs bytes.Buffer
+	if code := cli.Main(reportCommand(io.Discard), []string{"--since", "1h"}, lookup, &errs); code != 1 || !strings.Contains(errs.String(), "Authentication failed") {
+		t.Errorf("report with OTPSCOPE_CLICKHOUSE_LISTEN=%s = exit %d, %s; want that endpoint's refusal", srv.Addr, code, errs.String())
 	}
 }

@@ -20,31 +20,34 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
-func main() { os.Exit(run()) }
+func main() { os.Exit(cli.Main(command(), os.Args[1:], os.LookupEnv, os.Stderr)) }
 
-func run() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := serve(ctx, os.Args[1:], log, nil); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		log.Error("tyntecsim", "err", err)
-		return 1
+// command is tyntecsim as a cli.Command, like every otpscope binary: its
+// flags read OTPSCOPE_<FLAG> too, and it takes --log-level.
+func command() cli.Command {
+	return cli.Command{
+		Name:    "tyntecsim",
+		Summary: "a simulated tyntec 2FA API with webhooks, faults and ground truth",
+		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
+			o := registerFlags(fs)
+			return func(ctx context.Context, logger *slog.Logger) error {
+				if err := o.complete(); err != nil {
+					return cli.Usage(err)
+				}
+				return o.serve(ctx, logger, nil)
+			}
+		},
 	}
-	return 0
 }
 
 // options are the command's flags.
@@ -64,10 +67,20 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
+// parseFlags parses args alone (no environment), for tests.
 func parseFlags(args []string, out io.Writer) (*options, error) {
-	o := &options{}
 	fs := flag.NewFlagSet("tyntecsim", flag.ContinueOnError)
 	fs.SetOutput(out)
+	o := registerFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return o, o.complete()
+}
+
+// registerFlags registers the command's flags on fs.
+func registerFlags(fs *flag.FlagSet) *options {
+	o := &options{}
 	c := &o.cfg
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8090", "address to serve the simulated tyntec API on")
 	fs.Int64Var(&c.Seed, "seed", 0, "seed of every random choice (0 = a fresh random seed, logged at start)")
@@ -96,15 +109,19 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&c.Webhook.MaxAttempts, "webhook-max-attempts", 5, "attempts per webhook before giving up")
 	fs.DurationVar(&c.Webhook.InitialBackoff, "webhook-backoff", time.Second, "first webhook retry delay, doubled per retry (simulated time)")
 	fs.StringVar(&o.truthFile, "truth-file", "", "write the ground truth (every OTP and the summary, snake_case JSON) to this file on exit")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
+	return o
+}
+
+// complete derives the simulator's Config from the parsed flags and
+// validates it.
+func (o *options) complete() error {
+	c := &o.cfg
 	c.APIKeys = o.apiKeys
 	if o.callback.URL != "" {
 		for _, h := range o.headers {
 			name, value, ok := strings.Cut(h, ":")
 			if !ok || strings.TrimSpace(name) == "" {
-				return nil, fmt.Errorf("--callback-header %q: want \"Name: value\"", h)
+				return fmt.Errorf("--callback-header %q: want \"Name: value\"", h)
 			}
 			if o.callback.Headers == nil {
 				o.callback.Headers = map[string]string{}
@@ -113,17 +130,17 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		}
 		c.Callbacks = []tyntec.NewCallbackConfig{o.callback}
 	} else if len(o.headers) > 0 {
-		return nil, errors.New("--callback-header needs --callback-url")
+		return errors.New("--callback-header needs --callback-url")
 	}
 	if len(o.channels) > 0 {
 		c.Channels = tyntecsim.DefaultChannels()
 		for _, spec := range o.channels {
 			if err := parseChannel(c.Channels, spec); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	return o, c.Validate()
+	return c.Validate()
 }
 
 // parseChannel applies "NAME:key=value,..." to chs.
@@ -162,13 +179,19 @@ func parseChannel(chs map[events.Channel]tyntecsim.Channel, spec string) error {
 	return nil
 }
 
-// serve runs the simulator until ctx ends. ready, when not nil, receives the
-// listening address.
+// serve parses args alone and runs the simulator until ctx ends, for tests.
+// ready, when not nil, receives the listening address.
 func serve(ctx context.Context, args []string, log *slog.Logger, ready chan<- string) error {
 	o, err := parseFlags(args, os.Stderr)
 	if err != nil {
 		return err
 	}
+	return o.serve(ctx, log, ready)
+}
+
+// serve runs the simulator until ctx ends. ready, when not nil, receives
+// the listening address.
+func (o *options) serve(ctx context.Context, log *slog.Logger, ready chan<- string) error {
 	o.cfg.Logger = log
 	if o.cfg.Seed == 0 {
 		// A fresh seed per run unless asked: a restarted demo must not tell

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,10 +10,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/tyntec"
@@ -135,5 +138,20 @@ func TestServe(t *testing.T) {
 	raw, err := os.ReadFile(truthFile)
 	if err != nil || json.Unmarshal(raw, &truth) != nil || len(truth.OTPs) == 0 {
 		t.Errorf("truth file: %v, %d OTPs", err, len(truth.OTPs))
+	}
+}
+
+// TestCommandIsACLICommand: tyntecsim takes --log-level and OTPSCOPE_*
+// like every binary (checked on a configuration it refuses, so nothing runs).
+func TestCommandIsACLICommand(t *testing.T) {
+	env := map[string]string{"OTPSCOPE_DROP_WEBHOOKS": "2"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	var out bytes.Buffer
+	if code := cli.Main(command(), []string{"--log-level", "debug"}, lookup, &out); code != 2 || !strings.Contains(out.String(), "tyntecsim:") {
+		t.Errorf("tyntecsim --log-level debug with OTPSCOPE_DROP_WEBHOOKS=2 = %d, %q; want 2 refusing the share", code, out.String())
+	}
+	out.Reset()
+	if code := cli.Main(command(), []string{"help"}, lookup, &out); code != 0 || !strings.Contains(out.String(), "$OTPSCOPE_CALLBACK_URL") {
+		t.Errorf("tyntecsim help = %d, %q; want 0 and the flags with their environment", code, out.String())
 	}
 }

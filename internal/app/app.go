@@ -42,7 +42,10 @@ type App struct {
 	admin   *http.Server
 	runs    []func(context.Context) error // the modules' loops
 	poller  *poller.Poller                // nil when the poller is off
+	reg     *ops.Registry                 // the process's metrics
 	sim     *simulator                    // nil without --simulate
+	ingest  *ingest.Handler               // nil without the ingest module
+	sink    *sink.Consumer                // nil without the reporter module
 	// onShutdown run when the admin server shuts down (open live streams).
 	onShutdown []func()
 	cleanup    []func()
@@ -73,7 +76,11 @@ func (a *App) build(ctx context.Context) (err error) {
 		return err
 	}
 	a.cleanup = append(a.cleanup, func() { a.ln.Close() })
+	reg := ops.NewRegistry()
+	a.reg = reg
+	httpMetrics := ops.NewHTTPMetrics(reg)
 	public := ops.NewRouter()
+	public.Use(httpMetrics.Middleware("public"))
 	admin := public
 	if cfg.AdminListen != "" {
 		if a.adminLn, err = ops.Listen(cfg.AdminListen, cfg.MaxConnections); err != nil {
@@ -81,6 +88,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		}
 		a.cleanup = append(a.cleanup, func() { a.adminLn.Close() })
 		admin = ops.NewRouter()
+		admin.Use(httpMetrics.Middleware("admin"))
 	}
 	// The API and /metrics require an API token when one is configured.
 	guarded := admin.With(ops.RequireBearer(ops.NewTokens(cfg.APITokens)))
@@ -88,16 +96,18 @@ func (a *App) build(ctx context.Context) (err error) {
 		return err
 	}
 	a.cleanup = append(a.cleanup, a.broker.Close)
-	reg := ops.NewRegistry()
 	reg.MustRegister(a.broker.Collector())
 	checks := []ops.Check{{Name: "nats", Ready: a.broker.Ready}}
 
 	if cfg.runs(ModuleReporter) {
-		if a.db, err = store.Open(ctx, cfg.ClickHouse, logger); err != nil {
+		chCfg := cfg.ClickHouse
+		chCfg.ObserveQuery = ops.NewQueryMetrics(reg).Observe
+		if a.db, err = store.Open(ctx, chCfg, logger); err != nil {
 			return err
 		}
 		a.cleanup = append(a.cleanup, func() { a.db.Close() })
 		consumer := sink.NewConsumer(cfg.Sink, a.broker, a.db, logger, reg)
+		a.sink = consumer
 		// Not ready while ClickHouse does not answer or the sink's inserts fail.
 		checks = append(checks, ops.Check{Name: "clickhouse", Ready: func(ctx context.Context) error {
 			if err := a.db.Ready(ctx); err != nil {
@@ -120,7 +130,8 @@ func (a *App) build(ctx context.Context) (err error) {
 		})
 	}
 	if cfg.runs(ModuleIngest) {
-		ingest.NewHandler(cfg.Ingest, a.broker, logger, reg).Mount(public)
+		a.ingest = ingest.NewHandler(cfg.Ingest, a.broker, logger, reg)
+		a.ingest.Mount(public)
 	}
 	if cfg.Simulate.Enabled {
 		if a.sim, err = newSimulator(cfg.Simulate, logger.With("component", "tyntecsim")); err != nil {
@@ -137,6 +148,9 @@ func (a *App) build(ctx context.Context) (err error) {
 		a.runs = append(a.runs, a.poller.Run)
 	} else if cfg.runs(ModulePoller) {
 		logger.Warn("no --tyntec-api-key: the poller is off (no reconciliation of lost webhooks, no resends)")
+	}
+	if cfg.StatusInterval > 0 {
+		a.runs = append(a.runs, a.reportStatus)
 	}
 	ops.MountHealth(public, checks...)
 	ops.MountMetrics(guarded, reg)
@@ -175,6 +189,9 @@ func loopback(addr string) bool {
 	ip := net.ParseIP(host)
 	return err == nil && (host == "localhost" || ip != nil && ip.IsLoopback())
 }
+
+// MetricNames are the names of the metrics the process registered.
+func (a *App) MetricNames() []string { return a.reg.Names() }
 
 // Broker is the process's NATS broker.
 func (a *App) Broker() *broker.Broker { return a.broker }
@@ -233,6 +250,9 @@ func (a *App) Banner(w io.Writer) {
 	}
 	if a.sim != nil {
 		lines = append(lines, fmt.Sprintf("  simulator    %s (tyntec API; ground truth at /_sim/truth), %.3g OTPs/s, seed %d", a.sim.URL(), a.cfg.Simulate.Rate, a.cfg.Simulate.Seed))
+		if a.cfg.generatedToken != "" {
+			lines = append(lines, "  token        "+a.cfg.generatedToken+" (the webhook token, generated for this run: send it as X-Webhook-Token)")
+		}
 	}
 	fmt.Fprintln(w, strings.Join(lines, "\n"))
 }

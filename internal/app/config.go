@@ -39,6 +39,9 @@ const (
 type Binary struct {
 	Name    string
 	Modules []string
+	// Summary and Subcommands are for help.
+	Summary     string
+	Subcommands []cli.Subcommand
 	// Listen is the default HTTP address; AdminListen the default of the
 	// operators' listener (API, /metrics), empty when Listen is already one;
 	// NATSURL the default --nats-url (empty hosts the embedded server).
@@ -50,10 +53,20 @@ type Binary struct {
 // Binaries: the three services and the all-in-one, which runs the same
 // modules in one process (the poller only with a tyntec API key).
 var Binaries = map[string]Binary{
-	"ingest":   {Name: "ingest", Modules: []string{ModuleIngest}, Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:8083"},
-	"poller":   {Name: "poller", Modules: []string{ModulePoller}, Listen: "127.0.0.1:8082", NATSURL: "nats://127.0.0.1:4222"},
-	"reporter": {Name: "reporter", Modules: []string{ModuleReporter}, Listen: "127.0.0.1:8081", NATSURL: "nats://127.0.0.1:4222"},
-	"otpscope": {Name: "otpscope", Modules: []string{ModuleIngest, ModulePoller, ModuleReporter}, Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:8081"},
+	"ingest": {Name: "ingest", Modules: []string{ModuleIngest}, Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:8083",
+		Summary: "receive tyntec's DeliveryStatus webhooks and publish them to NATS JetStream"},
+	"poller": {Name: "poller", Modules: []string{ModulePoller}, Listen: "127.0.0.1:8082", NATSURL: "nats://127.0.0.1:4222",
+		Summary:     "reconcile lost webhooks and OTP statuses through tyntec's API, resend by policy",
+		Subcommands: []cli.Subcommand{{Usage: "poller register-callback [flags]", Summary: "point tyntec's v4 callback at ingest, then exit"}}},
+	"reporter": {Name: "reporter", Modules: []string{ModuleReporter}, Listen: "127.0.0.1:8081", NATSURL: "nats://127.0.0.1:4222",
+		Summary:     "move events from NATS into ClickHouse; serve the analytics API, reports and alerts",
+		Subcommands: []cli.Subcommand{{Usage: "reporter report [flags]", Summary: "print an ad-hoc report read from ClickHouse"}}},
+	"otpscope": {Name: "otpscope", Modules: []string{ModuleIngest, ModulePoller, ModuleReporter}, Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:8081",
+		Summary: "the whole pipeline in one process (ingest, poller, reporter; --simulate adds the tyntec simulator)",
+		Subcommands: []cli.Subcommand{
+			{Usage: "otpscope deadletters list [flags]", Summary: "list dead letters (through a running otpscope's API)"},
+			{Usage: "otpscope deadletters replay [flags]", Summary: "put dead letters back through the normal path"},
+		}},
 }
 
 // Config configures one process: its listener, data directory, NATS and
@@ -72,6 +85,9 @@ type Config struct {
 	// MaxConnections caps the connections each listener holds open.
 	MaxConnections  int
 	ShutdownTimeout time.Duration
+	// StatusInterval is how often the process logs its one-line status
+	// (0: never).
+	StatusInterval time.Duration
 	// DataDir is the one data directory: the embedded NATS server keeps
 	// JetStream under nats/, the embedded engine its tables under clickhouse/.
 	DataDir    string
@@ -83,6 +99,10 @@ type Config struct {
 	Sink     sink.Config
 	Reports  reporter.ReportsConfig
 	Simulate SimulateConfig // the all-in-one only
+
+	// generatedToken is the webhook token Complete made up for --simulate,
+	// which the banner shows so that a newcomer can send webhooks too.
+	generatedToken string
 }
 
 // SimulateConfig starts the tyntec simulator with generated traffic, its
@@ -111,30 +131,38 @@ func (c *Config) runs(module string) bool { return slices.Contains(c.Modules, mo
 
 // RegisterFlags registers the flags of binary b: each module's Config
 // registers its own, the process registers what its modules share (listener,
-// --data-dir, NATS, ClickHouse) once. Flag defaults are the defaults.
-func (c *Config) RegisterFlags(fs *flag.FlagSet, b Binary) {
+// --data-dir, NATS, ClickHouse) once. Flag defaults are the defaults. It
+// returns the flags by group, the README's configuration groups, for help.
+func (c *Config) RegisterFlags(fs *flag.FlagSet, b Binary) flagenv.Groups {
 	c.Modules = slices.Clone(b.Modules)
-	fs.StringVar(&c.Listen, "listen", b.Listen, "HTTP address (public: webhooks, tracking, health)")
-	fs.StringVar(&c.AdminListen, "admin-listen", b.AdminListen, "HTTP address of the API and /metrics (empty: on --listen)")
-	fs.Var(&c.APITokens, "api-token", "bearer token required for the API and /metrics (repeat or comma-separate to rotate; none: open)")
-	fs.IntVar(&c.MaxConnections, "max-connections", ops.DefaultMaxConnections, "connections each listener holds open at most (0 = no cap)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish on stop")
-	fs.StringVar(&c.DataDir, "data-dir", "./data", "where the embedded NATS server and ClickHouse engine keep data")
-	c.NATS.RegisterFlags(fs, b.NATSURL)
+	var g flagenv.Groups
+	g.Add(fs, "Process", func() {
+		fs.StringVar(&c.Listen, "listen", b.Listen, "HTTP address (public: webhooks, tracking, health)")
+		fs.StringVar(&c.AdminListen, "admin-listen", b.AdminListen, "HTTP address of the API and /metrics (empty: on --listen)")
+		fs.Var(&c.APITokens, "api-token", "bearer token required for the API and /metrics (repeat or comma-separate to rotate; none: open)")
+		fs.IntVar(&c.MaxConnections, "max-connections", ops.DefaultMaxConnections, "connections each listener holds open at most (0 = no cap)")
+		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish on stop")
+		fs.StringVar(&c.DataDir, "data-dir", "./data", "where the embedded NATS server and ClickHouse engine keep data")
+		fs.DurationVar(&c.StatusInterval, "status-interval", time.Minute, "how often to log a one-line status (webhooks/s, lags, backlog; 0 = never)")
+	})
+	g.Add(fs, "NATS", func() { c.NATS.RegisterFlags(fs, b.NATSURL) })
 	if c.runs(ModuleIngest) {
-		c.Ingest.RegisterFlags(fs)
+		g.Add(fs, "Ingest", func() { c.Ingest.RegisterFlags(fs) })
 	}
 	if c.runs(ModuleReporter) {
-		c.ClickHouse.RegisterFlags(fs)
-		c.Sink.RegisterFlags(fs)
-		c.Reports.RegisterFlags(fs)
+		g.Add(fs, "ClickHouse and the sink", func() {
+			c.ClickHouse.RegisterFlags(fs)
+			c.Sink.RegisterFlags(fs)
+		})
+		g.Add(fs, "Reports and alerts", func() { c.Reports.RegisterFlags(fs) })
 	}
 	if c.runs(ModulePoller) {
-		c.Poller.RegisterFlags(fs)
+		g.Add(fs, "Poller", func() { c.Poller.RegisterFlags(fs) })
 	}
 	if b.Name == "otpscope" {
-		c.Simulate.RegisterFlags(fs)
+		g.Add(fs, "Simulator", func() { c.Simulate.RegisterFlags(fs) })
 	}
+	return g
 }
 
 // RegisterFlags registers the all-in-one's simulator flags.
@@ -170,7 +198,8 @@ func (c *Config) Complete() {
 	if len(c.Ingest.Tokens) == 0 && !c.Ingest.InsecureNoAuth {
 		var b [24]byte
 		_, _ = rand.Read(b[:])
-		c.Ingest.Tokens = append(c.Ingest.Tokens, hex.EncodeToString(b[:]))
+		c.generatedToken = hex.EncodeToString(b[:])
+		c.Ingest.Tokens = append(c.Ingest.Tokens, c.generatedToken)
 	}
 }
 
@@ -199,6 +228,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnections < 0 {
 		return fmt.Errorf("max-connections %d: must not be negative", c.MaxConnections)
+	}
+	if c.StatusInterval < 0 {
+		return fmt.Errorf("status-interval %v: must not be negative", c.StatusInterval)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("shutdown-timeout %v: must be positive", c.ShutdownTimeout)
@@ -241,11 +273,15 @@ func (c *Config) Validate() error {
 // Command is binary b as a cli.Command: its flags, then New, the banner on
 // banner (nil: none) and Serve.
 func Command(b Binary, banner io.Writer) cli.Command {
+	groups := new(flagenv.Groups)
 	return cli.Command{
-		Name: b.Name,
+		Name:        b.Name,
+		Summary:     b.Summary,
+		Subcommands: b.Subcommands,
+		Groups:      groups,
 		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			var cfg Config
-			cfg.RegisterFlags(fs, b)
+			*groups = cfg.RegisterFlags(fs, b)
 			return func(ctx context.Context, logger *slog.Logger) error {
 				cfg.Complete()
 				if err := cfg.Validate(); err != nil {

@@ -2,14 +2,22 @@ package app_test
 
 import (
 	"flag"
+	"net/http"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otpscope/otpscope/internal/app"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/polltest"
+	"github.com/otpscope/otpscope/internal/store"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 // TestREADMEListsEveryFlag holds the README's configuration tables against
@@ -82,5 +90,43 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 				t.Errorf("README lists --%s for %s, which has no such flag", f, name)
 			}
 		}
+	}
+}
+
+// TestREADMEListsEveryMetric builds each binary and holds the metrics it
+// registers against the README: every otpscope_ metric is named there.
+func TestREADMEListsEveryMetric(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := brokertest.NewServer(t)
+	ch := chdbtest.Serve(t)
+	_, simURL := simtest.Start(t, tyntecsim.Config{Seed: 1})
+	for _, name := range []string{"ingest", "poller", "reporter", "otpscope"} {
+		t.Run(name, func(t *testing.T) {
+			cfg := newConfig(t, name)
+			cfg.NATS.URL = ns.URL()
+			cfg.ClickHouse = store.Config{DSN: ch.DSN + "/" + ch.Database}
+			cfg.Ingest.Tokens = []string{"webhook-token-0123456789"}
+			cfg.Poller.Tyntec.BaseURL, cfg.Poller.Tyntec.APIKey = simURL, tyntecsim.DefaultAPIKey
+			a, stop := start(t, cfg)
+			defer stop()
+			// Stop only once running (a stop while the consumers are still
+			// being set up is reported as an error).
+			polltest.Until(t, 20*time.Second, name+" ready", func() bool {
+				code, _ := get(t, "http://"+a.Addr()+"/readyz")
+				return code == http.StatusOK
+			})
+			names := a.MetricNames()
+			if !slices.Contains(names, "otpscope_build_info") {
+				t.Errorf("%s registers no otpscope_build_info: %q", name, names)
+			}
+			for _, m := range names {
+				if strings.HasPrefix(m, "otpscope_") && !regexp.MustCompile(`\b`+m+`\b`).Match(readme) {
+					t.Errorf("README does not name %s's metric %s", name, m)
+				}
+			}
+		})
 	}
 }

@@ -226,6 +226,20 @@ func (b *Broker) StreamMsgs(ctx context.Context) (uint64, error) {
 	return info.State.Msgs, nil
 }
 
+// StreamState is what the stream holds: how many messages, and when the
+// newest was stored (zero when empty).
+func (b *Broker) StreamState(ctx context.Context) (msgs uint64, last time.Time, err error) {
+	s, err := b.js.Stream(ctx, b.stream.Name)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("stream %s: %w", b.stream.Name, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("stream %s info: %w", b.stream.Name, err)
+	}
+	return info.State.Msgs, info.State.LastTime, nil
+}
+
 // CredentialsFile is where the embedded server's users and passwords are
 // kept, or "" with an external server.
 func (b *Broker) CredentialsFile() string { return b.credsAt }

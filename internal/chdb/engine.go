@@ -137,7 +137,14 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 		limits:  limits,
 	}
 	open.engine = e
-	o.logger.Info("embedded ClickHouse engine open", slog.String("dir", abs), slog.String("library", lib), slog.String("chdb", LibraryVersion()))
+	// The version is the engine's own answer: the library's chdb_version()
+	// names the chDB package (26.7.3), not the ClickHouse it runs (26.7.2.1).
+	version := "unknown"
+	if out, err := e.Query(context.Background(), "SELECT version()", "TabSeparated"); err == nil {
+		version = strings.TrimSpace(string(out))
+	}
+	o.logger.Info("embedded ClickHouse engine open", slog.String("dir", abs), slog.String("library", lib),
+		slog.String("clickhouse", version), slog.String("chdb_package", LibraryVersion()))
 	return e, nil
 }
 

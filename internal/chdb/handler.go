@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ClickHouse/ch-go/compress"
 )
@@ -56,6 +57,10 @@ type HandlerConfig struct {
 	// TOO_MANY_SIMULTANEOUS_QUERIES (HTTP 503). 0 means DefaultGuestQueue,
 	// negative means none waits.
 	GuestQueue int
+	// Observe, when set, is told of every query request: whether a guest
+	// sent it, its outcome (QueryOK, QueryRefused, QueryFailed) and how long
+	// it took — the hook metrics hang on, so this package needs none.
+	Observe func(guest bool, outcome string, d time.Duration)
 	// AllowExternalWrites lets every client write, authenticated or not;
 	// then the guest allowlist does not apply (the queue still does).
 	AllowExternalWrites bool
@@ -84,6 +89,46 @@ type Handler struct {
 	guestSlots   chan struct{}
 	guestRunning chan struct{}
 	tableFuncs   tableFuncs
+	observe      func(guest bool, outcome string, d time.Duration)
+}
+
+// Outcomes of a query request, as HandlerConfig.Observe hears them.
+const (
+	QueryOK      = "ok"
+	QueryRefused = "refused" // authentication, the allowlist, a full queue
+	QueryFailed  = "error"
+)
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// outcome classifies an answer's status.
+func outcome(status int) string {
+	switch {
+	case status < 400: // 0: nothing written, which net/http answers 200
+		return QueryOK
+	case status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusServiceUnavailable:
+		return QueryRefused
+	default:
+		return QueryFailed
+	}
 }
 
 // NewHandler returns a Handler for engine.
@@ -95,6 +140,7 @@ func NewHandler(engine *Engine, cfg HandlerConfig) *Handler {
 		password: cfg.Password,
 		external: cfg.AllowExternalWrites,
 		maxQuery: cfg.MaxQuerySize,
+		observe:  cfg.Observe,
 
 		readerUser:     cfg.ReaderUser,
 		readerPassword: cfg.ReaderPassword,
@@ -192,12 +238,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	if h.observe == nil {
+		h.query(w, r)
+		return
+	}
+	start, sw := time.Now(), &statusWriter{ResponseWriter: w}
+	guest := h.query(sw, r)
+	h.observe(guest, outcome(sw.status), time.Since(start))
+}
+
+// query parses and serves one query request and reports whether a guest
+// (not the owner) sent it.
+func (h *Handler) query(w http.ResponseWriter, r *http.Request) (guest bool) {
 	req, err := h.parse(r)
 	if err != nil {
 		h.fail(w, r, "", err)
-		return
+		return true
 	}
 	h.serve(w, r, req)
+	return req.guest
 }
 
 // parse reads authentication, format and settings from the request.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 )
 
 // Instance is the embedded engine under a data directory and its ClickHouse
@@ -36,6 +37,8 @@ type Config struct {
 	GuestQueue int
 	// Logger receives the engine's and the endpoint's logs.
 	Logger *slog.Logger
+	// Observe is HandlerConfig.Observe: told of every query request.
+	Observe func(guest bool, outcome string, d time.Duration)
 }
 
 // Start opens the engine under cfg.Dir and serves its endpoint on cfg.Addr
@@ -64,7 +67,7 @@ func Start(cfg Config) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded clickhouse: %w", err)
 	}
-	hcfg := HandlerConfig{Logger: logger, ReaderUser: cfg.ReaderUser, ReaderPassword: cfg.ReaderPassword, GuestQueue: cfg.GuestQueue}
+	hcfg := HandlerConfig{Logger: logger, ReaderUser: cfg.ReaderUser, ReaderPassword: cfg.ReaderPassword, GuestQueue: cfg.GuestQueue, Observe: cfg.Observe}
 	server, err := Listen(addr, NewHandler(engine, hcfg))
 	if err != nil {
 		engine.Close()

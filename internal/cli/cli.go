@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/otpscope/otpscope/internal/flagenv"
@@ -19,23 +20,46 @@ import (
 // Command describes one binary (or subcommand).
 type Command struct {
 	Name string
+	// Summary says in one line what the command does, for help.
+	Summary string
+	// Subcommands are listed in help under the command's own usage.
+	Subcommands []Subcommand
+	// Groups, when not nil, is filled by Flags with the configuration group
+	// of each flag, so that help lists them by group; a flag in no group
+	// (--log-level) joins the first.
+	Groups *flagenv.Groups
 	// Flags registers the command's flags and returns what runs after parsing.
 	Flags func(fs *flag.FlagSet) func(ctx context.Context, logger *slog.Logger) error
 }
 
+// Subcommand is one line of help: how it is called and what it does.
+type Subcommand struct {
+	Usage, Summary string
+}
+
 // Main parses args (after the environment, looked up with lookup), runs the
 // command until it returns or a signal arrives, and returns the exit code:
-// 0 success, 1 failure, 2 bad usage.
+// 0 success, 1 failure, 2 bad usage. --help, -h and a first argument "help"
+// print the help; any other positional argument is a usage error.
 func Main(c Command, args []string, lookup func(string) (string, bool), stderr io.Writer) int {
 	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	run := c.Flags(fs)
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() { Help(stderr, c, fs) }
+	if len(args) > 0 && args[0] == "help" {
+		fs.Usage()
+		return 0
+	}
 	if err := flagenv.Parse(fs, args, lookup); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintf(stderr, "%s: %v\n", c.Name, err)
+		fmt.Fprintf(stderr, "%s: %v (see %s --help)\n", c.Name, err, c.Name)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q (see %s --help)\n", c.Name, fs.Arg(0), c.Name)
 		return 2
 	}
 	var l slog.Level
@@ -69,4 +93,59 @@ func (u usageError) Unwrap() error { return u.error }
 // NATS server (nats/) and the embedded ClickHouse engine (clickhouse/) keep data.
 func DataDirFlag(fs *flag.FlagSet) *string {
 	return fs.String("data-dir", "./data", "where the embedded NATS server and ClickHouse engine keep data")
+}
+
+// Help writes c's help: usage and subcommands, then every flag by group with
+// its environment variable and default.
+func Help(w io.Writer, c Command, fs *flag.FlagSet) {
+	var b strings.Builder
+	if c.Summary != "" {
+		fmt.Fprintf(&b, "%s — %s\n\n", c.Name, c.Summary)
+	}
+	lines := append([]Subcommand{{Usage: c.Name + " [flags]", Summary: "run"}}, c.Subcommands...)
+	lines = append(lines, Subcommand{Usage: c.Name + " help", Summary: "this help (also --help)"})
+	width := 0
+	for _, s := range lines {
+		width = max(width, len(s.Usage))
+	}
+	b.WriteString("Usage:\n")
+	for _, s := range lines {
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, s.Usage, s.Summary)
+	}
+	fmt.Fprintf(&b, "\nEvery flag also reads its environment variable; flags override the environment, which overrides the defaults.\n")
+
+	var groups flagenv.Groups
+	if c.Groups != nil {
+		groups = append(groups, *c.Groups...)
+	}
+	var loose []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if groups.Of(f.Name) == "" {
+			loose = append(loose, f.Name)
+		}
+	})
+	if len(groups) == 0 {
+		groups = flagenv.Groups{{Name: "Flags"}}
+	}
+	groups[0].Flags = append(append([]string(nil), groups[0].Flags...), loose...)
+	for _, g := range groups {
+		fmt.Fprintf(&b, "\n%s:\n", g.Name)
+		for _, name := range g.Flags {
+			f := fs.Lookup(name)
+			if f == nil {
+				continue
+			}
+			kind, usage := flag.UnquoteUsage(f)
+			head := "--" + f.Name
+			if kind != "" {
+				head += " " + kind
+			}
+			line := "  " + head + "  $" + flagenv.Name(f.Name)
+			if f.DefValue != "" && f.DefValue != "[]" {
+				line += "  (default " + f.DefValue + ")"
+			}
+			fmt.Fprintf(&b, "%s\n      %s\n", line, usage)
+		}
+	}
+	io.WriteString(w, b.String())
 }

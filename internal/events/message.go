@@ -34,10 +34,13 @@ const (
 	HeaderMsgID = "Nats-Msg-Id"
 )
 
-// CloudEvents types of otpscope's messages.
+// CloudEvents types of otpscope's messages: tyntec's own facts in tyntec's
+// domain with tyntec's API version, what otpscope derives in its own
+// (io.otpscope.<Thing>.v1). A payload change that breaks readers bumps the
+// version.
 const (
 	TypeDeliveryStatus = "com.tyntec.2fa.v4.DeliveryStatus"
-	TypeDeadLetter     = "io.otpscope.DeadLetter"
+	TypeDeadLetter     = "io.otpscope.DeadLetter.v1"
 )
 
 // DeliveryID is the content-derived id of a delivery fact: the same otpId, channel,
@@ -136,10 +139,8 @@ func NewReplayMessage(subject, deadLetterID string, body []byte, at time.Time) (
 	if sub.Kind == KindDeadLetter {
 		return Message{}, fmt.Errorf("subject %s: a dead letter is not replayed as one", subject)
 	}
-	typ := map[SubjectKind]string{KindDelivery: TypeDeliveryStatus, KindOTPStatus: TypeOTPStatus, KindV1Event: TypeV1Event, KindResend: TypeResend, KindTrack: TypeTrack}[sub.Kind]
-	if typ == "" {
-		typ = "io.otpscope." + string(sub.Kind)
-	}
+	typ := map[SubjectKind]string{KindDelivery: TypeDeliveryStatus, KindOTPStatus: TypeOTPStatus, KindV1Event: TypeV1Event,
+		KindResend: TypeResend, KindTrack: TypeTrack, KindReport: TypeReport, KindAlert: TypeAlert}[sub.Kind]
 	id := "rp-" + digest(deadLetterID)
 	return Message{Subject: subject, ID: id, Header: cloudEvent(id, "replay", typ, at, ""), Data: body}, nil
 }

@@ -103,12 +103,16 @@ type Track struct {
 	At        time.Time `json:"at,omitzero"`
 }
 
-// Types of the records above, as CloudEvents types.
+// Types of the records above, as CloudEvents types: each is otpscope's own
+// record (built from what the poller read, not a body tyntec sent), so each
+// is in otpscope's domain and versioned like TypeDeadLetter.
 const (
-	TypeOTPStatus = "com.tyntec.2fa.OTPStatus"
-	TypeV1Event   = "com.tyntec.2fa.v1.OTPEvent"
-	TypeResend    = "io.otpscope.Resend"
-	TypeTrack     = "io.otpscope.Track"
+	TypeOTPStatus = "io.otpscope.OTPStatus.v1"
+	TypeV1Event   = "io.otpscope.V1Event.v1"
+	TypeResend    = "io.otpscope.Resend.v1"
+	TypeTrack     = "io.otpscope.Track.v1"
+	TypeReport    = "io.otpscope.Report.v1"
+	TypeAlert     = "io.otpscope.Alert.v1"
 )
 
 // NewOTPStatusMessage wraps a status snapshot. The same status with the same

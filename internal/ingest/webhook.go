@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -36,6 +37,19 @@ type Handler struct {
 	logger  *slog.Logger
 	metrics *metrics
 	now     func() time.Time
+
+	// accepted and lastAccepted (unix nanoseconds) feed Stats.
+	accepted     atomic.Uint64
+	lastAccepted atomic.Int64
+}
+
+// Stats reports how many webhook requests were accepted (answered 200) since
+// start and when the last one was (zero before the first), for the status log.
+func (h *Handler) Stats() (accepted uint64, last time.Time) {
+	if ns := h.lastAccepted.Load(); ns != 0 {
+		last = time.Unix(0, ns)
+	}
+	return h.accepted.Load(), last
 }
 
 // NewHandler returns the webhook handler. reg may be nil.
@@ -113,6 +127,8 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.metrics.accepted.Inc()
+	h.accepted.Add(1)
+	h.lastAccepted.Store(receivedAt.UnixNano())
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(append(strconv.AppendInt([]byte(`{"accepted":`), int64(len(evs)), 10), "}\n"...))
 }

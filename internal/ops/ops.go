@@ -6,7 +6,11 @@ package ops
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"regexp"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -21,11 +25,59 @@ type Check struct {
 	Ready func(context.Context) error
 }
 
-// NewRegistry is a Prometheus registry with the Go and process collectors.
-func NewRegistry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
+// NewRegistry is a Prometheus registry with the Go and process collectors
+// and otpscope_build_info.
+func NewRegistry() *Registry {
+	reg := &Registry{Registry: prometheus.NewRegistry(), names: map[string]bool{}}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	RegisterBuildInfo(reg)
 	return reg
+}
+
+// Registry is a Prometheus registry that remembers the names of the metrics
+// registered with it, also those with no series yet (a labelled counter
+// before its first increment), so that a test can hold the README's list of
+// metrics against a binary's.
+type Registry struct {
+	*prometheus.Registry
+	mu    sync.Mutex
+	names map[string]bool
+}
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// Register registers c and remembers its metrics' names.
+func (r *Registry) Register(c prometheus.Collector) error {
+	if err := r.Registry.Register(c); err != nil {
+		return err
+	}
+	descs := make(chan *prometheus.Desc)
+	go func() { c.Describe(descs); close(descs) }()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for d := range descs {
+		if m := fqName.FindStringSubmatch(d.String()); m != nil {
+			r.names[m[1]] = true
+		}
+	}
+	return nil
+}
+
+// MustRegister registers cs and panics on the first error, as
+// prometheus.Registry does.
+func (r *Registry) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// Names are the names of every metric registered, sorted.
+func (r *Registry) Names() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(maps.Keys(r.names))
 }
 
 // Mount adds /healthz, /readyz and /metrics to r.

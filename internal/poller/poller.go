@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,6 +49,10 @@ type Poller struct {
 	resend    *broker.Consumer
 	logger    *slog.Logger
 	metrics   *metrics
+
+	// tracked, dueDelivery and oldestNs are the last cycle's backlog, for
+	// Backlog.
+	tracked, dueDelivery, oldestNs atomic.Int64
 
 	mu            sync.Mutex
 	paused        time.Time          // no tyntec calls before (wall clock)

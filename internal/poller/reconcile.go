@@ -171,6 +171,9 @@ func (p *Poller) due(now time.Time, st *CycleStats) (delivery, verify []Record) 
 	slices.SortFunc(verify, byExpiry)
 	p.metrics.tracked.Set(float64(len(recs)))
 	p.metrics.oldest.Set(oldest.Seconds())
+	p.tracked.Store(int64(len(recs)))
+	p.dueDelivery.Store(int64(len(delivery)))
+	p.oldestNs.Store(int64(oldest))
 	return delivery, verify
 }
 
@@ -557,4 +560,11 @@ func (p *Poller) fallbackAfter(tried []events.Channel) bool {
 		exact = true
 	}
 	return !exact // a sequence no priority explains: ask tyntec
+}
+
+// Backlog is what the last reconciliation cycle found: OTPs tracked, those
+// whose delivery was due for reconciling, and the age of the oldest whose
+// delivery is not settled — for the status log.
+func (p *Poller) Backlog() (tracked, due int, oldest time.Duration) {
+	return int(p.tracked.Load()), int(p.dueDelivery.Load()), time.Duration(p.oldestNs.Load())
 }

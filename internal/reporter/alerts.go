@@ -78,7 +78,7 @@ func (al *Alert) Message() (events.Message, error) {
 		return events.Message{}, fmt.Errorf("encode alert: %w", err)
 	}
 	id := "al-" + shortDigest(al.Rule, al.Channel, al.From.UTC().Format(time.RFC3339Nano), al.To.UTC().Format(time.RFC3339Nano))
-	return newMessage(events.AlertSubject(al.Rule), id, "io.otpscope.Alert", al.To, data), nil
+	return newMessage(events.AlertSubject(al.Rule), id, events.TypeAlert, al.To, data), nil
 }
 
 // slackPayload is what a Slack incoming webhook (and compatible receivers)

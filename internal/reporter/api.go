@@ -70,8 +70,10 @@ type windowError struct {
 
 func (e *windowError) Error() string { return e.field + ": " + e.err.Error() }
 
-// ParseWindow reads from, to (RFC 3339), profile and channel. Without to the
-// window ends now; without from it starts DefaultAPIWindow before its end.
+// ParseWindow reads from, to (RFC 3339), since (a Go duration: the window
+// from now−since to now, for "the last 24h" without computing dates; not
+// with from or to), profile and channel. Without to the window ends now;
+// without from it starts DefaultAPIWindow before its end.
 func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
@@ -88,6 +90,16 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 		w.To = t.UTC()
 	}
 	w.From = w.To.Add(-DefaultAPIWindow)
+	if s := get("since"); s != "" {
+		if get("from") != "" || get("to") != "" {
+			return w, &windowError{"since", errors.New("since is a window ending now: give since, or from and to, not both")}
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return w, &windowError{"since", fmt.Errorf("%q is not a positive duration such as 24h or 90m", s)}
+		}
+		w.From = w.To.Add(-d)
+	}
 	if s := get("from"); s != "" {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {

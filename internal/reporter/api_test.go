@@ -470,3 +470,40 @@ func TestParseWindowUpperCasesTheChannel(t *testing.T) {
 		t.Fatalf("ParseWindow(channel=sms) = %q, %v; want SMS", w.Channel, err)
 	}
 }
+
+func TestParseWindowSince(t *testing.T) {
+	now := time.Date(2026, 6, 2, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		q        url.Values
+		from, to time.Time
+		field    string // of the error, "" when none
+	}{
+		{url.Values{"since": {"24h"}}, now.Add(-24 * time.Hour), now, ""},
+		{url.Values{"since": {"90m"}}, now.Add(-90 * time.Minute), now, ""},
+		{url.Values{"since": {"24h"}, "from": {"2026-06-01T00:00:00Z"}}, time.Time{}, time.Time{}, "since"},
+		{url.Values{"since": {"24h"}, "to": {"2026-06-01T00:00:00Z"}}, time.Time{}, time.Time{}, "since"},
+		{url.Values{"since": {"yesterday"}}, time.Time{}, time.Time{}, "since"},
+		{url.Values{"since": {"-1h"}}, time.Time{}, time.Time{}, "since"},
+	}
+	for _, tt := range tests {
+		w, err := reporter.ParseWindow(tt.q, now)
+		if tt.field != "" {
+			if err == nil || !strings.HasPrefix(err.Error(), tt.field+":") {
+				t.Errorf("ParseWindow(%s) = %v; want an error naming %s", tt.q.Encode(), err, tt.field)
+			}
+			continue
+		}
+		if err != nil || !w.From.Equal(tt.from) || !w.To.Equal(tt.to) {
+			t.Errorf("ParseWindow(%s) = [%s, %s), %v; want [%s, %s)", tt.q.Encode(), w.From, w.To, err, tt.from, tt.to)
+		}
+	}
+}
+
+func TestReportCLIWindow(t *testing.T) {
+	now := time.Date(2026, 6, 2, 12, 0, 0, 0, time.UTC)
+	cfg := reporter.ReportCLIConfig{Since: "6h", Channel: "viber", Format: "table"}
+	w, err := cfg.Window(now)
+	if err != nil || !w.From.Equal(now.Add(-6*time.Hour)) || w.Channel != "VIBER" {
+		t.Errorf("report --since 6h --channel viber = [%s, %s) %q, %v; want the last 6 h of VIBER", w.From, w.To, w.Channel, err)
+	}
+}

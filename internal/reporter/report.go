@@ -76,7 +76,7 @@ func (r *Report) Message() (events.Message, error) {
 		return events.Message{}, fmt.Errorf("encode report: %w", err)
 	}
 	id := "rp-" + shortDigest(r.Kind, r.From.UTC().Format(time.RFC3339Nano), r.To.UTC().Format(time.RFC3339Nano), r.Profile, r.Channel)
-	return newMessage(events.ReportSubject(r.Kind), id, "io.otpscope.Report", r.To, data), nil
+	return newMessage(events.ReportSubject(r.Kind), id, events.TypeReport, r.To, data), nil
 }
 
 func newMessage(subject, id, typ string, at time.Time, data []byte) events.Message {

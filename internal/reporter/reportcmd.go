@@ -1,6 +1,7 @@
 package reporter
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -16,13 +17,18 @@ import (
 )
 
 // DefaultReportDSN is the embedded engine's endpoint of a reporter running on
-// this machine, as a read-only client.
+// this machine with the default --clickhouse-listen, as a read-only client.
 const DefaultReportDSN = "http://default@" + store.DefaultListen
 
 // ReportCLIConfig configures `reporter report`, an ad-hoc report.
 type ReportCLIConfig struct {
-	DSN      string
+	DSN string
+	// Listen is the embedded endpoint read without DSN: the reporter's
+	// --clickhouse-listen (so OTPSCOPE_CLICKHOUSE_LISTEN set for both
+	// points the report at the reporter).
+	Listen   string
 	From, To string // RFC 3339; default the last 24 hours
+	Since    string // a duration: the window ending now (not with From or To)
 	Profile  string
 	Channel  string
 	Format   string
@@ -32,9 +38,11 @@ type ReportCLIConfig struct {
 
 // RegisterFlags registers the report command's flags.
 func (c *ReportCLIConfig) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.DSN, "clickhouse-dsn", "", "ClickHouse to read (clickhouse://… or http://…); empty reads a local reporter's embedded engine at "+DefaultReportDSN)
+	fs.StringVar(&c.DSN, "clickhouse-dsn", "", "ClickHouse to read (clickhouse://… or http://…); empty reads a local reporter's embedded engine on --clickhouse-listen")
+	fs.StringVar(&c.Listen, "clickhouse-listen", store.DefaultListen, "the local reporter's embedded ClickHouse endpoint, read as http://default@ADDR when --clickhouse-dsn is empty")
 	fs.StringVar(&c.From, "from", "", "window start, RFC 3339 (inclusive); default 24 h before --to")
 	fs.StringVar(&c.To, "to", "", "window end, RFC 3339 (exclusive); default now")
+	fs.StringVar(&c.Since, "since", "", "the window ending now, e.g. 24h or 90m (instead of --from/--to)")
 	fs.StringVar(&c.Profile, "profile", "", "only this tyntec profile ID")
 	fs.StringVar(&c.Channel, "channel", "", "only this channel (journeys: whose primary channel it is)")
 	fs.StringVar(&c.Format, "format", "table", "table, json, csv or html")
@@ -44,7 +52,7 @@ func (c *ReportCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 // Window parses the window flags at now.
 func (c *ReportCLIConfig) Window(now time.Time) (store.Window, error) {
 	q := url.Values{}
-	for k, v := range map[string]string{"from": c.From, "to": c.To, "profile": c.Profile, "channel": c.Channel} {
+	for k, v := range map[string]string{"from": c.From, "to": c.To, "since": c.Since, "profile": c.Profile, "channel": c.Channel} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -79,7 +87,7 @@ func WriteReport(ctx context.Context, db Analytics, cfg ReportCLIConfig, now tim
 func RunReport(ctx context.Context, cfg ReportCLIConfig, stdout io.Writer, logger *slog.Logger) error {
 	dsn := cfg.DSN
 	if dsn == "" {
-		dsn = DefaultReportDSN
+		dsn = "http://default@" + cmp.Or(cfg.Listen, store.DefaultListen)
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,6 +82,17 @@ type Consumer struct {
 	logger  *slog.Logger
 	metrics *metrics
 	health  health
+
+	// pending and ackPending are the consumer's last known lag, for Lag.
+	pending, ackPending atomic.Uint64
+	lagKnown            atomic.Bool
+}
+
+// Lag is the sink consumer's last known lag: messages in the stream not yet
+// delivered to it, and delivered but not yet acknowledged; ok is false
+// before it is first known.
+func (c *Consumer) Lag() (pending, ackPending uint64, ok bool) {
+	return c.pending.Load(), c.ackPending.Load(), c.lagKnown.Load()
 }
 
 // NewConsumer returns a consumer of src's stream; reg may be nil. Dead
@@ -283,6 +295,9 @@ func (c *Consumer) updateLag(ctx context.Context, cons *broker.Consumer) {
 	if lag, err := cons.Lag(ctx); err == nil {
 		c.metrics.lag.Set(float64(lag.Pending))
 		c.metrics.ackPending.Set(float64(lag.AckPending))
+		c.pending.Store(lag.Pending)
+		c.ackPending.Store(uint64(lag.AckPending))
+		c.lagKnown.Store(true)
 	}
 }
 

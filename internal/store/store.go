@@ -47,6 +47,9 @@ type Config struct {
 	// Cluster, when set, applies the cluster variant of the schema
 	// (Replicated*MergeTree ON CLUSTER, plus Distributed tables).
 	Cluster string
+	// ObserveQuery, when set, is told of every query the embedded endpoint
+	// serves (chdb.HandlerConfig.Observe), for metrics.
+	ObserveQuery func(guest bool, outcome string, d time.Duration)
 }
 
 // DefaultListen is the embedded engine's endpoint, where Grafana connects.
@@ -132,6 +135,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 			Limits:         cfg.ReaderLimits,
 			GuestQueue:     cfg.ReaderQueue,
 			Logger:         logger,
+			Observe:        cfg.ObserveQuery,
 		})
 		if err != nil {
 			return nil, err

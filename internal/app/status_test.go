@@ -1,0 +1,46 @@
+package app
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/poller"
+	"github.com/otpscope/otpscope/internal/sink"
+)
+
+func TestStatusLine(t *testing.T) {
+	a := &App{cfg: Config{StatusInterval: time.Minute}, ingest: &ingest.Handler{}, sink: &sink.Consumer{}, poller: &poller.Poller{}}
+	t0 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	prev := status{at: t0, accepted: 100}
+	flowing := status{at: t0.Add(time.Minute), accepted: 400, lastWebhook: t0.Add(59 * time.Second), streamMsgs: 900, streamLast: t0.Add(59 * time.Second),
+		sinkPending: 3, sinkKnown: true, tracked: 40, due: 2, oldest: 95 * time.Second}
+	stopped := flowing
+	stopped.at, stopped.accepted = t0.Add(10*time.Minute), 100
+
+	tests := []struct {
+		name       string
+		prev, cur  status
+		want       []string
+		wantWarned bool
+	}{
+		{"flowing", prev, flowing, []string{"webhooks_per_s=5.00", "last_webhook_age=1s", "stream_msgs=900", "stream_lag=1s", "sink_lag=3", "tracked_otps=40", "reconcile_backlog=2", "oldest_unreconciled=1m35s"}, false},
+		{"stopped", prev, stopped, []string{"webhooks_per_s=0.00", "last_webhook_age=9m1s"}, true},
+	}
+	for _, tt := range tests {
+		attrs, warn := a.statusAttrs(tt.prev, tt.cur)
+		var b strings.Builder
+		slog.New(slog.NewTextHandler(&b, nil)).Info("status", attrs...)
+		line := b.String()
+		for _, w := range tt.want {
+			if !strings.Contains(line, w) {
+				t.Errorf("%s: status line %q lacks %s", tt.name, line, w)
+			}
+		}
+		if (warn != "") != tt.wantWarned {
+			t.Errorf("%s: warning %q; want one: %v", tt.name, warn, tt.wantWarned)
+		}
+	}
+}

@@ -1,0 +1,110 @@
+package ops
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// HTTPMetrics instrument otpscope's listeners with the Prometheus client's own
+// middleware (promhttp.InstrumentHandlerCounter and ...Duration): requests
+// by listener, route, method and code (404s and 405s included), and their
+// durations. The handler label is chi's route pattern, so a scan of random
+// paths adds no series.
+type HTTPMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewHTTPMetrics registers the HTTP metrics with reg.
+func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
+	f := promauto.With(reg)
+	return &HTTPMetrics{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_http_requests_total",
+			Help: "HTTP requests answered, by listener, route pattern, method and status code.",
+		}, []string{"listener", "handler", "method", "code"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "otpscope_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by listener, route pattern and method.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"listener", "handler", "method"}),
+	}
+}
+
+// Middleware instruments the routes of a chi router serving listener
+// (public or admin); r.Use it before mounting routes.
+func (m *HTTPMetrics) Middleware(listener string) func(http.Handler) http.Handler {
+	l := prometheus.Labels{"listener": listener}
+	requests, duration := m.requests.MustCurryWith(l), m.duration.MustCurryWith(l)
+	route := promhttp.WithLabelFromCtx("handler", routePattern)
+	return func(next http.Handler) http.Handler {
+		return promhttp.InstrumentHandlerCounter(requests,
+			promhttp.InstrumentHandlerDuration(duration, next, route), route)
+	}
+}
+
+// routePattern is the chi route that served the request ("unmatched" for a
+// 404 or 405), read after the router filled it in.
+func routePattern(ctx context.Context) string {
+	if rc := chi.RouteContext(ctx); rc != nil {
+		if p := rc.RoutePattern(); p != "" && p != "/*" {
+			return p
+		}
+	}
+	return "unmatched"
+}
+
+// RegisterBuildInfo registers otpscope_build_info{version,goversion} = 1:
+// the module version the binary was built from (runtime/debug) and its Go.
+func RegisterBuildInfo(reg prometheus.Registerer) {
+	version := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{
+		Name: "otpscope_build_info",
+		Help: "Always 1; the labels say which build runs.",
+	}, []string{"version", "goversion"}).WithLabelValues(version, runtime.Version()).Set(1)
+}
+
+// QueryMetrics count the embedded ClickHouse endpoint's queries by who sent
+// them (owner: this process; guest: Grafana, reporter report, curl) and
+// outcome, and time them. Observe is store.Config.ObserveQuery.
+type QueryMetrics struct {
+	queries *prometheus.CounterVec
+	seconds *prometheus.HistogramVec
+}
+
+// NewQueryMetrics registers the endpoint's query metrics with reg.
+func NewQueryMetrics(reg prometheus.Registerer) *QueryMetrics {
+	f := promauto.With(reg)
+	return &QueryMetrics{
+		queries: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpscope_clickhouse_endpoint_queries_total",
+			Help: "Queries the embedded ClickHouse endpoint answered, by client (owner or guest) and outcome (ok, refused, error).",
+		}, []string{"client", "outcome"}),
+		seconds: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "otpscope_clickhouse_endpoint_query_seconds",
+			Help:    "Time the embedded ClickHouse endpoint took to answer a query, by client.",
+			Buckets: prometheus.ExponentialBuckets(.001, 4, 9),
+		}, []string{"client"}),
+	}
+}
+
+// Observe records one query.
+func (m *QueryMetrics) Observe(guest bool, outcome string, d time.Duration) {
+	client := "owner"
+	if guest {
+		client = "guest"
+	}
+	m.queries.WithLabelValues(client, outcome).Inc()
+	m.seconds.WithLabelValues(client).Observe(d.Seconds())
+}
