@@ -1615,3 +1615,66 @@ FROM attempts GROUP BY otp_id, channel`)
 		}
 	})
 }
+
+// TestGrafanaDataSources holds the data sources' settings to the reporter's:
+// in docker-compose.yml both read the ClickHouse the reporter writes (its
+// DSN's host, port, user and database), the Kubernetes secret's DSN has the
+// same host, native port and database, and the Grafana-only compose file
+// points at no service it does not define.
+func TestGrafanaDataSources(t *testing.T) {
+	f := loadCompose(t, "docker-compose.yml")
+	g, r := f.Services["grafana"], f.Services["reporter"]
+	if g == nil || r == nil {
+		t.Fatal("docker-compose.yml lacks grafana or reporter")
+	}
+	dsn, err := url.Parse(strings.ReplaceAll(r.Environment["OTPSCOPE_CLICKHOUSE_DSN"], "${CLICKHOUSE_PASSWORD}", "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := strings.TrimPrefix(dsn.Path, "/")
+	env := g.Environment
+	for k, want := range map[string]string{
+		"OTPSCOPE_CLICKHOUSE_SERVER_HOST": dsn.Hostname(), "OTPSCOPE_CLICKHOUSE_SERVER_PORT": dsn.Port(),
+		"OTPSCOPE_CLICKHOUSE_SERVER_USER": dsn.User.Username(), "OTPSCOPE_CLICKHOUSE_SERVER_DATABASE": db,
+		"OTPSCOPE_CLICKHOUSE_HOST": dsn.Hostname(), "OTPSCOPE_CLICKHOUSE_PORT": "8123",
+		"OTPSCOPE_CLICKHOUSE_READER_USER": dsn.User.Username(), "OTPSCOPE_CLICKHOUSE_DATABASE": db,
+	} {
+		if env[k] != want {
+			t.Errorf("docker-compose.yml grafana %s = %q; the reporter's DSN says %q", k, env[k], want)
+		}
+	}
+	if f.Services[dsn.Hostname()] == nil {
+		t.Errorf("the reporter's DSN names host %q, which compose does not define", dsn.Hostname())
+	}
+
+	var secret struct {
+		StringData map[string]string `yaml:"stringData"`
+	}
+	if err := yaml.Unmarshal(readFile(t, deployPath("k8s", "secret.yaml")), &secret); err != nil {
+		t.Fatal(err)
+	}
+	k, err := url.Parse(secret.StringData["OTPSCOPE_CLICKHOUSE_DSN"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Hostname() != dsn.Hostname() || k.Port() != dsn.Port() || k.Path != dsn.Path || k.User.Username() != dsn.User.Username() {
+		t.Errorf("k8s DSN %s and compose DSN %s differ beyond the password", k.Redacted(), dsn.Redacted())
+	}
+
+	alone := loadCompose(t, filepath.Join("grafana", "docker-compose.yaml"))
+	expand := regexp.MustCompile(`^\$\{[A-Z_]+:-([^}]*)\}$`)
+	for _, v := range []string{"OTPSCOPE_CLICKHOUSE_HOST", "OTPSCOPE_CLICKHOUSE_SERVER_HOST"} {
+		host := alone.Services["grafana"].Environment[v]
+		if m := expand.FindStringSubmatch(host); m != nil {
+			host = m[1]
+		}
+		if alone.Services[host] == nil && host != "host.docker.internal" {
+			t.Errorf("grafana/docker-compose.yaml %s = %q: no such service there", v, host)
+		}
+	}
+	for _, v := range []string{"OTPSCOPE_CLICKHOUSE_PORT", "OTPSCOPE_CLICKHOUSE_SERVER_PORT"} {
+		if m := expand.FindStringSubmatch(alone.Services["grafana"].Environment[v]); m == nil || m[1] == "" {
+			t.Errorf("grafana/docker-compose.yaml %s has no default", v)
+		}
+	}
+}

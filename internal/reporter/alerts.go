@@ -17,6 +17,13 @@ const (
 	RuleFallbackRateHigh = "fallback_rate_high"
 )
 
+// Defaults of the alert thresholds, shared by the reporter's rules, the
+// thresholds the HTML report marks and the dashboards' colours.
+const (
+	DefaultMinDeliveryRate = 0.8
+	DefaultMaxFallbackRate = 0.2
+)
+
 // AlertRules are the thresholds the alerts are evaluated against, each over
 // the Window that ends at the evaluation.
 type AlertRules struct {

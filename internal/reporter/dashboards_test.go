@@ -45,6 +45,93 @@ type grafanaPanel struct {
 	Targets []struct {
 		RawSQL string `json:"rawSql"`
 	} `json:"targets"`
+	FieldConfig struct {
+		Defaults  fieldDefaults `json:"defaults"`
+		Overrides []struct {
+			Matcher struct {
+				ID      string `json:"id"`
+				Options string `json:"options"`
+			} `json:"matcher"`
+			Properties []struct {
+				ID    string `json:"id"`
+				Value any    `json:"value"`
+			} `json:"properties"`
+		} `json:"overrides"`
+	} `json:"fieldConfig"`
+	Options struct {
+		ColorMode string `json:"colorMode"`
+	} `json:"options"`
+}
+
+type fieldDefaults struct {
+	Unit  string `json:"unit"`
+	Color *struct {
+		Mode string `json:"mode"`
+	} `json:"color"`
+	Thresholds *struct {
+		Mode  string `json:"mode"`
+		Steps []struct {
+			Color string   `json:"color"`
+			Value *float64 `json:"value"`
+		} `json:"steps"`
+	} `json:"thresholds"`
+}
+
+// unitOf is the unit a panel shows column col in: its override, else the default.
+func (p *grafanaPanel) unitOf(col string) string {
+	for _, o := range p.FieldConfig.Overrides {
+		if o.Matcher.ID == "byName" && o.Matcher.Options == col {
+			for _, pr := range o.Properties {
+				if pr.ID == "unit" {
+					u, _ := pr.Value.(string)
+					return u
+				}
+			}
+		}
+	}
+	return p.FieldConfig.Defaults.Unit
+}
+
+// rateColumn and msColumn are the column names that hold a share of 1 and
+// milliseconds, by the dashboards' naming.
+var (
+	rateColumn = regexp.MustCompile(`(_rate|^conversion|^success)$`)
+	msColumn   = regexp.MustCompile(`_ms$`)
+)
+
+// checkColours holds a stat panel's colours to its meaning: Grafana's
+// default thresholds (green, red from 80) would paint a count above 80 red.
+// A rate with an alert rule is red on the wrong side of the rule's default;
+// anything else is not coloured by value.
+func checkColours(t *testing.T, file string, p *grafanaPanel) {
+	t.Helper()
+	d := p.FieldConfig.Defaults
+	if d.Thresholds == nil || d.Thresholds.Mode != "absolute" || len(d.Thresholds.Steps) == 0 || d.Thresholds.Steps[0].Value != nil {
+		t.Errorf("%s stat %q: no explicit absolute thresholds with a base step", file, p.Title)
+		return
+	}
+	steps := d.Thresholds.Steps
+	limit, below := 0.0, ""
+	switch p.Title {
+	case "Delivery rate":
+		limit, below = reporter.DefaultMinDeliveryRate, "red"
+	case "Fallback rate":
+		limit, below = reporter.DefaultMaxFallbackRate, "green"
+	}
+	if below == "" {
+		if p.Options.ColorMode != "none" || len(steps) != 1 || d.Color == nil || d.Color.Mode != "fixed" {
+			t.Errorf("%s stat %q: colour mode %q, %d steps, color %+v; want no colour by value", file, p.Title, p.Options.ColorMode, len(steps), d.Color)
+		}
+		return
+	}
+	above := map[string]string{"red": "green", "green": "red"}[below]
+	if p.Options.ColorMode == "none" || d.Color == nil || d.Color.Mode != "thresholds" || len(steps) != 2 ||
+		steps[0].Color != below || steps[1].Color != above || steps[1].Value == nil || *steps[1].Value != limit {
+		t.Errorf("%s stat %q: thresholds %+v, colour mode %q; want %s below %v, %s from it", file, p.Title, steps, p.Options.ColorMode, below, limit, above)
+	}
+	if d.Unit != "percentunit" {
+		t.Errorf("%s stat %q: unit %q; want percentunit", file, p.Title, d.Unit)
+	}
 }
 
 // macro is how sqlds (the ClickHouse plugin's SQL layer) finds macros.
@@ -164,19 +251,26 @@ func (tr *traffic) scalar(t *testing.T, sql string) *float64 {
 
 func (tr *traffic) runAll(t *testing.T, sql string) int {
 	t.Helper()
+	n, _ := tr.run(t, sql)
+	return n
+}
+
+// run runs sql and returns how many rows it gave, and its column names.
+func (tr *traffic) run(t *testing.T, sql string) (n int, cols []string) {
+	t.Helper()
 	rows, err := tr.readerConn(t).Query(t.Context(), sql)
 	if err != nil {
 		t.Fatalf("query: %v\n%s", err, sql)
 	}
 	defer rows.Close()
-	n := 0
+	cols = rows.Columns()
 	for rows.Next() {
 		n++
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatalf("query: %v\n%s", err, sql)
 	}
-	return n
+	return n, cols
 }
 
 func ratio(num, den uint64) *float64 {
@@ -248,14 +342,30 @@ func testDashboards(t *testing.T, tr *traffic) {
 				}
 			}
 			for _, p := range d.Panels {
+				if p.Type == "stat" && channel == "" {
+					checkColours(t, file, &p)
+				}
 				if p.Datasource.Type != "grafana-clickhouse-datasource" || p.Datasource.UID != "${datasource}" {
 					t.Errorf("%s %q: data source %+v; want the $datasource variable", file, p.Title, p.Datasource)
 				}
 				for _, tg := range p.Targets {
 					sql := expand(t, tg.RawSQL, from, to, time.Minute, vars)
 					if p.Type != "stat" {
-						if n := tr.runAll(t, sql); n == 0 && !strings.Contains(p.Title, "Resends") {
+						n, cols := tr.run(t, sql)
+						if n == 0 && !strings.Contains(p.Title, "Resends") {
 							t.Errorf("%s %q (channel %q): no rows", file, p.Title, channel)
+						}
+						for _, c := range cols {
+							want := ""
+							switch {
+							case rateColumn.MatchString(c):
+								want = "percentunit"
+							case msColumn.MatchString(c):
+								want = "ms"
+							}
+							if want != "" && p.unitOf(c) != want {
+								t.Errorf("%s %q column %s: unit %q; want %s", file, p.Title, c, p.unitOf(c), want)
+							}
 						}
 						continue
 					}

@@ -37,6 +37,38 @@ type Report struct {
 	// Completeness is how much of the window's attempts was still pending
 	// when the report was generated: figures with pending attempts may change.
 	Completeness store.Completeness `json:"completeness"`
+	// Trend is the window per channel over time, when the store answers
+	// timeseries (the HTML report draws it).
+	Trend *store.Timeseries `json:"trend,omitempty"`
+	// Thresholds are the alert rules' limits the HTML report marks on its charts.
+	Thresholds Thresholds `json:"thresholds"`
+}
+
+// Thresholds are the limits of the alert rules; 0 is a rule that is off.
+type Thresholds struct {
+	MinDeliveryRate float64 `json:"min_delivery_rate,omitempty"`
+	MaxFallbackRate float64 `json:"max_fallback_rate,omitempty"`
+}
+
+// Thresholds are the limits of a's rules.
+func (a AlertRules) Thresholds() Thresholds {
+	return Thresholds{MinDeliveryRate: a.MinDeliveryRate, MaxFallbackRate: a.MaxFallbackRate}
+}
+
+// TrendReader answers a window cut into buckets (*store.DB does).
+type TrendReader interface {
+	Timeseries(ctx context.Context, w store.Window, step time.Duration) (store.Timeseries, error)
+}
+
+// trendStep is the bucket of a report's trend: the smallest of a few round
+// steps that cuts the window into at most 48 buckets.
+func trendStep(window time.Duration) time.Duration {
+	for _, s := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour} {
+		if window <= 48*s {
+			return s
+		}
+	}
+	return (window/48 + 24*time.Hour - 1).Truncate(24 * time.Hour)
 }
 
 // Analytics answers the windowed queries; *store.DB implements it.
@@ -58,6 +90,13 @@ func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window,
 	}
 	if r.Completeness, err = db.Completeness(ctx, w, now); err != nil {
 		return r, fmt.Errorf("%s report: %w", kind, err)
+	}
+	if tr, ok := db.(TrendReader); ok && w.To.After(w.From) {
+		ts, err := tr.Timeseries(ctx, w, trendStep(w.To.Sub(w.From)))
+		if err != nil {
+			return r, fmt.Errorf("%s report: %w", kind, err)
+		}
+		r.Trend = &ts
 	}
 	return r, nil
 }
@@ -247,39 +286,53 @@ func (r *Report) table(w io.Writer) error {
 	return tw.Flush()
 }
 
-// bar is one bar of an inline SVG chart.
-type bar struct {
-	Label string
-	Value string // as shown
-	Y     int
-	Width float64 // pixels
-	Color string
+// empty reports whether the window holds nothing to show.
+func (r *Report) empty() bool { return len(r.Channels) == 0 && r.Fallback.OTPs == 0 }
+
+func pctLabel(kind string, x float64) string {
+	return kind + " " + strconv.FormatFloat(100*x, 'f', -1, 64) + "%"
 }
 
-type chart struct {
-	Title  string
-	Height int
-	Bars   []bar
-}
-
-const chartWidth = 360.0
-
-func barChart(title string, labels []string, values []float64, shown []string, top float64, color string) chart {
-	c := chart{Title: title, Height: 24*len(labels) + 8}
-	for i := range labels {
-		w := 0.0
-		if top > 0 {
-			w = chartWidth * values[i] / top
-		}
-		c.Bars = append(c.Bars, bar{Label: labels[i], Value: shown[i], Y: 4 + 24*i, Width: w, Color: color})
+// charts are the HTML report's figures: the trend over the window, then the
+// window's totals.
+func (r *Report) charts() []svgChart {
+	var out []svgChart
+	var minDel, maxFb []threshold
+	if x := r.Thresholds.MinDeliveryRate; x > 0 {
+		minDel = []threshold{{x, pctLabel("alert below", x)}}
 	}
-	return c
-}
-
-func (r *Report) charts() []chart {
-	var labels, shown []string
+	if x := r.Thresholds.MaxFallbackRate; x > 0 {
+		maxFb = []threshold{{x, pctLabel("alert above", x)}}
+	}
+	if ts := r.Trend; ts != nil && len(ts.Start) > 0 && len(ts.Channels) > 0 {
+		step := time.Duration(ts.Step)
+		var rates, vols []line
+		top := 0.0
+		otps, fbs := make([]uint64, len(ts.Start)), make([]uint64, len(ts.Start))
+		for _, s := range ts.Channels {
+			rates = append(rates, line{s.Channel, s.DeliveryRate})
+			pts := make([]*float64, len(s.Attempts))
+			for i, n := range s.Attempts {
+				x := float64(n)
+				pts[i], top = &x, max(top, x)
+				otps[i], fbs[i] = otps[i]+s.OTPs[i], fbs[i]+s.FallbackOTPs[i]
+			}
+			vols = append(vols, line{s.Channel, pts})
+		}
+		fbRate := make([]*float64, len(otps))
+		for i := range otps {
+			if otps[i] > 0 {
+				x := float64(fbs[i]) / float64(otps[i])
+				fbRate[i] = &x
+			}
+		}
+		out = append(out,
+			trendChart("Delivery rate over time", ts.Start, step, rates, rateAxis(), minDel),
+			trendChart("Attempts over time", ts.Start, step, vols, countAxis(top), nil),
+			trendChart("Fallback rate over time", ts.Start, step, []line{{"all channels", fbRate}}, rateAxis(), maxFb))
+	}
+	var labels, shown, volShown []string
 	var rates, vols []float64
-	var volShown []string
 	maxVol := 0.0
 	for _, c := range r.Channels {
 		labels = append(labels, c.Channel)
@@ -291,28 +344,35 @@ func (r *Report) charts() []chart {
 		vols, volShown = append(vols, float64(c.Attempts)), append(volShown, u(c.Attempts))
 		maxVol = max(maxVol, float64(c.Attempts))
 	}
-	out := []chart{
-		barChart("Delivery rate per channel", labels, rates, shown, 1, "#2f7d32"),
-		barChart("Attempts per channel", labels, vols, volShown, maxVol, "#1565c0"),
+	if len(labels) > 0 {
+		out = append(out,
+			barRows("Delivery rate per channel", labels, shown, rates, rateAxis(), "#2f7d32", minDel),
+			barRows("Attempts per channel", labels, volShown, vols, countAxis(maxVol), "#1565c0", nil))
 	}
-	labels, shown = nil, nil
-	var ns []float64
-	maxN := 0.0
-	for _, o := range outcomeList(r.Fallback.Outcomes) {
-		labels, ns, shown = append(labels, o.Name), append(ns, float64(o.N)), append(shown, u(o.N))
-		maxN = max(maxN, float64(o.N))
+	if r.Fallback.OTPs > 0 {
+		labels, shown = nil, nil
+		var ns []float64
+		maxN := 0.0
+		for _, o := range outcomeList(r.Fallback.Outcomes) {
+			labels, ns, shown = append(labels, o.Name), append(ns, float64(o.N)), append(shown, u(o.N))
+			maxN = max(maxN, float64(o.N))
+		}
+		out = append(out, barRows("Journey outcomes", labels, shown, ns, countAxis(maxN), "#6a1b9a", nil))
 	}
-	out = append(out, barChart("Journey outcomes", labels, ns, shown, maxN, "#6a1b9a"))
-	labels, shown, ns = nil, nil, nil
-	for _, p := range r.Fallback.Paths {
-		x := float64(p.Delivered) / float64(max(p.OTPs, 1))
-		labels, ns, shown = append(labels, p.Path), append(ns, x), append(shown, fmt.Sprintf("%d/%d delivered", p.Delivered, p.OTPs))
+	if len(r.Fallback.Paths) > 0 {
+		labels, shown = nil, nil
+		var ns []float64
+		for _, p := range r.Fallback.Paths {
+			x := float64(p.Delivered) / float64(max(p.OTPs, 1))
+			labels, ns, shown = append(labels, p.Path), append(ns, x), append(shown, fmt.Sprintf("%d/%d delivered", p.Delivered, p.OTPs))
+		}
+		out = append(out, barRows("Success per path", labels, shown, ns, rateAxis(), "#ef6c00", nil))
 	}
-	return append(out, barChart("Success per path", labels, ns, shown, 1, "#ef6c00"))
+	return out
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct": fmtPct, "ms": fmtMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"pct": fmtPct, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"outcomes": outcomeList, "note": completenessNote, "tm": fmtTime,
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -321,7 +381,7 @@ var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0}th,td{padding:.3em .7em;border-bottom:1px solid #ddd;text-align:right}
 th:first-child,td:first-child{text-align:left}figure{display:inline-block;margin:0 2em 1em 0}
-figcaption{font-weight:600}svg text{font-size:12px}
+figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-style:italic}
 </style></head><body>
 <h1>otpscope {{.R.Kind}} report</h1>
 <p>Window <time datetime="{{time .R.From}}">{{time .R.From}}</time> – <time datetime="{{time .R.To}}">{{time .R.To}}</time>{{if .R.Profile}}, profile {{.R.Profile}}{{end}}{{if .R.Channel}}, channel {{.R.Channel}}{{end}}; generated {{time .R.GeneratedAt}}.</p>
@@ -331,35 +391,42 @@ figcaption{font-weight:600}svg text{font-size:12px}
 <tr><td>Awaiting reconciliation</td><td>{{.R.Completeness.AwaitingReconciliation}}</td></tr>
 <tr><td>Settled until</td><td>{{with .R.Completeness.SettledUntil}}{{tm .}}{{else}}the end of the window{{end}}</td></tr>
 </tbody></table>
-<h2>Channels</h2>
-<table id="channels"><thead><tr><th>Channel</th><th>Attempts</th><th>Delivered</th><th>Failed</th><th>Undeliverable</th><th>Timed out</th><th>Pending</th><th>Delivery rate</th><th>Latency p50 ms</th><th>p95 ms</th><th>Verified</th></tr></thead><tbody>
-{{range .R.Channels}}<tr><td>{{.Channel}}</td><td>{{.Attempts}}</td><td>{{.Delivered}}</td><td>{{.Failed}}</td><td>{{.Undeliverable}}</td><td>{{.TimedOut}}</td><td>{{.Pending}}</td><td>{{pct .DeliveryRate}}</td><td>{{ms .LatencyMS false}}</td><td>{{ms .LatencyMS true}}</td><td>{{if .Verification}}{{pct .Verification.Rate}}{{else}}–{{end}}</td></tr>
+{{if .Empty}}<p id="no-data" class="no-data">No data: no delivery event of this window{{if .R.Profile}} for profile {{.R.Profile}}{{end}}{{if .R.Channel}} on channel {{.R.Channel}}{{end}} has been stored. Nothing was sent, or the events have not arrived yet.</p>
+{{else}}<h2>Channels</h2>
+{{if .R.Channels}}<table id="channels"><thead><tr><th>Channel</th><th>Attempts</th><th>Delivered</th><th>Failed</th><th>Undeliverable</th><th>Timed out</th><th>Pending</th><th>Delivery rate</th><th>Latency p50</th><th>p95</th><th>Verified</th></tr></thead><tbody>
+{{range .R.Channels}}<tr><td>{{.Channel}}</td><td>{{.Attempts}}</td><td>{{.Delivered}}</td><td>{{.Failed}}</td><td>{{.Undeliverable}}</td><td>{{.TimedOut}}</td><td>{{.Pending}}</td><td>{{pct .DeliveryRate}}</td><td>{{dur .LatencyMS false}}</td><td>{{dur .LatencyMS true}}</td><td>{{if .Verification}}{{pct .Verification.Rate}}{{else}}–{{end}}</td></tr>
 {{end}}</tbody></table>
-<h2>Journeys</h2>
-<table id="journeys"><tbody>
+{{else}}<p class="no-data">No attempt started in this window.</p>
+{{end}}<h2>Journeys</h2>
+{{if .R.Fallback.OTPs}}<table id="journeys"><tbody>
 <tr><td>OTPs</td><td>{{.R.Fallback.OTPs}}</td></tr>
 <tr><td>Fallback OTPs</td><td>{{.R.Fallback.FallbackOTPs}}</td></tr>
 <tr><td>Fallback rate</td><td>{{pct .R.Fallback.FallbackRate}}</td></tr>
 <tr><td>Resends (attempts beyond the first on a channel)</td><td>{{.R.Fallback.Resends}}</td></tr>
 {{range outcomes .R.Fallback.Outcomes}}<tr><td>{{.Name}}</td><td>{{.N}}</td></tr>{{end}}
-<tr><td>Time to deliver p50 / p95 ms</td><td>{{ms .R.Fallback.TimeToDeliverMS false}} / {{ms .R.Fallback.TimeToDeliverMS true}}</td></tr>
+<tr><td>Time to deliver p50 / p95</td><td>{{dur .R.Fallback.TimeToDeliverMS false}} / {{dur .R.Fallback.TimeToDeliverMS true}}</td></tr>
 </tbody></table>
-<h2>Charts</h2>
+{{else}}<p class="no-data">No journey started in this window.</p>
+{{end}}<h2>Charts</h2>
 {{range .Charts}}<figure><figcaption>{{.Title}}</figcaption>
-<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{{.Title}}" width="640" height="{{.Height}}" viewBox="0 0 640 {{.Height}}">
-{{range .Bars}}<g><text x="0" y="{{.Y}}" dy="14">{{.Label}}</text><rect x="150" y="{{.Y}}" width="{{printf "%.1f" .Width}}" height="18" fill="{{.Color}}"></rect><text x="{{printf "%.1f" .Width}}" dx="156" y="{{.Y}}" dy="14">{{.Value}}</text></g>
-{{end}}</svg></figure>
+{{.SVG}}</figure>
 {{end}}
 <h2>Errors</h2>
-<table id="errors"><thead><tr><th>Channel</th><th>Error code</th><th>Failed attempts</th></tr></thead><tbody>
+{{if .Errors}}<table id="errors"><thead><tr><th>Channel</th><th>Error code</th><th>Failed attempts</th></tr></thead><tbody>
 {{range .R.Channels}}{{$ch := .Channel}}{{range .Errors}}<tr><td>{{$ch}}</td><td>{{.Code}}</td><td>{{.Count}}</td></tr>
 {{end}}{{end}}</tbody></table>
-</body></html>
+{{else}}<p class="no-data" id="no-errors">No failed attempt in this window.</p>
+{{end}}{{end}}</body></html>
 `))
 
 func (r *Report) html(w io.Writer) error {
+	errs := false
+	for _, c := range r.Channels {
+		errs = errs || len(c.Errors) > 0
+	}
 	return htmlReport.Execute(w, struct {
-		R      *Report
-		Charts []chart
-	}{r, r.charts()})
+		R             *Report
+		Charts        []svgChart
+		Empty, Errors bool
+	}{r, r.charts(), r.empty(), errs})
 }

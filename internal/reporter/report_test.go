@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,17 +30,41 @@ import (
 
 // htmlDoc is what the HTML report holds, read back with a lenient XML parser.
 type htmlDoc struct {
-	svgs, rects, scripts, external int
-	cells                          map[string][]string // table id → cell texts, in order
+	svgs, bars, scripts, external, ths int
+	cells                              map[string][]string // table id → cell texts, in order
+	figures                            []figure
+	ids                                map[string]string // element id → its text
+}
+
+// figure is one chart: its caption, tick labels and threshold markers.
+type figure struct {
+	title     string
+	bars      int
+	gridlines int
+	axes      []string          // the axis classes (x-axis, y-axis)
+	ticks     map[string]string // tick label → its position (data-x or data-y)
+	marks     []map[string]string
+}
+
+func attrs(x xml.StartElement) map[string]string {
+	m := map[string]string{}
+	for _, a := range x.Attr {
+		m[a.Name.Local] = a.Value
+	}
+	return m
 }
 
 func parseHTML(t *testing.T, b []byte) htmlDoc {
 	t.Helper()
 	d := xml.NewDecoder(bytes.NewReader(b))
 	d.Strict, d.AutoClose, d.Entity = false, xml.HTMLAutoClose, xml.HTMLEntity
-	doc := htmlDoc{cells: map[string][]string{}}
+	doc := htmlDoc{cells: map[string][]string{}, ids: map[string]string{}}
 	table, inCell := "", false
 	var text strings.Builder
+	var fig *figure
+	var tick map[string]string // the tick <text> being read
+	var tickText, idText, caption strings.Builder
+	idOpen, inCaption := "", false
 	for {
 		tok, err := d.Token()
 		if err == io.EOF {
@@ -49,19 +75,47 @@ func parseHTML(t *testing.T, b []byte) htmlDoc {
 		}
 		switch x := tok.(type) {
 		case xml.StartElement:
+			at := attrs(x)
+			if id := at["id"]; id != "" && x.Name.Local != "table" {
+				idOpen = id
+				idText.Reset()
+			}
 			switch x.Name.Local {
+			case "figure":
+				doc.figures = append(doc.figures, figure{ticks: map[string]string{}})
+				fig = &doc.figures[len(doc.figures)-1]
+			case "figcaption":
+				inCaption = true
+				caption.Reset()
 			case "svg":
 				doc.svgs++
 			case "rect":
-				doc.rects++
+				if at["class"] == "bar" {
+					doc.bars++
+					fig.bars++
+				}
+			case "line":
+				if at["class"] == "gridline" {
+					fig.gridlines++
+				}
+			case "g":
+				switch c := at["class"]; {
+				case strings.HasPrefix(c, "axis "):
+					fig.axes = append(fig.axes, strings.TrimPrefix(c, "axis "))
+				case c == "threshold":
+					fig.marks = append(fig.marks, at)
+				}
+			case "text":
+				if at["class"] == "tick" {
+					tick = at
+					tickText.Reset()
+				}
 			case "script":
 				doc.scripts++
+			case "th":
+				doc.ths++
 			case "table":
-				for _, a := range x.Attr {
-					if a.Name.Local == "id" {
-						table = a.Value
-					}
-				}
+				table = at["id"]
 			case "td":
 				inCell = true
 				text.Reset()
@@ -75,6 +129,15 @@ func parseHTML(t *testing.T, b []byte) htmlDoc {
 			if inCell {
 				text.Write(x)
 			}
+			if tick != nil {
+				tickText.Write(x)
+			}
+			if inCaption {
+				caption.Write(x)
+			}
+			if idOpen != "" {
+				idText.Write(x)
+			}
 		case xml.EndElement:
 			switch x.Name.Local {
 			case "td":
@@ -82,6 +145,19 @@ func parseHTML(t *testing.T, b []byte) htmlDoc {
 				doc.cells[table] = append(doc.cells[table], strings.TrimSpace(text.String()))
 			case "table":
 				table = ""
+			case "figcaption":
+				inCaption = false
+				fig.title = strings.TrimSpace(caption.String())
+			case "text":
+				if tick != nil {
+					fig.ticks[strings.TrimSpace(tickText.String())] = tick["data-x"] + tick["data-y"]
+					tick = nil
+				}
+			case "p":
+				if idOpen != "" {
+					doc.ids[idOpen] = strings.TrimSpace(idText.String())
+					idOpen = ""
+				}
 			}
 		}
 	}
@@ -108,28 +184,70 @@ func testReports(t *testing.T, tr *traffic) {
 	t.Run("html", func(t *testing.T) {
 		cfg := cfg
 		cfg.Format = "html"
+		cfg.Thresholds = reporter.Thresholds{MinDeliveryRate: 0.9, MaxFallbackRate: 0.3}
 		var b bytes.Buffer
 		if err := reporter.WriteReport(ctx, tr.f.DB, cfg, time.Now(), &b); err != nil {
 			t.Fatal(err)
 		}
 		doc := parseHTML(t, b.Bytes())
-		if doc.svgs != 4 || doc.scripts != 0 || doc.external != 0 {
-			t.Errorf("HTML report has %d charts, %d scripts, %d external references; want 4, 0, 0", doc.svgs, doc.scripts, doc.external)
+		// Three trend charts, then rate and volume per channel, outcomes, paths.
+		if doc.svgs != 7 || doc.scripts != 0 || doc.external != 0 {
+			t.Errorf("HTML report has %d charts, %d scripts, %d external references; want 7, 0, 0", doc.svgs, doc.scripts, doc.external)
 		}
-		if want := 2*len(chs) + 4 + len(fb.Paths); doc.rects != want {
-			t.Errorf("HTML report has %d bars; want %d", doc.rects, want)
+		if want := 2*len(chs) + 4 + len(fb.Paths); doc.bars != want {
+			t.Errorf("HTML report has %d bars; want %d", doc.bars, want)
+		}
+		marks := map[string]float64{"Delivery rate over time": 0.9, "Delivery rate per channel": 0.9, "Fallback rate over time": 0.3}
+		for _, f := range doc.figures {
+			if len(f.axes) == 0 || f.gridlines < 2 || len(f.ticks) < 2 {
+				t.Errorf("chart %q has axes %v, %d gridlines, ticks %v; want an axis with ticks and gridlines", f.title, f.axes, f.gridlines, f.ticks)
+			}
+			if strings.HasSuffix(f.title, "over time") && !slices.Contains(f.axes, "x-axis") {
+				t.Errorf("trend %q has no time axis", f.title)
+			}
+			want, ok := marks[f.title]
+			if !ok {
+				if len(f.marks) != 0 {
+					t.Errorf("chart %q marks %v; want no threshold", f.title, f.marks)
+				}
+				continue
+			}
+			delete(marks, f.title)
+			if len(f.marks) != 1 {
+				t.Errorf("chart %q has %d threshold markers; want 1", f.title, len(f.marks))
+				continue
+			}
+			m := f.marks[0]
+			// The marker sits where the rate axis puts its value: between
+			// the 0% and 100% ticks, in proportion.
+			p0, err0 := strconv.ParseFloat(f.ticks["0%"], 64)
+			p100, err100 := strconv.ParseFloat(f.ticks["100%"], 64)
+			pos, err := strconv.ParseFloat(m["data-x"]+m["data-y"], 64)
+			if err0 != nil || err100 != nil || err != nil {
+				t.Fatalf("chart %q: ticks %v, marker %v", f.title, f.ticks, m)
+			}
+			if m["data-value"] != strconv.FormatFloat(want, 'g', -1, 64) || math.Abs(pos-(p0+want*(p100-p0))) > 0.2 {
+				t.Errorf("chart %q marks %v at %v; want %v at %.1f (0%% at %v, 100%% at %v)", f.title, m["data-value"], pos, want, p0+want*(p100-p0), p0, p100)
+			}
+		}
+		if len(marks) != 0 {
+			t.Errorf("charts missing: %v", marks)
 		}
 		cells := doc.cells["channels"]
 		const cols = 11
 		if len(cells) != cols*len(chs) {
 			t.Fatalf("channels table has %d cells; want %d", len(cells), cols*len(chs))
 		}
+		human := regexp.MustCompile(`^(\d+ ms|\d+(\.\d)? s|\d+ min( \d+ s)?|\d+ h( \d+ min)?|–)$`)
 		for i, c := range chs {
 			row := cells[cols*i : cols*i+cols]
 			want := []string{c.Channel, strconv.FormatUint(c.Attempts, 10), strconv.FormatUint(c.Delivered, 10), strconv.FormatUint(c.Failed, 10),
 				strconv.FormatUint(c.Undeliverable, 10), strconv.FormatUint(c.TimedOut, 10)}
 			if !slices.Equal(row[:len(want)], want) {
 				t.Errorf("channels row %d = %v; want %v", i, row, want)
+			}
+			if !human.MatchString(row[8]) || !human.MatchString(row[9]) {
+				t.Errorf("channels row %d latencies %q, %q; want human durations", i, row[8], row[9])
 			}
 		}
 		// The traffic has settled: the page says its figures are final.
@@ -141,6 +259,28 @@ func testReports(t *testing.T, tr *traffic) {
 		}
 		if j := doc.cells["journeys"]; len(j) < 2 || j[0] != "OTPs" || j[1] != strconv.FormatUint(fb.OTPs, 10) {
 			t.Errorf("journeys table starts %v; want OTPs %d", j, fb.OTPs)
+		}
+		if _, ok := doc.ids["no-data"]; ok {
+			t.Error("a report with data says it has none")
+		}
+	})
+
+	t.Run("html without data", func(t *testing.T) {
+		cfg := reporter.ReportCLIConfig{From: "2001-01-01T00:00:00Z", To: "2001-01-02T00:00:00Z", Format: "html",
+			Thresholds: reporter.Thresholds{MinDeliveryRate: 0.8}}
+		var b bytes.Buffer
+		if err := reporter.WriteReport(ctx, tr.f.DB, cfg, time.Now(), &b); err != nil {
+			t.Fatal(err)
+		}
+		doc := parseHTML(t, b.Bytes())
+		if !strings.HasPrefix(doc.ids["no-data"], "No data") {
+			t.Errorf("an empty window's report says %q; want it to say there is no data", doc.ids["no-data"])
+		}
+		if doc.ths != 0 || doc.svgs != 0 || len(doc.cells["channels"]) != 0 || len(doc.cells["errors"]) != 0 {
+			t.Errorf("an empty window's report has %d headers, %d charts, tables %v; want none", doc.ths, doc.svgs, doc.cells)
+		}
+		if !strings.HasPrefix(doc.ids["completeness"], "Final") {
+			t.Errorf("completeness note %q", doc.ids["completeness"])
 		}
 	})
 
@@ -174,6 +314,23 @@ func testReports(t *testing.T, tr *traffic) {
 				}
 				if rep.Fallback.OTPs != fb.OTPs || len(rep.Channels) != len(chs) || rep.Channels[0].Attempts != chs[0].Attempts {
 					t.Errorf("JSON report = %+v; want the API's figures", rep)
+				}
+				// The trend's buckets add up to the window's figures.
+				if rep.Trend == nil || len(rep.Trend.Start) == 0 || len(rep.Trend.Start) > 48 {
+					t.Fatalf("JSON report trend %+v; want up to 48 buckets", rep.Trend)
+				}
+				for _, c := range chs {
+					var sum uint64
+					for _, s := range rep.Trend.Channels {
+						if s.Channel == c.Channel {
+							for _, n := range s.Attempts {
+								sum += n
+							}
+						}
+					}
+					if sum != c.Attempts {
+						t.Errorf("trend of %s adds up to %d attempts; the window has %d", c.Channel, sum, c.Attempts)
+					}
 				}
 			case "table":
 				if !strings.Contains(b.String(), chs[0].Channel) || !strings.Contains(b.String(), "OTPs "+strconv.FormatUint(fb.OTPs, 10)) {
@@ -295,5 +452,36 @@ func (s subscription) next(t *testing.T) *nats.Msg {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no message published")
 		return nil
+	}
+}
+
+func TestHTMLReportDurationsAndThresholds(t *testing.T) {
+	rate := 0.75
+	rep := reporter.Report{
+		Kind: reporter.KindAdHoc, From: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 6, 2, 0, 0, 0, 0, time.UTC),
+		Channels: []store.ChannelStats{{Channel: "SMS", Attempts: 4, Delivered: 3, Failed: 1, DeliveryRate: &rate,
+			LatencyMS: &store.Percentiles{P50: 2900, P95: 64000}}},
+		Fallback:     store.FallbackStats{OTPs: 4, TimeToDeliverMS: &store.Percentiles{P50: 850, P95: 3_900_000}},
+		Completeness: store.Completeness{Final: true},
+		Thresholds:   reporter.Thresholds{MinDeliveryRate: 0.8},
+	}
+	var b bytes.Buffer
+	if err := rep.Render(&b, "html"); err != nil {
+		t.Fatal(err)
+	}
+	doc := parseHTML(t, b.Bytes())
+	if c := doc.cells["channels"]; len(c) != 11 || c[8] != "2.9 s" || c[9] != "1 min 4 s" {
+		t.Errorf("channels row %v; want latencies 2.9 s and 1 min 4 s", c)
+	}
+	if j := doc.cells["journeys"]; len(j) == 0 || j[len(j)-1] != "850 ms / 1 h 5 min" {
+		t.Errorf("journeys table %v; want time to deliver 850 ms / 1 h 5 min", j)
+	}
+	if _, ok := doc.ids["no-errors"]; !ok || doc.cells["errors"] != nil {
+		t.Errorf("a report without errors shows %v; want the sentence saying so", doc.cells["errors"])
+	}
+	for _, f := range doc.figures {
+		if f.title == "Delivery rate per channel" && (len(f.marks) != 1 || f.marks[0]["data-value"] != "0.8" || f.ticks["80%"] != f.marks[0]["data-x"]) {
+			t.Errorf("delivery rate chart marks %v, ticks %v; want one marker on the 80%% tick", f.marks, f.ticks)
+		}
 	}
 }

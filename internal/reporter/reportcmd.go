@@ -34,6 +34,8 @@ type ReportCLIConfig struct {
 	Format   string
 	// Out is the file written; "" or "-" writes to stdout.
 	Out string
+	// Thresholds are marked on the HTML report's charts.
+	Thresholds Thresholds
 }
 
 // RegisterFlags registers the report command's flags.
@@ -47,6 +49,8 @@ func (c *ReportCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Channel, "channel", "", "only this channel (journeys: whose primary channel it is)")
 	fs.StringVar(&c.Format, "format", "table", "table, json, csv or html")
 	fs.StringVar(&c.Out, "out", "-", "file to write; - for stdout")
+	fs.Float64Var(&c.Thresholds.MinDeliveryRate, "alert-min-delivery-rate", DefaultMinDeliveryRate, "delivery-rate alert threshold the HTML charts mark (0: none)")
+	fs.Float64Var(&c.Thresholds.MaxFallbackRate, "alert-max-fallback-rate", DefaultMaxFallbackRate, "fallback-rate alert threshold the HTML charts mark (0: none)")
 }
 
 // Window parses the window flags at now.
@@ -79,6 +83,7 @@ func WriteReport(ctx context.Context, db Analytics, cfg ReportCLIConfig, now tim
 	if err != nil {
 		return err
 	}
+	rep.Thresholds = cfg.Thresholds
 	return rep.Render(out, cfg.Format)
 }
 

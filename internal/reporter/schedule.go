@@ -55,9 +55,9 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Dir, "report-dir", "", "directory for report files (JSON, CSV, HTML); empty writes none")
 	fs.StringVar(&c.Alerts, "alert-schedule", DefaultAlerts, "cron spec (UTC) of alert evaluation; empty disables")
 	fs.DurationVar(&c.Rules.Window, "alert-window", time.Hour, "window the alert rules look back over")
-	fs.Float64Var(&c.Rules.MinDeliveryRate, "alert-min-delivery-rate", 0.8, "alert when a channel's delivery rate is below this (0 disables)")
+	fs.Float64Var(&c.Rules.MinDeliveryRate, "alert-min-delivery-rate", DefaultMinDeliveryRate, "alert when a channel's delivery rate is below this (0 disables)")
 	fs.Uint64Var(&c.Rules.MinSettled, "alert-min-attempts", 50, "settled attempts a channel needs in the window before its delivery rate alerts")
-	fs.Float64Var(&c.Rules.MaxFallbackRate, "alert-max-fallback-rate", 0.2, "alert when the share of OTPs that fell back is above this (0 disables)")
+	fs.Float64Var(&c.Rules.MaxFallbackRate, "alert-max-fallback-rate", DefaultMaxFallbackRate, "alert when the share of OTPs that fell back is above this (0 disables)")
 	fs.Uint64Var(&c.Rules.MinOTPs, "alert-min-otps", 50, "OTPs needed in the window before the fallback rate alerts")
 	fs.StringVar(&c.AlertWebhookURL, "alert-webhook-url", "", "POST every alert here as Slack-compatible JSON; empty posts none")
 	fs.StringVar(&c.Rollups, "rollup-schedule", DefaultRollups, "cron spec (UTC) of the job that computes the daily rollups of long analytics windows; empty disables (the API then computes every window from the attempts)")
@@ -195,6 +195,7 @@ func (r *Reports) Summary(ctx context.Context, kind string, from, to time.Time) 
 	if err != nil {
 		return err
 	}
+	rep.Thresholds = r.cfg.Rules.Thresholds()
 	msg, err := rep.Message()
 	if err != nil {
 		return err

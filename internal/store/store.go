@@ -50,6 +50,9 @@ type Config struct {
 	// ObserveQuery, when set, is told of every query the embedded endpoint
 	// serves (chdb.HandlerConfig.Observe), for metrics.
 	ObserveQuery func(guest bool, outcome string, d time.Duration)
+	// Retention, when set, is applied to the tables' TTLs at Open; nil
+	// leaves them as the schema made them.
+	Retention *RetentionConfig
 }
 
 // DefaultListen is the embedded engine's endpoint, where Grafana connects.
@@ -71,6 +74,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&l.MaxResultBytes, "clickhouse-reader-max-result-bytes", d.MaxResultBytes, "bytes a reader's query may return (max_result_bytes; 0 = no limit)")
 	fs.IntVar(&c.ReaderQueue, "clickhouse-reader-queue", chdb.DefaultGuestQueue, "reader requests that may wait while one runs; more get 503 at once")
 	fs.StringVar(&c.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name for the replicated schema (external clusters only)")
+	if c.Retention == nil {
+		c.Retention = &RetentionConfig{}
+	}
+	c.Retention.registerFlags(fs)
 }
 
 // Embedded reports whether the process hosts the engine itself.
@@ -78,6 +85,11 @@ func (c *Config) Embedded() bool { return c.DSN == "" }
 
 // Validate reports the first configuration error.
 func (c *Config) Validate() error {
+	if c.Retention != nil {
+		if err := c.Retention.Validate(); err != nil {
+			return err
+		}
+	}
 	if !c.Embedded() {
 		if _, err := clickhouse.ParseDSN(c.DSN); err != nil {
 			return fmt.Errorf("clickhouse-dsn: %w", err)
@@ -159,6 +171,12 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 	if err := db.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if cfg.Retention != nil {
+		if _, err := db.ApplyRetention(ctx, *cfg.Retention); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	return db, nil
 }

@@ -1,0 +1,234 @@
+package reporter
+
+import (
+	"fmt"
+	"html/template"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// The HTML report's charts are SVG written here rather than in the page's
+// template: every position is arithmetic, and every piece of text goes
+// through template.HTMLEscapeString before it is part of the SVG.
+
+// svgChart is one figure of the HTML report.
+type svgChart struct {
+	Title string
+	SVG   template.HTML
+}
+
+const (
+	svgWidth   = 640
+	barLeft    = 150.0 // labels to the left of it
+	barWidth   = 360.0
+	barRow     = 24.0
+	plotTop    = 12.0
+	lineLeft   = 56.0
+	lineWidth  = 440.0
+	lineHeight = 160.0
+)
+
+var palette = []string{"#1565c0", "#2f7d32", "#ef6c00", "#6a1b9a", "#c62828", "#00838f", "#5d4037", "#9e9d24"}
+
+// axis is a linear scale from [0, Max] onto pixels, with labelled ticks.
+type axis struct {
+	Max    float64
+	Ticks  []float64
+	Format func(float64) string
+}
+
+// rateAxis runs 0–100 % in steps of 20 %.
+func rateAxis() axis {
+	return axis{Max: 1, Ticks: []float64{0, .2, .4, .6, .8, 1}, Format: func(x float64) string { return strconv.FormatFloat(100*x, 'f', 0, 64) + "%" }}
+}
+
+// countAxis runs from 0 to top rounded up to a step of 1, 2 or 5 × 10ⁿ.
+func countAxis(top float64) axis {
+	top = max(top, 1)
+	raw := top / 4
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := mag
+	for _, m := range []float64{1, 2, 5, 10} {
+		if step = m * mag; step >= raw {
+			break
+		}
+	}
+	step = max(step, 1)
+	a := axis{Max: math.Ceil(top/step) * step, Format: func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }}
+	for x := 0.0; x <= a.Max+step/2; x += step {
+		a.Ticks = append(a.Ticks, x)
+	}
+	return a
+}
+
+func (a axis) scale(x, pixels float64) float64 {
+	if a.Max <= 0 {
+		return 0
+	}
+	return pixels * min(max(x, 0), a.Max) / a.Max
+}
+
+// threshold is an alert rule's limit drawn on a chart.
+type threshold struct {
+	Value float64
+	Label string
+}
+
+func esc(s string) string { return template.HTMLEscapeString(s) }
+
+func f1(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
+
+// barRows is one horizontal bar per label, a value axis below with vertical
+// gridlines, and the thresholds as dashed lines across the bars.
+func barRows(title string, labels, shown []string, values []float64, ax axis, color string, marks []threshold) svgChart {
+	var b strings.Builder
+	n := float64(len(labels))
+	axisY := plotTop + barRow*n + 2
+	height := int(axisY + 36)
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="%s" width="%d" height="%d" viewBox="0 0 %d %d">`, esc(title), svgWidth, height, svgWidth, height)
+	b.WriteString(`<g class="grid">`)
+	for _, t := range ax.Ticks {
+		x := barLeft + ax.scale(t, barWidth)
+		fmt.Fprintf(&b, `<line class="gridline" x1="%s" y1="%s" x2="%s" y2="%s" stroke="#e0e0e0"></line>`, f1(x), f1(plotTop-4), f1(x), f1(axisY))
+	}
+	b.WriteString(`</g>`)
+	for i := range labels {
+		y := plotTop + barRow*float64(i)
+		w := ax.scale(values[i], barWidth)
+		fmt.Fprintf(&b, `<g><text x="0" y="%s" dy="14">%s</text><rect class="bar" x="%s" y="%s" width="%s" height="18" fill="%s"></rect><text x="%s" y="%s" dy="14">%s</text></g>`,
+			f1(y), esc(labels[i]), f1(barLeft), f1(y), f1(w), color, f1(barLeft+w+6), f1(y), esc(shown[i]))
+	}
+	fmt.Fprintf(&b, `<g class="axis x-axis"><line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#444"></line>`, f1(barLeft), f1(axisY), f1(barLeft+barWidth), f1(axisY))
+	for _, t := range ax.Ticks {
+		x := barLeft + ax.scale(t, barWidth)
+		fmt.Fprintf(&b, `<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#444"></line><text class="tick" data-x="%s" x="%s" y="%s" text-anchor="middle">%s</text>`,
+			f1(x), f1(axisY), f1(x), f1(axisY+4), f1(x), f1(x), f1(axisY+16), esc(ax.Format(t)))
+	}
+	b.WriteString(`</g>`)
+	for _, m := range marks {
+		x := barLeft + ax.scale(m.Value, barWidth)
+		fmt.Fprintf(&b, `<g class="threshold" data-value="%s" data-x="%s"><line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#c62828" stroke-width="2" stroke-dasharray="5 3"></line><text x="%s" y="%s" fill="#c62828" text-anchor="middle">%s</text></g>`,
+			strconv.FormatFloat(m.Value, 'g', -1, 64), f1(x), f1(x), f1(plotTop-6), f1(x), f1(axisY), f1(x), f1(axisY+30), esc(m.Label))
+	}
+	b.WriteString(`</svg>`)
+	return svgChart{Title: title, SVG: template.HTML(b.String())}
+}
+
+// line is one series of a trend chart; a nil point is a gap.
+type line struct {
+	Name   string
+	Points []*float64
+}
+
+// trendChart draws series over the buckets starting at starts, with a time
+// axis, a value axis, horizontal gridlines, a legend and the thresholds as
+// dashed horizontal lines.
+func trendChart(title string, starts []time.Time, step time.Duration, lines []line, ax axis, marks []threshold) svgChart {
+	var b strings.Builder
+	height := int(plotTop + lineHeight + 40)
+	bottom := plotTop + lineHeight
+	n := len(starts)
+	xAt := func(i int) float64 { // the middle of bucket i
+		return lineLeft + lineWidth*(float64(i)+0.5)/float64(max(n, 1))
+	}
+	yAt := func(v float64) float64 { return bottom - ax.scale(v, lineHeight) }
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="%s" width="%d" height="%d" viewBox="0 0 %d %d">`, esc(title), svgWidth, height, svgWidth, height)
+	b.WriteString(`<g class="grid">`)
+	for _, t := range ax.Ticks {
+		fmt.Fprintf(&b, `<line class="gridline" x1="%s" y1="%s" x2="%s" y2="%s" stroke="#e0e0e0"></line>`, f1(lineLeft), f1(yAt(t)), f1(lineLeft+lineWidth), f1(yAt(t)))
+	}
+	b.WriteString(`</g>`)
+	fmt.Fprintf(&b, `<g class="axis y-axis"><line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#444"></line>`, f1(lineLeft), f1(plotTop), f1(lineLeft), f1(bottom))
+	for _, t := range ax.Ticks {
+		y := yAt(t)
+		fmt.Fprintf(&b, `<text class="tick" data-y="%s" x="%s" y="%s" dy="4" text-anchor="end">%s</text>`, f1(y), f1(lineLeft-6), f1(y), esc(ax.Format(t)))
+	}
+	b.WriteString(`</g>`)
+	fmt.Fprintf(&b, `<g class="axis x-axis"><line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#444"></line>`, f1(lineLeft), f1(bottom), f1(lineLeft+lineWidth), f1(bottom))
+	layout := "15:04"
+	if n > 0 && starts[n-1].Sub(starts[0]) >= 24*time.Hour {
+		layout = "01-02 15:04"
+	}
+	every := max(1, (n+5)/6) // at most about six labels
+	for i := 0; i < n; i += every {
+		x := xAt(i)
+		fmt.Fprintf(&b, `<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#444"></line><text class="tick" x="%s" y="%s" text-anchor="middle">%s</text>`,
+			f1(x), f1(bottom), f1(x), f1(bottom+4), f1(x), f1(bottom+16), esc(starts[i].UTC().Format(layout)))
+	}
+	fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="middle" fill="#666">UTC, buckets of %s</text></g>`, f1(lineLeft+lineWidth/2), f1(bottom+32), esc(humanDuration(step)))
+	for _, m := range marks {
+		y := yAt(m.Value)
+		fmt.Fprintf(&b, `<g class="threshold" data-value="%s" data-y="%s"><line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#c62828" stroke-width="2" stroke-dasharray="5 3"></line><text x="%s" y="%s" fill="#c62828">%s</text></g>`,
+			strconv.FormatFloat(m.Value, 'g', -1, 64), f1(y), f1(lineLeft), f1(y), f1(lineLeft+lineWidth), f1(y), f1(lineLeft+lineWidth+6), f1(y+4), esc(m.Label))
+	}
+	for k, l := range lines {
+		color := palette[k%len(palette)]
+		var d strings.Builder
+		pen := false
+		var dots strings.Builder
+		for i, p := range l.Points {
+			if p == nil {
+				pen = false
+				continue
+			}
+			cmd := "L"
+			if !pen {
+				cmd = "M"
+			}
+			fmt.Fprintf(&d, "%s%s %s ", cmd, f1(xAt(i)), f1(yAt(*p)))
+			fmt.Fprintf(&dots, `<circle cx="%s" cy="%s" r="2" fill="%s"></circle>`, f1(xAt(i)), f1(yAt(*p)), color)
+			pen = true
+		}
+		fmt.Fprintf(&b, `<g class="series" data-name="%s"><path d="%s" fill="none" stroke="%s" stroke-width="2"></path>%s</g>`, esc(l.Name), strings.TrimSpace(d.String()), color, dots.String())
+		ly := plotTop + 16*float64(k) + 24*float64(len(marks))
+		fmt.Fprintf(&b, `<g class="legend"><rect x="%s" y="%s" width="10" height="10" fill="%s"></rect><text x="%s" y="%s" dy="9">%s</text></g>`,
+			f1(lineLeft+lineWidth+8), f1(ly), color, f1(lineLeft+lineWidth+22), f1(ly), esc(l.Name))
+	}
+	b.WriteString(`</svg>`)
+	return svgChart{Title: title, SVG: template.HTML(b.String())}
+}
+
+// humanDuration writes d the way a person reads it: 850 ms, 2.9 s, 12 s,
+// 1 min 4 s, 2 h 5 min.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return strconv.FormatInt(d.Milliseconds(), 10) + " ms"
+	case d < 10*time.Second:
+		return strconv.FormatFloat(math.Round(d.Seconds()*10)/10, 'f', -1, 64) + " s"
+	case d < time.Minute:
+		return strconv.Itoa(int(d.Round(time.Second)/time.Second)) + " s"
+	case d < time.Hour:
+		d = d.Round(time.Second)
+		return joinUnits(int(d/time.Minute), "min", int(d%time.Minute/time.Second), "s")
+	case d < 24*time.Hour:
+		d = d.Round(time.Minute)
+		return joinUnits(int(d/time.Hour), "h", int(d%time.Hour/time.Minute), "min")
+	}
+	d = d.Round(time.Hour)
+	return joinUnits(int(d/(24*time.Hour)), "d", int(d%(24*time.Hour)/time.Hour), "h")
+}
+
+func joinUnits(a int, au string, b int, bu string) string {
+	s := strconv.Itoa(a) + " " + au
+	if b != 0 {
+		s += " " + strconv.Itoa(b) + " " + bu
+	}
+	return s
+}
+
+// humanMS is a percentile in milliseconds as a human duration; "–" for none.
+func humanMS(p *store.Percentiles, p95 bool) string {
+	if p == nil {
+		return "–"
+	}
+	ms := p.P50
+	if p95 {
+		ms = p.P95
+	}
+	return humanDuration(time.Duration(ms * float64(time.Millisecond)))
+}

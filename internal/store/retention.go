@@ -1,0 +1,188 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Retention is how long a group of tables keeps its rows, in whole days; 0
+// keeps them forever. As a flag it reads "90d", "0" or a Go duration of whole
+// days ("2160h").
+type Retention time.Duration
+
+const day = 24 * time.Hour
+
+// Days is r in days.
+func (r Retention) Days() int { return int(time.Duration(r) / day) }
+
+// String writes r as "<days>d", or "0" for forever.
+func (r Retention) String() string {
+	if r == 0 {
+		return "0"
+	}
+	return strconv.Itoa(r.Days()) + "d"
+}
+
+// Set parses "90d", "0" or a Go duration of whole days.
+func (r *Retention) Set(s string) error {
+	var d time.Duration
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil {
+			return fmt.Errorf("retention %q: want days (90d) or a duration", s)
+		}
+		d = time.Duration(days) * day
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return fmt.Errorf("retention %q: want days (90d) or a duration", s)
+		}
+	}
+	if d < 0 || d%day != 0 {
+		return fmt.Errorf("retention %q: want whole days, 0 for forever", s)
+	}
+	*r = Retention(d)
+	return nil
+}
+
+// RetentionConfig is how long each group of tables keeps its rows. The
+// groups follow what reads them: the facts (the console's events and OTP
+// lookup, the poller's resend audit), the per-dispatch aggregates the live
+// figures are computed from, the daily rollups long windows read, and the
+// dead letters.
+type RetentionConfig struct {
+	// Events: delivery_events, otp_status, v1_events, resends (by event time).
+	Events Retention
+	// Attempts: channel_events and attempts (by day), what windows of
+	// unsealed or un-rolled days are computed from.
+	Attempts Retention
+	// Rollups: the daily rollup tables (by day). Keep them at least as long
+	// as Attempts: a day whose rollup expired first is computed live again,
+	// and the rollup job would roll it up anew.
+	Rollups Retention
+	// DeadLetters: dead_letters (by arrival) and dead_letter_replays (by replay).
+	DeadLetters Retention
+}
+
+// DefaultDeadLetterRetention is the dead letters' retention of the schema.
+const DefaultDeadLetterRetention = Retention(90 * day)
+
+func (c *RetentionConfig) registerFlags(fs *flag.FlagSet) {
+	c.DeadLetters = DefaultDeadLetterRetention
+	fs.Var(&c.Events, "retention-events", "keep delivery events, OTP statuses, v1 events and resend decisions this long by event time (90d, 2160h; 0 = forever)")
+	fs.Var(&c.Attempts, "retention-attempts", "keep the per-dispatch aggregates (channel_events, attempts) this long by day; windows over older days read the rollups (0 = forever)")
+	fs.Var(&c.Rollups, "retention-rollups", "keep the daily rollups this long by day; 0 or at least --retention-attempts (0 = forever)")
+	fs.Var(&c.DeadLetters, "retention-dead-letters", "keep dead letters and their replay records this long (0 = forever)")
+}
+
+// Validate reports the first configuration error.
+func (c *RetentionConfig) Validate() error {
+	if c.Rollups != 0 && (c.Attempts == 0 || c.Rollups < c.Attempts) {
+		return fmt.Errorf("retention-rollups %s is shorter than retention-attempts %s: days would be rolled up again after their rollup expired", c.Rollups, c.Attempts)
+	}
+	return nil
+}
+
+// ttlTable is one table under a retention and the column its TTL counts from.
+type ttlTable struct {
+	name, column string
+	date         bool // a Date column; else DateTime64
+}
+
+func (c *RetentionConfig) tables() map[ttlTable]Retention {
+	out := map[ttlTable]Retention{}
+	for _, t := range []ttlTable{{"delivery_events", "event_time", false}, {"otp_status", "observed_at", false}, {"v1_events", "created", false}, {"resends", "decided_at", false}} {
+		out[t] = c.Events
+	}
+	for _, t := range []string{"channel_events", "attempts"} {
+		out[ttlTable{t, "day", true}] = c.Attempts
+	}
+	for _, t := range []string{"rolled_days", "daily_attempts", "daily_paths", "rollup_days", "daily_channels", "daily_journeys", "daily_conversion", "daily_latency", "daily_latency_buckets"} {
+		out[ttlTable{t, "day", true}] = c.Rollups
+	}
+	out[ttlTable{"dead_letters", "received_at", false}] = c.DeadLetters
+	out[ttlTable{"dead_letter_replays", "replayed_at", false}] = c.DeadLetters
+	return out
+}
+
+// ttl is the TTL expression as ClickHouse writes it back in its metadata,
+// so that a table already at its retention is left alone; "" is none.
+func (t ttlTable) ttl(r Retention) string {
+	if r == 0 {
+		return ""
+	}
+	col := t.column
+	if !t.date {
+		col = "toDateTime(" + col + ")"
+	}
+	return fmt.Sprintf("%s + toIntervalDay(%d)", col, r.Days())
+}
+
+var ttlClause = regexp.MustCompile(` TTL (.+?)(?: SETTINGS |$)`)
+
+// ApplyRetention sets each table's TTL to its retention where it differs,
+// and returns the tables it altered. On a cluster it alters the *_local
+// tables ON CLUSTER. Dropping rows past a shortened TTL is a background
+// mutation, so this returns before they are gone.
+func (db *DB) ApplyRetention(ctx context.Context, c RetentionConfig) ([]string, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	current := map[string]string{}
+	suffix := ""
+	if db.cluster != "" {
+		suffix = "_local"
+	}
+	rows, err := db.conn.Query(ctx, "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()")
+	if err != nil {
+		return nil, fmt.Errorf("read table TTLs: %w", err)
+	}
+	for rows.Next() {
+		var name, engine string
+		if err := rows.Scan(&name, &engine); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read table TTLs: %w", err)
+		}
+		current[name] = ""
+		if m := ttlClause.FindStringSubmatch(engine); m != nil {
+			current[name] = strings.TrimSpace(m[1])
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read table TTLs: %w", err)
+	}
+	var altered []string
+	var errs []error
+	for t, r := range c.tables() {
+		name := t.name + suffix
+		have, ok := current[name]
+		want := t.ttl(r)
+		if !ok || have == want {
+			continue
+		}
+		target := "`" + name + "`"
+		if db.cluster != "" {
+			target += " ON CLUSTER `" + db.cluster + "`"
+		}
+		stmt := "ALTER TABLE " + target + " REMOVE TTL"
+		if want != "" {
+			stmt = "ALTER TABLE " + target + " MODIFY TTL " + want
+		}
+		if err := db.conn.Exec(ctx, stmt); err != nil {
+			errs = append(errs, fmt.Errorf("retention of %s: %w", name, err))
+			continue
+		}
+		altered = append(altered, name)
+		db.logger.Info("retention applied", "table", name, "retention", r.String())
+	}
+	slices.Sort(altered)
+	return altered, errors.Join(errs...)
+}
