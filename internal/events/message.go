@@ -136,7 +136,7 @@ func NewReplayMessage(subject, deadLetterID string, body []byte, at time.Time) (
 	if sub.Kind == KindDeadLetter {
 		return Message{}, fmt.Errorf("subject %s: a dead letter is not replayed as one", subject)
 	}
-	typ := map[SubjectKind]string{KindDelivery: TypeDeliveryStatus, KindOTPStatus: TypeOTPStatus, KindV1Event: TypeV1Event, KindResend: TypeResend, KindTrack: TypeTrack}[sub.Kind]
+	typ := map[SubjectKind]string{KindDelivery: TypeDeliveryStatus, KindOTPStatus: TypeOTPStatus, KindV1Event: TypeV1Event, KindResend: TypeResend, KindReconcile: TypeReconcile, KindTrack: TypeTrack}[sub.Kind]
 	if typ == "" {
 		typ = "io.otpscope." + string(sub.Kind)
 	}
