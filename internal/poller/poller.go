@@ -193,11 +193,11 @@ func (p *Poller) Checks() []ops.Check {
 // runLeader is what the leader does until it loses the lease.
 func (p *Poller) runLeader(ctx context.Context) error {
 	if p.cfg.RegisterCallbackURL != "" {
-		res, err := RegisterCallback(ctx, p.api, p.cfg.RegisterCallbackURL, p.cfg.RegisterCallbackHeaders)
+		res, err := RegisterCallback(ctx, p.api, p.cfg.RegisterCallbackURL, p.cfg.RegisterCallbackHeaders, RegisterOptions{Deployment: p.cfg.DeploymentID})
 		if err != nil {
 			p.logger.Error("callback registration failed", "url", p.cfg.RegisterCallbackURL, "err", err)
 		} else {
-			p.logger.Info("callback registered", "url", p.cfg.RegisterCallbackURL, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed)
+			p.logger.Info("callback registered", "url", p.cfg.RegisterCallbackURL, "deployment", p.cfg.DeploymentID, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed, "others_left_alone", res.Left)
 		}
 	}
 	g, ctx := errgroup.WithContext(ctx)
