@@ -187,6 +187,9 @@ func (a *App) SimulatorURL() string {
 	return a.sim.URL()
 }
 
+// Poller is the poller module, or nil when it is off.
+func (a *App) Poller() *poller.Poller { return a.poller }
+
 // Simulator is the tyntec simulator, or nil without --simulate.
 func (a *App) Simulator() *tyntecsim.Sim {
 	if a.sim == nil {

@@ -105,6 +105,8 @@ type SimulateConfig struct {
 	SharedVersions bool
 	// Channels overrides the simulated channels (tests use fast ones).
 	Channels map[events.Channel]tyntecsim.Channel
+	// OTPExpiry overrides every simulated OTP's validity (tests use short ones).
+	OTPExpiry time.Duration
 }
 
 func (c *Config) runs(module string) bool { return slices.Contains(c.Modules, module) }

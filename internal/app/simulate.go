@@ -32,6 +32,7 @@ func newSimulator(s SimulateConfig, logger *slog.Logger) (*simulator, error) {
 		Seed:      s.Seed,
 		TimeScale: s.TimeScale,
 		Channels:  s.Channels,
+		OTPExpiry: s.OTPExpiry,
 		Faults:    tyntecsim.Faults{WebhookDrop: s.DropWebhooks},
 		// Separate by default; the poller learns which at run time (without
 		// it, dropped v4 webhooks are counted unrecoverable).
