@@ -49,6 +49,10 @@ func registerCommand() cli.Command {
 			fs.Var(&tokens, "webhook-token", "token tyntec sends as X-Webhook-Token (the first of OTPSCOPE_WEBHOOK_TOKENS)")
 			var headers poller.Headers
 			fs.Var(&headers, "register-callback-header", `extra header tyntec sends, "Name: value" (repeatable)`)
+			deployment := fs.String("deployment-id", "", "this deployment's id, the value of the "+poller.MarkerHeader+" header that marks its callback (default derived from the host and --data-dir)")
+			dataDir := fs.String("data-dir", "./data", "the deployment's data directory (only to derive --deployment-id)")
+			force := fs.Bool("force", false, "take over a callback configuration that points elsewhere (ours at an old URL, or another deployment's)")
+			dryRun := fs.Bool("dry-run", false, "print what would change and change nothing")
 			return func(ctx context.Context, logger *slog.Logger) error {
 				if *ingestURL == "" {
 					return cli.Usage(fmt.Errorf("--ingest-url is required"))
@@ -70,11 +74,25 @@ func registerCommand() cli.Command {
 				ctx, cancel := context.WithTimeout(ctx, time.Minute)
 				defer cancel()
 				url := strings.TrimRight(*ingestURL, "/") + ingest.WebhookPath
-				res, err := poller.RegisterCallback(ctx, client, url, h)
+				opts := poller.RegisterOptions{Deployment: *deployment, Force: *force}
+				if opts.Deployment == "" {
+					opts.Deployment = poller.DefaultDeploymentID(*dataDir)
+				}
+				plan, err := poller.PlanCallback(ctx, client, url, h, opts)
 				if err != nil {
 					return err
 				}
-				logger.Info("callback registered", "url", url, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed)
+				// What it would change comes first, so an operator sees it
+				// before (or, with --dry-run, instead of) the change.
+				fmt.Fprintf(os.Stdout, "deployment %s, callback %s:\n%s", opts.Deployment, url, plan)
+				if *dryRun {
+					return nil
+				}
+				res, err := plan.Apply(ctx, client)
+				if err != nil {
+					return err
+				}
+				logger.Info("callback registered", "url", url, "deployment", opts.Deployment, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed, "others_left_alone", res.Left)
 				return nil
 			}
 		},

@@ -36,6 +36,32 @@ func TestRegisterCallbackCommand(t *testing.T) {
 	if len(cbs) != 1 || cbs[0].URL != "http://127.0.0.1:8080/webhooks/tyntec" || cbs[0].Headers["X-Webhook-Token"] != "first-token-0123456789" {
 		t.Errorf("callbacks after two registrations: %+v; want one at ingest with the first token", cbs)
 	}
+
+	// Another deployment: a dry run changes nothing, the registration adds
+	// its own and leaves the first deployment's alone.
+	staging := []string{"register-callback", "--ingest-url", "http://127.0.0.1:9090", "--deployment-id", "staging"}
+	for _, args := range [][]string{append(staging, "--dry-run"), staging} {
+		var stderr bytes.Buffer
+		if code := run(args, lookup, &stderr); code != 0 {
+			t.Fatalf("run %v = %d; stderr:\n%s", args, code, stderr.String())
+		}
+		after, err := client.ListCallbacks(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 2
+		if strings.Contains(strings.Join(args, " "), "--dry-run") {
+			want = 1
+		}
+		if len(after) != want {
+			t.Fatalf("after %v: %d callbacks %+v; want %d", args, len(after), after, want)
+		}
+		for _, cb := range after {
+			if cb.ID == cbs[0].ID && (cb.URL != cbs[0].URL || cb.Headers["X-Otpscope-Callback"] != cbs[0].Headers["X-Otpscope-Callback"]) {
+				t.Errorf("the first deployment's callback changed: %+v", cb)
+			}
+		}
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

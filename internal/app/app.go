@@ -204,6 +204,9 @@ func (a *App) SimulatorURL() string {
 	return a.sim.URL()
 }
 
+// Poller is the poller module, or nil when it is off.
+func (a *App) Poller() *poller.Poller { return a.poller }
+
 // Simulator is the tyntec simulator, or nil without --simulate.
 func (a *App) Simulator() *tyntecsim.Sim {
 	if a.sim == nil {
@@ -244,7 +247,7 @@ func (a *App) Banner(w io.Writer) {
 	}
 	lines = append(lines, "  data dir     "+a.cfg.DataDir)
 	if a.poller != nil {
-		lines = append(lines, "  poller       reconciling through "+a.cfg.Poller.Tyntec.BaseURL+" (resends: "+a.cfg.Poller.ResendMode+")")
+		lines = append(lines, "  poller       reconciling through "+a.cfg.Poller.Tyntec.BaseURL+" (resends: "+a.cfg.Poller.ResendMode+"; deployment "+a.cfg.Poller.DeploymentID+"; /readyz says whether tyntec's v1 API serves v4 OTPs)")
 	} else if a.cfg.runs(ModulePoller) {
 		lines = append(lines, "  poller       off (no --tyntec-api-key)")
 	}
@@ -282,7 +285,7 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 	if a.sim != nil {
 		callback := "http://" + a.Addr() + ingest.WebhookPath
-		if err := a.sim.serve(gctx, g, callback, a.cfg.Ingest.Tokens, a.cfg.Simulate); err != nil {
+		if err := a.sim.serve(gctx, g, callback, a.cfg.Ingest.Tokens, a.cfg.Poller.DeploymentID, a.cfg.Simulate); err != nil {
 			return err
 		}
 	}

@@ -120,11 +120,13 @@ type SimulateConfig struct {
 	DropWebhooks float64
 	// SharedVersions makes the simulator's v1 and v4 APIs one OTP store, an
 	// assumption about tyntec no seed makes (tyntecsim.Config.SharedVersions).
-	// The poller recovers lost v4 webhooks through v1, so DropWebhooks > 0
-	// turns it on.
+	// Without it the poller counts lost v4 webhooks unrecoverable; with it
+	// the poller recovers them through v1.
 	SharedVersions bool
 	// Channels overrides the simulated channels (tests use fast ones).
 	Channels map[events.Channel]tyntecsim.Channel
+	// OTPExpiry overrides every simulated OTP's validity (tests use short ones).
+	OTPExpiry time.Duration
 }
 
 func (c *Config) runs(module string) bool { return slices.Contains(c.Modules, module) }
@@ -174,7 +176,7 @@ func (s *SimulateConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&s.Seed, "simulate-seed", 0, "seed of the simulator's random choices (0 = a fresh random seed per run, printed at start)")
 	fs.Float64Var(&s.TimeScale, "simulate-time-scale", 1, "simulated seconds per wall-clock second")
 	fs.Float64Var(&s.V1Share, "simulate-v1-share", 0, "share of generated OTPs sent through tyntec's v1 API")
-	fs.Float64Var(&s.DropWebhooks, "simulate-drop-webhooks", 0, "share of webhooks the simulator never sends (the poller recovers them; implies --simulate-shared-versions)")
+	fs.Float64Var(&s.DropWebhooks, "simulate-drop-webhooks", 0, "share of webhooks the simulator never sends (the poller recovers them with --simulate-shared-versions, else counts them unrecoverable)")
 	fs.BoolVar(&s.SharedVersions, "simulate-shared-versions", false, "the simulator's v1 API also serves v4 OTPs and v4 also v1 OTPs (an assumption about tyntec no seed makes)")
 }
 
@@ -185,6 +187,9 @@ func (s *SimulateConfig) RegisterFlags(fs *flag.FlagSet) {
 // sender); and the all-in-one's poller only with a tyntec API key.
 func (c *Config) Complete() {
 	c.NATS.DataDir, c.ClickHouse.DataDir = c.DataDir, c.DataDir
+	if c.Poller.DeploymentID == "" {
+		c.Poller.DeploymentID = poller.DefaultDeploymentID(c.DataDir)
+	}
 	if !c.Simulate.Enabled {
 		return
 	}

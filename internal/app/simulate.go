@@ -32,10 +32,11 @@ func newSimulator(s SimulateConfig, logger *slog.Logger) (*simulator, error) {
 		Seed:      s.Seed,
 		TimeScale: s.TimeScale,
 		Channels:  s.Channels,
+		OTPExpiry: s.OTPExpiry,
 		Faults:    tyntecsim.Faults{WebhookDrop: s.DropWebhooks},
-		// The poller recovers lost v4 webhooks through v1 /events, which
-		// needs v1 to serve v4 OTPs: without it dropped webhooks stay lost.
-		SharedVersions: s.SharedVersions || s.DropWebhooks > 0,
+		// Separate by default; the poller learns which at run time (without
+		// it, dropped v4 webhooks are counted unrecoverable).
+		SharedVersions: s.SharedVersions,
 		Logger:         logger,
 	})
 	if err != nil {
@@ -51,7 +52,7 @@ func (s *simulator) URL() string { return "http://" + s.ln.Addr().String() }
 // serve starts the simulator in g: its API, its webhooks, the callback
 // registration (through the API, as `poller register-callback` does against
 // tyntec) and the generated traffic.
-func (s *simulator) serve(ctx context.Context, g *errgroup.Group, callback string, tokens []string, cfg SimulateConfig) error {
+func (s *simulator) serve(ctx context.Context, g *errgroup.Group, callback string, tokens []string, deployment string, cfg SimulateConfig) error {
 	srv := ops.NewServer(s.InspectHandler())
 	g.Go(func() error { return ops.Serve(ctx, srv, s.ln, 5*time.Second) })
 	if err := s.Start(ctx); err != nil {
@@ -59,7 +60,7 @@ func (s *simulator) serve(ctx context.Context, g *errgroup.Group, callback strin
 	}
 	g.Go(func() error { <-ctx.Done(); return s.Close() })
 	g.Go(func() error {
-		if err := s.registerCallback(ctx, callback, tokens); err != nil {
+		if err := s.registerCallback(ctx, callback, tokens, deployment); err != nil {
 			return err
 		}
 		err := s.RunTraffic(ctx, tyntecsim.Traffic{Rate: cfg.Rate, Count: cfg.Count, V1Share: cfg.V1Share})
@@ -71,7 +72,7 @@ func (s *simulator) serve(ctx context.Context, g *errgroup.Group, callback strin
 	return nil
 }
 
-func (s *simulator) registerCallback(ctx context.Context, url string, tokens []string) error {
+func (s *simulator) registerCallback(ctx context.Context, url string, tokens []string, deployment string) error {
 	client, err := tyntec.New(tyntec.Config{BaseURL: s.URL(), APIKey: tyntecsim.DefaultAPIKey, Limiter: rate.NewLimiter(rate.Inf, 1)})
 	if err != nil {
 		return err
@@ -80,7 +81,7 @@ func (s *simulator) registerCallback(ctx context.Context, url string, tokens []s
 	if len(tokens) > 0 {
 		headers["X-Webhook-Token"] = tokens[0]
 	}
-	res, err := poller.RegisterCallback(ctx, client, url, headers)
+	res, err := poller.RegisterCallback(ctx, client, url, headers, poller.RegisterOptions{Deployment: deployment})
 	if err != nil {
 		return fmt.Errorf("register the callback at the simulator: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/poller"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 	"github.com/otpscope/otpscope/internal/webtest"
@@ -33,8 +34,8 @@ func TestLostWebhooksRecovered(t *testing.T) {
 	}
 	const otps = 40
 	cfg.Simulate = app.SimulateConfig{Enabled: true, Listen: "127.0.0.1:0", Rate: 20, Count: otps, Seed: 7, TimeScale: 1, DropWebhooks: 0.3, Channels: channels,
-		// The poller recovers lost v4 webhooks through v1 /events, which
-		// assumes one OTP store for both versions (DropWebhooks implies it too).
+		// The poller recovers lost v4 webhooks through v1 /events where v1
+		// serves v4 OTPs (TestLostWebhooksUnrecoverable: where it does not).
 		SharedVersions: true}
 	cfg.Poller.Schedule = "@every 1s"
 	cfg.Poller.Settle = time.Second
@@ -90,6 +91,86 @@ func TestLostWebhooksRecovered(t *testing.T) {
 	if max := sim.MaxCallsInWindow(time.Minute); max > 100 {
 		t.Errorf("%d API calls in one minute; the budget is 100", max)
 	}
+}
+
+// TestLostWebhooksUnrecoverable is TestLostWebhooksRecovered where tyntec's
+// v1 API does not serve v4 OTPs (the simulator's default): the poller learns
+// so, and the API counts every attempt whose outcome webhook was dropped as
+// unrecoverable and none as recovered by polling.
+func TestLostWebhooksUnrecoverable(t *testing.T) {
+	ch := chdbtest.Serve(t)
+	cfg := newConfig(t, "otpscope")
+	cfg.ClickHouse.DSN = ch.DSN + "/" + ch.Database
+	cfg.Sink.FlushInterval = 100 * time.Millisecond
+	fast := tyntecsim.Channel{Latency: tyntecsim.LogNormal{Median: 30 * time.Millisecond, P95: 120 * time.Millisecond}, Timeout: time.Second, DispatchDelay: 10 * time.Millisecond}
+	channels := map[events.Channel]tyntecsim.Channel{}
+	for name, p := range map[events.Channel]float64{"SMS": 0.6, "VIBER": 0.8, "WHATSAPP": 0.8, "VOICE": 0.9} {
+		c := fast
+		c.DeliveryProbability = p
+		channels[name] = c
+	}
+	const otps = 40
+	// OTPs expire after 4 s: the poller gives up on an OTP once it is closed.
+	cfg.Simulate = app.SimulateConfig{Enabled: true, Listen: "127.0.0.1:0", Rate: 20, Count: otps, Seed: 7, TimeScale: 1, DropWebhooks: 0.3, Channels: channels,
+		OTPExpiry: 4 * time.Second}
+	cfg.Poller.Schedule = "@every 1s"
+	cfg.Poller.Settle = time.Second
+	cfg.Poller.Recheck = time.Second
+	cfg.Poller.DiscoveryInterval = 2 * time.Second
+	cfg.Poller.VerifySample = 0
+
+	a := serve(t, cfg)
+	sim := a.Simulator()
+	var truth tyntecsim.Truth
+	brokertest.WaitFor(t, 60*time.Second, "the simulator to settle every attempt", func() bool {
+		truth = sim.Truth()
+		return truth.Settled(otps)
+	})
+	// The attempts whose DISPATCHED webhook arrived and whose outcome's was
+	// dropped, by channel: what the poller must report unrecoverable.
+	want := map[string]uint64{}
+	var total uint64
+	for _, o := range truth.OTPs {
+		dispatched := map[events.Channel]bool{}
+		for _, w := range o.Webhooks {
+			switch {
+			case w.Status == events.StatusDispatched:
+				dispatched[w.Channel] = !w.Dropped
+			case w.Status.Final() && w.Dropped && dispatched[w.Channel]:
+				want[string(w.Channel)]++
+				total++
+			}
+		}
+	}
+	if total == 0 {
+		t.Fatal("no outcome webhook of a dispatched attempt was dropped; the test proves nothing")
+	}
+
+	window := "?from=" + truth.OTPs[0].Created.Add(-time.Hour).UTC().Format(time.RFC3339) + "&to=" + time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	var chans reporter.ChannelsResponse
+	got := map[string]uint64{}
+	brokertest.WaitFor(t, 90*time.Second, "the API to count every lost outcome unrecoverable", func() bool {
+		webtest.GetJSON(t, "http://"+a.AdminAddr()+"/api/v1/channels"+window, &chans)
+		clear(got)
+		var n uint64
+		for _, c := range chans.Channels {
+			if c.RecoveredByPolling != 0 {
+				t.Fatalf("channel %s: %d attempts recovered by polling where v1 does not serve v4 OTPs; want 0", c.Channel, c.RecoveredByPolling)
+			}
+			got[c.Channel] = c.Unrecoverable
+			n += c.Unrecoverable
+		}
+		return n >= total
+	})
+	for ch, n := range want {
+		if got[ch] != n {
+			t.Errorf("channel %s: %d unrecoverable; want %d (all: %v, want %v)", ch, got[ch], n, got, want)
+		}
+	}
+	if w := a.Poller().World(); w != poller.WorldSeparate {
+		t.Errorf("the poller's world = %v; want separate", w)
+	}
+	t.Logf("%d lost outcomes, by channel %v, all counted unrecoverable", total, got)
 }
 
 // newFlagSet registers binary's flags on cfg, so parsing no arguments gives the defaults.

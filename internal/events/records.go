@@ -93,6 +93,36 @@ type Resend struct {
 	DryRun         bool      `json:"dryRun,omitempty"`
 }
 
+// Reconcile results, the last token of tyntec.2fa.reconcile.<RESULT>.
+const (
+	// ReconcileUnrecoverable: a delivery fact no webhook reported that the
+	// poller cannot read from tyntec either (the v4 API shows no delivery
+	// facts, and tyntec's v1 API does not know the OTP).
+	ReconcileUnrecoverable = "unrecoverable"
+)
+
+// Reconcile is what the poller concluded about one attempt whose outcome no
+// webhook reported, when it could not recover the outcome: the payload of
+// tyntec.2fa.reconcile.<RESULT>. Recovered facts are not reconcile records;
+// they are delivery facts with source poll and missedWebhook.
+type Reconcile struct {
+	OTPID     string `json:"otpId"`
+	API       string `json:"api"` // "v4" or "v1"
+	ProfileID string `json:"profileId,omitempty"`
+	Result    string `json:"result"` // ReconcileUnrecoverable
+	// Channel is the attempt's channel; empty when a whole attempt on an
+	// unknown channel may be missing.
+	Channel Channel `json:"channel,omitempty"`
+	// Since is when the attempt was dispatched (its last known fact), which
+	// places it in a window as its first event places any attempt.
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason"`
+	// OTPStatus and AttemptCount are what v4 showed when the poller gave up.
+	OTPStatus    OTPState  `json:"otpStatus,omitempty"`
+	AttemptCount int       `json:"attemptCount,omitempty"`
+	ObservedAt   time.Time `json:"observedAt"`
+}
+
 // Track announces an OTP to the poller, or reports its final status, from an
 // upstream service (tyntec.2fa.track or POST /otps/track).
 type Track struct {
@@ -113,6 +143,7 @@ const (
 	TypeTrack     = "io.otpscope.Track.v1"
 	TypeReport    = "io.otpscope.Report.v1"
 	TypeAlert     = "io.otpscope.Alert.v1"
+	TypeReconcile = "io.otpscope.Reconcile.v1"
 )
 
 // NewOTPStatusMessage wraps a status snapshot. The same status with the same
@@ -133,6 +164,13 @@ func NewV1EventMessage(e *V1Event) (Message, error) {
 func NewResendMessage(r *Resend) (Message, error) {
 	id := "rs-" + digest(r.DecisionID, r.Result)
 	return newMessage(ResendSubject(r.Result), id, "poller", TypeResend, r.DecidedAt, r.OTPID, r)
+}
+
+// NewReconcileMessage wraps a reconcile record; one attempt has one record
+// per result, however often the poller concludes it.
+func NewReconcileMessage(r *Reconcile) (Message, error) {
+	id := "rc-" + digest(r.OTPID, string(r.Channel), r.Result, r.Since.UTC().Format(time.RFC3339Nano))
+	return newMessage(ReconcileSubject(r.Result), id, "poller", TypeReconcile, r.ObservedAt, r.OTPID, r)
 }
 
 // NewTrackMessage wraps a tracking registration or reported outcome.

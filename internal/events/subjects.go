@@ -35,6 +35,10 @@ func OTPStatusSubject(status OTPState) string { return SubjectRoot + ".otp." + t
 // ResendSubject is where a resend decision is audited: tyntec.2fa.resend.<RESULT>.
 func ResendSubject(result string) string { return SubjectRoot + ".resend." + token(result) }
 
+// ReconcileSubject is where the poller records what it could not recover:
+// tyntec.2fa.reconcile.<RESULT>.
+func ReconcileSubject(result string) string { return SubjectRoot + ".reconcile." + token(result) }
+
 // ReportSubject is where a scheduled report is published: tyntec.2fa.report.<KIND>.
 func ReportSubject(kind string) string { return SubjectRoot + ".report." + token(kind) }
 
@@ -69,6 +73,7 @@ const (
 	KindOTPStatus  SubjectKind = "otp"
 	KindV1Event    SubjectKind = "v1event"
 	KindResend     SubjectKind = "resend"
+	KindReconcile  SubjectKind = "reconcile"
 	KindTrack      SubjectKind = "track"
 	KindReport     SubjectKind = "report"
 	KindAlert      SubjectKind = "alert"
@@ -80,8 +85,8 @@ type Subject struct {
 	// Channel and Status are set for KindDelivery.
 	Channel Channel
 	Status  Status
-	// Name is the last token of KindOTPStatus (the OTP status), KindResend (the
-	// result), KindReport (the report kind) and KindAlert (the rule).
+	// Name is the last token of KindOTPStatus (the OTP status), KindResend and
+	// KindReconcile (the result), KindReport (the report kind) and KindAlert (the rule).
 	Name string
 }
 
@@ -107,7 +112,7 @@ func ParseSubject(s string) (Subject, error) {
 	switch sub.Kind {
 	case KindDelivery:
 		n = 2
-	case KindOTPStatus, KindResend, KindReport, KindAlert:
+	case KindOTPStatus, KindResend, KindReconcile, KindReport, KindAlert:
 		n = 1
 	case KindDeadLetter, KindV1Event, KindTrack:
 	default:
@@ -135,6 +140,8 @@ func (s Subject) String() string {
 		return OTPStatusSubject(OTPState(s.Name))
 	case KindResend:
 		return ResendSubject(s.Name)
+	case KindReconcile:
+		return ReconcileSubject(s.Name)
 	case KindReport:
 		return ReportSubject(s.Name)
 	case KindAlert:

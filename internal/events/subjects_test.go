@@ -64,6 +64,7 @@ func TestBuiltSubjectsParse(t *testing.T) {
 		{OTPStatusSubject(OTPTooManyAttempts), Subject{Kind: KindOTPStatus, Name: string(OTPTooManyAttempts)}},
 		{SubjectV1Event, Subject{Kind: KindV1Event}},
 		{ResendSubject(ResendSent), Subject{Kind: KindResend, Name: ResendSent}},
+		{ReconcileSubject(ReconcileUnrecoverable), Subject{Kind: KindReconcile, Name: ReconcileUnrecoverable}},
 		{SubjectTrack, Subject{Kind: KindTrack}},
 		{ReportSubject("hourly"), Subject{Kind: KindReport, Name: "hourly"}},
 		{AlertSubject("DELIVERY_RATE"), Subject{Kind: KindAlert, Name: "DELIVERY_RATE"}},
@@ -82,14 +83,14 @@ func FuzzSubjectRoundTrip(f *testing.F) {
 	f.Add("", "a.b")
 	f.Add("*", ">")
 	f.Add("sent", "conversion-drop")
-	kinds := []SubjectKind{KindDelivery, KindDeadLetter, KindOTPStatus, KindV1Event, KindResend, KindTrack, KindReport, KindAlert}
+	kinds := []SubjectKind{KindDelivery, KindDeadLetter, KindOTPStatus, KindV1Event, KindResend, KindReconcile, KindTrack, KindReport, KindAlert}
 	f.Fuzz(func(t *testing.T, a, b string) {
 		for _, k := range kinds {
 			x := Subject{Kind: k}
 			switch k {
 			case KindDelivery:
 				x.Channel, x.Status = Channel(token(a)), Status(token(b))
-			case KindOTPStatus, KindResend, KindReport, KindAlert:
+			case KindOTPStatus, KindResend, KindReconcile, KindReport, KindAlert:
 				x.Name = token(a)
 			}
 			got, err := ParseSubject(x.String())

@@ -23,6 +23,9 @@ import (
 type Check struct {
 	Name  string
 	Ready func(context.Context) error
+	// Info, when set, adds what the component knows to its ok line
+	// ("poller: ok (tyntec v1 sees v4 OTPs: no)").
+	Info func() string
 }
 
 // NewRegistry is a Prometheus registry with the Go and process collectors
@@ -107,6 +110,8 @@ func MountHealth(r chi.Router, checks ...Check) {
 			if err := c.Ready(ctx); err != nil {
 				status = http.StatusServiceUnavailable
 				body += fmt.Sprintf("%s: %v\n", c.Name, err)
+			} else if c.Info != nil {
+				body += fmt.Sprintf("%s: ok (%s)\n", c.Name, c.Info())
 			} else {
 				body += fmt.Sprintf("%s: ok\n", c.Name)
 			}

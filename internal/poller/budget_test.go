@@ -19,90 +19,90 @@ import (
 // simulator's own count, that no window of the rate period held more calls
 // than the budget and that tyntec never answered 429.
 func TestBudgetNeverExceeded(t *testing.T) {
-	const limit, period = 10, time.Second
-	ns := brokertest.NewServer(t)
-	b := ns.Broker(t)
-	sim, url := simtest.Start(t, tyntecsim.Config{
-		// The poller recovers v4 OTPs through v1 (/events, re-send), which assumes
-		// one OTP store for both versions; a follow-up makes it work without.
-		SharedVersions: true,
-		Seed:           2, TimeScale: scale,
-		Faults: tyntecsim.Faults{RateLimit: limit, RatePeriod: period},
-	})
-	sendSettled(t, sim, 200, "+49152")
+	forEachWorld(t, func(t *testing.T, shared bool) {
+		const limit, period = 10, time.Second
+		ns := brokertest.NewServer(t)
+		b := ns.Broker(t)
+		sim, url := simtest.Start(t, tyntecsim.Config{
+			SharedVersions: shared,
+			Seed:           2, TimeScale: scale,
+			Faults: tyntecsim.Faults{RateLimit: limit, RatePeriod: period},
+		})
+		sendSettled(t, sim, 200, "+49152")
 
-	cfg := testConfig(sim, url)
-	cfg.Tyntec.Limiter = nil // the poller builds its limiter from the budget
-	cfg.Tyntec.RateLimit, cfg.Tyntec.RatePeriod, cfg.Tyntec.RateBurst = limit, period, 2
-	cfg.Schedule = "@every 1s"
-	cfg.Grace = time.Hour // keep the backlog for the whole test
-	reg := prometheus.NewRegistry()
-	p, err := New(t.Context(), cfg, b, brokertest.Logger(t), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := goRun(t, p.Run)
-	brokertest.WaitFor(t, 20*time.Second, "the poller to make 3 windows' worth of calls", func() bool {
-		return len(sim.Calls()) >= 3*limit
-	})
-	stop()
-
-	calls := sim.Calls()
-	if got := tyntecsim.MaxInWindow(calls, period); got > limit {
-		t.Errorf("%d calls within %v; budget %d", got, period, limit)
-	}
-	for _, c := range calls {
-		if c.Status == http.StatusTooManyRequests {
-			t.Errorf("call %s %s answered 429", c.Method, c.Path)
+		cfg := testConfig(sim, url)
+		cfg.Tyntec.Limiter = nil // the poller builds its limiter from the budget
+		cfg.Tyntec.RateLimit, cfg.Tyntec.RatePeriod, cfg.Tyntec.RateBurst = limit, period, 2
+		cfg.Schedule = "@every 1s"
+		cfg.Grace = time.Hour // keep the backlog for the whole test
+		reg := prometheus.NewRegistry()
+		p, err := New(t.Context(), cfg, b, brokertest.Logger(t), reg)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if got := metricValue(t, p.metrics.leader); got != 0 {
-		t.Errorf("leader gauge after stop = %v; want 0", got)
-	}
-	if due := metricValue(t, p.metrics.due.WithLabelValues("delivery")); due <= limit {
-		t.Errorf("delivery backlog %v; want more than the budget, or the budget never bound", due)
-	}
+		stop := goRun(t, p.Run)
+		brokertest.WaitFor(t, 20*time.Second, "the poller to make 3 windows' worth of calls", func() bool {
+			return len(sim.Calls()) >= 3*limit
+		})
+		stop()
+
+		calls := sim.Calls()
+		if got := tyntecsim.MaxInWindow(calls, period); got > limit {
+			t.Errorf("%d calls within %v; budget %d", got, period, limit)
+		}
+		for _, c := range calls {
+			if c.Status == http.StatusTooManyRequests {
+				t.Errorf("call %s %s answered 429", c.Method, c.Path)
+			}
+		}
+		if got := metricValue(t, p.metrics.leader); got != 0 {
+			t.Errorf("leader gauge after stop = %v; want 0", got)
+		}
+		if due := metricValue(t, p.metrics.due.WithLabelValues("delivery")); due <= limit {
+			t.Errorf("delivery backlog %v; want more than the budget, or the budget never bound", due)
+		}
+	})
 }
 
 // TestRateLimitedPauses: a 429 with Retry-After stops the cycle and pauses the
 // poller; a cycle during the pause makes no call.
 func TestRateLimitedPauses(t *testing.T) {
-	ns := brokertest.NewServer(t)
-	b := ns.Broker(t)
-	sim, url := simtest.Start(t, tyntecsim.Config{
-		// The poller recovers v4 OTPs through v1 (/events, re-send), which assumes
-		// one OTP store for both versions; a follow-up makes it work without.
-		SharedVersions: true,
-		Seed:           4, TimeScale: scale,
-		Faults: tyntecsim.Faults{RateLimit: 3, RatePeriod: time.Minute, RetryAfter: 30 * time.Second},
-	})
-	sendSettled(t, sim, 10, "+49153")
-	cfg := testConfig(sim, url)
-	cfg.Tyntec.MaxRetries = -1 // let the poller, not the client, see the 429
-	p := newPoller(t, b, cfg)
+	forEachWorld(t, func(t *testing.T, shared bool) {
+		ns := brokertest.NewServer(t)
+		b := ns.Broker(t)
+		sim, url := simtest.Start(t, tyntecsim.Config{
+			SharedVersions: shared,
+			Seed:           4, TimeScale: scale,
+			Faults: tyntecsim.Faults{RateLimit: 3, RatePeriod: time.Minute, RetryAfter: 30 * time.Second},
+		})
+		sendSettled(t, sim, 10, "+49153")
+		cfg := testConfig(sim, url)
+		cfg.Tyntec.MaxRetries = -1 // let the poller, not the client, see the 429
+		p := newPoller(t, b, cfg)
 
-	st, err := p.ReconcileOnce(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	limited := countCalls(sim, func(c tyntecsim.Call) bool { return c.Status == http.StatusTooManyRequests })
-	if !st.Paused || limited != 1 {
-		t.Fatalf("cycle %+v with %d 429s; want paused after exactly one 429", st, limited)
-	}
-	if got := metricValue(t, p.metrics.rateLimited); got != 1 {
-		t.Errorf("rate-limited counter = %v; want 1", got)
-	}
-	if wait := time.Until(p.pausedUntil()); wait < 20*time.Second {
-		t.Errorf("paused for %v; want about the 30 s Retry-After", wait)
-	}
-	before := len(sim.Calls())
-	st, err = p.ReconcileOnce(t.Context())
-	if err != nil || !st.Paused {
-		t.Errorf("cycle during the pause: %+v, %v; want paused", st, err)
-	}
-	if after := len(sim.Calls()); after != before {
-		t.Errorf("%d calls during the pause; want none", after-before)
-	}
+		st, err := p.ReconcileOnce(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		limited := countCalls(sim, func(c tyntecsim.Call) bool { return c.Status == http.StatusTooManyRequests })
+		if !st.Paused || limited != 1 {
+			t.Fatalf("cycle %+v with %d 429s; want paused after exactly one 429", st, limited)
+		}
+		if got := metricValue(t, p.metrics.rateLimited); got != 1 {
+			t.Errorf("rate-limited counter = %v; want 1", got)
+		}
+		if wait := time.Until(p.pausedUntil()); wait < 20*time.Second {
+			t.Errorf("paused for %v; want about the 30 s Retry-After", wait)
+		}
+		before := len(sim.Calls())
+		st, err = p.ReconcileOnce(t.Context())
+		if err != nil || !st.Paused {
+			t.Errorf("cycle during the pause: %+v, %v; want paused", st, err)
+		}
+		if after := len(sim.Calls()); after != before {
+			t.Errorf("%d calls during the pause; want none", after-before)
+		}
+	})
 }
 
 // sendSettled sends n OTPs to the numbers prefix+0000000 onwards, then waits

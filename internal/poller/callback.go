@@ -2,17 +2,37 @@ package poller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
 // MarkerHeader is sent with every webhook of the callback configuration
-// otpscope registers; it is how RegisterCallback recognises its own
-// configuration after the ingest URL moved.
+// otpscope registers; its value is the deployment's id (DeploymentID), so
+// that RegisterCallback tells its own configuration from another
+// deployment's (staging beside production on one tyntec account).
 const MarkerHeader = "X-Otpscope-Callback"
+
+// legacyMarker is the marker's value before deployments had ids.
+const legacyMarker = "otpscope"
+
+// DefaultDeploymentID derives a deployment's id from the host and the data
+// directory: stable across restarts, different for two deployments on one
+// host. Only a digest is sent to tyntec.
+func DefaultDeploymentID(dataDir string) string {
+	host, _ := os.Hostname()
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
+	sum := sha256.Sum256([]byte(host + "\x00" + dataDir))
+	return "otpscope-" + hex.EncodeToString(sum[:6])
+}
 
 // CallbackAPI is the part of the tyntec client that manages callbacks
 // (*tyntec.Client); a client that can also delete removes duplicates.
@@ -27,68 +47,185 @@ type callbackDeleter interface {
 	DeleteCallback(ctx context.Context, id string) error
 }
 
+// RegisterOptions say whose configuration RegisterCallback may change.
+type RegisterOptions struct {
+	// Deployment is this deployment's id, the value of MarkerHeader.
+	Deployment string
+	// Force takes over a configuration that points elsewhere: ours at an old
+	// URL, or another deployment's. Without it such a configuration is never
+	// patched or deleted.
+	Force bool
+}
+
+// Change is one change of a CallbackPlan.
+type Change struct {
+	Action string // "create", "patch", "delete", "keep" or "leave" (not ours; untouched)
+	ID     string
+	URL    string // the configuration's URL now
+	Reason string
+}
+
+func (c Change) String() string {
+	id := c.ID
+	if id == "" {
+		id = "(new)"
+	}
+	return fmt.Sprintf("%-6s %s %s: %s", c.Action, id, c.URL, c.Reason)
+}
+
+// CallbackPlan is what RegisterCallback would change.
+type CallbackPlan struct {
+	Want    tyntec.NewCallbackConfig
+	Changes []Change
+}
+
+// String lists the plan, one change a line.
+func (p CallbackPlan) String() string {
+	var b strings.Builder
+	for _, c := range p.Changes {
+		b.WriteString(c.String() + "\n")
+	}
+	return b.String()
+}
+
 // RegisterResult says what RegisterCallback changed.
 type RegisterResult struct {
 	ID      string
-	Action  string // "created", "patched" or "unchanged"
+	Action  string // "created", "patched", "taken over" or "unchanged"
 	Removed int    // duplicates of ours deleted
+	Left    int    // configurations pointing elsewhere left alone
 }
 
-// RegisterCallback makes tyntec's v4 callback configuration point at
-// webhookURL with headers, idempotently: it lists the configurations, keeps
-// the one that is ours (same URL, or carrying MarkerHeader), patches it when
-// it differs, creates one when there is none, and deletes duplicates of ours.
-// Configurations of others (another URL, no marker) are left alone.
-func RegisterCallback(ctx context.Context, api CallbackAPI, webhookURL string, headers map[string]string) (RegisterResult, error) {
+// PlanCallback lists tyntec's callback configurations and decides, changing
+// nothing, how to make one of ours point at webhookURL with headers. Ours is
+// a configuration carrying this deployment's marker at webhookURL, or one at
+// webhookURL without a marker of another deployment (registered before
+// markers had ids). A configuration pointing elsewhere — ours at an old URL,
+// another deployment's, anyone else's — is left alone; with Force, ours at an
+// old URL or another otpscope deployment's is taken over (never a
+// configuration without an otpscope marker at another URL).
+func PlanCallback(ctx context.Context, api CallbackAPI, webhookURL string, headers map[string]string, opts RegisterOptions) (CallbackPlan, error) {
+	if opts.Deployment == "" {
+		return CallbackPlan{}, fmt.Errorf("register callback: no deployment id")
+	}
 	want := tyntec.NewCallbackConfig{URL: webhookURL, Headers: maps.Clone(headers)}
 	if want.Headers == nil {
 		want.Headers = map[string]string{}
 	}
-	want.Headers[MarkerHeader] = "otpscope"
+	want.Headers[MarkerHeader] = opts.Deployment
+	plan := CallbackPlan{Want: want}
 	list, err := api.ListCallbacks(ctx)
 	if err != nil {
-		return RegisterResult{}, fmt.Errorf("list callbacks: %w", err)
+		return plan, fmt.Errorf("list callbacks: %w", err)
 	}
-	var ours []tyntec.CallbackConfig
+	var mine, stale, others []tyntec.CallbackConfig
 	for _, cb := range list {
-		if sameURL(cb.URL, webhookURL) || headerValue(cb.Headers, MarkerHeader) != "" {
-			ours = append(ours, cb)
+		marker := headerValue(cb.Headers, MarkerHeader)
+		switch {
+		case sameURL(cb.URL, webhookURL) && (marker == opts.Deployment || marker == "" || marker == legacyMarker):
+			mine = append(mine, cb)
+		case marker == opts.Deployment:
+			stale = append(stale, cb)
+		case marker != "":
+			others = append(others, cb)
+		default:
+			plan.Changes = append(plan.Changes, Change{Action: "leave", ID: cb.ID, URL: cb.URL, Reason: "not otpscope's"})
 		}
 	}
-	if len(ours) == 0 {
-		id, err := api.CreateCallback(ctx, want)
-		if err != nil {
-			return RegisterResult{}, fmt.Errorf("create callback: %w", err)
-		}
-		return RegisterResult{ID: id, Action: "created"}, nil
-	}
-	// Prefer the one already right, so a repeat changes nothing.
-	keep := 0
-	for i, cb := range ours {
+	keep := -1
+	for i, cb := range mine {
 		if sameConfig(cb, want) {
 			keep = i
 			break
 		}
 	}
-	res := RegisterResult{ID: ours[keep].ID, Action: "unchanged"}
-	if !sameConfig(ours[keep], want) {
-		if _, err := api.PatchCallback(ctx, ours[keep].ID, want); err != nil {
-			return res, fmt.Errorf("patch callback %s: %w", ours[keep].ID, err)
-		}
-		res.Action = "patched"
+	switch {
+	case keep >= 0:
+		plan.Changes = append(plan.Changes, Change{Action: "keep", ID: mine[keep].ID, URL: mine[keep].URL, Reason: "ours, as wanted"})
+	case len(mine) > 0:
+		keep = 0
+		plan.Changes = append(plan.Changes, Change{Action: "patch", ID: mine[0].ID, URL: mine[0].URL, Reason: "ours; headers or profile differ"})
 	}
-	if del, ok := api.(callbackDeleter); ok {
-		for i, cb := range ours {
-			if i == keep {
+	for i, cb := range mine {
+		if i != keep {
+			plan.Changes = append(plan.Changes, Change{Action: "delete", ID: cb.ID, URL: cb.URL, Reason: "a duplicate of ours"})
+		}
+	}
+	taken := keep >= 0
+	for _, group := range []struct {
+		cbs  []tyntec.CallbackConfig
+		whom string
+	}{{stale, "ours at another URL"}, {others, "another deployment's (" + MarkerHeader + ")"}} {
+		for _, cb := range group.cbs {
+			switch {
+			case !opts.Force && sameURL(cb.URL, webhookURL):
+				// tyntec refuses a second configuration at one URL, and this
+				// one delivers here already.
+				taken = true
+				plan.Changes = append(plan.Changes, Change{Action: "leave", ID: cb.ID, URL: cb.URL, Reason: group.whom + " delivering here; --force makes it ours"})
+			case !opts.Force:
+				plan.Changes = append(plan.Changes, Change{Action: "leave", ID: cb.ID, URL: cb.URL, Reason: group.whom + "; --force takes it over"})
+			case !taken:
+				taken = true
+				plan.Changes = append(plan.Changes, Change{Action: "patch", ID: cb.ID, URL: cb.URL, Reason: group.whom + ", taken over (--force)"})
+			case group.whom == "ours at another URL":
+				plan.Changes = append(plan.Changes, Change{Action: "delete", ID: cb.ID, URL: cb.URL, Reason: group.whom + ", a duplicate (--force)"})
+			default:
+				plan.Changes = append(plan.Changes, Change{Action: "leave", ID: cb.ID, URL: cb.URL, Reason: group.whom})
+			}
+		}
+	}
+	if !taken {
+		plan.Changes = append(plan.Changes, Change{Action: "create", URL: webhookURL, Reason: "no configuration of ours points here"})
+	}
+	return plan, nil
+}
+
+// Apply makes the plan's changes.
+func (p CallbackPlan) Apply(ctx context.Context, api CallbackAPI) (RegisterResult, error) {
+	res := RegisterResult{Action: "unchanged"}
+	for _, c := range p.Changes {
+		switch c.Action {
+		case "keep":
+			res.ID = c.ID
+		case "leave":
+			res.Left++
+		case "create":
+			id, err := api.CreateCallback(ctx, p.Want)
+			if err != nil {
+				return res, fmt.Errorf("create callback: %w", err)
+			}
+			res.ID, res.Action = id, "created"
+		case "patch":
+			if _, err := api.PatchCallback(ctx, c.ID, p.Want); err != nil {
+				return res, fmt.Errorf("patch callback %s: %w", c.ID, err)
+			}
+			res.ID, res.Action = c.ID, "patched"
+			if !sameURL(c.URL, p.Want.URL) {
+				res.Action = "taken over"
+			}
+		case "delete":
+			del, ok := api.(callbackDeleter)
+			if !ok {
 				continue
 			}
-			if err := del.DeleteCallback(ctx, cb.ID); err != nil && !tyntec.IsNotFound(err) {
-				return res, fmt.Errorf("delete duplicate callback %s: %w", cb.ID, err)
+			if err := del.DeleteCallback(ctx, c.ID); err != nil && !tyntec.IsNotFound(err) {
+				return res, fmt.Errorf("delete duplicate callback %s: %w", c.ID, err)
 			}
 			res.Removed++
 		}
 	}
 	return res, nil
+}
+
+// RegisterCallback makes one of this deployment's callback configurations
+// point at webhookURL with headers, idempotently (PlanCallback, then Apply).
+func RegisterCallback(ctx context.Context, api CallbackAPI, webhookURL string, headers map[string]string, opts RegisterOptions) (RegisterResult, error) {
+	plan, err := PlanCallback(ctx, api, webhookURL, headers, opts)
+	if err != nil {
+		return RegisterResult{}, err
+	}
+	return plan.Apply(ctx, api)
 }
 
 func sameURL(a, b string) bool { return strings.TrimRight(a, "/") == strings.TrimRight(b, "/") }

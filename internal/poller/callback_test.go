@@ -10,27 +10,60 @@ import (
 )
 
 func TestRegisterCallback(t *testing.T) {
-	const ours = "https://otpscope.example.com/webhooks/tyntec"
+	const (
+		ours       = "https://staging.example.com/webhooks/tyntec"
+		production = "https://otpscope.example.com/webhooks/tyntec"
+		me, prod   = "otpscope-staging", "otpscope-production"
+	)
 	foreign := tyntec.NewCallbackConfig{URL: "https://crm.example.com/hooks", Headers: map[string]string{"X-Crm": "1"}}
+	prodCB := tyntec.NewCallbackConfig{URL: production, Headers: map[string]string{MarkerHeader: prod, "X-Webhook-Token": "production-token-0123"}}
 	token := map[string]string{"X-Webhook-Token": "0123456789abcdef0123"}
 	tests := []struct {
 		name     string
 		existing []tyntec.NewCallbackConfig
+		force    bool
 		actions  []string // of the first and the second registration
 		removed  int
+		// kept are the existing configurations (by URL) that must be unchanged.
+		kept []string
+		// gone are URLs no configuration may point at afterwards.
+		gone []string
 	}{
-		{"none yet", []tyntec.NewCallbackConfig{foreign}, []string{"created", "unchanged"}, 0},
-		{"ours without the token", []tyntec.NewCallbackConfig{foreign, {URL: ours}}, []string{"patched", "unchanged"}, 0},
-		{"ours at an old URL", []tyntec.NewCallbackConfig{{URL: "http://old-host:8080/webhooks/tyntec", Headers: map[string]string{MarkerHeader: "otpscope"}}}, []string{"patched", "unchanged"}, 0},
-		{"duplicates of ours", []tyntec.NewCallbackConfig{{URL: ours}, {URL: ours + "/"}}, []string{"patched", "unchanged"}, 1},
+		{"none yet", []tyntec.NewCallbackConfig{foreign}, false, []string{"created", "unchanged"}, 0, []string{foreign.URL}, nil},
+		{"ours without the token", []tyntec.NewCallbackConfig{foreign, {URL: ours}}, false, []string{"patched", "unchanged"}, 0, []string{foreign.URL}, nil},
+		{"ours with the old marker", []tyntec.NewCallbackConfig{{URL: ours, Headers: map[string]string{MarkerHeader: legacyMarker}}}, false, []string{"patched", "unchanged"}, 0, nil, nil},
+		{"duplicates of ours", []tyntec.NewCallbackConfig{{URL: ours}, {URL: ours + "/"}}, false, []string{"patched", "unchanged"}, 1, nil, nil},
+		{"two deployments coexist", []tyntec.NewCallbackConfig{prodCB, foreign}, false, []string{"created", "unchanged"}, 0, []string{production, foreign.URL}, nil},
+		{"ours at an old URL is left without --force", []tyntec.NewCallbackConfig{{URL: "http://old-host:8080/webhooks/tyntec", Headers: map[string]string{MarkerHeader: me}}}, false, []string{"created", "unchanged"}, 0, []string{"http://old-host:8080/webhooks/tyntec"}, nil},
+		{"ours at an old URL, --force", []tyntec.NewCallbackConfig{{URL: "http://old-host:8080/webhooks/tyntec", Headers: map[string]string{MarkerHeader: me}}}, true, []string{"taken over", "unchanged"}, 0, nil, []string{"http://old-host:8080/webhooks/tyntec"}},
+		{"another deployment's, --force takes it over", []tyntec.NewCallbackConfig{prodCB, foreign}, true, []string{"taken over", "unchanged"}, 0, []string{foreign.URL}, []string{production}},
+		{"another deployment's at our URL is left without --force", []tyntec.NewCallbackConfig{{URL: ours, Headers: map[string]string{MarkerHeader: prod}}}, false, []string{"unchanged", "unchanged"}, 0, []string{ours}, nil},
+		{"another deployment's at our URL, --force", []tyntec.NewCallbackConfig{{URL: ours, Headers: map[string]string{MarkerHeader: prod}}}, true, []string{"patched", "unchanged"}, 0, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sim, url := simtest.Start(t, tyntecsim.Config{Seed: 1, Callbacks: tt.existing})
 			client := simClient(t, url)
+			before, err := client.ListCallbacks(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := RegisterOptions{Deployment: me, Force: tt.force}
+
+			// A dry run (the plan) changes nothing.
+			n := len(sim.Calls())
+			if _, err := PlanCallback(t.Context(), client, ours, token, opts); err != nil {
+				t.Fatalf("PlanCallback: %v", err)
+			}
+			for _, c := range sim.Calls()[n:] {
+				if c.Method != http.MethodGet {
+					t.Errorf("a dry run made %s %s; want only the list", c.Method, c.Path)
+				}
+			}
+
 			for i, want := range tt.actions {
-				before := len(sim.Calls())
-				res, err := RegisterCallback(t.Context(), client, ours, token)
+				n := len(sim.Calls())
+				res, err := RegisterCallback(t.Context(), client, ours, token, opts)
 				if err != nil {
 					t.Fatalf("RegisterCallback #%d: %v", i+1, err)
 				}
@@ -41,7 +74,7 @@ func TestRegisterCallback(t *testing.T) {
 					t.Errorf("removed %d duplicates; want %d", res.Removed, tt.removed)
 				}
 				if i > 0 {
-					for _, c := range sim.Calls()[before:] {
+					for _, c := range sim.Calls()[n:] {
 						if c.Method != http.MethodGet {
 							t.Errorf("a repeated registration made %s %s; want only the list", c.Method, c.Path)
 						}
@@ -52,34 +85,46 @@ func TestRegisterCallback(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var mine, others int
+			mine := 0
 			for _, cb := range cbs {
-				switch {
-				case cb.URL == ours:
+				if headerValue(cb.Headers, MarkerHeader) == me {
+					if cb.URL != ours || headerValue(cb.Headers, "X-Webhook-Token") != token["X-Webhook-Token"] {
+						if !tt.force && !sameURL(cb.URL, ours) {
+							continue // ours at an old URL, left alone without --force
+						}
+						t.Errorf("our callback is %+v; want %s with the token and the marker", cb, ours)
+					}
 					mine++
-					if headerValue(cb.Headers, "X-Webhook-Token") != token["X-Webhook-Token"] || headerValue(cb.Headers, MarkerHeader) == "" {
-						t.Errorf("our callback has headers %v; want the token and the marker", cb.Headers)
+				}
+				for _, g := range tt.gone {
+					if sameURL(cb.URL, g) {
+						t.Errorf("a callback still points at %s: %+v", g, cb)
 					}
-				case cb.URL == foreign.URL:
-					others++
-					if headerValue(cb.Headers, "X-Crm") != "1" || len(cb.Headers) != 1 {
-						t.Errorf("a foreign callback was changed: %+v", cb)
-					}
-				default:
-					t.Errorf("unexpected callback %+v", cb)
 				}
 			}
-			if mine != 1 {
-				t.Errorf("%d callbacks point at us; want exactly 1 (all: %+v)", mine, cbs)
-			}
-			wantOthers := 0
-			for _, e := range tt.existing {
-				if e.URL == foreign.URL {
-					wantOthers++
+			if wantMine := 1; tt.actions[0] == "unchanged" && !tt.force {
+				wantMine = 0 // another deployment's delivers here
+				if mine != wantMine {
+					t.Errorf("%d callbacks of ours; want %d (all: %+v)", mine, wantMine, cbs)
 				}
+			} else if mine != 1 {
+				t.Errorf("%d callbacks of ours at %s; want exactly 1 (all: %+v)", mine, ours, cbs)
 			}
-			if others != wantOthers {
-				t.Errorf("%d foreign callbacks; want %d", others, wantOthers)
+			for _, url := range tt.kept {
+				for _, b := range before {
+					if b.URL != url {
+						continue
+					}
+					found := false
+					for _, cb := range cbs {
+						if cb.ID == b.ID && cb.URL == b.URL && len(cb.Headers) == len(b.Headers) && headerValue(cb.Headers, MarkerHeader) == headerValue(b.Headers, MarkerHeader) {
+							found = true
+						}
+					}
+					if !found {
+						t.Errorf("the configuration at %s was changed or deleted: before %+v, now %+v", url, b, cbs)
+					}
+				}
 			}
 		})
 	}

@@ -65,6 +65,11 @@ type Config struct {
 	// configuration at it on start; RegisterCallbackHeaders go with it.
 	RegisterCallbackURL     string
 	RegisterCallbackHeaders Headers
+	// DeploymentID names this deployment in the callback configuration it
+	// registers (MarkerHeader), so it never re-points another deployment's;
+	// empty is DefaultDeploymentID of the current directory (package app
+	// derives it from --data-dir).
+	DeploymentID string
 
 	// LeaderTTL is the lease of the replica that calls tyntec.
 	LeaderTTL time.Duration
@@ -96,6 +101,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ResendMode, "resend-mode", ModeDryRun, "dry-run (decide and audit only) or live (call tyntec's re-send)")
 	fs.StringVar(&c.RegisterCallbackURL, "register-callback-url", "", "on start, point tyntec's v4 callback at this ingest webhook URL")
 	fs.Var(&c.RegisterCallbackHeaders, "register-callback-header", `header tyntec sends with each webhook, "Name: value" (repeatable)`)
+	fs.StringVar(&c.DeploymentID, "deployment-id", "", "this deployment's id in the callback it registers (default derived from the host and --data-dir)")
 	fs.DurationVar(&c.LeaderTTL, "leader-ttl", DefaultLeaderTTL, "lease of the replica that calls tyntec")
 	fs.DurationVar(&c.StateTTL, "state-ttl", DefaultStateTTL, "how long OTP records stay in the KV bucket after their last change")
 	fs.StringVar(&c.Replica, "replica", "", "name of this replica (default hostname-pid-random)")
@@ -113,6 +119,9 @@ func (c Config) withDefaults() Config {
 	c.StateTTL = cmp.Or(c.StateTTL, DefaultStateTTL)
 	if c.Replica == "" {
 		c.Replica = broker.ReplicaName()
+	}
+	if c.DeploymentID == "" {
+		c.DeploymentID = DefaultDeploymentID(".")
 	}
 	if c.Now == nil {
 		c.Now = time.Now

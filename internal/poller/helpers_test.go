@@ -218,3 +218,16 @@ func seed(def int64) int64 {
 	}
 	return def
 }
+
+// forEachWorld runs test against a simulator whose v1 API serves v4 OTPs
+// (shared) and one whose versions are separate (tyntec's documented
+// behaviour is silent; the poller must work in both).
+func forEachWorld(t *testing.T, test func(t *testing.T, shared bool)) {
+	for _, shared := range []bool{true, false} {
+		name := "separate"
+		if shared {
+			name = "shared"
+		}
+		t.Run(name, func(t *testing.T) { test(t, shared) })
+	}
+}

@@ -10,18 +10,20 @@ import (
 // metrics are the poller's collectors; tyntec calls by endpoint and outcome
 // are the client's otpscope_tyntec_calls_total{op,outcome}.
 type metrics struct {
-	cycles       prometheus.Counter
-	cycleSeconds prometheus.Histogram
-	due          *prometheus.GaugeVec // backlog by kind (delivery, verify)
-	oldest       prometheus.Gauge
-	tracked      prometheus.Gauge
-	discovered   prometheus.Counter
-	reconciled   *prometheus.CounterVec
-	missed       *prometheus.CounterVec
-	finished     *prometheus.CounterVec
-	rateLimited  prometheus.Counter
-	resends      *prometheus.CounterVec
-	leader       prometheus.Gauge
+	cycles        prometheus.Counter
+	cycleSeconds  prometheus.Histogram
+	due           *prometheus.GaugeVec // backlog by kind (delivery, verify)
+	oldest        prometheus.Gauge
+	tracked       prometheus.Gauge
+	discovered    prometheus.Counter
+	reconciled    *prometheus.CounterVec
+	missed        *prometheus.CounterVec
+	finished      *prometheus.CounterVec
+	rateLimited   prometheus.Counter
+	resends       *prometheus.CounterVec
+	leader        prometheus.Gauge
+	v1SeesV4      prometheus.Gauge
+	unrecoverable *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,24 +31,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	// already registered under the same name is not an error.
 	f := promauto.With(nil)
 	m := &metrics{
-		cycles:       f.NewCounter(prometheus.CounterOpts{Name: "otpscope_poller_cycles_total", Help: "Reconciliation cycles run."}),
-		cycleSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_poller_cycle_duration_seconds", Help: "Duration of a reconciliation cycle (including waits for the rate budget).", Buckets: []float64{0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 120}}),
-		due:          f.NewGaugeVec(prometheus.GaugeOpts{Name: "otpscope_poller_due_otps", Help: "OTPs due at the start of the last cycle, by kind: delivery (state to reconcile) or verify (final status to read)."}, []string{"kind"}),
-		oldest:       f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_poller_oldest_unreconciled_seconds", Help: "Age of the oldest tracked OTP whose delivery is not known to be settled."}),
-		tracked:      f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_poller_tracked_otps", Help: "OTPs tracked (not finished) at the start of the last cycle."}),
-		discovered:   f.NewCounter(prometheus.CounterOpts{Name: "otpscope_poller_discovered_total", Help: "OTPs found by GET /2fa/v4/otp that no webhook or registration announced."}),
-		reconciled:   f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_reconciled_total", Help: "OTPs read by kind: delivery (v1 events) or verify (status)."}, []string{"kind"}),
-		missed:       f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_missed_webhooks_total", Help: "Delivery facts of v4 OTPs learned by polling that no webhook reported."}, []string{"channel", "status"}),
-		finished:     f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_finished_total", Help: "OTPs no longer tracked, by reason (final, undelivered, not_sampled, expired, unreconciled, not_found)."}, []string{"reason"}),
-		rateLimited:  f.NewCounter(prometheus.CounterOpts{Name: "otpscope_poller_rate_limited_total", Help: "429 answers that paused the poller for their Retry-After."}),
-		resends:      f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_resends_total", Help: "Resend decisions by result (sent, skipped, failed, dryrun; ignored = no policy rule)."}, []string{"result"}),
-		leader:       f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_poller_leader", Help: "1 while this replica holds the lease and calls tyntec."}),
+		cycles:        f.NewCounter(prometheus.CounterOpts{Name: "otpscope_poller_cycles_total", Help: "Reconciliation cycles run."}),
+		cycleSeconds:  f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_poller_cycle_duration_seconds", Help: "Duration of a reconciliation cycle (including waits for the rate budget).", Buckets: []float64{0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 120}}),
+		due:           f.NewGaugeVec(prometheus.GaugeOpts{Name: "otpscope_poller_due_otps", Help: "OTPs due at the start of the last cycle, by kind: delivery (state to reconcile) or verify (final status to read)."}, []string{"kind"}),
+		oldest:        f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_poller_oldest_unreconciled_seconds", Help: "Age of the oldest tracked OTP whose delivery is not known to be settled."}),
+		tracked:       f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_poller_tracked_otps", Help: "OTPs tracked (not finished) at the start of the last cycle."}),
+		discovered:    f.NewCounter(prometheus.CounterOpts{Name: "otpscope_poller_discovered_total", Help: "OTPs found by GET /2fa/v4/otp that no webhook or registration announced."}),
+		reconciled:    f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_reconciled_total", Help: "OTPs read by kind: delivery (v1 events, or v4 status where v1 does not serve v4 OTPs) or verify (status)."}, []string{"kind"}),
+		missed:        f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_missed_webhooks_total", Help: "Delivery facts of v4 OTPs learned by polling that no webhook reported."}, []string{"channel", "status"}),
+		finished:      f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_finished_total", Help: "OTPs no longer tracked, by reason (final, undelivered, not_sampled, expired, unreconciled, not_found)."}, []string{"reason"}),
+		rateLimited:   f.NewCounter(prometheus.CounterOpts{Name: "otpscope_poller_rate_limited_total", Help: "429 answers that paused the poller for their Retry-After."}),
+		resends:       f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_resends_total", Help: "Resend decisions by result (sent, skipped, failed, dryrun; ignored = no policy rule)."}, []string{"result"}),
+		leader:        f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_poller_leader", Help: "1 while this replica holds the lease and calls tyntec."}),
+		v1SeesV4:      f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_poller_v1_sees_v4", Help: "Whether tyntec's v1 API serves v4 OTPs, as learned at run time: 1 yes (lost v4 webhooks recoverable), 0 no, -1 not known yet."}),
+		unrecoverable: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_unrecoverable_total", Help: "Attempts of v4 OTPs whose lost webhooks the poller could not recover (tyntec's v1 API does not serve v4 OTPs), by channel (empty: an attempt on an unknown channel may be missing)."}, []string{"channel"}),
 	}
+	m.v1SeesV4.Set(-1)
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.cycles, m.cycleSeconds, m.due, m.oldest, m.tracked, m.discovered,
-		m.reconciled, m.missed, m.finished, m.rateLimited, m.resends, m.leader} {
+		m.reconciled, m.missed, m.finished, m.rateLimited, m.resends, m.leader, m.v1SeesV4, m.unrecoverable} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -42,6 +42,7 @@ type Poller struct {
 	policy    *Policy
 	store     *store
 	decisions jetstream.KeyValue
+	worldKV   jetstream.KeyValue
 	lease     *broker.Lease
 	schedule  cron.Schedule
 	interval  time.Duration
@@ -59,6 +60,7 @@ type Poller struct {
 	lastDiscovery time.Time          // wall clock
 	priorities    [][]events.Channel // the account's priorities, channels in order; nil = unknown
 	prioritiesAt  time.Time          // last attempt to read them
+	world         World              // whether tyntec's v1 API serves v4 OTPs
 }
 
 // New builds the poller on an open broker: the KV buckets, the durable
@@ -117,6 +119,13 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
+	worldKV, err := b.KeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: BucketWorld, Description: "otpscope poller: what it learned about tyntec (does v1 serve v4 OTPs)",
+		History: 1, TTL: cfg.StateTTL, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, err
+	}
 	lease, err := b.NewLease(ctx, BucketLeader, "otpscope poller: lease of the replica that calls tyntec", leaderKey, cfg.Replica, cfg.LeaderTTL, logger)
 	if err != nil {
 		return nil, err
@@ -136,8 +145,11 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 	}
 	p := &Poller{
 		cfg: cfg, ready: b.Ready, pub: b, api: api, limiter: tc.Limiter, policy: pol,
-		store: st, decisions: decisions, lease: lease, schedule: sched, interval: interval,
+		store: st, decisions: decisions, worldKV: worldKV, lease: lease, schedule: sched, interval: interval,
 		track: track, logger: logger, metrics: m,
+	}
+	if err := p.loadWorld(ctx); err != nil {
+		return nil, err
 	}
 	if pol != nil {
 		if p.resend, err = b.Consumer(ctx, consumerSpec(DurableResend, "otpscope poller: failed deliveries for the resend policy", resendSubjects, now)); err != nil {
@@ -153,7 +165,7 @@ func (p *Poller) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.runTracker(ctx) })
 	g.Go(func() error { return p.lease.Run(ctx, p.runLeader) })
-	p.logger.Info("poller running", "replica", p.cfg.Replica, "schedule", p.cfg.Schedule, "resend_mode", p.cfg.ResendMode, "resends", p.policy != nil)
+	p.logger.Info("poller running", "replica", p.cfg.Replica, "schedule", p.cfg.Schedule, "resend_mode", p.cfg.ResendMode, "resends", p.policy != nil, "tyntec_v1_sees_v4", p.World().String())
 	return g.Wait()
 }
 
@@ -162,6 +174,7 @@ func (p *Poller) Run(ctx context.Context) error {
 func (p *Poller) runTracker(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.store.watch(ctx) })
+	g.Go(func() error { return p.watchWorld(ctx) })
 	g.Go(func() error { return p.track.Consume(ctx, p.handleTrack) })
 	return g.Wait()
 }
@@ -179,17 +192,17 @@ func (p *Poller) Ready(ctx context.Context) error {
 
 // Checks are the poller's readiness checks for /readyz.
 func (p *Poller) Checks() []ops.Check {
-	return []ops.Check{{Name: "poller", Ready: p.Ready}}
+	return []ops.Check{{Name: "poller", Ready: p.Ready, Info: p.worldInfo}}
 }
 
 // runLeader is what the leader does until it loses the lease.
 func (p *Poller) runLeader(ctx context.Context) error {
 	if p.cfg.RegisterCallbackURL != "" {
-		res, err := RegisterCallback(ctx, p.api, p.cfg.RegisterCallbackURL, p.cfg.RegisterCallbackHeaders)
+		res, err := RegisterCallback(ctx, p.api, p.cfg.RegisterCallbackURL, p.cfg.RegisterCallbackHeaders, RegisterOptions{Deployment: p.cfg.DeploymentID})
 		if err != nil {
 			p.logger.Error("callback registration failed", "url", p.cfg.RegisterCallbackURL, "err", err)
 		} else {
-			p.logger.Info("callback registered", "url", p.cfg.RegisterCallbackURL, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed)
+			p.logger.Info("callback registered", "url", p.cfg.RegisterCallbackURL, "deployment", p.cfg.DeploymentID, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed, "others_left_alone", res.Left)
 		}
 	}
 	g, ctx := errgroup.WithContext(ctx)

@@ -24,7 +24,8 @@ type CycleStats struct {
 	VerifyDue     int // delivered OTPs whose final status is due
 	VerifyPolls   int // of those, read this cycle
 	Published     int // messages published
-	Missed        int // delivery facts no webhook reported
+	Missed        int // delivery facts no webhook reported, recovered
+	Unrecoverable int // attempts whose lost webhooks could not be recovered
 	Finished      int // OTPs no longer tracked
 	Paused        bool
 }
@@ -64,7 +65,7 @@ func (p *Poller) ReconcileOnce(ctx context.Context) (CycleStats, error) {
 	p.metrics.due.WithLabelValues("verify").Set(float64(len(verify)))
 
 	if err == nil {
-		err = b.pollEach(delivery, &st.DeliveryPolls, func(r Record) error { return p.pollEvents(ctx, r, &st) })
+		err = b.pollEach(delivery, &st.DeliveryPolls, func(r Record) error { return p.pollDelivery(ctx, b, r, &st) })
 	}
 	if err == nil {
 		err = b.pollEach(verify, &st.VerifyPolls, func(r Record) error { return p.pollStatus(ctx, r, &st) })
@@ -181,6 +182,8 @@ func (p *Poller) due(now time.Time, st *CycleStats) (delivery, verify []Record) 
 func (p *Poller) finished(r *Record, settled bool, now time.Time) string {
 	delivered := r.deliveredOn() != ""
 	switch {
+	case r.Unrecoverable && (events.OTPStatusFinal(r.OTPStatus) || now.After(r.Expires)):
+		return "unrecoverable"
 	case settled && events.OTPStatusFinal(r.OTPStatus):
 		return "final"
 	case settled && !delivered && now.After(r.Expires):
@@ -243,9 +246,129 @@ func (p *Poller) finish(id, reason string) error {
 	return nil
 }
 
-// pollEvents reads an OTP's v1 events (tyntec records them for v4 OTPs too),
-// publishes the new ones, a DeliveryStatus with source poll for every delivery
-// fact the record lacks, and the OTP status a CHECK event reports.
+// pollDelivery reconciles the delivery of one OTP from what tyntec offers in
+// the world the poller is in: v1 events for v1 OTPs, and for v4 OTPs where
+// v1 serves them (or it is not known yet); otherwise the v4 status
+// (pollV4Delivery). A v1 404 for a v4 OTP that v4 knows teaches the poller
+// that v1 does not serve v4 OTPs; a v1 answer, that it does.
+func (p *Poller) pollDelivery(ctx context.Context, b *budget, r Record, st *CycleStats) error {
+	if r.API != "v4" {
+		return p.pollEvents(ctx, r, st)
+	}
+	if p.World() == WorldSeparate {
+		return p.pollV4Delivery(ctx, r, nil, st)
+	}
+	evs, err := p.api.V1Events(ctx, r.OTPID)
+	if errors.Is(err, tyntec.ErrNotFound) {
+		// Deleted, or v1 does not serve v4 OTPs: v4 tells which.
+		if err := b.spend(); err != nil {
+			return err
+		}
+		o, gerr := p.api.GetOTP(ctx, r.OTPID)
+		if gerr != nil {
+			return p.callFailed(ctx, r.OTPID, "v4 status", gerr)
+		}
+		p.learnWorld(ctx, WorldSeparate, r.OTPID)
+		return p.pollV4Delivery(ctx, r, o, st)
+	}
+	if err != nil {
+		return p.callFailed(ctx, r.OTPID, "v1 events", err)
+	}
+	p.learnWorld(ctx, WorldShared, r.OTPID)
+	return p.applyEvents(ctx, r, evs, st)
+}
+
+// pollV4Delivery reconciles a v4 OTP where tyntec's v1 API does not serve it:
+// v4 shows the OTP's status, attempt count and expiry, but no delivery facts.
+// While the OTP is open the poller waits (a webhook may still come); once it
+// is closed (final status or expired) every attempt whose outcome is missing
+// is published as unrecoverable on tyntec.2fa.reconcile.unrecoverable, never
+// as an invented delivery fact. o is the v4 view when the caller read it.
+func (p *Poller) pollV4Delivery(ctx context.Context, r Record, o *tyntec.OTP, st *CycleStats) error {
+	if o == nil {
+		var err error
+		if o, err = p.api.GetOTP(ctx, r.OTPID); err != nil {
+			return p.callFailed(ctx, r.OTPID, "v4 status", err)
+		}
+	}
+	now := p.cfg.Now()
+	status := string(o.OTPStatus)
+	var gaps []events.Reconcile
+	var published int
+	_, err := p.store.update(ctx, r.OTPID, func(rec *Record, exists bool) error {
+		if !exists || rec.Done {
+			return errNoChange
+		}
+		gaps, published = nil, 0
+		var msgs []events.Message
+		if !o.OTPExpire.IsZero() {
+			rec.Created, rec.Expires, rec.ExpiryKnown = o.OTPCreated, o.OTPExpire, true
+		}
+		if status != "" && status != rec.OTPStatus && rec.StatusSource != events.SourceUpstream {
+			rec.OTPStatus, rec.StatusSource = status, events.SourcePoll
+			if o.OTPStatus.Final() && p.inSample(rec.OTPID) {
+				m, err := p.statusMessage(rec, status, o.AttemptCount, now)
+				if err != nil {
+					return err
+				}
+				msgs = append(msgs, m)
+			}
+		}
+		rec.Polled++
+		rec.LastPolled = now
+		if !o.OTPStatus.Final() && now.Before(rec.Expires) {
+			// Still open: a webhook may yet come, a fallback may yet start.
+			return p.publish(ctx, rec.OTPID, msgs, &published)
+		}
+		gaps = rec.gaps(o, now, p.fallbackAfter, p.explained)
+		for i := range gaps {
+			m, err := events.NewReconcileMessage(&gaps[i])
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, m)
+		}
+		rec.Unrecoverable = true
+		return p.publish(ctx, rec.OTPID, msgs, &published)
+	})
+	if err != nil {
+		return err
+	}
+	st.Published += published
+	for _, g := range gaps {
+		p.metrics.unrecoverable.WithLabelValues(string(g.Channel)).Inc()
+		st.Unrecoverable++
+	}
+	p.metrics.reconciled.WithLabelValues("delivery").Inc()
+	return nil
+}
+
+// publish publishes msgs before the record that says so is stored (see
+// applyEvents) and counts them in n.
+func (p *Poller) publish(ctx context.Context, id string, msgs []events.Message, n *int) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := p.pub.Publish(ctx, msgs...); err != nil {
+		return fmt.Errorf("publish %d messages of %s: %w", len(msgs), id, err)
+	}
+	*n = len(msgs)
+	return nil
+}
+
+// pollEvents reads an OTP's v1 events and applies them (applyEvents).
+func (p *Poller) pollEvents(ctx context.Context, r Record, st *CycleStats) error {
+	evs, err := p.api.V1Events(ctx, r.OTPID)
+	if err != nil {
+		return p.callFailed(ctx, r.OTPID, "v1 events", err)
+	}
+	return p.applyEvents(ctx, r, evs, st)
+}
+
+// applyEvents takes an OTP's v1 events (tyntec records them for v4 OTPs
+// too, where v1 serves v4 OTPs), publishes the new ones, a DeliveryStatus
+// with source poll for every delivery fact the record lacks, and the OTP
+// status a CHECK event reports.
 //
 // Mapping (events.PolledDelivery): an event whose type is a channel (SMS,
 // VOICE, VIBER, WHATSAPP) is a delivery fact on that channel; its statusText
@@ -254,18 +377,14 @@ func (p *Poller) finish(id, reason string) error {
 // created time is the fact's timestamp, equal to the webhook's, so both have
 // the same message id. CREATED gives the creation time, CHECK the OTP status
 // after a check, RESEND nothing.
-func (p *Poller) pollEvents(ctx context.Context, r Record, st *CycleStats) error {
-	evs, err := p.api.V1Events(ctx, r.OTPID)
-	if err != nil {
-		return p.callFailed(ctx, r.OTPID, "v1 events", err)
-	}
+func (p *Poller) applyEvents(ctx context.Context, r Record, evs []tyntec.V1Event, st *CycleStats) error {
 	now := p.cfg.Now()
 	// polled holds the facts this call published, across compare-and-set
 	// retries: the tracking consumer may add them to the record (from our own
 	// messages) between a publish and the store that follows.
 	polled := map[string]events.DeliveryStatus{}
 	var published int
-	_, err = p.store.update(ctx, r.OTPID, func(rec *Record, exists bool) error {
+	_, err := p.store.update(ctx, r.OTPID, func(rec *Record, exists bool) error {
 		if !exists {
 			return errNoChange
 		}

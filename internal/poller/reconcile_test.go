@@ -136,179 +136,291 @@ func TestRecoversDroppedWebhooks(t *testing.T) {
 // TestV1RegisteredOTPs: v1 OTPs (no webhooks) registered on the tracking
 // subject produce delivery facts from their v1 events, not counted as missed.
 func TestV1RegisteredOTPs(t *testing.T) {
-	ns := brokertest.NewServer(t)
-	b := ns.Broker(t)
-	// SharedVersions: the poller reads v4 OTPs' events through v1.
-	sim, url := simtest.Start(t, tyntecsim.Config{Seed: 3, TimeScale: scale, SharedVersions: true})
-	cfg := testConfig(sim, url)
-	cfg.DiscoveryInterval = 0 // v1 OTPs are not listed by v4 anyway
-	p := newPoller(t, b, cfg)
-	goRun(t, p.runTracker)
+	forEachWorld(t, func(t *testing.T, shared bool) {
+		ns := brokertest.NewServer(t)
+		b := ns.Broker(t)
+		sim, url := simtest.Start(t, tyntecsim.Config{Seed: 3, TimeScale: scale, SharedVersions: shared})
+		cfg := testConfig(sim, url)
+		cfg.DiscoveryInterval = 0 // v1 OTPs are not listed by v4 anyway
+		p := newPoller(t, b, cfg)
+		goRun(t, p.runTracker)
 
-	client := simClient(t, url)
-	var ids []string
-	for i, via := range []string{"SMS", "VOICE", "SMS", "AUTO"} {
-		o, err := client.V1Send(t.Context(), tyntec.V1SendRequest{Number: fmt.Sprintf("+4917%08d", i), Via: via})
+		client := simClient(t, url)
+		var ids []string
+		for i, via := range []string{"SMS", "VOICE", "SMS", "AUTO"} {
+			o, err := client.V1Send(t.Context(), tyntec.V1SendRequest{Number: fmt.Sprintf("+4917%08d", i), Via: via})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, o.OTPID)
+			m, err := events.NewTrackMessage(&events.Track{OTPID: o.OTPID, API: "v1", At: sim.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Publish(t.Context(), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		simtest.WaitIdle(t, sim)
+		waitTracked(t, p)
+		waitSim(t, sim, sim.Now().Add(DefaultSettle))
+		st, err := p.ReconcileOnce(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, o.OTPID)
-		m, err := events.NewTrackMessage(&events.Track{OTPID: o.OTPID, API: "v1", At: sim.Now()})
-		if err != nil {
-			t.Fatal(err)
+		if st.DeliveryPolls != len(ids) || st.Missed != 0 {
+			t.Errorf("cycle %+v; want %d event reads and no missed webhooks", st, len(ids))
 		}
-		if err := b.Publish(t.Context(), m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	simtest.WaitIdle(t, sim)
-	waitTracked(t, p)
-	waitSim(t, sim, sim.Now().Add(DefaultSettle))
-	st, err := p.ReconcileOnce(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.DeliveryPolls != len(ids) || st.Missed != 0 {
-		t.Errorf("cycle %+v; want %d event reads and no missed webhooks", st, len(ids))
-	}
 
-	got := deliveries(t, b)
-	truth := sim.Truth()
-	for _, id := range ids {
-		o, _ := truth.OTP(id)
-		if len(o.Attempts) == 0 || o.Attempts[0].Outcome == "" {
-			t.Fatalf("OTP %s has no settled attempt in the simulator", id)
-		}
-		for _, a := range o.Attempts {
-			for _, f := range []struct {
-				status events.Status
-				at     time.Time
-			}{{events.StatusDispatched, a.Dispatched}, {a.Outcome, a.Settled}} {
-				ds, ok := got[factID(id, string(a.Channel), string(f.status), f.at)]
-				if !ok || ds.Source != events.SourcePoll || ds.MissedWebhook {
-					t.Errorf("v1 OTP %s %s %s: stored %v %+v; want source poll, not missed", id, a.Channel, f.status, ok, ds)
+		got := deliveries(t, b)
+		truth := sim.Truth()
+		for _, id := range ids {
+			o, _ := truth.OTP(id)
+			if len(o.Attempts) == 0 || o.Attempts[0].Outcome == "" {
+				t.Fatalf("OTP %s has no settled attempt in the simulator", id)
+			}
+			for _, a := range o.Attempts {
+				for _, f := range []struct {
+					status events.Status
+					at     time.Time
+				}{{events.StatusDispatched, a.Dispatched}, {a.Outcome, a.Settled}} {
+					ds, ok := got[factID(id, string(a.Channel), string(f.status), f.at)]
+					if !ok || ds.Source != events.SourcePoll || ds.MissedWebhook {
+						t.Errorf("v1 OTP %s %s %s: stored %v %+v; want source poll, not missed", id, a.Channel, f.status, ok, ds)
+					}
 				}
 			}
 		}
-	}
-	v1 := streamMessages(t, b, events.SubjectV1Event)
-	wantEvents := 0
-	for _, id := range ids {
-		o, _ := truth.OTP(id)
-		wantEvents += len(o.Events)
-	}
-	if len(v1) != wantEvents {
-		t.Errorf("%d v1 events published; want %d", len(v1), wantEvents)
-	}
+		v1 := streamMessages(t, b, events.SubjectV1Event)
+		wantEvents := 0
+		for _, id := range ids {
+			o, _ := truth.OTP(id)
+			wantEvents += len(o.Events)
+		}
+		if len(v1) != wantEvents {
+			t.Errorf("%d v1 events published; want %d", len(v1), wantEvents)
+		}
 
-	// A second cycle has nothing to read: the deliveries are settled.
-	if st, err := p.ReconcileOnce(t.Context()); err != nil || st.DeliveryDue != 0 {
-		t.Errorf("second cycle %+v, %v; want nothing due", st, err)
-	}
+		// A second cycle has nothing to read: the deliveries are settled.
+		if st, err := p.ReconcileOnce(t.Context()); err != nil || st.DeliveryDue != 0 {
+			t.Errorf("second cycle %+v, %v; want nothing due", st, err)
+		}
+	})
 }
 
 // TestUpstreamOutcome: an outcome reported on the tracking subject is
 // published as an exact OTP status and ends the need to poll it.
 func TestUpstreamOutcome(t *testing.T) {
-	ns := brokertest.NewServer(t)
-	b := ns.Broker(t)
-	// SharedVersions: the poller reads v4 OTPs' events through v1.
-	sim, url := simtest.Start(t, tyntecsim.Config{Seed: 5, TimeScale: scale, SharedVersions: true})
-	p := newPoller(t, b, testConfig(sim, url))
-	goRun(t, p.runTracker)
-	id := "0f8fad5b-d9cb-469f-a165-70867728950e"
-	for _, tr := range []events.Track{{OTPID: id, API: "v4"}, {OTPID: id, Status: string(events.OTPVerified)}} {
-		m, err := events.NewTrackMessage(&tr)
-		if err != nil {
-			t.Fatal(err)
+	forEachWorld(t, func(t *testing.T, shared bool) {
+		ns := brokertest.NewServer(t)
+		b := ns.Broker(t)
+		sim, url := simtest.Start(t, tyntecsim.Config{Seed: 5, TimeScale: scale, SharedVersions: shared})
+		p := newPoller(t, b, testConfig(sim, url))
+		goRun(t, p.runTracker)
+		id := "0f8fad5b-d9cb-469f-a165-70867728950e"
+		for _, tr := range []events.Track{{OTPID: id, API: "v4"}, {OTPID: id, Status: string(events.OTPVerified)}} {
+			m, err := events.NewTrackMessage(&tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Publish(t.Context(), m); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := b.Publish(t.Context(), m); err != nil {
-			t.Fatal(err)
+		waitTracked(t, p)
+		msgs := streamMessages(t, b, events.OTPStatusSubject(events.OTPVerified))
+		if len(msgs) != 1 {
+			t.Fatalf("%d messages on %s; want 1", len(msgs), events.OTPStatusSubject(events.OTPVerified))
 		}
-	}
-	waitTracked(t, p)
-	msgs := streamMessages(t, b, events.OTPStatusSubject(events.OTPVerified))
-	if len(msgs) != 1 {
-		t.Fatalf("%d messages on %s; want 1", len(msgs), events.OTPStatusSubject(events.OTPVerified))
-	}
-	var os events.OTPStatus
-	if err := json.Unmarshal(msgs[0].data, &os); err != nil || os.Source != events.SourceUpstream || os.SampleRate != 1 || os.OTPID != id {
-		t.Errorf("OTP status %s (%v); want source upstream, sample rate 1", msgs[0].data, err)
-	}
-	if r, ok := p.store.cached(id); !ok || r.OTPStatus != string(events.OTPVerified) {
-		t.Errorf("record %+v; want status VERIFIED", r)
-	}
+		var os events.OTPStatus
+		if err := json.Unmarshal(msgs[0].data, &os); err != nil || os.Source != events.SourceUpstream || os.SampleRate != 1 || os.OTPID != id {
+			t.Errorf("OTP status %s (%v); want source upstream, sample rate 1", msgs[0].data, err)
+		}
+		if r, ok := p.store.cached(id); !ok || r.OTPStatus != string(events.OTPVerified) {
+			t.Errorf("record %+v; want status VERIFIED", r)
+		}
+	})
 }
 
 // TestVerificationSample: the final status of delivered OTPs is read once they
 // expired, only for the sampled share, and published with that share.
 func TestVerificationSample(t *testing.T) {
+	forEachWorld(t, func(t *testing.T, shared bool) {
+		ns := brokertest.NewServer(t)
+		b := ns.Broker(t)
+		hook := webhookReceiver(t, b)
+		sim, url := simtest.Start(t, tyntecsim.Config{
+			SharedVersions: shared,
+			Seed:           11, TimeScale: scale, Callbacks: []tyntec.NewCallbackConfig{{URL: hook}},
+			Channels: map[events.Channel]tyntecsim.Channel{events.ChannelSMS: {DeliveryProbability: 1, Latency: tyntecsim.LogNormal{Median: time.Second}, Timeout: time.Minute}},
+		})
+		cfg := testConfig(sim, url)
+		cfg.DiscoveryInterval = 0 // statuses come from GET /2fa/v4/otp/{id}
+		cfg.VerifySample = 0.5
+		p := newPoller(t, b, cfg)
+		goRun(t, p.runTracker)
+
+		client := simClient(t, url)
+		var ids []string
+		for i := range 40 {
+			id, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("+49160%07d", i), PriorityName: "tyntec_priority_sms", OTPCode: "123456"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		simtest.WaitIdle(t, sim)
+		for _, id := range ids[:20] {
+			if _, err := client.ValidateOTP(t.Context(), id, "123456"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitTracked(t, p)
+		waitSim(t, sim, sim.Truth().OTPs[len(ids)-1].Expire.Add(time.Second))
+		if _, err := p.ReconcileOnce(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		sampled := 0
+		for _, id := range ids {
+			if p.inSample(id) {
+				sampled++
+			}
+		}
+		if sampled == 0 || sampled == len(ids) {
+			t.Fatalf("%d of %d OTPs sampled at 0.5; the test proves nothing", sampled, len(ids))
+		}
+		statuses := streamMessages(t, b, events.SubjectRoot+".otp.>")
+		if len(statuses) != sampled {
+			t.Errorf("%d OTP statuses published; want the %d sampled", len(statuses), sampled)
+		}
+		for _, m := range statuses {
+			var os events.OTPStatus
+			if err := json.Unmarshal(m.data, &os); err != nil {
+				t.Fatal(err)
+			}
+			want := events.OTPExpired
+			for _, id := range ids[:20] {
+				if id == os.OTPID {
+					want = events.OTPVerified
+				}
+			}
+			if !p.inSample(os.OTPID) || os.Status != want || os.SampleRate != 0.5 || os.Source != events.SourcePoll {
+				t.Errorf("status %+v; want %s of a sampled OTP at rate 0.5 from poll", os, want)
+			}
+		}
+		calls := countCalls(sim, func(c tyntecsim.Call) bool { return c.Method == "GET" && strings.HasPrefix(c.Path, "/2fa/v4/otp/") })
+		if calls != sampled {
+			t.Errorf("%d status reads; want %d (one per sampled OTP)", calls, sampled)
+		}
+	})
+}
+
+// TestDroppedWebhooksUnrecoverable is TestRecoversDroppedWebhooks where
+// tyntec's v1 API does not serve v4 OTPs: the poller learns so from its first
+// v1 read (and stops asking v1), invents no delivery fact, and once each OTP
+// is closed publishes every attempt whose outcome webhook was lost as
+// unrecoverable.
+func TestDroppedWebhooksUnrecoverable(t *testing.T) {
 	ns := brokertest.NewServer(t)
 	b := ns.Broker(t)
 	hook := webhookReceiver(t, b)
 	sim, url := simtest.Start(t, tyntecsim.Config{
-		// The poller recovers v4 OTPs through v1 (/events, re-send), which assumes
-		// one OTP store for both versions; a follow-up makes it work without.
-		SharedVersions: true,
-		Seed:           11, TimeScale: scale, Callbacks: []tyntec.NewCallbackConfig{{URL: hook}},
-		Channels: map[events.Channel]tyntecsim.Channel{events.ChannelSMS: {DeliveryProbability: 1, Latency: tyntecsim.LogNormal{Median: time.Second}, Timeout: time.Minute}},
+		Seed: seed(7), TimeScale: scale,
+		Faults:    tyntecsim.Faults{WebhookDrop: 0.3},
+		Callbacks: []tyntec.NewCallbackConfig{{URL: hook}},
 	})
-	cfg := testConfig(sim, url)
-	cfg.DiscoveryInterval = 0 // statuses come from GET /2fa/v4/otp/{id}
-	cfg.VerifySample = 0.5
-	p := newPoller(t, b, cfg)
+	p := newPoller(t, b, testConfig(sim, url))
 	goRun(t, p.runTracker)
-
-	client := simClient(t, url)
-	var ids []string
-	for i := range 40 {
-		id, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("+49160%07d", i), PriorityName: "tyntec_priority_sms", OTPCode: "123456"})
-		if err != nil {
+	if w := p.World(); w != WorldUnknown {
+		t.Fatalf("world before any call = %v; want unknown", w)
+	}
+	prios := []string{"tyntec_priority_sms-viber", "tyntec_priority_sms-voice", "tyntec_priority_sms"}
+	for i := range 80 {
+		if _, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("+49151%07d", i), PriorityName: prios[i%len(prios)]}); err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, id)
 	}
 	simtest.WaitIdle(t, sim)
-	for _, id := range ids[:20] {
-		if _, err := client.ValidateOTP(t.Context(), id, "123456"); err != nil {
-			t.Fatal(err)
-		}
-	}
 	waitTracked(t, p)
-	waitSim(t, sim, sim.Truth().OTPs[len(ids)-1].Expire.Add(time.Second))
-	if _, err := p.ReconcileOnce(t.Context()); err != nil {
-		t.Fatal(err)
+	truth := sim.Truth()
+	type attempt struct {
+		otp string
+		ch  events.Channel
 	}
-	sampled := 0
-	for _, id := range ids {
-		if p.inSample(id) {
-			sampled++
-		}
-	}
-	if sampled == 0 || sampled == len(ids) {
-		t.Fatalf("%d of %d OTPs sampled at 0.5; the test proves nothing", sampled, len(ids))
-	}
-	statuses := streamMessages(t, b, events.SubjectRoot+".otp.>")
-	if len(statuses) != sampled {
-		t.Errorf("%d OTP statuses published; want the %d sampled", len(statuses), sampled)
-	}
-	for _, m := range statuses {
-		var os events.OTPStatus
-		if err := json.Unmarshal(m.data, &os); err != nil {
-			t.Fatal(err)
-		}
-		want := events.OTPExpired
-		for _, id := range ids[:20] {
-			if id == os.OTPID {
-				want = events.OTPVerified
+	want := map[attempt]time.Time{} // dispatched, outcome webhook lost
+	var lastExpiry time.Time
+	for _, o := range truth.OTPs {
+		lastExpiry = later(lastExpiry, o.Expire)
+		dispatched := map[events.Channel]*tyntecsim.Webhook{}
+		for i, w := range o.Webhooks {
+			switch {
+			case w.Status == events.StatusDispatched && !w.Dropped:
+				dispatched[w.Channel] = &o.Webhooks[i]
+			case w.Status.Final() && w.Dropped && dispatched[w.Channel] != nil:
+				want[attempt{o.ID, w.Channel}] = dispatched[w.Channel].Timestamp
 			}
 		}
-		if !p.inSample(os.OTPID) || os.Status != want || os.SampleRate != 0.5 || os.Source != events.SourcePoll {
-			t.Errorf("status %+v; want %s of a sampled OTP at rate 0.5 from poll", os, want)
+	}
+	if len(want) == 0 {
+		t.Fatal("no outcome webhook of a dispatched attempt was dropped; the test proves nothing")
+	}
+
+	// Every OTP is closed (expired, or verified) after lastExpiry.
+	waitSim(t, sim, lastExpiry.Add(DefaultSettle))
+	var total CycleStats
+	for cycles := 0; ; cycles++ {
+		if cycles == 4 {
+			t.Fatalf("OTPs still due after %d cycles", cycles)
+		}
+		st, err := p.ReconcileOnce(t.Context())
+		if err != nil {
+			t.Fatalf("ReconcileOnce: %v", err)
+		}
+		total.Missed += st.Missed
+		total.Unrecoverable += st.Unrecoverable
+		if st.DeliveryDue == 0 && cycles > 0 {
+			break
 		}
 	}
-	calls := countCalls(sim, func(c tyntecsim.Call) bool { return c.Method == "GET" && strings.HasPrefix(c.Path, "/2fa/v4/otp/") })
-	if calls != sampled {
-		t.Errorf("%d status reads; want %d (one per sampled OTP)", calls, sampled)
+	if w := p.World(); w != WorldSeparate {
+		t.Errorf("world = %v; want separate", w)
 	}
+	if got := metricValue(t, p.metrics.v1SeesV4); got != 0 {
+		t.Errorf("otpscope_poller_v1_sees_v4 = %v; want 0", got)
+	}
+	if n := countCalls(sim, func(c tyntecsim.Call) bool { return strings.HasSuffix(c.Path, "/events") }); n != 1 {
+		t.Errorf("%d v1 event reads; want 1 (the one that taught the poller)", n)
+	}
+	if total.Missed != 0 {
+		t.Errorf("%d missed webhooks recovered; want 0 where v1 does not serve v4 OTPs", total.Missed)
+	}
+	for _, ds := range deliveries(t, b) {
+		if ds.Source != events.SourceWebhook {
+			t.Errorf("delivery fact %+v with source %q; want none but webhooks (nothing invented)", ds, ds.Source)
+		}
+	}
+	got := map[attempt]time.Time{}
+	for _, m := range streamMessages(t, b, events.SubjectRoot+".reconcile.>") {
+		var rc events.Reconcile
+		if err := json.Unmarshal(m.data, &rc); err != nil {
+			t.Fatal(err)
+		}
+		if m.subject != events.ReconcileSubject(events.ReconcileUnrecoverable) || rc.Result != events.ReconcileUnrecoverable || rc.API != "v4" {
+			t.Errorf("reconcile %s on %s; want unrecoverable v4", m.data, m.subject)
+		}
+		if rc.Channel != "" {
+			got[attempt{rc.OTPID, rc.Channel}] = rc.Since
+		}
+	}
+	for a, at := range want {
+		if g, ok := got[a]; !ok || !g.Equal(at) {
+			t.Errorf("OTP %s %s: lost outcome reported unrecoverable since %v (%v); want since %v", a.otp, a.ch, g, ok, at)
+		}
+	}
+	for a := range got {
+		if _, ok := want[a]; !ok {
+			t.Errorf("OTP %s %s reported unrecoverable; its outcome webhook was not lost", a.otp, a.ch)
+		}
+	}
+	t.Logf("%d lost outcomes of dispatched attempts, %d unrecoverable records", len(want), total.Unrecoverable)
 }

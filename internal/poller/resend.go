@@ -28,6 +28,10 @@ var resendSubjects = []string{
 	events.SubjectRoot + ".delivery.*." + string(events.StatusTimedOut),
 }
 
+// reasonSeparate is the reason a resend of a v4 OTP is skipped where tyntec's
+// v1 API does not serve v4 OTPs.
+const reasonSeparate = "tyntec's v1 API does not serve v4 OTPs, so v1's re-send cannot re-send it"
+
 // decisionState is the value of a decision key.
 type decisionState struct {
 	Replica string         `json:"replica"`
@@ -68,6 +72,9 @@ func (p *Poller) handleResend(ctx context.Context, m *broker.Msg) broker.Decisio
 // expired, and not DELIVERED on any channel — through the API in live mode,
 // from the tracked state in dry-run, which calls nothing), re-sends through
 // v1 in live mode, and publishes the audit record tyntec.2fa.resend.<RESULT>.
+// A v4 OTP is re-sent only where tyntec's v1 API serves v4 OTPs: where it is
+// known not to, the decision is skipped; in live mode an unknown world is
+// learned by the check before anything is sent.
 func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (Decision, error) {
 	rule := p.policy.Match(ev)
 	if rule == nil {
@@ -109,6 +116,10 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 		Attempt: attempt, DecidedAt: now, DryRun: !live,
 	}
 	reason := p.resendBlocked(&rec, rule, attempt, now)
+	if reason == "" && rec.API == "v4" && p.World() == WorldSeparate {
+		// The only re-send tyntec documents is v1's, and v1 does not know this OTP.
+		reason = reasonSeparate
+	}
 	if reason == "" && live {
 		var err error
 		if reason, err = p.checkLive(ctx, &rec, now); err != nil {
@@ -124,6 +135,8 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 	case audit.Result != "":
 	case reason != "":
 		audit.Result, audit.Reason = events.ResendSkipped, reason
+	case !live && rec.API == "v4" && p.World() == WorldUnknown:
+		audit.Result, audit.Reason = events.ResendDryRun, "dry-run: would re-send via "+audit.Via+" if tyntec's v1 API serves v4 OTPs (not learned yet)"
 	case !live:
 		audit.Result, audit.Reason = events.ResendDryRun, "dry-run: would re-send via "+audit.Via
 	default:
@@ -202,8 +215,16 @@ func (p *Poller) checkLive(ctx context.Context, r *Record, now time.Time) (strin
 		return "otp expired", nil
 	}
 	evs, err := p.api.V1Events(ctx, r.OTPID)
+	if r.API == "v4" && errors.Is(err, tyntec.ErrNotFound) {
+		// v4 knows the OTP (read above), v1 does not: nor would v1 re-send it.
+		p.learnWorld(ctx, WorldSeparate, r.OTPID)
+		return reasonSeparate, nil
+	}
 	if err != nil {
 		return "", err
+	}
+	if r.API == "v4" {
+		p.learnWorld(ctx, WorldShared, r.OTPID)
 	}
 	for _, e := range evs {
 		if ch, st, ok := e.Delivery(); ok && st == events.StatusDelivered {

@@ -23,15 +23,14 @@ const voicePolicy = `{"rules":[{"channels":["SMS"],"via":["VOICE"],"maxResends":
 
 // failingSMS is a simulator whose SMS never arrives and whose other channels
 // always do.
-func failingSMS(t *testing.T, seed int64, expiry time.Duration, hook string) (*tyntecsim.Sim, string) {
+func failingSMS(t *testing.T, seed int64, expiry time.Duration, hook string, shared bool) (*tyntecsim.Sim, string) {
 	t.Helper()
 	always := func(p float64) tyntecsim.Channel {
 		return tyntecsim.Channel{DeliveryProbability: p, Latency: tyntecsim.LogNormal{Median: 2 * time.Second}, Timeout: time.Minute, DispatchDelay: 100 * time.Millisecond}
 	}
 	cfg := tyntecsim.Config{
-		// The poller recovers v4 OTPs through v1 (/events, re-send), which assumes
-		// one OTP store for both versions; a follow-up makes it work without.
-		SharedVersions: true,
+		// Where v1 serves v4 OTPs, v4 OTPs are re-sent through v1; elsewhere not.
+		SharedVersions: shared,
 		Seed:           seed, TimeScale: 100, OTPExpiry: expiry,
 		Channels: map[events.Channel]tyntecsim.Channel{
 			events.ChannelSMS: always(0), events.ChannelVoice: always(1), events.ChannelViber: always(1), events.ChannelWhatsApp: always(1),
@@ -86,10 +85,9 @@ func audits(t *testing.T, b *broker.Broker) []events.Resend {
 
 // TestDecideResend covers the policy's conditions, each against the API.
 func TestDecideResend(t *testing.T) {
-	ns := brokertest.NewServer(t)
-	b := ns.Broker(t)
 	tests := []struct {
 		name     string
+		separate bool // tyntec's v1 API does not serve v4 OTPs
 		priority string
 		expiry   time.Duration
 		verify   bool
@@ -99,15 +97,19 @@ func TestDecideResend(t *testing.T) {
 		resends  int
 		calls    bool // whether the decision may call tyntec
 	}{
-		{"undeliverable SMS resent by voice", "tyntec_priority_sms", 0, false, ModeLive, events.ResendSent, "", 1, true},
-		{"verified", "tyntec_priority_sms-viber", 0, true, ModeLive, events.ResendSkipped, "otp VERIFIED", 0, true},
-		{"expired", "tyntec_priority_sms", 20 * time.Second, false, ModeLive, events.ResendSkipped, "otp EXPIRED", 0, true},
-		{"delivered on another channel", "tyntec_priority_sms-viber", 0, false, ModeLive, events.ResendSkipped, "delivered on VIBER", 0, true},
-		{"dry-run calls nothing", "tyntec_priority_sms", 0, false, ModeDryRun, events.ResendDryRun, "dry-run: would re-send via VOICE", 0, false},
+		{"undeliverable SMS resent by voice", false, "tyntec_priority_sms", 0, false, ModeLive, events.ResendSent, "", 1, true},
+		{"verified", false, "tyntec_priority_sms-viber", 0, true, ModeLive, events.ResendSkipped, "otp VERIFIED", 0, true},
+		{"expired", false, "tyntec_priority_sms", 20 * time.Second, false, ModeLive, events.ResendSkipped, "otp EXPIRED", 0, true},
+		{"delivered on another channel", false, "tyntec_priority_sms-viber", 0, false, ModeLive, events.ResendSkipped, "delivered on VIBER", 0, true},
+		{"dry-run calls nothing", false, "tyntec_priority_sms", 0, false, ModeDryRun, events.ResendDryRun, "dry-run: would re-send via VOICE if tyntec's v1 API serves v4 OTPs (not learned yet)", 0, false},
+		{"separate versions: not re-sent, learned", true, "tyntec_priority_sms", 0, false, ModeLive, events.ResendSkipped, reasonSeparate, 0, true},
+		{"separate versions: dry-run calls nothing", true, "tyntec_priority_sms", 0, false, ModeDryRun, events.ResendDryRun, "dry-run: would re-send via VOICE if tyntec's v1 API serves v4 OTPs (not learned yet)", 0, false},
+		{"separate versions, verified", true, "tyntec_priority_sms-viber", 0, true, ModeLive, events.ResendSkipped, "otp VERIFIED", 0, true},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, url := failingSMS(t, int64(100+i), tt.expiry, "")
+			b := brokertest.NewServer(t).Broker(t) // each learns its own world
+			sim, url := failingSMS(t, int64(100+i), tt.expiry, "", !tt.separate)
 			id, err := sim.Send(tyntec.NewOTPRequest{To: "+4915500000001", PriorityName: tt.priority, OTPCode: "482913"})
 			if err != nil {
 				t.Fatal(err)
@@ -135,6 +137,16 @@ func TestDecideResend(t *testing.T) {
 			}
 			if d.Result != tt.result || d.Reason != tt.reason {
 				t.Errorf("DecideResend = %+v; want result %q reason %q", d, tt.result, tt.reason)
+			}
+			wantWorld := WorldShared
+			switch {
+			case !tt.calls || tt.reason == "otp VERIFIED" || tt.reason == "otp EXPIRED":
+				wantWorld = WorldUnknown // nothing asked v1
+			case tt.separate:
+				wantWorld = WorldSeparate
+			}
+			if w := p.World(); w != wantWorld {
+				t.Errorf("world after the decision = %v; want %v", w, wantWorld)
 			}
 			o, _ := sim.Truth().OTP(id)
 			if len(o.Resends) != tt.resends {
@@ -175,7 +187,7 @@ func TestDecideResend(t *testing.T) {
 func TestResendTwoReplicas(t *testing.T) {
 	ns := brokertest.NewServer(t)
 	b1, b2 := ns.Broker(t), ns.Broker(t)
-	sim, url := failingSMS(t, 200, 0, "")
+	sim, url := failingSMS(t, 200, 0, "", true)
 	id, err := sim.Send(tyntec.NewOTPRequest{To: "+4915500000002", PriorityName: "tyntec_priority_sms"})
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +245,7 @@ func TestResendConsumer(t *testing.T) {
 	ns := brokertest.NewServer(t)
 	b := ns.Broker(t)
 	hook := webhookReceiver(t, b)
-	sim, url := failingSMS(t, 300, 0, hook)
+	sim, url := failingSMS(t, 300, 0, hook, true)
 	cfg := testConfig(sim, url)
 	cfg.ResendPolicy, cfg.ResendMode = writePolicy(t, voicePolicy), ModeLive
 	cfg.Schedule = "@every 1h"

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
 // BucketOTPs is the KV bucket of tracked OTPs, one key per otpId.
@@ -51,6 +52,10 @@ type Record struct {
 	// Resends made by this poller, and when the last one was.
 	Resends    int       `json:"resends,omitempty"`
 	LastResend time.Time `json:"lastResend,omitzero"`
+	// Unrecoverable says the poller gave up on the facts no webhook reported:
+	// tyntec's v1 API does not serve this v4 OTP, and v4 shows no delivery
+	// facts. What is missing was published on tyntec.2fa.reconcile.unrecoverable.
+	Unrecoverable bool `json:"unrecoverable,omitempty"`
 	// Done ends tracking; DoneReason says why (final, expired, unreconciled).
 	Done       bool   `json:"done,omitempty"`
 	DoneReason string `json:"doneReason,omitempty"`
@@ -115,6 +120,9 @@ func (r *Record) deliveredOn() events.Channel {
 // delivered or the last failed where tyntec cannot fall back further
 // (fallbackAfter).
 func (r *Record) deliverySettled(fallbackAfter func(tried []events.Channel) bool, explained func(tried []events.Channel) bool) bool {
+	if r.Unrecoverable {
+		return true // as settled as it will get
+	}
 	open := map[events.Channel]int{}
 	var last *Fact
 	for i := range r.Facts {
@@ -149,6 +157,66 @@ func (r *Record) deliverySettled(fallbackAfter func(tried []events.Channel) bool
 		return true
 	}
 	return last != nil && !fallbackAfter(tried)
+}
+
+// gaps lists what the webhooks left out of a closed OTP's delivery story,
+// which nothing can recover: one record per attempt dispatched without an
+// outcome, or, when none is open, one for an attempt on an unknown channel
+// that may be missing (the channels seen start mid-priority, the last one
+// failed where tyntec may fall back, or no webhook arrived at all). o is the
+// OTP as v4 shows it.
+func (r *Record) gaps(o *tyntec.OTP, now time.Time, fallbackAfter, explained func(tried []events.Channel) bool) []events.Reconcile {
+	base := events.Reconcile{
+		OTPID: r.OTPID, API: r.API, ProfileID: r.ProfileID, Result: events.ReconcileUnrecoverable,
+		OTPStatus: o.OTPStatus, AttemptCount: o.AttemptCount, ObservedAt: now,
+	}
+	verified := ""
+	if o.OTPStatus == events.OTPVerified && r.deliveredOn() == "" {
+		verified = "; verified, so delivered on a channel whose webhook was lost"
+	}
+	// Attempts dispatched without an outcome, oldest dispatch first.
+	facts := slices.Clone(r.Facts)
+	slices.SortStableFunc(facts, func(a, b Fact) int { return a.Timestamp.Compare(b.Timestamp) })
+	open := map[events.Channel][]time.Time{}
+	for _, f := range facts {
+		switch {
+		case f.Status == events.StatusDispatched:
+			open[f.Channel] = append(open[f.Channel], f.Timestamp)
+		case f.Status.Final() && len(open[f.Channel]) > 0:
+			open[f.Channel] = open[f.Channel][1:]
+		}
+	}
+	var out []events.Reconcile
+	for _, ch := range r.tried() {
+		for _, at := range open[ch] {
+			g := base
+			g.Channel, g.Since = ch, at
+			g.Reason = "outcome webhook lost; tyntec's v1 API does not serve v4 OTPs" + verified
+			out = append(out, g)
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	g := base
+	g.Since = r.LastFact
+	tried := r.tried()
+	switch {
+	case len(r.Facts) == 0:
+		g.Since = later(r.Created, r.FirstSeen)
+		if r.Created.IsZero() {
+			g.Since = r.FirstSeen
+		}
+		g.Reason = "no webhook of this OTP arrived"
+	case !explained(tried):
+		g.Reason = "the channels seen start mid-priority: an attempt's webhooks were lost"
+	case r.deliveredOn() == "" && fallbackAfter(tried):
+		g.Reason = "the last attempt failed where tyntec may fall back: a fallback attempt's webhooks may be lost"
+	default:
+		return nil
+	}
+	g.Reason += verified
+	return []events.Reconcile{g}
 }
 
 // tried returns the channels of the OTP's facts in the order they were first

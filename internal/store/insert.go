@@ -101,6 +101,21 @@ var resendColumns = []column[ResendRow]{
 	col("stream_seq", func(r *ResendRow) uint64 { return r.Seq }),
 }
 
+var reconcileColumns = []column[ReconcileRow]{
+	col("event_id", func(r *ReconcileRow) string { return r.EventID }),
+	col("otp_id", func(r *ReconcileRow) uuid.UUID { return uuid.MustParse(r.OTPID) }),
+	col("api", func(r *ReconcileRow) string { return r.API }),
+	col("profile_id", func(r *ReconcileRow) string { return r.ProfileID }),
+	col("result", func(r *ReconcileRow) string { return r.Result }),
+	col("channel", func(r *ReconcileRow) string { return string(r.Channel) }),
+	col("since", func(r *ReconcileRow) time.Time { return r.Since }),
+	col("reason", func(r *ReconcileRow) string { return r.Reason }),
+	col("otp_status", func(r *ReconcileRow) string { return string(r.OTPStatus) }),
+	col("attempt_count", func(r *ReconcileRow) uint16 { return uint16(min(max(r.AttemptCount, 0), 65535)) }),
+	col("observed_at", func(r *ReconcileRow) time.Time { return r.ObservedAt }),
+	col("stream_seq", func(r *ReconcileRow) uint64 { return r.Seq }),
+}
+
 var deadLetterColumns = []column[DeadLetterRow]{
 	col("event_id", func(r *DeadLetterRow) string { return r.EventID }),
 	col("reason", func(r *DeadLetterRow) string { return r.Reason }),
@@ -136,6 +151,9 @@ func (db *DB) Insert(ctx context.Context, b *Batch) error {
 		return err
 	}
 	if err := insertTable(ctx, db, "resends", b.Resends, resendColumns, func(r *ResendRow) string { return r.EventID }); err != nil {
+		return err
+	}
+	if err := insertTable(ctx, db, "reconciliations", b.Reconciles, reconcileColumns, func(r *ReconcileRow) string { return r.EventID }); err != nil {
 		return err
 	}
 	return insertTable(ctx, db, "dead_letters", b.DeadLetters, deadLetterColumns, func(r *DeadLetterRow) string { return r.EventID })

@@ -94,8 +94,12 @@ type ChannelStats struct {
 	// UnknownStatus counts attempts with a status tyntec did not document.
 	UnknownStatus uint64 `json:"unknown_status"`
 	// RecoveredByPolling counts attempts with a fact no webhook reported.
-	RecoveredByPolling uint64      `json:"recovered_by_polling"`
-	Verification       *Conversion `json:"verification"`
+	RecoveredByPolling uint64 `json:"recovered_by_polling"`
+	// Unrecoverable counts attempts whose lost webhooks the poller could not
+	// recover (tyntec's v1 API does not serve v4 OTPs), by the attempt's
+	// dispatch; they stay pending, never invented.
+	Unrecoverable uint64      `json:"unrecoverable"`
+	Verification  *Conversion `json:"verification"`
 }
 
 // Outcomes split journeys by how they ended.
@@ -345,7 +349,45 @@ func percentiles(n uint64, q []float64) *Percentiles {
 
 // Channels returns the attempts of the window per channel, busiest first.
 func (db *DB) Channels(ctx context.Context, w Window) ([]ChannelStats, error) {
-	return fromRollups(ctx, db, w, db.channelsRolled, db.channelsLive)
+	out, err := fromRollups(ctx, db, w, db.channelsRolled, db.channelsLive)
+	if err != nil {
+		return nil, err
+	}
+	lost, err := db.unrecoverable(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Unrecoverable = lost[out[i].Channel]
+	}
+	return out, nil
+}
+
+// unrecoverable counts, per channel, the window's attempts whose lost
+// webhooks the poller could not recover (table reconciliations), placed by
+// the attempt's dispatch. The table is small (only lost webhooks), so it is
+// read live for every window.
+func (db *DB) unrecoverable(ctx context.Context, w Window) (map[string]uint64, error) {
+	w.spans = nil
+	cond, args := w.filter("since", "profile_id", "channel")
+	q := `SELECT toString(channel) AS ch, uniqExact(otp_id, since) FROM reconciliations
+WHERE result = 'unrecoverable' AND ` + cond + `
+GROUP BY ch`
+	rows, err := db.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query unrecoverable: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var ch string
+		var n uint64
+		if err := rows.Scan(&ch, &n); err != nil {
+			return nil, fmt.Errorf("read unrecoverable: %w", err)
+		}
+		out[ch] = n
+	}
+	return out, rows.Err()
 }
 
 // fromRollups checks w, then answers it with rolled where daily rollups serve

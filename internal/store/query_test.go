@@ -76,6 +76,18 @@ func seedJourneys(t *testing.T, db *store.DB) {
 	if err := db.Insert(t.Context(), &store.Batch{Statuses: st}); err != nil {
 		t.Fatalf("Insert: %v", err)
 	}
+	// D's outcome webhook was lost where v1 does not serve v4 OTPs; the
+	// poller concluded so twice (two events, one attempt), and once for E,
+	// outside the window.
+	lost := func(otp string, since time.Duration, id string) store.ReconcileRow {
+		return store.ReconcileRow{EventID: id, Reconcile: events.Reconcile{OTPID: otp, API: "v4", ProfileID: "prof-1",
+			Result: events.ReconcileUnrecoverable, Channel: events.ChannelSMS, Since: t0.Add(since), Reason: "lost",
+			OTPStatus: events.OTPExpired, ObservedAt: t0.Add(10 * time.Minute)}}
+	}
+	rc := []store.ReconcileRow{lost(otpD, 3*time.Second, "rc-1"), lost(otpD, 3*time.Second, "rc-2"), lost(otpE, -2*time.Hour, "rc-3")}
+	if err := db.Insert(t.Context(), &store.Batch{Reconciles: rc}); err != nil {
+		t.Fatalf("Insert: %v", err)
+	}
 }
 
 func ptr(f float64) *float64 { return &f }
@@ -93,8 +105,8 @@ func TestAnalyticsFollowTheDefinitions(t *testing.T) {
 				t.Fatalf("Channels(raw=%v) = %+v; want SMS, VIBER", raw, chs)
 			}
 			sms := chs[0]
-			if sms.Attempts != 4 || sms.Delivered != 1 || sms.Failed != 2 || sms.Pending != 1 || sms.UnknownStatus != 1 || sms.RecoveredByPolling != 1 {
-				t.Errorf("SMS(raw=%v) = %+v; want 4 attempts, 1 delivered, 2 failed, 1 pending, 1 unknown, 1 polled", raw, sms)
+			if sms.Attempts != 4 || sms.Delivered != 1 || sms.Failed != 2 || sms.Pending != 1 || sms.UnknownStatus != 1 || sms.RecoveredByPolling != 1 || sms.Unrecoverable != 1 {
+				t.Errorf("SMS(raw=%v) = %+v; want 4 attempts, 1 delivered, 2 failed, 1 pending, 1 unknown, 1 polled, 1 unrecoverable", raw, sms)
 			}
 			if sms.DeliveryRate == nil || *sms.DeliveryRate != 1.0/3 {
 				t.Errorf("SMS delivery rate(raw=%v) = %v; want 1/3", raw, sms.DeliveryRate)

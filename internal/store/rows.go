@@ -46,6 +46,11 @@ type (
 		EventID string
 		Seq     uint64
 	}
+	ReconcileRow struct {
+		events.Reconcile
+		EventID string
+		Seq     uint64
+	}
 )
 
 // Batch collects rows for one insert per table.
@@ -55,12 +60,13 @@ type Batch struct {
 	V1Events    []V1EventRow
 	Resends     []ResendRow
 	DeadLetters []DeadLetterRow
+	Reconciles  []ReconcileRow
 	bytes       int
 }
 
 // Len is the number of rows.
 func (b *Batch) Len() int {
-	return len(b.Deliveries) + len(b.Statuses) + len(b.V1Events) + len(b.Resends) + len(b.DeadLetters)
+	return len(b.Deliveries) + len(b.Statuses) + len(b.V1Events) + len(b.Resends) + len(b.DeadLetters) + len(b.Reconciles)
 }
 
 // Bytes is the size of the JSON the rows came from, a proxy for the insert's size.
@@ -69,7 +75,7 @@ func (b *Batch) Bytes() int { return b.bytes }
 // Reset empties the batch, keeping its capacity.
 func (b *Batch) Reset() {
 	b.Deliveries, b.Statuses, b.V1Events = b.Deliveries[:0], b.Statuses[:0], b.V1Events[:0]
-	b.Resends, b.DeadLetters, b.bytes = b.Resends[:0], b.DeadLetters[:0], 0
+	b.Resends, b.DeadLetters, b.Reconciles, b.bytes = b.Resends[:0], b.DeadLetters[:0], b.Reconciles[:0], 0
 }
 
 // Add parses one message into a row of its table. id is the message id
@@ -123,6 +129,17 @@ func (b *Batch) Add(subject, id string, data []byte, seq uint64) error {
 		}
 		if err == nil {
 			b.Resends = append(b.Resends, r)
+		}
+	case events.KindReconcile:
+		r := ReconcileRow{EventID: id, Seq: seq}
+		if err = decode(data, &r.Reconcile); err == nil {
+			err = checkUUID(r.OTPID)
+		}
+		if err == nil && r.Since.IsZero() {
+			err = errors.New("no since")
+		}
+		if err == nil {
+			b.Reconciles = append(b.Reconciles, r)
 		}
 	case events.KindDeadLetter:
 		r := DeadLetterRow{EventID: id, Seq: seq}

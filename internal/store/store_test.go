@@ -84,7 +84,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 		if n := count(t, db, "SELECT count() FROM otpscope_schema_migrations FINAL"); n == 0 {
 			t.Fatal("no migration recorded")
 		}
-		for _, table := range []string{"delivery_events", "otp_status", "v1_events", "resends", "dead_letters"} {
+		for _, table := range []string{"delivery_events", "otp_status", "v1_events", "resends", "dead_letters", "reconciliations"} {
 			if n := count(t, db, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = '"+table+"'"); n != 1 {
 				t.Errorf("table %s: found %d", table, n)
 			}
