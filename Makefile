@@ -22,8 +22,11 @@ build:
 	$(GO) build -o bin/ ./cmd/...
 
 ## run: the all-in-one on embedded defaults with the tyntec simulator (Ctrl-C stops it).
+## The demo drops 5% of the simulator's webhooks (the poller's recovered and
+## unrecoverable figures) and decides resends by an example policy in dry-run
+## (the resends panels), so every dashboard panel and console page has data.
 run: setup
-	$(GO) run ./cmd/otpscope --simulate
+	$(GO) run ./cmd/otpscope --simulate --simulate-drop-webhooks 0.05 --resend-policy docs/examples/resend-policy.json
 
 ## test: the whole suite against the real NATS server and the real ClickHouse engine.
 test: setup

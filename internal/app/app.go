@@ -252,7 +252,7 @@ func (a *App) Banner(w io.Writer) {
 		lines = append(lines, "  poller       off (no --tyntec-api-key)")
 	}
 	if a.sim != nil {
-		lines = append(lines, fmt.Sprintf("  simulator    %s (tyntec API; ground truth at /_sim/truth), %.3g OTPs/s, seed %d", a.sim.URL(), a.cfg.Simulate.Rate, a.cfg.Simulate.Seed))
+		lines = append(lines, fmt.Sprintf("  simulator    %s (tyntec API; ground truth at /_sim/truth), %.3g OTPs/s, seed %d, drops %.0f%% of its webhooks", a.sim.URL(), a.cfg.Simulate.Rate, a.cfg.Simulate.Seed, 100*a.cfg.Simulate.DropWebhooks))
 		if a.cfg.generatedToken != "" {
 			lines = append(lines, "  token        "+a.cfg.generatedToken+" (the webhook token, generated for this run: send it as X-Webhook-Token)")
 		}
