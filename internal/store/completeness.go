@@ -53,7 +53,7 @@ func (db *DB) Completeness(ctx context.Context, w Window, now time.Time) (Comple
 		where, args := p.where(w, "channel")
 		var pending uint64
 		var first *time.Time
-		q := "SELECT sum(attempts - delivered - failed), min(pending_first) FROM daily_attempts WHERE " + where
+		q := "SELECT toUInt64(greatest(0, sum(attempts) - sum(delivered) - sum(failed))), min(pending_first) FROM daily_attempts WHERE " + where
 		if err := db.conn.QueryRow(ctx, q, args...).Scan(&pending, &first); err != nil {
 			return c, fmt.Errorf("query completeness: %w", err)
 		}

@@ -281,5 +281,10 @@ func TestRollupsSkipEmptyDays(t *testing.T) {
 		if len(chs) != 1 || chs[0].Attempts != 2 {
 			t.Errorf("Channels over both days = %+v; want 2 SMS attempts", chs)
 		}
+		// Completeness reads the rolled-up days too.
+		c, err := db.Completeness(t.Context(), w, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+		if err != nil || !c.Final || c.Pending != 0 {
+			t.Errorf("Completeness over rolled-up days = %+v, %v; want final, nothing pending", c, err)
+		}
 	})
 }
