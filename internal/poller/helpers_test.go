@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,7 +23,6 @@ import (
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
-	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
 
 // webhookReceiver stands in for ingest: it decodes tyntec's webhooks and
@@ -106,25 +104,6 @@ func waitTracked(t *testing.T, p *Poller) {
 		lag, err := p.track.Lag(t.Context())
 		return err == nil && lag.Pending == 0 && lag.AckPending == 0
 	})
-}
-
-// sendTracked sends n OTPs to sim, waits until the simulator is idle and p has
-// tracked every webhook that arrived, and returns the simulator's truth. The
-// priorities' channel sequences tell each other apart: with WHATSAPP>SMS as
-// well, an OTP whose WHATSAPP webhooks were all lost would look like an
-// SMS-first one, and nothing but a poll of every OTP could tell (see the
-// package documentation).
-func sendTracked(t *testing.T, sim *tyntecsim.Sim, p *Poller, n int) tyntecsim.Truth {
-	t.Helper()
-	prios := []string{"tyntec_priority_sms-viber", "tyntec_priority_sms-voice", "tyntec_priority_sms"}
-	for i := range n {
-		if _, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("+49151%07d", i), PriorityName: prios[i%len(prios)]}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	simtest.WaitIdle(t, sim)
-	waitTracked(t, p)
-	return sim.Truth()
 }
 
 // waitSim waits until the simulator's clock has passed at.
