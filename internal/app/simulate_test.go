@@ -21,36 +21,14 @@ import (
 // equal the simulator's ground truth once the poller has recovered what was
 // lost, and that the recovered facts are counted as such.
 func TestLostWebhooksRecovered(t *testing.T) {
-	ch := chdbtest.Serve(t) // one engine per process: the app uses the test's
-	cfg := newConfig(t, "otpscope")
-	cfg.ClickHouse.DSN = ch.DSN + "/" + ch.Database
-	cfg.Sink.FlushInterval = 100 * time.Millisecond
-	fast := tyntecsim.Channel{Latency: tyntecsim.LogNormal{Median: 30 * time.Millisecond, P95: 120 * time.Millisecond}, Timeout: time.Second, DispatchDelay: 10 * time.Millisecond}
-	channels := map[events.Channel]tyntecsim.Channel{}
-	for name, p := range map[events.Channel]float64{"SMS": 0.6, "VIBER": 0.8, "WHATSAPP": 0.8, "VOICE": 0.9} {
-		c := fast
-		c.DeliveryProbability = p
-		channels[name] = c
-	}
 	const otps = 40
-	cfg.Simulate = app.SimulateConfig{Enabled: true, Listen: "127.0.0.1:0", Rate: 20, Count: otps, Seed: 7, TimeScale: 1, DropWebhooks: 0.3, Channels: channels,
-		// The poller recovers lost v4 webhooks through v1 /events where v1
-		// serves v4 OTPs (TestLostWebhooksUnrecoverable: where it does not).
-		SharedVersions: true}
-	cfg.Poller.Schedule = "@every 1s"
-	cfg.Poller.Settle = time.Second
-	cfg.Poller.Recheck = time.Second
-	cfg.Poller.DiscoveryInterval = 2 * time.Second // finds OTPs whose every webhook was lost
-	cfg.Poller.VerifySample = 0                    // delivery first: this test is about lost delivery states
+	cfg := lossyConfig(t, otps)
+	// The poller recovers lost v4 webhooks through v1 /events where v1
+	// serves v4 OTPs (TestLostWebhooksUnrecoverable: where it does not).
+	cfg.Simulate.SharedVersions = true
 
-	a := serve(t, cfg)
-
+	a, truth := serveSettled(t, cfg)
 	sim := a.Simulator()
-	var truth tyntecsim.Truth
-	brokertest.WaitFor(t, 60*time.Second, "the simulator to settle every attempt", func() bool {
-		truth = sim.Truth()
-		return truth.Settled(otps)
-	})
 	want := truth.Summary()
 	dropped := 0
 	for _, o := range truth.OTPs {
@@ -98,34 +76,12 @@ func TestLostWebhooksRecovered(t *testing.T) {
 // so, and the API counts every attempt whose outcome webhook was dropped as
 // unrecoverable and none as recovered by polling.
 func TestLostWebhooksUnrecoverable(t *testing.T) {
-	ch := chdbtest.Serve(t)
-	cfg := newConfig(t, "otpscope")
-	cfg.ClickHouse.DSN = ch.DSN + "/" + ch.Database
-	cfg.Sink.FlushInterval = 100 * time.Millisecond
-	fast := tyntecsim.Channel{Latency: tyntecsim.LogNormal{Median: 30 * time.Millisecond, P95: 120 * time.Millisecond}, Timeout: time.Second, DispatchDelay: 10 * time.Millisecond}
-	channels := map[events.Channel]tyntecsim.Channel{}
-	for name, p := range map[events.Channel]float64{"SMS": 0.6, "VIBER": 0.8, "WHATSAPP": 0.8, "VOICE": 0.9} {
-		c := fast
-		c.DeliveryProbability = p
-		channels[name] = c
-	}
 	const otps = 40
+	cfg := lossyConfig(t, otps)
 	// OTPs expire after 4 s: the poller gives up on an OTP once it is closed.
-	cfg.Simulate = app.SimulateConfig{Enabled: true, Listen: "127.0.0.1:0", Rate: 20, Count: otps, Seed: 7, TimeScale: 1, DropWebhooks: 0.3, Channels: channels,
-		OTPExpiry: 4 * time.Second}
-	cfg.Poller.Schedule = "@every 1s"
-	cfg.Poller.Settle = time.Second
-	cfg.Poller.Recheck = time.Second
-	cfg.Poller.DiscoveryInterval = 2 * time.Second
-	cfg.Poller.VerifySample = 0
+	cfg.Simulate.OTPExpiry = 4 * time.Second
 
-	a := serve(t, cfg)
-	sim := a.Simulator()
-	var truth tyntecsim.Truth
-	brokertest.WaitFor(t, 60*time.Second, "the simulator to settle every attempt", func() bool {
-		truth = sim.Truth()
-		return truth.Settled(otps)
-	})
+	a, truth := serveSettled(t, cfg)
 	// The attempts whose DISPATCHED webhook arrived and whose outcome's was
 	// dropped, by channel: what the poller must report unrecoverable.
 	want := map[string]uint64{}
@@ -178,4 +134,41 @@ func newFlagSet(cfg *app.Config, binary string) *flag.FlagSet {
 	fs := flag.NewFlagSet(binary, flag.ContinueOnError)
 	cfg.RegisterFlags(fs, app.Binaries[binary])
 	return fs
+}
+
+// lossyConfig is the all-in-one on the test's engine with the simulator sending
+// count OTPs and dropping 30% of its webhooks, and a poller that looks often.
+func lossyConfig(t *testing.T, count int) app.Config {
+	t.Helper()
+	ch := chdbtest.Serve(t) // one engine per process: the app uses the test's
+	cfg := newConfig(t, "otpscope")
+	cfg.ClickHouse.DSN = ch.DSN + "/" + ch.Database
+	cfg.Sink.FlushInterval = 100 * time.Millisecond
+	fast := tyntecsim.Channel{Latency: tyntecsim.LogNormal{Median: 30 * time.Millisecond, P95: 120 * time.Millisecond}, Timeout: time.Second, DispatchDelay: 10 * time.Millisecond}
+	channels := map[events.Channel]tyntecsim.Channel{}
+	for name, p := range map[events.Channel]float64{"SMS": 0.6, "VIBER": 0.8, "WHATSAPP": 0.8, "VOICE": 0.9} {
+		c := fast
+		c.DeliveryProbability = p
+		channels[name] = c
+	}
+	cfg.Simulate = app.SimulateConfig{Enabled: true, Listen: "127.0.0.1:0", Rate: 20, Count: count, Seed: 7, TimeScale: 1, DropWebhooks: 0.3, Channels: channels}
+	cfg.Poller.Schedule = "@every 1s"
+	cfg.Poller.Settle = time.Second
+	cfg.Poller.Recheck = time.Second
+	cfg.Poller.DiscoveryInterval = 2 * time.Second // finds OTPs whose every webhook was lost
+	cfg.Poller.VerifySample = 0                    // delivery first: these tests are about lost delivery states
+	return cfg
+}
+
+// serveSettled serves cfg and waits until the simulator has settled every
+// attempt of its cfg.Simulate.Count OTPs; it returns the app and that truth.
+func serveSettled(t *testing.T, cfg app.Config) (*app.App, tyntecsim.Truth) {
+	t.Helper()
+	a := serve(t, cfg)
+	var truth tyntecsim.Truth
+	brokertest.WaitFor(t, 60*time.Second, "the simulator to settle every attempt", func() bool {
+		truth = a.Simulator().Truth()
+		return truth.Settled(cfg.Simulate.Count)
+	})
+	return a, truth
 }

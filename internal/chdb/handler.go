@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/ch-go/compress"
+	"github.com/go-chi/chi/v5/middleware"
 )
 
 // DefaultUser is the name of the owner's user when HandlerConfig leaves it
@@ -98,26 +99,6 @@ const (
 	QueryRefused = "refused" // authentication, the allowlist, a full queue
 	QueryFailed  = "error"
 )
-
-// statusWriter remembers the status a handler answered with.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
 
 // outcome classifies an answer's status.
 func outcome(status int) string {
@@ -242,9 +223,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.query(w, r)
 		return
 	}
-	start, sw := time.Now(), &statusWriter{ResponseWriter: w}
+	start, sw := time.Now(), middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 	guest := h.query(sw, r)
-	h.observe(guest, outcome(sw.status), time.Since(start))
+	h.observe(guest, outcome(sw.Status()), time.Since(start))
 }
 
 // query parses and serves one query request and reports whether a guest

@@ -18,24 +18,29 @@ import (
 // by listener, route, method and code (404s and 405s included), and their
 // durations. The handler label is chi's route pattern, so a scan of random
 // paths adds no series.
-type HTTPMetrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-}
+type HTTPMetrics struct{ timed }
 
 // NewHTTPMetrics registers the HTTP metrics with reg.
 func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
+	return &HTTPMetrics{newTimed(reg, []string{"listener", "handler", "method"}, "code",
+		prometheus.CounterOpts{Name: "otpscope_http_requests_total", Help: "HTTP requests answered, by listener, route pattern, method and status code."},
+		prometheus.HistogramOpts{Name: "otpscope_http_request_duration_seconds", Help: "Time to answer an HTTP request, by listener, route pattern and method.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}})}
+}
+
+// timed counts requests by their labels and an outcome, and times them by
+// their labels alone.
+type timed struct {
+	total   *prometheus.CounterVec
+	seconds *prometheus.HistogramVec
+}
+
+// newTimed registers total (labelled by and outcome) and seconds (labelled by) with reg.
+func newTimed(reg prometheus.Registerer, by []string, outcome string, total prometheus.CounterOpts, seconds prometheus.HistogramOpts) timed {
 	f := promauto.With(reg)
-	return &HTTPMetrics{
-		requests: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpscope_http_requests_total",
-			Help: "HTTP requests answered, by listener, route pattern, method and status code.",
-		}, []string{"listener", "handler", "method", "code"}),
-		duration: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "otpscope_http_request_duration_seconds",
-			Help:    "Time to answer an HTTP request, by listener, route pattern and method.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"listener", "handler", "method"}),
+	return timed{
+		total:   f.NewCounterVec(total, append(by[:len(by):len(by)], outcome)),
+		seconds: f.NewHistogramVec(seconds, by),
 	}
 }
 
@@ -43,7 +48,7 @@ func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
 // (public or admin); r.Use it before mounting routes.
 func (m *HTTPMetrics) Middleware(listener string) func(http.Handler) http.Handler {
 	l := prometheus.Labels{"listener": listener}
-	requests, duration := m.requests.MustCurryWith(l), m.duration.MustCurryWith(l)
+	requests, duration := m.total.MustCurryWith(l), m.seconds.MustCurryWith(l)
 	route := promhttp.WithLabelFromCtx("handler", routePattern)
 	return func(next http.Handler) http.Handler {
 		return promhttp.InstrumentHandlerCounter(requests,
@@ -78,25 +83,14 @@ func RegisterBuildInfo(reg prometheus.Registerer) {
 // QueryMetrics count the embedded ClickHouse endpoint's queries by who sent
 // them (owner: this process; guest: Grafana, reporter report, curl) and
 // outcome, and time them. Observe is store.Config.ObserveQuery.
-type QueryMetrics struct {
-	queries *prometheus.CounterVec
-	seconds *prometheus.HistogramVec
-}
+type QueryMetrics struct{ timed }
 
 // NewQueryMetrics registers the endpoint's query metrics with reg.
 func NewQueryMetrics(reg prometheus.Registerer) *QueryMetrics {
-	f := promauto.With(reg)
-	return &QueryMetrics{
-		queries: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpscope_clickhouse_endpoint_queries_total",
-			Help: "Queries the embedded ClickHouse endpoint answered, by client (owner or guest) and outcome (ok, refused, error).",
-		}, []string{"client", "outcome"}),
-		seconds: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "otpscope_clickhouse_endpoint_query_seconds",
-			Help:    "Time the embedded ClickHouse endpoint took to answer a query, by client.",
-			Buckets: prometheus.ExponentialBuckets(.001, 4, 9),
-		}, []string{"client"}),
-	}
+	return &QueryMetrics{newTimed(reg, []string{"client"}, "outcome",
+		prometheus.CounterOpts{Name: "otpscope_clickhouse_endpoint_queries_total", Help: "Queries the embedded ClickHouse endpoint answered, by client (owner or guest) and outcome (ok, refused, error)."},
+		prometheus.HistogramOpts{Name: "otpscope_clickhouse_endpoint_query_seconds", Help: "Time the embedded ClickHouse endpoint took to answer a query, by client.",
+			Buckets: prometheus.ExponentialBuckets(.001, 4, 9)})}
 }
 
 // Observe records one query.
@@ -105,6 +99,6 @@ func (m *QueryMetrics) Observe(guest bool, outcome string, d time.Duration) {
 	if guest {
 		client = "guest"
 	}
-	m.queries.WithLabelValues(client, outcome).Inc()
+	m.total.WithLabelValues(client, outcome).Inc()
 	m.seconds.WithLabelValues(client).Observe(d.Seconds())
 }

@@ -292,7 +292,6 @@ func (p *Poller) pollV4Delivery(ctx context.Context, r Record, o *tyntec.OTP, st
 		}
 	}
 	now := p.cfg.Now()
-	status := string(o.OTPStatus)
 	var gaps []events.Reconcile
 	var published int
 	_, err := p.store.update(ctx, r.OTPID, func(rec *Record, exists bool) error {
@@ -304,15 +303,10 @@ func (p *Poller) pollV4Delivery(ctx context.Context, r Record, o *tyntec.OTP, st
 		if !o.OTPExpire.IsZero() {
 			rec.Created, rec.Expires, rec.ExpiryKnown = o.OTPCreated, o.OTPExpire, true
 		}
-		if status != "" && status != rec.OTPStatus && rec.StatusSource != events.SourceUpstream {
-			rec.OTPStatus, rec.StatusSource = status, events.SourcePoll
-			if o.OTPStatus.Final() && p.inSample(rec.OTPID) {
-				m, err := p.statusMessage(rec, status, o.AttemptCount, now)
-				if err != nil {
-					return err
-				}
-				msgs = append(msgs, m)
-			}
+		if m, err := p.takeV4Status(rec, o, now); err != nil {
+			return err
+		} else if m != nil {
+			msgs = append(msgs, *m)
 		}
 		rec.Polled++
 		rec.LastPolled = now
@@ -529,6 +523,26 @@ func (p *Poller) statusMessage(r *Record, status string, attempts int, at time.T
 	})
 }
 
+// takeV4Status records o's v4 status on r unless r has it already or has a
+// status from tyntec's webhooks, which the poller never overrides; where the
+// status is final and r is in the verification sample it returns the message
+// to publish.
+func (p *Poller) takeV4Status(r *Record, o *tyntec.OTP, now time.Time) (*events.Message, error) {
+	status := string(o.OTPStatus)
+	if status == "" || status == r.OTPStatus || r.StatusSource == events.SourceUpstream {
+		return nil, nil
+	}
+	r.OTPStatus, r.StatusSource = status, events.SourcePoll
+	if !o.OTPStatus.Final() || !p.inSample(r.OTPID) {
+		return nil, nil
+	}
+	m, err := p.statusMessage(r, status, o.AttemptCount, now)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
 // discover lists tyntec's v4 OTPs: it starts tracking those no webhook
 // announced, learns real expiries, and reads final statuses for free.
 func (p *Poller) discover(ctx context.Context, b *budget, st *CycleStats, now time.Time) error {
@@ -560,17 +574,11 @@ func (p *Poller) discover(ctx context.Context, b *budget, st *CycleStats, now ti
 				return errNoChange
 			}
 			r.Created, r.Expires, r.ExpiryKnown = o.OTPCreated, o.OTPExpire, true
-			if status != "" && status != r.OTPStatus && r.StatusSource != events.SourceUpstream {
-				r.OTPStatus, r.StatusSource = status, events.SourcePoll
-				if o.OTPStatus.Final() && p.inSample(o.OTPID) {
-					m, err := p.statusMessage(r, status, o.AttemptCount, now)
-					if err != nil {
-						return err
-					}
-					msg = &m
-				}
+			m, err := p.takeV4Status(r, &o, now)
+			if err != nil {
+				return err
 			}
-			if msg != nil {
+			if msg = m; msg != nil {
 				return p.pub.Publish(ctx, *msg)
 			}
 			return nil

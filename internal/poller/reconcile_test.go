@@ -37,19 +37,7 @@ func TestRecoversDroppedWebhooks(t *testing.T) {
 	p := newPoller(t, b, testConfig(sim, url))
 	goRun(t, p.runTracker)
 
-	// Priorities whose channel sequences tell each other apart: with
-	// WHATSAPP>SMS as well, an OTP whose WHATSAPP webhooks were all lost would
-	// look like an SMS-first one, and nothing but a poll of every OTP could
-	// tell (see the package documentation).
-	prios := []string{"tyntec_priority_sms-viber", "tyntec_priority_sms-voice", "tyntec_priority_sms"}
-	for i := range 80 {
-		if _, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("+49151%07d", i), PriorityName: prios[i%len(prios)]}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	simtest.WaitIdle(t, sim)
-	waitTracked(t, p)
-	truth := sim.Truth()
+	truth := sendTracked(t, sim, p, 80)
 
 	var droppedFinal, dropped int
 	lastFact := truth.At
@@ -334,15 +322,7 @@ func TestDroppedWebhooksUnrecoverable(t *testing.T) {
 	if w := p.World(); w != WorldUnknown {
 		t.Fatalf("world before any call = %v; want unknown", w)
 	}
-	prios := []string{"tyntec_priority_sms-viber", "tyntec_priority_sms-voice", "tyntec_priority_sms"}
-	for i := range 80 {
-		if _, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("+49151%07d", i), PriorityName: prios[i%len(prios)]}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	simtest.WaitIdle(t, sim)
-	waitTracked(t, p)
-	truth := sim.Truth()
+	truth := sendTracked(t, sim, p, 80)
 	type attempt struct {
 		otp string
 		ch  events.Channel
@@ -423,4 +403,23 @@ func TestDroppedWebhooksUnrecoverable(t *testing.T) {
 		}
 	}
 	t.Logf("%d lost outcomes of dispatched attempts, %d unrecoverable records", len(want), total.Unrecoverable)
+}
+
+// sendTracked sends n OTPs to sim, waits until the simulator is idle and p has
+// tracked every webhook that arrived, and returns the simulator's truth. The
+// priorities' channel sequences tell each other apart: with WHATSAPP>SMS as
+// well, an OTP whose WHATSAPP webhooks were all lost would look like an
+// SMS-first one, and nothing but a poll of every OTP could tell (see the
+// package documentation).
+func sendTracked(t *testing.T, sim *tyntecsim.Sim, p *Poller, n int) tyntecsim.Truth {
+	t.Helper()
+	prios := []string{"tyntec_priority_sms-viber", "tyntec_priority_sms-voice", "tyntec_priority_sms"}
+	for i := range n {
+		if _, err := sim.Send(tyntec.NewOTPRequest{To: fmt.Sprintf("+49151%07d", i), PriorityName: prios[i%len(prios)]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	simtest.WaitIdle(t, sim)
+	waitTracked(t, p)
+	return sim.Truth()
 }

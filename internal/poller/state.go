@@ -275,20 +275,29 @@ func (s *store) watch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch KV bucket %s: %w", BucketOTPs, err)
 	}
+	follow(ctx, w, func(e jetstream.KeyValueEntry) {
+		if e == nil {
+			s.once.Do(func() { close(s.ready) })
+			return
+		}
+		s.apply(e)
+	})
+	return nil
+}
+
+// follow hands each update of w to apply until ctx ends or w closes, then
+// stops w. A nil entry marks the end of the values the bucket held at the start.
+func follow(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry)) {
 	defer w.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil
+				return
 			}
-			if e == nil {
-				s.once.Do(func() { close(s.ready) })
-				continue
-			}
-			s.apply(e)
+			apply(e)
 		}
 	}
 }

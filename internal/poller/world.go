@@ -98,29 +98,21 @@ func (p *Poller) watchWorld(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch KV bucket %s: %w", BucketWorld, err)
 	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil
-			}
-			if e == nil || e.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			var ws worldState
-			if json.Unmarshal(e.Value(), &ws) != nil {
-				continue
-			}
-			if ws.V1SeesV4 {
-				p.setWorld(WorldShared)
-			} else {
-				p.setWorld(WorldSeparate)
-			}
+	follow(ctx, w, func(e jetstream.KeyValueEntry) {
+		if e == nil || e.Operation() != jetstream.KeyValuePut {
+			return
 		}
-	}
+		var ws worldState
+		if json.Unmarshal(e.Value(), &ws) != nil {
+			return
+		}
+		if ws.V1SeesV4 {
+			p.setWorld(WorldShared)
+		} else {
+			p.setWorld(WorldSeparate)
+		}
+	})
+	return nil
 }
 
 // loadWorld reads what an earlier run or another replica learned.

@@ -137,7 +137,7 @@ func (a *API) window(w http.ResponseWriter, r *http.Request) (store.Window, bool
 		if errors.As(err, &we) {
 			field = we.field
 		}
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid time window", Detail: err.Error(), Field: field, Instance: r.URL.Path})
+		badRequest(w, r, "Invalid time window", field, err.Error())
 		return win, false
 	}
 	return win, true
@@ -189,7 +189,7 @@ func (a *API) otp(w http.ResponseWriter, r *http.Request) {
 	j, err := a.db.Journey(r.Context(), chi.URLParam(r, "otpId"), a.now())
 	switch {
 	case errors.Is(err, store.ErrBadOTPID):
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid OTP id", Detail: err.Error(), Field: "otpId", Instance: r.URL.Path})
+		badRequest(w, r, "Invalid OTP id", "otpId", err.Error())
 	case errors.Is(err, store.ErrNotFound):
 		problem.Write(w, problem.Details{Status: http.StatusNotFound, Title: "Unknown OTP", Detail: err.Error(), Instance: r.URL.Path})
 	default:
@@ -227,4 +227,10 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// badRequest answers 400 with a problem titled title about the query
+// parameter or body field field ("" for the request as a whole).
+func badRequest(w http.ResponseWriter, r *http.Request, title, field, detail string) {
+	problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: title, Detail: detail, Field: field, Instance: r.URL.Path})
 }

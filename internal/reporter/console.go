@@ -53,14 +53,14 @@ func (a *API) timeseries(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("step"); s != "" {
 		d, err := parseStep(s)
 		if err != nil {
-			problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid step", Detail: err.Error(), Field: "step", Instance: r.URL.Path})
+			badRequest(w, r, "Invalid step", "step", err.Error())
 			return
 		}
 		step = d
 	}
 	ts, err := a.db.Timeseries(r.Context(), win, step)
 	if errors.Is(err, store.ErrTooManyBuckets) {
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid step", Detail: err.Error(), Field: "step", Instance: r.URL.Path})
+		badRequest(w, r, "Invalid step", "step", err.Error())
 		return
 	}
 	if err != nil {
@@ -97,14 +97,14 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > store.MaxEventsLimit {
-			problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid limit", Detail: fmt.Sprintf("limit %q: want 1 … %d", s, store.MaxEventsLimit), Field: "limit", Instance: r.URL.Path})
+			badRequest(w, r, "Invalid limit", "limit", fmt.Sprintf("limit %q: want 1 … %d", s, store.MaxEventsLimit))
 			return
 		}
 		f.Limit = n
 	}
 	page, err := a.db.Events(r.Context(), f)
 	if errors.Is(err, store.ErrBadCursor) {
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid cursor", Detail: err.Error(), Field: "cursor", Instance: r.URL.Path})
+		badRequest(w, r, "Invalid cursor", "cursor", err.Error())
 		return
 	}
 	if err != nil {

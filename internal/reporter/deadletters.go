@@ -14,7 +14,6 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/otpscope/otpscope/internal/events"
-	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -152,7 +151,7 @@ func (d *DeadLetters) list(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
-			problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid limit", Detail: fmt.Sprintf("limit %q: want a positive number", s), Field: "limit", Instance: r.URL.Path})
+			badRequest(w, r, "Invalid limit", "limit", fmt.Sprintf("limit %q: want a positive number", s))
 			return
 		}
 		f.Limit = n
@@ -171,13 +170,13 @@ func (d *DeadLetters) list(w http.ResponseWriter, r *http.Request) {
 func (d *DeadLetters) replay(w http.ResponseWriter, r *http.Request) {
 	var req ReplayRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid replay request", Detail: err.Error(), Instance: r.URL.Path})
+		badRequest(w, r, "Invalid replay request", "", err.Error())
 		return
 	}
 	res, err := d.Replay(r.Context(), req)
 	switch {
 	case errors.Is(err, errNothingSelected):
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid replay request", Detail: err.Error(), Field: "ids", Instance: r.URL.Path})
+		badRequest(w, r, "Invalid replay request", "ids", err.Error())
 	default:
 		d.reply(w, r, res, err)
 	}

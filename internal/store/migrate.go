@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/otpscope/otpscope/schema"
 )
 
@@ -57,19 +59,31 @@ ENGINE = ReplacingMergeTree(applied_at) ORDER BY version`, migrationsTable, onCl
 }
 
 func (db *DB) appliedMigrations(ctx context.Context) (map[int]string, error) {
-	rows, err := db.conn.Query(ctx, fmt.Sprintf("SELECT version, argMax(checksum, applied_at) FROM %s GROUP BY version", migrationsTable))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", migrationsTable, err)
-	}
-	defer rows.Close()
 	applied := map[int]string{}
-	for rows.Next() {
+	err := db.eachRow(ctx, migrationsTable, fmt.Sprintf("SELECT version, argMax(checksum, applied_at) FROM %s GROUP BY version", migrationsTable), nil, func(rows driver.Rows) error {
 		var v uint32
 		var sum string
 		if err := rows.Scan(&v, &sum); err != nil {
-			return nil, fmt.Errorf("read %s: %w", migrationsTable, err)
+			return err
 		}
 		applied[int(v)] = sum
+		return nil
+	})
+	return applied, err
+}
+
+// eachRow runs q with args and hands each row to scan; what names the query
+// in errors ("query what: …" where it fails, "read what: …" where a row does).
+func (db *DB) eachRow(ctx context.Context, what, q string, args []any, scan func(driver.Rows) error) error {
+	rows, err := db.conn.Query(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("query %s: %w", what, err)
 	}
-	return applied, rows.Err()
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return fmt.Errorf("read %s: %w", what, err)
+		}
+	}
+	return rows.Err()
 }

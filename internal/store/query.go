@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 )
 
@@ -373,21 +374,17 @@ func (db *DB) unrecoverable(ctx context.Context, w Window) (map[string]uint64, e
 	q := `SELECT toString(channel) AS ch, uniqExact(otp_id, since) FROM reconciliations
 WHERE result = 'unrecoverable' AND ` + cond + `
 GROUP BY ch`
-	rows, err := db.conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query unrecoverable: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]uint64{}
-	for rows.Next() {
+	err := db.eachRow(ctx, "unrecoverable", q, args, func(rows driver.Rows) error {
 		var ch string
 		var n uint64
 		if err := rows.Scan(&ch, &n); err != nil {
-			return nil, fmt.Errorf("read unrecoverable: %w", err)
+			return err
 		}
 		out[ch] = n
-	}
-	return out, rows.Err()
+		return nil
+	})
+	return out, err
 }
 
 // fromRollups checks w, then answers it with rolled where daily rollups serve
@@ -493,17 +490,12 @@ func channelList(byName map[string]*ChannelStats, conv map[string]Conversion) []
 func (db *DB) conversion(ctx context.Context, w Window) (map[string]Conversion, error) {
 	// One SQL definition with the rollups: per (profile, channel), summed here.
 	q, args := w.conversionRowsSQL()
-	rows, err := db.conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query conversion: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]Conversion{}
-	for rows.Next() {
+	err := db.eachRow(ctx, "conversion", q, args, func(rows driver.Rows) error {
 		var profile, ch string
 		var r Conversion
 		if err := rows.Scan(&profile, &ch, &r.Polled, &r.Verified, &r.SampleRate); err != nil {
-			return nil, fmt.Errorf("read conversion: %w", err)
+			return err
 		}
 		c, seen := out[ch]
 		c.Polled += r.Polled
@@ -512,12 +504,16 @@ func (db *DB) conversion(ctx context.Context, w Window) (map[string]Conversion, 
 			c.SampleRate = r.SampleRate
 		}
 		out[ch] = c
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for ch, c := range out {
 		c.Rate = rate(c.Verified, c.Polled)
 		out[ch] = c
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Fallback returns the journeys of the window: fallback share, outcomes,

@@ -18,6 +18,16 @@ func showCreate(t *testing.T, db *store.DB, table string) string {
 	return s
 }
 
+// wantTTLs checks that each table's definition has its TTL clause.
+func wantTTLs(t *testing.T, db *store.DB, ttls map[string]string) {
+	t.Helper()
+	for table, want := range ttls {
+		if s := showCreate(t, db, table); !strings.Contains(s, want) {
+			t.Errorf("%s:\n%s\nwant %s", table, s, want)
+		}
+	}
+}
+
 func TestRetention(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *store.DB) {
 		apply := func(args ...string) []string {
@@ -46,15 +56,11 @@ func TestRetention(t *testing.T) {
 		if want := []string{"dead_letter_replays", "dead_letters", "delivery_events", "otp_status", "resends", "v1_events"}; !slices.Equal(altered, want) {
 			t.Errorf("altered %v; want %v", altered, want)
 		}
-		for table, want := range map[string]string{
+		wantTTLs(t, db, map[string]string{
 			"delivery_events": "TTL toDateTime(event_time) + toIntervalDay(30)",
 			"resends":         "TTL toDateTime(decided_at) + toIntervalDay(30)",
 			"dead_letters":    "TTL toDateTime(received_at) + toIntervalDay(7)",
-		} {
-			if s := showCreate(t, db, table); !strings.Contains(s, want) {
-				t.Errorf("%s:\n%s\nwant %s", table, s, want)
-			}
-		}
+		})
 		if s := showCreate(t, db, "channel_events"); strings.Contains(s, "TTL") {
 			t.Errorf("channel_events has a TTL without --retention-attempts:\n%s", s)
 		}
@@ -63,15 +69,11 @@ func TestRetention(t *testing.T) {
 			t.Errorf("the same retention again altered %v", altered)
 		}
 		apply("--retention-events", "60d", "--retention-attempts", "30d", "--retention-rollups", "400d", "--retention-dead-letters", "7d")
-		for table, want := range map[string]string{
+		wantTTLs(t, db, map[string]string{
 			"delivery_events": "TTL toDateTime(event_time) + toIntervalDay(60)",
 			"channel_events":  "TTL day + toIntervalDay(30)",
 			"daily_attempts":  "TTL day + toIntervalDay(400)",
-		} {
-			if s := showCreate(t, db, table); !strings.Contains(s, want) {
-				t.Errorf("%s:\n%s\nwant %s", table, s, want)
-			}
-		}
+		})
 		// 0 is forever: the TTL goes.
 		apply("--retention-dead-letters", "0")
 		for _, table := range []string{"delivery_events", "channel_events", "daily_attempts", "dead_letters", "dead_letter_replays"} {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
@@ -56,26 +57,6 @@ func (s *Sim) routes() http.Handler {
 	return r
 }
 
-// statusRecorder remembers the status a handler wrote.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
 // record logs every request for Calls (arrival time, answer status).
 func (s *Sim) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -83,10 +64,10 @@ func (s *Sim) record(next http.Handler) http.Handler {
 		i := len(s.calls)
 		s.calls = append(s.calls, Call{At: time.Now(), Method: r.Method, Path: r.URL.Path, APIKey: r.Header.Get("apiKey")})
 		s.mu.Unlock()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(rec, r)
 		s.mu.Lock()
-		s.calls[i].Status = rec.status
+		s.calls[i].Status = rec.Status()
 		s.mu.Unlock()
 	})
 }
