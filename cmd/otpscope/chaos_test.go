@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/disktest"
 	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/webtest"
 )
@@ -62,35 +62,12 @@ func (s *service) signal(sig syscall.Signal) {
 	_ = s.cmd.Wait()
 }
 
-// tmpfs mounts a tmpfs of size MiB at dir, unmounted when the test ends.
-func tmpfs(t *testing.T, dir string, size int) bool {
-	t.Helper()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%dm", size)); err != nil {
-		t.Logf("LOUD: cannot mount a tmpfs at %s (%v): the disk-full phases are skipped; run `make chaos` as root on Linux for them", dir, err)
-		return false
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
-	return true
-}
-
-// fill writes a ballast file into dir until the filesystem is full.
+// fill fills dir's filesystem with a ballast file and returns its path.
 func fill(t *testing.T, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "ballast")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				return path
-			}
-			t.Fatal(err)
-		}
-	}
+	disktest.Fill(t, path)
+	return path
 }
 
 // TestChaos runs ingest (hosting NATS) and the reporter (hosting ClickHouse,
@@ -113,7 +90,7 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	natsDir, chDir := t.TempDir(), t.TempDir()
-	diskFull := tmpfs(t, natsDir, 256) && tmpfs(t, chDir, 768)
+	diskFull := disktest.Tmpfs(t, natsDir, 256) && disktest.Tmpfs(t, chDir, 768)
 	const password = "chaos-nats-password-0123456789"
 	natsListen, chListen := webtest.FreeAddr(t), webtest.FreeAddr(t)
 	ingest := &service{name: "ingest", bin: filepath.Join(bins, "ingest"), listen: webtest.FreeAddr(t), args: nil}

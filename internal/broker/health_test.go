@@ -7,9 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/disktest"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
 )
@@ -49,13 +48,9 @@ func jetStreamOK(b *broker.Broker) float64 {
 // again, with no restart of the process and nothing acknowledged lost.
 func TestRecoversFromFullDisk(t *testing.T) {
 	dir := t.TempDir()
-	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+	if !disktest.Tmpfs(t, dir, 32) {
 		t.Skip("mounting a small tmpfs needs root on Linux; TestRecoversFromJetStreamShutdown covers the recovery")
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 	broker.WatchFast(t)
 	cfg := brokertest.Config(t)
 	cfg.DataDir = dir
@@ -72,7 +67,7 @@ func TestRecoversFromFullDisk(t *testing.T) {
 	}
 
 	filler := filepath.Join(dir, "filler")
-	fill(t, filler)
+	disktest.Fill(t, filler)
 	failed := false
 	for i := before; i < before+2000 && !failed; i++ {
 		failed = publishWithin(b, i, time.Second) != nil
@@ -130,27 +125,6 @@ func webhookServer(t *testing.T, b *broker.Broker) func(otpID string) (int, stri
 		}
 		resp.Body.Close()
 		return resp.StatusCode, resp.Header.Get("Retry-After")
-	}
-}
-
-// fill writes path until the filesystem has no byte left.
-func fill(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			break
-		}
-	}
-	for {
-		if _, err := f.Write(chunk[:1]); err != nil {
-			return
-		}
 	}
 }
 
