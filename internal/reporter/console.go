@@ -59,15 +59,7 @@ func (a *API) timeseries(w http.ResponseWriter, r *http.Request) {
 		step = d
 	}
 	ts, err := a.db.Timeseries(r.Context(), win, step)
-	if errors.Is(err, store.ErrTooManyBuckets) {
-		badRequest(w, r, "Invalid step", "step", err.Error())
-		return
-	}
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, TimeseriesResponse{From: win.From, To: win.To, Timeseries: ts})
+	a.answer(w, r, TimeseriesResponse{From: win.From, To: win.To, Timeseries: ts}, err, store.ErrTooManyBuckets, "Invalid step", "step")
 }
 
 // parseStep reads a Go duration (5m, 1h) or whole seconds (300), at least 1s.
@@ -103,15 +95,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		f.Limit = n
 	}
 	page, err := a.db.Events(r.Context(), f)
-	if errors.Is(err, store.ErrBadCursor) {
-		badRequest(w, r, "Invalid cursor", "cursor", err.Error())
-		return
-	}
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, page)
+	a.answer(w, r, page, err, store.ErrBadCursor, "Invalid cursor", "cursor")
 }
 
 // Subscriber subscribes to core NATS subjects (broker.Broker does).
@@ -227,5 +211,18 @@ func (l *Live) serve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	}
+}
+
+// answer writes v, or — when err is the query's complaint about a parameter
+// (bad) — a 400 naming field, or for any other error a 503.
+func (a *API) answer(w http.ResponseWriter, r *http.Request, v any, err, bad error, title, field string) {
+	switch {
+	case errors.Is(err, bad):
+		badRequest(w, r, title, field, err.Error())
+	case err != nil:
+		a.fail(w, r, err)
+	default:
+		writeJSON(w, v)
 	}
 }
