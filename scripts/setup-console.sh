@@ -22,6 +22,8 @@ WANT_MARKER="$PKG_NAME@$PKG_VERSION $PKG_INTEGRITY"
 
 log() { printf 'setup-console: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/npm-fetch.sh
+source "$(dirname "${BASH_SOURCE[0]}")/npm-fetch.sh"
 
 if [[ -d "$DEST" && -f "$MARKER" && "$(cat "$MARKER")" == "$WANT_MARKER" ]]; then
 	log "$PKG_NAME@$PKG_VERSION already unpacked at $DEST; nothing to do"
@@ -36,16 +38,7 @@ WORK="$(mktemp -d "$DIR/.setup.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
 log "downloading $PKG_NAME@$PKG_VERSION from the npm registry"
-npm pack --silent --pack-destination "$WORK" "$PKG_NAME@$PKG_VERSION" >"$WORK/pack.out" ||
-	die "npm pack $PKG_NAME@$PKG_VERSION failed (is the npm registry reachable?)"
-TARBALL="$WORK/$PKG_NAME-$PKG_VERSION.tgz"
-[[ -f "$TARBALL" ]] || die "npm pack wrote no $(basename "$TARBALL")"
-
-# node comes with npm, so it computes the integrity the way npm writes it.
-GOT_INTEGRITY="sha512-$(node -e 'process.stdout.write(require("crypto").createHash("sha512").update(require("fs").readFileSync(process.argv[1])).digest("base64"))' "$TARBALL")"
-[[ "$GOT_INTEGRITY" == "$PKG_INTEGRITY" ]] ||
-	die "integrity mismatch for $PKG_NAME@$PKG_VERSION: got $GOT_INTEGRITY, want $PKG_INTEGRITY"
-log "integrity ok"
+npm_fetch "$WORK" "$PKG_NAME" "$PKG_VERSION" "$PKG_INTEGRITY"
 
 mkdir -p "$WORK/unpacked"
 tar -xzf "$TARBALL" -C "$WORK/unpacked"
