@@ -208,7 +208,7 @@ WHERE inserted_at >= %s AND observed_at >= %s GROUP BY x`, msTime(since), msTime
 	}
 	if precise {
 		// The journeys of OTPs with a newly stored status, by their first day.
-		rows, err := db.conn.Query(ctx, fmt.Sprintf(`SELECT toDate(min(first_at)) AS j, max(s_ins) FROM attempts
+		rows, err := db.conn.Query(ctx, fmt.Sprintf(`SELECT toDate(min(first_at)) AS j, max(s_ins) FROM channel_events
 INNER JOIN (SELECT otp_id, max(inserted_at) AS s_ins FROM otp_status WHERE inserted_at >= %s GROUP BY otp_id) AS s USING (otp_id)
 WHERE day >= %s AND day <= %s
 GROUP BY otp_id`, msTime(since), sqlDay(lo.AddDate(0, 0, -1)), sqlDay(hi.AddDate(0, 0, 2))))

@@ -25,7 +25,7 @@ func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, e
 	}
 	var n uint64
 	var lo, hi time.Time
-	if err := db.conn.QueryRow(ctx, "SELECT count(), min(day), max(day) FROM attempts").Scan(&n, &lo, &hi); err != nil {
+	if err := db.conn.QueryRow(ctx, "SELECT count(), min(day), max(day) FROM channel_events").Scan(&n, &lo, &hi); err != nil {
 		return nil, fmt.Errorf("rollups: attempts days: %w", err)
 	}
 	if n == 0 {
@@ -71,7 +71,7 @@ func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, e
 
 // attemptDays are the days in [lo, hi] that hold attempts, in order.
 func (db *DB) attemptDays(ctx context.Context, lo, hi time.Time) ([]time.Time, error) {
-	rows, err := db.conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT day FROM attempts WHERE day BETWEEN %s AND %s ORDER BY day", sqlDay(lo), sqlDay(hi)))
+	rows, err := db.conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT day FROM channel_events WHERE day BETWEEN %s AND %s ORDER BY day", sqlDay(lo), sqlDay(hi)))
 	if err != nil {
 		return nil, fmt.Errorf("rollups: attempt days: %w", err)
 	}
