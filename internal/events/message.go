@@ -140,7 +140,8 @@ func NewReplayMessage(subject, deadLetterID string, body []byte, at time.Time) (
 		return Message{}, fmt.Errorf("subject %s: a dead letter is not replayed as one", subject)
 	}
 	typ := map[SubjectKind]string{KindDelivery: TypeDeliveryStatus, KindOTPStatus: TypeOTPStatus, KindV1Event: TypeV1Event,
-		KindResend: TypeResend, KindReconcile: TypeReconcile, KindTrack: TypeTrack, KindReport: TypeReport, KindAlert: TypeAlert}[sub.Kind]
+		KindResend: TypeResend, KindReconcile: TypeReconcile, KindTrack: TypeTrack, KindReport: TypeReport, KindAlert: TypeAlert,
+		KindSilent: TypeSilentOutcome, KindPush: TypePushApproval}[sub.Kind]
 	id := "rp-" + digest(deadLetterID)
 	return Message{Subject: subject, ID: id, Header: cloudEvent(id, "replay", typ, at, ""), Data: body}, nil
 }

@@ -131,6 +131,9 @@ type Track struct {
 	Status    string    `json:"status,omitempty"` // e.g. VERIFIED, when reporting an outcome
 	ProfileID string    `json:"profileId,omitempty"`
 	At        time.Time `json:"at,omitzero"`
+	// CorrelationID joins the OTP to a login's journey: the correlationId of
+	// the silent-auth attempt or push request that came before it.
+	CorrelationID string `json:"correlationId,omitempty"`
 }
 
 // Types of the records above, as CloudEvents types: each is otpscope's own
@@ -175,7 +178,11 @@ func NewReconcileMessage(r *Reconcile) (Message, error) {
 
 // NewTrackMessage wraps a tracking registration or reported outcome.
 func NewTrackMessage(tr *Track) (Message, error) {
-	id := "tr-" + digest(tr.OTPID, tr.API, tr.Status)
+	parts := []string{tr.OTPID, tr.API, tr.Status}
+	if tr.CorrelationID != "" { // ids of registrations without one stay as they were
+		parts = append(parts, tr.CorrelationID)
+	}
+	id := "tr-" + digest(parts...)
 	return newMessage(SubjectTrack, id, "ingest", TypeTrack, tr.At, tr.OTPID, tr)
 }
 
@@ -188,7 +195,8 @@ func newMessage(subject, id, source, typ string, at time.Time, ceSubject string,
 }
 
 // DecodeTrack parses and validates a tracking registration: otpId must be a
-// UUID, api "v4" (the default) or "v1", status empty or an upper-case word.
+// UUID, api "v4" (the default) or "v1", status empty or an upper-case word,
+// correlationId (optional) an id of at most 128 printable characters.
 func DecodeTrack(body []byte, receivedAt time.Time) (Track, error) {
 	var tr Track
 	if err := json.Unmarshal(body, &tr); err != nil {
@@ -216,6 +224,9 @@ func DecodeTrack(body []byte, receivedAt time.Time) (Track, error) {
 		if tr.ProfileID, err = canonicalUUID(tr.ProfileID); err != nil {
 			return tr, &FieldError{Index: -1, Field: "profileId", Err: err}
 		}
+	}
+	if tr.CorrelationID = strings.TrimSpace(tr.CorrelationID); tr.CorrelationID != "" && !validID(tr.CorrelationID) {
+		return tr, &FieldError{Index: -1, Field: "correlationId", Err: fmt.Errorf("%w: want at most %d printable characters", ErrMalformed, maxIDLen)}
 	}
 	if tr.At.IsZero() {
 		tr.At = receivedAt.UTC()

@@ -77,6 +77,8 @@ const (
 	KindTrack      SubjectKind = "track"
 	KindReport     SubjectKind = "report"
 	KindAlert      SubjectKind = "alert"
+	KindSilent     SubjectKind = "silent"
+	KindPush       SubjectKind = "push"
 )
 
 // Subject is a parsed subject: its kind and the tokens that follow it.
@@ -86,7 +88,8 @@ type Subject struct {
 	Channel Channel
 	Status  Status
 	// Name is the last token of KindOTPStatus (the OTP status), KindResend and
-	// KindReconcile (the result), KindReport (the report kind) and KindAlert (the rule).
+	// KindReconcile (the result), KindReport (the report kind), KindAlert (the
+	// rule), KindSilent (the silent-auth result) and KindPush (the approval status).
 	Name string
 }
 
@@ -112,7 +115,7 @@ func ParseSubject(s string) (Subject, error) {
 	switch sub.Kind {
 	case KindDelivery:
 		n = 2
-	case KindOTPStatus, KindResend, KindReconcile, KindReport, KindAlert:
+	case KindOTPStatus, KindResend, KindReconcile, KindReport, KindAlert, KindSilent, KindPush:
 		n = 1
 	case KindDeadLetter, KindV1Event, KindTrack:
 	default:
@@ -146,6 +149,10 @@ func (s Subject) String() string {
 		return ReportSubject(s.Name)
 	case KindAlert:
 		return AlertSubject(s.Name)
+	case KindSilent:
+		return SilentSubject(s.Name)
+	case KindPush:
+		return PushSubject(s.Name)
 	}
 	return SubjectRoot + "." + token(string(s.Kind))
 }

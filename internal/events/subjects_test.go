@@ -21,6 +21,8 @@ func TestParseSubject(t *testing.T) {
 		{"tyntec.2fa.track", Subject{Kind: KindTrack}, true},
 		{"tyntec.2fa.report.daily", Subject{Kind: KindReport, Name: "daily"}, true},
 		{"tyntec.2fa.alert.conversion-drop", Subject{Kind: KindAlert, Name: "conversion-drop"}, true},
+		{"tyntec.2fa.silent.not_verified", Subject{Kind: KindSilent, Name: SilentNotVerified}, true},
+		{"tyntec.2fa.push.approved", Subject{Kind: KindPush, Name: PushApproved}, true},
 	}
 	// Subjects that are malformed or not otpscope's: rejected, zero Subject.
 	for _, subject := range []string{
@@ -31,6 +33,8 @@ func TestParseSubject(t *testing.T) {
 		"tyntec.2fa.delivery..DELIVERED",
 		"tyntec.2fa.otp",
 		"tyntec.2fa.track.x",
+		"tyntec.2fa.silent",
+		"tyntec.2fa.push.approved.x",
 		"tyntec.2fa.unknown.x",
 		"tyntec.2fa.",
 		"tyntec.2fa",
@@ -68,6 +72,8 @@ func TestBuiltSubjectsParse(t *testing.T) {
 		{SubjectTrack, Subject{Kind: KindTrack}},
 		{ReportSubject("hourly"), Subject{Kind: KindReport, Name: "hourly"}},
 		{AlertSubject("DELIVERY_RATE"), Subject{Kind: KindAlert, Name: "DELIVERY_RATE"}},
+		{SilentSubject(SilentError), Subject{Kind: KindSilent, Name: SilentError}},
+		{PushSubject(PushExpired), Subject{Kind: KindPush, Name: PushExpired}},
 	}
 	for _, tt := range tests {
 		if got, err := ParseSubject(tt.subject); err != nil || got != tt.want {
@@ -83,14 +89,14 @@ func FuzzSubjectRoundTrip(f *testing.F) {
 	f.Add("", "a.b")
 	f.Add("*", ">")
 	f.Add("sent", "conversion-drop")
-	kinds := []SubjectKind{KindDelivery, KindDeadLetter, KindOTPStatus, KindV1Event, KindResend, KindReconcile, KindTrack, KindReport, KindAlert}
+	kinds := []SubjectKind{KindDelivery, KindDeadLetter, KindOTPStatus, KindV1Event, KindResend, KindReconcile, KindTrack, KindReport, KindAlert, KindSilent, KindPush}
 	f.Fuzz(func(t *testing.T, a, b string) {
 		for _, k := range kinds {
 			x := Subject{Kind: k}
 			switch k {
 			case KindDelivery:
 				x.Channel, x.Status = Channel(token(a)), Status(token(b))
-			case KindOTPStatus, KindResend, KindReconcile, KindReport, KindAlert:
+			case KindOTPStatus, KindResend, KindReconcile, KindReport, KindAlert, KindSilent, KindPush:
 				x.Name = token(a)
 			}
 			got, err := ParseSubject(x.String())

@@ -1,0 +1,192 @@
+package events
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+var testHash = KeyedHash([]byte("test key"))
+
+func TestDecodeSilentOutcomes(t *testing.T) {
+	body := `[{"attemptId":"sa-1","correlationId":"login-42","profileId":"default","scope":"tt:phone_verify",
+  "startedAt":"2026-11-22T09:00:00.000Z","finishedAt":"2026-11-22T09:00:01.250Z","result":"verified",
+  "loginHint":"381123456789","mobileId":"2d83f2c1"},
+ {"attemptId":"sa-2","startedAt":"2026-11-22T09:00:00Z","finishedAt":"2026-11-22T09:00:00Z","result":"ERROR","error":"no_data_session"},
+ {"attemptId":"sa-3","startedAt":"2026-11-22T09:00:00Z","finishedAt":"2026-11-22T09:00:02Z","result":"timeout_new","error":"brand_new"}]`
+	got, err := DecodeSilentOutcomes([]byte(body), receivedAt, testHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("decoded %d outcomes; want 3", len(got))
+	}
+	a := got[0]
+	if a.CorrelationID != "login-42" || a.Result != SilentVerified || a.UnknownResult || a.FinishedAt.Sub(a.StartedAt) != 1250*time.Millisecond {
+		t.Errorf("outcome 0 = %+v", a)
+	}
+	if a.LoginHintHash != testHash("381123456789") || a.LoginHintHash == "" || a.MobileIDHash != testHash("2d83f2c1") {
+		t.Errorf("outcome 0 hashes %q %q", a.LoginHintHash, a.MobileIDHash)
+	}
+	data, _ := json.Marshal(a)
+	if strings.Contains(string(data), "381123456789") || strings.Contains(string(data), "2d83f2c1") {
+		t.Errorf("published outcome holds a raw identifier: %s", data)
+	}
+	if b := got[1]; b.CorrelationID != "sa-2" || b.Result != SilentError || b.Error != "no_data_session" || b.UnknownError || b.LoginHintHash != "" {
+		t.Errorf("outcome 1 = %+v; want the attempt id as correlation id, a known error, no hash", b)
+	}
+	if c := got[2]; !c.UnknownResult || !c.UnknownError {
+		t.Errorf("outcome 2 = %+v; want unknown result and error marked", c)
+	}
+	if other := KeyedHash([]byte("other key"))("381123456789"); other == a.LoginHintHash {
+		t.Error("two keys gave one pseudonym")
+	}
+}
+
+func TestDecodeSilentRejects(t *testing.T) {
+	const ok = `"attemptId":"sa-1","startedAt":"2026-11-22T09:00:00Z","finishedAt":"2026-11-22T09:00:01Z"`
+	tests := []struct {
+		body, field string
+		index       int
+	}{
+		{`{` + ok + `}`, "result", -1},
+		{`{` + ok + `,"result":"error"}`, "error", -1},
+		{`{` + ok + `,"result":"verified no"}`, "result", -1},
+		{`{"attemptId":"sa-1","startedAt":"2026-11-22T09:00:02Z","finishedAt":"2026-11-22T09:00:01Z","result":"verified"}`, "finishedAt", -1},
+		{`{"attemptId":"sa-1","startedAt":"yesterday","finishedAt":"2026-11-22T09:00:01Z","result":"verified"}`, "startedAt", -1},
+		{`{"attemptId":"sa-1","startedAt":"2126-11-22T09:00:00Z","finishedAt":"2126-11-22T09:00:01Z","result":"verified"}`, "startedAt", -1},
+		{`[{` + ok + `,"result":"verified"},{"startedAt":"2026-11-22T09:00:00Z","finishedAt":"2026-11-22T09:00:01Z","result":"verified"}]`, "attemptId", 1},
+		{`{` + ok + `,"result":"verified","loginHint":381123456789}`, "loginHint", -1},
+		{`{` + ok + `,"result":"verified","correlationId":"` + strings.Repeat("x", 129) + `"}`, "correlationId", -1},
+		{`[]`, "", -1},
+		{`{`, "", -1},
+	}
+	for _, tt := range tests {
+		_, err := DecodeSilentOutcomes([]byte(tt.body), receivedAt, testHash)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tt.field || fe.Index != tt.index {
+			t.Errorf("DecodeSilentOutcomes(%.80q) = %v; want an error on [%d].%s", tt.body, err, tt.index, tt.field)
+		}
+	}
+}
+
+func TestDecodePushEvents(t *testing.T) {
+	body := `{"uuid":"0b5f3c1e-9d2a-4f60-8c1b-2e7d5a9f1c33","tfaId":"5661166","status":"approved",
+  "createdAt":"2026-11-22T09:00:00.000Z","updatedAt":"2026-11-22T09:00:07.000Z","secondsToExpire":300,
+  "hiddenDetails":{"correlationId":"login-42","secret":"x"}}`
+	got, err := DecodePushEvents([]byte(body), receivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := got[0]
+	if p.Status != PushApproved || p.CorrelationID != "login-42" || p.SecondsToExpire != 300 || p.UnknownStatus || !p.Settled() || p.Source != SourceWebhook {
+		t.Errorf("push = %+v", p)
+	}
+	if data, _ := json.Marshal(p); strings.Contains(string(data), "5661166") || strings.Contains(string(data), "secret") {
+		t.Errorf("published push event keeps the tfaId or hidden details: %s", data)
+	}
+	got, err = DecodePushEvents([]byte(`[{"uuid":"req-1","status":"Pending","createdAt":"2026-11-22T09:00:00Z"},{"uuid":"req-1","status":"cancelled","createdAt":"2026-11-22T09:00:00Z","updatedAt":"2026-11-22T09:00:03Z"}]`), receivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := got[0]; a.Status != PushPending || a.Settled() || a.CorrelationID != "req-1" || !a.UpdatedAt.Equal(a.CreatedAt) {
+		t.Errorf("pending = %+v", a)
+	}
+	if b := got[1]; !b.UnknownStatus {
+		t.Errorf("cancelled = %+v; want unknown status marked", b)
+	}
+	for _, bad := range []string{
+		`{"status":"approved","createdAt":"2026-11-22T09:00:00Z"}`,
+		`{"uuid":"u","createdAt":"2026-11-22T09:00:00Z"}`,
+		`{"uuid":"u","status":"approved"}`,
+		`{"uuid":"u","status":"approved","createdAt":"2026-11-22T09:00:00Z","updatedAt":"2026-11-22T08:00:00Z"}`,
+		`{"uuid":"u","status":"approved","createdAt":"2026-11-22T09:00:00Z","secondsToExpire":-1}`,
+		`{"uuid":"u","status":"approved","createdAt":"2026-11-22T09:00:00Z","hiddenDetails":{"correlationId":7}}`,
+	} {
+		if _, err := DecodePushEvents([]byte(bad), receivedAt); err == nil {
+			t.Errorf("DecodePushEvents(%s) accepted it", bad)
+		}
+	}
+}
+
+func TestMethodMessages(t *testing.T) {
+	o := SilentOutcome{AttemptID: "sa-1", CorrelationID: "sa-1", Result: SilentVerified, StartedAt: receivedAt, FinishedAt: receivedAt, ReceivedAt: receivedAt}
+	m1, err := NewSilentOutcomeMessage(&o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.ReceivedAt = receivedAt.Add(time.Minute) // the app's retry
+	m2, _ := NewSilentOutcomeMessage(&o)
+	if m1.ID != m2.ID || m1.Subject != "tyntec.2fa.silent.verified" || m1.Header[HeaderType] != TypeSilentOutcome {
+		t.Errorf("silent messages %s %s %s; want one id on tyntec.2fa.silent.verified", m1.ID, m2.ID, m1.Subject)
+	}
+	p := PushEvent{UUID: "u-1", Status: PushDenied, CreatedAt: receivedAt, UpdatedAt: receivedAt, Source: SourceWebhook}
+	w, _ := NewPushMessage(&p)
+	p.Source = SourcePoll
+	q, _ := NewPushMessage(&p)
+	if w.ID != q.ID || q.Subject != "tyntec.2fa.push.denied" || q.Header[HeaderSource] != "/otpscope/poller" {
+		t.Errorf("push messages %+v %+v; want one id whoever reported it", w, q)
+	}
+	if AttemptUUID(ChannelSilent, "sa-1") != AttemptUUID(ChannelSilent, "sa-1") || AttemptUUID(ChannelSilent, "sa-1") == AttemptUUID(ChannelPush, "sa-1") {
+		t.Error("AttemptUUID is not a function of channel and id")
+	}
+	if id := "0b5f3c1e-9d2a-4f60-8c1b-2e7d5a9f1c33"; AttemptUUID(ChannelPush, strings.ToUpper(id)) != id {
+		t.Error("AttemptUUID changed a UUID")
+	}
+}
+
+func TestTrackCorrelation(t *testing.T) {
+	tr, err := DecodeTrack([]byte(`{"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01","correlationId":" login-42 "}`), receivedAt)
+	if err != nil || tr.CorrelationID != "login-42" {
+		t.Fatalf("DecodeTrack = %+v, %v", tr, err)
+	}
+	with, _ := NewTrackMessage(&tr)
+	tr.CorrelationID = ""
+	without, _ := NewTrackMessage(&tr)
+	if with.ID == without.ID || without.ID != "tr-"+digest(tr.OTPID, "v4", "") {
+		t.Errorf("track ids %s %s: want a registration with a correlation id apart, one without unchanged", with.ID, without.ID)
+	}
+	if _, err := DecodeTrack([]byte(`{"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01","correlationId":"a\u0000b"}`), receivedAt); err == nil {
+		t.Error("DecodeTrack accepted a control character in correlationId")
+	}
+}
+
+func FuzzDecodeSilentOutcomes(f *testing.F) {
+	f.Add([]byte(`{"attemptId":"sa-1","startedAt":"2026-11-22T09:00:00Z","finishedAt":"2026-11-22T09:00:01Z","result":"error","error":"x"}`))
+	f.Add([]byte(`[{"attemptId":"a","loginHint":"1"}]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := DecodeSilentOutcomes(body, receivedAt, testHash)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a *FieldError", err)
+			}
+			return
+		}
+		for _, o := range got {
+			if o.AttemptID == "" || o.CorrelationID == "" || !methodWord.MatchString(o.Result) || o.FinishedAt.Before(o.StartedAt) {
+				t.Fatalf("accepted %+v", o)
+			}
+			if _, err := ParseSubject(SilentSubject(o.Result)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+func FuzzDecodePushEvents(f *testing.F) {
+	f.Add([]byte(`{"uuid":"u","status":"approved","createdAt":"2026-11-22T09:00:00Z","hiddenDetails":{"correlationId":"c"}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := DecodePushEvents(body, receivedAt)
+		if err != nil {
+			return
+		}
+		for _, p := range got {
+			if p.UUID == "" || p.CorrelationID == "" || !methodWord.MatchString(p.Status) || p.UpdatedAt.Before(p.CreatedAt) {
+				t.Fatalf("accepted %+v", p)
+			}
+		}
+	})
+}
