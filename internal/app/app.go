@@ -132,6 +132,11 @@ func (a *App) build(ctx context.Context) (err error) {
 	if cfg.runs(ModuleIngest) {
 		a.ingest = ingest.NewHandler(cfg.Ingest, a.broker, logger, reg)
 		a.ingest.Mount(public)
+		key, err := ingest.PseudonymKey(cfg.Ingest, cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		ingest.NewMethods(a.ingest, key, reg).Mount(public)
 	}
 	if cfg.Simulate.Enabled {
 		if a.sim, err = newSimulator(cfg.Simulate, logger.With("component", "tyntecsim")); err != nil {
@@ -222,7 +227,9 @@ func (a *App) Banner(w io.Writer) {
 	if a.cfg.runs(ModuleIngest) {
 		lines = append(lines,
 			"  webhooks     "+base+ingest.WebhookPath,
-			"  tracking     "+base+ingest.TrackPath)
+			"  tracking     "+base+ingest.TrackPath,
+			"  silent auth  "+base+ingest.SilentPath+"  (outcomes reported by the app's backend)",
+			"  push         "+base+ingest.PushPath+"  (the push-approval provider's callback)")
 	}
 	if a.cfg.runs(ModuleReporter) {
 		lines = append(lines,

@@ -23,6 +23,10 @@ type Config struct {
 	PublishTimeout time.Duration
 	// RetryAfter is what a 503 asks tyntec to wait before retrying.
 	RetryAfter time.Duration
+	// PseudonymKey is the secret of the keyed hash that replaces silent-auth
+	// loginHint and mobileId; empty: the one kept in the data directory
+	// (PseudonymKey).
+	PseudonymKey string
 }
 
 // DefaultMaxBodyBytes bounds a webhook body.
@@ -36,6 +40,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest webhook body accepted")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "how long to wait for JetStream acknowledgements before answering 503")
 	fs.DurationVar(&c.RetryAfter, "retry-after", 5*time.Second, "Retry-After sent with 503")
+	fs.StringVar(&c.PseudonymKey, "pseudonym-key", "", "secret of the keyed hash (HMAC-SHA256) stored instead of silent-auth loginHint and mobileId (empty: generated into <data-dir>/"+PseudonymKeyFile+" on first start; replicas must share one)")
 }
 
 // Validate reports the first configuration error.
@@ -53,6 +58,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		return fmt.Errorf("max-body-bytes %d: must be at least 1024", c.MaxBodyBytes)
+	}
+	if c.PseudonymKey != "" && len(c.PseudonymKey) < minPseudonymKey {
+		return fmt.Errorf("pseudonym-key of %d characters: use at least %d", len(c.PseudonymKey), minPseudonymKey)
 	}
 	if c.PublishTimeout <= 0 || c.RetryAfter <= 0 {
 		return errors.New("publish-timeout and retry-after must be positive")

@@ -1,0 +1,220 @@
+package ingest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/problem"
+)
+
+// The endpoints of the verification methods besides the OTP (issue 14).
+const (
+	// SilentPath is where an app's backend reports silent-auth attempts
+	// (tyntec's Silent Authentication has no webhook: only the app sees the
+	// outcome).
+	SilentPath = "/silent-auth/outcomes"
+	// PushPath is the push-approval provider's status callback.
+	PushPath = "/webhooks/push"
+)
+
+// Methods serves the method endpoints with the webhook endpoint's
+// machinery: its tokens, body limit, dead letters, problem answers,
+// publishing (2xx only after every PubAck, 503 + Retry-After otherwise) and
+// request metrics.
+type Methods struct {
+	h      *Handler
+	hash   func(string) string
+	events *prometheus.CounterVec
+}
+
+// NewMethods returns the method endpoints served beside h; key is the
+// secret of the keyed hash that replaces loginHint and mobileId (PseudonymKey).
+func NewMethods(h *Handler, key []byte, reg prometheus.Registerer) *Methods {
+	m := &Methods{h: h, hash: events.KeyedHash(key)}
+	m.events = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+		Name: "otpscope_ingest_method_events_total",
+		Help: "Silent-auth outcomes (channel SILENT, by result) and push approval statuses (channel PUSH, by status) stored, OTHER for values otpscope does not know; duplicates the stream dropped are not counted.",
+	}, []string{"channel", "result"})
+	return m
+}
+
+// Mount adds the method routes to r.
+func (m *Methods) Mount(r chi.Router) {
+	r.Post(SilentPath, m.serveSilent)
+	r.Post(PushPath, m.servePush)
+}
+
+func (m *Methods) serveSilent(w http.ResponseWriter, r *http.Request) {
+	// 202: the outcome is stored durably; its figures follow.
+	m.serve(w, r, http.StatusAccepted, "Invalid silent-auth outcome", func(body []byte, at time.Time) ([]events.Message, []string, error) {
+		outs, err := events.DecodeSilentOutcomes(body, at, m.hash)
+		if err != nil {
+			return nil, nil, err
+		}
+		msgs, labels := make([]events.Message, len(outs)), make([]string, len(outs))
+		for i := range outs {
+			msgs[i], err = events.NewSilentOutcomeMessage(&outs[i])
+			labels[i] = label(outs[i].Result, outs[i].UnknownResult)
+		}
+		return msgs, labels, err
+	}, events.ChannelSilent)
+}
+
+func (m *Methods) servePush(w http.ResponseWriter, r *http.Request) {
+	m.serve(w, r, http.StatusOK, "Invalid push approval request", func(body []byte, at time.Time) ([]events.Message, []string, error) {
+		ps, err := events.DecodePushEvents(body, at)
+		if err != nil {
+			return nil, nil, err
+		}
+		msgs, labels := make([]events.Message, len(ps)), make([]string, len(ps))
+		for i := range ps {
+			msgs[i], err = events.NewPushMessage(&ps[i])
+			labels[i] = label(ps[i].Status, ps[i].UnknownStatus)
+		}
+		return msgs, labels, err
+	}, events.ChannelPush)
+}
+
+func label(v string, unknown bool) string {
+	if unknown {
+		return "OTHER"
+	}
+	return v
+}
+
+// decodeFunc turns a body into the messages to publish, with each one's
+// metric label; an invalid body is an error (a *events.FieldError names
+// where).
+type decodeFunc func(body []byte, receivedAt time.Time) (msgs []events.Message, labels []string, err error)
+
+// serve is the webhook endpoint's pipeline (serveWebhook) for another body:
+// authenticate before reading, read at most --max-body-bytes, want JSON,
+// decode (invalid: a dead letter and a problem), publish, and answer status
+// with {"accepted": n} only after JetStream acknowledged every message.
+func (m *Methods) serve(w http.ResponseWriter, r *http.Request, status int, title string, decode decodeFunc, ch events.Channel) {
+	h := m.h
+	receivedAt := h.now()
+	if !h.authorized(r) {
+		h.unauthorized(w, "missing or wrong webhook token: send it as X-Webhook-Token or Authorization: Bearer")
+		return
+	}
+	body, tooLarge, err := readBounded(r, h.cfg.MaxBodyBytes)
+	if err != nil {
+		h.bodyUnread(w, r, err)
+		return
+	}
+	if tooLarge {
+		h.reject(w, r, receivedAt, body, true, outcomeTooLarge, problem.Details{
+			Status: http.StatusRequestEntityTooLarge,
+			Detail: "body larger than " + strconv.FormatInt(h.cfg.MaxBodyBytes, 10) + " bytes",
+		})
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
+		h.reject(w, r, receivedAt, body, false, outcomeMediaType, problem.Details{
+			Status: http.StatusUnsupportedMediaType,
+			Detail: "Content-Type " + strconv.Quote(ct) + ": want application/json",
+		})
+		return
+	}
+	msgs, labels, err := decode(body, receivedAt)
+	if err != nil {
+		p := problem.Details{Status: http.StatusBadRequest, Title: title, Detail: err.Error()}
+		var fe *events.FieldError
+		if errors.As(err, &fe) {
+			p.Field = fe.Field
+			if fe.Index >= 0 {
+				p.Index = &fe.Index
+			}
+		} else {
+			p.Status = http.StatusInternalServerError // a decoded record that cannot be encoded: a bug
+		}
+		h.reject(w, r, receivedAt, body, false, outcomeBadRequest, p)
+		return
+	}
+	stored, err := h.publish(r.Context(), msgs)
+	if err != nil {
+		h.unavailable(w, err)
+		return
+	}
+	for i, ok := range stored {
+		if ok { // retries count once
+			m.events.WithLabelValues(string(ch), labels[i]).Inc()
+		}
+	}
+	h.metrics.accepted.Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(strconv.AppendInt([]byte(`{"accepted":`), int64(len(msgs)), 10), "}\n"...))
+}
+
+// PseudonymKeyFile is where PseudonymKey keeps a generated key, under the
+// data directory.
+const PseudonymKeyFile = "pseudonym.key"
+
+// PseudonymKey is the secret of the keyed hash (HMAC-SHA256) that replaces
+// loginHint and mobileId before anything is published: cfg's
+// --pseudonym-key when set, else the key in dataDir/pseudonym.key, made
+// (32 random bytes, hex, readable by its owner only) on the first start.
+// Replicas of ingest must share one key, or one phone number gets two
+// pseudonyms: set --pseudonym-key on each, or share the data directory.
+func PseudonymKey(cfg Config, dataDir string) ([]byte, error) {
+	if cfg.PseudonymKey != "" {
+		return []byte(cfg.PseudonymKey), nil
+	}
+	path := filepath.Join(dataDir, PseudonymKeyFile)
+	switch data, err := os.ReadFile(path); {
+	case err == nil:
+		key := strings.TrimSpace(string(data))
+		if len(key) < minPseudonymKey {
+			return nil, fmt.Errorf("pseudonym key %s: %d characters; want at least %d", path, len(key), minPseudonymKey)
+		}
+		return []byte(key), nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("pseudonym key: %w", err)
+	}
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	key := hex.EncodeToString(b[:])
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("pseudonym key: %w", err)
+	}
+	// Write a private file, then link it into place: two processes starting
+	// on one data directory both end up with the first one's whole key.
+	tmp, err := os.CreateTemp(dataDir, PseudonymKeyFile+".*")
+	if err != nil {
+		return nil, fmt.Errorf("pseudonym key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(key + "\n") // CreateTemp's mode is 0600
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp.Name(), path)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return PseudonymKey(cfg, dataDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pseudonym key: %w", err)
+	}
+	return []byte(key), nil
+}
+
+// minPseudonymKey is the shortest key accepted.
+const minPseudonymKey = 16

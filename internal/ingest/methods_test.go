@@ -1,0 +1,205 @@
+package ingest_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/problem"
+)
+
+const pseudonymKey = "test-pseudonym-key-0123"
+
+// newMethodsFixture serves the webhook and the method endpoints on one
+// router, publishing to a real embedded NATS server.
+func newMethodsFixture(t *testing.T) *fixture {
+	t.Helper()
+	srv := brokertest.NewServer(t)
+	b := srv.Broker(t)
+	cfg := ingest.Config{Tokens: []string{token}, MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: time.Second, RetryAfter: 3 * time.Second}
+	r := ops.NewRouter()
+	reg := prometheus.NewRegistry()
+	h := ingest.NewHandler(cfg, b, brokertest.Logger(t), reg)
+	h.Mount(r)
+	ingest.NewMethods(h, []byte(pseudonymKey), reg).Mount(r)
+	hs := httptest.NewServer(r)
+	t.Cleanup(hs.Close)
+	return &fixture{srv: srv, broker: b, http: hs, reg: reg}
+}
+
+// streamData is every message body in the stream, concatenated.
+func (f *fixture) streamData(t *testing.T) []byte {
+	t.Helper()
+	s, err := brokertest.JetStream(t, f.broker).Stream(t.Context(), f.broker.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(append(all, m.Data...), '\n')
+	}
+	return all
+}
+
+const silentBody = `[
+ {"attemptId":"sa-1","correlationId":"login-42","profileId":"default","startedAt":"2026-11-29T10:00:00.000Z",
+  "finishedAt":"2026-11-29T10:00:01.250Z","result":"verified","loginHint":"381123456789","mobileId":"2d83f2c1aa"},
+ {"attemptId":"sa-2","startedAt":"2026-11-29T10:00:00Z","finishedAt":"2026-11-29T10:00:02Z","result":"error","error":"token_invalid_client"},
+ {"attemptId":"sa-3","startedAt":"2026-11-29T10:00:00Z","finishedAt":"2026-11-29T10:00:02Z","result":"maybe"}]`
+
+func TestSilentOutcomes(t *testing.T) {
+	f := newMethodsFixture(t)
+	for i := range 3 { // the app retries: one fact each
+		resp := f.postTo(t, ingest.SilentPath, silentBody, "X-Webhook-Token", token)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusAccepted || strings.TrimSpace(string(b)) != `{"accepted":3}` {
+			t.Fatalf("post %d = %d %s; want 202 {\"accepted\":3}", i, resp.StatusCode, b)
+		}
+	}
+	want := map[string]uint64{"tyntec.2fa.silent.verified": 1, "tyntec.2fa.silent.error": 1, "tyntec.2fa.silent.maybe": 1}
+	if got := f.subjects(t); len(got) != len(want) || got["tyntec.2fa.silent.verified"] != 1 || got["tyntec.2fa.silent.error"] != 1 || got["tyntec.2fa.silent.maybe"] != 1 {
+		t.Errorf("stream subjects = %v; want %v", got, want)
+	}
+	data := f.streamData(t)
+	for _, raw := range []string{"381123456789", "2d83f2c1aa"} {
+		if bytes.Contains(data, []byte(raw)) {
+			t.Errorf("the stream holds the raw identifier %s", raw)
+		}
+	}
+	if h := events.KeyedHash([]byte(pseudonymKey))("381123456789"); !bytes.Contains(data, []byte(h)) {
+		t.Errorf("the stream lacks loginHint's keyed hash %s", h)
+	}
+	wantMetric := `
+# HELP otpscope_ingest_method_events_total Silent-auth outcomes (channel SILENT, by result) and push approval statuses (channel PUSH, by status) stored, OTHER for values otpscope does not know; duplicates the stream dropped are not counted.
+# TYPE otpscope_ingest_method_events_total counter
+otpscope_ingest_method_events_total{channel="SILENT",result="OTHER"} 1
+otpscope_ingest_method_events_total{channel="SILENT",result="error"} 1
+otpscope_ingest_method_events_total{channel="SILENT",result="verified"} 1
+`
+	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(wantMetric), "otpscope_ingest_method_events_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestPushCallbacks(t *testing.T) {
+	f := newMethodsFixture(t)
+	const req = `{"uuid":"0b5f3c1e-9d2a-4f60-8c1b-2e7d5a9f1c33","tfaId":"5661166","status":%q,"createdAt":"2026-11-29T10:00:00.000Z","updatedAt":%q,"secondsToExpire":300,"hiddenDetails":{"correlationId":"login-42"}}`
+	for _, body := range []string{
+		strings.Replace(strings.Replace(req, "%q", `"pending"`, 1), "%q", `"2026-11-29T10:00:00.000Z"`, 1),
+		strings.Replace(strings.Replace(req, "%q", `"approved"`, 1), "%q", `"2026-11-29T10:00:07.000Z"`, 1),
+		strings.Replace(strings.Replace(req, "%q", `"approved"`, 1), "%q", `"2026-11-29T10:00:07.000Z"`, 1), // a retried callback
+	} {
+		if resp := f.postTo(t, ingest.PushPath, body, "Authorization", "Bearer "+token); resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("POST %s = %d %s; want 200", body, resp.StatusCode, b)
+		}
+	}
+	if got := f.subjects(t); len(got) != 2 || got["tyntec.2fa.push.pending"] != 1 || got["tyntec.2fa.push.approved"] != 1 {
+		t.Errorf("stream subjects = %v; want one pending, one approved", got)
+	}
+	if bytes.Contains(f.streamData(t), []byte("5661166")) {
+		t.Error("the stream holds the user's tfaId")
+	}
+}
+
+func TestMethodBadInput(t *testing.T) {
+	tests := []struct {
+		name, path, body, field string
+		status, index           int
+	}{
+		{"invalid element", ingest.SilentPath, `[{"attemptId":"a","startedAt":"2026-11-29T10:00:00Z","finishedAt":"2026-11-29T10:00:01Z","result":"verified"},{"attemptId":"b","startedAt":"2026-11-29T10:00:00Z","finishedAt":"2026-11-29T10:00:01Z","result":"error"}]`, "error", 400, 1},
+		{"malformed", ingest.SilentPath, `{"attemptId":`, "", 400, -1},
+		{"push without status", ingest.PushPath, `{"uuid":"u-1","createdAt":"2026-11-29T10:00:00Z"}`, "status", 400, -1},
+		{"oversized", ingest.PushPath, `{"uuid":"` + strings.Repeat("x", 70<<10) + `"}`, "", 413, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newMethodsFixture(t)
+			resp := f.postTo(t, tt.path, tt.body, "X-Webhook-Token", token)
+			if resp.StatusCode != tt.status || resp.Header.Get("Content-Type") != problem.ContentType {
+				t.Fatalf("status %d %s; want %d problem+json", resp.StatusCode, resp.Header.Get("Content-Type"), tt.status)
+			}
+			var p problem.Details
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+				t.Fatal(err)
+			}
+			if p.Field != tt.field || (p.Index == nil) != (tt.index < 0) || (p.Index != nil && *p.Index != tt.index) {
+				t.Errorf("problem = %+v; want field %q index %d", p, tt.field, tt.index)
+			}
+			if got := f.subjects(t); len(got) != 1 || got[events.SubjectDeadLetter] != 1 {
+				t.Fatalf("stream subjects = %v; want exactly one dead letter (the valid element is not published alone)", got)
+			}
+			if dl := lastDeadLetter(t, f); dl.Reason != p.Detail || dl.Status != tt.status {
+				t.Errorf("dead letter = %+v", dl)
+			}
+		})
+	}
+}
+
+func TestMethodsAuthAndNATSDown(t *testing.T) {
+	f := newMethodsFixture(t)
+	body := `{"attemptId":"sa-9","startedAt":"2026-11-29T10:00:00Z","finishedAt":"2026-11-29T10:00:01Z","result":"not_verified"}`
+	for _, path := range []string{ingest.SilentPath, ingest.PushPath} {
+		if resp := f.postTo(t, path, body, "X-Webhook-Token", "wrong-token-0123456789"); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s with a wrong token = %d; want 401", path, resp.StatusCode)
+		}
+	}
+	f.srv.Stop()
+	brokertest.WaitFor(t, 5*time.Second, "disconnect", func() bool { return f.broker.Ready(t.Context()) != nil })
+	resp := f.postTo(t, ingest.SilentPath, body, "X-Webhook-Token", token)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "3" {
+		t.Fatalf("with NATS down: %d, Retry-After %q; want 503 and 3", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	f.srv.Start()
+	brokertest.WaitFor(t, 10*time.Second, "reconnect", func() bool { return f.broker.Ready(t.Context()) == nil })
+	if resp := f.postTo(t, ingest.SilentPath, body, "X-Webhook-Token", token); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("after restart: %d; want 202", resp.StatusCode)
+	}
+	if got := f.subjects(t); len(got) != 1 || got["tyntec.2fa.silent.not_verified"] != 1 {
+		t.Errorf("stream subjects = %v", got)
+	}
+}
+
+func TestPseudonymKey(t *testing.T) {
+	dir := t.TempDir()
+	k1, err := ingest.PseudonymKey(ingest.Config{}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dir, ingest.PseudonymKeyFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, mode %v; want 0600", err, st.Mode())
+	}
+	k2, err := ingest.PseudonymKey(ingest.Config{}, dir)
+	if err != nil || string(k1) != string(k2) || len(k1) < 32 {
+		t.Errorf("second start: key %q, %v; want the first one, %q", k2, err, k1)
+	}
+	if k, _ := ingest.PseudonymKey(ingest.Config{PseudonymKey: pseudonymKey}, dir); string(k) != pseudonymKey {
+		t.Errorf("--pseudonym-key gave %q", k)
+	}
+	if err := (&ingest.Config{Tokens: []string{token}, MaxBodyBytes: 4096, PublishTimeout: 1, RetryAfter: 1, PseudonymKey: "short"}).Validate(); err == nil {
+		t.Error("Validate accepted a 5-character pseudonym key")
+	}
+}
