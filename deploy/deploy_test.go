@@ -1341,6 +1341,7 @@ func TestClusterSchema(t *testing.T) {
 	}
 	local := map[string]bool{}       // *_local tables
 	hasOTP := map[string]bool{}      // … with an otp_id column
+	hasAttempt := map[string]bool{}  // … or a method attempt's (attempt_uuid, its otp_id in channel_events)
 	hasDay := map[string]bool{}      // … or a day column (rollups)
 	distributed := map[string]bool{} // their twins
 	views := 0
@@ -1385,12 +1386,14 @@ func TestClusterSchema(t *testing.T) {
 			switch {
 			case e[1] == "Distributed":
 				d := distEngine.FindStringSubmatch(e[2])
-				// One OTP's journey on one shard: tables with an otp_id shard by it;
-				// daily rollups shard by day.
+				// One OTP's journey on one shard: tables with an otp_id shard by it,
+				// method attempts by the id they take there; daily rollups by day.
 				key := "rand()"
 				switch {
 				case hasOTP[c[1]]:
 					key = "cityHash64(otp_id)"
+				case hasAttempt[c[1]]:
+					key = "cityHash64(attempt_uuid)"
 				case hasDay[c[1]]:
 					key = "toUInt64(day)"
 				}
@@ -1409,6 +1412,7 @@ func TestClusterSchema(t *testing.T) {
 				local[strings.TrimSuffix(c[1], "_local")] = true
 				hasOTP[strings.TrimSuffix(c[1], "_local")] = regexp.MustCompile(`(?m)^\s+otp_id\s`).MatchString(body)
 				hasDay[strings.TrimSuffix(c[1], "_local")] = regexp.MustCompile(`(?m)^\s+day\s`).MatchString(body)
+				hasAttempt[strings.TrimSuffix(c[1], "_local")] = regexp.MustCompile(`(?m)^\s+attempt_uuid\s`).MatchString(body)
 			default:
 				t.Errorf("%04d: %s has engine %s; want Replicated*MergeTree or Distributed", m.Version, c[1], e[1])
 			}

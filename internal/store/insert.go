@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/google/uuid"
+
+	"github.com/otpscope/otpscope/internal/events"
 )
 
 // column is one column of a table and how to build it from rows, as one typed
@@ -116,6 +119,50 @@ var reconcileColumns = []column[ReconcileRow]{
 	col("stream_seq", func(r *ReconcileRow) uint64 { return r.Seq }),
 }
 
+var silentColumns = []column[SilentRow]{
+	col("event_id", func(r *SilentRow) string { return r.EventID }),
+	col("attempt_id", func(r *SilentRow) string { return r.AttemptID }),
+	col("attempt_uuid", func(r *SilentRow) uuid.UUID {
+		return uuid.MustParse(events.AttemptUUID(events.ChannelSilent, r.AttemptID))
+	}),
+	col("correlation_id", func(r *SilentRow) string { return cmp.Or(r.CorrelationID, r.AttemptID) }),
+	col("profile_id", func(r *SilentRow) string { return r.ProfileID }),
+	col("scope", func(r *SilentRow) string { return r.Scope }),
+	col("started_at", func(r *SilentRow) time.Time { return r.StartedAt }),
+	col("finished_at", func(r *SilentRow) time.Time { return r.FinishedAt }),
+	col("result", func(r *SilentRow) string { return r.Result }),
+	col("error", func(r *SilentRow) string { return r.Error }),
+	col("login_hint_hash", func(r *SilentRow) string { return r.LoginHintHash }),
+	col("mobile_id_hash", func(r *SilentRow) string { return r.MobileIDHash }),
+	col("unknown_result", func(r *SilentRow) bool { return r.UnknownResult }),
+	col("unknown_error", func(r *SilentRow) bool { return r.UnknownError }),
+	col("received_at", func(r *SilentRow) time.Time { return r.ReceivedAt }),
+	col("stream_seq", func(r *SilentRow) uint64 { return r.Seq }),
+}
+
+var pushColumns = []column[PushRow]{
+	col("event_id", func(r *PushRow) string { return r.EventID }),
+	col("uuid", func(r *PushRow) string { return r.UUID }),
+	col("attempt_uuid", func(r *PushRow) uuid.UUID { return uuid.MustParse(events.AttemptUUID(events.ChannelPush, r.UUID)) }),
+	col("correlation_id", func(r *PushRow) string { return cmp.Or(r.CorrelationID, r.UUID) }),
+	col("status", func(r *PushRow) string { return r.Status }),
+	col("created_at", func(r *PushRow) time.Time { return r.CreatedAt }),
+	col("updated_at", func(r *PushRow) time.Time { return r.UpdatedAt }),
+	col("seconds_to_expire", func(r *PushRow) uint32 { return uint32(max(r.SecondsToExpire, 0)) }),
+	col("unknown_status", func(r *PushRow) bool { return r.UnknownStatus }),
+	col("source", func(r *PushRow) string { return r.Source }),
+	col("received_at", func(r *PushRow) time.Time { return r.ReceivedAt }),
+	col("stream_seq", func(r *PushRow) uint64 { return r.Seq }),
+}
+
+var linkColumns = []column[JourneyLinkRow]{
+	col("otp_id", func(r *JourneyLinkRow) uuid.UUID { return uuid.MustParse(r.OTPID) }),
+	col("journey_id", func(r *JourneyLinkRow) string { return r.JourneyID }),
+	col("source", func(r *JourneyLinkRow) string { return r.Source }),
+	col("linked_at", func(r *JourneyLinkRow) time.Time { return r.LinkedAt }),
+	col("event_id", func(r *JourneyLinkRow) string { return r.EventID }),
+}
+
 var deadLetterColumns = []column[DeadLetterRow]{
 	col("event_id", func(r *DeadLetterRow) string { return r.EventID }),
 	col("reason", func(r *DeadLetterRow) string { return r.Reason }),
@@ -154,6 +201,15 @@ func (db *DB) Insert(ctx context.Context, b *Batch) error {
 		return err
 	}
 	if err := insertTable(ctx, db, "reconciliations", b.Reconciles, reconcileColumns, func(r *ReconcileRow) string { return r.EventID }); err != nil {
+		return err
+	}
+	if err := insertTable(ctx, db, "silent_auth_outcomes", b.Silent, silentColumns, func(r *SilentRow) string { return r.EventID }); err != nil {
+		return err
+	}
+	if err := insertTable(ctx, db, "push_events", b.Push, pushColumns, func(r *PushRow) string { return r.EventID }); err != nil {
+		return err
+	}
+	if err := insertTable(ctx, db, "journey_links", b.Links, linkColumns, func(r *JourneyLinkRow) string { return r.EventID }); err != nil {
 		return err
 	}
 	return insertTable(ctx, db, "dead_letters", b.DeadLetters, deadLetterColumns, func(r *DeadLetterRow) string { return r.EventID })

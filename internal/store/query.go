@@ -162,6 +162,28 @@ const eventTupleSQL = `(event_time,
         toUInt8(multiIf(status = 'DISPATCHED', 0, status IN ('DELIVERED', 'UNDELIVERABLE', 'TIMED_OUT'), 2, 1)),
         toString(status), toString(error_code), toUInt8(unknown_status), toUInt8(source = 'poll'))`
 
+// silentFactsSQL and pushFactsSQL are the method attempts' facts as
+// channel_events holds them, read from their raw tables (Window.Raw): the
+// same mapping as the views of schema/0010_methods.sql, which tests hold
+// equal to these.
+const (
+	silentFactsSQL = `SELECT attempt_uuid AS otp_id, 'SILENT' AS channel, toString(profile_id) AS c_profile,
+        [(started_at, toUInt8(0), 'DISPATCHED', '', toUInt8(0), toUInt8(0)),
+         (finished_at, toUInt8(if(result IN ('verified', 'not_verified', 'error'), 2, 1)),
+          multiIf(result = 'verified', 'DELIVERED', result IN ('not_verified', 'error'), 'UNDELIVERABLE', upper(toString(result))),
+          multiIf(result = 'error', toString(error), result = 'not_verified', 'not_verified', ''),
+          toUInt8(unknown_result), toUInt8(0))] AS f_evs
+    FROM silent_auth_outcomes`
+	pushFactsSQL = `SELECT attempt_uuid AS otp_id, 'PUSH' AS channel, '' AS c_profile,
+        arrayFilter(e -> e.3 != 'PENDING',
+            [(created_at, toUInt8(0), 'DISPATCHED', '', toUInt8(0), toUInt8(0)),
+             (updated_at, toUInt8(if(status IN ('approved', 'denied', 'expired'), 2, 1)),
+              multiIf(status = 'approved', 'DELIVERED', status = 'denied', 'UNDELIVERABLE', status = 'expired', 'TIMED_OUT', upper(toString(status))),
+              if(status IN ('denied', 'expired'), toString(status), ''),
+              toUInt8(unknown_status), toUInt8(source = 'poll'))]) AS f_evs
+    FROM push_events`
+)
+
 // dispatchSplitSQL turns one row per (otp_id, channel) with evs, the
 // channel's distinct facts sorted by (event_time, rank, …), into one row per
 // attempt (attemptCols). A DISPATCHED opens a new attempt when the last
@@ -207,12 +229,21 @@ func attemptsSQL(raw bool, ivs []span, where, having string) string {
 	}
 	var b strings.Builder
 	if raw {
-		b.WriteString(`SELECT otp_id, channel, max(toString(profile_id)) AS c_profile,
-    arraySort(groupUniqArray(` + eventTupleSQL + `)) AS evs
-FROM delivery_events`)
-		b.WriteString(ranges(func(from, to time.Time) string {
-			return fmt.Sprintf("event_time >= %s AND event_time < %s", msTime(from.Add(-MaxAttemptSpan)), msTime(to.Add(MaxAttemptSpan)))
-		}))
+		around := func(col string) string {
+			return ranges(func(from, to time.Time) string {
+				return fmt.Sprintf("%s >= %s AND %s < %s", col, msTime(from.Add(-MaxAttemptSpan)), col, msTime(to.Add(MaxAttemptSpan)))
+			})
+		}
+		b.WriteString(`SELECT otp_id, channel, max(c_profile) AS c_profile, arraySort(groupUniqArrayArray(f_evs)) AS evs
+FROM (
+    SELECT otp_id, toString(channel) AS channel, toString(profile_id) AS c_profile, [` + eventTupleSQL + `] AS f_evs
+    FROM delivery_events` + around("event_time") + `
+    UNION ALL
+    ` + silentFactsSQL + around("started_at") + `
+    UNION ALL
+    ` + pushFactsSQL + around("created_at") + `
+)
+WHERE 1`)
 	} else {
 		b.WriteString(`SELECT otp_id, channel, max(profile_id) AS c_profile,
     arraySort(groupUniqArrayArray(events)) AS evs

@@ -58,7 +58,8 @@ func (r *Retention) Set(s string) error {
 // figures are computed from, the daily rollups long windows read, and the
 // dead letters.
 type RetentionConfig struct {
-	// Events: delivery_events, otp_status, v1_events, resends (by event time).
+	// Events: delivery_events, otp_status, v1_events, resends, and the
+	// methods' silent_auth_outcomes, push_events and journey_links (by event time).
 	Events Retention
 	// Attempts: channel_events and attempts (by day), what windows of
 	// unsealed or un-rolled days are computed from.
@@ -76,7 +77,7 @@ const DefaultDeadLetterRetention = Retention(90 * day)
 
 func (c *RetentionConfig) registerFlags(fs *flag.FlagSet) {
 	c.DeadLetters = DefaultDeadLetterRetention
-	fs.Var(&c.Events, "retention-events", "keep delivery events, OTP statuses, v1 events and resend decisions this long by event time (90d, 2160h; 0 = forever)")
+	fs.Var(&c.Events, "retention-events", "keep delivery events, OTP statuses, v1 events, resend decisions, silent-auth outcomes, push events and journey links this long by event time (90d, 2160h; 0 = forever)")
 	fs.Var(&c.Attempts, "retention-attempts", "keep the per-dispatch aggregates (channel_events, attempts) this long by day; windows over older days read the rollups (0 = forever)")
 	fs.Var(&c.Rollups, "retention-rollups", "keep the daily rollups this long by day; 0 or at least --retention-attempts (0 = forever)")
 	fs.Var(&c.DeadLetters, "retention-dead-letters", "keep dead letters and their replay records this long (0 = forever)")
@@ -98,7 +99,8 @@ type ttlTable struct {
 
 func (c *RetentionConfig) tables() map[ttlTable]Retention {
 	out := map[ttlTable]Retention{}
-	for _, t := range []ttlTable{{"delivery_events", "event_time", false}, {"otp_status", "observed_at", false}, {"v1_events", "created", false}, {"resends", "decided_at", false}} {
+	for _, t := range []ttlTable{{"delivery_events", "event_time", false}, {"otp_status", "observed_at", false}, {"v1_events", "created", false}, {"resends", "decided_at", false},
+		{"silent_auth_outcomes", "started_at", false}, {"push_events", "created_at", false}, {"journey_links", "linked_at", false}} {
 		out[t] = c.Events
 	}
 	for _, t := range []string{"channel_events", "attempts"} {

@@ -51,6 +51,26 @@ type (
 		EventID string
 		Seq     uint64
 	}
+	SilentRow struct {
+		events.SilentOutcome
+		EventID string
+		Seq     uint64
+	}
+	PushRow struct {
+		events.PushEvent
+		EventID string
+		Seq     uint64
+	}
+	// JourneyLinkRow puts an OTP into a login's journey: a /otps/track
+	// registration with a correlationId. (Method attempts are linked by
+	// views over their own tables.)
+	JourneyLinkRow struct {
+		OTPID     string
+		JourneyID string
+		Source    string
+		LinkedAt  time.Time
+		EventID   string
+	}
 )
 
 // Batch collects rows for one insert per table.
@@ -61,12 +81,16 @@ type Batch struct {
 	Resends     []ResendRow
 	DeadLetters []DeadLetterRow
 	Reconciles  []ReconcileRow
+	Silent      []SilentRow
+	Push        []PushRow
+	Links       []JourneyLinkRow
 	bytes       int
 }
 
 // Len is the number of rows.
 func (b *Batch) Len() int {
-	return len(b.Deliveries) + len(b.Statuses) + len(b.V1Events) + len(b.Resends) + len(b.DeadLetters) + len(b.Reconciles)
+	return len(b.Deliveries) + len(b.Statuses) + len(b.V1Events) + len(b.Resends) + len(b.DeadLetters) + len(b.Reconciles) +
+		len(b.Silent) + len(b.Push) + len(b.Links)
 }
 
 // Bytes is the size of the JSON the rows came from, a proxy for the insert's size.
@@ -76,6 +100,7 @@ func (b *Batch) Bytes() int { return b.bytes }
 func (b *Batch) Reset() {
 	b.Deliveries, b.Statuses, b.V1Events = b.Deliveries[:0], b.Statuses[:0], b.V1Events[:0]
 	b.Resends, b.DeadLetters, b.Reconciles, b.bytes = b.Resends[:0], b.DeadLetters[:0], b.Reconciles[:0], 0
+	b.Silent, b.Push, b.Links = b.Silent[:0], b.Push[:0], b.Links[:0]
 }
 
 // Add parses one message into a row of its table. id is the message id
@@ -141,6 +166,34 @@ func (b *Batch) Add(subject, id string, data []byte, seq uint64) error {
 		if err == nil {
 			b.Reconciles = append(b.Reconciles, r)
 		}
+	case events.KindSilent:
+		r := SilentRow{EventID: id, Seq: seq}
+		if err = decode(data, &r.SilentOutcome); err == nil {
+			err = checkMethod(r.AttemptID, r.StartedAt, r.FinishedAt)
+		}
+		if err == nil {
+			b.Silent = append(b.Silent, r)
+		}
+	case events.KindPush:
+		r := PushRow{EventID: id, Seq: seq}
+		if err = decode(data, &r.PushEvent); err == nil {
+			err = checkMethod(r.UUID, r.CreatedAt, r.UpdatedAt)
+		}
+		if err == nil {
+			b.Push = append(b.Push, r)
+		}
+	case events.KindTrack:
+		var tr events.Track
+		if err = decode(data, &tr); err == nil && tr.CorrelationID == "" {
+			// Only a registration that joins a journey has a row.
+			return fmt.Errorf("%w: %s without a correlationId", ErrNoTable, subject)
+		}
+		if err == nil {
+			err = checkUUID(tr.OTPID)
+		}
+		if err == nil {
+			b.Links = append(b.Links, JourneyLinkRow{OTPID: tr.OTPID, JourneyID: tr.CorrelationID, Source: "track", LinkedAt: tr.At, EventID: id})
+		}
 	case events.KindDeadLetter:
 		r := DeadLetterRow{EventID: id, Seq: seq}
 		if err = decode(data, &r.DeadLetter); err == nil {
@@ -166,6 +219,20 @@ func decode(data []byte, v any) error {
 func checkUUID(s string) error {
 	if _, err := uuid.Parse(s); err != nil {
 		return fmt.Errorf("otpId %q: %w", s, err)
+	}
+	return nil
+}
+
+// checkMethod checks what a method attempt's row cannot do without: its
+// id and its two times, in order.
+func checkMethod(id string, start, end time.Time) error {
+	switch {
+	case id == "":
+		return errors.New("no attempt id")
+	case start.IsZero() || end.IsZero():
+		return errors.New("no start or end time")
+	case end.Before(start):
+		return errors.New("ends before it starts")
 	}
 	return nil
 }

@@ -1,0 +1,147 @@
+package store_test
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+const (
+	otpM1  = "bbbbbbbb-0000-4000-8000-000000000001" // SMS after a failed silent auth (login-1)
+	otpM2  = "bbbbbbbb-0000-4000-8000-000000000002" // SMS then VOICE after a denied push (login-2)
+	pushP2 = "cccccccc-0000-4000-8000-000000000002"
+)
+
+// methodMessages are the messages of a mixed story, as ingest and the
+// poller publish them: silent auth and push in front of OTPs, joined by
+// correlation ids.
+func methodMessages(t *testing.T) []events.Message {
+	t.Helper()
+	var msgs []events.Message
+	add := func(m events.Message, err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	silent := func(id, corr, result, errCode string, start, end time.Duration) {
+		o := events.SilentOutcome{AttemptID: id, CorrelationID: corr, ProfileID: "prof-1", StartedAt: t0.Add(start), FinishedAt: t0.Add(end),
+			Result: result, Error: errCode, LoginHintHash: "h", ReceivedAt: t0.Add(end)}
+		o.UnknownResult = !slices.Contains([]string{events.SilentVerified, events.SilentNotVerified, events.SilentError}, result)
+		add(events.NewSilentOutcomeMessage(&o))
+	}
+	push := func(id, corr, status, source string, created, updated time.Duration) {
+		p := events.PushEvent{UUID: id, CorrelationID: corr, Status: status, CreatedAt: t0.Add(created), UpdatedAt: t0.Add(updated),
+			SecondsToExpire: 300, Source: source, ReceivedAt: t0.Add(updated)}
+		add(events.NewPushMessage(&p))
+	}
+	delivery := func(otp, ch, st string, at time.Duration, code string) {
+		d := events.DeliveryStatus{OTPID: otp, ProfileID: "prof-1", Channel: events.Channel(ch), Status: events.Status(st),
+			Timestamp: t0.Add(at), ReceivedAt: t0.Add(at), Source: events.SourceWebhook}
+		if code != "" {
+			d.Error = &events.DeliveryError{Code: code}
+		}
+		add(events.NewDeliveryMessage(&d))
+	}
+	track := func(otp, corr string, at time.Duration) {
+		tr := events.Track{OTPID: otp, API: "v4", CorrelationID: corr, At: t0.Add(at)}
+		add(events.NewTrackMessage(&tr))
+	}
+
+	silent("sa-1", "login-1", events.SilentNotVerified, "", 0, time.Second)
+	track(otpM1, "login-1", 2*time.Second)
+	delivery(otpM1, "SMS", "DISPATCHED", 2*time.Second, "")
+	delivery(otpM1, "SMS", "DELIVERED", 5*time.Second, "")
+
+	push(pushP2, "login-2", events.PushPending, events.SourceWebhook, 0, 0)
+	push(pushP2, "login-2", events.PushDenied, events.SourceWebhook, 0, 10*time.Second)
+	track(otpM2, "login-2", 11*time.Second)
+	delivery(otpM2, "SMS", "DISPATCHED", 11*time.Second, "")
+	delivery(otpM2, "SMS", "UNDELIVERABLE", 12*time.Second, "tyntec::sms::1")
+	delivery(otpM2, "VOICE", "DISPATCHED", 13*time.Second, "")
+	delivery(otpM2, "VOICE", "DELIVERED", 20*time.Second, "")
+
+	silent("sa-3", "", events.SilentVerified, "", 0, 1500*time.Millisecond)
+	silent("sa-4", "", events.SilentError, "no_data_session", 0, 500*time.Millisecond)
+	silent("sa-5", "", "maybe", "", 0, time.Second)
+	push("p-6", "", events.PushPending, events.SourceWebhook, time.Second, time.Second)
+	push("p-6", "", events.PushExpired, events.SourceWebhook, time.Second, 301*time.Second)
+	push("p-7", "", events.PushApproved, events.SourcePoll, 0, 7*time.Second) // its callbacks were lost
+	return msgs
+}
+
+// insertShuffled adds every message twice, in two batches, the second
+// reversed: duplicates and reordering must change nothing.
+func insertShuffled(t *testing.T, db *store.DB, msgs []events.Message) {
+	t.Helper()
+	for round := range 2 {
+		var b store.Batch
+		for i := range msgs {
+			m := msgs[i]
+			if round == 1 {
+				m = msgs[len(msgs)-1-i]
+			}
+			if err := b.Add(m.Subject, m.ID, m.Data, uint64(i+1)); err != nil {
+				t.Fatalf("Add(%s): %v", m.Subject, err)
+			}
+		}
+		if err := db.Insert(t.Context(), &b); err != nil {
+			t.Fatalf("Insert: %v", err)
+		}
+	}
+}
+
+func TestMethodsAsChannels(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		insertShuffled(t, db, methodMessages(t))
+		if n := count(t, db, "SELECT count() FROM silent_auth_outcomes FINAL WHERE login_hint_hash = 'h'"); n != 4 {
+			t.Errorf("silent_auth_outcomes holds %d attempts; want 4", n)
+		}
+		if n := count(t, db, "SELECT count() FROM push_events FINAL"); n != 5 {
+			t.Errorf("push_events holds %d statuses; want 5", n)
+		}
+		var got [2][]store.ChannelStats
+		for i, raw := range []bool{false, true} {
+			chs, err := db.Channels(t.Context(), store.Window{From: t0, To: t0.Add(time.Hour), Raw: raw})
+			if err != nil {
+				t.Fatalf("Channels(raw=%v): %v", raw, err)
+			}
+			got[i] = chs
+			by := map[string]store.ChannelStats{}
+			for _, c := range chs {
+				by[c.Channel] = c
+			}
+			s := by["SILENT"]
+			if s.Attempts != 4 || s.Delivered != 1 || s.Failed != 2 || s.Undeliverable != 2 || s.Pending != 1 || s.UnknownStatus != 1 ||
+				s.LatencyMS == nil || s.LatencyMS.P50 != 1500 || s.DeliveryRate == nil || *s.DeliveryRate != 1.0/3 {
+				t.Errorf("SILENT(raw=%v) = %s", raw, js(s))
+			}
+			if want := []store.ErrorCount{{Code: "no_data_session", Count: 1}, {Code: "not_verified", Count: 1}}; !slices.Equal(s.Errors, want) {
+				t.Errorf("SILENT errors(raw=%v) = %+v; want %+v", raw, s.Errors, want)
+			}
+			p := by["PUSH"]
+			if p.Attempts != 3 || p.Delivered != 1 || p.Failed != 2 || p.Undeliverable != 1 || p.TimedOut != 1 || p.Pending != 0 ||
+				p.RecoveredByPolling != 1 || p.LatencyMS == nil || p.LatencyMS.P50 != 7000 {
+				t.Errorf("PUSH(raw=%v) = %s", raw, js(p))
+			}
+			if want := []store.ErrorCount{{Code: "denied", Count: 1}, {Code: "expired", Count: 1}}; !slices.Equal(p.Errors, want) {
+				t.Errorf("PUSH errors(raw=%v) = %+v; want %+v", raw, p.Errors, want)
+			}
+			if sms := by["SMS"]; sms.Attempts != 2 || sms.Delivered != 1 || sms.Failed != 1 {
+				t.Errorf("SMS(raw=%v) = %s", raw, js(sms))
+			}
+		}
+		if js(got[0]) != js(got[1]) {
+			t.Errorf("the views and the raw tables disagree:\n%s\n%s", js(got[0]), js(got[1]))
+		}
+	})
+}
+
+func js(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
