@@ -141,6 +141,43 @@ func TestMethodsAsChannels(t *testing.T) {
 	})
 }
 
+// Journeys are keyed by correlationId: a failed silent auth or push and the
+// OTP tracked with the same id are one login, whose path starts with the
+// method.
+func TestJourneysAcrossMethods(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		insertShuffled(t, db, methodMessages(t))
+		for _, raw := range []bool{false, true} {
+			fb, err := db.Fallback(t.Context(), store.Window{From: t0, To: t0.Add(time.Hour), Raw: raw})
+			if err != nil {
+				t.Fatalf("Fallback(raw=%v): %v", raw, err)
+			}
+			// login-1, login-2, and sa-3, sa-4, sa-5, p-6, p-7 alone.
+			want := store.Outcomes{DeliveredPrimary: 2, DeliveredFallback: 2, Failed: 2, Pending: 1}
+			if fb.OTPs != 7 || fb.FallbackOTPs != 2 || fb.Outcomes != want || fb.Resends != 0 {
+				t.Errorf("Fallback(raw=%v) = %s; want 7 journeys, 2 with fallback, outcomes %+v", raw, js(fb), want)
+			}
+			wantPaths := []store.PathStats{
+				{Path: "SILENT", OTPs: 3, Delivered: 1},
+				{Path: "PUSH", OTPs: 2, Delivered: 1},
+				{Path: "PUSH>SMS>VOICE", OTPs: 1, Delivered: 1},
+				{Path: "SILENT>SMS", OTPs: 1, Delivered: 1},
+			}
+			if !slices.Equal(fb.Paths, wantPaths) {
+				t.Errorf("paths(raw=%v) = %+v; want %+v", raw, fb.Paths, wantPaths)
+			}
+			// Time to deliver: 1.5 s, 7 s, SILENT>SMS 5 s, PUSH>SMS>VOICE 20 s.
+			if fb.TimeToDeliverMS == nil || fb.TimeToDeliverMS.P95 != 20000 {
+				t.Errorf("time to deliver(raw=%v) = %+v; want p95 20000", raw, fb.TimeToDeliverMS)
+			}
+			fb, err = db.Fallback(t.Context(), store.Window{From: t0, To: t0.Add(time.Hour), Raw: raw, Channel: "PUSH"})
+			if err != nil || fb.OTPs != 3 || fb.FallbackOTPs != 1 {
+				t.Errorf("Fallback(primary PUSH, raw=%v) = %s, %v; want 3 journeys, 1 fallback", raw, js(fb), err)
+			}
+		}
+	})
+}
+
 func js(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)

@@ -332,14 +332,15 @@ func (w Window) channelAttemptsSQL() (string, []any) {
 	return attemptsSQL(w.Raw, w.intervals(), "", having), args
 }
 
-// journeysSQL is a subquery of one row per journey in the window: otp_id,
-// j_profile, j_first, j_delivered, j_delivered_channel, atts (its attempts
+// journeysSQL is a subquery of one row per journey in the window: otp_id
+// (the OTP or attempt that delivered first, else the first), journey (its
+// key: the correlationId, else the OTP's id), j_profile, j_first, j_delivered, j_delivered_channel, atts (its attempts
 // as tuples (first, channel, delivered, failed, no), sorted), chans (the
 // distinct channels in order of first attempt), path, n (how many
 // channels), resends (attempts beyond the first on a channel), outcome.
 func (w Window) journeysSQL() (string, []any) {
 	having, args := w.filter("j_first", "j_profile", "atts[1].2")
-	q := fmt.Sprintf(`SELECT otp_id, j_profile, j_first, j_delivered, j_delivered_channel, atts,
+	q := fmt.Sprintf(`SELECT j_otp AS otp_id, journey, j_profile, j_first, j_delivered, j_delivered_channel, atts,
     arrayDistinct(arrayMap(x -> x.2, atts)) AS chans,
     length(chans) AS n,
     toUInt64(length(atts) - n) AS resends,
@@ -349,7 +350,8 @@ func (w Window) journeysSQL() (string, []any) {
             arrayAll(x -> x.4 = 1, atts), 'failed',
             'pending') AS outcome
 FROM (
-    SELECT otp_id,
+    SELECT journey,
+        if(countIf(a_delivered IS NOT NULL) > 0, argMinIf(otp_id, assumeNotNull(a_delivered), a_delivered IS NOT NULL), argMin(otp_id, a_first)) AS j_otp,
         max(a_profile) AS j_profile,
         min(a_first) AS j_first,
         min(a_delivered) AS j_delivered,
@@ -358,10 +360,47 @@ FROM (
             toUInt8(a_delivered IS NOT NULL),
             toUInt8(a_delivered IS NULL AND a_failed IS NOT NULL), a_no))) AS atts
     FROM (%s)
-    GROUP BY otp_id
+    GROUP BY journey
     HAVING %s
-)`, attemptsSQL(w.Raw, w.intervals(), "", ""), having)
+)`, journeyKeyedSQL(attemptsSQL(w.Raw, w.intervals(), "", ""), w.intervals()), having)
 	return q, args
+}
+
+// journeyKeyedSQL adds journey to each row of attempts (a subquery with
+// otp_id): the login's correlationId when journey_links links the OTP (or
+// method attempt) to one, the first link if several, else the OTP's own id,
+// so an OTP nobody linked is a journey of its own. Links are read around
+// the window's intervals as facts are (twice MaxAttemptSpan, since a link
+// is stamped by its registration, not by the OTP's first fact).
+func journeyKeyedSQL(attempts string, ivs []span) string {
+	links := "1"
+	if len(ivs) > 0 {
+		from, to := ivs[0].from, ivs[0].to
+		for _, iv := range ivs[1:] {
+			from, to = minTime(from, iv.from), maxTime(to, iv.to)
+		}
+		links = fmt.Sprintf("linked_at >= %s AND linked_at < %s", msTime(from.Add(-2*MaxAttemptSpan)), msTime(to.Add(2*MaxAttemptSpan)))
+	}
+	return fmt.Sprintf(`SELECT a.*, if(l.l_journey = '', toString(a.otp_id), l.l_journey) AS journey
+FROM (%s) AS a
+LEFT JOIN (
+    SELECT otp_id AS l_otp, argMin(journey_id, (linked_at, journey_id)) AS l_journey
+    FROM journey_links WHERE %s GROUP BY otp_id
+) AS l ON a.otp_id = l.l_otp`, attempts, links)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func rate(num, den uint64) *float64 {
