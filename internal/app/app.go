@@ -144,6 +144,9 @@ func (a *App) build(ctx context.Context) (err error) {
 		}
 		a.cleanup = append(a.cleanup, func() { a.sim.ln.Close() })
 		a.cfg.Poller.Tyntec.BaseURL = a.sim.URL()
+		if push := &a.cfg.Poller.Push; !push.Enabled() { // the simulator serves the push API too
+			push.BaseURL, push.APIKey = a.sim.URL(), a.cfg.Poller.Tyntec.APIKey
+		}
 	}
 	if a.cfg.pollerOn() {
 		if a.poller, err = poller.New(ctx, a.cfg.Poller, a.broker, logger.With("component", "poller"), reg); err != nil {

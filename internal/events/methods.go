@@ -110,6 +110,12 @@ const (
 	TypePushApproval  = "io.otpscope.PushApproval.v1"
 )
 
+// Wildcards of the method subjects.
+const (
+	SubjectSilentAll = SubjectRoot + ".silent.>"
+	SubjectPushAll   = SubjectRoot + ".push.>"
+)
+
 // SilentSubject is where a silent-auth outcome is published: tyntec.2fa.silent.<RESULT>.
 func SilentSubject(result string) string { return SubjectRoot + ".silent." + token(result) }
 

@@ -81,6 +81,10 @@ type Config struct {
 	// default hostname-pid-random.
 	Replica string
 
+	// Push reads push approval requests whose settling callback is
+	// missing; off without its URL and key.
+	Push PushConfig
+
 	// Now is the clock against which OTP times (webhook timestamps, expiries)
 	// are compared; nil is time.Now. Tests set the simulator's clock.
 	Now func() time.Time
@@ -105,6 +109,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LeaderTTL, "leader-ttl", DefaultLeaderTTL, "lease of the replica that calls tyntec")
 	fs.DurationVar(&c.StateTTL, "state-ttl", DefaultStateTTL, "how long OTP records stay in the KV bucket after their last change")
 	fs.StringVar(&c.Replica, "replica", "", "name of this replica (default hostname-pid-random)")
+	c.Push.registerFlags(fs)
 }
 
 // withDefaults fills zero values (for callers that do not parse flags).
@@ -126,6 +131,12 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Push.RateLimit = cmp.Or(c.Push.RateLimit, DefaultPushRateLimit)
+	c.Push.RatePeriod = cmp.Or(c.Push.RatePeriod, DefaultPushRatePeriod)
+	c.Push.Grace = cmp.Or(c.Push.Grace, DefaultPushGrace)
+	c.Push.Recheck = cmp.Or(c.Push.Recheck, DefaultPushRecheck)
+	c.Push.MaxPolls = cmp.Or(c.Push.MaxPolls, DefaultPushMaxPolls)
+	c.Push.Timeout = cmp.Or(c.Push.Timeout, 10*time.Second)
 	return c
 }
 
@@ -155,6 +166,9 @@ func (c *Config) Validate() error {
 	}
 	if d.StateTTL < d.OTPExpiry+d.Grace {
 		return fmt.Errorf("state-ttl %v: want at least otp-expiry + grace (%v)", d.StateTTL, d.OTPExpiry+d.Grace)
+	}
+	if err := d.Push.validate(); err != nil {
+		return err
 	}
 	return d.Tyntec.Validate()
 }

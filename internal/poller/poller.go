@@ -48,6 +48,7 @@ type Poller struct {
 	interval  time.Duration
 	track     *broker.Consumer
 	resend    *broker.Consumer
+	push      *pushWatch // nil without a push API
 	logger    *slog.Logger
 	metrics   *metrics
 
@@ -151,6 +152,11 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 	if err := p.loadWorld(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.Push.Enabled() {
+		if p.push, err = newPushWatch(ctx, cfg, b, b, logger, reg, startAt); err != nil {
+			return nil, err
+		}
+	}
 	if pol != nil {
 		if p.resend, err = b.Consumer(ctx, consumerSpec(DurableResend, "otpscope poller: failed deliveries for the resend policy", resendSubjects, now)); err != nil {
 			return nil, err
@@ -176,6 +182,9 @@ func (p *Poller) runTracker(ctx context.Context) error {
 	g.Go(func() error { return p.store.watch(ctx) })
 	g.Go(func() error { return p.watchWorld(ctx) })
 	g.Go(func() error { return p.track.Consume(ctx, p.handleTrack) })
+	if p.push != nil {
+		g.Go(func() error { return p.push.cons.Consume(ctx, p.push.handle) })
+	}
 	return g.Wait()
 }
 
@@ -209,6 +218,9 @@ func (p *Poller) runLeader(ctx context.Context) error {
 	if p.resend != nil {
 		g.Go(func() error { return p.resend.Consume(ctx, p.handleResend) })
 	}
+	if p.push != nil {
+		g.Go(func() error { return p.runPush(ctx) })
+	}
 	g.Go(func() error {
 		for {
 			next := p.schedule.Next(time.Now())
@@ -229,6 +241,37 @@ func (p *Poller) runLeader(ctx context.Context) error {
 		}
 	})
 	return g.Wait()
+}
+
+// runPush reads overdue push requests on the reconciliation schedule, each
+// cycle bounded by the next tick.
+func (p *Poller) runPush(ctx context.Context) error {
+	for {
+		next := p.schedule.Next(time.Now())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Until(next)):
+		}
+		cctx, cancel := context.WithDeadline(ctx, p.schedule.Next(next))
+		n, err := p.push.cycle(cctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			p.logger.Warn("push reconciliation failed", "err", err)
+		}
+		if n > 0 {
+			p.logger.Debug("push requests read", "n", n)
+		}
+	}
+}
+
+// PushCycle reads the overdue push requests once (tests; the leader runs
+// it on the schedule); it returns how many it read.
+func (p *Poller) PushCycle(ctx context.Context) (int, error) {
+	if p.push == nil {
+		return 0, errors.New("no push API configured")
+	}
+	return p.push.cycle(ctx)
 }
 
 // loadPriorities reads the account's priorities to learn after which channels
