@@ -52,6 +52,7 @@ type Sim struct {
 	pushes       []*pushRequest // in creation order
 	pushByID     map[string]*pushRequest
 	pushFaults   *rand.Rand // fault decisions on push callbacks
+	pushHooks    []PushCallback
 
 	// The simulated app's logins (traffic generator).
 	silent     []*SilentTruth // its silent-auth attempts, in start order
@@ -94,6 +95,7 @@ func New(cfg Config) (*Sim, error) {
 		silentTokens: map[string]*silentSession{},
 		pushByID:     map[string]*pushRequest{},
 		pushFaults:   rand.New(rand.NewPCG(uint64(cfg.Seed), 7)),
+		pushHooks:    slices.Clone(cfg.PushCallbacks),
 	}
 	for i := range s.priorities {
 		if s.priorities[i].ID == "" {
