@@ -2,9 +2,11 @@
 // staging otpscope (or anything else that speaks tyntec's 2FA API) can be
 // pointed at it instead of api.tyntec.com.
 //
-// It serves tyntec's v4 and v1 2FA endpoints, sends DeliveryStatus webhooks to
-// the registered callbacks, optionally generates OTP traffic, and exposes what
-// it did at GET /_sim/truth and GET /_sim/calls.
+// It serves tyntec's v4 and v1 2FA endpoints, Silent Authentication and push
+// approvals, sends DeliveryStatus webhooks to the registered callbacks and
+// push callbacks to --push-callback-url, optionally generates logins (an
+// OTP, or silent auth or a push first), and exposes what it did at GET
+// /_sim/truth and GET /_sim/calls.
 package main
 
 import (
@@ -59,6 +61,15 @@ type options struct {
 	headers   listFlag
 	channels  listFlag
 	truthFile string
+
+	silent         tyntecsim.SilentAuth
+	silentErrors   string
+	silentLatency  time.Duration
+	push           tyntecsim.Push
+	pushLatency    time.Duration
+	pushCallback   string
+	pushHeaders    listFlag
+	otpscopeHeader listFlag
 }
 
 // listFlag is a repeatable string flag.
@@ -88,7 +99,7 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.Float64Var(&c.TimeScale, "time-scale", 1, "simulated seconds per wall-clock second")
 	fs.DurationVar(&c.OTPExpiry, "otp-expiry", 0, "OTP validity for every OTP (simulated time; 0 = the template's codeExpirationTime for v4, 300s for v1)")
 	fs.BoolVar(&c.SharedVersions, "shared-versions", false, "one OTP store for v1 and v4 (assumed, no seed says tyntec shares them): v1 reads, events, checks and re-sends v4 OTPs")
-	fs.Float64Var(&c.Traffic.Rate, "rate", 0, "generated OTPs per second (0 = none)")
+	fs.Float64Var(&c.Traffic.Rate, "rate", 0, "generated logins per second, each an OTP or a method first (0 = none)")
 	fs.Float64Var(&c.Traffic.V1Share, "v1-share", 0, "share of generated OTPs sent through the v1 API")
 	fs.Float64Var(&c.Traffic.VerifyShare, "verify-share", 0.8, "share of delivered generated OTPs whose user verifies the code")
 	fs.StringVar(&o.callback.URL, "callback-url", "", "pre-register a callback configuration with this URL")
@@ -109,7 +120,76 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.IntVar(&c.Webhook.MaxAttempts, "webhook-max-attempts", 5, "attempts per webhook before giving up")
 	fs.DurationVar(&c.Webhook.InitialBackoff, "webhook-backoff", time.Second, "first webhook retry delay, doubled per retry (simulated time)")
 	fs.StringVar(&o.truthFile, "truth-file", "", "write the ground truth (every OTP and the summary, snake_case JSON) to this file on exit")
+
+	sa, p := tyntecsim.DefaultSilentAuth(), tyntecsim.DefaultPush()
+	fs.Float64Var(&c.Traffic.SilentShare, "silent-share", 0, "share of generated logins that try Silent Authentication first (an OTP follows when it fails)")
+	fs.Float64Var(&c.Traffic.PushShare, "push-share", 0, "share of generated logins that try a push approval first (an OTP follows when it is denied or expires)")
+	fs.Float64Var(&o.silent.VerifiedShare, "silent-verified-share", sa.VerifiedShare, "share of silent-auth attempts that verify the number")
+	fs.Float64Var(&o.silent.ErrorShare, "silent-error-share", sa.ErrorShare, "share of silent-auth attempts that end with an error (the rest: not verified)")
+	fs.StringVar(&o.silentErrors, "silent-errors", "", `weights of the silent-auth errors, "no_data_session=0.6,server_error=0.2,token_internal_server_error=0.1,userinfo_internal_server_error=0.1" (empty = these)`)
+	fs.DurationVar(&o.silentLatency, "silent-latency", sa.Latency.Median, "median time of authorize's network lookup (simulated; p95 3x)")
+	fs.Float64Var(&o.push.ApprovedShare, "push-approved-share", p.ApprovedShare, "share of approval requests the user approves")
+	fs.Float64Var(&o.push.DeniedShare, "push-denied-share", p.DeniedShare, "share of approval requests the user denies (the rest are never answered and expire)")
+	fs.DurationVar(&o.pushLatency, "push-latency", p.AnswerLatency.Median, "median time until the user answers an approval request (simulated; p95 3x)")
+	fs.IntVar(&c.Traffic.PushSecondsToExpire, "push-seconds-to-expire", 120, "seconds_to_expire of the generated logins' approval requests")
+	fs.StringVar(&o.pushCallback, "push-callback-url", "", "post every approval request's status changes to this URL (otpscope: /webhooks/push)")
+	fs.Var(&o.pushHeaders, "push-callback-header", `header sent with each push callback, "Name: value" (repeatable)`)
+	fs.StringVar(&c.Traffic.OTPScopeURL, "otpscope-url", "", "otpscope's public base URL: the generated logins' app reports silent-auth outcomes and tracks OTPs there (empty = reports nothing)")
+	fs.Var(&o.otpscopeHeader, "otpscope-header", `header sent with each report to otpscope, "Name: value" (repeatable)`)
 	return o
+}
+
+// parseHeaders reads repeated "Name: value" flags.
+func parseHeaders(flagName string, hs []string) (map[string]string, error) {
+	if len(hs) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, h := range hs {
+		name, value, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			return nil, fmt.Errorf("--%s %q: want \"Name: value\"", flagName, h)
+		}
+		out[strings.TrimSpace(name)] = strings.TrimSpace(value)
+	}
+	return out, nil
+}
+
+// completeMethods derives the silent-auth and push configuration.
+func (o *options) completeMethods() error {
+	c := &o.cfg
+	sa := tyntecsim.DefaultSilentAuth()
+	sa.VerifiedShare, sa.ErrorShare = o.silent.VerifiedShare, o.silent.ErrorShare
+	sa.Latency = tyntecsim.LogNormal{Median: o.silentLatency, P95: 3 * o.silentLatency}
+	if o.silentErrors != "" {
+		sa.Errors = map[string]float64{}
+		for kv := range strings.SplitSeq(o.silentErrors, ",") {
+			k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
+			w, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return fmt.Errorf("--silent-errors %q: %q: want name=weight", o.silentErrors, kv)
+			}
+			sa.Errors[k] = w
+		}
+	}
+	c.SilentAuth = &sa
+	p := tyntecsim.DefaultPush()
+	p.ApprovedShare, p.DeniedShare = o.push.ApprovedShare, o.push.DeniedShare
+	p.AnswerLatency = tyntecsim.LogNormal{Median: o.pushLatency, P95: 3 * o.pushLatency}
+	c.Push = &p
+	hs, err := parseHeaders("push-callback-header", o.pushHeaders)
+	if err != nil {
+		return err
+	}
+	if o.pushCallback != "" {
+		c.PushCallbacks = []tyntecsim.PushCallback{{URL: o.pushCallback, Headers: hs}}
+	} else if len(hs) > 0 {
+		return errors.New("--push-callback-header needs --push-callback-url")
+	}
+	if c.Traffic.OTPScopeHeaders, err = parseHeaders("otpscope-header", o.otpscopeHeader); err != nil {
+		return err
+	}
+	return nil
 }
 
 // complete derives the simulator's Config from the parsed flags and
@@ -131,6 +211,9 @@ func (o *options) complete() error {
 		c.Callbacks = []tyntec.NewCallbackConfig{o.callback}
 	} else if len(o.headers) > 0 {
 		return errors.New("--callback-header needs --callback-url")
+	}
+	if err := o.completeMethods(); err != nil {
+		return err
 	}
 	if len(o.channels) > 0 {
 		c.Channels = tyntecsim.DefaultChannels()
@@ -198,13 +281,16 @@ func (o *options) serve(ctx context.Context, log *slog.Logger, ready chan<- stri
 		// the same story again. Logged below so a run can be repeated.
 		o.cfg.Seed = rand.Int64N(math.MaxInt64) + 1
 	}
-	sim, err := tyntecsim.New(o.cfg)
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	// The generated logins' app calls the simulator where it listens.
+	o.cfg.Traffic.SimURL = "http://" + ln.Addr().String()
+	sim, err := tyntecsim.New(o.cfg)
+	if err != nil {
+		ln.Close()
+		return err
 	}
 	srv := &http.Server{Handler: sim.InspectHandler(), ReadHeaderTimeout: 10 * time.Second}
 
@@ -213,7 +299,7 @@ func (o *options) serve(ctx context.Context, log *slog.Logger, ready chan<- stri
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("tyntec simulator listening", "addr", ln.Addr().String(), "seed", o.cfg.Seed, "time_scale", o.cfg.TimeScale, "rate", o.cfg.Traffic.Rate, "shared_versions", o.cfg.SharedVersions)
+	log.Info("tyntec simulator listening", "addr", ln.Addr().String(), "seed", o.cfg.Seed, "time_scale", o.cfg.TimeScale, "rate", o.cfg.Traffic.Rate, "silent_share", o.cfg.Traffic.SilentShare, "push_share", o.cfg.Traffic.PushShare, "shared_versions", o.cfg.SharedVersions)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -53,6 +53,18 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("faults %+v keys %v", f, o.cfg.APIKeys)
 			}
 		}},
+		{"methods", []string{"--silent-share", "0.2", "--push-share", "0.1", "--silent-errors", "server_error=1", "--silent-latency", "2s",
+			"--push-callback-url", "http://127.0.0.1:8080/webhooks/push", "--push-callback-header", "X-Webhook-Token: abc", "--otpscope-url", "http://127.0.0.1:8080"}, true, func(t *testing.T, o *options) {
+			c := o.cfg
+			if c.Traffic.SilentShare != 0.2 || c.Traffic.PushShare != 0.1 || c.SilentAuth.Errors["server_error"] != 1 || len(c.SilentAuth.Errors) != 1 ||
+				c.SilentAuth.Latency.Median != 2*time.Second || c.SilentAuth.VerifiedShare != 0.8 || len(c.PushCallbacks) != 1 ||
+				c.PushCallbacks[0].Headers["X-Webhook-Token"] != "abc" || c.Traffic.OTPScopeURL != "http://127.0.0.1:8080" || c.Push.ApprovedShare != 0.75 {
+				t.Errorf("config %+v, silent %+v, push %+v", c.Traffic, c.SilentAuth, c.Push)
+			}
+		}},
+		{"unknown silent error", []string{"--silent-errors", "oops=1"}, false, nil},
+		{"shares above 1", []string{"--silent-share", "0.7", "--push-share", "0.7"}, false, nil},
+		{"push header without url", []string{"--push-callback-header", "X: y"}, false, nil},
 		{"header without url", []string{"--callback-header", "X: y"}, false, nil},
 		{"malformed header", []string{"--callback-url", "http://127.0.0.1:1/", "--callback-header", "novalue"}, false, nil},
 		{"unknown channel", []string{"--channel", "FAX:p=1"}, false, nil},
@@ -73,10 +85,11 @@ func TestParseFlags(t *testing.T) {
 
 func TestServe(t *testing.T) {
 	var mu sync.Mutex
-	tokens := map[string]int{}
+	tokens, paths := map[string]int{}, map[string]int{}
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		tokens[r.Header.Get("X-Webhook-Token")]++
+		paths[r.URL.Path]++
 		mu.Unlock()
 	}))
 	defer hook.Close()
@@ -90,6 +103,9 @@ func TestServe(t *testing.T) {
 		done <- serve(ctx, []string{
 			"--listen", "127.0.0.1:0", "--seed", "3", "--time-scale", "1000", "--rate", "200",
 			"--callback-url", hook.URL, "--callback-header", "X-Webhook-Token: tok", "--truth-file", truthFile,
+			"--silent-share", "0.3", "--push-share", "0.3", "--silent-latency", "100ms", "--push-latency", "1s",
+			"--push-callback-url", hook.URL + "/webhooks/push", "--push-callback-header", "X-Webhook-Token: tok",
+			"--otpscope-url", hook.URL, "--otpscope-header", "X-Webhook-Token: tok",
 		}, slog.New(slog.DiscardHandler), ready)
 	}()
 	var addr string
@@ -101,11 +117,16 @@ func TestServe(t *testing.T) {
 		t.Fatal("simulator did not start")
 	}
 
-	polltest.Until(t, 10*time.Second, "a webhook with the configured header", func() bool {
+	polltest.Until(t, 10*time.Second, "webhooks, push callbacks and the app's reports, with the configured header", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return tokens["tok"] > 0
+		return tokens["tok"] > 0 && paths["/webhooks/push"] > 0 && paths["/silent-auth/outcomes"] > 0 && paths["/otps/track"] > 0
 	})
+	mu.Lock()
+	if tokens[""] != 0 {
+		t.Errorf("%d requests without the configured header", tokens[""])
+	}
+	mu.Unlock()
 
 	client, err := tyntec.New(tyntec.Config{BaseURL: "http://" + addr, APIKey: tyntecsim.DefaultAPIKey})
 	if err != nil {

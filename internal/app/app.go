@@ -262,7 +262,8 @@ func (a *App) Banner(w io.Writer) {
 		lines = append(lines, "  poller       off (no --tyntec-api-key)")
 	}
 	if a.sim != nil {
-		lines = append(lines, fmt.Sprintf("  simulator    %s (tyntec API; ground truth at /_sim/truth), %.3g OTPs/s, seed %d, drops %.0f%% of its webhooks", a.sim.URL(), a.cfg.Simulate.Rate, a.cfg.Simulate.Seed, 100*a.cfg.Simulate.DropWebhooks))
+		lines = append(lines, fmt.Sprintf("  simulator    %s (tyntec API; ground truth at /_sim/truth), %.3g logins/s (%.0f%% silent auth first, %.0f%% push first, then an OTP on failure), seed %d, drops %.0f%% of its webhooks",
+			a.sim.URL(), a.cfg.Simulate.Rate, 100*a.cfg.Simulate.SilentShare, 100*a.cfg.Simulate.PushShare, a.cfg.Simulate.Seed, 100*a.cfg.Simulate.DropWebhooks))
 		if a.cfg.generatedToken != "" {
 			lines = append(lines, "  token        "+a.cfg.generatedToken+" (the webhook token, generated for this run: send it as X-Webhook-Token)")
 		}
@@ -294,8 +295,7 @@ func (a *App) Serve(ctx context.Context) error {
 		g.Go(func() error { return run(gctx) })
 	}
 	if a.sim != nil {
-		callback := "http://" + a.Addr() + ingest.WebhookPath
-		if err := a.sim.serve(gctx, g, callback, a.cfg.Ingest.Tokens, a.cfg.Poller.DeploymentID, a.cfg.Simulate); err != nil {
+		if err := a.sim.serve(gctx, g, "http://"+a.Addr(), a.cfg.Ingest.Tokens, a.cfg.Poller.DeploymentID, a.cfg.Simulate); err != nil {
 			return err
 		}
 	}

@@ -127,6 +127,44 @@ type SimulateConfig struct {
 	Channels map[events.Channel]tyntecsim.Channel
 	// OTPExpiry overrides every simulated OTP's validity (tests use short ones).
 	OTPExpiry time.Duration
+
+	// SilentShare and PushShare of generated logins try Silent
+	// Authentication or a push approval before their OTP (flags: 0.2, 0.1;
+	// a struct literal, as tests write it, leaves them off).
+	SilentShare, PushShare float64
+	// SilentVerified and SilentError split the silent attempts (the rest
+	// are not verified); SilentLatency is authorize's median (p95 3×).
+	SilentVerified, SilentError float64
+	SilentLatency               time.Duration
+	// PushApproved and PushDenied split the approval requests (the rest
+	// are never answered and expire); PushLatency is the users' median
+	// answer time (p95 3×).
+	PushApproved, PushDenied float64
+	PushLatency              time.Duration
+}
+
+// silentAuth and push are the simulator's method behaviour; zero shares and
+// latencies (a struct literal) take the simulator's defaults.
+func (s SimulateConfig) silentAuth() *tyntecsim.SilentAuth {
+	sa := tyntecsim.DefaultSilentAuth()
+	if s.SilentVerified != 0 || s.SilentError != 0 {
+		sa.VerifiedShare, sa.ErrorShare = s.SilentVerified, s.SilentError
+	}
+	if s.SilentLatency > 0 {
+		sa.Latency = tyntecsim.LogNormal{Median: s.SilentLatency, P95: 3 * s.SilentLatency}
+	}
+	return &sa
+}
+
+func (s SimulateConfig) push() *tyntecsim.Push {
+	p := tyntecsim.DefaultPush()
+	if s.PushApproved != 0 || s.PushDenied != 0 {
+		p.ApprovedShare, p.DeniedShare = s.PushApproved, s.PushDenied
+	}
+	if s.PushLatency > 0 {
+		p.AnswerLatency = tyntecsim.LogNormal{Median: s.PushLatency, P95: 3 * s.PushLatency}
+	}
+	return &p
 }
 
 func (c *Config) runs(module string) bool { return slices.Contains(c.Modules, module) }
@@ -171,13 +209,22 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, b Binary) flagenv.Groups {
 func (s *SimulateConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&s.Enabled, "simulate", false, "run the tyntec simulator with generated traffic, its webhooks pointed at this process")
 	fs.StringVar(&s.Listen, "simulate-listen", "127.0.0.1:8090", "address of the simulated tyntec API (and GET /_sim/truth)")
-	fs.Float64Var(&s.Rate, "simulate-rate", 5, "generated OTPs per second")
-	fs.IntVar(&s.Count, "simulate-count", 0, "stop generating after this many OTPs (0 = never)")
+	fs.Float64Var(&s.Rate, "simulate-rate", 5, "generated logins per second (each an OTP, or a method first and an OTP when it fails)")
+	fs.IntVar(&s.Count, "simulate-count", 0, "stop generating after this many logins (0 = never)")
 	fs.Int64Var(&s.Seed, "simulate-seed", 0, "seed of the simulator's random choices (0 = a fresh random seed per run, printed at start)")
 	fs.Float64Var(&s.TimeScale, "simulate-time-scale", 1, "simulated seconds per wall-clock second")
 	fs.Float64Var(&s.V1Share, "simulate-v1-share", 0, "share of generated OTPs sent through tyntec's v1 API")
 	fs.Float64Var(&s.DropWebhooks, "simulate-drop-webhooks", 0, "share of webhooks the simulator never sends (the poller recovers them with --simulate-shared-versions, else counts them unrecoverable)")
 	fs.BoolVar(&s.SharedVersions, "simulate-shared-versions", false, "the simulator's v1 API also serves v4 OTPs and v4 also v1 OTPs (an assumption about tyntec no seed makes)")
+	sa, p := tyntecsim.DefaultSilentAuth(), tyntecsim.DefaultPush()
+	fs.Float64Var(&s.SilentShare, "simulate-silent-share", 0.2, "share of generated logins that try Silent Authentication first (an OTP follows when it fails; 0 = off)")
+	fs.Float64Var(&s.PushShare, "simulate-push-share", 0.1, "share of generated logins that try a push approval first (an OTP follows when it is denied or expires; 0 = off)")
+	fs.Float64Var(&s.SilentVerified, "simulate-silent-verified", sa.VerifiedShare, "share of silent-auth attempts that verify the number")
+	fs.Float64Var(&s.SilentError, "simulate-silent-error", sa.ErrorShare, "share of silent-auth attempts that end with an error (the rest: not verified)")
+	fs.DurationVar(&s.SilentLatency, "simulate-silent-latency", sa.Latency.Median, "median time of a silent-auth attempt's network lookup (simulated; p95 3x)")
+	fs.Float64Var(&s.PushApproved, "simulate-push-approved", p.ApprovedShare, "share of approval requests the user approves")
+	fs.Float64Var(&s.PushDenied, "simulate-push-denied", p.DeniedShare, "share of approval requests the user denies (the rest are never answered and expire)")
+	fs.DurationVar(&s.PushLatency, "simulate-push-latency", p.AnswerLatency.Median, "median time until the user answers an approval request (simulated; p95 3x)")
 }
 
 // Complete derives what the modules share from the flags — the one place
@@ -267,6 +314,9 @@ func (c *Config) Validate() error {
 	if c.Simulate.Enabled {
 		if c.Simulate.Rate < 0 || c.Simulate.TimeScale <= 0 {
 			return errors.New("simulate-rate must be >= 0 and simulate-time-scale > 0")
+		}
+		if err := c.Simulate.simConfig().Validate(); err != nil {
+			return fmt.Errorf("simulate: %w", err)
 		}
 		if _, _, err := net.SplitHostPort(c.Simulate.Listen); err != nil {
 			return fmt.Errorf("simulate-listen %q: %w", c.Simulate.Listen, err)

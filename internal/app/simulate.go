@@ -10,11 +10,16 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/poller"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
+
+// PushWebhookPath is where the simulator posts push-approval callbacks:
+// otpscope's push webhook (issue 14's contract).
+const PushWebhookPath = "/webhooks/push"
 
 // simulator is the tyntec simulator on its own listener.
 type simulator struct {
@@ -28,17 +33,9 @@ func newSimulator(s SimulateConfig, logger *slog.Logger) (*simulator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simulate-listen %s: %w", s.Listen, err)
 	}
-	sim, err := tyntecsim.New(tyntecsim.Config{
-		Seed:      s.Seed,
-		TimeScale: s.TimeScale,
-		Channels:  s.Channels,
-		OTPExpiry: s.OTPExpiry,
-		Faults:    tyntecsim.Faults{WebhookDrop: s.DropWebhooks},
-		// Separate by default; the poller learns which at run time (without
-		// it, dropped v4 webhooks are counted unrecoverable).
-		SharedVersions: s.SharedVersions,
-		Logger:         logger,
-	})
+	cfg := s.simConfig()
+	cfg.Logger = logger
+	sim, err := tyntecsim.New(cfg)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -46,13 +43,41 @@ func newSimulator(s SimulateConfig, logger *slog.Logger) (*simulator, error) {
 	return &simulator{Sim: sim, ln: ln, logger: logger}, nil
 }
 
+// simConfig is the simulator's configuration (without traffic, which
+// serve starts once otpscope's listener is known).
+func (s SimulateConfig) simConfig() tyntecsim.Config {
+	return tyntecsim.Config{
+		Seed:      s.Seed,
+		TimeScale: s.TimeScale,
+		Channels:  s.Channels,
+		OTPExpiry: s.OTPExpiry,
+		// Push callbacks are dropped like webhooks.
+		Faults: tyntecsim.Faults{WebhookDrop: s.DropWebhooks},
+		// Separate by default; the poller learns which at run time (without
+		// it, dropped v4 webhooks are counted unrecoverable).
+		SharedVersions: s.SharedVersions,
+		SilentAuth:     s.silentAuth(),
+		Push:           s.push(),
+		Traffic:        tyntecsim.Traffic{SilentShare: s.SilentShare, PushShare: s.PushShare}, // for Validate
+	}
+}
+
 // URL is the simulated tyntec API's base URL.
 func (s *simulator) URL() string { return "http://" + s.ln.Addr().String() }
 
 // serve starts the simulator in g: its API, its webhooks, the callback
 // registration (through the API, as `poller register-callback` does against
-// tyntec) and the generated traffic.
-func (s *simulator) serve(ctx context.Context, g *errgroup.Group, callback string, tokens []string, deployment string, cfg SimulateConfig) error {
+// tyntec), the push callback pointed at otpscope, and the generated traffic,
+// whose app reports silent-auth outcomes and tracks OTPs at base (otpscope's
+// public listener).
+func (s *simulator) serve(ctx context.Context, g *errgroup.Group, base string, tokens []string, deployment string, cfg SimulateConfig) error {
+	headers := map[string]string{}
+	if len(tokens) > 0 {
+		headers["X-Webhook-Token"] = tokens[0]
+	}
+	if err := s.AddPushCallback(tyntecsim.PushCallback{URL: base + PushWebhookPath, Headers: headers}); err != nil {
+		return err
+	}
 	srv := ops.NewServer(s.InspectHandler())
 	g.Go(func() error { return ops.Serve(ctx, srv, s.ln, 5*time.Second) })
 	if err := s.Start(ctx); err != nil {
@@ -60,10 +85,14 @@ func (s *simulator) serve(ctx context.Context, g *errgroup.Group, callback strin
 	}
 	g.Go(func() error { <-ctx.Done(); return s.Close() })
 	g.Go(func() error {
-		if err := s.registerCallback(ctx, callback, tokens, deployment); err != nil {
+		if err := s.registerCallback(ctx, base+ingest.WebhookPath, tokens, deployment); err != nil {
 			return err
 		}
-		err := s.RunTraffic(ctx, tyntecsim.Traffic{Rate: cfg.Rate, Count: cfg.Count, V1Share: cfg.V1Share})
+		err := s.RunTraffic(ctx, tyntecsim.Traffic{
+			Rate: cfg.Rate, Count: cfg.Count, V1Share: cfg.V1Share,
+			SilentShare: cfg.SilentShare, PushShare: cfg.PushShare,
+			SimURL: s.URL(), OTPScopeURL: base, OTPScopeHeaders: headers,
+		})
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -172,3 +172,56 @@ func serveSettled(t *testing.T, cfg app.Config) (*app.App, tyntecsim.Truth) {
 	})
 	return a, truth
 }
+
+// TestSimulatorMethodsPointedHere checks that with --simulate-silent-share
+// and --simulate-push-share the simulator's app and push callbacks talk to
+// this process's public listener, with the webhook token, as its webhooks
+// do: silent-auth outcomes to /silent-auth/outcomes, push callbacks to
+// /webhooks/push, the OTPs that follow a method to /otps/track (accepted).
+// Whether otpscope's figures then equal the truth is issue 14's end-to-end
+// test, where those endpoints are served.
+func TestSimulatorMethodsPointedHere(t *testing.T) {
+	cfg := lossyConfig(t, 30)
+	cfg.Simulate.DropWebhooks = 0
+	cfg.Simulate.SilentShare, cfg.Simulate.PushShare = 0.4, 0.4
+	cfg.Simulate.SilentVerified, cfg.Simulate.SilentError = 0.3, 0.1 // most fall back to an OTP
+	cfg.Simulate.PushApproved, cfg.Simulate.PushDenied = 0.2, 0.7
+	cfg.Simulate.SilentLatency, cfg.Simulate.PushLatency = 10*time.Millisecond, 50*time.Millisecond
+	a := serve(t, cfg)
+	base := "http://" + a.Addr()
+	var truth tyntecsim.Truth
+	brokertest.WaitFor(t, 60*time.Second, "a silent-auth report, a push callback and a tracked OTP", func() bool {
+		truth = a.Simulator().Truth()
+		reported, called, tracked := false, false, false
+		for _, s := range truth.Silent {
+			reported = reported || (s.Report != nil && s.Report.Requests > 0)
+		}
+		for _, p := range truth.Push {
+			for _, cb := range p.Callbacks {
+				called = called || cb.Requests > 0
+			}
+		}
+		for _, o := range truth.OTPs {
+			tracked = tracked || o.Track.Reached()
+		}
+		return reported && called && tracked
+	})
+	for _, s := range truth.Silent {
+		if s.Report != nil && s.Report.URL != base+"/silent-auth/outcomes" {
+			t.Errorf("silent-auth outcome posted to %s; want %s/silent-auth/outcomes", s.Report.URL, base)
+		}
+	}
+	for _, p := range truth.Push {
+		for _, cb := range p.Callbacks {
+			if cb.URL != base+"/webhooks/push" {
+				t.Errorf("push callback posted to %s; want %s/webhooks/push", cb.URL, base)
+			}
+		}
+	}
+	for _, o := range truth.OTPs {
+		// (A request may be answered 503 while ingest starts: retried.)
+		if o.Track != nil && (o.Track.URL != base+"/otps/track" || (o.Track.LastStatus >= 400 && o.Track.LastStatus < 500)) {
+			t.Errorf("OTP %s tracked at %s: %+v; want %s/otps/track, accepted with the token", o.ID, o.Track.URL, o.Track, base)
+		}
+	}
+}

@@ -68,6 +68,13 @@ type Config struct {
 	WhatsAppAccountID string
 	NoWhatsApp        bool
 
+	// SilentAuth and Push are how Silent Authentication and push approvals
+	// answer; nil = DefaultSilentAuth() / DefaultPush().
+	SilentAuth *SilentAuth
+	Push       *Push
+	// PushCallbacks receive every approval request's status changes.
+	PushCallbacks []PushCallback
+
 	Faults  Faults
 	Webhook WebhookPolicy
 	// Traffic, when Rate > 0, is generated from Start until Close.
@@ -113,7 +120,8 @@ func (d LogNormal) sample(z float64) time.Duration {
 // Faults are the misbehaviours the simulator shows on demand. Shares are
 // probabilities in [0, 1].
 type Faults struct {
-	// WebhookDrop is the share of webhooks never sent.
+	// WebhookDrop is the share of webhooks never sent (DeliveryStatus
+	// webhooks and push callbacks alike; duplicate and reorder too).
 	WebhookDrop float64
 	// WebhookDuplicate is the share of webhooks sent twice.
 	WebhookDuplicate float64
@@ -303,6 +311,9 @@ func (c Config) Validate() error {
 	}
 	if d.OTPExpiry < 0 {
 		return fmt.Errorf("OTP expiry %s: want >= 0", d.OTPExpiry)
+	}
+	if err := d.validateMethods(); err != nil {
+		return err
 	}
 	for _, tp := range d.Templates {
 		if tp.CodeExpirationTime <= 0 {

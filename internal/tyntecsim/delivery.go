@@ -37,6 +37,8 @@ type otp struct {
 	events            []tyntec.V1Event
 	resends           []Resend
 	checks            []Check
+	journeyID         string    // the generated login's correlation id
+	track             *Delivery // the app's POST /otps/track of it, if any
 }
 
 // refresh expires an open OTP whose time is up.
@@ -184,17 +186,35 @@ func (s *Sim) emit(o *otp, a *Attempt, status events.Status, at time.Time, derr 
 			w.Dropped = true
 			continue
 		}
-		job := hookJob{otpID: o.id, w: w, url: cb.URL, headers: copyHeaders(cb.Headers), body: body, copies: 1}
-		if dup < f.WebhookDuplicate {
-			w.Duplicated, job.copies = true, 2
-		}
-		if reorder < f.WebhookReorder {
-			w.Reordered = true
-			s.schedule(at.Add(f.ReorderDelay), func(time.Time) { s.hooks.enqueue(job) })
-			continue
-		}
-		s.hooks.enqueue(job)
+		job := hookJob{key: o.id, record: w.record, url: cb.URL, headers: copyHeaders(cb.Headers), body: body}
+		w.Duplicated, w.Reordered = s.sendFaulty(job, at, dup, reorder)
 	}
+}
+
+// record notes one request's answer.
+func (w *Webhook) record(status int, ok bool) {
+	w.Requests++
+	w.LastStatus = status
+	if ok {
+		w.Delivered++
+	}
+}
+
+// sendFaulty queues job once, or twice (duplicate fault), now or after the
+// reorder delay (reorder fault), by the draws dup and reorder. Callers hold
+// s.mu and have drawn (and applied) the drop fault.
+func (s *Sim) sendFaulty(job hookJob, at time.Time, dup, reorder float64) (duplicated, reordered bool) {
+	f := s.cfg.Faults
+	job.copies = 1
+	if dup < f.WebhookDuplicate {
+		duplicated, job.copies = true, 2
+	}
+	if reorder < f.WebhookReorder {
+		s.schedule(at.Add(f.ReorderDelay), func(time.Time) { s.hooks.enqueue(job) })
+		return duplicated, true
+	}
+	s.hooks.enqueue(job)
+	return duplicated, false
 }
 
 // v1Event builds one v1 event.

@@ -4,7 +4,10 @@
 // or fail with configurable probability, latency and timeout, fallback along
 // the priority's channels, DeliveryStatus webhooks to every registered
 // callback, and faults on demand (dropped, duplicated and reordered webhooks,
-// 5xx and slow answers, 429 with Retry-After).
+// 5xx and slow answers, 429 with Retry-After). It also speaks Silent
+// Authentication (seed 004: authorize, token, userinfo) and push approvals
+// (seed 003: create, get, status callbacks), and its traffic generator plays
+// an app that tries one of them before an OTP and reports to otpscope.
 //
 // It assumes only what tyntec documents, by default: v1 and v4 keep separate
 // OTPs (Config.SharedVersions joins them), validity comes from the profile's

@@ -16,15 +16,37 @@ import (
 )
 
 func (s *Sim) routes() http.Handler {
-	r := chi.NewRouter()
-	r.Use(s.record, s.authenticate, s.limit, s.injectFaults)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+	root := chi.NewRouter()
+	root.Use(s.record)
+	root.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+	root.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, http.StatusMethodNotAllowed, "method not allowed")
 	})
+	// Silent Authentication authenticates each step its own way (none for
+	// the user's authorize, the apiKey header for token, the access token
+	// for userinfo); push approvals by X-TFA-API-Key. The 2FA API's rate
+	// limit and injected faults are the 2FA API's alone.
+	root.Route(SilentAuthPath, func(r chi.Router) {
+		r.Get("/authorize", s.silentAuthorize)
+		r.Post("/token", s.silentToken)
+		r.Get("/userinfo", s.silentUserinfo)
+	})
+	root.Route(PushPath, func(r chi.Router) {
+		r.Use(s.pushAuth)
+		r.Post("/users/{tfaId}/approval_requests", s.pushCreate)
+		r.Get("/approval_requests/{uuid}", s.pushGet)
+	})
+	root.Group(func(r chi.Router) {
+		r.Use(s.authenticate, s.limit, s.injectFaults)
+		s.routes2FA(r)
+	})
+	return root
+}
 
+// routes2FA are tyntec's 2FA v4 and v1 endpoints.
+func (s *Sim) routes2FA(r chi.Router) {
 	r.Route("/2fa/v4", func(r chi.Router) {
 		r.Get("/otp", s.v4ListOTPs)
 		r.Post("/otp", s.v4SendOTP)
@@ -54,7 +76,6 @@ func (s *Sim) routes() http.Handler {
 		r.Get("/otp/{id}/events", s.v1Events)
 		r.Post("/otp/{id}/check", s.v1Check)
 	})
-	return r
 }
 
 // record logs every request for Calls (arrival time, answer status).

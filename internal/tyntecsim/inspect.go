@@ -18,7 +18,11 @@ const (
 //
 //	GET /_sim/truth?after=SEQ&limit=N  the ground truth, one page of OTPs in
 //	                                   creation order after OTP number SEQ;
-//	                                   "next" is the after of the next page
+//	                                   "next" is the after of the next page;
+//	                                   silent_after and push_after (answered
+//	                                   by next_silent, next_push) page the
+//	                                   silent-auth attempts and approval
+//	                                   requests the same way, limit N each
 //	GET /_sim/truth/summary            journeys by outcome, attempts by channel
 //	GET /_sim/calls                    every API request
 //	GET /healthz
@@ -36,14 +40,20 @@ func (s *Sim) InspectHandler() http.Handler {
 
 func (s *Sim) serveTruth(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	after, limit := uint64(0), DefaultTruthPage
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			writeInspectJSON(w, http.StatusBadRequest, map[string]string{"error": "after: want the seq of an OTP (>= 0)"})
-			return
+	var c TruthCursor
+	limit := DefaultTruthPage
+	for _, p := range []struct {
+		name string
+		to   *uint64
+	}{{"after", &c.OTPs}, {"silent_after", &c.Silent}, {"push_after", &c.Push}} {
+		if v := q.Get(p.name); v != "" {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				writeInspectJSON(w, http.StatusBadRequest, map[string]string{"error": p.name + ": want a seq (>= 0)"})
+				return
+			}
+			*p.to = n
 		}
-		after = n
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -53,7 +63,7 @@ func (s *Sim) serveTruth(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	writeInspectJSON(w, http.StatusOK, s.TruthPage(after, limit))
+	writeInspectJSON(w, http.StatusOK, s.TruthPage(c, limit))
 }
 
 func writeInspectJSON(w http.ResponseWriter, status int, v any) {

@@ -44,6 +44,22 @@ type Sim struct {
 	calls      []Call
 	accepted   map[string][]time.Time // API key → accepted call times, for the rate limit
 
+	// Silent Authentication (server side) and push approvals.
+	silentSeq    uint64 // authorize requests that passed validation
+	silentCodes  map[string]*silentSession
+	silentTokens map[string]*silentSession
+	pushSeq      uint64
+	pushes       []*pushRequest // in creation order
+	pushByID     map[string]*pushRequest
+	pushFaults   *rand.Rand // fault decisions on push callbacks
+	pushHooks    []PushCallback
+
+	// The simulated app's logins (traffic generator).
+	silent     []*SilentTruth // its silent-auth attempts, in start order
+	logins     int            // logins started
+	loginsDone int            // logins that ended: verified, approved, or their OTP sent
+	inflight   int            // logins between HTTP calls, outside the engine's queue
+
 	hooks   *dispatcher
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -74,6 +90,12 @@ func New(cfg Config) (*Sim, error) {
 		whatsApp:   cfg.WhatsAppAccountID,
 		wake:       make(chan struct{}, 1),
 		accepted:   map[string][]time.Time{},
+
+		silentCodes:  map[string]*silentSession{},
+		silentTokens: map[string]*silentSession{},
+		pushByID:     map[string]*pushRequest{},
+		pushFaults:   rand.New(rand.NewPCG(uint64(cfg.Seed), 7)),
+		pushHooks:    slices.Clone(cfg.PushCallbacks),
 	}
 	for i := range s.priorities {
 		if s.priorities[i].ID == "" {
@@ -143,10 +165,11 @@ func (s *Sim) Close() error {
 func (s *Sim) Now() time.Time { return s.clock.now() }
 
 // Idle reports whether nothing is scheduled: no delivery step, simulated
-// user or held webhook pending, and no webhook queued or being sent.
+// user, push answer or held webhook pending, no generated login between
+// its HTTP calls, and no webhook queued or being sent.
 func (s *Sim) Idle() bool {
 	s.mu.Lock()
-	pending := len(s.queue)
+	pending := len(s.queue) + s.inflight
 	s.mu.Unlock()
 	return pending == 0 && s.hooks.idle()
 }

@@ -5,17 +5,20 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"sync"
 	"time"
 
-	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
 // Traffic describes generated OTP traffic, for the demo and benchmarks.
 type Traffic struct {
-	// Rate is OTPs per wall-clock second; 0 generates nothing.
+	// Rate is logins per wall-clock second; 0 generates nothing. A login
+	// sends one OTP, or tries a method first (SilentShare, PushShare) and
+	// sends its OTP only when the method fails.
 	Rate float64
-	// Count stops the generator after that many OTPs; 0 runs until the context ends.
+	// Count stops the generator after that many logins; 0 runs until the context ends.
 	Count int
 	// Profiles and Priorities to spread OTPs over, uniformly; empty means all.
 	Profiles   []string
@@ -28,6 +31,24 @@ type Traffic struct {
 	WrongCodeShare float64
 	// ThinkTime from delivery to typing the code (simulated), default median 8 s, p95 25 s.
 	ThinkTime LogNormal
+
+	// SilentShare of logins try Silent Authentication first, PushShare a
+	// push approval first (default 0 each); an OTP follows when it fails.
+	SilentShare, PushShare float64
+	// PushSecondsToExpire is the seconds_to_expire of the app's approval
+	// requests, default 120: an unanswered push falls back to an OTP then.
+	PushSecondsToExpire int
+	// SimURL is the simulator's base URL as the simulated app reaches it;
+	// empty: the app's HTTP requests are served in process by the
+	// simulator's handler (same endpoints, no network).
+	SimURL string
+	// OTPScopeURL is the base URL of otpscope's public listener: the app
+	// reports silent-auth outcomes to POST /silent-auth/outcomes and tracks
+	// the OTPs that follow a method with their correlationId at POST
+	// /otps/track; OTPScopeHeaders go with each (X-Webhook-Token). Empty:
+	// the app reports nothing.
+	OTPScopeURL     string
+	OTPScopeHeaders map[string]string
 }
 
 func (t Traffic) withDefaults() Traffic {
@@ -39,6 +60,9 @@ func (t Traffic) withDefaults() Traffic {
 	}
 	if t.ThinkTime.Median == 0 {
 		t.ThinkTime = LogNormal{8 * time.Second, 25 * time.Second}
+	}
+	if t.PushSecondsToExpire == 0 {
+		t.PushSecondsToExpire = 120
 	}
 	return t
 }
@@ -66,6 +90,12 @@ func (s *Sim) RunTraffic(ctx context.Context, t Traffic) error {
 
 func (s *Sim) generate(ctx context.Context, t Traffic, profiles []tyntec.Profile, prios []tyntec.Priority) error {
 	rng := rand.New(rand.NewPCG(uint64(s.cfg.Seed), 4))
+	// Methods are drawn from their own generator, so that a run without
+	// them tells the same OTP story as before they existed.
+	methods := rand.New(rand.NewPCG(uint64(s.cfg.Seed), 5))
+	a := s.newApp(t)
+	var logins sync.WaitGroup
+	defer logins.Wait()
 	interval := time.Duration(float64(time.Second) / t.Rate)
 	tick := time.NewTicker(max(interval, time.Microsecond))
 	defer tick.Stop()
@@ -80,18 +110,30 @@ func (s *Sim) generate(ctx context.Context, t Traffic, profiles []tyntec.Profile
 		prof := profiles[rng.IntN(len(profiles))]
 		prio := prios[rng.IntN(len(prios))]
 		voice := rng.IntN(5) == 0
+		m, tfa := methods.Float64(), methods.IntN(10_000_000)
+		l := &login{to: to, v1: v1, voice: voice, prof: prof, prio: prio, tfaID: strconv.Itoa(1_000_000 + tfa)}
+		switch {
+		case m < t.SilentShare:
+			l.method = MethodSilent
+		case m < t.SilentShare+t.PushShare:
+			l.method = MethodPush
+		}
 		s.mu.Lock()
-		if v1 {
-			ch := events.ChannelSMS
-			if voice {
-				ch = events.ChannelVoice
-			}
-			s.createOTP(newOTP{api: APIv1, to: to, channels: []events.Channel{ch}, allowed: v1Attempts, codeLen: v1PinLength, expiry: v1Expire, generated: true})
-		} else if n, ok := s.v4OTP(to, "", "", prof, prio); ok {
-			n.generated = true
-			s.createOTP(n)
+		s.startLogin(l)
+		if l.method != "" {
+			s.inflight++
 		}
 		s.mu.Unlock()
+		switch l.method {
+		case MethodSilent:
+			logins.Go(func() { a.silentLogin(ctx, l) })
+		case MethodPush:
+			logins.Go(func() { a.pushLogin(ctx, l) })
+		default:
+			s.mu.Lock()
+			a.sendOTP(l)
+			s.mu.Unlock()
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package tyntecsim
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
@@ -20,25 +21,68 @@ type Truth struct {
 	// At is the simulated time of the export; Final statuses are as of At.
 	At   time.Time  `json:"at"`
 	OTPs []OTPTruth `json:"otps"` // in creation order
-	// Next is the cursor of the following page (TruthPage's after), 0 when
-	// this page holds the newest OTP.
-	Next uint64 `json:"next,omitempty"`
+	// Silent are the generated logins' silent-auth attempts, in start
+	// order; Push every approval request, in creation order.
+	Silent []SilentTruth `json:"silent"`
+	Push   []PushTruth   `json:"push"`
+	// Next, NextSilent and NextPush are the cursors of the following page
+	// of each list (TruthCursor), 0 when this page holds the list's newest.
+	Next       uint64 `json:"next,omitempty"`
+	NextSilent uint64 `json:"next_silent,omitempty"`
+	NextPush   uint64 `json:"next_push,omitempty"`
+	// Logins counts the generated logins started, LoginsDone those that
+	// ended: verified, approved, or their OTP sent (not: delivered).
+	Logins     int `json:"logins"`
+	LoginsDone int `json:"logins_done"`
+}
+
+// TruthCursor says where a page of the truth starts in each list: after the
+// OTP, silent-auth attempt and approval request with these seqs.
+type TruthCursor struct {
+	OTPs, Silent, Push uint64
+}
+
+// Next is the cursor of the page after t, and whether there is one.
+func (t Truth) NextCursor(c TruthCursor) (TruthCursor, bool) {
+	more := t.Next != 0 || t.NextSilent != 0 || t.NextPush != 0
+	if t.Next != 0 {
+		c.OTPs = t.Next
+	} else if len(t.OTPs) > 0 {
+		c.OTPs = t.OTPs[len(t.OTPs)-1].Seq
+	}
+	if t.NextSilent != 0 {
+		c.Silent = t.NextSilent
+	} else if len(t.Silent) > 0 {
+		c.Silent = t.Silent[len(t.Silent)-1].Seq
+	}
+	if t.NextPush != 0 {
+		c.Push = t.NextPush
+	} else if len(t.Push) > 0 {
+		c.Push = t.Push[len(t.Push)-1].Seq
+	}
+	return c, more
 }
 
 // OTPTruth is the ground truth of one OTP.
 type OTPTruth struct {
 	// Seq is the OTP's place in creation order, from 1 (the cursor of TruthPage).
-	Seq       uint64    `json:"seq"`
-	ID        string    `json:"id"`
-	API       string    `json:"api"` // APIv1 or APIv4
-	To        string    `json:"to"`
-	Code      string    `json:"code"`
-	ProfileID string    `json:"profile_id,omitempty"` // v4 only
-	Profile   string    `json:"profile,omitempty"`
-	Priority  string    `json:"priority,omitempty"`
-	Generated bool      `json:"generated"` // sent by the traffic generator
-	Created   time.Time `json:"created"`
-	Expire    time.Time `json:"expire"`
+	Seq       uint64 `json:"seq"`
+	ID        string `json:"id"`
+	API       string `json:"api"` // APIv1 or APIv4
+	To        string `json:"to"`
+	Code      string `json:"code"`
+	ProfileID string `json:"profile_id,omitempty"` // v4 only
+	Profile   string `json:"profile,omitempty"`
+	Priority  string `json:"priority,omitempty"`
+	Generated bool   `json:"generated"` // sent by the traffic generator
+	// JourneyID is the correlation id of the generated login the OTP belongs
+	// to; empty for OTPs sent through the API (their journey is the OTP).
+	JourneyID string `json:"journey_id,omitempty"`
+	// Track is the app's POST /otps/track with the correlation id, for the
+	// OTPs that follow a method (nil otherwise).
+	Track   *Delivery `json:"track,omitempty"`
+	Created time.Time `json:"created"`
+	Expire  time.Time `json:"expire"`
 	// Attempts are the channels tried, in dispatch order.
 	Attempts []Attempt `json:"attempts"`
 	// Final is the OTP status at Truth.At (ACTIVE, VERIFIED, EXPIRED, WRONG_CODE, TOO_MANY_ATTEMPTS).
@@ -169,43 +213,63 @@ func (t Truth) OTP(id string) (OTPTruth, bool) {
 	return OTPTruth{}, false
 }
 
-// Truth exports the ground truth so far, every OTP. Its size grows with the
-// OTPs sent: long runs page through it with TruthPage.
+// Truth exports the ground truth so far, everything. Its size grows with
+// the OTPs sent: long runs page through it with TruthPage.
 func (s *Sim) Truth() Truth {
-	return s.TruthPage(0, 0)
+	return s.TruthPage(TruthCursor{}, 0)
 }
 
-// TruthPage exports the ground truth of at most limit OTPs (0: all) created
-// after the one whose Seq is after, in creation order. Next is the cursor of
-// the page that follows, 0 when there is none.
-func (s *Sim) TruthPage(after uint64, limit int) Truth {
+// TruthPage exports the ground truth of at most limit (0: all) OTPs,
+// silent-auth attempts and approval requests each, after those of cursor
+// c, in creation order. Next, NextSilent and NextPush are the cursor of the
+// page that follows, 0 where a list has no more.
+func (s *Sim) TruthPage(c TruthCursor, limit int) Truth {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.now()
-	// s.otps holds every OTP in creation order, OTP n at index n-1.
-	page := s.otps[min(after, uint64(len(s.otps))):]
-	t := Truth{At: now}
-	if limit > 0 && len(page) > limit {
-		page = page[:limit]
-		t.Next = page[limit-1].seq
-	}
-	t.OTPs = make([]OTPTruth, 0, len(page))
-	for _, o := range page {
+	t := Truth{At: now, Logins: s.logins, LoginsDone: s.loginsDone}
+	// Each list holds its items in creation order, item n at index n-1.
+	var otps []*otp
+	otps, t.Next = pageOf(s.otps, c.OTPs, limit)
+	t.OTPs = make([]OTPTruth, 0, len(otps))
+	for _, o := range otps {
 		t.OTPs = append(t.OTPs, s.otpTruth(o, now))
+	}
+	var silent []*SilentTruth
+	silent, t.NextSilent = pageOf(s.silent, c.Silent, limit)
+	t.Silent = make([]SilentTruth, 0, len(silent))
+	for _, a := range silent {
+		at := *a
+		if a.Report != nil {
+			r := *a.Report
+			at.Report = &r
+		}
+		t.Silent = append(t.Silent, at)
+	}
+	var pushes []*pushRequest
+	pushes, t.NextPush = pageOf(s.pushes, c.Push, limit)
+	t.Push = make([]PushTruth, 0, len(pushes))
+	for _, p := range pushes {
+		t.Push = append(t.Push, p.truth())
 	}
 	return t
 }
 
-// TruthSummary is Truth().Summary() without copying every OTP.
-func (s *Sim) TruthSummary() Summary {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.clock.now()
-	var sum Summary
-	for _, o := range s.otps {
-		sum.add(s.otpTruth(o, now))
+// pageOf returns at most limit (0: all) items after the first after, and
+// the seq of the last one returned when more follow (else 0).
+func pageOf[T any](all []T, after uint64, limit int) ([]T, uint64) {
+	page := all[min(after, uint64(len(all))):]
+	if limit > 0 && len(page) > limit {
+		return page[:limit], after + uint64(limit)
 	}
-	sum.At = now
+	return page, 0
+}
+
+// TruthSummary is Truth().Summary(), with At set.
+func (s *Sim) TruthSummary() Summary {
+	t := s.Truth()
+	sum := t.Summary()
+	sum.At = t.At
 	return sum
 }
 
@@ -216,9 +280,14 @@ func (s *Sim) otpTruth(o *otp, now time.Time) OTPTruth {
 		Seq: o.seq, ID: o.id, API: o.api, To: o.to, Code: o.code, ProfileID: o.profileID, Profile: o.profileName,
 		Priority: o.priorityName, Generated: o.generated, Created: o.created, Expire: o.expire,
 		Final: o.status, AttemptCount: o.attemptCount,
-		Events:  slices.Clone(o.events),
-		Resends: slices.Clone(o.resends),
-		Checks:  slices.Clone(o.checks),
+		Events:    slices.Clone(o.events),
+		Resends:   slices.Clone(o.resends),
+		Checks:    slices.Clone(o.checks),
+		JourneyID: o.journeyID,
+	}
+	if o.track != nil {
+		tr := *o.track
+		ot.Track = &tr
 	}
 	for _, a := range o.attempts {
 		ot.Attempts = append(ot.Attempts, *a)
@@ -245,10 +314,13 @@ func (s *Sim) Calls() []Call {
 	return slices.Clone(s.calls)
 }
 
-// MaxCallsInWindow returns the largest number of API requests (any key, any
-// answer) that arrived within any window [t, t+window).
+// MaxCallsInWindow returns the largest number of 2FA API requests (/2fa/…,
+// any key, any answer: the budget otpscope's poller keeps) that arrived
+// within any window [t, t+window). Silent-auth and push requests are not
+// counted: they are other products with budgets of their own.
 func (s *Sim) MaxCallsInWindow(window time.Duration) int {
-	return MaxInWindow(s.Calls(), window)
+	calls := slices.DeleteFunc(s.Calls(), func(c Call) bool { return !strings.HasPrefix(c.Path, "/2fa/") })
+	return MaxInWindow(calls, window)
 }
 
 // MaxInWindow returns the largest number of calls within any window [t, t+window).
@@ -295,9 +367,19 @@ type Summary struct {
 	Pending          int       `json:"pending"`
 	// Resends are the attempts beyond the first on the same channel.
 	Resends int `json:"resends"`
-	// Channels counts attempts (dispatches) per channel: all, delivered,
-	// failed (undeliverable + timed out).
+	// Channels counts attempts per channel: all, delivered, failed
+	// (undeliverable + timed out), pending. SILENT and PUSH appear as
+	// channels too: an attempt is a silent-auth attempt (delivered =
+	// verified) or an approval request (delivered = approved).
 	Channels map[string]ChannelSummary `json:"channels"`
+	// Journeys counts logins joined by correlation id (each OTP sent
+	// through the API, or request without one, a journey of its own): what
+	// /api/v1/fallback should say across methods. Without methods it equals
+	// the OTP figures above.
+	Journeys JourneySummary `json:"journeys"`
+	// Logins and LoginsDone are Truth's.
+	Logins     int `json:"logins"`
+	LoginsDone int `json:"logins_done"`
 }
 
 // ChannelSummary counts one channel's attempts.
@@ -307,6 +389,10 @@ type ChannelSummary struct {
 	Failed        int `json:"failed"`
 	Undeliverable int `json:"undeliverable"`
 	TimedOut      int `json:"timed_out"`
+	Pending       int `json:"pending"`
+	// Failures counts the failed attempts of SILENT by not_verified or
+	// error code, of PUSH by denied or expired.
+	Failures map[string]int `json:"failures,omitempty"`
 }
 
 // Summary counts journeys by outcome and attempts by channel, as
@@ -316,10 +402,34 @@ type ChannelSummary struct {
 // DELIVERED is on its first channel, later when on another, failed when
 // every attempt failed, else pending.
 func (t Truth) Summary() Summary {
-	s := Summary{Channels: map[string]ChannelSummary{}}
+	s := Summary{Channels: map[string]ChannelSummary{}, Logins: t.Logins, LoginsDone: t.LoginsDone}
 	for _, o := range t.OTPs {
 		s.add(o)
 	}
+	method := func(a JourneyAttempt) {
+		c := s.Channels[a.Channel]
+		c.Attempts++
+		switch a.Outcome {
+		case OutcomeDelivered:
+			c.Delivered++
+		case OutcomePending:
+			c.Pending++
+		default:
+			c.Failed++
+			if c.Failures == nil {
+				c.Failures = map[string]int{}
+			}
+			c.Failures[a.Reason]++
+		}
+		s.Channels[a.Channel] = c
+	}
+	for _, a := range t.Silent {
+		method(a.attempt())
+	}
+	for _, p := range t.Push {
+		method(p.attempt())
+	}
+	s.Journeys = SummarizeJourneys(t.Journeys())
 	return s
 }
 
@@ -348,6 +458,7 @@ func (s *Summary) add(o OTPTruth) {
 			c.Delivered++
 		case "":
 			pending = true
+			c.Pending++
 		case events.StatusTimedOut:
 			c.Failed++
 			c.TimedOut++

@@ -12,10 +12,13 @@ import (
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
-// hookJob is one webhook to send (copies times).
+// hookJob is one webhook to send (copies times): a DeliveryStatus webhook,
+// a push callback, or one of the simulated app's requests to otpscope.
 type hookJob struct {
-	otpID   string
-	w       *Webhook
+	key string // jobs with the same key are sent by one worker, in order
+	// record notes each request's answer (status 0: transport error) in
+	// the truth; called under Sim.mu.
+	record  func(status int, ok bool)
 	url     string
 	headers map[string]string
 	body    []byte
@@ -23,7 +26,8 @@ type hookJob struct {
 }
 
 // dispatcher sends webhooks through a fixed set of workers. All webhooks of
-// one OTP go through the same worker, in the order they were emitted.
+// one key (an OTP, an approval request) go through the same worker, in the
+// order they were emitted.
 type dispatcher struct {
 	s       *Sim
 	workers []*worker
@@ -53,7 +57,7 @@ func (d *dispatcher) start(ctx context.Context, wg *sync.WaitGroup) {
 // enqueue queues a job without blocking; callers may hold Sim.mu.
 func (d *dispatcher) enqueue(j hookJob) {
 	h := fnv.New32a()
-	h.Write([]byte(j.otpID))
+	h.Write([]byte(j.key))
 	w := d.workers[h.Sum32()%uint32(len(d.workers))]
 	w.mu.Lock()
 	w.queue = append(w.queue, j)
@@ -108,18 +112,17 @@ func (d *dispatcher) send(ctx context.Context, j hookJob) {
 			return
 		}
 		status, retryAfter, err := d.post(ctx, j)
-		s.mu.Lock()
-		j.w.Requests++
-		j.w.LastStatus = status
-		if err == nil && status >= 200 && status < 300 {
-			j.w.Delivered++
+		ok := err == nil && status >= 200 && status < 300
+		if j.record != nil {
+			s.mu.Lock()
+			j.record(status, ok)
+			s.mu.Unlock()
 		}
-		s.mu.Unlock()
-		if err == nil && status >= 200 && status < 300 {
+		if ok {
 			return
 		}
 		if attempt >= p.MaxAttempts {
-			s.log.Warn("webhook given up", "url", j.url, "otp_id", j.otpID, "attempts", attempt, "status", status, "err", err)
+			s.log.Warn("webhook given up", "url", j.url, "key", j.key, "attempts", attempt, "status", status, "err", err)
 			return
 		}
 		wait := backoff
