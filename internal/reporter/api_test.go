@@ -1,6 +1,7 @@
 package reporter_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -53,17 +54,22 @@ func newTraffic(t *testing.T) *traffic {
 	ctx := t.Context()
 
 	r := ops.NewRouter()
-	ingest.NewHandler(ingest.Config{Tokens: []string{webhookToken}, MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: 5 * time.Second, RetryAfter: time.Second},
-		f.Broker, brokertest.Logger(t), prometheus.NewRegistry()).Mount(r)
+	reg := prometheus.NewRegistry()
+	h := ingest.NewHandler(ingest.Config{Tokens: []string{webhookToken}, MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: 5 * time.Second, RetryAfter: time.Second},
+		f.Broker, brokertest.Logger(t), reg)
+	h.Mount(r)
+	ingest.NewMethods(h, []byte("analytics-pseudonym-key"), reg).Mount(r)
 	hooks := httptest.NewServer(r)
 	t.Cleanup(hooks.Close)
+	auth := map[string]string{"X-Webhook-Token": webhookToken}
 
 	sim, err := tyntecsim.New(tyntecsim.Config{
 		Seed: 6, TimeScale: 2000, Start: simStart,
 		// The poller recovers the dropped v4 webhooks through v1 /events,
 		// which assumes one OTP store for both versions.
 		SharedVersions: true,
-		Callbacks:      []tyntec.NewCallbackConfig{{URL: hooks.URL + ingest.WebhookPath, Headers: map[string]string{"X-Webhook-Token": webhookToken}}},
+		Callbacks:      []tyntec.NewCallbackConfig{{URL: hooks.URL + ingest.WebhookPath, Headers: auth}},
+		PushCallbacks:  []tyntecsim.PushCallback{{URL: hooks.URL + ingest.PushPath, Headers: auth}},
 		Faults:         tyntecsim.Faults{WebhookDrop: 0.08, WebhookDuplicate: 0.15, WebhookReorder: 0.15},
 		Channels: map[events.Channel]tyntecsim.Channel{ // more failures than the defaults, so that fallbacks are plentiful
 			events.ChannelSMS: {DeliveryProbability: 0.7, Latency: tyntecsim.LogNormal{Median: 3 * time.Second, P95: 15 * time.Second}, Timeout: 40 * time.Second, DispatchDelay: 200 * time.Millisecond},
@@ -76,13 +82,18 @@ func newTraffic(t *testing.T) *traffic {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sim.Close() })
-	if err := sim.RunTraffic(ctx, tyntecsim.Traffic{Rate: 4000, Count: 400}); err != nil {
+	// A quarter of the logins try silent auth first, a quarter a push: the
+	// app reports outcomes and tracks the OTPs that follow them.
+	if err := sim.RunTraffic(ctx, tyntecsim.Traffic{Rate: 4000, Count: 400, SilentShare: 0.25, PushShare: 0.25,
+		OTPScopeURL: hooks.URL, OTPScopeHeaders: auth}); err != nil {
 		t.Fatal(err)
 	}
 	if err := sim.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	truth := sim.Truth()
+	// What otpscope can know: every report reached it, but a push whose
+	// callbacks were all dropped is unknown to it (and its poller).
+	truth := sim.Truth().Reported()
 
 	// What the poller publishes: dropped facts (same timestamp, source poll)
 	// and final OTP statuses.
@@ -118,11 +129,46 @@ func newTraffic(t *testing.T) *traffic {
 	if len(recovered) == 0 {
 		t.Fatal("no webhook was dropped: the test would not exercise recovery by polling")
 	}
+	// Push requests whose settling callback was dropped: the poller reads
+	// them by uuid (source poll).
+	pushStatuses := map[string]bool{}
+	for _, p := range truth.Push {
+		settled := false
+		for _, cb := range p.Callbacks {
+			if cb.Delivered > 0 {
+				pushStatuses[p.UUID+"/"+cb.Status] = true
+				settled = settled || cb.Status == p.Status
+			}
+		}
+		if settled || p.Status == tyntecsim.PushPending {
+			continue
+		}
+		pushStatuses[p.UUID+"/"+p.Status] = true
+		pe := events.PushEvent{UUID: p.UUID, Status: p.Status, CreatedAt: p.Created, UpdatedAt: p.Updated, SecondsToExpire: p.SecondsToExpire,
+			CorrelationID: cmp.Or(p.CorrelationID, p.UUID), Source: events.SourcePoll, ReceivedAt: truth.At}
+		m, err := events.NewPushMessage(&pe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recovered = append(recovered, m)
+	}
+	var tracked uint64
+	for _, o := range truth.OTPs {
+		if o.Track.Reached() {
+			tracked++
+		}
+	}
+	if len(truth.Silent) == 0 || len(truth.Push) == 0 || tracked == 0 {
+		t.Fatalf("%d silent attempts, %d push requests, %d OTPs after a method: want some of each", len(truth.Silent), len(truth.Push), tracked)
+	}
 	if err := f.Broker.Publish(ctx, append(recovered, statuses...)...); err != nil {
 		t.Fatal(err)
 	}
 	f.WaitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", uint64(len(facts)))
 	f.WaitCount(t, "SELECT uniqExact(event_id) FROM otp_status", uint64(len(statuses)))
+	f.WaitCount(t, "SELECT uniqExact(attempt_id) FROM silent_auth_outcomes", uint64(len(truth.Silent)))
+	f.WaitCount(t, "SELECT uniqExact(event_id) FROM push_events", uint64(len(pushStatuses)))
+	f.WaitCount(t, "SELECT uniqExact(otp_id) FROM journey_links WHERE source = 'track'", tracked)
 	// JetStream's duplicate window absorbed the duplicated webhooks; store a
 	// third of the facts a second time, as a redelivery after the window (or a
 	// sink retry) would, and keep merges from collapsing them.
@@ -181,35 +227,46 @@ type wantChannel struct {
 }
 
 // expect computes the figures from the ground truth for journeys and attempts
-// starting in [from, to).
+// starting in [from, to). Journeys are logins joined by correlation id: a
+// silent auth or push and the OTP after it are one, whose path starts with
+// the method; an attempt's error code is the OTP's, or for a method the
+// reason it failed (not_verified, the silent-auth error, denied, expired).
 func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel, store.FallbackStats, []int64) {
 	in := func(t time.Time) bool {
 		t = t.Truncate(time.Millisecond)
 		return !t.Before(from) && t.Before(to)
 	}
+	final := map[string]events.OTPState{}
+	for _, o := range truth.OTPs {
+		final[o.ID] = o.Final
+	}
 	chs := map[string]*wantChannel{}
 	fb := store.FallbackStats{}
 	paths := map[string]*store.PathStats{}
 	var ttd []int64
-	for _, o := range truth.OTPs {
-		for _, a := range o.Attempts {
-			if !in(a.Dispatched) {
+	for _, j := range truth.Journeys() {
+		for _, a := range j.Attempts {
+			if !in(a.Start) {
 				continue
 			}
-			c := chs[string(a.Channel)]
+			c := chs[a.Channel]
 			if c == nil {
 				c = &wantChannel{errors: map[string]uint64{}}
-				chs[string(a.Channel)] = c
+				chs[a.Channel] = c
 			}
 			c.attempts++
 			switch a.Outcome {
-			case events.StatusDelivered:
+			case tyntecsim.OutcomeDelivered:
 				c.delivered++
-				c.latency = append(c.latency, ms(a.Settled)-ms(a.Dispatched))
-			case events.StatusUndeliverable, events.StatusTimedOut:
+				c.latency = append(c.latency, ms(a.End)-ms(a.Start))
+			case tyntecsim.OutcomeFailed:
 				c.failed++
-				c.errors[a.ErrorCode]++
-				if a.Outcome == events.StatusTimedOut {
+				code := a.ErrorCode
+				if a.Channel == tyntecsim.MethodSilent || a.Channel == tyntecsim.MethodPush {
+					code = a.Reason
+				}
+				c.errors[code]++
+				if a.Reason == string(events.StatusTimedOut) || a.Reason == tyntecsim.PushExpired {
 					c.timedOut++
 				} else {
 					c.undeliverable++
@@ -218,57 +275,49 @@ func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel,
 				c.pending++
 			}
 		}
-		if len(o.Attempts) == 0 || !in(o.Attempts[0].Dispatched) {
+		if len(j.Attempts) == 0 || !in(j.Attempts[0].Start) {
 			continue
 		}
 		fb.OTPs++
 		// The path: distinct channels in order of first attempt; a resend
 		// on the same channel is not a fallback.
-		var chans []string
-		for _, a := range o.Attempts {
-			if slices.Contains(chans, string(a.Channel)) {
-				fb.Resends++
-				continue
-			}
-			chans = append(chans, string(a.Channel))
-		}
-		if len(chans) > 1 {
+		path := j.Path()
+		fb.Resends += uint64(len(j.Attempts) - len(strings.Split(path, ">")))
+		if j.Fallback() {
 			fb.FallbackOTPs++
 		}
-		path := strings.Join(chans, ">")
 		p := paths[path]
 		if p == nil {
 			p = &store.PathStats{Path: path}
 			paths[path] = p
 		}
 		p.OTPs++
-		on := o.DeliveredOn()
-		allFailed := true
-		for _, a := range o.Attempts {
-			allFailed = allFailed && (a.Outcome == events.StatusUndeliverable || a.Outcome == events.StatusTimedOut)
-		}
-		switch {
-		case on == o.Attempts[0].Channel:
+		switch j.Outcome() {
+		case tyntecsim.JourneyDeliveredPrimary:
 			fb.Outcomes.DeliveredPrimary++
-		case on != "":
+		case tyntecsim.JourneyDeliveredFallback:
 			fb.Outcomes.DeliveredFallback++
-		case allFailed:
+		case tyntecsim.JourneyFailed:
 			fb.Outcomes.Failed++
 		default:
 			fb.Outcomes.Pending++
 		}
-		if on != "" {
-			p.Delivered++
-			for _, a := range o.Attempts {
-				if a.Channel == on {
-					ttd = append(ttd, ms(a.Settled)-ms(o.Attempts[0].Dispatched))
-				}
+		var first *tyntecsim.JourneyAttempt
+		for i, a := range j.Attempts {
+			if a.Outcome == tyntecsim.OutcomeDelivered && (first == nil || a.End.Before(first.End)) {
+				first = &j.Attempts[i]
 			}
-			if o.Final.Final() {
-				chs[string(on)].polled++
-				if o.Final == events.OTPVerified {
-					chs[string(on)].verified++
-				}
+		}
+		if first == nil {
+			continue
+		}
+		p.Delivered++
+		ttd = append(ttd, ms(first.End)-ms(j.Attempts[0].Start))
+		// Verification: the final status of the OTP that delivered (methods have none).
+		if st, ok := final[first.ID]; ok && st.Final() && chs[first.Channel] != nil {
+			chs[first.Channel].polled++
+			if st == events.OTPVerified {
+				chs[first.Channel].verified++
 			}
 		}
 	}

@@ -362,24 +362,25 @@ FROM (
     FROM (%s)
     GROUP BY journey
     HAVING %s
-)`, journeyKeyedSQL(attemptsSQL(w.Raw, w.intervals(), "", ""), w.intervals()), having)
+)`, journeyKeyedSQL(attemptsSQL(w.Raw, w.intervals(), "", ""), w.intervals(), w.Raw), having)
 	return q, args
 }
 
 // journeyKeyedSQL adds journey to each row of attempts (a subquery with
 // otp_id): the login's correlationId when journey_links links the OTP (or
 // method attempt) to one, the first link if several, else the OTP's own id,
-// so an OTP nobody linked is a journey of its own. Links are read around
-// the window's intervals as facts are (twice MaxAttemptSpan, since a link
-// is stamped by its registration, not by the OTP's first fact).
-func journeyKeyedSQL(attempts string, ivs []span) string {
+// so an OTP nobody linked is a journey of its own. Only the links of OTPs
+// with facts in the read range are read (a link's own time is when it was
+// registered, which says nothing reliable about the OTP's facts); raw
+// windows read them all.
+func journeyKeyedSQL(attempts string, ivs []span, raw bool) string {
 	links := "1"
-	if len(ivs) > 0 {
-		from, to := ivs[0].from, ivs[0].to
-		for _, iv := range ivs[1:] {
-			from, to = minTime(from, iv.from), maxTime(to, iv.to)
+	if !raw && len(ivs) > 0 {
+		var days []string
+		for _, iv := range ivs {
+			days = append(days, fmt.Sprintf("(day >= toDate(%s) AND day <= toDate(%s))", msTime(iv.from.Add(-MaxAttemptSpan)), msTime(iv.to.Add(MaxAttemptSpan))))
 		}
-		links = fmt.Sprintf("linked_at >= %s AND linked_at < %s", msTime(from.Add(-2*MaxAttemptSpan)), msTime(to.Add(2*MaxAttemptSpan)))
+		links = "otp_id IN (SELECT otp_id FROM channel_events WHERE " + strings.Join(days, " OR ") + ")"
 	}
 	return fmt.Sprintf(`SELECT a.*, if(l.l_journey = '', toString(a.otp_id), l.l_journey) AS journey
 FROM (%s) AS a
@@ -387,20 +388,6 @@ LEFT JOIN (
     SELECT otp_id AS l_otp, argMin(journey_id, (linked_at, journey_id)) AS l_journey
     FROM journey_links WHERE %s GROUP BY otp_id
 ) AS l ON a.otp_id = l.l_otp`, attempts, links)
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 func rate(num, den uint64) *float64 {
