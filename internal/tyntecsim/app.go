@@ -281,7 +281,7 @@ func (a *app) sendOTP(l *login) {
 	}
 	o.journeyID = l.id
 	if l.method != "" {
-		o.track = a.post(o.id, TrackPath, trackReport{OTPID: o.id, API: o.api, ProfileID: o.profileID, CorrelationID: l.id})
+		o.track = a.post(o.id, TrackPath, trackReport{OTPID: o.id, API: o.api, ProfileID: o.profileID, CorrelationID: l.id, At: formatV1Time(o.created)})
 	}
 }
 
@@ -292,6 +292,9 @@ type trackReport struct {
 	API           string `json:"api"`
 	ProfileID     string `json:"profileId,omitempty"`
 	CorrelationID string `json:"correlationId"`
+	// At is when the app sent the OTP, in simulated time like every
+	// timestamp the simulator gives (otpscope would use its own clock).
+	At string `json:"at"`
 }
 
 // silentOutcomeReport is the body of POST /silent-auth/outcomes.

@@ -16,7 +16,9 @@
 // A Sim is an http.Handler (use it behind httptest.NewServer); Start runs its
 // delivery engine and Close stops it. Everything random is drawn from
 // generators seeded by Config.Seed, one per OTP, so the same seed and the same
-// requests give the same channels, outcomes and delays. Time inside the
+// requests give the same channels, outcomes and delays. Silent-auth attempts
+// and approval requests draw theirs in the order they arrive: generated
+// logins that run concurrently may swap stories between runs. Time inside the
 // simulator runs Config.TimeScale times faster than the wall clock; event
 // timestamps are simulated time. Truth exports what the simulator did, with
 // the same timestamps as its webhooks, so tests can compare otpscope's

@@ -183,9 +183,10 @@ type outcome struct {
 
 // track is the body of POST /otps/track.
 type track struct {
-	OTPID         string `json:"otpId"`
-	API           string `json:"api"`
-	CorrelationID string `json:"correlationId"`
+	OTPID         string    `json:"otpId"`
+	API           string    `json:"api"`
+	CorrelationID string    `json:"correlationId"`
+	At            time.Time `json:"at"`
 }
 
 // TestGeneratedLogins runs the generator with both methods, over HTTP and
@@ -348,7 +349,7 @@ func checkFollowUp(t *testing.T, what, id string, os []tyntecsim.OTPTruth, want 
 	}
 	o := os[0]
 	tr, ok := tracks[o.ID]
-	if !ok || tr.CorrelationID != id || tr.API != o.API || !o.Track.Reached() {
+	if !ok || tr.CorrelationID != id || tr.API != o.API || !tr.At.Equal(o.Created) || !o.Track.Reached() {
 		t.Errorf("%s login %s: OTP %s tracked as %+v (found %v); want its correlation id", what, id, o.ID, tr, ok)
 	}
 }

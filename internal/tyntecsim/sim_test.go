@@ -589,6 +589,14 @@ func TestConfigValidate(t *testing.T) {
 		{"drop above 1", tyntecsim.Config{Faults: tyntecsim.Faults{WebhookDrop: 1.5}}, false},
 		{"probability above 1", tyntecsim.Config{Channels: map[events.Channel]tyntecsim.Channel{"SMS": {DeliveryProbability: 2, Timeout: time.Second}}}, false},
 		{"unknown priority channel", tyntecsim.Config{Priorities: []tyntec.Priority{{Name: "x", ChannelPriority: []tyntec.ChannelPriority{{Channel: "FAX", Priority: 1}}}}}, false},
+		{"methods above 1", tyntecsim.Config{Traffic: tyntecsim.Traffic{SilentShare: 0.6, PushShare: 0.6}}, false},
+		{"silent mix above 1", tyntecsim.Config{SilentAuth: &tyntecsim.SilentAuth{VerifiedShare: 0.9, ErrorShare: 0.2, Errors: map[string]float64{"server_error": 1}}}, false},
+		{"silent errors without weights", tyntecsim.Config{SilentAuth: &tyntecsim.SilentAuth{ErrorShare: 0.2}}, false},
+		{"unknown silent error", tyntecsim.Config{SilentAuth: &tyntecsim.SilentAuth{ErrorShare: 0.2, Errors: map[string]float64{"oops": 1}}}, false},
+		{"silent share without a client", tyntecsim.Config{SilentAuth: &tyntecsim.SilentAuth{}, Traffic: tyntecsim.Traffic{SilentShare: 0.1}}, false},
+		{"push mix above 1", tyntecsim.Config{Push: &tyntecsim.Push{ApprovedShare: 0.9, DeniedShare: 0.2}}, false},
+		{"push callback not http", tyntecsim.Config{PushCallbacks: []tyntecsim.PushCallback{{URL: "ftp://x"}}}, false},
+		{"methods", tyntecsim.Config{Traffic: tyntecsim.Traffic{SilentShare: 0.2, PushShare: 0.1, OTPScopeURL: "http://127.0.0.1:8080"}}, true},
 	}
 	for _, tt := range tests {
 		if err := tt.cfg.Validate(); (err == nil) != tt.ok {

@@ -75,6 +75,11 @@ func (s *Sim) RunTraffic(ctx context.Context, t Traffic) error {
 	if t.Rate <= 0 {
 		return fmt.Errorf("traffic rate %v: want > 0", t.Rate)
 	}
+	c := s.cfg
+	c.Traffic = t
+	if err := c.validateMethods(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	profiles, err1 := pick(s.profiles, t.Profiles, func(p tyntec.Profile) string { return p.Name })
 	prios, err2 := pick(s.priorities, t.Priorities, func(p tyntec.Priority) string { return p.Name })
