@@ -127,6 +127,9 @@ type SimulateConfig struct {
 	Channels map[events.Channel]tyntecsim.Channel
 	// OTPExpiry overrides every simulated OTP's validity (tests use short ones).
 	OTPExpiry time.Duration
+	// PushExpiry overrides the seconds_to_expire of the app's approval
+	// requests (whole seconds; tests use short ones).
+	PushExpiry time.Duration
 
 	// SilentShare and PushShare of generated logins try Silent
 	// Authentication or a push approval before their OTP (flags: 0.2, 0.1;

@@ -90,7 +90,7 @@ func (s *simulator) serve(ctx context.Context, g *errgroup.Group, base string, t
 		}
 		err := s.RunTraffic(ctx, tyntecsim.Traffic{
 			Rate: cfg.Rate, Count: cfg.Count, V1Share: cfg.V1Share,
-			SilentShare: cfg.SilentShare, PushShare: cfg.PushShare,
+			SilentShare: cfg.SilentShare, PushShare: cfg.PushShare, PushSecondsToExpire: int(cfg.PushExpiry / time.Second),
 			SimURL: s.URL(), OTPScopeURL: base, OTPScopeHeaders: headers,
 		})
 		if ctx.Err() != nil {
