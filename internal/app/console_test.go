@@ -71,6 +71,20 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err := a.Broker().Publish(ctx, append(msgs, dead)...); err != nil {
 		t.Fatal(err)
 	}
+	// A verified silent auth and a denied push: channels of their own.
+	silent, err := events.NewSilentOutcomeMessage(&events.SilentOutcome{AttemptID: "sa-console", CorrelationID: "sa-console",
+		StartedAt: now.Add(time.Second), FinishedAt: now.Add(2 * time.Second), Result: events.SilentVerified, ReceivedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	push, err := events.NewPushMessage(&events.PushEvent{UUID: "a4762c77-94cb-43d6-bbab-9f37e088ad06", CorrelationID: "push-console",
+		Status: events.PushDenied, CreatedAt: now.Add(time.Second), UpdatedAt: now.Add(9 * time.Second), Source: events.SourceWebhook, ReceivedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Broker().Publish(ctx, silent, push); err != nil {
+		t.Fatal(err)
+	}
 	get := func(path string, v any) {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
@@ -92,7 +106,9 @@ func TestConsoleInABrowser(t *testing.T) {
 		var dl reporter.DeadLettersResponse
 		get("/api/v1/events?limit=100", &p)
 		get("/api/v1/deadletters", &dl)
-		return len(p.Events) == len(msgs) && len(dl.DeadLetters) == 1
+		var chs reporter.ChannelsResponse
+		get("/api/v1/channels?since=1h", &chs)
+		return len(p.Events) == len(msgs) && len(dl.DeadLetters) == 1 && len(chs.Channels) == 5
 	})
 
 	// Sign in: the pages load without a token, the API asks for one.
@@ -110,8 +126,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	w := window()
 	var chs reporter.ChannelsResponse
 	get("/api/v1/channels?"+w.Encode(), &chs)
-	if len(chs.Channels) != 3 {
-		t.Fatalf("API: %d channels in %v; want 3", len(chs.Channels), w)
+	if len(chs.Channels) != 5 {
+		t.Fatalf("API: %d channels in %v; want 5 (SMS, VIBER, WHATSAPP, SILENT, PUSH)", len(chs.Channels), w)
 	}
 	for _, c := range chs.Channels {
 		row := `#channels tr[data-channel="` + c.Channel + `"] `
@@ -167,8 +183,8 @@ func TestConsoleInABrowser(t *testing.T) {
 			t.Errorf("journeys path %s OTPs = %q; API %d", p.Path, got, p.OTPs)
 		}
 	}
-	if fb.Outcomes.DeliveredFallback != 1 || len(fb.Paths) != 3 {
-		t.Errorf("API fallback = %+v; want one fallback delivery over three paths", fb.FallbackStats)
+	if fb.Outcomes.DeliveredFallback != 1 || len(fb.Paths) != 5 {
+		t.Errorf("API fallback = %+v; want one fallback delivery over five paths (SILENT and PUSH among them)", fb.FallbackStats)
 	}
 	b.Screenshot("console-journeys")
 

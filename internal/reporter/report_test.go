@@ -190,6 +190,12 @@ func testReports(t *testing.T, tr *traffic) {
 			t.Fatal(err)
 		}
 		doc := parseHTML(t, b.Bytes())
+		// The methods are channels like the others, and their paths are paths.
+		for _, want := range []string{">SILENT<", ">PUSH<", "SILENT&gt;", "PUSH&gt;"} {
+			if !bytes.Contains(b.Bytes(), []byte(want)) {
+				t.Errorf("HTML report lacks %s", want)
+			}
+		}
 		// Three trend charts, then rate and volume per channel, outcomes, paths.
 		if doc.svgs != 7 || doc.scripts != 0 || doc.external != 0 {
 			t.Errorf("HTML report has %d charts, %d scripts, %d external references; want 7, 0, 0", doc.svgs, doc.scripts, doc.external)
