@@ -50,7 +50,7 @@ func TestREADMESnippets(t *testing.T) {
 	for _, m := range snippetRE.FindAllStringSubmatch(string(readme), -1) {
 		snippets[m[1]] = m[2]
 	}
-	for _, name := range []string{"start", "webhook", "query", "report", "split", "split-check"} {
+	for _, name := range []string{"start", "webhook", "methods", "query", "report", "split", "split-check"} {
 		if snippets[name] == "" {
 			t.Fatalf("README has no snippet %q", name)
 		}
@@ -86,6 +86,9 @@ func TestREADMESnippets(t *testing.T) {
 
 	if out := sh.run("webhook", second+snippets["webhook"]); !strings.Contains(out, `{"accepted":1}`) {
 		t.Errorf("webhook snippet answered %q; want {\"accepted\":1}", out)
+	}
+	if out := sh.run("methods", second+snippets["methods"]); !strings.Contains(out, `{"accepted":2}`) || !strings.Contains(out, `{"accepted":1}`) || !strings.Contains(out, `"correlationId":"login-readme"`) {
+		t.Errorf("methods snippet answered %q; want {\"accepted\":2}, the tracked OTP with its correlationId, {\"accepted\":1}", out)
 	}
 	var out string
 	polltest.UntilEvery(t, time.Second, 2*time.Minute, "the query snippet to show delivery events and channels", func() bool {
