@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -181,4 +182,66 @@ func TestJourneysAcrossMethods(t *testing.T) {
 func js(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// Late method facts and late journey links reach rolled-up days: the
+// rollup job re-rolls the days they touch, so the rollups keep equal to
+// the raw tables.
+func TestRollupsWithMethods(t *testing.T) {
+	slack := store.RollupSlack
+	store.RollupSlack = 0
+	defer func() { store.RollupSlack = slack }()
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		store.SetRollupClock(db, func() time.Time {
+			var newest time.Time
+			q := `SELECT greatest((SELECT max(inserted_at) FROM delivery_events), (SELECT max(inserted_at) FROM silent_auth_outcomes),
+    (SELECT max(inserted_at) FROM push_events), (SELECT max(inserted_at) FROM journey_links))`
+			if err := db.Conn().QueryRow(t.Context(), q).Scan(&newest); err != nil {
+				t.Errorf("newest row: %v", err)
+			}
+			return newest.Add(time.Millisecond)
+		})
+		var early, late []events.Message
+		for _, m := range methodMessages(t) {
+			// The poller's late read of p-7 and the late /otps/track of otpM2.
+			if m.Header[events.HeaderSubject] == "p-7" || (m.Subject == events.SubjectTrack && m.Header[events.HeaderSubject] == otpM2) {
+				late = append(late, m)
+				continue
+			}
+			early = append(early, m)
+		}
+		if len(late) != 2 {
+			t.Fatalf("%d late messages; want 2", len(late))
+		}
+		w := store.Window{From: t0.Add(-24 * time.Hour), To: t0.Add(48 * time.Hour)}
+		same := func(when string) {
+			t.Helper()
+			raw := w
+			raw.Raw = true
+			chs, err1 := db.Channels(t.Context(), w)
+			rawChs, err2 := db.Channels(t.Context(), raw)
+			fb, err3 := db.Fallback(t.Context(), w)
+			rawFB, err4 := db.Fallback(t.Context(), raw)
+			if err := errors.Join(err1, err2, err3, err4); err != nil {
+				t.Fatal(err)
+			}
+			if js(chs) != js(rawChs) || js(fb) != js(rawFB) {
+				t.Errorf("%s: rollups differ from the raw tables:\n%s\n%s\n%s\n%s", when, js(chs), js(rawChs), js(fb), js(rawFB))
+			}
+		}
+		insertShuffled(t, db, early)
+		if days, err := db.RefreshRollups(t.Context(), t0.AddDate(0, 0, 5)); err != nil || len(days) == 0 {
+			t.Fatalf("RefreshRollups = %v, %v; want the method days rolled up", days, err)
+		}
+		same("rolled up")
+		insertShuffled(t, db, late)
+		if days, err := db.RefreshRollups(t.Context(), t0.AddDate(0, 0, 6)); err != nil || len(days) == 0 {
+			t.Fatalf("RefreshRollups after late facts = %v, %v; want the touched days rolled up again", days, err)
+		}
+		same("late facts rolled up")
+		fb, _ := db.Fallback(t.Context(), w)
+		if !slices.ContainsFunc(fb.Paths, func(p store.PathStats) bool { return p.Path == "PUSH>SMS>VOICE" }) {
+			t.Errorf("paths after the late link = %+v; want PUSH>SMS>VOICE", fb.Paths)
+		}
+	})
 }
