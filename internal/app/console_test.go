@@ -251,6 +251,19 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Do("live event", chromedp.WaitVisible(`#live tr[data-otp="`+otpLive+`"]`))
+	// A silent-auth outcome shows as its SILENT fact.
+	liveSilent := events.SilentOutcome{AttemptID: "sa-live", CorrelationID: "sa-live", StartedAt: now, FinishedAt: now.Add(time.Second), Result: events.SilentNotVerified, ReceivedAt: now}
+	m, err := events.NewSilentOutcomeMessage(&liveSilent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Broker().Publish(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	b.Do("live silent auth", chromedp.WaitVisible(`#live tr[data-otp="`+liveSilent.Fact().OTPID+`"]`))
+	if got := b.Text(`#live tr[data-otp="` + liveSilent.Fact().OTPID + `"]`); !strings.Contains(got, "SILENT") || !strings.Contains(got, "UNDELIVERABLE") {
+		t.Errorf("live silent-auth row = %q; want SILENT UNDELIVERABLE", got)
+	}
 	b.Screenshot("console-live")
 	b.NoErrors("console")
 }

@@ -103,6 +103,52 @@ type PushEvent struct {
 // pending (an unknown one included: the provider moved it on).
 func (p *PushEvent) Settled() bool { return p.Status != PushPending }
 
+// Fact is the attempt's latest fact as a delivery fact of channel SILENT:
+// its settling fact at finishedAt — DELIVERED when verified, UNDELIVERABLE
+// when not_verified (code not_verified) or error (code the error) — or, for
+// a result otpscope does not know, that result upper-cased (marked
+// unknown). OTPID is the attempt's AttemptUUID. The same mapping as
+// schema/0010_methods.sql's view (the store's tests hold them equal); the
+// console's live stream shows it.
+func (o *SilentOutcome) Fact() DeliveryStatus {
+	d := DeliveryStatus{Channel: ChannelSilent, OTPID: AttemptUUID(ChannelSilent, o.AttemptID), ProfileID: o.ProfileID,
+		Timestamp: o.FinishedAt, ReceivedAt: o.ReceivedAt, Source: SourceWebhook}
+	switch o.Result {
+	case SilentVerified:
+		d.Status = StatusDelivered
+	case SilentNotVerified:
+		d.Status, d.Error = StatusUndeliverable, &DeliveryError{Code: SilentNotVerified}
+	case SilentError:
+		d.Status, d.Error = StatusUndeliverable, &DeliveryError{Code: o.Error}
+	default:
+		d.Status, d.UnknownStatus = Status(strings.ToUpper(o.Result)), true
+	}
+	return d
+}
+
+// Fact is the request's latest fact as a delivery fact of channel PUSH: a
+// DISPATCHED at createdAt while pending; at updatedAt a DELIVERED when
+// approved, an UNDELIVERABLE when denied, a TIMED_OUT when expired (code
+// the status), or an unknown status upper-cased. As Silent's Fact, the
+// view's mapping.
+func (p *PushEvent) Fact() DeliveryStatus {
+	d := DeliveryStatus{Channel: ChannelPush, OTPID: AttemptUUID(ChannelPush, p.UUID), Timestamp: p.UpdatedAt,
+		ReceivedAt: p.ReceivedAt, Source: p.Source, MissedWebhook: p.Source == SourcePoll}
+	switch p.Status {
+	case PushPending:
+		d.Status, d.Timestamp = StatusDispatched, p.CreatedAt
+	case PushApproved:
+		d.Status = StatusDelivered
+	case PushDenied:
+		d.Status, d.Error = StatusUndeliverable, &DeliveryError{Code: PushDenied}
+	case PushExpired:
+		d.Status, d.Error = StatusTimedOut, &DeliveryError{Code: PushExpired}
+	default:
+		d.Status, d.UnknownStatus = Status(strings.ToUpper(p.Status)), true
+	}
+	return d
+}
+
 // CloudEvents types of the method records: otpscope's own records, built
 // from what the app or the push provider reported.
 const (

@@ -154,19 +154,23 @@ func (l *Live) serve(w http.ResponseWriter, r *http.Request) {
 	defer l.streams.Add(-1)
 	msgs := make(chan *nats.Msg, LiveBuffer)
 	var dropped atomic.Int64
-	unsubscribe, err := l.sub.Subscribe(events.SubjectDeliveryAll, func(m *nats.Msg) {
+	take := func(m *nats.Msg) {
 		select {
 		case msgs <- m:
 		default:
 			dropped.Add(1)
 		}
-	})
-	if err != nil {
-		l.logger.Error("live stream", "err", err)
-		problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Title: "Live stream unavailable", Detail: "NATS failed", Instance: r.URL.Path})
-		return
 	}
-	defer unsubscribe()
+	// Delivery facts, and the methods' outcomes as facts of SILENT and PUSH.
+	for _, subject := range []string{events.SubjectDeliveryAll, events.SubjectSilentAll, events.SubjectPushAll} {
+		unsubscribe, err := l.sub.Subscribe(subject, take)
+		if err != nil {
+			l.logger.Error("live stream", "err", err)
+			problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Title: "Live stream unavailable", Detail: "NATS failed", Instance: r.URL.Path})
+			return
+		}
+		defer unsubscribe()
+	}
 
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -202,8 +206,8 @@ func (l *Live) serve(w http.ResponseWriter, r *http.Request) {
 			if n := dropped.Swap(0); n > 0 && !send(fmt.Sprintf("event: dropped\ndata: %d\n\n", n)) {
 				return
 			}
-			ev := LiveEvent{Subject: m.Subject}
-			if err := json.Unmarshal(m.Data, &ev.DeliveryStatus); err != nil {
+			ev, ok := liveEvent(m)
+			if !ok {
 				continue // not ours to judge here: the sink dead-letters it
 			}
 			b, _ := json.Marshal(ev)
@@ -212,6 +216,34 @@ func (l *Live) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// liveEvent reads a delivery fact, or a method's outcome as its fact.
+func liveEvent(m *nats.Msg) (LiveEvent, bool) {
+	ev := LiveEvent{Subject: m.Subject}
+	sub, err := events.ParseSubject(m.Subject)
+	if err != nil {
+		return ev, false
+	}
+	switch sub.Kind {
+	case events.KindSilent:
+		var o events.SilentOutcome
+		if json.Unmarshal(m.Data, &o) != nil {
+			return ev, false
+		}
+		ev.DeliveryStatus = o.Fact()
+	case events.KindPush:
+		var p events.PushEvent
+		if json.Unmarshal(m.Data, &p) != nil {
+			return ev, false
+		}
+		ev.DeliveryStatus = p.Fact()
+	default:
+		if json.Unmarshal(m.Data, &ev.DeliveryStatus) != nil {
+			return ev, false
+		}
+	}
+	return ev, true
 }
 
 // answer writes v, or — when err is the query's complaint about a parameter

@@ -3,6 +3,7 @@ package store_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -138,6 +139,46 @@ func TestMethodsAsChannels(t *testing.T) {
 		}
 		if js(got[0]) != js(got[1]) {
 			t.Errorf("the views and the raw tables disagree:\n%s\n%s", js(got[0]), js(got[1]))
+		}
+
+		// The views' facts are the records' Fact (the live stream's mapping).
+		facts := map[string]bool{}
+		rows, err := db.Conn().Query(t.Context(), `SELECT toString(otp_id), toString(channel), e.1, e.3, e.4, e.5
+FROM channel_events ARRAY JOIN events AS e WHERE channel IN ('SILENT', 'PUSH')`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var otp, ch, st, code string
+			var at time.Time
+			var unknown uint8
+			if err := rows.Scan(&otp, &ch, &at, &st, &code, &unknown); err != nil {
+				t.Fatal(err)
+			}
+			facts[fmt.Sprint(otp, ch, at.UnixMilli(), st, code, unknown == 1)] = true
+		}
+		rows.Close()
+		for _, m := range methodMessages(t) {
+			var f events.DeliveryStatus
+			switch sub, _ := events.ParseSubject(m.Subject); sub.Kind {
+			case events.KindSilent:
+				var o events.SilentOutcome
+				_ = json.Unmarshal(m.Data, &o)
+				f = o.Fact()
+			case events.KindPush:
+				var p events.PushEvent
+				_ = json.Unmarshal(m.Data, &p)
+				f = p.Fact()
+			default:
+				continue
+			}
+			code := ""
+			if f.Error != nil {
+				code = f.Error.Code
+			}
+			if key := fmt.Sprint(f.OTPID, f.Channel, f.Timestamp.UnixMilli(), f.Status, code, f.UnknownStatus); !facts[key] {
+				t.Errorf("%s: Fact %s is not among the view's facts %v", m.Subject, key, facts)
+			}
 		}
 	})
 }
