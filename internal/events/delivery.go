@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Channel is a tyntec delivery channel. Values other than the known constants are
@@ -226,15 +227,21 @@ func decodeFast(body []byte, receivedAt time.Time) ([]DeliveryStatus, bool) {
 	if len(body) == 0 {
 		return nil, false
 	}
+	// segmentio's decoder, a drop-in for encoding/json's, is about four times
+	// faster here (BenchmarkDecodeDeliveryStatuses: 5.6 -> 1.3 µs), the
+	// largest share of a webhook's own CPU after net/http and NATS. The slow
+	// path, which decides every body this one does not accept, stays on
+	// encoding/json, and FuzzDecodeDeliveryStatuses holds the two to the
+	// same answers.
 	var ws []fastWire
 	switch body[0] {
 	case '{':
 		ws = make([]fastWire, 1)
-		if json.Unmarshal(body, &ws[0]) != nil {
+		if fastjson.Unmarshal(body, &ws[0]) != nil {
 			return nil, false
 		}
 	case '[':
-		if json.Unmarshal(body, &ws) != nil || len(ws) == 0 {
+		if fastjson.Unmarshal(body, &ws) != nil || len(ws) == 0 {
 			return nil, false
 		}
 	default:
