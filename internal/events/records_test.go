@@ -2,8 +2,24 @@ package events
 
 import (
 	"errors"
+	"regexp"
+	"strings"
 	"testing"
 )
+
+// wellFormed is the pattern isWellFormed implements.
+var wellFormed = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
+
+func FuzzIsWellFormed(f *testing.F) {
+	for _, s := range []string{"", "A", "SMS", "TIMED_OUT", "9SMS", "_A", "sms", "SMS.X", "A B", "Ä", strings.Repeat("A", 64), strings.Repeat("A", 65), "A\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isWellFormed(s), wellFormed.MatchString(s); got != want {
+			t.Fatalf("isWellFormed(%q) = %v; the pattern says %v", s, got, want)
+		}
+	})
+}
 
 func FuzzDecodeTrack(f *testing.F) {
 	f.Add([]byte(`{"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01","api":"v1"}`))

@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ops"
 )
 
 // Outcomes of a webhook request, the label of otpscope_ingest_requests_total.
@@ -18,10 +19,11 @@ const (
 )
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	accepted prometheus.Counter // requests{outcome="accepted"}, looked up once
-	events   *prometheus.CounterVec
-	publish  prometheus.Histogram
+	requests    *prometheus.CounterVec
+	accepted    prometheus.Counter // requests{outcome="accepted"}, looked up once
+	events      *prometheus.CounterVec
+	eventSeries ops.Series[[2]string, prometheus.Counter] // events' by channel and status
+	publish     prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,5 +51,5 @@ func (m *metrics) countEvent(ev *events.DeliveryStatus) {
 	if ev.UnknownStatus {
 		st = "OTHER"
 	}
-	m.events.WithLabelValues(ch, st).Inc()
+	m.eventSeries.Get([2]string{ch, st}, func() prometheus.Counter { return m.events.WithLabelValues(ch, st) }).Inc()
 }

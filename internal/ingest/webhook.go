@@ -219,7 +219,7 @@ func readBounded(r *http.Request, max int64) (body []byte, tooLarge bool, err er
 // isJSON accepts application/json, any +json type, and a missing Content-Type
 // (lenient: some senders omit it for JSON bodies).
 func isJSON(ct string) bool {
-	if ct == "" {
+	if ct == "" || ct == "application/json" { // what tyntec sends: no parsing
 		return true
 	}
 	mt, _, err := mime.ParseMediaType(ct)

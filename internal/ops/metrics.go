@@ -5,18 +5,18 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// HTTPMetrics instrument otpscope's listeners with the Prometheus client's own
-// middleware (promhttp.InstrumentHandlerCounter and ...Duration): requests
-// by listener, route, method and code (404s and 405s included), and their
-// durations. The handler label is chi's route pattern, so a scan of random
+// HTTPMetrics instrument otpscope's listeners: requests by listener, route,
+// method and code (404s and 405s included), and their durations, labelled as
+// the Prometheus client's promhttp.InstrumentHandlerCounter and ...Duration
+// label them. The handler label is chi's route pattern, so a scan of random
 // paths adds no series.
 type HTTPMetrics struct{ timed }
 
@@ -46,15 +46,102 @@ func newTimed(reg prometheus.Registerer, by []string, outcome string, total prom
 
 // Middleware instruments the routes of a chi router serving listener
 // (public or admin); r.Use it before mounting routes.
+//
+// It keeps the series it has used: promhttp's middleware builds a label map
+// and looks each series up by hashing its labels on every request, which was
+// a few percent of a webhook's CPU (bench/README.md, Ingest).
 func (m *HTTPMetrics) Middleware(listener string) func(http.Handler) http.Handler {
 	l := prometheus.Labels{"listener": listener}
 	requests, duration := m.total.MustCurryWith(l), m.seconds.MustCurryWith(l)
-	route := promhttp.WithLabelFromCtx("handler", routePattern)
+	var used Series[seriesKey, httpSeries]
 	return func(next http.Handler) http.Handler {
-		return promhttp.InstrumentHandlerCounter(requests,
-			promhttp.InstrumentHandlerDuration(duration, next, route), route)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			sw := &statusWriter{ResponseWriter: w}
+			next.ServeHTTP(sw, r)
+			key := seriesKey{routePattern(r.Context()), httpMethod(r.Method), sw.status}
+			hs := used.Get(key, func() httpSeries {
+				code := "200" // nothing written: net/http answers 200
+				if key.status != 0 {
+					code = strconv.Itoa(key.status)
+				}
+				return httpSeries{
+					requests: requests.WithLabelValues(key.route, key.method, code),
+					seconds:  duration.WithLabelValues(key.route, key.method),
+				}
+			})
+			hs.requests.Inc()
+			hs.seconds.Observe(time.Since(start).Seconds())
+		})
 	}
 }
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type httpSeries struct {
+	requests prometheus.Counter
+	seconds  prometheus.Observer
+}
+
+// httpMethod is the method label, as promhttp writes it: the standard
+// methods in lower case, anything else "unknown" (a client cannot add series).
+func httpMethod(m string) string {
+	switch m {
+	case http.MethodGet:
+		return "get"
+	case http.MethodPut:
+		return "put"
+	case http.MethodHead:
+		return "head"
+	case http.MethodPost:
+		return "post"
+	case http.MethodDelete:
+		return "delete"
+	case http.MethodConnect:
+		return "connect"
+	case http.MethodOptions:
+		return "options"
+	case http.MethodTrace:
+		return "trace"
+	case http.MethodPatch:
+		return "patch"
+	}
+	return "unknown"
+}
+
+// statusWriter remembers the status a handler answered with. Unwrap lets
+// http.ResponseController reach the connection (flushes, deadlines) through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 { // 1xx are interim answers
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush serves handlers that assert http.Flusher.
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush() // http.Flusher has no error to return
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // routePattern is the chi route that served the request ("unmatched" for a
 // 404 or 405), read after the router filled it in.
