@@ -62,6 +62,7 @@ type Batch struct {
 	DeadLetters []DeadLetterRow
 	Reconciles  []ReconcileRow
 	bytes       int
+	strings     interner // shares the repeated strings of the rows
 }
 
 // Len is the number of rows.
@@ -91,7 +92,7 @@ func (b *Batch) Add(subject, id string, data []byte, seq uint64) error {
 	switch sub.Kind {
 	case events.KindDelivery:
 		r := DeliveryRow{EventID: id, Seq: seq}
-		if err = decode(data, &r.DeliveryStatus); err == nil {
+		if err = decodeDelivery(data, &r.DeliveryStatus, &b.strings); err == nil {
 			err = checkUUID(r.OTPID)
 		}
 		if err == nil && r.Timestamp.IsZero() {
