@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/sink"
 )
@@ -21,6 +23,7 @@ type latencyConfig struct {
 	duration       time.Duration
 	ackWait, flush time.Duration
 	batch          int
+	natsSync       string
 }
 
 // runLatency publishes at a steady rate while the sink runs, notes each
@@ -32,7 +35,7 @@ func runLatency(ctx context.Context, lc latencyConfig) error {
 		return err
 	}
 	defer closeStore()
-	b, err := openBroker(ctx, dir)
+	b, err := openBroker(ctx, dir, lc.natsSync)
 	if err != nil {
 		return err
 	}
@@ -78,6 +81,7 @@ func runLatency(ctx context.Context, lc latencyConfig) error {
 		return err
 	}
 	n := len(acked)
+	published := time.Since(end.Add(-lc.duration))
 	// Wait for every event, a stalled one included (AckWait and a flush).
 	deadline := time.Now().Add(lc.ackWait + lc.flush + 30*time.Second)
 	var got uint64
@@ -92,6 +96,10 @@ func runLatency(ctx context.Context, lc latencyConfig) error {
 	}
 	stopSink()
 	if err := <-done; err != nil {
+		return err
+	}
+	redelivered, err := redeliveries(ctx, b, "bench")
+	if err != nil {
 		return err
 	}
 	rows, err := db.Conn().Query(ctx, "SELECT event_id, min(inserted_at) FROM delivery_events GROUP BY event_id")
@@ -126,9 +134,32 @@ func runLatency(ctx context.Context, lc latencyConfig) error {
 			late++
 		}
 	}
-	fmt.Printf("PubAck → visible in ClickHouse: %d events (%d senders, %.0f/s for %v, flush %v, ack wait %v)\n",
-		n, lc.senders, lc.rate, lc.duration, lc.flush, lc.ackWait)
-	fmt.Printf("  p50 %v  p99 %v  p99.9 %v  max %v   later than flush+2s: %d   never visible: %d\n",
-		pct(0.50), pct(0.99), pct(0.999), pct(1), late, n-len(lat))
+	fmt.Printf("PubAck → visible in ClickHouse: %d events (%d senders, %.0f/s asked, %.0f/s published, for %v; flush %v, ack wait %v, nats sync %s)\n",
+		n, lc.senders, lc.rate, float64(n)/published.Seconds(), lc.duration, lc.flush, lc.ackWait, lc.natsSync)
+	fmt.Printf("  p50 %v  p99 %v  p99.9 %v  max %v   later than flush+2s: %d   never visible: %d   redelivered by NATS: %d\n",
+		pct(0.50), pct(0.99), pct(0.999), pct(1), late, n-len(lat), redelivered)
 	return nil
+}
+
+// redeliveries is how many messages the consumer durable had delivered
+// more than once: each waited AckWait.
+func redeliveries(ctx context.Context, b *broker.Broker, durable string) (uint64, error) {
+	nc, err := b.Connect("bench")
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, err
+	}
+	c, err := js.Consumer(ctx, b.StreamName(), durable)
+	if err != nil {
+		return 0, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return uint64(info.NumRedelivered), nil
 }

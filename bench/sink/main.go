@@ -1,16 +1,25 @@
 // Command sink measures the sink end to end — events from a filled JetStream
 // stream into ClickHouse through the consumer, clickhouse-go and the embedded
-// engine's HTTP endpoint — against the engine's raw insert rate for the same
-// rows in 10,000-row batches, measured in the same run.
+// engine's HTTP endpoint — against the engine inserting the same rows into
+// the same schema directly, in inserts of the sink's batch size. Each of
+// -runs rounds measures both on fresh events; the medians are reported, and
+// the CPU time per 100k events, which a shared machine disturbs less.
 //
-//	OTPSCOPE_CHDB_LIB=$PWD/.cache/chdb/libchdb.so go run ./bench/sink -events 200000
+//	OTPSCOPE_CHDB_LIB=$PWD/.cache/chdb/libchdb.so go run ./bench/sink -events 200000 -nats-sync 2m
 //
 // With -latency it measures instead how long an event takes from its PubAck
 // to being visible in ClickHouse under a steady load — several senders, one
-// event at a time each, at a fixed total rate — and reports p50/p99/max: it
-// should stay within the flush interval plus an insert.
+// event at a time each, at a fixed total rate — and reports p50/p99/max and
+// how many messages NATS redelivered (each of which waited AckWait): it
+// should stay within the flush interval plus an insert. The steady 10k
+// events/s for 5 minutes of bench/README.md:
 //
-//	OTPSCOPE_CHDB_LIB=$PWD/.cache/chdb/libchdb.so go run ./bench/sink -latency -senders 8 -rate 2000 -duration 30s
+//	OTPSCOPE_CHDB_LIB=$PWD/.cache/chdb/libchdb.so go run ./bench/sink -latency -senders 64 -rate 10000 -duration 5m -nats-sync 2m
+//
+// -nats-sync sets the stream's fsync policy. The default, always, fsyncs
+// every stored message: it slows the publishers (filling the stream, which
+// is not measured, and the latency run's senders, which reach ~700/s here)
+// and hardly the sink, which reads.
 //
 // Everything runs in this process under a temporary directory.
 package main
@@ -24,6 +33,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,7 +52,8 @@ import (
 func main() {
 	n := flag.Int("events", 200000, "events to move")
 	batch := flag.Int("batch", sink.DefaultMaxRows, "sink batch size (rows)")
-	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	runs := flag.Int("runs", 3, "rounds of the throughput benchmark, each with its own baselines; the medians are reported")
+	profile := flag.String("cpuprofile", "", "write a CPU profile to this file: of the last round's drain, or with -latency of the whole run")
 	latency := flag.Bool("latency", false, "measure PubAck → visible in ClickHouse under a steady load instead of throughput")
 	var lc latencyConfig
 	flag.IntVar(&lc.senders, "senders", 8, "with -latency: concurrent senders, each publishing one event at a time")
@@ -48,22 +61,27 @@ func main() {
 	flag.DurationVar(&lc.duration, "duration", 30*time.Second, "with -latency: how long to publish")
 	flag.DurationVar(&lc.ackWait, "ack-wait", sink.DefaultAckWait, "with -latency: the sink's AckWait (a stalled event shows up this late)")
 	flag.DurationVar(&lc.flush, "flush", sink.DefaultFlush, "with -latency: the sink's flush interval")
+	flag.StringVar(&lc.natsSync, "nats-sync", broker.DefaultSync, `the stream's sync policy, as --nats-sync ("always" or an interval): it slows publishing (the fill, not measured; the latency run's senders), hardly the sink`)
 	flag.Parse()
-	stopProfile, err := cpuprofile.Start(*profile)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench/sink:", err)
-		os.Exit(1)
+	if *runs < 1 || *n < 1 {
+		fmt.Fprintln(os.Stderr, "bench/sink: -runs and -events must be positive")
+		os.Exit(2)
 	}
-	defer stopProfile()
 	lc.batch = *batch
 	ctx := context.Background()
-	runner := func() error { return run(ctx, *n, *batch) }
+	runner := func() error { return run(ctx, *n, *batch, *runs, lc.natsSync, *profile) }
 	if *latency {
-		runner = func() error { return runLatency(ctx, lc) }
+		runner = func() error {
+			stop, err := cpuprofile.Start(*profile)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			return runLatency(ctx, lc)
+		}
 	}
 	if err := runner(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/sink:", err)
-		stopProfile()
 		os.Exit(1)
 	}
 }
@@ -91,20 +109,165 @@ func openStore(ctx context.Context, pattern string) (db *store.DB, dir string, c
 }
 
 // openBroker starts a broker on an embedded NATS server that keeps its
-// stream under dir.
-func openBroker(ctx context.Context, dir string) (*broker.Broker, error) {
-	return broker.Open(ctx, broker.Config{Listen: "127.0.0.1:-1", DataDir: dir, Stream: broker.StreamConfig{
+// stream under dir with the sync policy sync (the --nats-sync values).
+func openBroker(ctx context.Context, dir, sync string) (*broker.Broker, error) {
+	return broker.Open(ctx, broker.Config{Listen: "127.0.0.1:-1", DataDir: dir, Sync: sync, Stream: broker.StreamConfig{
 		Name: broker.DefaultStreamName, DuplicateWindow: broker.DefaultDuplicateWindow, Replicas: 1, MaxAge: broker.DefaultMaxAge}}, "bench", quiet)
 }
 
-func run(ctx context.Context, n, batch int) error {
+// throughput is one round of the throughput benchmark.
+type throughput struct {
+	raw, bare, sink float64       // rows/s
+	elapsed, insert time.Duration // the sink's drain, and its time in inserts
+	// rawCPU and sinkCPU are the process's CPU time (all threads: engine,
+	// NATS server, sink) for the raw insert and for the drain: on a shared
+	// machine, a figure that other processes' load changes less.
+	rawCPU, sinkCPU time.Duration
+}
+
+// run measures the sink's throughput runs times, each round against its own
+// baselines on fresh events (new ids, so no insert is deduplicated away), and
+// prints every round and the medians. With profile set, the last round's
+// drain is profiled.
+func run(ctx context.Context, n, batch, runs int, natsSync, profile string) error {
 	db, dir, closeStore, err := openStore(ctx, "bench-sink-")
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	ch := db.Embedded()
+	var all []throughput
+	for r := range runs {
+		p := "" // the last round's drain is profiled
+		if r == runs-1 {
+			p = profile
+		}
+		t, err := round(ctx, db, filepath.Join(dir, fmt.Sprintf("nats-%d", r)), natsSync, n, batch, p)
+		if err != nil {
+			return fmt.Errorf("round %d: %w", r+1, err)
+		}
+		fmt.Printf("round %d: raw %6.0f rows/s  bare %6.0f rows/s  sink %6.0f events/s  sink/raw %.2f  (drain %v, in inserts %v; CPU per 100k: raw %.2fs, sink %.2fs)\n",
+			r+1, t.raw, t.bare, t.sink, t.sink/t.raw, t.elapsed.Round(time.Millisecond), t.insert.Round(time.Millisecond),
+			per100k(t.rawCPU, n), per100k(t.sinkCPU, n))
+		all = append(all, t)
+	}
+	med := func(f func(throughput) float64) float64 {
+		v := make([]float64, len(all))
+		for i, t := range all {
+			v[i] = f(t)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	rawRate, bareRate, sinkRate := med(func(t throughput) float64 { return t.raw }), med(func(t throughput) float64 { return t.bare }), med(func(t throughput) float64 { return t.sink })
+	fmt.Printf("medians of %d rounds, %d events each:\n", runs, n)
+	fmt.Printf("raw engine insert  %9.0f rows/s   (JSONEachRow, %d-row inserts straight into the engine, same schema: table + channel_events view)\n", rawRate, batch)
+	fmt.Printf("raw, bare table    %9.0f rows/s   (the same into a copy of delivery_events without the view)\n", bareRate)
+	fmt.Printf("sink end to end    %9.0f events/s (NATS → consumer → clickhouse-go → HTTP endpoint → engine, batch %d)\n", sinkRate, batch)
+	fmt.Printf("sink / raw = %.2f (the median of the rounds' ratios, each against its own baseline; ratio of the medians %.2f), sink / bare = %.2f\n",
+		med(func(t throughput) float64 { return t.sink / t.raw }), sinkRate/rawRate, med(func(t throughput) float64 { return t.sink / t.bare }))
+	fmt.Printf("CPU per 100k events: raw insert %.2fs, sink %.2fs (all threads of this process)\n",
+		med(func(t throughput) float64 { return per100k(t.rawCPU, n) }), med(func(t throughput) float64 { return per100k(t.sinkCPU, n) }))
+	return nil
+}
 
+// round measures the baselines and then the sink on n fresh events; the
+// sink's stream lives under natsDir. With profile set, the CPU profile
+// covers the drain only: neither the baselines nor filling the stream.
+func round(ctx context.Context, db *store.DB, natsDir, natsSync string, n, batch int, profile string) (throughput, error) {
+	var t throughput
+	ch := db.Embedded()
+	// Every round starts from empty tables, so that no round inserts into
+	// (and merges) more data than another.
+	for _, table := range []string{"delivery_events", "channel_events"} {
+		if _, err := ch.Engine().Query(ctx, "TRUNCATE TABLE "+table, ""); err != nil {
+			return t, err
+		}
+	}
+	evs := deliveries(n)
+
+	// Baselines: the same rows straight into the engine, as many per insert
+	// as the sink's batch holds — into the same schema (delivery_events with
+	// the channel_events view, in a database of its own), and into a bare
+	// copy of the table.
+	for _, q := range []string{"DROP DATABASE IF EXISTS rawbase SYNC", "CREATE DATABASE rawbase"} {
+		if _, err := ch.Engine().Query(ctx, q, ""); err != nil {
+			return t, err
+		}
+	}
+	rawDB, err := store.Open(ctx, store.Config{DSN: ch.DSN() + "/rawbase"}, quiet)
+	if err != nil {
+		return t, err
+	}
+	rawDB.Close()
+	if t.raw, t.rawCPU, err = rawInsert(ctx, ch.Engine(), evs, "rawbase.delivery_events", batch); err != nil {
+		return t, err
+	}
+	if _, err := ch.Engine().Query(ctx, "CREATE TABLE rawbase.bare AS delivery_events", ""); err != nil {
+		return t, err
+	}
+	if t.bare, _, err = rawInsert(ctx, ch.Engine(), evs, "rawbase.bare", batch); err != nil {
+		return t, err
+	}
+	if _, err := ch.Engine().Query(ctx, "DROP DATABASE rawbase SYNC", ""); err != nil {
+		return t, err
+	}
+
+	// The sink: fill the stream, then time the consumer draining it.
+	b, err := openBroker(ctx, natsDir, natsSync)
+	if err != nil {
+		return t, err
+	}
+	defer b.Close()
+	msgs := make([]events.Message, 0, 4096) // within the async publish window (8192)
+	for i := range evs {
+		m, err := events.NewDeliveryMessage(&evs[i])
+		if err != nil {
+			return t, err
+		}
+		if msgs = append(msgs, m); len(msgs) == cap(msgs) || i == len(evs)-1 {
+			if err := b.Publish(ctx, msgs...); err != nil {
+				return t, err
+			}
+			msgs = msgs[:0]
+		}
+	}
+	reg := prometheus.NewRegistry()
+	cons := sink.NewConsumer(sink.Config{Durable: "bench", MaxRows: batch, MaxBytes: sink.DefaultMaxBytes, FlushInterval: time.Second, AckWait: time.Minute},
+		b, db, quiet, reg)
+	sinkCtx, stopSink := context.WithCancel(ctx)
+	defer stopSink()
+	done := make(chan error, 1)
+	stopProfile, err := cpuprofile.Start(profile)
+	if err != nil {
+		return t, err
+	}
+	defer stopProfile()
+	c0, t0 := cpuTime(), time.Now()
+	go func() { done <- cons.Run(sinkCtx) }()
+	for {
+		var got uint64
+		if err := db.Conn().QueryRow(ctx, "SELECT count() FROM delivery_events").Scan(&got); err != nil {
+			return t, err
+		}
+		if got >= uint64(n) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.elapsed, t.sinkCPU = time.Since(t0), cpuTime()-c0
+	stopProfile()
+	stopSink()
+	if err := <-done; err != nil {
+		return t, err
+	}
+	t.sink = float64(n) / t.elapsed.Seconds()
+	t.insert = insertTime(reg)
+	return t, nil
+}
+
+// deliveries makes n delivery events with fresh otp ids: a realistic mix of
+// channels and statuses, 13 s apart.
+func deliveries(n int) []events.DeliveryStatus {
 	evs := make([]events.DeliveryStatus, n)
 	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
 	channels := []events.Channel{events.ChannelSMS, events.ChannelSMS, events.ChannelViber, events.ChannelWhatsApp, events.ChannelVoice}
@@ -119,96 +282,23 @@ func run(ctx context.Context, n, batch int) error {
 			evs[i].Error = &events.DeliveryError{Code: "tyntec::delivery::1001", Message: "Subscriber unreachable"}
 		}
 	}
-
-	// Baselines: the same rows straight into the engine, 10,000 per insert —
-	// into the same schema (delivery_events with the attempts view, in a
-	// database of its own), and into a bare copy of the table.
-	if _, err := ch.Engine().Query(ctx, "CREATE DATABASE rawbase", ""); err != nil {
-		return err
-	}
-	rawDB, err := store.Open(ctx, store.Config{DSN: ch.DSN() + "/rawbase"}, quiet)
-	if err != nil {
-		return err
-	}
-	rawDB.Close()
-	rawRate, err := rawInsert(ctx, ch.Engine(), evs, "rawbase.delivery_events")
-	if err != nil {
-		return err
-	}
-	if _, err := ch.Engine().Query(ctx, "CREATE TABLE raw_copy AS delivery_events", ""); err != nil {
-		return err
-	}
-	bareRate, err := rawInsert(ctx, ch.Engine(), evs, "raw_copy")
-	if err != nil {
-		return err
-	}
-
-	// The sink: fill the stream, then time the consumer draining it.
-	b, err := openBroker(ctx, dir)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	msgs := make([]events.Message, 0, 10000)
-	for i := range evs {
-		m, err := events.NewDeliveryMessage(&evs[i])
-		if err != nil {
-			return err
-		}
-		if msgs = append(msgs, m); len(msgs) == cap(msgs) || i == len(evs)-1 {
-			if err := b.Publish(ctx, msgs...); err != nil {
-				return err
-			}
-			msgs = msgs[:0]
-		}
-	}
-	reg := prometheus.NewRegistry()
-	cons := sink.NewConsumer(sink.Config{Durable: "bench", MaxRows: batch, MaxBytes: sink.DefaultMaxBytes, FlushInterval: time.Second, AckWait: time.Minute},
-		b, db, quiet, reg)
-	sinkCtx, stopSink := context.WithCancel(ctx)
-	defer stopSink()
-	done := make(chan error, 1)
-	t0 := time.Now()
-	go func() { done <- cons.Run(sinkCtx) }()
-	for {
-		var got uint64
-		if err := db.Conn().QueryRow(ctx, "SELECT count() FROM delivery_events").Scan(&got); err != nil {
-			return err
-		}
-		if got >= uint64(n) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	elapsed := time.Since(t0)
-	stopSink()
-	if err := <-done; err != nil {
-		return err
-	}
-	sinkRate := float64(n) / elapsed.Seconds()
-	fmt.Printf("raw engine insert  %9.0f rows/s   (JSONEachRow, 10000-row inserts straight into the engine, same schema: table + attempts view)\n", rawRate)
-	fmt.Printf("raw, bare table    %9.0f rows/s   (the same into a copy of delivery_events without the view)\n", bareRate)
-	fmt.Printf("sink end to end    %9.0f events/s (NATS → consumer → clickhouse-go → HTTP endpoint → engine, batch %d)\n", sinkRate, batch)
-	fmt.Printf("sink / raw = %.2f, sink / bare = %.2f   (%d events in %v, of which inserting %v)\n",
-		sinkRate/rawRate, sinkRate/bareRate, n, elapsed.Round(time.Millisecond), insertTime(reg).Round(time.Millisecond))
-	return nil
+	return evs
 }
 
 // rawInsert writes the rows as JSONEachRow into table through the engine's own
 // insert path: no driver, no endpoint, no NATS.
-func rawInsert(ctx context.Context, engine *chdb.Engine, evs []events.DeliveryStatus, table string) (float64, error) {
-	const per = 10000
+func rawInsert(ctx context.Context, engine *chdb.Engine, evs []events.DeliveryStatus, table string, per int) (rate float64, cpu time.Duration, err error) {
 	bodies := make([]*bytes.Buffer, 0, len(evs)/per+1)
 	for from := 0; from < len(evs); from += per {
 		bodies = append(bodies, jsonRows(evs, from, min(from+per, len(evs))))
 	}
-	t0 := time.Now()
+	c0, t0 := cpuTime(), time.Now()
 	for _, body := range bodies {
 		if _, err := engine.Insert(ctx, chdb.Statement{SQL: "INSERT INTO " + table, Format: "JSONEachRow"}, body); err != nil {
-			return 0, fmt.Errorf("raw insert: %w", err)
+			return 0, 0, fmt.Errorf("raw insert: %w", err)
 		}
 	}
-	return float64(len(evs)) / time.Since(t0).Seconds(), nil
+	return float64(len(evs)) / time.Since(t0).Seconds(), cpuTime() - c0, nil
 }
 
 // jsonRows renders rows for the baseline.
@@ -230,6 +320,18 @@ func jsonRows(evs []events.DeliveryStatus, from, to int) *bytes.Buffer {
 	}
 	return &buf
 }
+
+// cpuTime is the CPU time this process has used, all threads.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// per100k is d in seconds per 100,000 of n events.
+func per100k(d time.Duration, n int) float64 { return d.Seconds() * 100000 / float64(n) }
 
 // insertTime is the time the consumer spent in inserts.
 func insertTime(g prometheus.Gatherer) time.Duration {

@@ -272,6 +272,24 @@ func (c *Consumer) Fetch(ctx context.Context, n int, maxWait time.Duration) ([]*
 	return out, err
 }
 
+// FetchEach is Fetch that hands each message to each as it arrives, so that
+// the caller's work on one overlaps with the delivery of the next.
+func (c *Consumer) FetchEach(ctx context.Context, n int, maxWait time.Duration, each func(*Msg)) error {
+	return c.fetch(ctx, n, maxWait, each)
+}
+
+// InProgress tells the server that msgs, delivered and not settled yet, are
+// still being worked on: their AckWait starts again, so that one held up by
+// a slow insert is not redelivered meanwhile. It may run while another
+// goroutine settles them: a message acknowledged already is left alone.
+func (c *Consumer) InProgress(msgs []*Msg) {
+	for _, m := range msgs {
+		if err := m.m.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			c.b.logger.Debug("in-progress ack", "consumer", c.spec.Durable, "subject", m.Subject(), "err", err)
+		}
+	}
+}
+
 // fetch is one pull request: each message is handed to each as it arrives.
 //
 // The request ends on the server's side (FetchMaxWait), never by a context:

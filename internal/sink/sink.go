@@ -140,11 +140,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 	go func() {
 		defer close(flushed)
 		for p := range full {
+			stop := c.keepAlive(cons, p.msgs)
 			if n := c.health.failures(); n > 0 && len(p.msgs) > 0 {
 				backoff.Sleep(ctx, min(retryPolicy.Delay(n), c.cfg.AckWait/4))
 			}
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.AckWait)
 			c.flush(fctx, cons, p)
+			stop()
 			c.updateLag(fctx, cons)
 			cancel()
 			free <- p
@@ -155,7 +157,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	p := <-free
 	for {
 		if ctx.Err() != nil {
-			full <- p // stopping: insert what is held
+			c.handOver(cons, full, p) // stopping: insert what is held
 			return nil
 		}
 		wait := c.cfg.FlushInterval
@@ -166,7 +168,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// later than the first came: the batch's clock starts when the fetch
 		// did, or a quiet stream's events would wait two intervals.
 		fetched := time.Now()
-		msgs, err := cons.Fetch(ctx, c.cfg.MaxRows-len(p.msgs), wait)
+		// Each message is decoded as it arrives, while the server sends the
+		// next and the client reads it.
+		err := cons.FetchEach(ctx, c.cfg.MaxRows-len(p.msgs), wait, func(m *broker.Msg) { c.take(ctx, cons, p, m, fetched) })
 		if err != nil {
 			if ctx.Err() == nil {
 				c.logger.Warn("fetch failed", "err", err)
@@ -175,11 +179,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		for _, m := range msgs {
-			c.take(ctx, cons, p, m, fetched)
-		}
 		if len(p.msgs) > 0 && (len(p.msgs) >= c.cfg.MaxRows || p.batch.Bytes() >= c.cfg.MaxBytes || !time.Now().Before(p.first.Add(c.cfg.FlushInterval))) {
-			full <- p
+			c.handOver(cons, full, p)
 			p = <-free
 		}
 	}

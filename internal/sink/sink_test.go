@@ -189,3 +189,58 @@ func TestTransientFailureIsRetried(t *testing.T) {
 		t.Fatalf("a transient failure dead-lettered %d messages", n)
 	}
 }
+
+// slowFirst makes its first insert take longer than the consumer's AckWait,
+// as a loaded engine might; it counts the rows it inserted.
+type slowFirst struct {
+	db    *store.DB
+	delay time.Duration
+	calls atomic.Int32
+	rows  atomic.Int64
+}
+
+func (i *slowFirst) Insert(ctx context.Context, b *store.Batch) error {
+	if i.calls.Add(1) == 1 {
+		time.Sleep(i.delay)
+	}
+	if err := i.db.Insert(ctx, b); err != nil {
+		return err
+	}
+	i.rows.Add(int64(b.Len()))
+	return nil
+}
+
+// TestSlowInsertRedeliversNothing: messages held past AckWait by a slow
+// insert — in the batch being inserted and in the full one waiting behind
+// it — are kept in progress, so none is delivered a second time.
+func TestSlowInsertRedeliversNothing(t *testing.T) {
+	f := newFixture(t)
+	const n = 600 // a full batch (500) and one that waits behind it
+	f.publish(t, deliveries(0, n)...)
+	cfg := sinkConfig()
+	cfg.AckWait = 3 * time.Second
+	ins := &slowFirst{db: f.DB, delay: 2*cfg.AckWait + time.Second}
+	f.run(t, cfg, ins)
+	f.waitCount(t, "SELECT count() FROM delivery_events", n)
+
+	js := brokertest.JetStream(t, f.Broker)
+	stream, err := js.StreamNameBySubject(t.Context(), events.SubjectAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(t.Context(), stream, cfg.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokertest.WaitFor(t, 30*time.Second, "every message acknowledged", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	})
+	info, err := cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 || ins.rows.Load() != n {
+		t.Fatalf("an insert slower than AckWait: %d messages redelivered, %d rows inserted; want 0 and %d", info.NumRedelivered, ins.rows.Load(), n)
+	}
+}

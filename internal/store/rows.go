@@ -85,6 +85,7 @@ type Batch struct {
 	Push        []PushRow
 	Links       []JourneyLinkRow
 	bytes       int
+	strings     interner // shares the repeated strings of the rows
 }
 
 // Len is the number of rows.
@@ -116,7 +117,7 @@ func (b *Batch) Add(subject, id string, data []byte, seq uint64) error {
 	switch sub.Kind {
 	case events.KindDelivery:
 		r := DeliveryRow{EventID: id, Seq: seq}
-		if err = decode(data, &r.DeliveryStatus); err == nil {
+		if err = decodeDelivery(data, &r.DeliveryStatus, &b.strings); err == nil {
 			err = checkUUID(r.OTPID)
 		}
 		if err == nil && r.Timestamp.IsZero() {
