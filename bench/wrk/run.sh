@@ -2,7 +2,7 @@
 # bench/wrk/run.sh: the ingest table of bench/README.md, measured with wrk from a
 # second process, every baseline in the same run as what it is compared with.
 #
-#   bench/wrk/run.sh                      # 3 runs, medians; ~6 minutes
+#   bench/wrk/run.sh                      # 3 runs, medians; ~5 minutes on 2 cores
 #   RUNS=1 SYNCS=always bench/wrk/run.sh  # one quick look
 #   PROFILE=/tmp/prof bench/wrk/run.sh    # also CPU profiles of ingest (cmd/ingest's code, bench/wrk/ingestprof)
 #   OLD_INGEST=/tmp/ingest-main bench/wrk/run.sh  # also an older build of cmd/ingest (row old-ingest), same run
