@@ -31,7 +31,8 @@ type Config struct {
 	MaxBytes      int
 	FlushInterval time.Duration
 	// AckWait is how long JetStream waits for an ack before redelivering; it must
-	// exceed FlushInterval plus the time an insert takes.
+	// exceed FlushInterval. A batch held up by a slow insert is marked in
+	// progress every third of it (keepalive.go), so an insert may take longer.
 	AckWait time.Duration
 }
 
