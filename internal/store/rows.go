@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	fastjson "github.com/segmentio/encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -85,7 +86,6 @@ type Batch struct {
 	Push        []PushRow
 	Links       []JourneyLinkRow
 	bytes       int
-	strings     interner // shares the repeated strings of the rows
 }
 
 // Len is the number of rows.
@@ -117,7 +117,7 @@ func (b *Batch) Add(subject, id string, data []byte, seq uint64) error {
 	switch sub.Kind {
 	case events.KindDelivery:
 		r := DeliveryRow{EventID: id, Seq: seq}
-		if err = decodeDelivery(data, &r.DeliveryStatus, &b.strings); err == nil {
+		if err = decodeDelivery(data, &r.DeliveryStatus); err == nil {
 			err = checkUUID(r.OTPID)
 		}
 		if err == nil && r.Timestamp.IsZero() {
@@ -208,6 +208,19 @@ func (b *Batch) Add(subject, id string, data []byte, seq uint64) error {
 	}
 	b.bytes += len(data)
 	return nil
+}
+
+// decodeDelivery decodes a delivery event, the most of what the sink reads,
+// with segmentio's decoder (a drop-in for encoding/json's, the one ingest's
+// fast path uses; about four times faster, and JSON decoding was the sink's
+// largest CPU cost). Whatever it refuses, encoding/json decides, so an error
+// reads as it always did; FuzzDecodeDelivery holds the two to one answer.
+func decodeDelivery(data []byte, ds *events.DeliveryStatus) error {
+	if fastjson.Unmarshal(data, ds) == nil {
+		return nil
+	}
+	*ds = events.DeliveryStatus{}
+	return decode(data, ds)
 }
 
 func decode(data []byte, v any) error {
