@@ -151,9 +151,8 @@ func (db *DB) rollupVersions(ctx context.Context, from, to time.Time) (map[time.
 // r is read by the days r−2 … r+1, and a journey moves by at most a day); an
 // OTP status observed on day x changes the journeys starting x−3 … x+1 (a
 // journey's window reads the statuses observed from a day before it; polls
-// follow their journey within minutes). Silent-auth outcomes and push
-// statuses count as delivery events; a journey link touches the days
-// around its OTP's first day. precise also looks the touched OTPs'
+// follow their journey within minutes). Silent-auth outcomes, push
+// statuses and journey links count as delivery events. precise also looks the touched OTPs'
 // journeys up, however late their status was polled: the job does, readers
 // do not (a status polled more than three days after its journey reaches the
 // rollups with the job's next run).
@@ -204,19 +203,18 @@ WHERE inserted_at >= %s AND event_time >= %s AND event_time < %s GROUP BY e`,
 		msTime(since), msTime(lo.AddDate(0, 0, -3)), msTime(hi.AddDate(0, 0, 4))), 2, 2); err != nil {
 		return nil, err
 	}
-	// The methods' facts touch days as delivery events do; a journey link
-	// re-keys the journeys of the linked OTP's days (schema/0010_methods.sql).
-	for _, t := range []struct{ table, at string }{{"silent_auth_outcomes", "started_at"}, {"push_events", "created_at"}} {
-		if err := scan(fmt.Sprintf(`SELECT toDate(%[2]s) AS e, max(inserted_at) FROM %[1]s
+	// The methods' facts and the journey links touch days as delivery
+	// events do, each by its own time (a link's is its attempt's start, or
+	// the /otps/track registration's, sent with the OTP): one query for the
+	// three, since readers run this on every rolled-up answer
+	// (schema/0010_methods.sql).
+	var parts []string
+	for _, t := range []struct{ table, at string }{{"silent_auth_outcomes", "started_at"}, {"push_events", "created_at"}, {"journey_links", "linked_at"}} {
+		parts = append(parts, fmt.Sprintf(`SELECT toDate(%[2]s) AS e, max(inserted_at) AS ins FROM %[1]s
 WHERE inserted_at >= %[3]s AND %[2]s >= %[4]s AND %[2]s < %[5]s GROUP BY e`,
-			t.table, t.at, msTime(since), msTime(lo.AddDate(0, 0, -3)), msTime(hi.AddDate(0, 0, 4))), 2, 2); err != nil {
-			return nil, err
-		}
+			t.table, t.at, msTime(since), msTime(lo.AddDate(0, 0, -3)), msTime(hi.AddDate(0, 0, 4))))
 	}
-	if err := scan(fmt.Sprintf(`SELECT toDate(min(first_at)) AS e, max(l_ins) FROM channel_events
-INNER JOIN (SELECT otp_id, max(inserted_at) AS l_ins FROM journey_links WHERE inserted_at >= %s GROUP BY otp_id) AS l USING (otp_id)
-WHERE day >= %s AND day <= %s
-GROUP BY otp_id`, msTime(since), sqlDay(lo.AddDate(0, 0, -2)), sqlDay(hi.AddDate(0, 0, 2))), 1, 1); err != nil {
+	if err := scan(strings.Join(parts, "\nUNION ALL\n"), 2, 2); err != nil {
 		return nil, err
 	}
 	if err := scan(fmt.Sprintf(`SELECT toDate(observed_at) AS x, max(inserted_at) FROM otp_status

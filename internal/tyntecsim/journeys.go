@@ -267,3 +267,18 @@ func (t Truth) Reported() Truth {
 	out.Push = slices.DeleteFunc(slices.Clone(t.Push), func(p PushTruth) bool { return !p.Seen() })
 	return out
 }
+
+// Latencies returns, per channel, End − Start of every delivered attempt
+// (OTP delivered, number verified, push approved), in journey order: what
+// /api/v1/channels' latency percentiles are computed from.
+func (t Truth) Latencies() map[string][]time.Duration {
+	out := map[string][]time.Duration{}
+	for _, j := range t.Journeys() {
+		for _, a := range j.Attempts {
+			if a.Outcome == OutcomeDelivered {
+				out[a.Channel] = append(out[a.Channel], a.End.Sub(a.Start))
+			}
+		}
+	}
+	return out
+}

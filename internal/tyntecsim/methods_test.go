@@ -328,6 +328,17 @@ func checkLogins(t *testing.T, tr tyntecsim.Truth, logins int, stub *otpscopeStu
 	if c := sum.Channels["PUSH"]; c.Attempts != len(tr.Push) || c.Delivered != pushes["approved"] || c.Failures["denied"] != pushes["denied"] || c.Failures["expired"] != pushes["expired"] {
 		t.Errorf("PUSH channel %+v; want %v", c, pushes)
 	}
+	lat := tr.Latencies()
+	if len(lat["SILENT"]) != results["verified "] || len(lat["PUSH"]) != pushes["approved"] {
+		t.Errorf("latencies of %d SILENT, %d PUSH; want one per verified / approved attempt", len(lat["SILENT"]), len(lat["PUSH"]))
+	}
+	for ch, ds := range lat {
+		for _, d := range ds {
+			if d < 0 {
+				t.Errorf("%s latency %s < 0", ch, d)
+			}
+		}
+	}
 	if r := tr.Reported(); len(r.Silent) != len(tr.Silent) || len(r.Push) != len(tr.Push) {
 		t.Errorf("Reported() kept %d silent, %d push of %d, %d; everything was acknowledged", len(r.Silent), len(r.Push), len(tr.Silent), len(tr.Push))
 	}
