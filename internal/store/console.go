@@ -129,7 +129,7 @@ GROUP BY ch, b`, bucket("a_first"), sub)
 	}
 
 	jsub, jargs := w.journeysSQL()
-	q = fmt.Sprintf(`SELECT toString(atts[1].2) AS ch, %s AS b, count() AS otps, countIf(n > 1) AS fallback
+	q = fmt.Sprintf(`SELECT toString(j_primary) AS ch, %s AS b, count() AS otps, countIf(n > 1) AS fallback
 FROM (%s)
 GROUP BY ch, b`, bucket("j_first"), jsub)
 	rows, err = db.conn.Query(ctx, q, jargs...)

@@ -41,8 +41,12 @@ type Window struct {
 	// the daily rollups (they must agree; tests and benchmarks compare them).
 	Raw bool
 	// spans, when set, replace [From, To) by these disjoint intervals (the
-	// live parts of a window read mostly from the daily rollups).
+	// live parts of a window read mostly from the hourly rollups).
 	spans []span
+	// stored, when set, reads the attempts and journeys of these rolled-up
+	// hours (hour_attempts, hour_journeys) instead of computing them: the
+	// partial hours at a window's ends.
+	stored []rolledHour
 }
 
 type span struct{ from, to time.Time }
@@ -245,7 +249,7 @@ func (w Window) check() error {
 func (w Window) inWindow(col string) string {
 	ivs := w.intervals()
 	if len(ivs) == 1 {
-		return fmt.Sprintf("%s >= %s AND %s < %s", col, msTime(w.From), col, msTime(w.To))
+		return fmt.Sprintf("%s >= %s AND %s < %s", col, msTime(ivs[0].from), col, msTime(ivs[0].to))
 	}
 	var parts []string
 	for _, iv := range ivs {
@@ -298,17 +302,29 @@ func (w Window) filter(first, profile, channel string) (string, []any) {
 // placeholders. Dashboards use the same definitions.
 func (w Window) channelAttemptsSQL() (string, []any) {
 	having, args := w.filter("a_first", "a_profile", "channel")
+	if len(w.stored) > 0 {
+		return "SELECT " + attemptCols + " FROM hour_attempts WHERE " + hoursSQL(w.stored) + " AND " + having, args
+	}
 	return attemptsSQL(w.Raw, w.intervals(), "", having), args
 }
 
-// journeysSQL is a subquery of one row per journey in the window: otp_id,
-// j_profile, j_first, j_delivered, j_delivered_channel, atts (its attempts
-// as tuples (first, channel, delivered, failed, no), sorted), chans (the
-// distinct channels in order of first attempt), path, n (how many
-// channels), resends (attempts beyond the first on a channel), outcome.
+// journeyCols are the columns every journey subquery yields.
+const journeyCols = "otp_id, j_profile, j_first, j_delivered, j_delivered_channel, j_primary, path, n, resends, outcome"
+
+// journeysSQL is a subquery of one row per journey in the window
+// (journeyCols): otp_id, j_profile, j_first, j_delivered,
+// j_delivered_channel, j_primary (the first channel), path (the distinct
+// channels in order of first attempt), n (how many channels), resends
+// (attempts beyond the first on a channel), outcome. Live, the journey is
+// grouped from its attempts here: the one place that says which attempts
+// form a journey.
 func (w Window) journeysSQL() (string, []any) {
+	if len(w.stored) > 0 {
+		having, args := w.filter("j_first", "j_profile", "j_primary")
+		return "SELECT " + journeyCols + ", s_final, s_verified, s_rate FROM hour_journeys WHERE " + hoursSQL(w.stored) + " AND " + having, args
+	}
 	having, args := w.filter("j_first", "j_profile", "atts[1].2")
-	q := fmt.Sprintf(`SELECT otp_id, j_profile, j_first, j_delivered, j_delivered_channel, atts,
+	q := fmt.Sprintf(`SELECT otp_id, j_profile, j_first, j_delivered, j_delivered_channel, toString(atts[1].2) AS j_primary,
     arrayDistinct(arrayMap(x -> x.2, atts)) AS chans,
     length(chans) AS n,
     toUInt64(length(atts) - n) AS resends,
@@ -331,6 +347,57 @@ FROM (
     HAVING %s
 )`, attemptsSQL(w.Raw, w.intervals(), "", ""), having)
 	return q, args
+}
+
+// journeyStatusSQL is journeysSQL with each journey's polled OTP status:
+// s_final (a final status, VERIFIED, EXPIRED or TOO_MANY_ATTEMPTS, was
+// polled), s_verified (VERIFIED was) and s_rate (the poller's least sample
+// rate). A status counts for its journey when it was observed within
+// MaxAttemptSpan of the journey's first attempt — a fact of the journey like
+// its delivery events, so one bound decides what a window reads and which
+// hours a late status changes.
+func (w Window) journeyStatusSQL() (string, []any) {
+	sub, args := w.journeysSQL()
+	if len(w.stored) > 0 {
+		return sub, args
+	}
+	var ranges []string
+	for _, iv := range w.intervals() {
+		ranges = append(ranges, fmt.Sprintf("(observed_at >= %s AND observed_at < %s)", msTime(iv.from.Add(-MaxAttemptSpan)), msTime(iv.to.Add(MaxAttemptSpan))))
+	}
+	q := fmt.Sprintf(`SELECT `+journeyCols+`,
+    toUInt8(arrayExists(x -> x.2 >= 1, sts)) AS s_final,
+    toUInt8(arrayExists(x -> x.2 = 2, sts)) AS s_verified,
+    if(empty(sts), 0., arrayMin(arrayMap(x -> x.3, sts))) AS s_rate
+FROM (
+    SELECT j.*, arrayFilter(x -> x.1 >= j.j_first - toIntervalMillisecond(%[1]d) AND x.1 < j.j_first + toIntervalMillisecond(%[1]d), s.all_sts) AS sts
+    FROM (%[2]s) AS j
+    LEFT JOIN (
+        SELECT otp_id, groupArray((observed_at,
+            toUInt8(multiIf(otp_status = 'VERIFIED', 2, otp_status IN ('EXPIRED', 'TOO_MANY_ATTEMPTS'), 1, 0)), sample_rate)) AS all_sts
+        FROM otp_status
+        WHERE %[3]s
+        GROUP BY otp_id
+    ) AS s ON j.otp_id = s.otp_id
+)`, MaxAttemptSpan.Milliseconds(), sub, strings.Join(ranges, " OR "))
+	return q, args
+}
+
+// hoursSQL selects the rows of the given hours at their versions.
+func hoursSQL(hs []rolledHour) string {
+	if len(hs) == 0 {
+		return "0"
+	}
+	var b strings.Builder
+	b.WriteString("(hour, version) IN (")
+	for i, h := range hs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "(toDateTime(%d, 'UTC'), %d)", h.hour.Unix(), h.version)
+	}
+	b.WriteString(")")
+	return b.String()
 }
 
 func rate(num, den uint64) *float64 {

@@ -55,7 +55,7 @@ func (r *Retention) Set(s string) error {
 // RetentionConfig is how long each group of tables keeps its rows. The
 // groups follow what reads them: the facts (the console's events and OTP
 // lookup, the poller's resend audit), the per-dispatch aggregates the live
-// figures are computed from, the daily rollups long windows read, and the
+// figures are computed from, the hourly rollups windows read, and the
 // dead letters.
 type RetentionConfig struct {
 	// Events: delivery_events, otp_status, v1_events, resends (by event time).
@@ -63,9 +63,9 @@ type RetentionConfig struct {
 	// Attempts: channel_events and attempts (by day), what windows of
 	// unsealed or un-rolled days are computed from.
 	Attempts Retention
-	// Rollups: the daily rollup tables (by day). Keep them at least as long
-	// as Attempts: a day whose rollup expired first is computed live again,
-	// and the rollup job would roll it up anew.
+	// Rollups: the rollup tables (the hourly ones by hour, the old daily
+	// ones by day) and the dirty marks. Keep them at least as long as
+	// Attempts: an hour whose rollup expired first would be computed again.
 	Rollups Retention
 	// DeadLetters: dead_letters (by arrival) and dead_letter_replays (by replay).
 	DeadLetters Retention
@@ -106,6 +106,9 @@ func (c *RetentionConfig) tables() map[ttlTable]Retention {
 	}
 	for _, t := range []string{"rolled_days", "daily_attempts", "daily_paths", "rollup_days", "daily_channels", "daily_journeys", "daily_conversion", "daily_latency", "daily_latency_buckets"} {
 		out[ttlTable{t, "day", true}] = c.Rollups
+	}
+	for _, t := range []string{"rollup_dirty", "rolled_hours", "hour_attempts", "hour_journeys", "hourly_attempts", "hourly_paths", "hourly_conversion", "hourly_latency", "hourly_latency_buckets"} {
+		out[ttlTable{t, "hour", false}] = c.Rollups
 	}
 	out[ttlTable{"dead_letters", "received_at", false}] = c.DeadLetters
 	out[ttlTable{"dead_letter_replays", "replayed_at", false}] = c.DeadLetters
