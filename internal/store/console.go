@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -53,124 +52,6 @@ type Duration time.Duration
 // MarshalJSON writes d in seconds.
 func (d Duration) MarshalJSON() ([]byte, error) {
 	return []byte(strconv.FormatFloat(time.Duration(d).Seconds(), 'f', -1, 64)), nil
-}
-
-// Timeseries returns w's figures per channel in buckets of step, the first
-// starting at w.From (the last may end after w.To and is cut there). It reads
-// the attempts aggregate, like the live part of Channels.
-func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Timeseries, error) {
-	if err := w.check(); err != nil {
-		return Timeseries{}, err
-	}
-	if step < time.Second {
-		return Timeseries{}, errors.New("step must be at least 1s")
-	}
-	n := int((w.To.Sub(w.From) + step - 1) / step)
-	if n > MaxBuckets {
-		return Timeseries{}, ErrTooManyBuckets
-	}
-	ts := Timeseries{Start: make([]time.Time, n), Step: Duration(step), Channels: []Series{}}
-	for i := range ts.Start {
-		ts.Start[i] = w.From.Add(time.Duration(i) * step)
-	}
-	byName := map[string]*Series{}
-	series := func(ch string) *Series {
-		s := byName[ch]
-		if s == nil {
-			s = &Series{Channel: ch,
-				Attempts: make([]uint64, n), Delivered: make([]uint64, n), Failed: make([]uint64, n),
-				DeliveryRate: make([]*float64, n), LatencyP50MS: make([]*float64, n), LatencyP95MS: make([]*float64, n),
-				OTPs: make([]uint64, n), FallbackOTPs: make([]uint64, n), FallbackRate: make([]*float64, n)}
-			byName[ch] = s
-		}
-		return s
-	}
-	bucket := func(col string) string {
-		return fmt.Sprintf("intDiv(toUnixTimestamp64Milli(%s) - %d, %d)", col, w.From.UnixMilli(), step.Milliseconds())
-	}
-
-	sub, args := w.channelAttemptsSQL()
-	q := fmt.Sprintf(`SELECT toString(channel) AS ch, %s AS b,
-`+attemptCountsSQL+`
-    arrayMap(x -> toFloat64(x), quantilesExact(0.5, 0.95)(toUnixTimestamp64Milli(a_delivered) - toUnixTimestamp64Milli(a_dispatched))) AS lat
-FROM (%s)
-GROUP BY ch, b`, bucket("a_first"), sub)
-	rows, err := db.conn.Query(ctx, q, args...)
-	if err != nil {
-		return ts, fmt.Errorf("query timeseries: %w", err)
-	}
-	for rows.Next() {
-		var (
-			ch                                                   string
-			b                                                    int64
-			attempts, delivered, failed, undeliverable, timedOut uint64
-			unknown, polled, latN                                uint64
-			pendingFirst                                         *time.Time
-			lat                                                  []float64
-		)
-		// The columns of attemptCountsSQL, then the latencies.
-		if err := rows.Scan(&ch, &b, &attempts, &delivered, &failed, &undeliverable, &timedOut, &unknown, &polled, &latN, &pendingFirst, &lat); err != nil {
-			rows.Close()
-			return ts, fmt.Errorf("read timeseries: %w", err)
-		}
-		if b < 0 || b >= int64(n) {
-			continue
-		}
-		s := series(ch)
-		s.Attempts[b], s.Delivered[b], s.Failed[b] = attempts, delivered, failed
-		s.DeliveryRate[b] = rate(delivered, delivered+failed)
-		if p := percentiles(latN, lat); p != nil {
-			s.LatencyP50MS[b], s.LatencyP95MS[b] = &p.P50, &p.P95
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return ts, fmt.Errorf("read timeseries: %w", err)
-	}
-
-	jsub, jargs := w.journeysSQL()
-	q = fmt.Sprintf(`SELECT toString(j_primary) AS ch, %s AS b, count() AS otps, countIf(n > 1) AS fallback
-FROM (%s)
-GROUP BY ch, b`, bucket("j_first"), jsub)
-	rows, err = db.conn.Query(ctx, q, jargs...)
-	if err != nil {
-		return ts, fmt.Errorf("query timeseries journeys: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var ch string
-		var b int64
-		var otps, fallback uint64
-		if err := rows.Scan(&ch, &b, &otps, &fallback); err != nil {
-			return ts, fmt.Errorf("read timeseries journeys: %w", err)
-		}
-		if b < 0 || b >= int64(n) {
-			continue
-		}
-		s := series(ch)
-		s.OTPs[b], s.FallbackOTPs[b] = otps, fallback
-		s.FallbackRate[b] = rate(fallback, otps)
-	}
-	if err := rows.Err(); err != nil {
-		return ts, fmt.Errorf("read timeseries journeys: %w", err)
-	}
-	total := func(s *Series) (t uint64) {
-		for _, v := range s.Attempts {
-			t += v
-		}
-		return t
-	}
-	for _, s := range byName {
-		ts.Channels = append(ts.Channels, *s)
-	}
-	sort.Slice(ts.Channels, func(i, j int) bool {
-		ti, tj := total(&ts.Channels[i]), total(&ts.Channels[j])
-		if ti != tj {
-			return ti > tj
-		}
-		return ts.Channels[i].Channel < ts.Channels[j].Channel
-	})
-	return ts, nil
 }
 
 // MaxEventsLimit bounds one page of Events.

@@ -111,7 +111,7 @@ func sameAsRaw(t *testing.T, db *store.DB, when string) {
 	for _, w := range windows {
 		raw := w
 		raw.Raw = true
-		for _, ep := range []string{"channels", "fallback", "completeness"} {
+		for _, ep := range []string{"channels", "fallback", "completeness", "timeseries", "timeseries hourly"} {
 			var got, want any
 			var err1, err2 error
 			switch ep {
@@ -121,6 +121,17 @@ func sameAsRaw(t *testing.T, db *store.DB, when string) {
 			case "fallback":
 				got, err1 = db.Fallback(t.Context(), w)
 				want, err2 = db.Fallback(t.Context(), raw)
+			case "timeseries", "timeseries hourly":
+				// Buckets cutting hours, and whole hours when the window starts on one.
+				step := (w.To.Sub(w.From)/13 + time.Second).Truncate(time.Second)
+				if ep == "timeseries hourly" {
+					step = time.Hour
+					if w.To.Sub(w.From) > 900*time.Hour {
+						continue
+					}
+				}
+				got, err1 = db.Timeseries(t.Context(), w, step)
+				want, err2 = db.Timeseries(t.Context(), raw, step)
 			default:
 				now := end.AddDate(0, 0, 1)
 				got, err1 = db.Completeness(t.Context(), w, now)
