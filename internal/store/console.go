@@ -118,7 +118,19 @@ func (db *DB) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 	if limit > MaxEventsLimit {
 		return page, fmt.Errorf("limit %d is above %d", limit, MaxEventsLimit)
 	}
-	where := []string{fmt.Sprintf("event_time >= %s AND event_time < %s", msTime(f.From), msTime(f.To))}
+	// The time range and cursor select rows in the by_time projection's
+	// order; duplicates (same event_id, same time) are adjacent there and
+	// the newest insert wins, as FINAL would have it; then the filters.
+	rng := []string{fmt.Sprintf("event_time >= %s AND event_time < %s", msTime(f.From), msTime(f.To))}
+	var rargs []any
+	if f.After != "" {
+		t, id, err := parseEventCursor(f.After)
+		if err != nil {
+			return page, err
+		}
+		rng, rargs = append(rng, fmt.Sprintf("(event_time, event_id) < (%s, ?)", msTime(t))), append(rargs, id)
+	}
+	where := []string{"1"}
 	var args []any
 	for _, c := range []struct{ col, v string }{
 		{"channel", strings.ToUpper(f.Channel)}, {"status", strings.ToUpper(f.Status)},
@@ -131,19 +143,17 @@ func (db *DB) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 	if f.OTPID != "" {
 		where, args = append(where, "otp_id = toUUIDOrZero(?)"), append(args, f.OTPID)
 	}
-	if f.After != "" {
-		t, id, err := parseEventCursor(f.After)
-		if err != nil {
-			return page, err
-		}
-		where, args = append(where, fmt.Sprintf("(event_time, event_id) < (%s, ?)", msTime(t))), append(args, id)
-	}
 	q := fmt.Sprintf(`SELECT toString(otp_id), toString(profile_id), event_id, toString(channel), toString(status), event_time, received_at,
     toString(error_code), error_message, toString(source), missed_webhook, unknown_status
-FROM delivery_events FINAL
+FROM (
+    SELECT * FROM delivery_events
+    WHERE %s
+    ORDER BY event_time DESC, event_id DESC, inserted_at DESC
+    LIMIT 1 BY event_id
+)
 WHERE %s
-ORDER BY event_time DESC, event_id DESC
-LIMIT %d`, strings.Join(where, " AND "), limit+1)
+LIMIT %d`, strings.Join(rng, " AND "), strings.Join(where, " AND "), limit+1)
+	args = append(rargs, args...)
 	rows, err := db.conn.Query(ctx, q, args...)
 	if err != nil {
 		return page, fmt.Errorf("query events: %w", err)
