@@ -5,9 +5,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // The reads behind the operator's console: figures over time (Timeseries) and
@@ -121,54 +124,62 @@ func (db *DB) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 	// The time range and cursor select rows in the by_time projection's
 	// order; duplicates (same event_id, same time) are adjacent there and
 	// the newest insert wins, as FINAL would have it; then the filters.
-	rng := []string{fmt.Sprintf("event_time >= %s AND event_time < %s", msTime(f.From), msTime(f.To))}
-	var rargs []any
+	upper := f.To
+	var cursor string
+	var cargs []any
 	if f.After != "" {
 		t, id, err := parseEventCursor(f.After)
 		if err != nil {
 			return page, err
 		}
-		rng, rargs = append(rng, fmt.Sprintf("(event_time, event_id) < (%s, ?)", msTime(t))), append(rargs, id)
+		cursor, cargs = fmt.Sprintf(" AND (event_time, event_id) < (%s, ?)", msTime(t)), []any{id}
+		upper = minTime(upper, t.Add(time.Millisecond))
 	}
 	where := []string{"1"}
-	var args []any
+	var fargs []any
 	for _, c := range []struct{ col, v string }{
 		{"channel", strings.ToUpper(f.Channel)}, {"status", strings.ToUpper(f.Status)},
 		{"profile_id", f.Profile}, {"source", f.Source},
 	} {
 		if c.v != "" {
-			where, args = append(where, c.col+" = ?"), append(args, c.v)
+			where, fargs = append(where, c.col+" = ?"), append(fargs, c.v)
 		}
 	}
 	if f.OTPID != "" {
-		where, args = append(where, "otp_id = toUUIDOrZero(?)"), append(args, f.OTPID)
+		where, fargs = append(where, "otp_id = toUUIDOrZero(?)"), append(fargs, f.OTPID)
 	}
-	q := fmt.Sprintf(`SELECT toString(otp_id), toString(profile_id), event_id, toString(channel), toString(status), event_time, received_at,
+	// Newest first: the last hour before upper, then 4, 16, … times as
+	// much, until a page is full or the range is whole. Everything outside
+	// a range read is older than it, so a full page is the right one; most
+	// pages read one hour, not the whole window.
+	for span := time.Hour; ; span *= 4 {
+		lo := maxTime(f.From, upper.Add(-span))
+		q := fmt.Sprintf(`SELECT toString(otp_id), toString(profile_id), event_id, toString(channel), toString(status), event_time, received_at,
     toString(error_code), error_message, toString(source), missed_webhook, unknown_status
 FROM (
     SELECT * FROM delivery_events
-    WHERE %s
+    WHERE event_time >= %s AND event_time < %s%s
     ORDER BY event_time DESC, event_id DESC, inserted_at DESC
     LIMIT 1 BY event_id
 )
 WHERE %s
-LIMIT %d`, strings.Join(rng, " AND "), strings.Join(where, " AND "), limit+1)
-	args = append(rargs, args...)
-	rows, err := db.conn.Query(ctx, q, args...)
-	if err != nil {
-		return page, fmt.Errorf("query events: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var e EventRecord
-		if err := rows.Scan(&e.OTPID, &e.ProfileID, &e.EventID, &e.Channel, &e.Status, &e.Time, &e.ReceivedAt,
-			&e.ErrorCode, &e.ErrorMessage, &e.Source, &e.MissedWebhook, &e.UnknownStatus); err != nil {
-			return page, fmt.Errorf("read events: %w", err)
+LIMIT %d`, msTime(lo), msTime(f.To), cursor, strings.Join(where, " AND "), limit+1)
+		page.Events = page.Events[:0]
+		err := db.eachRow(ctx, "events", q, append(slices.Clone(cargs), fargs...), func(rows driver.Rows) error {
+			var e EventRecord
+			if err := rows.Scan(&e.OTPID, &e.ProfileID, &e.EventID, &e.Channel, &e.Status, &e.Time, &e.ReceivedAt,
+				&e.ErrorCode, &e.ErrorMessage, &e.Source, &e.MissedWebhook, &e.UnknownStatus); err != nil {
+				return err
+			}
+			page.Events = append(page.Events, e)
+			return nil
+		})
+		if err != nil {
+			return page, err
 		}
-		page.Events = append(page.Events, e)
-	}
-	if err := rows.Err(); err != nil {
-		return page, fmt.Errorf("read events: %w", err)
+		if len(page.Events) > limit || !lo.After(f.From) {
+			break
+		}
 	}
 	if len(page.Events) > limit {
 		page.Events = page.Events[:limit]

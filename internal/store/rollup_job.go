@@ -16,8 +16,9 @@ var rollupTables = []string{"hour_attempts", "hour_journeys", "hourly_attempts",
 
 // rollupChunk bounds the hours one statement of the job computes: a chunk
 // reads its facts and MaxAttemptSpan on either side, so longer chunks read
-// less twice but hold more in memory.
-const rollupChunk = 48 * time.Hour
+// less twice but hold more in memory. The 49 hours one late fact dirties
+// are one chunk.
+const rollupChunk = 72 * time.Hour
 
 // RefreshRollups computes the hourly rollups of every dirty hour — marked by
 // an insert (rollup_dirty) after its last computation, or never computed —
