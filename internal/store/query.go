@@ -38,7 +38,7 @@ type Window struct {
 	// channel it is; "" keeps all.
 	Channel string
 	// Raw computes from delivery_events instead of the attempts aggregate and
-	// the daily rollups (they must agree; tests and benchmarks compare them).
+	// the hourly rollups (they must agree; tests and benchmarks compare them).
 	Raw bool
 	// spans, when set, replace [From, To) by these disjoint intervals (the
 	// live parts of a window read mostly from the hourly rollups).
@@ -459,7 +459,7 @@ GROUP BY ch`
 	return out, err
 }
 
-// fromRollups checks w, then answers it with rolled where daily rollups serve
+// fromRollups checks w, then answers it with rolled where hourly rollups serve
 // part of it, else with live from the raw tables and attempts.
 func fromRollups[T any](ctx context.Context, db *DB, w Window, rolled func(context.Context, Window, plan) (T, error), live func(context.Context, Window) (T, error)) (T, error) {
 	var zero T

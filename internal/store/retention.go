@@ -60,8 +60,8 @@ func (r *Retention) Set(s string) error {
 type RetentionConfig struct {
 	// Events: delivery_events, otp_status, v1_events, resends (by event time).
 	Events Retention
-	// Attempts: channel_events and attempts (by day), what windows of
-	// unsealed or un-rolled days are computed from.
+	// Attempts: channel_events and attempts (by day), what dirty hours
+	// are computed from.
 	Attempts Retention
 	// Rollups: the rollup tables (the hourly ones by hour, the old daily
 	// ones by day) and the dirty marks. Keep them at least as long as
@@ -78,7 +78,7 @@ func (c *RetentionConfig) registerFlags(fs *flag.FlagSet) {
 	c.DeadLetters = DefaultDeadLetterRetention
 	fs.Var(&c.Events, "retention-events", "keep delivery events, OTP statuses, v1 events and resend decisions this long by event time (90d, 2160h; 0 = forever)")
 	fs.Var(&c.Attempts, "retention-attempts", "keep the per-dispatch aggregates (channel_events, attempts) this long by day; windows over older days read the rollups (0 = forever)")
-	fs.Var(&c.Rollups, "retention-rollups", "keep the daily rollups this long by day; 0 or at least --retention-attempts (0 = forever)")
+	fs.Var(&c.Rollups, "retention-rollups", "keep the rollups (hourly, and the old daily ones) this long; 0 or at least --retention-attempts (0 = forever)")
 	fs.Var(&c.DeadLetters, "retention-dead-letters", "keep dead letters and their replay records this long (0 = forever)")
 }
 
