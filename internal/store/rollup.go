@@ -141,24 +141,22 @@ func sqlHour(t time.Time) string { return fmt.Sprintf("toDateTime(%d, 'UTC')", t
 func (db *DB) hourStates(ctx context.Context, from, to time.Time) (versions map[time.Time]uint64, marks map[time.Time]time.Time, err error) {
 	versions, marks = map[time.Time]uint64{}, map[time.Time]time.Time{}
 	rng := fmt.Sprintf("hour >= %s AND hour < %s", sqlHour(from), sqlHour(to))
-	err = db.eachRow(ctx, "rolled hours", "SELECT hour, max(version) FROM rolled_hours WHERE "+rng+" GROUP BY hour", nil, func(rows driver.Rows) error {
-		var h time.Time
-		var v uint64
-		if err := rows.Scan(&h, &v); err != nil {
-			return err
-		}
-		versions[h.UTC()] = v
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	err = db.eachRow(ctx, "dirty hours", "SELECT hour, max(inserted_at) FROM rollup_dirty WHERE "+rng+" GROUP BY hour", nil, func(rows driver.Rows) error {
+	// One query for both: a window's fixed cost is mostly its round trips.
+	q := `SELECT 0, hour, max(version), toDateTime64(0, 3, 'UTC') FROM rolled_hours WHERE ` + rng + ` GROUP BY hour
+UNION ALL
+SELECT 1, hour, 0, max(inserted_at) FROM rollup_dirty WHERE ` + rng + ` GROUP BY hour`
+	err = db.eachRow(ctx, "hour states", q, nil, func(rows driver.Rows) error {
+		var kind uint8
 		var h, ins time.Time
-		if err := rows.Scan(&h, &ins); err != nil {
+		var v uint64
+		if err := rows.Scan(&kind, &h, &v, &ins); err != nil {
 			return err
 		}
-		marks[h.UTC()] = ins
+		if kind == 0 {
+			versions[h.UTC()] = v
+		} else {
+			marks[h.UTC()] = ins
+		}
 		return nil
 	})
 	return versions, marks, err
