@@ -155,9 +155,11 @@ func (db *DB) deleteReplacedRollups(ctx context.Context) error {
 		conds = append(conds, fmt.Sprintf("(hour IN (%s) AND version < %d)", strings.Join(hs, ", "), v))
 	}
 	sort.Strings(conds)
-	// Lightweight deletes (a row mask, not a rewrite), waited for so a run
-	// leaves no replaced rows behind.
-	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"mutations_sync": 1, "lightweight_deletes_sync": 1}))
+	// Lightweight deletes (a row mask, not a rewrite), left to run in the
+	// background: readers select versions, so a replaced row still there
+	// costs space, never a wrong figure; waiting for eight mutations cost
+	// a run seconds.
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"lightweight_deletes_sync": 0}))
 	for _, t := range rollupTables {
 		target := t
 		if db.cluster != "" {
