@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -143,7 +144,7 @@ func (db *DB) planSeries(ctx context.Context, w Window, step time.Duration) (who
 	if err != nil || !ok {
 		return nil, []Window{w}, err
 	}
-	pieces = p.live
+	pieces = slices.Clone(p.live)
 	var split []rolledHour // rolled-up hours cut by a bucket's edge
 	for _, h := range p.hours {
 		if int(h.hour.Sub(w.From)/step) == int((h.hour.Add(time.Hour-time.Millisecond)).Sub(w.From)/step) {
@@ -152,16 +153,27 @@ func (db *DB) planSeries(ctx context.Context, w Window, step time.Duration) (who
 			split = append(split, h)
 		}
 	}
-	if len(split) > 0 {
-		sw := w
-		sw.spans, sw.stored = nil, split
-		for _, h := range split {
-			sw.spans = append(sw.spans, span{h.hour, h.hour.Add(time.Hour)})
-		}
-		sw.From, sw.To = sw.spans[0].from, sw.spans[len(sw.spans)-1].to
-		pieces = append(pieces, sw)
+	if len(split) == 0 {
+		return whole, pieces, nil
 	}
-	return whole, pieces, nil
+	// One read of stored rows for the split hours and the partial ones:
+	// their hours are disjoint, so their spans and hours join.
+	sw := w
+	sw.spans, sw.stored = nil, split
+	for _, h := range split {
+		sw.spans = append(sw.spans, span{h.hour, h.hour.Add(time.Hour)})
+	}
+	var rest []Window
+	for _, pw := range pieces {
+		if len(pw.stored) > 0 {
+			sw.spans, sw.stored = append(sw.spans, pw.intervals()...), append(sw.stored, pw.stored...)
+		} else {
+			rest = append(rest, pw)
+		}
+	}
+	sort.Slice(sw.spans, func(i, j int) bool { return sw.spans[i].from.Before(sw.spans[j].from) })
+	sw.From, sw.To = sw.spans[0].from, sw.spans[len(sw.spans)-1].to
+	return whole, append(rest, sw), nil
 }
 
 // seriesRows adds the attempts and journeys of pw (live or stored rows).
