@@ -48,12 +48,14 @@ SELECT toDateTime(h + 3600 * k, 'UTC') AS hour, now64(3) AS inserted_at
 FROM (SELECT DISTINCT intDiv(toUnixTimestamp64Milli(observed_at), 3600000) * 3600 AS h FROM {{table "otp_status"}})
 ARRAY JOIN range(-24, 25) AS k;
 
--- What was stored before the views existed is dirty too.
-INSERT INTO {{table "rollup_dirty"}}
+-- What was stored before the views existed is dirty too. Through the plain
+-- (on a cluster: Distributed) tables, so that every shard's facts are marked
+-- however many shards there are.
+INSERT INTO rollup_dirty SETTINGS distributed_foreground_insert = 1
 SELECT toDateTime(h + 3600 * k, 'UTC'), now64(3)
-FROM (SELECT DISTINCT intDiv(toUnixTimestamp64Milli(event_time), 3600000) * 3600 AS h FROM {{table "delivery_events"}}
+FROM (SELECT DISTINCT intDiv(toUnixTimestamp64Milli(event_time), 3600000) * 3600 AS h FROM delivery_events
       UNION DISTINCT
-      SELECT DISTINCT intDiv(toUnixTimestamp64Milli(observed_at), 3600000) * 3600 FROM {{table "otp_status"}})
+      SELECT DISTINCT intDiv(toUnixTimestamp64Milli(observed_at), 3600000) * 3600 FROM otp_status)
 ARRAY JOIN range(-24, 25) AS k;
 
 -- Every computation of an hour, under its version (plain MergeTree: the job

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/store"
+	"github.com/otpscope/otpscope/schema"
 )
 
 var rollStart = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
@@ -390,6 +392,41 @@ func TestRollupsRecomputeOnlyDirtyHours(t *testing.T) {
 		c, err := db.Completeness(t.Context(), w, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
 		if err != nil || !c.Final || c.Pending != 0 {
 			t.Errorf("Completeness over rolled-up hours = %+v, %v; want final, nothing pending", c, err)
+		}
+	})
+}
+
+// Facts stored before migration 0008 are marked by its backfill, so their
+// hours are rolled up rather than read as empty.
+func TestRollupBackfillMarksStoredFacts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		e := delivery(1, events.StatusDelivered)
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: []store.DeliveryRow{e}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Conn().Exec(t.Context(), "TRUNCATE TABLE rollup_dirty"); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := schema.Migrations(schema.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ran := 0
+		for _, m := range ms {
+			for _, st := range m.Statements {
+				if m.Version == 8 && strings.Contains(st, "INSERT INTO rollup_dirty") {
+					if err := db.Conn().Exec(t.Context(), st); err != nil {
+						t.Fatalf("backfill: %v", err)
+					}
+					ran++
+				}
+			}
+		}
+		if ran != 1 {
+			t.Fatalf("migration 0008 has %d backfills of rollup_dirty; want 1", ran)
+		}
+		if n := count(t, db, "SELECT uniqExact(hour) FROM rollup_dirty"); n != 49 {
+			t.Errorf("the backfill marked %d hours for one stored fact; want 49", n)
 		}
 	})
 }
