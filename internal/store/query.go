@@ -308,6 +308,12 @@ func (w Window) channelAttemptsSQL() (string, []any) {
 	return attemptsSQL(w.Raw, w.intervals(), "", having), args
 }
 
+// journeyKeySQL groups attempts into journeys: one OTP today. Keying
+// journeys by a correlation id (several OTPs, one login) changes this
+// expression (and the column the journey rows call otp_id), nothing else:
+// the live answers and the rollups both group here.
+const journeyKeySQL = "otp_id"
+
 // journeyCols are the columns every journey subquery yields.
 const journeyCols = "otp_id, j_profile, j_first, j_delivered, j_delivered_channel, j_primary, path, n, resends, outcome"
 
@@ -334,7 +340,7 @@ func (w Window) journeysSQL() (string, []any) {
             arrayAll(x -> x.4 = 1, atts), 'failed',
             'pending') AS outcome
 FROM (
-    SELECT otp_id,
+    SELECT %[3]s AS otp_id,
         max(a_profile) AS j_profile,
         min(a_first) AS j_first,
         min(a_delivered) AS j_delivered,
@@ -342,10 +348,10 @@ FROM (
         arraySort(groupArray((a_first, toString(channel),
             toUInt8(a_delivered IS NOT NULL),
             toUInt8(a_delivered IS NULL AND a_failed IS NOT NULL), a_no))) AS atts
-    FROM (%s)
-    GROUP BY otp_id
-    HAVING %s
-)`, attemptsSQL(w.Raw, w.intervals(), "", ""), having)
+    FROM (%[1]s)
+    GROUP BY %[3]s
+    HAVING %[2]s
+)`, attemptsSQL(w.Raw, w.intervals(), "", ""), having, journeyKeySQL)
 	return q, args
 }
 
