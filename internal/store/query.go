@@ -285,6 +285,9 @@ const journeyCountsSQL = `    count() AS otps,
 // profile and channel filters on profile and channel; args bind it.
 func (w Window) filter(first, profile, channel string) (string, []any) {
 	having := w.inWindow(first)
+	if len(w.stored) > 0 {
+		having = w.storedSQL(first)
+	}
 	var args []any
 	if w.Profile != "" {
 		having += " AND " + profile + " = ?"
@@ -303,7 +306,7 @@ func (w Window) filter(first, profile, channel string) (string, []any) {
 func (w Window) channelAttemptsSQL() (string, []any) {
 	having, args := w.filter("a_first", "a_profile", "channel")
 	if len(w.stored) > 0 {
-		return "SELECT " + attemptCols + " FROM hour_attempts WHERE " + hoursSQL(w.stored) + " AND " + having, args
+		return "SELECT " + attemptCols + " FROM hour_attempts WHERE " + having, args
 	}
 	return attemptsSQL(w.Raw, w.intervals(), "", having), args
 }
@@ -327,7 +330,7 @@ const journeyCols = "otp_id, j_profile, j_first, j_delivered, j_delivered_channe
 func (w Window) journeysSQL() (string, []any) {
 	if len(w.stored) > 0 {
 		having, args := w.filter("j_first", "j_profile", "j_primary")
-		return "SELECT " + journeyCols + ", s_final, s_verified, s_rate FROM hour_journeys WHERE " + hoursSQL(w.stored) + " AND " + having, args
+		return "SELECT " + journeyCols + ", s_final, s_verified, s_rate FROM hour_journeys WHERE " + having, args
 	}
 	having, args := w.filter("j_first", "j_profile", "atts[1].2")
 	q := fmt.Sprintf(`SELECT otp_id, j_profile, j_first, j_delivered, j_delivered_channel, toString(atts[1].2) AS j_primary,
@@ -387,6 +390,32 @@ FROM (
     ) AS s ON j.otp_id = s.otp_id
 )`, MaxAttemptSpan.Milliseconds(), sub, strings.Join(ranges, " OR "))
 	return q, args
+}
+
+// storedSQL selects the stored rows of w: per stored hour, its version and,
+// where w covers only part of the hour, first (the attempt's or journey's
+// first event) within w. One OR of ANDs: an AND of the hours' OR and the
+// intervals' OR made ClickHouse expand them into every pair.
+func (w Window) storedSQL(first string) string {
+	var parts []string
+	for _, h := range w.stored {
+		end := h.hour.Add(time.Hour)
+		for _, iv := range w.intervals() {
+			from, to := maxTime(iv.from, h.hour), minTime(iv.to, end)
+			if !from.Before(to) {
+				continue
+			}
+			c := fmt.Sprintf("hour = %s AND version = %d", sqlHour(h.hour), h.version)
+			if !from.Equal(h.hour) || !to.Equal(end) {
+				c += fmt.Sprintf(" AND %s >= %s AND %s < %s", first, msTime(from), first, msTime(to))
+			}
+			parts = append(parts, "("+c+")")
+		}
+	}
+	if len(parts) == 0 {
+		return "0"
+	}
+	return "(" + strings.Join(parts, " OR ") + ")"
 }
 
 // hoursSQL selects the rows of the given hours at their versions, as ranges
