@@ -1342,7 +1342,8 @@ func TestClusterSchema(t *testing.T) {
 	local := map[string]bool{}       // *_local tables
 	hasOTP := map[string]bool{}      // … with an otp_id column
 	hasAttempt := map[string]bool{}  // … or a method attempt's (attempt_uuid, its otp_id in channel_events)
-	hasDay := map[string]bool{}      // … or a day column (rollups)
+	hasDay := map[string]bool{}      // … or a day column (daily rollups)
+	hasHour := map[string]bool{}     // … or an hour column (hourly rollups)
 	distributed := map[string]bool{} // their twins
 	views := 0
 	for _, m := range migrations {
@@ -1387,7 +1388,8 @@ func TestClusterSchema(t *testing.T) {
 			case e[1] == "Distributed":
 				d := distEngine.FindStringSubmatch(e[2])
 				// One OTP's journey on one shard: tables with an otp_id shard by it,
-				// method attempts by the id they take there; daily rollups by day.
+				// method attempts by the id they take there; daily rollups by day,
+				// hourly ones by hour.
 				key := "rand()"
 				switch {
 				case hasOTP[c[1]]:
@@ -1396,6 +1398,8 @@ func TestClusterSchema(t *testing.T) {
 					key = "cityHash64(attempt_uuid)"
 				case hasDay[c[1]]:
 					key = "toUInt64(day)"
+				case hasHour[c[1]]:
+					key = "cityHash64(hour)"
 				}
 				if d == nil || d[1] != clusterName || d[2] != c[1]+"_local" || d[3] != key {
 					t.Errorf("%04d: %s = Distributed(%s); want Distributed(`%s`, currentDatabase(), %s_local, %s)", m.Version, c[1], e[2], clusterName, c[1], key)
@@ -1413,6 +1417,7 @@ func TestClusterSchema(t *testing.T) {
 				hasOTP[strings.TrimSuffix(c[1], "_local")] = regexp.MustCompile(`(?m)^\s+otp_id\s`).MatchString(body)
 				hasDay[strings.TrimSuffix(c[1], "_local")] = regexp.MustCompile(`(?m)^\s+day\s`).MatchString(body)
 				hasAttempt[strings.TrimSuffix(c[1], "_local")] = regexp.MustCompile(`(?m)^\s+attempt_uuid\s`).MatchString(body)
+				hasHour[strings.TrimSuffix(c[1], "_local")] = regexp.MustCompile(`(?m)^\s+hour\s`).MatchString(body)
 			default:
 				t.Errorf("%04d: %s has engine %s; want Replicated*MergeTree or Distributed", m.Version, c[1], e[1])
 			}
@@ -1623,6 +1628,9 @@ SETTINGS distributed_foreground_insert = 1 VALUES
 FROM channel_events GROUP BY otp_id, channel`)
 		if got != "SMS\t2\t4" {
 			t.Errorf("channel_events through the Distributed table: %q; want SMS with 2 facts 4 s apart (the view fed the local table, the duplicate once)", got)
+		}
+		if got := mustQuery(t, e, db, "SELECT uniqExact(hour), min(hour), max(hour) FROM rollup_dirty"); got != "49\t2026-11-21 03:00:00\t2026-11-23 03:00:00" {
+			t.Errorf("rollup_dirty through the Distributed table: %q; want the 49 hours within a day of 03:00 (the view marked the local table)", got)
 		}
 	})
 }

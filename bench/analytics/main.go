@@ -1,12 +1,12 @@
 // Command analytics benchmarks the analytics API on the embedded engine: it
-// generates 30 days of delivery events in bulk (realistic fallback shares),
-// computes the answers from the raw events table, then times GET
-// /api/v1/channels and /api/v1/fallback over the 30 days (aligned to days, and
-// with partial edge days) and over the last day, first from the attempts
-// aggregate, then after the rollup job computed the daily rollups, and checks
-// that every answer equals the raw one.
+// generates 90 days of delivery events in bulk (realistic fallback shares),
+// runs the rollup job, then times GET /api/v1/channels, /fallback,
+// /timeseries and /events over the last hour, the last 24 h, 30 days aligned
+// to hours, 30 days with edges at odd minutes and 90 days, checks that every
+// answer equals the one computed from the raw events table, and times the
+// rollup job absorbing a new hour of data and one old-dated event.
 //
-//	OTPSCOPE_CHDB_LIB=.cache/chdb/libchdb.so go run ./bench/analytics -events 1000000,10000000
+//	OTPSCOPE_CHDB_LIB=.cache/chdb/libchdb.so go run ./bench/analytics -events 1000000,10000000,100000000
 package main
 
 import (
@@ -35,13 +35,15 @@ import (
 
 var start = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 
-const days = 30
+const days = 90
 
 func main() { os.Exit(run()) }
 
 func run() int {
 	sizes := flag.String("events", "1000000,10000000", "comma-separated numbers of delivery events")
 	calls := flag.Int("calls", 20, "calls per endpoint and window")
+	rawCalls := flag.Int("raw-calls", 3, "calls of each raw-events answer (the baseline; slow at 100M)")
+	live := flag.Bool("live", false, "also time the API before the rollup job ran (every hour computed live)")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	dir, err := os.MkdirTemp("", "otpscope-bench-")
@@ -59,13 +61,14 @@ func run() int {
 	ctx := context.Background()
 
 	fmt.Printf("| events | window | endpoint | source | p50 ms | p95 ms |\n|---|---|---|---|---|---|\n")
+	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
-		if err := bench(ctx, eng.DSN(), n, *calls, logger); err != nil {
+		if err := bench(ctx, eng.DSN(), n, opts, logger); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -73,12 +76,12 @@ func run() int {
 	return 0
 }
 
-// generate inserts about n delivery events: OTPs spread uniformly over 30
-// days, on four priorities (SMS>VIBER, SMS>VOICE, WHATSAPP>SMS, SMS); the
+// generate inserts about n delivery events: OTPs spread uniformly over
+// [from, from+span), on four priorities (SMS>VIBER, SMS>VOICE, WHATSAPP>SMS, SMS); the
 // primary delivers 88 % of the time, a failure falls back when the priority
 // has a second channel, which delivers 90 % of the time. A fifth of the OTPs
 // also get a duplicate of their outcome event in a later insert.
-func generate(ctx context.Context, db *store.DB, n int) (int, error) {
+func generate(ctx context.Context, db *store.DB, n int, from time.Time, span time.Duration, seed int) (int, error) {
 	otps := int(float64(n) / 2.16)
 	const chunk = 500_000
 	for lo := 0; lo < otps; lo += chunk {
@@ -88,7 +91,7 @@ SELECT concat('ds-', toString(otp), '-', e.1, '-', e.2), otp, profile, e.1, e.2,
     if(e.2 IN ('UNDELIVERABLE', 'TIMED_OUT'), concat('tyntec::', e.1, '::', lower(e.2)), ''), '', 'webhook'
 FROM (
     SELECT
-        reinterpretAsUUID(reverse(unhex(lpad(hex(cityHash64(number, 'otp')), 32, '0')))) AS otp,
+        reinterpretAsUUID(reverse(unhex(lpad(hex(cityHash64(number, 'otp', %d)), 32, '0')))) AS otp,
         ['prof-register', 'prof-login', 'prof-payment'][number %% 3 + 1] AS profile,
         [['SMS', 'VIBER'], ['SMS', 'VOICE'], ['WHATSAPP', 'SMS'], ['SMS']][cityHash64(number, 1) %% 4 + 1] AS chans,
         toDateTime64('%s', 3, 'UTC') + toIntervalMillisecond(cityHash64(number, 2) %% %d) AS t0,
@@ -103,15 +106,16 @@ FROM (
                [])) AS evs
     FROM numbers(%d, %d)
 )
-ARRAY JOIN evs AS e`, start.Format("2006-01-02 15:04:05"), days*24*3600*1000, lo, hi-lo)
+ARRAY JOIN evs AS e`, seed, from.Format("2006-01-02 15:04:05"), span.Milliseconds(), lo, hi-lo)
 		if err := db.Conn().Exec(ctx, q); err != nil {
 			return 0, fmt.Errorf("generate: %w", err)
 		}
 	}
 	// Duplicates, as a redelivery after JetStream's window would store them.
-	if err := db.Conn().Exec(ctx, `INSERT INTO delivery_events (event_id, otp_id, profile_id, channel, status, event_time, received_at, error_code, error_message, source)
+	if err := db.Conn().Exec(ctx, fmt.Sprintf(`INSERT INTO delivery_events (event_id, otp_id, profile_id, channel, status, event_time, received_at, error_code, error_message, source)
 SELECT event_id, otp_id, profile_id, channel, status, event_time, received_at, error_code, error_message, source
-FROM delivery_events WHERE status != 'DISPATCHED' AND cityHash64(otp_id) % 5 = 0`); err != nil {
+FROM delivery_events WHERE status != 'DISPATCHED' AND cityHash64(otp_id) %% 5 = 0 AND event_time >= %s AND event_time < %s`,
+		chTime(from), chTime(from.Add(span)))); err != nil {
 		return 0, fmt.Errorf("generate duplicates: %w", err)
 	}
 	var rows uint64
@@ -121,7 +125,16 @@ FROM delivery_events WHERE status != 'DISPATCHED' AND cityHash64(otp_id) % 5 = 0
 	return int(rows), nil
 }
 
-func bench(ctx context.Context, ownerDSN string, n, calls int, logger *slog.Logger) error {
+func chTime(t time.Time) string {
+	return fmt.Sprintf("toDateTime64('%s', 3, 'UTC')", t.Format("2006-01-02 15:04:05.000"))
+}
+
+type options struct {
+	calls, rawCalls int
+	live            bool
+}
+
+func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.Logger) error {
 	admin, err := store.Connect(ctx, ownerDSN, logger)
 	if err != nil {
 		return err
@@ -139,46 +152,54 @@ func bench(ctx context.Context, ownerDSN string, n, calls int, logger *slog.Logg
 		return err
 	}
 	defer db.Close()
+	end := start.AddDate(0, 0, days)
 	t0 := time.Now()
-	rows, err := generate(ctx, db, n)
+	rows, err := generate(ctx, db, n, start, end.Sub(start), 0)
 	if err != nil {
 		return err
 	}
-	var attempts uint64
-	_ = db.Conn().QueryRow(ctx, "SELECT count() FROM attempts").Scan(&attempts)
-	fmt.Fprintf(os.Stderr, "%d events stored (duplicates included), %d attempt rows, in %s\n", rows, attempts, time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "%d events stored (duplicates included) in %s\n", rows, time.Since(t0).Round(time.Millisecond))
 
 	r := chi.NewRouter()
 	reporter.NewAPI(db, logger).Mount(r)
 	api := httptest.NewServer(r)
 	defer api.Close()
 
-	end := start.AddDate(0, 0, days)
+	odd := 17 * time.Minute
 	windows := []struct {
 		name     string
 		from, to time.Time
 	}{
-		{"30 d", start, end},
-		{"30 d, partial edge days", start.Add(6 * time.Hour), end.Add(-6 * time.Hour)},
-		{"1 d", end.AddDate(0, 0, -1), end},
+		{"last hour", end.Add(-time.Hour), end},
+		{"last 24 h", end.Add(-24 * time.Hour), end},
+		{"30 d aligned", end.AddDate(0, 0, -30), end},
+		{"30 d, odd minutes", end.AddDate(0, 0, -30).Add(odd), end.Add(-odd - 26*time.Minute)},
+		{"90 d", start, end},
 	}
-	// The raw answers, then the API before and after the daily rollups.
+	endpoints := []string{"channels", "fallback", "timeseries", "events"}
+
+	// The raw answers: the store's own computation from delivery_events.
 	rawAnswers := map[string]any{}
 	for _, win := range windows {
-		for _, ep := range []string{"channels", "fallback"} {
+		for _, ep := range endpoints {
 			raw := store.Window{From: win.from, To: win.to, Raw: true}
 			var answer any
-			p50, p95, err := timeCalls(calls, func() error {
+			p50, p95, err := timeCalls(o.rawCalls, func() error {
 				var err error
-				if ep == "channels" {
+				switch ep {
+				case "channels":
 					answer, err = db.Channels(ctx, raw)
-				} else {
+				case "fallback":
 					answer, err = db.Fallback(ctx, raw)
+				case "timeseries":
+					answer, err = db.Timeseries(ctx, raw, reporter.DefaultStep(win.to.Sub(win.from)))
+				case "events":
+					answer, err = rawEvents(ctx, db, win.from, win.to)
 				}
 				return err
 			})
 			if err != nil {
-				return err
+				return fmt.Errorf("raw %s %s: %w", win.name, ep, err)
 			}
 			rawAnswers[win.name+ep] = answer
 			fmt.Printf("| %d | %s | /%s | raw events | %.0f | %.0f |\n", rows, win.name, ep, p50, p95)
@@ -187,9 +208,9 @@ func bench(ctx context.Context, ownerDSN string, n, calls int, logger *slog.Logg
 	timeAPI := func(source string) error {
 		for _, win := range windows {
 			q := url.Values{"from": {win.from.Format(time.RFC3339)}, "to": {win.to.Format(time.RFC3339)}}.Encode()
-			for _, ep := range []string{"channels", "fallback"} {
+			for _, ep := range endpoints {
 				var apiBody []byte
-				p50, p95, err := timeCalls(calls, func() error {
+				p50, p95, err := timeCalls(o.calls, func() error {
 					resp, err := http.Get(api.URL + "/api/v1/" + ep + "?" + q)
 					if err != nil {
 						return err
@@ -206,58 +227,124 @@ func bench(ctx context.Context, ownerDSN string, n, calls int, logger *slog.Logg
 				}
 				fmt.Printf("| %d | %s | /%s | %s | %.0f | %.0f |\n", rows, win.name, ep, source, p50, p95)
 				if err := same(ep, apiBody, rawAnswers[win.name+ep]); err != nil {
-					return fmt.Errorf("%s: %w", source, err)
+					return fmt.Errorf("%s %s: %w", source, win.name, err)
 				}
 			}
 		}
 		return nil
 	}
-	if err := timeAPI("API, attempts aggregate"); err != nil {
-		return err
+	if o.live {
+		if err := timeAPI("API, live"); err != nil {
+			return err
+		}
 	}
 	// The generator's inserts are visible once they return: the rollups may
-	// trust rows inserted more than a few seconds before their computation.
-	store.RollupSlack = 3 * time.Second
+	// trust marks made more than a second before their computation.
+	store.RollupSlack = time.Second
 	time.Sleep(store.RollupSlack)
-	t1 := time.Now()
-	rolled, err := db.RefreshRollups(ctx, time.Now())
-	if err != nil {
+	job := func(what string) error {
+		t := time.Now()
+		hours, err := db.RefreshRollups(ctx, time.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "rollup job, %s: %d hours in %s\n", what, len(hours), time.Since(t).Round(time.Millisecond))
+		fmt.Printf("| %d | rollup job | %s | %d hours | %d | |\n", rows, what, len(hours), time.Since(t).Milliseconds())
+		time.Sleep(store.RollupSlack)
+		return nil
+	}
+	if err := job("all history"); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "rollup job: %d days in %s\n", len(rolled), time.Since(t1).Round(time.Millisecond))
-	t1 = time.Now()
-	if rolled, err = db.RefreshRollups(ctx, time.Now()); err != nil {
+	if err := job("idle"); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "idle rollup job: %d days in %s\n", len(rolled), time.Since(t1).Round(time.Millisecond))
-	if err := timeAPI("API, daily rollups"); err != nil {
+	if err := timeAPI("API, hourly rollups"); err != nil {
+		return err
+	}
+	// A new hour of traffic after the history, then one event dated a
+	// month back.
+	if _, err := generate(ctx, db, n/(days*24), end, time.Hour, 1); err != nil {
+		return err
+	}
+	time.Sleep(store.RollupSlack)
+	if err := job("a new hour"); err != nil {
+		return err
+	}
+	if err := db.Conn().Exec(ctx, fmt.Sprintf(`INSERT INTO delivery_events (event_id, otp_id, profile_id, channel, status, event_time, received_at, error_code, error_message, source)
+VALUES ('late-1', generateUUIDv4(), 'prof-login', 'SMS', 'DISPATCHED', %s, now64(3), '', '', 'webhook')`, chTime(end.AddDate(0, 0, -30).Add(90*time.Minute)))); err != nil {
+		return err
+	}
+	time.Sleep(store.RollupSlack)
+	if err := job("one old-dated event"); err != nil {
 		return err
 	}
 	return admin.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+name+" SYNC")
 }
 
+// rawEvents is the first page of /events as a plain query would list it.
+func rawEvents(ctx context.Context, db *store.DB, from, to time.Time) ([]string, error) {
+	rows, err := db.Conn().Query(ctx, fmt.Sprintf(`SELECT event_id FROM delivery_events FINAL
+WHERE event_time >= %s AND event_time < %s ORDER BY event_time DESC, event_id DESC LIMIT 100`, chTime(from), chTime(to)))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 // same checks that the API's answer equals the one computed from raw events.
 func same(ep string, apiBody []byte, raw any) error {
-	var got, want any
-	if ep == "channels" {
+	var got any
+	want := raw
+	switch ep {
+	case "channels":
 		var r reporter.ChannelsResponse
 		if err := json.Unmarshal(apiBody, &r); err != nil {
 			return err
 		}
 		got = r.Channels
-		want = raw
-	} else {
+	case "fallback":
 		var r reporter.FallbackResponse
 		if err := json.Unmarshal(apiBody, &r); err != nil {
 			return err
 		}
 		got = r.FallbackStats
-		want = raw
+	case "timeseries":
+		var r reporter.TimeseriesResponse
+		if err := json.Unmarshal(apiBody, &r); err != nil {
+			return err
+		}
+		// Through JSON both ways, so times and steps compare alike.
+		b, _ := json.Marshal(raw)
+		var w store.Timeseries
+		if err := json.Unmarshal(b, &w); err != nil {
+			return err
+		}
+		got, want = r.Timeseries, w
+	case "events":
+		var r store.EventPage
+		if err := json.Unmarshal(apiBody, &r); err != nil {
+			return err
+		}
+		var ids []string
+		for _, e := range r.Events {
+			ids = append(ids, e.EventID)
+		}
+		got = ids
 	}
 	if !reflect.DeepEqual(got, want) {
 		g, _ := json.Marshal(got)
 		w, _ := json.Marshal(want)
-		return fmt.Errorf("/%s from aggregates differs from raw events:\n%s\n%s", ep, g, w)
+		return fmt.Errorf("/%s differs from raw events:\n%s\n%s", ep, g, w)
 	}
 	return nil
 }

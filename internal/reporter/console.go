@@ -33,9 +33,9 @@ type TimeseriesResponse struct {
 // defaultBuckets is how many buckets a timeseries without step has.
 const defaultBuckets = 60
 
-// defaultStep is the step cutting d into about defaultBuckets buckets: the
+// DefaultStep is the step cutting d into about defaultBuckets buckets: the
 // smallest of a few round steps that does.
-func defaultStep(d time.Duration) time.Duration {
+func DefaultStep(d time.Duration) time.Duration {
 	for _, s := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 24 * time.Hour} {
 		if d <= s*defaultBuckets {
 			return s
@@ -49,7 +49,7 @@ func (a *API) timeseries(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	step := defaultStep(win.To.Sub(win.From))
+	step := DefaultStep(win.To.Sub(win.From))
 	if s := r.URL.Query().Get("step"); s != "" {
 		d, err := parseStep(s)
 		if err != nil {

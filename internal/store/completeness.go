@@ -23,7 +23,7 @@ type Completeness struct {
 	// AwaitingReconciliation counts the pending attempts whose first event
 	// is more than SettleTime old: their outcome is overdue, most likely a
 	// lost webhook the poller has yet to recover (or never will: an attempt
-	// of a day already rolled up that is still pending counts here too).
+	// of an hour that ended SettleTime ago and is still pending counts here too).
 	AwaitingReconciliation uint64 `json:"awaiting_reconciliation"`
 	// SettledUntil is the first event of the earliest pending attempt:
 	// every attempt starting before it has settled. Null when nothing is
@@ -47,18 +47,37 @@ func (c *Completeness) add(pending, overdue uint64, first *time.Time) {
 // and channel filters) as of now.
 func (db *DB) Completeness(ctx context.Context, w Window, now time.Time) (Completeness, error) {
 	rolled := func(ctx context.Context, w Window, p plan) (Completeness, error) {
-		// A rolled-up day ended RollupMargin ago: all its pending attempts
-		// are overdue.
+		// The pending attempts of a rolled-up hour that ended SettleTime
+		// ago are all overdue; the later hours are counted from their rows.
 		c := Completeness{Final: true}
-		where, args := p.where(w, "channel")
-		var pending uint64
-		var first *time.Time
-		q := "SELECT toUInt64(greatest(0, sum(attempts) - sum(delivered) - sum(failed))), min(pending_first) FROM daily_attempts WHERE " + where
-		if err := db.conn.QueryRow(ctx, q, args...).Scan(&pending, &first); err != nil {
-			return c, fmt.Errorf("query completeness: %w", err)
+		var old, recent []rolledHour
+		for _, h := range p.hours {
+			if h.hour.Add(time.Hour).After(now.Add(-SettleTime)) {
+				recent = append(recent, h)
+			} else {
+				old = append(old, h)
+			}
 		}
-		c.add(pending, pending, first)
-		for _, lw := range p.live {
+		if len(old) > 0 {
+			where, args := plan{hours: old}.where(w, "channel")
+			var pending uint64
+			var first *time.Time
+			q := "SELECT toUInt64(greatest(0, sum(attempts) - sum(delivered) - sum(failed))), min(pending_first) FROM hourly_attempts WHERE " + where
+			if err := db.conn.QueryRow(ctx, q, args...).Scan(&pending, &first); err != nil {
+				return c, fmt.Errorf("query completeness: %w", err)
+			}
+			c.add(pending, pending, first)
+		}
+		subs := p.live
+		if len(recent) > 0 {
+			rw := w
+			rw.spans, rw.stored = nil, recent
+			for _, h := range recent {
+				rw.spans = append(rw.spans, span{h.hour, h.hour.Add(time.Hour)})
+			}
+			subs = append(subs, rw)
+		}
+		for _, lw := range subs {
 			lc, err := db.completenessLive(ctx, lw, now)
 			if err != nil {
 				return c, err

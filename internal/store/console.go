@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // The reads behind the operator's console: figures over time (Timeseries) and
@@ -53,124 +55,6 @@ type Duration time.Duration
 // MarshalJSON writes d in seconds.
 func (d Duration) MarshalJSON() ([]byte, error) {
 	return []byte(strconv.FormatFloat(time.Duration(d).Seconds(), 'f', -1, 64)), nil
-}
-
-// Timeseries returns w's figures per channel in buckets of step, the first
-// starting at w.From (the last may end after w.To and is cut there). It reads
-// the attempts aggregate, like the live part of Channels.
-func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Timeseries, error) {
-	if err := w.check(); err != nil {
-		return Timeseries{}, err
-	}
-	if step < time.Second {
-		return Timeseries{}, errors.New("step must be at least 1s")
-	}
-	n := int((w.To.Sub(w.From) + step - 1) / step)
-	if n > MaxBuckets {
-		return Timeseries{}, ErrTooManyBuckets
-	}
-	ts := Timeseries{Start: make([]time.Time, n), Step: Duration(step), Channels: []Series{}}
-	for i := range ts.Start {
-		ts.Start[i] = w.From.Add(time.Duration(i) * step)
-	}
-	byName := map[string]*Series{}
-	series := func(ch string) *Series {
-		s := byName[ch]
-		if s == nil {
-			s = &Series{Channel: ch,
-				Attempts: make([]uint64, n), Delivered: make([]uint64, n), Failed: make([]uint64, n),
-				DeliveryRate: make([]*float64, n), LatencyP50MS: make([]*float64, n), LatencyP95MS: make([]*float64, n),
-				OTPs: make([]uint64, n), FallbackOTPs: make([]uint64, n), FallbackRate: make([]*float64, n)}
-			byName[ch] = s
-		}
-		return s
-	}
-	bucket := func(col string) string {
-		return fmt.Sprintf("intDiv(toUnixTimestamp64Milli(%s) - %d, %d)", col, w.From.UnixMilli(), step.Milliseconds())
-	}
-
-	sub, args := w.channelAttemptsSQL()
-	q := fmt.Sprintf(`SELECT toString(channel) AS ch, %s AS b,
-`+attemptCountsSQL+`
-    arrayMap(x -> toFloat64(x), quantilesExact(0.5, 0.95)(toUnixTimestamp64Milli(a_delivered) - toUnixTimestamp64Milli(a_dispatched))) AS lat
-FROM (%s)
-GROUP BY ch, b`, bucket("a_first"), sub)
-	rows, err := db.conn.Query(ctx, q, args...)
-	if err != nil {
-		return ts, fmt.Errorf("query timeseries: %w", err)
-	}
-	for rows.Next() {
-		var (
-			ch                                                   string
-			b                                                    int64
-			attempts, delivered, failed, undeliverable, timedOut uint64
-			unknown, polled, latN                                uint64
-			pendingFirst                                         *time.Time
-			lat                                                  []float64
-		)
-		// The columns of attemptCountsSQL, then the latencies.
-		if err := rows.Scan(&ch, &b, &attempts, &delivered, &failed, &undeliverable, &timedOut, &unknown, &polled, &latN, &pendingFirst, &lat); err != nil {
-			rows.Close()
-			return ts, fmt.Errorf("read timeseries: %w", err)
-		}
-		if b < 0 || b >= int64(n) {
-			continue
-		}
-		s := series(ch)
-		s.Attempts[b], s.Delivered[b], s.Failed[b] = attempts, delivered, failed
-		s.DeliveryRate[b] = rate(delivered, delivered+failed)
-		if p := percentiles(latN, lat); p != nil {
-			s.LatencyP50MS[b], s.LatencyP95MS[b] = &p.P50, &p.P95
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return ts, fmt.Errorf("read timeseries: %w", err)
-	}
-
-	jsub, jargs := w.journeysSQL()
-	q = fmt.Sprintf(`SELECT toString(atts[1].2) AS ch, %s AS b, count() AS otps, countIf(n > 1) AS fallback
-FROM (%s)
-GROUP BY ch, b`, bucket("j_first"), jsub)
-	rows, err = db.conn.Query(ctx, q, jargs...)
-	if err != nil {
-		return ts, fmt.Errorf("query timeseries journeys: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var ch string
-		var b int64
-		var otps, fallback uint64
-		if err := rows.Scan(&ch, &b, &otps, &fallback); err != nil {
-			return ts, fmt.Errorf("read timeseries journeys: %w", err)
-		}
-		if b < 0 || b >= int64(n) {
-			continue
-		}
-		s := series(ch)
-		s.OTPs[b], s.FallbackOTPs[b] = otps, fallback
-		s.FallbackRate[b] = rate(fallback, otps)
-	}
-	if err := rows.Err(); err != nil {
-		return ts, fmt.Errorf("read timeseries journeys: %w", err)
-	}
-	total := func(s *Series) (t uint64) {
-		for _, v := range s.Attempts {
-			t += v
-		}
-		return t
-	}
-	for _, s := range byName {
-		ts.Channels = append(ts.Channels, *s)
-	}
-	sort.Slice(ts.Channels, func(i, j int) bool {
-		ti, tj := total(&ts.Channels[i]), total(&ts.Channels[j])
-		if ti != tj {
-			return ti > tj
-		}
-		return ts.Channels[i].Channel < ts.Channels[j].Channel
-	})
-	return ts, nil
 }
 
 // MaxEventsLimit bounds one page of Events.
@@ -237,47 +121,65 @@ func (db *DB) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 	if limit > MaxEventsLimit {
 		return page, fmt.Errorf("limit %d is above %d", limit, MaxEventsLimit)
 	}
-	where := []string{fmt.Sprintf("event_time >= %s AND event_time < %s", msTime(f.From), msTime(f.To))}
-	var args []any
-	for _, c := range []struct{ col, v string }{
-		{"channel", strings.ToUpper(f.Channel)}, {"status", strings.ToUpper(f.Status)},
-		{"profile_id", f.Profile}, {"source", f.Source},
-	} {
-		if c.v != "" {
-			where, args = append(where, c.col+" = ?"), append(args, c.v)
-		}
-	}
-	if f.OTPID != "" {
-		where, args = append(where, "otp_id = toUUIDOrZero(?)"), append(args, f.OTPID)
-	}
+	// The time range and cursor select rows in the by_time projection's
+	// order; duplicates (same event_id, same time) are adjacent there and
+	// the newest insert wins, as FINAL would have it; then the filters.
+	upper := f.To
+	var cursor string
+	var cargs []any
 	if f.After != "" {
 		t, id, err := parseEventCursor(f.After)
 		if err != nil {
 			return page, err
 		}
-		where, args = append(where, fmt.Sprintf("(event_time, event_id) < (%s, ?)", msTime(t))), append(args, id)
+		cursor, cargs = fmt.Sprintf(" AND (event_time, event_id) < (%s, ?)", msTime(t)), []any{id}
+		upper = minTime(upper, t.Add(time.Millisecond))
 	}
-	q := fmt.Sprintf(`SELECT toString(otp_id), toString(profile_id), event_id, toString(channel), toString(status), event_time, received_at,
-    toString(error_code), error_message, toString(source), missed_webhook, unknown_status
-FROM delivery_events FINAL
-WHERE %s
-ORDER BY event_time DESC, event_id DESC
-LIMIT %d`, strings.Join(where, " AND "), limit+1)
-	rows, err := db.conn.Query(ctx, q, args...)
-	if err != nil {
-		return page, fmt.Errorf("query events: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var e EventRecord
-		if err := rows.Scan(&e.OTPID, &e.ProfileID, &e.EventID, &e.Channel, &e.Status, &e.Time, &e.ReceivedAt,
-			&e.ErrorCode, &e.ErrorMessage, &e.Source, &e.MissedWebhook, &e.UnknownStatus); err != nil {
-			return page, fmt.Errorf("read events: %w", err)
+	where := []string{"1"}
+	var fargs []any
+	for _, c := range []struct{ col, v string }{
+		{"channel", strings.ToUpper(f.Channel)}, {"status", strings.ToUpper(f.Status)},
+		{"profile_id", f.Profile}, {"source", f.Source},
+	} {
+		if c.v != "" {
+			where, fargs = append(where, c.col+" = ?"), append(fargs, c.v)
 		}
-		page.Events = append(page.Events, e)
 	}
-	if err := rows.Err(); err != nil {
-		return page, fmt.Errorf("read events: %w", err)
+	if f.OTPID != "" {
+		where, fargs = append(where, "otp_id = toUUIDOrZero(?)"), append(fargs, f.OTPID)
+	}
+	// Newest first: the last hour before upper, then 4, 16, … times as
+	// much, until a page is full or the range is whole. Everything outside
+	// a range read is older than it, so a full page is the right one; most
+	// pages read one hour, not the whole window.
+	for span := time.Hour; ; span *= 4 {
+		lo := maxTime(f.From, upper.Add(-span))
+		q := fmt.Sprintf(`SELECT toString(otp_id), toString(profile_id), event_id, toString(channel), toString(status), event_time, received_at,
+    toString(error_code), error_message, toString(source), missed_webhook, unknown_status
+FROM (
+    SELECT * FROM delivery_events
+    WHERE event_time >= %s AND event_time < %s%s
+    ORDER BY event_time DESC, event_id DESC, inserted_at DESC
+    LIMIT 1 BY event_id
+)
+WHERE %s
+LIMIT %d`, msTime(lo), msTime(f.To), cursor, strings.Join(where, " AND "), limit+1)
+		page.Events = page.Events[:0]
+		err := db.eachRow(ctx, "events", q, append(slices.Clone(cargs), fargs...), func(rows driver.Rows) error {
+			var e EventRecord
+			if err := rows.Scan(&e.OTPID, &e.ProfileID, &e.EventID, &e.Channel, &e.Status, &e.Time, &e.ReceivedAt,
+				&e.ErrorCode, &e.ErrorMessage, &e.Source, &e.MissedWebhook, &e.UnknownStatus); err != nil {
+				return err
+			}
+			page.Events = append(page.Events, e)
+			return nil
+		})
+		if err != nil {
+			return page, err
+		}
+		if len(page.Events) > limit || !lo.After(f.From) {
+			break
+		}
 	}
 	if len(page.Events) > limit {
 		page.Events = page.Events[:limit]

@@ -272,12 +272,12 @@ func TestRollupsWithMethods(t *testing.T) {
 		}
 		insertShuffled(t, db, early)
 		if days, err := db.RefreshRollups(t.Context(), t0.AddDate(0, 0, 5)); err != nil || len(days) == 0 {
-			t.Fatalf("RefreshRollups = %v, %v; want the method days rolled up", days, err)
+			t.Fatalf("RefreshRollups = %v, %v; want the method hours rolled up", days, err)
 		}
 		same("rolled up")
 		insertShuffled(t, db, late)
 		if days, err := db.RefreshRollups(t.Context(), t0.AddDate(0, 0, 6)); err != nil || len(days) == 0 {
-			t.Fatalf("RefreshRollups after late facts = %v, %v; want the touched days rolled up again", days, err)
+			t.Fatalf("RefreshRollups after late facts = %v, %v; want the hours the late facts marked (schema 0011) rolled up again", days, err)
 		}
 		same("late facts rolled up")
 		fb, _ := db.Fallback(t.Context(), w)

@@ -38,11 +38,15 @@ type Window struct {
 	// channel it is; "" keeps all.
 	Channel string
 	// Raw computes from delivery_events instead of the attempts aggregate and
-	// the daily rollups (they must agree; tests and benchmarks compare them).
+	// the hourly rollups (they must agree; tests and benchmarks compare them).
 	Raw bool
 	// spans, when set, replace [From, To) by these disjoint intervals (the
-	// live parts of a window read mostly from the daily rollups).
+	// live parts of a window read mostly from the hourly rollups).
 	spans []span
+	// stored, when set, reads the attempts and journeys of these rolled-up
+	// hours (hour_attempts, hour_journeys) instead of computing them: the
+	// partial hours at a window's ends.
+	stored []rolledHour
 }
 
 type span struct{ from, to time.Time }
@@ -276,7 +280,7 @@ func (w Window) check() error {
 func (w Window) inWindow(col string) string {
 	ivs := w.intervals()
 	if len(ivs) == 1 {
-		return fmt.Sprintf("%s >= %s AND %s < %s", col, msTime(w.From), col, msTime(w.To))
+		return fmt.Sprintf("%s >= %s AND %s < %s", col, msTime(ivs[0].from), col, msTime(ivs[0].to))
 	}
 	var parts []string
 	for _, iv := range ivs {
@@ -312,6 +316,9 @@ const journeyCountsSQL = `    count() AS otps,
 // profile and channel filters on profile and channel; args bind it.
 func (w Window) filter(first, profile, channel string) (string, []any) {
 	having := w.inWindow(first)
+	if len(w.stored) > 0 {
+		having = w.storedSQL(first)
+	}
 	var args []any
 	if w.Profile != "" {
 		having += " AND " + profile + " = ?"
@@ -329,18 +336,31 @@ func (w Window) filter(first, profile, channel string) (string, []any) {
 // placeholders. Dashboards use the same definitions.
 func (w Window) channelAttemptsSQL() (string, []any) {
 	having, args := w.filter("a_first", "a_profile", "channel")
+	if len(w.stored) > 0 {
+		return "SELECT " + attemptCols + " FROM hour_attempts WHERE " + having, args
+	}
 	return attemptsSQL(w.Raw, w.intervals(), "", having), args
 }
 
-// journeysSQL is a subquery of one row per journey in the window: otp_id
-// (the OTP or attempt that delivered first, else the first), journey (its
-// key: the correlationId, else the OTP's id), j_profile, j_first, j_delivered, j_delivered_channel, atts (its attempts
-// as tuples (first, channel, delivered, failed, no), sorted), chans (the
-// distinct channels in order of first attempt), path, n (how many
+// journeyCols are the columns every journey subquery yields.
+const journeyCols = "otp_id, j_profile, j_first, j_delivered, j_delivered_channel, j_primary, path, n, resends, outcome"
+
+// journeysSQL is a subquery of one row per journey in the window
+// (journeyCols): otp_id (the OTP or method attempt that delivered first,
+// else the first: the one whose polled status is the journey's), j_profile,
+// j_first, j_delivered, j_delivered_channel, j_primary (the first channel),
+// path (the distinct channels in order of first attempt), n (how many
 // channels), resends (attempts beyond the first on a channel), outcome.
+// Live, the journey is grouped from its attempts here, by the key
+// journeyKeyedSQL gives each attempt: the one place that says which attempts
+// form a journey, for live answers and rollups alike.
 func (w Window) journeysSQL() (string, []any) {
+	if len(w.stored) > 0 {
+		having, args := w.filter("j_first", "j_profile", "j_primary")
+		return "SELECT " + journeyCols + ", s_final, s_verified, s_rate FROM hour_journeys WHERE " + having, args
+	}
 	having, args := w.filter("j_first", "j_profile", "atts[1].2")
-	q := fmt.Sprintf(`SELECT j_otp AS otp_id, journey, j_profile, j_first, j_delivered, j_delivered_channel, atts,
+	q := fmt.Sprintf(`SELECT j_otp AS otp_id, j_profile, j_first, j_delivered, j_delivered_channel, toString(atts[1].2) AS j_primary,
     arrayDistinct(arrayMap(x -> x.2, atts)) AS chans,
     length(chans) AS n,
     toUInt64(length(atts) - n) AS resends,
@@ -388,6 +408,88 @@ LEFT JOIN (
     SELECT otp_id AS l_otp, argMin(journey_id, (linked_at, journey_id)) AS l_journey
     FROM journey_links WHERE %s GROUP BY otp_id
 ) AS l ON a.otp_id = l.l_otp`, attempts, links)
+}
+
+// journeyStatusSQL is journeysSQL with each journey's polled OTP status:
+// s_final (a final status, VERIFIED, EXPIRED or TOO_MANY_ATTEMPTS, was
+// polled), s_verified (VERIFIED was) and s_rate (the poller's least sample
+// rate). A status counts for its journey when it was observed within
+// MaxAttemptSpan of the journey's first attempt — a fact of the journey like
+// its delivery events, so one bound decides what a window reads and which
+// hours a late status changes.
+func (w Window) journeyStatusSQL() (string, []any) {
+	sub, args := w.journeysSQL()
+	if len(w.stored) > 0 {
+		return sub, args
+	}
+	var ranges []string
+	for _, iv := range w.intervals() {
+		ranges = append(ranges, fmt.Sprintf("(observed_at >= %s AND observed_at < %s)", msTime(iv.from.Add(-MaxAttemptSpan)), msTime(iv.to.Add(MaxAttemptSpan))))
+	}
+	q := fmt.Sprintf(`SELECT `+journeyCols+`,
+    toUInt8(arrayExists(x -> x.2 >= 1, sts)) AS s_final,
+    toUInt8(arrayExists(x -> x.2 = 2, sts)) AS s_verified,
+    if(empty(sts), 0., arrayMin(arrayMap(x -> x.3, sts))) AS s_rate
+FROM (
+    SELECT j.*, arrayFilter(x -> x.1 >= j.j_first - toIntervalMillisecond(%[1]d) AND x.1 < j.j_first + toIntervalMillisecond(%[1]d), s.all_sts) AS sts
+    FROM (%[2]s) AS j
+    LEFT JOIN (
+        SELECT otp_id, groupArray((observed_at,
+            toUInt8(multiIf(otp_status = 'VERIFIED', 2, otp_status IN ('EXPIRED', 'TOO_MANY_ATTEMPTS'), 1, 0)), sample_rate)) AS all_sts
+        FROM otp_status
+        WHERE %[3]s
+        GROUP BY otp_id
+    ) AS s ON j.otp_id = s.otp_id
+)`, MaxAttemptSpan.Milliseconds(), sub, strings.Join(ranges, " OR "))
+	return q, args
+}
+
+// storedSQL selects the stored rows of w: per stored hour, its version and,
+// where w covers only part of the hour, first (the attempt's or journey's
+// first event) within w. One OR of ANDs: an AND of the hours' OR and the
+// intervals' OR made ClickHouse expand them into every pair.
+func (w Window) storedSQL(first string) string {
+	var parts []string
+	for _, h := range w.stored {
+		end := h.hour.Add(time.Hour)
+		for _, iv := range w.intervals() {
+			from, to := maxTime(iv.from, h.hour), minTime(iv.to, end)
+			if !from.Before(to) {
+				continue
+			}
+			c := fmt.Sprintf("hour = %s AND version = %d", sqlHour(h.hour), h.version)
+			if !from.Equal(h.hour) || !to.Equal(end) {
+				c += fmt.Sprintf(" AND %s >= %s AND %s < %s", first, msTime(from), first, msTime(to))
+			}
+			parts = append(parts, "("+c+")")
+		}
+	}
+	if len(parts) == 0 {
+		return "0"
+	}
+	return "(" + strings.Join(parts, " OR ") + ")"
+}
+
+// hoursSQL selects the rows of the given hours at their versions, as ranges
+// of consecutive hours computed by one run: a window reads a few ranges
+// rather than a list of every hour (which ClickHouse would take seconds to
+// analyze for 90 days).
+func hoursSQL(hs []rolledHour) string {
+	if len(hs) == 0 {
+		return "0"
+	}
+	hs = slices.Clone(hs)
+	sort.Slice(hs, func(i, j int) bool { return hs[i].hour.Before(hs[j].hour) })
+	var parts []string
+	for i := 0; i < len(hs); {
+		j := i + 1
+		for j < len(hs) && hs[j].version == hs[i].version && hs[j].hour.Equal(hs[j-1].hour.Add(time.Hour)) {
+			j++
+		}
+		parts = append(parts, fmt.Sprintf("(hour >= %s AND hour < %s AND version = %d)", sqlHour(hs[i].hour), sqlHour(hs[j-1].hour.Add(time.Hour)), hs[i].version))
+		i = j
+	}
+	return "(" + strings.Join(parts, " OR ") + ")"
 }
 
 func rate(num, den uint64) *float64 {
@@ -444,7 +546,7 @@ GROUP BY ch`
 	return out, err
 }
 
-// fromRollups checks w, then answers it with rolled where daily rollups serve
+// fromRollups checks w, then answers it with rolled where hourly rollups serve
 // part of it, else with live from the raw tables and attempts.
 func fromRollups[T any](ctx context.Context, db *DB, w Window, rolled func(context.Context, Window, plan) (T, error), live func(context.Context, Window) (T, error)) (T, error) {
 	var zero T

@@ -55,18 +55,18 @@ func (r *Retention) Set(s string) error {
 // RetentionConfig is how long each group of tables keeps its rows. The
 // groups follow what reads them: the facts (the console's events and OTP
 // lookup, the poller's resend audit), the per-dispatch aggregates the live
-// figures are computed from, the daily rollups long windows read, and the
+// figures are computed from, the hourly rollups windows read, and the
 // dead letters.
 type RetentionConfig struct {
 	// Events: delivery_events, otp_status, v1_events, resends, and the
 	// methods' silent_auth_outcomes, push_events and journey_links (by event time).
 	Events Retention
-	// Attempts: channel_events and attempts (by day), what windows of
-	// unsealed or un-rolled days are computed from.
+	// Attempts: channel_events and attempts (by day), what dirty hours
+	// are computed from.
 	Attempts Retention
-	// Rollups: the daily rollup tables (by day). Keep them at least as long
-	// as Attempts: a day whose rollup expired first is computed live again,
-	// and the rollup job would roll it up anew.
+	// Rollups: the rollup tables (the hourly ones by hour, the old daily
+	// ones by day) and the dirty marks. Keep them at least as long as
+	// Attempts: an hour whose rollup expired first would be computed again.
 	Rollups Retention
 	// DeadLetters: dead_letters (by arrival) and dead_letter_replays (by replay).
 	DeadLetters Retention
@@ -79,7 +79,7 @@ func (c *RetentionConfig) registerFlags(fs *flag.FlagSet) {
 	c.DeadLetters = DefaultDeadLetterRetention
 	fs.Var(&c.Events, "retention-events", "keep delivery events, OTP statuses, v1 events, resend decisions, silent-auth outcomes, push events and journey links this long by event time (90d, 2160h; 0 = forever)")
 	fs.Var(&c.Attempts, "retention-attempts", "keep the per-dispatch aggregates (channel_events, attempts) this long by day; windows over older days read the rollups (0 = forever)")
-	fs.Var(&c.Rollups, "retention-rollups", "keep the daily rollups this long by day; 0 or at least --retention-attempts (0 = forever)")
+	fs.Var(&c.Rollups, "retention-rollups", "keep the rollups (hourly, and the old daily ones) this long; 0 or at least --retention-attempts (0 = forever)")
 	fs.Var(&c.DeadLetters, "retention-dead-letters", "keep dead letters and their replay records this long (0 = forever)")
 }
 
@@ -108,6 +108,9 @@ func (c *RetentionConfig) tables() map[ttlTable]Retention {
 	}
 	for _, t := range []string{"rolled_days", "daily_attempts", "daily_paths", "rollup_days", "daily_channels", "daily_journeys", "daily_conversion", "daily_latency", "daily_latency_buckets"} {
 		out[ttlTable{t, "day", true}] = c.Rollups
+	}
+	for _, t := range []string{"rollup_dirty", "rolled_hours", "hour_attempts", "hour_journeys", "hourly_attempts", "hourly_paths", "hourly_conversion", "hourly_latency", "hourly_latency_buckets"} {
+		out[ttlTable{t, "hour", false}] = c.Rollups
 	}
 	out[ttlTable{"dead_letters", "received_at", false}] = c.DeadLetters
 	out[ttlTable{"dead_letter_replays", "replayed_at", false}] = c.DeadLetters

@@ -6,24 +6,23 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// Daily rollups (schema/0003_daily_rollups.sql): the figures of whole UTC days,
-// computed by the SQL below — the same definitions the live queries use for a
-// window — so that a long window reads a few rows per day. A window is split
-// into rolled-up days and live sub-windows (its partial edge days, and any day
-// not rolled up or touched since), whose rows are summed; percentiles stay
-// exact because the rollups keep a count per millisecond value.
+// Hourly rollups (schema/0008_hourly_rollups.sql): the figures of whole UTC
+// hours, and the attempts and journeys of each hour, computed by the SQL
+// below — the same definitions the live queries use for a window — so that a
+// window of any length reads a few rows per hour, and its partial first and
+// last hours read only their own attempts. Hours that inserts changed since
+// their computation (rollup_dirty) are computed live until the job has
+// recomputed them; percentiles stay exact because the rollups keep a count
+// per millisecond value.
 
-// RollupMargin is how long after its end a day is sealed and rolled up: an
-// attempt's and a journey's events span less than MaxAttemptSpan, and late
-// webhooks and polls arrive within minutes.
-const RollupMargin = 2 * 24 * time.Hour
-
-// RollupSlack is how long an insert may take to become visible after its rows'
-// inserted_at: rows inserted up to this long before a day's computation may be
-// missing from it, so they mark the day as touched (readers compute it live
-// and the job computes it again). Set it before use, if at all.
+// RollupSlack is how long an insert may take to become visible after its
+// dirty mark's inserted_at: marks up to this long before an hour's version
+// still make it dirty (readers compute it live and the job computes it
+// again). Set it before use, if at all.
 var RollupSlack = 5 * time.Minute
 
 // latencyBucket groups millisecond values for the two-step exact percentile:
@@ -37,76 +36,89 @@ const (
 	metricTTD     = "ttd"
 )
 
-// channelRowsSQL yields, for the attempts of w (filtered by profile and
-// channel), one row per (profile_id, channel, code): attempts, delivered,
-// failed, unknown, polled, lat_n, and lats, the latencies (ms) that
-// latencyRowsSQL counts. code is the error code of failed attempts and empty
-// for the others.
-func (w Window) channelRowsSQL() (string, []any) {
-	sub, args := w.channelAttemptsSQL()
-	return fmt.Sprintf(`SELECT toString(a_profile) AS profile_id, toString(channel) AS channel, code,
+// The aggregates below each read a subquery of attempts (attemptCols) or
+// journeys (journeyStatusSQL's columns) — computed live, or the rows stored
+// for rolled-up hours — and group by by (a column list ending in a comma, or
+// ""), so one definition fills the hourly tables and answers live and
+// partial hours.
+
+// channelAggSQL yields per (by, profile_id, channel, code): attempts,
+// delivered, failed, undeliverable, timed_out, unknown, polled, lat_n,
+// pending_first, and lats, the latencies (ms) that latencyAggSQL counts.
+// code is the error code of failed attempts and empty for the others.
+func channelAggSQL(src, by string) string {
+	return fmt.Sprintf(`SELECT %[1]s toString(a_profile) AS profile_id, toString(channel) AS channel, code,
 `+attemptCountsSQL+`
     groupArrayIf(toUnixTimestamp64Milli(assumeNotNull(a_delivered)) - toUnixTimestamp64Milli(assumeNotNull(a_dispatched)),
         a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lats
 FROM (
     SELECT *, if(a_delivered IS NULL AND a_failed IS NOT NULL, a_err, '') AS code
-    FROM (%s)
+    FROM (%[2]s)
 )
-GROUP BY profile_id, channel, code`, sub), args
+GROUP BY %[1]s profile_id, channel, code`, by, src)
 }
 
-// latencyRowsSQL yields the latency histogram of w's attempts: profile_id,
-// key (the channel), ms, n.
-func (w Window) latencyRowsSQL() (string, []any) {
-	sub, args := w.channelAttemptsSQL()
-	return fmt.Sprintf(`SELECT toString(a_profile) AS profile_id, toString(channel) AS key,
+// latencyAggSQL yields the latency histogram of src's attempts: by,
+// profile_id, key (the channel), ms, n.
+func latencyAggSQL(src, by string) string {
+	return fmt.Sprintf(`SELECT %[1]s toString(a_profile) AS profile_id, toString(channel) AS key,
     toUnixTimestamp64Milli(assumeNotNull(a_delivered)) - toUnixTimestamp64Milli(assumeNotNull(a_dispatched)) AS ms, count() AS n
-FROM (%s)
+FROM (%[2]s)
 WHERE a_delivered IS NOT NULL AND a_dispatched IS NOT NULL
-GROUP BY profile_id, key, ms`, sub), args
+GROUP BY %[1]s profile_id, key, ms`, by, src)
 }
 
-// journeyRowsSQL yields, for the journeys of w, one row per (profile_id,
-// path): primary_channel, otps, fallback, o_primary, o_fallback, o_failed,
-// o_pending, delivered, and ttds, the times to deliver (ms) that ttdRowsSQL
-// counts.
-func (w Window) journeyRowsSQL() (string, []any) {
-	sub, args := w.journeysSQL()
-	return fmt.Sprintf(`SELECT toString(j_profile) AS profile_id, path, any(atts[1].2) AS primary_channel,
+// journeyAggSQL yields per (by, profile_id, path): primary_channel, otps,
+// fallback, resends, o_primary, o_fallback, o_failed, o_pending, delivered,
+// and ttds, the times to deliver (ms) that ttdAggSQL counts.
+func journeyAggSQL(src, by string) string {
+	return fmt.Sprintf(`SELECT %[1]s toString(j_profile) AS profile_id, toString(path) AS path, toString(any(j_primary)) AS primary_channel,
 `+journeyCountsSQL+`
     groupArrayIf(toUnixTimestamp64Milli(assumeNotNull(j_delivered)) - toUnixTimestamp64Milli(j_first), j_delivered IS NOT NULL) AS ttds
-FROM (%s)
-GROUP BY profile_id, path`, sub), args
+FROM (%[2]s)
+GROUP BY %[1]s profile_id, path`, by, src)
 }
 
-// ttdRowsSQL yields the time-to-deliver histogram of w's journeys:
+// ttdAggSQL yields the time-to-deliver histogram of src's journeys: by,
 // profile_id, key (the primary channel), ms, n.
-func (w Window) ttdRowsSQL() (string, []any) {
-	sub, args := w.journeysSQL()
-	return fmt.Sprintf(`SELECT toString(j_profile) AS profile_id, toString(atts[1].2) AS key,
+func ttdAggSQL(src, by string) string {
+	return fmt.Sprintf(`SELECT %[1]s toString(j_profile) AS profile_id, toString(j_primary) AS key,
     toUnixTimestamp64Milli(assumeNotNull(j_delivered)) - toUnixTimestamp64Milli(j_first) AS ms, count() AS n
-FROM (%s)
+FROM (%[2]s)
 WHERE j_delivered IS NOT NULL
-GROUP BY profile_id, key, ms`, sub), args
+GROUP BY %[1]s profile_id, key, ms`, by, src)
 }
 
-// conversionRowsSQL yields the verification conversion of w's journeys
-// (filtered by profile; w.Channel keeps the delivering channel): profile_id,
-// channel, polled, verified, sample_rate.
+// conversionAggSQL yields the verification conversion of src's journeys:
+// by, profile_id, channel (the delivering one), polled, verified,
+// sample_rate.
+func conversionAggSQL(src, by string) string {
+	return fmt.Sprintf(`SELECT %[1]s toString(j_profile) AS profile_id, toString(j_delivered_channel) AS channel,
+    count() AS polled, countIf(s_verified = 1) AS verified, min(s_rate) AS sample_rate
+FROM (%[2]s)
+WHERE j_delivered IS NOT NULL AND s_final = 1
+GROUP BY %[1]s profile_id, channel`, by, src)
+}
+
+// channelRowsSQL is channelAggSQL over w's attempts.
+func (w Window) channelRowsSQL() (string, []any) {
+	sub, args := w.channelAttemptsSQL()
+	return channelAggSQL(sub, ""), args
+}
+
+// journeyRowsSQL is journeyAggSQL over w's journeys.
+func (w Window) journeyRowsSQL() (string, []any) {
+	sub, args := w.journeysSQL()
+	return journeyAggSQL(sub, ""), args
+}
+
+// conversionRowsSQL is conversionAggSQL over w's journeys (filtered by
+// profile; w.Channel keeps the delivering channel).
 func (w Window) conversionRowsSQL() (string, []any) {
 	jw := w
 	jw.Channel = "" // the channel filter applies to the delivering channel here
-	sub, args := jw.journeysSQL()
-	q := fmt.Sprintf(`SELECT toString(j_profile) AS profile_id, toString(j_delivered_channel) AS channel, count() AS polled, countIf(s_verified = 1) AS verified, min(s_rate) AS sample_rate
-FROM (SELECT otp_id, j_profile, j_delivered_channel FROM (%s) WHERE j_delivered IS NOT NULL) AS j
-INNER JOIN (
-    SELECT otp_id, max(toUInt8(otp_status = 'VERIFIED')) AS s_verified, min(sample_rate) AS s_rate
-    FROM otp_status
-    WHERE observed_at >= %s
-    GROUP BY otp_id
-    HAVING max(toUInt8(otp_status IN ('VERIFIED', 'EXPIRED', 'TOO_MANY_ATTEMPTS'))) = 1
-) AS s ON j.otp_id = s.otp_id
-GROUP BY profile_id, channel`, sub, msTime(w.From.Add(-MaxAttemptSpan)))
+	sub, args := jw.journeyStatusSQL()
+	q := conversionAggSQL(sub, "")
 	if w.Channel != "" {
 		q += " HAVING channel = ?"
 		args = append(args, w.Channel)
@@ -114,208 +126,136 @@ GROUP BY profile_id, channel`, sub, msTime(w.From.Add(-MaxAttemptSpan)))
 	return q, args
 }
 
-// dayOf is the UTC day holding t.
-func dayOf(t time.Time) time.Time { return t.UTC().Truncate(24 * time.Hour) }
-
-func sqlDay(d time.Time) string { return "toDate('" + d.Format("2006-01-02") + "')" }
-
-// rolledDay is a day read from the rollups, at its current version.
-type rolledDay struct {
-	day     time.Time
+// rolledHour is an hour read from the rollups, at its current version.
+type rolledHour struct {
+	hour    time.Time
 	version uint64
 }
 
-// rollupVersions returns the current version of every rolled-up day in
-// [from, to).
-func (db *DB) rollupVersions(ctx context.Context, from, to time.Time) (map[time.Time]uint64, error) {
-	rows, err := db.conn.Query(ctx, fmt.Sprintf("SELECT day, max(version) FROM rolled_days WHERE day >= %s AND day < %s GROUP BY day", sqlDay(from), sqlDay(to)))
-	if err != nil {
-		return nil, fmt.Errorf("query rollup days: %w", err)
-	}
-	defer rows.Close()
-	out := map[time.Time]uint64{}
-	for rows.Next() {
-		var d time.Time
+func hourOf(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
+
+func sqlHour(t time.Time) string { return fmt.Sprintf("toDateTime(%d, 'UTC')", t.Unix()) }
+
+// hourStates returns, for the hours in [from, to), the current version of
+// every rolled-up hour and the newest dirty mark of every marked hour.
+func (db *DB) hourStates(ctx context.Context, from, to time.Time) (versions map[time.Time]uint64, marks map[time.Time]time.Time, err error) {
+	versions, marks = map[time.Time]uint64{}, map[time.Time]time.Time{}
+	rng := fmt.Sprintf("hour >= %s AND hour < %s", sqlHour(from), sqlHour(to))
+	// One query for both: a window's fixed cost is mostly its round trips.
+	q := `SELECT 0, hour, max(version), toDateTime64(0, 3, 'UTC') FROM rolled_hours WHERE ` + rng + ` GROUP BY hour
+UNION ALL
+SELECT 1, hour, 0, max(inserted_at) FROM rollup_dirty WHERE ` + rng + ` GROUP BY hour`
+	err = db.eachRow(ctx, "hour states", q, nil, func(rows driver.Rows) error {
+		var kind uint8
+		var h, ins time.Time
 		var v uint64
-		if err := rows.Scan(&d, &v); err != nil {
-			return nil, fmt.Errorf("read rollup days: %w", err)
+		if err := rows.Scan(&kind, &h, &v, &ins); err != nil {
+			return err
 		}
-		out[dayOf(d)] = v
-	}
-	return out, rows.Err()
+		if kind == 0 {
+			versions[h.UTC()] = v
+		} else {
+			marks[h.UTC()] = ins
+		}
+		return nil
+	})
+	return versions, marks, err
 }
 
-// touchedDays returns, for the days of versions, those that rows inserted
-// after (or up to RollupSlack before) the day's version may have changed:
-// a delivery event on day e changes the days e−2 … e+2 (an attempts row of day
-// r is read by the days r−2 … r+1, and a journey moves by at most a day); an
-// OTP status observed on day x changes the journeys starting x−3 … x+1 (a
-// journey's window reads the statuses observed from a day before it; polls
-// follow their journey within minutes). Silent-auth outcomes, push
-// statuses and journey links count as delivery events. precise also looks the touched OTPs'
-// journeys up, however late their status was polled: the job does, readers
-// do not (a status polled more than three days after its journey reaches the
-// rollups with the job's next run).
-func (db *DB) touchedDays(ctx context.Context, versions map[time.Time]uint64, precise bool) (map[time.Time]bool, error) {
-	touched := map[time.Time]bool{}
-	if len(versions) == 0 {
-		return touched, nil
-	}
-	var minV uint64
-	var lo, hi time.Time
-	for d, v := range versions {
-		if minV == 0 || v < minV {
-			minV = v
-		}
-		if lo.IsZero() || d.Before(lo) {
-			lo = d
-		}
-		if d.After(hi) {
-			hi = d
-		}
-	}
-	since := time.UnixMilli(int64(minV)).Add(-RollupSlack)
-	mark := func(e time.Time, ins time.Time, before, after int) {
-		for k := -before; k <= after; k++ {
-			d := e.AddDate(0, 0, k)
-			if v, ok := versions[d]; ok && !ins.Before(time.UnixMilli(int64(v)).Add(-RollupSlack)) {
-				touched[d] = true
-			}
-		}
-	}
-	scan := func(q string, before, after int) error {
-		rows, err := db.conn.Query(ctx, q)
-		if err != nil {
-			return fmt.Errorf("query touched days: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var e, ins time.Time
-			if err := rows.Scan(&e, &ins); err != nil {
-				return fmt.Errorf("read touched days: %w", err)
-			}
-			mark(dayOf(e), ins, before, after)
-		}
-		return rows.Err()
-	}
-	if err := scan(fmt.Sprintf(`SELECT toDate(event_time) AS e, max(inserted_at) FROM delivery_events
-WHERE inserted_at >= %s AND event_time >= %s AND event_time < %s GROUP BY e`,
-		msTime(since), msTime(lo.AddDate(0, 0, -3)), msTime(hi.AddDate(0, 0, 4))), 2, 2); err != nil {
-		return nil, err
-	}
-	// The methods' facts and the journey links touch days as delivery
-	// events do, each by its own time (a link's is its attempt's start, or
-	// the /otps/track registration's, sent with the OTP): one query for the
-	// three, since readers run this on every rolled-up answer
-	// (schema/0010_methods.sql).
-	var parts []string
-	for _, t := range []struct{ table, at string }{{"silent_auth_outcomes", "started_at"}, {"push_events", "created_at"}, {"journey_links", "linked_at"}} {
-		parts = append(parts, fmt.Sprintf(`SELECT toDate(%[2]s) AS e, max(inserted_at) AS ins FROM %[1]s
-WHERE inserted_at >= %[3]s AND %[2]s >= %[4]s AND %[2]s < %[5]s GROUP BY e`,
-			t.table, t.at, msTime(since), msTime(lo.AddDate(0, 0, -3)), msTime(hi.AddDate(0, 0, 4))))
-	}
-	if err := scan(strings.Join(parts, "\nUNION ALL\n"), 2, 2); err != nil {
-		return nil, err
-	}
-	if err := scan(fmt.Sprintf(`SELECT toDate(observed_at) AS x, max(inserted_at) FROM otp_status
-WHERE inserted_at >= %s AND observed_at >= %s GROUP BY x`, msTime(since), msTime(lo.AddDate(0, 0, -2))), 3, 1); err != nil {
-		return nil, err
-	}
-	if precise {
-		// The journeys of OTPs with a newly stored status, by their first day.
-		rows, err := db.conn.Query(ctx, fmt.Sprintf(`SELECT toDate(min(first_at)) AS j, max(s_ins) FROM channel_events
-INNER JOIN (SELECT otp_id, max(inserted_at) AS s_ins FROM otp_status WHERE inserted_at >= %s GROUP BY otp_id) AS s USING (otp_id)
-WHERE day >= %s AND day <= %s
-GROUP BY otp_id`, msTime(since), sqlDay(lo.AddDate(0, 0, -1)), sqlDay(hi.AddDate(0, 0, 2))))
-		if err != nil {
-			return nil, fmt.Errorf("query touched journeys: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var j, ins time.Time
-			if err := rows.Scan(&j, &ins); err != nil {
-				return nil, fmt.Errorf("read touched journeys: %w", err)
-			}
-			mark(dayOf(j), ins, 0, 0)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return touched, nil
+// clean reports whether an hour rolled up at version has no dirty mark that
+// may be newer.
+func clean(version uint64, mark time.Time, marked bool) bool {
+	return !marked || mark.Before(time.UnixMilli(int64(version)).Add(-RollupSlack))
 }
 
-// plan is a window split into rolled-up days and live sub-windows.
+// plan is a window split into whole rolled-up hours (read from the hourly
+// aggregates) and sub-windows computed from rows: the partial hours at its
+// ends (from their stored attempts and journeys) and the hours not rolled up
+// or dirty since (live).
 type plan struct {
-	days []rolledDay // ascending
-	live []Window    // the rest of the window, computed live (at most one, of several intervals)
+	hours []rolledHour // ascending
+	live  []Window
 }
 
-// planWindow splits w into rolled-up days and live sub-windows; ok is false
-// when no rolled-up day can be used (then the plain live query is cheaper).
+// planWindow splits w into rolled-up hours and sub-windows; ok is false when
+// no rolled-up hour can be used (then the plain live query is the same).
 func (db *DB) planWindow(ctx context.Context, w Window) (p plan, ok bool, err error) {
 	if w.Raw {
 		return p, false, nil
 	}
-	d0 := dayOf(w.From)
-	if d0.Before(w.From) {
-		d0 = d0.AddDate(0, 0, 1)
+	h0, h1 := hourOf(w.From), hourOf(w.To)
+	if h1.Before(w.To) {
+		h1 = h1.Add(time.Hour)
 	}
-	d1 := dayOf(w.To)
-	if !d0.Before(d1) {
-		return p, false, nil
-	}
-	versions, err := db.rollupVersions(ctx, d0, d1)
+	versions, marks, err := db.hourStates(ctx, h0, h1)
 	if err != nil || len(versions) == 0 {
 		return p, false, err
 	}
-	touched, err := db.touchedDays(ctx, versions, false)
-	if err != nil {
-		return p, false, err
+	var live, part []span
+	var partHours []rolledHour
+	add := func(ss []span, from, to time.Time) []span {
+		if n := len(ss); n > 0 && ss[n-1].to.Equal(from) {
+			ss[n-1].to = to
+			return ss
+		}
+		return append(ss, span{from, to})
 	}
-	var live []span
-	cur := w.From // start of the pending live interval
-	for d := d0; d.Before(d1); d = d.AddDate(0, 0, 1) {
-		v, ok := versions[d]
-		if !ok || touched[d] {
+	for h := h0; h.Before(h1); h = h.Add(time.Hour) {
+		from, to := maxTime(h, w.From), minTime(h.Add(time.Hour), w.To)
+		if !from.Before(to) {
 			continue
 		}
-		if cur.Before(d) {
-			live = append(live, span{cur, d})
+		v, rolled := versions[h]
+		mark, marked := marks[h]
+		switch {
+		case rolled && clean(v, mark, marked) && from.Equal(h) && to.Equal(h.Add(time.Hour)):
+			p.hours = append(p.hours, rolledHour{h, v})
+		case rolled && clean(v, mark, marked):
+			part = add(part, from, to)
+			partHours = append(partHours, rolledHour{h, v})
+		case !marked:
+			// No fact was ever stored within MaxAttemptSpan of this hour:
+			// nothing starts in it.
+		default:
+			live = add(live, from, to)
 		}
-		p.days = append(p.days, rolledDay{day: d, version: v})
-		cur = d.AddDate(0, 0, 1)
 	}
-	if len(p.days) == 0 {
+	if len(p.hours) == 0 && len(part) == 0 {
 		return p, false, nil
 	}
-	if cur.Before(w.To) {
-		live = append(live, span{cur, w.To})
+	sub := func(ss []span, stored []rolledHour) Window {
+		lw := w
+		lw.From, lw.To, lw.spans, lw.stored = ss[0].from, ss[len(ss)-1].to, ss, stored
+		return lw
+	}
+	if len(part) > 0 {
+		p.live = append(p.live, sub(part, partHours))
 	}
 	if len(live) > 0 {
-		// One live query over all the intervals.
-		lw := w
-		lw.From, lw.To = live[0].from, live[len(live)-1].to
-		if len(live) > 1 {
-			lw.spans = live
-		}
-		p.live = append(p.live, lw)
+		p.live = append(p.live, sub(live, nil))
 	}
 	return p, true, nil
 }
 
-// where is the filter of rollup rows of p's days (and w's profile), with
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// where is the filter of rollup rows of p's hours (and w's profile), with
 // args; extra conditions are ANDed.
 func (p plan) where(w Window, channelCol string) (string, []any) {
 	var b strings.Builder
-	b.WriteString("(day, version) IN (")
-	for i, d := range p.days {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "(%s, %d)", sqlDay(d.day), d.version)
-	}
-	b.WriteString(")")
+	b.WriteString(hoursSQL(p.hours))
 	var args []any
 	if w.Profile != "" {
 		b.WriteString(" AND profile_id = ?")
@@ -417,7 +357,7 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 	}
 	if len(pairs) > 0 {
 		where, args := p.where(w, "")
-		q := fmt.Sprintf("SELECT key, ms, sum(n) FROM daily_latency WHERE metric = '%s' AND (key, bucket) IN (%s) AND %s GROUP BY key, ms",
+		q := fmt.Sprintf("SELECT key, ms, sum(n) FROM hourly_latency WHERE metric = '%s' AND (key, bucket) IN (%s) AND %s GROUP BY key, ms",
 			h.metric, strings.Join(pairs, ", "), where)
 		rows, err := db.conn.Query(ctx, q, append(pargs, args...)...)
 		if err != nil {
@@ -483,7 +423,7 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 // readBuckets adds the rollups' bucket counts of p's days to h.
 func (h *histogram) readBuckets(ctx context.Context, db *DB, p plan, w Window) error {
 	where, args := p.where(w, "key")
-	rows, err := db.conn.Query(ctx, fmt.Sprintf("SELECT key, bucket, sum(n) FROM daily_latency_buckets WHERE metric = '%s' AND %s GROUP BY key, bucket", h.metric, where), args...)
+	rows, err := db.conn.Query(ctx, fmt.Sprintf("SELECT key, bucket, sum(n) FROM hourly_latency_buckets WHERE metric = '%s' AND %s GROUP BY key, bucket", h.metric, where), args...)
 	if err != nil {
 		return fmt.Errorf("query %s buckets: %w", h.metric, err)
 	}

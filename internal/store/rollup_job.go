@@ -3,94 +3,84 @@ package store
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// rollupTables are the tables holding a day's rows under a version.
-var rollupTables = []string{"daily_attempts", "daily_paths", "daily_conversion", "daily_latency", "daily_latency_buckets"}
+// rollupTables are the tables holding an hour's rows under a version.
+var rollupTables = []string{"hour_attempts", "hour_journeys", "hourly_attempts", "hourly_paths", "hourly_conversion", "hourly_latency", "hourly_latency_buckets", "rolled_hours"}
 
-// RefreshRollups computes the daily rollups of every sealed day (ended at
-// least RollupMargin before now) that has none yet, or that rows inserted
-// since its computation touch (late events, a replayed backlog, newly polled
-// statuses), and deletes the rows of versions replaced by an earlier run. It
-// returns the days it computed. Runs of several reporter replicas may
+// rollupChunk bounds the hours one statement of the job computes: a chunk
+// reads its facts and MaxAttemptSpan on either side, so longer chunks read
+// less twice but hold more in memory. The 49 hours one late fact dirties
+// are one chunk.
+const rollupChunk = 72 * time.Hour
+
+// RefreshRollups computes the hourly rollups of every dirty hour — marked by
+// an insert (rollup_dirty) after its last computation, or never computed —
+// and deletes the rows of versions replaced by an earlier run. It returns the
+// hours it computed: its work follows what was inserted since its last run,
+// not the length of the history. Runs of several reporter replicas may
 // overlap: each writes its own version, and readers take the greatest.
 func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, error) {
 	version, err := db.rollupVersion(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var n uint64
-	var lo, hi time.Time
-	if err := db.conn.QueryRow(ctx, "SELECT count(), min(day), max(day) FROM channel_events").Scan(&n, &lo, &hi); err != nil {
-		return nil, fmt.Errorf("rollups: attempts days: %w", err)
+	if err := db.deleteReplacedRollups(ctx); err != nil {
+		return nil, err
 	}
-	if n == 0 {
-		return nil, nil
-	}
-	lo, hi = dayOf(lo), dayOf(hi)
-	if last := dayOf(now.Add(-RollupMargin - 24*time.Hour)); hi.After(last) {
-		hi = last
-	}
-	if hi.Before(lo) {
-		return nil, nil
-	}
-	versions, err := db.rollupVersions(ctx, lo, hi.AddDate(0, 0, 1))
+	dirty, err := db.dirtyHours(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := db.deleteReplacedRollups(ctx, versions); err != nil {
-		return nil, err
-	}
-	touched, err := db.touchedDays(ctx, versions, true)
-	if err != nil {
-		return nil, err
-	}
-	// Only days that hold attempts: one old-dated event must not make the
-	// job walk the empty years between it and today (readers compute an
-	// empty day live, at no cost).
-	days, err := db.attemptDays(ctx, lo, hi)
-	if err != nil {
-		return nil, err
+	if db.cluster != "" {
+		// Every row must be on its shard before the hour is recorded.
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"distributed_foreground_insert": 1}))
 	}
 	var done []time.Time
-	for _, d := range days {
-		if _, ok := versions[d]; ok && !touched[d] {
-			continue
+	for i := 0; i < len(dirty); {
+		// A chunk: consecutive dirty hours, at most rollupChunk.
+		j := i + 1
+		for j < len(dirty) && dirty[j].Equal(dirty[j-1].Add(time.Hour)) && dirty[j].Sub(dirty[i]) < rollupChunk {
+			j++
 		}
-		if err := db.rollUpDay(ctx, d, version); err != nil {
+		if err := db.rollUpHours(ctx, dirty[i], dirty[j-1].Add(time.Hour), version); err != nil {
 			return done, err
 		}
-		done = append(done, d)
+		done = append(done, dirty[i:j]...)
+		i = j
 	}
 	return done, nil
 }
 
-// attemptDays are the days in [lo, hi] that hold attempts, in order.
-func (db *DB) attemptDays(ctx context.Context, lo, hi time.Time) ([]time.Time, error) {
-	rows, err := db.conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT day FROM channel_events WHERE day BETWEEN %s AND %s ORDER BY day", sqlDay(lo), sqlDay(hi)))
-	if err != nil {
-		return nil, fmt.Errorf("rollups: attempt days: %w", err)
-	}
-	defer rows.Close()
-	var days []time.Time
-	for rows.Next() {
-		var d time.Time
-		if err := rows.Scan(&d); err != nil {
-			return nil, fmt.Errorf("rollups: attempt days: %w", err)
+// dirtyHours are the hours marked since their version (less RollupSlack),
+// or never computed, in order.
+func (db *DB) dirtyHours(ctx context.Context) ([]time.Time, error) {
+	q := fmt.Sprintf(`SELECT d.hour FROM (SELECT hour, max(inserted_at) AS ins FROM rollup_dirty GROUP BY hour) AS d
+LEFT JOIN (SELECT hour, max(version) AS v FROM rolled_hours GROUP BY hour) AS r ON d.hour = r.hour
+WHERE r.v = 0 OR toUnixTimestamp64Milli(d.ins) >= toInt64(r.v) - %d
+ORDER BY d.hour`, RollupSlack.Milliseconds())
+	var hours []time.Time
+	err := db.eachRow(ctx, "dirty hours", q, nil, func(rows driver.Rows) error {
+		var h time.Time
+		if err := rows.Scan(&h); err != nil {
+			return err
 		}
-		days = append(days, dayOf(d))
-	}
-	return days, rows.Err()
+		hours = append(hours, h.UTC())
+		return nil
+	})
+	return hours, err
 }
 
 // rollupVersion is the version of the rollups a run writes: now in
-// milliseconds by the clock that stamps inserted_at (the server's), so that
-// the rows inserted before the run are older than it and the rows inserted
-// after it are not.
+// milliseconds by the clock that stamps the dirty marks (the server's), so
+// that the marks inserted before the run are older than it and the marks
+// inserted after it are not.
 func (db *DB) rollupVersion(ctx context.Context) (uint64, error) {
 	if db.rollupClock != nil {
 		return uint64(db.rollupClock().UnixMilli()), nil
@@ -102,85 +92,80 @@ func (db *DB) rollupVersion(ctx context.Context) (uint64, error) {
 	return version, nil
 }
 
-// rollUpDay writes day d's rows under version, then records the version.
-func (db *DB) rollUpDay(ctx context.Context, d time.Time, version uint64) error {
-	if db.cluster != "" {
-		// Every row must be on its shard before the day is recorded.
-		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"distributed_foreground_insert": 1}))
-	}
-	w := Window{From: d, To: d.AddDate(0, 0, 1)}
-	day := sqlDay(d)
-	lat, _ := w.latencyRowsSQL()
-	ttd, _ := w.ttdRowsSQL()
-	chs, _ := w.channelRowsSQL()
-	js, _ := w.journeyRowsSQL()
-	conv, _ := w.conversionRowsSQL()
+// rollUpHours computes the hours [from, to) under version: the attempts and
+// journeys that start in them (the live SQL of the window [from, to)), then
+// each hour's aggregates from those rows, then records the hours.
+func (db *DB) rollUpHours(ctx context.Context, from, to time.Time, version uint64) error {
+	w := Window{From: from, To: to}
+	att, _ := w.channelAttemptsSQL()
+	js, _ := w.journeyStatusSQL()
+	rng := fmt.Sprintf("hour >= %s AND hour < %s AND version = %d", sqlHour(from), sqlHour(to), version)
+	storedAtt := "SELECT * FROM hour_attempts WHERE " + rng
+	storedJs := "SELECT * FROM hour_journeys WHERE " + rng
+	const by = "hour,"
 	stmts := []string{
-		fmt.Sprintf(`INSERT INTO daily_attempts (day, version, profile_id, channel, code, attempts, delivered, failed, undeliverable, timed_out, unknown, polled, lat_n, pending_first)
-SELECT %s, %d, profile_id, channel, code, attempts, delivered, failed, undeliverable, timed_out, unknown, polled, lat_n, pending_first FROM (%s)`, day, version, chs),
-		fmt.Sprintf(`INSERT INTO daily_paths (day, version, profile_id, path, primary_channel, otps, fallback, resends, o_primary, o_fallback, o_failed, o_pending, delivered)
-SELECT %s, %d, profile_id, path, primary_channel, otps, fallback, resends, o_primary, o_fallback, o_failed, o_pending, delivered FROM (%s)`, day, version, js),
-		fmt.Sprintf(`INSERT INTO daily_conversion (day, version, profile_id, channel, polled, verified, sample_rate)
-SELECT %s, %d, profile_id, channel, polled, verified, sample_rate FROM (%s)`, day, version, conv),
+		fmt.Sprintf(`INSERT INTO hour_attempts (hour, version, %[1]s)
+SELECT toStartOfHour(a_first), %[2]d, %[1]s FROM (%[3]s)`, attemptCols, version, att),
+		fmt.Sprintf(`INSERT INTO hour_journeys (hour, version, %[1]s, s_final, s_verified, s_rate)
+SELECT toStartOfHour(j_first), %[2]d, %[1]s, s_final, s_verified, s_rate FROM (%[3]s)`, journeyCols, version, js),
+		fmt.Sprintf(`INSERT INTO hourly_attempts (hour, version, profile_id, channel, code, attempts, delivered, failed, undeliverable, timed_out, unknown, polled, lat_n, pending_first)
+SELECT hour, %d, profile_id, channel, code, attempts, delivered, failed, undeliverable, timed_out, unknown, polled, lat_n, pending_first FROM (%s)`, version, channelAggSQL(storedAtt, by)),
+		fmt.Sprintf(`INSERT INTO hourly_paths (hour, version, profile_id, path, primary_channel, otps, fallback, resends, o_primary, o_fallback, o_failed, o_pending, delivered)
+SELECT hour, %d, profile_id, path, primary_channel, otps, fallback, resends, o_primary, o_fallback, o_failed, o_pending, delivered FROM (%s)`, version, journeyAggSQL(storedJs, by)),
+		fmt.Sprintf(`INSERT INTO hourly_conversion (hour, version, profile_id, channel, polled, verified, sample_rate)
+SELECT hour, %d, profile_id, channel, polled, verified, sample_rate FROM (%s)`, version, conversionAggSQL(storedJs, by)),
 	}
-	for _, h := range []struct{ metric, q string }{{metricLatency, lat}, {metricTTD, ttd}} {
+	for _, h := range []struct{ metric, q string }{{metricLatency, latencyAggSQL(storedAtt, by)}, {metricTTD, ttdAggSQL(storedJs, by)}} {
 		stmts = append(stmts,
-			fmt.Sprintf(`INSERT INTO daily_latency (metric, key, bucket, day, version, profile_id, ms, n)
-SELECT '%s', key, intDiv(ms, %d), %s, %d, profile_id, ms, n FROM (%s)`, h.metric, latencyBucket, day, version, h.q),
-			fmt.Sprintf(`INSERT INTO daily_latency_buckets (day, version, metric, key, profile_id, bucket, n)
-SELECT %s, %d, '%s', key, profile_id, intDiv(ms, %d) AS b, sum(n) FROM (%s) GROUP BY key, profile_id, b`, day, version, h.metric, latencyBucket, h.q))
+			fmt.Sprintf(`INSERT INTO hourly_latency (metric, key, bucket, hour, version, profile_id, ms, n)
+SELECT '%s', key, intDiv(ms, %d), hour, %d, profile_id, ms, n FROM (%s)`, h.metric, latencyBucket, version, h.q),
+			fmt.Sprintf(`INSERT INTO hourly_latency_buckets (hour, version, metric, key, profile_id, bucket, n)
+SELECT hour, %d, '%s', key, profile_id, intDiv(ms, %d) AS b, sum(n) FROM (%s) GROUP BY hour, key, profile_id, b`, version, h.metric, latencyBucket, h.q))
 	}
-	stmts = append(stmts, fmt.Sprintf("INSERT INTO rolled_days (day, version, computed_at) SELECT %s, %d, now64(3)", day, version))
+	stmts = append(stmts, fmt.Sprintf(`INSERT INTO rolled_hours (hour, version, computed_at)
+SELECT toDateTime(%d + 3600 * number, 'UTC'), %d, now64(3) FROM numbers(%d)`, from.Unix(), version, int(to.Sub(from)/time.Hour)))
 	for _, s := range stmts {
 		if err := db.conn.Exec(ctx, s); err != nil {
-			return fmt.Errorf("roll up %s: %w", d.Format("2006-01-02"), err)
+			return fmt.Errorf("roll up %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 		}
 	}
 	return nil
 }
 
-// deleteReplacedRollups deletes the rows of versions older than each day's
+// deleteReplacedRollups deletes the rows of versions older than each hour's
 // current one. Those were replaced by an earlier run, so no reader that
 // planned since still reads them.
-func (db *DB) deleteReplacedRollups(ctx context.Context, versions map[time.Time]uint64) error {
-	if len(versions) == 0 {
-		return nil
-	}
-	var parts []string
-	for _, t := range rollupTables {
-		parts = append(parts, "SELECT day, min(version) AS v FROM "+t+" GROUP BY day")
-	}
-	rows, err := db.conn.Query(ctx, "SELECT day, min(v) FROM ("+strings.Join(parts, " UNION ALL ")+") GROUP BY day")
-	if err != nil {
-		return fmt.Errorf("rollups: versions: %w", err)
-	}
-	var conds []string
-	for rows.Next() {
-		var d time.Time
+func (db *DB) deleteReplacedRollups(ctx context.Context) error {
+	byVersion := map[uint64][]string{} // current version → its hours with older ones
+	err := db.eachRow(ctx, "replaced rollups", "SELECT hour, max(version) FROM rolled_hours GROUP BY hour HAVING count() > 1", nil, func(rows driver.Rows) error {
+		var h time.Time
 		var v uint64
-		if err := rows.Scan(&d, &v); err != nil {
-			rows.Close()
-			return fmt.Errorf("rollups: versions: %w", err)
+		if err := rows.Scan(&h, &v); err != nil {
+			return err
 		}
-		if cur, ok := versions[dayOf(d)]; ok && v < cur {
-			conds = append(conds, fmt.Sprintf("(day = %s AND version < %d)", sqlDay(dayOf(d)), cur))
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		byVersion[v] = append(byVersion[v], sqlHour(h.UTC()))
+		return nil
+	})
+	if err != nil || len(byVersion) == 0 {
 		return err
 	}
-	if len(conds) == 0 {
-		return nil
+	var conds []string
+	for v, hs := range byVersion {
+		sort.Strings(hs)
+		conds = append(conds, fmt.Sprintf("(hour IN (%s) AND version < %d)", strings.Join(hs, ", "), v))
 	}
-	// Wait for the deletes, so a run leaves no replaced rows behind.
-	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"mutations_sync": 1}))
+	sort.Strings(conds)
+	// Lightweight deletes (a row mask, not a rewrite), left to run in the
+	// background: readers select versions, so a replaced row still there
+	// costs space, never a wrong figure; waiting for eight mutations cost
+	// a run seconds.
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"lightweight_deletes_sync": 0}))
 	for _, t := range rollupTables {
 		target := t
 		if db.cluster != "" {
 			target = t + "_local ON CLUSTER `" + db.cluster + "`"
 		}
-		if err := db.conn.Exec(ctx, "ALTER TABLE "+target+" DELETE WHERE "+strings.Join(conds, " OR ")); err != nil {
+		if err := db.conn.Exec(ctx, "DELETE FROM "+target+" WHERE "+strings.Join(conds, " OR ")); err != nil {
 			return fmt.Errorf("rollups: delete replaced versions of %s: %w", t, err)
 		}
 	}

@@ -6,7 +6,8 @@ import (
 	"sort"
 )
 
-// The windowed figures from a plan: rolled-up days plus live sub-windows,
+// The windowed figures from a plan: rolled-up hours plus sub-windows (partial
+// hours from their stored rows, dirty hours live),
 // summed exactly as the single live query would aggregate them.
 
 type channelKey struct{ channel, code string }
@@ -58,7 +59,7 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 	}
 	const sumCols = "channel, code, sum(attempts), sum(delivered), sum(failed), sum(undeliverable), sum(timed_out), sum(unknown), sum(polled), sum(lat_n)"
 	where, args := p.where(w, "channel")
-	if err := read(fmt.Sprintf("SELECT %s FROM daily_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, false); err != nil {
+	if err := read(fmt.Sprintf("SELECT %s FROM hourly_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, false); err != nil {
 		return nil, err
 	}
 	if err := lat.readBuckets(ctx, db, p, w); err != nil {
@@ -138,7 +139,7 @@ func (db *DB) conversionRolled(ctx context.Context, w Window, p plan) (map[strin
 	}
 	const cols = "channel, sum(polled), sum(verified), min(sample_rate)"
 	where, args := p.where(w, "channel")
-	if err := read(fmt.Sprintf("SELECT %s FROM daily_conversion WHERE %s GROUP BY channel", cols, where), args); err != nil {
+	if err := read(fmt.Sprintf("SELECT %s FROM hourly_conversion WHERE %s GROUP BY channel", cols, where), args); err != nil {
 		return nil, err
 	}
 	for _, lw := range p.live {
@@ -200,7 +201,7 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 	}
 	const sumCols = "path, sum(otps), sum(fallback), sum(resends), sum(o_primary), sum(o_fallback), sum(o_failed), sum(o_pending), sum(delivered)"
 	where, args := p.where(w, "primary_channel")
-	if err := read(fmt.Sprintf("SELECT %s FROM daily_paths WHERE %s GROUP BY path", sumCols, where), args, false); err != nil {
+	if err := read(fmt.Sprintf("SELECT %s FROM hourly_paths WHERE %s GROUP BY path", sumCols, where), args, false); err != nil {
 		return out, err
 	}
 	if err := ttd.readBuckets(ctx, db, p, w); err != nil {

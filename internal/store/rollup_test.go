@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/store"
+	"github.com/otpscope/otpscope/schema"
 )
 
 var rollStart = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
@@ -88,11 +91,11 @@ func rollupData(r *rand.Rand, days, perDay int, tag string) (first, second []sto
 }
 
 // sameAsRaw checks that every window's figures equal those computed from raw
-// events.
+// events: fixed windows, and random ones with edges at odd milliseconds.
 func sameAsRaw(t *testing.T, db *store.DB, when string) {
 	t.Helper()
 	end := rollStart.AddDate(0, 0, 7)
-	for _, w := range []store.Window{
+	windows := []store.Window{
 		{From: rollStart, To: end},
 		{From: rollStart.Add(7*time.Hour + 30*time.Minute), To: end.Add(-35 * time.Hour)},
 		{From: rollStart.AddDate(0, 0, 1), To: rollStart.AddDate(0, 0, 4)},
@@ -101,18 +104,41 @@ func sameAsRaw(t *testing.T, db *store.DB, when string) {
 		{From: rollStart.Add(time.Hour), To: end, Channel: "VIBER", Profile: "prof-a"},
 		{From: rollStart, To: end, Channel: "WHATSAPP"},
 		{From: rollStart, To: end, Profile: "nobody"},
-	} {
+		{From: rollStart.Add(13*time.Hour + 17*time.Minute), To: rollStart.Add(13*time.Hour + 43*time.Minute)}, // inside one hour
+	}
+	r := rand.New(rand.NewPCG(uint64(len(when)), 9))
+	for range 4 {
+		from := rollStart.Add(time.Duration(r.Int64N(int64(6 * 24 * time.Hour))))
+		windows = append(windows, store.Window{From: from, To: from.Add(time.Duration(r.Int64N(int64(3 * 24 * time.Hour))))})
+	}
+	for _, w := range windows {
 		raw := w
 		raw.Raw = true
-		for _, ep := range []string{"channels", "fallback"} {
+		for _, ep := range []string{"channels", "fallback", "completeness", "timeseries", "timeseries hourly"} {
 			var got, want any
 			var err1, err2 error
-			if ep == "channels" {
+			switch ep {
+			case "channels":
 				got, err1 = db.Channels(t.Context(), w)
 				want, err2 = db.Channels(t.Context(), raw)
-			} else {
+			case "fallback":
 				got, err1 = db.Fallback(t.Context(), w)
 				want, err2 = db.Fallback(t.Context(), raw)
+			case "timeseries", "timeseries hourly":
+				// Buckets cutting hours, and whole hours when the window starts on one.
+				step := (w.To.Sub(w.From)/13 + time.Second).Truncate(time.Second)
+				if ep == "timeseries hourly" {
+					step = time.Hour
+					if w.To.Sub(w.From) > 900*time.Hour {
+						continue
+					}
+				}
+				got, err1 = db.Timeseries(t.Context(), w, step)
+				want, err2 = db.Timeseries(t.Context(), raw, step)
+			default:
+				now := end.AddDate(0, 0, 1)
+				got, err1 = db.Completeness(t.Context(), w, now)
+				want, err2 = db.Completeness(t.Context(), raw, now)
 			}
 			if err1 != nil || err2 != nil {
 				t.Fatalf("%s %s %+v: %v, %v", when, ep, w, err1, err2)
@@ -126,33 +152,69 @@ func sameAsRaw(t *testing.T, db *store.DB, when string) {
 	}
 }
 
-func rolledDays(t *testing.T, db *store.DB) int {
+// rolledHours is how many whole and partial hours of the test's week the
+// readers take from the rollups.
+func rolledHours(t *testing.T, db *store.DB, w store.Window) (whole, partial int) {
 	t.Helper()
-	n, err := store.RolledDays(t.Context(), db, store.Window{From: rollStart, To: rollStart.AddDate(0, 0, 7)})
+	whole, partial, err := store.RolledHours(t.Context(), db, w)
 	if err != nil {
-		t.Fatalf("RolledDays: %v", err)
+		t.Fatalf("RolledHours: %v", err)
 	}
-	return n
+	return whole, partial
+}
+
+var week = store.Window{From: rollStart, To: rollStart.AddDate(0, 0, 7)}
+
+// markClock has the rollups' versions stand a millisecond after the newest
+// dirty mark: each run's version is newer than every mark inserted before it,
+// and the marks inserted after a run (which takes milliseconds) are not
+// older than its version. Waiting for the wall clock to move on between
+// inserts and runs gives the same; this needs no wait.
+func markClock(t *testing.T, db *store.DB) {
+	store.SetRollupClock(db, func() time.Time {
+		var newest time.Time
+		if err := db.Conn().QueryRow(t.Context(), "SELECT max(inserted_at) FROM rollup_dirty").Scan(&newest); err != nil {
+			t.Errorf("newest mark: %v", err)
+		}
+		return newest.Add(time.Millisecond)
+	})
+}
+
+func noSlack(t *testing.T) {
+	slack := store.RollupSlack
+	store.RollupSlack = 0 // this test's inserts are visible when Insert returns
+	t.Cleanup(func() { store.RollupSlack = slack })
+}
+
+// hoursNear are the hours a fact at each of ts can change: its own and 24
+// on either side (MaxAttemptSpan).
+func hoursNear(ts ...time.Time) map[time.Time]bool {
+	out := map[time.Time]bool{}
+	for _, t := range ts {
+		h := t.UTC().Truncate(time.Hour)
+		for k := -24; k <= 24; k++ {
+			out[h.Add(time.Duration(k)*time.Hour)] = true
+		}
+	}
+	return out
+}
+
+func sameHours(got []time.Time, want map[time.Time]bool) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for _, h := range got {
+		if !want[h] {
+			return false
+		}
+	}
+	return true
 }
 
 func TestRollupsEqualRawEvents(t *testing.T) {
-	slack := store.RollupSlack
-	store.RollupSlack = 0 // this test's inserts are visible when Insert returns
-	defer func() { store.RollupSlack = slack }()
+	noSlack(t)
 	forEachBackend(t, func(t *testing.T, db *store.DB) {
-		// The rollups' clock stands a millisecond after the newest row: each
-		// run's version is newer than every row inserted before it, and the
-		// rows inserted after a run (which takes milliseconds) are not older
-		// than its version. Waiting for the wall clock to move on between
-		// inserts and runs gave the same; this needs no wait.
-		store.SetRollupClock(db, func() time.Time {
-			var newest time.Time
-			q := "SELECT greatest((SELECT max(inserted_at) FROM delivery_events), (SELECT max(inserted_at) FROM otp_status))"
-			if err := db.Conn().QueryRow(t.Context(), q).Scan(&newest); err != nil {
-				t.Errorf("newest row: %v", err)
-			}
-			return newest.Add(time.Millisecond)
-		})
+		markClock(t, db)
 		r := rand.New(rand.NewPCG(6, 6))
 		first, second, statuses := rollupData(r, 6, 40, "")
 		for _, b := range []*store.Batch{{Deliveries: first}, {Deliveries: second}, {Statuses: statuses}} {
@@ -162,27 +224,29 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		}
 		sameAsRaw(t, db, "before any rollup")
 
-		// Only sealed days are rolled up: on May 6 at noon, May 1–3.
-		days, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 5).Add(12*time.Hour))
+		// Every hour within a day of a fact is computed, once.
+		var times []time.Time
+		for _, e := range append(first, second...) {
+			times = append(times, e.Timestamp)
+		}
+		for _, s := range statuses {
+			times = append(times, s.ObservedAt)
+		}
+		hours, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))
 		if err != nil {
 			t.Fatalf("RefreshRollups: %v", err)
 		}
-		if len(days) != 3 || !days[0].Equal(rollStart) {
-			t.Fatalf("RefreshRollups on May 6 computed %v; want May 1-3", days)
+		if want := hoursNear(times...); !sameHours(hours, want) {
+			t.Fatalf("RefreshRollups computed %d hours; want the %d within a day of a fact", len(hours), len(want))
 		}
-		if n := rolledDays(t, db); n != 3 {
-			t.Fatalf("readers use %d rolled-up days; want 3", n)
+		if whole, partial := rolledHours(t, db, week); whole != 7*24 || partial != 0 {
+			t.Fatalf("the week reads %d whole and %d partial rolled-up hours; want 168 and 0", whole, partial)
 		}
-		sameAsRaw(t, db, "May 1-3 rolled up")
-
-		days, err = db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))
-		if err != nil || len(days) != 4 { // May 4–7 (journeys crossing midnight start May 7)
-			t.Fatalf("RefreshRollups later computed %v, %v; want the 4 other days", days, err)
+		odd := store.Window{From: rollStart.Add(90 * time.Minute), To: rollStart.Add(5*time.Hour + 7*time.Millisecond)}
+		if whole, partial := rolledHours(t, db, odd); whole != 3 || partial != 2 {
+			t.Fatalf("01:30 to 05:00.007 reads %d whole and %d partial rolled-up hours; want 3 and 2", whole, partial)
 		}
-		if n := rolledDays(t, db); n != 7 {
-			t.Fatalf("readers use %d rolled-up days; want 7", n)
-		}
-		sameAsRaw(t, db, "all days rolled up")
+		sameAsRaw(t, db, "all hours rolled up")
 
 		totals := func() (attempts, delivered uint64) {
 			chs, err := db.Channels(t.Context(), store.Window{From: rollStart, To: rollStart.AddDate(0, 0, 7), Raw: true})
@@ -196,9 +260,9 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		}
 		attempts0, delivered0 := totals()
 
-		// Late facts land in rolled-up days: a replayed backlog (new OTPs and
-		// duplicates of stored events), outcomes of pending attempts, a status
-		// polled within the day. Readers compute the touched days live.
+		// Late facts land in rolled-up hours: a replayed backlog (new OTPs and
+		// duplicates of stored events), outcomes of pending attempts, statuses
+		// polled late. Readers compute the dirty hours live.
 		r2 := rand.New(rand.NewPCG(7, 7))
 		late, dup, lateStatuses := rollupData(r2, 2, 15, "late")
 		late = append(late, first[:50]...)
@@ -210,6 +274,12 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 				late = append(late, store.DeliveryRow{DeliveryStatus: d, EventID: events.DeliveryID(&d)})
 			}
 		}
+		for _, e := range first {
+			if e.Status == "DELIVERED" && e.Timestamp.After(rollStart.AddDate(0, 0, 4)) && len(lateStatuses) < 40 {
+				lateStatuses = append(lateStatuses, store.OTPStatusRow{OTPStatus: events.OTPStatus{OTPID: e.OTPID, API: "v4", Status: events.OTPVerified,
+					ObservedAt: e.Timestamp.Add(20 * time.Hour), AttemptCount: 9, Source: events.SourcePoll, SampleRate: 1}, EventID: "late-" + e.OTPID})
+			}
+		}
 		for _, b := range []*store.Batch{{Deliveries: late}, {Statuses: lateStatuses}} {
 			if err := db.Insert(t.Context(), b); err != nil {
 				t.Fatalf("Insert: %v", err)
@@ -218,79 +288,145 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		if a, d := totals(); a <= attempts0 || d <= delivered0 {
 			t.Fatalf("late facts: %d attempts, %d delivered; want more than %d and %d", a, d, attempts0, delivered0)
 		}
-		if n := rolledDays(t, db); n >= 7 {
-			t.Errorf("readers use %d rolled-up days after late facts; want fewer than 7", n)
+		if whole, _ := rolledHours(t, db, week); whole >= 7*24 {
+			t.Errorf("the week reads %d rolled-up hours after late facts; want fewer than 168", whole)
 		}
 		sameAsRaw(t, db, "late facts, before the job")
 
-		// A status polled days after its journey: the job finds the journey.
-		var st []store.OTPStatusRow
-		for _, e := range first {
-			if e.Status == "DELIVERED" && e.Timestamp.After(rollStart.AddDate(0, 0, 4)) {
-				st = append(st, store.OTPStatusRow{OTPStatus: events.OTPStatus{OTPID: e.OTPID, API: "v4", Status: events.OTPVerified,
-					ObservedAt: e.Timestamp.Add(3 * 24 * time.Hour), AttemptCount: 9, Source: events.SourcePoll, SampleRate: 1}, EventID: "very-late-" + e.OTPID})
-			}
+		// The job recomputes the hours the late facts can change, no others.
+		times = times[:0]
+		for _, e := range late {
+			times = append(times, e.Timestamp)
 		}
-		if err := db.Insert(t.Context(), &store.Batch{Statuses: st[:3]}); err != nil {
-			t.Fatalf("Insert: %v", err)
+		for _, s := range lateStatuses {
+			times = append(times, s.ObservedAt)
 		}
-		days, err = db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))
-		if err != nil || len(days) == 0 {
-			t.Fatalf("RefreshRollups after late facts computed %v, %v; want the touched days", days, err)
+		hours, err = db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))
+		if err != nil {
+			t.Fatalf("RefreshRollups after late facts: %v", err)
 		}
-		if n := rolledDays(t, db); n != 7 {
-			t.Errorf("readers use %d rolled-up days after the job; want 7", n)
+		if want := hoursNear(times...); !sameHours(hours, want) {
+			t.Errorf("RefreshRollups after late facts computed %d hours; want the %d within a day of a late fact", len(hours), len(want))
+		}
+		if whole, _ := rolledHours(t, db, week); whole != 7*24 {
+			t.Errorf("the week reads %d rolled-up hours after the job; want 168", whole)
 		}
 		sameAsRaw(t, db, "late facts rolled up")
 
 		// A second run has nothing to do, and replaced versions are gone.
-		if days, err = db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)); err != nil || len(days) != 0 {
-			t.Errorf("idle RefreshRollups computed %v, %v; want nothing", days, err)
+		if hours, err = db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)); err != nil || len(hours) != 0 {
+			t.Errorf("idle RefreshRollups computed %v, %v; want nothing", hours, err)
 		}
-		if n := count(t, db, "SELECT count() FROM (SELECT day FROM daily_attempts GROUP BY day HAVING uniqExact(version) > 1)"); n != 0 {
-			t.Errorf("%d days keep replaced versions", n)
+		for _, table := range []string{"hour_attempts", "hour_journeys", "hourly_attempts", "hourly_latency", "rolled_hours"} {
+			polltest.Until(t, time.Minute, "replaced versions of "+table+" deleted", func() bool {
+				return count(t, db, "SELECT count() FROM (SELECT hour FROM "+table+" GROUP BY hour HAVING uniqExact(version) > 1)") == 0
+			})
 		}
 		sameAsRaw(t, db, "after cleanup")
 	})
 }
 
-// The job's work is bounded by the days that hold attempts: an event three
-// years older than the rest costs one day, not the thousand between.
-func TestRollupsSkipEmptyDays(t *testing.T) {
-	slack := store.RollupSlack
-	store.RollupSlack = 0 // this test's inserts are visible when Insert returns
-	t.Cleanup(func() { store.RollupSlack = slack })
+// A fact marks exactly the hours it can change, and the job's work is those
+// hours: an event three years older than the rest costs its 49 hours, not
+// the years between.
+func TestRollupsRecomputeOnlyDirtyHours(t *testing.T) {
+	noSlack(t)
 	forEachBackend(t, func(t *testing.T, db *store.DB) {
-		old := delivery(1, events.StatusDelivered)
-		old.Timestamp = time.Date(2023, 5, 1, 12, 0, 0, 0, time.UTC)
-		old.EventID = events.DeliveryID(&old.DeliveryStatus)
-		recent := delivery(2, events.StatusDelivered) // 2026-05-01
-		if err := db.Insert(t.Context(), &store.Batch{Deliveries: []store.DeliveryRow{old, recent}}); err != nil {
+		markClock(t, db)
+		recent := delivery(2, events.StatusDelivered) // 2026-05-01 12:00:02
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: []store.DeliveryRow{recent}}); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := db.RefreshRollups(t.Context(), time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+			t.Fatal(err)
+		}
+
+		old := delivery(1, events.StatusDelivered)
+		old.Timestamp = time.Date(2023, 5, 1, 12, 30, 0, 0, time.UTC)
+		old.EventID = events.DeliveryID(&old.DeliveryStatus)
+		status := store.OTPStatusRow{OTPStatus: events.OTPStatus{OTPID: recent.OTPID, API: "v4", Status: events.OTPVerified,
+			ObservedAt: time.Date(2026, 5, 1, 12, 5, 0, 0, time.UTC), Source: events.SourcePoll, SampleRate: 1}, EventID: "st-recent"}
+		var before time.Time
+		if err := db.Conn().QueryRow(t.Context(), "SELECT max(inserted_at) FROM rollup_dirty").Scan(&before); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: []store.DeliveryRow{old}, Statuses: []store.OTPStatusRow{status}}); err != nil {
+			t.Fatal(err)
+		}
+		want := hoursNear(old.Timestamp, status.ObservedAt)
+		var marked []time.Time
+		rows, err := db.Conn().Query(t.Context(), fmt.Sprintf("SELECT DISTINCT hour FROM rollup_dirty WHERE inserted_at > fromUnixTimestamp64Milli(%d) ORDER BY hour", before.UnixMilli()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var h time.Time
+			if err := rows.Scan(&h); err != nil {
+				t.Fatal(err)
+			}
+			marked = append(marked, h.UTC())
+		}
+		rows.Close()
+		if !sameHours(marked, want) {
+			t.Fatalf("an event and a status marked %d hours %v … ; want the %d within a day of each", len(marked), marked[:min(3, len(marked))], len(want))
+		}
+
 		done, err := db.RefreshRollups(t.Context(), time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []time.Time{time.Date(2023, 5, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}
-		if !reflect.DeepEqual(done, want) {
-			t.Fatalf("RefreshRollups computed %d days %v; want only the two with attempts", len(done), done)
+		if !sameHours(done, want) {
+			t.Fatalf("RefreshRollups computed %d hours; want only the %d marked", len(done), len(want))
 		}
-		w := store.Window{From: want[0], To: want[1].AddDate(0, 0, 1)}
+		w := store.Window{From: old.Timestamp.Truncate(time.Hour), To: recent.Timestamp.Add(time.Hour).Truncate(time.Hour)}
 		chs, err := db.Channels(t.Context(), w)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(chs) != 1 || chs[0].Attempts != 2 {
-			t.Errorf("Channels over both days = %+v; want 2 SMS attempts", chs)
+		if len(chs) != 1 || chs[0].Attempts != 2 || chs[0].Verification == nil || chs[0].Verification.Verified != 1 {
+			t.Errorf("Channels over both = %+v; want 2 SMS attempts, one verified", chs)
 		}
-		// Completeness reads the rolled-up days too.
-		if n, err := store.RolledDays(t.Context(), db, w); err != nil || n != 2 {
-			t.Fatalf("the window reads %d rolled-up days (%v); want 2", n, err)
+		if whole, _, err := store.RolledHours(t.Context(), db, w); err != nil || whole != 50 {
+			t.Fatalf("the window reads %d rolled-up hours (%v); want 50: 25 of each fact, the rest never held one", whole, err)
 		}
 		c, err := db.Completeness(t.Context(), w, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
 		if err != nil || !c.Final || c.Pending != 0 {
-			t.Errorf("Completeness over rolled-up days = %+v, %v; want final, nothing pending", c, err)
+			t.Errorf("Completeness over rolled-up hours = %+v, %v; want final, nothing pending", c, err)
+		}
+	})
+}
+
+// Facts stored before migration 0008 are marked by its backfill, so their
+// hours are rolled up rather than read as empty.
+func TestRollupBackfillMarksStoredFacts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		e := delivery(1, events.StatusDelivered)
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: []store.DeliveryRow{e}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Conn().Exec(t.Context(), "TRUNCATE TABLE rollup_dirty"); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := schema.Migrations(schema.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ran := 0
+		for _, m := range ms {
+			for _, st := range m.Statements {
+				if m.Version == 8 && strings.Contains(st, "INSERT INTO rollup_dirty") {
+					if err := db.Conn().Exec(t.Context(), st); err != nil {
+						t.Fatalf("backfill: %v", err)
+					}
+					ran++
+				}
+			}
+		}
+		if ran != 1 {
+			t.Fatalf("migration 0008 has %d backfills of rollup_dirty; want 1", ran)
+		}
+		if n := count(t, db, "SELECT uniqExact(hour) FROM rollup_dirty"); n != 49 {
+			t.Errorf("the backfill marked %d hours for one stored fact; want 49", n)
 		}
 	})
 }

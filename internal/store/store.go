@@ -2,8 +2,8 @@
 // opens ClickHouse from a DSN (clickhouse:// native or http:// — a server or a
 // cluster), or hosts the embedded engine (package chdb) when there is none;
 // applies the migrations of schema/; inserts batches of rows decoded from NATS
-// messages; and answers the analytics queries, reading whole days from the
-// daily rollups it keeps.
+// messages; and answers the analytics queries, reading whole hours from the
+// hourly rollups it keeps.
 package store
 
 import (

@@ -1,0 +1,402 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Timeseries returns w's figures per channel in buckets of step, the first
+// starting at w.From (the last may end after w.To and is cut there), each
+// computed exactly as Channels and Fallback compute the window of its
+// bucket. Like them it reads whole rolled-up hours from the hourly
+// aggregates (an hour inside one bucket), the other rolled-up hours from
+// their stored attempts and journeys, and dirty hours live; percentiles stay
+// exact through the per-millisecond histograms.
+func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Timeseries, error) {
+	if err := w.check(); err != nil {
+		return Timeseries{}, err
+	}
+	if step < time.Second {
+		return Timeseries{}, errors.New("step must be at least 1s")
+	}
+	n := int((w.To.Sub(w.From) + step - 1) / step)
+	if n > MaxBuckets {
+		return Timeseries{}, ErrTooManyBuckets
+	}
+	ts := Timeseries{Start: make([]time.Time, n), Step: Duration(step), Channels: []Series{}}
+	for i := range ts.Start {
+		ts.Start[i] = w.From.Add(time.Duration(i) * step)
+	}
+	acc := &tsAcc{from: w.From, step: step, n: n, cells: map[tsKey]*tsCell{}}
+	whole, pieces, err := db.planSeries(ctx, w, step)
+	if err != nil {
+		return ts, err
+	}
+	for _, pw := range pieces {
+		if err := db.seriesRows(ctx, acc, pw); err != nil {
+			return ts, err
+		}
+	}
+	if len(whole) > 0 {
+		if err := db.seriesWhole(ctx, acc, w, whole); err != nil {
+			return ts, err
+		}
+	}
+	if err := db.seriesQuantiles(ctx, acc, w, whole); err != nil {
+		return ts, err
+	}
+
+	byName := map[string]*Series{}
+	for k, c := range acc.cells {
+		s := byName[k.channel]
+		if s == nil {
+			s = &Series{Channel: k.channel,
+				Attempts: make([]uint64, n), Delivered: make([]uint64, n), Failed: make([]uint64, n),
+				DeliveryRate: make([]*float64, n), LatencyP50MS: make([]*float64, n), LatencyP95MS: make([]*float64, n),
+				OTPs: make([]uint64, n), FallbackOTPs: make([]uint64, n), FallbackRate: make([]*float64, n)}
+			byName[k.channel] = s
+		}
+		b := k.b
+		s.Attempts[b], s.Delivered[b], s.Failed[b] = c.attempts, c.delivered, c.failed
+		if c.attempts > 0 {
+			s.DeliveryRate[b] = rate(c.delivered, c.delivered+c.failed)
+		}
+		if p := percentiles(c.latN, c.q); p != nil {
+			s.LatencyP50MS[b], s.LatencyP95MS[b] = &p.P50, &p.P95
+		}
+		s.OTPs[b], s.FallbackOTPs[b] = c.otps, c.fallback
+		s.FallbackRate[b] = rate(c.fallback, c.otps)
+	}
+	total := func(s *Series) (t uint64) {
+		for _, v := range s.Attempts {
+			t += v
+		}
+		return t
+	}
+	for _, s := range byName {
+		ts.Channels = append(ts.Channels, *s)
+	}
+	sort.Slice(ts.Channels, func(i, j int) bool {
+		ti, tj := total(&ts.Channels[i]), total(&ts.Channels[j])
+		if ti != tj {
+			return ti > tj
+		}
+		return ts.Channels[i].Channel < ts.Channels[j].Channel
+	})
+	return ts, nil
+}
+
+type tsKey struct {
+	channel string
+	b       int
+}
+
+// tsCell is one channel's bucket: counts, and its latencies as per-256-ms
+// counts from the rollups (lb) plus per-ms counts from rows (ms).
+type tsCell struct {
+	attempts, delivered, failed, latN uint64
+	otps, fallback                    uint64
+	lb, ms                            map[int64]uint64
+	q                                 []float64 // p50, p95 once known
+}
+
+type tsAcc struct {
+	from  time.Time
+	step  time.Duration
+	n     int
+	cells map[tsKey]*tsCell
+}
+
+func (a *tsAcc) cell(ch string, b int64) *tsCell {
+	if b < 0 || b >= int64(a.n) {
+		return nil // outside the window: read with a day around it
+	}
+	k := tsKey{ch, int(b)}
+	c := a.cells[k]
+	if c == nil {
+		c = &tsCell{lb: map[int64]uint64{}, ms: map[int64]uint64{}}
+		a.cells[k] = c
+	}
+	return c
+}
+
+// bucketSQL numbers the bucket holding the time in col (a DateTime64, or
+// with secs a DateTime).
+func (a *tsAcc) bucketSQL(col string, secs bool) string {
+	ms := "toUnixTimestamp64Milli(" + col + ")"
+	if secs {
+		ms = "toInt64(toUnixTimestamp(" + col + ")) * 1000"
+	}
+	return fmt.Sprintf("intDiv(%s - %d, %d)", ms, a.from.UnixMilli(), a.step.Milliseconds())
+}
+
+// planSeries splits w into whole rolled-up hours that each lie inside one
+// bucket (read from the aggregates) and sub-windows read from rows.
+func (db *DB) planSeries(ctx context.Context, w Window, step time.Duration) (whole []rolledHour, pieces []Window, err error) {
+	p, ok, err := db.planWindow(ctx, w)
+	if err != nil || !ok {
+		return nil, []Window{w}, err
+	}
+	pieces = slices.Clone(p.live)
+	var split []rolledHour // rolled-up hours cut by a bucket's edge
+	for _, h := range p.hours {
+		if int(h.hour.Sub(w.From)/step) == int((h.hour.Add(time.Hour-time.Millisecond)).Sub(w.From)/step) {
+			whole = append(whole, h)
+		} else {
+			split = append(split, h)
+		}
+	}
+	if len(split) == 0 {
+		return whole, pieces, nil
+	}
+	// One read of stored rows for the split hours and the partial ones:
+	// their hours are disjoint, so their spans and hours join.
+	sw := w
+	sw.spans, sw.stored = nil, split
+	for _, h := range split {
+		sw.spans = append(sw.spans, span{h.hour, h.hour.Add(time.Hour)})
+	}
+	var rest []Window
+	for _, pw := range pieces {
+		if len(pw.stored) > 0 {
+			sw.spans, sw.stored = append(sw.spans, pw.intervals()...), append(sw.stored, pw.stored...)
+		} else {
+			rest = append(rest, pw)
+		}
+	}
+	sort.Slice(sw.spans, func(i, j int) bool { return sw.spans[i].from.Before(sw.spans[j].from) })
+	sw.From, sw.To = sw.spans[0].from, sw.spans[len(sw.spans)-1].to
+	return whole, append(rest, sw), nil
+}
+
+// seriesRows adds the attempts and journeys of pw (live or stored rows).
+func (db *DB) seriesRows(ctx context.Context, acc *tsAcc, pw Window) error {
+	sub, args := pw.channelAttemptsSQL()
+	q := fmt.Sprintf(`SELECT toString(channel) AS ch, %s AS b,
+`+attemptCountsSQL+`
+    groupArrayIf(toUnixTimestamp64Milli(assumeNotNull(a_delivered)) - toUnixTimestamp64Milli(assumeNotNull(a_dispatched)),
+        a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lats
+FROM (%s)
+GROUP BY ch, b`, acc.bucketSQL("a_first", false), sub)
+	err := db.eachRow(ctx, "timeseries", q, args, func(rows driver.Rows) error {
+		var (
+			ch                                                   string
+			b                                                    int64
+			attempts, delivered, failed, undeliverable, timedOut uint64
+			unknown, polled, latN                                uint64
+			pendingFirst                                         *time.Time
+			lats                                                 []int64
+		)
+		// The columns of attemptCountsSQL, then the latencies.
+		if err := rows.Scan(&ch, &b, &attempts, &delivered, &failed, &undeliverable, &timedOut, &unknown, &polled, &latN, &pendingFirst, &lats); err != nil {
+			return err
+		}
+		if c := acc.cell(ch, b); c != nil {
+			c.attempts, c.delivered, c.failed, c.latN = c.attempts+attempts, c.delivered+delivered, c.failed+failed, c.latN+latN
+			for _, ms := range lats {
+				c.ms[ms]++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	jsub, jargs := pw.journeysSQL()
+	q = fmt.Sprintf(`SELECT toString(j_primary) AS ch, %s AS b, count() AS otps, countIf(n > 1) AS fallback
+FROM (%s)
+GROUP BY ch, b`, acc.bucketSQL("j_first", false), jsub)
+	return db.eachRow(ctx, "timeseries journeys", q, jargs, func(rows driver.Rows) error {
+		var ch string
+		var b int64
+		var otps, fallback uint64
+		if err := rows.Scan(&ch, &b, &otps, &fallback); err != nil {
+			return err
+		}
+		if c := acc.cell(ch, b); c != nil {
+			c.otps, c.fallback = c.otps+otps, c.fallback+fallback
+		}
+		return nil
+	})
+}
+
+// seriesWhole adds the hourly aggregates of the whole hours.
+func (db *DB) seriesWhole(ctx context.Context, acc *tsAcc, w Window, whole []rolledHour) error {
+	p := plan{hours: whole}
+	b := acc.bucketSQL("hour", true)
+	where, args := p.where(w, "channel")
+	err := db.eachRow(ctx, "timeseries", fmt.Sprintf(`SELECT channel, %s AS b, sum(attempts), sum(delivered), sum(failed), sum(lat_n)
+FROM hourly_attempts WHERE %s GROUP BY channel, b`, b, where), args, func(rows driver.Rows) error {
+		var ch string
+		var bk int64
+		var attempts, delivered, failed, latN uint64
+		if err := rows.Scan(&ch, &bk, &attempts, &delivered, &failed, &latN); err != nil {
+			return err
+		}
+		if c := acc.cell(ch, bk); c != nil {
+			c.attempts, c.delivered, c.failed, c.latN = c.attempts+attempts, c.delivered+delivered, c.failed+failed, c.latN+latN
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	where, args = p.where(w, "primary_channel")
+	err = db.eachRow(ctx, "timeseries journeys", fmt.Sprintf(`SELECT primary_channel, %s AS b, sum(otps), sum(fallback)
+FROM hourly_paths WHERE %s GROUP BY primary_channel, b`, b, where), args, func(rows driver.Rows) error {
+		var ch string
+		var bk int64
+		var otps, fallback uint64
+		if err := rows.Scan(&ch, &bk, &otps, &fallback); err != nil {
+			return err
+		}
+		if c := acc.cell(ch, bk); c != nil {
+			c.otps, c.fallback = c.otps+otps, c.fallback+fallback
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	where, args = p.where(w, "key")
+	return db.eachRow(ctx, "timeseries latency", fmt.Sprintf(`SELECT key, %s AS b, bucket, sum(n)
+FROM hourly_latency_buckets WHERE metric = '%s' AND %s GROUP BY key, b, bucket`, b, metricLatency, where), args, func(rows driver.Rows) error {
+		var ch string
+		var bk, lb int64
+		var c uint64
+		if err := rows.Scan(&ch, &bk, &lb, &c); err != nil {
+			return err
+		}
+		if cl := acc.cell(ch, bk); cl != nil {
+			cl.lb[lb] += c
+		}
+		return nil
+	})
+}
+
+// seriesQuantiles computes each cell's exact p50 and p95 latency: the
+// per-bucket counts locate each wanted element's 256 ms bucket, then one
+// query reads the rollups' values of those buckets within those hours only.
+func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole []rolledHour) error {
+	qs := []float64{0.5, 0.95}
+	type want struct {
+		lb   int64
+		rank uint64
+	}
+	wants := map[tsKey][]want{}
+	type need struct {
+		tsKey
+		lb int64
+	}
+	needs := map[need]bool{}
+	for k, c := range acc.cells {
+		if c.latN == 0 {
+			continue
+		}
+		counts := map[int64]uint64{}
+		for lb, n := range c.lb {
+			counts[lb] += n
+		}
+		for ms, n := range c.ms {
+			counts[ms/latencyBucket] += n
+		}
+		order := make([]int64, 0, len(counts))
+		for lb := range counts {
+			order = append(order, lb)
+		}
+		sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
+		for _, q := range qs {
+			idx := uint64(q * float64(c.latN))
+			var cum uint64
+			for _, lb := range order {
+				if idx < cum+counts[lb] {
+					wants[k] = append(wants[k], want{lb, idx - cum})
+					if c.lb[lb] > 0 {
+						needs[need{k, lb}] = true
+					}
+					break
+				}
+				cum += counts[lb]
+			}
+		}
+	}
+	values := map[need]map[int64]uint64{}
+	if len(needs) > 0 {
+		// The needed (channel, 256 ms bucket) pairs over the whole hours,
+		// kept per timeseries bucket where that bucket needs them: a short
+		// IN list ClickHouse analyzes at once, where a condition per cell
+		// took it longer than the read.
+		pairs := map[string]bool{}
+		var args []any
+		for nd := range needs {
+			p := fmt.Sprintf("%s\x00%d", nd.channel, nd.lb)
+			if !pairs[p] {
+				pairs[p] = true
+				args = append(args, nd.channel, nd.lb)
+			}
+		}
+		in := strings.TrimSuffix(strings.Repeat("(?, ?), ", len(pairs)), ", ")
+		where, wargs := plan{hours: whole}.where(w, "")
+		q := fmt.Sprintf("SELECT key, %s AS b, bucket, ms, sum(n) FROM hourly_latency WHERE metric = '%s' AND (key, bucket) IN (%s) AND %s GROUP BY key, b, bucket, ms",
+			acc.bucketSQL("hour", true), metricLatency, in, where)
+		err := db.eachRow(ctx, "timeseries latency values", q, append(args, wargs...), func(rows driver.Rows) error {
+			var ch string
+			var b, lb, ms int64
+			var c uint64
+			if err := rows.Scan(&ch, &b, &lb, &ms, &c); err != nil {
+				return err
+			}
+			nd := need{tsKey{ch, int(b)}, lb}
+			if needs[nd] {
+				if values[nd] == nil {
+					values[nd] = map[int64]uint64{}
+				}
+				values[nd][ms] += c
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for k, ws := range wants {
+		c := acc.cells[k]
+		c.q = make([]float64, len(qs))
+		for i, wt := range ws {
+			vs := map[int64]uint64{}
+			for ms, n := range values[need{k, wt.lb}] {
+				vs[ms] += n
+			}
+			for ms, n := range c.ms {
+				if ms/latencyBucket == wt.lb {
+					vs[ms] += n
+				}
+			}
+			sorted := make([]int64, 0, len(vs))
+			for ms := range vs {
+				sorted = append(sorted, ms)
+			}
+			sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
+			var cum uint64
+			found := false
+			for _, ms := range sorted {
+				if wt.rank < cum+vs[ms] {
+					c.q[i], found = float64(ms), true
+					break
+				}
+				cum += vs[ms]
+			}
+			if !found {
+				return fmt.Errorf("timeseries: latency bucket %d holds fewer values than counted", wt.lb)
+			}
+		}
+	}
+	return nil
+}
