@@ -102,33 +102,13 @@ func label(v string, unknown bool) string {
 type decodeFunc func(body []byte, receivedAt time.Time) (msgs []events.Message, labels []string, err error)
 
 // serve is the webhook endpoint's pipeline (serveWebhook) for another body:
-// authenticate before reading, read at most --max-body-bytes, want JSON,
-// decode (invalid: a dead letter and a problem), publish, and answer status
+// readJSON, decode (invalid: a dead letter and a problem), publish, and answer status
 // with {"accepted": n} only after JetStream acknowledged every message.
 func (m *Methods) serve(w http.ResponseWriter, r *http.Request, status int, title string, decode decodeFunc, ch events.Channel) {
 	h := m.h
 	receivedAt := h.now()
-	if !h.authorized(r) {
-		h.unauthorized(w, "missing or wrong webhook token: send it as X-Webhook-Token or Authorization: Bearer")
-		return
-	}
-	body, tooLarge, err := readBounded(r, h.cfg.MaxBodyBytes)
-	if err != nil {
-		h.bodyUnread(w, r, err)
-		return
-	}
-	if tooLarge {
-		h.reject(w, r, receivedAt, body, true, outcomeTooLarge, problem.Details{
-			Status: http.StatusRequestEntityTooLarge,
-			Detail: "body larger than " + strconv.FormatInt(h.cfg.MaxBodyBytes, 10) + " bytes",
-		})
-		return
-	}
-	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
-		h.reject(w, r, receivedAt, body, false, outcomeMediaType, problem.Details{
-			Status: http.StatusUnsupportedMediaType,
-			Detail: "Content-Type " + strconv.Quote(ct) + ": want application/json",
-		})
+	body, ok := h.readJSON(w, r, receivedAt)
+	if !ok {
 		return
 	}
 	msgs, labels, err := decode(body, receivedAt)

@@ -68,30 +68,40 @@ func (h *Handler) Mount(r chi.Router) {
 	r.Post(TrackPath, h.serveTrack)
 }
 
-func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
-	receivedAt := h.now()
+// readJSON is the start every webhook-like endpoint shares: authenticate
+// before reading, read at most --max-body-bytes, want JSON. When ok is
+// false it has answered (and dead-lettered what it read).
+func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request, receivedAt time.Time) (body []byte, ok bool) {
 	if !h.authorized(r) {
 		h.unauthorized(w, "missing or wrong webhook token: send it as X-Webhook-Token or Authorization: Bearer")
-		return
+		return nil, false
 	}
-
 	body, tooLarge, err := readBounded(r, h.cfg.MaxBodyBytes)
 	if err != nil {
 		h.bodyUnread(w, r, err)
-		return
+		return nil, false
 	}
 	if tooLarge {
 		h.reject(w, r, receivedAt, body, true, outcomeTooLarge, problem.Details{
 			Status: http.StatusRequestEntityTooLarge,
 			Detail: "body larger than " + strconv.FormatInt(h.cfg.MaxBodyBytes, 10) + " bytes",
 		})
-		return
+		return nil, false
 	}
 	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
 		h.reject(w, r, receivedAt, body, false, outcomeMediaType, problem.Details{
 			Status: http.StatusUnsupportedMediaType,
 			Detail: "Content-Type " + strconv.Quote(ct) + ": want application/json",
 		})
+		return nil, false
+	}
+	return body, true
+}
+
+func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
+	receivedAt := h.now()
+	body, ok := h.readJSON(w, r, receivedAt)
+	if !ok {
 		return
 	}
 
