@@ -175,38 +175,10 @@ func DecodeDeliveryStatuses(body []byte, receivedAt time.Time) ([]DeliveryStatus
 
 // decodeSlow validates field by field, to name what is wrong.
 func decodeSlow(body []byte, receivedAt time.Time) ([]DeliveryStatus, error) {
-	if !json.Valid(body) {
-		return nil, &FieldError{Index: -1, Err: ErrMalformedJSON}
-	}
 	receivedAt = receivedAt.UTC()
-	switch body[0] {
-	case '{':
-		ev, err := decodeOne(body, receivedAt)
-		if err != nil {
-			err.Index = -1
-			return nil, err
-		}
-		return []DeliveryStatus{ev}, nil
-	case '[':
-		var items []json.RawMessage
-		if err := json.Unmarshal(body, &items); err != nil {
-			return nil, &FieldError{Index: -1, Err: ErrMalformedJSON}
-		}
-		if len(items) == 0 {
-			return nil, &FieldError{Index: -1, Err: ErrEmptyBatch}
-		}
-		out := make([]DeliveryStatus, 0, len(items))
-		for i, item := range items {
-			ev, err := decodeOne(item, receivedAt)
-			if err != nil {
-				err.Index = i
-				return nil, err
-			}
-			out = append(out, ev)
-		}
-		return out, nil
-	}
-	return nil, &FieldError{Index: -1, Err: ErrNotAnEvent}
+	return decodeEach(body, func(item json.RawMessage) (DeliveryStatus, *FieldError) {
+		return decodeOne(item, receivedAt)
+	})
 }
 
 // fastWire is the body as tyntec documents it. Decoding into it is one pass; any
