@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -398,26 +399,31 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 					}
 				}
 			}
-			sorted := make([]int64, 0, len(vs))
-			for ms := range vs {
-				sorted = append(sorted, ms)
-			}
-			sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
-			var cum uint64
-			found := false
-			for _, ms := range sorted {
-				if wt.rank < cum+vs[ms] {
-					outs[g][i], found = float64(ms), true
-					break
-				}
-				cum += vs[ms]
-			}
-			if !found {
+			var found bool
+			if outs[g][i], found = valueAtRank(vs, wt.rank); !found {
 				return nil, nil, fmt.Errorf("%s: rollup bucket %d holds fewer values than counted", h.metric, wt.bucket)
 			}
 		}
 	}
 	return ns, outs, nil
+}
+
+// valueAtRank is the value of rank (0-based, ascending) among vs, counts
+// per millisecond value; found is false when vs holds rank values or fewer.
+func valueAtRank(vs map[int64]uint64, rank uint64) (v float64, found bool) {
+	sorted := make([]int64, 0, len(vs))
+	for ms := range vs {
+		sorted = append(sorted, ms)
+	}
+	slices.Sort(sorted)
+	var cum uint64
+	for _, ms := range sorted {
+		if rank < cum+vs[ms] {
+			return float64(ms), true
+		}
+		cum += vs[ms]
+	}
+	return 0, false
 }
 
 // readBuckets adds the rollups' bucket counts of p's days to h.

@@ -379,21 +379,8 @@ func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole [
 					vs[ms] += n
 				}
 			}
-			sorted := make([]int64, 0, len(vs))
-			for ms := range vs {
-				sorted = append(sorted, ms)
-			}
-			sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
-			var cum uint64
-			found := false
-			for _, ms := range sorted {
-				if wt.rank < cum+vs[ms] {
-					c.q[i], found = float64(ms), true
-					break
-				}
-				cum += vs[ms]
-			}
-			if !found {
+			var found bool
+			if c.q[i], found = valueAtRank(vs, wt.rank); !found {
 				return fmt.Errorf("timeseries: latency bucket %d holds fewer values than counted", wt.lb)
 			}
 		}
