@@ -166,7 +166,27 @@ func serveSettled(t *testing.T, cfg app.Config) (*app.App, tyntecsim.Truth) {
 	t.Helper()
 	a := serve(t, cfg)
 	var truth tyntecsim.Truth
-	brokertest.WaitFor(t, 60*time.Second, "the simulator to settle every attempt", func() bool {
+	t.Cleanup(func() {
+		if t.Failed() {
+			open := 0
+			for _, o := range truth.OTPs {
+				for _, at := range o.Attempts {
+					if at.Outcome == "" {
+						open++
+					}
+				}
+			}
+			first, last := time.Time{}, time.Time{}
+			if len(truth.OTPs) > 0 {
+				first, last = truth.OTPs[0].Created, truth.OTPs[len(truth.OTPs)-1].Created
+			}
+			t.Logf("the simulator's truth at %s: %d logins, %d done, %d of %d OTPs (created %s … %s), %d attempts without an outcome",
+				truth.At.Format(time.RFC3339Nano), truth.Logins, truth.LoginsDone, len(truth.OTPs), cfg.Simulate.Count, first.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano), open)
+		}
+	})
+	// Settling takes ~10 s here; under a loaded machine's full suite it once
+	// took over 60 s with half the OTPs made (a failure logs how far it got).
+	brokertest.WaitFor(t, 120*time.Second, "the simulator to settle every attempt", func() bool {
 		truth = a.Simulator().Truth()
 		return truth.Settled(cfg.Simulate.Count)
 	})
