@@ -204,14 +204,6 @@ func (a *App) MetricNames() []string { return a.reg.Names() }
 // Broker is the process's NATS broker.
 func (a *App) Broker() *broker.Broker { return a.broker }
 
-// SimulatorURL is the simulated tyntec API's base URL, or "" without --simulate.
-func (a *App) SimulatorURL() string {
-	if a.sim == nil {
-		return ""
-	}
-	return a.sim.URL()
-}
-
 // Poller is the poller module, or nil when it is off.
 func (a *App) Poller() *poller.Poller { return a.poller }
 

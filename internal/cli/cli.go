@@ -89,12 +89,6 @@ type usageError struct{ error }
 
 func (u usageError) Unwrap() error { return u.error }
 
-// DataDirFlag registers --data-dir, the one directory under which the embedded
-// NATS server (nats/) and the embedded ClickHouse engine (clickhouse/) keep data.
-func DataDirFlag(fs *flag.FlagSet) *string {
-	return fs.String("data-dir", "./data", "where the embedded NATS server and ClickHouse engine keep data")
-}
-
 // Help writes c's help: usage and subcommands, then every flag by group with
 // its environment variable and default.
 func Help(w io.Writer, c Command, fs *flag.FlagSet) {

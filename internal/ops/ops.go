@@ -83,12 +83,6 @@ func (r *Registry) Names() []string {
 	return slices.Sorted(maps.Keys(r.names))
 }
 
-// Mount adds /healthz, /readyz and /metrics to r.
-func Mount(r chi.Router, gatherer prometheus.Gatherer, checks ...Check) {
-	MountHealth(r, checks...)
-	MountMetrics(r, gatherer)
-}
-
 // MountMetrics adds /metrics (Prometheus) to r.
 func MountMetrics(r chi.Router, gatherer prometheus.Gatherer) {
 	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))

@@ -96,13 +96,6 @@ func (r *Record) addFact(f Fact) bool {
 	return true
 }
 
-// webhookSeen reports whether a webhook reported (channel, status) at any time.
-func (r *Record) webhookSeen(ch events.Channel, st events.Status) bool {
-	return slices.ContainsFunc(r.Facts, func(f Fact) bool {
-		return f.Channel == ch && f.Status == st && f.Source == events.SourceWebhook
-	})
-}
-
 // deliveredOn returns the first channel with a DELIVERED fact, or "".
 func (r *Record) deliveredOn() events.Channel {
 	for _, f := range r.Facts {

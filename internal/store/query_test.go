@@ -90,8 +90,6 @@ func seedJourneys(t *testing.T, db *store.DB) {
 	}
 }
 
-func ptr(f float64) *float64 { return &f }
-
 func TestAnalyticsFollowTheDefinitions(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *store.DB) {
 		seedJourneys(t, db)

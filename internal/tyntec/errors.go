@@ -105,9 +105,6 @@ func classOf(status int) error {
 // IsNotFound reports whether err is a 404 from tyntec.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
-// IsRateLimited reports whether err is a 429 from tyntec.
-func IsRateLimited(err error) bool { return errors.Is(err, ErrRateLimited) }
-
 // newAPIError builds the error of one response.
 func newAPIError(method, path string, status int, h http.Header, body []byte, now time.Time) *APIError {
 	e := &APIError{

@@ -109,9 +109,6 @@ func (s *Server) AnonymousURL() string { return fmt.Sprintf("nats://%s", s.cfg.L
 // Config is the server's configuration (its data directory, listener).
 func (s *Server) Config() broker.Config { return s.cfg }
 
-// NATS is the running server (nil while stopped).
-func (s *Server) NATS() *server.Server { return s.srv }
-
 // Broker connects to the server as a client and ensures the stream; t.Cleanup
 // closes it.
 func (s *Server) Broker(t testing.TB) *broker.Broker {
