@@ -243,6 +243,7 @@ func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel,
 	chs := map[string]*wantChannel{}
 	fb := store.FallbackStats{}
 	paths := map[string]*store.PathStats{}
+	conv := map[string]*[2]uint64{} // per delivering channel: polled, verified
 	var ttd []int64
 	for _, j := range truth.Journeys() {
 		for _, a := range j.Attempts {
@@ -314,11 +315,22 @@ func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel,
 		p.Delivered++
 		ttd = append(ttd, ms(first.End)-ms(j.Attempts[0].Start))
 		// Verification: the final status of the OTP that delivered (methods have none).
-		if st, ok := final[first.ID]; ok && st.Final() && chs[first.Channel] != nil {
-			chs[first.Channel].polled++
-			if st == events.OTPVerified {
-				chs[first.Channel].verified++
+		if st, ok := final[first.ID]; ok && st.Final() {
+			if conv[first.Channel] == nil {
+				conv[first.Channel] = &[2]uint64{}
 			}
+			conv[first.Channel][0]++
+			if st == events.OTPVerified {
+				conv[first.Channel][1]++
+			}
+		}
+	}
+	// A journey's verification counts for its delivering channel, which the
+	// API lists only when one of its attempts started in the window: attach
+	// after every journey is seen, so the order of journeys does not matter.
+	for ch, pv := range conv {
+		if c := chs[ch]; c != nil {
+			c.polled, c.verified = pv[0], pv[1]
 		}
 	}
 	for _, p := range paths {
