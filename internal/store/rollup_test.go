@@ -135,6 +135,9 @@ func sameAsRaw(t *testing.T, db *store.DB, when string) {
 				}
 				got, err1 = db.Timeseries(t.Context(), w, step)
 				want, err2 = db.Timeseries(t.Context(), raw, step)
+				if err1 == nil {
+					edgeBuckets(t, db, w, got.(store.Timeseries))
+				}
 			default:
 				now := end.AddDate(0, 0, 1)
 				got, err1 = db.Completeness(t.Context(), w, now)
@@ -150,6 +153,51 @@ func sameAsRaw(t *testing.T, db *store.DB, when string) {
 			}
 		}
 	}
+}
+
+// edgeBuckets checks what a series' buckets are: aligned to multiples of
+// its step since the epoch, the first cut at w.From and the last at w.To,
+// each holding what Channels gives for its part of the window.
+func edgeBuckets(t *testing.T, db *store.DB, w store.Window, ts store.Timeseries) {
+	t.Helper()
+	step := time.Duration(ts.Step)
+	if len(ts.Start) == 0 {
+		return
+	}
+	if first := ts.Start[0]; first.After(w.From) || !first.Add(step).After(w.From) || first.UnixMilli()%step.Milliseconds() != 0 {
+		t.Errorf("timeseries %+v step %s starts at %s: want the multiple of step holding from", w, step, first)
+	}
+	last := len(ts.Start) - 1
+	for _, b := range []int{0, last} {
+		part := w
+		part.From, part.To = maxT(w.From, ts.Start[b]), minT(w.To, ts.Start[b].Add(step))
+		chs, err := db.Channels(t.Context(), part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range chs {
+			for _, s := range ts.Channels {
+				if s.Channel == c.Channel && (s.Attempts[b] != c.Attempts || s.Delivered[b] != c.Delivered) {
+					t.Errorf("timeseries %+v bucket %d %s = %d attempts, %d delivered; /channels of [%s, %s) %d, %d",
+						w, b, c.Channel, s.Attempts[b], s.Delivered[b], part.From, part.To, c.Attempts, c.Delivered)
+				}
+			}
+		}
+	}
+}
+
+func maxT(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minT(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // rolledHours is how many whole and partial hours of the test's week the

@@ -12,13 +12,18 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// Timeseries returns w's figures per channel in buckets of step, the first
-// starting at w.From (the last may end after w.To and is cut there), each
-// computed exactly as Channels and Fallback compute the window of its
-// bucket. Like them it reads whole rolled-up hours from the hourly
-// aggregates (an hour inside one bucket), the other rolled-up hours from
-// their stored attempts and journeys, and dirty hours live; percentiles stay
-// exact through the per-millisecond histograms.
+// Timeseries returns w's figures per channel in buckets of step, each
+// computed exactly as Channels and Fallback compute the window of its bucket.
+// Buckets are aligned to multiples of step since the Unix epoch (UTC), as
+// Grafana's and ClickHouse's toStartOfInterval are: a day is a UTC day
+// whatever the window, and two windows' buckets line up. The first bucket
+// is cut at w.From and the last at w.To. Like Channels it reads whole
+// rolled-up hours from the hourly aggregates (an hour inside one bucket),
+// the other rolled-up hours from their stored attempts and journeys, and
+// dirty hours live; percentiles stay exact through the per-millisecond
+// histograms. Aligned buckets cut at most the window's two edge hours when
+// step is a multiple of an hour; buckets counted from w.From cut every
+// bucket's edge hour when w.From is not on the hour.
 func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Timeseries, error) {
 	if err := w.check(); err != nil {
 		return Timeseries{}, err
@@ -26,15 +31,16 @@ func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Tim
 	if step < time.Second {
 		return Timeseries{}, errors.New("step must be at least 1s")
 	}
-	n := int((w.To.Sub(w.From) + step - 1) / step)
+	origin := bucketStart(w.From, step)
+	n := int((w.To.Sub(origin) + step - 1) / step)
 	if n > MaxBuckets {
 		return Timeseries{}, ErrTooManyBuckets
 	}
 	ts := Timeseries{Start: make([]time.Time, n), Step: Duration(step), Channels: []Series{}}
 	for i := range ts.Start {
-		ts.Start[i] = w.From.Add(time.Duration(i) * step)
+		ts.Start[i] = origin.Add(time.Duration(i) * step)
 	}
-	acc := &tsAcc{from: w.From, step: step, n: n, cells: map[tsKey]*tsCell{}}
+	acc := &tsAcc{from: origin, step: step, n: n, cells: map[tsKey]*tsCell{}}
 	whole, pieces, err := db.planSeries(ctx, w, step)
 	if err != nil {
 		return ts, err
@@ -93,6 +99,13 @@ func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Tim
 	return ts, nil
 }
 
+// bucketStart is the start of the bucket of step holding t: a multiple of
+// step since the Unix epoch, in UTC.
+func bucketStart(t time.Time, step time.Duration) time.Time {
+	ms, sms := t.UnixMilli(), step.Milliseconds()
+	return time.UnixMilli(ms - ((ms%sms)+sms)%sms).UTC()
+}
+
 type tsKey struct {
 	channel string
 	b       int
@@ -147,7 +160,7 @@ func (db *DB) planSeries(ctx context.Context, w Window, step time.Duration) (who
 	pieces = slices.Clone(p.live)
 	var split []rolledHour // rolled-up hours cut by a bucket's edge
 	for _, h := range p.hours {
-		if int(h.hour.Sub(w.From)/step) == int((h.hour.Add(time.Hour-time.Millisecond)).Sub(w.From)/step) {
+		if bucketStart(h.hour, step).Equal(bucketStart(h.hour.Add(time.Hour-time.Millisecond), step)) {
 			whole = append(whole, h)
 		} else {
 			split = append(split, h)

@@ -5,6 +5,7 @@ package webtest
 import (
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -20,14 +21,26 @@ func FreeAddr(t testing.TB) string {
 }
 
 // FreePort is FreeAddr's port, for a configuration that takes a number.
+//
+// It is drawn below Linux's ephemeral range (32768–60999 by default), not
+// from port 0: between this call and the listen, or while a node restarts
+// on its old port, an outgoing connection anywhere on the machine can take
+// an ephemeral port as its source, and the listen then fails (a cluster node
+// "not ready after 30s"). Below the range only another explicit bind can.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+	const low, high = 20000, 32768
+	for range 200 {
+		port := low + rand.IntN(high-low)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free port in [%d, %d) after 200 tries", low, high)
+	return 0
 }
 
 // GetJSON GETs url and decodes its JSON answer into v. Anything but a 200
