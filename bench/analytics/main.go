@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -44,14 +45,23 @@ func run() int {
 	calls := flag.Int("calls", 20, "calls per endpoint and window")
 	rawCalls := flag.Int("raw-calls", 3, "calls of each raw-events answer (the baseline; slow at 100M)")
 	live := flag.Bool("live", false, "also time the API before the rollup job ran (every hour computed live)")
+	keep := flag.String("dir", "", "keep the engine's data and the raw answers in this directory and reuse them in the next run (default: a temporary directory, removed)")
+	rawWindows := flag.String("raw-windows", "", "comma-separated names of the windows whose raw answers are computed and compared (default: all)")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	dir, err := os.MkdirTemp("", "otpscope-bench-")
-	if err != nil {
+	dir := *keep
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "otpscope-bench-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
 	eng, err := chdb.Start(chdb.Config{Dir: dir, Addr: "127.0.0.1:0", Logger: logger})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -61,7 +71,13 @@ func run() int {
 	ctx := context.Background()
 
 	fmt.Printf("| events | window | endpoint | source | p50 ms | p95 ms |\n|---|---|---|---|---|---|\n")
-	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live}
+	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live, keep: *keep != "", dir: dir}
+	if *rawWindows != "" {
+		opts.rawWindows = map[string]bool{}
+		for _, w := range strings.Split(*rawWindows, ",") {
+			opts.rawWindows[strings.TrimSpace(w)] = true
+		}
+	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
@@ -132,6 +148,9 @@ func chTime(t time.Time) string {
 type options struct {
 	calls, rawCalls int
 	live            bool
+	keep            bool            // reuse a database generated and rolled up by an earlier run
+	dir             string          // the engine's data, and raw-<db>.json: the raw answers
+	rawWindows      map[string]bool // nil: all
 }
 
 func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.Logger) error {
@@ -140,11 +159,23 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 		return err
 	}
 	name := fmt.Sprintf("bench_%d", n)
-	if err := admin.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+name+" SYNC"); err != nil {
-		return err
+	// A kept database is reused once a run has generated it and rolled it
+	// up (the bench_done table says so); anything else starts afresh.
+	var done uint64
+	if o.keep {
+		if err := admin.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'bench_done'", name).Scan(&done); err != nil {
+			return err
+		}
 	}
-	if err := admin.Conn().Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return err
+	reuse := done > 0
+	if !reuse {
+		if err := admin.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+name+" SYNC"); err != nil {
+			return err
+		}
+		if err := admin.Conn().Exec(ctx, "CREATE DATABASE "+name); err != nil {
+			return err
+		}
+		os.Remove(rawPath(o, name))
 	}
 	defer admin.Close()
 	db, err := store.Open(ctx, store.Config{DSN: ownerDSN + "/" + name}, logger)
@@ -153,12 +184,21 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	}
 	defer db.Close()
 	end := start.AddDate(0, 0, days)
-	t0 := time.Now()
-	rows, err := generate(ctx, db, n, start, end.Sub(start), 0)
-	if err != nil {
-		return err
+	var rows int
+	if reuse {
+		var n uint64
+		if err := db.Conn().QueryRow(ctx, fmt.Sprintf("SELECT count() FROM delivery_events WHERE event_time < %s", chTime(end))).Scan(&n); err != nil {
+			return err
+		}
+		rows = int(n)
+		fmt.Fprintf(os.Stderr, "%d events reused from %s\n", rows, o.dir)
+	} else {
+		t0 := time.Now()
+		if rows, err = generate(ctx, db, n, start, end.Sub(start), 0); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "%d events stored (duplicates included) in %s\n", rows, time.Since(t0).Round(time.Millisecond))
 	}
-	fmt.Fprintf(os.Stderr, "%d events stored (duplicates included) in %s\n", rows, time.Since(t0).Round(time.Millisecond))
 
 	r := chi.NewRouter()
 	reporter.NewAPI(db, logger).Mount(r)
@@ -173,15 +213,27 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 		{"last hour", end.Add(-time.Hour), end},
 		{"last 24 h", end.Add(-24 * time.Hour), end},
 		{"30 d aligned", end.AddDate(0, 0, -30), end},
-		{"30 d, odd minutes", end.AddDate(0, 0, -30).Add(odd), end.Add(-odd - 26*time.Minute)},
+		{"30 d at odd minutes", end.AddDate(0, 0, -30).Add(odd), end.Add(-odd - 26*time.Minute)},
 		{"90 d", start, end},
 	}
 	endpoints := []string{"channels", "fallback", "timeseries", "events"}
 
-	// The raw answers: the store's own computation from delivery_events.
-	rawAnswers := map[string]any{}
+	// The raw answers: the store's own computation from delivery_events,
+	// kept as JSON (and in o.dir, for the next run on a kept database).
+	rawAnswers := map[string]json.RawMessage{}
+	if b, err := os.ReadFile(rawPath(o, name)); err == nil {
+		if err := json.Unmarshal(b, &rawAnswers); err != nil {
+			return fmt.Errorf("%s: %w", rawPath(o, name), err)
+		}
+	}
 	for _, win := range windows {
+		if o.rawWindows != nil && !o.rawWindows[win.name] {
+			continue
+		}
 		for _, ep := range endpoints {
+			if _, ok := rawAnswers[win.name+ep]; ok {
+				continue
+			}
 			raw := store.Window{From: win.from, To: win.to, Raw: true}
 			var answer any
 			p50, p95, err := timeCalls(o.rawCalls, func() error {
@@ -201,8 +253,14 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 			if err != nil {
 				return fmt.Errorf("raw %s %s: %w", win.name, ep, err)
 			}
-			rawAnswers[win.name+ep] = answer
+			if rawAnswers[win.name+ep], err = json.Marshal(answer); err != nil {
+				return err
+			}
 			fmt.Printf("| %d | %s | /%s | raw events | %.0f | %.0f |\n", rows, win.name, ep, p50, p95)
+			b, _ := json.Marshal(rawAnswers)
+			if err := os.WriteFile(rawPath(o, name), b, 0o644); err != nil {
+				return err
+			}
 		}
 	}
 	timeAPI := func(source string) error {
@@ -225,8 +283,16 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 				if err != nil {
 					return err
 				}
-				fmt.Printf("| %d | %s | /%s | %s | %.0f | %.0f |\n", rows, win.name, ep, source, p50, p95)
-				if err := same(ep, apiBody, rawAnswers[win.name+ep]); err != nil {
+				raw, compared := rawAnswers[win.name+ep]
+				note := ""
+				if !compared {
+					note = " (not compared: no raw answer)"
+				}
+				fmt.Printf("| %d | %s | /%s | %s%s | %.0f | %.0f |\n", rows, win.name, ep, source, note, p50, p95)
+				if !compared {
+					continue
+				}
+				if err := same(ep, apiBody, raw); err != nil {
 					return fmt.Errorf("%s %s: %w", source, win.name, err)
 				}
 			}
@@ -253,8 +319,15 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 		time.Sleep(store.RollupSlack)
 		return nil
 	}
-	if err := job("all history"); err != nil {
-		return err
+	if !reuse {
+		if err := job("all history"); err != nil {
+			return err
+		}
+		if o.keep {
+			if err := db.Conn().Exec(ctx, "CREATE TABLE bench_done (at DateTime) ENGINE = Memory"); err != nil {
+				return err
+			}
+		}
 	}
 	if err := job("idle"); err != nil {
 		return err
@@ -262,8 +335,11 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	if err := timeAPI("API, hourly rollups"); err != nil {
 		return err
 	}
-	// A new hour of traffic after the history, then one event dated a
-	// month back.
+	// A new hour of traffic after the history (outside every window), then
+	// one event dated a month back: a replay of a stored one, as a
+	// redelivery after JetStream's duplicate window would store it. Both
+	// leave every window's answer as it was, so a kept database and its raw
+	// answers stay valid.
 	if _, err := generate(ctx, db, n/(days*24), end, time.Hour, 1); err != nil {
 		return err
 	}
@@ -271,15 +347,24 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	if err := job("a new hour"); err != nil {
 		return err
 	}
+	late := end.AddDate(0, 0, -30).Add(90 * time.Minute)
 	if err := db.Conn().Exec(ctx, fmt.Sprintf(`INSERT INTO delivery_events (event_id, otp_id, profile_id, channel, status, event_time, received_at, error_code, error_message, source)
-VALUES ('late-1', generateUUIDv4(), 'prof-login', 'SMS', 'DISPATCHED', %s, now64(3), '', '', 'webhook')`, chTime(end.AddDate(0, 0, -30).Add(90*time.Minute)))); err != nil {
+SELECT event_id, otp_id, profile_id, channel, status, event_time, now64(3), error_code, error_message, source
+FROM delivery_events WHERE event_time >= %s ORDER BY event_time LIMIT 1`, chTime(late))); err != nil {
 		return err
 	}
 	time.Sleep(store.RollupSlack)
 	if err := job("one old-dated event"); err != nil {
 		return err
 	}
+	if o.keep {
+		return nil
+	}
 	return admin.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+name+" SYNC")
+}
+
+func rawPath(o options, db string) string {
+	return filepath.Join(o.dir, "raw-"+db+".json")
 }
 
 // rawEvents is the first page of /events as a plain query would list it.
@@ -301,45 +386,43 @@ WHERE event_time >= %s AND event_time < %s ORDER BY event_time DESC, event_id DE
 	return ids, rows.Err()
 }
 
-// same checks that the API's answer equals the one computed from raw events.
-func same(ep string, apiBody []byte, raw any) error {
-	var got any
-	want := raw
+// same checks that the API's answer equals the one computed from raw events
+// (as JSON): each is decoded into the answer's type, so both compare alike.
+func same(ep string, apiBody []byte, raw json.RawMessage) error {
+	var got, want any
 	switch ep {
 	case "channels":
 		var r reporter.ChannelsResponse
-		if err := json.Unmarshal(apiBody, &r); err != nil {
+		var w []store.ChannelStats
+		if err := decodeBoth(apiBody, &r, raw, &w); err != nil {
 			return err
 		}
-		got = r.Channels
+		got, want = r.Channels, w
 	case "fallback":
 		var r reporter.FallbackResponse
-		if err := json.Unmarshal(apiBody, &r); err != nil {
+		var w store.FallbackStats
+		if err := decodeBoth(apiBody, &r, raw, &w); err != nil {
 			return err
 		}
-		got = r.FallbackStats
+		got, want = r.FallbackStats, w
 	case "timeseries":
 		var r reporter.TimeseriesResponse
-		if err := json.Unmarshal(apiBody, &r); err != nil {
-			return err
-		}
-		// Through JSON both ways, so times and steps compare alike.
-		b, _ := json.Marshal(raw)
 		var w store.Timeseries
-		if err := json.Unmarshal(b, &w); err != nil {
+		if err := decodeBoth(apiBody, &r, raw, &w); err != nil {
 			return err
 		}
 		got, want = r.Timeseries, w
 	case "events":
 		var r store.EventPage
-		if err := json.Unmarshal(apiBody, &r); err != nil {
+		var w []string
+		if err := decodeBoth(apiBody, &r, raw, &w); err != nil {
 			return err
 		}
 		var ids []string
 		for _, e := range r.Events {
 			ids = append(ids, e.EventID)
 		}
-		got = ids
+		got, want = ids, w
 	}
 	if !reflect.DeepEqual(got, want) {
 		g, _ := json.Marshal(got)
@@ -349,9 +432,21 @@ func same(ep string, apiBody []byte, raw any) error {
 	return nil
 }
 
+func decodeBoth(apiBody []byte, api any, raw []byte, want any) error {
+	if err := json.Unmarshal(apiBody, api); err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, want)
+}
+
+// timeCalls times n calls after a warm-up call; with n = 1 (a slow
+// baseline) there is no warm-up.
 func timeCalls(n int, call func() error) (p50, p95 float64, err error) {
-	if err := call(); err != nil { // warm-up, not counted
-		return 0, 0, err
+	n = max(n, 1)
+	if n > 1 {
+		if err := call(); err != nil { // warm-up, not counted
+			return 0, 0, err
+		}
 	}
 	ds := make([]float64, n)
 	for i := range ds {
