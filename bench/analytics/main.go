@@ -206,10 +206,11 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	defer api.Close()
 
 	odd := 17 * time.Minute
-	windows := []struct {
+	type window struct {
 		name     string
 		from, to time.Time
-	}{
+	}
+	windows := []window{
 		{"last hour", end.Add(-time.Hour), end},
 		{"last 24 h", end.Add(-24 * time.Hour), end},
 		{"30 d aligned", end.AddDate(0, 0, -30), end},
@@ -226,44 +227,50 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 			return fmt.Errorf("%s: %w", rawPath(o, name), err)
 		}
 	}
-	for _, win := range windows {
-		if o.rawWindows != nil && !o.rawWindows[win.name] {
-			continue
-		}
-		for _, ep := range endpoints {
-			if _, ok := rawAnswers[win.name+ep]; ok {
+	computeRaw := func(wins []window) error {
+		for _, win := range wins {
+			if o.rawWindows != nil && !o.rawWindows[win.name] {
 				continue
 			}
-			raw := store.Window{From: win.from, To: win.to, Raw: true}
-			var answer any
-			p50, p95, err := timeCalls(o.rawCalls, func() error {
-				var err error
-				switch ep {
-				case "channels":
-					answer, err = db.Channels(ctx, raw)
-				case "fallback":
-					answer, err = db.Fallback(ctx, raw)
-				case "timeseries":
-					answer, err = db.Timeseries(ctx, raw, reporter.DefaultStep(win.to.Sub(win.from)))
-				case "events":
-					answer, err = rawEvents(ctx, db, win.from, win.to)
+			for _, ep := range endpoints {
+				if _, ok := rawAnswers[win.name+ep]; ok {
+					continue
 				}
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("raw %s %s: %w", win.name, ep, err)
-			}
-			if rawAnswers[win.name+ep], err = json.Marshal(answer); err != nil {
-				return err
-			}
-			fmt.Printf("| %d | %s | /%s | raw events | %.0f | %.0f |\n", rows, win.name, ep, p50, p95)
-			b, _ := json.Marshal(rawAnswers)
-			if err := os.WriteFile(rawPath(o, name), b, 0o644); err != nil {
-				return err
+				raw := store.Window{From: win.from, To: win.to, Raw: true}
+				var answer any
+				p50, p95, err := timeCalls(o.rawCalls, func() error {
+					var err error
+					switch ep {
+					case "channels":
+						answer, err = db.Channels(ctx, raw)
+					case "fallback":
+						answer, err = db.Fallback(ctx, raw)
+					case "timeseries":
+						answer, err = db.Timeseries(ctx, raw, reporter.DefaultStep(win.to.Sub(win.from)))
+					case "events":
+						answer, err = rawEvents(ctx, db, win.from, win.to)
+					}
+					return err
+				})
+				if err != nil {
+					return fmt.Errorf("raw %s %s: %w", win.name, ep, err)
+				}
+				if rawAnswers[win.name+ep], err = json.Marshal(answer); err != nil {
+					return err
+				}
+				fmt.Printf("| %d | %s | /%s | raw events | %.0f | %.0f |\n", rows, win.name, ep, p50, p95)
+				b, _ := json.Marshal(rawAnswers)
+				if err := os.WriteFile(rawPath(o, name), b, 0o644); err != nil {
+					return err
+				}
 			}
 		}
+		return nil
 	}
-	timeAPI := func(source string) error {
+	if err := computeRaw(windows); err != nil {
+		return err
+	}
+	timeAPI := func(source string, windows []window) error {
 		for _, win := range windows {
 			q := url.Values{"from": {win.from.Format(time.RFC3339)}, "to": {win.to.Format(time.RFC3339)}}.Encode()
 			for _, ep := range endpoints {
@@ -300,7 +307,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 		return nil
 	}
 	if o.live {
-		if err := timeAPI("API, live"); err != nil {
+		if err := timeAPI("API, live", windows); err != nil {
 			return err
 		}
 	}
@@ -332,7 +339,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	if err := job("idle"); err != nil {
 		return err
 	}
-	if err := timeAPI("API, hourly rollups"); err != nil {
+	if err := timeAPI("API, hourly rollups", windows); err != nil {
 		return err
 	}
 	// A new hour of traffic after the history (outside every window), then
@@ -344,6 +351,16 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 		return err
 	}
 	time.Sleep(store.RollupSlack)
+	// What a reader sees between two runs of the job while traffic flows:
+	// the new hour has marked the day before it dirty, so the last 24 h
+	// including it are read live.
+	fresh := []window{{"last 24 h with a new hour before the job", end.Add(-23 * time.Hour), end.Add(time.Hour)}}
+	if err := computeRaw(fresh); err != nil {
+		return err
+	}
+	if err := timeAPI("API, between job runs", fresh); err != nil {
+		return err
+	}
 	if err := job("a new hour"); err != nil {
 		return err
 	}

@@ -8,16 +8,35 @@ import (
 // RolledHours is how many whole hours of w the readers take from the hourly
 // aggregates, and how many partial hours from the stored rows.
 func RolledHours(ctx context.Context, db *DB, w Window) (whole, partial int, err error) {
+	whole, partial, _, err = PlannedHours(ctx, db, w)
+	return whole, partial, err
+}
+
+// PlannedHours is RolledHours, and how many dirty hours of w the readers
+// patch (stored rows, the touched OTPs live) rather than compute live.
+func PlannedHours(ctx context.Context, db *DB, w Window) (whole, partial, patched int, err error) {
 	p, ok, err := db.planWindow(ctx, w)
 	if !ok {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	for _, lw := range p.live {
-		partial += len(lw.stored)
+		if lw.patched {
+			patched += len(lw.stored)
+		} else {
+			partial += len(lw.stored)
+		}
 	}
-	return len(p.hours), partial, nil
+	return len(p.hours), partial, patched, nil
 }
 
 // SetRollupClock has RefreshRollups take its versions from now instead of the
 // server's clock.
 func SetRollupClock(db *DB, now func() time.Time) { db.rollupClock = now }
+
+// SetPatchAge sets how old a dirty hour's version may be for readers to
+// patch it (0: never) until restore is called.
+func SetPatchAge(d time.Duration) (restore func()) {
+	old := patchAge
+	patchAge = d
+	return func() { patchAge = old }
+}

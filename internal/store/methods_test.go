@@ -276,6 +276,12 @@ func TestRollupsWithMethods(t *testing.T) {
 		}
 		same("rolled up")
 		insertShuffled(t, db, late)
+		// Before the job: the hours the late read and link marked are
+		// patched, the link's whole journey computed live.
+		if _, _, patched, err := store.PlannedHours(t.Context(), db, w); err != nil || patched == 0 {
+			t.Errorf("after the late facts, %d hours patched (%v); want the marked ones", patched, err)
+		}
+		same("late facts, before the job")
 		if days, err := db.RefreshRollups(t.Context(), t0.AddDate(0, 0, 6)); err != nil || len(days) == 0 {
 			t.Fatalf("RefreshRollups after late facts = %v, %v; want the hours the late facts marked (schema 0011) rolled up again", days, err)
 		}

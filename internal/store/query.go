@@ -47,6 +47,13 @@ type Window struct {
 	// hours (hour_attempts, hour_journeys) instead of computing them: the
 	// partial hours at a window's ends.
 	stored []rolledHour
+	// patched marks stored hours that are dirty since their versions: their
+	// stored rows are read but those of the OTPs touched since (touchedSQL),
+	// which are computed live from their own facts (see patch).
+	patched bool
+	// otps, when set, is a subquery of the only OTPs (and method attempts)
+	// whose facts a live window reads.
+	otps string
 }
 
 type span struct{ from, to time.Time }
@@ -335,11 +342,64 @@ func (w Window) filter(first, profile, channel string) (string, []any) {
 // attempt, with a_outcome), filtered by profile and channel; args bind its
 // placeholders. Dashboards use the same definitions.
 func (w Window) channelAttemptsSQL() (string, []any) {
+	if w.patched {
+		return w.patch(attemptCols, Window.channelAttemptsSQL)
+	}
 	having, args := w.filter("a_first", "a_profile", "channel")
 	if len(w.stored) > 0 {
 		return "SELECT " + attemptCols + " FROM hour_attempts WHERE " + having, args
 	}
-	return attemptsSQL(w.Raw, w.intervals(), "", having), args
+	return attemptsSQL(w.Raw, w.intervals(), w.otpsWhere(), having), args
+}
+
+// otpsWhere restricts the facts a live window reads to w.otps.
+func (w Window) otpsWhere() string {
+	if w.otps == "" {
+		return ""
+	}
+	return "otp_id IN (" + w.otps + ")"
+}
+
+// patch is sql over a patched window: the stored rows of its hours but
+// those of the OTPs touched since their versions, and those OTPs' rows
+// computed live, from all their facts, as a live window would. Rows are
+// attempts or journeys; a journey row's otp_id is one of its OTPs, and the
+// touched set holds every OTP of a touched journey, so each attempt and
+// journey comes from exactly one side.
+func (w Window) patch(cols string, sql func(Window) (string, []any)) (string, []any) {
+	touched := w.touchedSQL()
+	stored := w
+	stored.patched = false
+	sq, sargs := sql(stored)
+	live := w
+	live.patched, live.stored, live.otps = false, nil, touched
+	lq, largs := sql(live)
+	return fmt.Sprintf("SELECT %[1]s FROM (%[2]s) WHERE otp_id NOT IN (%[3]s)\nUNION ALL\nSELECT %[1]s FROM (%[4]s)", cols, sq, touched, lq), append(sargs, largs...)
+}
+
+// touchedSQL is a subquery of the OTPs whose stored rows in w's hours may be
+// stale: every OTP (or method attempt) with a fact inserted since the
+// oldest of the hours' versions less RollupSlack (rollup_touched, schema
+// 0012), and every OTP of the journeys those belong to, now or at that
+// version — the journeys of their links and their own — whose journey is
+// now one of those. So the set is closed: a journey has all its OTPs in it
+// or none.
+func (w Window) touchedSQL() string {
+	oldest := w.stored[0].version
+	for _, h := range w.stored {
+		oldest = min(oldest, h.version)
+	}
+	since := time.UnixMilli(int64(oldest)).Add(-RollupSlack)
+	u := "SELECT otp_id FROM rollup_touched WHERE inserted_at >= " + msTime(since)
+	keys := fmt.Sprintf("SELECT toString(otp_id) FROM (%[1]s) UNION ALL SELECT journey_id FROM journey_links WHERE otp_id IN (%[1]s)", u)
+	cands := fmt.Sprintf("SELECT otp_id FROM (%[1]s) UNION ALL SELECT otp_id FROM journey_links WHERE journey_id IN (%[2]s) UNION ALL SELECT toUUIDOrZero(k) FROM (%[2]s) AS kk(k)", u, keys)
+	// An OTP's journey as journeyKeyedSQL keys it: its first link, else itself.
+	return fmt.Sprintf(`SELECT c.otp_id FROM (SELECT DISTINCT otp_id FROM (%[1]s)) AS c
+LEFT JOIN (
+    SELECT otp_id, argMin(journey_id, (linked_at, journey_id)) AS l_journey
+    FROM journey_links WHERE otp_id IN (%[1]s) GROUP BY otp_id
+) AS l ON c.otp_id = l.otp_id
+WHERE if(l.l_journey = '', toString(c.otp_id), l.l_journey) IN (%[2]s)`, cands, keys)
 }
 
 // journeyCols are the columns every journey subquery yields.
@@ -355,9 +415,12 @@ const journeyCols = "otp_id, j_profile, j_first, j_delivered, j_delivered_channe
 // journeyKeyedSQL gives each attempt: the one place that says which attempts
 // form a journey, for live answers and rollups alike.
 func (w Window) journeysSQL() (string, []any) {
+	if w.patched {
+		return w.patch(journeyCols, Window.journeysSQL)
+	}
 	if len(w.stored) > 0 {
 		having, args := w.filter("j_first", "j_profile", "j_primary")
-		return "SELECT " + journeyCols + ", s_final, s_verified, s_rate FROM hour_journeys WHERE " + having, args
+		return "SELECT " + journeyCols + " FROM hour_journeys WHERE " + having, args
 	}
 	having, args := w.filter("j_first", "j_profile", "atts[1].2")
 	q := fmt.Sprintf(`SELECT j_otp AS otp_id, j_profile, j_first, j_delivered, j_delivered_channel, toString(atts[1].2) AS j_primary,
@@ -382,7 +445,7 @@ FROM (
     FROM (%s)
     GROUP BY journey
     HAVING %s
-)`, journeyKeyedSQL(attemptsSQL(w.Raw, w.intervals(), "", ""), w.intervals(), w.Raw), having)
+)`, journeyKeyedSQL(attemptsSQL(w.Raw, w.intervals(), w.otpsWhere(), ""), w.intervals(), w.Raw), having)
 	return q, args
 }
 
@@ -418,13 +481,21 @@ LEFT JOIN (
 // its delivery events, so one bound decides what a window reads and which
 // hours a late status changes.
 func (w Window) journeyStatusSQL() (string, []any) {
-	sub, args := w.journeysSQL()
-	if len(w.stored) > 0 {
-		return sub, args
+	if w.patched {
+		return w.patch(journeyCols+", s_final, s_verified, s_rate", Window.journeyStatusSQL)
 	}
+	if len(w.stored) > 0 {
+		having, args := w.filter("j_first", "j_profile", "j_primary")
+		return "SELECT " + journeyCols + ", s_final, s_verified, s_rate FROM hour_journeys WHERE " + having, args
+	}
+	sub, args := w.journeysSQL()
 	var ranges []string
 	for _, iv := range w.intervals() {
 		ranges = append(ranges, fmt.Sprintf("(observed_at >= %s AND observed_at < %s)", msTime(iv.from.Add(-MaxAttemptSpan)), msTime(iv.to.Add(MaxAttemptSpan))))
+	}
+	statusWhere := "(" + strings.Join(ranges, " OR ") + ")"
+	if w.otps != "" {
+		statusWhere += " AND " + w.otpsWhere()
 	}
 	q := fmt.Sprintf(`SELECT `+journeyCols+`,
     toUInt8(arrayExists(x -> x.2 >= 1, sts)) AS s_final,
@@ -440,7 +511,7 @@ FROM (
         WHERE %[3]s
         GROUP BY otp_id
     ) AS s ON j.otp_id = s.otp_id
-)`, MaxAttemptSpan.Milliseconds(), sub, strings.Join(ranges, " OR "))
+)`, MaxAttemptSpan.Milliseconds(), sub, statusWhere)
 	return q, args
 }
 

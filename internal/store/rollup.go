@@ -16,7 +16,8 @@ import (
 // below — the same definitions the live queries use for a window — so that a
 // window of any length reads a few rows per hour, and its partial first and
 // last hours read only their own attempts. Hours that inserts changed since
-// their computation (rollup_dirty) are computed live until the job has
+// their computation (rollup_dirty) are read from their stored rows with the
+// OTPs touched since computed live (Window.patched) until the job has
 // recomputed them; percentiles stay exact because the rollups keep a count
 // per millisecond value.
 
@@ -138,14 +139,17 @@ func hourOf(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
 func sqlHour(t time.Time) string { return fmt.Sprintf("toDateTime(%d, 'UTC')", t.Unix()) }
 
 // hourStates returns, for the hours in [from, to), the current version of
-// every rolled-up hour and the newest dirty mark of every marked hour.
-func (db *DB) hourStates(ctx context.Context, from, to time.Time) (versions map[time.Time]uint64, marks map[time.Time]time.Time, err error) {
+// every rolled-up hour and the newest dirty mark of every marked hour, and
+// since when rollup_touched records the touched OTPs (zero: not at all).
+func (db *DB) hourStates(ctx context.Context, from, to time.Time) (versions map[time.Time]uint64, marks map[time.Time]time.Time, touchedSince time.Time, err error) {
 	versions, marks = map[time.Time]uint64{}, map[time.Time]time.Time{}
 	rng := fmt.Sprintf("hour >= %s AND hour < %s", sqlHour(from), sqlHour(to))
-	// One query for both: a window's fixed cost is mostly its round trips.
+	// One query for all: a window's fixed cost is mostly its round trips.
 	q := `SELECT 0, hour, max(version), toDateTime64(0, 3, 'UTC') FROM rolled_hours WHERE ` + rng + ` GROUP BY hour
 UNION ALL
-SELECT 1, hour, 0, max(inserted_at) FROM rollup_dirty WHERE ` + rng + ` GROUP BY hour`
+SELECT 1, hour, 0, max(inserted_at) FROM rollup_dirty WHERE ` + rng + ` GROUP BY hour
+UNION ALL
+SELECT 2, toDateTime(0, 'UTC'), 0, max(applied_at) FROM ` + migrationsTable + ` WHERE version = ` + touchedMigration + ` HAVING count() > 0`
 	err = db.eachRow(ctx, "hour states", q, nil, func(rows driver.Rows) error {
 		var kind uint8
 		var h, ins time.Time
@@ -153,14 +157,34 @@ SELECT 1, hour, 0, max(inserted_at) FROM rollup_dirty WHERE ` + rng + ` GROUP BY
 		if err := rows.Scan(&kind, &h, &v, &ins); err != nil {
 			return err
 		}
-		if kind == 0 {
+		switch kind {
+		case 0:
 			versions[h.UTC()] = v
-		} else {
+		case 1:
 			marks[h.UTC()] = ins
+		default:
+			touchedSince = ins
 		}
 		return nil
 	})
-	return versions, marks, err
+	return versions, marks, touchedSince, err
+}
+
+// touchedMigration is the migration that made rollup_touched: the OTPs
+// inserted before it was applied are not in it.
+const touchedMigration = "12"
+
+// patchAge bounds how old a dirty hour's version may be for readers to patch
+// it (Window.patched) rather than compute it live: rollup_touched keeps
+// three days (schema 0012), and a version older than a day means the job
+// has not run for that long, when a live read is the safe one.
+var patchAge = 24 * time.Hour
+
+// patchable reports whether a dirty hour at version can be read patched: the
+// OTPs touched since the version (less RollupSlack) are all recorded.
+func patchable(version uint64, touchedSince, now time.Time) bool {
+	since := time.UnixMilli(int64(version)).Add(-RollupSlack)
+	return !touchedSince.IsZero() && !since.Before(touchedSince) && since.After(now.Add(-patchAge))
 }
 
 // clean reports whether an hour rolled up at version has no dirty mark that
@@ -171,8 +195,9 @@ func clean(version uint64, mark time.Time, marked bool) bool {
 
 // plan is a window split into whole rolled-up hours (read from the hourly
 // aggregates) and sub-windows computed from rows: the partial hours at its
-// ends (from their stored attempts and journeys) and the hours not rolled up
-// or dirty since (live).
+// ends (from their stored attempts and journeys), the hours dirty since their
+// version (patched: the stored rows with the touched OTPs computed live) and
+// the hours never rolled up or dirty beyond patching (live).
 type plan struct {
 	hours []rolledHour // ascending
 	live  []Window
@@ -188,12 +213,13 @@ func (db *DB) planWindow(ctx context.Context, w Window) (p plan, ok bool, err er
 	if h1.Before(w.To) {
 		h1 = h1.Add(time.Hour)
 	}
-	versions, marks, err := db.hourStates(ctx, h0, h1)
+	versions, marks, touchedSince, err := db.hourStates(ctx, h0, h1)
 	if err != nil || len(versions) == 0 {
 		return p, false, err
 	}
-	var live, part []span
-	var partHours []rolledHour
+	now := time.Now()
+	var live, part, patch []span
+	var partHours, patchHours []rolledHour
 	add := func(ss []span, from, to time.Time) []span {
 		if n := len(ss); n > 0 && ss[n-1].to.Equal(from) {
 			ss[n-1].to = to
@@ -217,11 +243,14 @@ func (db *DB) planWindow(ctx context.Context, w Window) (p plan, ok bool, err er
 		case !marked:
 			// No fact was ever stored within MaxAttemptSpan of this hour:
 			// nothing starts in it.
+		case rolled && patchable(v, touchedSince, now):
+			patch = add(patch, from, to)
+			patchHours = append(patchHours, rolledHour{h, v})
 		default:
 			live = add(live, from, to)
 		}
 	}
-	if len(p.hours) == 0 && len(part) == 0 {
+	if len(p.hours) == 0 && len(part) == 0 && len(patch) == 0 {
 		return p, false, nil
 	}
 	sub := func(ss []span, stored []rolledHour) Window {
@@ -231,6 +260,11 @@ func (db *DB) planWindow(ctx context.Context, w Window) (p plan, ok bool, err er
 	}
 	if len(part) > 0 {
 		p.live = append(p.live, sub(part, partHours))
+	}
+	if len(patch) > 0 {
+		pw := sub(patch, patchHours)
+		pw.patched = true
+		p.live = append(p.live, pw)
 	}
 	if len(live) > 0 {
 		p.live = append(p.live, sub(live, nil))

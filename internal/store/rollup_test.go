@@ -339,7 +339,20 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		if whole, _ := rolledHours(t, db, week); whole >= 7*24 {
 			t.Errorf("the week reads %d rolled-up hours after late facts; want fewer than 168", whole)
 		}
+		// The dirty hours are patched: their stored rows, with the OTPs the
+		// late facts touched computed live.
+		if whole, _, patched, err := store.PlannedHours(t.Context(), db, week); err != nil || patched == 0 || whole+patched != 7*24 {
+			t.Errorf("the week after late facts plans %d whole and %d patched hours (%v); want every dirty hour patched", whole, patched, err)
+		}
 		sameAsRaw(t, db, "late facts, before the job")
+		// Past the age readers patch (the job has not run for a day), the
+		// dirty hours are read live, and answer the same.
+		restore := store.SetPatchAge(0)
+		if _, _, patched, err := store.PlannedHours(t.Context(), db, week); err != nil || patched != 0 {
+			t.Errorf("with patching off, the week plans %d patched hours (%v); want 0", patched, err)
+		}
+		sameAsRaw(t, db, "late facts, before the job, read live")
+		restore()
 
 		// The job recomputes the hours the late facts can change, no others.
 		times = times[:0]

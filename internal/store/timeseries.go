@@ -178,7 +178,7 @@ func (db *DB) planSeries(ctx context.Context, w Window, step time.Duration) (who
 	}
 	var rest []Window
 	for _, pw := range pieces {
-		if len(pw.stored) > 0 {
+		if len(pw.stored) > 0 && !pw.patched {
 			sw.spans, sw.stored = append(sw.spans, pw.intervals()...), append(sw.stored, pw.stored...)
 		} else {
 			rest = append(rest, pw)
