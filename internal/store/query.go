@@ -445,7 +445,7 @@ FROM (
     FROM (%s)
     GROUP BY journey
     HAVING %s
-)`, journeyKeyedSQL(attemptsSQL(w.Raw, w.intervals(), w.otpsWhere(), ""), w.intervals(), w.Raw), having)
+)`, journeyKeyedSQL(attemptsSQL(w.Raw, w.intervals(), w.otpsWhere(), ""), w.intervals(), w.Raw, w.otps), having)
 	return q, args
 }
 
@@ -455,10 +455,12 @@ FROM (
 // so an OTP nobody linked is a journey of its own. Only the links of OTPs
 // with facts in the read range are read (a link's own time is when it was
 // registered, which says nothing reliable about the OTP's facts); raw
-// windows read them all.
-func journeyKeyedSQL(attempts string, ivs []span, raw bool) string {
+// windows read them all, and a window of a few OTPs (otps) theirs.
+func journeyKeyedSQL(attempts string, ivs []span, raw bool, otps string) string {
 	links := "1"
-	if !raw && len(ivs) > 0 {
+	if otps != "" {
+		links = "otp_id IN (" + otps + ")"
+	} else if !raw && len(ivs) > 0 {
 		var days []string
 		for _, iv := range ivs {
 			days = append(days, fmt.Sprintf("(day >= toDate(%s) AND day <= toDate(%s))", msTime(iv.from.Add(-MaxAttemptSpan)), msTime(iv.to.Add(MaxAttemptSpan))))
