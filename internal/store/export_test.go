@@ -40,3 +40,10 @@ func SetPatchAge(d time.Duration) (restore func()) {
 	patchAge = d
 	return func() { patchAge = old }
 }
+
+// PlannedDays is how many whole days of w the readers take their
+// histograms from at the day level.
+func PlannedDays(ctx context.Context, db *DB, w Window) (int, error) {
+	p, _, err := db.planWindow(ctx, w)
+	return len(p.days), err
+}

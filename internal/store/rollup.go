@@ -141,20 +141,23 @@ func sqlHour(t time.Time) string { return fmt.Sprintf("toDateTime(%d, 'UTC')", t
 // hourStates returns, for the hours in [from, to), the current version of
 // every rolled-up hour and the newest dirty mark of every marked hour, and
 // since when rollup_touched records the touched OTPs (zero: not at all).
-func (db *DB) hourStates(ctx context.Context, from, to time.Time) (versions map[time.Time]uint64, marks map[time.Time]time.Time, touchedSince time.Time, err error) {
-	versions, marks = map[time.Time]uint64{}, map[time.Time]time.Time{}
+func (db *DB) hourStates(ctx context.Context, from, to time.Time) (versions map[time.Time]uint64, marks map[time.Time]time.Time, touchedSince time.Time, days map[time.Time]dayRecord, err error) {
+	versions, marks, days = map[time.Time]uint64{}, map[time.Time]time.Time{}, map[time.Time]dayRecord{}
 	rng := fmt.Sprintf("hour >= %s AND hour < %s", sqlHour(from), sqlHour(to))
 	// One query for all: a window's fixed cost is mostly its round trips.
-	q := `SELECT 0, hour, max(version), toDateTime64(0, 3, 'UTC') FROM rolled_hours WHERE ` + rng + ` GROUP BY hour
+	q := `SELECT 0, hour, max(version), toDateTime64(0, 3, 'UTC'), '' FROM rolled_hours WHERE ` + rng + ` GROUP BY hour
 UNION ALL
-SELECT 1, hour, 0, max(inserted_at) FROM rollup_dirty WHERE ` + rng + ` GROUP BY hour
+SELECT 1, hour, 0, max(inserted_at), '' FROM rollup_dirty WHERE ` + rng + ` GROUP BY hour
 UNION ALL
-SELECT 2, toDateTime(0, 'UTC'), 0, max(applied_at) FROM ` + migrationsTable + ` WHERE version = ` + touchedMigration + ` HAVING count() > 0`
+SELECT 2, toDateTime(0, 'UTC'), 0, max(applied_at), '' FROM ` + migrationsTable + ` WHERE version = ` + touchedMigration + ` HAVING count() > 0
+UNION ALL
+SELECT 3, hour, max(version), toDateTime64(0, 3, 'UTC'), argMax(` + dayHoursSQL + `, version) FROM rolled_day_histograms WHERE ` + rng + ` GROUP BY hour`
 	err = db.eachRow(ctx, "hour states", q, nil, func(rows driver.Rows) error {
 		var kind uint8
 		var h, ins time.Time
 		var v uint64
-		if err := rows.Scan(&kind, &h, &v, &ins); err != nil {
+		var hours string
+		if err := rows.Scan(&kind, &h, &v, &ins, &hours); err != nil {
 			return err
 		}
 		switch kind {
@@ -162,12 +165,35 @@ SELECT 2, toDateTime(0, 'UTC'), 0, max(applied_at) FROM ` + migrationsTable + ` 
 			versions[h.UTC()] = v
 		case 1:
 			marks[h.UTC()] = ins
-		default:
+		case 2:
 			touchedSince = ins
+		default:
+			days[h.UTC()] = dayRecord{version: v, hours: hours}
 		}
 		return nil
 	})
-	return versions, marks, touchedSince, err
+	return versions, marks, touchedSince, days, err
+}
+
+// dayRecord is the newest computation of a day's histograms: its version and
+// the (hour, version) pairs it summed, as dayHoursSQL writes them.
+type dayRecord struct {
+	version uint64
+	hours   string
+}
+
+// dayHoursSQL writes rolled_day_histograms.hours as text, "unix:version"
+// pairs in hour order, which dayHoursKey writes alike from a plan's hours.
+const dayHoursSQL = `arrayStringConcat(arrayMap(x -> concat(toString(toUnixTimestamp(x.1)), ':', toString(x.2)), arraySort(hours)), ',')`
+
+func dayHoursKey(hs []rolledHour) string {
+	hs = slices.Clone(hs)
+	sort.Slice(hs, func(i, j int) bool { return hs[i].hour.Before(hs[j].hour) })
+	parts := make([]string, len(hs))
+	for i, h := range hs {
+		parts[i] = fmt.Sprintf("%d:%d", h.hour.Unix(), h.version)
+	}
+	return strings.Join(parts, ",")
 }
 
 // touchedMigration is the migration that made rollup_touched: the OTPs
@@ -201,6 +227,18 @@ func clean(version uint64, mark time.Time, marked bool) bool {
 type plan struct {
 	hours []rolledHour // ascending
 	live  []Window
+	// days are whole UTC days of hours whose histograms are read from the
+	// day level (schema 0013): each day's hours are all in hours, at the
+	// versions the day was computed from.
+	days []rolledDay
+}
+
+// rolledDay is a day whose histograms are read from day_latency*, at its
+// version, standing for its hours.
+type rolledDay struct {
+	day     time.Time
+	version uint64
+	hours   []rolledHour
 }
 
 // planWindow splits w into rolled-up hours and sub-windows; ok is false when
@@ -213,7 +251,7 @@ func (db *DB) planWindow(ctx context.Context, w Window) (p plan, ok bool, err er
 	if h1.Before(w.To) {
 		h1 = h1.Add(time.Hour)
 	}
-	versions, marks, touchedSince, err := db.hourStates(ctx, h0, h1)
+	versions, marks, touchedSince, dayRecords, err := db.hourStates(ctx, h0, h1)
 	if err != nil || len(versions) == 0 {
 		return p, false, err
 	}
@@ -253,6 +291,11 @@ func (db *DB) planWindow(ctx context.Context, w Window) (p plan, ok bool, err er
 	if len(p.hours) == 0 && len(part) == 0 && len(patch) == 0 {
 		return p, false, nil
 	}
+	p.days = wholeDays(w, p.hours, dayRecords, func(h time.Time) bool {
+		_, rolled := versions[h]
+		_, marked := marks[h]
+		return rolled || marked
+	})
 	sub := func(ss []span, stored []rolledHour) Window {
 		lw := w
 		lw.From, lw.To, lw.spans, lw.stored = ss[0].from, ss[len(ss)-1].to, ss, stored
@@ -272,6 +315,91 @@ func (db *DB) planWindow(ctx context.Context, w Window) (p plan, ok bool, err er
 	return p, true, nil
 }
 
+// wholeDays are the days inside w whose every hour with facts (known: rolled
+// up or marked) is among hours, read from the hourly aggregates, at the
+// versions their day record was computed from.
+func wholeDays(w Window, hours []rolledHour, records map[time.Time]dayRecord, known func(time.Time) bool) []rolledDay {
+	byDay := map[time.Time][]rolledHour{}
+	for _, h := range hours {
+		d := h.hour.Truncate(day)
+		byDay[d] = append(byDay[d], h)
+	}
+	var out []rolledDay
+	for d, hs := range byDay {
+		rec, ok := records[d]
+		if !ok || d.Before(w.From) || d.Add(day).After(w.To) {
+			continue
+		}
+		n := 0
+		for h := d; h.Before(d.Add(day)); h = h.Add(time.Hour) {
+			if known(h) {
+				n++
+			}
+		}
+		if n == len(hs) && dayHoursKey(hs) == rec.hours {
+			out = append(out, rolledDay{day: d, version: rec.version, hours: hs})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].day.Before(out[j].day) })
+	return out
+}
+
+// within is p with only the days whose hours are all in hours.
+func (p plan) within(hours []rolledHour) plan {
+	in := map[time.Time]bool{}
+	for _, h := range hours {
+		in[h.hour] = true
+	}
+	out := plan{hours: hours, live: p.live}
+	for _, d := range p.days {
+		all := true
+		for _, h := range d.hours {
+			all = all && in[h.hour]
+		}
+		if all {
+			out.days = append(out.days, d)
+		}
+	}
+	return out
+}
+
+// histSQL selects cols from the hourly histogram table (hourly_latency or
+// hourly_latency_buckets) for p's hours that no day of p stands for, and
+// from the daily one for p's days; cond (with condArgs) and w's profile, and
+// w's channel on channelCol, filter both. The day tables have the same
+// columns, hour being the day's first.
+func (p plan) histSQL(w Window, table, cols, cond string, condArgs []any, channelCol string) (string, []any) {
+	covered := map[time.Time]bool{}
+	var days []rolledHour
+	for _, d := range p.days {
+		days = append(days, rolledHour{d.day, d.version})
+		for _, h := range d.hours {
+			covered[h.hour] = true
+		}
+	}
+	var rest []rolledHour
+	for _, h := range p.hours {
+		if !covered[h.hour] {
+			rest = append(rest, h)
+		}
+	}
+	where, args := plan{hours: rest}.where(w, channelCol)
+	q := fmt.Sprintf("SELECT %s FROM hourly_%s WHERE %s AND %s", cols, table, cond, where)
+	all := append(slices.Clone(condArgs), args...)
+	if len(days) > 0 {
+		// One set of (day, version) pairs: days rarely share a version, so
+		// hoursSQL's ranges would be one OR term per day.
+		pairs := make([]string, len(days))
+		for i, d := range days {
+			pairs[i] = fmt.Sprintf("(%s, %d)", sqlHour(d.hour), d.version)
+		}
+		where, args := rowsWhere("(hour, version) IN ("+strings.Join(pairs, ", ")+")", w, channelCol)
+		q += fmt.Sprintf("\nUNION ALL\nSELECT %s FROM day_%s WHERE %s AND %s", cols, table, cond, where)
+		all = append(append(all, condArgs...), args...)
+	}
+	return q, all
+}
+
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
@@ -289,8 +417,14 @@ func minTime(a, b time.Time) time.Time {
 // where is the filter of rollup rows of p's hours (and w's profile), with
 // args; extra conditions are ANDed.
 func (p plan) where(w Window, channelCol string) (string, []any) {
+	return rowsWhere(hoursSQL(p.hours), w, channelCol)
+}
+
+// rowsWhere is which rollup rows to read (the condition on their hours or
+// days) with w's profile, and its channel on channelCol; args bind it.
+func rowsWhere(which string, w Window, channelCol string) (string, []any) {
 	var b strings.Builder
-	b.WriteString(hoursSQL(p.hours))
+	b.WriteString(which)
 	var args []any
 	if w.Profile != "" {
 		b.WriteString(" AND profile_id = ?")
@@ -391,10 +525,8 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 		}
 	}
 	if len(pairs) > 0 {
-		where, args := p.where(w, "")
-		q := fmt.Sprintf("SELECT key, ms, sum(n) FROM hourly_latency WHERE metric = '%s' AND (key, bucket) IN (%s) AND %s GROUP BY key, ms",
-			h.metric, strings.Join(pairs, ", "), where)
-		rows, err := db.conn.Query(ctx, q, append(pargs, args...)...)
+		sub, args := p.histSQL(w, "latency", "key, ms, n", fmt.Sprintf("metric = '%s' AND (key, bucket) IN (%s)", h.metric, strings.Join(pairs, ", ")), pargs, "")
+		rows, err := db.conn.Query(ctx, "SELECT key, ms, sum(n) FROM ("+sub+") GROUP BY key, ms", args...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("query %s values: %w", h.metric, err)
 		}
@@ -462,8 +594,8 @@ func valueAtRank(vs map[int64]uint64, rank uint64) (v float64, found bool) {
 
 // readBuckets adds the rollups' bucket counts of p's days to h.
 func (h *histogram) readBuckets(ctx context.Context, db *DB, p plan, w Window) error {
-	where, args := p.where(w, "key")
-	rows, err := db.conn.Query(ctx, fmt.Sprintf("SELECT key, bucket, sum(n) FROM hourly_latency_buckets WHERE metric = '%s' AND %s GROUP BY key, bucket", h.metric, where), args...)
+	sub, args := p.histSQL(w, "latency_buckets", "key, bucket, n", fmt.Sprintf("metric = '%s'", h.metric), nil, "key")
+	rows, err := db.conn.Query(ctx, "SELECT key, bucket, sum(n) FROM ("+sub+") GROUP BY key, bucket", args...)
 	if err != nil {
 		return fmt.Errorf("query %s buckets: %w", h.metric, err)
 	}

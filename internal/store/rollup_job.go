@@ -31,7 +31,10 @@ func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, e
 	if err != nil {
 		return nil, err
 	}
-	if err := db.deleteReplacedRollups(ctx); err != nil {
+	if err := db.deleteReplacedRollups(ctx, "rolled_hours", rollupTables); err != nil {
+		return nil, err
+	}
+	if err := db.deleteReplacedRollups(ctx, "rolled_day_histograms", dayTables); err != nil {
 		return nil, err
 	}
 	dirty, err := db.dirtyHours(ctx)
@@ -55,7 +58,80 @@ func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, e
 		done = append(done, dirty[i:j]...)
 		i = j
 	}
-	return done, nil
+	return done, db.rollUpDays(ctx, done, version)
+}
+
+// dayTables are the tables holding a day's histograms under a version.
+var dayTables = []string{"day_latency", "day_latency_buckets", "rolled_day_histograms"}
+
+// daysPerRun bounds how many days without histograms (a history rolled up
+// before schema 0013) one run computes besides the days of its hours.
+const daysPerRun = 31
+
+// rollUpDays computes the day-level histograms (schema 0013) of the days of
+// the hours just computed, and of up to daysPerRun days that have rolled-up
+// hours but none, from the current versions of their hours.
+func (db *DB) rollUpDays(ctx context.Context, hours []time.Time, version uint64) error {
+	days := map[time.Time]bool{}
+	for _, h := range hours {
+		days[h.Truncate(day)] = true
+	}
+	q := fmt.Sprintf(`SELECT DISTINCT toStartOfDay(hour) AS d FROM rolled_hours
+WHERE d NOT IN (SELECT hour FROM rolled_day_histograms) ORDER BY d DESC LIMIT %d`, daysPerRun)
+	err := db.eachRow(ctx, "days without histograms", q, nil, func(rows driver.Rows) error {
+		var d time.Time
+		if err := rows.Scan(&d); err != nil {
+			return err
+		}
+		days[d.UTC()] = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for d := range days {
+		if err := db.rollUpDay(ctx, d, version); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rollUpDay sums day d's hourly histograms at their current versions into
+// the day level under version, and records which versions it summed.
+func (db *DB) rollUpDay(ctx context.Context, d time.Time, version uint64) error {
+	var hours []rolledHour
+	q := fmt.Sprintf("SELECT hour, max(version) FROM rolled_hours WHERE hour >= %s AND hour < %s GROUP BY hour ORDER BY hour", sqlHour(d), sqlHour(d.Add(day)))
+	err := db.eachRow(ctx, "day's hours", q, nil, func(rows driver.Rows) error {
+		var h time.Time
+		var v uint64
+		if err := rows.Scan(&h, &v); err != nil {
+			return err
+		}
+		hours = append(hours, rolledHour{h.UTC(), v})
+		return nil
+	})
+	if err != nil || len(hours) == 0 {
+		return err
+	}
+	in := hoursSQL(hours)
+	var pairs []string
+	for _, h := range hours {
+		pairs = append(pairs, fmt.Sprintf("(%s, %d)", sqlHour(h.hour), h.version))
+	}
+	stmts := []string{
+		fmt.Sprintf(`INSERT INTO day_latency (metric, key, bucket, hour, version, profile_id, ms, n)
+SELECT metric, key, bucket, %s, %d, profile_id, ms, sum(n) FROM hourly_latency WHERE %s GROUP BY metric, key, bucket, profile_id, ms`, sqlHour(d), version, in),
+		fmt.Sprintf(`INSERT INTO day_latency_buckets (hour, version, metric, key, profile_id, bucket, n)
+SELECT %s, %d, metric, key, profile_id, bucket, sum(n) FROM hourly_latency_buckets WHERE %s GROUP BY metric, key, profile_id, bucket`, sqlHour(d), version, in),
+		fmt.Sprintf(`INSERT INTO rolled_day_histograms (hour, version, hours, computed_at) SELECT %s, %d, [%s], now64(3)`, sqlHour(d), version, strings.Join(pairs, ", ")),
+	}
+	for _, s := range stmts {
+		if err := db.conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("roll up the histograms of %s: %w", d.Format(time.DateOnly), err)
+		}
+	}
+	return nil
 }
 
 // dirtyHours are the hours marked since their version (less RollupSlack),
@@ -132,12 +208,12 @@ SELECT toDateTime(%d + 3600 * number, 'UTC'), %d, now64(3) FROM numbers(%d)`, fr
 	return nil
 }
 
-// deleteReplacedRollups deletes the rows of versions older than each hour's
-// current one. Those were replaced by an earlier run, so no reader that
-// planned since still reads them.
-func (db *DB) deleteReplacedRollups(ctx context.Context) error {
+// deleteReplacedRollups deletes from tables the rows of versions older than
+// each hour's (or day's) current one in records. Those were replaced by an
+// earlier run, so no reader that planned since still reads them.
+func (db *DB) deleteReplacedRollups(ctx context.Context, records string, tables []string) error {
 	byVersion := map[uint64][]string{} // current version → its hours with older ones
-	err := db.eachRow(ctx, "replaced rollups", "SELECT hour, max(version) FROM rolled_hours GROUP BY hour HAVING count() > 1", nil, func(rows driver.Rows) error {
+	err := db.eachRow(ctx, "replaced rollups", "SELECT hour, max(version) FROM "+records+" GROUP BY hour HAVING count() > 1", nil, func(rows driver.Rows) error {
 		var h time.Time
 		var v uint64
 		if err := rows.Scan(&h, &v); err != nil {
@@ -160,7 +236,7 @@ func (db *DB) deleteReplacedRollups(ctx context.Context) error {
 	// costs space, never a wrong figure; waiting for eight mutations cost
 	// a run seconds.
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"lightweight_deletes_sync": 0}))
-	for _, t := range rollupTables {
+	for _, t := range tables {
 		target := t
 		if db.cluster != "" {
 			target = t + "_local ON CLUSTER `" + db.cluster + "`"

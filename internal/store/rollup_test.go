@@ -114,7 +114,7 @@ func sameAsRaw(t *testing.T, db *store.DB, when string) {
 	for _, w := range windows {
 		raw := w
 		raw.Raw = true
-		for _, ep := range []string{"channels", "fallback", "completeness", "timeseries", "timeseries hourly"} {
+		for _, ep := range []string{"channels", "fallback", "completeness", "timeseries", "timeseries hourly", "timeseries daily"} {
 			var got, want any
 			var err1, err2 error
 			switch ep {
@@ -124,14 +124,18 @@ func sameAsRaw(t *testing.T, db *store.DB, when string) {
 			case "fallback":
 				got, err1 = db.Fallback(t.Context(), w)
 				want, err2 = db.Fallback(t.Context(), raw)
-			case "timeseries", "timeseries hourly":
-				// Buckets cutting hours, and whole hours when the window starts on one.
+			case "timeseries", "timeseries hourly", "timeseries daily":
+				// Buckets cutting hours, whole hours, and whole days (their
+				// histograms from the day level).
 				step := (w.To.Sub(w.From)/13 + time.Second).Truncate(time.Second)
-				if ep == "timeseries hourly" {
+				switch ep {
+				case "timeseries hourly":
 					step = time.Hour
 					if w.To.Sub(w.From) > 900*time.Hour {
 						continue
 					}
+				case "timeseries daily":
+					step = 24 * time.Hour
 				}
 				got, err1 = db.Timeseries(t.Context(), w, step)
 				want, err2 = db.Timeseries(t.Context(), raw, step)
@@ -293,6 +297,14 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		odd := store.Window{From: rollStart.Add(90 * time.Minute), To: rollStart.Add(5*time.Hour + 7*time.Millisecond)}
 		if whole, partial := rolledHours(t, db, odd); whole != 3 || partial != 2 {
 			t.Fatalf("01:30 to 05:00.007 reads %d whole and %d partial rolled-up hours; want 3 and 2", whole, partial)
+		}
+		// The job summed each day's histograms: a week's percentiles read 7
+		// days, not 168 hours; a day cut by the window is read by hours.
+		if days, err := store.PlannedDays(t.Context(), db, week); err != nil || days != 7 {
+			t.Errorf("the week reads %d days of histograms (%v); want 7", days, err)
+		}
+		if days, err := store.PlannedDays(t.Context(), db, store.Window{From: rollStart.Add(time.Hour), To: rollStart.AddDate(0, 0, 2)}); err != nil || days != 1 {
+			t.Errorf("01:00 on day 1 to day 3 reads %d days of histograms (%v); want 1", days, err)
 		}
 		sameAsRaw(t, db, "all hours rolled up")
 

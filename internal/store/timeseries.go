@@ -50,7 +50,7 @@ func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Tim
 			return ts, err
 		}
 	}
-	if len(whole) > 0 {
+	if len(whole.hours) > 0 {
 		if err := db.seriesWhole(ctx, acc, w, whole); err != nil {
 			return ts, err
 		}
@@ -151,21 +151,27 @@ func (a *tsAcc) bucketSQL(col string, secs bool) string {
 }
 
 // planSeries splits w into whole rolled-up hours that each lie inside one
-// bucket (read from the aggregates) and sub-windows read from rows.
-func (db *DB) planSeries(ctx context.Context, w Window, step time.Duration) (whole []rolledHour, pieces []Window, err error) {
+// bucket (read from the aggregates; their histograms from whole days where
+// a day lies inside one bucket) and sub-windows read from rows.
+func (db *DB) planSeries(ctx context.Context, w Window, step time.Duration) (whole plan, pieces []Window, err error) {
 	p, ok, err := db.planWindow(ctx, w)
 	if err != nil || !ok {
-		return nil, []Window{w}, err
+		return plan{}, []Window{w}, err
 	}
 	pieces = slices.Clone(p.live)
-	var split []rolledHour // rolled-up hours cut by a bucket's edge
+	var wholeHours, split []rolledHour // split: rolled-up hours cut by a bucket's edge
 	for _, h := range p.hours {
 		if bucketStart(h.hour, step).Equal(bucketStart(h.hour.Add(time.Hour-time.Millisecond), step)) {
-			whole = append(whole, h)
+			wholeHours = append(wholeHours, h)
 		} else {
 			split = append(split, h)
 		}
 	}
+	whole = p.within(wholeHours)
+	if step%day != 0 {
+		whole.days = nil // a day would straddle buckets
+	}
+	whole.live = nil
 	if len(split) == 0 {
 		return whole, pieces, nil
 	}
@@ -241,8 +247,8 @@ GROUP BY ch, b`, acc.bucketSQL("j_first", false), jsub)
 }
 
 // seriesWhole adds the hourly aggregates of the whole hours.
-func (db *DB) seriesWhole(ctx context.Context, acc *tsAcc, w Window, whole []rolledHour) error {
-	p := plan{hours: whole}
+func (db *DB) seriesWhole(ctx context.Context, acc *tsAcc, w Window, whole plan) error {
+	p := plan{hours: whole.hours}
 	b := acc.bucketSQL("hour", true)
 	where, args := p.where(w, "channel")
 	err := db.eachRow(ctx, "timeseries", fmt.Sprintf(`SELECT channel, %s AS b, sum(attempts), sum(delivered), sum(failed), sum(lat_n)
@@ -278,9 +284,9 @@ FROM hourly_paths WHERE %s GROUP BY primary_channel, b`, b, where), args, func(r
 	if err != nil {
 		return err
 	}
-	where, args = p.where(w, "key")
+	sub, args := whole.histSQL(w, "latency_buckets", "key, hour, bucket, n", fmt.Sprintf("metric = '%s'", metricLatency), nil, "key")
 	return db.eachRow(ctx, "timeseries latency", fmt.Sprintf(`SELECT key, %s AS b, bucket, sum(n)
-FROM hourly_latency_buckets WHERE metric = '%s' AND %s GROUP BY key, b, bucket`, b, metricLatency, where), args, func(rows driver.Rows) error {
+FROM (%s) GROUP BY key, b, bucket`, b, sub), args, func(rows driver.Rows) error {
 		var ch string
 		var bk, lb int64
 		var c uint64
@@ -297,7 +303,7 @@ FROM hourly_latency_buckets WHERE metric = '%s' AND %s GROUP BY key, b, bucket`,
 // seriesQuantiles computes each cell's exact p50 and p95 latency: the
 // per-bucket counts locate each wanted element's 256 ms bucket, then one
 // query reads the rollups' values of those buckets within those hours only.
-func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole []rolledHour) error {
+func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole plan) error {
 	qs := []float64{0.5, 0.95}
 	type want struct {
 		lb   int64
@@ -356,10 +362,9 @@ func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole [
 			}
 		}
 		in := strings.TrimSuffix(strings.Repeat("(?, ?), ", len(pairs)), ", ")
-		where, wargs := plan{hours: whole}.where(w, "")
-		q := fmt.Sprintf("SELECT key, %s AS b, bucket, ms, sum(n) FROM hourly_latency WHERE metric = '%s' AND (key, bucket) IN (%s) AND %s GROUP BY key, b, bucket, ms",
-			acc.bucketSQL("hour", true), metricLatency, in, where)
-		err := db.eachRow(ctx, "timeseries latency values", q, append(args, wargs...), func(rows driver.Rows) error {
+		sub, qargs := whole.histSQL(w, "latency", "key, hour, bucket, ms, n", fmt.Sprintf("metric = '%s' AND (key, bucket) IN (%s)", metricLatency, in), args, "")
+		q := fmt.Sprintf("SELECT key, %s AS b, bucket, ms, sum(n) FROM (%s) GROUP BY key, b, bucket, ms", acc.bucketSQL("hour", true), sub)
+		err := db.eachRow(ctx, "timeseries latency values", q, qargs, func(rows driver.Rows) error {
 			var ch string
 			var b, lb, ms int64
 			var c uint64
