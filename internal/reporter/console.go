@@ -33,15 +33,17 @@ type TimeseriesResponse struct {
 // defaultBuckets is how many buckets a timeseries without step has.
 const defaultBuckets = 60
 
-// DefaultStep is the step cutting d into about defaultBuckets buckets: the
-// smallest of a few round steps that does.
+// DefaultStep is the step cutting d into at most defaultBuckets buckets: the
+// smallest of a few round steps that does; beyond them, whole days. Steps of
+// whole days read the day-level latency histograms (store.Timeseries).
 func DefaultStep(d time.Duration) time.Duration {
-	for _, s := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 24 * time.Hour} {
+	const day = 24 * time.Hour
+	for _, s := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, day, 2 * day, 7 * day} {
 		if d <= s*defaultBuckets {
 			return s
 		}
 	}
-	return (d + defaultBuckets - 1) / defaultBuckets
+	return (d + defaultBuckets*day - 1) / (defaultBuckets * day) * day
 }
 
 func (a *API) timeseries(w http.ResponseWriter, r *http.Request) {
