@@ -51,9 +51,12 @@ type Window struct {
 	// stored rows are read but those of the OTPs touched since (touchedSQL),
 	// which are computed live from their own facts (see patch).
 	patched bool
-	// otps, when set, is a subquery of the only OTPs (and method attempts)
-	// whose facts a live window reads.
+	// otps, when set, is a subquery or a list of the only OTPs (and method
+	// attempts) whose facts a live window reads.
 	otps string
+	// touched, when set, is the list of the OTPs touched since a patched
+	// window's versions (see touchedList), in place of touchedSQL.
+	touched string
 }
 
 type span struct{ from, to time.Time }
@@ -367,7 +370,10 @@ func (w Window) otpsWhere() string {
 // touched set holds every OTP of a touched journey, so each attempt and
 // journey comes from exactly one side.
 func (w Window) patch(cols string, sql func(Window) (string, []any)) (string, []any) {
-	touched := w.touchedSQL()
+	touched := w.touched
+	if touched == "" {
+		touched = w.touchedSQL()
+	}
 	stored := w
 	stored.patched = false
 	sq, sargs := sql(stored)
