@@ -47,3 +47,6 @@ func PlannedDays(ctx context.Context, db *DB, w Window) (int, error) {
 	p, _, err := db.planWindow(ctx, w)
 	return len(p.days), err
 }
+
+// MaxTime and MinTime are the later and the earlier of two times.
+var MaxTime, MinTime = maxTime, minTime

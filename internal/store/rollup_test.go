@@ -174,7 +174,7 @@ func edgeBuckets(t *testing.T, db *store.DB, w store.Window, ts store.Timeseries
 	last := len(ts.Start) - 1
 	for _, b := range []int{0, last} {
 		part := w
-		part.From, part.To = maxT(w.From, ts.Start[b]), minT(w.To, ts.Start[b].Add(step))
+		part.From, part.To = store.MaxTime(w.From, ts.Start[b]), store.MinTime(w.To, ts.Start[b].Add(step))
 		chs, err := db.Channels(t.Context(), part)
 		if err != nil {
 			t.Fatal(err)
@@ -188,20 +188,6 @@ func edgeBuckets(t *testing.T, db *store.DB, w store.Window, ts store.Timeseries
 			}
 		}
 	}
-}
-
-func maxT(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-func minT(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }
 
 // rolledHours is how many whole and partial hours of the test's week the
