@@ -12,14 +12,6 @@ import (
 
 type channelKey struct{ channel, code string }
 
-// countsPerMS aggregates the arrays of milliseconds in col into two
-// columns, the distinct values and how many times each occurs: what an
-// exact percentile needs, in as many rows as there are distinct values
-// rather than one per attempt.
-func countsPerMS(col string) string {
-	return fmt.Sprintf("(sumMap(%[1]s, arrayResize([toUInt64(1)], length(%[1]s), toUInt64(1))) AS ms_counts).1, ms_counts.2", col)
-}
-
 type channelSums struct {
 	attempts, delivered, failed, undeliverable, timedOut, unknown, polled, latN uint64
 }
@@ -39,16 +31,15 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 			var k channelKey
 			var s channelSums
 			var lats []int64
-			var latNs []uint64
 			dest := []any{&k.channel, &k.code, &s.attempts, &s.delivered, &s.failed, &s.undeliverable, &s.timedOut, &s.unknown, &s.polled, &s.latN}
 			if live {
-				dest = append(dest, &lats, &latNs)
+				dest = append(dest, &lats)
 			}
 			if err := rows.Scan(dest...); err != nil {
 				return fmt.Errorf("read channels: %w", err)
 			}
-			for i, ms := range lats {
-				addTo(lat.live, k.channel, ms, latNs[i])
+			for _, ms := range lats {
+				addTo(lat.live, k.channel, ms, 1)
 			}
 			t := sums[k]
 			if t == nil {
@@ -76,7 +67,7 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 	}
 	for _, lw := range p.live {
 		q, args := lw.channelRowsSQL()
-		if err := read(fmt.Sprintf("SELECT %s, %s FROM (%s) GROUP BY channel, code", sumCols, countsPerMS("lats"), q), args, true); err != nil {
+		if err := read(fmt.Sprintf("SELECT %s, arrayFlatten(groupArray(lats)) FROM (%s) GROUP BY channel, code", sumCols, q), args, true); err != nil {
 			return nil, err
 		}
 	}
@@ -182,16 +173,15 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 			var path, primary string
 			var s pathSums
 			var ttds []int64
-			var ttdNs []uint64
 			dest := []any{&path, &s.otps, &s.fallback, &s.resends, &s.oPrimary, &s.oFallback, &s.oFailed, &s.oPending, &s.delivered}
 			if live {
-				dest = append(dest, &primary, &ttds, &ttdNs)
+				dest = append(dest, &primary, &ttds)
 			}
 			if err := rows.Scan(dest...); err != nil {
 				return fmt.Errorf("read fallback: %w", err)
 			}
-			for i, ms := range ttds {
-				addTo(ttd.live, primary, ms, ttdNs[i])
+			for _, ms := range ttds {
+				addTo(ttd.live, primary, ms, 1)
 			}
 			t := paths[path]
 			if t == nil {
@@ -219,7 +209,7 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 	}
 	for _, lw := range p.live {
 		q, args := lw.journeyRowsSQL()
-		if err := read(fmt.Sprintf("SELECT %s, any(primary_channel), %s FROM (%s) GROUP BY path", sumCols, countsPerMS("ttds"), q), args, true); err != nil {
+		if err := read(fmt.Sprintf("SELECT %s, any(primary_channel), arrayFlatten(groupArray(ttds)) FROM (%s) GROUP BY path", sumCols, q), args, true); err != nil {
 			return out, err
 		}
 	}

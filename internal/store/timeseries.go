@@ -200,8 +200,8 @@ func (db *DB) seriesRows(ctx context.Context, acc *tsAcc, pw Window) error {
 	sub, args := pw.channelAttemptsSQL()
 	q := fmt.Sprintf(`SELECT toString(channel) AS ch, %s AS b,
 `+attemptCountsSQL+`
-    (sumMapIf([toUnixTimestamp64Milli(assumeNotNull(a_delivered)) - toUnixTimestamp64Milli(assumeNotNull(a_dispatched))], [toUInt64(1)],
-        a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS ms_counts).1, ms_counts.2
+    groupArrayIf(toUnixTimestamp64Milli(assumeNotNull(a_delivered)) - toUnixTimestamp64Milli(assumeNotNull(a_dispatched)),
+        a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lats
 FROM (%s)
 GROUP BY ch, b`, acc.bucketSQL("a_first", false), sub)
 	err := db.eachRow(ctx, "timeseries", q, args, func(rows driver.Rows) error {
@@ -212,16 +212,15 @@ GROUP BY ch, b`, acc.bucketSQL("a_first", false), sub)
 			unknown, polled, latN                                uint64
 			pendingFirst                                         *time.Time
 			lats                                                 []int64
-			latNs                                                []uint64
 		)
-		// The columns of attemptCountsSQL, then the latencies and their counts.
-		if err := rows.Scan(&ch, &b, &attempts, &delivered, &failed, &undeliverable, &timedOut, &unknown, &polled, &latN, &pendingFirst, &lats, &latNs); err != nil {
+		// The columns of attemptCountsSQL, then the latencies.
+		if err := rows.Scan(&ch, &b, &attempts, &delivered, &failed, &undeliverable, &timedOut, &unknown, &polled, &latN, &pendingFirst, &lats); err != nil {
 			return err
 		}
 		if c := acc.cell(ch, b); c != nil {
 			c.attempts, c.delivered, c.failed, c.latN = c.attempts+attempts, c.delivered+delivered, c.failed+failed, c.latN+latN
-			for i, ms := range lats {
-				c.ms[ms] += latNs[i]
+			for _, ms := range lats {
+				c.ms[ms]++
 			}
 		}
 		return nil
