@@ -375,13 +375,14 @@ func wholeDays(w Window, hours []rolledHour, records map[time.Time]dayRecord, kn
 	return out
 }
 
-// within is p with only the days whose hours are all in hours.
+// within is the plan of hours (no sub-windows), with p's days whose hours
+// are all among them.
 func (p plan) within(hours []rolledHour) plan {
 	in := map[time.Time]bool{}
 	for _, h := range hours {
 		in[h.hour] = true
 	}
-	out := plan{hours: hours, live: p.live}
+	out := plan{hours: hours}
 	for _, d := range p.days {
 		all := true
 		for _, h := range d.hours {

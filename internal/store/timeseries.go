@@ -171,7 +171,6 @@ func (db *DB) planSeries(ctx context.Context, w Window, step time.Duration) (who
 	if step%day != 0 {
 		whole.days = nil // a day would straddle buckets
 	}
-	whole.live = nil
 	if len(split) == 0 {
 		return whole, pieces, nil
 	}
