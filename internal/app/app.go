@@ -10,6 +10,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -284,7 +285,15 @@ func (a *App) Serve(ctx context.Context) error {
 		g.Go(func() error { return ops.Serve(gctx, a.admin, a.adminLn, a.cfg.ShutdownTimeout) })
 	}
 	for _, run := range a.runs {
-		g.Go(func() error { return run(gctx) })
+		g.Go(func() error {
+			err := run(gctx)
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				// Stopped by the caller, perhaps while still setting up
+				// (creating a KV bucket, a consumer): a clean stop.
+				return nil
+			}
+			return err
+		})
 	}
 	if a.sim != nil {
 		if err := a.sim.serve(gctx, g, "http://"+a.Addr(), a.cfg.Ingest.Tokens, a.cfg.Poller.DeploymentID, a.cfg.Simulate); err != nil {

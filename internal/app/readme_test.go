@@ -130,3 +130,17 @@ func TestREADMEListsEveryMetric(t *testing.T) {
 		})
 	}
 }
+
+// A stop that comes while a module is still setting up (creating its lease
+// bucket, its consumer) is a clean stop, not an error of Serve.
+func TestStopWhileStarting(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	ch := chdbtest.Serve(t)
+	for range 3 {
+		cfg := newConfig(t, "reporter")
+		cfg.NATS.URL = ns.URL()
+		cfg.ClickHouse = store.Config{DSN: ch.DSN + "/" + ch.Database}
+		_, stop := start(t, cfg)
+		stop() // reports Serve's error, if any
+	}
+}
