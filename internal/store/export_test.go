@@ -50,3 +50,11 @@ func PlannedDays(ctx context.Context, db *DB, w Window) (int, error) {
 
 // MaxTime and MinTime are the later and the earlier of two times.
 var MaxTime, MinTime = maxTime, minTime
+
+// SetMaxTouchedList sets how many touched OTPs a plan names as a list (0:
+// always the subquery) until restore is called.
+func SetMaxTouchedList(n int) (restore func()) {
+	old := maxTouchedList
+	maxTouchedList = n
+	return func() { maxTouchedList = old }
+}

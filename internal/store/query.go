@@ -51,10 +51,11 @@ type Window struct {
 	// stored rows are read but those of the OTPs touched since (touchedSQL),
 	// which are computed live from their own facts (see patch).
 	patched bool
-	// otps, when set, is a subquery or a list of the only OTPs (and method
-	// attempts) whose facts a live window reads.
+	// otps, when set, is the set of the only OTPs (and method attempts)
+	// whose facts a live window reads, as the right side of IN: a subquery
+	// in parentheses or an alias (see touchedSet).
 	otps string
-	// touched, when set, is the list of the OTPs touched since a patched
+	// touched, when set, is the array of the OTPs touched since a patched
 	// window's versions (see touchedList), in place of touchedSQL.
 	touched string
 }
@@ -360,7 +361,7 @@ func (w Window) otpsWhere() string {
 	if w.otps == "" {
 		return ""
 	}
-	return "otp_id IN (" + w.otps + ")"
+	return "otp_id IN " + w.otps
 }
 
 // patch is sql over a patched window: the stored rows of its hours but
@@ -370,17 +371,14 @@ func (w Window) otpsWhere() string {
 // touched set holds every OTP of a touched journey, so each attempt and
 // journey comes from exactly one side.
 func (w Window) patch(cols string, sql func(Window) (string, []any)) (string, []any) {
-	touched := w.touched
-	if touched == "" {
-		touched = w.touchedSQL()
-	}
+	touched, with := w.touchedSet()
 	stored := w
 	stored.patched = false
 	sq, sargs := sql(stored)
 	live := w
 	live.patched, live.stored, live.otps = false, nil, touched
 	lq, largs := sql(live)
-	return fmt.Sprintf("SELECT %[1]s FROM (%[2]s) WHERE otp_id NOT IN (%[3]s)\nUNION ALL\nSELECT %[1]s FROM (%[4]s)", cols, sq, touched, lq), append(sargs, largs...)
+	return with + fmt.Sprintf("SELECT %[1]s FROM (%[2]s) WHERE otp_id NOT IN %[3]s\nUNION ALL\nSELECT %[1]s FROM (%[4]s)", cols, sq, touched, lq), append(sargs, largs...)
 }
 
 // touchedSQL is a subquery of the OTPs whose stored rows in w's hours may be
@@ -465,7 +463,7 @@ FROM (
 func journeyKeyedSQL(attempts string, ivs []span, raw bool, otps string) string {
 	links := "1"
 	if otps != "" {
-		links = "otp_id IN (" + otps + ")"
+		links = "otp_id IN " + otps
 	} else if !raw && len(ivs) > 0 {
 		var days []string
 		for _, iv := range ivs {
