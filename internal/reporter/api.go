@@ -162,12 +162,13 @@ func serveWindow[T any](a *API, w http.ResponseWriter, r *http.Request, report f
 	if !ok {
 		return
 	}
-	v, err := report(r.Context(), win)
+	ctx := store.PlanOnce(r.Context())
+	v, err := report(ctx, win)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	c, err := a.db.Completeness(r.Context(), completenessWindow(win, r.URL.Path), a.now())
+	c, err := a.db.Completeness(ctx, completenessWindow(win, r.URL.Path), a.now())
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -81,6 +81,7 @@ type Analytics interface {
 // BuildReport computes the report of window w.
 func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window, now time.Time) (Report, error) {
 	r := Report{Kind: kind, From: w.From, To: w.To, Profile: w.Profile, Channel: w.Channel, GeneratedAt: now.UTC()}
+	ctx = store.PlanOnce(ctx)
 	var err error
 	if r.Channels, err = db.Channels(ctx, w); err != nil {
 		return r, fmt.Errorf("%s report: %w", kind, err)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -241,12 +242,60 @@ type rolledDay struct {
 	hours   []rolledHour
 }
 
+// PlanOnce returns a context in which the store plans each window once: an
+// answer over a window and, later, another over the same from and to (with
+// any filters) share the rollups' state as first read — fewer queries, and
+// an answer and its completeness that agree. For one request, not longer:
+// the plan is a snapshot.
+func PlanOnce(ctx context.Context) context.Context {
+	return context.WithValue(ctx, planMemoKey{}, &planMemo{plans: map[[2]time.Time]planned{}})
+}
+
+type planMemoKey struct{}
+
+type planMemo struct {
+	mu    sync.Mutex
+	plans map[[2]time.Time]planned
+}
+
+type planned struct {
+	p  plan
+	ok bool
+}
+
 // planWindow splits w into rolled-up hours and sub-windows; ok is false when
 // no rolled-up hour can be used (then the plain live query is the same).
-func (db *DB) planWindow(ctx context.Context, w Window) (p plan, ok bool, err error) {
+// Under PlanOnce a plan made for the same from and to is reused.
+func (db *DB) planWindow(ctx context.Context, w Window) (plan, bool, error) {
 	if w.Raw {
-		return p, false, nil
+		return plan{}, false, nil
 	}
+	memo, _ := ctx.Value(planMemoKey{}).(*planMemo)
+	if memo == nil {
+		return db.makePlan(ctx, w)
+	}
+	memo.mu.Lock()
+	defer memo.mu.Unlock()
+	key := [2]time.Time{w.From, w.To}
+	got, seen := memo.plans[key]
+	if !seen {
+		p, ok, err := db.makePlan(ctx, w)
+		if err != nil {
+			return p, ok, err
+		}
+		got = planned{p, ok}
+		memo.plans[key] = got
+	}
+	// The plan is the same for every filter; its sub-windows carry w's.
+	p := got.p
+	p.live = slices.Clone(p.live)
+	for i := range p.live {
+		p.live[i].Profile, p.live[i].Channel = w.Profile, w.Channel
+	}
+	return p, got.ok, nil
+}
+
+func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err error) {
 	h0, h1 := hourOf(w.From), hourOf(w.To)
 	if h1.Before(w.To) {
 		h1 = h1.Add(time.Hour)

@@ -435,6 +435,16 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 			t.Errorf("Channels over the day = %+v, %v; want 26 SMS attempts, 25 delivered", chs, err)
 		}
 		sameAsRaw(t, db, "a late fact splitting an attempt, before the job")
+		// One plan for a request's answers: the same figures, each with
+		// its own filters.
+		once := store.PlanOnce(t.Context())
+		for _, w := range []store.Window{day, {From: day.From, To: day.To, Channel: "VIBER"}, {From: day.From, To: day.To, Profile: "nobody"}, day} {
+			got, err1 := db.Channels(once, w)
+			want, err2 := db.Channels(t.Context(), w)
+			if err1 != nil || err2 != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("Channels %+v planned once = %+v, %v; want %+v, %v", w, got, err1, want, err2)
+			}
+		}
 		// More touched OTPs than a list holds: the same, from the subquery.
 		restore := store.SetMaxTouchedList(0)
 		defer restore()
