@@ -635,7 +635,7 @@ func fromRollups[T any](ctx context.Context, db *DB, w Window, rolled func(conte
 		return zero, err
 	}
 	if ok {
-		return rolled(ctx, w, p)
+		return rolled(listing(ctx, p.live...), w, p)
 	}
 	return live(ctx, w)
 }

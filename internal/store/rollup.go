@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
@@ -322,7 +323,7 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 		if cw.touched, err = db.touchedList(ctx, cw); err != nil {
 			return p, false, err
 		}
-		if unchanged, err = db.unchangedHours(ctx, cw); err != nil {
+		if unchanged, err = db.unchangedHours(listing(ctx, cw), cw); err != nil {
 			return p, false, err
 		}
 	}
@@ -431,9 +432,22 @@ WHERE day >= toDate(%[3]s) AND day <= toDate(%[4]s) AND otp_id IN %[2]s`, sel, t
 }
 
 // maxTouchedList bounds the touched OTPs a plan names as a list: the list
-// is in the text of each query that reads them, whose max_query_size is
-// 256 KiB by default (an id takes 39 bytes).
-var maxTouchedList = 5000
+// is in the text of each query that reads them (an id takes 39 bytes), with
+// max_query_size raised to touchedQuerySize for it (listing).
+var maxTouchedList = 20000
+
+const touchedQuerySize = 2 << 20
+
+// listing is ctx for the queries of windows, with max_query_size raised
+// when one of them names its touched OTPs as a list.
+func listing(ctx context.Context, windows ...Window) context.Context {
+	for _, w := range windows {
+		if w.touched != "" {
+			return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_query_size": touchedQuerySize}))
+		}
+	}
+	return ctx
+}
 
 // touchedAlias names the touched OTPs' list in the queries that read it.
 const touchedAlias = "touched_otps"

@@ -466,6 +466,17 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 	})
 }
 
+// The longest touched list a plan names fits in a query: the list is
+// written once and max_query_size raised for it.
+func TestTouchedListFitsAQuery(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		const n = 20000 // maxTouchedList
+		if got, err := store.CountTouchedList(t.Context(), db, n); err != nil || got != n+1 {
+			t.Errorf("a query over a list of %d touched OTPs counted %d (%v); want %d", n, got, err, n+1)
+		}
+	})
+}
+
 // A fact marks exactly the hours it can change, and the job's work is those
 // hours: an event three years older than the rest costs its 49 hours, not
 // the years between.

@@ -45,6 +45,7 @@ func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Tim
 	if err != nil {
 		return ts, err
 	}
+	ctx = listing(ctx, pieces...)
 	for _, pw := range pieces {
 		if err := db.seriesRows(ctx, acc, pw); err != nil {
 			return ts, err
