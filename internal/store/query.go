@@ -58,6 +58,10 @@ type Window struct {
 	// touched, when set, is the array of the OTPs touched since a patched
 	// window's versions (see touchedList), in place of touchedSQL.
 	touched string
+	// factDays, when set, is a patched window's condition on the days of
+	// channel_events that hold its touched OTPs' facts (see
+	// unchangedHours), for its live side.
+	factDays string
 }
 
 type span struct{ from, to time.Time }
@@ -353,7 +357,7 @@ func (w Window) channelAttemptsSQL() (string, []any) {
 	if len(w.stored) > 0 {
 		return "SELECT " + attemptCols + " FROM hour_attempts WHERE " + having, args
 	}
-	return attemptsSQL(w.Raw, w.intervals(), w.otpsWhere(), having), args
+	return attemptsSQL(w.Raw, w.intervals(), w.factsWhere(), having), args
 }
 
 // otpsWhere restricts the facts a live window reads to w.otps.
@@ -362,6 +366,14 @@ func (w Window) otpsWhere() string {
 		return ""
 	}
 	return "otp_id IN " + w.otps
+}
+
+// factsWhere is otpsWhere for channel_events, with w.factDays.
+func (w Window) factsWhere() string {
+	if w.factDays == "" || w.otps == "" || w.Raw {
+		return w.otpsWhere()
+	}
+	return w.otpsWhere() + " AND " + w.factDays
 }
 
 // patch is sql over a patched window: the stored rows of its hours but
@@ -376,7 +388,7 @@ func (w Window) patch(cols string, sql func(Window) (string, []any)) (string, []
 	stored.patched = false
 	sq, sargs := sql(stored)
 	live := w
-	live.patched, live.stored, live.otps = false, nil, touched
+	live.patched, live.stored, live.otps, live.factDays = false, nil, touched, w.factDays
 	lq, largs := sql(live)
 	return with + fmt.Sprintf("SELECT %[1]s FROM (%[2]s) WHERE otp_id NOT IN %[3]s\nUNION ALL\nSELECT %[1]s FROM (%[4]s)", cols, sq, touched, lq), append(sargs, largs...)
 }
@@ -449,7 +461,7 @@ FROM (
     FROM (%s)
     GROUP BY journey
     HAVING %s
-)`, journeyKeyedSQL(attemptsSQL(w.Raw, w.intervals(), w.otpsWhere(), ""), w.intervals(), w.Raw, w.otps), having)
+)`, journeyKeyedSQL(attemptsSQL(w.Raw, w.intervals(), w.factsWhere(), ""), w.intervals(), w.Raw, w.otps), having)
 	return q, args
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -319,11 +320,12 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 	cw := w
 	cw.stored = cands
 	unchanged := map[time.Time]bool{}
+	var factDays string
 	if len(cands) > 0 {
 		if cw.touched, err = db.touchedList(ctx, cw); err != nil {
 			return p, false, err
 		}
-		if unchanged, err = db.unchangedHours(listing(ctx, cw), cw); err != nil {
+		if unchanged, factDays, err = db.unchangedHours(listing(ctx, cw), cw); err != nil {
 			return p, false, err
 		}
 	}
@@ -381,7 +383,7 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 		pw.patched = true
 		// The candidates' touched set holds this one's (their oldest
 		// version is no newer).
-		pw.touched = cw.touched
+		pw.touched, pw.factDays = cw.touched, factDays
 		p.live = append(p.live, pw)
 	}
 	if len(live) > 0 {
@@ -400,35 +402,49 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 // the hours of their facts, read from channel_events like live attempts.
 // Under steady traffic this leaves the hours of the last few minutes' OTPs
 // to patch instead of the whole day that their marks make dirty.
-func (db *DB) unchangedHours(ctx context.Context, cw Window) (map[time.Time]bool, error) {
+//
+// factDays is, as a condition on channel_events, the days of its rows that
+// hold the touched OTPs' facts: what their live rows read, rather than every
+// day within MaxAttemptSpan of the hours (recent OTPs' facts are in a day or
+// two; the days around them hold everyone else's).
+func (db *DB) unchangedHours(ctx context.Context, cw Window) (unchanged map[time.Time]bool, factDays string, err error) {
 	touched, with := cw.touchedSet()
 	from, to := cw.stored[0].hour, cw.stored[len(cw.stored)-1].hour.Add(time.Hour)
 	sel := hoursSQL(cw.stored)
-	q := with + fmt.Sprintf(`SELECT DISTINCT hour FROM hour_attempts WHERE %[1]s AND otp_id IN %[2]s
+	// day is the channel_events row's day, zero for stored rows.
+	q := with + fmt.Sprintf(`SELECT DISTINCT toDate(0) AS day, hour FROM hour_attempts WHERE %[1]s AND otp_id IN %[2]s
 UNION DISTINCT
-SELECT DISTINCT hour FROM hour_journeys WHERE %[1]s AND otp_id IN %[2]s
+SELECT DISTINCT toDate(0), hour FROM hour_journeys WHERE %[1]s AND otp_id IN %[2]s
 UNION DISTINCT
-SELECT DISTINCT toDateTime(toStartOfHour(e.1), 'UTC') FROM channel_events ARRAY JOIN events AS e
+SELECT DISTINCT day, toDateTime(toStartOfHour(e.1), 'UTC') FROM channel_events ARRAY JOIN events AS e
 WHERE day >= toDate(%[3]s) AND day <= toDate(%[4]s) AND otp_id IN %[2]s`, sel, touched, msTime(from.Add(-MaxAttemptSpan)), msTime(to.Add(MaxAttemptSpan)))
 	changed := map[time.Time]bool{}
-	err := db.eachRow(ctx, "changed hours", q, nil, func(rows driver.Rows) error {
-		var h time.Time
-		if err := rows.Scan(&h); err != nil {
+	days := map[string]bool{}
+	err = db.eachRow(ctx, "changed hours", q, nil, func(rows driver.Rows) error {
+		var d, h time.Time
+		if err := rows.Scan(&d, &h); err != nil {
 			return err
 		}
 		changed[h.UTC()] = true
+		if d.Unix() != 0 {
+			days[fmt.Sprintf("toDate('%s')", d.Format(time.DateOnly))] = true
+		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	out := map[time.Time]bool{}
+	unchanged = map[time.Time]bool{}
 	for _, h := range cw.stored {
 		if !changed[h.hour] {
-			out[h.hour] = true
+			unchanged[h.hour] = true
 		}
 	}
-	return out, nil
+	if len(days) == 0 {
+		return unchanged, "0", nil // no facts: no live rows
+	}
+	list := slices.Sorted(maps.Keys(days))
+	return unchanged, "day IN (" + strings.Join(list, ", ") + ")", nil
 }
 
 // maxTouchedList bounds the touched OTPs a plan names as a list: the list
@@ -480,12 +496,14 @@ func (db *DB) touchedList(ctx context.Context, pw Window) (string, error) {
 // written once, as a WITH alias every part of the query sees, rather than
 // in each place the set appears: ClickHouse parses and analyzes an IN list
 // wherever it is written, an alias once (at 1.8k OTPs the touched OTPs'
-// journeys took 110 ms instead of 170).
+// journeys took 110 ms instead of 170). Cast to UUIDs once, not compared
+// as strings row by row (at 5.6k OTPs, /channels' conversion over the
+// patched hours took 340 ms instead of 530).
 func (w Window) touchedSet() (set, with string) {
 	if w.touched == "" {
 		return "(" + w.touchedSQL() + ")", ""
 	}
-	return touchedAlias, "WITH " + w.touched + " AS " + touchedAlias + "\n"
+	return touchedAlias, "WITH CAST(" + w.touched + ", 'Array(UUID)') AS " + touchedAlias + "\n"
 }
 
 // wholeDays are the days inside w whose every hour with facts (known: rolled

@@ -413,6 +413,8 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 		// between: one attempt, in hour 10.
 		rows = append(rows, at(1, events.StatusDispatched, rollStart.Add(10*time.Hour+10*time.Minute)),
 			at(1, events.StatusDispatched, rollStart.Add(11*time.Hour+20*time.Minute)))
+		// OTP 2 dispatched at 23:50.
+		rows = append(rows, at(2, events.StatusDispatched, rollStart.Add(23*time.Hour+50*time.Minute)))
 		if err := db.Insert(t.Context(), &store.Batch{Deliveries: rows}); err != nil {
 			t.Fatal(err)
 		}
@@ -422,17 +424,20 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 		}
 		// A late DELIVERED at 10:30 settles it: the 11:20 dispatch, stored
 		// before, now opens a second attempt in hour 11.
-		late := at(1, events.StatusDelivered, rollStart.Add(10*time.Hour+30*time.Minute))
-		if err := db.Insert(t.Context(), &store.Batch{Deliveries: []store.DeliveryRow{late}}); err != nil {
+		// OTP 2 is delivered at 00:10 the next day: its facts are in
+		// channel_events rows of two days, both read for its live rows.
+		late := []store.DeliveryRow{at(1, events.StatusDelivered, rollStart.Add(10*time.Hour+30*time.Minute)),
+			at(2, events.StatusDelivered, rollStart.Add(24*time.Hour+10*time.Minute))}
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: late}); err != nil {
 			t.Fatal(err)
 		}
 		day := store.Window{From: rollStart, To: rollStart.AddDate(0, 0, 1)}
-		if whole, partial, patched, err := store.PlannedHours(t.Context(), db, day); err != nil || whole != 22 || partial != 0 || patched != 2 {
-			t.Errorf("the day after a late fact plans %d whole, %d partial and %d patched hours (%v); want 22, 0 and 2 (10:00 and 11:00)", whole, partial, patched, err)
+		if whole, partial, patched, err := store.PlannedHours(t.Context(), db, day); err != nil || whole != 21 || partial != 0 || patched != 3 {
+			t.Errorf("the day after late facts plans %d whole, %d partial and %d patched hours (%v); want 21, 0 and 3 (10:00, 11:00 and 23:00)", whole, partial, patched, err)
 		}
 		chs, err := db.Channels(t.Context(), day)
-		if err != nil || len(chs) != 1 || chs[0].Attempts != 26 || chs[0].Delivered != 25 {
-			t.Errorf("Channels over the day = %+v, %v; want 26 SMS attempts, 25 delivered", chs, err)
+		if err != nil || len(chs) != 1 || chs[0].Attempts != 27 || chs[0].Delivered != 26 {
+			t.Errorf("Channels over the day = %+v, %v; want 27 SMS attempts, 26 delivered", chs, err)
 		}
 		sameAsRaw(t, db, "a late fact splitting an attempt, before the job")
 		// One plan for a request's answers: the same figures, each with
@@ -448,19 +453,19 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 		// More touched OTPs than a list holds: the same, from the subquery.
 		restore := store.SetMaxTouchedList(0)
 		defer restore()
-		if _, _, patched, err := store.PlannedHours(t.Context(), db, day); err != nil || patched != 2 {
-			t.Errorf("without the touched list the day plans %d patched hours (%v); want 2", patched, err)
+		if _, _, patched, err := store.PlannedHours(t.Context(), db, day); err != nil || patched != 3 {
+			t.Errorf("without the touched list the day plans %d patched hours (%v); want 3", patched, err)
 		}
 		raw := day
 		raw.Raw = true
 		for _, w := range []store.Window{day, raw} {
 			chs, err := db.Channels(t.Context(), w)
-			if err != nil || len(chs) != 1 || chs[0].Attempts != 26 || chs[0].Pending != 1 {
-				t.Errorf("Channels over the day (raw: %v), the touched OTPs as a subquery = %+v, %v; want 26 SMS attempts, 1 pending", w.Raw, chs, err)
+			if err != nil || len(chs) != 1 || chs[0].Attempts != 27 || chs[0].Pending != 1 {
+				t.Errorf("Channels over the day (raw: %v), the touched OTPs as a subquery = %+v, %v; want 27 SMS attempts, 1 pending", w.Raw, chs, err)
 			}
 			fb, err := db.Fallback(t.Context(), w)
-			if err != nil || fb.OTPs != 25 {
-				t.Errorf("Fallback over the day (raw: %v), the touched OTPs as a subquery = %+v, %v; want 25 OTPs", w.Raw, fb, err)
+			if err != nil || fb.OTPs != 26 {
+				t.Errorf("Fallback over the day (raw: %v), the touched OTPs as a subquery = %+v, %v; want 26 OTPs", w.Raw, fb, err)
 			}
 		}
 	})
