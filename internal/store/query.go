@@ -736,25 +736,8 @@ func channelList(byName map[string]*ChannelStats, conv map[string]Conversion) []
 // conversion returns the verification conversion per channel that delivered
 // (the journey's first DELIVERED), for journeys starting in the window.
 func (db *DB) conversion(ctx context.Context, w Window) (map[string]Conversion, error) {
-	// One SQL definition with the rollups: per (profile, channel), summed here.
-	q, args := w.conversionRowsSQL()
 	out := map[string]Conversion{}
-	err := db.eachRow(ctx, "conversion", q, args, func(rows driver.Rows) error {
-		var profile, ch string
-		var r Conversion
-		if err := rows.Scan(&profile, &ch, &r.Polled, &r.Verified, &r.SampleRate); err != nil {
-			return err
-		}
-		c, seen := out[ch]
-		c.Polled += r.Polled
-		c.Verified += r.Verified
-		if !seen || r.SampleRate < c.SampleRate {
-			c.SampleRate = r.SampleRate
-		}
-		out[ch] = c
-		return nil
-	})
-	if err != nil {
+	if err := db.addConversion(ctx, w, out); err != nil {
 		return nil, err
 	}
 	for ch, c := range out {

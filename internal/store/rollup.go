@@ -101,9 +101,13 @@ func conversionAggSQL(src, by string) string {
 	return fmt.Sprintf(`SELECT %[1]s toString(j_profile) AS profile_id, toString(j_delivered_channel) AS channel,
     count() AS polled, countIf(s_verified = 1) AS verified, min(s_rate) AS sample_rate
 FROM (%[2]s)
-WHERE j_delivered IS NOT NULL AND s_final = 1
+WHERE `+convertedSQL+`
 GROUP BY %[1]s profile_id, channel`, by, src)
 }
+
+// convertedSQL selects the journeys the verification conversion counts:
+// delivered, with a final status polled.
+const convertedSQL = "j_delivered IS NOT NULL AND s_final = 1"
 
 // channelRowsSQL is channelAggSQL over w's attempts.
 func (w Window) channelRowsSQL() (string, []any) {
@@ -117,18 +121,53 @@ func (w Window) journeyRowsSQL() (string, []any) {
 	return journeyAggSQL(sub, ""), args
 }
 
-// conversionRowsSQL is conversionAggSQL over w's journeys (filtered by
-// profile; w.Channel keeps the delivering channel).
-func (w Window) conversionRowsSQL() (string, []any) {
+// conversionSQL is the verification conversion of w's journeys for
+// readers: conversionAggSQL's figures (the same journeys counted, the same
+// columns) per delivering channel, as one row of maps — channels with
+// polled and verified, channels with sample_rate — that addConversion
+// reads. One row of aggregates without GROUP BY: over a patched window's
+// journeys ClickHouse took twice as long to return the same figures as
+// grouped rows (at 111 M events, 5.6 k touched OTPs: 325 against 165 ms).
+// w.Profile filters the journeys; w.Channel is applied by addConversion to
+// the delivering channel.
+func (w Window) conversionSQL() (string, []any) {
 	jw := w
-	jw.Channel = "" // the channel filter applies to the delivering channel here
+	jw.Channel = ""
 	sub, args := jw.journeyStatusSQL()
-	q := conversionAggSQL(sub, "")
-	if w.Channel != "" {
-		q += " HAVING channel = ?"
-		args = append(args, w.Channel)
+	return fmt.Sprintf(`SELECT (sm).1, (sm).2, (sm).3, (mm).1, (mm).2 FROM (
+    SELECT sumMap([ch], [toUInt64(1)], [toUInt64(s_verified = 1)]) AS sm, minMap([ch], [s_rate]) AS mm
+    FROM (SELECT toString(j_delivered_channel) AS ch, s_verified, s_rate FROM (%s) WHERE `+convertedSQL+`)
+)`, sub), args
+}
+
+// addConversion adds w's verification conversion per delivering channel to
+// out (polled and verified summed, the least sample rate); Rate is left to
+// the caller.
+func (db *DB) addConversion(ctx context.Context, w Window, out map[string]Conversion) error {
+	q, args := w.conversionSQL()
+	var chs, rateChs []string
+	var polled, verified []uint64
+	var rates []float64
+	if err := db.conn.QueryRow(ctx, q, args...).Scan(&chs, &polled, &verified, &rateChs, &rates); err != nil {
+		return fmt.Errorf("query conversion: %w", err)
 	}
-	return q, args
+	least := make(map[string]float64, len(rateChs))
+	for i, ch := range rateChs {
+		least[ch] = rates[i]
+	}
+	for i, ch := range chs {
+		if (w.Channel != "" && ch != w.Channel) || polled[i] == 0 {
+			continue
+		}
+		c, seen := out[ch]
+		c.Polled += polled[i]
+		c.Verified += verified[i]
+		if r := least[ch]; !seen || r < c.SampleRate {
+			c.SampleRate = r
+		}
+		out[ch] = c
+	}
+	return nil
 }
 
 // rolledHour is an hour read from the rollups, at its current version.

@@ -143,8 +143,7 @@ func (db *DB) conversionRolled(ctx context.Context, w Window, p plan) (map[strin
 		return nil, err
 	}
 	for _, lw := range p.live {
-		q, args := lw.conversionRowsSQL()
-		if err := read(fmt.Sprintf("SELECT %s FROM (%s) GROUP BY channel", cols, q), args); err != nil {
+		if err := db.addConversion(ctx, lw, out); err != nil {
 			return nil, err
 		}
 	}
