@@ -60,7 +60,7 @@ type Window struct {
 	touched string
 	// factDays, when set, is a patched window's condition on the days of
 	// channel_events that hold its touched OTPs' facts (see
-	// unchangedHours), for its live side.
+	// changedHours), for its live side.
 	factDays string
 }
 

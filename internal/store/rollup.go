@@ -45,7 +45,9 @@ const (
 // journeys (journeyStatusSQL's columns) — computed live, or the rows stored
 // for rolled-up hours — and group by by (a column list ending in a comma, or
 // ""), so one definition fills the hourly tables and answers live and
-// partial hours.
+// partial hours. The conversion is the one exception: readers take
+// conversionAggSQL's figures through conversionSQL (same journeys,
+// convertedSQL, same columns), which ClickHouse answers faster.
 
 // channelAggSQL yields per (by, profile_id, channel, code): attempts,
 // delivered, failed, undeliverable, timed_out, unknown, polled, lat_n,
@@ -248,9 +250,9 @@ const touchedMigration = "12"
 // has not run for that long, when a live read is the safe one.
 var patchAge = 24 * time.Hour
 
-// patchable reports whether a dirty hour at version can be read patched: the
+// canPatch reports whether a dirty hour at version can be read patched: the
 // OTPs touched since the version (less RollupSlack) are all recorded.
-func patchable(version uint64, touchedSince, now time.Time) bool {
+func canPatch(version uint64, touchedSince, now time.Time) bool {
 	since := time.UnixMilli(int64(version)).Add(-RollupSlack)
 	return !touchedSince.IsZero() && !since.Before(touchedSince) && since.After(now.Add(-patchAge))
 }
@@ -346,25 +348,28 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 		return p, false, err
 	}
 	now := time.Now()
-	// The dirty hours that can be patched, and of those the ones no touched
-	// OTP has rows in, stored or live: still exact at their versions.
+	// The dirty hours that can be patched, and of those the ones a touched
+	// OTP has rows in, stored or live; the others are still exact at their
+	// versions.
 	var cands []rolledHour
+	patchable := map[time.Time]bool{}
 	for h := h0; h.Before(h1); h = h.Add(time.Hour) {
 		v, rolled := versions[h]
 		mark, marked := marks[h]
-		if rolled && marked && !clean(v, mark, marked) && patchable(v, touchedSince, now) {
+		if rolled && marked && !clean(v, mark, marked) && canPatch(v, touchedSince, now) {
 			cands = append(cands, rolledHour{h, v})
+			patchable[h] = true
 		}
 	}
 	cw := w
 	cw.stored = cands
-	unchanged := map[time.Time]bool{}
+	var changed map[time.Time]bool
 	var factDays string
 	if len(cands) > 0 {
 		if cw.touched, err = db.touchedList(ctx, cw); err != nil {
 			return p, false, err
 		}
-		if unchanged, factDays, err = db.unchangedHours(listing(ctx, cw), cw); err != nil {
+		if changed, factDays, err = db.changedHours(listing(ctx, cw), cw); err != nil {
 			return p, false, err
 		}
 	}
@@ -384,7 +389,7 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 		}
 		v, rolled := versions[h]
 		mark, marked := marks[h]
-		exact := rolled && (clean(v, mark, marked) || unchanged[h])
+		exact := rolled && (clean(v, mark, marked) || patchable[h] && !changed[h])
 		switch {
 		case exact && from.Equal(h) && to.Equal(h.Add(time.Hour)):
 			p.hours = append(p.hours, rolledHour{h, v})
@@ -394,7 +399,7 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 		case !marked:
 			// No fact was ever stored within MaxAttemptSpan of this hour:
 			// nothing starts in it.
-		case rolled && patchable(v, touchedSince, now):
+		case patchable[h]:
 			patch = add(patch, from, to)
 			patchHours = append(patchHours, rolledHour{h, v})
 		default:
@@ -431,11 +436,11 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 	return p, true, nil
 }
 
-// unchangedHours returns the hours of cw.stored (dirty, patchable) that
-// the OTPs touched since their versions (touched, else cw.touchedSQL) have
-// no rows in, as stored at the version or as computed now: every other
-// OTP's facts are as they were at the version, so such an hour's stored
-// rows and aggregates are still exact and it is read like a clean one. A
+// changedHours returns the hours of cw.stored (dirty, patchable) that the
+// OTPs touched since their versions (touched, else cw.touchedSQL) have rows
+// in, as stored at the version or as computed now. In the others every
+// OTP's facts are as they were at the version, so their stored rows and
+// aggregates are still exact and they are read like clean hours. A
 // row starts at one of its OTPs' facts (an attempt at its first fact, a
 // journey at its first attempt), so the touched OTPs' live rows start in
 // the hours of their facts, read from channel_events like live attempts.
@@ -446,7 +451,7 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 // hold the touched OTPs' facts: what their live rows read, rather than every
 // day within MaxAttemptSpan of the hours (recent OTPs' facts are in a day or
 // two; the days around them hold everyone else's).
-func (db *DB) unchangedHours(ctx context.Context, cw Window) (unchanged map[time.Time]bool, factDays string, err error) {
+func (db *DB) changedHours(ctx context.Context, cw Window) (changed map[time.Time]bool, factDays string, err error) {
 	touched, with := cw.touchedSet()
 	from, to := cw.stored[0].hour, cw.stored[len(cw.stored)-1].hour.Add(time.Hour)
 	sel := hoursSQL(cw.stored)
@@ -457,7 +462,7 @@ SELECT DISTINCT toDate(0), hour FROM hour_journeys WHERE %[1]s AND otp_id IN %[2
 UNION DISTINCT
 SELECT DISTINCT day, toDateTime(toStartOfHour(e.1), 'UTC') FROM channel_events ARRAY JOIN events AS e
 WHERE day >= toDate(%[3]s) AND day <= toDate(%[4]s) AND otp_id IN %[2]s`, sel, touched, msTime(from.Add(-MaxAttemptSpan)), msTime(to.Add(MaxAttemptSpan)))
-	changed := map[time.Time]bool{}
+	changed = map[time.Time]bool{}
 	days := map[string]bool{}
 	err = db.eachRow(ctx, "changed hours", q, nil, func(rows driver.Rows) error {
 		var d, h time.Time
@@ -473,17 +478,11 @@ WHERE day >= toDate(%[3]s) AND day <= toDate(%[4]s) AND otp_id IN %[2]s`, sel, t
 	if err != nil {
 		return nil, "", err
 	}
-	unchanged = map[time.Time]bool{}
-	for _, h := range cw.stored {
-		if !changed[h.hour] {
-			unchanged[h.hour] = true
-		}
-	}
 	if len(days) == 0 {
-		return unchanged, "0", nil // no facts: no live rows
+		return changed, "0", nil // no facts: no live rows
 	}
 	list := slices.Sorted(maps.Keys(days))
-	return unchanged, "day IN (" + strings.Join(list, ", ") + ")", nil
+	return changed, "day IN (" + strings.Join(list, ", ") + ")", nil
 }
 
 // maxTouchedList bounds the touched OTPs a plan names as a list: the list
