@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,27 @@ func TestPublishIsDurableAcrossRestart(t *testing.T) {
 	}
 	if got, want := msg.Headers().Get(events.HeaderMsgID), message(0).ID; got != want {
 		t.Errorf("Nats-Msg-Id = %q; want %q", got, want)
+	}
+	// Nothing else rides along: every consumer parses every header.
+	if v, ok := msg.Headers()["Nats-Expected-Stream"]; ok {
+		t.Errorf("stored message carries Nats-Expected-Stream %v", v)
+	}
+}
+
+// A message stored by another stream is not reported stored: the PubAck
+// names the stream, and only ours counts.
+func TestPublishStoredElsewhereFails(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	js := b.JetStream()
+	if err := js.DeleteStream(t.Context(), b.StreamName()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "OTHER", Subjects: []string{events.SubjectAll}}); err != nil {
+		t.Fatal(err)
+	}
+	err := b.Publish(t.Context(), message(1))
+	if !errors.Is(err, broker.ErrUnavailable) || !strings.Contains(err.Error(), `"OTHER"`) {
+		t.Fatalf("Publish with the subjects caught by another stream = %v; want ErrUnavailable naming it", err)
 	}
 }
 
