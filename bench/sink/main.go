@@ -117,12 +117,13 @@ func openBroker(ctx context.Context, dir, sync string) (*broker.Broker, error) {
 
 // throughput is one round of the throughput benchmark.
 type throughput struct {
-	raw, bare, sink float64       // rows/s
-	elapsed, insert time.Duration // the sink's drain, and its time in inserts
-	// rawCPU and sinkCPU are the process's CPU time (all threads: engine,
-	// NATS server, sink) for the raw insert and for the drain: on a shared
-	// machine, a figure that other processes' load changes less.
-	rawCPU, sinkCPU time.Duration
+	raw, bare, driver, sink float64       // rows/s
+	elapsed, insert         time.Duration // the sink's drain, and its time in inserts
+	// rawCPU, driverCPU and sinkCPU are the process's CPU time (all threads:
+	// engine, NATS server, sink) for the raw insert, the driver's and the
+	// drain: on a shared machine, a figure that other processes' load
+	// changes less.
+	rawCPU, driverCPU, sinkCPU time.Duration
 }
 
 // run measures the sink's throughput runs times, each round against its own
@@ -145,9 +146,9 @@ func run(ctx context.Context, n, batch, runs int, natsSync, profile string) erro
 		if err != nil {
 			return fmt.Errorf("round %d: %w", r+1, err)
 		}
-		fmt.Printf("round %d: raw %6.0f rows/s  bare %6.0f rows/s  sink %6.0f events/s  sink/raw %.2f  (drain %v, in inserts %v; CPU per 100k: raw %.2fs, sink %.2fs)\n",
-			r+1, t.raw, t.bare, t.sink, t.sink/t.raw, t.elapsed.Round(time.Millisecond), t.insert.Round(time.Millisecond),
-			per100k(t.rawCPU, n), per100k(t.sinkCPU, n))
+		fmt.Printf("round %d: raw %6.0f rows/s  bare %6.0f rows/s  driver %6.0f rows/s  sink %6.0f events/s  sink/raw %.2f  (drain %v, in inserts %v; CPU per 100k: raw %.2fs, driver %.2fs, sink %.2fs)\n",
+			r+1, t.raw, t.bare, t.driver, t.sink, t.sink/t.raw, t.elapsed.Round(time.Millisecond), t.insert.Round(time.Millisecond),
+			per100k(t.rawCPU, n), per100k(t.driverCPU, n), per100k(t.sinkCPU, n))
 		all = append(all, t)
 	}
 	med := func(f func(throughput) float64) float64 {
@@ -159,14 +160,17 @@ func run(ctx context.Context, n, batch, runs int, natsSync, profile string) erro
 		return v[len(v)/2]
 	}
 	rawRate, bareRate, sinkRate := med(func(t throughput) float64 { return t.raw }), med(func(t throughput) float64 { return t.bare }), med(func(t throughput) float64 { return t.sink })
+	driverRate := med(func(t throughput) float64 { return t.driver })
 	fmt.Printf("medians of %d rounds, %d events each:\n", runs, n)
 	fmt.Printf("raw engine insert  %9.0f rows/s   (JSONEachRow, %d-row inserts straight into the engine, same schema: table + channel_events view)\n", rawRate, batch)
 	fmt.Printf("raw, bare table    %9.0f rows/s   (the same into a copy of delivery_events without the view)\n", bareRate)
+	fmt.Printf("driver, no NATS    %9.0f rows/s   (the messages decoded into the sink's batches, inserted through the store: clickhouse-go → HTTP endpoint → engine)\n", driverRate)
 	fmt.Printf("sink end to end    %9.0f events/s (NATS → consumer → clickhouse-go → HTTP endpoint → engine, batch %d)\n", sinkRate, batch)
 	fmt.Printf("sink / raw = %.2f (the median of the rounds' ratios, each against its own baseline; ratio of the medians %.2f), sink / bare = %.2f\n",
 		med(func(t throughput) float64 { return t.sink / t.raw }), sinkRate/rawRate, med(func(t throughput) float64 { return t.sink / t.bare }))
-	fmt.Printf("CPU per 100k events: raw insert %.2fs, sink %.2fs (all threads of this process)\n",
-		med(func(t throughput) float64 { return per100k(t.rawCPU, n) }), med(func(t throughput) float64 { return per100k(t.sinkCPU, n) }))
+	fmt.Printf("CPU per 100k events: raw insert %.2fs, driver %.2fs, sink %.2fs (all threads of this process)\n",
+		med(func(t throughput) float64 { return per100k(t.rawCPU, n) }), med(func(t throughput) float64 { return per100k(t.driverCPU, n) }),
+		med(func(t throughput) float64 { return per100k(t.sinkCPU, n) }))
 	return nil
 }
 
@@ -212,23 +216,33 @@ func round(ctx context.Context, db *store.DB, natsDir, natsSync string, n, batch
 		return t, err
 	}
 
+	all := make([]events.Message, len(evs))
+	for i := range evs {
+		if all[i], err = events.NewDeliveryMessage(&evs[i]); err != nil {
+			return t, err
+		}
+	}
+	// The sink without NATS: the messages' bodies decoded into the sink's
+	// batches and inserted through the store (clickhouse-go → endpoint →
+	// engine), one after the other.
+	if t.driver, t.driverCPU, err = driverInsert(ctx, db, all, batch); err != nil {
+		return t, err
+	}
+	for _, table := range []string{"delivery_events", "channel_events"} {
+		if _, err := ch.Engine().Query(ctx, "TRUNCATE TABLE "+table, ""); err != nil {
+			return t, err
+		}
+	}
+
 	// The sink: fill the stream, then time the consumer draining it.
 	b, err := openBroker(ctx, natsDir, natsSync)
 	if err != nil {
 		return t, err
 	}
 	defer b.Close()
-	msgs := make([]events.Message, 0, 4096) // within the async publish window (8192)
-	for i := range evs {
-		m, err := events.NewDeliveryMessage(&evs[i])
-		if err != nil {
+	for from := 0; from < len(all); from += 4096 { // within the async publish window (8192)
+		if err := b.Publish(ctx, all[from:min(from+4096, len(all))]...); err != nil {
 			return t, err
-		}
-		if msgs = append(msgs, m); len(msgs) == cap(msgs) || i == len(evs)-1 {
-			if err := b.Publish(ctx, msgs...); err != nil {
-				return t, err
-			}
-			msgs = msgs[:0]
 		}
 	}
 	reg := prometheus.NewRegistry()
@@ -299,6 +313,25 @@ func rawInsert(ctx context.Context, engine *chdb.Engine, evs []events.DeliverySt
 		}
 	}
 	return float64(len(evs)) / time.Since(t0).Seconds(), cpuTime() - c0, nil
+}
+
+// driverInsert decodes the messages into batches of per rows and inserts
+// them through the store, as the sink does, without NATS.
+func driverInsert(ctx context.Context, db *store.DB, msgs []events.Message, per int) (rate float64, cpu time.Duration, err error) {
+	c0, t0 := cpuTime(), time.Now()
+	var b store.Batch
+	for from := 0; from < len(msgs); from += per {
+		b.Reset()
+		for i := from; i < min(from+per, len(msgs)); i++ {
+			if err := b.Add(msgs[i].Subject, msgs[i].ID, msgs[i].Data, uint64(i+1)); err != nil {
+				return 0, 0, fmt.Errorf("driver batch: %w", err)
+			}
+		}
+		if err := db.Insert(ctx, &b); err != nil {
+			return 0, 0, fmt.Errorf("driver insert: %w", err)
+		}
+	}
+	return float64(len(msgs)) / time.Since(t0).Seconds(), cpuTime() - c0, nil
 }
 
 // jsonRows renders rows for the baseline.
