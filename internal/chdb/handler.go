@@ -421,6 +421,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *request) {
 	}
 	st := req.statement
 	st.SQL = full
+	st.class, st.classified = class, cerr == nil
 	res, err := h.engine.Exec(ctx, st)
 	if err != nil {
 		h.fail(w, r, req.queryID, err)
