@@ -66,9 +66,9 @@ func SetMaxTouchedList(n int) (restore func()) {
 func CountTouchedList(ctx context.Context, db *DB, n int) (uint64, error) {
 	ids := make([]string, n)
 	for i := range ids {
-		ids[i] = fmt.Sprintf("'00000000-0000-4000-8000-%012d'", i)
+		ids[i] = fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
 	}
-	w := Window{touched: "[" + strings.Join(ids, ",") + "]"}
+	w := Window{touched: strings.Join(ids, ",")}
 	set, with := w.touchedSet()
 	var got uint64
 	err := db.conn.QueryRow(listing(ctx, w), with+"SELECT count() FROM (SELECT arrayJoin(["+"'00000000-0000-4000-8000-000000000007'"+"]) AS x UNION ALL SELECT arrayJoin("+set+")) WHERE toUUID(x) IN "+set).Scan(&got)

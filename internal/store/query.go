@@ -55,8 +55,8 @@ type Window struct {
 	// whose facts a live window reads, as the right side of IN: a subquery
 	// in parentheses or an alias (see touchedSet).
 	otps string
-	// touched, when set, is the array of the OTPs touched since a patched
-	// window's versions (see touchedList), in place of touchedSQL.
+	// touched, when set, lists the OTPs touched since a patched window's
+	// versions, comma-separated (see touchedList), in place of touchedSQL.
 	touched string
 	// factDays, when set, is a patched window's condition on the days of
 	// channel_events that hold its touched OTPs' facts (see
