@@ -78,6 +78,12 @@ func (db *DB) Completeness(ctx context.Context, w Window, now time.Time) (Comple
 			subs = append(subs, rw)
 		}
 		for _, lw := range subs {
+			if firsts, ok := notedPending(ctx, lw); ok {
+				// Read already, with the same attempts' channel rows.
+				lc := pendingCompleteness(firsts, now)
+				c.add(lc.Pending, lc.AwaitingReconciliation, lc.SettledUntil)
+				continue
+			}
 			lc, err := db.completenessLive(ctx, lw, now)
 			if err != nil {
 				return c, err
@@ -95,7 +101,7 @@ func (db *DB) completenessLive(ctx context.Context, w Window, now time.Time) (Co
 	c := Completeness{Final: true}
 	sub, args := w.channelAttemptsSQL()
 	q := fmt.Sprintf(`SELECT countIf(pending), countIf(pending AND a_first < %s), minOrNullIf(a_first, pending)
-FROM (SELECT a_first, a_delivered IS NULL AND a_failed IS NULL AS pending FROM (%s))`, msTime(now.Add(-SettleTime)), sub)
+FROM (SELECT a_first, `+pendingSQL+` AS pending FROM (%s))`, msTime(now.Add(-SettleTime)), sub)
 	var pending, overdue uint64
 	var first *time.Time
 	if err := db.conn.QueryRow(ctx, q, args...).Scan(&pending, &overdue, &first); err != nil {
@@ -107,16 +113,26 @@ FROM (SELECT a_first, a_delivered IS NULL AND a_failed IS NULL AS pending FROM (
 
 // journeyCompleteness is the completeness of one journey's attempts.
 func journeyCompleteness(as []AttemptDetail, now time.Time) Completeness {
-	c := Completeness{Final: true}
+	var firsts []time.Time
 	for _, a := range as {
-		if a.Outcome != AttemptPending {
-			continue
+		if a.Outcome == AttemptPending {
+			firsts = append(firsts, a.FirstAt)
 		}
+	}
+	return pendingCompleteness(firsts, now)
+}
+
+// pendingCompleteness is the completeness of pending attempts given their
+// first facts, as completenessLive counts them (to the millisecond, as
+// msTime writes its limit).
+func pendingCompleteness(firsts []time.Time, now time.Time) Completeness {
+	c := Completeness{Final: true}
+	limit := time.UnixMilli(now.Add(-SettleTime).UnixMilli())
+	for _, first := range firsts {
 		var overdue uint64
-		if a.FirstAt.Before(now.Add(-SettleTime)) {
+		if first.Before(limit) {
 			overdue = 1
 		}
-		first := a.FirstAt
 		c.add(1, overdue, &first)
 	}
 	return c

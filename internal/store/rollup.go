@@ -51,13 +51,16 @@ const (
 
 // channelAggSQL yields per (by, profile_id, channel, code): attempts,
 // delivered, failed, undeliverable, timed_out, unknown, polled, lat_n,
-// pending_first, and lats, the latencies (ms) that latencyAggSQL counts.
-// code is the error code of failed attempts and empty for the others.
+// pending_first, lats, the latencies (ms) that latencyAggSQL counts, and
+// pending_firsts, the first facts of the pending attempts (what
+// completeness counts; the job does not store them). code is the error
+// code of failed attempts and empty for the others.
 func channelAggSQL(src, by string) string {
 	return fmt.Sprintf(`SELECT %[1]s toString(a_profile) AS profile_id, toString(channel) AS channel, code,
 `+attemptCountsSQL+`
     groupArrayIf(toUnixTimestamp64Milli(assumeNotNull(a_delivered)) - toUnixTimestamp64Milli(assumeNotNull(a_dispatched)),
-        a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lats
+        a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lats,
+    groupArrayIf(a_first, `+pendingSQL+`) AS pending_firsts
 FROM (
     SELECT *, if(a_delivered IS NULL AND a_failed IS NOT NULL, a_err, '') AS code
     FROM (%[2]s)
@@ -299,6 +302,44 @@ type planMemoKey struct{}
 type planMemo struct {
 	mu    sync.Mutex
 	plans map[[2]time.Time]planned
+	// pending holds, per sub-window's attempts (their SQL and arguments),
+	// the first facts of the pending ones as Channels read them with the
+	// channel rows, for the completeness of the same attempts.
+	pending map[string][]time.Time
+}
+
+// notePending keeps the first facts of w's pending attempts, read with
+// its channel rows, for Completeness within the same PlanOnce.
+func notePending(ctx context.Context, w Window, firsts []time.Time) {
+	memo, _ := ctx.Value(planMemoKey{}).(*planMemo)
+	if memo == nil {
+		return
+	}
+	memo.mu.Lock()
+	defer memo.mu.Unlock()
+	if memo.pending == nil {
+		memo.pending = map[string][]time.Time{}
+	}
+	memo.pending[attemptsKey(w)] = firsts
+}
+
+// notedPending is what notePending kept for w's attempts, if anything.
+func notedPending(ctx context.Context, w Window) ([]time.Time, bool) {
+	memo, _ := ctx.Value(planMemoKey{}).(*planMemo)
+	if memo == nil {
+		return nil, false
+	}
+	memo.mu.Lock()
+	defer memo.mu.Unlock()
+	firsts, ok := memo.pending[attemptsKey(w)]
+	return firsts, ok
+}
+
+// attemptsKey names the attempts a window reads: the same SQL and arguments
+// read the same attempts (filters, hours, touched OTPs included).
+func attemptsKey(w Window) string {
+	q, args := w.channelAttemptsSQL()
+	return q + "\x00" + fmt.Sprint(args...)
 }
 
 type planned struct {

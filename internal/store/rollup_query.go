@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 )
 
 // The windowed figures from a plan: rolled-up hours plus sub-windows (partial
@@ -20,24 +21,28 @@ type channelSums struct {
 func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelStats, error) {
 	sums := map[channelKey]*channelSums{}
 	lat := newHistogram(metricLatency)
-	// read adds rows of channel, code, the sums and, when live, the latencies.
-	read := func(q string, args []any, live bool) error {
+	// read adds rows of channel, code, the sums and, for a sub-window lw,
+	// the latencies; lw's pending attempts are kept for its completeness.
+	read := func(q string, args []any, lw *Window) error {
 		rows, err := db.conn.Query(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("query channels: %w", err)
 		}
 		defer rows.Close()
+		var pending []time.Time
 		for rows.Next() {
 			var k channelKey
 			var s channelSums
 			var lats []int64
+			var firsts []time.Time
 			dest := []any{&k.channel, &k.code, &s.attempts, &s.delivered, &s.failed, &s.undeliverable, &s.timedOut, &s.unknown, &s.polled, &s.latN}
-			if live {
-				dest = append(dest, &lats)
+			if lw != nil {
+				dest = append(dest, &lats, &firsts)
 			}
 			if err := rows.Scan(dest...); err != nil {
 				return fmt.Errorf("read channels: %w", err)
 			}
+			pending = append(pending, firsts...)
 			for _, ms := range lats {
 				addTo(lat.live, k.channel, ms, 1)
 			}
@@ -55,11 +60,17 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 			t.polled += s.polled
 			t.latN += s.latN
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if lw != nil {
+			notePending(ctx, *lw, pending)
+		}
+		return nil
 	}
 	const sumCols = "channel, code, sum(attempts), sum(delivered), sum(failed), sum(undeliverable), sum(timed_out), sum(unknown), sum(polled), sum(lat_n)"
 	where, args := p.where(w, "channel")
-	if err := read(fmt.Sprintf("SELECT %s FROM hourly_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, false); err != nil {
+	if err := read(fmt.Sprintf("SELECT %s FROM hourly_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, nil); err != nil {
 		return nil, err
 	}
 	if err := lat.readBuckets(ctx, db, p, w); err != nil {
@@ -67,7 +78,7 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 	}
 	for _, lw := range p.live {
 		q, args := lw.channelRowsSQL()
-		if err := read(fmt.Sprintf("SELECT %s, arrayFlatten(groupArray(lats)) FROM (%s) GROUP BY channel, code", sumCols, q), args, true); err != nil {
+		if err := read(fmt.Sprintf("SELECT %s, arrayFlatten(groupArray(lats)), arrayFlatten(groupArray(pending_firsts)) FROM (%s) GROUP BY channel, code", sumCols, q), args, &lw); err != nil {
 			return nil, err
 		}
 	}

@@ -468,6 +468,35 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 				t.Errorf("Fallback over the day (raw: %v), the touched OTPs as a subquery = %+v, %v; want 26 OTPs", w.Raw, fb, err)
 			}
 		}
+		restore()
+
+		// Under one plan, the completeness of /channels' window counts the
+		// attempts its channel rows counted: their pending attempts come
+		// with them. OTP 1's open attempt (first fact 11:20) settles after
+		// Channels answered; the answer's completeness still has it
+		// pending, as the answer does, while a new plan sees it settled.
+		once = store.PlanOnce(t.Context())
+		if chs, err := db.Channels(once, day); err != nil || len(chs) != 1 || chs[0].Pending != 1 {
+			t.Fatalf("Channels over the day = %+v, %v; want 1 pending", chs, err)
+		}
+		for _, now := range []time.Time{rollStart.Add(11*time.Hour + 30*time.Minute), rollStart.Add(12 * time.Hour)} {
+			got, err1 := db.Completeness(once, day, now)
+			want, err2 := db.Completeness(t.Context(), day, now)
+			if err1 != nil || err2 != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("Completeness at %v after Channels, one plan = %+v, %v; want %+v, %v", now, got, err1, want, err2)
+			}
+		}
+		settle := []store.DeliveryRow{at(1, events.StatusDelivered, rollStart.Add(11*time.Hour+25*time.Minute))}
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: settle}); err != nil {
+			t.Fatal(err)
+		}
+		now := rollStart.Add(12 * time.Hour)
+		if c, err := db.Completeness(once, day, now); err != nil || c.Pending != 1 || c.AwaitingReconciliation != 1 || c.SettledUntil == nil || !c.SettledUntil.Equal(rollStart.Add(11*time.Hour+20*time.Minute)) {
+			t.Errorf("Completeness under the answer's plan after OTP 1 settled = %+v, %v; want the answer's view: 1 pending since 11:20, overdue at 12:00", c, err)
+		}
+		if c, err := db.Completeness(t.Context(), day, now); err != nil || c.Pending != 0 || !c.Final {
+			t.Errorf("Completeness under a new plan after OTP 1 settled = %+v, %v; want nothing pending", c, err)
+		}
 	})
 }
 
