@@ -314,7 +314,7 @@ const attemptCountsSQL = `    count() AS attempts,
     countIf(a_unknown = 1) AS unknown,
     countIf(a_polled = 1) AS polled,
     countIf(a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lat_n,
-    minOrNullIf(a_first, `+pendingSQL+`) AS pending_first,`
+    minOrNullIf(a_first, ` + pendingSQL + `) AS pending_first,`
 
 // pendingSQL selects the attempts that have not settled (Completeness).
 const pendingSQL = "a_delivered IS NULL AND a_failed IS NULL"
