@@ -284,6 +284,11 @@ func TestSimulateEndToEnd(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Subscribe only sends the interest; after a round trip the server has
+	// it, so the dead letter of the bad webhook below cannot pass unseen.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	if code, err := postWebhook(client, in.listen, "not-a-uuid", "DELIVERED", time.Now()); err != nil || code != http.StatusBadRequest {
 		t.Errorf("bad webhook = %d, %v; want 400", code, err)
