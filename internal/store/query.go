@@ -601,11 +601,18 @@ func percentiles(n uint64, q []float64) *Percentiles {
 
 // Channels returns the attempts of the window per channel, busiest first.
 func (db *DB) Channels(ctx context.Context, w Window) ([]ChannelStats, error) {
-	out, err := fromRollups(ctx, db, w, db.channelsRolled, db.channelsLive)
-	if err != nil {
+	if err := w.check(); err != nil {
 		return nil, err
 	}
-	lost, err := db.unrecoverable(ctx, w)
+	var out []ChannelStats
+	var lost map[string]uint64
+	err := together(ctx, func(ctx context.Context) (err error) {
+		out, err = fromRollups(ctx, db, w, db.channelsRolled, db.channelsLive)
+		return err
+	}, func(ctx context.Context) (err error) {
+		lost, err = db.unrecoverable(ctx, w)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // The windowed figures from a plan: rolled-up hours plus sub-windows (partial
@@ -17,51 +20,58 @@ type channelSums struct {
 	attempts, delivered, failed, undeliverable, timedOut, unknown, polled, latN uint64
 }
 
-// channelsRolled is Channels over p.
+// channelsRolled is Channels over p. Its queries run side by side
+// (together); mu guards what they add to.
 func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelStats, error) {
+	var mu sync.Mutex
 	sums := map[channelKey]*channelSums{}
 	lat := newHistogram(metricLatency)
 	// read adds rows of channel, code, the sums and, for a sub-window lw,
 	// the latencies; lw's pending attempts are kept for its completeness.
-	read := func(q string, args []any, lw *Window) error {
-		rows, err := db.conn.Query(ctx, q, args...)
-		if err != nil {
-			return fmt.Errorf("query channels: %w", err)
+	read := func(ctx context.Context, q string, args []any, lw *Window) error {
+		type row struct {
+			k      channelKey
+			s      channelSums
+			lats   []int64
+			firsts []time.Time
 		}
-		defer rows.Close()
-		var pending []time.Time
-		for rows.Next() {
-			var k channelKey
-			var s channelSums
-			var lats []int64
-			var firsts []time.Time
-			dest := []any{&k.channel, &k.code, &s.attempts, &s.delivered, &s.failed, &s.undeliverable, &s.timedOut, &s.unknown, &s.polled, &s.latN}
+		var got []row
+		err := db.eachRow(ctx, "channels", q, args, func(rows driver.Rows) error {
+			var r row
+			dest := []any{&r.k.channel, &r.k.code, &r.s.attempts, &r.s.delivered, &r.s.failed, &r.s.undeliverable, &r.s.timedOut, &r.s.unknown, &r.s.polled, &r.s.latN}
 			if lw != nil {
-				dest = append(dest, &lats, &firsts)
+				dest = append(dest, &r.lats, &r.firsts)
 			}
 			if err := rows.Scan(dest...); err != nil {
-				return fmt.Errorf("read channels: %w", err)
+				return err
 			}
-			pending = append(pending, firsts...)
-			for _, ms := range lats {
-				addTo(lat.live, k.channel, ms, 1)
+			got = append(got, r)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		var pending []time.Time
+		for _, r := range got {
+			pending = append(pending, r.firsts...)
+			for _, ms := range r.lats {
+				addTo(lat.live, r.k.channel, ms, 1)
 			}
-			t := sums[k]
+			t := sums[r.k]
 			if t == nil {
 				t = &channelSums{}
-				sums[k] = t
+				sums[r.k] = t
 			}
-			t.attempts += s.attempts
-			t.delivered += s.delivered
-			t.failed += s.failed
-			t.undeliverable += s.undeliverable
-			t.timedOut += s.timedOut
-			t.unknown += s.unknown
-			t.polled += s.polled
-			t.latN += s.latN
-		}
-		if err := rows.Err(); err != nil {
-			return err
+			t.attempts += r.s.attempts
+			t.delivered += r.s.delivered
+			t.failed += r.s.failed
+			t.undeliverable += r.s.undeliverable
+			t.timedOut += r.s.timedOut
+			t.unknown += r.s.unknown
+			t.polled += r.s.polled
+			t.latN += r.s.latN
 		}
 		if lw != nil {
 			notePending(ctx, *lw, pending)
@@ -69,21 +79,34 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 		return nil
 	}
 	const sumCols = "channel, code, sum(attempts), sum(delivered), sum(failed), sum(undeliverable), sum(timed_out), sum(unknown), sum(polled), sum(lat_n)"
-	where, args := p.where(w, "channel")
-	if err := read(fmt.Sprintf("SELECT %s FROM hourly_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, nil); err != nil {
-		return nil, err
-	}
-	if err := lat.readBuckets(ctx, db, p, w); err != nil {
-		return nil, err
-	}
+	var conv map[string]Conversion
+	var queries []func(context.Context) error
 	for _, lw := range p.live {
-		q, args := lw.channelRowsSQL()
-		if err := read(fmt.Sprintf("SELECT %s, arrayFlatten(groupArray(lats)), arrayFlatten(groupArray(pending_firsts)) FROM (%s) GROUP BY channel, code", sumCols, q), args, &lw); err != nil {
-			return nil, err
-		}
+		queries = append(queries, func(ctx context.Context) error {
+			q, args := lw.channelRowsSQL()
+			return read(ctx, fmt.Sprintf("SELECT %s, arrayFlatten(groupArray(lats)), arrayFlatten(groupArray(pending_firsts)) FROM (%s) GROUP BY channel, code", sumCols, q), args, &lw)
+		})
 	}
-	conv, err := db.conversionRolled(ctx, w, p)
-	if err != nil {
+	queries = append(queries,
+		func(ctx context.Context) (err error) {
+			conv, err = db.conversionRolled(ctx, w, p)
+			return err
+		},
+		func(ctx context.Context) error {
+			where, args := p.where(w, "channel")
+			return read(ctx, fmt.Sprintf("SELECT %s FROM hourly_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, nil)
+		},
+		func(ctx context.Context) error {
+			buckets := newHistogram(metricLatency)
+			if err := buckets.readBuckets(ctx, db, p, w); err != nil {
+				return err
+			}
+			mu.Lock()
+			lat.buckets = buckets.buckets
+			mu.Unlock()
+			return nil
+		})
+	if err := together(ctx, queries...); err != nil {
 		return nil, err
 	}
 
@@ -124,45 +147,64 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 	return channelList(byName, conv), nil
 }
 
-// conversionRolled is conversion over p.
+// conversionRolled is conversion over p, its queries side by side.
 func (db *DB) conversionRolled(ctx context.Context, w Window, p plan) (map[string]Conversion, error) {
+	var mu sync.Mutex
 	out := map[string]Conversion{}
-	read := func(q string, args []any) error {
-		rows, err := db.conn.Query(ctx, q, args...)
-		if err != nil {
-			return fmt.Errorf("query conversion: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
+	queries := []func(context.Context) error{func(ctx context.Context) error {
+		where, args := p.where(w, "channel")
+		q := "SELECT channel, sum(polled), sum(verified), min(sample_rate) FROM hourly_conversion WHERE " + where + " GROUP BY channel"
+		sums := map[string]Conversion{}
+		err := db.eachRow(ctx, "conversion", q, args, func(rows driver.Rows) error {
 			var ch string
 			var c Conversion
 			if err := rows.Scan(&ch, &c.Polled, &c.Verified, &c.SampleRate); err != nil {
-				return fmt.Errorf("read conversion: %w", err)
+				return err
 			}
-			if t, ok := out[ch]; ok {
-				c.Polled += t.Polled
-				c.Verified += t.Verified
-				c.SampleRate = min(c.SampleRate, t.SampleRate)
-			}
-			out[ch] = c
+			sums[ch] = c // one row per channel
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return rows.Err()
-	}
-	const cols = "channel, sum(polled), sum(verified), min(sample_rate)"
-	where, args := p.where(w, "channel")
-	if err := read(fmt.Sprintf("SELECT %s FROM hourly_conversion WHERE %s GROUP BY channel", cols, where), args); err != nil {
-		return nil, err
-	}
+		mu.Lock()
+		defer mu.Unlock()
+		addConversions(out, sums)
+		return nil
+	}}
 	for _, lw := range p.live {
-		if err := db.addConversion(ctx, lw, out); err != nil {
-			return nil, err
-		}
+		queries = append(queries, func(ctx context.Context) error {
+			part := map[string]Conversion{}
+			if err := db.addConversion(ctx, lw, part); err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			addConversions(out, part)
+			return nil
+		})
+	}
+	if err := together(ctx, queries...); err != nil {
+		return nil, err
 	}
 	for ch, c := range out {
 		c.Rate = rate(c.Verified, c.Polled)
 		out[ch] = c
 	}
 	return out, nil
+}
+
+// addConversions adds part's figures to out: polled and verified summed,
+// the least sample rate.
+func addConversions(out, part map[string]Conversion) {
+	for ch, c := range part {
+		if t, ok := out[ch]; ok {
+			c.Polled += t.Polled
+			c.Verified += t.Verified
+			c.SampleRate = min(c.SampleRate, t.SampleRate)
+		}
+		out[ch] = c
+	}
 }
 
 // fallbackRolled is Fallback over p.
@@ -172,13 +214,17 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 	paths := map[string]*pathSums{}
 	ttd := newHistogram(metricTTD)
 	// read adds rows of path, the sums and, when live, the primary channel
-	// and the times to deliver.
-	read := func(q string, args []any, live bool) error {
+	// and the times to deliver. The queries run side by side (together);
+	// mu guards what they add to.
+	var mu sync.Mutex
+	read := func(ctx context.Context, q string, args []any, live bool) error {
 		rows, err := db.conn.Query(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("query fallback: %w", err)
 		}
 		defer rows.Close()
+		mu.Lock() // the engine has answered: what is left is decoding
+		defer mu.Unlock()
 		for rows.Next() {
 			var path, primary string
 			var s pathSums
@@ -210,18 +256,30 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 		return rows.Err()
 	}
 	const sumCols = "path, sum(otps), sum(fallback), sum(resends), sum(o_primary), sum(o_fallback), sum(o_failed), sum(o_pending), sum(delivered)"
-	where, args := p.where(w, "primary_channel")
-	if err := read(fmt.Sprintf("SELECT %s FROM hourly_paths WHERE %s GROUP BY path", sumCols, where), args, false); err != nil {
-		return out, err
-	}
-	if err := ttd.readBuckets(ctx, db, p, w); err != nil {
-		return out, err
-	}
+	var queries []func(context.Context) error
 	for _, lw := range p.live {
-		q, args := lw.journeyRowsSQL()
-		if err := read(fmt.Sprintf("SELECT %s, any(primary_channel), arrayFlatten(groupArray(ttds)) FROM (%s) GROUP BY path", sumCols, q), args, true); err != nil {
-			return out, err
-		}
+		queries = append(queries, func(ctx context.Context) error {
+			q, args := lw.journeyRowsSQL()
+			return read(ctx, fmt.Sprintf("SELECT %s, any(primary_channel), arrayFlatten(groupArray(ttds)) FROM (%s) GROUP BY path", sumCols, q), args, true)
+		})
+	}
+	queries = append(queries,
+		func(ctx context.Context) error {
+			where, args := p.where(w, "primary_channel")
+			return read(ctx, fmt.Sprintf("SELECT %s FROM hourly_paths WHERE %s GROUP BY path", sumCols, where), args, false)
+		},
+		func(ctx context.Context) error {
+			buckets := newHistogram(metricTTD)
+			if err := buckets.readBuckets(ctx, db, p, w); err != nil {
+				return err
+			}
+			mu.Lock()
+			ttd.buckets = buckets.buckets
+			mu.Unlock()
+			return nil
+		})
+	if err := together(ctx, queries...); err != nil {
+		return out, err
 	}
 	var del uint64
 	for path, s := range paths {

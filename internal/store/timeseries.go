@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -45,16 +46,15 @@ func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Tim
 	if err != nil {
 		return ts, err
 	}
-	ctx = listing(ctx, pieces...)
+	var queries []func(context.Context) error
 	for _, pw := range pieces {
-		if err := db.seriesRows(ctx, acc, pw); err != nil {
-			return ts, err
-		}
+		queries = append(queries, func(ctx context.Context) error { return db.seriesRows(ctx, acc, pw) })
 	}
 	if len(whole.hours) > 0 {
-		if err := db.seriesWhole(ctx, acc, w, whole); err != nil {
-			return ts, err
-		}
+		queries = append(queries, func(ctx context.Context) error { return db.seriesWhole(ctx, acc, w, whole) })
+	}
+	if err := together(listing(ctx, pieces...), queries...); err != nil {
+		return ts, err
 	}
 	if err := db.seriesQuantiles(ctx, acc, w, whole); err != nil {
 		return ts, err
@@ -122,9 +122,11 @@ type tsCell struct {
 }
 
 type tsAcc struct {
-	from  time.Time
-	step  time.Duration
-	n     int
+	from time.Time
+	step time.Duration
+	n    int
+	// mu guards cells while the queries adding to them run side by side.
+	mu    sync.Mutex
 	cells map[tsKey]*tsCell
 }
 
@@ -195,108 +197,118 @@ func (db *DB) planSeries(ctx context.Context, w Window, step time.Duration) (who
 	return whole, append(rest, sw), nil
 }
 
-// seriesRows adds the attempts and journeys of pw (live or stored rows).
+// seriesRows adds the attempts and journeys of pw (live or stored rows),
+// the two queries side by side.
 func (db *DB) seriesRows(ctx context.Context, acc *tsAcc, pw Window) error {
-	sub, args := pw.channelAttemptsSQL()
-	q := fmt.Sprintf(`SELECT toString(channel) AS ch, %s AS b,
+	return together(ctx, func(ctx context.Context) error {
+		sub, args := pw.channelAttemptsSQL()
+		q := fmt.Sprintf(`SELECT toString(channel) AS ch, %s AS b,
 `+attemptCountsSQL+`
     groupArrayIf(toUnixTimestamp64Milli(assumeNotNull(a_delivered)) - toUnixTimestamp64Milli(assumeNotNull(a_dispatched)),
         a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lats
 FROM (%s)
 GROUP BY ch, b`, acc.bucketSQL("a_first", false), sub)
-	err := db.eachRow(ctx, "timeseries", q, args, func(rows driver.Rows) error {
-		var (
-			ch                                                   string
-			b                                                    int64
-			attempts, delivered, failed, undeliverable, timedOut uint64
-			unknown, polled, latN                                uint64
-			pendingFirst                                         *time.Time
-			lats                                                 []int64
-		)
-		// The columns of attemptCountsSQL, then the latencies.
-		if err := rows.Scan(&ch, &b, &attempts, &delivered, &failed, &undeliverable, &timedOut, &unknown, &polled, &latN, &pendingFirst, &lats); err != nil {
-			return err
-		}
-		if c := acc.cell(ch, b); c != nil {
-			c.attempts, c.delivered, c.failed, c.latN = c.attempts+attempts, c.delivered+delivered, c.failed+failed, c.latN+latN
-			for _, ms := range lats {
-				c.ms[ms]++
+		return db.eachRow(ctx, "timeseries", q, args, func(rows driver.Rows) error {
+			var (
+				ch                                                   string
+				b                                                    int64
+				attempts, delivered, failed, undeliverable, timedOut uint64
+				unknown, polled, latN                                uint64
+				pendingFirst                                         *time.Time
+				lats                                                 []int64
+			)
+			// The columns of attemptCountsSQL, then the latencies.
+			if err := rows.Scan(&ch, &b, &attempts, &delivered, &failed, &undeliverable, &timedOut, &unknown, &polled, &latN, &pendingFirst, &lats); err != nil {
+				return err
 			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	jsub, jargs := pw.journeysSQL()
-	q = fmt.Sprintf(`SELECT toString(j_primary) AS ch, %s AS b, count() AS otps, countIf(n > 1) AS fallback
+			acc.mu.Lock()
+			if c := acc.cell(ch, b); c != nil {
+				c.attempts, c.delivered, c.failed, c.latN = c.attempts+attempts, c.delivered+delivered, c.failed+failed, c.latN+latN
+				for _, ms := range lats {
+					c.ms[ms]++
+				}
+			}
+			acc.mu.Unlock()
+			return nil
+		})
+	}, func(ctx context.Context) error {
+		jsub, jargs := pw.journeysSQL()
+		q := fmt.Sprintf(`SELECT toString(j_primary) AS ch, %s AS b, count() AS otps, countIf(n > 1) AS fallback
 FROM (%s)
 GROUP BY ch, b`, acc.bucketSQL("j_first", false), jsub)
-	return db.eachRow(ctx, "timeseries journeys", q, jargs, func(rows driver.Rows) error {
-		var ch string
-		var b int64
-		var otps, fallback uint64
-		if err := rows.Scan(&ch, &b, &otps, &fallback); err != nil {
-			return err
-		}
-		if c := acc.cell(ch, b); c != nil {
-			c.otps, c.fallback = c.otps+otps, c.fallback+fallback
-		}
-		return nil
+		return db.eachRow(ctx, "timeseries journeys", q, jargs, func(rows driver.Rows) error {
+			var ch string
+			var b int64
+			var otps, fallback uint64
+			if err := rows.Scan(&ch, &b, &otps, &fallback); err != nil {
+				return err
+			}
+			acc.mu.Lock()
+			if c := acc.cell(ch, b); c != nil {
+				c.otps, c.fallback = c.otps+otps, c.fallback+fallback
+			}
+			acc.mu.Unlock()
+			return nil
+		})
 	})
 }
 
-// seriesWhole adds the hourly aggregates of the whole hours.
+// seriesWhole adds the hourly aggregates of the whole hours, its queries
+// side by side.
 func (db *DB) seriesWhole(ctx context.Context, acc *tsAcc, w Window, whole plan) error {
 	p := plan{hours: whole.hours}
 	b := acc.bucketSQL("hour", true)
-	where, args := p.where(w, "channel")
-	err := db.eachRow(ctx, "timeseries", fmt.Sprintf(`SELECT channel, %s AS b, sum(attempts), sum(delivered), sum(failed), sum(lat_n)
+	return together(ctx, func(ctx context.Context) error {
+		where, args := p.where(w, "channel")
+		return db.eachRow(ctx, "timeseries", fmt.Sprintf(`SELECT channel, %s AS b, sum(attempts), sum(delivered), sum(failed), sum(lat_n)
 FROM hourly_attempts WHERE %s GROUP BY channel, b`, b, where), args, func(rows driver.Rows) error {
-		var ch string
-		var bk int64
-		var attempts, delivered, failed, latN uint64
-		if err := rows.Scan(&ch, &bk, &attempts, &delivered, &failed, &latN); err != nil {
-			return err
-		}
-		if c := acc.cell(ch, bk); c != nil {
-			c.attempts, c.delivered, c.failed, c.latN = c.attempts+attempts, c.delivered+delivered, c.failed+failed, c.latN+latN
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	where, args = p.where(w, "primary_channel")
-	err = db.eachRow(ctx, "timeseries journeys", fmt.Sprintf(`SELECT primary_channel, %s AS b, sum(otps), sum(fallback)
+			var ch string
+			var bk int64
+			var attempts, delivered, failed, latN uint64
+			if err := rows.Scan(&ch, &bk, &attempts, &delivered, &failed, &latN); err != nil {
+				return err
+			}
+			acc.mu.Lock()
+			if c := acc.cell(ch, bk); c != nil {
+				c.attempts, c.delivered, c.failed, c.latN = c.attempts+attempts, c.delivered+delivered, c.failed+failed, c.latN+latN
+			}
+			acc.mu.Unlock()
+			return nil
+		})
+	}, func(ctx context.Context) error {
+		where, args := p.where(w, "primary_channel")
+		return db.eachRow(ctx, "timeseries journeys", fmt.Sprintf(`SELECT primary_channel, %s AS b, sum(otps), sum(fallback)
 FROM hourly_paths WHERE %s GROUP BY primary_channel, b`, b, where), args, func(rows driver.Rows) error {
-		var ch string
-		var bk int64
-		var otps, fallback uint64
-		if err := rows.Scan(&ch, &bk, &otps, &fallback); err != nil {
-			return err
-		}
-		if c := acc.cell(ch, bk); c != nil {
-			c.otps, c.fallback = c.otps+otps, c.fallback+fallback
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	sub, args := whole.histSQL(w, "latency_buckets", "key, hour, bucket, n", fmt.Sprintf("metric = '%s'", metricLatency), nil, "key")
-	return db.eachRow(ctx, "timeseries latency", fmt.Sprintf(`SELECT key, %s AS b, bucket, sum(n)
+			var ch string
+			var bk int64
+			var otps, fallback uint64
+			if err := rows.Scan(&ch, &bk, &otps, &fallback); err != nil {
+				return err
+			}
+			acc.mu.Lock()
+			if c := acc.cell(ch, bk); c != nil {
+				c.otps, c.fallback = c.otps+otps, c.fallback+fallback
+			}
+			acc.mu.Unlock()
+			return nil
+		})
+	}, func(ctx context.Context) error {
+		sub, args := whole.histSQL(w, "latency_buckets", "key, hour, bucket, n", fmt.Sprintf("metric = '%s'", metricLatency), nil, "key")
+		return db.eachRow(ctx, "timeseries latency", fmt.Sprintf(`SELECT key, %s AS b, bucket, sum(n)
 FROM (%s) GROUP BY key, b, bucket`, b, sub), args, func(rows driver.Rows) error {
-		var ch string
-		var bk, lb int64
-		var c uint64
-		if err := rows.Scan(&ch, &bk, &lb, &c); err != nil {
-			return err
-		}
-		if cl := acc.cell(ch, bk); cl != nil {
-			cl.lb[lb] += c
-		}
-		return nil
+			var ch string
+			var bk, lb int64
+			var c uint64
+			if err := rows.Scan(&ch, &bk, &lb, &c); err != nil {
+				return err
+			}
+			acc.mu.Lock()
+			if cl := acc.cell(ch, bk); cl != nil {
+				cl.lb[lb] += c
+			}
+			acc.mu.Unlock()
+			return nil
+		})
 	})
 }
 
