@@ -26,9 +26,11 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 	var mu sync.Mutex
 	sums := map[channelKey]*channelSums{}
 	lat := newHistogram(metricLatency)
-	// read adds rows of channel, code, the sums and, for a sub-window lw,
-	// the latencies; lw's pending attempts are kept for its completeness.
-	read := func(ctx context.Context, q string, args []any, lw *Window) error {
+	// read adds rows of channel, code, the sums and, for sub-window i of p
+	// (-1: none), the latencies and its pending attempts, kept for its
+	// completeness.
+	pending := make([][]time.Time, len(p.live))
+	read := func(ctx context.Context, q string, args []any, i int) error {
 		type row struct {
 			k      channelKey
 			s      channelSums
@@ -39,7 +41,7 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 		err := db.eachRow(ctx, "channels", q, args, func(rows driver.Rows) error {
 			var r row
 			dest := []any{&r.k.channel, &r.k.code, &r.s.attempts, &r.s.delivered, &r.s.failed, &r.s.undeliverable, &r.s.timedOut, &r.s.unknown, &r.s.polled, &r.s.latN}
-			if lw != nil {
+			if i >= 0 {
 				dest = append(dest, &r.lats, &r.firsts)
 			}
 			if err := rows.Scan(dest...); err != nil {
@@ -53,9 +55,10 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		var pending []time.Time
 		for _, r := range got {
-			pending = append(pending, r.firsts...)
+			if i >= 0 {
+				pending[i] = append(pending[i], r.firsts...)
+			}
 			for _, ms := range r.lats {
 				addTo(lat.live, r.k.channel, ms, 1)
 			}
@@ -73,19 +76,18 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 			t.polled += r.s.polled
 			t.latN += r.s.latN
 		}
-		if lw != nil {
-			notePending(ctx, *lw, pending)
-		}
 		return nil
 	}
 	const sumCols = "channel, code, sum(attempts), sum(delivered), sum(failed), sum(undeliverable), sum(timed_out), sum(unknown), sum(polled), sum(lat_n)"
 	var conv map[string]Conversion
 	var queries []func(context.Context) error
-	for _, lw := range p.live {
-		queries = append(queries, func(ctx context.Context) error {
-			q, args := lw.channelRowsSQL()
-			return read(ctx, fmt.Sprintf("SELECT %s, arrayFlatten(groupArray(lats)), arrayFlatten(groupArray(pending_firsts)) FROM (%s) GROUP BY channel, code", sumCols, q), args, &lw)
-		})
+	for i, lw := range p.live {
+		for _, h := range lw.halves() {
+			queries = append(queries, func(ctx context.Context) error {
+				q, args := h.channelRowsSQL()
+				return read(ctx, fmt.Sprintf("SELECT %s, arrayFlatten(groupArray(lats)), arrayFlatten(groupArray(pending_firsts)) FROM (%s) GROUP BY channel, code", sumCols, q), args, i)
+			})
+		}
 	}
 	queries = append(queries,
 		func(ctx context.Context) (err error) {
@@ -94,7 +96,7 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 		},
 		func(ctx context.Context) error {
 			where, args := p.where(w, "channel")
-			return read(ctx, fmt.Sprintf("SELECT %s FROM hourly_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, nil)
+			return read(ctx, fmt.Sprintf("SELECT %s FROM hourly_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, -1)
 		},
 		func(ctx context.Context) error {
 			buckets := newHistogram(metricLatency)
@@ -108,6 +110,9 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 		})
 	if err := together(ctx, queries...); err != nil {
 		return nil, err
+	}
+	for i, lw := range p.live {
+		notePending(ctx, lw, pending[i])
 	}
 
 	byName := map[string]*ChannelStats{}
@@ -173,16 +178,18 @@ func (db *DB) conversionRolled(ctx context.Context, w Window, p plan) (map[strin
 		return nil
 	}}
 	for _, lw := range p.live {
-		queries = append(queries, func(ctx context.Context) error {
-			part := map[string]Conversion{}
-			if err := db.addConversion(ctx, lw, part); err != nil {
-				return err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			addConversions(out, part)
-			return nil
-		})
+		for _, h := range lw.halves() {
+			queries = append(queries, func(ctx context.Context) error {
+				part := map[string]Conversion{}
+				if err := db.addConversion(ctx, h, part); err != nil {
+					return err
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				addConversions(out, part)
+				return nil
+			})
+		}
 	}
 	if err := together(ctx, queries...); err != nil {
 		return nil, err
@@ -258,10 +265,12 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 	const sumCols = "path, sum(otps), sum(fallback), sum(resends), sum(o_primary), sum(o_fallback), sum(o_failed), sum(o_pending), sum(delivered)"
 	var queries []func(context.Context) error
 	for _, lw := range p.live {
-		queries = append(queries, func(ctx context.Context) error {
-			q, args := lw.journeyRowsSQL()
-			return read(ctx, fmt.Sprintf("SELECT %s, any(primary_channel), arrayFlatten(groupArray(ttds)) FROM (%s) GROUP BY path", sumCols, q), args, true)
-		})
+		for _, h := range lw.halves() {
+			queries = append(queries, func(ctx context.Context) error {
+				q, args := h.journeyRowsSQL()
+				return read(ctx, fmt.Sprintf("SELECT %s, any(primary_channel), arrayFlatten(groupArray(ttds)) FROM (%s) GROUP BY path", sumCols, q), args, true)
+			})
+		}
 	}
 	queries = append(queries,
 		func(ctx context.Context) error {

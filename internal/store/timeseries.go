@@ -48,7 +48,9 @@ func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Tim
 	}
 	var queries []func(context.Context) error
 	for _, pw := range pieces {
-		queries = append(queries, func(ctx context.Context) error { return db.seriesRows(ctx, acc, pw) })
+		for _, h := range pw.halves() {
+			queries = append(queries, func(ctx context.Context) error { return db.seriesRows(ctx, acc, h) })
+		}
 	}
 	if len(whole.hours) > 0 {
 		queries = append(queries, func(ctx context.Context) error { return db.seriesWhole(ctx, acc, w, whole) })
