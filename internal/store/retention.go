@@ -110,7 +110,7 @@ func (c *RetentionConfig) tables() map[ttlTable]Retention {
 		out[ttlTable{t, "day", true}] = c.Rollups
 	}
 	for _, t := range []string{"rollup_dirty", "rolled_hours", "hour_attempts", "hour_journeys", "hourly_attempts", "hourly_paths", "hourly_conversion", "hourly_latency", "hourly_latency_buckets",
-		"day_latency", "day_latency_buckets", "rolled_day_histograms"} {
+		"day_latency", "day_latency_buckets", "rolled_day_histograms", "day_latency_total", "rolled_day_totals"} {
 		out[ttlTable{t, "hour", false}] = c.Rollups
 	}
 	out[ttlTable{"dead_letters", "received_at", false}] = c.DeadLetters

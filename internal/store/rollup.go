@@ -198,7 +198,7 @@ SELECT 1, hour, 0, max(inserted_at), '' FROM rollup_dirty WHERE ` + rng + ` GROU
 UNION ALL
 SELECT 2, toDateTime(0, 'UTC'), 0, max(applied_at), '' FROM ` + migrationsTable + ` WHERE version = ` + touchedMigration + ` HAVING count() > 0
 UNION ALL
-SELECT 3, hour, max(version), toDateTime64(0, 3, 'UTC'), argMax(` + dayHoursSQL + `, version) FROM rolled_day_histograms WHERE ` + rng + ` GROUP BY hour`
+SELECT 3, hour, max(version), toDateTime64(0, 3, 'UTC'), argMax(` + dayHoursSQL + `, version) FROM rolled_day_totals WHERE ` + rng + ` GROUP BY hour`
 	err = db.eachRow(ctx, "hour states", q, nil, func(rows driver.Rows) error {
 		var kind uint8
 		var h, ins time.Time
@@ -658,7 +658,9 @@ func (p plan) within(hours []rolledHour) plan {
 // hourly_latency_buckets) for p's hours that no day of p stands for, and
 // from the daily one for p's days; cond (with condArgs) and w's profile, and
 // w's channel on channelCol, filter both. The day tables have the same
-// columns, hour being the day's first.
+// columns, hour being the day's first; without a profile filter the values
+// come from day_latency_total, which has no profile_id (cols must not name
+// it).
 func (p plan) histSQL(w Window, table, cols, cond string, condArgs []any, channelCol string) (string, []any) {
 	covered := map[time.Time]bool{}
 	var days []rolledHour
@@ -677,6 +679,10 @@ func (p plan) histSQL(w Window, table, cols, cond string, condArgs []any, channe
 	where, args := plan{hours: rest}.where(w, channelCol)
 	q := fmt.Sprintf("SELECT %s FROM hourly_%s WHERE %s AND %s", cols, table, cond, where)
 	all := append(slices.Clone(condArgs), args...)
+	dayTable := "day_" + table
+	if table == "latency" && w.Profile == "" {
+		dayTable = "day_latency_total" // the values summed over profiles (schema 0014)
+	}
 	if len(days) > 0 {
 		// One set of (day, version) pairs: days rarely share a version, so
 		// hoursSQL's ranges would be one OR term per day.
@@ -685,7 +691,7 @@ func (p plan) histSQL(w Window, table, cols, cond string, condArgs []any, channe
 			pairs[i] = fmt.Sprintf("(%s, %d)", sqlHour(d.hour), d.version)
 		}
 		where, args := rowsWhere("(hour, version) IN ("+strings.Join(pairs, ", ")+")", w, channelCol)
-		q += fmt.Sprintf("\nUNION ALL\nSELECT %s FROM day_%s WHERE %s AND %s", cols, table, cond, where)
+		q += fmt.Sprintf("\nUNION ALL\nSELECT %s FROM %s WHERE %s AND %s", cols, dayTable, cond, where)
 		all = append(append(all, condArgs...), args...)
 	}
 	return q, all

@@ -34,7 +34,7 @@ func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, e
 	if err := db.deleteReplacedRollups(ctx, "rolled_hours", rollupTables); err != nil {
 		return nil, err
 	}
-	if err := db.deleteReplacedRollups(ctx, "rolled_day_histograms", dayTables); err != nil {
+	if err := db.deleteReplacedRollups(ctx, dayRecords, dayTables); err != nil {
 		return nil, err
 	}
 	dirty, err := db.dirtyHours(ctx)
@@ -61,14 +61,20 @@ func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, e
 	return done, db.rollUpDays(ctx, done, version)
 }
 
-// dayTables are the tables holding a day's histograms under a version.
-var dayTables = []string{"day_latency", "day_latency_buckets", "rolled_day_histograms"}
+// dayTables are the tables holding a day's histograms under a version, and
+// dayRecords its records: rolled_day_totals since schema 0014, and the
+// older rolled_day_histograms, whose versions are replaced as days are
+// summed again.
+var dayTables = []string{"day_latency", "day_latency_buckets", "day_latency_total", "rolled_day_totals", "rolled_day_histograms"}
+
+const dayRecords = "(SELECT hour, version FROM rolled_day_totals UNION ALL SELECT hour, version FROM rolled_day_histograms)"
 
 // daysPerRun bounds how many days without histograms (a history rolled up
 // before schema 0013) one run computes besides the days of its hours.
 const daysPerRun = 31
 
-// rollUpDays computes the day-level histograms (schema 0013) of the days of
+// rollUpDays computes the day-level histograms (schema 0013, and their
+// totals over profiles, 0014) of the days of
 // the hours just computed, and of up to daysPerRun days that have rolled-up
 // hours but none, from the current versions of their hours.
 func (db *DB) rollUpDays(ctx context.Context, hours []time.Time, version uint64) error {
@@ -77,7 +83,7 @@ func (db *DB) rollUpDays(ctx context.Context, hours []time.Time, version uint64)
 		days[h.Truncate(day)] = true
 	}
 	q := fmt.Sprintf(`SELECT DISTINCT toStartOfDay(hour) AS d FROM rolled_hours
-WHERE d NOT IN (SELECT hour FROM rolled_day_histograms) ORDER BY d DESC LIMIT %d`, daysPerRun)
+WHERE d NOT IN (SELECT hour FROM rolled_day_totals) ORDER BY d DESC LIMIT %d`, daysPerRun)
 	err := db.eachRow(ctx, "days without histograms", q, nil, func(rows driver.Rows) error {
 		var d time.Time
 		if err := rows.Scan(&d); err != nil {
@@ -124,7 +130,9 @@ func (db *DB) rollUpDay(ctx context.Context, d time.Time, version uint64) error 
 SELECT metric, key, bucket, %s, %d, profile_id, ms, sum(n) FROM hourly_latency WHERE %s GROUP BY metric, key, bucket, profile_id, ms`, sqlHour(d), version, in),
 		fmt.Sprintf(`INSERT INTO day_latency_buckets (hour, version, metric, key, profile_id, bucket, n)
 SELECT %s, %d, metric, key, profile_id, bucket, sum(n) FROM hourly_latency_buckets WHERE %s GROUP BY metric, key, profile_id, bucket`, sqlHour(d), version, in),
-		fmt.Sprintf(`INSERT INTO rolled_day_histograms (hour, version, hours, computed_at) SELECT %s, %d, [%s], now64(3)`, sqlHour(d), version, strings.Join(pairs, ", ")),
+		fmt.Sprintf(`INSERT INTO day_latency_total (metric, key, bucket, hour, version, ms, n)
+SELECT metric, key, bucket, %s, %d, ms, sum(n) FROM hourly_latency WHERE %s GROUP BY metric, key, bucket, ms`, sqlHour(d), version, in),
+		fmt.Sprintf(`INSERT INTO rolled_day_totals (hour, version, hours, computed_at) SELECT %s, %d, [%s], now64(3)`, sqlHour(d), version, strings.Join(pairs, ", ")),
 	}
 	for _, s := range stmts {
 		if err := db.conn.Exec(ctx, s); err != nil {

@@ -294,6 +294,23 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		}
 		sameAsRaw(t, db, "all hours rolled up")
 
+		// A history summed before schema 0014 has day records without
+		// totals over profiles: readers take its days by hours until the job
+		// sums them again, totals included.
+		if err := db.Conn().Exec(t.Context(), "TRUNCATE TABLE rolled_day_totals"); err != nil {
+			t.Fatal(err)
+		}
+		if days, err := store.PlannedDays(t.Context(), db, week); err != nil || days != 0 {
+			t.Errorf("without day records the week reads %d days of histograms (%v); want 0", days, err)
+		}
+		sameAsRaw(t, db, "day records of before schema 0014")
+		if hours, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)); err != nil || len(hours) != 0 {
+			t.Fatalf("RefreshRollups = %d hours, %v; want none (only days to sum)", len(hours), err)
+		}
+		if days, err := store.PlannedDays(t.Context(), db, week); err != nil || days != 7 {
+			t.Errorf("after the job the week reads %d days of histograms (%v); want 7", days, err)
+		}
+
 		totals := func() (attempts, delivered uint64) {
 			chs, err := db.Channels(t.Context(), store.Window{From: rollStart, To: rollStart.AddDate(0, 0, 7), Raw: true})
 			if err != nil {
