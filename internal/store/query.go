@@ -51,8 +51,6 @@ type Window struct {
 	// stored rows are read but those of the OTPs touched since (touchedSQL),
 	// which are computed live from their own facts (see patch).
 	patched bool
-	// half, in a patched window, keeps one side of it (see halves).
-	half half
 	// otps, when set, is the set of the only OTPs (and method attempts)
 	// whose facts a live window reads, as the right side of IN: a subquery
 	// in parentheses or an alias (see touchedSet).
@@ -67,28 +65,6 @@ type Window struct {
 }
 
 type span struct{ from, to time.Time }
-
-// half is which side of a patched window its SQL reads.
-type half int
-
-const (
-	bothHalves half = iota
-	storedHalf      // the stored rows but the touched OTPs'
-	liveHalf        // the touched OTPs' rows, computed live
-)
-
-// halves is w as the windows whose figures add up to its own: for a patched
-// window its stored half and its live half, else w itself. Each half is
-// one query: side by side (together) they take about the time of the live
-// one, where one query over both read them one after the other.
-func (w Window) halves() []Window {
-	if !w.patched {
-		return []Window{w}
-	}
-	stored, live := w, w
-	stored.half, live.half = storedHalf, liveHalf
-	return []Window{live, stored}
-}
 
 // intervals are the window's time intervals.
 func (w Window) intervals() []span {
@@ -417,12 +393,6 @@ func (w Window) patch(cols string, sql func(Window) (string, []any)) (string, []
 	live := w
 	live.patched, live.stored, live.otps, live.factDays = false, nil, touched, w.factDays
 	lq, largs := sql(live)
-	switch w.half {
-	case storedHalf:
-		return with + fmt.Sprintf("SELECT %s FROM (%s) WHERE otp_id NOT IN %s", cols, sq, touched), sargs
-	case liveHalf:
-		return with + fmt.Sprintf("SELECT %s FROM (%s)", cols, lq), largs
-	}
 	return with + fmt.Sprintf("SELECT %[1]s FROM (%[2]s) WHERE otp_id NOT IN %[3]s\nUNION ALL\nSELECT %[1]s FROM (%[4]s)", cols, sq, touched, lq), append(sargs, largs...)
 }
 

@@ -82,12 +82,10 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 	var conv map[string]Conversion
 	var queries []func(context.Context) error
 	for i, lw := range p.live {
-		for _, h := range lw.halves() {
-			queries = append(queries, func(ctx context.Context) error {
-				q, args := h.channelRowsSQL()
-				return read(ctx, fmt.Sprintf("SELECT %s, arrayFlatten(groupArray(lats)), arrayFlatten(groupArray(pending_firsts)) FROM (%s) GROUP BY channel, code", sumCols, q), args, i)
-			})
-		}
+		queries = append(queries, func(ctx context.Context) error {
+			q, args := lw.channelRowsSQL()
+			return read(ctx, fmt.Sprintf("SELECT %s, arrayFlatten(groupArray(lats)), arrayFlatten(groupArray(pending_firsts)) FROM (%s) GROUP BY channel, code", sumCols, q), args, i)
+		})
 	}
 	queries = append(queries,
 		func(ctx context.Context) (err error) {
@@ -178,18 +176,16 @@ func (db *DB) conversionRolled(ctx context.Context, w Window, p plan) (map[strin
 		return nil
 	}}
 	for _, lw := range p.live {
-		for _, h := range lw.halves() {
-			queries = append(queries, func(ctx context.Context) error {
-				part := map[string]Conversion{}
-				if err := db.addConversion(ctx, h, part); err != nil {
-					return err
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				addConversions(out, part)
-				return nil
-			})
-		}
+		queries = append(queries, func(ctx context.Context) error {
+			part := map[string]Conversion{}
+			if err := db.addConversion(ctx, lw, part); err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			addConversions(out, part)
+			return nil
+		})
 	}
 	if err := together(ctx, queries...); err != nil {
 		return nil, err
@@ -265,12 +261,10 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 	const sumCols = "path, sum(otps), sum(fallback), sum(resends), sum(o_primary), sum(o_fallback), sum(o_failed), sum(o_pending), sum(delivered)"
 	var queries []func(context.Context) error
 	for _, lw := range p.live {
-		for _, h := range lw.halves() {
-			queries = append(queries, func(ctx context.Context) error {
-				q, args := h.journeyRowsSQL()
-				return read(ctx, fmt.Sprintf("SELECT %s, any(primary_channel), arrayFlatten(groupArray(ttds)) FROM (%s) GROUP BY path", sumCols, q), args, true)
-			})
-		}
+		queries = append(queries, func(ctx context.Context) error {
+			q, args := lw.journeyRowsSQL()
+			return read(ctx, fmt.Sprintf("SELECT %s, any(primary_channel), arrayFlatten(groupArray(ttds)) FROM (%s) GROUP BY path", sumCols, q), args, true)
+		})
 	}
 	queries = append(queries,
 		func(ctx context.Context) error {

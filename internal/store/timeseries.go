@@ -49,9 +49,7 @@ func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Tim
 	}
 	var queries []func(context.Context) error
 	for _, pw := range pieces {
-		for _, h := range pw.halves() {
-			queries = append(queries, func(ctx context.Context) error { return db.seriesRows(ctx, acc, h) })
-		}
+		queries = append(queries, func(ctx context.Context) error { return db.seriesRows(ctx, acc, pw) })
 	}
 	if len(whole.hours) > 0 {
 		queries = append(queries, func(ctx context.Context) error { return db.seriesWhole(ctx, acc, w, whole) })
