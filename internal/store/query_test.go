@@ -173,3 +173,57 @@ func TestAnalyticsFollowTheDefinitions(t *testing.T) {
 		}
 	})
 }
+
+// TestResendsSplitAttempts: a DISPATCHED after a settled fact opens a new
+// attempt on the channel, a second DISPATCHED before anything settled does
+// not; facts arriving late, out of order and twice change nothing.
+func TestResendsSplitAttempts(t *testing.T) {
+	const otpR = "aaaaaaaa-0000-4000-8000-0000000000f1"
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		first := []store.DeliveryRow{
+			ev(otpR, "SMS", "DELIVERED", 13*time.Second),
+			ev(otpR, "SMS", "DISPATCHED", 500*time.Millisecond),
+			ev(otpR, "SMS", "DISPATCHED", 0),
+		}
+		second := []store.DeliveryRow{
+			ev(otpR, "SMS", "DISPATCHED", 10*time.Second),
+			ev(otpR, "SMS", "UNDELIVERABLE", 2*time.Second),
+			ev(otpR, "SMS", "DISPATCHED", 0),
+		}
+		for _, rows := range [][]store.DeliveryRow{first, second} {
+			if err := db.Insert(t.Context(), &store.Batch{Deliveries: rows}); err != nil {
+				t.Fatalf("Insert: %v", err)
+			}
+		}
+		for _, raw := range []bool{false, true} {
+			w := store.Window{From: t0, To: t0.Add(time.Hour), Raw: raw}
+			chs, err := db.Channels(t.Context(), w)
+			if err != nil || len(chs) != 1 {
+				t.Fatalf("Channels(raw=%v) = %+v, %v; want SMS", raw, chs, err)
+			}
+			sms := chs[0]
+			if sms.Attempts != 2 || sms.Delivered != 1 || sms.Failed != 1 || sms.Undeliverable != 1 || sms.Pending != 0 ||
+				len(sms.Errors) != 1 || sms.Errors[0].Code != "tyntec::SMS::UNDELIVERABLE" || sms.LatencyMS == nil || sms.LatencyMS.P50 != 3000 {
+				t.Errorf("SMS(raw=%v) = %+v; want 2 attempts: one undeliverable, one delivered 3000 ms after its dispatch", raw, sms)
+			}
+			fb, err := db.Fallback(t.Context(), w)
+			if err != nil || fb.OTPs != 1 || fb.Resends != 1 || fb.FallbackOTPs != 0 || fb.Outcomes != (store.Outcomes{DeliveredPrimary: 1}) {
+				t.Errorf("Fallback(raw=%v) = %+v, %v; want 1 journey delivered on its primary after 1 resend", raw, fb, err)
+			}
+		}
+		j, err := db.Journey(t.Context(), otpR, time.Now())
+		if err != nil {
+			t.Fatalf("Journey: %v", err)
+		}
+		if len(j.Attempts) != 2 || j.ResendAttempts != 1 {
+			t.Fatalf("Journey = %d attempts, %d resends; want 2, 1", len(j.Attempts), j.ResendAttempts)
+		}
+		a, b := j.Attempts[0], j.Attempts[1]
+		if a.Attempt != 1 || a.Outcome != store.AttemptFailed || a.Failure != "UNDELIVERABLE" || !a.FirstAt.Equal(t0) || a.DeliveredAt != nil {
+			t.Errorf("attempt 1 = %+v; want failed, UNDELIVERABLE, first at t0", a)
+		}
+		if b.Attempt != 2 || b.Outcome != store.AttemptDelivered || !b.FirstAt.Equal(t0.Add(10*time.Second)) || b.LatencyMS == nil || *b.LatencyMS != 3000 {
+			t.Errorf("attempt 2 = %+v; want delivered 3000 ms after its dispatch at t0+10s", b)
+		}
+	})
+}
