@@ -4,7 +4,8 @@
 // /timeseries and /events over the last hour, the last 24 h, 30 days aligned
 // to hours, 30 days with edges at odd minutes and 90 days, checks that every
 // answer equals the one computed from the raw events table, and times the
-// rollup job absorbing a new hour of data and one old-dated event.
+// rollup job absorbing a new hour of data and one old-dated event, the
+// latter while /channels is read back to back beside it.
 //
 //	OTPSCOPE_CHDB_LIB=.cache/chdb/libchdb.so go run ./bench/analytics -events 1000000,10000000,100000000
 package main
@@ -278,6 +279,76 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	if err := computeRaw(windows); err != nil {
 		return err
 	}
+	// readDuringJob runs the job while calling /channels over win back to
+	// back: on the embedded engine the API's reads run beside the job's
+	// statements (on its reader connections), where they once waited for
+	// each. Every answer must equal the one before the job: the job moves
+	// no figure, only where it is read from.
+	readDuringJob := func(what string, win window) error {
+		q := url.Values{"from": {win.from.Format(time.RFC3339)}, "to": {win.to.Format(time.RFC3339)}}.Encode()
+		get := func() ([]store.ChannelStats, error) {
+			resp, err := http.Get(api.URL + "/api/v1/channels?" + q)
+			if err != nil {
+				return nil, err
+			}
+			defer resp.Body.Close()
+			var r reporter.ChannelsResponse
+			if resp.StatusCode != http.StatusOK {
+				body, _ := io.ReadAll(resp.Body)
+				return nil, fmt.Errorf("channels: %s %s", resp.Status, body)
+			}
+			err = json.NewDecoder(resp.Body).Decode(&r)
+			return r.Channels, err
+		}
+		before, err := get()
+		if err != nil {
+			return err
+		}
+		t := time.Now()
+		done := make(chan error, 1)
+		var hours []time.Time
+		go func() {
+			var err error
+			hours, err = db.RefreshRollups(ctx, time.Now())
+			done <- err
+		}()
+		var ds []float64
+		var readErr error
+		for running := true; running; {
+			select {
+			case err := <-done:
+				if err != nil {
+					return err
+				}
+				running = false
+				continue
+			default:
+			}
+			if readErr != nil {
+				continue // wait for the job before returning
+			}
+			t1 := time.Now()
+			got, err := get()
+			ds = append(ds, float64(time.Since(t1).Microseconds())/1000)
+			if err == nil && !reflect.DeepEqual(got, before) {
+				err = fmt.Errorf("%s: /channels while the job ran differs from before it", win.name)
+			}
+			readErr = err
+		}
+		if readErr != nil {
+			return readErr
+		}
+		took := time.Since(t)
+		fmt.Fprintf(os.Stderr, "rollup job, %s: %d hours in %s, beside %d reads\n", what, len(hours), took.Round(time.Millisecond), len(ds))
+		fmt.Printf("| %d | rollup job | %s, beside reads | %d hours | %d | |\n", rows, what, len(hours), took.Milliseconds())
+		if len(ds) > 0 {
+			slices.Sort(ds)
+			fmt.Printf("| %d | %s | /channels | API while the job ran (%d calls, max %.0f ms) | %.0f | %.0f |\n",
+				rows, win.name, len(ds), ds[len(ds)-1], ds[len(ds)/2], ds[min(len(ds)-1, int(0.95*float64(len(ds))))])
+		}
+		time.Sleep(store.RollupSlack)
+		return nil
+	}
 	timeAPI := func(source string, windows []window) error {
 		for _, win := range windows {
 			q := url.Values{"from": {win.from.Format(time.RFC3339)}, "to": {win.to.Format(time.RFC3339)}}.Encode()
@@ -394,7 +465,7 @@ FROM delivery_events WHERE event_time >= %s ORDER BY event_time LIMIT 1`, chTime
 		return err
 	}
 	time.Sleep(store.RollupSlack)
-	if err := job("one old-dated event"); err != nil {
+	if err := readDuringJob("one old-dated event", windows[1]); err != nil {
 		return err
 	}
 	if o.keep {
