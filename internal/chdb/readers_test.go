@@ -120,3 +120,55 @@ func TestOwnerReadsOnReaders(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnerReadsBesideWrites: reads on the readers while the owner inserts
+// on its own connection see whole inserts only, never fewer rows than an
+// earlier read, and no error.
+func TestOwnerReadsBesideWrites(t *testing.T) {
+	srv := chdbtest.Serve(t)
+	owner := chdbtest.Conn(t, srv.Options())
+	db := chdbtest.Database(t, srv.Engine)
+	if err := owner.Exec(t.Context(), "CREATE TABLE "+db+".t (batch UInt32, n UInt64) ENGINE = MergeTree ORDER BY batch"); err != nil {
+		t.Fatal(err)
+	}
+	const batches, rows = 40, 250
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := range 3 {
+		wg.Go(func() {
+			var last uint64
+			for reads := 0; ; reads++ {
+				select {
+				case <-done:
+					if reads == 0 {
+						t.Errorf("reader %d read nothing", r)
+					}
+					return
+				default:
+				}
+				var count, sum uint64
+				if err := owner.QueryRow(t.Context(), "SELECT count(), sum(n) FROM "+db+".t").Scan(&count, &sum); err != nil {
+					t.Errorf("reader %d: %v", r, err)
+					return
+				}
+				if count%rows != 0 || sum != count || count < last {
+					t.Errorf("reader %d saw %d rows summing to %d after %d; want whole batches of %d, never fewer", r, count, sum, last, rows)
+					return
+				}
+				last = count
+			}
+		})
+	}
+	for b := range batches {
+		q := fmt.Sprintf("INSERT INTO %s.t SELECT %d, 1 FROM numbers(%d)", db, b, rows)
+		if err := owner.Exec(t.Context(), q); err != nil {
+			t.Fatalf("insert %d: %v", b, err)
+		}
+	}
+	close(done)
+	wg.Wait()
+	var count uint64
+	if err := owner.QueryRow(t.Context(), "SELECT count() FROM "+db+".t").Scan(&count); err != nil || count != batches*rows {
+		t.Errorf("rows = %d, %v; want %d", count, err, batches*rows)
+	}
+}
