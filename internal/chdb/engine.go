@@ -28,7 +28,6 @@ type options struct {
 	logger   *slog.Logger
 	settings map[string]string
 	limits   *Limits
-	readers  int // -1: DefaultOwnerReaders
 }
 
 // WithLibrary loads libchdb.so from path instead of searching for it.
@@ -41,11 +40,6 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // one that serves clients other than the owner; without it DefaultLimits
 // apply.
 func WithReaderLimits(l Limits) Option { return func(o *options) { o.limits = &l } }
-
-// WithOwnerReaders sets how many connections run the owner's read-only
-// statements side by side (DefaultOwnerReaders without it); 0 runs them
-// one at a time through the gate, like every other statement.
-func WithOwnerReaders(n int) Option { return func(o *options) { o.readers = max(n, 0) } }
 
 // DefaultOwnerReaders is how many of the owner's read-only statements run at
 // once: one per core, at least two. A query's analysis and planning run on
@@ -105,7 +99,7 @@ type Engine struct {
 // directory dir, creating it if needed. Only one Engine may be open in a
 // process at a time.
 func Open(dir string, opts ...Option) (*Engine, error) {
-	o := options{logger: slog.New(slog.DiscardHandler), readers: -1}
+	o := options{logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -152,14 +146,12 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 		rw.close()
 		return nil, fmt.Errorf("open chdb %s: read-only connection: %w", abs, err)
 	}
-	if o.readers < 0 {
-		o.readers = DefaultOwnerReaders()
-	}
 	// The owner's readers: readonly=2 lets a statement's settings be SET
 	// (max_query_size for a long list) while the engine refuses writes.
-	readers := make(chan *conn, o.readers)
+	nreaders := DefaultOwnerReaders()
+	readers := make(chan *conn, nreaders)
 	readArgs := append(args[:len(args):len(args)], "--readonly=2")
-	for range o.readers {
+	for range nreaders {
 		c, _, err := connect(readArgs)
 		if err != nil {
 			close(readers)
@@ -180,7 +172,7 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 		ro:       ro,
 		limits:   limits,
 		readers:  readers,
-		nreaders: o.readers,
+		nreaders: nreaders,
 	}
 	open.engine = e
 	// The version is the engine's own answer: the library's chdb_version()
