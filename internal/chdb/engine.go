@@ -347,7 +347,7 @@ func (e *Engine) run(ctx context.Context, op string, st Statement, fn func(*conn
 // query may overwrite them, so those take the gate). Guests keep the gate
 // and their limits.
 func (e *Engine) ownerRead(st Statement) bool {
-	return e.nreaders > 0 && !st.Guest && !st.ReadOnly && st.classified && st.class == ClassReadOnly && len(st.Params) == 0
+	return !st.Guest && !st.ReadOnly && st.classified && st.class == ClassReadOnly && len(st.Params) == 0
 }
 
 // takeReader waits, while ctx lasts, for a reader connection.
@@ -475,26 +475,15 @@ func (e *Engine) withSession(c *conn, st Statement, fn func() error) error {
 }
 
 // Classify asks the engine's parser what sql would do, without running it.
-// statements is the number of executable statements in sql.
+// statements is the number of executable statements in sql. Parsing runs
+// nothing: a reader does it without the gate, so a read is not held up by
+// a write only to be classified.
 func (e *Engine) Classify(ctx context.Context, sql string) (class QueryClass, statements int, err error) {
-	return e.classify(ctx, sql, false)
-}
-
-func (e *Engine) classify(ctx context.Context, sql string, guest bool) (class QueryClass, statements int, err error) {
-	c := e.rw
-	if e.nreaders > 0 {
-		// Parsing runs nothing: a reader does it without the gate, so a
-		// read is not held up by a write only to be classified.
-		if c, err = e.takeReader(ctx); err != nil {
-			return ClassUnknown, 0, fmt.Errorf("classify: %w", err)
-		}
-		defer e.giveReader(c)
-	} else {
-		if err := e.acquire(ctx, guest); err != nil {
-			return ClassUnknown, 0, fmt.Errorf("classify: %w", err)
-		}
-		defer e.release()
+	c, err := e.takeReader(ctx)
+	if err != nil {
+		return ClassUnknown, 0, fmt.Errorf("classify: %w", err)
 	}
+	defer e.giveReader(c)
 	class, n, ok := c.classify(sql)
 	if !ok {
 		return ClassUnknown, 0, errors.New("classify: chdb_classify_query_n is not available in this libchdb")

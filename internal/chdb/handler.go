@@ -405,7 +405,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *request) {
 		}
 	}
 
-	class, statements, cerr := h.engine.classify(ctx, full, req.guest)
+	class, statements, cerr := h.engine.Classify(ctx, full)
 	if cerr != nil && !errors.Is(cerr, context.Canceled) {
 		h.logger.Debug("classify query", slog.Any("err", cerr))
 	}
