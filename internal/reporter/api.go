@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/problem"
@@ -144,31 +145,55 @@ func (a *API) window(w http.ResponseWriter, r *http.Request) (store.Window, bool
 }
 
 func (a *API) channels(w http.ResponseWriter, r *http.Request) {
-	serveWindow(a, w, r, a.db.Channels, func(win store.Window, chs []store.ChannelStats, c store.Completeness) any {
+	// After the rows: they note the pending attempts they counted, which
+	// the completeness then counts (store.PlanOnce).
+	serveWindow(a, w, r, a.db.Channels, completenessAfter, func(win store.Window, chs []store.ChannelStats, c store.Completeness) any {
 		return ChannelsResponse{From: win.From, To: win.To, Channels: chs, Completeness: c}
 	})
 }
 
 func (a *API) fallback(w http.ResponseWriter, r *http.Request) {
-	serveWindow(a, w, r, a.db.Fallback, func(win store.Window, fb store.FallbackStats, c store.Completeness) any {
+	// Beside the journeys: its completeness counts every channel's
+	// attempts, which the journeys' queries do not note, under the same plan.
+	serveWindow(a, w, r, a.db.Fallback, completenessBeside, func(win store.Window, fb store.FallbackStats, c store.Completeness) any {
 		return FallbackResponse{From: win.From, To: win.To, FallbackStats: fb, Completeness: c}
 	})
 }
 
+// Whether an answer's completeness is read after its report or beside it.
+const (
+	completenessAfter  = false
+	completenessBeside = true
+)
+
 // serveWindow answers with report over the request's window and its
-// completeness, as respond wraps them.
-func serveWindow[T any](a *API, w http.ResponseWriter, r *http.Request, report func(context.Context, store.Window) (T, error), respond func(store.Window, T, store.Completeness) any) {
+// completeness, as respond wraps them; both share one plan of the window
+// (store.PlanOnce), and with beside their queries run at once.
+func serveWindow[T any](a *API, w http.ResponseWriter, r *http.Request, report func(context.Context, store.Window) (T, error), beside bool, respond func(store.Window, T, store.Completeness) any) {
 	win, ok := a.window(w, r)
 	if !ok {
 		return
 	}
 	ctx := store.PlanOnce(r.Context())
-	v, err := report(ctx, win)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+	var v T
+	var c store.Completeness
+	answer := func(ctx context.Context) (err error) {
+		v, err = report(ctx, win)
+		return err
 	}
-	c, err := a.db.Completeness(ctx, completenessWindow(win, r.URL.Path), a.now())
+	complete := func(ctx context.Context) (err error) {
+		c, err = a.db.Completeness(ctx, completenessWindow(win, r.URL.Path), a.now())
+		return err
+	}
+	var err error
+	if beside {
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return answer(gctx) })
+		g.Go(func() error { return complete(gctx) })
+		err = g.Wait()
+	} else if err = answer(ctx); err == nil {
+		err = complete(ctx)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
