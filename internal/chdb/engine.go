@@ -86,10 +86,9 @@ type Engine struct {
 	// readers holds the owner's read connections (readonly=2) not in use:
 	// a statement takes one and gives it back. chDB runs statements of
 	// different connections in parallel; each connection keeps its own
-	// session (USE, SET). Close takes all nreaders back before it closes
-	// them, so it waits for the reads running.
-	readers  chan *conn
-	nreaders int
+	// session (USE, SET). Close takes all of them (the channel's capacity)
+	// back before it closes them, so it waits for the reads running.
+	readers chan *conn
 
 	closeOnce sync.Once
 	closed    bool // guarded by gate
@@ -165,14 +164,13 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 		readers <- c
 	}
 	e := &Engine{
-		dir:      abs,
-		logger:   o.logger,
-		library:  lib,
-		rw:       rw,
-		ro:       ro,
-		limits:   limits,
-		readers:  readers,
-		nreaders: nreaders,
+		dir:     abs,
+		logger:  o.logger,
+		library: lib,
+		rw:      rw,
+		ro:      ro,
+		limits:  limits,
+		readers: readers,
 	}
 	open.engine = e
 	// The version is the engine's own answer: the library's chdb_version()
@@ -216,7 +214,7 @@ func (e *Engine) release() {
 // library stays loaded; a later Open boots the engine again.
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
-		for range e.nreaders {
+		for range cap(e.readers) {
 			(<-e.readers).close()
 		}
 		close(e.readers) // a statement still asking gets ErrClosed

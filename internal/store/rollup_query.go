@@ -31,52 +31,41 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 	// completeness.
 	pending := make([][]time.Time, len(p.live))
 	read := func(ctx context.Context, q string, args []any, i int) error {
-		type row struct {
-			k      channelKey
-			s      channelSums
-			lats   []int64
-			firsts []time.Time
-		}
-		var got []row
-		err := db.eachRow(ctx, "channels", q, args, func(rows driver.Rows) error {
-			var r row
-			dest := []any{&r.k.channel, &r.k.code, &r.s.attempts, &r.s.delivered, &r.s.failed, &r.s.undeliverable, &r.s.timedOut, &r.s.unknown, &r.s.polled, &r.s.latN}
+		return db.eachRow(ctx, "channels", q, args, func(rows driver.Rows) error {
+			var k channelKey
+			var s channelSums
+			var lats []int64
+			var firsts []time.Time
+			dest := []any{&k.channel, &k.code, &s.attempts, &s.delivered, &s.failed, &s.undeliverable, &s.timedOut, &s.unknown, &s.polled, &s.latN}
 			if i >= 0 {
-				dest = append(dest, &r.lats, &r.firsts)
+				dest = append(dest, &lats, &firsts)
 			}
 			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
-			got = append(got, r)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, r := range got {
+			mu.Lock()
+			defer mu.Unlock()
 			if i >= 0 {
-				pending[i] = append(pending[i], r.firsts...)
+				pending[i] = append(pending[i], firsts...)
 			}
-			for _, ms := range r.lats {
-				addTo(lat.live, r.k.channel, ms, 1)
+			for _, ms := range lats {
+				addTo(lat.live, k.channel, ms, 1)
 			}
-			t := sums[r.k]
+			t := sums[k]
 			if t == nil {
 				t = &channelSums{}
-				sums[r.k] = t
+				sums[k] = t
 			}
-			t.attempts += r.s.attempts
-			t.delivered += r.s.delivered
-			t.failed += r.s.failed
-			t.undeliverable += r.s.undeliverable
-			t.timedOut += r.s.timedOut
-			t.unknown += r.s.unknown
-			t.polled += r.s.polled
-			t.latN += r.s.latN
-		}
-		return nil
+			t.attempts += s.attempts
+			t.delivered += s.delivered
+			t.failed += s.failed
+			t.undeliverable += s.undeliverable
+			t.timedOut += s.timedOut
+			t.unknown += s.unknown
+			t.polled += s.polled
+			t.latN += s.latN
+			return nil
+		})
 	}
 	const sumCols = "channel, code, sum(attempts), sum(delivered), sum(failed), sum(undeliverable), sum(timed_out), sum(unknown), sum(polled), sum(lat_n)"
 	var conv map[string]Conversion
@@ -96,16 +85,9 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 			where, args := p.where(w, "channel")
 			return read(ctx, fmt.Sprintf("SELECT %s FROM hourly_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, -1)
 		},
-		func(ctx context.Context) error {
-			buckets := newHistogram(metricLatency)
-			if err := buckets.readBuckets(ctx, db, p, w); err != nil {
-				return err
-			}
-			mu.Lock()
-			lat.buckets = buckets.buckets
-			mu.Unlock()
-			return nil
-		})
+		// The bucket counts are this query's alone (lat.buckets; the
+		// others add to lat.live).
+		func(ctx context.Context) error { return lat.readBuckets(ctx, db, p, w) })
 	if err := together(ctx, queries...); err != nil {
 		return nil, err
 	}
@@ -271,16 +253,9 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 			where, args := p.where(w, "primary_channel")
 			return read(ctx, fmt.Sprintf("SELECT %s FROM hourly_paths WHERE %s GROUP BY path", sumCols, where), args, false)
 		},
-		func(ctx context.Context) error {
-			buckets := newHistogram(metricTTD)
-			if err := buckets.readBuckets(ctx, db, p, w); err != nil {
-				return err
-			}
-			mu.Lock()
-			ttd.buckets = buckets.buckets
-			mu.Unlock()
-			return nil
-		})
+		// The bucket counts are this query's alone (ttd.buckets; the
+		// others add to ttd.live).
+		func(ctx context.Context) error { return ttd.readBuckets(ctx, db, p, w) })
 	if err := together(ctx, queries...); err != nil {
 		return out, err
 	}

@@ -131,6 +131,16 @@ type tsAcc struct {
 	cells map[tsKey]*tsCell
 }
 
+// add applies f to the cell of channel ch in bucket b, if b is within the
+// window; the queries adding to cells run side by side.
+func (a *tsAcc) add(ch string, b int64, f func(*tsCell)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c := a.cell(ch, b); c != nil {
+		f(c)
+	}
+}
+
 func (a *tsAcc) cell(ch string, b int64) *tsCell {
 	if b < 0 || b >= int64(a.n) {
 		return nil // outside the window: read with a day around it
@@ -222,14 +232,12 @@ GROUP BY ch, b`, acc.bucketSQL("a_first", false), sub)
 			if err := rows.Scan(&ch, &b, &attempts, &delivered, &failed, &undeliverable, &timedOut, &unknown, &polled, &latN, &pendingFirst, &lats); err != nil {
 				return err
 			}
-			acc.mu.Lock()
-			if c := acc.cell(ch, b); c != nil {
+			acc.add(ch, b, func(c *tsCell) {
 				c.attempts, c.delivered, c.failed, c.latN = c.attempts+attempts, c.delivered+delivered, c.failed+failed, c.latN+latN
 				for _, ms := range lats {
 					c.ms[ms]++
 				}
-			}
-			acc.mu.Unlock()
+			})
 			return nil
 		})
 	}, func(ctx context.Context) error {
@@ -244,11 +252,9 @@ GROUP BY ch, b`, acc.bucketSQL("j_first", false), jsub)
 			if err := rows.Scan(&ch, &b, &otps, &fallback); err != nil {
 				return err
 			}
-			acc.mu.Lock()
-			if c := acc.cell(ch, b); c != nil {
+			acc.add(ch, b, func(c *tsCell) {
 				c.otps, c.fallback = c.otps+otps, c.fallback+fallback
-			}
-			acc.mu.Unlock()
+			})
 			return nil
 		})
 	})
@@ -269,11 +275,9 @@ FROM hourly_attempts WHERE %s GROUP BY channel, b`, b, where), args, func(rows d
 			if err := rows.Scan(&ch, &bk, &attempts, &delivered, &failed, &latN); err != nil {
 				return err
 			}
-			acc.mu.Lock()
-			if c := acc.cell(ch, bk); c != nil {
+			acc.add(ch, bk, func(c *tsCell) {
 				c.attempts, c.delivered, c.failed, c.latN = c.attempts+attempts, c.delivered+delivered, c.failed+failed, c.latN+latN
-			}
-			acc.mu.Unlock()
+			})
 			return nil
 		})
 	}, func(ctx context.Context) error {
@@ -286,11 +290,9 @@ FROM hourly_paths WHERE %s GROUP BY primary_channel, b`, b, where), args, func(r
 			if err := rows.Scan(&ch, &bk, &otps, &fallback); err != nil {
 				return err
 			}
-			acc.mu.Lock()
-			if c := acc.cell(ch, bk); c != nil {
+			acc.add(ch, bk, func(c *tsCell) {
 				c.otps, c.fallback = c.otps+otps, c.fallback+fallback
-			}
-			acc.mu.Unlock()
+			})
 			return nil
 		})
 	}, func(ctx context.Context) error {
@@ -303,11 +305,9 @@ FROM (%s) GROUP BY key, b, bucket`, b, sub), args, func(rows driver.Rows) error 
 			if err := rows.Scan(&ch, &bk, &lb, &c); err != nil {
 				return err
 			}
-			acc.mu.Lock()
-			if cl := acc.cell(ch, bk); cl != nil {
+			acc.add(ch, bk, func(cl *tsCell) {
 				cl.lb[lb] += c
-			}
-			acc.mu.Unlock()
+			})
 			return nil
 		})
 	})
