@@ -71,6 +71,7 @@ var open struct {
 // and runs one at a time.
 type Engine struct {
 	dir     string
+	args    []string // the engine's command line, less the connections' own
 	logger  *slog.Logger
 	library string
 
@@ -124,53 +125,20 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 	for k, v := range o.settings {
 		args = append(args, fmt.Sprintf("--%s=%s", k, v))
 	}
-	rw, restored, err := connect(args)
-	if err != nil {
-		return nil, fmt.Errorf("open chdb %s: %w", abs, err)
-	}
-	if restored > 0 {
-		o.logger.Debug("restored Go signal handlers after chdb_connect", slog.Int("signals", restored))
-	}
-	// The second connection shares the booted engine. With readonly=1 the
-	// engine itself refuses writes, settings changes and (except in
-	// DESCRIBE) table functions such as file() and url(); its own settings
-	// bound every query, and readonly=1 keeps clients from lifting them.
 	limits := DefaultLimits
 	if o.limits != nil {
 		limits = *o.limits
 	}
-	roArgs := append(append(args[:len(args):len(args)], "--readonly=1"), limits.args()...)
-	ro, _, err := connect(roArgs)
-	if err != nil {
-		rw.close()
-		return nil, fmt.Errorf("open chdb %s: read-only connection: %w", abs, err)
-	}
-	// The owner's readers: readonly=2 lets a statement's settings be SET
-	// (max_query_size for a long list) while the engine refuses writes.
-	nreaders := DefaultOwnerReaders()
-	readers := make(chan *conn, nreaders)
-	readArgs := append(args[:len(args):len(args)], "--readonly=2")
-	for range nreaders {
-		c, _, err := connect(readArgs)
-		if err != nil {
-			close(readers)
-			for c := range readers {
-				c.close()
-			}
-			ro.close()
-			rw.close()
-			return nil, fmt.Errorf("open chdb %s: reader connection: %w", abs, err)
-		}
-		readers <- c
-	}
 	e := &Engine{
 		dir:     abs,
+		args:    args,
 		logger:  o.logger,
 		library: lib,
-		rw:      rw,
-		ro:      ro,
 		limits:  limits,
-		readers: readers,
+		readers: make(chan *conn, DefaultOwnerReaders()),
+	}
+	if err := e.connect(); err != nil {
+		return nil, fmt.Errorf("open chdb %s: %w", abs, err)
 	}
 	open.engine = e
 	// The version is the engine's own answer: the library's chdb_version()
@@ -182,6 +150,81 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 	o.logger.Info("embedded ClickHouse engine open", slog.String("dir", abs), slog.String("library", lib),
 		slog.String("clickhouse", version), slog.String("chdb_package", LibraryVersion()))
 	return e, nil
+}
+
+// connect boots the engine through its connections: the owner's, the
+// read-only one and the owner's readers.
+func (e *Engine) connect() error {
+	rw, restored, err := connect(e.args)
+	if err != nil {
+		return err
+	}
+	if restored > 0 {
+		e.logger.Debug("restored Go signal handlers after chdb_connect", slog.Int("signals", restored))
+	}
+	// The second connection shares the booted engine. With readonly=1 the
+	// engine itself refuses writes, settings changes and (except in
+	// DESCRIBE) table functions such as file() and url(); its own settings
+	// bound every query, and readonly=1 keeps clients from lifting them.
+	roArgs := append(append(e.args[:len(e.args):len(e.args)], "--readonly=1"), e.limits.args()...)
+	ro, _, err := connect(roArgs)
+	if err != nil {
+		rw.close()
+		return fmt.Errorf("read-only connection: %w", err)
+	}
+	// The owner's readers: readonly=2 lets a statement's settings be SET
+	// (max_query_size for a long list) while the engine refuses writes.
+	readArgs := append(e.args[:len(e.args):len(e.args)], "--readonly=2")
+	readers := make([]*conn, 0, cap(e.readers))
+	for range cap(e.readers) {
+		c, _, err := connect(readArgs)
+		if err != nil {
+			for _, c := range readers {
+				c.close()
+			}
+			ro.close()
+			rw.close()
+			return fmt.Errorf("reader connection: %w", err)
+		}
+		readers = append(readers, c)
+	}
+	e.rw, e.ro = rw, ro
+	for _, c := range readers {
+		e.readers <- c
+	}
+	return nil
+}
+
+// Restart shuts the engine down and boots it again on the same directory,
+// as a restart of the process would, while statements wait for it: running
+// ones finish first, waiting ones run on the booted engine. Booting is
+// where ClickHouse sets aside the parts it cannot read (moved to the
+// table's detached/ directory) and brings back the parts a broken merge
+// had replaced, while it still keeps them; store.RecoverParts restarts it
+// for that. Should booting fail, the engine is closed.
+func (e *Engine) Restart() error {
+	old := make([]*conn, 0, cap(e.readers))
+	for range cap(e.readers) {
+		c, ok := <-e.readers
+		if !ok {
+			return ErrClosed
+		}
+		old = append(old, c)
+	}
+	_ = e.gate.lock(context.Background(), false)
+	defer e.gate.unlock()
+	for _, c := range old {
+		c.close()
+	}
+	e.ro.close()
+	e.rw.close()
+	if err := e.connect(); err != nil {
+		e.closed = true
+		close(e.readers)
+		return fmt.Errorf("restart chdb %s: %w", e.dir, err)
+	}
+	e.logger.Info("embedded ClickHouse engine restarted", slog.String("dir", e.dir))
+	return nil
 }
 
 // Dir is the engine's data directory.
@@ -215,10 +258,16 @@ func (e *Engine) release() {
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
 		for range cap(e.readers) {
-			(<-e.readers).close()
+			c, ok := <-e.readers
+			if !ok { // a failed Restart closed the engine
+				break
+			}
+			c.close()
 		}
-		close(e.readers) // a statement still asking gets ErrClosed
 		_ = e.gate.lock(context.Background(), false)
+		if !e.closed {
+			close(e.readers) // a statement still asking gets ErrClosed
+		}
 		e.closed = true
 		e.ro.close()
 		e.rw.close()

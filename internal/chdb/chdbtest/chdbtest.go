@@ -266,3 +266,31 @@ func WaitForIDs(t testing.TB, conn clickhouse.Conn, timeout time.Duration, query
 		t.Fatalf("%d of %d ids are missing from %q after %v", missing(), len(ids), query, timeout)
 	}
 }
+
+// BreakPart empties the marks files of the active part named part of table
+// (database.table) and drops the engine's mark cache: the state a full disk
+// leaves a part in. ClickHouse 26.7 commits a part whose writes failed with
+// ENOSPC (strace: every write of the part failed, and it still became
+// active); reading it then fails with "Empty marks file … CORRUPTED_DATA".
+// An empty part name breaks the table's newest active part.
+func BreakPart(t testing.TB, conn clickhouse.Conn, table, part string) string {
+	t.Helper()
+	var name, path string
+	q := fmt.Sprintf("SELECT name, path FROM system.parts WHERE active AND database || '.' || table = '%s' AND (name = '%s' OR '%[2]s' = '') ORDER BY modification_time DESC, max_block_number DESC LIMIT 1", table, part)
+	if err := conn.QueryRow(t.Context(), q).Scan(&name, &path); err != nil {
+		t.Fatalf("part %q of %s: %v", part, table, err)
+	}
+	marks, _ := filepath.Glob(filepath.Join(path, "*.cmrk*"))
+	if len(marks) == 0 {
+		t.Fatalf("no marks file in %s", path)
+	}
+	for _, m := range marks {
+		if err := os.Truncate(m, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := conn.Exec(t.Context(), "SYSTEM DROP MARK CACHE"); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
