@@ -187,35 +187,43 @@ var deadLetterColumns = []column[DeadLetterRow]{
 // carries an insert_deduplication_token derived from its event ids, so a batch
 // redelivered whole after a crash is dropped by ClickHouse's block
 // deduplication; any other repeat collapses in the ReplacingMergeTree.
-func (db *DB) Insert(ctx context.Context, b *Batch) error {
-	if err := insertTable(ctx, db, "delivery_events", b.Deliveries, deliveryColumns, func(r *DeliveryRow) string { return r.EventID }); err != nil {
+func (db *DB) Insert(ctx context.Context, b *Batch) error { return db.insert(ctx, b, true) }
+
+// InsertAgain writes the batch without ClickHouse's block deduplication: the
+// replay after a full disk broke parts (RecoverParts), whose inserts'
+// tokens ClickHouse remembers although their rows were set aside. Rows
+// stored twice collapse as in Insert.
+func (db *DB) InsertAgain(ctx context.Context, b *Batch) error { return db.insert(ctx, b, false) }
+
+func (db *DB) insert(ctx context.Context, b *Batch, dedup bool) error {
+	if err := insertTable(ctx, db, dedup, "delivery_events", b.Deliveries, deliveryColumns, func(r *DeliveryRow) string { return r.EventID }); err != nil {
 		return err
 	}
-	if err := insertTable(ctx, db, "otp_status", b.Statuses, otpStatusColumns, func(r *OTPStatusRow) string { return r.EventID }); err != nil {
+	if err := insertTable(ctx, db, dedup, "otp_status", b.Statuses, otpStatusColumns, func(r *OTPStatusRow) string { return r.EventID }); err != nil {
 		return err
 	}
-	if err := insertTable(ctx, db, "v1_events", b.V1Events, v1EventColumns, func(r *V1EventRow) string { return r.EventID }); err != nil {
+	if err := insertTable(ctx, db, dedup, "v1_events", b.V1Events, v1EventColumns, func(r *V1EventRow) string { return r.EventID }); err != nil {
 		return err
 	}
-	if err := insertTable(ctx, db, "resends", b.Resends, resendColumns, func(r *ResendRow) string { return r.EventID }); err != nil {
+	if err := insertTable(ctx, db, dedup, "resends", b.Resends, resendColumns, func(r *ResendRow) string { return r.EventID }); err != nil {
 		return err
 	}
-	if err := insertTable(ctx, db, "reconciliations", b.Reconciles, reconcileColumns, func(r *ReconcileRow) string { return r.EventID }); err != nil {
+	if err := insertTable(ctx, db, dedup, "reconciliations", b.Reconciles, reconcileColumns, func(r *ReconcileRow) string { return r.EventID }); err != nil {
 		return err
 	}
-	if err := insertTable(ctx, db, "silent_auth_outcomes", b.Silent, silentColumns, func(r *SilentRow) string { return r.EventID }); err != nil {
+	if err := insertTable(ctx, db, dedup, "silent_auth_outcomes", b.Silent, silentColumns, func(r *SilentRow) string { return r.EventID }); err != nil {
 		return err
 	}
-	if err := insertTable(ctx, db, "push_events", b.Push, pushColumns, func(r *PushRow) string { return r.EventID }); err != nil {
+	if err := insertTable(ctx, db, dedup, "push_events", b.Push, pushColumns, func(r *PushRow) string { return r.EventID }); err != nil {
 		return err
 	}
-	if err := insertTable(ctx, db, "journey_links", b.Links, linkColumns, func(r *JourneyLinkRow) string { return r.EventID }); err != nil {
+	if err := insertTable(ctx, db, dedup, "journey_links", b.Links, linkColumns, func(r *JourneyLinkRow) string { return r.EventID }); err != nil {
 		return err
 	}
-	return insertTable(ctx, db, "dead_letters", b.DeadLetters, deadLetterColumns, func(r *DeadLetterRow) string { return r.EventID })
+	return insertTable(ctx, db, dedup, "dead_letters", b.DeadLetters, deadLetterColumns, func(r *DeadLetterRow) string { return r.EventID })
 }
 
-func insertTable[R any](ctx context.Context, db *DB, table string, rows []R, cols []column[R], id func(*R) string) error {
+func insertTable[R any](ctx context.Context, db *DB, dedup bool, table string, rows []R, cols []column[R], id func(*R) string) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -223,14 +231,17 @@ func insertTable[R any](ctx context.Context, db *DB, table string, rows []R, col
 	for i, c := range cols {
 		names[i] = c.name
 	}
-	h := sha256.New()
-	h.Write([]byte(table))
-	for i := range rows {
-		h.Write([]byte{0})
-		h.Write([]byte(id(&rows[i])))
+	settings := clickhouse.Settings{"insert_deduplicate": 0}
+	if dedup {
+		h := sha256.New()
+		h.Write([]byte(table))
+		for i := range rows {
+			h.Write([]byte{0})
+			h.Write([]byte(id(&rows[i])))
+		}
+		settings = clickhouse.Settings{"insert_deduplication_token": hex.EncodeToString(h.Sum(nil)[:16])}
 	}
-	token := hex.EncodeToString(h.Sum(nil)[:16])
-	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_deduplication_token": token}))
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(settings))
 
 	batch, err := db.conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s (%s)", table, strings.Join(names, ", ")))
 	if err != nil {

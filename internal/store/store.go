@@ -124,6 +124,9 @@ type DB struct {
 	cluster  string
 	embedded *chdb.Instance // nil with an external ClickHouse
 	logger   *slog.Logger
+	// restartEngine restarts the embedded engine (nil with a server), for
+	// RecoverParts.
+	restartEngine func() error
 	// rollupClock, when set, replaces the server's clock for the rollups'
 	// versions (see rollupVersion); tests set it.
 	rollupClock func() time.Time
@@ -168,6 +171,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 		return nil, err
 	}
 	db.cluster, db.embedded = cfg.Cluster, embedded
+	if embedded != nil {
+		db.restartEngine = embedded.Engine().Restart
+	}
 	if err := db.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate: %w", err)
@@ -189,6 +195,18 @@ func Connect(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) 
 		return nil, fmt.Errorf("clickhouse dsn: %w", err)
 	}
 	return connect(ctx, opts, logger)
+}
+
+// ConnectEngine is Connect to the endpoint of engine, an engine the process
+// hosts itself (tests): RecoverParts may restart it as it restarts the
+// engine Open hosts. Close leaves the engine open.
+func ConnectEngine(ctx context.Context, dsn string, engine *chdb.Engine, logger *slog.Logger) (*DB, error) {
+	db, err := Connect(ctx, dsn, logger)
+	if err != nil {
+		return nil, err
+	}
+	db.restartEngine = engine.Restart
+	return db, nil
 }
 
 // connect opens a pool and waits (while ctx lasts) until ClickHouse answers a
