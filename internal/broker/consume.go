@@ -26,6 +26,9 @@ type ConsumerSpec struct {
 	// StartAt is where a consumer that does not exist yet starts; zero means
 	// the beginning of the stream. An existing consumer keeps its position.
 	StartAt time.Time
+	// StartSeq, when not zero, is the stream sequence a consumer that does
+	// not exist yet starts at, instead of StartAt.
+	StartSeq uint64
 	// Source names the component in the dead letters it publishes.
 	Source string
 	// Retry is the delay before a retried message is redelivered, growing with
@@ -93,7 +96,10 @@ func (b *Broker) provision(ctx context.Context, spec ConsumerSpec) (*Consumer, e
 			afterMissing()
 		}
 		cfg := jetstream.ConsumerConfig{Durable: spec.Durable, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy}
-		if !spec.StartAt.IsZero() {
+		switch {
+		case spec.StartSeq > 0:
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, spec.StartSeq
+		case !spec.StartAt.IsZero():
 			start := spec.StartAt.UTC()
 			cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 		}
@@ -356,3 +362,25 @@ func (c *Consumer) Lag(ctx context.Context) (Lag, error) {
 
 // Name is the consumer's durable name.
 func (c *Consumer) Name() string { return c.spec.Durable }
+
+// HasConsumer says whether the stream has the durable consumer name.
+func (b *Broker) HasConsumer(ctx context.Context, name string) (bool, error) {
+	_, err := b.js.Consumer(ctx, b.stream.Name, name)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return false, nil
+	default:
+		return false, fmt.Errorf("look up consumer %s: %w", name, err)
+	}
+}
+
+// Delete removes the consumer from the stream, once it has done its work.
+func (c *Consumer) Delete(ctx context.Context) error {
+	err := c.b.js.DeleteConsumer(ctx, c.b.stream.Name, c.spec.Durable)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("delete consumer %s: %w", c.spec.Durable, err)
+	}
+	return nil
+}

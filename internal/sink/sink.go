@@ -69,9 +69,10 @@ type Inserter interface {
 	Insert(ctx context.Context, b *store.Batch) error
 }
 
-// Source opens the durable consumer the sink reads (the broker).
+// Source opens the durable consumers the sink reads (the broker).
 type Source interface {
 	Consumer(ctx context.Context, spec broker.ConsumerSpec) (*broker.Consumer, error)
+	HasConsumer(ctx context.Context, name string) (bool, error)
 }
 
 // Consumer is the durable JetStream pull consumer that fills ClickHouse. A
@@ -87,6 +88,8 @@ type Consumer struct {
 	// pending and ackPending are the consumer's last known lag, for Lag.
 	pending, ackPending atomic.Uint64
 	lagKnown            atomic.Bool
+
+	replayState // recover.go
 }
 
 // Lag is the sink consumer's last known lag: messages in the stream not yet
@@ -129,6 +132,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	c.logger.Info("sink consuming", "consumer", c.cfg.Durable, "batch_rows", c.cfg.MaxRows, "flush", c.cfg.FlushInterval)
+	defer c.replays.Wait()
+	if _, ok := c.db.(Recoverer); ok {
+		if cut, err := c.src.HasConsumer(ctx, c.cfg.Durable+replaySuffix); err == nil && cut {
+			c.logger.Warn("a replay after broken parts was cut short; going on with it")
+			c.startReplay(ctx, 0)
+		}
+	}
 
 	// Two batches alternate: one fills from NATS while the other is inserted
 	// and acknowledged, so fetching and decoding overlap with ClickHouse's work.
@@ -148,6 +158,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.AckWait)
 			c.flush(fctx, cons, p)
 			stop()
+			c.recoverAfterFailures(ctx)
 			c.updateLag(fctx, cons)
 			cancel()
 			free <- p
@@ -223,6 +234,7 @@ func (c *Consumer) flush(ctx context.Context, cons *broker.Consumer, p *pending)
 		for _, m := range p.msgs {
 			cons.Settle(ctx, m, broker.Ack())
 		}
+		c.acked(p.msgs)
 		return
 	}
 	if isRowError(err) {
@@ -242,11 +254,18 @@ func (c *Consumer) insert(ctx context.Context, b *store.Batch) error {
 	switch {
 	case err == nil:
 		c.health.ok()
+		if c.episode != nil {
+			c.episode.over = true
+		}
 	case isRowError(err):
 		c.metrics.insertFailures.WithLabelValues(classRow).Inc()
 	default:
 		c.metrics.failures.WithLabelValues("insert").Inc()
 		c.health.failed(err)
+		if c.episode == nil {
+			// A part committed by the insert under way may be broken (recover.go).
+			c.episode = &episode{since: start.Add(-c.cfg.AckWait)}
+		}
 	}
 	return err
 }
@@ -274,6 +293,7 @@ func (c *Consumer) isolate(ctx context.Context, cons *broker.Consumer, msgs []*b
 		case err == nil:
 			c.metrics.rows.Inc()
 			cons.Settle(ctx, m, broker.Ack())
+			c.acked(msgs[i : i+1])
 		case isRowError(err):
 			c.deadLetter(ctx, cons, m, fmt.Errorf("%w: %v", store.ErrPermanent, err))
 		default:

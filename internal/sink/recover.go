@@ -1,0 +1,234 @@
+package sink
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/backoff"
+	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// After a full disk.
+//
+// The embedded engine commits parts whose writes failed for want of space
+// (store.RecoverParts says how it was seen). An insert under way when its
+// disk filled may have returned nil, its messages acknowledged, with its
+// rows in such a part; a failed insert whose part was committed is retried
+// and dropped by ClickHouse's block deduplication as already inserted.
+// Either way the rows are unreadable, and so is every query over the table.
+//
+// So when the sink's inserts succeed again after failing, it has the store
+// check the parts written since shortly before the first failure (AckWait
+// before it: an insert takes no longer). When any was broken the store
+// restarts the engine, which sets them aside, and the sink replays the
+// stream from the first message of the batches it acknowledged since then:
+// a second durable consumer, <durable>-replay, inserts every message again
+// without block deduplication (facts stored twice collapse; the aggregates
+// are sets) and is deleted once it has caught up with the stream. Being
+// durable, a replay cut short by the process stopping goes on when the sink
+// starts again.
+
+// Recoverer is a store that can repair the parts a full disk broke:
+// store.DB.
+type Recoverer interface {
+	RecoverParts(ctx context.Context, since time.Time) ([]store.BrokenPart, error)
+	InsertAgain(ctx context.Context, b *store.Batch) error
+}
+
+// replaySuffix names the replay consumer after the sink's.
+const replaySuffix = "-replay"
+
+// episode is a run of failed inserts: since when parts may be broken, and
+// whether inserts succeed again.
+type episode struct {
+	since time.Time
+	over  bool
+}
+
+// ackLog remembers when the sink acknowledged which stream sequences, back
+// to twice AckWait — and, while inserts fail, back to before they began.
+// Only the inserting goroutine uses it.
+type ackLog struct {
+	entries []ackEntry
+}
+
+type ackEntry struct {
+	at  time.Time
+	seq uint64 // the batch's lowest stream sequence
+}
+
+func (l *ackLog) add(msgs []*broker.Msg, keep time.Time) {
+	if len(msgs) == 0 {
+		return
+	}
+	low := msgs[0].Sequence()
+	for _, m := range msgs[1:] {
+		low = min(low, m.Sequence())
+	}
+	drop := 0
+	for drop < len(l.entries) && l.entries[drop].at.Before(keep) {
+		drop++
+	}
+	l.entries = append(l.entries[drop:], ackEntry{at: time.Now(), seq: low})
+}
+
+// from is the lowest sequence acknowledged at or after t; 0 if none was.
+func (l *ackLog) from(t time.Time) uint64 {
+	var low uint64
+	for _, e := range l.entries {
+		if !e.at.Before(t) && (low == 0 || e.seq < low) {
+			low = e.seq
+		}
+	}
+	return low
+}
+
+// acked records msgs acknowledged.
+func (c *Consumer) acked(msgs []*broker.Msg) {
+	keep := time.Now().Add(-2 * c.cfg.AckWait)
+	if c.episode != nil {
+		keep = c.episode.since
+	}
+	c.acks.add(msgs, keep)
+}
+
+// recoverAfterFailures runs once inserts succeed again after failing (see
+// above).
+func (c *Consumer) recoverAfterFailures(ctx context.Context) {
+	ep := c.episode
+	if ep == nil || !ep.over {
+		return
+	}
+	c.episode = nil
+	r, ok := c.db.(Recoverer)
+	if !ok {
+		return
+	}
+	broken, err := r.RecoverParts(ctx, ep.since)
+	if len(broken) > 0 {
+		c.metrics.brokenParts.Add(float64(len(broken)))
+		c.logger.Error("parts written while the disk was full are broken", "parts", len(broken), "first", broken[0].String())
+	}
+	if err != nil {
+		c.metrics.failures.WithLabelValues("recover").Inc()
+		c.logger.Error("cannot recover the parts written while inserts failed", "since", ep.since, "err", err)
+		return
+	}
+	if len(broken) == 0 {
+		return
+	}
+	from := c.acks.from(ep.since)
+	c.logger.Warn("broken parts set aside; inserting the stream again from the first message acknowledged since", "since", ep.since, "from_seq", from)
+	if from > 0 {
+		c.startReplay(ctx, from)
+	}
+}
+
+// startReplay replays the stream from sequence from (0: where the replay
+// consumer is, when it exists) beside the sink's own consuming.
+func (c *Consumer) startReplay(ctx context.Context, from uint64) {
+	c.replays.Go(func() { c.replay(ctx, from) })
+}
+
+// replay inserts every message of the replay consumer again until it has
+// caught up with the stream, then deletes it.
+func (c *Consumer) replay(ctx context.Context, from uint64) {
+	c.replayMu.Lock() // one replay at a time: they share the consumer's name
+	defer c.replayMu.Unlock()
+	r := c.db.(Recoverer)
+	cons, err := c.src.Consumer(ctx, broker.ConsumerSpec{
+		Durable:       c.cfg.Durable + replaySuffix,
+		Description:   "otpscope reporter: events inserted again after a full disk broke parts",
+		Subjects:      []string{events.SubjectAll},
+		AckWait:       c.cfg.AckWait,
+		MaxAckPending: 4 * c.cfg.MaxRows,
+		StartSeq:      from,
+		Source:        deadLetterSource,
+		Retry:         retryPolicy,
+	})
+	if err != nil {
+		c.logger.Error("replay consumer", "err", err)
+		return
+	}
+	var (
+		b     store.Batch
+		msgs  []*broker.Msg
+		rows  int
+		fails int
+	)
+	for ctx.Err() == nil {
+		b.Reset()
+		msgs = msgs[:0]
+		err := cons.FetchEach(ctx, c.cfg.MaxRows, c.cfg.FlushInterval, func(m *broker.Msg) {
+			if b.Add(m.Subject(), m.ID(), m.Data(), m.Sequence()) != nil {
+				// No table, or dead-lettered when it first came.
+				cons.Settle(ctx, m, broker.Ack())
+				return
+			}
+			msgs = append(msgs, m)
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				c.logger.Warn("replay fetch failed", "err", err)
+				backoff.Sleep(ctx, time.Second)
+			}
+			continue
+		}
+		if len(msgs) > 0 {
+			if err := c.insertAgain(ctx, r, &b, msgs); err != nil {
+				fails++
+				c.logger.Warn("replay insert failed; retrying", "rows", len(msgs), "err", err)
+				for _, m := range msgs {
+					cons.Settle(ctx, m, broker.Retry(0))
+				}
+				backoff.Sleep(ctx, retryPolicy.Delay(fails))
+				continue
+			}
+			fails = 0
+			for _, m := range msgs {
+				cons.Settle(ctx, m, broker.Ack())
+			}
+			rows += len(msgs)
+			c.metrics.replayedRows.Add(float64(len(msgs)))
+		}
+		if lag, err := cons.Lag(ctx); err == nil && lag.Pending == 0 && lag.AckPending == 0 {
+			if err := cons.Delete(ctx); err != nil {
+				c.logger.Warn("replay done; its consumer stays", "err", err)
+			}
+			c.logger.Info("replay after broken parts done", "rows", rows)
+			return
+		}
+	}
+}
+
+// insertAgain inserts a replayed batch; when ClickHouse blames a row, each
+// message alone, leaving out those it rejects: the first pass dead-lettered
+// them.
+func (c *Consumer) insertAgain(ctx context.Context, r Recoverer, b *store.Batch, msgs []*broker.Msg) error {
+	err := r.InsertAgain(ctx, b)
+	if err == nil || !isRowError(err) {
+		return err
+	}
+	var one store.Batch
+	for _, m := range msgs {
+		one.Reset()
+		if one.Add(m.Subject(), m.ID(), m.Data(), m.Sequence()) != nil {
+			continue
+		}
+		if err := r.InsertAgain(ctx, &one); err != nil && !isRowError(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// replayState is the Consumer's part in replays.
+type replayState struct {
+	episode  *episode // the inserting goroutine's
+	acks     ackLog
+	replays  sync.WaitGroup
+	replayMu sync.Mutex
+}

@@ -1,0 +1,93 @@
+package sink_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/polltest"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// diskFull fails inserts while down, as the engine does once its disk is
+// full; the rest is the store's own (RecoverParts, InsertAgain).
+type diskFull struct {
+	*store.DB
+	down     atomic.Bool
+	failures atomic.Int32
+}
+
+func (d *diskFull) Insert(ctx context.Context, b *store.Batch) error {
+	if d.down.Load() {
+		d.failures.Add(1)
+		return &clickhouse.Exception{Code: 243, CodeName: "NOT_ENOUGH_SPACE", Message: "Cannot reserve 1.00 MiB, not enough space"}
+	}
+	return d.DB.Insert(ctx, b)
+}
+
+// counter reads a counter without labels from reg.
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestBrokenPartsReplayed: the disk fills while a part is written — the
+// engine commits it broken, as ClickHouse 26.7 does — and the next inserts
+// fail. Once they succeed again the sink finds the broken part, the engine
+// sets it aside, and the replay inserts its acknowledged events again:
+// every event reads back, once.
+func TestBrokenPartsReplayed(t *testing.T) {
+	f := newFixture(t)
+	db, err := store.ConnectEngine(t.Context(), f.CH.DSN+"/"+f.CH.Database, f.CH.Engine, brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	disk := &diskFull{DB: db}
+	_, reg, logs := runConsumer(t, f, disk)
+
+	f.publish(t, deliveries(0, 50)...)
+	f.WaitCount(t, "SELECT count() FROM delivery_events", 50)
+	chdbtest.BreakPart(t, db.Conn(), f.CH.Database+".delivery_events", "")
+	disk.down.Store(true)
+	f.publish(t, deliveries(50, 10)...)
+	polltest.Until(t, 30*time.Second, "inserts failing", func() bool { return disk.failures.Load() >= 2 })
+	disk.down.Store(false)
+
+	var readable uint64
+	if !polltest.Within(60*time.Second, 100*time.Millisecond, func() bool {
+		err := db.Conn().QueryRow(t.Context(), "SELECT uniqExact(otp_id) FROM delivery_events").Scan(&readable)
+		return err == nil && readable == 60
+	}) {
+		t.Fatalf("delivery_events reads %d of the 60 events (or not at all):\n%s", readable, logs)
+	}
+	polltest.Until(t, 30*time.Second, "the replay consumer deleted", func() bool {
+		has, err := f.Broker.HasConsumer(t.Context(), sinkConfig().Durable+"-replay")
+		return err == nil && !has
+	})
+	if n := f.Count(t, "SELECT count() FROM delivery_events FINAL"); n != 60 {
+		t.Errorf("delivery_events FINAL holds %d rows; want each of the 60 events once", n)
+	}
+	if n := counter(t, reg, "otpscope_sink_broken_parts_total"); n != 1 {
+		t.Errorf("broken parts counted = %v; want 1", n)
+	}
+	if n := counter(t, reg, "otpscope_sink_replayed_rows_total"); n < 50 {
+		t.Errorf("replayed rows = %v; want at least the broken part's 50", n)
+	}
+}
