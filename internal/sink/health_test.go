@@ -48,7 +48,7 @@ func runConsumer(t *testing.T, f *fixture, db sink.Inserter) (*sink.Consumer, *p
 	return c, reg, logs
 }
 
-// gauge reads a metric without labels from reg.
+// gauge reads a gauge or counter without labels from reg.
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -57,7 +57,11 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetGauge().GetValue()
+			m := mf.GetMetric()[0]
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
 		}
 	}
 	t.Fatalf("no metric %s", name)

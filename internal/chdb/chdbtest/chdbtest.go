@@ -237,10 +237,15 @@ func Conn(t testing.TB, opts *clickhouse.Options) clickhouse.Conn {
 // everything it was promised (every acknowledged webhook) reached ClickHouse.
 func WaitForIDs(t testing.TB, conn clickhouse.Conn, timeout time.Duration, query string, ids map[string]bool) {
 	t.Helper()
+	// A query error counts as not yet: after a full disk the sink may be
+	// setting broken parts aside (store.RecoverParts), and reads of their
+	// table fail until it has.
+	var lastErr error
 	missing := func() int {
 		rows, err := conn.Query(t.Context(), query)
 		if err != nil {
-			t.Fatalf("%s: %v", query, err)
+			lastErr = err
+			return len(ids)
 		}
 		defer rows.Close()
 		have := make(map[string]bool, len(ids))
@@ -252,8 +257,10 @@ func WaitForIDs(t testing.TB, conn clickhouse.Conn, timeout time.Duration, query
 			have[id] = true
 		}
 		if err := rows.Err(); err != nil {
-			t.Fatalf("%s: %v", query, err)
+			lastErr = err
+			return len(ids)
 		}
+		lastErr = nil
 		n := 0
 		for id := range ids {
 			if !have[id] {
@@ -263,7 +270,7 @@ func WaitForIDs(t testing.TB, conn clickhouse.Conn, timeout time.Duration, query
 		return n
 	}
 	if !polltest.Within(timeout, 200*time.Millisecond, func() bool { return missing() == 0 }) {
-		t.Fatalf("%d of %d ids are missing from %q after %v", missing(), len(ids), query, timeout)
+		t.Fatalf("%d of %d ids are missing from %q after %v (last error: %v)", missing(), len(ids), query, timeout, lastErr)
 	}
 }
 
