@@ -35,8 +35,17 @@ import (
 // store.DB.
 type Recoverer interface {
 	RecoverParts(ctx context.Context, since time.Time) ([]store.BrokenPart, error)
+	PartsToReplay(ctx context.Context) ([]store.SetAsidePart, error)
+	PartsReplayed(ctx context.Context, parts []store.SetAsidePart) error
 	InsertAgain(ctx context.Context, b *store.Batch) error
 }
+
+// replayMargin is how long before a part set aside at a start of the
+// process (when no acknowledgements of the sink are known) its replay
+// begins, in AckWaits: the part's events were published before it was
+// written, by as much as the sink lagged. The default AckWait makes it
+// ten minutes.
+const replayMargin = 10
 
 // replaySuffix names the replay consumer after the sink's.
 const replaySuffix = "-replay"
@@ -120,22 +129,48 @@ func (c *Consumer) recoverAfterFailures(ctx context.Context) {
 	if len(broken) == 0 {
 		return
 	}
-	from := c.acks.from(ep.since)
-	c.logger.Warn("broken parts set aside; inserting the stream again from the first message acknowledged since", "since", ep.since, "from_seq", from)
-	if from > 0 {
-		c.startReplay(ctx, from)
-	}
+	c.replaySetAside(ctx, r, c.acks.from(ep.since))
 }
 
-// startReplay replays the stream from sequence from (0: where the replay
-// consumer is, when it exists) beside the sink's own consuming.
-func (c *Consumer) startReplay(ctx context.Context, from uint64) {
-	c.replays.Go(func() { c.replay(ctx, from) })
+// replaySetAside replays the events of the parts set aside and not yet
+// replayed: from stream sequence from when known (the first message
+// acknowledged since inserts began failing), else from replayMargin
+// AckWaits before the oldest part was written.
+func (c *Consumer) replaySetAside(ctx context.Context, r Recoverer, from uint64) {
+	parts, err := r.PartsToReplay(ctx)
+	if err != nil {
+		c.metrics.failures.WithLabelValues("recover").Inc()
+		c.logger.Error("cannot list the parts set aside", "err", err)
+		return
+	}
+	if len(parts) == 0 {
+		return
+	}
+	start := replayStart{seq: from}
+	if from == 0 {
+		start.at = parts[0].WrittenAt.Add(-replayMargin * c.cfg.AckWait)
+	}
+	c.logger.Warn("broken parts set aside; inserting their events again from the stream", "parts", len(parts), "first", parts[0].Table+"/"+parts[0].Part, "from_seq", start.seq, "from_time", start.at)
+	c.startReplay(ctx, start, parts)
+}
+
+// replayStart is where a replay begins: a stream sequence, else a time;
+// neither is where an existing replay consumer is.
+type replayStart struct {
+	seq uint64
+	at  time.Time
+}
+
+// startReplay replays the stream from start beside the sink's own
+// consuming, and records parts as replayed once the replay consumer
+// exists (being durable, it outlives the process).
+func (c *Consumer) startReplay(ctx context.Context, start replayStart, parts []store.SetAsidePart) {
+	c.replays.Go(func() { c.replay(ctx, start, parts) })
 }
 
 // replay inserts every message of the replay consumer again until it has
 // caught up with the stream, then deletes it.
-func (c *Consumer) replay(ctx context.Context, from uint64) {
+func (c *Consumer) replay(ctx context.Context, start replayStart, parts []store.SetAsidePart) {
 	c.replayMu.Lock() // one replay at a time: they share the consumer's name
 	defer c.replayMu.Unlock()
 	r := c.db.(Recoverer)
@@ -145,13 +180,17 @@ func (c *Consumer) replay(ctx context.Context, from uint64) {
 		Subjects:      []string{events.SubjectAll},
 		AckWait:       c.cfg.AckWait,
 		MaxAckPending: 4 * c.cfg.MaxRows,
-		StartSeq:      from,
+		StartSeq:      start.seq,
+		StartAt:       start.at,
 		Source:        deadLetterSource,
 		Retry:         retryPolicy,
 	})
 	if err != nil {
 		c.logger.Error("replay consumer", "err", err)
 		return
+	}
+	if err := r.PartsReplayed(ctx, parts); err != nil {
+		c.logger.Warn("replaying; the parts will be replayed again at the next start", "err", err)
 	}
 	var (
 		b     store.Batch

@@ -74,3 +74,49 @@ func TestBrokenPartsReplayed(t *testing.T) {
 		t.Errorf("replayed rows = %v; want at least the broken part's 50", n)
 	}
 }
+
+// TestPartsSetAsideAtStartReplayed: the process stops with a broken part on
+// disk and the engine sets it aside as it starts again — the disk filled,
+// and someone restarted the service before inserts recovered. The sink's
+// start replays the part's events, once.
+func TestPartsSetAsideAtStartReplayed(t *testing.T) {
+	f := newFixture(t)
+	db, err := store.ConnectEngine(t.Context(), f.CH.DSN+"/"+f.CH.Database, f.CH.Engine, brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	stop := f.run(t, sinkConfig(), db)
+	f.publish(t, deliveries(0, 50)...)
+	f.WaitCount(t, "SELECT count() FROM delivery_events", 50)
+	stop()
+
+	chdbtest.BreakPart(t, db.Conn(), f.CH.Database+".delivery_events", "")
+	if err := f.CH.Engine.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.Count(t, "SELECT uniqExact(otp_id) FROM delivery_events"); n != 0 {
+		t.Fatalf("after the engine's start delivery_events reads %d events; want the broken part set aside", n)
+	}
+	parts, err := db.PartsToReplay(t.Context())
+	if err != nil || len(parts) != 1 {
+		t.Fatalf("PartsToReplay = %v, %v; want the part set aside", parts, err)
+	}
+
+	_, reg, logs := runConsumer(t, f, db)
+	if !polltest.Within(60*time.Second, 100*time.Millisecond, func() bool {
+		return f.Count(t, "SELECT uniqExact(otp_id) FROM delivery_events") == 50
+	}) {
+		t.Fatalf("the set-aside part's 50 events were not replayed:\n%s", logs)
+	}
+	polltest.Until(t, 30*time.Second, "the replay consumer deleted", func() bool {
+		has, err := f.Broker.HasConsumer(t.Context(), sinkConfig().Durable+"-replay")
+		return err == nil && !has
+	})
+	if n := gauge(t, reg, "otpscope_sink_replayed_rows_total"); n < 50 {
+		t.Errorf("replayed rows = %v; want at least 50", n)
+	}
+	if parts, err := db.PartsToReplay(t.Context()); err != nil || len(parts) != 0 {
+		t.Errorf("PartsToReplay after the replay = %v, %v; want none: a part is replayed once", parts, err)
+	}
+}

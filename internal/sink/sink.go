@@ -133,11 +133,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.logger.Info("sink consuming", "consumer", c.cfg.Durable, "batch_rows", c.cfg.MaxRows, "flush", c.cfg.FlushInterval)
 	defer c.replays.Wait()
-	if _, ok := c.db.(Recoverer); ok {
+	if r, ok := c.db.(Recoverer); ok {
 		if cut, err := c.src.HasConsumer(ctx, c.cfg.Durable+replaySuffix); err == nil && cut {
 			c.logger.Warn("a replay after broken parts was cut short; going on with it")
-			c.startReplay(ctx, 0)
+			c.startReplay(ctx, replayStart{}, nil)
 		}
+		// Parts the engine set aside as it started (recover.go).
+		c.replaySetAside(ctx, r, 0)
 	}
 
 	// Two batches alternate: one fills from NATS while the other is inserted

@@ -106,3 +106,52 @@ SELECT DISTINCT hour, now64(3) FROM (
 	}
 	return broken, nil
 }
+
+// SetAsidePart is a part the engine set aside as broken, and when it was
+// written (its directory's modification time).
+type SetAsidePart struct {
+	Table, Part string
+	WrittenAt   time.Time
+}
+
+// PartsToReplay are the parts of the database the engine set aside as
+// broken (system.detached_parts) whose events the sink has not replayed
+// (recovered_parts, schema 0015), oldest first. They come from RecoverParts,
+// or from a start of the process while the disk was full or after it.
+func (db *DB) PartsToReplay(ctx context.Context) ([]SetAsidePart, error) {
+	q := `SELECT table, name, modification_time FROM system.detached_parts
+WHERE database = currentDatabase() AND startsWith(reason, 'broken')
+  AND (table, name) NOT IN (SELECT table_name, part FROM recovered_parts)
+ORDER BY modification_time`
+	var parts []SetAsidePart
+	err := db.eachRow(ctx, "parts set aside", q, nil, func(rows driver.Rows) error {
+		var p SetAsidePart
+		if err := rows.Scan(&p.Table, &p.Part, &p.WrittenAt); err != nil {
+			return err
+		}
+		parts = append(parts, p)
+		return nil
+	})
+	return parts, err
+}
+
+// PartsReplayed records that the events of parts are being replayed.
+func (db *DB) PartsReplayed(ctx context.Context, parts []SetAsidePart) error {
+	if len(parts) == 0 {
+		return nil
+	}
+	batch, err := db.conn.PrepareBatch(ctx, "INSERT INTO recovered_parts (table_name, part, written_at)")
+	if err != nil {
+		return fmt.Errorf("record replayed parts: %w", err)
+	}
+	defer batch.Abort()
+	for _, p := range parts {
+		if err := batch.Append(p.Table, p.Part, p.WrittenAt); err != nil {
+			return fmt.Errorf("record replayed parts: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("record replayed parts: %w", err)
+	}
+	return nil
+}
