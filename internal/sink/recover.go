@@ -20,10 +20,12 @@ import (
 // and dropped by ClickHouse's block deduplication as already inserted.
 // Either way the rows are unreadable, and so is every query over the table.
 //
-// So when the sink's inserts succeed again after failing, it has the store
-// check the parts written since shortly before the first failure (AckWait
-// before it: an insert takes no longer). When any was broken the store
-// restarts the engine, which sets them aside, and the sink replays the
+// So while the sink's inserts fail (every AckWait) and once they succeed
+// again, it has the store check the parts written since shortly before the
+// first failure (AckWait before it: an insert takes no longer). When any
+// was broken the store restarts the engine, which sets them aside — early
+// enough for ClickHouse to bring back the parts a broken merge replaced,
+// which it keeps 8 minutes — and once inserts succeed the sink replays the
 // stream from the first message of the batches it acknowledged since then:
 // a second durable consumer, <durable>-replay, inserts every message again
 // without block deduplication (facts stored twice collapse; the aggregates
@@ -50,11 +52,11 @@ const replayMargin = 10
 // replaySuffix names the replay consumer after the sink's.
 const replaySuffix = "-replay"
 
-// episode is a run of failed inserts: since when parts may be broken, and
-// whether inserts succeed again.
+// episode is a run of failed inserts: since when parts may be broken,
+// when they were last checked, and whether inserts succeed again.
 type episode struct {
-	since time.Time
-	over  bool
+	since, checked time.Time
+	over           bool
 }
 
 // ackLog remembers when the sink acknowledged which stream sequences, back
@@ -104,32 +106,48 @@ func (c *Consumer) acked(msgs []*broker.Msg) {
 	c.acks.add(msgs, keep)
 }
 
-// recoverAfterFailures runs once inserts succeed again after failing (see
-// above).
-func (c *Consumer) recoverAfterFailures(ctx context.Context) {
+// recoverParts runs after each flush while inserts fail or have just
+// recovered: every AckWait while they fail, it has the store check and
+// repair the parts written since (so that a merge the full disk broke is
+// repaired while ClickHouse keeps the parts it replaced: 8 minutes); once
+// they succeed again, it checks a last time and replays what was set aside.
+func (c *Consumer) recoverParts(ctx context.Context) {
 	ep := c.episode
-	if ep == nil || !ep.over {
+	if ep == nil {
+		return
+	}
+	r, ok := c.db.(Recoverer)
+	if !ok {
+		c.episode = nil
+		return
+	}
+	if !ep.over {
+		if time.Since(ep.checked) >= c.cfg.AckWait {
+			ep.checked = time.Now()
+			c.checkParts(ctx, r, ep.since)
+		}
 		return
 	}
 	c.episode = nil
-	r, ok := c.db.(Recoverer)
-	if !ok {
-		return
+	if c.checkParts(ctx, r, ep.since) {
+		c.replaySetAside(ctx, r, c.acks.from(ep.since))
 	}
-	broken, err := r.RecoverParts(ctx, ep.since)
+}
+
+// checkParts has the store repair the parts written since since, and says
+// whether it could.
+func (c *Consumer) checkParts(ctx context.Context, r Recoverer, since time.Time) bool {
+	broken, err := r.RecoverParts(ctx, since)
 	if len(broken) > 0 {
 		c.metrics.brokenParts.Add(float64(len(broken)))
 		c.logger.Error("parts written while the disk was full are broken", "parts", len(broken), "first", broken[0].String())
 	}
 	if err != nil {
 		c.metrics.failures.WithLabelValues("recover").Inc()
-		c.logger.Error("cannot recover the parts written while inserts failed", "since", ep.since, "err", err)
-		return
+		c.logger.Error("cannot recover the parts written while inserts failed", "since", since, "err", err)
+		return false
 	}
-	if len(broken) == 0 {
-		return
-	}
-	c.replaySetAside(ctx, r, c.acks.from(ep.since))
+	return true
 }
 
 // replaySetAside replays the events of the parts set aside and not yet

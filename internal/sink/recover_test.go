@@ -32,46 +32,61 @@ func (d *diskFull) Insert(ctx context.Context, b *store.Batch) error {
 
 // TestBrokenPartsReplayed: the disk fills while a part is written — the
 // engine commits it broken, as ClickHouse 26.7 does — and the next inserts
-// fail. Once they succeed again the sink finds the broken part, the engine
-// sets it aside, and the replay inserts its acknowledged events again:
-// every event reads back, once.
+// fail. The sink finds the broken part once they succeed again, or while
+// they still fail (after an AckWait), the engine sets it aside, and the
+// replay inserts its acknowledged events again: every event reads back,
+// once.
 func TestBrokenPartsReplayed(t *testing.T) {
-	f := newFixture(t)
-	db, err := store.ConnectEngine(t.Context(), f.CH.DSN+"/"+f.CH.Database, f.CH.Engine, brokertest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	disk := &diskFull{DB: db}
-	_, reg, logs := runConsumer(t, f, disk)
+	for _, tc := range []struct {
+		name string
+		// failing says when the inserts may succeed again.
+		failing func(t *testing.T, db *store.DB, disk *diskFull) bool
+	}{
+		{"found when inserts recover", func(t *testing.T, db *store.DB, disk *diskFull) bool { return disk.failures.Load() < 2 }},
+		{"found while inserts fail", func(t *testing.T, db *store.DB, disk *diskFull) bool {
+			parts, err := db.PartsToReplay(t.Context())
+			return err != nil || len(parts) == 0
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			db, err := store.ConnectEngine(t.Context(), f.CH.DSN+"/"+f.CH.Database, f.CH.Engine, brokertest.Logger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			disk := &diskFull{DB: db}
+			_, reg, logs := runConsumer(t, f, disk)
 
-	f.publish(t, deliveries(0, 50)...)
-	f.WaitCount(t, "SELECT count() FROM delivery_events", 50)
-	chdbtest.BreakPart(t, db.Conn(), f.CH.Database+".delivery_events", "")
-	disk.down.Store(true)
-	f.publish(t, deliveries(50, 10)...)
-	polltest.Until(t, 30*time.Second, "inserts failing", func() bool { return disk.failures.Load() >= 2 })
-	disk.down.Store(false)
+			f.publish(t, deliveries(0, 50)...)
+			f.WaitCount(t, "SELECT count() FROM delivery_events", 50)
+			chdbtest.BreakPart(t, db.Conn(), f.CH.Database+".delivery_events", "")
+			disk.down.Store(true)
+			f.publish(t, deliveries(50, 10)...)
+			polltest.Until(t, 60*time.Second, "inserts failing long enough", func() bool { return !tc.failing(t, db, disk) })
+			disk.down.Store(false)
 
-	var readable uint64
-	if !polltest.Within(60*time.Second, 100*time.Millisecond, func() bool {
-		err := db.Conn().QueryRow(t.Context(), "SELECT uniqExact(otp_id) FROM delivery_events").Scan(&readable)
-		return err == nil && readable == 60
-	}) {
-		t.Fatalf("delivery_events reads %d of the 60 events (or not at all):\n%s", readable, logs)
-	}
-	polltest.Until(t, 30*time.Second, "the replay consumer deleted", func() bool {
-		has, err := f.Broker.HasConsumer(t.Context(), sinkConfig().Durable+"-replay")
-		return err == nil && !has
-	})
-	if n := f.Count(t, "SELECT count() FROM delivery_events FINAL"); n != 60 {
-		t.Errorf("delivery_events FINAL holds %d rows; want each of the 60 events once", n)
-	}
-	if n := gauge(t, reg, "otpscope_sink_broken_parts_total"); n != 1 {
-		t.Errorf("broken parts counted = %v; want 1", n)
-	}
-	if n := gauge(t, reg, "otpscope_sink_replayed_rows_total"); n < 50 {
-		t.Errorf("replayed rows = %v; want at least the broken part's 50", n)
+			var readable uint64
+			if !polltest.Within(60*time.Second, 100*time.Millisecond, func() bool {
+				err := db.Conn().QueryRow(t.Context(), "SELECT uniqExact(otp_id) FROM delivery_events").Scan(&readable)
+				return err == nil && readable == 60
+			}) {
+				t.Fatalf("delivery_events reads %d of the 60 events (or not at all):\n%s", readable, logs)
+			}
+			polltest.Until(t, 30*time.Second, "the replay consumer deleted", func() bool {
+				has, err := f.Broker.HasConsumer(t.Context(), sinkConfig().Durable+"-replay")
+				return err == nil && !has
+			})
+			if n := f.Count(t, "SELECT count() FROM delivery_events FINAL"); n != 60 {
+				t.Errorf("delivery_events FINAL holds %d rows; want each of the 60 events once", n)
+			}
+			if n := gauge(t, reg, "otpscope_sink_broken_parts_total"); n != 1 {
+				t.Errorf("broken parts counted = %v; want 1", n)
+			}
+			if n := gauge(t, reg, "otpscope_sink_replayed_rows_total"); n < 50 {
+				t.Errorf("replayed rows = %v; want at least the broken part's 50", n)
+			}
+		})
 	}
 }
 

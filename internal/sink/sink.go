@@ -160,7 +160,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.AckWait)
 			c.flush(fctx, cons, p)
 			stop()
-			c.recoverAfterFailures(ctx)
+			c.recoverParts(ctx)
 			c.updateLag(fctx, cons)
 			cancel()
 			free <- p
@@ -266,7 +266,7 @@ func (c *Consumer) insert(ctx context.Context, b *store.Batch) error {
 		c.health.failed(err)
 		if c.episode == nil {
 			// A part committed by the insert under way may be broken (recover.go).
-			c.episode = &episode{since: start.Add(-c.cfg.AckWait)}
+			c.episode = &episode{since: start.Add(-c.cfg.AckWait), checked: start}
 		}
 	}
 	return err
