@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -141,6 +142,10 @@ func TestChaos(t *testing.T) {
 		os.Remove(ballast)
 		flowing("JetStream's disk freed, no restart")
 
+		// The engine commits the parts written as the disk fills broken
+		// (store.RecoverParts); whether one is under way at that instant is
+		// chance, so the newest parts are broken here as it leaves them.
+		breakNewestParts(t, chDir, "delivery_events", 2)
 		ballast = fill(t, chDir)
 		if !polltest.Within(30*time.Second, 100*time.Millisecond, func() bool { return reporter.ready() == http.StatusServiceUnavailable }) {
 			t.Errorf("the engine's disk full: reporter /readyz stayed 200")
@@ -153,6 +158,7 @@ func TestChaos(t *testing.T) {
 			t.Errorf("the engine's disk freed: reporter /readyz did not recover:\n%s", reporter.logs)
 		}
 		flowing("the engine's disk freed, no restart")
+		polltest.Until(t, 60*time.Second, "the broken parts found", func() bool { return metricSum(reporter.listen, "otpscope_sink_broken_parts_total") >= 1 })
 	}
 	load.Stop()
 	acked, codes := load.AckedIDs(), load.Codes()
@@ -189,8 +195,9 @@ func TestChaos(t *testing.T) {
 			lost++
 		}
 	}
-	summary := fmt.Sprintf("chaos: answers %v; acknowledged %d, stored %d (distinct %d), lost %d, doubled %d, dead-lettered by the sink %d",
-		codes, len(acked), stored, distinct, lost, stored-distinct, deadSink)
+	summary := fmt.Sprintf("chaos: answers %v; acknowledged %d, stored %d (distinct %d), lost %d, doubled %d, dead-lettered by the sink %d; broken parts set aside %d, rows replayed %d",
+		codes, len(acked), stored, distinct, lost, stored-distinct, deadSink,
+		metricSum(reporter.listen, "otpscope_sink_broken_parts_total"), metricSum(reporter.listen, "otpscope_sink_replayed_rows_total"))
 	t.Log(summary)
 	if lost > 0 || stored != distinct || deadSink > 0 {
 		t.Error(summary)
@@ -208,7 +215,37 @@ func TestChaos(t *testing.T) {
 }
 
 // insertFailures reads the sink's failed insert attempts from /metrics.
-func insertFailures(addr string) int {
+func insertFailures(addr string) int { return metricSum(addr, "otpscope_sink_insert_failures_total") }
+
+// breakNewestParts empties the marks files of table's n newest parts in the
+// engine's data directory dir: what a full disk leaves of the parts
+// written as it fills (chdbtest.BreakPart, from inside the process).
+func breakNewestParts(t *testing.T, dir, table string, n int) {
+	t.Helper()
+	parts, err := filepath.Glob(filepath.Join(dir, "clickhouse", "data", "default", table, "2*"))
+	if err != nil || len(parts) == 0 {
+		t.Fatalf("no parts of %s under %s: %v", table, dir, err)
+	}
+	mtime := func(p string) time.Time {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return time.Time{}
+		}
+		return fi.ModTime()
+	}
+	slices.SortFunc(parts, func(a, b string) int { return mtime(b).Compare(mtime(a)) })
+	for _, p := range parts[:min(n, len(parts))] {
+		marks, _ := filepath.Glob(filepath.Join(p, "*.cmrk*"))
+		for _, m := range marks {
+			if err := os.Truncate(m, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// metricSum reads the sum of a metric's series from addr's /metrics.
+func metricSum(addr, name string) int {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return 0
@@ -217,7 +254,7 @@ func insertFailures(addr string) int {
 	b, _ := io.ReadAll(resp.Body)
 	n := 0
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if strings.HasPrefix(line, "otpscope_sink_insert_failures_total{") {
+		if line == name || strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
 			var v float64
 			if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err == nil {
 				n += int(v)
