@@ -2,6 +2,7 @@ package sink
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
@@ -71,4 +72,16 @@ func errorClass(err error) string {
 	default:
 		return classNetwork
 	}
+}
+
+// isSpaceError says whether err is ClickHouse short of disk space: an
+// insert refused (NOT_ENOUGH_SPACE, "Cannot reserve …") or a write that
+// failed (ENOSPC). Over HTTP the exception arrives as text.
+func isSpaceError(err error) bool {
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) && ex.Code == 243 {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "NOT_ENOUGH_SPACE") || strings.Contains(msg, "not enough space") || strings.Contains(msg, "No space left on device")
 }

@@ -20,8 +20,8 @@ import (
 // and dropped by ClickHouse's block deduplication as already inserted.
 // Either way the rows are unreadable, and so is every query over the table.
 //
-// So while the sink's inserts fail (every AckWait) and once they succeed
-// again, it has the store check the parts written since shortly before the
+// So when the sink's inserts fail for want of space, while they fail
+// (every AckWait) and once they succeed again, it has the store check the parts written since shortly before the
 // first failure (AckWait before it: an insert takes no longer). When any
 // was broken the store restarts the engine, which sets them aside — early
 // enough for ClickHouse to bring back the parts a broken merge replaced,
@@ -53,10 +53,14 @@ const replayMargin = 10
 const replaySuffix = "-replay"
 
 // episode is a run of failed inserts: since when parts may be broken,
-// when they were last checked, and whether inserts succeed again.
+// since when they are not known to be whole (a committed part does not
+// change: a check need not read it twice), when they were last checked,
+// whether any insert failed for want of space (the checks run only then:
+// CHECK TABLE reads every byte of a part, and a merge's part may be large),
+// and whether inserts succeed again.
 type episode struct {
-	since, checked time.Time
-	over           bool
+	since, unchecked, checked time.Time
+	space, over               bool
 }
 
 // ackLog remembers when the sink acknowledged which stream sequences, back
@@ -121,15 +125,23 @@ func (c *Consumer) recoverParts(ctx context.Context) {
 		c.episode = nil
 		return
 	}
+	if !ep.space {
+		if ep.over {
+			c.episode = nil
+		}
+		return
+	}
 	if !ep.over {
 		if time.Since(ep.checked) >= c.cfg.AckWait {
 			ep.checked = time.Now()
-			c.checkParts(ctx, r, ep.since)
+			if c.checkParts(ctx, r, ep.unchecked) {
+				ep.unchecked = ep.checked
+			}
 		}
 		return
 	}
 	c.episode = nil
-	if c.checkParts(ctx, r, ep.since) {
+	if c.checkParts(ctx, r, ep.unchecked) {
 		c.replaySetAside(ctx, r, c.acks.from(ep.since))
 	}
 }

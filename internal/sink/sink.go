@@ -266,8 +266,10 @@ func (c *Consumer) insert(ctx context.Context, b *store.Batch) error {
 		c.health.failed(err)
 		if c.episode == nil {
 			// A part committed by the insert under way may be broken (recover.go).
-			c.episode = &episode{since: start.Add(-c.cfg.AckWait), checked: start}
+			since := start.Add(-c.cfg.AckWait)
+			c.episode = &episode{since: since, unchecked: since, checked: start}
 		}
+		c.episode.space = c.episode.space || isSpaceError(err)
 	}
 	return err
 }
