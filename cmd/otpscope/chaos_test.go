@@ -219,7 +219,7 @@ func insertFailures(addr string) int { return metricSum(addr, "otpscope_sink_ins
 
 // breakNewestParts empties the marks files of table's n newest parts in the
 // engine's data directory dir: what a full disk leaves of the parts
-// written as it fills (chdbtest.BreakPart, from inside the process).
+// written as it fills.
 func breakNewestParts(t *testing.T, dir, table string, n int) {
 	t.Helper()
 	parts, err := filepath.Glob(filepath.Join(dir, "clickhouse", "data", "default", table, "2*"))
@@ -235,12 +235,7 @@ func breakNewestParts(t *testing.T, dir, table string, n int) {
 	}
 	slices.SortFunc(parts, func(a, b string) int { return mtime(b).Compare(mtime(a)) })
 	for _, p := range parts[:min(n, len(parts))] {
-		marks, _ := filepath.Glob(filepath.Join(p, "*.cmrk*"))
-		for _, m := range marks {
-			if err := os.Truncate(m, 0); err != nil {
-				t.Fatal(err)
-			}
-		}
+		chdbtest.EmptyMarks(t, p)
 	}
 }
 

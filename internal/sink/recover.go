@@ -20,10 +20,10 @@ import (
 // and dropped by ClickHouse's block deduplication as already inserted.
 // Either way the rows are unreadable, and so is every query over the table.
 //
-// So when the sink's inserts fail for want of space, while they fail
-// (every AckWait) and once they succeed again, it has the store check the parts written since shortly before the
-// first failure (AckWait before it: an insert takes no longer). When any
-// was broken the store restarts the engine, which sets them aside — early
+// So when the sink's inserts fail for want of space — every AckWait while
+// they fail, and once they succeed again — it has the store check the
+// parts written since shortly before the first failure (AckWait before it:
+// an insert takes no longer). When any was broken the store restarts the engine, which sets them aside — early
 // enough for ClickHouse to bring back the parts a broken merge replaced,
 // which it keeps 8 minutes — and once inserts succeed the sink replays the
 // stream from the first message of the batches it acknowledged since then:

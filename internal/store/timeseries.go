@@ -141,6 +141,21 @@ func (a *tsAcc) add(ch string, b int64, f func(*tsCell)) {
 	}
 }
 
+// addJourneys adds rows of (channel, bucket, OTPs, OTPs with a fallback),
+// live or from the hourly aggregates.
+func (a *tsAcc) addJourneys(rows driver.Rows) error {
+	var ch string
+	var b int64
+	var otps, fallback uint64
+	if err := rows.Scan(&ch, &b, &otps, &fallback); err != nil {
+		return err
+	}
+	a.add(ch, b, func(c *tsCell) {
+		c.otps, c.fallback = c.otps+otps, c.fallback+fallback
+	})
+	return nil
+}
+
 func (a *tsAcc) cell(ch string, b int64) *tsCell {
 	if b < 0 || b >= int64(a.n) {
 		return nil // outside the window: read with a day around it
@@ -245,18 +260,7 @@ GROUP BY ch, b`, acc.bucketSQL("a_first", false), sub)
 		q := fmt.Sprintf(`SELECT toString(j_primary) AS ch, %s AS b, count() AS otps, countIf(n > 1) AS fallback
 FROM (%s)
 GROUP BY ch, b`, acc.bucketSQL("j_first", false), jsub)
-		return db.eachRow(ctx, "timeseries journeys", q, jargs, func(rows driver.Rows) error {
-			var ch string
-			var b int64
-			var otps, fallback uint64
-			if err := rows.Scan(&ch, &b, &otps, &fallback); err != nil {
-				return err
-			}
-			acc.add(ch, b, func(c *tsCell) {
-				c.otps, c.fallback = c.otps+otps, c.fallback+fallback
-			})
-			return nil
-		})
+		return db.eachRow(ctx, "timeseries journeys", q, jargs, acc.addJourneys)
 	})
 }
 
@@ -283,18 +287,7 @@ FROM hourly_attempts WHERE %s GROUP BY channel, b`, b, where), args, func(rows d
 	}, func(ctx context.Context) error {
 		where, args := p.where(w, "primary_channel")
 		return db.eachRow(ctx, "timeseries journeys", fmt.Sprintf(`SELECT primary_channel, %s AS b, sum(otps), sum(fallback)
-FROM hourly_paths WHERE %s GROUP BY primary_channel, b`, b, where), args, func(rows driver.Rows) error {
-			var ch string
-			var bk int64
-			var otps, fallback uint64
-			if err := rows.Scan(&ch, &bk, &otps, &fallback); err != nil {
-				return err
-			}
-			acc.add(ch, bk, func(c *tsCell) {
-				c.otps, c.fallback = c.otps+otps, c.fallback+fallback
-			})
-			return nil
-		})
+FROM hourly_paths WHERE %s GROUP BY primary_channel, b`, b, where), args, acc.addJourneys)
 	}, func(ctx context.Context) error {
 		sub, args := whole.histSQL(w, "latency_buckets", "key, hour, bucket, n", fmt.Sprintf("metric = '%s'", metricLatency), nil, "key")
 		return db.eachRow(ctx, "timeseries latency", fmt.Sprintf(`SELECT key, %s AS b, bucket, sum(n)

@@ -287,17 +287,25 @@ func BreakPart(t testing.TB, conn clickhouse.Conn, table, part string) string {
 	if err := conn.QueryRow(t.Context(), q).Scan(&name, &path); err != nil {
 		t.Fatalf("part %q of %s: %v", part, table, err)
 	}
-	marks, _ := filepath.Glob(filepath.Join(path, "*.cmrk*"))
+	EmptyMarks(t, path)
+	if err := conn.Exec(t.Context(), "SYSTEM DROP MARK CACHE"); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// EmptyMarks empties the marks files of the part in directory part, as a
+// full disk leaves them (BreakPart); a process that hosts the engine sees
+// the part broken once it reads the marks from disk.
+func EmptyMarks(t testing.TB, part string) {
+	t.Helper()
+	marks, _ := filepath.Glob(filepath.Join(part, "*.cmrk*"))
 	if len(marks) == 0 {
-		t.Fatalf("no marks file in %s", path)
+		t.Fatalf("no marks file in %s", part)
 	}
 	for _, m := range marks {
 		if err := os.Truncate(m, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := conn.Exec(t.Context(), "SYSTEM DROP MARK CACHE"); err != nil {
-		t.Fatal(err)
-	}
-	return name
 }
