@@ -28,6 +28,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
@@ -297,33 +298,25 @@ func (o *options) serve(ctx context.Context, log *slog.Logger, ready chan<- stri
 	if err := sim.Start(ctx); err != nil {
 		return err
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	log.Info("tyntec simulator listening", "addr", ln.Addr().String(), "seed", o.cfg.Seed, "time_scale", o.cfg.TimeScale, "rate", o.cfg.Traffic.Rate, "silent_share", o.cfg.Traffic.SilentShare, "push_share", o.cfg.Traffic.PushShare, "shared_versions", o.cfg.SharedVersions)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
-
-	select {
-	case err = <-errc:
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if serr := srv.Shutdown(shutdownCtx); serr != nil && err == nil {
-		err = fmt.Errorf("shut down HTTP server: %w", serr)
-	}
+	// The grace period must exceed the 5 s for which net/http counts a
+	// client's connection that has not sent a request yet (an HTTP client
+	// may keep one unused) as busy: a shutdown of 5 s failed on one.
+	err = ops.Serve(ctx, srv, ln, shutdownGrace)
 	_ = sim.Close()
 	if o.truthFile != "" {
 		if werr := writeTruth(o.truthFile, sim); werr != nil && err == nil {
 			err = werr
 		}
 	}
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
 	return err
 }
+
+// shutdownGrace is how long requests in flight may take once the simulator stops.
+const shutdownGrace = 10 * time.Second
 
 // truthFile is what --truth-file holds: GET /_sim/truth with every OTP on
 // one page, plus GET /_sim/truth/summary.
