@@ -13,6 +13,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"gopkg.in/yaml.v3"
 
 	"github.com/otpscope/otpscope/internal/broker"
@@ -708,20 +710,47 @@ func checkGrafana(t *testing.T, s *composeService) {
 // natsConfigPorts are the ports of deploy/nats/*.conf, read by the real server.
 func natsConfigPorts(t *testing.T) []int {
 	t.Helper()
-	o := loadNATSConfig(t, "nats.conf", "")
+	o := loadNATSConfig(t, "nats.conf", natsNodeEnv(t, false, "nats"))
 	ports := []int{o.Port, o.HTTPPort}
-	c := loadNATSConfig(t, "cluster.conf", "nats-1")
+	c := loadNATSConfig(t, "cluster.conf", natsNodeEnv(t, true, "nats"))
 	return append(ports, c.Port, c.HTTPPort, c.Cluster.Port)
+}
+
+// natsNodeEnv is the environment compose gives a NATS service (with
+// docker-compose.cluster.yml when cluster), its variables from demo.env.
+func natsNodeEnv(t *testing.T, cluster bool, service string) map[string]string {
+	t.Helper()
+	f := loadCompose(t, "docker-compose.yml")
+	if cluster {
+		f.merge(loadCompose(t, "docker-compose.cluster.yml"))
+	}
+	s := f.Services[service]
+	if s == nil {
+		t.Fatalf("compose has no %s service", service)
+	}
+	env, demo := map[string]string{}, composeEnv(t)
+	for k, v := range s.Environment {
+		env[k] = expand(v, demo)
+	}
+	return env
 }
 
 var natsEnv sync.Mutex
 
-func loadNATSConfig(t *testing.T, name, serverName string) *server.Options {
+// loadNATSConfig reads deploy/nats/<name> with the real server's parser,
+// in the environment env (the variables the file names).
+func loadNATSConfig(t *testing.T, name string, env map[string]string) *server.Options {
 	t.Helper()
 	natsEnv.Lock()
 	defer natsEnv.Unlock()
-	os.Setenv("NATS_SERVER_NAME", serverName)
-	defer os.Unsetenv("NATS_SERVER_NAME")
+	for k, v := range env {
+		os.Setenv(k, v)
+	}
+	defer func() {
+		for k := range env {
+			os.Unsetenv(k)
+		}
+	}()
 	o, err := server.ProcessConfigFile(deployPath("nats", name))
 	if err != nil {
 		t.Fatalf("nats/%s: %v", name, err)
@@ -730,19 +759,25 @@ func loadNATSConfig(t *testing.T, name, serverName string) *server.Options {
 }
 
 func TestNATSConfig(t *testing.T) {
-	for _, name := range []string{"nats.conf", "cluster.conf"} {
-		o := loadNATSConfig(t, name, "nats-2")
+	for _, tt := range []struct {
+		name    string
+		cluster bool
+	}{{"nats.conf", false}, {"cluster.conf", true}} {
+		env := natsNodeEnv(t, tt.cluster, "nats")
+		o := loadNATSConfig(t, tt.name, env)
 		if !o.JetStream || o.StoreDir == "" {
-			t.Errorf("%s: JetStream %v, store %q; want JetStream on disk", name, o.JetStream, o.StoreDir)
+			t.Errorf("%s: JetStream %v, store %q; want JetStream on disk", tt.name, o.JetStream, o.StoreDir)
 		}
 		if o.Port != 4222 {
-			t.Errorf("%s: client port %d; the services use 4222", name, o.Port)
+			t.Errorf("%s: client port %d; the services use 4222", tt.name, o.Port)
 		}
 		if o.MaxPayload != 8<<20 {
-			t.Errorf("%s: max_payload %d; the embedded server allows %d", name, o.MaxPayload, 8<<20)
+			t.Errorf("%s: max_payload %d; the embedded server allows %d", tt.name, o.MaxPayload, 8<<20)
 		}
+		checkNATSUsers(t, tt.name, o, env)
 	}
-	o := loadNATSConfig(t, "cluster.conf", "nats-2")
+	env := natsNodeEnv(t, true, "nats-2")
+	o := loadNATSConfig(t, "cluster.conf", env)
 	if o.ServerName != "nats-2" {
 		t.Errorf("cluster.conf: server_name %q; want it from $NATS_SERVER_NAME", o.ServerName)
 	}
@@ -753,11 +788,55 @@ func TestNATSConfig(t *testing.T) {
 	if o.Cluster.Name == "" || len(routes) != 3 {
 		t.Errorf("cluster.conf: cluster %q with routes %q; want a named cluster of 3", o.Cluster.Name, routes)
 	}
+	if o.Cluster.Username != broker.DefaultUser || o.Cluster.Password == "" || o.Cluster.Password != env["OTPSCOPE_NATS_PASSWORD"] {
+		t.Errorf("cluster.conf: routes accept user %q with password %q; want %q with OTPSCOPE_NATS_PASSWORD", o.Cluster.Username, o.Cluster.Password, broker.DefaultUser)
+	}
 	for _, r := range o.Routes {
 		if p, _ := strconv.Atoi(r.Port()); p != o.Cluster.Port {
-			t.Errorf("cluster.conf: route %s does not use the cluster port %d", r, o.Cluster.Port)
+			t.Errorf("cluster.conf: route %s does not use the cluster port %d", r.Redacted(), o.Cluster.Port)
+		}
+		if pw, _ := r.User.Password(); r.User.Username() != o.Cluster.Username || pw != o.Cluster.Password {
+			t.Errorf("cluster.conf: route %s does not authenticate as the cluster's user", r.Redacted())
 		}
 	}
+}
+
+// checkNATSUsers holds an external server's users to the embedded
+// server's: the service user unrestricted, the reader with the same
+// permissions, each with the password compose gives it.
+func checkNATSUsers(t *testing.T, name string, o *server.Options, env map[string]string) {
+	t.Helper()
+	byName := map[string]*server.User{}
+	for _, u := range o.Users {
+		byName[u.Username] = u
+	}
+	if len(byName) != 2 {
+		t.Errorf("%s: users %v; want %s and %s", name, slices.Collect(maps.Keys(byName)), broker.DefaultUser, broker.DefaultReaderUser)
+	}
+	svc, reader := byName[broker.DefaultUser], byName[broker.DefaultReaderUser]
+	if svc == nil || reader == nil {
+		t.Fatalf("%s: users %v; want %s and %s", name, slices.Collect(maps.Keys(byName)), broker.DefaultUser, broker.DefaultReaderUser)
+	}
+	if svc.Password == "" || svc.Password != env["OTPSCOPE_NATS_PASSWORD"] || svc.Permissions != nil {
+		t.Errorf("%s: %s has password %q, permissions %+v; want OTPSCOPE_NATS_PASSWORD, unrestricted", name, svc.Username, svc.Password, svc.Permissions)
+	}
+	if reader.Password == "" || reader.Password != env["OTPSCOPE_NATS_READER_PASSWORD"] || reader.Password == svc.Password {
+		t.Errorf("%s: %s has password %q; want OTPSCOPE_NATS_READER_PASSWORD, not the service user's", name, reader.Username, reader.Password)
+	}
+	want := broker.ReaderPermissions(broker.DefaultStreamName)
+	got := reader.Permissions
+	if got == nil || got.Publish == nil || got.Subscribe == nil || got.Response != nil ||
+		!slices.Equal(got.Publish.Allow, want.Publish.Allow) || !slices.Equal(got.Publish.Deny, want.Publish.Deny) ||
+		!slices.Equal(got.Subscribe.Allow, want.Subscribe.Allow) || len(got.Subscribe.Deny) != len(want.Subscribe.Deny) {
+		t.Errorf("%s: %s may %+v; want the embedded server's reader permissions %+v", name, reader.Username, fmtPerms(got), fmtPerms(want))
+	}
+}
+
+func fmtPerms(p *server.Permissions) string {
+	if p == nil || p.Publish == nil || p.Subscribe == nil {
+		return fmt.Sprintf("%+v", p)
+	}
+	return fmt.Sprintf("publish %+v, subscribe %+v", *p.Publish, *p.Subscribe)
 }
 
 // TestNATSClusterR3 starts three servers from cluster.conf (on loopback
@@ -772,13 +851,17 @@ func TestNATSClusterR3(t *testing.T) {
 		routePorts = append(routePorts, webtest.FreePort(t))
 	}
 	var urls []string
+	var password, readerPassword string
 	for i := range 3 {
-		o := loadNATSConfig(t, "cluster.conf", fmt.Sprintf("nats-%d", i+1))
+		env := natsNodeEnv(t, true, map[int]string{0: "nats", 1: "nats-2", 2: "nats-3"}[i])
+		password, readerPassword = env["OTPSCOPE_NATS_PASSWORD"], env["OTPSCOPE_NATS_READER_PASSWORD"]
+		o := loadNATSConfig(t, "cluster.conf", env)
 		o.Host, o.Port, o.HTTPPort = "127.0.0.1", -1, 0
 		o.Cluster.Host, o.Cluster.Port = "127.0.0.1", routePorts[i]
-		o.Routes = nil
-		for _, p := range routePorts {
-			o.Routes = append(o.Routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+		// The routes compose gives, on loopback ports: with the credentials
+		// they carry, so the nodes join only if those are right.
+		for j, r := range o.Routes {
+			r.Host = fmt.Sprintf("127.0.0.1:%d", routePorts[j])
 		}
 		o.StoreDir = t.TempDir()
 		o.NoSigs, o.NoLog = true, true
@@ -796,7 +879,7 @@ func TestNATSClusterR3(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
 	defer cancel()
-	cfg := broker.Config{URL: strings.Join(urls, ","), Stream: broker.StreamConfig{
+	cfg := broker.Config{URL: strings.Join(urls, ","), User: broker.DefaultUser, Password: password, Stream: broker.StreamConfig{
 		Name: broker.DefaultStreamName, DuplicateWindow: broker.DefaultDuplicateWindow,
 		Replicas: 3, MaxAge: broker.DefaultMaxAge,
 	}}
@@ -806,10 +889,23 @@ func TestNATSClusterR3(t *testing.T) {
 	}
 	defer b.Close()
 
-	js := brokertest.JetStreamAt(t, cfg.URL)
+	withUser := func(u, user, pw string) string {
+		parsed, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed.User = url.UserPassword(user, pw)
+		return parsed.String()
+	}
+	if nc, err := nats.Connect(urls[1], nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Error("a client without credentials connected to nats-2")
+	}
+	js := brokertest.JetStreamAt(t, withUser(urls[0], broker.DefaultUser, password))
 	if _, err := js.Publish(ctx, "tyntec.2fa.deadletter", []byte(`{}`)); err != nil {
 		t.Fatalf("publish to the R3 stream: %v", err)
 	}
+	checkReader(ctx, t, withUser(urls[2], broker.DefaultReaderUser, readerPassword))
 	for {
 		st, err := js.Stream(ctx, broker.DefaultStreamName)
 		if err != nil {
@@ -835,6 +931,31 @@ func TestNATSClusterR3(t *testing.T) {
 			t.Fatalf("stream replicas %d, cluster %+v, messages %d; want R3 with a leader and 2 current followers", info.Config.Replicas, info.Cluster, info.State.Msgs)
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// checkReader connects as the reader of nats/auth.conf: it reads the
+// stream and subscribes to events, and may not publish one.
+func checkReader(ctx context.Context, t *testing.T, u string) {
+	t.Helper()
+	js := brokertest.JetStreamAt(t, u)
+	st, err := js.Stream(ctx, broker.DefaultStreamName)
+	if err != nil {
+		t.Fatalf("reader: stream info: %v", err)
+	}
+	if _, err := st.GetMsg(ctx, 1); err != nil {
+		t.Errorf("reader: get message 1: %v", err)
+	}
+	if _, err := js.Conn().Subscribe("tyntec.2fa.>", func(*nats.Msg) {}); err != nil {
+		t.Errorf("reader: subscribe: %v", err)
+	}
+	if err := js.Conn().Flush(); err != nil || js.Conn().LastError() != nil {
+		t.Errorf("reader: subscribe to tyntec.2fa.>: %v %v", err, js.Conn().LastError())
+	}
+	pubCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := js.Publish(pubCtx, "tyntec.2fa.deadletter", []byte(`{}`)); err == nil {
+		t.Error("reader published an event")
 	}
 }
 
@@ -1186,6 +1307,110 @@ func TestKubernetes(t *testing.T) {
 	if !values.Config.JetStream.Enabled || !values.Config.Cluster.Enabled || values.Config.Cluster.Replicas < r {
 		t.Errorf("nats-values.yaml: JetStream %v, cluster %v of %d; the services want %d stream replicas",
 			values.Config.JetStream.Enabled, values.Config.Cluster.Enabled, values.Config.Cluster.Replicas, r)
+	}
+}
+
+// TestNATSHelmValues writes the NATS configuration k8s/helm/nats-values.yaml
+// asks the chart for — its merged authorization and cluster blocks, JSON
+// with "<< X >>" unquoted as the chart does, in the environment its
+// container.env gives (Secret values from k8s/secret.yaml, $(VAR) expanded
+// as Kubernetes does) — and holds it to the embedded server's users.
+func TestNATSHelmValues(t *testing.T) {
+	var values struct {
+		Config struct {
+			Merge   map[string]any `yaml:"merge"`
+			Cluster struct {
+				Replicas int            `yaml:"replicas"`
+				Merge    map[string]any `yaml:"merge"`
+			} `yaml:"cluster"`
+		} `yaml:"config"`
+		Container struct {
+			Env map[string]yaml.Node `yaml:"env"`
+		} `yaml:"container"`
+	}
+	if err := yaml.Unmarshal(readFile(t, deployPath("k8s", "helm", "nats-values.yaml")), &values); err != nil {
+		t.Fatalf("k8s/helm/nats-values.yaml: %v", err)
+	}
+	var secret struct {
+		Metadata struct {
+			Name string `yaml:"name"`
+		} `yaml:"metadata"`
+		StringData map[string]string `yaml:"stringData"`
+	}
+	if err := yaml.Unmarshal(readFile(t, deployPath("k8s", "secret.yaml")), &secret); err != nil {
+		t.Fatalf("k8s/secret.yaml: %v", err)
+	}
+
+	// The chart writes env in name order; $(NAME) sees the ones before.
+	env := map[string]string{}
+	for _, name := range slices.Sorted(maps.Keys(values.Container.Env)) {
+		n := values.Container.Env[name]
+		var v string
+		if n.Kind == yaml.ScalarNode {
+			v = regexp.MustCompile(`\$\(([A-Za-z0-9_]+)\)`).ReplaceAllStringFunc(n.Value, func(m string) string {
+				if d, ok := env[m[2:len(m)-1]]; ok {
+					return d
+				}
+				return m
+			})
+		} else {
+			var ref struct {
+				ValueFrom struct {
+					SecretKeyRef keyRef `yaml:"secretKeyRef"`
+				} `yaml:"valueFrom"`
+			}
+			if err := n.Decode(&ref); err != nil {
+				t.Fatalf("container.env %s: %v", name, err)
+			}
+			r := ref.ValueFrom.SecretKeyRef
+			var ok bool
+			if v, ok = secret.StringData[r.Key]; !ok || r.Name != secret.Metadata.Name {
+				t.Fatalf("container.env %s: secret %s key %s is not in k8s/secret.yaml", name, r.Name, r.Key)
+			}
+		}
+		env[name] = v
+	}
+
+	conf := map[string]any{"authorization": values.Config.Merge["authorization"]}
+	cluster := maps.Clone(values.Config.Cluster.Merge)
+	cluster["name"], cluster["port"] = "nats", 6222
+	conf["cluster"] = cluster
+	var js bytes.Buffer // raw JSON: <, > and & not escaped (the chart's toPrettyRawJson)
+	enc := json.NewEncoder(&js)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(conf); err != nil {
+		t.Fatal(err)
+	}
+	raw := regexp.MustCompile(`"<<\s+(.*?)\s+>>"`).ReplaceAll(js.Bytes(), []byte("$1"))
+	file := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	natsEnv.Lock()
+	for k, v := range env {
+		os.Setenv(k, v)
+	}
+	o, err := server.ProcessConfigFile(file)
+	for k := range env {
+		os.Unsetenv(k)
+	}
+	natsEnv.Unlock()
+	if err != nil {
+		t.Fatalf("the chart's configuration from nats-values.yaml: %v\n%s", err, raw)
+	}
+	checkNATSUsers(t, "nats-values.yaml", o, env)
+	if o.Cluster.Username != broker.DefaultUser || o.Cluster.Password != env["OTPSCOPE_NATS_PASSWORD"] {
+		t.Errorf("nats-values.yaml: routes accept user %q with password %q; want %q with OTPSCOPE_NATS_PASSWORD", o.Cluster.Username, o.Cluster.Password, broker.DefaultUser)
+	}
+	if len(o.Routes) != values.Config.Cluster.Replicas {
+		t.Errorf("nats-values.yaml: %d routes for %d replicas", len(o.Routes), values.Config.Cluster.Replicas)
+	}
+	for i, r := range o.Routes {
+		pw, _ := r.User.Password()
+		if r.User.Username() != o.Cluster.Username || pw != o.Cluster.Password || r.Hostname() != fmt.Sprintf("nats-%d.nats-headless", i) {
+			t.Errorf("nats-values.yaml: route %s; want nats-%d.nats-headless as the cluster's user", r.Redacted(), i)
+		}
 	}
 }
 

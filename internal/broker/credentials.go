@@ -133,31 +133,38 @@ func randomPassword() string {
 func users(c Credentials, stream string) []*server.User {
 	return []*server.User{
 		{Username: c.User, Password: c.Password},
-		{Username: c.ReaderUser, Password: c.ReaderPassword, Permissions: &server.Permissions{
-			Publish: &server.SubjectPermission{
-				Allow: []string{
-					"$JS.API.INFO",
-					"$JS.API.STREAM.NAMES",
-					"$JS.API.STREAM.LIST",
-					"$JS.API.STREAM.INFO." + stream,
-					"$JS.API.STREAM.MSG.GET." + stream,
-				},
-				// Already outside the allow list; spelled out so that
-				// widening it later cannot let these through.
-				Deny: []string{
-					events.SubjectAll,
-					"$JS.API.STREAM.PURGE.>",
-					"$JS.API.STREAM.DELETE.>",
-					"$JS.API.STREAM.UPDATE.>",
-					"$JS.API.STREAM.MSG.DELETE.>",
-					"$JS.API.CONSUMER.>",
-					"$JS.ACK.>",
-					"$KV.>",
-				},
+		{Username: c.ReaderUser, Password: c.ReaderPassword, Permissions: ReaderPermissions(stream)},
+	}
+}
+
+// ReaderPermissions are the reader's permissions on a server holding the
+// stream: deploy/nats/auth.conf gives an external server's reader the same,
+// which deploy's tests hold it to.
+func ReaderPermissions(stream string) *server.Permissions {
+	return &server.Permissions{
+		Publish: &server.SubjectPermission{
+			Allow: []string{
+				"$JS.API.INFO",
+				"$JS.API.STREAM.NAMES",
+				"$JS.API.STREAM.LIST",
+				"$JS.API.STREAM.INFO." + stream,
+				"$JS.API.STREAM.MSG.GET." + stream,
 			},
-			Subscribe: &server.SubjectPermission{
-				Allow: []string{events.SubjectAll, "_INBOX.>"},
+			// Already outside the allow list; spelled out so that
+			// widening it later cannot let these through.
+			Deny: []string{
+				events.SubjectAll,
+				"$JS.API.STREAM.PURGE.>",
+				"$JS.API.STREAM.DELETE.>",
+				"$JS.API.STREAM.UPDATE.>",
+				"$JS.API.STREAM.MSG.DELETE.>",
+				"$JS.API.CONSUMER.>",
+				"$JS.ACK.>",
+				"$KV.>",
 			},
-		}},
+		},
+		Subscribe: &server.SubjectPermission{
+			Allow: []string{events.SubjectAll, "_INBOX.>"},
+		},
 	}
 }
