@@ -17,8 +17,9 @@ type metrics struct {
 	// error class.
 	storeHealthy   prometheus.Gauge
 	insertFailures *prometheus.CounterVec
-	// brokenParts counts the parts a full disk broke that the sink found
-	// (recover.go); replayedRows the rows inserted again after.
+	// brokenParts counts the parts a full disk broke that the sink found,
+	// or that the engine set aside as it started (recover.go); replayedRows
+	// the rows inserted again after.
 	brokenParts  prometheus.Counter
 	replayedRows prometheus.Counter
 }
@@ -34,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lag:            f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_consumer_lag", Help: "Messages in the stream not yet delivered to the sink consumer."}),
 		ackPending:     f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_ack_pending", Help: "Messages delivered to the sink and not yet acknowledged."}),
 		storeHealthy:   f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_store_healthy", Help: "1 while the sink's inserts into ClickHouse succeed, 0 while they fail and are retried."}),
-		brokenParts:    f.NewCounter(prometheus.CounterOpts{Name: "otpscope_sink_broken_parts_total", Help: "Parts ClickHouse committed while its disk was full and cannot read back, found and set aside after the sink's inserts failed."}),
+		brokenParts:    f.NewCounter(prometheus.CounterOpts{Name: "otpscope_sink_broken_parts_total", Help: "Parts ClickHouse committed while its disk was full and cannot read back: found and set aside after the sink's inserts failed, or found set aside by the engine when the sink started."}),
 		replayedRows:   f.NewCounter(prometheus.CounterOpts{Name: "otpscope_sink_replayed_rows_total", Help: "Rows inserted again from the stream after broken parts were set aside."}),
 		insertFailures: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_sink_insert_failures_total", Help: "Failed insert attempts by error class: row (the data), server (any other ClickHouse exception: disk, files, memory, parts…), network."}, []string{"class"}),
 	}

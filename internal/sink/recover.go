@@ -165,16 +165,17 @@ func (c *Consumer) checkParts(ctx context.Context, r Recoverer, since time.Time)
 // replaySetAside replays the events of the parts set aside and not yet
 // replayed: from stream sequence from when known (the first message
 // acknowledged since inserts began failing), else from replayMargin
-// AckWaits before the oldest part was written.
-func (c *Consumer) replaySetAside(ctx context.Context, r Recoverer, from uint64) {
+// AckWaits before the oldest part was written. It returns how many parts
+// it replays.
+func (c *Consumer) replaySetAside(ctx context.Context, r Recoverer, from uint64) int {
 	parts, err := r.PartsToReplay(ctx)
 	if err != nil {
 		c.metrics.failures.WithLabelValues("recover").Inc()
 		c.logger.Error("cannot list the parts set aside", "err", err)
-		return
+		return 0
 	}
 	if len(parts) == 0 {
-		return
+		return 0
 	}
 	start := replayStart{seq: from}
 	if from == 0 {
@@ -182,6 +183,7 @@ func (c *Consumer) replaySetAside(ctx context.Context, r Recoverer, from uint64)
 	}
 	c.logger.Warn("broken parts set aside; inserting their events again from the stream", "parts", len(parts), "first", parts[0].Table+"/"+parts[0].Part, "from_seq", start.seq, "from_time", start.at)
 	c.startReplay(ctx, start, parts)
+	return len(parts)
 }
 
 // replayStart is where a replay begins: a stream sequence, else a time;

@@ -131,6 +131,9 @@ func TestPartsSetAsideAtStartReplayed(t *testing.T) {
 	if n := gauge(t, reg, "otpscope_sink_replayed_rows_total"); n < 50 {
 		t.Errorf("replayed rows = %v; want at least 50", n)
 	}
+	if n := gauge(t, reg, "otpscope_sink_broken_parts_total"); n != 1 {
+		t.Errorf("broken parts = %v; want the 1 the engine set aside as it started", n)
+	}
 	if parts, err := db.PartsToReplay(t.Context()); err != nil || len(parts) != 0 {
 		t.Errorf("PartsToReplay after the replay = %v, %v; want none: a part is replayed once", parts, err)
 	}

@@ -138,8 +138,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.logger.Warn("a replay after broken parts was cut short; going on with it")
 			c.startReplay(ctx, replayStart{}, nil)
 		}
-		// Parts the engine set aside as it started (recover.go).
-		c.replaySetAside(ctx, r, 0)
+		// Parts the engine set aside as it started (recover.go): found
+		// by no check of this process, so counted here.
+		c.metrics.brokenParts.Add(float64(c.replaySetAside(ctx, r, 0)))
 	}
 
 	// Two batches alternate: one fills from NATS while the other is inserted
