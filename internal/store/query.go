@@ -406,15 +406,16 @@ func (w Window) patch(cols string, sql func(Window) (string, []any)) (string, []
 
 // touchedSQL is a subquery of the OTPs whose stored rows in w's hours may be
 // stale: every OTP (or method attempt) with a fact inserted since the
-// oldest of the hours' versions less RollupSlack (rollup_touched, schema
+// oldest time the hours are known exact from (asOf: their versions or later
+// checks) less RollupSlack (rollup_touched, schema
 // 0012), and every OTP of the journeys those belong to, now or at that
 // version — the journeys of their links and their own — whose journey is
 // now one of those. So the set is closed: a journey has all its OTPs in it
 // or none.
 func (w Window) touchedSQL() string {
-	oldest := w.stored[0].version
+	oldest := w.stored[0].asOf
 	for _, h := range w.stored {
-		oldest = min(oldest, h.version)
+		oldest = min(oldest, h.asOf)
 	}
 	since := time.UnixMilli(int64(oldest)).Add(-RollupSlack)
 	u := "SELECT otp_id FROM rollup_touched WHERE inserted_at >= " + msTime(since)

@@ -109,7 +109,7 @@ func (c *RetentionConfig) tables() map[ttlTable]Retention {
 	for _, t := range []string{"rolled_days", "daily_attempts", "daily_paths", "rollup_days", "daily_channels", "daily_journeys", "daily_conversion", "daily_latency", "daily_latency_buckets"} {
 		out[ttlTable{t, "day", true}] = c.Rollups
 	}
-	for _, t := range []string{"rollup_dirty", "rolled_hours", "hour_attempts", "hour_journeys", "hourly_attempts", "hourly_paths", "hourly_conversion", "hourly_latency", "hourly_latency_buckets",
+	for _, t := range []string{"rollup_dirty", "rolled_hours", "rolled_hour_checks", "hour_attempts", "hour_journeys", "hourly_attempts", "hourly_paths", "hourly_conversion", "hourly_latency", "hourly_latency_buckets",
 		"day_latency", "day_latency_buckets", "rolled_day_histograms", "day_latency_total", "rolled_day_totals"} {
 		out[ttlTable{t, "hour", false}] = c.Rollups
 	}

@@ -176,20 +176,31 @@ func (db *DB) addConversion(ctx context.Context, w Window, out map[string]Conver
 }
 
 // rolledHour is an hour read from the rollups, at its current version.
+// asOf (ms, by the version clock) is since when its rows are known exact:
+// the version, or the newest check of it that found nothing changed
+// (rolled_hour_checks, schema 0016). Dirty marks and touched OTPs are
+// compared with asOf; rows are selected by version.
 type rolledHour struct {
 	hour    time.Time
 	version uint64
+	asOf    uint64
 }
 
 func hourOf(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
 
 func sqlHour(t time.Time) string { return fmt.Sprintf("toDateTime(%d, 'UTC')", t.Unix()) }
 
-// hourStates returns, for the hours in [from, to), the current version of
-// every rolled-up hour and the newest dirty mark of every marked hour, and
-// since when rollup_touched records the touched OTPs (zero: not at all).
-func (db *DB) hourStates(ctx context.Context, from, to time.Time) (versions map[time.Time]uint64, marks map[time.Time]time.Time, touchedSince time.Time, days map[time.Time]dayRecord, err error) {
-	versions, marks, days = map[time.Time]uint64{}, map[time.Time]time.Time{}, map[time.Time]dayRecord{}
+// hourStates returns, for the hours in [from, to), every rolled-up hour at
+// its current version (and since when it is known exact: asOf), the newest
+// dirty mark of every marked hour, and since when rollup_touched records the
+// touched OTPs (zero: not at all).
+func (db *DB) hourStates(ctx context.Context, from, to time.Time) (rolled map[time.Time]rolledHour, marks map[time.Time]time.Time, touchedSince time.Time, days map[time.Time]dayRecord, err error) {
+	rolled, marks, days = map[time.Time]rolledHour{}, map[time.Time]time.Time{}, map[time.Time]dayRecord{}
+	type check struct {
+		hour        time.Time
+		version, at uint64
+	}
+	var checks []check
 	rng := fmt.Sprintf("hour >= %s AND hour < %s", sqlHour(from), sqlHour(to))
 	// One query for all: a window's fixed cost is mostly its round trips.
 	q := `SELECT 0, hour, max(version), toDateTime64(0, 3, 'UTC'), '' FROM rolled_hours WHERE ` + rng + ` GROUP BY hour
@@ -198,7 +209,9 @@ SELECT 1, hour, 0, max(inserted_at), '' FROM rollup_dirty WHERE ` + rng + ` GROU
 UNION ALL
 SELECT 2, toDateTime(0, 'UTC'), 0, max(applied_at), '' FROM ` + migrationsTable + ` WHERE version = ` + touchedMigration + ` HAVING count() > 0
 UNION ALL
-SELECT 3, hour, max(version), toDateTime64(0, 3, 'UTC'), argMax(` + dayHoursSQL + `, version) FROM rolled_day_totals WHERE ` + rng + ` GROUP BY hour`
+SELECT 3, hour, max(version), toDateTime64(0, 3, 'UTC'), argMax(` + dayHoursSQL + `, version) FROM rolled_day_totals WHERE ` + rng + ` GROUP BY hour
+UNION ALL
+SELECT 4, hour, version, fromUnixTimestamp64Milli(toInt64(max(checked_at)), 'UTC'), '' FROM rolled_hour_checks WHERE ` + rng + ` GROUP BY hour, version`
 	err = db.eachRow(ctx, "hour states", q, nil, func(rows driver.Rows) error {
 		var kind uint8
 		var h, ins time.Time
@@ -209,17 +222,25 @@ SELECT 3, hour, max(version), toDateTime64(0, 3, 'UTC'), argMax(` + dayHoursSQL 
 		}
 		switch kind {
 		case 0:
-			versions[h.UTC()] = v
+			rolled[h.UTC()] = rolledHour{hour: h.UTC(), version: v, asOf: v}
 		case 1:
 			marks[h.UTC()] = ins
 		case 2:
 			touchedSince = ins
-		default:
+		case 3:
 			days[h.UTC()] = dayRecord{version: v, hours: hours}
+		default:
+			checks = append(checks, check{h.UTC(), v, uint64(ins.UnixMilli())})
 		}
 		return nil
 	})
-	return versions, marks, touchedSince, days, err
+	for _, c := range checks {
+		if r, ok := rolled[c.hour]; ok && r.version == c.version && c.at > r.asOf {
+			r.asOf = c.at
+			rolled[c.hour] = r
+		}
+	}
+	return rolled, marks, touchedSince, days, err
 }
 
 // dayRecord is the newest computation of a day's histograms: its version and
@@ -253,17 +274,32 @@ const touchedMigration = "12"
 // has not run for that long, when a live read is the safe one.
 var patchAge = 24 * time.Hour
 
-// canPatch reports whether a dirty hour at version can be read patched: the
-// OTPs touched since the version (less RollupSlack) are all recorded.
-func canPatch(version uint64, touchedSince, now time.Time) bool {
-	since := time.UnixMilli(int64(version)).Add(-RollupSlack)
+// canPatch reports whether a dirty hour known exact since asOf can be read
+// patched: the OTPs touched since then (less RollupSlack) are all recorded.
+func canPatch(asOf uint64, touchedSince, now time.Time) bool {
+	since := time.UnixMilli(int64(asOf)).Add(-RollupSlack)
 	return !touchedSince.IsZero() && !since.Before(touchedSince) && since.After(now.Add(-patchAge))
 }
 
-// clean reports whether an hour rolled up at version has no dirty mark that
-// may be newer.
-func clean(version uint64, mark time.Time, marked bool) bool {
-	return !marked || mark.Before(time.UnixMilli(int64(version)).Add(-RollupSlack))
+// clean reports whether an hour known exact since asOf (its version, or a
+// later check) has no dirty mark that may be newer.
+func clean(asOf uint64, mark time.Time, marked bool) bool {
+	return !marked || mark.Before(time.UnixMilli(int64(asOf)).Add(-RollupSlack))
+}
+
+// patchableHours are the hours of [h0, h1) that are rolled up, dirty since
+// they were known exact, and can be read patched at now: what readers patch,
+// and what the job patches or finds unchanged.
+func patchableHours(rolled map[time.Time]rolledHour, marks map[time.Time]time.Time, touchedSince time.Time, h0, h1, now time.Time) []rolledHour {
+	var out []rolledHour
+	for h := h0; h.Before(h1); h = h.Add(time.Hour) {
+		r, ok := rolled[h]
+		mark, marked := marks[h]
+		if ok && marked && !clean(r.asOf, mark, marked) && canPatch(r.asOf, touchedSince, now) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // plan is a window split into whole rolled-up hours (read from the hourly
@@ -393,19 +429,13 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 	if err != nil || len(versions) == 0 {
 		return p, false, err
 	}
-	now := time.Now()
 	// The dirty hours that can be patched, and of those the ones a touched
 	// OTP has rows in, stored or live; the others are still exact at their
 	// versions.
-	var cands []rolledHour
+	cands := patchableHours(versions, marks, touchedSince, h0, h1, time.Now())
 	patchable := map[time.Time]bool{}
-	for h := h0; h.Before(h1); h = h.Add(time.Hour) {
-		v, rolled := versions[h]
-		mark, marked := marks[h]
-		if rolled && marked && !clean(v, mark, marked) && canPatch(v, touchedSince, now) {
-			cands = append(cands, rolledHour{h, v})
-			patchable[h] = true
-		}
+	for _, c := range cands {
+		patchable[c.hour] = true
 	}
 	cw := w
 	cw.stored = cands
@@ -433,21 +463,21 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 		if !from.Before(to) {
 			continue
 		}
-		v, rolled := versions[h]
+		r, rolled := versions[h]
 		mark, marked := marks[h]
-		exact := rolled && (clean(v, mark, marked) || patchable[h] && !changed[h])
+		exact := rolled && (clean(r.asOf, mark, marked) || patchable[h] && !changed[h])
 		switch {
 		case exact && from.Equal(h) && to.Equal(h.Add(time.Hour)):
-			p.hours = append(p.hours, rolledHour{h, v})
+			p.hours = append(p.hours, r)
 		case exact:
 			part = add(part, from, to)
-			partHours = append(partHours, rolledHour{h, v})
+			partHours = append(partHours, r)
 		case !marked:
 			// No fact was ever stored within MaxAttemptSpan of this hour:
 			// nothing starts in it.
 		case patchable[h]:
 			patch = add(patch, from, to)
-			patchHours = append(patchHours, rolledHour{h, v})
+			patchHours = append(patchHours, r)
 		default:
 			live = add(live, from, to)
 		}
@@ -655,7 +685,7 @@ func (p plan) histSQL(w Window, table, cols, cond string, condArgs []any, channe
 	covered := map[time.Time]bool{}
 	var days []rolledHour
 	for _, d := range p.days {
-		days = append(days, rolledHour{d.day, d.version})
+		days = append(days, rolledHour{hour: d.day, version: d.version})
 		for _, h := range d.hours {
 			covered[h.hour] = true
 		}

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -12,7 +14,7 @@ import (
 )
 
 // rollupTables are the tables holding an hour's rows under a version.
-var rollupTables = []string{"hour_attempts", "hour_journeys", "hourly_attempts", "hourly_paths", "hourly_conversion", "hourly_latency", "hourly_latency_buckets", "rolled_hours"}
+var rollupTables = []string{"hour_attempts", "hour_journeys", "hourly_attempts", "hourly_paths", "hourly_conversion", "hourly_latency", "hourly_latency_buckets", "rolled_hours", "rolled_hour_checks"}
 
 // rollupChunk bounds the hours one statement of the job computes: a chunk
 // reads its facts and MaxAttemptSpan on either side, so longer chunks read
@@ -45,20 +47,147 @@ func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, e
 		// Every row must be on its shard before the hour is recorded.
 		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"distributed_foreground_insert": 1}))
 	}
+	if len(dirty) == 0 {
+		return nil, db.rollUpDays(ctx, nil, version)
+	}
+	recompute, patches, checked, err := db.sortDirtyHours(ctx, dirty, version)
+	if err != nil {
+		return nil, err
+	}
 	var done []time.Time
-	for i := 0; i < len(dirty); {
-		// A chunk: consecutive dirty hours, at most rollupChunk.
-		j := i + 1
-		for j < len(dirty) && dirty[j].Equal(dirty[j-1].Add(time.Hour)) && dirty[j].Sub(dirty[i]) < rollupChunk {
-			j++
+	if len(checked) > 0 {
+		if err := db.recordChecks(ctx, checked, version); err != nil {
+			return nil, err
 		}
-		if err := db.rollUpHours(ctx, dirty[i], dirty[j-1].Add(time.Hour), version); err != nil {
+	}
+	for _, c := range chunks(recompute) {
+		if err := db.rollUpHours(ctx, Window{From: c[0].hour, To: c[len(c)-1].hour.Add(time.Hour)}, version); err != nil {
 			return done, err
 		}
-		done = append(done, dirty[i:j]...)
+		for _, h := range c {
+			done = append(done, h.hour)
+		}
+	}
+	for _, patch := range patches {
+		for _, c := range chunks(patch.stored) {
+			pw := patch
+			pw.From, pw.To, pw.stored = c[0].hour, c[len(c)-1].hour.Add(time.Hour), c
+			if err := db.rollUpHours(listing(ctx, pw), pw, version); err != nil {
+				return done, err
+			}
+			for _, h := range c {
+				done = append(done, h.hour)
+			}
+		}
+	}
+	if err := db.rollUpDays(ctx, done, version); err != nil {
+		return done, err
+	}
+	for _, h := range checked {
+		done = append(done, h.hour)
+	}
+	slices.SortFunc(done, func(a, b time.Time) int { return a.Compare(b) })
+	return done, nil
+}
+
+// sortDirtyHours splits the dirty hours three ways, as a reader would plan
+// them at the run's version: those that cannot be patched (never rolled up,
+// or known exact since too long ago) are computed again from their facts;
+// of the others, those where an OTP touched since they were known exact has
+// rows — stored, or starting at one of its facts now — are patched
+// (patches: patched windows over them, their stored rows but the touched
+// OTPs', those computed live, which is what computing them again would
+// give), and the rest are still exact at their version and only checked
+// (rolled_hour_checks). So a run's work follows the OTPs that moved, not
+// the day of hours around each fact that its marks make dirty.
+//
+// The touched OTPs are read per group of hours known exact since the same
+// time (asOf): hours a late fact made dirty after a quiet while would
+// otherwise widen every hour's set to what was touched since then. A few
+// groups at most: the oldest takes in the rest, reading from the oldest.
+func (db *DB) sortDirtyHours(ctx context.Context, dirty []time.Time, version uint64) (recompute []rolledHour, patches []Window, checked []rolledHour, err error) {
+	from, to := dirty[0], dirty[len(dirty)-1].Add(time.Hour)
+	rolled, marks, touchedSince, _, err := db.hourStates(ctx, from, to)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cands := patchableHours(rolled, marks, touchedSince, from, to, time.UnixMilli(int64(version)))
+	patchable := map[time.Time]bool{}
+	byAsOf := map[uint64][]rolledHour{}
+	for _, c := range cands {
+		patchable[c.hour] = true
+		byAsOf[c.asOf] = append(byAsOf[c.asOf], c)
+	}
+	for _, h := range dirty {
+		if !patchable[h] {
+			recompute = append(recompute, rolledHour{hour: h})
+		}
+	}
+	asOfs := slices.Sorted(maps.Keys(byAsOf))
+	slices.Reverse(asOfs) // newest first: the narrowest touched sets
+	var groups [][]rolledHour
+	for i, a := range asOfs {
+		if i < maxCheckGroups {
+			groups = append(groups, byAsOf[a])
+		} else {
+			groups[maxCheckGroups-1] = append(groups[maxCheckGroups-1], byAsOf[a]...)
+		}
+	}
+	for _, g := range groups {
+		slices.SortFunc(g, func(a, b rolledHour) int { return a.hour.Compare(b.hour) })
+		cw := Window{From: g[0].hour, To: g[len(g)-1].hour.Add(time.Hour), stored: g}
+		if cw.touched, err = db.touchedList(ctx, cw); err != nil {
+			return nil, nil, nil, err
+		}
+		changed, factDays, err := db.changedHours(listing(ctx, cw), cw)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		patch := Window{patched: true, touched: cw.touched, factDays: factDays}
+		for _, c := range g {
+			if changed[c.hour] {
+				patch.stored = append(patch.stored, c)
+			} else {
+				checked = append(checked, c)
+			}
+		}
+		if len(patch.stored) > 0 {
+			patches = append(patches, patch)
+		}
+	}
+	return recompute, patches, checked, nil
+}
+
+// maxCheckGroups bounds the groups of hours whose touched OTPs a run reads
+// apart (sortDirtyHours).
+const maxCheckGroups = 3
+
+// chunks cuts hours (ascending) into runs of consecutive hours of at most
+// rollupChunk, each computed by one statement per table.
+func chunks(hours []rolledHour) [][]rolledHour {
+	var out [][]rolledHour
+	for i := 0; i < len(hours); {
+		j := i + 1
+		for j < len(hours) && hours[j].hour.Equal(hours[j-1].hour.Add(time.Hour)) && hours[j].hour.Sub(hours[i].hour) < rollupChunk {
+			j++
+		}
+		out = append(out, hours[i:j])
 		i = j
 	}
-	return done, db.rollUpDays(ctx, done, version)
+	return out
+}
+
+// recordChecks records that hours were found exact at their versions by
+// the run at version.
+func (db *DB) recordChecks(ctx context.Context, hours []rolledHour, version uint64) error {
+	rows := make([]string, len(hours))
+	for i, h := range hours {
+		rows[i] = fmt.Sprintf("(%s, %d, %d)", sqlHour(h.hour), h.version, version)
+	}
+	if err := db.conn.Exec(ctx, "INSERT INTO rolled_hour_checks (hour, version, checked_at) VALUES "+strings.Join(rows, ", ")); err != nil {
+		return fmt.Errorf("rollups: record the hours found unchanged: %w", err)
+	}
+	return nil
 }
 
 // dayTables are the tables holding a day's histograms under a version, and
@@ -114,7 +243,7 @@ func (db *DB) rollUpDay(ctx context.Context, d time.Time, version uint64) error 
 		if err := rows.Scan(&h, &v); err != nil {
 			return err
 		}
-		hours = append(hours, rolledHour{h.UTC(), v})
+		hours = append(hours, rolledHour{hour: h.UTC(), version: v})
 		return nil
 	})
 	if err != nil || len(hours) == 0 {
@@ -142,12 +271,14 @@ SELECT metric, key, bucket, %s, %d, ms, sum(n) FROM hourly_latency WHERE %s GROU
 	return nil
 }
 
-// dirtyHours are the hours marked since their version (less RollupSlack),
-// or never computed, in order.
+// dirtyHours are the hours marked since they were known exact (their
+// version or a later check of it, less RollupSlack), or never computed, in
+// order.
 func (db *DB) dirtyHours(ctx context.Context) ([]time.Time, error) {
 	q := fmt.Sprintf(`SELECT d.hour FROM (SELECT hour, max(inserted_at) AS ins FROM rollup_dirty GROUP BY hour) AS d
 LEFT JOIN (SELECT hour, max(version) AS v FROM rolled_hours GROUP BY hour) AS r ON d.hour = r.hour
-WHERE r.v = 0 OR toUnixTimestamp64Milli(d.ins) >= toInt64(r.v) - %d
+LEFT JOIN (SELECT hour, version, max(checked_at) AS c FROM rolled_hour_checks GROUP BY hour, version) AS k ON r.hour = k.hour AND r.v = k.version
+WHERE r.v = 0 OR toUnixTimestamp64Milli(d.ins) >= toInt64(greatest(r.v, k.c)) - %d
 ORDER BY d.hour`, RollupSlack.Milliseconds())
 	var hours []time.Time
 	err := db.eachRow(ctx, "dirty hours", q, nil, func(rows driver.Rows) error {
@@ -176,11 +307,12 @@ func (db *DB) rollupVersion(ctx context.Context) (uint64, error) {
 	return version, nil
 }
 
-// rollUpHours computes the hours [from, to) under version: the attempts and
-// journeys that start in them (the live SQL of the window [from, to)), then
-// each hour's aggregates from those rows, then records the hours.
-func (db *DB) rollUpHours(ctx context.Context, from, to time.Time, version uint64) error {
-	w := Window{From: from, To: to}
+// rollUpHours computes the hours of w, [From, To), under version: the
+// attempts and journeys that start in them (w's SQL: live from the facts,
+// or patched), then each hour's aggregates from those rows, then records
+// the hours.
+func (db *DB) rollUpHours(ctx context.Context, w Window, version uint64) error {
+	from, to := w.From, w.To
 	att, _ := w.channelAttemptsSQL()
 	js, _ := w.journeyStatusSQL()
 	rng := fmt.Sprintf("hour >= %s AND hour < %s AND version = %d", sqlHour(from), sqlHour(to), version)

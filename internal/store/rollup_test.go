@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -514,6 +515,126 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 		if c, err := db.Completeness(t.Context(), day, now); err != nil || c.Pending != 0 || !c.Final {
 			t.Errorf("Completeness under a new plan after OTP 1 settled = %+v, %v; want nothing pending", c, err)
 		}
+	})
+}
+
+// The job does what readers do with a dirty hour: it patches the hours
+// where an OTP touched since their version has rows (a new version: the
+// stored rows but the touched OTPs', those computed again) and only checks
+// the others (rolled_hour_checks): their version stays, and readers take
+// them as clean from the check on, until a newer mark.
+func TestJobPatchesOnlyChangedHours(t *testing.T) {
+	noSlack(t)
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		at := func(i int, status events.Status, ts time.Time) store.DeliveryRow {
+			r := delivery(i, status)
+			r.Timestamp = ts
+			r.EventID = events.DeliveryID(&r.DeliveryStatus)
+			return r
+		}
+		insert := func(rows ...store.DeliveryRow) {
+			t.Helper()
+			if err := db.Insert(t.Context(), &store.Batch{Deliveries: rows}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond) // the job's version after the marks
+		}
+		versions := func() map[time.Time]uint64 {
+			t.Helper()
+			out := map[time.Time]uint64{}
+			rows, err := db.Conn().Query(t.Context(), "SELECT hour, max(version) FROM rolled_hours GROUP BY hour")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var h time.Time
+				var v uint64
+				if err := rows.Scan(&h, &v); err != nil {
+					t.Fatal(err)
+				}
+				out[h.UTC()] = v
+			}
+			return out
+		}
+		// recomputed are the hours whose version changed since before;
+		// checked, those with a check of their unchanged version.
+		recomputed := func(before map[time.Time]uint64) (got, checked []time.Time) {
+			t.Helper()
+			for h, v := range versions() {
+				if v != before[h] {
+					got = append(got, h)
+				} else if count(t, db, fmt.Sprintf("SELECT count() FROM rolled_hour_checks WHERE hour = toDateTime(%d, 'UTC') AND version = %d AND checked_at > version", h.Unix(), v)) > 0 {
+					checked = append(checked, h)
+				}
+			}
+			slices.SortFunc(got, func(a, b time.Time) int { return a.Compare(b) })
+			return got, checked
+		}
+		var rows []store.DeliveryRow
+		for i := range 24 { // a delivered OTP in every hour of the day
+			ts := rollStart.Add(time.Duration(i)*time.Hour + 5*time.Minute)
+			rows = append(rows, at(100+i, events.StatusDispatched, ts), at(100+i, events.StatusDelivered, ts.Add(3*time.Second)))
+		}
+		rows = append(rows, at(1, events.StatusDispatched, rollStart.Add(10*time.Hour+10*time.Minute)),
+			at(1, events.StatusDispatched, rollStart.Add(11*time.Hour+20*time.Minute)),
+			at(2, events.StatusDispatched, rollStart.Add(23*time.Hour+50*time.Minute)))
+		insert(rows...)
+		first, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))
+		if err != nil || len(first) == 0 {
+			t.Fatalf("RefreshRollups = %v, %v; want the day rolled up", first, err)
+		}
+
+		// Late facts: OTP 1's 10:30 delivery splits its attempt (hours 10
+		// and 11 change), OTP 2's delivery at 00:10 the next day settles
+		// its 23:50 attempt (hour 23; and the hour of the fact itself,
+		// where a touched OTP's facts may start rows). They mark 49 hours
+		// each dirty; the other hours' rows are as they were.
+		before := versions()
+		late := []store.DeliveryRow{at(1, events.StatusDelivered, rollStart.Add(10*time.Hour+30*time.Minute)),
+			at(2, events.StatusDelivered, rollStart.Add(24*time.Hour+10*time.Minute))}
+		insert(late...)
+		done, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Computed again: the four, and 2026-05-03 00:00, marked for the
+		// first time (a day after OTP 2's delivery) and so computed from
+		// its facts.
+		want := []time.Time{rollStart.Add(10 * time.Hour), rollStart.Add(11 * time.Hour), rollStart.Add(23 * time.Hour), rollStart.Add(24 * time.Hour), rollStart.Add(48 * time.Hour)}
+		got, checked := recomputed(before)
+		if !slices.Equal(got, want) {
+			t.Errorf("after late facts the job computed %v again; want only the hours the touched OTPs have rows or facts in, and the one never rolled up: %v", got, want)
+		}
+		wantDone := hoursNear(late[0].Timestamp, late[1].Timestamp)
+		if !sameHours(done, wantDone) || len(checked) != len(wantDone)-len(want) {
+			t.Errorf("RefreshRollups brought %d hours up to date, %d of them checked; want %d, all but the %d computed", len(done), len(checked), len(wantDone), len(want))
+		}
+		day := store.Window{From: rollStart, To: rollStart.AddDate(0, 0, 1)}
+		if whole, partial, patched, err := store.PlannedHours(t.Context(), db, day); err != nil || whole != 24 || partial != 0 || patched != 0 {
+			t.Errorf("after the job the day plans %d whole, %d partial, %d patched hours (%v); want all 24 whole: the checked hours are clean", whole, partial, patched, err)
+		}
+		chs, err := db.Channels(t.Context(), day)
+		if err != nil || len(chs) != 1 || chs[0].Attempts != 27 || chs[0].Delivered != 26 {
+			t.Errorf("Channels over the day = %+v, %v; want 27 SMS attempts, 26 delivered", chs, err)
+		}
+		sameAsRaw(t, db, "the job patched the changed hours and checked the others")
+
+		// A checked hour is dirty again after a newer mark: readers patch
+		// it from its check on, and the next run patches it alone.
+		before = versions()
+		insert(at(3, events.StatusDispatched, rollStart.Add(5*time.Hour+40*time.Minute)))
+		if _, _, patched, err := store.PlannedHours(t.Context(), db, day); err != nil || patched != 1 {
+			t.Errorf("after a new fact in a checked hour the day plans %d patched hours (%v); want 1 (05:00)", patched, err)
+		}
+		sameAsRaw(t, db, "a new fact in a checked hour, before the job")
+		if _, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := recomputed(before); !slices.Equal(got, []time.Time{rollStart.Add(5 * time.Hour)}) {
+			t.Errorf("after a new fact at 05:40 the job computed %v again; want only 05:00", got)
+		}
+		sameAsRaw(t, db, "a new fact in a checked hour, after the job")
 	})
 }
 
