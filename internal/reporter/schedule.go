@@ -64,7 +64,7 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.Rules.MaxFallbackRate, "alert-max-fallback-rate", DefaultMaxFallbackRate, "alert when the share of OTPs that fell back is above this (0 disables)")
 	fs.Uint64Var(&c.Rules.MinOTPs, "alert-min-otps", 50, "OTPs needed in the window before the fallback rate alerts")
 	fs.StringVar(&c.AlertWebhookURL, "alert-webhook-url", "", "POST every alert here as Slack-compatible JSON; empty posts none")
-	fs.StringVar(&c.Rollups, "rollup-schedule", DefaultRollups, "cron spec (UTC) of the job that recomputes the hourly rollups of the hours inserts marked since its last run; empty disables (the API then computes every window live)")
+	fs.StringVar(&c.Rollups, "rollup-schedule", DefaultRollups, "cron spec (UTC) of the job that brings up to date the hourly rollups of the hours inserts marked since its last run; empty disables (the API then computes every window live)")
 }
 
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
@@ -184,7 +184,7 @@ func (r *Reports) RefreshRollups(ctx context.Context, now time.Time) error {
 	start := time.Now()
 	hours, err := rr.RefreshRollups(ctx, now)
 	if len(hours) > 0 {
-		r.logger.Info("hourly rollups computed", "hours", len(hours), "first", hours[0].Format(time.RFC3339), "last", hours[len(hours)-1].Format(time.RFC3339), "took", time.Since(start).Round(time.Millisecond))
+		r.logger.Info("hourly rollups brought up to date", "hours", len(hours), "first", hours[0].Format(time.RFC3339), "last", hours[len(hours)-1].Format(time.RFC3339), "took", time.Since(start).Round(time.Millisecond))
 	}
 	if err != nil {
 		return fmt.Errorf("rollups: %w", err)

@@ -22,12 +22,13 @@ var rollupTables = []string{"hour_attempts", "hour_journeys", "hourly_attempts",
 // are one chunk.
 const rollupChunk = 72 * time.Hour
 
-// RefreshRollups computes the hourly rollups of every dirty hour — marked by
-// an insert (rollup_dirty) after its last computation, or never computed —
-// and deletes the rows of versions replaced by an earlier run. It returns the
-// hours it computed: its work follows what was inserted since its last run,
-// not the length of the history. Runs of several reporter replicas may
-// overlap: each writes its own version, and readers take the greatest.
+// RefreshRollups brings the hourly rollups of every dirty hour up to date —
+// marked by an insert (rollup_dirty) since it was last known exact, or never
+// computed: computed, patched or checked (sortDirtyHours) — and deletes the
+// rows of versions replaced by an earlier run. It returns those hours: its
+// work follows the OTPs that moved since its last run, not the length of the
+// history. Runs of several reporter replicas may overlap: each writes its
+// own version, and readers take the greatest.
 func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, error) {
 	version, err := db.rollupVersion(ctx)
 	if err != nil {
