@@ -4,7 +4,10 @@
 # rest and under the ingest benchmark's load (wrk -t2 -c64, webhook.lua), over
 # LOADS consecutive loads of LOAD each with REST between them. Prints, per
 # phase, the RSS at its end and its peak (sampled every second), the Go heap in
-# use, and the webhooks accepted so far. Growth between loads should stay
+# use (garbage included), the live heap (after two forced collections: what is
+# still referenced), the sink's lag (events not yet inserted into ClickHouse:
+# at a rest, whether the sink is still catching up), and the webhooks
+# accepted so far. Growth between loads should stay
 # within what the stream's duplicate window holds (one id per accepted webhook
 # for --stream-duplicate-window, 10 minutes by default).
 #
@@ -23,7 +26,7 @@ REST=${REST:-30s}
 DUP_WINDOW=${DUP_WINDOW:-10m}
 NATS_SYNC=${NATS_SYNC:-always}
 TOKEN=wrk-bench-token-0123456789
-PORT=18380 ADMIN=18381 NATS_PORT=14522 CH_PORT=18323
+PORT=18380 ADMIN=18381 NATS_PORT=14522 CH_PORT=18323 PPROF_PORT=18389
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/bench/wrk
@@ -38,7 +41,10 @@ cleanup() {
 trap cleanup EXIT
 command -v wrk >/dev/null || { echo "memory.sh: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
 
-(cd "$root" && go build -o "$work/otpscope" ./cmd/otpscope)
+# cmd/otpscope's code with net/http/pprof on a loopback port of its own, for
+# the live heap (bench/wrk/allinoneprof).
+(cd "$root" && go build -o "$work/otpscope" ./bench/wrk/allinoneprof)
+export PPROF_ADDR=127.0.0.1:$PPROF_PORT
 "$work/otpscope" --data-dir "$work/data" --listen 127.0.0.1:$PORT --admin-listen 127.0.0.1:$ADMIN \
 	--nats-listen 127.0.0.1:$NATS_PORT --clickhouse-listen 127.0.0.1:$CH_PORT --webhook-token $TOKEN \
 	--stream-duplicate-window "$DUP_WINDOW" --nats-sync "$NATS_SYNC" --status-interval 0 --log-level warn >"$work/otpscope.log" 2>&1 &
@@ -57,10 +63,24 @@ sampler=$!
 mark() { wc -l <"$work/rss"; }
 peak_since() { tail -n +"$1" "$work/rss" | sort -n | tail -1; }
 
-printf "%-10s %8s %8s %10s %10s\n" phase rss_mb peak_mb heap_mb accepted
+# live_mb: HeapAlloc right after a forced collection, asked twice (objects
+# kept by a sync.Pool survive the first).
+live_mb() {
+	curl -s -o /dev/null "http://127.0.0.1:$PPROF_PORT/debug/pprof/heap?gc=1"
+	curl -s "http://127.0.0.1:$PPROF_PORT/debug/pprof/heap?gc=1&debug=1" | awk '$2 == "HeapAlloc" {printf "%d", $4 / 1048576}'
+}
+# sink_lag: events the sink has not inserted yet (not delivered, or delivered
+# and not acknowledged).
+sink_behind() {
+	local lag pending
+	lag=$(metric otpscope_sink_consumer_lag) pending=$(metric otpscope_sink_ack_pending)
+	echo $((${lag:-0} + ${pending:-0}))
+}
+printf "%-10s %8s %8s %10s %8s %9s %10s\n" phase rss_mb peak_mb heap_mb live_mb sink_lag accepted
 report() { # phase first-sample-line
-	printf "%-10s %8s %8s %10d %10s\n" "$1" "$(rss_mb)" "$(peak_since "$2")" \
-		$(( $(metric go_memstats_heap_inuse_bytes) / 1048576 )) \
+	printf "%-10s %8s %8s %10d %8s %9s %10s\n" "$1" "$(rss_mb)" "$(peak_since "$2")" \
+		$(( $(metric go_memstats_heap_inuse_bytes) / 1048576 )) "$(live_mb)" \
+		"$(sink_behind)" \
 		"$(metric 'otpscope_ingest_requests_total{outcome="accepted"}')"
 }
 m=$(mark)

@@ -409,6 +409,53 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 // other dirty hours are exact as stored and read whole. A late fact can
 // start a row at another, older fact of its OTP, in another hour: that
 // hour is patched too.
+// deliveryAt is delivery i with status at ts.
+func deliveryAt(i int, status events.Status, ts time.Time) store.DeliveryRow {
+	r := delivery(i, status)
+	r.Timestamp = ts
+	r.EventID = events.DeliveryID(&r.DeliveryStatus)
+	return r
+}
+
+// rollUpDayBeforeLateFacts inserts a day — a delivered OTP in every hour,
+// OTP 1 dispatched at 10:10 and again at 11:20 with nothing settled between
+// (one attempt, in hour 10), OTP 2 dispatched at 23:50 — and rolls it up. It
+// returns two late facts, not inserted: a DELIVERED for OTP 1 at 10:30,
+// which splits its attempt (the 11:20 dispatch now opens a second one, in
+// hour 11), and OTP 2's delivery at 00:10 the next day, whose facts are
+// then in channel_events rows of two days.
+func rollUpDayBeforeLateFacts(t *testing.T, db *store.DB) (late []store.DeliveryRow) {
+	t.Helper()
+	var rows []store.DeliveryRow
+	for i := range 24 {
+		ts := rollStart.Add(time.Duration(i)*time.Hour + 5*time.Minute)
+		rows = append(rows, deliveryAt(100+i, events.StatusDispatched, ts), deliveryAt(100+i, events.StatusDelivered, ts.Add(3*time.Second)))
+	}
+	rows = append(rows, deliveryAt(1, events.StatusDispatched, rollStart.Add(10*time.Hour+10*time.Minute)),
+		deliveryAt(1, events.StatusDispatched, rollStart.Add(11*time.Hour+20*time.Minute)),
+		deliveryAt(2, events.StatusDispatched, rollStart.Add(23*time.Hour+50*time.Minute)))
+	if err := db.Insert(t.Context(), &store.Batch{Deliveries: rows}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the job's version after the marks
+	if done, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)); err != nil || len(done) == 0 {
+		t.Fatalf("RefreshRollups = %v, %v; want the day rolled up", done, err)
+	}
+	return []store.DeliveryRow{deliveryAt(1, events.StatusDelivered, rollStart.Add(10*time.Hour+30*time.Minute)),
+		deliveryAt(2, events.StatusDelivered, rollStart.Add(24*time.Hour+10*time.Minute))}
+}
+
+// checkDayAfterLateFacts checks /channels over the day of
+// rollUpDayBeforeLateFacts once its late facts are in: 27 attempts, 26 of
+// them delivered.
+func checkDayAfterLateFacts(t *testing.T, db *store.DB, day store.Window) {
+	t.Helper()
+	chs, err := db.Channels(t.Context(), day)
+	if err != nil || len(chs) != 1 || chs[0].Attempts != 27 || chs[0].Delivered != 26 {
+		t.Errorf("Channels over the day = %+v, %v; want 27 SMS attempts, 26 delivered", chs, err)
+	}
+}
+
 func TestPatchOnlyChangedHours(t *testing.T) {
 	noSlack(t)
 	forEachBackend(t, func(t *testing.T, db *store.DB) {
@@ -416,36 +463,7 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 		// a few milliseconds apart, and a version between the two would
 		// count the first insert's OTPs as touched since it. The job runs
 		// on the server's clock, a while after the insert.
-		at := func(i int, status events.Status, ts time.Time) store.DeliveryRow {
-			r := delivery(i, status)
-			r.Timestamp = ts
-			r.EventID = events.DeliveryID(&r.DeliveryStatus)
-			return r
-		}
-		var rows []store.DeliveryRow
-		for i := range 24 { // a delivered OTP in every hour of the day
-			ts := rollStart.Add(time.Duration(i)*time.Hour + 5*time.Minute)
-			rows = append(rows, at(100+i, events.StatusDispatched, ts), at(100+i, events.StatusDelivered, ts.Add(3*time.Second)))
-		}
-		// OTP 1 dispatched at 10:10 and again at 11:20, nothing settled
-		// between: one attempt, in hour 10.
-		rows = append(rows, at(1, events.StatusDispatched, rollStart.Add(10*time.Hour+10*time.Minute)),
-			at(1, events.StatusDispatched, rollStart.Add(11*time.Hour+20*time.Minute)))
-		// OTP 2 dispatched at 23:50.
-		rows = append(rows, at(2, events.StatusDispatched, rollStart.Add(23*time.Hour+50*time.Minute)))
-		if err := db.Insert(t.Context(), &store.Batch{Deliveries: rows}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-		if _, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)); err != nil {
-			t.Fatal(err)
-		}
-		// A late DELIVERED at 10:30 settles it: the 11:20 dispatch, stored
-		// before, now opens a second attempt in hour 11.
-		// OTP 2 is delivered at 00:10 the next day: its facts are in
-		// channel_events rows of two days, both read for its live rows.
-		late := []store.DeliveryRow{at(1, events.StatusDelivered, rollStart.Add(10*time.Hour+30*time.Minute)),
-			at(2, events.StatusDelivered, rollStart.Add(24*time.Hour+10*time.Minute))}
+		late := rollUpDayBeforeLateFacts(t, db)
 		if err := db.Insert(t.Context(), &store.Batch{Deliveries: late}); err != nil {
 			t.Fatal(err)
 		}
@@ -453,10 +471,7 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 		if whole, partial, patched, err := store.PlannedHours(t.Context(), db, day); err != nil || whole != 21 || partial != 0 || patched != 3 {
 			t.Errorf("the day after late facts plans %d whole, %d partial and %d patched hours (%v); want 21, 0 and 3 (10:00, 11:00 and 23:00)", whole, partial, patched, err)
 		}
-		chs, err := db.Channels(t.Context(), day)
-		if err != nil || len(chs) != 1 || chs[0].Attempts != 27 || chs[0].Delivered != 26 {
-			t.Errorf("Channels over the day = %+v, %v; want 27 SMS attempts, 26 delivered", chs, err)
-		}
+		checkDayAfterLateFacts(t, db, day)
 		sameAsRaw(t, db, "a late fact splitting an attempt, before the job")
 		// One plan for a request's answers: the same figures, each with
 		// its own filters.
@@ -504,7 +519,7 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 				t.Errorf("Completeness at %v after Channels, one plan = %+v, %v; want %+v, %v", now, got, err1, want, err2)
 			}
 		}
-		settle := []store.DeliveryRow{at(1, events.StatusDelivered, rollStart.Add(11*time.Hour+25*time.Minute))}
+		settle := []store.DeliveryRow{deliveryAt(1, events.StatusDelivered, rollStart.Add(11*time.Hour+25*time.Minute))}
 		if err := db.Insert(t.Context(), &store.Batch{Deliveries: settle}); err != nil {
 			t.Fatal(err)
 		}
@@ -526,12 +541,6 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 func TestJobPatchesOnlyChangedHours(t *testing.T) {
 	noSlack(t)
 	forEachBackend(t, func(t *testing.T, db *store.DB) {
-		at := func(i int, status events.Status, ts time.Time) store.DeliveryRow {
-			r := delivery(i, status)
-			r.Timestamp = ts
-			r.EventID = events.DeliveryID(&r.DeliveryStatus)
-			return r
-		}
 		insert := func(rows ...store.DeliveryRow) {
 			t.Helper()
 			if err := db.Insert(t.Context(), &store.Batch{Deliveries: rows}); err != nil {
@@ -571,28 +580,13 @@ func TestJobPatchesOnlyChangedHours(t *testing.T) {
 			slices.SortFunc(got, func(a, b time.Time) int { return a.Compare(b) })
 			return got, checked
 		}
-		var rows []store.DeliveryRow
-		for i := range 24 { // a delivered OTP in every hour of the day
-			ts := rollStart.Add(time.Duration(i)*time.Hour + 5*time.Minute)
-			rows = append(rows, at(100+i, events.StatusDispatched, ts), at(100+i, events.StatusDelivered, ts.Add(3*time.Second)))
-		}
-		rows = append(rows, at(1, events.StatusDispatched, rollStart.Add(10*time.Hour+10*time.Minute)),
-			at(1, events.StatusDispatched, rollStart.Add(11*time.Hour+20*time.Minute)),
-			at(2, events.StatusDispatched, rollStart.Add(23*time.Hour+50*time.Minute)))
-		insert(rows...)
-		first, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))
-		if err != nil || len(first) == 0 {
-			t.Fatalf("RefreshRollups = %v, %v; want the day rolled up", first, err)
-		}
-
 		// Late facts: OTP 1's 10:30 delivery splits its attempt (hours 10
 		// and 11 change), OTP 2's delivery at 00:10 the next day settles
 		// its 23:50 attempt (hour 23; and the hour of the fact itself,
 		// where a touched OTP's facts may start rows). They mark 49 hours
 		// each dirty; the other hours' rows are as they were.
+		late := rollUpDayBeforeLateFacts(t, db)
 		before := versions()
-		late := []store.DeliveryRow{at(1, events.StatusDelivered, rollStart.Add(10*time.Hour+30*time.Minute)),
-			at(2, events.StatusDelivered, rollStart.Add(24*time.Hour+10*time.Minute))}
 		insert(late...)
 		done, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))
 		if err != nil {
@@ -614,16 +608,13 @@ func TestJobPatchesOnlyChangedHours(t *testing.T) {
 		if whole, partial, patched, err := store.PlannedHours(t.Context(), db, day); err != nil || whole != 24 || partial != 0 || patched != 0 {
 			t.Errorf("after the job the day plans %d whole, %d partial, %d patched hours (%v); want all 24 whole: the checked hours are clean", whole, partial, patched, err)
 		}
-		chs, err := db.Channels(t.Context(), day)
-		if err != nil || len(chs) != 1 || chs[0].Attempts != 27 || chs[0].Delivered != 26 {
-			t.Errorf("Channels over the day = %+v, %v; want 27 SMS attempts, 26 delivered", chs, err)
-		}
+		checkDayAfterLateFacts(t, db, day)
 		sameAsRaw(t, db, "the job patched the changed hours and checked the others")
 
 		// A checked hour is dirty again after a newer mark: readers patch
 		// it from its check on, and the next run patches it alone.
 		before = versions()
-		insert(at(3, events.StatusDispatched, rollStart.Add(5*time.Hour+40*time.Minute)))
+		insert(deliveryAt(3, events.StatusDispatched, rollStart.Add(5*time.Hour+40*time.Minute)))
 		if _, _, patched, err := store.PlannedHours(t.Context(), db, day); err != nil || patched != 1 {
 			t.Errorf("after a new fact in a checked hour the day plans %d patched hours (%v); want 1 (05:00)", patched, err)
 		}
