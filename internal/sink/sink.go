@@ -170,6 +170,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer func() { close(full); <-flushed }()
 
 	p := <-free
+	var lagAt time.Time // when the fetching loop last read the lag
 	for {
 		if ctx.Err() != nil {
 			c.handOver(cons, full, p) // stopping: insert what is held
@@ -197,9 +198,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if len(p.msgs) > 0 && (len(p.msgs) >= c.cfg.MaxRows || p.batch.Bytes() >= c.cfg.MaxBytes || !time.Now().Before(p.first.Add(c.cfg.FlushInterval))) {
 			c.handOver(cons, full, p)
 			p = <-free
+		} else if len(p.msgs) == 0 && time.Since(lagAt) >= idleLagInterval {
+			// Idle: the inserting goroutine reads the lag after each insert,
+			// when the last batch's acks may not be counted yet; without this
+			// the gauges would keep that reading for as long as no event came.
+			c.updateLag(ctx, cons)
+			lagAt = time.Now()
 		}
 	}
 }
+
+// idleLagInterval is how often an idle sink reads its consumer's lag.
+const idleLagInterval = 5 * time.Second
 
 // take adds one message to the batch, or settles it at once when it has no
 // table (ack) or can never be stored (dead letter).
