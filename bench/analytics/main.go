@@ -306,10 +306,10 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 		}
 		t := time.Now()
 		done := make(chan error, 1)
-		var hours []time.Time
+		var run store.RollupRun
 		go func() {
 			var err error
-			hours, err = db.RefreshRollups(ctx, time.Now())
+			run, err = db.RefreshRollups(ctx, time.Now())
 			done <- err
 		}()
 		var ds []float64
@@ -339,8 +339,8 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 			return readErr
 		}
 		took := time.Since(t)
-		fmt.Fprintf(os.Stderr, "rollup job, %s: %d hours in %s, beside %d reads\n", what, len(hours), took.Round(time.Millisecond), len(ds))
-		fmt.Printf("| %d | rollup job | %s, beside reads | %d hours | %d | |\n", rows, what, len(hours), took.Milliseconds())
+		fmt.Fprintf(os.Stderr, "rollup job, %s: %s in %s, beside %d reads\n", what, runHours(run), took.Round(time.Millisecond), len(ds))
+		fmt.Printf("| %d | rollup job | %s, beside reads | %s | %d | |\n", rows, what, runHours(run), took.Milliseconds())
 		if len(ds) > 0 {
 			slices.Sort(ds)
 			fmt.Printf("| %d | %s | /channels | API while the job ran (%d calls, max %.0f ms) | %.0f | %.0f |\n",
@@ -396,12 +396,12 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	time.Sleep(store.RollupSlack)
 	job := func(what string) error {
 		t := time.Now()
-		hours, err := db.RefreshRollups(ctx, time.Now())
+		run, err := db.RefreshRollups(ctx, time.Now())
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "rollup job, %s: %d hours in %s\n", what, len(hours), time.Since(t).Round(time.Millisecond))
-		fmt.Printf("| %d | rollup job | %s | %d hours | %d | |\n", rows, what, len(hours), time.Since(t).Milliseconds())
+		fmt.Fprintf(os.Stderr, "rollup job, %s: %s in %s\n", what, runHours(run), time.Since(t).Round(time.Millisecond))
+		fmt.Printf("| %d | rollup job | %s | %s | %d | |\n", rows, what, runHours(run), time.Since(t).Milliseconds())
 		time.Sleep(store.RollupSlack)
 		return nil
 	}
@@ -569,4 +569,9 @@ func timeCalls(n int, call func() error) (p50, p95 float64, err error) {
 	}
 	slices.Sort(ds)
 	return ds[n/2], ds[min(n-1, int(0.95*float64(n)))], nil
+}
+
+// runHours says what a run of the rollup job did to its hours.
+func runHours(run store.RollupRun) string {
+	return fmt.Sprintf("%d hours (%d computed, %d patched, %d checked)", len(run.Hours), run.Computed, run.Patched, run.Checked)
 }

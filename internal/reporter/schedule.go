@@ -170,7 +170,7 @@ func (r *Reports) Run(ctx context.Context) error {
 
 // RollupRefresher computes the hourly rollups (store.DB does).
 type RollupRefresher interface {
-	RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, error)
+	RefreshRollups(ctx context.Context, now time.Time) (store.RollupRun, error)
 }
 
 // RefreshRollups runs the rollup job once, if the analytics store has rollups.
@@ -182,9 +182,10 @@ func (r *Reports) RefreshRollups(ctx context.Context, now time.Time) error {
 		return nil
 	}
 	start := time.Now()
-	hours, err := rr.RefreshRollups(ctx, now)
-	if len(hours) > 0 {
-		r.logger.Info("hourly rollups brought up to date", "hours", len(hours), "first", hours[0].Format(time.RFC3339), "last", hours[len(hours)-1].Format(time.RFC3339), "took", time.Since(start).Round(time.Millisecond))
+	run, err := rr.RefreshRollups(ctx, now)
+	if hours := run.Hours; len(hours) > 0 {
+		r.logger.Info("hourly rollups brought up to date", "hours", len(hours), "computed", run.Computed, "patched", run.Patched, "checked", run.Checked,
+			"first", hours[0].Format(time.RFC3339), "last", hours[len(hours)-1].Format(time.RFC3339), "took", time.Since(start).Round(time.Millisecond))
 	}
 	if err != nil {
 		return fmt.Errorf("rollups: %w", err)

@@ -22,51 +22,60 @@ var rollupTables = []string{"hour_attempts", "hour_journeys", "hourly_attempts",
 // are one chunk.
 const rollupChunk = 72 * time.Hour
 
+// RollupRun is what a run of the rollup job did: every hour it brought up
+// to date (ascending), and how many of them it computed from their facts,
+// patched, and found unchanged (checked).
+type RollupRun struct {
+	Hours                      []time.Time
+	Computed, Patched, Checked int
+}
+
 // RefreshRollups brings the hourly rollups of every dirty hour up to date —
 // marked by an insert (rollup_dirty) since it was last known exact, or never
 // computed: computed, patched or checked (sortDirtyHours) — and deletes the
-// rows of versions replaced by an earlier run. It returns those hours: its
-// work follows the OTPs that moved since its last run, not the length of the
-// history. Runs of several reporter replicas may overlap: each writes its
-// own version, and readers take the greatest.
-func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, error) {
+// rows of versions replaced by an earlier run. Its work follows the OTPs
+// that moved since its last run, not the length of the history. Runs of
+// several reporter replicas may overlap: each writes its own version, and
+// readers take the greatest.
+func (db *DB) RefreshRollups(ctx context.Context, now time.Time) (RollupRun, error) {
+	var run RollupRun
 	version, err := db.rollupVersion(ctx)
 	if err != nil {
-		return nil, err
+		return run, err
 	}
 	if err := db.deleteReplacedRollups(ctx, "rolled_hours", rollupTables); err != nil {
-		return nil, err
+		return run, err
 	}
 	if err := db.deleteReplacedRollups(ctx, dayRecords, dayTables); err != nil {
-		return nil, err
+		return run, err
 	}
 	dirty, err := db.dirtyHours(ctx)
 	if err != nil {
-		return nil, err
+		return run, err
 	}
 	if db.cluster != "" {
 		// Every row must be on its shard before the hour is recorded.
 		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"distributed_foreground_insert": 1}))
 	}
 	if len(dirty) == 0 {
-		return nil, db.rollUpDays(ctx, nil, version)
+		return run, db.rollUpDays(ctx, nil, version)
 	}
 	recompute, patches, checked, err := db.sortDirtyHours(ctx, dirty, version)
 	if err != nil {
-		return nil, err
+		return run, err
 	}
-	var done []time.Time
 	if len(checked) > 0 {
 		if err := db.recordChecks(ctx, checked, version); err != nil {
-			return nil, err
+			return run, err
 		}
 	}
 	for _, c := range chunks(recompute) {
 		if err := db.rollUpHours(ctx, Window{From: c[0].hour, To: c[len(c)-1].hour.Add(time.Hour)}, version); err != nil {
-			return done, err
+			return run, err
 		}
+		run.Computed += len(c)
 		for _, h := range c {
-			done = append(done, h.hour)
+			run.Hours = append(run.Hours, h.hour)
 		}
 	}
 	for _, patch := range patches {
@@ -74,21 +83,23 @@ func (db *DB) RefreshRollups(ctx context.Context, now time.Time) ([]time.Time, e
 			pw := patch
 			pw.From, pw.To, pw.stored = c[0].hour, c[len(c)-1].hour.Add(time.Hour), c
 			if err := db.rollUpHours(listing(ctx, pw), pw, version); err != nil {
-				return done, err
+				return run, err
 			}
+			run.Patched += len(c)
 			for _, h := range c {
-				done = append(done, h.hour)
+				run.Hours = append(run.Hours, h.hour)
 			}
 		}
 	}
-	if err := db.rollUpDays(ctx, done, version); err != nil {
-		return done, err
+	if err := db.rollUpDays(ctx, run.Hours, version); err != nil {
+		return run, err
 	}
+	run.Checked = len(checked)
 	for _, h := range checked {
-		done = append(done, h.hour)
+		run.Hours = append(run.Hours, h.hour)
 	}
-	slices.SortFunc(done, func(a, b time.Time) int { return a.Compare(b) })
-	return done, nil
+	slices.SortFunc(run.Hours, func(a, b time.Time) int { return a.Compare(b) })
+	return run, nil
 }
 
 // sortDirtyHours splits the dirty hours three ways, as a reader would plan

@@ -271,7 +271,7 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		for _, s := range statuses {
 			times = append(times, s.ObservedAt)
 		}
-		hours, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))
+		hours, err := hoursOf(db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)))
 		if err != nil {
 			t.Fatalf("RefreshRollups: %v", err)
 		}
@@ -305,7 +305,7 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 			t.Errorf("without day records the week reads %d days of histograms (%v); want 0", days, err)
 		}
 		sameAsRaw(t, db, "day records of before schema 0014")
-		if hours, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)); err != nil || len(hours) != 0 {
+		if hours, err := hoursOf(db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))); err != nil || len(hours) != 0 {
 			t.Fatalf("RefreshRollups = %d hours, %v; want none (only days to sum)", len(hours), err)
 		}
 		if days, err := store.PlannedDays(t.Context(), db, week); err != nil || days != 7 {
@@ -379,7 +379,7 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		for _, s := range lateStatuses {
 			times = append(times, s.ObservedAt)
 		}
-		hours, err = db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))
+		hours, err = hoursOf(db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)))
 		if err != nil {
 			t.Fatalf("RefreshRollups after late facts: %v", err)
 		}
@@ -392,7 +392,7 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		sameAsRaw(t, db, "late facts rolled up")
 
 		// A second run has nothing to do, and replaced versions are gone.
-		if hours, err = db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)); err != nil || len(hours) != 0 {
+		if hours, err = hoursOf(db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))); err != nil || len(hours) != 0 {
 			t.Errorf("idle RefreshRollups computed %v, %v; want nothing", hours, err)
 		}
 		for _, table := range []string{"hour_attempts", "hour_journeys", "hourly_attempts", "hourly_latency", "rolled_hours"} {
@@ -409,6 +409,9 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 // other dirty hours are exact as stored and read whole. A late fact can
 // start a row at another, older fact of its OTP, in another hour: that
 // hour is patched too.
+// hoursOf is the hours a run of the rollup job brought up to date.
+func hoursOf(run store.RollupRun, err error) ([]time.Time, error) { return run.Hours, err }
+
 // deliveryAt is delivery i with status at ts.
 func deliveryAt(i int, status events.Status, ts time.Time) store.DeliveryRow {
 	r := delivery(i, status)
@@ -438,7 +441,7 @@ func rollUpDayBeforeLateFacts(t *testing.T, db *store.DB) (late []store.Delivery
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond) // the job's version after the marks
-	if done, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)); err != nil || len(done) == 0 {
+	if done, err := hoursOf(db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))); err != nil || len(done) == 0 {
 		t.Fatalf("RefreshRollups = %v, %v; want the day rolled up", done, err)
 	}
 	return []store.DeliveryRow{deliveryAt(1, events.StatusDelivered, rollStart.Add(10*time.Hour+30*time.Minute)),
@@ -588,13 +591,17 @@ func TestJobPatchesOnlyChangedHours(t *testing.T) {
 		late := rollUpDayBeforeLateFacts(t, db)
 		before := versions()
 		insert(late...)
-		done, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))
+		run, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Computed again: the four, and 2026-05-03 00:00, marked for the
-		// first time (a day after OTP 2's delivery) and so computed from
-		// its facts.
+		done := run.Hours
+		// Computed again: the four, patched, and 2026-05-03 00:00, marked
+		// for the first time (a day after OTP 2's delivery) and so computed
+		// from its facts.
+		if run.Computed != 1 || run.Patched != 4 || run.Checked != len(done)-5 {
+			t.Errorf("the run after late facts computed %d hours, patched %d, checked %d of %d; want 1, 4 and the rest", run.Computed, run.Patched, run.Checked, len(done))
+		}
 		want := []time.Time{rollStart.Add(10 * time.Hour), rollStart.Add(11 * time.Hour), rollStart.Add(23 * time.Hour), rollStart.Add(24 * time.Hour), rollStart.Add(48 * time.Hour)}
 		got, checked := recomputed(before)
 		if !slices.Equal(got, want) {
@@ -685,7 +692,7 @@ func TestRollupsRecomputeOnlyDirtyHours(t *testing.T) {
 			t.Fatalf("an event and a status marked %d hours %v … ; want the %d within a day of each", len(marked), marked[:min(3, len(marked))], len(want))
 		}
 
-		done, err := db.RefreshRollups(t.Context(), time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+		done, err := hoursOf(db.RefreshRollups(t.Context(), time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)))
 		if err != nil {
 			t.Fatal(err)
 		}
