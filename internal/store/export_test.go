@@ -74,3 +74,6 @@ func CountTouchedList(ctx context.Context, db *DB, n int) (uint64, error) {
 	err := db.conn.QueryRow(listing(ctx, w), with+"SELECT count() FROM (SELECT arrayJoin(["+"'00000000-0000-4000-8000-000000000007'"+"]) AS x UNION ALL SELECT arrayJoin("+set+")) WHERE toUUID(x) IN "+set).Scan(&got)
 	return got, err
 }
+
+// WithSettings is withSettings.
+var WithSettings = withSettings

@@ -241,7 +241,7 @@ func insertTable[R any](ctx context.Context, db *DB, dedup bool, table string, r
 		}
 		settings = clickhouse.Settings{"insert_deduplication_token": hex.EncodeToString(h.Sum(nil)[:16])}
 	}
-	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(settings))
+	ctx = withSettings(ctx, settings)
 
 	batch, err := db.conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s (%s)", table, strings.Join(names, ", ")))
 	if err != nil {

@@ -573,7 +573,7 @@ const touchedQuerySize = 2 << 20
 func listing(ctx context.Context, windows ...Window) context.Context {
 	for _, w := range windows {
 		if w.touched != "" {
-			return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_query_size": touchedQuerySize}))
+			return withSettings(ctx, clickhouse.Settings{"max_query_size": touchedQuerySize})
 		}
 	}
 	return ctx

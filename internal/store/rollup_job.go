@@ -55,7 +55,7 @@ func (db *DB) RefreshRollups(ctx context.Context, now time.Time) (RollupRun, err
 	}
 	if db.cluster != "" {
 		// Every row must be on its shard before the hour is recorded.
-		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"distributed_foreground_insert": 1}))
+		ctx = withSettings(ctx, clickhouse.Settings{"distributed_foreground_insert": 1})
 	}
 	if len(dirty) == 0 {
 		return run, db.rollUpDays(ctx, nil, version)
@@ -387,7 +387,7 @@ func (db *DB) deleteReplacedRollups(ctx context.Context, records string, tables 
 	// background: readers select versions, so a replaced row still there
 	// costs space, never a wrong figure; waiting for eight mutations cost
 	// a run seconds.
-	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"lightweight_deletes_sync": 0}))
+	ctx = withSettings(ctx, clickhouse.Settings{"lightweight_deletes_sync": 0})
 	for _, t := range tables {
 		target := t
 		if db.cluster != "" {

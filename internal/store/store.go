@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"path/filepath"
 	"time"
@@ -259,4 +260,20 @@ func (db *DB) Close() error {
 		}
 	}
 	return err
+}
+
+// settingsKey holds the ClickHouse settings the store has put in a context,
+// so that adding one keeps the others: clickhouse.WithSettings replaces the
+// whole set (the rollup job's inserts on a cluster need
+// distributed_foreground_insert and, for a touched list, max_query_size).
+type settingsKey struct{}
+
+// withSettings is ctx with s added to the settings the store gave it.
+func withSettings(ctx context.Context, s clickhouse.Settings) context.Context {
+	merged := clickhouse.Settings{}
+	if prev, ok := ctx.Value(settingsKey{}).(clickhouse.Settings); ok {
+		maps.Copy(merged, prev)
+	}
+	maps.Copy(merged, s)
+	return clickhouse.Context(context.WithValue(ctx, settingsKey{}, merged), clickhouse.WithSettings(merged))
 }

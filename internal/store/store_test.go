@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/events"
@@ -225,4 +226,22 @@ func TestBatchAddOutOfRangeTimestamp(t *testing.T) {
 			t.Errorf("timestamp %v stored as %v (from receipt %v, original %q); want the receive time, marked", ts, got.Timestamp, got.TimestampFromReceipt, got.OriginalTimestamp)
 		}
 	}
+}
+
+// Settings the store adds to a context accumulate: clickhouse.WithSettings
+// alone replaces them, which dropped distributed_foreground_insert from the
+// rollup job's patched inserts once max_query_size was added for their
+// touched list.
+func TestSettingsAccumulate(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		ctx := store.WithSettings(t.Context(), clickhouse.Settings{"max_query_size": 1234567})
+		ctx = store.WithSettings(ctx, clickhouse.Settings{"max_execution_time": 77})
+		var size, limit string
+		if err := db.Conn().QueryRow(ctx, "SELECT toString(getSetting('max_query_size')), toString(getSetting('max_execution_time'))").Scan(&size, &limit); err != nil {
+			t.Fatal(err)
+		}
+		if size != "1234567" || limit != "77" {
+			t.Errorf("settings seen by the query: max_query_size %s, max_execution_time %s; want 1234567 and 77", size, limit)
+		}
+	})
 }
