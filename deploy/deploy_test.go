@@ -741,6 +741,16 @@ var natsEnv sync.Mutex
 // in the environment env (the variables the file names).
 func loadNATSConfig(t *testing.T, name string, env map[string]string) *server.Options {
 	t.Helper()
+	o, err := parseNATSConfig(deployPath("nats", name), env)
+	if err != nil {
+		t.Fatalf("nats/%s: %v", name, err)
+	}
+	return o
+}
+
+// parseNATSConfig reads a NATS configuration file with the real server's
+// parser, in the environment env.
+func parseNATSConfig(file string, env map[string]string) (*server.Options, error) {
 	natsEnv.Lock()
 	defer natsEnv.Unlock()
 	for k, v := range env {
@@ -751,11 +761,7 @@ func loadNATSConfig(t *testing.T, name string, env map[string]string) *server.Op
 			os.Unsetenv(k)
 		}
 	}()
-	o, err := server.ProcessConfigFile(deployPath("nats", name))
-	if err != nil {
-		t.Fatalf("nats/%s: %v", name, err)
-	}
-	return o
+	return server.ProcessConfigFile(file)
 }
 
 func TestNATSConfig(t *testing.T) {
@@ -1387,15 +1393,7 @@ func TestNATSHelmValues(t *testing.T) {
 	if err := os.WriteFile(file, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	natsEnv.Lock()
-	for k, v := range env {
-		os.Setenv(k, v)
-	}
-	o, err := server.ProcessConfigFile(file)
-	for k := range env {
-		os.Unsetenv(k)
-	}
-	natsEnv.Unlock()
+	o, err := parseNATSConfig(file, env)
 	if err != nil {
 		t.Fatalf("the chart's configuration from nats-values.yaml: %v\n%s", err, raw)
 	}

@@ -309,7 +309,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 		var run store.RollupRun
 		go func() {
 			var err error
-			run, err = db.RefreshRollups(ctx, time.Now())
+			run, err = db.RefreshRollups(ctx)
 			done <- err
 		}()
 		var ds []float64
@@ -396,7 +396,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	time.Sleep(store.RollupSlack)
 	job := func(what string) error {
 		t := time.Now()
-		run, err := db.RefreshRollups(ctx, time.Now())
+		run, err := db.RefreshRollups(ctx)
 		if err != nil {
 			return err
 		}
@@ -419,7 +419,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 		// A kept database from before schema 0013 gets its day-level
 		// histograms 31 days per run of the job.
 		for range 3 {
-			if _, err := db.RefreshRollups(ctx, time.Now()); err != nil {
+			if _, err := db.RefreshRollups(ctx); err != nil {
 				return err
 			}
 		}

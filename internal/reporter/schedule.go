@@ -170,19 +170,21 @@ func (r *Reports) Run(ctx context.Context) error {
 
 // RollupRefresher computes the hourly rollups (store.DB does).
 type RollupRefresher interface {
-	RefreshRollups(ctx context.Context, now time.Time) (store.RollupRun, error)
+	RefreshRollups(ctx context.Context) (store.RollupRun, error)
 }
 
 // RefreshRollups runs the rollup job once, if the analytics store has rollups.
 // It runs on the replica holding the reports lease, so replicas do not
 // compute the same hours at once (overlapping runs would still be correct).
-func (r *Reports) RefreshRollups(ctx context.Context, now time.Time) error {
+// The scheduled time is not used: the job takes its versions from the
+// server's clock.
+func (r *Reports) RefreshRollups(ctx context.Context, _ time.Time) error {
 	rr, ok := r.db.(RollupRefresher)
 	if !ok {
 		return nil
 	}
 	start := time.Now()
-	run, err := rr.RefreshRollups(ctx, now)
+	run, err := rr.RefreshRollups(ctx)
 	if hours := run.Hours; len(hours) > 0 {
 		r.logger.Info("hourly rollups brought up to date", "hours", len(hours), "computed", run.Computed, "patched", run.Patched, "checked", run.Checked,
 			"first", hours[0].Format(time.RFC3339), "last", hours[len(hours)-1].Format(time.RFC3339), "took", time.Since(start).Round(time.Millisecond))

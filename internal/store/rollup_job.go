@@ -37,7 +37,7 @@ type RollupRun struct {
 // that moved since its last run, not the length of the history. Runs of
 // several reporter replicas may overlap: each writes its own version, and
 // readers take the greatest.
-func (db *DB) RefreshRollups(ctx context.Context, now time.Time) (RollupRun, error) {
+func (db *DB) RefreshRollups(ctx context.Context) (RollupRun, error) {
 	var run RollupRun
 	version, err := db.rollupVersion(ctx)
 	if err != nil {

@@ -271,7 +271,7 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		for _, s := range statuses {
 			times = append(times, s.ObservedAt)
 		}
-		hours, err := hoursOf(db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)))
+		hours, err := hoursOf(db.RefreshRollups(t.Context()))
 		if err != nil {
 			t.Fatalf("RefreshRollups: %v", err)
 		}
@@ -305,7 +305,7 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 			t.Errorf("without day records the week reads %d days of histograms (%v); want 0", days, err)
 		}
 		sameAsRaw(t, db, "day records of before schema 0014")
-		if hours, err := hoursOf(db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))); err != nil || len(hours) != 0 {
+		if hours, err := hoursOf(db.RefreshRollups(t.Context())); err != nil || len(hours) != 0 {
 			t.Fatalf("RefreshRollups = %d hours, %v; want none (only days to sum)", len(hours), err)
 		}
 		if days, err := store.PlannedDays(t.Context(), db, week); err != nil || days != 7 {
@@ -379,7 +379,7 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		for _, s := range lateStatuses {
 			times = append(times, s.ObservedAt)
 		}
-		hours, err = hoursOf(db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)))
+		hours, err = hoursOf(db.RefreshRollups(t.Context()))
 		if err != nil {
 			t.Fatalf("RefreshRollups after late facts: %v", err)
 		}
@@ -392,7 +392,7 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		sameAsRaw(t, db, "late facts rolled up")
 
 		// A second run has nothing to do, and replaced versions are gone.
-		if hours, err = hoursOf(db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))); err != nil || len(hours) != 0 {
+		if hours, err = hoursOf(db.RefreshRollups(t.Context())); err != nil || len(hours) != 0 {
 			t.Errorf("idle RefreshRollups computed %v, %v; want nothing", hours, err)
 		}
 		for _, table := range []string{"hour_attempts", "hour_journeys", "hourly_attempts", "hourly_latency", "rolled_hours"} {
@@ -441,7 +441,7 @@ func rollUpDayBeforeLateFacts(t *testing.T, db *store.DB) (late []store.Delivery
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond) // the job's version after the marks
-	if done, err := hoursOf(db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))); err != nil || len(done) == 0 {
+	if done, err := hoursOf(db.RefreshRollups(t.Context())); err != nil || len(done) == 0 {
 		t.Fatalf("RefreshRollups = %v, %v; want the day rolled up", done, err)
 	}
 	return []store.DeliveryRow{deliveryAt(1, events.StatusDelivered, rollStart.Add(10*time.Hour+30*time.Minute)),
@@ -591,7 +591,7 @@ func TestJobPatchesOnlyChangedHours(t *testing.T) {
 		late := rollUpDayBeforeLateFacts(t, db)
 		before := versions()
 		insert(late...)
-		run, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30))
+		run, err := db.RefreshRollups(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -630,7 +630,7 @@ func TestJobPatchesOnlyChangedHours(t *testing.T) {
 		// list holds moved: the same hours.
 		restore := store.SetMaxTouchedList(0)
 		defer restore()
-		if _, err := db.RefreshRollups(t.Context(), rollStart.AddDate(0, 0, 30)); err != nil {
+		if _, err := db.RefreshRollups(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		restore()
@@ -663,7 +663,7 @@ func TestRollupsRecomputeOnlyDirtyHours(t *testing.T) {
 		if err := db.Insert(t.Context(), &store.Batch{Deliveries: []store.DeliveryRow{recent}}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.RefreshRollups(t.Context(), time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+		if _, err := db.RefreshRollups(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 
@@ -697,7 +697,7 @@ func TestRollupsRecomputeOnlyDirtyHours(t *testing.T) {
 			t.Fatalf("an event and a status marked %d hours %v … ; want the %d within a day of each", len(marked), marked[:min(3, len(marked))], len(want))
 		}
 
-		done, err := hoursOf(db.RefreshRollups(t.Context(), time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)))
+		done, err := hoursOf(db.RefreshRollups(t.Context()))
 		if err != nil {
 			t.Fatal(err)
 		}
