@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // OTPState is an OTP's verification status, tyntec's otpStatus (v4 and v1 use
@@ -187,7 +189,9 @@ func NewTrackMessage(tr *Track) (Message, error) {
 }
 
 func newMessage(subject, id, source, typ string, at time.Time, ceSubject string, v any) (Message, error) {
-	data, err := json.Marshal(v)
+	// segmentio's encoder writes what encoding/json writes (the same
+	// escaping and key order; TestBodiesAsEncodingJSON), in half the time.
+	data, err := fastjson.Marshal(v)
 	if err != nil {
 		return Message{}, fmt.Errorf("encode %s: %w", typ, err)
 	}
