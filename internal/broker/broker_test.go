@@ -115,6 +115,32 @@ func TestPublishWhileDownIsUnavailable(t *testing.T) {
 	}
 }
 
+// A publish whose acknowledgement never comes gives up after its timeout:
+// here the stream is gone and a plain subscriber takes the messages
+// without answering, as a server too busy to store them would.
+func TestPublishNewTimesOut(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	if err := b.JetStream().DeleteStream(t.Context(), b.StreamName()); err != nil {
+		t.Fatal(err)
+	}
+	nc := brokertest.Conn(t, b)
+	if _, err := nc.SubscribeSync(events.SubjectAll); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := b.PublishNew(t.Context(), 200*time.Millisecond, message(1))
+	took := time.Since(start)
+	if !errors.Is(err, broker.ErrUnavailable) || !strings.Contains(err.Error(), "no answer within 200ms") {
+		t.Fatalf("PublishNew without an acknowledgement = %v; want ErrUnavailable after the timeout", err)
+	}
+	if took < 200*time.Millisecond || took > 5*time.Second {
+		t.Errorf("PublishNew gave up after %v; want the 200ms timeout", took)
+	}
+}
+
 func TestEmbeddedOpenCreatesStream(t *testing.T) {
 	cfg := brokertest.Config(t)
 	cfg.Sync = "always"

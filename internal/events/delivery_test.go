@@ -199,8 +199,8 @@ func TestDeliveryMessage(t *testing.T) {
 		HeaderContentType: "application/json",
 	}
 	for k, v := range want {
-		if m.Header[k] != v {
-			t.Errorf("header %s = %q; want %q", k, m.Header[k], v)
+		if m.Header.Get(k) != v {
+			t.Errorf("header %s = %q; want %q", k, m.Header.Get(k), v)
 		}
 	}
 	var back DeliveryStatus

@@ -15,9 +15,23 @@ type Message struct {
 	// ID is content-derived and becomes both Nats-Msg-Id (JetStream's duplicate
 	// window) and ce-id; ClickHouse deduplicates on it too.
 	ID string
-	// Header holds the CloudEvents 1.0 attributes in binary content mode.
-	Header map[string]string
+	// Header holds the CloudEvents 1.0 attributes in binary content mode and
+	// Nats-Msg-Id (ID), shaped like a NATS header so that the broker sends
+	// it as it is.
+	Header Header
 	Data   []byte
+}
+
+// Header is a message's headers, one value each, keyed exactly (NATS
+// headers are case-sensitive): the shape of nats.Header.
+type Header map[string][]string
+
+// Get is the value of key, "" when there is none.
+func (h Header) Get(key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // CloudEvents attribute headers (binary content mode) and the source otpscope uses.
@@ -97,17 +111,26 @@ func NewDeadLetterMessage(dl DeadLetter, body []byte, maxBody int) (Message, err
 	return newMessage(SubjectDeadLetter, id, dl.Source, TypeDeadLetter, dl.ReceivedAt, "", dl)
 }
 
-func cloudEvent(id, source, typ string, at time.Time, subject string) map[string]string {
-	h := map[string]string{
-		HeaderSpecVersion: "1.0",
-		HeaderID:          id,
-		HeaderSource:      "/otpscope/" + source,
-		HeaderType:        typ,
-		HeaderTime:        at.UTC().Format(time.RFC3339Nano),
-		HeaderContentType: "application/json",
+// NewMessage is a message with body data already encoded as JSON, and the
+// CloudEvents attributes of source (ce-source "/otpscope/<source>"), typ,
+// at and ceSubject (none when "").
+func NewMessage(subject, id, source, typ string, at time.Time, ceSubject string, data []byte) Message {
+	return Message{Subject: subject, ID: id, Header: cloudEvent(id, source, typ, at, ceSubject), Data: data}
+}
+
+// cloudEvent is a message's headers. Every value sits in one array, and
+// the map is sized for them: a header per value would be the largest share
+// of a webhook's allocations.
+func cloudEvent(id, source, typ string, at time.Time, subject string) Header {
+	values := [...]string{"1.0", id, "/otpscope/" + source, typ, at.UTC().Format(time.RFC3339Nano), "application/json", id, subject}
+	keys := [...]string{HeaderSpecVersion, HeaderID, HeaderSource, HeaderType, HeaderTime, HeaderContentType, HeaderMsgID, HeaderSubject}
+	n := len(keys)
+	if subject == "" {
+		n--
 	}
-	if subject != "" {
-		h[HeaderSubject] = subject
+	h := make(Header, n)
+	for i := range n {
+		h[keys[i]] = values[i : i+1 : i+1]
 	}
 	return h
 }
@@ -143,5 +166,5 @@ func NewReplayMessage(subject, deadLetterID string, body []byte, at time.Time) (
 		KindResend: TypeResend, KindReconcile: TypeReconcile, KindTrack: TypeTrack, KindReport: TypeReport, KindAlert: TypeAlert,
 		KindSilent: TypeSilentOutcome, KindPush: TypePushApproval}[sub.Kind]
 	id := "rp-" + digest(deadLetterID)
-	return Message{Subject: subject, ID: id, Header: cloudEvent(id, "replay", typ, at, ""), Data: body}, nil
+	return NewMessage(subject, id, "replay", typ, at, "", body), nil
 }

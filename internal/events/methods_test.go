@@ -119,14 +119,14 @@ func TestMethodMessages(t *testing.T) {
 	}
 	o.ReceivedAt = receivedAt.Add(time.Minute) // the app's retry
 	m2, _ := NewSilentOutcomeMessage(&o)
-	if m1.ID != m2.ID || m1.Subject != "tyntec.2fa.silent.verified" || m1.Header[HeaderType] != TypeSilentOutcome {
+	if m1.ID != m2.ID || m1.Subject != "tyntec.2fa.silent.verified" || m1.Header.Get(HeaderType) != TypeSilentOutcome {
 		t.Errorf("silent messages %s %s %s; want one id on tyntec.2fa.silent.verified", m1.ID, m2.ID, m1.Subject)
 	}
 	p := PushEvent{UUID: "u-1", Status: PushDenied, CreatedAt: receivedAt, UpdatedAt: receivedAt, Source: SourceWebhook}
 	w, _ := NewPushMessage(&p)
 	p.Source = SourcePoll
 	q, _ := NewPushMessage(&p)
-	if w.ID != q.ID || q.Subject != "tyntec.2fa.push.denied" || q.Header[HeaderSource] != "/otpscope/poller" {
+	if w.ID != q.ID || q.Subject != "tyntec.2fa.push.denied" || q.Header.Get(HeaderSource) != "/otpscope/poller" {
 		t.Errorf("push messages %+v %+v; want one id whoever reported it", w, q)
 	}
 	if AttemptUUID(ChannelSilent, "sa-1") != AttemptUUID(ChannelSilent, "sa-1") || AttemptUUID(ChannelSilent, "sa-1") == AttemptUUID(ChannelPush, "sa-1") {

@@ -195,7 +195,7 @@ func newMessage(subject, id, source, typ string, at time.Time, ceSubject string,
 	if err != nil {
 		return Message{}, fmt.Errorf("encode %s: %w", typ, err)
 	}
-	return Message{Subject: subject, ID: id, Header: cloudEvent(id, source, typ, at, ceSubject), Data: data}, nil
+	return NewMessage(subject, id, source, typ, at, ceSubject, data), nil
 }
 
 // DecodeTrack parses and validates a tracking registration: otpId must be a

@@ -23,7 +23,7 @@ import (
 // Publisher gets messages durably into the stream, or fails; stored[i]
 // tells whether msgs[i] was new (not a duplicate the stream dropped).
 type Publisher interface {
-	PublishNew(ctx context.Context, msgs ...events.Message) (stored []bool, err error)
+	PublishNew(ctx context.Context, timeout time.Duration, msgs ...events.Message) (stored []bool, err error)
 }
 
 // WebhookPath is where tyntec posts DeliveryStatus events.
@@ -139,9 +139,14 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	h.metrics.accepted.Inc()
 	h.accepted.Add(1)
 	h.lastAccepted.Store(receivedAt.UnixNano())
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	_, _ = w.Write(append(strconv.AppendInt([]byte(`{"accepted":`), int64(len(evs)), 10), "}\n"...))
 }
+
+// jsonContentType is the accepted answer's Content-Type, set as the header
+// map's value: Header.Set canonicalizes the key and allocates a slice per
+// answer. Nothing writes into the shared slice (an Add would grow a copy).
+var jsonContentType = []string{"application/json"}
 
 // reject answers a 4xx for input that cannot be accepted, after its raw bytes
 // and the reason are safely in the dead-letter subject. When even that fails the
@@ -175,10 +180,8 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, receivedAt time
 }
 
 func (h *Handler) publish(ctx context.Context, msgs []events.Message) ([]bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
-	defer cancel()
 	start := time.Now()
-	stored, err := h.pub.PublishNew(ctx, msgs...)
+	stored, err := h.pub.PublishNew(ctx, h.cfg.PublishTimeout, msgs...)
 	if err == nil {
 		h.metrics.publish.Observe(time.Since(start).Seconds())
 	}

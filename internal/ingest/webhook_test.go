@@ -324,12 +324,15 @@ func TestNATSDown(t *testing.T) {
 	}
 }
 
-// slowPublisher never acknowledges within the deadline.
+// slowPublisher never acknowledges within the timeout it is given.
 type slowPublisher struct{}
 
-func (slowPublisher) PublishNew(ctx context.Context, _ ...events.Message) ([]bool, error) {
-	<-ctx.Done()
-	return nil, fmt.Errorf("%w: %v", broker.ErrUnavailable, ctx.Err())
+func (slowPublisher) PublishNew(ctx context.Context, timeout time.Duration, _ ...events.Message) ([]bool, error) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(timeout):
+	}
+	return nil, fmt.Errorf("%w: no answer within %v", broker.ErrUnavailable, timeout)
 }
 
 func TestSlowNATSAnswers503(t *testing.T) {

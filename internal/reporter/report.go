@@ -120,14 +120,7 @@ func (r *Report) Message() (events.Message, error) {
 }
 
 func newMessage(subject, id, typ string, at time.Time, data []byte) events.Message {
-	return events.Message{Subject: subject, ID: id, Data: data, Header: map[string]string{
-		events.HeaderSpecVersion: "1.0",
-		events.HeaderID:          id,
-		events.HeaderSource:      "/otpscope/reporter",
-		events.HeaderType:        typ,
-		events.HeaderTime:        at.UTC().Format(time.RFC3339Nano),
-		events.HeaderContentType: "application/json",
-	}}
+	return events.NewMessage(subject, id, "reporter", typ, at, "", data)
 }
 
 // shortDigest is the 12-byte digest report and alert ids end in.

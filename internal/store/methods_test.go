@@ -245,7 +245,7 @@ func TestRollupsWithMethods(t *testing.T) {
 		var early, late []events.Message
 		for _, m := range methodMessages(t) {
 			// The poller's late read of p-7 and the late /otps/track of otpM2.
-			if m.Header[events.HeaderSubject] == "p-7" || (m.Subject == events.SubjectTrack && m.Header[events.HeaderSubject] == otpM2) {
+			if m.Header.Get(events.HeaderSubject) == "p-7" || (m.Subject == events.SubjectTrack && m.Header.Get(events.HeaderSubject) == otpM2) {
 				late = append(late, m)
 				continue
 			}
