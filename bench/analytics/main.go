@@ -48,6 +48,7 @@ func run() int {
 	live := flag.Bool("live", false, "also time the API before the rollup job ran (every hour computed live)")
 	keep := flag.String("dir", "", "keep the engine's data and the raw answers in this directory and reuse them in the next run (default: a temporary directory, removed)")
 	rawWindows := flag.String("raw-windows", "", "comma-separated names of the windows whose raw answers are computed and compared (default: all)")
+	freshList := flag.String("fresh", "5m", "comma-separated spans of new traffic inserted before a between-job read of the last 24 h, ascending")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	dir := *keep
@@ -73,6 +74,14 @@ func run() int {
 
 	fmt.Printf("| events | window | endpoint | source | p50 ms | p95 ms |\n|---|---|---|---|---|---|\n")
 	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live, keep: *keep != "", dir: dir}
+	for _, f := range strings.Split(*freshList, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil || d <= 0 || d > time.Hour {
+			fmt.Fprintf(os.Stderr, "-fresh: %q is not a span of up to an hour\n", f)
+			return 2
+		}
+		opts.fresh = append(opts.fresh, d)
+	}
 	if *rawWindows != "" {
 		opts.rawWindows = map[string]bool{}
 		for _, w := range strings.Split(*rawWindows, ",") {
@@ -160,6 +169,7 @@ type options struct {
 	keep            bool            // reuse a database generated and rolled up by an earlier run
 	dir             string          // the engine's data, and raw-<db>.json: the raw answers
 	rawWindows      map[string]bool // nil: all
+	fresh           []time.Duration // new traffic before each between-job read
 }
 
 func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.Logger) error {
@@ -437,19 +447,22 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	// leave every window's answer as it was, so a kept database and its raw
 	// answers stay valid.
 	// First what a reader sees between two runs of the job while traffic
-	// flows: 5 minutes of the new hour (the job runs every minute, and
-	// RollupSlack is 5 minutes in production) have marked the day before
-	// them dirty, so the last 24 h up to now are patched.
-	if _, err := generateUntil(ctx, db, n/(days*24), end, time.Hour, 5*time.Minute, 1); err != nil {
-		return err
-	}
-	time.Sleep(store.RollupSlack)
-	fresh := []window{{"last 24 h with 5 new minutes before the job", end.Add(-24*time.Hour + 5*time.Minute), end.Add(5 * time.Minute)}}
-	if err := computeRaw(fresh); err != nil {
-		return err
-	}
-	if err := timeAPI("API, between job runs", fresh); err != nil {
-		return err
+	// flows: the first minutes of the new hour (-fresh; by default 5: the
+	// job runs every minute, and RollupSlack is 5 minutes in production)
+	// have marked the day before them dirty, so the last 24 h up to now are
+	// patched.
+	for _, span := range o.fresh {
+		if _, err := generateUntil(ctx, db, n/(days*24), end, time.Hour, span, 1); err != nil {
+			return err
+		}
+		time.Sleep(store.RollupSlack)
+		fresh := []window{{freshName(span), end.Add(-24*time.Hour + span), end.Add(span)}}
+		if err := computeRaw(fresh); err != nil {
+			return err
+		}
+		if err := timeAPI("API, between job runs", fresh); err != nil {
+			return err
+		}
 	}
 	if _, err := generate(ctx, db, n/(days*24), end, time.Hour, 1); err != nil {
 		return err
@@ -472,6 +485,18 @@ FROM delivery_events WHERE event_time >= %s ORDER BY event_time LIMIT 1`, chTime
 		return nil
 	}
 	return admin.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+name+" SYNC")
+}
+
+// freshName names the window of a between-job read after span of new
+// traffic: "last 24 h with 5 new minutes before the job".
+func freshName(span time.Duration) string {
+	if span == time.Minute {
+		return "last 24 h with 1 new minute before the job"
+	}
+	if span%time.Minute == 0 {
+		return fmt.Sprintf("last 24 h with %d new minutes before the job", int(span.Minutes()))
+	}
+	return fmt.Sprintf("last 24 h with %v new before the job", span)
 }
 
 func rawPath(o options, db string) string {
