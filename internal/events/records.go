@@ -190,7 +190,7 @@ func NewTrackMessage(tr *Track) (Message, error) {
 
 func newMessage(subject, id, source, typ string, at time.Time, ceSubject string, v any) (Message, error) {
 	// segmentio's encoder writes what encoding/json writes (the same
-	// escaping and key order; TestBodiesAsEncodingJSON), in half the time.
+	// escaping and key order; FuzzBodiesAsEncodingJSON), in half the time.
 	data, err := fastjson.Marshal(v)
 	if err != nil {
 		return Message{}, fmt.Errorf("encode %s: %w", typ, err)

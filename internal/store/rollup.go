@@ -425,14 +425,14 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 	if h1.Before(w.To) {
 		h1 = h1.Add(time.Hour)
 	}
-	versions, marks, touchedSince, dayRecords, err := db.hourStates(ctx, h0, h1)
-	if err != nil || len(versions) == 0 {
+	rolled, marks, touchedSince, dayRecords, err := db.hourStates(ctx, h0, h1)
+	if err != nil || len(rolled) == 0 {
 		return p, false, err
 	}
 	// The dirty hours that can be patched, and of those the ones a touched
 	// OTP has rows in, stored or live; the others are still exact at their
 	// versions.
-	cands := patchableHours(versions, marks, touchedSince, h0, h1, time.Now())
+	cands := patchableHours(rolled, marks, touchedSince, h0, h1, time.Now())
 	patchable := map[time.Time]bool{}
 	for _, c := range cands {
 		patchable[c.hour] = true
@@ -442,10 +442,7 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 	var changed map[time.Time]bool
 	var factDays string
 	if len(cands) > 0 {
-		if cw.touched, err = db.touchedList(ctx, cw); err != nil {
-			return p, false, err
-		}
-		if changed, factDays, err = db.changedHours(listing(ctx, cw), cw); err != nil {
+		if cw.touched, changed, factDays, err = db.touchedChanges(ctx, cw); err != nil {
 			return p, false, err
 		}
 	}
@@ -463,9 +460,9 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 		if !from.Before(to) {
 			continue
 		}
-		r, rolled := versions[h]
+		r, isRolled := rolled[h]
 		mark, marked := marks[h]
-		exact := rolled && (clean(r.asOf, mark, marked) || patchable[h] && !changed[h])
+		exact := isRolled && (clean(r.asOf, mark, marked) || patchable[h] && !changed[h])
 		switch {
 		case exact && from.Equal(h) && to.Equal(h.Add(time.Hour)):
 			p.hours = append(p.hours, r)
@@ -486,9 +483,9 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 		return p, false, nil
 	}
 	p.days = wholeDays(w, p.hours, dayRecords, func(h time.Time) bool {
-		_, rolled := versions[h]
+		_, isRolled := rolled[h]
 		_, marked := marks[h]
-		return rolled || marked
+		return isRolled || marked
 	})
 	sub := func(ss []span, stored []rolledHour) Window {
 		lw := w
@@ -559,6 +556,17 @@ WHERE day >= toDate(%[3]s) AND day <= toDate(%[4]s) AND otp_id IN %[2]s`, sel, t
 	}
 	list := slices.Sorted(maps.Keys(days))
 	return changed, "day IN (" + strings.Join(list, ", ") + ")", nil
+}
+
+// touchedChanges reads cw's touched OTPs once, as the list its queries name
+// (touchedList), and the hours of cw.stored they changed (changedHours):
+// what readers and the rollup job both ask of dirty, patchable hours.
+func (db *DB) touchedChanges(ctx context.Context, cw Window) (touched string, changed map[time.Time]bool, factDays string, err error) {
+	if cw.touched, err = db.touchedList(ctx, cw); err != nil {
+		return "", nil, "", err
+	}
+	changed, factDays, err = db.changedHours(listing(ctx, cw), cw)
+	return cw.touched, changed, factDays, err
 }
 
 // maxTouchedList bounds the touched OTPs a plan names as a list: the list

@@ -148,14 +148,11 @@ func (db *DB) sortDirtyHours(ctx context.Context, dirty []time.Time, version uin
 	for _, g := range groups {
 		slices.SortFunc(g, func(a, b rolledHour) int { return a.hour.Compare(b.hour) })
 		cw := Window{From: g[0].hour, To: g[len(g)-1].hour.Add(time.Hour), stored: g}
-		if cw.touched, err = db.touchedList(ctx, cw); err != nil {
-			return nil, nil, nil, err
-		}
-		changed, factDays, err := db.changedHours(listing(ctx, cw), cw)
+		touched, changed, factDays, err := db.touchedChanges(ctx, cw)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		patch := Window{patched: true, touched: cw.touched, factDays: factDays}
+		patch := Window{patched: true, touched: touched, factDays: factDays}
 		for _, c := range g {
 			if changed[c.hour] {
 				patch.stored = append(patch.stored, c)
