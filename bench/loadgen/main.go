@@ -256,6 +256,9 @@ func benchIngest(ctx context.Context, o options) (result, error) {
 	msgs, err := svc.Broker().StreamMsgs(ctx)
 	if err == nil {
 		r.note = fmt.Sprintf("(200s incl. warm-up %d, stream holds %d messages; sync %s)", r.ok+r.warmOK, msgs, syncName(o.sync))
+		if bs := svc.Broker().Batches(); bs.Batches > 0 {
+			r.note += fmt.Sprintf(" %d of them in %d atomic batches (%d failed)", bs.Messages, bs.Batches, bs.Failures)
+		}
 	}
 	cancel()
 	if serr := <-done; serr != nil && err == nil {

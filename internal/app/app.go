@@ -97,7 +97,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		return err
 	}
 	a.cleanup = append(a.cleanup, a.broker.Close)
-	reg.MustRegister(a.broker.Collector())
+	reg.MustRegister(a.broker.Collectors()...)
 	checks := []ops.Check{{Name: "nats", Ready: a.broker.Ready}}
 
 	if cfg.runs(ModuleReporter) {

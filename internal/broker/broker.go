@@ -32,6 +32,7 @@ type Broker struct {
 	stream  StreamConfig
 	logger  *slog.Logger
 	health  *health
+	group   *groupCommit // nil unless the embedded single node fsyncs every write
 }
 
 // Open hosts the embedded server when cfg.URL is empty, connects, and makes sure
@@ -72,6 +73,9 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 	if b.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192)); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if cfg.groupCommits() {
+		b.group = newGroupCommit(nc, b.js, cfg.Stream.Name)
 	}
 	if err := b.ensureStreamRetrying(ctx); err != nil {
 		b.Close()
@@ -135,6 +139,8 @@ func (b *Broker) EnsureStream(ctx context.Context) error {
 		Duplicates:  b.stream.DuplicateWindow,
 		Replicas:    b.stream.Replicas,
 		MaxAge:      b.stream.MaxAge,
+		// Group commit publishes atomic batches (groupcommit.go).
+		AllowAtomicPublish: b.group != nil,
 	})
 	if err != nil {
 		return fmt.Errorf("create or update stream %s: %w", b.stream.Name, err)
@@ -174,22 +180,48 @@ func (b *Broker) PublishNew(ctx context.Context, timeout time.Duration, msgs ...
 	// The PubAck names the stream that stored the message instead, and one
 	// not ours is an error: JetStream forbids overlapping subjects within an
 	// account, so that happens only when ours is gone and another caught them.
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	for _, m := range msgs {
-		f, err := b.js.PublishMsgAsync(NATSMsg(m))
-		if err != nil {
-			return nil, fmt.Errorf("%w: publish %s: %v", ErrUnavailable, m.Subject, err)
-		}
-		futures = append(futures, f)
-	}
 	var expired <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
 		defer t.Stop()
 		expired = t.C
 	}
-	stored = make([]bool, len(futures))
-	for i, f := range futures {
+	var out sent
+	if g := b.group; g != nil && g.busy() {
+		nms := make([]*nats.Msg, len(msgs))
+		for i, m := range msgs {
+			nms[i] = NATSMsg(m)
+		}
+		select {
+		case out = <-g.enqueue(nms):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: waiting to publish: %v", ErrUnavailable, ctx.Err())
+		case <-expired:
+			return nil, fmt.Errorf("%w: waiting to publish: not sent within %v", ErrUnavailable, timeout)
+		}
+	} else {
+		out.futures = make([]jetstream.PubAckFuture, 0, len(msgs))
+		for _, m := range msgs {
+			f, err := b.js.PublishMsgAsync(NATSMsg(m))
+			if err != nil {
+				out.err = fmt.Errorf("publish %s: %w", m.Subject, err)
+				break
+			}
+			out.futures = append(out.futures, f)
+		}
+	}
+	stored = make([]bool, len(msgs))
+	switch {
+	case out.err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, out.err)
+	case out.batched:
+		// Stored in one atomic batch, which a duplicate would have failed.
+		for i := range stored {
+			stored[i] = true
+		}
+		return stored, nil
+	}
+	for i, f := range out.futures {
 		select {
 		case ack := <-f.Ok():
 			if ack.Stream != b.stream.Name {
@@ -315,6 +347,9 @@ func (b *Broker) ClientURL() string {
 func (b *Broker) Close() {
 	if b.health != nil {
 		b.health.stop()
+	}
+	if b.group != nil {
+		b.group.close()
 	}
 	if b.nc != nil {
 		if err := b.nc.Drain(); err != nil {

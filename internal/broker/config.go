@@ -150,3 +150,12 @@ func parseSync(s string) (syncPolicy, error) {
 	}
 	return syncPolicy{Interval: d}, nil
 }
+
+// groupCommits reports whether publishes are grouped into atomic batches
+// under load (groupcommit.go): on the embedded single node that fsyncs every
+// write, where a batch shares one fsync. Elsewhere a batch costs more than
+// it saves (no fsync to share) or was not measured (a cluster's replicas).
+func (c *Config) groupCommits() bool {
+	p, err := parseSync(c.Sync)
+	return err == nil && p.Always && c.Embedded() && c.ClusterName == "" && c.Stream.Replicas == 1
+}

@@ -29,3 +29,13 @@ func WatchFast(t testing.TB) {
 	watchEvery, reenableAfter = 20*time.Millisecond, 100*time.Millisecond
 	t.Cleanup(func() { watchEvery, reenableAfter = every, after })
 }
+
+// SetGroupCommit sets group commit's thresholds until the test ends.
+func SetGroupCommit(t testing.TB, busyAt, minBatch int, maxHold time.Duration) {
+	b, m, h := groupBusyAt, groupMinBatch, groupMaxHold
+	groupBusyAt, groupMinBatch, groupMaxHold = busyAt, minBatch, maxHold
+	t.Cleanup(func() { groupBusyAt, groupMinBatch, groupMaxHold = b, m, h })
+}
+
+// GroupCommits reports whether c groups publishes into atomic batches.
+func (c *Config) GroupCommits() bool { return c.groupCommits() }

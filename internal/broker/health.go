@@ -209,6 +209,8 @@ func (b *Broker) knownFault() *jsFault {
 	return b.health.fault.Load()
 }
 
-// Collector is the broker's gauge otpscope_nats_jetstream_ok, for the
-// process's registry.
-func (b *Broker) Collector() prometheus.Collector { return b.health.gauge }
+// Collectors are the broker's metrics, for the process's registry: the gauge
+// otpscope_nats_jetstream_ok and group commit's counters.
+func (b *Broker) Collectors() []prometheus.Collector {
+	return append([]prometheus.Collector{b.health.gauge}, b.batchCounters()...)
+}

@@ -34,7 +34,7 @@ func publishWithin(b *broker.Broker, i int, d time.Duration) error {
 // jetStreamOK is the value of the gauge otpscope_nats_jetstream_ok.
 func jetStreamOK(b *broker.Broker) float64 {
 	var m dto.Metric
-	if err := b.Collector().(prometheus.Metric).Write(&m); err != nil {
+	if err := b.Collectors()[0].(prometheus.Metric).Write(&m); err != nil {
 		return -1
 	}
 	return m.GetGauge().GetValue()
