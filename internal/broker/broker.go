@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,7 +53,8 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 		b.srv, b.srvOpts, b.credsAt, url = srv, opts, cfg.CredentialsFile(), srv.ClientURL()
 		b.creds = []nats.Option{nats.UserInfo(creds.User, creds.Password)}
 		logger.Info("embedded NATS server started", "url", url, "store", cfg.StoreDir(),
-			"credentials", cfg.CredentialsFile(), "user", creds.User, "reader", creds.ReaderUser)
+			"credentials", cfg.CredentialsFile(), "user", creds.User, "reader", creds.ReaderUser,
+			"sync", cmp.Or(cfg.Sync, DefaultSync), "group_commit", cfg.GroupCommits())
 	} else if user, password, ok := clientCredentials(cfg); ok {
 		// Credentials in a server's URL still take precedence over these.
 		b.creds = []nats.Option{nats.UserInfo(user, password)}
@@ -74,7 +76,7 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 		b.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if cfg.groupCommits() {
+	if cfg.GroupCommits() {
 		b.group = newGroupCommit(nc, b.js, cfg.Stream.Name)
 	}
 	if err := b.ensureStreamRetrying(ctx); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -23,6 +24,9 @@ type Config struct {
 	// a flush interval such as "2m" (faster; a host crash may lose up to that
 	// much of acknowledged webhooks, a process crash nothing).
 	Sync string
+	// NoGroupCommit turns group commit off (--nats-group-commit=false): every
+	// publish then goes out on its own even under load (groupcommit.go).
+	NoGroupCommit bool
 	// User and Password are the service user's: the embedded server requires
 	// them of every client, and otpscope's clients connect with them. Empty on
 	// the embedded server: kept in CredentialsFile(), generated at first start.
@@ -73,6 +77,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, defaultURL string) {
 	fs.StringVar(&c.URL, "nats-url", defaultURL, "external NATS URL(s), comma-separated; empty hosts the embedded server")
 	fs.StringVar(&c.Listen, "nats-listen", DefaultListen, "client address of the embedded NATS server")
 	fs.StringVar(&c.Sync, "nats-sync", DefaultSync, `embedded JetStream sync policy: "always" (fsync every write; acknowledged webhooks survive a host crash) or an interval such as "2m" (faster; a host crash may lose up to that much of acknowledged webhooks)`)
+	fs.Var(negated{&c.NoGroupCommit}, "nats-group-commit", "with --nats-sync always on the embedded single node, group concurrent webhooks into JetStream atomic batches under load (one fsync per batch); false publishes each on its own")
 	fs.StringVar(&c.User, "nats-user", DefaultUser, "NATS user otpscope connects as (the embedded server's service user)")
 	fs.StringVar(&c.Password, "nats-password", "", "password of --nats-user (embedded server: empty generates one, kept in <data-dir>/nats/credentials.json; external: empty uses the URL's, or that file's when present)")
 	fs.StringVar(&c.ReaderUser, "nats-reader-user", DefaultReaderUser, "the embedded server's read-only user for downstream subscribers")
@@ -151,11 +156,33 @@ func parseSync(s string) (syncPolicy, error) {
 	return syncPolicy{Interval: d}, nil
 }
 
-// groupCommits reports whether publishes are grouped into atomic batches
+// GroupCommits reports whether publishes are grouped into atomic batches
 // under load (groupcommit.go): on the embedded single node that fsyncs every
 // write, where a batch shares one fsync. Elsewhere a batch costs more than
 // it saves (no fsync to share) or was not measured (a cluster's replicas).
-func (c *Config) groupCommits() bool {
+func (c *Config) GroupCommits() bool {
 	p, err := parseSync(c.Sync)
-	return err == nil && p.Always && c.Embedded() && c.ClusterName == "" && c.Stream.Replicas == 1
+	return err == nil && p.Always && !c.NoGroupCommit && c.Embedded() && c.ClusterName == "" && c.Stream.Replicas == 1
 }
+
+// negated is a boolean flag that sets the opposite into *p, so that the
+// zero Config has the flag's default, true.
+type negated struct{ p *bool }
+
+func (n negated) String() string {
+	if n.p == nil {
+		return "true"
+	}
+	return strconv.FormatBool(!*n.p)
+}
+
+func (n negated) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*n.p = !v
+	return nil
+}
+
+func (n negated) IsBoolFlag() bool { return true }

@@ -36,6 +36,3 @@ func SetGroupCommit(t testing.TB, busyAt, minBatch int, maxHold time.Duration) {
 	groupBusyAt, groupMinBatch, groupMaxHold = busyAt, minBatch, maxHold
 	t.Cleanup(func() { groupBusyAt, groupMinBatch, groupMaxHold = b, m, h })
 }
-
-// GroupCommits reports whether c groups publishes into atomic batches.
-func (c *Config) GroupCommits() bool { return c.groupCommits() }

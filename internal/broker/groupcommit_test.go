@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"errors"
+	"flag"
 	"strings"
 	"sync"
 	"testing"
@@ -209,12 +210,26 @@ func TestGroupCommitsOnlyWhereAnFsyncIsShared(t *testing.T) {
 		{"external server", func(c *broker.Config) { c.URL = "nats://127.0.0.1:4222" }, false},
 		{"embedded cluster node", func(c *broker.Config) { c.ClusterName = "c" }, false},
 		{"three replicas", func(c *broker.Config) { c.Stream.Replicas = 3 }, false},
+		{"turned off", func(c *broker.Config) { c.NoGroupCommit = true }, false},
 	}
 	for _, tt := range tests {
 		cfg := brokertest.Config(t)
 		tt.mutate(&cfg)
 		if got := cfg.GroupCommits(); got != tt.want {
 			t.Errorf("%s: groups commits %v; want %v", tt.name, got, tt.want)
+		}
+	}
+	// The flag's default is on; =false turns it off.
+	for args, want := range map[string]bool{"": true, "--nats-group-commit": true, "--nats-group-commit=false": false} {
+		var cfg broker.Config
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		cfg.RegisterFlags(fs, "")
+		if err := fs.Parse(strings.Fields(args)); err != nil {
+			t.Fatal(err)
+		}
+		cfg.DataDir, cfg.Sync = t.TempDir(), "always"
+		if got := cfg.GroupCommits(); got != want {
+			t.Errorf("flags %q: groups commits %v; want %v", args, got, want)
 		}
 	}
 	// The stream allows atomic batches exactly when they are used.
