@@ -70,8 +70,10 @@ var (
 	groupMinBatch = 16
 	// groupMaxInFlight batches may await their commit at once.
 	groupMaxInFlight = 1
-	// groupMaxBatch bounds a batch (the server's limit is 1,000 messages).
-	groupMaxBatch = 256
+	// groupMaxBatch bounds a batch: nats-server's default limit
+	// (max_batch_size). Concurrent webhooks make far smaller ones; a bulk
+	// publish of more goes out message by message.
+	groupMaxBatch = 1000
 	// groupMaxHold bounds how long a publish waits in the queue: past it,
 	// it goes out on its own whatever the stream's state.
 	groupMaxHold = 20 * time.Millisecond
@@ -196,9 +198,18 @@ func (g *groupCommit) flush() bool {
 		g.mu.Unlock()
 		return false
 	}
+	if n := len(g.queue[0].msgs); n > groupMaxBatch {
+		// More than a batch may hold (a bulk publish): on their own, as
+		// many in flight as the connection allows, rather than a batch the
+		// server would refuse.
+		w := g.take(1, n)[0]
+		g.mu.Unlock()
+		w.sent <- g.single(w.msgs)
+		return true
+	}
 	if g.batching < groupMaxInFlight && g.queued >= groupMinBatch {
 		n, k := 0, 0
-		for k < len(g.queue) && (k == 0 || n+len(g.queue[k].msgs) <= groupMaxBatch) {
+		for k < len(g.queue) && n+len(g.queue[k].msgs) <= groupMaxBatch {
 			n += len(g.queue[k].msgs)
 			k++
 		}

@@ -177,6 +177,32 @@ func TestGroupCommitSendsAStragglerAlone(t *testing.T) {
 	}
 }
 
+// A publish of more messages than a batch may hold goes out message by
+// message, not as a batch the server would refuse.
+func TestGroupCommitSendsABulkPublishAlone(t *testing.T) {
+	broker.SetGroupCommit(t, 0, 2, time.Minute)
+	b := openGrouping(t)
+	msgs := make([]events.Message, 1001)
+	for i := range msgs {
+		msgs[i] = message(i)
+	}
+	stored, err := b.PublishNew(t.Context(), 10*time.Second, msgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range stored {
+		if !s {
+			t.Fatalf("message %d not stored", i)
+		}
+	}
+	if got := b.Batches(); got != (broker.BatchStats{}) {
+		t.Errorf("group commit did %+v; want no batch", got)
+	}
+	if got := brokertest.StreamMsgs(t, b); got != uint64(len(msgs)) {
+		t.Fatalf("stream holds %d messages; want %d", got, len(msgs))
+	}
+}
+
 // Publishes still waiting when the broker closes fail at once.
 func TestGroupCommitCloseFailsWaiting(t *testing.T) {
 	broker.SetGroupCommit(t, 0, 1000, time.Hour)
