@@ -31,10 +31,10 @@ import (
 // idle nothing changes.
 //
 // Nothing is lost to a batch. It is atomic: either every message is stored,
-// or none is. When a batch fails (a duplicate Nats-Msg-Id, a tyntec retry,
-// fails it whole) or its commit is not answered, each message is published
-// again on its own, and the stream's duplicate window answers for the ones
-// a lost answer hid.
+// or none is. When a batch fails (one duplicate Nats-Msg-Id, a tyntec
+// retry, fails it whole) or its commit is not answered, each message is
+// published again on its own, and the stream's duplicate window answers for
+// the ones a lost answer hid.
 //
 // Batched messages keep the batch's headers (Nats-Batch-Id,
 // Nats-Batch-Sequence, and Nats-Batch-Commit on the last): JetStream stores
@@ -116,10 +116,6 @@ func newGroupCommit(nc *nats.Conn, js jetstream.JetStream, stream string) *group
 func (g *groupCommit) busy() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.busyLocked()
-}
-
-func (g *groupCommit) busyLocked() bool {
 	return len(g.queue) > 0 || g.batching > 0 || g.js.PublishAsyncPending() >= groupBusyAt
 }
 
