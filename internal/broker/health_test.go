@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/disktest"
@@ -161,5 +163,35 @@ func TestRecoversFromJetStreamShutdown(t *testing.T) {
 	}
 	if n := brokertest.StreamMsgs(t, b); n != 2 {
 		t.Errorf("the stream holds %d messages; want 2", n)
+	}
+}
+
+// TestKeyValueWaitsForJetStream creates a KV bucket while JetStream is
+// down: the call retries until the watcher has started JetStream again,
+// instead of failing the service's start.
+func TestKeyValueWaitsForJetStream(t *testing.T) {
+	broker.WatchFast(t)
+	b, err := broker.Open(t.Context(), brokertest.Config(t), "kv", brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if err := b.Server().ShutdownJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	kv, err := b.KeyValue(ctx, jetstream.KeyValueConfig{Bucket: "test_wait"})
+	if err != nil {
+		t.Fatalf("KeyValue with JetStream down, then up again: %v", err)
+	}
+	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("put into the bucket: %v", err)
+	}
+	// A configuration the server refuses is not retried.
+	start := time.Now()
+	_, err = b.KeyValue(ctx, jetstream.KeyValueConfig{Bucket: "test_wait", Storage: jetstream.MemoryStorage})
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("changing a file bucket to memory = %v after %v; want a refusal at once", err, time.Since(start))
 	}
 }
