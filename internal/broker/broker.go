@@ -111,21 +111,40 @@ func Connect(url, name string, logger *slog.Logger, opts ...nats.Option) (*nats.
 	return nc, nil
 }
 
-// ensureStreamRetrying creates or updates the stream, retrying while ctx lasts:
-// a cluster may still be electing a meta leader when a service starts.
+// ensureStreamRetrying creates or updates the stream, retrying (see
+// untilAnswered): a cluster may still be electing a meta leader when a
+// service starts.
 func (b *Broker) ensureStreamRetrying(ctx context.Context) error {
-	err := backoff.Retry(ctx, backoff.Policy{First: 100 * time.Millisecond, Max: 5 * time.Second}, func() error {
-		err := b.EnsureStream(ctx)
-		if err != nil {
-			b.logger.Warn("stream not ready; retrying", "stream", b.stream.Name, "err", err)
-		}
-		return err
-	})
-	if err != nil {
+	if err := b.untilAnswered(ctx, "stream "+b.stream.Name, b.EnsureStream); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", b.stream.Name, err)
 	}
 	return nil
 }
+
+// untilAnswered runs try, which makes what (the stream, a KV bucket) through
+// the JetStream API, until it succeeds or ctx ends. JetStream may be
+// restarting, electing a leader, short of peers, or slow to answer: each try
+// gets 10 s of its own (a loaded disk has taken more than the API's default
+// 5 s). Only a configuration the server finds invalid (err_code 10052) is
+// not tried again: no wait makes it valid.
+func (b *Broker) untilAnswered(ctx context.Context, what string, try func(context.Context) error) error {
+	return backoff.Retry(ctx, backoff.Policy{First: 100 * time.Millisecond, Max: 5 * time.Second}, func() error {
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err := try(tctx)
+		var api *jetstream.APIError
+		switch {
+		case errors.As(err, &api) && api.ErrorCode == errInvalidConfig:
+			return backoff.Permanent(err)
+		case err != nil:
+			b.logger.Warn("JetStream not ready; retrying", "what", what, "err", err)
+		}
+		return err
+	})
+}
+
+// errInvalidConfig is JetStream's JSStreamInvalidConfigF.
+const errInvalidConfig jetstream.ErrorCode = 10052
 
 // EnsureStream creates otpscope's stream, or updates it to the configured
 // settings: file storage, the duplicate window, replicas and maximum age.
@@ -188,12 +207,12 @@ func (b *Broker) PublishNew(ctx context.Context, timeout time.Duration, msgs ...
 		defer t.Stop()
 		expired = t.C
 	}
+	nms := make([]*nats.Msg, len(msgs))
+	for i, m := range msgs {
+		nms[i] = NATSMsg(m)
+	}
 	var out sent
 	if g := b.group; g != nil && g.busy() {
-		nms := make([]*nats.Msg, len(msgs))
-		for i, m := range msgs {
-			nms[i] = NATSMsg(m)
-		}
 		select {
 		case out = <-g.enqueue(nms):
 		case <-ctx.Done():
@@ -202,15 +221,7 @@ func (b *Broker) PublishNew(ctx context.Context, timeout time.Duration, msgs ...
 			return nil, fmt.Errorf("%w: waiting to publish: not sent within %v", ErrUnavailable, timeout)
 		}
 	} else {
-		out.futures = make([]jetstream.PubAckFuture, 0, len(msgs))
-		for _, m := range msgs {
-			f, err := b.js.PublishMsgAsync(NATSMsg(m))
-			if err != nil {
-				out.err = fmt.Errorf("publish %s: %w", m.Subject, err)
-				break
-			}
-			out.futures = append(out.futures, f)
-		}
+		out = publishEach(b.js, nms)
 	}
 	stored = make([]bool, len(msgs))
 	switch {

@@ -200,7 +200,7 @@ func (g *groupCommit) flush() bool {
 		// server would refuse.
 		w := g.take(1, n)[0]
 		g.mu.Unlock()
-		w.sent <- g.single(w.msgs)
+		w.sent <- publishEach(g.js, w.msgs)
 		return true
 	}
 	if g.batching < groupMaxInFlight && g.queued >= groupMinBatch {
@@ -219,7 +219,7 @@ func (g *groupCommit) flush() bool {
 		all := g.take(len(g.queue), g.queued)
 		g.mu.Unlock()
 		for _, w := range all {
-			w.sent <- g.single(w.msgs)
+			w.sent <- publishEach(g.js, w.msgs)
 		}
 		return true
 	}
@@ -237,11 +237,12 @@ func (g *groupCommit) take(k, n int) []*waiting {
 	return out
 }
 
-// single publishes msgs on their own.
-func (g *groupCommit) single(msgs []*nats.Msg) sent {
+// publishEach publishes msgs on their own, without waiting: PublishNew's
+// path when no batch is made, and group commit's for what it does not batch.
+func publishEach(js jetstream.JetStream, msgs []*nats.Msg) sent {
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
-		f, err := g.js.PublishMsgAsync(m)
+		f, err := js.PublishMsgAsync(m)
 		if err != nil {
 			return sent{err: fmt.Errorf("publish %s: %w", m.Subject, err)}
 		}
@@ -262,7 +263,7 @@ func (g *groupCommit) commit(ws []*waiting, n int) {
 	if err := g.publishBatch(ws, n); err != nil {
 		g.failures.Add(1)
 		for _, w := range ws {
-			w.sent <- g.single(w.msgs)
+			w.sent <- publishEach(g.js, w.msgs)
 		}
 		return
 	}

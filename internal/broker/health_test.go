@@ -188,7 +188,7 @@ func TestKeyValueWaitsForJetStream(t *testing.T) {
 	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
 		t.Fatalf("put into the bucket: %v", err)
 	}
-	// A configuration the server refuses is not retried.
+	// A configuration the server finds invalid is not retried.
 	start := time.Now()
 	_, err = b.KeyValue(ctx, jetstream.KeyValueConfig{Bucket: "test_wait", Storage: jetstream.MemoryStorage})
 	if err == nil || time.Since(start) > 5*time.Second {
