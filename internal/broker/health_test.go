@@ -188,7 +188,23 @@ func TestKeyValueWaitsForJetStream(t *testing.T) {
 	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
 		t.Fatalf("put into the bucket: %v", err)
 	}
-	// A configuration the server finds invalid is not retried.
+}
+
+// TestKeyValueRefusalIsFinal: a configuration the server finds invalid is
+// not retried. (On a JetStream of its own: right after the watcher has
+// restarted one, the bucket can be missing for a moment, and nats.go then
+// creates it anew instead of updating it.)
+func TestKeyValueRefusalIsFinal(t *testing.T) {
+	b, err := broker.Open(t.Context(), brokertest.Config(t), "kv", brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := b.KeyValue(ctx, jetstream.KeyValueConfig{Bucket: "test_wait"}); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	_, err = b.KeyValue(ctx, jetstream.KeyValueConfig{Bucket: "test_wait", Storage: jetstream.MemoryStorage})
 	if err == nil || time.Since(start) > 5*time.Second {
