@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -100,7 +99,7 @@ func TestChaos(t *testing.T) {
 	reporter := &service{name: "reporter", bin: filepath.Join(bins, "reporter"), listen: webtest.FreeAddr(t)}
 	reporter.args = []string{"--listen", reporter.listen, "--data-dir", chDir, "--nats-url", "nats://" + natsListen,
 		"--nats-password", password, "--clickhouse-listen", chListen,
-		"--sink-flush-interval", "200ms", "--sink-ack-wait", "5s", "--report-hourly", "", "--report-daily", "", "--alert-schedule", ""}
+		"--sink-flush-interval", "200ms", "--sink-ack-wait", ackWait.String(), "--report-hourly", "", "--report-daily", "", "--alert-schedule", ""}
 	ingest.start(t)
 	reporter.start(t)
 
@@ -144,9 +143,14 @@ func TestChaos(t *testing.T) {
 
 		// The engine commits the parts written as the disk fills broken
 		// (store.RecoverParts); whether one is under way at that instant is
-		// chance, so the newest parts are broken here as it leaves them.
-		breakNewestParts(t, chDir, "delivery_events", 2)
+		// chance, so the newest parts are broken here as it leaves them:
+		// once the first insert failed, when the full disk stops merges (a
+		// merge reading them before they broke would replace them by a whole
+		// part), among those the sink checks (written within AckWait before
+		// that insert) and before its first check (AckWait after it).
 		ballast = fill(t, chDir)
+		polltest.Until(t, 30*time.Second, "the sink's first failed insert", func() bool { return insertFailures(reporter.listen) >= 1 })
+		breakPartsWrittenSince(t, chListen, chDir, "delivery_events", time.Now().Add(-ackWait), 2)
 		if !polltest.Within(30*time.Second, 100*time.Millisecond, func() bool { return reporter.ready() == http.StatusServiceUnavailable }) {
 			t.Errorf("the engine's disk full: reporter /readyz stayed 200")
 		}
@@ -217,25 +221,38 @@ func TestChaos(t *testing.T) {
 // insertFailures reads the sink's failed insert attempts from /metrics.
 func insertFailures(addr string) int { return metricSum(addr, "otpscope_sink_insert_failures_total") }
 
-// breakNewestParts empties the marks files of table's n newest parts in the
-// engine's data directory dir: what a full disk leaves of the parts
-// written as it fills.
-func breakNewestParts(t *testing.T, dir, table string, n int) {
+// ackWait is the sink's AckWait in the chaos run.
+const ackWait = 5 * time.Second
+
+// breakPartsWrittenSince empties the marks files of the n newest active
+// parts of table written since since, in the engine at addr whose data
+// directory is dir: what a full disk leaves of the parts written as it
+// fills.
+func breakPartsWrittenSince(t *testing.T, addr, dir, table string, since time.Time, n int) {
 	t.Helper()
-	parts, err := filepath.Glob(filepath.Join(dir, "clickhouse", "data", "default", table, "2*"))
-	if err != nil || len(parts) == 0 {
-		t.Fatalf("no parts of %s under %s: %v", table, dir, err)
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, Protocol: clickhouse.HTTP})
+	if err != nil {
+		t.Fatal(err)
 	}
-	mtime := func(p string) time.Time {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return time.Time{}
+	defer conn.Close()
+	rows, err := conn.Query(t.Context(), fmt.Sprintf("SELECT name FROM system.parts WHERE database = 'default' AND table = '%s' AND active AND modification_time >= toDateTime(%d) ORDER BY modification_time DESC, name DESC LIMIT %d", table, since.Unix(), n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
 		}
-		return fi.ModTime()
+		names = append(names, name)
 	}
-	slices.SortFunc(parts, func(a, b string) int { return mtime(b).Compare(mtime(a)) })
-	for _, p := range parts[:min(n, len(parts))] {
-		chdbtest.EmptyMarks(t, p)
+	rows.Close()
+	if len(names) == 0 {
+		t.Fatalf("no active part of %s written since %s", table, since.UTC().Format(time.RFC3339))
+	}
+	for _, name := range names {
+		chdbtest.EmptyMarks(t, filepath.Join(dir, "clickhouse", "data", "default", table, name))
 	}
 }
 
