@@ -282,16 +282,23 @@ func WaitForIDs(t testing.TB, conn clickhouse.Conn, timeout time.Duration, query
 // An empty part name breaks the table's newest active part.
 func BreakPart(t testing.TB, conn clickhouse.Conn, table, part string) string {
 	t.Helper()
-	var name, path string
-	q := fmt.Sprintf("SELECT name, path FROM system.parts WHERE active AND database || '.' || table = '%s' AND (name = '%s' OR '%[2]s' = '') ORDER BY modification_time DESC, max_block_number DESC LIMIT 1", table, part)
-	if err := conn.QueryRow(t.Context(), q).Scan(&name, &path); err != nil {
-		t.Fatalf("part %q of %s: %v", part, table, err)
-	}
+	name, path := ActivePart(t, conn, table, part)
 	EmptyMarks(t, path)
 	if err := conn.Exec(t.Context(), "SYSTEM DROP MARK CACHE"); err != nil {
 		t.Fatal(err)
 	}
 	return name
+}
+
+// ActivePart is the name and directory of the active part named part of
+// table (database.table); an empty part name gives the table's newest.
+func ActivePart(t testing.TB, conn clickhouse.Conn, table, part string) (name, path string) {
+	t.Helper()
+	q := fmt.Sprintf("SELECT name, path FROM system.parts WHERE active AND database || '.' || table = '%s' AND (name = '%s' OR '%[2]s' = '') ORDER BY modification_time DESC, max_block_number DESC LIMIT 1", table, part)
+	if err := conn.QueryRow(t.Context(), q).Scan(&name, &path); err != nil {
+		t.Fatalf("part %q of %s: %v", part, table, err)
+	}
+	return name, path
 }
 
 // EmptyMarks empties the marks files of the part in directory part, as a
