@@ -270,11 +270,16 @@ func NATSMsg(m events.Message) *nats.Msg {
 // the stream has no write error (a full disk) and the store is below its
 // limit. The error says which.
 func (b *Broker) Ready(ctx context.Context) error {
+	return b.ready(ctx, b.jetStreamFault())
+}
+
+// ready is Ready with the embedded server's fault f already known.
+func (b *Broker) ready(ctx context.Context, f *jsFault) error {
 	if st := b.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("nats connection %s", st)
 	}
-	if err := b.jetStreamState(); err != nil {
-		return err
+	if f != nil {
+		return fmt.Errorf("%w: %w", ErrJetStreamDown, f)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

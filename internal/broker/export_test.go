@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -36,3 +37,17 @@ func SetGroupCommit(t testing.TB, busyAt, minBatch int, maxHold time.Duration) {
 	groupBusyAt, groupMinBatch, groupMaxHold = busyAt, minBatch, maxHold
 	t.Cleanup(func() { groupBusyAt, groupMinBatch, groupMaxHold = b, m, h })
 }
+
+// WatchByHand keeps the JetStream watcher from looking by itself until the
+// test ends (its first tick is an hour away): the test calls Look instead.
+func WatchByHand(t testing.TB) {
+	every, after := watchEvery, reenableAfter
+	watchEvery, reenableAfter = time.Hour, 0
+	t.Cleanup(func() { watchEvery, reenableAfter = every, after })
+}
+
+// Look is one look of the watcher.
+func (b *Broker) Look(ctx context.Context) { b.look(ctx, b.health) }
+
+// JetStreamRestarts is how many times the watcher restarted JetStream.
+func (b *Broker) JetStreamRestarts() int64 { return b.health.restarts.Load() }

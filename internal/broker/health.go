@@ -42,15 +42,8 @@ type jsFault struct {
 
 func (f *jsFault) Error() string { return f.reason }
 
-// jetStreamState is nil when the embedded server's JetStream can store (and
+// jetStreamFault is nil when the embedded server's JetStream can store (and
 // always with an external server, which Ready only asks about the stream).
-func (b *Broker) jetStreamState() error {
-	if f := b.jetStreamFault(); f != nil {
-		return fmt.Errorf("%w: %w", ErrJetStreamDown, f)
-	}
-	return nil
-}
-
 func (b *Broker) jetStreamFault() *jsFault {
 	if b.srv == nil {
 		return nil
@@ -85,6 +78,12 @@ type health struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	gauge  prometheus.GaugeFunc
+
+	// The watcher's own: the fault its last look saw (confirmed or not),
+	// when it last restarted JetStream, and how many times.
+	seen         *jsFault
+	lastReenable time.Time
+	restarts     atomic.Int64
 }
 
 func (b *Broker) watch() *health {
@@ -121,43 +120,64 @@ func (b *Broker) watchLoop(ctx context.Context, h *health) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var lastReenable time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		h.fault.Store(b.jetStreamFault())
-		err := b.Ready(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if ok := err == nil; ok != h.ok.Load() {
-			h.ok.Store(ok)
-			switch {
-			case ok:
-				b.logger.Info("nats: JetStream takes writes again", "stream", b.stream.Name)
-			case errors.Is(err, ErrJetStreamDown):
-				b.logger.Error("nats: JetStream cannot store; webhooks get 503 until it recovers", "stream", b.stream.Name, "err", err)
-			default:
-				b.logger.Warn("nats: not ready", "stream", b.stream.Name, "err", err)
-			}
-		}
-		var f *jsFault
-		if !errors.As(err, &f) || !f.rebuild || time.Since(lastReenable) < reenableAfter {
-			continue
-		}
-		if perr := probeWrite(b.srvOpts.StoreDir); perr != nil {
-			b.logger.Debug("nats: the store still refuses writes", "err", perr)
-			continue
-		}
-		lastReenable = time.Now()
-		b.logger.Warn("nats: the store takes writes again; restarting JetStream", "reason", f.reason)
-		if err := b.reenableJetStream(); err != nil {
-			b.logger.Error("nats: restart JetStream", "err", err)
+		b.look(ctx, h)
+	}
+}
+
+// look is one look of the watcher: it takes the fault it confirms, logs a
+// change of state and restarts JetStream when only that clears the fault.
+// Only the watcher's goroutine (or a test driving it) calls it.
+func (b *Broker) look(ctx context.Context, h *health) {
+	f := h.confirm(b.jetStreamFault())
+	h.fault.Store(f)
+	err := b.ready(ctx, f)
+	if ctx.Err() != nil {
+		return
+	}
+	if ok := err == nil; ok != h.ok.Load() {
+		h.ok.Store(ok)
+		switch {
+		case ok:
+			b.logger.Info("nats: JetStream takes writes again", "stream", b.stream.Name)
+		case errors.Is(err, ErrJetStreamDown):
+			b.logger.Error("nats: JetStream cannot store; webhooks get 503 until it recovers", "stream", b.stream.Name, "err", err)
+		default:
+			b.logger.Warn("nats: not ready", "stream", b.stream.Name, "err", err)
 		}
 	}
+	if f == nil || !f.rebuild || time.Since(h.lastReenable) < reenableAfter {
+		return
+	}
+	if perr := probeWrite(b.srvOpts.StoreDir); perr != nil {
+		b.logger.Debug("nats: the store still refuses writes", "err", perr)
+		return
+	}
+	h.lastReenable = time.Now()
+	h.restarts.Add(1)
+	b.logger.Warn("nats: the store takes writes again; restarting JetStream", "reason", f.reason)
+	if err := b.reenableJetStream(); err != nil {
+		b.logger.Error("nats: restart JetStream", "err", err)
+	}
+}
+
+// confirm returns the fault f when the look before saw one too, else nil. The
+// server's health check lists stream directories on disk and looks each up,
+// so a stream being created (or deleted) by a client — a KV bucket at start
+// — "could not be recovered" for an instant; restarting JetStream then would
+// break the very calls that created it.
+func (h *health) confirm(f *jsFault) *jsFault {
+	seen := h.seen
+	h.seen = f
+	if seen == nil {
+		return nil
+	}
+	return f
 }
 
 // reenableJetStream shuts the embedded server's JetStream down, if it is not

@@ -211,3 +211,52 @@ func TestKeyValueRefusalIsFinal(t *testing.T) {
 		t.Fatalf("changing a file bucket to memory = %v after %v; want a refusal at once", err, time.Since(start))
 	}
 }
+
+// TestStreamBeingCreatedIsNoFault: the server's health check sees a stream
+// directory with no stream behind it while a client creates a stream (a KV
+// bucket at start). One look that sees it changes nothing — no 503, no
+// restart of JetStream under the client's feet; a second look in a row
+// that still sees it takes it for the fault it then is.
+func TestStreamBeingCreatedIsNoFault(t *testing.T) {
+	broker.WatchByHand(t)
+	cfg := brokertest.Config(t)
+	b, err := broker.Open(t.Context(), cfg, "ghost", brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	ghost := filepath.Join(cfg.StoreDir(), "jetstream", "$G", "streams", "being-created")
+	if err := os.MkdirAll(ghost, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ready(t.Context()); !errors.Is(err, broker.ErrJetStreamDown) || !strings.Contains(err.Error(), "being-created") {
+		t.Fatalf("Ready() with a stream directory and no stream = %v; want the server's health check to see it", err)
+	}
+
+	b.Look(t.Context())
+	if err := publishWithin(b, 0, 5*time.Second); err != nil {
+		t.Errorf("publish after one look at the half-created stream: %v", err)
+	}
+	if ok, n := jetStreamOK(b), b.JetStreamRestarts(); ok != 1 || n != 0 {
+		t.Errorf("after one look: otpscope_nats_jetstream_ok = %v, %d restarts of JetStream; want 1 and 0", ok, n)
+	}
+
+	b.Look(t.Context())
+	if ok, n := jetStreamOK(b), b.JetStreamRestarts(); ok != 0 || n != 1 {
+		t.Errorf("after a second look: otpscope_nats_jetstream_ok = %v, %d restarts of JetStream; want 0 and 1", ok, n)
+	}
+
+	if err := os.Remove(ghost); err != nil {
+		t.Fatal(err)
+	}
+	b.Look(t.Context())
+	if ok := jetStreamOK(b); ok != 1 {
+		t.Errorf("with the directory gone: otpscope_nats_jetstream_ok = %v; want 1", ok)
+	}
+	if err := publishWithin(b, 1, 5*time.Second); err != nil {
+		t.Errorf("publish with the directory gone: %v", err)
+	}
+	if n := brokertest.StreamMsgs(t, b); n != 2 {
+		t.Errorf("the stream holds %d messages; want 2", n)
+	}
+}

@@ -179,8 +179,8 @@ func (p *Poller) Run(ctx context.Context) error {
 // the shared durable consumer of delivery facts and registrations.
 func (p *Poller) runTracker(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return p.store.watch(ctx) })
-	g.Go(func() error { return p.watchWorld(ctx) })
+	g.Go(func() error { p.store.watch(ctx, p.logger); return nil })
+	g.Go(func() error { p.watchWorld(ctx); return nil })
 	g.Go(func() error { return p.track.Consume(ctx, p.handleTrack) })
 	if p.push != nil {
 		g.Go(func() error { return p.push.cons.Consume(ctx, p.push.handle) })

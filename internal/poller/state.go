@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/otpscope/otpscope/internal/backoff"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
@@ -263,19 +265,38 @@ func openStore(ctx context.Context, b kvOpener, ttl time.Duration) (*store, erro
 }
 
 // watch keeps the local view current until ctx ends.
-func (s *store) watch(ctx context.Context) error {
-	w, err := s.kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch KV bucket %s: %w", BucketOTPs, err)
-	}
-	follow(ctx, w, func(e jetstream.KeyValueEntry) {
+func (s *store) watch(ctx context.Context, logger *slog.Logger) {
+	watchKV(ctx, logger, BucketOTPs, func(ctx context.Context) (jetstream.KeyWatcher, error) {
+		return s.kv.WatchAll(ctx)
+	}, func(e jetstream.KeyValueEntry) {
 		if e == nil {
 			s.once.Do(func() { close(s.ready) })
 			return
 		}
 		s.apply(e)
 	})
-	return nil
+}
+
+// watchKV opens a watch of bucket with open and hands its updates to apply
+// until ctx ends. Opening is retried, and a watch that closes is opened
+// again: JetStream may be restarting (the broker restarts it once a full
+// disk takes writes again), and a view that stopped following its bucket
+// would go stale without a word.
+func watchKV(ctx context.Context, logger *slog.Logger, bucket string, open func(context.Context) (jetstream.KeyWatcher, error), apply func(jetstream.KeyValueEntry)) {
+	for ctx.Err() == nil {
+		var w jetstream.KeyWatcher
+		err := backoff.Retry(ctx, backoff.Policy{First: 100 * time.Millisecond, Max: 5 * time.Second}, func() error {
+			var err error
+			if w, err = open(ctx); err != nil && ctx.Err() == nil {
+				logger.Warn("watch of KV bucket not ready; retrying", "bucket", bucket, "err", err)
+			}
+			return err
+		})
+		if err != nil {
+			return // ctx ended
+		}
+		follow(ctx, w, apply)
+	}
 }
 
 // follow hands each update of w to apply until ctx ends or w closes, then

@@ -93,12 +93,10 @@ func (p *Poller) learnWorld(ctx context.Context, w World, id string) {
 }
 
 // watchWorld keeps the local World current with BucketWorld until ctx ends.
-func (p *Poller) watchWorld(ctx context.Context) error {
-	w, err := p.worldKV.Watch(ctx, worldKey)
-	if err != nil {
-		return fmt.Errorf("watch KV bucket %s: %w", BucketWorld, err)
-	}
-	follow(ctx, w, func(e jetstream.KeyValueEntry) {
+func (p *Poller) watchWorld(ctx context.Context) {
+	watchKV(ctx, p.logger, BucketWorld, func(ctx context.Context) (jetstream.KeyWatcher, error) {
+		return p.worldKV.Watch(ctx, worldKey)
+	}, func(e jetstream.KeyValueEntry) {
 		if e == nil || e.Operation() != jetstream.KeyValuePut {
 			return
 		}
@@ -112,7 +110,6 @@ func (p *Poller) watchWorld(ctx context.Context) error {
 			p.setWorld(WorldSeparate)
 		}
 	})
-	return nil
 }
 
 // loadWorld reads what an earlier run or another replica learned.
