@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,25 +46,45 @@ func (f *jsFault) Error() string { return f.reason }
 // jetStreamFault is nil when the embedded server's JetStream can store (and
 // always with an external server, which Ready only asks about the stream).
 func (b *Broker) jetStreamFault() *jsFault {
+	f, _ := b.jetStreamHealth()
+	return f
+}
+
+// jetStreamHealth is jetStreamFault, and the other streams the embedded
+// server has a directory for but could not recover (a corrupt KV bucket):
+// they are no fault of the stream's — webhooks are still stored — and
+// restarting JetStream does not recover them, so the watcher only logs them.
+func (b *Broker) jetStreamHealth() (fault *jsFault, unrecovered []string) {
 	if b.srv == nil {
-		return nil
+		return nil, nil
 	}
 	if !b.srv.JetStreamEnabled() {
-		return &jsFault{reason: "JetStream is disabled on the embedded server (out of disk space, or the store is not writable)", rebuild: true}
+		return &jsFault{reason: "JetStream is disabled on the embedded server (out of disk space, or the store is not writable)", rebuild: true}, nil
 	}
 	// Alone, the server checks every stream for a write error (the disk was
 	// full once: the stream refuses writes until reloaded). In a cluster it
 	// would also report elections in progress, which are no fault of ours.
-	opts := &server.HealthzOptions{JSEnabledOnly: b.srvOpts.Cluster.Name != ""}
-	if h := b.srv.Healthz(opts); h.Error != "" || len(h.Errors) > 0 {
-		return &jsFault{reason: "embedded JetStream: " + h.Error, rebuild: true}
+	h := b.srv.Healthz(&server.HealthzOptions{JSEnabledOnly: b.srvOpts.Cluster.Name != "", Details: true})
+	var reasons []string
+	for _, e := range h.Errors {
+		if e.Type == server.HealthzErrorStream && e.Stream != b.stream.Name && strings.HasSuffix(e.Error, "could not be recovered") {
+			unrecovered = append(unrecovered, e.Stream)
+			continue
+		}
+		reasons = append(reasons, e.Error)
+	}
+	if len(h.Errors) == 0 && h.Error != "" {
+		reasons = append(reasons, h.Error)
+	}
+	if len(reasons) > 0 {
+		return &jsFault{reason: "embedded JetStream: " + strings.Join(reasons, "; "), rebuild: true}, unrecovered
 	}
 	if jsz, err := b.srv.Jsz(nil); err == nil && jsz.Config.MaxStore > 0 {
 		if free := jsz.Config.MaxStore - int64(jsz.Store); free < 64<<10 {
-			return &jsFault{reason: fmt.Sprintf("embedded JetStream store full: %d of %d bytes used", jsz.Store, jsz.Config.MaxStore)}
+			return &jsFault{reason: fmt.Sprintf("embedded JetStream store full: %d of %d bytes used", jsz.Store, jsz.Config.MaxStore)}, unrecovered
 		}
 	}
-	return nil
+	return nil, unrecovered
 }
 
 // health is the watcher of JetStream's state: it logs each change, keeps the
@@ -82,6 +103,7 @@ type health struct {
 	// The watcher's own: the fault its last look saw (confirmed or not),
 	// when it last restarted JetStream, and how many times.
 	seen         *jsFault
+	unrecovered  string // the other streams last logged as unrecoverable
 	lastReenable time.Time
 	restarts     atomic.Int64
 }
@@ -134,7 +156,14 @@ func (b *Broker) watchLoop(ctx context.Context, h *health) {
 // change of state and restarts JetStream when only that clears the fault.
 // Only the watcher's goroutine (or a test driving it) calls it.
 func (b *Broker) look(ctx context.Context, h *health) {
-	f := h.confirm(b.jetStreamFault())
+	f, unrecovered := b.jetStreamHealth()
+	f = h.confirm(f)
+	if u := strings.Join(unrecovered, ", "); u != h.unrecovered {
+		h.unrecovered = u
+		if u != "" {
+			b.logger.Error("nats: streams of the embedded server could not be recovered from the store; their users fail until they are repaired or removed", "streams", u, "store", b.srvOpts.StoreDir)
+		}
+	}
 	h.fault.Store(f)
 	err := b.ready(ctx, f)
 	if ctx.Err() != nil {
@@ -166,11 +195,12 @@ func (b *Broker) look(ctx context.Context, h *health) {
 	}
 }
 
-// confirm returns the fault f when the look before saw one too, else nil. The
-// server's health check lists stream directories on disk and looks each up,
-// so a stream being created (or deleted) by a client — a KV bucket at start
-// — "could not be recovered" for an instant; restarting JetStream then would
-// break the very calls that created it.
+// confirm returns the fault f when the look before saw one too, else nil:
+// the watcher acts on faults that last, not on what the server's health
+// check sees in passing while JetStream changes under it (its stream
+// directories are listed, then looked up: one being created "could not be
+// recovered" for an instant). Restarting JetStream then would break the
+// very calls that changed it.
 func (h *health) confirm(f *jsFault) *jsFault {
 	seen := h.seen
 	h.seen = f
