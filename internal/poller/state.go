@@ -296,6 +296,7 @@ func watchKV(ctx context.Context, logger *slog.Logger, bucket string, open func(
 			return // ctx ended
 		}
 		follow(ctx, w, apply)
+		backoff.Sleep(ctx, time.Second) // a watch that keeps closing is not reopened in a tight loop
 	}
 }
 
