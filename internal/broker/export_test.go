@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -50,4 +51,16 @@ func WatchByHand(t testing.TB) {
 func (b *Broker) Look(ctx context.Context) { b.look(ctx, b.health) }
 
 // JetStreamRestarts is how many times the watcher restarted JetStream.
-func (b *Broker) JetStreamRestarts() int64 { return b.health.restarts.Load() }
+func (b *Broker) JetStreamRestarts() int64 { return int64(testutil.ToFloat64(b.health.restarts)) }
+
+// SetRestartWaits sets the wait between restarts of JetStream, first and at
+// most, until the test ends.
+func SetRestartWaits(t testing.TB, first, most time.Duration) {
+	after, atMost := reenableAfter, reenableAtMost
+	reenableAfter, reenableAtMost = first, most
+	t.Cleanup(func() { reenableAfter, reenableAtMost = after, atMost })
+}
+
+// SetWatchClock gives the watcher's looks the time now tells (with
+// WatchByHand: looks run only on the test's goroutine).
+func (b *Broker) SetWatchClock(now func() time.Time) { b.health.now = now }

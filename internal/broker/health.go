@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpscope/otpscope/internal/backoff"
 )
 
 // ErrJetStreamDown is what Ready wraps when the embedded server's JetStream
@@ -20,11 +22,17 @@ import (
 var ErrJetStreamDown = errors.New("jetstream cannot store")
 
 // How often the watcher looks, and how long it leaves JetStream to settle
-// after re-enabling it before trying again; tests shorten them.
+// after restarting it before trying again; tests change them.
 var (
 	watchEvery         = time.Second
 	watchEveryExternal = 5 * time.Second
 	reenableAfter      = 5 * time.Second
+	// While restarts do not clear a fault, the wait between them doubles
+	// from reenableAfter up to this: a stream the server cannot read back
+	// (a corrupt otpscope stream) stays a fault through every restart, and
+	// each restart interrupts every JetStream client (consumers, KV
+	// watches). A disk that was full heals with the first.
+	reenableAtMost = 5 * time.Minute
 )
 
 // probeBytes is what the watcher writes to the store directory to learn
@@ -101,16 +109,23 @@ type health struct {
 	gauge  prometheus.GaugeFunc
 
 	// The watcher's own: the fault its last look saw (confirmed or not),
-	// when it last restarted JetStream, and how many times.
+	// when it last restarted JetStream, how many times since the last look
+	// without a fault, and how many in all.
 	seen         *jsFault
 	unrecovered  string // the other streams last logged as unrecoverable
 	lastReenable time.Time
-	restarts     atomic.Int64
+	inRow        int
+	restarts     prometheus.Counter
+	now          func() time.Time // time.Now; tests move it by hand
 }
 
 func (b *Broker) watch() *health {
-	h := &health{}
+	h := &health{now: time.Now}
 	h.ok.Store(true)
+	h.restarts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "otpscope_nats_jetstream_restarts_total",
+		Help: "Times the watcher restarted the embedded server's JetStream to clear a fault (a full disk that takes writes again).",
+	})
 	h.gauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "otpscope_nats_jetstream_ok",
 		Help: "1 while NATS JetStream takes writes into the stream (the embedded server's JetStream enabled, no write error, store not full), else 0.",
@@ -180,19 +195,35 @@ func (b *Broker) look(ctx context.Context, h *health) {
 			b.logger.Warn("nats: not ready", "stream", b.stream.Name, "err", err)
 		}
 	}
-	if f == nil || !f.rebuild || time.Since(h.lastReenable) < reenableAfter {
+	if f == nil {
+		h.inRow = 0
+	}
+	if f == nil || !f.rebuild || h.now().Sub(h.lastReenable) < h.restartWait() {
 		return
 	}
 	if perr := probeWrite(b.srvOpts.StoreDir); perr != nil {
 		b.logger.Debug("nats: the store still refuses writes", "err", perr)
 		return
 	}
-	h.lastReenable = time.Now()
-	h.restarts.Add(1)
-	b.logger.Warn("nats: the store takes writes again; restarting JetStream", "reason", f.reason)
+	h.lastReenable = h.now()
+	h.inRow++
+	h.restarts.Inc()
+	if h.inRow == 1 {
+		b.logger.Warn("nats: the store takes writes again; restarting JetStream", "reason", f.reason)
+	} else {
+		b.logger.Error("nats: the fault outlasted the restarts of JetStream; restarting it again, less often each time (is a stream's store damaged?)",
+			"reason", f.reason, "restarts_in_a_row", h.inRow, "next_after", h.restartWait())
+	}
 	if err := b.reenableJetStream(); err != nil {
 		b.logger.Error("nats: restart JetStream", "err", err)
 	}
+}
+
+// restartWait is how long after the last restart of JetStream the watcher
+// may restart it again: reenableAfter, doubled for each further restart the
+// fault outlasted, up to reenableAtMost.
+func (h *health) restartWait() time.Duration {
+	return backoff.Policy{First: reenableAfter, Max: max(reenableAfter, reenableAtMost)}.Delay(max(h.inRow, 1))
 }
 
 // confirm returns the fault f when the look before saw one too, else nil:
@@ -262,5 +293,5 @@ func (b *Broker) knownFault() *jsFault {
 // Collectors are the broker's metrics, for the process's registry: the gauge
 // otpscope_nats_jetstream_ok and group commit's counters.
 func (b *Broker) Collectors() []prometheus.Collector {
-	return append([]prometheus.Collector{b.health.gauge}, b.batchCounters()...)
+	return append([]prometheus.Collector{b.health.gauge, b.health.restarts}, b.batchCounters()...)
 }

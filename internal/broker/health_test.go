@@ -284,3 +284,85 @@ func TestUnrecoveredStreamIsNoFault(t *testing.T) {
 		t.Errorf("the stream holds %d messages; want 3", n)
 	}
 }
+
+// TestRestartsBackOffWhileTheFaultLasts: otpscope's own stream cannot be
+// read back from the store (its metadata's checksum is wrong), so restarting
+// JetStream does not clear the fault. The watcher restarts it less often each
+// time — every restart interrupts all of JetStream's clients — and once the
+// store is repaired, the next restart brings the stream back with what it
+// held, and the waits start over.
+func TestRestartsBackOffWhileTheFaultLasts(t *testing.T) {
+	broker.WatchByHand(t)
+	broker.SetRestartWaits(t, time.Minute, 4*time.Minute)
+	cfg := brokertest.Config(t)
+	b, err := broker.Open(t.Context(), cfg, "backoff", brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	b.SetWatchClock(func() time.Time { return now })
+	if err := publishWithin(b, 0, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	sum := filepath.Join(cfg.StoreDir(), "jetstream", "$G", "streams", b.StreamName(), "meta.sum")
+	good, err := os.ReadFile(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Server().ShutdownJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sum, []byte("0000000000000000"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+
+	// at looks once, the watcher's clock d after the start, and checks the
+	// restarts counted so far.
+	at := func(d time.Duration, want int64) {
+		t.Helper()
+		now = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).Add(d)
+		b.Look(t.Context())
+		if n := b.JetStreamRestarts(); n != want {
+			t.Fatalf("after the look at +%v: %d restarts of JetStream; want %d", d, n, want)
+		}
+	}
+	at(0, 0) // seen once
+	at(time.Second, 1)
+	if err := b.Ready(t.Context()); !errors.Is(err, broker.ErrJetStreamDown) || !strings.Contains(err.Error(), "could not be recovered") {
+		t.Fatalf("Ready() with the stream unreadable = %v; want ErrJetStreamDown naming the stream", err)
+	}
+	// Waits of 1, 2 and 4 minutes, then 4 at most.
+	at(time.Second+59*time.Second, 1)
+	at(time.Second+time.Minute, 2)
+	at(time.Second+3*time.Minute-time.Second, 2)
+	at(time.Second+3*time.Minute, 3)
+	at(time.Second+7*time.Minute-time.Second, 3)
+	at(time.Second+7*time.Minute, 4)
+	at(time.Second+11*time.Minute-time.Second, 4)
+
+	if err := os.WriteFile(sum, good, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	at(time.Second+11*time.Minute, 5)
+	at(time.Second+11*time.Minute+time.Second, 5)
+	if err := b.Ready(t.Context()); err != nil {
+		t.Fatalf("Ready() after the repair and a restart = %v", err)
+	}
+	if err := publishWithin(b, 1, 5*time.Second); err != nil {
+		t.Fatalf("publish after the repair: %v", err)
+	}
+	if n := brokertest.StreamMsgs(t, b); n != 2 {
+		t.Errorf("the stream holds %d messages; want 2 (the one before the fault kept)", n)
+	}
+	// A new fault is restarted after the first wait again, not the longest.
+	if err := b.Server().ShutdownJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	at(time.Second+11*time.Minute+2*time.Second, 5)
+	at(12*time.Minute, 5) // a minute after the last restart, less a second
+	at(time.Second+12*time.Minute, 6)
+	if !b.Server().JetStreamEnabled() {
+		t.Error("JetStream is not enabled after the restart")
+	}
+}
