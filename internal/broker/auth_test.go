@@ -1,7 +1,9 @@
 package broker_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -145,4 +147,55 @@ func TestExternalCredentials(t *testing.T) {
 		t.Fatalf("Open with credentials in the URL: %v", err)
 	}
 	b.Close()
+}
+
+// TestServerHoldsNoPlaintextPassword: the embedded server keeps its users'
+// passwords as bcrypt hashes — it says nothing at start of plaintext
+// passwords — and the passwords from the credentials file still connect.
+func TestServerHoldsNoPlaintextPassword(t *testing.T) {
+	var log syncBuffer
+	cfg := brokertest.Config(t)
+	b, err := broker.Open(t.Context(), cfg, "hashed", slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if got := log.String(); !strings.Contains(got, "embedded NATS server started") || strings.Contains(got, "Plaintext password") {
+		t.Errorf("the start's log warns of plaintext passwords, or is not the server's:\n%s", got)
+	}
+	creds, err := broker.ServerCredentials(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := b.Server().ClientURL()
+	for _, user := range []struct{ name, password string }{{creds.User, creds.Password}, {creds.ReaderUser, creds.ReaderPassword}} {
+		nc, err := nats.Connect(url, nats.UserInfo(user.name, user.password), nats.NoReconnect())
+		if err != nil {
+			t.Errorf("connect as %s with the file's password: %v", user.name, err)
+			continue
+		}
+		nc.Close()
+		if nc, err := nats.Connect(url, nats.UserInfo(user.name, user.password+"x"), nats.NoReconnect()); err == nil {
+			nc.Close()
+			t.Errorf("connected as %s with a wrong password", user.name)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer that goroutines may write at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/otpscope/otpscope/internal/events"
 )
@@ -130,11 +131,29 @@ func randomPassword() string {
 // consumers of its own: JetStream's permissions cannot tell its consumers
 // from the sink's (pulling or acknowledging those would take events from
 // the sink), so a subscriber that needs replay gets its own user.
+//
+// The server holds their passwords as bcrypt hashes: no secret stands in
+// its options as it is, and it does not warn at every start of plaintext
+// passwords. At bcrypt's lowest cost, since every connection pays the check
+// (about a millisecond at cost 4, ~60 ms at the default 10) and the
+// generated passwords are 256 random bits, which no cost makes harder to
+// guess.
 func users(c Credentials, stream string) []*server.User {
 	return []*server.User{
-		{Username: c.User, Password: c.Password},
-		{Username: c.ReaderUser, Password: c.ReaderPassword, Permissions: ReaderPermissions(stream)},
+		{Username: c.User, Password: hashed(c.Password)},
+		{Username: c.ReaderUser, Password: hashed(c.ReaderPassword), Permissions: ReaderPermissions(stream)},
 	}
+}
+
+// hashed is password's bcrypt hash, or password itself where bcrypt cannot
+// take it (a password of more than 72 bytes, set by hand): the server
+// accepts both, and warns of the latter.
+func hashed(password string) string {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		return password
+	}
+	return string(h)
 }
 
 // ReaderPermissions are the reader's permissions on a server holding the
