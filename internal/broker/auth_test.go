@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/polltest"
 )
 
 func TestCredentialsGeneratedOnceAndKept(t *testing.T) {
@@ -153,7 +153,7 @@ func TestExternalCredentials(t *testing.T) {
 // passwords as bcrypt hashes — it says nothing at start of plaintext
 // passwords — and the passwords from the credentials file still connect.
 func TestServerHoldsNoPlaintextPassword(t *testing.T) {
-	var log syncBuffer
+	var log polltest.Buffer
 	cfg := brokertest.Config(t)
 	b, err := broker.Open(t.Context(), cfg, "hashed", slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
@@ -180,22 +180,4 @@ func TestServerHoldsNoPlaintextPassword(t *testing.T) {
 			t.Errorf("connected as %s with a wrong password", user.name)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer that goroutines may write at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
