@@ -82,18 +82,20 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 			return read(ctx, q, args, i)
 		})
 	}
-	queries = append(queries,
-		func(ctx context.Context) (err error) {
-			conv, err = db.conversionRolled(ctx, w, p)
-			return err
-		},
-		func(ctx context.Context) error {
-			where, args := p.where(w, "channel")
-			return read(ctx, fmt.Sprintf("SELECT %s FROM hourly_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, -1)
-		},
-		// The bucket counts are this query's alone (lat.buckets; the
-		// others add to lat.live).
-		func(ctx context.Context) error { return lat.readBuckets(ctx, db, p, w) })
+	queries = append(queries, func(ctx context.Context) (err error) {
+		conv, err = db.conversionRolled(ctx, w, p)
+		return err
+	})
+	if p.rolled() {
+		queries = append(queries,
+			func(ctx context.Context) error {
+				where, args := p.where(w, "channel")
+				return read(ctx, fmt.Sprintf("SELECT %s FROM hourly_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, -1)
+			},
+			// The bucket counts are this query's alone (lat.buckets; the
+			// others add to lat.live).
+			func(ctx context.Context) error { return lat.readBuckets(ctx, db, p, w) })
+	}
 	if err := together(ctx, queries...); err != nil {
 		return nil, err
 	}
@@ -142,27 +144,30 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 func (db *DB) conversionRolled(ctx context.Context, w Window, p plan) (map[string]Conversion, error) {
 	var mu sync.Mutex
 	out := map[string]Conversion{}
-	queries := []func(context.Context) error{func(ctx context.Context) error {
-		where, args := p.where(w, "channel")
-		q := "SELECT channel, sum(polled), sum(verified), min(sample_rate) FROM hourly_conversion WHERE " + where + " GROUP BY channel"
-		sums := map[string]Conversion{}
-		err := db.eachRow(ctx, "conversion", q, args, func(rows driver.Rows) error {
-			var ch string
-			var c Conversion
-			if err := rows.Scan(&ch, &c.Polled, &c.Verified, &c.SampleRate); err != nil {
+	var queries []func(context.Context) error
+	if p.rolled() {
+		queries = append(queries, func(ctx context.Context) error {
+			where, args := p.where(w, "channel")
+			q := "SELECT channel, sum(polled), sum(verified), min(sample_rate) FROM hourly_conversion WHERE " + where + " GROUP BY channel"
+			sums := map[string]Conversion{}
+			err := db.eachRow(ctx, "conversion", q, args, func(rows driver.Rows) error {
+				var ch string
+				var c Conversion
+				if err := rows.Scan(&ch, &c.Polled, &c.Verified, &c.SampleRate); err != nil {
+					return err
+				}
+				sums[ch] = c // one row per channel
+				return nil
+			})
+			if err != nil {
 				return err
 			}
-			sums[ch] = c // one row per channel
+			mu.Lock()
+			defer mu.Unlock()
+			addConversions(out, sums)
 			return nil
 		})
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		addConversions(out, sums)
-		return nil
-	}}
+	}
 	for _, lw := range p.live {
 		queries = append(queries, func(ctx context.Context) error {
 			part := map[string]Conversion{}
@@ -257,14 +262,16 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 			return read(ctx, q, args, true)
 		})
 	}
-	queries = append(queries,
-		func(ctx context.Context) error {
-			where, args := p.where(w, "primary_channel")
-			return read(ctx, fmt.Sprintf("SELECT %s FROM hourly_paths WHERE %s GROUP BY path", sumCols, where), args, false)
-		},
-		// The bucket counts are this query's alone (ttd.buckets; the
-		// others add to ttd.live).
-		func(ctx context.Context) error { return ttd.readBuckets(ctx, db, p, w) })
+	if p.rolled() {
+		queries = append(queries,
+			func(ctx context.Context) error {
+				where, args := p.where(w, "primary_channel")
+				return read(ctx, fmt.Sprintf("SELECT %s FROM hourly_paths WHERE %s GROUP BY path", sumCols, where), args, false)
+			},
+			// The bucket counts are this query's alone (ttd.buckets; the
+			// others add to ttd.live).
+			func(ctx context.Context) error { return ttd.readBuckets(ctx, db, p, w) })
+	}
 	if err := together(ctx, queries...); err != nil {
 		return out, err
 	}
