@@ -742,9 +742,9 @@ func minTime(a, b time.Time) time.Time {
 // where is the filter of rollup rows of p's hours (and w's profile), with
 // args; extra conditions are ANDed.
 // rolled reports whether p has whole rolled-up hours: without any, the
-// queries of the hourly tables would read nothing, yet each would take a
-// reader and ~30 ms of planning from the sub-windows' queries beside it
-// (a last hour between job runs is all sub-windows).
+// queries of the hourly tables would read nothing, yet each would take an
+// engine reader and a plan of its own beside the sub-windows' queries (a
+// last hour between job runs is all sub-windows).
 func (p plan) rolled() bool { return len(p.hours) > 0 }
 
 func (p plan) where(w Window, channelCol string) (string, []any) {
