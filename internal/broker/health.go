@@ -124,7 +124,7 @@ func (b *Broker) watch() *health {
 	h.ok.Store(true)
 	h.restarts = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "otpscope_nats_jetstream_restarts_total",
-		Help: "Times the watcher restarted the embedded server's JetStream to clear a fault (a full disk that takes writes again).",
+		Help: "Times the watcher restarted the embedded server's JetStream to clear a fault (a full disk that takes writes again; again and again, less often each time, while a stream cannot be loaded).",
 	})
 	h.gauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "otpscope_nats_jetstream_ok",

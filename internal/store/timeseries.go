@@ -51,7 +51,7 @@ func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Tim
 	for _, pw := range pieces {
 		queries = append(queries, func(ctx context.Context) error { return db.seriesRows(ctx, acc, pw) })
 	}
-	if len(whole.hours) > 0 {
+	if whole.rolled() {
 		queries = append(queries, func(ctx context.Context) error { return db.seriesWhole(ctx, acc, w, whole) })
 	}
 	if err := together(listing(ctx, pieces...), queries...); err != nil {
