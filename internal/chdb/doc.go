@@ -52,7 +52,9 @@
 //
 // The engine's connection is one long session while every HTTP request is
 // its own: a statement's database and settings are applied before it
-// (USE, SET) and taken back after it.
+// (USE, SET) and taken back after it, to the engine's own values
+// (DefaultSettings and WithSetting's, set once when it boots; a statement
+// asking for one of those as it is sets nothing).
 //
 // # The HTTP endpoint
 //

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -48,6 +50,17 @@ func WithReaderLimits(l Limits) Option { return func(o *options) { o.limits = &l
 // one where they took the sum.
 func DefaultOwnerReaders() int { return max(2, runtime.NumCPU()) }
 
+// DefaultSettings are the query-level settings every statement of the
+// engine runs with, unless WithSetting says otherwise; a clickhouse-go
+// connection to a ClickHouse server asks for the same (internal/store).
+//
+// optimize_and_compare_chain is off: the analyzer pass that adds the
+// comparisons an AND chain implies (a < b AND b < 5 adds a < 5) hashes
+// every comparison of the query against every other. On the rollups'
+// patched reads, whose comparisons are with constants already, it took
+// ~40 of ~100 ms of their analysis and added nothing.
+var DefaultSettings = map[string]string{"optimize_and_compare_chain": "0"}
+
 // WithSetting applies a ClickHouse query-level setting to every query of the
 // engine, e.g. WithSetting("max_threads", "4").
 func WithSetting(name, value string) Option {
@@ -70,10 +83,13 @@ var open struct {
 // by side on their own connections; every other statement takes the gate
 // and runs one at a time.
 type Engine struct {
-	dir     string
-	args    []string // the engine's command line, less the connections' own
-	logger  *slog.Logger
-	library string
+	dir  string
+	args []string // the engine's command line, less the connections' own
+	// settings are the query-level settings in args: a statement asking
+	// for one of them as it is needs no SET.
+	settings map[string]string
+	logger   *slog.Logger
+	library  string
 
 	// gate serializes access to rw and ro, lets waiters give up when their
 	// context ends and lets the owner's statements go before guests'. A
@@ -121,21 +137,24 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 		return nil, fmt.Errorf("open chdb %s: %w (data directory %s)", abs, ErrEngineInUse, open.engine.dir)
 	}
 
+	settings := maps.Clone(DefaultSettings)
+	maps.Copy(settings, o.settings)
 	args := []string{"--path=" + abs}
-	for k, v := range o.settings {
-		args = append(args, fmt.Sprintf("--%s=%s", k, v))
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
+		args = append(args, fmt.Sprintf("--%s=%s", k, settings[k]))
 	}
 	limits := DefaultLimits
 	if o.limits != nil {
 		limits = *o.limits
 	}
 	e := &Engine{
-		dir:     abs,
-		args:    args,
-		logger:  o.logger,
-		library: lib,
-		limits:  limits,
-		readers: make(chan *conn, DefaultOwnerReaders()),
+		dir:      abs,
+		args:     args,
+		settings: settings,
+		logger:   o.logger,
+		library:  lib,
+		limits:   limits,
+		readers:  make(chan *conn, DefaultOwnerReaders()),
 	}
 	if err := e.connect(); err != nil {
 		return nil, fmt.Errorf("open chdb %s: %w", abs, err)
@@ -510,13 +529,21 @@ func (e *Engine) withSession(c *conn, st Statement, fn func() error) error {
 		}
 	}()
 	for name, value := range st.Settings {
+		if e.settings[name] == value {
+			continue // the connection's own: two round trips saved
+		}
 		if !isIdent(name) {
 			return fmt.Errorf("set %q: %w", name, newException(fmt.Sprintf("Code: 115. DB::Exception: Unknown setting '%s'. (UNKNOWN_SETTING)", name)))
 		}
 		if res := c.query(fmt.Sprintf("SET %s = %s", name, quoteString(value)), "", nil); res.hasError {
 			return fmt.Errorf("set %s: %w", name, newException(res.errorMessage))
 		}
-		undo = append(undo, fmt.Sprintf("SET %s = DEFAULT", name))
+		// Back to the engine's value: DEFAULT is ClickHouse's own.
+		reset := "DEFAULT"
+		if v, ok := e.settings[name]; ok {
+			reset = quoteString(v)
+		}
+		undo = append(undo, fmt.Sprintf("SET %s = %s", name, reset))
 	}
 	return fn()
 }

@@ -139,3 +139,43 @@ func TestFailedQueryLeavesNothingBehind(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineDefaultSettings: every connection of the engine runs with
+// DefaultSettings, a statement may ask for them as they are (as the store's
+// connection does) even read-only, and one that asks for another value has
+// it for itself alone.
+func TestEngineDefaultSettings(t *testing.T) {
+	e := chdbtest.Open(t)
+	for name, value := range chdb.DefaultSettings {
+		sql := fmt.Sprintf("SELECT value FROM system.settings WHERE name = '%s'", name)
+		for _, st := range []chdb.Statement{
+			{SQL: sql, Format: "TabSeparated"},
+			{SQL: sql, Format: "TabSeparated", ReadOnly: true},
+			{SQL: sql, Format: "TabSeparated", Settings: map[string]string{name: value}},
+			{SQL: sql, Format: "TabSeparated", ReadOnly: true, Settings: map[string]string{name: value}},
+		} {
+			res, err := e.Exec(t.Context(), st)
+			if err != nil || strings.TrimSpace(string(res.Data)) != value {
+				t.Errorf("%s (read-only %v, settings %v) = %q, %v; want %q", name, st.ReadOnly, st.Settings, res.Data, err, value)
+			}
+		}
+	}
+	// A statement's own value lasts for the statement, then the engine's
+	// is back (not ClickHouse's default).
+	sql := "SELECT value FROM system.settings WHERE name = 'optimize_and_compare_chain'"
+	for _, want := range []string{"1", "0"} {
+		st := chdb.Statement{SQL: sql, Format: "TabSeparated"}
+		if want == "1" {
+			st.Settings = map[string]string{"optimize_and_compare_chain": "1"}
+		}
+		res, err := e.Exec(t.Context(), st)
+		if err != nil || strings.TrimSpace(string(res.Data)) != want {
+			t.Errorf("optimize_and_compare_chain with settings %v = %q, %v; want %q", st.Settings, res.Data, err, want)
+		}
+	}
+	_, err := e.Exec(t.Context(), chdb.Statement{SQL: "SELECT 1", Format: "TabSeparated", ReadOnly: true, Settings: map[string]string{"optimize_and_compare_chain": "1"}})
+	var ex *chdb.Exception
+	if !errors.As(err, &ex) || ex.Code != chdb.CodeReadonly {
+		t.Errorf("read-only statement changing a setting = %v; want code %d", err, chdb.CodeReadonly)
+	}
+}

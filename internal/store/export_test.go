@@ -77,3 +77,5 @@ func CountTouchedList(ctx context.Context, db *DB, n int) (uint64, error) {
 
 // WithSettings is withSettings.
 var WithSettings = withSettings
+
+var AskEngineSettings = askEngineSettings

@@ -165,6 +165,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 	} else if opts, err = clickhouse.ParseDSN(cfg.DSN); err != nil {
 		return nil, fmt.Errorf("clickhouse-dsn: %w", err)
 	}
+	askEngineSettings(opts)
 	if db, err = connect(ctx, opts, logger); err != nil {
 		if embedded != nil {
 			embedded.Close()
@@ -186,6 +187,21 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 		}
 	}
 	return db, nil
+}
+
+// askEngineSettings has the owner's queries run with the embedded engine's
+// settings (chdb.DefaultSettings) on any server, unless the DSN chose
+// otherwise; the engine's endpoint skips them as its own. Not Connect's
+// readers: a read-only server user may not change settings.
+func askEngineSettings(opts *clickhouse.Options) {
+	for name, value := range chdb.DefaultSettings {
+		if _, chosen := opts.Settings[name]; !chosen {
+			if opts.Settings == nil {
+				opts.Settings = clickhouse.Settings{}
+			}
+			opts.Settings[name] = value
+		}
+	}
 }
 
 // Connect connects to the ClickHouse at dsn without applying the schema: a

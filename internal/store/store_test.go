@@ -245,3 +245,21 @@ func TestSettingsAccumulate(t *testing.T) {
 		}
 	})
 }
+
+// The owner's connection asks any server for the embedded engine's
+// settings (on the engine they are its own), unless its DSN chose a value.
+func TestOwnerAsksEngineSettings(t *testing.T) {
+	for _, tt := range []struct{ dsn, want string }{
+		{"clickhouse://u:p@127.0.0.1:9000/otpscope", "0"},
+		{"http://u:p@127.0.0.1:8123/otpscope?optimize_and_compare_chain=1", "1"},
+	} {
+		opts, err := clickhouse.ParseDSN(tt.dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		store.AskEngineSettings(opts)
+		if got := fmt.Sprint(opts.Settings["optimize_and_compare_chain"]); got != tt.want {
+			t.Errorf("%s: optimize_and_compare_chain %q; want %q", tt.dsn, got, tt.want)
+		}
+	}
+}
