@@ -1548,6 +1548,7 @@ var (
 	distEngine  = regexp.MustCompile("^`(\\w+)`, currentDatabase\\(\\), (\\w+), (.+)$")
 	alterTable  = regexp.MustCompile("^ALTER TABLE (\\w+) ON CLUSTER `(\\w+)`")
 	dropView    = regexp.MustCompile("^DROP VIEW IF EXISTS (\\w+) ON CLUSTER `(\\w+)`")
+	dropTable   = regexp.MustCompile("^DROP TABLE IF EXISTS (\\w+) ON CLUSTER `(\\w+)` SYNC$")
 	replPath    = regexp.MustCompile(`^'/clickhouse/tables/\{shard\}/\{database\}/(\w+)', '\{replica\}'`)
 )
 
@@ -1584,6 +1585,19 @@ func TestClusterSchema(t *testing.T) {
 			if d := dropView.FindStringSubmatch(body); d != nil {
 				if d[2] != clusterName || !strings.HasSuffix(d[1], "_local") {
 					t.Errorf("%04d: DROP VIEW %s ON CLUSTER %s: want a *_local view on the cluster", m.Version, d[1], d[2])
+				}
+				continue
+			}
+			if d := dropTable.FindStringSubmatch(body); d != nil {
+				// A table goes with its twin: the pairing checks below
+				// hold what is left.
+				if d[2] != clusterName {
+					t.Errorf("%04d: DROP TABLE %s ON CLUSTER %s; want %s", m.Version, d[1], d[2], clusterName)
+				}
+				if tb, ok := strings.CutSuffix(d[1], "_local"); ok {
+					delete(local, tb)
+				} else {
+					delete(distributed, d[1])
 				}
 				continue
 			}

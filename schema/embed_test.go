@@ -34,6 +34,22 @@ func TestMigrationsRenderBothShapes(t *testing.T) {
 			t.Errorf("cluster migration lacks %q", want)
 		}
 	}
+	// A dropped table goes from every node: the Distributed one, then the
+	// local one.
+	var drops string
+	for _, m := range cluster {
+		if m.Name == "drop_unread_tables" {
+			drops = strings.Join(m.Statements, "\n")
+		}
+	}
+	for _, want := range []string{
+		"DROP TABLE IF EXISTS daily_attempts ON CLUSTER `otpscope` SYNC\nDROP TABLE IF EXISTS daily_attempts_local ON CLUSTER `otpscope` SYNC",
+		"DROP TABLE IF EXISTS attempts ON CLUSTER `otpscope` SYNC\nDROP TABLE IF EXISTS attempts_local ON CLUSTER `otpscope` SYNC",
+	} {
+		if !strings.Contains(drops, want) {
+			t.Errorf("cluster migration drop_unread_tables lacks %q", want)
+		}
+	}
 	if single[0].Checksum == cluster[0].Checksum {
 		t.Error("the two shapes have one checksum")
 	}

@@ -78,8 +78,8 @@ const DefaultDeadLetterRetention = Retention(90 * day)
 func (c *RetentionConfig) registerFlags(fs *flag.FlagSet) {
 	c.DeadLetters = DefaultDeadLetterRetention
 	fs.Var(&c.Events, "retention-events", "keep delivery events, OTP statuses, v1 events, resend decisions, silent-auth outcomes, push events and journey links this long by event time (90d, 2160h; 0 = forever)")
-	fs.Var(&c.Attempts, "retention-attempts", "keep the per-dispatch aggregates (channel_events, attempts) this long by day; windows over older days read the rollups (0 = forever)")
-	fs.Var(&c.Rollups, "retention-rollups", "keep the rollups (hourly, and the old daily ones) this long; 0 or at least --retention-attempts (0 = forever)")
+	fs.Var(&c.Attempts, "retention-attempts", "keep the per-dispatch aggregates (channel_events) this long by day; windows over older days read the rollups (0 = forever)")
+	fs.Var(&c.Rollups, "retention-rollups", "keep the rollups (hourly, and the day-level histograms) this long; 0 or at least --retention-attempts (0 = forever)")
 	fs.Var(&c.DeadLetters, "retention-dead-letters", "keep dead letters and their replay records this long (0 = forever)")
 }
 
@@ -103,12 +103,7 @@ func (c *RetentionConfig) tables() map[ttlTable]Retention {
 		{"silent_auth_outcomes", "started_at", false}, {"push_events", "created_at", false}, {"journey_links", "linked_at", false}} {
 		out[t] = c.Events
 	}
-	for _, t := range []string{"channel_events", "attempts"} {
-		out[ttlTable{t, "day", true}] = c.Attempts
-	}
-	for _, t := range []string{"rolled_days", "daily_attempts", "daily_paths", "rollup_days", "daily_channels", "daily_journeys", "daily_conversion", "daily_latency", "daily_latency_buckets"} {
-		out[ttlTable{t, "day", true}] = c.Rollups
-	}
+	out[ttlTable{"channel_events", "day", true}] = c.Attempts
 	for _, t := range []string{"rollup_dirty", "rolled_hours", "rolled_hour_checks", "hour_attempts", "hour_journeys", "hourly_attempts", "hourly_paths", "hourly_conversion", "hourly_latency", "hourly_latency_buckets",
 		"day_latency", "day_latency_buckets", "rolled_day_histograms", "day_latency_total", "rolled_day_totals"} {
 		out[ttlTable{t, "hour", false}] = c.Rollups

@@ -73,11 +73,11 @@ func TestRetention(t *testing.T) {
 		wantTTLs(t, db, map[string]string{
 			"delivery_events": "TTL toDateTime(event_time) + toIntervalDay(60)",
 			"channel_events":  "TTL day + toIntervalDay(30)",
-			"daily_attempts":  "TTL day + toIntervalDay(400)",
+			"hour_attempts":   "TTL toDateTime(hour) + toIntervalDay(400)",
 		})
 		// 0 is forever: the TTL goes.
 		apply("--retention-dead-letters", "0")
-		for _, table := range []string{"delivery_events", "channel_events", "daily_attempts", "dead_letters", "dead_letter_replays"} {
+		for _, table := range []string{"delivery_events", "channel_events", "hour_attempts", "dead_letters", "dead_letter_replays"} {
 			if s := showCreate(t, db, table); strings.Contains(s, "TTL") {
 				t.Errorf("%s keeps a TTL at retention 0:\n%s", table, s)
 			}
