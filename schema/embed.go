@@ -101,6 +101,14 @@ func render(name, text string, opts Options) (string, error) {
 			}
 			return "Replicated" + name + "(" + path + ")"
 		},
+		// drop "t" → DROP TABLE t; on a cluster its Distributed table, then
+		// t_local, on every node.
+		"drop": func(t string) string {
+			if opts.Cluster == "" {
+				return "DROP TABLE IF EXISTS " + t + " SYNC;"
+			}
+			return fmt.Sprintf("DROP TABLE IF EXISTS %s ON CLUSTER %s SYNC;\nDROP TABLE IF EXISTS %s_local ON CLUSTER %s SYNC;", t, quoted, t, quoted)
+		},
 		"distributed": func(t, shardingKey string) string {
 			if opts.Cluster == "" {
 				return ""

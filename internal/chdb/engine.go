@@ -529,7 +529,8 @@ func (e *Engine) withSession(c *conn, st Statement, fn func() error) error {
 		}
 	}()
 	for name, value := range st.Settings {
-		if e.settings[name] == value {
+		own, isOwn := e.settings[name]
+		if isOwn && own == value {
 			continue // the connection's own: two round trips saved
 		}
 		if !isIdent(name) {
@@ -540,8 +541,8 @@ func (e *Engine) withSession(c *conn, st Statement, fn func() error) error {
 		}
 		// Back to the engine's value: DEFAULT is ClickHouse's own.
 		reset := "DEFAULT"
-		if v, ok := e.settings[name]; ok {
-			reset = quoteString(v)
+		if isOwn {
+			reset = quoteString(own)
 		}
 		undo = append(undo, fmt.Sprintf("SET %s = %s", name, reset))
 	}

@@ -78,4 +78,5 @@ func CountTouchedList(ctx context.Context, db *DB, n int) (uint64, error) {
 // WithSettings is withSettings.
 var WithSettings = withSettings
 
+// AskEngineSettings is askEngineSettings.
 var AskEngineSettings = askEngineSettings

@@ -194,11 +194,11 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 // otherwise; the engine's endpoint skips them as its own. Not Connect's
 // readers: a read-only server user may not change settings.
 func askEngineSettings(opts *clickhouse.Options) {
+	if opts.Settings == nil {
+		opts.Settings = clickhouse.Settings{}
+	}
 	for name, value := range chdb.DefaultSettings {
 		if _, chosen := opts.Settings[name]; !chosen {
-			if opts.Settings == nil {
-				opts.Settings = clickhouse.Settings{}
-			}
 			opts.Settings[name] = value
 		}
 	}
