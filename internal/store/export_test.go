@@ -53,6 +53,14 @@ func PlannedDays(ctx context.Context, db *DB, w Window) (int, error) {
 // MaxTime and MinTime are the later and the earlier of two times.
 var MaxTime, MinTime = maxTime, minTime
 
+// SetMaxTouchedSet sets how many rows of rollup_touched hours are patched
+// by at all until restore is called.
+func SetMaxTouchedSet(n int) (restore func()) {
+	old := maxTouchedSet
+	maxTouchedSet = n
+	return func() { maxTouchedSet = old }
+}
+
 // SetMaxTouchedList sets how many touched OTPs a plan names as a list (0:
 // always the subquery) until restore is called.
 func SetMaxTouchedList(n int) (restore func()) {

@@ -412,13 +412,11 @@ func (w Window) patch(cols string, sql func(Window) (string, []any)) (string, []
 // version — the journeys of their links and their own — whose journey is
 // now one of those. So the set is closed: a journey has all its OTPs in it
 // or none.
-func (w Window) touchedSQL() string {
-	oldest := w.stored[0].asOf
-	for _, h := range w.stored {
-		oldest = min(oldest, h.asOf)
-	}
-	since := time.UnixMilli(int64(oldest)).Add(-RollupSlack)
-	u := "SELECT otp_id FROM rollup_touched WHERE inserted_at >= " + msTime(since)
+//
+// limit, when not 0, reads at most that many rows of rollup_touched: the
+// set is then complete only if there were no more (see touchedList).
+func (w Window) touchedSQL(limit int) string {
+	u := w.touchedMarksSQL(limit)
 	keys := fmt.Sprintf("SELECT toString(otp_id) FROM (%[1]s) UNION ALL SELECT journey_id FROM journey_links WHERE otp_id IN (%[1]s)", u)
 	cands := fmt.Sprintf("SELECT otp_id FROM (%[1]s) UNION ALL SELECT otp_id FROM journey_links WHERE journey_id IN (%[2]s) UNION ALL SELECT toUUIDOrZero(k) FROM (%[2]s) AS kk(k)", u, keys)
 	// An OTP's journey as journeyKeyedSQL keys it: its first link, else itself.
@@ -428,6 +426,22 @@ LEFT JOIN (
     FROM journey_links WHERE otp_id IN (%[1]s) GROUP BY otp_id
 ) AS l ON c.otp_id = l.otp_id
 WHERE if(l.l_journey = '', toString(c.otp_id), l.l_journey) IN (%[2]s)`, cands, keys)
+}
+
+// touchedMarksSQL selects the OTPs of rollup_touched's rows inserted since
+// the oldest time w's stored hours are known exact from, less RollupSlack;
+// limit, when not 0, reads at most that many rows.
+func (w Window) touchedMarksSQL(limit int) string {
+	oldest := w.stored[0].asOf
+	for _, h := range w.stored {
+		oldest = min(oldest, h.asOf)
+	}
+	since := time.UnixMilli(int64(oldest)).Add(-RollupSlack)
+	q := "SELECT otp_id FROM rollup_touched WHERE inserted_at >= " + msTime(since)
+	if limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	return q
 }
 
 // journeyCols are the columns every journey subquery yields.

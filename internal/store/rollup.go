@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -442,8 +443,12 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 	var changed map[time.Time]bool
 	var factDays string
 	if len(cands) > 0 {
-		if cw.touched, changed, factDays, err = db.touchedChanges(ctx, cw); err != nil {
+		var tooMany bool
+		if cw.touched, changed, factDays, tooMany, err = db.touchedChanges(ctx, cw); err != nil {
 			return p, false, err
+		}
+		if tooMany {
+			clear(patchable) // computed live, like hours dirty beyond patching
 		}
 	}
 	var live, part, patch []span
@@ -561,18 +566,32 @@ WHERE day >= toDate(%[3]s) AND day <= toDate(%[4]s) AND otp_id IN %[2]s`, sel, t
 // touchedChanges reads cw's touched OTPs once, as the list its queries name
 // (touchedList), and the hours of cw.stored they changed (changedHours):
 // what readers and the rollup job both ask of dirty, patchable hours.
-func (db *DB) touchedChanges(ctx context.Context, cw Window) (touched string, changed map[time.Time]bool, factDays string, err error) {
-	if cw.touched, err = db.touchedList(ctx, cw); err != nil {
-		return "", nil, "", err
+// tooMany reports more rows of rollup_touched to read them from than
+// maxTouchedSet: then the hours are not patched but computed (readers
+// live, the job from their facts).
+func (db *DB) touchedChanges(ctx context.Context, cw Window) (touched string, changed map[time.Time]bool, factDays string, tooMany bool, err error) {
+	if cw.touched, tooMany, err = db.touchedList(ctx, cw); err != nil || tooMany {
+		return "", nil, "", tooMany, err
 	}
 	changed, factDays, err = db.changedHours(listing(ctx, cw), cw)
-	return cw.touched, changed, factDays, err
+	return cw.touched, changed, factDays, false, err
 }
 
 // maxTouchedList bounds the touched OTPs a plan names as a list: the list
 // is in the text of each query that reads them (an id takes 37 bytes), with
-// max_query_size raised to touchedQuerySize for it (listing).
+// max_query_size raised to touchedQuerySize for it (listing). It is read
+// from at most 4× as many rows of rollup_touched (one per OTP per insert);
+// past either, the queries name the touched set as a subquery.
 var maxTouchedList = 20000
+
+// maxTouchedSet bounds the rows of rollup_touched (one per OTP per insert)
+// that hours are patched by at all. Past it patching costs more than
+// computing the hours: after a bulk insert (a backlog drained, a replay,
+// an import) every hour of it is dirty and touched by nearly every OTP,
+// and on the 111 M bench database the set of the data's own insert, 17 M
+// OTPs matched against each hour's rows, took the engine past 21 GiB of
+// memory; being told it is too many took 0.16 s.
+var maxTouchedSet = 1_000_000
 
 const touchedQuerySize = 2 << 20
 
@@ -594,24 +613,41 @@ const touchedAlias = "touched_otps"
 // as one comma-separated string (see Window.touched), so that each query
 // names a constant set instead of evaluating the subquery again (30 ms or
 // more each time, even for a few OTPs); "" when there are more than
-// maxTouchedList.
-func (db *DB) touchedList(ctx context.Context, pw Window) (string, error) {
+// maxTouchedList (or more than 4× as many rows to read them from: the list
+// is closed over those rows only). tooMany reports more rows than
+// maxTouchedSet, which one count under a LIMIT tells without computing
+// the set.
+func (db *DB) touchedList(ctx context.Context, pw Window) (list string, tooMany bool, err error) {
+	listRows := 4 * maxTouchedList
 	var ids []string
-	err := db.eachRow(ctx, "touched OTPs", fmt.Sprintf("SELECT toString(otp_id) FROM (%s) LIMIT %d", pw.touchedSQL(), maxTouchedList+1), nil, func(rows driver.Rows) error {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+	var marks uint64
+	q := fmt.Sprintf(`SELECT 1, toString(count()) FROM (SELECT 1 FROM (%s))
+UNION ALL
+SELECT 0, toString(otp_id) FROM (SELECT otp_id FROM (%s) LIMIT %d)`, pw.touchedMarksSQL(maxTouchedSet+1), pw.touchedSQL(listRows+1), maxTouchedList+1)
+	err = db.eachRow(ctx, "touched OTPs", q, nil, func(rows driver.Rows) error {
+		var kind uint8
+		var v string
+		if err := rows.Scan(&kind, &v); err != nil {
 			return err
 		}
-		ids = append(ids, id)
+		if kind == 1 {
+			marks, err = strconv.ParseUint(v, 10, 64)
+			return err
+		}
+		ids = append(ids, v)
 		return nil
 	})
-	if err != nil || len(ids) > maxTouchedList {
-		return "", err
+	switch {
+	case err != nil:
+		return "", false, err
+	case marks > uint64(maxTouchedSet):
+		return "", true, nil
+	case marks > uint64(listRows) || len(ids) > maxTouchedList:
+		return "", false, nil
+	case len(ids) == 0:
+		return "00000000-0000-0000-0000-000000000000", false, nil // nothing touched: a set no OTP is in
 	}
-	if len(ids) == 0 {
-		ids = append(ids, "00000000-0000-0000-0000-000000000000") // nothing touched: a set no OTP is in
-	}
-	return strings.Join(ids, ","), nil
+	return strings.Join(ids, ","), false, nil
 }
 
 // touchedSet is how a query over w's touched OTPs names them: set follows
@@ -628,7 +664,7 @@ func (db *DB) touchedList(ctx context.Context, pw Window) (string, error) {
 // parts (arrayMap) is not folded, and then no primary index is used.
 func (w Window) touchedSet() (set, with string) {
 	if w.touched == "" {
-		return "(" + w.touchedSQL() + ")", ""
+		return "(" + w.touchedSQL(0) + ")", ""
 	}
 	return touchedAlias, "WITH CAST(splitByChar(',', '" + w.touched + "'), 'Array(UUID)') AS " + touchedAlias + "\n"
 }

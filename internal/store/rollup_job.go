@@ -117,6 +117,8 @@ func (db *DB) RefreshRollups(ctx context.Context) (RollupRun, error) {
 // time (asOf): hours a late fact made dirty after a quiet while would
 // otherwise widen every hour's set to what was touched since then. A few
 // groups at most: the oldest takes in the rest, reading from the oldest.
+// A group touched through more rows of rollup_touched than maxTouchedSet
+// is computed again: after a bulk insert that is less work than patching.
 func (db *DB) sortDirtyHours(ctx context.Context, dirty []time.Time, version uint64) (recompute []rolledHour, patches []Window, checked []rolledHour, err error) {
 	from, to := dirty[0], dirty[len(dirty)-1].Add(time.Hour)
 	rolled, marks, touchedSince, _, err := db.hourStates(ctx, from, to)
@@ -148,9 +150,13 @@ func (db *DB) sortDirtyHours(ctx context.Context, dirty []time.Time, version uin
 	for _, g := range groups {
 		slices.SortFunc(g, func(a, b rolledHour) int { return a.hour.Compare(b.hour) })
 		cw := Window{From: g[0].hour, To: g[len(g)-1].hour.Add(time.Hour), stored: g}
-		touched, changed, factDays, err := db.touchedChanges(ctx, cw)
+		touched, changed, factDays, tooMany, err := db.touchedChanges(ctx, cw)
 		if err != nil {
 			return nil, nil, nil, err
+		}
+		if tooMany {
+			recompute = append(recompute, g...)
+			continue
 		}
 		patch := Window{patched: true, touched: touched, factDays: factDays}
 		for _, c := range g {
@@ -164,6 +170,7 @@ func (db *DB) sortDirtyHours(ctx context.Context, dirty []time.Time, version uin
 			patches = append(patches, patch)
 		}
 	}
+	slices.SortFunc(recompute, func(a, b rolledHour) int { return a.hour.Compare(b.hour) })
 	return recompute, patches, checked, nil
 }
 

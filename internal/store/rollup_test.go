@@ -590,6 +590,25 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 			}
 		}
 		restore()
+		// More than a bulk insert's worth: which dirty hours they changed
+		// is not asked, and all of them — here the whole day — are
+		// computed live instead of patched, to the same figures.
+		restore = store.SetMaxTouchedSet(0)
+		defer restore()
+		if whole, partial, patched, err := store.PlannedHours(t.Context(), db, day); err != nil || whole != 0 || partial != 0 || patched != 0 {
+			t.Errorf("past maxTouchedSet the day plans %d whole, %d partial and %d patched hours (%v); want every hour live", whole, partial, patched, err)
+		}
+		for _, w := range []store.Window{day, raw} {
+			chs, err := db.Channels(t.Context(), w)
+			if err != nil || len(chs) != 1 || chs[0].Attempts != 27 || chs[0].Pending != 1 {
+				t.Errorf("Channels over the day (raw: %v), the dirty hours live = %+v, %v; want 27 SMS attempts, 1 pending", w.Raw, chs, err)
+			}
+			fb, err := db.Fallback(t.Context(), w)
+			if err != nil || fb.OTPs != 26 {
+				t.Errorf("Fallback over the day (raw: %v), the dirty hours live = %+v, %v; want 26 OTPs", w.Raw, fb, err)
+			}
+		}
+		restore()
 
 		// Under one plan, the completeness of /channels' window counts the
 		// attempts its channel rows counted: their pending attempts come
@@ -723,6 +742,24 @@ func TestJobPatchesOnlyChangedHours(t *testing.T) {
 			t.Errorf("after a new fact at 05:40 the job computed %v again; want only 05:00", got)
 		}
 		sameAsRaw(t, db, "a new fact in a checked hour, after the job")
+
+		// More touched than maxTouchedSet (as after a bulk insert): the run
+		// computes every dirty hour again rather than patch or check any,
+		// to the same figures.
+		before = versions()
+		insert(deliveryAt(3, events.StatusDelivered, rollStart.Add(5*time.Hour+45*time.Minute)))
+		restore = store.SetMaxTouchedSet(0)
+		defer restore()
+		run, err = db.RefreshRollups(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		restore()
+		got, _ = recomputed(before)
+		if run.Patched != 0 || run.Checked != 0 || run.Computed != len(run.Hours) || len(got) != len(run.Hours) || !slices.Contains(got, rollStart.Add(5*time.Hour)) {
+			t.Errorf("past maxTouchedSet the run computed %d, patched %d, checked %d hours, %d with a new version; want every one of the %d computed", run.Computed, run.Patched, run.Checked, len(got), len(run.Hours))
+		}
+		sameAsRaw(t, db, "every dirty hour computed again, past maxTouchedSet")
 	})
 }
 
