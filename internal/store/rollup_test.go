@@ -571,24 +571,29 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 				t.Errorf("Channels %+v planned once = %+v, %v; want %+v, %v", w, got, err1, want, err2)
 			}
 		}
+		raw := day
+		raw.Raw = true
+		// sameDay checks the day's figures, read how, and the raw ones.
+		sameDay := func(how string) {
+			t.Helper()
+			for _, w := range []store.Window{day, raw} {
+				chs, err := db.Channels(t.Context(), w)
+				if err != nil || len(chs) != 1 || chs[0].Attempts != 27 || chs[0].Pending != 1 {
+					t.Errorf("Channels over the day (raw: %v), %s = %+v, %v; want 27 SMS attempts, 1 pending", w.Raw, how, chs, err)
+				}
+				fb, err := db.Fallback(t.Context(), w)
+				if err != nil || fb.OTPs != 26 {
+					t.Errorf("Fallback over the day (raw: %v), %s = %+v, %v; want 26 OTPs", w.Raw, how, fb, err)
+				}
+			}
+		}
 		// More touched OTPs than a list holds: the same, from the subquery.
 		restore := store.SetMaxTouchedList(0)
 		defer restore()
 		if _, _, patched, err := store.PlannedHours(t.Context(), db, day); err != nil || patched != 3 {
 			t.Errorf("without the touched list the day plans %d patched hours (%v); want 3", patched, err)
 		}
-		raw := day
-		raw.Raw = true
-		for _, w := range []store.Window{day, raw} {
-			chs, err := db.Channels(t.Context(), w)
-			if err != nil || len(chs) != 1 || chs[0].Attempts != 27 || chs[0].Pending != 1 {
-				t.Errorf("Channels over the day (raw: %v), the touched OTPs as a subquery = %+v, %v; want 27 SMS attempts, 1 pending", w.Raw, chs, err)
-			}
-			fb, err := db.Fallback(t.Context(), w)
-			if err != nil || fb.OTPs != 26 {
-				t.Errorf("Fallback over the day (raw: %v), the touched OTPs as a subquery = %+v, %v; want 26 OTPs", w.Raw, fb, err)
-			}
-		}
+		sameDay("the touched OTPs as a subquery")
 		restore()
 		// More than a bulk insert's worth: which dirty hours they changed
 		// is not asked, and all of them — here the whole day — are
@@ -598,16 +603,7 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 		if whole, partial, patched, err := store.PlannedHours(t.Context(), db, day); err != nil || whole != 0 || partial != 0 || patched != 0 {
 			t.Errorf("past maxTouchedSet the day plans %d whole, %d partial and %d patched hours (%v); want every hour live", whole, partial, patched, err)
 		}
-		for _, w := range []store.Window{day, raw} {
-			chs, err := db.Channels(t.Context(), w)
-			if err != nil || len(chs) != 1 || chs[0].Attempts != 27 || chs[0].Pending != 1 {
-				t.Errorf("Channels over the day (raw: %v), the dirty hours live = %+v, %v; want 27 SMS attempts, 1 pending", w.Raw, chs, err)
-			}
-			fb, err := db.Fallback(t.Context(), w)
-			if err != nil || fb.OTPs != 26 {
-				t.Errorf("Fallback over the day (raw: %v), the dirty hours live = %+v, %v; want 26 OTPs", w.Raw, fb, err)
-			}
-		}
+		sameDay("the dirty hours live")
 		restore()
 
 		// Under one plan, the completeness of /channels' window counts the
