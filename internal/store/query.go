@@ -428,20 +428,28 @@ LEFT JOIN (
 WHERE if(l.l_journey = '', toString(c.otp_id), l.l_journey) IN (%[2]s)`, cands, keys)
 }
 
-// touchedMarksSQL selects the OTPs of rollup_touched's rows inserted since
-// the oldest time w's stored hours are known exact from, less RollupSlack;
-// limit, when not 0, reads at most that many rows.
+// touchedMarksSQL selects the OTPs of w's touched rows (touchedRows);
+// limit, when not 0, reads at most that many rows, the oldest: rows an
+// insert added after touchedList counted them are the ones left out, as if
+// the set had been read a moment earlier.
 func (w Window) touchedMarksSQL(limit int) string {
+	q := "SELECT otp_id FROM " + w.touchedRows()
+	if limit > 0 {
+		q += fmt.Sprintf(" ORDER BY inserted_at LIMIT %d", limit)
+	}
+	return q
+}
+
+// touchedRows are the rows of rollup_touched inserted since the oldest
+// time w's stored hours are known exact from, less RollupSlack, as a FROM
+// clause.
+func (w Window) touchedRows() string {
 	oldest := w.stored[0].asOf
 	for _, h := range w.stored {
 		oldest = min(oldest, h.asOf)
 	}
 	since := time.UnixMilli(int64(oldest)).Add(-RollupSlack)
-	q := "SELECT otp_id FROM rollup_touched WHERE inserted_at >= " + msTime(since)
-	if limit > 0 {
-		q += fmt.Sprintf(" LIMIT %d", limit)
-	}
-	return q
+	return "rollup_touched WHERE inserted_at >= " + msTime(since)
 }
 
 // journeyCols are the columns every journey subquery yields.
