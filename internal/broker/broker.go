@@ -30,6 +30,7 @@ type Broker struct {
 	credsAt string          // the embedded server's credentials file
 	nc      *nats.Conn
 	js      jetstream.JetStream
+	acks    *pubAcks
 	stream  StreamConfig
 	logger  *slog.Logger
 	health  *health
@@ -72,12 +73,16 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 		return nil, err
 	}
 	b.nc = nc
-	if b.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192)); err != nil {
+	if b.js, err = jetstream.New(nc); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	if b.acks, err = newPubAcks(nc); err != nil {
+		b.Close()
+		return nil, err
+	}
 	if cfg.GroupCommits() {
-		b.group = newGroupCommit(nc, b.js, cfg.Stream.Name)
+		b.group = newGroupCommit(nc, b.acks, cfg.Stream.Name)
 	}
 	if err := b.ensureStreamRetrying(ctx); err != nil {
 		b.Close()
@@ -221,7 +226,7 @@ func (b *Broker) PublishNew(ctx context.Context, timeout time.Duration, msgs ...
 			return nil, fmt.Errorf("%w: waiting to publish: not sent within %v", ErrUnavailable, timeout)
 		}
 	} else {
-		out = publishEach(b.js, nms)
+		out = publishEach(b.acks, nms)
 	}
 	stored = make([]bool, len(msgs))
 	switch {
@@ -234,18 +239,23 @@ func (b *Broker) PublishNew(ctx context.Context, timeout time.Duration, msgs ...
 		}
 		return stored, nil
 	}
-	for i, f := range out.futures {
+	for i, w := range out.waits {
 		select {
-		case ack := <-f.Ok():
-			if ack.Stream != b.stream.Name {
-				return nil, fmt.Errorf("%w: publish %s: stored by stream %q, not %q", ErrUnavailable, f.Msg().Subject, ack.Stream, b.stream.Name)
+		case r := <-w.result:
+			switch {
+			case r.err != nil:
+				b.acks.forgetAll(out.waits[i+1:])
+				return nil, fmt.Errorf("%w: publish %s: %v", ErrUnavailable, nms[i].Subject, r.err)
+			case r.ack.Stream != b.stream.Name:
+				b.acks.forgetAll(out.waits[i+1:])
+				return nil, fmt.Errorf("%w: publish %s: stored by stream %q, not %q", ErrUnavailable, nms[i].Subject, r.ack.Stream, b.stream.Name)
 			}
-			stored[i] = !ack.Duplicate
-		case err := <-f.Err():
-			return nil, fmt.Errorf("%w: publish %s: %v", ErrUnavailable, f.Msg().Subject, err)
+			stored[i] = !r.ack.Duplicate
 		case <-ctx.Done():
+			b.acks.forgetAll(out.waits[i:])
 			return nil, fmt.Errorf("%w: waiting for acknowledgement: %v", ErrUnavailable, ctx.Err())
 		case <-expired:
+			b.acks.forgetAll(out.waits[i:])
 			return nil, fmt.Errorf("%w: waiting for acknowledgement: no answer within %v", ErrUnavailable, timeout)
 		}
 	}

@@ -139,6 +139,9 @@ func TestPublishNewTimesOut(t *testing.T) {
 	if took < 200*time.Millisecond || took > 5*time.Second {
 		t.Errorf("PublishNew gave up after %v; want the 200ms timeout", took)
 	}
+	if n := b.PendingPubAcks(); n != 0 {
+		t.Errorf("%d publishes still await a PubAck after the timeout; want 0", n)
+	}
 }
 
 func TestEmbeddedOpenCreatesStream(t *testing.T) {

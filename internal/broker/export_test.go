@@ -64,3 +64,6 @@ func SetRestartWaits(t testing.TB, first, most time.Duration) {
 // SetWatchClock gives the watcher's looks the time now tells (with
 // WatchByHand: looks run only on the test's goroutine).
 func (b *Broker) SetWatchClock(now func() time.Time) { b.health.now = now }
+
+// PendingPubAcks is how many publishes await their PubAck.
+func (b *Broker) PendingPubAcks() int { return b.acks.pending() }

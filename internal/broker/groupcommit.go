@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -41,7 +40,7 @@ import (
 // them with the message, and subscribers see them.
 type groupCommit struct {
 	nc      *nats.Conn
-	js      jetstream.JetStream
+	acks    *pubAcks
 	stream  string
 	ackWait time.Duration // for a batch's commit answer
 
@@ -97,15 +96,15 @@ type waiting struct {
 
 // sent is how waiting messages went out: committed in a batch (every one
 // stored anew, since a batch holding a duplicate fails), published on their
-// own (their futures), or not at all.
+// own (awaiting their PubAcks), or not at all.
 type sent struct {
 	batched bool
-	futures []jetstream.PubAckFuture
+	waits   []pubAckWait
 	err     error
 }
 
-func newGroupCommit(nc *nats.Conn, js jetstream.JetStream, stream string) *groupCommit {
-	g := &groupCommit{nc: nc, js: js, stream: stream, ackWait: 10 * time.Second,
+func newGroupCommit(nc *nats.Conn, acks *pubAcks, stream string) *groupCommit {
+	g := &groupCommit{nc: nc, acks: acks, stream: stream, ackWait: 10 * time.Second,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go g.run()
 	return g
@@ -116,7 +115,7 @@ func newGroupCommit(nc *nats.Conn, js jetstream.JetStream, stream string) *group
 func (g *groupCommit) busy() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.queue) > 0 || g.batching > 0 || g.js.PublishAsyncPending() >= groupBusyAt
+	return len(g.queue) > 0 || g.batching > 0 || g.acks.pending() >= groupBusyAt
 }
 
 // enqueue adds msgs to the queue; the answer comes on the returned channel.
@@ -200,7 +199,7 @@ func (g *groupCommit) flush() bool {
 		// server would refuse.
 		w := g.take(1, n)[0]
 		g.mu.Unlock()
-		w.sent <- publishEach(g.js, w.msgs)
+		w.sent <- publishEach(g.acks, w.msgs)
 		return true
 	}
 	if g.batching < groupMaxInFlight && g.queued >= groupMinBatch {
@@ -215,11 +214,11 @@ func (g *groupCommit) flush() bool {
 		go g.commit(batch, n)
 		return true
 	}
-	if (g.batching == 0 && g.js.PublishAsyncPending() < groupBusyAt) || time.Since(g.oldest) >= groupMaxHold {
+	if (g.batching == 0 && g.acks.pending() < groupBusyAt) || time.Since(g.oldest) >= groupMaxHold {
 		all := g.take(len(g.queue), g.queued)
 		g.mu.Unlock()
 		for _, w := range all {
-			w.sent <- publishEach(g.js, w.msgs)
+			w.sent <- publishEach(g.acks, w.msgs)
 		}
 		return true
 	}
@@ -239,16 +238,17 @@ func (g *groupCommit) take(k, n int) []*waiting {
 
 // publishEach publishes msgs on their own, without waiting: PublishNew's
 // path when no batch is made, and group commit's for what it does not batch.
-func publishEach(js jetstream.JetStream, msgs []*nats.Msg) sent {
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+func publishEach(acks *pubAcks, msgs []*nats.Msg) sent {
+	waits := make([]pubAckWait, 0, len(msgs))
 	for _, m := range msgs {
-		f, err := js.PublishMsgAsync(m)
+		w, err := acks.publish(m)
 		if err != nil {
+			acks.forgetAll(waits)
 			return sent{err: fmt.Errorf("publish %s: %w", m.Subject, err)}
 		}
-		futures = append(futures, f)
+		waits = append(waits, w)
 	}
-	return sent{futures: futures}
+	return sent{waits: waits}
 }
 
 // commit publishes ws's n messages as one atomic batch; when it fails, on
@@ -263,7 +263,7 @@ func (g *groupCommit) commit(ws []*waiting, n int) {
 	if err := g.publishBatch(ws, n); err != nil {
 		g.failures.Add(1)
 		for _, w := range ws {
-			w.sent <- publishEach(g.js, w.msgs)
+			w.sent <- publishEach(g.acks, w.msgs)
 		}
 		return
 	}
