@@ -71,7 +71,28 @@ func newPubAcks(nc *nats.Conn) (*pubAcks, error) {
 		return nil, err
 	}
 	p.sub = sub
+	// As nats.go does: a PubAck the server sent while the connection was
+	// down is lost, so every wait fails when it drops, rather than hold a
+	// caller without a deadline for ever.
+	go p.failOnDisconnect(nc.StatusChanged(nats.RECONNECTING, nats.CLOSED))
 	return p, nil
+}
+
+// errDisconnected fails the waits of a connection that dropped.
+var errDisconnected = errors.New("connection lost before the PubAck came")
+
+func (p *pubAcks) failOnDisconnect(status chan nats.Status) {
+	for st := range status {
+		p.mu.Lock()
+		for id, result := range p.waiting {
+			result <- pubAckResult{err: errDisconnected}
+			delete(p.waiting, id)
+		}
+		p.mu.Unlock()
+		if st == nats.CLOSED {
+			return
+		}
+	}
 }
 
 // publish sends m with a reply subject of its own; its PubAck will come on

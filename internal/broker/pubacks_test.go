@@ -88,3 +88,38 @@ func TestConcurrentPublishesGetTheirOwnPubAcks(t *testing.T) {
 }
 
 var errDuplicate = errors.New("duplicate")
+
+// A publish still awaiting its PubAck when the connection drops fails then,
+// even for a caller without a deadline: the answer, if the server sent one,
+// is lost with the connection.
+func TestPublishAwaitingPubAckFailsOnDisconnect(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	b := srv.Broker(t)
+	// No stream, and a plain subscriber that takes the message without
+	// answering: the PubAck never comes.
+	if err := b.JetStream().DeleteStream(t.Context(), b.StreamName()); err != nil {
+		t.Fatal(err)
+	}
+	nc := brokertest.Conn(t, b)
+	if _, err := nc.SubscribeSync(events.SubjectAll); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Publish(t.Context(), message(1)) }()
+	brokertest.WaitFor(t, 5*time.Second, "the publish to await its PubAck", func() bool { return b.PendingPubAcks() == 1 })
+	srv.Stop()
+	select {
+	case err := <-done:
+		if !errors.Is(err, broker.ErrUnavailable) || !strings.Contains(err.Error(), "connection lost") {
+			t.Fatalf("Publish when the connection dropped = %v; want ErrUnavailable saying so", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Publish without a deadline still waits 10 s after the connection dropped")
+	}
+	if n := b.PendingPubAcks(); n != 0 {
+		t.Errorf("%d publishes still await a PubAck; want 0", n)
+	}
+}
