@@ -277,14 +277,10 @@ func (g *groupCommit) commit(ws []*waiting, n int) {
 // batchAck is the answer to a batch's commit: a PubAck naming the batch and
 // its size, or an error.
 type batchAck struct {
-	Stream string `json:"stream"`
-	Batch  string `json:"batch"`
-	Count  int    `json:"count"`
-	Error  *struct {
-		Code        int    `json:"code"`
-		ErrCode     int    `json:"err_code"`
-		Description string `json:"description"`
-	} `json:"error"`
+	Stream string    `json:"stream"`
+	Batch  string    `json:"batch"`
+	Count  int       `json:"count"`
+	Error  *apiError `json:"error"`
 }
 
 func (g *groupCommit) publishBatch(ws []*waiting, n int) error {

@@ -24,7 +24,6 @@ import (
 type pubAcks struct {
 	nc     *nats.Conn
 	prefix string // the inbox subject, "_INBOX.<nuid>.", before each publish's id
-	sub    *nats.Subscription
 
 	mu      sync.Mutex
 	next    uint64
@@ -38,13 +37,15 @@ const maxPendingPubAcks = 8192
 
 // pubAck is JetStream's answer to a publish; only what otpscope reads.
 type pubAck struct {
-	Stream    string `json:"stream"`
-	Duplicate bool   `json:"duplicate"`
-	Error     *struct {
-		Code        int    `json:"code"`
-		ErrCode     int    `json:"err_code"`
-		Description string `json:"description"`
-	} `json:"error"`
+	Stream    string    `json:"stream"`
+	Duplicate bool      `json:"duplicate"`
+	Error     *apiError `json:"error"`
+}
+
+// apiError is the error JetStream answers a publish (or a batch) with.
+type apiError struct {
+	ErrCode     int    `json:"err_code"`
+	Description string `json:"description"`
 }
 
 // pubAckResult is one publish's outcome: its PubAck, or why there is none.
@@ -70,7 +71,6 @@ func newPubAcks(nc *nats.Conn) (*pubAcks, error) {
 	if err := sub.SetPendingLimits(-1, -1); err != nil {
 		return nil, err
 	}
-	p.sub = sub
 	// As nats.go does: a PubAck the server sent while the connection was
 	// down is lost, so every wait fails when it drops, rather than hold a
 	// caller without a deadline for ever.
