@@ -115,21 +115,10 @@ func TestPublishWhileDownIsUnavailable(t *testing.T) {
 	}
 }
 
-// A publish whose acknowledgement never comes gives up after its timeout:
-// here the stream is gone and a plain subscriber takes the messages
-// without answering, as a server too busy to store them would.
+// A publish whose acknowledgement never comes gives up after its timeout.
 func TestPublishNewTimesOut(t *testing.T) {
 	b := brokertest.NewServer(t).Broker(t)
-	if err := b.JetStream().DeleteStream(t.Context(), b.StreamName()); err != nil {
-		t.Fatal(err)
-	}
-	nc := brokertest.Conn(t, b)
-	if _, err := nc.SubscribeSync(events.SubjectAll); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	neverAcknowledge(t, b)
 	start := time.Now()
 	_, err := b.PublishNew(t.Context(), 200*time.Millisecond, message(1))
 	took := time.Since(start)
@@ -141,6 +130,23 @@ func TestPublishNewTimesOut(t *testing.T) {
 	}
 	if n := b.PendingPubAcks(); n != 0 {
 		t.Errorf("%d publishes still await a PubAck after the timeout; want 0", n)
+	}
+}
+
+// neverAcknowledge makes b's publishes go unanswered: the stream is gone
+// and a plain subscriber takes the messages without answering, as a
+// server too busy to store them would.
+func neverAcknowledge(t *testing.T, b *broker.Broker) {
+	t.Helper()
+	if err := b.JetStream().DeleteStream(t.Context(), b.StreamName()); err != nil {
+		t.Fatal(err)
+	}
+	nc := brokertest.Conn(t, b)
+	if _, err := nc.SubscribeSync(events.SubjectAll); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
 	}
 }
 

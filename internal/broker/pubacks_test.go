@@ -95,18 +95,7 @@ var errDuplicate = errors.New("duplicate")
 func TestPublishAwaitingPubAckFailsOnDisconnect(t *testing.T) {
 	srv := brokertest.NewServer(t)
 	b := srv.Broker(t)
-	// No stream, and a plain subscriber that takes the message without
-	// answering: the PubAck never comes.
-	if err := b.JetStream().DeleteStream(t.Context(), b.StreamName()); err != nil {
-		t.Fatal(err)
-	}
-	nc := brokertest.Conn(t, b)
-	if _, err := nc.SubscribeSync(events.SubjectAll); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	neverAcknowledge(t, b)
 	done := make(chan error, 1)
 	go func() { done <- b.Publish(t.Context(), message(1)) }()
 	brokertest.WaitFor(t, 5*time.Second, "the publish to await its PubAck", func() bool { return b.PendingPubAcks() == 1 })
