@@ -110,20 +110,14 @@ func (p *pubAcks) publish(m *nats.Msg) (pubAckWait, error) {
 	p.mu.Unlock()
 	m.Reply = p.prefix + strconv.FormatUint(w.id, 36)
 	if err := p.nc.PublishMsg(m); err != nil {
-		p.forget(w)
+		p.forgetAll([]pubAckWait{w})
 		return pubAckWait{}, err
 	}
 	return w, nil
 }
 
-// forget drops a wait whose PubAck is no longer awaited (the caller gave up).
-func (p *pubAcks) forget(w pubAckWait) {
-	p.mu.Lock()
-	delete(p.waiting, w.id)
-	p.mu.Unlock()
-}
-
-// forgetAll forgets every wait of ws.
+// forgetAll drops waits whose PubAcks are no longer awaited (their caller
+// gave up, or their publish failed).
 func (p *pubAcks) forgetAll(ws []pubAckWait) {
 	p.mu.Lock()
 	for _, w := range ws {
