@@ -88,3 +88,26 @@ var WithSettings = withSettings
 
 // AskEngineSettings is askEngineSettings.
 var AskEngineSettings = askEngineSettings
+
+// RecomputeWithoutDay leaves hour h as a run that computed it again and
+// stopped before its day: its rows and its record copied under the next
+// version, its day's record as it was.
+func RecomputeWithoutDay(ctx context.Context, db *DB, h time.Time) error {
+	at := sqlHour(h)
+	var version uint64
+	if err := db.conn.QueryRow(ctx, "SELECT max(version) FROM rolled_hours WHERE hour = "+at).Scan(&version); err != nil || version == 0 {
+		return fmt.Errorf("version of %v: %d, %v", h, version, err)
+	}
+	for _, t := range rollupTables {
+		if t == "rolled_hour_checks" {
+			continue
+		}
+		// Filtered in a subquery: in the outer WHERE, version would name the
+		// replacement.
+		q := fmt.Sprintf("INSERT INTO %s SELECT * REPLACE (toUInt64(%d) AS version) FROM (SELECT * FROM %s WHERE hour = %s AND version = %d)", t, version+1, t, at, version)
+		if err := db.conn.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}

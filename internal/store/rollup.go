@@ -251,9 +251,15 @@ type dayRecord struct {
 	hours   string
 }
 
-// dayHoursSQL writes rolled_day_histograms.hours as text, "unix:version"
-// pairs in hour order, which dayHoursKey writes alike from a plan's hours.
-const dayHoursSQL = `arrayStringConcat(arrayMap(x -> concat(toString(toUnixTimestamp(x.1)), ':', toString(x.2)), arraySort(hours)), ',')`
+// dayHoursSQL writes a day record's hours as text, "unix:version" pairs in
+// hour order, which dayHoursKey writes alike from a plan's hours.
+var dayHoursSQL = dayHoursOf("hours")
+
+// dayHoursOf writes pairs, an array of (hour, version) tuples, as
+// dayHoursSQL writes a day record's: the job compares the two (staleDays).
+func dayHoursOf(pairs string) string {
+	return `arrayStringConcat(arrayMap(x -> concat(toString(toUnixTimestamp(x.1)), ':', toString(x.2)), arraySort(` + pairs + `)), ',')`
+}
 
 func dayHoursKey(hs []rolledHour) string {
 	hs = slices.Clone(hs)

@@ -214,22 +214,30 @@ var dayTables = []string{"day_latency", "day_latency_buckets", "day_latency_tota
 
 const dayRecords = "(SELECT hour, version FROM rolled_day_totals UNION ALL SELECT hour, version FROM rolled_day_histograms)"
 
-// daysPerRun bounds how many days without histograms (a history rolled up
-// before schema 0013) one run computes besides the days of its hours.
+// daysPerRun bounds how many stale days (see rollUpDays) one run computes
+// besides the days of its hours.
 const daysPerRun = 31
 
 // rollUpDays computes the day-level histograms (schema 0013, and their
-// totals over profiles, 0014) of the days of
-// the hours just computed, and of up to daysPerRun days that have rolled-up
-// hours but none, from the current versions of their hours.
+// totals over profiles, 0014) of the days of the hours just computed, and
+// of up to daysPerRun stale days, newest first, from the current versions
+// of their hours. A day is stale when its record does not name its hours'
+// current versions: never summed (a history rolled up before 0013 or
+// 0014), or summed before a run that computed some of its hours again
+// stopped short of its days (killed, timed out, a failed insert). Readers
+// take such a day by hours — exact, but a long window's percentiles read
+// 24 times the rows — until a run sums it again.
 func (db *DB) rollUpDays(ctx context.Context, hours []time.Time, version uint64) error {
 	days := map[time.Time]bool{}
 	for _, h := range hours {
 		days[h.Truncate(day)] = true
 	}
-	q := fmt.Sprintf(`SELECT DISTINCT toStartOfDay(hour) AS d FROM rolled_hours
-WHERE d NOT IN (SELECT hour FROM rolled_day_totals) ORDER BY d DESC LIMIT %d`, daysPerRun)
-	err := db.eachRow(ctx, "days without histograms", q, nil, func(rows driver.Rows) error {
+	q := fmt.Sprintf(`SELECT h.d FROM (
+    SELECT toStartOfDay(hour) AS d, %s AS key FROM (SELECT hour, max(version) AS v FROM rolled_hours GROUP BY hour) GROUP BY d
+) AS h
+LEFT JOIN (SELECT hour AS d, argMax(%s, version) AS key FROM rolled_day_totals GROUP BY hour) AS r ON h.d = r.d
+WHERE h.key != r.key ORDER BY h.d DESC LIMIT %d`, dayHoursOf("groupArray((hour, v))"), dayHoursSQL, daysPerRun)
+	err := db.eachRow(ctx, "stale days", q, nil, func(rows driver.Rows) error {
 		var d time.Time
 		if err := rows.Scan(&d); err != nil {
 			return err
