@@ -187,7 +187,9 @@ func (r *Reports) RefreshRollups(ctx context.Context, _ time.Time) error {
 	run, err := rr.RefreshRollups(ctx)
 	if hours := run.Hours; len(hours) > 0 {
 		r.logger.Info("hourly rollups brought up to date", "hours", len(hours), "computed", run.Computed, "patched", run.Patched, "checked", run.Checked,
-			"first", hours[0].Format(time.RFC3339), "last", hours[len(hours)-1].Format(time.RFC3339), "took", time.Since(start).Round(time.Millisecond))
+			"days", run.Days, "first", hours[0].Format(time.RFC3339), "last", hours[len(hours)-1].Format(time.RFC3339), "took", time.Since(start).Round(time.Millisecond))
+	} else if run.Days > 0 {
+		r.logger.Info("day histograms summed again (stale days: docs/analytics.md)", "days", run.Days, "took", time.Since(start).Round(time.Millisecond))
 	}
 	if err != nil {
 		return fmt.Errorf("rollups: %w", err)

@@ -23,11 +23,13 @@ var rollupTables = []string{"hour_attempts", "hour_journeys", "hourly_attempts",
 const rollupChunk = 72 * time.Hour
 
 // RollupRun is what a run of the rollup job did: every hour it brought up
-// to date (ascending), and how many of them it computed from their facts,
-// patched, and found unchanged (checked).
+// to date (ascending), how many of them it computed from their facts,
+// patched, and found unchanged (checked), and how many days' histograms it
+// summed (those of its hours, and stale ones: see rollUpDays).
 type RollupRun struct {
 	Hours                      []time.Time
 	Computed, Patched, Checked int
+	Days                       int
 }
 
 // RefreshRollups brings the hourly rollups of every dirty hour up to date —
@@ -58,7 +60,8 @@ func (db *DB) RefreshRollups(ctx context.Context) (RollupRun, error) {
 		ctx = withSettings(ctx, clickhouse.Settings{"distributed_foreground_insert": 1})
 	}
 	if len(dirty) == 0 {
-		return run, db.rollUpDays(ctx, nil, version)
+		run.Days, err = db.rollUpDays(ctx, nil, version)
+		return run, err
 	}
 	recompute, patches, checked, err := db.sortDirtyHours(ctx, dirty, version)
 	if err != nil {
@@ -91,7 +94,7 @@ func (db *DB) RefreshRollups(ctx context.Context) (RollupRun, error) {
 			}
 		}
 	}
-	if err := db.rollUpDays(ctx, run.Hours, version); err != nil {
+	if run.Days, err = db.rollUpDays(ctx, run.Hours, version); err != nil {
 		return run, err
 	}
 	run.Checked = len(checked)
@@ -227,7 +230,7 @@ const daysPerRun = 31
 // stopped short of its days (killed, timed out, a failed insert). Readers
 // take such a day by hours — exact, but a long window's percentiles read
 // 24 times the rows — until a run sums it again.
-func (db *DB) rollUpDays(ctx context.Context, hours []time.Time, version uint64) error {
+func (db *DB) rollUpDays(ctx context.Context, hours []time.Time, version uint64) (summed int, err error) {
 	days := map[time.Time]bool{}
 	for _, h := range hours {
 		days[h.Truncate(day)] = true
@@ -237,7 +240,7 @@ func (db *DB) rollUpDays(ctx context.Context, hours []time.Time, version uint64)
 ) AS h
 LEFT JOIN (SELECT hour AS d, argMax(%s, version) AS key FROM rolled_day_totals GROUP BY hour) AS r ON h.d = r.d
 WHERE h.key != r.key ORDER BY h.d DESC LIMIT %d`, dayHoursOf("groupArray((hour, v))"), dayHoursSQL, daysPerRun)
-	err := db.eachRow(ctx, "stale days", q, nil, func(rows driver.Rows) error {
+	err = db.eachRow(ctx, "stale days", q, nil, func(rows driver.Rows) error {
 		var d time.Time
 		if err := rows.Scan(&d); err != nil {
 			return err
@@ -246,14 +249,15 @@ WHERE h.key != r.key ORDER BY h.d DESC LIMIT %d`, dayHoursOf("groupArray((hour, 
 		return nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for d := range days {
 		if err := db.rollUpDay(ctx, d, version); err != nil {
-			return err
+			return summed, err
 		}
+		summed++
 	}
-	return nil
+	return summed, nil
 }
 
 // rollUpDay sums day d's hourly histograms at their current versions into

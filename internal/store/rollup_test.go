@@ -308,11 +308,11 @@ func markClock(t *testing.T, db *store.DB) {
 // written so far, then goes back to markClock. Without inserts since the
 // last run, markClock would give that run's version again, and a day summed
 // again would be written beside its rows of that run, under the same version.
-func refreshLater(t *testing.T, db *store.DB) ([]time.Time, error) {
+func refreshLater(t *testing.T, db *store.DB) (store.RollupRun, error) {
 	next := count(t, db, "SELECT greatest((SELECT max(version) FROM rolled_hours), (SELECT max(version) FROM rolled_day_totals)) + 1")
 	store.SetRollupClock(db, func() time.Time { return time.UnixMilli(int64(next)) })
 	defer markClock(t, db)
-	return hoursOf(db.RefreshRollups(t.Context()))
+	return db.RefreshRollups(t.Context())
 }
 
 func noSlack(t *testing.T) {
@@ -401,8 +401,9 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 			t.Errorf("without day records the week reads %d days of histograms (%v); want 0", days, err)
 		}
 		sameAsRaw(t, db, "day records of before schema 0014")
-		if hours, err := refreshLater(t, db); err != nil || len(hours) != 0 {
-			t.Fatalf("RefreshRollups = %d hours, %v; want none (only days to sum)", len(hours), err)
+		days := int(count(t, db, "SELECT uniqExact(toStartOfDay(hour)) FROM rolled_hours"))
+		if run, err := refreshLater(t, db); err != nil || len(run.Hours) != 0 || run.Days != days {
+			t.Fatalf("RefreshRollups = %d hours, %d days, %v; want none, and every day with rolled-up hours (%d) summed", len(run.Hours), run.Days, err, days)
 		}
 		if days, err := store.PlannedDays(t.Context(), db, week); err != nil || days != 7 {
 			t.Errorf("after the job the week reads %d days of histograms (%v); want 7", days, err)
@@ -418,8 +419,8 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		if days, err := store.PlannedDays(t.Context(), db, week); err != nil || days != 6 {
 			t.Errorf("with a day summed before its hour was computed again the week reads %d days of histograms (%v); want 6", days, err)
 		}
-		if hours, err := refreshLater(t, db); err != nil || len(hours) != 0 {
-			t.Fatalf("RefreshRollups = %d hours, %v; want none (only a day to sum)", len(hours), err)
+		if run, err := refreshLater(t, db); err != nil || len(run.Hours) != 0 || run.Days != 1 {
+			t.Fatalf("RefreshRollups = %d hours, %d days, %v; want none, and the stale day summed", len(run.Hours), run.Days, err)
 		}
 		if days, err := store.PlannedDays(t.Context(), db, week); err != nil || days != 7 {
 			t.Errorf("after the job the week reads %d days of histograms (%v); want 7", days, err)
