@@ -256,7 +256,7 @@ type dayRecord struct {
 var dayHoursSQL = dayHoursOf("hours")
 
 // dayHoursOf writes pairs, an array of (hour, version) tuples, as
-// dayHoursSQL writes a day record's: the job compares the two (staleDays).
+// dayHoursSQL writes a day record's: the job compares the two (rollUpDays).
 func dayHoursOf(pairs string) string {
 	return `arrayStringConcat(arrayMap(x -> concat(toString(toUnixTimestamp(x.1)), ':', toString(x.2)), arraySort(` + pairs + `)), ',')`
 }
