@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
@@ -433,6 +435,40 @@ func testReports(t *testing.T, tr *traffic) {
 		bad := reporter.ReportsConfig{Hourly: "every hour"}
 		if err := bad.Validate(); err == nil {
 			t.Error("Validate accepted the cron spec \"every hour\"")
+		}
+	})
+
+	// Last: the reads above computed the traffic live, as nothing had
+	// rolled it up yet.
+	t.Run("rollup job metrics", func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		r := reporter.NewReports(reporter.ReportsConfig{}, tr.f.DB, tr.f.Broker, brokertest.Logger(t), reg)
+		if err := r.RefreshRollups(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if n := testutil.CollectAndCount(reg, "otpscope_rollup_run_seconds"); n != 1 {
+			t.Errorf("otpscope_rollup_run_seconds has %d series; want 1", n)
+		}
+		got := map[string]float64{}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				switch mf.GetName() {
+				case "otpscope_rollup_run_seconds":
+					got["runs"] = float64(m.GetHistogram().GetSampleCount())
+				case "otpscope_rollup_hours_total":
+					got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+				case "otpscope_rollup_days_total":
+					got["days"] = m.GetCounter().GetValue()
+				}
+			}
+		}
+		// Never rolled up, every hour near the traffic is computed.
+		if got["runs"] != 1 || got["computed"] == 0 || got["patched"] != 0 || got["checked"] != 0 || got["days"] == 0 {
+			t.Errorf("after one run of the job over traffic never rolled up: %v; want 1 run, hours computed, none patched or checked, days summed", got)
 		}
 	})
 }
