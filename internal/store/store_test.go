@@ -265,5 +265,10 @@ func TestOwnerAsksEngineSettings(t *testing.T) {
 		if got := fmt.Sprint(opts.Settings["optimize_and_compare_chain"]); got != tt.want {
 			t.Errorf("%s: optimize_and_compare_chain %q; want %q", tt.dsn, got, tt.want)
 		}
+		// The store's LEFT JOINs read a missing right side as a default,
+		// whatever the server's profile says.
+		if got := fmt.Sprint(opts.Settings["join_use_nulls"]); got != "0" {
+			t.Errorf("%s: join_use_nulls %q; want 0", tt.dsn, got)
+		}
 	}
 }
