@@ -62,10 +62,10 @@ func DefaultOwnerReaders() int { return max(2, runtime.NumCPU()) }
 //
 // join_use_nulls is ClickHouse's default, 0, pinned because the store's
 // SQL depends on it: a LEFT JOIN's missing right side reads as the type's
-// default ('' for an OTP's unlinked journey, 0 for an hour never rolled
-// up). A server whose profile sets it to 1 made a live /fallback over the
-// 111 M bench database answer 0 journeys, and the rollup job would compute
-// hours so.
+// default (the empty string for an OTP's unlinked journey, 0 for an hour
+// never rolled up). A server whose profile sets it to 1 made a live
+// /fallback over the 111 M bench database answer 0 journeys, and the
+// rollup job would compute hours so.
 var DefaultSettings = map[string]string{"optimize_and_compare_chain": "0", "join_use_nulls": "0"}
 
 // WithSetting applies a ClickHouse query-level setting to every query of the
