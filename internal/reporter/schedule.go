@@ -201,16 +201,17 @@ func (r *Reports) RefreshRollups(ctx context.Context, _ time.Time) error {
 	}
 	start := time.Now()
 	run, err := rr.RefreshRollups(ctx)
+	took := time.Since(start)
 	if hours := run.Hours; len(hours) > 0 {
 		r.logger.Info("hourly rollups brought up to date", "hours", len(hours), "computed", run.Computed, "patched", run.Patched, "checked", run.Checked,
-			"days", run.Days, "first", hours[0].Format(time.RFC3339), "last", hours[len(hours)-1].Format(time.RFC3339), "took", time.Since(start).Round(time.Millisecond))
+			"days", run.Days, "first", hours[0].Format(time.RFC3339), "last", hours[len(hours)-1].Format(time.RFC3339), "took", took.Round(time.Millisecond))
 	} else if run.Days > 0 {
-		r.logger.Info("day histograms summed again (stale days: docs/analytics.md)", "days", run.Days, "took", time.Since(start).Round(time.Millisecond))
+		r.logger.Info("day histograms summed again (stale days: docs/analytics.md)", "days", run.Days, "took", took.Round(time.Millisecond))
 	}
 	if err != nil {
 		return fmt.Errorf("rollups: %w", err)
 	}
-	r.rollups.seconds.Observe(time.Since(start).Seconds())
+	r.rollups.seconds.Observe(took.Seconds())
 	r.rollups.hours.WithLabelValues("computed").Add(float64(run.Computed))
 	r.rollups.hours.WithLabelValues("patched").Add(float64(run.Patched))
 	r.rollups.hours.WithLabelValues("checked").Add(float64(run.Checked))
