@@ -35,6 +35,14 @@ func PlannedHours(ctx context.Context, db *DB, w Window) (whole, partial, patche
 // server's clock.
 func SetRollupClock(db *DB, now func() time.Time) { db.rollupClock = now }
 
+// SetSettleWait sets how long a rollup run waits for the inserts that
+// started before it until restore is called.
+func SetSettleWait(d time.Duration) (restore func()) {
+	old := settleWait
+	settleWait = d
+	return func() { settleWait = old }
+}
+
 // SetPatchAge sets how old a dirty hour's version may be for readers to
 // patch it (0: never) until restore is called.
 func SetPatchAge(d time.Duration) (restore func()) {

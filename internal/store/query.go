@@ -407,8 +407,7 @@ func (w Window) patch(cols string, sql func(Window) (string, []any)) (string, []
 // touchedSQL is a subquery of the OTPs whose stored rows in w's hours may be
 // stale: every OTP (or method attempt) with a fact inserted since the
 // oldest time the hours are known exact from (asOf: their versions or later
-// checks) less RollupSlack (rollup_touched, schema
-// 0012), and every OTP of the journeys those belong to, now or at that
+// checks, less the slack; rollup_touched, schema 0012), and every OTP of the journeys those belong to, now or at that
 // version — the journeys of their links and their own — whose journey is
 // now one of those. So the set is closed: a journey has all its OTPs in it
 // or none.
@@ -441,14 +440,13 @@ func (w Window) touchedMarksSQL(limit int) string {
 }
 
 // touchedRows are the rows of rollup_touched inserted since the oldest
-// time w's stored hours are known exact from, less RollupSlack, as a FROM
-// clause.
+// time w's stored hours are known exact from (asOf), as a FROM clause.
 func (w Window) touchedRows() string {
 	oldest := w.stored[0].asOf
 	for _, h := range w.stored {
 		oldest = min(oldest, h.asOf)
 	}
-	since := time.UnixMilli(int64(oldest)).Add(-RollupSlack)
+	since := time.UnixMilli(int64(oldest))
 	return "rollup_touched WHERE inserted_at >= " + msTime(since)
 }
 

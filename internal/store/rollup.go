@@ -26,9 +26,11 @@ import (
 // per millisecond value.
 
 // RollupSlack is how long an insert may take to become visible after its
-// dirty mark's inserted_at: marks up to this long before an hour's version
-// still make it dirty (readers compute it live and the job computes it
-// again). Set it before use, if at all.
+// dirty mark's inserted_at, on a cluster: marks up to this long before an
+// hour's version still make it dirty (readers patch it and the job
+// patches or checks it again). On a single server the rollup job waits for
+// the inserts instead and the slack is at most settledSlack (settle.go).
+// Set it before use, if at all.
 var RollupSlack = 5 * time.Minute
 
 // latencyBucket groups millisecond values for the two-step exact percentile:
@@ -179,8 +181,9 @@ func (db *DB) addConversion(ctx context.Context, w Window, out map[string]Conver
 // rolledHour is an hour read from the rollups, at its current version.
 // asOf (ms, by the version clock) is since when its rows are known exact:
 // the version, or the newest check of it that found nothing changed
-// (rolled_hour_checks, schema 0016). Dirty marks and touched OTPs are
-// compared with asOf; rows are selected by version.
+// (rolled_hour_checks, schema 0016), less the slack (settle.go). Dirty
+// marks and touched OTPs are compared with asOf; rows are selected by
+// version.
 type rolledHour struct {
 	hour    time.Time
 	version uint64
@@ -197,6 +200,7 @@ func sqlHour(t time.Time) string { return fmt.Sprintf("toDateTime(%d, 'UTC')", t
 // touched OTPs (zero: not at all).
 func (db *DB) hourStates(ctx context.Context, from, to time.Time) (rolled map[time.Time]rolledHour, marks map[time.Time]time.Time, touchedSince time.Time, days map[time.Time]dayRecord, err error) {
 	rolled, marks, days = map[time.Time]rolledHour{}, map[time.Time]time.Time{}, map[time.Time]dayRecord{}
+	slack := uint64(db.slack().Milliseconds())
 	type check struct {
 		hour        time.Time
 		version, at uint64
@@ -223,7 +227,7 @@ SELECT 4, hour, version, fromUnixTimestamp64Milli(toInt64(max(checked_at)), 'UTC
 		}
 		switch kind {
 		case 0:
-			rolled[h.UTC()] = rolledHour{hour: h.UTC(), version: v, asOf: v}
+			rolled[h.UTC()] = rolledHour{hour: h.UTC(), version: v, asOf: v - min(v, slack)}
 		case 1:
 			marks[h.UTC()] = ins
 		case 2:
@@ -236,8 +240,8 @@ SELECT 4, hour, version, fromUnixTimestamp64Milli(toInt64(max(checked_at)), 'UTC
 		return nil
 	})
 	for _, c := range checks {
-		if r, ok := rolled[c.hour]; ok && r.version == c.version && c.at > r.asOf {
-			r.asOf = c.at
+		if r, ok := rolled[c.hour]; ok && r.version == c.version && c.at-min(c.at, slack) > r.asOf {
+			r.asOf = c.at - min(c.at, slack)
 			rolled[c.hour] = r
 		}
 	}
@@ -282,16 +286,16 @@ const touchedMigration = "12"
 var patchAge = 24 * time.Hour
 
 // canPatch reports whether a dirty hour known exact since asOf can be read
-// patched: the OTPs touched since then (less RollupSlack) are all recorded.
+// patched: the OTPs touched since then are all recorded.
 func canPatch(asOf uint64, touchedSince, now time.Time) bool {
-	since := time.UnixMilli(int64(asOf)).Add(-RollupSlack)
+	since := time.UnixMilli(int64(asOf))
 	return !touchedSince.IsZero() && !since.Before(touchedSince) && since.After(now.Add(-patchAge))
 }
 
 // clean reports whether an hour known exact since asOf (its version, or a
 // later check) has no dirty mark that may be newer.
 func clean(asOf uint64, mark time.Time, marked bool) bool {
-	return !marked || mark.Before(time.UnixMilli(int64(asOf)).Add(-RollupSlack))
+	return !marked || mark.Before(time.UnixMilli(int64(asOf)))
 }
 
 // patchableHours are the hours of [h0, h1) that are rolled up, dirty since

@@ -41,6 +41,7 @@ type RollupRun struct {
 // readers take the greatest.
 func (db *DB) RefreshRollups(ctx context.Context) (RollupRun, error) {
 	var run RollupRun
+	ctx = jobContext(ctx)
 	version, err := db.rollupVersion(ctx)
 	if err != nil {
 		return run, err
@@ -300,14 +301,14 @@ SELECT metric, key, bucket, %s, %d, ms, sum(n) FROM hourly_latency WHERE %s GROU
 }
 
 // dirtyHours are the hours marked since they were known exact (their
-// version or a later check of it, less RollupSlack), or never computed, in
+// version or a later check of it, less the slack), or never computed, in
 // order.
 func (db *DB) dirtyHours(ctx context.Context) ([]time.Time, error) {
 	q := fmt.Sprintf(`SELECT d.hour FROM (SELECT hour, max(inserted_at) AS ins FROM rollup_dirty GROUP BY hour) AS d
 LEFT JOIN (SELECT hour, max(version) AS v FROM rolled_hours GROUP BY hour) AS r ON d.hour = r.hour
 LEFT JOIN (SELECT hour, version, max(checked_at) AS c FROM rolled_hour_checks GROUP BY hour, version) AS k ON r.hour = k.hour AND r.v = k.version
 WHERE r.v = 0 OR toUnixTimestamp64Milli(d.ins) >= toInt64(greatest(r.v, k.c)) - %d
-ORDER BY d.hour`, RollupSlack.Milliseconds())
+ORDER BY d.hour`, db.slack().Milliseconds())
 	var hours []time.Time
 	err := db.eachRow(ctx, "dirty hours", q, nil, func(rows driver.Rows) error {
 		var h time.Time
@@ -323,7 +324,9 @@ ORDER BY d.hour`, RollupSlack.Milliseconds())
 // rollupVersion is the version of the rollups a run writes: now in
 // milliseconds by the clock that stamps the dirty marks (the server's), so
 // that the marks inserted before the run are older than it and the marks
-// inserted after it are not.
+// inserted after it are not. On a single server it returns once the
+// inserts that started before it have ended (settle.go): every mark older
+// than the version is visible to the run.
 func (db *DB) rollupVersion(ctx context.Context) (uint64, error) {
 	if db.rollupClock != nil {
 		return uint64(db.rollupClock().UnixMilli()), nil
@@ -331,6 +334,11 @@ func (db *DB) rollupVersion(ctx context.Context) (uint64, error) {
 	var version uint64
 	if err := db.conn.QueryRow(ctx, "SELECT toUInt64(toUnixTimestamp64Milli(now64(3)))").Scan(&version); err != nil {
 		return 0, fmt.Errorf("rollups: server time: %w", err)
+	}
+	if db.settles {
+		if err := db.awaitInserts(ctx, version); err != nil {
+			return 0, err
+		}
 	}
 	return version, nil
 }

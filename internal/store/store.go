@@ -131,6 +131,10 @@ type DB struct {
 	// rollupClock, when set, replaces the server's clock for the rollups'
 	// versions (see rollupVersion); tests set it.
 	rollupClock func() time.Time
+	// settles is true on a single server opened by Open: rollup runs wait
+	// for the inserts that started before them, and the slack is short
+	// (settle.go).
+	settles bool
 }
 
 // Open opens ClickHouse as cfg says — hosting the embedded engine when there
@@ -173,6 +177,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 		return nil, err
 	}
 	db.cluster, db.embedded = cfg.Cluster, embedded
+	db.settles = cfg.Cluster == ""
 	if embedded != nil {
 		db.restartEngine = embedded.Engine().Restart
 	}
