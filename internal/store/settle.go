@@ -24,6 +24,14 @@ import (
 // not of the last six (bench/README.md, thirteenth session: a read of the
 // last 24 h between runs at 111 M events took 0.5 s with 5 minutes of
 // touched OTPs, 1.2 s with an hour's).
+//
+// The run sees the inserts made in the database's own context, as all of
+// otpscope's are (the sink's batches show in system.processes as Insert
+// queries of the database); an INSERT naming db.table from another
+// database's context is not waited for. Versions written before a build
+// with this wait are trusted alike: only a mark of an insert that was
+// still invisible more than a second after its stamp, at such a run, would
+// be missed.
 
 // settledSlack is the slack on a single server, whose rollup runs wait for
 // the inserts that started before their version: a margin for the
