@@ -30,6 +30,9 @@ type RollupRun struct {
 	Hours                      []time.Time
 	Computed, Patched, Checked int
 	Days                       int
+	// Waited is how long the run waited for the inserts that started
+	// before it (a single server: settle.go).
+	Waited time.Duration
 }
 
 // RefreshRollups brings the hourly rollups of every dirty hour up to date —
@@ -42,7 +45,8 @@ type RollupRun struct {
 func (db *DB) RefreshRollups(ctx context.Context) (RollupRun, error) {
 	var run RollupRun
 	ctx = jobContext(ctx)
-	version, err := db.rollupVersion(ctx)
+	version, waited, err := db.rollupVersion(ctx)
+	run.Waited = waited
 	if err != nil {
 		return run, err
 	}
@@ -327,20 +331,21 @@ ORDER BY d.hour`, db.slack().Milliseconds())
 // inserted after it are not. On a single server it returns once the
 // inserts that started before it have ended (settle.go): every mark older
 // than the version is visible to the run.
-func (db *DB) rollupVersion(ctx context.Context) (uint64, error) {
+func (db *DB) rollupVersion(ctx context.Context) (version uint64, waited time.Duration, err error) {
 	if db.rollupClock != nil {
-		return uint64(db.rollupClock().UnixMilli()), nil
+		return uint64(db.rollupClock().UnixMilli()), 0, nil
 	}
-	var version uint64
 	if err := db.conn.QueryRow(ctx, "SELECT toUInt64(toUnixTimestamp64Milli(now64(3)))").Scan(&version); err != nil {
-		return 0, fmt.Errorf("rollups: server time: %w", err)
+		return 0, 0, fmt.Errorf("rollups: server time: %w", err)
 	}
 	if db.settles {
-		if err := db.awaitInserts(ctx, version); err != nil {
-			return 0, err
+		start := time.Now()
+		err = db.awaitInserts(ctx, version)
+		if waited = time.Since(start); err != nil {
+			return 0, waited, err
 		}
 	}
-	return version, nil
+	return version, waited, nil
 }
 
 // rollUpHours computes the hours of w, [From, To), under version: the

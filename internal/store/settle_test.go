@@ -58,8 +58,12 @@ func slowInsert(t *testing.T, db *store.DB, d time.Duration) (done <-chan struct
 func TestRollupRunWaitsForEarlierInserts(t *testing.T) {
 	db := openSingle(t)
 	ended := slowInsert(t, db, 2*time.Second)
-	if _, err := db.RefreshRollups(t.Context()); err != nil {
+	run, err := db.RefreshRollups(t.Context())
+	if err != nil {
 		t.Fatalf("RefreshRollups: %v", err)
+	}
+	if run.Waited <= 0 {
+		t.Errorf("run.Waited = %v beside a running insert; want the wait counted", run.Waited)
 	}
 	// The insert's row is visible once it has ended (a Memory table).
 	if n := count(t, db, "SELECT count() FROM slow_insert"); n != 1 {
@@ -69,7 +73,7 @@ func TestRollupRunWaitsForEarlierInserts(t *testing.T) {
 
 	defer store.SetSettleWait(300 * time.Millisecond)()
 	ended = slowInsert(t, db, 2*time.Second)
-	_, err := db.RefreshRollups(t.Context())
+	_, err = db.RefreshRollups(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "still running") {
 		t.Errorf("RefreshRollups beside an insert longer than the wait = %v; want the run refused", err)
 	}
