@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -16,14 +17,15 @@ import (
 // this was visible to the run". On a cluster that is only as true as
 // RollupSlack is long (an insert runs on another node; replicas fetch parts
 // late), so every comparison of a mark with a version allows for it. On a
-// single ClickHouse server (the embedded engine or one external server) the
-// run makes it true instead: before it reads anything it waits until no
-// insert into the database that started before its version is still
-// running (system.processes), so the slack shrinks to settledSlack and the
-// OTPs a reader patches between runs are those of the last minute or so,
-// not of the last six (bench/README.md, thirteenth session: a read of the
-// last 24 h between runs at 111 M events took 0.5 s with 5 minutes of
-// touched OTPs, 1.2 s with an hour's).
+// single ClickHouse server (the embedded engine or one external server,
+// its tables plain MergeTrees: singleServer) the run makes it true
+// instead: before it reads anything it waits until no insert into the
+// database that started before its version is still running
+// (system.processes). So the slack shrinks to settledSlack, and the OTPs a
+// reader patches between runs are those of the last minute or so, not of
+// the last six (bench/README.md, thirteenth session: a read of the last
+// 24 h between runs at 111 M events took 0.5 s with 5 minutes of touched
+// OTPs, 1.2 s with an hour's).
 //
 // The run sees the inserts made in the database's own context, as all of
 // otpscope's are (the sink's batches show in system.processes as Insert
@@ -48,6 +50,25 @@ var settleWait = 90 * time.Second
 // stamp no dirty marks and which a run does not wait for: another replica's
 // run may be computing hours for minutes.
 const rollupComment = "otpscope rollup job"
+
+// singleServer reports whether the marks live in a plain MergeTree, i.e. on
+// one server: replicated or shared engines (a managed service may replace
+// MergeTree with them) let an insert land on a replica the run does not
+// see, so they keep RollupSlack. When it cannot tell, it says no.
+func (db *DB) singleServer(ctx context.Context) bool {
+	var engine string
+	err := db.conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'rollup_dirty'").Scan(&engine)
+	if err != nil {
+		db.logger.Warn("rollups: cannot tell whether ClickHouse is a single server; keeping the cluster's slack", "err", err)
+		return false
+	}
+	return plainMergeTree(engine)
+}
+
+// plainMergeTree reports whether engine is a MergeTree of one server.
+func plainMergeTree(engine string) bool {
+	return strings.HasSuffix(engine, "MergeTree") && !strings.Contains(engine, "Replicated") && !strings.HasPrefix(engine, "Shared")
+}
 
 // slack is how much older than an hour's version (or check) a dirty mark
 // must be to have been visible to the run that wrote it. RollupSlack, the

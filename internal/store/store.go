@@ -177,7 +177,6 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 		return nil, err
 	}
 	db.cluster, db.embedded = cfg.Cluster, embedded
-	db.settles = cfg.Cluster == ""
 	if embedded != nil {
 		db.restartEngine = embedded.Engine().Restart
 	}
@@ -185,6 +184,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 		db.Close()
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
+	db.settles = cfg.Cluster == "" && db.singleServer(ctx)
 	if cfg.Retention != nil {
 		if _, err := db.ApplyRetention(ctx, *cfg.Retention); err != nil {
 			db.Close()
