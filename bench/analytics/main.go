@@ -401,7 +401,9 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 		}
 	}
 	// The generator's inserts are visible once they return: the rollups may
-	// trust marks made more than a second before their computation.
+	// trust marks made more than a second before their computation, as a
+	// single server's do anyway (internal/store/settle.go); the sleeps
+	// below let the marks of each insert age past that.
 	store.RollupSlack = time.Second
 	time.Sleep(store.RollupSlack)
 	job := func(what string) error {
