@@ -435,6 +435,11 @@ func testReports(t *testing.T, tr *traffic) {
 		if err := bad.Validate(); err == nil {
 			t.Error("Validate accepted the cron spec \"every hour\"")
 		}
+		// README, --rollup-schedule: more often than cron's minute.
+		often := reporter.ReportsConfig{Rollups: "@every 20s", Rules: reporter.AlertRules{Window: time.Hour}}
+		if err := often.Validate(); err != nil {
+			t.Errorf("Validate refused --rollup-schedule \"@every 20s\": %v", err)
+		}
 	})
 
 	// Last: the reads above computed the traffic live, as nothing had
