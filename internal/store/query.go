@@ -407,10 +407,10 @@ func (w Window) patch(cols string, sql func(Window) (string, []any)) (string, []
 // touchedSQL is a subquery of the OTPs whose stored rows in w's hours may be
 // stale: every OTP (or method attempt) with a fact inserted since the
 // oldest time the hours are known exact from (asOf: their versions or later
-// checks, less the slack; rollup_touched, schema 0012), and every OTP of the journeys those belong to, now or at that
-// version — the journeys of their links and their own — whose journey is
-// now one of those. So the set is closed: a journey has all its OTPs in it
-// or none.
+// checks, less the slack; rollup_touched, schema 0012), and every OTP of
+// the journeys those belong to, now or at that version — the journeys of
+// their links and their own — whose journey is now one of those. So the
+// set is closed: a journey has all its OTPs in it or none.
 //
 // limit, when not 0, reads at most that many rows of rollup_touched: the
 // set is then complete only if there were no more (see touchedList).

@@ -200,7 +200,9 @@ func sqlHour(t time.Time) string { return fmt.Sprintf("toDateTime(%d, 'UTC')", t
 // touched OTPs (zero: not at all).
 func (db *DB) hourStates(ctx context.Context, from, to time.Time) (rolled map[time.Time]rolledHour, marks map[time.Time]time.Time, touchedSince time.Time, days map[time.Time]dayRecord, err error) {
 	rolled, marks, days = map[time.Time]rolledHour{}, map[time.Time]time.Time{}, map[time.Time]dayRecord{}
+	// exactFrom is asOf for a version or check at ms: ms less the slack.
 	slack := uint64(db.slack().Milliseconds())
+	exactFrom := func(ms uint64) uint64 { return ms - min(ms, slack) }
 	type check struct {
 		hour        time.Time
 		version, at uint64
@@ -227,7 +229,7 @@ SELECT 4, hour, version, fromUnixTimestamp64Milli(toInt64(max(checked_at)), 'UTC
 		}
 		switch kind {
 		case 0:
-			rolled[h.UTC()] = rolledHour{hour: h.UTC(), version: v, asOf: v - min(v, slack)}
+			rolled[h.UTC()] = rolledHour{hour: h.UTC(), version: v, asOf: exactFrom(v)}
 		case 1:
 			marks[h.UTC()] = ins
 		case 2:
@@ -240,8 +242,8 @@ SELECT 4, hour, version, fromUnixTimestamp64Milli(toInt64(max(checked_at)), 'UTC
 		return nil
 	})
 	for _, c := range checks {
-		if r, ok := rolled[c.hour]; ok && r.version == c.version && c.at-min(c.at, slack) > r.asOf {
-			r.asOf = c.at - min(c.at, slack)
+		if r, ok := rolled[c.hour]; ok && r.version == c.version && exactFrom(c.at) > r.asOf {
+			r.asOf = exactFrom(c.at)
 			rolled[c.hour] = r
 		}
 	}
