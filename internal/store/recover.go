@@ -99,6 +99,7 @@ func (db *DB) RecoverParts(ctx context.Context, since time.Time) ([]BrokenPart, 
 	dirty := fmt.Sprintf(`INSERT INTO rollup_dirty (hour, inserted_at)
 SELECT DISTINCT hour, now64(3) FROM (
     SELECT hour FROM rolled_hours WHERE computed_at >= %[1]s
+    UNION ALL SELECT hour FROM rolled_day_lists WHERE computed_at >= %[1]s
     UNION ALL SELECT hour FROM rolled_day_totals WHERE computed_at >= %[1]s
     UNION ALL SELECT hour FROM rolled_day_histograms WHERE computed_at >= %[1]s)`, msTime(since))
 	if err := db.conn.Exec(ctx, dirty); err != nil {

@@ -105,7 +105,7 @@ func (c *RetentionConfig) tables() map[ttlTable]Retention {
 	}
 	out[ttlTable{"channel_events", "day", true}] = c.Attempts
 	for _, t := range []string{"rollup_dirty", "rolled_hours", "rolled_hour_checks", "hour_attempts", "hour_journeys", "hourly_attempts", "hourly_paths", "hourly_conversion", "hourly_latency", "hourly_latency_buckets",
-		"day_latency", "day_latency_buckets", "rolled_day_histograms", "day_latency_total", "rolled_day_totals"} {
+		"day_latency", "day_latency_buckets", "rolled_day_histograms", "day_latency_total", "rolled_day_totals", "day_latency_lists", "rolled_day_lists"} {
 		out[ttlTable{t, "hour", false}] = c.Rollups
 	}
 	out[ttlTable{"dead_letters", "received_at", false}] = c.DeadLetters

@@ -216,7 +216,7 @@ SELECT 1, hour, 0, max(inserted_at), '' FROM rollup_dirty WHERE ` + rng + ` GROU
 UNION ALL
 SELECT 2, toDateTime(0, 'UTC'), 0, max(applied_at), '' FROM ` + migrationsTable + ` WHERE version = ` + touchedMigration + ` HAVING count() > 0
 UNION ALL
-SELECT 3, hour, max(version), toDateTime64(0, 3, 'UTC'), argMax(` + dayHoursSQL + `, version) FROM rolled_day_totals WHERE ` + rng + ` GROUP BY hour
+SELECT 3, hour, max(version), toDateTime64(0, 3, 'UTC'), argMax(` + dayHoursSQL + `, version) FROM rolled_day_lists WHERE ` + rng + ` GROUP BY hour
 UNION ALL
 SELECT 4, hour, version, fromUnixTimestamp64Milli(toInt64(max(checked_at)), 'UTC'), '' FROM rolled_hour_checks WHERE ` + rng + ` GROUP BY hour, version`
 	err = db.eachRow(ctx, "hour states", q, nil, func(rows driver.Rows) error {
@@ -732,45 +732,85 @@ func (p plan) within(hours []rolledHour) plan {
 
 // histSQL selects cols from the hourly histogram table (hourly_latency or
 // hourly_latency_buckets) for p's hours that no day of p stands for, and
-// from the daily one for p's days; cond (with condArgs) and w's profile, and
-// w's channel on channelCol, filter both. The day tables have the same
-// columns, hour being the day's first; without a profile filter the values
-// come from day_latency_total, which has no profile_id (cols must not name
-// it).
+// from the daily one (day_latency or day_latency_buckets) for p's days;
+// cond (with condArgs) and w's profile, and w's channel on channelCol,
+// filter both. The day tables have the same columns, hour being the day's
+// first. Latency values without a profile filter are read by valuesSQL.
 func (p plan) histSQL(w Window, table, cols, cond string, condArgs []any, channelCol string) (string, []any) {
+	days, rest := p.dayParts()
+	where, args := plan{hours: rest}.where(w, channelCol)
+	q := fmt.Sprintf("SELECT %s FROM hourly_%s WHERE %s AND %s", cols, table, cond, where)
+	all := append(slices.Clone(condArgs), args...)
+	if len(days) > 0 {
+		where, args := rowsWhere(daysSQL(days), w, channelCol)
+		q += fmt.Sprintf("\nUNION ALL\nSELECT %s FROM day_%s WHERE %s AND %s", cols, table, cond, where)
+		all = append(append(all, condArgs...), args...)
+	}
+	return q, all
+}
+
+// valuesListSQL is the "ms:n,ms:n,…" list (addValues) of a group of (ms, c)
+// rows: how the job stores a day's values in day_latency_lists, and how
+// valuesSQL returns them — one string per group, which the driver decodes
+// in a fraction of what rows or arrays of the same values cost it (it scans
+// array elements one by one through reflection).
+const valuesListSQL = "arrayStringConcat(groupArray(concat(toString(ms), ':', toString(c))), ',')"
+
+// valuesSQL selects the latency values of p's hours and days that cond
+// (with condArgs) picks, as rows of groupCols and a values list
+// (valuesListSQL). groupSelect computes groupCols from a row's key, hour
+// and bucket. The engine sums the hourly rows, and with a profile filter
+// the per-profile day rows, per group and value; without one a day's
+// values come as the job listed them (day_latency_lists, schema 0018), a
+// row per key, 256 ms bucket and day: a 90-day window reads hundreds of
+// lists, not a row per value and day. The caller adds up a group's lists.
+func (p plan) valuesSQL(w Window, groupSelect, groupCols, cond string, condArgs []any) (string, []any) {
+	days, rest := p.dayParts()
+	if w.Profile != "" || len(days) == 0 {
+		return p.summedValuesSQL(w, groupSelect, groupCols, cond, condArgs)
+	}
+	where, args := rowsWhere(daysSQL(days), w, "")
+	q := fmt.Sprintf("SELECT %s, vals FROM day_latency_lists WHERE %s AND %s", groupSelect, cond, where)
+	args = append(slices.Clone(condArgs), args...)
+	if len(rest) == 0 {
+		return q, args
+	}
+	sub, subArgs := plan{hours: rest}.summedValuesSQL(w, groupSelect, groupCols, cond, condArgs)
+	return sub + "\nUNION ALL\n" + q, append(subArgs, args...)
+}
+
+// summedValuesSQL is valuesSQL with every value summed by the engine.
+func (p plan) summedValuesSQL(w Window, groupSelect, groupCols, cond string, condArgs []any) (string, []any) {
+	sub, args := p.histSQL(w, "latency", "key, hour, bucket, ms, n", cond, condArgs, "")
+	return fmt.Sprintf("SELECT %[1]s, %[2]s FROM (SELECT %[3]s, ms, sum(n) AS c FROM (%[4]s) GROUP BY %[1]s, ms) GROUP BY %[1]s",
+		groupCols, valuesListSQL, groupSelect, sub), args
+}
+
+// dayParts are p's days, as (day, version), and its hours no day stands for.
+func (p plan) dayParts() (days, rest []rolledHour) {
 	covered := map[time.Time]bool{}
-	var days []rolledHour
 	for _, d := range p.days {
 		days = append(days, rolledHour{hour: d.day, version: d.version})
 		for _, h := range d.hours {
 			covered[h.hour] = true
 		}
 	}
-	var rest []rolledHour
 	for _, h := range p.hours {
 		if !covered[h.hour] {
 			rest = append(rest, h)
 		}
 	}
-	where, args := plan{hours: rest}.where(w, channelCol)
-	q := fmt.Sprintf("SELECT %s FROM hourly_%s WHERE %s AND %s", cols, table, cond, where)
-	all := append(slices.Clone(condArgs), args...)
-	dayTable := "day_" + table
-	if table == "latency" && w.Profile == "" {
-		dayTable = "day_latency_total" // the values summed over profiles (schema 0014)
+	return days, rest
+}
+
+// daysSQL selects the rows of days, (day, version) pairs: days rarely share
+// a version, so hoursSQL's ranges would be one OR term per day.
+func daysSQL(days []rolledHour) string {
+	pairs := make([]string, len(days))
+	for i, d := range days {
+		pairs[i] = fmt.Sprintf("(%s, %d)", sqlHour(d.hour), d.version)
 	}
-	if len(days) > 0 {
-		// One set of (day, version) pairs: days rarely share a version, so
-		// hoursSQL's ranges would be one OR term per day.
-		pairs := make([]string, len(days))
-		for i, d := range days {
-			pairs[i] = fmt.Sprintf("(%s, %d)", sqlHour(d.hour), d.version)
-		}
-		where, args := rowsWhere("(hour, version) IN ("+strings.Join(pairs, ", ")+")", w, channelCol)
-		q += fmt.Sprintf("\nUNION ALL\nSELECT %s FROM %s WHERE %s AND %s", cols, dayTable, cond, where)
-		all = append(append(all, condArgs...), args...)
-	}
-	return q, all
+	return "(hour, version) IN (" + strings.Join(pairs, ", ") + ")"
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -904,23 +944,18 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 		}
 	}
 	if len(pairs) > 0 {
-		sub, args := p.histSQL(w, "latency", "key, ms, n", fmt.Sprintf("metric = '%s' AND (key, bucket) IN (%s)", h.metric, strings.Join(pairs, ", ")), pargs, "")
-		rows, err := db.conn.Query(ctx, "SELECT key, ms, sum(n) FROM ("+sub+") GROUP BY key, ms", args...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("query %s values: %w", h.metric, err)
-		}
-		for rows.Next() {
-			var k string
-			var ms int64
-			var c uint64
-			if err := rows.Scan(&k, &ms, &c); err != nil {
-				rows.Close()
-				return nil, nil, fmt.Errorf("read %s values: %w", h.metric, err)
+		q, args := p.valuesSQL(w, "key", "key", fmt.Sprintf("metric = '%s' AND (key, bucket) IN (%s)", h.metric, strings.Join(pairs, ", ")), pargs)
+		err := db.eachRow(ctx, h.metric+" values", q, args, func(rows driver.Rows) error {
+			var k, list string
+			if err := rows.Scan(&k, &list); err != nil {
+				return err
 			}
-			addTo(values, k, ms, c)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			if values[k] == nil {
+				values[k] = map[int64]uint64{}
+			}
+			return addValues(values[k], list)
+		})
+		if err != nil {
 			return nil, nil, err
 		}
 	}

@@ -215,12 +215,13 @@ func (db *DB) recordChecks(ctx context.Context, hours []rolledHour, version uint
 }
 
 // dayTables are the tables holding a day's histograms under a version, and
-// dayRecords its records: rolled_day_totals since schema 0014, and the
-// older rolled_day_histograms, whose versions are replaced as days are
-// summed again.
-var dayTables = []string{"day_latency", "day_latency_buckets", "day_latency_total", "rolled_day_totals", "rolled_day_histograms"}
+// dayRecords its records: rolled_day_lists since schema 0018, and the
+// older rolled_day_totals (0014) and rolled_day_histograms (0013), whose
+// versions are replaced as days are summed again.
+var dayTables = []string{"day_latency", "day_latency_buckets", "day_latency_lists", "rolled_day_lists",
+	"day_latency_total", "rolled_day_totals", "rolled_day_histograms"}
 
-const dayRecords = "(SELECT hour, version FROM rolled_day_totals UNION ALL SELECT hour, version FROM rolled_day_histograms)"
+const dayRecords = "(SELECT hour, version FROM rolled_day_lists UNION ALL SELECT hour, version FROM rolled_day_totals UNION ALL SELECT hour, version FROM rolled_day_histograms)"
 
 // daysPerRun bounds how many stale days (see rollUpDays) one run computes
 // besides the days of its hours.
@@ -243,7 +244,7 @@ func (db *DB) rollUpDays(ctx context.Context, hours []time.Time, version uint64)
 	q := fmt.Sprintf(`SELECT h.d FROM (
     SELECT toStartOfDay(hour) AS d, %s AS key FROM (SELECT hour, max(version) AS v FROM rolled_hours GROUP BY hour) GROUP BY d
 ) AS h
-LEFT JOIN (SELECT hour AS d, argMax(%s, version) AS key FROM rolled_day_totals GROUP BY hour) AS r ON h.d = r.d
+LEFT JOIN (SELECT hour AS d, argMax(%s, version) AS key FROM rolled_day_lists GROUP BY hour) AS r ON h.d = r.d
 WHERE h.key != r.key ORDER BY h.d DESC LIMIT %d`, dayHoursOf("groupArray((hour, v))"), dayHoursSQL, daysPerRun)
 	err = db.eachRow(ctx, "stale days", q, nil, func(rows driver.Rows) error {
 		var d time.Time
@@ -292,9 +293,11 @@ func (db *DB) rollUpDay(ctx context.Context, d time.Time, version uint64) error 
 SELECT metric, key, bucket, %s, %d, profile_id, ms, sum(n) FROM hourly_latency WHERE %s GROUP BY metric, key, bucket, profile_id, ms`, sqlHour(d), version, in),
 		fmt.Sprintf(`INSERT INTO day_latency_buckets (hour, version, metric, key, profile_id, bucket, n)
 SELECT %s, %d, metric, key, profile_id, bucket, sum(n) FROM hourly_latency_buckets WHERE %s GROUP BY metric, key, profile_id, bucket`, sqlHour(d), version, in),
-		fmt.Sprintf(`INSERT INTO day_latency_total (metric, key, bucket, hour, version, ms, n)
-SELECT metric, key, bucket, %s, %d, ms, sum(n) FROM hourly_latency WHERE %s GROUP BY metric, key, bucket, ms`, sqlHour(d), version, in),
-		fmt.Sprintf(`INSERT INTO rolled_day_totals (hour, version, hours, computed_at) SELECT %s, %d, [%s], now64(3)`, sqlHour(d), version, strings.Join(pairs, ", ")),
+		fmt.Sprintf(`INSERT INTO day_latency_lists (metric, key, bucket, hour, version, vals)
+SELECT metric, key, bucket, %s, %d, %s FROM (
+    SELECT metric, key, bucket, ms, sum(n) AS c FROM hourly_latency WHERE %s GROUP BY metric, key, bucket, ms
+) GROUP BY metric, key, bucket`, sqlHour(d), version, valuesListSQL, in),
+		fmt.Sprintf(`INSERT INTO rolled_day_lists (hour, version, hours, computed_at) SELECT %s, %d, [%s], now64(3)`, sqlHour(d), version, strings.Join(pairs, ", ")),
 	}
 	for _, s := range stmts {
 		if err := db.conn.Exec(ctx, s); err != nil {

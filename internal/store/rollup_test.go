@@ -309,7 +309,7 @@ func markClock(t *testing.T, db *store.DB) {
 // last run, markClock would give that run's version again, and a day summed
 // again would be written beside its rows of that run, under the same version.
 func refreshLater(t *testing.T, db *store.DB) (store.RollupRun, error) {
-	next := count(t, db, "SELECT greatest((SELECT max(version) FROM rolled_hours), (SELECT max(version) FROM rolled_day_totals)) + 1")
+	next := count(t, db, "SELECT greatest((SELECT max(version) FROM rolled_hours), (SELECT max(version) FROM rolled_day_lists)) + 1")
 	store.SetRollupClock(db, func() time.Time { return time.UnixMilli(int64(next)) })
 	defer markClock(t, db)
 	return db.RefreshRollups(t.Context())
@@ -391,16 +391,16 @@ func TestRollupsEqualRawEvents(t *testing.T) {
 		}
 		sameAsRaw(t, db, "all hours rolled up")
 
-		// A history summed before schema 0014 has day records without
-		// totals over profiles: readers take its days by hours until the job
-		// sums them again, totals included.
-		if err := db.Conn().Exec(t.Context(), "TRUNCATE TABLE rolled_day_totals"); err != nil {
+		// A history summed before schema 0018 has day records without
+		// lists of values: readers take its days by hours until the job
+		// sums them again, lists included.
+		if err := db.Conn().Exec(t.Context(), "TRUNCATE TABLE rolled_day_lists"); err != nil {
 			t.Fatal(err)
 		}
 		if days, err := store.PlannedDays(t.Context(), db, week); err != nil || days != 0 {
 			t.Errorf("without day records the week reads %d days of histograms (%v); want 0", days, err)
 		}
-		sameAsRaw(t, db, "day records of before schema 0014")
+		sameAsRaw(t, db, "day records of before schema 0018")
 		days := int(count(t, db, "SELECT uniqExact(toStartOfDay(hour)) FROM rolled_hours"))
 		if run, err := refreshLater(t, db); err != nil || len(run.Hours) != 0 || run.Days != days {
 			t.Fatalf("RefreshRollups = %d hours, %d days, %v; want none, and every day with rolled-up hours (%d) summed", len(run.Hours), run.Days, err, days)

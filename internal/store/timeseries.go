@@ -368,15 +368,8 @@ func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole p
 			}
 		}
 		in := strings.TrimSuffix(strings.Repeat("(?, ?), ", len(pairs)), ", ")
-		sub, qargs := whole.histSQL(w, "latency", "key, hour, bucket, ms, n", fmt.Sprintf("metric = '%s' AND (key, bucket) IN (%s)", metricLatency, in), args, "")
-		// One row per (channel, bucket, 256 ms bucket), its values as one
-		// "ms:n,ms:n,…" string: a 90-day series has 90 k of them, and the
-		// driver took 38–46 ms to decode them as rows or as arrays (it
-		// scans array elements one by one through reflection), against a
-		// few to split the strings here.
-		q := fmt.Sprintf(`SELECT key, b, bucket, arrayStringConcat(groupArray(concat(toString(ms), ':', toString(c))), ',') FROM (
-    SELECT key, %s AS b, bucket, ms, sum(n) AS c FROM (%s) GROUP BY key, b, bucket, ms
-) GROUP BY key, b, bucket`, acc.bucketSQL("hour", true), sub)
+		q, qargs := whole.valuesSQL(w, "key, "+acc.bucketSQL("hour", true)+" AS b, bucket", "key, b, bucket",
+			fmt.Sprintf("metric = '%s' AND (key, bucket) IN (%s)", metricLatency, in), args)
 		err := db.eachRow(ctx, "timeseries latency values", q, qargs, func(rows driver.Rows) error {
 			var ch, list string
 			var b, lb int64
