@@ -89,18 +89,3 @@ func BenchmarkBatchAddDelivery(b *testing.B) {
 		}
 	}
 }
-
-func TestAddValues(t *testing.T) {
-	vs := map[int64]uint64{7: 1}
-	if err := addValues(vs, "7:2,300:5,-1:1"); err != nil {
-		t.Fatal(err)
-	}
-	if len(vs) != 3 || vs[7] != 3 || vs[300] != 5 || vs[-1] != 1 {
-		t.Errorf("values = %v; want 7:3, 300:5, -1:1", vs)
-	}
-	for _, bad := range []string{"", "7", "7:x", "x:7", "7:-1"} {
-		if err := addValues(map[int64]uint64{}, bad); err == nil {
-			t.Errorf("addValues(%q) = nil; want an error", bad)
-		}
-	}
-}

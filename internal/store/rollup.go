@@ -749,7 +749,7 @@ func (p plan) histSQL(w Window, table, cols, cond string, condArgs []any, channe
 	return q, all
 }
 
-// valuesListSQL is the "ms:n,ms:n,…" list (addValues) of a group of (ms, c)
+// valuesListSQL is the "ms:n,ms:n,…" list (bucketValues.addList) of a group of (ms, c)
 // rows: how the job stores a day's values in day_latency_lists, and how
 // valuesSQL returns them — one string per group, which the driver decodes
 // in a fraction of what rows or arrays of the same values cost it (it scans
@@ -934,7 +934,11 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 		}
 	}
 	// The rollups' values of the needed (key, bucket) pairs.
-	values := map[string]map[int64]uint64{} // key → ms → n
+	type keyBucket struct {
+		key    string
+		bucket int64
+	}
+	values := map[keyBucket]*bucketValues{}
 	var pairs []string
 	var pargs []any
 	for k, bs := range needPairs {
@@ -944,16 +948,17 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 		}
 	}
 	if len(pairs) > 0 {
-		q, args := p.valuesSQL(w, "key", "key", fmt.Sprintf("metric = '%s' AND (key, bucket) IN (%s)", h.metric, strings.Join(pairs, ", ")), pargs)
+		q, args := p.valuesSQL(w, "key, bucket", "key, bucket", fmt.Sprintf("metric = '%s' AND (key, bucket) IN (%s)", h.metric, strings.Join(pairs, ", ")), pargs)
 		err := db.eachRow(ctx, h.metric+" values", q, args, func(rows driver.Rows) error {
-			var k, list string
-			if err := rows.Scan(&k, &list); err != nil {
+			var kb keyBucket
+			var list string
+			if err := rows.Scan(&kb.key, &kb.bucket, &list); err != nil {
 				return err
 			}
-			if values[k] == nil {
-				values[k] = map[int64]uint64{}
+			if values[kb] == nil {
+				values[kb] = newBucketValues(kb.bucket)
 			}
-			return addValues(values[k], list)
+			return values[kb].addList(list)
 		})
 		if err != nil {
 			return nil, nil, err
@@ -966,44 +971,22 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 		}
 		outs[g] = make([]float64, len(qs))
 		for i, wt := range wants[g] {
-			vs := map[int64]uint64{}
+			vs := newBucketValues(wt.bucket)
 			for _, k := range keys {
-				for ms, c := range values[k] {
-					if ms/latencyBucket == wt.bucket {
-						vs[ms] += c
-					}
-				}
+				vs.merge(values[keyBucket{k, wt.bucket}])
 				for ms, c := range h.live[k] {
 					if ms/latencyBucket == wt.bucket {
-						vs[ms] += c
+						vs.add(ms, c)
 					}
 				}
 			}
 			var found bool
-			if outs[g][i], found = valueAtRank(vs, wt.rank); !found {
+			if outs[g][i], found = vs.at(wt.rank); !found {
 				return nil, nil, fmt.Errorf("%s: rollup bucket %d holds fewer values than counted", h.metric, wt.bucket)
 			}
 		}
 	}
 	return ns, outs, nil
-}
-
-// valueAtRank is the value of rank (0-based, ascending) among vs, counts
-// per millisecond value; found is false when vs holds rank values or fewer.
-func valueAtRank(vs map[int64]uint64, rank uint64) (v float64, found bool) {
-	sorted := make([]int64, 0, len(vs))
-	for ms := range vs {
-		sorted = append(sorted, ms)
-	}
-	slices.Sort(sorted)
-	var cum uint64
-	for _, ms := range sorted {
-		if rank < cum+vs[ms] {
-			return float64(ms), true
-		}
-		cum += vs[ms]
-	}
-	return 0, false
 }
 
 // readBuckets adds the rollups' bucket counts of p's days to h.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -352,7 +351,7 @@ func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole p
 			}
 		}
 	}
-	values := map[need]map[int64]uint64{}
+	values := map[need]*bucketValues{}
 	if len(needs) > 0 {
 		// The needed (channel, 256 ms bucket) pairs over the whole hours,
 		// kept per timeseries bucket where that bucket needs them: a short
@@ -381,9 +380,9 @@ func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole p
 				return nil
 			}
 			if values[nd] == nil {
-				values[nd] = map[int64]uint64{}
+				values[nd] = newBucketValues(lb)
 			}
-			return addValues(values[nd], list)
+			return values[nd].addList(list)
 		})
 		if err != nil {
 			return err
@@ -393,34 +392,18 @@ func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole p
 		c := acc.cells[k]
 		c.q = make([]float64, len(qs))
 		for i, wt := range ws {
-			vs := map[int64]uint64{}
-			for ms, n := range values[need{k, wt.lb}] {
-				vs[ms] += n
-			}
+			vs := newBucketValues(wt.lb)
+			vs.merge(values[need{k, wt.lb}])
 			for ms, n := range c.ms {
 				if ms/latencyBucket == wt.lb {
-					vs[ms] += n
+					vs.add(ms, n)
 				}
 			}
 			var found bool
-			if c.q[i], found = valueAtRank(vs, wt.rank); !found {
+			if c.q[i], found = vs.at(wt.rank); !found {
 				return fmt.Errorf("timeseries: latency bucket %d holds fewer values than counted", wt.lb)
 			}
 		}
-	}
-	return nil
-}
-
-// addValues adds to vs the "ms:n" pairs of list, comma-separated.
-func addValues(vs map[int64]uint64, list string) error {
-	for pair := range strings.SplitSeq(list, ",") {
-		ms, n, ok := strings.Cut(pair, ":")
-		v, err1 := strconv.ParseInt(ms, 10, 64)
-		c, err2 := strconv.ParseUint(n, 10, 64)
-		if !ok || err1 != nil || err2 != nil {
-			return fmt.Errorf("latency values: bad pair %q", pair)
-		}
-		vs[v] += c
 	}
 	return nil
 }
