@@ -749,11 +749,12 @@ func (p plan) histSQL(w Window, table, cols, cond string, condArgs []any, channe
 	return q, all
 }
 
-// valuesListSQL is the "ms:n,ms:n,…" list (bucketValues.addList) of a group of (ms, c)
-// rows: how the job stores a day's values in day_latency_lists, and how
-// valuesSQL returns them — one string per group, which the driver decodes
-// in a fraction of what rows or arrays of the same values cost it (it scans
-// array elements one by one through reflection).
+// valuesListSQL is the "ms:n,ms:n,…" list (bucketValues.addList) of a
+// group of (ms, c) rows: how the job stores a day's values in
+// day_latency_lists, and how valuesSQL returns them — one string per
+// group, which the driver decodes in a fraction of what rows or arrays of
+// the same values cost it (it scans array elements one by one through
+// reflection).
 const valuesListSQL = "arrayStringConcat(groupArray(concat(toString(ms), ':', toString(c))), ',')"
 
 // valuesSQL selects the latency values of p's hours and days that cond
