@@ -975,11 +975,7 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 			vs := newBucketValues(wt.bucket)
 			for _, k := range keys {
 				vs.merge(values[keyBucket{k, wt.bucket}])
-				for ms, c := range h.live[k] {
-					if ms/latencyBucket == wt.bucket {
-						vs.add(ms, c)
-					}
-				}
+				vs.addInBucket(h.live[k])
 			}
 			var found bool
 			if outs[g][i], found = vs.at(wt.rank); !found {

@@ -394,11 +394,7 @@ func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole p
 		for i, wt := range ws {
 			vs := newBucketValues(wt.lb)
 			vs.merge(values[need{k, wt.lb}])
-			for ms, n := range c.ms {
-				if ms/latencyBucket == wt.lb {
-					vs.add(ms, n)
-				}
-			}
+			vs.addInBucket(c.ms)
 			var found bool
 			if c.q[i], found = vs.at(wt.rank); !found {
 				return fmt.Errorf("timeseries: latency bucket %d holds fewer values than counted", wt.lb)

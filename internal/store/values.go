@@ -11,9 +11,9 @@ import (
 // to -255, intDiv truncating toward zero). A 90-day window adds up ~180 k
 // values; an array took a quarter of a map's time.
 type bucketValues struct {
-	base   int64
-	n      [latencyBucket]uint64
-	others map[int64]uint64
+	bucket, base int64
+	n            [latencyBucket]uint64
+	others       map[int64]uint64
 }
 
 func newBucketValues(bucket int64) *bucketValues {
@@ -21,7 +21,17 @@ func newBucketValues(bucket int64) *bucketValues {
 	if bucket < 0 {
 		base -= latencyBucket - 1
 	}
-	return &bucketValues{base: base}
+	return &bucketValues{bucket: bucket, base: base}
+}
+
+// addInBucket adds the values of vs (ms → n, a live sub-window's) that
+// fall in v's bucket.
+func (v *bucketValues) addInBucket(vs map[int64]uint64) {
+	for ms, n := range vs {
+		if ms/latencyBucket == v.bucket {
+			v.add(ms, n)
+		}
+	}
 }
 
 func (v *bucketValues) add(ms int64, n uint64) {

@@ -30,6 +30,14 @@ func TestBucketValues(t *testing.T) {
 	if got, _ := hi.at(0); got != 7680 || len(hi.others) != 0 {
 		t.Errorf("bucket 30: at(0) = %v with %d values off its array; want 7680 and none", got, len(hi.others))
 	}
+	// A live sub-window's values: only those of the bucket count.
+	hi.addInBucket(map[int64]uint64{7700: 2, 7679: 5, 7936: 5})
+	if got, _ := hi.at(2); got != 7700 {
+		t.Errorf("bucket 30 after live values: at(2) = %v; want 7700", got)
+	}
+	if _, ok := hi.at(4); ok {
+		t.Error("bucket 30 counted live values of other buckets")
+	}
 	neg := newBucketValues(-1)
 	neg.add(-511, 1)
 	neg.add(-256, 1)
