@@ -364,7 +364,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 			q := url.Values{"from": {win.from.Format(time.RFC3339)}, "to": {win.to.Format(time.RFC3339)}}.Encode()
 			for _, ep := range endpoints {
 				var apiBody []byte
-				p50, p95, err := timeCalls(o.calls, func() error {
+				p50, p95, first, err := timeCallsFirst(o.calls, func() error {
 					resp, err := http.Get(api.URL + "/api/v1/" + ep + "?" + q)
 					if err != nil {
 						return err
@@ -381,8 +381,11 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 				}
 				raw, compared := rawAnswers[win.name+ep]
 				note := ""
+				if first > 0 {
+					note = fmt.Sprintf(" (first call %.0f ms)", first)
+				}
 				if !compared {
-					note = " (not compared: no raw answer)"
+					note += " (not compared: no raw answer)"
 				}
 				fmt.Printf("| %d | %s | /%s | %s%s | %.0f | %.0f |\n", rows, win.name, ep, source, note, p50, p95)
 				if !compared {
@@ -580,22 +583,32 @@ func decodeBoth(apiBody []byte, api any, raw []byte, want any) error {
 // timeCalls times n calls after a warm-up call; with n = 1 (a slow
 // baseline) there is no warm-up.
 func timeCalls(n int, call func() error) (p50, p95 float64, err error) {
+	p50, p95, _, err = timeCallsFirst(n, call)
+	return p50, p95, err
+}
+
+// timeCallsFirst is timeCalls that also returns how long the warm-up call
+// took (0 without one): the first read of a window, before the reader
+// kept its percentiles' values (internal/store/rollup_values.go).
+func timeCallsFirst(n int, call func() error) (p50, p95, first float64, err error) {
 	n = max(n, 1)
 	if n > 1 {
+		t := time.Now()
 		if err := call(); err != nil { // warm-up, not counted
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
+		first = float64(time.Since(t).Microseconds()) / 1000
 	}
 	ds := make([]float64, n)
 	for i := range ds {
 		t := time.Now()
 		if err := call(); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		ds[i] = float64(time.Since(t).Microseconds()) / 1000
 	}
 	slices.Sort(ds)
-	return ds[n/2], ds[min(n-1, int(0.95*float64(n)))], nil
+	return ds[n/2], ds[min(n-1, int(0.95*float64(n)))], first, nil
 }
 
 // runHours says what a run of the rollup job did to its hours.

@@ -730,12 +730,12 @@ func (p plan) within(hours []rolledHour) plan {
 	return out
 }
 
-// histSQL selects cols from the hourly histogram table (hourly_latency or
-// hourly_latency_buckets) for p's hours that no day of p stands for, and
-// from the daily one (day_latency or day_latency_buckets) for p's days;
-// cond (with condArgs) and w's profile, and w's channel on channelCol,
-// filter both. The day tables have the same columns, hour being the day's
-// first. Latency values without a profile filter are read by valuesSQL.
+// histSQL selects cols from the hourly histogram table (hourly_latency_buckets)
+// for p's hours that no day of p stands for, and from the daily one
+// (day_latency_buckets) for p's days; cond (with condArgs) and w's
+// profile, and w's channel on channelCol, filter both. The day tables have
+// the same columns, hour being the day's first. The values are read by
+// rollupValues.
 func (p plan) histSQL(w Window, table, cols, cond string, condArgs []any, channelCol string) (string, []any) {
 	days, rest := p.dayParts()
 	where, args := plan{hours: rest}.where(w, channelCol)
@@ -749,43 +749,13 @@ func (p plan) histSQL(w Window, table, cols, cond string, condArgs []any, channe
 	return q, all
 }
 
-// valuesListSQL is the "ms:n,ms:n,…" list (bucketValues.addList) of a
+// valuesListSQL is the "ms:n,ms:n,…" list (parseList) of a
 // group of (ms, c) rows: how the job stores a day's values in
-// day_latency_lists, and how valuesSQL returns them — one string per
+// day_latency_lists, and how readValues returns them — one string per
 // group, which the driver decodes in a fraction of what rows or arrays of
 // the same values cost it (it scans array elements one by one through
 // reflection).
 const valuesListSQL = "arrayStringConcat(groupArray(concat(toString(ms), ':', toString(c))), ',')"
-
-// valuesSQL selects the latency values of p's hours and days that cond
-// (with condArgs) picks, as rows of groupCols and a values list
-// (valuesListSQL). groupSelect computes groupCols from a row's key, hour
-// and bucket. The engine sums the hourly rows, and with a profile filter
-// the per-profile day rows, per group and value; without one a day's
-// values come as the job listed them (day_latency_lists, schema 0018), a
-// row per key, 256 ms bucket and day: a 90-day window reads hundreds of
-// lists, not a row per value and day. The caller adds up a group's lists.
-func (p plan) valuesSQL(w Window, groupSelect, groupCols, cond string, condArgs []any) (string, []any) {
-	days, rest := p.dayParts()
-	if w.Profile != "" || len(days) == 0 {
-		return p.summedValuesSQL(w, groupSelect, groupCols, cond, condArgs)
-	}
-	where, args := rowsWhere(daysSQL(days), w, "")
-	q := fmt.Sprintf("SELECT %s, vals FROM day_latency_lists WHERE %s AND %s", groupSelect, cond, where)
-	args = append(slices.Clone(condArgs), args...)
-	if len(rest) == 0 {
-		return q, args
-	}
-	sub, subArgs := plan{hours: rest}.summedValuesSQL(w, groupSelect, groupCols, cond, condArgs)
-	return sub + "\nUNION ALL\n" + q, append(subArgs, args...)
-}
-
-// summedValuesSQL is valuesSQL with every value summed by the engine.
-func (p plan) summedValuesSQL(w Window, groupSelect, groupCols, cond string, condArgs []any) (string, []any) {
-	sub, args := p.histSQL(w, "latency", "key, hour, bucket, ms, n", cond, condArgs, "")
-	return fmt.Sprintf("SELECT %[1]s, %[2]s FROM (SELECT %[3]s, ms, sum(n) AS c FROM (%[4]s) GROUP BY %[1]s, ms) GROUP BY %[1]s",
-		groupCols, valuesListSQL, groupSelect, sub), args
-}
 
 // dayParts are p's days, as (day, version), and its hours no day stands for.
 func (p plan) dayParts() (days, rest []rolledHour) {
@@ -884,6 +854,7 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 	type want struct {
 		bucket int64
 		rank   uint64 // within the bucket
+		of     uint64 // the bucket's values, as counted
 	}
 	wants := make([][]want, len(groups))
 	ns = make([]uint64, len(groups))
@@ -919,7 +890,7 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 			var cum uint64
 			for _, b := range order {
 				if idx < cum+counts[b] {
-					wants[g][i] = want{bucket: b, rank: idx - cum}
+					wants[g][i] = want{bucket: b, rank: idx - cum, of: counts[b]}
 					for _, k := range keys {
 						if h.buckets[k][b] > 0 {
 							if needPairs[k] == nil {
@@ -935,35 +906,21 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 		}
 	}
 	// The rollups' values of the needed (key, bucket) pairs.
-	type keyBucket struct {
-		key    string
-		bucket int64
-	}
 	values := map[keyBucket]*bucketValues{}
-	var pairs []string
-	var pargs []any
+	var pairs []keyBucket
 	for k, bs := range needPairs {
 		for b := range bs {
-			pairs = append(pairs, fmt.Sprintf("(?, %d)", b))
-			pargs = append(pargs, k)
+			pairs = append(pairs, keyBucket{k, b})
 		}
 	}
-	if len(pairs) > 0 {
-		q, args := p.valuesSQL(w, "key, bucket", "key, bucket", fmt.Sprintf("metric = '%s' AND (key, bucket) IN (%s)", h.metric, strings.Join(pairs, ", ")), pargs)
-		err := db.eachRow(ctx, h.metric+" values", q, args, func(rows driver.Rows) error {
-			var kb keyBucket
-			var list string
-			if err := rows.Scan(&kb.key, &kb.bucket, &list); err != nil {
-				return err
-			}
-			if values[kb] == nil {
-				values[kb] = newBucketValues(kb.bucket)
-			}
-			return values[kb].addList(list)
-		})
-		if err != nil {
-			return nil, nil, err
+	err = db.rollupValues(ctx, p, w, h.metric, pairs, func(kb keyBucket, _ time.Time, vc valueCounts) {
+		if values[kb] == nil {
+			values[kb] = newBucketValues(kb.bucket)
 		}
+		values[kb].addCounts(vc)
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	outs = make([][]float64, len(groups))
 	for g, keys := range groups {
@@ -977,10 +934,10 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 				vs.merge(values[keyBucket{k, wt.bucket}])
 				vs.addInBucket(h.live[k])
 			}
-			var found bool
-			if outs[g][i], found = vs.at(wt.rank); !found {
-				return nil, nil, fmt.Errorf("%s: rollup bucket %d holds fewer values than counted", h.metric, wt.bucket)
+			if n := vs.count(); n != wt.of {
+				return nil, nil, fmt.Errorf("%s: bucket %d holds %d values, counted %d", h.metric, wt.bucket, n, wt.of)
 			}
+			outs[g][i], _ = vs.at(wt.rank)
 		}
 	}
 	return ns, outs, nil

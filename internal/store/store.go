@@ -135,6 +135,8 @@ type DB struct {
 	// for the inserts that started before them, and the slack is short
 	// (settle.go).
 	settles bool
+	// values keeps the rollups' latency values read (rollup_values.go).
+	values valuesCache
 }
 
 // Open opens ClickHouse as cfg says — hosting the embedded engine when there

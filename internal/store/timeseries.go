@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -168,6 +168,12 @@ func (a *tsAcc) cell(ch string, b int64) *tsCell {
 	return c
 }
 
+// bucketOf numbers the bucket holding t, as bucketSQL does (both divide
+// truncating toward zero).
+func (a *tsAcc) bucketOf(t time.Time) int64 {
+	return (t.UnixMilli() - a.from.UnixMilli()) / a.step.Milliseconds()
+}
+
 // bucketSQL numbers the bucket holding the time in col (a DateTime64, or
 // with secs a DateTime).
 func (a *tsAcc) bucketSQL(col string, secs bool) string {
@@ -313,6 +319,7 @@ func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole p
 	type want struct {
 		lb   int64
 		rank uint64
+		of   uint64 // the bucket's values, as counted
 	}
 	wants := map[tsKey][]want{}
 	type need struct {
@@ -341,7 +348,7 @@ func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole p
 			var cum uint64
 			for _, lb := range order {
 				if idx < cum+counts[lb] {
-					wants[k] = append(wants[k], want{lb, idx - cum})
+					wants[k] = append(wants[k], want{lb, idx - cum, counts[lb]})
 					if c.lb[lb] > 0 {
 						needs[need{k, lb}] = true
 					}
@@ -351,42 +358,25 @@ func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole p
 			}
 		}
 	}
+	// The needed (channel, 256 ms bucket) pairs over the whole hours,
+	// kept per timeseries bucket where that bucket needs them.
 	values := map[need]*bucketValues{}
-	if len(needs) > 0 {
-		// The needed (channel, 256 ms bucket) pairs over the whole hours,
-		// kept per timeseries bucket where that bucket needs them: a short
-		// IN list ClickHouse analyzes at once, where a condition per cell
-		// took it longer than the read.
-		pairs := map[string]bool{}
-		var args []any
-		for nd := range needs {
-			p := fmt.Sprintf("%s\x00%d", nd.channel, nd.lb)
-			if !pairs[p] {
-				pairs[p] = true
-				args = append(args, nd.channel, nd.lb)
-			}
+	pairs := map[keyBucket]bool{}
+	for nd := range needs {
+		pairs[keyBucket{nd.channel, nd.lb}] = true
+	}
+	err := db.rollupValues(ctx, whole, w, metricLatency, slices.Collect(maps.Keys(pairs)), func(kb keyBucket, at time.Time, vc valueCounts) {
+		nd := need{tsKey{kb.key, int(acc.bucketOf(at))}, kb.bucket}
+		if !needs[nd] {
+			return
 		}
-		in := strings.TrimSuffix(strings.Repeat("(?, ?), ", len(pairs)), ", ")
-		q, qargs := whole.valuesSQL(w, "key, "+acc.bucketSQL("hour", true)+" AS b, bucket", "key, b, bucket",
-			fmt.Sprintf("metric = '%s' AND (key, bucket) IN (%s)", metricLatency, in), args)
-		err := db.eachRow(ctx, "timeseries latency values", q, qargs, func(rows driver.Rows) error {
-			var ch, list string
-			var b, lb int64
-			if err := rows.Scan(&ch, &b, &lb, &list); err != nil {
-				return err
-			}
-			nd := need{tsKey{ch, int(b)}, lb}
-			if !needs[nd] {
-				return nil
-			}
-			if values[nd] == nil {
-				values[nd] = newBucketValues(lb)
-			}
-			return values[nd].addList(list)
-		})
-		if err != nil {
-			return err
+		if values[nd] == nil {
+			values[nd] = newBucketValues(kb.bucket)
 		}
+		values[nd].addCounts(vc)
+	})
+	if err != nil {
+		return err
 	}
 	for k, ws := range wants {
 		c := acc.cells[k]
@@ -395,10 +385,10 @@ func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole p
 			vs := newBucketValues(wt.lb)
 			vs.merge(values[need{k, wt.lb}])
 			vs.addInBucket(c.ms)
-			var found bool
-			if c.q[i], found = vs.at(wt.rank); !found {
-				return fmt.Errorf("timeseries: latency bucket %d holds fewer values than counted", wt.lb)
+			if n := vs.count(); n != wt.of {
+				return fmt.Errorf("timeseries: latency bucket %d holds %d values, counted %d", wt.lb, n, wt.of)
 			}
+			c.q[i], _ = vs.at(wt.rank)
 		}
 	}
 	return nil

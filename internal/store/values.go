@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // bucketValues counts the millisecond values of one 256 ms latency bucket,
@@ -58,9 +59,27 @@ func (v *bucketValues) merge(w *bucketValues) {
 	}
 }
 
-// addList adds the pairs of a values list (valuesListSQL): "ms:n" pairs,
-// comma-separated, ms possibly negative.
-func (v *bucketValues) addList(list string) error {
+// addCounts adds counted values, which are of v's bucket (or, in bucket
+// 0, negative).
+func (v *bucketValues) addCounts(vc valueCounts) {
+	for _, c := range vc {
+		v.add(c.ms, c.n)
+	}
+}
+
+// valueCounts are counted millisecond values: a values list as parsed.
+type valueCounts []msCount
+
+type msCount struct {
+	ms int64
+	n  uint64
+}
+
+// parseList reads a values list (valuesListSQL): "ms:n" pairs,
+// comma-separated, ms possibly negative. By hand: strconv and splitting
+// took four times as long over a 90-day window's lists.
+func parseList(list string) (valueCounts, error) {
+	out := make(valueCounts, 0, strings.Count(list, ",")+1)
 	var ms int64
 	var n uint64
 	neg, inN, digits := false, false, 0
@@ -85,13 +104,26 @@ func (v *bucketValues) addList(list string) error {
 			if neg {
 				ms = -ms
 			}
-			v.add(ms, n)
+			out = append(out, msCount{ms, n})
 			ms, n, neg, inN, digits = 0, 0, false, false, 0
 		default:
-			return fmt.Errorf("latency values: bad list at byte %d of %q", i, list[:min(len(list), 64)])
+			return nil, fmt.Errorf("latency values: bad list at byte %d of %q", i, list[:min(len(list), 64)])
 		}
 	}
-	return nil
+	return out, nil
+}
+
+// count is how many values v holds: the bucket's count, unless the rows
+// read disagree with it (a value read twice, or missing).
+func (v *bucketValues) count() uint64 {
+	var n uint64
+	for _, c := range v.n {
+		n += c
+	}
+	for _, c := range v.others {
+		n += c
+	}
+	return n
 }
 
 // at is the value of rank (0-based, ascending) among the counted values;

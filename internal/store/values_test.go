@@ -5,9 +5,11 @@ import "testing"
 func TestBucketValues(t *testing.T) {
 	// Bucket 0 holds 0..255 and the negative latencies down to -255.
 	v := newBucketValues(0)
-	if err := v.addList("7:2,255:1,-3:2"); err != nil {
+	vc, err := parseList("7:2,255:1,-3:2")
+	if err != nil {
 		t.Fatal(err)
 	}
+	v.addCounts(vc)
 	w := newBucketValues(0)
 	w.add(7, 1)
 	w.add(-255, 1)
@@ -46,8 +48,8 @@ func TestBucketValues(t *testing.T) {
 	}
 
 	for _, bad := range []string{"", "7", "7:x", "x:7", "7:-1", "7:1,", ":1", "--7:1", "7:1:2", "99999999999999999999:1"} {
-		if err := newBucketValues(0).addList(bad); err == nil {
-			t.Errorf("addList(%q) = nil; want an error", bad)
+		if _, err := parseList(bad); err == nil {
+			t.Errorf("parseList(%q) = nil error; want one", bad)
 		}
 	}
 }
