@@ -66,7 +66,21 @@ func DefaultOwnerReaders() int { return max(2, runtime.NumCPU()) }
 // never rolled up). A server whose profile sets it to 1 made a live
 // /fallback over the 111 M bench database answer 0 journeys, and the
 // rollup job would compute hours so.
-var DefaultSettings = map[string]string{"optimize_and_compare_chain": "0", "join_use_nulls": "0"}
+//
+// compile_expressions, compile_aggregate_expressions and
+// compile_sort_description are off: ClickHouse compiles an expression with
+// LLVM the third time it sees it, within the query that sees it next. A
+// rolled-up read's queries are small, so a dashboard's fourth read of a
+// window took 200–300 ms instead of ~50 (the queries of that read each
+// 60–100 ms longer), and compiled code gains them nothing. At 111 M events
+// reads between job runs and the rollup job took as long without it.
+var DefaultSettings = map[string]string{
+	"optimize_and_compare_chain":    "0",
+	"join_use_nulls":                "0",
+	"compile_expressions":           "0",
+	"compile_aggregate_expressions": "0",
+	"compile_sort_description":      "0",
+}
 
 // WithSetting applies a ClickHouse query-level setting to every query of the
 // engine, e.g. WithSetting("max_threads", "4").
