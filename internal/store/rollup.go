@@ -913,7 +913,7 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 			pairs = append(pairs, keyBucket{k, b})
 		}
 	}
-	err = db.rollupValues(ctx, p, w, h.metric, pairs, func(kb keyBucket, _ time.Time, vc valueCounts) {
+	err = db.rollupValues(ctx, p, w, h.metric, pairs, nil, func(kb keyBucket, _ time.Time, vc valueCounts) {
 		if values[kb] == nil {
 			values[kb] = newBucketValues(kb.bucket)
 		}

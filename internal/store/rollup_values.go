@@ -77,12 +77,13 @@ func (c *valuesCache) putLocked(k valuesKey, vc valueCounts) {
 }
 
 // rollupValues calls add with the rollups' values of metric for each of
-// pairs in each of p's hours and days (the days standing for their hours),
-// for w's profile: a list per (key, bucket, hour or day), none where it has
-// no values. Values the cache has are not read again; what is read is kept
-// once its version is older than the slack, when every row written under
-// it is visible (before, on a cluster, a read could find part of them).
-func (db *DB) rollupValues(ctx context.Context, p plan, w Window, metric string, pairs []keyBucket, add func(keyBucket, time.Time, valueCounts)) error {
+// pairs in each of p's hours and days (the days standing for their hours)
+// that wants (nil: every one), for w's profile: a list per (key, bucket,
+// hour or day), none where it has no values. Values the cache has are not
+// read again; what is read is kept once its version is older than the
+// slack, when every row written under it is visible (before, on a cluster,
+// a read could find part of them).
+func (db *DB) rollupValues(ctx context.Context, p plan, w Window, metric string, pairs []keyBucket, wants func(keyBucket, time.Time) bool, add func(keyBucket, time.Time, valueCounts)) error {
 	if len(pairs) == 0 {
 		return nil
 	}
@@ -99,15 +100,15 @@ func (db *DB) rollupValues(ctx context.Context, p plan, w Window, metric string,
 	key := func(kb keyBucket, at rolledHour, day bool) valuesKey {
 		return valuesKey{metric: metric, profile: w.Profile, keyBucket: kb, at: at.hour, version: at.version, day: day}
 	}
-	// What the cache lacks: the periods lacking any pair, and the pairs any
-	// period lacks, read as their cross product (a few more than missing
-	// when several are).
+	// What the cache lacks: the periods lacking a wanted pair, and the
+	// pairs a period lacks, read as their cross product, of which only the
+	// lacking ones are added and kept.
 	type missing struct {
 		periods []rolledHour
 		pairs   map[keyBucket]bool
 	}
 	var missDays, missHours missing
-	cached := map[valuesKey]bool{} // read before, not to be added again
+	lacking := map[valuesKey]bool{}
 	for _, part := range []struct {
 		periods []rolledHour
 		day     bool
@@ -117,12 +118,15 @@ func (db *DB) rollupValues(ctx context.Context, p plan, w Window, metric string,
 		for _, at := range part.periods {
 			lacks := false
 			for _, kb := range pairs {
+				if wants != nil && !wants(kb, at.hour) {
+					continue
+				}
 				k := key(kb, at, part.day)
 				if vc, ok := db.values.get(k); ok {
 					found(kb, at.hour, vc)
-					cached[k] = true
 					continue
 				}
+				lacking[k] = true
 				lacks = true
 				part.miss.pairs[kb] = true
 			}
@@ -139,8 +143,8 @@ func (db *DB) rollupValues(ctx context.Context, p plan, w Window, metric string,
 			settled := time.Now().Add(-db.slack())
 			return db.readValues(ctx, m.periods, day, metric, w.Profile, slices.Collect(maps.Keys(m.pairs)), func(kb keyBucket, at rolledHour, vc valueCounts) {
 				k := key(kb, at, day)
-				if cached[k] {
-					return
+				if !lacking[k] {
+					return // added from the cache, or not wanted
 				}
 				if time.UnixMilli(int64(at.version)).Before(settled) {
 					db.values.put(k, vc)

@@ -365,11 +365,12 @@ func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole p
 	for nd := range needs {
 		pairs[keyBucket{nd.channel, nd.lb}] = true
 	}
-	err := db.rollupValues(ctx, whole, w, metricLatency, slices.Collect(maps.Keys(pairs)), func(kb keyBucket, at time.Time, vc valueCounts) {
-		nd := need{tsKey{kb.key, int(acc.bucketOf(at))}, kb.bucket}
-		if !needs[nd] {
-			return
-		}
+	needOf := func(kb keyBucket, at time.Time) need {
+		return need{tsKey{kb.key, int(acc.bucketOf(at))}, kb.bucket}
+	}
+	needed := func(kb keyBucket, at time.Time) bool { return needs[needOf(kb, at)] }
+	err := db.rollupValues(ctx, whole, w, metricLatency, slices.Collect(maps.Keys(pairs)), needed, func(kb keyBucket, at time.Time, vc valueCounts) {
+		nd := needOf(kb, at)
 		if values[nd] == nil {
 			values[nd] = newBucketValues(kb.bucket)
 		}
