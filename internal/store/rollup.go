@@ -730,23 +730,22 @@ func (p plan) within(hours []rolledHour) plan {
 	return out
 }
 
-// histSQL selects cols from the hourly histogram table (hourly_latency_buckets)
-// for p's hours that no day of p stands for, and from the daily one
-// (day_latency_buckets) for p's days; cond (with condArgs) and w's
-// profile, and w's channel on channelCol, filter both. The day tables have
-// the same columns, hour being the day's first. The values are read by
-// rollupValues.
-func (p plan) histSQL(w Window, table, cols, cond string, condArgs []any, channelCol string) (string, []any) {
+// bucketsSQL selects cols of metric's per-bucket counts: from
+// hourly_latency_buckets for p's hours that no day of p stands for, and
+// from day_latency_buckets (the same columns, hour being the day's first)
+// for p's days, with w's profile and channel (the key). The values within
+// the buckets are read by rollupValues.
+func (p plan) bucketsSQL(w Window, metric, cols string) (string, []any) {
 	days, rest := p.dayParts()
-	where, args := plan{hours: rest}.where(w, channelCol)
-	q := fmt.Sprintf("SELECT %s FROM hourly_%s WHERE %s AND %s", cols, table, cond, where)
-	all := append(slices.Clone(condArgs), args...)
+	cond := fmt.Sprintf("metric = '%s'", metric)
+	where, args := plan{hours: rest}.where(w, "key")
+	q := fmt.Sprintf("SELECT %s FROM hourly_latency_buckets WHERE %s AND %s", cols, cond, where)
 	if len(days) > 0 {
-		where, args := rowsWhere(daysSQL(days), w, channelCol)
-		q += fmt.Sprintf("\nUNION ALL\nSELECT %s FROM day_%s WHERE %s AND %s", cols, table, cond, where)
-		all = append(append(all, condArgs...), args...)
+		where, dargs := rowsWhere(daysSQL(days), w, "key")
+		q += fmt.Sprintf("\nUNION ALL\nSELECT %s FROM day_latency_buckets WHERE %s AND %s", cols, cond, where)
+		args = append(args, dargs...)
 	}
-	return q, all
+	return q, args
 }
 
 // valuesListSQL is the "ms:n,ms:n,…" list (parseList) of a
@@ -945,7 +944,7 @@ func (h *histogram) quantiles(ctx context.Context, db *DB, p plan, w Window, gro
 
 // readBuckets adds the rollups' bucket counts of p's days to h.
 func (h *histogram) readBuckets(ctx context.Context, db *DB, p plan, w Window) error {
-	sub, args := p.histSQL(w, "latency_buckets", "key, bucket, n", fmt.Sprintf("metric = '%s'", h.metric), nil, "key")
+	sub, args := p.bucketsSQL(w, h.metric, "key, bucket, n")
 	rows, err := db.conn.Query(ctx, "SELECT key, bucket, sum(n) FROM ("+sub+") GROUP BY key, bucket", args...)
 	if err != nil {
 		return fmt.Errorf("query %s buckets: %w", h.metric, err)

@@ -188,7 +188,11 @@ func (db *DB) readValues(ctx context.Context, periods []rolledHour, day bool, me
 	for _, at := range periods {
 		versions[at.hour] = at.version
 	}
-	seen := map[valuesKey]bool{}
+	type pairAt struct {
+		keyBucket
+		at time.Time
+	}
+	seen := map[pairAt]bool{}
 	err := db.eachRow(ctx, metric+" values", q, args, func(rows driver.Rows) error {
 		var kb keyBucket
 		var at time.Time
@@ -201,7 +205,7 @@ func (db *DB) readValues(ctx context.Context, periods []rolledHour, day bool, me
 			return err
 		}
 		period := rolledHour{hour: at.UTC(), version: versions[at.UTC()]}
-		seen[valuesKey{keyBucket: kb, at: period.hour}] = true
+		seen[pairAt{kb, period.hour}] = true
 		got(kb, period, vc)
 		return nil
 	})
@@ -210,7 +214,7 @@ func (db *DB) readValues(ctx context.Context, periods []rolledHour, day bool, me
 	}
 	for _, at := range periods {
 		for _, kb := range pairs {
-			if !seen[valuesKey{keyBucket: kb, at: at.hour}] {
+			if !seen[pairAt{kb, at.hour}] {
 				got(kb, at, nil)
 			}
 		}

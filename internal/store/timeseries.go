@@ -294,7 +294,7 @@ FROM hourly_attempts WHERE %s GROUP BY channel, b`, b, where), args, func(rows d
 		return db.eachRow(ctx, "timeseries journeys", fmt.Sprintf(`SELECT primary_channel, %s AS b, sum(otps), sum(fallback)
 FROM hourly_paths WHERE %s GROUP BY primary_channel, b`, b, where), args, acc.addJourneys)
 	}, func(ctx context.Context) error {
-		sub, args := whole.histSQL(w, "latency_buckets", "key, hour, bucket, n", fmt.Sprintf("metric = '%s'", metricLatency), nil, "key")
+		sub, args := whole.bucketsSQL(w, metricLatency, "key, hour, bucket, n")
 		return db.eachRow(ctx, "timeseries latency", fmt.Sprintf(`SELECT key, %s AS b, bucket, sum(n)
 FROM (%s) GROUP BY key, b, bucket`, b, sub), args, func(rows driver.Rows) error {
 			var ch string
