@@ -46,8 +46,10 @@ func (a *API) Mount(r chi.Router) {
 
 // ChannelsResponse is the body of GET /api/v1/channels.
 type ChannelsResponse struct {
-	From     time.Time            `json:"from"`
-	To       time.Time            `json:"to"`
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// AsOf: every fact stored before it is counted (see answeredAsOf).
+	AsOf     time.Time            `json:"as_of"`
 	Channels []store.ChannelStats `json:"channels"`
 	// Completeness is how much of the window's attempts is still pending.
 	Completeness store.Completeness `json:"completeness"`
@@ -57,6 +59,7 @@ type ChannelsResponse struct {
 type FallbackResponse struct {
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
+	AsOf time.Time `json:"as_of"`
 	store.FallbackStats
 	// Completeness is how much of the window's attempts (every channel) is
 	// still pending.
@@ -73,7 +76,8 @@ func (e *windowError) Error() string { return e.field + ": " + e.err.Error() }
 
 // ParseWindow reads from, to (RFC 3339), since (a Go duration: the window
 // from now−since to now, for "the last 24h" without computing dates; not
-// with from or to), profile and channel. Without to the window ends now;
+// with from or to), profile, channel and max_lag (a Go duration up to
+// MaxLagLimit: store.Window.MaxLag). Without to the window ends now;
 // without from it starts DefaultAPIWindow before its end.
 func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 	get := func(k string) string {
@@ -108,6 +112,13 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 		}
 		w.From = t.UTC()
 	}
+	if s := get("max_lag"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > MaxLagLimit {
+			return w, &windowError{"max_lag", fmt.Errorf("%q is not a duration from 0 to %v, such as 30s or 2m", s, MaxLagLimit)}
+		}
+		w.MaxLag = d
+	}
 	if w.From.After(w.To) {
 		return w, &windowError{"from", fmt.Errorf("from %s is after to %s", w.From.Format(time.RFC3339Nano), w.To.Format(time.RFC3339Nano))}
 	}
@@ -130,6 +141,22 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 // MaxWindowYearsAhead bounds how far in the future a window may end.
 const MaxWindowYearsAhead = 10
 
+// MaxLagLimit bounds max_lag: an hour the rollup job has not looked at for
+// longer than a day is computed live anyway (patchAge in internal/store),
+// and an answer a day behind is no longer the dashboard's "now".
+const MaxLagLimit = 24 * time.Hour
+
+// answeredAsOf is the as_of of answers read under ctx (store.PlanOnce) at
+// readAt: every fact stored before it is counted. Exact answers count
+// every fact visible at readAt; with max_lag it is the oldest rollup the
+// answer read without the facts stored since (store.AsOf).
+func answeredAsOf(ctx context.Context, readAt time.Time) time.Time {
+	if t, ok := store.AsOf(ctx); ok {
+		return t
+	}
+	return readAt.UTC()
+}
+
 func (a *API) window(w http.ResponseWriter, r *http.Request) (store.Window, bool) {
 	win, err := ParseWindow(r.URL.Query(), a.now())
 	if err != nil {
@@ -147,16 +174,16 @@ func (a *API) window(w http.ResponseWriter, r *http.Request) (store.Window, bool
 func (a *API) channels(w http.ResponseWriter, r *http.Request) {
 	// After the rows: they note the pending attempts they counted, which
 	// the completeness then counts (store.PlanOnce).
-	serveWindow(a, w, r, a.db.Channels, completenessAfter, func(win store.Window, chs []store.ChannelStats, c store.Completeness) any {
-		return ChannelsResponse{From: win.From, To: win.To, Channels: chs, Completeness: c}
+	serveWindow(a, w, r, a.db.Channels, completenessAfter, func(win store.Window, asOf time.Time, chs []store.ChannelStats, c store.Completeness) any {
+		return ChannelsResponse{From: win.From, To: win.To, AsOf: asOf, Channels: chs, Completeness: c}
 	})
 }
 
 func (a *API) fallback(w http.ResponseWriter, r *http.Request) {
 	// Beside the journeys: its completeness counts every channel's
 	// attempts, which the journeys' queries do not note, under the same plan.
-	serveWindow(a, w, r, a.db.Fallback, completenessBeside, func(win store.Window, fb store.FallbackStats, c store.Completeness) any {
-		return FallbackResponse{From: win.From, To: win.To, FallbackStats: fb, Completeness: c}
+	serveWindow(a, w, r, a.db.Fallback, completenessBeside, func(win store.Window, asOf time.Time, fb store.FallbackStats, c store.Completeness) any {
+		return FallbackResponse{From: win.From, To: win.To, AsOf: asOf, FallbackStats: fb, Completeness: c}
 	})
 }
 
@@ -169,7 +196,8 @@ const (
 // serveWindow answers with report over the request's window and its
 // completeness, as respond wraps them; both share one plan of the window
 // (store.PlanOnce), and with beside their queries run at once.
-func serveWindow[T any](a *API, w http.ResponseWriter, r *http.Request, report func(context.Context, store.Window) (T, error), beside bool, respond func(store.Window, T, store.Completeness) any) {
+func serveWindow[T any](a *API, w http.ResponseWriter, r *http.Request, report func(context.Context, store.Window) (T, error), beside bool, respond func(store.Window, time.Time, T, store.Completeness) any) {
+	readAt := a.now()
 	win, ok := a.window(w, r)
 	if !ok {
 		return
@@ -198,7 +226,7 @@ func serveWindow[T any](a *API, w http.ResponseWriter, r *http.Request, report f
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, respond(win, v, c))
+	writeJSON(w, respond(win, answeredAsOf(ctx, readAt), v, c))
 }
 
 // completenessWindow is the window whose attempts an answer's completeness

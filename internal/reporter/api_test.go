@@ -514,6 +514,9 @@ func testProblems(t *testing.T, tr *traffic) {
 		{"/api/v1/channels", url.Values{"from": {"2026-06-02T00:00:00Z"}, "to": {"2026-06-01T00:00:00Z"}}, 400, "from"},
 		{"/api/v1/channels", url.Values{"from": {"0001-01-01T00:00:00Z"}, "to": {"9999-12-31T23:59:59Z"}}, 400, "from"},
 		{"/api/v1/fallback", url.Values{"from": {"2026-01-01T00:00:00Z"}, "to": {"9999-12-31T23:59:59Z"}}, 400, "to"},
+		{"/api/v1/channels", url.Values{"max_lag": {"a while"}}, 400, "max_lag"},
+		{"/api/v1/fallback", url.Values{"max_lag": {"-1s"}}, 400, "max_lag"},
+		{"/api/v1/timeseries", url.Values{"max_lag": {"25h"}}, 400, "max_lag"},
 		{"/api/v1/otps/not-a-uuid", nil, 400, "otpId"},
 		{"/api/v1/otps/00000000-0000-4000-8000-000000000000", nil, 404, ""},
 	} {
@@ -521,6 +524,89 @@ func testProblems(t *testing.T, tr *traffic) {
 		resp := tr.get(t, c.path, c.q, &p)
 		if resp.StatusCode != c.status || p.Status != c.status || p.Field != c.field || !strings.HasPrefix(resp.Header.Get("Content-Type"), problem.ContentType) {
 			t.Errorf("GET %s?%s = %s %s %+v; want %d problem naming %q", c.path, c.q.Encode(), resp.Status, resp.Header.Get("Content-Type"), p, c.status, c.field)
+		}
+	}
+}
+
+// max_lag lets an answer between runs of the rollup job read the hours the
+// job left as it left them, and as_of says since when facts may be missing;
+// without it the answer is exact and as_of is the time of the read.
+func TestMaxLag(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	day := time.Now().UTC().Add(-48 * time.Hour).Truncate(24 * time.Hour)
+	deliveries := func(first, n int) []store.DeliveryRow {
+		var rows []store.DeliveryRow
+		for i := first; i < first+n; i++ {
+			for k, st := range []events.Status{events.StatusDispatched, events.StatusDelivered} {
+				ds := events.DeliveryStatus{Channel: events.ChannelSMS, Status: st, Source: events.SourceWebhook,
+					OTPID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), ProfileID: "adbe6521-f5bd-4295-9fd9-776debdf7dc2",
+					Timestamp: day.Add(time.Duration(i)*time.Minute + time.Duration(k)*2*time.Second), ReceivedAt: time.Now()}
+				rows = append(rows, store.DeliveryRow{DeliveryStatus: ds, EventID: events.DeliveryID(&ds)})
+			}
+		}
+		return rows
+	}
+	if err := f.DB.Insert(ctx, &store.Batch{Deliveries: deliveries(0, 30)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past a single server's slack
+	jobAt := time.Now()
+	if _, err := f.DB.RefreshRollups(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ar := chi.NewRouter()
+	reporter.NewAPI(f.DB, brokertest.Logger(t)).Mount(ar)
+	api := httptest.NewServer(ar)
+	t.Cleanup(api.Close)
+	tr := &traffic{f: f, api: api}
+	window := url.Values{"from": {day.Format(time.RFC3339)}, "to": {day.Add(24 * time.Hour).Format(time.RFC3339)}}
+	read := func(maxLag string) (chs reporter.ChannelsResponse, fb reporter.FallbackResponse, ts reporter.TimeseriesResponse) {
+		t.Helper()
+		q := url.Values{"max_lag": {maxLag}}
+		for k, v := range window {
+			q[k] = v
+		}
+		for path, into := range map[string]any{"/api/v1/channels": &chs, "/api/v1/fallback": &fb, "/api/v1/timeseries": &ts} {
+			if resp := tr.get(t, path, q, into); resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s?%s: %s", path, q.Encode(), resp.Status)
+			}
+		}
+		return chs, fb, ts
+	}
+	attempts := func(chs reporter.ChannelsResponse, fb reporter.FallbackResponse, ts reporter.TimeseriesResponse) (a, o, series uint64) {
+		for _, c := range chs.Channels {
+			a += c.Attempts
+		}
+		for _, c := range ts.Channels {
+			for _, n := range c.Attempts {
+				series += n
+			}
+		}
+		return a, fb.OTPs, series
+	}
+
+	inserted := time.Now()
+	if err := f.DB.Insert(ctx, &store.Batch{Deliveries: deliveries(30, 5)}); err != nil {
+		t.Fatal(err)
+	}
+	readAt := time.Now()
+	chs, fb, ts := read("0s")
+	if a, o, series := attempts(chs, fb, ts); a != 35 || o != 35 || series != 35 {
+		t.Errorf("exact answers count %d attempts, %d OTPs, %d in the series; want the 35 stored", a, o, series)
+	}
+	for path, asOf := range map[string]time.Time{"channels": chs.AsOf, "fallback": fb.AsOf, "timeseries": ts.AsOf} {
+		if asOf.Before(readAt.Truncate(time.Millisecond)) || asOf.After(time.Now()) {
+			t.Errorf("exact /%s as_of = %v; want the time of the read (after %v)", path, asOf, readAt)
+		}
+	}
+	chs, fb, ts = read("1h")
+	if a, o, series := attempts(chs, fb, ts); a != 30 || o != 30 || series != 30 {
+		t.Errorf("answers with max_lag=1h count %d attempts, %d OTPs, %d in the series; want the 30 the job rolled up", a, o, series)
+	}
+	for path, asOf := range map[string]time.Time{"channels": chs.AsOf, "fallback": fb.AsOf, "timeseries": ts.AsOf} {
+		if asOf.Before(jobAt.Add(-time.Second).Truncate(time.Millisecond)) || !asOf.Before(inserted) {
+			t.Errorf("/%s with max_lag=1h: as_of = %v; want between the job's start less the slack (%v) and the new facts (%v)", path, asOf, jobAt.Add(-time.Second), inserted)
 		}
 	}
 }

@@ -27,6 +27,7 @@ import (
 type TimeseriesResponse struct {
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
+	AsOf time.Time `json:"as_of"`
 	store.Timeseries
 }
 
@@ -47,6 +48,7 @@ func DefaultStep(d time.Duration) time.Duration {
 }
 
 func (a *API) timeseries(w http.ResponseWriter, r *http.Request) {
+	readAt := a.now()
 	win, ok := a.window(w, r)
 	if !ok {
 		return
@@ -60,8 +62,9 @@ func (a *API) timeseries(w http.ResponseWriter, r *http.Request) {
 		}
 		step = d
 	}
-	ts, err := a.db.Timeseries(r.Context(), win, step)
-	a.answer(w, r, TimeseriesResponse{From: win.From, To: win.To, Timeseries: ts}, err, store.ErrTooManyBuckets, "Invalid step", "step")
+	ctx := store.PlanOnce(r.Context())
+	ts, err := a.db.Timeseries(ctx, win, step)
+	a.answer(w, r, TimeseriesResponse{From: win.From, To: win.To, AsOf: answeredAsOf(ctx, readAt), Timeseries: ts}, err, store.ErrTooManyBuckets, "Invalid step", "step")
 }
 
 // parseStep reads a Go duration (5m, 1h) or whole seconds (300), at least 1s.

@@ -40,6 +40,12 @@ type Window struct {
 	// Raw computes from delivery_events instead of the attempts aggregate and
 	// the hourly rollups (they must agree; tests and benchmarks compare them).
 	Raw bool
+	// MaxLag lets an hour that is dirty (facts stored since the rollup job
+	// last computed or checked it) be read as the job left it, without
+	// those facts, when the job did so at most MaxLag ago: an answer up to
+	// MaxLag behind, without patching's cost (docs/analytics.md, "Bounded
+	// lag"; AsOf says how far behind). Zero: exact as of the read.
+	MaxLag time.Duration
 	// spans, when set, replace [From, To) by these disjoint intervals (the
 	// live parts of a window read mostly from the hourly rollups).
 	spans []span

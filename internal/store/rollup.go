@@ -327,6 +327,9 @@ type plan struct {
 	// day level (schema 0013): each day's hours are all in hours, at the
 	// versions the day was computed from.
 	days []rolledDay
+	// asOf is the oldest time (Unix ms) since which an hour the plan reads
+	// dirty, as Window.MaxLag lets it, is known exact; 0: none.
+	asOf uint64
 }
 
 // rolledDay is a day whose histograms are read from day_latency*, at its
@@ -343,7 +346,25 @@ type rolledDay struct {
 // an answer and its completeness that agree. For one request, not longer:
 // the plan is a snapshot.
 func PlanOnce(ctx context.Context) context.Context {
-	return context.WithValue(ctx, planMemoKey{}, &planMemo{plans: map[[2]time.Time]planned{}, pending: map[string][]time.Time{}})
+	return context.WithValue(ctx, planMemoKey{}, &planMemo{plans: map[planKey]planned{}, pending: map[string][]time.Time{}})
+}
+
+// AsOf is how far behind the answers read under ctx's PlanOnce may be:
+// every fact stored before t is counted, and facts stored since may not be,
+// in the dirty hours that Window.MaxLag let them read as the rollup job left
+// them (the oldest such computation or check, less the slack). ok is false
+// when every hour was read exact as of the read.
+func AsOf(ctx context.Context) (t time.Time, ok bool) {
+	memo := memoOf(ctx)
+	if memo == nil {
+		return t, false
+	}
+	memo.mu.Lock()
+	defer memo.mu.Unlock()
+	if memo.asOf == 0 {
+		return t, false
+	}
+	return time.UnixMilli(int64(memo.asOf)).UTC(), true
 }
 
 type planMemoKey struct{}
@@ -356,7 +377,8 @@ func memoOf(ctx context.Context) *planMemo {
 
 type planMemo struct {
 	mu    sync.Mutex
-	plans map[[2]time.Time]planned
+	plans map[planKey]planned
+	asOf  uint64 // the oldest of the plans' asOf; 0: none
 	// pending holds, per sub-window's attempts (their SQL and arguments),
 	// the first facts of the pending ones as Channels read them with the
 	// channel rows, for the completeness of the same attempts.
@@ -396,6 +418,13 @@ func attemptsKey(w Window) string {
 	return q + "\x00" + fmt.Sprint(args...)
 }
 
+// planKey is what a plan depends on: a window's ends and its MaxLag (its
+// filters only select from what the plan reads).
+type planKey struct {
+	from, to time.Time
+	maxLag   time.Duration
+}
+
 type planned struct {
 	p  plan
 	ok bool
@@ -414,7 +443,7 @@ func (db *DB) planWindow(ctx context.Context, w Window) (plan, bool, error) {
 	}
 	memo.mu.Lock()
 	defer memo.mu.Unlock()
-	key := [2]time.Time{w.From, w.To}
+	key := planKey{w.From, w.To, w.MaxLag}
 	got, seen := memo.plans[key]
 	if !seen {
 		p, ok, err := db.makePlan(ctx, w)
@@ -423,6 +452,9 @@ func (db *DB) planWindow(ctx context.Context, w Window) (plan, bool, error) {
 		}
 		got = planned{p, ok}
 		memo.plans[key] = got
+		if ok && p.asOf > 0 && (memo.asOf == 0 || p.asOf < memo.asOf) {
+			memo.asOf = p.asOf
+		}
 	}
 	// The plan is the same for every filter; its sub-windows carry w's.
 	p := got.p
@@ -442,10 +474,24 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 	if err != nil || len(rolled) == 0 {
 		return p, false, err
 	}
-	// The dirty hours that can be patched, and of those the ones a touched
-	// OTP has rows in, stored or live; the others are still exact at their
-	// versions.
-	cands := patchableHours(rolled, marks, touchedSince, h0, h1, time.Now())
+	now := time.Now()
+	// The dirty hours MaxLag lets be read as the job left them.
+	lagged := map[time.Time]bool{}
+	if w.MaxLag > 0 {
+		floor := uint64(now.Add(-w.MaxLag).UnixMilli())
+		for h, r := range rolled {
+			if mark, marked := marks[h]; !clean(r.asOf, mark, marked) && r.asOf >= floor {
+				lagged[h] = true
+				if p.asOf == 0 || r.asOf < p.asOf {
+					p.asOf = r.asOf
+				}
+			}
+		}
+	}
+	// The other dirty hours that can be patched, and of those the ones a
+	// touched OTP has rows in, stored or live; the others are still exact
+	// at their versions.
+	cands := slices.DeleteFunc(patchableHours(rolled, marks, touchedSince, h0, h1, now), func(r rolledHour) bool { return lagged[r.hour] })
 	patchable := map[time.Time]bool{}
 	for _, c := range cands {
 		patchable[c.hour] = true
@@ -479,7 +525,7 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 		}
 		r, isRolled := rolled[h]
 		mark, marked := marks[h]
-		exact := isRolled && (clean(r.asOf, mark, marked) || patchable[h] && !changed[h])
+		exact := isRolled && (clean(r.asOf, mark, marked) || lagged[h] || patchable[h] && !changed[h])
 		switch {
 		case exact && from.Equal(h) && to.Equal(h.Add(time.Hour)):
 			p.hours = append(p.hours, r)

@@ -666,6 +666,88 @@ func TestPatchOnlyChangedHours(t *testing.T) {
 	})
 }
 
+// With MaxLag, a dirty hour the job computed or checked within it is read as
+// the job left it: the answer is the one before the facts stored since, and
+// AsOf says since when it may be behind. Outside the lag, or once the job
+// has run, the answer is exact again.
+func TestMaxLagReadsDirtyHoursAsTheJobLeftThem(t *testing.T) {
+	noSlack(t)
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		beforeJob := time.Now()
+		late := rollUpDayBeforeLateFacts(t, db)
+		day := store.Window{From: rollStart, To: rollStart.AddDate(0, 0, 1)}
+		lag := day
+		lag.MaxLag = time.Hour
+		type answer struct {
+			chs []store.ChannelStats
+			fb  store.FallbackStats
+			ts  store.Timeseries
+			c   store.Completeness
+		}
+		now := rollStart.AddDate(0, 0, 2)
+		read := func(w store.Window) (answer, time.Time, bool) {
+			t.Helper()
+			once := store.PlanOnce(t.Context())
+			var a answer
+			var err error
+			if a.chs, err = db.Channels(once, w); err == nil {
+				if a.fb, err = db.Fallback(once, w); err == nil {
+					if a.ts, err = db.Timeseries(once, w, 3*time.Hour); err == nil {
+						a.c, err = db.Completeness(once, w, now)
+					}
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			asOf, ok := store.AsOf(once)
+			return a, asOf, ok
+		}
+		before, _, _ := read(day)
+		if got, asOf, behind := read(lag); !reflect.DeepEqual(got, before) || behind {
+			t.Errorf("with MaxLag and no dirty hour = %+v (behind since %v: %v); want the exact answer %+v", got, asOf, behind, before)
+		}
+
+		inserted := time.Now()
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: late}); err != nil {
+			t.Fatal(err)
+		}
+		after, _, behind := read(day)
+		if reflect.DeepEqual(after, before) || behind {
+			t.Fatalf("the late facts changed nothing, or an exact read says it is behind (%v)", behind)
+		}
+		checkDayAfterLateFacts(t, db, day)
+		if whole, partial, patched, err := store.PlannedHours(t.Context(), db, lag); err != nil || whole != 24 || partial != 0 || patched != 0 {
+			t.Errorf("with MaxLag the dirty day plans %d whole, %d partial, %d patched hours (%v); want every hour whole, as the job left it", whole, partial, patched, err)
+		}
+		got, asOf, behind := read(lag)
+		if !reflect.DeepEqual(got, before) {
+			t.Errorf("with MaxLag after late facts = %+v; want the answer before them %+v", got, before)
+		}
+		if !behind || asOf.Before(beforeJob.Truncate(time.Millisecond)) || !asOf.Before(inserted) {
+			t.Errorf("AsOf = %v, %v; want a time between the job's start %v and the late facts' insert %v", asOf, behind, beforeJob, inserted)
+		}
+		// A lag shorter than the job's age: the dirty hours are patched.
+		time.Sleep(20 * time.Millisecond)
+		short := day
+		short.MaxLag = 10 * time.Millisecond
+		if _, _, patched, err := store.PlannedHours(t.Context(), db, short); err != nil || patched != 3 {
+			t.Errorf("with a MaxLag shorter than the job's age the day plans %d patched hours (%v); want 3", patched, err)
+		}
+		if got, _, behind := read(short); !reflect.DeepEqual(got, after) || behind {
+			t.Errorf("with a MaxLag shorter than the job's age = %+v (behind: %v); want the exact answer %+v", got, behind, after)
+		}
+		// Once the job has run, the lagged read is exact.
+		time.Sleep(100 * time.Millisecond)
+		if _, err := db.RefreshRollups(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, behind := read(lag); !reflect.DeepEqual(got, after) || behind {
+			t.Errorf("with MaxLag after the job = %+v (behind: %v); want the exact answer %+v", got, behind, after)
+		}
+	})
+}
+
 // The job does what readers do with a dirty hour: it patches the hours
 // where an OTP touched since their version has rows (a new version: the
 // stored rows but the touched OTPs', those computed again) and only checks
