@@ -49,6 +49,7 @@ func run() int {
 	keep := flag.String("dir", "", "keep the engine's data and the raw answers in this directory and reuse them in the next run (default: a temporary directory, removed)")
 	rawWindows := flag.String("raw-windows", "", "comma-separated names of the windows whose raw answers are computed and compared (default: all)")
 	freshList := flag.String("fresh", "5m", "comma-separated spans of new traffic inserted before a between-job read of the last 24 h, ascending")
+	maxLag := flag.Duration("max-lag", 10*time.Minute, "also time the between-job reads with this max_lag (the hours as the job left them), compared with the answers before the new traffic; 0: not")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	dir := *keep
@@ -73,7 +74,7 @@ func run() int {
 	ctx := context.Background()
 
 	fmt.Printf("| events | window | endpoint | source | p50 ms | p95 ms |\n|---|---|---|---|---|---|\n")
-	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live, keep: *keep != "", dir: dir}
+	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live, keep: *keep != "", dir: dir, maxLag: *maxLag}
 	for _, f := range strings.Split(*freshList, ",") {
 		d, err := time.ParseDuration(strings.TrimSpace(f))
 		if err != nil || d <= 0 || d > time.Hour {
@@ -170,6 +171,7 @@ type options struct {
 	dir             string          // the engine's data, and raw-<db>.json: the raw answers
 	rawWindows      map[string]bool // nil: all
 	fresh           []time.Duration // new traffic before each between-job read
+	maxLag          time.Duration   // of the lagged between-job reads; 0: none
 }
 
 func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.Logger) error {
@@ -359,9 +361,20 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 		time.Sleep(store.RollupSlack)
 		return nil
 	}
+	// timeAPIWith times the endpoints over windows with the extra query
+	// parameters and checks each answer with check (nil: against the raw
+	// answers).
+	var timeAPIWith func(source string, windows []window, endpoints []string, extra url.Values, check func(win window, ep string, body []byte) (note string, err error)) error
 	timeAPI := func(source string, windows []window) error {
+		return timeAPIWith(source, windows, endpoints, nil, nil)
+	}
+	timeAPIWith = func(source string, windows []window, endpoints []string, extra url.Values, check func(win window, ep string, body []byte) (note string, err error)) error {
 		for _, win := range windows {
-			q := url.Values{"from": {win.from.Format(time.RFC3339)}, "to": {win.to.Format(time.RFC3339)}}.Encode()
+			qv := url.Values{"from": {win.from.Format(time.RFC3339)}, "to": {win.to.Format(time.RFC3339)}}
+			for k, v := range extra {
+				qv[k] = v
+			}
+			q := qv.Encode()
 			for _, ep := range endpoints {
 				var apiBody []byte
 				p50, p95, first, err := timeCallsFirst(o.calls, func() error {
@@ -378,6 +391,14 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 				})
 				if err != nil {
 					return err
+				}
+				if check != nil {
+					note, err := check(win, ep, apiBody)
+					fmt.Printf("| %d | %s | /%s | %s%s | %.0f | %.0f |\n", rows, win.name, ep, source, note, p50, p95)
+					if err != nil {
+						return fmt.Errorf("%s %s: %w", source, win.name, err)
+					}
+					continue
 				}
 				raw, compared := rawAnswers[win.name+ep]
 				note := ""
@@ -456,7 +477,31 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	// job runs every minute, and RollupSlack is 5 minutes in production)
 	// have marked the day before them dirty, so the last 24 h up to now are
 	// patched.
+	// The same reads with max_lag read the hours as the job left them: their
+	// answers must equal those read before the new traffic (the job has not
+	// run since), and as_of must be before it.
+	freshWindow := func(span time.Duration) window {
+		return window{freshName(span), end.Add(-24*time.Hour + span), end.Add(span)}
+	}
+	lagged := []string{"channels", "fallback", "timeseries"} // /events lists raw events
+	before := map[string][]byte{}
+	var insertedAt time.Time
+	if o.maxLag > 0 {
+		for _, span := range o.fresh {
+			win := freshWindow(span)
+			for _, ep := range lagged {
+				b, err := getBody(api.URL + "/api/v1/" + ep + "?" + url.Values{"from": {win.from.Format(time.RFC3339)}, "to": {win.to.Format(time.RFC3339)}}.Encode())
+				if err != nil {
+					return err
+				}
+				before[win.name+ep] = b
+			}
+		}
+	}
 	for _, span := range o.fresh {
+		if insertedAt.IsZero() {
+			insertedAt = time.Now()
+		}
 		if _, err := generateUntil(ctx, db, n/(days*24), end, time.Hour, span, 1); err != nil {
 			return err
 		}
@@ -466,6 +511,16 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 			return err
 		}
 		if err := timeAPI("API, between job runs", fresh); err != nil {
+			return err
+		}
+		if o.maxLag == 0 {
+			continue
+		}
+		source := fmt.Sprintf("API, between job runs, max_lag=%v", o.maxLag)
+		err := timeAPIWith(source, fresh, lagged, url.Values{"max_lag": {o.maxLag.String()}}, func(win window, ep string, body []byte) (string, error) {
+			return sameAsBefore(ep, body, before[win.name+ep], insertedAt)
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -571,6 +626,58 @@ func same(ep string, apiBody []byte, raw json.RawMessage) error {
 		return fmt.Errorf("/%s differs from raw events:\n%s\n%s", ep, g, w)
 	}
 	return nil
+}
+
+// sameAsBefore checks that an answer read with max_lag equals the one read
+// before the new traffic (as_of aside), and that its as_of is before the
+// traffic's insert; its note says how far behind the answer was.
+func sameAsBefore(ep string, body, before []byte, inserted time.Time) (note string, err error) {
+	var got, want any
+	var asOf time.Time
+	switch ep {
+	case "channels":
+		var g, w reporter.ChannelsResponse
+		if err := decodeBoth(body, &g, before, &w); err != nil {
+			return "", err
+		}
+		asOf, g.AsOf, w.AsOf = g.AsOf, time.Time{}, time.Time{}
+		got, want = g, w
+	case "fallback":
+		var g, w reporter.FallbackResponse
+		if err := decodeBoth(body, &g, before, &w); err != nil {
+			return "", err
+		}
+		asOf, g.AsOf, w.AsOf = g.AsOf, time.Time{}, time.Time{}
+		got, want = g, w
+	case "timeseries":
+		var g, w reporter.TimeseriesResponse
+		if err := decodeBoth(body, &g, before, &w); err != nil {
+			return "", err
+		}
+		asOf, g.AsOf, w.AsOf = g.AsOf, time.Time{}, time.Time{}
+		got, want = g, w
+	}
+	if !asOf.Before(inserted) {
+		return "", fmt.Errorf("/%s: as_of %v is not before the new traffic (%v)", ep, asOf, inserted)
+	}
+	if !reflect.DeepEqual(got, want) {
+		return "", fmt.Errorf("/%s with max_lag differs from the answer before the new traffic:\n%s\n%s", ep, body, before)
+	}
+	return fmt.Sprintf(" (equal to the answer before the new traffic; as_of %v behind)", time.Since(asOf).Round(time.Second)), nil
+}
+
+// getBody GETs u and returns its body, failing unless it is a 200.
+func getBody(u string) ([]byte, error) {
+	resp, err := http.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: %s %s", u, resp.Status, b)
+	}
+	return b, err
 }
 
 func decodeBoth(apiBody []byte, api any, raw []byte, want any) error {
