@@ -50,6 +50,9 @@ func run() int {
 	rawWindows := flag.String("raw-windows", "", "comma-separated names of the windows whose raw answers are computed and compared (default: all)")
 	freshList := flag.String("fresh", "5m", "comma-separated spans of new traffic inserted before a between-job read of the last 24 h, ascending")
 	maxLag := flag.Duration("max-lag", 10*time.Minute, "also time the between-job reads with this max_lag (the hours as the job left them), compared with the answers before the new traffic; 0: not")
+	steadyFor := flag.Duration("steady", 0, "at the end, replay the new hour's traffic second by second this long with the job every -every, reading the last 24 h exact and with -steady-lag back to back; 0: not")
+	every := flag.Duration("every", 15*time.Second, "with -steady: how often the job runs")
+	steadyLag := flag.Duration("steady-lag", time.Minute, "with -steady: the max_lag of the lagged reads")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	dir := *keep
@@ -74,7 +77,8 @@ func run() int {
 	ctx := context.Background()
 
 	fmt.Printf("| events | window | endpoint | source | p50 ms | p95 ms |\n|---|---|---|---|---|---|\n")
-	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live, keep: *keep != "", dir: dir, maxLag: *maxLag}
+	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live, keep: *keep != "", dir: dir, maxLag: *maxLag,
+		steady: steadyOptions{span: *steadyFor, every: *every, maxLag: *steadyLag}}
 	for _, f := range strings.Split(*freshList, ",") {
 		d, err := time.ParseDuration(strings.TrimSpace(f))
 		if err != nil || d <= 0 || d > time.Hour {
@@ -172,6 +176,7 @@ type options struct {
 	rawWindows      map[string]bool // nil: all
 	fresh           []time.Duration // new traffic before each between-job read
 	maxLag          time.Duration   // of the lagged between-job reads; 0: none
+	steady          steadyOptions
 }
 
 func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.Logger) error {
@@ -547,6 +552,11 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	if err := readDuringJob("one old-dated event", windows[1]); err != nil {
 		return err
 	}
+	if o.steady.span > 0 {
+		if err := steady(ctx, db, api.URL, rows, end, o.steady); err != nil {
+			return err
+		}
+	}
 	if o.keep {
 		return nil
 	}
@@ -649,23 +659,32 @@ func same(ep string, apiBody []byte, raw json.RawMessage) error {
 // before the new traffic (as_of aside), and that its as_of is before the
 // traffic's insert; its note says how far behind the answer was.
 func sameAsBefore(ep string, body, before []byte, inserted time.Time) (note string, err error) {
-	var got, want map[string]any
-	if err := decodeBoth(body, &got, before, &want); err != nil {
+	asOf, err := sameButAsOf(ep, body, before)
+	if err != nil {
 		return "", err
 	}
-	asOf, err := time.Parse(time.RFC3339Nano, fmt.Sprint(got["as_of"]))
-	if err != nil {
-		return "", fmt.Errorf("/%s: as_of: %w", ep, err)
-	}
-	delete(got, "as_of")
-	delete(want, "as_of")
 	if !asOf.Before(inserted) {
 		return "", fmt.Errorf("/%s: as_of %v is not before the new traffic (%v)", ep, asOf, inserted)
 	}
-	if !reflect.DeepEqual(got, want) {
-		return "", fmt.Errorf("/%s with max_lag differs from the answer before the new traffic:\n%s\n%s", ep, body, before)
-	}
 	return fmt.Sprintf(" (equal to the answer before the new traffic; as_of %v behind)", time.Since(asOf).Round(time.Second)), nil
+}
+
+// sameButAsOf checks that two answers of ep are equal but for as_of, and
+// returns the first's.
+func sameButAsOf(ep string, body, before []byte) (asOf time.Time, err error) {
+	var got, want map[string]any
+	if err := decodeBoth(body, &got, before, &want); err != nil {
+		return asOf, err
+	}
+	if asOf, err = time.Parse(time.RFC3339Nano, fmt.Sprint(got["as_of"])); err != nil {
+		return asOf, fmt.Errorf("/%s: as_of: %w", ep, err)
+	}
+	delete(got, "as_of")
+	delete(want, "as_of")
+	if !reflect.DeepEqual(got, want) {
+		return asOf, fmt.Errorf("/%s differs from the answer before:\n%s\n%s", ep, body, before)
+	}
+	return asOf, nil
 }
 
 // getBody GETs u and returns its body, failing unless it is a 200.
@@ -716,8 +735,8 @@ func timeCallsFirst(n int, call func() error) (p50, p95, first float64, err erro
 		}
 		ds[i] = float64(time.Since(t).Microseconds()) / 1000
 	}
-	slices.Sort(ds)
-	return ds[n/2], ds[min(n-1, int(0.95*float64(n)))], first, nil
+	p50, p95 = percentiles(ds)
+	return p50, p95, first, nil
 }
 
 // runHours says what a run of the rollup job did to its hours.
