@@ -302,7 +302,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	// each. Every answer must equal the one before the job: the job moves
 	// no figure, only where it is read from.
 	readDuringJob := func(what string, win window) error {
-		q := url.Values{"from": {win.from.Format(time.RFC3339)}, "to": {win.to.Format(time.RFC3339)}}.Encode()
+		q := windowQuery(win.from, win.to).Encode()
 		get := func() ([]store.ChannelStats, error) {
 			resp, err := http.Get(api.URL + "/api/v1/channels?" + q)
 			if err != nil {
@@ -369,13 +369,9 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	// timeAPIWith times the endpoints over windows with the extra query
 	// parameters and checks each answer with check (nil: against the raw
 	// answers).
-	var timeAPIWith func(source string, windows []window, endpoints []string, extra url.Values, check func(win window, ep string, body []byte) (note string, err error)) error
-	timeAPI := func(source string, windows []window) error {
-		return timeAPIWith(source, windows, endpoints, nil, nil)
-	}
-	timeAPIWith = func(source string, windows []window, endpoints []string, extra url.Values, check func(win window, ep string, body []byte) (note string, err error)) error {
+	timeAPIWith := func(source string, windows []window, endpoints []string, extra url.Values, check func(win window, ep string, body []byte) (note string, err error)) error {
 		for _, win := range windows {
-			qv := url.Values{"from": {win.from.Format(time.RFC3339)}, "to": {win.to.Format(time.RFC3339)}}
+			qv := windowQuery(win.from, win.to)
 			for k, v := range extra {
 				qv[k] = v
 			}
@@ -423,6 +419,9 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 			}
 		}
 		return nil
+	}
+	timeAPI := func(source string, windows []window) error {
+		return timeAPIWith(source, windows, endpoints, nil, nil)
 	}
 	if o.live {
 		if err := timeAPI("API, live", windows); err != nil {
@@ -490,7 +489,6 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	}
 	lagged := []string{"channels", "fallback", "timeseries"} // /events lists raw events
 	before := map[string][]byte{}
-	var insertedAt time.Time
 	if o.maxLag > 0 {
 		// Under traffic the job brings the last day up to date every run;
 		// here a replayed event marks it, and the job checks it, so that
@@ -505,7 +503,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 		for _, span := range o.fresh {
 			win := freshWindow(span)
 			for _, ep := range lagged {
-				b, err := getBody(api.URL + "/api/v1/" + ep + "?" + url.Values{"from": {win.from.Format(time.RFC3339)}, "to": {win.to.Format(time.RFC3339)}}.Encode())
+				b, err := getBody(api.URL + "/api/v1/" + ep + "?" + windowQuery(win.from, win.to).Encode())
 				if err != nil {
 					return err
 				}
@@ -513,15 +511,13 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 			}
 		}
 	}
+	insertedAt := time.Now()
 	for _, span := range o.fresh {
-		if insertedAt.IsZero() {
-			insertedAt = time.Now()
-		}
 		if _, err := generateUntil(ctx, db, n/(days*24), end, time.Hour, span, 1); err != nil {
 			return err
 		}
 		time.Sleep(store.RollupSlack)
-		fresh := []window{{freshName(span), end.Add(-24*time.Hour + span), end.Add(span)}}
+		fresh := []window{freshWindow(span)}
 		if err := computeRaw(fresh); err != nil {
 			return err
 		}
@@ -687,6 +683,11 @@ func sameButAsOf(ep string, body, before []byte) (asOf time.Time, err error) {
 	return asOf, nil
 }
 
+// windowQuery is the API's query for the window [from, to).
+func windowQuery(from, to time.Time) url.Values {
+	return url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}}
+}
+
 // getBody GETs u and returns its body, failing unless it is a 200.
 func getBody(u string) ([]byte, error) {
 	resp, err := http.Get(u)
@@ -737,6 +738,16 @@ func timeCallsFirst(n int, call func() error) (p50, p95, first float64, err erro
 	}
 	p50, p95 = percentiles(ds)
 	return p50, p95, first, nil
+}
+
+// percentiles are the p50 and p95 of ds.
+func percentiles(ds []float64) (p50, p95 float64) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return ds[len(ds)/2], ds[min(len(ds)-1, int(0.95*float64(len(ds))))]
 }
 
 // runHours says what a run of the rollup job did to its hours.

@@ -27,7 +27,7 @@ type steadyOptions struct {
 func steady(ctx context.Context, db *store.DB, apiURL string, rows int, end time.Time, o steadyOptions) error {
 	endpoints := []string{"channels", "fallback", "timeseries"}
 	from, to := end.Add(time.Hour-24*time.Hour), end.Add(time.Hour)
-	q := url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}}
+	q := windowQuery(from, to)
 	before := map[string][]byte{}
 	for _, ep := range endpoints {
 		b, err := getBody(apiURL + "/api/v1/" + ep + "?" + q.Encode())
@@ -153,14 +153,4 @@ FROM delivery_events WHERE event_time >= %s AND event_time < %s`, chTime(sec), c
 		return fmt.Errorf("steady: a lagged answer was %v behind, more than max_lag %v", behind, o.maxLag)
 	}
 	return nil
-}
-
-// percentiles are the p50 and p95 of ds, as timeCalls takes them.
-func percentiles(ds []float64) (p50, p95 float64) {
-	if len(ds) == 0 {
-		return 0, 0
-	}
-	ds = slices.Clone(ds)
-	slices.Sort(ds)
-	return ds[len(ds)/2], ds[min(len(ds)-1, int(0.95*float64(len(ds))))]
 }
