@@ -782,7 +782,7 @@ func channelList(byName map[string]*ChannelStats, conv map[string]Conversion) []
 // (the journey's first DELIVERED), for journeys starting in the window.
 func (db *DB) conversion(ctx context.Context, w Window) (map[string]Conversion, error) {
 	out := map[string]Conversion{}
-	if err := db.addConversion(ctx, []Window{w}, out); err != nil {
+	if err := db.addConversion(ctx, w, out); err != nil {
 		return nil, err
 	}
 	for ch, c := range out {

@@ -117,34 +117,42 @@ GROUP BY %[1]s profile_id, channel`, by, src)
 // delivered, with a final status polled.
 const convertedSQL = "j_delivered IS NOT NULL AND s_final = 1"
 
-// conversionSQL is the verification conversion of the journeys of ws (one
-// window, or the sub-windows of one: the same channel and profile) for
+// channelRowsSQL is channelAggSQL over w's attempts.
+func (w Window) channelRowsSQL() (string, []any) {
+	sub, args := w.channelAttemptsSQL()
+	return channelAggSQL(sub, ""), args
+}
+
+// journeyRowsSQL is journeyAggSQL over w's journeys.
+func (w Window) journeyRowsSQL() (string, []any) {
+	sub, args := w.journeysSQL()
+	return journeyAggSQL(sub, ""), args
+}
+
+// conversionSQL is the verification conversion of w's journeys for
 // readers: conversionAggSQL's figures (the same journeys counted, the same
 // columns) per delivering channel, as one row of maps — channels with
 // polled and verified, channels with sample_rate — that addConversion
 // reads. One row of aggregates without GROUP BY: over a patched window's
 // journeys ClickHouse took twice as long to return the same figures as
 // grouped rows (at 111 M events, 5.6 k touched OTPs: 325 against 165 ms).
-// The windows' Profile filters the journeys; their Channel is applied by
-// addConversion to the delivering channel.
-func conversionSQL(ws []Window) (string, []any) {
-	jws := make([]Window, len(ws))
-	for i, w := range ws {
-		jws[i] = w
-		jws[i].Channel = ""
-	}
-	sub, args := union(jws, journeyCols+", s_final, s_verified, s_rate", Window.journeyStatusSQL)
+// w.Profile filters the journeys; w.Channel is applied by addConversion to
+// the delivering channel.
+func (w Window) conversionSQL() (string, []any) {
+	jw := w
+	jw.Channel = ""
+	sub, args := jw.journeyStatusSQL()
 	return fmt.Sprintf(`SELECT (sm).1, (sm).2, (sm).3, (mm).1, (mm).2 FROM (
     SELECT sumMap([ch], [toUInt64(1)], [toUInt64(s_verified = 1)]) AS sm, minMap([ch], [s_rate]) AS mm
     FROM (SELECT toString(j_delivered_channel) AS ch, s_verified, s_rate FROM (%s) WHERE `+convertedSQL+`)
 )`, sub), args
 }
 
-// addConversion adds the verification conversion of the journeys of ws
-// (see conversionSQL) per delivering channel to out (polled and verified
-// summed, the least sample rate); Rate is left to the caller.
-func (db *DB) addConversion(ctx context.Context, ws []Window, out map[string]Conversion) error {
-	q, args := conversionSQL(ws)
+// addConversion adds w's verification conversion per delivering channel to
+// out (polled and verified summed, the least sample rate); Rate is left to
+// the caller.
+func (db *DB) addConversion(ctx context.Context, w Window, out map[string]Conversion) error {
+	q, args := w.conversionSQL()
 	var chs, rateChs []string
 	var polled, verified []uint64
 	var rates []float64
@@ -156,7 +164,7 @@ func (db *DB) addConversion(ctx context.Context, ws []Window, out map[string]Con
 		least[ch] = rates[i]
 	}
 	for i, ch := range chs {
-		if (ws[0].Channel != "" && ch != ws[0].Channel) || polled[i] == 0 {
+		if (w.Channel != "" && ch != w.Channel) || polled[i] == 0 {
 			continue
 		}
 		c, seen := out[ch]

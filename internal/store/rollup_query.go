@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -27,34 +26,33 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 	var mu sync.Mutex
 	sums := map[channelKey]*channelSums{}
 	lat := newHistogram(metricLatency)
-	// read adds rows of channel, code, the sums and, from the sub-windows
-	// (live), the latencies and each one's pending attempts, kept for its
+	// read adds rows of channel, code, the sums and, for sub-window i of p
+	// (-1: none), the latencies and its pending attempts, kept for its
 	// completeness.
 	pending := make([][]time.Time, len(p.live))
-	read := func(ctx context.Context, q string, args []any, live bool) error {
+	read := func(ctx context.Context, q string, args []any, i int) error {
 		return db.eachRow(ctx, "channels", q, args, func(rows driver.Rows) error {
 			var k channelKey
 			var s channelSums
 			var lats []int64
 			var firsts []time.Time
 			var profile string
-			var part uint32
 			var pendingFirst *time.Time
 			counts := []any{&s.attempts, &s.delivered, &s.failed, &s.undeliverable, &s.timedOut, &s.unknown, &s.polled, &s.latN}
 			dest := append([]any{&k.channel, &k.code}, counts...)
-			if live {
-				// channelAggSQL's rows as they are, per sub-window and
-				// profile too: summed here like the rest rather than by one
-				// more level of SQL, which ClickHouse takes ~9 ms to plan.
-				dest = append(append([]any{&part, &profile, &k.channel, &k.code}, counts...), &pendingFirst, &lats, &firsts)
+			if i >= 0 {
+				// channelAggSQL's rows as they are, per profile too: summed
+				// here like the rest rather than by one more level of SQL,
+				// which ClickHouse takes ~9 ms to plan.
+				dest = append(append([]any{&profile, &k.channel, &k.code}, counts...), &pendingFirst, &lats, &firsts)
 			}
 			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if live {
-				pending[part] = append(pending[part], firsts...)
+			if i >= 0 {
+				pending[i] = append(pending[i], firsts...)
 			}
 			for _, ms := range lats {
 				addTo(lat.live, k.channel, ms, 1)
@@ -78,10 +76,10 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 	const sumCols = "channel, code, sum(attempts), sum(delivered), sum(failed), sum(undeliverable), sum(timed_out), sum(unknown), sum(polled), sum(lat_n)"
 	var conv map[string]Conversion
 	var queries []func(context.Context) error
-	if len(p.live) > 0 {
+	for i, lw := range p.live {
 		queries = append(queries, func(ctx context.Context) error {
-			src, args := parts(p.live, attemptCols, Window.channelAttemptsSQL)
-			return read(ctx, channelAggSQL(src, "part,"), args, true)
+			q, args := lw.channelRowsSQL()
+			return read(ctx, q, args, i)
 		})
 	}
 	queries = append(queries, func(ctx context.Context) (err error) {
@@ -92,7 +90,7 @@ func (db *DB) channelsRolled(ctx context.Context, w Window, p plan) ([]ChannelSt
 		queries = append(queries,
 			func(ctx context.Context) error {
 				where, args := p.where(w, "channel")
-				return read(ctx, fmt.Sprintf("SELECT %s FROM hourly_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, false)
+				return read(ctx, fmt.Sprintf("SELECT %s FROM hourly_attempts WHERE %s GROUP BY channel, code", sumCols, where), args, -1)
 			},
 			// The bucket counts are this query's alone (lat.buckets; the
 			// others add to lat.live).
@@ -170,10 +168,10 @@ func (db *DB) conversionRolled(ctx context.Context, w Window, p plan) (map[strin
 			return nil
 		})
 	}
-	if len(p.live) > 0 {
+	for _, lw := range p.live {
 		queries = append(queries, func(ctx context.Context) error {
 			part := map[string]Conversion{}
-			if err := db.addConversion(ctx, p.live, part); err != nil {
+			if err := db.addConversion(ctx, lw, part); err != nil {
 				return err
 			}
 			mu.Lock()
@@ -258,11 +256,10 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 	}
 	const sumCols = "path, sum(otps), sum(fallback), sum(resends), sum(o_primary), sum(o_fallback), sum(o_failed), sum(o_pending), sum(delivered)"
 	var queries []func(context.Context) error
-	if len(p.live) > 0 {
+	for _, lw := range p.live {
 		queries = append(queries, func(ctx context.Context) error {
-			// The sub-windows' journeys grouped together: what read adds up.
-			src, args := union(p.live, journeyCols, Window.journeysSQL)
-			return read(ctx, journeyAggSQL(src, ""), args, true)
+			q, args := lw.journeyRowsSQL()
+			return read(ctx, q, args, true)
 		})
 	}
 	if p.rolled() {
@@ -318,34 +315,4 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 	}
 	out.TimeToDeliverMS = percentiles(del, qs[0])
 	return out, nil
-}
-
-// parts is the rows of the sub-windows ws, as rows gives them, as one
-// source of the columns cols, each row with part, its sub-window's index.
-// One query over them all costs ClickHouse one plan of what reads them
-// instead of one per sub-window (a window cut inside its first hour and
-// patched hours are two), and leaves fewer queries to share the cores: at
-// 111 M events reads between job runs took up to a tenth less
-// (bench/README, seventeenth session).
-func parts(ws []Window, cols string, rows func(Window) (string, []any)) (string, []any) {
-	var b strings.Builder
-	var args []any
-	for i, w := range ws {
-		if i > 0 {
-			b.WriteString("\nUNION ALL\n")
-		}
-		q, a := rows(w)
-		fmt.Fprintf(&b, "SELECT toUInt32(%d) AS part, %s FROM (%s)", i, cols, q)
-		args = append(args, a...)
-	}
-	return b.String(), args
-}
-
-// union is parts for more than one sub-window, and the rows of a single
-// one as they are (without part).
-func union(ws []Window, cols string, rows func(Window) (string, []any)) (string, []any) {
-	if len(ws) == 1 {
-		return rows(ws[0])
-	}
-	return parts(ws, cols, rows)
 }

@@ -47,8 +47,8 @@ func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Tim
 		return ts, err
 	}
 	var queries []func(context.Context) error
-	if len(pieces) > 0 {
-		queries = append(queries, func(ctx context.Context) error { return db.seriesRows(ctx, acc, pieces) })
+	for _, pw := range pieces {
+		queries = append(queries, func(ctx context.Context) error { return db.seriesRows(ctx, acc, pw) })
 	}
 	if whole.rolled() {
 		queries = append(queries, func(ctx context.Context) error { return db.seriesWhole(ctx, acc, w, whole) })
@@ -228,11 +228,11 @@ func (db *DB) planSeries(ctx context.Context, w Window, step time.Duration) (who
 	return whole, append(rest, sw), nil
 }
 
-// seriesRows adds the attempts and journeys of the pieces (live or stored
-// rows), each read as one source (union), the two queries side by side.
-func (db *DB) seriesRows(ctx context.Context, acc *tsAcc, pieces []Window) error {
+// seriesRows adds the attempts and journeys of pw (live or stored rows),
+// the two queries side by side.
+func (db *DB) seriesRows(ctx context.Context, acc *tsAcc, pw Window) error {
 	return together(ctx, func(ctx context.Context) error {
-		sub, args := union(pieces, attemptCols, Window.channelAttemptsSQL)
+		sub, args := pw.channelAttemptsSQL()
 		q := fmt.Sprintf(`SELECT toString(channel) AS ch, %s AS b,
 `+attemptCountsSQL+`
     groupArrayIf(toUnixTimestamp64Milli(assumeNotNull(a_delivered)) - toUnixTimestamp64Milli(assumeNotNull(a_dispatched)),
@@ -261,7 +261,7 @@ GROUP BY ch, b`, acc.bucketSQL("a_first", false), sub)
 			return nil
 		})
 	}, func(ctx context.Context) error {
-		jsub, jargs := union(pieces, journeyCols, Window.journeysSQL)
+		jsub, jargs := pw.journeysSQL()
 		q := fmt.Sprintf(`SELECT toString(j_primary) AS ch, %s AS b, count() AS otps, countIf(n > 1) AS fallback
 FROM (%s)
 GROUP BY ch, b`, acc.bucketSQL("j_first", false), jsub)
