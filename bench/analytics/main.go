@@ -304,17 +304,12 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	readDuringJob := func(what string, win window) error {
 		q := windowQuery(win.from, win.to).Encode()
 		get := func() ([]store.ChannelStats, error) {
-			resp, err := http.Get(api.URL + "/api/v1/channels?" + q)
+			body, err := getBody(api.URL + "/api/v1/channels?" + q)
 			if err != nil {
 				return nil, err
 			}
-			defer resp.Body.Close()
 			var r reporter.ChannelsResponse
-			if resp.StatusCode != http.StatusOK {
-				body, _ := io.ReadAll(resp.Body)
-				return nil, fmt.Errorf("channels: %s %s", resp.Status, body)
-			}
-			err = json.NewDecoder(resp.Body).Decode(&r)
+			err = json.Unmarshal(body, &r)
 			return r.Channels, err
 		}
 		before, err := get()
@@ -378,16 +373,8 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 			q := qv.Encode()
 			for _, ep := range endpoints {
 				var apiBody []byte
-				p50, p95, first, err := timeCallsFirst(o.calls, func() error {
-					resp, err := http.Get(api.URL + "/api/v1/" + ep + "?" + q)
-					if err != nil {
-						return err
-					}
-					defer resp.Body.Close()
-					apiBody, err = io.ReadAll(resp.Body)
-					if resp.StatusCode != http.StatusOK {
-						return fmt.Errorf("%s: %s %s", ep, resp.Status, apiBody)
-					}
+				p50, p95, first, err := timeCallsFirst(o.calls, func() (err error) {
+					apiBody, err = getBody(api.URL + "/api/v1/" + ep + "?" + q)
 					return err
 				})
 				if err != nil {
@@ -563,11 +550,18 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 // JetStream's duplicate window would: it marks the hours around it dirty and
 // changes no answer. Then it waits for the marks to age past the slack.
 func replay(ctx context.Context, db *store.DB, at time.Time) error {
-	err := db.Conn().Exec(ctx, fmt.Sprintf(`INSERT INTO delivery_events (event_id, otp_id, profile_id, channel, status, event_time, received_at, error_code, error_message, source)
-SELECT event_id, otp_id, profile_id, channel, status, event_time, now64(3), error_code, error_message, source
-FROM delivery_events WHERE event_time >= %s ORDER BY event_time LIMIT 1`, chTime(at)))
+	err := storeAgain(ctx, db, fmt.Sprintf("event_time >= %s ORDER BY event_time LIMIT 1", chTime(at)))
 	time.Sleep(store.RollupSlack)
 	return err
+}
+
+// storeAgain inserts the stored events that selection (a WHERE condition,
+// with ORDER BY or LIMIT if any) picks once more, received now: what
+// JetStream redelivering them would store.
+func storeAgain(ctx context.Context, db *store.DB, selection string) error {
+	return db.Conn().Exec(ctx, `INSERT INTO delivery_events (event_id, otp_id, profile_id, channel, status, event_time, received_at, error_code, error_message, source)
+SELECT event_id, otp_id, profile_id, channel, status, event_time, now64(3), error_code, error_message, source
+FROM delivery_events WHERE `+selection)
 }
 
 // freshName names the window of a between-job read after span of new

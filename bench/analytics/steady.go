@@ -36,10 +36,8 @@ func steady(ctx context.Context, db *store.DB, apiURL string, rows int, end time
 		}
 		before[ep] = b
 	}
-	lq := url.Values{"max_lag": {o.maxLag.String()}}
-	for k, v := range q {
-		lq[k] = v
-	}
+	lq := windowQuery(from, to)
+	lq.Set("max_lag", o.maxLag.String())
 
 	ctx, cancel := context.WithTimeout(ctx, o.span)
 	defer cancel()
@@ -61,10 +59,7 @@ func steady(ctx context.Context, db *store.DB, apiURL string, rows int, end time
 		defer tick.Stop()
 		for k := 0; ; k++ {
 			sec := end.Add(time.Duration(k%3600) * time.Second)
-			err := db.Conn().Exec(ctx, fmt.Sprintf(`INSERT INTO delivery_events (event_id, otp_id, profile_id, channel, status, event_time, received_at, error_code, error_message, source)
-SELECT event_id, otp_id, profile_id, channel, status, event_time, now64(3), error_code, error_message, source
-FROM delivery_events WHERE event_time >= %s AND event_time < %s`, chTime(sec), chTime(sec.Add(time.Second))))
-			if err != nil {
+			if err := storeAgain(ctx, db, fmt.Sprintf("event_time >= %s AND event_time < %s", chTime(sec), chTime(sec.Add(time.Second)))); err != nil {
 				fail(fmt.Errorf("steady traffic: %w", err))
 				return
 			}
