@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/otpscope/otpscope/internal/broker"
@@ -38,8 +39,9 @@ type App struct {
 	broker  *broker.Broker
 	db      *store.DB // nil without the reporter
 	ln      net.Listener
-	srv     *http.Server
-	adminLn net.Listener // nil when the API and /metrics are on ln
+	srv     *http.Server     // the listener's server, or fast
+	fast    *fasthttp.Server // when ingest has the listener to itself
+	adminLn net.Listener     // nil when the API and /metrics are on ln
 	admin   *http.Server
 	runs    []func(context.Context) error // the modules' loops
 	poller  *poller.Poller                // nil when the poller is off
@@ -71,6 +73,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*App, error) {
 
 func (a *App) build(ctx context.Context) (err error) {
 	cfg, logger := a.cfg, a.logger
+	var ingestRoutes []ingest.Route
 	// Bind first: a taken port is a mistake to report at once, before NATS
 	// or the engine start.
 	if a.ln, err = ops.Listen(cfg.Listen, cfg.MaxConnections); err != nil {
@@ -132,12 +135,12 @@ func (a *App) build(ctx context.Context) (err error) {
 	}
 	if cfg.runs(ModuleIngest) {
 		a.ingest = ingest.NewHandler(cfg.Ingest, a.broker, logger, reg)
-		a.ingest.Mount(public)
 		key, err := ingest.PseudonymKey(cfg.Ingest, cfg.DataDir)
 		if err != nil {
 			return err
 		}
-		ingest.NewMethods(a.ingest, key, reg).Mount(public)
+		ingestRoutes = append(a.ingest.Routes(), ingest.NewMethods(a.ingest, key, reg).Routes()...)
+		ingest.Mount(public, ingestRoutes...)
 	}
 	if cfg.Simulate.Enabled {
 		if a.sim, err = newSimulator(cfg.Simulate, logger.With("component", "tyntecsim")); err != nil {
@@ -163,7 +166,13 @@ func (a *App) build(ctx context.Context) (err error) {
 	}
 	ops.MountHealth(public, checks...)
 	ops.MountMetrics(guarded, reg)
-	a.srv = ops.NewServer(public)
+	if a.adminLn != nil && len(ingestRoutes) > 0 {
+		// The webhooks have the listener to themselves: fasthttp serves
+		// them (ingest.NewServer says why), the router the rest.
+		a.fast = a.ingest.NewServer(public, httpMetrics.Recorder("public"), ingestRoutes...)
+	} else {
+		a.srv = ops.NewServer(public)
+	}
 	if a.adminLn != nil {
 		ops.MountHealth(admin, checks...)
 		a.admin = ops.NewServer(admin)
@@ -280,7 +289,11 @@ func redact(dsn string) string {
 func (a *App) Serve(ctx context.Context) error {
 	defer a.close()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return ops.Serve(gctx, a.srv, a.ln, a.cfg.ShutdownTimeout) })
+	if a.fast != nil {
+		g.Go(func() error { return ops.ServeFast(gctx, a.fast, a.ln, a.cfg.ShutdownTimeout) })
+	} else {
+		g.Go(func() error { return ops.Serve(gctx, a.srv, a.ln, a.cfg.ShutdownTimeout) })
+	}
 	if a.admin != nil {
 		g.Go(func() error { return ops.Serve(gctx, a.admin, a.adminLn, a.cfg.ShutdownTimeout) })
 	}

@@ -78,6 +78,9 @@ func TestServiceEndToEndAndDurable(t *testing.T) {
 		fmt.Sprintf(`otpscope_ingest_requests_total{outcome="accepted"} %d`, n),
 		fmt.Sprintf(`otpscope_ingest_events_total{channel="SMS",status="DELIVERED"} %d`, n),
 		fmt.Sprintf("otpscope_ingest_publish_seconds_count %d", n),
+		// fasthttp's webhooks are counted as the router's routes are.
+		fmt.Sprintf(`otpscope_http_requests_total{code="200",handler="/webhooks/tyntec",listener="public",method="post"} %d`, n),
+		`otpscope_http_requests_total{code="404",handler="unmatched",listener="public",method="get"} 1`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -17,8 +17,10 @@ import (
 	"github.com/otpscope/otpscope/internal/ops"
 )
 
-// BenchmarkWebhook is one accepted webhook through the public listener's
-// middleware, the handler and a publish to the embedded NATS server
+// BenchmarkWebhook is one accepted webhook through the net/http router's
+// middleware (the public listener when the API shares it; by default
+// fasthttp serves webhooks, ingest.NewServer), the handler and a publish to
+// the embedded NATS server
 // (flushing every 2 minutes, so that fsync does not hide the CPU), from
 // parallel callers. bench/wrk/run.sh measures the
 // whole service; this tells where allocations come from:

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -43,8 +44,12 @@ func rawPost(t *testing.T, addr, tokenHeader string, n int, body string, closeWr
 // A caller without a token is answered 401 at once, even when it never sends
 // the body it announced (no waiting for the read timeout).
 func TestUnauthorizedAnsweredBeforeTheBody(t *testing.T) {
-	f := newFixture(t)
-	addr := strings.TrimPrefix(f.http.URL, "http://")
+	eachServer(t, testUnauthorizedAnsweredBeforeTheBody)
+}
+
+func testUnauthorizedAnsweredBeforeTheBody(t *testing.T, on server) {
+	f := newFixtureOn(t, on)
+	addr := strings.TrimPrefix(f.url, "http://")
 	resp, _ := rawPost(t, addr, "", 1000, "", false)
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("status %d; want 401", resp.StatusCode)
@@ -53,8 +58,12 @@ func TestUnauthorizedAnsweredBeforeTheBody(t *testing.T) {
 
 // A body cut off is a 400 whose answer names no internal address.
 func TestCutOffBodyAnswerNamesNoAddress(t *testing.T) {
-	f := newFixture(t)
-	addr := strings.TrimPrefix(f.http.URL, "http://")
+	eachServer(t, testCutOffBodyAnswerNamesNoAddress)
+}
+
+func testCutOffBodyAnswerNamesNoAddress(t *testing.T, on server) {
+	f := newFixtureOn(t, on)
+	addr := strings.TrimPrefix(f.url, "http://")
 	resp, body := rawPost(t, addr, "X-Webhook-Token: "+token+"\r\n", 1000, `{"channel":"SMS"`, true)
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("status %d; want 400", resp.StatusCode)
@@ -64,5 +73,51 @@ func TestCutOffBodyAnswerNamesNoAddress(t *testing.T) {
 	}
 	if got := f.subjects(t); len(got) != 0 {
 		t.Errorf("the stream holds %v; want nothing", got)
+	}
+}
+
+// On the public listener's own server, headers beyond ingest.MaxHeaderBytes
+// are a 431 problem, and the connection is closed.
+func TestFastServerHeadersTooLarge(t *testing.T) {
+	f := newFixture(t)
+	addr := strings.TrimPrefix(f.url, "http://")
+	big := "X-Padding: " + strings.Repeat("x", ingest.MaxHeaderBytes) + "\r\n"
+	resp, body := rawPost(t, addr, big+"X-Webhook-Token: "+token+"\r\n", 2, "{}", false)
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(body, `"status":431`) {
+		t.Fatalf("status %d %s; want a 431 problem", resp.StatusCode, body)
+	}
+	if got := f.subjects(t); len(got) != 0 {
+		t.Errorf("the stream holds %v; want nothing", got)
+	}
+}
+
+// A body sent in chunks, without Content-Length, is read as any other.
+func TestChunkedBody(t *testing.T) { eachServer(t, testChunkedBody) }
+
+func testChunkedBody(t *testing.T, on server) {
+	f := newFixtureOn(t, on)
+	c, err := net.Dial("tcp", strings.TrimPrefix(f.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := `{"channel":"SMS","otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01","status":"DELIVERED","timestamp":"2026-01-01T00:00:00Z"}`
+	head := "POST " + ingest.WebhookPath + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Webhook-Token: " + token +
+		"\r\nTransfer-Encoding: chunked\r\n\r\n"
+	chunks := fmt.Sprintf("%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n", 10, body[:10], len(body)-10, body[10:])
+	if _, err := io.WriteString(c, head+chunks); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d; want 200", resp.StatusCode)
+	}
+	if got := f.subjects(t); got["tyntec.2fa.delivery.SMS.DELIVERED"] != 1 {
+		t.Errorf("the stream holds %v; want the delivery", got)
 	}
 }

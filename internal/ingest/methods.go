@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -53,14 +52,16 @@ func NewMethods(h *Handler, key []byte, reg prometheus.Registerer) *Methods {
 }
 
 // Mount adds the method routes to r.
-func (m *Methods) Mount(r chi.Router) {
-	r.Post(SilentPath, m.serveSilent)
-	r.Post(PushPath, m.servePush)
+func (m *Methods) Mount(r chi.Router) { Mount(r, m.Routes()...) }
+
+// Routes are the method endpoints.
+func (m *Methods) Routes() []Route {
+	return []Route{{SilentPath, m.serveSilent}, {PushPath, m.servePush}}
 }
 
-func (m *Methods) serveSilent(w http.ResponseWriter, r *http.Request) {
+func (m *Methods) serveSilent(x exchange) {
 	// 202: the outcome is stored durably; its figures follow.
-	m.serve(w, r, http.StatusAccepted, "Invalid silent-auth outcome", func(body []byte, at time.Time) ([]events.Message, []string, error) {
+	m.serve(x, http.StatusAccepted, "Invalid silent-auth outcome", func(body []byte, at time.Time) ([]events.Message, []string, error) {
 		outs, err := events.DecodeSilentOutcomes(body, at, m.hash)
 		if err != nil {
 			return nil, nil, err
@@ -74,8 +75,8 @@ func (m *Methods) serveSilent(w http.ResponseWriter, r *http.Request) {
 	}, events.ChannelSilent)
 }
 
-func (m *Methods) servePush(w http.ResponseWriter, r *http.Request) {
-	m.serve(w, r, http.StatusOK, "Invalid push approval request", func(body []byte, at time.Time) ([]events.Message, []string, error) {
+func (m *Methods) servePush(x exchange) {
+	m.serve(x, http.StatusOK, "Invalid push approval request", func(body []byte, at time.Time) ([]events.Message, []string, error) {
 		ps, err := events.DecodePushEvents(body, at)
 		if err != nil {
 			return nil, nil, err
@@ -104,10 +105,10 @@ type decodeFunc func(body []byte, receivedAt time.Time) (msgs []events.Message, 
 // serve is the webhook endpoint's pipeline (serveWebhook) for another body:
 // readJSON, decode (invalid: a dead letter and a problem), publish, and answer status
 // with {"accepted": n} only after JetStream acknowledged every message.
-func (m *Methods) serve(w http.ResponseWriter, r *http.Request, status int, title string, decode decodeFunc, ch events.Channel) {
+func (m *Methods) serve(x exchange, status int, title string, decode decodeFunc, ch events.Channel) {
 	h := m.h
 	receivedAt := h.now()
-	body, ok := h.readJSON(w, r, receivedAt)
+	body, ok := h.readJSON(x, receivedAt)
 	if !ok {
 		return
 	}
@@ -123,12 +124,12 @@ func (m *Methods) serve(w http.ResponseWriter, r *http.Request, status int, titl
 		} else {
 			p.Status = http.StatusInternalServerError // a decoded record that cannot be encoded: a bug
 		}
-		h.reject(w, r, receivedAt, body, false, outcomeBadRequest, p)
+		h.reject(x, receivedAt, body, false, outcomeBadRequest, p)
 		return
 	}
-	stored, err := h.publish(r.Context(), msgs)
+	stored, err := h.publish(x.context(), msgs)
 	if err != nil {
-		h.unavailable(w, err)
+		h.unavailable(x, err)
 		return
 	}
 	for i, ok := range stored {
@@ -137,9 +138,7 @@ func (m *Methods) serve(w http.ResponseWriter, r *http.Request, status int, titl
 		}
 	}
 	h.metrics.accepted.Inc()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(strconv.AppendInt([]byte(`{"accepted":`), int64(len(msgs)), 10), "}\n"...))
+	x.answer(status, acceptedBody(len(msgs)), "Content-Type", "application/json")
 }
 
 // PseudonymKeyFile is where PseudonymKey keeps a generated key, under the

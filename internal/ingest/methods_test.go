@@ -5,41 +5,21 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ingest"
-	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/problem"
 )
 
 const pseudonymKey = "test-pseudonym-key-0123"
-
-// newMethodsFixture serves the webhook and the method endpoints on one
-// router, publishing to a real embedded NATS server.
-func newMethodsFixture(t *testing.T) *fixture {
-	t.Helper()
-	srv := brokertest.NewServer(t)
-	b := srv.Broker(t)
-	cfg := ingest.Config{Tokens: []string{token}, MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: time.Second, RetryAfter: 3 * time.Second}
-	r := ops.NewRouter()
-	reg := prometheus.NewRegistry()
-	h := ingest.NewHandler(cfg, b, brokertest.Logger(t), reg)
-	h.Mount(r)
-	ingest.NewMethods(h, []byte(pseudonymKey), reg).Mount(r)
-	hs := httptest.NewServer(r)
-	t.Cleanup(hs.Close)
-	return &fixture{srv: srv, broker: b, http: hs, reg: reg}
-}
 
 // streamData is every message body in the stream, concatenated.
 func (f *fixture) streamData(t *testing.T) []byte {
@@ -70,7 +50,7 @@ const silentBody = `[
  {"attemptId":"sa-3","startedAt":"2026-11-29T10:00:00Z","finishedAt":"2026-11-29T10:00:02Z","result":"maybe"}]`
 
 func TestSilentOutcomes(t *testing.T) {
-	f := newMethodsFixture(t)
+	f := newFixture(t)
 	for i := range 3 { // the app retries: one fact each
 		resp := f.postTo(t, ingest.SilentPath, silentBody, "X-Webhook-Token", token)
 		b, _ := io.ReadAll(resp.Body)
@@ -104,7 +84,7 @@ otpscope_ingest_method_events_total{channel="SILENT",result="verified"} 1
 }
 
 func TestPushCallbacks(t *testing.T) {
-	f := newMethodsFixture(t)
+	f := newFixture(t)
 	const req = `{"uuid":"0b5f3c1e-9d2a-4f60-8c1b-2e7d5a9f1c33","tfaId":"5661166","status":%q,"createdAt":"2026-11-29T10:00:00.000Z","updatedAt":%q,"secondsToExpire":300,"hiddenDetails":{"correlationId":"login-42"}}`
 	for _, body := range []string{
 		strings.Replace(strings.Replace(req, "%q", `"pending"`, 1), "%q", `"2026-11-29T10:00:00.000Z"`, 1),
@@ -124,7 +104,9 @@ func TestPushCallbacks(t *testing.T) {
 	}
 }
 
-func TestMethodBadInput(t *testing.T) {
+func TestMethodBadInput(t *testing.T) { eachServer(t, testMethodBadInput) }
+
+func testMethodBadInput(t *testing.T, on server) {
 	tests := []struct {
 		name, path, body, field string
 		status, index           int
@@ -136,7 +118,7 @@ func TestMethodBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newMethodsFixture(t)
+			f := newFixtureOn(t, on)
 			resp := f.postTo(t, tt.path, tt.body, "X-Webhook-Token", token)
 			if resp.StatusCode != tt.status || resp.Header.Get("Content-Type") != problem.ContentType {
 				t.Fatalf("status %d %s; want %d problem+json", resp.StatusCode, resp.Header.Get("Content-Type"), tt.status)
@@ -159,7 +141,7 @@ func TestMethodBadInput(t *testing.T) {
 }
 
 func TestMethodsAuthAndNATSDown(t *testing.T) {
-	f := newMethodsFixture(t)
+	f := newFixture(t)
 	body := `{"attemptId":"sa-9","startedAt":"2026-11-29T10:00:00Z","finishedAt":"2026-11-29T10:00:01Z","result":"not_verified"}`
 	for _, path := range []string{ingest.SilentPath, ingest.PushPath} {
 		if resp := f.postTo(t, path, body, "X-Webhook-Token", "wrong-token-0123456789"); resp.StatusCode != http.StatusUnauthorized {

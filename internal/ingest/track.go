@@ -15,14 +15,14 @@ const TrackPath = "/otps/track"
 
 // serveTrack publishes a registration to tyntec.2fa.track, with the webhook's
 // authentication and durability: 200 only after the PubAck.
-func (h *Handler) serveTrack(w http.ResponseWriter, r *http.Request) {
-	if !h.authorized(r) {
-		h.unauthorized(w, "missing or wrong token")
+func (h *Handler) serveTrack(x exchange) {
+	if !h.authorized(x.header) {
+		h.unauthorized(x, "missing or wrong token")
 		return
 	}
-	body, tooLarge, err := readBounded(r, h.cfg.MaxBodyBytes)
+	body, tooLarge, err := readBounded(x, h.cfg.MaxBodyBytes)
 	if err != nil || tooLarge {
-		problem.Error(w, http.StatusRequestEntityTooLarge, "body too large or unreadable")
+		answerProblem(x, problem.Details{Status: http.StatusRequestEntityTooLarge, Detail: "body too large or unreadable"}, "Connection", "close")
 		return
 	}
 	tr, err := events.DecodeTrack(body, h.now())
@@ -32,17 +32,21 @@ func (h *Handler) serveTrack(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &fe) {
 			p.Field = fe.Field
 		}
-		problem.Write(w, p)
+		answerProblem(x, p)
 		return
 	}
 	msg, err := events.NewTrackMessage(&tr)
 	if err == nil {
-		_, err = h.publish(r.Context(), []events.Message{msg})
+		_, err = h.publish(x.context(), []events.Message{msg})
 	}
 	if err != nil {
-		h.unavailable(w, err)
+		h.unavailable(x, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(tr)
+	answer, err := json.Marshal(tr)
+	if err != nil { // a decoded request always encodes; never 200 without its echo
+		h.unavailable(x, err)
+		return
+	}
+	x.answer(http.StatusOK, append(answer, '\n'), "Content-Type", "application/json")
 }

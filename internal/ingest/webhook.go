@@ -63,33 +63,35 @@ func NewHandler(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.R
 }
 
 // Mount adds the webhook and tracking routes to r; other methods get 405.
-func (h *Handler) Mount(r chi.Router) {
-	r.Post(WebhookPath, h.serveWebhook)
-	r.Post(TrackPath, h.serveTrack)
+func (h *Handler) Mount(r chi.Router) { Mount(r, h.Routes()...) }
+
+// Routes are the webhook and tracking endpoints.
+func (h *Handler) Routes() []Route {
+	return []Route{{WebhookPath, h.serveWebhook}, {TrackPath, h.serveTrack}}
 }
 
 // readJSON is the start every webhook-like endpoint shares: authenticate
 // before reading, read at most --max-body-bytes, want JSON. When ok is
 // false it has answered (and dead-lettered what it read).
-func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request, receivedAt time.Time) (body []byte, ok bool) {
-	if !h.authorized(r) {
-		h.unauthorized(w, "missing or wrong webhook token: send it as X-Webhook-Token or Authorization: Bearer")
+func (h *Handler) readJSON(x exchange, receivedAt time.Time) (body []byte, ok bool) {
+	if !h.authorized(x.header) {
+		h.unauthorized(x, "missing or wrong webhook token: send it as X-Webhook-Token or Authorization: Bearer")
 		return nil, false
 	}
-	body, tooLarge, err := readBounded(r, h.cfg.MaxBodyBytes)
+	body, tooLarge, err := readBounded(x, h.cfg.MaxBodyBytes)
 	if err != nil {
-		h.bodyUnread(w, r, err)
+		h.bodyUnread(x, err)
 		return nil, false
 	}
 	if tooLarge {
-		h.reject(w, r, receivedAt, body, true, outcomeTooLarge, problem.Details{
+		h.reject(x, receivedAt, body, true, outcomeTooLarge, problem.Details{
 			Status: http.StatusRequestEntityTooLarge,
 			Detail: "body larger than " + strconv.FormatInt(h.cfg.MaxBodyBytes, 10) + " bytes",
 		})
 		return nil, false
 	}
-	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
-		h.reject(w, r, receivedAt, body, false, outcomeMediaType, problem.Details{
+	if ct := x.header("Content-Type"); !isJSON(ct) {
+		h.reject(x, receivedAt, body, false, outcomeMediaType, problem.Details{
 			Status: http.StatusUnsupportedMediaType,
 			Detail: "Content-Type " + strconv.Quote(ct) + ": want application/json",
 		})
@@ -98,9 +100,9 @@ func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request, receivedAt ti
 	return body, true
 }
 
-func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveWebhook(x exchange) {
 	receivedAt := h.now()
-	body, ok := h.readJSON(w, r, receivedAt)
+	body, ok := h.readJSON(x, receivedAt)
 	if !ok {
 		return
 	}
@@ -115,20 +117,20 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 				p.Index = &fe.Index
 			}
 		}
-		h.reject(w, r, receivedAt, body, false, outcomeBadRequest, p)
+		h.reject(x, receivedAt, body, false, outcomeBadRequest, p)
 		return
 	}
 
 	msgs := make([]events.Message, len(evs))
 	for i := range evs {
 		if msgs[i], err = events.NewDeliveryMessage(&evs[i]); err != nil {
-			h.unavailable(w, err) // cannot happen for a decoded event; never answer 200 for it
+			h.unavailable(x, err) // cannot happen for a decoded event; never answer 200 for it
 			return
 		}
 	}
-	stored, err := h.publish(r.Context(), msgs)
+	stored, err := h.publish(x.context(), msgs)
 	if err != nil {
-		h.unavailable(w, err)
+		h.unavailable(x, err)
 		return
 	}
 	for i := range evs {
@@ -139,44 +141,53 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	h.metrics.accepted.Inc()
 	h.accepted.Add(1)
 	h.lastAccepted.Store(receivedAt.UnixNano())
-	w.Header()["Content-Type"] = jsonContentType
-	_, _ = w.Write(append(strconv.AppendInt([]byte(`{"accepted":`), int64(len(evs)), 10), "}\n"...))
+	x.answer(http.StatusOK, acceptedBody(len(evs)), "Content-Type", "application/json")
 }
 
-// jsonContentType is the accepted answer's Content-Type, set as the header
-// map's value: Header.Set canonicalizes the key and allocates a slice per
-// answer. Nothing writes into the shared slice (an Add would grow a copy).
-var jsonContentType = []string{"application/json"}
+// acceptedBody is the answer to n events stored.
+func acceptedBody(n int) []byte {
+	return append(strconv.AppendInt([]byte(`{"accepted":`), int64(n), 10), "}\n"...)
+}
+
+// answerProblem answers p as problem.Write does, with header (name, value, ...) besides.
+func answerProblem(x exchange, p problem.Details, header ...string) {
+	x.answer(p.Status, problem.Body(p), append(header, "Content-Type", problem.ContentType, "X-Content-Type-Options", "nosniff")...)
+}
 
 // reject answers a 4xx for input that cannot be accepted, after its raw bytes
 // and the reason are safely in the dead-letter subject. When even that fails the
 // answer is 503: the sender retries and nothing is lost.
-// truncated says body is only the first part of what was sent.
-func (h *Handler) reject(w http.ResponseWriter, r *http.Request, receivedAt time.Time, body []byte, truncated bool, outcome string, p problem.Details) {
+// truncated says body is only the first part of what was sent; the rest is
+// left unread and the connection closed.
+func (h *Handler) reject(x exchange, receivedAt time.Time, body []byte, truncated bool, outcome string, p problem.Details) {
 	dl := events.DeadLetter{
 		Reason:      p.Detail,
 		Field:       p.Field,
 		Status:      p.Status,
 		Source:      "ingest",
 		ReceivedAt:  receivedAt.UTC(),
-		RemoteAddr:  r.RemoteAddr,
-		ContentType: r.Header.Get("Content-Type"),
+		RemoteAddr:  x.remoteAddr(),
+		ContentType: x.header("Content-Type"),
 		Truncated:   truncated,
 	}
-	if truncated && r.ContentLength > 0 {
-		dl.BodyBytes = int(r.ContentLength)
+	if n := x.contentLength(); truncated && n > 0 {
+		dl.BodyBytes = int(n)
 	}
 	msg, err := events.NewDeadLetterMessage(dl, body, int(h.cfg.MaxBodyBytes))
 	if err == nil {
-		_, err = h.publish(r.Context(), []events.Message{msg})
+		_, err = h.publish(x.context(), []events.Message{msg})
 	}
 	if err != nil {
-		h.unavailable(w, err)
+		h.unavailable(x, err)
 		return
 	}
-	h.logger.Info("webhook rejected", "status", p.Status, "reason", p.Detail, "remote", r.RemoteAddr)
+	h.logger.Info("webhook rejected", "status", p.Status, "reason", p.Detail, "remote", dl.RemoteAddr)
 	h.metrics.requests.WithLabelValues(outcome).Inc()
-	problem.Write(w, p)
+	var header []string
+	if truncated {
+		header = []string{"Connection", "close"}
+	}
+	answerProblem(x, p, header...)
 }
 
 func (h *Handler) publish(ctx context.Context, msgs []events.Message) ([]bool, error) {
@@ -188,50 +199,55 @@ func (h *Handler) publish(ctx context.Context, msgs []events.Message) ([]bool, e
 	return stored, err
 }
 
-func (h *Handler) unavailable(w http.ResponseWriter, err error) {
+func (h *Handler) unavailable(x exchange, err error) {
 	h.logger.Warn("webhook not accepted: publishing failed", "err", err)
 	h.metrics.requests.WithLabelValues(outcomeUnavailable).Inc()
-	w.Header().Set("Retry-After", strconv.Itoa(int((h.cfg.RetryAfter+time.Second-1)/time.Second)))
-	problem.Error(w, http.StatusServiceUnavailable, "events could not be stored durably; retry later")
+	answerProblem(x, problem.Details{Status: http.StatusServiceUnavailable, Detail: "events could not be stored durably; retry later"},
+		"Retry-After", strconv.Itoa(int((h.cfg.RetryAfter+time.Second-1)/time.Second)))
 }
 
-// unauthorized answers 401 at once, without reading the body.
-func (h *Handler) unauthorized(w http.ResponseWriter, detail string) {
+// unauthorized answers 401 at once, without reading the body, and closes
+// the connection (ops.Unauthorized says why).
+func (h *Handler) unauthorized(x exchange, detail string) {
 	h.metrics.requests.WithLabelValues(outcomeUnauthorized).Inc()
-	ops.Unauthorized(w, detail)
+	answerProblem(x, problem.Details{Status: http.StatusUnauthorized, Detail: detail},
+		"WWW-Authenticate", ops.BearerChallenge, "Connection", "close")
 }
 
 // bodyUnread answers 400 when the client went away or broke the body off
 // (nothing was accepted); the answer names no internal address.
-func (h *Handler) bodyUnread(w http.ResponseWriter, r *http.Request, err error) {
-	h.logger.Info("request body not read", "remote", r.RemoteAddr, "err", err)
+func (h *Handler) bodyUnread(x exchange, err error) {
+	h.logger.Info("request body not read", "remote", x.remoteAddr(), "err", err)
 	h.metrics.requests.WithLabelValues(outcomeBadRequest).Inc()
-	w.Header().Set("Connection", "close")
-	problem.Error(w, http.StatusBadRequest, "the request body could not be read (cut off or too slow)")
+	answerProblem(x, problem.Details{Status: http.StatusBadRequest, Detail: bodyUnreadDetail}, "Connection", "close")
 }
 
-// authorized accepts X-Webhook-Token: <token> or Authorization: Bearer <token>.
-func (h *Handler) authorized(r *http.Request) bool {
-	return h.cfg.InsecureNoAuth || h.tokens.Match(ops.Presented(r, "X-Webhook-Token"))
+const bodyUnreadDetail = "the request body could not be read (cut off or too slow)"
+
+// authorized accepts X-Webhook-Token: <token> or Authorization: Bearer
+// <token>, from the headers get reads.
+func (h *Handler) authorized(get func(string) string) bool {
+	return h.cfg.InsecureNoAuth || h.tokens.Match(ops.PresentedIn(get, "X-Webhook-Token"))
 }
 
 // readBounded reads at most max bytes; tooLarge reports a longer body, of which
 // the first max bytes are returned (for the dead letter).
-func readBounded(r *http.Request, max int64) (body []byte, tooLarge bool, err error) {
-	if n := r.ContentLength; n >= 0 && n <= min(max, exactReadLimit) {
+func readBounded(x exchange, max int64) (body []byte, tooLarge bool, err error) {
+	n, r := x.contentLength(), x.body()
+	if n >= 0 && n <= min(max, exactReadLimit) {
 		// The server's body ends after Content-Length bytes: read them into
 		// a buffer of that size, not io.ReadAll's growing one. Only up to
 		// exactReadLimit: a client announcing more than it sends holds no
 		// more memory than it delivered.
 		body = make([]byte, n)
-		_, err = io.ReadFull(r.Body, body)
+		_, err = io.ReadFull(r, body)
 		return body, false, err
 	}
-	if r.ContentLength > max {
-		body, err = io.ReadAll(io.LimitReader(r.Body, max))
+	if n > max {
+		body, err = io.ReadAll(io.LimitReader(r, max))
 		return body, true, err
 	}
-	body, err = io.ReadAll(io.LimitReader(r.Body, max+1))
+	body, err = io.ReadAll(io.LimitReader(r, max+1))
 	if int64(len(body)) > max {
 		return body[:max], true, err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,15 +31,38 @@ const (
 	oldToken = "previous-token-abcdefghij"
 )
 
-// fixture is an ingest handler publishing to a real embedded NATS server.
+// fixture is the ingest endpoints (webhook, tracking, methods) served on
+// one server, publishing to a real embedded NATS server.
 type fixture struct {
 	srv    *brokertest.Server
 	broker *broker.Broker
-	http   *httptest.Server
+	url    string
 	reg    *prometheus.Registry
 }
 
+// A server is one way the endpoints are served: fasthttp, the public
+// listener's own server (ingest.NewServer), or a net/http router (when the
+// API shares the listener).
+type server string
+
+const (
+	fastServer   server = "fasthttp"
+	routerServer server = "net/http"
+)
+
+// eachServer runs test on each server.
+func eachServer(t *testing.T, test func(t *testing.T, on server)) {
+	for _, on := range []server{fastServer, routerServer} {
+		t.Run(string(on), func(t *testing.T) { test(t, on) })
+	}
+}
+
+// newFixture serves the endpoints as the public listener does by default.
 func newFixture(t *testing.T, mutate ...func(*ingest.Config)) *fixture {
+	return newFixtureOn(t, fastServer, mutate...)
+}
+
+func newFixtureOn(t *testing.T, on server, mutate ...func(*ingest.Config)) *fixture {
 	t.Helper()
 	srv := brokertest.NewServer(t)
 	b := srv.Broker(t)
@@ -50,12 +74,36 @@ func newFixture(t *testing.T, mutate ...func(*ingest.Config)) *fixture {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	r := ops.NewRouter()
 	reg := prometheus.NewRegistry()
-	ingest.NewHandler(cfg, b, brokertest.Logger(t), reg).Mount(r)
-	hs := httptest.NewServer(r)
-	t.Cleanup(hs.Close)
-	return &fixture{srv: srv, broker: b, http: hs, reg: reg}
+	h := ingest.NewHandler(cfg, b, brokertest.Logger(t), reg)
+	routes := append(h.Routes(), ingest.NewMethods(h, []byte(pseudonymKey), reg).Routes()...)
+	r := ops.NewRouter()
+	ingest.Mount(r, routes...)
+	f := &fixture{srv: srv, broker: b, reg: reg}
+	switch on {
+	case routerServer:
+		hs := httptest.NewServer(r)
+		t.Cleanup(hs.Close)
+		f.url = hs.URL
+	case fastServer:
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs := h.NewServer(r, ops.NewHTTPMetrics(reg).Recorder("public"), routes...)
+		done := make(chan error, 1)
+		go func() { done <- fs.Serve(ln) }()
+		t.Cleanup(func() {
+			if err := fs.Shutdown(); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+		f.url = "http://" + ln.Addr().String()
+	}
+	return f
 }
 
 // post posts body to the webhook endpoint, with the token unless header
@@ -72,7 +120,7 @@ func (f *fixture) post(t *testing.T, body string, header ...string) *http.Respon
 // body is closed when the test ends.
 func (f *fixture) postTo(t *testing.T, path, body string, header ...string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, f.http.URL+path, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, f.url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,8 +166,10 @@ func webhook(otpID, channel, status, ts string) string {
 	return fmt.Sprintf(`{"channel":%q,"otpId":%q,"status":%q,"timestamp":%q}`, channel, otpID, status, ts)
 }
 
-func TestWebhookAccepted(t *testing.T) {
-	f := newFixture(t)
+func TestWebhookAccepted(t *testing.T) { eachServer(t, testWebhookAccepted) }
+
+func testWebhookAccepted(t *testing.T, on server) {
+	f := newFixtureOn(t, on)
 	tests := []struct {
 		file     string
 		subjects map[string]uint64
@@ -149,8 +199,10 @@ func TestWebhookAccepted(t *testing.T) {
 	}
 }
 
-func TestAuthentication(t *testing.T) {
-	f := newFixture(t)
+func TestAuthentication(t *testing.T) { eachServer(t, testAuthentication) }
+
+func testAuthentication(t *testing.T, on server) {
+	f := newFixtureOn(t, on)
 	body := webhook("0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01", "SMS", "DELIVERED", "2026-01-01T00:00:00Z")
 	tests := []struct {
 		name   string
@@ -181,7 +233,9 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
-func TestBadInput(t *testing.T) {
+func TestBadInput(t *testing.T) { eachServer(t, testBadInput) }
+
+func testBadInput(t *testing.T, on server) {
 	const otp = "0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01"
 	tests := []struct {
 		name        string
@@ -203,7 +257,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
+			f := newFixtureOn(t, on)
 			header := []string{"X-Webhook-Token", token}
 			if tt.contentType != "" {
 				header = append(header, "Content-Type", tt.contentType)
@@ -261,10 +315,12 @@ func lastDeadLetter(t *testing.T, f *fixture) events.DeadLetter {
 	return dl
 }
 
-func TestWrongMethod(t *testing.T) {
-	f := newFixture(t)
+func TestWrongMethod(t *testing.T) { eachServer(t, testWrongMethod) }
+
+func testWrongMethod(t *testing.T, on server) {
+	f := newFixtureOn(t, on)
 	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
-		req, _ := http.NewRequestWithContext(t.Context(), method, f.http.URL+ingest.WebhookPath, nil)
+		req, _ := http.NewRequestWithContext(t.Context(), method, f.url+ingest.WebhookPath, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -301,8 +357,10 @@ otpscope_ingest_events_total{channel="WHATSAPP",status="DELIVERED"} 1
 	}
 }
 
-func TestNATSDown(t *testing.T) {
-	f := newFixture(t)
+func TestNATSDown(t *testing.T) { eachServer(t, testNATSDown) }
+
+func testNATSDown(t *testing.T, on server) {
+	f := newFixtureOn(t, on)
 	body := webhook("0c5d2a8e-7b1f-4e3a-9c6d-2e8f1a4b7c90", "SMS", "DISPATCHED", "2026-01-01T00:00:00Z")
 	f.srv.Stop()
 	brokertest.WaitFor(t, 5*time.Second, "disconnect", func() bool { return f.broker.Ready(t.Context()) != nil })

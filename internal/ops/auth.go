@@ -39,12 +39,18 @@ func (ts Tokens) Match(presented string) bool {
 // Presented is the token a request carries: header (e.g. X-Webhook-Token)
 // when given and set, else Authorization: Bearer.
 func Presented(r *http.Request, header string) string {
+	return PresentedIn(r.Header.Get, header)
+}
+
+// PresentedIn is Presented for a request whose headers get reads, whichever
+// server parsed them.
+func PresentedIn(get func(name string) string, header string) string {
 	if header != "" {
-		if v := r.Header.Get(header); v != "" {
+		if v := get(header); v != "" {
 			return v
 		}
 	}
-	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+	if a := get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
 		return strings.TrimSpace(a[7:])
 	}
 	return ""
@@ -67,12 +73,15 @@ func RequireBearer(tokens Tokens) func(http.Handler) http.Handler {
 	}
 }
 
+// BearerChallenge is the WWW-Authenticate header of every 401.
+const BearerChallenge = `Bearer realm="otpscope"`
+
 // Unauthorized answers 401 at once. The body is left unread and the
 // connection closed: net/http would otherwise read (up to 256 KiB of) it
 // before answering, so a caller that never sends it would wait for the read
 // timeout.
 func Unauthorized(w http.ResponseWriter, detail string) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="otpscope"`)
+	w.Header().Set("WWW-Authenticate", BearerChallenge)
 	w.Header().Set("Connection", "close")
 	problem.Error(w, http.StatusUnauthorized, detail)
 }

@@ -46,33 +46,46 @@ func newTimed(reg prometheus.Registerer, by []string, outcome string, total prom
 
 // Middleware instruments the routes of a chi router serving listener
 // (public or admin); r.Use it before mounting routes.
-//
-// It keeps the series it has used: promhttp's middleware builds a label map
-// and looks each series up by hashing its labels on every request, which was
-// a few percent of a webhook's CPU (bench/README.md, Ingest).
 func (m *HTTPMetrics) Middleware(listener string) func(http.Handler) http.Handler {
-	l := prometheus.Labels{"listener": listener}
-	requests, duration := m.total.MustCurryWith(l), m.seconds.MustCurryWith(l)
-	var used Series[seriesKey, httpSeries]
+	observe := m.Recorder(listener)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			sw := &statusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
-			key := seriesKey{routePattern(r.Context()), httpMethod(r.Method), sw.status}
-			hs := used.Get(key, func() httpSeries {
-				code := "200" // nothing written: net/http answers 200
-				if key.status != 0 {
-					code = strconv.Itoa(key.status)
-				}
-				return httpSeries{
-					requests: requests.WithLabelValues(key.route, key.method, code),
-					seconds:  duration.WithLabelValues(key.route, key.method),
-				}
-			})
-			hs.requests.Inc()
-			hs.seconds.Observe(time.Since(start).Seconds())
+			status := sw.status
+			if status == 0 { // nothing written: net/http answers 200
+				status = http.StatusOK
+			}
+			observe(routePattern(r.Context()), r.Method, status, time.Since(start))
 		})
+	}
+}
+
+// Observe records one answered request: its route pattern, method, status
+// and how long it took.
+type Observe func(route, method string, status int, took time.Duration)
+
+// Recorder records the requests of listener, for servers that are not a
+// chi router with Middleware (the public listener's fasthttp routes).
+//
+// It keeps the series it has used: promhttp's middleware builds a label map
+// and looks each series up by hashing its labels on every request, which was
+// a few percent of a webhook's CPU (bench/README.md, Ingest).
+func (m *HTTPMetrics) Recorder(listener string) Observe {
+	l := prometheus.Labels{"listener": listener}
+	requests, duration := m.total.MustCurryWith(l), m.seconds.MustCurryWith(l)
+	var used Series[seriesKey, httpSeries]
+	return func(route, method string, status int, took time.Duration) {
+		key := seriesKey{route, httpMethod(method), status}
+		hs := used.Get(key, func() httpSeries {
+			return httpSeries{
+				requests: requests.WithLabelValues(key.route, key.method, strconv.Itoa(key.status)),
+				seconds:  duration.WithLabelValues(key.route, key.method),
+			}
+		})
+		hs.requests.Inc()
+		hs.seconds.Observe(took.Seconds())
 	}
 }
 

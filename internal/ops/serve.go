@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"golang.org/x/net/netutil"
 )
 
@@ -53,6 +54,28 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, shutdownTimeo
 	defer cancel()
 	err := srv.Shutdown(shutdownCtx)
 	if serveErr := <-errc; err == nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		err = serveErr
+	}
+	if err != nil {
+		return fmt.Errorf("shut down http on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// ServeFast is Serve for a fasthttp server (the public listener's when it
+// serves webhooks, internal/ingest.NewServer).
+func ServeFast(ctx context.Context, srv *fasthttp.Server, ln net.Listener, shutdownTimeout time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	err := srv.ShutdownWithContext(shutdownCtx)
+	if serveErr := <-errc; err == nil {
 		err = serveErr
 	}
 	if err != nil {

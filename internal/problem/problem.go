@@ -24,16 +24,23 @@ type Details struct {
 
 // Write sends p with its status; Title defaults to the status text.
 func Write(w http.ResponseWriter, p Details) {
+	w.Header().Set("Content-Type", ContentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(Body(p))
+}
+
+// Body is p as Write sends it (one JSON line), for servers other than
+// net/http's (the public listener's fasthttp, internal/ingest).
+func Body(p Details) []byte {
 	if p.Title == "" {
 		p.Title = http.StatusText(p.Status)
 	}
 	if p.Type == "" {
 		p.Type = "about:blank"
 	}
-	w.Header().Set("Content-Type", ContentType)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(p.Status)
-	_ = json.NewEncoder(w).Encode(p)
+	b, _ := json.Marshal(p) // strings and ints: cannot fail
+	return append(b, '\n')
 }
 
 // Error sends a problem with just a status and a detail.
