@@ -9,6 +9,8 @@
 #
 # Rows, for each --nats-sync in $SYNCS, every run in this order:
 #   http     bare net/http handler answering 200 (bench/wrk/bare)
+#   http-fast  bare fasthttp handler answering 200 (bench/wrk/barefast), the
+#            floor of ingest's own server (internal/ingest.NewServer)
 #   publish  raw JetStream sync publish, 64 goroutines, one connection
 #            (bench/wrk/jspub) into the embedded server of a fresh ingest
 #   ingest   otpscope ingest (cmd/ingest, embedded NATS), wrk -t2 -c64 with a
@@ -16,7 +18,8 @@
 #   benthos  Benthos core http_server -> a sync JetStream output (bench/wrk/benthos,
 #            its own module), into the same embedded server, no validation
 #   old-ingest  with OLD_INGEST, that binary like ingest (before/after in one run)
-# L = 1/(1/http + 1/publish) is the serial limit of a handler that must do both.
+# L = 1/(1/http + 1/publish) is the serial limit of a handler that must do both;
+# L-fast the same with http-fast, the limit of a fasthttp handler.
 # Not part of make test. Needs wrk (apt-get install -y wrk) and curl.
 set -euo pipefail
 
@@ -30,7 +33,7 @@ THREADS=2
 CONNS=64
 TOKEN=wrk-bench-token-0123456789
 NATS_PASSWORD=wrk-bench-nats-password
-HTTP_PORT=18080 ADMIN_PORT=18083 NATS_PORT=14222 BARE_PORT=18090 BENTHOS_PORT=18085 BENTHOS_ADMIN=14195
+HTTP_PORT=18080 ADMIN_PORT=18083 NATS_PORT=14222 BARE_PORT=18090 BAREFAST_PORT=18091 BENTHOS_PORT=18085 BENTHOS_ADMIN=14195
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/bench/wrk
@@ -48,7 +51,7 @@ command -v curl >/dev/null || { echo "run.sh: curl not found" >&2; exit 1; }
 
 echo "building..." >&2
 mkdir -p "$work/bin"
-(cd "$root" && go build -o "$work/bin/ingest" ./cmd/ingest && go build -o "$work/bin/bare" ./bench/wrk/bare &&
+(cd "$root" && go build -o "$work/bin/ingest" ./cmd/ingest && go build -o "$work/bin/bare" ./bench/wrk/bare && go build -o "$work/bin/barefast" ./bench/wrk/barefast &&
 	go build -o "$work/bin/jspub" ./bench/wrk/jspub && go build -o "$work/bin/ingestprof" ./bench/wrk/ingestprof)
 (cd "$here/benthos" && go build -o "$work/bin/benthos" .)
 [ -n "$PROFILE" ] && mkdir -p "$PROFILE"
@@ -138,6 +141,12 @@ for run in $(seq "$RUNS"); do
 	wait_http http://127.0.0.1:$BARE_PORT/
 	record http "$run" "$(load http://127.0.0.1:$BARE_PORT/webhooks/tyntec $bare)"
 	stop "$bare"
+	"$work/bin/barefast" -listen 127.0.0.1:$BAREFAST_PORT &
+	pids+=($!)
+	bare=$!
+	wait_http http://127.0.0.1:$BAREFAST_PORT/
+	record http-fast "$run" "$(load http://127.0.0.1:$BAREFAST_PORT/webhooks/tyntec $bare)"
+	stop "$bare"
 
 	for sync in $SYNCS; do
 		# Every row on a fresh server: what an earlier row left in the
@@ -198,6 +207,8 @@ function med(a, n,   i, j, t) {
 }
 function lim(r, sy) { return 1 / (1 / v["http", r, "rps"] + 1 / v["publish-" sy, r, "rps"]) }
 function lcpu(r, sy) { return v["http", r, "cpu_us"] + v["publish-" sy, r, "cpu_us"] }
+function limf(r, sy) { return 1 / (1 / v["http-fast", r, "rps"] + 1 / v["publish-" sy, r, "rps"]) }
+function lfcpu(r, sy) { return v["http-fast", r, "cpu_us"] + v["publish-" sy, r, "cpu_us"] }
 {
 	row = $1; run = $2
 	for (i = 3; i <= NF; i++) { split($i, kv, "="); v[row, run, kv[1]] = kv[2] }
@@ -206,11 +217,16 @@ function lcpu(r, sy) { return v["http", r, "cpu_us"] + v["publish-" sy, r, "cpu_
 END {
 	nr = 0; for (r in runs) nr++
 	printf "%-18s %8s %8s %7s %7s %12s\n", "row", "req/s", "p99 ms", "non2xx", "errors", "cpu µs/req"
-	n = split("http", order, " ")
+	n = split("http http-fast", order, " ")
 	ns = split(syncs, s, " ")
-	for (i = 1; i <= ns; i++) { order[++n] = "publish-" s[i]; order[++n] = "L-" s[i]; order[++n] = "ingest-" s[i]; order[++n] = "benthos-" s[i]; order[++n] = "old-ingest-" s[i] }
+	for (i = 1; i <= ns; i++) { order[++n] = "publish-" s[i]; order[++n] = "L-" s[i]; order[++n] = "L-fast-" s[i]; order[++n] = "ingest-" s[i]; order[++n] = "benthos-" s[i]; order[++n] = "old-ingest-" s[i] }
 	for (k = 1; k <= n; k++) {
 		row = order[k]; sy = row; sub(/^[a-zL-]+-/, "", sy)
+		if (row ~ /^L-fast-/) {
+			if (!("http-fast" in rows)) continue
+			for (r = 1; r <= nr; r++) { x[r] = limf(r, sy); c[r] = lfcpu(r, sy) }
+			printf "%-18s %8.0f %8s %7s %7s %12.1f\n", row, med(x, nr), "", "", "", med(c, nr); continue
+		}
 		if (row ~ /^L-/) {
 			for (r = 1; r <= nr; r++) { x[r] = lim(r, sy); c[r] = lcpu(r, sy) }
 			printf "%-18s %8.0f %8s %7s %7s %12.1f\n", row, med(x, nr), "", "", "", med(c, nr); continue
@@ -231,6 +247,10 @@ END {
 			f[r] = v["benthos-" sy, r, "cpu_us"] / v["ingest-" sy, r, "cpu_us"]
 		}
 		printf "sync %-7s ingest/L %.2f  ingest/benthos %.2f  ingest/publish %.2f  cpu-L/ingest %.2f  cpu-benthos/ingest %.2f", sy, med(a, nr), med(b, nr), med(c, nr), med(d, nr), med(f, nr)
+		if ("http-fast" in rows) {
+			for (r = 1; r <= nr; r++) { a[r] = v["ingest-" sy, r, "rps"] / limf(r, sy); d[r] = lfcpu(r, sy) / v["ingest-" sy, r, "cpu_us"] }
+			printf "\n             ingest/L-fast %.2f  cpu-L-fast/ingest %.2f", med(a, nr), med(d, nr)
+		}
 		if (("old-ingest-" sy) in rows) {
 			for (r = 1; r <= nr; r++) { a[r] = v["old-ingest-" sy, r, "rps"] / lim(r, sy); c[r] = v["old-ingest-" sy, r, "rps"] / v["publish-" sy, r, "rps"]; d[r] = lcpu(r, sy) / v["old-ingest-" sy, r, "cpu_us"] }
 			printf "\n             old-ingest/L %.2f  old-ingest/publish %.2f  cpu-L/old-ingest %.2f", med(a, nr), med(c, nr), med(d, nr)
