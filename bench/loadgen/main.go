@@ -237,7 +237,8 @@ func benchIngest(ctx context.Context, o options) (result, error) {
 	}
 	defer os.RemoveAll(dir)
 	cfg := app.Config{
-		Modules: []string{app.ModuleIngest}, Listen: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, DataDir: dir,
+		// The API on a listener of its own, as by default: fasthttp serves the webhooks.
+		Modules: []string{app.ModuleIngest}, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, DataDir: dir,
 		NATS: natsConfig(dir, o.sync),
 		Ingest: ingest.Config{Tokens: []string{o.token}, MaxBodyBytes: ingest.DefaultMaxBodyBytes,
 			PublishTimeout: 5 * time.Second, RetryAfter: time.Second},

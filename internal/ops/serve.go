@@ -43,30 +43,21 @@ func Listen(addr string, maxConns int) (net.Listener, error) {
 // Serve answers on ln until ctx ends, then stops taking new connections and
 // lets requests in flight finish within shutdownTimeout.
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener, shutdownTimeout time.Duration) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve http on %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(shutdownCtx)
-	if serveErr := <-errc; err == nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		err = serveErr
-	}
-	if err != nil {
-		return fmt.Errorf("shut down http on %s: %w", ln.Addr(), err)
-	}
-	return nil
+	return serveUntil(ctx, ln, shutdownTimeout, srv.Serve, srv.Shutdown, http.ErrServerClosed)
 }
 
 // ServeFast is Serve for a fasthttp server (the public listener's when it
 // serves webhooks, internal/ingest.NewServer).
 func ServeFast(ctx context.Context, srv *fasthttp.Server, ln net.Listener, shutdownTimeout time.Duration) error {
+	return serveUntil(ctx, ln, shutdownTimeout, srv.Serve, srv.ShutdownWithContext, nil)
+}
+
+// serveUntil runs serve on ln until ctx ends, then shutdown; serve's closed
+// error (nil: none) is how it says it was shut down.
+func serveUntil(ctx context.Context, ln net.Listener, shutdownTimeout time.Duration,
+	serve func(net.Listener) error, shutdown func(context.Context) error, closed error) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serve(ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve http on %s: %w", ln.Addr(), err)
@@ -74,8 +65,8 @@ func ServeFast(ctx context.Context, srv *fasthttp.Server, ln net.Listener, shutd
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
-	err := srv.ShutdownWithContext(shutdownCtx)
-	if serveErr := <-errc; err == nil {
+	err := shutdown(shutdownCtx)
+	if serveErr := <-errc; err == nil && !errors.Is(serveErr, closed) {
 		err = serveErr
 	}
 	if err != nil {
