@@ -121,3 +121,29 @@ func testChunkedBody(t *testing.T, on server) {
 		t.Errorf("the stream holds %v; want the delivery", got)
 	}
 }
+
+// On the public listener's own server, a request to any other route (here a
+// path that does not exist) is answered without its body being read: a
+// caller announcing 10 MB and sending 8 KB gets its 404 at once.
+func TestFastServerOtherRoutesLeaveTheBody(t *testing.T) {
+	f := newFixture(t)
+	c, err := net.Dial("tcp", strings.TrimPrefix(f.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	head := "POST /no-such-endpoint HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(10<<20) + "\r\n\r\n" + strings.Repeat("x", 8<<10)
+	if _, err := io.WriteString(c, head); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("status %d %s; want a 404 problem", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}

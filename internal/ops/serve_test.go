@@ -8,11 +8,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
 	"github.com/otpscope/otpscope/internal/ops"
 )
 
-// Stopping lets a request in flight finish, and refuses new connections.
+// Stopping lets a request in flight finish, and refuses new connections,
+// on net/http and on fasthttp (the public listener's server for webhooks).
 func TestServeDrainsInFlightRequests(t *testing.T) {
+	servers := map[string]func(context.Context, http.Handler, net.Listener) error{
+		"net/http": func(ctx context.Context, h http.Handler, ln net.Listener) error {
+			return ops.Serve(ctx, ops.NewServer(h), ln, 5*time.Second)
+		},
+		"fasthttp": func(ctx context.Context, h http.Handler, ln net.Listener) error {
+			return ops.ServeFast(ctx, &fasthttp.Server{Handler: fasthttpadaptor.NewFastHTTPHandler(h)}, ln, 5*time.Second)
+		},
+	}
+	for name, serve := range servers {
+		t.Run(name, func(t *testing.T) { testServeDrains(t, serve) })
+	}
+}
+
+func testServeDrains(t *testing.T, serve func(context.Context, http.Handler, net.Listener) error) {
 	started := make(chan struct{})
 	r := ops.NewRouter()
 	r.Get("/slow", func(w http.ResponseWriter, _ *http.Request) {
@@ -26,7 +44,7 @@ func TestServeDrainsInFlightRequests(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	served := make(chan error, 1)
-	go func() { served <- ops.Serve(ctx, ops.NewServer(r), ln, 5*time.Second) }()
+	go func() { served <- serve(ctx, r, ln) }()
 
 	type answer struct {
 		body string
