@@ -41,16 +41,24 @@ func (h *Handler) NewServer(next http.Handler, observe ops.Observe, routes ...Ro
 	for _, rt := range routes {
 		serves[rt.Path] = rt.serve
 	}
-	// unauthorizedPost is a POST to one of routes without a valid token.
-	unauthorizedPost := func(hd *fasthttp.RequestHeader) bool {
+	// unauthorizedPost is the route of a POST to one of routes without a
+	// valid token; "": not such a POST.
+	unauthorizedPost := func(hd *fasthttp.RequestHeader) string {
 		path, _, _ := bytes.Cut(hd.RequestURI(), []byte("?"))
-		_, ok := serves[string(path)]
-		return ok && hd.IsPost() && !h.authorized(func(name string) string { return string(hd.Peek(name)) })
+		if _, ok := serves[string(path)]; !ok || !hd.IsPost() || h.authorized(func(name string) string { return string(hd.Peek(name)) }) {
+			return ""
+		}
+		return string(path)
 	}
-	// cutShort holds the headers of the unauthorized POSTs whose body read
-	// HeaderReceived cut short, for ErrorHandler to answer 401: fasthttp
-	// resets a request's headers before calling it. Keyed by address: each
-	// connection's request context has its own headers.
+	// cutShort holds the unauthorized POSTs whose body read HeaderReceived
+	// cut short (route and arrival), for ErrorHandler to answer 401:
+	// fasthttp resets a request's headers before calling it. Keyed by the
+	// headers' address: each connection's request context has its own, so
+	// it holds at most one entry per connection.
+	type cut struct {
+		route string
+		start time.Time
+	}
 	var cutShort sync.Map
 	slow := fasthttpadaptor.NewFastHTTPHandler(next)
 	logger := h.logger.With("server", "public")
@@ -81,8 +89,8 @@ func (h *Handler) NewServer(next http.Handler, observe ops.Observe, routes ...Ro
 			}
 		},
 		HeaderReceived: func(hd *fasthttp.RequestHeader) fasthttp.RequestConfig {
-			if unauthorizedPost(hd) && hd.ContentLength() != 0 {
-				cutShort.Store(hd, struct{}{})
+			if route := unauthorizedPost(hd); route != "" && hd.ContentLength() != 0 {
+				cutShort.Store(hd, cut{route, time.Now()})
 				return fasthttp.RequestConfig{ReadTimeout: time.Nanosecond} // ErrorHandler answers
 			}
 			return fasthttp.RequestConfig{}
@@ -91,10 +99,14 @@ func (h *Handler) NewServer(next http.Handler, observe ops.Observe, routes ...Ro
 			x := fastExchange{ctx}
 			var small *fasthttp.ErrSmallBuffer
 			var netErr net.Error
-			if _, ok := cutShort.LoadAndDelete(&ctx.Request.Header); ok {
+			if c, ok := cutShort.LoadAndDelete(&ctx.Request.Header); ok {
 				h.unauthorized(x, "missing or wrong token: send it as X-Webhook-Token or Authorization: Bearer")
+				observe(c.(cut).route, http.MethodPost, http.StatusUnauthorized, time.Since(c.(cut).start))
 				return
 			}
+			// Not counted by observe: no route ran, and the request's
+			// headers are gone (otpscope_ingest_requests_total counts a
+			// cut-off body).
 			switch {
 			case errors.As(err, &small):
 				answerProblem(x, problem.Details{Status: http.StatusRequestHeaderFieldsTooLarge, Detail: "request headers too large"})
