@@ -53,20 +53,11 @@ func (x httpExchange) remoteAddr() string        { return x.r.RemoteAddr }
 func (x httpExchange) answer(status int, body []byte, header ...string) {
 	h := x.w.Header()
 	for i := 0; i+1 < len(header); i += 2 {
-		if header[i] == "Content-Type" && header[i+1] == "application/json" {
-			h["Content-Type"] = jsonContentType // Set would canonicalize and allocate
-			continue
-		}
 		h.Set(header[i], header[i+1])
 	}
 	x.w.WriteHeader(status)
 	_, _ = x.w.Write(body)
 }
-
-// jsonContentType is the accepted answer's Content-Type, set as the header
-// map's value: Header.Set canonicalizes the key and allocates a slice per
-// answer. Nothing writes into the shared slice (an Add would grow a copy).
-var jsonContentType = []string{"application/json"}
 
 type fastExchange struct{ ctx *fasthttp.RequestCtx }
 

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
@@ -50,9 +49,6 @@ func NewMethods(h *Handler, key []byte, reg prometheus.Registerer) *Methods {
 	}, []string{"channel", "result"})
 	return m
 }
-
-// Mount adds the method routes to r.
-func (m *Methods) Mount(r chi.Router) { Mount(r, m.Routes()...) }
 
 // Routes are the method endpoints.
 func (m *Methods) Routes() []Route {
