@@ -57,8 +57,7 @@ func newTraffic(t *testing.T) *traffic {
 	reg := prometheus.NewRegistry()
 	h := ingest.NewHandler(ingest.Config{Tokens: []string{webhookToken}, MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: 5 * time.Second, RetryAfter: time.Second},
 		f.Broker, brokertest.Logger(t), reg)
-	h.Mount(r)
-	ingest.NewMethods(h, []byte("analytics-pseudonym-key"), reg).Mount(r)
+	ingest.Mount(r, append(h.Routes(), ingest.NewMethods(h, []byte("analytics-pseudonym-key"), reg).Routes()...)...)
 	hooks := httptest.NewServer(r)
 	t.Cleanup(hooks.Close)
 	auth := map[string]string{"X-Webhook-Token": webhookToken}
