@@ -1,9 +1,14 @@
 // Command sink measures the sink end to end — events from a filled JetStream
 // stream into ClickHouse through the consumer, clickhouse-go and the embedded
 // engine's HTTP endpoint — against the engine inserting the same rows into
-// the same schema directly, in inserts of the sink's batch size. Each of
-// -runs rounds measures both on fresh events; the medians are reported, and
-// the CPU time per 100k events, which a shared machine disturbs less.
+// the same schema directly, in inserts of the sink's batch size, and against
+// JetStream alone: the same messages drained by a bare nats.go consumer that
+// acknowledges each one (as a consumer shared by replicas must) or each
+// batch. From the raw insert's CPU and a drain's, it reports the bound: the
+// most sink/raw any sink doing both could reach with every core busy. Each
+// of -runs rounds measures all of them on fresh events; the medians are
+// reported, and the CPU time per 100k events, which a shared machine
+// disturbs less.
 //
 //	OTPSCOPE_CHDB_LIB=$PWD/.cache/chdb/libchdb.so go run ./bench/sink -events 200000 -nats-sync 2m
 //
@@ -34,11 +39,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -118,13 +125,24 @@ func openBroker(ctx context.Context, dir, sync string) (*broker.Broker, error) {
 
 // throughput is one round of the throughput benchmark.
 type throughput struct {
-	raw, bare, driver, sink float64       // rows/s
-	elapsed, insert         time.Duration // the sink's drain, and its time in inserts
-	// rawCPU, driverCPU and sinkCPU are the process's CPU time (all threads:
-	// engine, NATS server, sink) for the raw insert, the driver's and the
-	// drain: on a shared machine, a figure that other processes' load
-	// changes less.
-	rawCPU, driverCPU, sinkCPU time.Duration
+	raw, bare, driver, drain, drainBatch, sink float64       // rows/s
+	elapsed, insert                            time.Duration // the sink's drain, and its time in inserts
+	// rawCPU, driverCPU, drainCPU and sinkCPU are the process's CPU time
+	// (all threads: engine, NATS server, sink) for the raw insert, the
+	// driver's, the bare JetStream drain and the sink's drain: on a shared
+	// machine, a figure that other processes' load changes less.
+	rawCPU, driverCPU, drainCPU, drainBatchCPU, sinkCPU time.Duration
+}
+
+// bound is the most sink/raw a sink could reach in this round on these
+// cores: it must at least insert (the raw insert's CPU) and take every
+// message from JetStream and acknowledge it (a bare drain's CPU, drainCPU),
+// and with every core busy that takes their sum over the cores — or the
+// raw insert's own time, if that is longer.
+func (t throughput) bound(n, cores int, drainCPU time.Duration) float64 {
+	rawElapsed := float64(n) / t.raw
+	floor := max(rawElapsed, (t.rawCPU+drainCPU).Seconds()/float64(cores))
+	return rawElapsed / floor
 }
 
 // run measures the sink's throughput runs times, each round against its own
@@ -138,6 +156,7 @@ func run(ctx context.Context, n, batch, runs int, natsSync, profile string) erro
 	}
 	defer closeStore()
 	var all []throughput
+	cores := runtime.GOMAXPROCS(0)
 	for r := range runs {
 		p := "" // the last round's drain is profiled
 		if r == runs-1 {
@@ -147,9 +166,10 @@ func run(ctx context.Context, n, batch, runs int, natsSync, profile string) erro
 		if err != nil {
 			return fmt.Errorf("round %d: %w", r+1, err)
 		}
-		fmt.Printf("round %d: raw %6.0f rows/s  bare %6.0f rows/s  driver %6.0f rows/s  sink %6.0f events/s  sink/raw %.2f  (drain %v, in inserts %v; CPU per 100k: raw %.2fs, driver %.2fs, sink %.2fs)\n",
-			r+1, t.raw, t.bare, t.driver, t.sink, t.sink/t.raw, t.elapsed.Round(time.Millisecond), t.insert.Round(time.Millisecond),
-			per100k(t.rawCPU, n), per100k(t.driverCPU, n), per100k(t.sinkCPU, n))
+		fmt.Printf("round %d: raw %6.0f rows/s  bare %6.0f rows/s  driver %6.0f rows/s  drains %6.0f / %6.0f msgs/s  sink %6.0f events/s  sink/raw %.2f (bounds %.2f / %.2f)  (drain %v, in inserts %v; CPU per 100k: raw %.2fs, driver %.2fs, drains %.2fs / %.2fs, sink %.2fs)\n",
+			r+1, t.raw, t.bare, t.driver, t.drain, t.drainBatch, t.sink, t.sink/t.raw, t.bound(n, cores, t.drainCPU), t.bound(n, cores, t.drainBatchCPU),
+			t.elapsed.Round(time.Millisecond), t.insert.Round(time.Millisecond),
+			per100k(t.rawCPU, n), per100k(t.driverCPU, n), per100k(t.drainCPU, n), per100k(t.drainBatchCPU, n), per100k(t.sinkCPU, n))
 		all = append(all, t)
 	}
 	med := func(f func(throughput) float64) float64 {
@@ -162,15 +182,21 @@ func run(ctx context.Context, n, batch, runs int, natsSync, profile string) erro
 	}
 	rawRate, bareRate, sinkRate := med(func(t throughput) float64 { return t.raw }), med(func(t throughput) float64 { return t.bare }), med(func(t throughput) float64 { return t.sink })
 	driverRate := med(func(t throughput) float64 { return t.driver })
+	drainRate, drainBatchRate := med(func(t throughput) float64 { return t.drain }), med(func(t throughput) float64 { return t.drainBatch })
 	fmt.Printf("medians of %d rounds, %d events each:\n", runs, n)
 	fmt.Printf("raw engine insert  %9.0f rows/s   (JSONEachRow, %d-row inserts straight into the engine, same schema: table + channel_events view)\n", rawRate, batch)
 	fmt.Printf("raw, bare table    %9.0f rows/s   (the same into a copy of delivery_events without the view)\n", bareRate)
 	fmt.Printf("driver, no NATS    %9.0f rows/s   (the messages decoded into the sink's batches, inserted through the store: clickhouse-go → HTTP endpoint → engine)\n", driverRate)
+	fmt.Printf("JetStream drain    %9.0f msgs/s   (the same messages fetched in the sink's batches and acknowledged one by one, nats.go alone: no decoding, no insert)\n", drainRate)
+	fmt.Printf("  acked per batch  %9.0f msgs/s   (the same with one AckAll per batch, which only one sink at a time per consumer may do)\n", drainBatchRate)
 	fmt.Printf("sink end to end    %9.0f events/s (NATS → consumer → clickhouse-go → HTTP endpoint → engine, batch %d)\n", sinkRate, batch)
 	fmt.Printf("sink / raw = %.2f (the median of the rounds' ratios, each against its own baseline; ratio of the medians %.2f), sink / bare = %.2f\n",
 		med(func(t throughput) float64 { return t.sink / t.raw }), sinkRate/rawRate, med(func(t throughput) float64 { return t.sink / t.bare }))
-	fmt.Printf("CPU per 100k events: raw insert %.2fs, driver %.2fs, sink %.2fs (all threads of this process)\n",
+	fmt.Printf("bound on sink / raw = %.2f acking each message, %.2f acking each batch, on %d cores (the raw insert's CPU and the drain's, both cores busy; medians of the rounds' bounds)\n",
+		med(func(t throughput) float64 { return t.bound(n, cores, t.drainCPU) }), med(func(t throughput) float64 { return t.bound(n, cores, t.drainBatchCPU) }), cores)
+	fmt.Printf("CPU per 100k events: raw insert %.2fs, driver %.2fs, drains %.2fs / %.2fs (each message / each batch acked), sink %.2fs (all threads of this process)\n",
 		med(func(t throughput) float64 { return per100k(t.rawCPU, n) }), med(func(t throughput) float64 { return per100k(t.driverCPU, n) }),
+		med(func(t throughput) float64 { return per100k(t.drainCPU, n) }), med(func(t throughput) float64 { return per100k(t.drainBatchCPU, n) }),
 		med(func(t throughput) float64 { return per100k(t.sinkCPU, n) }))
 	return nil
 }
@@ -281,6 +307,17 @@ func round(ctx context.Context, db *store.DB, natsDir, natsSync string, n, batch
 	}
 	t.sink = float64(n) / t.elapsed.Seconds()
 	t.insert = insertTime(reg)
+	// The JetStream baseline: the same messages through a consumer of their
+	// own, fetched in the sink's batches and acknowledged one by one, as
+	// the sink's consumer must be (replicas share it), and nothing else.
+	// After the sink, so that it reads what the sink has read already: a
+	// baseline as cheap as it gets, and so a bound as high.
+	if t.drain, t.drainCPU, err = drain(ctx, b, n, batch, false); err != nil {
+		return t, err
+	}
+	if t.drainBatch, t.drainBatchCPU, err = drain(ctx, b, n, batch, true); err != nil {
+		return t, err
+	}
 	return t, nil
 }
 
@@ -337,6 +374,55 @@ func driverInsert(ctx context.Context, db *store.DB, msgs []events.Message, per 
 		}
 	}
 	return float64(len(msgs)) / time.Since(t0).Seconds(), cpuTime() - c0, nil
+}
+
+// drain fetches n messages from b's stream through a durable consumer of its
+// own, with nats.go alone, batch at a time, and acknowledges them: each one
+// (what a consumer shared by replicas needs, as the sink's is), or with
+// perBatch only each batch's last under AckAll (what one sink at a time per
+// consumer could do). No decoding, no insert: the least any sink does per
+// message.
+func drain(ctx context.Context, b *broker.Broker, n, batch int, perBatch bool) (rate float64, cpu time.Duration, err error) {
+	nc, err := b.Connect("bench-drain")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, 0, err
+	}
+	cfg := jetstream.ConsumerConfig{Durable: "bench-drain-each", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute, MaxAckPending: 4 * batch}
+	if perBatch {
+		cfg.Durable, cfg.AckPolicy = "bench-drain-batch", jetstream.AckAllPolicy
+	}
+	cons, err := js.CreateConsumer(ctx, b.StreamName(), cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	c0, t0 := cpuTime(), time.Now()
+	for got := 0; got < n; {
+		msgs, err := cons.Fetch(min(batch, n-got), jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return 0, 0, err
+		}
+		var last jetstream.Msg
+		for m := range msgs.Messages() {
+			if !perBatch {
+				if err := m.Ack(); err != nil {
+					return 0, 0, err
+				}
+			}
+			last = m
+			got++
+		}
+		if perBatch && last != nil {
+			if err := last.Ack(); err != nil {
+				return 0, 0, err
+			}
+		}
+	}
+	return float64(n) / time.Since(t0).Seconds(), cpuTime() - c0, nil
 }
 
 // jsonRows renders rows for the baseline.
