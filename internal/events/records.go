@@ -237,3 +237,25 @@ func DecodeTrack(body []byte, receivedAt time.Time) (Track, error) {
 	}
 	return tr, nil
 }
+
+// Alert is the payload of tyntec.2fa.alert.<RULE>: a rule of the reporter
+// that fired on the figures of the window [From, To) (To is when it was
+// evaluated).
+type Alert struct {
+	Rule      string    `json:"rule"`
+	Channel   string    `json:"channel,omitempty"`
+	From      time.Time `json:"from"`
+	To        time.Time `json:"to"`
+	Value     float64   `json:"value"`
+	Threshold float64   `json:"threshold"`
+	// Volume is the settled attempts (delivery_rate_low) or OTPs (fallback_rate_high).
+	Volume  uint64 `json:"volume"`
+	Summary string `json:"summary"`
+}
+
+// NewAlertMessage wraps an alert. Its id derives from rule, channel and
+// window, so one evaluation of one window alerts once.
+func NewAlertMessage(al *Alert) (Message, error) {
+	id := "al-" + Digest(12, al.Rule, al.Channel, al.From.UTC().Format(time.RFC3339Nano), al.To.UTC().Format(time.RFC3339Nano))
+	return newMessage(AlertSubject(al.Rule), id, "reporter", TypeAlert, al.To, "", al)
+}

@@ -38,18 +38,9 @@ type AlertRules struct {
 	MinOTPs         uint64
 }
 
-// Alert is the payload of tyntec.2fa.alert.<RULE>.
-type Alert struct {
-	Rule      string    `json:"rule"`
-	Channel   string    `json:"channel,omitempty"`
-	From      time.Time `json:"from"`
-	To        time.Time `json:"to"`
-	Value     float64   `json:"value"`
-	Threshold float64   `json:"threshold"`
-	// Volume is the settled attempts (delivery_rate_low) or OTPs (fallback_rate_high).
-	Volume  uint64 `json:"volume"`
-	Summary string `json:"summary"`
-}
+// Alert is the payload of tyntec.2fa.alert.<RULE> (events.Alert): the sink
+// stores it, the API lists it.
+type Alert = events.Alert
 
 // Evaluate returns the alerts that fire on the figures of one window.
 func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb store.FallbackStats) []Alert {
@@ -77,20 +68,9 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 	return out
 }
 
-// Message is the alert as published. Its id derives from rule, channel and
-// window, so one evaluation of one window alerts once.
-func (al *Alert) Message() (events.Message, error) {
-	data, err := json.Marshal(al)
-	if err != nil {
-		return events.Message{}, fmt.Errorf("encode alert: %w", err)
-	}
-	id := "al-" + shortDigest(al.Rule, al.Channel, al.From.UTC().Format(time.RFC3339Nano), al.To.UTC().Format(time.RFC3339Nano))
-	return newMessage(events.AlertSubject(al.Rule), id, events.TypeAlert, al.To, data), nil
-}
-
 // slackPayload is what a Slack incoming webhook (and compatible receivers)
 // accepts: text, plus the alert itself for receivers that read JSON.
-func (al *Alert) slackPayload() ([]byte, error) {
+func slackPayload(al *Alert) ([]byte, error) {
 	return json.Marshal(struct {
 		Text  string `json:"text"`
 		Alert *Alert `json:"alert"`

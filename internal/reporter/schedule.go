@@ -283,7 +283,7 @@ func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, er
 	var errs []error
 	for i := range alerts {
 		al := &alerts[i]
-		msg, err := al.Message()
+		msg, err := events.NewAlertMessage(al)
 		if err == nil {
 			err = r.pub.Publish(ctx, msg)
 		}
@@ -306,7 +306,7 @@ func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, er
 }
 
 func (r *Reports) post(ctx context.Context, al *Alert) error {
-	body, err := al.slackPayload()
+	body, err := slackPayload(al)
 	if err != nil {
 		return err
 	}

@@ -183,6 +183,19 @@ var deadLetterColumns = []column[DeadLetterRow]{
 	col("stream_seq", func(r *DeadLetterRow) uint64 { return r.Seq }),
 }
 
+var alertColumns = []column[AlertRow]{
+	col("event_id", func(r *AlertRow) string { return r.EventID }),
+	col("rule", func(r *AlertRow) string { return r.Rule }),
+	col("channel", func(r *AlertRow) string { return r.Channel }),
+	col("window_from", func(r *AlertRow) time.Time { return r.From }),
+	col("evaluated_at", func(r *AlertRow) time.Time { return r.To }),
+	col("value", func(r *AlertRow) float64 { return r.Value }),
+	col("threshold", func(r *AlertRow) float64 { return r.Threshold }),
+	col("volume", func(r *AlertRow) uint64 { return r.Volume }),
+	col("summary", func(r *AlertRow) string { return r.Summary }),
+	col("stream_seq", func(r *AlertRow) uint64 { return r.Seq }),
+}
+
 // Insert writes the batch, one insert per table that has rows. Each insert
 // carries an insert_deduplication_token derived from its event ids, so a batch
 // redelivered whole after a crash is dropped by ClickHouse's block
@@ -218,6 +231,9 @@ func (db *DB) insert(ctx context.Context, b *Batch, dedup bool) error {
 		return err
 	}
 	if err := insertTable(ctx, db, dedup, "journey_links", b.Links, linkColumns, func(r *JourneyLinkRow) string { return r.EventID }); err != nil {
+		return err
+	}
+	if err := insertTable(ctx, db, dedup, "alerts", b.Alerts, alertColumns, func(r *AlertRow) string { return r.EventID }); err != nil {
 		return err
 	}
 	return insertTable(ctx, db, dedup, "dead_letters", b.DeadLetters, deadLetterColumns, func(r *DeadLetterRow) string { return r.EventID })

@@ -58,8 +58,9 @@ func (r *Retention) Set(s string) error {
 // figures are computed from, the hourly rollups windows read, and the
 // dead letters.
 type RetentionConfig struct {
-	// Events: delivery_events, otp_status, v1_events, resends, and the
-	// methods' silent_auth_outcomes, push_events and journey_links (by event time).
+	// Events: delivery_events, otp_status, v1_events, resends, the
+	// methods' silent_auth_outcomes, push_events and journey_links (by event
+	// time), and the alerts fired on them (by evaluation).
 	Events Retention
 	// Attempts: channel_events and attempts (by day), what dirty hours
 	// are computed from.
@@ -77,7 +78,7 @@ const DefaultDeadLetterRetention = Retention(90 * day)
 
 func (c *RetentionConfig) registerFlags(fs *flag.FlagSet) {
 	c.DeadLetters = DefaultDeadLetterRetention
-	fs.Var(&c.Events, "retention-events", "keep delivery events, OTP statuses, v1 events, resend decisions, silent-auth outcomes, push events and journey links this long by event time (90d, 2160h; 0 = forever)")
+	fs.Var(&c.Events, "retention-events", "keep delivery events, OTP statuses, v1 events, resend decisions, silent-auth outcomes, push events and journey links this long by event time, and alerts by evaluation (90d, 2160h; 0 = forever)")
 	fs.Var(&c.Attempts, "retention-attempts", "keep the per-dispatch aggregates (channel_events) this long by day; windows over older days read the rollups (0 = forever)")
 	fs.Var(&c.Rollups, "retention-rollups", "keep the rollups (hourly, and the day-level histograms) this long; 0 or at least --retention-attempts (0 = forever)")
 	fs.Var(&c.DeadLetters, "retention-dead-letters", "keep dead letters and their replay records this long (0 = forever)")
@@ -100,7 +101,7 @@ type ttlTable struct {
 func (c *RetentionConfig) tables() map[ttlTable]Retention {
 	out := map[ttlTable]Retention{}
 	for _, t := range []ttlTable{{"delivery_events", "event_time", false}, {"otp_status", "observed_at", false}, {"v1_events", "created", false}, {"resends", "decided_at", false},
-		{"silent_auth_outcomes", "started_at", false}, {"push_events", "created_at", false}, {"journey_links", "linked_at", false}} {
+		{"silent_auth_outcomes", "started_at", false}, {"push_events", "created_at", false}, {"journey_links", "linked_at", false}, {"alerts", "evaluated_at", false}} {
 		out[t] = c.Events
 	}
 	out[ttlTable{"channel_events", "day", true}] = c.Attempts

@@ -53,13 +53,14 @@ func TestRetention(t *testing.T) {
 		}
 
 		altered := apply("--retention-events", "30d", "--retention-dead-letters", "7d")
-		if want := []string{"dead_letter_replays", "dead_letters", "delivery_events", "journey_links", "otp_status", "push_events", "resends", "silent_auth_outcomes", "v1_events"}; !slices.Equal(altered, want) {
+		if want := []string{"alerts", "dead_letter_replays", "dead_letters", "delivery_events", "journey_links", "otp_status", "push_events", "resends", "silent_auth_outcomes", "v1_events"}; !slices.Equal(altered, want) {
 			t.Errorf("altered %v; want %v", altered, want)
 		}
 		wantTTLs(t, db, map[string]string{
 			"delivery_events": "TTL toDateTime(event_time) + toIntervalDay(30)",
 			"resends":         "TTL toDateTime(decided_at) + toIntervalDay(30)",
 			"push_events":     "TTL toDateTime(created_at) + toIntervalDay(30)",
+			"alerts":          "TTL toDateTime(evaluated_at) + toIntervalDay(30)",
 			"dead_letters":    "TTL toDateTime(received_at) + toIntervalDay(7)",
 		})
 		if s := showCreate(t, db, "channel_events"); strings.Contains(s, "TTL") {

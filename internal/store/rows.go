@@ -16,7 +16,8 @@ import (
 // or names no table); the consumer dead-letters it instead of retrying.
 var ErrPermanent = errors.New("message cannot be stored")
 
-// ErrNoTable marks a subject that has no table (reports, alerts, tracking):
+// ErrNoTable marks a subject that has no table (reports, tracking without a
+// journey):
 // acknowledged without a row.
 var ErrNoTable = errors.New("no table for subject")
 
@@ -44,6 +45,11 @@ type (
 	}
 	DeadLetterRow struct {
 		events.DeadLetter
+		EventID string
+		Seq     uint64
+	}
+	AlertRow struct {
+		events.Alert
 		EventID string
 		Seq     uint64
 	}
@@ -85,13 +91,14 @@ type Batch struct {
 	Silent      []SilentRow
 	Push        []PushRow
 	Links       []JourneyLinkRow
+	Alerts      []AlertRow
 	bytes       int
 }
 
 // Len is the number of rows.
 func (b *Batch) Len() int {
 	return len(b.Deliveries) + len(b.Statuses) + len(b.V1Events) + len(b.Resends) + len(b.DeadLetters) + len(b.Reconciles) +
-		len(b.Silent) + len(b.Push) + len(b.Links)
+		len(b.Silent) + len(b.Push) + len(b.Links) + len(b.Alerts)
 }
 
 // Bytes is the size of the JSON the rows came from, a proxy for the insert's size.
@@ -101,7 +108,7 @@ func (b *Batch) Bytes() int { return b.bytes }
 func (b *Batch) Reset() {
 	b.Deliveries, b.Statuses, b.V1Events = b.Deliveries[:0], b.Statuses[:0], b.V1Events[:0]
 	b.Resends, b.DeadLetters, b.Reconciles, b.bytes = b.Resends[:0], b.DeadLetters[:0], b.Reconciles[:0], 0
-	b.Silent, b.Push, b.Links = b.Silent[:0], b.Push[:0], b.Links[:0]
+	b.Silent, b.Push, b.Links, b.Alerts = b.Silent[:0], b.Push[:0], b.Links[:0], b.Alerts[:0]
 }
 
 // Add parses one message into a row of its table. id is the message id
@@ -195,6 +202,14 @@ func (b *Batch) Add(subject, id string, data []byte, seq uint64) error {
 		if err == nil {
 			b.Links = append(b.Links, JourneyLinkRow{OTPID: tr.OTPID, JourneyID: tr.CorrelationID, Source: "track", LinkedAt: tr.At, EventID: id})
 		}
+	case events.KindAlert:
+		r := AlertRow{EventID: id, Seq: seq}
+		if err = decode(data, &r.Alert); err == nil {
+			err = checkAlert(&r.Alert, sub.Name)
+		}
+		if err == nil {
+			b.Alerts = append(b.Alerts, r)
+		}
 	case events.KindDeadLetter:
 		r := DeadLetterRow{EventID: id, Seq: seq}
 		if err = decode(data, &r.DeadLetter); err == nil {
@@ -247,6 +262,18 @@ func checkMethod(id string, start, end time.Time) error {
 		return errors.New("no start or end time")
 	case end.Before(start):
 		return errors.New("ends before it starts")
+	}
+	return nil
+}
+
+// checkAlert checks what an alert's row cannot do without: the rule its
+// subject names, and the window it was evaluated over, in order.
+func checkAlert(al *events.Alert, rule string) error {
+	switch {
+	case al.Rule != rule:
+		return fmt.Errorf("rule %q on the subject of rule %q", al.Rule, rule)
+	case al.To.IsZero() || al.To.Before(al.From):
+		return errors.New("no window, or one that ends before it starts")
 	}
 	return nil
 }

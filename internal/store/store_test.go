@@ -195,7 +195,6 @@ func TestBatchAdd(t *testing.T) {
 		{m.Subject, m.ID, `{"otpId":"x","timestamp":"2026-01-01T00:00:00Z"}`, store.ErrPermanent},
 		{"tyntec.2fa.report.hourly", "r1", `{}`, store.ErrNoTable},
 		{"tyntec.2fa.track", "t1", `{}`, store.ErrNoTable},
-		{"tyntec.2fa.alert.no_webhooks", "a1", `{}`, store.ErrNoTable},
 		{"tyntec.2fa.delivery.SMS", "d1", string(m.Data), store.ErrNoTable}, // no status token
 		{"other.subject", "o1", `{}`, store.ErrNoTable},
 	}

@@ -1,0 +1,93 @@
+package store_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// Alerts arrive as the reporter publishes them, are stored once however
+// often they are delivered, and are listed newest first by when they were
+// evaluated, a channel's with those of no channel.
+func TestAlertsStoredAndListed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		at := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+		alerts := []events.Alert{
+			{Rule: "delivery_rate_low", Channel: "SMS", From: at.Add(-time.Hour), To: at, Value: 0.61, Threshold: 0.8, Volume: 120, Summary: "SMS low"},
+			{Rule: "fallback_rate_high", From: at.Add(-time.Hour), To: at, Value: 0.3, Threshold: 0.2, Volume: 90, Summary: "fallback high"},
+			{Rule: "delivery_rate_low", Channel: "VIBER", From: at.Add(-55 * time.Minute), To: at.Add(5 * time.Minute), Value: 0.5, Threshold: 0.8, Volume: 60, Summary: "VIBER low"},
+		}
+		var b store.Batch
+		for i := range alerts {
+			m, err := events.NewAlertMessage(&alerts[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Each twice, as a redelivery would: one row each.
+			for range 2 {
+				if err := b.Add(m.Subject, m.ID, m.Data, uint64(i+1)); err != nil {
+					t.Fatalf("Add %s: %v", m.Subject, err)
+				}
+			}
+		}
+		if err := db.Insert(t.Context(), &b); err != nil {
+			t.Fatal(err)
+		}
+
+		all, err := db.Alerts(t.Context(), store.AlertFilter{From: at.Add(-time.Hour), To: at.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != 3 || all[0].Channel != "VIBER" || all[1].Rule != "delivery_rate_low" || all[2].Rule != "fallback_rate_high" {
+			t.Fatalf("alerts %+v; want VIBER's, then SMS's and the fallback rate's, once each", all)
+		}
+		if got := all[1]; !got.From.Equal(at.Add(-time.Hour)) || !got.To.Equal(at) || got.Value != 0.61 || got.Threshold != 0.8 || got.Volume != 120 || got.Summary != "SMS low" || got.ID == "" {
+			t.Errorf("SMS alert read back as %+v", got)
+		}
+		sms, err := db.Alerts(t.Context(), store.AlertFilter{From: at.Add(-time.Hour), To: at.Add(time.Hour), Channel: "SMS"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sms) != 2 || sms[0].Channel != "SMS" || sms[1].Channel != "" {
+			t.Errorf("SMS's alerts %+v; want SMS's and the fallback rate's", sms)
+		}
+		// [from, to): the alerts evaluated at `at` are outside a window ending there.
+		before, err := db.Alerts(t.Context(), store.AlertFilter{From: at.Add(-time.Hour), To: at, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(before) != 0 {
+			t.Errorf("alerts before %v: %+v; want none", at, before)
+		}
+		one, err := db.Alerts(t.Context(), store.AlertFilter{From: at.Add(-time.Hour), To: at.Add(time.Hour), Limit: 1})
+		if err != nil || len(one) != 1 || one[0].Channel != "VIBER" {
+			t.Errorf("limit 1: %+v, %v; want the newest", one, err)
+		}
+	})
+}
+
+// An alert whose body disagrees with its subject, or has no window, can
+// never be stored: it is dead-lettered rather than retried.
+func TestBatchAddBadAlert(t *testing.T) {
+	at := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+	for _, data := range []string{
+		`{}`,
+		`{"rule":"fallback_rate_high","from":"2026-11-03T11:00:00Z","to":"2026-11-03T12:00:00Z"}`,
+		`{"rule":"delivery_rate_low","from":"2026-11-03T13:00:00Z","to":"2026-11-03T12:00:00Z"}`,
+		`{"rule":"delivery_rate_low"`,
+	} {
+		var b store.Batch
+		if err := b.Add(events.AlertSubject("delivery_rate_low"), "al-1", []byte(data), 1); !errors.Is(err, store.ErrPermanent) {
+			t.Errorf("Add(%s) = %v; want a permanent error", data, err)
+		}
+	}
+	var b store.Batch
+	good := events.Alert{Rule: "delivery_rate_low", Channel: "SMS", From: at.Add(-time.Hour), To: at}
+	m, _ := events.NewAlertMessage(&good)
+	if err := b.Add(m.Subject, m.ID, m.Data, 1); err != nil || len(b.Alerts) != 1 {
+		t.Errorf("Add(a good alert) = %v, %d rows", err, len(b.Alerts))
+	}
+}
