@@ -103,6 +103,41 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	a.answer(w, r, page, err, store.ErrBadCursor, "Invalid cursor", "cursor")
 }
 
+// AlertsResponse is the body of GET /api/v1/alerts.
+type AlertsResponse struct {
+	From   time.Time           `json:"from"`
+	To     time.Time           `json:"to"`
+	Alerts []store.AlertRecord `json:"alerts"`
+}
+
+// Bounds of the alerts an answer lists.
+const (
+	DefaultAlertsLimit = 100
+	MaxAlertsLimit     = 1000
+)
+
+// alerts lists the alerts evaluated within the window, newest first: the
+// alert state the console shows. An alert is over every profile, so a
+// profile does not narrow them; a channel keeps its own and those of no
+// channel (the fallback rate's).
+func (a *API) alerts(w http.ResponseWriter, r *http.Request) {
+	win, ok := a.window(w, r)
+	if !ok {
+		return
+	}
+	f := store.AlertFilter{From: win.From, To: win.To, Channel: win.Channel, Limit: DefaultAlertsLimit}
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxAlertsLimit {
+			badRequest(w, r, "Invalid limit", "limit", fmt.Sprintf("limit %q: want 1 … %d", s, MaxAlertsLimit))
+			return
+		}
+		f.Limit = n
+	}
+	recs, err := a.db.Alerts(r.Context(), f)
+	a.reply(w, r, AlertsResponse{From: win.From, To: win.To, Alerts: recs}, err)
+}
+
 // Subscriber subscribes to core NATS subjects (broker.Broker does).
 type Subscriber interface {
 	Subscribe(subject string, fn func(*nats.Msg)) (unsubscribe func(), err error)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -410,6 +411,48 @@ func testReports(t *testing.T, tr *traffic) {
 		}
 		if text, _ := posted[0]["text"].(string); !strings.Contains(text, "otpscope") {
 			t.Errorf("webhook body %v has no Slack text", posted[0])
+		}
+
+		// The sink stores them; GET /api/v1/alerts lists them, newest first
+		// (all evaluated at once here), a channel's with the fallback rate's.
+		tr.f.WaitCount(t, "SELECT count() FROM alerts FINAL", uint64(want))
+		q := url.Values{"from": {w.From.Format(time.RFC3339Nano)}, "to": {w.To.Add(time.Second).Format(time.RFC3339Nano)}}
+		var listed reporter.AlertsResponse
+		if resp := tr.get(t, "/api/v1/alerts", q, &listed); resp.StatusCode != http.StatusOK {
+			t.Fatalf("/api/v1/alerts: %s", resp.Status)
+		}
+		if len(listed.Alerts) != want {
+			t.Fatalf("/api/v1/alerts listed %d alerts; want %d", len(listed.Alerts), want)
+		}
+		byKey := map[string]reporter.Alert{}
+		for _, al := range alerts {
+			byKey[al.Rule+"/"+al.Channel] = al
+		}
+		var channel string
+		for _, got := range listed.Alerts {
+			al, ok := byKey[got.Rule+"/"+got.Channel]
+			if !ok || got.Value != al.Value || got.Threshold != al.Threshold || got.Volume != al.Volume || got.Summary != al.Summary ||
+				!got.From.Equal(al.From) || !got.To.Equal(al.To) {
+				t.Errorf("listed %+v; evaluated %+v", got, al)
+			}
+			if got.Channel != "" {
+				channel = got.Channel
+			}
+		}
+		q.Set("channel", strings.ToLower(channel))
+		var one reporter.AlertsResponse
+		tr.get(t, "/api/v1/alerts", q, &one)
+		if len(one.Alerts) != 2 || one.Alerts[0].Channel == one.Alerts[1].Channel {
+			t.Errorf("alerts of channel %s: %+v; want its own and the fallback rate's", channel, one.Alerts)
+		}
+		q.Set("to", w.To.Format(time.RFC3339Nano)) // [from, to): evaluated at to, so outside
+		var none reporter.AlertsResponse
+		if tr.get(t, "/api/v1/alerts", q, &none); len(none.Alerts) != 0 {
+			t.Errorf("alerts evaluated at the window's end listed in it: %+v", none.Alerts)
+		}
+		q.Set("limit", "0")
+		if resp := tr.get(t, "/api/v1/alerts", q, nil); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("limit 0: %s; want 400", resp.Status)
 		}
 
 		quiet := reporter.NewReports(reporter.ReportsConfig{Rules: reporter.AlertRules{MinDeliveryRate: 0.01, MinSettled: 10, MaxFallbackRate: 0.99, MinOTPs: 10}}, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
