@@ -82,7 +82,13 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Broker().Publish(ctx, silent, push); err != nil {
+	// An alert the reporter's rules fired on SMS five minutes ago.
+	alert, err := events.NewAlertMessage(&events.Alert{Rule: reporter.RuleDeliveryRateLow, Channel: "SMS", From: now.Add(-time.Hour), To: now,
+		Value: 0.5, Threshold: 0.8, Volume: 2, Summary: "SMS delivery rate 50.0% below 80.0%"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Broker().Publish(ctx, silent, push, alert); err != nil {
 		t.Fatal(err)
 	}
 	get := func(path string, v any) {
@@ -108,7 +114,9 @@ func TestConsoleInABrowser(t *testing.T) {
 		get("/api/v1/deadletters", &dl)
 		var chs reporter.ChannelsResponse
 		get("/api/v1/channels?since=1h", &chs)
-		return len(p.Events) == len(msgs) && len(dl.DeadLetters) == 1 && len(chs.Channels) == 5
+		var al reporter.AlertsResponse
+		get("/api/v1/alerts?since=1h", &al)
+		return len(p.Events) == len(msgs) && len(dl.DeadLetters) == 1 && len(chs.Channels) == 5 && len(al.Alerts) == 1
 	})
 
 	// Sign in: the pages load without a token, the API asks for one.
@@ -163,6 +171,20 @@ func TestConsoleInABrowser(t *testing.T) {
 	// The charts are drawn from /timeseries of the same window.
 	if n := browsertest.Run(b, "charts", chromedp.Evaluate[int](`document.querySelectorAll('#page-overview .uplot canvas').length`)); n != 4 {
 		t.Errorf("overview draws %d charts; want 4", n)
+	}
+	// The alerts are /alerts' for the same window.
+	var al reporter.AlertsResponse
+	get("/api/v1/alerts?"+w.Encode(), &al)
+	if n := browsertest.Run(b, "alert rows", chromedp.Evaluate[int](`document.querySelectorAll('#alerts tr[data-alert]').length`)); n != len(al.Alerts) || n != 1 {
+		t.Errorf("overview lists %d alerts; the API %d, want 1", n, len(al.Alerts))
+	} else {
+		row := `#alerts tr[data-alert="` + al.Alerts[0].ID + `"] `
+		if got := b.Text(row + `[data-field="rule"]`); got != reporter.RuleDeliveryRateLow {
+			t.Errorf("overview alert rule = %q; want %s", got, reporter.RuleDeliveryRateLow)
+		}
+		if got := b.Text(row + `[data-field="value"]`); got != "50.0%" {
+			t.Errorf("overview alert value = %q; want 50.0%%", got)
+		}
 	}
 	b.Screenshot("console-overview")
 	b.NoErrors("overview")

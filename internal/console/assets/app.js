@@ -132,10 +132,11 @@
 
   async function overview() {
     const w = currentWindow();
-    const [chs, fb, ts] = await Promise.all([
+    const [chs, fb, ts, al] = await Promise.all([
       api('/api/v1/channels?' + qs(w)),
       api('/api/v1/fallback?' + qs(w)),
       api('/api/v1/timeseries?' + qs(w)),
+      api('/api/v1/alerts?' + qs(w)),
     ]);
     const tbody = $('#channels tbody');
     tbody.replaceChildren(...chs.channels.map((c) => el('tr', { 'data-channel': c.channel },
@@ -153,7 +154,17 @@
     s.dataset.fallbackRate = fb.fallback_rate === null ? '' : fb.fallback_rate;
     s.textContent = fb.otps + ' OTPs, ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '); time to deliver p50 ' +
       fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p50) + ', p95 ' + fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p95);
-    $('#alerts').textContent = 'Alerts are published on NATS (tyntec.2fa.alert.<rule>) and to --alert-webhook-url; the API does not expose their state yet.';
+    // Rates as percentages; the volume is settled attempts or OTPs.
+    const alerts = $('#alerts tbody');
+    alerts.replaceChildren(...al.alerts.map((a) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule },
+      el('td', {}, fmtTime(a.to)),
+      el('td', { 'data-field': 'rule' }, a.rule),
+      el('td', { 'data-field': 'channel' }, a.channel || 'all'),
+      el('td', { class: 'num', 'data-field': 'value', 'data-value': a.value }, fmtPct(a.value)),
+      el('td', { class: 'num', 'data-field': 'threshold' }, fmtPct(a.threshold)),
+      el('td', { class: 'num', 'data-field': 'volume' }, String(a.volume)),
+      el('td', {}, a.summary))));
+    if (!al.alerts.length) alerts.append(el('tr', {}, el('td', { colspan: 7, class: 'hint' }, 'no alert fired in this window')));
     const pctFmt = (v) => (v * 100).toFixed(0) + '%';
     chart('chart-rate', 'Delivery rate', ts, (c) => [[c.channel, c.delivery_rate]], { fmt: pctFmt, range: [0, 1] });
     chart('chart-attempts', 'Attempts', ts, (c) => [[c.channel, c.attempts]], {});
