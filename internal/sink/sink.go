@@ -120,8 +120,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		Description: "otpscope reporter: events into ClickHouse",
 		// The whole stream, not the subjects with a table: a multi-subject filter
 		// costs the server a subject-tree intersection per message, while the
-		// few messages without a table (reports, tracking without a journey) are simply
-		// acknowledged.
+		// few messages without a table (reports, tracking without a journey)
+		// are simply acknowledged.
 		Subjects:      []string{events.SubjectAll},
 		AckWait:       c.cfg.AckWait,
 		MaxAckPending: 4 * c.cfg.MaxRows,
