@@ -16,6 +16,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/reporter"
 )
 
@@ -322,6 +323,17 @@ func (tr *traffic) apiStats(t *testing.T, from, to time.Time, channel string) ma
 
 func testDashboards(t *testing.T, tr *traffic) {
 	from, to := simStart.Add(-time.Hour), tr.truth.At.Add(time.Hour)
+	// An alert in the window, for the Alerts panel to list.
+	alert := events.Alert{Rule: reporter.RuleFallbackRateHigh, From: simStart.Add(-time.Hour), To: simStart.Add(10 * time.Minute),
+		Value: 0.3, Threshold: 0.2, Volume: 60, Summary: "fallback rate 30.0% above 20.0%"}
+	m, err := events.NewAlertMessage(&alert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.f.Broker.Publish(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	tr.f.WaitCount(t, fmt.Sprintf("SELECT count() FROM alerts FINAL WHERE event_id = '%s'", m.ID), 1)
 	for _, channel := range []string{"", "SMS"} {
 		vars := map[string]string{"profile": "__all", "channel": "__all", "datasource": "ClickHouse"}
 		if channel != "" {
@@ -352,7 +364,16 @@ func testDashboards(t *testing.T, tr *traffic) {
 					sql := expand(t, tg.RawSQL, from, to, time.Minute, vars)
 					if p.Type != "stat" {
 						n, cols := tr.run(t, sql)
-						if n == 0 && !strings.Contains(p.Title, "Resends") {
+						switch {
+						case p.Title == "Alerts":
+							// The API's alerts of the same window.
+							q := url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}, "channel": {channel}}
+							var al reporter.AlertsResponse
+							tr.get(t, "/api/v1/alerts", q, &al)
+							if n != len(al.Alerts) || n == 0 {
+								t.Errorf("%s %q (channel %q): %d rows; the API lists %d alerts (at least the one published here)", file, p.Title, channel, n, len(al.Alerts))
+							}
+						case n == 0 && !strings.Contains(p.Title, "Resends"):
 							t.Errorf("%s %q (channel %q): no rows", file, p.Title, channel)
 						}
 						for _, c := range cols {

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -384,7 +385,10 @@ func testReports(t *testing.T, tr *traffic) {
 		defer hook.Close()
 		rules := reporter.AlertRules{Window: time.Hour, MinDeliveryRate: 0.99, MinSettled: 10, MaxFallbackRate: 0.01, MinOTPs: 10}
 		r := reporter.NewReports(reporter.ReportsConfig{Rules: rules, AlertWebhookURL: hook.URL}, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
-		alerts, err := r.Evaluate(ctx, w.From, w.To)
+		// Evaluated a minute before the window's end, so that the window
+		// [from, to) holds them; the data all lies before that.
+		evalTo := w.To.Add(-time.Minute)
+		alerts, err := r.Evaluate(ctx, w.From, evalTo)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -415,8 +419,9 @@ func testReports(t *testing.T, tr *traffic) {
 
 		// The sink stores them; GET /api/v1/alerts lists them, newest first
 		// (all evaluated at once here), a channel's with the fallback rate's.
-		tr.f.WaitCount(t, "SELECT count() FROM alerts FINAL", uint64(want))
-		q := url.Values{"from": {w.From.Format(time.RFC3339Nano)}, "to": {w.To.Add(time.Second).Format(time.RFC3339Nano)}}
+		// (Other tests' alerts are evaluated at other times.)
+		tr.f.WaitCount(t, fmt.Sprintf("SELECT count() FROM alerts FINAL WHERE evaluated_at = fromUnixTimestamp64Milli(%d)", evalTo.UnixMilli()), uint64(want))
+		q := url.Values{"from": {evalTo.Format(time.RFC3339Nano)}, "to": {w.To.Format(time.RFC3339Nano)}}
 		var listed reporter.AlertsResponse
 		if resp := tr.get(t, "/api/v1/alerts", q, &listed); resp.StatusCode != http.StatusOK {
 			t.Fatalf("/api/v1/alerts: %s", resp.Status)
@@ -445,7 +450,7 @@ func testReports(t *testing.T, tr *traffic) {
 		if len(one.Alerts) != 2 || one.Alerts[0].Channel == one.Alerts[1].Channel {
 			t.Errorf("alerts of channel %s: %+v; want its own and the fallback rate's", channel, one.Alerts)
 		}
-		q.Set("to", w.To.Format(time.RFC3339Nano)) // [from, to): evaluated at to, so outside
+		q.Set("to", evalTo.Format(time.RFC3339Nano)) // [from, to): evaluated at to, so outside
 		var none reporter.AlertsResponse
 		if tr.get(t, "/api/v1/alerts", q, &none); len(none.Alerts) != 0 {
 			t.Errorf("alerts evaluated at the window's end listed in it: %+v", none.Alerts)
