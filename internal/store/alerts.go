@@ -6,20 +6,14 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/otpscope/otpscope/internal/events"
 )
 
-// AlertRecord is a stored alert: what the rule saw over [From, To), To
-// being when it was evaluated.
+// AlertRecord is a stored alert, as published, with its message id.
 type AlertRecord struct {
-	ID        string    `json:"id"`
-	Rule      string    `json:"rule"`
-	Channel   string    `json:"channel,omitempty"`
-	From      time.Time `json:"from"`
-	To        time.Time `json:"to"`
-	Value     float64   `json:"value"`
-	Threshold float64   `json:"threshold"`
-	Volume    uint64    `json:"volume"`
-	Summary   string    `json:"summary"`
+	ID string `json:"id"`
+	events.Alert
 }
 
 // AlertFilter selects the alerts evaluated within [From, To). Channel
