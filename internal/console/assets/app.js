@@ -17,6 +17,7 @@
   const fmtPct = (r) => (r === null || r === undefined) ? '–' : (r * 100).toFixed(1) + '%';
   const fmtMs = (ms) => (ms === null || ms === undefined) ? '–' : String(Math.round(ms)) + ' ms';
   const fmtTime = (s) => s ? s.replace('T', ' ').replace(/(\.\d+)?Z$/, 'Z') : '–';
+  const fmtSpan = (ms) => ms % 3600e3 === 0 ? (ms / 3600e3) + ' h' : Math.round(ms / 60e3) + ' min';
 
   class AuthError extends Error {}
 
@@ -154,16 +155,17 @@
     s.dataset.fallbackRate = fb.fallback_rate === null ? '' : fb.fallback_rate;
     s.textContent = fb.otps + ' OTPs, ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '); time to deliver p50 ' +
       fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p50) + ', p95 ' + fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p95);
-    // Rates as percentages; the volume is settled attempts or OTPs.
+    // Rates as percentages; the volume is settled attempts or OTPs; the
+    // summary, which repeats the row in words, is the row's tooltip.
     const alerts = $('#alerts tbody');
-    alerts.replaceChildren(...al.alerts.map((a) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule },
+    alerts.replaceChildren(...al.alerts.map((a) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, title: a.summary },
       el('td', {}, fmtTime(a.to)),
+      el('td', {}, fmtSpan(Date.parse(a.to) - Date.parse(a.from))),
       el('td', { 'data-field': 'rule' }, a.rule),
       el('td', { 'data-field': 'channel' }, a.channel || 'all'),
       el('td', { class: 'num', 'data-field': 'value', 'data-value': a.value }, fmtPct(a.value)),
       el('td', { class: 'num', 'data-field': 'threshold' }, fmtPct(a.threshold)),
-      el('td', { class: 'num', 'data-field': 'volume' }, String(a.volume)),
-      el('td', {}, a.summary))));
+      el('td', { class: 'num', 'data-field': 'volume' }, String(a.volume)))));
     if (!al.alerts.length) alerts.append(el('tr', {}, el('td', { colspan: 7, class: 'hint' }, 'no alert fired in this window')));
     const pctFmt = (v) => (v * 100).toFixed(0) + '%';
     chart('chart-rate', 'Delivery rate', ts, (c) => [[c.channel, c.delivery_rate]], { fmt: pctFmt, range: [0, 1] });
