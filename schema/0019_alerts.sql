@@ -1,7 +1,9 @@
 -- Alerts the reporter's rules fired (tyntec.2fa.alert.<RULE>), for the API
 -- and the console: one row per alert, `evaluated_at` being the end of the
 -- window it was evaluated over. An alert published twice has one id and
--- collapses on it. Kept as long as the events (--retention-events).
+-- collapses on it; on a cluster both copies go to the shard of that id, so
+-- that they collapse there too. Kept as long as the events
+-- (--retention-events).
 CREATE TABLE IF NOT EXISTS {{table "alerts"}} {{onCluster}}
 (
     event_id     String,
@@ -21,4 +23,4 @@ PARTITION BY toYYYYMM(evaluated_at)
 ORDER BY (evaluated_at, rule, channel, event_id)
 SETTINGS non_replicated_deduplication_window = 1000;
 
-{{distributed "alerts" "rand()"}}
+{{distributed "alerts" "cityHash64(event_id)"}}
