@@ -1,9 +1,11 @@
 package reporter
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -42,6 +44,10 @@ type Report struct {
 	Trend *store.Timeseries `json:"trend,omitempty"`
 	// Thresholds are the alert rules' limits the HTML report marks on its charts.
 	Thresholds Thresholds `json:"thresholds"`
+	// Alerts are those evaluated within the window, newest first (at most
+	// DefaultAlertsLimit), when the store keeps them: a channel keeps its
+	// own and the fallback rate's; they are over every profile.
+	Alerts []store.AlertRecord `json:"alerts,omitempty"`
 }
 
 // Thresholds are the limits of the alert rules; 0 is a rule that is off.
@@ -58,6 +64,11 @@ func (a AlertRules) Thresholds() Thresholds {
 // TrendReader answers a window cut into buckets (*store.DB does).
 type TrendReader interface {
 	Timeseries(ctx context.Context, w store.Window, step time.Duration) (store.Timeseries, error)
+}
+
+// AlertReader lists stored alerts (*store.DB does).
+type AlertReader interface {
+	Alerts(ctx context.Context, f store.AlertFilter) ([]store.AlertRecord, error)
 }
 
 // trendStep is the bucket of a report's trend: the smallest of a few round
@@ -98,6 +109,13 @@ func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window,
 			return r, fmt.Errorf("%s report: %w", kind, err)
 		}
 		r.Trend = &ts
+	}
+	if ar, ok := db.(AlertReader); ok {
+		r.Alerts, err = ar.Alerts(ctx, store.AlertFilter{From: w.From, To: w.To, Channel: w.Channel, Limit: DefaultAlertsLimit})
+		// A schema without alerts yet has none to show: the report goes on.
+		if err != nil && !errors.Is(err, store.ErrNoAlertsTable) {
+			return r, fmt.Errorf("%s report: %w", kind, err)
+		}
 	}
 	return r, nil
 }
@@ -227,6 +245,12 @@ func (r *Report) csv(w io.Writer) error {
 		rec("path", p.Path, "otps", u(p.OTPs))
 		rec("path", p.Path, "delivered", u(p.Delivered))
 	}
+	for _, a := range r.Alerts {
+		name := a.Rule + " " + cmp.Or(a.Channel, "all") + " " + a.To.UTC().Format(time.RFC3339)
+		rec("alert", name, "value", strconv.FormatFloat(a.Value, 'f', 4, 64))
+		rec("alert", name, "threshold", strconv.FormatFloat(a.Threshold, 'f', 4, 64))
+		rec("alert", name, "volume", u(a.Volume))
+	}
 	c := r.Completeness
 	rec("completeness", "", "pending", u(c.Pending))
 	rec("completeness", "", "awaiting_reconciliation", u(c.AwaitingReconciliation))
@@ -277,7 +301,14 @@ func (r *Report) table(w io.Writer) error {
 	for _, p := range f.Paths {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", p.Path, p.OTPs, p.Delivered)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nAlerts fired: %d\n", len(r.Alerts))
+	for _, a := range r.Alerts {
+		fmt.Fprintf(w, "  %s  %s\n", a.To.UTC().Format(time.RFC3339), a.Summary)
+	}
+	return nil
 }
 
 // empty reports whether the window holds nothing to show.
@@ -366,7 +397,7 @@ func (r *Report) charts() []svgChart {
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct": fmtPct, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"pct": fmtPct, "pctv": func(x float64) string { return fmtPct(&x) }, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"outcomes": outcomeList, "note": completenessNote, "tm": fmtTime,
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -410,7 +441,12 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 {{range .R.Channels}}{{$ch := .Channel}}{{range .Errors}}<tr><td>{{$ch}}</td><td>{{.Code}}</td><td>{{.Count}}</td></tr>
 {{end}}{{end}}</tbody></table>
 {{else}}<p class="no-data" id="no-errors">No failed attempt in this window.</p>
-{{end}}{{end}}</body></html>
+{{end}}{{end}}<h2>Alerts</h2>
+{{if .R.Alerts}}<table id="alerts"><thead><tr><th>Evaluated</th><th>Rule</th><th>Channel</th><th>Value</th><th>Threshold</th><th>Volume</th></tr></thead><tbody>
+{{range .R.Alerts}}<tr title="{{.Summary}}"><td>{{time .To}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td>{{pctv .Value}}</td><td>{{pctv .Threshold}}</td><td>{{.Volume}}</td></tr>
+{{end}}</tbody></table>
+{{else}}<p class="no-data" id="no-alerts">No alert fired in this window.</p>
+{{end}}</body></html>
 `))
 
 func (r *Report) html(w io.Writer) error {

@@ -460,6 +460,41 @@ func testReports(t *testing.T, tr *traffic) {
 			t.Errorf("limit 0: %s; want 400", resp.Status)
 		}
 
+		// A report of a window holds the alerts evaluated within it, in
+		// every format (here a window with no traffic of its own).
+		rep, err := reporter.BuildReport(ctx, tr.f.DB, reporter.KindHourly, store.Window{From: evalTo, To: w.To}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Alerts) != want {
+			t.Fatalf("report holds %d alerts; want %d", len(rep.Alerts), want)
+		}
+		for format, check := range map[string]func(string) bool{
+			"html": func(s string) bool {
+				return strings.Count(s, "<td>"+reporter.RuleDeliveryRateLow+"</td>") == want-1 && strings.Contains(s, `id="alerts"`)
+			},
+			"table": func(s string) bool {
+				return strings.Contains(s, fmt.Sprintf("Alerts fired: %d", want)) && strings.Contains(s, alerts[0].Summary)
+			},
+			"csv": func(s string) bool { return strings.Count(s, "\nalert,") == 3*want },
+		} {
+			var b strings.Builder
+			if err := rep.Render(&b, format); err != nil {
+				t.Fatal(err)
+			}
+			if !check(b.String()) {
+				t.Errorf("%s report does not show the %d alerts:\n%s", format, want, b.String())
+			}
+		}
+		quietRep, err := reporter.BuildReport(ctx, tr.f.DB, reporter.KindHourly, store.Window{From: evalTo.Add(-time.Minute), To: evalTo}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if err := quietRep.Render(&b, "html"); err != nil || len(quietRep.Alerts) != 0 || !strings.Contains(b.String(), `id="no-alerts"`) {
+			t.Errorf("a window without alerts: %d alerts, %v, no \"no alert\" note", len(quietRep.Alerts), err)
+		}
+
 		quiet := reporter.NewReports(reporter.ReportsConfig{Rules: reporter.AlertRules{MinDeliveryRate: 0.01, MinSettled: 10, MaxFallbackRate: 0.99, MinOTPs: 10}}, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
 		if alerts, err := quiet.Evaluate(ctx, w.From, w.To); err != nil || len(alerts) != 0 {
 			t.Errorf("lenient rules fired %+v, %v", alerts, err)
