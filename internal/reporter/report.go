@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -111,9 +110,7 @@ func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window,
 		r.Trend = &ts
 	}
 	if ar, ok := db.(AlertReader); ok {
-		r.Alerts, err = ar.Alerts(ctx, store.AlertFilter{From: w.From, To: w.To, Channel: w.Channel, Limit: DefaultAlertsLimit})
-		// A schema without alerts yet has none to show: the report goes on.
-		if err != nil && !errors.Is(err, store.ErrNoAlertsTable) {
+		if r.Alerts, err = ar.Alerts(ctx, store.AlertFilter{From: w.From, To: w.To, Channel: w.Channel, Limit: DefaultAlertsLimit}); err != nil {
 			return r, fmt.Errorf("%s report: %w", kind, err)
 		}
 	}

@@ -2,11 +2,9 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/otpscope/otpscope/internal/events"
@@ -26,10 +24,6 @@ type AlertFilter struct {
 	Channel  string
 	Limit    int
 }
-
-// ErrNoAlertsTable is Alerts on a schema from before alerts were stored
-// (0019): a `reporter report` newer than the reporter that migrated it.
-var ErrNoAlertsTable = errors.New("this ClickHouse has no alerts table yet: the reporter that migrates it is older than this binary")
 
 // Alerts lists the alerts f selects, newest first.
 func (db *DB) Alerts(ctx context.Context, f AlertFilter) ([]AlertRecord, error) {
@@ -54,8 +48,5 @@ func (db *DB) Alerts(ctx context.Context, f AlertFilter) ([]AlertRecord, error) 
 		out = append(out, r)
 		return nil
 	})
-	if ex := (*clickhouse.Exception)(nil); errors.As(err, &ex) && ex.Code == 60 { // UNKNOWN_TABLE
-		return nil, fmt.Errorf("%w: %v", ErrNoAlertsTable, err)
-	}
 	return out, err
 }

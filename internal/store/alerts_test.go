@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpscope/otpscope/internal/broker/brokertest"
-	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -91,21 +89,5 @@ func TestBatchAddBadAlert(t *testing.T) {
 	m, _ := events.NewAlertMessage(&good)
 	if err := b.Add(m.Subject, m.ID, m.Data, 1); err != nil || len(b.Alerts) != 1 {
 		t.Errorf("Add(a good alert) = %v, %d rows", err, len(b.Alerts))
-	}
-}
-
-// On a schema from before alerts were stored, Alerts says so in a way a
-// report can tell from a failure (`reporter report` newer than the
-// reporter that migrated the store).
-func TestAlertsBeforeTheirTable(t *testing.T) {
-	srv := chdbtest.Serve(t)
-	db, err := store.Connect(t.Context(), srv.DSN+"/"+srv.Database, brokertest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	at := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
-	if _, err := db.Alerts(t.Context(), store.AlertFilter{From: at, To: at.Add(time.Hour)}); !errors.Is(err, store.ErrNoAlertsTable) {
-		t.Errorf("Alerts without the table = %v; want ErrNoAlertsTable", err)
 	}
 }

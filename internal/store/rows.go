@@ -17,8 +17,7 @@ import (
 var ErrPermanent = errors.New("message cannot be stored")
 
 // ErrNoTable marks a subject that has no table (reports, tracking without a
-// journey):
-// acknowledged without a row.
+// journey): acknowledged without a row.
 var ErrNoTable = errors.New("no table for subject")
 
 // Row types: the event as published, plus where it came from in the stream.
