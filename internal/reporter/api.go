@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -286,6 +287,27 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // badRequest answers 400 with a problem titled title about the query
 // parameter or body field field ("" for the request as a whole).
+// limitParam reads the request's limit into *limit, left as it is when the
+// request gives none; max 0 bounds it by nothing. A limit that is not a
+// number from 1 to max is answered 400 and ok is false.
+func limitParam(w http.ResponseWriter, r *http.Request, max int, limit *int) (ok bool) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return true
+	}
+	n, err := strconv.Atoi(s)
+	if err == nil && n >= 1 && (max == 0 || n <= max) {
+		*limit = n
+		return true
+	}
+	want := "a positive number"
+	if max > 0 {
+		want = fmt.Sprintf("1 … %d", max)
+	}
+	badRequest(w, r, "Invalid limit", "limit", fmt.Sprintf("limit %q: want %s", s, want))
+	return false
+}
+
 func badRequest(w http.ResponseWriter, r *http.Request, title, field, detail string) {
 	problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: title, Detail: detail, Field: field, Instance: r.URL.Path})
 }

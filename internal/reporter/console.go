@@ -91,13 +91,8 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := store.EventFilter{From: win.From, To: win.To, Channel: win.Channel, Profile: win.Profile,
 		Status: q.Get("status"), Source: q.Get("source"), OTPID: q.Get("otp"), After: q.Get("cursor")}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > store.MaxEventsLimit {
-			badRequest(w, r, "Invalid limit", "limit", fmt.Sprintf("limit %q: want 1 … %d", s, store.MaxEventsLimit))
-			return
-		}
-		f.Limit = n
+	if !limitParam(w, r, store.MaxEventsLimit, &f.Limit) {
+		return
 	}
 	page, err := a.db.Events(r.Context(), f)
 	a.answer(w, r, page, err, store.ErrBadCursor, "Invalid cursor", "cursor")
@@ -126,13 +121,8 @@ func (a *API) alerts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := store.AlertFilter{From: win.From, To: win.To, Channel: win.Channel, Limit: DefaultAlertsLimit}
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxAlertsLimit {
-			badRequest(w, r, "Invalid limit", "limit", fmt.Sprintf("limit %q: want 1 … %d", s, MaxAlertsLimit))
-			return
-		}
-		f.Limit = n
+	if !limitParam(w, r, MaxAlertsLimit, &f.Limit) {
+		return
 	}
 	recs, err := a.db.Alerts(r.Context(), f)
 	a.reply(w, r, AlertsResponse{From: win.From, To: win.To, Alerts: recs}, err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -148,13 +147,8 @@ type DeadLettersResponse struct {
 func (d *DeadLetters) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := store.DeadLetterFilter{Source: q.Get("source"), IDs: q["id"], Pending: q.Get("pending") == "true"}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			badRequest(w, r, "Invalid limit", "limit", fmt.Sprintf("limit %q: want a positive number", s))
-			return
-		}
-		f.Limit = n
+	if !limitParam(w, r, 0, &f.Limit) {
+		return
 	}
 	recs, err := d.db.DeadLetters(r.Context(), f)
 	if err != nil {

@@ -100,6 +100,11 @@ func TestDeadLettersReplayEachOnce(t *testing.T) {
 	if len(list.DeadLetters) != 1 || list.DeadLetters[0].ID != junk.ID {
 		t.Fatalf("pending dead letters = %+v; want only the junk", list.DeadLetters)
 	}
+	if bad, err := http.Get(srv.URL + "/api/v1/deadletters?limit=0"); err != nil || bad.StatusCode != http.StatusBadRequest {
+		t.Fatalf("GET /api/v1/deadletters?limit=0 = %v, %v; want 400", bad, err)
+	} else {
+		bad.Body.Close()
+	}
 	// The command is a client of the same API.
 	var out bytes.Buffer
 	if err := reporter.RunDeadLetters(ctx, "list", reporter.DeadLettersCLIConfig{API: srv.URL, Pending: true, Limit: 10}, &out); err != nil || !strings.Contains(out.String(), junk.ID) || strings.Contains(out.String(), fromSink.ID) {
