@@ -49,9 +49,16 @@ func (db *DB) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter
 	if limit <= 0 {
 		limit = 1000
 	}
+	// A dead letter delivered twice is stored twice. GROUP BY collapses the
+	// copies wherever they lie; FINAL would only within a shard, and on a
+	// cluster dead_letters shards at random (schema 0001).
 	q := `SELECT d.event_id, d.source, d.reason, d.field, d.http_status, d.received_at, d.content_type,
 		d.body, d.body_bytes, d.truncated, r.replays > 0, r.replayed_at
-	FROM (SELECT * FROM dead_letters FINAL) AS d
+	FROM (SELECT source, event_id, argMax(reason, inserted_at) AS reason, argMax(field, inserted_at) AS field,
+			argMax(http_status, inserted_at) AS http_status, argMax(received_at, inserted_at) AS received_at,
+			argMax(content_type, inserted_at) AS content_type, argMax(body, inserted_at) AS body,
+			argMax(body_bytes, inserted_at) AS body_bytes, argMax(truncated, inserted_at) AS truncated
+		FROM dead_letters GROUP BY source, event_id) AS d
 	LEFT ANY JOIN (SELECT source, event_id, min(replayed_at) AS replayed_at, count() AS replays FROM dead_letter_replays GROUP BY source, event_id) AS r
 		ON d.source = r.source AND d.event_id = r.event_id`
 	if len(where) > 0 {
