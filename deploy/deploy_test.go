@@ -1542,14 +1542,15 @@ func checkContainer(t *testing.T, dep string, c *container, configMaps, secrets 
 // ---------------------------------------------------------------- ClickHouse
 
 var (
-	createTable = regexp.MustCompile("(?s)^CREATE TABLE IF NOT EXISTS (\\w+) ON CLUSTER `(\\w+)`")
-	createView  = regexp.MustCompile("(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS (\\w+) ON CLUSTER `(\\w+)`\\s+TO (\\w+) AS\\s.*\\bFROM (\\w+)")
-	engineOf    = regexp.MustCompile(`(?m)^ENGINE = (\w+)\((.*)\)`)
-	distEngine  = regexp.MustCompile("^`(\\w+)`, currentDatabase\\(\\), (\\w+), (.+)$")
-	alterTable  = regexp.MustCompile("^ALTER TABLE (\\w+) ON CLUSTER `(\\w+)`")
-	dropView    = regexp.MustCompile("^DROP VIEW IF EXISTS (\\w+) ON CLUSTER `(\\w+)`")
-	dropTable   = regexp.MustCompile("^DROP TABLE IF EXISTS (\\w+) ON CLUSTER `(\\w+)` SYNC$")
-	replPath    = regexp.MustCompile(`^'/clickhouse/tables/\{shard\}/\{database\}/(\w+)', '\{replica\}'`)
+	createTable  = regexp.MustCompile("(?s)^CREATE TABLE IF NOT EXISTS (\\w+) ON CLUSTER `(\\w+)`")
+	createView   = regexp.MustCompile("(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS (\\w+) ON CLUSTER `(\\w+)`\\s+TO (\\w+) AS\\s.*\\bFROM (\\w+)")
+	engineOf     = regexp.MustCompile(`(?m)^ENGINE = (\w+)\((.*)\)`)
+	distEngine   = regexp.MustCompile("^`(\\w+)`, currentDatabase\\(\\), (\\w+), (.+)$")
+	alterTable   = regexp.MustCompile("^ALTER TABLE (\\w+) ON CLUSTER `(\\w+)`")
+	columnChange = regexp.MustCompile(`^(ADD|DROP|MODIFY|RENAME) COLUMN `)
+	dropView     = regexp.MustCompile("^DROP VIEW IF EXISTS (\\w+) ON CLUSTER `(\\w+)`")
+	dropTable    = regexp.MustCompile("^DROP TABLE IF EXISTS (\\w+) ON CLUSTER `(\\w+)` SYNC$")
+	replPath     = regexp.MustCompile(`^'/clickhouse/tables/\{shard\}/\{database\}/(\w+)', '\{replica\}'`)
 )
 
 const clusterName = "otpscope"
@@ -1571,14 +1572,28 @@ func TestClusterSchema(t *testing.T) {
 	distributed := map[string]bool{} // their twins
 	views := 0
 	for _, m := range migrations {
+		columnChanges := map[string]int{} // table and change: +1 each *_local, -1 each twin
 		for _, st := range m.Statements {
 			body := stripComments(st)
 			if strings.HasPrefix(body, "INSERT") {
 				continue
 			}
 			if a := alterTable.FindStringSubmatch(body); a != nil {
-				if a[2] != clusterName || !strings.HasSuffix(a[1], "_local") {
-					t.Errorf("%04d: ALTER TABLE %s ON CLUSTER %s: want a *_local table on the cluster", m.Version, a[1], a[2])
+				// A column a *_local table gains, loses or changes, its
+				// Distributed twin must too (inserts through it name the
+				// columns), in the same migration; nothing else alters a twin.
+				change := strings.TrimSpace(body[len(a[0]):])
+				tb, isLocal := strings.CutSuffix(a[1], "_local")
+				switch {
+				case columnChange.MatchString(change) && isLocal:
+					columnChanges[tb+" "+change]++
+				case columnChange.MatchString(change):
+					columnChanges[tb+" "+change]--
+				case !isLocal:
+					t.Errorf("%04d: ALTER TABLE %s %s: only column changes go to a Distributed table", m.Version, a[1], change)
+				}
+				if a[2] != clusterName {
+					t.Errorf("%04d: ALTER TABLE %s ON CLUSTER %s: want the cluster %s", m.Version, a[1], a[2], clusterName)
 				}
 				continue
 			}
@@ -1660,6 +1675,11 @@ func TestClusterSchema(t *testing.T) {
 				hasHour[strings.TrimSuffix(c[1], "_local")] = regexp.MustCompile(`(?m)^\s+hour\s`).MatchString(body)
 			default:
 				t.Errorf("%04d: %s has engine %s; want Replicated*MergeTree or Distributed", m.Version, c[1], e[1])
+			}
+		}
+		for change, n := range columnChanges {
+			if n != 0 {
+				t.Errorf("%04d: ALTER TABLE %s: made to the *_local table and its Distributed twin %+d times apart; want both", m.Version, change, n)
 			}
 		}
 	}

@@ -109,6 +109,15 @@ func render(name, text string, opts Options) (string, error) {
 			}
 			return fmt.Sprintf("DROP TABLE IF EXISTS %s ON CLUSTER %s SYNC;\nDROP TABLE IF EXISTS %s_local ON CLUSTER %s SYNC;", t, quoted, t, quoted)
 		},
+		// alterDistributed "t" "ADD COLUMN …" → on a cluster, the same
+		// change to the Distributed table t (its *_local tables take theirs
+		// through {{table}}); nothing on a single server.
+		"alterDistributed": func(t, change string) string {
+			if opts.Cluster == "" {
+				return ""
+			}
+			return fmt.Sprintf("ALTER TABLE %s ON CLUSTER %s %s;", t, quoted, change)
+		},
 		"distributed": func(t, shardingKey string) string {
 			if opts.Cluster == "" {
 				return ""

@@ -239,11 +239,19 @@ func DecodeTrack(body []byte, receivedAt time.Time) (Track, error) {
 }
 
 // Alert is the payload of tyntec.2fa.alert.<RULE>: a rule of the reporter
-// that fired on the figures of the window [From, To) (To is when it was
-// evaluated).
+// evaluated on the figures of the window [From, To) (To is when it was
+// evaluated), firing or resolved.
 type Alert struct {
-	Rule      string    `json:"rule"`
-	Channel   string    `json:"channel,omitempty"`
+	Rule    string `json:"rule"`
+	Channel string `json:"channel,omitempty"`
+	// State is AlertFiring (the rule holds in this window) or AlertResolved
+	// (it held at the evaluation before and no longer does). A message
+	// without one (stored before states existed) fired.
+	State string `json:"state"`
+	// Since is when the rule began to fire: the first evaluation that found
+	// it holding, in a run of evaluations that all did. A resolved alert
+	// keeps the Since of the firing it ends.
+	Since     time.Time `json:"since"`
 	From      time.Time `json:"from"`
 	To        time.Time `json:"to"`
 	Value     float64   `json:"value"`
@@ -253,8 +261,15 @@ type Alert struct {
 	Summary string `json:"summary"`
 }
 
+// The states of an alert.
+const (
+	AlertFiring   = "firing"
+	AlertResolved = "resolved"
+)
+
 // NewAlertMessage wraps an alert. Its id derives from rule, channel and
-// window, so one evaluation of one window alerts once.
+// window, so one evaluation of one window alerts once (it either fires or
+// resolves a rule).
 func NewAlertMessage(al *Alert) (Message, error) {
 	id := "al-" + Digest(12, al.Rule, al.Channel, al.From.UTC().Format(time.RFC3339Nano), al.To.UTC().Format(time.RFC3339Nano))
 	return newMessage(AlertSubject(al.Rule), id, "reporter", TypeAlert, al.To, "", al)

@@ -16,9 +16,10 @@ func TestAlertsStoredAndListed(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *store.DB) {
 		at := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
 		alerts := []events.Alert{
+			// As published before alerts had states: fired, since its evaluation.
 			{Rule: "delivery_rate_low", Channel: "SMS", From: at.Add(-time.Hour), To: at, Value: 0.61, Threshold: 0.8, Volume: 120, Summary: "SMS low"},
-			{Rule: "fallback_rate_high", From: at.Add(-time.Hour), To: at, Value: 0.3, Threshold: 0.2, Volume: 90, Summary: "fallback high"},
-			{Rule: "delivery_rate_low", Channel: "VIBER", From: at.Add(-55 * time.Minute), To: at.Add(5 * time.Minute), Value: 0.5, Threshold: 0.8, Volume: 60, Summary: "VIBER low"},
+			{Rule: "fallback_rate_high", State: events.AlertFiring, Since: at.Add(-10 * time.Minute), From: at.Add(-time.Hour), To: at, Value: 0.3, Threshold: 0.2, Volume: 90, Summary: "fallback high"},
+			{Rule: "delivery_rate_low", Channel: "VIBER", State: events.AlertResolved, Since: at.Add(-30 * time.Minute), From: at.Add(-55 * time.Minute), To: at.Add(5 * time.Minute), Value: 0.9, Threshold: 0.8, Volume: 60, Summary: "VIBER back"},
 		}
 		var b store.Batch
 		for i := range alerts {
@@ -44,8 +45,21 @@ func TestAlertsStoredAndListed(t *testing.T) {
 		if len(all) != 3 || all[0].Channel != "VIBER" || all[1].Rule != "delivery_rate_low" || all[2].Rule != "fallback_rate_high" {
 			t.Fatalf("alerts %+v; want VIBER's, then SMS's and the fallback rate's, once each", all)
 		}
-		if got := all[1]; !got.From.Equal(at.Add(-time.Hour)) || !got.To.Equal(at) || got.Value != 0.61 || got.Threshold != 0.8 || got.Volume != 120 || got.Summary != "SMS low" || got.ID == "" {
-			t.Errorf("SMS alert read back as %+v", got)
+		if got := all[1]; !got.From.Equal(at.Add(-time.Hour)) || !got.To.Equal(at) || got.Value != 0.61 || got.Threshold != 0.8 || got.Volume != 120 || got.Summary != "SMS low" || got.ID == "" ||
+			got.State != events.AlertFiring || !got.Since.Equal(at) {
+			t.Errorf("SMS alert read back as %+v; want it firing since its evaluation", got)
+		}
+		if got := all[0]; got.State != events.AlertResolved || !got.Since.Equal(at.Add(-30*time.Minute)) {
+			t.Errorf("VIBER's resolution read back as %+v", got)
+		}
+		if got := all[2]; got.State != events.AlertFiring || !got.Since.Equal(at.Add(-10*time.Minute)) {
+			t.Errorf("the fallback rate's alert read back as %+v", got)
+		}
+		for state, want := range map[string]int{events.AlertFiring: 2, events.AlertResolved: 1} {
+			got, err := db.Alerts(t.Context(), store.AlertFilter{From: at.Add(-time.Hour), To: at.Add(time.Hour), State: state})
+			if err != nil || len(got) != want {
+				t.Errorf("%s alerts: %d, %v; want %d", state, len(got), err, want)
+			}
 		}
 		sms, err := db.Alerts(t.Context(), store.AlertFilter{From: at.Add(-time.Hour), To: at.Add(time.Hour), Channel: "SMS"})
 		if err != nil {
@@ -78,6 +92,8 @@ func TestBatchAddBadAlert(t *testing.T) {
 		`{"rule":"fallback_rate_high","from":"2026-11-03T11:00:00Z","to":"2026-11-03T12:00:00Z"}`,
 		`{"rule":"delivery_rate_low","from":"2026-11-03T13:00:00Z","to":"2026-11-03T12:00:00Z"}`,
 		`{"rule":"delivery_rate_low"`,
+		`{"rule":"delivery_rate_low","state":"pending","from":"2026-11-03T11:00:00Z","to":"2026-11-03T12:00:00Z"}`,
+		`{"rule":"delivery_rate_low","since":"2026-11-03T12:00:01Z","from":"2026-11-03T11:00:00Z","to":"2026-11-03T12:00:00Z"}`,
 	} {
 		var b store.Batch
 		if err := b.Add(events.AlertSubject("delivery_rate_low"), "al-1", []byte(data), 1); !errors.Is(err, store.ErrPermanent) {

@@ -193,6 +193,8 @@ var alertColumns = []column[AlertRow]{
 	col("threshold", func(r *AlertRow) float64 { return r.Threshold }),
 	col("volume", func(r *AlertRow) uint64 { return r.Volume }),
 	col("summary", func(r *AlertRow) string { return r.Summary }),
+	col("state", func(r *AlertRow) string { return r.State }),
+	col("since", func(r *AlertRow) time.Time { return r.Since }),
 	col("stream_seq", func(r *AlertRow) uint64 { return r.Seq }),
 }
 

@@ -266,13 +266,25 @@ func checkMethod(id string, start, end time.Time) error {
 }
 
 // checkAlert checks what an alert's row cannot do without: the rule its
-// subject names, and the window it was evaluated over, in order.
+// subject names, the window it was evaluated over, in order, and a known
+// state. An alert published before states existed fired, and began when it
+// was evaluated.
 func checkAlert(al *events.Alert, rule string) error {
+	if al.State == "" {
+		al.State = events.AlertFiring
+	}
+	if al.Since.IsZero() {
+		al.Since = al.To
+	}
 	switch {
 	case al.Rule != rule:
 		return fmt.Errorf("rule %q on the subject of rule %q", al.Rule, rule)
 	case al.To.IsZero() || al.To.Before(al.From):
 		return errors.New("no window, or one that ends before it starts")
+	case al.State != events.AlertFiring && al.State != events.AlertResolved:
+		return fmt.Errorf("state %q: want %s or %s", al.State, events.AlertFiring, events.AlertResolved)
+	case al.Since.After(al.To):
+		return errors.New("fires since after it was evaluated")
 	}
 	return nil
 }
