@@ -82,9 +82,10 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// An alert the reporter's rules fired on SMS five minutes ago.
-	alert, err := events.NewAlertMessage(&events.Alert{Rule: reporter.RuleDeliveryRateLow, Channel: "SMS", From: now.Add(-time.Hour), To: now,
-		Value: 0.5, Threshold: 0.8, Volume: 2, Summary: "SMS delivery rate 50.0% below 80.0%"})
+	// An alert the reporter's rules fired on SMS, firing since ten minutes
+	// before.
+	alert, err := events.NewAlertMessage(&events.Alert{Rule: reporter.RuleDeliveryRateLow, Channel: "SMS", State: events.AlertFiring, Since: now.Add(-10 * time.Minute),
+		From: now.Add(-time.Hour), To: now, Value: 0.5, Threshold: 0.8, Volume: 2, Summary: "SMS delivery rate 50.0% below 80.0%"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,6 +185,9 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 		if got := b.Text(row + `[data-field="value"]`); got != "50.0%" {
 			t.Errorf("overview alert value = %q; want 50.0%%", got)
+		}
+		if got, want := b.Text(row+`[data-field="state"]`), "firing since "+now.Add(-10*time.Minute).Format("2006-01-02 15:04:05Z"); got != want {
+			t.Errorf("overview alert state = %q; want %q", got, want)
 		}
 	}
 	b.Screenshot("console-overview")

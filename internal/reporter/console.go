@@ -111,17 +111,22 @@ const (
 	MaxAlertsLimit     = 1000
 )
 
-// alerts lists the alerts evaluated within the window, newest first: the
-// alert state the console shows. An alert is over every profile, so a
-// profile does not narrow them; a channel keeps its own and those of no
-// channel (the fallback rate's).
+// alerts lists the alerts evaluated within the window, newest first, firing
+// and resolved: the alert state the console shows. An alert is over every
+// profile, so a profile does not narrow them; a channel keeps its own and
+// those of no channel (the fallback rate's); state keeps those firing or
+// those resolved.
 func (a *API) alerts(w http.ResponseWriter, r *http.Request) {
 	win, ok := a.window(w, r)
 	if !ok {
 		return
 	}
-	f := store.AlertFilter{From: win.From, To: win.To, Channel: win.Channel, Limit: DefaultAlertsLimit}
+	f := store.AlertFilter{From: win.From, To: win.To, Channel: win.Channel, State: r.URL.Query().Get("state"), Limit: DefaultAlertsLimit}
 	if !limitParam(w, r, MaxAlertsLimit, &f.Limit) {
+		return
+	}
+	if f.State != "" && f.State != events.AlertFiring && f.State != events.AlertResolved {
+		badRequest(w, r, "Invalid state", "state", fmt.Sprintf("state %q: want %s or %s", f.State, events.AlertFiring, events.AlertResolved))
 		return
 	}
 	recs, err := a.db.Alerts(r.Context(), f)

@@ -247,6 +247,8 @@ func (r *Report) csv(w io.Writer) error {
 		rec("alert", name, "value", strconv.FormatFloat(a.Value, 'f', 4, 64))
 		rec("alert", name, "threshold", strconv.FormatFloat(a.Threshold, 'f', 4, 64))
 		rec("alert", name, "volume", u(a.Volume))
+		rec("alert", name, "state", a.State)
+		rec("alert", name, "since", a.Since.UTC().Format(time.RFC3339))
 	}
 	c := r.Completeness
 	rec("completeness", "", "pending", u(c.Pending))
@@ -301,9 +303,15 @@ func (r *Report) table(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nAlerts fired: %d\n", len(r.Alerts))
+	resolved := 0
 	for _, a := range r.Alerts {
-		fmt.Fprintf(w, "  %s  %s\n", a.To.UTC().Format(time.RFC3339), a.Summary)
+		if a.State == events.AlertResolved {
+			resolved++
+		}
+	}
+	fmt.Fprintf(w, "\nAlerts fired: %d, resolved: %d\n", len(r.Alerts)-resolved, resolved)
+	for _, a := range r.Alerts {
+		fmt.Fprintf(w, "  %s  %-8s  %s\n", a.To.UTC().Format(time.RFC3339), a.State, a.Summary)
 	}
 	return nil
 }
@@ -439,10 +447,10 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 {{end}}{{end}}</tbody></table>
 {{else}}<p class="no-data" id="no-errors">No failed attempt in this window.</p>
 {{end}}{{end}}<h2>Alerts</h2>
-{{if .R.Alerts}}<table id="alerts"><thead><tr><th>Evaluated</th><th>Rule</th><th>Channel</th><th>Value</th><th>Threshold</th><th>Volume</th></tr></thead><tbody>
-{{range .R.Alerts}}<tr title="{{.Summary}}"><td>{{time .To}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td>{{pctv .Value}}</td><td>{{pctv .Threshold}}</td><td>{{.Volume}}</td></tr>
+{{if .R.Alerts}}<table id="alerts"><thead><tr><th>Evaluated</th><th>Rule</th><th>Channel</th><th>State</th><th>Since</th><th>Value</th><th>Threshold</th><th>Volume</th></tr></thead><tbody>
+{{range .R.Alerts}}<tr title="{{.Summary}}"><td>{{time .To}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td>{{.State}}</td><td>{{time .Since}}</td><td>{{pctv .Value}}</td><td>{{pctv .Threshold}}</td><td>{{.Volume}}</td></tr>
 {{end}}</tbody></table>
-{{else}}<p class="no-data" id="no-alerts">No alert fired in this window.</p>
+{{else}}<p class="no-data" id="no-alerts">No alert fired or resolved in this window.</p>
 {{end}}</body></html>
 `))
 

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -19,10 +20,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
@@ -375,7 +378,12 @@ func testReports(t *testing.T, tr *traffic) {
 		got := subscribe(t, tr, events.SubjectRoot+".alert.>")
 		var mu sync.Mutex
 		var posted []map[string]any
+		var hookDown atomic.Bool
 		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if hookDown.Load() {
+				http.Error(w, "down", http.StatusBadGateway)
+				return
+			}
 			var v map[string]any
 			_ = json.NewDecoder(r.Body).Decode(&v)
 			mu.Lock()
@@ -383,8 +391,14 @@ func testReports(t *testing.T, tr *traffic) {
 			mu.Unlock()
 		}))
 		defer hook.Close()
+		postsSince := func(n int) []map[string]any {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(posted[n:])
+		}
 		rules := reporter.AlertRules{Window: time.Hour, MinDeliveryRate: 0.99, MinSettled: 10, MaxFallbackRate: 0.01, MinOTPs: 10}
-		r := reporter.NewReports(reporter.ReportsConfig{Rules: rules, AlertWebhookURL: hook.URL}, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
+		cfg := reporter.ReportsConfig{Rules: rules, AlertWebhookURL: hook.URL, AlertRepeat: time.Hour}
+		r := reporter.NewReports(cfg, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
 		// Evaluated a minute before the window's end, so that the window
 		// [from, to) holds them; the data all lies before that.
 		evalTo := w.To.Add(-time.Minute)
@@ -408,13 +422,15 @@ func testReports(t *testing.T, tr *traffic) {
 		if subjects[events.AlertSubject(reporter.RuleFallbackRateHigh)] != 1 || subjects[events.AlertSubject(reporter.RuleDeliveryRateLow)] != want-1 {
 			t.Errorf("alert subjects %v", subjects)
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		if len(posted) != want {
-			t.Fatalf("%d webhook posts; want %d", len(posted), want)
+		if posts := postsSince(0); len(posts) != want {
+			t.Fatalf("%d webhook posts; want %d", len(posts), want)
+		} else if text, _ := posts[0]["text"].(string); !strings.Contains(text, "otpscope") || strings.Contains(text, "since") {
+			t.Errorf("webhook body %v has no Slack text, or one of a rule that fired before", posts[0])
 		}
-		if text, _ := posted[0]["text"].(string); !strings.Contains(text, "otpscope") {
-			t.Errorf("webhook body %v has no Slack text", posted[0])
+		for _, al := range alerts {
+			if al.State != events.AlertFiring || !al.Since.Equal(evalTo) {
+				t.Errorf("a rule firing for the first time: %+v; want firing since %v", al, evalTo)
+			}
 		}
 
 		// The sink stores them; GET /api/v1/alerts lists them, newest first
@@ -474,9 +490,11 @@ func testReports(t *testing.T, tr *traffic) {
 				return strings.Count(s, "<td>"+reporter.RuleDeliveryRateLow+"</td>") == want-1 && strings.Contains(s, `id="alerts"`)
 			},
 			"table": func(s string) bool {
-				return strings.Contains(s, fmt.Sprintf("Alerts fired: %d", want)) && strings.Contains(s, alerts[0].Summary)
+				return strings.Contains(s, fmt.Sprintf("Alerts fired: %d, resolved: 0", want)) && strings.Contains(s, alerts[0].Summary)
 			},
-			"csv": func(s string) bool { return strings.Count(s, "\nalert,") == 3*want },
+			"csv": func(s string) bool {
+				return strings.Count(s, "\nalert,") == 5*want && strings.Count(s, ",state,firing\n") == want
+			},
 		} {
 			var b strings.Builder
 			if err := rep.Render(&b, format); err != nil {
@@ -495,9 +513,106 @@ func testReports(t *testing.T, tr *traffic) {
 			t.Errorf("a window without alerts: %d alerts, %v, no \"no alert\" note", len(quietRep.Alerts), err)
 		}
 
-		quiet := reporter.NewReports(reporter.ReportsConfig{Rules: reporter.AlertRules{MinDeliveryRate: 0.01, MinSettled: 10, MaxFallbackRate: 0.99, MinOTPs: 10}}, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
-		if alerts, err := quiet.Evaluate(ctx, w.From, w.To); err != nil || len(alerts) != 0 {
-			t.Errorf("lenient rules fired %+v, %v", alerts, err)
+		// The firing carries on, as the alerts' state in NATS remembers it:
+		// through a restart (a new runner), without a post until the repeat
+		// is due; a post that fails is tried again at the next evaluation.
+		evaluate := func(r *reporter.Reports, at time.Duration) ([]reporter.Alert, error) {
+			t.Helper()
+			alerts, err := r.Evaluate(ctx, w.From, evalTo.Add(at))
+			for range alerts {
+				var al reporter.Alert
+				if err := json.Unmarshal(got.next(t).Data, &al); err != nil || !al.To.Equal(evalTo.Add(at)) {
+					t.Errorf("published %+v, %v; want an alert evaluated at %v", al, err, evalTo.Add(at))
+				}
+			}
+			return alerts, err
+		}
+		posts := len(postsSince(0))
+		for _, step := range []struct {
+			at    time.Duration
+			down  bool
+			posts int
+		}{{10 * time.Minute, false, 0}, {70 * time.Minute, true, 0}, {80 * time.Minute, false, want}, {90 * time.Minute, false, 0}} {
+			hookDown.Store(step.down)
+			again, err := evaluate(reporter.NewReports(cfg, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil), step.at)
+			if step.down != (err != nil) {
+				t.Errorf("evaluated at +%v with the webhook down %v: %v", step.at, step.down, err)
+			}
+			if len(again) != want {
+				t.Errorf("evaluated at +%v: %d alerts; want the %d still firing", step.at, len(again), want)
+			}
+			for _, al := range again {
+				if al.State != events.AlertFiring || !al.Since.Equal(evalTo) {
+					t.Errorf("evaluated at +%v: %+v; want firing since %v", step.at, al, evalTo)
+				}
+			}
+			newPosts := postsSince(posts)
+			if len(newPosts) != step.posts {
+				t.Errorf("evaluated at +%v (repeat 1h, webhook down %v): %d posts; want %d", step.at, step.down, len(newPosts), step.posts)
+			}
+			for _, p := range newPosts {
+				if text, _ := p["text"].(string); !strings.Contains(text, "firing since "+evalTo.Format(time.RFC3339)) {
+					t.Errorf("a repeat says %q; want since when the rule fires", text)
+				}
+			}
+			posts += len(newPosts)
+		}
+
+		// An entry of the alerts' state that is not a firing rule is dropped,
+		// not a stop to every evaluation after it.
+		state, err := tr.f.Broker.KeyValue(ctx, jetstream.KeyValueConfig{Bucket: reporter.BucketAlerts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := state.PutString(ctx, "delivery_rate_low.JUNK", "not json"); err != nil {
+			t.Fatal(err)
+		}
+
+		// Rules that hold no longer resolve, each once, and the webhook hears.
+		lenient := cfg
+		lenient.Rules = reporter.AlertRules{Window: time.Hour, MinDeliveryRate: 0.01, MinSettled: 10, MaxFallbackRate: 0.99, MinOTPs: 10}
+		quiet := reporter.NewReports(lenient, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
+		resolved, err := evaluate(quiet, 100*time.Minute)
+		if err != nil || len(resolved) != want {
+			t.Fatalf("lenient rules: %+v, %v; want the %d firing rules resolved", resolved, err, want)
+		}
+		for _, al := range resolved {
+			if al.State != events.AlertResolved || !al.Since.Equal(evalTo) || !strings.Contains(al.Summary, "back to") {
+				t.Errorf("resolution %+v; want resolved, since %v, the figure back", al, evalTo)
+			}
+		}
+		newPosts := postsSince(posts)
+		if len(newPosts) != want {
+			t.Errorf("%d posts of resolutions; want %d", len(newPosts), want)
+		}
+		for _, p := range newPosts {
+			if text, _ := p["text"].(string); !strings.Contains(text, "resolved") {
+				t.Errorf("a resolution says %q", text)
+			}
+		}
+		if again, err := evaluate(quiet, 110*time.Minute); err != nil || len(again) != 0 || len(postsSince(posts)) != want {
+			t.Errorf("lenient rules again: %+v, %v; want nothing, resolved once", again, err)
+		}
+		if keys, err := state.Keys(ctx); !errors.Is(err, jetstream.ErrNoKeysFound) {
+			t.Errorf("alerts' state after every rule resolved: %v, %v; want it empty", keys, err)
+		}
+		tr.f.WaitCount(t, fmt.Sprintf("SELECT count() FROM alerts FINAL WHERE evaluated_at = fromUnixTimestamp64Milli(%d) AND state = 'resolved' AND since = fromUnixTimestamp64Milli(%d)",
+			evalTo.Add(100*time.Minute).UnixMilli(), evalTo.UnixMilli()), uint64(want))
+		// GET /api/v1/alerts?state= keeps one state: the resolutions of
+		// the last evaluations, or the firings before them.
+		q = url.Values{"from": {evalTo.Add(90 * time.Minute).Format(time.RFC3339Nano)}, "to": {evalTo.Add(111 * time.Minute).Format(time.RFC3339Nano)}}
+		for state, n := range map[string]int{"": want + want, events.AlertFiring: want, events.AlertResolved: want} {
+			q.Set("state", state)
+			var listed reporter.AlertsResponse
+			tr.get(t, "/api/v1/alerts", q, &listed)
+			if len(listed.Alerts) != n {
+				t.Errorf("/api/v1/alerts?state=%s listed %d; want %d", state, len(listed.Alerts), n)
+			}
+			for _, al := range listed.Alerts {
+				if state != "" && al.State != state || !al.Since.Equal(evalTo) {
+					t.Errorf("/api/v1/alerts?state=%s listed %+v; want it %s since %v", state, al, state, evalTo)
+				}
+			}
 		}
 	})
 

@@ -3,6 +3,7 @@ package reporter
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/robfig/cron/v3"
@@ -32,8 +34,11 @@ type ReportsConfig struct {
 	// Alerts is when the alert rules are evaluated.
 	Alerts string
 	Rules  AlertRules
-	// AlertWebhookURL, when set, receives every alert as a Slack-compatible POST.
+	// AlertWebhookURL, when set, receives as a Slack-compatible POST each
+	// rule that begins to fire, again every AlertRepeat while it fires (never
+	// when 0), and its resolution.
 	AlertWebhookURL string
+	AlertRepeat     time.Duration
 	// Rollups is when the hourly rollups of the hours that inserts marked
 	// since the last run (new, late or replayed data) are recomputed.
 	Rollups string
@@ -63,7 +68,8 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.Rules.MinSettled, "alert-min-attempts", 50, "settled attempts a channel needs in the window before its delivery rate alerts")
 	fs.Float64Var(&c.Rules.MaxFallbackRate, "alert-max-fallback-rate", DefaultMaxFallbackRate, "alert when the share of OTPs that fell back is above this (0 disables)")
 	fs.Uint64Var(&c.Rules.MinOTPs, "alert-min-otps", 50, "OTPs needed in the window before the fallback rate alerts")
-	fs.StringVar(&c.AlertWebhookURL, "alert-webhook-url", "", "POST every alert here as Slack-compatible JSON; empty posts none")
+	fs.StringVar(&c.AlertWebhookURL, "alert-webhook-url", "", "POST alerts here as Slack-compatible JSON: a rule that begins to fire, again every --alert-repeat while it fires, and its resolution; empty posts none")
+	fs.DurationVar(&c.AlertRepeat, "alert-repeat", DefaultAlertRepeat, "how often the webhook hears again of a rule that stays firing; 0 never")
 	fs.StringVar(&c.Rollups, "rollup-schedule", DefaultRollups, "cron spec (UTC) of the job that brings up to date the hourly rollups of the hours inserts marked since its last run; empty disables (the API then computes every window live)")
 }
 
@@ -85,6 +91,9 @@ func (c *ReportsConfig) Validate() error {
 	if r := c.Rules; r.MinDeliveryRate < 0 || r.MinDeliveryRate > 1 || r.MaxFallbackRate < 0 || r.MaxFallbackRate > 1 {
 		return errors.New("alert rates must be within 0..1")
 	}
+	if c.AlertRepeat < 0 {
+		return fmt.Errorf("alert-repeat %v: must not be negative", c.AlertRepeat)
+	}
 	if c.AlertWebhookURL != "" {
 		u, err := url.Parse(c.AlertWebhookURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -94,9 +103,11 @@ func (c *ReportsConfig) Validate() error {
 	return nil
 }
 
-// Publisher publishes summaries and alerts durably (the broker).
+// Publisher publishes summaries and alerts durably, and keeps the alerts'
+// state (the broker).
 type Publisher interface {
 	Publish(ctx context.Context, msgs ...events.Message) error
+	KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
 }
 
 // Reports runs the scheduled summaries and alert rules.
@@ -110,6 +121,8 @@ type Reports struct {
 	runs    *prometheus.CounterVec
 	alerts  *prometheus.CounterVec
 	posting *prometheus.CounterVec
+	settled *prometheus.CounterVec
+	firing  alertState
 	rollups rollupMetrics
 }
 
@@ -130,7 +143,8 @@ func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Log
 		cfg: cfg, db: db, pub: pub, logger: logger, now: time.Now,
 		client:  &http.Client{Timeout: 10 * time.Second},
 		runs:    f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_reports_total", Help: "Scheduled report and alert runs by kind and outcome."}, []string{"kind", "outcome"}),
-		alerts:  f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_fired_total", Help: "Alerts published by rule."}, []string{"rule"}),
+		alerts:  f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_fired_total", Help: "Firing alerts published by rule: one each evaluation that finds the rule holding."}, []string{"rule"}),
+		settled: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_resolved_total", Help: "Resolutions published by rule: a rule that fired and holds no longer."}, []string{"rule"}),
 		posting: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_posts_total", Help: "Alert webhook POSTs by outcome."}, []string{"outcome"}),
 		rollups: rollupMetrics{
 			seconds: f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_rollup_run_seconds", Help: "Time a run of the rollup job took, runs that succeeded.",
@@ -267,8 +281,12 @@ func WriteReportFiles(dir string, rep *Report) error {
 	return nil
 }
 
-// Evaluate checks the alert rules over [from, to), publishes every alert on
-// tyntec.2fa.alert.<rule> and POSTs it to the webhook URL, if any.
+// Evaluate checks the alert rules over [from, to) and publishes on
+// tyntec.2fa.alert.<rule> each that fires and each that fired at the last
+// evaluation and resolves now. The webhook, if any, hears of a rule when it
+// begins to fire, every AlertRepeat while it fires, and when it resolves.
+// The alerts' state (BucketAlerts) changes only after a publish: an alert
+// that could not be published is evaluated afresh the next time.
 func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, error) {
 	w := store.Window{From: from, To: to}
 	chs, err := r.db.Channels(ctx, w)
@@ -279,10 +297,20 @@ func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, er
 	if err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
-	alerts := r.cfg.Rules.Evaluate(from, to, chs, fb)
+	kv, err := r.firing.open(ctx, r.pub)
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	prev, err := r.loadFiring(ctx, kv)
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	rules := r.cfg.Rules
+	resolve := func(f firing) Alert { return rules.Resolved(f.Rule, f.Channel, f.Since, from, to, chs, fb) }
+	var alerts []Alert
 	var errs []error
-	for i := range alerts {
-		al := &alerts[i]
+	for _, tr := range transitions(rules.Evaluate(from, to, chs, fb), prev, resolve, r.cfg.AlertRepeat) {
+		al := &tr.alert
 		msg, err := events.NewAlertMessage(al)
 		if err == nil {
 			err = r.pub.Publish(ctx, msg)
@@ -291,15 +319,35 @@ func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, er
 			errs = append(errs, fmt.Errorf("publish alert %s: %w", al.Rule, err))
 			continue
 		}
-		r.alerts.WithLabelValues(al.Rule).Inc()
-		r.logger.Warn("alert", "rule", al.Rule, "channel", al.Channel, "summary", al.Summary)
-		if r.cfg.AlertWebhookURL != "" {
+		alerts = append(alerts, *al)
+		if al.State == events.AlertResolved {
+			r.settled.WithLabelValues(al.Rule).Inc()
+			r.logger.Info("alert resolved", "rule", al.Rule, "channel", al.Channel, "summary", al.Summary)
+		} else {
+			r.alerts.WithLabelValues(al.Rule).Inc()
+			r.logger.Warn("alert", "rule", al.Rule, "channel", al.Channel, "since", al.Since, "summary", al.Summary)
+		}
+		if r.cfg.AlertWebhookURL != "" && tr.notify {
 			outcome := "ok"
 			if err := r.post(ctx, al); err != nil {
 				outcome = "error"
 				errs = append(errs, err)
+			} else {
+				tr.state.Notified = to
 			}
 			r.posting.WithLabelValues(outcome).Inc()
+		}
+		key := firingKey(al.Rule, al.Channel)
+		if al.State == events.AlertResolved {
+			err = kv.Delete(ctx, key)
+		} else {
+			var v []byte
+			if v, err = json.Marshal(tr.state); err == nil {
+				_, err = kv.Put(ctx, key, v)
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("alert state %s: %w", key, err))
 		}
 	}
 	return alerts, errors.Join(errs...)

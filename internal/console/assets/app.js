@@ -156,17 +156,19 @@
     s.textContent = fb.otps + ' OTPs, ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '); time to deliver p50 ' +
       fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p50) + ', p95 ' + fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p95);
     // Rates as percentages; the volume is settled attempts or OTPs; the
-    // summary, which repeats the row in words, is the row's tooltip.
+    // summary, which repeats the row in words, is the row's tooltip. A
+    // rule firing since an earlier evaluation says since when.
     const alerts = $('#alerts tbody');
-    alerts.replaceChildren(...al.alerts.map((a) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, title: a.summary },
+    alerts.replaceChildren(...al.alerts.map((a) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, title: a.summary },
       el('td', {}, fmtTime(a.to)),
       el('td', {}, fmtSpan(Date.parse(a.to) - Date.parse(a.from))),
       el('td', { 'data-field': 'rule' }, a.rule),
       el('td', { 'data-field': 'channel' }, a.channel || 'all'),
+      el('td', { 'data-field': 'state', class: 'state-' + a.state }, a.state === 'resolved' ? 'resolved' : a.since === a.to ? 'firing' : 'firing since ' + fmtTime(a.since)),
       el('td', { class: 'num', 'data-field': 'value', 'data-value': a.value }, fmtPct(a.value)),
       el('td', { class: 'num', 'data-field': 'threshold' }, fmtPct(a.threshold)),
       el('td', { class: 'num', 'data-field': 'volume' }, String(a.volume)))));
-    if (!al.alerts.length) alerts.append(el('tr', {}, el('td', { colspan: 7, class: 'hint' }, 'no alert fired in this window')));
+    if (!al.alerts.length) alerts.append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no alert fired or resolved in this window')));
     const pctFmt = (v) => (v * 100).toFixed(0) + '%';
     chart('chart-rate', 'Delivery rate', ts, (c) => [[c.channel, c.delivery_rate]], { fmt: pctFmt, range: [0, 1] });
     chart('chart-attempts', 'Attempts', ts, (c) => [[c.channel, c.attempts]], {});
