@@ -268,9 +268,15 @@ const (
 )
 
 // NewAlertMessage wraps an alert. Its id derives from rule, channel and
-// window, so one evaluation of one window alerts once (it either fires or
-// resolves a rule).
+// window, so one evaluation of one window alerts once, and from the state
+// when resolved: evaluations within one minute share a window (the
+// reporter's schedule), and late facts can make the second of them resolve
+// what the first fired.
 func NewAlertMessage(al *Alert) (Message, error) {
-	id := "al-" + Digest(12, al.Rule, al.Channel, al.From.UTC().Format(time.RFC3339Nano), al.To.UTC().Format(time.RFC3339Nano))
+	parts := []string{al.Rule, al.Channel, al.From.UTC().Format(time.RFC3339Nano), al.To.UTC().Format(time.RFC3339Nano)}
+	if al.State == AlertResolved {
+		parts = append(parts, al.State) // a firing alert's id is as before states
+	}
+	id := "al-" + Digest(12, parts...)
 	return newMessage(AlertSubject(al.Rule), id, "reporter", TypeAlert, al.To, "", al)
 }
