@@ -285,8 +285,6 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// badRequest answers 400 with a problem titled title about the query
-// parameter or body field field ("" for the request as a whole).
 // limitParam reads the request's limit into *limit, left as it is when the
 // request gives none; max 0 bounds it by nothing. A limit that is not a
 // number from 1 to max is answered 400 and ok is false.
@@ -308,6 +306,8 @@ func limitParam(w http.ResponseWriter, r *http.Request, max int, limit *int) (ok
 	return false
 }
 
+// badRequest answers 400 with a problem titled title about the query
+// parameter or body field field ("" for the request as a whole).
 func badRequest(w http.ResponseWriter, r *http.Request, title, field, detail string) {
 	problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: title, Detail: detail, Field: field, Instance: r.URL.Path})
 }
