@@ -121,6 +121,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		}})
 		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg)
 		reporter.NewAPI(a.db, logger).Mount(guarded)
+		reports.MountFiring(guarded)
 		reporter.NewDeadLetters(a.db, a.broker, logger).Mount(guarded)
 		// The console's pages are code, not data: served unguarded (a
 		// browser's navigation cannot carry a bearer token); they call the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otpscope/otpscope/internal/console/browsertest"
 	"github.com/otpscope/otpscope/internal/events"
@@ -90,6 +91,14 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := a.Broker().Publish(ctx, silent, push, alert); err != nil {
+		t.Fatal(err)
+	}
+	// And the reporter's state of it: the rule firing now.
+	state, err := a.Broker().KeyValue(ctx, jetstream.KeyValueConfig{Bucket: reporter.BucketAlerts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := state.PutString(ctx, "delivery_rate_low.SMS", `{"rule":"delivery_rate_low","channel":"SMS","since":"`+now.Add(-10*time.Minute).Format(time.RFC3339Nano)+`"}`); err != nil {
 		t.Fatal(err)
 	}
 	get := func(path string, v any) {
@@ -189,6 +198,12 @@ func TestConsoleInABrowser(t *testing.T) {
 		if got, want := b.Text(row+`[data-field="state"]`), "firing since "+now.Add(-10*time.Minute).Format("2006-01-02 15:04:05Z"); got != want {
 			t.Errorf("overview alert state = %q; want %q", got, want)
 		}
+	}
+	// Above it all, the rules firing now: /alerts/firing's.
+	var firing reporter.FiringResponse
+	get("/api/v1/alerts/firing", &firing)
+	if got, want := b.Text("#firing"), "Firing now: delivery_rate_low on SMS since "+now.Add(-10*time.Minute).Format("2006-01-02 15:04:05Z"); got != want || len(firing.Firing) != 1 {
+		t.Errorf("overview says %q (the API lists %+v); want %q", got, firing.Firing, want)
 	}
 	b.Screenshot("console-overview")
 	b.NoErrors("overview")

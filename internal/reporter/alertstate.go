@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otpscope/otpscope/internal/events"
@@ -134,4 +136,47 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 		out = append(out, transition{alert: resolve(prev[k]), notify: true})
 	}
 	return out
+}
+
+// FiringRule is a rule firing as of the reporter's last evaluation.
+type FiringRule struct {
+	Rule    string    `json:"rule"`
+	Channel string    `json:"channel,omitempty"`
+	Since   time.Time `json:"since"`
+}
+
+// FiringResponse is the body of GET /api/v1/alerts/firing.
+type FiringResponse struct {
+	Firing []FiringRule `json:"firing"`
+}
+
+// Firing lists the rules firing as of the last evaluation, the longest
+// firing first. Any replica can answer: the state is in NATS.
+func (r *Reports) Firing(ctx context.Context) ([]FiringRule, error) {
+	kv, err := r.firing.open(ctx, r.pub)
+	if err != nil {
+		return nil, fmt.Errorf("alert state: %w", err)
+	}
+	state, err := r.loadFiring(ctx, kv)
+	if err != nil {
+		return nil, err
+	}
+	out := []FiringRule{}
+	for _, f := range state {
+		out = append(out, FiringRule{Rule: f.Rule, Channel: f.Channel, Since: f.Since.UTC()})
+	}
+	slices.SortFunc(out, func(a, b FiringRule) int {
+		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.Channel, b.Channel))
+	})
+	return out, nil
+}
+
+// MountFiring adds GET /api/v1/alerts/firing to router: the rules firing
+// now, which the console shows above the window's alerts.
+func (r *Reports) MountFiring(router chi.Router) {
+	re := responder{logger: r.logger, failure: "alert state", title: "Alert state unavailable", detail: "NATS did not answer for the alerts' state"}
+	router.Get("/api/v1/alerts/firing", func(w http.ResponseWriter, req *http.Request) {
+		firing, err := r.Firing(req.Context())
+		re.reply(w, req, FiringResponse{Firing: firing}, err)
+	})
 }

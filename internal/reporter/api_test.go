@@ -184,6 +184,7 @@ func newTraffic(t *testing.T) *traffic {
 
 	ar := chi.NewRouter()
 	reporter.NewAPI(f.DB, brokertest.Logger(t)).Mount(ar)
+	reporter.NewReports(reporter.ReportsConfig{}, f.DB, f.Broker, brokertest.Logger(t), nil).MountFiring(ar)
 	api := httptest.NewServer(ar)
 	t.Cleanup(api.Close)
 	return &traffic{f: f, truth: truth, api: api}

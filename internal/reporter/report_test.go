@@ -432,6 +432,16 @@ func testReports(t *testing.T, tr *traffic) {
 				t.Errorf("a rule firing for the first time: %+v; want firing since %v", al, evalTo)
 			}
 		}
+		// GET /api/v1/alerts/firing: the rules firing now, from any runner.
+		var firing reporter.FiringResponse
+		if resp := tr.get(t, "/api/v1/alerts/firing", nil, &firing); resp.StatusCode != http.StatusOK || len(firing.Firing) != want {
+			t.Errorf("/api/v1/alerts/firing: %s, %+v; want the %d rules firing", resp.Status, firing.Firing, want)
+		}
+		for _, f := range firing.Firing {
+			if !f.Since.Equal(evalTo) || f.Rule == "" {
+				t.Errorf("/api/v1/alerts/firing lists %+v; want a rule firing since %v", f, evalTo)
+			}
+		}
 
 		// The sink stores them; GET /api/v1/alerts lists them, newest first
 		// (all evaluated at once here), a channel's with the fallback rate's.
@@ -597,6 +607,10 @@ func testReports(t *testing.T, tr *traffic) {
 		}
 		if keys, err := state.Keys(ctx); !errors.Is(err, jetstream.ErrNoKeysFound) {
 			t.Errorf("alerts' state after every rule resolved: %v, %v; want it empty", keys, err)
+		}
+		var nothing reporter.FiringResponse
+		if tr.get(t, "/api/v1/alerts/firing", nil, &nothing); nothing.Firing == nil || len(nothing.Firing) != 0 {
+			t.Errorf("/api/v1/alerts/firing after every rule resolved: %+v; want an empty list", nothing.Firing)
 		}
 		tr.f.WaitCount(t, fmt.Sprintf("SELECT count() FROM alerts FINAL WHERE evaluated_at = fromUnixTimestamp64Milli(%d) AND state = 'resolved' AND since = fromUnixTimestamp64Milli(%d)",
 			evalTo.Add(90*time.Minute).UnixMilli(), evalTo.UnixMilli()), uint64(want))

@@ -133,12 +133,20 @@
 
   async function overview() {
     const w = currentWindow();
-    const [chs, fb, ts, al] = await Promise.all([
+    const [chs, fb, ts, al, now] = await Promise.all([
       api('/api/v1/channels?' + qs(w)),
       api('/api/v1/fallback?' + qs(w)),
       api('/api/v1/timeseries?' + qs(w)),
       api('/api/v1/alerts?' + qs(w)),
+      api('/api/v1/alerts/firing'),
     ]);
+    // The rules firing now, whatever the window: the first thing to see.
+    const firing = $('#firing');
+    firing.dataset.count = now.firing.length;
+    firing.className = now.firing.length ? 'state-firing' : 'state-resolved';
+    firing.replaceChildren(now.firing.length ? 'Firing now: ' : 'No alert rule is firing.',
+      ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '' },
+        (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since))));
     const tbody = $('#channels tbody');
     tbody.replaceChildren(...chs.channels.map((c) => el('tr', { 'data-channel': c.channel },
       el('td', { 'data-field': 'channel' }, c.channel),
