@@ -75,6 +75,9 @@ func TestAPITokenGuardsTheAPIAndMetrics(t *testing.T) {
 		{"/api/v1/timeseries", "", http.StatusUnauthorized},
 		{"/api/v1/events", "", http.StatusUnauthorized},
 		{"/api/v1/live", "", http.StatusUnauthorized},
+		{"/api/v1/alerts", "", http.StatusUnauthorized},
+		{"/api/v1/alerts/firing", "", http.StatusUnauthorized},
+		{"/api/v1/alerts/firing", apiToken, http.StatusOK},
 	} {
 		if got := status(tt.path, tt.token); got != tt.want {
 			t.Errorf("GET %s with token %q = %d; want %d", tt.path, tt.token, got, tt.want)
