@@ -324,8 +324,14 @@ func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, er
 			r.settled.WithLabelValues(al.Rule).Inc()
 			r.logger.Info("alert resolved", "rule", al.Rule, "channel", al.Channel, "summary", al.Summary)
 		} else {
+			// A warning when the rule begins to fire and when it is due
+			// again (the webhook's rhythm), not every evaluation.
+			level := slog.LevelInfo
+			if tr.notify {
+				level = slog.LevelWarn
+			}
 			r.alerts.WithLabelValues(al.Rule).Inc()
-			r.logger.Warn("alert", "rule", al.Rule, "channel", al.Channel, "since", al.Since, "summary", al.Summary)
+			r.logger.Log(ctx, level, "alert firing", "rule", al.Rule, "channel", al.Channel, "since", al.Since, "summary", al.Summary)
 		}
 		if r.cfg.AlertWebhookURL != "" && tr.notify {
 			outcome := "ok"
