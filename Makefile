@@ -3,12 +3,14 @@
 
 CHDB_DIR := $(CURDIR)/.cache/chdb
 CONSOLE_VENDOR_DIR := $(CURDIR)/.cache/console
+PROMTOOL_DIR := $(CURDIR)/.cache/promtool
+export OTPSCOPE_PROMTOOL ?= $(PROMTOOL_DIR)/promtool
 export OTPSCOPE_CHDB_LIB ?= $(CHDB_DIR)/libchdb.so
 
 GO ?= go
 GOTEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: setup run test build bench vet fmt chaos
+.PHONY: setup setup-test run test build bench vet fmt chaos
 
 ## setup: Go modules, the embedded ClickHouse library (libchdb.so from npm) and
 ## the console's pinned chart library (checked against the committed copy).
@@ -16,6 +18,12 @@ setup:
 	$(GO) mod download
 	CHDB_DIR=$(CHDB_DIR) bash scripts/setup-chdb.sh
 	CONSOLE_VENDOR_DIR=$(CONSOLE_VENDOR_DIR) bash scripts/setup-console.sh
+
+## setup-test: setup, and what only the tests need: Prometheus' promtool (from
+## Debian's package; go test ./deploy/ runs the alerting rules' unit tests
+## with it).
+setup-test: setup
+	PROMTOOL_DIR=$(PROMTOOL_DIR) bash scripts/setup-promtool.sh
 
 ## build: every binary into ./bin.
 build:
@@ -29,7 +37,7 @@ run: setup
 	$(GO) run ./cmd/otpscope --simulate --simulate-drop-webhooks 0.05 --resend-policy docs/examples/resend-policy.json
 
 ## test: the whole suite against the real NATS server and the real ClickHouse engine.
-test: setup
+test: setup-test
 	$(GO) vet ./...
 	$(GO) test $(GOTEST_FLAGS) ./...
 

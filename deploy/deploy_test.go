@@ -12,6 +12,7 @@ package deploy_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -1955,5 +1956,113 @@ func TestGrafanaDataSources(t *testing.T) {
 		if m := expand.FindStringSubmatch(alone.Services["grafana"].Environment[v]); m == nil || m[1] == "" {
 			t.Errorf("grafana/docker-compose.yaml %s has no default", v)
 		}
+	}
+}
+
+// ---------------------------------------------------------------- Prometheus
+
+// promtool is Prometheus' own, put in place by make setup
+// (scripts/setup-promtool.sh), which sets OTPSCOPE_PROMTOOL. Missing, it
+// fails the test when OTPSCOPE_PROMTOOL or CI is set, as under make test
+// and .ci/run, and skips it saying so otherwise (go test by hand).
+func promtool(t *testing.T) string {
+	t.Helper()
+	set := os.Getenv("OTPSCOPE_PROMTOOL")
+	bin := cmp.Or(set, filepath.Join(repoRoot, ".cache", "promtool", "promtool"))
+	if _, err := os.Stat(bin); err != nil {
+		msg := fmt.Sprintf("promtool not found at %s (%v): run make setup-test, or scripts/setup-promtool.sh and set OTPSCOPE_PROMTOOL", bin, err)
+		if set != "" || os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return bin
+}
+
+// TestPrometheusRules holds deploy/prometheus/otpscope-rules.yml to what
+// Prometheus accepts and to its unit tests, run by Prometheus' rule engine,
+// and to otpscope's metrics: each rule reads only metrics the README names
+// (internal/app's TestREADMEListsEveryMetric holds those to the binaries),
+// has a severity and says what is wrong, and fires in a unit test.
+func TestPrometheusRules(t *testing.T) {
+	dir := filepath.Join(repoRoot, "deploy", "prometheus")
+	bin := promtool(t)
+	for _, args := range [][]string{{"check", "rules", "otpscope-rules.yml"}, {"test", "rules", "otpscope-rules.test.yml"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Expr        string            `yaml:"expr"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	readYAML(t, filepath.Join(dir, "otpscope-rules.yml"), &rules)
+	var tests struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string `yaml:"alertname"`
+				ExpAlerts []any  `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	readYAML(t, filepath.Join(dir, "otpscope-rules.test.yml"), &tests)
+	fires := map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, at := range tc.AlertRuleTest {
+			if len(at.ExpAlerts) > 0 {
+				fires[at.Alertname] = true
+			}
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metric := regexp.MustCompile(`\botpscope_[a-z_]+`)
+	n := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			n++
+			if !regexp.MustCompile(`^Otpscope[A-Z]\w+$`).MatchString(r.Alert) {
+				t.Errorf("rule %q: want an alert named Otpscope…", r.Alert)
+			}
+			if s := r.Labels["severity"]; s != "critical" && s != "warning" && s != "info" {
+				t.Errorf("%s: severity %q; want critical, warning or info", r.Alert, s)
+			}
+			if r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
+				t.Errorf("%s: want a summary and a description", r.Alert)
+			}
+			if !fires[r.Alert] {
+				t.Errorf("%s: no unit test in otpscope-rules.test.yml where it fires", r.Alert)
+			}
+			for _, m := range metric.FindAllString(r.Expr, -1) {
+				if !bytes.Contains(readme, []byte("`"+m+"`")) {
+					t.Errorf("%s reads %s, which the README's metrics do not name", r.Alert, m)
+				}
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("%d rules; want the file's", n)
+	}
+}
+
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }
