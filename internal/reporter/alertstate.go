@@ -31,12 +31,16 @@ const (
 	DefaultAlertRepeat = 4 * time.Hour
 )
 
-// firing is what the bucket keeps of a rule firing on a channel (or on
-// every channel: the fallback rate).
+// firing is what the bucket keeps of a rule holding on a channel (or on
+// every channel: the fallback rate): firing, or pending while it has held
+// for less than --alert-for.
 type firing struct {
 	Rule    string    `json:"rule"`
 	Channel string    `json:"channel,omitempty"`
 	Since   time.Time `json:"since"`
+	// Pending: the rule holds, but has not held for --alert-for yet;
+	// nothing was published or posted of it.
+	Pending bool `json:"pending,omitempty"`
 	// Notified is the evaluation whose POST to the webhook last succeeded;
 	// zero until one has, so that a failed POST is tried again at the next
 	// evaluation.
@@ -105,35 +109,55 @@ func (r *Reports) loadFiring(ctx context.Context, kv jetstream.KeyValue) (map[st
 	return out, nil
 }
 
-// transition is one alert of an evaluation and what becomes of its state.
+// transition is what an evaluation does about one rule on one channel:
+// publish a firing or a resolved alert (and keep or drop its state), or,
+// for a rule pending or no longer pending, only keep or drop the state.
 type transition struct {
-	alert  Alert
-	state  firing // for a firing alert, what to keep
-	notify bool   // whether the webhook hears of it
+	alert  Alert  // published unless quiet
+	quiet  bool   // nothing published or posted: a rule pending, or one that stopped before it fired
+	state  firing // what to keep of a rule that holds
+	keep   bool   // keep state; else drop it
+	notify bool   // whether the webhook hears of the alert
 }
 
+// alertTiming is how long a rule must hold before it fires (--alert-for,
+// Prometheus' for:) and how often the webhook hears again of a rule that
+// keeps firing (--alert-repeat, never when 0).
+type alertTiming struct{ hold, repeat time.Duration }
+
 // transitions pairs the alerts that hold in this evaluation with the state
-// the last one left: a rule that fires anew is announced, one that keeps
-// firing only every repeat (never when 0) or until the webhook took it, and
-// a rule that fired and holds no longer resolves, which is announced. The
-// resolutions come last, in key order.
-func transitions(holding []Alert, prev map[string]firing, resolve func(firing) Alert, repeat time.Duration) []transition {
-	prev = maps.Clone(prev) // the resolutions are what is left in it
+// the last one left. A rule that holds is pending until it has held at
+// every evaluation for hold, then fires, its since being the first of
+// them; the webhook hears when it begins to fire, then every repeat, or
+// until a POST succeeds. A rule that fired and holds no longer resolves,
+// which the webhook hears; one that was only pending is forgotten. The
+// rules that stopped come last, in key order.
+func transitions(holding []Alert, prev map[string]firing, resolve func(firing) Alert, t alertTiming) []transition {
+	prev = maps.Clone(prev) // the rules that stopped are what is left in it
 	var out []transition
 	for _, al := range holding {
 		k := firingKey(al.Rule, al.Channel)
 		p, was := prev[k]
 		delete(prev, k)
-		tr := transition{alert: al, state: firing{Rule: al.Rule, Channel: al.Channel, Since: al.To}, notify: true}
+		tr := transition{alert: al, keep: true, state: firing{Rule: al.Rule, Channel: al.Channel, Since: al.To}}
 		if was {
-			tr.alert.Since, tr.state.Since, tr.state.Notified = p.Since, p.Since, p.Notified
-			tr.notify = p.Notified.IsZero() || repeat > 0 && !al.To.Before(p.Notified.Add(repeat))
+			tr.state.Since = p.Since
 		}
-		tr.alert.State = events.AlertFiring
+		tr.alert.State, tr.alert.Since = events.AlertFiring, tr.state.Since
+		switch {
+		case al.To.Sub(tr.state.Since) < t.hold:
+			tr.quiet, tr.state.Pending = true, true
+		case !was || p.Pending:
+			tr.notify = true
+		default:
+			tr.state.Notified = p.Notified
+			tr.notify = p.Notified.IsZero() || t.repeat > 0 && !al.To.Before(p.Notified.Add(t.repeat))
+		}
 		out = append(out, tr)
 	}
 	for _, k := range slices.Sorted(maps.Keys(prev)) {
-		out = append(out, transition{alert: resolve(prev[k]), notify: true})
+		p := prev[k]
+		out = append(out, transition{alert: resolve(p), quiet: p.Pending, notify: !p.Pending})
 	}
 	return out
 }
@@ -163,7 +187,9 @@ func (r *Reports) Firing(ctx context.Context) ([]FiringRule, error) {
 	}
 	out := []FiringRule{}
 	for _, f := range state {
-		out = append(out, FiringRule{Rule: f.Rule, Channel: f.Channel, Since: f.Since.UTC()})
+		if !f.Pending {
+			out = append(out, FiringRule{Rule: f.Rule, Channel: f.Channel, Since: f.Since.UTC()})
+		}
 	}
 	slices.SortFunc(out, func(a, b FiringRule) int {
 		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.Channel, b.Channel))

@@ -612,6 +612,26 @@ func testReports(t *testing.T, tr *traffic) {
 		if tr.get(t, "/api/v1/alerts/firing", nil, &nothing); nothing.Firing == nil || len(nothing.Firing) != 0 {
 			t.Errorf("/api/v1/alerts/firing after every rule resolved: %+v; want an empty list", nothing.Firing)
 		}
+
+		// With --alert-for the rules are pending first: nothing published,
+		// posted or listed as firing until they have held that long.
+		patient := cfg
+		patient.AlertFor = 10 * time.Minute
+		if pending, err := evaluate(reporter.NewReports(patient, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil), 120*time.Minute); err != nil || len(pending) != 0 {
+			t.Errorf("--alert-for 10m, first evaluation: %+v, %v; want nothing yet", pending, err)
+		}
+		if tr.get(t, "/api/v1/alerts/firing", nil, &nothing); len(nothing.Firing) != 0 || len(postsSince(posts)) != want {
+			t.Errorf("pending rules listed as firing (%+v) or posted", nothing.Firing)
+		}
+		fired, err := evaluate(reporter.NewReports(patient, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil), 130*time.Minute)
+		if err != nil || len(fired) != want || len(postsSince(posts)) != 2*want {
+			t.Fatalf("--alert-for 10m, ten minutes on: %+v, %v; want the %d rules firing, and posted", fired, err, want)
+		}
+		for _, al := range fired {
+			if al.State != events.AlertFiring || !al.Since.Equal(evalTo.Add(120*time.Minute)) {
+				t.Errorf("fired after --alert-for: %+v; want firing since the first evaluation it held at", al)
+			}
+		}
 		tr.f.WaitCount(t, fmt.Sprintf("SELECT count() FROM alerts FINAL WHERE evaluated_at = fromUnixTimestamp64Milli(%d) AND state = 'resolved' AND since = fromUnixTimestamp64Milli(%d)",
 			evalTo.Add(90*time.Minute).UnixMilli(), evalTo.UnixMilli()), uint64(want))
 		// GET /api/v1/alerts?state= keeps one state: the resolutions, or

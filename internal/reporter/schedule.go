@@ -39,6 +39,9 @@ type ReportsConfig struct {
 	// when 0), and its resolution.
 	AlertWebhookURL string
 	AlertRepeat     time.Duration
+	// AlertFor is how long a rule must hold, at every evaluation, before it
+	// fires (Prometheus' for:); 0 fires at the first evaluation.
+	AlertFor time.Duration
 	// Rollups is when the hourly rollups of the hours that inserts marked
 	// since the last run (new, late or replayed data) are recomputed.
 	Rollups string
@@ -70,6 +73,7 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.Rules.MinOTPs, "alert-min-otps", 50, "OTPs needed in the window before the fallback rate alerts")
 	fs.StringVar(&c.AlertWebhookURL, "alert-webhook-url", "", "POST alerts here as Slack-compatible JSON: a rule that begins to fire, again every --alert-repeat while it fires, and its resolution; empty posts none")
 	fs.DurationVar(&c.AlertRepeat, "alert-repeat", DefaultAlertRepeat, "how often the webhook hears again of a rule that stays firing; 0 never")
+	fs.DurationVar(&c.AlertFor, "alert-for", 0, "how long a rule must hold, at every evaluation, before it fires (as Prometheus' for:); 0 fires at once")
 	fs.StringVar(&c.Rollups, "rollup-schedule", DefaultRollups, "cron spec (UTC) of the job that brings up to date the hourly rollups of the hours inserts marked since its last run; empty disables (the API then computes every window live)")
 }
 
@@ -91,8 +95,8 @@ func (c *ReportsConfig) Validate() error {
 	if r := c.Rules; r.MinDeliveryRate < 0 || r.MinDeliveryRate > 1 || r.MaxFallbackRate < 0 || r.MaxFallbackRate > 1 {
 		return errors.New("alert rates must be within 0..1")
 	}
-	if c.AlertRepeat < 0 {
-		return fmt.Errorf("alert-repeat %v: must not be negative", c.AlertRepeat)
+	if c.AlertRepeat < 0 || c.AlertFor < 0 {
+		return fmt.Errorf("alert-repeat %v, alert-for %v: must not be negative", c.AlertRepeat, c.AlertFor)
 	}
 	if c.AlertWebhookURL != "" {
 		u, err := url.Parse(c.AlertWebhookURL)
@@ -282,8 +286,8 @@ func WriteReportFiles(dir string, rep *Report) error {
 }
 
 // Evaluate checks the alert rules over [from, to) and publishes on
-// tyntec.2fa.alert.<rule> each that fires and each that fired at the last
-// evaluation and resolves now. The webhook, if any, hears of a rule when it
+// tyntec.2fa.alert.<rule> each that fires (once it has held for AlertFor)
+// and each that fired at the last evaluation and resolves now. The webhook, if any, hears of a rule when it
 // begins to fire, every AlertRepeat while it fires, and when it resolves.
 // The alerts' state (BucketAlerts) changes only after a publish: an alert
 // that could not be published is evaluated afresh the next time.
@@ -309,54 +313,73 @@ func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, er
 	resolve := func(f firing) Alert { return rules.Resolved(f.Rule, f.Channel, f.Since, from, to, chs, fb) }
 	var alerts []Alert
 	var errs []error
-	for _, tr := range transitions(rules.Evaluate(from, to, chs, fb), prev, resolve, r.cfg.AlertRepeat) {
+	for _, tr := range transitions(rules.Evaluate(from, to, chs, fb), prev, resolve, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat}) {
 		al := &tr.alert
-		msg, err := events.NewAlertMessage(al)
-		if err == nil {
-			err = r.pub.Publish(ctx, msg)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("publish alert %s: %w", al.Rule, err))
-			continue
-		}
-		alerts = append(alerts, *al)
-		if al.State == events.AlertResolved {
-			r.settled.WithLabelValues(al.Rule).Inc()
-			r.logger.Info("alert resolved", "rule", al.Rule, "channel", al.Channel, "summary", al.Summary)
-		} else {
-			// A warning when the rule begins to fire and when it is due
-			// again (the webhook's rhythm), not every evaluation.
-			level := slog.LevelInfo
-			if tr.notify {
-				level = slog.LevelWarn
-			}
-			r.alerts.WithLabelValues(al.Rule).Inc()
-			r.logger.Log(ctx, level, "alert firing", "rule", al.Rule, "channel", al.Channel, "since", al.Since, "summary", al.Summary)
-		}
-		if r.cfg.AlertWebhookURL != "" && tr.notify {
-			outcome := "ok"
-			if err := r.post(ctx, al); err != nil {
-				outcome = "error"
+		if !tr.quiet {
+			err := r.publishAlert(ctx, al, tr.notify)
+			if errors.Is(err, errNotPublished) {
 				errs = append(errs, err)
-			} else {
+				continue // the state stays: the next evaluation decides again
+			}
+			if err != nil {
+				errs = append(errs, err) // the webhook's: tried again at the next evaluation
+			} else if tr.notify {
 				tr.state.Notified = to
 			}
-			r.posting.WithLabelValues(outcome).Inc()
+			alerts = append(alerts, *al)
 		}
 		key := firingKey(al.Rule, al.Channel)
-		if al.State == events.AlertResolved {
-			err = kv.Delete(ctx, key)
-		} else {
+		var err error
+		if tr.keep {
 			var v []byte
 			if v, err = json.Marshal(tr.state); err == nil {
 				_, err = kv.Put(ctx, key, v)
 			}
+		} else {
+			err = kv.Delete(ctx, key)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("alert state %s: %w", key, err))
 		}
 	}
 	return alerts, errors.Join(errs...)
+}
+
+// errNotPublished marks an alert NATS did not take.
+var errNotPublished = errors.New("alert not published")
+
+// publishAlert publishes al, counts and logs it and, when notify, POSTs it
+// to the webhook, if any. The log warns when the webhook hears (a rule that
+// begins to fire, or is due again) and notes the evaluations between.
+func (r *Reports) publishAlert(ctx context.Context, al *Alert, notify bool) error {
+	msg, err := events.NewAlertMessage(al)
+	if err == nil {
+		err = r.pub.Publish(ctx, msg)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", errNotPublished, al.Rule, err)
+	}
+	if al.State == events.AlertResolved {
+		r.settled.WithLabelValues(al.Rule).Inc()
+		r.logger.Info("alert resolved", "rule", al.Rule, "channel", al.Channel, "summary", al.Summary)
+	} else {
+		level := slog.LevelInfo
+		if notify {
+			level = slog.LevelWarn
+		}
+		r.alerts.WithLabelValues(al.Rule).Inc()
+		r.logger.Log(ctx, level, "alert firing", "rule", al.Rule, "channel", al.Channel, "since", al.Since, "summary", al.Summary)
+	}
+	if r.cfg.AlertWebhookURL == "" || !notify {
+		return nil
+	}
+	err = r.post(ctx, al)
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	r.posting.WithLabelValues(outcome).Inc()
+	return err
 }
 
 func (r *Reports) post(ctx context.Context, al *Alert) error {

@@ -1,0 +1,96 @@
+package reporter
+
+import (
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/events"
+)
+
+// One rule on one channel through the evaluations of a day, with
+// --alert-for 10m and --alert-repeat 1h: what is published, what the
+// webhook hears, and what the state keeps.
+func TestTransitions(t *testing.T) {
+	t0 := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	holds := func(m int) []Alert {
+		return []Alert{{Rule: RuleDeliveryRateLow, Channel: "SMS", From: at(m - 60), To: at(m)}}
+	}
+	resolve := func(f firing) Alert {
+		return Alert{Rule: f.Rule, Channel: f.Channel, State: events.AlertResolved, Since: f.Since}
+	}
+	timing := alertTiming{hold: 10 * time.Minute, repeat: time.Hour}
+	key := firingKey(RuleDeliveryRateLow, "SMS")
+	if key != "delivery_rate_low.SMS" || firingKey(RuleFallbackRateHigh, "") != "fallback_rate_high._" || firingKey("r", "A B*") != "r.A=B=" {
+		t.Errorf("keys %q, %q, %q", key, firingKey(RuleFallbackRateHigh, ""), firingKey("r", "A B*"))
+	}
+
+	state := map[string]firing{}
+	type want struct {
+		published string // "", firing or resolved
+		notify    bool
+		kept      bool
+		pending   bool
+	}
+	for _, step := range []struct {
+		minute  int
+		holding bool
+		posted  bool // the webhook took the POST, if one was due
+		want    want
+	}{
+		{0, true, true, want{"", false, true, true}},                  // holds: pending
+		{5, true, true, want{"", false, true, true}},                  // still pending: 5 of 10 min
+		{10, true, true, want{events.AlertFiring, true, true, false}}, // held 10 min: fires
+		{15, true, true, want{events.AlertFiring, false, true, false}},
+		{70, true, false, want{events.AlertFiring, true, true, false}}, // repeat due; the POST fails
+		{75, true, true, want{events.AlertFiring, true, true, false}},  // tried again
+		{80, true, true, want{events.AlertFiring, false, true, false}},
+		{85, false, true, want{events.AlertResolved, true, false, false}}, // stops: resolves
+		{90, true, true, want{"", false, true, true}},                     // holds again: pending anew
+		{95, false, true, want{"", false, false, false}},                  // stops before firing: forgotten
+	} {
+		var holding []Alert
+		if step.holding {
+			holding = holds(step.minute)
+		}
+		trs := transitions(holding, state, resolve, timing)
+		if len(trs) != 1 && (step.holding || len(state) > 0) {
+			t.Fatalf("minute %d: %d transitions", step.minute, len(trs))
+		}
+		if len(trs) == 0 {
+			if step.want != (want{}) {
+				t.Errorf("minute %d: nothing; want %+v", step.minute, step.want)
+			}
+			continue
+		}
+		tr := trs[0]
+		got := want{notify: tr.notify, kept: tr.keep, pending: tr.state.Pending}
+		if !tr.quiet {
+			got.published = tr.alert.State
+		}
+		if got != step.want {
+			t.Errorf("minute %d: %+v; want %+v", step.minute, got, step.want)
+		}
+		if !tr.quiet && tr.alert.State == events.AlertFiring && !tr.alert.Since.Equal(tr.state.Since) {
+			t.Errorf("minute %d: fires since %v, keeps %v", step.minute, tr.alert.Since, tr.state.Since)
+		}
+		// What Reports.Evaluate does with it.
+		if tr.notify && step.posted {
+			tr.state.Notified = at(step.minute)
+		}
+		if tr.keep {
+			state[key] = tr.state
+		} else {
+			delete(state, key)
+		}
+		if step.minute == 15 && !state[key].Since.Equal(at(0)) {
+			t.Errorf("firing since %v; want %v, the first evaluation it held at", state[key].Since, at(0))
+		}
+	}
+
+	// Without --alert-for, a rule fires at the first evaluation that finds
+	// it holding.
+	if trs := transitions(holds(0), nil, resolve, alertTiming{}); len(trs) != 1 || trs[0].quiet || !trs[0].notify || trs[0].alert.State != events.AlertFiring {
+		t.Errorf("no hold: %+v; want it firing at once", trs)
+	}
+}
