@@ -163,11 +163,19 @@
     s.dataset.fallbackRate = fb.fallback_rate === null ? '' : fb.fallback_rate;
     s.textContent = fb.otps + ' OTPs, ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '); time to deliver p50 ' +
       fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p50) + ', p95 ' + fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p95);
-    // Rates as percentages; the volume is settled attempts or OTPs; the
-    // summary, which repeats the row in words, is the row's tooltip. A
-    // rule firing since an earlier evaluation says since when.
+    // One row per firing (rule, channel and since), as of its latest
+    // evaluation in the window, which comes first (newest first): a rule
+    // firing for an hour is one row, not one per evaluation. Rates as
+    // percentages; the volume is settled attempts or OTPs; the summary,
+    // which repeats the row in words, is the row's tooltip.
+    const episodes = new Map();
+    for (const a of al.alerts) {
+      const key = a.rule + '|' + (a.channel || '') + '|' + a.since;
+      if (episodes.has(key)) episodes.get(key).evaluations++;
+      else episodes.set(key, { ...a, evaluations: 1 });
+    }
     const alerts = $('#alerts tbody');
-    alerts.replaceChildren(...al.alerts.map((a) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, title: a.summary },
+    alerts.replaceChildren(...[...episodes.values()].map((a) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, 'data-evaluations': a.evaluations, title: a.summary },
       el('td', {}, fmtTime(a.to)),
       el('td', {}, fmtSpan(Date.parse(a.to) - Date.parse(a.from))),
       el('td', { 'data-field': 'rule' }, a.rule),
