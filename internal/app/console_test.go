@@ -104,7 +104,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := state.PutString(ctx, "delivery_rate_low.SMS", `{"rule":"delivery_rate_low","channel":"SMS","since":"`+now.Add(-10*time.Minute).Format(time.RFC3339Nano)+`"}`); err != nil {
+	if _, err := state.PutString(ctx, "delivery_rate_low.SMS", `{"rule":"delivery_rate_low","channel":"SMS","since":"`+now.Add(-10*time.Minute).Format(time.RFC3339Nano)+`","value":0.5,"threshold":0.8}`); err != nil {
 		t.Fatal(err)
 	}
 	get := func(path string, v any) {
@@ -211,7 +211,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	// Above it all, the rules firing now: /alerts/firing's.
 	var firing reporter.FiringResponse
 	get("/api/v1/alerts/firing", &firing)
-	if got, want := b.Text("#firing"), "Firing now: delivery_rate_low on SMS since "+now.Add(-10*time.Minute).Format("2006-01-02 15:04:05Z"); got != want || len(firing.Firing) != 1 {
+	if got, want := b.Text("#firing"), "Firing now: delivery_rate_low on SMS since "+now.Add(-10*time.Minute).Format("2006-01-02 15:04:05Z")+" (50.0%)"; got != want || len(firing.Firing) != 1 {
 		t.Errorf("overview says %q (the API lists %+v); want %q", got, firing.Firing, want)
 	}
 	b.Screenshot("console-overview")

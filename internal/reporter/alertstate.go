@@ -45,6 +45,12 @@ type firing struct {
 	// zero until one has, so that a failed POST is tried again at the next
 	// evaluation.
 	Notified time.Time `json:"notified,omitzero"`
+	// The last evaluation that found the rule holding, and its figures:
+	// what GET /api/v1/alerts/firing shows.
+	Evaluated time.Time `json:"evaluated,omitzero"`
+	Value     float64   `json:"value"`
+	Threshold float64   `json:"threshold"`
+	Summary   string    `json:"summary,omitempty"`
 }
 
 // firingKey is the bucket's key of rule on channel: rule.CHANNEL, or
@@ -139,7 +145,8 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 		k := firingKey(al.Rule, al.Channel)
 		p, was := prev[k]
 		delete(prev, k)
-		tr := transition{alert: al, keep: true, state: firing{Rule: al.Rule, Channel: al.Channel, Since: al.To}}
+		tr := transition{alert: al, keep: true, state: firing{Rule: al.Rule, Channel: al.Channel, Since: al.To,
+			Evaluated: al.To, Value: al.Value, Threshold: al.Threshold, Summary: al.Summary}}
 		if was {
 			tr.state.Since = p.Since
 		}
@@ -162,11 +169,17 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 	return out
 }
 
-// FiringRule is a rule firing as of the reporter's last evaluation.
+// FiringRule is a rule firing as of the reporter's last evaluation: since
+// when, and the figures of the last evaluation that found it holding (an
+// evaluated time far behind now is a reporter that stopped evaluating).
 type FiringRule struct {
-	Rule    string    `json:"rule"`
-	Channel string    `json:"channel,omitempty"`
-	Since   time.Time `json:"since"`
+	Rule      string    `json:"rule"`
+	Channel   string    `json:"channel,omitempty"`
+	Since     time.Time `json:"since"`
+	Evaluated time.Time `json:"evaluated"`
+	Value     float64   `json:"value"`
+	Threshold float64   `json:"threshold"`
+	Summary   string    `json:"summary"`
 }
 
 // FiringResponse is the body of GET /api/v1/alerts/firing.
@@ -188,7 +201,8 @@ func (r *Reports) Firing(ctx context.Context) ([]FiringRule, error) {
 	out := []FiringRule{}
 	for _, f := range state {
 		if !f.Pending {
-			out = append(out, FiringRule{Rule: f.Rule, Channel: f.Channel, Since: f.Since.UTC()})
+			out = append(out, FiringRule{Rule: f.Rule, Channel: f.Channel, Since: f.Since.UTC(), Evaluated: f.Evaluated.UTC(),
+				Value: f.Value, Threshold: f.Threshold, Summary: f.Summary})
 		}
 	}
 	slices.SortFunc(out, func(a, b FiringRule) int {

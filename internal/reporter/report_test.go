@@ -438,8 +438,9 @@ func testReports(t *testing.T, tr *traffic) {
 			t.Errorf("/api/v1/alerts/firing: %s, %+v; want the %d rules firing", resp.Status, firing.Firing, want)
 		}
 		for _, f := range firing.Firing {
-			if !f.Since.Equal(evalTo) || f.Rule == "" {
-				t.Errorf("/api/v1/alerts/firing lists %+v; want a rule firing since %v", f, evalTo)
+			al := byRule(alerts, f.Rule, f.Channel)
+			if !f.Since.Equal(evalTo) || !f.Evaluated.Equal(evalTo) || al == nil || f.Value != al.Value || f.Threshold != al.Threshold || f.Summary != al.Summary {
+				t.Errorf("/api/v1/alerts/firing lists %+v; want a rule firing since %v, with the figures of its alert %+v", f, evalTo, al)
 			}
 		}
 
@@ -709,6 +710,16 @@ func testReports(t *testing.T, tr *traffic) {
 }
 
 type subscription struct{ ch chan *nats.Msg }
+
+// byRule is the alert of rule on channel in alerts, or nil.
+func byRule(alerts []reporter.Alert, rule, channel string) *reporter.Alert {
+	for i := range alerts {
+		if alerts[i].Rule == rule && alerts[i].Channel == channel {
+			return &alerts[i]
+		}
+	}
+	return nil
+}
 
 func subscribe(t *testing.T, tr *traffic, subject string) subscription {
 	t.Helper()
