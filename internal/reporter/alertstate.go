@@ -150,6 +150,12 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 		if was {
 			tr.state.Since = p.Since
 		}
+		if was && p.Evaluated.Equal(al.To) {
+			// Evaluated again within the window's minute: its alert has the
+			// id of the first, which JetStream and the store keep; so does
+			// the state, for /alerts/firing to agree with /alerts.
+			tr.state.Value, tr.state.Threshold, tr.state.Summary = p.Value, p.Threshold, p.Summary
+		}
 		tr.alert.State, tr.alert.Since = events.AlertFiring, tr.state.Since
 		switch {
 		case al.To.Sub(tr.state.Since) < t.hold:
