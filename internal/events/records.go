@@ -268,10 +268,10 @@ const (
 )
 
 // NewAlertMessage wraps an alert. Its id derives from rule, channel and
-// window, so one evaluation of one window alerts once, and from the state
-// when resolved: evaluations within one minute share a window (the
-// reporter's schedule), and late facts can make the second of them resolve
-// what the first fired.
+// window, so one evaluation of one window alerts once (a re-run is
+// deduplicated), and from the state when resolved, so that a later
+// evaluation of the same window, on later facts, can resolve what an
+// earlier one fired.
 func NewAlertMessage(al *Alert) (Message, error) {
 	parts := []string{al.Rule, al.Channel, al.From.UTC().Format(time.RFC3339Nano), al.To.UTC().Format(time.RFC3339Nano)}
 	if al.State == AlertResolved {

@@ -31,13 +31,24 @@ const (
 	DefaultAlertRepeat = 4 * time.Hour
 )
 
+// FiringRule is a rule firing as of the reporter's last evaluation: since
+// when, and the figures of the last evaluation that found it holding (an
+// evaluated time far behind now is a reporter that stopped evaluating).
+type FiringRule struct {
+	Rule      string    `json:"rule"`
+	Channel   string    `json:"channel,omitempty"`
+	Since     time.Time `json:"since"`
+	Evaluated time.Time `json:"evaluated"`
+	Value     float64   `json:"value"`
+	Threshold float64   `json:"threshold"`
+	Summary   string    `json:"summary"`
+}
+
 // firing is what the bucket keeps of a rule holding on a channel (or on
 // every channel: the fallback rate): firing, or pending while it has held
 // for less than --alert-for.
 type firing struct {
-	Rule    string    `json:"rule"`
-	Channel string    `json:"channel,omitempty"`
-	Since   time.Time `json:"since"`
+	FiringRule
 	// Pending: the rule holds, but has not held for --alert-for yet;
 	// nothing was published or posted of it.
 	Pending bool `json:"pending,omitempty"`
@@ -45,12 +56,6 @@ type firing struct {
 	// zero until one has, so that a failed POST is tried again at the next
 	// evaluation.
 	Notified time.Time `json:"notified,omitzero"`
-	// The last evaluation that found the rule holding, and its figures:
-	// what GET /api/v1/alerts/firing shows.
-	Evaluated time.Time `json:"evaluated,omitzero"`
-	Value     float64   `json:"value"`
-	Threshold float64   `json:"threshold"`
-	Summary   string    `json:"summary,omitempty"`
 }
 
 // firingKey is the bucket's key of rule on channel: rule.CHANNEL, or
@@ -145,16 +150,10 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 		k := firingKey(al.Rule, al.Channel)
 		p, was := prev[k]
 		delete(prev, k)
-		tr := transition{alert: al, keep: true, state: firing{Rule: al.Rule, Channel: al.Channel, Since: al.To,
-			Evaluated: al.To, Value: al.Value, Threshold: al.Threshold, Summary: al.Summary}}
+		tr := transition{alert: al, keep: true, state: firing{FiringRule: FiringRule{Rule: al.Rule, Channel: al.Channel, Since: al.To,
+			Evaluated: al.To, Value: al.Value, Threshold: al.Threshold, Summary: al.Summary}}}
 		if was {
 			tr.state.Since = p.Since
-		}
-		if was && p.Evaluated.Equal(al.To) {
-			// Evaluated again within the window's minute: its alert has the
-			// id of the first, which JetStream and the store keep; so does
-			// the state, for /alerts/firing to agree with /alerts.
-			tr.state.Value, tr.state.Threshold, tr.state.Summary = p.Value, p.Threshold, p.Summary
 		}
 		tr.alert.State, tr.alert.Since = events.AlertFiring, tr.state.Since
 		switch {
@@ -173,19 +172,6 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 		out = append(out, transition{alert: resolve(p), quiet: p.Pending, notify: !p.Pending})
 	}
 	return out
-}
-
-// FiringRule is a rule firing as of the reporter's last evaluation: since
-// when, and the figures of the last evaluation that found it holding (an
-// evaluated time far behind now is a reporter that stopped evaluating).
-type FiringRule struct {
-	Rule      string    `json:"rule"`
-	Channel   string    `json:"channel,omitempty"`
-	Since     time.Time `json:"since"`
-	Evaluated time.Time `json:"evaluated"`
-	Value     float64   `json:"value"`
-	Threshold float64   `json:"threshold"`
-	Summary   string    `json:"summary"`
 }
 
 // FiringResponse is the body of GET /api/v1/alerts/firing.
@@ -207,8 +193,7 @@ func (r *Reports) Firing(ctx context.Context) ([]FiringRule, error) {
 	out := []FiringRule{}
 	for _, f := range state {
 		if !f.Pending {
-			out = append(out, FiringRule{Rule: f.Rule, Channel: f.Channel, Since: f.Since.UTC(), Evaluated: f.Evaluated.UTC(),
-				Value: f.Value, Threshold: f.Threshold, Summary: f.Summary})
+			out = append(out, f.FiringRule)
 		}
 	}
 	slices.SortFunc(out, func(a, b FiringRule) int {

@@ -88,22 +88,6 @@ func TestTransitions(t *testing.T) {
 		}
 	}
 
-	// Evaluated twice within one window's minute, the state keeps the first
-	// evaluation's figures, as the store keeps its alert (one id).
-	first := holds(0)
-	first[0].Value, first[0].Summary = 0.5, "first"
-	kept := map[string]firing{key: transitions(first, nil, resolve, alertTiming{})[0].state}
-	again := holds(0)
-	again[0].Value, again[0].Summary = 0.6, "again"
-	if st := transitions(again, kept, resolve, alertTiming{})[0].state; st.Value != 0.5 || st.Summary != "first" || !st.Evaluated.Equal(at(0)) {
-		t.Errorf("evaluated again in one window: state %+v; want the first evaluation's figures", st)
-	}
-	later := holds(1)
-	later[0].Value = 0.7
-	if st := transitions(later, kept, resolve, alertTiming{})[0].state; st.Value != 0.7 || !st.Evaluated.Equal(at(1)) {
-		t.Errorf("evaluated in the next window: state %+v; want its figures", st)
-	}
-
 	// Without --alert-for, a rule fires at the first evaluation that finds
 	// it holding.
 	if trs := transitions(holds(0), nil, resolve, alertTiming{}); len(trs) != 1 || trs[0].quiet || !trs[0].notify || trs[0].alert.State != events.AlertFiring {

@@ -116,18 +116,18 @@ type Publisher interface {
 
 // Reports runs the scheduled summaries and alert rules.
 type Reports struct {
-	cfg     ReportsConfig
-	db      Analytics
-	pub     Publisher
-	client  *http.Client
-	logger  *slog.Logger
-	now     func() time.Time
-	runs    *prometheus.CounterVec
-	alerts  *prometheus.CounterVec
-	posting *prometheus.CounterVec
-	settled *prometheus.CounterVec
-	firing  alertState
-	rollups rollupMetrics
+	cfg      ReportsConfig
+	db       Analytics
+	pub      Publisher
+	client   *http.Client
+	logger   *slog.Logger
+	now      func() time.Time
+	runs     *prometheus.CounterVec
+	alerts   *prometheus.CounterVec
+	posting  *prometheus.CounterVec
+	resolved *prometheus.CounterVec
+	firing   alertState
+	rollups  rollupMetrics
 }
 
 // rollupMetrics are what the rollup job's runs did: a run's time that grows
@@ -145,11 +145,11 @@ func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Log
 	f := promauto.With(reg)
 	return &Reports{
 		cfg: cfg, db: db, pub: pub, logger: logger, now: time.Now,
-		client:  &http.Client{Timeout: 10 * time.Second},
-		runs:    f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_reports_total", Help: "Scheduled report and alert runs by kind and outcome."}, []string{"kind", "outcome"}),
-		alerts:  f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_fired_total", Help: "Firing alerts published by rule: one each evaluation that finds the rule holding."}, []string{"rule"}),
-		settled: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_resolved_total", Help: "Resolutions published by rule: a rule that fired and holds no longer."}, []string{"rule"}),
-		posting: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_posts_total", Help: "Alert webhook POSTs by outcome."}, []string{"outcome"}),
+		client:   &http.Client{Timeout: 10 * time.Second},
+		runs:     f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_reports_total", Help: "Scheduled report and alert runs by kind and outcome."}, []string{"kind", "outcome"}),
+		alerts:   f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_fired_total", Help: "Firing alerts published by rule: one each evaluation that finds the rule holding."}, []string{"rule"}),
+		resolved: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_resolved_total", Help: "Resolutions published by rule: a rule that fired and holds no longer."}, []string{"rule"}),
+		posting:  f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_posts_total", Help: "Alert webhook POSTs by outcome."}, []string{"outcome"}),
 		rollups: rollupMetrics{
 			seconds: f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_rollup_run_seconds", Help: "Time a run of the rollup job took, runs that succeeded.",
 				Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
@@ -188,7 +188,10 @@ func (r *Reports) Run(ctx context.Context) error {
 			return r.Summary(ctx, KindDaily, end.AddDate(0, 0, -1), end)
 		}),
 		add(r.cfg.Alerts, "alerts", func(ctx context.Context, now time.Time) error {
-			end := now.UTC().Truncate(time.Minute)
+			// To the second, not the minute: each evaluation of a schedule
+			// more often than a minute (@every 15s) has a window, and so an
+			// alert id, of its own, stored with its own figures.
+			end := now.UTC().Truncate(time.Second)
 			_, err := r.Evaluate(ctx, end.Add(-r.cfg.Rules.Window), end)
 			return err
 		}),
@@ -287,10 +290,11 @@ func WriteReportFiles(dir string, rep *Report) error {
 
 // Evaluate checks the alert rules over [from, to) and publishes on
 // tyntec.2fa.alert.<rule> each that fires (once it has held for AlertFor)
-// and each that fired at the last evaluation and resolves now. The webhook, if any, hears of a rule when it
-// begins to fire, every AlertRepeat while it fires, and when it resolves.
-// The alerts' state (BucketAlerts) changes only after a publish: an alert
-// that could not be published is evaluated afresh the next time.
+// and each that fired at the last evaluation and resolves now. The
+// webhook, if any, hears of a rule when it begins to fire, every
+// AlertRepeat while it fires, and when it resolves. The alerts' state
+// (BucketAlerts) changes only after a publish: an alert that could not be
+// published is evaluated afresh the next time.
 func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, error) {
 	w := store.Window{From: from, To: to}
 	chs, err := r.db.Channels(ctx, w)
@@ -360,7 +364,7 @@ func (r *Reports) publishAlert(ctx context.Context, al *Alert, notify bool) erro
 		return fmt.Errorf("%w: %s: %w", errNotPublished, al.Rule, err)
 	}
 	if al.State == events.AlertResolved {
-		r.settled.WithLabelValues(al.Rule).Inc()
+		r.resolved.WithLabelValues(al.Rule).Inc()
 		r.logger.Info("alert resolved", "rule", al.Rule, "channel", al.Channel, "summary", al.Summary)
 	} else {
 		level := slog.LevelInfo
