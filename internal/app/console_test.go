@@ -104,7 +104,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := state.PutString(ctx, "delivery_rate_low.SMS", `{"rule":"delivery_rate_low","channel":"SMS","since":"`+now.Add(-10*time.Minute).Format(time.RFC3339Nano)+`","value":0.5,"threshold":0.8}`); err != nil {
+	if _, err := state.PutString(ctx, "delivery_rate_low.SMS", `{"rule":"delivery_rate_low","channel":"SMS","since":"`+now.Add(-10*time.Minute).Format(time.RFC3339Nano)+`","to":"`+now.Format(time.RFC3339Nano)+`","value":0.5,"threshold":0.8}`); err != nil {
 		t.Fatal(err)
 	}
 	get := func(path string, v any) {

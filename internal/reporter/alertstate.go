@@ -31,24 +31,12 @@ const (
 	DefaultAlertRepeat = 4 * time.Hour
 )
 
-// FiringRule is a rule firing as of the reporter's last evaluation: since
-// when, and the figures of the last evaluation that found it holding (an
-// evaluated time far behind now is a reporter that stopped evaluating).
-type FiringRule struct {
-	Rule      string    `json:"rule"`
-	Channel   string    `json:"channel,omitempty"`
-	Since     time.Time `json:"since"`
-	Evaluated time.Time `json:"evaluated"`
-	Value     float64   `json:"value"`
-	Threshold float64   `json:"threshold"`
-	Summary   string    `json:"summary"`
-}
-
 // firing is what the bucket keeps of a rule holding on a channel (or on
-// every channel: the fallback rate): firing, or pending while it has held
-// for less than --alert-for.
+// every channel: the fallback rate), firing or pending while it has held
+// for less than --alert-for: the alert of the last evaluation that found
+// it holding, which GET /api/v1/alerts/firing lists.
 type firing struct {
-	FiringRule
+	Alert
 	// Pending: the rule holds, but has not held for --alert-for yet;
 	// nothing was published or posted of it.
 	Pending bool `json:"pending,omitempty"`
@@ -150,12 +138,12 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 		k := firingKey(al.Rule, al.Channel)
 		p, was := prev[k]
 		delete(prev, k)
-		tr := transition{alert: al, keep: true, state: firing{FiringRule: FiringRule{Rule: al.Rule, Channel: al.Channel, Since: al.To,
-			Evaluated: al.To, Value: al.Value, Threshold: al.Threshold, Summary: al.Summary}}}
+		tr := transition{alert: al, keep: true}
+		tr.alert.State, tr.alert.Since = events.AlertFiring, al.To
 		if was {
-			tr.state.Since = p.Since
+			tr.alert.Since = p.Since
 		}
-		tr.alert.State, tr.alert.Since = events.AlertFiring, tr.state.Since
+		tr.state.Alert = tr.alert
 		switch {
 		case al.To.Sub(tr.state.Since) < t.hold:
 			tr.quiet, tr.state.Pending = true, true
@@ -176,12 +164,14 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 
 // FiringResponse is the body of GET /api/v1/alerts/firing.
 type FiringResponse struct {
-	Firing []FiringRule `json:"firing"`
+	Firing []Alert `json:"firing"`
 }
 
 // Firing lists the rules firing as of the last evaluation, the longest
-// firing first. Any replica can answer: the state is in NATS.
-func (r *Reports) Firing(ctx context.Context) ([]FiringRule, error) {
+// firing first, each as the alert of the last evaluation that found it
+// holding (a To far behind now is a reporter that stopped evaluating).
+// Any replica can answer: the state is in NATS.
+func (r *Reports) Firing(ctx context.Context) ([]Alert, error) {
 	kv, err := r.firing.open(ctx, r.pub)
 	if err != nil {
 		return nil, fmt.Errorf("alert state: %w", err)
@@ -190,13 +180,13 @@ func (r *Reports) Firing(ctx context.Context) ([]FiringRule, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []FiringRule{}
+	out := []Alert{}
 	for _, f := range state {
 		if !f.Pending {
-			out = append(out, f.FiringRule)
+			out = append(out, f.Alert)
 		}
 	}
-	slices.SortFunc(out, func(a, b FiringRule) int {
+	slices.SortFunc(out, func(a, b Alert) int {
 		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.Channel, b.Channel))
 	})
 	return out, nil

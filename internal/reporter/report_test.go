@@ -439,7 +439,7 @@ func testReports(t *testing.T, tr *traffic) {
 		}
 		for _, f := range firing.Firing {
 			al := byRule(alerts, f.Rule, f.Channel)
-			if !f.Since.Equal(evalTo) || !f.Evaluated.Equal(evalTo) || al == nil || f.Value != al.Value || f.Threshold != al.Threshold || f.Summary != al.Summary {
+			if !f.Since.Equal(evalTo) || !f.To.Equal(evalTo) || al == nil || f.Value != al.Value || f.Threshold != al.Threshold || f.Summary != al.Summary {
 				t.Errorf("/api/v1/alerts/firing lists %+v; want a rule firing since %v, with the figures of its alert %+v", f, evalTo, al)
 			}
 		}

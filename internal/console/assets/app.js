@@ -145,7 +145,7 @@
     firing.dataset.count = now.firing.length;
     firing.className = now.firing.length ? 'state-firing' : 'state-resolved';
     firing.replaceChildren(now.firing.length ? 'Firing now: ' : 'No alert rule is firing.',
-      ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', title: f.summary + ' (evaluated ' + fmtTime(f.evaluated) + ')' },
+      ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', title: f.summary + ' (evaluated ' + fmtTime(f.to) + ')' },
         (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since) + ' (' + fmtPct(f.value) + ')')));
     const tbody = $('#channels tbody');
     tbody.replaceChildren(...chs.channels.map((c) => el('tr', { 'data-channel': c.channel },
