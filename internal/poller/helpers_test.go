@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -98,11 +99,36 @@ func goRun(t *testing.T, fn func(ctx context.Context) error) (stop func()) {
 }
 
 // waitTracked waits until the tracking consumer has handled every message.
-func waitTracked(t *testing.T, p *Poller) {
+func waitTracked(t *testing.T, b *broker.Broker) {
 	t.Helper()
-	brokertest.WaitFor(t, 20*time.Second, "tracking consumer to drain", func() bool {
-		lag, err := p.track.Lag(t.Context())
-		return err == nil && lag.Pending == 0 && lag.AckPending == 0
+	// Its lag alone would not do: the server counts a message as pending a
+	// moment after the publish returns, so right after one the lag can
+	// read 0 (seen under load: TestUpstreamOutcome found no status). The
+	// consumer must also have acknowledged the last message on its
+	// subjects that the stream holds now.
+	js := brokertest.JetStream(t, b)
+	s, err := js.Stream(t.Context(), b.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	for _, subject := range trackSubjects {
+		m, err := s.GetLastMsgForSubject(t.Context(), subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("last message on %s: %v", subject, err)
+		}
+		last = max(last, m.Sequence)
+	}
+	c, err := js.Consumer(t.Context(), b.StreamName(), DurableTrack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokertest.WaitFor(t, 20*time.Second, fmt.Sprintf("tracking consumer to acknowledge through stream sequence %d", last), func() bool {
+		info, err := c.Info(t.Context())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= last
 	})
 }
 

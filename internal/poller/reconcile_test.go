@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/tyntec"
@@ -37,7 +38,7 @@ func TestRecoversDroppedWebhooks(t *testing.T) {
 	p := newPoller(t, b, testConfig(sim, url))
 	goRun(t, p.runTracker)
 
-	truth := sendTracked(t, sim, p, 80)
+	truth := sendTracked(t, sim, b, 80)
 
 	var droppedFinal, dropped int
 	lastFact := truth.At
@@ -150,7 +151,7 @@ func TestV1RegisteredOTPs(t *testing.T) {
 			}
 		}
 		simtest.WaitIdle(t, sim)
-		waitTracked(t, p)
+		waitTracked(t, b)
 		waitSim(t, sim, sim.Now().Add(DefaultSettle))
 		st, err := p.ReconcileOnce(t.Context())
 		if err != nil {
@@ -215,7 +216,7 @@ func TestUpstreamOutcome(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitTracked(t, p)
+		waitTracked(t, b)
 		msgs := streamMessages(t, b, events.OTPStatusSubject(events.OTPVerified))
 		if len(msgs) != 1 {
 			t.Fatalf("%d messages on %s; want 1", len(msgs), events.OTPStatusSubject(events.OTPVerified))
@@ -263,7 +264,7 @@ func TestVerificationSample(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitTracked(t, p)
+		waitTracked(t, b)
 		waitSim(t, sim, sim.Truth().OTPs[len(ids)-1].Expire.Add(time.Second))
 		if _, err := p.ReconcileOnce(t.Context()); err != nil {
 			t.Fatal(err)
@@ -322,7 +323,7 @@ func TestDroppedWebhooksUnrecoverable(t *testing.T) {
 	if w := p.World(); w != WorldUnknown {
 		t.Fatalf("world before any call = %v; want unknown", w)
 	}
-	truth := sendTracked(t, sim, p, 80)
+	truth := sendTracked(t, sim, b, 80)
 	type attempt struct {
 		otp string
 		ch  events.Channel
@@ -405,13 +406,13 @@ func TestDroppedWebhooksUnrecoverable(t *testing.T) {
 	t.Logf("%d lost outcomes of dispatched attempts, %d unrecoverable records", len(want), total.Unrecoverable)
 }
 
-// sendTracked sends n OTPs to sim, waits until the simulator is idle and p has
-// tracked every webhook that arrived, and returns the simulator's truth. The
+// sendTracked sends n OTPs to sim, waits until the simulator is idle and
+// the poller on b has tracked every webhook that arrived, and returns the simulator's truth. The
 // priorities' channel sequences tell each other apart: with WHATSAPP>SMS as
 // well, an OTP whose WHATSAPP webhooks were all lost would look like an
 // SMS-first one, and nothing but a poll of every OTP could tell (see the
 // package documentation).
-func sendTracked(t *testing.T, sim *tyntecsim.Sim, p *Poller, n int) tyntecsim.Truth {
+func sendTracked(t *testing.T, sim *tyntecsim.Sim, b *broker.Broker, n int) tyntecsim.Truth {
 	t.Helper()
 	prios := []string{"tyntec_priority_sms-viber", "tyntec_priority_sms-voice", "tyntec_priority_sms"}
 	for i := range n {
@@ -420,6 +421,6 @@ func sendTracked(t *testing.T, sim *tyntecsim.Sim, p *Poller, n int) tyntecsim.T
 		}
 	}
 	simtest.WaitIdle(t, sim)
-	waitTracked(t, p)
+	waitTracked(t, b)
 	return sim.Truth()
 }

@@ -261,7 +261,7 @@ func TestResendConsumer(t *testing.T) {
 		return len(o.Resends) > 0
 	})
 	simtest.WaitIdle(t, sim) // the voice resend is delivered; its webhooks are consumed
-	waitTracked(t, p)
+	waitTracked(t, b)
 	o, _ := sim.Truth().OTP(id)
 	if len(o.Resends) != 1 || o.Resends[0].Via != tyntec.ViaVoice {
 		t.Errorf("resends %+v; want one via VOICE", o.Resends)
