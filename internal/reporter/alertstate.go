@@ -44,6 +44,10 @@ type firing struct {
 	// zero until one has, so that a failed POST is tried again at the next
 	// evaluation.
 	Notified time.Time `json:"notified,omitzero"`
+	// Unheard: the rule resolved (Alert is the resolution, already on
+	// NATS) and the webhook's POST of it failed. It is posted again at each
+	// evaluation until the webhook takes it or the rule holds again.
+	Unheard bool `json:"unheard,omitempty"`
 }
 
 // firingKey is the bucket's key of rule on channel: rule.CHANNEL, or
@@ -109,14 +113,30 @@ func (r *Reports) loadFiring(ctx context.Context, kv jetstream.KeyValue) (map[st
 }
 
 // transition is what an evaluation does about one rule on one channel:
-// publish a firing or a resolved alert (and keep or drop its state), or,
-// for a rule pending or no longer pending, only keep or drop the state.
+// publish a firing or a resolved alert (and keep or drop its state), post
+// again a resolution the webhook did not take, or, for a rule pending or no
+// longer pending, only keep or drop the state.
 type transition struct {
-	alert  Alert  // published unless quiet
+	alert  Alert  // published unless quiet or repost
 	quiet  bool   // nothing published or posted: a rule pending, or one that stopped before it fired
+	repost bool   // only posted: a resolution published before
 	state  firing // what to keep of a rule that holds
 	keep   bool   // keep state; else drop it
 	notify bool   // whether the webhook hears of the alert
+}
+
+// heard records the webhook's answer to a transition that notifies: ok
+// when the POST succeeded, or there is no webhook to post to. A firing
+// notes when the webhook heard of it; a resolution the webhook did not
+// take is kept, unheard, to be posted again.
+func (tr *transition) heard(ok bool, at time.Time) {
+	switch {
+	case !tr.notify:
+	case ok && tr.alert.State == events.AlertFiring:
+		tr.state.Notified = at
+	case !ok && tr.alert.State == events.AlertResolved:
+		tr.state, tr.keep = firing{Alert: tr.alert, Unheard: true}, true
+	}
 }
 
 // alertTiming is how long a rule must hold before it fires (--alert-for,
@@ -129,8 +149,10 @@ type alertTiming struct{ hold, repeat time.Duration }
 // every evaluation for hold, then fires, its since being the first of
 // them; the webhook hears when it begins to fire, then every repeat, or
 // until a POST succeeds. A rule that fired and holds no longer resolves,
-// which the webhook hears; one that was only pending is forgotten. The
-// rules that stopped come last, in key order.
+// which the webhook hears; one that was only pending is forgotten. A
+// resolution the webhook did not take is posted again while the rule
+// stays resolved; a rule that holds again starts anew. The rules that
+// stopped come last, in key order.
 func transitions(holding []Alert, prev map[string]firing, resolve func(firing) Alert, t alertTiming) []transition {
 	prev = maps.Clone(prev) // the rules that stopped are what is left in it
 	var out []transition
@@ -138,6 +160,7 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 		k := firingKey(al.Rule, al.Channel)
 		p, was := prev[k]
 		delete(prev, k)
+		was = was && !p.Unheard
 		tr := transition{alert: al, keep: true}
 		tr.alert.State, tr.alert.Since = events.AlertFiring, al.To
 		if was {
@@ -156,8 +179,12 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 		out = append(out, tr)
 	}
 	for _, k := range slices.Sorted(maps.Keys(prev)) {
-		p := prev[k]
-		out = append(out, transition{alert: resolve(p), quiet: p.Pending, notify: !p.Pending})
+		switch p := prev[k]; {
+		case p.Unheard:
+			out = append(out, transition{alert: p.Alert, repost: true, notify: true})
+		default:
+			out = append(out, transition{alert: resolve(p), quiet: p.Pending, notify: !p.Pending})
+		}
 	}
 	return out
 }
@@ -182,7 +209,7 @@ func (r *Reports) Firing(ctx context.Context) ([]Alert, error) {
 	}
 	out := []Alert{}
 	for _, f := range state {
-		if !f.Pending {
+		if !f.Pending && !f.Unheard {
 			out = append(out, f.Alert)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 
 // One rule on one channel through the evaluations of a day, with
 // --alert-for 10m and --alert-repeat 1h: what is published, what the
-// webhook hears, and what the state keeps.
+// webhook hears, and what the state keeps once it answered.
 func TestTransitions(t *testing.T) {
 	t0 := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
 	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
@@ -31,6 +31,7 @@ func TestTransitions(t *testing.T) {
 		notify    bool
 		kept      bool
 		pending   bool
+		unheard   bool
 	}
 	for _, step := range []struct {
 		minute  int
@@ -38,16 +39,25 @@ func TestTransitions(t *testing.T) {
 		posted  bool // the webhook took the POST, if one was due
 		want    want
 	}{
-		{0, true, true, want{"", false, true, true}},                  // holds: pending
-		{5, true, true, want{"", false, true, true}},                  // still pending: 5 of 10 min
-		{10, true, true, want{events.AlertFiring, true, true, false}}, // held 10 min: fires
-		{15, true, true, want{events.AlertFiring, false, true, false}},
-		{70, true, false, want{events.AlertFiring, true, true, false}}, // repeat due; the POST fails
-		{75, true, true, want{events.AlertFiring, true, true, false}},  // tried again
-		{80, true, true, want{events.AlertFiring, false, true, false}},
-		{85, false, true, want{events.AlertResolved, true, false, false}}, // stops: resolves
-		{90, true, true, want{"", false, true, true}},                     // holds again: pending anew
-		{95, false, true, want{"", false, false, false}},                  // stops before firing: forgotten
+		{0, true, true, want{"", false, true, true, false}},                  // holds: pending
+		{5, true, true, want{"", false, true, true, false}},                  // still pending: 5 of 10 min
+		{10, true, true, want{events.AlertFiring, true, true, false, false}}, // held 10 min: fires
+		{15, true, true, want{events.AlertFiring, false, true, false, false}},
+		{70, true, false, want{events.AlertFiring, true, true, false, false}}, // repeat due; the POST fails
+		{75, true, true, want{events.AlertFiring, true, true, false, false}},  // tried again
+		{80, true, true, want{events.AlertFiring, false, true, false, false}},
+		{85, false, true, want{events.AlertResolved, true, false, false, false}}, // stops: resolves
+		{90, true, true, want{"", false, true, true, false}},                     // holds again: pending anew
+		{95, false, true, want{"", false, false, false, false}},                  // stops before firing: forgotten
+		{100, true, true, want{"", false, true, true, false}},
+		{110, true, true, want{events.AlertFiring, true, true, false, false}},
+		{115, false, false, want{events.AlertResolved, true, true, false, true}}, // resolves; the POST fails: kept unheard
+		{120, false, false, want{"", true, true, false, true}},                   // posted again, not published; fails again
+		{125, false, true, want{"", true, false, false, false}},                  // the webhook takes it: forgotten
+		{130, true, true, want{"", false, true, true, false}},
+		{140, true, true, want{events.AlertFiring, true, true, false, false}},
+		{145, false, false, want{events.AlertResolved, true, true, false, true}},
+		{150, true, true, want{"", false, true, true, false}}, // holds again before the webhook heard: pending anew, the resolution dropped
 	} {
 		var holding []Alert
 		if step.holding {
@@ -64,8 +74,9 @@ func TestTransitions(t *testing.T) {
 			continue
 		}
 		tr := trs[0]
-		got := want{notify: tr.notify, kept: tr.keep, pending: tr.state.Pending}
-		if !tr.quiet {
+		tr.heard(step.posted, at(step.minute))
+		got := want{notify: tr.notify, kept: tr.keep, pending: tr.state.Pending, unheard: tr.state.Unheard}
+		if !tr.quiet && !tr.repost {
 			got.published = tr.alert.State
 		}
 		if got != step.want {
@@ -74,9 +85,11 @@ func TestTransitions(t *testing.T) {
 		if !tr.quiet && tr.alert.State == events.AlertFiring && !tr.alert.Since.Equal(tr.state.Since) {
 			t.Errorf("minute %d: fires since %v, keeps %v", step.minute, tr.alert.Since, tr.state.Since)
 		}
-		// What Reports.Evaluate does with it.
-		if tr.notify && step.posted {
-			tr.state.Notified = at(step.minute)
+		if tr.repost && (tr.alert.State != events.AlertResolved || !tr.alert.Since.Equal(at(100))) {
+			t.Errorf("minute %d: posts again %+v; want the resolution of the firing since minute 100", step.minute, tr.alert)
+		}
+		if step.minute == 150 && !tr.state.Since.Equal(at(150)) {
+			t.Errorf("holding again after an unheard resolution: since %v; want %v", tr.state.Since, at(150))
 		}
 		if tr.keep {
 			state[key] = tr.state

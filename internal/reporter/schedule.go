@@ -320,17 +320,23 @@ func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, er
 	for _, tr := range transitions(rules.Evaluate(from, to, chs, fb), prev, resolve, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat}) {
 		al := &tr.alert
 		if !tr.quiet {
-			err := r.publishAlert(ctx, al, tr.notify)
+			var err error
+			if tr.repost {
+				err = r.notify(ctx, al)
+			} else {
+				err = r.publishAlert(ctx, al, tr.notify)
+			}
 			if errors.Is(err, errNotPublished) {
 				errs = append(errs, err)
 				continue // the state stays: the next evaluation decides again
 			}
 			if err != nil {
 				errs = append(errs, err) // the webhook's: tried again at the next evaluation
-			} else if tr.notify {
-				tr.state.Notified = to
 			}
-			alerts = append(alerts, *al)
+			tr.heard(err == nil, to)
+			if !tr.repost {
+				alerts = append(alerts, *al)
+			}
 		}
 		key := firingKey(al.Rule, al.Channel)
 		var err error
@@ -374,10 +380,18 @@ func (r *Reports) publishAlert(ctx context.Context, al *Alert, notify bool) erro
 		r.alerts.WithLabelValues(al.Rule).Inc()
 		r.logger.Log(ctx, level, "alert firing", "rule", al.Rule, "channel", al.Channel, "since", al.Since, "summary", al.Summary)
 	}
-	if r.cfg.AlertWebhookURL == "" || !notify {
+	if !notify {
 		return nil
 	}
-	err = r.post(ctx, al)
+	return r.notify(ctx, al)
+}
+
+// notify POSTs al to the webhook, if any, and counts the outcome.
+func (r *Reports) notify(ctx context.Context, al *Alert) error {
+	if r.cfg.AlertWebhookURL == "" {
+		return nil
+	}
+	err := r.post(ctx, al)
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
