@@ -96,7 +96,19 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Broker().Publish(ctx, silent, push, alert, before); err != nil {
+	// The resend policy's decisions: a dry-run for the OTP Viber then
+	// delivered (delivered otherwise), one sent for the pending OTP.
+	resend := func(otp string, result, via string, ch events.Channel, st events.Status, after time.Duration) events.Message {
+		m, err := events.NewResendMessage(&events.Resend{OTPID: otp, ProfileID: "profile-1", DecisionID: otp + "." + string(ch), Result: result, Via: via,
+			TriggerChannel: ch, TriggerStatus: st, Attempt: 1, DecidedAt: now.Add(after), DryRun: result == events.ResendDryRun, Reason: "console test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	dryRun := resend(otpFallback, events.ResendDryRun, "VOICE", events.ChannelSMS, events.StatusUndeliverable, 6*time.Second)
+	sent := resend(otpPending, events.ResendSent, "SMS", events.ChannelWhatsApp, events.StatusTimedOut, 20*time.Second)
+	if err := a.Broker().Publish(ctx, silent, push, alert, before, dryRun, sent); err != nil {
 		t.Fatal(err)
 	}
 	// And the reporter's state of it: the rule firing now.
@@ -132,7 +144,9 @@ func TestConsoleInABrowser(t *testing.T) {
 		get("/api/v1/channels?since=1h", &chs)
 		var al reporter.AlertsResponse
 		get("/api/v1/alerts?since=1h", &al)
-		return len(p.Events) == len(msgs) && len(dl.DeadLetters) == 1 && len(chs.Channels) == 5 && len(al.Alerts) == 2
+		var rs reporter.ResendsResponse
+		get("/api/v1/resends?since=1h", &rs)
+		return len(p.Events) == len(msgs) && len(dl.DeadLetters) == 1 && len(chs.Channels) == 5 && len(al.Alerts) == 2 && rs.Decisions == 2
 	})
 
 	// Sign in: the pages load without a token, the API asks for one.
@@ -238,6 +252,30 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	b.Screenshot("console-journeys")
 
+	// Resends: the groups and the latest decisions are /resends'.
+	b.Do("resends", chromedp.Navigate(base+"/console/#resends"), chromedp.WaitReady("#page-resends[data-loaded]"))
+	w = window()
+	var rs reporter.ResendsResponse
+	get("/api/v1/resends?"+w.Encode(), &rs)
+	if rs.Decisions != 2 || len(rs.Groups) != 2 || len(rs.Latest) != 2 {
+		t.Fatalf("API resends = %+v; want the two decisions, in two groups", rs.ResendReport)
+	}
+	for _, g := range rs.Groups {
+		row := `#resend-groups tr[data-group="` + strings.Join([]string{g.Result, g.TriggerChannel, g.TriggerStatus, g.Via}, "|") + `"] `
+		for field, want := range map[string]uint64{"decisions": g.Decisions, "delivered_via": g.DeliveredVia, "delivered_otherwise": g.DeliveredOtherwise, "not_delivered": g.NotDelivered} {
+			if got := b.Text(row + `[data-field="` + field + `"]`); got != strconv.FormatUint(want, 10) {
+				t.Errorf("resends %s %s = %q; API %d", row, field, got, want)
+			}
+		}
+	}
+	for decision, want := range map[string]string{otpFallback + ".SMS": store.ResendDeliveredOtherwise, otpPending + ".WHATSAPP": store.ResendNotDelivered} {
+		got := browsertest.Run(b, "resend outcome", chromedp.AttributeValue(`#resend-latest tr[data-decision="`+decision+`"] [data-field="outcome"]`, "data-value"))
+		if got.Value != want {
+			t.Errorf("resend decision %s: outcome %q; want %s", decision, got.Value, want)
+		}
+	}
+	b.Screenshot("console-resends")
+
 	// OTP lookup by typing the id and clicking.
 	b.Do("OTP lookup", chromedp.Navigate(base+"/console/#otp"), chromedp.WaitVisible("#otp-id"),
 		chromedp.SendKeys("#otp-id", otpFallback), chromedp.Click("#otp-go"),
@@ -252,6 +290,9 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	if n := browsertest.Run(b, "timeline", chromedp.Evaluate[int](`document.querySelectorAll('#otp-timeline li').length`)); n != len(j.Events) {
 		t.Errorf("OTP timeline has %d events; API %d", n, len(j.Events))
+	}
+	if got := b.Text(`#otp-resends tr[data-decision="` + otpFallback + `.SMS"] [data-field="result"]`); len(j.Resends) != 1 || got != events.ResendDryRun {
+		t.Errorf("OTP resend decisions: %q (API %+v); want the dry-run", got, j.Resends)
 	}
 	b.Screenshot("console-otp")
 

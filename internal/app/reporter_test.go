@@ -78,6 +78,10 @@ func TestAPITokenGuardsTheAPIAndMetrics(t *testing.T) {
 		{"/api/v1/alerts", "", http.StatusUnauthorized},
 		{"/api/v1/alerts/firing", "", http.StatusUnauthorized},
 		{"/api/v1/alerts/firing", apiToken, http.StatusOK},
+		{"/api/v1/resends", "", http.StatusUnauthorized},
+		{"/api/v1/resends", apiToken, http.StatusOK},
+		{"/api/v1/resends?limit=1001", apiToken, http.StatusBadRequest},
+		{"/api/v1/resends?since=forever", apiToken, http.StatusBadRequest},
 	} {
 		if got := status(tt.path, tt.token); got != tt.want {
 			t.Errorf("GET %s with token %q = %d; want %d", tt.path, tt.token, got, tt.want)

@@ -133,6 +133,30 @@ func (a *API) alerts(w http.ResponseWriter, r *http.Request) {
 	a.reply(w, r, AlertsResponse{From: win.From, To: win.To, Alerts: recs}, err)
 }
 
+// ResendsResponse is the body of GET /api/v1/resends.
+type ResendsResponse struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	store.ResendReport
+}
+
+// resends reports the resend decisions made within the window (by when
+// they were made) and what became of their OTPs; a profile keeps its
+// decisions, a channel those a failure on it triggered, limit how many of
+// the newest are listed.
+func (a *API) resends(w http.ResponseWriter, r *http.Request) {
+	win, ok := a.window(w, r)
+	if !ok {
+		return
+	}
+	f := store.ResendFilter{From: win.From, To: win.To, Profile: win.Profile, Channel: win.Channel}
+	if !limitParam(w, r, store.MaxResendsListed, &f.Latest) {
+		return
+	}
+	rep, err := a.db.Resends(r.Context(), f)
+	a.reply(w, r, ResendsResponse{From: win.From, To: win.To, ResendReport: rep}, err)
+}
+
 // Subscriber subscribes to core NATS subjects (broker.Broker does).
 type Subscriber interface {
 	Subscribe(subject string, fn func(*nats.Msg)) (unsubscribe func(), err error)

@@ -18,6 +18,7 @@ import (
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 type grafanaDashboard struct {
@@ -334,6 +335,30 @@ func testDashboards(t *testing.T, tr *traffic) {
 		t.Fatal(err)
 	}
 	tr.f.WaitCount(t, fmt.Sprintf("SELECT count() FROM alerts FINAL WHERE event_id = '%s'", m.ID), 1)
+	// Resend decisions in the window, one of each outcome: before a
+	// delivery on via, for an OTP delivered on another channel, and for an
+	// OTP with no fact.
+	var delivered store.EventPage
+	tr.get(t, "/api/v1/events", url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}, "status": {"DELIVERED"}, "channel": {"SMS"}, "limit": {"1"}}, &delivered)
+	if len(delivered.Events) != 1 {
+		t.Fatalf("no SMS delivery in the traffic: %+v", delivered)
+	}
+	e := delivered.Events[0]
+	for i, r := range []events.Resend{
+		{OTPID: e.OTPID, Via: "SMS", TriggerChannel: "VIBER", TriggerStatus: "UNDELIVERABLE", Result: events.ResendSent, DecidedAt: e.Time.Add(-time.Second)},
+		{OTPID: e.OTPID, Via: "VOICE", TriggerChannel: "SMS", TriggerStatus: "TIMED_OUT", Result: events.ResendDryRun, DryRun: true, DecidedAt: e.Time.Add(-2 * time.Second)},
+		{OTPID: "00000000-0000-4000-8000-00000000d0d0", Via: "VOICE", TriggerChannel: "SMS", TriggerStatus: "UNDELIVERABLE", Result: events.ResendSkipped, DecidedAt: simStart},
+	} {
+		r.DecisionID, r.Attempt = fmt.Sprintf("dashboard-%d", i), 1
+		m, err := events.NewResendMessage(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.f.Broker.Publish(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr.f.WaitCount(t, "SELECT count() FROM resends WHERE decision_id LIKE 'dashboard-%'", 3)
 	for _, channel := range []string{"", "SMS"} {
 		vars := map[string]string{"profile": "__all", "channel": "__all", "datasource": "ClickHouse"}
 		if channel != "" {
@@ -373,7 +398,9 @@ func testDashboards(t *testing.T, tr *traffic) {
 							if n != len(al.Alerts) || n == 0 {
 								t.Errorf("%s %q (channel %q): %d rows; the API lists %d alerts (at least the one published here)", file, p.Title, channel, n, len(al.Alerts))
 							}
-						case n == 0 && !strings.Contains(p.Title, "Resends"):
+						case p.Title == "Resends and their outcome":
+							tr.checkResends(t, sql, url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}, "channel": {channel}})
+						case n == 0:
 							t.Errorf("%s %q (channel %q): no rows", file, p.Title, channel)
 						}
 						for _, c := range cols {
@@ -409,6 +436,33 @@ func testDashboards(t *testing.T, tr *traffic) {
 		if checked < len(want) {
 			t.Errorf("checked %d stat panels; want %d", checked, len(want))
 		}
+	}
+}
+
+// checkResends holds the resends panel's rows (sql, expanded) to the
+// groups of GET /api/v1/resends for the same window: the panel's columns
+// are a store.ResendGroup's fields, in order.
+func (tr *traffic) checkResends(t *testing.T, sql string, q url.Values) {
+	t.Helper()
+	var api reporter.ResendsResponse
+	tr.get(t, "/api/v1/resends", q, &api)
+	rows, err := tr.readerConn(t).Query(t.Context(), sql)
+	if err != nil {
+		t.Fatalf("query: %v\n%s", err, sql)
+	}
+	defer rows.Close()
+	var panel []store.ResendGroup
+	for rows.Next() {
+		var g store.ResendGroup
+		if err := rows.Scan(&g.Result, &g.TriggerChannel, &g.TriggerStatus, &g.Via, &g.Decisions, &g.DeliveredVia, &g.DeliveredOtherwise, &g.NotDelivered, &g.DeliverAfterMS); err != nil {
+			t.Fatalf("scan the resends panel: %v", err)
+		}
+		panel = append(panel, g)
+	}
+	got, _ := json.Marshal(panel)
+	want, _ := json.Marshal(api.Groups)
+	if len(panel) == 0 || string(got) != string(want) {
+		t.Errorf("resends panel (channel %q):\n%s\nthe API's groups:\n%s", q.Get("channel"), got, want)
 	}
 }
 

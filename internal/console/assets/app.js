@@ -212,6 +212,34 @@
     $('#page-journeys').dataset.loaded = w.from + '/' + w.to;
   }
 
+  // ---- Resends ----
+  async function resends() {
+    const w = currentWindow();
+    const r = await api('/api/v1/resends?' + qs(w));
+    const s = $('#resend-summary');
+    s.dataset.decisions = r.decisions;
+    s.textContent = r.decisions + ' resend decisions in this window' + (r.decisions > r.latest.length ? ' (the newest ' + r.latest.length + ' listed below)' : '');
+    $('#resend-groups tbody').replaceChildren(...r.groups.map((g) => el('tr', { 'data-group': [g.result, g.trigger_channel, g.trigger_status, g.via].join('|') },
+      el('td', { 'data-field': 'result' }, g.result),
+      el('td', {}, g.trigger_channel), el('td', {}, g.trigger_status), el('td', {}, g.via),
+      el('td', { class: 'num', 'data-field': 'decisions' }, String(g.decisions)),
+      el('td', { class: 'num', 'data-field': 'delivered_via' }, String(g.delivered_via)),
+      el('td', { class: 'num', 'data-field': 'delivered_otherwise' }, String(g.delivered_otherwise)),
+      el('td', { class: 'num', 'data-field': 'not_delivered' }, String(g.not_delivered)),
+      el('td', { class: 'num', 'data-field': 'deliver_after_ms' }, fmtMs(g.deliver_after_ms)))));
+    if (!r.groups.length) $('#resend-groups tbody').append(el('tr', {}, el('td', { colspan: 9, class: 'hint' }, 'no resend decision in this window')));
+    $('#resend-latest tbody').replaceChildren(...r.latest.map((d) => el('tr', { 'data-decision': d.decision_id },
+      el('td', {}, fmtTime(d.decided_at)),
+      el('td', {}, el('a', { href: '#otp/' + d.otp_id }, d.otp_id)),
+      el('td', {}, d.trigger_channel + ' ' + d.trigger_status),
+      el('td', { 'data-field': 'result' }, d.result),
+      el('td', {}, d.via || ''),
+      el('td', { 'data-field': 'outcome', 'data-value': d.outcome, class: 'wrap outcome-' + d.outcome }, d.outcome.replace('_', ' ') +
+        (d.delivered_at ? ' (' + d.delivered_channel + ' ' + fmtTime(d.delivered_at) + ')' : '')),
+      el('td', { class: 'wrap' }, d.reason || ''))));
+    $('#page-resends').dataset.loaded = w.from + '/' + w.to;
+  }
+
   // ---- OTP lookup ----
   async function lookup(id) {
     const j = await api('/api/v1/otps/' + encodeURIComponent(id));
@@ -230,6 +258,10 @@
     $('#otp-timeline').replaceChildren(...j.events.map((e) => el('li', { 'data-status': e.status },
       fmtTime(e.time) + ' — ' + e.channel + ' ' + e.status + ' (' + e.source + (e.missed_webhook ? ', webhook missed' : '') + ')' +
       (e.error_code ? ' ' + e.error_code : ''))));
+    $('#otp-resends tbody').replaceChildren(...j.resends.map((r) => el('tr', { 'data-decision': r.decision_id },
+      el('td', {}, fmtTime(r.decided_at)), el('td', {}, r.trigger_channel + ' ' + r.trigger_status),
+      el('td', { 'data-field': 'result' }, r.result), el('td', {}, r.via || ''), el('td', { class: 'wrap' }, r.reason || ''))));
+    if (!j.resends.length) $('#otp-resends tbody').append(el('tr', {}, el('td', { colspan: 5, class: 'hint' }, 'none')));
     $('#otp-result').hidden = false;
     $('#otp-result').dataset.otp = j.otp_id;
   }
@@ -360,7 +392,7 @@
   }
 
   // ---- routing ----
-  const PAGES = { overview: overview, journeys: journeys, otp: null, events: eventsPage, deadletters: deadLetters, live: null };
+  const PAGES = { overview: overview, journeys: journeys, resends: resends, otp: null, events: eventsPage, deadletters: deadLetters, live: null };
   let timer = null;
   function page() {
     const [name, arg] = location.hash.replace(/^#/, '').split('/');
@@ -378,7 +410,7 @@
     const p = page();
     for (const s of document.querySelectorAll('.page')) s.hidden = s.id !== 'page-' + p.name;
     for (const a of document.querySelectorAll('header nav a')) a.classList.toggle('active', a.getAttribute('href') === '#' + p.name);
-    $('#window').hidden = !(p.name in { overview: 1, journeys: 1, events: 1 });
+    $('#window').hidden = !(p.name in { overview: 1, journeys: 1, resends: 1, events: 1 });
     if (p.name === 'live') startLive().catch((e) => { $('#live-state').textContent = 'disconnected'; showError(e); });
     else stopLive();
     if (p.name === 'otp' && p.arg) {
@@ -392,7 +424,7 @@
     clearInterval(timer);
     timer = setInterval(() => {
       const q = page();
-      if ((q.name === 'overview' || q.name === 'journeys') && $('#range').value !== 'custom' && !document.hidden && $('#login').hidden) refresh();
+      if (q.name in { overview: 1, journeys: 1, resends: 1 } && $('#range').value !== 'custom' && !document.hidden && $('#login').hidden) refresh();
     }, 5000);
   }
   window.addEventListener('hashchange', route);

@@ -1,0 +1,159 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// What became of an OTP after a resend decision (docs/analytics.md,
+// "Resends"), from the OTP's own delivery facts as stored now.
+const (
+	// ResendDeliveredVia: DELIVERED on the decision's via channel at or
+	// after the decision; for a resend sent, the resend delivered.
+	ResendDeliveredVia = "delivered_via"
+	// ResendDeliveredOtherwise: delivered, but not so: on another channel,
+	// or on via before the decision. For a dry-run, a resend that would
+	// have been spent on an OTP delivered all the same.
+	ResendDeliveredOtherwise = "delivered_otherwise"
+	// ResendNotDelivered: no DELIVERED fact of the OTP.
+	ResendNotDelivered = "not_delivered"
+)
+
+// ResendFilter selects resend decisions by when they were made.
+type ResendFilter struct {
+	From, To time.Time // decided_at, From inclusive, To exclusive
+	// Profile keeps the decisions of one tyntec profile ID; Channel those a
+	// failure on that channel triggered.
+	Profile, Channel string
+	// Latest is how many of the newest decisions to list: 0 means
+	// DefaultResendsListed, and at most MaxResendsListed are.
+	Latest int
+}
+
+// Bounds of the decisions a report lists one by one.
+const (
+	DefaultResendsListed = 100
+	MaxResendsListed     = 1000
+)
+
+// ResendGroup counts the decisions of one result, trigger and via, and
+// what became of their OTPs.
+type ResendGroup struct {
+	Result             string `json:"result"`
+	TriggerChannel     string `json:"trigger_channel"`
+	TriggerStatus      string `json:"trigger_status"`
+	Via                string `json:"via"`
+	Decisions          uint64 `json:"decisions"`
+	DeliveredVia       uint64 `json:"delivered_via"`
+	DeliveredOtherwise uint64 `json:"delivered_otherwise"`
+	NotDelivered       uint64 `json:"not_delivered"`
+	// DeliverAfterMS is the median time from the decision to the first
+	// DELIVERED on via after it, over the decisions delivered_via; nil
+	// when none was.
+	DeliverAfterMS *int64 `json:"deliver_after_ms"`
+}
+
+// ResendDecision is one decision and what became of its OTP.
+type ResendDecision struct {
+	ResendRecord
+	OTPID   string `json:"otp_id"`
+	Outcome string `json:"outcome"`
+	// DeliveredChannel and DeliveredAt: the delivery the outcome names
+	// (the first on via after the decision, else the OTP's first).
+	DeliveredChannel string     `json:"delivered_channel,omitempty"`
+	DeliveredAt      *time.Time `json:"delivered_at"`
+}
+
+// ResendReport is what the resend policy decided in a window.
+type ResendReport struct {
+	Decisions uint64           `json:"decisions"`
+	Groups    []ResendGroup    `json:"groups"`
+	Latest    []ResendDecision `json:"latest"`
+}
+
+// resendDecisionsSQL is one row per decision in the filter's window with
+// its outcome: a decision is audited once (the poller claims it in NATS),
+// so the rows of a decision_id are copies of one record. The OTPs' facts
+// are read by otp_id, the tables' first key.
+func resendDecisionsSQL(f ResendFilter) (string, []any) {
+	where := fmt.Sprintf("decided_at >= %s AND decided_at < %s", msTime(f.From), msTime(f.To))
+	var args []any
+	if f.Profile != "" {
+		where, args = where+" AND profile_id = ?", append(args, f.Profile)
+	}
+	if f.Channel != "" {
+		where, args = where+" AND trigger_channel = ?", append(args, f.Channel)
+	}
+	q := `SELECT d.otp_id AS otp_id, decision_id, result, reason, via, trigger_channel, trigger_status, attempt, dry_run, decided_at,
+  f.facts AS delivered,
+  arrayFilter(x -> x.2 = via AND x.1 >= decided_at, delivered) AS via_after,
+  multiIf(notEmpty(via_after), '` + ResendDeliveredVia + `', notEmpty(delivered), '` + ResendDeliveredOtherwise + `', '` + ResendNotDelivered + `') AS outcome,
+  if(notEmpty(via_after), via_after[1], delivered[1]) AS first
+FROM (
+  SELECT otp_id, decision_id, any(result) AS result, any(reason) AS reason, any(via) AS via,
+    any(trigger_channel) AS trigger_channel, any(trigger_status) AS trigger_status,
+    any(attempt) AS attempt, any(dry_run) AS dry_run, min(decided_at) AS decided_at
+  FROM (SELECT * FROM resends WHERE ` + where + `)
+  GROUP BY otp_id, decision_id
+) AS d
+LEFT JOIN (
+  SELECT otp_id, arraySort(groupUniqArray((event_time, toString(channel)))) AS facts
+  FROM delivery_events
+  WHERE status = 'DELIVERED' AND otp_id IN (SELECT otp_id FROM resends WHERE ` + where + `)
+  GROUP BY otp_id
+) AS f ON f.otp_id = d.otp_id`
+	return q, append(args, args...)
+}
+
+// Resends reports the resend decisions made in the filter's window: their
+// count, per result, trigger and via what became of their OTPs, and the
+// newest decisions one by one.
+func (db *DB) Resends(ctx context.Context, f ResendFilter) (ResendReport, error) {
+	latest := f.Latest
+	if latest <= 0 {
+		latest = DefaultResendsListed
+	}
+	latest = min(latest, MaxResendsListed)
+	decisions, args := resendDecisionsSQL(f)
+	out := ResendReport{Groups: []ResendGroup{}, Latest: []ResendDecision{}}
+	groups := `SELECT toString(result), toString(trigger_channel), toString(trigger_status), toString(via), count(),
+  countIf(outcome = '` + ResendDeliveredVia + `'), countIf(outcome = '` + ResendDeliveredOtherwise + `'), countIf(outcome = '` + ResendNotDelivered + `'),
+  if(countIf(outcome = '` + ResendDeliveredVia + `') = 0, NULL,
+     toInt64(round(quantileExactIf(0.5)(toUnixTimestamp64Milli(first.1) - toUnixTimestamp64Milli(decided_at), outcome = '` + ResendDeliveredVia + `'))))
+FROM (` + decisions + `)
+GROUP BY result, trigger_channel, trigger_status, via
+ORDER BY count() DESC, result, trigger_channel, trigger_status, via`
+	err := db.eachRow(ctx, "resends", groups, args, func(rows driver.Rows) error {
+		var g ResendGroup
+		if err := rows.Scan(&g.Result, &g.TriggerChannel, &g.TriggerStatus, &g.Via, &g.Decisions, &g.DeliveredVia, &g.DeliveredOtherwise, &g.NotDelivered, &g.DeliverAfterMS); err != nil {
+			return err
+		}
+		out.Decisions += g.Decisions
+		out.Groups = append(out.Groups, g)
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+	list := fmt.Sprintf(`SELECT toString(otp_id), decision_id, toString(result), reason, toString(via), toString(trigger_channel), toString(trigger_status),
+  attempt, dry_run, decided_at, outcome, first.2, if(outcome = '%s', NULL, first.1)
+FROM (%s)
+ORDER BY decided_at DESC, decision_id LIMIT %d`, ResendNotDelivered, decisions, latest)
+	err = db.eachRow(ctx, "resends", list, args, func(rows driver.Rows) error {
+		var d ResendDecision
+		if err := rows.Scan(&d.OTPID, &d.DecisionID, &d.Result, &d.Reason, &d.Via, &d.TriggerChannel, &d.TriggerStatus,
+			&d.Attempt, &d.DryRun, &d.DecidedAt, &d.Outcome, &d.DeliveredChannel, &d.DeliveredAt); err != nil {
+			return err
+		}
+		d.DecidedAt = d.DecidedAt.UTC()
+		if d.DeliveredAt != nil {
+			*d.DeliveredAt = d.DeliveredAt.UTC()
+		}
+		out.Latest = append(out.Latest, d)
+		return nil
+	})
+	return out, err
+}
