@@ -1750,8 +1750,11 @@ func clusterEngine(dir string) ([]chdb.Option, error) {
 
 const (
 	localCluster = "otpscope_local" // one shard: this process
-	testShard    = "01"
-	testReplica  = "ch-1"
+	// twoShards has two shards, each this process: a Distributed table reads
+	// every row twice, and ClickHouse plans its queries as on a cluster.
+	twoShards   = "otpscope_two"
+	testShard   = "01"
+	testReplica = "ch-1"
 )
 
 const testConfig = `<clickhouse>
@@ -1764,6 +1767,10 @@ const testConfig = `<clickhouse>
                 <replica><host>localhost</host><port>9000</port></replica>
             </shard>
         </` + localCluster + `>
+        <` + twoShards + `>
+            <shard><replica><host>localhost</host><port>9000</port></replica></shard>
+            <shard><replica><host>localhost</host><port>9000</port></replica></shard>
+        </` + twoShards + `>
     </remote_servers>
 </clickhouse>
 `

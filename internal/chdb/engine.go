@@ -74,7 +74,18 @@ func DefaultOwnerReaders() int { return max(2, runtime.NumCPU()) }
 // window took 200–300 ms instead of ~50 (the queries of that read each
 // 60–100 ms longer), and compiled code gains them nothing. At 111 M events
 // reads between job runs and the rollup job took as long without it.
+//
+// distributed_product_mode is global: on a cluster of more than one shard
+// every table is Distributed, and the store's IN and JOIN subqueries read
+// Distributed tables from queries over Distributed tables, which ClickHouse
+// refuses by default ("Double-distributed IN/JOIN subqueries is denied").
+// GLOBAL computes such a subquery once, over the whole cluster, and sends
+// its result to the shards: right whatever the tables are sharded by (by
+// OTP, by hour). On one server, the embedded engine included, it changes
+// nothing. deploy/clickhouse/users.d/otpscope.xml gives the same to every
+// user of a cluster, Grafana's among them.
 var DefaultSettings = map[string]string{
+	"distributed_product_mode":      "global",
 	"optimize_and_compare_chain":    "0",
 	"join_use_nulls":                "0",
 	"compile_expressions":           "0",
