@@ -1,10 +1,12 @@
 package deploy_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/grafanatest"
 	"github.com/otpscope/otpscope/internal/store"
 	"github.com/otpscope/otpscope/schema"
 )
@@ -164,5 +167,52 @@ ENGINE = ReplacingMergeTree(applied_at) ORDER BY version`)
 		if _, err := r.read(cluster, ctx); err != nil {
 			t.Errorf("%s on two shards, from the rollups: %v", r.name, err)
 		}
+	}
+
+	// The dashboards' queries, as Grafana's reader sends them, run on two
+	// shards: every panel and variable, for all channels and for one.
+	dashboards, err := grafanatest.Load(filepath.Join(repoRoot, "dashboards"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := chdbtest.Conn(t, sharded.ReaderOptions())
+	ran := 0
+	for _, channel := range []string{"__all", "SMS"} {
+		vars := map[string]string{"profile": "__all", "channel": channel, "datasource": "ClickHouse"}
+		for file, d := range dashboards {
+			var queries []string
+			for _, v := range d.Templating.List {
+				if q, ok := v.Query.(string); ok && v.Type == "query" {
+					queries = append(queries, q)
+				}
+			}
+			for _, p := range d.Panels {
+				for _, tg := range p.Targets {
+					queries = append(queries, tg.RawSQL)
+				}
+			}
+			for _, q := range queries {
+				if q == "" {
+					continue
+				}
+				sql, err := grafanatest.Expand(q, w.From, w.To, time.Minute, vars)
+				if err != nil {
+					t.Fatalf("%s: %v", file, err)
+				}
+				rows, err := reader.Query(ctx, sql)
+				if err == nil {
+					for rows.Next() {
+					}
+					err = cmp.Or(rows.Err(), rows.Close())
+				}
+				if err != nil {
+					t.Errorf("%s (channel %s) on two shards: %v\n%s", file, channel, err, sql)
+				}
+				ran++
+			}
+		}
+	}
+	if ran < 40 {
+		t.Errorf("ran %d dashboard queries; want every panel's and variable's", ran)
 	}
 }

@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,82 +14,10 @@ import (
 
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/grafanatest"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/store"
 )
-
-type grafanaDashboard struct {
-	Title      string `json:"title"`
-	Templating struct {
-		List []struct {
-			Name       string `json:"name"`
-			Type       string `json:"type"`
-			Query      any    `json:"query"`
-			AllValue   string `json:"allValue"`
-			Datasource *struct {
-				Type string `json:"type"`
-			} `json:"datasource"`
-		} `json:"list"`
-	} `json:"templating"`
-	Panels []grafanaPanel `json:"panels"`
-}
-
-type grafanaPanel struct {
-	Type       string `json:"type"`
-	Title      string `json:"title"`
-	Datasource struct {
-		Type string `json:"type"`
-		UID  string `json:"uid"`
-	} `json:"datasource"`
-	Targets []struct {
-		RawSQL string `json:"rawSql"`
-	} `json:"targets"`
-	FieldConfig struct {
-		Defaults  fieldDefaults `json:"defaults"`
-		Overrides []struct {
-			Matcher struct {
-				ID      string `json:"id"`
-				Options string `json:"options"`
-			} `json:"matcher"`
-			Properties []struct {
-				ID    string `json:"id"`
-				Value any    `json:"value"`
-			} `json:"properties"`
-		} `json:"overrides"`
-	} `json:"fieldConfig"`
-	Options struct {
-		ColorMode string `json:"colorMode"`
-	} `json:"options"`
-}
-
-type fieldDefaults struct {
-	Unit  string `json:"unit"`
-	Color *struct {
-		Mode string `json:"mode"`
-	} `json:"color"`
-	Thresholds *struct {
-		Mode  string `json:"mode"`
-		Steps []struct {
-			Color string   `json:"color"`
-			Value *float64 `json:"value"`
-		} `json:"steps"`
-	} `json:"thresholds"`
-}
-
-// unitOf is the unit a panel shows column col in: its override, else the default.
-func (p *grafanaPanel) unitOf(col string) string {
-	for _, o := range p.FieldConfig.Overrides {
-		if o.Matcher.ID == "byName" && o.Matcher.Options == col {
-			for _, pr := range o.Properties {
-				if pr.ID == "unit" {
-					u, _ := pr.Value.(string)
-					return u
-				}
-			}
-		}
-	}
-	return p.FieldConfig.Defaults.Unit
-}
 
 // rateColumn and msColumn are the column names that hold a share of 1 and
 // milliseconds, by the dashboards' naming.
@@ -105,7 +30,7 @@ var (
 // default thresholds (green, red from 80) would paint a count above 80 red.
 // A rate with an alert rule is red on the wrong side of the rule's default;
 // anything else is not coloured by value.
-func checkColours(t *testing.T, file string, p *grafanaPanel) {
+func checkColours(t *testing.T, file string, p *grafanatest.Panel) {
 	t.Helper()
 	d := p.FieldConfig.Defaults
 	if d.Thresholds == nil || d.Thresholds.Mode != "absolute" || len(d.Thresholds.Steps) == 0 || d.Thresholds.Steps[0].Value != nil {
@@ -136,72 +61,22 @@ func checkColours(t *testing.T, file string, p *grafanaPanel) {
 	}
 }
 
-// macro is how sqlds (the ClickHouse plugin's SQL layer) finds macros.
-var macro = regexp.MustCompile(`\$__(\w+)\b(?:\(([^)]*)\))?`)
-
-// expand does what Grafana and grafana-clickhouse-datasource 4.x do to a
-// query before ClickHouse sees it: template variables, then the plugin's
-// macros (pkg/macros of the plugin: seconds for $__fromTime, milliseconds for
-// the _ms forms, toStartOfInterval for $__timeInterval).
 func expand(t *testing.T, sql string, from, to time.Time, interval time.Duration, vars map[string]string) string {
 	t.Helper()
-	for k, v := range vars {
-		sql = strings.ReplaceAll(sql, "${"+k+"}", v)
-		sql = regexp.MustCompile(`\$`+k+`\b`).ReplaceAllString(sql, v)
-	}
-	var err error
-	sql = macro.ReplaceAllStringFunc(sql, func(m string) string {
-		p := macro.FindStringSubmatch(m)
-		name, arg := p[1], strings.TrimSpace(p[2])
-		switch name {
-		case "fromTime":
-			return fmt.Sprintf("toDateTime(%d)", from.Unix())
-		case "toTime":
-			return fmt.Sprintf("toDateTime(%d)", to.Unix())
-		case "fromTime_ms":
-			return fmt.Sprintf("fromUnixTimestamp64Milli(%d)", from.UnixMilli())
-		case "toTime_ms":
-			return fmt.Sprintf("fromUnixTimestamp64Milli(%d)", to.UnixMilli())
-		case "timeFilter":
-			return fmt.Sprintf("%s >= toDateTime(%d) AND %s <= toDateTime(%d)", arg, from.Unix(), arg, to.Unix())
-		case "timeFilter_ms":
-			return fmt.Sprintf("%s >= fromUnixTimestamp64Milli(%d) AND %s <= fromUnixTimestamp64Milli(%d)", arg, from.UnixMilli(), arg, to.UnixMilli())
-		case "timeInterval":
-			return fmt.Sprintf("toStartOfInterval(toDateTime(%s), INTERVAL %d second)", arg, int(interval.Seconds()))
-		case "interval_s":
-			return fmt.Sprint(int(interval.Seconds()))
-		}
-		err = fmt.Errorf("unknown macro %s", m)
-		return m
-	})
+	sql, err := grafanatest.Expand(sql, from, to, interval, vars)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if strings.Contains(sql, "$") {
-		t.Fatalf("unexpanded variable left in:\n%s", sql)
 	}
 	return sql
 }
 
-func loadDashboards(t *testing.T) map[string]grafanaDashboard {
+func loadDashboards(t *testing.T) map[string]grafanatest.Dashboard {
 	t.Helper()
-	files, err := filepath.Glob("../../dashboards/*.json")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no dashboards found: %v", err)
+	ds, err := grafanatest.Load("../../dashboards")
+	if err != nil {
+		t.Fatal(err)
 	}
-	out := map[string]grafanaDashboard{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var d grafanaDashboard
-		if err := json.Unmarshal(b, &d); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		out[filepath.Base(f)] = d
-	}
-	return out
+	return ds
 }
 
 // readerConn is an anonymous connection to the endpoint, as Grafana's: the
@@ -411,8 +286,8 @@ func testDashboards(t *testing.T, tr *traffic) {
 							case msColumn.MatchString(c):
 								want = "ms"
 							}
-							if want != "" && p.unitOf(c) != want {
-								t.Errorf("%s %q column %s: unit %q; want %s", file, p.Title, c, p.unitOf(c), want)
+							if want != "" && p.UnitOf(c) != want {
+								t.Errorf("%s %q column %s: unit %q; want %s", file, p.Title, c, p.UnitOf(c), want)
 							}
 						}
 						continue
