@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
@@ -31,12 +33,63 @@ type AlertRules struct {
 	Window time.Duration
 	// MinDeliveryRate fires delivery_rate_low for a channel whose delivery rate
 	// is below it, once the channel has MinSettled settled attempts. 0 disables.
-	MinDeliveryRate float64
-	MinSettled      uint64
+	// ChannelMinDeliveryRate overrides it per channel (0 turns the rule off
+	// for that channel): channels differ, a silent auth that verifies 80 %
+	// of the time may be healthy where an SMS at 80 % is not.
+	MinDeliveryRate        float64
+	ChannelMinDeliveryRate ChannelRates
+	MinSettled             uint64
 	// MaxFallbackRate fires fallback_rate_high when the share of OTPs that fell
 	// back is above it, once there are MinOTPs journeys. 0 disables.
 	MaxFallbackRate float64
 	MinOTPs         uint64
+}
+
+// minDeliveryRate is the delivery-rate threshold of channel: its own, else
+// the default; 0 when the rule is off for it.
+func (a AlertRules) minDeliveryRate(channel string) float64 {
+	if r, ok := a.ChannelMinDeliveryRate[channel]; ok {
+		return r
+	}
+	return a.MinDeliveryRate
+}
+
+// ChannelRates is a rate per channel, the value of a flag such as
+// --alert-channel-min-delivery-rate SMS=0.95,VOICE=0.7: channels in any
+// case (kept upper-case, as tyntec writes them), rates within 0..1.
+type ChannelRates map[string]float64
+
+func (c ChannelRates) String() string {
+	var parts []string
+	for _, ch := range slices.Sorted(maps.Keys(c)) {
+		parts = append(parts, ch+"="+strconv.FormatFloat(c[ch], 'g', -1, 64))
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set replaces the rates with those of v ("" sets none).
+func (c *ChannelRates) Set(v string) error {
+	rates := ChannelRates{}
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		ch, rate, ok := strings.Cut(part, "=")
+		ch = strings.ToUpper(strings.TrimSpace(ch))
+		r, err := strconv.ParseFloat(strings.TrimSpace(rate), 64)
+		switch {
+		case !ok || ch == "":
+			return fmt.Errorf("%q: want CHANNEL=RATE, e.g. SMS=0.95", part)
+		case err != nil || r < 0 || r > 1:
+			return fmt.Errorf("%q: the rate must be a number within 0..1", part)
+		}
+		if _, dup := rates[ch]; dup {
+			return fmt.Errorf("%s given twice", ch)
+		}
+		rates[ch] = r
+	}
+	*c = rates
+	return nil
 }
 
 // Alert is the payload of tyntec.2fa.alert.<RULE> (events.Alert): the sink
@@ -47,18 +100,17 @@ type Alert = events.Alert
 // as if it began firing then (Reports.Evaluate carries a firing on).
 func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb store.FallbackStats) []Alert {
 	var out []Alert
-	if a.MinDeliveryRate > 0 {
-		for _, c := range chs {
-			settled := c.Delivered + c.Failed
-			if c.DeliveryRate == nil || settled < max(a.MinSettled, 1) || *c.DeliveryRate >= a.MinDeliveryRate {
-				continue
-			}
-			out = append(out, Alert{
-				Rule: RuleDeliveryRateLow, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: *c.DeliveryRate, Threshold: a.MinDeliveryRate, Volume: settled,
-				Summary: fmt.Sprintf("%s delivery rate %s below %s (%d of %d settled attempts delivered, %s – %s)", c.Channel,
-					fmtPct(c.DeliveryRate), fmtPct(&a.MinDeliveryRate), c.Delivered, settled, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)),
-			})
+	for _, c := range chs {
+		threshold := a.minDeliveryRate(c.Channel)
+		settled := c.Delivered + c.Failed
+		if threshold <= 0 || c.DeliveryRate == nil || settled < max(a.MinSettled, 1) || *c.DeliveryRate >= threshold {
+			continue
 		}
+		out = append(out, Alert{
+			Rule: RuleDeliveryRateLow, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: *c.DeliveryRate, Threshold: threshold, Volume: settled,
+			Summary: fmt.Sprintf("%s delivery rate %s below %s (%d of %d settled attempts delivered, %s – %s)", c.Channel,
+				fmtPct(c.DeliveryRate), fmtPct(&threshold), c.Delivered, settled, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)),
+		})
 	}
 	if a.MaxFallbackRate > 0 && fb.FallbackRate != nil && fb.OTPs >= max(a.MinOTPs, 1) && *fb.FallbackRate > a.MaxFallbackRate {
 		out = append(out, Alert{
@@ -84,18 +136,19 @@ func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, ch
 			c = chs[i]
 		}
 		settled := c.Delivered + c.Failed
-		al.Threshold, al.Volume = a.MinDeliveryRate, settled
+		threshold := a.minDeliveryRate(channel)
+		al.Threshold, al.Volume = threshold, settled
 		if c.DeliveryRate != nil {
 			al.Value = *c.DeliveryRate
 		}
 		switch {
-		case a.MinDeliveryRate <= 0:
-			al.Summary = fmt.Sprintf("%s delivery rate no longer watched: --alert-min-delivery-rate is 0 (%s)", channel, span)
+		case threshold <= 0:
+			al.Summary = fmt.Sprintf("%s delivery rate no longer watched: its threshold is 0 (--alert-min-delivery-rate, --alert-channel-min-delivery-rate) (%s)", channel, span)
 		case c.DeliveryRate == nil || settled < max(a.MinSettled, 1):
 			al.Summary = fmt.Sprintf("%s delivery rate no longer judged: %d settled attempts, the rule needs %d (%s)", channel, settled, max(a.MinSettled, 1), span)
 		default:
 			al.Summary = fmt.Sprintf("%s delivery rate back to %s, at least %s (%d of %d settled attempts delivered; %s)", channel,
-				fmtPct(c.DeliveryRate), fmtPct(&a.MinDeliveryRate), c.Delivered, settled, span)
+				fmtPct(c.DeliveryRate), fmtPct(&threshold), c.Delivered, settled, span)
 		}
 	case RuleFallbackRateHigh:
 		al.Threshold, al.Volume = a.MaxFallbackRate, fb.OTPs

@@ -68,6 +68,7 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Alerts, "alert-schedule", DefaultAlerts, "cron spec (UTC) of alert evaluation; empty disables")
 	fs.DurationVar(&c.Rules.Window, "alert-window", time.Hour, "window the alert rules look back over")
 	fs.Float64Var(&c.Rules.MinDeliveryRate, "alert-min-delivery-rate", DefaultMinDeliveryRate, "alert when a channel's delivery rate is below this (0 disables)")
+	fs.Var(&c.Rules.ChannelMinDeliveryRate, "alert-channel-min-delivery-rate", "per-channel thresholds of the delivery-rate alert, overriding --alert-min-delivery-rate, e.g. SMS=0.95,VOICE=0.7,SILENT=0 (0 turns it off for that channel)")
 	fs.Uint64Var(&c.Rules.MinSettled, "alert-min-attempts", 50, "settled attempts a channel needs in the window before its delivery rate alerts")
 	fs.Float64Var(&c.Rules.MaxFallbackRate, "alert-max-fallback-rate", DefaultMaxFallbackRate, "alert when the share of OTPs that fell back is above this (0 disables)")
 	fs.Uint64Var(&c.Rules.MinOTPs, "alert-min-otps", 50, "OTPs needed in the window before the fallback rate alerts")
