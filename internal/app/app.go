@@ -167,6 +167,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	}
 	ops.MountHealth(public, checks...)
 	ops.MountMetrics(guarded, reg)
+	guarded.Get("/api/v1/status", a.serveStatus)
 	if a.adminLn != nil && len(ingestRoutes) > 0 {
 		// The webhooks have the listener to themselves: fasthttp serves
 		// them (ingest.NewServer says why), the router the rest.

@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/console/browsertest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/polltest"
@@ -227,6 +228,17 @@ func TestConsoleInABrowser(t *testing.T) {
 	get("/api/v1/alerts/firing", &firing)
 	if got, want := b.Text("#firing"), "Firing now: delivery_rate_low on SMS since "+now.Add(-10*time.Minute).Format("2006-01-02 15:04:05Z")+" (50.0%)"; got != want || len(firing.Firing) != 1 {
 		t.Errorf("overview says %q (the API lists %+v); want %q", got, firing.Firing, want)
+	}
+	// The pipeline line is /status': the stream's messages (read before the
+	// API's here: a scheduled report may add one in between), no warning.
+	shown := browsertest.Run(b, "pipeline", chromedp.AttributeValue("#pipeline", "data-stream-messages"))
+	var st app.StatusResponse
+	get("/api/v1/status", &st)
+	if n, err := strconv.ParseUint(shown.Value, 10, 64); err != nil || n == 0 || n > st.Stream.Messages || st.Sink == nil {
+		t.Errorf("overview's pipeline shows %q stream messages; /api/v1/status %+v", shown.Value, st)
+	}
+	if text := b.Text("#pipeline"); !strings.Contains(text, "sink 0 waiting") || strings.Contains(text, "poller") || strings.Contains(text, "webhook") {
+		t.Errorf("overview's pipeline says %q; want the sink caught up, and nothing of modules the reporter does not run", text)
 	}
 	b.Screenshot("console-overview")
 	b.NoErrors("overview")

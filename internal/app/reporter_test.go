@@ -79,6 +79,8 @@ func TestAPITokenGuardsTheAPIAndMetrics(t *testing.T) {
 		{"/api/v1/alerts/firing", "", http.StatusUnauthorized},
 		{"/api/v1/alerts/firing", apiToken, http.StatusOK},
 		{"/api/v1/resends", "", http.StatusUnauthorized},
+		{"/api/v1/status", "", http.StatusUnauthorized},
+		{"/api/v1/status", apiToken, http.StatusOK},
 		{"/api/v1/resends", apiToken, http.StatusOK},
 		{"/api/v1/resends?limit=1001", apiToken, http.StatusBadRequest},
 		{"/api/v1/resends?since=forever", apiToken, http.StatusBadRequest},

@@ -69,6 +69,13 @@ func TestLostWebhooksRecovered(t *testing.T) {
 	if max := sim.MaxCallsInWindow(time.Minute); max > 100 {
 		t.Errorf("%d API calls in one minute; the budget is 100", max)
 	}
+	// The all-in-one's status: every module, data flowing, nothing to warn of.
+	var st app.StatusResponse
+	webtest.GetJSON(t, "http://"+a.AdminAddr()+"/api/v1/status", &st)
+	if st.Ingest == nil || st.Ingest.WebhooksAccepted == 0 || st.Ingest.LastWebhook == nil || st.Sink == nil || st.Poller == nil ||
+		st.Stream.Messages == 0 || st.Stream.LastMessage == nil || len(st.Warnings) != 0 || len(st.Modules) != 3 {
+		t.Errorf("/api/v1/status of the all-in-one: %+v", st)
+	}
 }
 
 // TestLostWebhooksUnrecoverable is TestLostWebhooksRecovered where tyntec's

@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"time"
 )
@@ -75,14 +77,10 @@ func (a *App) statusAttrs(prev, cur status) (attrs []any, warn string) {
 		}
 		return cur.at.Sub(t).Round(time.Second).String()
 	}
-	// Without the ingest module the stream's newest message stands in for
-	// the last webhook.
-	last := cur.streamLast
 	if a.ingest != nil {
 		secs := cur.at.Sub(prev.at).Seconds()
 		attrs = append(attrs, slog.String("webhooks_per_s", formatRate(float64(cur.accepted-prev.accepted)/secs)))
 		attrs = append(attrs, slog.String("last_webhook_age", age(cur.lastWebhook)))
-		last = cur.lastWebhook
 	}
 	if cur.streamErr != nil {
 		attrs = append(attrs, slog.String("stream", cur.streamErr.Error()))
@@ -95,11 +93,112 @@ func (a *App) statusAttrs(prev, cur status) (attrs []any, warn string) {
 	if a.poller != nil {
 		attrs = append(attrs, slog.Int("tracked_otps", cur.tracked), slog.Int("reconcile_backlog", cur.due),
 			slog.String("oldest_unreconciled", cur.oldest.Round(time.Second).String()))
-		if cur.tracked > 0 && (last.IsZero() || cur.at.Sub(last) > a.cfg.StatusInterval) {
-			warn = "no webhook for " + age(last) + " while the poller tracks OTPs: is tyntec's callback pointed here (poller register-callback)?"
-		}
 	}
-	return attrs, warn
+	return attrs, a.silence(cur)
+}
+
+// silence warns when the poller tracks OTPs but no webhook arrived for
+// longer than the status interval (a minute when the line is off): the
+// sign of a callback no longer pointed here. Without the ingest module the
+// stream's newest message stands in for the last webhook.
+func (a *App) silence(cur status) string {
+	if a.poller == nil || cur.tracked == 0 {
+		return ""
+	}
+	last := cur.streamLast
+	if a.ingest != nil {
+		last = cur.lastWebhook
+	}
+	quiet := a.cfg.StatusInterval
+	if quiet <= 0 {
+		quiet = time.Minute
+	}
+	if !last.IsZero() && cur.at.Sub(last) <= quiet {
+		return ""
+	}
+	since := " ever"
+	if !last.IsZero() {
+		since = " for " + cur.at.Sub(last).Round(time.Second).String()
+	}
+	return "no webhook" + since + " while the poller tracks OTPs: is tyntec's callback pointed here (poller register-callback)?"
+}
+
+// StatusResponse is the body of GET /api/v1/status: what the status line
+// says, as JSON, for the modules this process runs (the others are left
+// out), read when asked.
+type StatusResponse struct {
+	Modules []string      `json:"modules"`
+	At      time.Time     `json:"at"`
+	Ingest  *IngestStatus `json:"ingest,omitempty"`
+	Stream  StreamStatus  `json:"stream"`
+	Sink    *SinkStatus   `json:"sink,omitempty"`
+	Poller  *PollerStatus `json:"poller,omitempty"`
+	// Warnings say what needs a look: the stream unreadable, no webhook
+	// while the poller tracks OTPs.
+	Warnings []string `json:"warnings"`
+}
+
+// IngestStatus: webhooks answered 200 since the process started, and when
+// the last one was.
+type IngestStatus struct {
+	WebhooksAccepted uint64     `json:"webhooks_accepted"`
+	LastWebhook      *time.Time `json:"last_webhook"`
+}
+
+// StreamStatus: the messages the stream holds, and when the newest was
+// stored.
+type StreamStatus struct {
+	Messages    uint64     `json:"messages"`
+	LastMessage *time.Time `json:"last_message"`
+	Error       string     `json:"error,omitempty"`
+}
+
+// SinkStatus: events in the stream not yet handed to the sink, and those
+// handed but not yet inserted and acknowledged.
+type SinkStatus struct {
+	Lag        uint64 `json:"lag"`
+	AckPending uint64 `json:"ack_pending"`
+}
+
+// PollerStatus: the OTPs the poller tracks, those whose delivery its last
+// cycle had to read from tyntec, and the oldest unsettled one's age.
+type PollerStatus struct {
+	TrackedOTPs         int     `json:"tracked_otps"`
+	ReconcileBacklog    int     `json:"reconcile_backlog"`
+	OldestUnreconciledS float64 `json:"oldest_unreconciled_s"`
+}
+
+// serveStatus answers GET /api/v1/status.
+func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
+	cur := a.status(r.Context())
+	at := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		t = t.UTC()
+		return &t
+	}
+	out := StatusResponse{Modules: a.cfg.Modules, At: cur.at.UTC(), Warnings: []string{},
+		Stream: StreamStatus{Messages: cur.streamMsgs, LastMessage: at(cur.streamLast)}}
+	if cur.streamErr != nil {
+		out.Stream.Error = cur.streamErr.Error()
+		out.Warnings = append(out.Warnings, "the stream: "+out.Stream.Error)
+	}
+	if a.ingest != nil {
+		out.Ingest = &IngestStatus{WebhooksAccepted: cur.accepted, LastWebhook: at(cur.lastWebhook)}
+	}
+	if a.sink != nil && cur.sinkKnown {
+		out.Sink = &SinkStatus{Lag: cur.sinkPending, AckPending: cur.sinkAckPending}
+	}
+	if a.poller != nil {
+		out.Poller = &PollerStatus{TrackedOTPs: cur.tracked, ReconcileBacklog: cur.due, OldestUnreconciledS: cur.oldest.Seconds()}
+	}
+	if warn := a.silence(cur); warn != "" {
+		out.Warnings = append(out.Warnings, warn)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(out)
 }
 
 func formatRate(r float64) string { return strconv.FormatFloat(r, 'f', 2, 64) }

@@ -133,13 +133,15 @@
 
   async function overview() {
     const w = currentWindow();
-    const [chs, fb, ts, al, now] = await Promise.all([
+    const [chs, fb, ts, al, now, st] = await Promise.all([
       api('/api/v1/channels?' + qs(w)),
       api('/api/v1/fallback?' + qs(w)),
       api('/api/v1/timeseries?' + qs(w)),
       api('/api/v1/alerts?' + qs(w)),
       api('/api/v1/alerts/firing'),
+      api('/api/v1/status'),
     ]);
+    pipeline(st);
     // The rules firing now, whatever the window: the first thing to see.
     const firing = $('#firing');
     firing.dataset.count = now.firing.length;
@@ -192,6 +194,23 @@
     chart('chart-fallback', 'Fallback rate', ts, (c) => [[c.channel, c.fallback_rate]], { fmt: pctFmt, range: [0, 1] });
     $('#page-overview').dataset.loaded = w.from + '/' + w.to;
   }
+
+  // The pipeline as this process sees it (/api/v1/status): is data
+  // flowing, is anything behind. Ages are the server's: its time less its
+  // readings.
+  function pipeline(st) {
+    const age = (t) => t ? fmtSpanS((Date.parse(st.at) - Date.parse(t)) / 1000) + ' ago' : 'never';
+    const parts = [];
+    if (st.ingest) parts.push('last webhook ' + age(st.ingest.last_webhook) + ' (' + st.ingest.webhooks_accepted + ' accepted since start)');
+    parts.push(st.stream.error ? 'stream: ' + st.stream.error : 'stream ' + st.stream.messages + ' messages, newest ' + age(st.stream.last_message));
+    if (st.sink) parts.push('sink ' + st.sink.lag + ' waiting, ' + st.sink.ack_pending + ' being inserted');
+    if (st.poller) parts.push('poller tracks ' + st.poller.tracked_otps + ' OTPs, ' + st.poller.reconcile_backlog + ' to reconcile');
+    const p = $('#pipeline');
+    p.dataset.streamMessages = st.stream.messages;
+    p.dataset.warnings = st.warnings.length;
+    p.replaceChildren('Pipeline: ' + parts.join(' · '), ...st.warnings.map((w) => el('strong', { class: 'state-firing' }, ' — ' + w)));
+  }
+  const fmtSpanS = (s) => s < 60 ? Math.max(0, Math.round(s)) + ' s' : s < 3600 ? Math.round(s / 60) + ' min' : (s / 3600).toFixed(1) + ' h';
 
   // ---- Journeys ----
   async function journeys() {
