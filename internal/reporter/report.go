@@ -47,6 +47,10 @@ type Report struct {
 	// DefaultAlertsLimit), when the store keeps them: a channel keeps its
 	// own and the fallback rate's; they are over every profile.
 	Alerts []store.AlertRecord `json:"alerts,omitempty"`
+	// Resends are the resend policy's decisions made within the window and
+	// what became of their OTPs (store.Resends' groups), when the store
+	// keeps them.
+	Resends []store.ResendGroup `json:"resends,omitempty"`
 }
 
 // Thresholds are the limits of the alert rules; 0 is a rule that is off.
@@ -68,6 +72,11 @@ type TrendReader interface {
 // AlertReader lists stored alerts (*store.DB does).
 type AlertReader interface {
 	Alerts(ctx context.Context, f store.AlertFilter) ([]store.AlertRecord, error)
+}
+
+// ResendReader reports resend decisions (*store.DB does).
+type ResendReader interface {
+	Resends(ctx context.Context, f store.ResendFilter) (store.ResendReport, error)
 }
 
 // trendStep is the bucket of a report's trend: the smallest of a few round
@@ -113,6 +122,13 @@ func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window,
 		if r.Alerts, err = ar.Alerts(ctx, store.AlertFilter{From: w.From, To: w.To, Channel: w.Channel, Limit: DefaultAlertsLimit}); err != nil {
 			return r, fmt.Errorf("%s report: %w", kind, err)
 		}
+	}
+	if rr, ok := db.(ResendReader); ok {
+		rep, err := rr.Resends(ctx, store.ResendFilter{From: w.From, To: w.To, Profile: w.Profile, Channel: w.Channel, Latest: -1})
+		if err != nil {
+			return r, fmt.Errorf("%s report: %w", kind, err)
+		}
+		r.Resends = rep.Groups
 	}
 	return r, nil
 }
@@ -250,6 +266,16 @@ func (r *Report) csv(w io.Writer) error {
 		rec("alert", name, "state", a.State)
 		rec("alert", name, "since", a.Since.UTC().Format(time.RFC3339))
 	}
+	for _, g := range r.Resends {
+		name := resendGroupName(g)
+		rec("resend", name, "decisions", u(g.Decisions))
+		rec("resend", name, "delivered_via", u(g.DeliveredVia))
+		rec("resend", name, "delivered_otherwise", u(g.DeliveredOtherwise))
+		rec("resend", name, "not_delivered", u(g.NotDelivered))
+		if g.DeliverAfterMS != nil {
+			rec("resend", name, "deliver_after_p50_ms", strconv.FormatInt(*g.DeliverAfterMS, 10))
+		}
+	}
 	c := r.Completeness
 	rec("completeness", "", "pending", u(c.Pending))
 	rec("completeness", "", "awaiting_reconciliation", u(c.AwaitingReconciliation))
@@ -257,6 +283,20 @@ func (r *Report) csv(w io.Writer) error {
 	rec("completeness", "", "final", strconv.FormatBool(c.Final))
 	cw.Flush()
 	return cw.Error()
+}
+
+// resendGroupName names a group of resend decisions: result, the failure
+// that triggered them, and via, e.g. "sent SMS UNDELIVERABLE > VOICE".
+func resendGroupName(g store.ResendGroup) string {
+	return g.Result + " " + g.TriggerChannel + " " + g.TriggerStatus + " > " + g.Via
+}
+
+// resendDecisions is how many decisions the groups hold.
+func resendDecisions(gs []store.ResendGroup) (n uint64) {
+	for _, g := range gs {
+		n += g.Decisions
+	}
+	return n
 }
 
 type outcomeN struct {
@@ -313,7 +353,15 @@ func (r *Report) table(w io.Writer) error {
 	for _, a := range r.Alerts {
 		fmt.Fprintf(w, "  %s  %-8s  %s\n", a.To.UTC().Format(time.RFC3339), a.State, a.Summary)
 	}
-	return nil
+	fmt.Fprintf(w, "\nResend decisions: %d\n", resendDecisions(r.Resends))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	if len(r.Resends) > 0 {
+		fmt.Fprintln(tw, "decided\tdecisions\tdelivered via\tdelivered otherwise\tnot delivered\t")
+	}
+	for _, g := range r.Resends {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", resendGroupName(g), g.Decisions, g.DeliveredVia, g.DeliveredOtherwise, g.NotDelivered)
+	}
+	return tw.Flush()
 }
 
 // empty reports whether the window holds nothing to show.
@@ -404,6 +452,7 @@ func (r *Report) charts() []svgChart {
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct": fmtPct, "pctv": func(x float64) string { return fmtPct(&x) }, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"outcomes": outcomeList, "note": completenessNote, "tm": fmtTime,
+	"durms": func(ms int64) string { return humanDuration(time.Duration(ms) * time.Millisecond) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>otpscope {{.R.Kind}} report {{time .R.From}} – {{time .R.To}}</title>
@@ -451,6 +500,12 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 {{range .R.Alerts}}<tr title="{{.Summary}}"><td>{{time .To}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td>{{.State}}</td><td>{{time .Since}}</td><td>{{pctv .Value}}</td><td>{{pctv .Threshold}}</td><td>{{.Volume}}</td></tr>
 {{end}}</tbody></table>
 {{else}}<p class="no-data" id="no-alerts">No alert fired or resolved in this window.</p>
+{{end}}<h2>Resends</h2>
+{{if .R.Resends}}<table id="resends"><thead><tr><th>Decided</th><th>Failed on</th><th>Via</th><th>Decisions</th><th>Delivered via</th><th>Delivered otherwise</th><th>Not delivered</th><th>Via delivered after (p50)</th></tr></thead><tbody>
+{{range .R.Resends}}<tr><td>{{.Result}}</td><td>{{.TriggerChannel}} {{.TriggerStatus}}</td><td>{{.Via}}</td><td>{{.Decisions}}</td><td>{{.DeliveredVia}}</td><td>{{.DeliveredOtherwise}}</td><td>{{.NotDelivered}}</td><td>{{with .DeliverAfterMS}}{{durms .}}{{else}}–{{end}}</td></tr>
+{{end}}</tbody></table>
+<p>What became of each decision's OTP, from its delivery facts when the report was made: delivered on the decision's channel after it, delivered otherwise (for a dry-run, a resend that would have been spent on an OTP delivered all the same), or not delivered.</p>
+{{else}}<p class="no-data" id="no-resends">No resend decision in this window.</p>
 {{end}}</body></html>
 `))
 

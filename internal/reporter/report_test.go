@@ -352,6 +352,63 @@ func testReports(t *testing.T, tr *traffic) {
 		}
 	})
 
+	t.Run("resends", func(t *testing.T) {
+		// Two decisions of a profile of their own (the dashboards' test
+		// adds others to the window): a send whose OTP never delivered,
+		// and a dry-run.
+		const profile = "profile-report-resends"
+		for i, r := range []events.Resend{
+			{Result: events.ResendSent, Via: "VOICE", TriggerChannel: events.ChannelSMS, TriggerStatus: events.StatusUndeliverable},
+			{Result: events.ResendDryRun, Via: "SMS", TriggerChannel: events.ChannelViber, TriggerStatus: events.StatusTimedOut, DryRun: true},
+		} {
+			r.OTPID, r.ProfileID, r.DecisionID, r.Attempt = fmt.Sprintf("00000000-0000-4000-8000-0000000e0e0%d", i), profile, fmt.Sprintf("report-%d", i), 1
+			r.DecidedAt = w.From.Add(time.Minute)
+			m, err := events.NewResendMessage(&r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tr.f.Broker.Publish(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tr.f.WaitCount(t, "SELECT count() FROM resends WHERE profile_id = '"+profile+"'", 2)
+		cfg := cfg
+		cfg.Profile = profile
+		out := map[string]string{}
+		for _, format := range []string{"json", "csv", "table", "html"} {
+			cfg.Format = format
+			var b bytes.Buffer
+			if err := reporter.WriteReport(ctx, tr.f.DB, cfg, time.Now(), &b); err != nil {
+				t.Fatal(err)
+			}
+			out[format] = b.String()
+		}
+		var rep reporter.Report
+		if err := json.Unmarshal([]byte(out["json"]), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Resends) != 2 || rep.Resends[0].Decisions != 1 || rep.Resends[0].NotDelivered != 1 || rep.Resends[1].Decisions != 1 {
+			t.Errorf("report resends %+v; want the two decisions, their OTPs not delivered", rep.Resends)
+		}
+		for format, want := range map[string][]string{
+			"csv":   {"resend,dryrun VIBER TIMED_OUT > SMS,decisions,1", "resend,sent SMS UNDELIVERABLE > VOICE,not_delivered,1"},
+			"table": {"Resend decisions: 2", "sent SMS UNDELIVERABLE > VOICE"},
+			"html":  {`<table id="resends">`, "<td>dryrun</td><td>VIBER TIMED_OUT</td><td>SMS</td><td>1</td>"},
+		} {
+			for _, w := range want {
+				if !strings.Contains(out[format], w) {
+					t.Errorf("%s report lacks %q:\n%s", format, w, out[format])
+				}
+			}
+		}
+		// A window without decisions says so.
+		cfg.Format, cfg.From, cfg.To = "html", w.To.Add(time.Hour).Format(time.RFC3339), w.To.Add(2*time.Hour).Format(time.RFC3339)
+		var b bytes.Buffer
+		if err := reporter.WriteReport(ctx, tr.f.DB, cfg, time.Now(), &b); err != nil || !strings.Contains(b.String(), `id="no-resends"`) {
+			t.Errorf("a report without resends: %v\n%s", err, b.String())
+		}
+	})
+
 	t.Run("summary published and written", func(t *testing.T) {
 		got := subscribe(t, tr, events.SubjectRoot+".report.>")
 		dir := t.TempDir()

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -29,7 +30,8 @@ type ResendFilter struct {
 	// failure on that channel triggered.
 	Profile, Channel string
 	// Latest is how many of the newest decisions to list: 0 means
-	// DefaultResendsListed, and at most MaxResendsListed are.
+	// DefaultResendsListed, a negative number none (the groups alone), and
+	// at most MaxResendsListed are.
 	Latest int
 }
 
@@ -112,10 +114,7 @@ LEFT JOIN (
 // count, per result, trigger and via what became of their OTPs, and the
 // newest decisions one by one.
 func (db *DB) Resends(ctx context.Context, f ResendFilter) (ResendReport, error) {
-	latest := f.Latest
-	if latest <= 0 {
-		latest = DefaultResendsListed
-	}
+	latest := cmp.Or(f.Latest, DefaultResendsListed)
 	latest = min(latest, MaxResendsListed)
 	decisions, args := resendDecisionsSQL(f)
 	out := ResendReport{Groups: []ResendGroup{}, Latest: []ResendDecision{}}
@@ -135,7 +134,7 @@ ORDER BY count() DESC, result, trigger_channel, trigger_status, via`
 		out.Groups = append(out.Groups, g)
 		return nil
 	})
-	if err != nil {
+	if err != nil || latest < 0 {
 		return out, err
 	}
 	list := fmt.Sprintf(`SELECT toString(otp_id), decision_id, toString(result), reason, toString(via), toString(trigger_channel), toString(trigger_status),

@@ -115,6 +115,7 @@ func TestResendsAndWhatBecameOfThem(t *testing.T) {
 			{store.ResendFilter{From: t0, To: t0.Add(time.Hour), Profile: profile}, 3, 3},
 			{store.ResendFilter{From: t0, To: t0.Add(time.Hour), Channel: "VIBER"}, 1, 1},
 			{store.ResendFilter{From: t0, To: t0.Add(time.Hour), Latest: 2}, 4, 2},
+			{store.ResendFilter{From: t0, To: t0.Add(time.Hour), Latest: -1}, 4, 0},
 			{store.ResendFilter{From: t0.Add(time.Hour), To: t0.Add(3 * time.Hour)}, 1, 1},
 			{store.ResendFilter{From: t0.Add(-time.Hour), To: t0}, 0, 0},
 		} {
