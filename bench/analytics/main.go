@@ -53,6 +53,7 @@ func run() int {
 	steadyFor := flag.Duration("steady", 0, "at the end, replay the new hour's traffic second by second this long with the job every -every, reading the last 24 h exact and with -steady-lag back to back; 0: not")
 	every := flag.Duration("every", 15*time.Second, "with -steady: how often the job runs")
 	steadyLag := flag.Duration("steady-lag", time.Minute, "with -steady: the max_lag of the lagged reads")
+	resends := flag.Int("resends", 0, "time /api/v1/resends alone, after giving the database this many resend decisions, one per failed fact, the newest facts first (fewer when it has fewer failures; a kept database keeps them); 0: not")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	dir := *keep
@@ -77,7 +78,7 @@ func run() int {
 	ctx := context.Background()
 
 	fmt.Printf("| events | window | endpoint | source | p50 ms | p95 ms |\n|---|---|---|---|---|---|\n")
-	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live, keep: *keep != "", dir: dir, maxLag: *maxLag,
+	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live, keep: *keep != "", dir: dir, maxLag: *maxLag, resends: *resends,
 		steady: steadyOptions{span: *steadyFor, every: *every, maxLag: *steadyLag}}
 	for _, f := range strings.Split(*freshList, ",") {
 		d, err := time.ParseDuration(strings.TrimSpace(f))
@@ -177,6 +178,7 @@ type options struct {
 	fresh           []time.Duration // new traffic before each between-job read
 	maxLag          time.Duration   // of the lagged between-job reads; 0: none
 	steady          steadyOptions
+	resends         int // time /resends alone, over this many decisions
 }
 
 func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.Logger) error {
@@ -244,6 +246,13 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 		{"90 d", start, end},
 	}
 	endpoints := []string{"channels", "fallback", "timeseries", "events"}
+	if o.resends > 0 {
+		var wins []resendWindow
+		for _, w := range windows {
+			wins = append(wins, resendWindow{w.name, w.from, w.to})
+		}
+		return benchResends(ctx, db, api.URL, rows, o, wins)
+	}
 
 	// The raw answers: the store's own computation from delivery_events,
 	// kept as JSON (and in o.dir, for the next run on a kept database).
@@ -747,4 +756,51 @@ func percentiles(ds []float64) (p50, p95 float64) {
 // runHours says what a run of the rollup job did to its hours.
 func runHours(run store.RollupRun) string {
 	return fmt.Sprintf("%d hours (%d computed, %d patched, %d checked)", len(run.Hours), run.Computed, run.Patched, run.Checked)
+}
+
+type resendWindow struct {
+	name     string
+	from, to time.Time
+}
+
+// benchResends gives the database o.resends resend decisions, one per
+// failed fact, the newest facts first, decided 30 s after the failure
+// (results and via spread over the policy's), and times /api/v1/resends
+// over each window: its answer reads the decisions' OTPs' facts, nothing
+// rolled up.
+func benchResends(ctx context.Context, db *store.DB, apiURL string, rows int, o options, windows []resendWindow) error {
+	var have uint64
+	if err := db.Conn().QueryRow(ctx, "SELECT count() FROM resends").Scan(&have); err != nil {
+		return err
+	}
+	if more := o.resends - int(have); more > 0 {
+		t0 := time.Now()
+		if err := db.Conn().Exec(ctx, fmt.Sprintf(`INSERT INTO resends (event_id, otp_id, profile_id, decision_id, result, reason, via, trigger_channel, trigger_status, attempt, dry_run, decided_at, stream_seq)
+SELECT concat('rs-bench-', toString(otp_id), '-', toString(event_time)), otp_id, profile_id, concat(toString(otp_id), '.', channel, '.', toString(event_time)),
+  ['sent', 'dryrun', 'skipped', 'failed'][1 + cityHash64(otp_id) %% 4], 'bench', if(channel = 'SMS', 'VOICE', 'SMS'), channel, status, 1,
+  cityHash64(otp_id) %% 4 = 1, event_time + INTERVAL 30 SECOND, 0
+FROM delivery_events WHERE status IN ('UNDELIVERABLE', 'TIMED_OUT')
+ORDER BY event_time DESC LIMIT %d`, more)); err != nil {
+			return fmt.Errorf("resend decisions: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "%d resend decisions added in %s\n", more, time.Since(t0).Round(time.Millisecond))
+	}
+	for _, win := range windows {
+		var decisions uint64
+		p50, p95, err := timeCalls(o.calls, func() error {
+			body, err := getBody(apiURL + "/api/v1/resends?" + windowQuery(win.from, win.to).Encode())
+			if err != nil {
+				return err
+			}
+			var r reporter.ResendsResponse
+			err = json.Unmarshal(body, &r)
+			decisions = r.Decisions
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("resends %s: %w", win.name, err)
+		}
+		fmt.Printf("| %d | %s (%d decisions) | /resends | facts | %.0f | %.0f |\n", rows, win.name, decisions, p50, p95)
+	}
+	return nil
 }

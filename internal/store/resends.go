@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"golang.org/x/sync/errgroup"
 )
 
 // What became of an OTP after a resend decision (docs/analytics.md,
@@ -76,11 +77,15 @@ type ResendReport struct {
 	Latest    []ResendDecision `json:"latest"`
 }
 
-// resendDecisionsSQL is one row per decision in the filter's window with
-// its outcome: a decision is audited once (the poller claims it in NATS),
-// so the rows of a decision_id are copies of one record. The OTPs' facts
-// are read by otp_id, the tables' first key.
-func resendDecisionsSQL(f ResendFilter) (string, []any) {
+// resendDecisionsSQL is one row per decision in the filter's window (or
+// the newest of them, when newest > 0) with its outcome. A decision is
+// audited once (the poller claims it in NATS), so the rows of a
+// decision_id are copies of one record. The OTPs' DELIVERED facts come
+// from channel_events, by day and then otp_id, its key (delivery_events,
+// keyed by otp_id alone, made the OTPs of an hour's decisions a scan of
+// every part: 3 s at 111 M events), within a day of the window, as a
+// window's attempts read them (docs/analytics.md, "Windows").
+func resendDecisionsSQL(f ResendFilter, newest int) (string, []any) {
 	where := fmt.Sprintf("decided_at >= %s AND decided_at < %s", msTime(f.From), msTime(f.To))
 	var args []any
 	if f.Profile != "" {
@@ -89,35 +94,40 @@ func resendDecisionsSQL(f ResendFilter) (string, []any) {
 	if f.Channel != "" {
 		where, args = where+" AND trigger_channel = ?", append(args, f.Channel)
 	}
-	q := `SELECT d.otp_id AS otp_id, decision_id, result, reason, via, trigger_channel, trigger_status, attempt, dry_run, decided_at,
+	decisions := `SELECT otp_id, decision_id, any(result) AS result, any(reason) AS reason, any(via) AS via,
+    any(trigger_channel) AS trigger_channel, any(trigger_status) AS trigger_status,
+    any(attempt) AS attempt, any(dry_run) AS dry_run, min(decided_at) AS decided_at
+  FROM (SELECT * FROM resends WHERE ` + where + `)
+  GROUP BY otp_id, decision_id`
+	if newest > 0 {
+		decisions += fmt.Sprintf("\n  ORDER BY decided_at DESC, decision_id LIMIT %d", newest)
+	}
+	days := fmt.Sprintf("day >= toDate(%s - INTERVAL 1 DAY) AND day <= toDate(%s + INTERVAL 1 DAY)", msTime(f.From), msTime(f.To))
+	q := `WITH d AS (` + decisions + `)
+SELECT d.otp_id AS otp_id, decision_id, result, reason, via, trigger_channel, trigger_status, attempt, dry_run, decided_at,
   f.facts AS delivered,
   arrayFilter(x -> x.2 = via AND x.1 >= decided_at, delivered) AS via_after,
   multiIf(notEmpty(via_after), '` + ResendDeliveredVia + `', notEmpty(delivered), '` + ResendDeliveredOtherwise + `', '` + ResendNotDelivered + `') AS outcome,
   if(notEmpty(via_after), via_after[1], delivered[1]) AS first
-FROM (
-  SELECT otp_id, decision_id, any(result) AS result, any(reason) AS reason, any(via) AS via,
-    any(trigger_channel) AS trigger_channel, any(trigger_status) AS trigger_status,
-    any(attempt) AS attempt, any(dry_run) AS dry_run, min(decided_at) AS decided_at
-  FROM (SELECT * FROM resends WHERE ` + where + `)
-  GROUP BY otp_id, decision_id
-) AS d
+FROM d
 LEFT JOIN (
-  SELECT otp_id, arraySort(groupUniqArray((event_time, toString(channel)))) AS facts
-  FROM delivery_events
-  WHERE status = 'DELIVERED' AND otp_id IN (SELECT otp_id FROM resends WHERE ` + where + `)
+  SELECT otp_id, arraySort(groupUniqArrayArray(arrayMap(e -> (e.1, toString(channel)), arrayFilter(e -> e.3 = 'DELIVERED', events)))) AS facts
+  FROM channel_events
+  WHERE ` + days + ` AND otp_id IN (SELECT otp_id FROM d)
   GROUP BY otp_id
 ) AS f ON f.otp_id = d.otp_id`
-	return q, append(args, args...)
+	return q, args
 }
 
 // Resends reports the resend decisions made in the filter's window: their
 // count, per result, trigger and via what became of their OTPs, and the
-// newest decisions one by one.
+// newest decisions one by one, the two read side by side. Nothing is
+// rolled up: the cost follows the decisions' OTPs' facts in the window
+// (bench/README.md, "Resends").
 func (db *DB) Resends(ctx context.Context, f ResendFilter) (ResendReport, error) {
-	latest := cmp.Or(f.Latest, DefaultResendsListed)
-	latest = min(latest, MaxResendsListed)
-	decisions, args := resendDecisionsSQL(f)
+	latest := min(cmp.Or(f.Latest, DefaultResendsListed), MaxResendsListed)
 	out := ResendReport{Groups: []ResendGroup{}, Latest: []ResendDecision{}}
+	decisions, args := resendDecisionsSQL(f, 0)
 	groups := `SELECT toString(result), toString(trigger_channel), toString(trigger_status), toString(via), count(),
   countIf(outcome = '` + ResendDeliveredVia + `'), countIf(outcome = '` + ResendDeliveredOtherwise + `'), countIf(outcome = '` + ResendNotDelivered + `'),
   if(countIf(outcome = '` + ResendDeliveredVia + `') = 0, NULL,
@@ -125,34 +135,40 @@ func (db *DB) Resends(ctx context.Context, f ResendFilter) (ResendReport, error)
 FROM (` + decisions + `)
 GROUP BY result, trigger_channel, trigger_status, via
 ORDER BY count() DESC, result, trigger_channel, trigger_status, via`
-	err := db.eachRow(ctx, "resends", groups, args, func(rows driver.Rows) error {
-		var g ResendGroup
-		if err := rows.Scan(&g.Result, &g.TriggerChannel, &g.TriggerStatus, &g.Via, &g.Decisions, &g.DeliveredVia, &g.DeliveredOtherwise, &g.NotDelivered, &g.DeliverAfterMS); err != nil {
-			return err
-		}
-		out.Decisions += g.Decisions
-		out.Groups = append(out.Groups, g)
-		return nil
+	var g errgroup.Group
+	g.Go(func() error {
+		return db.eachRow(ctx, "resends", groups, args, func(rows driver.Rows) error {
+			var rg ResendGroup
+			if err := rows.Scan(&rg.Result, &rg.TriggerChannel, &rg.TriggerStatus, &rg.Via, &rg.Decisions, &rg.DeliveredVia, &rg.DeliveredOtherwise, &rg.NotDelivered, &rg.DeliverAfterMS); err != nil {
+				return err
+			}
+			out.Decisions += rg.Decisions
+			out.Groups = append(out.Groups, rg)
+			return nil
+		})
 	})
-	if err != nil || latest < 0 {
-		return out, err
-	}
-	list := fmt.Sprintf(`SELECT toString(otp_id), decision_id, toString(result), reason, toString(via), toString(trigger_channel), toString(trigger_status),
+	if latest > 0 {
+		// The newest decisions' outcomes only: their OTPs' facts.
+		newest, args := resendDecisionsSQL(f, latest)
+		list := fmt.Sprintf(`SELECT toString(otp_id), decision_id, toString(result), reason, toString(via), toString(trigger_channel), toString(trigger_status),
   attempt, dry_run, decided_at, outcome, first.2, if(outcome = '%s', NULL, first.1)
 FROM (%s)
-ORDER BY decided_at DESC, decision_id LIMIT %d`, ResendNotDelivered, decisions, latest)
-	err = db.eachRow(ctx, "resends", list, args, func(rows driver.Rows) error {
-		var d ResendDecision
-		if err := rows.Scan(&d.OTPID, &d.DecisionID, &d.Result, &d.Reason, &d.Via, &d.TriggerChannel, &d.TriggerStatus,
-			&d.Attempt, &d.DryRun, &d.DecidedAt, &d.Outcome, &d.DeliveredChannel, &d.DeliveredAt); err != nil {
-			return err
-		}
-		d.DecidedAt = d.DecidedAt.UTC()
-		if d.DeliveredAt != nil {
-			*d.DeliveredAt = d.DeliveredAt.UTC()
-		}
-		out.Latest = append(out.Latest, d)
-		return nil
-	})
-	return out, err
+ORDER BY decided_at DESC, decision_id`, ResendNotDelivered, newest)
+		g.Go(func() error {
+			return db.eachRow(ctx, "resends", list, args, func(rows driver.Rows) error {
+				var d ResendDecision
+				if err := rows.Scan(&d.OTPID, &d.DecisionID, &d.Result, &d.Reason, &d.Via, &d.TriggerChannel, &d.TriggerStatus,
+					&d.Attempt, &d.DryRun, &d.DecidedAt, &d.Outcome, &d.DeliveredChannel, &d.DeliveredAt); err != nil {
+					return err
+				}
+				d.DecidedAt = d.DecidedAt.UTC()
+				if d.DeliveredAt != nil {
+					*d.DeliveredAt = d.DeliveredAt.UTC()
+				}
+				out.Latest = append(out.Latest, d)
+				return nil
+			})
+		})
+	}
+	return out, g.Wait()
 }
