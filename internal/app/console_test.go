@@ -206,8 +206,10 @@ func TestConsoleInABrowser(t *testing.T) {
 	// The alerts are /alerts' for the same window.
 	var al reporter.AlertsResponse
 	get("/api/v1/alerts?"+w.Encode(), &al)
-	if n := browsertest.Run(b, "alert rows", chromedp.Evaluate[int](`document.querySelectorAll('#alerts tr[data-alert]').length`)); len(al.Alerts) != 2 || n != 1 {
-		t.Errorf("overview lists %d alerts; the API %d, want the two evaluations of one firing as one", n, len(al.Alerts))
+	var eps reporter.AlertEpisodesResponse
+	get("/api/v1/alerts/episodes?"+w.Encode(), &eps)
+	if n := browsertest.Run(b, "alert rows", chromedp.Evaluate[int](`document.querySelectorAll('#alerts tr[data-alert]').length`)); len(al.Alerts) != 2 || n != 1 || len(eps.Episodes) != 1 {
+		t.Errorf("overview lists %d alerts; the API %d evaluations in %d episodes, want the two evaluations of one firing as one", n, len(al.Alerts), len(eps.Episodes))
 	} else {
 		row := `#alerts tr[data-alert="` + al.Alerts[0].ID + `"] ` // the newest
 		if got := b.Text(`#alerts tr[data-alert="` + al.Alerts[0].ID + `"][data-evaluations="2"] [data-field="channel"]`); got != "SMS" {

@@ -78,6 +78,8 @@ func TestAPITokenGuardsTheAPIAndMetrics(t *testing.T) {
 		{"/api/v1/alerts", "", http.StatusUnauthorized},
 		{"/api/v1/alerts/firing", "", http.StatusUnauthorized},
 		{"/api/v1/alerts/firing", apiToken, http.StatusOK},
+		{"/api/v1/alerts/episodes", "", http.StatusUnauthorized},
+		{"/api/v1/alerts/episodes?state=pending", apiToken, http.StatusBadRequest},
 		{"/api/v1/resends", "", http.StatusUnauthorized},
 		{"/api/v1/status", "", http.StatusUnauthorized},
 		{"/api/v1/status", apiToken, http.StatusOK},

@@ -43,8 +43,9 @@ func (a *API) Mount(r chi.Router) {
 	r.Get("/api/v1/otps/{otpId}", a.otp)
 	r.Get("/api/v1/timeseries", a.timeseries) // console.go
 	r.Get("/api/v1/events", a.events)
-	r.Get("/api/v1/alerts", a.alerts)   // console.go
-	r.Get("/api/v1/resends", a.resends) // console.go
+	r.Get("/api/v1/alerts", a.alerts)                 // console.go
+	r.Get("/api/v1/alerts/episodes", a.alertEpisodes) // console.go
+	r.Get("/api/v1/resends", a.resends)               // console.go
 }
 
 // ChannelsResponse is the body of GET /api/v1/channels.

@@ -117,20 +117,29 @@ const (
 // those of no channel (the fallback rate's); state keeps those firing or
 // those resolved.
 func (a *API) alerts(w http.ResponseWriter, r *http.Request) {
-	win, ok := a.window(w, r)
+	f, ok := a.alertFilter(w, r)
 	if !ok {
 		return
 	}
+	recs, err := a.db.Alerts(r.Context(), f)
+	a.reply(w, r, AlertsResponse{From: f.From, To: f.To, Alerts: recs}, err)
+}
+
+// alertFilter reads /alerts' parameters, or answers 400.
+func (a *API) alertFilter(w http.ResponseWriter, r *http.Request) (store.AlertFilter, bool) {
+	win, ok := a.window(w, r)
+	if !ok {
+		return store.AlertFilter{}, false
+	}
 	f := store.AlertFilter{From: win.From, To: win.To, Channel: win.Channel, State: r.URL.Query().Get("state"), Limit: DefaultAlertsLimit}
 	if !limitParam(w, r, MaxAlertsLimit, &f.Limit) {
-		return
+		return f, false
 	}
 	if f.State != "" && f.State != events.AlertFiring && f.State != events.AlertResolved {
 		badRequest(w, r, "Invalid state", "state", fmt.Sprintf("state %q: want %s or %s", f.State, events.AlertFiring, events.AlertResolved))
-		return
+		return f, false
 	}
-	recs, err := a.db.Alerts(r.Context(), f)
-	a.reply(w, r, AlertsResponse{From: win.From, To: win.To, Alerts: recs}, err)
+	return f, true
 }
 
 // ResendsResponse is the body of GET /api/v1/resends.
@@ -155,6 +164,27 @@ func (a *API) resends(w http.ResponseWriter, r *http.Request) {
 	}
 	rep, err := a.db.Resends(r.Context(), f)
 	a.reply(w, r, ResendsResponse{From: win.From, To: win.To, ResendReport: rep}, err)
+}
+
+// AlertEpisodesResponse is the body of GET /api/v1/alerts/episodes.
+type AlertEpisodesResponse struct {
+	From     time.Time            `json:"from"`
+	To       time.Time            `json:"to"`
+	Episodes []store.AlertEpisode `json:"episodes"`
+}
+
+// alertEpisodes lists the firings whose evaluations fall within the
+// window, each as its latest evaluation there, most recent first: what
+// /alerts lists, one row per firing instead of one per evaluation. The
+// parameters are /alerts'; state keeps the episodes whose latest
+// evaluation is in it (resolved: over within the window).
+func (a *API) alertEpisodes(w http.ResponseWriter, r *http.Request) {
+	f, ok := a.alertFilter(w, r)
+	if !ok {
+		return
+	}
+	eps, err := a.db.AlertEpisodes(r.Context(), f)
+	a.reply(w, r, AlertEpisodesResponse{From: f.From, To: f.To, Episodes: eps}, err)
 }
 
 // Subscriber subscribes to core NATS subjects (broker.Broker does).

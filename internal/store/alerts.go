@@ -55,3 +55,50 @@ func (db *DB) Alerts(ctx context.Context, f AlertFilter) ([]AlertRecord, error) 
 	})
 	return out, err
 }
+
+// AlertEpisode is one firing of a rule on a channel (its rule, channel and
+// since), as the evaluations within a window tell it: its latest
+// evaluation there (the resolution, once resolved), how many firing
+// evaluations the window holds, and the worst value among them.
+type AlertEpisode struct {
+	AlertRecord
+	Evaluations uint64 `json:"evaluations"`
+	// Worst is the firing evaluations' value furthest from the threshold
+	// (the latest's when the window holds only the resolution).
+	Worst float64 `json:"worst"`
+}
+
+// AlertEpisodes lists the episodes whose evaluations f selects (State
+// keeps those whose latest evaluation is in that state), the most
+// recently evaluated first.
+func (db *DB) AlertEpisodes(ctx context.Context, f AlertFilter) ([]AlertEpisode, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	q := fmt.Sprintf(`SELECT argMax(event_id, evaluated_at), rule, channel, argMax(state, evaluated_at) AS latest_state, since,
+  argMax(window_from, evaluated_at), max(evaluated_at) AS latest, argMax(value, evaluated_at), argMax(threshold, evaluated_at),
+  argMax(volume, evaluated_at), argMax(summary, evaluated_at), countIf(state = '%s') AS firing,
+  if(firing = 0, argMax(value, evaluated_at), argMaxIf(value, abs(value - threshold), state = '%s'))
+FROM alerts FINAL WHERE evaluated_at >= %s AND evaluated_at < %s`, events.AlertFiring, events.AlertFiring, msTime(f.From), msTime(f.To))
+	var args []any
+	if f.Channel != "" {
+		q, args = q+" AND channel IN (?, '')", append(args, f.Channel)
+	}
+	q += " GROUP BY rule, channel, since"
+	if f.State != "" {
+		q, args = q+" HAVING latest_state = ?", append(args, f.State)
+	}
+	q += fmt.Sprintf(" ORDER BY latest DESC, rule, channel LIMIT %d", limit)
+	out := []AlertEpisode{}
+	err := db.eachRow(ctx, "alert episodes", q, args, func(rows driver.Rows) error {
+		var e AlertEpisode
+		if err := rows.Scan(&e.ID, &e.Rule, &e.Channel, &e.State, &e.Since, &e.From, &e.To, &e.Value, &e.Threshold, &e.Volume, &e.Summary, &e.Evaluations, &e.Worst); err != nil {
+			return err
+		}
+		e.Since, e.From, e.To = e.Since.UTC(), e.From.UTC(), e.To.UTC()
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -106,4 +108,82 @@ func TestBatchAddBadAlert(t *testing.T) {
 	if err := b.Add(m.Subject, m.ID, m.Data, 1); err != nil || len(b.Alerts) != 1 {
 		t.Errorf("Add(a good alert) = %v, %d rows", err, len(b.Alerts))
 	}
+}
+
+// Evaluations of one firing are one episode: its latest evaluation (the
+// resolution once resolved), how many firing evaluations the window holds,
+// and the worst value among them.
+func TestAlertEpisodes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		at := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+		minute := func(m int) time.Time { return at.Add(time.Duration(m) * time.Minute) }
+		sms := func(state string, since, to int, value float64) events.Alert {
+			return events.Alert{Rule: "delivery_rate_low", Channel: "SMS", State: state, Since: minute(since), From: minute(to - 60), To: minute(to),
+				Value: value, Threshold: 0.8, Volume: 100, Summary: fmt.Sprintf("SMS %v at %d", value, to)}
+		}
+		alerts := []events.Alert{
+			// SMS fired at 0, evaluated at 0, 5, 10, resolved at 15.
+			sms(events.AlertFiring, 0, 0, 0.7), sms(events.AlertFiring, 0, 5, 0.6), sms(events.AlertFiring, 0, 10, 0.75), sms(events.AlertResolved, 0, 15, 0.85),
+			// and fired again at 30, still firing at 35.
+			sms(events.AlertFiring, 30, 30, 0.79), sms(events.AlertFiring, 30, 35, 0.7),
+			// The fallback rate, firing since before the window.
+			{Rule: "fallback_rate_high", State: events.AlertFiring, Since: minute(-120), From: minute(-40), To: minute(20), Value: 0.4, Threshold: 0.2, Volume: 90, Summary: "fallback"},
+		}
+		var b store.Batch
+		for i := range alerts {
+			m, err := events.NewAlertMessage(&alerts[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Add(m.Subject, m.ID, m.Data, uint64(i+1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Insert(t.Context(), &b); err != nil {
+			t.Fatal(err)
+		}
+		eps, err := db.AlertEpisodes(t.Context(), store.AlertFilter{From: minute(-30), To: minute(60)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type ep struct {
+			rule, state  string
+			since, to    time.Time
+			evaluations  uint64
+			value, worst float64
+		}
+		var got []ep
+		for _, e := range eps {
+			got = append(got, ep{e.Rule, e.State, e.Since, e.To, e.Evaluations, e.Value, e.Worst})
+		}
+		want := []ep{
+			{"delivery_rate_low", events.AlertFiring, minute(30), minute(35), 2, 0.7, 0.7},
+			{"fallback_rate_high", events.AlertFiring, minute(-120), minute(20), 1, 0.4, 0.4},
+			{"delivery_rate_low", events.AlertResolved, minute(0), minute(15), 3, 0.85, 0.6},
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("episodes:\n%+v\nwant:\n%+v", got, want)
+		}
+		if len(eps) == 3 && (eps[2].Summary != "SMS 0.85 at 15" || eps[2].ID == "" || !eps[2].From.Equal(minute(-45))) {
+			t.Errorf("the resolved episode reads as its resolution: %+v", eps[2])
+		}
+		for _, c := range []struct {
+			f    store.AlertFilter
+			want int
+		}{
+			{store.AlertFilter{From: minute(-30), To: minute(60), State: events.AlertResolved}, 1},
+			{store.AlertFilter{From: minute(-30), To: minute(60), State: events.AlertFiring}, 2},
+			{store.AlertFilter{From: minute(-30), To: minute(60), Channel: "VIBER"}, 1}, // the fallback rate's
+			{store.AlertFilter{From: minute(-30), To: minute(60), Limit: 1}, 1},
+			{store.AlertFilter{From: minute(12), To: minute(60)}, 3}, // the resolution alone: an episode too
+		} {
+			if eps, err := db.AlertEpisodes(t.Context(), c.f); err != nil || len(eps) != c.want {
+				t.Errorf("%+v: %d episodes, %v; want %d", c.f, len(eps), err, c.want)
+			}
+		}
+		late, _ := db.AlertEpisodes(t.Context(), store.AlertFilter{From: minute(12), To: minute(20)})
+		if len(late) != 1 || late[0].Evaluations != 0 || late[0].Worst != 0.85 || late[0].State != events.AlertResolved {
+			t.Errorf("a window holding only the resolution: %+v; want the resolution, no firing evaluation", late)
+		}
+	})
 }

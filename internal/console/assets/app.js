@@ -137,7 +137,7 @@
       api('/api/v1/channels?' + qs(w)),
       api('/api/v1/fallback?' + qs(w)),
       api('/api/v1/timeseries?' + qs(w)),
-      api('/api/v1/alerts?' + qs(w)),
+      api('/api/v1/alerts/episodes?' + qs(w)),
       api('/api/v1/alerts/firing'),
       api('/api/v1/status'),
     ]);
@@ -166,18 +166,12 @@
     s.textContent = fb.otps + ' OTPs, ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '); time to deliver p50 ' +
       fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p50) + ', p95 ' + fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p95);
     // One row per firing (rule, channel and since), as of its latest
-    // evaluation in the window, which comes first (newest first): a rule
-    // firing for an hour is one row, not one per evaluation. Rates as
+    // evaluation in the window, newest first (/api/v1/alerts/episodes): a
+    // rule firing for an hour is one row, not one per evaluation. Rates as
     // percentages; the volume is settled attempts or OTPs; the summary,
     // which repeats the row in words, is the row's tooltip.
-    const episodes = new Map();
-    for (const a of al.alerts) {
-      const key = a.rule + '|' + (a.channel || '') + '|' + a.since;
-      if (episodes.has(key)) episodes.get(key).evaluations++;
-      else episodes.set(key, { ...a, evaluations: 1 });
-    }
     const alerts = $('#alerts tbody');
-    alerts.replaceChildren(...[...episodes.values()].map((a) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, 'data-evaluations': a.evaluations, title: a.summary },
+    alerts.replaceChildren(...al.episodes.map((a) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, 'data-evaluations': a.evaluations, title: a.summary },
       el('td', {}, fmtTime(a.to)),
       el('td', {}, fmtSpan(Date.parse(a.to) - Date.parse(a.from))),
       el('td', { 'data-field': 'rule' }, a.rule),
@@ -186,7 +180,7 @@
       el('td', { class: 'num', 'data-field': 'value', 'data-value': a.value }, fmtPct(a.value)),
       el('td', { class: 'num', 'data-field': 'threshold' }, fmtPct(a.threshold)),
       el('td', { class: 'num', 'data-field': 'volume' }, String(a.volume)))));
-    if (!al.alerts.length) alerts.append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no alert fired or resolved in this window')));
+    if (!al.episodes.length) alerts.append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no alert fired or resolved in this window')));
     const pctFmt = (v) => (v * 100).toFixed(0) + '%';
     chart('chart-rate', 'Delivery rate', ts, (c) => [[c.channel, c.delivery_rate]], { fmt: pctFmt, range: [0, 1] });
     chart('chart-attempts', 'Attempts', ts, (c) => [[c.channel, c.attempts]], {});
