@@ -47,6 +47,10 @@ type Report struct {
 	// DefaultAlertsLimit), when the store keeps them: a channel keeps its
 	// own and the fallback rate's; they are over every profile.
 	Alerts []store.AlertRecord `json:"alerts,omitempty"`
+	// AlertEpisodes are the same alerts one per firing (store.AlertEpisodes),
+	// which the table and HTML forms list: a rule that fired all day is one
+	// row, not one per evaluation.
+	AlertEpisodes []store.AlertEpisode `json:"alert_episodes,omitempty"`
 	// Resends are the resend policy's decisions made within the window and
 	// what became of their OTPs (store.Resends' groups), when the store
 	// keeps them.
@@ -69,9 +73,11 @@ type TrendReader interface {
 	Timeseries(ctx context.Context, w store.Window, step time.Duration) (store.Timeseries, error)
 }
 
-// AlertReader lists stored alerts (*store.DB does).
+// AlertReader lists stored alerts, by evaluation and by firing (*store.DB
+// does).
 type AlertReader interface {
 	Alerts(ctx context.Context, f store.AlertFilter) ([]store.AlertRecord, error)
+	AlertEpisodes(ctx context.Context, f store.AlertFilter) ([]store.AlertEpisode, error)
 }
 
 // ResendReader reports resend decisions (*store.DB does).
@@ -119,7 +125,11 @@ func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window,
 		r.Trend = &ts
 	}
 	if ar, ok := db.(AlertReader); ok {
-		if r.Alerts, err = ar.Alerts(ctx, store.AlertFilter{From: w.From, To: w.To, Channel: w.Channel, Limit: DefaultAlertsLimit}); err != nil {
+		f := store.AlertFilter{From: w.From, To: w.To, Channel: w.Channel, Limit: DefaultAlertsLimit}
+		if r.Alerts, err = ar.Alerts(ctx, f); err != nil {
+			return r, fmt.Errorf("%s report: %w", kind, err)
+		}
+		if r.AlertEpisodes, err = ar.AlertEpisodes(ctx, f); err != nil {
 			return r, fmt.Errorf("%s report: %w", kind, err)
 		}
 	}
@@ -266,6 +276,13 @@ func (r *Report) csv(w io.Writer) error {
 		rec("alert", name, "state", a.State)
 		rec("alert", name, "since", a.Since.UTC().Format(time.RFC3339))
 	}
+	for _, e := range r.AlertEpisodes {
+		name := e.Rule + " " + cmp.Or(e.Channel, "all") + " " + e.Since.UTC().Format(time.RFC3339)
+		rec("alert_episode", name, "state", e.State)
+		rec("alert_episode", name, "last_evaluated", e.To.UTC().Format(time.RFC3339))
+		rec("alert_episode", name, "evaluations", u(e.Evaluations))
+		rec("alert_episode", name, "worst", strconv.FormatFloat(e.Worst, 'f', 4, 64))
+	}
 	for _, g := range r.Resends {
 		name := resendGroupName(g)
 		rec("resend", name, "decisions", u(g.Decisions))
@@ -344,14 +361,14 @@ func (r *Report) table(w io.Writer) error {
 		return err
 	}
 	resolved := 0
-	for _, a := range r.Alerts {
-		if a.State == events.AlertResolved {
+	for _, e := range r.AlertEpisodes {
+		if e.State == events.AlertResolved {
 			resolved++
 		}
 	}
-	fmt.Fprintf(w, "\nAlerts fired: %d, resolved: %d\n", len(r.Alerts)-resolved, resolved)
-	for _, a := range r.Alerts {
-		fmt.Fprintf(w, "  %s  %-8s  %s\n", a.To.UTC().Format(time.RFC3339), a.State, a.Summary)
+	fmt.Fprintf(w, "\nAlerts fired: %d, resolved: %d\n", len(r.AlertEpisodes)-resolved, resolved)
+	for _, e := range r.AlertEpisodes {
+		fmt.Fprintf(w, "  since %s, last %s  %-8s  %d evaluations  %s\n", e.Since.UTC().Format(time.RFC3339), e.To.UTC().Format(time.RFC3339), e.State, e.Evaluations, e.Summary)
 	}
 	fmt.Fprintf(w, "\nResend decisions: %d\n", resendDecisions(r.Resends))
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
@@ -496,9 +513,10 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 {{end}}{{end}}</tbody></table>
 {{else}}<p class="no-data" id="no-errors">No failed attempt in this window.</p>
 {{end}}{{end}}<h2>Alerts</h2>
-{{if .R.Alerts}}<table id="alerts"><thead><tr><th>Evaluated</th><th>Rule</th><th>Channel</th><th>State</th><th>Since</th><th>Value</th><th>Threshold</th><th>Volume</th></tr></thead><tbody>
-{{range .R.Alerts}}<tr title="{{.Summary}}"><td>{{time .To}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td>{{.State}}</td><td>{{time .Since}}</td><td>{{pctv .Value}}</td><td>{{pctv .Threshold}}</td><td>{{.Volume}}</td></tr>
+{{if .R.AlertEpisodes}}<table id="alerts"><thead><tr><th>Last evaluated</th><th>Rule</th><th>Channel</th><th>State</th><th>Since</th><th>Evaluations</th><th>Value</th><th>Worst</th><th>Threshold</th><th>Volume</th></tr></thead><tbody>
+{{range .R.AlertEpisodes}}<tr title="{{.Summary}}"><td>{{time .To}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td>{{.State}}</td><td>{{time .Since}}</td><td>{{.Evaluations}}</td><td>{{pctv .Value}}</td><td>{{pctv .Worst}}</td><td>{{pctv .Threshold}}</td><td>{{.Volume}}</td></tr>
 {{end}}</tbody></table>
+<p>One row per firing: its latest evaluation in the window (its resolution, once resolved), how many times it was evaluated firing, and its worst value.</p>
 {{else}}<p class="no-data" id="no-alerts">No alert fired or resolved in this window.</p>
 {{end}}<h2>Resends</h2>
 {{if .R.Resends}}<table id="resends"><thead><tr><th>Decided</th><th>Failed on</th><th>Via</th><th>Decisions</th><th>Delivered via</th><th>Delivered otherwise</th><th>Not delivered</th><th>Via delivered after (p50)</th></tr></thead><tbody>

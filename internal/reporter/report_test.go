@@ -561,7 +561,7 @@ func testReports(t *testing.T, tr *traffic) {
 				return strings.Contains(s, fmt.Sprintf("Alerts fired: %d, resolved: 0", want)) && strings.Contains(s, alerts[0].Summary)
 			},
 			"csv": func(s string) bool {
-				return strings.Count(s, "\nalert,") == 5*want && strings.Count(s, ",state,firing\n") == want
+				return strings.Count(s, "\nalert,") == 5*want && strings.Count(s, "\nalert_episode,") == 4*want && strings.Count(s, ",state,firing\n") == 2*want
 			},
 		} {
 			var b strings.Builder
@@ -717,6 +717,37 @@ func testReports(t *testing.T, tr *traffic) {
 					t.Errorf("/api/v1/alerts?state=%s listed %+v; want it %s since %v", state, al, state, evalTo)
 				}
 			}
+		}
+
+		// By firing: each rule's first run, evaluated firing five times
+		// (+0, +10, +70, +80, +90) and resolved at +90, then its second
+		// run, fired at +130 after --alert-for.
+		tr.f.WaitCount(t, fmt.Sprintf("SELECT count() FROM alerts FINAL WHERE evaluated_at = fromUnixTimestamp64Milli(%d)", evalTo.Add(130*time.Minute).UnixMilli()), uint64(want))
+		q = url.Values{"from": {evalTo.Format(time.RFC3339Nano)}, "to": {evalTo.Add(131 * time.Minute).Format(time.RFC3339Nano)}}
+		var eps reporter.AlertEpisodesResponse
+		tr.get(t, "/api/v1/alerts/episodes", q, &eps)
+		resolvedRuns := 0
+		for _, e := range eps.Episodes {
+			switch {
+			case e.State == events.AlertResolved && e.Since.Equal(evalTo) && e.Evaluations == 5 && e.To.Equal(evalTo.Add(90*time.Minute)):
+				resolvedRuns++
+			case e.State == events.AlertFiring && e.Since.Equal(evalTo.Add(120*time.Minute)) && e.Evaluations == 1:
+			default:
+				t.Errorf("episode %+v; want a first run resolved at +90 after 5 evaluations, or a second run since +120", e)
+			}
+		}
+		if len(eps.Episodes) != 2*want || resolvedRuns != want {
+			t.Errorf("%d episodes, %d resolved; want %d, %d", len(eps.Episodes), resolvedRuns, 2*want, want)
+		}
+		// A report of that window lists the same runs, one row each.
+		runs, err := reporter.BuildReport(ctx, tr.f.DB, reporter.KindHourly, store.Window{From: evalTo, To: evalTo.Add(131 * time.Minute)}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var table strings.Builder
+		if err := runs.Render(&table, "table"); err != nil || len(runs.AlertEpisodes) != 2*want ||
+			!strings.Contains(table.String(), fmt.Sprintf("Alerts fired: %d, resolved: %d", want, want)) || strings.Count(table.String(), "5 evaluations") != want {
+			t.Errorf("report of both runs: %d episodes, %v\n%s", len(runs.AlertEpisodes), err, table.String())
 		}
 	})
 

@@ -76,16 +76,19 @@ func (db *DB) AlertEpisodes(ctx context.Context, f AlertFilter) ([]AlertEpisode,
 	if limit <= 0 {
 		limit = 1000
 	}
-	q := fmt.Sprintf(`SELECT argMax(event_id, evaluated_at), rule, channel, argMax(state, evaluated_at) AS latest_state, since,
-  argMax(window_from, evaluated_at), max(evaluated_at) AS latest, argMax(value, evaluated_at), argMax(threshold, evaluated_at),
-  argMax(volume, evaluated_at), argMax(summary, evaluated_at), countIf(state = '%s') AS firing,
-  if(firing = 0, argMax(value, evaluated_at), argMaxIf(value, abs(value - threshold), state = '%s'))
-FROM alerts FINAL WHERE evaluated_at >= %s AND evaluated_at < %s`, events.AlertFiring, events.AlertFiring, msTime(f.From), msTime(f.To))
+	where := fmt.Sprintf("evaluated_at >= %s AND evaluated_at < %s", msTime(f.From), msTime(f.To))
 	var args []any
 	if f.Channel != "" {
-		q, args = q+" AND channel IN (?, '')", append(args, f.Channel)
+		where, args = where+" AND channel IN (?, '')", append(args, f.Channel)
 	}
-	q += " GROUP BY rule, channel, since"
+	// The latest evaluation: by time, a resolution before a firing of the
+	// same moment.
+	q := fmt.Sprintf(`SELECT argMax(event_id, latest_key), rule, channel, argMax(state, latest_key) AS latest_state, since,
+  argMax(window_from, latest_key), max(evaluated_at) AS latest, argMax(value, latest_key), argMax(threshold, latest_key),
+  argMax(volume, latest_key), argMax(summary, latest_key), countIf(state = '%s') AS firing,
+  if(firing = 0, argMax(value, latest_key), argMaxIf(value, abs(value - threshold), state = '%s'))
+FROM (SELECT *, (evaluated_at, state = '%s') AS latest_key FROM alerts FINAL WHERE %s)
+GROUP BY rule, channel, since`, events.AlertFiring, events.AlertFiring, events.AlertResolved, where)
 	if f.State != "" {
 		q, args = q+" HAVING latest_state = ?", append(args, f.State)
 	}
