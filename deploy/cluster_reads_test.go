@@ -83,7 +83,7 @@ ENGINE = ReplacingMergeTree(applied_at) ORDER BY version`)
 	t.Cleanup(func() { cluster.Close() })
 
 	// The facts: SMS delivered; SMS failed then Viber delivered, with a
-	// resend decision; WhatsApp pending; and an alert.
+	// resend decision; WhatsApp pending; and an alert rule's firing.
 	t0 := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Hour).Add(17 * time.Minute)
 	otp := func(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", 900+i) }
 	var b store.Batch
@@ -103,9 +103,36 @@ ENGINE = ReplacingMergeTree(applied_at) ORDER BY version`)
 	fact(3, events.ChannelWhatsApp, events.StatusDispatched, 2*time.Second)
 	b.Resends = append(b.Resends, store.ResendRow{EventID: "rs-cluster", Seq: 20, Resend: events.Resend{OTPID: otp(2), DecisionID: "d-cluster",
 		Result: events.ResendDryRun, Via: "VOICE", TriggerChannel: events.ChannelSMS, TriggerStatus: events.StatusUndeliverable, Attempt: 1, DryRun: true, DecidedAt: t0.Add(7 * time.Second)}})
-	for _, db := range []*store.DB{ref, cluster} {
-		if err := db.Insert(ctx, &b); err != nil {
+	// Two evaluations of one firing of an alert rule.
+	for i, to := range []time.Duration{5 * time.Minute, 10 * time.Minute} {
+		al := events.Alert{Rule: "delivery_rate_low", Channel: "SMS", State: events.AlertFiring, Since: t0.Add(5 * time.Minute), From: t0.Add(to - time.Hour), To: t0.Add(to),
+			Value: 0.5 + float64(i)/10, Threshold: 0.8, Volume: 2, Summary: "SMS low"}
+		m, err := events.NewAlertMessage(&al)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if err := b.Add(m.Subject, m.ID, m.Data, uint64(30+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A row a batch: a batch's insert carries one deduplication token, and
+	// here both shards' parts land in the same table, where the second
+	// would be dropped as the first's duplicate.
+	var rows []store.Batch
+	for _, d := range b.Deliveries {
+		rows = append(rows, store.Batch{Deliveries: []store.DeliveryRow{d}})
+	}
+	for _, r := range b.Resends {
+		rows = append(rows, store.Batch{Resends: []store.ResendRow{r}})
+	}
+	for _, a := range b.Alerts {
+		rows = append(rows, store.Batch{Alerts: []store.AlertRow{a}})
+	}
+	for _, db := range []*store.DB{ref, cluster} {
+		for i := range rows {
+			if err := db.Insert(ctx, &rows[i]); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 
@@ -127,6 +154,14 @@ ENGINE = ReplacingMergeTree(applied_at) ORDER BY version`)
 			j, err := db.Journey(ctx, otp(2), now)
 			j.Events, j.Resends = nil, nil
 			return j, err
+		}},
+		{"alert episodes", func(db *store.DB, ctx context.Context) (any, error) {
+			// Not their count of evaluations: a count, it doubles here.
+			eps, err := db.AlertEpisodes(ctx, store.AlertFilter{From: w.From, To: w.To})
+			for i := range eps {
+				eps[i].Evaluations = 0
+			}
+			return eps, err
 		}},
 		{"resends", func(db *store.DB, ctx context.Context) (any, error) {
 			return db.Resends(ctx, store.ResendFilter{From: w.From, To: w.To})

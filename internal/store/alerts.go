@@ -64,7 +64,7 @@ type AlertEpisode struct {
 	AlertRecord
 	Evaluations uint64 `json:"evaluations"`
 	// Worst is the firing evaluations' value furthest from the threshold
-	// (the latest's when the window holds only the resolution).
+	// (the resolution's when the window holds no firing evaluation).
 	Worst float64 `json:"worst"`
 }
 
@@ -85,8 +85,8 @@ func (db *DB) AlertEpisodes(ctx context.Context, f AlertFilter) ([]AlertEpisode,
 	// same moment.
 	q := fmt.Sprintf(`SELECT argMax(event_id, latest_key), rule, channel, argMax(state, latest_key) AS latest_state, since,
   argMax(window_from, latest_key), max(evaluated_at) AS latest, argMax(value, latest_key), argMax(threshold, latest_key),
-  argMax(volume, latest_key), argMax(summary, latest_key), countIf(state = '%s') AS firing,
-  if(firing = 0, argMax(value, latest_key), argMaxIf(value, abs(value - threshold), state = '%s'))
+  argMax(volume, latest_key), argMax(summary, latest_key), countIf(state = '%s'),
+  argMax(value, (state = '%s', abs(value - threshold)))
 FROM (SELECT *, (evaluated_at, state = '%s') AS latest_key FROM alerts FINAL WHERE %s)
 GROUP BY rule, channel, since`, events.AlertFiring, events.AlertFiring, events.AlertResolved, where)
 	if f.State != "" {
