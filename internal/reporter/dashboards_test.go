@@ -199,17 +199,20 @@ func (tr *traffic) apiStats(t *testing.T, from, to time.Time, channel string) ma
 
 func testDashboards(t *testing.T, tr *traffic) {
 	from, to := simStart.Add(-time.Hour), tr.truth.At.Add(time.Hour)
-	// An alert in the window, for the Alerts panel to list.
-	alert := events.Alert{Rule: reporter.RuleFallbackRateHigh, From: simStart.Add(-time.Hour), To: simStart.Add(10 * time.Minute),
-		Value: 0.3, Threshold: 0.2, Volume: 60, Summary: "fallback rate 30.0% above 20.0%"}
-	m, err := events.NewAlertMessage(&alert)
-	if err != nil {
-		t.Fatal(err)
+	// Two evaluations of one firing in the window, for the Alerts panel to
+	// list as one row.
+	for _, at := range []time.Duration{10 * time.Minute, 15 * time.Minute} {
+		alert := events.Alert{Rule: reporter.RuleFallbackRateHigh, State: events.AlertFiring, Since: simStart.Add(10 * time.Minute), From: simStart.Add(at - time.Hour), To: simStart.Add(at),
+			Value: 0.3, Threshold: 0.2, Volume: 60, Summary: "fallback rate 30.0% above 20.0%"}
+		m, err := events.NewAlertMessage(&alert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.f.Broker.Publish(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+		tr.f.WaitCount(t, fmt.Sprintf("SELECT count() FROM alerts FINAL WHERE event_id = '%s'", m.ID), 1)
 	}
-	if err := tr.f.Broker.Publish(t.Context(), m); err != nil {
-		t.Fatal(err)
-	}
-	tr.f.WaitCount(t, fmt.Sprintf("SELECT count() FROM alerts FINAL WHERE event_id = '%s'", m.ID), 1)
 	// Resend decisions in the window, one of each outcome: before a
 	// delivery on via, for an OTP delivered on another channel, and for an
 	// OTP with no fact.
@@ -266,12 +269,12 @@ func testDashboards(t *testing.T, tr *traffic) {
 						n, cols := tr.run(t, sql)
 						switch {
 						case p.Title == "Alerts":
-							// The API's alerts of the same window.
+							// The API's firings of the same window.
 							q := url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}, "channel": {channel}}
-							var al reporter.AlertsResponse
-							tr.get(t, "/api/v1/alerts", q, &al)
-							if n != len(al.Alerts) || n == 0 {
-								t.Errorf("%s %q (channel %q): %d rows; the API lists %d alerts (at least the one published here)", file, p.Title, channel, n, len(al.Alerts))
+							var eps reporter.AlertEpisodesResponse
+							tr.get(t, "/api/v1/alerts/episodes", q, &eps)
+							if n != len(eps.Episodes) || n == 0 {
+								t.Errorf("%s %q (channel %q): %d rows; the API lists %d firings (at least the one published here)", file, p.Title, channel, n, len(eps.Episodes))
 							}
 						case p.Title == "Resends and their outcome":
 							tr.checkResends(t, sql, url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}, "channel": {channel}})
