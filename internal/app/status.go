@@ -2,11 +2,12 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/otpscope/otpscope/internal/ops"
 )
 
 // status is one status line: what each module the process runs knows.
@@ -196,9 +197,7 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 	if warn := a.silence(cur); warn != "" {
 		out.Warnings = append(out.Warnings, warn)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(out)
+	ops.WriteJSON(w, out)
 }
 
 func formatRate(r float64) string { return strconv.FormatFloat(r, 'f', 2, 64) }

@@ -2,7 +2,6 @@ package reporter
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -230,7 +230,7 @@ func serveWindow[T any](a *API, w http.ResponseWriter, r *http.Request, report f
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, respond(win, answeredAsOf(ctx, readAt), v, c))
+	ops.WriteJSON(w, respond(win, answeredAsOf(ctx, readAt), v, c))
 }
 
 // completenessWindow is the window whose attempts an answer's completeness
@@ -269,7 +269,7 @@ func (re responder) reply(w http.ResponseWriter, r *http.Request, v any, err err
 		re.fail(w, r, err)
 		return
 	}
-	writeJSON(w, v)
+	ops.WriteJSON(w, v)
 }
 
 // fail logs err and answers 503; a client that left gets nothing.
@@ -279,12 +279,6 @@ func (re responder) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	re.logger.Error(re.failure, "path", r.URL.Path, "err", err)
 	problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Title: re.title, Detail: re.detail, Instance: r.URL.Path})
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // limitParam reads the request's limit into *limit, left as it is when the

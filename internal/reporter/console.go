@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -344,6 +345,6 @@ func (a *API) answer(w http.ResponseWriter, r *http.Request, v any, err, bad err
 	case err != nil:
 		a.fail(w, r, err)
 	default:
-		writeJSON(w, v)
+		ops.WriteJSON(w, v)
 	}
 }

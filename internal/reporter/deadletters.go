@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -158,7 +159,7 @@ func (d *DeadLetters) list(w http.ResponseWriter, r *http.Request) {
 	if recs == nil {
 		recs = []store.DeadLetterRecord{}
 	}
-	writeJSON(w, DeadLettersResponse{DeadLetters: recs})
+	ops.WriteJSON(w, DeadLettersResponse{DeadLetters: recs})
 }
 
 func (d *DeadLetters) replay(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -27,22 +28,24 @@ type AlertFilter struct {
 	Limit    int
 }
 
+// where is the condition on the evaluations f selects by time and
+// channel, and how many rows f lists.
+func (f AlertFilter) where() (cond string, args []any, limit int) {
+	cond = fmt.Sprintf("evaluated_at >= %s AND evaluated_at < %s", msTime(f.From), msTime(f.To))
+	if f.Channel != "" {
+		cond, args = cond+" AND channel IN (?, '')", append(args, f.Channel)
+	}
+	return cond, args, cmp.Or(max(f.Limit, 0), 1000)
+}
+
 // Alerts lists the alerts f selects, newest first.
 func (db *DB) Alerts(ctx context.Context, f AlertFilter) ([]AlertRecord, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 1000
+	where, args, limit := f.where()
+	if f.State != "" {
+		where, args = where+" AND state = ?", append(args, f.State)
 	}
 	q := fmt.Sprintf(`SELECT event_id, rule, channel, state, since, window_from, evaluated_at, value, threshold, volume, summary
-	FROM alerts FINAL WHERE evaluated_at >= %s AND evaluated_at < %s`, msTime(f.From), msTime(f.To))
-	var args []any
-	if f.Channel != "" {
-		q, args = q+" AND channel IN (?, '')", append(args, f.Channel)
-	}
-	if f.State != "" {
-		q, args = q+" AND state = ?", append(args, f.State)
-	}
-	q += fmt.Sprintf(" ORDER BY evaluated_at DESC, rule, channel LIMIT %d", limit)
+	FROM alerts FINAL WHERE %s ORDER BY evaluated_at DESC, rule, channel LIMIT %d`, where, limit)
 	out := []AlertRecord{}
 	err := db.eachRow(ctx, "alerts", q, args, func(rows driver.Rows) error {
 		var r AlertRecord
@@ -72,15 +75,7 @@ type AlertEpisode struct {
 // keeps those whose latest evaluation is in that state), the most
 // recently evaluated first.
 func (db *DB) AlertEpisodes(ctx context.Context, f AlertFilter) ([]AlertEpisode, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 1000
-	}
-	where := fmt.Sprintf("evaluated_at >= %s AND evaluated_at < %s", msTime(f.From), msTime(f.To))
-	var args []any
-	if f.Channel != "" {
-		where, args = where+" AND channel IN (?, '')", append(args, f.Channel)
-	}
+	where, args, limit := f.where()
 	// The latest evaluation: by time, a resolution before a firing of the
 	// same moment.
 	q := fmt.Sprintf(`SELECT argMax(event_id, latest_key), rule, channel, argMax(state, latest_key) AS latest_state, since,

@@ -17,7 +17,7 @@
   const fmtPct = (r) => (r === null || r === undefined) ? '–' : (r * 100).toFixed(1) + '%';
   const fmtMs = (ms) => (ms === null || ms === undefined) ? '–' : String(Math.round(ms)) + ' ms';
   const fmtTime = (s) => s ? s.replace('T', ' ').replace(/(\.\d+)?Z$/, 'Z') : '–';
-  const fmtSpan = (ms) => ms % 3600e3 === 0 ? (ms / 3600e3) + ' h' : Math.round(ms / 60e3) + ' min';
+  const fmtSpan = (ms) => ms < 60e3 ? Math.max(0, Math.round(ms / 1e3)) + ' s' : ms % 3600e3 === 0 ? (ms / 3600e3) + ' h' : Math.round(ms / 60e3) + ' min';
 
   class AuthError extends Error {}
 
@@ -193,7 +193,7 @@
   // flowing, is anything behind. Ages are the server's: its time less its
   // readings.
   function pipeline(st) {
-    const age = (t) => t ? fmtSpanS((Date.parse(st.at) - Date.parse(t)) / 1000) + ' ago' : 'never';
+    const age = (t) => t ? fmtSpan(Date.parse(st.at) - Date.parse(t)) + ' ago' : 'never';
     const parts = [];
     if (st.ingest) parts.push('last webhook ' + age(st.ingest.last_webhook) + ' (' + st.ingest.webhooks_accepted + ' accepted since start)');
     parts.push(st.stream.error ? 'stream: ' + st.stream.error : 'stream ' + st.stream.messages + ' messages, newest ' + age(st.stream.last_message));
@@ -204,7 +204,6 @@
     p.dataset.warnings = st.warnings.length;
     p.replaceChildren('Pipeline: ' + parts.join(' · '), ...st.warnings.map((w) => el('strong', { class: 'state-firing' }, ' — ' + w)));
   }
-  const fmtSpanS = (s) => s < 60 ? Math.max(0, Math.round(s)) + ' s' : s < 3600 ? Math.round(s / 60) + ' min' : (s / 3600).toFixed(1) + ' h';
 
   // ---- Journeys ----
   async function journeys() {
