@@ -767,7 +767,8 @@ type resendWindow struct {
 // failed fact, the newest facts first, decided 30 s after the failure
 // (results and via spread over the policy's), and times /api/v1/resends
 // over each window: its answer reads the decisions' OTPs' facts, nothing
-// rolled up.
+// rolled up. Beside each, /channels of the same window is the baseline
+// measured in the same run.
 func benchResends(ctx context.Context, db *store.DB, apiURL string, rows int, o options, windows []resendWindow) error {
 	var have uint64
 	if err := db.Conn().QueryRow(ctx, "SELECT count() FROM resends").Scan(&have); err != nil {
@@ -800,7 +801,16 @@ ORDER BY event_time DESC LIMIT %d`, more)); err != nil {
 		if err != nil {
 			return fmt.Errorf("resends %s: %w", win.name, err)
 		}
+		// The baseline, in the same run: /channels of the same window.
+		b50, b95, err := timeCalls(o.calls, func() error {
+			_, err := getBody(apiURL + "/api/v1/channels?" + windowQuery(win.from, win.to).Encode())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("channels %s: %w", win.name, err)
+		}
 		fmt.Printf("| %d | %s (%d decisions) | /resends | facts | %.0f | %.0f |\n", rows, win.name, decisions, p50, p95)
+		fmt.Printf("| %d | %s | /channels (baseline; /resends p50 %.1f×) | rollups | %.0f | %.0f |\n", rows, win.name, p50/b50, b50, b95)
 	}
 	return nil
 }
