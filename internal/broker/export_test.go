@@ -67,3 +67,6 @@ func (b *Broker) SetWatchClock(now func() time.Time) { b.health.now = now }
 
 // PendingPubAcks is how many publishes await their PubAck.
 func (b *Broker) PendingPubAcks() int { return b.acks.pending() }
+
+// Unrecovered is the other streams the watcher last logged as unrecoverable.
+func (b *Broker) Unrecovered() string { return b.health.unrecovered }

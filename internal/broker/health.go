@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,7 +113,8 @@ type health struct {
 	// when it last restarted JetStream, how many times since the last look
 	// without a fault, and how many in all.
 	seen         *jsFault
-	unrecovered  string // the other streams last logged as unrecoverable
+	seenStreams  []string // the other streams the last look saw unrecovered
+	unrecovered  string   // the other streams last logged as unrecoverable
 	lastReenable time.Time
 	inRow        int
 	restarts     prometheus.Counter
@@ -173,7 +175,7 @@ func (b *Broker) watchLoop(ctx context.Context, h *health) {
 func (b *Broker) look(ctx context.Context, h *health) {
 	f, unrecovered := b.jetStreamHealth()
 	f = h.confirm(f)
-	if u := strings.Join(unrecovered, ", "); u != h.unrecovered {
+	if u := strings.Join(h.confirmStreams(unrecovered), ", "); u != h.unrecovered {
 		h.unrecovered = u
 		if u != "" {
 			b.logger.Error("nats: streams of the embedded server could not be recovered from the store; their users fail until they are repaired or removed", "streams", u, "store", b.srvOpts.StoreDir)
@@ -239,6 +241,22 @@ func (h *health) confirm(f *jsFault) *jsFault {
 		return nil
 	}
 	return f
+}
+
+// confirmStreams returns the unrecovered streams the look before saw too,
+// for the same reason as confirm: a KV bucket being created at start is
+// "unrecovered" to one look, and logging it as an error then sent a user of a
+// fresh data directory looking for damage that was not there.
+func (h *health) confirmStreams(unrecovered []string) []string {
+	seen := h.seenStreams
+	h.seenStreams = unrecovered
+	var lasting []string
+	for _, s := range unrecovered {
+		if slices.Contains(seen, s) {
+			lasting = append(lasting, s)
+		}
+	}
+	return lasting
 }
 
 // reenableJetStream shuts the embedded server's JetStream down, if it is not

@@ -270,6 +270,10 @@ func TestUnrecoveredStreamIsNoFault(t *testing.T) {
 	}
 	for i := range 3 {
 		b.Look(t.Context())
+		// Logged once a second look still sees it, as faults are acted on.
+		if want := map[bool]string{true: "KV_corrupt"}[i > 0]; b.Unrecovered() != want {
+			t.Errorf("look %d: the watcher logged %q as unrecovered; want %q", i, b.Unrecovered(), want)
+		}
 		if err := b.Ready(t.Context()); err != nil {
 			t.Errorf("look %d: Ready() = %v", i, err)
 		}
@@ -282,6 +286,33 @@ func TestUnrecoveredStreamIsNoFault(t *testing.T) {
 	}
 	if n := brokertest.StreamMsgs(t, b); n != 3 {
 		t.Errorf("the stream holds %d messages; want 3", n)
+	}
+}
+
+// TestPassingUnrecoveredStreamNotLogged: a stream directory one look sees
+// without its stream — as every KV bucket being created at start is, for an
+// instant — is not logged as a stream that could not be recovered; on a
+// fresh data directory that error sent users looking for damage.
+func TestPassingUnrecoveredStreamNotLogged(t *testing.T) {
+	broker.WatchByHand(t)
+	cfg := brokertest.Config(t)
+	b, err := broker.Open(t.Context(), cfg, "passing", brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	ghost := filepath.Join(cfg.StoreDir(), "jetstream", "$G", "streams", "KV_passing")
+	if err := os.MkdirAll(ghost, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		b.Look(t.Context())
+		if u := b.Unrecovered(); u != "" {
+			t.Errorf("look %d: the watcher logged %q as unrecovered; want nothing for a stream one look saw", i, u)
+		}
+		if err := os.RemoveAll(ghost); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
