@@ -918,6 +918,9 @@ var ErrBadOTPID = errors.New("otp id is not a UUID")
 func (db *DB) Journey(ctx context.Context, otpID string, now time.Time) (Journey, error) {
 	id, err := uuid.Parse(otpID)
 	if err != nil {
+		if len(otpID) > 64 { // a UUID is 36; the error need not echo a long path back
+			otpID = otpID[:64] + "…"
+		}
 		return Journey{}, fmt.Errorf("%w: %q", ErrBadOTPID, otpID)
 	}
 	j := Journey{OTPID: id.String(), Attempts: []AttemptDetail{}, Events: []Event{}, Resends: []ResendRecord{}}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,6 +171,9 @@ func TestAnalyticsFollowTheDefinitions(t *testing.T) {
 		}
 		if _, err := db.Journey(t.Context(), "nope", time.Now()); !errors.Is(err, store.ErrBadOTPID) {
 			t.Errorf("Journey(nope) error = %v; want ErrBadOTPID", err)
+		}
+		if _, err := db.Journey(t.Context(), strings.Repeat("x", 5000), time.Now()); !errors.Is(err, store.ErrBadOTPID) || len(err.Error()) > 120 {
+			t.Errorf("Journey(5000 x) error of %d bytes = %.200v; want ErrBadOTPID, not the whole id echoed", len(err.Error()), err)
 		}
 	})
 }
