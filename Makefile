@@ -4,7 +4,9 @@
 CHDB_DIR := $(CURDIR)/.cache/chdb
 CONSOLE_VENDOR_DIR := $(CURDIR)/.cache/console
 PROMTOOL_DIR := $(CURDIR)/.cache/promtool
+ALERTMANAGER_DIR := $(CURDIR)/.cache/alertmanager
 export OTPSCOPE_PROMTOOL ?= $(PROMTOOL_DIR)/promtool
+export OTPSCOPE_ALERTMANAGER ?= $(ALERTMANAGER_DIR)/alertmanager
 export OTPSCOPE_CHDB_LIB ?= $(CHDB_DIR)/libchdb.so
 
 GO ?= go
@@ -21,9 +23,11 @@ setup:
 
 ## setup-test: setup, and what only the tests need: Prometheus' promtool (from
 ## Debian's package; go test ./deploy/ runs the alerting rules' unit tests
-## with it).
+## with it) and Alertmanager (built from its pinned release; the reporter's
+## alerts are posted to a real one).
 setup-test: setup
 	PROMTOOL_DIR=$(PROMTOOL_DIR) bash scripts/setup-promtool.sh
+	ALERTMANAGER_DIR=$(ALERTMANAGER_DIR) GO=$(GO) bash scripts/setup-alertmanager.sh
 
 ## build: every binary into ./bin.
 build:

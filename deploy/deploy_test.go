@@ -12,7 +12,6 @@ package deploy_test
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,6 +42,7 @@ import (
 	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/tooltest"
 	"github.com/otpscope/otpscope/internal/webtest"
 	"github.com/otpscope/otpscope/schema"
 )
@@ -1968,22 +1968,9 @@ func TestGrafanaDataSources(t *testing.T) {
 
 // ---------------------------------------------------------------- Prometheus
 
-// promtool is Prometheus' own, put in place by make setup
-// (scripts/setup-promtool.sh), which sets OTPSCOPE_PROMTOOL. Missing, it
-// fails the test when OTPSCOPE_PROMTOOL or CI is set, as under make test
-// and .ci/run, and skips it saying so otherwise (go test by hand).
+// promtool is Prometheus' own, put in place by make setup-test.
 func promtool(t *testing.T) string {
-	t.Helper()
-	set := os.Getenv("OTPSCOPE_PROMTOOL")
-	bin := cmp.Or(set, filepath.Join(repoRoot, ".cache", "promtool", "promtool"))
-	if _, err := os.Stat(bin); err != nil {
-		msg := fmt.Sprintf("promtool not found at %s (%v): run make setup-test, or scripts/setup-promtool.sh and set OTPSCOPE_PROMTOOL", bin, err)
-		if set != "" || os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return bin
+	return tooltest.Program(t, "OTPSCOPE_PROMTOOL", "promtool/promtool")
 }
 
 // TestPrometheusRules holds deploy/prometheus/otpscope-rules.yml to what

@@ -751,6 +751,8 @@ func testReports(t *testing.T, tr *traffic) {
 		}
 	})
 
+	t.Run("alertmanager", func(t *testing.T) { testAlertmanager(t, tr) })
+
 	t.Run("schedule starts and stops", func(t *testing.T) {
 		cfg := reporter.ReportsConfig{Hourly: reporter.DefaultReportHourly, Daily: reporter.DefaultReportDaily, Alerts: reporter.DefaultAlerts, Rules: reporter.AlertRules{Window: time.Hour}}
 		if err := cfg.Validate(); err != nil {

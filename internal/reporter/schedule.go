@@ -20,6 +20,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -39,6 +40,10 @@ type ReportsConfig struct {
 	// when 0), and its resolution.
 	AlertWebhookURL string
 	AlertRepeat     time.Duration
+	// AlertmanagerURLs, when set, each hear of every alert each evaluation
+	// publishes (alertmanager.go); AlertLabels are added to their labels.
+	AlertmanagerURLs flagenv.List
+	AlertLabels      Labels
 	// AlertFor is how long a rule must hold, at every evaluation, before it
 	// fires (Prometheus' for:); 0 fires at the first evaluation.
 	AlertFor time.Duration
@@ -73,6 +78,8 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.Rules.MaxFallbackRate, "alert-max-fallback-rate", DefaultMaxFallbackRate, "alert when the share of OTPs that fell back is above this (0 disables)")
 	fs.Uint64Var(&c.Rules.MinOTPs, "alert-min-otps", 50, "OTPs needed in the window before the fallback rate alerts")
 	fs.StringVar(&c.AlertWebhookURL, "alert-webhook-url", "", "POST alerts here as Slack-compatible JSON: a rule that begins to fire, again every --alert-repeat while it fires, and its resolution; empty posts none")
+	fs.Var(&c.AlertmanagerURLs, "alertmanager-url", "Alertmanager to post every firing and resolution to, at each evaluation (its base URL, e.g. http://alertmanager:9093; repeat or comma-separate for each of an HA cluster; user:password@ for basic auth)")
+	fs.Var(&c.AlertLabels, "alert-labels", "labels added to the alerts posted to Alertmanager, e.g. env=prod,team=auth (severity=warning and service=otpscope unless given)")
 	fs.DurationVar(&c.AlertRepeat, "alert-repeat", DefaultAlertRepeat, "how often the webhook hears again of a rule that stays firing; 0 never")
 	fs.DurationVar(&c.AlertFor, "alert-for", 0, "how long a rule must hold, at every evaluation, before it fires (as Prometheus' for:); 0 fires at once")
 	fs.StringVar(&c.Rollups, "rollup-schedule", DefaultRollups, "cron spec (UTC) of the job that brings up to date the hourly rollups of the hours inserts marked since its last run; empty disables (the API then computes every window live)")
@@ -105,6 +112,15 @@ func (c *ReportsConfig) Validate() error {
 			return fmt.Errorf("alert-webhook-url %q: want an http(s) URL", c.AlertWebhookURL)
 		}
 	}
+	for _, am := range c.AlertmanagerURLs {
+		u, err := url.Parse(am)
+		if err != nil { // its error would quote a password
+			return errors.New("alertmanager-url: not a URL")
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			return fmt.Errorf("alertmanager-url %q: want Alertmanager's http(s) base URL, e.g. http://alertmanager:9093", u.Redacted())
+		}
+	}
 	return nil
 }
 
@@ -117,18 +133,20 @@ type Publisher interface {
 
 // Reports runs the scheduled summaries and alert rules.
 type Reports struct {
-	cfg      ReportsConfig
-	db       Analytics
-	pub      Publisher
-	client   *http.Client
-	logger   *slog.Logger
-	now      func() time.Time
-	runs     *prometheus.CounterVec
-	alerts   *prometheus.CounterVec
-	posting  *prometheus.CounterVec
-	resolved *prometheus.CounterVec
-	firing   alertState
-	rollups  rollupMetrics
+	cfg     ReportsConfig
+	db      Analytics
+	pub     Publisher
+	client  *http.Client
+	logger  *slog.Logger
+	now     func() time.Time
+	runs    *prometheus.CounterVec
+	alerts  *prometheus.CounterVec
+	posting *prometheus.CounterVec
+	// alertmanagerPosts counts the POSTs to each Alertmanager by outcome.
+	alertmanagerPosts *prometheus.CounterVec
+	resolved          *prometheus.CounterVec
+	firing            alertState
+	rollups           rollupMetrics
 }
 
 // rollupMetrics are what the rollup job's runs did: a run's time that grows
@@ -146,11 +164,12 @@ func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Log
 	f := promauto.With(reg)
 	return &Reports{
 		cfg: cfg, db: db, pub: pub, logger: logger, now: time.Now,
-		client:   &http.Client{Timeout: 10 * time.Second},
-		runs:     f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_reports_total", Help: "Scheduled report and alert runs by kind and outcome."}, []string{"kind", "outcome"}),
-		alerts:   f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_fired_total", Help: "Firing alerts published by rule: one each evaluation that finds the rule holding."}, []string{"rule"}),
-		resolved: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_resolved_total", Help: "Resolutions published by rule: a rule that fired and holds no longer."}, []string{"rule"}),
-		posting:  f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_posts_total", Help: "Alert webhook POSTs by outcome."}, []string{"outcome"}),
+		client:            &http.Client{Timeout: 10 * time.Second},
+		runs:              f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_reports_total", Help: "Scheduled report and alert runs by kind and outcome."}, []string{"kind", "outcome"}),
+		alerts:            f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_fired_total", Help: "Firing alerts published by rule: one each evaluation that finds the rule holding."}, []string{"rule"}),
+		resolved:          f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_resolved_total", Help: "Resolutions published by rule: a rule that fired and holds no longer."}, []string{"rule"}),
+		posting:           f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_posts_total", Help: "Alert webhook POSTs by outcome."}, []string{"outcome"}),
+		alertmanagerPosts: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alertmanager_posts_total", Help: "POSTs of an evaluation's alerts to an Alertmanager, by outcome."}, []string{"outcome"}),
 		rollups: rollupMetrics{
 			seconds: f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_rollup_run_seconds", Help: "Time a run of the rollup job took, runs that succeeded.",
 				Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
@@ -352,6 +371,9 @@ func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, er
 		if err != nil {
 			errs = append(errs, fmt.Errorf("alert state %s: %w", key, err))
 		}
+	}
+	if err := r.toAlertmanagers(ctx, alerts, r.now()); err != nil {
+		errs = append(errs, err)
 	}
 	return alerts, errors.Join(errs...)
 }

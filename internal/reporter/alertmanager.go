@@ -1,0 +1,185 @@
+package reporter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/events"
+)
+
+// Alertmanager. With --alertmanager-url every evaluation posts the alerts
+// it published, each rule firing and each resolution, to Alertmanager's
+// API (POST <url>/api/v2/alerts), as Prometheus posts its own rules' alerts:
+// a team routes, groups, silences and inhibits otpscope's alerts where it
+// handles its others. Alertmanager repeats notifications itself
+// (repeat_interval), so unlike the webhook it hears of a firing at every
+// evaluation; one not heard of again before its endsAt resolves there by
+// itself, so a reporter that stops evaluating leaves nothing firing for
+// ever.
+
+// alertmanagerPath is the API path added to each --alertmanager-url.
+const alertmanagerPath = "api/v2/alerts"
+
+// alertmanagerAlert is one alert of Alertmanager's API v2 (postableAlert).
+type alertmanagerAlert struct {
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	StartsAt    time.Time         `json:"startsAt"`
+	EndsAt      time.Time         `json:"endsAt"`
+}
+
+// alertmanagerEndsAt is how long a firing stays firing in Alertmanager
+// unless heard of again: four evaluation intervals of at least a minute,
+// as Prometheus sets its own (4 × max(evaluation interval, resend delay)),
+// so that an evaluation or two that fail do not resolve it.
+func alertmanagerEndsAt(interval time.Duration) time.Duration { return 4 * max(interval, time.Minute) }
+
+// alertmanagerAlerts is what Alertmanager is told of alerts at now: the
+// rule's name as alertname, its channel (none for the fallback rate), the
+// static labels, and the figures as annotations. A firing starts at its
+// since and ends unless heard of again; a resolution ends now.
+func alertmanagerAlerts(alerts []Alert, static map[string]string, now time.Time, interval time.Duration) []alertmanagerAlert {
+	out := make([]alertmanagerAlert, 0, len(alerts))
+	for _, al := range alerts {
+		labels := map[string]string{"service": "otpscope", "severity": "warning"}
+		maps.Copy(labels, static)
+		labels["alertname"] = al.Rule
+		if al.Channel != "" {
+			labels["channel"] = al.Channel
+		}
+		end := now.Add(alertmanagerEndsAt(interval))
+		if al.State == events.AlertResolved {
+			end = now
+		}
+		out = append(out, alertmanagerAlert{
+			Labels: labels,
+			Annotations: map[string]string{
+				"summary":   al.Summary,
+				"value":     strconv.FormatFloat(al.Value, 'f', 4, 64),
+				"threshold": strconv.FormatFloat(al.Threshold, 'f', 4, 64),
+				"volume":    strconv.FormatUint(al.Volume, 10),
+				"window":    al.From.UTC().Format(time.RFC3339) + " – " + al.To.UTC().Format(time.RFC3339),
+			},
+			StartsAt: al.Since.UTC(),
+			EndsAt:   end.UTC(),
+		})
+	}
+	return out
+}
+
+// toAlertmanagers posts alerts to every Alertmanager (of an HA cluster each
+// hears all, as from Prometheus), counting each POST's outcome. A POST that
+// fails is not retried: the next evaluation posts every firing again.
+func (r *Reports) toAlertmanagers(ctx context.Context, alerts []Alert, now time.Time) error {
+	if len(r.cfg.AlertmanagerURLs) == 0 || len(alerts) == 0 {
+		return nil
+	}
+	body, err := json.Marshal(alertmanagerAlerts(alerts, r.cfg.AlertLabels, now, r.alertInterval(now)))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, base := range r.cfg.AlertmanagerURLs {
+		err := r.postAlertmanager(ctx, base, body)
+		outcome := "ok"
+		if err != nil {
+			outcome = "error"
+			errs = append(errs, err)
+		}
+		r.alertmanagerPosts.WithLabelValues(outcome).Inc()
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Reports) postAlertmanager(ctx context.Context, base string, body []byte) error {
+	u, err := url.Parse(base)
+	if err != nil {
+		return fmt.Errorf("alertmanager: %w", err)
+	}
+	u = u.JoinPath(alertmanagerPath)
+	ctx, cancel := alertContext(ctx)
+	defer cancel()
+	// A URL's user and password go as basic authentication (net/http).
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("alertmanager %s: %w", u.Redacted(), err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("alertmanager: %w", err) // net/http's error names the URL, its password masked
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var b [512]byte
+		n, _ := resp.Body.Read(b[:])
+		return fmt.Errorf("alertmanager %s answered %s: %s", u.Redacted(), resp.Status, strings.TrimSpace(string(b[:n])))
+	}
+	return nil
+}
+
+// alertInterval is the time between two evaluations of the alert schedule
+// after now, or DefaultAlertInterval without one (alerts evaluated by hand).
+func (r *Reports) alertInterval(now time.Time) time.Duration {
+	sched, err := cronParser.Parse(r.cfg.Alerts)
+	if err != nil {
+		return defaultAlertInterval
+	}
+	next := sched.Next(now)
+	return sched.Next(next).Sub(next)
+}
+
+// defaultAlertInterval is DefaultAlerts' interval.
+const defaultAlertInterval = 5 * time.Minute
+
+// Labels is the value of --alert-labels: name=value pairs added to every
+// alert posted to Alertmanager, e.g. env=prod,team=auth. Names are
+// Prometheus label names; alertname and channel are the alert's own.
+type Labels map[string]string
+
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+func (l Labels) String() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(l)) {
+		parts = append(parts, k+"="+l[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set replaces the labels with those of v ("" sets none).
+func (l *Labels) Set(v string) error {
+	labels := Labels{}
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(part, "=")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		switch {
+		case !ok || value == "":
+			return fmt.Errorf("%q: want NAME=VALUE, e.g. env=prod", part)
+		case !labelName.MatchString(name) || strings.HasPrefix(name, "__"):
+			return fmt.Errorf("%q: %q is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)", part, name)
+		case name == "alertname" || name == "channel":
+			return fmt.Errorf("%q: %s is the alert's own label", part, name)
+		}
+		if _, dup := labels[name]; dup {
+			return fmt.Errorf("%s given twice", name)
+		}
+		labels[name] = value
+	}
+	*l = labels
+	return nil
+}
