@@ -97,6 +97,12 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// And another firing, of delivery_slow, whose figures are times.
+	slow, err := events.NewAlertMessage(&events.Alert{Rule: reporter.RuleDeliverySlow, Channel: "VOICE", State: events.AlertFiring, Since: now.Add(-2 * time.Minute),
+		From: now.Add(-time.Hour - 2*time.Minute), To: now.Add(-2 * time.Minute), Value: 75000, Threshold: 60000, Volume: 3, Summary: "VOICE p95 time to deliver 1 min 15 s above 1 min"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The resend policy's decisions: a dry-run for the OTP Viber then
 	// delivered (delivered otherwise), one sent for the pending OTP.
 	resend := func(otp string, result, via string, ch events.Channel, st events.Status, after time.Duration) events.Message {
@@ -109,7 +115,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	dryRun := resend(otpFallback, events.ResendDryRun, "VOICE", events.ChannelSMS, events.StatusUndeliverable, 6*time.Second)
 	sent := resend(otpPending, events.ResendSent, "SMS", events.ChannelWhatsApp, events.StatusTimedOut, 20*time.Second)
-	if err := a.Broker().Publish(ctx, silent, push, alert, before, dryRun, sent); err != nil {
+	if err := a.Broker().Publish(ctx, silent, push, alert, before, slow, dryRun, sent); err != nil {
 		t.Fatal(err)
 	}
 	// And the reporter's state of it: the rule firing now.
@@ -147,7 +153,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		get("/api/v1/alerts?since=1h", &al)
 		var rs reporter.ResendsResponse
 		get("/api/v1/resends?since=1h", &rs)
-		return len(p.Events) == len(msgs) && len(dl.DeadLetters) == 1 && len(chs.Channels) == 5 && len(al.Alerts) == 2 && rs.Decisions == 2
+		return len(p.Events) == len(msgs) && len(dl.DeadLetters) == 1 && len(chs.Channels) == 5 && len(al.Alerts) == 3 && rs.Decisions == 2
 	})
 
 	// Sign in: the pages load without a token, the API asks for one.
@@ -208,9 +214,13 @@ func TestConsoleInABrowser(t *testing.T) {
 	get("/api/v1/alerts?"+w.Encode(), &al)
 	var eps reporter.AlertEpisodesResponse
 	get("/api/v1/alerts/episodes?"+w.Encode(), &eps)
-	if n := browsertest.Run(b, "alert rows", chromedp.Evaluate[int](`document.querySelectorAll('#alerts tr[data-alert]').length`)); len(al.Alerts) != 2 || n != 1 || len(eps.Episodes) != 1 {
-		t.Errorf("overview lists %d alerts; the API %d evaluations in %d episodes, want the two evaluations of one firing as one", n, len(al.Alerts), len(eps.Episodes))
+	if n := browsertest.Run(b, "alert rows", chromedp.Evaluate[int](`document.querySelectorAll('#alerts tr[data-alert]').length`)); len(al.Alerts) != 3 || n != 2 || len(eps.Episodes) != 2 {
+		t.Errorf("overview lists %d alerts; the API %d evaluations in %d episodes, want the two evaluations of one firing as one, and the other firing", n, len(al.Alerts), len(eps.Episodes))
 	} else {
+		slowRow := `#alerts tr[data-rule="` + reporter.RuleDeliverySlow + `"] `
+		if v, th := b.Text(slowRow+`[data-field="value"]`), b.Text(slowRow+`[data-field="threshold"]`); v != "75.0 s" || th != "60.0 s" {
+			t.Errorf("delivery_slow's value and threshold = %q, %q; want 75.0 s, 60.0 s", v, th)
+		}
 		row := `#alerts tr[data-alert="` + al.Alerts[0].ID + `"] ` // the newest
 		if got := b.Text(`#alerts tr[data-alert="` + al.Alerts[0].ID + `"][data-evaluations="2"] [data-field="channel"]`); got != "SMS" {
 			t.Errorf("the firing's row (%q) does not count its two evaluations", got)

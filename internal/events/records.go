@@ -256,7 +256,10 @@ type Alert struct {
 	To        time.Time `json:"to"`
 	Value     float64   `json:"value"`
 	Threshold float64   `json:"threshold"`
-	// Volume is the settled attempts (delivery_rate_low) or OTPs (fallback_rate_high).
+	// Value and Threshold are rates, but for delivery_slow milliseconds (a
+	// p95 time to deliver). Volume is the settled attempts
+	// (delivery_rate_low), delivered attempts (delivery_slow) or OTPs
+	// (fallback_rate_high).
 	Volume  uint64 `json:"volume"`
 	Summary string `json:"summary"`
 }

@@ -18,6 +18,10 @@ import (
 const (
 	RuleDeliveryRateLow  = "delivery_rate_low"
 	RuleFallbackRateHigh = "fallback_rate_high"
+	// RuleDeliverySlow: a channel's p95 time to deliver is above its
+	// threshold. Its value and threshold are milliseconds, the others' rates
+	// (AlertFigure formats either).
+	RuleDeliverySlow = "delivery_slow"
 )
 
 // Defaults of the alert thresholds, shared by the reporter's rules, the
@@ -25,6 +29,9 @@ const (
 const (
 	DefaultMinDeliveryRate = 0.8
 	DefaultMaxFallbackRate = 0.2
+	// DefaultMaxLatencyP95: a one-time password most users wait a minute
+	// for at most, on any channel (a voice call included) is late.
+	DefaultMaxLatencyP95 = time.Minute
 )
 
 // AlertRules are the thresholds the alerts are evaluated against, each over
@@ -43,6 +50,21 @@ type AlertRules struct {
 	// back is above it, once there are MinOTPs journeys. 0 disables.
 	MaxFallbackRate float64
 	MinOTPs         uint64
+	// MaxLatencyP95 fires delivery_slow for a channel whose p95 time from
+	// dispatch to DELIVERED is above it, once the channel has MinSettled
+	// delivered attempts. ChannelMaxLatencyP95 overrides it per channel (0
+	// turns the rule off for that channel). 0 disables.
+	MaxLatencyP95        time.Duration
+	ChannelMaxLatencyP95 ChannelDurations
+}
+
+// maxLatencyP95 is the latency threshold of channel: its own, else the
+// default; 0 when the rule is off for it.
+func (a AlertRules) maxLatencyP95(channel string) time.Duration {
+	if d, ok := a.ChannelMaxLatencyP95[channel]; ok {
+		return d
+	}
+	return a.MaxLatencyP95
 }
 
 // minDeliveryRate is the delivery-rate threshold of channel: its own, else
@@ -92,6 +114,44 @@ func (c *ChannelRates) Set(v string) error {
 	return nil
 }
 
+// ChannelDurations is a duration per channel, the value of
+// --alert-channel-max-latency-p95 SMS=30s,VOICE=2m: channels in any case
+// (kept upper-case), durations not negative.
+type ChannelDurations map[string]time.Duration
+
+func (c ChannelDurations) String() string {
+	var parts []string
+	for _, ch := range slices.Sorted(maps.Keys(c)) {
+		parts = append(parts, ch+"="+c[ch].String())
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set replaces the durations with those of v ("" sets none).
+func (c *ChannelDurations) Set(v string) error {
+	durations := ChannelDurations{}
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		ch, value, ok := strings.Cut(part, "=")
+		ch = strings.ToUpper(strings.TrimSpace(ch))
+		d, err := time.ParseDuration(strings.TrimSpace(value))
+		switch {
+		case !ok || ch == "":
+			return fmt.Errorf("%q: want CHANNEL=DURATION, e.g. SMS=30s", part)
+		case err != nil || d < 0:
+			return fmt.Errorf("%q: want a duration such as 30s or 2m, not negative", part)
+		}
+		if _, dup := durations[ch]; dup {
+			return fmt.Errorf("%s given twice", ch)
+		}
+		durations[ch] = d
+	}
+	*c = durations
+	return nil
+}
+
 // Alert is the payload of tyntec.2fa.alert.<RULE> (events.Alert): the sink
 // stores it, the API lists it.
 type Alert = events.Alert
@@ -110,6 +170,17 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 			Rule: RuleDeliveryRateLow, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: *c.DeliveryRate, Threshold: threshold, Volume: settled,
 			Summary: fmt.Sprintf("%s delivery rate %s below %s (%d of %d settled attempts delivered, %s – %s)", c.Channel,
 				fmtPct(c.DeliveryRate), fmtPct(&threshold), c.Delivered, settled, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)),
+		})
+	}
+	for _, c := range chs {
+		threshold := a.maxLatencyP95(c.Channel)
+		if threshold <= 0 || c.LatencyMS == nil || c.Delivered < max(a.MinSettled, 1) || c.LatencyMS.P95 <= msOf(threshold) {
+			continue
+		}
+		out = append(out, Alert{
+			Rule: RuleDeliverySlow, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: c.LatencyMS.P95, Threshold: msOf(threshold), Volume: c.Delivered,
+			Summary: fmt.Sprintf("%s p95 time to deliver %s above %s (%d delivered attempts, %s – %s)", c.Channel,
+				AlertFigure(RuleDeliverySlow, c.LatencyMS.P95), AlertFigure(RuleDeliverySlow, msOf(threshold)), c.Delivered, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)),
 		})
 	}
 	if a.MaxFallbackRate > 0 && fb.FallbackRate != nil && fb.OTPs >= max(a.MinOTPs, 1) && *fb.FallbackRate > a.MaxFallbackRate {
@@ -150,6 +221,25 @@ func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, ch
 			al.Summary = fmt.Sprintf("%s delivery rate back to %s, at least %s (%d of %d settled attempts delivered; %s)", channel,
 				fmtPct(c.DeliveryRate), fmtPct(&threshold), c.Delivered, settled, span)
 		}
+	case RuleDeliverySlow:
+		var c store.ChannelStats
+		if i := slices.IndexFunc(chs, func(c store.ChannelStats) bool { return c.Channel == channel }); i >= 0 {
+			c = chs[i]
+		}
+		threshold := a.maxLatencyP95(channel)
+		al.Threshold, al.Volume = msOf(threshold), c.Delivered
+		if c.LatencyMS != nil {
+			al.Value = c.LatencyMS.P95
+		}
+		switch {
+		case threshold <= 0:
+			al.Summary = fmt.Sprintf("%s time to deliver no longer watched: its threshold is 0 (--alert-max-latency-p95, --alert-channel-max-latency-p95) (%s)", channel, span)
+		case c.LatencyMS == nil || c.Delivered < max(a.MinSettled, 1):
+			al.Summary = fmt.Sprintf("%s time to deliver no longer judged: %d delivered attempts, the rule needs %d (%s)", channel, c.Delivered, max(a.MinSettled, 1), span)
+		default:
+			al.Summary = fmt.Sprintf("%s p95 time to deliver back to %s, at most %s (%d delivered attempts; %s)", channel,
+				AlertFigure(rule, al.Value), AlertFigure(rule, al.Threshold), c.Delivered, span)
+		}
 	case RuleFallbackRateHigh:
 		al.Threshold, al.Volume = a.MaxFallbackRate, fb.OTPs
 		if fb.FallbackRate != nil {
@@ -170,10 +260,22 @@ func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, ch
 	return al
 }
 
+// AlertFigure is an alert's value or threshold as people read it: a
+// duration for delivery_slow (milliseconds), a percentage for the rates.
+func AlertFigure(rule string, v float64) string {
+	if rule == RuleDeliverySlow {
+		return humanDuration(time.Duration(v * float64(time.Millisecond)))
+	}
+	return fmtPct(&v)
+}
+
+// msOf is d in milliseconds, the unit of delivery_slow's figures.
+func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
 // slackPayload is what a Slack incoming webhook (and compatible receivers)
 // accepts: text, plus the alert itself for receivers that read JSON.
 func slackPayload(al *Alert) ([]byte, error) {
-	text := ":rotating_light: otpscope " + al.Rule + ": " + al.Summary + " (value " + strconv.FormatFloat(al.Value, 'f', 4, 64) + ")"
+	text := ":rotating_light: otpscope " + al.Rule + ": " + al.Summary + " (value " + AlertFigure(al.Rule, al.Value) + ")"
 	switch {
 	case al.State == events.AlertResolved:
 		text = ":white_check_mark: otpscope " + al.Rule + " resolved: " + al.Summary

@@ -3,6 +3,7 @@ package reporter_test
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,81 @@ func TestAlertChannelThresholds(t *testing.T) {
 		var r reporter.ChannelRates
 		if err := r.Set(bad); err == nil {
 			t.Errorf("--alert-channel-min-delivery-rate %q accepted as %v", bad, r)
+		}
+	}
+}
+
+// delivery_slow fires for a channel whose p95 time to deliver is above its
+// threshold, with enough delivered attempts; a channel's own threshold
+// replaces the default, 0 turning it off; it resolves saying why; its
+// figures are milliseconds, read as durations.
+func TestAlertDeliverySlow(t *testing.T) {
+	from, to := time.Date(2026, 11, 3, 11, 0, 0, 0, time.UTC), time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+	lat := func(p95 float64) *store.Percentiles { return &store.Percentiles{P50: p95 / 3, P95: p95} }
+	chs := []store.ChannelStats{
+		{Channel: "SMS", Delivered: 90, Failed: 10, LatencyMS: lat(75_000)},
+		{Channel: "VOICE", Delivered: 60, LatencyMS: lat(90_000)},
+		{Channel: "VIBER", Delivered: 100, LatencyMS: lat(59_999)},
+		{Channel: "WHATSAPP", Delivered: 5, LatencyMS: lat(300_000)}, // too few delivered
+		{Channel: "PUSH", Delivered: 0, Failed: 80},                  // none delivered: no latency
+	}
+	var own reporter.ChannelDurations
+	if err := own.Set("voice=2m, SMS=0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := own.String(); got != "SMS=0s,VOICE=2m0s" {
+		t.Errorf("durations read back as %q", got)
+	}
+	for _, c := range []struct {
+		name  string
+		rules reporter.AlertRules
+		want  map[string]float64 // channel → threshold (ms) of its alert
+	}{
+		{"default", reporter.AlertRules{MaxLatencyP95: time.Minute, MinSettled: 50}, map[string]float64{"SMS": 60_000, "VOICE": 60_000}},
+		{"VOICE its own, SMS off", reporter.AlertRules{MaxLatencyP95: time.Minute, MinSettled: 50, ChannelMaxLatencyP95: own}, map[string]float64{}},
+		{"off", reporter.AlertRules{MinSettled: 50}, map[string]float64{}},
+		{"fewer needed", reporter.AlertRules{MaxLatencyP95: time.Minute, MinSettled: 5}, map[string]float64{"SMS": 60_000, "VOICE": 60_000, "WHATSAPP": 60_000}},
+	} {
+		got := map[string]float64{}
+		for _, al := range c.rules.Evaluate(from, to, chs, store.FallbackStats{}) {
+			if al.Rule != reporter.RuleDeliverySlow {
+				t.Errorf("%s: %+v; want only delivery_slow (the other rules are off)", c.name, al)
+				continue
+			}
+			got[al.Channel] = al.Threshold
+			if !strings.Contains(al.Summary, "above 1 min") || al.Volume != chs[slices.IndexFunc(chs, func(s store.ChannelStats) bool { return s.Channel == al.Channel })].Delivered {
+				t.Errorf("%s: %s's alert %+v does not name its threshold or count the delivered attempts", c.name, al.Channel, al)
+			}
+		}
+		if !maps.Equal(got, c.want) {
+			t.Errorf("%s: alerts with thresholds %v; want %v", c.name, got, c.want)
+		}
+	}
+	since := from.Add(-time.Hour)
+	rules := reporter.AlertRules{MaxLatencyP95: 2 * time.Minute, MinSettled: 50}
+	for channel, says := range map[string]string{
+		"SMS":      "SMS p95 time to deliver back to 1 min 15 s, at most 2 min (90 delivered attempts",
+		"WHATSAPP": "WHATSAPP time to deliver no longer judged: 5 delivered attempts, the rule needs 50",
+		"PUSH":     "PUSH time to deliver no longer judged: 0 delivered attempts",
+	} {
+		al := rules.Resolved(reporter.RuleDeliverySlow, channel, since, from, to, chs, store.FallbackStats{})
+		if al.State != events.AlertResolved || al.Threshold != 120_000 || !strings.HasPrefix(al.Summary, says) {
+			t.Errorf("delivery_slow on %s resolved as %+v; want threshold 120000 ms, saying %q", channel, al, says)
+		}
+	}
+	if al := (reporter.AlertRules{}).Resolved(reporter.RuleDeliverySlow, "SMS", since, from, to, chs, store.FallbackStats{}); !strings.HasPrefix(al.Summary, "SMS time to deliver no longer watched") {
+		t.Errorf("delivery_slow turned off resolves saying %q", al.Summary)
+	}
+	for rule, want := range map[string]string{reporter.RuleDeliverySlow: "1 min 15 s", reporter.RuleDeliveryRateLow: "75.0%"} {
+		v := map[string]float64{reporter.RuleDeliverySlow: 75_000, reporter.RuleDeliveryRateLow: 0.75}[rule]
+		if got := reporter.AlertFigure(rule, v); got != want {
+			t.Errorf("AlertFigure(%s, %v) = %q; want %q", rule, v, got, want)
+		}
+	}
+	for _, bad := range []string{"SMS", "=30s", "SMS=-1s", "SMS=30", "SMS=1m,sms=2m"} {
+		var d reporter.ChannelDurations
+		if err := d.Set(bad); err == nil {
+			t.Errorf("--alert-channel-max-latency-p95 %q accepted as %v", bad, d)
 		}
 	}
 }

@@ -201,9 +201,15 @@ func testDashboards(t *testing.T, tr *traffic) {
 	from, to := simStart.Add(-time.Hour), tr.truth.At.Add(time.Hour)
 	// Two evaluations of one firing in the window, for the Alerts panel to
 	// list as one row.
-	for _, at := range []time.Duration{10 * time.Minute, 15 * time.Minute} {
+	// And a delivery_slow firing, whose figures are milliseconds.
+	slow := events.Alert{Rule: reporter.RuleDeliverySlow, Channel: "SMS", State: events.AlertFiring, Since: simStart.Add(10 * time.Minute), From: simStart.Add(-50 * time.Minute), To: simStart.Add(10 * time.Minute),
+		Value: 65000, Threshold: 60000, Volume: 80, Summary: "SMS p95 time to deliver 1 min 5 s above 1 min"}
+	for _, at := range []time.Duration{10 * time.Minute, 15 * time.Minute, 0} {
 		alert := events.Alert{Rule: reporter.RuleFallbackRateHigh, State: events.AlertFiring, Since: simStart.Add(10 * time.Minute), From: simStart.Add(at - time.Hour), To: simStart.Add(at),
 			Value: 0.3, Threshold: 0.2, Volume: 60, Summary: "fallback rate 30.0% above 20.0%"}
+		if at == 0 {
+			alert = slow
+		}
 		m, err := events.NewAlertMessage(&alert)
 		if err != nil {
 			t.Fatal(err)
@@ -275,6 +281,14 @@ func testDashboards(t *testing.T, tr *traffic) {
 							tr.get(t, "/api/v1/alerts/episodes", q, &eps)
 							if n != len(eps.Episodes) || n == 0 {
 								t.Errorf("%s %q (channel %q): %d rows; the API lists %d firings (at least the one published here)", file, p.Title, channel, n, len(eps.Episodes))
+							}
+							// Each figure in its rule's unit.
+							for _, want := range [][3]string{{reporter.RuleFallbackRateHigh, "30%", "20%"}, {reporter.RuleDeliverySlow, "65 s", "60 s"}} {
+								var observed, threshold string
+								err := tr.readerConn(t).QueryRow(t.Context(), "SELECT observed, threshold FROM ("+sql+") WHERE rule = ? AND since = ? LIMIT 1", want[0], simStart.Add(10*time.Minute)).Scan(&observed, &threshold)
+								if (channel == "" || channel == "SMS" || want[0] == reporter.RuleFallbackRateHigh) && (err != nil || observed != want[1] || threshold != want[2]) {
+									t.Errorf("%s %q (channel %q), %s: observed %q, threshold %q, %v; want %s, %s", file, p.Title, channel, want[0], observed, threshold, err, want[1], want[2])
+								}
 							}
 						case p.Title == "Resends and their outcome":
 							tr.checkResends(t, sql, url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}, "channel": {channel}})

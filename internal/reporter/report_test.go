@@ -852,6 +852,11 @@ func TestHTMLReportDurationsAndThresholds(t *testing.T) {
 		Fallback:     store.FallbackStats{OTPs: 4, TimeToDeliverMS: &store.Percentiles{P50: 850, P95: 3_900_000}},
 		Completeness: store.Completeness{Final: true},
 		Thresholds:   reporter.Thresholds{MinDeliveryRate: 0.8},
+		// Alerts' figures in their rules' units: a time to deliver, a rate.
+		AlertEpisodes: []store.AlertEpisode{
+			{AlertRecord: store.AlertRecord{Alert: events.Alert{Rule: reporter.RuleDeliverySlow, Channel: "SMS", State: events.AlertFiring, Value: 64000, Threshold: 60000}}, Worst: 75000},
+			{AlertRecord: store.AlertRecord{Alert: events.Alert{Rule: reporter.RuleDeliveryRateLow, Channel: "SMS", State: events.AlertFiring, Value: 0.75, Threshold: 0.8}}, Worst: 0.7},
+		},
 	}
 	var b bytes.Buffer
 	if err := rep.Render(&b, "html"); err != nil {
@@ -863,6 +868,9 @@ func TestHTMLReportDurationsAndThresholds(t *testing.T) {
 	}
 	if j := doc.cells["journeys"]; len(j) == 0 || j[len(j)-1] != "850 ms / 1 h 5 min" {
 		t.Errorf("journeys table %v; want time to deliver 850 ms / 1 h 5 min", j)
+	}
+	if a := doc.cells["alerts"]; len(a) != 20 || a[6] != "1 min 4 s" || a[7] != "1 min 15 s" || a[8] != "1 min" || a[16] != "75.0%" || a[17] != "70.0%" || a[18] != "80.0%" {
+		t.Errorf("alerts table %v; want delivery_slow's figures as durations, delivery_rate_low's as percentages", a)
 	}
 	if _, ok := doc.ids["no-errors"]; !ok || doc.cells["errors"] != nil {
 		t.Errorf("a report without errors shows %v; want the sentence saying so", doc.cells["errors"])

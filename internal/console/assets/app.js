@@ -17,6 +17,9 @@
   const fmtPct = (r) => (r === null || r === undefined) ? '–' : (r * 100).toFixed(1) + '%';
   const fmtMs = (ms) => (ms === null || ms === undefined) ? '–' : String(Math.round(ms)) + ' ms';
   const fmtTime = (s) => s ? s.replace('T', ' ').replace(/(\.\d+)?Z$/, 'Z') : '–';
+  // An alert's value or threshold: delivery_slow's are milliseconds (a p95
+  // time to deliver), the other rules' rates.
+  const fmtAlert = (rule, v) => rule === 'delivery_slow' ? (v / 1e3).toFixed(1) + ' s' : fmtPct(v);
   const fmtSpan = (ms) => ms < 60e3 ? Math.max(0, Math.round(ms / 1e3)) + ' s' : ms % 3600e3 === 0 ? (ms / 3600e3) + ' h' : Math.round(ms / 60e3) + ' min';
 
   class AuthError extends Error {}
@@ -148,7 +151,7 @@
     firing.className = now.firing.length ? 'state-firing' : 'state-resolved';
     firing.replaceChildren(now.firing.length ? 'Firing now: ' : 'No alert rule is firing.',
       ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', title: f.summary + ' (evaluated ' + fmtTime(f.to) + ')' },
-        (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since) + ' (' + fmtPct(f.value) + ')')));
+        (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since) + ' (' + fmtAlert(f.rule, f.value) + ')')));
     const tbody = $('#channels tbody');
     tbody.replaceChildren(...chs.channels.map((c) => el('tr', { 'data-channel': c.channel },
       el('td', { 'data-field': 'channel' }, c.channel),
@@ -168,7 +171,8 @@
     // One row per firing (rule, channel and since), as of its latest
     // evaluation in the window, newest first (/api/v1/alerts/episodes): a
     // rule firing for an hour is one row, not one per evaluation. Rates as
-    // percentages; the volume is settled attempts or OTPs; the summary,
+    // percentages, times to deliver in seconds; the volume is settled (or,
+    // for delivery_slow, delivered) attempts or OTPs; the summary,
     // which repeats the row in words, is the row's tooltip.
     const alerts = $('#alerts tbody');
     alerts.replaceChildren(...al.episodes.map((a) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, 'data-evaluations': a.evaluations, title: a.summary },
@@ -177,8 +181,8 @@
       el('td', { 'data-field': 'rule' }, a.rule),
       el('td', { 'data-field': 'channel' }, a.channel || 'all'),
       el('td', { 'data-field': 'state', class: 'state-' + a.state }, a.state === 'resolved' ? 'resolved' : a.since === a.to ? 'firing' : 'firing since ' + fmtTime(a.since)),
-      el('td', { class: 'num', 'data-field': 'value', 'data-value': a.value }, fmtPct(a.value)),
-      el('td', { class: 'num', 'data-field': 'threshold' }, fmtPct(a.threshold)),
+      el('td', { class: 'num', 'data-field': 'value', 'data-value': a.value }, fmtAlert(a.rule, a.value)),
+      el('td', { class: 'num', 'data-field': 'threshold' }, fmtAlert(a.rule, a.threshold)),
       el('td', { class: 'num', 'data-field': 'volume' }, String(a.volume)))));
     if (!al.episodes.length) alerts.append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no alert fired or resolved in this window')));
     const pctFmt = (v) => (v * 100).toFixed(0) + '%';
