@@ -5,7 +5,9 @@
 // switch to external servers.
 //
 // `otpscope deadletters list|replay` lists dead letters and puts them back
-// through the normal path, through a running otpscope's API.
+// through the normal path, and `otpscope backup create|list` backs the
+// database up, through a running otpscope's API; `otpscope restore` puts a
+// backup back, with otpscope stopped.
 package main
 
 import (
@@ -31,6 +33,19 @@ func run(args []string, stdout io.Writer) int {
 			rest = []string{"help"} // the help names the actions
 		}
 		return cli.Main(deadLettersCommand(action, stdout), rest, os.LookupEnv, os.Stderr)
+	}
+	if len(args) > 0 && args[0] == "backup" {
+		action, rest := "", args[1:]
+		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+			action, rest = rest[0], rest[1:]
+		}
+		if action == "help" {
+			rest = []string{"help"}
+		}
+		return cli.Main(backupCommand(action, stdout), rest, os.LookupEnv, os.Stderr)
+	}
+	if len(args) > 0 && args[0] == "restore" {
+		return cli.Main(restoreCommand(stdout), args[1:], os.LookupEnv, os.Stderr)
 	}
 	return cli.Main(app.Command(app.Binaries["otpscope"], stdout), args, os.LookupEnv, os.Stderr)
 }

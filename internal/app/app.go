@@ -123,6 +123,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		reporter.NewAPI(a.db, logger).Mount(guarded)
 		reports.MountFiring(guarded)
 		reporter.NewDeadLetters(a.db, a.broker, logger).Mount(guarded)
+		reporter.NewBackups(a.db, consumer.Inserted, logger).Mount(guarded)
 		// The console's pages are code, not data: served unguarded (a
 		// browser's navigation cannot carry a bearer token); they call the
 		// guarded API with the token the operator types in.

@@ -66,6 +66,8 @@ var Binaries = map[string]Binary{
 		Subcommands: []cli.Subcommand{
 			{Usage: "otpscope deadletters list [flags]", Summary: "list dead letters (through a running otpscope's API)"},
 			{Usage: "otpscope deadletters replay [flags]", Summary: "put dead letters back through the normal path"},
+			{Usage: "otpscope backup create|list [flags]", Summary: "back the database up, or list the backups (through a running otpscope's API)"},
+			{Usage: "otpscope restore --name NAME [flags]", Summary: "put a backup back, with otpscope stopped"},
 		}},
 }
 

@@ -349,6 +349,7 @@ func (c *Consumer) Consume(ctx context.Context, handle Handler) error {
 type Lag struct {
 	Pending    uint64 // messages not delivered yet
 	AckPending uint64 // delivered, not settled yet
+	AckFloor   uint64 // the stream sequence up to which every message is settled
 }
 
 // Lag asks the server how far the consumer is behind.
@@ -357,7 +358,7 @@ func (c *Consumer) Lag(ctx context.Context) (Lag, error) {
 	if err != nil {
 		return Lag{}, fmt.Errorf("consumer %s info: %w", c.spec.Durable, err)
 	}
-	return Lag{Pending: info.NumPending, AckPending: uint64(info.NumAckPending)}, nil
+	return Lag{Pending: info.NumPending, AckPending: uint64(info.NumAckPending), AckFloor: info.AckFloor.Stream}, nil
 }
 
 // Name is the consumer's durable name.

@@ -26,10 +26,11 @@ var ErrClosed = errors.New("embedded ClickHouse engine is closed")
 type Option func(*options)
 
 type options struct {
-	library  string
-	logger   *slog.Logger
-	settings map[string]string
-	limits   *Limits
+	library   string
+	logger    *slog.Logger
+	settings  map[string]string
+	limits    *Limits
+	backupDir string
 }
 
 // WithLibrary loads libchdb.so from path instead of searching for it.
@@ -42,6 +43,10 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // one that serves clients other than the owner; without it DefaultLimits
 // apply.
 func WithReaderLimits(l Limits) Option { return func(o *options) { o.limits = &l } }
+
+// WithBackupDir lets BACKUP and RESTORE use File('<name>') under dir (the
+// engine's backups.allowed_path, a server setting, not a query's).
+func WithBackupDir(dir string) Option { return func(o *options) { o.backupDir = dir } }
 
 // DefaultOwnerReaders is how many of the owner's read-only statements run at
 // once: one per core, at least two. A query's analysis and planning run on
@@ -172,6 +177,16 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 	settings := maps.Clone(DefaultSettings)
 	maps.Copy(settings, o.settings)
 	args := []string{"--path=" + abs}
+	if o.backupDir != "" {
+		backups, err := filepath.Abs(o.backupDir)
+		if err == nil {
+			err = os.MkdirAll(backups, 0o750)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open chdb %s: backups: %w", abs, err)
+		}
+		args = append(args, "--backups.allowed_path="+backups)
+	}
 	for _, k := range slices.Sorted(maps.Keys(settings)) {
 		args = append(args, fmt.Sprintf("--%s=%s", k, settings[k]))
 	}

@@ -39,6 +39,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Observe is HandlerConfig.Observe: told of every query request.
 	Observe func(guest bool, outcome string, d time.Duration)
+	// BackupDir is where BACKUP and RESTORE may read and write (WithBackupDir).
+	BackupDir string
 }
 
 // Start opens the engine under cfg.Dir and serves its endpoint on cfg.Addr
@@ -59,7 +61,7 @@ func Start(cfg Config) (*Instance, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("embedded clickhouse: %w", err)
 	}
-	opts := []Option{WithLogger(logger)}
+	opts := []Option{WithLogger(logger), WithBackupDir(cfg.BackupDir)}
 	if cfg.Limits != nil {
 		opts = append(opts, WithReaderLimits(*cfg.Limits))
 	}

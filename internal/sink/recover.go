@@ -182,8 +182,59 @@ func (c *Consumer) replaySetAside(ctx context.Context, r Recoverer, from uint64)
 		start.at = parts[0].WrittenAt.Add(-replayMargin * c.cfg.AckWait)
 	}
 	c.logger.Warn("broken parts set aside; inserting their events again from the stream", "parts", len(parts), "first", parts[0].Table+"/"+parts[0].Part, "from_seq", start.seq, "from_time", start.at)
-	c.startReplay(ctx, start, parts)
+	c.startReplay(ctx, start, func(ctx context.Context) error { return r.PartsReplayed(ctx, parts) })
 	return len(parts)
+}
+
+// Restorer is a store restored from a backup (store.DB, README "Backups
+// and restores"): what came after the backup is in the stream.
+type Restorer interface {
+	RestoresToReplay(ctx context.Context) ([]store.RestoreToReplay, error)
+	RestoresReplayed(ctx context.Context, rs []store.RestoreToReplay) error
+}
+
+// replayRestores inserts the stream again from the position of the
+// backups restored since the sink last ran (the earliest of them), so the
+// events acknowledged after a backup was taken come back.
+func (c *Consumer) replayRestores(ctx context.Context, r Restorer) {
+	rs, err := r.RestoresToReplay(ctx)
+	if err != nil {
+		c.metrics.failures.WithLabelValues("recover").Inc()
+		c.logger.Error("cannot list the restores to replay", "err", err)
+		return
+	}
+	if len(rs) == 0 {
+		return
+	}
+	var start replayStart
+	for _, x := range rs {
+		s := replayStart{seq: x.StreamSeq + 1}
+		if x.StreamSeq == 0 {
+			// Unknown position: from before the backup by as much as the
+			// sink may have lagged, as for a part set aside at a start.
+			s = replayStart{at: x.StartedAt.Add(-replayMargin * c.cfg.AckWait)}
+		}
+		start = earlier(start, s)
+	}
+	c.logger.Warn("restored from a backup; inserting the stream again from its position", "backup", rs[len(rs)-1].Name, "from_seq", start.seq, "from_time", start.at)
+	c.startReplay(ctx, start, func(ctx context.Context) error { return r.RestoresReplayed(ctx, rs) })
+}
+
+// earlier is the replay start of a and b that begins first; a sequence and
+// a time do not compare, and the time (the guess) wins.
+func earlier(a, b replayStart) replayStart {
+	switch {
+	case a == replayStart{}:
+		return b
+	case !a.at.IsZero() || !b.at.IsZero():
+		if a.at.IsZero() || (!b.at.IsZero() && b.at.Before(a.at)) {
+			return b
+		}
+		return a
+	case b.seq < a.seq:
+		return b
+	}
+	return a
 }
 
 // replayStart is where a replay begins: a stream sequence, else a time;
@@ -194,21 +245,22 @@ type replayStart struct {
 }
 
 // startReplay replays the stream from start beside the sink's own
-// consuming, and records parts as replayed once the replay consumer
-// exists (being durable, it outlives the process).
-func (c *Consumer) startReplay(ctx context.Context, start replayStart, parts []store.SetAsidePart) {
-	c.replays.Go(func() { c.replay(ctx, start, parts) })
+// consuming, and has recorded (when not nil) record that what it replays
+// for is replayed once the replay consumer exists (being durable, it
+// outlives the process).
+func (c *Consumer) startReplay(ctx context.Context, start replayStart, recorded func(context.Context) error) {
+	c.replays.Go(func() { c.replay(ctx, start, recorded) })
 }
 
 // replay inserts every message of the replay consumer again until it has
 // caught up with the stream, then deletes it.
-func (c *Consumer) replay(ctx context.Context, start replayStart, parts []store.SetAsidePart) {
+func (c *Consumer) replay(ctx context.Context, start replayStart, recorded func(context.Context) error) {
 	c.replayMu.Lock() // one replay at a time: they share the consumer's name
 	defer c.replayMu.Unlock()
 	r := c.db.(Recoverer)
 	cons, err := c.src.Consumer(ctx, broker.ConsumerSpec{
 		Durable:       c.cfg.Durable + replaySuffix,
-		Description:   "otpscope reporter: events inserted again after a full disk broke parts",
+		Description:   "otpscope reporter: events inserted again after a full disk broke parts, or a restore from a backup",
 		Subjects:      []string{events.SubjectAll},
 		AckWait:       c.cfg.AckWait,
 		MaxAckPending: 4 * c.cfg.MaxRows,
@@ -221,8 +273,10 @@ func (c *Consumer) replay(ctx context.Context, start replayStart, parts []store.
 		c.logger.Error("replay consumer", "err", err)
 		return
 	}
-	if err := r.PartsReplayed(ctx, parts); err != nil {
-		c.logger.Warn("replaying; the parts will be replayed again at the next start", "err", err)
+	if recorded != nil {
+		if err := recorded(ctx); err != nil {
+			c.logger.Warn("replaying; the replay is not recorded and will run again at the next start", "err", err)
+		}
 	}
 	var (
 		b     store.Batch
@@ -269,7 +323,7 @@ func (c *Consumer) replay(ctx context.Context, start replayStart, parts []store.
 			if err := cons.Delete(ctx); err != nil {
 				c.logger.Warn("replay done; its consumer stays", "err", err)
 			}
-			c.logger.Info("replay after broken parts done", "rows", rows)
+			c.logger.Info("replay done", "rows", rows)
 			return
 		}
 	}

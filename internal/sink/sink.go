@@ -88,6 +88,8 @@ type Consumer struct {
 	// pending and ackPending are the consumer's last known lag, for Lag.
 	pending, ackPending atomic.Uint64
 	lagKnown            atomic.Bool
+	// cons is the sink's consumer once Run made it, for Inserted.
+	cons atomic.Pointer[broker.Consumer]
 
 	replayState // recover.go
 }
@@ -97,6 +99,21 @@ type Consumer struct {
 // before it is first known.
 func (c *Consumer) Lag() (pending, ackPending uint64, ok bool) {
 	return c.pending.Load(), c.ackPending.Load(), c.lagKnown.Load()
+}
+
+// errNotConsuming: Inserted asked of a sink that has not started.
+var errNotConsuming = errors.New("the sink is not consuming yet")
+
+// Inserted asks the server up to which stream sequence every event has
+// been inserted (and acknowledged, or dead-lettered): a backup taken now
+// holds all of them.
+func (c *Consumer) Inserted(ctx context.Context) (uint64, error) {
+	cons := c.cons.Load()
+	if cons == nil {
+		return 0, errNotConsuming
+	}
+	lag, err := cons.Lag(ctx)
+	return lag.AckFloor, err
 }
 
 // NewConsumer returns a consumer of src's stream; reg may be nil. Dead
@@ -131,6 +148,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.cons.Store(cons)
 	c.logger.Info("sink consuming", "consumer", c.cfg.Durable, "batch_rows", c.cfg.MaxRows, "flush", c.cfg.FlushInterval)
 	defer c.replays.Wait()
 	if r, ok := c.db.(Recoverer); ok {
@@ -141,6 +159,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// Parts the engine set aside as it started (recover.go): found
 		// by no check of this process, so counted here.
 		c.metrics.brokenParts.Add(float64(c.replaySetAside(ctx, r, 0)))
+	}
+	if r, ok := c.db.(Restorer); ok {
+		c.replayRestores(ctx, r)
 	}
 
 	// Two batches alternate: one fills from NATS while the other is inserted

@@ -119,3 +119,6 @@ func RecomputeWithoutDay(ctx context.Context, db *DB, h time.Time) error {
 	}
 	return nil
 }
+
+// SetBackupDir tells db where its engine keeps backups, as Open does.
+func SetBackupDir(db *DB, dir string) { db.backupDir = dir }

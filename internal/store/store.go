@@ -54,6 +54,17 @@ type Config struct {
 	// Retention, when set, is applied to the tables' TTLs at Open; nil
 	// leaves them as the schema made them.
 	Retention *RetentionConfig
+	// BackupDir is where the embedded engine keeps backups (Backup);
+	// empty means DataDir/backups.
+	BackupDir string
+}
+
+// backupDir is where the embedded engine keeps backups.
+func (c *Config) backupDir() string {
+	if c.BackupDir != "" {
+		return c.BackupDir
+	}
+	return filepath.Join(c.DataDir, "backups")
 }
 
 // DefaultListen is the embedded engine's endpoint, where Grafana connects.
@@ -74,6 +85,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&l.MaxResultRows, "clickhouse-reader-max-result-rows", d.MaxResultRows, "rows a reader's query may return (max_result_rows; 0 = no limit)")
 	fs.Uint64Var(&l.MaxResultBytes, "clickhouse-reader-max-result-bytes", d.MaxResultBytes, "bytes a reader's query may return (max_result_bytes; 0 = no limit)")
 	fs.IntVar(&c.ReaderQueue, "clickhouse-reader-queue", chdb.DefaultGuestQueue, "reader requests that may wait while one runs; more get 503 at once")
+	fs.StringVar(&c.BackupDir, "backup-dir", "", "where the embedded engine writes backups (POST /api/v1/backups) and otpscope restore reads them; empty: <data-dir>/backups (an external server writes under its own backups.allowed_path)")
 	fs.StringVar(&c.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name for the replicated schema (external clusters only)")
 	if c.Retention == nil {
 		c.Retention = &RetentionConfig{}
@@ -137,6 +149,9 @@ type DB struct {
 	settles bool
 	// values keeps the rollups' latency values read (rollup_values.go).
 	values valuesCache
+	// backupDir is the embedded engine's backup directory ("" with a
+	// server, whose own it is): Restore looks there first.
+	backupDir string
 }
 
 // Open opens ClickHouse as cfg says — hosting the embedded engine when there
@@ -158,6 +173,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 			GuestQueue:     cfg.ReaderQueue,
 			Logger:         logger,
 			Observe:        cfg.ObserveQuery,
+			BackupDir:      cfg.backupDir(),
 		})
 		if err != nil {
 			return nil, err
@@ -181,6 +197,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 	db.cluster, db.embedded = cfg.Cluster, embedded
 	if embedded != nil {
 		db.restartEngine = embedded.Engine().Restart
+		db.backupDir = cfg.backupDir()
 	}
 	if err := db.Migrate(ctx); err != nil {
 		db.Close()

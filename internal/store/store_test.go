@@ -4,17 +4,29 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
-func TestMain(m *testing.M) { chdbtest.Main(m) }
+// backupDir is the shared engine's backups.allowed_path.
+var backupDir string
+
+// TestMain shares one engine, which keeps backups (TestBackupAndRestore)
+// in a directory of its own.
+func TestMain(m *testing.M) {
+	chdbtest.Main(m, chdbtest.WithSetup(func(dir string) ([]chdb.Option, error) {
+		backupDir = filepath.Join(dir, "backups")
+		return []chdb.Option{chdb.WithBackupDir(backupDir)}, nil
+	}))
+}
 
 // backend is one place the contract suite runs: the embedded engine always,
 // and the ClickHouse server named by OTPSCOPE_CLICKHOUSE_DSN when set.

@@ -1,0 +1,95 @@
+package main_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// TestBackupAndRestore is the README's disaster: a backup is taken while
+// webhooks arrive, more arrive after it, then the engine's data is lost.
+// otpscope restore puts the backup back, and on its next start the sink
+// inserts the stream again from the backup's position: every webhook
+// acknowledged is in ClickHouse again, once.
+func TestBackupAndRestore(t *testing.T) {
+	needEngine(t)
+	in := newInstance(t, t.TempDir())
+	in.start(t)
+	client := &http.Client{Timeout: 5 * time.Second}
+	ids := map[string]bool{}
+	post := func(n int) {
+		t.Helper()
+		for range n {
+			id := uuid.NewString()
+			if code, err := postWebhook(client, in.listen, id, "DELIVERED", time.Now()); err != nil || code != http.StatusOK {
+				t.Fatalf("webhook: %d, %v", code, err)
+			}
+			ids[id] = true
+		}
+	}
+	post(100)
+	conn := in.clickhouse(t)
+	chdbtest.WaitForIDs(t, conn, 30*time.Second, "SELECT toString(otp_id) FROM delivery_events", ids)
+
+	api := "http://" + in.adminListen
+	out, err := exec.Command(binary, "backup", "create", "--api", api, "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("otpscope backup create: %v\n%s\n%s", err, out, in.logs)
+	}
+	var b store.BackupInfo
+	if err := json.Unmarshal(out, &b); err != nil || b.Status != store.BackupCreated || b.StreamSeq < 100 || b.Bytes == 0 {
+		t.Fatalf("otpscope backup create said %s (%v); want a backup created after the first 100 webhooks", out, err)
+	}
+	if _, err := os.Stat(filepath.Join(in.dataDir, "backups", b.Name)); err != nil {
+		t.Errorf("the backup is not in <data-dir>/backups: %v", err)
+	}
+	listed, err := exec.Command(binary, "backup", "list", "--api", api).CombinedOutput()
+	if err != nil || !strings.Contains(string(listed), b.Name) || !strings.Contains(string(listed), "created") {
+		t.Errorf("otpscope backup list: %v\n%s", err, listed)
+	}
+
+	post(50) // after the backup
+	chdbtest.WaitForIDs(t, conn, 30*time.Second, "SELECT toString(otp_id) FROM delivery_events", ids)
+	in.stop(t)
+
+	// The engine's data is lost; the backups and the stream are not.
+	if err := os.RemoveAll(filepath.Join(in.dataDir, "clickhouse")); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(binary, "restore", "--data-dir", in.dataDir, "--clickhouse-listen", in.chListen, "--name", b.Name).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "restored "+b.Name) {
+		t.Fatalf("otpscope restore: %v\n%s", err, out)
+	}
+	// A backup that does not exist is refused, saying so.
+	out, err = exec.Command(binary, "restore", "--data-dir", in.dataDir, "--clickhouse-listen", in.chListen, "--name", "otpscope-19990101T000000.000Z").CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || !strings.Contains(string(out), "no such backup") {
+		t.Errorf("otpscope restore of no backup: %v\n%s", err, out)
+	}
+
+	in.start(t)
+	conn = in.clickhouse(t)
+	chdbtest.WaitForIDs(t, conn, 60*time.Second, "SELECT toString(otp_id) FROM delivery_events", ids)
+	var stored, distinct uint64
+	if err := conn.QueryRow(t.Context(), "SELECT count(), uniqExact(event_id) FROM delivery_events FINAL").Scan(&stored, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if distinct != uint64(len(ids)) || stored != distinct {
+		t.Errorf("after the restore ClickHouse has %d rows of %d events; want the %d webhooks once each", stored, distinct, len(ids))
+	}
+	if !strings.Contains(in.logs.String(), "restored from a backup; inserting the stream again") {
+		t.Errorf("the sink did not say it replays the stream after the restore:\n%s", in.logs)
+	}
+	in.stop(t)
+}

@@ -1,0 +1,191 @@
+package reporter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/problem"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// BackupStore takes and lists backups: store.DB.
+type BackupStore interface {
+	Backup(ctx context.Context, name string, streamSeq uint64, now time.Time) (store.BackupInfo, error)
+	Backups(ctx context.Context) ([]store.BackupInfo, error)
+}
+
+// Backups serves POST /api/v1/backups (take one) and GET /api/v1/backups
+// (list them) on the process that runs the sink: README, "Backups and
+// restores".
+type Backups struct {
+	db BackupStore
+	// inserted is the stream sequence up to which the sink has inserted
+	// every event (sink.Consumer.Inserted).
+	inserted func(ctx context.Context) (uint64, error)
+	logger   *slog.Logger
+	now      func() time.Time
+	taking   sync.Mutex // one backup at a time
+}
+
+// NewBackups serves db's backups; inserted says how far the sink is.
+func NewBackups(db BackupStore, inserted func(context.Context) (uint64, error), logger *slog.Logger) *Backups {
+	return &Backups{db: db, inserted: inserted, logger: logger, now: time.Now}
+}
+
+// BackupsResponse is the body of GET /api/v1/backups.
+type BackupsResponse struct {
+	Backups []store.BackupInfo `json:"backups"`
+}
+
+// Mount adds the routes to r.
+func (b *Backups) Mount(r chi.Router) {
+	r.Post("/api/v1/backups", b.take)
+	r.Get("/api/v1/backups", b.list)
+}
+
+func (b *Backups) list(w http.ResponseWriter, r *http.Request) {
+	list, err := b.db.Backups(r.Context())
+	responder{logger: b.logger, failure: "list backups", title: "Backups unavailable", detail: "ClickHouse did not answer"}.reply(w, r, BackupsResponse{Backups: list}, err)
+}
+
+// take backs the database up and answers 201 with the backup once it is
+// taken. The backup goes on if the client leaves: ClickHouse's BACKUP is
+// not to be cut short.
+func (b *Backups) take(w http.ResponseWriter, r *http.Request) {
+	if !b.taking.TryLock() {
+		problem.Write(w, problem.Details{Status: http.StatusConflict, Title: "A backup is being taken", Detail: "one backup at a time: try again when it is done", Instance: r.URL.Path})
+		return
+	}
+	defer b.taking.Unlock()
+	ctx := context.WithoutCancel(r.Context())
+	seq, err := b.inserted(ctx)
+	if err != nil {
+		// The restore then replays from before the backup's time.
+		b.logger.Warn("backup: the sink's position is unknown", "err", err)
+		seq = 0
+	}
+	now := b.now()
+	start := time.Now()
+	info, err := b.db.Backup(ctx, store.BackupName(now), seq, now)
+	switch {
+	case errors.Is(err, store.ErrBackupOnCluster):
+		problem.Write(w, problem.Details{Status: http.StatusNotImplemented, Title: "Backups of a cluster are ClickHouse's own", Detail: err.Error(), Instance: r.URL.Path})
+		return
+	case err != nil:
+		b.logger.Error("backup failed", "name", info.Name, "err", err)
+		problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Title: "Backup failed", Detail: err.Error(), Instance: r.URL.Path})
+		return
+	}
+	b.logger.Info("backup taken", "name", info.Name, "bytes", info.Bytes, "files", info.Files, "stream_seq", info.StreamSeq, "took", time.Since(start).Round(time.Millisecond))
+	w.WriteHeader(http.StatusCreated)
+	ops.WriteJSON(w, info)
+}
+
+// BackupCLIConfig configures `otpscope backup create|list`, a client of a
+// running otpscope's API (the process that owns the engine takes the backup).
+type BackupCLIConfig struct {
+	API   string
+	Token string
+	JSON  bool
+}
+
+// RegisterFlags registers the flags of `backup create` and `backup list`.
+func (c *BackupCLIConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.API, "api", DefaultDeadLettersAPI, "base URL of the otpscope or reporter API (its --admin-listen)")
+	fs.StringVar(&c.Token, "api-token", "", "bearer token of the API, when it requires one")
+	fs.BoolVar(&c.JSON, "json", false, "print the API's JSON answer")
+}
+
+// RunBackup runs action ("create" or "list") against the API.
+func RunBackup(ctx context.Context, action string, cfg BackupCLIConfig, stdout io.Writer) error {
+	method, want := http.MethodGet, http.StatusOK
+	switch action {
+	case "create":
+		method, want = http.MethodPost, http.StatusCreated
+	case "list":
+	default:
+		return fmt.Errorf("unknown action %q: want create or list", action)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(cfg.API, "/")+"/api/v1/backups", nil)
+	if err != nil {
+		return err
+	}
+	if cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+cfg.Token)
+	}
+	resp, err := (&http.Client{}).Do(req) // a backup takes as long as it takes
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, bytes.TrimSpace(raw))
+	}
+	if cfg.JSON {
+		_, err = stdout.Write(raw)
+		return err
+	}
+	var list []store.BackupInfo
+	if action == "create" {
+		var one store.BackupInfo
+		err = json.Unmarshal(raw, &one)
+		list = append(list, one)
+	} else {
+		var l BackupsResponse
+		err = json.Unmarshal(raw, &l)
+		list = l.Backups
+	}
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTARTED\tSTATUS\tBYTES\tSTREAM SEQ")
+	for _, b := range list {
+		status := b.Status
+		if b.Error != "" {
+			status += ": " + b.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", b.Name, b.StartedAt.Format(time.RFC3339), status, b.Bytes, b.StreamSeq)
+	}
+	return tw.Flush()
+}
+
+// Restore puts backup name back into the store cfg opens, in place of
+// every table, with otpscope stopped (the embedded engine's data directory
+// is the process's alone). The sink inserts the stream again from the
+// backup's position when otpscope next starts.
+func Restore(ctx context.Context, cfg store.Config, name string, logger *slog.Logger, stdout io.Writer) error {
+	db, err := store.Open(ctx, cfg, logger)
+	if err != nil {
+		return fmt.Errorf("open the store (is otpscope still running?): %w", err)
+	}
+	defer db.Close()
+	b, err := db.Restore(ctx, name, time.Now())
+	if err != nil {
+		return err
+	}
+	from := fmt.Sprintf("stream sequence %d", b.StreamSeq+1)
+	if b.StreamSeq == 0 {
+		from = "shortly before " + b.StartedAt.Format(time.RFC3339)
+	}
+	_, err = fmt.Fprintf(stdout, "restored %s (taken %s); when otpscope starts, its sink inserts the stream again from %s\n", b.Name, b.StartedAt.Format(time.RFC3339), from)
+	return err
+}

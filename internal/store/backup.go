@@ -1,0 +1,237 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
+)
+
+// Backups and restores (README, "Backups and restores"). A backup is
+// ClickHouse's own BACKUP DATABASE to File('<name>'), which a server writes
+// under its backups.allowed_path: the embedded engine's is
+// <data-dir>/backups (Config.BackupDir). The backup holds the row that
+// describes it, written first, with the stream position up to which every
+// event was inserted; `otpscope restore` puts a backup back and records a
+// restore, and the sink then inserts the stream again from that position
+// (RestoresToReplay), so what arrived after the backup comes back too, as
+// far as the stream still holds it (--stream-max-age).
+
+// Backup statuses.
+const (
+	BackupStarted = "started"
+	BackupCreated = "created"
+	BackupFailed  = "failed"
+)
+
+// BackupInfo is one backup of the database.
+type BackupInfo struct {
+	Name      string    `json:"name"`
+	StartedAt time.Time `json:"started_at"`
+	// StreamSeq: every event of the stream up to it was inserted before the
+	// backup began; 0 when the process did not know.
+	StreamSeq uint64 `json:"stream_seq"`
+	Status    string `json:"status"`
+	Bytes     uint64 `json:"bytes"`
+	Files     uint64 `json:"files"`
+	Error     string `json:"error,omitempty"`
+	// UpdatedAt is when the status was last recorded: the end of a backup
+	// taken or failed.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ErrBackupOnCluster: a cluster's backup is ClickHouse's BACKUP … ON
+// CLUSTER or its operators' tools, not one server's.
+var ErrBackupOnCluster = errors.New("backups of a ClickHouse cluster are ClickHouse's own (BACKUP DATABASE … ON CLUSTER, or clickhouse-backup): otpscope backs up the embedded engine or one server")
+
+// ErrBackupExists is returned for a name a backup has already.
+var ErrBackupExists = errors.New("a backup of that name exists")
+
+// ErrNoBackup is returned by Restore for a backup the backup directory
+// does not hold.
+var ErrNoBackup = errors.New("no such backup")
+
+// ErrBadBackupName is returned for a name that is not a backup's.
+var ErrBadBackupName = errors.New("a backup name has only letters, digits, '.', '-' and '_'")
+
+var backupName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*$`)
+
+// BackupName is the name of a backup begun at t: otpscope-<UTC time to the
+// millisecond>, which sorts as the backups were taken.
+func BackupName(t time.Time) string {
+	return "otpscope-" + t.UTC().Format("20060102T150405.000Z")
+}
+
+// Backup backs the database up as name (BackupName), recording streamSeq
+// in the backup itself. It returns when the backup is taken or failed; a
+// failed backup is recorded too.
+func (db *DB) Backup(ctx context.Context, name string, streamSeq uint64, now time.Time) (BackupInfo, error) {
+	if db.cluster != "" {
+		return BackupInfo{}, ErrBackupOnCluster
+	}
+	if !backupName.MatchString(name) {
+		return BackupInfo{}, fmt.Errorf("%w: %q", ErrBadBackupName, name)
+	}
+	// A name taken already is refused before ClickHouse refuses it: its
+	// record would replace the backup's, and the embedded engine's
+	// connection is left unusable for a moment by a BACKUP that fails.
+	var taken uint64
+	if err := db.conn.QueryRow(ctx, "SELECT count() FROM backups WHERE name = ?", name).Scan(&taken); err != nil {
+		return BackupInfo{}, fmt.Errorf("backup %s: %w", name, err)
+	}
+	if taken > 0 {
+		return BackupInfo{}, fmt.Errorf("%w: %s", ErrBackupExists, name)
+	}
+	b := BackupInfo{Name: name, StartedAt: now.UTC(), StreamSeq: streamSeq, Status: BackupStarted, UpdatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	if err := db.recordBackup(ctx, b); err != nil {
+		return b, err
+	}
+	// Its answer (id, status) is not read: clickhouse-go cannot decode the
+	// status's Enum over HTTP. The id is ours, to find it in system.backups.
+	id := uuid.NewString()
+	err := db.conn.Exec(ctx, fmt.Sprintf("BACKUP DATABASE `%s` TO File('%s') SETTINGS id = '%s'", db.database(ctx), name, id))
+	if err == nil {
+		err = db.conn.QueryRow(ctx, "SELECT total_size, num_files FROM system.backups WHERE id = ?", id).Scan(&b.Bytes, &b.Files)
+	}
+	b.Status = BackupCreated
+	if err != nil {
+		b.Status, b.Error = BackupFailed, err.Error()
+	}
+	b.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
+	// Recorded whatever came of it, on a context the caller's end does not
+	// cut short: a failed backup listed as started for ever would mislead.
+	if rerr := db.recordBackup(context.WithoutCancel(ctx), b); rerr != nil && err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return b, fmt.Errorf("backup %s: %w", name, err)
+	}
+	return b, nil
+}
+
+func (db *DB) recordBackup(ctx context.Context, b BackupInfo) error {
+	// Times as literals: a bound time.Time loses its milliseconds.
+	err := db.conn.Exec(ctx, fmt.Sprintf("INSERT INTO backups (name, started_at, stream_seq, status, bytes, files, error, updated_at) VALUES (?, %s, ?, ?, ?, ?, ?, %s)", msTime(b.StartedAt), msTime(b.UpdatedAt)),
+		b.Name, b.StreamSeq, b.Status, b.Bytes, b.Files, b.Error)
+	if err != nil {
+		return fmt.Errorf("record backup %s: %w", b.Name, err)
+	}
+	return nil
+}
+
+// database is the database the store's tables are in.
+func (db *DB) database(ctx context.Context) string {
+	var name string
+	if err := db.conn.QueryRow(ctx, "SELECT currentDatabase()").Scan(&name); err != nil || name == "" {
+		return "default"
+	}
+	return name
+}
+
+// Backups lists the backups taken of this database, newest first, as far
+// as the database knows them: a restored database knows those up to the
+// one restored.
+func (db *DB) Backups(ctx context.Context) ([]BackupInfo, error) {
+	out := []BackupInfo{}
+	err := db.eachRow(ctx, "backups", `SELECT name, started_at, stream_seq, toString(status), bytes, files, error, updated_at
+FROM backups FINAL ORDER BY started_at DESC, name DESC LIMIT 1000`, nil, func(rows driver.Rows) error {
+		var b BackupInfo
+		if err := rows.Scan(&b.Name, &b.StartedAt, &b.StreamSeq, &b.Status, &b.Bytes, &b.Files, &b.Error, &b.UpdatedAt); err != nil {
+			return err
+		}
+		b.StartedAt, b.UpdatedAt = b.StartedAt.UTC(), b.UpdatedAt.UTC()
+		out = append(out, b)
+		return nil
+	})
+	return out, err
+}
+
+// Restore replaces every table of the database with backup name's, and
+// records the restore for the sink to insert the stream again from the
+// backup's position. Nothing else may use the database meanwhile: otpscope
+// restore runs with otpscope stopped.
+func (db *DB) Restore(ctx context.Context, name string, now time.Time) (BackupInfo, error) {
+	if db.cluster != "" {
+		return BackupInfo{}, ErrBackupOnCluster
+	}
+	if !backupName.MatchString(name) {
+		return BackupInfo{}, fmt.Errorf("%w: %q", ErrBadBackupName, name)
+	}
+	if db.backupDir != "" {
+		if _, err := os.Stat(filepath.Join(db.backupDir, name)); err != nil {
+			return BackupInfo{}, fmt.Errorf("%w: %s in %s (%v)", ErrNoBackup, name, db.backupDir, err)
+		}
+	}
+	database := db.database(ctx)
+	var tables []string
+	if err := db.eachRow(ctx, "tables", "SELECT name FROM system.tables WHERE database = currentDatabase() AND NOT is_temporary", nil, func(rows driver.Rows) error {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return err
+		}
+		tables = append(tables, t)
+		return nil
+	}); err != nil {
+		return BackupInfo{}, err
+	}
+	for _, t := range tables {
+		if err := db.conn.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS `%s`.`%s` SYNC", database, t)); err != nil {
+			return BackupInfo{}, fmt.Errorf("restore %s: drop %s: %w", name, t, err)
+		}
+	}
+	if err := db.conn.Exec(ctx, fmt.Sprintf("RESTORE DATABASE `%s` FROM File('%s')", database, name)); err != nil {
+		return BackupInfo{}, fmt.Errorf("restore %s: %w", name, err)
+	}
+	// The backup's own row, written before it was taken.
+	var b BackupInfo
+	if err := db.conn.QueryRow(ctx, "SELECT name, started_at, stream_seq FROM backups WHERE name = ? ORDER BY updated_at LIMIT 1", name).Scan(&b.Name, &b.StartedAt, &b.StreamSeq); err != nil {
+		return b, fmt.Errorf("restore %s: the backup does not describe itself (not otpscope's?): %w", name, err)
+	}
+	b.Status = BackupCreated
+	if err := db.conn.Exec(ctx, fmt.Sprintf("INSERT INTO restores (name, restored_at, started_at, stream_seq, replayed) VALUES (?, %s, %s, ?, 0)", msTime(now), msTime(b.StartedAt)),
+		b.Name, b.StreamSeq); err != nil {
+		return b, fmt.Errorf("restore %s: record it: %w", name, err)
+	}
+	return b, nil
+}
+
+// RestoreToReplay is a restore whose stream the sink has not inserted
+// again yet: from StreamSeq+1, or from StartedAt less a margin when the
+// backup did not know its position.
+type RestoreToReplay struct {
+	Name       string
+	RestoredAt time.Time
+	StartedAt  time.Time
+	StreamSeq  uint64
+}
+
+// RestoresToReplay lists the restores not replayed yet, oldest first.
+func (db *DB) RestoresToReplay(ctx context.Context) ([]RestoreToReplay, error) {
+	var out []RestoreToReplay
+	err := db.eachRow(ctx, "restores", "SELECT name, restored_at, started_at, stream_seq FROM restores FINAL WHERE replayed = 0 ORDER BY restored_at", nil, func(rows driver.Rows) error {
+		var r RestoreToReplay
+		if err := rows.Scan(&r.Name, &r.RestoredAt, &r.StartedAt, &r.StreamSeq); err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// RestoresReplayed records that the stream is being inserted again for rs.
+func (db *DB) RestoresReplayed(ctx context.Context, rs []RestoreToReplay) error {
+	for _, r := range rs {
+		if err := db.conn.Exec(ctx, fmt.Sprintf("INSERT INTO restores (name, restored_at, started_at, stream_seq, replayed) VALUES (?, %s, %s, ?, 1)", msTime(r.RestoredAt), msTime(r.StartedAt)),
+			r.Name, r.StreamSeq); err != nil {
+			return fmt.Errorf("record restore %s replayed: %w", r.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package store_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// TestBackupAndRestore: a backup holds the database as it was, and the row
+// that describes it; a restore puts it back in place of what came after,
+// and records itself for the sink to insert the stream again from the
+// backup's position, once.
+func TestBackupAndRestore(t *testing.T) {
+	srv := chdbtest.Serve(t)
+	db, err := store.Connect(t.Context(), srv.DSN+"/"+srv.Database, brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	insert := func(from, to int) {
+		t.Helper()
+		var b store.Batch
+		for i := from; i < to; i++ {
+			b.Deliveries = append(b.Deliveries, delivery(i, events.StatusDelivered))
+		}
+		if err := db.Insert(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert(0, 40)
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	name := store.BackupName(at) + "-" + srv.Database // the engine's backups are shared by the package's tests
+	b, err := db.Backup(ctx, name, 40, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Status != store.BackupCreated || b.Bytes == 0 || b.Files == 0 || b.StreamSeq != 40 || !b.StartedAt.Equal(at) {
+		t.Errorf("backup %+v; want created, with its size, at stream sequence 40", b)
+	}
+	if _, err := db.Backup(ctx, name, 41, at); !errors.Is(err, store.ErrBackupExists) {
+		t.Errorf("a second backup of the same name: %v; want ErrBackupExists", err)
+	}
+	if _, err := db.Backup(ctx, "../elsewhere", 0, at); !errors.Is(err, store.ErrBadBackupName) {
+		t.Errorf("backup named ../elsewhere: %v; want ErrBadBackupName", err)
+	}
+	list, err := db.Backups(ctx)
+	if err != nil || len(list) != 1 || list[0] != b {
+		t.Errorf("backups listed %+v, %v; want the one taken, %+v", list, err, b)
+	}
+
+	insert(40, 60) // after the backup
+	if n := count(t, db, "SELECT uniqExact(event_id) FROM delivery_events"); n != 60 {
+		t.Fatalf("%d events before the restore; want 60", n)
+	}
+	r, err := db.Restore(ctx, name, at.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.StreamSeq != 40 || !r.StartedAt.Equal(at) {
+		t.Errorf("restored %+v; want the backup's own description", r)
+	}
+	if n := count(t, db, "SELECT uniqExact(event_id) FROM delivery_events"); n != 40 {
+		t.Errorf("%d events after the restore; want the backup's 40", n)
+	}
+	todo, err := db.RestoresToReplay(ctx)
+	if err != nil || len(todo) != 1 || todo[0].Name != name || todo[0].StreamSeq != 40 || !todo[0].StartedAt.Equal(at) {
+		t.Fatalf("restores to replay %+v, %v; want the one restore from sequence 40", todo, err)
+	}
+	if err := db.RestoresReplayed(ctx, todo); err != nil {
+		t.Fatal(err)
+	}
+	if todo, err := db.RestoresToReplay(ctx); err != nil || len(todo) != 0 {
+		t.Errorf("restores to replay after replaying: %+v, %v; want none", todo, err)
+	}
+	// The restored database migrates and takes inserts as before.
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	insert(40, 60)
+	if n := count(t, db, "SELECT uniqExact(event_id) FROM delivery_events"); n != 60 {
+		t.Errorf("%d events after inserting the later ones again; want 60", n)
+	}
+	store.SetBackupDir(db, backupDir)
+	if _, err := db.Restore(ctx, store.BackupName(at.Add(time.Minute)), at); !errors.Is(err, store.ErrNoBackup) {
+		t.Errorf("restoring a backup that does not exist: %v; want ErrNoBackup", err)
+	}
+	if n := count(t, db, "SELECT uniqExact(event_id) FROM delivery_events"); n != 60 {
+		t.Errorf("%d events after a restore refused; want the 60 untouched", n)
+	}
+}
