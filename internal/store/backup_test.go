@@ -5,9 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpscope/otpscope/internal/broker/brokertest"
-	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
-	"github.com/otpscope/otpscope/internal/events"
+	"github.com/google/uuid"
+
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -16,29 +15,12 @@ import (
 // and records itself for the sink to insert the stream again from the
 // backup's position, once.
 func TestBackupAndRestore(t *testing.T) {
-	srv := chdbtest.Serve(t)
-	db, err := store.Connect(t.Context(), srv.DSN+"/"+srv.Database, brokertest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	db := openSingle(t)
 	ctx := t.Context()
-	insert := func(from, to int) {
-		t.Helper()
-		var b store.Batch
-		for i := from; i < to; i++ {
-			b.Deliveries = append(b.Deliveries, delivery(i, events.StatusDelivered))
-		}
-		if err := db.Insert(ctx, &b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	insert := func(from, to int) { t.Helper(); insertDelivered(t, db, from, to) }
 	insert(0, 40)
 	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
-	name := store.BackupName(at) + "-" + srv.Database // the engine's backups are shared by the package's tests
+	name := store.BackupName(at) + "-" + uuid.NewString()[:8] // the engine's backups outlive a test (-count)
 	b, err := db.Backup(ctx, name, 40, at)
 	if err != nil {
 		t.Fatal(err)

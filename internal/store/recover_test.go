@@ -8,7 +8,6 @@ import (
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
-	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -26,16 +25,7 @@ func TestRecoverParts(t *testing.T) {
 	if err := db.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	insert := func(from, n int) {
-		t.Helper()
-		var b store.Batch
-		for i := from; i < from+n; i++ {
-			b.Deliveries = append(b.Deliveries, delivery(i, events.StatusDelivered))
-		}
-		if err := db.Insert(t.Context(), &b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	insert := func(from, n int) { t.Helper(); insertDelivered(t, db, from, from+n) }
 	insert(0, 40)
 	// Parts are dated by the second: since is the next one.
 	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))

@@ -87,6 +87,18 @@ func delivery(i int, status events.Status) store.DeliveryRow {
 	return store.DeliveryRow{DeliveryStatus: ev, EventID: events.DeliveryID(&ev), Seq: uint64(i + 1)}
 }
 
+// insertDelivered inserts the deliveries from to to-1, delivered.
+func insertDelivered(t *testing.T, db *store.DB, from, to int) {
+	t.Helper()
+	var b store.Batch
+	for i := from; i < to; i++ {
+		b.Deliveries = append(b.Deliveries, delivery(i, events.StatusDelivered))
+	}
+	if err := db.Insert(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestMigrateIsIdempotent(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *store.DB) {
 		for range 2 {
