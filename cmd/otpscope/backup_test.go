@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -90,6 +91,53 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 	if !strings.Contains(in.logs.String(), "restored from a backup; inserting the stream again") {
 		t.Errorf("the sink did not say it replays the stream after the restore:\n%s", in.logs)
+	}
+	in.stop(t)
+}
+
+// TestScheduledBackups: --backup-schedule takes backups by itself and
+// --backup-keep leaves the newest in --backup-dir, the others listed as
+// removed.
+func TestScheduledBackups(t *testing.T) {
+	needEngine(t)
+	in := newInstance(t, t.TempDir())
+	backups := t.TempDir()
+	in.start(t, "--backup-schedule", "@every 1s", "--backup-keep", "2", "--backup-dir", backups)
+	api := "http://" + in.adminListen
+	var list struct {
+		Backups []store.BackupInfo `json:"backups"`
+	}
+	removed := func() int {
+		out, err := exec.Command(binary, "backup", "list", "--api", api, "--json").Output()
+		if err != nil || json.Unmarshal(out, &list) != nil {
+			return 0
+		}
+		n := 0
+		for _, b := range list.Backups {
+			if b.Status == store.BackupRemoved {
+				n++
+			}
+		}
+		return n
+	}
+	// Between two backups (one a second, a prune after each) the
+	// directory holds the newest two, and those are what the list says.
+	var entries []os.DirEntry
+	settled := func() bool {
+		n := removed()
+		entries, _ = os.ReadDir(backups)
+		if n < 2 || len(entries) != 2 {
+			return false
+		}
+		for i, e := range entries {
+			if b := list.Backups[len(entries)-1-i]; e.Name() != b.Name || b.Status != store.BackupCreated {
+				return false
+			}
+		}
+		return true
+	}
+	if !polltest.Within(30*time.Second, 100*time.Millisecond, settled) {
+		t.Errorf("after 30s --backup-dir holds %d entries and the list says %+v; want the 2 newest backups, 2 or more removed\n%s", len(entries), list.Backups, in.logs)
 	}
 	in.stop(t)
 }

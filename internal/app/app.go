@@ -119,11 +119,12 @@ func (a *App) build(ctx context.Context) (err error) {
 			}
 			return consumer.Ready(ctx)
 		}})
-		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg)
+		backups := reporter.NewBackups(a.db, consumer.Inserted, logger)
+		backups.Mount(guarded)
+		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg).WithBackups(backups)
 		reporter.NewAPI(a.db, logger).Mount(guarded)
 		reports.MountFiring(guarded)
 		reporter.NewDeadLetters(a.db, a.broker, logger).Mount(guarded)
-		reporter.NewBackups(a.db, consumer.Inserted, logger).Mount(guarded)
 		// The console's pages are code, not data: served unguarded (a
 		// browser's navigation cannot carry a bearer token); they call the
 		// guarded API with the token the operator types in.

@@ -26,6 +26,7 @@ import (
 type BackupStore interface {
 	Backup(ctx context.Context, name string, streamSeq uint64, now time.Time) (store.BackupInfo, error)
 	Backups(ctx context.Context) ([]store.BackupInfo, error)
+	PruneBackups(ctx context.Context, keep int) ([]string, error)
 }
 
 // Backups serves POST /api/v1/backups (take one) and GET /api/v1/backups
@@ -62,37 +63,60 @@ func (b *Backups) list(w http.ResponseWriter, r *http.Request) {
 	responder{logger: b.logger, failure: "list backups", title: "Backups unavailable", detail: "ClickHouse did not answer"}.reply(w, r, BackupsResponse{Backups: list}, err)
 }
 
-// take backs the database up and answers 201 with the backup once it is
-// taken. The backup goes on if the client leaves: ClickHouse's BACKUP is
-// not to be cut short.
-func (b *Backups) take(w http.ResponseWriter, r *http.Request) {
+// errTaking: a backup is being taken already.
+var errTaking = errors.New("a backup is being taken: one at a time")
+
+// Take backs the database up now, unless a backup is being taken (errTaking).
+// The sink's position goes into the backup (0 when unknown: a restore then
+// replays from before the backup's time).
+func (b *Backups) Take(ctx context.Context, now time.Time) (store.BackupInfo, error) {
 	if !b.taking.TryLock() {
-		problem.Write(w, problem.Details{Status: http.StatusConflict, Title: "A backup is being taken", Detail: "one backup at a time: try again when it is done", Instance: r.URL.Path})
-		return
+		return store.BackupInfo{}, errTaking
 	}
 	defer b.taking.Unlock()
-	ctx := context.WithoutCancel(r.Context())
 	seq, err := b.inserted(ctx)
 	if err != nil {
-		// The restore then replays from before the backup's time.
 		b.logger.Warn("backup: the sink's position is unknown", "err", err)
 		seq = 0
 	}
-	now := b.now()
 	start := time.Now()
 	info, err := b.db.Backup(ctx, store.BackupName(now), seq, now)
-	switch {
-	case errors.Is(err, store.ErrBackupOnCluster):
-		problem.Write(w, problem.Details{Status: http.StatusNotImplemented, Title: "Backups of a cluster are ClickHouse's own", Detail: err.Error(), Instance: r.URL.Path})
-		return
-	case err != nil:
+	if err != nil {
 		b.logger.Error("backup failed", "name", info.Name, "err", err)
-		problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Title: "Backup failed", Detail: err.Error(), Instance: r.URL.Path})
-		return
+		return info, err
 	}
 	b.logger.Info("backup taken", "name", info.Name, "bytes", info.Bytes, "files", info.Files, "stream_seq", info.StreamSeq, "took", time.Since(start).Round(time.Millisecond))
-	w.WriteHeader(http.StatusCreated)
-	ops.WriteJSON(w, info)
+	return info, nil
+}
+
+// scheduled takes a backup, then removes all but the newest keep.
+func (b *Backups) scheduled(ctx context.Context, now time.Time, keep int) error {
+	if _, err := b.Take(ctx, now); err != nil {
+		return err
+	}
+	removed, err := b.db.PruneBackups(ctx, keep)
+	if len(removed) > 0 {
+		b.logger.Info("old backups removed", "keep", keep, "removed", strings.Join(removed, ","))
+	}
+	return err
+}
+
+// take answers POST /api/v1/backups: 201 with the backup once it is taken.
+// The backup goes on if the client leaves: ClickHouse's BACKUP is not to
+// be cut short.
+func (b *Backups) take(w http.ResponseWriter, r *http.Request) {
+	info, err := b.Take(context.WithoutCancel(r.Context()), b.now())
+	switch {
+	case errors.Is(err, errTaking):
+		problem.Write(w, problem.Details{Status: http.StatusConflict, Title: "A backup is being taken", Detail: "one backup at a time: try again when it is done", Instance: r.URL.Path})
+	case errors.Is(err, store.ErrBackupOnCluster):
+		problem.Write(w, problem.Details{Status: http.StatusNotImplemented, Title: "Backups of a cluster are ClickHouse's own", Detail: err.Error(), Instance: r.URL.Path})
+	case err != nil:
+		problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Title: "Backup failed", Detail: err.Error(), Instance: r.URL.Path})
+	default:
+		w.WriteHeader(http.StatusCreated)
+		ops.WriteJSON(w, info)
+	}
 }
 
 // BackupCLIConfig configures `otpscope backup create|list`, a client of a

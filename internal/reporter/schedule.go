@@ -50,6 +50,10 @@ type ReportsConfig struct {
 	// Rollups is when the hourly rollups of the hours that inserts marked
 	// since the last run (new, late or replayed data) are recomputed.
 	Rollups string
+	// BackupSchedule is when a backup is taken (README, "Backups and
+	// restores"), keeping the newest BackupKeep (0: all).
+	BackupSchedule string
+	BackupKeep     int
 }
 
 // Defaults of the report schedule: a few minutes after the window closes, so
@@ -63,6 +67,8 @@ const (
 	// events, bench/analytics), and until it runs readers compute those
 	// hours live.
 	DefaultRollups = "* * * * *"
+	// DefaultBackupKeep is a week of daily backups.
+	DefaultBackupKeep = 7
 )
 
 // RegisterFlags registers the report and alert flags.
@@ -84,6 +90,8 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.AlertLabels, "alert-labels", "labels added to the alerts posted to Alertmanager, e.g. env=prod,team=auth (severity=warning and service=otpscope unless given)")
 	fs.DurationVar(&c.AlertRepeat, "alert-repeat", DefaultAlertRepeat, "how often the webhook hears again of a rule that stays firing; 0 never")
 	fs.DurationVar(&c.AlertFor, "alert-for", 0, "how long a rule must hold, at every evaluation, before it fires (as Prometheus' for:); 0 fires at once")
+	fs.StringVar(&c.BackupSchedule, "backup-schedule", "", "cron spec (UTC) of a backup of the database, e.g. \"0 3 * * *\" for 03:00 daily; empty takes none (otpscope backup create takes one by hand)")
+	fs.IntVar(&c.BackupKeep, "backup-keep", DefaultBackupKeep, "after a scheduled backup, remove all but this many of the newest from --backup-dir (0 keeps all)")
 	fs.StringVar(&c.Rollups, "rollup-schedule", DefaultRollups, "cron spec (UTC) of the job that brings up to date the hourly rollups of the hours inserts marked since its last run; empty disables (the API then computes every window live)")
 }
 
@@ -91,7 +99,7 @@ var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month 
 
 // Validate reports the first configuration error.
 func (c *ReportsConfig) Validate() error {
-	for name, spec := range map[string]string{"report-hourly": c.Hourly, "report-daily": c.Daily, "alert-schedule": c.Alerts, "rollup-schedule": c.Rollups} {
+	for name, spec := range map[string]string{"report-hourly": c.Hourly, "report-daily": c.Daily, "alert-schedule": c.Alerts, "rollup-schedule": c.Rollups, "backup-schedule": c.BackupSchedule} {
 		if spec == "" {
 			continue
 		}
@@ -107,6 +115,9 @@ func (c *ReportsConfig) Validate() error {
 	}
 	if c.Rules.MaxLatencyP95 < 0 {
 		return fmt.Errorf("alert-max-latency-p95 %v: must not be negative", c.Rules.MaxLatencyP95)
+	}
+	if c.BackupKeep < 0 {
+		return fmt.Errorf("backup-keep %d: must not be negative", c.BackupKeep)
 	}
 	if c.AlertRepeat < 0 || c.AlertFor < 0 {
 		return fmt.Errorf("alert-repeat %v, alert-for %v: must not be negative", c.AlertRepeat, c.AlertFor)
@@ -151,6 +162,7 @@ type Reports struct {
 	alertmanagerPosts *prometheus.CounterVec
 	resolved          *prometheus.CounterVec
 	firing            alertState
+	backups           *Backups // scheduled backups, when set (WithBackups)
 	rollups           rollupMetrics
 }
 
@@ -221,6 +233,9 @@ func (r *Reports) Run(ctx context.Context) error {
 			return err
 		}),
 		add(r.cfg.Rollups, "rollups", r.RefreshRollups),
+		add(r.backupSpec(), "backup", func(ctx context.Context, now time.Time) error {
+			return r.backups.scheduled(ctx, now, r.cfg.BackupKeep)
+		}),
 	); err != nil {
 		return fmt.Errorf("schedule reports: %w", err)
 	}
@@ -228,6 +243,20 @@ func (r *Reports) Run(ctx context.Context) error {
 	<-ctx.Done()
 	<-c.Stop().Done()
 	return nil
+}
+
+// WithBackups has the schedule take backups through b (--backup-schedule).
+func (r *Reports) WithBackups(b *Backups) *Reports {
+	r.backups = b
+	return r
+}
+
+// backupSpec is the backup schedule, when there is something to take them.
+func (r *Reports) backupSpec() string {
+	if r.backups == nil {
+		return ""
+	}
+	return r.cfg.BackupSchedule
 }
 
 // RollupRefresher computes the hourly rollups (store.DB does).

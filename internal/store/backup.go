@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -28,6 +29,7 @@ const (
 	BackupStarted = "started"
 	BackupCreated = "created"
 	BackupFailed  = "failed"
+	BackupRemoved = "removed" // by PruneBackups
 )
 
 // BackupInfo is one backup of the database.
@@ -65,8 +67,11 @@ var backupName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*$`)
 // BackupName is the name of a backup begun at t: otpscope-<UTC time to the
 // millisecond>, which sorts as the backups were taken.
 func BackupName(t time.Time) string {
-	return "otpscope-" + t.UTC().Format("20060102T150405.000Z")
+	return backupPrefix + t.UTC().Format("20060102T150405.000Z")
 }
+
+// backupPrefix starts the name of every backup otpscope takes.
+const backupPrefix = "otpscope-"
 
 // Backup backs the database up as name (BackupName), recording streamSeq
 // in the backup itself. It returns when the backup is taken or failed; a
@@ -102,6 +107,11 @@ func (db *DB) Backup(ctx context.Context, name string, streamSeq uint64, now tim
 	b.Status = BackupCreated
 	if err != nil {
 		b.Status, b.Error = BackupFailed, err.Error()
+		if db.backupDir != "" {
+			// What a failed or cut-short BACKUP wrote is no backup, and
+			// would count as one when old ones are pruned.
+			_ = os.RemoveAll(filepath.Join(db.backupDir, name))
+		}
 	}
 	b.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	// Recorded whatever came of it, on a context the caller's end does not
@@ -234,4 +244,42 @@ func (db *DB) RestoresReplayed(ctx context.Context, rs []RestoreToReplay) error 
 		}
 	}
 	return nil
+}
+
+// PruneBackups removes from the embedded engine's backup directory all but
+// the newest keep backups otpscope took (otpscope-<time>: their names sort
+// as they were taken) and records each as removed; it returns their
+// names. A server's backups are on the server: nothing is removed there.
+func (db *DB) PruneBackups(ctx context.Context, keep int) ([]string, error) {
+	if db.backupDir == "" || keep <= 0 {
+		return nil, nil
+	}
+	entries, err := os.ReadDir(db.backupDir)
+	if err != nil {
+		return nil, fmt.Errorf("prune backups: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), backupPrefix) && backupName.MatchString(e.Name()) {
+			names = append(names, e.Name()) // ReadDir sorts by name
+		}
+	}
+	if len(names) <= keep {
+		return nil, nil
+	}
+	old := names[:len(names)-keep]
+	var removed []string
+	for _, name := range old {
+		if err := os.RemoveAll(filepath.Join(db.backupDir, name)); err != nil {
+			return removed, fmt.Errorf("prune backup %s: %w", name, err)
+		}
+		removed = append(removed, name)
+		b := BackupInfo{Name: name, Status: BackupRemoved, UpdatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+		// Its first row, for when it was taken and from where.
+		_ = db.conn.QueryRow(ctx, "SELECT started_at, stream_seq, bytes, files FROM backups FINAL WHERE name = ?", name).Scan(&b.StartedAt, &b.StreamSeq, &b.Bytes, &b.Files)
+		if err := db.recordBackup(ctx, b); err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
 }

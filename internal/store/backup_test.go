@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -77,5 +79,44 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 	if n := count(t, db, "SELECT uniqExact(event_id) FROM delivery_events"); n != 60 {
 		t.Errorf("%d events after a restore refused; want the 60 untouched", n)
+	}
+}
+
+// TestPruneBackups: all but the newest backups otpscope took are removed
+// from the backup directory and listed as removed; anything else there is
+// left alone.
+func TestPruneBackups(t *testing.T) {
+	db := openSingle(t)
+	ctx := t.Context()
+	dir := t.TempDir()
+	store.SetBackupDir(db, dir)
+	at := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	var names []string
+	for i := range 3 {
+		name := store.BackupName(at.AddDate(0, 0, i))
+		names = append(names, name)
+		if err := os.MkdirAll(filepath.Join(dir, name, "data"), 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "by-hand"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := db.PruneBackups(ctx, 0); err != nil || len(removed) != 0 {
+		t.Errorf("keep 0 removed %v, %v; want nothing (keep all)", removed, err)
+	}
+	removed, err := db.PruneBackups(ctx, 2)
+	if err != nil || len(removed) != 1 || removed[0] != names[0] {
+		t.Fatalf("keep 2 removed %v, %v; want the oldest, %s", removed, err, names[0])
+	}
+	for i, name := range append(names, "by-hand") {
+		_, err := os.Stat(filepath.Join(dir, name))
+		if gone := i == 0; gone != os.IsNotExist(err) {
+			t.Errorf("%s: %v; want it gone %v", name, err, gone)
+		}
+	}
+	list, err := db.Backups(ctx)
+	if err != nil || len(list) != 1 || list[0].Name != names[0] || list[0].Status != store.BackupRemoved {
+		t.Errorf("backups listed %+v, %v; want %s removed", list, err, names[0])
 	}
 }
