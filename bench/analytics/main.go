@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -53,6 +54,7 @@ func run() int {
 	steadyFor := flag.Duration("steady", 0, "at the end, replay the new hour's traffic second by second this long with the job every -every, reading the last 24 h exact and with -steady-lag back to back; 0: not")
 	every := flag.Duration("every", 15*time.Second, "with -steady: how often the job runs")
 	steadyLag := flag.Duration("steady-lag", time.Minute, "with -steady: the max_lag of the lagged reads")
+	backup := flag.Bool("backup", false, "time a backup of the database and its restore alone (README, \"Backups and restores\"), with its size on disk, instead of the API")
 	resends := flag.Int("resends", 0, "time /api/v1/resends alone, after giving the database this many resend decisions, one per failed fact, the newest facts first (fewer when it has fewer failures; a kept database keeps them); 0: not")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -69,7 +71,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	eng, err := chdb.Start(chdb.Config{Dir: dir, Addr: "127.0.0.1:0", Logger: logger})
+	eng, err := chdb.Start(chdb.Config{Dir: dir, Addr: "127.0.0.1:0", Logger: logger, BackupDir: filepath.Join(dir, "backups")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -77,8 +79,12 @@ func run() int {
 	defer eng.Close()
 	ctx := context.Background()
 
-	fmt.Printf("| events | window | endpoint | source | p50 ms | p95 ms |\n|---|---|---|---|---|---|\n")
-	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live, keep: *keep != "", dir: dir, maxLag: *maxLag, resends: *resends,
+	if *backup {
+		fmt.Printf("| events | | took | size | | took |\n|---|---|---|---|---|---|\n")
+	} else {
+		fmt.Printf("| events | window | endpoint | source | p50 ms | p95 ms |\n|---|---|---|---|---|---|\n")
+	}
+	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live, keep: *keep != "", dir: dir, maxLag: *maxLag, resends: *resends, backup: *backup,
 		steady: steadyOptions{span: *steadyFor, every: *every, maxLag: *steadyLag}}
 	for _, f := range strings.Split(*freshList, ",") {
 		d, err := time.ParseDuration(strings.TrimSpace(f))
@@ -178,7 +184,8 @@ type options struct {
 	fresh           []time.Duration // new traffic before each between-job read
 	maxLag          time.Duration   // of the lagged between-job reads; 0: none
 	steady          steadyOptions
-	resends         int // time /resends alone, over this many decisions
+	resends         int  // time /resends alone, over this many decisions
+	backup          bool // time a backup and its restore alone
 }
 
 func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.Logger) error {
@@ -226,6 +233,10 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "%d events stored (duplicates included) in %s\n", rows, time.Since(t0).Round(time.Millisecond))
+	}
+
+	if o.backup {
+		return benchBackup(ctx, db, rows, filepath.Join(o.dir, "backups"))
 	}
 
 	r := chi.NewRouter()
@@ -812,5 +823,44 @@ ORDER BY event_time DESC LIMIT %d`, more)); err != nil {
 		fmt.Printf("| %d | %s (%d decisions) | /resends | facts | %.0f | %.0f |\n", rows, win.name, decisions, p50, p95)
 		fmt.Printf("| %d | %s | /channels (baseline; /resends p50 %.1f×) | rollups | %.0f | %.0f |\n", rows, win.name, p50/b50, b50, b95)
 	}
+	return nil
+}
+
+// benchBackup times a backup of db (rows events) into dir and its restore,
+// and checks that the restore holds the events the backup did.
+func benchBackup(ctx context.Context, db *store.DB, rows int, dir string) error {
+	var before uint64
+	if err := db.Conn().QueryRow(ctx, "SELECT count() FROM delivery_events").Scan(&before); err != nil {
+		return err
+	}
+	now := time.Now()
+	t0 := time.Now()
+	b, err := db.Backup(ctx, store.BackupName(now), 0, now)
+	if err != nil {
+		return err
+	}
+	took := time.Since(t0)
+	var onDisk int64
+	_ = filepath.WalkDir(filepath.Join(dir, b.Name), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				onDisk += info.Size()
+			}
+		}
+		return nil
+	})
+	t1 := time.Now()
+	if _, err := db.Restore(ctx, b.Name, time.Now()); err != nil {
+		return err
+	}
+	restored := time.Since(t1)
+	var after uint64
+	if err := db.Conn().QueryRow(ctx, "SELECT count() FROM delivery_events").Scan(&after); err != nil {
+		return err
+	}
+	if after != before {
+		return fmt.Errorf("restore holds %d delivery events; the backup was taken of %d", after, before)
+	}
+	fmt.Printf("| %d | backup | %.1f s | %.0f MB on disk, %d files | restore | %.1f s |\n", rows, took.Seconds(), float64(onDisk)/1e6, b.Files, restored.Seconds())
 	return nil
 }
