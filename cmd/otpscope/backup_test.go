@@ -3,10 +3,12 @@ package main_test
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +142,49 @@ func TestScheduledBackups(t *testing.T) {
 		t.Errorf("after 30s --backup-dir holds %d entries and the list says %+v; want the 2 newest backups, 2 or more removed\n%s", len(entries), list.Backups, in.logs)
 	}
 	in.stop(t)
+
+	// Started again, with the next backup a year away, the gauge says when
+	// the newest backup began, read from the database.
+	in.start(t, "--backup-schedule", "0 3 1 1 *", "--backup-dir", backups)
+	removed() // lists them
+	newest := int64(-1)
+	for _, b := range list.Backups {
+		if b.Status == store.BackupCreated {
+			newest = b.StartedAt.Unix()
+			break
+		}
+	}
+	if got := lastTaken(t, in); got != newest {
+		t.Errorf("after a restart otpscope_backup_last_taken_timestamp_seconds = %d; want %d, the newest backup's", got, newest)
+	}
+	in.stop(t)
+	// Without a schedule it stays 0: a backup by hand is no schedule.
+	in.start(t, "--backup-dir", backups)
+	if got := lastTaken(t, in); got != 0 {
+		t.Errorf("without --backup-schedule otpscope_backup_last_taken_timestamp_seconds = %d; want 0", got)
+	}
+	in.stop(t)
+}
+
+// lastTaken reads otpscope_backup_last_taken_timestamp_seconds from the
+// instance's /metrics.
+func lastTaken(t *testing.T, in *instance) int64 {
+	t.Helper()
+	resp, err := http.Get("http://" + in.adminListen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "otpscope_backup_last_taken_timestamp_seconds "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return int64(f)
+		}
+	}
+	t.Fatalf("/metrics has no otpscope_backup_last_taken_timestamp_seconds")
+	return 0
 }

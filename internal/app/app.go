@@ -119,7 +119,12 @@ func (a *App) build(ctx context.Context) (err error) {
 			}
 			return consumer.Ready(ctx)
 		}})
-		backups := reporter.NewBackups(a.db, consumer.Inserted, logger)
+		backups := reporter.NewBackups(a.db, consumer.Inserted, logger, reg)
+		if cfg.Reports.BackupSchedule != "" {
+			if err := backups.Watch(ctx); err != nil {
+				return fmt.Errorf("backups: %w", err)
+			}
+		}
 		backups.Mount(guarded)
 		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg).WithBackups(backups)
 		reporter.NewAPI(a.db, logger).Mount(guarded)

@@ -12,10 +12,13 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/problem"
@@ -40,11 +43,39 @@ type Backups struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	taking   sync.Mutex // one backup at a time
+	// lastTaken is when the newest backup taken began (Unix seconds), for
+	// OtpscopeBackupsStale, once Watch made the backups a schedule's; 0
+	// until then, and without a schedule (a backup by hand now and then is
+	// no schedule that stopped).
+	lastTaken prometheus.Gauge
+	watched   atomic.Bool
 }
 
-// NewBackups serves db's backups; inserted says how far the sink is.
-func NewBackups(db BackupStore, inserted func(context.Context) (uint64, error), logger *slog.Logger) *Backups {
-	return &Backups{db: db, inserted: inserted, logger: logger, now: time.Now}
+// NewBackups serves db's backups; inserted says how far the sink is; reg
+// may be nil.
+func NewBackups(db BackupStore, inserted func(context.Context) (uint64, error), logger *slog.Logger, reg prometheus.Registerer) *Backups {
+	return &Backups{db: db, inserted: inserted, logger: logger, now: time.Now,
+		lastTaken: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+			Name: "otpscope_backup_last_taken_timestamp_seconds",
+			Help: "When the newest backup of the database began (Unix time), with --backup-schedule; 0 without one, or until a backup is known.",
+		})}
+}
+
+// Watch has the gauge follow the backups, as a schedule takes them, from
+// the newest known now: a restart does not look like backups that stopped.
+func (b *Backups) Watch(ctx context.Context) error {
+	b.watched.Store(true)
+	list, err := b.db.Backups(ctx)
+	if err != nil {
+		return err
+	}
+	for _, x := range list { // newest first
+		if x.Status == store.BackupCreated || x.Status == store.BackupRemoved {
+			b.lastTaken.Set(float64(x.StartedAt.Unix()))
+			break
+		}
+	}
+	return nil
 }
 
 // BackupsResponse is the body of GET /api/v1/backups.
@@ -84,6 +115,9 @@ func (b *Backups) Take(ctx context.Context, now time.Time) (store.BackupInfo, er
 	if err != nil {
 		b.logger.Error("backup failed", "name", info.Name, "err", err)
 		return info, err
+	}
+	if b.watched.Load() {
+		b.lastTaken.Set(float64(info.StartedAt.Unix()))
 	}
 	b.logger.Info("backup taken", "name", info.Name, "bytes", info.Bytes, "files", info.Files, "stream_seq", info.StreamSeq, "took", time.Since(start).Round(time.Millisecond))
 	return info, nil
