@@ -23,29 +23,27 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout))
 }
 
+// withAction are the commands called with an action: otpscope NAME ACTION [flags].
+var withAction = map[string]func(action string, stdout io.Writer) cli.Command{
+	"deadletters": deadLettersCommand,
+	"backup":      backupCommand,
+}
+
 func run(args []string, stdout io.Writer) int {
-	if len(args) > 0 && args[0] == "deadletters" {
-		action, rest := "", args[1:]
-		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-			action, rest = rest[0], rest[1:]
+	if len(args) > 0 {
+		if command, ok := withAction[args[0]]; ok {
+			action, rest := "", args[1:]
+			if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+				action, rest = rest[0], rest[1:]
+			}
+			if action == "help" {
+				rest = []string{"help"} // the help names the actions
+			}
+			return cli.Main(command(action, stdout), rest, os.LookupEnv, os.Stderr)
 		}
-		if action == "help" {
-			rest = []string{"help"} // the help names the actions
+		if args[0] == "restore" {
+			return cli.Main(restoreCommand(stdout), args[1:], os.LookupEnv, os.Stderr)
 		}
-		return cli.Main(deadLettersCommand(action, stdout), rest, os.LookupEnv, os.Stderr)
-	}
-	if len(args) > 0 && args[0] == "backup" {
-		action, rest := "", args[1:]
-		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-			action, rest = rest[0], rest[1:]
-		}
-		if action == "help" {
-			rest = []string{"help"}
-		}
-		return cli.Main(backupCommand(action, stdout), rest, os.LookupEnv, os.Stderr)
-	}
-	if len(args) > 0 && args[0] == "restore" {
-		return cli.Main(restoreCommand(stdout), args[1:], os.LookupEnv, os.Stderr)
 	}
 	return cli.Main(app.Command(app.Binaries["otpscope"], stdout), args, os.LookupEnv, os.Stderr)
 }

@@ -160,26 +160,22 @@ func (l Labels) String() string {
 
 // Set replaces the labels with those of v ("" sets none).
 func (l *Labels) Set(v string) error {
-	labels := Labels{}
-	for part := range strings.SplitSeq(v, ",") {
-		if part = strings.TrimSpace(part); part == "" {
-			continue
-		}
-		name, value, ok := strings.Cut(part, "=")
-		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+	labels, err := setPairs(v, "NAME=VALUE, e.g. env=prod", func(name string) (string, error) {
 		switch {
-		case !ok || value == "":
-			return fmt.Errorf("%q: want NAME=VALUE, e.g. env=prod", part)
 		case !labelName.MatchString(name) || strings.HasPrefix(name, "__"):
-			return fmt.Errorf("%q: %q is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)", part, name)
+			return "", fmt.Errorf("%q is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)", name)
 		case name == "alertname" || name == "channel":
-			return fmt.Errorf("%q: %s is the alert's own label", part, name)
+			return "", fmt.Errorf("%s is the alert's own label", name)
 		}
-		if _, dup := labels[name]; dup {
-			return fmt.Errorf("%s given twice", name)
+		return name, nil
+	}, func(value string) (string, error) {
+		if value == "" {
+			return "", errors.New("want NAME=VALUE, e.g. env=prod")
 		}
-		labels[name] = value
+		return value, nil
+	})
+	if err == nil {
+		*l = labels
 	}
-	*l = labels
-	return nil
+	return err
 }

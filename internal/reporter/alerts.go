@@ -3,6 +3,7 @@ package reporter
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -91,28 +92,50 @@ func (c ChannelRates) String() string {
 
 // Set replaces the rates with those of v ("" sets none).
 func (c *ChannelRates) Set(v string) error {
-	rates := ChannelRates{}
+	rates, err := setPairs(v, "CHANNEL=RATE, e.g. SMS=0.95", channelKey, func(s string) (float64, error) {
+		r, err := strconv.ParseFloat(s, 64)
+		if err != nil || r < 0 || r > 1 {
+			return 0, errors.New("the rate must be a number within 0..1")
+		}
+		return r, nil
+	})
+	if err == nil {
+		*c = rates
+	}
+	return err
+}
+
+// setPairs reads v, comma-separated KEY=VALUE pairs ("" none), into a map:
+// each key as key returns it (or refuses it), each value parsed by value;
+// form names the pairs' form in errors. A key given twice is refused.
+func setPairs[V any](v, form string, key func(string) (string, error), value func(string) (V, error)) (map[string]V, error) {
+	out := map[string]V{}
 	for part := range strings.SplitSeq(v, ",") {
 		if part = strings.TrimSpace(part); part == "" {
 			continue
 		}
-		ch, rate, ok := strings.Cut(part, "=")
-		ch = strings.ToUpper(strings.TrimSpace(ch))
-		r, err := strconv.ParseFloat(strings.TrimSpace(rate), 64)
-		switch {
-		case !ok || ch == "":
-			return fmt.Errorf("%q: want CHANNEL=RATE, e.g. SMS=0.95", part)
-		case err != nil || r < 0 || r > 1:
-			return fmt.Errorf("%q: the rate must be a number within 0..1", part)
+		k, raw, ok := strings.Cut(part, "=")
+		if k = strings.TrimSpace(k); !ok || k == "" {
+			return nil, fmt.Errorf("%q: want %s", part, form)
 		}
-		if _, dup := rates[ch]; dup {
-			return fmt.Errorf("%s given twice", ch)
+		k, err := key(k)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", part, err)
 		}
-		rates[ch] = r
+		x, err := value(strings.TrimSpace(raw))
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", part, err)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("%s given twice", k)
+		}
+		out[k] = x
 	}
-	*c = rates
-	return nil
+	return out, nil
 }
+
+// channelKey is a channel as tyntec writes it: upper-case.
+func channelKey(s string) (string, error) { return strings.ToUpper(s), nil }
 
 // ChannelDurations is a duration per channel, the value of
 // --alert-channel-max-latency-p95 SMS=30s,VOICE=2m: channels in any case
@@ -129,27 +152,17 @@ func (c ChannelDurations) String() string {
 
 // Set replaces the durations with those of v ("" sets none).
 func (c *ChannelDurations) Set(v string) error {
-	durations := ChannelDurations{}
-	for part := range strings.SplitSeq(v, ",") {
-		if part = strings.TrimSpace(part); part == "" {
-			continue
+	durations, err := setPairs(v, "CHANNEL=DURATION, e.g. SMS=30s", channelKey, func(s string) (time.Duration, error) {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return 0, errors.New("want a duration such as 30s or 2m, not negative")
 		}
-		ch, value, ok := strings.Cut(part, "=")
-		ch = strings.ToUpper(strings.TrimSpace(ch))
-		d, err := time.ParseDuration(strings.TrimSpace(value))
-		switch {
-		case !ok || ch == "":
-			return fmt.Errorf("%q: want CHANNEL=DURATION, e.g. SMS=30s", part)
-		case err != nil || d < 0:
-			return fmt.Errorf("%q: want a duration such as 30s or 2m, not negative", part)
-		}
-		if _, dup := durations[ch]; dup {
-			return fmt.Errorf("%s given twice", ch)
-		}
-		durations[ch] = d
+		return d, nil
+	})
+	if err == nil {
+		*c = durations
 	}
-	*c = durations
-	return nil
+	return err
 }
 
 // Alert is the payload of tyntec.2fa.alert.<RULE> (events.Alert): the sink
