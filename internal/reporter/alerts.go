@@ -215,10 +215,7 @@ func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, ch
 	span := fmt.Sprintf("firing since %s; %s – %s", since.UTC().Format(time.RFC3339), from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
 	switch rule {
 	case RuleDeliveryRateLow:
-		var c store.ChannelStats
-		if i := slices.IndexFunc(chs, func(c store.ChannelStats) bool { return c.Channel == channel }); i >= 0 {
-			c = chs[i]
-		}
+		c := channelStats(chs, channel)
 		settled := c.Delivered + c.Failed
 		threshold := a.minDeliveryRate(channel)
 		al.Threshold, al.Volume = threshold, settled
@@ -235,10 +232,7 @@ func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, ch
 				fmtPct(c.DeliveryRate), fmtPct(&threshold), c.Delivered, settled, span)
 		}
 	case RuleDeliverySlow:
-		var c store.ChannelStats
-		if i := slices.IndexFunc(chs, func(c store.ChannelStats) bool { return c.Channel == channel }); i >= 0 {
-			c = chs[i]
-		}
+		c := channelStats(chs, channel)
 		threshold := a.maxLatencyP95(channel)
 		al.Threshold, al.Volume = msOf(threshold), c.Delivered
 		if c.LatencyMS != nil {
@@ -271,6 +265,14 @@ func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, ch
 		al.Summary = fmt.Sprintf("%s no longer evaluated by this release (%s)", rule, span)
 	}
 	return al
+}
+
+// channelStats is channel's figures in chs; none (zero) when it has none.
+func channelStats(chs []store.ChannelStats, channel string) store.ChannelStats {
+	if i := slices.IndexFunc(chs, func(c store.ChannelStats) bool { return c.Channel == channel }); i >= 0 {
+		return chs[i]
+	}
+	return store.ChannelStats{}
 }
 
 // AlertFigure is an alert's value or threshold as people read it: a

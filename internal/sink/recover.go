@@ -193,9 +193,10 @@ type Restorer interface {
 	RestoresReplayed(ctx context.Context, rs []store.RestoreToReplay) error
 }
 
-// replayRestores inserts the stream again from the position of the
-// backups restored since the sink last ran (the earliest of them), so the
-// events acknowledged after a backup was taken come back.
+// replayRestores inserts the stream again from the position of the backup
+// restored last, so the events acknowledged after it was taken come back.
+// A restore replaces every table: the last one is what the database holds,
+// and any restore before it is replayed by that.
 func (c *Consumer) replayRestores(ctx context.Context, r Restorer) {
 	rs, err := r.RestoresToReplay(ctx)
 	if err != nil {
@@ -206,35 +207,15 @@ func (c *Consumer) replayRestores(ctx context.Context, r Restorer) {
 	if len(rs) == 0 {
 		return
 	}
-	var start replayStart
-	for _, x := range rs {
-		s := replayStart{seq: x.StreamSeq + 1}
-		if x.StreamSeq == 0 {
-			// Unknown position: from before the backup by as much as the
-			// sink may have lagged, as for a part set aside at a start.
-			s = replayStart{at: x.StartedAt.Add(-replayMargin * c.cfg.AckWait)}
-		}
-		start = earlier(start, s)
+	last := rs[len(rs)-1] // oldest first
+	start := replayStart{seq: last.StreamSeq + 1}
+	if last.StreamSeq == 0 {
+		// Unknown position: from before the backup by as much as the sink
+		// may have lagged, as for a part set aside at a start.
+		start = replayStart{at: last.StartedAt.Add(-replayMargin * c.cfg.AckWait)}
 	}
-	c.logger.Warn("restored from a backup; inserting the stream again from its position", "backup", rs[len(rs)-1].Name, "from_seq", start.seq, "from_time", start.at)
+	c.logger.Warn("restored from a backup; inserting the stream again from its position", "backup", last.Name, "from_seq", start.seq, "from_time", start.at)
 	c.startReplay(ctx, start, func(ctx context.Context) error { return r.RestoresReplayed(ctx, rs) })
-}
-
-// earlier is the replay start of a and b that begins first; a sequence and
-// a time do not compare, and the time (the guess) wins.
-func earlier(a, b replayStart) replayStart {
-	switch {
-	case a == replayStart{}:
-		return b
-	case !a.at.IsZero() || !b.at.IsZero():
-		if a.at.IsZero() || (!b.at.IsZero() && b.at.Before(a.at)) {
-			return b
-		}
-		return a
-	case b.seq < a.seq:
-		return b
-	}
-	return a
 }
 
 // replayStart is where a replay begins: a stream sequence, else a time;
