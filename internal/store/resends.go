@@ -77,16 +77,14 @@ type ResendReport struct {
 	Latest    []ResendDecision `json:"latest"`
 }
 
-// resendDecisionsSQL is one row per decision in the filter's window (or
-// the newest of them, when newest > 0) with its outcome. A decision is
-// audited once (the poller claims it in NATS), so the rows of a
-// decision_id are copies of one record. The OTPs' DELIVERED facts come
-// from channel_events, by day and then otp_id, its key (delivery_events,
-// keyed by otp_id alone, made the OTPs of an hour's decisions a scan of
-// every part: 3 s at 111 M events), within a day of the window, as a
-// window's attempts read them (docs/analytics.md, "Windows").
-func resendDecisionsSQL(f ResendFilter, newest int) (string, []any) {
-	where := fmt.Sprintf("decided_at >= %s AND decided_at < %s", msTime(f.From), msTime(f.To))
+// where is the filter's condition on resends (and on resend_outcomes,
+// which has the same columns): decided in the window, unless the window
+// is zero (every decision), and of the profile and trigger channel.
+func (f ResendFilter) where() (string, []any) {
+	where := "1"
+	if !f.From.IsZero() || !f.To.IsZero() {
+		where = fmt.Sprintf("decided_at >= %s AND decided_at < %s", msTime(f.From), msTime(f.To))
+	}
 	var args []any
 	if f.Profile != "" {
 		where, args = where+" AND profile_id = ?", append(args, f.Profile)
@@ -94,44 +92,98 @@ func resendDecisionsSQL(f ResendFilter, newest int) (string, []any) {
 	if f.Channel != "" {
 		where, args = where+" AND trigger_channel = ?", append(args, f.Channel)
 	}
-	decisions := `SELECT otp_id, decision_id, any(result) AS result, any(reason) AS reason, any(via) AS via,
+	return where, args
+}
+
+// resendCols are the columns of one decision with its outcome, computed
+// (resendDecisionsSQL) or stored (resend_outcomes): first_at and
+// first_channel are the delivery the outcome names, the first on via
+// after the decision, else the OTP's first (the epoch and "" when none).
+const resendCols = "otp_id, decision_id, profile_id, result, reason, via, trigger_channel, trigger_status, attempt, dry_run, decided_at, outcome, first_at, first_channel"
+
+// newestResends orders decisions newest first and keeps n of them.
+func newestResends(n int) string {
+	return fmt.Sprintf("\n  ORDER BY decided_at DESC, decision_id LIMIT %d", n)
+}
+
+// resendDecisionsSQL computes the outcome of each decision of the filter's
+// window (or the newest of them, when newest > 0), of the OTPs of otps
+// when it is not "" (a subquery), from the facts (resendCols). A decision
+// is audited once (the poller claims it in NATS), so the rows of a
+// decision_id are copies of one record. Its outcome reads its OTP's
+// DELIVERED facts within a day of the decision's day (channel_events' day,
+// as a window's attempts read a day around the window: docs/analytics.md,
+// "Windows"), so it is the same whatever window asks. The facts come from
+// channel_events by day and then otp_id, its key (delivery_events, keyed by
+// otp_id alone, made the OTPs of an hour's decisions a scan of every part:
+// 3 s at 111 M events).
+func resendDecisionsSQL(f ResendFilter, otps string, newest int) (string, []any) {
+	where, args := f.where()
+	days := "day IN (SELECT arrayJoin([toDate(decided_at) - 1, toDate(decided_at), toDate(decided_at) + 1]) FROM d)"
+	if !f.From.IsZero() || !f.To.IsZero() {
+		// A range prunes the key as well, and costs nothing to plan.
+		days = fmt.Sprintf("day >= toDate(%s) - 1 AND day <= toDate(%s) + 1", msTime(f.From), msTime(f.To))
+	}
+	if otps != "" {
+		where += " AND otp_id IN (" + otps + ")"
+	}
+	decisions := `SELECT otp_id, decision_id, any(profile_id) AS profile_id, any(result) AS result, any(reason) AS reason, any(via) AS via,
     any(trigger_channel) AS trigger_channel, any(trigger_status) AS trigger_status,
     any(attempt) AS attempt, any(dry_run) AS dry_run, min(decided_at) AS decided_at
   FROM (SELECT * FROM resends WHERE ` + where + `)
   GROUP BY otp_id, decision_id`
 	if newest > 0 {
-		decisions += fmt.Sprintf("\n  ORDER BY decided_at DESC, decision_id LIMIT %d", newest)
+		decisions += newestResends(newest)
 	}
-	days := fmt.Sprintf("day >= toDate(%s - INTERVAL 1 DAY) AND day <= toDate(%s + INTERVAL 1 DAY)", msTime(f.From), msTime(f.To))
 	q := `WITH d AS (` + decisions + `)
-SELECT d.otp_id AS otp_id, decision_id, result, reason, via, trigger_channel, trigger_status, attempt, dry_run, decided_at,
-  f.facts AS delivered,
+SELECT ` + resendCols + ` FROM (
+SELECT d.otp_id AS otp_id, decision_id, profile_id, result, reason, via, trigger_channel, trigger_status, attempt, dry_run, decided_at,
+  arrayFilter(x -> x.3 >= toDate(decided_at) - 1 AND x.3 <= toDate(decided_at) + 1, f.facts) AS delivered,
   arrayFilter(x -> x.2 = via AND x.1 >= decided_at, delivered) AS via_after,
   multiIf(notEmpty(via_after), '` + ResendDeliveredVia + `', notEmpty(delivered), '` + ResendDeliveredOtherwise + `', '` + ResendNotDelivered + `') AS outcome,
-  if(notEmpty(via_after), via_after[1], delivered[1]) AS first
+  if(notEmpty(via_after), via_after[1], delivered[1]) AS first,
+  first.1 AS first_at, first.2 AS first_channel
 FROM d
 LEFT JOIN (
-  SELECT otp_id, arraySort(groupUniqArrayArray(arrayMap(e -> (e.1, toString(channel)), arrayFilter(e -> e.3 = 'DELIVERED', events)))) AS facts
+  SELECT otp_id, arraySort(groupUniqArrayArray(arrayMap(e -> (e.1, toString(channel), day), arrayFilter(e -> e.3 = 'DELIVERED', events)))) AS facts
   FROM channel_events
   WHERE ` + days + ` AND otp_id IN (SELECT otp_id FROM d)
   GROUP BY otp_id
-) AS f ON f.otp_id = d.otp_id`
+) AS f ON f.otp_id = d.otp_id)`
 	return q, args
 }
 
 // Resends reports the resend decisions made in the filter's window: their
 // count, per result, trigger and via what became of their OTPs, and the
-// newest decisions one by one, the two read side by side. Nothing is
-// rolled up: the cost follows the decisions' OTPs' facts in the window
-// (bench/README.md, "Resends").
+// newest decisions one by one, the two read side by side. The outcomes are
+// the rollup job's (resend_outcomes) but for the OTPs touched since its
+// last run, computed from their facts, so the answer is what computing
+// every decision from the facts would give (decisionsSQL).
 func (db *DB) Resends(ctx context.Context, f ResendFilter) (ResendReport, error) {
+	touched, err := db.resendsTouched(ctx, time.Now())
+	if err != nil {
+		return ResendReport{Groups: []ResendGroup{}, Latest: []ResendDecision{}}, err
+	}
+	return db.resends(ctx, f, touched)
+}
+
+// ResendsFromFacts is Resends with every outcome computed from the facts,
+// nothing kept read: what the kept outcomes must add up to (bench/analytics
+// compares the two).
+func (db *DB) ResendsFromFacts(ctx context.Context, f ResendFilter) (ResendReport, error) {
+	return db.resends(ctx, f, "")
+}
+
+// resends is Resends with the OTPs whose outcomes are computed (touched:
+// decisionsSQL).
+func (db *DB) resends(ctx context.Context, f ResendFilter, touched string) (ResendReport, error) {
 	latest := min(cmp.Or(f.Latest, DefaultResendsListed), MaxResendsListed)
 	out := ResendReport{Groups: []ResendGroup{}, Latest: []ResendDecision{}}
-	decisions, args := resendDecisionsSQL(f, 0)
+	decisions, args := decisionsSQL(f, touched, 0)
 	groups := `SELECT toString(result), toString(trigger_channel), toString(trigger_status), toString(via), count(),
   countIf(outcome = '` + ResendDeliveredVia + `'), countIf(outcome = '` + ResendDeliveredOtherwise + `'), countIf(outcome = '` + ResendNotDelivered + `'),
   if(countIf(outcome = '` + ResendDeliveredVia + `') = 0, NULL,
-     toInt64(round(quantileExactIf(0.5)(toUnixTimestamp64Milli(first.1) - toUnixTimestamp64Milli(decided_at), outcome = '` + ResendDeliveredVia + `'))))
+     toInt64(round(quantileExactIf(0.5)(toUnixTimestamp64Milli(first_at) - toUnixTimestamp64Milli(decided_at), outcome = '` + ResendDeliveredVia + `'))))
 FROM (` + decisions + `)
 GROUP BY result, trigger_channel, trigger_status, via
 ORDER BY count() DESC, result, trigger_channel, trigger_status, via`
@@ -149,9 +201,9 @@ ORDER BY count() DESC, result, trigger_channel, trigger_status, via`
 	})
 	if latest > 0 {
 		// The newest decisions' outcomes only: their OTPs' facts.
-		newest, args := resendDecisionsSQL(f, latest)
+		newest, args := decisionsSQL(f, touched, latest)
 		list := fmt.Sprintf(`SELECT toString(otp_id), decision_id, toString(result), reason, toString(via), toString(trigger_channel), toString(trigger_status),
-  attempt, dry_run, decided_at, outcome, first.2, if(outcome = '%s', NULL, first.1)
+  attempt, dry_run, decided_at, toString(outcome), toString(first_channel), if(outcome = '%s', NULL, first_at)
 FROM (%s)
 ORDER BY decided_at DESC, decision_id`, ResendNotDelivered, newest)
 		g.Go(func() error {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -14,47 +15,8 @@ import (
 // delivered otherwise, or not delivered.
 func TestResendsAndWhatBecameOfThem(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *store.DB) {
-		t0 := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
-		otp := func(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", 700+i) }
-		const profile, other = "profile-resends", "profile-other"
-		var b store.Batch
-		seq := uint64(0)
-		fact := func(i int, ch events.Channel, st events.Status, after time.Duration) {
-			seq++
-			ev := events.DeliveryStatus{Channel: ch, Status: st, Source: events.SourceWebhook, OTPID: otp(i), ProfileID: profile,
-				Timestamp: t0.Add(after), ReceivedAt: t0.Add(after)}
-			b.Deliveries = append(b.Deliveries, store.DeliveryRow{DeliveryStatus: ev, EventID: events.DeliveryID(&ev), Seq: seq})
-		}
-		decide := func(i int, result, via string, ch events.Channel, st events.Status, after time.Duration, prof string) {
-			seq++
-			r := events.Resend{OTPID: otp(i), ProfileID: prof, DecisionID: fmt.Sprintf("%s.%s.%s", otp(i), ch, st), Result: result, Via: via,
-				TriggerChannel: ch, TriggerStatus: st, Attempt: 1, DecidedAt: t0.Add(after), DryRun: result == events.ResendDryRun}
-			b.Resends = append(b.Resends, store.ResendRow{EventID: "rs-" + r.DecisionID, Resend: r, Seq: seq})
-		}
-		// 1: SMS failed, re-sent via VOICE, which delivered 20 s later
-		// (the decision delivered twice: one row).
-		fact(1, events.ChannelSMS, events.StatusUndeliverable, 5*time.Second)
-		decide(1, events.ResendSent, "VOICE", events.ChannelSMS, events.StatusUndeliverable, 40*time.Second, profile)
-		decide(1, events.ResendSent, "VOICE", events.ChannelSMS, events.StatusUndeliverable, 40*time.Second, profile)
-		fact(1, events.ChannelVoice, events.StatusDelivered, time.Minute)
-		// 2: the same, and nothing delivered; another profile.
-		fact(2, events.ChannelSMS, events.StatusUndeliverable, 5*time.Second)
-		decide(2, events.ResendSent, "VOICE", events.ChannelSMS, events.StatusUndeliverable, 41*time.Second, other)
-		// 3: SMS timed out; a dry-run would have re-sent via VOICE, and SMS
-		// delivered late all the same.
-		fact(3, events.ChannelSMS, events.StatusTimedOut, 5*time.Second)
-		decide(3, events.ResendDryRun, "VOICE", events.ChannelSMS, events.StatusTimedOut, 42*time.Second, profile)
-		fact(3, events.ChannelSMS, events.StatusDelivered, 90*time.Second)
-		// 4: VIBER failed, skipped: SMS had delivered before (on via, but
-		// before the decision).
-		fact(4, events.ChannelSMS, events.StatusDelivered, time.Second)
-		fact(4, events.ChannelViber, events.StatusUndeliverable, 2*time.Second)
-		decide(4, events.ResendSkipped, "SMS", events.ChannelViber, events.StatusUndeliverable, 30*time.Second, profile)
-		// 5: decided outside the window.
-		decide(5, events.ResendSent, "VOICE", events.ChannelSMS, events.StatusUndeliverable, 2*time.Hour, profile)
-		if err := db.Insert(t.Context(), &b); err != nil {
-			t.Fatal(err)
-		}
+		t0, otp := insertResends(t, db)
+		const profile = "profile-resends"
 
 		window := store.ResendFilter{From: t0, To: t0.Add(time.Hour)}
 		rep, err := db.Resends(t.Context(), window)
@@ -125,6 +87,176 @@ func TestResendsAndWhatBecameOfThem(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The rollup job keeps each decision's outcome (resend_outcomes), and a
+// read takes the kept ones but for the OTPs touched since the job ran,
+// which it computes from their facts: before the job, after it, and after
+// a late fact or a new decision, the answers are those computed from the
+// facts alone.
+func TestResendOutcomesKeptAsTheFactsArrive(t *testing.T) {
+	noSlack(t)
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		t0, otp := insertResends(t, db)
+		filters := []store.ResendFilter{
+			{From: t0, To: t0.Add(time.Hour)},
+			{From: t0.Add(-45 * 24 * time.Hour), To: t0.Add(45 * 24 * time.Hour)},
+			{From: t0, To: t0.Add(time.Hour), Profile: "profile-resends", Latest: 2},
+			{From: t0, To: t0.Add(3 * time.Hour), Channel: "SMS"},
+		}
+		answers := func() []store.ResendReport {
+			t.Helper()
+			var out []store.ResendReport
+			for _, f := range filters {
+				rep, err := db.Resends(t.Context(), f)
+				if err != nil {
+					t.Fatalf("%+v: %v", f, err)
+				}
+				out = append(out, rep)
+			}
+			return out
+		}
+		same := func(when string, got, want []store.ResendReport) {
+			t.Helper()
+			for i := range want {
+				if !reflect.DeepEqual(got[i], want[i]) {
+					t.Errorf("%s, %+v:\n%+v\nwant (from the facts)\n%+v", when, filters[i], got[i], want[i])
+				}
+			}
+		}
+		outcome := func(reps []store.ResendReport, otp string) string {
+			for _, d := range reps[1].Latest {
+				if d.OTPID == otp {
+					return d.Outcome
+				}
+			}
+			return "not listed"
+		}
+		refresh := func(want int) {
+			t.Helper()
+			run, err := db.RefreshRollups(t.Context())
+			if err != nil || run.Resends != want {
+				t.Fatalf("rollup job: %d resend outcomes computed, %v; want %d", run.Resends, err, want)
+			}
+		}
+
+		fromFacts := answers() // the job never ran: every outcome from the facts
+		for i, f := range filters {
+			if rep, err := db.ResendsFromFacts(t.Context(), f); err != nil || !reflect.DeepEqual(rep, fromFacts[i]) {
+				t.Errorf("%+v from the facts: %+v, %v; want %+v", f, rep, err, fromFacts[i])
+			}
+		}
+		refresh(5) // its first run: every decision
+		if n := count(t, db, "SELECT count() FROM resend_outcomes FINAL"); n != 5 {
+			t.Fatalf("%d outcomes kept; want one per decision, 5", n)
+		}
+		same("after the job", answers(), fromFacts)
+
+		// OTP 2's resend delivers, late: read at once, and the job's next
+		// run computes that decision alone.
+		late := store.Batch{Deliveries: []store.DeliveryRow{resendFact(2, events.ChannelVoice, events.StatusDelivered, 3*time.Minute, 100)}}
+		if err := db.Insert(t.Context(), &late); err != nil {
+			t.Fatal(err)
+		}
+		patched := answers()
+		if got := outcome(patched, otp(2)); got != store.ResendDeliveredVia {
+			t.Errorf("OTP 2 after its late delivery: %s; want %s", got, store.ResendDeliveredVia)
+		}
+		if patched[0].Groups[0].DeliveredVia != 2 {
+			t.Errorf("sent via VOICE: %+v; want both delivered via", patched[0].Groups[0])
+		}
+		refresh(1)
+		same("after the job's next run", answers(), patched)
+
+		// A decision made after the run is counted before the next one.
+		decided := store.Batch{Resends: []store.ResendRow{resendDecision(6, events.ResendSent, "VOICE", events.ChannelSMS, events.StatusUndeliverable, 10*time.Minute, "profile-resends", 101)}}
+		if err := db.Insert(t.Context(), &decided); err != nil {
+			t.Fatal(err)
+		}
+		if got := answers(); got[0].Decisions != 5 || outcome(got, otp(6)) != store.ResendNotDelivered {
+			t.Errorf("a new decision: %d decisions, OTP 6 %s; want 5, %s", got[0].Decisions, outcome(got, otp(6)), store.ResendNotDelivered)
+		}
+		refresh(1)
+		withNew := answers()
+		for i, f := range filters {
+			if rep, err := db.ResendsFromFacts(t.Context(), f); err != nil || !reflect.DeepEqual(rep, withNew[i]) {
+				t.Errorf("%+v kept: %+v; from the facts %+v, %v", f, withNew[i], rep, err)
+			}
+		}
+
+		// An untouched decision is read from its kept row: one written
+		// over it (a newer version) is what the answer says.
+		if err := db.Conn().Exec(t.Context(), `INSERT INTO resend_outcomes SELECT version + 1, decided_at, decision_id, otp_id, profile_id, result, reason, via,
+  trigger_channel, trigger_status, attempt, dry_run, 'not_delivered', first_at, first_channel FROM resend_outcomes FINAL WHERE otp_id = ?`, otp(3)); err != nil {
+			t.Fatal(err)
+		}
+		if got := outcome(answers(), otp(3)); got != store.ResendNotDelivered || outcome(withNew, otp(3)) != store.ResendDeliveredOtherwise {
+			t.Errorf("OTP 3 over a kept row saying not delivered: %s (before: %s)", got, outcome(withNew, otp(3)))
+		}
+	})
+}
+
+var resendsT0 = time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+
+func resendOTP(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", 700+i) }
+
+// insertResends stores five OTPs' facts and resend decisions, four of them
+// decided in the hour from t0 (see TestResendsAndWhatBecameOfThem).
+func insertResends(t *testing.T, db *store.DB) (t0 time.Time, otp func(int) string) {
+	t.Helper()
+	t0, otp = resendsT0, resendOTP
+	const profile, other = "profile-resends", "profile-other"
+	var b store.Batch
+	seq := uint64(0)
+	fact := func(i int, ch events.Channel, st events.Status, after time.Duration) {
+		seq++
+		b.Deliveries = append(b.Deliveries, resendFact(i, ch, st, after, seq))
+	}
+	decide := func(i int, result, via string, ch events.Channel, st events.Status, after time.Duration, prof string) {
+		seq++
+		b.Resends = append(b.Resends, resendDecision(i, result, via, ch, st, after, prof, seq))
+	}
+	// 1: SMS failed, re-sent via VOICE, which delivered 20 s later
+	// (the decision delivered twice: one row).
+	fact(1, events.ChannelSMS, events.StatusUndeliverable, 5*time.Second)
+	decide(1, events.ResendSent, "VOICE", events.ChannelSMS, events.StatusUndeliverable, 40*time.Second, profile)
+	decide(1, events.ResendSent, "VOICE", events.ChannelSMS, events.StatusUndeliverable, 40*time.Second, profile)
+	fact(1, events.ChannelVoice, events.StatusDelivered, time.Minute)
+	// 2: the same, and nothing delivered; another profile.
+	fact(2, events.ChannelSMS, events.StatusUndeliverable, 5*time.Second)
+	decide(2, events.ResendSent, "VOICE", events.ChannelSMS, events.StatusUndeliverable, 41*time.Second, other)
+	// 3: SMS timed out; a dry-run would have re-sent via VOICE, and SMS
+	// delivered late all the same.
+	fact(3, events.ChannelSMS, events.StatusTimedOut, 5*time.Second)
+	decide(3, events.ResendDryRun, "VOICE", events.ChannelSMS, events.StatusTimedOut, 42*time.Second, profile)
+	fact(3, events.ChannelSMS, events.StatusDelivered, 90*time.Second)
+	// 4: VIBER failed, skipped: SMS had delivered before (on via, but
+	// before the decision).
+	fact(4, events.ChannelSMS, events.StatusDelivered, time.Second)
+	fact(4, events.ChannelViber, events.StatusUndeliverable, 2*time.Second)
+	decide(4, events.ResendSkipped, "SMS", events.ChannelViber, events.StatusUndeliverable, 30*time.Second, profile)
+	// 5: decided outside the window.
+	decide(5, events.ResendSent, "VOICE", events.ChannelSMS, events.StatusUndeliverable, 2*time.Hour, profile)
+	if err := db.Insert(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+	return t0, otp
+}
+
+// resendFact is a delivery fact of OTP i (resendOTP) at after t0.
+func resendFact(i int, ch events.Channel, st events.Status, after time.Duration, seq uint64) store.DeliveryRow {
+	ev := events.DeliveryStatus{Channel: ch, Status: st, Source: events.SourceWebhook, OTPID: resendOTP(i), ProfileID: "profile-resends",
+		Timestamp: resendsT0.Add(after), ReceivedAt: resendsT0.Add(after)}
+	return store.DeliveryRow{DeliveryStatus: ev, EventID: events.DeliveryID(&ev), Seq: seq}
+}
+
+// resendDecision is a decision about a failure of OTP i on ch, made at
+// after t0.
+func resendDecision(i int, result, via string, ch events.Channel, st events.Status, after time.Duration, profile string, seq uint64) store.ResendRow {
+	otp := resendOTP(i)
+	r := events.Resend{OTPID: otp, ProfileID: profile, DecisionID: fmt.Sprintf("%s.%s.%s", otp, ch, st), Result: result, Via: via,
+		TriggerChannel: ch, TriggerStatus: st, Attempt: 1, DecidedAt: resendsT0.Add(after), DryRun: result == events.ResendDryRun}
+	return store.ResendRow{EventID: "rs-" + r.DecisionID, Resend: r, Seq: seq}
 }
 
 func msOf(p *int64) string {

@@ -80,7 +80,7 @@ func (c *RetentionConfig) registerFlags(fs *flag.FlagSet) {
 	c.DeadLetters = DefaultDeadLetterRetention
 	fs.Var(&c.Events, "retention-events", "keep delivery events, OTP statuses, v1 events, resend decisions, silent-auth outcomes, push events and journey links this long by event time, and alerts by evaluation (90d, 2160h; 0 = forever)")
 	fs.Var(&c.Attempts, "retention-attempts", "keep the per-dispatch aggregates (channel_events) this long by day; windows over older days read the rollups (0 = forever)")
-	fs.Var(&c.Rollups, "retention-rollups", "keep the rollups (hourly, and the day-level histograms) this long; 0 or at least --retention-attempts (0 = forever)")
+	fs.Var(&c.Rollups, "retention-rollups", "keep the rollups (hourly, the day-level histograms, the resend outcomes) this long; 0 or at least --retention-attempts (0 = forever)")
 	fs.Var(&c.DeadLetters, "retention-dead-letters", "keep dead letters and their replay records this long (0 = forever)")
 }
 
@@ -109,6 +109,8 @@ func (c *RetentionConfig) tables() map[ttlTable]Retention {
 		"day_latency", "day_latency_buckets", "rolled_day_histograms", "day_latency_total", "rolled_day_totals", "day_latency_lists", "rolled_day_lists"} {
 		out[ttlTable{t, "hour", false}] = c.Rollups
 	}
+	// Like the hourly rollups, the resend outcomes outlive the facts.
+	out[ttlTable{"resend_outcomes", "decided_at", false}] = c.Rollups
 	out[ttlTable{"dead_letters", "received_at", false}] = c.DeadLetters
 	out[ttlTable{"dead_letter_replays", "replayed_at", false}] = c.DeadLetters
 	return out

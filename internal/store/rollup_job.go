@@ -33,12 +33,16 @@ type RollupRun struct {
 	// Waited is how long the run waited for the inserts that started
 	// before it (a single server: settle.go).
 	Waited time.Duration
+	// Resends is how many resend decisions' outcomes it computed
+	// (resend_outcomes.go).
+	Resends int
 }
 
 // RefreshRollups brings the hourly rollups of every dirty hour up to date —
 // marked by an insert (rollup_dirty) since it was last known exact, or never
 // computed: computed, patched or checked (sortDirtyHours) — and deletes the
-// rows of versions replaced by an earlier run. Its work follows the OTPs
+// rows of versions replaced by an earlier run. It also brings the resend
+// decisions' outcomes up to date (refreshResendOutcomes). Its work follows the OTPs
 // that moved since its last run, not the length of the history. Runs of
 // several reporter replicas may overlap: each writes its own version, and
 // readers take the greatest.
@@ -63,6 +67,9 @@ func (db *DB) RefreshRollups(ctx context.Context) (RollupRun, error) {
 	if db.cluster != "" {
 		// Every row must be on its shard before the hour is recorded.
 		ctx = withSettings(ctx, clickhouse.Settings{"distributed_foreground_insert": 1})
+	}
+	if run.Resends, err = db.refreshResendOutcomes(ctx, version); err != nil {
+		return run, err
 	}
 	if len(dirty) == 0 {
 		run.Days, err = db.rollUpDays(ctx, nil, version)

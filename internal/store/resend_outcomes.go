@@ -1,0 +1,101 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// What became of each resend decision's OTP is kept as the facts arrive
+// (schema 0022): the rollup job computes the outcome of every decision
+// whose OTP was touched since its last run into resend_outcomes, and a
+// read takes those rows but for the OTPs touched since, computed from
+// their facts. So /api/v1/resends reads a row per decision of its window,
+// whatever its length, and answers what computing every decision from the
+// facts would (docs/analytics.md, "Resends").
+
+// resendOutcomeChunk bounds the decisions one statement computes when the
+// job computes all of them (its first run, or after a pause).
+const resendOutcomeChunk = 7 * 24 * time.Hour
+
+// resendsTouched is how a read at now (or the job's run) gets the
+// decisions' outcomes: a subquery of the OTPs touched since the job's last
+// recorded run less the slack, whose decisions are computed from their
+// facts while the others' stored rows are read; or "" to compute every
+// decision, when no run is recent enough for rollup_touched to hold what
+// was touched since (patchAge), or the touched rows are more than
+// maxTouchedSet (a bulk insert: then the set costs more than the facts).
+func (db *DB) resendsTouched(ctx context.Context, now time.Time) (string, error) {
+	slack := db.slack().Milliseconds()
+	q := fmt.Sprintf(`WITH (SELECT max(version) FROM resend_outcome_runs) AS v
+SELECT v, count() FROM rollup_touched WHERE v > 0 AND inserted_at >= fromUnixTimestamp64Milli(toInt64(v) - %d, 'UTC')`, slack)
+	var version, touched uint64
+	if err := db.conn.QueryRow(ctx, q).Scan(&version, &touched); err != nil {
+		return "", fmt.Errorf("resend outcomes: last run: %w", err)
+	}
+	since := time.UnixMilli(int64(version) - slack)
+	if version == 0 || !since.After(now.Add(-patchAge)) || touched > uint64(maxTouchedSet) {
+		return "", nil
+	}
+	return "SELECT otp_id FROM rollup_touched WHERE inserted_at >= " + msTime(since), nil
+}
+
+// decisionsSQL is one row per decision of the filter's window (or the
+// newest of them, when newest > 0) with its outcome (resendCols): stored,
+// but for the OTPs of touched (resendsTouched), or, when touched is "",
+// every one computed from the facts.
+func decisionsSQL(f ResendFilter, touched string, newest int) (string, []any) {
+	live, largs := resendDecisionsSQL(f, touched, newest)
+	if touched == "" {
+		return live, largs
+	}
+	where, args := f.where()
+	stored := "SELECT " + resendCols + " FROM resend_outcomes FINAL WHERE " + where + " AND otp_id NOT IN (" + touched + ")"
+	if newest > 0 {
+		stored += newestResends(newest)
+	}
+	q := "SELECT * FROM (" + stored + ")\nUNION ALL\nSELECT * FROM (" + live + ")"
+	if newest > 0 {
+		q = "SELECT * FROM (" + q + ")" + newestResends(newest)
+	}
+	return q, append(args, largs...)
+}
+
+// refreshResendOutcomes computes under version the outcome of every
+// decision whose OTP was touched since the last recorded run (less the
+// slack) — or of every decision, a week of them at a time, when
+// resendsTouched says so — then records the run. It returns how many
+// decisions it computed.
+func (db *DB) refreshResendOutcomes(ctx context.Context, version uint64) (int, error) {
+	touched, err := db.resendsTouched(ctx, time.UnixMilli(int64(version)))
+	if err != nil {
+		return 0, err
+	}
+	filters := []ResendFilter{{}}
+	if touched == "" {
+		var first, last time.Time
+		var n uint64
+		if err := db.conn.QueryRow(ctx, "SELECT min(decided_at), max(decided_at), count() FROM resends").Scan(&first, &last, &n); err != nil {
+			return 0, fmt.Errorf("resend outcomes: decisions: %w", err)
+		}
+		filters = nil
+		for from := first.UTC().Truncate(time.Hour); n > 0 && !from.After(last); from = from.Add(resendOutcomeChunk) {
+			filters = append(filters, ResendFilter{From: from, To: from.Add(resendOutcomeChunk)})
+		}
+	}
+	for _, f := range filters {
+		q, args := resendDecisionsSQL(f, touched, 0)
+		stmt := fmt.Sprintf("INSERT INTO resend_outcomes (version, %[1]s) SELECT %[2]d, %[1]s FROM (%[3]s)", resendCols, version, q)
+		if err := db.conn.Exec(ctx, stmt, args...); err != nil {
+			return 0, fmt.Errorf("resend outcomes: %w", err)
+		}
+	}
+	var computed uint64
+	if err := db.conn.QueryRow(ctx, fmt.Sprintf("SELECT count() FROM resend_outcomes WHERE version = %d", version)).Scan(&computed); err != nil {
+		return 0, fmt.Errorf("resend outcomes: count: %w", err)
+	}
+	if err := db.conn.Exec(ctx, fmt.Sprintf("INSERT INTO resend_outcome_runs (version, decisions) VALUES (%d, %d)", version, computed)); err != nil {
+		return 0, fmt.Errorf("resend outcomes: record the run: %w", err)
+	}
+	return int(computed), nil
+}
