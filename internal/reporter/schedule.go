@@ -173,6 +173,7 @@ type rollupMetrics struct {
 	seconds prometheus.Histogram
 	hours   *prometheus.CounterVec
 	days    prometheus.Counter
+	resends prometheus.Counter
 }
 
 // NewReports returns the runner; reg may be nil.
@@ -192,6 +193,8 @@ func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Log
 				Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
 			hours: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_rollup_hours_total", Help: "Hours the rollup job brought up to date, by how: computed from their facts, patched, or checked unchanged."}, []string{"how"}),
 			days:  f.NewCounter(prometheus.CounterOpts{Name: "otpscope_rollup_days_total", Help: "Days whose histograms the rollup job summed (those of its hours, and stale ones)."}),
+			resends: f.NewCounter(prometheus.CounterOpts{Name: "otpscope_rollup_resend_outcomes_total",
+				Help: "Resend decisions whose outcome the rollup job computed: those of the OTPs touched since its last run, or every one after a pause."}),
 		},
 	}
 }
@@ -292,6 +295,7 @@ func (r *Reports) RefreshRollups(ctx context.Context, _ time.Time) error {
 	r.rollups.hours.WithLabelValues("patched").Add(float64(run.Patched))
 	r.rollups.hours.WithLabelValues("checked").Add(float64(run.Checked))
 	r.rollups.days.Add(float64(run.Days))
+	r.rollups.resends.Add(float64(run.Resends))
 	return nil
 }
 
