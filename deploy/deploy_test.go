@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -426,6 +427,9 @@ func TestCompose(t *testing.T) {
 		if s := f.Services["grafana"]; s != nil {
 			checkGrafana(t, s)
 		}
+		if s := f.Services["clickhouse"]; s != nil {
+			checkBackupPath(t, s)
+		}
 	})
 	t.Run("cluster", func(t *testing.T) {
 		f := loadCompose(t, "docker-compose.yml")
@@ -626,6 +630,33 @@ func checkURLs(t *testing.T, name string, s *composeService, env map[string]stri
 				t.Errorf("%s: %s: ingest's webhook path is /webhooks/tyntec", name, raw)
 			}
 		}
+	}
+}
+
+// checkBackupPath checks that the ClickHouse server lets otpscope back it
+// up (README, "Backups and restores"): backups.xml is mounted into
+// config.d, and its allowed_path lies in a volume the server keeps.
+func checkBackupPath(t *testing.T, s *composeService) {
+	t.Helper()
+	var cfg struct {
+		AllowedPath string `xml:"backups>allowed_path"`
+	}
+	if err := xml.Unmarshal(readFile(t, deployPath("clickhouse", "backups.xml")), &cfg); err != nil || cfg.AllowedPath == "" {
+		t.Fatalf("clickhouse/backups.xml: allowed_path %q, %v", cfg.AllowedPath, err)
+	}
+	mounted, kept := false, false
+	for _, v := range s.Volumes {
+		src, dst, _ := strings.Cut(v, ":")
+		dst, _, _ = strings.Cut(dst, ":")
+		if src == "./clickhouse/backups.xml" && strings.HasPrefix(dst, "/etc/clickhouse-server/config.d/") {
+			mounted = true
+		}
+		if !strings.HasPrefix(src, ".") && strings.HasPrefix(cfg.AllowedPath, strings.TrimSuffix(dst, "/")+"/") {
+			kept = true
+		}
+	}
+	if !mounted || !kept {
+		t.Errorf("clickhouse volumes %q: backups.xml mounted into config.d %v, allowed_path %s in a named volume %v", s.Volumes, mounted, cfg.AllowedPath, kept)
 	}
 }
 
