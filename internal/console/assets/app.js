@@ -440,7 +440,7 @@
     clearInterval(timer);
     timer = setInterval(() => {
       const q = page();
-      if (q.name in { overview: 1, journeys: 1 } && $('#range').value !== 'custom' && !document.hidden && $('#login').hidden) refresh();
+      if (q.name in { overview: 1, journeys: 1, resends: 1 } && $('#range').value !== 'custom' && !document.hidden && $('#login').hidden) refresh();
     }, 5000);
   }
   window.addEventListener('hashchange', route);
