@@ -37,6 +37,8 @@ type alertmanagerAlert struct {
 	Annotations map[string]string `json:"annotations"`
 	StartsAt    time.Time         `json:"startsAt"`
 	EndsAt      time.Time         `json:"endsAt"`
+	// GeneratorURL links the alert to the console (--console-url).
+	GeneratorURL string `json:"generatorURL,omitempty"`
 }
 
 // alertmanagerEndsAt is how long a firing stays firing in Alertmanager
@@ -47,9 +49,10 @@ func alertmanagerEndsAt(interval time.Duration) time.Duration { return 4 * max(i
 
 // alertmanagerAlerts is what Alertmanager is told of alerts at now: the
 // rule's name as alertname, its channel (none for the fallback rate), the
-// static labels, and the figures as annotations. A firing starts at its
-// since and ends unless heard of again; a resolution ends now.
-func alertmanagerAlerts(alerts []Alert, static map[string]string, now time.Time, interval time.Duration) []alertmanagerAlert {
+// static labels, and the figures as annotations, linked to the console
+// when there is a link. A firing starts at its since and ends unless heard
+// of again; a resolution ends now.
+func alertmanagerAlerts(alerts []Alert, static map[string]string, now time.Time, interval time.Duration, link string) []alertmanagerAlert {
 	out := make([]alertmanagerAlert, 0, len(alerts))
 	for _, al := range alerts {
 		labels := map[string]string{"service": "otpscope", "severity": "warning"}
@@ -71,8 +74,9 @@ func alertmanagerAlerts(alerts []Alert, static map[string]string, now time.Time,
 				"volume":    strconv.FormatUint(al.Volume, 10),
 				"window":    al.From.UTC().Format(time.RFC3339) + " – " + al.To.UTC().Format(time.RFC3339),
 			},
-			StartsAt: al.Since.UTC(),
-			EndsAt:   end.UTC(),
+			StartsAt:     al.Since.UTC(),
+			EndsAt:       end.UTC(),
+			GeneratorURL: link,
 		})
 	}
 	return out
@@ -85,7 +89,7 @@ func (r *Reports) toAlertmanagers(ctx context.Context, alerts []Alert, now time.
 	if len(r.cfg.AlertmanagerURLs) == 0 || len(alerts) == 0 {
 		return nil
 	}
-	body, err := json.Marshal(alertmanagerAlerts(alerts, r.cfg.AlertLabels, now, r.alertInterval(now)))
+	body, err := json.Marshal(alertmanagerAlerts(alerts, r.cfg.AlertLabels, now, r.alertInterval(now), r.cfg.alertLink()))
 	if err != nil {
 		return err
 	}

@@ -34,11 +34,12 @@ type amNotification struct {
 
 // amAlert is an alert as Alertmanager's GET /api/v2/alerts lists it.
 type amAlert struct {
-	Labels      map[string]string `json:"labels"`
-	Annotations map[string]string `json:"annotations"`
-	StartsAt    time.Time         `json:"startsAt"`
-	EndsAt      time.Time         `json:"endsAt"`
-	Status      struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
+	Status       struct {
 		State string `json:"state"`
 	} `json:"status"`
 }
@@ -162,7 +163,8 @@ func testAlertmanager(t *testing.T, tr *traffic) {
 	evaluate := func(rules reporter.AlertRules, urls []string, at time.Time) ([]reporter.Alert, *prometheus.Registry, error) {
 		t.Helper()
 		reg := prometheus.NewRegistry()
-		cfg := reporter.ReportsConfig{Rules: rules, AlertmanagerURLs: urls, AlertLabels: reporter.Labels{"env": "test", "severity": "page"}}
+		cfg := reporter.ReportsConfig{Rules: rules, AlertmanagerURLs: urls, AlertLabels: reporter.Labels{"env": "test", "severity": "page"},
+			ConsoleURL: "https://otpscope.example.com/console/"}
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}
@@ -193,6 +195,8 @@ func testAlertmanager(t *testing.T, tr *traffic) {
 			t.Errorf("Alertmanager holds %+v; want it active since %v, saying %q", a, al.Since, al.Summary)
 		case a.Labels["env"] != "test" || a.Labels["severity"] != "page" || a.Labels["service"] != "otpscope":
 			t.Errorf("labels %v; want env=test and severity=page from --alert-labels, service=otpscope", a.Labels)
+		case a.GeneratorURL != "https://otpscope.example.com/console/#overview":
+			t.Errorf("generatorURL %q; want the console's overview, from --console-url", a.GeneratorURL)
 		case a.EndsAt.Before(start.Add(20*time.Minute)) || a.EndsAt.After(time.Now().Add(20*time.Minute)):
 			t.Errorf("ends at %v; want four evaluation intervals (5 min without a schedule) after the post", a.EndsAt)
 		}

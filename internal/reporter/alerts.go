@@ -287,15 +287,29 @@ func AlertFigure(rule string, v float64) string {
 // msOf is d in milliseconds, the unit of delivery_slow's figures.
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// alertLink is where an alert's reader sees it among the others: the
+// console's overview (its alerts of the window, and those firing now), or
+// "" without --console-url.
+func (c *ReportsConfig) alertLink() string {
+	if c.ConsoleURL == "" {
+		return ""
+	}
+	return c.ConsoleURL + "#overview"
+}
+
 // slackPayload is what a Slack incoming webhook (and compatible receivers)
-// accepts: text, plus the alert itself for receivers that read JSON.
-func slackPayload(al *Alert) ([]byte, error) {
+// accepts: text, ending in link when there is one, plus the alert itself
+// for receivers that read JSON.
+func slackPayload(al *Alert, link string) ([]byte, error) {
 	text := ":rotating_light: otpscope " + al.Rule + ": " + al.Summary + " (value " + AlertFigure(al.Rule, al.Value) + ")"
 	switch {
 	case al.State == events.AlertResolved:
 		text = ":white_check_mark: otpscope " + al.Rule + " resolved: " + al.Summary
 	case al.Since.Before(al.To):
 		text += ", firing since " + al.Since.UTC().Format(time.RFC3339)
+	}
+	if link != "" {
+		text += " " + link
 	}
 	return json.Marshal(struct {
 		Text  string `json:"text"`

@@ -454,7 +454,7 @@ func testReports(t *testing.T, tr *traffic) {
 			return slices.Clone(posted[n:])
 		}
 		rules := reporter.AlertRules{Window: time.Hour, MinDeliveryRate: 0.99, MinSettled: 10, MaxFallbackRate: 0.01, MinOTPs: 10}
-		cfg := reporter.ReportsConfig{Rules: rules, AlertWebhookURL: hook.URL, AlertRepeat: time.Hour}
+		cfg := reporter.ReportsConfig{Rules: rules, AlertWebhookURL: hook.URL, AlertRepeat: time.Hour, ConsoleURL: "https://otpscope.example.com/console/"}
 		r := reporter.NewReports(cfg, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
 		// Evaluated a minute before the window's end, so that the window
 		// [from, to) holds them; the data all lies before that.
@@ -481,8 +481,9 @@ func testReports(t *testing.T, tr *traffic) {
 		}
 		if posts := postsSince(0); len(posts) != want {
 			t.Fatalf("%d webhook posts; want %d", len(posts), want)
-		} else if text, _ := posts[0]["text"].(string); !strings.Contains(text, "otpscope") || strings.Contains(text, "since") {
-			t.Errorf("webhook body %v has no Slack text, or one of a rule that fired before", posts[0])
+		} else if text, _ := posts[0]["text"].(string); !strings.Contains(text, "otpscope") || strings.Contains(text, "since") ||
+			!strings.HasSuffix(text, " https://otpscope.example.com/console/#overview") {
+			t.Errorf("webhook body %v has no Slack text, one of a rule that fired before, or no link to the console (--console-url)", posts[0])
 		}
 		for _, al := range alerts {
 			if al.State != events.AlertFiring || !al.Since.Equal(evalTo) {
@@ -769,6 +770,12 @@ func testReports(t *testing.T, tr *traffic) {
 		bad := reporter.ReportsConfig{Hourly: "every hour"}
 		if err := bad.Validate(); err == nil {
 			t.Error("Validate accepted the cron spec \"every hour\"")
+		}
+		for _, u := range []string{"otpscope.example.com/console/", "ftp://otpscope.example.com/", "https://otpscope.example.com/console/#alerts"} {
+			bad := reporter.ReportsConfig{ConsoleURL: u, Rules: reporter.AlertRules{Window: time.Hour}}
+			if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "console-url") {
+				t.Errorf("Validate with --console-url %q: %v; want it refused", u, err)
+			}
 		}
 		// README, --rollup-schedule: more often than cron's minute.
 		often := reporter.ReportsConfig{Rollups: "@every 20s", Rules: reporter.AlertRules{Window: time.Hour}}

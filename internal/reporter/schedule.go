@@ -44,6 +44,9 @@ type ReportsConfig struct {
 	// publishes (alertmanager.go); AlertLabels are added to their labels.
 	AlertmanagerURLs flagenv.List
 	AlertLabels      Labels
+	// ConsoleURL is the console as the alerts' readers reach it; alerts
+	// link to its overview, which lists them (alertLink).
+	ConsoleURL string
 	// AlertFor is how long a rule must hold, at every evaluation, before it
 	// fires (Prometheus' for:); 0 fires at the first evaluation.
 	AlertFor time.Duration
@@ -88,6 +91,7 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AlertWebhookURL, "alert-webhook-url", "", "POST alerts here as Slack-compatible JSON: a rule that begins to fire, again every --alert-repeat while it fires, and its resolution; empty posts none")
 	fs.Var(&c.AlertmanagerURLs, "alertmanager-url", "Alertmanager to post every firing and resolution to, at each evaluation (its base URL, e.g. http://alertmanager:9093; repeat or comma-separate for each of an HA cluster; user:password@ for basic auth)")
 	fs.Var(&c.AlertLabels, "alert-labels", "labels added to the alerts posted to Alertmanager, e.g. env=prod,team=auth (severity=warning and service=otpscope unless given)")
+	fs.StringVar(&c.ConsoleURL, "console-url", "", "the console's address as the alerts' readers reach it, e.g. https://otpscope.example.com/console/: the webhook's text and Alertmanager's generatorURL link each alert to its overview; empty links none")
 	fs.DurationVar(&c.AlertRepeat, "alert-repeat", DefaultAlertRepeat, "how often the webhook hears again of a rule that stays firing; 0 never")
 	fs.DurationVar(&c.AlertFor, "alert-for", 0, "how long a rule must hold, at every evaluation, before it fires (as Prometheus' for:); 0 fires at once")
 	fs.StringVar(&c.BackupSchedule, "backup-schedule", "", "cron spec (UTC) of a backup of the database, e.g. \"0 3 * * *\" for 03:00 daily; empty takes none (otpscope backup create takes one by hand)")
@@ -126,6 +130,12 @@ func (c *ReportsConfig) Validate() error {
 		u, err := url.Parse(c.AlertWebhookURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("alert-webhook-url %q: want an http(s) URL", c.AlertWebhookURL)
+		}
+	}
+	if c.ConsoleURL != "" {
+		u, err := url.Parse(c.ConsoleURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
+			return fmt.Errorf("console-url %q: want the console's http(s) URL, e.g. https://otpscope.example.com/console/", c.ConsoleURL)
 		}
 	}
 	for _, am := range c.AlertmanagerURLs {
@@ -462,7 +472,7 @@ func (r *Reports) notify(ctx context.Context, al *Alert) error {
 }
 
 func (r *Reports) post(ctx context.Context, al *Alert) error {
-	body, err := slackPayload(al)
+	body, err := slackPayload(al, r.cfg.alertLink())
 	if err != nil {
 		return err
 	}
