@@ -177,6 +177,17 @@ func TestResendOutcomesKeptAsTheFactsArrive(t *testing.T) {
 			t.Errorf("a new decision: %d decisions, OTP 6 %s; want 5, %s", got[0].Decisions, outcome(got, otp(6)), store.ResendNotDelivered)
 		}
 		refresh(1)
+
+		// A run more than a day after the last (the job stopped, and
+		// rollup_touched may have lost what was touched since) computes
+		// every decision again.
+		var last uint64
+		if err := db.Conn().QueryRow(t.Context(), "SELECT max(version) FROM resend_outcome_runs").Scan(&last); err != nil {
+			t.Fatal(err)
+		}
+		store.SetRollupClock(db, func() time.Time { return time.UnixMilli(int64(last)).Add(25 * time.Hour) })
+		refresh(6)
+		store.SetRollupClock(db, nil)
 		withNew := answers()
 		for i, f := range filters {
 			if rep, err := db.ResendsFromFacts(t.Context(), f); err != nil || !reflect.DeepEqual(rep, withNew[i]) {
