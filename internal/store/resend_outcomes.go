@@ -71,15 +71,22 @@ func (db *DB) refreshResendOutcomes(ctx context.Context, version uint64) (int, e
 	if err != nil {
 		return 0, err
 	}
+	// How many decisions it computes is counted in resends, by its key
+	// when touched, rather than in resend_outcomes, which has no key to
+	// find a version by and grows with the history.
+	counted := "SELECT min(decided_at), max(decided_at), uniqExact(otp_id, decision_id) FROM resends"
+	if touched != "" {
+		counted += " WHERE otp_id IN (" + touched + ")"
+	}
+	var first, last time.Time
+	var computed uint64
+	if err := db.conn.QueryRow(ctx, counted).Scan(&first, &last, &computed); err != nil {
+		return 0, fmt.Errorf("resend outcomes: decisions: %w", err)
+	}
 	filters := []ResendFilter{{}}
 	if touched == "" {
-		var first, last time.Time
-		var n uint64
-		if err := db.conn.QueryRow(ctx, "SELECT min(decided_at), max(decided_at), count() FROM resends").Scan(&first, &last, &n); err != nil {
-			return 0, fmt.Errorf("resend outcomes: decisions: %w", err)
-		}
 		filters = nil
-		for from := first.UTC().Truncate(time.Hour); n > 0 && !from.After(last); from = from.Add(resendOutcomeChunk) {
+		for from := first.UTC().Truncate(time.Hour); computed > 0 && !from.After(last); from = from.Add(resendOutcomeChunk) {
 			filters = append(filters, ResendFilter{From: from, To: from.Add(resendOutcomeChunk)})
 		}
 	}
@@ -89,10 +96,6 @@ func (db *DB) refreshResendOutcomes(ctx context.Context, version uint64) (int, e
 		if err := db.conn.Exec(ctx, stmt, args...); err != nil {
 			return 0, fmt.Errorf("resend outcomes: %w", err)
 		}
-	}
-	var computed uint64
-	if err := db.conn.QueryRow(ctx, fmt.Sprintf("SELECT count() FROM resend_outcomes WHERE version = %d", version)).Scan(&computed); err != nil {
-		return 0, fmt.Errorf("resend outcomes: count: %w", err)
 	}
 	if err := db.conn.Exec(ctx, fmt.Sprintf("INSERT INTO resend_outcome_runs (version, decisions) VALUES (%d, %d)", version, computed)); err != nil {
 		return 0, fmt.Errorf("resend outcomes: record the run: %w", err)

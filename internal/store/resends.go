@@ -152,7 +152,7 @@ FROM d
 LEFT JOIN (
   SELECT otp_id, arraySort(groupUniqArrayArray(arrayMap(e -> (e.1, toString(channel), day), arrayFilter(e -> e.3 = 'DELIVERED', events)))) AS facts
   FROM channel_events
-  WHERE ` + strings.Join(days, " AND ") + ` AND otp_id IN (SELECT otp_id FROM d)
+  WHERE ` + strings.Join(append(days, "otp_id IN (SELECT otp_id FROM d)"), " AND ") + `
   GROUP BY otp_id
 ) AS f ON f.otp_id = d.otp_id)`
 	return q, args
