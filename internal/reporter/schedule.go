@@ -128,13 +128,13 @@ func (c *ReportsConfig) Validate() error {
 	}
 	if c.AlertWebhookURL != "" {
 		u, err := url.Parse(c.AlertWebhookURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err != nil || !httpURL(u) {
 			return fmt.Errorf("alert-webhook-url %q: want an http(s) URL", c.AlertWebhookURL)
 		}
 	}
 	if c.ConsoleURL != "" {
 		u, err := url.Parse(c.ConsoleURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
+		if err != nil || !httpURL(u) || u.Fragment != "" {
 			return fmt.Errorf("console-url %q: want the console's http(s) URL, e.g. https://otpscope.example.com/console/", c.ConsoleURL)
 		}
 	}
@@ -143,12 +143,16 @@ func (c *ReportsConfig) Validate() error {
 		if err != nil { // its error would quote a password
 			return errors.New("alertmanager-url: not a URL")
 		}
-		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		if !httpURL(u) || u.RawQuery != "" {
 			return fmt.Errorf("alertmanager-url %q: want Alertmanager's http(s) base URL, e.g. http://alertmanager:9093", u.Redacted())
 		}
 	}
 	return nil
 }
+
+// httpURL reports whether u is an absolute http(s) URL, as the URLs the
+// reporter posts to or links to must be.
+func httpURL(u *url.URL) bool { return (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" }
 
 // Publisher publishes summaries and alerts durably, and keeps the alerts'
 // state (the broker).
