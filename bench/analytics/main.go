@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -477,7 +478,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 		for _, w := range windows {
 			wins = append(wins, resendWindow{w.name, w.from, w.to})
 		}
-		return benchResends(ctx, db, api.URL, rows, o, wins)
+		return benchResends(ctx, db, api.URL, rows, o, wins, rawPath(o, name))
 	}
 	if err := timeAPI("API, hourly rollups", windows); err != nil {
 		return err
@@ -787,7 +788,10 @@ type resendWindow struct {
 // facts. Each answer is compared with the
 // store's computation of every outcome from the facts, timed once beside
 // it; /channels of the same window is the baseline of the same run.
-func benchResends(ctx context.Context, db *store.DB, apiURL string, rows int, o options, windows []resendWindow) error {
+// rawFile holds the other endpoints' raw answers of a kept database: the
+// late deliveries below change the facts they were computed from, so it is
+// removed with the first of them.
+func benchResends(ctx context.Context, db *store.DB, apiURL string, rows int, o options, windows []resendWindow, rawFile string) error {
 	var have uint64
 	if err := db.Conn().QueryRow(ctx, "SELECT count() FROM resends").Scan(&have); err != nil {
 		return err
@@ -835,6 +839,9 @@ ORDER BY event_time DESC LIMIT %d`, more)); err != nil {
 SELECT concat('late-', decision_id, '-', toString(now64(3))), otp_id, profile_id, via, 'DELIVERED', decided_at + INTERVAL 1 MINUTE, now64(3), '', '', 'webhook', false, false, false, false, 0
 FROM resends FINAL ORDER BY decided_at DESC LIMIT %d`, touched)); err != nil {
 			return fmt.Errorf("late deliveries: %w", err)
+		}
+		if err := os.Remove(rawFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 		// No /channels baseline here: the late facts, spread over the
 		// hours of the decisions, leave /channels patching each of them
