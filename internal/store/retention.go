@@ -63,7 +63,7 @@ type RetentionConfig struct {
 	// time), and the alerts fired on them (by evaluation).
 	Events Retention
 	// Attempts: channel_events and attempts (by day), what dirty hours
-	// are computed from.
+	// are computed from, and channel_deliveries, its DELIVERED facts.
 	Attempts Retention
 	// Rollups: the rollup tables (the hourly ones by hour, the old daily
 	// ones by day) and the dirty marks. Keep them at least as long as
@@ -79,7 +79,7 @@ const DefaultDeadLetterRetention = Retention(90 * day)
 func (c *RetentionConfig) registerFlags(fs *flag.FlagSet) {
 	c.DeadLetters = DefaultDeadLetterRetention
 	fs.Var(&c.Events, "retention-events", "keep delivery events, OTP statuses, v1 events, resend decisions, silent-auth outcomes, push events and journey links this long by event time, and alerts by evaluation (90d, 2160h; 0 = forever)")
-	fs.Var(&c.Attempts, "retention-attempts", "keep the per-dispatch aggregates (channel_events) this long by day; windows over older days read the rollups (0 = forever)")
+	fs.Var(&c.Attempts, "retention-attempts", "keep the per-dispatch aggregates (channel_events, and its delivered facts channel_deliveries) this long by day; windows over older days read the rollups (0 = forever)")
 	fs.Var(&c.Rollups, "retention-rollups", "keep the rollups (hourly, the day-level histograms, the resend outcomes) this long; 0 or at least --retention-attempts (0 = forever)")
 	fs.Var(&c.DeadLetters, "retention-dead-letters", "keep dead letters and their replay records this long (0 = forever)")
 }
@@ -105,6 +105,7 @@ func (c *RetentionConfig) tables() map[ttlTable]Retention {
 		out[t] = c.Events
 	}
 	out[ttlTable{"channel_events", "day", true}] = c.Attempts
+	out[ttlTable{"channel_deliveries", "day", true}] = c.Attempts
 	for _, t := range []string{"rollup_dirty", "rolled_hours", "rolled_hour_checks", "hour_attempts", "hour_journeys", "hourly_attempts", "hourly_paths", "hourly_conversion", "hourly_latency", "hourly_latency_buckets",
 		"day_latency", "day_latency_buckets", "rolled_day_histograms", "day_latency_total", "rolled_day_totals", "day_latency_lists", "rolled_day_lists"} {
 		out[ttlTable{t, "hour", false}] = c.Rollups

@@ -72,9 +72,10 @@ func TestRetention(t *testing.T) {
 		}
 		apply("--retention-events", "60d", "--retention-attempts", "30d", "--retention-rollups", "400d", "--retention-dead-letters", "7d")
 		wantTTLs(t, db, map[string]string{
-			"delivery_events": "TTL toDateTime(event_time) + toIntervalDay(60)",
-			"channel_events":  "TTL day + toIntervalDay(30)",
-			"hour_attempts":   "TTL toDateTime(hour) + toIntervalDay(400)",
+			"delivery_events":    "TTL toDateTime(event_time) + toIntervalDay(60)",
+			"channel_events":     "TTL day + toIntervalDay(30)",
+			"channel_deliveries": "TTL day + toIntervalDay(30)",
+			"hour_attempts":      "TTL toDateTime(hour) + toIntervalDay(400)",
 		})
 		// 0 is forever: the TTL goes.
 		apply("--retention-dead-letters", "0")
