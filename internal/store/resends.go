@@ -108,8 +108,9 @@ func newestResends(n int) string {
 }
 
 // resendDecisionsSQL computes the outcome of each decision of the filter's
-// window (or the newest of them, when newest > 0), of the OTPs of otps
-// when it is not "" (a subquery), from the facts (resendCols). A decision
+// window (or the newest of them, when newest > 0), of the touched OTPs
+// unless touched.all, from the facts (resendCols); a query naming
+// touched.set starts with touched.with. A decision
 // is audited once (the poller claims it in NATS), so the rows of a
 // decision_id are copies of one record. Its outcome reads its OTP's
 // DELIVERED facts within a day of the decision's day (channel_events' day,
@@ -121,19 +122,24 @@ func newestResends(n int) string {
 // their days, and in channel_events each holds 8,192 rows of every fact
 // (delivery_events, keyed by otp_id alone, made the OTPs of an hour's
 // decisions a scan of every part: 3 s at 111 M events).
-func resendDecisionsSQL(f ResendFilter, otps string, newest int) (string, []any) {
+func resendDecisionsSQL(f ResendFilter, touched resendTouch, newest int) (string, []any) {
 	where, args := f.where()
 	// The days of the decisions' facts: the window's, a range, which costs
-	// nothing to plan; for a set of OTPs (touched since the job, mostly
-	// today's) only their decisions' days, since a few thousand OTPs
-	// would hit every granule of every day of a long window.
+	// nothing to plan; for the touched OTPs (mostly today's) only their
+	// decisions' days, since a few thousand OTPs would hit every granule of
+	// every day of a long window.
 	var days []string
 	if !f.From.IsZero() || !f.To.IsZero() {
 		days = append(days, fmt.Sprintf("day >= toDate(%s) - 1 AND day <= toDate(%s) + 1", msTime(f.From), msTime(f.To)))
 	}
-	if otps != "" {
-		where += " AND otp_id IN (" + otps + ")"
-		days = append(days, "day IN (SELECT arrayJoin([toDate(decided_at) - 1, toDate(decided_at), toDate(decided_at) + 1]) FROM d)")
+	factOTPs := "otp_id IN (SELECT otp_id FROM d)"
+	if !touched.all {
+		where += " AND otp_id IN " + touched.set
+		if touched.days != "" {
+			days, factOTPs = append(days, touched.days), "otp_id IN "+touched.set
+		} else {
+			days = append(days, "day IN (SELECT arrayJoin([toDate(decided_at) - 1, toDate(decided_at), toDate(decided_at) + 1]) FROM d)")
+		}
 	}
 	decisions := `SELECT otp_id, decision_id, any(profile_id) AS profile_id, any(result) AS result, any(reason) AS reason, any(via) AS via,
     any(trigger_channel) AS trigger_channel, any(trigger_status) AS trigger_status,
@@ -155,7 +161,7 @@ FROM d
 LEFT JOIN (
   SELECT otp_id, arraySort(groupUniqArray((delivered_at, toString(channel), day))) AS facts
   FROM channel_deliveries
-  WHERE ` + strings.Join(append(days, "otp_id IN (SELECT otp_id FROM d)"), " AND ") + `
+  WHERE ` + strings.Join(append(days, factOTPs), " AND ") + `
   GROUP BY otp_id
 ) AS f ON f.otp_id = d.otp_id)`
 	return q, args
@@ -179,16 +185,16 @@ func (db *DB) Resends(ctx context.Context, f ResendFilter) (ResendReport, error)
 // nothing kept read: what the kept outcomes must add up to (bench/analytics
 // compares the two).
 func (db *DB) ResendsFromFacts(ctx context.Context, f ResendFilter) (ResendReport, error) {
-	return db.resends(ctx, f, "")
+	return db.resends(ctx, f, resendTouch{all: true})
 }
 
 // resends is Resends with the OTPs whose outcomes are computed (touched:
 // decisionsSQL).
-func (db *DB) resends(ctx context.Context, f ResendFilter, touched string) (ResendReport, error) {
+func (db *DB) resends(ctx context.Context, f ResendFilter, touched resendTouch) (ResendReport, error) {
 	latest := min(cmp.Or(f.Latest, DefaultResendsListed), MaxResendsListed)
 	out := ResendReport{Groups: []ResendGroup{}, Latest: []ResendDecision{}}
 	decisions, args := decisionsSQL(f, touched, 0)
-	groups := `SELECT toString(result), toString(trigger_channel), toString(trigger_status), toString(via), count(),
+	groups := touched.with + `SELECT toString(result), toString(trigger_channel), toString(trigger_status), toString(via), count(),
   countIf(outcome = '` + ResendDeliveredVia + `'), countIf(outcome = '` + ResendDeliveredOtherwise + `'), countIf(outcome = '` + ResendNotDelivered + `'),
   if(countIf(outcome = '` + ResendDeliveredVia + `') = 0, NULL,
      toInt64(round(quantileExactIf(0.5)(toUnixTimestamp64Milli(first_at) - toUnixTimestamp64Milli(decided_at), outcome = '` + ResendDeliveredVia + `'))))
@@ -210,7 +216,7 @@ ORDER BY count() DESC, result, trigger_channel, trigger_status, via`
 	if latest > 0 {
 		// The newest decisions' outcomes only: their OTPs' facts.
 		newest, args := decisionsSQL(f, touched, latest)
-		list := fmt.Sprintf(`SELECT toString(otp_id), decision_id, toString(result), reason, toString(via), toString(trigger_channel), toString(trigger_status),
+		list := touched.with + fmt.Sprintf(`SELECT toString(otp_id), decision_id, toString(result), reason, toString(via), toString(trigger_channel), toString(trigger_status),
   attempt, dry_run, decided_at, toString(outcome), toString(first_channel), if(outcome = '%s', NULL, first_at)
 FROM (%s)
 ORDER BY decided_at DESC, decision_id`, ResendNotDelivered, newest)

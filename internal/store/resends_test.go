@@ -93,118 +93,125 @@ func TestResendsAndWhatBecameOfThem(t *testing.T) {
 // read takes the kept ones but for the OTPs touched since the job ran,
 // which it computes from their facts: before the job, after it, and after
 // a late fact or a new decision, the answers are those computed from the
-// facts alone.
+// facts alone. The touched OTPs are named as a list of ids up to a bound,
+// past it by a subquery: both are run.
 func TestResendOutcomesKeptAsTheFactsArrive(t *testing.T) {
 	noSlack(t)
-	forEachBackend(t, func(t *testing.T, db *store.DB) {
-		t0, otp := insertResends(t, db)
-		filters := []store.ResendFilter{
-			{From: t0, To: t0.Add(time.Hour)},
-			{From: t0.Add(-45 * 24 * time.Hour), To: t0.Add(45 * 24 * time.Hour)},
-			{From: t0, To: t0.Add(time.Hour), Profile: "profile-resends", Latest: 2},
-			{From: t0, To: t0.Add(3 * time.Hour), Channel: "SMS"},
-		}
-		answers := func() []store.ResendReport {
-			t.Helper()
-			var out []store.ResendReport
-			for _, f := range filters {
-				rep, err := db.Resends(t.Context(), f)
-				if err != nil {
-					t.Fatalf("%+v: %v", f, err)
-				}
-				out = append(out, rep)
-			}
-			return out
-		}
-		same := func(when string, got, want []store.ResendReport) {
-			t.Helper()
-			for i := range want {
-				if !reflect.DeepEqual(got[i], want[i]) {
-					t.Errorf("%s, %+v:\n%+v\nwant (from the facts)\n%+v", when, filters[i], got[i], want[i])
-				}
-			}
-		}
-		outcome := func(reps []store.ResendReport, otp string) string {
-			for _, d := range reps[1].Latest {
-				if d.OTPID == otp {
-					return d.Outcome
-				}
-			}
-			return "not listed"
-		}
-		refresh := func(want int) {
-			t.Helper()
-			run, err := db.RefreshRollups(t.Context())
-			if err != nil || run.Resends != want {
-				t.Fatalf("rollup job: %d resend outcomes computed, %v; want %d", run.Resends, err, want)
-			}
-		}
-
-		fromFacts := answers() // the job never ran: every outcome from the facts
-		for i, f := range filters {
-			if rep, err := db.ResendsFromFacts(t.Context(), f); err != nil || !reflect.DeepEqual(rep, fromFacts[i]) {
-				t.Errorf("%+v from the facts: %+v, %v; want %+v", f, rep, err, fromFacts[i])
-			}
-		}
-		refresh(5) // its first run: every decision
-		if n := count(t, db, "SELECT count() FROM resend_outcomes FINAL"); n != 5 {
-			t.Fatalf("%d outcomes kept; want one per decision, 5", n)
-		}
-		same("after the job", answers(), fromFacts)
-
-		// OTP 2's resend delivers, late: read at once, and the job's next
-		// run computes that decision alone.
-		late := store.Batch{Deliveries: []store.DeliveryRow{resendFact(2, events.ChannelVoice, events.StatusDelivered, 3*time.Minute, 100)}}
-		if err := db.Insert(t.Context(), &late); err != nil {
-			t.Fatal(err)
-		}
-		patched := answers()
-		if got := outcome(patched, otp(2)); got != store.ResendDeliveredVia {
-			t.Errorf("OTP 2 after its late delivery: %s; want %s", got, store.ResendDeliveredVia)
-		}
-		if patched[0].Groups[0].DeliveredVia != 2 {
-			t.Errorf("sent via VOICE: %+v; want both delivered via", patched[0].Groups[0])
-		}
-		refresh(1)
-		same("after the job's next run", answers(), patched)
-
-		// A decision made after the run is counted before the next one.
-		decided := store.Batch{Resends: []store.ResendRow{resendDecision(6, events.ResendSent, "VOICE", events.ChannelSMS, events.StatusUndeliverable, 10*time.Minute, "profile-resends", 101)}}
-		if err := db.Insert(t.Context(), &decided); err != nil {
-			t.Fatal(err)
-		}
-		if got := answers(); got[0].Decisions != 5 || outcome(got, otp(6)) != store.ResendNotDelivered {
-			t.Errorf("a new decision: %d decisions, OTP 6 %s; want 5, %s", got[0].Decisions, outcome(got, otp(6)), store.ResendNotDelivered)
-		}
-		refresh(1)
-
-		// A run more than a day after the last (the job stopped, and
-		// rollup_touched may have lost what was touched since) computes
-		// every decision again.
-		var last uint64
-		if err := db.Conn().QueryRow(t.Context(), "SELECT max(version) FROM resend_outcome_runs").Scan(&last); err != nil {
-			t.Fatal(err)
-		}
-		store.SetRollupClock(db, func() time.Time { return time.UnixMilli(int64(last)).Add(25 * time.Hour) })
-		refresh(6)
-		store.SetRollupClock(db, nil)
-		withNew := answers()
-		for i, f := range filters {
-			if rep, err := db.ResendsFromFacts(t.Context(), f); err != nil || !reflect.DeepEqual(rep, withNew[i]) {
-				t.Errorf("%+v kept: %+v; from the facts %+v, %v", f, withNew[i], rep, err)
-			}
-		}
-
-		// An untouched decision is read from its kept row: one written
-		// over it (a newer version) is what the answer says.
-		if err := db.Conn().Exec(t.Context(), `INSERT INTO resend_outcomes SELECT version + 1, decided_at, decision_id, otp_id, profile_id, result, reason, via,
-  trigger_channel, trigger_status, attempt, dry_run, 'not_delivered', first_at, first_channel FROM resend_outcomes FINAL WHERE otp_id = ?`, otp(3)); err != nil {
-			t.Fatal(err)
-		}
-		if got := outcome(answers(), otp(3)); got != store.ResendNotDelivered || outcome(withNew, otp(3)) != store.ResendDeliveredOtherwise {
-			t.Errorf("OTP 3 over a kept row saying not delivered: %s (before: %s)", got, outcome(withNew, otp(3)))
-		}
+	t.Run("touched as a list", func(t *testing.T) { forEachBackend(t, resendOutcomesKept) })
+	t.Run("touched as a subquery", func(t *testing.T) {
+		t.Cleanup(store.SetMaxTouchedList(0))
+		forEachBackend(t, resendOutcomesKept)
 	})
+}
+
+func resendOutcomesKept(t *testing.T, db *store.DB) {
+	t0, otp := insertResends(t, db)
+	filters := []store.ResendFilter{
+		{From: t0, To: t0.Add(time.Hour)},
+		{From: t0.Add(-45 * 24 * time.Hour), To: t0.Add(45 * 24 * time.Hour)},
+		{From: t0, To: t0.Add(time.Hour), Profile: "profile-resends", Latest: 2},
+		{From: t0, To: t0.Add(3 * time.Hour), Channel: "SMS"},
+	}
+	answers := func() []store.ResendReport {
+		t.Helper()
+		var out []store.ResendReport
+		for _, f := range filters {
+			rep, err := db.Resends(t.Context(), f)
+			if err != nil {
+				t.Fatalf("%+v: %v", f, err)
+			}
+			out = append(out, rep)
+		}
+		return out
+	}
+	same := func(when string, got, want []store.ResendReport) {
+		t.Helper()
+		for i := range want {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				t.Errorf("%s, %+v:\n%+v\nwant (from the facts)\n%+v", when, filters[i], got[i], want[i])
+			}
+		}
+	}
+	outcome := func(reps []store.ResendReport, otp string) string {
+		for _, d := range reps[1].Latest {
+			if d.OTPID == otp {
+				return d.Outcome
+			}
+		}
+		return "not listed"
+	}
+	refresh := func(want int) {
+		t.Helper()
+		run, err := db.RefreshRollups(t.Context())
+		if err != nil || run.Resends != want {
+			t.Fatalf("rollup job: %d resend outcomes computed, %v; want %d", run.Resends, err, want)
+		}
+	}
+
+	fromFacts := answers() // the job never ran: every outcome from the facts
+	for i, f := range filters {
+		if rep, err := db.ResendsFromFacts(t.Context(), f); err != nil || !reflect.DeepEqual(rep, fromFacts[i]) {
+			t.Errorf("%+v from the facts: %+v, %v; want %+v", f, rep, err, fromFacts[i])
+		}
+	}
+	refresh(5) // its first run: every decision
+	if n := count(t, db, "SELECT count() FROM resend_outcomes FINAL"); n != 5 {
+		t.Fatalf("%d outcomes kept; want one per decision, 5", n)
+	}
+	same("after the job", answers(), fromFacts)
+
+	// OTP 2's resend delivers, late: read at once, and the job's next
+	// run computes that decision alone.
+	late := store.Batch{Deliveries: []store.DeliveryRow{resendFact(2, events.ChannelVoice, events.StatusDelivered, 3*time.Minute, 100)}}
+	if err := db.Insert(t.Context(), &late); err != nil {
+		t.Fatal(err)
+	}
+	patched := answers()
+	if got := outcome(patched, otp(2)); got != store.ResendDeliveredVia {
+		t.Errorf("OTP 2 after its late delivery: %s; want %s", got, store.ResendDeliveredVia)
+	}
+	if patched[0].Groups[0].DeliveredVia != 2 {
+		t.Errorf("sent via VOICE: %+v; want both delivered via", patched[0].Groups[0])
+	}
+	refresh(1)
+	same("after the job's next run", answers(), patched)
+
+	// A decision made after the run is counted before the next one.
+	decided := store.Batch{Resends: []store.ResendRow{resendDecision(6, events.ResendSent, "VOICE", events.ChannelSMS, events.StatusUndeliverable, 10*time.Minute, "profile-resends", 101)}}
+	if err := db.Insert(t.Context(), &decided); err != nil {
+		t.Fatal(err)
+	}
+	if got := answers(); got[0].Decisions != 5 || outcome(got, otp(6)) != store.ResendNotDelivered {
+		t.Errorf("a new decision: %d decisions, OTP 6 %s; want 5, %s", got[0].Decisions, outcome(got, otp(6)), store.ResendNotDelivered)
+	}
+	refresh(1)
+
+	// A run more than a day after the last (the job stopped, and
+	// rollup_touched may have lost what was touched since) computes
+	// every decision again.
+	var last uint64
+	if err := db.Conn().QueryRow(t.Context(), "SELECT max(version) FROM resend_outcome_runs").Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	store.SetRollupClock(db, func() time.Time { return time.UnixMilli(int64(last)).Add(25 * time.Hour) })
+	refresh(6)
+	store.SetRollupClock(db, nil)
+	withNew := answers()
+	for i, f := range filters {
+		if rep, err := db.ResendsFromFacts(t.Context(), f); err != nil || !reflect.DeepEqual(rep, withNew[i]) {
+			t.Errorf("%+v kept: %+v; from the facts %+v, %v", f, withNew[i], rep, err)
+		}
+	}
+
+	// An untouched decision is read from its kept row: one written
+	// over it (a newer version) is what the answer says.
+	if err := db.Conn().Exec(t.Context(), `INSERT INTO resend_outcomes SELECT version + 1, decided_at, decision_id, otp_id, profile_id, result, reason, via,
+  trigger_channel, trigger_status, attempt, dry_run, 'not_delivered', first_at, first_channel FROM resend_outcomes FINAL WHERE otp_id = ?`, otp(3)); err != nil {
+		t.Fatal(err)
+	}
+	if got := outcome(answers(), otp(3)); got != store.ResendNotDelivered || outcome(withNew, otp(3)) != store.ResendDeliveredOtherwise {
+		t.Errorf("OTP 3 over a kept row saying not delivered: %s (before: %s)", got, outcome(withNew, otp(3)))
+	}
 }
 
 var resendsT0 = time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
