@@ -51,8 +51,8 @@ func TestResendsPanelReadsKeptOutcomes(t *testing.T) {
 		// panel then computes more decisions from the facts, which tells
 		// only over a kept row written over. Here both allow none.
 		sql := resendsPanel(t, from, to)
-		if n := strings.Count(sql, "toInt64(job_version) - 300000"); n != 3 {
-			t.Fatalf("the panel names the slack %d times; want 3 (the kept rows less the touched OTPs, and the decisions and deliveries of those)", n)
+		if n := strings.Count(sql, "toInt64(job_version) - 300000"); n != 4 {
+			t.Fatalf("the panel names the slack %d times; want 4 (the kept rows less the touched OTPs; the decisions, their days and deliveries of those)", n)
 		}
 		sql = strings.ReplaceAll(sql, "toInt64(job_version) - 300000", "toInt64(job_version) - 0")
 		panel := func() []store.ResendGroup {
@@ -99,18 +99,19 @@ func TestResendsPanelReadsKeptOutcomes(t *testing.T) {
 		}
 		same("after the job")
 
-		// OTP 2's decision (nothing delivered) kept as delivered otherwise.
+		// OTP 1's decision (delivered via VOICE) kept as not delivered.
 		if err := db.Conn().Exec(t.Context(), `INSERT INTO resend_outcomes SELECT version + 1, decided_at, decision_id, otp_id, profile_id, result, reason, via,
-  trigger_channel, trigger_status, attempt, dry_run, 'delivered_otherwise', first_at, first_channel FROM resend_outcomes FINAL WHERE otp_id = ?`, otp(2)); err != nil {
+  trigger_channel, trigger_status, attempt, dry_run, 'not_delivered', first_at, first_channel FROM resend_outcomes FINAL WHERE otp_id = ?`, otp(1)); err != nil {
 			t.Fatal(err)
 		}
-		if got := same("a kept row written over"); notDelivered(got) != notDelivered(before)-1 {
-			t.Errorf("the panel over a kept row written over: %d not delivered; want %d (the kept row read)", notDelivered(got), notDelivered(before)-1)
+		if got := same("a kept row written over"); notDelivered(got) != notDelivered(before)+1 {
+			t.Errorf("the panel over a kept row written over: %d not delivered; want %d (the kept row read)", notDelivered(got), notDelivered(before)+1)
 		}
 
-		// OTP 2 touched since (its failure stored again): its decision is
-		// computed from the facts, the row written over not read.
-		again := store.Batch{Deliveries: []store.DeliveryRow{resendFact(2, events.ChannelSMS, events.StatusUndeliverable, 5*time.Second, 200)}}
+		// OTP 1 touched since (its failure stored again): its decision is
+		// computed from its facts, its delivery read, the row written over
+		// not.
+		again := store.Batch{Deliveries: []store.DeliveryRow{resendFact(1, events.ChannelSMS, events.StatusUndeliverable, 5*time.Second, 200)}}
 		if err := db.Insert(t.Context(), &again); err != nil {
 			t.Fatal(err)
 		}
