@@ -783,7 +783,7 @@ type resendWindow struct {
 // failed fact, the newest facts first, decided 30 s after the failure
 // (results and via spread over the policy's), runs the rollup job, which
 // keeps their outcomes, and times /api/v1/resends over each window: right
-// after the job, and with the OTPs of the newest 250 and 2,500 decisions
+// after the job, and with the OTPs of the newest 50, 250 and 2,500 decisions
 // touched since by a late delivery, which a read computes from their
 // facts. Each answer is compared with the
 // store's computation of every outcome from the facts, timed once beside
@@ -831,9 +831,10 @@ ORDER BY event_time DESC LIMIT %d`, more)); err != nil {
 	}
 	// A late delivery via each of the newest decisions' via, a minute
 	// after the decision: the OTPs touched since the job. About 50
-	// decisions a minute are made at 111 M events, so 250 is five minutes
-	// of them, 2,500 fifty (each set takes in the one before).
-	for _, touched := range []int{250, 2500} {
+	// decisions a minute are made at 111 M events, so 50 is what the job's
+	// default schedule (every minute) leaves a read, 250 five minutes of
+	// them, 2,500 fifty (each set takes in the one before).
+	for _, touched := range []int{50, 250, 2500} {
 		if err := db.Conn().Exec(ctx, fmt.Sprintf(`INSERT INTO delivery_events (event_id, otp_id, profile_id, channel, status, event_time, received_at, error_code, error_message, source,
   timestamp_from_receipt, unknown_channel, unknown_status, missed_webhook, stream_seq)
 SELECT concat('late-', decision_id, '-', toString(now64(3))), otp_id, profile_id, via, 'DELIVERED', decided_at + INTERVAL 1 MINUTE, now64(3), '', '', 'webhook', false, false, false, false, 0
