@@ -67,9 +67,9 @@ SELECT v, count(), groupUniqArray(%d)(toString(otp_id)) FROM rollup_touched WHER
 		return resendTouch{set: "(SELECT otp_id FROM rollup_touched WHERE inserted_at >= " + msTime(since) + ")"}, nil
 	}
 	if len(ids) == 0 {
-		ids = []string{"00000000-0000-0000-0000-000000000000"} // nothing touched: a set no OTP is in
+		ids = []string{noOTP}
 	}
-	t := resendTouch{set: touchedAlias, with: "WITH CAST(splitByChar(',', '" + strings.Join(ids, ",") + "'), 'Array(UUID)') AS " + touchedAlias + "\n"}
+	t := resendTouch{set: touchedAlias, with: withTouched(strings.Join(ids, ","))}
 	var days []string
 	err := db.eachRow(ctx, "resend outcomes: days", t.with+"SELECT DISTINCT toString(arrayJoin([toDate(decided_at) - 1, toDate(decided_at), toDate(decided_at) + 1])) FROM resends WHERE otp_id IN "+t.set, nil,
 		func(rows driver.Rows) error {

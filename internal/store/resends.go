@@ -110,9 +110,9 @@ func newestResends(n int) string {
 // resendDecisionsSQL computes the outcome of each decision of the filter's
 // window (or the newest of them, when newest > 0), of the touched OTPs
 // unless touched.all, from the facts (resendCols); a query naming
-// touched.set starts with touched.with. A decision
-// is audited once (the poller claims it in NATS), so the rows of a
-// decision_id are copies of one record. Its outcome reads its OTP's
+// touched.set starts with touched.with. A decision is audited once (the
+// poller claims it in NATS), so the rows of a decision_id are copies of
+// one record. Its outcome reads its OTP's
 // DELIVERED facts within a day of the decision's day (channel_events' day,
 // as a window's attempts read a day around the window: docs/analytics.md,
 // "Windows"), so it is the same whatever window asks. The facts come from

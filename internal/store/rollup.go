@@ -703,7 +703,7 @@ SELECT 0, toString(otp_id) FROM (SELECT otp_id FROM (%s) LIMIT %d)`, pw.touchedR
 	case marks > uint64(listRows) || len(ids) > maxTouchedList:
 		return "", false, nil
 	case len(ids) == 0:
-		return "00000000-0000-0000-0000-000000000000", false, nil // nothing touched: a set no OTP is in
+		return noOTP, false, nil
 	}
 	return strings.Join(ids, ","), false, nil
 }
@@ -724,8 +724,17 @@ func (w Window) touchedSet() (set, with string) {
 	if w.touched == "" {
 		return "(" + w.touchedSQL(0) + ")", ""
 	}
-	return touchedAlias, "WITH CAST(splitByChar(',', '" + w.touched + "'), 'Array(UUID)') AS " + touchedAlias + "\n"
+	return touchedAlias, withTouched(w.touched)
 }
+
+// withTouched is the WITH clause that names list (OTP ids joined by
+// commas) touchedAlias, as touchedSet describes.
+func withTouched(list string) string {
+	return "WITH CAST(splitByChar(',', '" + list + "'), 'Array(UUID)') AS " + touchedAlias + "\n"
+}
+
+// noOTP is a touched list no OTP is in: nothing touched.
+const noOTP = "00000000-0000-0000-0000-000000000000"
 
 // wholeDays are the days inside w whose every hour with facts (known: rolled
 // up or marked) is among hours, read from the hourly aggregates, at the
