@@ -71,7 +71,7 @@ SELECT v, count(), groupUniqArray(%d)(toString(otp_id)) FROM rollup_touched WHER
 	}
 	t := resendTouch{set: touchedAlias, with: withTouched(strings.Join(ids, ","))}
 	var days []string
-	err := db.eachRow(ctx, "resend outcomes: days", t.with+"SELECT DISTINCT toString(arrayJoin([toDate(decided_at) - 1, toDate(decided_at), toDate(decided_at) + 1])) FROM resends WHERE otp_id IN "+t.set, nil,
+	err := db.eachRow(ctx, "resend outcomes: days", t.with+"SELECT DISTINCT toString("+decisionFactDaysSQL+") FROM resends WHERE otp_id IN "+t.set, nil,
 		func(rows driver.Rows) error {
 			var d string
 			if err := rows.Scan(&d); err != nil {

@@ -107,15 +107,20 @@ func newestResends(n int) string {
 	return fmt.Sprintf("\n  ORDER BY decided_at DESC, decision_id LIMIT %d", n)
 }
 
+// decisionFactDaysSQL is, for a decision (a row with decided_at), the days
+// of the channel_deliveries rows its outcome reads, one row each: its own
+// and those either side.
+const decisionFactDaysSQL = "arrayJoin([toDate(decided_at) - 1, toDate(decided_at), toDate(decided_at) + 1])"
+
 // resendDecisionsSQL computes the outcome of each decision of the filter's
 // window (or the newest of them, when newest > 0), of the touched OTPs
 // unless touched.all, from the facts (resendCols); a query naming
 // touched.set starts with touched.with. A decision is audited once (the
 // poller claims it in NATS), so the rows of a decision_id are copies of
-// one record. Its outcome reads its OTP's
-// DELIVERED facts within a day of the decision's day (channel_events' day,
-// as a window's attempts read a day around the window: docs/analytics.md,
-// "Windows"), so it is the same whatever window asks. The facts come from
+// one record. Its outcome reads its OTP's DELIVERED facts within a day of
+// the decision's day (channel_events' day, as a window's attempts read a
+// day around the window: docs/analytics.md, "Windows"), so it is the same
+// whatever window asks. The facts come from
 // channel_deliveries (schema 0023), channel_events' DELIVERED facts with
 // their rows' days, by day and then otp_id, its key, in granules of 256
 // rows: the OTPs of a few hundred recent decisions hit most granules of
@@ -138,7 +143,7 @@ func resendDecisionsSQL(f ResendFilter, touched resendTouch, newest int) (string
 		if touched.days != "" {
 			days, factOTPs = append(days, touched.days), "otp_id IN "+touched.set
 		} else {
-			days = append(days, "day IN (SELECT arrayJoin([toDate(decided_at) - 1, toDate(decided_at), toDate(decided_at) + 1]) FROM d)")
+			days = append(days, "day IN (SELECT "+decisionFactDaysSQL+" FROM d)")
 		}
 	}
 	decisions := `SELECT otp_id, decision_id, any(profile_id) AS profile_id, any(result) AS result, any(reason) AS reason, any(via) AS via,
