@@ -4,11 +4,11 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"golang.org/x/sync/errgroup"
 )
 
 // What became of an OTP after a resend decision (docs/analytics.md,
@@ -194,66 +194,52 @@ func (db *DB) ResendsFromFacts(ctx context.Context, f ResendFilter) (ResendRepor
 }
 
 // resends is Resends with the OTPs whose outcomes are computed (touched:
-// decisionsSQL). One query reads the groups and, in each, its newest
-// decisions (groupArraySorted), of which the newest `latest` of all are
-// listed: the decisions of the touched OTPs are computed once, where a
-// query for the groups and another for the list each computed them, side
-// by side on the same cores (at 111 M events, 2,500 OTPs touched: ~70 ms
-// of each query's ~90).
+// decisionsSQL).
 func (db *DB) resends(ctx context.Context, f ResendFilter, touched resendTouch) (ResendReport, error) {
 	latest := min(cmp.Or(f.Latest, DefaultResendsListed), MaxResendsListed)
 	out := ResendReport{Groups: []ResendGroup{}, Latest: []ResendDecision{}}
 	decisions, args := decisionsSQL(f, touched, 0)
-	// A group's newest decisions sort first: by decided_at descending, then
-	// decision_id, as the list is ordered.
-	newest := "CAST([] AS Array(Tuple(Int64, String, String, String, UInt16, Bool, DateTime64(3, 'UTC'), String, String, Nullable(DateTime64(3, 'UTC')))))"
-	if latest > 0 {
-		newest = fmt.Sprintf(`groupArraySorted(%d)((-toUnixTimestamp64Milli(decided_at), decision_id, toString(otp_id), reason, attempt, dry_run, decided_at,
-    toString(outcome), toString(first_channel), if(outcome = '%s', NULL, first_at)))`, latest, ResendNotDelivered)
-	}
-	q := touched.with + `SELECT toString(result), toString(trigger_channel), toString(trigger_status), toString(via), count(),
+	groups := touched.with + `SELECT toString(result), toString(trigger_channel), toString(trigger_status), toString(via), count(),
   countIf(outcome = '` + ResendDeliveredVia + `'), countIf(outcome = '` + ResendDeliveredOtherwise + `'), countIf(outcome = '` + ResendNotDelivered + `'),
   if(countIf(outcome = '` + ResendDeliveredVia + `') = 0, NULL,
-     toInt64(round(quantileExactIf(0.5)(toUnixTimestamp64Milli(first_at) - toUnixTimestamp64Milli(decided_at), outcome = '` + ResendDeliveredVia + `')))),
-  arrayMap(x -> x.2, ` + newest + ` AS newest), arrayMap(x -> x.3, newest), arrayMap(x -> x.4, newest), arrayMap(x -> x.5, newest), arrayMap(x -> x.6, newest),
-  arrayMap(x -> x.7, newest), arrayMap(x -> x.8, newest), arrayMap(x -> x.9, newest), arrayMap(x -> x.10, newest)
+     toInt64(round(quantileExactIf(0.5)(toUnixTimestamp64Milli(first_at) - toUnixTimestamp64Milli(decided_at), outcome = '` + ResendDeliveredVia + `'))))
 FROM (` + decisions + `)
 GROUP BY result, trigger_channel, trigger_status, via
 ORDER BY count() DESC, result, trigger_channel, trigger_status, via`
-	var listed []ResendDecision
-	err := db.eachRow(ctx, "resends", q, args, func(rows driver.Rows) error {
-		var rg ResendGroup
-		var ids, otps, reasons, outcomes, channels []string
-		var attempts []uint16
-		var dryRuns []bool
-		var decided []time.Time
-		var delivered []*time.Time
-		if err := rows.Scan(&rg.Result, &rg.TriggerChannel, &rg.TriggerStatus, &rg.Via, &rg.Decisions, &rg.DeliveredVia, &rg.DeliveredOtherwise, &rg.NotDelivered, &rg.DeliverAfterMS,
-			&ids, &otps, &reasons, &attempts, &dryRuns, &decided, &outcomes, &channels, &delivered); err != nil {
-			return err
-		}
-		out.Decisions += rg.Decisions
-		out.Groups = append(out.Groups, rg)
-		for i := range ids {
-			d := ResendDecision{
-				ResendRecord: ResendRecord{DecisionID: ids[i], Result: rg.Result, Reason: reasons[i], Via: rg.Via, TriggerChannel: rg.TriggerChannel,
-					TriggerStatus: rg.TriggerStatus, Attempt: attempts[i], DryRun: dryRuns[i], DecidedAt: decided[i].UTC()},
-				OTPID: otps[i], Outcome: outcomes[i], DeliveredChannel: channels[i], DeliveredAt: delivered[i],
+	var g errgroup.Group
+	g.Go(func() error {
+		return db.eachRow(ctx, "resends", groups, args, func(rows driver.Rows) error {
+			var rg ResendGroup
+			if err := rows.Scan(&rg.Result, &rg.TriggerChannel, &rg.TriggerStatus, &rg.Via, &rg.Decisions, &rg.DeliveredVia, &rg.DeliveredOtherwise, &rg.NotDelivered, &rg.DeliverAfterMS); err != nil {
+				return err
 			}
-			if d.DeliveredAt != nil {
-				*d.DeliveredAt = d.DeliveredAt.UTC()
-			}
-			listed = append(listed, d)
-		}
-		return nil
+			out.Decisions += rg.Decisions
+			out.Groups = append(out.Groups, rg)
+			return nil
+		})
 	})
-	if err != nil {
-		return out, err
+	if latest > 0 {
+		// The newest decisions' outcomes only: their OTPs' facts.
+		newest, args := decisionsSQL(f, touched, latest)
+		list := touched.with + fmt.Sprintf(`SELECT toString(otp_id), decision_id, toString(result), reason, toString(via), toString(trigger_channel), toString(trigger_status),
+  attempt, dry_run, decided_at, toString(outcome), toString(first_channel), if(outcome = '%s', NULL, first_at)
+FROM (%s)
+ORDER BY decided_at DESC, decision_id`, ResendNotDelivered, newest)
+		g.Go(func() error {
+			return db.eachRow(ctx, "resends", list, args, func(rows driver.Rows) error {
+				var d ResendDecision
+				if err := rows.Scan(&d.OTPID, &d.DecisionID, &d.Result, &d.Reason, &d.Via, &d.TriggerChannel, &d.TriggerStatus,
+					&d.Attempt, &d.DryRun, &d.DecidedAt, &d.Outcome, &d.DeliveredChannel, &d.DeliveredAt); err != nil {
+					return err
+				}
+				d.DecidedAt = d.DecidedAt.UTC()
+				if d.DeliveredAt != nil {
+					*d.DeliveredAt = d.DeliveredAt.UTC()
+				}
+				out.Latest = append(out.Latest, d)
+				return nil
+			})
+		})
 	}
-	// The newest of every group's newest are the newest of all.
-	slices.SortFunc(listed, func(a, b ResendDecision) int {
-		return cmp.Or(b.DecidedAt.Compare(a.DecidedAt), strings.Compare(a.DecisionID, b.DecisionID))
-	})
-	out.Latest = append(out.Latest, listed[:min(max(latest, 0), len(listed))]...)
-	return out, nil
+	return out, g.Wait()
 }
