@@ -591,43 +591,27 @@ func (db *DB) changedHours(ctx context.Context, cw Window) (changed map[time.Tim
 	touched, with := cw.touchedSet()
 	from, to := cw.stored[0].hour, cw.stored[len(cw.stored)-1].hour.Add(time.Hour)
 	sel := hoursSQL(cw.stored)
-	// Three queries side by side rather than one UNION: each is mostly the
-	// engine planning it on one thread (~30, ~30 and ~55 ms at 111 M
-	// events), so on two cores they take about as long as the longest. day
-	// is the channel_events row's day, zero for stored rows.
-	queries := []string{
-		fmt.Sprintf("SELECT DISTINCT toDate(0) AS day, hour FROM hour_attempts WHERE %s AND otp_id IN %s", sel, touched),
-		fmt.Sprintf("SELECT DISTINCT toDate(0) AS day, hour FROM hour_journeys WHERE %s AND otp_id IN %s", sel, touched),
-		fmt.Sprintf(`SELECT DISTINCT day, toDateTime(toStartOfHour(e.1), 'UTC') FROM channel_events ARRAY JOIN events AS e
-WHERE day >= toDate(%s) AND day <= toDate(%s) AND otp_id IN %s`, msTime(from.Add(-MaxAttemptSpan)), msTime(to.Add(MaxAttemptSpan)), touched),
-	}
-	if with == "" {
-		// A subquery names the touched OTPs: one query computes their set
-		// once.
-		queries = []string{strings.Join(queries, "\nUNION DISTINCT\n")}
-	}
-	var mu sync.Mutex
+	// day is the channel_events row's day, zero for stored rows.
+	q := with + fmt.Sprintf(`SELECT DISTINCT toDate(0) AS day, hour FROM hour_attempts WHERE %[1]s AND otp_id IN %[2]s
+UNION DISTINCT
+SELECT DISTINCT toDate(0), hour FROM hour_journeys WHERE %[1]s AND otp_id IN %[2]s
+UNION DISTINCT
+SELECT DISTINCT day, toDateTime(toStartOfHour(e.1), 'UTC') FROM channel_events ARRAY JOIN events AS e
+WHERE day >= toDate(%[3]s) AND day <= toDate(%[4]s) AND otp_id IN %[2]s`, sel, touched, msTime(from.Add(-MaxAttemptSpan)), msTime(to.Add(MaxAttemptSpan)))
 	changed = map[time.Time]bool{}
 	days := map[string]bool{}
-	fns := make([]func(context.Context) error, len(queries))
-	for i, q := range queries {
-		fns[i] = func(ctx context.Context) error {
-			return db.eachRow(ctx, "changed hours", with+q, nil, func(rows driver.Rows) error {
-				var d, h time.Time
-				if err := rows.Scan(&d, &h); err != nil {
-					return err
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				changed[h.UTC()] = true
-				if d.Unix() != 0 {
-					days[fmt.Sprintf("toDate('%s')", d.Format(time.DateOnly))] = true
-				}
-				return nil
-			})
+	err = db.eachRow(ctx, "changed hours", q, nil, func(rows driver.Rows) error {
+		var d, h time.Time
+		if err := rows.Scan(&d, &h); err != nil {
+			return err
 		}
-	}
-	if err := together(ctx, fns...); err != nil {
+		changed[h.UTC()] = true
+		if d.Unix() != 0 {
+			days[fmt.Sprintf("toDate('%s')", d.Format(time.DateOnly))] = true
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, "", err
 	}
 	if len(days) == 0 {
