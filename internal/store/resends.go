@@ -241,33 +241,47 @@ func (db *DB) resendsComputedOnce(ctx context.Context, f ResendFilter, touched r
 	where, args := f.where()
 	kept := "SELECT " + resendCols + " FROM resend_outcomes FINAL WHERE " + where + " AND otp_id NOT IN " + touched.set
 	var computed, newest []ResendDecision
-	queries := []func(context.Context) error{func(ctx context.Context) error {
-		live, largs := resendDecisionsSQL(f, touched, 0)
-		return db.resendList(ctx, touched.with, live, largs, func(d ResendDecision) { computed = append(computed, d) })
-	}}
+	// groups counts the kept outcomes and, as data, the computed ones.
+	groups := func(ctx context.Context, data string) error {
+		decisions := "SELECT result, trigger_channel, trigger_status, via, outcome, first_at, decided_at FROM (" + kept + ")"
+		if len(computed) > 0 {
+			decisions += "\nUNION ALL\nSELECT result, trigger_channel, trigger_status, via, outcome, fromUnixTimestamp64Milli(first_ms, 'UTC'), fromUnixTimestamp64Milli(decided_ms, 'UTC')\n" +
+				"FROM format(JSONCompactEachRow, 'result String, trigger_channel String, trigger_status String, via String, outcome String, first_ms Int64, decided_ms Int64', '" + data + "')"
+		}
+		return db.resendGroups(withSettings(ctx, clickhouse.Settings{"max_query_size": touchedQuerySize}), &out, touched.with, decisions, args)
+	}
+	var queries []func(context.Context) error
 	if latest > 0 {
 		queries = append(queries, func(ctx context.Context) error {
 			return db.resendList(ctx, touched.with, kept+newestResends(latest), args, func(d ResendDecision) { newest = append(newest, d) })
 		})
 	}
-	if err := together(ctx, queries...); err != nil {
-		return out, err
-	}
-	data, err := computedOutcomesData(computed)
-	if err != nil {
-		return out, err
-	}
-	if len(computed) > 0 && len(data) > maxComputedData {
-		return db.resendsSideBySide(ctx, f, touched, latest)
-	}
-	decisions := "SELECT result, trigger_channel, trigger_status, via, outcome, first_at, decided_at FROM (" + kept + ")"
-	if len(computed) > 0 {
-		decisions += "\nUNION ALL\nSELECT result, trigger_channel, trigger_status, via, outcome, fromUnixTimestamp64Milli(first_ms, 'UTC'), fromUnixTimestamp64Milli(decided_ms, 'UTC')\n" +
-			"FROM format(JSONCompactEachRow, 'result String, trigger_channel String, trigger_status String, via String, outcome String, first_ms Int64, decided_ms Int64', '" + data + "')"
-	}
-	qctx := withSettings(ctx, clickhouse.Settings{"max_query_size": touchedQuerySize})
-	if err := db.resendGroups(qctx, &out, touched.with, decisions, args); err != nil {
-		return out, err
+	// With no decision of a touched OTP (their days "0", what a read right
+	// after the job finds) nothing is computed, and the groups are read
+	// beside the newest.
+	if touched.days == "0" {
+		queries = append(queries, func(ctx context.Context) error { return groups(ctx, "") })
+		if err := together(ctx, queries...); err != nil {
+			return out, err
+		}
+	} else {
+		queries = append(queries, func(ctx context.Context) error {
+			live, largs := resendDecisionsSQL(f, touched, 0)
+			return db.resendList(ctx, touched.with, live, largs, func(d ResendDecision) { computed = append(computed, d) })
+		})
+		if err := together(ctx, queries...); err != nil {
+			return out, err
+		}
+		data, err := computedOutcomesData(computed)
+		if err != nil {
+			return out, err
+		}
+		if len(computed) > 0 && len(data) > maxComputedData {
+			return db.resendsSideBySide(ctx, f, touched, latest)
+		}
+		if err := groups(ctx, data); err != nil {
+			return out, err
+		}
 	}
 	newest = append(newest, computed...)
 	slices.SortFunc(newest, func(a, b ResendDecision) int {
