@@ -245,10 +245,16 @@ func (db *DB) resendsComputedOnce(ctx context.Context, f ResendFilter, touched r
 	groups := func(ctx context.Context, data string) error {
 		decisions := "SELECT result, trigger_channel, trigger_status, via, outcome, first_at, decided_at FROM (" + kept + ")"
 		if len(computed) > 0 {
-			decisions += "\nUNION ALL\nSELECT result, trigger_channel, trigger_status, via, outcome, fromUnixTimestamp64Milli(first_ms, 'UTC'), fromUnixTimestamp64Milli(decided_ms, 'UTC')\n" +
-				"FROM format(JSONCompactEachRow, 'result String, trigger_channel String, trigger_status String, via String, outcome String, first_ms Int64, decided_ms Int64', '" + data + "')"
+			// Functions, not a table function such as format(): a guest's
+			// read-only connection refuses those (internal/chdb).
+			decisions += "\nUNION ALL\nSELECT r.1, r.2, r.3, r.4, r.5, fromUnixTimestamp64Milli(r.6, 'UTC'), fromUnixTimestamp64Milli(r.7, 'UTC')\n" +
+				"FROM (SELECT JSONExtract(arrayJoin(splitByChar('\\n', '" + data + "')), 'Tuple(String, String, String, String, String, Int64, Int64)') AS r)"
 		}
-		return db.resendGroups(withSettings(ctx, clickhouse.Settings{"max_query_size": touchedQuerySize}), &out, touched.with, decisions, args)
+		if len(touched.with)+len(data) > defaultMaxQuerySize/2 {
+			// Like listing: a guest cannot raise it, and need not below.
+			ctx = withSettings(ctx, clickhouse.Settings{"max_query_size": touchedQuerySize})
+		}
+		return db.resendGroups(ctx, &out, touched.with, decisions, args)
 	}
 	var queries []func(context.Context) error
 	if latest > 0 {
@@ -296,11 +302,17 @@ func (db *DB) resendsComputedOnce(ctx context.Context, f ResendFilter, touched r
 // bytes a decision, so ~17 k decisions.
 var maxComputedData = 1 << 20
 
+// defaultMaxQuerySize is ClickHouse's max_query_size unless raised.
+const defaultMaxQuerySize = 256 << 10
+
 // computedOutcomesData writes what the groups count of each computed
-// decision as JSONCompactEachRow rows, escaped for a string literal.
+// decision as a JSON array a line, escaped for a string literal.
 func computedOutcomesData(ds []ResendDecision) (string, error) {
 	var b strings.Builder
-	for _, d := range ds {
+	for i, d := range ds {
+		if i > 0 {
+			b.WriteByte('\n') // between rows: an empty line would be a row
+		}
 		var first int64
 		if d.DeliveredAt != nil {
 			first = d.DeliveredAt.UnixMilli()
@@ -310,7 +322,6 @@ func computedOutcomesData(ds []ResendDecision) (string, error) {
 			return "", err
 		}
 		b.Write(row)
-		b.WriteByte('\n')
 	}
 	return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(b.String()), nil
 }
