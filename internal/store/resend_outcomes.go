@@ -71,7 +71,7 @@ SELECT v, count(), groupUniqArray(%d)(toString(otp_id)) FROM rollup_touched WHER
 	}
 	t := resendTouch{set: touchedAlias, with: withTouched(strings.Join(ids, ","))}
 	var days []string
-	err := db.eachRow(ctx, "resend outcomes: days", t.with+"SELECT DISTINCT toString("+decisionFactDaysSQL+") FROM resends WHERE otp_id IN "+t.set, nil,
+	err := db.eachRow(longQuery(ctx, len(t.with)), "resend outcomes: days", t.with+"SELECT DISTINCT toString("+decisionFactDaysSQL+") FROM resends WHERE otp_id IN "+t.set, nil,
 		func(rows driver.Rows) error {
 			var d string
 			if err := rows.Scan(&d); err != nil {
@@ -122,6 +122,7 @@ func (db *DB) refreshResendOutcomes(ctx context.Context, version uint64) (int, e
 	if err != nil {
 		return 0, err
 	}
+	ctx = longQuery(ctx, len(touched.with))
 	// How many decisions it computes is counted in resends, by its key
 	// when touched, rather than in resend_outcomes, which has no key to
 	// find a version by and grows with the history.

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/sync/errgroup"
 )
@@ -203,6 +202,7 @@ func (db *DB) ResendsFromFacts(ctx context.Context, f ResendFilter) (ResendRepor
 // computed once (resendsComputedOnce).
 func (db *DB) resends(ctx context.Context, f ResendFilter, touched resendTouch) (ResendReport, error) {
 	latest := min(cmp.Or(f.Latest, DefaultResendsListed), MaxResendsListed)
+	ctx = longQuery(ctx, len(touched.with))
 	if !touched.all && touched.with != "" {
 		return db.resendsComputedOnce(ctx, f, touched, latest)
 	}
@@ -250,11 +250,7 @@ func (db *DB) resendsComputedOnce(ctx context.Context, f ResendFilter, touched r
 			decisions += "\nUNION ALL\nSELECT r.1, r.2, r.3, r.4, r.5, fromUnixTimestamp64Milli(r.6, 'UTC'), fromUnixTimestamp64Milli(r.7, 'UTC')\n" +
 				"FROM (SELECT JSONExtract(arrayJoin(splitByChar('\\n', '" + data + "')), 'Tuple(String, String, String, String, String, Int64, Int64)') AS r)"
 		}
-		if len(touched.with)+len(data) > defaultMaxQuerySize/2 {
-			// Like listing: a guest cannot raise it, and need not below.
-			ctx = withSettings(ctx, clickhouse.Settings{"max_query_size": touchedQuerySize})
-		}
-		return db.resendGroups(ctx, &out, touched.with, decisions, args)
+		return db.resendGroups(longQuery(ctx, len(touched.with)+len(data)), &out, touched.with, decisions, args)
 	}
 	var queries []func(context.Context) error
 	if latest > 0 {
@@ -301,9 +297,6 @@ func (db *DB) resendsComputedOnce(ctx context.Context, f ResendFilter, touched r
 // data in its text (with the touched list, within touchedQuerySize): ~60
 // bytes a decision, so ~17 k decisions.
 var maxComputedData = 1 << 20
-
-// defaultMaxQuerySize is ClickHouse's max_query_size unless raised.
-const defaultMaxQuerySize = 256 << 10
 
 // computedOutcomesData writes what the groups count of each computed
 // decision as a JSON array a line, escaped for a string literal.

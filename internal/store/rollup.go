@@ -653,13 +653,27 @@ var maxTouchedSet = 1_000_000
 
 const touchedQuerySize = 2 << 20
 
+// defaultMaxQuerySize is ClickHouse's max_query_size unless raised.
+const defaultMaxQuerySize = 256 << 10
+
 // listing is ctx for the queries of windows, with max_query_size raised
-// when one of them names its touched OTPs as a list.
+// when one of them names its touched OTPs as a list longer than half the
+// default (~3,500 OTPs): a guest's read-only connection (reporter report
+// on the embedded endpoint) may not change a setting, and a shorter list
+// needs none.
 func listing(ctx context.Context, windows ...Window) context.Context {
+	longest := 0
 	for _, w := range windows {
-		if w.touched != "" {
-			return withSettings(ctx, clickhouse.Settings{"max_query_size": touchedQuerySize})
-		}
+		longest = max(longest, len(w.touched))
+	}
+	return longQuery(ctx, longest)
+}
+
+// longQuery is ctx for queries carrying n bytes of a list or data in their
+// text: max_query_size raised to touchedQuerySize past half the default.
+func longQuery(ctx context.Context, n int) context.Context {
+	if n > defaultMaxQuerySize/2 {
+		return withSettings(ctx, clickhouse.Settings{"max_query_size": touchedQuerySize})
 	}
 	return ctx
 }
