@@ -35,6 +35,10 @@ type resendTouch struct {
 	days string
 }
 
+// noDecisionDays is resendTouch.days when no touched OTP has a decision: no
+// day, no facts to read, no outcome to compute.
+const noDecisionDays = "0"
+
 // resendsTouched is how a read at now (or the job's run) gets the
 // decisions' outcomes: the OTPs touched since the job's last recorded run
 // less the slack, whose decisions are computed from their facts while the
@@ -83,7 +87,7 @@ SELECT v, count(), groupUniqArray(%d)(toString(otp_id)) FROM rollup_touched WHER
 	if err != nil {
 		return all, err
 	}
-	t.days = "0" // no decision: no facts to read
+	t.days = noDecisionDays
 	if len(days) > 0 {
 		slices.Sort(days)
 		t.days = "day IN (" + strings.Join(days, ", ") + ")"

@@ -258,10 +258,10 @@ func (db *DB) resendsComputedOnce(ctx context.Context, f ResendFilter, touched r
 			return db.resendList(ctx, touched.with, kept+newestResends(latest), args, func(d ResendDecision) { newest = append(newest, d) })
 		})
 	}
-	// With no decision of a touched OTP (their days "0", what a read right
-	// after the job finds) nothing is computed, and the groups are read
-	// beside the newest.
-	if touched.days == "0" {
+	// With no decision of a touched OTP (what a read right after the job
+	// finds) nothing is computed, and the groups are read beside the
+	// newest.
+	if touched.days == noDecisionDays {
 		queries = append(queries, func(ctx context.Context) error { return groups(ctx, "") })
 		if err := together(ctx, queries...); err != nil {
 			return out, err
