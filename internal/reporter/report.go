@@ -444,6 +444,9 @@ func (r *Report) charts() []svgChart {
 			barRows("Delivery rate per channel", labels, shown, rates, rateAxis(), "#2f7d32", minDel),
 			barRows("Attempts per channel", labels, volShown, vols, countAxis(maxVol), "#1565c0", nil))
 	}
+	if c := latencyChart(r.Channels); c != nil {
+		out = append(out, *c)
+	}
 	if r.Fallback.OTPs > 0 {
 		labels, shown = nil, nil
 		var ns []float64
@@ -464,6 +467,29 @@ func (r *Report) charts() []svgChart {
 		out = append(out, barRows("Success per path", labels, shown, ns, rateAxis(), "#ef6c00", nil))
 	}
 	return out
+}
+
+// latencyChart is the time to deliver per channel: a bar to its p95, in
+// seconds, labelled with its p50 and p95; nil when no channel delivered.
+func latencyChart(chs []store.ChannelStats) *svgChart {
+	var labels, shown []string
+	var p95s []float64
+	top := 0.0
+	for _, c := range chs {
+		if c.LatencyMS == nil {
+			continue
+		}
+		s := c.LatencyMS.P95 / 1000
+		labels, p95s, top = append(labels, c.Channel), append(p95s, s), max(top, s)
+		shown = append(shown, "p50 "+humanMS(c.LatencyMS, false)+" · p95 "+humanMS(c.LatencyMS, true))
+	}
+	if len(labels) == 0 {
+		return nil
+	}
+	ax := countAxis(top)
+	ax.Format = func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) + " s" }
+	c := barRows("Time to deliver per channel (p95)", labels, shown, p95s, ax, "#00838f", nil)
+	return &c
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{

@@ -202,11 +202,27 @@ func testReports(t *testing.T, tr *traffic) {
 				t.Errorf("HTML report lacks %s", want)
 			}
 		}
-		// Three trend charts, then rate and volume per channel, outcomes, paths.
-		if doc.svgs != 7 || doc.scripts != 0 || doc.external != 0 {
-			t.Errorf("HTML report has %d charts, %d scripts, %d external references; want 7, 0, 0", doc.svgs, doc.scripts, doc.external)
+		// Three trend charts, then rate, volume and time to deliver per
+		// channel, outcomes, paths.
+		if doc.svgs != 8 || doc.scripts != 0 || doc.external != 0 {
+			t.Errorf("HTML report has %d charts, %d scripts, %d external references; want 8, 0, 0", doc.svgs, doc.scripts, doc.external)
 		}
-		if want := 2*len(chs) + 4 + len(fb.Paths); doc.bars != want {
+		delivered := 0
+		for _, c := range chs {
+			if c.LatencyMS == nil {
+				continue
+			}
+			delivered++
+			// Each delivering channel's bar says its p50 and p95.
+			want := fmt.Sprintf("p50 %s · p95 %s", reporter.HumanMS(c.LatencyMS, false), reporter.HumanMS(c.LatencyMS, true))
+			if !bytes.Contains(b.Bytes(), []byte(want)) {
+				t.Errorf("HTML report lacks %s's time to deliver, %q", c.Channel, want)
+			}
+		}
+		if delivered == 0 {
+			t.Fatal("no channel delivered: the time to deliver chart is not tried")
+		}
+		if want := 2*len(chs) + delivered + 4 + len(fb.Paths); doc.bars != want {
 			t.Errorf("HTML report has %d bars; want %d", doc.bars, want)
 		}
 		marks := map[string]float64{"Delivery rate over time": 0.9, "Delivery rate per channel": 0.9, "Fallback rate over time": 0.3}
