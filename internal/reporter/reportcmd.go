@@ -96,7 +96,7 @@ func RunReport(ctx context.Context, cfg ReportCLIConfig, stdout io.Writer, logge
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	db, err := store.Connect(openCtx, dsn, logger)
+	db, err := store.ConnectReader(openCtx, dsn, logger)
 	if err != nil {
 		return err
 	}

@@ -69,15 +69,6 @@ func SetMaxTouchedSet(n int) (restore func()) {
 	return func() { maxTouchedSet = old }
 }
 
-// SetMaxComputedData sets how many bytes of computed resend outcomes a
-// groups query carries as data (0: none, they are read side by side) until
-// restore is called.
-func SetMaxComputedData(n int) (restore func()) {
-	old := maxComputedData
-	maxComputedData = n
-	return func() { maxComputedData = old }
-}
-
 // SetMaxTouchedList sets how many touched OTPs a plan names as a list (0:
 // always the subquery) until restore is called.
 func SetMaxTouchedList(n int) (restore func()) {

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // What became of each resend decision's OTP is kept as the facts arrive
@@ -33,6 +31,10 @@ type resendTouch struct {
 	// days, with a list, is the days of their decisions' facts as a
 	// condition on day (their decisions' days and those either side).
 	days string
+	// decisions, with a list, is how many rows of decisions the touched
+	// OTPs have (copies of a decision included): at least how many
+	// decisions a read computes.
+	decisions uint64
 }
 
 // noDecisionDays is resendTouch.days when no touched OTP has a decision: no
@@ -47,7 +49,7 @@ const noDecisionDays = "0"
 // (patchAge), or the touched rows are more than maxTouchedSet (a bulk
 // insert: then the set costs more than the facts).
 //
-// Up to maxTouchedList OTPs are named as a list, with the days of their
+// Up to maxTouchedList OTPs (a reader's fewer) are named as a list, with the days of their
 // decisions, both read here once: the queries that compute their outcomes
 // then name constants instead of subqueries over rollup_touched and the
 // decisions, which ClickHouse took as long to plan as to run (at 111 M
@@ -55,9 +57,10 @@ const noDecisionDays = "0"
 // with the constants). More are named by a subquery.
 func (db *DB) resendsTouched(ctx context.Context, now time.Time) (resendTouch, error) {
 	all := resendTouch{all: true}
+	maxList := db.maxTouchedList()
 	slack := db.slack().Milliseconds()
 	q := fmt.Sprintf(`WITH (SELECT max(version) FROM resend_outcome_runs) AS v
-SELECT v, count(), groupUniqArray(%d)(toString(otp_id)) FROM rollup_touched WHERE v > 0 AND inserted_at >= fromUnixTimestamp64Milli(toInt64(v) - %d, 'UTC')`, maxTouchedList+1, slack)
+SELECT v, count(), groupUniqArray(%d)(toString(otp_id)) FROM rollup_touched WHERE v > 0 AND inserted_at >= fromUnixTimestamp64Milli(toInt64(v) - %d, 'UTC')`, maxList+1, slack)
 	var version, touched uint64
 	var ids []string
 	if err := db.conn.QueryRow(ctx, q).Scan(&version, &touched, &ids); err != nil {
@@ -67,30 +70,26 @@ SELECT v, count(), groupUniqArray(%d)(toString(otp_id)) FROM rollup_touched WHER
 	if version == 0 || !since.After(now.Add(-patchAge)) || touched > uint64(maxTouchedSet) {
 		return all, nil
 	}
-	if len(ids) > maxTouchedList {
+	if len(ids) > maxList {
 		return resendTouch{set: "(SELECT otp_id FROM rollup_touched WHERE inserted_at >= " + msTime(since) + ")"}, nil
 	}
 	if len(ids) == 0 {
 		ids = []string{noOTP}
 	}
 	t := resendTouch{set: touchedAlias, with: withTouched(strings.Join(ids, ","))}
-	var days []string
-	err := db.eachRow(longQuery(ctx, len(t.with)), "resend outcomes: days", t.with+"SELECT DISTINCT toString("+decisionFactDaysSQL+") FROM resends WHERE otp_id IN "+t.set, nil,
-		func(rows driver.Rows) error {
-			var d string
-			if err := rows.Scan(&d); err != nil {
-				return err
-			}
-			days = append(days, "'"+d+"'")
-			return nil
-		})
-	if err != nil {
-		return all, err
+	var days []time.Time
+	q = t.with + "SELECT groupUniqArrayArray(" + decisionFactDays + "), count() FROM resends WHERE otp_id IN " + t.set
+	if err := db.conn.QueryRow(longQuery(ctx, len(t.with)), q).Scan(&days, &t.decisions); err != nil {
+		return all, fmt.Errorf("resend outcomes: days: %w", err)
 	}
 	t.days = noDecisionDays
 	if len(days) > 0 {
-		slices.Sort(days)
-		t.days = "day IN (" + strings.Join(days, ", ") + ")"
+		slices.SortFunc(days, time.Time.Compare)
+		quoted := make([]string, len(days))
+		for i, d := range days {
+			quoted[i] = "'" + d.Format(time.DateOnly) + "'"
+		}
+		t.days = "day IN (" + strings.Join(quoted, ", ") + ")"
 	}
 	return t, nil
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -109,10 +108,13 @@ func newestResends(n int) string {
 	return fmt.Sprintf("\n  ORDER BY decided_at DESC, decision_id LIMIT %d", n)
 }
 
-// decisionFactDaysSQL is, for a decision (a row with decided_at), the days
-// of the channel_deliveries rows its outcome reads, one row each: its own
-// and those either side.
-const decisionFactDaysSQL = "arrayJoin([toDate(decided_at) - 1, toDate(decided_at), toDate(decided_at) + 1])"
+// decisionFactDays is, for a decision (a row with decided_at), the days of
+// the channel_deliveries rows its outcome reads: its own and those either
+// side; decisionFactDaysSQL the same one row each.
+const (
+	decisionFactDays    = "[toDate(decided_at) - 1, toDate(decided_at), toDate(decided_at) + 1]"
+	decisionFactDaysSQL = "arrayJoin(" + decisionFactDays + ")"
+)
 
 // resendDecisionsSQL computes the outcome of each decision of the filter's
 // window (or the newest of them, when newest > 0), of the touched OTPs
@@ -227,64 +229,65 @@ func (db *DB) resendsSideBySide(ctx context.Context, f ResendFilter, touched res
 }
 
 // resendsComputedOnce is resends with the touched OTPs named by a list:
-// their decisions' outcomes are computed from the facts once and read
-// here, beside the newest kept ones; then the groups are counted over the
-// kept outcomes and, as data in the query's text, the computed ones, and
-// the newest decisions are the newest of both. Two queries over
-// decisionsSQL each computed them, side by side on the same cores: at 111
-// M events with 2,500 OTPs touched, a 30-day read took ~260 ms that way
-// against ~125 for the computation and the newest kept ones side by side
-// and ~100 for the groups after them. Past maxComputedData bytes of
-// computed outcomes it reads them side by side (resendsSideBySide).
+// three queries side by side, the touched OTPs' decisions computed from
+// the facts, the newest kept decisions and the kept outcomes' groups; then
+// the computed decisions are added to the groups (keptGroup.add) and the
+// newest listed are the newest of both. Two queries over decisionsSQL each
+// computed them, side by side on the same cores (resendsSideBySide): at
+// 111 M events with 2,500 OTPs touched, a 30-day read took ~260 ms that
+// way; counting the groups over the kept outcomes and the computed ones
+// carried as data in its text, after them, ~225 (the twenty-fifth
+// session); this way 0.77-0.91 of that (bench/README.md, twenty-sixth).
 func (db *DB) resendsComputedOnce(ctx context.Context, f ResendFilter, touched resendTouch, latest int) (ResendReport, error) {
 	out := ResendReport{Groups: []ResendGroup{}, Latest: []ResendDecision{}}
 	where, args := f.where()
 	kept := "SELECT " + resendCols + " FROM resend_outcomes FINAL WHERE " + where + " AND otp_id NOT IN " + touched.set
 	var computed, newest []ResendDecision
-	// groups counts the kept outcomes and, as data, the computed ones.
-	groups := func(ctx context.Context, data string) error {
-		decisions := "SELECT result, trigger_channel, trigger_status, via, outcome, first_at, decided_at FROM (" + kept + ")"
-		if len(computed) > 0 {
-			// Functions, not a table function such as format(): a guest's
-			// read-only connection refuses those (internal/chdb).
-			decisions += "\nUNION ALL\nSELECT r.1, r.2, r.3, r.4, r.5, fromUnixTimestamp64Milli(r.6, 'UTC'), fromUnixTimestamp64Milli(r.7, 'UTC')\n" +
-				"FROM (SELECT JSONExtract(arrayJoin(splitByChar('\\n', '" + data + "')), 'Tuple(String, String, String, String, String, Int64, Int64)') AS r)"
-		}
-		return db.resendGroups(longQuery(ctx, len(touched.with)+len(data)), &out, touched.with, decisions, args)
-	}
-	var queries []func(context.Context) error
+	var groups map[resendGroupKey]*keptGroup
+	queries := []func(context.Context) error{func(ctx context.Context) (err error) {
+		groups, err = db.keptGroups(ctx, touched.with, kept, args, touched.decisions)
+		return err
+	}}
 	if latest > 0 {
 		queries = append(queries, func(ctx context.Context) error {
 			return db.resendList(ctx, touched.with, kept+newestResends(latest), args, func(d ResendDecision) { newest = append(newest, d) })
 		})
 	}
 	// With no decision of a touched OTP (what a read right after the job
-	// finds) nothing is computed, and the groups are read beside the
-	// newest.
-	if touched.days == noDecisionDays {
-		queries = append(queries, func(ctx context.Context) error { return groups(ctx, "") })
-		if err := together(ctx, queries...); err != nil {
-			return out, err
-		}
-	} else {
+	// finds) nothing is computed.
+	if touched.days != noDecisionDays {
 		queries = append(queries, func(ctx context.Context) error {
 			live, largs := resendDecisionsSQL(f, touched, 0)
 			return db.resendList(ctx, touched.with, live, largs, func(d ResendDecision) { computed = append(computed, d) })
 		})
-		if err := together(ctx, queries...); err != nil {
-			return out, err
+	}
+	if err := together(ctx, queries...); err != nil {
+		return out, err
+	}
+	for _, d := range computed {
+		k := resendGroupKey{d.Result, d.TriggerChannel, d.TriggerStatus, d.Via}
+		g := groups[k]
+		if g == nil {
+			g = &keptGroup{ResendGroup: ResendGroup{Result: d.Result, TriggerChannel: d.TriggerChannel, TriggerStatus: d.TriggerStatus, Via: d.Via}}
+			groups[k] = g
 		}
-		data, err := computedOutcomesData(computed)
-		if err != nil {
-			return out, err
-		}
-		if len(computed) > 0 && len(data) > maxComputedData {
+		g.add(d)
+	}
+	for _, g := range groups {
+		ms, ok := g.median()
+		if !ok {
+			// More computed decisions than the touched OTPs' rows counted
+			// (decisions made since): the slice may not hold the median.
 			return db.resendsSideBySide(ctx, f, touched, latest)
 		}
-		if err := groups(ctx, data); err != nil {
-			return out, err
-		}
+		g.DeliverAfterMS = ms
+		out.Decisions += g.Decisions
+		out.Groups = append(out.Groups, g.ResendGroup)
 	}
+	slices.SortFunc(out.Groups, func(a, b ResendGroup) int {
+		return cmp.Or(cmp.Compare(b.Decisions, a.Decisions), strings.Compare(a.Result, b.Result), strings.Compare(a.TriggerChannel, b.TriggerChannel),
+			strings.Compare(a.TriggerStatus, b.TriggerStatus), strings.Compare(a.Via, b.Via))
+	})
 	newest = append(newest, computed...)
 	slices.SortFunc(newest, func(a, b ResendDecision) int {
 		return cmp.Or(b.DecidedAt.Compare(a.DecidedAt), strings.Compare(a.DecisionID, b.DecisionID))
@@ -293,30 +296,79 @@ func (db *DB) resendsComputedOnce(ctx context.Context, f ResendFilter, touched r
 	return out, nil
 }
 
-// maxComputedData bounds the computed outcomes a groups query carries as
-// data in its text (with the touched list, within touchedQuerySize): ~60
-// bytes a decision, so ~17 k decisions.
-var maxComputedData = 1 << 20
+type resendGroupKey struct{ result, triggerChannel, triggerStatus, via string }
 
-// computedOutcomesData writes what the groups count of each computed
-// decision as a JSON array a line, escaped for a string literal.
-func computedOutcomesData(ds []ResendDecision) (string, error) {
-	var b strings.Builder
-	for i, d := range ds {
-		if i > 0 {
-			b.WriteByte('\n') // between rows: an empty line would be a row
-		}
-		var first int64
-		if d.DeliveredAt != nil {
-			first = d.DeliveredAt.UnixMilli()
-		}
-		row, err := json.Marshal([]any{d.Result, d.TriggerChannel, d.TriggerStatus, d.Via, d.Outcome, first, d.DecidedAt.UnixMilli()})
-		if err != nil {
-			return "", err
-		}
-		b.Write(row)
+// keptGroup is a group of kept outcomes (keptGroups) to which computed
+// decisions are added. Its median time to deliver is exact without every
+// kept time: of the n kept times, sorted, it holds those from index lo
+// that extra more times can move the median among (keptGroups), and the
+// added times (computed).
+type keptGroup struct {
+	ResendGroup
+	n        int64
+	lo       int64
+	slice    []int64
+	computed []int64
+}
+
+// add counts a computed decision in the group.
+func (g *keptGroup) add(d ResendDecision) {
+	g.Decisions++
+	switch d.Outcome {
+	case ResendDeliveredVia:
+		g.DeliveredVia++
+		g.computed = append(g.computed, d.DeliveredAt.UnixMilli()-d.DecidedAt.UnixMilli())
+	case ResendDeliveredOtherwise:
+		g.DeliveredOtherwise++
+	default:
+		g.NotDelivered++
 	}
-	return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(b.String()), nil
+}
+
+// median is the group's median time to deliver as quantileExact(0.5)
+// gives it over all n+c times (the one at index (n+c)/2, sorted); nil
+// when there is none. ok is false when the slice cannot tell: the element
+// at that index is the one at index (n+c)/2-lo of the slice and the
+// computed times sorted together provided the lo kept times below the
+// slice all come before it (lo is 0, or at most (n+c)/2-c) and the kept
+// times above it all after it (the slice ends at n-1, or at (n+c)/2 or
+// later).
+func (g *keptGroup) median() (ms *int64, ok bool) {
+	c := int64(len(g.computed))
+	if g.n+c == 0 {
+		return nil, true
+	}
+	at, hi := (g.n+c)/2, g.lo+int64(len(g.slice))-1
+	if g.lo > 0 && g.lo > at-c || hi != g.n-1 && hi < at {
+		return nil, false
+	}
+	all := slices.Concat(g.slice, g.computed)
+	slices.Sort(all)
+	return &all[at-g.lo], true
+}
+
+// keptGroups counts the kept outcomes (kept: a subquery of resendCols,
+// which with starts) per group, with the slice of each group's sorted
+// times to deliver that any extra more times can move its median among:
+// from index max(0, n/2-extra) to min(n-1, (n+extra)/2) of n.
+func (db *DB) keptGroups(ctx context.Context, with, kept string, args []any, extra uint64) (map[resendGroupKey]*keptGroup, error) {
+	q := with + fmt.Sprintf(`SELECT toString(result), toString(trigger_channel), toString(trigger_status), toString(via), count(),
+  countIf(outcome = '%[1]s'), countIf(outcome = '%[2]s'), countIf(outcome = '%[3]s'),
+  toInt64(length(arraySort(groupArrayIf(toUnixTimestamp64Milli(first_at) - toUnixTimestamp64Milli(decided_at), outcome = '%[1]s')) AS times)) AS n,
+  greatest(0, intDiv(n, 2) - %[4]d) AS lo, arraySlice(times, lo + 1, least(n - 1, intDiv(n + %[4]d, 2)) - lo + 1)
+FROM (%[5]s)
+GROUP BY result, trigger_channel, trigger_status, via`, ResendDeliveredVia, ResendDeliveredOtherwise, ResendNotDelivered, extra, kept)
+	out := map[resendGroupKey]*keptGroup{}
+	err := db.eachRow(ctx, "resends", q, args, func(rows driver.Rows) error {
+		var g keptGroup
+		if err := rows.Scan(&g.Result, &g.TriggerChannel, &g.TriggerStatus, &g.Via, &g.Decisions, &g.DeliveredVia, &g.DeliveredOtherwise, &g.NotDelivered,
+			&g.n, &g.lo, &g.slice); err != nil {
+			return err
+		}
+		out[resendGroupKey{g.Result, g.TriggerChannel, g.TriggerStatus, g.Via}] = &g
+		return nil
+	})
+	return out, err
 }
 
 // resendGroups adds to out the groups of decisions (a subquery with

@@ -100,16 +100,10 @@ func TestResendsAndWhatBecameOfThem(t *testing.T) {
 // which it computes from their facts: before the job, after it, and after
 // a late fact or a new decision, the answers are those computed from the
 // facts alone. The touched OTPs are named as a list of ids up to a bound,
-// past it by a subquery: both are run. With a list, the touched OTPs'
-// outcomes are computed once and counted as data in the groups' query up
-// to a bound, past it by two queries over the facts: both are run.
+// past it by a subquery: both are run.
 func TestResendOutcomesKeptAsTheFactsArrive(t *testing.T) {
 	noSlack(t)
 	t.Run("touched as a list", func(t *testing.T) { forEachBackend(t, resendOutcomesKept) })
-	t.Run("touched as a list, computed outcomes past the data bound", func(t *testing.T) {
-		t.Cleanup(store.SetMaxComputedData(0))
-		forEachBackend(t, resendOutcomesKept)
-	})
 	t.Run("touched as a subquery", func(t *testing.T) {
 		t.Cleanup(store.SetMaxTouchedList(0))
 		forEachBackend(t, resendOutcomesKept)

@@ -656,11 +656,23 @@ const touchedQuerySize = 2 << 20
 // defaultMaxQuerySize is ClickHouse's max_query_size unless raised.
 const defaultMaxQuerySize = 256 << 10
 
+// readerTouchedList bounds the touched OTPs a reader names as a list
+// (ConnectReader): as many as fit in half of the default max_query_size,
+// ~3,500, since it may not raise it.
+const readerTouchedList = defaultMaxQuerySize / 2 / len(noOTP+",")
+
+// maxTouchedList is the most touched OTPs db names as a list.
+func (db *DB) maxTouchedList() int {
+	if db.reader {
+		return min(maxTouchedList, readerTouchedList)
+	}
+	return maxTouchedList
+}
+
 // listing is ctx for the queries of windows, with max_query_size raised
 // when one of them names its touched OTPs as a list longer than half the
-// default (~3,500 OTPs): a guest's read-only connection (reporter report
-// on the embedded endpoint) may not change a setting, and a shorter list
-// needs none.
+// default (~3,500 OTPs), which a reader's lists never are: a shorter list
+// needs no setting changed.
 func listing(ctx context.Context, windows ...Window) context.Context {
 	longest := 0
 	for _, w := range windows {
@@ -690,12 +702,13 @@ const touchedAlias = "touched_otps"
 // maxTouchedSet, which one count under a LIMIT tells without computing
 // the set.
 func (db *DB) touchedList(ctx context.Context, pw Window) (list string, tooMany bool, err error) {
-	listRows := 4 * maxTouchedList
+	maxList := db.maxTouchedList()
+	listRows := 4 * maxList
 	var ids []string
 	var marks uint64
 	q := fmt.Sprintf(`SELECT 1, toString(count()) FROM (SELECT 1 FROM %s LIMIT %d)
 UNION ALL
-SELECT 0, toString(otp_id) FROM (SELECT otp_id FROM (%s) LIMIT %d)`, pw.touchedRows(), maxTouchedSet+1, pw.touchedSQL(listRows+1), maxTouchedList+1)
+SELECT 0, toString(otp_id) FROM (SELECT otp_id FROM (%s) LIMIT %d)`, pw.touchedRows(), maxTouchedSet+1, pw.touchedSQL(listRows+1), maxList+1)
 	err = db.eachRow(ctx, "touched OTPs", q, nil, func(rows driver.Rows) error {
 		var kind uint8
 		var v string
@@ -714,7 +727,7 @@ SELECT 0, toString(otp_id) FROM (SELECT otp_id FROM (%s) LIMIT %d)`, pw.touchedR
 		return "", false, err
 	case marks > uint64(maxTouchedSet):
 		return "", true, nil
-	case marks > uint64(listRows) || len(ids) > maxTouchedList:
+	case marks > uint64(listRows) || len(ids) > maxList:
 		return "", false, nil
 	case len(ids) == 0:
 		return noOTP, false, nil

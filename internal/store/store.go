@@ -137,6 +137,8 @@ type DB struct {
 	cluster  string
 	embedded *chdb.Instance // nil with an external ClickHouse
 	logger   *slog.Logger
+	// reader: the connection may not change settings (ConnectReader).
+	reader bool
 	// restartEngine restarts the embedded engine (nil with a server), for
 	// RecoverParts.
 	restartEngine func() error
@@ -236,6 +238,20 @@ func Connect(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) 
 		return nil, fmt.Errorf("clickhouse dsn: %w", err)
 	}
 	return connect(ctx, opts, logger)
+}
+
+// ConnectReader is Connect for a reader that may not change settings: a
+// guest of the embedded endpoint (`reporter report`) or a read-only server
+// user. It names the OTPs touched since the rollup job's last run as a
+// list only up to what fits in ClickHouse's default max_query_size (more
+// by a subquery), where Connect's raises the setting for up to 20,000.
+func ConnectReader(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) {
+	db, err := Connect(ctx, dsn, logger)
+	if err != nil {
+		return nil, err
+	}
+	db.reader = true
+	return db, nil
 }
 
 // ConnectEngine is Connect to the endpoint of engine, an engine the process
