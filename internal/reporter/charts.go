@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -80,6 +81,10 @@ type threshold struct {
 
 func esc(s string) string { return template.HTMLEscapeString(s) }
 
+// labelWidth is about how wide s is drawn at the charts' 12 px: 7 px a
+// character, more than most take.
+func labelWidth(s string) float64 { return 7 * float64(utf8.RuneCountInString(s)) }
+
 func f1(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
 
 // barRows is one horizontal bar per label, a value axis below with vertical
@@ -99,8 +104,14 @@ func barRows(title string, labels, shown []string, values []float64, ax axis, co
 	for i := range labels {
 		y := plotTop + barRow*float64(i)
 		w := ax.scale(values[i], barWidth)
-		fmt.Fprintf(&b, `<g><text x="0" y="%s" dy="14">%s</text><rect class="bar" x="%s" y="%s" width="%s" height="18" fill="%s"></rect><text x="%s" y="%s" dy="14">%s</text></g>`,
-			f1(y), esc(labels[i]), f1(barLeft), f1(y), f1(w), color, f1(barLeft+w+6), f1(y), esc(shown[i]))
+		// The value's text follows the bar, or ends inside it in white
+		// where it would run past the chart's edge.
+		value := fmt.Sprintf(`x="%s"`, f1(barLeft+w+6))
+		if tw := labelWidth(shown[i]); barLeft+w+6+tw > svgWidth && tw+12 <= w {
+			value = fmt.Sprintf(`class="inside" x="%s" text-anchor="end" fill="#fff"`, f1(barLeft+w-6))
+		}
+		fmt.Fprintf(&b, `<g><text x="0" y="%s" dy="14">%s</text><rect class="bar" x="%s" y="%s" width="%s" height="18" fill="%s"></rect><text %s y="%s" dy="14">%s</text></g>`,
+			f1(y), esc(labels[i]), f1(barLeft), f1(y), f1(w), color, value, f1(y), esc(shown[i]))
 	}
 	fmt.Fprintf(&b, `<g class="axis x-axis"><line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#444"></line>`, f1(barLeft), f1(axisY), f1(barLeft+barWidth), f1(axisY))
 	for _, t := range ax.Ticks {
