@@ -54,26 +54,22 @@ func TestAGuestReadsPastItsTouchedList(t *testing.T) {
 	if _, _, patched, err := store.PlannedHours(t.Context(), guest, day); err != nil || patched == 0 {
 		t.Fatalf("the day plans %d patched hours for the guest (%v); want the touched hours patched", patched, err)
 	}
-	for name, db := range map[string]*store.DB{"owner": owner, "guest": guest} {
-		got, err := db.Channels(t.Context(), day)
-		a, _ := json.Marshal(got)
-		b, _ := json.Marshal(want)
-		if err != nil || string(a) != string(b) {
-			t.Errorf("%s: Channels over the day = %s, %v; from the facts %s", name, a, err, b)
-		}
-	}
-
 	f := store.ResendFilter{From: t0, To: t0.Add(time.Hour)}
 	wantResends, err := owner.ResendsFromFacts(t.Context(), f)
 	if err != nil || wantResends.Decisions == 0 {
 		t.Fatalf("ResendsFromFacts = %+v, %v; want decisions", wantResends, err)
 	}
-	for name, db := range map[string]*store.DB{"owner": owner, "guest": guest} {
-		got, err := db.Resends(t.Context(), f)
+	same := func(who, what string, got, want any, err error) {
 		a, _ := json.Marshal(got)
-		b, _ := json.Marshal(wantResends)
+		b, _ := json.Marshal(want)
 		if err != nil || string(a) != string(b) {
-			t.Errorf("%s: Resends = %s, %v; from the facts %s", name, a, err, b)
+			t.Errorf("%s: %s = %s, %v; from the facts %s", who, what, a, err, b)
 		}
+	}
+	for who, db := range map[string]*store.DB{"owner": owner, "guest": guest} {
+		chs, err := db.Channels(t.Context(), day)
+		same(who, "Channels over the day", chs, want, err)
+		rep, err := db.Resends(t.Context(), f)
+		same(who, "Resends", rep, wantResends, err)
 	}
 }

@@ -49,10 +49,10 @@ const noDecisionDays = "0"
 // (patchAge), or the touched rows are more than maxTouchedSet (a bulk
 // insert: then the set costs more than the facts).
 //
-// Up to maxTouchedList OTPs (a reader's fewer) are named as a list, with the days of their
-// decisions, both read here once: the queries that compute their outcomes
-// then name constants instead of subqueries over rollup_touched and the
-// decisions, which ClickHouse took as long to plan as to run (at 111 M
+// Up to maxTouchedList OTPs (a reader's fewer) are named as a list, with
+// the days of their decisions, both read here once: the queries that
+// compute their outcomes then name constants instead of subqueries over
+// rollup_touched and the decisions, which ClickHouse took as long to plan as to run (at 111 M
 // events, 239 OTPs: 58 ms of planning in an 88 ms query, against 23 of 45
 // with the constants). More are named by a subquery.
 func (db *DB) resendsTouched(ctx context.Context, now time.Time) (resendTouch, error) {
