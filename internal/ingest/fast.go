@@ -21,7 +21,7 @@ import (
 // have it to themselves (the API on its own listener, the default):
 // fasthttp, on which a webhook costs about a fifth less CPU than on
 // net/http, the difference between ingest keeping pace with the serial
-// limit of HTTP and publishing on two cores or not (bench/README.md,
+// limit of HTTP and publishing on two cores or not (bench/HISTORY.md,
 // eighteenth session). POSTs to routes are served here, each through the
 // same code as on net/http (exchange); every other request (health checks,
 // 404s, 405s) goes to next, the listener's router, through fasthttpadaptor

@@ -271,7 +271,7 @@ func (c *Consumer) flush(ctx context.Context, cons *broker.Consumer, p *pending)
 		// and has not inserted. A pinned priority group would make one
 		// replica the only receiver, but the server then writes a header
 		// into every message it delivers, which costs the saving back
-		// (bench/README, seventeenth session).
+		// (bench/HISTORY.md, seventeenth session).
 		for _, m := range p.msgs {
 			cons.Settle(ctx, m, broker.Ack())
 		}

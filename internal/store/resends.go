@@ -237,7 +237,7 @@ func (db *DB) resendsSideBySide(ctx context.Context, f ResendFilter, touched res
 // 111 M events with 2,500 OTPs touched, a 30-day read took ~260 ms that
 // way; counting the groups over the kept outcomes and the computed ones
 // carried as data in its text, after them, ~225 (the twenty-fifth
-// session); this way 0.77-0.91 of that (bench/README.md, twenty-sixth).
+// session); this way 0.77-0.91 of that (bench/HISTORY.md, twenty-sixth).
 func (db *DB) resendsComputedOnce(ctx context.Context, f ResendFilter, touched resendTouch, latest int) (ResendReport, error) {
 	out := ResendReport{Groups: []ResendGroup{}, Latest: []ResendDecision{}}
 	where, args := f.where()

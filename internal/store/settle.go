@@ -23,7 +23,7 @@ import (
 // database that started before its version is still running
 // (system.processes). So the slack shrinks to settledSlack, and the OTPs a
 // reader patches between runs are those of the last minute or so, not of
-// the last six (bench/README.md, thirteenth session: a read of the last
+// the last six (bench/HISTORY.md, thirteenth session: a read of the last
 // 24 h between runs at 111 M events took 0.5 s with 5 minutes of touched
 // OTPs, 1.2 s with an hour's).
 //
