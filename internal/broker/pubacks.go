@@ -15,7 +15,7 @@ import (
 // subscription. It does what nats.go's jetstream.PublishMsgAsync does for
 // otpscope, at less cost per message: nats.go decodes every PubAck with
 // encoding/json while holding the lock every publisher needs (2.6 % of
-// ingest's CPU under wrk, profile in bench/HISTORY.md, "eleventh session"), and
+// ingest's CPU under wrk; bench/HISTORY.md, eleventh session), and
 // a future makes a channel for its ack and another for its error. Here a
 // PubAck is decoded with segmentio's drop-in, outside the lock, into one
 // buffered channel. What nats.go adds that otpscope does not use (expected

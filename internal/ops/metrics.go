@@ -71,7 +71,8 @@ type Observe func(route, method string, status int, took time.Duration)
 //
 // It keeps the series it has used: promhttp's middleware builds a label map
 // and looks each series up by hashing its labels on every request, which was
-// a few percent of a webhook's CPU (bench/HISTORY.md, "Ingest (until 2026-12-03)").
+// a few percent of a webhook's CPU (bench/HISTORY.md, "Ingest (until
+// 2026-12-03)").
 func (m *HTTPMetrics) Recorder(listener string) Observe {
 	l := prometheus.Labels{"listener": listener}
 	requests, duration := m.total.MustCurryWith(l), m.seconds.MustCurryWith(l)

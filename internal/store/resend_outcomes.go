@@ -52,9 +52,10 @@ const noDecisionDays = "0"
 // Up to maxTouchedList OTPs (a reader's fewer) are named as a list, with
 // the days of their decisions, both read here once: the queries that
 // compute their outcomes then name constants instead of subqueries over
-// rollup_touched and the decisions, which ClickHouse took as long to plan as to run (at 111 M
-// events, 239 OTPs: 58 ms of planning in an 88 ms query, against 23 of 45
-// with the constants). More are named by a subquery.
+// rollup_touched and the decisions, which ClickHouse took as long to plan
+// as to run (at 111 M events, 239 OTPs: 58 ms of planning in an 88 ms
+// query, against 23 of 45 with the constants). More are named by a
+// subquery.
 func (db *DB) resendsTouched(ctx context.Context, now time.Time) (resendTouch, error) {
 	all := resendTouch{all: true}
 	maxList := db.maxTouchedList()
