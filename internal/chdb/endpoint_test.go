@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,13 @@ import (
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 )
 
-func TestMain(m *testing.M) { chdbtest.Main(m) }
+// TestMain opens the shared engine with a backup directory, for the
+// BACKUPs of TestSessionResetAfterFailedBackup.
+func TestMain(m *testing.M) {
+	chdbtest.Main(m, chdbtest.WithSetup(func(dir string) ([]chdb.Option, error) {
+		return []chdb.Option{chdb.WithBackupDir(filepath.Join(dir, "backups"))}, nil
+	}))
+}
 
 const eventsDDL = `CREATE TABLE events (
 	id UUID,

@@ -2,12 +2,14 @@ package chdb_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/ClickHouse/ch-go/compress"
+	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
@@ -177,5 +179,36 @@ func TestEngineDefaultSettings(t *testing.T) {
 	var ex *chdb.Exception
 	if !errors.As(err, &ex) || ex.Code != chdb.CodeReadonly {
 		t.Errorf("read-only statement changing a setting = %v; want code %d", err, chdb.CodeReadonly)
+	}
+}
+
+// A BACKUP that the engine refuses once it has begun (its name taken)
+// leaves chDB's connection answering "Query with id … is already running"
+// for a moment. The session's reset after it must wait that out, or the
+// connection stays in the request's database for whoever comes next.
+func TestSessionResetAfterFailedBackup(t *testing.T) {
+	srv := chdbtest.Serve(t)
+	conn := chdbtest.Conn(t, srv.Options())
+	ctx := t.Context()
+	// Tables to back up: an empty database's BACKUP is over too soon.
+	for i := range 20 {
+		if err := conn.Exec(ctx, fmt.Sprintf("CREATE TABLE t%d ENGINE = MergeTree ORDER BY n AS SELECT number AS n FROM numbers(1000)", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	backup := fmt.Sprintf("BACKUP DATABASE `%s` TO File('session-%x')", srv.Database, b)
+	if err := conn.Exec(ctx, backup); err != nil {
+		t.Fatal(err)
+	}
+	// A setting of its own, as the store's statements carry.
+	sctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_query_size": 1 << 20}))
+	if err := conn.Exec(sctx, backup); err == nil || !strings.Contains(err.Error(), "BACKUP_ALREADY_EXISTS") {
+		t.Fatalf("the same backup again = %v; want BACKUP_ALREADY_EXISTS", err)
+	}
+	res, err := srv.Engine.Exec(ctx, chdb.Statement{SQL: "SELECT currentDatabase()", Format: "TabSeparated"})
+	if got := strings.TrimSpace(string(res.Data)); err != nil || got != "default" {
+		t.Errorf("the next statement ran in %q, %v; want default", got, err)
 	}
 }

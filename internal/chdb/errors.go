@@ -26,6 +26,7 @@ const (
 	CodeCannotDecompress     = 271
 	CodeUnknownFormat        = 73
 	CodeStdException         = 1001
+	CodeQueryAlreadyRunning  = 216 // QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING
 )
 
 // Exception is an error reported by the engine, in ClickHouse's terms.
