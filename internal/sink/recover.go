@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -181,7 +182,7 @@ func (c *Consumer) replaySetAside(ctx context.Context, r Recoverer, from uint64)
 	if from == 0 {
 		start.at = parts[0].WrittenAt.Add(-replayMargin * c.cfg.AckWait)
 	}
-	c.logger.Warn("broken parts set aside; inserting their events again from the stream", "parts", len(parts), "first", parts[0].Table+"/"+parts[0].Part, "from_seq", start.seq, "from_time", start.at)
+	c.logger.Warn("broken parts set aside; inserting their events again from the stream", "parts", len(parts), "first", parts[0].Table+"/"+parts[0].Part, start.attr())
 	c.startReplay(ctx, start, func(ctx context.Context) error { return r.PartsReplayed(ctx, parts) })
 	return len(parts)
 }
@@ -214,7 +215,7 @@ func (c *Consumer) replayRestores(ctx context.Context, r Restorer) {
 		// may have lagged, as for a part set aside at a start.
 		start = replayStart{at: last.StartedAt.Add(-replayMargin * c.cfg.AckWait)}
 	}
-	c.logger.Warn("restored from a backup; inserting the stream again from its position", "backup", last.Name, "from_seq", start.seq, "from_time", start.at)
+	c.logger.Warn("restored from a backup; inserting the stream again from its position", "backup", last.Name, start.attr())
 	c.startReplay(ctx, start, func(ctx context.Context) error { return r.RestoresReplayed(ctx, rs) })
 }
 
@@ -223,6 +224,15 @@ func (c *Consumer) replayRestores(ctx context.Context, r Restorer) {
 type replayStart struct {
 	seq uint64
 	at  time.Time
+}
+
+// attr is start for a log line: the sequence, or the time when there is
+// none.
+func (s replayStart) attr() slog.Attr {
+	if s.seq > 0 {
+		return slog.Uint64("from_seq", s.seq)
+	}
+	return slog.Time("from_time", s.at)
 }
 
 // startReplay replays the stream from start beside the sink's own
