@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/cli"
+	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -65,8 +70,34 @@ func restoreCommand(stdout io.Writer) cli.Command {
 				if *name == "" {
 					return cli.Usage(errRestoreUsage)
 				}
-				return reporter.Restore(ctx, cfg, *name, logger, stdout)
+				if err := reporter.Restore(ctx, cfg, *name, logger, stdout); err != nil {
+					return err
+				}
+				if cfg.Embedded() {
+					return noteMissingFiles(stdout, cfg.DataDir)
+				}
+				return nil
 			}
 		},
 	}
+}
+
+// noteMissingFiles tells, after a restore into dataDir, of the files a
+// backup does not hold that otpscope would make anew at its next start
+// (README, "What a backup does not hold"): on a rebuilt machine, the ones
+// kept from the old should be put back first.
+func noteMissingFiles(w io.Writer, dataDir string) error {
+	nats := broker.Config{DataDir: dataDir}
+	for _, f := range []struct{ path, consequence string }{
+		{filepath.Join(dataDir, ingest.PseudonymKeyFile), "a new pseudonym key gives silent-auth phone numbers new pseudonyms, unless otpscope starts with --pseudonym-key"},
+		{nats.CredentialsFile(), "new NATS passwords lock out subscribers that have the old ones, unless otpscope starts with --nats-password and --nats-reader-password"},
+	} {
+		if _, err := os.Stat(f.path); !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if _, err := fmt.Fprintf(w, "note: %s is missing (a backup does not hold it): put back the copy you kept before starting otpscope; otherwise %s\n", f.path, f.consequence); err != nil {
+			return err
+		}
+	}
+	return nil
 }
