@@ -120,3 +120,27 @@ func TestPruneBackups(t *testing.T) {
 		t.Errorf("backups listed %+v, %v; want %s removed", list, err, names[0])
 	}
 }
+
+// TestNoBackupsOnACluster: a store on a cluster neither takes nor restores
+// a backup (the API answers 501): ClickHouse's BACKUP … ON CLUSTER is the
+// way there, and nothing is written or dropped meanwhile.
+func TestNoBackupsOnACluster(t *testing.T) {
+	db := openSingle(t)
+	ctx := t.Context()
+	insertDelivered(t, db, 0, 10)
+	store.SetCluster(db, "otpscope")
+	at := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	if _, err := db.Backup(ctx, store.BackupName(at), 10, at); !errors.Is(err, store.ErrBackupOnCluster) {
+		t.Errorf("backup on a cluster: %v; want ErrBackupOnCluster", err)
+	}
+	if _, err := db.Restore(ctx, store.BackupName(at), at); !errors.Is(err, store.ErrBackupOnCluster) {
+		t.Errorf("restore on a cluster: %v; want ErrBackupOnCluster", err)
+	}
+	store.SetCluster(db, "")
+	if list, err := db.Backups(ctx); err != nil || len(list) != 0 {
+		t.Errorf("backups listed %+v, %v; want none recorded", list, err)
+	}
+	if n := count(t, db, "SELECT count() FROM delivery_events"); n != 10 {
+		t.Errorf("%d events after a refused restore; want the 10 untouched", n)
+	}
+}

@@ -122,3 +122,7 @@ func RecomputeWithoutDay(ctx context.Context, db *DB, h time.Time) error {
 
 // SetBackupDir tells db where its engine keeps backups, as Open does.
 func SetBackupDir(db *DB, dir string) { db.backupDir = dir }
+
+// SetCluster has db take itself for a store on cluster: Open cannot make
+// one on the embedded engine, which runs no ON CLUSTER DDL.
+func SetCluster(db *DB, cluster string) { db.cluster = cluster }
