@@ -75,6 +75,9 @@ func run(m *testing.M) int {
 	return chdbtest.Run(m, chdbtest.WithSetup(clusterEngine))
 }
 
+// imageVersion is the OTPSCOPE_VERSION the binaries are built with here.
+const imageVersion = "v0.0.0-deploytest"
+
 // buildBinaries builds what deploy/Dockerfile builds and reads each binary's
 // flags from its --help.
 func buildBinaries(dir string) (map[string]map[string]bool, error) {
@@ -82,7 +85,16 @@ func buildBinaries(dir string) (map[string]map[string]bool, error) {
 	if err != nil {
 		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	cmd := exec.Command(gobin, "build", "-o", dir+string(filepath.Separator), "./cmd/...", "./deploy/healthcheck")
+	// The version as the Dockerfile's build argument sets it.
+	dockerfile, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "Dockerfile"))
+	if err != nil {
+		return nil, err
+	}
+	stamp := regexp.MustCompile(`-X (\S+)=\$\{OTPSCOPE_VERSION\}`).FindSubmatch(dockerfile)
+	if stamp == nil {
+		return nil, errors.New("deploy/Dockerfile's go build sets no version from OTPSCOPE_VERSION (-X …=${OTPSCOPE_VERSION})")
+	}
+	cmd := exec.Command(gobin, "build", "-ldflags", "-X "+string(stamp[1])+"="+imageVersion, "-o", dir+string(filepath.Separator), "./cmd/...", "./deploy/healthcheck")
 	cmd.Dir = repoRoot
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build ./cmd/... ./deploy/healthcheck: %v\n%s", err, out)
@@ -102,6 +114,9 @@ func buildBinaries(dir string) (map[string]map[string]bool, error) {
 			}
 			if len(set) == 0 {
 				return nil, fmt.Errorf("%s --help lists no flags:\n%s", e.Name(), out)
+			}
+			if out, err := exec.Command(filepath.Join(dir, e.Name()), "version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), e.Name()+" "+imageVersion+" (") {
+				return nil, fmt.Errorf("%s version: %v, %q; want it named %s, as the Dockerfile's OTPSCOPE_VERSION names the image's build", e.Name(), err, out, imageVersion)
 			}
 		}
 		flags[e.Name()] = set

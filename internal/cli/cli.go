@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -40,7 +42,8 @@ type Subcommand struct {
 // Main parses args (after the environment, looked up with lookup), runs the
 // command until it returns or a signal arrives, and returns the exit code:
 // 0 success, 1 failure, 2 bad usage. --help, -h and a first argument "help"
-// print the help; any other positional argument is a usage error.
+// print the help, and a first argument "version" (or --version) the build
+// (Version); any other positional argument is a usage error.
 func Main(c Command, args []string, lookup func(string) (string, bool), stderr io.Writer) int {
 	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -49,6 +52,11 @@ func Main(c Command, args []string, lookup func(string) (string, bool), stderr i
 	fs.Usage = func() { Help(stderr, c, fs) }
 	if len(args) > 0 && args[0] == "help" {
 		fs.Usage()
+		return 0
+	}
+	if len(args) > 0 && (args[0] == "version" || args[0] == "--version" || args[0] == "-version") {
+		// Not a flag: a flag would also read OTPSCOPE_VERSION.
+		fmt.Fprintf(stderr, "%s %s\n", c.Name, Version())
 		return 0
 	}
 	if err := flagenv.Parse(fs, args, lookup); err != nil {
@@ -82,6 +90,61 @@ func Main(c Command, args []string, lookup func(string) (string, bool), stderr i
 	return 0
 }
 
+// release is the version a build names itself by, set by the linker where
+// the build has no VCS information to stamp (deploy/Dockerfile:
+// -X github.com/otpscope/otpscope/internal/cli.release=…).
+var release string
+
+// ModuleVersion is the version the build names itself by: release when
+// set, else the module version Go stamped (from the VCS tag or
+// pseudo-version; "(devel)" under go run or without VCS information).
+func ModuleVersion() string {
+	if release != "" {
+		return release
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "unknown"
+}
+
+// Version describes the running build: ModuleVersion, then the commit and
+// its time when built from a checkout ("+dirty" with uncommitted changes),
+// and the Go release.
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		bi = &debug.BuildInfo{}
+	}
+	var rev, at string
+	dirty := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	parts := []string{}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if dirty {
+			rev += "+dirty"
+		}
+		parts = append(parts, "commit "+rev)
+	}
+	if at != "" {
+		parts = append(parts, at)
+	}
+	parts = append(parts, runtime.Version())
+	return ModuleVersion() + " (" + strings.Join(parts, ", ") + ")"
+}
+
 // Usage marks err as a configuration mistake (exit code 2, printed plainly).
 func Usage(err error) error { return usageError{err} }
 
@@ -97,7 +160,8 @@ func Help(w io.Writer, c Command, fs *flag.FlagSet) {
 		fmt.Fprintf(&b, "%s — %s\n\n", c.Name, c.Summary)
 	}
 	lines := append([]Subcommand{{Usage: c.Name + " [flags]", Summary: "run"}}, c.Subcommands...)
-	lines = append(lines, Subcommand{Usage: c.Name + " help", Summary: "this help (also --help)"})
+	lines = append(lines, Subcommand{Usage: c.Name + " help", Summary: "this help (also --help)"},
+		Subcommand{Usage: c.Name + " version", Summary: "the build: version, commit, Go (also --version)"})
 	width := 0
 	for _, s := range lines {
 		width = max(width, len(s.Usage))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -54,5 +55,32 @@ func TestPositionalArgumentsAreUsageErrors(t *testing.T) {
 		if code := Main(testCommand(&ran), args, none, &out); code != 2 || ran || !strings.Contains(out.String(), "unexpected argument") {
 			t.Errorf("Main(%q) = %d, ran %v, %q; want 2 without running", args, code, ran, out.String())
 		}
+	}
+}
+
+// TestVersion: "version" and --version print the build without running the
+// command, whatever OTPSCOPE_VERSION says; a release set by the linker
+// names it.
+func TestVersion(t *testing.T) {
+	env := func(name string) (string, bool) { return "not-a-bool", name == "OTPSCOPE_VERSION" }
+	defer func(r string) { release = r }(release)
+	release = "v1.2.3"
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-version"}} {
+		var ran bool
+		var out bytes.Buffer
+		code := Main(testCommand(&ran), args, env, &out)
+		if want := "svc v1.2.3 ("; code != 0 || ran || !strings.HasPrefix(out.String(), want) || !strings.Contains(out.String(), runtime.Version()) {
+			t.Errorf("Main(%q) = %d, ran %v, %q; want 0 without running, %q… with the Go release", args, code, ran, out.String(), want)
+		}
+	}
+	var ran bool
+	var out bytes.Buffer
+	if code := Main(testCommand(&ran), nil, env, &out); code != 0 || !ran {
+		t.Errorf("with OTPSCOPE_VERSION set, Main() = %d, ran %v, %s; want it run (the variable is not a flag's)", code, ran, out.String())
+	}
+	out.Reset()
+	Main(testCommand(&ran), []string{"help"}, none, &out)
+	if !strings.Contains(out.String(), "svc version") {
+		t.Error("help does not list svc version")
 	}
 }

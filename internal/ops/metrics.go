@@ -4,13 +4,14 @@ import (
 	"context"
 	"net/http"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/otpscope/otpscope/internal/cli"
 )
 
 // HTTPMetrics instrument otpscope's listeners: requests by listener, route,
@@ -169,12 +170,9 @@ func routePattern(ctx context.Context) string {
 }
 
 // RegisterBuildInfo registers otpscope_build_info{version,goversion} = 1:
-// the module version the binary was built from (runtime/debug) and its Go.
+// the version the binary names itself by (cli.ModuleVersion) and its Go.
 func RegisterBuildInfo(reg prometheus.Registerer) {
-	version := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		version = bi.Main.Version
-	}
+	version := cli.ModuleVersion()
 	promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{
 		Name: "otpscope_build_info",
 		Help: "Always 1; the labels say which build runs.",
