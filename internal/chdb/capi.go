@@ -205,6 +205,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -413,12 +414,28 @@ func (c *conn) query(sql, format string, params map[string]string) rawResult {
 // drainSQL is what drain runs.
 const drainSQL = "SELECT 'drained'"
 
+// drainPatience is how long drain waits out a connection that answers
+// "Query with id … is already running": what a BACKUP refused after it
+// began (its name taken) leaves for a moment, while its own query is still
+// being cleaned up. Given up sooner, the next statement on the connection
+// would fail, a session's reset among them (leaving the connection in the
+// request's database or settings).
+const drainPatience = 2 * time.Second
+
 // drain runs a statement and discards its output. chDB 26.7 keeps what a
 // query wrote before it failed (say, a million rows before max_result_rows
 // stopped it) and hands it out at the start of the next query's result on
-// the connection, so after every failure the leftovers go to this one.
+// the connection, so after every failure the leftovers go to this one; and
+// it runs again while the failed query still holds the connection.
 func (c *conn) drain() {
-	c.query(drainSQL, "TSV", nil)
+	deadline := time.Now().Add(drainPatience)
+	for {
+		res := c.query(drainSQL, "TSV", nil)
+		if !res.hasError || newException(res.errorMessage).Code != CodeQueryAlreadyRunning || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // QueryClass says what a statement does to state that outlives it, as

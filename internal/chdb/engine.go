@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 )
 
 // ErrEngineInUse is returned by Open while another Engine is open in the
@@ -571,7 +570,7 @@ func (e *Engine) withSession(c *conn, st Statement, fn func() error) error {
 	}
 	defer func() {
 		for _, q := range undo {
-			if res := resetQuery(c, q); res.hasError {
+			if res := c.query(q, "", nil); res.hasError {
 				e.logger.Error("reset session", slog.String("sql", q), slog.String("err", res.errorMessage))
 			}
 		}
@@ -595,27 +594,6 @@ func (e *Engine) withSession(c *conn, st Statement, fn func() error) error {
 		undo = append(undo, fmt.Sprintf("SET %s = %s", name, reset))
 	}
 	return fn()
-}
-
-// resetPatience is how long a session's reset waits out a connection that
-// answers "Query with id … is already running": what a BACKUP refused after
-// it began (its name taken) leaves for a moment, while its own query is
-// still being cleaned up.
-const resetPatience = 2 * time.Second
-
-// resetQuery runs q, one of a session's resets, retrying while the
-// connection is still busy with the statement before: a reset given up
-// would leave the next request on this connection in this one's database
-// or settings.
-func resetQuery(c *conn, q string) rawResult {
-	deadline := time.Now().Add(resetPatience)
-	for {
-		res := c.query(q, "", nil)
-		if !res.hasError || newException(res.errorMessage).Code != CodeQueryAlreadyRunning || time.Now().After(deadline) {
-			return res
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // Classify asks the engine's parser what sql would do, without running it.

@@ -184,8 +184,9 @@ func TestEngineDefaultSettings(t *testing.T) {
 
 // A BACKUP that the engine refuses once it has begun (its name taken)
 // leaves chDB's connection answering "Query with id … is already running"
-// for a moment. The session's reset after it must wait that out, or the
-// connection stays in the request's database for whoever comes next.
+// for a moment. The drain after the failure waits that out; otherwise the
+// session's reset fails and the connection stays in the request's
+// database for whoever comes next.
 func TestSessionResetAfterFailedBackup(t *testing.T) {
 	srv := chdbtest.Serve(t)
 	conn := chdbtest.Conn(t, srv.Options())
