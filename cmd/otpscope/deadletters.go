@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/reporter"
 )
@@ -18,8 +19,9 @@ func deadLettersCommand(action string, stdout io.Writer) cli.Command {
 		name += " " + action
 	}
 	return cli.Command{
-		Name:    name,
-		Summary: "list dead letters or replay them, through a running otpscope's API",
+		Name:     name,
+		OtherEnv: app.OtherEnv,
+		Summary:  "list dead letters or replay them, through a running otpscope's API",
 		Subcommands: []cli.Subcommand{
 			{Usage: "otpscope deadletters list [flags]", Summary: "newest first; --pending, --source, --json"},
 			{Usage: "otpscope deadletters replay --all|--id ID [flags]", Summary: "put them back through the normal path"},

@@ -25,13 +25,13 @@ import (
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.LookupEnv, os.Stderr)) }
+func main() { os.Exit(run(os.Args[1:], os.Environ(), os.Stderr)) }
 
-func run(args []string, lookup func(string) (string, bool), stderr io.Writer) int {
+func run(args []string, environ []string, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "register-callback" {
-		return cli.Main(registerCommand(), args[1:], lookup, stderr)
+		return cli.Main(registerCommand(), args[1:], environ, stderr)
 	}
-	return cli.Main(app.Command(app.Binaries["poller"], nil), args, lookup, stderr)
+	return cli.Main(app.Command(app.Binaries["poller"], nil), args, environ, stderr)
 }
 
 // registerCommand is `poller register-callback`: list tyntec's callback
@@ -39,8 +39,9 @@ func run(args []string, lookup func(string) (string, bool), stderr io.Writer) in
 // --ingest-url + /webhooks/tyntec with the webhook token.
 func registerCommand() cli.Command {
 	return cli.Command{
-		Name:    "poller register-callback",
-		Summary: "point tyntec's v4 callback configuration at ingest (idempotent), then exit",
+		Name:     "poller register-callback",
+		OtherEnv: app.OtherEnv,
+		Summary:  "point tyntec's v4 callback configuration at ingest (idempotent), then exit",
 		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			var tc tyntec.Config
 			tc.RegisterFlags(fs)

@@ -12,15 +12,14 @@ import (
 
 func TestRegisterCallbackCommand(t *testing.T) {
 	_, simURL := simtest.Start(t, tyntecsim.Config{Seed: 1})
-	env := map[string]string{
-		"OTPSCOPE_TYNTEC_URL":     simURL,
-		"OTPSCOPE_TYNTEC_API_KEY": tyntecsim.DefaultAPIKey,
-		"OTPSCOPE_WEBHOOK_TOKENS": "first-token-0123456789,second-token-0123456789",
+	env := []string{
+		"OTPSCOPE_TYNTEC_URL=" + simURL,
+		"OTPSCOPE_TYNTEC_API_KEY=" + tyntecsim.DefaultAPIKey,
+		"OTPSCOPE_WEBHOOK_TOKENS=first-token-0123456789,second-token-0123456789",
 	}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	for i := range 2 {
 		var stderr bytes.Buffer
-		code := run([]string{"register-callback", "--ingest-url", "http://127.0.0.1:8080/"}, lookup, &stderr)
+		code := run([]string{"register-callback", "--ingest-url", "http://127.0.0.1:8080/"}, env, &stderr)
 		if code != 0 {
 			t.Fatalf("run #%d = %d; stderr:\n%s", i+1, code, stderr.String())
 		}
@@ -42,7 +41,7 @@ func TestRegisterCallbackCommand(t *testing.T) {
 	staging := []string{"register-callback", "--ingest-url", "http://127.0.0.1:9090", "--deployment-id", "staging"}
 	for _, args := range [][]string{append(staging, "--dry-run"), staging} {
 		var stderr bytes.Buffer
-		if code := run(args, lookup, &stderr); code != 0 {
+		if code := run(args, env, &stderr); code != 0 {
 			t.Fatalf("run %v = %d; stderr:\n%s", args, code, stderr.String())
 		}
 		after, err := client.ListCallbacks(t.Context())
@@ -65,7 +64,7 @@ func TestRegisterCallbackCommand(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	none := func(string) (string, bool) { return "", false }
+	var none []string
 	tests := []struct {
 		args []string
 		want string

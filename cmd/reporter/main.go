@@ -22,16 +22,17 @@ import (
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "report" {
-		os.Exit(cli.Main(reportCommand(os.Stdout), os.Args[2:], os.LookupEnv, os.Stderr))
+		os.Exit(cli.Main(reportCommand(os.Stdout), os.Args[2:], os.Environ(), os.Stderr))
 	}
-	os.Exit(cli.Main(app.Command(app.Binaries["reporter"], nil), os.Args[1:], os.LookupEnv, os.Stderr))
+	os.Exit(cli.Main(app.Command(app.Binaries["reporter"], nil), os.Args[1:], os.Environ(), os.Stderr))
 }
 
 // reportCommand is `reporter report`.
 func reportCommand(stdout io.Writer) cli.Command {
 	return cli.Command{
-		Name:    "reporter report",
-		Summary: "print an ad-hoc report (table, json, csv or html) read from ClickHouse",
+		Name:     "reporter report",
+		OtherEnv: app.OtherEnv,
+		Summary:  "print an ad-hoc report (table, json, csv or html) read from ClickHouse",
 		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			var cfg reporter.ReportCLIConfig
 			cfg.RegisterFlags(fs)

@@ -17,7 +17,7 @@ import (
 
 func TestMain(m *testing.M) { chdbtest.Main(m) }
 
-func noEnv(string) (string, bool) { return "", false }
+var noEnv []string
 
 // TestReportReadsTheEmbeddedEndpointReadOnly runs `reporter report` the way
 // an operator does next to a running reporter: as the endpoint's read-only
@@ -63,9 +63,9 @@ func TestReportUsage(t *testing.T) {
 // its answer shows the report reached it.)
 func TestReportFollowsClickHouseListen(t *testing.T) {
 	srv := chdbtest.ServeConfig(t, chdb.HandlerConfig{ReaderPassword: "reader-password-0123456789"})
-	lookup := func(k string) (string, bool) { return srv.Addr, k == "OTPSCOPE_CLICKHOUSE_LISTEN" }
+	env := []string{"OTPSCOPE_CLICKHOUSE_LISTEN=" + srv.Addr}
 	var errs bytes.Buffer
-	if code := cli.Main(reportCommand(io.Discard), []string{"--since", "1h"}, lookup, &errs); code != 1 || !strings.Contains(errs.String(), "Authentication failed") {
+	if code := cli.Main(reportCommand(io.Discard), []string{"--since", "1h"}, env, &errs); code != 1 || !strings.Contains(errs.String(), "Authentication failed") {
 		t.Errorf("report with OTPSCOPE_CLICKHOUSE_LISTEN=%s = exit %d, %s; want that endpoint's refusal", srv.Addr, code, errs.String())
 	}
 }

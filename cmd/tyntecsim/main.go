@@ -33,10 +33,12 @@ import (
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
-func main() { os.Exit(cli.Main(command(), os.Args[1:], os.LookupEnv, os.Stderr)) }
+func main() { os.Exit(cli.Main(command(), os.Args[1:], os.Environ(), os.Stderr)) }
 
 // command is tyntecsim as a cli.Command, like every otpscope binary: its
-// flags read OTPSCOPE_<FLAG> too, and it takes --log-level.
+// flags read OTPSCOPE_<FLAG> too, and it takes --log-level. It does not
+// warn of OTPSCOPE_* variables it does not read (no OtherEnv): it shares
+// the environment with otpscope without knowing otpscope's variables.
 func command() cli.Command {
 	return cli.Command{
 		Name:    "tyntecsim",

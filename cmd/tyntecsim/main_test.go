@@ -174,14 +174,13 @@ func TestServe(t *testing.T) {
 // TestCommandIsACLICommand: tyntecsim takes --log-level and OTPSCOPE_*
 // like every binary (checked on a configuration it refuses, so nothing runs).
 func TestCommandIsACLICommand(t *testing.T) {
-	env := map[string]string{"OTPSCOPE_DROP_WEBHOOKS": "2"}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	env := []string{"OTPSCOPE_DROP_WEBHOOKS=2"}
 	var out bytes.Buffer
-	if code := cli.Main(command(), []string{"--log-level", "debug"}, lookup, &out); code != 2 || !strings.Contains(out.String(), "tyntecsim:") {
+	if code := cli.Main(command(), []string{"--log-level", "debug"}, env, &out); code != 2 || !strings.Contains(out.String(), "tyntecsim:") {
 		t.Errorf("tyntecsim --log-level debug with OTPSCOPE_DROP_WEBHOOKS=2 = %d, %q; want 2 refusing the share", code, out.String())
 	}
 	out.Reset()
-	if code := cli.Main(command(), []string{"help"}, lookup, &out); code != 0 || !strings.Contains(out.String(), "$OTPSCOPE_CALLBACK_URL") {
+	if code := cli.Main(command(), []string{"help"}, env, &out); code != 0 || !strings.Contains(out.String(), "$OTPSCOPE_CALLBACK_URL") {
 		t.Errorf("tyntecsim help = %d, %q; want 0 and the flags with their environment", code, out.String())
 	}
 }

@@ -13,9 +13,11 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/flagenv"
@@ -330,6 +332,40 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// nonFlagEnv are the OTPSCOPE_* variables read other than through a flag.
+var nonFlagEnv = []string{
+	chdb.EnvLibrary, // where the embedded engine's library is
+	// deploy/: the image's build argument and compose's image, and the
+	// Grafana data sources' provisioning (deploy/grafana), which the same
+	// environment often carries.
+	"OTPSCOPE_VERSION", "OTPSCOPE_IMAGE",
+	"OTPSCOPE_CLICKHOUSE_HOST", "OTPSCOPE_CLICKHOUSE_PORT", "OTPSCOPE_CLICKHOUSE_DATABASE",
+	"OTPSCOPE_CLICKHOUSE_SERVER_HOST", "OTPSCOPE_CLICKHOUSE_SERVER_PORT", "OTPSCOPE_CLICKHOUSE_SERVER_USER",
+	"OTPSCOPE_CLICKHOUSE_SERVER_PASSWORD", "OTPSCOPE_CLICKHOUSE_SERVER_DATABASE",
+	// The tests' (README, "Tests"), which a developer's shell keeps.
+	"OTPSCOPE_PROMTOOL", "OTPSCOPE_ALERTMANAGER", "OTPSCOPE_CHROMIUM", "OTPSCOPE_ARTIFACTS",
+	"OTPSCOPE_TEST_LOG", "OTPSCOPE_TYNTEC_REFERENCE",
+}
+
+// OtherEnv tells whether name is an OTPSCOPE_* variable that some binary's
+// flag reads (any module's: the all-in-one's) or something else does
+// (nonFlagEnv): a command does not warn of these when it does not read them
+// itself (cli.Command.OtherEnv).
+var OtherEnv = sync.OnceValue(func() func(string) bool {
+	names := map[string]bool{}
+	for _, name := range nonFlagEnv {
+		names[name] = true
+	}
+	for name, b := range Binaries {
+		var cfg Config
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
+		cfg.RegisterFlags(fs, b)
+		fs.VisitAll(func(f *flag.Flag) { names[flagenv.Name(f.Name)] = true })
+	}
+	names[flagenv.Name("log-level")] = true // cli.Main's own
+	return func(name string) bool { return names[name] }
+})()
+
 // Command is binary b as a cli.Command: its flags, then New, the banner on
 // banner (nil: none) and Serve.
 func Command(b Binary, banner io.Writer) cli.Command {
@@ -339,6 +375,7 @@ func Command(b Binary, banner io.Writer) cli.Command {
 		Summary:     b.Summary,
 		Subcommands: b.Subcommands,
 		Groups:      groups,
+		OtherEnv:    OtherEnv,
 		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			var cfg Config
 			*groups = cfg.RegisterFlags(fs, b)

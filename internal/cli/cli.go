@@ -32,6 +32,11 @@ type Command struct {
 	Groups *flagenv.Groups
 	// Flags registers the command's flags and returns what runs after parsing.
 	Flags func(fs *flag.FlagSet) func(ctx context.Context, logger *slog.Logger) error
+	// OtherEnv claims the OTPSCOPE_* variables that other commands or tools
+	// read (app.OtherEnv), so that the environment one file gives every
+	// binary draws no warning; any other the command does not read does.
+	// Nil: the command warns of none.
+	OtherEnv func(name string) bool
 }
 
 // Subcommand is one line of help: how it is called and what it does.
@@ -39,12 +44,15 @@ type Subcommand struct {
 	Usage, Summary string
 }
 
-// Main parses args (after the environment, looked up with lookup), runs the
-// command until it returns or a signal arrives, and returns the exit code:
-// 0 success, 1 failure, 2 bad usage. --help, -h and a first argument "help"
-// print the help, and a first argument "version" (or --version) the build
-// (Version); any other positional argument is a usage error.
-func Main(c Command, args []string, lookup func(string) (string, bool), stderr io.Writer) int {
+// Main parses args (after the environment, a list of KEY=value as
+// os.Environ gives it), runs the command until it returns or a signal
+// arrives, and returns the exit code: 0 success, 1 failure, 2 bad usage.
+// --help, -h and a first argument "help" print the help, and a first
+// argument "version" (or --version) the build (Version); any other
+// positional argument is a usage error. An OTPSCOPE_* variable that neither
+// the command nor c.OtherEnv reads is logged as a warning, with the
+// variable it likely misspells.
+func Main(c Command, args []string, environ []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	run := c.Flags(fs)
@@ -59,7 +67,7 @@ func Main(c Command, args []string, lookup func(string) (string, bool), stderr i
 		fmt.Fprintf(stderr, "%s %s\n", c.Name, Version())
 		return 0
 	}
-	if err := flagenv.Parse(fs, args, lookup); err != nil {
+	if err := flagenv.Parse(fs, args, flagenv.Lookup(environ)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -70,12 +78,23 @@ func Main(c Command, args []string, lookup func(string) (string, bool), stderr i
 		fmt.Fprintf(stderr, "%s: unexpected argument %q (see %s --help)\n", c.Name, fs.Arg(0), c.Name)
 		return 2
 	}
+	var strays []flagenv.Stray
+	if c.OtherEnv != nil {
+		strays = flagenv.Strays(fs, environ, c.OtherEnv)
+	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(*level)); err != nil {
 		fmt.Fprintf(stderr, "%s: log-level %q: %v\n", c.Name, *level, err)
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: l})).With("service", c.Name)
+	for _, s := range strays {
+		attrs := []any{"name", s.Name}
+		if s.Suggest != "" {
+			attrs = append(attrs, "did_you_mean", s.Suggest)
+		}
+		logger.Warn("ignoring an environment variable that names no setting of this command", attrs...)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, logger); err != nil {

@@ -27,7 +27,7 @@ func testCommand(ran *bool) Command {
 	}
 }
 
-func none(string) (string, bool) { return "", false }
+var none []string
 
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
@@ -62,7 +62,7 @@ func TestPositionalArgumentsAreUsageErrors(t *testing.T) {
 // command, whatever OTPSCOPE_VERSION says; a release set by the linker
 // names it.
 func TestVersion(t *testing.T) {
-	env := func(name string) (string, bool) { return "not-a-bool", name == "OTPSCOPE_VERSION" }
+	env := []string{"OTPSCOPE_VERSION=not-a-bool"}
 	defer func(r string) { release = r }(release)
 	release = "v1.2.3"
 	for _, args := range [][]string{{"version"}, {"--version"}, {"-version"}} {
@@ -82,5 +82,32 @@ func TestVersion(t *testing.T) {
 	Main(testCommand(&ran), []string{"help"}, none, &out)
 	if !strings.Contains(out.String(), "svc version") {
 		t.Error("help does not list svc version")
+	}
+}
+
+// TestStrayEnvironment: Main warns of an OTPSCOPE_* variable the command
+// does not read, naming the one it likely misspells, and not of one that
+// OtherEnv claims nor of one the command reads; it still runs.
+func TestStrayEnvironment(t *testing.T) {
+	var ran bool
+	var out bytes.Buffer
+	c := testCommand(&ran)
+	c.OtherEnv = func(name string) bool { return name == "OTPSCOPE_STREAM" }
+	env := []string{"OTPSCOPE_NAT_URL=nats://x:4222", "OTPSCOPE_STREAM=S", "OTPSCOPE_LISTEN=127.0.0.1:2", "HOME=/root"}
+	if code := Main(c, nil, env, &out); code != 0 || !ran {
+		t.Fatalf("Main = %d, ran %v; want 0, run:\n%s", code, ran, out.String())
+	}
+	got := out.String()
+	if want := "level=WARN msg=\"ignoring an environment variable that names no setting of this command\" service=svc name=OTPSCOPE_NAT_URL did_you_mean=OTPSCOPE_NATS_URL"; !strings.Contains(got, want) {
+		t.Errorf("log:\n%s\nwant a line with %s", got, want)
+	}
+	if n := strings.Count(got, "level=WARN"); n != 1 {
+		t.Errorf("%d warnings; want 1 (OTPSCOPE_STREAM is claimed, OTPSCOPE_LISTEN read, HOME not ours):\n%s", n, got)
+	}
+
+	out.Reset()
+	c.OtherEnv = nil
+	if Main(c, nil, env, &out); strings.Contains(out.String(), "WARN") {
+		t.Errorf("without OtherEnv Main warned:\n%s", out.String())
 	}
 }

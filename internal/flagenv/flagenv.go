@@ -6,6 +6,7 @@ package flagenv
 import (
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -67,4 +68,74 @@ func (l *List) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// Lookup finds a variable in environ, a list of KEY=value (os.Environ's
+// shape); the last of repeated keys wins, as in a process's environment.
+func Lookup(environ []string) func(string) (string, bool) {
+	return func(key string) (v string, ok bool) {
+		for _, kv := range environ {
+			if k, val, found := strings.Cut(kv, "="); found && k == key {
+				v, ok = val, true
+			}
+		}
+		return v, ok
+	}
+}
+
+// Stray is an OTPSCOPE_* variable that nothing reads, and the variable it
+// most likely misspells (empty when none is near).
+type Stray struct{ Name, Suggest string }
+
+// Strays are the OTPSCOPE_* variables of environ that no flag of fs reads and
+// known does not claim (variables other binaries or tools read), in the
+// order they are set. A misspelt variable would otherwise be ignored without
+// a word: each names the closest variable fs reads when it is within a few
+// edits.
+func Strays(fs *flag.FlagSet, environ []string, known func(string) bool) []Stray {
+	var reads []string
+	fs.VisitAll(func(f *flag.Flag) { reads = append(reads, Name(f.Name)) })
+	var strays []Stray
+	seen := map[string]bool{}
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, Prefix) || seen[k] || slices.Contains(reads, k) || (known != nil && known(k)) {
+			continue
+		}
+		seen[k] = true
+		s := Stray{Name: k}
+		// Within a third of the name's length after the prefix, at most 4:
+		// OTPSCOPE_TYNTEC_APIKEY → OTPSCOPE_TYNTEC_API_KEY, but OTPSCOPE_FOO
+		// suggests nothing.
+		best := min(4, (len(k)-len(Prefix))/3+1)
+		for _, r := range reads {
+			if d := distance(k, r); d < best {
+				best, s.Suggest = d, r
+			}
+		}
+		strays = append(strays, s)
+	}
+	return strays
+}
+
+// distance is the Levenshtein distance of a and b (bytes: the names are
+// ASCII).
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

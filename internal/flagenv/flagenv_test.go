@@ -45,3 +45,52 @@ func TestBadEnvironmentValue(t *testing.T) {
 		t.Fatal("Parse accepted OTPSCOPE_MAX_BODY_BYTES=lots")
 	}
 }
+
+func TestLookupLastWins(t *testing.T) {
+	lookup := Lookup([]string{"A=1", "B=x=y", "A=2", "C"})
+	if v, ok := lookup("A"); v != "2" || !ok {
+		t.Errorf("A = %q, %v; want the last, 2", v, ok)
+	}
+	if v, ok := lookup("B"); v != "x=y" || !ok {
+		t.Errorf("B = %q, %v; want x=y", v, ok)
+	}
+	if _, ok := lookup("C"); ok {
+		t.Error("C without = was found")
+	}
+}
+
+func TestStrays(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.String("tyntec-api-key", "", "")
+	fs.String("nats-url", "", "")
+	fs.Var(new(List), "webhook-token", "")
+	known := func(name string) bool { return name == "OTPSCOPE_CLICKHOUSE_DSN" }
+	got := Strays(fs, []string{
+		"OTPSCOPE_TYNTEC_APIKEY=k",        // a misspelling
+		"OTPSCOPE_WEBHOOK_TOKEN=t",        // the flag's name, not its variable
+		"OTPSCOPE_NATS_URL=nats://x",      // read
+		"OTPSCOPE_CLICKHOUSE_DSN=x",       // another binary's
+		"OTPSCOPE_FROBNICATE=1",           // near nothing
+		"OTPSCOPE_TYNTEC_APIKEY=again",    // once
+		"PATH=/bin", "OTPSCOPEX=1", "X=2", // not ours
+	}, known)
+	want := []Stray{
+		{"OTPSCOPE_TYNTEC_APIKEY", "OTPSCOPE_TYNTEC_API_KEY"},
+		{"OTPSCOPE_WEBHOOK_TOKEN", "OTPSCOPE_WEBHOOK_TOKENS"},
+		{"OTPSCOPE_FROBNICATE", ""},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Strays = %q; want %q", got, want)
+	}
+}
+
+func TestDistance(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{{"", "", 0}, {"abc", "", 3}, {"kitten", "sitting", 3}, {"API_KEY", "APIKEY", 1}, {"flaw", "lawn", 2}} {
+		if got := distance(tt.a, tt.b); got != tt.want {
+			t.Errorf("distance(%q, %q) = %d; want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}

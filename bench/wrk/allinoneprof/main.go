@@ -27,5 +27,5 @@ func main() {
 		os.Exit(1)
 	}
 	go func() { _ = http.Serve(ln, nil) }()
-	os.Exit(cli.Main(app.Command(app.Binaries["otpscope"], os.Stdout), os.Args[1:], os.LookupEnv, os.Stderr))
+	os.Exit(cli.Main(app.Command(app.Binaries["otpscope"], os.Stdout), os.Args[1:], os.Environ(), os.Stderr))
 }
