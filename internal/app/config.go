@@ -362,7 +362,9 @@ var OtherEnv = sync.OnceValue(func() func(string) bool {
 		cfg.RegisterFlags(fs, b)
 		fs.VisitAll(func(f *flag.Flag) { names[flagenv.Name(f.Name)] = true })
 	}
-	names[flagenv.Name("log-level")] = true // cli.Main's own
+	for _, f := range cli.OwnFlags {
+		names[flagenv.Name(f)] = true
+	}
 	return func(name string) bool { return names[name] }
 })()
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/polltest"
@@ -78,7 +79,7 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 		var cfg app.Config
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		cfg.RegisterFlags(fs, b)
-		registered := []string{"log-level"} // every command's (package cli)
+		registered := slices.Clone(cli.OwnFlags) // every command's
 		fs.VisitAll(func(f *flag.Flag) { registered = append(registered, f.Name) })
 		for _, f := range registered {
 			if !slices.Contains(documented[name], f) {

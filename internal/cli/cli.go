@@ -1,6 +1,7 @@
 // Package cli is the shared shape of otpscope's commands: flags with OTPSCOPE_*
-// environment equivalents, a --log-level, a slog logger, and a context that ends
-// on SIGINT or SIGTERM. The environment is passed in by cmd/.
+// environment equivalents, a --log-level and --log-format, a slog logger, and
+// a context that ends on SIGINT or SIGTERM. The environment is passed in by
+// cmd/.
 package cli
 
 import (
@@ -28,7 +29,7 @@ type Command struct {
 	Subcommands []Subcommand
 	// Groups, when not nil, is filled by Flags with the configuration group
 	// of each flag, so that help lists them by group; a flag in no group
-	// (--log-level) joins the first.
+	// (OwnFlags) joins the first.
 	Groups *flagenv.Groups
 	// Flags registers the command's flags and returns what runs after parsing.
 	Flags func(fs *flag.FlagSet) func(ctx context.Context, logger *slog.Logger) error
@@ -38,6 +39,9 @@ type Command struct {
 	// Nil: the command warns of none.
 	OtherEnv func(name string) bool
 }
+
+// OwnFlags are the flags Main adds to every command.
+var OwnFlags = []string{"log-level", "log-format"}
 
 // Subcommand is one line of help: how it is called and what it does.
 type Subcommand struct {
@@ -57,6 +61,7 @@ func Main(c Command, args []string, environ []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	run := c.Flags(fs)
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	format := fs.String("log-format", "text", "text (key=value lines) or json (an object a line, for log collectors)")
 	fs.Usage = func() { Help(stderr, c, fs) }
 	if len(args) > 0 && args[0] == "help" {
 		fs.Usage()
@@ -87,7 +92,17 @@ func Main(c Command, args []string, environ []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: log-level %q: %v\n", c.Name, *level, err)
 		return 2
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: l})).With("service", c.Name)
+	var handler slog.Handler
+	switch opts := (&slog.HandlerOptions{Level: l}); *format {
+	case "text":
+		handler = slog.NewTextHandler(stderr, opts)
+	case "json":
+		handler = slog.NewJSONHandler(stderr, opts)
+	default:
+		fmt.Fprintf(stderr, "%s: log-format %q: want text or json\n", c.Name, *format)
+		return 2
+	}
+	logger := slog.New(handler).With("service", c.Name)
 	for _, s := range strays {
 		attrs := []any{"name", s.Name}
 		if s.Suggest != "" {

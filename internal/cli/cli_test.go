@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"log/slog"
 	"runtime"
@@ -109,5 +110,30 @@ func TestStrayEnvironment(t *testing.T) {
 	c.OtherEnv = nil
 	if Main(c, nil, env, &out); strings.Contains(out.String(), "WARN") {
 		t.Errorf("without OtherEnv Main warned:\n%s", out.String())
+	}
+}
+
+// TestLogFormat: --log-format json writes each entry as one JSON object;
+// an unknown format is a usage error before the command runs.
+func TestLogFormat(t *testing.T) {
+	var ran bool
+	var out bytes.Buffer
+	c := testCommand(&ran)
+	c.OtherEnv = func(string) bool { return false }
+	if code := Main(c, []string{"--log-format", "json"}, []string{"OTPSCOPE_LISTN=x"}, &out); code != 0 || !ran {
+		t.Fatalf("Main = %d, ran %v:\n%s", code, ran, out.String())
+	}
+	var entry map[string]any
+	if err := json.Unmarshal(out.Bytes(), &entry); err != nil {
+		t.Fatalf("log %q is not one JSON object: %v", out.String(), err)
+	}
+	if entry["level"] != "WARN" || entry["service"] != "svc" || entry["name"] != "OTPSCOPE_LISTN" || entry["did_you_mean"] != "OTPSCOPE_LISTEN" {
+		t.Errorf("entry = %v; want the stray variable's warning with its keys", entry)
+	}
+
+	ran = false
+	out.Reset()
+	if code := Main(c, nil, []string{"OTPSCOPE_LOG_FORMAT=logfmt"}, &out); code != 2 || ran || !strings.Contains(out.String(), `log-format "logfmt": want text or json`) {
+		t.Errorf("OTPSCOPE_LOG_FORMAT=logfmt: Main = %d, ran %v, %q; want 2 without running", code, ran, out.String())
 	}
 }
