@@ -348,7 +348,8 @@ var nonFlagEnv = []string{
 }
 
 // OtherEnv tells whether name is an OTPSCOPE_* variable that some binary's
-// flag reads (any module's: the all-in-one's) or something else does
+// flag reads (any module's: the all-in-one's; either form, flagenv.FileSuffix)
+// or something else does
 // (nonFlagEnv): a command does not warn of these when it does not read them
 // itself (cli.Command.OtherEnv).
 var OtherEnv = sync.OnceValue(func() func(string) bool {
@@ -364,6 +365,9 @@ var OtherEnv = sync.OnceValue(func() func(string) bool {
 	}
 	for _, f := range cli.OwnFlags {
 		names[flagenv.Name(f)] = true
+	}
+	for name := range names {
+		names[name+flagenv.FileSuffix] = true
 	}
 	return func(name string) bool { return names[name] }
 })()

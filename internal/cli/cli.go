@@ -204,7 +204,7 @@ func Help(w io.Writer, c Command, fs *flag.FlagSet) {
 	for _, s := range lines {
 		fmt.Fprintf(&b, "  %-*s  %s\n", width, s.Usage, s.Summary)
 	}
-	fmt.Fprintf(&b, "\nEvery flag also reads its environment variable; flags override the environment, which overrides the defaults.\n")
+	fmt.Fprintf(&b, "\nEvery flag also reads its environment variable $%[1]s…, or the file $%[1]s…%[2]s names (for secrets); flags override the environment, which overrides the defaults.\n", flagenv.Prefix, flagenv.FileSuffix)
 
 	var groups flagenv.Groups
 	if c.Groups != nil {

@@ -1,11 +1,13 @@
 // Package flagenv gives every flag an OTPSCOPE_* environment equivalent, so that
-// the precedence is defaults < environment < flags. The caller passes the
-// environment in (only cmd/ reads it).
+// the precedence is defaults < environment < flags, and lets each variable be
+// given as a file instead (OTPSCOPE_X_FILE), the way container platforms hand
+// out secrets. The caller passes the environment in (only cmd/ reads it).
 package flagenv
 
 import (
 	"flag"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 )
@@ -28,8 +30,18 @@ func Name(flagName string) string {
 	return Prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// Apply sets every flag of fs whose environment variable is set, before fs is
-// parsed from the command line (which then overrides it).
+// FileSuffix makes a variable's name into that of its file form:
+// OTPSCOPE_TYNTEC_API_KEY_FILE=/run/secrets/tyntec gives --tyntec-api-key the
+// file's content, without its final line break. A secret then stays out of
+// the process's environment (readable in /proc/<pid>/environ, `docker
+// inspect`, crash reports), which Docker's and Kubernetes' mounted secrets
+// are for.
+const FileSuffix = "_FILE"
+
+// Apply sets every flag of fs whose environment variable, or its file form,
+// is set, before fs is parsed from the command line (which then overrides
+// it). Both forms of one variable set at once is an error, as is a file
+// that cannot be read.
 func Apply(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -37,8 +49,27 @@ func Apply(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 			return
 		}
 		name := Name(f.Name)
-		if v, ok := lookup(name); ok {
-			if e := fs.Set(f.Name, v); e != nil {
+		v, ok := lookup(name)
+		if path, inFile := lookup(name + FileSuffix); inFile {
+			if ok {
+				err = fmt.Errorf("both %s and %s are set: set one", name, name+FileSuffix)
+				return
+			}
+			b, e := os.ReadFile(path)
+			if e != nil {
+				err = fmt.Errorf("%s: %w", name+FileSuffix, e)
+				return
+			}
+			v, ok = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), true
+			name += FileSuffix
+		}
+		if !ok {
+			return
+		}
+		if e := fs.Set(f.Name, v); e != nil {
+			if strings.HasSuffix(name, FileSuffix) {
+				err = fmt.Errorf("%s: %w", name, e) // the value may be a secret
+			} else {
 				err = fmt.Errorf("%s=%q: %w", name, v, e)
 			}
 		}
@@ -55,14 +86,16 @@ func Parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) 
 }
 
 // List is a flag.Value of strings that takes repeated flags and comma-separated
-// values alike (--webhook-token a --webhook-token b, or OTPSCOPE_WEBHOOK_TOKENS=a,b).
+// values alike (--webhook-token a --webhook-token b, or OTPSCOPE_WEBHOOK_TOKENS=a,b),
+// and values a line each (a file of OTPSCOPE_WEBHOOK_TOKENS_FILE).
 type List []string
 
 func (l *List) String() string { return strings.Join(*l, ",") }
 
-// Set appends the comma-separated values of v, skipping empty ones.
+// Set appends the values of v separated by commas or line breaks, skipping
+// empty ones.
 func (l *List) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
+	for _, s := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == '\n' }) {
 		if s = strings.TrimSpace(s); s != "" {
 			*l = append(*l, s)
 		}
@@ -94,7 +127,7 @@ type Stray struct{ Name, Suggest string }
 // edits.
 func Strays(fs *flag.FlagSet, environ []string, known func(string) bool) []Stray {
 	var reads []string
-	fs.VisitAll(func(f *flag.Flag) { reads = append(reads, Name(f.Name)) })
+	fs.VisitAll(func(f *flag.Flag) { reads = append(reads, Name(f.Name), Name(f.Name)+FileSuffix) })
 	var strays []Stray
 	seen := map[string]bool{}
 	for _, kv := range environ {

@@ -2,7 +2,10 @@ package flagenv
 
 import (
 	"flag"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -91,6 +94,61 @@ func TestDistance(t *testing.T) {
 	}{{"", "", 0}, {"abc", "", 3}, {"kitten", "sitting", 3}, {"API_KEY", "APIKEY", 1}, {"flaw", "lawn", 2}} {
 		if got := distance(tt.a, tt.b); got != tt.want {
 			t.Errorf("distance(%q, %q) = %d; want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+// TestFileForm: OTPSCOPE_X_FILE gives --x the file's content without its
+// final line break; a List takes a value a line; both forms at once, and an
+// unreadable file, are errors that do not print the value.
+func TestFileForm(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	key := write("key", "s3cret-key\r\n")
+	tokens := write("tokens", "first-token\nsecond-token\n")
+	bad := write("port", "not-a-number-s3cret\n")
+
+	newFS := func() (*flag.FlagSet, *string, *List, *int) {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		k := fs.String("tyntec-api-key", "", "")
+		var l List
+		fs.Var(&l, "webhook-token", "")
+		n := fs.Int("port", 0, "")
+		return fs, k, &l, n
+	}
+	fs, k, l, _ := newFS()
+	env := Lookup([]string{"OTPSCOPE_TYNTEC_API_KEY_FILE=" + key, "OTPSCOPE_WEBHOOK_TOKENS_FILE=" + tokens})
+	if err := Parse(fs, nil, env); err != nil {
+		t.Fatal(err)
+	}
+	if *k != "s3cret-key" {
+		t.Errorf("key = %q; want the file's first line", *k)
+	}
+	if want := (List{"first-token", "second-token"}); !reflect.DeepEqual(*l, want) {
+		t.Errorf("tokens = %q; want %q", *l, want)
+	}
+	if fs, _, _, _ = newFS(); Strays(fs, []string{"OTPSCOPE_TYNTEC_API_KEY_FILE=" + key}, nil) != nil {
+		t.Error("Strays lists a file form the flag set reads")
+	}
+
+	for _, tt := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"OTPSCOPE_TYNTEC_API_KEY=k", "OTPSCOPE_TYNTEC_API_KEY_FILE=" + key}, "both OTPSCOPE_TYNTEC_API_KEY and OTPSCOPE_TYNTEC_API_KEY_FILE are set"},
+		{[]string{"OTPSCOPE_TYNTEC_API_KEY_FILE=" + filepath.Join(dir, "absent")}, "OTPSCOPE_TYNTEC_API_KEY_FILE: open " + filepath.Join(dir, "absent")},
+		{[]string{"OTPSCOPE_PORT_FILE=" + bad}, "OTPSCOPE_PORT_FILE: parse error"},
+	} {
+		fs, _, _, _ := newFS()
+		err := Parse(fs, nil, Lookup(tt.env))
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%q: err = %v; want one saying %q, without the value", tt.env, err, tt.want)
 		}
 	}
 }
