@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
@@ -18,6 +20,12 @@ const migrationsTable = "otpscope_schema_migrations"
 // starting at once may both run one; the record is a ReplacingMergeTree keyed
 // by version, so it stays one row. A recorded migration whose text changed is
 // an error: applied DDL is never edited, a new migration is added instead.
+//
+// Recorded migrations this build does not know (a newer build applied them,
+// or a backup it took was restored) draw a warning, not a refusal, as
+// Flyway does with "future" migrations: a rollback to this build works as
+// long as they only added, and the warning names them for the operator to
+// judge (README, "ClickHouse": upgrades and rollbacks).
 func (db *DB) Migrate(ctx context.Context) error {
 	migrations, err := schema.Migrations(schema.Options{Cluster: db.cluster})
 	if err != nil {
@@ -37,10 +45,25 @@ ENGINE = ReplacingMergeTree(applied_at) ORDER BY version`, migrationsTable, onCl
 	if err != nil {
 		return err
 	}
+	known := map[int]bool{}
 	for _, m := range migrations {
-		if sum, ok := applied[m.Version]; ok {
-			if sum != m.Checksum {
-				return fmt.Errorf("migration %04d_%s was applied with another text (checksum %s, now %s): add a new migration instead of editing it", m.Version, m.Name, sum, m.Checksum)
+		known[m.Version] = true
+	}
+	var future []string
+	for v, a := range applied {
+		if !known[v] {
+			future = append(future, fmt.Sprintf("%04d_%s", v, a.name))
+		}
+	}
+	if len(future) > 0 {
+		sort.Strings(future)
+		db.logger.Warn("the database holds schema migrations this build does not know: a newer build applied them; this build may misread or fail on what they changed, unless they only added (run the newer build, or restore a backup taken before them)",
+			"unknown", strings.Join(future, ","), "latest_known", fmt.Sprintf("%04d_%s", migrations[len(migrations)-1].Version, migrations[len(migrations)-1].Name))
+	}
+	for _, m := range migrations {
+		if a, ok := applied[m.Version]; ok {
+			if a.checksum != m.Checksum {
+				return fmt.Errorf("migration %04d_%s was applied with another text (checksum %s, now %s): add a new migration instead of editing it", m.Version, m.Name, a.checksum, m.Checksum)
 			}
 			continue
 		}
@@ -58,15 +81,18 @@ ENGINE = ReplacingMergeTree(applied_at) ORDER BY version`, migrationsTable, onCl
 	return nil
 }
 
-func (db *DB) appliedMigrations(ctx context.Context) (map[int]string, error) {
-	applied := map[int]string{}
-	err := db.eachRow(ctx, migrationsTable, fmt.Sprintf("SELECT version, argMax(checksum, applied_at) FROM %s GROUP BY version", migrationsTable), nil, func(rows driver.Rows) error {
+// appliedMigration is a migration as otpscope_schema_migrations records it.
+type appliedMigration struct{ name, checksum string }
+
+func (db *DB) appliedMigrations(ctx context.Context) (map[int]appliedMigration, error) {
+	applied := map[int]appliedMigration{}
+	err := db.eachRow(ctx, migrationsTable, fmt.Sprintf("SELECT version, argMax(name, applied_at), argMax(checksum, applied_at) FROM %s GROUP BY version", migrationsTable), nil, func(rows driver.Rows) error {
 		var v uint32
-		var sum string
-		if err := rows.Scan(&v, &sum); err != nil {
+		var a appliedMigration
+		if err := rows.Scan(&v, &a.name, &a.checksum); err != nil {
 			return err
 		}
-		applied[int(v)] = sum
+		applied[int(v)] = a
 		return nil
 	})
 	return applied, err

@@ -1,10 +1,15 @@
 package store_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,6 +125,45 @@ func TestMigrateIsIdempotent(t *testing.T) {
 		}
 	})
 }
+
+// TestMigrateWarnsOfFutureMigrations: a recorded migration this build does
+// not know (a newer build's) draws a warning naming it, and the start goes on.
+func TestMigrateWarnsOfFutureMigrations(t *testing.T) {
+	srv := chdbtest.Serve(t)
+	var log bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return log.Write(p)
+	}), nil))
+	db, err := store.Connect(t.Context(), srv.DSN+"/"+srv.Database, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "level=WARN") {
+		t.Fatalf("a first migration warned:\n%s", log.String())
+	}
+	if err := db.Conn().Exec(t.Context(), "INSERT INTO otpscope_schema_migrations (version, name, checksum) VALUES (9999, 'from_the_future', 'x')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate with a future migration recorded: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !regexp.MustCompile(`level=WARN msg="the database holds schema migrations this build does not know[^"]*" unknown=9999_from_the_future latest_known=\d{4}_\w+`).MatchString(log.String()) {
+		t.Errorf("log:\n%s\nwant a warning naming 9999_from_the_future", log.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func TestInsertEveryTableAndReadBack(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *store.DB) {
