@@ -382,6 +382,7 @@ func Command(b Binary, banner io.Writer) cli.Command {
 		Subcommands: b.Subcommands,
 		Groups:      groups,
 		OtherEnv:    OtherEnv,
+		Checkable:   true,
 		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			var cfg Config
 			*groups = cfg.RegisterFlags(fs, b)
@@ -389,6 +390,9 @@ func Command(b Binary, banner io.Writer) cli.Command {
 				cfg.Complete()
 				if err := cfg.Validate(); err != nil {
 					return cli.Usage(err)
+				}
+				if cli.CheckOnly(ctx) {
+					return nil
 				}
 				return Run(ctx, cfg, logger, banner)
 			}

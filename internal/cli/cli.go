@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/otpscope/otpscope/internal/flagenv"
 )
@@ -38,7 +39,18 @@ type Command struct {
 	// binary draws no warning; any other the command does not read does.
 	// Nil: the command warns of none.
 	OtherEnv func(name string) bool
+	// Checkable says that the function Flags returns, given a context for
+	// which CheckOnly is true, checks the configuration and returns
+	// without running; `<command> config` then says whether it would start.
+	Checkable bool
 }
+
+type checkOnlyKey struct{}
+
+// CheckOnly tells a Checkable command's run function that `<command>
+// config` called it: check the configuration, then return nil or the
+// problem, without starting anything.
+func CheckOnly(ctx context.Context) bool { return ctx.Value(checkOnlyKey{}) != nil }
 
 // OwnFlags are the flags Main adds to every command.
 var OwnFlags = []string{"log-level", "log-format"}
@@ -53,16 +65,18 @@ type Subcommand struct {
 // arrives, and returns the exit code: 0 success, 1 failure, 2 bad usage.
 // --help, -h and a first argument "help" print the help, and a first
 // argument "version" (or --version) the build (Version); any other
-// positional argument is a usage error. An OTPSCOPE_* variable that neither
-// the command nor c.OtherEnv reads is logged as a warning, with the
-// variable it likely misspells.
+// positional argument is a usage error. A first argument "config" prints
+// the configuration the command would run with (Config) instead of
+// running it. An OTPSCOPE_* variable that neither the command nor
+// c.OtherEnv reads is logged as a warning, with the variable it likely
+// misspells.
 func Main(c Command, args []string, environ []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	run := c.Flags(fs)
-	level := fs.String("log-level", "info", "debug, info, warn or error")
-	format := fs.String("log-format", "text", "text (key=value lines) or json (an object a line, for log collectors)")
+	fs, run, level, format := flagSet(c, stderr)
 	fs.Usage = func() { Help(stderr, c, fs) }
+	configMode := len(args) > 0 && args[0] == "config"
+	if configMode {
+		args = args[1:]
+	}
 	if len(args) > 0 && args[0] == "help" {
 		fs.Usage()
 		return 0
@@ -112,6 +126,9 @@ func Main(c Command, args []string, environ []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if configMode {
+		return config(ctx, c, fs, args, environ, run, logger, stderr)
+	}
 	if err := run(ctx, logger); err != nil {
 		var u usageError
 		if errors.As(err, &u) {
@@ -121,6 +138,88 @@ func Main(c Command, args []string, environ []string, stderr io.Writer) int {
 		logger.Error("stopped with an error", "err", err)
 		return 1
 	}
+	return 0
+}
+
+// flagSet is c's flags and cli's own (OwnFlags), and the function that runs c.
+func flagSet(c Command, out io.Writer) (fs *flag.FlagSet, run func(context.Context, *slog.Logger) error, level, format *string) {
+	fs = flag.NewFlagSet(c.Name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	run = c.Flags(fs)
+	level = fs.String("log-level", "info", "debug, info, warn or error")
+	format = fs.String("log-format", "text", "text (key=value lines) or json (an object a line, for log collectors)")
+	return fs, run, level, format
+}
+
+// config is `<command> config`: every flag's value as parsed into fs from
+// args and environ, secrets hidden (flagenv.Shown), with where it came from,
+// by group; then, for a Checkable command, whether the configuration would
+// start (exit 0) or not (exit 2, the problem named).
+func config(ctx context.Context, c Command, fs *flag.FlagSet, args, environ []string, run func(context.Context, *slog.Logger) error, logger *slog.Logger, w io.Writer) int {
+	// The flags the command line set: args parsed again on their own.
+	cmdline, _, _, _ := flagSet(c, io.Discard)
+	_ = cmdline.Parse(args)
+	fromArgs := map[string]bool{}
+	cmdline.Visit(func(f *flag.Flag) { fromArgs[f.Name] = true })
+	lookup := flagenv.Lookup(environ)
+	source := func(name string) string {
+		env := flagenv.Name(name)
+		switch _, inEnv := lookup(env); {
+		case fromArgs[name]:
+			return "flag"
+		case inEnv:
+			return "$" + env
+		}
+		if _, inFile := lookup(env + flagenv.FileSuffix); inFile {
+			return "$" + env + flagenv.FileSuffix
+		}
+		return "default"
+	}
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: the configuration from flags, the environment and the defaults (secrets hidden)\n", c.Name)
+	type row struct{ flag, value, source string }
+	var groups []struct {
+		name string
+		rows []row
+	}
+	nameW, valueW := 0, 0
+	for _, g := range helpGroups(c, fs) {
+		var rows []row
+		for _, name := range g.Flags {
+			f := fs.Lookup(name)
+			if f == nil {
+				continue
+			}
+			r := row{"--" + name, flagenv.Shown(name, f.Value.String()), source(name)}
+			if r.value == "" {
+				r.value = `""`
+			}
+			nameW, valueW = max(nameW, len(r.flag)), max(valueW, utf8.RuneCountInString(r.value))
+			rows = append(rows, r)
+		}
+		groups = append(groups, struct {
+			name string
+			rows []row
+		}{g.Name, rows})
+	}
+	for _, g := range groups {
+		fmt.Fprintf(&b, "\n%s:\n", g.name)
+		for _, r := range g.rows {
+			pad := valueW - utf8.RuneCountInString(r.value)
+			fmt.Fprintf(&b, "  %-*s  %s%s  %s\n", nameW, r.flag, r.value, strings.Repeat(" ", pad), r.source)
+		}
+	}
+	io.WriteString(w, b.String())
+	if !c.Checkable {
+		fmt.Fprintf(w, "\n%s checks the rest of its configuration when it runs.\n", c.Name)
+		return 0
+	}
+	if err := run(context.WithValue(ctx, checkOnlyKey{}, true), logger); err != nil {
+		fmt.Fprintf(w, "\nconfiguration refused: %v\n", err)
+		return 2
+	}
+	fmt.Fprintf(w, "\nconfiguration ok: %s would start with it (checked without opening or connecting to anything)\n", c.Name)
 	return 0
 }
 
@@ -194,7 +293,8 @@ func Help(w io.Writer, c Command, fs *flag.FlagSet) {
 		fmt.Fprintf(&b, "%s — %s\n\n", c.Name, c.Summary)
 	}
 	lines := append([]Subcommand{{Usage: c.Name + " [flags]", Summary: "run"}}, c.Subcommands...)
-	lines = append(lines, Subcommand{Usage: c.Name + " help", Summary: "this help (also --help)"},
+	lines = append(lines, Subcommand{Usage: c.Name + " config [flags]", Summary: "print the configuration it would run with, secrets hidden, and check it, without starting"},
+		Subcommand{Usage: c.Name + " help", Summary: "this help (also --help)"},
 		Subcommand{Usage: c.Name + " version", Summary: "the build: version, commit, Go (also --version)"})
 	width := 0
 	for _, s := range lines {
@@ -206,21 +306,7 @@ func Help(w io.Writer, c Command, fs *flag.FlagSet) {
 	}
 	fmt.Fprintf(&b, "\nEvery flag also reads its environment variable $%[1]s…, or the file $%[1]s…%[2]s names (for secrets); flags override the environment, which overrides the defaults.\n", flagenv.Prefix, flagenv.FileSuffix)
 
-	var groups flagenv.Groups
-	if c.Groups != nil {
-		groups = append(groups, *c.Groups...)
-	}
-	var loose []string
-	fs.VisitAll(func(f *flag.Flag) {
-		if groups.Of(f.Name) == "" {
-			loose = append(loose, f.Name)
-		}
-	})
-	if len(groups) == 0 {
-		groups = flagenv.Groups{{Name: "Flags"}}
-	}
-	groups[0].Flags = append(append([]string(nil), groups[0].Flags...), loose...)
-	for _, g := range groups {
+	for _, g := range helpGroups(c, fs) {
 		fmt.Fprintf(&b, "\n%s:\n", g.Name)
 		for _, name := range g.Flags {
 			f := fs.Lookup(name)
@@ -240,4 +326,24 @@ func Help(w io.Writer, c Command, fs *flag.FlagSet) {
 		}
 	}
 	io.WriteString(w, b.String())
+}
+
+// helpGroups are c's flag groups with the flags of none (OwnFlags) in the
+// first.
+func helpGroups(c Command, fs *flag.FlagSet) flagenv.Groups {
+	var groups flagenv.Groups
+	if c.Groups != nil {
+		groups = append(groups, *c.Groups...)
+	}
+	var loose []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if groups.Of(f.Name) == "" {
+			loose = append(loose, f.Name)
+		}
+	})
+	if len(groups) == 0 {
+		groups = flagenv.Groups{{Name: "Flags"}}
+	}
+	groups[0].Flags = append(append([]string(nil), groups[0].Flags...), loose...)
+	return groups
 }

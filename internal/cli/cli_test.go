@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"log/slog"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -135,5 +137,63 @@ func TestLogFormat(t *testing.T) {
 	out.Reset()
 	if code := Main(c, nil, []string{"OTPSCOPE_LOG_FORMAT=logfmt"}, &out); code != 2 || ran || !strings.Contains(out.String(), `log-format "logfmt": want text or json`) {
 		t.Errorf("OTPSCOPE_LOG_FORMAT=logfmt: Main = %d, ran %v, %q; want 2 without running", code, ran, out.String())
+	}
+}
+
+// TestConfig: `config` lists every flag's value and where it came from,
+// hides secrets, runs nothing, and for a Checkable command says whether
+// the configuration would start.
+func TestConfig(t *testing.T) {
+	var ran bool
+	var checked []bool
+	c := testCommand(&ran)
+	c.Checkable = true
+	flags := c.Flags
+	c.Flags = func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
+		flags(fs)
+		fs.String("api-token", "", "")
+		return func(ctx context.Context, _ *slog.Logger) error {
+			checked = append(checked, CheckOnly(ctx))
+			if fs.Lookup("listen").Value.String() == "bad" {
+				return Usage(errors.New("listen: bad address"))
+			}
+			return nil
+		}
+	}
+	env := []string{"OTPSCOPE_NATS_URL=nats://otpscope:pw@n:4222", "OTPSCOPE_API_TOKEN=s3cret-token-0123456789"}
+
+	var out bytes.Buffer
+	if code := Main(c, []string{"config", "--log-level", "debug"}, env, &out); code != 0 || ran {
+		t.Fatalf("config = %d, ran %v; want 0, not run:\n%s", code, ran, out.String())
+	}
+	got := out.String()
+	for _, re := range []string{
+		`(?m)^  --listen +127\.0\.0\.1:1 +default$`,
+		`(?m)^  --nats-url +nats://otpscope:xxxxx@n:4222 +\$OTPSCOPE_NATS_URL$`,
+		`(?m)^  --api-token +\(secret\) +\$OTPSCOPE_API_TOKEN$`,
+		`(?m)^  --log-level +debug +flag$`,
+		`(?m)^configuration ok: svc would start`,
+	} {
+		if !regexp.MustCompile(re).MatchString(got) {
+			t.Errorf("config output lacks %s:\n%s", re, got)
+		}
+	}
+	if strings.Contains(got, "s3cret") || strings.Contains(got, ":pw@") {
+		t.Errorf("config output shows a secret:\n%s", got)
+	}
+	if len(checked) != 1 || !checked[0] {
+		t.Errorf("run calls with CheckOnly: %v; want one, true", checked)
+	}
+
+	out.Reset()
+	if code := Main(c, []string{"config", "--listen", "bad"}, nil, &out); code != 2 || !strings.Contains(out.String(), "configuration refused: listen: bad address") {
+		t.Errorf("config with a bad listen = %d:\n%s\nwant 2, refused", code, out.String())
+	}
+
+	out.Reset()
+	c.Checkable = false
+	checked = nil
+	if code := Main(c, []string{"config"}, nil, &out); code != 0 || checked != nil || !strings.Contains(out.String(), "svc checks the rest of its configuration when it runs") {
+		t.Errorf("config of a command that cannot check = %d, run %v:\n%s", code, checked, out.String())
 	}
 }
