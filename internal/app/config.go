@@ -353,10 +353,19 @@ var nonFlagEnv = []string{
 // (nonFlagEnv): a command does not warn of these when it does not read them
 // itself (cli.Command.OtherEnv).
 var OtherEnv = sync.OnceValue(func() func(string) bool {
-	names := map[string]bool{}
+	names := flagEnv()
+	for name := range names {
+		names[name+flagenv.FileSuffix] = true
+	}
 	for _, name := range nonFlagEnv {
 		names[name] = true
 	}
+	return func(name string) bool { return names[name] }
+})()
+
+// flagEnv are the variables of every binary's flags, cli's own included.
+func flagEnv() map[string]bool {
+	names := map[string]bool{}
 	for name, b := range Binaries {
 		var cfg Config
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -366,11 +375,8 @@ var OtherEnv = sync.OnceValue(func() func(string) bool {
 	for _, f := range cli.OwnFlags {
 		names[flagenv.Name(f)] = true
 	}
-	for name := range names {
-		names[name+flagenv.FileSuffix] = true
-	}
-	return func(name string) bool { return names[name] }
-})()
+	return names
+}
 
 // Command is binary b as a cli.Command: its flags, then New, the banner on
 // banner (nil: none) and Serve.

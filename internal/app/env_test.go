@@ -44,13 +44,7 @@ func TestDeployFilesSetOnlyKnownVariables(t *testing.T) {
 		t.Fatalf("found %d OTPSCOPE_* names in deploy/; the walk missed its files", seen)
 	}
 
-	flags := map[string]bool{}
-	for n, b := range Binaries {
-		var cfg Config
-		fs := flag.NewFlagSet(n, flag.ContinueOnError)
-		cfg.RegisterFlags(fs, b)
-		fs.VisitAll(func(f *flag.Flag) { flags[flagenv.Name(f.Name)] = true })
-	}
+	flags := flagEnv()
 	for _, n := range nonFlagEnv {
 		if flags[n] {
 			t.Errorf("nonFlagEnv lists %s, a flag's variable", n)
