@@ -174,6 +174,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	}
 	ops.MountHealth(public, checks...)
 	ops.MountMetrics(guarded, reg)
+	ops.MountProfiling(guarded)
 	guarded.Get("/api/v1/status", a.serveStatus)
 	if a.adminLn != nil && len(ingestRoutes) > 0 {
 		// The webhooks have the listener to themselves: fasthttp serves

@@ -41,8 +41,8 @@ func TestServiceServesTheAPI(t *testing.T) {
 	}
 }
 
-// With an API token the API and /metrics answer only a caller that sends it;
-// health stays open for probes.
+// With an API token the API, /metrics and the profiler answer only a caller
+// that sends it; health stays open for probes.
 func TestAPITokenGuardsTheAPIAndMetrics(t *testing.T) {
 	cfg := reporterConfig(t)
 	const apiToken = "api-token-0123456789"
@@ -69,6 +69,14 @@ func TestAPITokenGuardsTheAPIAndMetrics(t *testing.T) {
 		{"/api/v1/channels", apiToken, http.StatusOK},
 		{"/metrics", "", http.StatusUnauthorized},
 		{"/metrics", apiToken, http.StatusOK},
+		{"/debug/pprof/", "", http.StatusUnauthorized},
+		{"/debug/pprof/heap", "", http.StatusUnauthorized},
+		{"/debug/pprof/heap", apiToken, http.StatusOK},
+		{"/debug/pprof/goroutine?debug=1", apiToken, http.StatusOK},
+		{"/debug/pprof/profile?seconds=1", apiToken, http.StatusOK},
+		{"/debug/pprof/profile?seconds=600", apiToken, http.StatusBadRequest}, // beyond MaxProfileSeconds
+		{"/debug/pprof/cmdline", apiToken, http.StatusNotFound},               // may hold secrets
+		{"/debug/pprof/nonesuch", apiToken, http.StatusNotFound},
 		{"/healthz", "", http.StatusOK},
 		// The console's pages hold no data; what they show needs the token.
 		{"/console/", "", http.StatusOK},

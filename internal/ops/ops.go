@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/http/pprof"
 	"regexp"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -95,6 +97,42 @@ func WriteJSON(w http.ResponseWriter, v any) {
 // MountMetrics adds /metrics (Prometheus) to r.
 func MountMetrics(r chi.Router, gatherer prometheus.Gatherer) {
 	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+}
+
+// MaxProfileSeconds bounds a CPU profile or trace asked of /debug/pprof/:
+// one CPU profile runs at a time, and a forgotten ?seconds=3600 would hold
+// it (and a connection) for an hour.
+const MaxProfileSeconds = 120
+
+// MountProfiling adds Go's profiler under /debug/pprof/ to r: the index,
+// CPU profiles and execution traces (?seconds=N, at most
+// MaxProfileSeconds) and every named profile (heap, allocs, goroutine,
+// mutex, block, threadcreate), for `go tool pprof`. Not
+// /debug/pprof/cmdline: the command line may hold secrets given as flags.
+func MountProfiling(r chi.Router) {
+	bounded := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, req *http.Request) {
+			if s := req.URL.Query().Get("seconds"); s != "" {
+				if n, err := strconv.ParseFloat(s, 64); err != nil || n > MaxProfileSeconds {
+					http.Error(w, fmt.Sprintf("seconds=%s: at most %d", s, MaxProfileSeconds), http.StatusBadRequest)
+					return
+				}
+			}
+			h(w, req)
+		}
+	}
+	r.Get("/debug/pprof/", pprof.Index)
+	r.Get("/debug/pprof/profile", bounded(pprof.Profile))
+	r.Get("/debug/pprof/trace", bounded(pprof.Trace))
+	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	r.Get("/debug/pprof/{profile}", func(w http.ResponseWriter, req *http.Request) {
+		name := chi.URLParam(req, "profile")
+		if name == "cmdline" {
+			http.NotFound(w, req)
+			return
+		}
+		pprof.Handler(name).ServeHTTP(w, req)
+	})
 }
 
 // MountHealth adds /healthz (the process is up) and /readyz (every check
