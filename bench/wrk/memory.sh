@@ -26,7 +26,7 @@ REST=${REST:-30s}
 DUP_WINDOW=${DUP_WINDOW:-10m}
 NATS_SYNC=${NATS_SYNC:-always}
 TOKEN=wrk-bench-token-0123456789
-PORT=18380 ADMIN=18381 NATS_PORT=14522 CH_PORT=18323 PPROF_PORT=18389
+PORT=18380 ADMIN=18381 NATS_PORT=14522 CH_PORT=18323
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/bench/wrk
@@ -41,10 +41,8 @@ cleanup() {
 trap cleanup EXIT
 command -v wrk >/dev/null || { echo "memory.sh: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
 
-# cmd/otpscope's code with net/http/pprof on a loopback port of its own, for
-# the live heap (bench/wrk/allinoneprof).
-(cd "$root" && go build -o "$work/otpscope" ./bench/wrk/allinoneprof)
-export PPROF_ADDR=127.0.0.1:$PPROF_PORT
+# The live heap comes from the admin listener's profiler (/debug/pprof/).
+(cd "$root" && go build -o "$work/otpscope" ./cmd/otpscope)
 "$work/otpscope" --data-dir "$work/data" --listen 127.0.0.1:$PORT --admin-listen 127.0.0.1:$ADMIN \
 	--nats-listen 127.0.0.1:$NATS_PORT --clickhouse-listen 127.0.0.1:$CH_PORT --webhook-token $TOKEN \
 	--stream-duplicate-window "$DUP_WINDOW" --nats-sync "$NATS_SYNC" --status-interval 0 --log-level warn >"$work/otpscope.log" 2>&1 &
@@ -66,8 +64,8 @@ peak_since() { tail -n +"$1" "$work/rss" | sort -n | tail -1; }
 # live_mb: HeapAlloc right after a forced collection, asked twice (objects
 # kept by a sync.Pool survive the first).
 live_mb() {
-	curl -s -o /dev/null "http://127.0.0.1:$PPROF_PORT/debug/pprof/heap?gc=1"
-	curl -s "http://127.0.0.1:$PPROF_PORT/debug/pprof/heap?gc=1&debug=1" | awk '$2 == "HeapAlloc" {printf "%d", $4 / 1048576}'
+	curl -s -o /dev/null "http://127.0.0.1:$ADMIN/debug/pprof/heap?gc=1"
+	curl -s "http://127.0.0.1:$ADMIN/debug/pprof/heap?gc=1&debug=1" | awk '$2 == "HeapAlloc" {printf "%d", $4 / 1048576}'
 }
 # sink_lag: events the sink has not inserted yet (not delivered, or delivered
 # and not acknowledged).
