@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/console"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
@@ -323,7 +324,7 @@ func (a *App) Serve(ctx context.Context) error {
 			return err
 		}
 	}
-	a.logger.Info("otpscope running", "modules", strings.Join(a.cfg.Modules, ","), "addr", a.Addr(), "admin", a.AdminAddr(), "nats", a.broker.ClientURL())
+	a.logger.Info("otpscope running", "version", cli.ModuleVersion(), "modules", strings.Join(a.cfg.Modules, ","), "addr", a.Addr(), "admin", a.AdminAddr(), "nats", a.broker.ClientURL())
 	err := g.Wait()
 	a.logger.Info("otpscope stopped")
 	return err
