@@ -10,6 +10,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +82,15 @@ func (a *App) build(ctx context.Context) (err error) {
 		return err
 	}
 	a.cleanup = append(a.cleanup, func() { a.ln.Close() })
+	var tlsConfig *tls.Config
+	if cfg.TLSCertFile != "" {
+		cert, err := ops.LoadCertificate(cfg.TLSCertFile, cfg.TLSKeyFile, logger)
+		if err != nil {
+			return err
+		}
+		tlsConfig = cert.Config()
+		a.ln = tls.NewListener(a.ln, tlsConfig)
+	}
 	reg := ops.NewRegistry()
 	a.reg = reg
 	httpMetrics := ops.NewHTTPMetrics(reg)
@@ -92,6 +102,9 @@ func (a *App) build(ctx context.Context) (err error) {
 			return fmt.Errorf("admin-listen: %w", err)
 		}
 		a.cleanup = append(a.cleanup, func() { a.adminLn.Close() })
+		if tlsConfig != nil {
+			a.adminLn = tls.NewListener(a.adminLn, tlsConfig)
+		}
 		admin = ops.NewRouter()
 		admin.Use(httpMetrics.Middleware("admin"))
 	}
@@ -238,7 +251,11 @@ func (a *App) Simulator() *tyntecsim.Sim {
 
 // Banner says what runs where.
 func (a *App) Banner(w io.Writer) {
-	base, adminBase := "http://"+a.Addr(), "http://"+a.AdminAddr()
+	scheme := "http://"
+	if a.cfg.TLSCertFile != "" {
+		scheme = "https://"
+	}
+	base, adminBase := scheme+a.Addr(), scheme+a.AdminAddr()
 	lines := []string{"otpscope is running (" + strings.Join(a.cfg.Modules, ", ") + ")"}
 	if a.cfg.runs(ModuleIngest) {
 		lines = append(lines,

@@ -92,6 +92,10 @@ type Config struct {
 	// StatusInterval is how often the process logs its one-line status
 	// (0: never).
 	StatusInterval time.Duration
+	// TLSCertFile and TLSKeyFile, when set, make the HTTP listeners (public
+	// and admin) serve HTTPS with that certificate, read again when the
+	// files change.
+	TLSCertFile, TLSKeyFile string
 	// DataDir is the one data directory: the embedded NATS server keeps
 	// JetStream under nats/, the embedded engine its tables under clickhouse/.
 	DataDir    string
@@ -191,6 +195,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, b Binary) flagenv.Groups {
 		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish on stop")
 		fs.StringVar(&c.DataDir, "data-dir", "./data", "where the embedded NATS server and ClickHouse engine keep data")
 		fs.DurationVar(&c.StatusInterval, "status-interval", time.Minute, "how often to log a one-line status (webhooks/s, lags, backlog; 0 = never)")
+		fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "PEM certificate (chain) to serve the public and admin listeners over HTTPS, with --tls-key-file; read again when it changes")
+		fs.StringVar(&c.TLSKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
 	})
 	g.Add(fs, "NATS", func() { c.NATS.RegisterFlags(fs, b.NATSURL) })
 	if c.runs(ModuleIngest) {
@@ -293,6 +299,17 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("shutdown-timeout %v: must be positive", c.ShutdownTimeout)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("tls-cert-file and tls-key-file go together: set both, or neither (plain HTTP)")
+	}
+	if c.TLSCertFile != "" {
+		if c.Simulate.Enabled {
+			return errors.New("--simulate with --tls-cert-file: the simulator posts its webhooks over plain HTTP; run it without TLS")
+		}
+		if _, err := ops.LoadCertificate(c.TLSCertFile, c.TLSKeyFile, slog.New(slog.DiscardHandler)); err != nil {
+			return err
+		}
 	}
 	if err := c.NATS.Validate(); err != nil {
 		return err

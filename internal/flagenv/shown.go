@@ -27,8 +27,8 @@ func secretName(name string) bool {
 // their secret there).
 func Shown(flagName, value string) string {
 	switch {
-	case value == "" || value == "[]":
-		return value
+	case value == "" || value == "[]" || strings.HasSuffix(flagName, "-file") || strings.HasSuffix(flagName, "-dir"):
+		return value // a path, not the secret it may lead to
 	case secretName(flagName):
 		if n := strings.Count(value, ",") + 1; n > 1 {
 			return "(" + strconv.Itoa(n) + " secrets)"

@@ -17,6 +17,7 @@ func TestShown(t *testing.T) {
 		{"tyntec-url", "https://api.tyntec.com", "https://api.tyntec.com"},
 		{"console-url", "https://otpscope.example.com/console/", "https://otpscope.example.com/console/"},
 		{"tyntec-url", "http://[::1", "(not a URL, hidden)"},
+		{"tls-key-file", "/etc/otpscope/tls.key", "/etc/otpscope/tls.key"}, // a path
 	} {
 		if got := Shown(tt.flag, tt.value); got != tt.want {
 			t.Errorf("Shown(%q, %q) = %q; want %q", tt.flag, tt.value, got, tt.want)
