@@ -25,6 +25,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/console"
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/poller"
@@ -282,7 +283,7 @@ func (a *App) Banner(w io.Writer) {
 		if e := a.db.Embedded(); e != nil {
 			lines = append(lines, fmt.Sprintf("  ClickHouse   http://%s (embedded engine, read-only for other clients; Grafana connects here)", e.Addr()))
 		} else {
-			lines = append(lines, "  ClickHouse   "+redact(a.cfg.ClickHouse.DSN)+" (external)")
+			lines = append(lines, "  ClickHouse   "+flagenv.Shown("clickhouse-dsn", a.cfg.ClickHouse.DSN)+" (external)")
 		}
 	}
 	lines = append(lines, "  data dir     "+a.cfg.DataDir)
@@ -299,16 +300,6 @@ func (a *App) Banner(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w, strings.Join(lines, "\n"))
-}
-
-// redact hides a DSN's password.
-func redact(dsn string) string {
-	if at := strings.LastIndex(dsn, "@"); at > 0 {
-		if scheme := strings.Index(dsn, "://"); scheme > 0 && scheme < at {
-			return dsn[:scheme+3] + "…" + dsn[at:]
-		}
-	}
-	return dsn
 }
 
 // Serve runs every module until ctx ends, then stops in order: the
