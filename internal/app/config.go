@@ -365,8 +365,7 @@ var nonFlagEnv = []string{
 }
 
 // OtherEnv tells whether name is an OTPSCOPE_* variable that some binary's
-// flag reads (any module's: the all-in-one's; either form, flagenv.FileSuffix)
-// or something else does
+// flag reads, in either form (flagenv.FileSuffix), or something else does
 // (nonFlagEnv): a command does not warn of these when it does not read them
 // itself (cli.Command.OtherEnv).
 var OtherEnv = sync.OnceValue(func() func(string) bool {

@@ -163,29 +163,27 @@ func config(ctx context.Context, c Command, fs *flag.FlagSet, args, environ []st
 	cmdline.Visit(func(f *flag.Flag) { fromArgs[f.Name] = true })
 	lookup := flagenv.Lookup(environ)
 	source := func(name string) string {
-		env := flagenv.Name(name)
-		switch _, inEnv := lookup(env); {
-		case fromArgs[name]:
+		if fromArgs[name] {
 			return "flag"
-		case inEnv:
-			return "$" + env
 		}
-		if _, inFile := lookup(env + flagenv.FileSuffix); inFile {
-			return "$" + env + flagenv.FileSuffix
+		env := flagenv.Name(name)
+		for _, v := range []string{env, env + flagenv.FileSuffix} {
+			if _, ok := lookup(v); ok {
+				return "$" + v
+			}
 		}
 		return "default"
 	}
 
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: the configuration from flags, the environment and the defaults (secrets hidden)\n", c.Name)
 	type row struct{ flag, value, source string }
-	var groups []struct {
+	type group struct {
 		name string
 		rows []row
 	}
+	var groups []group
 	nameW, valueW := 0, 0
 	for _, g := range helpGroups(c, fs) {
-		var rows []row
+		gr := group{name: g.Name}
 		for _, name := range g.Flags {
 			f := fs.Lookup(name)
 			if f == nil {
@@ -196,13 +194,12 @@ func config(ctx context.Context, c Command, fs *flag.FlagSet, args, environ []st
 				r.value = `""`
 			}
 			nameW, valueW = max(nameW, len(r.flag)), max(valueW, utf8.RuneCountInString(r.value))
-			rows = append(rows, r)
+			gr.rows = append(gr.rows, r)
 		}
-		groups = append(groups, struct {
-			name string
-			rows []row
-		}{g.Name, rows})
+		groups = append(groups, gr)
 	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: the configuration from flags, the environment and the defaults (secrets hidden)\n", c.Name)
 	for _, g := range groups {
 		fmt.Fprintf(&b, "\n%s:\n", g.name)
 		for _, r := range g.rows {

@@ -49,27 +49,22 @@ func Apply(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 			return
 		}
 		name := Name(f.Name)
-		v, ok := lookup(name)
-		if path, inFile := lookup(name + FileSuffix); inFile {
-			if ok {
-				err = fmt.Errorf("both %s and %s are set: set one", name, name+FileSuffix)
-				return
-			}
+		fileName := name + FileSuffix
+		v, inEnv := lookup(name)
+		path, inFile := lookup(fileName)
+		switch {
+		case inEnv && inFile:
+			err = fmt.Errorf("both %s and %s are set: set one", name, fileName)
+		case inFile:
 			b, e := os.ReadFile(path)
-			if e != nil {
-				err = fmt.Errorf("%s: %w", name+FileSuffix, e)
-				return
+			if e == nil {
+				e = fs.Set(f.Name, strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"))
 			}
-			v, ok = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), true
-			name += FileSuffix
-		}
-		if !ok {
-			return
-		}
-		if e := fs.Set(f.Name, v); e != nil {
-			if strings.HasSuffix(name, FileSuffix) {
-				err = fmt.Errorf("%s: %w", name, e) // the value may be a secret
-			} else {
+			if e != nil {
+				err = fmt.Errorf("%s: %w", fileName, e) // not the value: it may be a secret
+			}
+		case inEnv:
+			if e := fs.Set(f.Name, v); e != nil {
 				err = fmt.Errorf("%s=%q: %w", name, v, e)
 			}
 		}
