@@ -310,7 +310,9 @@ func Help(w io.Writer, c Command, fs *flag.FlagSet) {
 			if f == nil {
 				continue
 			}
-			kind, usage := flag.UnquoteUsage(f)
+			own := *f
+			own.Value = flagenv.Unwrap(f.Value)
+			kind, usage := flag.UnquoteUsage(&own)
 			head := "--" + f.Name
 			if kind != "" {
 				head += " " + kind

@@ -56,9 +56,13 @@ func Apply(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 		case inEnv && inFile:
 			err = fmt.Errorf("both %s and %s are set: set one", name, fileName)
 		case inFile:
-			b, e := os.ReadFile(path)
+			content, e := ReadFile(path)
 			if e == nil {
-				e = fs.Set(f.Name, strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"))
+				if r, ok := f.Value.(*fileRecorder); ok {
+					e = r.setFile(path, content)
+				} else {
+					e = fs.Set(f.Name, content)
+				}
 			}
 			if e != nil {
 				err = fmt.Errorf("%s: %w", fileName, e) // not the value: it may be a secret
@@ -72,13 +76,123 @@ func Apply(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 	return err
 }
 
-// Parse applies the environment and then the command-line args to fs.
+// ReadFile is the value a variable's file form gives: the file's content
+// without its final line break. An empty file is an error: a secret not yet
+// written, or mounted from an empty key, would otherwise turn its setting
+// off (an API open to anyone, a poller without its key) without a word.
+func ReadFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if strings.TrimSpace(s) == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}
+
+// Parse applies the environment and then the command-line args to fs. A
+// flag the command line gives replaces what the environment gave it, a
+// list's values too (a List would otherwise add to them).
 func Parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
 	if err := Apply(fs, lookup); err != nil {
 		return err
 	}
+	lists := map[*flag.Flag]flag.Value{}
+	fs.VisitAll(func(f *flag.Flag) {
+		if _, ok := f.Value.(resetter); ok {
+			lists[f] = f.Value
+			f.Value = &resetOnSet{Value: f.Value}
+		}
+	})
+	defer func() {
+		for f, v := range lists {
+			f.Value = v
+		}
+	}()
 	return fs.Parse(args)
 }
+
+// resetter is a flag.Value that adds to itself on Set (a List), and can
+// start over.
+type resetter interface {
+	flag.Value
+	Reset()
+}
+
+// resetOnSet starts its value over at the first Set: the command line's
+// first value of a list replaces the environment's.
+type resetOnSet struct {
+	flag.Value
+	set bool
+}
+
+func (r *resetOnSet) Set(s string) error {
+	if !r.set {
+		r.set = true
+		r.Value.(resetter).Reset()
+	}
+	return r.Value.Set(s)
+}
+
+func (r *resetOnSet) Unwrap() flag.Value { return r.Value }
+
+// Unwrap is the value a wrapper of this package holds (itself when none):
+// the flag's own type, for help.
+func Unwrap(v flag.Value) flag.Value {
+	for {
+		u, ok := v.(interface{ Unwrap() flag.Value })
+		if !ok {
+			return v
+		}
+		v = u.Unwrap()
+	}
+}
+
+// RecordFile makes fs's flag name keep in *path the file its value was
+// read from (its variable's file form), and "" when the command line or
+// the plain variable gave it: for a holder that reads a rotated secret
+// again when the file changes (package reload). It panics when fs has no
+// such flag, a mistake in the caller's code.
+func RecordFile(fs *flag.FlagSet, name string, path *string) {
+	f := fs.Lookup(name)
+	if f == nil {
+		panic("flagenv.RecordFile: no flag " + name)
+	}
+	f.Value = &fileRecorder{Value: f.Value, path: path}
+}
+
+// fileRecorder is a flag.Value that keeps the file its value came from.
+type fileRecorder struct {
+	flag.Value
+	path *string
+}
+
+func (r *fileRecorder) setFile(path, content string) error {
+	if err := r.Value.Set(content); err != nil {
+		return err
+	}
+	*r.path = path
+	return nil
+}
+
+// Set is a value from the command line or a plain variable: the file, if
+// any, no longer gives the value.
+func (r *fileRecorder) Set(s string) error {
+	*r.path = ""
+	return r.Value.Set(s)
+}
+
+// Reset starts a recorded list over.
+func (r *fileRecorder) Reset() {
+	if l, ok := r.Value.(resetter); ok {
+		l.Reset()
+	}
+}
+
+// Unwrap is the recorded value, whose type help names.
+func (r *fileRecorder) Unwrap() flag.Value { return r.Value }
 
 // List is a flag.Value of strings that takes repeated flags and comma-separated
 // values alike (--webhook-token a --webhook-token b, or OTPSCOPE_WEBHOOK_TOKENS=a,b),
@@ -86,6 +200,9 @@ func Parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) 
 type List []string
 
 func (l *List) String() string { return strings.Join(*l, ",") }
+
+// Reset empties l.
+func (l *List) Reset() { *l = nil }
 
 // Set appends the values of v separated by commas or line breaks, skipping
 // empty ones.

@@ -144,11 +144,73 @@ func TestFileForm(t *testing.T) {
 		{[]string{"OTPSCOPE_TYNTEC_API_KEY=k", "OTPSCOPE_TYNTEC_API_KEY_FILE=" + key}, "both OTPSCOPE_TYNTEC_API_KEY and OTPSCOPE_TYNTEC_API_KEY_FILE are set"},
 		{[]string{"OTPSCOPE_TYNTEC_API_KEY_FILE=" + filepath.Join(dir, "absent")}, "OTPSCOPE_TYNTEC_API_KEY_FILE: open " + filepath.Join(dir, "absent")},
 		{[]string{"OTPSCOPE_PORT_FILE=" + bad}, "OTPSCOPE_PORT_FILE: parse error"},
+		{[]string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + write("empty", " \n")}, "OTPSCOPE_WEBHOOK_TOKENS_FILE: " + filepath.Join(dir, "empty") + " is empty"},
 	} {
 		fs, _, _, _ := newFS()
 		err := Parse(fs, nil, Lookup(tt.env))
 		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("%q: err = %v; want one saying %q, without the value", tt.env, err, tt.want)
+		}
+	}
+}
+
+// TestCommandLineReplacesList: a list the command line gives replaces the
+// environment's (flags override the environment); one it does not give
+// keeps it.
+func TestCommandLineReplacesList(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want List
+	}{
+		{nil, List{"env-a", "env-b"}},
+		{[]string{"--webhook-token", "flag-a", "--webhook-token", "flag-b,flag-c"}, List{"flag-a", "flag-b", "flag-c"}},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		var l List
+		fs.Var(&l, "webhook-token", "")
+		if err := Parse(fs, tt.args, Lookup([]string{"OTPSCOPE_WEBHOOK_TOKENS=env-a,env-b"})); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(l, tt.want) {
+			t.Errorf("%q: tokens = %q; want %q", tt.args, l, tt.want)
+		}
+		if _, ok := fs.Lookup("webhook-token").Value.(*List); !ok {
+			t.Errorf("%q: the flag's value is still wrapped after Parse", tt.args)
+		}
+	}
+}
+
+// TestRecordFile: a recorded flag keeps the file its value came from; the
+// plain variable or the command line leave no file (nothing to read
+// again), and the command line replaces a file's list.
+func TestRecordFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(file, []byte("file-a\nfile-b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		env, args []string
+		want      List
+		wantFile  string
+	}{
+		{[]string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + file}, nil, List{"file-a", "file-b"}, file},
+		{[]string{"OTPSCOPE_WEBHOOK_TOKENS=env-a"}, nil, List{"env-a"}, ""},
+		{[]string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + file}, []string{"--webhook-token", "flag-a"}, List{"flag-a"}, ""},
+		{nil, nil, nil, ""},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		var l List
+		var path string
+		fs.Var(&l, "webhook-token", "")
+		RecordFile(fs, "webhook-token", &path)
+		if err := Parse(fs, tt.args, Lookup(tt.env)); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(l, tt.want) || path != tt.wantFile {
+			t.Errorf("%q %q: tokens %q from file %q; want %q from %q", tt.env, tt.args, l, path, tt.want, tt.wantFile)
+		}
+		if _, ok := Unwrap(fs.Lookup("webhook-token").Value).(*List); !ok {
+			t.Errorf("Unwrap does not reach the List")
 		}
 	}
 }
