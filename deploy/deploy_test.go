@@ -143,6 +143,7 @@ func envOf(t *testing.T, bin string) map[string]bool {
 	env := map[string]bool{}
 	for f := range flagsOf(t, bin) {
 		env[flagenv.Name(f)] = true
+		env[flagenv.Name(f)+flagenv.FileSuffix] = true
 	}
 	return env
 }
@@ -1041,7 +1042,14 @@ type deployment struct {
 				} `yaml:"securityContext"`
 				Containers []container `yaml:"containers"`
 				Volumes    []struct {
-					Name string `yaml:"name"`
+					Name   string `yaml:"name"`
+					Secret *struct {
+						SecretName string `yaml:"secretName"`
+						Items      []struct {
+							Key  string `yaml:"key"`
+							Path string `yaml:"path"`
+						} `yaml:"items"`
+					} `yaml:"secret"`
 				} `yaml:"volumes"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
@@ -1087,6 +1095,8 @@ type container struct {
 	VolumeMounts []struct {
 		Name      string `yaml:"name"`
 		MountPath string `yaml:"mountPath"`
+		SubPath   string `yaml:"subPath"`
+		ReadOnly  bool   `yaml:"readOnly"`
 	} `yaml:"volumeMounts"`
 }
 
@@ -1251,6 +1261,43 @@ func TestKubernetes(t *testing.T) {
 			for _, m := range c.VolumeMounts {
 				if !volumes[m.Name] {
 					t.Errorf("Deployment %s: mount of undefined volume %s", name, m.Name)
+				}
+			}
+			// A secret given as a file (OTPSCOPE_X_FILE) is an item of a
+			// Secret volume mounted read-only without subPath: the kubelet
+			// updates such a mount in place, and otpscope reads the file
+			// again (README, "Rotating a secret"); a subPath mount never
+			// changes.
+			for _, e := range c.Env {
+				if !strings.HasSuffix(e.Name, flagenv.FileSuffix) || !strings.HasPrefix(e.Name, flagenv.Prefix) {
+					continue
+				}
+				found := false
+				for _, m := range c.VolumeMounts {
+					rel, ok := strings.CutPrefix(e.Value, m.MountPath+"/")
+					if !ok {
+						continue
+					}
+					if m.SubPath != "" || !m.ReadOnly {
+						t.Errorf("Deployment %s: %s is on mount %s with subPath %q, readOnly %v; want no subPath, read-only", name, e.Name, m.Name, m.SubPath, m.ReadOnly)
+					}
+					for _, v := range spec.Volumes {
+						if v.Name != m.Name || v.Secret == nil {
+							continue
+						}
+						for _, it := range v.Secret.Items {
+							if it.Path != rel {
+								continue
+							}
+							found = true
+							if _, ok := secrets[v.Secret.SecretName][it.Key]; !ok {
+								t.Errorf("Deployment %s: %s is key %s of Secret %s, which has no such key", name, e.Name, it.Key, v.Secret.SecretName)
+							}
+						}
+					}
+				}
+				if !found {
+					t.Errorf("Deployment %s: %s=%s is no item of a mounted Secret volume", name, e.Name, e.Value)
 				}
 			}
 		}

@@ -86,6 +86,9 @@ type Config struct {
 	// set, are required (Authorization: Bearer) for the API and /metrics.
 	AdminListen string
 	APITokens   flagenv.List
+	// APITokensFile is the file APITokens were read from
+	// (OTPSCOPE_API_TOKEN_FILE), read again when it changes.
+	APITokensFile string
 	// MaxConnections caps the connections each listener holds open.
 	MaxConnections  int
 	ShutdownTimeout time.Duration
@@ -190,7 +193,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, b Binary) flagenv.Groups {
 	g.Add(fs, "Process", func() {
 		fs.StringVar(&c.Listen, "listen", b.Listen, "HTTP address (public: webhooks, tracking, health)")
 		fs.StringVar(&c.AdminListen, "admin-listen", b.AdminListen, "HTTP address of the API and /metrics (empty: on --listen)")
-		fs.Var(&c.APITokens, "api-token", "bearer token required for the API and /metrics (repeat or comma-separate to rotate; none: open)")
+		fs.Var(&c.APITokens, "api-token", "bearer token required for the API and /metrics (repeat or comma-separate to rotate; none: open; from $OTPSCOPE_API_TOKEN_FILE read again when it changes)")
+		flagenv.RecordFile(fs, "api-token", &c.APITokensFile)
 		fs.IntVar(&c.MaxConnections, "max-connections", ops.DefaultMaxConnections, "connections each listener holds open at most (0 = no cap)")
 		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish on stop")
 		fs.StringVar(&c.DataDir, "data-dir", "./data", "where the embedded NATS server and ClickHouse engine keep data")
@@ -286,10 +290,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("admin-listen %q: %w", c.AdminListen, err)
 		}
 	}
-	for _, tok := range c.APITokens {
-		if len(tok) < 16 {
-			return fmt.Errorf("api token of %d characters: use at least 16", len(tok))
-		}
+	if err := ops.CheckTokens("api token", c.APITokens); err != nil {
+		return err
 	}
 	if c.MaxConnections < 0 {
 		return fmt.Errorf("max-connections %d: must not be negative", c.MaxConnections)

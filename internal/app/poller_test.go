@@ -13,6 +13,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/poller"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
@@ -85,9 +86,16 @@ func TestPollerServesOps(t *testing.T) {
 // ports chosen by the system and a fresh data directory.
 func newConfig(t *testing.T, binary string) app.Config {
 	t.Helper()
+	return newConfigEnv(t, binary, nil)
+}
+
+// newConfigEnv is newConfig with binary's flags read from environ first, as
+// the binary reads its environment.
+func newConfigEnv(t *testing.T, binary string, environ []string) app.Config {
+	t.Helper()
 	var cfg app.Config
 	fs := newFlagSet(&cfg, binary)
-	if err := fs.Parse(nil); err != nil {
+	if err := flagenv.Parse(fs, nil, flagenv.Lookup(environ)); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Listen = "127.0.0.1:0"

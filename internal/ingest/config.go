@@ -10,12 +10,16 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/ops"
 )
 
 // Config configures the ingest service.
 type Config struct {
 	// Tokens are the accepted webhook tokens; several allow rotation.
+	// TokensFile is the file they were read from (OTPSCOPE_WEBHOOK_TOKENS_FILE),
+	// read again when it changes; "" when they were given otherwise.
 	Tokens         flagenv.List
+	TokensFile     string
 	InsecureNoAuth bool
 	// MaxBodyBytes bounds a webhook body; larger ones are answered 413.
 	MaxBodyBytes int64
@@ -35,7 +39,8 @@ const DefaultMaxBodyBytes = 64 << 10
 // RegisterFlags registers ingest's own flags (auth, bodies, publishing) on fs;
 // the listener and NATS are the process's (package app).
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.Var(&c.Tokens, "webhook-token", "accepted webhook token (repeat or comma-separate for rotation)")
+	fs.Var(&c.Tokens, "webhook-token", "accepted webhook token (repeat or comma-separate for rotation; from $OTPSCOPE_WEBHOOK_TOKENS_FILE read again when it changes)")
+	flagenv.RecordFile(fs, "webhook-token", &c.TokensFile)
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "accept webhooks without a token (development only)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest webhook body accepted")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "how long to wait for JetStream acknowledgements before answering 503")
@@ -51,10 +56,8 @@ func (c *Config) Validate() error {
 	if len(c.Tokens) > 0 && c.InsecureNoAuth {
 		return errors.New("--insecure-no-auth with webhook tokens: choose one")
 	}
-	for _, tok := range c.Tokens {
-		if len(tok) < 16 {
-			return fmt.Errorf("webhook token of %d characters: use at least 16", len(tok))
-		}
+	if err := ops.CheckTokens("webhook token", c.Tokens); err != nil {
+		return err
 	}
 	if c.MaxBodyBytes < 1024 {
 		return fmt.Errorf("max-body-bytes %d: must be at least 1024", c.MaxBodyBytes)

@@ -18,6 +18,7 @@ import (
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/problem"
+	"github.com/otpscope/otpscope/internal/reload"
 )
 
 // Publisher gets messages durably into the stream, or fails; stored[i]
@@ -32,7 +33,7 @@ const WebhookPath = "/webhooks/tyntec"
 // Handler serves the webhook endpoint.
 type Handler struct {
 	cfg     Config
-	tokens  ops.Tokens
+	tokens  *reload.Value[ops.Tokens]
 	pub     Publisher
 	logger  *slog.Logger
 	metrics *metrics
@@ -55,7 +56,7 @@ func (h *Handler) Stats() (accepted uint64, last time.Time) {
 // NewHandler returns the webhook handler. reg may be nil.
 func NewHandler(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Handler {
 	h := &Handler{cfg: cfg, pub: pub, logger: logger, metrics: newMetrics(reg), now: time.Now}
-	h.tokens = ops.NewTokens(cfg.Tokens)
+	h.tokens = ops.WatchTokens("webhook token", cfg.Tokens, cfg.TokensFile, logger)
 	if cfg.InsecureNoAuth {
 		logger.Warn("webhook authentication is OFF (--insecure-no-auth): anyone who can reach " + WebhookPath + " can write events")
 	}
@@ -227,7 +228,7 @@ const bodyUnreadDetail = "the request body could not be read (cut off or too slo
 // authorized accepts X-Webhook-Token: <token> or Authorization: Bearer
 // <token>, from the headers get reads.
 func (h *Handler) authorized(get func(string) string) bool {
-	return h.cfg.InsecureNoAuth || h.tokens.Match(ops.PresentedIn(get, "X-Webhook-Token"))
+	return h.cfg.InsecureNoAuth || h.tokens.Get().Match(ops.PresentedIn(get, "X-Webhook-Token"))
 }
 
 // readBounded reads at most max bytes; tooLarge reports a longer body, of which

@@ -3,10 +3,14 @@ package ops
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/problem"
+	"github.com/otpscope/otpscope/internal/reload"
 )
 
 // Tokens are accepted bearer tokens, kept as SHA-256 digests and compared in
@@ -21,6 +25,44 @@ func NewTokens(tokens []string) Tokens {
 		ts = append(ts, sha256.Sum256([]byte(t)))
 	}
 	return ts
+}
+
+// MinTokenLength is the fewest characters a token may have: 16 random ones
+// cannot be guessed over HTTP.
+const MinTokenLength = 16
+
+// CheckTokens refuses a token shorter than MinTokenLength; what names it
+// ("webhook token").
+func CheckTokens(what string, tokens []string) error {
+	for _, tok := range tokens {
+		if len(tok) < MinTokenLength {
+			return fmt.Errorf("%s of %d characters: use at least %d", what, len(tok), MinTokenLength)
+		}
+	}
+	return nil
+}
+
+// WatchTokens are tokens read again from file when it changes, for a
+// rotation without restart (package reload); with no file, tokens fixed. A
+// file is read as flagenv reads a list's file at start (a token a line or
+// comma-separated) and held to CheckTokens; what names the tokens in logs
+// ("webhook token").
+func WatchTokens(what string, tokens []string, file string, logger *slog.Logger) *reload.Value[Tokens] {
+	if file == "" {
+		return reload.Fixed(NewTokens(tokens))
+	}
+	return reload.New(what+"s", NewTokens(tokens), func() (Tokens, error) {
+		s, err := flagenv.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		var l flagenv.List
+		_ = l.Set(s)
+		if err := CheckTokens(what, l); err != nil {
+			return nil, err
+		}
+		return NewTokens(l), nil
+	}, logger, file)
 }
 
 // Match reports whether presented is one of the tokens.
@@ -57,14 +99,15 @@ func PresentedIn(get func(name string) string, header string) string {
 }
 
 // RequireBearer answers 401 to requests without one of tokens as
-// Authorization: Bearer; with no tokens it lets everything through.
-func RequireBearer(tokens Tokens) func(http.Handler) http.Handler {
+// Authorization: Bearer; with no tokens at start it lets everything
+// through (a rotation cannot open it: an empty file does not load).
+func RequireBearer(tokens *reload.Value[Tokens]) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
-		if len(tokens) == 0 {
+		if len(tokens.Get()) == 0 {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !tokens.Match(Presented(r, "")) {
+			if !tokens.Get().Match(Presented(r, "")) {
 				Unauthorized(w, "missing or wrong token: send Authorization: Bearer <api token>")
 				return
 			}

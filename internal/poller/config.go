@@ -12,6 +12,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -36,6 +37,9 @@ const (
 // Config configures the poller.
 type Config struct {
 	Tyntec tyntec.Config
+	// TyntecAPIKeyFile is the file Tyntec.APIKey was read from
+	// (OTPSCOPE_TYNTEC_API_KEY_FILE), read again when it changes.
+	TyntecAPIKeyFile string
 
 	// Schedule is the robfig/cron spec of reconciliation cycles.
 	Schedule string
@@ -94,6 +98,7 @@ type Config struct {
 // callback — on fs; the listener and NATS are the process's (package app).
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Tyntec.RegisterFlags(fs)
+	flagenv.RecordFile(fs, "tyntec-api-key", &c.TyntecAPIKeyFile)
 	fs.StringVar(&c.Schedule, "reconcile-schedule", DefaultSchedule, "cron spec of reconciliation cycles (robfig/cron: '@every 30s', '*/1 * * * *')")
 	fs.DurationVar(&c.Settle, "settle", DefaultSettle, "wait after an OTP's last delivery fact before reading its events")
 	fs.DurationVar(&c.Recheck, "recheck", DefaultRecheck, "least time between two reads of one OTP")

@@ -18,6 +18,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/reload"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -99,6 +100,7 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 		tc.Limiter = tyntec.NewLimiter(limit, period, burst)
 	}
 	tc.Registerer = reg
+	tc.CurrentAPIKey = reload.Text("tyntec API key", tc.APIKey, cfg.TyntecAPIKeyFile, logger).Get
 	api, err := tyntec.New(tc)
 	if err != nil {
 		return nil, fmt.Errorf("tyntec client: %w", err)

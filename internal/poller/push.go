@@ -15,7 +15,9 @@ import (
 
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/pushapi"
+	"github.com/otpscope/otpscope/internal/reload"
 )
 
 // Push approvals: the provider calls back when a request is created and
@@ -38,6 +40,9 @@ const DurablePush = "otpscope-poller-push"
 type PushConfig struct {
 	BaseURL string
 	APIKey  string
+	// APIKeyFile is the file APIKey was read from
+	// (OTPSCOPE_PUSH_API_KEY_FILE), read again when it changes.
+	APIKeyFile string
 	// RateLimit calls per RatePeriod: the push API's own budget, apart
 	// from tyntec's.
 	RateLimit  int
@@ -68,7 +73,8 @@ func (c *PushConfig) Enabled() bool { return c.BaseURL != "" && c.APIKey != "" }
 
 func (c *PushConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BaseURL, "push-url", "", "push-approval API base URL, for reading requests whose settling callback is missing (empty = off)")
-	fs.StringVar(&c.APIKey, "push-api-key", "", "push-approval API key (X-TFA-API-Key)")
+	fs.StringVar(&c.APIKey, "push-api-key", "", "push-approval API key (X-TFA-API-Key; from $OTPSCOPE_PUSH_API_KEY_FILE read again when it changes)")
+	flagenv.RecordFile(fs, "push-api-key", &c.APIKeyFile)
 	fs.IntVar(&c.RateLimit, "push-rate-limit", DefaultPushRateLimit, "push API calls allowed per --push-rate-period")
 	fs.DurationVar(&c.RatePeriod, "push-rate-period", DefaultPushRatePeriod, "push API rate-limit period")
 	fs.DurationVar(&c.Grace, "push-grace", DefaultPushGrace, "wait after a push request's expiry before reading it by uuid")
@@ -131,7 +137,7 @@ const (
 
 func newPushWatch(ctx context.Context, cfg Config, b *broker.Broker, pub publisher, logger *slog.Logger, reg prometheus.Registerer, startAt time.Time) (*pushWatch, error) {
 	pc := cfg.Push
-	api, err := pushapi.New(pc.BaseURL, pc.APIKey, pc.Timeout, cfg.Now)
+	api, err := pushapi.New(pc.BaseURL, reload.Text("push API key", pc.APIKey, pc.APIKeyFile, logger).Get, pc.Timeout, cfg.Now)
 	if err != nil {
 		return nil, err
 	}

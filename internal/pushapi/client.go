@@ -28,20 +28,21 @@ var ErrNotFound = errors.New("approval request not found")
 // Client reads approval requests.
 type Client struct {
 	base   string
-	apiKey string
+	apiKey func() string
 	http   *http.Client
 	now    func() time.Time
 }
 
 // New returns a client of the API at baseURL (e.g. https://api.example.com,
-// under which /onetouch/json/… lives). now stamps what it reads; nil is
-// time.Now.
-func New(baseURL, apiKey string, timeout time.Duration, now func() time.Time) (*Client, error) {
+// under which /onetouch/json/… lives). apiKey gives the key of each request
+// (the poller's is read again from its file after a rotation). now stamps
+// what it reads; nil is time.Now.
+func New(baseURL string, apiKey func() string, timeout time.Duration, now func() time.Time) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("push API URL %q: want http(s)://host", baseURL)
 	}
-	if apiKey == "" {
+	if apiKey == nil || apiKey() == "" {
 		return nil, errors.New("push API: no API key")
 	}
 	if now == nil {
@@ -68,7 +69,7 @@ func (c *Client) Get(ctx context.Context, uuid string) (events.PushEvent, error)
 	if err != nil {
 		return events.PushEvent{}, err
 	}
-	req.Header.Set(APIKeyHeader, c.apiKey)
+	req.Header.Set(APIKeyHeader, c.apiKey())
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -45,6 +45,9 @@ type Config struct {
 	BaseURL string
 	// APIKey is sent in the apiKey header. Required.
 	APIKey string
+	// CurrentAPIKey, when set, gives the key of each request in place of
+	// APIKey: the poller's key, read again from its file after a rotation.
+	CurrentAPIKey func() string
 	// RateLimit calls per RatePeriod are allowed for the API key, default 100 per 60 s.
 	RateLimit  int
 	RatePeriod time.Duration
@@ -252,7 +255,11 @@ func (cl *Client) attempt(ctx context.Context, c call, u string, payload []byte)
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("build request: %w", err)
 	}
-	req.Header.Set("apiKey", cl.cfg.APIKey)
+	key := cl.cfg.APIKey
+	if cl.cfg.CurrentAPIKey != nil {
+		key = cl.cfg.CurrentAPIKey()
+	}
+	req.Header.Set("apiKey", key)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", cl.cfg.UserAgent)
 	if payload != nil {

@@ -1,0 +1,116 @@
+package app_test
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/reload"
+	"github.com/otpscope/otpscope/internal/tyntecsim"
+	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
+)
+
+// TestSecretsFromFilesRotate: ingest and the poller read the webhook
+// tokens, the API token and tyntec's API key from files their environment
+// names (OTPSCOPE_*_FILE), as the binaries do. When the files are
+// rewritten, the new secrets are in use within reload.Every and the old
+// ones refused, without a restart.
+func TestSecretsFromFilesRotate(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const (
+		oldWebhook, newWebhook = "old-webhook-token-0123", "new-webhook-token-4567"
+		oldAPI, newAPI         = "old-api-token-01234567", "new-api-token-89abcdef"
+		oldKey, newKey         = "old-tyntec-key", "new-tyntec-key"
+	)
+	webhookFile := write("webhook-tokens", oldWebhook+"\n")
+	apiFile := write("api-token", oldAPI+"\n")
+	keyFile := write("tyntec-api-key", oldKey+"\n")
+
+	ing := newConfigEnv(t, "ingest", []string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + webhookFile, "OTPSCOPE_API_TOKEN_FILE=" + apiFile})
+	ing.AdminListen = "127.0.0.1:0"
+	ing.Complete()
+	if err := ing.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	in := serve(t, ing)
+
+	// tyntec has already made the new key the only one it accepts.
+	ns := brokertest.NewServer(t)
+	sim, simURL := simtest.Start(t, tyntecsim.Config{Seed: 1, APIKeys: []string{newKey}})
+	pol := newConfigEnv(t, "poller", []string{"OTPSCOPE_TYNTEC_API_KEY_FILE=" + keyFile, "OTPSCOPE_TYNTEC_URL=" + simURL, "OTPSCOPE_NATS_URL=" + ns.URL()})
+	pol.Poller.Tyntec.Limiter = rate.NewLimiter(1000, 100)
+	pol.Poller.Schedule = "@every 1s"
+	pol.Poller.DiscoveryInterval = time.Second // lists OTPs every cycle: a call to tyntec each second
+	pol.Poller.Now = sim.Now
+	pol.Complete()
+	if err := pol.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	po := serve(t, pol)
+
+	webhookStatus := func(token string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+in.Addr()+ingest.WebhookPath,
+			strings.NewReader(webhook("7b1d2e3f-0000-4000-8000-00000000000a", "SMS", "DELIVERED", "2026-02-01T10:00:00Z")))
+		req.Header.Set("X-Webhook-Token", token)
+		req.Header.Set("Content-Type", "application/json")
+		return do(t, req)
+	}
+	apiStatus := func(token string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+in.AdminAddr()+"/api/v1/status", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		return do(t, req)
+	}
+	tyntecCalls := func(outcome string) bool {
+		_, body := get(t, "http://"+po.Addr()+"/metrics")
+		return regexp.MustCompile(`(?m)^otpscope_tyntec_calls_total\{op="[a-z0-9_]+",outcome="` + outcome + `"\} [1-9]`).MatchString(body)
+	}
+
+	if got := [4]int{webhookStatus(oldWebhook), webhookStatus(newWebhook), apiStatus(oldAPI), apiStatus(newAPI)}; got != [4]int{200, 401, 200, 401} {
+		t.Fatalf("before the rotation: webhook old/new token, API old/new token = %v; want [200 401 200 401]", got)
+	}
+	brokertest.WaitFor(t, 10*time.Second, "the poller's calls refused for the old key", func() bool { return tyntecCalls("unauthorized") })
+	if tyntecCalls("ok") {
+		t.Fatal("a tyntec call succeeded with the old key")
+	}
+
+	write("webhook-tokens", newWebhook+"\n")
+	write("api-token", newAPI+"\n")
+	write("tyntec-api-key", newKey+"\n")
+	rotated := time.Now()
+	brokertest.WaitFor(t, 3*reload.Every, "the rotated secrets in use", func() bool {
+		return webhookStatus(newWebhook) == 200 && apiStatus(newAPI) == 200 && tyntecCalls("ok")
+	})
+	t.Logf("rotated secrets in use after %s", time.Since(rotated).Round(100*time.Millisecond))
+	if got := [2]int{webhookStatus(oldWebhook), apiStatus(oldAPI)}; got != [2]int{401, 401} {
+		t.Errorf("after the rotation: webhook and API with the old tokens = %v; want [401 401]", got)
+	}
+}
+
+// do sends req and returns the status code.
+func do(t *testing.T, req *http.Request) int {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
