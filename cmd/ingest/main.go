@@ -11,5 +11,5 @@ import (
 )
 
 func main() {
-	os.Exit(cli.Main(app.Command(app.Binaries["ingest"], nil), os.Args[1:], os.Environ(), os.Stderr))
+	os.Exit(cli.Main(app.Command(app.Binaries["ingest"], nil), os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }

@@ -39,11 +39,11 @@ func run(args []string, stdout io.Writer) int {
 			if action == "help" {
 				rest = []string{"help"} // the help names the actions
 			}
-			return cli.Main(command(action, stdout), rest, os.Environ(), os.Stderr)
+			return cli.Main(command(action, stdout), rest, os.Environ(), stdout, os.Stderr)
 		}
 		if args[0] == "restore" {
-			return cli.Main(restoreCommand(stdout), args[1:], os.Environ(), os.Stderr)
+			return cli.Main(restoreCommand(stdout), args[1:], os.Environ(), stdout, os.Stderr)
 		}
 	}
-	return cli.Main(app.Command(app.Binaries["otpscope"], stdout), args, os.Environ(), os.Stderr)
+	return cli.Main(app.Command(app.Binaries["otpscope"], stdout), args, os.Environ(), stdout, os.Stderr)
 }

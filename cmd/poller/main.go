@@ -25,13 +25,13 @@ import (
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Environ(), os.Stderr)) }
+func main() { os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr)) }
 
-func run(args []string, environ []string, stderr io.Writer) int {
+func run(args []string, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "register-callback" {
-		return cli.Main(registerCommand(), args[1:], environ, stderr)
+		return cli.Main(registerCommand(), args[1:], environ, stdout, stderr)
 	}
-	return cli.Main(app.Command(app.Binaries["poller"], nil), args, environ, stderr)
+	return cli.Main(app.Command(app.Binaries["poller"], nil), args, environ, stdout, stderr)
 }
 
 // registerCommand is `poller register-callback`: list tyntec's callback

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 
@@ -19,7 +20,7 @@ func TestRegisterCallbackCommand(t *testing.T) {
 	}
 	for i := range 2 {
 		var stderr bytes.Buffer
-		code := run([]string{"register-callback", "--ingest-url", "http://127.0.0.1:8080/"}, env, &stderr)
+		code := run([]string{"register-callback", "--ingest-url", "http://127.0.0.1:8080/"}, env, io.Discard, &stderr)
 		if code != 0 {
 			t.Fatalf("run #%d = %d; stderr:\n%s", i+1, code, stderr.String())
 		}
@@ -41,7 +42,7 @@ func TestRegisterCallbackCommand(t *testing.T) {
 	staging := []string{"register-callback", "--ingest-url", "http://127.0.0.1:9090", "--deployment-id", "staging"}
 	for _, args := range [][]string{append(staging, "--dry-run"), staging} {
 		var stderr bytes.Buffer
-		if code := run(args, env, &stderr); code != 0 {
+		if code := run(args, env, io.Discard, &stderr); code != 0 {
 			t.Fatalf("run %v = %d; stderr:\n%s", args, code, stderr.String())
 		}
 		after, err := client.ListCallbacks(t.Context())
@@ -77,7 +78,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var stderr bytes.Buffer
-		if code := run(tt.args, none, &stderr); code != 2 || !strings.Contains(stderr.String(), tt.want) {
+		if code := run(tt.args, none, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), tt.want) {
 			t.Errorf("run(%q) = %d, stderr %q; want 2 and %q", tt.args, code, stderr.String(), tt.want)
 		}
 	}

@@ -22,9 +22,9 @@ import (
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "report" {
-		os.Exit(cli.Main(reportCommand(os.Stdout), os.Args[2:], os.Environ(), os.Stderr))
+		os.Exit(cli.Main(reportCommand(os.Stdout), os.Args[2:], os.Environ(), os.Stdout, os.Stderr))
 	}
-	os.Exit(cli.Main(app.Command(app.Binaries["reporter"], nil), os.Args[1:], os.Environ(), os.Stderr))
+	os.Exit(cli.Main(app.Command(app.Binaries["reporter"], nil), os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
 // reportCommand is `reporter report`.

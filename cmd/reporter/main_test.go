@@ -31,7 +31,7 @@ func TestReportReadsTheEmbeddedEndpointReadOnly(t *testing.T) {
 	db.Close()
 	dsn := "http://default@" + srv.Addr + "/" + srv.Database
 	var out, errs bytes.Buffer
-	code := cli.Main(reportCommand(&out), []string{"--clickhouse-dsn", dsn, "--from", "2026-06-01T00:00:00Z", "--to", "2026-06-02T00:00:00Z", "--format", "json"}, noEnv, &errs)
+	code := cli.Main(reportCommand(&out), []string{"--clickhouse-dsn", dsn, "--from", "2026-06-01T00:00:00Z", "--to", "2026-06-02T00:00:00Z", "--format", "json"}, noEnv, io.Discard, &errs)
 	if code != 0 {
 		t.Fatalf("report exit code %d: %s", code, errs.String())
 	}
@@ -51,7 +51,7 @@ func TestReportUsage(t *testing.T) {
 		{"--from", "2026-06-02T00:00:00Z", "--to", "2026-06-01T00:00:00Z"},
 	} {
 		var errs bytes.Buffer
-		if code := cli.Main(reportCommand(io.Discard), args, noEnv, &errs); code != 2 || !strings.Contains(errs.String(), "reporter report") {
+		if code := cli.Main(reportCommand(io.Discard), args, noEnv, io.Discard, &errs); code != 2 || !strings.Contains(errs.String(), "reporter report") {
 			t.Errorf("report %v = exit %d (%s); want 2", args, code, errs.String())
 		}
 	}
@@ -65,7 +65,7 @@ func TestReportFollowsClickHouseListen(t *testing.T) {
 	srv := chdbtest.ServeConfig(t, chdb.HandlerConfig{ReaderPassword: "reader-password-0123456789"})
 	env := []string{"OTPSCOPE_CLICKHOUSE_LISTEN=" + srv.Addr}
 	var errs bytes.Buffer
-	if code := cli.Main(reportCommand(io.Discard), []string{"--since", "1h"}, env, &errs); code != 1 || !strings.Contains(errs.String(), "Authentication failed") {
+	if code := cli.Main(reportCommand(io.Discard), []string{"--since", "1h"}, env, io.Discard, &errs); code != 1 || !strings.Contains(errs.String(), "Authentication failed") {
 		t.Errorf("report with OTPSCOPE_CLICKHOUSE_LISTEN=%s = exit %d, %s; want that endpoint's refusal", srv.Addr, code, errs.String())
 	}
 }

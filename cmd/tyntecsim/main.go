@@ -33,7 +33,7 @@ import (
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 )
 
-func main() { os.Exit(cli.Main(command(), os.Args[1:], os.Environ(), os.Stderr)) }
+func main() { os.Exit(cli.Main(command(), os.Args[1:], os.Environ(), os.Stdout, os.Stderr)) }
 
 // command is tyntecsim as a cli.Command, like every otpscope binary: its
 // flags read OTPSCOPE_<FLAG> too, and it takes --log-level. It does not

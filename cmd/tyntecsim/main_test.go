@@ -176,11 +176,11 @@ func TestServe(t *testing.T) {
 func TestCommandIsACLICommand(t *testing.T) {
 	env := []string{"OTPSCOPE_DROP_WEBHOOKS=2"}
 	var out bytes.Buffer
-	if code := cli.Main(command(), []string{"--log-level", "debug"}, env, &out); code != 2 || !strings.Contains(out.String(), "tyntecsim:") {
+	if code := cli.Main(command(), []string{"--log-level", "debug"}, env, &out, &out); code != 2 || !strings.Contains(out.String(), "tyntecsim:") {
 		t.Errorf("tyntecsim --log-level debug with OTPSCOPE_DROP_WEBHOOKS=2 = %d, %q; want 2 refusing the share", code, out.String())
 	}
 	out.Reset()
-	if code := cli.Main(command(), []string{"help"}, env, &out); code != 0 || !strings.Contains(out.String(), "$OTPSCOPE_CALLBACK_URL") {
+	if code := cli.Main(command(), []string{"help"}, env, &out, &out); code != 0 || !strings.Contains(out.String(), "$OTPSCOPE_CALLBACK_URL") {
 		t.Errorf("tyntecsim help = %d, %q; want 0 and the flags with their environment", code, out.String())
 	}
 }

@@ -85,7 +85,7 @@ func TestConfigHidesEverySecret(t *testing.T) {
 		t.Fatalf("%d secret flags found; the all-in-one has at least 7", secrets)
 	}
 	var out bytes.Buffer
-	code := cli.Main(c, []string{"config", "--insecure-no-auth=false"}, env, &out)
+	code := cli.Main(c, []string{"config", "--insecure-no-auth=false"}, env, &out, &out)
 	if got := out.String(); strings.Contains(got, "sekrit") {
 		t.Errorf("config shows a secret:\n%s", got)
 	}
@@ -97,7 +97,7 @@ func TestConfigHidesEverySecret(t *testing.T) {
 	}
 
 	out.Reset()
-	if code := cli.Main(c, []string{"config", "--webhook-token", "0123456789abcdef0123"}, nil, &out); code != 0 || !strings.Contains(out.String(), "configuration ok: otpscope would start") {
+	if code := cli.Main(c, []string{"config", "--webhook-token", "0123456789abcdef0123"}, nil, &out, &out); code != 0 || !strings.Contains(out.String(), "configuration ok: otpscope would start") {
 		t.Errorf("config with a webhook token = %d:\n%s", code, out.String())
 	}
 }

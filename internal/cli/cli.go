@@ -67,27 +67,31 @@ type Subcommand struct {
 // argument "version" (or --version) the build (Version); any other
 // positional argument is a usage error. A first argument "config" prints
 // the configuration the command would run with (Config) instead of
-// running it. An OTPSCOPE_* variable that neither the command nor
-// c.OtherEnv reads is logged as a warning, with the variable it likely
-// misspells.
-func Main(c Command, args []string, environ []string, stderr io.Writer) int {
-	fs, run, level, format := flagSet(c, stderr)
-	fs.Usage = func() { Help(stderr, c, fs) }
+// running it. What was asked for (help, version, config) goes to stdout,
+// so that it pipes; logs and usage errors go to stderr. An OTPSCOPE_*
+// variable that neither the command nor c.OtherEnv reads is logged as a
+// warning, with the variable it likely misspells.
+func Main(c Command, args []string, environ []string, stdout, stderr io.Writer) int {
+	// The flag package's own output (an error, then the whole help) is
+	// replaced by one line naming the error, below.
+	fs, run, level, format := flagSet(c, io.Discard)
+	fs.Usage = func() {}
 	configMode := len(args) > 0 && args[0] == "config"
 	if configMode {
 		args = args[1:]
 	}
 	if len(args) > 0 && args[0] == "help" {
-		fs.Usage()
+		Help(stdout, c, fs)
 		return 0
 	}
 	if len(args) > 0 && (args[0] == "version" || args[0] == "--version" || args[0] == "-version") {
 		// Not a flag: a flag would also read OTPSCOPE_VERSION.
-		fmt.Fprintf(stderr, "%s %s\n", c.Name, Version())
+		fmt.Fprintf(stdout, "%s %s\n", c.Name, Version())
 		return 0
 	}
 	if err := flagenv.Parse(fs, args, flagenv.Lookup(environ)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			Help(stdout, c, fs)
 			return 0
 		}
 		fmt.Fprintf(stderr, "%s: %v (see %s --help)\n", c.Name, err, c.Name)
@@ -127,7 +131,7 @@ func Main(c Command, args []string, environ []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if configMode {
-		return config(ctx, c, fs, args, environ, run, logger, stderr)
+		return config(ctx, c, fs, args, environ, run, logger, stdout)
 	}
 	if err := run(ctx, logger); err != nil {
 		var u usageError

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"io"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,9 +36,9 @@ var none []string
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
 		var ran bool
-		var out bytes.Buffer
-		if code := Main(testCommand(&ran), args, none, &out); code != 0 || ran {
-			t.Errorf("Main(%q) = %d, ran %v; want 0 without running", args, code, ran)
+		var out, errs bytes.Buffer
+		if code := Main(testCommand(&ran), args, none, &out, &errs); code != 0 || ran || errs.Len() != 0 {
+			t.Errorf("Main(%q) = %d, ran %v, stderr %q; want 0 without running, the help on stdout", args, code, ran, errs.String())
 		}
 		help := out.String()
 		for _, want := range []string{"svc — a test service", "svc report [flags]", "svc help", "Process:\n  --listen string  $OTPSCOPE_LISTEN  (default 127.0.0.1:1)\n      HTTP address", "--log-level string  $OTPSCOPE_LOG_LEVEL", "NATS:\n  --nats-url string  $OTPSCOPE_NATS_URL\n"} {
@@ -51,11 +52,22 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// TestUsageErrorOnStderr: a flag the command does not have is one line
+// on stderr naming it and pointing at --help; nothing on stdout.
+func TestUsageErrorOnStderr(t *testing.T) {
+	var ran bool
+	var out, errs bytes.Buffer
+	code := Main(testCommand(&ran), []string{"--nope"}, none, &out, &errs)
+	if code != 2 || ran || out.Len() != 0 || errs.String() != "svc: flag provided but not defined: -nope (see svc --help)\n" {
+		t.Errorf("Main(--nope) = %d, ran %v, stdout %q, stderr %q; want 2 and one line on stderr", code, ran, out.String(), errs.String())
+	}
+}
+
 func TestPositionalArgumentsAreUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{"report"}, {"--listen", "127.0.0.1:2", "extra"}} {
 		var ran bool
 		var out bytes.Buffer
-		if code := Main(testCommand(&ran), args, none, &out); code != 2 || ran || !strings.Contains(out.String(), "unexpected argument") {
+		if code := Main(testCommand(&ran), args, none, &out, &out); code != 2 || ran || !strings.Contains(out.String(), "unexpected argument") {
 			t.Errorf("Main(%q) = %d, ran %v, %q; want 2 without running", args, code, ran, out.String())
 		}
 	}
@@ -71,18 +83,18 @@ func TestVersion(t *testing.T) {
 	for _, args := range [][]string{{"version"}, {"--version"}, {"-version"}} {
 		var ran bool
 		var out bytes.Buffer
-		code := Main(testCommand(&ran), args, env, &out)
+		code := Main(testCommand(&ran), args, env, &out, io.Discard)
 		if want := "svc v1.2.3 ("; code != 0 || ran || !strings.HasPrefix(out.String(), want) || !strings.Contains(out.String(), runtime.Version()) {
 			t.Errorf("Main(%q) = %d, ran %v, %q; want 0 without running, %q… with the Go release", args, code, ran, out.String(), want)
 		}
 	}
 	var ran bool
 	var out bytes.Buffer
-	if code := Main(testCommand(&ran), nil, env, &out); code != 0 || !ran {
+	if code := Main(testCommand(&ran), nil, env, &out, &out); code != 0 || !ran {
 		t.Errorf("with OTPSCOPE_VERSION set, Main() = %d, ran %v, %s; want it run (the variable is not a flag's)", code, ran, out.String())
 	}
 	out.Reset()
-	Main(testCommand(&ran), []string{"help"}, none, &out)
+	Main(testCommand(&ran), []string{"help"}, none, &out, &out)
 	if !strings.Contains(out.String(), "svc version") {
 		t.Error("help does not list svc version")
 	}
@@ -97,7 +109,7 @@ func TestStrayEnvironment(t *testing.T) {
 	c := testCommand(&ran)
 	c.OtherEnv = func(name string) bool { return name == "OTPSCOPE_STREAM" }
 	env := []string{"OTPSCOPE_NAT_URL=nats://x:4222", "OTPSCOPE_STREAM=S", "OTPSCOPE_LISTEN=127.0.0.1:2", "HOME=/root"}
-	if code := Main(c, nil, env, &out); code != 0 || !ran {
+	if code := Main(c, nil, env, &out, &out); code != 0 || !ran {
 		t.Fatalf("Main = %d, ran %v; want 0, run:\n%s", code, ran, out.String())
 	}
 	got := out.String()
@@ -110,7 +122,7 @@ func TestStrayEnvironment(t *testing.T) {
 
 	out.Reset()
 	c.OtherEnv = nil
-	if Main(c, nil, env, &out); strings.Contains(out.String(), "WARN") {
+	if Main(c, nil, env, &out, &out); strings.Contains(out.String(), "WARN") {
 		t.Errorf("without OtherEnv Main warned:\n%s", out.String())
 	}
 }
@@ -122,7 +134,7 @@ func TestLogFormat(t *testing.T) {
 	var out bytes.Buffer
 	c := testCommand(&ran)
 	c.OtherEnv = func(string) bool { return false }
-	if code := Main(c, []string{"--log-format", "json"}, []string{"OTPSCOPE_LISTN=x"}, &out); code != 0 || !ran {
+	if code := Main(c, []string{"--log-format", "json"}, []string{"OTPSCOPE_LISTN=x"}, &out, &out); code != 0 || !ran {
 		t.Fatalf("Main = %d, ran %v:\n%s", code, ran, out.String())
 	}
 	var entry map[string]any
@@ -135,7 +147,7 @@ func TestLogFormat(t *testing.T) {
 
 	ran = false
 	out.Reset()
-	if code := Main(c, nil, []string{"OTPSCOPE_LOG_FORMAT=logfmt"}, &out); code != 2 || ran || !strings.Contains(out.String(), `log-format "logfmt": want text or json`) {
+	if code := Main(c, nil, []string{"OTPSCOPE_LOG_FORMAT=logfmt"}, &out, &out); code != 2 || ran || !strings.Contains(out.String(), `log-format "logfmt": want text or json`) {
 		t.Errorf("OTPSCOPE_LOG_FORMAT=logfmt: Main = %d, ran %v, %q; want 2 without running", code, ran, out.String())
 	}
 }
@@ -162,9 +174,9 @@ func TestConfig(t *testing.T) {
 	}
 	env := []string{"OTPSCOPE_NATS_URL=nats://otpscope:pw@n:4222", "OTPSCOPE_API_TOKEN=s3cret-token-0123456789"}
 
-	var out bytes.Buffer
-	if code := Main(c, []string{"config", "--log-level", "debug"}, env, &out); code != 0 || ran {
-		t.Fatalf("config = %d, ran %v; want 0, not run:\n%s", code, ran, out.String())
+	var out, errs bytes.Buffer
+	if code := Main(c, []string{"config", "--log-level", "debug"}, env, &out, &errs); code != 0 || ran || errs.Len() != 0 {
+		t.Fatalf("config = %d, ran %v, stderr %q; want 0, not run, all on stdout:\n%s", code, ran, errs.String(), out.String())
 	}
 	got := out.String()
 	for _, re := range []string{
@@ -186,14 +198,14 @@ func TestConfig(t *testing.T) {
 	}
 
 	out.Reset()
-	if code := Main(c, []string{"config", "--listen", "bad"}, nil, &out); code != 2 || !strings.Contains(out.String(), "configuration refused: listen: bad address") {
+	if code := Main(c, []string{"config", "--listen", "bad"}, nil, &out, &out); code != 2 || !strings.Contains(out.String(), "configuration refused: listen: bad address") {
 		t.Errorf("config with a bad listen = %d:\n%s\nwant 2, refused", code, out.String())
 	}
 
 	out.Reset()
 	c.Checkable = false
 	checked = nil
-	if code := Main(c, []string{"config"}, nil, &out); code != 0 || checked != nil || !strings.Contains(out.String(), "svc checks the rest of its configuration when it runs") {
+	if code := Main(c, []string{"config"}, nil, &out, &out); code != 0 || checked != nil || !strings.Contains(out.String(), "svc checks the rest of its configuration when it runs") {
 		t.Errorf("config of a command that cannot check = %d, run %v:\n%s", code, checked, out.String())
 	}
 }

@@ -18,7 +18,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ingestprof:", err)
 		os.Exit(1)
 	}
-	code := cli.Main(app.Command(app.Binaries["ingest"], nil), os.Args[1:], os.Environ(), os.Stderr)
+	code := cli.Main(app.Command(app.Binaries["ingest"], nil), os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
