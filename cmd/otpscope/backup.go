@@ -13,6 +13,7 @@ import (
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/cli"
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/store"
@@ -69,6 +70,7 @@ func restoreCommand(stdout io.Writer) cli.Command {
 			fs.StringVar(&cfg.BackupDir, "backup-dir", "", "its --backup-dir (empty: <data-dir>/backups)")
 			fs.StringVar(&cfg.DSN, "clickhouse-dsn", "", "its --clickhouse-dsn, for a backup of one ClickHouse server (restored from that server's backups.allowed_path)")
 			fs.StringVar(&cfg.Listen, "clickhouse-listen", "127.0.0.1:0", "the embedded engine's endpoint while restoring")
+			flagenv.CommandLineOnly(fs, "name") // which backup replaces the database: never a leftover variable
 			return func(ctx context.Context, logger *slog.Logger) error {
 				if *name == "" {
 					return cli.Usage(errRestoreUsage)

@@ -399,4 +399,14 @@ func TestDeadLettersUsage(t *testing.T) {
 			t.Errorf("otpscope %v = %v (%s); want exit 2 and the usage", args, err, out)
 		}
 	}
+	// What to replay comes from the command line only: a variable left in
+	// the environment does not make `replay` a replay of everything.
+	cmd := exec.Command(binary, "deadletters", "replay", "--api", "http://127.0.0.1:1")
+	cmd.Env = append(os.Environ(), "OTPSCOPE_ALL=true", "OTPSCOPE_ID=dl-1")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "--id ID… or --all") ||
+		!strings.Contains(string(out), "name=OTPSCOPE_ALL") || !strings.Contains(string(out), "name=OTPSCOPE_ID") {
+		t.Errorf("deadletters replay with OTPSCOPE_ALL and OTPSCOPE_ID set = %v (%s); want exit 2, the usage, both variables warned of", err, out)
+	}
 }

@@ -54,6 +54,7 @@ func registerCommand() cli.Command {
 			dataDir := fs.String("data-dir", "./data", "the deployment's data directory (only to derive --deployment-id)")
 			force := fs.Bool("force", false, "take over a callback configuration that points elsewhere (ours at an old URL, or another deployment's)")
 			dryRun := fs.Bool("dry-run", false, "print what would change and change nothing")
+			flagenv.CommandLineOnly(fs, "force", "dry-run") // taking over a callback is asked for each time
 			return func(ctx context.Context, logger *slog.Logger) error {
 				if *ingestURL == "" {
 					return cli.Usage(fmt.Errorf("--ingest-url is required"))

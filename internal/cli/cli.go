@@ -171,6 +171,9 @@ func config(ctx context.Context, c Command, fs *flag.FlagSet, args, environ []st
 			return "flag"
 		}
 		env := flagenv.Name(name)
+		if !flagenv.FromEnvironment(fs.Lookup(name)) {
+			return "default"
+		}
 		for _, v := range []string{env, env + flagenv.FileSuffix} {
 			if _, ok := lookup(v); ok {
 				return "$" + v
@@ -305,7 +308,7 @@ func Help(w io.Writer, c Command, fs *flag.FlagSet) {
 	for _, s := range lines {
 		fmt.Fprintf(&b, "  %-*s  %s\n", width, s.Usage, s.Summary)
 	}
-	fmt.Fprintf(&b, "\nEvery flag also reads its environment variable $%[1]s…, or the file $%[1]s…%[2]s names (for secrets); flags override the environment, which overrides the defaults.\n", flagenv.Prefix, flagenv.FileSuffix)
+	fmt.Fprintf(&b, "\nA flag shown with its environment variable $%[1]s… also reads it, or the file $%[1]s…%[2]s names (for secrets); flags override the environment, which overrides the defaults.\n", flagenv.Prefix, flagenv.FileSuffix)
 
 	for _, g := range helpGroups(c, fs) {
 		fmt.Fprintf(&b, "\n%s:\n", g.Name)
@@ -321,7 +324,10 @@ func Help(w io.Writer, c Command, fs *flag.FlagSet) {
 			if kind != "" {
 				head += " " + kind
 			}
-			line := "  " + head + "  $" + flagenv.Name(f.Name)
+			line := "  " + head
+			if flagenv.FromEnvironment(f) {
+				line += "  $" + flagenv.Name(f.Name)
+			}
 			if f.DefValue != "" && f.DefValue != "[]" {
 				line += "  (default " + f.DefValue + ")"
 			}

@@ -2,11 +2,11 @@ package cli
 
 import (
 	"bytes"
-	"io"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"log/slog"
 	"regexp"
 	"runtime"

@@ -45,7 +45,7 @@ const FileSuffix = "_FILE"
 func Apply(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil {
+		if err != nil || !FromEnvironment(f) {
 			return
 		}
 		name := Name(f.Name)
@@ -150,6 +150,40 @@ func Unwrap(v flag.Value) flag.Value {
 	}
 }
 
+// CommandLineOnly makes the named flags of fs read no environment
+// variable: what a one-shot command acts on (which dead letters to replay,
+// which backup to restore, --force) comes from its command line alone, so
+// that a variable left in an environment can never widen it (OTPSCOPE_ALL
+// turning a replay of one into a replay of all). It panics when fs has no
+// such flag, a mistake in the caller's code.
+func CommandLineOnly(fs *flag.FlagSet, names ...string) {
+	for _, name := range names {
+		f := fs.Lookup(name)
+		if f == nil {
+			panic("flagenv.CommandLineOnly: no flag " + name)
+		}
+		f.Value = &commandLineOnly{f.Value}
+	}
+}
+
+// commandLineOnly marks a flag CommandLineOnly.
+type commandLineOnly struct{ flag.Value }
+
+// IsBoolFlag keeps a bool flag one that takes no value (--all).
+func (c *commandLineOnly) IsBoolFlag() bool {
+	b, ok := c.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+func (c *commandLineOnly) Unwrap() flag.Value { return c.Value }
+
+// FromEnvironment reports whether f reads its environment variable (every
+// flag but those CommandLineOnly marks).
+func FromEnvironment(f *flag.Flag) bool {
+	_, only := f.Value.(*commandLineOnly)
+	return !only
+}
+
 // RecordFile makes fs's flag name keep in *path the file its value was
 // read from (its variable's file form), and "" when the command line or
 // the plain variable gave it: for a holder that reads a rotated secret
@@ -239,7 +273,11 @@ type Stray struct{ Name, Suggest string }
 // edits.
 func Strays(fs *flag.FlagSet, environ []string, known func(string) bool) []Stray {
 	var reads []string
-	fs.VisitAll(func(f *flag.Flag) { reads = append(reads, Name(f.Name), Name(f.Name)+FileSuffix) })
+	fs.VisitAll(func(f *flag.Flag) {
+		if FromEnvironment(f) {
+			reads = append(reads, Name(f.Name), Name(f.Name)+FileSuffix)
+		}
+	})
 	var strays []Stray
 	seen := map[string]bool{}
 	for _, kv := range environ {

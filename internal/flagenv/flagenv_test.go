@@ -214,3 +214,33 @@ func TestRecordFile(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandLineOnly: a flag CommandLineOnly marks reads no variable, and
+// one set draws a Stray; a bool one still takes no value.
+func TestCommandLineOnly(t *testing.T) {
+	newFS := func() (*flag.FlagSet, *bool, *string) {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		all := fs.Bool("all", false, "")
+		api := fs.String("api", "", "")
+		CommandLineOnly(fs, "all")
+		return fs, all, api
+	}
+	env := []string{"OTPSCOPE_ALL=true", "OTPSCOPE_API=http://api"}
+	fs, all, api := newFS()
+	if err := Parse(fs, nil, Lookup(env)); err != nil {
+		t.Fatal(err)
+	}
+	if *all || *api != "http://api" {
+		t.Errorf("all %v, api %q; want false (the variable ignored) and the variable's api", *all, *api)
+	}
+	if strays := Strays(fs, env, nil); len(strays) != 1 || strays[0].Name != "OTPSCOPE_ALL" {
+		t.Errorf("Strays = %v; want OTPSCOPE_ALL, which nothing reads", strays)
+	}
+	if FromEnvironment(fs.Lookup("all")) || !FromEnvironment(fs.Lookup("api")) {
+		t.Error("FromEnvironment wrong for all or api")
+	}
+	fs, all, _ = newFS()
+	if err := Parse(fs, []string{"--all", "--api", "x"}, Lookup(nil)); err != nil || !*all {
+		t.Errorf("--all on the command line: %v, all %v; want it set", err, *all)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/store"
@@ -166,6 +167,7 @@ func (c *BackupCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.API, "api", DefaultDeadLettersAPI, "base URL of the otpscope or reporter API (its --admin-listen)")
 	fs.StringVar(&c.Token, "api-token", "", "bearer token of the API, when it requires one")
 	fs.BoolVar(&c.JSON, "json", false, "print the API's JSON answer")
+	flagenv.CommandLineOnly(fs, "json")
 }
 
 // RunBackup runs action ("create" or "list") against the API.

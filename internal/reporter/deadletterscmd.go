@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -45,6 +46,10 @@ func (c *DeadLettersCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Pending, "pending", false, "list: only dead letters never replayed")
 	fs.IntVar(&c.Limit, "limit", 100, "list: at most this many, newest first")
 	fs.BoolVar(&c.JSON, "json", false, "print the API's JSON answer")
+	// Which dead letters, and how to print them, come from the command line
+	// alone: a stray OTPSCOPE_ALL must not make a replay of one a replay
+	// of all. Where the API is, and its token, may come from the environment.
+	flagenv.CommandLineOnly(fs, "source", "id", "all", "pending", "limit", "json")
 }
 
 // RunDeadLetters runs action ("list" or "replay") against the API.
