@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/otpscope/otpscope/internal/reload"
 )
 
 // Check is one readiness condition, named in /readyz's answer.
@@ -37,6 +39,7 @@ func NewRegistry() *Registry {
 	reg := &Registry{Registry: prometheus.NewRegistry(), names: map[string]bool{}}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	RegisterBuildInfo(reg)
+	reg.MustRegister(reload.Collector())
 	return reg
 }
 

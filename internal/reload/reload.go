@@ -16,7 +16,10 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/flagenv"
 )
@@ -24,6 +27,16 @@ import (
 // Every is how often a Value looks at its files: how soon after a rotation
 // the new value is in use.
 const Every = 10 * time.Second
+
+// failing is otpscope_secret_reload_failing: process-wide, like Go's own
+// collectors, since the values live in whichever modules a process runs.
+var failing = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "otpscope_secret_reload_failing",
+	Help: "1 while a secret's file changed but does not load (unreadable, empty, invalid), so the value before stays in use; 0 once it loads.",
+}, []string{"secret"})
+
+// Collector is the package's metric, for every process's registry.
+func Collector() prometheus.Collector { return failing }
 
 // Value is a value of type T loaded from files, or fixed.
 type Value[T any] struct {
@@ -56,6 +69,7 @@ func New[T any](what string, initial T, load func() (T, error), logger *slog.Log
 	v := Fixed(initial)
 	if len(files) > 0 {
 		v.what, v.files, v.load, v.logger, v.every = what, files, load, logger, Every
+		v.setFailing(false)
 	}
 	return v
 }
@@ -85,6 +99,7 @@ func (v *Value[T]) look(now int64) {
 	stamp, err := v.filesStamp()
 	if err != nil {
 		v.logger.Warn(v.what+": file unreadable; keeping the value loaded before", "err", err)
+		v.setFailing(true)
 		return
 	}
 	if stamp == v.stamp {
@@ -95,14 +110,26 @@ func (v *Value[T]) look(now int64) {
 		// Perhaps half written (a certificate renewed, not yet its key):
 		// tried again at the next look.
 		v.logger.Warn(v.what+": changed but does not load; keeping the value loaded before", "err", err)
+		v.setFailing(true)
 		return
 	}
 	first := v.stamp == ""
 	v.cur.Store(&x)
 	v.stamp = stamp
+	v.setFailing(false)
 	if !first {
 		v.logger.Info(v.what+" reloaded", "files", v.files)
 	}
+}
+
+// setFailing sets the value's series, labelled by what in snake case
+// ("webhook tokens" → webhook_tokens).
+func (v *Value[T]) setFailing(f bool) {
+	x := 0.0
+	if f {
+		x = 1
+	}
+	failing.WithLabelValues(strings.ReplaceAll(strings.ToLower(v.what), " ", "_")).Set(x)
 }
 
 func (v *Value[T]) filesStamp() (string, error) {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/otpscope/otpscope/internal/ops/tlstest"
 )
 
@@ -31,19 +33,23 @@ func TestTextReload(t *testing.T) {
 	v.every = 0 // look at the file on every read
 
 	steps := []struct {
-		do   func()
-		want string
+		do      func()
+		want    string
+		failing float64 // otpscope_secret_reload_failing after the step
 	}{
-		{func() {}, "first-secret"},
-		{func() { write(t, file, "second-secret-longer\n") }, "second-secret-longer"},
-		{func() { write(t, file, "\n") }, "second-secret-longer"},
-		{func() { os.Remove(file) }, "second-secret-longer"},
-		{func() { write(t, file, "third-secret") }, "third-secret"},
+		{func() {}, "first-secret", 0},
+		{func() { write(t, file, "second-secret-longer\n") }, "second-secret-longer", 0},
+		{func() { write(t, file, "\n") }, "second-secret-longer", 1},
+		{func() { os.Remove(file) }, "second-secret-longer", 1},
+		{func() { write(t, file, "third-secret") }, "third-secret", 0},
 	}
 	for i, s := range steps {
 		s.do()
 		if got := v.Get(); got != s.want {
 			t.Fatalf("step %d: Get = %q; want %q", i, got, s.want)
+		}
+		if got := testutil.ToFloat64(failing.WithLabelValues("tyntec_api_key")); got != s.failing {
+			t.Errorf("step %d: otpscope_secret_reload_failing = %v; want %v", i, got, s.failing)
 		}
 	}
 	out := logs.String()
