@@ -21,6 +21,7 @@ type exchange interface {
 	contentLength() int64
 	body() io.Reader
 	remoteAddr() string
+	path() string
 	// answer writes the status, the header (name, value, ...) and body.
 	answer(status int, body []byte, header ...string)
 }
@@ -49,6 +50,7 @@ func (x httpExchange) header(name string) string { return x.r.Header.Get(name) }
 func (x httpExchange) contentLength() int64      { return x.r.ContentLength }
 func (x httpExchange) body() io.Reader           { return x.r.Body }
 func (x httpExchange) remoteAddr() string        { return x.r.RemoteAddr }
+func (x httpExchange) path() string              { return x.r.URL.Path }
 
 func (x httpExchange) answer(status int, body []byte, header ...string) {
 	h := x.w.Header()
@@ -64,6 +66,7 @@ type fastExchange struct{ ctx *fasthttp.RequestCtx }
 func (x fastExchange) context() context.Context  { return x.ctx }
 func (x fastExchange) header(name string) string { return string(x.ctx.Request.Header.Peek(name)) }
 func (x fastExchange) remoteAddr() string        { return x.ctx.RemoteAddr().String() }
+func (x fastExchange) path() string              { return string(x.ctx.Path()) }
 
 func (x fastExchange) contentLength() int64 {
 	if n := x.ctx.Request.Header.ContentLength(); n >= 0 {

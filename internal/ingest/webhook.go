@@ -34,6 +34,7 @@ const WebhookPath = "/webhooks/tyntec"
 type Handler struct {
 	cfg     Config
 	tokens  *reload.Value[ops.Tokens]
+	refused *ops.Refusals
 	pub     Publisher
 	logger  *slog.Logger
 	metrics *metrics
@@ -57,6 +58,7 @@ func (h *Handler) Stats() (accepted uint64, last time.Time) {
 func NewHandler(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Handler {
 	h := &Handler{cfg: cfg, pub: pub, logger: logger, metrics: newMetrics(reg), now: time.Now}
 	h.tokens = ops.WatchTokens("webhook token", cfg.Tokens, cfg.TokensFile, logger)
+	h.refused = ops.NewRefusals(logger, "request refused for its webhook token")
 	if cfg.InsecureNoAuth {
 		logger.Warn("webhook authentication is OFF (--insecure-no-auth): anyone who can reach " + WebhookPath + " can write events")
 	}
@@ -211,6 +213,7 @@ func (h *Handler) unavailable(x exchange, err error) {
 // the connection (ops.Unauthorized says why).
 func (h *Handler) unauthorized(x exchange, detail string) {
 	h.metrics.requests.WithLabelValues(outcomeUnauthorized).Inc()
+	h.refused.Note(x.path(), x.remoteAddr(), x.header("X-Forwarded-For"), ops.PresentedIn(x.header, "X-Webhook-Token") != "")
 	answerProblem(x, problem.Details{Status: http.StatusUnauthorized, Detail: detail},
 		"WWW-Authenticate", ops.BearerChallenge, "Connection", "close")
 }

@@ -1,16 +1,20 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +42,26 @@ type fixture struct {
 	broker *broker.Broker
 	url    string
 	reg    *prometheus.Registry
+	logs   *lockedBuffer // what the handler logged
+}
+
+// lockedBuffer is a bytes.Buffer the servers' goroutines write to and the
+// test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // A server is one way the endpoints are served: fasthttp, the public
@@ -75,11 +99,12 @@ func newFixtureOn(t *testing.T, on server, mutate ...func(*ingest.Config)) *fixt
 		m(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	h := ingest.NewHandler(cfg, b, brokertest.Logger(t), reg)
+	logs := new(lockedBuffer)
+	h := ingest.NewHandler(cfg, b, slog.New(slog.NewTextHandler(logs, nil)), reg)
 	routes := append(h.Routes(), ingest.NewMethods(h, []byte(pseudonymKey), reg).Routes()...)
 	r := ops.NewRouter()
 	ingest.Mount(r, routes...)
-	f := &fixture{srv: srv, broker: b, reg: reg}
+	f := &fixture{srv: srv, broker: b, reg: reg, logs: logs}
 	switch on {
 	case routerServer:
 		hs := httptest.NewServer(r)
@@ -226,6 +251,16 @@ func testAuthentication(t *testing.T, on server) {
 		if tt.want == http.StatusUnauthorized && resp.Header.Get("Content-Type") != problem.ContentType {
 			t.Errorf("%s: Content-Type %q; want problem+json", tt.name, resp.Header.Get("Content-Type"))
 		}
+	}
+	// The refusals are logged once within the interval: the first, whose
+	// token was missing, from the test's address; never a token.
+	logged := f.logs.String()
+	if n := strings.Count(logged, "request refused for its webhook token"); n != 1 ||
+		!regexp.MustCompile(`refused=1 path=/webhooks/tyntec token=missing remote=127\.0\.0\.1:\d+`).MatchString(logged) {
+		t.Errorf("refusals logged %d times:\n%s\nwant once, the first: missing token, from 127.0.0.1", n, logged)
+	}
+	if strings.Contains(logged, "wrong-token") || strings.Contains(logged, token[:10]) {
+		t.Errorf("a presented token is logged:\n%s", logged)
 	}
 	// The three accepted posts are one fact: one message. No 401 left anything.
 	if got := f.subjects(t); len(got) != 1 || got["tyntec.2fa.delivery.SMS.DELIVERED"] != 1 {

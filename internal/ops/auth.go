@@ -99,15 +99,17 @@ func PresentedIn(get func(name string) string, header string) string {
 }
 
 // RequireBearer answers 401 to requests without one of tokens as
-// Authorization: Bearer; with no tokens at start it lets everything
-// through (a rotation cannot open it: an empty file does not load).
-func RequireBearer(tokens *reload.Value[Tokens]) func(http.Handler) http.Handler {
+// Authorization: Bearer, and notes them in refused; with no tokens at
+// start it lets everything through (a rotation cannot open it: an empty
+// file does not load).
+func RequireBearer(tokens *reload.Value[Tokens], refused *Refusals) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		if len(tokens.Get()) == 0 {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !tokens.Get().Match(Presented(r, "")) {
+			if presented := Presented(r, ""); !tokens.Get().Match(presented) {
+				refused.Note(r.URL.Path, r.RemoteAddr, r.Header.Get("X-Forwarded-For"), presented != "")
 				Unauthorized(w, "missing or wrong token: send Authorization: Bearer <api token>")
 				return
 			}
