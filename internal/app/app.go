@@ -110,7 +110,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		admin.Use(httpMetrics.Middleware("admin"))
 	}
 	// The API and /metrics require an API token when one is configured.
-	guarded := admin.With(ops.RequireBearer(ops.WatchTokens("api token", cfg.APITokens, cfg.APITokensFile, logger), ops.NewRefusals(logger, "request refused for its API token")))
+	guarded := admin.With(ops.RequireBearer(ops.WatchTokens("API token", cfg.APITokens, cfg.APITokensFile, logger), ops.NewRefusals(logger, "request refused for its API token")))
 	if a.broker, err = broker.Open(ctx, cfg.NATS, "otpscope-"+strings.Join(cfg.Modules, "-"), logger); err != nil {
 		return err
 	}

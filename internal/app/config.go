@@ -290,7 +290,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("admin-listen %q: %w", c.AdminListen, err)
 		}
 	}
-	if err := ops.CheckTokens("api token", c.APITokens); err != nil {
+	if err := ops.CheckTokens("API token", c.APITokens); err != nil {
 		return err
 	}
 	if c.MaxConnections < 0 {

@@ -23,7 +23,8 @@ import (
 // tokens, the API token and tyntec's API key from files their environment
 // names (OTPSCOPE_*_FILE), as the binaries do. When the files are
 // rewritten, the new secrets are in use within reload.Every and the old
-// ones refused, without a restart.
+// ones refused, without a restart; a rewritten file that does not load
+// leaves the old secret in use and shows in /api/v1/status until mended.
 func TestSecretsFromFilesRotate(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
@@ -77,6 +78,17 @@ func TestSecretsFromFilesRotate(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+token)
 		return do(t, req)
 	}
+	status := func(token string) string {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+in.AdminAddr()+"/api/v1/status", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
 	tyntecCalls := func(outcome string) bool {
 		_, body := get(t, "http://"+po.Addr()+"/metrics")
 		return regexp.MustCompile(`(?m)^otpscope_tyntec_calls_total\{op="[a-z0-9_]+",outcome="` + outcome + `"\} [1-9]`).MatchString(body)
@@ -90,16 +102,33 @@ func TestSecretsFromFilesRotate(t *testing.T) {
 		t.Fatal("a tyntec call succeeded with the old key")
 	}
 
-	write("webhook-tokens", newWebhook+"\n")
+	// The API token and the key rotated; the webhook tokens' file broken
+	// (a token too short): the old token stays in use, and the status and
+	// the metric say so.
+	write("webhook-tokens", "short\n")
 	write("api-token", newAPI+"\n")
 	write("tyntec-api-key", newKey+"\n")
 	rotated := time.Now()
-	brokertest.WaitFor(t, 3*reload.Every, "the rotated secrets in use", func() bool {
-		return webhookStatus(newWebhook) == 200 && apiStatus(newAPI) == 200 && tyntecCalls("ok")
+	const brokenWarning = "the changed file of the webhook tokens does not load"
+	brokertest.WaitFor(t, 3*reload.Every, "the rotated secrets in use, the broken file reported", func() bool {
+		// A file is looked at when its secret is used: a webhook uses the tokens.
+		return webhookStatus(oldWebhook) == 200 && apiStatus(newAPI) == 200 && tyntecCalls("ok") && strings.Contains(status(newAPI), brokenWarning)
 	})
 	t.Logf("rotated secrets in use after %s", time.Since(rotated).Round(100*time.Millisecond))
-	if got := [2]int{webhookStatus(oldWebhook), apiStatus(oldAPI)}; got != [2]int{401, 401} {
-		t.Errorf("after the rotation: webhook and API with the old tokens = %v; want [401 401]", got)
+	if got := [3]int{apiStatus(oldAPI), webhookStatus(oldWebhook), webhookStatus("short")}; got != [3]int{401, 200, 401} {
+		t.Errorf("after the rotation: API with the old token, webhook with the old and the broken file's = %v; want [401 200 401]", got)
+	}
+	if _, body := get(t, "http://"+po.Addr()+"/metrics"); !strings.Contains(body, `otpscope_secret_reload_failing{secret="tyntec_api_key"} 0`) {
+		t.Errorf("the poller's metrics lack the key's reload series at 0")
+	}
+
+	// The webhook tokens' file mended: the new token in use, the warning gone.
+	write("webhook-tokens", newWebhook+"\n")
+	brokertest.WaitFor(t, 3*reload.Every, "the mended webhook tokens in use", func() bool {
+		return webhookStatus(newWebhook) == 200 && !strings.Contains(status(newAPI), brokenWarning)
+	})
+	if got := webhookStatus(oldWebhook); got != 401 {
+		t.Errorf("webhook with the old token after the rotation = %d; want 401", got)
 	}
 }
 

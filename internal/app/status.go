@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/reload"
 )
 
 // status is one status line: what each module the process runs knows.
@@ -196,6 +197,9 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	if warn := a.silence(cur); warn != "" {
 		out.Warnings = append(out.Warnings, warn)
+	}
+	for _, what := range reload.Failing() {
+		out.Warnings = append(out.Warnings, "the changed file of the "+what+" does not load, so the one before is still in use: fix it before revoking the old (the log says why)")
 	}
 	ops.WriteJSON(w, out)
 }

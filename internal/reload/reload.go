@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,19 @@ var failing = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 
 // Collector is the package's metric, for every process's registry.
 func Collector() prometheus.Collector { return failing }
+
+// failingNow names the values whose files changed but do not load, for
+// Failing.
+var failingNow sync.Map // what → struct{}
+
+// Failing names the values of this process whose files changed but do not
+// load ("webhook tokens"), sorted: for the status the console shows.
+func Failing() []string {
+	var whats []string
+	failingNow.Range(func(k, _ any) bool { whats = append(whats, k.(string)); return true })
+	slices.Sort(whats)
+	return whats
+}
 
 // Value is a value of type T loaded from files, or fixed.
 type Value[T any] struct {
@@ -128,6 +142,9 @@ func (v *Value[T]) setFailing(f bool) {
 	x := 0.0
 	if f {
 		x = 1
+		failingNow.Store(v.what, struct{}{})
+	} else {
+		failingNow.Delete(v.what)
 	}
 	failing.WithLabelValues(strings.ReplaceAll(strings.ToLower(v.what), " ", "_")).Set(x)
 }

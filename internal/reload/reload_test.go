@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,9 @@ func TestTextReload(t *testing.T) {
 		}
 		if got := testutil.ToFloat64(failing.WithLabelValues("tyntec_api_key")); got != s.failing {
 			t.Errorf("step %d: otpscope_secret_reload_failing = %v; want %v", i, got, s.failing)
+		}
+		if got, want := Failing(), s.failing == 1; slices.Contains(got, "tyntec API key") != want {
+			t.Errorf("step %d: Failing() = %q; want the key in it: %v", i, got, want)
 		}
 	}
 	out := logs.String()
