@@ -52,6 +52,7 @@ var (
 	repoRoot string // the repository; the tests run in deploy/
 	built    struct {
 		err   error
+		dir   string                     // the binaries
 		flags map[string]map[string]bool // binary → its flag names
 	}
 )
@@ -71,6 +72,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	built.dir = dir
 	built.flags, built.err = buildBinaries(dir)
 	return chdbtest.Run(m, chdbtest.WithSetup(clusterEngine))
 }
