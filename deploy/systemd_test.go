@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/chdb"
+	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 	"github.com/otpscope/otpscope/internal/webtest"
@@ -205,7 +206,7 @@ func TestSystemdUnit(t *testing.T) {
 			t.Fatalf("%s config with the unit's environment: %v\n%s", bin, err, out)
 		}
 
-		var logs bytes.Buffer
+		var logs polltest.Buffer // written by the process while the test reads it
 		cmd := exec.Command(filepath.Join(built.dir, bin))
 		cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = environ, stateDir, &logs, &logs
 		if err := cmd.Start(); err != nil {

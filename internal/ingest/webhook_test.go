@@ -1,7 +1,6 @@
 package ingest_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/problem"
 )
 
@@ -42,26 +41,7 @@ type fixture struct {
 	broker *broker.Broker
 	url    string
 	reg    *prometheus.Registry
-	logs   *lockedBuffer // what the handler logged
-}
-
-// lockedBuffer is a bytes.Buffer the servers' goroutines write to and the
-// test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs   *polltest.Buffer // what the handler logged
 }
 
 // A server is one way the endpoints are served: fasthttp, the public
@@ -99,7 +79,7 @@ func newFixtureOn(t *testing.T, on server, mutate ...func(*ingest.Config)) *fixt
 		m(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	logs := new(lockedBuffer)
+	logs := new(polltest.Buffer)
 	h := ingest.NewHandler(cfg, b, slog.New(slog.NewTextHandler(logs, nil)), reg)
 	routes := append(h.Routes(), ingest.NewMethods(h, []byte(pseudonymKey), reg).Routes()...)
 	r := ops.NewRouter()
