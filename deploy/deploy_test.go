@@ -10,7 +10,6 @@ package deploy_test
 // runs on the embedded engine as far as the engine allows.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -381,24 +380,12 @@ var thirdPartyPorts = map[string][]int{
 	"grafana/grafana":              {3000},
 }
 
-// composeEnv is deploy/demo.env: the variables the demo runs with.
+// composeEnv is deploy/demo.env: the variables the demo runs with, read as
+// an environment file (systemd_test.go's readEnvFile; compose's --env-file
+// takes the same shape).
 func composeEnv(t *testing.T) map[string]string {
 	t.Helper()
-	env := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(readFile(t, deployPath("demo.env"))))
-	for sc.Scan() {
-		l := strings.TrimSpace(sc.Text())
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(l, "=")
-		if !ok {
-			t.Errorf("demo.env: %q is not NAME=value", l)
-			continue
-		}
-		env[k] = v
-	}
-	return env
+	return readEnvFile(t, deployPath("demo.env"))
 }
 
 var composeVar = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)(?:(:?[-?])([^}]*))?\}`)
