@@ -1022,7 +1022,8 @@ type deployment struct {
 		} `yaml:"selector"`
 		Template struct {
 			Metadata struct {
-				Labels map[string]string `yaml:"labels"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
 			} `yaml:"metadata"`
 			Spec struct {
 				SecurityContext struct {
@@ -1111,7 +1112,10 @@ func (c *container) port(p string) int {
 	return 0
 }
 
-func loadManifests(t *testing.T) (map[string]*k8sObject, []string) {
+// loadManifests reads the objects of the kustomization in dir (under
+// deploy/), by kind/name, and the images it sets; the kustomization's
+// namespace must be one it creates, or create.
+func loadManifests(t *testing.T, dir, create string) (map[string]*k8sObject, []string) {
 	t.Helper()
 	var kust struct {
 		Namespace string   `yaml:"namespace"`
@@ -1120,32 +1124,33 @@ func loadManifests(t *testing.T) (map[string]*k8sObject, []string) {
 			Name string `yaml:"name"`
 		} `yaml:"images"`
 	}
-	if err := yaml.Unmarshal(readFile(t, deployPath("k8s", "kustomization.yaml")), &kust); err != nil {
-		t.Fatalf("kustomization.yaml: %v", err)
+	if err := yaml.Unmarshal(readFile(t, deployPath(dir, "kustomization.yaml")), &kust); err != nil {
+		t.Fatalf("%s/kustomization.yaml: %v", dir, err)
 	}
-	files, _ := filepath.Glob(deployPath("k8s", "*.yaml"))
+	files, _ := filepath.Glob(deployPath(dir, "*.yaml"))
 	for _, f := range files {
 		if base := filepath.Base(f); base != "kustomization.yaml" && !slices.Contains(kust.Resources, base) {
-			t.Errorf("k8s/%s is not listed in kustomization.yaml", base)
+			t.Errorf("%s/%s is not listed in kustomization.yaml", dir, base)
 		}
 	}
 	objs := map[string]*k8sObject{}
 	for _, res := range kust.Resources {
-		data := readFile(t, deployPath("k8s", res))
+		res = filepath.Join(dir, res)
+		data := readFile(t, deployPath(res))
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		for {
 			var n yaml.Node
 			if err := dec.Decode(&n); errors.Is(err, io.EOF) {
 				break
 			} else if err != nil {
-				t.Fatalf("k8s/%s: %v", res, err)
+				t.Fatalf("%s: %v", res, err)
 			}
 			o := &k8sObject{file: res, node: &n}
 			if err := n.Decode(o); err != nil {
-				t.Fatalf("k8s/%s: %v", res, err)
+				t.Fatalf("%s: %v", res, err)
 			}
 			if o.Kind == "" || o.Metadata.Name == "" {
-				t.Errorf("k8s/%s: a document without kind or name", res)
+				t.Errorf("%s: a document without kind or name", res)
 				continue
 			}
 			key := o.Kind + "/" + o.Metadata.Name
@@ -1159,7 +1164,7 @@ func loadManifests(t *testing.T) (map[string]*k8sObject, []string) {
 	for _, i := range kust.Images {
 		images = append(images, i.Name)
 	}
-	if kust.Namespace == "" || objs["Namespace/"+kust.Namespace] == nil {
+	if kust.Namespace == "" || (kust.Namespace != create && objs["Namespace/"+kust.Namespace] == nil) {
 		t.Errorf("kustomization namespace %q is not created by the manifests", kust.Namespace)
 	}
 	return objs, images
@@ -1169,9 +1174,39 @@ func decode[T any](t *testing.T, o *k8sObject) *T {
 	t.Helper()
 	var v T
 	if err := o.node.Decode(&v); err != nil {
-		t.Fatalf("k8s/%s %s/%s: %v", o.file, o.Kind, o.Metadata.Name, err)
+		t.Fatalf("%s %s/%s: %v", o.file, o.Kind, o.Metadata.Name, err)
 	}
 	return &v
+}
+
+// labelSelector is a Kubernetes label selector: matchLabels, and
+// matchExpressions with In.
+type labelSelector struct {
+	MatchLabels      map[string]string `yaml:"matchLabels"`
+	MatchExpressions []struct {
+		Key      string   `yaml:"key"`
+		Operator string   `yaml:"operator"`
+		Values   []string `yaml:"values"`
+	} `yaml:"matchExpressions"`
+}
+
+// selects reports whether s selects a pod labelled labels; an empty
+// selector selects none here (the manifests name their pods).
+func (s labelSelector) selects(labels map[string]string) bool {
+	if len(s.MatchLabels) == 0 && len(s.MatchExpressions) == 0 {
+		return false
+	}
+	for k, v := range s.MatchLabels {
+		if labels[k] != v {
+			return false
+		}
+	}
+	for _, e := range s.MatchExpressions {
+		if e.Operator != "In" || !slices.Contains(e.Values, labels[e.Key]) {
+			return false
+		}
+	}
+	return true
 }
 
 func labelsMatch(selector, labels map[string]string) bool {
@@ -1187,7 +1222,7 @@ func labelsMatch(selector, labels map[string]string) bool {
 }
 
 func TestKubernetes(t *testing.T) {
-	objs, images := loadManifests(t)
+	objs, images := loadManifests(t, "k8s", "")
 
 	configMaps := map[string]map[string]string{}
 	secrets := map[string]map[string]string{}
@@ -1215,8 +1250,13 @@ func TestKubernetes(t *testing.T) {
 	}
 
 	type pod struct {
-		labels map[string]string
-		c      *container
+		deployment    string
+		labels        map[string]string
+		c             *container
+		public, admin int
+		// files maps an OTPSCOPE_*_FILE variable to the Secret item it
+		// names, "secret/key".
+		files map[string]string
 	}
 	var pods []pod
 	deployments := map[string]*deployment{}
@@ -1241,8 +1281,9 @@ func TestKubernetes(t *testing.T) {
 		}
 		for i := range spec.Containers {
 			c := &spec.Containers[i]
-			pods = append(pods, pod{d.Spec.Template.Metadata.Labels, c})
-			checkContainer(t, name, c, configMaps, secrets, images)
+			public, admin := checkContainer(t, name, c, configMaps, secrets, images)
+			pods = append(pods, pod{name, d.Spec.Template.Metadata.Labels, c, public, admin, map[string]string{}})
+			files := pods[len(pods)-1].files
 			volumes := map[string]bool{}
 			for _, v := range spec.Volumes {
 				volumes[v.Name] = true
@@ -1279,6 +1320,7 @@ func TestKubernetes(t *testing.T) {
 								continue
 							}
 							found = true
+							files[e.Name] = v.Secret.SecretName + "/" + it.Key
 							if _, ok := secrets[v.Secret.SecretName][it.Key]; !ok {
 								t.Errorf("Deployment %s: %s is key %s of Secret %s, which has no such key", name, e.Name, it.Key, v.Secret.SecretName)
 							}
@@ -1375,6 +1417,148 @@ func TestKubernetes(t *testing.T) {
 	}
 	if !pdbs["ingest"] {
 		t.Error("no PodDisruptionBudget selects ingest")
+	}
+
+	// The admin ports are closed by default: each service takes API tokens
+	// and metrics tokens from files of the Secret (a rotation needs no
+	// rollout), and no pod invites annotation-based scraping of a /metrics
+	// that refuses a scrape without the token.
+	for _, p := range pods {
+		for _, v := range []string{"OTPSCOPE_API_TOKEN_FILE", "OTPSCOPE_METRICS_TOKEN_FILE"} {
+			if p.files[v] == "" {
+				t.Errorf("Deployment %s: no %s: its admin port would answer anyone in the cluster", p.deployment, v)
+			}
+		}
+	}
+	for name, d := range deployments {
+		for k := range d.Spec.Template.Metadata.Annotations {
+			if strings.HasPrefix(k, "prometheus.io/") {
+				t.Errorf("Deployment %s: annotation %s: Prometheus scrapes with the metrics token (k8s/monitoring), which annotations cannot give", name, k)
+			}
+		}
+	}
+
+	// NetworkPolicies: every pod is selected; the public port of ingest is
+	// open to every source (tyntec, through the Ingress), an admin port to
+	// none but the sources a rule names, among them a namespace
+	// (Prometheus').
+	type portKey struct {
+		deployment string
+		port       int
+	}
+	open, fromNamespace, policed := map[portKey]bool{}, map[portKey]bool{}, map[string]bool{}
+	for _, o := range objs {
+		if o.Kind != "NetworkPolicy" {
+			continue
+		}
+		np := decode[struct {
+			Spec struct {
+				PodSelector labelSelector `yaml:"podSelector"`
+				PolicyTypes []string      `yaml:"policyTypes"`
+				Ingress     []struct {
+					From []struct {
+						PodSelector       *labelSelector `yaml:"podSelector"`
+						NamespaceSelector *labelSelector `yaml:"namespaceSelector"`
+					} `yaml:"from"`
+					Ports []struct {
+						Port string `yaml:"port"`
+					} `yaml:"ports"`
+				} `yaml:"ingress"`
+			} `yaml:"spec"`
+		}](t, o)
+		name := o.Metadata.Name
+		if !slices.Contains(np.Spec.PolicyTypes, "Ingress") {
+			t.Errorf("NetworkPolicy %s: policyTypes %v lack Ingress", name, np.Spec.PolicyTypes)
+		}
+		selected := false
+		for _, p := range pods {
+			if !np.Spec.PodSelector.selects(p.labels) {
+				continue
+			}
+			selected, policed[p.deployment] = true, true
+			for _, rule := range np.Spec.Ingress {
+				if len(rule.Ports) == 0 {
+					t.Errorf("NetworkPolicy %s: a rule without ports opens every port of %s", name, p.deployment)
+				}
+				for _, rp := range rule.Ports {
+					port := p.c.port(rp.Port)
+					if port == 0 {
+						t.Errorf("NetworkPolicy %s: port %s is no port of %s", name, rp.Port, p.deployment)
+						continue
+					}
+					k := portKey{p.deployment, port}
+					if len(rule.From) == 0 {
+						open[k] = true
+					}
+					for _, f := range rule.From {
+						fromNamespace[k] = fromNamespace[k] || f.NamespaceSelector != nil
+					}
+				}
+			}
+		}
+		if !selected {
+			t.Errorf("NetworkPolicy %s selects no pods", name)
+		}
+	}
+	for _, p := range pods {
+		public, admin := portKey{p.deployment, p.public}, portKey{p.deployment, p.admin}
+		switch {
+		case !policed[p.deployment]:
+			t.Errorf("Deployment %s: no NetworkPolicy selects its pods", p.deployment)
+		case public != admin && !open[public]:
+			t.Errorf("Deployment %s: its public port %d is not open to every source (tyntec, through the Ingress)", p.deployment, p.public)
+		case open[admin]:
+			t.Errorf("Deployment %s: its admin port %d is open to every source", p.deployment, p.admin)
+		case !fromNamespace[admin]:
+			t.Errorf("Deployment %s: its admin port %d is closed to Prometheus' namespace", p.deployment, p.admin)
+		}
+	}
+
+	// The PodMonitors of k8s/monitoring scrape each service's admin port,
+	// once, with a metrics token the service accepts.
+	monitors, _ := loadManifests(t, filepath.Join("k8s", "monitoring"), "otpscope")
+	scraped := map[string]int{}
+	for _, o := range monitors {
+		if o.Kind != "PodMonitor" {
+			t.Errorf("k8s/monitoring: %s/%s; want PodMonitors only", o.Kind, o.Metadata.Name)
+			continue
+		}
+		pm := decode[struct {
+			Spec struct {
+				Selector  labelSelector `yaml:"selector"`
+				Endpoints []struct {
+					Port          string `yaml:"port"`
+					Path          string `yaml:"path"`
+					Authorization struct {
+						Type        string `yaml:"type"`
+						Credentials struct {
+							Name string `yaml:"name"`
+							Key  string `yaml:"key"`
+						} `yaml:"credentials"`
+					} `yaml:"authorization"`
+				} `yaml:"podMetricsEndpoints"`
+			} `yaml:"spec"`
+		}](t, o)
+		for _, p := range pods {
+			if !pm.Spec.Selector.selects(p.labels) {
+				continue
+			}
+			for _, e := range pm.Spec.Endpoints {
+				a := e.Authorization
+				scraped[p.deployment]++
+				if p.c.port(e.Port) != p.admin || e.Path != "/metrics" {
+					t.Errorf("PodMonitor %s scrapes %s at port %s path %s; want its admin port %d, /metrics", o.Metadata.Name, p.deployment, e.Port, e.Path, p.admin)
+				}
+				if cred := a.Credentials.Name + "/" + a.Credentials.Key; a.Type != "Bearer" || cred != p.files["OTPSCOPE_METRICS_TOKEN_FILE"] {
+					t.Errorf("PodMonitor %s sends %s %s to %s; want Bearer %s, its OTPSCOPE_METRICS_TOKEN_FILE", o.Metadata.Name, a.Type, cred, p.deployment, p.files["OTPSCOPE_METRICS_TOKEN_FILE"])
+				}
+			}
+		}
+	}
+	for name := range deployments {
+		if scraped[name] != 1 {
+			t.Errorf("Deployment %s is scraped by %d PodMonitor endpoints; want 1", name, scraped[name])
+		}
 	}
 
 	// The NATS cluster the manifests point at has three nodes for their R3 stream.
@@ -1495,7 +1679,10 @@ func TestNATSHelmValues(t *testing.T) {
 	}
 }
 
-func checkContainer(t *testing.T, dep string, c *container, configMaps, secrets map[string]map[string]string, images []string) {
+// checkContainer checks one container of Deployment dep and returns the
+// ports of its public and its admin listener (the same port for a service
+// with one listener).
+func checkContainer(t *testing.T, dep string, c *container, configMaps, secrets map[string]map[string]string, images []string) (public, admin int) {
 	t.Helper()
 	what := "Deployment " + dep + " container " + c.Name
 	if !slices.Contains(images, c.Image) {
@@ -1563,7 +1750,7 @@ func checkContainer(t *testing.T, dep string, c *container, configMaps, secrets 
 	listen := env["OTPSCOPE_LISTEN"]
 	if listen == "" {
 		t.Errorf("%s: no OTPSCOPE_LISTEN: it would listen on 127.0.0.1 only", what)
-		return
+		return 0, 0
 	}
 	if host, _, _ := net.SplitHostPort(listen); host != "0.0.0.0" && host != "" {
 		t.Errorf("%s: OTPSCOPE_LISTEN=%s is not reachable from other pods", what, listen)
@@ -1620,6 +1807,7 @@ func checkContainer(t *testing.T, dep string, c *container, configMaps, secrets 
 			t.Errorf("%s: read-only root filesystem but nothing writable at the data directory %s", what, dataDir)
 		}
 	}
+	return port, wantPorts[len(wantPorts)-1]
 }
 
 // ---------------------------------------------------------------- ClickHouse

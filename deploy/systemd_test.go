@@ -170,7 +170,7 @@ func TestSystemdUnit(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		const webhookToken, apiToken, tyntecKey = "webhook-token-0123456789", "api-token-0123456789", "tyntec-key-for-the-unit"
+		const webhookToken, apiToken, metricsToken, tyntecKey = "webhook-token-0123456789", "api-token-0123456789", "metrics-token-0123456789", "tyntec-key-for-the-unit"
 		_, simURL := simtest.Start(t, tyntecsim.Config{Seed: 1, APIKeys: []string{tyntecKey}})
 		ports := map[string]string{}
 		moved := strings.NewReplacer("/etc/otpscope", etc, state, stateDir)
@@ -187,7 +187,7 @@ func TestSystemdUnit(t *testing.T) {
 			}
 			environ = append(environ, k+"="+v)
 		}
-		for name, content := range map[string]string{"webhook-tokens": webhookToken, "api-token": apiToken, "tyntec-api-key": tyntecKey} {
+		for name, content := range map[string]string{"webhook-tokens": webhookToken, "api-token": apiToken, "metrics-token": metricsToken, "tyntec-api-key": tyntecKey} {
 			if err := os.WriteFile(filepath.Join(secrets, name), []byte(content+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -256,6 +256,9 @@ func TestSystemdUnit(t *testing.T) {
 		}
 		if got := status(http.MethodGet, admin+"/api/v1/status", "", ""); got != http.StatusUnauthorized {
 			t.Errorf("API without a token = %d; want 401", got)
+		}
+		if got := [2]int{status(http.MethodGet, admin+"/metrics", metricsToken, ""), status(http.MethodGet, admin+"/api/v1/status", metricsToken, "")}; got != [2]int{200, 401} {
+			t.Errorf("/metrics and the API with the metrics token = %v; want [200 401]", got)
 		}
 		if _, err := os.Stat(filepath.Join(stateDir, "nats")); err != nil {
 			t.Errorf("nothing under the StateDirectory: %v", err)

@@ -109,8 +109,12 @@ func (a *App) build(ctx context.Context) (err error) {
 		admin = ops.NewRouter()
 		admin.Use(httpMetrics.Middleware("admin"))
 	}
-	// The API and /metrics require an API token when one is configured.
-	guarded := admin.With(ops.RequireBearer(ops.WatchTokens("API token", cfg.APITokens, cfg.APITokensFile, logger), ops.NewRefusals(logger, "request refused for its API token")))
+	// The API and /metrics require an API token when one is configured;
+	// /metrics also takes a metrics token, which opens nothing else.
+	refused := ops.NewRefusals(logger, "request refused for its API token")
+	apiTokens := ops.WatchTokens("API token", cfg.APITokens, cfg.APITokensFile, logger)
+	guarded := admin.With(ops.RequireBearer(refused, apiTokens))
+	scraped := admin.With(ops.RequireBearer(refused, apiTokens, ops.WatchTokens("metrics token", cfg.MetricsTokens, cfg.MetricsTokensFile, logger)))
 	if a.broker, err = broker.Open(ctx, cfg.NATS, "otpscope-"+strings.Join(cfg.Modules, "-"), logger); err != nil {
 		return err
 	}
@@ -188,7 +192,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		a.runs = append(a.runs, a.reportStatus)
 	}
 	ops.MountHealth(public, checks...)
-	ops.MountMetrics(guarded, reg)
+	ops.MountMetrics(scraped, reg)
 	ops.MountProfiling(guarded)
 	guarded.Get("/api/v1/status", a.serveStatus)
 	if a.adminLn != nil && len(ingestRoutes) > 0 {

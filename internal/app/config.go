@@ -89,6 +89,12 @@ type Config struct {
 	// APITokensFile is the file APITokens were read from
 	// (OTPSCOPE_API_TOKEN_FILE), read again when it changes.
 	APITokensFile string
+	// MetricsTokens may read /metrics and nothing else: Prometheus' own
+	// credential, which cannot replay dead letters, take backups or read
+	// an OTP. Only beside APITokens (an open API with guarded metrics
+	// would protect the lesser thing). MetricsTokensFile as APITokensFile.
+	MetricsTokens     flagenv.List
+	MetricsTokensFile string
 	// MaxConnections caps the connections each listener holds open.
 	MaxConnections  int
 	ShutdownTimeout time.Duration
@@ -195,6 +201,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, b Binary) flagenv.Groups {
 		fs.StringVar(&c.AdminListen, "admin-listen", b.AdminListen, "HTTP address of the API and /metrics (empty: on --listen)")
 		fs.Var(&c.APITokens, "api-token", "bearer token required for the API and /metrics (repeat or comma-separate to rotate; none: open; from $OTPSCOPE_API_TOKEN_FILE read again when it changes)")
 		flagenv.RecordFile(fs, "api-token", &c.APITokensFile)
+		fs.Var(&c.MetricsTokens, "metrics-token", "bearer token that may read /metrics and nothing else, for Prometheus (needs --api-token, whose tokens read it too; repeat or comma-separate to rotate; from $OTPSCOPE_METRICS_TOKEN_FILE read again when it changes)")
+		flagenv.RecordFile(fs, "metrics-token", &c.MetricsTokensFile)
 		fs.IntVar(&c.MaxConnections, "max-connections", ops.DefaultMaxConnections, "connections each listener holds open at most (0 = no cap)")
 		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish on stop")
 		fs.StringVar(&c.DataDir, "data-dir", "./data", "where the embedded NATS server and ClickHouse engine keep data")
@@ -292,6 +300,12 @@ func (c *Config) Validate() error {
 	}
 	if err := ops.CheckTokens("API token", c.APITokens); err != nil {
 		return err
+	}
+	if err := ops.CheckTokens("metrics token", c.MetricsTokens); err != nil {
+		return err
+	}
+	if len(c.MetricsTokens) > 0 && len(c.APITokens) == 0 {
+		return errors.New("metrics-token without api-token: /metrics would be guarded and the API open; set --api-token too")
 	}
 	if c.MaxConnections < 0 {
 		return fmt.Errorf("max-connections %d: must not be negative", c.MaxConnections)

@@ -124,6 +124,10 @@ func TestConfigValidate(t *testing.T) {
 		{"reporter", "clickhouse-listen localhost", func(c *app.Config) { c.ClickHouse.Listen = "localhost:8123" }, true},
 		{"otpscope", "simulate without a token", func(c *app.Config) { c.Ingest.Tokens = nil; c.Simulate.Enabled = true }, true},
 		{"poller", "no API key", func(c *app.Config) { c.Poller.Tyntec.APIKey = "" }, false},
+		// A metrics token guards /metrics only beside an API token.
+		{"reporter", "metrics token and API token", func(c *app.Config) { c.APITokens, c.MetricsTokens = []string{token}, []string{token + "-metrics"} }, true},
+		{"poller", "metrics token without API token", func(c *app.Config) { c.MetricsTokens = []string{token} }, false},
+		{"ingest", "short metrics token", func(c *app.Config) { c.APITokens, c.MetricsTokens = []string{token}, []string{"short"} }, false},
 	}
 	for _, tt := range tests {
 		c := newConfig(t, tt.binary)

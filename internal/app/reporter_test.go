@@ -42,11 +42,13 @@ func TestServiceServesTheAPI(t *testing.T) {
 }
 
 // With an API token the API, /metrics and the profiler answer only a caller
-// that sends it; health stays open for probes.
+// that sends it; health stays open for probes. A metrics token reads
+// /metrics and nothing else.
 func TestAPITokenGuardsTheAPIAndMetrics(t *testing.T) {
 	cfg := reporterConfig(t)
-	const apiToken = "api-token-0123456789"
+	const apiToken, metricsToken = "api-token-0123456789", "metrics-token-0123456789"
 	cfg.APITokens = []string{apiToken}
+	cfg.MetricsTokens = []string{metricsToken}
 	s := serve(t, cfg)
 	status := func(path, token string) int {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+s.AdminAddr()+path, nil)
@@ -69,6 +71,12 @@ func TestAPITokenGuardsTheAPIAndMetrics(t *testing.T) {
 		{"/api/v1/channels", apiToken, http.StatusOK},
 		{"/metrics", "", http.StatusUnauthorized},
 		{"/metrics", apiToken, http.StatusOK},
+		{"/metrics", metricsToken, http.StatusOK},
+		{"/api/v1/channels", metricsToken, http.StatusUnauthorized},
+		{"/api/v1/status", metricsToken, http.StatusUnauthorized},
+		{"/api/v1/deadletters", metricsToken, http.StatusUnauthorized},
+		{"/api/v1/backups", metricsToken, http.StatusUnauthorized},
+		{"/debug/pprof/heap", metricsToken, http.StatusUnauthorized},
 		{"/debug/pprof/", "", http.StatusUnauthorized},
 		{"/debug/pprof/heap", "", http.StatusUnauthorized},
 		{"/debug/pprof/heap", apiToken, http.StatusOK},

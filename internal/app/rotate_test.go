@@ -20,7 +20,7 @@ import (
 )
 
 // TestSecretsFromFilesRotate: ingest and the poller read the webhook
-// tokens, the API token and tyntec's API key from files their environment
+// tokens, the API and metrics tokens and tyntec's API key from files their environment
 // names (OTPSCOPE_*_FILE), as the binaries do. When the files are
 // rewritten, the new secrets are in use within reload.Every and the old
 // ones refused, without a restart; a rewritten file that does not load
@@ -39,12 +39,14 @@ func TestSecretsFromFilesRotate(t *testing.T) {
 		oldWebhook, newWebhook = "old-webhook-token-0123", "new-webhook-token-4567"
 		oldAPI, newAPI         = "old-api-token-01234567", "new-api-token-89abcdef"
 		oldKey, newKey         = "old-tyntec-key", "new-tyntec-key"
+		oldMetrics, newMetrics = "old-metrics-token-0123", "new-metrics-token-4567"
 	)
 	webhookFile := write("webhook-tokens", oldWebhook+"\n")
 	apiFile := write("api-token", oldAPI+"\n")
 	keyFile := write("tyntec-api-key", oldKey+"\n")
+	metricsFile := write("metrics-token", oldMetrics+"\n")
 
-	ing := newConfigEnv(t, "ingest", []string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + webhookFile, "OTPSCOPE_API_TOKEN_FILE=" + apiFile})
+	ing := newConfigEnv(t, "ingest", []string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + webhookFile, "OTPSCOPE_API_TOKEN_FILE=" + apiFile, "OTPSCOPE_METRICS_TOKEN_FILE=" + metricsFile})
 	ing.AdminListen = "127.0.0.1:0"
 	ing.Complete()
 	if err := ing.Validate(); err != nil {
@@ -78,6 +80,11 @@ func TestSecretsFromFilesRotate(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+token)
 		return do(t, req)
 	}
+	metricsStatus := func(token string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+in.AdminAddr()+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		return do(t, req)
+	}
 	status := func(token string) string {
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+in.AdminAddr()+"/api/v1/status", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -94,8 +101,8 @@ func TestSecretsFromFilesRotate(t *testing.T) {
 		return regexp.MustCompile(`(?m)^otpscope_tyntec_calls_total\{op="[a-z0-9_]+",outcome="` + outcome + `"\} [1-9]`).MatchString(body)
 	}
 
-	if got := [4]int{webhookStatus(oldWebhook), webhookStatus(newWebhook), apiStatus(oldAPI), apiStatus(newAPI)}; got != [4]int{200, 401, 200, 401} {
-		t.Fatalf("before the rotation: webhook old/new token, API old/new token = %v; want [200 401 200 401]", got)
+	if got := [6]int{webhookStatus(oldWebhook), webhookStatus(newWebhook), apiStatus(oldAPI), apiStatus(newAPI), metricsStatus(oldMetrics), metricsStatus(newMetrics)}; got != [6]int{200, 401, 200, 401, 200, 401} {
+		t.Fatalf("before the rotation: webhook, API, metrics old/new token = %v; want [200 401 200 401 200 401]", got)
 	}
 	brokertest.WaitFor(t, 10*time.Second, "the poller's calls refused for the old key", func() bool { return tyntecCalls("unauthorized") })
 	if tyntecCalls("ok") {
@@ -108,15 +115,16 @@ func TestSecretsFromFilesRotate(t *testing.T) {
 	write("webhook-tokens", "short\n")
 	write("api-token", newAPI+"\n")
 	write("tyntec-api-key", newKey+"\n")
+	write("metrics-token", newMetrics+"\n")
 	rotated := time.Now()
 	const brokenWarning = "the changed file of the webhook tokens does not load"
 	brokertest.WaitFor(t, 3*reload.Every, "the rotated secrets in use, the broken file reported", func() bool {
 		// A file is looked at when its secret is used: a webhook uses the tokens.
-		return webhookStatus(oldWebhook) == 200 && apiStatus(newAPI) == 200 && tyntecCalls("ok") && strings.Contains(status(newAPI), brokenWarning)
+		return webhookStatus(oldWebhook) == 200 && apiStatus(newAPI) == 200 && metricsStatus(newMetrics) == 200 && tyntecCalls("ok") && strings.Contains(status(newAPI), brokenWarning)
 	})
 	t.Logf("rotated secrets in use after %s", time.Since(rotated).Round(100*time.Millisecond))
-	if got := [3]int{apiStatus(oldAPI), webhookStatus(oldWebhook), webhookStatus("short")}; got != [3]int{401, 200, 401} {
-		t.Errorf("after the rotation: API with the old token, webhook with the old and the broken file's = %v; want [401 200 401]", got)
+	if got := [5]int{apiStatus(oldAPI), metricsStatus(oldMetrics), apiStatus(newMetrics), webhookStatus(oldWebhook), webhookStatus("short")}; got != [5]int{401, 401, 401, 200, 401} {
+		t.Errorf("after the rotation: API and metrics with the old token, API with the metrics token, webhook with the old and the broken file's = %v; want [401 401 401 200 401]", got)
 	}
 	if _, body := get(t, "http://"+po.Addr()+"/metrics"); !strings.Contains(body, `otpscope_secret_reload_failing{secret="tyntec_api_key"} 0`) {
 		t.Errorf("the poller's metrics lack the key's reload series at 0")

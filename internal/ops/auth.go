@@ -98,22 +98,30 @@ func PresentedIn(get func(name string) string, header string) string {
 	return ""
 }
 
-// RequireBearer answers 401 to requests without one of tokens as
-// Authorization: Bearer, and notes them in refused; with no tokens at
-// start it lets everything through (a rotation cannot open it: an empty
-// file does not load).
-func RequireBearer(tokens *reload.Value[Tokens], refused *Refusals) func(http.Handler) http.Handler {
+// RequireBearer answers 401 to requests without one of the tokens of any
+// of sets as Authorization: Bearer, and notes them in refused; with no
+// tokens at start it lets everything through (a rotation cannot open it:
+// an empty file does not load). Several sets serve a path that more than
+// one kind of credential may read (/metrics: API and metrics tokens).
+func RequireBearer(refused *Refusals, sets ...*reload.Value[Tokens]) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
-		if len(tokens.Get()) == 0 {
+		open := true
+		for _, tokens := range sets {
+			open = open && len(tokens.Get()) == 0
+		}
+		if open {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if presented := Presented(r, ""); !tokens.Get().Match(presented) {
-				refused.Note(r.URL.Path, r.RemoteAddr, r.Header.Get("X-Forwarded-For"), presented != "")
-				Unauthorized(w, "missing or wrong token: send Authorization: Bearer <api token>")
-				return
+			presented := Presented(r, "")
+			for _, tokens := range sets {
+				if tokens.Get().Match(presented) {
+					next.ServeHTTP(w, r)
+					return
+				}
 			}
-			next.ServeHTTP(w, r)
+			refused.Note(r.URL.Path, r.RemoteAddr, r.Header.Get("X-Forwarded-For"), presented != "")
+			Unauthorized(w, "missing or wrong token: send Authorization: Bearer <token>")
 		})
 	}
 }
