@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,6 +57,10 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(in.dataDir, "backups", b.Name)); err != nil {
 		t.Errorf("the backup is not in <data-dir>/backups: %v", err)
+	}
+	// The action is in the log: what, the answer, who (no API token here).
+	if want := regexp.MustCompile(`msg="api action" service=otpscope method=POST path=/api/v1/backups status=201 took=\S+ token=none remote=127\.0\.0\.1:\d+ user_agent="otpscope backup create"`); !want.MatchString(in.logs.String()) {
+		t.Errorf("no audit line for the backup in the log, want %s:\n%s", want, in.logs)
 	}
 	listed, err := exec.Command(binary, "backup", "list", "--api", api).CombinedOutput()
 	if err != nil || !strings.Contains(string(listed), b.Name) || !strings.Contains(string(listed), "created") {

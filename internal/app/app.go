@@ -113,7 +113,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	// /metrics also takes a metrics token, which opens nothing else.
 	refused := ops.NewRefusals(logger, "request refused for its API token")
 	apiTokens := ops.WatchTokens("API token", cfg.APITokens, cfg.APITokensFile, logger)
-	guarded := admin.With(ops.RequireBearer(refused, apiTokens))
+	guarded := admin.With(ops.RequireBearer(refused, apiTokens), ops.Audit(logger))
 	scraped := admin.With(ops.RequireBearer(refused, apiTokens, ops.WatchTokens("metrics token", cfg.MetricsTokens, cfg.MetricsTokensFile, logger)))
 	if a.broker, err = broker.Open(ctx, cfg.NATS, "otpscope-"+strings.Join(cfg.Modules, "-"), logger); err != nil {
 		return err

@@ -187,6 +187,8 @@ func RunBackup(ctx context.Context, action string, cfg BackupCLIConfig, stdout i
 	if cfg.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+cfg.Token)
 	}
+	// The API's audit line names the command.
+	req.Header.Set("User-Agent", "otpscope backup "+action)
 	resp, err := (&http.Client{}).Do(req) // a backup takes as long as it takes
 	if err != nil {
 		return err

@@ -88,6 +88,8 @@ func RunDeadLetters(ctx context.Context, action string, cfg DeadLettersCLIConfig
 	if cfg.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+cfg.Token)
 	}
+	// The API's audit line names the command.
+	req.Header.Set("User-Agent", "otpscope deadletters "+action)
 	client := &http.Client{Timeout: 5 * time.Minute}
 	resp, err := client.Do(req)
 	if err != nil {
