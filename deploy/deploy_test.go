@@ -42,6 +42,7 @@ import (
 	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/tooltest"
 	"github.com/otpscope/otpscope/internal/webtest"
 	"github.com/otpscope/otpscope/schema"
@@ -1559,6 +1560,85 @@ func TestKubernetes(t *testing.T) {
 		if scraped[name] != 1 {
 			t.Errorf("Deployment %s is scraped by %d PodMonitor endpoints; want 1", name, scraped[name])
 		}
+	}
+
+	// The Ingress of k8s/ingress exposes tyntec's webhook path, over TLS, and
+	// nothing but ingest's public endpoints, through a Service to ingest's
+	// public port (never an admin port).
+	ingresses, _ := loadManifests(t, filepath.Join("k8s", "ingress"), "otpscope")
+	exposed := map[string]bool{}
+	for _, o := range ingresses {
+		if o.Kind != "Ingress" {
+			t.Errorf("k8s/ingress: %s/%s; want Ingresses only", o.Kind, o.Metadata.Name)
+			continue
+		}
+		ing := decode[struct {
+			Spec struct {
+				TLS []struct {
+					Hosts      []string `yaml:"hosts"`
+					SecretName string   `yaml:"secretName"`
+				} `yaml:"tls"`
+				Rules []struct {
+					Host string `yaml:"host"`
+					HTTP struct {
+						Paths []struct {
+							Path     string `yaml:"path"`
+							PathType string `yaml:"pathType"`
+							Backend  struct {
+								Service struct {
+									Name string `yaml:"name"`
+									Port struct {
+										Name string `yaml:"name"`
+									} `yaml:"port"`
+								} `yaml:"service"`
+							} `yaml:"backend"`
+						} `yaml:"paths"`
+					} `yaml:"http"`
+				} `yaml:"rules"`
+			} `yaml:"spec"`
+		}](t, o)
+		for _, rule := range ing.Spec.Rules {
+			tls := false
+			for _, tl := range ing.Spec.TLS {
+				tls = tls || (slices.Contains(tl.Hosts, rule.Host) && tl.SecretName != "")
+			}
+			if !tls {
+				t.Errorf("Ingress %s: host %q has no TLS", o.Metadata.Name, rule.Host)
+			}
+			for _, path := range rule.HTTP.Paths {
+				if !slices.Contains([]string{ingest.WebhookPath, ingest.PushPath, ingest.TrackPath, ingest.SilentPath}, path.Path) || path.PathType != "Exact" {
+					t.Errorf("Ingress %s: path %s (%s); want only ingest's endpoints, Exact", o.Metadata.Name, path.Path, path.PathType)
+				}
+				exposed[path.Path] = true
+				svc := objs["Service/"+path.Backend.Service.Name]
+				if svc == nil {
+					t.Errorf("Ingress %s: %s goes to Service %s, which the manifests lack", o.Metadata.Name, path.Path, path.Backend.Service.Name)
+					continue
+				}
+				s := decode[struct {
+					Spec struct {
+						Selector map[string]string `yaml:"selector"`
+						Ports    []struct {
+							Name       string `yaml:"name"`
+							TargetPort string `yaml:"targetPort"`
+						} `yaml:"ports"`
+					} `yaml:"spec"`
+				}](t, svc)
+				for _, sp := range s.Spec.Ports {
+					if sp.Name != path.Backend.Service.Port.Name {
+						continue
+					}
+					for _, p := range pods {
+						if labelsMatch(s.Spec.Selector, p.labels) && (p.deployment != "ingest" || p.c.port(sp.TargetPort) != p.public || p.public == p.admin) {
+							t.Errorf("Ingress %s: %s reaches %s port %s; want ingest's public port", o.Metadata.Name, path.Path, p.deployment, sp.TargetPort)
+						}
+					}
+				}
+			}
+		}
+	}
+	if !exposed[ingest.WebhookPath] {
+		t.Errorf("k8s/ingress does not expose %s", ingest.WebhookPath)
 	}
 
 	// The NATS cluster the manifests point at has three nodes for their R3 stream.
