@@ -3,6 +3,10 @@ package poller
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,4 +120,49 @@ func sendSettled(t *testing.T, sim *tyntecsim.Sim, n int, prefix string) {
 	}
 	simtest.WaitIdle(t, sim)
 	waitSim(t, sim, sim.Now().Add(DefaultSettle))
+}
+
+// TestDiscoveryRetriedAfterAFailure: a discovery that tyntec refuses (a key
+// revoked, then mended) is tried again at the next cycle, not a
+// DiscoveryInterval later.
+func TestDiscoveryRetriedAfterAFailure(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b := ns.Broker(t)
+	sim, simURL := simtest.Start(t, tyntecsim.Config{Seed: 5, TimeScale: scale})
+	sendSettled(t, sim, 5, "+49155") // no callback: only discovery finds them
+	target, err := url.Parse(simURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refuse atomic.Bool
+	refuse.Store(true)
+	upstream := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse.Load() {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"status":401,"title":"Unauthorized"}`)
+			return
+		}
+		upstream.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	cfg := testConfig(sim, front.URL)
+	cfg.DiscoveryInterval = time.Hour
+	p := newPoller(t, b, cfg)
+
+	if st, err := p.ReconcileOnce(t.Context()); err != nil || st.Discovered != 0 {
+		t.Fatalf("cycle with the key refused: %+v, %v; want nothing discovered", st, err)
+	}
+	refuse.Store(false) // the key mended
+	st, err := p.ReconcileOnce(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Discovered != 5 {
+		t.Errorf("the cycle after the refused one discovered %d OTPs; want the 5 sent", st.Discovered)
+	}
+	if st, _ := p.ReconcileOnce(t.Context()); st.Discovered != 0 || countCalls(sim, func(c tyntecsim.Call) bool { return c.Method == http.MethodGet && c.Path == "/2fa/v4/otp" }) != 1 {
+		t.Errorf("a third cycle within the interval: %+v; want no second listing", st)
+	}
 }

@@ -141,6 +141,16 @@ func (p *Poller) discoveryDue(now time.Time) bool {
 	return true
 }
 
+// discoveryMissed has the next cycle try the discovery that did not list
+// this one (a refused key since mended, tyntec down, no budget left), rather
+// than the next DiscoveryInterval: it costs one call a cycle while tyntec
+// fails, which the cycle's polls would spend on failing anyway.
+func (p *Poller) discoveryMissed() {
+	p.mu.Lock()
+	p.lastDiscovery = time.Time{}
+	p.mu.Unlock()
+}
+
 // due splits the tracked OTPs into those whose delivery needs reconciling and
 // those whose final status is due, each nearest to expiry first, and finishes
 // the ones that need nothing more.
@@ -547,10 +557,12 @@ func (p *Poller) takeV4Status(r *Record, o *tyntec.OTP, now time.Time) (*events.
 // announced, learns real expiries, and reads final statuses for free.
 func (p *Poller) discover(ctx context.Context, b *budget, st *CycleStats, now time.Time) error {
 	if err := b.spend(); err != nil {
+		p.discoveryMissed()
 		return err
 	}
 	list, err := p.api.ListOTPs(ctx, tyntec.OTPFilter{})
 	if err != nil {
+		p.discoveryMissed()
 		return p.callFailed(ctx, "", "v4 list", err)
 	}
 	for _, o := range list {
