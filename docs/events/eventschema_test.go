@@ -1,0 +1,284 @@
+package eventschema_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	eventschema "github.com/otpscope/otpscope/docs/events"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/reporter"
+)
+
+// goTypes are the Go types whose JSON is each CloudEvents type's payload.
+var goTypes = map[string]reflect.Type{
+	events.TypeDeliveryStatus: reflect.TypeFor[events.DeliveryStatus](),
+	events.TypeDeadLetter:     reflect.TypeFor[events.DeadLetter](),
+	events.TypeOTPStatus:      reflect.TypeFor[events.OTPStatus](),
+	events.TypeV1Event:        reflect.TypeFor[events.V1Event](),
+	events.TypeResend:         reflect.TypeFor[events.Resend](),
+	events.TypeReconcile:      reflect.TypeFor[events.Reconcile](),
+	events.TypeTrack:          reflect.TypeFor[events.Track](),
+	events.TypeSilentOutcome:  reflect.TypeFor[events.SilentOutcome](),
+	events.TypePushApproval:   reflect.TypeFor[events.PushEvent](),
+	events.TypeAlert:          reflect.TypeFor[events.Alert](),
+	events.TypeReport:         reflect.TypeFor[reporter.Report](),
+}
+
+// TestEveryTypeHasASchema: a schema for each CloudEvents type otpscope
+// publishes, and none for a type it does not.
+func TestEveryTypeHasASchema(t *testing.T) {
+	var want []string
+	for typ := range goTypes {
+		want = append(want, typ)
+	}
+	slices.Sort(want)
+	if got := eventschema.Types(); !slices.Equal(got, want) {
+		t.Errorf("schemas for %v; want one for each of %v", got, want)
+	}
+	if _, err := eventschema.Compile(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSchemasMatchGoTypes: each schema names exactly the fields its Go type
+// marshals, with the JSON types they take (null where a nil pointer, slice
+// or map is marshalled), requires every field that is always present, and
+// describes each; nested objects it details are held the same way.
+func TestSchemasMatchGoTypes(t *testing.T) {
+	for typ, goType := range goTypes {
+		var doc map[string]any
+		raw, err := eventschema.Raw(typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		if !strings.Contains(doc["description"].(string), typ) {
+			t.Errorf("%s: the description does not name its ce-type", typ)
+		}
+		checkObject(t, typ, doc, goType)
+	}
+}
+
+type field struct {
+	name     string
+	typ      reflect.Type
+	optional bool // omitempty or omitzero: absent rather than empty
+}
+
+// fields are what encoding/json marshals of struct type st.
+func fields(st reflect.Type) []field {
+	var out []field
+	for f := range st.Fields() {
+		tag := f.Tag.Get("json")
+		if !f.IsExported() || tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, field{name, f.Type, strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")})
+	}
+	return out
+}
+
+// jsonTypes are the JSON types encoding/json may write for a value of type t.
+func jsonTypes(t reflect.Type, optional bool) []string {
+	if t == reflect.TypeFor[time.Time]() {
+		return []string{"string"}
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		ts := jsonTypes(t.Elem(), false)
+		if !optional {
+			ts = append(ts, "null")
+		}
+		return ts
+	case reflect.String:
+		return []string{"string"}
+	case reflect.Bool:
+		return []string{"boolean"}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return []string{"integer"}
+	case reflect.Float32, reflect.Float64:
+		return []string{"number"}
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return []string{"string"} // base64
+		}
+		if optional {
+			return []string{"array"}
+		}
+		return []string{"array", "null"}
+	case reflect.Map:
+		if optional {
+			return []string{"object"}
+		}
+		return []string{"object", "null"}
+	case reflect.Struct:
+		return []string{"object"}
+	}
+	return []string{"(" + t.String() + ")"}
+}
+
+func schemaTypes(s map[string]any) []string {
+	switch v := s["type"].(type) {
+	case string:
+		return []string{v}
+	case []any:
+		var out []string
+		for _, x := range v {
+			out = append(out, x.(string))
+		}
+		return out
+	}
+	return nil
+}
+
+func checkObject(t *testing.T, path string, s map[string]any, goType reflect.Type) {
+	t.Helper()
+	for goType.Kind() == reflect.Pointer {
+		goType = goType.Elem()
+	}
+	props, _ := s["properties"].(map[string]any)
+	var required []string
+	if r, ok := s["required"].([]any); ok {
+		for _, x := range r {
+			required = append(required, x.(string))
+		}
+	}
+	named := map[string]bool{}
+	for _, f := range fields(goType) {
+		named[f.name] = true
+		p, ok := props[f.name].(map[string]any)
+		if !ok {
+			t.Errorf("%s: field %s (%s) is not in the schema", path, f.name, f.typ)
+			continue
+		}
+		if d, _ := p["description"].(string); d == "" {
+			t.Errorf("%s.%s: no description", path, f.name)
+		}
+		allowed := schemaTypes(p)
+		for _, jt := range jsonTypes(f.typ, f.optional) {
+			if !slices.Contains(allowed, jt) {
+				t.Errorf("%s.%s: Go %s may marshal as %s; the schema allows %v", path, f.name, f.typ, jt, allowed)
+			}
+		}
+		if f.typ == reflect.TypeFor[time.Time]() && p["format"] != "date-time" {
+			t.Errorf("%s.%s: a time without format date-time", path, f.name)
+		}
+		if !f.optional && !slices.Contains(required, f.name) {
+			t.Errorf("%s.%s: always present (no omitempty) but not required", path, f.name)
+		}
+		if _, detailed := p["properties"]; detailed {
+			checkObject(t, path+"."+f.name, p, f.typ)
+		}
+	}
+	for name := range props {
+		if !named[name] {
+			t.Errorf("%s: the schema has %s, which %s does not marshal", path, name, goType)
+		}
+	}
+	for _, r := range required {
+		if !named[r] {
+			t.Errorf("%s: requires %s, which %s does not marshal", path, r, goType)
+		}
+	}
+}
+
+// TestFilledPayloadsValidate: a value of each Go type with every field set
+// (strings to the schema's first enum value, or "x"; times to now) marshals
+// to a payload its schema accepts, and one without a required field is
+// refused.
+func TestFilledPayloadsValidate(t *testing.T) {
+	schemas, err := eventschema.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ, goType := range goTypes {
+		var doc map[string]any
+		raw, _ := eventschema.Raw(typ)
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatal(err)
+		}
+		v := reflect.New(goType).Elem()
+		fill(v, doc)
+		data, err := json.Marshal(v.Interface())
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schemas[typ].Validate(inst); err != nil {
+			t.Errorf("%s: a filled %s is refused: %v\n%s", typ, goType, err, data)
+		}
+		obj := inst.(map[string]any)
+		first := doc["required"].([]any)[0].(string)
+		delete(obj, first)
+		if err := schemas[typ].Validate(obj); err == nil {
+			t.Errorf("%s: a payload without %s is accepted", typ, first)
+		}
+	}
+}
+
+// fill sets every field of struct v, as the schema s describes it.
+func fill(v reflect.Value, s map[string]any) {
+	props, _ := s["properties"].(map[string]any)
+	st := v.Type()
+	for i := range st.NumField() {
+		f := st.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		p, _ := props[name].(map[string]any)
+		fillValue(v.Field(i), p)
+	}
+}
+
+func fillValue(fv reflect.Value, p map[string]any) {
+	if fv.Type() == reflect.TypeFor[time.Time]() {
+		fv.Set(reflect.ValueOf(time.Now().UTC()))
+		return
+	}
+	switch fv.Kind() {
+	case reflect.Pointer:
+		fv.Set(reflect.New(fv.Type().Elem()))
+		fillValue(fv.Elem(), p)
+	case reflect.String:
+		s := "x"
+		if e, ok := p["enum"].([]any); ok {
+			s = e[0].(string)
+		}
+		fv.SetString(s)
+	case reflect.Bool:
+		fv.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		fv.SetInt(1)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		fv.SetUint(1)
+	case reflect.Float32, reflect.Float64:
+		fv.SetFloat(0.5)
+	case reflect.Slice:
+		if fv.Type().Elem().Kind() == reflect.Uint8 {
+			fv.SetBytes([]byte{0xff, 0x00})
+			return
+		}
+		fv.Set(reflect.MakeSlice(fv.Type(), 1, 1))
+		fillValue(fv.Index(0), nil)
+	case reflect.Struct:
+		fill(fv, p)
+	}
+}
