@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"slices"
@@ -1180,6 +1181,27 @@ func decode[T any](t *testing.T, o *k8sObject) *T {
 	return &v
 }
 
+// checkPrometheusRule holds the PrometheusRule of k8s/monitoring to the
+// rules Prometheus loads from prometheus/otpscope-rules.yml, which promtool
+// checks and tests (TestPrometheusRules): the same groups.
+func checkPrometheusRule(t *testing.T, o *k8sObject) {
+	t.Helper()
+	pr := decode[struct {
+		Spec struct {
+			Groups any `yaml:"groups"`
+		} `yaml:"spec"`
+	}](t, o)
+	var file struct {
+		Groups any `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(readFile(t, deployPath("prometheus", "otpscope-rules.yml")), &file); err != nil {
+		t.Fatal(err)
+	}
+	if file.Groups == nil || !reflect.DeepEqual(pr.Spec.Groups, file.Groups) {
+		t.Errorf("PrometheusRule %s: its groups differ from prometheus/otpscope-rules.yml's; copy them over", o.Metadata.Name)
+	}
+}
+
 // labelSelector is a Kubernetes label selector: matchLabels, and
 // matchExpressions with In.
 type labelSelector struct {
@@ -1519,9 +1541,15 @@ func TestKubernetes(t *testing.T) {
 	// once, with a metrics token the service accepts.
 	monitors, _ := loadManifests(t, filepath.Join("k8s", "monitoring"), "otpscope")
 	scraped := map[string]int{}
+	rules := 0
 	for _, o := range monitors {
+		if o.Kind == "PrometheusRule" {
+			rules++
+			checkPrometheusRule(t, o)
+			continue
+		}
 		if o.Kind != "PodMonitor" {
-			t.Errorf("k8s/monitoring: %s/%s; want PodMonitors only", o.Kind, o.Metadata.Name)
+			t.Errorf("k8s/monitoring: %s/%s; want PodMonitors and a PrometheusRule", o.Kind, o.Metadata.Name)
 			continue
 		}
 		pm := decode[struct {
@@ -1560,6 +1588,9 @@ func TestKubernetes(t *testing.T) {
 		if scraped[name] != 1 {
 			t.Errorf("Deployment %s is scraped by %d PodMonitor endpoints; want 1", name, scraped[name])
 		}
+	}
+	if rules != 1 {
+		t.Errorf("k8s/monitoring has %d PrometheusRules; want 1, the alerting rules", rules)
 	}
 
 	// The Ingress of k8s/ingress exposes tyntec's webhook path, over TLS, and
