@@ -55,22 +55,19 @@ func publish(t *testing.T, b *broker.Broker, from, to int) {
 
 // acks records the acknowledgements sent for a consumer's messages: the ack
 // protocol travels on $JS.ACK.<stream>.<consumer>..., which a plain
-// subscription sees.
+// subscription sees. It is a synchronous subscription: after a Flush of nc
+// every acknowledgement the server routed to it before is in its queue,
+// where an asynchronous one's callback could still be pending (seen under
+// load: TestDeadLetterSettlesOnce read none).
 type acks struct {
-	nc   *nats.Conn
-	mu   sync.Mutex
-	msgs []string
+	nc  *nats.Conn
+	sub *nats.Subscription
 }
 
 func watchAcks(t *testing.T, b *broker.Broker, durable string) *acks {
 	t.Helper()
 	nc := brokertest.Conn(t, b)
-	a := &acks{nc: nc}
-	sub, err := nc.Subscribe("$JS.ACK."+b.StreamName()+"."+durable+".>", func(m *nats.Msg) {
-		a.mu.Lock()
-		a.msgs = append(a.msgs, string(m.Data))
-		a.mu.Unlock()
-	})
+	sub, err := nc.SubscribeSync("$JS.ACK." + b.StreamName() + "." + durable + ".>")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,13 +75,23 @@ func watchAcks(t *testing.T, b *broker.Broker, durable string) *acks {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	return a
+	return &acks{nc: nc, sub: sub}
 }
 
+// get is the acknowledgements queued so far.
 func (a *acks) get() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]string(nil), a.msgs...)
+	var out []string
+	for {
+		n, _, _ := a.sub.Pending()
+		if n == 0 {
+			return out
+		}
+		m, err := a.sub.NextMsg(time.Second)
+		if err != nil {
+			return out
+		}
+		out = append(out, string(m.Data))
+	}
 }
 
 // deadLetters reads the dead letters in the stream.
