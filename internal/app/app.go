@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/errgroup"
 
@@ -162,7 +163,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	}
 	if cfg.runs(ModuleIngest) {
 		a.ingest = ingest.NewHandler(cfg.Ingest, a.broker, logger, reg)
-		key, err := ingest.PseudonymKey(cfg.Ingest, cfg.DataDir)
+		key, err := a.pseudonymKey(ctx)
 		if err != nil {
 			return err
 		}
@@ -359,4 +360,27 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, w io.Writer) erro
 		a.Banner(w)
 	}
 	return a.Serve(ctx)
+}
+
+// pseudonymKey is ingest's pseudonym key: --pseudonym-key when set; on a
+// single embedded NATS server the one in the data directory (made at first
+// start, kept beside the server's own state); on an external NATS server or
+// an embedded cluster, where replicas do not share a data directory, the one
+// they share through a KV bucket (ingest.SharedPseudonymKey).
+func (a *App) pseudonymKey(ctx context.Context) ([]byte, error) {
+	cfg := a.cfg
+	if cfg.Ingest.PseudonymKey != "" || (cfg.NATS.URL == "" && cfg.NATS.ClusterName == "") {
+		return ingest.PseudonymKey(cfg.Ingest, cfg.DataDir)
+	}
+	kv, err := a.broker.KeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: ingest.PseudonymBucket, Description: "ingest's pseudonym key, shared by its replicas", History: 1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	key, created, err := ingest.SharedPseudonymKey(ctx, kv)
+	if err == nil {
+		a.logger.Info("pseudonym key shared through NATS", "bucket", ingest.PseudonymBucket, "created", created)
+	}
+	return key, err
 }

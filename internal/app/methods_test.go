@@ -13,8 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/store"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
@@ -313,4 +317,46 @@ func mapsKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestIngestReplicasSharePseudonyms: two ingest replicas on one external
+// NATS server, each with a data directory of its own (as pods have), and a
+// third started later: one phone number gets one pseudonym from all.
+func TestIngestReplicasSharePseudonyms(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b := ns.Broker(t)
+	hashes := make(chan string, 8)
+	unsubscribe, err := b.Subscribe("tyntec.2fa.silent.>", func(m *nats.Msg) {
+		var o events.SilentOutcome
+		if err := json.Unmarshal(m.Data, &o); err == nil {
+			hashes <- o.LoginHintHash
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unsubscribe)
+	replica := func() *app.App {
+		cfg := newConfig(t, "ingest") // a data directory of its own
+		cfg.NATS.URL = ns.URL()
+		cfg.Ingest.Tokens = []string{methodsToken}
+		return serve(t, cfg)
+	}
+	replicas := []*app.App{replica(), replica()}
+	replicas = append(replicas, replica())
+	var got []string
+	for i, r := range replicas {
+		now := time.Now().UTC()
+		postJSON(t, "http://"+r.Addr()+ingest.SilentPath, fmt.Sprintf(`{"attemptId":"attempt-%d","result":"verified","loginHint":"+491701234567","startedAt":%q,"finishedAt":%q}`,
+			i, now.Add(-time.Second).Format(time.RFC3339Nano), now.Format(time.RFC3339Nano)))
+		select {
+		case h := <-hashes:
+			got = append(got, h)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("replica %d published no silent outcome", i)
+		}
+	}
+	if got[0] == "" || got[1] != got[0] || got[2] != got[0] {
+		t.Errorf("loginHintHash from the three replicas: %q; want one pseudonym", got)
+	}
 }

@@ -45,7 +45,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest webhook body accepted")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "how long to wait for JetStream acknowledgements before answering 503")
 	fs.DurationVar(&c.RetryAfter, "retry-after", 5*time.Second, "Retry-After sent with 503")
-	fs.StringVar(&c.PseudonymKey, "pseudonym-key", "", "secret of the keyed hash (HMAC-SHA256) stored instead of silent-auth loginHint and mobileId (empty: generated into <data-dir>/"+PseudonymKeyFile+" on first start; replicas must share one)")
+	fs.StringVar(&c.PseudonymKey, "pseudonym-key", "", "secret of the keyed hash (HMAC-SHA256) stored instead of silent-auth loginHint and mobileId (empty: generated at first start, into <data-dir>/"+PseudonymKeyFile+" on a single embedded NATS server, else into the KV bucket "+PseudonymBucket+" that replicas share)")
 }
 
 // Validate reports the first configuration error.

@@ -146,7 +146,8 @@ const PseudonymKeyFile = "pseudonym.key"
 // --pseudonym-key when set, else the key in dataDir/pseudonym.key, made
 // (32 random bytes, hex, readable by its owner only) on the first start.
 // Replicas of ingest must share one key, or one phone number gets two
-// pseudonyms: set --pseudonym-key on each, or share the data directory.
+// pseudonyms: on an external NATS server they share one through it
+// (SharedPseudonymKey), unless --pseudonym-key sets it on each.
 func PseudonymKey(cfg Config, dataDir string) ([]byte, error) {
 	if cfg.PseudonymKey != "" {
 		return []byte(cfg.PseudonymKey), nil
@@ -162,9 +163,7 @@ func PseudonymKey(cfg Config, dataDir string) ([]byte, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("pseudonym key: %w", err)
 	}
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	key := hex.EncodeToString(b[:])
+	key := newPseudonymKey()
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("pseudonym key: %w", err)
 	}
@@ -189,6 +188,13 @@ func PseudonymKey(cfg Config, dataDir string) ([]byte, error) {
 		return nil, fmt.Errorf("pseudonym key: %w", err)
 	}
 	return []byte(key), nil
+}
+
+// newPseudonymKey is a fresh key: 32 random bytes, hex.
+func newPseudonymKey() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // minPseudonymKey is the shortest key accepted.

@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
@@ -183,5 +185,43 @@ func TestPseudonymKey(t *testing.T) {
 	}
 	if err := (&ingest.Config{Tokens: []string{token}, MaxBodyBytes: 4096, PublishTimeout: 1, RetryAfter: 1, PseudonymKey: "short"}).Validate(); err == nil {
 		t.Error("Validate accepted a 5-character pseudonym key")
+	}
+}
+
+// TestSharedPseudonymKey: replicas starting at once on one NATS server get
+// one key, which one of them created, and a later start reads it.
+func TestSharedPseudonymKey(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	kv, err := b.KeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: ingest.PseudonymBucket, History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const replicas = 5
+	keys, created := make([]string, replicas), make([]bool, replicas)
+	var wg sync.WaitGroup
+	for i := range replicas {
+		wg.Go(func() {
+			k, c, err := ingest.SharedPseudonymKey(t.Context(), kv)
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i], created[i] = string(k), c
+		})
+	}
+	wg.Wait()
+	makers := 0
+	for i := range replicas {
+		if keys[i] != keys[0] || len(keys[i]) < 32 {
+			t.Errorf("replica %d has key %q; replica 0 %q", i, keys[i], keys[0])
+		}
+		if created[i] {
+			makers++
+		}
+	}
+	if makers != 1 {
+		t.Errorf("%d replicas created the key; want 1", makers)
+	}
+	if k, c, err := ingest.SharedPseudonymKey(t.Context(), kv); err != nil || c || string(k) != keys[0] {
+		t.Errorf("a later start: %q, created %v, %v; want the key the first made", k, c, err)
 	}
 }
