@@ -41,3 +41,20 @@ func deadLettersCommand(action string, stdout io.Writer) cli.Command {
 		},
 	}
 }
+
+// statusCommand is `otpscope status`, a client of a running process's
+// GET /api/v1/status.
+func statusCommand(stdout io.Writer) cli.Command {
+	return cli.Command{
+		Name:     "otpscope status",
+		OtherEnv: app.OtherEnv,
+		Summary:  "what a running otpscope, ingest, poller or reporter says of itself, through its API; exits 1 on warnings",
+		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
+			var cfg app.StatusCLIConfig
+			cfg.RegisterFlags(fs)
+			return func(ctx context.Context, _ *slog.Logger) error {
+				return app.RunStatus(ctx, cfg, stdout)
+			}
+		},
+	}
+}

@@ -7,7 +7,8 @@
 // `otpscope deadletters list|replay` lists dead letters and puts them back
 // through the normal path, and `otpscope backup create|list` backs the
 // database up, through a running otpscope's API; `otpscope restore` puts a
-// backup back, with otpscope stopped.
+// backup back, with otpscope stopped. `otpscope status` prints what a
+// running process (any binary) says of itself, and exits 1 on warnings.
 package main
 
 import (
@@ -43,6 +44,9 @@ func run(args []string, stdout io.Writer) int {
 		}
 		if args[0] == "restore" {
 			return cli.Main(restoreCommand(stdout), args[1:], os.Environ(), stdout, os.Stderr)
+		}
+		if args[0] == "status" {
+			return cli.Main(statusCommand(stdout), args[1:], os.Environ(), stdout, os.Stderr)
 		}
 	}
 	return cli.Main(app.Command(app.Binaries["otpscope"], stdout), args, os.Environ(), stdout, os.Stderr)

@@ -70,6 +70,7 @@ var Binaries = map[string]Binary{
 			{Usage: "otpscope deadletters replay [flags]", Summary: "put dead letters back through the normal path"},
 			{Usage: "otpscope backup create|list [flags]", Summary: "back the database up, or list the backups (through a running otpscope's API)"},
 			{Usage: "otpscope restore --name NAME [flags]", Summary: "put a backup back, with otpscope stopped"},
+			{Usage: "otpscope status [flags]", Summary: "what a running process (any binary) says of itself, through its API; exits 1 on warnings"},
 		}},
 }
 

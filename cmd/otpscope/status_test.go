@@ -1,0 +1,70 @@
+package main_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/app"
+	"github.com/otpscope/otpscope/internal/polltest"
+)
+
+// runStatus runs `otpscope status` against api and returns its standard
+// output and exit code.
+func runStatus(t *testing.T, api string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"status", "--api", api}, args...)...)
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return stdout.String(), 0
+	case errors.As(err, &exit):
+		return stdout.String(), exit.ExitCode()
+	}
+	t.Fatal(err)
+	return "", -1
+}
+
+// TestStatusCommand: `otpscope status` prints a line a module of a running
+// process and exits 0; with a warning (the simulator dropping every
+// webhook while the poller tracks its OTPs) it prints it and exits 1; a
+// process that does not answer is exit 1 too.
+func TestStatusCommand(t *testing.T) {
+	in := newInstance(t, t.TempDir())
+	in.start(t)
+	api := "http://" + in.adminListen
+	out, code := runStatus(t, api)
+	if code != 0 || !strings.Contains(out, "ingest, poller, reporter at "+api) || !strings.Contains(out, "  ingest  0 webhooks accepted since start, the last never") ||
+		!strings.Contains(out, "  stream  0 messages, the newest never") || !strings.HasSuffix(out, "no warnings\n") {
+		t.Errorf("otpscope status of a quiet all-in-one = %d:\n%s", code, out)
+	}
+	in.kill()
+	if _, code := runStatus(t, api); code != 1 {
+		t.Errorf("otpscope status of a stopped process = %d; want 1", code)
+	}
+
+	lost := newInstance(t, t.TempDir())
+	lost.start(t, "--simulate", "--simulate-drop-webhooks", "1", "--reconcile-schedule", "@every 1s")
+	api = "http://" + lost.adminListen
+	const warning = "warning: no webhook ever while the poller tracks OTPs"
+	if !polltest.Within(60*time.Second, 500*time.Millisecond, func() bool {
+		out, code = runStatus(t, api)
+		return code == 1 && strings.Contains(out, warning)
+	}) {
+		t.Fatalf("otpscope status with every webhook lost = %d:\n%s\nwant exit 1 and %q", code, out, warning)
+	}
+	if !strings.Contains(out, "  poller  ") || strings.Contains(out, "no warnings") {
+		t.Errorf("otpscope status with a warning:\n%s", out)
+	}
+	raw, code := runStatus(t, api, "--json")
+	var st app.StatusResponse
+	if err := json.Unmarshal([]byte(raw), &st); err != nil || code != 1 || len(st.Warnings) == 0 || st.Poller == nil || st.Poller.TrackedOTPs == 0 {
+		t.Errorf("otpscope status --json = %d, %v:\n%s", code, err, raw)
+	}
+}

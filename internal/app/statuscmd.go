@@ -1,0 +1,112 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/reporter"
+)
+
+// StatusCLIConfig configures `otpscope status`, a client of a running
+// process's GET /api/v1/status: any binary's, on its admin listener.
+type StatusCLIConfig struct {
+	API   string
+	Token string
+	JSON  bool
+}
+
+// RegisterFlags registers the flags of `otpscope status`.
+func (c *StatusCLIConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.API, "api", reporter.DefaultDeadLettersAPI, "base URL of the process's admin listener (any binary's --admin-listen, or --listen without one)")
+	fs.StringVar(&c.Token, "api-token", "", "bearer token of the API, when it requires one")
+	fs.BoolVar(&c.JSON, "json", false, "print the API's JSON answer")
+	flagenv.CommandLineOnly(fs, "json")
+}
+
+// RunStatus prints what the process at cfg.API says of itself, a line a
+// module, then its warnings. A process with warnings is an error (the
+// command exits 1), so a script or a deploy step can check it; one that
+// does not answer too.
+func RunStatus(ctx context.Context, cfg StatusCLIConfig, stdout io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(cfg.API, "/")+"/api/v1/status", nil)
+	if err != nil {
+		return err
+	}
+	if cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+cfg.Token)
+	}
+	req.Header.Set("User-Agent", "otpscope status")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", req.URL.Path, resp.Status, bytes.TrimSpace(raw))
+	}
+	var st StatusResponse
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return fmt.Errorf("GET %s: %w", req.URL.Path, err)
+	}
+	if cfg.JSON {
+		_, err = stdout.Write(raw)
+	} else {
+		_, err = io.WriteString(stdout, st.Text(cfg.API))
+	}
+	if err != nil {
+		return err
+	}
+	if n := len(st.Warnings); n > 0 {
+		return fmt.Errorf("%d warning(s)", n)
+	}
+	return nil
+}
+
+// Text is the status as lines for people: the process, a line a module,
+// then each warning, or that there is none.
+func (st StatusResponse) Text(api string) string {
+	ago := func(t *time.Time) string {
+		if t == nil {
+			return "never"
+		}
+		return st.At.Sub(*t).Round(time.Second).String() + " ago"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s at %s (%s)\n", strings.Join(st.Modules, ", "), api, st.At.Format(time.RFC3339))
+	if i := st.Ingest; i != nil {
+		fmt.Fprintf(&b, "  ingest  %d webhooks accepted since start, the last %s\n", i.WebhooksAccepted, ago(i.LastWebhook))
+	}
+	if st.Stream.Error != "" {
+		fmt.Fprintf(&b, "  stream  unreadable: %s\n", st.Stream.Error)
+	} else {
+		fmt.Fprintf(&b, "  stream  %d messages, the newest %s\n", st.Stream.Messages, ago(st.Stream.LastMessage))
+	}
+	if s := st.Sink; s != nil {
+		fmt.Fprintf(&b, "  sink    %d waiting, %d being inserted\n", s.Lag, s.AckPending)
+	}
+	if p := st.Poller; p != nil {
+		fmt.Fprintf(&b, "  poller  %d OTPs tracked, %d to reconcile, the oldest unsettled %s\n",
+			p.TrackedOTPs, p.ReconcileBacklog, (time.Duration(p.OldestUnreconciledS * float64(time.Second))).Round(time.Second))
+	}
+	if len(st.Warnings) == 0 {
+		b.WriteString("no warnings\n")
+	}
+	for _, w := range st.Warnings {
+		fmt.Fprintf(&b, "warning: %s\n", w)
+	}
+	return b.String()
+}
