@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -36,31 +35,14 @@ func (c *StatusCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 // command exits 1), so a script or a deploy step can check it; one that
 // does not answer too.
 func RunStatus(ctx context.Context, cfg StatusCLIConfig, stdout io.Writer) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(cfg.API, "/")+"/api/v1/status", nil)
+	raw, err := reporter.APICall{Method: http.MethodGet, API: cfg.API, Path: "/api/v1/status", Token: cfg.Token,
+		Command: "otpscope status", Timeout: 10 * time.Second, Limit: 1 << 20}.Do(ctx)
 	if err != nil {
 		return err
-	}
-	if cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+cfg.Token)
-	}
-	req.Header.Set("User-Agent", "otpscope status")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", req.URL.Path, resp.Status, bytes.TrimSpace(raw))
 	}
 	var st StatusResponse
 	if err := json.Unmarshal(raw, &st); err != nil {
-		return fmt.Errorf("GET %s: %w", req.URL.Path, err)
+		return fmt.Errorf("GET /api/v1/status: %w", err)
 	}
 	if cfg.JSON {
 		_, err = stdout.Write(raw)

@@ -1,7 +1,6 @@
 package reporter
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -180,26 +179,11 @@ func RunBackup(ctx context.Context, action string, cfg BackupCLIConfig, stdout i
 	default:
 		return fmt.Errorf("unknown action %q: want create or list", action)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(cfg.API, "/")+"/api/v1/backups", nil)
+	// No timeout: a backup takes as long as it takes.
+	raw, err := APICall{Method: method, API: cfg.API, Path: "/api/v1/backups", Token: cfg.Token,
+		Command: "otpscope backup " + action, Want: want, Limit: 16 << 20}.Do(ctx)
 	if err != nil {
 		return err
-	}
-	if cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+cfg.Token)
-	}
-	// The API's audit line names the command.
-	req.Header.Set("User-Agent", "otpscope backup "+action)
-	resp, err := (&http.Client{}).Do(req) // a backup takes as long as it takes
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, bytes.TrimSpace(raw))
 	}
 	if cfg.JSON {
 		_, err = stdout.Write(raw)

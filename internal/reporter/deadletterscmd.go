@@ -1,7 +1,6 @@
 package reporter
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -54,9 +52,7 @@ func (c *DeadLettersCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 
 // RunDeadLetters runs action ("list" or "replay") against the API.
 func RunDeadLetters(ctx context.Context, action string, cfg DeadLettersCLIConfig, stdout io.Writer) error {
-	base := strings.TrimRight(cfg.API, "/")
-	var req *http.Request
-	var err error
+	call := APICall{API: cfg.API, Token: cfg.Token, Command: "otpscope deadletters " + action, Timeout: 5 * time.Minute, Limit: 256 << 20}
 	switch action {
 	case "list":
 		q := url.Values{"limit": {strconv.Itoa(cfg.Limit)}}
@@ -69,39 +65,19 @@ func RunDeadLetters(ctx context.Context, action string, cfg DeadLettersCLIConfig
 		for _, id := range cfg.IDs {
 			q.Add("id", id)
 		}
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/deadletters?"+q.Encode(), nil)
+		call.Method, call.Path = http.MethodGet, "/api/v1/deadletters?"+q.Encode()
 	case "replay":
 		if len(cfg.IDs) == 0 && !cfg.All {
 			return errNothingSelected
 		}
-		body, _ := json.Marshal(ReplayRequest{IDs: cfg.IDs, All: cfg.All, Source: cfg.Source})
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/deadletters/replay", bytes.NewReader(body))
-		if req != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
+		call.Body, _ = json.Marshal(ReplayRequest{IDs: cfg.IDs, All: cfg.All, Source: cfg.Source})
+		call.Method, call.Path = http.MethodPost, "/api/v1/deadletters/replay"
 	default:
 		return fmt.Errorf("unknown action %q: want list or replay", action)
 	}
+	raw, err := call.Do(ctx)
 	if err != nil {
 		return err
-	}
-	if cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+cfg.Token)
-	}
-	// The API's audit line names the command.
-	req.Header.Set("User-Agent", "otpscope deadletters "+action)
-	client := &http.Client{Timeout: 5 * time.Minute}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, bytes.TrimSpace(raw))
 	}
 	if cfg.JSON {
 		_, err = stdout.Write(raw)

@@ -1,0 +1,74 @@
+package reporter
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// APICall is one request of a command-line client (otpscope deadletters,
+// backup, status) to a running process's API.
+type APICall struct {
+	Method string
+	// API is the process's base URL (--api), Path what to call under it
+	// (with its query).
+	API, Path string
+	Token     string
+	// Command names the client in the User-Agent, which the API's audit
+	// line of an action shows (ops.Audit).
+	Command string
+	// Body, when set, is sent as JSON.
+	Body []byte
+	// Want is the status of success; 0 means 200.
+	Want int
+	// Timeout bounds the call; 0 leaves it to ctx.
+	Timeout time.Duration
+	// Limit is the most bytes of the answer read.
+	Limit int64
+}
+
+// Do sends the call and returns the answer's body; another status than
+// Want is an error naming it and the API's problem text.
+func (c APICall) Do(ctx context.Context) ([]byte, error) {
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	var body io.Reader
+	if c.Body != nil {
+		body = bytes.NewReader(c.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, c.Method, strings.TrimRight(c.API, "/")+c.Path, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.Body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	req.Header.Set("User-Agent", c.Command)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, c.Limit))
+	if err != nil {
+		return nil, err
+	}
+	want := c.Want
+	if want == 0 {
+		want = http.StatusOK
+	}
+	if resp.StatusCode != want {
+		return nil, fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, bytes.TrimSpace(raw))
+	}
+	return raw, nil
+}
