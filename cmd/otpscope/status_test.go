@@ -3,7 +3,9 @@ package main_test
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +50,26 @@ func TestStatusCommand(t *testing.T) {
 	if _, code := runStatus(t, api); code != 1 {
 		t.Errorf("otpscope status of a stopped process = %d; want 1", code)
 	}
+
+	// With an API token: in the server's own environment, whose token file
+	// holds two tokens during a rotation, the command sends the first.
+	guarded := newInstance(t, t.TempDir())
+	const apiToken = "status-api-token-0123456789"
+	guarded.start(t, "--api-token", apiToken)
+	api = "http://" + guarded.adminListen
+	if _, code := runStatus(t, api); code != 1 {
+		t.Errorf("otpscope status without the API token = %d; want 1", code)
+	}
+	tokens := filepath.Join(t.TempDir(), "api-tokens")
+	if err := os.WriteFile(tokens, []byte(apiToken+"\nnext-api-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "status", "--api", api)
+	cmd.Env = append(os.Environ(), "OTPSCOPE_API_TOKEN_FILE="+tokens)
+	if out, err := cmd.Output(); err != nil || !strings.HasSuffix(string(out), "no warnings\n") {
+		t.Errorf("otpscope status with OTPSCOPE_API_TOKEN_FILE of two tokens: %v\n%s", err, out)
+	}
+	guarded.kill()
 
 	lost := newInstance(t, t.TempDir())
 	lost.start(t, "--simulate", "--simulate-drop-webhooks", "1", "--reconcile-schedule", "@every 1s")

@@ -17,7 +17,10 @@ type APICall struct {
 	// API is the process's base URL (--api), Path what to call under it
 	// (with its query).
 	API, Path string
-	Token     string
+	// Token is the API token; a list (comma- or line-separated, as the
+	// server's token file holds one during a rotation) sends its first, so
+	// a client in the server's own environment can use its file.
+	Token string
 	// Command names the client in the User-Agent, which the API's audit
 	// line of an action shows (ops.Audit).
 	Command string
@@ -50,8 +53,8 @@ func (c APICall) Do(ctx context.Context) ([]byte, error) {
 	if c.Body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
+	if token := firstToken(c.Token); token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("User-Agent", c.Command)
 	resp, err := http.DefaultClient.Do(req)
@@ -71,4 +74,14 @@ func (c APICall) Do(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, bytes.TrimSpace(raw))
 	}
 	return raw, nil
+}
+
+// firstToken is the first token of a list.
+func firstToken(list string) string {
+	for _, t := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
+		if t = strings.TrimSpace(t); t != "" {
+			return t
+		}
+	}
+	return ""
 }
