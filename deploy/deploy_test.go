@@ -1272,6 +1272,36 @@ func TestKubernetes(t *testing.T) {
 		}
 	}
 
+	// A Secret applied with its placeholders is refused at start, not run
+	// with a token anyone can read here: each value, as the variable it
+	// sets, makes the all-in-one's config check (which reads them all) exit
+	// 2 naming the flag.
+	vars, checked := envOf(t, "otpscope"), 0
+	for name, data := range secrets {
+		for k, v := range data {
+			if !vars[k] {
+				continue
+			}
+			cmd := exec.Command(filepath.Join(built.dir, "otpscope"), "config")
+			cmd.Env = []string{k + "=" + v}
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			flagName := ""
+			for f := range flagsOf(t, "otpscope") {
+				if flagenv.Name(f) == k {
+					flagName = f
+				}
+			}
+			if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "--"+flagName+": still deploy/'s placeholder") {
+				t.Errorf("Secret %s: otpscope config with %s from it = %v:\n%s\nwant exit 2 refusing the placeholder of --%s", name, k, err, out, flagName)
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Error("no Secret value is a setting of otpscope; the placeholders went unchecked")
+	}
+
 	type pod struct {
 		deployment    string
 		labels        map[string]string

@@ -101,6 +101,11 @@ func Main(c Command, args []string, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "%s: unexpected argument %q (see %s --help)\n", c.Name, fs.Arg(0), c.Name)
 		return 2
 	}
+	if names := flagenv.Placeholders(fs); len(names) > 0 {
+		fmt.Fprintf(stderr, "%s: --%s: still deploy/'s placeholder %s; put a secret of your own there (e.g. openssl rand -hex 24)\n",
+			c.Name, strings.Join(names, ", --"), flagenv.Placeholder)
+		return 2
+	}
 	var strays []flagenv.Stray
 	if c.OtherEnv != nil {
 		strays = flagenv.Strays(fs, environ, c.OtherEnv)

@@ -63,6 +63,25 @@ func TestUsageErrorOnStderr(t *testing.T) {
 	}
 }
 
+// TestPlaceholderRefused: a value still holding deploy/'s placeholder,
+// from the environment or the command line, stops the command before it
+// runs (and `config` too), naming the flags.
+func TestPlaceholderRefused(t *testing.T) {
+	for _, tt := range []struct {
+		args, env []string
+	}{
+		{nil, []string{"OTPSCOPE_NATS_URL=nats://otpscope:REPLACE_ME@nats:4222"}},
+		{[]string{"config", "--listen", "REPLACE_ME:1"}, nil},
+	} {
+		var ran bool
+		var out, errs bytes.Buffer
+		code := Main(testCommand(&ran), tt.args, tt.env, &out, &errs)
+		if code != 2 || ran || !strings.Contains(errs.String(), "still deploy/'s placeholder REPLACE_ME") {
+			t.Errorf("Main(%q) with %q = %d, ran %v, stderr %q; want 2, the placeholder named", tt.args, tt.env, code, ran, errs.String())
+		}
+	}
+}
+
 func TestPositionalArgumentsAreUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{"report"}, {"--listen", "127.0.0.1:2", "extra"}} {
 		var ran bool
