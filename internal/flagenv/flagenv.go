@@ -79,7 +79,10 @@ func Apply(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 // ReadFile is the value a variable's file form gives: the file's content
 // without its final line break. An empty file is an error: a secret not yet
 // written, or mounted from an empty key, would otherwise turn its setting
-// off (an API open to anyone, a poller without its key) without a word.
+// off (an API open to anyone, a poller without its key) without a word. So
+// is one holding Placeholder: deploy/k8s/secret.yaml applied over a real
+// Secret would otherwise swap the tokens in use for ones anyone can read
+// (a secret read again keeps the one before: package reload).
 func ReadFile(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -88,6 +91,9 @@ func ReadFile(path string) (string, error) {
 	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	if strings.TrimSpace(s) == "" {
 		return "", fmt.Errorf("%s is empty", path)
+	}
+	if strings.Contains(s, Placeholder) {
+		return "", fmt.Errorf("%s holds deploy/'s placeholder %s: put a secret of your own there", path, Placeholder)
 	}
 	return s, nil
 }

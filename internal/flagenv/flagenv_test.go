@@ -145,6 +145,7 @@ func TestFileForm(t *testing.T) {
 		{[]string{"OTPSCOPE_TYNTEC_API_KEY_FILE=" + filepath.Join(dir, "absent")}, "OTPSCOPE_TYNTEC_API_KEY_FILE: open " + filepath.Join(dir, "absent")},
 		{[]string{"OTPSCOPE_PORT_FILE=" + bad}, "OTPSCOPE_PORT_FILE: parse error"},
 		{[]string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + write("empty", " \n")}, "OTPSCOPE_WEBHOOK_TOKENS_FILE: " + filepath.Join(dir, "empty") + " is empty"},
+		{[]string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + write("placeholder", "REPLACE_ME-webhook-token\n")}, "holds deploy/'s placeholder REPLACE_ME"},
 	} {
 		fs, _, _, _ := newFS()
 		err := Parse(fs, nil, Lookup(tt.env))

@@ -24,7 +24,7 @@ func write(t *testing.T, path, content string) {
 }
 
 // TestTextReload: a changed file is read again; an emptied, removed or
-// unreadable one keeps the value before, with a warning that holds no
+// unreadable one, or one holding deploy/'s placeholder, keeps the value before, with a warning that holds no
 // value; the value comes back when the file does.
 func TestTextReload(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "key")
@@ -41,6 +41,8 @@ func TestTextReload(t *testing.T) {
 		{func() {}, "first-secret", 0},
 		{func() { write(t, file, "second-secret-longer\n") }, "second-secret-longer", 0},
 		{func() { write(t, file, "\n") }, "second-secret-longer", 1},
+		// deploy/k8s/secret.yaml applied over the real Secret.
+		{func() { write(t, file, "REPLACE_ME-tyntec-api-key\n") }, "second-secret-longer", 1},
 		{func() { os.Remove(file) }, "second-secret-longer", 1},
 		{func() { write(t, file, "third-secret") }, "third-secret", 0},
 	}
@@ -57,7 +59,7 @@ func TestTextReload(t *testing.T) {
 		}
 	}
 	out := logs.String()
-	for _, want := range []string{"tyntec API key reloaded", "does not load", "is empty", "file unreadable"} {
+	for _, want := range []string{"tyntec API key reloaded", "does not load", "is empty", "placeholder REPLACE_ME", "file unreadable"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("logs lack %q:\n%s", want, out)
 		}
