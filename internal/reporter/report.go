@@ -61,11 +61,19 @@ type Report struct {
 type Thresholds struct {
 	MinDeliveryRate float64 `json:"min_delivery_rate,omitempty"`
 	MaxFallbackRate float64 `json:"max_fallback_rate,omitempty"`
+	// MaxLatencyP95MS is delivery_slow's limit when every channel has the
+	// same (no --alert-channel-max-latency-p95): one line on the chart of
+	// every channel's time to deliver.
+	MaxLatencyP95MS float64 `json:"max_latency_p95_ms,omitempty"`
 }
 
 // Thresholds are the limits of a's rules.
 func (a AlertRules) Thresholds() Thresholds {
-	return Thresholds{MinDeliveryRate: a.MinDeliveryRate, MaxFallbackRate: a.MaxFallbackRate}
+	t := Thresholds{MinDeliveryRate: a.MinDeliveryRate, MaxFallbackRate: a.MaxFallbackRate}
+	if len(a.ChannelMaxLatencyP95) == 0 {
+		t.MaxLatencyP95MS = float64(a.MaxLatencyP95.Milliseconds())
+	}
+	return t
 }
 
 // TrendReader answers a window cut into buckets (*store.DB does).
@@ -444,7 +452,7 @@ func (r *Report) charts() []svgChart {
 			barRows("Delivery rate per channel", labels, shown, rates, rateAxis(), "#2f7d32", minDel),
 			barRows("Attempts per channel", labels, volShown, vols, countAxis(maxVol), "#1565c0", nil))
 	}
-	if c := latencyChart(r.Channels); c != nil {
+	if c := latencyChart(r.Channels, r.Thresholds.MaxLatencyP95MS); c != nil {
 		out = append(out, *c)
 	}
 	if r.Fallback.OTPs > 0 {
@@ -470,8 +478,9 @@ func (r *Report) charts() []svgChart {
 }
 
 // latencyChart is the time to deliver per channel: a bar to its p95, in
-// seconds, labelled with its p50 and p95; nil when no channel delivered.
-func latencyChart(chs []store.ChannelStats) *svgChart {
+// seconds, labelled with its p50 and p95, and delivery_slow's limit
+// (maxP95MS, when set) marked; nil when no channel delivered.
+func latencyChart(chs []store.ChannelStats, maxP95MS float64) *svgChart {
 	var labels, shown []string
 	var p95s []float64
 	top := 0.0
@@ -486,9 +495,14 @@ func latencyChart(chs []store.ChannelStats) *svgChart {
 	if len(labels) == 0 {
 		return nil
 	}
+	var marks []threshold
+	if maxP95MS > 0 {
+		limit := maxP95MS / 1000
+		marks, top = []threshold{{limit, "alert above " + humanDuration(time.Duration(maxP95MS*float64(time.Millisecond)))}}, max(top, limit)
+	}
 	ax := countAxis(top)
 	ax.Format = func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) + " s" }
-	c := barRows("Time to deliver per channel (p95)", labels, shown, p95s, ax, "#00838f", nil)
+	c := barRows("Time to deliver per channel (p95)", labels, shown, p95s, ax, "#00838f", marks)
 	return &c
 }
 

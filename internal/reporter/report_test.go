@@ -877,7 +877,7 @@ func TestHTMLReportDurationsAndThresholds(t *testing.T) {
 			LatencyMS: &store.Percentiles{P50: 2900, P95: 64000}}},
 		Fallback:     store.FallbackStats{OTPs: 4, TimeToDeliverMS: &store.Percentiles{P50: 850, P95: 3_900_000}},
 		Completeness: store.Completeness{Final: true},
-		Thresholds:   reporter.Thresholds{MinDeliveryRate: 0.8},
+		Thresholds:   reporter.AlertRules{MinDeliveryRate: 0.8, MaxLatencyP95: time.Minute}.Thresholds(),
 		// Alerts' figures in their rules' units: a time to deliver, a rate.
 		AlertEpisodes: []store.AlertEpisode{
 			{AlertRecord: store.AlertRecord{Alert: events.Alert{Rule: reporter.RuleDeliverySlow, Channel: "SMS", State: events.AlertFiring, Value: 64000, Threshold: 60000}}, Worst: 75000},
@@ -901,9 +901,23 @@ func TestHTMLReportDurationsAndThresholds(t *testing.T) {
 	if _, ok := doc.ids["no-errors"]; !ok || doc.cells["errors"] != nil {
 		t.Errorf("a report without errors shows %v; want the sentence saying so", doc.cells["errors"])
 	}
+	latency := false
 	for _, f := range doc.figures {
 		if f.title == "Delivery rate per channel" && (len(f.marks) != 1 || f.marks[0]["data-value"] != "0.8" || f.ticks["80%"] != f.marks[0]["data-x"]) {
 			t.Errorf("delivery rate chart marks %v, ticks %v; want one marker on the 80%% tick", f.marks, f.ticks)
 		}
+		if f.title == "Time to deliver per channel (p95)" {
+			latency = true
+			if len(f.marks) != 1 || f.marks[0]["data-value"] != "60" || f.ticks["60 s"] == "" || f.ticks["60 s"] != f.marks[0]["data-x"] {
+				t.Errorf("time to deliver chart marks %v, ticks %v; want one marker on the 60 s tick (delivery_slow's 1 min)", f.marks, f.ticks)
+			}
+		}
+	}
+	if !latency || !bytes.Contains(b.Bytes(), []byte("alert above 1 min")) {
+		t.Errorf("no time to deliver chart labelled \"alert above 1 min\"")
+	}
+	// With a limit of its own for a channel, no one line is every channel's.
+	if x := (reporter.AlertRules{MaxLatencyP95: time.Minute, ChannelMaxLatencyP95: reporter.ChannelDurations{"VOICE": 2 * time.Minute}}).Thresholds().MaxLatencyP95MS; x != 0 {
+		t.Errorf("thresholds with a channel's own latency limit mark %v ms; want none", x)
 	}
 }

@@ -34,8 +34,10 @@ type ReportCLIConfig struct {
 	Format   string
 	// Out is the file written; "" or "-" writes to stdout.
 	Out string
-	// Thresholds are marked on the HTML report's charts.
-	Thresholds Thresholds
+	// Thresholds are marked on the HTML report's charts; MaxLatencyP95
+	// gives Thresholds.MaxLatencyP95MS.
+	Thresholds    Thresholds
+	MaxLatencyP95 time.Duration
 }
 
 // RegisterFlags registers the report command's flags.
@@ -51,6 +53,7 @@ func (c *ReportCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Out, "out", "-", "file to write; - for stdout")
 	fs.Float64Var(&c.Thresholds.MinDeliveryRate, "alert-min-delivery-rate", DefaultMinDeliveryRate, "delivery-rate alert threshold the HTML charts mark (0: none)")
 	fs.Float64Var(&c.Thresholds.MaxFallbackRate, "alert-max-fallback-rate", DefaultMaxFallbackRate, "fallback-rate alert threshold the HTML charts mark (0: none)")
+	fs.DurationVar(&c.MaxLatencyP95, "alert-max-latency-p95", DefaultMaxLatencyP95, "latency alert threshold (p95 time to deliver) the HTML charts mark (0: none)")
 }
 
 // Window parses the window flags at now.
@@ -84,6 +87,7 @@ func WriteReport(ctx context.Context, db Analytics, cfg ReportCLIConfig, now tim
 		return err
 	}
 	rep.Thresholds = cfg.Thresholds
+	rep.Thresholds.MaxLatencyP95MS = float64(cfg.MaxLatencyP95.Milliseconds())
 	return rep.Render(out, cfg.Format)
 }
 
