@@ -125,10 +125,23 @@ func (a *App) silence(cur status) string {
 	return "no webhook" + since + " while the poller tracks OTPs: is tyntec's callback pointed here (poller register-callback)?"
 }
 
+// running are the modules of the process that run: the poller's only with
+// a tyntec API key.
+func (a *App) running() []string {
+	var out []string
+	for _, m := range a.cfg.Modules {
+		if m != ModulePoller || a.poller != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // StatusResponse is the body of GET /api/v1/status: what the status line
 // says, as JSON, for the modules this process runs (the others are left
 // out), read when asked.
 type StatusResponse struct {
+	// Modules are those running (the poller only with a tyntec API key).
 	Modules []string      `json:"modules"`
 	At      time.Time     `json:"at"`
 	Ingest  *IngestStatus `json:"ingest,omitempty"`
@@ -136,7 +149,8 @@ type StatusResponse struct {
 	Sink    *SinkStatus   `json:"sink,omitempty"`
 	Poller  *PollerStatus `json:"poller,omitempty"`
 	// Warnings say what needs a look: the stream unreadable, no webhook
-	// while the poller tracks OTPs.
+	// while the poller tracks OTPs, the poller off for want of a key, a
+	// secret's changed file that does not load.
 	Warnings []string `json:"warnings"`
 }
 
@@ -180,7 +194,7 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 		t = t.UTC()
 		return &t
 	}
-	out := StatusResponse{Modules: a.cfg.Modules, At: cur.at.UTC(), Warnings: []string{},
+	out := StatusResponse{Modules: a.running(), At: cur.at.UTC(), Warnings: []string{},
 		Stream: StreamStatus{Messages: cur.streamMsgs, LastMessage: at(cur.streamLast)}}
 	if cur.streamErr != nil {
 		out.Stream.Error = cur.streamErr.Error()
@@ -197,6 +211,9 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	if warn := a.silence(cur); warn != "" {
 		out.Warnings = append(out.Warnings, warn)
+	}
+	if a.cfg.runs(ModulePoller) && a.poller == nil {
+		out.Warnings = append(out.Warnings, "the poller is off (no --tyntec-api-key): lost webhooks are not recovered, OTP statuses not read, nothing re-sent")
 	}
 	for _, what := range reload.Failing() {
 		out.Warnings = append(out.Warnings, "the changed file of the "+what+" does not load, so the one before is still in use: fix it before revoking the old (the log says why)")
