@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
@@ -358,5 +360,24 @@ func TestIngestReplicasSharePseudonyms(t *testing.T) {
 	}
 	if got[0] == "" || got[1] != got[0] || got[2] != got[0] {
 		t.Errorf("loginHintHash from the three replicas: %q; want one pseudonym", got)
+	}
+
+	// The read-only user, which downstream subscribers hold, cannot read
+	// the key (it could then test guessed numbers against pseudonyms).
+	nc, err := nats.Connect(ns.ReaderURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second) // a denied request is not answered
+	defer cancel()
+	if kv, err := js.KeyValue(ctx, ingest.PseudonymBucket); err == nil {
+		if e, err := kv.Get(ctx, ingest.PseudonymKVKey); err == nil {
+			t.Errorf("the reader read the pseudonym key (%d bytes)", len(e.Value()))
+		}
 	}
 }
