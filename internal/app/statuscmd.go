@@ -24,7 +24,7 @@ type StatusCLIConfig struct {
 
 // RegisterFlags registers the flags of `otpscope status`.
 func (c *StatusCLIConfig) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.API, "api", reporter.DefaultDeadLettersAPI, "base URL of the process's admin listener (any binary's --admin-listen, or --listen without one)")
+	fs.StringVar(&c.API, "api", reporter.DefaultAPI, "base URL of the process's admin listener (any binary's --admin-listen, or --listen without one)")
 	fs.StringVar(&c.Token, "api-token", "", "bearer token of the API, when it requires one")
 	fs.BoolVar(&c.JSON, "json", false, "print the API's JSON answer")
 	flagenv.CommandLineOnly(fs, "json")

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/otpscope/otpscope/internal/flagenv"
 )
 
 // APICall is one request of a command-line client (otpscope deadletters,
@@ -53,8 +55,11 @@ func (c APICall) Do(ctx context.Context) ([]byte, error) {
 	if c.Body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if token := firstToken(c.Token); token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	// As the server reads its token file: a list (flagenv.List).
+	var tokens flagenv.List
+	_ = tokens.Set(c.Token)
+	if len(tokens) > 0 {
+		req.Header.Set("Authorization", "Bearer "+tokens[0])
 	}
 	req.Header.Set("User-Agent", c.Command)
 	resp, err := http.DefaultClient.Do(req)
@@ -74,14 +79,4 @@ func (c APICall) Do(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, bytes.TrimSpace(raw))
 	}
 	return raw, nil
-}
-
-// firstToken is the first token of a list.
-func firstToken(list string) string {
-	for _, t := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
-		if t = strings.TrimSpace(t); t != "" {
-			return t
-		}
-	}
-	return ""
 }

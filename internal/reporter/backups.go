@@ -163,7 +163,7 @@ type BackupCLIConfig struct {
 
 // RegisterFlags registers the flags of `backup create` and `backup list`.
 func (c *BackupCLIConfig) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.API, "api", DefaultDeadLettersAPI, "base URL of the otpscope or reporter API (its --admin-listen)")
+	fs.StringVar(&c.API, "api", DefaultAPI, "base URL of the otpscope or reporter API (its --admin-listen)")
 	fs.StringVar(&c.Token, "api-token", "", "bearer token of the API, when it requires one")
 	fs.BoolVar(&c.JSON, "json", false, "print the API's JSON answer")
 	flagenv.CommandLineOnly(fs, "json")

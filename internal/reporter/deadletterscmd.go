@@ -17,8 +17,9 @@ import (
 	"github.com/otpscope/otpscope/internal/store"
 )
 
-// DefaultDeadLettersAPI is the API of an all-in-one running on this machine.
-const DefaultDeadLettersAPI = "http://127.0.0.1:8081"
+// DefaultAPI is the API of an all-in-one running on this machine, which
+// the command-line clients (deadletters, backup, status) call by default.
+const DefaultAPI = "http://127.0.0.1:8081"
 
 // DeadLettersCLIConfig configures `otpscope deadletters list|replay`, a
 // client of the dead-letter API: the process that runs the sink owns
@@ -36,7 +37,7 @@ type DeadLettersCLIConfig struct {
 
 // RegisterFlags registers the flags of `deadletters list` and `deadletters replay`.
 func (c *DeadLettersCLIConfig) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.API, "api", DefaultDeadLettersAPI, "base URL of the otpscope or reporter API (its --admin-listen)")
+	fs.StringVar(&c.API, "api", DefaultAPI, "base URL of the otpscope or reporter API (its --admin-listen)")
 	fs.StringVar(&c.Token, "api-token", "", "bearer token of the API, when it requires one")
 	fs.StringVar(&c.Source, "source", "", "only dead letters of this source: ingest, sink, poller…")
 	fs.Func("id", "a dead letter's id (repeatable)", func(s string) error { c.IDs = append(c.IDs, s); return nil })
