@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/httpurl"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -179,14 +179,8 @@ func (c *Config) Validate() error {
 }
 
 func checkURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return err
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q: want http(s)://host/path", s)
-	}
-	return nil
+	_, err := httpurl.Parse(s)
+	return err
 }
 
 // Headers are HTTP headers; as a flag.Value, a repeatable "Name: value".

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/httpurl"
 )
 
 // APIKeyHeader carries the API key (seed 003).
@@ -38,9 +39,8 @@ type Client struct {
 // (the poller's is read again from its file after a rotation). now stamps
 // what it reads; nil is time.Now.
 func New(baseURL string, apiKey func() string, timeout time.Duration, now func() time.Time) (*Client, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("push API URL %q: want http(s)://host", baseURL)
+	if _, err := httpurl.Parse(baseURL); err != nil {
+		return nil, fmt.Errorf("push API URL %w", err)
 	}
 	if apiKey == nil || apiKey() == "" {
 		return nil, errors.New("push API: no API key")

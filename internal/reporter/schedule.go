@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/httpurl"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -127,32 +127,30 @@ func (c *ReportsConfig) Validate() error {
 		return fmt.Errorf("alert-repeat %v, alert-for %v: must not be negative", c.AlertRepeat, c.AlertFor)
 	}
 	if c.AlertWebhookURL != "" {
-		u, err := url.Parse(c.AlertWebhookURL)
-		if err != nil || !httpURL(u) {
-			return fmt.Errorf("alert-webhook-url %q: want an http(s) URL", c.AlertWebhookURL)
+		if _, err := httpurl.Parse(c.AlertWebhookURL); err != nil {
+			return fmt.Errorf("alert-webhook-url %w", err)
 		}
 	}
 	if c.ConsoleURL != "" {
-		u, err := url.Parse(c.ConsoleURL)
-		if err != nil || !httpURL(u) || u.Fragment != "" {
-			return fmt.Errorf("console-url %q: want the console's http(s) URL, e.g. https://otpscope.example.com/console/", c.ConsoleURL)
+		u, err := httpurl.Parse(c.ConsoleURL)
+		if err != nil {
+			return fmt.Errorf("console-url %w (the console's, e.g. https://otpscope.example.com/console/)", err)
+		}
+		if u.Fragment != "" {
+			return fmt.Errorf("console-url %q: without a #fragment, e.g. https://otpscope.example.com/console/", u.Redacted())
 		}
 	}
 	for _, am := range c.AlertmanagerURLs {
-		u, err := url.Parse(am)
-		if err != nil { // its error would quote a password
-			return errors.New("alertmanager-url: not a URL")
+		u, err := httpurl.Parse(am)
+		if err != nil {
+			return fmt.Errorf("alertmanager-url %w (Alertmanager's base URL, e.g. http://alertmanager:9093)", err)
 		}
-		if !httpURL(u) || u.RawQuery != "" {
-			return fmt.Errorf("alertmanager-url %q: want Alertmanager's http(s) base URL, e.g. http://alertmanager:9093", u.Redacted())
+		if u.RawQuery != "" {
+			return fmt.Errorf("alertmanager-url %q: without a query, e.g. http://alertmanager:9093", u.Redacted())
 		}
 	}
 	return nil
 }
-
-// httpURL reports whether u is an absolute http(s) URL, as the URLs the
-// reporter posts to or links to must be.
-func httpURL(u *url.URL) bool { return (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" }
 
 // Publisher publishes summaries and alerts durably, and keeps the alerts'
 // state (the broker).

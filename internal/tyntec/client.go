@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/httpurl"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 )
@@ -111,12 +112,8 @@ func (c Config) withDefaults() Config {
 // Validate reports the first invalid field.
 func (c Config) Validate() error {
 	d := c.withDefaults()
-	u, err := url.Parse(d.BaseURL)
-	if err != nil {
-		return fmt.Errorf("tyntec base URL %q: %w", c.BaseURL, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("tyntec base URL %q: want http(s)://host", c.BaseURL)
+	if _, err := httpurl.Parse(d.BaseURL); err != nil {
+		return fmt.Errorf("tyntec base URL %w", err)
 	}
 	if c.APIKey == "" {
 		return errors.New("tyntec API key is required")

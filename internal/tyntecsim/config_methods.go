@@ -2,9 +2,10 @@ package tyntecsim
 
 import (
 	"fmt"
-	"net/url"
 	"slices"
 	"time"
+
+	"github.com/otpscope/otpscope/internal/httpurl"
 )
 
 // The silent-auth client of the seed's examples (client_id "client",
@@ -156,16 +157,16 @@ func (c Config) validateMethods() error {
 		return fmt.Errorf("traffic silent share %v without a silent-auth client", c.Traffic.SilentShare)
 	}
 	for _, cb := range c.PushCallbacks {
-		if u, err := url.Parse(cb.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("push callback URL %q: want an http(s) URL", cb.URL)
+		if _, err := httpurl.Parse(cb.URL); err != nil {
+			return fmt.Errorf("push callback URL %w", err)
 		}
 	}
 	for _, u := range []string{c.Traffic.SimURL, c.Traffic.OTPScopeURL} {
 		if u == "" {
 			continue
 		}
-		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			return fmt.Errorf("traffic URL %q: want an http(s) base URL", u)
+		if _, err := httpurl.Parse(u); err != nil {
+			return fmt.Errorf("traffic URL %w", err)
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/otpscope/otpscope/internal/httpurl"
 )
 
 // SilentAuthPath is the base of the Silent Authentication endpoints.
@@ -130,8 +131,8 @@ func mobileID(clientID, msisdn string) string {
 // to an unchecked URI).
 func (s *Sim) silentAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	redirect, err := url.Parse(q.Get("redirect_uri"))
-	if err != nil || !redirect.IsAbs() || (redirect.Scheme != "http" && redirect.Scheme != "https") || redirect.Host == "" {
+	redirect, err := httpurl.Parse(q.Get("redirect_uri"))
+	if err != nil {
 		writeOAuthError(w, http.StatusBadRequest)
 		return
 	}

@@ -1,0 +1,38 @@
+package httpurl
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	for s, ok := range map[string]bool{
+		"https://api.tyntec.com":         true,
+		"http://127.0.0.1:8080/webhooks": true,
+		"HTTPS://example.com/x?y=1":      true,
+		"":                               false,
+		"api.tyntec.com":                 false,
+		"localhost:8080":                 false,
+		"ftp://example.com":              false,
+		"file:///etc/passwd":             false,
+		"https://":                       false,
+		"/relative/path":                 false,
+		"http://[::1":                    false,
+		"javascript:alert(1)":            false,
+	} {
+		u, err := Parse(s)
+		if ok != (err == nil) {
+			t.Errorf("Parse(%q) = %v, %v; want ok=%v", s, u, err, ok)
+		}
+	}
+}
+
+// An operator's error message must not carry a password into the logs.
+func TestErrorsHideThePassword(t *testing.T) {
+	for _, s := range []string{"ftp://user:s3cret@example.com", "http://user:s3cret@[::1", "user:s3cret@host"} {
+		_, err := Parse(s)
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Parse(%q): %v", s, err)
+		}
+	}
+}
