@@ -17,15 +17,13 @@ import (
 // StatusCLIConfig configures `otpscope status`, a client of a running
 // process's GET /api/v1/status: any binary's, on its admin listener.
 type StatusCLIConfig struct {
-	API   string
-	Token string
-	JSON  bool
+	reporter.APIFlags
+	JSON bool
 }
 
 // RegisterFlags registers the flags of `otpscope status`.
 func (c *StatusCLIConfig) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.API, "api", reporter.DefaultAPI, "base URL of the process's admin listener (any binary's --admin-listen, or --listen without one)")
-	fs.StringVar(&c.Token, "api-token", "", "bearer token of the API, when it requires one")
+	c.APIFlags.Register(fs, "the process's admin listener (any binary's --admin-listen, or --listen without one)")
 	fs.BoolVar(&c.JSON, "json", false, "print the API's JSON answer")
 	flagenv.CommandLineOnly(fs, "json")
 }

@@ -3,6 +3,7 @@ package reporter
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,20 @@ import (
 
 	"github.com/otpscope/otpscope/internal/flagenv"
 )
+
+// APIFlags say where a command-line client (otpscope deadletters, backup,
+// status) finds the API, and its token: the same two flags on each.
+type APIFlags struct {
+	API   string
+	Token string
+}
+
+// Register registers --api, whose help names what (the process whose
+// admin listener it is), and --api-token.
+func (a *APIFlags) Register(fs *flag.FlagSet, what string) {
+	fs.StringVar(&a.API, "api", DefaultAPI, "base URL of "+what)
+	fs.StringVar(&a.Token, "api-token", "", "bearer token of the API, when it requires one (a list, as in the server's own token file, sends its first)")
+}
 
 // APICall is one request of a command-line client (otpscope deadletters,
 // backup, status) to a running process's API.

@@ -156,15 +156,13 @@ func (b *Backups) take(w http.ResponseWriter, r *http.Request) {
 // BackupCLIConfig configures `otpscope backup create|list`, a client of a
 // running otpscope's API (the process that owns the engine takes the backup).
 type BackupCLIConfig struct {
-	API   string
-	Token string
-	JSON  bool
+	APIFlags
+	JSON bool
 }
 
 // RegisterFlags registers the flags of `backup create` and `backup list`.
 func (c *BackupCLIConfig) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.API, "api", DefaultAPI, "base URL of the otpscope or reporter API (its --admin-listen)")
-	fs.StringVar(&c.Token, "api-token", "", "bearer token of the API, when it requires one")
+	c.APIFlags.Register(fs, "the otpscope or reporter API (its --admin-listen)")
 	fs.BoolVar(&c.JSON, "json", false, "print the API's JSON answer")
 	flagenv.CommandLineOnly(fs, "json")
 }

@@ -107,11 +107,11 @@ func TestDeadLettersReplayEachOnce(t *testing.T) {
 	}
 	// The command is a client of the same API.
 	var out bytes.Buffer
-	if err := reporter.RunDeadLetters(ctx, "list", reporter.DeadLettersCLIConfig{API: srv.URL, Pending: true, Limit: 10}, &out); err != nil || !strings.Contains(out.String(), junk.ID) || strings.Contains(out.String(), fromSink.ID) {
+	if err := reporter.RunDeadLetters(ctx, "list", reporter.DeadLettersCLIConfig{APIFlags: reporter.APIFlags{API: srv.URL}, Pending: true, Limit: 10}, &out); err != nil || !strings.Contains(out.String(), junk.ID) || strings.Contains(out.String(), fromSink.ID) {
 		t.Fatalf("deadletters list --pending = %v\n%s\nwant only %s", err, out.String(), junk.ID)
 	}
 	out.Reset()
-	if err := reporter.RunDeadLetters(ctx, "replay", reporter.DeadLettersCLIConfig{API: srv.URL, All: true}, &out); err != nil || !strings.Contains(out.String(), "0 replayed, 1 skipped") {
+	if err := reporter.RunDeadLetters(ctx, "replay", reporter.DeadLettersCLIConfig{APIFlags: reporter.APIFlags{API: srv.URL}, All: true}, &out); err != nil || !strings.Contains(out.String(), "0 replayed, 1 skipped") {
 		t.Fatalf("deadletters replay --all = %v\n%s\nwant 0 replayed, 1 skipped", err, out.String())
 	}
 	resp, err = http.Post(srv.URL+"/api/v1/deadletters/replay", "application/json", bytes.NewReader([]byte(`{}`)))

@@ -25,8 +25,7 @@ const DefaultAPI = "http://127.0.0.1:8081"
 // client of the dead-letter API: the process that runs the sink owns
 // ClickHouse (the embedded endpoint is read-only to others) and NATS.
 type DeadLettersCLIConfig struct {
-	API     string
-	Token   string
+	APIFlags
 	Source  string
 	IDs     []string
 	All     bool // replay: every dead letter never replayed
@@ -37,8 +36,7 @@ type DeadLettersCLIConfig struct {
 
 // RegisterFlags registers the flags of `deadletters list` and `deadletters replay`.
 func (c *DeadLettersCLIConfig) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.API, "api", DefaultAPI, "base URL of the otpscope or reporter API (its --admin-listen)")
-	fs.StringVar(&c.Token, "api-token", "", "bearer token of the API, when it requires one")
+	c.APIFlags.Register(fs, "the otpscope or reporter API (its --admin-listen)")
 	fs.StringVar(&c.Source, "source", "", "only dead letters of this source: ingest, sink, poller…")
 	fs.Func("id", "a dead letter's id (repeatable)", func(s string) error { c.IDs = append(c.IDs, s); return nil })
 	fs.BoolVar(&c.All, "all", false, "replay: every dead letter never replayed")
