@@ -1125,6 +1125,11 @@ func loadManifests(t *testing.T, dir, create string) (map[string]*k8sObject, []s
 		Images    []struct {
 			Name string `yaml:"name"`
 		} `yaml:"images"`
+		Labels []struct {
+			Pairs            map[string]string `yaml:"pairs"`
+			IncludeSelectors bool              `yaml:"includeSelectors"`
+			IncludeTemplates bool              `yaml:"includeTemplates"`
+		} `yaml:"labels"`
 	}
 	if err := yaml.Unmarshal(readFile(t, deployPath(dir, "kustomization.yaml")), &kust); err != nil {
 		t.Fatalf("%s/kustomization.yaml: %v", dir, err)
@@ -1161,6 +1166,17 @@ func loadManifests(t *testing.T, dir, create string) (map[string]*k8sObject, []s
 			}
 			objs[key] = o
 		}
+	}
+	// Every object and every pod carries part-of (kubectl get pods -l
+	// app.kubernetes.io/part-of=otpscope); no selector does, as a
+	// Deployment's selector cannot change once applied.
+	pods := false
+	for key := range objs {
+		pods = pods || strings.HasPrefix(key, "Deployment/")
+	}
+	if len(kust.Labels) != 1 || kust.Labels[0].Pairs["app.kubernetes.io/part-of"] != "otpscope" ||
+		kust.Labels[0].IncludeTemplates != pods || kust.Labels[0].IncludeSelectors {
+		t.Errorf("%s/kustomization.yaml labels: %+v; want part-of: otpscope, includeTemplates where it has pods, no includeSelectors", dir, kust.Labels)
 	}
 	var images []string
 	for _, i := range kust.Images {
