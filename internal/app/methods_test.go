@@ -327,6 +327,20 @@ func mapsKeys[V any](m map[string]V) []string {
 func TestIngestReplicasSharePseudonyms(t *testing.T) {
 	ns := brokertest.NewServer(t)
 	b := ns.Broker(t)
+	// The read-only user listens on every reply subject it may: the
+	// replicas' reads of the key must not reach it (broker.ServiceInbox).
+	sniffer, err := nats.Connect(ns.ReaderURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sniffer.Close()
+	sniffed, err := sniffer.SubscribeSync("_INBOX.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sniffer.Flush(); err != nil || sniffer.LastError() != nil {
+		t.Fatalf("reader: subscribe to _INBOX.>: %v %v", err, sniffer.LastError())
+	}
 	hashes := make(chan string, 8)
 	unsubscribe, err := b.Subscribe("tyntec.2fa.silent.>", func(m *nats.Msg) {
 		var o events.SilentOutcome
@@ -360,6 +374,35 @@ func TestIngestReplicasSharePseudonyms(t *testing.T) {
 	}
 	if got[0] == "" || got[1] != got[0] || got[2] != got[0] {
 		t.Errorf("loginHintHash from the three replicas: %q; want one pseudonym", got)
+	}
+
+	// Replicas 2 and 3 read the key the first made: the replies went to
+	// them alone.
+	svc, err := b.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	svcJS, err := jetstream.New(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := svcJS.KeyValue(t.Context(), ingest.PseudonymBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := key.Get(t.Context(), ingest.PseudonymKVKey)
+	if err != nil || len(stored.Value()) == 0 {
+		t.Fatalf("the shared key: %v", err)
+	}
+	for {
+		m, err := sniffed.NextMsg(200 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		if bytes.Contains(m.Data, stored.Value()) || strings.HasPrefix(m.Header.Get("Nats-Subject"), "$KV.") {
+			t.Errorf("the reader, subscribed to _INBOX.>, received %s (%s): a reply to otpscope's own request", m.Subject, m.Header.Get("Nats-Subject"))
+		}
 	}
 
 	// The read-only user, which downstream subscribers hold, cannot read

@@ -92,12 +92,21 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 	return b, nil
 }
 
+// ServiceInbox is the prefix of the service user's reply subjects. Not
+// NATS' default _INBOX: the read-only user may subscribe to _INBOX.> (its
+// own requests' replies arrive there), and would otherwise receive the
+// replies to otpscope's own requests too — KV values such as the shared
+// pseudonym key, consumer state.
+const ServiceInbox = "_INBOX_otpscope"
+
 // Connect dials NATS with the reconnect behaviour every otpscope service wants:
 // reconnect forever, quickly, and keep trying when the first dial fails (a NATS
-// cluster restarting under us is routine). opts add to these (credentials).
+// cluster restarting under us is routine), replies under ServiceInbox. opts
+// add to these (credentials).
 func Connect(url, name string, logger *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
 	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
+		nats.CustomInboxPrefix(ServiceInbox),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),

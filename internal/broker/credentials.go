@@ -184,6 +184,9 @@ func ReaderPermissions(stream string) *server.Permissions {
 		},
 		Subscribe: &server.SubjectPermission{
 			Allow: []string{events.SubjectAll, "_INBOX.>"},
+			// Outside the allow list too: the replies otpscope's own
+			// requests get (Connect).
+			Deny: []string{ServiceInbox + ".>"},
 		},
 	}
 }
