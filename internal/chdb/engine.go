@@ -89,13 +89,21 @@ func DefaultOwnerReaders() int { return max(2, runtime.NumCPU()) }
 // OTP, by hour). On one server, the embedded engine included, it changes
 // nothing. deploy/clickhouse/users.d/otpscope.xml gives the same to every
 // user of a cluster, Grafana's among them.
+//
+// max_partitions_per_insert_block is 1000 instead of 100: every table is
+// partitioned by month, and a fact may be dated any month from
+// events.MinTimestamp (2000) to now — some 330 months, 1000 until 2083. At
+// 100, one webhook batch dated across more than 100 months (or the rollup
+// job's hours for them) failed with TOO_MANY_PARTS, retried forever as the
+// store's ill health: the sink held it back and /readyz failed.
 var DefaultSettings = map[string]string{
-	"distributed_product_mode":      "global",
-	"optimize_and_compare_chain":    "0",
-	"join_use_nulls":                "0",
-	"compile_expressions":           "0",
-	"compile_aggregate_expressions": "0",
-	"compile_sort_description":      "0",
+	"max_partitions_per_insert_block": "1000",
+	"distributed_product_mode":        "global",
+	"optimize_and_compare_chain":      "0",
+	"join_use_nulls":                  "0",
+	"compile_expressions":             "0",
+	"compile_aggregate_expressions":   "0",
+	"compile_sort_description":        "0",
 }
 
 // WithSetting applies a ClickHouse query-level setting to every query of the

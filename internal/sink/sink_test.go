@@ -244,3 +244,35 @@ func TestSlowInsertRedeliversNothing(t *testing.T) {
 		t.Fatalf("an insert slower than AckWait: %d messages redelivered, %d rows inserted; want 0 and %d", info.NumRedelivered, ins.rows.Load(), n)
 	}
 }
+
+// A batch whose facts span more months than ClickHouse's default
+// max_partitions_per_insert_block (100; the tables are partitioned by
+// month) is stored: ClickHouse refused the insert with TOO_MANY_PARTS, a
+// server error the sink retries forever, so such a batch was held back
+// for good (chdb.DefaultSettings raises the limit past the months a
+// timestamp may fall in).
+func TestABatchAcrossManyMonthsIsStored(t *testing.T) {
+	f := newFixture(t)
+	now := time.Now().UTC()
+	msgs := make([]events.Message, 120)
+	for i := range msgs {
+		ev := events.DeliveryStatus{
+			Channel: events.ChannelSMS, Status: events.StatusDelivered, Source: events.SourceWebhook,
+			OTPID:     fmt.Sprintf("22222222-0000-4000-8000-%012d", i),
+			Timestamp: now.AddDate(0, -i, 0), ReceivedAt: now,
+		}
+		m, err := events.NewDeliveryMessage(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs[i] = m
+	}
+	f.publish(t, msgs...)
+	cfg := sinkConfig()
+	cfg.MaxRows = len(msgs) // one batch, one insert
+	f.run(t, cfg, f.DB)
+	f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", uint64(len(msgs)))
+	if n := f.count(t, "SELECT uniqExact(toYYYYMM(event_time)) FROM delivery_events"); n != uint64(len(msgs)) {
+		t.Errorf("%d months stored; want %d", n, len(msgs))
+	}
+}
