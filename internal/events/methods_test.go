@@ -153,6 +153,25 @@ func TestTrackCorrelation(t *testing.T) {
 	}
 }
 
+// A tracked time outside the sane range is refused, never stored: a
+// DateTime64 wraps 9999-12-31 to 1816 (and the rollups would walk to it).
+func TestTrackTimeInRange(t *testing.T) {
+	for at, ok := range map[string]bool{
+		receivedAt.Add(-time.Hour).Format(time.RFC3339):                 true,
+		receivedAt.Add(MaxClockSkew - time.Minute).Format(time.RFC3339): true,
+		"9999-12-31T00:00:00Z":                                          false,
+		"1816-03-29T05:56:08Z":                                          false,
+		"1999-12-31T23:59:59Z":                                          false,
+		receivedAt.Add(MaxClockSkew + time.Hour).Format(time.RFC3339):   false,
+	} {
+		tr, err := DecodeTrack([]byte(`{"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01","at":"`+at+`"}`), receivedAt)
+		var fe *FieldError
+		if ok != (err == nil) || (!ok && (!errors.As(err, &fe) || fe.Field != "at")) {
+			t.Errorf("at %s: DecodeTrack = %v, %v; want ok=%v (else a FieldError on at)", at, tr.At, err, ok)
+		}
+	}
+}
+
 func FuzzDecodeSilentOutcomes(f *testing.F) {
 	f.Add([]byte(`{"attemptId":"sa-1","startedAt":"2026-11-22T09:00:00Z","finishedAt":"2026-11-22T09:00:01Z","result":"error","error":"x"}`))
 	f.Add([]byte(`[{"attemptId":"a","loginHint":"1"}]`))

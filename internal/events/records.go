@@ -200,7 +200,8 @@ func newMessage(subject, id, source, typ string, at time.Time, ceSubject string,
 
 // DecodeTrack parses and validates a tracking registration: otpId must be a
 // UUID, api "v4" (the default) or "v1", status empty or an upper-case word,
-// correlationId (optional) an id of at most 128 printable characters.
+// correlationId (optional) an id of at most 128 printable characters, at
+// (optional, else receivedAt) within SaneTimestamp's range.
 func DecodeTrack(body []byte, receivedAt time.Time) (Track, error) {
 	var tr Track
 	if err := json.Unmarshal(body, &tr); err != nil {
@@ -232,8 +233,13 @@ func DecodeTrack(body []byte, receivedAt time.Time) (Track, error) {
 	if tr.CorrelationID = strings.TrimSpace(tr.CorrelationID); tr.CorrelationID != "" && !validID(tr.CorrelationID) {
 		return tr, &FieldError{Index: -1, Field: "correlationId", Err: fmt.Errorf("%w: want at most %d printable characters", ErrMalformed, maxIDLen)}
 	}
-	if tr.At.IsZero() {
+	switch {
+	case tr.At.IsZero():
 		tr.At = receivedAt.UTC()
+	case !SaneTimestamp(tr.At, receivedAt):
+		// The caller's own clock: refused as the method endpoints' times
+		// are, never stored (a DateTime64 wraps 9999-12-31 to 1816).
+		return tr, &FieldError{Index: -1, Field: "at", Err: fmt.Errorf("%w: %s is before %d or more than %v ahead", ErrMalformed, tr.At.Format(time.RFC3339), MinTimestamp.Year(), MaxClockSkew)}
 	}
 	return tr, nil
 }
