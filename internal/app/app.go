@@ -192,7 +192,8 @@ func (a *App) build(ctx context.Context) (err error) {
 	if cfg.StatusInterval > 0 {
 		a.runs = append(a.runs, a.reportStatus)
 	}
-	ops.MountHealth(public, checks...)
+	// Without an admin listener the public one is the operators'.
+	ops.MountHealth(public, a.adminLn == nil, checks...)
 	ops.MountMetrics(scraped, reg)
 	ops.MountProfiling(guarded)
 	guarded.Get("/api/v1/status", a.serveStatus)
@@ -204,7 +205,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		a.srv = ops.NewServer(public)
 	}
 	if a.adminLn != nil {
-		ops.MountHealth(admin, checks...)
+		ops.MountHealth(admin, true, checks...)
 		a.admin = ops.NewServer(admin)
 	}
 	for _, f := range a.onShutdown {

@@ -139,8 +139,11 @@ func MountProfiling(r chi.Router) {
 }
 
 // MountHealth adds /healthz (the process is up) and /readyz (every check
-// passes) to r.
-func MountHealth(r chi.Router, checks ...Check) {
+// passes) to r. /readyz names each check; with detail it says why one
+// fails (an error may name an internal address or quote the store's
+// message) and what a passing one reports, for the operators' listener:
+// the internet-facing one says only which checks fail.
+func MountHealth(r chi.Router, detail bool, checks ...Check) {
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -153,8 +156,12 @@ func MountHealth(r chi.Router, checks ...Check) {
 		for _, c := range checks {
 			if err := c.Ready(ctx); err != nil {
 				status = http.StatusServiceUnavailable
-				body += fmt.Sprintf("%s: %v\n", c.Name, err)
-			} else if c.Info != nil {
+				if detail {
+					body += fmt.Sprintf("%s: %v\n", c.Name, err)
+				} else {
+					body += c.Name + ": failing (the admin listener's /readyz says why)\n"
+				}
+			} else if detail && c.Info != nil {
 				body += fmt.Sprintf("%s: ok (%s)\n", c.Name, c.Info())
 			} else {
 				body += fmt.Sprintf("%s: ok\n", c.Name)
