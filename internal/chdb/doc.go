@@ -123,6 +123,14 @@
 // which the limits bound. A running statement is not interrupted when its
 // client goes away; the time limit ends it.
 //
+// A guest that may not write takes its place in that queue before its body
+// is read, has 10 s to send it, and may send at most
+// HandlerConfig.MaxGuestQuerySize (default 1 MiB, decompressed; a
+// compressed frame whose header claims more is refused unread); reading
+// stops there with QUERY_IS_TOO_LARGE (393). So only the guests the queue
+// holds keep a query in memory, each at most that much. The query URL
+// parameter is bounded by net/http's header limit (1 MiB).
+//
 // HandlerConfig.AllowExternalWrites lets everyone write; then guests run on
 // the owner's connection, without allowlist or limits, but still one at a
 // time. Listen binds 127.0.0.1:8123 by default, loopback only.

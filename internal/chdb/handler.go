@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -36,6 +37,17 @@ const DefaultGuestQueue = 16
 // DefaultMaxQuerySize bounds a query sent in the request body (without the
 // query URL parameter), inline data included.
 const DefaultMaxQuerySize = 256 << 20
+
+// DefaultMaxGuestQuerySize bounds the query a guest that may not write sends
+// in the request body, decompressed, when HandlerConfig leaves
+// MaxGuestQuerySize zero. Such a guest sends a statement and no data: the
+// engine parses at most max_query_size of it (256 KiB, which a guest may not
+// raise) and the dashboards' longest query is under 4 KB.
+const DefaultMaxGuestQuerySize = 1 << 20
+
+// guestBodyTimeout is how long a guest that may not write has to send its
+// query: it holds a place in the guest queue meanwhile.
+const guestBodyTimeout = 10 * time.Second
 
 // HandlerConfig configures NewHandler.
 type HandlerConfig struct {
@@ -68,6 +80,11 @@ type HandlerConfig struct {
 	// MaxQuerySize bounds a query read from the request body; 0 means
 	// DefaultMaxQuerySize.
 	MaxQuerySize int64
+	// MaxGuestQuerySize bounds, instead, the query of a guest that may not
+	// write (anonymous, the reader, or any GET); 0 means
+	// DefaultMaxGuestQuerySize. A larger one is refused with
+	// QUERY_IS_TOO_LARGE before more of it is read.
+	MaxGuestQuerySize int64
 }
 
 // Handler serves the subset of ClickHouse's HTTP interface that
@@ -80,15 +97,18 @@ type Handler struct {
 	password string
 	external bool
 	maxQuery int64
+	maxGuest int64
 
 	readerUser     string
 	readerPassword string
 
-	// A guest request takes a slot, then the one running place: the owner
-	// waits for at most one guest statement, and a burst beyond the queue
-	// is refused instead of piling up.
+	// A guest request takes a slot before its body is read, then the one
+	// running place: the owner waits for at most one guest statement, a
+	// burst beyond the queue is refused instead of piling up, and only the
+	// guests with a slot hold a query in memory.
 	guestSlots   chan struct{}
 	guestRunning chan struct{}
+	guestBody    time.Duration // guestBodyTimeout; tests shorten it
 	tableFuncs   tableFuncs
 	observe      func(guest bool, outcome string, d time.Duration)
 }
@@ -121,11 +141,13 @@ func NewHandler(engine *Engine, cfg HandlerConfig) *Handler {
 		password: cfg.Password,
 		external: cfg.AllowExternalWrites,
 		maxQuery: cfg.MaxQuerySize,
+		maxGuest: cfg.MaxGuestQuerySize,
 		observe:  cfg.Observe,
 
 		readerUser:     cfg.ReaderUser,
 		readerPassword: cfg.ReaderPassword,
 		guestRunning:   make(chan struct{}, 1),
+		guestBody:      guestBodyTimeout,
 	}
 	queue := cfg.GuestQueue
 	switch {
@@ -151,6 +173,9 @@ func NewHandler(engine *Engine, cfg HandlerConfig) *Handler {
 	}
 	if h.maxQuery <= 0 {
 		h.maxQuery = DefaultMaxQuerySize
+	}
+	if h.maxGuest <= 0 {
+		h.maxGuest = DefaultMaxGuestQuerySize
 	}
 	return h
 }
@@ -197,6 +222,11 @@ type request struct {
 	queryID   string
 	statement Statement
 }
+
+// reader reports whether req is a guest's that may not write: the
+// allowlist decides what it runs, and its body needs to hold a statement
+// only.
+func (req *request) reader() bool { return req.guest && !req.writer }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
@@ -325,8 +355,9 @@ func (h *Handler) parse(r *http.Request) (*request, error) {
 }
 
 // body returns the request body, decoded from its Content-Encoding and
-// ClickHouse's compressed framing.
-func (h *Handler) body(r *http.Request) (io.Reader, error) {
+// ClickHouse's compressed framing. A frame is refused when its header
+// claims more than limit bytes (0: no bound but ch-go's own 128 MiB).
+func (h *Handler) body(r *http.Request, limit int64) (io.Reader, error) {
 	var body io.Reader = r.Body
 	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); enc {
 	case "", "identity":
@@ -346,14 +377,93 @@ func (h *Handler) body(r *http.Request) (io.Reader, error) {
 		return nil, exceptionf(CodeNotImplemented, "NOT_IMPLEMENTED", "Content-Encoding %s is not supported", enc)
 	}
 	if r.URL.Query().Get("decompress") == "1" {
-		body = compress.NewReader(body)
+		body = frameEnd{compress.NewReader(&frameLimit{r: body, max: limit})}
 	}
 	return body, nil
 }
 
+// frameHeader is the size of a compressed frame's header: a CityHash128
+// checksum, the method byte, then two little-endian uint32s, the frame's
+// compressed size (with the method byte and both sizes) and its size
+// uncompressed.
+const frameHeader = 16 + 1 + 4 + 4
+
+// frameLimit passes compressed frames through to ch-go's reader, which
+// allocates what a header claims before it reads the frame: a header that
+// claims more than max bytes (0: no bound) fails with QUERY_IS_TOO_LARGE
+// instead. A frame cut short ends in io.ErrUnexpectedEOF, so that io.EOF
+// means the input ended between frames.
+type frameLimit struct {
+	r      io.Reader
+	max    int64
+	header [frameHeader]byte
+	head   []byte // the current frame's header, as far as not passed on
+	left   int64  // the current frame's compressed bytes not passed on
+}
+
+func (f *frameLimit) Read(p []byte) (int, error) {
+	if len(f.head) == 0 && f.left == 0 {
+		if _, err := io.ReadFull(f.r, f.header[:]); err != nil {
+			return 0, err
+		}
+		packed := int64(binary.LittleEndian.Uint32(f.header[17:])) - (1 + 4 + 4)
+		unpacked := int64(binary.LittleEndian.Uint32(f.header[21:]))
+		if f.max > 0 && (packed > f.max || unpacked > f.max) {
+			return 0, tooLarge(f.max)
+		}
+		f.head, f.left = f.header[:], max(packed, 0)
+	}
+	if len(f.head) > 0 {
+		n := copy(p, f.head)
+		f.head = f.head[n:]
+		return n, nil
+	}
+	n, err := f.r.Read(p[:min(int64(len(p)), f.left)])
+	f.left -= int64(n)
+	if err == io.EOF && f.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+// frameEnd unwraps the io.EOF that ch-go's reader wraps at the end of its
+// input: io.ReadAll takes only io.EOF itself for the end.
+type frameEnd struct{ r io.Reader }
+
+func (f frameEnd) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// tooLarge is the error for a query body beyond limit bytes.
+func tooLarge(limit int64) *Exception {
+	return exceptionf(CodeQueryTooLarge, "QUERY_IS_TOO_LARGE", "Query is larger than %d bytes", limit)
+}
+
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *request) {
 	ctx := r.Context()
-	body, err := h.body(r)
+	// A guest takes its slot in the queue before its body is read, so that
+	// only the guests the queue holds keep a query in memory.
+	if !h.enqueue(w, r, req) {
+		return
+	}
+	defer h.dequeue(req)
+	limit, frameMax := h.maxQuery, int64(0)
+	if req.reader() {
+		limit, frameMax = h.maxGuest, h.maxGuest
+		// It holds its slot while it sends: one that sends slowly, or never
+		// ends, must not keep it. net/http lifts the deadline when the body
+		// ends, to read on for a client that leaves; without a body it reads
+		// on already, and a deadline would cancel the query. (httptest's
+		// recorder has no deadlines.)
+		if r.ContentLength != 0 {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.guestBody))
+		}
+	}
+	body, err := h.body(r, frameMax)
 	if err != nil {
 		h.fail(w, r, req.queryID, err)
 		return
@@ -373,22 +483,25 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *request) {
 		}
 	}
 
-	// Otherwise the query is the URL parameter followed by the body.
-	text, err := io.ReadAll(io.LimitReader(body, h.maxQuery+1))
+	// Otherwise the query is the URL parameter followed by the body. The
+	// limit counts decompressed bytes, and reading stops one past it.
+	text, err := io.ReadAll(io.LimitReader(body, limit+1))
 	if err != nil {
 		h.fail(w, r, req.queryID, fmt.Errorf("read request body: %w", err))
 		return
 	}
-	if int64(len(text)) > h.maxQuery {
-		h.fail(w, r, req.queryID, exceptionf(CodeQueryTooLarge, "QUERY_IS_TOO_LARGE", "Query is larger than %d bytes", h.maxQuery))
+	if int64(len(text)) > limit {
+		h.fail(w, r, req.queryID, tooLarge(limit))
 		return
 	}
-	full := string(text)
-	if query != "" {
+	var full string // the body copied once, however large
+	switch {
+	case query == "":
+		full = string(text)
+	case len(text) == 0:
 		full = query
-		if len(text) > 0 {
-			full += "\n" + string(text)
-		}
+	default:
+		full = query + "\n" + string(text)
 	}
 	if strings.TrimSpace(full) == "" {
 		h.fail(w, r, req.queryID, exceptionf(CodeSyntaxError, "SYNTAX_ERROR", "Empty query"))
@@ -445,42 +558,57 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *request) {
 	h.respond(w, req, out, res)
 }
 
-// enter takes a guest request's place at the engine: a slot in the queue
-// at once or a refusal, then the running place while the request lasts.
-// It answers the refusal itself and reports whether the request may go on;
-// leave gives the place back. The owner's requests pass.
-func (h *Handler) enter(w http.ResponseWriter, r *http.Request, req *request) bool {
+// enqueue takes a guest request's slot in the queue at once, or answers
+// the refusal itself; it reports whether the request may go on, and
+// dequeue gives the slot back. The owner's requests pass.
+func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, req *request) bool {
 	if !req.guest {
 		return true
 	}
 	select {
 	case h.guestSlots <- struct{}{}:
+		return true
 	default:
 		h.fail(w, r, req.queryID, exceptionf(CodeTooManyQueries, "TOO_MANY_SIMULTANEOUS_QUERIES",
 			"Too many simultaneous queries: one runs and %d wait", cap(h.guestSlots)-1))
 		return false
 	}
+}
+
+func (h *Handler) dequeue(req *request) {
+	if req.guest {
+		<-h.guestSlots
+	}
+}
+
+// enter waits for the one running place for a queued guest request and
+// holds it while the request lasts; leave gives it back. It reports
+// whether the request may go on, answering a client that left itself. The
+// owner's requests pass.
+func (h *Handler) enter(w http.ResponseWriter, r *http.Request, req *request) bool {
+	if !req.guest {
+		return true
+	}
 	select {
 	case h.guestRunning <- struct{}{}:
 		return true
 	case <-r.Context().Done():
-		<-h.guestSlots
 		h.fail(w, r, req.queryID, r.Context().Err())
 		return false
 	}
 }
 
-// Guests reports how many guest requests run (0 or 1) and how many wait.
-func (h *Handler) Guests() (running, waiting int) {
-	running = len(h.guestRunning)
-	return running, max(len(h.guestSlots)-running, 0)
-}
-
 func (h *Handler) leave(req *request) {
 	if req.guest {
 		<-h.guestRunning
-		<-h.guestSlots
 	}
+}
+
+// Guests reports how many guest requests run (0 or 1) and how many wait,
+// sending their query or for their turn.
+func (h *Handler) Guests() (running, waiting int) {
+	running = len(h.guestRunning)
+	return running, max(len(h.guestSlots)-running, 0)
 }
 
 // emptyResult builds the header-only block ClickHouse sends for a result
