@@ -112,8 +112,13 @@ func (a *App) build(ctx context.Context) (err error) {
 	}
 	// The API and /metrics require an API token when one is configured;
 	// /metrics also takes a metrics token, which opens nothing else.
+	// Without one, they refuse what a web page could send them
+	// (ops.BrowserGuard).
 	refused := ops.NewRefusals(logger, "request refused for its API token")
 	apiTokens := ops.WatchTokens("API token", cfg.APITokens, cfg.APITokensFile, logger)
+	if len(cfg.APITokens) == 0 {
+		admin = admin.With(ops.BrowserGuard(ops.LoopbackHost(a.AdminAddr())))
+	}
 	guarded := admin.With(ops.RequireBearer(refused, apiTokens), ops.Audit(logger))
 	scraped := admin.With(ops.RequireBearer(refused, apiTokens, ops.WatchTokens("metrics token", cfg.MetricsTokens, cfg.MetricsTokensFile, logger)))
 	if a.broker, err = broker.Open(ctx, cfg.NATS, "otpscope-"+strings.Join(cfg.Modules, "-"), logger); err != nil {
@@ -215,7 +220,7 @@ func (a *App) build(ctx context.Context) (err error) {
 			a.srv.RegisterOnShutdown(f)
 		}
 	}
-	if len(cfg.APITokens) == 0 && !loopback(a.AdminAddr()) {
+	if len(cfg.APITokens) == 0 && !ops.LoopbackHost(a.AdminAddr()) {
 		logger.Warn("the API and /metrics answer anyone who can reach " + a.AdminAddr() + ": set --api-token")
 	}
 	return nil
@@ -230,13 +235,6 @@ func (a *App) AdminAddr() string {
 		return a.Addr()
 	}
 	return a.adminLn.Addr().String()
-}
-
-// loopback reports whether addr's host is a loopback address.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	ip := net.ParseIP(host)
-	return err == nil && (host == "localhost" || ip != nil && ip.IsLoopback())
 }
 
 // MetricNames are the names of the metrics the process registered.

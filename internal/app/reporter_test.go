@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/otpscope/otpscope/internal/app"
@@ -105,6 +106,48 @@ func TestAPITokenGuardsTheAPIAndMetrics(t *testing.T) {
 	} {
 		if got := status(tt.path, tt.token); got != tt.want {
 			t.Errorf("GET %s with token %q = %d; want %d", tt.path, tt.token, got, tt.want)
+		}
+	}
+}
+
+// An API without a token refuses what a web page could send it: a
+// cross-site form's POST (no CORS preflight) and, on loopback, any request
+// to a name rebound to 127.0.0.1. Curl, the CLIs and the console pass.
+func TestOpenAPIRefusesBrowsersOfOtherSites(t *testing.T) {
+	s := serve(t, reporterConfig(t))
+	do := func(method, path, host, origin, body string) int {
+		req, _ := http.NewRequest(method, "http://"+s.AdminAddr()+path, strings.NewReader(body))
+		if host != "" {
+			req.Host = host
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	self := "http://" + s.AdminAddr()
+	for _, tt := range []struct {
+		method, path, host, origin string
+		want                       int
+	}{
+		{"POST", "/api/v1/deadletters/replay", "", "https://evil.example", http.StatusForbidden},
+		{"POST", "/api/v1/backups", "", "https://evil.example", http.StatusForbidden},
+		{"GET", "/api/v1/deadletters", "rebound.evil.example", "", http.StatusForbidden},
+		{"GET", "/metrics", "rebound.evil.example", "", http.StatusForbidden},
+		{"GET", "/console/", "rebound.evil.example", "", http.StatusForbidden},
+		{"GET", "/api/v1/deadletters", "", "", http.StatusOK},
+		{"GET", "/api/v1/deadletters", "", "https://evil.example", http.StatusOK}, // its answer is the browser's to withhold
+		{"POST", "/api/v1/deadletters/replay", "", self, http.StatusOK},
+		{"POST", "/api/v1/deadletters/replay", "", "", http.StatusOK},
+	} {
+		if got := do(tt.method, tt.path, tt.host, tt.origin, `{"all":true}`); got != tt.want {
+			t.Errorf("%s %s Host %q Origin %q = %d; want %d", tt.method, tt.path, tt.host, tt.origin, got, tt.want)
 		}
 	}
 }

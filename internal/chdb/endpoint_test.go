@@ -383,3 +383,40 @@ func TestHTTP(t *testing.T) {
 		})
 	}
 }
+
+// Without a reader password the endpoint answers only requests addressed to
+// this machine: a web page that rebinds its own name to 127.0.0.1 would
+// read every table as same-origin. With one, the password guards it.
+func TestOpenEndpointOnlyForLoopbackHosts(t *testing.T) {
+	query := func(srv *chdbtest.Server, host string, user *url.Userinfo) (int, string) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+srv.Addr+"/?query=SELECT+1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		if user != nil {
+			p, _ := user.Password()
+			req.SetBasicAuth(user.Username(), p)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("X-ClickHouse-Exception-Code") + " " + string(body)
+	}
+	open := chdbtest.Serve(t)
+	for host, want := range map[string]int{
+		open.Addr: 200, "localhost": 200, "[::1]:8123": 200,
+		"rebound.evil.example:8123": 403, "10.0.0.5": 403,
+	} {
+		if code, body := query(open, host, nil); code != want {
+			t.Errorf("open endpoint, Host %s: %d %s; want %d", host, code, body, want)
+		}
+	}
+	guarded := chdbtest.ServeConfig(t, chdb.HandlerConfig{ReaderUser: "grafana", ReaderPassword: "reader-password-0123456789"})
+	if code, body := query(guarded, "clickhouse.internal:8123", url.UserPassword("grafana", "reader-password-0123456789")); code != 200 {
+		t.Errorf("endpoint with a reader password, Host clickhouse.internal: %d %s; want 200", code, body)
+	}
+}

@@ -249,6 +249,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	// Without a reader password the endpoint is open, on loopback only
+	// (Listen): a web page in a browser on this machine could still read
+	// it by rebinding its own name to 127.0.0.1, so a query must be
+	// addressed to a loopback address or localhost.
+	if h.readerPassword == "" && !Loopback(hostPort(r.Host)) {
+		h.fail(w, r, "", exceptionf(CodeAccessDenied, "ACCESS_DENIED", "Host %s is not this machine's: without a reader password the endpoint answers only requests to 127.0.0.1, [::1] or localhost", r.Host))
+		return
+	}
 	if h.observe == nil {
 		h.query(w, r)
 		return

@@ -37,6 +37,14 @@ func Loopback(addr string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
+// hostPort is a Host header as Loopback takes it, with a port.
+func hostPort(host string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), "80")
+}
+
 // Server is the engine's HTTP endpoint bound to a listener.
 type Server struct {
 	handler *Handler
