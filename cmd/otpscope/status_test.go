@@ -66,6 +66,9 @@ func TestStatusCommand(t *testing.T) {
 		!strings.Contains(out, "warning: the poller is off (no --tyntec-api-key)") {
 		t.Errorf("otpscope status of an all-in-one without a tyntec key = %d:\n%s\nwant exit 1, the poller off", code, out)
 	}
+	if logs := in.logs.String(); !strings.Contains(logs, "otpscope is running (ingest, reporter)") || !strings.Contains(logs, "modules=ingest,reporter") {
+		t.Errorf("the banner and the start line of an all-in-one without a tyntec key:\n%s\nwant the running modules only", logs)
+	}
 	in.kill()
 
 	// With an API token: in the server's own environment, whose token file

@@ -261,7 +261,7 @@ func (a *App) Banner(w io.Writer) {
 		scheme = "https://"
 	}
 	base, adminBase := scheme+a.Addr(), scheme+a.AdminAddr()
-	lines := []string{"otpscope is running (" + strings.Join(a.cfg.Modules, ", ") + ")"}
+	lines := []string{"otpscope is running (" + strings.Join(a.running(), ", ") + ")"}
 	if a.cfg.runs(ModuleIngest) {
 		lines = append(lines,
 			"  webhooks     "+base+ingest.WebhookPath,
@@ -336,7 +336,7 @@ func (a *App) Serve(ctx context.Context) error {
 			return err
 		}
 	}
-	a.logger.Info("otpscope running", "version", cli.ModuleVersion(), "modules", strings.Join(a.cfg.Modules, ","), "addr", a.Addr(), "admin", a.AdminAddr(), "nats", a.broker.ClientURL())
+	a.logger.Info("otpscope running", "version", cli.ModuleVersion(), "modules", strings.Join(a.running(), ","), "addr", a.Addr(), "admin", a.AdminAddr(), "nats", a.broker.ClientURL())
 	err := g.Wait()
 	a.logger.Info("otpscope stopped")
 	return err
