@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -78,22 +79,27 @@ func RunDeadLetters(ctx context.Context, action string, cfg DeadLettersCLIConfig
 	if err != nil {
 		return err
 	}
-	if cfg.JSON {
-		_, err = stdout.Write(raw)
-		return err
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	if action == "list" {
+		if cfg.JSON {
+			_, err = stdout.Write(raw)
+			return err
+		}
 		var l DeadLettersResponse
 		if err := json.Unmarshal(raw, &l); err != nil {
 			return err
 		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		printDeadLetters(tw, l.DeadLetters)
+		return tw.Flush()
+	}
+	var res ReplayResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return err
+	}
+	if cfg.JSON {
+		_, err = stdout.Write(raw)
 	} else {
-		var res ReplayResult
-		if err := json.Unmarshal(raw, &res); err != nil {
-			return err
-		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tSOURCE\tRESULT")
 		for _, o := range res.Replayed {
 			fmt.Fprintf(tw, "%s\t%s\treplayed as %d event(s)\n", o.ID, o.Source, o.Messages)
@@ -102,8 +108,35 @@ func RunDeadLetters(ctx context.Context, action string, cfg DeadLettersCLIConfig
 			fmt.Fprintf(tw, "%s\t%s\tskipped: %s\n", o.ID, o.Source, o.Skipped)
 		}
 		fmt.Fprintf(tw, "%d replayed, %d skipped\n", len(res.Replayed), len(res.Skipped))
+		err = tw.Flush()
 	}
-	return tw.Flush()
+	if err != nil {
+		return err
+	}
+	return notReplayed(cfg.IDs, res)
+}
+
+// skippedReplayedAlready begins the reason a dead letter replayed before
+// is skipped for (DeadLetters.Replay).
+const skippedReplayedAlready = "replayed already at "
+
+// notReplayed is an error (the command exits 1) when a dead letter named
+// by id is unknown or could not be replayed, so that a script learns of a
+// mistyped id; one replayed before is fine, as is what --all skips.
+func notReplayed(ids []string, res ReplayResult) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	n := 0
+	for _, o := range res.Skipped {
+		if !strings.HasPrefix(o.Skipped, skippedReplayedAlready) {
+			n++
+		}
+	}
+	if n > 0 {
+		return fmt.Errorf("%d of the %d dead letters named not replayed", n, len(ids))
+	}
+	return nil
 }
 
 func printDeadLetters(w io.Writer, recs []store.DeadLetterRecord) {

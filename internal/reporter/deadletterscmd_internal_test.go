@@ -1,0 +1,28 @@
+package reporter
+
+import "testing"
+
+// A replay of named dead letters fails (exit 1) when one is unknown or
+// cannot be replayed; one replayed before, or what --all skips, does not.
+func TestNotReplayed(t *testing.T) {
+	replayed := ReplayOutcome{ID: "dl-a", Messages: 1}
+	before := ReplayOutcome{ID: "dl-b", Skipped: skippedReplayedAlready + "2026-12-03T10:00:00Z"}
+	unknown := ReplayOutcome{ID: "dl-typo", Skipped: "no such dead letter"}
+	invalid := ReplayOutcome{ID: "dl-c", Skipped: "still not a valid webhook: otpId: required"}
+	for _, c := range []struct {
+		ids     []string
+		skipped []ReplayOutcome
+		fails   bool
+	}{
+		{[]string{"dl-a"}, nil, false},
+		{[]string{"dl-a", "dl-b"}, []ReplayOutcome{before}, false},
+		{[]string{"dl-a", "dl-typo"}, []ReplayOutcome{unknown}, true},
+		{[]string{"dl-c"}, []ReplayOutcome{invalid}, true},
+		{nil, []ReplayOutcome{invalid, before}, false}, // --all
+	} {
+		err := notReplayed(c.ids, ReplayResult{Replayed: []ReplayOutcome{replayed}, Skipped: c.skipped})
+		if (err != nil) != c.fails {
+			t.Errorf("ids %v, skipped %v: %v; want failure %v", c.ids, c.skipped, err, c.fails)
+		}
+	}
+}
