@@ -67,6 +67,12 @@ func TestBackupAndRestore(t *testing.T) {
 		t.Errorf("otpscope backup list: %v\n%s", err, listed)
 	}
 
+	// A restore while otpscope runs is refused, saying why.
+	out, err = exec.Command(binary, "restore", "--data-dir", in.dataDir, "--clickhouse-listen", in.chListen, "--name", b.Name).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is otpscope running on it? stop it first") {
+		t.Errorf("otpscope restore beside the running otpscope: %v\n%s\nwant a refusal asking whether it still runs", err, out)
+	}
+
 	post(50) // after the backup
 	chdbtest.WaitForIDs(t, conn, 30*time.Second, "SELECT toString(otp_id) FROM delivery_events", ids)
 	in.stop(t)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"strings"
 	"testing"
 
@@ -67,5 +68,23 @@ func TestReportFollowsClickHouseListen(t *testing.T) {
 	var errs bytes.Buffer
 	if code := cli.Main(reportCommand(io.Discard), []string{"--since", "1h"}, env, io.Discard, &errs); code != 1 || !strings.Contains(errs.String(), "Authentication failed") {
 		t.Errorf("report with OTPSCOPE_CLICKHOUSE_LISTEN=%s = exit %d, %s; want that endpoint's refusal", srv.Addr, code, errs.String())
+	}
+}
+
+// With nothing listening where the local engine should be, the report says
+// so at once and how to point it elsewhere, instead of retrying the
+// driver's connection for 15 s.
+func TestReportWithoutALocalEngine(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // a port nothing listens on
+	var errs bytes.Buffer
+	code := cli.Main(reportCommand(io.Discard), []string{"--since", "1h", "--clickhouse-listen", addr}, noEnv, io.Discard, &errs)
+	if code != 1 || !strings.Contains(errs.String(), "no ClickHouse endpoint at "+addr) || !strings.Contains(errs.String(), "--clickhouse-dsn") ||
+		strings.Contains(errs.String(), "retrying") {
+		t.Errorf("report with no engine at %s = exit %d:\n%s\nwant exit 1 at once, naming the address and the flags", addr, code, errs.String())
 	}
 }

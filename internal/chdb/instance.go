@@ -2,9 +2,12 @@ package chdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -43,6 +46,25 @@ type Config struct {
 	BackupDir string
 }
 
+// ErrInUse is a data directory another process's engine holds: the engine
+// itself says so only on its standard error, and fails to connect.
+var ErrInUse = errors.New("another process holds this data directory (is otpscope running on it? stop it first)")
+
+// inUse reports whether another engine holds dir: ClickHouse keeps an
+// exclusive flock on its status file while it runs.
+func inUse(dir string) bool {
+	f, err := os.Open(filepath.Join(dir, "status"))
+	if err != nil {
+		return false // never started here
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return errors.Is(err, syscall.EWOULDBLOCK)
+	}
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
+}
+
 // Start opens the engine under cfg.Dir and serves its endpoint on cfg.Addr
 // until Close — not until some service's context ends, since a stopping
 // sink inserts what it holds through it.
@@ -60,6 +82,9 @@ func Start(cfg Config) (*Instance, error) {
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("embedded clickhouse: %w", err)
+	}
+	if inUse(dir) {
+		return nil, fmt.Errorf("embedded clickhouse %s: %w", dir, ErrInUse)
 	}
 	opts := []Option{WithLogger(logger), WithBackupDir(cfg.BackupDir)}
 	if cfg.Limits != nil {

@@ -219,7 +219,7 @@ func RunBackup(ctx context.Context, action string, cfg BackupCLIConfig, stdout i
 func Restore(ctx context.Context, cfg store.Config, name string, logger *slog.Logger, stdout io.Writer) error {
 	db, err := store.Open(ctx, cfg, logger)
 	if err != nil {
-		return fmt.Errorf("open the store (is otpscope still running?): %w", err)
+		return fmt.Errorf("open the store: %w", err) // chdb.ErrInUse when otpscope runs
 	}
 	defer db.Close()
 	b, err := db.Restore(ctx, name, time.Now())

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -96,7 +97,15 @@ func WriteReport(ctx context.Context, db Analytics, cfg ReportCLIConfig, now tim
 func RunReport(ctx context.Context, cfg ReportCLIConfig, stdout io.Writer, logger *slog.Logger) error {
 	dsn := cfg.DSN
 	if dsn == "" {
-		dsn = "http://default@" + cmp.Or(cfg.Listen, store.DefaultListen)
+		// The local engine is a running reporter's or all-in-one's: when
+		// nothing listens there, say so at once instead of retrying.
+		addr := cmp.Or(cfg.Listen, store.DefaultListen)
+		conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			return fmt.Errorf("no ClickHouse endpoint at %s (%w): is a reporter or otpscope running on this machine? Point --clickhouse-listen (or OTPSCOPE_CLICKHOUSE_LISTEN) at its endpoint, or --clickhouse-dsn at a ClickHouse server", addr, err)
+		}
+		conn.Close()
+		dsn = "http://default@" + addr
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
