@@ -135,6 +135,10 @@ var (
 	ErrMalformed     = errors.New("malformed value")
 )
 
+// WellFormed reports whether s may be a channel or status name, as the
+// API's filters check them: isWellFormed.
+func WellFormed(s string) bool { return isWellFormed(s) }
+
 // isWellFormed reports whether s may be an enum value from tyntec: an
 // upper-case word, ^[A-Z][A-Z0-9_]{0,63}$. Anything else (dots, spaces,
 // wildcards) could not be a NATS subject token. A loop rather than a regexp:

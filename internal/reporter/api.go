@@ -116,6 +116,12 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 		}
 		w.From = t.UTC()
 	}
+	// Any channel may be stored (tyntec's undocumented ones as they come),
+	// so an unknown name is a filter that matches nothing; one that could
+	// never be a channel is a typo, said as such.
+	if c := strings.ToUpper(strings.TrimSpace(w.Channel)); c != "" && !events.WellFormed(c) {
+		return w, &windowError{"channel", fmt.Errorf("%.64q is not a channel name (a word such as SMS or whatsapp)", w.Channel)}
+	}
 	if s := get("max_lag"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 || d > MaxLagLimit {

@@ -622,6 +622,18 @@ func TestParseWindowUpperCasesTheChannel(t *testing.T) {
 	}
 }
 
+// A channel no channel could be named (a typo) is a 400, not a filter that
+// quietly matches nothing; an unknown but possible name passes (tyntec may
+// add channels, stored as they come).
+func TestParseWindowRefusesAChannelThatCannotBe(t *testing.T) {
+	for ch, ok := range map[string]bool{"whatsapp": true, "RCS": true, "FAX_2": true, "s ms": false, "sms,viber": false, "*": false, "tyntec.2fa.>": false} {
+		_, err := reporter.ParseWindow(url.Values{"channel": {ch}}, time.Now())
+		if ok != (err == nil) {
+			t.Errorf("ParseWindow(channel=%q): %v; want ok=%v", ch, err, ok)
+		}
+	}
+}
+
 func TestParseWindowSince(t *testing.T) {
 	now := time.Date(2026, 6, 2, 12, 0, 0, 0, time.UTC)
 	tests := []struct {

@@ -219,6 +219,10 @@ func fmtMS(p *store.Percentiles, p95 bool) string {
 	return strconv.FormatFloat(p.P50, 'f', 0, 64)
 }
 
+// orDash is s, or "–" in a table for a figure there is none of (the CSV
+// keeps an empty field).
+func orDash(s string) string { return cmp.Or(s, "–") }
+
 func u(n uint64) string { return strconv.FormatUint(n, 10) }
 
 func fmtTime(t *time.Time) string {
@@ -339,7 +343,11 @@ func outcomeList(o store.Outcomes) []outcomeN {
 func (r *Report) table(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "otpscope %s report %s – %s\n\n", r.Kind, r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339))
-	fmt.Fprintln(w, completenessNote(r.Completeness))
+	if len(r.Channels) == 0 && r.Fallback.OTPs == 0 {
+		fmt.Fprintln(w, "No data: no attempt and no OTP in the window (a channel filter that matches none gives this too).")
+	} else {
+		fmt.Fprintln(w, completenessNote(r.Completeness))
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "channel\tattempts\tdelivered\tundeliverable\ttimed out\tpending\tdelivery rate\tp50 ms\tp95 ms\tverified\t")
 	for _, c := range r.Channels {
@@ -348,14 +356,14 @@ func (r *Report) table(w io.Writer) error {
 			conv = fmtPct(c.Verification.Rate)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", c.Channel, c.Attempts, c.Delivered, c.Undeliverable, c.TimedOut, c.Pending,
-			fmtPct(c.DeliveryRate), fmtMS(c.LatencyMS, false), fmtMS(c.LatencyMS, true), conv)
+			fmtPct(c.DeliveryRate), orDash(fmtMS(c.LatencyMS, false)), orDash(fmtMS(c.LatencyMS, true)), conv)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	f := r.Fallback
 	fmt.Fprintf(w, "\nOTPs %d, fallback %d (%s), resends %d; time to deliver p50 %s ms, p95 %s ms\n", f.OTPs, f.FallbackOTPs, fmtPct(f.FallbackRate), f.Resends,
-		fmtMS(f.TimeToDeliverMS, false), fmtMS(f.TimeToDeliverMS, true))
+		orDash(fmtMS(f.TimeToDeliverMS, false)), orDash(fmtMS(f.TimeToDeliverMS, true)))
 	for _, o := range outcomeList(f.Outcomes) {
 		fmt.Fprintf(w, "  %-20s %d\n", o.Name, o.N)
 	}
