@@ -38,7 +38,8 @@ build:
 ## unrecoverable figures) and decides resends by an example policy in dry-run
 ## (the resends panels), so every dashboard panel and console page has data.
 run: setup
-	$(GO) run ./cmd/otpscope --simulate --simulate-drop-webhooks 0.05 --resend-policy docs/examples/resend-policy.json
+	$(GO) run ./cmd/otpscope --simulate --simulate-drop-webhooks 0.05 --resend-policy docs/examples/resend-policy.json \
+		--alert-channel-min-delivery-rate SILENT=0.6,PUSH=0.6
 
 ## test: the whole suite against the real NATS server and the real ClickHouse engine.
 test: setup-test
