@@ -33,9 +33,10 @@ func backupCommand(action string, stdout io.Writer) cli.Command {
 		name += " " + action
 	}
 	return cli.Command{
-		Name:     name,
-		OtherEnv: app.OtherEnv,
-		Summary:  "back the database up, or list the backups, through a running otpscope's API",
+		Name:            name,
+		OtherEnv:        app.OtherEnv,
+		Summary:         "back the database up, or list the backups, through a running otpscope's API",
+		SubcommandsOnly: true,
 		Subcommands: []cli.Subcommand{
 			{Usage: "otpscope backup create [flags]", Summary: "take a backup now (ClickHouse's BACKUP, into --backup-dir)"},
 			{Usage: "otpscope backup list [flags]", Summary: "the backups taken, newest first"},
@@ -57,9 +58,10 @@ func backupCommand(action string, stdout io.Writer) cli.Command {
 // opens the data directory (or the server) itself.
 func restoreCommand(stdout io.Writer) cli.Command {
 	return cli.Command{
-		Name:     "otpscope restore",
-		OtherEnv: app.OtherEnv,
-		Summary:  "put a backup back in place of the database, with otpscope stopped; on its next start the sink inserts the stream again from the backup's position",
+		Name:            "otpscope restore",
+		OtherEnv:        app.OtherEnv,
+		Summary:         "put a backup back in place of the database, with otpscope stopped; on its next start the sink inserts the stream again from the backup's position",
+		SubcommandsOnly: true,
 		Subcommands: []cli.Subcommand{
 			{Usage: "otpscope restore --name NAME [flags]", Summary: "NAME as otpscope backup list shows it"},
 		},

@@ -19,9 +19,10 @@ func deadLettersCommand(action string, stdout io.Writer) cli.Command {
 		name += " " + action
 	}
 	return cli.Command{
-		Name:     name,
-		OtherEnv: app.OtherEnv,
-		Summary:  "list dead letters or replay them, through a running otpscope's API",
+		Name:            name,
+		OtherEnv:        app.OtherEnv,
+		Summary:         "list dead letters or replay them, through a running otpscope's API",
+		SubcommandsOnly: true,
 		Subcommands: []cli.Subcommand{
 			{Usage: "otpscope deadletters list [flags]", Summary: "newest first; --pending, --source, --json"},
 			{Usage: "otpscope deadletters replay --all|--id ID [flags]", Summary: "put them back through the normal path"},

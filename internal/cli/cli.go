@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"unicode/utf8"
@@ -28,6 +29,9 @@ type Command struct {
 	Summary string
 	// Subcommands are listed in help under the command's own usage.
 	Subcommands []Subcommand
+	// SubcommandsOnly says the command does nothing alone (`otpscope
+	// backup` wants create or list): help lists no bare "[flags] run".
+	SubcommandsOnly bool
 	// Groups, when not nil, is filled by Flags with the configuration group
 	// of each flag, so that help lists them by group; a flag in no group
 	// (OwnFlags) joins the first.
@@ -301,7 +305,11 @@ func Help(w io.Writer, c Command, fs *flag.FlagSet) {
 	if c.Summary != "" {
 		fmt.Fprintf(&b, "%s — %s\n\n", c.Name, c.Summary)
 	}
-	lines := append([]Subcommand{{Usage: c.Name + " [flags]", Summary: "run"}}, c.Subcommands...)
+	lines := c.Subcommands
+	if !c.SubcommandsOnly {
+		lines = append([]Subcommand{{Usage: c.Name + " [flags]", Summary: "run"}}, lines...)
+	}
+	lines = slices.Clone(lines)
 	lines = append(lines, Subcommand{Usage: c.Name + " config [flags]", Summary: "print the configuration it would run with, secrets hidden, and check it, without starting"},
 		Subcommand{Usage: c.Name + " help", Summary: "this help (also --help)"},
 		Subcommand{Usage: c.Name + " version", Summary: "the build: version, commit, Go (also --version)"})

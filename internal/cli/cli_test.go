@@ -228,3 +228,17 @@ func TestConfig(t *testing.T) {
 		t.Errorf("config of a command that cannot check = %d, run %v:\n%s", code, checked, out.String())
 	}
 }
+
+// A command that does nothing alone lists its subcommands, not a bare run.
+func TestHelpSubcommandsOnly(t *testing.T) {
+	for _, only := range []bool{false, true} {
+		c := Command{Name: "otpscope backup", SubcommandsOnly: only,
+			Subcommands: []Subcommand{{Usage: "otpscope backup create [flags]", Summary: "take a backup now"}}}
+		var b bytes.Buffer
+		Help(&b, c, flag.NewFlagSet("x", flag.ContinueOnError))
+		bare := regexp.MustCompile(`(?m)^  otpscope backup \[flags\] +run$`).MatchString(b.String())
+		if bare == only || !strings.Contains(b.String(), "otpscope backup create [flags]") {
+			t.Errorf("SubcommandsOnly %v: help\n%s", only, b.String())
+		}
+	}
+}
