@@ -50,6 +50,21 @@ func TestMigrationsRenderBothShapes(t *testing.T) {
 			t.Errorf("cluster migration drop_unread_tables lacks %q", want)
 		}
 	}
+	// A column added goes to the local tables and the Distributed one.
+	var paths string
+	for _, m := range cluster {
+		if m.Name == "dead_letter_paths" {
+			paths = strings.Join(m.Statements, "\n")
+		}
+	}
+	for _, want := range []string{
+		"ALTER TABLE dead_letters_local ON CLUSTER `otpscope` ADD COLUMN IF NOT EXISTS path",
+		"ALTER TABLE dead_letters ON CLUSTER `otpscope` ADD COLUMN IF NOT EXISTS path",
+	} {
+		if !strings.Contains(paths, want) {
+			t.Errorf("cluster migration dead_letter_paths lacks %q", want)
+		}
+	}
 	if single[0].Checksum == cluster[0].Checksum {
 		t.Error("the two shapes have one checksum")
 	}

@@ -85,7 +85,13 @@ type DeadLetter struct {
 	ReceivedAt  time.Time `json:"receivedAt"`
 	RemoteAddr  string    `json:"remoteAddr,omitempty"`
 	ContentType string    `json:"contentType,omitempty"`
+	// Path is the ingest endpoint that refused the request (/webhooks/tyntec,
+	// /silent-auth/outcomes, /webhooks/push): replay decodes the body as
+	// that endpoint does. Empty for the other sources, and for ingest's
+	// dead letters from before it was recorded (all webhooks).
+	Path string `json:"path,omitempty"`
 	// Body is the raw input when it is valid UTF-8; BodyBase64 otherwise.
+	// A silent-auth body is kept scrubbed (ScrubSilentBody), or not at all.
 	Body       string `json:"body,omitempty"`
 	BodyBase64 []byte `json:"bodyBase64,omitempty"`
 	// BodyBytes is the full length, when known; Truncated says Body holds less.
@@ -108,6 +114,17 @@ func NewDeadLetterMessage(dl DeadLetter, body []byte, maxBody int) (Message, err
 		dl.BodyBase64 = body
 	}
 	id := "dl-" + digest(dl.Source, dl.Reason, string(body))
+	return newMessage(SubjectDeadLetter, id, dl.Source, TypeDeadLetter, dl.ReceivedAt, "", dl)
+}
+
+// NewWithheldDeadLetterMessage wraps a dead letter that keeps nothing of
+// body but its length, for input that may hold a phone number (dl.Reason
+// should say so). fingerprint (a keyed hash of body) stands in for the
+// body in the id: a retried request leaves one dead letter, two bodies two,
+// and the id reveals neither.
+func NewWithheldDeadLetterMessage(dl DeadLetter, body []byte, fingerprint string) (Message, error) {
+	dl.BodyBytes, dl.Body, dl.BodyBase64 = max(dl.BodyBytes, len(body)), "", nil
+	id := "dl-" + digest(dl.Source, dl.Reason, "withheld", fingerprint)
 	return newMessage(SubjectDeadLetter, id, dl.Source, TypeDeadLetter, dl.ReceivedAt, "", dl)
 }
 

@@ -229,7 +229,7 @@ const maxIDLen = 128
 // and mobileId; the raw values are not kept.
 func DecodeSilentOutcomes(body []byte, receivedAt time.Time, hash func(string) string) ([]SilentOutcome, error) {
 	return decodeEach(body, func(raw json.RawMessage) (SilentOutcome, *FieldError) {
-		return decodeSilent(raw, receivedAt.UTC(), hash)
+		return decodeSilent(raw, receivedAt.UTC(), func(v string) (string, error) { return hash(v), nil })
 	})
 }
 
@@ -291,7 +291,9 @@ type silentWire struct {
 	MobileID      json.RawMessage `json:"mobileId"`
 }
 
-func decodeSilent(raw json.RawMessage, receivedAt time.Time, hash func(string) string) (SilentOutcome, *FieldError) {
+// decodeSilent reads one outcome; hash gives loginHint's and mobileId's
+// pseudonyms, or refuses the value.
+func decodeSilent(raw json.RawMessage, receivedAt time.Time, hash func(string) (string, error)) (SilentOutcome, *FieldError) {
 	var w silentWire
 	if len(raw) == 0 || raw[0] != '{' {
 		return SilentOutcome{}, &FieldError{Err: ErrNotAnEvent}
@@ -343,10 +345,12 @@ func decodeSilent(raw json.RawMessage, receivedAt time.Time, hash func(string) s
 		dst  *string
 	}{{"loginHint", w.LoginHint, &o.LoginHintHash}, {"mobileId", w.MobileID, &o.MobileIDHash}} {
 		v, err := optionalString(f.raw)
+		if err == nil {
+			*f.dst, err = hash(v)
+		}
 		if err != nil {
 			return o, &FieldError{Field: f.name, Err: err}
 		}
-		*f.dst = hash(v)
 	}
 	return o, nil
 }

@@ -57,7 +57,7 @@ func (m *Methods) Routes() []Route {
 
 func (m *Methods) serveSilent(x exchange) {
 	// 202: the outcome is stored durably; its figures follow.
-	m.serve(x, http.StatusAccepted, "Invalid silent-auth outcome", func(body []byte, at time.Time) ([]events.Message, []string, error) {
+	m.serve(x, endpoint{SilentPath, m.silentDeadLetter}, http.StatusAccepted, "Invalid silent-auth outcome", func(body []byte, at time.Time) ([]events.Message, []string, error) {
 		outs, err := events.DecodeSilentOutcomes(body, at, m.hash)
 		if err != nil {
 			return nil, nil, err
@@ -71,8 +71,10 @@ func (m *Methods) serveSilent(x exchange) {
 	}, events.ChannelSilent)
 }
 
+// servePush keeps refused bodies raw, as the webhook's: the decoder reads
+// no loginHint or mobileId from them.
 func (m *Methods) servePush(x exchange) {
-	m.serve(x, http.StatusOK, "Invalid push approval request", func(body []byte, at time.Time) ([]events.Message, []string, error) {
+	m.serve(x, endpoint{path: PushPath}, http.StatusOK, "Invalid push approval request", func(body []byte, at time.Time) ([]events.Message, []string, error) {
 		ps, err := events.DecodePushEvents(body, at)
 		if err != nil {
 			return nil, nil, err
@@ -84,6 +86,25 @@ func (m *Methods) servePush(x exchange) {
 		}
 		return msgs, labels, err
 	}, events.ChannelPush)
+}
+
+// silentDeadLetter is the dead letter of a refused silent-auth body, which
+// must not keep a phone number: the body with loginHint and mobileId
+// replaced by their pseudonyms (events.ScrubSilentBody says exactly how),
+// which replay stores as ingest would have; else (not JSON, cut off, such
+// a value not a string) no body at all, only its length, and a reason that
+// says why.
+//
+// A client posting "pseudonym:…" itself is not trusted: ingest hashes that
+// string like any other; only replay reads the form.
+func (m *Methods) silentDeadLetter(dl events.DeadLetter, body []byte) (events.Message, error) {
+	if kept, ok := events.ScrubSilentBody(body, m.hash); ok {
+		// Pseudonyms are longer than most phone numbers: never let them
+		// be what cuts a body that was within --max-body-bytes.
+		return events.NewDeadLetterMessage(dl, kept, max(len(kept), int(m.h.cfg.MaxBodyBytes)))
+	}
+	dl.Reason += "; body withheld: not JSON objects with string loginHint and mobileId, so it may hold a phone number"
+	return events.NewWithheldDeadLetterMessage(dl, body, m.hash(string(body)))
 }
 
 func label(v string, unknown bool) string {
@@ -101,10 +122,10 @@ type decodeFunc func(body []byte, receivedAt time.Time) (msgs []events.Message, 
 // serve is the webhook endpoint's pipeline (serveWebhook) for another body:
 // readJSON, decode (invalid: a dead letter and a problem), publish, and answer status
 // with {"accepted": n} only after JetStream acknowledged every message.
-func (m *Methods) serve(x exchange, status int, title string, decode decodeFunc, ch events.Channel) {
+func (m *Methods) serve(x exchange, ep endpoint, status int, title string, decode decodeFunc, ch events.Channel) {
 	h := m.h
 	receivedAt := h.now()
-	body, ok := h.readJSON(x, receivedAt)
+	body, ok := h.readJSON(x, ep, receivedAt)
 	if !ok {
 		return
 	}
@@ -120,7 +141,7 @@ func (m *Methods) serve(x exchange, status int, title string, decode decodeFunc,
 		} else {
 			p.Status = http.StatusInternalServerError // a decoded record that cannot be encoded: a bug
 		}
-		h.reject(x, receivedAt, body, false, outcomeBadRequest, p)
+		h.reject(x, ep, receivedAt, body, false, outcomeBadRequest, p)
 		return
 	}
 	stored, err := h.publish(x.context(), msgs)

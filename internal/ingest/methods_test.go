@@ -135,10 +135,103 @@ func testMethodBadInput(t *testing.T, on server) {
 			if got := f.subjects(t); len(got) != 1 || got[events.SubjectDeadLetter] != 1 {
 				t.Fatalf("stream subjects = %v; want exactly one dead letter (the valid element is not published alone)", got)
 			}
-			if dl := lastDeadLetter(t, f); dl.Reason != p.Detail || dl.Status != tt.status {
-				t.Errorf("dead letter = %+v", dl)
+			// The reason may go on: a silent-auth body not kept says why.
+			if dl := lastDeadLetter(t, f); !strings.HasPrefix(dl.Reason, p.Detail) || dl.Status != tt.status || dl.Path != tt.path {
+				t.Errorf("dead letter = %+v; want reason %q…, status %d, path %s", dl, p.Detail, tt.status, tt.path)
 			}
 		})
+	}
+}
+
+// silentRepro is the security review's reproduction: a silent-auth
+// outcome refused (no attemptId) with a phone number and a mobileId.
+const silentRepro = `{"correlationId":"x","startedAt":"2026-12-03T12:00:00Z","finishedAt":"2026-12-03T12:00:01Z","result":"verified","loginHint":"381999888777","mobileId":"MOBILE-SECRET-1"}`
+
+func TestSilentDeadLettersKeepNoIdentifier(t *testing.T) {
+	eachServer(t, testSilentDeadLettersKeepNoIdentifier)
+}
+
+// testSilentDeadLettersKeepNoIdentifier: a refused silent-auth body
+// reaches the dead letter with pseudonyms for loginHint and mobileId, or
+// not at all when they cannot be replaced; either way the stream never
+// holds the raw values. The webhook's and push's refused bodies stay raw.
+func testSilentDeadLettersKeepNoIdentifier(t *testing.T, on server) {
+	f := newFixtureOn(t, on)
+	hash := events.KeyedHash([]byte(pseudonymKey))
+	valid := strings.Replace(silentRepro, `"correlationId":"x"`, `"attemptId":"sa-dl"`, 1)
+	post := func(path, body, contentType string, want int) events.DeadLetter {
+		t.Helper()
+		if resp := f.postTo(t, path, body, "X-Webhook-Token", token, "Content-Type", contentType); resp.StatusCode != want {
+			t.Fatalf("POST %s %.60s: %d; want %d", path, body, resp.StatusCode, want)
+		}
+		return lastDeadLetter(t, f)
+	}
+
+	for _, tt := range []struct{ name, body, contentType string }{
+		{"invalid", silentRepro, "application/json"},
+		{"wrong content type", valid, "text/plain"},
+	} {
+		dl := post(ingest.SilentPath, tt.body, tt.contentType, map[bool]int{true: 400, false: 415}[tt.contentType == "application/json"])
+		if dl.Path != ingest.SilentPath || dl.Truncated || dl.BodyBytes != len(dl.Body) {
+			t.Errorf("%s: dead letter %+v; want path %s, the whole scrubbed body", tt.name, dl, ingest.SilentPath)
+		}
+		for _, v := range []string{"381999888777", "MOBILE-SECRET-1"} {
+			if want := `"` + events.Pseudonym(hash(v)) + `"`; !strings.Contains(dl.Body, want) {
+				t.Errorf("%s: dead letter body %s; want %s in it", tt.name, dl.Body, want)
+			}
+		}
+	}
+
+	withheld := []struct{ name, body string }{
+		{"not JSON", "loginHint=381999888777&mobileId=MOBILE-SECRET-1"},
+		{"a number", strings.Replace(valid, `"381999888777"`, `381999888777`, 1)},
+	}
+	for _, tt := range withheld {
+		dl := post(ingest.SilentPath, tt.body, "application/json", 400)
+		if dl.Body != "" || dl.BodyBase64 != nil || dl.BodyBytes != len(tt.body) || !strings.Contains(dl.Reason, "body withheld") || dl.Path != ingest.SilentPath {
+			t.Errorf("%s: dead letter %+v; want no body, its length %d, and the reason saying it was withheld", tt.name, dl, len(tt.body))
+		}
+	}
+	oversized := `{"attemptId":"sa-big","loginHint":"381999888777","pad":"` + strings.Repeat("x", 70<<10) + `"}`
+	if dl := post(ingest.SilentPath, oversized, "application/json", 413); dl.Body != "" || !dl.Truncated || dl.BodyBytes != len(oversized) {
+		t.Errorf("oversized: dead letter %+v; want no body, truncated, %d bytes", dl, len(oversized))
+	}
+
+	// The other endpoints' bodies hold no phone number: kept as they came.
+	push := `{"uuid":"u-1","tfaId":"5661166","createdAt":"2026-11-29T10:00:00Z"}`
+	if dl := post(ingest.PushPath, push, "application/json", 400); dl.Body != push || dl.Path != ingest.PushPath {
+		t.Errorf("push: dead letter %+v; want the raw body and path %s", dl, ingest.PushPath)
+	}
+	if dl := post(ingest.WebhookPath, `{"channel":"SMS"}`, "application/json", 400); dl.Body != `{"channel":"SMS"}` || dl.Path != ingest.WebhookPath {
+		t.Errorf("webhook: dead letter %+v; want the raw body and path %s", dl, ingest.WebhookPath)
+	}
+
+	// One dead letter each: two withheld bodies refused for one reason are
+	// two dead letters, not one.
+	if got := f.subjects(t)[events.SubjectDeadLetter]; got != 7 {
+		t.Errorf("%d dead letters; want 7", got)
+	}
+	data := f.streamData(t)
+	for _, raw := range []string{"381999888777", "MOBILE-SECRET-1"} {
+		if bytes.Contains(data, []byte(raw)) {
+			t.Errorf("the stream holds the raw identifier %s", raw)
+		}
+	}
+}
+
+// TestPseudonymFormNotTrusted: ingest hashes a loginHint that looks like a
+// pseudonym as it hashes any value; only replay takes the form.
+func TestPseudonymFormNotTrusted(t *testing.T) {
+	f := newFixture(t)
+	hash := events.KeyedHash([]byte(pseudonymKey))
+	forged := events.Pseudonym(hash("381999888777"))
+	body := `{"attemptId":"sa-forged","startedAt":"2026-11-29T10:00:00Z","finishedAt":"2026-11-29T10:00:01Z","result":"verified","loginHint":"` + forged + `"}`
+	if resp := f.postTo(t, ingest.SilentPath, body, "X-Webhook-Token", token); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST: %d; want 202", resp.StatusCode)
+	}
+	data := f.streamData(t)
+	if !bytes.Contains(data, []byte(`"loginHintHash":"`+hash(forged)+`"`)) || bytes.Contains(data, []byte(`"loginHintHash":"`+hash("381999888777")+`"`)) {
+		t.Errorf("stream = %s; want the keyed hash of the whole value %q", data, forged)
 	}
 }
 

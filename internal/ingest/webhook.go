@@ -73,10 +73,23 @@ func (h *Handler) Routes() []Route {
 	return []Route{{WebhookPath, h.serveWebhook}, {TrackPath, h.serveTrack}}
 }
 
+// endpoint is what reject needs to know of the endpoint it refuses a
+// request for.
+type endpoint struct {
+	// path goes into the dead letter: replay decodes its body by it.
+	path string
+	// deadLetter, when set, makes the dead letter of a refused body (which
+	// may hold what must not be kept raw); nil keeps the body as it came.
+	deadLetter func(dl events.DeadLetter, body []byte) (events.Message, error)
+}
+
+// webhookEndpoint is the webhook endpoint, whose bodies hold no personal data.
+var webhookEndpoint = endpoint{path: WebhookPath}
+
 // readJSON is the start every webhook-like endpoint shares: authenticate
 // before reading, read at most --max-body-bytes, want JSON. When ok is
 // false it has answered (and dead-lettered what it read).
-func (h *Handler) readJSON(x exchange, receivedAt time.Time) (body []byte, ok bool) {
+func (h *Handler) readJSON(x exchange, ep endpoint, receivedAt time.Time) (body []byte, ok bool) {
 	if !h.authorized(x.header) {
 		h.unauthorized(x, "missing or wrong webhook token: send it as X-Webhook-Token or Authorization: Bearer")
 		return nil, false
@@ -87,14 +100,14 @@ func (h *Handler) readJSON(x exchange, receivedAt time.Time) (body []byte, ok bo
 		return nil, false
 	}
 	if tooLarge {
-		h.reject(x, receivedAt, body, true, outcomeTooLarge, problem.Details{
+		h.reject(x, ep, receivedAt, body, true, outcomeTooLarge, problem.Details{
 			Status: http.StatusRequestEntityTooLarge,
 			Detail: "body larger than " + strconv.FormatInt(h.cfg.MaxBodyBytes, 10) + " bytes",
 		})
 		return nil, false
 	}
 	if ct := x.header("Content-Type"); !isJSON(ct) {
-		h.reject(x, receivedAt, body, false, outcomeMediaType, problem.Details{
+		h.reject(x, ep, receivedAt, body, false, outcomeMediaType, problem.Details{
 			Status: http.StatusUnsupportedMediaType,
 			Detail: "Content-Type " + strconv.Quote(ct) + ": want application/json",
 		})
@@ -105,7 +118,7 @@ func (h *Handler) readJSON(x exchange, receivedAt time.Time) (body []byte, ok bo
 
 func (h *Handler) serveWebhook(x exchange) {
 	receivedAt := h.now()
-	body, ok := h.readJSON(x, receivedAt)
+	body, ok := h.readJSON(x, webhookEndpoint, receivedAt)
 	if !ok {
 		return
 	}
@@ -120,7 +133,7 @@ func (h *Handler) serveWebhook(x exchange) {
 				p.Index = &fe.Index
 			}
 		}
-		h.reject(x, receivedAt, body, false, outcomeBadRequest, p)
+		h.reject(x, webhookEndpoint, receivedAt, body, false, outcomeBadRequest, p)
 		return
 	}
 
@@ -157,12 +170,12 @@ func answerProblem(x exchange, p problem.Details, header ...string) {
 	x.answer(p.Status, problem.Body(p), append(header, "Content-Type", problem.ContentType, "X-Content-Type-Options", "nosniff")...)
 }
 
-// reject answers a 4xx for input that cannot be accepted, after its raw bytes
-// and the reason are safely in the dead-letter subject. When even that fails the
-// answer is 503: the sender retries and nothing is lost.
+// reject answers a 4xx for input that cannot be accepted, after its bytes
+// (as ep keeps them) and the reason are safely in the dead-letter subject.
+// When even that fails the answer is 503: the sender retries and nothing is lost.
 // truncated says body is only the first part of what was sent; the rest is
 // left unread and the connection closed.
-func (h *Handler) reject(x exchange, receivedAt time.Time, body []byte, truncated bool, outcome string, p problem.Details) {
+func (h *Handler) reject(x exchange, ep endpoint, receivedAt time.Time, body []byte, truncated bool, outcome string, p problem.Details) {
 	dl := events.DeadLetter{
 		Reason:      p.Detail,
 		Field:       p.Field,
@@ -171,12 +184,19 @@ func (h *Handler) reject(x exchange, receivedAt time.Time, body []byte, truncate
 		ReceivedAt:  receivedAt.UTC(),
 		RemoteAddr:  x.remoteAddr(),
 		ContentType: x.header("Content-Type"),
+		Path:        ep.path,
 		Truncated:   truncated,
 	}
 	if n := x.contentLength(); truncated && n > 0 {
 		dl.BodyBytes = int(n)
 	}
-	msg, err := events.NewDeadLetterMessage(dl, body, int(h.cfg.MaxBodyBytes))
+	var msg events.Message
+	var err error
+	if ep.deadLetter != nil {
+		msg, err = ep.deadLetter(dl, body)
+	} else {
+		msg, err = events.NewDeadLetterMessage(dl, body, int(h.cfg.MaxBodyBytes))
+	}
 	if err == nil {
 		_, err = h.publish(x.context(), []events.Message{msg})
 	}

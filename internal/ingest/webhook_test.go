@@ -299,8 +299,8 @@ func testBadInput(t *testing.T, on server) {
 				t.Fatalf("stream subjects = %v; want exactly one dead letter", got)
 			}
 			dl := lastDeadLetter(t, f)
-			if dl.Reason != p.Detail || dl.Status != tt.status || dl.Source != "ingest" {
-				t.Errorf("dead letter = %+v; want reason %q, status %d", dl, p.Detail, tt.status)
+			if dl.Reason != p.Detail || dl.Status != tt.status || dl.Source != "ingest" || dl.Path != ingest.WebhookPath {
+				t.Errorf("dead letter = %+v; want reason %q, status %d, path %s", dl, p.Detail, tt.status, ingest.WebhookPath)
 			}
 			wantBody := tt.body
 			if len(wantBody) > ingest.DefaultMaxBodyBytes {

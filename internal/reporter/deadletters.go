@@ -65,8 +65,9 @@ type ReplayResult struct {
 var errNothingSelected = errors.New("name dead letters by ids, or replay all")
 
 // Replay republishes the dead letters req selects that were never replayed,
-// and records each replay. A dead letter from ingest (a raw webhook body) is
-// decoded again and published as delivery events, whose ids derive from
+// and records each replay. A dead letter from ingest (a refused request's
+// body) is decoded again as the endpoint that refused it does, and
+// published as the events it would have published, whose ids derive from
 // their content; any other (a NATS message that could not be handled) is
 // republished on its original subject with an id derived from the dead
 // letter's. Either way a replay repeated — even one not recorded because the
@@ -87,7 +88,7 @@ func (d *DeadLetters) Replay(ctx context.Context, req ReplayRequest) (ReplayResu
 		found[r.ID] = true
 		out := ReplayOutcome{ID: r.ID, Source: r.Source}
 		if r.ReplayedAt != nil {
-			out.Skipped = "replayed already at " + r.ReplayedAt.Format(time.RFC3339)
+			out.Skipped = skippedReplayedAlready + r.ReplayedAt.Format(time.RFC3339)
 			res.Skipped = append(res.Skipped, out)
 			continue
 		}
@@ -120,24 +121,55 @@ func ReplayMessages(r store.DeadLetterRecord, now time.Time) ([]events.Message, 
 	if r.Truncated {
 		return nil, errors.New("body truncated: cannot be replayed")
 	}
-	if r.Source == "ingest" {
-		evs, err := events.DecodeDeliveryStatuses([]byte(r.Body), r.ReceivedAt)
+	if r.Source != "ingest" {
+		m, err := events.NewReplayMessage(r.Field, r.ID, []byte(r.Body), now)
+		if err != nil {
+			return nil, fmt.Errorf("no subject to replay on: %w", err)
+		}
+		return []events.Message{m}, nil
+	}
+	if r.Body == "" && r.BodyBytes > 0 {
+		return nil, errors.New("body withheld: cannot be replayed")
+	}
+	// A refused request is decoded again as the endpoint that refused it
+	// (ingest's WebhookPath, SilentPath, PushPath) does, into the messages
+	// it would have published, with the same ids.
+	body := []byte(r.Body)
+	switch r.Path {
+	case "", "/webhooks/tyntec": // "": recorded before the path was, all webhooks
+		evs, err := events.DecodeDeliveryStatuses(body, r.ReceivedAt)
 		if err != nil {
 			return nil, fmt.Errorf("still not a valid webhook: %w", err)
 		}
-		msgs := make([]events.Message, len(evs))
-		for i := range evs {
-			if msgs[i], err = events.NewDeliveryMessage(&evs[i]); err != nil {
-				return nil, err
-			}
+		return eachMessage(evs, events.NewDeliveryMessage)
+	case "/silent-auth/outcomes":
+		// The body holds pseudonyms in place of loginHint and mobileId
+		// (ingest scrubs it), taken as the hashes ingest stores.
+		outs, err := events.DecodeScrubbedSilentOutcomes(body, r.ReceivedAt)
+		if err != nil {
+			return nil, fmt.Errorf("still not a valid silent-auth outcome: %w", err)
 		}
-		return msgs, nil
+		return eachMessage(outs, events.NewSilentOutcomeMessage)
+	case "/webhooks/push":
+		ps, err := events.DecodePushEvents(body, r.ReceivedAt)
+		if err != nil {
+			return nil, fmt.Errorf("still not a valid push approval request: %w", err)
+		}
+		return eachMessage(ps, events.NewPushMessage)
 	}
-	m, err := events.NewReplayMessage(r.Field, r.ID, []byte(r.Body), now)
-	if err != nil {
-		return nil, fmt.Errorf("no subject to replay on: %w", err)
+	return nil, fmt.Errorf("refused at %q, an endpoint replay does not know", r.Path)
+}
+
+// eachMessage wraps each of vs with wrap.
+func eachMessage[T any](vs []T, wrap func(*T) (events.Message, error)) ([]events.Message, error) {
+	msgs := make([]events.Message, len(vs))
+	for i := range vs {
+		var err error
+		if msgs[i], err = wrap(&vs[i]); err != nil {
+			return nil, err
+		}
 	}
-	return []events.Message{m}, nil
+	return msgs, nil
 }
 
 // DeadLettersResponse is the body of GET /api/v1/deadletters.

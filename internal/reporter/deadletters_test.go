@@ -3,6 +3,7 @@ package reporter_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,10 +11,14 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 func TestDeadLettersReplayEachOnce(t *testing.T) {
@@ -121,5 +126,160 @@ func TestDeadLettersReplayEachOnce(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("replay of nothing: %s; want 400", resp.Status)
+	}
+}
+
+// TestDeadLettersReplayMethods: silent-auth outcomes and push statuses that
+// ingest refused for their Content-Type are dead-lettered with their
+// endpoint (the silent one with pseudonyms, never the phone number or
+// mobileId: not on NATS, not in ClickHouse) and replayed as the messages
+// ingest publishes for the same bodies sent correctly: the same ids (so
+// the correct post afterwards is a duplicate) and the same login hash.
+func TestDeadLettersReplayMethods(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	const key = "replay-pseudonym-key-0123"
+	hash := events.KeyedHash([]byte(key))
+
+	h := ingest.NewHandler(ingest.Config{Tokens: []string{webhookToken}, MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: 5 * time.Second, RetryAfter: time.Second},
+		f.Broker, brokertest.Logger(t), prometheus.NewRegistry())
+	hooks := chi.NewRouter()
+	ingest.Mount(hooks, append(h.Routes(), ingest.NewMethods(h, []byte(key), prometheus.NewRegistry()).Routes()...)...)
+	ing := httptest.NewServer(hooks)
+	t.Cleanup(ing.Close)
+	post := func(path, body, contentType string, want int) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ing.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		req.Header.Set("X-Webhook-Token", webhookToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("POST %s %.60s: %s; want %d", path, body, resp.Status, want)
+		}
+	}
+	api := chi.NewRouter()
+	reporter.NewDeadLetters(f.DB, f.Broker, brokertest.Logger(t)).Mount(api)
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+
+	start := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	silent := fmt.Sprintf(`{"attemptId":"sa-replay","startedAt":%q,"finishedAt":%q,"result":"verified","loginHint":"381999888777","mobileId":"MOBILE-SECRET-1"}`,
+		start.Format(time.RFC3339), start.Add(time.Second).Format(time.RFC3339))
+	push := fmt.Sprintf(`{"uuid":"0b5f3c1e-9d2a-4f60-8c1b-2e7d5a9f1c34","tfaId":"5661166","status":"approved","createdAt":%q,"hiddenDetails":{"correlationId":"login-replay"}}`,
+		start.Format(time.RFC3339))
+	post(ingest.SilentPath, silent, "text/plain", http.StatusUnsupportedMediaType)
+	post(ingest.PushPath, push, "text/plain", http.StatusUnsupportedMediaType)
+	// Not replayable: still invalid (no attemptId), and a body withheld.
+	post(ingest.SilentPath, strings.Replace(silent, `"attemptId":"sa-replay",`, "", 1), "application/json", http.StatusBadRequest)
+	post(ingest.SilentPath, "loginHint=381999888777", "application/json", http.StatusBadRequest)
+	f.WaitCount(t, "SELECT count() FROM dead_letters", 4)
+	for query, want := range map[string]uint64{
+		"SELECT count() FROM dead_letters WHERE path = '/silent-auth/outcomes'":                                              3,
+		"SELECT count() FROM dead_letters WHERE path = '/webhooks/push' AND position(body, '5661166') > 0":                   1,
+		"SELECT count() FROM dead_letters WHERE position(body, '" + events.Pseudonym(hash("381999888777")) + "') > 0":        2,
+		"SELECT count() FROM dead_letters WHERE position(body, '381999888777') > 0 OR position(body, 'MOBILE-SECRET-1') > 0": 0,
+	} {
+		if got := f.Count(t, query); got != want {
+			t.Errorf("%s = %d; want %d", query, got, want)
+		}
+	}
+
+	resp, err := http.Post(srv.URL+"/api/v1/deadletters/replay", "application/json", strings.NewReader(`{"all":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res reporter.ReplayResult
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Replayed) != 2 || len(res.Skipped) != 2 {
+		t.Fatalf("replay --all = %+v; want the silent outcome and the push status replayed, two skipped", res)
+	}
+	// What ingest publishes for the bodies sent correctly.
+	outs, err := events.DecodeSilentOutcomes([]byte(silent), time.Now(), hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSilent, _ := events.NewSilentOutcomeMessage(&outs[0])
+	ps, err := events.DecodePushEvents([]byte(push), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPush, _ := events.NewPushMessage(&ps[0])
+	stream, err := brokertest.JetStream(t, f.Broker).Stream(ctx, f.Broker.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []events.Message{wantSilent, wantPush} {
+		m, err := stream.GetLastMsgForSubject(ctx, want.Subject)
+		if err != nil {
+			t.Fatalf("%s: %v", want.Subject, err)
+		}
+		if got := m.Header.Get(events.HeaderMsgID); got != want.ID {
+			t.Errorf("replayed on %s with id %s; ingest publishes %s", want.Subject, got, want.ID)
+		}
+	}
+	f.WaitCount(t, "SELECT count() FROM silent_auth_outcomes WHERE event_id = '"+wantSilent.ID+"' AND login_hint_hash = '"+hash("381999888777")+
+		"' AND mobile_id_hash = '"+hash("MOBILE-SECRET-1")+"'", 1)
+	f.WaitCount(t, "SELECT count() FROM push_events WHERE event_id = '"+wantPush.ID+"' AND correlation_id = 'login-replay'", 1)
+
+	// The app sends them again correctly: duplicates of the replayed ones.
+	post(ingest.SilentPath, silent, "application/json", http.StatusAccepted)
+	post(ingest.PushPath, push, "application/json", http.StatusOK)
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter("tyntec.2fa.>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Subjects; n[wantSilent.Subject] != 1 || n[wantPush.Subject] != 1 {
+		t.Errorf("stream subjects = %v; want one message on each of %s and %s", n, wantSilent.Subject, wantPush.Subject)
+	}
+}
+
+// TestReplayMessagesByPath: an ingest dead letter is decoded as the
+// endpoint named by its path does; one from before paths were recorded
+// as a webhook; a silent-auth body only in its scrubbed form.
+func TestReplayMessagesByPath(t *testing.T) {
+	at := time.Now().UTC()
+	webhook := `{"channel":"SMS","otpId":"a4762c77-94cb-43d6-bbab-9f37e088ad11","status":"DELIVERED","timestamp":"2026-06-02T09:59:59Z"}`
+	silent := func(loginHint string) string {
+		return `{"attemptId":"sa-1","startedAt":"2026-06-02T09:00:00Z","finishedAt":"2026-06-02T09:00:01Z","result":"verified","loginHint":"` + loginHint + `"}`
+	}
+	hash := events.KeyedHash([]byte("a key of sixteen+"))("381999888777")
+	tests := []struct {
+		path, body string
+		bodyBytes  int
+		subject    string // of the one message wanted; "": an error
+	}{
+		{"", webhook, len(webhook), "tyntec.2fa.delivery.SMS.DELIVERED"},
+		{ingest.WebhookPath, webhook, len(webhook), "tyntec.2fa.delivery.SMS.DELIVERED"},
+		{ingest.SilentPath, silent(events.Pseudonym(hash)), 0, "tyntec.2fa.silent.verified"},
+		{ingest.SilentPath, silent("381999888777"), 0, ""}, // raw: never stored as a hash
+		{ingest.SilentPath, "", 40, ""},                    // withheld
+		{ingest.SilentPath, webhook, len(webhook), ""},
+		{ingest.PushPath, `{"uuid":"u-1","status":"denied","createdAt":"2026-06-02T09:00:00Z"}`, 0, "tyntec.2fa.push.denied"},
+		{"", silent(events.Pseudonym(hash)), 0, ""}, // an old dead letter is a webhook's
+		{"/otps/track", `{}`, 2, ""},
+	}
+	for _, tt := range tests {
+		r := store.DeadLetterRecord{ID: "dl-1", Source: "ingest", Path: tt.path, Body: tt.body, BodyBytes: tt.bodyBytes, ReceivedAt: at}
+		msgs, err := reporter.ReplayMessages(r, at)
+		if tt.subject == "" {
+			if err == nil {
+				t.Errorf("ReplayMessages(path %q, %.50s) = %d messages; want an error", tt.path, tt.body, len(msgs))
+			}
+			continue
+		}
+		if err != nil || len(msgs) != 1 || msgs[0].Subject != tt.subject {
+			t.Errorf("ReplayMessages(path %q, %.50s) = %+v, %v; want one message on %s", tt.path, tt.body, msgs, err, tt.subject)
+			continue
+		}
+		if tt.path == ingest.SilentPath && !strings.Contains(string(msgs[0].Data), `"loginHintHash":"`+hash+`"`) {
+			t.Errorf("replayed outcome %s; want loginHintHash %s", msgs[0].Data, hash)
+		}
 	}
 }

@@ -16,9 +16,11 @@ type DeadLetterRecord struct {
 	HTTPStatus  int       `json:"httpStatus,omitempty"`
 	ReceivedAt  time.Time `json:"receivedAt"`
 	ContentType string    `json:"contentType,omitempty"`
-	Body        string    `json:"body"`
-	BodyBytes   int       `json:"bodyBytes"`
-	Truncated   bool      `json:"truncated,omitempty"`
+	// Path is the ingest endpoint that refused it (events.DeadLetter.Path).
+	Path      string `json:"path,omitempty"`
+	Body      string `json:"body"`
+	BodyBytes int    `json:"bodyBytes"`
+	Truncated bool   `json:"truncated,omitempty"`
 	// ReplayedAt is when it was put back through the normal path; nil if never.
 	ReplayedAt *time.Time `json:"replayedAt,omitempty"`
 }
@@ -52,11 +54,11 @@ func (db *DB) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter
 	// A dead letter delivered twice is stored twice. GROUP BY collapses the
 	// copies wherever they lie; FINAL would only within a shard, and on a
 	// cluster dead_letters shards at random (schema 0001).
-	q := `SELECT d.event_id, d.source, d.reason, d.field, d.http_status, d.received_at, d.content_type,
+	q := `SELECT d.event_id, d.source, d.reason, d.field, d.http_status, d.received_at, d.content_type, d.path,
 		d.body, d.body_bytes, d.truncated, r.replays > 0, r.replayed_at
 	FROM (SELECT source, event_id, argMax(reason, inserted_at) AS reason, argMax(field, inserted_at) AS field,
 			argMax(http_status, inserted_at) AS http_status, argMax(received_at, inserted_at) AS received_at,
-			argMax(content_type, inserted_at) AS content_type, argMax(body, inserted_at) AS body,
+			argMax(content_type, inserted_at) AS content_type, argMax(path, inserted_at) AS path, argMax(body, inserted_at) AS body,
 			argMax(body_bytes, inserted_at) AS body_bytes, argMax(truncated, inserted_at) AS truncated
 		FROM dead_letters GROUP BY source, event_id) AS d
 	LEFT ANY JOIN (SELECT source, event_id, min(replayed_at) AS replayed_at, count() AS replays FROM dead_letter_replays GROUP BY source, event_id) AS r
@@ -77,7 +79,7 @@ func (db *DB) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter
 		var bodyBytes uint32
 		var replayed bool
 		var at time.Time
-		if err := rows.Scan(&r.ID, &r.Source, &r.Reason, &r.Field, &status, &r.ReceivedAt, &r.ContentType,
+		if err := rows.Scan(&r.ID, &r.Source, &r.Reason, &r.Field, &status, &r.ReceivedAt, &r.ContentType, &r.Path,
 			&r.Body, &bodyBytes, &r.Truncated, &replayed, &at); err != nil {
 			return nil, fmt.Errorf("list dead letters: %w", err)
 		}

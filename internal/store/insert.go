@@ -172,6 +172,7 @@ var deadLetterColumns = []column[DeadLetterRow]{
 	col("received_at", func(r *DeadLetterRow) time.Time { return r.ReceivedAt }),
 	col("remote_addr", func(r *DeadLetterRow) string { return r.RemoteAddr }),
 	col("content_type", func(r *DeadLetterRow) string { return r.ContentType }),
+	col("path", func(r *DeadLetterRow) string { return r.Path }),
 	col("body", func(r *DeadLetterRow) string {
 		if r.Body == "" && len(r.BodyBase64) > 0 {
 			return string(r.BodyBase64) // the raw bytes: ClickHouse strings are bytes

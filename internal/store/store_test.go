@@ -181,7 +181,7 @@ func TestInsertEveryTableAndReadBack(t *testing.T) {
 		b.Resends = append(b.Resends, store.ResendRow{EventID: "rs-1", Resend: events.Resend{
 			OTPID: otp, DecisionID: "d1", Result: events.ResendDryRun, Via: "VOICE", Attempt: 1, DecidedAt: time.Now().UTC(), DryRun: true}})
 		b.DeadLetters = append(b.DeadLetters, store.DeadLetterRow{EventID: "dl-1", DeadLetter: events.DeadLetter{
-			Reason: "otpId: not a UUID", Field: "otpId", Status: 400, Source: "ingest", ReceivedAt: time.Now().UTC(), Body: "{\"otpId\":\"x\"}\n", BodyBytes: 14}})
+			Reason: "otpId: not a UUID", Field: "otpId", Status: 400, Source: "ingest", ReceivedAt: time.Now().UTC(), Path: "/webhooks/tyntec", Body: "{\"otpId\":\"x\"}\n", BodyBytes: 14}})
 		if err := db.Insert(t.Context(), &b); err != nil {
 			t.Fatalf("Insert: %v", err)
 		}
@@ -197,6 +197,9 @@ func TestInsertEveryTableAndReadBack(t *testing.T) {
 			if got := count(t, db, query); got != want {
 				t.Errorf("%s = %d; want %d", query, got, want)
 			}
+		}
+		if dls, err := db.DeadLetters(t.Context(), store.DeadLetterFilter{}); err != nil || len(dls) != 1 || dls[0].Path != "/webhooks/tyntec" {
+			t.Errorf("DeadLetters = %+v, %v; want the one, with its path", dls, err)
 		}
 		var when time.Time
 		var id string
