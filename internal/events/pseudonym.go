@@ -40,10 +40,44 @@ func Pseudonym(hash string) string {
 // other body — not JSON, cut off, a bare value, or such a member holding a
 // number, an object… — which may hold a phone number and must not be kept.
 func ScrubSilentBody(body []byte, hash func(string) string) (scrubbed []byte, ok bool) {
+	return scrubber{hash: hash}.scrub(body)
+}
+
+// ScrubPushBody is what a dead letter may keep of a POST /webhooks/push
+// body: the members the push decoder reads — uuid, status, createdAt,
+// updatedAt, secondsToExpire and, of hiddenDetails, its correlationId
+// (keys matched ignoring case, as encoding/json does) — and nothing else:
+// the tfaId, message, details and other hidden details that ingest never
+// stores (they may identify a person) must not reach a dead letter either.
+// A replay decodes the kept body as ingest would have the whole. ok is
+// false for a body that is not JSON holding an object or an array of
+// objects.
+func ScrubPushBody(body []byte) (scrubbed []byte, ok bool) {
+	return scrubber{keep: pushMember}.scrub(body)
+}
+
+// pushMember says whether the member key of the object under parent
+// (top level: "") is one the push decoder reads.
+func pushMember(parent, key string) bool {
+	switch {
+	case parent == "":
+		for _, k := range [...]string{"uuid", "status", "createdAt", "updatedAt", "secondsToExpire", "hiddenDetails"} {
+			if strings.EqualFold(key, k) {
+				return true
+			}
+		}
+	case strings.EqualFold(parent, "hiddenDetails"):
+		return strings.EqualFold(key, "correlationId")
+	}
+	return false
+}
+
+// scrub copies body through s, or reports that it cannot.
+func (s scrubber) scrub(body []byte) (scrubbed []byte, ok bool) {
 	if !json.Valid(body) {
 		return nil, false
 	}
-	s := scrubber{dec: json.NewDecoder(bytes.NewReader(body)), hash: hash}
+	s.dec = json.NewDecoder(bytes.NewReader(body))
 	s.dec.UseNumber()
 	s.enc = json.NewEncoder(&s.out)
 	s.enc.SetEscapeHTML(false)
@@ -52,9 +86,9 @@ func ScrubSilentBody(body []byte, hash func(string) string) (scrubbed []byte, ok
 	case err != nil:
 		return nil, false
 	case tok == json.Delim('{'):
-		err = s.object()
+		err = s.object("")
 	case tok == json.Delim('['):
-		err = s.array(true)
+		err = s.array("", true)
 	default:
 		return nil, false
 	}
@@ -67,21 +101,25 @@ func ScrubSilentBody(body []byte, hash func(string) string) (scrubbed []byte, ok
 // errWithhold: the body holds an identifier ScrubSilentBody cannot replace.
 var errWithhold = errors.New("an identifier that is not a string")
 
+// scrubber copies a JSON body member by member: with hash, replacing each
+// loginHint and mobileId by its Pseudonym; with keep, leaving out each
+// member keep refuses.
 type scrubber struct {
 	dec  *json.Decoder
 	out  bytes.Buffer
 	enc  *json.Encoder
 	hash func(string) string
+	keep func(parent, key string) bool
 }
 
-// value copies the value that begins with tok.
-func (s *scrubber) value(tok json.Token) error {
+// value copies the value that begins with tok, a member of parent's.
+func (s *scrubber) value(parent string, tok json.Token) error {
 	switch t := tok.(type) {
 	case json.Delim:
 		if t == '{' {
-			return s.object()
+			return s.object(parent)
 		}
-		return s.array(false)
+		return s.array(parent, false)
 	case string:
 		s.str(t)
 	case json.Number:
@@ -94,10 +132,12 @@ func (s *scrubber) value(tok json.Token) error {
 	return nil
 }
 
-// object copies the members of the object after its '{'.
-func (s *scrubber) object() error {
+// object copies the members of the object after its '{', the value of
+// parent's member (top level: "").
+func (s *scrubber) object(parent string) error {
 	s.out.WriteByte('{')
-	for i := 0; s.dec.More(); i++ {
+	written := 0
+	for s.dec.More() {
 		k, err := s.dec.Token()
 		if err != nil {
 			return err
@@ -106,14 +146,21 @@ func (s *scrubber) object() error {
 		if err != nil {
 			return err
 		}
-		if i > 0 {
+		key, _ := k.(string)
+		if s.keep != nil && !s.keep(parent, key) {
+			if err := s.skip(v); err != nil {
+				return err
+			}
+			continue
+		}
+		if written > 0 {
 			s.out.WriteByte(',')
 		}
-		key, _ := k.(string)
+		written++
 		s.str(key)
 		s.out.WriteByte(':')
-		if !strings.EqualFold(key, "loginHint") && !strings.EqualFold(key, "mobileId") {
-			if err := s.value(v); err != nil {
+		if s.hash == nil || (!strings.EqualFold(key, "loginHint") && !strings.EqualFold(key, "mobileId")) {
+			if err := s.value(key, v); err != nil {
 				return err
 			}
 			continue
@@ -132,9 +179,29 @@ func (s *scrubber) object() error {
 	return err
 }
 
-// array copies the elements of the array after its '['; objects: each
-// must be an object.
-func (s *scrubber) array(objects bool) error {
+// skip reads past the value that begins with tok.
+func (s *scrubber) skip(tok json.Token) error {
+	if d, ok := tok.(json.Delim); !ok || (d != '{' && d != '[') {
+		return nil
+	}
+	for depth := 1; depth > 0; {
+		t, err := s.dec.Token()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
+	return nil
+}
+
+// array copies the elements of the array after its '[', the value of
+// parent's member; objects: each must be an object.
+func (s *scrubber) array(parent string, objects bool) error {
 	s.out.WriteByte('[')
 	for i := 0; s.dec.More(); i++ {
 		tok, err := s.dec.Token()
@@ -147,7 +214,7 @@ func (s *scrubber) array(objects bool) error {
 		if i > 0 {
 			s.out.WriteByte(',')
 		}
-		if err := s.value(tok); err != nil {
+		if err := s.value(parent, tok); err != nil {
 			return err
 		}
 	}

@@ -111,3 +111,42 @@ func FuzzScrubSilentBody(f *testing.F) {
 		}
 	})
 }
+
+// TestScrubPushBody: a push callback's dead letter keeps only what the
+// decoder reads, and decodes as the whole body does.
+func TestScrubPushBody(t *testing.T) {
+	const ok = `"uuid":"0b5f3c1e-9d2a-4f60-8c1b-2e7d5a9f1c33","status":"denied","createdAt":"2026-11-29T10:00:00Z","updatedAt":"2026-11-29T10:00:09Z","secondsToExpire":300`
+	for _, body := range []string{
+		`{` + ok + `,"tfaId":"5661166","message":"Approve, Jane?","details":{"ip":"203.0.113.9"},"hiddenDetails":{"correlationId":"login-9","email":"jane@example.com"}}`,
+		`[{` + ok + `,"TFAID":"5661166"},{"uuid":"u-2","STATUS":"approved","createdAt":"2026-11-29T10:00:00Z","HiddenDetails":{"CorrelationId":"c","x":[1,{"y":"jane@example.com"}]}}]`,
+		`{"tfaId":"5661166","createdAt":"2026-11-29T10:00:00Z"}`, // invalid: no uuid, still invalid
+		`{` + ok + `,"hiddenDetails":"jane@example.com"}`,         // not an object: decoded as ingest does
+	} {
+		scrubbed, kept := ScrubPushBody([]byte(body))
+		if !kept {
+			t.Errorf("ScrubPushBody(%s) withheld it", body)
+			continue
+		}
+		for _, gone := range []string{"5661166", "Jane", "203.0.113.9", `"x"`} {
+			if bytes.Contains(scrubbed, []byte(gone)) {
+				t.Errorf("ScrubPushBody(%s) = %s, holding %s", body, scrubbed, gone)
+			}
+		}
+		want, werr := DecodePushEvents([]byte(body), receivedAt)
+		got, gerr := DecodePushEvents(scrubbed, receivedAt)
+		var wfe, gfe *FieldError
+		switch {
+		case werr != nil || gerr != nil:
+			if !errors.As(werr, &wfe) || !errors.As(gerr, &gfe) || wfe.Field != gfe.Field || wfe.Index != gfe.Index {
+				t.Errorf("%s decodes with %v; scrubbed %s with %v", body, werr, scrubbed, gerr)
+			}
+		case !reflect.DeepEqual(got, want):
+			t.Errorf("%s decodes to %+v; scrubbed %s to %+v", body, want, scrubbed, got)
+		}
+	}
+	for _, body := range []string{`"5661166"`, `[{"uuid":"u"},5661166]`, `{"uuid":`, "tfaId=5661166"} {
+		if scrubbed, kept := ScrubPushBody([]byte(body)); kept {
+			t.Errorf("ScrubPushBody(%s) = %s; want it withheld", body, scrubbed)
+		}
+	}
+}

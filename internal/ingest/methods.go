@@ -71,10 +71,8 @@ func (m *Methods) serveSilent(x exchange) {
 	}, events.ChannelSilent)
 }
 
-// servePush keeps refused bodies raw, as the webhook's: the decoder reads
-// no loginHint or mobileId from them.
 func (m *Methods) servePush(x exchange) {
-	m.serve(x, endpoint{path: PushPath}, http.StatusOK, "Invalid push approval request", func(body []byte, at time.Time) ([]events.Message, []string, error) {
+	m.serve(x, endpoint{PushPath, m.pushDeadLetter}, http.StatusOK, "Invalid push approval request", func(body []byte, at time.Time) ([]events.Message, []string, error) {
 		ps, err := events.DecodePushEvents(body, at)
 		if err != nil {
 			return nil, nil, err
@@ -104,6 +102,18 @@ func (m *Methods) silentDeadLetter(dl events.DeadLetter, body []byte) (events.Me
 		return events.NewDeadLetterMessage(dl, kept, max(len(kept), int(m.h.cfg.MaxBodyBytes)))
 	}
 	dl.Reason += "; body withheld: not JSON objects with string loginHint and mobileId, so it may hold a phone number"
+	return events.NewWithheldDeadLetterMessage(dl, body, m.hash(string(body)))
+}
+
+// pushDeadLetter is the dead letter of a refused push callback: only the
+// members the decoder reads (events.ScrubPushBody), never the tfaId,
+// message or details ingest does not store; else no body, as a silent
+// one's.
+func (m *Methods) pushDeadLetter(dl events.DeadLetter, body []byte) (events.Message, error) {
+	if kept, ok := events.ScrubPushBody(body); ok {
+		return events.NewDeadLetterMessage(dl, kept, int(m.h.cfg.MaxBodyBytes))
+	}
+	dl.Reason += "; body withheld: not JSON objects, so it may hold what identifies a person"
 	return events.NewWithheldDeadLetterMessage(dl, body, m.hash(string(body)))
 }
 

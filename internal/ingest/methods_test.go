@@ -154,7 +154,8 @@ func TestSilentDeadLettersKeepNoIdentifier(t *testing.T) {
 // testSilentDeadLettersKeepNoIdentifier: a refused silent-auth body
 // reaches the dead letter with pseudonyms for loginHint and mobileId, or
 // not at all when they cannot be replaced; either way the stream never
-// holds the raw values. The webhook's and push's refused bodies stay raw.
+// holds the raw values. A push callback's keeps only what the decoder
+// reads (no tfaId, message, details); the webhook's stays raw.
 func testSilentDeadLettersKeepNoIdentifier(t *testing.T, on server) {
 	f := newFixtureOn(t, on)
 	hash := events.KeyedHash([]byte(pseudonymKey))
@@ -197,11 +198,13 @@ func testSilentDeadLettersKeepNoIdentifier(t *testing.T, on server) {
 		t.Errorf("oversized: dead letter %+v; want no body, truncated, %d bytes", dl, len(oversized))
 	}
 
-	// The other endpoints' bodies hold no phone number: kept as they came.
-	push := `{"uuid":"u-1","tfaId":"5661166","createdAt":"2026-11-29T10:00:00Z"}`
-	if dl := post(ingest.PushPath, push, "application/json", 400); dl.Body != push || dl.Path != ingest.PushPath {
-		t.Errorf("push: dead letter %+v; want the raw body and path %s", dl, ingest.PushPath)
+	// A push callback's dead letter keeps what its decoder reads, not the
+	// person's tfaId, the message or other hidden details.
+	push := `{"uuid":"u-1","tfaId":"5661166","message":"Approve, Jane Doe?","createdAt":"2026-11-29T10:00:00Z","hiddenDetails":{"email":"jane@example.com","correlationId":"login-9"}}`
+	if dl := post(ingest.PushPath, push, "application/json", 400); dl.Body != `{"uuid":"u-1","createdAt":"2026-11-29T10:00:00Z","hiddenDetails":{"correlationId":"login-9"}}` || dl.Path != ingest.PushPath {
+		t.Errorf("push: dead letter %+v; want the members the decoder reads and path %s", dl, ingest.PushPath)
 	}
+	// The webhook's holds no personal data: kept as it came.
 	if dl := post(ingest.WebhookPath, `{"channel":"SMS"}`, "application/json", 400); dl.Body != `{"channel":"SMS"}` || dl.Path != ingest.WebhookPath {
 		t.Errorf("webhook: dead letter %+v; want the raw body and path %s", dl, ingest.WebhookPath)
 	}
@@ -212,7 +215,7 @@ func testSilentDeadLettersKeepNoIdentifier(t *testing.T, on server) {
 		t.Errorf("%d dead letters; want 7", got)
 	}
 	data := f.streamData(t)
-	for _, raw := range []string{"381999888777", "MOBILE-SECRET-1"} {
+	for _, raw := range []string{"381999888777", "MOBILE-SECRET-1", "5661166", "Jane Doe", "jane@example.com"} {
 		if bytes.Contains(data, []byte(raw)) {
 			t.Errorf("the stream holds the raw identifier %s", raw)
 		}
