@@ -120,7 +120,7 @@ func TestScrubPushBody(t *testing.T) {
 		`{` + ok + `,"tfaId":"5661166","message":"Approve, Jane?","details":{"ip":"203.0.113.9"},"hiddenDetails":{"correlationId":"login-9","email":"jane@example.com"}}`,
 		`[{` + ok + `,"TFAID":"5661166"},{"uuid":"u-2","STATUS":"approved","createdAt":"2026-11-29T10:00:00Z","HiddenDetails":{"CorrelationId":"c","x":[1,{"y":"jane@example.com"}]}}]`,
 		`{"tfaId":"5661166","createdAt":"2026-11-29T10:00:00Z"}`, // invalid: no uuid, still invalid
-		`{` + ok + `,"hiddenDetails":"jane@example.com"}`,         // not an object: decoded as ingest does
+		`{` + ok + `,"hiddenDetails":"jane@example.com"}`,        // not an object: decoded as ingest does
 	} {
 		scrubbed, kept := ScrubPushBody([]byte(body))
 		if !kept {
