@@ -53,7 +53,9 @@ func ScrubSilentBody(body []byte, hash func(string) string) (scrubbed []byte, ok
 // false for a body that is not JSON holding an object or an array of
 // objects.
 func ScrubPushBody(body []byte) (scrubbed []byte, ok bool) {
-	return scrubber{keep: pushMember}.scrub(body)
+	// hiddenDetails other than an object (a string, a list) would be kept
+	// whole: withheld instead.
+	return scrubber{keep: pushMember, objects: func(key string) bool { return strings.EqualFold(key, "hiddenDetails") }}.scrub(body)
 }
 
 // pushMember says whether the member key of the object under parent
@@ -103,13 +105,15 @@ var errWithhold = errors.New("an identifier that is not a string")
 
 // scrubber copies a JSON body member by member: with hash, replacing each
 // loginHint and mobileId by its Pseudonym; with keep, leaving out each
-// member keep refuses.
+// member keep refuses, and withholding the body when a member objects
+// names holds anything but an object or null.
 type scrubber struct {
-	dec  *json.Decoder
-	out  bytes.Buffer
-	enc  *json.Encoder
-	hash func(string) string
-	keep func(parent, key string) bool
+	dec     *json.Decoder
+	out     bytes.Buffer
+	enc     *json.Encoder
+	hash    func(string) string
+	keep    func(parent, key string) bool
+	objects func(key string) bool
 }
 
 // value copies the value that begins with tok, a member of parent's.
@@ -152,6 +156,9 @@ func (s *scrubber) object(parent string) error {
 				return err
 			}
 			continue
+		}
+		if s.objects != nil && s.objects(key) && v != nil && v != json.Delim('{') {
+			return errWithhold
 		}
 		if written > 0 {
 			s.out.WriteByte(',')

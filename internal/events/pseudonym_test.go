@@ -120,7 +120,6 @@ func TestScrubPushBody(t *testing.T) {
 		`{` + ok + `,"tfaId":"5661166","message":"Approve, Jane?","details":{"ip":"203.0.113.9"},"hiddenDetails":{"correlationId":"login-9","email":"jane@example.com"}}`,
 		`[{` + ok + `,"TFAID":"5661166"},{"uuid":"u-2","STATUS":"approved","createdAt":"2026-11-29T10:00:00Z","HiddenDetails":{"CorrelationId":"c","x":[1,{"y":"jane@example.com"}]}}]`,
 		`{"tfaId":"5661166","createdAt":"2026-11-29T10:00:00Z"}`, // invalid: no uuid, still invalid
-		`{` + ok + `,"hiddenDetails":"jane@example.com"}`,        // not an object: decoded as ingest does
 	} {
 		scrubbed, kept := ScrubPushBody([]byte(body))
 		if !kept {
@@ -144,7 +143,8 @@ func TestScrubPushBody(t *testing.T) {
 			t.Errorf("%s decodes to %+v; scrubbed %s to %+v", body, want, scrubbed, got)
 		}
 	}
-	for _, body := range []string{`"5661166"`, `[{"uuid":"u"},5661166]`, `{"uuid":`, "tfaId=5661166"} {
+	for _, body := range []string{`"5661166"`, `[{"uuid":"u"},5661166]`, `{"uuid":`, "tfaId=5661166",
+		`{` + ok + `,"hiddenDetails":"jane@example.com"}`, `{` + ok + `,"HIDDENDETAILS":["jane@example.com"]}`} {
 		if scrubbed, kept := ScrubPushBody([]byte(body)); kept {
 			t.Errorf("ScrubPushBody(%s) = %s; want it withheld", body, scrubbed)
 		}
