@@ -102,6 +102,8 @@ func TestAPITokenGuardsTheAPIAndMetrics(t *testing.T) {
 		{"/api/v1/status", apiToken, http.StatusOK},
 		{"/api/v1/resends", apiToken, http.StatusOK},
 		{"/api/v1/resends?limit=1001", apiToken, http.StatusBadRequest},
+		{"/api/v1/deadletters?limit=1000", apiToken, http.StatusOK},
+		{"/api/v1/deadletters?limit=1001", apiToken, http.StatusBadRequest}, // each may hold 64 KiB
 		{"/api/v1/resends?since=forever", apiToken, http.StatusBadRequest},
 	} {
 		if got := status(tt.path, tt.token); got != tt.want {

@@ -180,7 +180,9 @@ type DeadLettersResponse struct {
 func (d *DeadLetters) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := store.DeadLetterFilter{Source: q.Get("source"), IDs: q["id"], Pending: q.Get("pending") == "true"}
-	if !limitParam(w, r, 0, &f.Limit) {
+	// Each may hold a body of --max-body-bytes: at most 1,000 an answer,
+	// the store's default, as the other lists are bounded.
+	if !limitParam(w, r, store.MaxDeadLettersListed, &f.Limit) {
 		return
 	}
 	recs, err := d.db.DeadLetters(r.Context(), f)

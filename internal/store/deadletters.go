@@ -25,8 +25,12 @@ type DeadLetterRecord struct {
 	ReplayedAt *time.Time `json:"replayedAt,omitempty"`
 }
 
+// MaxDeadLettersListed is the most dead letters DeadLetters lists, and
+// how many it lists without a Limit.
+const MaxDeadLettersListed = 1000
+
 // DeadLetterFilter selects dead letters; the zero value selects all, newest
-// first, up to 1,000.
+// first, up to MaxDeadLettersListed.
 type DeadLetterFilter struct {
 	IDs     []string
 	Source  string
@@ -49,7 +53,7 @@ func (db *DB) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter
 	}
 	limit := f.Limit
 	if limit <= 0 {
-		limit = 1000
+		limit = MaxDeadLettersListed
 	}
 	// A dead letter delivered twice is stored twice. GROUP BY collapses the
 	// copies wherever they lie; FINAL would only within a shard, and on a
