@@ -106,6 +106,13 @@ func (h *Handler) readJSON(x exchange, ep endpoint, receivedAt time.Time) (body 
 		})
 		return nil, false
 	}
+	if enc := x.header("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		h.reject(x, ep, receivedAt, body, false, outcomeMediaType, problem.Details{
+			Status: http.StatusUnsupportedMediaType,
+			Detail: "Content-Encoding " + strconv.Quote(enc) + ": send the body uncompressed",
+		})
+		return nil, false
+	}
 	if ct := x.header("Content-Type"); !isJSON(ct) {
 		h.reject(x, ep, receivedAt, body, false, outcomeMediaType, problem.Details{
 			Status: http.StatusUnsupportedMediaType,
