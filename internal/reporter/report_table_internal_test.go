@@ -23,3 +23,19 @@ func TestTableWithoutData(t *testing.T) {
 		t.Errorf("the table of an empty window:\n%s\nwant No data, and – for the times", out)
 	}
 }
+
+// A window held open by attempts the poller found unrecoverable says so.
+func TestCompletenessNoteNamesTheUnrecoverable(t *testing.T) {
+	first := time.Date(2026, 12, 3, 17, 30, 0, 0, time.UTC)
+	c := store.Completeness{Pending: 127, AwaitingReconciliation: 72, SettledUntil: &first}
+	if note := completenessNote(c, 0); !strings.HasPrefix(note, "Not final: 127 attempts still pending (72 overdue") || strings.Contains(note, "unrecoverable") {
+		t.Errorf("note without unrecoverable attempts: %q", note)
+	}
+	r := &Report{Channels: []store.ChannelStats{{Channel: "SMS", Unrecoverable: 100}, {Channel: "VIBER", Unrecoverable: 8}}, Completeness: c}
+	if note := completenessNote(c, r.Unrecoverable()); !strings.Contains(note, "108 of the window's attempts lost for good (unrecoverable)") {
+		t.Errorf("note with 108 unrecoverable attempts: %q", note)
+	}
+	if note := completenessNote(store.Completeness{Final: true}, 5); strings.Contains(note, "unrecoverable") {
+		t.Errorf("a final window's note: %q", note)
+	}
+}
