@@ -35,34 +35,28 @@ func TestMigrationsRenderBothShapes(t *testing.T) {
 		}
 	}
 	// A dropped table goes from every node: the Distributed one, then the
-	// local one.
-	var drops string
-	for _, m := range cluster {
-		if m.Name == "drop_unread_tables" {
-			drops = strings.Join(m.Statements, "\n")
-		}
-	}
-	for _, want := range []string{
-		"DROP TABLE IF EXISTS daily_attempts ON CLUSTER `otpscope` SYNC\nDROP TABLE IF EXISTS daily_attempts_local ON CLUSTER `otpscope` SYNC",
-		"DROP TABLE IF EXISTS attempts ON CLUSTER `otpscope` SYNC\nDROP TABLE IF EXISTS attempts_local ON CLUSTER `otpscope` SYNC",
+	// local one; a column added goes to the local tables and the
+	// Distributed one.
+	for name, wants := range map[string][]string{
+		"drop_unread_tables": {
+			"DROP TABLE IF EXISTS daily_attempts ON CLUSTER `otpscope` SYNC\nDROP TABLE IF EXISTS daily_attempts_local ON CLUSTER `otpscope` SYNC",
+			"DROP TABLE IF EXISTS attempts ON CLUSTER `otpscope` SYNC\nDROP TABLE IF EXISTS attempts_local ON CLUSTER `otpscope` SYNC",
+		},
+		"dead_letter_paths": {
+			"ALTER TABLE dead_letters_local ON CLUSTER `otpscope` ADD COLUMN IF NOT EXISTS path",
+			"ALTER TABLE dead_letters ON CLUSTER `otpscope` ADD COLUMN IF NOT EXISTS path",
+		},
 	} {
-		if !strings.Contains(drops, want) {
-			t.Errorf("cluster migration drop_unread_tables lacks %q", want)
+		var statements string
+		for _, m := range cluster {
+			if m.Name == name {
+				statements = strings.Join(m.Statements, "\n")
+			}
 		}
-	}
-	// A column added goes to the local tables and the Distributed one.
-	var paths string
-	for _, m := range cluster {
-		if m.Name == "dead_letter_paths" {
-			paths = strings.Join(m.Statements, "\n")
-		}
-	}
-	for _, want := range []string{
-		"ALTER TABLE dead_letters_local ON CLUSTER `otpscope` ADD COLUMN IF NOT EXISTS path",
-		"ALTER TABLE dead_letters ON CLUSTER `otpscope` ADD COLUMN IF NOT EXISTS path",
-	} {
-		if !strings.Contains(paths, want) {
-			t.Errorf("cluster migration dead_letter_paths lacks %q", want)
+		for _, want := range wants {
+			if !strings.Contains(statements, want) {
+				t.Errorf("cluster migration %s lacks %q", name, want)
+			}
 		}
 	}
 	if single[0].Checksum == cluster[0].Checksum {
