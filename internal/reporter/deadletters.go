@@ -78,12 +78,38 @@ func (d *DeadLetters) Replay(ctx context.Context, req ReplayRequest) (ReplayResu
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	recs, err := d.db.DeadLetters(ctx, store.DeadLetterFilter{IDs: req.IDs, Source: req.Source, Pending: req.All && len(req.IDs) == 0, Limit: 100000})
-	if err != nil {
-		return ReplayResult{}, err
-	}
 	res := ReplayResult{Replayed: []ReplayOutcome{}, Skipped: []ReplayOutcome{}}
-	found := make(map[string]bool, len(recs))
+	found := make(map[string]bool)
+	// A page at a time: each dead letter may hold 64 KiB, and after an
+	// incident there may be many.
+	f := store.DeadLetterFilter{IDs: req.IDs, Source: req.Source, Pending: req.All && len(req.IDs) == 0, Limit: replayPage}
+	for {
+		recs, err := d.db.DeadLetters(ctx, f)
+		if err != nil {
+			return res, err
+		}
+		if err := d.replayPageOf(ctx, recs, &res, found); err != nil {
+			return res, err
+		}
+		if len(recs) < f.Limit {
+			break
+		}
+		f.After = &recs[len(recs)-1]
+	}
+	for _, id := range req.IDs {
+		if !found[id] {
+			res.Skipped = append(res.Skipped, ReplayOutcome{ID: id, Skipped: "no such dead letter"})
+		}
+	}
+	return res, nil
+}
+
+// replayPage is how many dead letters Replay reads at once.
+var replayPage = 500
+
+// replayPageOf republishes recs, one page of Replay's, noting each in res and
+// found.
+func (d *DeadLetters) replayPageOf(ctx context.Context, recs []store.DeadLetterRecord, res *ReplayResult, found map[string]bool) error {
 	for _, r := range recs {
 		found[r.ID] = true
 		out := ReplayOutcome{ID: r.ID, Source: r.Source}
@@ -99,21 +125,16 @@ func (d *DeadLetters) Replay(ctx context.Context, req ReplayRequest) (ReplayResu
 			continue
 		}
 		if err := d.pub.Publish(ctx, msgs...); err != nil {
-			return res, fmt.Errorf("replay dead letter %s: %w", r.ID, err)
+			return fmt.Errorf("replay dead letter %s: %w", r.ID, err)
 		}
 		if err := d.db.MarkReplayed(ctx, r.Source, r.ID, time.Now(), len(msgs)); err != nil {
-			return res, err
+			return err
 		}
 		out.Messages = len(msgs)
 		res.Replayed = append(res.Replayed, out)
 		d.logger.Info("dead letter replayed", "id", r.ID, "source", r.Source, "messages", len(msgs))
 	}
-	for _, id := range req.IDs {
-		if !found[id] {
-			res.Skipped = append(res.Skipped, ReplayOutcome{ID: id, Skipped: "no such dead letter"})
-		}
-	}
-	return res, nil
+	return nil
 }
 
 // ReplayMessages are the events a dead letter is replayed as.

@@ -36,6 +36,9 @@ type DeadLetterFilter struct {
 	Source  string
 	Pending bool // only those never replayed
 	Limit   int
+	// After, when set, lists only those that come after it in the order
+	// (newest first): the next page.
+	After *DeadLetterRecord
 }
 
 // DeadLetters lists the dead letters f selects, newest first.
@@ -50,6 +53,10 @@ func (db *DB) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter
 	}
 	if f.Pending {
 		where = append(where, "(d.source, d.event_id) NOT IN (SELECT source, event_id FROM dead_letter_replays)")
+	}
+	if a := f.After; a != nil {
+		at := msTime(a.ReceivedAt)
+		where, args = append(where, "(d.received_at < "+at+" OR (d.received_at = "+at+" AND d.event_id > ?))"), append(args, a.ID)
 	}
 	limit := f.Limit
 	if limit <= 0 {
