@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
@@ -378,16 +377,7 @@ func TestIngestReplicasSharePseudonyms(t *testing.T) {
 
 	// Replicas 2 and 3 read the key the first made: the replies went to
 	// them alone.
-	svc, err := b.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	svcJS, err := jetstream.New(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := svcJS.KeyValue(t.Context(), ingest.PseudonymBucket)
+	key, err := brokertest.JetStream(t, b).KeyValue(t.Context(), ingest.PseudonymBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,15 +397,7 @@ func TestIngestReplicasSharePseudonyms(t *testing.T) {
 
 	// The read-only user, which downstream subscribers hold, cannot read
 	// the key (it could then test guessed numbers against pseudonyms).
-	nc, err := nats.Connect(ns.ReaderURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := brokertest.JetStreamAt(t, ns.ReaderURL())
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second) // a denied request is not answered
 	defer cancel()
 	if kv, err := js.KeyValue(ctx, ingest.PseudonymBucket); err == nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/store"
+	"github.com/otpscope/otpscope/internal/webtest"
 )
 
 func TestDeadLettersReplayEachOnce(t *testing.T) {
@@ -96,15 +97,8 @@ func TestDeadLettersReplayEachOnce(t *testing.T) {
 		t.Fatalf("the replayed webhook stored %d rows; want 1", n)
 	}
 
-	resp, err := http.Get(srv.URL + "/api/v1/deadletters?pending=true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var list reporter.DeadLettersResponse
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		t.Fatal(err)
-	}
+	webtest.GetJSON(t, srv.URL+"/api/v1/deadletters?pending=true", &list)
 	if len(list.DeadLetters) != 1 || list.DeadLetters[0].ID != junk.ID {
 		t.Fatalf("pending dead letters = %+v; want only the junk", list.DeadLetters)
 	}
@@ -122,7 +116,7 @@ func TestDeadLettersReplayEachOnce(t *testing.T) {
 	if err := reporter.RunDeadLetters(ctx, "replay", reporter.DeadLettersCLIConfig{APIFlags: reporter.APIFlags{API: srv.URL}, All: true}, &out); err != nil || !strings.Contains(out.String(), "0 replayed, 1 skipped") {
 		t.Fatalf("deadletters replay --all = %v\n%s\nwant 0 replayed, 1 skipped", err, out.String())
 	}
-	resp, err = http.Post(srv.URL+"/api/v1/deadletters/replay", "application/json", bytes.NewReader([]byte(`{}`)))
+	resp, err := http.Post(srv.URL+"/api/v1/deadletters/replay", "application/json", bytes.NewReader([]byte(`{}`)))
 	if err != nil {
 		t.Fatal(err)
 	}
