@@ -37,12 +37,23 @@ type Methods struct {
 	h      *Handler
 	hash   func(string) string
 	events *prometheus.CounterVec
+	// silent and push are the endpoints as their refusals are
+	// dead-lettered: neither keeps a body as it came.
+	silent, push endpoint
 }
 
 // NewMethods returns the method endpoints served beside h; key is the
 // secret of the keyed hash that replaces loginHint and mobileId (PseudonymKey).
 func NewMethods(h *Handler, key []byte, reg prometheus.Registerer) *Methods {
 	m := &Methods{h: h, hash: events.KeyedHash(key)}
+	// A silent-auth body keeps loginHint and mobileId as pseudonyms
+	// (events.ScrubSilentBody), which replay stores as ingest would have;
+	// a client posting "pseudonym:…" itself is not trusted: ingest hashes
+	// that string like any other, only replay reads the form. A push
+	// callback keeps the members the decoder reads, never the tfaId,
+	// message or details ingest does not store (events.ScrubPushBody).
+	m.silent = endpoint{SilentPath, m.scrubbedDeadLetter(func(b []byte) ([]byte, bool) { return events.ScrubSilentBody(b, m.hash) }, "a phone number")}
+	m.push = endpoint{PushPath, m.scrubbedDeadLetter(events.ScrubPushBody, "what identifies a person")}
 	m.events = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "otpscope_ingest_method_events_total",
 		Help: "Silent-auth outcomes (channel SILENT, by result) and push approval statuses (channel PUSH, by status) stored, OTHER for values otpscope does not know; duplicates the stream dropped are not counted.",
@@ -57,7 +68,7 @@ func (m *Methods) Routes() []Route {
 
 func (m *Methods) serveSilent(x exchange) {
 	// 202: the outcome is stored durably; its figures follow.
-	m.serve(x, endpoint{SilentPath, m.silentDeadLetter}, http.StatusAccepted, "Invalid silent-auth outcome", func(body []byte, at time.Time) ([]events.Message, []string, error) {
+	m.serve(x, m.silent, http.StatusAccepted, "Invalid silent-auth outcome", func(body []byte, at time.Time) ([]events.Message, []string, error) {
 		outs, err := events.DecodeSilentOutcomes(body, at, m.hash)
 		if err != nil {
 			return nil, nil, err
@@ -72,7 +83,7 @@ func (m *Methods) serveSilent(x exchange) {
 }
 
 func (m *Methods) servePush(x exchange) {
-	m.serve(x, endpoint{PushPath, m.pushDeadLetter}, http.StatusOK, "Invalid push approval request", func(body []byte, at time.Time) ([]events.Message, []string, error) {
+	m.serve(x, m.push, http.StatusOK, "Invalid push approval request", func(body []byte, at time.Time) ([]events.Message, []string, error) {
 		ps, err := events.DecodePushEvents(body, at)
 		if err != nil {
 			return nil, nil, err
@@ -86,35 +97,20 @@ func (m *Methods) servePush(x exchange) {
 	}, events.ChannelPush)
 }
 
-// silentDeadLetter is the dead letter of a refused silent-auth body, which
-// must not keep a phone number: the body with loginHint and mobileId
-// replaced by their pseudonyms (events.ScrubSilentBody says exactly how),
-// which replay stores as ingest would have; else (not JSON, cut off, such
-// a value not a string) no body at all, only its length, and a reason that
-// says why.
-//
-// A client posting "pseudonym:…" itself is not trusted: ingest hashes that
-// string like any other; only replay reads the form.
-func (m *Methods) silentDeadLetter(dl events.DeadLetter, body []byte) (events.Message, error) {
-	if kept, ok := events.ScrubSilentBody(body, m.hash); ok {
-		// Pseudonyms are longer than most phone numbers: never let them
-		// be what cuts a body that was within --max-body-bytes.
-		return events.NewDeadLetterMessage(dl, kept, max(len(kept), int(m.h.cfg.MaxBodyBytes)))
+// scrubbedDeadLetter makes the dead letter of a refused body that must not
+// be kept as it came: what scrub keeps of it, else (scrub cannot: not
+// JSON, cut off…) no body at all, only its length, and a reason saying it
+// was withheld because of what it may hold.
+func (m *Methods) scrubbedDeadLetter(scrub func([]byte) ([]byte, bool), mayHold string) func(events.DeadLetter, []byte) (events.Message, error) {
+	return func(dl events.DeadLetter, body []byte) (events.Message, error) {
+		if kept, ok := scrub(body); ok {
+			// Pseudonyms are longer than most phone numbers: never let
+			// them be what cuts a body that was within --max-body-bytes.
+			return events.NewDeadLetterMessage(dl, kept, max(len(kept), int(m.h.cfg.MaxBodyBytes)))
+		}
+		dl.Reason += "; body withheld: not JSON objects as the endpoint takes, so it may hold " + mayHold
+		return events.NewWithheldDeadLetterMessage(dl, body, m.hash(string(body)))
 	}
-	dl.Reason += "; body withheld: not JSON objects with string loginHint and mobileId, so it may hold a phone number"
-	return events.NewWithheldDeadLetterMessage(dl, body, m.hash(string(body)))
-}
-
-// pushDeadLetter is the dead letter of a refused push callback: only the
-// members the decoder reads (events.ScrubPushBody), never the tfaId,
-// message or details ingest does not store; else no body, as a silent
-// one's.
-func (m *Methods) pushDeadLetter(dl events.DeadLetter, body []byte) (events.Message, error) {
-	if kept, ok := events.ScrubPushBody(body); ok {
-		return events.NewDeadLetterMessage(dl, kept, int(m.h.cfg.MaxBodyBytes))
-	}
-	dl.Reason += "; body withheld: not JSON objects, so it may hold what identifies a person"
-	return events.NewWithheldDeadLetterMessage(dl, body, m.hash(string(body)))
 }
 
 func label(v string, unknown bool) string {
