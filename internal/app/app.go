@@ -27,6 +27,7 @@ import (
 	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/console"
 	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/httpurl"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/poller"
@@ -117,7 +118,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	refused := ops.NewRefusals(logger, "request refused for its API token")
 	apiTokens := ops.WatchTokens("API token", cfg.APITokens, cfg.APITokensFile, logger)
 	if len(cfg.APITokens) == 0 {
-		admin = admin.With(ops.BrowserGuard(ops.LoopbackHost(a.AdminAddr())))
+		admin = admin.With(ops.BrowserGuard(httpurl.Loopback(a.AdminAddr())))
 	}
 	guarded := admin.With(ops.RequireBearer(refused, apiTokens), ops.Audit(logger))
 	scraped := admin.With(ops.RequireBearer(refused, apiTokens, ops.WatchTokens("metrics token", cfg.MetricsTokens, cfg.MetricsTokensFile, logger)))
@@ -220,7 +221,7 @@ func (a *App) build(ctx context.Context) (err error) {
 			a.srv.RegisterOnShutdown(f)
 		}
 	}
-	if len(cfg.APITokens) == 0 && !ops.LoopbackHost(a.AdminAddr()) {
+	if len(cfg.APITokens) == 0 && !httpurl.Loopback(a.AdminAddr()) {
 		logger.Warn("the API and /metrics answer anyone who can reach " + a.AdminAddr() + ": set --api-token")
 	}
 	return nil

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ClickHouse/ch-go/compress"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/otpscope/otpscope/internal/httpurl"
 )
 
 // DefaultUser is the name of the owner's user when HandlerConfig leaves it
@@ -253,7 +254,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// (Listen): a web page in a browser on this machine could still read
 	// it by rebinding its own name to 127.0.0.1, so a query must be
 	// addressed to a loopback address or localhost.
-	if h.readerPassword == "" && !Loopback(hostPort(r.Host)) {
+	if h.readerPassword == "" && !httpurl.Loopback(r.Host) {
 		h.fail(w, r, "", exceptionf(CodeAccessDenied, "ACCESS_DENIED", "Host %s is not this machine's: without a reader password the endpoint answers only requests to 127.0.0.1, [::1] or localhost", r.Host))
 		return
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/otpscope/otpscope/internal/httpurl"
 )
 
 // Instance is the embedded engine under a data directory and its ClickHouse
@@ -76,7 +78,7 @@ func Start(cfg Config) (*Instance, error) {
 	if addr == "" {
 		addr = DefaultAddr
 	}
-	if !Loopback(addr) && cfg.ReaderPassword == "" {
+	if !httpurl.Loopback(addr) && cfg.ReaderPassword == "" {
 		// Before booting a 566 MB engine for nothing.
 		return nil, fmt.Errorf("embedded clickhouse: listen %s: %w", addr, ErrExposed)
 	}

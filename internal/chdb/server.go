@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
-	"strings"
 	"time"
+
+	"github.com/otpscope/otpscope/internal/httpurl"
 )
 
 // DefaultAddr is where the endpoint listens when no address is given:
@@ -21,29 +21,6 @@ const DefaultAddr = "127.0.0.1:8123"
 // when the handler has no reader password: anyone who reaches the port
 // could read every table.
 var ErrExposed = errors.New("the ClickHouse endpoint listens beyond loopback only with a reader password")
-
-// Loopback reports whether addr (host:port) binds loopback only: an IP
-// address in 127.0.0.0/8 or ::1, or "localhost". An empty host, 0.0.0.0,
-// :: and other names bind (or may resolve) beyond it.
-func Loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
-}
-
-// hostPort is a Host header as Loopback takes it, with a port.
-func hostPort(host string) string {
-	if _, _, err := net.SplitHostPort(host); err == nil {
-		return host
-	}
-	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), "80")
-}
 
 // Server is the engine's HTTP endpoint bound to a listener.
 type Server struct {
@@ -60,7 +37,7 @@ func Listen(addr string, h *Handler) (*Server, error) {
 	if addr == "" {
 		addr = DefaultAddr
 	}
-	if !Loopback(addr) && h.readerPassword == "" {
+	if !httpurl.Loopback(addr) && h.readerPassword == "" {
 		return nil, fmt.Errorf("listen clickhouse http %s: %w", addr, ErrExposed)
 	}
 	ln, err := net.Listen("tcp", addr)

@@ -2,12 +2,17 @@
 // at: absolute http or https with a host. Callbacks, tyntec's base URL, the
 // push API and the simulator's redirects all take nothing else (no file:,
 // no relative paths, no "host:port" that url.Parse reads as a scheme).
+// And it says whether an address or a Host header names this machine only
+// (Loopback), for what is open to it alone.
 package httpurl
 
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"net/url"
+	"strings"
 )
 
 // Parse returns s parsed, or an error saying what was wanted. The error
@@ -27,4 +32,20 @@ func Parse(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("%q: want an http(s)://host URL", shown)
 	}
 	return u, nil
+}
+
+// Loopback reports whether host — a listen address or a Host header, with
+// or without a port — names this machine only: an IP address in
+// 127.0.0.0/8 or ::1, or "localhost". An empty host, 0.0.0.0, :: and other
+// names bind (or may resolve) beyond it.
+func Loopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

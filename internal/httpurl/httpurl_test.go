@@ -36,3 +36,14 @@ func TestErrorsHideThePassword(t *testing.T) {
 		}
 	}
 }
+
+func TestLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{"127.0.0.1:8123": true, "[::1]:8123": true, "localhost:8123": true, "127.0.0.2:1": true,
+		"0.0.0.0:8123": false, ":8123": false, "[::]:8123": false, "10.0.0.1:8123": false, "example.com:8123": false, "8123": false,
+		// Host headers, with or without a port.
+		"127.0.0.1": true, "[::1]": true, "LOCALHOST": true, "rebound.evil.example:8081": false, "10.0.0.5": false, "": false} {
+		if got := Loopback(addr); got != want {
+			t.Errorf("Loopback(%q) = %v; want %v", addr, got, want)
+		}
+	}
+}

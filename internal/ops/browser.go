@@ -1,12 +1,11 @@
 package ops
 
 import (
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 
+	"github.com/otpscope/otpscope/internal/httpurl"
 	"github.com/otpscope/otpscope/internal/problem"
 )
 
@@ -23,7 +22,7 @@ func BrowserGuard(loopback bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch {
-			case loopback && !LoopbackHost(r.Host):
+			case loopback && !httpurl.Loopback(r.Host):
 				forbidden(w, r, "Host "+r.Host+" is not this machine's: this API without a token answers only requests to 127.0.0.1, [::1] or localhost")
 			case !safeMethod(r.Method) && !sameOrigin(r):
 				forbidden(w, r, "Origin "+r.Header.Get("Origin")+" is another site: this API without a token takes no request a web page sends it")
@@ -51,18 +50,4 @@ func sameOrigin(r *http.Request) bool {
 	}
 	u, err := url.Parse(origin)
 	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
-}
-
-// LoopbackHost reports whether host (a Host header or an address, with or
-// without a port) names a loopback address or localhost.
-func LoopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }

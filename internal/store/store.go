@@ -22,6 +22,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/backoff"
 	"github.com/otpscope/otpscope/internal/chdb"
+	"github.com/otpscope/otpscope/internal/httpurl"
 )
 
 // Config says where ClickHouse is.
@@ -124,7 +125,7 @@ func (c *Config) Validate() error {
 	if c.ReaderQueue < 0 {
 		return fmt.Errorf("clickhouse-reader-queue %d is negative", c.ReaderQueue)
 	}
-	if !chdb.Loopback(c.Listen) && c.ReaderPassword == "" {
+	if !httpurl.Loopback(c.Listen) && c.ReaderPassword == "" {
 		return fmt.Errorf("clickhouse-listen %s is not loopback: set --clickhouse-reader-password (anyone who reaches it could read every table)", c.Listen)
 	}
 	return nil
