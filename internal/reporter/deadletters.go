@@ -53,6 +53,8 @@ type ReplayOutcome struct {
 	Source   string `json:"source"`
 	Messages int    `json:"messages,omitempty"` // events published
 	Skipped  string `json:"skipped,omitempty"`  // why it was not replayed
+	// ReplayedAt is when a dead letter skipped for that was replayed before.
+	ReplayedAt *time.Time `json:"replayedAt,omitempty"`
 }
 
 // ReplayResult is the answer of a replay.
@@ -114,7 +116,7 @@ func (d *DeadLetters) replayPageOf(ctx context.Context, recs []store.DeadLetterR
 		found[r.ID] = true
 		out := ReplayOutcome{ID: r.ID, Source: r.Source}
 		if r.ReplayedAt != nil {
-			out.Skipped = skippedReplayedAlready + r.ReplayedAt.Format(time.RFC3339)
+			out.Skipped, out.ReplayedAt = "replayed already at "+r.ReplayedAt.Format(time.RFC3339), r.ReplayedAt
 			res.Skipped = append(res.Skipped, out)
 			continue
 		}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -116,10 +115,6 @@ func RunDeadLetters(ctx context.Context, action string, cfg DeadLettersCLIConfig
 	return notReplayed(cfg.IDs, res)
 }
 
-// skippedReplayedAlready begins the reason a dead letter replayed before
-// is skipped for (DeadLetters.Replay).
-const skippedReplayedAlready = "replayed already at "
-
 // notReplayed is an error (the command exits 1) when a dead letter named
 // by id is unknown or could not be replayed, so that a script learns of a
 // mistyped id; one replayed before is fine, as is what --all skips.
@@ -129,7 +124,7 @@ func notReplayed(ids []string, res ReplayResult) error {
 	}
 	n := 0
 	for _, o := range res.Skipped {
-		if !strings.HasPrefix(o.Skipped, skippedReplayedAlready) {
+		if o.ReplayedAt == nil {
 			n++
 		}
 	}

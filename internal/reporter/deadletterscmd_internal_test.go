@@ -1,12 +1,16 @@
 package reporter
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // A replay of named dead letters fails (exit 1) when one is unknown or
 // cannot be replayed; one replayed before, or what --all skips, does not.
 func TestNotReplayed(t *testing.T) {
 	replayed := ReplayOutcome{ID: "dl-a", Messages: 1}
-	before := ReplayOutcome{ID: "dl-b", Skipped: skippedReplayedAlready + "2026-12-03T10:00:00Z"}
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	before := ReplayOutcome{ID: "dl-b", Skipped: "replayed already at 2026-12-03T10:00:00Z", ReplayedAt: &at}
 	unknown := ReplayOutcome{ID: "dl-typo", Skipped: "no such dead letter"}
 	invalid := ReplayOutcome{ID: "dl-c", Skipped: "still not a valid webhook: otpId: required"}
 	for _, c := range []struct {
