@@ -135,15 +135,12 @@ var (
 	ErrMalformed     = errors.New("malformed value")
 )
 
-// WellFormed reports whether s may be a channel or status name, as the
-// API's filters check them: isWellFormed.
-func WellFormed(s string) bool { return isWellFormed(s) }
-
-// isWellFormed reports whether s may be an enum value from tyntec: an
+// WellFormed reports whether s may be an enum value from tyntec (a channel
+// or status name, which the API's filters check too): an
 // upper-case word, ^[A-Z][A-Z0-9_]{0,63}$. Anything else (dots, spaces,
 // wildcards) could not be a NATS subject token. A loop rather than a regexp:
 // it runs twice per webhook, and the regexp was a measurable part of one.
-func isWellFormed(s string) bool {
+func WellFormed(s string) bool {
 	if len(s) == 0 || len(s) > 64 || s[0] < 'A' || s[0] > 'Z' {
 		return false
 	}
@@ -245,7 +242,7 @@ func (w *fastWire) normalize(ev *DeliveryStatus, receivedAt time.Time) bool {
 		}
 	}
 	ch, st := strings.ToUpper(strings.TrimSpace(w.Channel)), strings.ToUpper(strings.TrimSpace(w.Status))
-	if !isWellFormed(ch) || !isWellFormed(st) {
+	if !WellFormed(ch) || !WellFormed(st) {
 		return false
 	}
 	ev.Channel, ev.Status = Channel(ch), Status(st)
@@ -360,7 +357,7 @@ func enumValue(raw json.RawMessage) (string, error) {
 		return "", err
 	}
 	s = strings.ToUpper(s)
-	if !isWellFormed(s) {
+	if !WellFormed(s) {
 		return "", fmt.Errorf("%w: %.64q is not an upper-case word", ErrMalformed, s)
 	}
 	return s, nil

@@ -222,7 +222,7 @@ func DecodeTrack(body []byte, receivedAt time.Time) (Track, error) {
 	default:
 		return tr, &FieldError{Index: -1, Field: "api", Err: fmt.Errorf("%w: want v4 or v1", ErrMalformed)}
 	}
-	if tr.Status = strings.ToUpper(strings.TrimSpace(tr.Status)); tr.Status != "" && !isWellFormed(tr.Status) {
+	if tr.Status = strings.ToUpper(strings.TrimSpace(tr.Status)); tr.Status != "" && !WellFormed(tr.Status) {
 		return tr, &FieldError{Index: -1, Field: "status", Err: fmt.Errorf("%w: %.64q", ErrMalformed, tr.Status)}
 	}
 	if tr.ProfileID != "" {

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// wellFormed is the pattern isWellFormed implements.
+// wellFormed is the pattern WellFormed implements.
 var wellFormed = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
 
 func FuzzIsWellFormed(f *testing.F) {
@@ -15,8 +15,8 @@ func FuzzIsWellFormed(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if got, want := isWellFormed(s), wellFormed.MatchString(s); got != want {
-			t.Fatalf("isWellFormed(%q) = %v; the pattern says %v", s, got, want)
+		if got, want := WellFormed(s), wellFormed.MatchString(s); got != want {
+			t.Fatalf("WellFormed(%q) = %v; the pattern says %v", s, got, want)
 		}
 	})
 }
