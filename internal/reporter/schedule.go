@@ -203,7 +203,7 @@ func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Log
 		rollups: rollupMetrics{
 			seconds: f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_rollup_run_seconds", Help: "Time a run of the rollup job took, runs that succeeded.",
 				Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
-			hours: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_rollup_hours_total", Help: "Hours the rollup job brought up to date, by how: computed from their facts, patched, or checked unchanged."}, []string{"how"}),
+			hours: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_rollup_hours_total", Help: "Hours the rollup job brought up to date, by how: computed from their facts, patched, checked unchanged, or redefined (summed again from their stored rows under a new definition)."}, []string{"how"}),
 			days:  f.NewCounter(prometheus.CounterOpts{Name: "otpscope_rollup_days_total", Help: "Days whose histograms the rollup job summed (those of its hours, and stale ones)."}),
 			resends: f.NewCounter(prometheus.CounterOpts{Name: "otpscope_rollup_resend_outcomes_total",
 				Help: "Resend decisions whose outcome the rollup job computed: those of the OTPs touched since its last run, or every one after a pause."}),
@@ -294,7 +294,7 @@ func (r *Reports) RefreshRollups(ctx context.Context, _ time.Time) error {
 	took := time.Since(start)
 	if hours := run.Hours; len(hours) > 0 {
 		r.logger.Info("hourly rollups brought up to date", "hours", len(hours), "computed", run.Computed, "patched", run.Patched, "checked", run.Checked,
-			"days", run.Days, "resend_outcomes", run.Resends, "first", hours[0].Format(time.RFC3339), "last", hours[len(hours)-1].Format(time.RFC3339),
+			"redefined", run.Redefined, "days", run.Days, "resend_outcomes", run.Resends, "first", hours[0].Format(time.RFC3339), "last", hours[len(hours)-1].Format(time.RFC3339),
 			"waited", run.Waited.Round(time.Millisecond), "took", took.Round(time.Millisecond))
 	} else if run.Days > 0 {
 		r.logger.Info("day histograms summed again (stale days: docs/analytics.md)", "days", run.Days, "took", took.Round(time.Millisecond))
@@ -306,6 +306,7 @@ func (r *Reports) RefreshRollups(ctx context.Context, _ time.Time) error {
 	r.rollups.hours.WithLabelValues("computed").Add(float64(run.Computed))
 	r.rollups.hours.WithLabelValues("patched").Add(float64(run.Patched))
 	r.rollups.hours.WithLabelValues("checked").Add(float64(run.Checked))
+	r.rollups.hours.WithLabelValues("redefined").Add(float64(run.Redefined))
 	r.rollups.days.Add(float64(run.Days))
 	r.rollups.resends.Add(float64(run.Resends))
 	return nil

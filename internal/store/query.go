@@ -804,7 +804,8 @@ func (db *DB) fallbackLive(ctx context.Context, w Window) (FallbackStats, error)
 	sub, args := w.journeysSQL()
 	q := fmt.Sprintf(`SELECT grouping(path) AS total, path,
 `+journeyCountsSQL+`
-    arrayMap(x -> toFloat64(x), quantilesExact(0.5, 0.95)(toUnixTimestamp64Milli(j_delivered) - toUnixTimestamp64Milli(j_first))) AS ttd
+    countIf(`+ttdKnownSQL+`) AS ttd_n,
+    arrayMap(x -> toFloat64(x), quantilesExactIf(0.5, 0.95)(toUnixTimestamp64Milli(assumeNotNull(j_delivered)) - toUnixTimestamp64Milli(j_first), `+ttdKnownSQL+`)) AS ttd
 FROM (%s)
 GROUP BY ROLLUP(path)
 ORDER BY total DESC, otps DESC, path`, sub)
@@ -819,16 +820,17 @@ ORDER BY total DESC, otps DESC, path`, sub)
 			total                                                                uint64
 			path                                                                 string
 			otps, fallback, resends, oPrimary, oFallback, oFailed, oPending, del uint64
+			ttdN                                                                 uint64
 			ttd                                                                  []float64
 		)
-		if err := rows.Scan(&total, &path, &otps, &fallback, &resends, &oPrimary, &oFallback, &oFailed, &oPending, &del, &ttd); err != nil {
+		if err := rows.Scan(&total, &path, &otps, &fallback, &resends, &oPrimary, &oFallback, &oFailed, &oPending, &del, &ttdN, &ttd); err != nil {
 			return out, fmt.Errorf("read fallback: %w", err)
 		}
 		if total == 1 {
 			out.OTPs, out.FallbackOTPs, out.Resends = otps, fallback, resends
 			out.FallbackRate = rate(fallback, otps)
 			out.Outcomes = Outcomes{DeliveredPrimary: oPrimary, DeliveredFallback: oFallback, Failed: oFailed, Pending: oPending}
-			out.TimeToDeliverMS = percentiles(del, ttd)
+			out.TimeToDeliverMS = percentiles(ttdN, ttd)
 			continue
 		}
 		out.Paths = append(out.Paths, PathStats{Path: path, OTPs: otps, Delivered: del})
@@ -1000,7 +1002,7 @@ ORDER BY event_time, multiIf(status = 'DISPATCHED', 0, status IN ('DELIVERED', '
 		j.Path, j.Primary, j.Fallback = strings.Join(channels, ">"), channels[0], len(channels) > 1
 		j.Outcome = journeyOutcome(j.Attempts)
 		j.Completeness = journeyCompleteness(j.Attempts, now)
-		if firstDelivered != nil {
+		if firstDelivered != nil && firstDelivered.After(j.FirstAt) { // as ttdKnownSQL
 			ms := firstDelivered.Sub(j.FirstAt).Milliseconds()
 			j.TimeToDeliverMS = &ms
 		}

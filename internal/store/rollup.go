@@ -87,7 +87,7 @@ GROUP BY %[1]s profile_id, key, ms`, by, src)
 func journeyAggSQL(src, by string) string {
 	return fmt.Sprintf(`SELECT %[1]s toString(j_profile) AS profile_id, toString(path) AS path, toString(any(j_primary)) AS primary_channel,
 `+journeyCountsSQL+`
-    groupArrayIf(toUnixTimestamp64Milli(assumeNotNull(j_delivered)) - toUnixTimestamp64Milli(j_first), j_delivered IS NOT NULL) AS ttds
+    groupArrayIf(toUnixTimestamp64Milli(assumeNotNull(j_delivered)) - toUnixTimestamp64Milli(j_first), `+ttdKnownSQL+`) AS ttds
 FROM (%[2]s)
 GROUP BY %[1]s profile_id, path`, by, src)
 }
@@ -98,9 +98,18 @@ func ttdAggSQL(src, by string) string {
 	return fmt.Sprintf(`SELECT %[1]s toString(j_profile) AS profile_id, toString(j_primary) AS key,
     toUnixTimestamp64Milli(assumeNotNull(j_delivered)) - toUnixTimestamp64Milli(j_first) AS ms, count() AS n
 FROM (%[2]s)
-WHERE j_delivered IS NOT NULL
+WHERE `+ttdKnownSQL+`
 GROUP BY %[1]s profile_id, key, ms`, by, src)
 }
+
+// ttdKnownSQL selects the delivered journeys whose time to deliver is
+// known: those with a fact before their first DELIVERED. A journey whose
+// first known fact is that DELIVERED (its DISPATCHED lost and not
+// recovered) has no known start, and a 0 in the percentiles would be a
+// number nobody measured (docs/analytics.md). So a time to deliver is
+// never 0 ms, which is how the rollup job finds the hours summed before
+// this definition (redefineHours).
+const ttdKnownSQL = "j_delivered IS NOT NULL AND j_delivered > j_first"
 
 // conversionAggSQL yields the verification conversion of src's journeys:
 // by, profile_id, channel (the delivering one), polled, verified,

@@ -36,6 +36,9 @@ type RollupRun struct {
 	// Resends is how many resend decisions' outcomes it computed
 	// (resend_outcomes.go).
 	Resends int
+	// Redefined is how many hours it summed again from their stored rows
+	// because an older build had summed them (redefineHours).
+	Redefined int
 }
 
 // RefreshRollups brings the hourly rollups of every dirty hour up to date —
@@ -72,7 +75,11 @@ func (db *DB) RefreshRollups(ctx context.Context) (RollupRun, error) {
 		return run, err
 	}
 	if len(dirty) == 0 {
-		run.Days, err = db.rollUpDays(ctx, nil, version)
+		if run.Hours, err = db.redefineHours(ctx, nil, version); err != nil {
+			return run, err
+		}
+		run.Redefined = len(run.Hours)
+		run.Days, err = db.rollUpDays(ctx, run.Hours, version)
 		return run, err
 	}
 	recompute, patches, checked, err := db.sortDirtyHours(ctx, dirty, version)
@@ -106,6 +113,12 @@ func (db *DB) RefreshRollups(ctx context.Context) (RollupRun, error) {
 			}
 		}
 	}
+	redefined, err := db.redefineHours(ctx, dirty, version)
+	if err != nil {
+		return run, err
+	}
+	run.Redefined = len(redefined)
+	run.Hours = append(run.Hours, redefined...)
 	if run.Days, err = db.rollUpDays(ctx, run.Hours, version); err != nil {
 		return run, err
 	}
@@ -187,6 +200,57 @@ func (db *DB) sortDirtyHours(ctx context.Context, dirty []time.Time, version uin
 	}
 	slices.SortFunc(recompute, func(a, b rolledHour) int { return a.hour.Compare(b.hour) })
 	return recompute, patches, checked, nil
+}
+
+// redefinePerRun bounds the hours one run sums again under today's
+// definitions (redefineHours): one statement's chunk.
+const redefinePerRun = int(rollupChunk / time.Hour)
+
+// redefineHours sums again, under version, rolled hours whose current
+// version an older build summed under an older definition of a figure,
+// newest first, at most redefinePerRun a run, but for skip (this run's
+// dirty hours, which it computed, patched or checked): their stored
+// attempts and journeys are copied to version as they are and every
+// aggregate of the hour is summed from them, so no fact is read — hours
+// whose facts retention has deleted are redefined too. An hour not dirty
+// at the run's version is exact at it, as its stored rows are.
+//
+// Today one definition has changed: the time to deliver of a journey
+// whose first known fact is its DELIVERED, counted 0 ms before and now
+// not counted (ttdKnownSQL). A 0 in an hour's ttd histogram marks it.
+func (db *DB) redefineHours(ctx context.Context, skip []time.Time, version uint64) ([]time.Time, error) {
+	skipped := map[time.Time]bool{}
+	for _, h := range skip {
+		skipped[h] = true
+	}
+	var hours []rolledHour
+	q := fmt.Sprintf(`SELECT hour, version FROM hourly_latency
+WHERE metric = '%s' AND bucket = 0 AND ms <= 0 AND (hour, version) IN (SELECT hour, max(version) FROM rolled_hours GROUP BY hour)
+GROUP BY hour, version ORDER BY hour DESC`, metricTTD)
+	err := db.eachRow(ctx, "hours of an older definition", q, nil, func(rows driver.Rows) error {
+		var h rolledHour
+		if err := rows.Scan(&h.hour, &h.version); err != nil {
+			return err
+		}
+		if h.hour = h.hour.UTC(); !skipped[h.hour] && len(hours) < redefinePerRun {
+			hours = append(hours, h)
+		}
+		return nil
+	})
+	if err != nil || len(hours) == 0 {
+		return nil, err
+	}
+	slices.SortFunc(hours, func(a, b rolledHour) int { return a.hour.Compare(b.hour) })
+	var done []time.Time
+	for _, c := range chunks(hours) {
+		if err := db.rollUpHours(ctx, Window{From: c[0].hour, To: c[len(c)-1].hour.Add(time.Hour), stored: c}, version); err != nil {
+			return done, err
+		}
+		for _, h := range c {
+			done = append(done, h.hour)
+		}
+	}
+	return done, nil
 }
 
 // maxCheckGroups bounds the groups of hours whose touched OTPs a run reads

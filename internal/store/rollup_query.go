@@ -275,7 +275,6 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 	if err := together(ctx, queries...); err != nil {
 		return out, err
 	}
-	var del uint64
 	for path, s := range paths {
 		if s.otps == 0 {
 			continue
@@ -287,7 +286,6 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 		out.Outcomes.DeliveredFallback += s.oFallback
 		out.Outcomes.Failed += s.oFailed
 		out.Outcomes.Pending += s.oPending
-		del += s.delivered
 		out.Paths = append(out.Paths, PathStats{Path: path, OTPs: s.otps, Delivered: s.delivered})
 	}
 	sort.Slice(out.Paths, func(i, j int) bool {
@@ -309,10 +307,10 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 		ks = append(ks, k)
 	}
 	sort.Strings(ks)
-	_, qs, err := ttd.quantiles(ctx, db, p, w, [][]string{ks}, []float64{0.5, 0.95})
+	ns, qs, err := ttd.quantiles(ctx, db, p, w, [][]string{ks}, []float64{0.5, 0.95})
 	if err != nil {
 		return out, err
 	}
-	out.TimeToDeliverMS = percentiles(del, qs[0])
+	out.TimeToDeliverMS = percentiles(ns[0], qs[0])
 	return out, nil
 }

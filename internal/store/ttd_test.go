@@ -1,0 +1,128 @@
+package store_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// A journey whose first known fact is its DELIVERED (the DISPATCHED webhook
+// lost, not recovered) is delivered but has no time to deliver: not a 0 in
+// the percentiles, live or rolled up, and none in Journey. An hour an
+// older build summed with that 0 is summed again from its stored rows by
+// the job's next run, facts or no facts.
+func TestTimeToDeliverNeedsAKnownStart(t *testing.T) {
+	noSlack(t)
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		markClock(t, db)
+		t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+		var b store.Batch
+		for _, d := range []struct {
+			otp   int
+			start time.Duration // -1: the DISPATCHED was lost
+			took  time.Duration
+		}{{1, 0, 5 * time.Second}, {2, -1, time.Minute}, {3, 2 * time.Minute, 9 * time.Second}} {
+			if d.start >= 0 {
+				b.Deliveries = append(b.Deliveries, deliveryAt(d.otp, events.StatusDispatched, t0.Add(d.start)))
+			}
+			b.Deliveries = append(b.Deliveries, deliveryAt(d.otp, events.StatusDelivered, t0.Add(max(d.start, 0)+d.took)))
+		}
+		if err := db.Insert(t.Context(), &b); err != nil {
+			t.Fatal(err)
+		}
+		hour := store.Window{From: t0.Truncate(time.Hour), To: t0.Truncate(time.Hour).Add(time.Hour)}
+		day := store.Window{From: t0.Truncate(24 * time.Hour), To: t0.Truncate(24 * time.Hour).Add(24 * time.Hour)}
+		// want is the time to deliver of journeys 1 and 3 (5 s, 9 s):
+		// quantileExact's element ⌊q·n⌋ is the 9 s one at 0.5 and 0.95.
+		// With journey 2's 0 it would be 5 s at 0.5.
+		check := func(when string, wantP50 float64) {
+			t.Helper()
+			for _, w := range []store.Window{hour, day} {
+				for _, raw := range []bool{true, false} {
+					w.Raw = raw
+					fb, err := db.Fallback(t.Context(), w)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := wantP50
+					if raw {
+						want = 9000 // the facts, by today's definition
+					}
+					if fb.Outcomes.DeliveredPrimary != 3 || fb.TimeToDeliverMS == nil || fb.TimeToDeliverMS.P50 != want || fb.TimeToDeliverMS.P95 != 9000 {
+						t.Errorf("%s: Fallback(%s, raw=%v) = %+v, time to deliver %+v; want 3 delivered, p50 %v ms, p95 9000", when, w.To.Sub(w.From), raw, fb.Outcomes, fb.TimeToDeliverMS, want)
+					}
+				}
+			}
+		}
+		check("live", 9000)
+		if _, err := db.RefreshRollups(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if whole, _, err := store.RolledHours(t.Context(), db, hour); err != nil || whole != 1 {
+			t.Fatalf("the hour reads %d rolled-up hours (%v); want 1", whole, err)
+		}
+		check("rolled up", 9000)
+		for otp, want := range map[int]string{1: "5000", 2: "<nil>", 3: "9000"} {
+			j, err := db.Journey(t.Context(), deliveryAt(otp, events.StatusDelivered, t0).OTPID, t0.Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprint(deref(j.TimeToDeliverMS)); j.Outcome != "delivered_primary" || got != want {
+				t.Errorf("Journey(%d) = %s, time to deliver %s; want delivered_primary, %s", otp, j.Outcome, got, want)
+			}
+		}
+
+		// What an older build summed: journey 2 at 0 ms in the hour's
+		// histogram, at the hour's version.
+		v := count(t, db, fmt.Sprintf("SELECT max(version) FROM rolled_hours WHERE hour = toDateTime(%d, 'UTC')", hour.From.Unix()))
+		for _, q := range []string{
+			"INSERT INTO hourly_latency (metric, key, bucket, hour, version, profile_id, ms, n) VALUES ('ttd', 'SMS', 0, toDateTime(%d, 'UTC'), %d, '%s', 0, 1)",
+			"INSERT INTO hourly_latency_buckets (hour, version, metric, key, profile_id, bucket, n) VALUES (toDateTime(%d, 'UTC'), %d, 'ttd', 'SMS', '%s', 0, 1)",
+		} {
+			if err := db.Conn().Exec(t.Context(), fmt.Sprintf(q, hour.From.Unix(), v, b.Deliveries[0].ProfileID)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w := hour
+		if fb, err := db.Fallback(t.Context(), w); err != nil || fb.TimeToDeliverMS == nil || fb.TimeToDeliverMS.P50 != 5000 {
+			t.Fatalf("the older build's hour: time to deliver %+v (%v); want p50 5000 (the test's emulation did not take)", fb.TimeToDeliverMS, err)
+		}
+		// The facts are gone (retention): the hour is summed from its rows.
+		for _, table := range []string{"delivery_events", "channel_events"} {
+			if err := db.Conn().Exec(t.Context(), "TRUNCATE TABLE "+table); err != nil {
+				t.Fatal(err)
+			}
+		}
+		run, err := refreshLater(t, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run.Redefined != 1 || len(run.Hours) != 1 || !run.Hours[0].Equal(hour.From) || run.Computed+run.Patched != 0 {
+			t.Errorf("the run after the older build's hour = %+v; want that hour redefined, nothing computed or patched", run)
+		}
+		// Raw now reads no facts: compare the rolled-up answers only.
+		for _, w := range []store.Window{hour, day} {
+			fb, err := db.Fallback(t.Context(), w)
+			if err != nil || fb.Outcomes.DeliveredPrimary != 3 || fb.TimeToDeliverMS == nil || fb.TimeToDeliverMS.P50 != 9000 || fb.TimeToDeliverMS.P95 != 9000 {
+				t.Errorf("redefined, Fallback(%s) = %+v, %+v (%v); want 3 delivered, p50 and p95 9000", w.To.Sub(w.From), fb.Outcomes, fb.TimeToDeliverMS, err)
+			}
+			chs, err := db.Channels(t.Context(), w)
+			if err != nil || len(chs) != 1 || chs[0].Delivered != 3 || chs[0].LatencyMS == nil || chs[0].LatencyMS.P50 != 9000 {
+				t.Errorf("redefined, Channels(%s) = %+v (%v); want 3 SMS delivered, latency p50 9000", w.To.Sub(w.From), chs, err)
+			}
+		}
+		if run, err := refreshLater(t, db); err != nil || run.Redefined != 0 || len(run.Hours) != 0 {
+			t.Errorf("the next run = %+v, %v; want nothing to redefine", run, err)
+		}
+	})
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
