@@ -64,7 +64,7 @@ func (p *Poller) handleResend(ctx context.Context, m *broker.Msg) broker.Decisio
 		return broker.DeadLetter(undecodable(err))
 	}
 	d, err := p.DecideResend(ctx, &ev)
-	return p.settle(DurableResend, m, d.Retry, err)
+	return p.settle(DurableResend, m.Subject(), d.Retry, err)
 }
 
 // DecideResend applies the resend policy to a failed delivery: it claims the

@@ -41,10 +41,14 @@ func consumerSpec(name, desc string, subjects []string, startAt time.Time) broke
 
 // settle maps a handler's answer to a decision: an error is logged and the
 // message retried; a positive delay retries after it; otherwise ack.
-func (p *Poller) settle(name string, m *broker.Msg, delay time.Duration, err error) broker.Decision {
+func (p *Poller) settle(name, subject string, delay time.Duration, err error) broker.Decision {
 	switch {
+	case errors.Is(err, context.Canceled):
+		// The poller is stopping: nothing is wrong with the message.
+		p.logger.Debug("message interrupted by shutdown; will be redelivered", "consumer", name, "subject", subject)
+		return broker.Retry(0)
 	case err != nil:
-		p.logger.Warn("message not handled; will be redelivered", "consumer", name, "subject", m.Subject(), "err", err)
+		p.logger.Warn("message not handled; will be redelivered", "consumer", name, "subject", subject, "err", err)
 		return broker.Retry(0)
 	case delay > 0:
 		return broker.Retry(delay)
@@ -61,14 +65,14 @@ func (p *Poller) handleTrack(ctx context.Context, m *broker.Msg) broker.Decision
 			p.logger.Warn("undecodable tracking message dropped", "err", err)
 			return broker.DeadLetter(undecodable(err))
 		}
-		return p.settle(DurableTrack, m, 0, p.Track(ctx, tr))
+		return p.settle(DurableTrack, m.Subject(), 0, p.Track(ctx, tr))
 	}
 	var ev events.DeliveryStatus
 	if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.OTPID == "" {
 		p.logger.Warn("undecodable delivery message dropped", "subject", m.Subject(), "err", err)
 		return broker.DeadLetter(undecodable(err))
 	}
-	return p.settle(DurableTrack, m, 0, p.Observe(ctx, &ev))
+	return p.settle(DurableTrack, m.Subject(), 0, p.Observe(ctx, &ev))
 }
 
 // undecodable is the dead-letter reason of a message the poller cannot read.
