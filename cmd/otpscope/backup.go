@@ -19,13 +19,13 @@ import (
 	"github.com/otpscope/otpscope/internal/store"
 )
 
-// errBackupUsage is `otpscope backup` without create or list.
-var errBackupUsage = errors.New("want: otpscope backup create|list [flags]")
+// errBackupUsage is `otpscope backup` without create, list or delete.
+var errBackupUsage = errors.New("want: otpscope backup create|list|delete [flags]")
 
 // errRestoreUsage is `otpscope restore` without a backup's name.
 var errRestoreUsage = errors.New("want: otpscope restore --name NAME [flags] (otpscope backup list names the backups)")
 
-// backupCommand is `otpscope backup create|list`, a client of the running
+// backupCommand is `otpscope backup create|list|delete`, a client of the running
 // process's backup API.
 func backupCommand(action string, stdout io.Writer) cli.Command {
 	name := "otpscope backup"
@@ -35,17 +35,18 @@ func backupCommand(action string, stdout io.Writer) cli.Command {
 	return cli.Command{
 		Name:            name,
 		OtherEnv:        app.OtherEnv,
-		Summary:         "back the database up, or list the backups, through a running otpscope's API",
+		Summary:         "back the database up, list the backups or remove one, through a running otpscope's API",
 		SubcommandsOnly: true,
 		Subcommands: []cli.Subcommand{
 			{Usage: "otpscope backup create [flags]", Summary: "take a backup now (ClickHouse's BACKUP, into --backup-dir)"},
 			{Usage: "otpscope backup list [flags]", Summary: "the backups taken, newest first"},
+			{Usage: "otpscope backup delete --name NAME [flags]", Summary: "remove a backup from --backup-dir (one taken by hand: a schedule's --backup-keep prunes its own)"},
 		},
 		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			var cfg reporter.BackupCLIConfig
 			cfg.RegisterFlags(fs)
 			return func(ctx context.Context, _ *slog.Logger) error {
-				if action != "create" && action != "list" {
+				if action != "create" && action != "list" && action != "delete" {
 					return cli.Usage(errBackupUsage)
 				}
 				return reporter.RunBackup(ctx, action, cfg, stdout)

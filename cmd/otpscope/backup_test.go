@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -186,6 +187,27 @@ func TestScheduledBackups(t *testing.T) {
 	in.start(t, "--backup-dir", backups)
 	if got := lastTaken(t, in); got != 0 {
 		t.Errorf("without --backup-schedule otpscope_backup_last_taken_timestamp_seconds = %d; want 0", got)
+	}
+	// Without a schedule nothing prunes: a backup is removed by name.
+	entries, _ = os.ReadDir(backups)
+	if len(entries) == 0 {
+		t.Fatalf("no backup left in --backup-dir to remove")
+	}
+	name := entries[0].Name()
+	out, err := exec.Command(binary, "backup", "delete", "--api", api, "--name", name).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), name) || !strings.Contains(string(out), store.BackupRemoved) {
+		t.Errorf("otpscope backup delete --name %s: %v\n%s", name, err, out)
+	}
+	if _, err := os.Stat(filepath.Join(backups, name)); !os.IsNotExist(err) {
+		t.Errorf("after otpscope backup delete, %s in --backup-dir: %v; want it gone", name, err)
+	}
+	removed()
+	if len(list.Backups) == 0 || !slices.ContainsFunc(list.Backups, func(b store.BackupInfo) bool { return b.Name == name && b.Status == store.BackupRemoved }) {
+		t.Errorf("after otpscope backup delete the list says %+v; want %s removed", list.Backups, name)
+	}
+	out, err = exec.Command(binary, "backup", "delete", "--api", api, "--name", name).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "404") {
+		t.Errorf("otpscope backup delete of a backup removed already: %v\n%s; want an error naming 404", err, out)
 	}
 	in.stop(t)
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,11 +31,12 @@ type BackupStore interface {
 	Backup(ctx context.Context, name string, streamSeq uint64, now time.Time) (store.BackupInfo, error)
 	Backups(ctx context.Context) ([]store.BackupInfo, error)
 	PruneBackups(ctx context.Context, keep int) ([]string, error)
+	DeleteBackup(ctx context.Context, name string) (store.BackupInfo, error)
 }
 
-// Backups serves POST /api/v1/backups (take one) and GET /api/v1/backups
-// (list them) on the process that runs the sink: README, "Backups and
-// restores".
+// Backups serves POST /api/v1/backups (take one), GET /api/v1/backups
+// (list them) and DELETE /api/v1/backups/{name} (remove one) on the
+// process that runs the sink: README, "Backups and restores".
 type Backups struct {
 	db BackupStore
 	// inserted is the stream sequence up to which the sink has inserted
@@ -42,7 +44,7 @@ type Backups struct {
 	inserted func(ctx context.Context) (uint64, error)
 	logger   *slog.Logger
 	now      func() time.Time
-	taking   sync.Mutex // one backup at a time
+	taking   sync.Mutex // one backup at a time, and none removed meanwhile
 	// lastTaken is when the newest backup taken began (Unix seconds), for
 	// OtpscopeBackupsStale, once Watch made the backups a schedule's; 0
 	// until then, and without a schedule (a backup by hand now and then is
@@ -87,6 +89,7 @@ type BackupsResponse struct {
 func (b *Backups) Mount(r chi.Router) {
 	r.Post("/api/v1/backups", b.take)
 	r.Get("/api/v1/backups", b.list)
+	r.Delete("/api/v1/backups/{name}", b.delete)
 }
 
 func (b *Backups) list(w http.ResponseWriter, r *http.Request) {
@@ -153,32 +156,67 @@ func (b *Backups) take(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// BackupCLIConfig configures `otpscope backup create|list`, a client of a
-// running otpscope's API (the process that owns the engine takes the backup).
+// delete answers DELETE /api/v1/backups/{name}: 200 with the backup, now
+// removed. Not while a backup is being taken (409): the one being written
+// is a directory like the others.
+func (b *Backups) delete(w http.ResponseWriter, r *http.Request) {
+	if !b.taking.TryLock() {
+		problem.Write(w, problem.Details{Status: http.StatusConflict, Title: "A backup is being taken", Detail: "try again when it is done", Instance: r.URL.Path})
+		return
+	}
+	defer b.taking.Unlock()
+	info, err := b.db.DeleteBackup(context.WithoutCancel(r.Context()), chi.URLParam(r, "name"))
+	switch {
+	case errors.Is(err, store.ErrNoBackup):
+		problem.Write(w, problem.Details{Status: http.StatusNotFound, Title: "No such backup", Detail: err.Error(), Instance: r.URL.Path})
+	case errors.Is(err, store.ErrBadBackupName):
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Not a backup's name", Detail: err.Error(), Instance: r.URL.Path})
+	case errors.Is(err, store.ErrBackupOnCluster), errors.Is(err, store.ErrBackupOnServer):
+		problem.Write(w, problem.Details{Status: http.StatusNotImplemented, Title: "Backups elsewhere", Detail: err.Error(), Instance: r.URL.Path})
+	case err != nil:
+		b.logger.Error("backup not removed", "name", info.Name, "err", err)
+		problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Title: "Backup not removed", Detail: err.Error(), Instance: r.URL.Path})
+	default:
+		b.logger.Info("backup removed", "name", info.Name)
+		ops.WriteJSON(w, info)
+	}
+}
+
+// BackupCLIConfig configures `otpscope backup create|list|delete`, a
+// client of a running otpscope's API (the process that owns the engine
+// takes the backup).
 type BackupCLIConfig struct {
 	APIFlags
 	JSON bool
+	// Name is the backup delete removes.
+	Name string
 }
 
 // RegisterFlags registers the flags of `backup create` and `backup list`.
 func (c *BackupCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 	c.APIFlags.Register(fs, "the otpscope or reporter API (its --admin-listen)")
 	fs.BoolVar(&c.JSON, "json", false, "print the API's JSON answer")
-	flagenv.CommandLineOnly(fs, "json")
+	fs.StringVar(&c.Name, "name", "", "delete: the backup to remove, as otpscope backup list names it")
+	flagenv.CommandLineOnly(fs, "json", "name") // which backup goes: never a leftover variable
 }
 
-// RunBackup runs action ("create" or "list") against the API.
+// RunBackup runs action ("create", "list" or "delete") against the API.
 func RunBackup(ctx context.Context, action string, cfg BackupCLIConfig, stdout io.Writer) error {
-	method, want := http.MethodGet, http.StatusOK
+	method, want, path := http.MethodGet, http.StatusOK, "/api/v1/backups"
 	switch action {
 	case "create":
 		method, want = http.MethodPost, http.StatusCreated
 	case "list":
+	case "delete":
+		if cfg.Name == "" {
+			return errors.New("otpscope backup delete: --name is required (otpscope backup list names the backups)")
+		}
+		method, path = http.MethodDelete, path+"/"+url.PathEscape(cfg.Name)
 	default:
-		return fmt.Errorf("unknown action %q: want create or list", action)
+		return fmt.Errorf("unknown action %q: want create, list or delete", action)
 	}
 	// No timeout: a backup takes as long as it takes.
-	raw, err := APICall{Method: method, API: cfg.API, Path: "/api/v1/backups", Token: cfg.Token,
+	raw, err := APICall{Method: method, API: cfg.API, Path: path, Token: cfg.Token,
 		Command: "otpscope backup " + action, Want: want, Limit: 16 << 20}.Do(ctx)
 	if err != nil {
 		return err
@@ -188,7 +226,7 @@ func RunBackup(ctx context.Context, action string, cfg BackupCLIConfig, stdout i
 		return err
 	}
 	var list []store.BackupInfo
-	if action == "create" {
+	if action != "list" {
 		var one store.BackupInfo
 		err = json.Unmarshal(raw, &one)
 		list = append(list, one)

@@ -29,7 +29,7 @@ const (
 	BackupStarted = "started"
 	BackupCreated = "created"
 	BackupFailed  = "failed"
-	BackupRemoved = "removed" // by PruneBackups
+	BackupRemoved = "removed" // by PruneBackups or DeleteBackup
 )
 
 // BackupInfo is one backup of the database.
@@ -55,9 +55,13 @@ var ErrBackupOnCluster = errors.New("backups of a ClickHouse cluster are ClickHo
 // ErrBackupExists is returned for a name a backup has already.
 var ErrBackupExists = errors.New("a backup of that name exists")
 
-// ErrNoBackup is returned by Restore for a backup the backup directory
+// ErrNoBackup is returned by Restore and DeleteBackup for a backup the backup directory
 // does not hold.
 var ErrNoBackup = errors.New("no such backup")
+
+// ErrBackupOnServer is returned by DeleteBackup with a ClickHouse server:
+// its backups are files under its own backups.allowed_path.
+var ErrBackupOnServer = errors.New("a ClickHouse server's backups are removed on the server (under its backups.allowed_path): otpscope removes the embedded engine's")
 
 // ErrBadBackupName is returned for a name that is not a backup's.
 var ErrBadBackupName = errors.New("a backup name has only letters, digits, '.', '-' and '_'")
@@ -270,16 +274,44 @@ func (db *DB) PruneBackups(ctx context.Context, keep int) ([]string, error) {
 	old := names[:len(names)-keep]
 	var removed []string
 	for _, name := range old {
-		if err := os.RemoveAll(filepath.Join(db.backupDir, name)); err != nil {
+		if _, err := db.removeBackup(ctx, name); err != nil {
 			return removed, fmt.Errorf("prune backup %s: %w", name, err)
 		}
 		removed = append(removed, name)
-		b := BackupInfo{Name: name, Status: BackupRemoved, UpdatedAt: time.Now().UTC().Truncate(time.Millisecond)}
-		// Its first row, for when it was taken and from where.
-		_ = db.conn.QueryRow(ctx, "SELECT started_at, stream_seq, bytes, files FROM backups FINAL WHERE name = ?", name).Scan(&b.StartedAt, &b.StreamSeq, &b.Bytes, &b.Files)
-		if err := db.recordBackup(ctx, b); err != nil {
-			return removed, err
-		}
 	}
 	return removed, nil
+}
+
+// DeleteBackup removes backup name from the embedded engine's backup
+// directory and records it as removed: a backup taken by hand, which no
+// --backup-keep prunes without a schedule. ErrNoBackup when the directory
+// does not hold it; ErrBackupOnServer with a ClickHouse server.
+func (db *DB) DeleteBackup(ctx context.Context, name string) (BackupInfo, error) {
+	if db.cluster != "" {
+		return BackupInfo{}, ErrBackupOnCluster
+	}
+	if db.backupDir == "" {
+		return BackupInfo{}, ErrBackupOnServer
+	}
+	if !backupName.MatchString(name) || !strings.HasPrefix(name, backupPrefix) {
+		return BackupInfo{}, fmt.Errorf("%w, and otpscope removes only the backups it took (%s…): %q", ErrBadBackupName, backupPrefix, name)
+	}
+	if _, err := os.Stat(filepath.Join(db.backupDir, name)); errors.Is(err, os.ErrNotExist) {
+		return BackupInfo{}, fmt.Errorf("%w: %s in %s", ErrNoBackup, name, db.backupDir)
+	} else if err != nil {
+		return BackupInfo{}, fmt.Errorf("delete backup %s: %w", name, err)
+	}
+	return db.removeBackup(ctx, name)
+}
+
+// removeBackup deletes backup name's directory and records it removed,
+// with when it was taken and from where (its first row).
+func (db *DB) removeBackup(ctx context.Context, name string) (BackupInfo, error) {
+	b := BackupInfo{Name: name, Status: BackupRemoved}
+	if err := os.RemoveAll(filepath.Join(db.backupDir, name)); err != nil {
+		return b, err
+	}
+	b.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
+	_ = db.conn.QueryRow(ctx, "SELECT started_at, stream_seq, bytes, files FROM backups FINAL WHERE name = ?", name).Scan(&b.StartedAt, &b.StreamSeq, &b.Bytes, &b.Files)
+	return b, db.recordBackup(ctx, b)
 }

@@ -121,6 +121,51 @@ func TestPruneBackups(t *testing.T) {
 	}
 }
 
+// TestDeleteBackup: a backup otpscope took is removed by name and listed
+// as removed; a name it never took, another directory, a path, a server's
+// backups are refused, each with its own error.
+func TestDeleteBackup(t *testing.T) {
+	db := openSingle(t)
+	ctx := t.Context()
+	dir := t.TempDir()
+	store.SetBackupDir(db, dir)
+	name := store.BackupName(time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC))
+	for _, d := range []string{name, "by-hand"} {
+		if err := os.MkdirAll(filepath.Join(dir, d, "data"), 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := db.DeleteBackup(ctx, name)
+	if err != nil || b.Name != name || b.Status != store.BackupRemoved {
+		t.Fatalf("DeleteBackup(%s) = %+v, %v; want it removed", name, b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+		t.Errorf("%s after DeleteBackup: %v; want it gone", name, err)
+	}
+	if list, err := db.Backups(ctx); err != nil || len(list) != 1 || list[0].Name != name || list[0].Status != store.BackupRemoved {
+		t.Errorf("backups listed %+v, %v; want %s removed", list, err, name)
+	}
+	for _, c := range []struct {
+		name string
+		want error
+	}{
+		{name, store.ErrNoBackup},
+		{"by-hand", store.ErrBadBackupName},
+		{"../" + filepath.Base(dir), store.ErrBadBackupName},
+	} {
+		if _, err := db.DeleteBackup(ctx, c.name); !errors.Is(err, c.want) {
+			t.Errorf("DeleteBackup(%q): %v; want %v", c.name, err, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "by-hand")); err != nil {
+		t.Errorf("a directory otpscope did not write: %v; want it left alone", err)
+	}
+	store.SetBackupDir(db, "") // a server's
+	if _, err := db.DeleteBackup(ctx, name); !errors.Is(err, store.ErrBackupOnServer) {
+		t.Errorf("DeleteBackup on a server: %v; want ErrBackupOnServer", err)
+	}
+}
+
 // TestNoBackupsOnACluster: a store on a cluster neither takes nor restores
 // a backup (the API answers 501): ClickHouse's BACKUP … ON CLUSTER is the
 // way there, and nothing is written or dropped meanwhile.
