@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,7 +15,8 @@ import (
 
 // StartServer starts the embedded NATS server with JetStream on disk under
 // cfg.StoreDir(), requiring the credentials of ServerCredentials(cfg), and
-// waits until it accepts clients.
+// waits until it accepts clients. It holds the store (ErrStoreInUse to any
+// other) until it has shut down.
 func StartServer(cfg Config, logger *slog.Logger) (*server.Server, error) {
 	srv, _, _, err := startServer(cfg, logger)
 	return srv, err
@@ -23,23 +25,41 @@ func StartServer(cfg Config, logger *slog.Logger) (*server.Server, error) {
 // startServer is StartServer, also returning the credentials and the options
 // (to re-enable JetStream with).
 func startServer(cfg Config, logger *slog.Logger) (*server.Server, Credentials, *server.Options, error) {
+	hold, err := lockStore(cfg.StoreDir()) // before anything there is read
+	if err != nil {
+		return nil, Credentials{}, nil, err
+	}
 	creds, err := ServerCredentials(cfg)
 	if err != nil {
+		hold(nil)
 		return nil, Credentials{}, nil, err
 	}
 	opts, err := serverOptions(cfg, creds)
 	if err != nil {
+		hold(nil)
 		return nil, Credentials{}, nil, err
 	}
 	srv, err := server.NewServer(opts.Clone())
 	if err != nil {
+		hold(nil)
 		return nil, Credentials{}, nil, fmt.Errorf("embedded nats: %w", err)
 	}
+	hold(srv) // released once it has shut down
 	srv.SetLoggerV2(&natsLogger{logger.With("component", "nats-server")}, false, false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
 		return nil, Credentials{}, nil, fmt.Errorf("embedded nats on %s: not ready after 30s", cfg.Listen)
+	}
+	if js := srv.JetStreamConfig(); js != nil {
+		// Unset, the limits are computed when JetStream starts: 75 % of
+		// the disk's free space for the store. JetStream restarted after a
+		// full disk (reenableJetStream) would compute them on a disk still
+		// nearly full, and stay "store full" until messages aged out
+		// (chaos review: every webhook refused after recovery). Keep the
+		// limits of the start.
+		opts.JetStreamMaxStore = cmp.Or(opts.JetStreamMaxStore, js.MaxStore)
+		opts.JetStreamMaxMemory = cmp.Or(opts.JetStreamMaxMemory, js.MaxMemory)
 	}
 	return srv, creds, opts, nil
 }
