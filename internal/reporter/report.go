@@ -234,27 +234,21 @@ func fmtTime(t *time.Time) string {
 
 // completenessNote is one sentence on how final a report's figures are.
 // Attempts the poller declared unrecoverable stay pending for good (their
-// outcome is lost: docs/analytics.md); the sentence says how many there
-// are, so that a window that will never be final says why.
-func completenessNote(c store.Completeness, unrecoverable uint64) string {
-	if c.Final {
+// outcome is lost: docs/analytics.md); the sentence says how many of the
+// pending they are, so that a window that will never be final says why.
+func completenessNote(c store.Completeness) string {
+	switch {
+	case c.Final:
 		return "Final: every attempt in the window has settled."
+	case c.Pending == c.Unrecoverable:
+		return fmt.Sprintf("Not final, though nothing can still settle: the %d attempts still pending are those whose outcome the poller found lost for good (unrecoverable).", c.Pending)
 	}
 	note := fmt.Sprintf("Not final: %d attempts still pending (%d overdue, awaiting reconciliation); every attempt starting before %s has settled.",
 		c.Pending, c.AwaitingReconciliation, fmtTime(c.SettledUntil))
-	if unrecoverable > 0 {
-		note += fmt.Sprintf(" The poller found the outcome of %d of the window's attempts lost for good (unrecoverable): those stay pending.", unrecoverable)
+	if c.Unrecoverable > 0 {
+		note += fmt.Sprintf(" %d of them have an outcome the poller found lost for good (unrecoverable): those stay pending.", c.Unrecoverable)
 	}
 	return note
-}
-
-// Unrecoverable is the window's attempts whose lost outcome the poller
-// cannot recover, over every channel.
-func (r *Report) Unrecoverable() (n uint64) {
-	for _, c := range r.Channels {
-		n += c.Unrecoverable
-	}
-	return n
 }
 
 // csv is the report in long form (section, name, metric, value): one table
@@ -324,6 +318,7 @@ func (r *Report) csv(w io.Writer) error {
 	c := r.Completeness
 	rec("completeness", "", "pending", u(c.Pending))
 	rec("completeness", "", "awaiting_reconciliation", u(c.AwaitingReconciliation))
+	rec("completeness", "", "unrecoverable", u(c.Unrecoverable))
 	rec("completeness", "", "settled_until", fmtTime(c.SettledUntil))
 	rec("completeness", "", "final", strconv.FormatBool(c.Final))
 	cw.Flush()
@@ -362,7 +357,7 @@ func (r *Report) table(w io.Writer) error {
 	if len(r.Channels) == 0 && r.Fallback.OTPs == 0 {
 		fmt.Fprintln(w, "No data: no attempt and no OTP in the window (a channel filter that matches none gives this too).")
 	} else {
-		fmt.Fprintln(w, completenessNote(r.Completeness, r.Unrecoverable()))
+		fmt.Fprintln(w, completenessNote(r.Completeness))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "channel\tattempts\tdelivered\tundeliverable\ttimed out\tpending\tdelivery rate\tp50 ms\tp95 ms\tverified\t")
@@ -545,7 +540,7 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 </style></head><body>
 <h1>otpscope {{.R.Kind}} report</h1>
 <p>Window <time datetime="{{time .R.From}}">{{time .R.From}}</time> – <time datetime="{{time .R.To}}">{{time .R.To}}</time>{{if .R.Profile}}, profile {{.R.Profile}}{{end}}{{if .R.Channel}}, channel {{.R.Channel}}{{end}}; generated {{time .R.GeneratedAt}}.</p>
-<p id="completeness"{{if not .R.Completeness.Final}} style="background:#fff3cd;padding:.5em"{{end}}>{{note .R.Completeness .R.Unrecoverable}}</p>
+<p id="completeness"{{if not .R.Completeness.Final}} style="background:#fff3cd;padding:.5em"{{end}}>{{note .R.Completeness}}</p>
 <table id="completeness-figures"><tbody>
 <tr><td>Pending attempts</td><td>{{.R.Completeness.Pending}}</td></tr>
 <tr><td>Awaiting reconciliation</td><td>{{.R.Completeness.AwaitingReconciliation}}</td></tr>

@@ -24,18 +24,23 @@ func TestTableWithoutData(t *testing.T) {
 	}
 }
 
-// A window held open by attempts the poller found unrecoverable says so.
+// A window held open by attempts the poller found unrecoverable says so,
+// and says when nothing else can still settle.
 func TestCompletenessNoteNamesTheUnrecoverable(t *testing.T) {
 	first := time.Date(2026, 12, 3, 17, 30, 0, 0, time.UTC)
 	c := store.Completeness{Pending: 127, AwaitingReconciliation: 72, SettledUntil: &first}
-	if note := completenessNote(c, 0); !strings.HasPrefix(note, "Not final: 127 attempts still pending (72 overdue") || strings.Contains(note, "unrecoverable") {
+	if note := completenessNote(c); !strings.HasPrefix(note, "Not final: 127 attempts still pending (72 overdue") || strings.Contains(note, "unrecoverable") {
 		t.Errorf("note without unrecoverable attempts: %q", note)
 	}
-	r := &Report{Channels: []store.ChannelStats{{Channel: "SMS", Unrecoverable: 100}, {Channel: "VIBER", Unrecoverable: 8}}, Completeness: c}
-	if note := completenessNote(c, r.Unrecoverable()); !strings.Contains(note, "108 of the window's attempts lost for good (unrecoverable)") {
-		t.Errorf("note with 108 unrecoverable attempts: %q", note)
+	c.Unrecoverable = 108
+	if note := completenessNote(c); !strings.HasPrefix(note, "Not final: 127 attempts still pending") || !strings.Contains(note, "108 of them have an outcome the poller found lost for good (unrecoverable)") {
+		t.Errorf("note with 108 of 127 pending unrecoverable: %q", note)
 	}
-	if note := completenessNote(store.Completeness{Final: true}, 5); strings.Contains(note, "unrecoverable") {
+	c = store.Completeness{Pending: 5, Unrecoverable: 5, SettledUntil: &first}
+	if note := completenessNote(c); !strings.HasPrefix(note, "Not final, though nothing can still settle: the 5 attempts") {
+		t.Errorf("a window whose 5 pending attempts are unrecoverable: %q", note)
+	}
+	if note := completenessNote(store.Completeness{Final: true}); note != "Final: every attempt in the window has settled." {
 		t.Errorf("a final window's note: %q", note)
 	}
 }

@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // SettleTime is how long after its first event an attempt may stay pending
@@ -21,15 +24,22 @@ type Completeness struct {
 	// TIMED_OUT yet.
 	Pending uint64 `json:"pending"`
 	// AwaitingReconciliation counts the pending attempts whose first event
-	// is more than SettleTime old: their outcome is overdue, most likely a
-	// lost webhook the poller has yet to recover (or never will: an attempt
-	// of an hour that ended SettleTime ago and is still pending counts here too).
+	// is more than SettleTime old, but the unrecoverable ones: their outcome
+	// is overdue, most likely a lost webhook the poller has yet to recover
+	// (or never will: an attempt of an hour that ended SettleTime ago and
+	// is still pending counts here too, until the poller says so).
 	AwaitingReconciliation uint64 `json:"awaiting_reconciliation"`
+	// Unrecoverable counts the pending attempts whose lost outcome the
+	// poller declared unrecoverable (lostPending): they stay pending for
+	// good. With Pending equal to it nothing can still settle.
+	Unrecoverable uint64 `json:"unrecoverable"`
 	// SettledUntil is the first event of the earliest pending attempt:
 	// every attempt starting before it has settled. Null when nothing is
 	// pending.
 	SettledUntil *time.Time `json:"settled_until"`
-	// Final is true when nothing is pending.
+	// Final is true when nothing is pending. (Its meaning is the published
+	// Report.v1's: an answer whose pending attempts are all Unrecoverable
+	// stays not final, and says so by the two counts.)
 	Final bool `json:"final"`
 }
 
@@ -43,9 +53,60 @@ func (c *Completeness) add(pending, overdue uint64, first *time.Time) {
 	c.Final = c.Pending == 0
 }
 
+// lose counts lost of the pending attempts (overdue of them overdue) as
+// unrecoverable.
+func (c *Completeness) lose(lost, overdue uint64) {
+	c.Unrecoverable += lost
+	c.AwaitingReconciliation -= min(overdue, c.AwaitingReconciliation)
+}
+
 // Completeness returns the completeness of w's attempts (with w's profile
 // and channel filters) as of now.
 func (db *DB) Completeness(ctx context.Context, w Window, now time.Time) (Completeness, error) {
+	c, err := db.pending(ctx, w, now)
+	if err != nil || c.Pending == 0 {
+		return c, err
+	}
+	lost, overdue, err := db.lostPending(ctx, w, now)
+	c.lose(lost, overdue)
+	return c, err
+}
+
+// lostPending counts, of w's pending attempts, those the poller declared
+// unrecoverable — a reconciliations row with result 'unrecoverable', the
+// attempt's OTP, channel and dispatch (poller.Record.gaps) — and of them
+// the overdue ones. The table holds only lost webhooks: a first query
+// counts its rows in w's range, and only when it has some are those OTPs'
+// attempts computed from their facts, so that an attempt a late webhook
+// settled after all is not counted. A lost attempt whose channel is not
+// known (every webhook of the OTP lost) is no attempt of the store's.
+func (db *DB) lostPending(ctx context.Context, w Window, now time.Time) (lost, overdue uint64, err error) {
+	var ranges []string
+	for _, iv := range w.intervals() {
+		ranges = append(ranges, fmt.Sprintf("(since >= %s AND since < %s)", msTime(iv.from.Add(-MaxAttemptSpan)), msTime(iv.to.Add(MaxAttemptSpan))))
+	}
+	recs := "SELECT otp_id, toString(channel) AS ch, since FROM reconciliations WHERE result = 'unrecoverable' AND channel != '' AND (" + strings.Join(ranges, " OR ") + ")"
+	var n uint64
+	if err := db.conn.QueryRow(ctx, "SELECT count() FROM ("+recs+")").Scan(&n); err != nil || n == 0 {
+		if err != nil {
+			err = fmt.Errorf("query unrecoverable attempts: %w", err)
+		}
+		return 0, 0, err
+	}
+	lw := w
+	lw.stored, lw.patched, lw.otps = nil, false, "(SELECT otp_id FROM ("+recs+"))"
+	sub, args := lw.channelAttemptsSQL()
+	q := fmt.Sprintf(`SELECT countIf(pending), countIf(pending AND a_first < %s)
+FROM (SELECT otp_id, channel, a_first, a_dispatched, `+pendingSQL+` AS pending FROM (%s))
+WHERE a_dispatched IS NOT NULL AND (otp_id, channel, assumeNotNull(a_dispatched)) IN (SELECT otp_id, ch, since FROM (%s))`, msTime(now.Add(-SettleTime)), sub, recs)
+	if err := db.conn.QueryRow(ctx, q, args...).Scan(&lost, &overdue); err != nil {
+		return 0, 0, fmt.Errorf("query unrecoverable attempts: %w", err)
+	}
+	return lost, overdue, nil
+}
+
+// pending is Completeness but for the unrecoverable attempts.
+func (db *DB) pending(ctx context.Context, w Window, now time.Time) (Completeness, error) {
 	rolled := func(ctx context.Context, w Window, p plan) (Completeness, error) {
 		// The pending attempts of a rolled-up hour that ended SettleTime
 		// ago are all overdue; the later hours are counted from their rows.
@@ -111,15 +172,49 @@ FROM (SELECT a_first, `+pendingSQL+` AS pending FROM (%s))`, msTime(now.Add(-Set
 	return c, nil
 }
 
-// journeyCompleteness is the completeness of one journey's attempts.
+// journeyCompleteness is the completeness of one journey's attempts
+// (their Unrecoverable marked: markUnrecoverable).
 func journeyCompleteness(as []AttemptDetail, now time.Time) Completeness {
 	var firsts []time.Time
+	var lost, overdue uint64
+	limit := time.UnixMilli(now.Add(-SettleTime).UnixMilli())
 	for _, a := range as {
-		if a.Outcome == AttemptPending {
-			firsts = append(firsts, a.FirstAt)
+		if a.Outcome != AttemptPending {
+			continue
+		}
+		firsts = append(firsts, a.FirstAt)
+		if a.Unrecoverable {
+			lost++
+			if a.FirstAt.Before(limit) {
+				overdue++
+			}
 		}
 	}
-	return pendingCompleteness(firsts, now)
+	c := pendingCompleteness(firsts, now)
+	c.lose(lost, overdue)
+	return c
+}
+
+// markUnrecoverable marks the pending attempts of one OTP that the poller
+// declared unrecoverable, as lostPending matches them: channel and
+// dispatch.
+func (db *DB) markUnrecoverable(ctx context.Context, otpID string, as []AttemptDetail) error {
+	lost := map[string]bool{}
+	err := db.eachRow(ctx, "unrecoverable attempts", "SELECT toString(channel), toUnixTimestamp64Milli(since) FROM reconciliations WHERE otp_id = toUUID(?) AND result = 'unrecoverable'", []any{otpID}, func(rows driver.Rows) error {
+		var ch string
+		var ms int64
+		if err := rows.Scan(&ch, &ms); err != nil {
+			return err
+		}
+		lost[fmt.Sprint(ch, ms)] = true
+		return nil
+	})
+	for i, a := range as {
+		if a.Outcome == AttemptPending && a.DispatchedAt != nil {
+			as[i].Unrecoverable = lost[fmt.Sprint(a.Channel, a.DispatchedAt.UnixMilli())]
+		}
+	}
+	return err
 }
 
 // pendingCompleteness is the completeness of pending attempts given their

@@ -869,6 +869,9 @@ type AttemptDetail struct {
 	LatencyMS    *int64     `json:"latency_ms"`
 	Unknown      bool       `json:"unknown_status,omitempty"`
 	Polled       bool       `json:"recovered_by_polling,omitempty"`
+	// Unrecoverable marks a pending attempt whose lost outcome the poller
+	// declared unrecoverable: it stays pending for good.
+	Unrecoverable bool `json:"unrecoverable,omitempty"`
 }
 
 // PolledStatus is the latest OTP status the poller (or an upstream service) reported.
@@ -996,6 +999,9 @@ ORDER BY event_time, multiIf(status = 'DISPATCHED', 0, status IN ('DELIVERED', '
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return j, fmt.Errorf("read journey attempts: %w", err)
+	}
+	if err := db.markUnrecoverable(ctx, j.OTPID, j.Attempts); err != nil {
+		return j, err
 	}
 	if len(j.Attempts) > 0 {
 		j.FirstAt = j.Attempts[0].FirstAt
