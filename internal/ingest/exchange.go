@@ -63,7 +63,12 @@ func (x httpExchange) answer(status int, body []byte, header ...string) {
 
 type fastExchange struct{ ctx *fasthttp.RequestCtx }
 
-func (x fastExchange) context() context.Context  { return x.ctx }
+// context is not the RequestCtx itself: its Done closes the moment the
+// server begins to shut down, and a publish under way then failed with
+// 503 although JetStream stored it (chaos review, SIGTERM mid-load). The
+// publish has its own timeout, and the shutdown waits for it.
+func (x fastExchange) context() context.Context { return context.WithoutCancel(x.ctx) }
+
 func (x fastExchange) header(name string) string { return string(x.ctx.Request.Header.Peek(name)) }
 func (x fastExchange) remoteAddr() string        { return x.ctx.RemoteAddr().String() }
 func (x fastExchange) path() string              { return string(x.ctx.Path()) }

@@ -35,10 +35,13 @@ type Handler struct {
 	cfg     Config
 	tokens  *reload.Value[ops.Tokens]
 	refused *ops.Refusals
-	pub     Publisher
-	logger  *slog.Logger
-	metrics *metrics
-	now     func() time.Time
+	// unstored logs the requests answered 503 (sparsely: on a full disk
+	// every webhook is, and the broker logs the fault itself once).
+	unstored *ops.Sparse
+	pub      Publisher
+	logger   *slog.Logger
+	metrics  *metrics
+	now      func() time.Time
 
 	// accepted and lastAccepted (unix nanoseconds) feed Stats.
 	accepted     atomic.Uint64
@@ -59,6 +62,7 @@ func NewHandler(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.R
 	h := &Handler{cfg: cfg, pub: pub, logger: logger, metrics: newMetrics(reg), now: time.Now}
 	h.tokens = ops.WatchTokens("webhook token", cfg.Tokens, cfg.TokensFile, logger)
 	h.refused = ops.NewRefusals(logger, "request refused for its webhook token")
+	h.unstored = ops.NewSparse(logger, "requests not accepted: publishing failed", "refused")
 	if cfg.InsecureNoAuth {
 		logger.Warn("webhook authentication is OFF (--insecure-no-auth): anyone who can reach " + WebhookPath + " can write events")
 	}
@@ -230,7 +234,7 @@ func (h *Handler) publish(ctx context.Context, msgs []events.Message) ([]bool, e
 }
 
 func (h *Handler) unavailable(x exchange, err error) {
-	h.logger.Warn("webhook not accepted: publishing failed", "err", err)
+	h.unstored.Warn("path", x.path(), "err", err)
 	h.metrics.requests.WithLabelValues(outcomeUnavailable).Inc()
 	answerProblem(x, problem.Details{Status: http.StatusServiceUnavailable, Detail: "events could not be stored durably; retry later"},
 		"Retry-After", strconv.Itoa(int((h.cfg.RetryAfter+time.Second-1)/time.Second)))
