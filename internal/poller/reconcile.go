@@ -157,8 +157,9 @@ func (p *Poller) discoveryMissed() {
 func (p *Poller) due(now time.Time, st *CycleStats) (delivery, verify []Record) {
 	var oldest time.Duration
 	recs := p.store.snapshot()
+	world := p.World()
 	for _, r := range recs {
-		settled := r.deliverySettled(p.fallbackAfter, p.explained)
+		settled := r.deliverySettled(p.fallbackAfter, p.explained, r.API == "v1" || world != WorldSeparate)
 		if !settled {
 			oldest = max(oldest, now.Sub(r.FirstSeen))
 		}

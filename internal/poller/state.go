@@ -113,8 +113,11 @@ func (r *Record) deliveredOn() events.Channel {
 // whole; or every attempt the webhooks reported settled, the channels tried
 // are the start of one of the account's priorities (explained), and one
 // delivered or the last failed where tyntec cannot fall back further
-// (fallbackAfter).
-func (r *Record) deliverySettled(fallbackAfter func(tried []events.Channel) bool, explained func(tried []events.Channel) bool) bool {
+// (fallbackAfter). With v1Events (tyntec's v1 events serve the OTP, or the
+// poller does not know yet) an outcome whose DISPATCHED webhook was lost
+// is worth a poll too: without its dispatch the attempt has no latency,
+// its journey no time to deliver, and it is placed in time by its outcome.
+func (r *Record) deliverySettled(fallbackAfter func(tried []events.Channel) bool, explained func(tried []events.Channel) bool, v1Events bool) bool {
 	if r.Unrecoverable {
 		return true // as settled as it will get
 	}
@@ -132,14 +135,19 @@ func (r *Record) deliverySettled(fallbackAfter func(tried []events.Channel) bool
 			last = f
 		}
 	}
+	lostDispatch := false
 	for _, n := range open {
 		if n > 0 {
 			return false // an attempt's outcome is missing
 		}
+		lostDispatch = lostDispatch || n < 0 // an outcome without its DISPATCHED
 	}
 	// A poll after the last fact saw the whole story.
 	if r.Polled > 0 && !r.LastPolled.Before(r.LastFact) {
 		return r.deliveredOn() != "" || last != nil
+	}
+	if lostDispatch && v1Events {
+		return false
 	}
 	if r.API != "v4" || r.Resends > 0 {
 		return false // no webhooks to trust, or our resend added an attempt

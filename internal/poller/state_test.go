@@ -35,17 +35,25 @@ func TestDeliverySettled(t *testing.T) {
 		{"v1 OTPs wait for a poll", Record{API: "v1", Facts: []Fact{f(sms, disp, 0), f(sms, und, 3)}}, false},
 		{"polled after the last fact", Record{API: "v1", Facts: []Fact{f(sms, disp, 0), f(sms, und, 3)}, LastFact: t0.Add(3 * time.Second), Polled: 1, LastPolled: t0.Add(time.Minute)}, true},
 		{"our resend may still be in flight", Record{API: "v4", Resends: 1, Facts: []Fact{f(sms, disp, 0), f(sms, und, 3)}}, false},
+		{"delivered, its DISPATCHED lost", Record{API: "v4", Facts: []Fact{f(sms, dlv, 3)}}, false},
+		{"delivered, its DISPATCHED lost, polled after", Record{API: "v4", Facts: []Fact{f(sms, dlv, 3)}, LastFact: t0.Add(3 * time.Second), Polled: 1, LastPolled: t0.Add(time.Minute)}, true},
+		{"fallback delivered, its DISPATCHED lost", Record{API: "v4", Facts: []Fact{f(sms, disp, 0), f(sms, und, 3), f(viber, dlv, 9)}}, false},
 	}
 	for _, tt := range tests {
-		if got := tt.rec.deliverySettled(p.fallbackAfter, p.explained); got != tt.wantOK {
+		if got := tt.rec.deliverySettled(p.fallbackAfter, p.explained, true); got != tt.wantOK {
 			t.Errorf("%s: deliverySettled(%v) = %v; want %v", tt.name, tt.rec.tried(), got, tt.wantOK)
 		}
 	}
 	// Until the priorities are known, a failure may always be followed.
 	unknown := &Poller{}
 	r := Record{API: "v4", Facts: []Fact{f(sms, disp, 0), f(sms, und, 3), f(viber, disp, 4), f(viber, und, 9)}}
-	if r.deliverySettled(unknown.fallbackAfter, unknown.explained) {
+	if r.deliverySettled(unknown.fallbackAfter, unknown.explained, true) {
 		t.Errorf("without priorities, a failed OTP counts as settled")
+	}
+	// Where v1 does not serve v4 OTPs nothing recovers a lost DISPATCHED:
+	// the delivered OTP is settled without a call.
+	if lost := (Record{API: "v4", Facts: []Fact{f(sms, dlv, 3)}}); !lost.deliverySettled(p.fallbackAfter, p.explained, false) {
+		t.Errorf("delivered, its DISPATCHED lost, v1 not serving v4: not settled; want settled")
 	}
 	if got := r.tried(); !slices.Equal(got, []events.Channel{sms, viber}) {
 		t.Errorf("tried() = %v; want [SMS VIBER]", got)
