@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/otpscope/otpscope/internal/events"
@@ -145,7 +146,24 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 	}
 	// Channels are tyntec's upper-case words; --channel sms means SMS.
 	w.Channel = strings.ToUpper(w.Channel)
+	// Profile ids that are UUIDs are stored canonical (lower case), as the
+	// webhooks' are validated: an upper-case one names the same profile.
+	if id, err := uuid.Parse(w.Profile); err == nil {
+		w.Profile = id.String()
+	}
+	// Facts are stored to the millisecond: an end between two is moved up
+	// to the next, so from stays inclusive and to exclusive of what is
+	// stored (the store's SQL would cut the sub-millisecond part off).
+	w.From, w.To = ceilMillisecond(w.From), ceilMillisecond(w.To)
 	return w, nil
+}
+
+// ceilMillisecond is t rounded up to a whole millisecond.
+func ceilMillisecond(t time.Time) time.Time {
+	if c := t.Truncate(time.Millisecond); !c.Equal(t) {
+		return c.Add(time.Millisecond)
+	}
+	return t
 }
 
 // MaxWindowYearsAhead bounds how far in the future a window may end.

@@ -622,6 +622,26 @@ func TestParseWindowUpperCasesTheChannel(t *testing.T) {
 	}
 }
 
+// A profile id in upper case names the stored (canonical) one; an end
+// between two milliseconds keeps from inclusive and to exclusive of the
+// facts, stored to the millisecond: both move up to the next one.
+func TestParseWindowMatchesWhatIsStored(t *testing.T) {
+	w, err := reporter.ParseWindow(url.Values{"profile": {"BBBBBBBB-0000-4000-8000-00000000000A"},
+		"from": {"2026-12-02T12:00:09.9785Z"}, "to": {"2026-12-02T12:00:10.0001Z"}}, time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC))
+	if err != nil || w.Profile != "bbbbbbbb-0000-4000-8000-00000000000a" {
+		t.Errorf("ParseWindow(profile in upper case) = %q, %v; want it canonical", w.Profile, err)
+	}
+	if want := time.Date(2026, 12, 2, 12, 0, 9, 979e6, time.UTC); !w.From.Equal(want) {
+		t.Errorf("from = %s; want %s (an attempt at .978 is before it)", w.From.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
+	}
+	if want := time.Date(2026, 12, 2, 12, 0, 10, 1e6, time.UTC); !w.To.Equal(want) {
+		t.Errorf("to = %s; want %s (an attempt at 10.000 is before it)", w.To.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
+	}
+	if w, _ := reporter.ParseWindow(url.Values{"profile": {"default"}}, time.Now()); w.Profile != "default" {
+		t.Errorf("ParseWindow(profile=default) = %q; want it as given", w.Profile)
+	}
+}
+
 // A channel no channel could be named (a typo) is a 400, not a filter that
 // quietly matches nothing; an unknown but possible name passes (tyntec may
 // add channels, stored as they come).

@@ -496,7 +496,8 @@ func (r *Report) charts() []svgChart {
 	return out
 }
 
-// latencyChart is the time to deliver per channel: a bar to its p95, in
+// latencyChart is the latency per channel (dispatched → delivered, as
+// /channels' latency_ms; not the journeys' time to deliver): a bar to its p95, in
 // seconds, labelled with its p50 and p95, and delivery_slow's limit
 // (maxP95MS, when set) marked; nil when no channel delivered.
 func latencyChart(chs []store.ChannelStats, maxP95MS float64) *svgChart {
@@ -521,7 +522,7 @@ func latencyChart(chs []store.ChannelStats, maxP95MS float64) *svgChart {
 	}
 	ax := countAxis(top)
 	ax.Format = func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) + " s" }
-	c := barRows("Time to deliver per channel (p95)", labels, shown, p95s, ax, "#00838f", marks)
+	c := barRows("Latency per channel, dispatched → delivered (p95)", labels, shown, p95s, ax, "#00838f", marks)
 	return &c
 }
 

@@ -906,7 +906,7 @@ func TestHTMLReportDurationsAndThresholds(t *testing.T) {
 		if f.title == "Delivery rate per channel" && (len(f.marks) != 1 || f.marks[0]["data-value"] != "0.8" || f.ticks["80%"] != f.marks[0]["data-x"]) {
 			t.Errorf("delivery rate chart marks %v, ticks %v; want one marker on the 80%% tick", f.marks, f.ticks)
 		}
-		if f.title == "Time to deliver per channel (p95)" {
+		if f.title == "Latency per channel, dispatched → delivered (p95)" {
 			latency = true
 			if len(f.marks) != 1 || f.marks[0]["data-value"] != "60" || f.ticks["60 s"] == "" || f.ticks["60 s"] != f.marks[0]["data-x"] {
 				t.Errorf("time to deliver chart marks %v, ticks %v; want one marker on the 60 s tick (delivery_slow's 1 min)", f.marks, f.ticks)
