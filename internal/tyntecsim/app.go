@@ -114,7 +114,7 @@ func (a *app) silentLogin(ctx context.Context, l *login) {
 	id, secret := a.silentClient()
 	at := &SilentTruth{
 		AttemptID: "sa-" + uuid.NewString(), CorrelationID: l.id, ClientID: id,
-		Scope: ScopePhoneVerify, LoginHint: strings.TrimPrefix(l.to, "+"),
+		Scope: ScopePhoneVerify, LoginHint: strings.TrimPrefix(l.to, "+"), ProfileID: l.prof.ID,
 	}
 	s.mu.Lock()
 	at.Seq = uint64(len(s.silent)) + 1
@@ -308,6 +308,7 @@ type silentOutcomeReport struct {
 	Error         string `json:"error,omitempty"`
 	LoginHint     string `json:"loginHint,omitempty"`
 	MobileID      string `json:"mobileId,omitempty"`
+	ProfileID     string `json:"profileId,omitempty"`
 }
 
 // report posts a finished attempt to otpscope. Callers hold s.mu.
@@ -315,7 +316,7 @@ func (a *app) report(at *SilentTruth) {
 	at.Report = a.post(at.AttemptID, SilentOutcomesPath, silentOutcomeReport{
 		AttemptID: at.AttemptID, CorrelationID: at.CorrelationID, Scope: at.Scope,
 		StartedAt: formatV1Time(at.Started), FinishedAt: formatV1Time(at.Finished),
-		Result: at.Result, Error: at.Error, LoginHint: at.LoginHint, MobileID: at.MobileID,
+		Result: at.Result, Error: at.Error, LoginHint: at.LoginHint, MobileID: at.MobileID, ProfileID: at.ProfileID,
 	})
 }
 

@@ -179,6 +179,7 @@ type outcome struct {
 	Error         string    `json:"error"`
 	LoginHint     string    `json:"loginHint"`
 	MobileID      string    `json:"mobileId"`
+	ProfileID     string    `json:"profileId"`
 }
 
 // track is the body of POST /otps/track.
@@ -269,7 +270,8 @@ func checkLogins(t *testing.T, tr tyntecsim.Truth, logins int, stub *otpscopeStu
 		results[a.Result+" "+a.Error]++
 		r, ok := reports[a.AttemptID]
 		if !ok || r.CorrelationID != a.CorrelationID || r.Result != a.Result || r.Error != a.Error || !r.StartedAt.Equal(a.Started) ||
-			!r.FinishedAt.Equal(a.Finished) || r.FinishedAt.Before(r.StartedAt) || r.Scope != tyntecsim.ScopePhoneVerify || r.LoginHint == "" || !a.Report.Reached() {
+			!r.FinishedAt.Equal(a.Finished) || r.FinishedAt.Before(r.StartedAt) || r.Scope != tyntecsim.ScopePhoneVerify || r.LoginHint == "" || !a.Report.Reached() ||
+			r.ProfileID == "" || r.ProfileID != a.ProfileID {
 			t.Errorf("silent attempt %+v reported as %+v (found %v)", a, r, ok)
 		}
 		if (a.Result == tyntecsim.SilentError) != (a.Error != "") {

@@ -17,6 +17,10 @@ type SilentTruth struct {
 	ClientID      string `json:"client_id"`
 	Scope         string `json:"scope"`
 	LoginHint     string `json:"login_hint"`
+	// ProfileID is the profile of the OTP the login falls back to, which
+	// the app reports with the outcome, so that a journey's profile does
+	// not depend on whether the method succeeded.
+	ProfileID string `json:"profile_id,omitempty"`
 	// Started is before the authorize request, Finished after the last
 	// answer (simulated time): the startedAt and finishedAt of the report.
 	Started  time.Time `json:"started"`
