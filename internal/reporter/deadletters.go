@@ -1,6 +1,7 @@
 package reporter
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,6 +54,9 @@ type ReplayOutcome struct {
 	Source   string `json:"source"`
 	Messages int    `json:"messages,omitempty"` // events published
 	Skipped  string `json:"skipped,omitempty"`  // why it was not replayed
+	// Left are the elements of an array left out of its replay, each
+	// with why: still invalid (ReplayMessages).
+	Left []string `json:"left,omitempty"`
 	// ReplayedAt is when a dead letter skipped for that was replayed before.
 	ReplayedAt *time.Time `json:"replayedAt,omitempty"`
 }
@@ -120,7 +124,7 @@ func (d *DeadLetters) replayPageOf(ctx context.Context, recs []store.DeadLetterR
 			res.Skipped = append(res.Skipped, out)
 			continue
 		}
-		msgs, err := ReplayMessages(r, time.Now())
+		msgs, left, err := ReplayMessages(r, time.Now())
 		if err != nil {
 			out.Skipped = err.Error()
 			res.Skipped = append(res.Skipped, out)
@@ -132,32 +136,57 @@ func (d *DeadLetters) replayPageOf(ctx context.Context, recs []store.DeadLetterR
 		if err := d.db.MarkReplayed(ctx, r.Source, r.ID, time.Now(), len(msgs)); err != nil {
 			return err
 		}
-		out.Messages = len(msgs)
+		out.Messages, out.Left = len(msgs), left
 		res.Replayed = append(res.Replayed, out)
-		d.logger.Info("dead letter replayed", "id", r.ID, "source", r.Source, "messages", len(msgs))
+		d.logger.Info("dead letter replayed", "id", r.ID, "source", r.Source, "messages", len(msgs), "left_out", len(left))
 	}
 	return nil
 }
 
-// ReplayMessages are the events a dead letter is replayed as.
-func ReplayMessages(r store.DeadLetterRecord, now time.Time) ([]events.Message, error) {
+// ReplayMessages are the events a dead letter is replayed as, and, of an
+// array, the elements left out (each with why). An endpoint takes an array
+// all or nothing, so one invalid element refused valid ones, which tyntec
+// will not send again: replay publishes those, element by element, and
+// leaves out only what is still invalid. A body with no valid element is
+// an error.
+func ReplayMessages(r store.DeadLetterRecord, now time.Time) (msgs []events.Message, left []string, err error) {
 	if r.Truncated {
-		return nil, errors.New("body truncated: cannot be replayed")
+		return nil, nil, errors.New("body truncated: cannot be replayed")
 	}
 	if r.Source != "ingest" {
 		m, err := events.NewReplayMessage(r.Field, r.ID, []byte(r.Body), now)
 		if err != nil {
-			return nil, fmt.Errorf("no subject to replay on: %w", err)
+			return nil, nil, fmt.Errorf("no subject to replay on: %w", err)
 		}
-		return []events.Message{m}, nil
+		return []events.Message{m}, nil, nil
 	}
 	if r.Body == "" && r.BodyBytes > 0 {
-		return nil, errors.New("body withheld: cannot be replayed")
+		return nil, nil, errors.New("body withheld: cannot be replayed")
 	}
-	// A refused request is decoded again as the endpoint that refused it
-	// (ingest's WebhookPath, SilentPath, PushPath) does, into the messages
-	// it would have published, with the same ids.
-	body := []byte(r.Body)
+	body := bytes.TrimSpace([]byte(r.Body))
+	msgs, whole := decodeRefused(r, body)
+	var items []json.RawMessage
+	if whole == nil || len(body) == 0 || body[0] != '[' || json.Unmarshal(body, &items) != nil {
+		return msgs, nil, whole
+	}
+	for i, item := range items {
+		m, err := decodeRefused(r, item)
+		if err != nil {
+			left = append(left, fmt.Sprintf("[%d]: %v", i, err))
+			continue
+		}
+		msgs = append(msgs, m...)
+	}
+	if len(msgs) == 0 {
+		return nil, nil, whole
+	}
+	return msgs, left, nil
+}
+
+// decodeRefused decodes body, refused by the endpoint at r.Path, again as
+// that endpoint (ingest's WebhookPath, SilentPath, PushPath) does, into the
+// messages it would have published, with the same ids.
+func decodeRefused(r store.DeadLetterRecord, body []byte) ([]events.Message, error) {
 	switch r.Path {
 	case "", "/webhooks/tyntec": // "": recorded before the path was, all webhooks
 		evs, err := events.DecodeDeliveryStatuses(body, r.ReceivedAt)

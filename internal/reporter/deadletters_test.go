@@ -265,7 +265,7 @@ func TestReplayMessagesByPath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		r := store.DeadLetterRecord{ID: "dl-1", Source: "ingest", Path: tt.path, Body: tt.body, BodyBytes: tt.bodyBytes, ReceivedAt: at}
-		msgs, err := reporter.ReplayMessages(r, at)
+		msgs, _, err := reporter.ReplayMessages(r, at)
 		if tt.subject == "" {
 			if err == nil {
 				t.Errorf("ReplayMessages(path %q, %.50s) = %d messages; want an error", tt.path, tt.body, len(msgs))
@@ -279,5 +279,36 @@ func TestReplayMessagesByPath(t *testing.T) {
 		if tt.path == ingest.SilentPath && !strings.Contains(string(msgs[0].Data), `"loginHintHash":"`+hash+`"`) {
 			t.Errorf("replayed outcome %s; want loginHintHash %s", msgs[0].Data, hash)
 		}
+	}
+}
+
+// TestReplayArrayLeavesOutOnlyTheInvalid: an endpoint refuses an array
+// whole for one invalid element; its replay publishes the valid elements,
+// with the ids they would have had, and names what it left out. An array
+// with no valid element is still skipped.
+func TestReplayArrayLeavesOutOnlyTheInvalid(t *testing.T) {
+	at := time.Now().UTC()
+	ev := func(otp string) string {
+		return `{"channel":"SMS","otpId":"` + otp + `","status":"DELIVERED","timestamp":"2026-06-02T09:59:59Z"}`
+	}
+	const a, b = "a4762c77-94cb-43d6-bbab-9f37e088ad11", "b4762c77-94cb-43d6-bbab-9f37e088ad12"
+	body := "[" + ev(a) + "," + ev("not-a-uuid") + "," + ev(b) + "]"
+	r := store.DeadLetterRecord{ID: "dl-1", Source: "ingest", Path: ingest.WebhookPath, Body: body, BodyBytes: len(body), ReceivedAt: at}
+	msgs, left, err := reporter.ReplayMessages(r, at)
+	if err != nil || len(msgs) != 2 || len(left) != 1 || !strings.HasPrefix(left[0], "[1]: ") || !strings.Contains(left[0], "otpId") {
+		t.Fatalf("ReplayMessages(an array with element 1 invalid) = %d messages, left %q, %v; want 2, element 1 left out naming otpId", len(msgs), left, err)
+	}
+	whole, err := events.DecodeDeliveryStatuses([]byte("["+ev(a)+","+ev(b)+"]"), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range whole {
+		if got := msgs[i].ID; got != events.DeliveryID(&want) {
+			t.Errorf("replayed element %d has id %s; want %s, as the endpoint would have published it", i, got, events.DeliveryID(&want))
+		}
+	}
+	r.Body = "[" + ev("not-a-uuid") + "]"
+	if msgs, _, err := reporter.ReplayMessages(r, at); err == nil || !strings.Contains(err.Error(), "still not a valid webhook") {
+		t.Errorf("ReplayMessages(an array with no valid element) = %d messages, %v; want skipped", len(msgs), err)
 	}
 }

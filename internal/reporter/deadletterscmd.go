@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -101,7 +102,11 @@ func RunDeadLetters(ctx context.Context, action string, cfg DeadLettersCLIConfig
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tSOURCE\tRESULT")
 		for _, o := range res.Replayed {
-			fmt.Fprintf(tw, "%s\t%s\treplayed as %d event(s)\n", o.ID, o.Source, o.Messages)
+			left := ""
+			if len(o.Left) > 0 {
+				left = fmt.Sprintf("; %d element(s) left out, still invalid: %s", len(o.Left), strings.Join(o.Left, "; "))
+			}
+			fmt.Fprintf(tw, "%s\t%s\treplayed as %d event(s)%s\n", o.ID, o.Source, o.Messages, left)
 		}
 		for _, o := range res.Skipped {
 			fmt.Fprintf(tw, "%s\t%s\tskipped: %s\n", o.ID, o.Source, o.Skipped)
