@@ -269,7 +269,12 @@ func (r *Report) csv(w io.Writer) error {
 		rec("channel", c.Channel, "delivery_rate", fmtRate(c.DeliveryRate))
 		rec("channel", c.Channel, "latency_p50_ms", fmtMS(c.LatencyMS, false))
 		rec("channel", c.Channel, "latency_p95_ms", fmtMS(c.LatencyMS, true))
+		rec("channel", c.Channel, "unknown_status", u(c.UnknownStatus))
+		rec("channel", c.Channel, "recovered_by_polling", u(c.RecoveredByPolling))
+		rec("channel", c.Channel, "unrecoverable", u(c.Unrecoverable))
 		if v := c.Verification; v != nil {
+			rec("channel", c.Channel, "verification_polled", u(v.Polled))
+			rec("channel", c.Channel, "verification_verified", u(v.Verified))
 			rec("channel", c.Channel, "verification_rate", fmtRate(v.Rate))
 		}
 		for _, e := range c.Errors {

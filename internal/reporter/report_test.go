@@ -327,13 +327,27 @@ func testReports(t *testing.T, tr *traffic) {
 					t.Fatal(err)
 				}
 				found := false
+				got := map[string]string{}
 				for _, r := range recs {
 					if r[0] == "journeys" && r[2] == "otps" {
 						found = r[3] == strconv.FormatUint(fb.OTPs, 10)
 					}
+					got[r[0]+","+r[1]+","+r[2]] = r[3]
 				}
 				if !found {
 					t.Errorf("CSV has no journeys,otps = %d", fb.OTPs)
+				}
+				// Every count of /channels is there, as in the JSON.
+				for _, c := range chs {
+					want := map[string]uint64{"unknown_status": c.UnknownStatus, "recovered_by_polling": c.RecoveredByPolling, "unrecoverable": c.Unrecoverable}
+					if v := c.Verification; v != nil {
+						want["verification_polled"], want["verification_verified"] = v.Polled, v.Verified
+					}
+					for metric, n := range want {
+						if g := got["channel,"+c.Channel+","+metric]; g != strconv.FormatUint(n, 10) {
+							t.Errorf("CSV channel,%s,%s = %q; want %d", c.Channel, metric, g, n)
+						}
+					}
 				}
 			case "json":
 				var rep reporter.Report

@@ -153,7 +153,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer c.replays.Wait()
 	if r, ok := c.db.(Recoverer); ok {
 		if cut, err := c.src.HasConsumer(ctx, c.cfg.Durable+replaySuffix); err == nil && cut {
-			c.logger.Warn("a replay after broken parts was cut short; going on with it")
+			c.logger.Warn("a replay of the stream (after broken parts or a restore) was cut short; going on with it")
 			c.startReplay(ctx, replayStart{}, nil)
 		}
 		// Parts the engine set aside as it started (recover.go): found
