@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Sparse logs one kind of warning at most once every RefusalLogEvery,
+// Sparse logs one kind of warning at most once every SparseEvery,
 // counting under countKey how many times it happened since the line
 // before: a fault every request meets (a bad token, a full disk refusing
 // each webhook) is told without flooding the log.
@@ -19,9 +19,12 @@ type Sparse struct {
 	next     atomic.Int64 // Unix nanoseconds before which no line is written
 }
 
+// SparseEvery is the least time between two lines of one Sparse.
+const SparseEvery = 10 * time.Second
+
 // NewSparse logs msg sparsely, its count under countKey.
 func NewSparse(logger *slog.Logger, msg, countKey string) *Sparse {
-	return &Sparse{logger: logger, msg: msg, countKey: countKey, every: RefusalLogEvery}
+	return &Sparse{logger: logger, msg: msg, countKey: countKey, every: SparseEvery}
 }
 
 // Warn counts one occurrence and logs it, with attrs, when a line is due.
@@ -41,9 +44,6 @@ func (s *Sparse) Warn(attrs ...any) {
 // cannot flood the log. The token itself is never logged (a near miss may
 // be a secret).
 type Refusals struct{ *Sparse }
-
-// RefusalLogEvery is the least time between two lines of one Sparse.
-const RefusalLogEvery = 10 * time.Second
 
 // NewRefusals logs refusals under msg ("webhook refused for its token").
 func NewRefusals(logger *slog.Logger, msg string) *Refusals {

@@ -159,7 +159,7 @@ func (p *Poller) due(now time.Time, st *CycleStats) (delivery, verify []Record) 
 	recs := p.store.snapshot()
 	world := p.World()
 	for _, r := range recs {
-		settled := r.deliverySettled(p.fallbackAfter, p.explained, r.API == "v1" || world != WorldSeparate)
+		settled := r.deliverySettled(p.fallbackAfter, p.explained, world != WorldSeparate)
 		if !settled {
 			oldest = max(oldest, now.Sub(r.FirstSeen))
 		}

@@ -113,8 +113,9 @@ func (r *Record) deliveredOn() events.Channel {
 // whole; or every attempt the webhooks reported settled, the channels tried
 // are the start of one of the account's priorities (explained), and one
 // delivered or the last failed where tyntec cannot fall back further
-// (fallbackAfter). With v1Events (tyntec's v1 events serve the OTP, or the
-// poller does not know yet) an outcome whose DISPATCHED webhook was lost
+// (fallbackAfter). With v1Events (tyntec's v1 events serve v4 OTPs, or the
+// poller does not know yet; a v1 OTP waits for a poll anyway) an outcome
+// whose DISPATCHED webhook was lost
 // is worth a poll too: without its dispatch the attempt has no latency,
 // its journey no time to deliver, and it is placed in time by its outcome.
 func (r *Record) deliverySettled(fallbackAfter func(tried []events.Channel) bool, explained func(tried []events.Channel) bool, v1Events bool) bool {

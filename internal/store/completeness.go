@@ -175,23 +175,18 @@ FROM (SELECT a_first, `+pendingSQL+` AS pending FROM (%s))`, msTime(now.Add(-Set
 // journeyCompleteness is the completeness of one journey's attempts
 // (their Unrecoverable marked: markUnrecoverable).
 func journeyCompleteness(as []AttemptDetail, now time.Time) Completeness {
-	var firsts []time.Time
-	var lost, overdue uint64
-	limit := time.UnixMilli(now.Add(-SettleTime).UnixMilli())
+	var firsts, lost []time.Time
 	for _, a := range as {
 		if a.Outcome != AttemptPending {
 			continue
 		}
 		firsts = append(firsts, a.FirstAt)
 		if a.Unrecoverable {
-			lost++
-			if a.FirstAt.Before(limit) {
-				overdue++
-			}
+			lost = append(lost, a.FirstAt)
 		}
 	}
-	c := pendingCompleteness(firsts, now)
-	c.lose(lost, overdue)
+	c, l := pendingCompleteness(firsts, now), pendingCompleteness(lost, now)
+	c.lose(l.Pending, l.AwaitingReconciliation)
 	return c
 }
 
