@@ -81,7 +81,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	var ingestRoutes []ingest.Route
 	// Bind first: a taken port is a mistake to report at once, before NATS
 	// or the engine start.
-	if a.ln, err = ops.Listen(cfg.Listen, cfg.MaxConnections); err != nil {
+	if a.ln, err = ops.Listen(cfg.Listen, cfg.Connections, logger); err != nil {
 		return err
 	}
 	a.cleanup = append(a.cleanup, func() { a.ln.Close() })
@@ -101,7 +101,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	public.Use(httpMetrics.Middleware("public"))
 	admin := public
 	if cfg.AdminListen != "" {
-		if a.adminLn, err = ops.Listen(cfg.AdminListen, cfg.MaxConnections); err != nil {
+		if a.adminLn, err = ops.Listen(cfg.AdminListen, cfg.Connections, logger); err != nil {
 			return fmt.Errorf("admin-listen: %w", err)
 		}
 		a.cleanup = append(a.cleanup, func() { a.adminLn.Close() })
@@ -132,6 +132,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	if cfg.runs(ModuleReporter) {
 		chCfg := cfg.ClickHouse
 		chCfg.ObserveQuery = ops.NewQueryMetrics(reg).Observe
+		chCfg.ListenTCP = func(addr string) (net.Listener, error) { return ops.Listen(addr, cfg.Connections, logger) }
 		if a.db, err = store.Open(ctx, chCfg, logger); err != nil {
 			return err
 		}

@@ -96,8 +96,9 @@ type Config struct {
 	// would protect the lesser thing). MetricsTokensFile as APITokensFile.
 	MetricsTokens     flagenv.List
 	MetricsTokensFile string
-	// MaxConnections caps the connections each listener holds open.
-	MaxConnections  int
+	// Connections caps the connections each listener holds open, in all
+	// and from one client address.
+	Connections     ops.ConnLimits
 	ShutdownTimeout time.Duration
 	// StatusInterval is how often the process logs its one-line status
 	// (0: never).
@@ -204,7 +205,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, b Binary) flagenv.Groups {
 		flagenv.RecordFile(fs, "api-token", &c.APITokensFile)
 		fs.Var(&c.MetricsTokens, "metrics-token", "bearer token that may read /metrics and nothing else, for Prometheus (needs --api-token, whose tokens read it too; repeat or comma-separate to rotate; from $OTPSCOPE_METRICS_TOKEN_FILE read again when it changes)")
 		flagenv.RecordFile(fs, "metrics-token", &c.MetricsTokensFile)
-		fs.IntVar(&c.MaxConnections, "max-connections", ops.DefaultMaxConnections, "connections each listener holds open at most (0 = no cap)")
+		fs.IntVar(&c.Connections.Max, "max-connections", ops.DefaultMaxConnections, "connections each listener holds open at most (0 = no cap)")
+		fs.IntVar(&c.Connections.PerIP, "max-connections-per-ip", ops.DefaultMaxConnectionsPerIP, "connections each listener holds open from one client address, an IPv6 one by its /64 (0 = no cap; behind a proxy its address counts, so raise it or cap at the proxy)")
 		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish on stop")
 		fs.StringVar(&c.DataDir, "data-dir", "./data", "where the embedded NATS server and ClickHouse engine keep data")
 		fs.DurationVar(&c.StatusInterval, "status-interval", time.Minute, "how often to log a one-line status (webhooks/s, lags, backlog; 0 = never)")
@@ -308,8 +310,11 @@ func (c *Config) Validate() error {
 	if len(c.MetricsTokens) > 0 && len(c.APITokens) == 0 {
 		return errors.New("metrics-token without api-token: /metrics would be guarded and the API open; set --api-token too")
 	}
-	if c.MaxConnections < 0 {
-		return fmt.Errorf("max-connections %d: must not be negative", c.MaxConnections)
+	if c.Connections.Max < 0 {
+		return fmt.Errorf("max-connections %d: must not be negative", c.Connections.Max)
+	}
+	if c.Connections.PerIP < 0 {
+		return fmt.Errorf("max-connections-per-ip %d: must not be negative", c.Connections.PerIP)
 	}
 	if c.StatusInterval < 0 {
 		return fmt.Errorf("status-interval %v: must not be negative", c.StatusInterval)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -46,6 +47,9 @@ type Config struct {
 	Observe func(guest bool, outcome string, d time.Duration)
 	// BackupDir is where BACKUP and RESTORE may read and write (WithBackupDir).
 	BackupDir string
+	// ListenTCP binds the endpoint's address (nil: net.Listen, no cap on
+	// connections): how the process caps every listener's connections.
+	ListenTCP func(addr string) (net.Listener, error)
 }
 
 // ErrInUse is a data directory another process's engine holds: the engine
@@ -97,7 +101,7 @@ func Start(cfg Config) (*Instance, error) {
 		return nil, fmt.Errorf("embedded clickhouse: %w", err)
 	}
 	hcfg := HandlerConfig{Logger: logger, ReaderUser: cfg.ReaderUser, ReaderPassword: cfg.ReaderPassword, GuestQueue: cfg.GuestQueue, Observe: cfg.Observe}
-	server, err := Listen(addr, NewHandler(engine, hcfg))
+	server, err := listen(addr, NewHandler(engine, hcfg), cfg.ListenTCP)
 	if err != nil {
 		engine.Close()
 		return nil, err

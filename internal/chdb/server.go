@@ -33,14 +33,20 @@ type Server struct {
 // Listen binds addr (DefaultAddr when empty) for h. Serve starts answering.
 // An address that is not loopback needs a handler with a reader password
 // (HandlerConfig.ReaderPassword); otherwise Listen fails with ErrExposed.
-func Listen(addr string, h *Handler) (*Server, error) {
+func Listen(addr string, h *Handler) (*Server, error) { return listen(addr, h, nil) }
+
+// listen is Listen binding addr with listenTCP (nil: net.Listen).
+func listen(addr string, h *Handler, listenTCP func(string) (net.Listener, error)) (*Server, error) {
+	if listenTCP == nil {
+		listenTCP = func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+	}
 	if addr == "" {
 		addr = DefaultAddr
 	}
 	if !httpurl.Loopback(addr) && h.readerPassword == "" {
 		return nil, fmt.Errorf("listen clickhouse http %s: %w", addr, ErrExposed)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenTCP(addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen clickhouse http %s: %w", addr, err)
 	}
@@ -51,10 +57,17 @@ func Listen(addr string, h *Handler) (*Server, error) {
 		srv: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn),
+			// A reader's idle connection is closed after this, as on
+			// otpscope's own listeners (without it one would stay open
+			// for ever, holding a file descriptor the engine needs).
+			IdleTimeout: IdleTimeout,
+			ErrorLog:    slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn),
 		},
 	}, nil
 }
+
+// IdleTimeout is how long the endpoint keeps an idle connection open.
+const IdleTimeout = 2 * time.Minute
 
 // Addr is the address the server listens on, e.g. "127.0.0.1:8123".
 func (s *Server) Addr() string { return s.ln.Addr().String() }

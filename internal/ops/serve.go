@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"golang.org/x/net/netutil"
 )
 
 // Timeouts of every otpscope listener. A request has ReadHeaderTimeout to
@@ -21,24 +20,7 @@ const (
 	ReadTimeout       = 15 * time.Second
 	WriteTimeout      = 60 * time.Second
 	IdleTimeout       = 2 * time.Minute
-	// DefaultMaxConnections caps the connections a listener holds open at
-	// once; further clients wait in the kernel's backlog rather than taking
-	// the process's file descriptors (the engine and NATS need them too).
-	DefaultMaxConnections = 1024
 )
-
-// Listen binds addr with at most maxConns connections open at once (0: no
-// cap). A taken port fails here, at once.
-func Listen(addr string, maxConns int) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	if maxConns > 0 {
-		ln = netutil.LimitListener(ln, maxConns)
-	}
-	return ln, nil
-}
 
 // Serve answers on ln until ctx ends, then stops taking new connections and
 // lets requests in flight finish within shutdownTimeout.

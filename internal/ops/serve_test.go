@@ -3,6 +3,7 @@ package ops_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"testing"
@@ -103,7 +104,7 @@ func TestRouterProblems(t *testing.T) {
 // A listener holds at most its cap of connections; the next waits in the
 // backlog until one closes.
 func TestListenCapsConnections(t *testing.T) {
-	ln, err := ops.Listen("127.0.0.1:0", 2)
+	ln, err := ops.Listen("127.0.0.1:0", ops.ConnLimits{Max: 2}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func TestListenCapsConnections(t *testing.T) {
 	third := <-accepted // released by the close
 	third.Close()
 	second.Close()
-	if _, err := ops.Listen(ln.Addr().String(), 0); err == nil {
+	if _, err := ops.Listen(ln.Addr().String(), ops.ConnLimits{}, slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("a second Listen on a taken port succeeded")
 	}
 }

@@ -58,6 +58,8 @@ type Config struct {
 	// BackupDir is where the embedded engine keeps backups (Backup);
 	// empty means DataDir/backups.
 	BackupDir string
+	// ListenTCP binds the embedded endpoint (chdb.Config.ListenTCP).
+	ListenTCP func(addr string) (net.Listener, error)
 }
 
 // backupDir is where the embedded engine keeps backups.
@@ -177,6 +179,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 			Logger:         logger,
 			Observe:        cfg.ObserveQuery,
 			BackupDir:      cfg.backupDir(),
+			ListenTCP:      cfg.ListenTCP,
 		})
 		if err != nil {
 			return nil, err
