@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/broker"
@@ -203,4 +205,92 @@ func TestClusterNodeRestart(t *testing.T) {
 	if stored != distinct {
 		t.Fatalf("ClickHouse counts %d rows for %d events", stored, distinct)
 	}
+}
+
+// A process on its flags' defaults (--stream-replicas 1) does not shrink
+// the cluster's R3 stream, and the KV buckets it makes get the stream's
+// three replicas; a setting it is given is applied. When a majority of the
+// stream's nodes is down, /readyz's check fails for as long as no leader
+// can be elected, though a replica still answers for the stream.
+func TestClusterStreamKeepsItsShapeAndReadiness(t *testing.T) {
+	c := newCluster(t)
+	open := func(cfg broker.Config, name string) *broker.Broker {
+		t.Helper()
+		cfg.URL = c.urls()
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		defer cancel()
+		b, err := broker.Open(ctx, cfg, name, brokertest.Logger(t))
+		if err != nil {
+			t.Fatalf("open %s: %v", name, err)
+		}
+		t.Cleanup(b.Close)
+		return b
+	}
+	r3 := c.cfgs[0]
+	r3.Stream.Replicas = 3
+	b := open(r3, "r3")
+	js := brokertest.JetStream(t, b)
+	shape := func(stream string) jetstream.StreamConfig {
+		t.Helper()
+		s, err := js.Stream(t.Context(), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config
+	}
+
+	defaults := c.cfgs[1] // as RegisterFlags leaves a process given none
+	defaults.Stream.Replicas = 1
+	defaults.Stream.Defaulted = broker.StreamSettings{DuplicateWindow: true, Replicas: true, MaxAge: true}
+	onDefaults := open(defaults, "on-defaults")
+	if got := shape(b.StreamName()); got.Replicas != 3 || got.MaxAge != broker.DefaultMaxAge {
+		t.Fatalf("after a process on defaults: replicas %d, max age %v; want 3, %v", got.Replicas, got.MaxAge, broker.DefaultMaxAge)
+	}
+	if _, err := onDefaults.KeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "shape_test"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := shape("KV_shape_test"); got.Replicas != 3 {
+		t.Errorf("a KV bucket made by the process on defaults has %d replicas; want the stream's 3", got.Replicas)
+	}
+	given := defaults
+	given.Stream.MaxAge, given.Stream.Defaulted.MaxAge = 48*time.Hour, false
+	open(given, "given-max-age")
+	if got := shape(b.StreamName()); got.Replicas != 3 || got.MaxAge != 48*time.Hour {
+		t.Fatalf("after a process given --stream-max-age 48h: replicas %d, max age %v; want 3, 48h", got.Replicas, got.MaxAge)
+	}
+
+	if err := b.Ready(t.Context()); err != nil {
+		t.Fatalf("Ready on the whole cluster: %v", err)
+	}
+	// Stop the stream's leader and one other node.
+	name := shapeLeader(t, js, b.StreamName())
+	leader := slices.IndexFunc(c.cfgs, func(cfg broker.Config) bool { return cfg.ServerName == name })
+	if leader < 0 {
+		t.Fatal("the stream has no leader on the whole cluster")
+	}
+	stopped := []int{leader, (leader + 1) % 3}
+	for _, i := range stopped {
+		c.stop(i)
+	}
+	brokertest.WaitFor(t, 30*time.Second, "Ready to fail once the quorum is lost", func() bool { return b.Ready(t.Context()) != nil })
+	// The old check passed again within seconds, when a replica answered
+	// for the stream; watch well past that.
+	for range 20 {
+		if err := b.Ready(t.Context()); err == nil {
+			t.Fatalf("Ready passed with %v of the stream's three nodes down", stopped)
+		}
+		time.Sleep(time.Second)
+	}
+	c.start(t, stopped[0])
+	brokertest.WaitFor(t, 60*time.Second, "ready again with a quorum back", func() bool { return b.Ready(t.Context()) == nil })
+}
+
+// shapeLeader is the server name of stream's leader ("" when none).
+func shapeLeader(t *testing.T, js jetstream.JetStream, stream string) string {
+	t.Helper()
+	s, err := js.Stream(t.Context(), stream)
+	if err != nil || s.CachedInfo().Cluster == nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	return s.CachedInfo().Cluster.Leader
 }

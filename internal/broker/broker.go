@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -35,6 +36,8 @@ type Broker struct {
 	logger  *slog.Logger
 	health  *health
 	group   *groupCommit // nil unless the embedded single node fsyncs every write
+	// replicas is the stream's, as EnsureStream left it: KV buckets get it.
+	replicas atomic.Int32
 }
 
 // Open hosts the embedded server when cfg.URL is empty, connects, and makes sure
@@ -160,27 +163,83 @@ func (b *Broker) untilAnswered(ctx context.Context, what string, try func(contex
 // errInvalidConfig is JetStream's JSStreamInvalidConfigF.
 const errInvalidConfig jetstream.ErrorCode = 10052
 
-// EnsureStream creates otpscope's stream, or updates it to the configured
-// settings: file storage, the duplicate window, replicas and maximum age.
+// EnsureStream creates otpscope's stream with the configured settings —
+// file storage, the duplicate window, replicas and maximum age — or, when
+// it exists, updates only the settings that are not this process's
+// defaults (StreamConfig.Defaulted) and keeps the rest as they are, along
+// with whatever else an operator set on it (placement, limits,
+// compression).
 func (b *Broker) EnsureStream(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        b.stream.Name,
-		Description: "otpscope: tyntec 2FA delivery events and everything derived from them",
-		Subjects:    []string{events.SubjectAll},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Duplicates:  b.stream.DuplicateWindow,
-		Replicas:    b.stream.Replicas,
-		MaxAge:      b.stream.MaxAge,
-		// Group commit publishes atomic batches (groupcommit.go).
-		AllowAtomicPublish: b.group != nil,
-	})
-	if err != nil {
-		return fmt.Errorf("create or update stream %s: %w", b.stream.Name, err)
+	s, err := b.js.Stream(ctx, b.stream.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		cfg := jetstream.StreamConfig{
+			Name:        b.stream.Name,
+			Description: streamDescription,
+			Subjects:    []string{events.SubjectAll},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Duplicates:  b.stream.DuplicateWindow,
+			Replicas:    b.stream.Replicas,
+			MaxAge:      b.stream.MaxAge,
+			// Group commit publishes atomic batches (groupcommit.go).
+			AllowAtomicPublish: b.group != nil,
+		}
+		// Another process creating it at the same moment with other
+		// settings fails this; the retry finds it.
+		if _, err := b.js.CreateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("create stream %s: %w", b.stream.Name, err)
+		}
+		b.replicas.Store(int32(cfg.Replicas))
+		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", b.stream.Name, err)
+	}
+	have := s.CachedInfo().Config
+	cfg := have
+	cfg.Description, cfg.Subjects = streamDescription, []string{events.SubjectAll}
+	cfg.AllowAtomicPublish = b.group != nil
+	defaulted := b.stream.Defaulted
+	if !defaulted.DuplicateWindow {
+		cfg.Duplicates = b.stream.DuplicateWindow
+	}
+	if !defaulted.Replicas {
+		cfg.Replicas = b.stream.Replicas
+		if cfg.Replicas < have.Replicas {
+			b.logger.Warn("lowering the stream's replicas, as --stream-replicas says", "stream", cfg.Name, "from", have.Replicas, "to", cfg.Replicas)
+		}
+	}
+	if !defaulted.MaxAge {
+		cfg.MaxAge = b.stream.MaxAge
+	}
+	if kept := keptSettings(b.stream, cfg); len(kept) > 0 {
+		b.logger.Info("the existing stream keeps settings this process has other defaults for (set them to change it)", append([]any{"stream", cfg.Name}, kept...)...)
+	}
+	if _, err := b.js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("update stream %s: %w", b.stream.Name, err)
+	}
+	b.replicas.Store(int32(cfg.Replicas))
 	return nil
+}
+
+const streamDescription = "otpscope: tyntec 2FA delivery events and everything derived from them"
+
+// keptSettings names, as log attributes, the settings of the stream cfg
+// that differ from want's defaults (so kept).
+func keptSettings(want StreamConfig, cfg jetstream.StreamConfig) []any {
+	var kept []any
+	if want.Defaulted.DuplicateWindow && cfg.Duplicates != want.DuplicateWindow {
+		kept = append(kept, "stream_duplicate_window", cfg.Duplicates.String())
+	}
+	if want.Defaulted.Replicas && cfg.Replicas != want.Replicas {
+		kept = append(kept, "stream_replicas", cfg.Replicas)
+	}
+	if want.Defaulted.MaxAge && cfg.MaxAge != want.MaxAge {
+		kept = append(kept, "stream_max_age", cfg.MaxAge.String())
+	}
+	return kept
 }
 
 // Publish sends msgs to the stream and returns once JetStream acknowledged every
@@ -302,8 +361,14 @@ func (b *Broker) ready(ctx context.Context, f *jsFault) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := b.js.Stream(ctx, b.stream.Name); err != nil {
+	s, err := b.js.Stream(ctx, b.stream.Name)
+	if err != nil {
 		return fmt.Errorf("stream %s: %w", b.stream.Name, err)
+	}
+	// On a cluster a replica still answers for a stream that has lost
+	// its quorum, which can store nothing until a leader is elected.
+	if info := s.CachedInfo(); info.Config.Replicas > 1 && info.Cluster != nil && info.Cluster.Leader == "" {
+		return fmt.Errorf("stream %s has no leader (a majority of its %d replicas down?): nothing can be stored", b.stream.Name, info.Config.Replicas)
 	}
 	return nil
 }

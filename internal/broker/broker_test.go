@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/flagenv"
 )
 
 func message(i int) events.Message {
@@ -205,5 +207,27 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); (err == nil) != tt.ok {
 			t.Errorf("%s: Validate() = %v; want ok=%v", tt.name, err, tt.ok)
 		}
+	}
+}
+
+// A stream setting counts as given when its flag or variable is set, and
+// as the default otherwise (EnsureStream keeps an existing stream's own).
+func TestStreamSettingsGiven(t *testing.T) {
+	parse := func(args []string, environ ...string) broker.StreamConfig {
+		t.Helper()
+		var c broker.Config
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		c.RegisterFlags(fs, "")
+		if err := flagenv.Parse(fs, args, flagenv.Lookup(environ)); err != nil {
+			t.Fatal(err)
+		}
+		return c.Stream
+	}
+	if got := parse(nil).Defaulted; got != (broker.StreamSettings{DuplicateWindow: true, Replicas: true, MaxAge: true}) {
+		t.Errorf("no flags: defaulted %+v; want all", got)
+	}
+	got := parse([]string{"--stream-replicas", "3"}, "OTPSCOPE_STREAM_MAX_AGE=720h")
+	if got.Defaulted != (broker.StreamSettings{DuplicateWindow: true}) || got.Replicas != 3 || got.MaxAge != 720*time.Hour {
+		t.Errorf("--stream-replicas 3, OTPSCOPE_STREAM_MAX_AGE=720h: %+v; want both given and applied", got)
 	}
 }

@@ -57,7 +57,17 @@ type StreamConfig struct {
 	Replicas int
 	// MaxAge bounds how long messages stay in the stream; 0 keeps them forever.
 	MaxAge time.Duration
+	// Defaulted says which of the settings above are the flags' defaults,
+	// not given to this process (flag or environment). A new stream gets
+	// them all; an existing one keeps its own value of these, so a
+	// process started on defaults — a debugging ingest, an all-in-one
+	// pointed at production NATS — cannot shrink a cluster's R3 stream to
+	// one copy or cut its retention. A Config built in code has none.
+	Defaulted StreamSettings
 }
+
+// StreamSettings marks StreamConfig's settings.
+type StreamSettings struct{ DuplicateWindow, Replicas, MaxAge bool }
 
 // Defaults of the stream.
 const (
@@ -90,7 +100,37 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, defaultURL string) {
 	fs.DurationVar(&c.Stream.DuplicateWindow, "stream-duplicate-window", DefaultDuplicateWindow, "JetStream duplicate window for message ids")
 	fs.IntVar(&c.Stream.Replicas, "stream-replicas", 1, "stream replicas (3 in a NATS cluster)")
 	fs.DurationVar(&c.Stream.MaxAge, "stream-max-age", DefaultMaxAge, "how long the stream keeps messages (0 = forever)")
+	c.Stream.Defaulted = StreamSettings{DuplicateWindow: true, Replicas: true, MaxAge: true}
+	recordGiven(fs, "stream-duplicate-window", &c.Stream.Defaulted.DuplicateWindow)
+	recordGiven(fs, "stream-replicas", &c.Stream.Defaulted.Replicas)
+	recordGiven(fs, "stream-max-age", &c.Stream.Defaulted.MaxAge)
 }
+
+// recordGiven has the flag name on fs clear *defaulted when it is set,
+// from the command line or the environment.
+func recordGiven(fs *flag.FlagSet, name string, defaulted *bool) {
+	f := fs.Lookup(name)
+	f.Value = &givenValue{Value: f.Value, defaulted: defaulted}
+}
+
+type givenValue struct {
+	flag.Value
+	defaulted *bool
+}
+
+func (g *givenValue) Set(s string) error {
+	*g.defaulted = false
+	return g.Value.Set(s)
+}
+
+func (g *givenValue) String() string {
+	if g == nil || g.Value == nil { // flag's zero-value probe
+		return ""
+	}
+	return g.Value.String()
+}
+
+func (g *givenValue) Unwrap() flag.Value { return g.Value }
 
 // Embedded reports whether the service should host the NATS server itself.
 func (c *Config) Embedded() bool { return c.URL == "" }

@@ -11,11 +11,13 @@ import (
 )
 
 // KeyValue creates the KV bucket of cfg, or updates it to cfg, retrying like
-// the stream (untilAnswered). A bucket without Replicas gets the stream's, so
-// state is as durable as the events; without Storage it is kept on file.
+// the stream (untilAnswered). A bucket without Replicas gets the stream's
+// as it is (not this process's --stream-replicas, which an existing stream
+// may not have taken: EnsureStream), so state is as durable as the events;
+// without Storage it is kept on file.
 func (b *Broker) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	if cfg.Replicas == 0 {
-		cfg.Replicas = max(1, b.stream.Replicas)
+		cfg.Replicas = max(1, int(b.replicas.Load()))
 	}
 	var kv jetstream.KeyValue
 	err := b.untilAnswered(ctx, "KV bucket "+cfg.Bucket, func(ctx context.Context) (err error) {
