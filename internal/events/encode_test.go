@@ -77,3 +77,25 @@ func TestPlainStringLeavesEscapesToTheDecoder(t *testing.T) {
 		}
 	}
 }
+
+// A record whose omitzero fields hold zero values — a status an upstream
+// service reported, with no otpCreated — is written without them, as
+// encoding/json writes it (segmentio's encoder alone would write
+// "0001-01-01T00:00:00Z").
+func TestZeroFieldsOmitted(t *testing.T) {
+	at := time.Date(2026, 12, 3, 23, 40, 0, 0, time.UTC)
+	for _, r := range []any{
+		OTPStatus{OTPID: "o", API: "v4", Status: OTPVerified, ObservedAt: at, Source: SourceUpstream, SampleRate: 1},
+		Track{OTPID: "o", Status: "VERIFIED"},
+		DeliveryStatus{Channel: "SMS", OTPID: "o", Status: "DELIVERED", Timestamp: at},
+	} {
+		m, err := newMessage("s", "id", "poller", "type", at, "", r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(r)
+		if !bytes.Equal(m.Data, want) || bytes.Contains(m.Data, []byte("0001-01-01")) {
+			t.Errorf("%T body\n got %s\nwant %s", r, m.Data, want)
+		}
+	}
+}
