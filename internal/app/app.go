@@ -9,6 +9,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -375,15 +377,31 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, w io.Writer) erro
 	return a.Serve(ctx)
 }
 
-// pseudonymKey is ingest's pseudonym key: --pseudonym-key when set; on a
-// single embedded NATS server the one in the data directory (made at first
-// start, kept beside the server's own state); on an external NATS server or
-// an embedded cluster, where replicas do not share a data directory, the one
-// they share through a KV bucket (ingest.SharedPseudonymKey).
+// pseudonymKey is ingest's pseudonym key: --pseudonym-key when set;
+// otherwise, so that every ingest publishing to one NATS agrees, the one
+// shared through a KV bucket there. On a single embedded NATS server that
+// is the key in the data directory (made at first start, kept beside the
+// server's own state), which this process puts in the bucket for replicas
+// publishing to its server. On an external NATS server or an embedded
+// cluster, where replicas do not share a data directory, it is the
+// bucket's, which the first replica seeds with its data directory's key
+// when it has one (an upgrade from a build that kept the key only there)
+// or a new one (ingest.SharedPseudonymKey).
 func (a *App) pseudonymKey(ctx context.Context) ([]byte, error) {
 	cfg := a.cfg
-	if cfg.Ingest.PseudonymKey != "" || (cfg.NATS.URL == "" && cfg.NATS.ClusterName == "") {
-		return ingest.PseudonymKey(cfg.Ingest, cfg.DataDir)
+	if cfg.Ingest.PseudonymKey != "" {
+		return []byte(cfg.Ingest.PseudonymKey), nil
+	}
+	single := cfg.NATS.URL == "" && cfg.NATS.ClusterName == ""
+	var fileKey []byte
+	var err error
+	if single {
+		fileKey, err = ingest.PseudonymKey(cfg.Ingest, cfg.DataDir)
+	} else {
+		fileKey, err = ingest.FilePseudonymKey(cfg.DataDir)
+	}
+	if err != nil {
+		return nil, err
 	}
 	kv, err := a.broker.KeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: ingest.PseudonymBucket, Description: "ingest's pseudonym key, shared by its replicas", History: 1,
@@ -391,9 +409,27 @@ func (a *App) pseudonymKey(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, created, err := ingest.SharedPseudonymKey(ctx, kv)
-	if err == nil {
+	file := filepath.Join(cfg.DataDir, ingest.PseudonymKeyFile)
+	if single {
+		replaced, err := ingest.PublishPseudonymKey(ctx, kv, fileKey)
+		if err != nil {
+			return nil, err
+		}
+		if replaced != nil {
+			a.logger.Warn("the pseudonym key shared through NATS differed from this data directory's; it is now the data directory's (a replica publishing here reads it at its next start)", "file", file, "bucket", ingest.PseudonymBucket)
+		}
+		return fileKey, nil
+	}
+	key, created, err := ingest.SharedPseudonymKey(ctx, kv, fileKey)
+	switch {
+	case err != nil:
+		return nil, err
+	case created && fileKey != nil:
+		a.logger.Info("pseudonym key shared through NATS, from this data directory's", "bucket", ingest.PseudonymBucket, "file", file)
+	case fileKey != nil && !bytes.Equal(key, fileKey):
+		a.logger.Warn("this data directory's pseudonym key differs from the one shared through NATS, which is used: phone numbers pseudonymized with the file's key before do not join with later ones", "file", file, "bucket", ingest.PseudonymBucket)
+	default:
 		a.logger.Info("pseudonym key shared through NATS", "bucket", ingest.PseudonymBucket, "created", created)
 	}
-	return key, err
+	return key, nil
 }

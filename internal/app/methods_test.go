@@ -8,6 +8,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/otpscope/otpscope/internal/app"
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ingest"
@@ -404,5 +407,49 @@ func TestIngestReplicasSharePseudonyms(t *testing.T) {
 		if e, err := kv.Get(ctx, ingest.PseudonymKVKey); err == nil {
 			t.Errorf("the reader read the pseudonym key (%d bytes)", len(e.Value()))
 		}
+	}
+}
+
+// The pseudonym key a data directory holds is the one shared through NATS:
+// an ingest moving to an external server (an upgrade from a build that kept
+// the key only in its data directory) seeds the bucket with it, so its
+// pseudonyms stay and a new replica takes the same key; an ingest hosting
+// a single embedded server puts its key there for replicas publishing to
+// that server.
+func TestPseudonymKeyFromTheDataDirectoryIsShared(t *testing.T) {
+	sharedKey := func(b *broker.Broker) string {
+		t.Helper()
+		kv, err := brokertest.JetStream(t, b).KeyValue(t.Context(), ingest.PseudonymBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := kv.Get(t.Context(), ingest.PseudonymKVKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(e.Value())
+	}
+	const kept = "a-key-an-older-build-kept-0123456789"
+	ns := brokertest.NewServer(t)
+	cfg := newConfig(t, "ingest")
+	cfg.NATS.URL = ns.URL()
+	cfg.Ingest.Tokens = []string{methodsToken}
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, ingest.PseudonymKeyFile), []byte(kept+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, cfg)
+	if got := sharedKey(ns.Broker(t)); got != kept {
+		t.Fatalf("the shared key after an upgraded replica = %q; want its data directory's %q", got, kept)
+	}
+
+	embedded := newConfig(t, "ingest")
+	embedded.Ingest.Tokens = []string{methodsToken}
+	a := serve(t, embedded)
+	file, err := ingest.FilePseudonymKey(embedded.DataDir)
+	if err != nil || file == nil {
+		t.Fatalf("the embedded ingest's key file: %v", err)
+	}
+	if got := sharedKey(a.Broker()); got != string(file) {
+		t.Fatalf("the key an embedded single server shares = %q; want its data directory's %q", got, file)
 	}
 }

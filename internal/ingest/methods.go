@@ -179,16 +179,8 @@ func PseudonymKey(cfg Config, dataDir string) ([]byte, error) {
 	if cfg.PseudonymKey != "" {
 		return []byte(cfg.PseudonymKey), nil
 	}
-	path := filepath.Join(dataDir, PseudonymKeyFile)
-	switch data, err := os.ReadFile(path); {
-	case err == nil:
-		key := strings.TrimSpace(string(data))
-		if len(key) < minPseudonymKey {
-			return nil, fmt.Errorf("pseudonym key %s: %d characters; want at least %d", path, len(key), minPseudonymKey)
-		}
-		return []byte(key), nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("pseudonym key: %w", err)
+	if key, err := FilePseudonymKey(dataDir); key != nil || err != nil {
+		return key, err
 	}
 	key := newPseudonymKey()
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -206,13 +198,31 @@ func PseudonymKey(cfg Config, dataDir string) ([]byte, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Link(tmp.Name(), path)
+		err = os.Link(tmp.Name(), filepath.Join(dataDir, PseudonymKeyFile))
 	}
 	if errors.Is(err, fs.ErrExist) {
 		return PseudonymKey(cfg, dataDir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pseudonym key: %w", err)
+	}
+	return []byte(key), nil
+}
+
+// FilePseudonymKey is the key in dataDir's PseudonymKeyFile; nil when
+// there is none.
+func FilePseudonymKey(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, PseudonymKeyFile)
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("pseudonym key: %w", err)
+	}
+	key := strings.TrimSpace(string(data))
+	if len(key) < minPseudonymKey {
+		return nil, fmt.Errorf("pseudonym key %s: %d characters; want at least %d", path, len(key), minPseudonymKey)
 	}
 	return []byte(key), nil
 }

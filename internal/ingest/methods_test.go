@@ -297,7 +297,7 @@ func TestSharedPseudonymKey(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range replicas {
 		wg.Go(func() {
-			k, c, err := ingest.SharedPseudonymKey(t.Context(), kv)
+			k, c, err := ingest.SharedPseudonymKey(t.Context(), kv, nil)
 			if err != nil {
 				t.Error(err)
 			}
@@ -317,7 +317,7 @@ func TestSharedPseudonymKey(t *testing.T) {
 	if makers != 1 {
 		t.Errorf("%d replicas created the key; want 1", makers)
 	}
-	if k, c, err := ingest.SharedPseudonymKey(t.Context(), kv); err != nil || c || string(k) != keys[0] {
+	if k, c, err := ingest.SharedPseudonymKey(t.Context(), kv, nil); err != nil || c || string(k) != keys[0] {
 		t.Errorf("a later start: %q, created %v, %v; want the key the first made", k, c, err)
 	}
 }
