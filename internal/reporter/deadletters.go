@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -164,6 +166,31 @@ func ReplayMessages(r store.DeadLetterRecord, now time.Time) (msgs []events.Mess
 		return nil, nil, errors.New("body withheld: cannot be replayed")
 	}
 	body := bytes.TrimSpace([]byte(r.Body))
+	if r.Path != "" {
+		return replayAt(r, body)
+	}
+	// Recorded without its endpoint: by a build before the path was kept,
+	// or by an older sink (during a rolling upgrade, after a rollback),
+	// which dropped it. Each endpoint's decoder reads the body; the one
+	// that takes the most of it is where it was refused.
+	var errs []string
+	for _, path := range []string{ingest.WebhookPath, ingest.SilentPath, ingest.PushPath} {
+		r.Path = path
+		m, l, err := replayAt(r, body)
+		if err != nil {
+			errs = append(errs, err.Error())
+		} else if len(m) > len(msgs) {
+			msgs, left = m, l
+		}
+	}
+	if len(msgs) == 0 {
+		return nil, nil, fmt.Errorf("recorded without its endpoint, and valid at none: %s", strings.Join(errs, "; "))
+	}
+	return msgs, left, nil
+}
+
+// replayAt is ReplayMessages for body refused at r.Path.
+func replayAt(r store.DeadLetterRecord, body []byte) (msgs []events.Message, left []string, err error) {
 	msgs, whole := decodeRefused(r, body)
 	var items []json.RawMessage
 	if whole == nil || len(body) == 0 || body[0] != '[' || json.Unmarshal(body, &items) != nil {
@@ -188,13 +215,13 @@ func ReplayMessages(r store.DeadLetterRecord, now time.Time) (msgs []events.Mess
 // messages it would have published, with the same ids.
 func decodeRefused(r store.DeadLetterRecord, body []byte) ([]events.Message, error) {
 	switch r.Path {
-	case "", "/webhooks/tyntec": // "": recorded before the path was, all webhooks
+	case ingest.WebhookPath:
 		evs, err := events.DecodeDeliveryStatuses(body, r.ReceivedAt)
 		if err != nil {
 			return nil, fmt.Errorf("still not a valid webhook: %w", err)
 		}
 		return eachMessage(evs, events.NewDeliveryMessage)
-	case "/silent-auth/outcomes":
+	case ingest.SilentPath:
 		// The body holds pseudonyms in place of loginHint and mobileId
 		// (ingest scrubs it), taken as the hashes ingest stores.
 		outs, err := events.DecodeScrubbedSilentOutcomes(body, r.ReceivedAt)
@@ -202,7 +229,7 @@ func decodeRefused(r store.DeadLetterRecord, body []byte) ([]events.Message, err
 			return nil, fmt.Errorf("still not a valid silent-auth outcome: %w", err)
 		}
 		return eachMessage(outs, events.NewSilentOutcomeMessage)
-	case "/webhooks/push":
+	case ingest.PushPath:
 		ps, err := events.DecodePushEvents(body, r.ReceivedAt)
 		if err != nil {
 			return nil, fmt.Errorf("still not a valid push approval request: %w", err)

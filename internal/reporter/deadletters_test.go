@@ -260,7 +260,11 @@ func TestReplayMessagesByPath(t *testing.T) {
 		{ingest.SilentPath, "", 40, ""},                    // withheld
 		{ingest.SilentPath, webhook, len(webhook), ""},
 		{ingest.PushPath, `{"uuid":"u-1","status":"denied","createdAt":"2026-06-02T09:00:00Z"}`, 0, "tyntec.2fa.push.denied"},
-		{"", silent(events.Pseudonym(hash)), 0, ""}, // an old dead letter is a webhook's
+		// Recorded without the path (an older build or sink): the endpoint
+		// whose decoder takes the body.
+		{"", silent(events.Pseudonym(hash)), 0, "tyntec.2fa.silent.verified"},
+		{"", `{"uuid":"u-1","status":"denied","createdAt":"2026-06-02T09:00:00Z"}`, 0, "tyntec.2fa.push.denied"},
+		{"", `{"nothing":"known"}`, 18, ""},
 		{"/otps/track", `{}`, 2, ""},
 	}
 	for _, tt := range tests {
@@ -276,7 +280,7 @@ func TestReplayMessagesByPath(t *testing.T) {
 			t.Errorf("ReplayMessages(path %q, %.50s) = %+v, %v; want one message on %s", tt.path, tt.body, msgs, err, tt.subject)
 			continue
 		}
-		if tt.path == ingest.SilentPath && !strings.Contains(string(msgs[0].Data), `"loginHintHash":"`+hash+`"`) {
+		if strings.HasPrefix(tt.subject, "tyntec.2fa.silent.") && !strings.Contains(string(msgs[0].Data), `"loginHintHash":"`+hash+`"`) {
 			t.Errorf("replayed outcome %s; want loginHintHash %s", msgs[0].Data, hash)
 		}
 	}
@@ -307,6 +311,13 @@ func TestReplayArrayLeavesOutOnlyTheInvalid(t *testing.T) {
 			t.Errorf("replayed element %d has id %s; want %s, as the endpoint would have published it", i, got, events.DeliveryID(&want))
 		}
 	}
+	// The same array recorded without its path (an older sink's) is
+	// replayed as the webhook it was.
+	r.Path = ""
+	if msgs, left, err := reporter.ReplayMessages(r, at); err != nil || len(msgs) != 2 || len(left) != 1 {
+		t.Errorf("ReplayMessages(the array without its path) = %d messages, left %q, %v; want 2, one left out", len(msgs), left, err)
+	}
+	r.Path = ingest.WebhookPath
 	r.Body = "[" + ev("not-a-uuid") + "]"
 	if msgs, _, err := reporter.ReplayMessages(r, at); err == nil || !strings.Contains(err.Error(), "still not a valid webhook") {
 		t.Errorf("ReplayMessages(an array with no valid element) = %d messages, %v; want skipped", len(msgs), err)
