@@ -50,14 +50,12 @@ type App struct {
 	fast    *fasthttp.Server // when ingest has the listener to itself
 	adminLn net.Listener     // nil when the API and /metrics are on ln
 	admin   *http.Server
-	// starting answers on ln and adminLn until Serve hands them over.
-	starting, adminStarting *ops.Starting
-	runs                    []func(context.Context) error // the modules' loops
-	poller                  *poller.Poller                // nil when the poller is off
-	reg                     *ops.Registry                 // the process's metrics
-	sim                     *simulator                    // nil without --simulate
-	ingest                  *ingest.Handler               // nil without the ingest module
-	sink                    *sink.Consumer                // nil without the reporter module
+	runs    []func(context.Context) error // the modules' loops
+	poller  *poller.Poller                // nil when the poller is off
+	reg     *ops.Registry                 // the process's metrics
+	sim     *simulator                    // nil without --simulate
+	ingest  *ingest.Handler               // nil without the ingest module
+	sink    *sink.Consumer                // nil without the reporter module
 	// onShutdown run when the admin server shuts down (open live streams).
 	onShutdown []func()
 	cleanup    []func()
@@ -114,14 +112,6 @@ func (a *App) build(ctx context.Context) (err error) {
 		}
 		admin = ops.NewRouter()
 		admin.Use(httpMetrics.Middleware("admin"))
-	}
-	// Answered at once from here on, 503 until Serve: opening NATS and
-	// the engine can take minutes (a recovering or full disk).
-	a.starting = ops.ServeStarting(a.ln)
-	a.cleanup = append(a.cleanup, func() { a.starting.Close() })
-	if a.adminLn != nil {
-		a.adminStarting = ops.ServeStarting(a.adminLn)
-		a.cleanup = append(a.cleanup, func() { a.adminStarting.Close() })
 	}
 	// The API and /metrics require an API token when one is configured;
 	// /metrics also takes a metrics token, which opens nothing else.
@@ -326,15 +316,13 @@ func (a *App) Banner(w io.Writer) {
 func (a *App) Serve(ctx context.Context) error {
 	defer a.close()
 	g, gctx := errgroup.WithContext(ctx)
-	ln := a.starting.Handoff(ctx)
 	if a.fast != nil {
-		g.Go(func() error { return ops.ServeFast(gctx, a.fast, ln, a.cfg.ShutdownTimeout) })
+		g.Go(func() error { return ops.ServeFast(gctx, a.fast, a.ln, a.cfg.ShutdownTimeout) })
 	} else {
-		g.Go(func() error { return ops.Serve(gctx, a.srv, ln, a.cfg.ShutdownTimeout) })
+		g.Go(func() error { return ops.Serve(gctx, a.srv, a.ln, a.cfg.ShutdownTimeout) })
 	}
 	if a.admin != nil {
-		adminLn := a.adminStarting.Handoff(ctx)
-		g.Go(func() error { return ops.Serve(gctx, a.admin, adminLn, a.cfg.ShutdownTimeout) })
+		g.Go(func() error { return ops.Serve(gctx, a.admin, a.adminLn, a.cfg.ShutdownTimeout) })
 	}
 	for _, run := range a.runs {
 		g.Go(func() error {
