@@ -1,15 +1,15 @@
 package ops
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/otpscope/otpscope/internal/polltest"
 )
 
 // One client address may hold at most PerIP connections: the one over it
@@ -17,7 +17,7 @@ import (
 // connection frees its place. Loopback clients count here as a remote
 // client would (the listener's own rule leaves them out, tested below).
 func TestListenCapsConnectionsPerIP(t *testing.T) {
-	var logs syncBuffer
+	var logs polltest.Buffer
 	ln, err := Listen("127.0.0.1:0", ConnLimits{PerIP: 2}, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -132,19 +132,33 @@ func acceptAll(ln net.Listener) <-chan net.Conn {
 	return accepted
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// A listener holds at most its cap of connections; the next waits in the
+// backlog until one closes.
+func TestListenCapsConnections(t *testing.T) {
+	ln, err := Listen("127.0.0.1:0", ConnLimits{Max: 2}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := acceptAll(ln)
+	for range 3 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	first, second := <-accepted, <-accepted
+	select {
+	case <-accepted:
+		t.Fatal("a third connection was accepted over the cap of 2")
+	case <-time.After(200 * time.Millisecond): // without the cap it is accepted at once
+	}
+	first.Close()
+	third := <-accepted // released by the close
+	third.Close()
+	second.Close()
+	if _, err := Listen(ln.Addr().String(), ConnLimits{}, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("a second Listen on a taken port succeeded")
+	}
 }

@@ -3,7 +3,6 @@ package ops_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"testing"
@@ -98,45 +97,5 @@ func TestRouterProblems(t *testing.T) {
 		if want != 500 && resp.Header.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("GET %s Content-Type %q", path, resp.Header.Get("Content-Type"))
 		}
-	}
-}
-
-// A listener holds at most its cap of connections; the next waits in the
-// backlog until one closes.
-func TestListenCapsConnections(t *testing.T) {
-	ln, err := ops.Listen("127.0.0.1:0", ops.ConnLimits{Max: 2}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 3)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	for range 3 {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-	}
-	first, second := <-accepted, <-accepted
-	select {
-	case <-accepted:
-		t.Fatal("a third connection was accepted over the cap of 2")
-	case <-time.After(200 * time.Millisecond): // without the cap it is accepted at once
-	}
-	first.Close()
-	third := <-accepted // released by the close
-	third.Close()
-	second.Close()
-	if _, err := ops.Listen(ln.Addr().String(), ops.ConnLimits{}, slog.New(slog.DiscardHandler)); err == nil {
-		t.Fatal("a second Listen on a taken port succeeded")
 	}
 }
