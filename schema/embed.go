@@ -17,7 +17,7 @@ import (
 	"text/template"
 )
 
-//go:embed *.sql
+//go:embed *.sql superseded/*.sql
 var files embed.FS
 
 // Migration is one numbered file rendered into statements.
@@ -28,6 +28,11 @@ type Migration struct {
 	// Checksum identifies the rendered text, so an applied migration that was
 	// edited afterwards is noticed.
 	Checksum string
+	// Superseded are the checksums of texts this migration had in earlier
+	// builds that a database may have been migrated with
+	// (superseded/NNNN_name.<commit>.sql, README there): a database recorded
+	// with one of them is up to date with this migration.
+	Superseded []string
 }
 
 // Options choose the shape.
@@ -36,7 +41,10 @@ type Options struct {
 	Cluster string
 }
 
-var fileName = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
+var (
+	fileName           = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
+	supersededFileName = regexp.MustCompile(`^(\d{4}_[a-z0-9_]+)\.[0-9a-f]{7,40}\.sql$`)
+)
 
 // Migrations renders every migration, in version order.
 func Migrations(opts Options) ([]Migration, error) {
@@ -46,6 +54,9 @@ func Migrations(opts Options) ([]Migration, error) {
 	}
 	var out []Migration
 	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
 		m := fileName.FindStringSubmatch(e.Name())
 		if m == nil {
 			return nil, fmt.Errorf("schema file %q: want NNNN_name.sql", e.Name())
@@ -58,11 +69,16 @@ func Migrations(opts Options) ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
+		superseded, err := supersededChecksums(strings.TrimSuffix(e.Name(), ".sql"), opts)
+		if err != nil {
+			return nil, err
+		}
 		v, _ := strconv.Atoi(m[1])
 		out = append(out, Migration{
 			Version: v, Name: m[2],
 			Statements: Split(rendered),
 			Checksum:   checksum(rendered),
+			Superseded: superseded,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
@@ -72,6 +88,35 @@ func Migrations(opts Options) ([]Migration, error) {
 		}
 	}
 	return out, nil
+}
+
+// supersededChecksums renders the earlier texts of migration base
+// ("0017_drop_unread_tables") for opts and returns their checksums.
+func supersededChecksums(base string, opts Options) ([]string, error) {
+	entries, err := fs.ReadDir(files, "superseded")
+	if err != nil {
+		return nil, err
+	}
+	var sums []string
+	for _, e := range entries {
+		m := supersededFileName.FindStringSubmatch(e.Name())
+		if m == nil {
+			return nil, fmt.Errorf("schema file superseded/%s: want NNNN_name.<commit>.sql", e.Name())
+		}
+		if m[1] != base {
+			continue
+		}
+		text, err := files.ReadFile("superseded/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		rendered, err := render(e.Name(), string(text), opts)
+		if err != nil {
+			return nil, err
+		}
+		sums = append(sums, checksum(rendered))
+	}
+	return sums, nil
 }
 
 func render(name, text string, opts Options) (string, error) {

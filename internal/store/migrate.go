@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -20,6 +21,8 @@ const migrationsTable = "otpscope_schema_migrations"
 // starting at once may both run one; the record is a ReplacingMergeTree keyed
 // by version, so it stays one row. A recorded migration whose text changed is
 // an error: applied DDL is never edited, a new migration is added instead.
+// Texts that released builds applied and a later commit changed anyway are
+// kept in schema/superseded and accepted as that migration.
 //
 // Recorded migrations this build does not know (a newer build applied them,
 // or a backup it took was restored) draw a warning, not a refusal, as
@@ -62,8 +65,9 @@ ENGINE = ReplacingMergeTree(applied_at) ORDER BY version`, migrationsTable, onCl
 	}
 	for _, m := range migrations {
 		if a, ok := applied[m.Version]; ok {
-			if a.checksum != m.Checksum {
-				return fmt.Errorf("migration %04d_%s was applied with another text (checksum %s, now %s): add a new migration instead of editing it", m.Version, m.Name, a.checksum, m.Checksum)
+			if a.checksum != m.Checksum && !slices.Contains(m.Superseded, a.checksum) {
+				return fmt.Errorf("the database's schema migration %04d_%s was applied with a text this build does not know (checksum %s; this build's is %s, earlier ones %v): it was applied by a development build, or the migration was edited after release (a bug: report it with this message); the database is not changed, and the build that migrated it still runs on it",
+					m.Version, m.Name, a.checksum, m.Checksum, m.Superseded)
 			}
 			continue
 		}

@@ -161,6 +161,37 @@ func TestMigrateWarnsOfFutureMigrations(t *testing.T) {
 	}
 }
 
+// TestMigrateAcceptsSupersededTexts: a database whose 0017 was recorded with
+// the text a released build applied (schema/superseded) migrates; one
+// recorded with a text no build shipped is refused, naming the migration.
+func TestMigrateAcceptsSupersededTexts(t *testing.T) {
+	srv := chdbtest.Serve(t)
+	db, err := store.Connect(t.Context(), srv.DSN+"/"+srv.Database, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	record := func(checksum string, later int) {
+		t.Helper()
+		// applied_at later than any before: the record keeps the latest row.
+		if err := db.Conn().Exec(t.Context(), "INSERT INTO otpscope_schema_migrations (version, name, checksum, applied_at) VALUES (17, 'drop_unread_tables', ?, now64(3) + toIntervalSecond(?))", checksum, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record("af46b9b4b1416f04", 10) // 174b23c's text, single server
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate with 0017 recorded by 174b23c's text: %v", err)
+	}
+	record("deadbeefdeadbeef", 20)
+	err = db.Migrate(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "0017_drop_unread_tables") || !strings.Contains(err.Error(), "deadbeefdeadbeef") {
+		t.Fatalf("Migrate with 0017 recorded by an unknown text: %v; want a refusal naming it", err)
+	}
+}
+
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
