@@ -20,6 +20,8 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/valyala/fasthttp"
@@ -58,6 +60,9 @@ type App struct {
 	sink    *sink.Consumer                // nil without the reporter module
 	// onShutdown run when the admin server shuts down (open live streams).
 	onShutdown []func()
+	// stopping is set when Serve's context ends: /readyz fails through
+	// --shutdown-delay before the listeners close.
+	stopping atomic.Bool
 	cleanup    []func()
 }
 
@@ -129,7 +134,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	}
 	a.cleanup = append(a.cleanup, a.broker.Close)
 	reg.MustRegister(a.broker.Collectors()...)
-	checks := []ops.Check{{Name: "nats", Ready: a.broker.Ready}}
+	checks := []ops.Check{{Name: "serving", Ready: a.serving}, {Name: "nats", Ready: a.broker.Ready}}
 
 	if cfg.runs(ModuleReporter) {
 		chCfg := cfg.ClickHouse
@@ -315,7 +320,9 @@ func (a *App) Banner(w io.Writer) {
 // NATS.
 func (a *App) Serve(ctx context.Context) error {
 	defer a.close()
-	g, gctx := errgroup.WithContext(ctx)
+	serving, stopServing := a.drained(ctx)
+	defer stopServing()
+	g, gctx := errgroup.WithContext(serving)
 	if a.fast != nil {
 		g.Go(func() error { return ops.ServeFast(gctx, a.fast, a.ln, a.cfg.ShutdownTimeout) })
 	} else {
@@ -344,6 +351,40 @@ func (a *App) Serve(ctx context.Context) error {
 	err := g.Wait()
 	a.logger.Info("otpscope stopped")
 	return err
+}
+
+// drained is a context that ends --shutdown-delay after ctx does: through
+// the delay everything goes on serving but /readyz, which fails, so a load
+// balancer polling it (or Kubernetes removing the pod from its Service)
+// stops sending before the listeners close rather than meeting refused
+// connections.
+func (a *App) drained(ctx context.Context) (context.Context, context.CancelFunc) {
+	serving, stop := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		select {
+		case <-serving.Done(): // stopped otherwise (a module failed)
+			return
+		case <-ctx.Done():
+		}
+		a.stopping.Store(true)
+		if d := a.cfg.ShutdownDelay; d > 0 {
+			a.logger.Info("stopping: /readyz answers 503 while the listeners serve for --shutdown-delay", "delay", d)
+			select {
+			case <-time.After(d):
+			case <-serving.Done():
+			}
+		}
+		stop()
+	}()
+	return serving, stop
+}
+
+// serving is the readiness check that fails once the process is stopping.
+func (a *App) serving(context.Context) error {
+	if a.stopping.Load() {
+		return fmt.Errorf("stopping: the listeners close within --shutdown-delay (%v)", a.cfg.ShutdownDelay)
+	}
+	return nil
 }
 
 func (a *App) close() {

@@ -100,6 +100,10 @@ type Config struct {
 	// and from one client address.
 	Connections     ops.ConnLimits
 	ShutdownTimeout time.Duration
+	// ShutdownDelay is how long the process goes on serving after SIGTERM,
+	// /readyz answering 503, before its listeners close: a load balancer
+	// (or Kubernetes' endpoints) stops sending first.
+	ShutdownDelay time.Duration
 	// StatusInterval is how often the process logs its one-line status
 	// (0: never).
 	StatusInterval time.Duration
@@ -208,6 +212,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, b Binary) flagenv.Groups {
 		fs.IntVar(&c.Connections.Max, "max-connections", ops.DefaultMaxConnections, "connections each listener holds open at most (0 = no cap)")
 		fs.IntVar(&c.Connections.PerIP, "max-connections-per-ip", ops.DefaultMaxConnectionsPerIP, "connections each listener holds open from one client address, an IPv6 one by its /64 (0 = no cap; behind a proxy its address counts, so raise it or cap at the proxy)")
 		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish on stop")
+		fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", 0, "how long to go on serving after SIGTERM, /readyz answering 503, before the listeners close (so a load balancer stops sending first)")
 		fs.StringVar(&c.DataDir, "data-dir", "./data", "where the embedded NATS server and ClickHouse engine keep data")
 		fs.DurationVar(&c.StatusInterval, "status-interval", time.Minute, "how often to log a one-line status (webhooks/s, lags, backlog; 0 = never)")
 		fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "PEM certificate (chain) to serve the public and admin listeners over HTTPS, with --tls-key-file; read again when it changes")
@@ -321,6 +326,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("shutdown-timeout %v: must be positive", c.ShutdownTimeout)
+	}
+	if c.ShutdownDelay < 0 {
+		return fmt.Errorf("shutdown-delay %v: must not be negative", c.ShutdownDelay)
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("tls-cert-file and tls-key-file go together: set both, or neither (plain HTTP)")

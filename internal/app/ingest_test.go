@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -159,5 +160,55 @@ func TestPortConflictFailsAtOnce(t *testing.T) {
 	_, err = app.New(t.Context(), cfg, brokertest.Logger(t))
 	if err == nil || !strings.Contains(err.Error(), "listen on "+cfg.Listen) {
 		t.Fatalf("New on a taken port = %v; want a listen error", err)
+	}
+}
+
+// TestShutdownDelayFailsReadinessFirst: once Serve's context ends (SIGTERM),
+// with --shutdown-delay /readyz answers 503 on both listeners while webhooks
+// are still accepted, and the listeners close only after the delay.
+func TestShutdownDelayFailsReadinessFirst(t *testing.T) {
+	cfg := newConfig(t, "ingest")
+	cfg.AdminListen = "127.0.0.1:0"
+	cfg.Ingest.Tokens = []string{token}
+	cfg.ShutdownDelay = 3 * time.Second
+	a, err := app.New(t.Context(), cfg, brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx) }()
+	base, admin := "http://"+a.Addr(), "http://"+a.AdminAddr()
+	if code, body := get(t, admin+"/readyz"); code != http.StatusOK || !strings.Contains(body, "serving: ok") {
+		t.Fatalf("/readyz before the stop = %d %s", code, body)
+	}
+
+	cancel()
+	stopped := time.Now()
+	var code int
+	var body string
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if code, body = get(t, admin+"/readyz"); code == http.StatusServiceUnavailable {
+			break
+		}
+	}
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "serving: stopping") || !strings.Contains(body, "nats: ok") {
+		t.Fatalf("admin /readyz while stopping = %d %s; want 503 naming the stop", code, body)
+	}
+	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "serving: failing") {
+		t.Errorf("public /readyz while stopping = %d %s", code, body)
+	}
+	if code := postTo(t, base, webhook("5a0c6a4e-0000-4000-8000-00000000d1a1", "SMS", "DELIVERED", "2026-02-01T10:00:00Z")); code != http.StatusOK {
+		t.Errorf("a webhook while stopping = %d; want 200", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if waited := time.Since(stopped); waited < cfg.ShutdownDelay {
+		t.Errorf("Serve returned %v after the stop; want the listeners open for the %v delay", waited, cfg.ShutdownDelay)
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("the public listener still answers after Serve returned")
 	}
 }
