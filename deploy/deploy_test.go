@@ -418,8 +418,27 @@ func (s *composeService) otpscopeBinary() string {
 	return s.Command[0]
 }
 
+// testedNATSRelease is the major.minor of go.mod's nats-server: the release
+// the suite runs, which the compose files and the Helm values pin.
+func testedNATSRelease(t *testing.T) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^\s*github\.com/nats-io/nats-server/v2 v(\d+\.\d+)\.`).FindSubmatch(readFile(t, filepath.Join(repoRoot, "go.mod")))
+	if m == nil {
+		t.Fatal("go.mod names no nats-server/v2 version")
+	}
+	return string(m[1])
+}
+
 func TestCompose(t *testing.T) {
 	env := composeEnv(t)
+	natsImage := "nats:" + testedNATSRelease(t) + "-alpine"
+	for _, name := range []string{"docker-compose.yml", "docker-compose.cluster.yml"} {
+		for service, s := range loadCompose(t, name).Services {
+			if strings.HasPrefix(s.Image, "nats:") && s.Image != natsImage {
+				t.Errorf("%s: %s runs %s; want %s, the nats-server release go.mod tests", name, service, s.Image, natsImage)
+			}
+		}
+	}
 	t.Run("single", func(t *testing.T) {
 		f := loadCompose(t, "docker-compose.yml")
 		checkCompose(t, f, env)
@@ -1755,11 +1774,17 @@ func TestNATSHelmValues(t *testing.T) {
 			} `yaml:"cluster"`
 		} `yaml:"config"`
 		Container struct {
+			Image struct {
+				Tag string `yaml:"tag"`
+			} `yaml:"image"`
 			Env map[string]yaml.Node `yaml:"env"`
 		} `yaml:"container"`
 	}
 	if err := yaml.Unmarshal(readFile(t, deployPath("k8s", "helm", "nats-values.yaml")), &values); err != nil {
 		t.Fatalf("k8s/helm/nats-values.yaml: %v", err)
+	}
+	if want := testedNATSRelease(t) + "-alpine"; values.Container.Image.Tag != want {
+		t.Errorf("container.image.tag = %q; want %q, the nats-server release go.mod tests", values.Container.Image.Tag, want)
 	}
 	var secret struct {
 		Metadata struct {
