@@ -63,7 +63,7 @@ type App struct {
 	// stopping is set when Serve's context ends: /readyz fails through
 	// --shutdown-delay before the listeners close.
 	stopping atomic.Bool
-	cleanup    []func()
+	cleanup  []func()
 }
 
 // New completes and validates cfg, opens what the modules share (NATS,
