@@ -70,3 +70,18 @@ func (b *Broker) PendingPubAcks() int { return b.acks.pending() }
 
 // Unrecovered is the other streams the watcher last logged as unrecoverable.
 func (b *Broker) Unrecovered() string { return b.health.unrecovered }
+
+// StallLeaseRefresh makes lease refreshes wait until release is closed, as
+// in a process paused between its refreshes, until the test ends.
+func StallLeaseRefresh(t testing.TB, release <-chan struct{}) {
+	r := refresh
+	refresh = func(ctx context.Context, l *Lease, rev uint64) (uint64, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		return r(ctx, l, rev)
+	}
+	t.Cleanup(func() { refresh = r })
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,11 +39,53 @@ func (b *Broker) NewLease(ctx context.Context, bucket, description, key, holder 
 	return &Lease{kv: kv, key: key, holder: holder, ttl: ttl, logger: logger}, nil
 }
 
+// LeaseTerm is one hold of a lease, which Lease.Run hands fn in its context
+// (TermOf). Its context ends when the lease is lost, but a process paused
+// past the TTL (a stopped container, a long GC, a VM migration) resumes
+// with its work and its refresher racing: work that must not outlive the
+// lease, such as a live resend, asks Held right before it acts.
+type LeaseTerm struct {
+	// Revision is the key's revision when the term began: unique, and
+	// greater for a later term, on any replica.
+	Revision uint64
+	// Since is when this replica acquired the lease.
+	Since time.Time
+	until atomic.Pointer[time.Time]
+}
+
+// NewLeaseTerm is a term begun at revision, held until until (Lease.Run
+// extends it at each refresh; tests make their own).
+func NewLeaseTerm(revision uint64, since, until time.Time) *LeaseTerm {
+	t := &LeaseTerm{Revision: revision, Since: since}
+	t.until.Store(&until)
+	return t
+}
+
+// Held reports whether the lease is still certainly this replica's: less
+// than its TTL has passed since the last create or refresh was sent (by the
+// monotonic clock, which runs on while the process is paused; the bucket
+// counts the TTL from when the server stored it, later).
+func (t *LeaseTerm) Held() bool { return time.Now().Before(*t.until.Load()) }
+
+type termKey struct{}
+
+// ContextWithLeaseTerm is ctx carrying term, as Lease.Run gives fn.
+func ContextWithLeaseTerm(ctx context.Context, term *LeaseTerm) context.Context {
+	return context.WithValue(ctx, termKey{}, term)
+}
+
+// TermOf is the lease term ctx runs under, or nil outside Lease.Run.
+func TermOf(ctx context.Context) *LeaseTerm {
+	t, _ := ctx.Value(termKey{}).(*LeaseTerm)
+	return t
+}
+
 // Run runs fn whenever this replica holds the lease, until ctx ends; fn's
-// context ends when the lease is lost. On return the lease is handed over at
-// once rather than after the TTL.
+// context ends when the lease is lost and carries the term (TermOf). On
+// return the lease is handed over at once rather than after the TTL.
 func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 	for ctx.Err() == nil {
+		sent := time.Now()
 		rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
@@ -53,7 +96,8 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 		}
 		l.logger.Info("lease acquired", "key", l.key, "holder", l.holder)
 		l.holding(true)
-		lctx, cancel := context.WithCancel(ctx)
+		term := NewLeaseTerm(rev, sent, sent.Add(l.ttl))
+		lctx, cancel := context.WithCancel(ContextWithLeaseTerm(ctx, term))
 		g, gctx := errgroup.WithContext(lctx)
 		g.Go(func() error { return fn(gctx) })
 		g.Go(func() error {
@@ -65,7 +109,13 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 					return nil
 				case <-t.C:
 				}
-				r, err := l.kv.Update(gctx, l.key, []byte(l.holder), rev)
+				if !term.Held() {
+					l.logger.Warn("lease expired before its refresh (was the process paused?)", "key", l.key, "ttl", l.ttl)
+					cancel()
+					return nil
+				}
+				sent := time.Now()
+				r, err := refresh(gctx, l, rev)
 				if err != nil {
 					if gctx.Err() == nil {
 						l.logger.Warn("lease lost", "key", l.key, "err", err)
@@ -74,6 +124,8 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 					return nil
 				}
 				rev = r
+				until := sent.Add(l.ttl)
+				term.until.Store(&until)
 			}
 		})
 		err = g.Wait()
@@ -96,4 +148,9 @@ func (l *Lease) holding(b bool) {
 	if l.Holding != nil {
 		l.Holding(b)
 	}
+}
+
+// refresh renews the lease at revision rev; tests replace it to stall it.
+var refresh = func(ctx context.Context, l *Lease, rev uint64) (uint64, error) {
+	return l.kv.Update(ctx, l.key, []byte(l.holder), rev)
 }

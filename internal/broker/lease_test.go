@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 )
 
@@ -69,5 +70,66 @@ func TestLeaseOneHolderAndHandover(t *testing.T) {
 	wg.Wait()
 	if m := maxHolders.Load(); m != 1 {
 		t.Fatalf("%d replicas held the lease at once", m)
+	}
+}
+
+// TestLeaseTermNotHeldPastItsTTL: a holder whose refreshes stall (a paused
+// process) finds its term no longer held once the TTL has passed, although
+// its context has not ended yet; when the refresher runs again it finds the
+// lease gone and ends the context.
+func TestLeaseTermNotHeldPastItsTTL(t *testing.T) {
+	if broker.TermOf(t.Context()) != nil {
+		t.Fatal("a context outside Lease.Run has a term")
+	}
+	srv := brokertest.NewServer(t)
+	const ttl = 1500 * time.Millisecond
+	l, err := srv.Broker(t).NewLease(t.Context(), "test_leases", "test", "leader", "a", ttl, brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	broker.StallLeaseRefresh(t, release)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Run(ctx, func(ctx context.Context) error {
+			term := broker.TermOf(ctx)
+			if term == nil || term.Revision == 0 || !term.Held() {
+				t.Errorf("term at the start = %+v; want held, with a revision", term)
+				return nil
+			}
+			begun := time.Now()
+			for term.Held() {
+				if time.Since(begun) > ttl+time.Second {
+					t.Errorf("the term is still held %v into a %v lease whose refreshes stall", time.Since(begun), ttl)
+					return nil
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if since := time.Since(term.Since); since < ttl {
+				t.Errorf("the term ended %v after it began; want at least the %v TTL", since, ttl)
+			}
+			time.Sleep(ttl) // the bucket's copy expires too
+			close(release)
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+				t.Error("the holder's context did not end after its lease expired")
+			}
+			if term.Held() {
+				t.Error("the term is held again after the lease was lost")
+			}
+			cancel()
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return")
 	}
 }

@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,9 +35,12 @@ const reasonSeparate = "tyntec's v1 API does not serve v4 OTPs, so v1's re-send 
 
 // decisionState is the value of a decision key.
 type decisionState struct {
-	Replica string         `json:"replica"`
-	Claimed time.Time      `json:"claimed"`
-	Audit   *events.Resend `json:"audit,omitempty"`
+	Replica string    `json:"replica"`
+	Claimed time.Time `json:"claimed"`
+	// Term is the revision of the leader lease the claimer held
+	// (broker.LeaseTerm; 0 when it held none).
+	Term  uint64         `json:"term,omitempty"`
+	Audit *events.Resend `json:"audit,omitempty"`
 }
 
 // Decision is what DecideResend did with one failure.
@@ -101,12 +105,26 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 	}
 
 	id := DecisionID(ev)
-	claim, _ := json.Marshal(decisionState{Replica: p.cfg.Replica, Claimed: time.Now().UTC()})
-	if _, err := p.decisions.Create(ctx, id, claim); err != nil {
+	term := broker.TermOf(ctx)
+	claim := decisionState{Replica: p.cfg.Replica, Claimed: time.Now().UTC()}
+	if term != nil {
+		claim.Term = term.Revision
+	}
+	value, _ := json.Marshal(claim)
+	claimRev, err := p.decisions.Create(ctx, id, value)
+	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return Decision{Reason: "decided already"}, p.republish(ctx, id)
+			return p.decided(ctx, ev, id, term)
 		}
 		return Decision{}, fmt.Errorf("claim resend decision %s: %w", id, err)
+	}
+	// release gives the decision back when nothing was sent: it is made
+	// again later, by whichever replica leads then. Only this claim is
+	// released, never an outcome another replica recorded meanwhile.
+	release := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = p.decisions.Delete(rctx, id, jetstream.LastRevision(claimRev))
 	}
 
 	attempt := rec.Resends + 1
@@ -125,8 +143,12 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 		if reason, err = p.checkLive(ctx, &rec, now); err != nil {
 			if errors.Is(err, tyntec.ErrRateLimited) {
 				p.pause(err)
-				_ = p.decisions.Delete(ctx, id) // nothing was sent; decide again later
+				release() // nothing was sent; decide again later
 				return Decision{Reason: "rate limited", Retry: max(time.Second, time.Until(p.pausedUntil()))}, nil
+			}
+			if ctx.Err() != nil {
+				release() // stopping, or the lease lost: nothing was sent
+				return Decision{}, ctx.Err()
 			}
 			audit.Result, audit.Reason = events.ResendFailed, "check the OTP: "+err.Error()
 		}
@@ -139,11 +161,18 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 		audit.Result, audit.Reason = events.ResendDryRun, "dry-run: would re-send via "+audit.Via+" if tyntec's v1 API serves v4 OTPs (not learned yet)"
 	case !live:
 		audit.Result, audit.Reason = events.ResendDryRun, "dry-run: would re-send via "+audit.Via
+	case term != nil && !term.Held():
+		// The lease ran out while this replica decided (it was paused, or
+		// cut off from NATS): another replica may lead and decide this
+		// failure with fresh checks, so this one sends nothing.
+		release()
+		p.logger.Warn("resend not sent: the leader lease ran out while deciding (was the process paused?)", "otp_id", ev.OTPID, "decision", id)
+		return Decision{Reason: "lease lost", Retry: time.Second}, nil
 	default:
 		if _, err := p.api.V1Resend(ctx, ev.OTPID, tyntec.ResendRequest{Via: audit.Via}); err != nil {
 			if errors.Is(err, tyntec.ErrRateLimited) {
 				p.pause(err) // tyntec refused before acting: nothing was sent
-				_ = p.decisions.Delete(ctx, id)
+				release()
 				return Decision{Reason: "rate limited", Retry: max(time.Second, time.Until(p.pausedUntil()))}, nil
 			}
 			// A timeout may have sent it: never try this decision again.
@@ -165,7 +194,8 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 	p.metrics.resends.WithLabelValues(audit.Result).Inc()
 	p.logger.Info("resend decision", "otp_id", ev.OTPID, "decision", id, "result", audit.Result, "reason", audit.Reason, "via", audit.Via, "attempt", attempt)
 
-	done, _ := json.Marshal(decisionState{Replica: p.cfg.Replica, Claimed: time.Now().UTC(), Audit: &audit})
+	claim.Audit = &audit
+	done, _ := json.Marshal(claim)
 	if _, err := p.decisions.Put(ctx, id, done); err != nil {
 		p.logger.Warn("store resend decision", "decision", id, "err", err)
 	}
@@ -234,18 +264,54 @@ func (p *Poller) checkLive(ctx context.Context, r *Record, now time.Time) (strin
 	return "", nil
 }
 
-// republish publishes the audit of a decision already made (same message id),
-// so an audit lost to a crash between decision and publish is not lost.
-func (p *Poller) republish(ctx context.Context, id string) error {
+// claimGrace is how long a new leader waits before it takes a claim made
+// under an earlier lease term, and never settled, for abandoned: the
+// claimer sends nothing once its term is no longer held, so by then a send
+// it began is over (one tyntec attempt, not retried: a POST).
+func (p *Poller) claimGrace() time.Duration {
+	return cmp.Or(p.cfg.Tyntec.Timeout, tyntec.DefaultTimeout) + 5*time.Second
+}
+
+// decided handles a failure whose decision key exists. With an outcome it
+// publishes the audit again (same message id), so an audit lost to a crash
+// between decision and publish is not lost. A claim without one is being
+// decided, and is looked at again later; one made under an earlier lease
+// term was abandoned by a claimer that stopped or lost its lease, and once
+// that claimer can no longer be sending it is settled as failed: it may
+// have re-sent before it stopped, and a decision that may have sent is
+// never made twice.
+func (p *Poller) decided(ctx context.Context, ev *events.DeliveryStatus, id string, term *broker.LeaseTerm) (Decision, error) {
 	e, err := p.decisions.Get(ctx, id)
 	if err != nil {
-		return nil // deleted meanwhile (a 429 released it): the claimer retries
+		// Released meanwhile (nothing was sent): decide it again soon.
+		return Decision{Reason: "decided already", Retry: time.Second}, nil
 	}
 	var ds decisionState
-	if json.Unmarshal(e.Value(), &ds) != nil || ds.Audit == nil {
-		return nil // being decided right now
+	if json.Unmarshal(e.Value(), &ds) == nil && ds.Audit != nil {
+		return Decision{Reason: "decided already"}, p.publishAudit(ctx, ds.Audit)
 	}
-	return p.publishAudit(ctx, ds.Audit)
+	grace := p.claimGrace()
+	if term == nil || ds.Term >= term.Revision {
+		return Decision{Reason: "being decided", Retry: grace}, nil
+	}
+	if wait := grace - time.Since(term.Since); wait > 0 {
+		return Decision{Reason: "claimed under an earlier lease", Retry: wait}, nil
+	}
+	audit := events.Resend{
+		OTPID: ev.OTPID, ProfileID: ev.ProfileID, DecisionID: id,
+		TriggerChannel: ev.Channel, TriggerStatus: ev.Status,
+		DecidedAt: p.cfg.Now(), DryRun: p.cfg.ResendMode != ModeLive,
+		Result: events.ResendFailed,
+		Reason: fmt.Sprintf("claimed by replica %s at %s, which stopped or lost its lease before recording an outcome: it may have re-sent, so this is not decided again", ds.Replica, ds.Claimed.Format(time.RFC3339)),
+	}
+	ds.Audit = &audit
+	done, _ := json.Marshal(ds)
+	if _, err := p.decisions.Update(ctx, id, done, e.Revision()); err != nil {
+		return Decision{Reason: "decided already", Retry: time.Second}, nil // changed meanwhile: look again
+	}
+	p.metrics.resends.WithLabelValues(audit.Result).Inc()
+	p.logger.Warn("resend decision abandoned by its claimer", "otp_id", ev.OTPID, "decision", id, "claimed_by", ds.Replica, "claimed_at", ds.Claimed)
+	return Decision{Result: audit.Result, Reason: audit.Reason}, p.publishAudit(ctx, &audit)
 }
 
 func (p *Poller) publishAudit(ctx context.Context, a *events.Resend) error {

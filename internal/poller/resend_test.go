@@ -2,6 +2,7 @@ package poller
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
@@ -324,4 +327,70 @@ func TestParsePolicy(t *testing.T) {
 			t.Errorf("Match(%s %s profile %q) resend %d via %q; want %q", m.ev.Channel, m.ev.Status, m.ev.ProfileID, m.n, got, m.wantVia)
 		}
 	}
+}
+
+// TestResendFencedByTheLease: a leader whose lease term ran out while it
+// decided (a paused process resuming) sends nothing and gives the decision
+// back; the next leader sends it once. A claim left by an earlier term with
+// no outcome waits out the grace, then is settled as failed, never re-sent.
+func TestResendFencedByTheLease(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b := ns.Broker(t)
+	sim, url := failingSMS(t, 200, 0, "", true)
+	cfg := testConfig(sim, url)
+	cfg.ResendPolicy, cfg.ResendMode, cfg.Replica = writePolicy(t, voicePolicy), ModeLive, "replica-a"
+	p := newPoller(t, b, cfg)
+	resends := func(id string) int { o, _ := sim.Truth().OTP(id); return len(o.Resends) }
+	failure := func(to string) (string, events.DeliveryStatus) {
+		id, err := sim.Send(tyntec.NewOTPRequest{To: to, PriorityName: "tyntec_priority_sms"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		simtest.WaitIdle(t, sim)
+		return id, smsFailure(t, sim, id)
+	}
+	now := time.Now()
+	expired := broker.ContextWithLeaseTerm(t.Context(), broker.NewLeaseTerm(7, now.Add(-time.Minute), now.Add(-time.Millisecond)))
+	held := broker.ContextWithLeaseTerm(t.Context(), broker.NewLeaseTerm(9, now.Add(-time.Minute), now.Add(time.Minute)))
+
+	id, ev := failure("+4915500000011")
+	d, err := p.DecideResend(expired, &ev)
+	if err != nil || d.Result != "" || d.Reason != "lease lost" || d.Retry <= 0 {
+		t.Fatalf("DecideResend past the term = %+v, %v; want nothing decided, a retry", d, err)
+	}
+	if n := resends(id); n != 0 {
+		t.Fatalf("%d resends at the simulator from a leader past its term", n)
+	}
+	if _, err := p.decisions.Get(t.Context(), DecisionID(&ev)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the decision key after a fenced decision: %v; want it released", err)
+	}
+	if d, err := p.DecideResend(held, &ev); err != nil || d.Result != events.ResendSent || resends(id) != 1 {
+		t.Fatalf("DecideResend by the next leader = %+v, %v, %d resends; want sent once", d, err, resends(id))
+	}
+
+	// A claim by an earlier term (7) that never recorded an outcome.
+	id, ev = failure("+4915500000012")
+	claim, _ := json.Marshal(decisionState{Replica: "replica-b", Claimed: time.Now().UTC(), Term: 7})
+	if _, err := p.decisions.Create(t.Context(), DecisionID(&ev), claim); err != nil {
+		t.Fatal(err)
+	}
+	fresh := broker.ContextWithLeaseTerm(t.Context(), broker.NewLeaseTerm(9, time.Now(), time.Now().Add(time.Minute)))
+	if d, err := p.DecideResend(fresh, &ev); err != nil || d.Result != "" || d.Retry <= 0 {
+		t.Fatalf("DecideResend within the grace = %+v, %v; want a retry, nothing decided", d, err)
+	}
+	sameTerm := broker.ContextWithLeaseTerm(t.Context(), broker.NewLeaseTerm(7, now.Add(-time.Hour), now.Add(time.Minute)))
+	if d, err := p.DecideResend(sameTerm, &ev); err != nil || d.Result != "" || d.Reason != "being decided" {
+		t.Fatalf("DecideResend in the claimer's own term = %+v, %v; want it left to the claimer", d, err)
+	}
+	d, err = p.DecideResend(held, &ev)
+	if err != nil || d.Result != events.ResendFailed || !strings.Contains(d.Reason, "may have re-sent") {
+		t.Fatalf("DecideResend after the grace = %+v, %v; want failed, may have re-sent", d, err)
+	}
+	if n := resends(id); n != 0 {
+		t.Errorf("%d resends for an abandoned claim; want none", n)
+	}
+	if d, err := p.DecideResend(held, &ev); err != nil || d.Result != "" || d.Reason != "decided already" {
+		t.Errorf("DecideResend again = %+v, %v; want decided already", d, err)
+	}
+	brokertest.WaitFor(t, 10*time.Second, "the two audits", func() bool { return len(audits(t, b)) == 2 })
 }
