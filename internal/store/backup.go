@@ -199,7 +199,8 @@ func (db *DB) Restore(ctx context.Context, name string, now time.Time) (BackupIn
 			return BackupInfo{}, fmt.Errorf("restore %s: drop %s: %w", name, t, err)
 		}
 	}
-	if err := db.conn.Exec(ctx, fmt.Sprintf("RESTORE DATABASE `%s` FROM File('%s')", database, name)); err != nil {
+	id := uuid.NewString()
+	if err := db.conn.Exec(ctx, fmt.Sprintf("RESTORE DATABASE `%s` FROM File('%s') SETTINGS id = '%s'", database, name, id)); err != nil {
 		return BackupInfo{}, fmt.Errorf("restore %s: %w", name, err)
 	}
 	// The backup's own row, written before it was taken.
@@ -207,7 +208,14 @@ func (db *DB) Restore(ctx context.Context, name string, now time.Time) (BackupIn
 	if err := db.conn.QueryRow(ctx, "SELECT name, started_at, stream_seq FROM backups WHERE name = ? ORDER BY updated_at LIMIT 1", name).Scan(&b.Name, &b.StartedAt, &b.StreamSeq); err != nil {
 		return b, fmt.Errorf("restore %s: the backup does not describe itself (not otpscope's?): %w", name, err)
 	}
-	b.Status = BackupCreated
+	// That row says "started": the backup holds the database as it was
+	// while being taken. Recorded again as what it turned out to be, with
+	// its size as the restore read it, so the list shows it created.
+	b.Status, b.UpdatedAt = BackupCreated, time.Now().UTC().Truncate(time.Millisecond)
+	_ = db.conn.QueryRow(ctx, "SELECT total_size, num_files FROM system.backups WHERE id = ?", id).Scan(&b.Bytes, &b.Files)
+	if err := db.recordBackup(ctx, b); err != nil {
+		return b, fmt.Errorf("restore %s: %w", name, err)
+	}
 	if err := db.conn.Exec(ctx, fmt.Sprintf("INSERT INTO restores (name, restored_at, started_at, stream_seq, replayed) VALUES (?, %s, %s, ?, 0)", msTime(now), msTime(b.StartedAt)),
 		b.Name, b.StreamSeq); err != nil {
 		return b, fmt.Errorf("restore %s: record it: %w", name, err)

@@ -52,6 +52,11 @@ func TestBackupAndRestore(t *testing.T) {
 	if r.StreamSeq != 40 || !r.StartedAt.Equal(at) {
 		t.Errorf("restored %+v; want the backup's own description", r)
 	}
+	// The restored database lists the backup as created, with its size,
+	// although the backup holds its row as it was while being taken.
+	if list, err := db.Backups(ctx); err != nil || len(list) != 1 || list[0].Status != store.BackupCreated || list[0].Bytes != b.Bytes || list[0].Files != b.Files {
+		t.Errorf("backups listed after the restore %+v, %v; want %s created, %d bytes in %d files", list, err, name, b.Bytes, b.Files)
+	}
 	if n := count(t, db, "SELECT uniqExact(event_id) FROM delivery_events"); n != 40 {
 		t.Errorf("%d events after the restore; want the backup's 40", n)
 	}
