@@ -58,6 +58,9 @@ type App struct {
 	sim     *simulator                    // nil without --simulate
 	ingest  *ingest.Handler               // nil without the ingest module
 	sink    *sink.Consumer                // nil without the reporter module
+	// starting answers on ln and adminLn while New opens NATS and the
+	// engine; New hands the listeners over when it is done.
+	starting, adminStarting *ops.Starting
 	// onShutdown run when the admin server shuts down (open live streams).
 	onShutdown []func()
 	// stopping is set when Serve's context ends: /readyz fails through
@@ -129,6 +132,16 @@ func (a *App) build(ctx context.Context) (err error) {
 	}
 	guarded := admin.With(ops.RequireBearer(refused, apiTokens), ops.Audit(logger))
 	scraped := admin.With(ops.RequireBearer(refused, apiTokens, ops.WatchTokens("metrics token", cfg.MetricsTokens, cfg.MetricsTokensFile, logger)))
+	// Answered at once from here until New returns (/healthz 200, the rest
+	// 503 with Retry-After), rather than clients left in the backlog:
+	// opening NATS and the engine can take minutes on a recovering or full
+	// disk. Between New and Serve connections wait in the backlog as before.
+	a.starting = ops.ServeStarting(a.ln)
+	a.cleanup = append(a.cleanup, func() { a.starting.Close() })
+	if a.adminLn != nil {
+		a.adminStarting = ops.ServeStarting(a.adminLn)
+		a.cleanup = append(a.cleanup, func() { a.adminStarting.Close() })
+	}
 	if a.broker, err = broker.Open(ctx, cfg.NATS, "otpscope-"+strings.Join(cfg.Modules, "-"), logger); err != nil {
 		return err
 	}
@@ -231,6 +244,10 @@ func (a *App) build(ctx context.Context) (err error) {
 	}
 	if len(cfg.APITokens) == 0 && !httpurl.Loopback(a.AdminAddr()) {
 		logger.Warn("the API and /metrics answer anyone who can reach " + a.AdminAddr() + ": set --api-token")
+	}
+	a.ln = a.starting.Handoff(ctx)
+	if a.adminStarting != nil {
+		a.adminLn = a.adminStarting.Handoff(ctx)
 	}
 	return nil
 }
