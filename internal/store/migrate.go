@@ -69,6 +69,9 @@ ENGINE = ReplacingMergeTree(applied_at) ORDER BY version`, migrationsTable, onCl
 				return fmt.Errorf("the database's schema migration %04d_%s was applied with a text this build does not know (checksum %s; this build's is %s, earlier ones %v): it was applied by a development build, or the migration was edited after release (a bug: report it with this message); the database is not changed, and the build that migrated it still runs on it",
 					m.Version, m.Name, a.checksum, m.Checksum, m.Superseded)
 			}
+			if a.checksum != m.Checksum {
+				db.logger.Info("schema migration recorded with an earlier text of it, which a released build applied: accepted as applied (schema/superseded)", "version", m.Version, "name", m.Name, "checksum", a.checksum, "current", m.Checksum)
+			}
 			continue
 		}
 		for i, stmt := range m.Statements {
