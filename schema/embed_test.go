@@ -5,15 +5,21 @@ import (
 	"testing"
 )
 
-func TestMigrationsRenderBothShapes(t *testing.T) {
+// bothShapes renders every migration for a single server and for a cluster.
+func bothShapes(t *testing.T) (single, cluster []Migration) {
+	t.Helper()
 	single, err := Migrations(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cluster, err := Migrations(Options{Cluster: "otpscope"})
-	if err != nil {
+	if cluster, err = Migrations(Options{Cluster: "otpscope"}); err != nil {
 		t.Fatal(err)
 	}
+	return single, cluster
+}
+
+func TestMigrationsRenderBothShapes(t *testing.T) {
+	single, cluster := bothShapes(t)
 	if len(single) == 0 || len(single) != len(cluster) {
 		t.Fatalf("%d single and %d cluster migrations", len(single), len(cluster))
 	}
@@ -107,14 +113,7 @@ func TestMigrationChecksumsPinned(t *testing.T) {
 		{23, "38a0a9c38386d4ea", "23a678b9c6ee5384"},
 		{24, "7ac4b124ba1c79ef", "9d7e618f6d1a8ecb"},
 	}
-	single, err := Migrations(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cluster, err := Migrations(Options{Cluster: "otpscope"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	single, cluster := bothShapes(t)
 	if len(single) < len(pins) {
 		t.Fatalf("%d migrations, %d pinned: a migration was removed", len(single), len(pins))
 	}
