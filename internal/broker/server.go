@@ -45,11 +45,22 @@ func startServer(cfg Config, logger *slog.Logger) (*server.Server, Credentials, 
 		return nil, Credentials{}, nil, fmt.Errorf("embedded nats: %w", err)
 	}
 	hold(srv) // released once it has shut down
-	srv.SetLoggerV2(&natsLogger{logger.With("component", "nats-server")}, false, false, false)
+	nl := &natsLogger{l: logger.With("component", "nats-server"), fatal: make(chan string, 1)}
+	srv.SetLoggerV2(nl, false, false, false)
 	srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		srv.Shutdown()
-		return nil, Credentials{}, nil, fmt.Errorf("embedded nats on %s: not ready after 30s", cfg.Listen)
+	// A listener that cannot bind (the port taken) is a "fatal" log line
+	// of the server, which then waits for ever: fail at once with it.
+	for deadline := time.Now().Add(30 * time.Second); !srv.ReadyForConnections(100 * time.Millisecond); {
+		select {
+		case msg := <-nl.fatal:
+			srv.Shutdown()
+			return nil, Credentials{}, nil, fmt.Errorf("embedded nats on %s: %s", cfg.Listen, msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			srv.Shutdown()
+			return nil, Credentials{}, nil, fmt.Errorf("embedded nats on %s: not ready after 30s", cfg.Listen)
+		}
 	}
 	if js := srv.JetStreamConfig(); js != nil {
 		// Unset, the limits are computed when JetStream starts: 75 % of
@@ -119,12 +130,23 @@ func serverOptions(cfg Config, creds Credentials) (*server.Options, error) {
 	return opts, nil
 }
 
-// natsLogger forwards the server's log lines to slog.
-type natsLogger struct{ l *slog.Logger }
+// natsLogger forwards the server's log lines to slog; the first fatal one
+// also goes to fatal, for the start to report.
+type natsLogger struct {
+	l     *slog.Logger
+	fatal chan string
+}
 
 func (n *natsLogger) Noticef(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }
 func (n *natsLogger) Warnf(format string, v ...any)   { n.l.Warn(fmt.Sprintf(format, v...)) }
-func (n *natsLogger) Fatalf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
+func (n *natsLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	n.l.Error(msg)
+	select {
+	case n.fatal <- msg:
+	default:
+	}
+}
 
 // Errorf logs at error level, except a client's failed login or forbidden
 // publish or subscribe: a warning, since it is the client's fault.

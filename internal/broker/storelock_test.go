@@ -3,6 +3,7 @@ package broker_test
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -91,4 +92,34 @@ func TestMain(m *testing.M) {
 	defer srv.Shutdown()
 	os.Stdout.WriteString("holding\n")
 	time.Sleep(time.Minute)
+}
+
+// TestServerOnATakenPortFailsAtOnce: an embedded server whose client port
+// another process holds fails its start with the listener's error, rather
+// than waiting 30 s for readiness that never comes (the server only logs
+// the bind error) and then saying it was not ready.
+func TestServerOnATakenPortFailsAtOnce(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := brokertest.Config(t)
+	cfg.Listen = taken.Addr().String()
+	srv, err := broker.StartServer(cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		srv.Shutdown()
+		t.Fatal("a server started on a taken port")
+	}
+	if !strings.Contains(err.Error(), "address already in use") || !strings.Contains(err.Error(), cfg.Listen) {
+		t.Errorf("start on a taken port: %v; want the bind error naming %s", err, cfg.Listen)
+	}
+	// The store is free again for a server on a free port.
+	cfg.Listen = "127.0.0.1:-1"
+	srv, err = broker.StartServer(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("start on the same store after the failed one: %v", err)
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
 }
