@@ -177,6 +177,9 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 			}
 			// A timeout may have sent it: never try this decision again.
 			audit.Result, audit.Reason = events.ResendFailed, err.Error()
+			if ctx.Err() != nil {
+				audit.Reason = "the re-send was in flight when this replica stopped or lost its lease, so it may have been sent: " + audit.Reason
+			}
 		} else {
 			audit.Result = events.ResendSent
 			if _, err := p.store.update(ctx, ev.OTPID, func(r *Record, exists bool) error {
@@ -194,12 +197,17 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 	p.metrics.resends.WithLabelValues(audit.Result).Inc()
 	p.logger.Info("resend decision", "otp_id", ev.OTPID, "decision", id, "result", audit.Result, "reason", audit.Reason, "via", audit.Via, "attempt", attempt)
 
+	// Recorded whatever came of it, on a context that neither a stop nor
+	// the lease's loss cuts short: an outcome lost here would leave the
+	// claim for the next leader to settle as "may have re-sent".
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	claim.Audit = &audit
 	done, _ := json.Marshal(claim)
-	if _, err := p.decisions.Put(ctx, id, done); err != nil {
+	if _, err := p.decisions.Put(rctx, id, done); err != nil {
 		p.logger.Warn("store resend decision", "decision", id, "err", err)
 	}
-	if err := p.publishAudit(ctx, &audit); err != nil {
+	if err := p.publishAudit(rctx, &audit); err != nil {
 		return Decision{Result: audit.Result, Reason: audit.Reason, Via: audit.Via}, err
 	}
 	return Decision{Result: audit.Result, Reason: audit.Reason, Via: audit.Via}, nil

@@ -1,9 +1,14 @@
 package poller
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -393,4 +398,68 @@ func TestResendFencedByTheLease(t *testing.T) {
 		t.Errorf("DecideResend again = %+v, %v; want decided already", d, err)
 	}
 	brokertest.WaitFor(t, 10*time.Second, "the two audits", func() bool { return len(audits(t, b)) == 2 })
+}
+
+// TestResendInFlightWhenTheLeaseIsLost: the leader's context ends (a stop,
+// or the lease lost after a pause) while its re-send POST is in flight.
+// tyntec may have sent it, so the claimer records the decision as failed,
+// saying so, on a context the end does not cut short: the outcome is
+// stored and audited by the claimer, not left for the next leader.
+func TestResendInFlightWhenTheLeaseIsLost(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b := ns.Broker(t)
+	sim, simURL := failingSMS(t, 200, 0, "", true)
+	target, err := url.Parse(simURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	posted := make(chan struct{}, 1)
+	forward := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			forward.ServeHTTP(w, r)
+			return
+		}
+		// The re-send reaches tyntec; its answer never reaches the poller.
+		forward.ServeHTTP(httptest.NewRecorder(), r.Clone(context.WithoutCancel(r.Context())))
+		posted <- struct{}{}
+		<-r.Context().Done()
+	}))
+	t.Cleanup(proxy.Close)
+	cfg := testConfig(sim, proxy.URL)
+	cfg.ResendPolicy, cfg.ResendMode = writePolicy(t, voicePolicy), ModeLive
+	p := newPoller(t, b, cfg)
+	id, err := sim.Send(tyntec.NewOTPRequest{To: "+4915500000013", PriorityName: "tyntec_priority_sms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	simtest.WaitIdle(t, sim)
+	ev := smsFailure(t, sim, id)
+
+	ctx, cancel := context.WithCancel(broker.ContextWithLeaseTerm(t.Context(), broker.NewLeaseTerm(3, time.Now(), time.Now().Add(time.Minute))))
+	type result struct {
+		d   Decision
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { d, err := p.DecideResend(ctx, &ev); done <- result{d, err} }()
+	select {
+	case <-posted:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the re-send was never posted")
+	}
+	cancel()
+	r := <-done
+	if r.err != nil || r.d.Result != events.ResendFailed || !strings.Contains(r.d.Reason, "may have been sent") {
+		t.Fatalf("DecideResend cut short with the POST in flight = %+v, %v; want failed, may have been sent", r.d, r.err)
+	}
+	e, err := p.decisions.Get(t.Context(), DecisionID(&ev))
+	var ds decisionState
+	if err != nil || json.Unmarshal(e.Value(), &ds) != nil || ds.Audit == nil || ds.Audit.Result != events.ResendFailed {
+		t.Errorf("the decision key after the cut: %v, %+v; want the failed outcome stored", err, ds)
+	}
+	brokertest.WaitFor(t, 10*time.Second, "the audit", func() bool { return len(audits(t, b)) == 1 })
+	if o, _ := sim.Truth().OTP(id); len(o.Resends) != 1 {
+		t.Errorf("%d resends at the simulator; want the 1 that was in flight", len(o.Resends))
+	}
 }

@@ -44,8 +44,9 @@ func consumerSpec(name, desc string, subjects []string, startAt time.Time) broke
 func (p *Poller) settle(name, subject string, delay time.Duration, err error) broker.Decision {
 	switch {
 	case errors.Is(err, context.Canceled):
-		// The poller is stopping: nothing is wrong with the message.
-		p.logger.Debug("message interrupted by shutdown; will be redelivered", "consumer", name, "subject", subject)
+		// The poller is stopping, or (the resend consumer) lost the
+		// leader lease: nothing is wrong with the message.
+		p.logger.Debug("message interrupted (stopping, or the leader lease lost); will be redelivered", "consumer", name, "subject", subject)
 		return broker.Retry(0)
 	case err != nil:
 		p.logger.Warn("message not handled; will be redelivered", "consumer", name, "subject", subject, "err", err)
