@@ -66,6 +66,17 @@ wait_http() {
 	return 1
 }
 
+# wait_ready URL: until it answers 200, at most 30 s (a starting otpscope
+# answers /readyz 503 at once).
+wait_ready() {
+	for _ in $(seq 300); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
+		sleep 0.1
+	done
+	echo "run.sh: $1 never answered 200" >&2
+	return 1
+}
+
 # stop PID: SIGTERM and wait.
 stop() {
 	kill -TERM "$1" 2>/dev/null || true
@@ -130,7 +141,7 @@ start_ingest() {
 		--webhook-token $TOKEN --status-interval 0 --log-level warn 2>>"$work/ingest.log" &
 	ingest=$!
 	pids+=($ingest)
-	wait_http http://127.0.0.1:$HTTP_PORT/readyz
+	wait_ready http://127.0.0.1:$HTTP_PORT/readyz
 }
 stop_ingest() { stop "$ingest"; }
 
