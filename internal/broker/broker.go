@@ -140,13 +140,18 @@ func (b *Broker) ensureStreamRetrying(ctx context.Context) error {
 
 // untilAnswered runs try, which makes what (the stream, a KV bucket) through
 // the JetStream API, until it succeeds or ctx ends. JetStream may be
-// restarting, electing a leader, short of peers, or slow to answer: each try
-// gets 10 s of its own (a loaded disk has taken more than the API's default
-// 5 s). Only a configuration the server finds invalid (err_code 10052) is
-// not tried again: no wait makes it valid.
+// restarting, electing a leader, short of peers, or slow to answer. The
+// first try gets 1 s, each next one twice the last, up to 10 s (a loaded
+// disk has taken more than the API's default 5 s): a fresh cluster drops
+// the requests it gets before it has a meta leader, and a first try of 10 s
+// made every first start wait that long for an answer that never came.
+// Only a configuration the server finds invalid (err_code 10052) is not
+// tried again: no wait makes it valid.
 func (b *Broker) untilAnswered(ctx context.Context, what string, try func(context.Context) error) error {
+	timeout := time.Second
 	return backoff.Retry(ctx, backoff.Policy{First: 100 * time.Millisecond, Max: 5 * time.Second}, func() error {
-		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		timeout = min(2*timeout, 10*time.Second)
 		defer cancel()
 		err := try(tctx)
 		var api *jetstream.APIError
