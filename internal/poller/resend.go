@@ -39,8 +39,10 @@ type decisionState struct {
 	Claimed time.Time `json:"claimed"`
 	// Term is the revision of the leader lease the claimer held
 	// (broker.LeaseTerm; 0 when it held none).
-	Term  uint64         `json:"term,omitempty"`
-	Audit *events.Resend `json:"audit,omitempty"`
+	Term uint64 `json:"term,omitempty"`
+	// DryRun says the claimer sends nothing (--resend-mode dry-run).
+	DryRun bool           `json:"dryRun,omitempty"`
+	Audit  *events.Resend `json:"audit,omitempty"`
 }
 
 // Decision is what DecideResend did with one failure.
@@ -106,7 +108,7 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 
 	id := DecisionID(ev)
 	term := broker.TermOf(ctx)
-	claim := decisionState{Replica: p.cfg.Replica, Claimed: time.Now().UTC()}
+	claim := decisionState{Replica: p.cfg.Replica, Claimed: time.Now().UTC(), DryRun: !live}
 	if term != nil {
 		claim.Term = term.Revision
 	}
@@ -304,6 +306,11 @@ func (p *Poller) decided(ctx context.Context, ev *events.DeliveryStatus, id stri
 	}
 	if wait := grace - time.Since(term.Since); wait > 0 {
 		return Decision{Reason: "claimed under an earlier lease", Retry: wait}, nil
+	}
+	if ds.DryRun {
+		// Its claimer sent nothing: decide it again.
+		_ = p.decisions.Delete(ctx, id, jetstream.LastRevision(e.Revision()))
+		return Decision{Reason: "claimed under an earlier lease, in dry-run", Retry: time.Second}, nil
 	}
 	audit := events.Resend{
 		OTPID: ev.OTPID, ProfileID: ev.ProfileID, DecisionID: id,

@@ -397,7 +397,20 @@ func TestResendFencedByTheLease(t *testing.T) {
 	if d, err := p.DecideResend(held, &ev); err != nil || d.Result != "" || d.Reason != "decided already" {
 		t.Errorf("DecideResend again = %+v, %v; want decided already", d, err)
 	}
-	brokertest.WaitFor(t, 10*time.Second, "the two audits", func() bool { return len(audits(t, b)) == 2 })
+
+	// A dry-run claimer sent nothing: its abandoned claim is decided again.
+	id, ev = failure("+4915500000014")
+	claim, _ = json.Marshal(decisionState{Replica: "replica-b", Claimed: time.Now().UTC(), Term: 7, DryRun: true})
+	if _, err := p.decisions.Create(t.Context(), DecisionID(&ev), claim); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := p.DecideResend(held, &ev); err != nil || d.Result != "" || d.Retry <= 0 {
+		t.Fatalf("DecideResend of an abandoned dry-run claim = %+v, %v; want it given back", d, err)
+	}
+	if d, err := p.DecideResend(held, &ev); err != nil || d.Result != events.ResendSent || resends(id) != 1 {
+		t.Fatalf("DecideResend after = %+v, %v, %d resends; want sent once", d, err, resends(id))
+	}
+	brokertest.WaitFor(t, 10*time.Second, "the three audits", func() bool { return len(audits(t, b)) == 3 })
 }
 
 // TestResendInFlightWhenTheLeaseIsLost: the leader's context ends (a stop,
