@@ -37,9 +37,10 @@ build:
 ## The demo drops 5% of the simulator's webhooks (the poller's recovered and
 ## unrecoverable figures) and decides resends by an example policy in dry-run
 ## (the resends panels), so every dashboard panel and console page has data.
+## ARGS go to otpscope too: make run ARGS="--listen 127.0.0.1:9080 --admin-listen 127.0.0.1:9081"
 run: setup
 	$(GO) run ./cmd/otpscope --simulate --simulate-drop-webhooks 0.05 --resend-policy docs/examples/resend-policy.json \
-		--alert-channel-min-delivery-rate SILENT=0.6,PUSH=0.6
+		--alert-channel-min-delivery-rate SILENT=0.6,PUSH=0.6 $(ARGS)
 
 ## test: the whole suite against the real NATS server and the real ClickHouse engine.
 test: setup-test

@@ -5,7 +5,7 @@
 // switch to external servers.
 //
 // `otpscope deadletters list|replay` lists dead letters and puts them back
-// through the normal path, and `otpscope backup create|list` backs the
+// through the normal path, and `otpscope backup create|list|delete` backs the
 // database up, through a running otpscope's API; `otpscope restore` puts a
 // backup back, with otpscope stopped. `otpscope status` prints what a
 // running process (any binary) says of itself, and exits 1 on warnings.

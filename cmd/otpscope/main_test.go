@@ -410,3 +410,34 @@ func TestDeadLettersUsage(t *testing.T) {
 		t.Errorf("deadletters replay with OTPSCOPE_ALL and OTPSCOPE_ID set = %v (%s); want exit 2, the usage, both variables warned of", err, out)
 	}
 }
+
+// TestSecondSignalStopsAtOnce: the first SIGTERM stops in order, here
+// through a 60 s --shutdown-delay, and says so; a second one ends the
+// process at once, by the signal's default action.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	in := newInstance(t, t.TempDir())
+	in.start(t, "--simulate", "--shutdown-delay", "60s")
+	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	if !polltest.Within(10*time.Second, 50*time.Millisecond, func() bool {
+		return strings.Contains(in.logs.String(), "stopping: terminated signal received; a second one stops at once")
+	}) {
+		t.Fatalf("no line saying the first signal stops:\n%s", in.logs)
+	}
+	done := make(chan error, 1)
+	go func() { done <- in.cmd.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("otpscope exited before the second signal, within its 60 s delay: %v", err)
+	case <-time.After(time.Second):
+	}
+	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+			t.Errorf("after the second signal: %v; want killed by SIGTERM", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("otpscope still running 20 s after a second SIGTERM (its delay is 60 s):\n%s", in.logs)
+	}
+}

@@ -139,6 +139,16 @@ func Main(c Command, args []string, environ []string, stdout, stderr io.Writer) 
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		if cause := context.Cause(ctx); cause != context.Canceled { // a signal (its own error), not the return
+			// The first signal stops in order (--shutdown-delay, requests in
+			// flight, what the sink holds); the default action is back for
+			// a second one, which ends the process at once.
+			stop()
+			logger.Info("stopping: " + cause.Error() + "; a second one stops at once")
+		}
+	}()
 	if configMode {
 		return config(ctx, c, fs, args, environ, run, logger, stdout)
 	}

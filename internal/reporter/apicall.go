@@ -79,7 +79,7 @@ func (c APICall) Do(ctx context.Context) ([]byte, error) {
 	req.Header.Set("User-Agent", c.Command)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (is otpscope running with its API at %s? --api or OTPSCOPE_API says where)", err, c.API)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, c.Limit))
@@ -91,7 +91,11 @@ func (c APICall) Do(ctx context.Context) ([]byte, error) {
 		want = http.StatusOK
 	}
 	if resp.StatusCode != want {
-		return nil, fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, bytes.TrimSpace(raw))
+		hint := ""
+		if resp.StatusCode == http.StatusUnauthorized {
+			hint = " (give one of the server's --api-token values: --api-token or OTPSCOPE_API_TOKEN)"
+		}
+		return nil, fmt.Errorf("%s %s: %s: %s%s", req.Method, req.URL.Path, resp.Status, bytes.TrimSpace(raw), hint)
 	}
 	return raw, nil
 }
