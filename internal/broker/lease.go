@@ -67,6 +67,10 @@ func NewLeaseTerm(revision uint64, since, until time.Time) *LeaseTerm {
 // counts the TTL from when the server stored it, later).
 func (t *LeaseTerm) Held() bool { return time.Now().Before(*t.until.Load()) }
 
+// end marks the term over: the lease was lost or handed over, whatever
+// time its last refresh left.
+func (t *LeaseTerm) end() { t.until.Store(&time.Time{}) }
+
 type termKey struct{}
 
 // ContextWithLeaseTerm is ctx carrying term, as Lease.Run gives fn.
@@ -117,6 +121,7 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 				sent := time.Now()
 				r, err := refresh(gctx, l, rev)
 				if err != nil {
+					term.end()
 					if gctx.Err() == nil {
 						l.logger.Warn("lease lost", "key", l.key, "err", err)
 						cancel()
@@ -129,6 +134,7 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 			}
 		})
 		err = g.Wait()
+		term.end()
 		cancel()
 		l.holding(false)
 		if ctx.Err() != nil {

@@ -133,3 +133,34 @@ func TestLeaseTermNotHeldPastItsTTL(t *testing.T) {
 		t.Fatal("Run did not return")
 	}
 }
+
+// TestLeaseTermEndsWhenLost: a lease lost before its TTL ran out (its key
+// gone under the holder) ends the term at once, not when the TTL would
+// have.
+func TestLeaseTermEndsWhenLost(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	b := srv.Broker(t)
+	const ttl = 6 * time.Second
+	l, err := b.NewLease(t.Context(), "test_leases", "test", "leader", "a", ttl, brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := b.JetStream().KeyValue(t.Context(), "test_leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	_ = l.Run(ctx, func(ctx context.Context) error {
+		term := broker.TermOf(ctx)
+		if err := kv.Purge(t.Context(), "leader"); err != nil {
+			t.Fatal(err)
+		}
+		<-ctx.Done() // the next refresh, a third of the TTL on, fails
+		if term.Held() {
+			t.Errorf("the term is held %v after it began, its lease lost (TTL %v)", time.Since(term.Since), ttl)
+		}
+		cancel()
+		return nil
+	})
+}
