@@ -25,7 +25,6 @@ type Starting struct {
 	acceptErr error
 	stop      chan struct{} // closed with ln: a connection nobody took is closed
 	stopOnce  sync.Once
-	standIn   *handedListener
 	srv       *http.Server
 	served    chan struct{}
 }
@@ -37,11 +36,11 @@ const StartingRetryAfter = "5"
 func ServeStarting(ln net.Listener) *Starting {
 	s := &Starting{ln: ln, conns: make(chan net.Conn), failed: make(chan struct{}), stop: make(chan struct{}), served: make(chan struct{})}
 	go s.accept()
-	s.standIn = s.listener(false)
+	standIn := s.listener(false)
 	s.srv = NewServer(http.HandlerFunc(answerStarting))
 	go func() {
 		defer close(s.served)
-		_ = s.srv.Serve(s.standIn)
+		_ = s.srv.Serve(standIn)
 	}()
 	return s
 }
