@@ -95,6 +95,12 @@ func TestREADMESnippets(t *testing.T) {
 		out = sh.run("query", second+snippets["query"])
 		return strings.Contains(out, "DELIVERED") && strings.Contains(out, `"channels":[{`)
 	})
+	// The webhook is stamped now, so the console's and the API's recent
+	// windows count it (a fixed date left it months in the past).
+	age := sh.run("webhook age", `curl -sS 'http://127.0.0.1:8123/?query=SELECT+dateDiff(%27second%27,max(event_time),now64(3))+FROM+delivery_events+WHERE+otp_id=%27a4762c77-94cb-43d6-bbab-9f37e088ad11%27'`)
+	if n, err := strconv.Atoi(strings.TrimSpace(age)); err != nil || n < 0 || n > 600 {
+		t.Errorf("the webhook snippet's event is %q seconds old; want it stamped within the last 10 minutes", age)
+	}
 	if out := sh.run("report", second+snippets["report"]); !strings.Contains(out, "SMS") {
 		t.Errorf("report snippet printed %q; want the SMS figures", out)
 	}
