@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 			return nil, err
 		}
 	}
-	st, err := openStore(ctx, b, cfg.StateTTL)
+	st, err := openStore(ctx, b, cfg.StateTTL, cfg.Grace)
 	if err != nil {
 		return nil, err
 	}

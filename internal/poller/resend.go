@@ -89,7 +89,12 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 	}
 	live := p.cfg.ResendMode == ModeLive
 	now := p.cfg.Now()
-	rec, ok := p.store.cached(ev.OTPID)
+	// Whole, from the bucket if the OTP is finished: its resends so far and
+	// its status decide as much as a tracked one's.
+	rec, ok, err := p.store.current(ctx, ev.OTPID)
+	if err != nil {
+		return Decision{}, err
+	}
 	if !ok {
 		rec = Record{OTPID: ev.OTPID, API: "v4", ProfileID: ev.ProfileID, Expires: ev.Timestamp.Add(p.cfg.OTPExpiry)}
 	}

@@ -190,6 +190,44 @@ func TestDecideResend(t *testing.T) {
 	}
 }
 
+// TestResendOfAFinishedOTP: a finished record is no longer in the view, and
+// a failure reported after the finish (a late webhook, a poll) is still
+// decided by the whole record from the bucket: its re-sends so far count.
+func TestResendOfAFinishedOTP(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	sim, url := failingSMS(t, 150, 0, "", true)
+	id, err := sim.Send(tyntec.NewOTPRequest{To: "+4915500000003", PriorityName: "tyntec_priority_sms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	simtest.WaitIdle(t, sim)
+	cfg := testConfig(sim, url)
+	cfg.ResendPolicy, cfg.ResendMode = writePolicy(t, voicePolicy), ModeLive
+	p := newPoller(t, b, cfg)
+	ev := smsFailure(t, sim, id)
+	if _, err := p.store.update(t.Context(), id, func(r *Record, _ bool) error {
+		p.newRecord(r, id, "v4", ev.Timestamp, time.Now())
+		r.Resends, r.LastResend = 1, ev.Timestamp // its one re-send, made by an earlier failure
+		r.Done, r.DoneReason = true, "undelivered"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := p.store.cached(id); !r.Done || r.Resends != 0 {
+		t.Fatalf("cached = %+v; want only the finished mark", r)
+	}
+	d, err := p.DecideResend(t.Context(), &ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Result != events.ResendSkipped || d.Reason != "max resends (1) reached" {
+		t.Errorf("DecideResend = %+v; want skipped: max resends (1) reached", d)
+	}
+	if o, _ := sim.Truth().OTP(id); len(o.Resends) != 0 {
+		t.Errorf("%d resends at the simulator; want none", len(o.Resends))
+	}
+}
+
 // TestResendTwoReplicas: two poller replicas deciding the same failure at the
 // same time send exactly one resend and publish exactly one audit.
 func TestResendTwoReplicas(t *testing.T) {

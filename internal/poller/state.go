@@ -245,13 +245,29 @@ type entry struct {
 
 // store is the KV bucket of records plus a local view kept current by a watch,
 // so that choosing due OTPs costs no round trip per OTP.
+//
+// The view holds the records still tracked. A finished record stays in the
+// bucket until its TTL (late events must not track it again), but in memory
+// only as a mark, and only until its OTP is past expiry plus grace, when
+// discovery no longer looks at it: a view of every record would grow with
+// every OTP since the process started (the bucket's TTL tells no watcher).
+// Whoever needs a finished record whole reads the bucket (update, current).
 type store struct {
-	kv jetstream.KeyValue
+	kv    jetstream.KeyValue
+	grace time.Duration // how long past its expiry a finished OTP keeps its mark
 
-	mu    sync.RWMutex
-	view  map[string]entry
-	ready chan struct{} // closed when the watch delivered the initial values
-	once  sync.Once
+	mu       sync.RWMutex
+	view     map[string]entry    // tracked records
+	finished map[string]finished // marks of finished ones
+	ready    chan struct{}       // closed when the watch delivered the initial values
+	once     sync.Once
+}
+
+// finished marks a finished record: its revision, so that an older update
+// the watch delivers late does not track it again, and when to forget it.
+type finished struct {
+	rev    uint64
+	forget time.Time
 }
 
 // kvOpener creates or opens KV buckets (the broker).
@@ -259,7 +275,7 @@ type kvOpener interface {
 	KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
 }
 
-func openStore(ctx context.Context, b kvOpener, ttl time.Duration) (*store, error) {
+func openStore(ctx context.Context, b kvOpener, ttl, grace time.Duration) (*store, error) {
 	kv, err := b.KeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      BucketOTPs,
 		Description: "otpscope poller: tracked OTPs",
@@ -270,7 +286,7 @@ func openStore(ctx context.Context, b kvOpener, ttl time.Duration) (*store, erro
 	if err != nil {
 		return nil, err
 	}
-	return &store{kv: kv, view: map[string]entry{}, ready: make(chan struct{})}, nil
+	return &store{kv: kv, grace: grace, view: map[string]entry{}, finished: map[string]finished{}, ready: make(chan struct{})}, nil
 }
 
 // watch keeps the local view current until ctx ends.
@@ -329,48 +345,105 @@ func follow(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.Ke
 func (s *store) apply(e jetstream.KeyValueEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, ok := s.view[e.Key()]
-	if ok && cur.rev >= e.Revision() {
+	if s.rev(e.Key()) >= e.Revision() {
 		return
 	}
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(s.view, e.Key())
+		delete(s.finished, e.Key())
 		return
 	}
 	var r Record
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		return // not ours; never written by this version
 	}
-	s.view[e.Key()] = entry{rec: r, rev: e.Revision()}
+	s.set(e.Key(), r, e.Revision())
 }
 
 func (s *store) remember(id string, r Record, rev uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur, ok := s.view[id]; !ok || cur.rev < rev {
-		s.view[id] = entry{rec: r, rev: rev}
+	if s.rev(id) < rev {
+		s.set(id, r, rev)
 	}
 }
 
-// snapshot returns the records of the local view that are still tracked.
-func (s *store) snapshot() []Record {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+// rev is the revision the view knows of id, 0 for none. Callers hold s.mu.
+func (s *store) rev(id string) uint64 {
+	if e, ok := s.view[id]; ok {
+		return e.rev
+	}
+	return s.finished[id].rev
+}
+
+// set keeps r at rev: whole while tracked, as a mark once finished. Callers
+// hold s.mu.
+func (s *store) set(id string, r Record, rev uint64) {
+	if !r.Done {
+		s.view[id] = entry{rec: r, rev: rev}
+		delete(s.finished, id)
+		return
+	}
+	delete(s.view, id)
+	forget := r.Expires
+	if forget.IsZero() {
+		forget = time.Now()
+	}
+	s.finished[id] = finished{rev: rev, forget: forget.Add(s.grace)}
+}
+
+// snapshot returns the records still tracked, and forgets the marks of
+// finished OTPs past expiry plus grace at now.
+func (s *store) snapshot(now time.Time) []Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, f := range s.finished {
+		if now.After(f.forget) {
+			delete(s.finished, id)
+		}
+	}
 	out := make([]Record, 0, len(s.view))
 	for _, e := range s.view {
-		if !e.rec.Done {
-			out = append(out, e.rec)
-		}
+		out = append(out, e.rec)
 	}
 	return out
 }
 
-// cached returns the local view's record.
+// cached returns the view's record of a tracked OTP, or for a finished one
+// a record that says only that (Done).
 func (s *store) cached(id string) (Record, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	e, ok := s.view[id]
-	return e.rec, ok
+	if e, ok := s.view[id]; ok {
+		return e.rec, true
+	}
+	if _, ok := s.finished[id]; ok {
+		return Record{OTPID: id, Done: true}, true
+	}
+	return Record{}, false
+}
+
+// current returns the record of id whole: the view's while tracked, else
+// the bucket's (finished records stay there until its TTL). ok is false
+// where neither has one.
+func (s *store) current(ctx context.Context, id string) (r Record, ok bool, err error) {
+	s.mu.RLock()
+	e, tracked := s.view[id]
+	s.mu.RUnlock()
+	if tracked {
+		return e.rec, true, nil
+	}
+	kvEntry, err := s.kv.Get(ctx, id)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return Record{}, false, nil
+	case err != nil:
+		return Record{}, false, fmt.Errorf("get record %s: %w", id, err)
+	}
+	if err := json.Unmarshal(kvEntry.Value(), &r); err != nil {
+		return Record{}, false, fmt.Errorf("decode record %s: %w", id, err)
+	}
+	return r, true, nil
 }
 
 // errNoChange tells update that fn left the record as it was.

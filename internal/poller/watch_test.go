@@ -3,6 +3,7 @@ package poller
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 func TestWatchWaitsForTheServer(t *testing.T) {
 	srv := brokertest.NewServer(t)
 	b := srv.Broker(t)
-	s, err := openStore(t.Context(), b, time.Hour)
+	s, err := openStore(t.Context(), b, time.Hour, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,4 +48,85 @@ func TestWatchWaitsForTheServer(t *testing.T) {
 	})
 	cancel()
 	<-done
+}
+
+// TestFinishedRecordsLeaveTheView: a finished record leaves the view, which
+// would otherwise hold every OTP since the process started. Its mark keeps
+// discovery and late watch updates from tracking it again until its OTP is
+// past expiry plus grace; the record itself stays readable in the bucket.
+func TestFinishedRecordsLeaveTheView(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	grace := time.Minute
+	s, err := openStore(t.Context(), b, time.Hour, grace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go s.watch(ctx, brokertest.Logger(t))
+	<-s.ready
+
+	expires := time.Now().Add(5 * time.Minute).UTC().Truncate(time.Millisecond)
+	const n = 50
+	var tracked Record
+	for i := range n {
+		id := fmt.Sprintf("otp-%02d", i)
+		r, err := s.update(t.Context(), id, func(r *Record, exists bool) error {
+			*r = Record{OTPID: id, API: "v4", Expires: expires}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			tracked = r
+		}
+	}
+	// A tracked record as it was before it finished: the watch may deliver it
+	// after the finish was remembered.
+	before, err := s.kv.Get(t.Context(), "otp-00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n - 1 { // otp-49 stays tracked
+		id := fmt.Sprintf("otp-%02d", i)
+		if _, err := s.update(t.Context(), id, func(r *Record, _ bool) error {
+			r.Done, r.DoneReason, r.Resends = true, "final", 1
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.remember("otp-00", tracked, before.Revision())
+
+	polltest.Until(t, 10*time.Second, "the view to follow the bucket", func() bool {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return len(s.view) == 1 && len(s.finished) == n-1
+	})
+	if recs := s.snapshot(time.Now()); len(recs) != 1 || recs[0].OTPID != "otp-49" {
+		t.Errorf("snapshot = %+v; want only otp-49 tracked", recs)
+	}
+	if r, ok := s.cached("otp-00"); !ok || !r.Done {
+		t.Errorf("cached(otp-00) = %+v, %v; want a finished mark", r, ok)
+	}
+	r, ok, err := s.current(t.Context(), "otp-00")
+	if err != nil || !ok || !r.Done || r.Resends != 1 || !r.Expires.Equal(expires) {
+		t.Errorf("current(otp-00) = %+v, %v, %v; want the whole finished record from the bucket", r, ok, err)
+	}
+	if _, ok, err := s.current(t.Context(), "otp-unknown"); ok || err != nil {
+		t.Errorf("current(otp-unknown) = %v, %v; want none", ok, err)
+	}
+
+	// Past expiry plus grace, the marks go.
+	s.snapshot(expires.Add(grace + time.Second))
+	s.mu.RLock()
+	marks := len(s.finished)
+	s.mu.RUnlock()
+	if marks != 0 {
+		t.Errorf("%d finished marks past expiry plus grace; want 0", marks)
+	}
+	if _, ok := s.cached("otp-00"); ok {
+		t.Error("otp-00 still cached past expiry plus grace")
+	}
 }
