@@ -38,3 +38,19 @@ func ReplicaName() string {
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
+
+// Keys returns every key of kv. It reads nats.go's key lister to its end:
+// a lister left unread blocks its goroutine for good once more than its
+// buffer's 256 keys wait (the send does not watch the context), so a caller
+// that stops early leaks it.
+func Keys(ctx context.Context, kv jetstream.KeyValue) ([]string, error) {
+	lister, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	return keys, ctx.Err()
+}

@@ -207,16 +207,15 @@ func (w *pushWatch) handle(ctx context.Context, m *broker.Msg) broker.Decision {
 // cycle reads the requests whose settling callback is overdue, as far as
 // the push budget allows before ctx ends; it returns how many it read.
 func (w *pushWatch) cycle(ctx context.Context) (int, error) {
-	lister, err := w.kv.ListKeys(ctx)
+	keys, err := broker.Keys(ctx, w.kv)
 	if errors.Is(err, jetstream.ErrNoKeysFound) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("list push requests: %w", err)
 	}
-	defer lister.Stop()
 	read := 0
-	for key := range lister.Keys() {
+	for _, key := range keys {
 		e, err := w.kv.Get(ctx, key)
 		if err != nil {
 			continue // deleted meanwhile

@@ -59,7 +59,7 @@ func (p *Poller) ReconcileOnce(ctx context.Context) (CycleStats, error) {
 	if p.discoveryDue(start) {
 		err = p.discover(ctx, b, &st, now)
 	}
-	delivery, verify := p.due(now, &st)
+	delivery, verify := p.due(ctx, now, &st)
 	st.DeliveryDue, st.VerifyDue = len(delivery), len(verify)
 	p.metrics.due.WithLabelValues("delivery").Set(float64(len(delivery)))
 	p.metrics.due.WithLabelValues("verify").Set(float64(len(verify)))
@@ -154,9 +154,9 @@ func (p *Poller) discoveryMissed() {
 // due splits the tracked OTPs into those whose delivery needs reconciling and
 // those whose final status is due, each nearest to expiry first, and finishes
 // the ones that need nothing more.
-func (p *Poller) due(now time.Time, st *CycleStats) (delivery, verify []Record) {
+func (p *Poller) due(ctx context.Context, now time.Time, st *CycleStats) (delivery, verify []Record) {
 	var oldest time.Duration
-	recs := p.store.snapshot()
+	recs := p.store.snapshot(now)
 	world := p.World()
 	for _, r := range recs {
 		settled := r.deliverySettled(p.fallbackAfter, p.explained, world != WorldSeparate)
@@ -164,7 +164,9 @@ func (p *Poller) due(now time.Time, st *CycleStats) (delivery, verify []Record) 
 			oldest = max(oldest, now.Sub(r.FirstSeen))
 		}
 		if reason := p.finished(&r, settled, now); reason != "" {
-			if p.finish(r.OTPID, reason) == nil {
+			// Finished next cycle if this one ended (a stop, the lease
+			// lost): a NATS that does not answer would hold each for 5 s.
+			if ctx.Err() == nil && p.finish(ctx, r.OTPID, reason) == nil {
 				st.Finished++
 			}
 			continue
@@ -239,8 +241,8 @@ func (p *Poller) inSample(id string) bool {
 
 // finish stops tracking an OTP; the record stays until the bucket's TTL so that
 // late events do not start tracking it again.
-func (p *Poller) finish(id, reason string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+func (p *Poller) finish(ctx context.Context, id, reason string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	_, err := p.store.update(ctx, id, func(r *Record, exists bool) error {
 		if !exists || r.Done {
@@ -341,7 +343,11 @@ func (p *Poller) pollV4Delivery(ctx context.Context, r Record, o *tyntec.OTP, st
 	}
 	st.Published += published
 	for _, g := range gaps {
-		p.metrics.unrecoverable.WithLabelValues(string(g.Channel)).Inc()
+		ch := string(g.Channel)
+		if !g.Channel.Known() {
+			ch = "OTHER" // as ingest counts it: undocumented values share one series
+		}
+		p.metrics.unrecoverable.WithLabelValues(ch).Inc()
 		st.Unrecoverable++
 	}
 	p.metrics.reconciled.WithLabelValues("delivery").Inc()
@@ -622,7 +628,7 @@ func (p *Poller) callFailed(ctx context.Context, id, what string, err error) err
 		return errStopCycle
 	case id != "" && (errors.Is(err, tyntec.ErrNotFound) || errors.Is(err, tyntec.ErrGone)):
 		p.logger.Info("tyntec no longer knows the OTP; tracking ends", "otp_id", id, "err", err)
-		_ = p.finish(id, "not_found")
+		_ = p.finish(ctx, id, "not_found")
 		return nil
 	}
 	p.logger.Warn("tyntec call failed", "call", what, "otp_id", id, "err", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/events"
 )
 
@@ -86,12 +87,12 @@ func (s *alertState) open(ctx context.Context, pub Publisher) (jetstream.KeyValu
 // deleted, rather than stopping every evaluation after it: its rule, if it
 // still holds, fires anew.
 func (r *Reports) loadFiring(ctx context.Context, kv jetstream.KeyValue) (map[string]firing, error) {
-	keys, err := kv.ListKeys(ctx)
+	keys, err := broker.Keys(ctx, kv)
 	if err != nil {
 		return nil, fmt.Errorf("alert state: %w", err)
 	}
 	out := map[string]firing{}
-	for k := range keys.Keys() {
+	for _, k := range keys {
 		e, err := kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // deleted since the listing
