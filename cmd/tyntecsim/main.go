@@ -100,6 +100,7 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.Int64Var(&c.Seed, "seed", 0, "seed of every random choice (0 = a fresh random seed, logged at start)")
 	fs.Var(&o.apiKeys, "api-key", "accepted apiKey header value (repeatable; default "+tyntecsim.DefaultAPIKey+")")
 	fs.Float64Var(&c.TimeScale, "time-scale", 1, "simulated seconds per wall-clock second")
+	fs.IntVar(&c.Keep, "keep", tyntecsim.DefaultKeep, "OTPs kept; past them the oldest settled ones are forgotten (their API answers 404, the truth counts them as forgotten), so a long run's memory stays bounded (0 = keep all)")
 	fs.DurationVar(&c.OTPExpiry, "otp-expiry", 0, "OTP validity for every OTP (simulated time; 0 = the template's codeExpirationTime for v4, 300s for v1)")
 	fs.BoolVar(&c.SharedVersions, "shared-versions", false, "one OTP store for v1 and v4 (assumed, no seed says tyntec shares them): v1 reads, events, checks and re-sends v4 OTPs")
 	fs.Float64Var(&c.Traffic.Rate, "rate", 0, "generated logins per second, each an OTP or a method first (0 = none)")
@@ -122,7 +123,7 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.DurationVar(&c.Faults.RetryAfter, "retry-after", 0, "fixed Retry-After of a 429 (0 = until the window frees a call)")
 	fs.IntVar(&c.Webhook.MaxAttempts, "webhook-max-attempts", 5, "attempts per webhook before giving up")
 	fs.DurationVar(&c.Webhook.InitialBackoff, "webhook-backoff", time.Second, "first webhook retry delay, doubled per retry (simulated time)")
-	fs.StringVar(&o.truthFile, "truth-file", "", "write the ground truth (every OTP and the summary, snake_case JSON) to this file on exit")
+	fs.StringVar(&o.truthFile, "truth-file", "", "write the ground truth (every OTP kept and the summary, snake_case JSON) to this file on exit")
 
 	sa, p := tyntecsim.DefaultSilentAuth(), tyntecsim.DefaultPush()
 	fs.Float64Var(&c.Traffic.SilentShare, "silent-share", 0, "share of generated logins that try Silent Authentication first (an OTP follows when it fails)")

@@ -141,6 +141,9 @@ type SimulateConfig struct {
 	// DropWebhooks is the share of webhooks the simulator never sends, for the
 	// poller to recover.
 	DropWebhooks float64
+	// Keep bounds the simulator's memory on a long run
+	// (tyntecsim.Config.Keep).
+	Keep int
 	// SharedVersions makes the simulator's v1 and v4 APIs one OTP store, an
 	// assumption about tyntec no seed makes (tyntecsim.Config.SharedVersions).
 	// Without it the poller counts lost v4 webhooks unrecoverable; with it
@@ -244,6 +247,7 @@ func (s *SimulateConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.Listen, "simulate-listen", "127.0.0.1:8090", "address of the simulated tyntec API (and GET /_sim/truth)")
 	fs.Float64Var(&s.Rate, "simulate-rate", 5, "generated logins per second (each an OTP, or a method first and an OTP when it fails)")
 	fs.IntVar(&s.Count, "simulate-count", 0, "stop generating after this many logins (0 = never)")
+	fs.IntVar(&s.Keep, "simulate-keep", tyntecsim.DefaultKeep, "OTPs the simulator keeps; past them it forgets the oldest settled ones (their API answers 404, the truth counts them as forgotten), so a long run's memory stays bounded (0 = keep all)")
 	fs.Int64Var(&s.Seed, "simulate-seed", 0, "seed of the simulator's random choices (0 = a fresh random seed per run, printed at start)")
 	fs.Float64Var(&s.TimeScale, "simulate-time-scale", 1, "simulated seconds per wall-clock second")
 	fs.Float64Var(&s.V1Share, "simulate-v1-share", 0, "share of generated OTPs sent through tyntec's v1 API")

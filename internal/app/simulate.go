@@ -51,6 +51,7 @@ func (s SimulateConfig) simConfig() tyntecsim.Config {
 		TimeScale: s.TimeScale,
 		Channels:  s.Channels,
 		OTPExpiry: s.OTPExpiry,
+		Keep:      s.Keep,
 		// Push callbacks are dropped like webhooks.
 		Faults: tyntecsim.Faults{WebhookDrop: s.DropWebhooks},
 		// Separate by default; the poller learns which at run time (without

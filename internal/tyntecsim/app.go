@@ -117,7 +117,7 @@ func (a *app) silentLogin(ctx context.Context, l *login) {
 		Scope: ScopePhoneVerify, LoginHint: strings.TrimPrefix(l.to, "+"), ProfileID: l.prof.ID,
 	}
 	s.mu.Lock()
-	at.Seq = uint64(len(s.silent)) + 1
+	at.Seq = s.forgotten.Silent + uint64(len(s.silent)) + 1
 	at.Started = s.clock.now()
 	s.silent = append(s.silent, at)
 	s.mu.Unlock()

@@ -25,6 +25,11 @@ const DefaultWhatsAppAccountID = "289a1c20-06c5-4964-b32d-24d214a78ae5"
 // 5 minutes, the 300 s of tyntec's v1 default application.
 const DefaultCodeExpiration = 5 * time.Minute
 
+// DefaultKeep is the binaries' --keep and --simulate-keep: at ~3 KB an OTP
+// with its attempts, webhooks and events, about 300 MB, some 5.5 hours of
+// the all-in-one's default 5 logins a second.
+const DefaultKeep = 100_000
+
 // Config configures a Sim. Zero fields take the defaults documented on them.
 type Config struct {
 	// Seed makes every random choice reproducible.
@@ -39,6 +44,14 @@ type Config struct {
 	TimeScale float64
 	// Start is the simulated time at Sim creation, default the wall clock.
 	Start time.Time
+	// Keep bounds what a long run holds: past Keep OTPs the oldest are
+	// forgotten once settled and an hour (simulated) old, with the
+	// silent-auth attempts and approval requests older than the oldest OTP
+	// kept, and past Keep API calls the oldest calls. A forgotten OTP is
+	// unknown to the API (404), as is a forgotten request; the truth and its
+	// summary cover what is kept and count what went (Forgotten). 0 (the
+	// default) keeps everything, as tests comparing a whole run need.
+	Keep int
 
 	// Channels overrides the behaviour of each channel (keys SMS, VOICE,
 	// VIBER, WHATSAPP); missing channels use DefaultChannels.
@@ -282,6 +295,9 @@ func (c Config) Validate() error {
 	d := c.withDefaults()
 	if d.TimeScale <= 0 {
 		return fmt.Errorf("time scale %v: want > 0", c.TimeScale)
+	}
+	if c.Keep < 0 {
+		return fmt.Errorf("keep %d: want >= 0 (0 keeps all)", c.Keep)
 	}
 	for name, ch := range d.Channels {
 		if ch.DeliveryProbability < 0 || ch.DeliveryProbability > 1 {

@@ -99,6 +99,9 @@ func (s *Sim) createOTP(n newOTP) *otp {
 	o.expire = o.created.Add(cmp.Or(s.cfg.OTPExpiry, n.expiry))
 	s.otps = append(s.otps, o)
 	s.byID[o.id] = o
+	if s.cfg.Keep > 0 && o.seq%1024 == 0 {
+		s.forget(o.created)
+	}
 	o.events = append(o.events, v1Event(events.V1EventCreated, "", string(events.OTPActive), o.created))
 	s.schedule(o.created.Add(s.cfg.Channels[o.channels[0]].DispatchDelay), func(at time.Time) { s.dispatch(o, 0, false, at) })
 	return o

@@ -82,13 +82,15 @@ func (s *Sim) routes2FA(r chi.Router) {
 func (s *Sim) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
-		i := len(s.calls)
+		n := s.forgotten.Calls + uint64(len(s.calls)) // the call's place, counting the forgotten
 		s.calls = append(s.calls, Call{At: time.Now(), Method: r.Method, Path: r.URL.Path, APIKey: r.Header.Get("apiKey")})
 		s.mu.Unlock()
 		rec := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(rec, r)
 		s.mu.Lock()
-		s.calls[i].Status = rec.Status()
+		if n >= s.forgotten.Calls { // else forgotten meanwhile
+			s.calls[n-s.forgotten.Calls].Status = rec.Status()
+		}
 		s.mu.Unlock()
 	})
 }

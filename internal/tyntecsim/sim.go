@@ -31,7 +31,7 @@ type Sim struct {
 	ids        *rand.Rand // IDs of OTPs, callbacks and priorities
 	faults     *rand.Rand // fault decisions on webhooks
 	apiFaults  *rand.Rand // fault decisions on API calls
-	otps       []*otp     // in creation order
+	otps       []*otp     // in creation order, after the forgotten
 	byID       map[string]*otp
 	callbacks  []*tyntec.CallbackConfig
 	priorities []tyntec.Priority
@@ -42,6 +42,7 @@ type Sim struct {
 	itemSeq    uint64
 	wake       chan struct{}
 	calls      []Call
+	forgotten  Forgotten              // what Keep had the simulator forget, a count per list
 	accepted   map[string][]time.Time // API key → accepted call times, for the rate limit
 
 	// Silent Authentication (server side) and push approvals.
@@ -55,7 +56,7 @@ type Sim struct {
 	pushHooks    []PushCallback
 
 	// The simulated app's logins (traffic generator).
-	silent     []*SilentTruth // its silent-auth attempts, in start order
+	silent     []*SilentTruth // its silent-auth attempts, in start order, after the forgotten
 	logins     int            // logins started
 	loginsDone int            // logins that ended: verified, approved, or their OTP sent
 	inflight   int            // logins between HTTP calls, outside the engine's queue
@@ -344,4 +345,53 @@ func sortedChannels(p tyntec.Priority) []events.Channel {
 		out[i] = cp.Channel
 	}
 	return out
+}
+
+// forgetAge is how old (simulated) a settled OTP must be before Keep may
+// forget it: past its deliveries, webhook retries and checks.
+const forgetAge = time.Hour
+
+// forget drops, past Config.Keep, the oldest OTPs that are settled and
+// older than forgetAge, the silent-auth attempts and approval requests
+// that ended before the oldest OTP kept began, expired access tokens, and
+// the oldest API calls. Callers hold s.mu.
+func (s *Sim) forget(now time.Time) {
+	keep := s.cfg.Keep
+	n := 0
+	for len(s.otps)-n > keep {
+		o := s.otps[n]
+		o.refresh(now)
+		if o.status.Open() || now.Sub(o.created) < forgetAge {
+			break
+		}
+		delete(s.byID, o.id)
+		n++
+	}
+	if n > 0 {
+		oldest := s.otps[n].created
+		s.otps = slices.Clone(s.otps[n:]) // frees the array the forgotten held
+		s.forgotten.OTPs += uint64(n)
+		m := 0
+		for m < len(s.silent) && s.silent[m].Started.Before(oldest) && !s.silent[m].Pending() {
+			m++
+		}
+		s.silent = slices.Clone(s.silent[m:])
+		s.forgotten.Silent += uint64(m)
+		m = 0
+		for m < len(s.pushes) && s.pushes[m].created.Before(oldest) && s.pushes[m].status != PushPending {
+			delete(s.pushByID, s.pushes[m].uuid)
+			m++
+		}
+		s.pushes = slices.Clone(s.pushes[m:])
+		s.forgotten.Push += uint64(m)
+	}
+	for token, sess := range s.silentTokens {
+		if now.After(sess.tokenExpires) {
+			delete(s.silentTokens, token)
+		}
+	}
+	if extra := len(s.calls) - keep; extra > 0 {
+		s.calls = slices.Clone(s.calls[extra:])
+		s.forgotten.Calls += uint64(extra)
+	}
 }

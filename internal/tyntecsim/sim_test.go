@@ -604,3 +604,54 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepForgetsTheOldest: with Keep, a long run forgets its oldest
+// settled OTPs (with the methods before them), so its memory stays bounded;
+// the truth pages on from the first kept, counts the forgotten, and the API
+// no longer knows a forgotten OTP.
+func TestKeepForgetsTheOldest(t *testing.T) {
+	rc, hookURL := newReceiver(t, nil)
+	sim, base := simtest.Start(t, tyntecsim.Config{Seed: 12, TimeScale: 1000, OTPExpiry: time.Minute, Keep: 100,
+		Callbacks: []tyntec.NewCallbackConfig{{URL: hookURL}}})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	const logins = 2600 // 5.2 s at 500/s, ~2,200 OTPs (approved pushes send none): the 2,048th comes ~80 simulated minutes in, when the first are an hour old
+	if err := sim.RunTraffic(ctx, tyntecsim.Traffic{Rate: 500, Count: logins, PushShare: 0.2}); err != nil {
+		t.Fatalf("RunTraffic: %v", err)
+	}
+	simtest.WaitIdle(t, sim)
+	tr := sim.Truth()
+	gone := tr.Forgotten.OTPs
+	if gone == 0 || gone > logins-100 {
+		t.Fatalf("forgot %d OTPs of %d; want some, keeping at least 100", gone, logins)
+	}
+	if tr.Forgotten.Push == 0 {
+		t.Errorf("forgot no approval request; want those before the oldest OTP kept")
+	}
+	if uint64(len(tr.OTPs))+gone != tr.OTPs[len(tr.OTPs)-1].Seq || tr.OTPs[0].Seq != gone+1 {
+		t.Errorf("truth holds %d OTPs, seqs %d..%d, %d forgotten; want the seqs after the forgotten", len(tr.OTPs), tr.OTPs[0].Seq, tr.OTPs[len(tr.OTPs)-1].Seq, gone)
+	}
+	page := sim.TruthPage(tyntecsim.TruthCursor{OTPs: 3}, 10)
+	if len(page.OTPs) != 10 || page.OTPs[0].Seq != gone+1 || page.Next != gone+10 {
+		t.Errorf("a page after OTP 3: %d OTPs from seq %d, next %d; want 10 from %d, next %d", len(page.OTPs), page.OTPs[0].Seq, page.Next, gone+1, gone+10)
+	}
+	if sum := sim.TruthSummary(); sum.Forgotten.OTPs != gone || sum.OTPs != len(tr.OTPs) {
+		t.Errorf("summary counts %d OTPs, %d forgotten; want %d and %d", sum.OTPs, sum.Forgotten.OTPs, len(tr.OTPs), gone)
+	}
+	kept := map[string]bool{}
+	for _, o := range tr.OTPs {
+		kept[o.ID] = true
+	}
+	if st, _, _ := call(t, http.MethodGet, base+"/2fa/v4/otp/"+tr.OTPs[0].ID, tyntecsim.DefaultAPIKey, nil); st != http.StatusOK {
+		t.Errorf("GET of the oldest OTP kept = %d; want 200", st)
+	}
+	for _, r := range rc.all() {
+		if id := r.ds.OTPID; !kept[id] {
+			if st, _, _ := call(t, http.MethodGet, base+"/2fa/v4/otp/"+id, tyntecsim.DefaultAPIKey, nil); st != http.StatusNotFound {
+				t.Errorf("GET of forgotten OTP %s = %d; want 404", id, st)
+			}
+			return
+		}
+	}
+	t.Error("no webhook of a forgotten OTP")
+}

@@ -34,6 +34,18 @@ type Truth struct {
 	// ended: verified, approved, or their OTP sent (not: delivered).
 	Logins     int `json:"logins"`
 	LoginsDone int `json:"logins_done"`
+	// Forgotten counts what the simulator no longer keeps (Config.Keep):
+	// the oldest OTPs, attempts, requests and calls.
+	Forgotten Forgotten `json:"forgotten,omitzero"`
+}
+
+// Forgotten counts the items of each list a long run forgot, oldest first:
+// a page's seqs start after them.
+type Forgotten struct {
+	OTPs   uint64 `json:"otps,omitempty"`
+	Silent uint64 `json:"silent,omitempty"`
+	Push   uint64 `json:"push,omitempty"`
+	Calls  uint64 `json:"calls,omitempty"`
 }
 
 // TruthCursor says where a page of the truth starts in each list: after the
@@ -227,16 +239,17 @@ func (s *Sim) TruthPage(c TruthCursor, limit int) Truth {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.now()
-	t := Truth{At: now, Logins: s.logins, LoginsDone: s.loginsDone}
-	// Each list holds its items in creation order, item n at index n-1.
+	t := Truth{At: now, Logins: s.logins, LoginsDone: s.loginsDone, Forgotten: s.forgotten}
+	// Each list holds its items in creation order, item n at index n-1
+	// less the forgotten.
 	var otps []*otp
-	otps, t.Next = pageOf(s.otps, c.OTPs, limit)
+	otps, t.Next = pageOf(s.otps, s.forgotten.OTPs, c.OTPs, limit)
 	t.OTPs = make([]OTPTruth, 0, len(otps))
 	for _, o := range otps {
 		t.OTPs = append(t.OTPs, s.otpTruth(o, now))
 	}
 	var silent []*SilentTruth
-	silent, t.NextSilent = pageOf(s.silent, c.Silent, limit)
+	silent, t.NextSilent = pageOf(s.silent, s.forgotten.Silent, c.Silent, limit)
 	t.Silent = make([]SilentTruth, 0, len(silent))
 	for _, a := range silent {
 		at := *a
@@ -247,7 +260,7 @@ func (s *Sim) TruthPage(c TruthCursor, limit int) Truth {
 		t.Silent = append(t.Silent, at)
 	}
 	var pushes []*pushRequest
-	pushes, t.NextPush = pageOf(s.pushes, c.Push, limit)
+	pushes, t.NextPush = pageOf(s.pushes, s.forgotten.Push, c.Push, limit)
 	t.Push = make([]PushTruth, 0, len(pushes))
 	for _, p := range pushes {
 		t.Push = append(t.Push, p.truth())
@@ -255,12 +268,14 @@ func (s *Sim) TruthPage(c TruthCursor, limit int) Truth {
 	return t
 }
 
-// pageOf returns at most limit (0: all) items after the first after, and
-// the seq of the last one returned when more follow (else 0).
-func pageOf[T any](all []T, after uint64, limit int) ([]T, uint64) {
-	page := all[min(after, uint64(len(all))):]
+// pageOf returns at most limit (0: all) items with seqs after after, of the
+// items all holds after the first gone were forgotten, and the seq of the
+// last one returned when more follow (else 0).
+func pageOf[T any](all []T, gone, after uint64, limit int) ([]T, uint64) {
+	from := min(max(after, gone)-gone, uint64(len(all)))
+	page := all[from:]
 	if limit > 0 && len(page) > limit {
-		return page[:limit], after + uint64(limit)
+		return page[:limit], gone + from + uint64(limit)
 	}
 	return page, 0
 }
@@ -269,7 +284,7 @@ func pageOf[T any](all []T, after uint64, limit int) ([]T, uint64) {
 func (s *Sim) TruthSummary() Summary {
 	t := s.Truth()
 	sum := t.Summary()
-	sum.At = t.At
+	sum.At, sum.Forgotten = t.At, t.Forgotten
 	return sum
 }
 
@@ -380,6 +395,9 @@ type Summary struct {
 	// Logins and LoginsDone are Truth's.
 	Logins     int `json:"logins"`
 	LoginsDone int `json:"logins_done"`
+	// Forgotten counts what a long run no longer keeps (Config.Keep), so
+	// is not in the counts above (set by Sim.TruthSummary).
+	Forgotten Forgotten `json:"forgotten,omitzero"`
 }
 
 // ChannelSummary counts one channel's attempts.
