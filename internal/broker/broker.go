@@ -291,11 +291,14 @@ func (b *Broker) PublishNew(ctx context.Context, timeout time.Duration, msgs ...
 	}
 	var out sent
 	if g := b.group; g != nil && g.busy() {
+		queued := g.enqueue(nms)
 		select {
-		case out = <-g.enqueue(nms):
+		case out = <-queued:
 		case <-ctx.Done():
+			b.acks.forgetWhenSent(queued)
 			return nil, fmt.Errorf("%w: waiting to publish: %v", ErrUnavailable, ctx.Err())
 		case <-expired:
+			b.acks.forgetWhenSent(queued)
 			return nil, fmt.Errorf("%w: waiting to publish: not sent within %v", ErrUnavailable, timeout)
 		}
 	} else {

@@ -126,6 +126,15 @@ func (p *pubAcks) forgetAll(ws []pubAckWait) {
 	p.mu.Unlock()
 }
 
+// forgetWhenSent forgets the waits of a publish its caller gave up on while
+// group commit held it, once it is sent (group commit sends each queued
+// publish exactly once). Their PubAcks are awaited by nobody, and a server
+// that never answered would otherwise hold them until the connection drops,
+// each one counting toward maxPendingPubAcks.
+func (p *pubAcks) forgetWhenSent(queued <-chan sent) {
+	go func() { p.forgetAll((<-queued).waits) }()
+}
+
 // pending is how many publishes await their PubAck.
 func (p *pubAcks) pending() int {
 	p.mu.Lock()
