@@ -30,8 +30,8 @@ type status struct {
 }
 
 // reportStatus logs one status line every --status-interval until ctx ends,
-// and a warning while the poller tracks OTPs but no webhook arrives: the
-// signs of a callback no longer pointed here.
+// and a warning while the poller tracks OTPs but no webhook arrives (the
+// sign of a callback no longer pointed here) or while it falls behind.
 func (a *App) reportStatus(ctx context.Context) error {
 	t := time.NewTicker(a.cfg.StatusInterval)
 	defer t.Stop()
@@ -43,10 +43,10 @@ func (a *App) reportStatus(ctx context.Context) error {
 		case <-t.C:
 		}
 		cur := a.status(ctx)
-		attrs, warn := a.statusAttrs(prev, cur)
+		attrs, warns := a.statusAttrs(prev, cur)
 		a.logger.Info("status", attrs...)
-		if warn != "" {
-			a.logger.Warn(warn)
+		for _, w := range warns {
+			a.logger.Warn(w)
 		}
 		prev = cur
 	}
@@ -70,9 +70,9 @@ func (a *App) status(ctx context.Context) status {
 	return s
 }
 
-// statusAttrs turns two readings into the status line's attributes and, when
-// webhooks stopped arriving while OTPs are tracked, a warning.
-func (a *App) statusAttrs(prev, cur status) (attrs []any, warn string) {
+// statusAttrs turns two readings into the status line's attributes and the
+// warnings of the second (pollerWarnings).
+func (a *App) statusAttrs(prev, cur status) (attrs []any, warns []string) {
 	age := func(t time.Time) string {
 		if t.IsZero() {
 			return "never"
@@ -96,7 +96,27 @@ func (a *App) statusAttrs(prev, cur status) (attrs []any, warn string) {
 		attrs = append(attrs, slog.Int("tracked_otps", cur.tracked), slog.Int("reconcile_backlog", cur.due),
 			slog.String("oldest_unreconciled", cur.oldest.Round(time.Second).String()))
 	}
-	return attrs, a.silence(cur)
+	return attrs, a.pollerWarnings(cur)
+}
+
+// pollerBehindAfter is the age of the oldest unsettled OTP past which the
+// poller is said to fall behind: well past a delivery's settling and a lost
+// webhook's read, and under the 35 minutes an unsettled OTP is tracked on
+// defaults before it is given up (deploy/prometheus's OtpscopePollerBehind).
+const pollerBehindAfter = 15 * time.Minute
+
+// pollerWarnings are the status's warnings about the poller: no webhook
+// while it tracks OTPs (silence), and an OTP unsettled past
+// pollerBehindAfter.
+func (a *App) pollerWarnings(cur status) []string {
+	var out []string
+	if warn := a.silence(cur); warn != "" {
+		out = append(out, warn)
+	}
+	if a.poller != nil && cur.oldest > pollerBehindAfter {
+		out = append(out, "the poller falls behind: an OTP has waited "+cur.oldest.Round(time.Second).String()+" to be settled (over "+pollerBehindAfter.String()+"); past its expiry plus --grace it is given up and its attempts stay pending. Lost webhooks beyond its tyntec budget (--tyntec-rate-limit), or tyntec errors?")
+	}
+	return out
 }
 
 // silence warns when the poller tracks OTPs but no webhook arrived for
@@ -149,8 +169,8 @@ type StatusResponse struct {
 	Sink    *SinkStatus   `json:"sink,omitempty"`
 	Poller  *PollerStatus `json:"poller,omitempty"`
 	// Warnings say what needs a look: the stream unreadable, no webhook
-	// while the poller tracks OTPs, the poller off for want of a key, a
-	// secret's changed file that does not load.
+	// while the poller tracks OTPs, the poller falling behind, the poller
+	// off for want of a key, a secret's changed file that does not load.
 	Warnings []string `json:"warnings"`
 }
 
@@ -209,9 +229,7 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 	if a.poller != nil {
 		out.Poller = &PollerStatus{TrackedOTPs: cur.tracked, ReconcileBacklog: cur.due, OldestUnreconciledS: cur.oldest.Seconds()}
 	}
-	if warn := a.silence(cur); warn != "" {
-		out.Warnings = append(out.Warnings, warn)
-	}
+	out.Warnings = append(out.Warnings, a.pollerWarnings(cur)...)
 	if a.cfg.runs(ModulePoller) && a.poller == nil {
 		out.Warnings = append(out.Warnings, "the poller is off (no --tyntec-api-key): lost webhooks are not recovered, OTP statuses not read, nothing re-sent")
 	}

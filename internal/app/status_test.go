@@ -20,6 +20,8 @@ func TestStatusLine(t *testing.T) {
 	stopped := flowing
 	stopped.at, stopped.accepted = t0.Add(10*time.Minute), 100
 	never := status{at: t0.Add(time.Minute), tracked: 3}
+	behind := flowing
+	behind.oldest = 17 * time.Minute
 
 	tests := []struct {
 		name       string
@@ -30,9 +32,11 @@ func TestStatusLine(t *testing.T) {
 		{"flowing", prev, flowing, []string{"webhooks_per_s=5.00", "last_webhook_age=1s", "stream_msgs=900", "stream_lag=1s", "sink_lag=3", "tracked_otps=40", "reconcile_backlog=2", "oldest_unreconciled=1m35s"}, ""},
 		{"stopped", prev, stopped, []string{"webhooks_per_s=0.00", "last_webhook_age=9m1s"}, "no webhook for 9m1s while the poller tracks OTPs"},
 		{"never", prev, never, []string{"last_webhook_age=never"}, "no webhook ever while the poller tracks OTPs"},
+		{"behind", prev, behind, []string{"oldest_unreconciled=17m0s"}, "the poller falls behind: an OTP has waited 17m0s to be settled (over 15m0s)"},
 	}
 	for _, tt := range tests {
-		attrs, warn := a.statusAttrs(tt.prev, tt.cur)
+		attrs, warns := a.statusAttrs(tt.prev, tt.cur)
+		warn := strings.Join(warns, "; ")
 		var b strings.Builder
 		slog.New(slog.NewTextHandler(&b, nil)).Info("status", attrs...)
 		line := b.String()
