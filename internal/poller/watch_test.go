@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/polltest"
 )
@@ -128,5 +130,46 @@ func TestFinishedRecordsLeaveTheView(t *testing.T) {
 	}
 	if _, ok := s.cached("otp-00"); ok {
 		t.Error("otp-00 still cached past expiry plus grace")
+	}
+}
+
+// TestBusyCyclesFollowEachOther: a cycle that uses all its time (a poller
+// spending its whole budget on a backlog) is followed by the next at once,
+// not a whole interval later, which left half the budget unspent.
+func TestBusyCyclesFollowEachOther(t *testing.T) {
+	sched, err := cron.ParseStandard("@every 1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	type run struct{ start, end time.Time }
+	var runs []run
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		onSchedule(ctx, sched, func(cctx context.Context) {
+			r := run{start: time.Now()}
+			if len(runs)%2 == 1 {
+				time.Sleep(1500 * time.Millisecond) // past its deadline
+			} else {
+				<-cctx.Done() // the whole time until the next tick
+			}
+			r.end = time.Now()
+			runs = append(runs, r)
+			if len(runs) == 4 {
+				cancel()
+			}
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("four cycles did not run within 30 s")
+	}
+	for i := 1; i < len(runs); i++ {
+		if gap := runs[i].start.Sub(runs[i-1].end); gap > 500*time.Millisecond {
+			t.Errorf("cycle %d began %v after cycle %d ended; want at once (the interval is 1 s)", i+1, gap.Round(time.Millisecond), i)
+		}
 	}
 }
