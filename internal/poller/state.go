@@ -259,9 +259,15 @@ type store struct {
 	mu       sync.RWMutex
 	view     map[string]entry    // tracked records
 	finished map[string]finished // marks of finished ones
+	forgot   time.Time           // when marks were last forgotten
 	ready    chan struct{}       // closed when the watch delivered the initial values
 	once     sync.Once
 }
+
+// forgetEvery is how often a replica forgets finished marks as it adds
+// them: every replica's view follows the bucket, and only the leader's
+// cycles (snapshot) forget them otherwise.
+var forgetEvery = time.Minute
 
 // finished marks a finished record: its revision, so that an older update
 // the watch delivers late does not track it again, and when to forget it.
@@ -385,11 +391,27 @@ func (s *store) set(id string, r Record, rev uint64) {
 		return
 	}
 	delete(s.view, id)
+	now := time.Now()
 	forget := r.Expires
 	if forget.IsZero() {
-		forget = time.Now()
+		forget = now
 	}
 	s.finished[id] = finished{rev: rev, forget: forget.Add(s.grace)}
+	if now.Sub(s.forgot) >= forgetEvery {
+		s.forgetMarks(now)
+	}
+}
+
+// forgetMarks forgets the marks of finished OTPs past expiry plus grace at
+// now. A mark forgotten early costs a read of the bucket, never a finished
+// OTP tracked again: update reads its record, Done. Callers hold s.mu.
+func (s *store) forgetMarks(now time.Time) {
+	for id, f := range s.finished {
+		if now.After(f.forget) {
+			delete(s.finished, id)
+		}
+	}
+	s.forgot = now
 }
 
 // snapshot returns the records still tracked, and forgets the marks of
@@ -397,11 +419,7 @@ func (s *store) set(id string, r Record, rev uint64) {
 func (s *store) snapshot(now time.Time) []Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, f := range s.finished {
-		if now.After(f.forget) {
-			delete(s.finished, id)
-		}
-	}
+	s.forgetMarks(now)
 	out := make([]Record, 0, len(s.view))
 	for _, e := range s.view {
 		out = append(out, e.rec)

@@ -133,6 +133,39 @@ func TestFinishedRecordsLeaveTheView(t *testing.T) {
 	}
 }
 
+// TestMarksForgottenWithoutCycles: a replica that does not lead runs no
+// cycle (snapshot), yet its view follows every finish; it forgets the
+// marks as it adds them, so they do not grow with every OTP either.
+func TestMarksForgottenWithoutCycles(t *testing.T) {
+	every := forgetEvery
+	forgetEvery = 0
+	t.Cleanup(func() { forgetEvery = every })
+	b := brokertest.NewServer(t).Broker(t)
+	s, err := openStore(t.Context(), b, time.Hour, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := time.Now().Add(-2 * time.Minute) // past expiry plus grace already
+	for i := range 20 {
+		id := fmt.Sprintf("otp-%02d", i)
+		if _, err := s.update(t.Context(), id, func(r *Record, _ bool) error {
+			*r = Record{OTPID: id, API: "v4", Expires: expired, Done: true, DoneReason: "final"}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.RLock()
+	marks, tracked := len(s.finished), len(s.view)
+	s.mu.RUnlock()
+	if marks != 0 || tracked != 0 {
+		t.Errorf("%d marks and %d tracked records after 20 finished OTPs past expiry plus grace; want none", marks, tracked)
+	}
+	if r, ok, err := s.current(t.Context(), "otp-07"); err != nil || !ok || !r.Done {
+		t.Errorf("current(otp-07) = %+v, %v, %v; want the finished record from the bucket", r, ok, err)
+	}
+}
+
 // TestBusyCyclesFollowEachOther: a cycle that uses all its time (a poller
 // spending its whole budget on a backlog) is followed by the next at once,
 // not a whole interval later, which left half the budget unspent.
