@@ -156,7 +156,7 @@ func (p *Poller) discoveryMissed() {
 // the ones that need nothing more.
 func (p *Poller) due(ctx context.Context, now time.Time, st *CycleStats) (delivery, verify []Record) {
 	var oldest time.Duration
-	recs := p.store.snapshot(now)
+	recs := p.store.snapshot()
 	world := p.World()
 	for _, r := range recs {
 		settled := r.deliverySettled(p.fallbackAfter, p.explained, world != WorldSeparate)

@@ -264,9 +264,8 @@ type store struct {
 	once     sync.Once
 }
 
-// forgetEvery is how often a replica forgets finished marks as it adds
-// them: every replica's view follows the bucket, and only the leader's
-// cycles (snapshot) forget them otherwise.
+// forgetEvery is how often a replica forgets finished marks past due, as
+// it adds them: every replica's view follows the bucket, leader or not.
 var forgetEvery = time.Minute
 
 // finished marks a finished record: its revision, so that an older update
@@ -414,12 +413,10 @@ func (s *store) forgetMarks(now time.Time) {
 	s.forgot = now
 }
 
-// snapshot returns the records still tracked, and forgets the marks of
-// finished OTPs past expiry plus grace at now.
-func (s *store) snapshot(now time.Time) []Record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.forgetMarks(now)
+// snapshot returns the records still tracked.
+func (s *store) snapshot() []Record {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	out := make([]Record, 0, len(s.view))
 	for _, e := range s.view {
 		out = append(out, e.rec)
@@ -451,17 +448,24 @@ func (s *store) current(ctx context.Context, id string) (r Record, ok bool, err 
 	if tracked {
 		return e.rec, true, nil
 	}
-	kvEntry, err := s.kv.Get(ctx, id)
+	r, _, ok, err = s.read(ctx, id)
+	return r, ok, err
+}
+
+// read returns the bucket's record of id and its revision; ok is false
+// where there is none.
+func (s *store) read(ctx context.Context, id string) (r Record, rev uint64, ok bool, err error) {
+	e, err := s.kv.Get(ctx, id)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return Record{}, false, nil
+		return Record{}, 0, false, nil
 	case err != nil:
-		return Record{}, false, fmt.Errorf("get record %s: %w", id, err)
+		return Record{}, 0, false, fmt.Errorf("get record %s: %w", id, err)
 	}
-	if err := json.Unmarshal(kvEntry.Value(), &r); err != nil {
-		return Record{}, false, fmt.Errorf("decode record %s: %w", id, err)
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return Record{}, 0, false, fmt.Errorf("decode record %s: %w", id, err)
 	}
-	return r, true, nil
+	return r, e.Revision(), true, nil
 }
 
 // errNoChange tells update that fn left the record as it was.
@@ -486,16 +490,9 @@ func (s *store) update(ctx context.Context, id string, fn func(r *Record, exists
 			r, rev, exists = cur.rec, cur.rev, true
 			r.Facts = slices.Clone(r.Facts)
 		} else {
-			e, err := s.kv.Get(ctx, id)
-			switch {
-			case err == nil:
-				if err := json.Unmarshal(e.Value(), &r); err != nil {
-					return Record{}, fmt.Errorf("decode record %s: %w", id, err)
-				}
-				rev, exists = e.Revision(), true
-			case errors.Is(err, jetstream.ErrKeyNotFound):
-			default:
-				return Record{}, fmt.Errorf("get record %s: %w", id, err)
+			var err error
+			if r, rev, exists, err = s.read(ctx, id); err != nil {
+				return Record{}, err
 			}
 		}
 		useCache = false

@@ -106,7 +106,7 @@ func TestFinishedRecordsLeaveTheView(t *testing.T) {
 		defer s.mu.RUnlock()
 		return len(s.view) == 1 && len(s.finished) == n-1
 	})
-	if recs := s.snapshot(time.Now()); len(recs) != 1 || recs[0].OTPID != "otp-49" {
+	if recs := s.snapshot(); len(recs) != 1 || recs[0].OTPID != "otp-49" {
 		t.Errorf("snapshot = %+v; want only otp-49 tracked", recs)
 	}
 	if r, ok := s.cached("otp-00"); !ok || !r.Done {
@@ -121,7 +121,9 @@ func TestFinishedRecordsLeaveTheView(t *testing.T) {
 	}
 
 	// Past expiry plus grace, the marks go.
-	s.snapshot(expires.Add(grace + time.Second))
+	s.mu.Lock()
+	s.forgetMarks(expires.Add(grace + time.Second))
+	s.mu.Unlock()
 	s.mu.RLock()
 	marks := len(s.finished)
 	s.mu.RUnlock()
