@@ -73,5 +73,3 @@ func byOTP(rs []received) map[string][]events.DeliveryStatus {
 	return out
 }
 
-// fast is a time scale at which a 300 s expiry lasts 3 s of wall clock.
-const fast = 100
