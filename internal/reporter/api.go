@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ func NewAPI(db *store.DB, logger *slog.Logger) *API {
 
 // Mount adds the API's routes to r.
 func (a *API) Mount(r chi.Router) {
+	r = r.With(onceEach)
 	r.Get("/api/v1/channels", a.channels)
 	r.Get("/api/v1/fallback", a.fallback)
 	r.Get("/api/v1/otps/{otpId}", a.otp)
@@ -47,6 +49,28 @@ func (a *API) Mount(r chi.Router) {
 	r.Get("/api/v1/alerts", a.alerts)                 // console.go
 	r.Get("/api/v1/alerts/episodes", a.alertEpisodes) // console.go
 	r.Get("/api/v1/resends", a.resends)               // console.go
+}
+
+// onceEach refuses a query that does not parse (Go's URL.Query drops a
+// malformed pair without a word: a bad cursor would read page one) or
+// gives a parameter twice (only the first would count: since=1h&since=2h
+// would answer for the hour). Parameters these endpoints do not read are
+// let pass: clients add their own, cache busters for one.
+func onceEach(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			badRequest(w, r, "Invalid query", "", err.Error())
+			return
+		}
+		for k, v := range q {
+			if len(v) > 1 {
+				badRequest(w, r, "Invalid query", k, fmt.Sprintf("%.64q is given %d times: give it once", k, len(v)))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // ChannelsResponse is the body of GET /api/v1/channels.
@@ -131,7 +155,7 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 		w.MaxLag = d
 	}
 	if w.From.After(w.To) {
-		return w, &windowError{"from", fmt.Errorf("from %s is after to %s", w.From.Format(time.RFC3339Nano), w.To.Format(time.RFC3339Nano))}
+		return w, &windowError{"from", fmt.Errorf("%s is after to %s", w.From.Format(time.RFC3339Nano), w.To.Format(time.RFC3339Nano))}
 	}
 	// No fact is stored before events.MinTimestamp, and an end far in the
 	// future is a mistake (or beyond what ClickHouse's dates hold).
@@ -141,11 +165,12 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 		t     time.Time
 	}{{"from", w.From}, {"to", w.To}} {
 		if end.t.Before(events.MinTimestamp) || end.t.After(latest) {
-			return w, &windowError{end.field, fmt.Errorf("%s %s is outside %s … %s", end.field, end.t.Format(time.RFC3339), events.MinTimestamp.Format(time.RFC3339), latest.Format(time.RFC3339))}
+			return w, &windowError{end.field, fmt.Errorf("%s is outside %s … %s", end.t.Format(time.RFC3339), events.MinTimestamp.Format(time.RFC3339), latest.Format(time.RFC3339))}
 		}
 	}
-	// Channels are tyntec's upper-case words; --channel sms means SMS.
-	w.Channel = strings.ToUpper(w.Channel)
+	// Channels are tyntec's upper-case words; --channel sms means SMS, and
+	// " sms" too (it was checked trimmed).
+	w.Channel = strings.ToUpper(strings.TrimSpace(w.Channel))
 	// Profile ids that are UUIDs are stored canonical (lower case), as the
 	// webhooks' are validated: an upper-case one names the same profile.
 	if id, err := uuid.Parse(w.Profile); err == nil {
@@ -193,10 +218,22 @@ func (a *API) window(w http.ResponseWriter, r *http.Request) (store.Window, bool
 		if errors.As(err, &we) {
 			field = we.field
 		}
-		badRequest(w, r, "Invalid time window", field, err.Error())
+		badRequest(w, r, windowTitle(field), field, err.Error())
 		return win, false
 	}
 	return win, true
+}
+
+// windowTitle is the problem title for a bad window parameter: the
+// filters are not the time window.
+func windowTitle(field string) string {
+	switch field {
+	case "channel", "profile":
+		return "Invalid filter"
+	case "max_lag":
+		return "Invalid max_lag"
+	}
+	return "Invalid time window"
 }
 
 func (a *API) channels(w http.ResponseWriter, r *http.Request) {

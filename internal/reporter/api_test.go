@@ -523,12 +523,36 @@ func testProblems(t *testing.T, tr *traffic) {
 		{"/api/v1/alerts", url.Values{"state": {"pending"}}, 400, "state"},
 		{"/api/v1/otps/not-a-uuid", nil, 400, "otpId"},
 		{"/api/v1/otps/00000000-0000-4000-8000-000000000000", nil, 404, ""},
+		// A parameter given twice would count once, silently.
+		{"/api/v1/channels", url.Values{"since": {"1h", "2h"}}, 400, "since"},
+		{"/api/v1/timeseries", url.Values{"step": {"5m", "1m"}}, 400, "step"},
+		// /events' filters that could never match are mistakes.
+		{"/api/v1/events", url.Values{"otp": {"not-a-uuid"}}, 400, "otp"},
+		{"/api/v1/events", url.Values{"source": {"bogus"}}, 400, "source"},
+		{"/api/v1/events", url.Values{"status": {"FOO BAR"}}, 400, "status"},
+		{"/api/v1/events", url.Values{"otp": {"B8E2F0A4-6C1D-4E9B-A7F3-2D5C8E1B0A96"}, "status": {"delivered"}, "source": {"poll"}}, 200, ""},
 	} {
 		var p problem.Details
 		resp := tr.get(t, c.path, c.q, &p)
+		if c.status == http.StatusOK {
+			if resp.StatusCode != c.status {
+				t.Errorf("GET %s?%s = %s; want 200", c.path, c.q.Encode(), resp.Status)
+			}
+			continue
+		}
 		if resp.StatusCode != c.status || p.Status != c.status || p.Field != c.field || !strings.HasPrefix(resp.Header.Get("Content-Type"), problem.ContentType) {
 			t.Errorf("GET %s?%s = %s %s %+v; want %d problem naming %q", c.path, c.q.Encode(), resp.Status, resp.Header.Get("Content-Type"), p, c.status, c.field)
 		}
+	}
+	// A query that does not parse: Go's URL.Query would drop the pair, and
+	// a bad cursor read page one.
+	resp, err := http.Get(tr.api.URL + "/api/v1/events?since=1h&cursor=%%%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("GET /api/v1/events?cursor=%%%%%% = %s; want 400", resp.Status)
 	}
 }
 
@@ -616,9 +640,11 @@ func TestMaxLag(t *testing.T) {
 }
 
 func TestParseWindowUpperCasesTheChannel(t *testing.T) {
-	w, err := reporter.ParseWindow(url.Values{"channel": {"sms"}}, time.Now())
-	if err != nil || w.Channel != "SMS" {
-		t.Fatalf("ParseWindow(channel=sms) = %q, %v; want SMS", w.Channel, err)
+	for _, ch := range []string{"sms", " sms", "sms\n"} {
+		w, err := reporter.ParseWindow(url.Values{"channel": {ch}}, time.Now())
+		if err != nil || w.Channel != "SMS" {
+			t.Errorf("ParseWindow(channel=%q) = %q, %v; want SMS", ch, w.Channel, err)
+		}
 	}
 }
 

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
 	"github.com/otpscope/otpscope/internal/events"
@@ -91,12 +93,36 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	f := store.EventFilter{From: win.From, To: win.To, Channel: win.Channel, Profile: win.Profile,
-		Status: q.Get("status"), Source: q.Get("source"), OTPID: q.Get("otp"), After: q.Get("cursor")}
-	if !limitParam(w, r, store.MaxEventsLimit, &f.Limit) {
+		Status: strings.TrimSpace(q.Get("status")), Source: q.Get("source"), OTPID: q.Get("otp"), After: q.Get("cursor")}
+	if !limitParam(w, r, store.MaxEventsLimit, &f.Limit) || !eventFilters(w, r, &f) {
 		return
 	}
 	page, err := a.db.Events(r.Context(), f)
 	a.answer(w, r, page, err, store.ErrBadCursor, "Invalid cursor", "cursor")
+}
+
+// eventFilters checks /events' own filters: a value that could never
+// match is a mistake, said as such, not an empty page. Any status may be
+// stored (tyntec's undocumented ones as they come), so only a word is
+// asked of it, as of a channel.
+func eventFilters(w http.ResponseWriter, r *http.Request, f *store.EventFilter) bool {
+	if f.OTPID != "" {
+		id, err := uuid.Parse(f.OTPID)
+		if err != nil {
+			badRequest(w, r, "Invalid filter", "otp", fmt.Sprintf("%.64q is not an OTP id (a UUID)", f.OTPID))
+			return false
+		}
+		f.OTPID = id.String()
+	}
+	if f.Source != "" && f.Source != events.SourceWebhook && f.Source != events.SourcePoll {
+		badRequest(w, r, "Invalid filter", "source", fmt.Sprintf("%.64q: want %s or %s", f.Source, events.SourceWebhook, events.SourcePoll))
+		return false
+	}
+	if f.Status != "" && !events.WellFormed(strings.ToUpper(f.Status)) {
+		badRequest(w, r, "Invalid filter", "status", fmt.Sprintf("%.64q is not a status (a word such as DELIVERED or failed)", f.Status))
+		return false
+	}
+	return true
 }
 
 // AlertsResponse is the body of GET /api/v1/alerts.

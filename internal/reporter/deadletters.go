@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -258,7 +259,14 @@ type DeadLettersResponse struct {
 
 func (d *DeadLetters) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.DeadLetterFilter{Source: q.Get("source"), IDs: q["id"], Pending: q.Get("pending") == "true"}
+	f := store.DeadLetterFilter{Source: q.Get("source"), IDs: q["id"]}
+	if s := q.Get("pending"); s != "" {
+		var err error
+		if f.Pending, err = strconv.ParseBool(s); err != nil {
+			badRequest(w, r, "Invalid filter", "pending", fmt.Sprintf("pending %.64q: want true or false", s))
+			return
+		}
+	}
 	// Each may hold a body of --max-body-bytes: at most 1,000 an answer,
 	// the store's default, as the other lists are bounded.
 	if !limitParam(w, r, store.MaxDeadLettersListed, &f.Limit) {

@@ -102,10 +102,17 @@ func TestDeadLettersReplayEachOnce(t *testing.T) {
 	if len(list.DeadLetters) != 1 || list.DeadLetters[0].ID != junk.ID {
 		t.Fatalf("pending dead letters = %+v; want only the junk", list.DeadLetters)
 	}
-	if bad, err := http.Get(srv.URL + "/api/v1/deadletters?limit=0"); err != nil || bad.StatusCode != http.StatusBadRequest {
-		t.Fatalf("GET /api/v1/deadletters?limit=0 = %v, %v; want 400", bad, err)
-	} else {
-		bad.Body.Close()
+	// pending=1 or pending=maybe listed every dead letter, replayed ones too.
+	for _, q := range []string{"limit=0", "pending=maybe"} {
+		if bad, err := http.Get(srv.URL + "/api/v1/deadletters?" + q); err != nil || bad.StatusCode != http.StatusBadRequest {
+			t.Fatalf("GET /api/v1/deadletters?%s = %v, %v; want 400", q, bad, err)
+		} else {
+			bad.Body.Close()
+		}
+	}
+	webtest.GetJSON(t, srv.URL+"/api/v1/deadletters?pending=1", &list)
+	if len(list.DeadLetters) != 1 || list.DeadLetters[0].ID != junk.ID {
+		t.Fatalf("dead letters with pending=1 = %+v; want only the junk", list.DeadLetters)
 	}
 	// The command is a client of the same API.
 	var out bytes.Buffer

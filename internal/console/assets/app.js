@@ -52,6 +52,31 @@
   }
   function clearError() { $('#error').hidden = true; }
 
+  // After a failed load the figures of the last good one stay, greyed and
+  // said to be old: an error beside figures that look current would read
+  // as if they were the answer. A fetch that fails outright (a TypeError:
+  // the server is down or unreachable) says since when.
+  let unreachableSince = null;
+  function showStale(err, section) {
+    if (err instanceof AuthError) return;
+    const main = document.querySelector('main');
+    const had = section.dataset.shown;
+    main.classList.add('stale');
+    let msg = String(err && err.message || err);
+    if (err instanceof TypeError) {
+      unreachableSince = unreachableSince || isoSec(new Date());
+      msg = 'otpscope is not answering since ' + fmtTime(unreachableSince) + ' (' + msg + '); retrying.';
+    }
+    showError(msg + (had ? ' The figures below are those of ' + had + ', from before.' : ''));
+  }
+  function showFresh(section, w) {
+    unreachableSince = null;
+    document.querySelector('main').classList.remove('stale');
+    section.dataset.shown = w ? w.from + ' … ' + w.to : 'the last load';
+    section.dataset.window = w ? JSON.stringify({ from: w.from, to: w.to }) : '';
+    clearError();
+  }
+
   function showLogin(msg) {
     $('#login').hidden = false;
     $('#window').hidden = true;
@@ -91,11 +116,16 @@
     const ch = $('#channel').value.trim(), pr = $('#profile').value.trim();
     if (ch) w.channel = ch;
     if (pr) w.profile = pr;
-    const shown = $('#shown');
-    shown.textContent = w.from + ' … ' + w.to;
-    shown.dataset.from = w.from;
-    shown.dataset.to = w.to;
     return w;
+  }
+  // showWindow labels the figures with the window they answer for, once
+  // they are drawn: the label never names a window whose answer is not
+  // on the page.
+  function showWindow(w) {
+    const shown = $('#shown');
+    shown.textContent = w ? w.from + ' … ' + w.to : '';
+    shown.dataset.from = w ? w.from : '';
+    shown.dataset.to = w ? w.to : '';
   }
   const qs = (o) => new URLSearchParams(Object.entries(o).filter(([, v]) => v !== '' && v !== undefined && v !== null)).toString();
   $('#range').addEventListener('change', () => {
@@ -106,17 +136,29 @@
       $('#from').value = isoSec(from).slice(0, 19);
       $('#to').value = isoSec(to).slice(0, 19);
     }
+    firstEventsPage();
     refresh();
   });
-  $('#refresh').addEventListener('click', () => refresh());
-  for (const id of ['#channel', '#profile', '#from', '#to']) $(id).addEventListener('change', () => refresh());
+  $('#refresh').addEventListener('click', () => { firstEventsPage(); refresh(); });
+  // Another window or filter starts the events over at their first page: a
+  // cursor belongs to the window it was read in.
+  for (const id of ['#channel', '#profile', '#from', '#to']) $(id).addEventListener('change', () => { firstEventsPage(); refresh(); });
 
   // ---- Overview ----
+  // Charts are kept across refreshes and given the new data when their
+  // series are the same (a reader's cursor and legend stay where they
+  // are), drawn anew when they are not. Times are UTC, 24-hour, like the
+  // tables'.
   const charts = {};
-  function chart(id, title, ts, pick, opts) {
+  const pad2 = (n) => String(n).padStart(2, '0');
+  const axisTimes = (u, splits, ax, space, incr) => splits.map((t) => {
+    const d = new Date(t * 1e3), hm = pad2(d.getUTCHours()) + ':' + pad2(d.getUTCMinutes());
+    return incr >= 86400 ? d.toISOString().slice(5, 10) : incr < 60 ? hm + ':' + pad2(d.getUTCSeconds()) : hm;
+  });
+  function chart(id, ts, pick, opts) {
     const host = $('#' + id);
     const x = ts.start.map((s) => Date.parse(s) / 1000);
-    const series = [{}];
+    const series = [{ label: 'UTC', value: (u, t) => t === null || t === undefined ? '–' : fmtTime(isoSec(new Date(t * 1e3))) }];
     const data = [x];
     ts.channels.forEach((c, i) => {
       for (const [label, values, dash] of pick(c)) {
@@ -125,25 +167,38 @@
         data.push(values.map((v) => v === null ? null : v));
       }
     });
-    if (charts[id]) { charts[id].destroy(); delete charts[id]; }
+    const key = series.map((s) => s.label).join('|');
+    const old = charts[id];
+    if (old && old.key === key) { old.u.setData(data); return; }
+    if (old) { old.u.destroy(); delete charts[id]; }
+    if (series.length === 1) { host.replaceChildren(el('p', { class: 'hint' }, 'no data in this window')); return; }
     host.replaceChildren();
-    const width = Math.max(320, host.clientWidth || 520);
-    charts[id] = new uPlot({ width: width, height: 220, series: series,
+    const u = new uPlot({ width: chartWidth(host), height: 220, series: series,
       tzDate: (t) => uPlot.tzDate(new Date(t * 1e3), 'Etc/UTC'),
       scales: { x: { time: true }, y: opts.range ? { range: opts.range } : {} },
-      axes: [{}, { values: (u, vals) => vals.map((v) => opts.fmt ? opts.fmt(v) : v), size: 60 }] }, data, host);
+      axes: [{ values: axisTimes }, { values: (u, vals) => vals.map((v) => opts.fmt ? opts.fmt(v) : v), size: 60 }] }, data, host);
+    charts[id] = { u: u, key: key, host: host };
   }
+  const chartWidth = (host) => Math.max(260, host.clientWidth || 520);
+  window.addEventListener('resize', () => {
+    for (const c of Object.values(charts)) c.u.setSize({ width: chartWidth(c.host), height: 220 });
+  });
 
-  async function overview() {
-    const w = currentWindow();
+  // Each page's load reads its answers for window w and returns what draws
+  // them; refresh draws only the newest load's.
+  async function overview(w, signal) {
+    const get = (path) => api(path, { signal: signal });
     const [chs, fb, ts, al, now, st] = await Promise.all([
-      api('/api/v1/channels?' + qs(w)),
-      api('/api/v1/fallback?' + qs(w)),
-      api('/api/v1/timeseries?' + qs(w)),
-      api('/api/v1/alerts/episodes?' + qs(w)),
-      api('/api/v1/alerts/firing'),
-      api('/api/v1/status'),
+      get('/api/v1/channels?' + qs(w)),
+      get('/api/v1/fallback?' + qs(w)),
+      get('/api/v1/timeseries?' + qs(w)),
+      get('/api/v1/alerts/episodes?' + qs(w)),
+      get('/api/v1/alerts/firing'),
+      get('/api/v1/status'),
     ]);
+    return () => drawOverview(w, chs, fb, ts, al, now, st);
+  }
+  function drawOverview(w, chs, fb, ts, al, now, st) {
     pipeline(st);
     // The rules firing now, whatever the window: the first thing to see.
     const firing = $('#firing');
@@ -159,14 +214,18 @@
       el('td', { class: 'num', 'data-field': 'delivered' }, String(c.delivered)),
       el('td', { class: 'num', 'data-field': 'failed' }, String(c.failed)),
       el('td', { class: 'num', 'data-field': 'pending' }, String(c.pending)),
+      el('td', { class: 'num', 'data-field': 'unrecoverable' }, String(c.unrecoverable)),
       el('td', { class: 'num', 'data-field': 'delivery_rate', 'data-value': c.delivery_rate === null ? '' : c.delivery_rate }, fmtPct(c.delivery_rate)),
       el('td', { class: 'num', 'data-field': 'latency_p50', 'data-value': c.latency_ms ? c.latency_ms.p50 : '' }, fmtMs(c.latency_ms && c.latency_ms.p50)),
       el('td', { class: 'num', 'data-field': 'latency_p95', 'data-value': c.latency_ms ? c.latency_ms.p95 : '' }, fmtMs(c.latency_ms && c.latency_ms.p95)))));
-    if (!chs.channels.length) tbody.append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no attempts in this window')));
+    if (!chs.channels.length) tbody.append(el('tr', {}, el('td', { colspan: 9, class: 'hint' }, 'no attempts in this window')));
+    const cp = $('#completeness');
+    cp.dataset.pending = chs.completeness.pending;
+    cp.textContent = describeCompleteness(chs.completeness);
     const s = $('#fallback-summary');
     s.dataset.otps = fb.otps;
     s.dataset.fallbackRate = fb.fallback_rate === null ? '' : fb.fallback_rate;
-    s.textContent = fb.otps + ' OTPs, ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '); time to deliver p50 ' +
+    s.textContent = fb.otps + ' journeys, ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '); time to deliver p50 ' +
       fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p50) + ', p95 ' + fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p95);
     // One row per firing (rule, channel and since), as of its latest
     // evaluation in the window, newest first (/api/v1/alerts/episodes): a
@@ -186,11 +245,21 @@
       el('td', { class: 'num', 'data-field': 'volume' }, String(a.volume)))));
     if (!al.episodes.length) alerts.append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no alert fired or resolved in this window')));
     const pctFmt = (v) => (v * 100).toFixed(0) + '%';
-    chart('chart-rate', 'Delivery rate', ts, (c) => [[c.channel, c.delivery_rate]], { fmt: pctFmt, range: [0, 1] });
-    chart('chart-attempts', 'Attempts', ts, (c) => [[c.channel, c.attempts]], {});
-    chart('chart-latency', 'Latency', ts, (c) => [[c.channel + ' p50', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms, [6, 4]]], {});
-    chart('chart-fallback', 'Fallback rate', ts, (c) => [[c.channel, c.fallback_rate]], { fmt: pctFmt, range: [0, 1] });
+    chart('chart-rate', ts, (c) => [[c.channel, c.delivery_rate]], { fmt: pctFmt, range: [0, 1] });
+    chart('chart-attempts', ts, (c) => [[c.channel, c.attempts]], {});
+    chart('chart-latency', ts, (c) => [[c.channel + ' p50', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms, [6, 4]]], {});
+    chart('chart-fallback', ts, (c) => [[c.channel, c.fallback_rate]], { fmt: pctFmt, range: [0, 1] });
     $('#page-overview').dataset.loaded = w.from + '/' + w.to;
+  }
+
+  // describeCompleteness says how final an answer's figures are.
+  function describeCompleteness(c) {
+    if (!c.pending) return 'Every attempt in this window has settled: these figures are final.';
+    const parts = [];
+    if (c.awaiting_reconciliation) parts.push(c.awaiting_reconciliation + ' overdue, awaiting the poller');
+    if (c.unrecoverable) parts.push(c.unrecoverable + ' unrecoverable, pending for good (their webhooks lost, and tyntec could not tell their outcome)');
+    return c.pending + ' attempts still pending' + (parts.length ? ': ' + parts.join('; ') : '') +
+      (c.settled_until ? '; every attempt that started before ' + fmtTime(c.settled_until) + ' has settled.' : '.');
   }
 
   // The pipeline as this process sees it (/api/v1/status): is data
@@ -210,11 +279,13 @@
   }
 
   // ---- Journeys ----
-  async function journeys() {
-    const w = currentWindow();
-    const fb = await api('/api/v1/fallback?' + qs(w));
+  async function journeys(w, signal) {
+    const fb = await api('/api/v1/fallback?' + qs(w), { signal: signal });
+    return () => drawJourneys(w, fb);
+  }
+  function drawJourneys(w, fb) {
     const o = fb.outcomes;
-    $('#journey-summary').textContent = fb.otps + ' OTPs; fallback rate ' + fmtPct(fb.fallback_rate);
+    $('#journey-summary').textContent = fb.otps + ' journeys (logins and OTPs); fallback rate ' + fmtPct(fb.fallback_rate);
     $('#outcomes tbody').replaceChildren(el('tr', {},
       el('td', { class: 'num', 'data-field': 'delivered_primary' }, String(o.delivered_primary)),
       el('td', { class: 'num', 'data-field': 'delivered_fallback' }, String(o.delivered_fallback)),
@@ -225,13 +296,16 @@
       el('td', { class: 'num', 'data-field': 'otps' }, String(p.otps)),
       el('td', { class: 'num', 'data-field': 'delivered' }, String(p.delivered)),
       el('td', { class: 'num' }, fmtPct(p.otps ? p.delivered / p.otps : null)))));
+    if (!fb.paths.length) $('#paths tbody').append(el('tr', {}, el('td', { colspan: 4, class: 'hint' }, 'no journeys in this window')));
     $('#page-journeys').dataset.loaded = w.from + '/' + w.to;
   }
 
   // ---- Resends ----
-  async function resends() {
-    const w = currentWindow();
-    const r = await api('/api/v1/resends?' + qs(w));
+  async function resends(w, signal) {
+    const r = await api('/api/v1/resends?' + qs(w), { signal: signal });
+    return () => drawResends(w, r);
+  }
+  function drawResends(w, r) {
     const s = $('#resend-summary');
     s.dataset.decisions = r.decisions;
     s.textContent = r.decisions + ' resend decisions in this window' + (r.decisions > r.latest.length ? ' (the newest ' + r.latest.length + ' listed below)' : '');
@@ -253,6 +327,8 @@
       el('td', { 'data-field': 'outcome', 'data-value': d.outcome, class: 'wrap outcome-' + d.outcome }, d.outcome.replace('_', ' ') +
         (d.delivered_at ? ' (' + d.delivered_channel + ' ' + fmtTime(d.delivered_at) + ')' : '')),
       el('td', { class: 'wrap' }, d.reason || ''))));
+    if (!r.latest.length) $('#resend-latest tbody').append(el('tr', {}, el('td', { colspan: 7, class: 'hint' },
+      'none: the poller decides by its resend policy (--resend-policy) when a delivery fails')));
     $('#page-resends').dataset.loaded = w.from + '/' + w.to;
   }
 
@@ -266,9 +342,11 @@
       ...row('path', j.path, 'path'), ...row('outcome', j.outcome, 'outcome'),
       ...row('time to deliver', fmtMs(j.time_to_deliver_ms), 'time_to_deliver_ms'),
       ...row('polled status', j.polled_status ? j.polled_status.status : '–', 'polled_status'),
-      ...row('resends', String(j.resends.length), 'resends'));
+      ...row('resends', String(j.resends.length), 'resends'),
+      ...row('completeness', describeCompleteness(j.completeness).replace(' in this window', ''), 'completeness'));
     $('#otp-attempts tbody').replaceChildren(...j.attempts.map((a) => el('tr', { 'data-channel': a.channel },
-      el('td', {}, a.channel), el('td', { class: 'outcome-' + a.outcome, 'data-field': 'outcome' }, a.outcome),
+      el('td', {}, a.channel), el('td', { class: 'outcome-' + a.outcome, 'data-field': 'outcome', 'data-unrecoverable': a.unrecoverable ? 'true' : null },
+        a.outcome + (a.unrecoverable ? ' for good (unrecoverable: its outcome was lost and tyntec could not tell it)' : '')),
       el('td', {}, fmtTime(a.first_at)), el('td', {}, fmtTime(a.delivered_at)), el('td', {}, fmtTime(a.failed_at)),
       el('td', { class: 'num' }, fmtMs(a.latency_ms)), el('td', {}, a.error_code || ''))));
     $('#otp-timeline').replaceChildren(...j.events.map((e) => el('li', { 'data-status': e.status },
@@ -291,12 +369,17 @@
   });
 
   // ---- Events ----
+  // The cursors of the pages read so far, the first page's ''.
   const evState = { cursors: [''] };
-  async function eventsPage() {
-    const w = currentWindow();
+  function firstEventsPage() { evState.cursors = ['']; }
+  async function eventsPage(w, signal) {
+    const pageNo = evState.cursors.length;
     const q = Object.assign({}, w, { status: $('#ev-status').value.trim(), source: $('#ev-source').value,
-      otp: $('#ev-otp').value.trim(), limit: $('#ev-limit').value, cursor: evState.cursors[evState.cursors.length - 1] });
-    const page = await api('/api/v1/events?' + qs(q));
+      otp: $('#ev-otp').value.trim(), limit: $('#ev-limit').value, cursor: evState.cursors[pageNo - 1] });
+    const page = await api('/api/v1/events?' + qs(q), { signal: signal });
+    return () => drawEvents(w, page, pageNo);
+  }
+  function drawEvents(w, page, pageNo) {
     $('#events tbody').replaceChildren(...page.events.map((e) => el('tr', { 'data-event': e.event_id },
       el('td', {}, fmtTime(e.time)),
       el('td', {}, el('a', { href: '#otp/' + e.otp_id }, e.otp_id)),
@@ -305,19 +388,23 @@
     if (!page.events.length) $('#events tbody').append(el('tr', {}, el('td', { colspan: 7, class: 'hint' }, 'no events')));
     $('#ev-next').disabled = !page.next;
     $('#ev-next').dataset.cursor = page.next;
-    $('#ev-page').textContent = 'page ' + evState.cursors.length;
-    $('#page-events').dataset.loaded = w.from + '/' + w.to + '#' + evState.cursors.length;
+    $('#ev-page').textContent = 'page ' + pageNo;
+    $('#page-events').dataset.loaded = w.from + '/' + w.to + '#' + pageNo;
   }
-  $('#events-form').addEventListener('submit', (ev) => { ev.preventDefault(); evState.cursors = ['']; eventsPage().catch(showError); });
-  $('#ev-first').addEventListener('click', () => { evState.cursors = ['']; eventsPage().catch(showError); });
-  $('#ev-next').addEventListener('click', () => { evState.cursors.push($('#ev-next').dataset.cursor); eventsPage().catch(showError); });
+  $('#events-form').addEventListener('submit', (ev) => { ev.preventDefault(); firstEventsPage(); refresh(); });
+  $('#ev-first').addEventListener('click', () => { firstEventsPage(); refresh(); });
+  $('#ev-next').addEventListener('click', () => { evState.cursors.push($('#ev-next').dataset.cursor); refresh(); });
 
   // ---- Dead letters ----
   let dlRecords = [];
-  async function deadLetters() {
-    const q = { limit: 200 };
+  const DL_LIMIT = 200;
+  async function deadLetters(w, signal) {
+    const q = { limit: DL_LIMIT };
     if ($('#dl-pending').checked) q.pending = 'true';
-    const res = await api('/api/v1/deadletters?' + qs(q));
+    const res = await api('/api/v1/deadletters?' + qs(q), { signal: signal });
+    return () => drawDeadLetters(res);
+  }
+  function drawDeadLetters(res) {
     dlRecords = res.deadLetters;
     $('#deadletters tbody').replaceChildren(...dlRecords.map((d) => el('tr', { 'data-id': d.id },
       el('td', {}, fmtTime(d.receivedAt)), el('td', {}, d.source), el('td', {}, d.reason),
@@ -327,6 +414,8 @@
         el('button', { type: 'button', class: 'dl-inspect', onclick: () => inspect(d.id) }, 'Inspect'), ' ',
         el('button', { type: 'button', class: 'dl-replay', disabled: d.replayedAt ? '' : null, onclick: () => replay({ ids: [d.id] }) }, 'Replay')))));
     if (!dlRecords.length) $('#deadletters tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' }, 'no dead letters')));
+    if (dlRecords.length >= DL_LIMIT) $('#deadletters tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' },
+      'the newest ' + DL_LIMIT + ' are listed; otpscope deadletters list reads them all')));
     $('#page-deadletters').dataset.loaded = String(Date.now());
   }
   function inspect(id) {
@@ -339,37 +428,64 @@
     try { body = JSON.stringify(JSON.parse(d.body), null, 2); } catch (e) { /* shown as it came */ }
     $('#dl-body').textContent = body;
     $('#dl-detail').hidden = false;
+    $('#dl-detail').scrollIntoView({ block: 'nearest' });
   }
   async function replay(req) {
     try {
       const res = await api('/api/v1/deadletters/replay', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(req) });
       const r = $('#dl-result');
+      // An array's elements still invalid are left out of its replay: say
+      // which, or the operator would take the whole body for replayed.
+      const left = res.replayed.flatMap((o) => (o.left || []).map((l) => o.id + ' ' + l));
       r.textContent = 'replayed ' + res.replayed.length + ', skipped ' + res.skipped.length +
-        (res.skipped.length ? ' (' + res.skipped.map((s) => s.id + ': ' + s.skipped).join('; ') + ')' : '');
+        (res.skipped.length ? ' (' + res.skipped.map((s) => s.id + ': ' + s.skipped).join('; ') + ')' : '') +
+        (left.length ? '; left out of the replay, still invalid: ' + left.join('; ') : '');
       r.dataset.replayed = res.replayed.map((o) => o.id).join(',');
-      await deadLetters();
+      r.dataset.left = left.length;
+      refresh();
     } catch (e) { showError(e); }
   }
-  $('#dl-reload').addEventListener('click', () => deadLetters().catch(showError));
-  $('#dl-pending').addEventListener('change', () => deadLetters().catch(showError));
-  $('#dl-replay-all').addEventListener('click', () => replay({ all: true }));
+  $('#dl-reload').addEventListener('click', () => refresh());
+  $('#dl-pending').addEventListener('change', () => refresh());
+  $('#dl-replay-all').addEventListener('click', () => {
+    if (confirm('Replay every dead letter never replayed? Each is published again as the webhooks it holds.')) replay({ all: true });
+  });
 
   // ---- Live ----
   // EventSource cannot send a bearer token, so the stream is read with fetch.
-  let liveAbort = null;
+  // A stream that ends (the server stopped, the network went) is opened
+  // again every few seconds while the page is shown, and the gap marked.
+  let liveAbort = null, liveRetry = null;
   const live = { count: 0, byKey: new Map() };
-  const LIVE_ROWS = 200;
-  function stopLive() { if (liveAbort) { liveAbort.abort(); liveAbort = null; } $('#live-state').textContent = 'disconnected'; }
-  async function startLive() {
+  const LIVE_ROWS = 200, LIVE_RETRY_MS = 3000;
+  function stopLive() {
+    clearTimeout(liveRetry);
+    liveRetry = null;
+    if (liveAbort) { liveAbort.abort(); liveAbort = null; }
+    $('#live-state').textContent = 'disconnected';
+  }
+  // startLive counts from zero: "since opened" is since this visit.
+  function startLive() {
     stopLive();
+    live.count = 0;
+    live.byKey.clear();
+    $('#live-count').textContent = '0';
+    $('#live-counts tbody').replaceChildren();
+    $('#live tbody').replaceChildren();
+    openLive(false);
+  }
+  async function openLive(again) {
     const ctl = new AbortController();
     liveAbort = ctl;
-    const res = await api('/api/v1/live', { raw: true, signal: ctl.signal, headers: { 'Accept': 'text/event-stream' } });
-    $('#live-state').textContent = 'connected';
-    const reader = res.body.getReader();
-    const dec = new TextDecoder();
-    let buf = '';
+    let err = null;
     try {
+      const res = await api('/api/v1/live', { raw: true, signal: ctl.signal, headers: { 'Accept': 'text/event-stream' } });
+      $('#live-state').textContent = 'connected';
+      if (again && $('#live tbody').rows.length) $('#live tbody').prepend(el('tr', { class: 'gap' },
+        el('td', { colspan: 5, class: 'hint' }, 'connected again at ' + fmtTime(isoSec(new Date())) + ': the events in between are not listed')));
+      const reader = res.body.getReader();
+      const dec = new TextDecoder();
+      let buf = '';
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
@@ -387,10 +503,15 @@
         }
       }
     } catch (e) {
-      if (e.name !== 'AbortError') throw e;
+      err = e;
     }
-    if (liveAbort === ctl) $('#live-state').textContent = 'disconnected';
+    if (liveAbort !== ctl || ctl.signal.aborted || err instanceof AuthError) return;
+    $('#live-state').textContent = 'disconnected' + (err ? ' (' + (err.message || err) + ')' : '') + '; connecting again in ' + fmtSpan(LIVE_RETRY_MS);
+    liveRetry = setTimeout(() => { if (liveAbort === ctl) openLive(true); }, LIVE_RETRY_MS);
   }
+  // A silent-auth attempt's or a push approval's fact carries an id of
+  // its own, not an OTP's: it has no OTP lookup.
+  const METHODS = { SILENT: 1, PUSH: 1 };
   function onLive(e) {
     live.count++;
     $('#live-count').textContent = String(live.count);
@@ -401,34 +522,62 @@
       return el('tr', {}, el('td', {}, ch), el('td', {}, st), el('td', { class: 'num' }, String(n)));
     }));
     const tbody = $('#live tbody');
+    const id = e.channel in METHODS ? el('span', { title: 'a silent-auth attempt or a push approval, not an OTP' }, e.otpId) : el('a', { href: '#otp/' + e.otpId }, e.otpId);
     tbody.prepend(el('tr', { 'data-otp': e.otpId },
-      el('td', {}, fmtTime(e.timestamp)), el('td', {}, el('a', { href: '#otp/' + e.otpId }, e.otpId)),
+      el('td', {}, fmtTime(e.timestamp)), el('td', {}, id),
       el('td', {}, e.channel), el('td', {}, e.status), el('td', {}, e.source || 'webhook')));
     while (tbody.rows.length > LIVE_ROWS) tbody.deleteRow(-1);
   }
 
   // ---- routing ----
   const PAGES = { overview: overview, journeys: journeys, resends: resends, otp: null, events: eventsPage, deadletters: deadLetters, live: null };
+  const WINDOWED = { overview: 1, journeys: 1, resends: 1, events: 1 };
+  const FOLLOWS_CLOCK = { overview: 1, journeys: 1, resends: 1 };
   let timer = null;
   function page() {
     const [name, arg] = location.hash.replace(/^#/, '').split('/');
     return { name: name in PAGES ? name : 'overview', arg: arg };
   }
-  function refresh() {
-    clearError();
+  // refresh loads the page shown. A newer load aborts the one in flight,
+  // and only the newest answer is drawn, labelled with its window: a slow
+  // answer for another window or page never lands on the page.
+  let loading = null;
+  async function refresh() {
+    if (loading) loading.abort();
+    loading = null;
     const p = page();
     const load = PAGES[p.name];
-    if (load) {
-      try { load().catch(showError); } catch (e) { showError(e); }
+    if (!load) return;
+    const ctl = new AbortController();
+    loading = ctl;
+    const section = $('#page-' + p.name);
+    try {
+      const w = p.name in WINDOWED ? currentWindow() : null;
+      const draw = await load(w, ctl.signal);
+      if (ctl.signal.aborted) return;
+      draw();
+      showWindow(w);
+      showFresh(section, w);
+    } catch (e) {
+      if (!ctl.signal.aborted) showStale(e, section);
+    } finally {
+      if (loading === ctl) loading = null;
     }
   }
   function route() {
     const p = page();
-    for (const s of document.querySelectorAll('.page')) s.hidden = s.id !== 'page-' + p.name;
     for (const a of document.querySelectorAll('header nav a')) a.classList.toggle('active', a.getAttribute('href') === '#' + p.name);
-    $('#window').hidden = !(p.name in { overview: 1, journeys: 1, resends: 1, events: 1 });
-    if (p.name === 'live') startLive().catch((e) => { $('#live-state').textContent = 'disconnected'; showError(e); });
-    else stopLive();
+    if (p.name !== 'live') stopLive();
+    // Signed out: nothing is asked of the API until a token is given.
+    if (!$('#login').hidden) return;
+    clearError();
+    document.querySelector('main').classList.remove('stale');
+    for (const s of document.querySelectorAll('.page')) s.hidden = s.id !== 'page-' + p.name;
+    $('#window').hidden = !(p.name in WINDOWED);
+    // The label names the window of the figures this page last drew.
+    const drawn = $('#page-' + p.name).dataset.window;
+    showWindow(drawn ? JSON.parse(drawn) : null);
+    if (p.name === 'live') startLive();
     if (p.name === 'otp' && p.arg) {
       $('#otp-id').value = p.arg;
       clearError();
@@ -436,11 +585,11 @@
     }
     refresh();
     // Relative windows follow the clock: the overview shows new traffic
-    // within seconds.
+    // within seconds. A load still in flight is let finish.
     clearInterval(timer);
     timer = setInterval(() => {
       const q = page();
-      if (q.name in { overview: 1, journeys: 1, resends: 1 } && $('#range').value !== 'custom' && !document.hidden && $('#login').hidden) refresh();
+      if (q.name in FOLLOWS_CLOCK && $('#range').value !== 'custom' && !document.hidden && $('#login').hidden && !loading) refresh();
     }, 5000);
   }
   window.addEventListener('hashchange', route);

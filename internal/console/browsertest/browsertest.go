@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -124,6 +125,21 @@ func (b *Browser) Errors() []string {
 func (b *Browser) NoErrors(what string) {
 	b.t.Helper()
 	if errs := b.Errors(); len(errs) > 0 {
+		b.t.Errorf("%s: the page reported errors:\n  %s", what, strings.Join(errs, "\n  "))
+	}
+}
+
+// NoErrorsBut is NoErrors for a page that was made to fail on purpose: the
+// complaints containing one of expected are let pass.
+func (b *Browser) NoErrorsBut(what string, expected ...string) {
+	b.t.Helper()
+	var errs []string
+	for _, e := range b.Errors() {
+		if !slices.ContainsFunc(expected, func(x string) bool { return strings.Contains(e, x) }) {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
 		b.t.Errorf("%s: the page reported errors:\n  %s", what, strings.Join(errs, "\n  "))
 	}
 }
