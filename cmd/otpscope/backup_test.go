@@ -105,6 +105,12 @@ func TestBackupAndRestore(t *testing.T) {
 	if !errors.As(err, &exit) || !strings.Contains(string(out), "no such backup") {
 		t.Errorf("otpscope restore of no backup: %v\n%s", err, out)
 	}
+	// Nor is a mistyped --data-dir made into a database first.
+	typo := filepath.Join(t.TempDir(), "dat")
+	out, err = exec.Command(binary, "restore", "--data-dir", typo, "--clickhouse-listen", in.chListen, "--name", b.Name).CombinedOutput()
+	if _, statErr := os.Stat(typo); !errors.As(err, &exit) || !strings.Contains(string(out), "no such backup") || statErr == nil {
+		t.Errorf("otpscope restore from a data directory that does not exist: %v\n%s\n(want no such backup, and nothing made at %s: %v)", err, out, typo, statErr)
+	}
 
 	in.start(t)
 	conn = in.clickhouse(t)

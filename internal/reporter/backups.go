@@ -255,6 +255,9 @@ func RunBackup(ctx context.Context, action string, cfg BackupCLIConfig, stdout i
 // is the process's alone). The sink inserts the stream again from the
 // backup's position when otpscope next starts.
 func Restore(ctx context.Context, cfg store.Config, name string, logger *slog.Logger, stdout io.Writer) error {
+	if err := store.FindBackup(cfg, name); err != nil {
+		return err
+	}
 	db, err := store.Open(ctx, cfg, logger)
 	if err != nil {
 		return fmt.Errorf("open the store: %w", err) // chdb.ErrInUse when otpscope runs

@@ -174,13 +174,8 @@ func (db *DB) Restore(ctx context.Context, name string, now time.Time) (BackupIn
 	if db.cluster != "" {
 		return BackupInfo{}, ErrBackupOnCluster
 	}
-	if !backupName.MatchString(name) {
-		return BackupInfo{}, fmt.Errorf("%w: %q", ErrBadBackupName, name)
-	}
-	if db.backupDir != "" {
-		if _, err := os.Stat(filepath.Join(db.backupDir, name)); err != nil {
-			return BackupInfo{}, fmt.Errorf("%w: %s in %s (%v)", ErrNoBackup, name, db.backupDir, err)
-		}
+	if err := findBackup(db.backupDir, name); err != nil {
+		return BackupInfo{}, err
 	}
 	database := db.database(ctx)
 	var tables []string
@@ -221,6 +216,30 @@ func (db *DB) Restore(ctx context.Context, name string, now time.Time) (BackupIn
 		return b, fmt.Errorf("restore %s: record it: %w", name, err)
 	}
 	return b, nil
+}
+
+// FindBackup checks, before anything is opened, that cfg's engine has a
+// backup called name (a server's backups are its own to find): a
+// mistyped name or --data-dir must not create and migrate a database
+// only to say there is no such backup.
+func FindBackup(cfg Config, name string) error {
+	if !cfg.Embedded() {
+		return findBackup("", name)
+	}
+	return findBackup(cfg.backupDir(), name)
+}
+
+// findBackup checks name, and that dir holds it unless dir is "".
+func findBackup(dir, name string) error {
+	if !backupName.MatchString(name) {
+		return fmt.Errorf("%w: %q", ErrBadBackupName, name)
+	}
+	if dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("%w: %s in %s (%v)", ErrNoBackup, name, dir, err)
+		}
+	}
+	return nil
 }
 
 // RestoreToReplay is a restore whose stream the sink has not inserted
