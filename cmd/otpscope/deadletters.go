@@ -31,11 +31,10 @@ func deadLettersCommand(action string, stdout io.Writer) cli.Command {
 			var cfg reporter.DeadLettersCLIConfig
 			cfg.RegisterFlags(fs)
 			return func(ctx context.Context, _ *slog.Logger) error {
-				if action != "list" && action != "replay" {
-					return cli.Usage(reporter.ErrDeadLettersUsage)
-				}
-				if action == "replay" && len(cfg.IDs) == 0 && !cfg.All {
-					return cli.Usage(reporter.ErrDeadLettersUsage)
+				set := map[string]bool{}
+				fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+				if err := cfg.Check(action, set); err != nil {
+					return cli.Usage(err)
 				}
 				return reporter.RunDeadLetters(ctx, action, cfg, stdout)
 			}

@@ -392,6 +392,12 @@ func TestDeadLettersUsage(t *testing.T) {
 		{"deadletters", "purge"},
 		{"deadletters", "replay"},
 		{"deadletters", "replay", "--source", "sink"},
+		// Both would replay the ids alone; a flag of the other action
+		// would be ignored; a limit the API refuses is the command line's.
+		{"deadletters", "replay", "--all", "--id", "dl-1"},
+		{"deadletters", "replay", "--all", "--pending"},
+		{"deadletters", "list", "--all"},
+		{"deadletters", "list", "--limit", "0"},
 	} {
 		out, err := exec.Command(binary, args...).CombinedOutput()
 		var exit *exec.ExitError

@@ -50,6 +50,35 @@ func (c *DeadLettersCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 	flagenv.CommandLineOnly(fs, "source", "id", "all", "pending", "limit", "json")
 }
 
+// Check refuses, before anything is called, what action would not do as
+// the command line says: an action other than list or replay, a replay
+// naming nothing or both ids and --all (the ids would win, silently), a
+// flag of the other action (it would be ignored), a --limit out of range.
+// set holds the flags the command line gave.
+func (c *DeadLettersCLIConfig) Check(action string, set map[string]bool) error {
+	var others []string
+	switch action {
+	case "list":
+		if c.Limit < 1 || c.Limit > store.MaxDeadLettersListed {
+			return fmt.Errorf("--limit %d: want 1 … %d", c.Limit, store.MaxDeadLettersListed)
+		}
+		others = []string{"all"}
+	case "replay":
+		if c.All == (len(c.IDs) > 0) {
+			return fmt.Errorf("replay: give --id ID… or --all, one of them (%w)", ErrDeadLettersUsage)
+		}
+		others = []string{"pending", "limit"}
+	default:
+		return ErrDeadLettersUsage
+	}
+	for _, f := range others {
+		if set[f] {
+			return fmt.Errorf("--%s is not a flag of %s (%w)", f, action, ErrDeadLettersUsage)
+		}
+	}
+	return nil
+}
+
 // RunDeadLetters runs action ("list" or "replay") against the API.
 func RunDeadLetters(ctx context.Context, action string, cfg DeadLettersCLIConfig, stdout io.Writer) error {
 	call := APICall{API: cfg.API, Token: cfg.Token, Command: "otpscope deadletters " + action, Timeout: 5 * time.Minute, Limit: 256 << 20}
