@@ -111,6 +111,9 @@ func Parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) 
 			lists[f] = f.Value
 			f.Value = &resetOnSet{Value: f.Value}
 		}
+		if p, ok := f.Value.(*settingPart); ok {
+			p.commandLine = true
+		}
 	})
 	defer func() {
 		for f, v := range lists {
@@ -182,6 +185,56 @@ func (c *commandLineOnly) IsBoolFlag() bool {
 }
 
 func (c *commandLineOnly) Unwrap() flag.Value { return c.Value }
+
+// OneSetting makes the named flags of fs one setting that the command line
+// gives whole: when it gives any of them, what the environment gave the
+// others is dropped. reporter report's window is --since, or --from and
+// --to: OTPSCOPE_SINCE=24h left for a scheduled job must not clash with a
+// --from and --to typed by hand. It panics when fs has no such flag, a
+// mistake in the caller's code.
+func OneSetting(fs *flag.FlagSet, names ...string) {
+	s := &setting{}
+	for _, name := range names {
+		f := fs.Lookup(name)
+		if f == nil {
+			panic("flagenv.OneSetting: no flag " + name)
+		}
+		p := &settingPart{Value: f.Value, setting: s, def: f.DefValue}
+		f.Value = p
+		s.parts = append(s.parts, p)
+	}
+}
+
+// setting is the flags OneSetting joined. commandLine is set by Parse once
+// the environment is applied: a Set from then on is the command line's.
+type setting struct {
+	parts       []*settingPart
+	commandLine bool
+	given       bool
+}
+
+// settingPart is one flag of a setting.
+type settingPart struct {
+	flag.Value
+	*setting
+	def string
+}
+
+// Set resets every part to its default at the command line's first Set of
+// any of them, then sets this one.
+func (p *settingPart) Set(v string) error {
+	if p.commandLine && !p.given {
+		p.given = true
+		for _, o := range p.parts {
+			if err := o.Value.Set(o.def); err != nil {
+				return err
+			}
+		}
+	}
+	return p.Value.Set(v)
+}
+
+func (p *settingPart) Unwrap() flag.Value { return p.Value }
 
 // FromEnvironment reports whether f reads its environment variable (every
 // flag but those CommandLineOnly marks).

@@ -181,6 +181,34 @@ func TestCommandLineReplacesList(t *testing.T) {
 	}
 }
 
+// TestOneSetting: a window on the command line replaces the environment's
+// whole; without one, the environment's stands.
+func TestOneSetting(t *testing.T) {
+	for _, tt := range []struct {
+		env             []string
+		args            []string
+		from, to, since string
+	}{
+		{[]string{"OTPSCOPE_SINCE=24h"}, nil, "", "", "24h"},
+		{[]string{"OTPSCOPE_SINCE=24h"}, []string{"--from", "F", "--to", "T"}, "F", "T", ""},
+		{[]string{"OTPSCOPE_FROM=F", "OTPSCOPE_TO=T"}, []string{"--since", "1h"}, "", "", "1h"},
+		{[]string{"OTPSCOPE_FROM=F", "OTPSCOPE_TO=T"}, []string{"--to", "T2"}, "", "T2", ""},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		var from, to, since string
+		fs.StringVar(&from, "from", "", "")
+		fs.StringVar(&to, "to", "", "")
+		fs.StringVar(&since, "since", "", "")
+		OneSetting(fs, "from", "to", "since")
+		if err := Parse(fs, tt.args, Lookup(tt.env)); err != nil {
+			t.Fatal(err)
+		}
+		if from != tt.from || to != tt.to || since != tt.since {
+			t.Errorf("%q %q: from %q, to %q, since %q; want %q, %q, %q", tt.env, tt.args, from, to, since, tt.from, tt.to, tt.since)
+		}
+	}
+}
+
 // TestRecordFile: a recorded flag keeps the file its value came from; the
 // plain variable or the command line leave no file (nothing to read
 // again), and the command line replaces a file's list.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -48,6 +49,9 @@ func (c *ReportCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.From, "from", "", "window start, RFC 3339 (inclusive); default 24 h before --to")
 	fs.StringVar(&c.To, "to", "", "window end, RFC 3339 (exclusive); default now")
 	fs.StringVar(&c.Since, "since", "", "the window ending now, e.g. 24h or 90m (instead of --from/--to)")
+	// A window on the command line replaces the environment's whole: a
+	// scheduled job's OTPSCOPE_SINCE does not clash with a --from typed by hand.
+	flagenv.OneSetting(fs, "from", "to", "since")
 	fs.StringVar(&c.Profile, "profile", "", "only this tyntec profile ID")
 	fs.StringVar(&c.Channel, "channel", "", "only this channel (journeys: whose primary channel it is)")
 	fs.StringVar(&c.Format, "format", "table", "table, json, csv or html")
