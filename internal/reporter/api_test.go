@@ -716,3 +716,23 @@ func TestReportCLIWindow(t *testing.T) {
 		t.Errorf("report --since 6h --channel viber = [%s, %s) %q, %v; want the last 6 h of VIBER", w.From, w.To, w.Channel, err)
 	}
 }
+
+// The report's flags are checked before anything is read: a DSN no
+// ClickHouse could answer (clickhouse-go would try mysql://… natively),
+// a threshold rate beyond 1.
+func TestReportCLIValidate(t *testing.T) {
+	for _, tt := range []struct {
+		cfg reporter.ReportCLIConfig
+		ok  bool
+	}{
+		{reporter.ReportCLIConfig{Format: "table", DSN: "clickhouse://u:p@ch:9000/otpscope"}, true},
+		{reporter.ReportCLIConfig{Format: "table", DSN: "http://ch:8123"}, true},
+		{reporter.ReportCLIConfig{Format: "table", DSN: "mysql://x"}, false},
+		{reporter.ReportCLIConfig{Format: "table", Thresholds: reporter.Thresholds{MinDeliveryRate: 2}}, false},
+		{reporter.ReportCLIConfig{Format: "table", Thresholds: reporter.Thresholds{MaxFallbackRate: -0.1}}, false},
+	} {
+		if err := tt.cfg.Validate(); (err == nil) != tt.ok {
+			t.Errorf("Validate(%+v) = %v; want ok=%v", tt.cfg, err, tt.ok)
+		}
+	}
+}

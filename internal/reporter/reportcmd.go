@@ -77,6 +77,19 @@ func (c *ReportCLIConfig) Validate() error {
 	if !slices.Contains(Formats, c.Format) {
 		return fmt.Errorf("format %q: want one of %s", c.Format, strings.Join(Formats, ", "))
 	}
+	if c.DSN != "" {
+		if err := store.CheckDSN(c.DSN); err != nil {
+			return err
+		}
+	}
+	for name, r := range map[string]float64{"alert-min-delivery-rate": c.Thresholds.MinDeliveryRate, "alert-max-fallback-rate": c.Thresholds.MaxFallbackRate} {
+		if r < 0 || r > 1 {
+			return fmt.Errorf("%s %v: want a rate within 0..1", name, r)
+		}
+	}
+	if c.MaxLatencyP95 < 0 {
+		return fmt.Errorf("alert-max-latency-p95 %v is negative", c.MaxLatencyP95)
+	}
 	_, err := c.Window(time.Now())
 	return err
 }

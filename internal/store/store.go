@@ -15,6 +15,7 @@ import (
 	"maps"
 	"net"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -100,6 +101,21 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 func (c *Config) Embedded() bool { return c.DSN == "" }
 
 // Validate reports the first configuration error.
+// CheckDSN checks a --clickhouse-dsn: clickhouse-go takes any scheme but
+// http and https for its native protocol, so mysql://… would only fail
+// as a connection that never answers.
+func CheckDSN(dsn string) error {
+	if _, err := clickhouse.ParseDSN(dsn); err != nil {
+		return fmt.Errorf("clickhouse-dsn: %w", err)
+	}
+	switch scheme, _, _ := strings.Cut(dsn, "://"); scheme {
+	case "clickhouse", "tcp", "http", "https":
+		return nil
+	default:
+		return fmt.Errorf("clickhouse-dsn: scheme %.32q: want clickhouse://, tcp://, http:// or https://", scheme)
+	}
+}
+
 func (c *Config) Validate() error {
 	if c.Retention != nil {
 		if err := c.Retention.Validate(); err != nil {
@@ -107,10 +123,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if !c.Embedded() {
-		if _, err := clickhouse.ParseDSN(c.DSN); err != nil {
-			return fmt.Errorf("clickhouse-dsn: %w", err)
-		}
-		return nil
+		return CheckDSN(c.DSN)
 	}
 	if c.Cluster != "" {
 		return errors.New("clickhouse-cluster needs an external --clickhouse-dsn")
