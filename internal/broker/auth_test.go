@@ -1,7 +1,9 @@
 package broker_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
 	"strings"
@@ -179,5 +181,88 @@ func TestServerHoldsNoPlaintextPassword(t *testing.T) {
 			nc.Close()
 			t.Errorf("connected as %s with a wrong password", user.name)
 		}
+	}
+}
+
+// TestRefusedCredentialsStopOpen: credentials the server refuses end Open
+// at once, saying so and where they came from; they were retried forever,
+// logged only as "connection closed".
+func TestRefusedCredentialsStopOpen(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	srv.Broker(t) // creates the stream
+	wrongFile := brokertest.Config(t)
+	writeCredentials(t, wrongFile, broker.Credentials{User: broker.DefaultUser, Password: "not-the-servers"})
+	tests := []struct {
+		name   string
+		mutate func(*broker.Config)
+		names  string // where to correct them
+	}{
+		{"wrong --nats-password", func(c *broker.Config) { c.Password = "wrongwrongwrong" }, "--nats-password"},
+		{"wrong password in the URL", func(c *broker.Config) {
+			c.URL = strings.Replace(srv.URL(), "@", "x@", 1)
+		}, "--nats-url"},
+		{"none", func(*broker.Config) {}, "--data-dir"},
+		{"another data directory's file", func(c *broker.Config) { c.DataDir = wrongFile.DataDir }, wrongFile.CredentialsFile()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := brokertest.Config(t)
+			cfg.URL = srv.AnonymousURL()
+			tt.mutate(&cfg)
+			var log polltest.Buffer
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			b, err := broker.Open(ctx, cfg, "refused", slog.New(slog.NewTextHandler(&log, nil)))
+			if err == nil {
+				b.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !errors.Is(err, broker.ErrCredentialsRefused) || !errors.Is(err, nats.ErrAuthorization) || ctx.Err() != nil {
+				t.Fatalf("Open = %v; want refused credentials, before its context ended", err)
+			}
+			if !strings.Contains(err.Error(), tt.names) {
+				t.Errorf("Open = %v; want it to name %s", err, tt.names)
+			}
+			if !strings.Contains(strings.ToLower(log.String()), "authorization violation") {
+				t.Errorf("the log does not say the server refused the credentials:\n%s", log.String())
+			}
+		})
+	}
+}
+
+// TestServerNotUpYetIsWaitedFor: a server that is not up yet is retried,
+// and Open succeeds once it is.
+func TestServerNotUpYetIsWaitedFor(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	srv.Broker(t) // the stream, and the credentials
+	srv.Stop()
+	cfg := srv.Config()
+	cfg.URL = srv.URL()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	opened := make(chan error, 1)
+	go func() {
+		b, err := broker.Open(ctx, cfg, "waits", brokertest.Logger(t))
+		if err == nil {
+			b.Close()
+		}
+		opened <- err
+	}()
+	time.Sleep(1500 * time.Millisecond) // a few tries against nothing
+	srv.Start()
+	if err := <-opened; err != nil {
+		t.Fatalf("Open while the server starts: %v", err)
+	}
+}
+
+// writeCredentials writes c as cfg's credentials file.
+func writeCredentials(t *testing.T, cfg broker.Config, c broker.Credentials) {
+	t.Helper()
+	data, _ := json.Marshal(c)
+	if err := os.MkdirAll(cfg.StoreDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.CredentialsFile(), data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -38,6 +38,9 @@ type Broker struct {
 	group   *groupCommit // nil unless the embedded single node fsyncs every write
 	// replicas is the stream's, as EnsureStream left it: KV buckets get it.
 	replicas atomic.Int32
+	// credsFrom says where the credentials came from, for when the
+	// server refuses them (credentialsFrom).
+	credsFrom string
 }
 
 // Open hosts the embedded server when cfg.URL is empty, connects, and makes sure
@@ -47,7 +50,7 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Broker{stream: cfg.Stream, logger: logger}
+	b := &Broker{stream: cfg.Stream, logger: logger, credsFrom: credentialsFrom(cfg)}
 	url := cfg.URL
 	if cfg.Embedded() {
 		srv, creds, opts, err := startServer(cfg, logger)
@@ -121,6 +124,18 @@ func Connect(url, name string, logger *slog.Logger, opts ...nats.Option) (*nats.
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			logger.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
 		}),
+		// Without these the log never says why: a refused password shows
+		// only as requests failing on a closed connection.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			logger.Warn("nats error", "err", err)
+		}),
+		// Only refused credentials: after a close of our own the last
+		// error is whatever the connection met before.
+		nats.ClosedHandler(func(c *nats.Conn) {
+			if err := c.LastError(); authError(err) != nil {
+				logger.Error("NATS refused the credentials; connection closed for good", "err", err)
+			}
+		}),
 	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
@@ -132,7 +147,11 @@ func Connect(url, name string, logger *slog.Logger, opts ...nats.Option) (*nats.
 // untilAnswered): a cluster may still be electing a meta leader when a
 // service starts.
 func (b *Broker) ensureStreamRetrying(ctx context.Context) error {
-	if err := b.untilAnswered(ctx, "stream "+b.stream.Name, b.EnsureStream); err != nil {
+	err := b.untilAnswered(ctx, "stream "+b.stream.Name, b.EnsureStream)
+	if errors.Is(err, ErrCredentialsRefused) {
+		return err // says all; the stream is beside the point
+	}
+	if err != nil {
 		return fmt.Errorf("ensure stream %s: %w", b.stream.Name, err)
 	}
 	return nil
@@ -145,20 +164,24 @@ func (b *Broker) ensureStreamRetrying(ctx context.Context) error {
 // disk has taken more than the API's default 5 s): a fresh cluster drops
 // the requests it gets before it has a meta leader, and a first try of 10 s
 // made every first start wait that long for an answer that never came.
-// Only a configuration the server finds invalid (err_code 10052) is not
-// tried again: no wait makes it valid.
+// Only a configuration the server finds invalid (err_code 10052) and a
+// closed connection (refused credentials) are not tried again: no wait
+// makes them right.
 func (b *Broker) untilAnswered(ctx context.Context, what string, try func(context.Context) error) error {
 	timeout := time.Second
 	return backoff.Retry(ctx, backoff.Policy{First: 100 * time.Millisecond, Max: 5 * time.Second}, func() error {
 		tctx, cancel := context.WithTimeout(ctx, timeout)
 		timeout = min(2*timeout, 10*time.Second)
 		defer cancel()
-		err := try(tctx)
+		err := b.withCause(try(tctx))
 		var api *jetstream.APIError
 		switch {
+		case err == nil:
 		case errors.As(err, &api) && api.ErrorCode == errInvalidConfig:
 			return backoff.Permanent(err)
-		case err != nil:
+		case b.closed():
+			return backoff.Permanent(b.closedError(err))
+		default:
 			b.logger.Warn("JetStream not ready; retrying", "what", what, "err", err)
 		}
 		return err
@@ -362,6 +385,9 @@ func (b *Broker) Ready(ctx context.Context) error {
 // ready is Ready with the embedded server's fault f already known.
 func (b *Broker) ready(ctx context.Context, f *jsFault) error {
 	if st := b.nc.Status(); st != nats.CONNECTED {
+		if last := b.nc.LastError(); last != nil { // why: refused credentials
+			return fmt.Errorf("nats connection %s: %w", st, last)
+		}
 		return fmt.Errorf("nats connection %s", st)
 	}
 	if f != nil {

@@ -200,6 +200,9 @@ func TestConfigValidate(t *testing.T) {
 			c.Password, c.ReaderPassword = "p1", "p2"
 		}, true},
 		{"reader is the service user", func(c *broker.Config) { c.User, c.ReaderUser = "a", "a" }, false},
+		{"several nats urls", func(c *broker.Config) { c.URL = "nats://a:4222, tls://b:4222,c:4222,wss://d" }, true},
+		{"http nats url", func(c *broker.Config) { c.URL = "nats://a:4222,http://b:8222" }, false},
+		{"https nats url", func(c *broker.Config) { c.URL = "https://u:p@b:4222" }, false},
 	}
 	for _, tt := range tests {
 		c := base
@@ -207,6 +210,17 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); (err == nil) != tt.ok {
 			t.Errorf("%s: Validate() = %v; want ok=%v", tt.name, err, tt.ok)
 		}
+	}
+}
+
+// An http(s) --nats-url is refused by its flag, without its password:
+// nats.go would dial it and wait forever for an HTTP port's answer.
+func TestConfigRefusesHTTPNATSURL(t *testing.T) {
+	c := brokertest.Config(t)
+	c.URL = "nats://a:4222,http://otpscope:secret@nats:8222"
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "nats-url") || !strings.Contains(err.Error(), "nats://") || strings.Contains(err.Error(), "secret") {
+		t.Errorf("Validate() = %v; want nats-url refused, nats:// asked for, no password", err)
 	}
 }
 

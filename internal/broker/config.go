@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -162,6 +164,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("nats-user and nats-reader-user are both %q", c.User)
 		}
 	}
+	if err := checkURLs(c.URL); err != nil {
+		return err
+	}
 	s := c.Stream
 	if s.Name == "" {
 		return errors.New("stream name is empty")
@@ -174,6 +179,21 @@ func (c *Config) Validate() error {
 	}
 	if s.MaxAge != 0 && s.MaxAge < s.DuplicateWindow {
 		return fmt.Errorf("stream-max-age %v is shorter than the duplicate window %v", s.MaxAge, s.DuplicateWindow)
+	}
+	return nil
+}
+
+// checkURLs refuses an http(s) URL among the comma-separated NATS URLs:
+// nats.go dials its host all the same, so an HTTP port (NATS' monitoring
+// one) leaves the service waiting for an answer forever. The URL is shown
+// without its password.
+func checkURLs(urls string) error {
+	for _, s := range strings.Split(urls, ",") {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			continue // nats.go reads the rest, or says what is wrong
+		}
+		return fmt.Errorf("nats-url %q: an HTTP URL; want nats://host:4222 (or tls://, ws://, wss://)", u.Redacted())
 	}
 	return nil
 }
