@@ -14,13 +14,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/flagenv"
-	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/poller"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
@@ -59,6 +57,10 @@ func registerCommand() cli.Command {
 				if *ingestURL == "" {
 					return cli.Usage(fmt.Errorf("--ingest-url is required"))
 				}
+				url, err := poller.IngestCallbackURL(*ingestURL)
+				if err != nil {
+					return cli.Usage(err)
+				}
 				h := map[string]string{}
 				for k, v := range headers {
 					h[k] = v
@@ -75,7 +77,6 @@ func registerCommand() cli.Command {
 				}
 				ctx, cancel := context.WithTimeout(ctx, time.Minute)
 				defer cancel()
-				url := strings.TrimRight(*ingestURL, "/") + ingest.WebhookPath
 				opts := poller.RegisterOptions{Deployment: *deployment, Force: *force}
 				if opts.Deployment == "" {
 					opts.Deployment = poller.DefaultDeploymentID(*dataDir)

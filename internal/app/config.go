@@ -13,6 +13,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -319,6 +320,9 @@ func (c *Config) Validate() error {
 	if len(c.MetricsTokens) > 0 && len(c.APITokens) == 0 {
 		return errors.New("metrics-token without api-token: /metrics would be guarded and the API open; set --api-token too")
 	}
+	if err := c.checkTokenRoles(); err != nil {
+		return err
+	}
 	if c.Connections.Max < 0 {
 		return fmt.Errorf("max-connections %d: must not be negative", c.Connections.Max)
 	}
@@ -381,6 +385,62 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// tokenRoles are the bearer tokens this process takes, a role each, most
+// powerful first, with their tokens (several while one rotates; a _FILE
+// variable's are read into them by then).
+func (c *Config) tokenRoles() []tokenRole {
+	roles := []tokenRole{
+		{"api-token", "operators", "the API (replays, backups)", c.APITokens},
+		{"metrics-token", "Prometheus", "/metrics", c.MetricsTokens},
+	}
+	if c.runs(ModuleIngest) {
+		roles = append(roles, tokenRole{"webhook-token", "tyntec", "the webhooks", c.Ingest.Tokens})
+	}
+	return roles
+}
+
+// tokenRole is a flag of tokens, who holds them and what they open.
+type tokenRole struct {
+	flag, holder, opens string
+	tokens              []string
+}
+
+// checkTokenRoles refuses a token given in two roles: what tyntec or
+// Prometheus holds would open what the other flag guards. The message
+// names the flags, never the token.
+func (c *Config) checkTokenRoles() error {
+	roles := c.tokenRoles()
+	for i, a := range roles {
+		for _, b := range roles[i+1:] {
+			if slices.ContainsFunc(a.tokens, func(t string) bool { return slices.Contains(b.tokens, t) }) {
+				return fmt.Errorf("%s and %s share a token: give each its own, or the one %s holds opens %s too", a.flag, b.flag, b.holder, a.opens)
+			}
+		}
+	}
+	return nil
+}
+
+// LogWarnings logs what the configuration allows but an operator may not
+// have meant: Command calls it at start and under `config`.
+func (c *Config) LogWarnings(logger *slog.Logger) {
+	if !c.runs(ModuleReporter) {
+		return
+	}
+	rules := c.Reports.Rules
+	for _, f := range []struct {
+		flag    string
+		unknown []string
+	}{
+		{"alert-channel-min-delivery-rate", rules.ChannelMinDeliveryRate.Unknown()},
+		{"alert-channel-max-latency-p95", rules.ChannelMaxLatencyP95.Unknown()},
+	} {
+		if flag, unknown := f.flag, f.unknown; len(unknown) > 0 {
+			logger.Warn("a per-channel alert threshold names a channel otpscope does not know (a new tyntec channel, or a typo that leaves the channel meant on the default threshold)",
+				"flag", flag, "channels", strings.Join(unknown, ","), "known", strings.Join(reporter.KnownChannels, ","))
+		}
+	}
 }
 
 // nonFlagEnv are the OTPSCOPE_* variables read other than through a flag.
@@ -447,6 +507,7 @@ func Command(b Binary, banner io.Writer) cli.Command {
 				if err := cfg.Validate(); err != nil {
 					return cli.Usage(err)
 				}
+				cfg.LogWarnings(logger)
 				if cli.CheckOnly(ctx) {
 					return nil
 				}

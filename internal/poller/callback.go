@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -107,6 +109,9 @@ type RegisterResult struct {
 func PlanCallback(ctx context.Context, api CallbackAPI, webhookURL string, headers map[string]string, opts RegisterOptions) (CallbackPlan, error) {
 	if opts.Deployment == "" {
 		return CallbackPlan{}, fmt.Errorf("register callback: no deployment id")
+	}
+	if err := checkCallbackURL(webhookURL); err != nil {
+		return CallbackPlan{}, err
 	}
 	want := tyntec.NewCallbackConfig{URL: webhookURL, Headers: maps.Clone(headers)}
 	if want.Headers == nil {
@@ -226,6 +231,29 @@ func RegisterCallback(ctx context.Context, api CallbackAPI, webhookURL string, h
 		return RegisterResult{}, err
 	}
 	return plan.Apply(ctx, api)
+}
+
+// IngestCallbackURL is the callback URL of the ingest whose public base URL
+// (--ingest-url) is base: base with ingest.WebhookPath added. A base that
+// ends in that path already is refused: tyntec would post to
+// …/webhooks/tyntec/webhooks/tyntec, which ingest answers 404.
+func IngestCallbackURL(base string) (string, error) {
+	if u, err := url.Parse(base); err == nil && strings.HasSuffix(strings.TrimRight(u.Path, "/"), ingest.WebhookPath) {
+		return "", fmt.Errorf("--ingest-url %q: want ingest's base URL, e.g. https://otpscope.example.com, without %s (added to it); the poller's --register-callback-url takes the whole callback URL",
+			u.Redacted(), ingest.WebhookPath)
+	}
+	return strings.TrimRight(base, "/") + ingest.WebhookPath, nil
+}
+
+// checkCallbackURL refuses a callback URL with the webhook path twice: a
+// base URL given with the path that was added to it again.
+func checkCallbackURL(webhookURL string) error {
+	u, err := url.Parse(webhookURL)
+	if err != nil || !strings.HasSuffix(strings.TrimRight(u.Path, "/"), ingest.WebhookPath+ingest.WebhookPath) {
+		return nil
+	}
+	return fmt.Errorf("callback URL %q has %s twice: give --ingest-url ingest's base URL, e.g. https://otpscope.example.com, or --register-callback-url the callback URL with it once",
+		u.Redacted(), ingest.WebhookPath)
 }
 
 func sameURL(a, b string) bool { return strings.TrimRight(a, "/") == strings.TrimRight(b, "/") }

@@ -2,6 +2,7 @@ package poller
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/otpscope/otpscope/internal/tyntec"
@@ -127,5 +128,48 @@ func TestRegisterCallback(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIngestCallbackURL: register-callback's --ingest-url is ingest's base
+// URL, to which the webhook path is added; one that ends in the path
+// already is refused, naming the flag and the one that takes a whole URL.
+func TestIngestCallbackURL(t *testing.T) {
+	for base, want := range map[string]string{
+		"http://127.0.0.1:39280":         "http://127.0.0.1:39280/webhooks/tyntec",
+		"https://otpscope.example.com/":  "https://otpscope.example.com/webhooks/tyntec",
+		"https://example.com/otpscope":   "https://example.com/otpscope/webhooks/tyntec",
+		"https://example.com/webhooks/x": "https://example.com/webhooks/x/webhooks/tyntec",
+	} {
+		if got, err := IngestCallbackURL(base); err != nil || got != want {
+			t.Errorf("IngestCallbackURL(%q) = %q, %v; want %q", base, got, err, want)
+		}
+	}
+	for _, base := range []string{"http://127.0.0.1:39280/webhooks/tyntec", "https://u:hidden@example.com/otpscope/webhooks/tyntec/"} {
+		got, err := IngestCallbackURL(base)
+		if err == nil {
+			t.Errorf("IngestCallbackURL(%q) = %q; want it refused", base, got)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, "--ingest-url") || !strings.Contains(msg, "--register-callback-url") || strings.Contains(msg, "hidden") {
+			t.Errorf("IngestCallbackURL(%q): %v; want --ingest-url and --register-callback-url named, no password", base, err)
+		}
+	}
+}
+
+// TestPlanCallbackRefusesDoubledPath: a callback URL with the webhook path
+// twice (a base URL given with the path, which was added again) is refused
+// before tyntec is asked anything; it was registered, and a dry run printed
+// it.
+func TestPlanCallbackRefusesDoubledPath(t *testing.T) {
+	sim, url := simtest.Start(t, tyntecsim.Config{Seed: 1})
+	client := simClient(t, url)
+	doubled := "http://127.0.0.1:39280/webhooks/tyntec/webhooks/tyntec"
+	_, err := PlanCallback(t.Context(), client, doubled, map[string]string{"X-Webhook-Token": "0123456789abcdef0123"}, RegisterOptions{Deployment: "otpscope-test"})
+	if err == nil || !strings.Contains(err.Error(), "--ingest-url") {
+		t.Fatalf("PlanCallback(%s) = %v; want it refused, naming --ingest-url", doubled, err)
+	}
+	if calls := sim.Calls(); len(calls) != 0 {
+		t.Errorf("tyntec was called: %v", calls)
 	}
 }

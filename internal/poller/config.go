@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/cronspec"
 	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/httpurl"
 	"github.com/otpscope/otpscope/internal/tyntec"
@@ -145,11 +144,30 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports the first configuration error; it only checks (the
-// resend policy file is read once, by New).
+// Validate reports the first configuration error. It reads the resend
+// policy as New does, so that `otpscope config` refuses a policy a start
+// would; it opens nothing remote.
 func (c *Config) Validate() error {
+	_, err := c.validate()
+	return err
+}
+
+// validate is Validate, returning for New the resend policy it read (nil
+// without one).
+func (c *Config) validate() (*Policy, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	if c.ResendPolicy == "" {
+		return nil, nil
+	}
+	return LoadPolicy(c.ResendPolicy)
+}
+
+// check reports the first error of the flags themselves.
+func (c *Config) check() error {
 	d := c.withDefaults()
-	if _, err := cron.ParseStandard(d.Schedule); err != nil {
+	if _, err := cronspec.Parse(d.Schedule); err != nil {
 		return fmt.Errorf("reconcile-schedule %q: %w", d.Schedule, err)
 	}
 	if d.Settle < 0 || d.Recheck < 0 || d.Grace < 0 || d.OTPExpiry < 0 || d.DiscoveryInterval < 0 {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/cronspec"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/reload"
@@ -69,11 +70,12 @@ type Poller struct {
 // consumers and the tyntec client with one rate limiter for all its calls.
 // reg receives the poller's and the client's metrics; nil registers nothing.
 func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger, reg prometheus.Registerer) (*Poller, error) {
-	if err := cfg.Validate(); err != nil {
+	pol, err := cfg.validate()
+	if err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	sched, err := cron.ParseStandard(cfg.Schedule)
+	sched, err := cronspec.Parse(cfg.Schedule)
 	if err != nil {
 		return nil, fmt.Errorf("reconcile-schedule %q: %w", cfg.Schedule, err)
 	}
@@ -104,12 +106,6 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 	api, err := tyntec.New(tc)
 	if err != nil {
 		return nil, fmt.Errorf("tyntec client: %w", err)
-	}
-	var pol *Policy
-	if cfg.ResendPolicy != "" {
-		if pol, err = LoadPolicy(cfg.ResendPolicy); err != nil {
-			return nil, err
-		}
 	}
 	st, err := openStore(ctx, b, cfg.StateTTL, cfg.Grace)
 	if err != nil {

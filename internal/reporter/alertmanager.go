@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/cronspec"
 	"github.com/otpscope/otpscope/internal/events"
 )
 
@@ -30,6 +31,32 @@ import (
 
 // alertmanagerPath is the API path added to each --alertmanager-url.
 const alertmanagerPath = "api/v2/alerts"
+
+// alertmanagerAPI matches a path that already ends in Alertmanager's API,
+// which alertmanagerPath would be added to a second time.
+var alertmanagerAPI = regexp.MustCompile(`(^|/)api/v[12](/alerts)?/*$`)
+
+// CheckAlertmanagerURL refuses an --alertmanager-url that is not a base
+// URL to which alertmanagerPath can be added.
+func CheckAlertmanagerURL(base string) error {
+	_, err := alertmanagerEndpoint(base)
+	return err
+}
+
+// alertmanagerEndpoint is where the alerts for the Alertmanager at base go:
+// base with alertmanagerPath added. A base that already ends in an API
+// path is refused: the POST would go to …/api/v2/alerts/api/v2/alerts.
+func alertmanagerEndpoint(base string) (*url.URL, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, errors.New("alertmanager-url: not a URL; want Alertmanager's base URL, e.g. http://alertmanager:9093")
+	}
+	if alertmanagerAPI.MatchString(u.Path) {
+		return nil, fmt.Errorf("alertmanager-url %q: want Alertmanager's base URL, e.g. http://alertmanager:9093, without %s (otpscope adds /%s)",
+			u.Redacted(), alertmanagerAPI.FindString(u.Path), alertmanagerPath)
+	}
+	return u.JoinPath(alertmanagerPath), nil
+}
 
 // alertmanagerAlert is one alert of Alertmanager's API v2 (postableAlert).
 type alertmanagerAlert struct {
@@ -107,11 +134,10 @@ func (r *Reports) toAlertmanagers(ctx context.Context, alerts []Alert, now time.
 }
 
 func (r *Reports) postAlertmanager(ctx context.Context, base string, body []byte) error {
-	u, err := url.Parse(base)
+	u, err := alertmanagerEndpoint(base)
 	if err != nil {
-		return fmt.Errorf("alertmanager: %w", err)
+		return err
 	}
-	u = u.JoinPath(alertmanagerPath)
 	ctx, cancel := alertContext(ctx)
 	defer cancel()
 	// A URL's user and password go as basic authentication (net/http).
@@ -136,7 +162,7 @@ func (r *Reports) postAlertmanager(ctx context.Context, base string, body []byte
 // alertInterval is the time between two evaluations of the alert schedule
 // after now, or DefaultAlertInterval without one (alerts evaluated by hand).
 func (r *Reports) alertInterval(now time.Time) time.Duration {
-	sched, err := cronParser.Parse(r.cfg.Alerts)
+	sched, err := cronspec.Parse(r.cfg.Alerts)
 	if err != nil {
 		return defaultAlertInterval
 	}

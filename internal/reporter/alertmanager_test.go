@@ -266,3 +266,31 @@ func TestAlertLabelsFlag(t *testing.T) {
 		t.Errorf("a refused URL's error %v quotes its password", err)
 	}
 }
+
+// TestAlertmanagerURLIsBase: --alertmanager-url is Alertmanager's base URL;
+// one that ends in its API path already is refused, else the alerts went
+// to …/api/v2/alerts/api/v2/alerts.
+func TestAlertmanagerURLIsBase(t *testing.T) {
+	for _, c := range []struct {
+		url string
+		ok  bool
+	}{
+		{"http://alertmanager:9093", true},
+		{"http://alertmanager:9093/", true},
+		{"https://am.example/alertmanager", true},
+		{"https://am.example/apis", true},
+		{"http://am:9093/api/v2/alerts", false},
+		{"http://am:9093/api/v2/alerts/", false},
+		{"http://am:9093/api/v1/alerts", false},
+		{"http://am:9093/api/v2", false},
+		{"https://u:hidden@am.example/alertmanager/api/v2/alerts", false},
+	} {
+		err := reporter.CheckAlertmanagerURL(c.url)
+		if (err == nil) != c.ok {
+			t.Errorf("--alertmanager-url %s: %v; want accepted %v", c.url, err, c.ok)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "alertmanager-url") || !strings.Contains(err.Error(), "base URL") || strings.Contains(err.Error(), "hidden")) {
+			t.Errorf("--alertmanager-url %s: %v; want the flag named, the base URL asked for, no password", c.url, err)
+		}
+	}
+}

@@ -134,8 +134,39 @@ func setPairs[V any](v, form string, key func(string) (string, error), value fun
 	return out, nil
 }
 
-// channelKey is a channel as tyntec writes it: upper-case.
-func channelKey(s string) (string, error) { return strings.ToUpper(s), nil }
+// channelKey is a channel as tyntec writes it: upper-case, and a name a
+// channel can have (events.WellFormed), which the API's filters ask too.
+func channelKey(s string) (string, error) {
+	if c := strings.ToUpper(s); events.WellFormed(c) {
+		return c, nil
+	}
+	return "", fmt.Errorf("%q is not a channel name: want a word of letters, digits and _, a letter first, such as SMS", s)
+}
+
+// KnownChannels are the channels otpscope knows: tyntec's documented OTP
+// channels and the verification methods counted as channels.
+var KnownChannels = []string{
+	string(events.ChannelSMS), string(events.ChannelVoice), string(events.ChannelViber), string(events.ChannelWhatsApp),
+	string(events.ChannelSilent), string(events.ChannelPush),
+}
+
+// Unknown are the channels given a rate that are not KnownChannels, sorted:
+// accepted, since tyntec adds channels, but more often a typo, which leaves
+// the channel meant on the default threshold.
+func (c ChannelRates) Unknown() []string { return unknownChannels(c) }
+
+// Unknown is ChannelRates.Unknown for durations.
+func (c ChannelDurations) Unknown() []string { return unknownChannels(c) }
+
+func unknownChannels[V any](m map[string]V) []string {
+	var out []string
+	for _, ch := range slices.Sorted(maps.Keys(m)) {
+		if !slices.Contains(KnownChannels, ch) {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
 
 // ChannelDurations is a duration per channel, the value of
 // --alert-channel-max-latency-p95 SMS=30s,VOICE=2m: channels in any case

@@ -177,3 +177,34 @@ func TestAlertDeliverySlow(t *testing.T) {
 		}
 	}
 }
+
+// TestAlertChannelNames: the per-channel thresholds take only names a
+// channel can have; a well-formed name otpscope does not know (a channel
+// tyntec added, or a typo such as SMSS) is kept, and listed as unknown so
+// that the start log can say so.
+func TestAlertChannelNames(t *testing.T) {
+	for _, bad := range []string{"S.MS=0.5", "S.MS=0.5,VOICE=0.3", "V OICE=0.3", "SMS*=0.5", "1SMS=0.5", "SMS-2=0.5", "tyntec.2fa.>=0.5"} {
+		var r reporter.ChannelRates
+		if err := r.Set(bad); err == nil || !strings.Contains(err.Error(), "not a channel name") {
+			t.Errorf("--alert-channel-min-delivery-rate %q: %v (%v); want it refused as not a channel name", bad, err, r)
+		}
+		var d reporter.ChannelDurations
+		if err := d.Set(strings.ReplaceAll(bad, "0.5", "5s")); err == nil {
+			t.Errorf("--alert-channel-max-latency-p95 %q accepted as %v", bad, d)
+		}
+	}
+	var r reporter.ChannelRates
+	if err := r.Set("SMSS=0.95,sms=0.9,silent=0,Push=0.5,whatsapp=0.8,VIBER=0.7,voice=0.7,RCS=0.9"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Unknown(); !slices.Equal(got, []string{"RCS", "SMSS"}) {
+		t.Errorf("unknown channels %v; want RCS, SMSS", got)
+	}
+	var d reporter.ChannelDurations
+	if err := d.Set("foo=5s,SMS=30s"); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Unknown(); !slices.Equal(got, []string{"FOO"}) {
+		t.Errorf("unknown channels %v; want FOO", got)
+	}
+}

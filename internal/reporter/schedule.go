@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/robfig/cron/v3"
 
+	"github.com/otpscope/otpscope/internal/cronspec"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/httpurl"
@@ -25,7 +26,8 @@ import (
 )
 
 // ReportsConfig schedules the summaries and alerts. Cron specs have five
-// fields (minute hour day month weekday) and run in UTC; "" disables a job.
+// fields (minute hour day month weekday) and run in UTC, but for a
+// CRON_TZ= prefix, which the summaries refuse (checkUTC); "" disables a job.
 type ReportsConfig struct {
 	// Hourly reports the previous whole hour; Daily the previous UTC day.
 	Hourly string
@@ -104,17 +106,21 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Rollups, "rollup-schedule", DefaultRollups, "cron spec (UTC) of the job that brings up to date the hourly rollups of the hours inserts marked since its last run; empty disables (the API then computes every window live)")
 }
 
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 // Validate reports the first configuration error.
 func (c *ReportsConfig) Validate() error {
 	for name, spec := range map[string]string{"report-hourly": c.Hourly, "report-daily": c.Daily, "alert-schedule": c.Alerts, "rollup-schedule": c.Rollups, "backup-schedule": c.BackupSchedule} {
 		if spec == "" {
 			continue
 		}
-		if _, err := cronParser.Parse(spec); err != nil {
+		if _, err := cronspec.Parse(spec); err != nil {
 			return fmt.Errorf("%s %q: %w", name, spec, err)
 		}
+	}
+	if err := checkUTC("report-hourly", c.Hourly, "hour"); err != nil {
+		return err
+	}
+	if err := checkUTC("report-daily", c.Daily, "day"); err != nil {
+		return err
 	}
 	if c.Alerts != "" && c.Rules.Window <= 0 {
 		return fmt.Errorf("alert-window %v: must be positive", c.Rules.Window)
@@ -153,6 +159,19 @@ func (c *ReportsConfig) Validate() error {
 		if u.RawQuery != "" {
 			return fmt.Errorf("alertmanager-url %q: without a query, e.g. http://alertmanager:9093", u.Redacted())
 		}
+		if err := CheckAlertmanagerURL(am); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkUTC refuses a time zone on a report's schedule: it reports the
+// previous UTC hour or day, so firing by another zone's clock would skip
+// or repeat one across a DST change.
+func checkUTC(name, spec, window string) error {
+	if zone, _ := cronspec.SplitZone(spec); zone != "" {
+		return fmt.Errorf("%s %q: want no time zone prefix: it runs in UTC, and reports the previous UTC %s", name, spec, window)
 	}
 	return nil
 }
@@ -218,7 +237,7 @@ func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Log
 
 // Run runs the schedule until ctx ends, then waits for a running job.
 func (r *Reports) Run(ctx context.Context) error {
-	c := cron.New(cron.WithParser(cronParser), cron.WithLocation(time.UTC), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	c := cron.New(cron.WithParser(cronspec.Parser{}), cron.WithLocation(time.UTC), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
 	add := func(spec, kind string, job func(context.Context, time.Time) error) error {
 		if spec == "" {
 			return nil

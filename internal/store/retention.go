@@ -14,7 +14,7 @@ import (
 
 // Retention is how long a group of tables keeps its rows, in whole days; 0
 // keeps them forever. As a flag it reads "90d", "0" or a Go duration of whole
-// days ("2160h").
+// days ("2160h"), up to MaxRetention.
 type Retention time.Duration
 
 const day = 24 * time.Hour
@@ -30,26 +30,49 @@ func (r Retention) String() string {
 	return strconv.Itoa(r.Days()) + "d"
 }
 
+// MaxRetention is the longest retention but forever. A TTL is its
+// column, as a DateTime, plus the retention, and ClickHouse's DateTime ends
+// in 2106: past it the sum wraps into the past and the TTL drops every row
+// at once. Ten years after the latest event time accepted (a day ahead,
+// events.MaxClockSkew) stays within it until the 2090s; Date columns end
+// later (2149).
+const MaxRetention = Retention(3650 * day)
+
 // Set parses "90d", "0" or a Go duration of whole days.
 func (r *Retention) Set(s string) error {
-	var d time.Duration
+	days, err := parseDays(s)
+	if err != nil {
+		return err
+	}
+	if days < 0 {
+		return fmt.Errorf("retention %q: want whole days, 0 for forever", s)
+	}
+	if days > MaxRetention.Days() {
+		return fmt.Errorf("retention %q: want at most %s (ClickHouse's dates end in 2106), or 0 to keep forever", s, MaxRetention)
+	}
+	*r = Retention(time.Duration(days) * day)
+	return nil
+}
+
+// parseDays reads "90d" or a Go duration of whole days as days, which
+// Set bounds before they become a Duration that a large count overflows.
+func parseDays(s string) (int, error) {
+	bad := fmt.Errorf("retention %q: want days (90d) or a duration", s)
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
 		if err != nil {
-			return fmt.Errorf("retention %q: want days (90d) or a duration", s)
+			return 0, bad
 		}
-		d = time.Duration(days) * day
-	} else {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil {
-			return fmt.Errorf("retention %q: want days (90d) or a duration", s)
-		}
+		return days, nil
 	}
-	if d < 0 || d%day != 0 {
-		return fmt.Errorf("retention %q: want whole days, 0 for forever", s)
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, bad
 	}
-	*r = Retention(d)
-	return nil
+	if d%day != 0 {
+		return 0, fmt.Errorf("retention %q: want whole days, 0 for forever", s)
+	}
+	return int(d / day), nil
 }
 
 // RetentionConfig is how long each group of tables keeps its rows. The
@@ -78,14 +101,23 @@ const DefaultDeadLetterRetention = Retention(90 * day)
 
 func (c *RetentionConfig) registerFlags(fs *flag.FlagSet) {
 	c.DeadLetters = DefaultDeadLetterRetention
-	fs.Var(&c.Events, "retention-events", "keep delivery events, OTP statuses, v1 events, resend decisions, silent-auth outcomes, push events and journey links this long by event time, and alerts by evaluation (90d, 2160h; 0 = forever)")
-	fs.Var(&c.Attempts, "retention-attempts", "keep the per-dispatch aggregates (channel_events, and its delivered facts channel_deliveries) this long by day; windows over older days read the rollups (0 = forever)")
-	fs.Var(&c.Rollups, "retention-rollups", "keep the rollups (hourly, the day-level histograms, the resend outcomes) this long; 0 or at least --retention-attempts (0 = forever)")
-	fs.Var(&c.DeadLetters, "retention-dead-letters", "keep dead letters and their replay records this long (0 = forever)")
+	fs.Var(&c.Events, "retention-events", "keep delivery events, OTP statuses, v1 events, resend decisions, silent-auth outcomes, push events and journey links this long by event time, and alerts by evaluation (90d, 2160h; at most 3650d; 0 = forever)")
+	fs.Var(&c.Attempts, "retention-attempts", "keep the per-dispatch aggregates (channel_events, and its delivered facts channel_deliveries) this long by day; windows over older days read the rollups (at most 3650d; 0 = forever)")
+	fs.Var(&c.Rollups, "retention-rollups", "keep the rollups (hourly, the day-level histograms, the resend outcomes) this long; 0 or at least --retention-attempts (at most 3650d; 0 = forever)")
+	fs.Var(&c.DeadLetters, "retention-dead-letters", "keep dead letters and their replay records this long (at most 3650d; 0 = forever)")
 }
 
 // Validate reports the first configuration error.
 func (c *RetentionConfig) Validate() error {
+	// Set bounds the flags; this, a RetentionConfig built in code.
+	for _, f := range []struct {
+		name string
+		r    Retention
+	}{{"retention-events", c.Events}, {"retention-attempts", c.Attempts}, {"retention-rollups", c.Rollups}, {"retention-dead-letters", c.DeadLetters}} {
+		if f.r < 0 || f.r > MaxRetention {
+			return fmt.Errorf("%s %s: want at most %s (ClickHouse's dates end in 2106), or 0 to keep forever", f.name, f.r, MaxRetention)
+		}
+	}
 	if c.Rollups != 0 && (c.Attempts == 0 || c.Rollups < c.Attempts) {
 		return fmt.Errorf("retention-rollups %s is shorter than retention-attempts %s: days would be rolled up again after their rollup expired", c.Rollups, c.Attempts)
 	}

@@ -3,9 +3,12 @@ package store_test
 import (
 	"flag"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -100,6 +103,17 @@ func TestRetentionFlags(t *testing.T) {
 		{[]string{"--retention-attempts", "30d", "--retention-rollups", "10d"}, false},
 		{[]string{"--retention-rollups", "10d"}, false},
 		{[]string{"--retention-attempts", "30d", "--retention-rollups", "365d"}, true},
+		// Past MaxRetention a TTL wraps past 2106 into the past and drops
+		// every row; 0 keeps forever.
+		{[]string{"--retention-events", "36500d"}, false},
+		{[]string{"--retention-events", "3651d"}, false},
+		{[]string{"--retention-events", "87624h"}, false},
+		{[]string{"--retention-events", "99999999999d"}, false},
+		{[]string{"--retention-events", "3650d"}, true},
+		{[]string{"--retention-events", "87600h"}, true},
+		{[]string{"--retention-events", "0"}, true},
+		{[]string{"--retention-attempts", "3650d", "--retention-rollups", "3650d", "--retention-dead-letters", "3650d"}, true},
+		{[]string{"--retention-attempts", "3650d", "--retention-rollups", "3651d"}, false},
 	} {
 		var cfg store.Config
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
@@ -113,4 +127,37 @@ func TestRetentionFlags(t *testing.T) {
 			t.Errorf("%q: err = %v; want ok %v", tc.args, err, tc.ok)
 		}
 	}
+}
+
+// TestRetentionBound checks MaxRetention against the engine: added to the
+// latest time a row can carry (a day ahead), it stays in the future for
+// the DateTime and the Date columns' TTLs, where a century wraps past 2106.
+func TestRetentionBound(t *testing.T) {
+	var set store.Retention
+	if err := set.Set("36500d"); err == nil || !strings.Contains(err.Error(), "0 to keep forever") {
+		t.Errorf(`Set("36500d") = %v; want it refused, naming 0 for forever`, err)
+	}
+	if err := set.Set(store.MaxRetention.String()); err != nil || set != store.MaxRetention {
+		t.Errorf("Set(%q) = %v, %v; want %v", store.MaxRetention, err, set, store.MaxRetention)
+	}
+	cfg := store.RetentionConfig{Events: store.Retention(100 * 365 * 24 * time.Hour)}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "retention-events") {
+		t.Errorf("Validate of a century = %v; want retention-events refused", err)
+	}
+	latest := time.Now().UTC().Add(events.MaxClockSkew).Truncate(time.Second)
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		for _, expr := range []string{
+			"toDateTime(toDateTime64(@t, 3, 'UTC')) + toIntervalDay(@days) > toDateTime(@t, 'UTC')",
+			"toDate(@t) + toIntervalDay(@days) > toDate(@t)",
+		} {
+			q := strings.NewReplacer("@t", "'"+latest.Format(time.DateTime)+"'", "@days", strconv.Itoa(store.MaxRetention.Days())).Replace(expr)
+			var ok bool
+			if err := db.Conn().QueryRow(t.Context(), "SELECT "+q).Scan(&ok); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			if !ok {
+				t.Errorf("%s: false; the TTL at MaxRetention wraps into the past", q)
+			}
+		}
+	})
 }

@@ -1,0 +1,117 @@
+package app_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/otpscope/otpscope/internal/app"
+	"github.com/otpscope/otpscope/internal/cli"
+)
+
+// config runs `<binary> config args` with environ and returns its exit code
+// and what it printed (stdout and the log).
+func config(binary string, args, environ []string) (int, string) {
+	var out bytes.Buffer
+	code := cli.Main(app.Command(app.Binaries[binary], nil), append([]string{"config"}, args...), environ, &out, &out)
+	return code, out.String()
+}
+
+// TestConfigRefusesATokenInTwoRoles: one secret as the webhook token
+// (tyntec holds it), the API token (replays, backups) and the metrics
+// token (Prometheus holds it) is refused, whichever of a rotation's tokens
+// it is and whether it came from a flag or a _FILE variable; the message
+// names the flags, never the token.
+func TestConfigRefusesATokenInTwoRoles(t *testing.T) {
+	const (
+		same  = "same-secret-token-0123456789"
+		other = "other-secret-token-0123456789"
+		third = "third-secret-token-0123456789"
+	)
+	file := filepath.Join(t.TempDir(), "webhook-tokens")
+	if err := os.WriteFile(file, []byte(other+"\n"+same+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, binary string
+		args, env    []string
+		flags        []string // named by the refusal; none: accepted
+	}{
+		{"one token everywhere", "otpscope", []string{"--webhook-token", same, "--api-token", same, "--metrics-token", same}, nil, []string{"api-token", "metrics-token"}},
+		{"webhook and API token", "ingest", []string{"--webhook-token", same, "--api-token", same}, nil, []string{"webhook-token", "api-token"}},
+		{"webhook and metrics token", "otpscope", []string{"--webhook-token", same, "--api-token", other, "--metrics-token", same}, nil, []string{"metrics-token", "webhook-token"}},
+		{"API and metrics token", "reporter", []string{"--api-token", other + "," + same, "--metrics-token", third, "--metrics-token", same}, nil, []string{"api-token", "metrics-token"}},
+		{"the second of a file's tokens", "ingest", []string{"--api-token", same}, []string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + file}, []string{"webhook-token", "api-token"}},
+		{"each its own", "otpscope", []string{"--webhook-token", same, "--api-token", other, "--metrics-token", third}, nil, nil},
+		{"each its own, rotating", "ingest", []string{"--api-token", third}, []string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + file}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := config(tt.binary, tt.args, append([]string{"OTPSCOPE_TYNTEC_API_KEY=key"}, tt.env...))
+			if len(tt.flags) == 0 {
+				if code != 0 {
+					t.Fatalf("config = %d; want accepted:\n%s", code, out)
+				}
+				return
+			}
+			refusal, _ := strings.CutPrefix(out[strings.LastIndex(out, "\nconfiguration "):], "\n")
+			if code != 2 || !strings.HasPrefix(refusal, "configuration refused") {
+				t.Fatalf("config = %d; want refused:\n%s", code, out)
+			}
+			for _, f := range tt.flags {
+				if !strings.Contains(refusal, f) {
+					t.Errorf("refusal %q does not name %s", refusal, f)
+				}
+			}
+			if strings.Contains(out, "secret-token") {
+				t.Errorf("config shows a token:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestConfigSaysUnknownAlertChannels: a per-channel alert threshold for a
+// channel otpscope does not know is accepted (tyntec adds channels), but
+// `config` and the start log say which, so that a typo (SMSS) shows; a
+// name no channel can have is refused.
+func TestConfigSaysUnknownAlertChannels(t *testing.T) {
+	code, out := config("reporter", []string{"--alert-channel-min-delivery-rate", "SMSS=0.95,silent=0", "--alert-channel-max-latency-p95", "FOO=5s,VOICE=2m"}, nil)
+	if code != 0 {
+		t.Fatalf("config = %d; want accepted:\n%s", code, out)
+	}
+	for _, want := range []string{
+		"level=WARN msg=\"a per-channel alert threshold names a channel otpscope does not know",
+		"flag=alert-channel-min-delivery-rate channels=SMSS known=SMS,VOICE,VIBER,WHATSAPP,SILENT,PUSH",
+		"flag=alert-channel-max-latency-p95 channels=FOO ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config does not say %q:\n%s", want, out)
+		}
+	}
+	if code, out := config("reporter", []string{"--alert-channel-min-delivery-rate", "SMS=0.95,VOICE=0.7"}, nil); code != 0 || strings.Contains(out, "WARN") {
+		t.Errorf("config with known channels = %d; want accepted without a warning:\n%s", code, out)
+	}
+	for _, bad := range [][]string{
+		{"--alert-channel-min-delivery-rate", "S.MS=0.5,V OICE=0.3"},
+		{"--alert-channel-max-latency-p95", "SMS*=5s"},
+	} {
+		if code, out := config("reporter", bad, nil); code != 2 || !strings.Contains(out, "not a channel name") {
+			t.Errorf("config %v = %d; want refused as not a channel name:\n%s", bad, code, out)
+		}
+	}
+}
+
+// TestConfigRefusesAlertmanagerAPIPath: --alertmanager-url is Alertmanager's
+// base URL; with the API path already on it the alerts went to
+// …/api/v2/alerts/api/v2/alerts.
+func TestConfigRefusesAlertmanagerAPIPath(t *testing.T) {
+	code, out := config("reporter", []string{"--alertmanager-url", "http://am:9093/api/v2/alerts"}, nil)
+	if code != 2 || !strings.Contains(out, "configuration refused: alertmanager-url") || !strings.Contains(out, "http://alertmanager:9093") {
+		t.Errorf("config with an API path on --alertmanager-url = %d; want refused, the base URL asked for:\n%s", code, out)
+	}
+	if code, out := config("reporter", []string{"--alertmanager-url", "http://am:9093,http://am2:9093/"}, nil); code != 0 {
+		t.Errorf("config with base URLs = %d; want accepted:\n%s", code, out)
+	}
+}

@@ -1,0 +1,59 @@
+package reporter_test
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/reporter"
+)
+
+// TestValidateSchedules checks the specs robfig/cron v3.0.1 mishandles: a
+// time zone alone (its parser panics), an @every under a second (it runs
+// every second), and a time zone on a report, which reports UTC windows.
+func TestValidateSchedules(t *testing.T) {
+	for _, tc := range []struct {
+		flag, spec string
+		want       string // in the error; "" accepts
+	}{
+		{"report-daily", "CRON_TZ=Europe/Berlin", "a space and a schedule after"},
+		{"alert-schedule", "TZ=UTC", "a space and a schedule after"},
+		{"rollup-schedule", "CRON_TZ=UTC ", "a space and a schedule after"},
+		{"backup-schedule", "TZ=UTC\t@daily", "a space and a schedule after"},
+		{"report-hourly", "@every 0s", "at least 1s"},
+		{"report-daily", "@every -24h", "at least 1s"},
+		{"alert-schedule", "@every 1ms", "at least 1s"},
+		{"rollup-schedule", "TZ=UTC @every 999ms", "at least 1s"},
+		{"report-daily", "CRON_TZ=Europe/Berlin 30 2 * * *", "UTC day"},
+		{"report-hourly", "TZ=UTC 15 * * * *", "UTC hour"},
+		{"report-daily", "TZ=Nowhere/Atlantis 15 0 * * *", "bad location"},
+		{"alert-schedule", "@every 1s", ""},
+		{"rollup-schedule", "@every 20s", ""},
+		{"report-daily", "15 0 * * *", ""},
+		// Elsewhere a time zone only moves when the job runs.
+		{"alert-schedule", "CRON_TZ=Europe/Berlin */5 * * * *", ""},
+		{"rollup-schedule", "TZ=UTC @every 15s", ""},
+		{"backup-schedule", "CRON_TZ=Europe/Berlin 0 3 * * *", ""},
+	} {
+		cfg := reporter.ReportsConfig{Rules: reporter.AlertRules{Window: time.Hour}}
+		*map[string]*string{"report-hourly": &cfg.Hourly, "report-daily": &cfg.Daily, "alert-schedule": &cfg.Alerts,
+			"rollup-schedule": &cfg.Rollups, "backup-schedule": &cfg.BackupSchedule}[tc.flag] = tc.spec
+		err := cfg.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("--%s %q: %v; want it accepted", tc.flag, tc.spec, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.flag)):
+			t.Errorf("--%s %q: %v; want it refused, naming the flag and %q", tc.flag, tc.spec, err, tc.want)
+		}
+	}
+}
+
+// TestRunRefusesSchedule checks that Run, unvalidated, refuses a time zone
+// alone rather than panicking in robfig/cron's parser.
+func TestRunRefusesSchedule(t *testing.T) {
+	r := reporter.NewReports(reporter.ReportsConfig{Daily: "CRON_TZ=Europe/Berlin"}, nil, nil, slog.New(slog.DiscardHandler), nil)
+	if err := r.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "a space and a schedule after") {
+		t.Errorf("Run = %v; want the spec refused", err)
+	}
+}
