@@ -72,4 +72,3 @@ func byOTP(rs []received) map[string][]events.DeliveryStatus {
 	}
 	return out
 }
-
