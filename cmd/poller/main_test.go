@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
@@ -81,5 +82,13 @@ func TestUsageErrors(t *testing.T) {
 		if code := run(tt.args, none, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), tt.want) {
 			t.Errorf("run(%q) = %d, stderr %q; want 2 and %q", tt.args, code, stderr.String(), tt.want)
 		}
+	}
+}
+
+// One environment file serves every binary: register-callback's
+// variables are known to the others, which do not warn of them.
+func TestRegisterCallbackEnvIsKnown(t *testing.T) {
+	if unknown := app.UnknownEnv(registerCommand()); len(unknown) > 0 {
+		t.Errorf("poller register-callback reads %v, which other binaries would warn of (app.cmdEnv)", unknown)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
@@ -86,5 +87,13 @@ func TestReportWithoutALocalEngine(t *testing.T) {
 	if code != 1 || !strings.Contains(errs.String(), "no ClickHouse endpoint at "+addr) || !strings.Contains(errs.String(), "--clickhouse-dsn") ||
 		strings.Contains(errs.String(), "retrying") {
 		t.Errorf("report with no engine at %s = exit %d:\n%s\nwant exit 1 at once, naming the address and the flags", addr, code, errs.String())
+	}
+}
+
+// One environment file serves every binary: the report's variables are
+// known to the others, which do not warn of them.
+func TestReportEnvIsKnown(t *testing.T) {
+	if unknown := app.UnknownEnv(reportCommand(io.Discard)); len(unknown) > 0 {
+		t.Errorf("reporter report reads %v, which other binaries would warn of", unknown)
 	}
 }

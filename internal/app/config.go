@@ -473,19 +473,64 @@ var OtherEnv = sync.OnceValue(func() func(string) bool {
 	return func(name string) bool { return names[name] }
 })()
 
-// flagEnv are the variables of every binary's flags, cli's own included.
+// flagEnv are the variables of every binary's flags, cli's own included,
+// of the one-shot commands' whose flags internal packages register, and
+// cmdEnv.
 func flagEnv() map[string]bool {
 	names := map[string]bool{}
+	add := func(fs *flag.FlagSet) {
+		fs.VisitAll(func(f *flag.Flag) {
+			if flagenv.FromEnvironment(f) {
+				names[flagenv.Name(f.Name)] = true
+			}
+		})
+	}
 	for name, b := range Binaries {
 		var cfg Config
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		cfg.RegisterFlags(fs, b)
-		fs.VisitAll(func(f *flag.Flag) { names[flagenv.Name(f.Name)] = true })
+		add(fs)
+	}
+	for _, register := range []func(*flag.FlagSet){
+		new(reporter.ReportCLIConfig).RegisterFlags,
+		new(reporter.DeadLettersCLIConfig).RegisterFlags,
+		new(StatusCLIConfig).RegisterFlags,
+	} {
+		fs := flag.NewFlagSet("", flag.ContinueOnError)
+		register(fs)
+		add(fs)
 	}
 	for _, f := range cli.OwnFlags {
 		names[flagenv.Name(f)] = true
 	}
+	for _, name := range cmdEnv {
+		names[name] = true
+	}
 	return names
+}
+
+// cmdEnv are the variables of flags that only commands of cmd/ register
+// (poller register-callback), which internal/app cannot list by
+// registering them. Each cmd package's tests check with UnknownEnv that
+// this list holds its commands' variables. The simulator's (tyntecsim), a
+// tool for tests and demos, are its own: an environment of otpscope's
+// binaries does not carry them.
+var cmdEnv = []string{
+	"OTPSCOPE_INGEST_URL", // poller register-callback --ingest-url
+}
+
+// UnknownEnv are the variables cmd's flags read that OtherEnv does not
+// know: another binary given the same environment would warn of them.
+func UnknownEnv(cmd cli.Command) []string {
+	fs := flag.NewFlagSet(cmd.Name, flag.ContinueOnError)
+	cmd.Flags(fs)
+	var out []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if name := flagenv.Name(f.Name); flagenv.FromEnvironment(f) && !OtherEnv(name) {
+			out = append(out, name)
+		}
+	})
+	return out
 }
 
 // Command is binary b as a cli.Command: its flags, then New, the banner on
