@@ -178,18 +178,34 @@ func TestConsoleNeverShowsFiguresUnderAnotherWindow(t *testing.T) {
 		t.Error("the figures are still marked stale after a good load")
 	}
 
-	// Events: a filter changed on page 2 starts over at page 1.
+	// Events on the last hour: pages after the first keep the first's
+	// window (a relative one would move on at every page); Previous goes
+	// back; a filter changed on page 2 starts over at page 1.
 	b.Do("events", chromedp.Navigate(base+"/console/#events"), chromedp.WaitReady("#page-events[data-loaded]"))
-	js("two a page", `(() => { const o = document.createElement('option'); o.text = '2'; document.querySelector('#ev-limit').append(o);
-		document.querySelector('#ev-limit').value = '2'; document.querySelector('#ev-search').click(); })()`)
-	until("page 1 of two", `document.querySelectorAll('#events tbody tr[data-event]').length === 2 && !document.querySelector('#ev-next').disabled`)
+	js("last hour, two a page", `(() => { const o = document.createElement('option'); o.text = '2'; document.querySelector('#ev-limit').append(o);
+		document.querySelector('#ev-limit').value = '2'; document.querySelector('#range').value = '1h';
+		document.querySelector('#range').dispatchEvent(new Event('change')); })()`)
+	until("page 1 of two", `document.querySelectorAll('#events tbody tr[data-event]').length === 2 && !document.querySelector('#ev-next').disabled &&
+		document.querySelector('#ev-prev').disabled`)
+	page1, first := attr("#page-events", "data-loaded"), attr("#events tbody tr[data-event]", "data-event")
+	time.Sleep(1100 * time.Millisecond) // a relative window has moved on by now
+	b.Do("next page", chromedp.Click("#ev-next"))
+	until("page 2", `document.querySelector('#ev-page').textContent === 'page 2'`)
+	if page2 := attr("#page-events", "data-loaded"); strings.TrimSuffix(page2, "#2") != strings.TrimSuffix(page1, "#1") {
+		t.Errorf("events page 2 read window %s; want page 1's %s", page2, page1)
+	}
+	b.Do("previous page", chromedp.Click("#ev-prev"))
+	until("page 1 again", `document.querySelector('#ev-page').textContent === 'page 1'`)
+	if got := attr("#events tbody tr[data-event]", "data-event"); got != first {
+		t.Errorf("events: back on page 1 the first row is %s; want %s", got, first)
+	}
 	b.Do("next page", chromedp.Click("#ev-next"))
 	until("page 2", `document.querySelector('#ev-page').textContent === 'page 2'`)
 	js("channel viber", `(() => { const c = document.querySelector('#channel'); c.value = 'viber'; c.dispatchEvent(new Event('change')); })()`)
 	until("viber's first page", `document.querySelector('#ev-page').textContent === 'page 1' &&
 		[...document.querySelectorAll('#events tbody tr[data-event]')].every((tr) => tr.textContent.includes('VIBER'))`)
 	var viber store.EventPage
-	get("/api/v1/events?"+fmt.Sprintf("from=%s&to=%s&channel=viber&limit=2", from.Format(time.RFC3339), to.Format(time.RFC3339)), &viber)
+	get("/api/v1/events?"+fmt.Sprintf("from=%s&to=%s&channel=viber&limit=2", attr("#shown", "data-from"), attr("#shown", "data-to")), &viber)
 	if len(viber.Events) != 2 {
 		t.Fatalf("API: %d VIBER events on the first page; want 2", len(viber.Events))
 	}

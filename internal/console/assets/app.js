@@ -370,8 +370,14 @@
 
   // ---- Events ----
   // The cursors of the pages read so far, the first page's ''.
-  const evState = { cursors: [''] };
+  const evState = { cursors: [''], window: null };
   function firstEventsPage() { evState.cursors = ['']; }
+  // Pages after the first read the first page's window: a cursor belongs
+  // to it, and a relative window would move on at every page.
+  function eventsWindow() {
+    if (evState.cursors.length === 1 || !evState.window) evState.window = currentWindow();
+    return evState.window;
+  }
   async function eventsPage(w, signal) {
     const pageNo = evState.cursors.length;
     const q = Object.assign({}, w, { status: $('#ev-status').value.trim(), source: $('#ev-source').value,
@@ -387,6 +393,7 @@
       el('td', {}, e.error_code || ''))));
     if (!page.events.length) $('#events tbody').append(el('tr', {}, el('td', { colspan: 7, class: 'hint' }, 'no events')));
     $('#ev-next').disabled = !page.next;
+    $('#ev-prev').disabled = pageNo === 1;
     $('#ev-next').dataset.cursor = page.next;
     $('#ev-page').textContent = 'page ' + pageNo;
     $('#page-events').dataset.loaded = w.from + '/' + w.to + '#' + pageNo;
@@ -394,6 +401,7 @@
   $('#events-form').addEventListener('submit', (ev) => { ev.preventDefault(); firstEventsPage(); refresh(); });
   $('#ev-first').addEventListener('click', () => { firstEventsPage(); refresh(); });
   $('#ev-next').addEventListener('click', () => { evState.cursors.push($('#ev-next').dataset.cursor); refresh(); });
+  $('#ev-prev').addEventListener('click', () => { if (evState.cursors.length > 1) evState.cursors.pop(); refresh(); });
 
   // ---- Dead letters ----
   let dlRecords = [];
@@ -552,7 +560,7 @@
     loading = ctl;
     const section = $('#page-' + p.name);
     try {
-      const w = p.name in WINDOWED ? currentWindow() : null;
+      const w = p.name === 'events' ? eventsWindow() : p.name in WINDOWED ? currentWindow() : null;
       const draw = await load(w, ctl.signal);
       if (ctl.signal.aborted) return;
       draw();
