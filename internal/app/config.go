@@ -13,6 +13,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -384,8 +385,49 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("simulate-listen %q: %w", c.Simulate.Listen, err)
 		}
 	}
+	return c.checkListeners()
+}
+
+// checkListeners refuses a port out of range and two listeners on one
+// address, which a start would meet only as a bind error after the
+// migrations. Port 0 (and NATS' -1) picks a free one: never a clash.
+func (c *Config) checkListeners() error {
+	type listener struct{ flag, addr string }
+	ls := []listener{{"listen", c.Listen}, {"admin-listen", c.AdminListen}}
+	if c.NATS.Embedded() {
+		ls = append(ls, listener{"nats-listen", c.NATS.Listen})
+	}
+	if c.runs(ModuleReporter) && c.ClickHouse.Embedded() {
+		ls = append(ls, listener{"clickhouse-listen", c.ClickHouse.Listen})
+	}
+	if c.Simulate.Enabled {
+		ls = append(ls, listener{"simulate-listen", c.Simulate.Listen})
+	}
+	type bound struct{ flag, host string }
+	byPort := map[string][]bound{}
+	for _, l := range ls {
+		host, port, err := net.SplitHostPort(l.addr)
+		if err != nil {
+			continue // not set, or said above
+		}
+		if n, err := strconv.Atoi(port); err == nil && (n < -1 || n > 65535) {
+			return fmt.Errorf("%s %q: port %d is not within 0..65535", l.flag, l.addr, n)
+		}
+		if port == "0" || port == "-1" {
+			continue
+		}
+		for _, o := range byPort[port] {
+			if o.host == host || wildcard(o.host) || wildcard(host) {
+				return fmt.Errorf("%s and %s are both %s: give each listener an address of its own", o.flag, l.flag, l.addr)
+			}
+		}
+		byPort[port] = append(byPort[port], bound{l.flag, host})
+	}
 	return nil
 }
+
+// wildcard reports whether host binds every address.
+func wildcard(host string) bool { return host == "" || host == "0.0.0.0" || host == "::" }
 
 // tokenRoles are the bearer tokens this process takes, a role each, most
 // powerful first, with their tokens (several while one rotates; a _FILE

@@ -115,3 +115,31 @@ func TestConfigRefusesAlertmanagerAPIPath(t *testing.T) {
 		t.Errorf("config with base URLs = %d; want accepted:\n%s", code, out)
 	}
 }
+
+// TestConfigRefusesListenerClashes: two listeners on one address, or a
+// port beyond 65535, are refused by config, not met as a bind error after
+// the migrations; port 0 never clashes.
+func TestConfigRefusesListenerClashes(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string // in the refusal; "": accepted
+	}{
+		{[]string{"--listen", "127.0.0.1:39480", "--admin-listen", "127.0.0.1:39480"}, "listen and admin-listen are both"},
+		{[]string{"--admin-listen", "0.0.0.0:39481", "--clickhouse-listen", "127.0.0.1:39481"}, "admin-listen and clickhouse-listen are both"},
+		{[]string{"--simulate-listen", "127.0.0.1:8080"}, "listen and simulate-listen are both"},
+		{[]string{"--listen", "127.0.0.1:99999"}, "port 99999 is not within"},
+		{[]string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--clickhouse-listen", "127.0.0.1:0"}, ""},
+		{[]string{"--listen", "127.0.0.1:39480", "--admin-listen", "127.0.0.2:39480"}, ""},
+	} {
+		code, out := config("otpscope", append([]string{"--simulate"}, tt.args...), nil)
+		if tt.want == "" {
+			if code != 0 {
+				t.Errorf("otpscope config %q = %d; want accepted:\n%s", tt.args, code, out)
+			}
+			continue
+		}
+		if code != 2 || !strings.Contains(out, tt.want) {
+			t.Errorf("otpscope config %q = %d; want exit 2 saying %q:\n%s", tt.args, code, tt.want, out)
+		}
+	}
+}

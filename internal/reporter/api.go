@@ -117,11 +117,11 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 	}
 	w := store.Window{Profile: get("profile"), Channel: get("channel"), To: now.UTC().Truncate(time.Millisecond)}
 	if s := get("to"); s != "" {
-		t, err := time.Parse(time.RFC3339Nano, s)
+		t, err := parseTime(s)
 		if err != nil {
-			return w, &windowError{"to", fmt.Errorf("%q is not an RFC 3339 time", s)}
+			return w, &windowError{"to", err}
 		}
-		w.To = t.UTC()
+		w.To = t
 	}
 	w.From = w.To.Add(-DefaultAPIWindow)
 	if s := get("since"); s != "" {
@@ -135,11 +135,11 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 		w.From = w.To.Add(-d)
 	}
 	if s := get("from"); s != "" {
-		t, err := time.Parse(time.RFC3339Nano, s)
+		t, err := parseTime(s)
 		if err != nil {
-			return w, &windowError{"from", fmt.Errorf("%q is not an RFC 3339 time", s)}
+			return w, &windowError{"from", err}
 		}
-		w.From = t.UTC()
+		w.From = t
 	}
 	// Any channel may be stored (tyntec's undocumented ones as they come),
 	// so an unknown name is a filter that matches nothing; one that could
@@ -181,6 +181,22 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 	// stored (the store's SQL would cut the sub-millisecond part off).
 	w.From, w.To = ceilMillisecond(w.From), ceilMillisecond(w.To)
 	return w, nil
+}
+
+// parseTime reads an RFC 3339 time of a window's end. A space where the
+// offset's sign stands is a + the client did not encode (a query reads +
+// as a space): said, since the time looks right as typed.
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err == nil {
+		return t.UTC(), nil
+	}
+	if i := strings.LastIndexByte(s, ' '); i > 0 {
+		if _, e := time.Parse(time.RFC3339Nano, s[:i]+"+"+s[i+1:]); e == nil {
+			return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time: encode the offset's + as %%2B (a query reads + as a space)", s)
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
 }
 
 // ceilMillisecond is t rounded up to a whole millisecond.

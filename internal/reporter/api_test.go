@@ -680,6 +680,19 @@ func TestParseWindowRefusesAChannelThatCannotBe(t *testing.T) {
 	}
 }
 
+// An offset's + a client did not encode arrives as a space: the refusal
+// says so, since the time looks right as typed.
+func TestParseWindowSaysToEncodeThePlus(t *testing.T) {
+	_, err := reporter.ParseWindow(url.Values{"from": {"2026-12-04T15:00:00 05:30"}}, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "%2B") {
+		t.Errorf("ParseWindow(from with an unencoded +) = %v; want a hint to encode it", err)
+	}
+	w, err := reporter.ParseWindow(url.Values{"from": {"2026-12-04T15:00:00+05:30"}, "to": {"2026-12-04T10:00:00Z"}}, time.Now())
+	if err != nil || !w.From.Equal(time.Date(2026, 12, 4, 9, 30, 0, 0, time.UTC)) {
+		t.Errorf("ParseWindow(from +05:30) = %v, %v; want 09:30Z", w.From, err)
+	}
+}
+
 func TestParseWindowSince(t *testing.T) {
 	now := time.Date(2026, 6, 2, 12, 0, 0, 0, time.UTC)
 	tests := []struct {

@@ -59,6 +59,9 @@ func (c APICall) Do(ctx context.Context) ([]byte, error) {
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 	}
+	if !strings.HasPrefix(c.API, "http://") && !strings.HasPrefix(c.API, "https://") {
+		return nil, fmt.Errorf("--api %q: want the API's base URL, such as %s", c.API, DefaultAPI)
+	}
 	var body io.Reader
 	if c.Body != nil {
 		body = bytes.NewReader(c.Body)

@@ -1,6 +1,7 @@
 package reporter
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -28,5 +29,14 @@ func TestNotReplayed(t *testing.T) {
 		if (err != nil) != c.fails {
 			t.Errorf("ids %v, skipped %v: %v; want failure %v", c.ids, c.skipped, err, c.fails)
 		}
+	}
+}
+
+// An --api without a scheme is said to be one, not "first path segment in
+// URL cannot contain colon".
+func TestAPICallWantsABaseURL(t *testing.T) {
+	_, err := APICall{Method: "GET", API: "127.0.0.1:8081", Path: "/api/v1/status"}.Do(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "want the API's base URL") {
+		t.Errorf("APICall to 127.0.0.1:8081 = %v; want a hint to give a URL", err)
 	}
 }
