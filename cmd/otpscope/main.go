@@ -37,8 +37,11 @@ func run(args []string, stdout io.Writer) int {
 			if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 				action, rest = rest[0], rest[1:]
 			}
-			if action == "help" {
+			switch action {
+			case "help":
 				rest = []string{"help"} // the help names the actions
+			case "config": // as its help says: the settings of its flags
+				action, rest = "", append([]string{"config"}, rest...)
 			}
 			return cli.Main(command(action, stdout), rest, os.Environ(), stdout, os.Stderr)
 		}

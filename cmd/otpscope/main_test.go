@@ -447,3 +447,14 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 		t.Fatalf("otpscope still running 20 s after a second SIGTERM (its delay is 60 s):\n%s", in.logs)
 	}
 }
+
+// `otpscope deadletters config`, as its help lists it, prints the
+// command's settings rather than calling "config" an unknown action.
+func TestActionCommandsConfig(t *testing.T) {
+	for _, name := range []string{"deadletters", "backup"} {
+		out, err := exec.Command(binary, name, "config").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--api") {
+			t.Errorf("otpscope %s config = %v\n%s\nwant its settings, --api among them", name, err, out)
+		}
+	}
+}
