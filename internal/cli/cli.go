@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/otpscope/otpscope/internal/flagenv"
@@ -98,7 +99,7 @@ func Main(c Command, args []string, environ []string, stdout, stderr io.Writer) 
 			Help(stdout, c, fs)
 			return 0
 		}
-		fmt.Fprintf(stderr, "%s: %v (see %s --help)\n", c.Name, err, c.Name)
+		fmt.Fprintf(stderr, "%s: %v%s (see %s --help)\n", c.Name, err, wanted(fs, err), c.Name)
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -307,6 +308,40 @@ func Usage(err error) error { return usageError{err} }
 type usageError struct{ error }
 
 func (u usageError) Unwrap() error { return u.error }
+
+// wanted is what the flag package's "invalid value … for flag -x: parse
+// error" leaves unsaid, for the kinds of value it parses: the form wanted.
+func wanted(fs *flag.FlagSet, err error) string {
+	var f *flag.Flag
+	if _, name, ok := strings.Cut(err.Error(), " for flag -"); ok {
+		name, _, _ = strings.Cut(name, ":")
+		f = fs.Lookup(name)
+	} else if env, _, ok := strings.Cut(err.Error(), "="); ok { // flagenv.Apply's VAR="value": …
+		fs.VisitAll(func(g *flag.Flag) {
+			if flagenv.Name(g.Name) == env {
+				f = g
+			}
+		})
+	}
+	if f == nil {
+		return ""
+	}
+	g, ok := flagenv.Unwrap(f.Value).(flag.Getter)
+	if !ok {
+		return ""
+	}
+	switch g.Get().(type) {
+	case time.Duration:
+		return ": want a duration such as 90s, 5m or 1h"
+	case bool:
+		return ": want true or false"
+	case int, int64, uint, uint64:
+		return ": want a whole number"
+	case float64:
+		return ": want a number such as 0.95"
+	}
+	return ""
+}
 
 // Help writes c's help: usage and subcommands, then every flag by group with
 // its environment variable and default.

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otpscope/otpscope/internal/flagenv"
 )
@@ -60,6 +61,30 @@ func TestUsageErrorOnStderr(t *testing.T) {
 	code := Main(testCommand(&ran), []string{"--nope"}, none, &out, &errs)
 	if code != 2 || ran || out.Len() != 0 || errs.String() != "svc: flag provided but not defined: -nope (see svc --help)\n" {
 		t.Errorf("Main(--nope) = %d, ran %v, stdout %q, stderr %q; want 2 and one line on stderr", code, ran, out.String(), errs.String())
+	}
+}
+
+// TestBadValueSaysTheFormWanted: the flag package's "parse error" says
+// nothing of what it wanted; the form is added, for a flag and for its
+// variable.
+func TestBadValueSaysTheFormWanted(t *testing.T) {
+	c := Command{Name: "svc", Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
+		fs.Duration("window", time.Hour, "")
+		fs.Float64("rate", 0.8, "")
+		return func(context.Context, *slog.Logger) error { return nil }
+	}}
+	for _, tt := range []struct {
+		args, env []string
+		want      string
+	}{
+		{[]string{"--window", "60"}, none, `invalid value "60" for flag -window: parse error: want a duration such as 90s, 5m or 1h`},
+		{none, []string{"OTPSCOPE_WINDOW=60"}, `OTPSCOPE_WINDOW="60": parse error: want a duration such as 90s, 5m or 1h`},
+		{[]string{"--rate", "high"}, none, `parse error: want a number such as 0.95`},
+	} {
+		var out, errs bytes.Buffer
+		if code := Main(c, tt.args, tt.env, &out, &errs); code != 2 || !strings.Contains(errs.String(), tt.want) {
+			t.Errorf("Main(%q, %q) = %d, %q; want 2 saying %q", tt.args, tt.env, code, errs.String(), tt.want)
+		}
 	}
 }
 
