@@ -191,6 +191,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero window", func(c *broker.Config) { c.Stream.DuplicateWindow = 0 }, false},
 		{"six replicas", func(c *broker.Config) { c.Stream.Replicas = 6 }, false},
 		{"max age below window", func(c *broker.Config) { c.Stream.MaxAge = time.Second }, false},
+		{"negative max age", func(c *broker.Config) { c.Stream.MaxAge = -time.Hour }, false},
 		{"cluster without name", func(c *broker.Config) { c.ClusterName = "c"; c.ClusterListen = "127.0.0.1:6222" }, false},
 		{"cluster without shared passwords", func(c *broker.Config) {
 			c.ClusterName, c.ClusterListen, c.ServerName = "c", "127.0.0.1:6222", "n1"

@@ -177,6 +177,9 @@ func (c *Config) Validate() error {
 	if s.Replicas < 1 || s.Replicas > 5 {
 		return fmt.Errorf("stream-replicas %d: must be 1 to 5", s.Replicas)
 	}
+	if s.MaxAge < 0 {
+		return fmt.Errorf("stream-max-age %v: must not be negative (0 keeps messages forever)", s.MaxAge)
+	}
 	if s.MaxAge != 0 && s.MaxAge < s.DuplicateWindow {
 		return fmt.Errorf("stream-max-age %v is shorter than the duplicate window %v", s.MaxAge, s.DuplicateWindow)
 	}

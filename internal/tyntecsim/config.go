@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/httpurl"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -298,6 +299,14 @@ func (c Config) Validate() error {
 	}
 	if c.Keep < 0 {
 		return fmt.Errorf("keep %d: want >= 0 (0 keeps all)", c.Keep)
+	}
+	if d.Traffic.Rate < 0 {
+		return fmt.Errorf("traffic rate %v: want >= 0 logins a second", d.Traffic.Rate)
+	}
+	for _, cb := range d.Callbacks {
+		if _, err := httpurl.Parse(cb.URL); err != nil {
+			return fmt.Errorf("callback URL: %w", err)
+		}
 	}
 	for name, ch := range d.Channels {
 		if ch.DeliveryProbability < 0 || ch.DeliveryProbability > 1 {

@@ -596,6 +596,9 @@ func TestConfigValidate(t *testing.T) {
 		{"silent share without a client", tyntecsim.Config{SilentAuth: &tyntecsim.SilentAuth{}, Traffic: tyntecsim.Traffic{SilentShare: 0.1}}, false},
 		{"push mix above 1", tyntecsim.Config{Push: &tyntecsim.Push{ApprovedShare: 0.9, DeniedShare: 0.2}}, false},
 		{"push callback not http", tyntecsim.Config{PushCallbacks: []tyntecsim.PushCallback{{URL: "ftp://x"}}}, false},
+		{"negative rate", tyntecsim.Config{Traffic: tyntecsim.Traffic{Rate: -1}}, false},
+		{"callback not a URL", tyntecsim.Config{Callbacks: []tyntec.NewCallbackConfig{{URL: "foo"}}}, false},
+		{"callback", tyntecsim.Config{Callbacks: []tyntec.NewCallbackConfig{{URL: "http://127.0.0.1:8080/webhooks/tyntec"}}}, true},
 		{"methods", tyntecsim.Config{Traffic: tyntecsim.Traffic{SilentShare: 0.2, PushShare: 0.1, OTPScopeURL: "http://127.0.0.1:8080"}}, true},
 	}
 	for _, tt := range tests {
