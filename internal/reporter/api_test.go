@@ -521,6 +521,7 @@ func testProblems(t *testing.T, tr *traffic) {
 		{"/api/v1/events", url.Values{"limit": {"501"}}, 400, "limit"},
 		{"/api/v1/alerts", url.Values{"limit": {"1001"}}, 400, "limit"},
 		{"/api/v1/alerts", url.Values{"state": {"pending"}}, 400, "state"},
+		{"/api/v1/alerts", url.Values{"state": {"FIRING"}}, 200, ""}, // as channel=sms is SMS
 		{"/api/v1/otps/not-a-uuid", nil, 400, "otpId"},
 		{"/api/v1/otps/00000000-0000-4000-8000-000000000000", nil, 404, ""},
 		// A parameter given twice would count once, silently.
