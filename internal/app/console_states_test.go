@@ -1,9 +1,7 @@
 package app_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -82,22 +80,7 @@ func TestConsoleNeverShowsFiguresUnderAnotherWindow(t *testing.T) {
 	if err := a.Broker().Publish(ctx, append(msgs, lost, dead)...); err != nil {
 		t.Fatal(err)
 	}
-	get := func(path string, v any) {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %s", path, resp.Status)
-		}
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	get := apiGetter(t, base, token)
 	polltest.Until(t, 30*time.Second, "the events, the reconciliation and the dead letter stored", func() bool {
 		var p store.EventPage
 		var dl reporter.DeadLettersResponse

@@ -126,22 +126,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	if _, err := state.PutString(ctx, "delivery_rate_low.SMS", `{"rule":"delivery_rate_low","channel":"SMS","since":"`+now.Add(-10*time.Minute).Format(time.RFC3339Nano)+`","to":"`+now.Format(time.RFC3339Nano)+`","value":0.5,"threshold":0.8}`); err != nil {
 		t.Fatal(err)
 	}
-	get := func(path string, v any) {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %s", path, resp.Status)
-		}
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	get := apiGetter(t, base, token)
 	polltest.Until(t, 30*time.Second, "the events and the dead letter stored", func() bool {
 		var p store.EventPage
 		var dl reporter.DeadLettersResponse
@@ -381,4 +366,25 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	b.Screenshot("console-live")
 	b.NoErrors("console")
+}
+
+// apiGetter returns a function that GETs path from the API at base with
+// token and decodes the 200 answer into v, failing the test otherwise.
+func apiGetter(t *testing.T, base, token string) func(path string, v any) {
+	return func(path string, v any) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
