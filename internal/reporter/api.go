@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,7 +41,7 @@ func NewAPI(db *store.DB, logger *slog.Logger) *API {
 
 // Mount adds the API's routes to r.
 func (a *API) Mount(r chi.Router) {
-	r = r.With(onceEach)
+	r = r.With(OnceEach())
 	r.Get("/api/v1/channels", a.channels)
 	r.Get("/api/v1/fallback", a.fallback)
 	r.Get("/api/v1/otps/{otpId}", a.otp)
@@ -51,26 +52,29 @@ func (a *API) Mount(r chi.Router) {
 	r.Get("/api/v1/resends", a.resends)               // console.go
 }
 
-// onceEach refuses a query that does not parse (Go's URL.Query drops a
+// OnceEach refuses a query that does not parse (Go's URL.Query drops a
 // malformed pair without a word: a bad cursor would read page one) or
-// gives a parameter twice (only the first would count: since=1h&since=2h
-// would answer for the hour). Parameters these endpoints do not read are
-// let pass: clients add their own, cache busters for one.
-func onceEach(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q, err := url.ParseQuery(r.URL.RawQuery)
-		if err != nil {
-			badRequest(w, r, "Invalid query", "", err.Error())
-			return
-		}
-		for k, v := range q {
-			if len(v) > 1 {
-				badRequest(w, r, "Invalid query", k, fmt.Sprintf("%.64q is given %d times: give it once", k, len(v)))
+// gives a parameter other than repeatable twice (only the first would
+// count: since=1h&since=2h would answer for the hour). Parameters the
+// endpoints do not read are let pass: clients add their own, cache busters
+// for one.
+func OnceEach(repeatable ...string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			q, err := url.ParseQuery(r.URL.RawQuery)
+			if err != nil {
+				badRequest(w, r, "Invalid query", "", err.Error())
 				return
 			}
-		}
-		next.ServeHTTP(w, r)
-	})
+			for k, v := range q {
+				if len(v) > 1 && !slices.Contains(repeatable, k) {
+					badRequest(w, r, "Invalid query", k, fmt.Sprintf("%.64q is given %d times: give it once", k, len(v)))
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // ChannelsResponse is the body of GET /api/v1/channels.

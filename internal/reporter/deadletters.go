@@ -38,7 +38,7 @@ func NewDeadLetters(db *store.DB, pub Publisher, logger *slog.Logger) *DeadLette
 
 // Mount adds the dead-letter routes to r.
 func (d *DeadLetters) Mount(r chi.Router) {
-	r.Get("/api/v1/deadletters", d.list)
+	r.With(OnceEach("id")).Get("/api/v1/deadletters", d.list) // ids: one each
 	r.Post("/api/v1/deadletters/replay", d.replay)
 }
 

@@ -103,12 +103,16 @@ func TestDeadLettersReplayEachOnce(t *testing.T) {
 		t.Fatalf("pending dead letters = %+v; want only the junk", list.DeadLetters)
 	}
 	// pending=1 or pending=maybe listed every dead letter, replayed ones too.
-	for _, q := range []string{"limit=0", "pending=maybe"} {
+	for _, q := range []string{"limit=0", "pending=maybe", "limit=1&limit=2", "x=%%"} {
 		if bad, err := http.Get(srv.URL + "/api/v1/deadletters?" + q); err != nil || bad.StatusCode != http.StatusBadRequest {
 			t.Fatalf("GET /api/v1/deadletters?%s = %v, %v; want 400", q, bad, err)
 		} else {
 			bad.Body.Close()
 		}
+	}
+	webtest.GetJSON(t, srv.URL+"/api/v1/deadletters?id="+junk.ID+"&id=dl-none", &list) // ids: one each
+	if len(list.DeadLetters) != 1 {
+		t.Fatalf("dead letters by two ids = %+v; want the junk", list.DeadLetters)
 	}
 	webtest.GetJSON(t, srv.URL+"/api/v1/deadletters?pending=1", &list)
 	if len(list.DeadLetters) != 1 || list.DeadLetters[0].ID != junk.ID {

@@ -13,7 +13,11 @@
     for (const k of kids) e.append(k === null || k === undefined ? '' : k);
     return e;
   };
+  // A channel keeps its colour whatever its rank: SMS, VOICE, VIBER,
+  // WHATSAPP, SILENT, PUSH in turn, any other grey.
   const COLORS = ['#2f6fde', '#e67e22', '#27ae60', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d'];
+  const CHANNELS = ['SMS', 'VOICE', 'VIBER', 'WHATSAPP', 'SILENT', 'PUSH'];
+  const colorOf = (ch) => COLORS[CHANNELS.includes(ch) ? CHANNELS.indexOf(ch) : COLORS.length - 1];
   const fmtPct = (r) => (r === null || r === undefined) ? '–' : (r * 100).toFixed(1) + '%';
   const fmtMs = (ms) => (ms === null || ms === undefined) ? '–' : String(Math.round(ms)) + ' ms';
   const fmtTime = (s) => s ? s.replace('T', ' ').replace(/(\.\d+)?Z$/, 'Z') : '–';
@@ -24,9 +28,16 @@
 
   class AuthError extends Error {}
 
-  // api fetches path with the token, if any; a 401 asks for one.
+  // A load that has not answered in this long fails as one that could not
+  // connect: a server that hangs must not leave its last figures looking
+  // current. (Live's stream has no such bound.)
+  const LOAD_TIMEOUT_MS = 30e3;
+
+  // api fetches path with the token, if any; a 401 asks for one. opts.signal
+  // aborts it; opts.timeout bounds it.
   async function api(path, opts) {
     opts = Object.assign({}, opts);
+    if (opts.timeout) opts.signal = AbortSignal.any([opts.signal || new AbortController().signal, AbortSignal.timeout(opts.timeout)]);
     const headers = Object.assign({ 'Accept': 'application/json' }, opts.headers);
     const tok = sessionStorage.getItem(TOKEN_KEY);
     if (tok) headers['Authorization'] = 'Bearer ' + tok;
@@ -62,17 +73,21 @@
     const main = document.querySelector('main');
     const had = section.dataset.shown;
     main.classList.add('stale');
-    let msg = String(err && err.message || err);
-    if (err instanceof TypeError) {
+    let msg = String(err && err.message || err).replace(/([^.])$/, '$1.');
+    if (unreachable(err)) {
       unreachableSince = unreachableSince || isoSec(new Date());
-      msg = 'otpscope is not answering since ' + fmtTime(unreachableSince) + ' (' + msg + '); retrying.';
+      msg = 'otpscope is not answering since ' + fmtTime(unreachableSince) + ' (' +
+        (err.name === 'TimeoutError' ? 'no answer within ' + fmtSpan(LOAD_TIMEOUT_MS) : err.message) + '); retrying every 5 s.';
     }
     showError(msg + (had ? ' The figures below are those of ' + had + ', from before.' : ''));
   }
+  // unreachable: a fetch that could not connect (a TypeError) or got no
+  // answer in time, as opposed to an answer refusing the request.
+  const unreachable = (err) => err instanceof TypeError || (err && err.name === 'TimeoutError');
   function showFresh(section, w) {
     unreachableSince = null;
     document.querySelector('main').classList.remove('stale');
-    section.dataset.shown = w ? w.from + ' … ' + w.to : 'the last load';
+    section.dataset.shown = w ? fmtTime(w.from) + ' … ' + fmtTime(w.to) + (w.channel ? ', channel ' + w.channel : '') + (w.profile ? ', profile ' + w.profile : '') : 'the last good load';
     section.dataset.window = w ? JSON.stringify({ from: w.from, to: w.to }) : '';
     clearError();
   }
@@ -123,7 +138,7 @@
   // on the page.
   function showWindow(w) {
     const shown = $('#shown');
-    shown.textContent = w ? w.from + ' … ' + w.to : '';
+    shown.textContent = w ? fmtTime(w.from) + ' … ' + fmtTime(w.to) : '';
     shown.dataset.from = w ? w.from : '';
     shown.dataset.to = w ? w.to : '';
   }
@@ -160,34 +175,39 @@
     const x = ts.start.map((s) => Date.parse(s) / 1000);
     const series = [{ label: 'UTC', value: (u, t) => t === null || t === undefined ? '–' : fmtTime(isoSec(new Date(t * 1e3))) }];
     const data = [x];
-    ts.channels.forEach((c, i) => {
+    // By name, not by rank: two channels trading places would otherwise
+    // swap colours and draw every chart anew.
+    [...ts.channels].sort((a, b) => a.channel.localeCompare(b.channel)).forEach((c) => {
       for (const [label, values, dash] of pick(c)) {
-        series.push({ label: label, stroke: COLORS[i % COLORS.length], width: 2, dash: dash, spanGaps: false, points: { show: true, size: 4 },
+        series.push({ label: label, stroke: colorOf(c.channel), width: 2, dash: dash, spanGaps: false, points: { show: true, size: 4 },
           value: (u, v) => v === null || v === undefined ? '–' : (opts.fmt ? opts.fmt(v) : v) });
         data.push(values.map((v) => v === null ? null : v));
       }
     });
     const key = series.map((s) => s.label).join('|');
     const old = charts[id];
-    if (old && old.key === key) { old.u.setData(data); return; }
+    if (old && old.key === key) { old.u.setData(data); fitChart(old); return; }
     if (old) { old.u.destroy(); delete charts[id]; }
     if (series.length === 1) { host.replaceChildren(el('p', { class: 'hint' }, 'no data in this window')); return; }
     host.replaceChildren();
     const u = new uPlot({ width: chartWidth(host), height: 220, series: series,
       tzDate: (t) => uPlot.tzDate(new Date(t * 1e3), 'Etc/UTC'),
       scales: { x: { time: true }, y: opts.range ? { range: opts.range } : {} },
-      axes: [{ values: axisTimes }, { values: (u, vals) => vals.map((v) => opts.fmt ? opts.fmt(v) : v), size: 60 }] }, data, host);
+      axes: [{ values: axisTimes, space: 70 }, { values: (u, vals) => vals.map((v) => opts.fmt ? opts.fmt(v) : v), size: 60 }] }, data, host);
     charts[id] = { u: u, key: key, host: host };
   }
   const chartWidth = (host) => Math.max(260, host.clientWidth || 520);
-  window.addEventListener('resize', () => {
-    for (const c of Object.values(charts)) c.u.setSize({ width: chartWidth(c.host), height: 220 });
-  });
+  // fitChart sizes a chart to its figure, once the figure is shown (a
+  // hidden page's has no width).
+  function fitChart(c) {
+    if (c.host.clientWidth && c.u.width !== chartWidth(c.host)) c.u.setSize({ width: chartWidth(c.host), height: 220 });
+  }
+  window.addEventListener('resize', () => { for (const c of Object.values(charts)) fitChart(c); });
 
   // Each page's load reads its answers for window w and returns what draws
   // them; refresh draws only the newest load's.
   async function overview(w, signal) {
-    const get = (path) => api(path, { signal: signal });
+    const get = (path) => api(path, { signal: signal, timeout: LOAD_TIMEOUT_MS });
     const [chs, fb, ts, al, now, st] = await Promise.all([
       get('/api/v1/channels?' + qs(w)),
       get('/api/v1/fallback?' + qs(w)),
@@ -258,7 +278,7 @@
     const parts = [];
     if (c.awaiting_reconciliation) parts.push(c.awaiting_reconciliation + ' overdue, awaiting the poller');
     if (c.unrecoverable) parts.push(c.unrecoverable + ' unrecoverable, pending for good (their webhooks lost, and tyntec could not tell their outcome)');
-    return c.pending + ' attempts still pending' + (parts.length ? ': ' + parts.join('; ') : '') +
+    return c.pending + (c.pending === 1 ? ' attempt' : ' attempts') + ' still pending' + (parts.length ? ': ' + parts.join('; ') : '') +
       (c.settled_until ? '; every attempt that started before ' + fmtTime(c.settled_until) + ' has settled.' : '.');
   }
 
@@ -280,7 +300,7 @@
 
   // ---- Journeys ----
   async function journeys(w, signal) {
-    const fb = await api('/api/v1/fallback?' + qs(w), { signal: signal });
+    const fb = await api('/api/v1/fallback?' + qs(w), { signal: signal, timeout: LOAD_TIMEOUT_MS });
     return () => drawJourneys(w, fb);
   }
   function drawJourneys(w, fb) {
@@ -302,7 +322,7 @@
 
   // ---- Resends ----
   async function resends(w, signal) {
-    const r = await api('/api/v1/resends?' + qs(w), { signal: signal });
+    const r = await api('/api/v1/resends?' + qs(w), { signal: signal, timeout: LOAD_TIMEOUT_MS });
     return () => drawResends(w, r);
   }
   function drawResends(w, r) {
@@ -333,8 +353,21 @@
   }
 
   // ---- OTP lookup ----
+  // lookup shows OTP id; a newer lookup aborts it, so that the page never
+  // shows one OTP's details under another's id.
+  let lookingUp = null;
   async function lookup(id) {
-    const j = await api('/api/v1/otps/' + encodeURIComponent(id));
+    if (lookingUp) lookingUp.abort();
+    const ctl = new AbortController();
+    lookingUp = ctl;
+    let j;
+    try {
+      j = await api('/api/v1/otps/' + encodeURIComponent(id), { signal: ctl.signal, timeout: LOAD_TIMEOUT_MS });
+    } catch (e) {
+      if (ctl.signal.aborted) return;
+      throw e;
+    }
+    if (ctl.signal.aborted) return;
     const dl = $('#otp-summary');
     const row = (k, v, field) => [el('dt', {}, k), el('dd', { 'data-field': field }, v)];
     dl.replaceChildren(
@@ -370,20 +403,24 @@
 
   // ---- Events ----
   // The cursors of the pages read so far, the first page's ''.
-  const evState = { cursors: [''], window: null };
-  function firstEventsPage() { evState.cursors = ['']; }
+  // cursors are those of the pages shown so far, the first page's ''; want,
+  // when set, the ones of the page asked for, kept once it is drawn (a page
+  // that fails to load leaves the count as it was).
+  const evState = { cursors: [''], want: null, window: null };
+  function firstEventsPage() { evState.cursors = ['']; evState.want = null; }
   // Pages after the first read the first page's window: a cursor belongs
   // to it, and a relative window would move on at every page.
   function eventsWindow() {
-    if (evState.cursors.length === 1 || !evState.window) evState.window = currentWindow();
+    if ((evState.want || evState.cursors).length === 1 || !evState.window) evState.window = currentWindow();
     return evState.window;
   }
   async function eventsPage(w, signal) {
-    const pageNo = evState.cursors.length;
+    const cursors = evState.want || evState.cursors;
+    const pageNo = cursors.length;
     const q = Object.assign({}, w, { status: $('#ev-status').value.trim(), source: $('#ev-source').value,
-      otp: $('#ev-otp').value.trim(), limit: $('#ev-limit').value, cursor: evState.cursors[pageNo - 1] });
-    const page = await api('/api/v1/events?' + qs(q), { signal: signal });
-    return () => drawEvents(w, page, pageNo);
+      otp: $('#ev-otp').value.trim(), limit: $('#ev-limit').value, cursor: cursors[pageNo - 1] });
+    const page = await api('/api/v1/events?' + qs(q), { signal: signal, timeout: LOAD_TIMEOUT_MS });
+    return () => { evState.cursors = cursors; evState.want = null; drawEvents(w, page, pageNo); };
   }
   function drawEvents(w, page, pageNo) {
     $('#events tbody').replaceChildren(...page.events.map((e) => el('tr', { 'data-event': e.event_id },
@@ -400,8 +437,10 @@
   }
   $('#events-form').addEventListener('submit', (ev) => { ev.preventDefault(); firstEventsPage(); refresh(); });
   $('#ev-first').addEventListener('click', () => { firstEventsPage(); refresh(); });
-  $('#ev-next').addEventListener('click', () => { evState.cursors.push($('#ev-next').dataset.cursor); refresh(); });
-  $('#ev-prev').addEventListener('click', () => { if (evState.cursors.length > 1) evState.cursors.pop(); refresh(); });
+  $('#ev-next').addEventListener('click', () => { evState.want = evState.cursors.concat($('#ev-next').dataset.cursor); refresh(); });
+  $('#ev-prev').addEventListener('click', () => { if (evState.cursors.length > 1) evState.want = evState.cursors.slice(0, -1); refresh(); });
+  // Another filter starts the pages over, as the window's do.
+  for (const id of ['#ev-status', '#ev-source', '#ev-otp', '#ev-limit']) $(id).addEventListener('change', () => { firstEventsPage(); refresh(); });
 
   // ---- Dead letters ----
   let dlRecords = [];
@@ -409,7 +448,7 @@
   async function deadLetters(w, signal) {
     const q = { limit: DL_LIMIT };
     if ($('#dl-pending').checked) q.pending = 'true';
-    const res = await api('/api/v1/deadletters?' + qs(q), { signal: signal });
+    const res = await api('/api/v1/deadletters?' + qs(q), { signal: signal, timeout: LOAD_TIMEOUT_MS });
     return () => drawDeadLetters(res);
   }
   function drawDeadLetters(res) {
@@ -582,6 +621,7 @@
     document.querySelector('main').classList.remove('stale');
     for (const s of document.querySelectorAll('.page')) s.hidden = s.id !== 'page-' + p.name;
     $('#window').hidden = !(p.name in WINDOWED);
+    for (const c of Object.values(charts)) fitChart(c);
     // The label names the window of the figures this page last drew.
     const drawn = $('#page-' + p.name).dataset.window;
     showWindow(drawn ? JSON.parse(drawn) : null);
@@ -597,7 +637,9 @@
     clearInterval(timer);
     timer = setInterval(() => {
       const q = page();
-      if (q.name in FOLLOWS_CLOCK && $('#range').value !== 'custom' && !document.hidden && $('#login').hidden && !loading) refresh();
+      const follows = q.name in FOLLOWS_CLOCK && $('#range').value !== 'custom';
+      // A page whose load could not reach otpscope tries again, whatever its window.
+      if ((follows || (unreachableSince && PAGES[q.name])) && !document.hidden && $('#login').hidden && !loading) refresh();
     }, 5000);
   }
   window.addEventListener('hashchange', route);
