@@ -330,7 +330,8 @@ func (a *API) otp(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrBadOTPID):
 		badRequest(w, r, "Invalid OTP id", "otpId", err.Error())
 	case errors.Is(err, store.ErrNotFound):
-		problem.Write(w, problem.Details{Status: http.StatusNotFound, Title: "Unknown OTP", Detail: err.Error(), Instance: r.URL.Path})
+		problem.Write(w, problem.Details{Status: http.StatusNotFound, Title: "Unknown OTP",
+			Detail: err.Error() + " (no event of it is stored: a webhook just sent takes a few seconds to be)", Instance: r.URL.Path})
 	default:
 		a.reply(w, r, j, err)
 	}

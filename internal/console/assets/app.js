@@ -453,6 +453,8 @@
   }
   function drawDeadLetters(res) {
     dlRecords = res.deadLetters;
+    // The detail shown is of a listed dead letter, or of none.
+    if (!dlRecords.some((d) => d.id === $('#dl-id').textContent)) $('#dl-detail').hidden = true;
     $('#deadletters tbody').replaceChildren(...dlRecords.map((d) => el('tr', { 'data-id': d.id },
       el('td', {}, fmtTime(d.receivedAt)), el('td', {}, d.source), el('td', {}, d.reason),
       el('td', { class: 'num' }, String(d.bodyBytes)),
