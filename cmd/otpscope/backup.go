@@ -49,6 +49,11 @@ func backupCommand(action string, stdout io.Writer) cli.Command {
 				if action != "create" && action != "list" && action != "delete" {
 					return cli.Usage(errBackupUsage)
 				}
+				// --name names the backup delete removes: required there,
+				// and never ignored elsewhere.
+				if (action == "delete") != (cfg.Name != "") {
+					return cli.Usage(fmt.Errorf("--name goes with delete, and delete with --name (%w)", errBackupUsage))
+				}
 				return reporter.RunBackup(ctx, action, cfg, stdout)
 			}
 		},
