@@ -98,4 +98,22 @@ func TestRouterProblems(t *testing.T) {
 			t.Errorf("GET %s Content-Type %q", path, resp.Header.Get("Content-Type"))
 		}
 	}
+	// HEAD is GET without the body: a load balancer's check may send it.
+	r.Get("/ok", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
+	resp, err := http.Head("http://" + ln.Addr().String() + "/ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("HEAD /ok = %d; want 200", resp.StatusCode)
+	}
+	resp, err = http.Post("http://"+ln.Addr().String()+"/ok", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Allow"); got != "GET, HEAD" {
+		t.Errorf("POST /ok Allow = %q; want GET, HEAD", got)
+	}
 }
