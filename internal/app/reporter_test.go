@@ -84,6 +84,7 @@ func TestAPITokenGuardsTheAPIAndMetrics(t *testing.T) {
 		{"/debug/pprof/goroutine?debug=1", apiToken, http.StatusOK},
 		{"/debug/pprof/profile?seconds=1", apiToken, http.StatusOK},
 		{"/debug/pprof/profile?seconds=600", apiToken, http.StatusBadRequest}, // beyond MaxProfileSeconds
+		{"/debug/pprof/profile?seconds=-1", apiToken, http.StatusBadRequest},  // not the default 30 s, silently
 		{"/debug/pprof/cmdline", apiToken, http.StatusNotFound},               // may hold secrets
 		{"/debug/pprof/nonesuch", apiToken, http.StatusNotFound},
 		{"/healthz", "", http.StatusOK},

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/reload"
 )
 
@@ -116,8 +117,8 @@ func MountProfiling(r chi.Router) {
 	bounded := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, req *http.Request) {
 			if s := req.URL.Query().Get("seconds"); s != "" {
-				if n, err := strconv.ParseFloat(s, 64); err != nil || n > MaxProfileSeconds {
-					http.Error(w, fmt.Sprintf("seconds=%s: at most %d", s, MaxProfileSeconds), http.StatusBadRequest)
+				if n, err := strconv.ParseFloat(s, 64); err != nil || n <= 0 || n > MaxProfileSeconds {
+					problem.Error(w, http.StatusBadRequest, fmt.Sprintf("seconds=%.32q: want a number of seconds from 1 to %d", s, MaxProfileSeconds))
 					return
 				}
 			}
