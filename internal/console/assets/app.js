@@ -96,7 +96,10 @@
     $('#login').hidden = false;
     $('#window').hidden = true;
     document.querySelector('main').hidden = true;
-    if (msg) showError(msg);
+    clearError();
+    // In the form, where the eye is.
+    $('#login-msg').textContent = msg;
+    $('#login-msg').hidden = !msg;
     $('#token').focus();
   }
   $('#login').addEventListener('submit', (ev) => {
