@@ -39,8 +39,9 @@ type Broker struct {
 	// replicas is the stream's, as EnsureStream left it: KV buckets get it.
 	replicas atomic.Int32
 	// credsFrom says where the credentials came from, for when the
-	// server refuses them (credentialsFrom).
-	credsFrom string
+	// server refuses them (credentialsFrom): asked only then, since it
+	// may read the credentials file again.
+	credsFrom func() string
 }
 
 // Open hosts the embedded server when cfg.URL is empty, connects, and makes sure
@@ -50,7 +51,7 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Broker{stream: cfg.Stream, logger: logger, credsFrom: credentialsFrom(cfg)}
+	b := &Broker{stream: cfg.Stream, logger: logger, credsFrom: func() string { return credentialsFrom(cfg) }}
 	url := cfg.URL
 	if cfg.Embedded() {
 		srv, creds, opts, err := startServer(cfg, logger)

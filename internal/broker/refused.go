@@ -60,7 +60,7 @@ func (b *Broker) closed() bool { return b.nc != nil && b.nc.IsClosed() }
 // it closed: refused credentials name where they came from.
 func (b *Broker) closedError(err error) error {
 	if a := authError(err); a != nil {
-		return fmt.Errorf("%w (%w); %s", ErrCredentialsRefused, a, b.credsFrom)
+		return fmt.Errorf("%w (%w); %s", ErrCredentialsRefused, a, b.credsFrom())
 	}
 	return fmt.Errorf("nats connection closed: %w", err)
 }
