@@ -38,6 +38,11 @@ func (r Retention) String() string {
 // later (2149).
 const MaxRetention = Retention(3650 * day)
 
+// tooLong is the refusal of a retention beyond MaxRetention.
+func tooLong(what string) error {
+	return fmt.Errorf("%s: want at most %s (ClickHouse's dates end in 2106), or 0 to keep forever", what, MaxRetention)
+}
+
 // Set parses "90d", "0" or a Go duration of whole days.
 func (r *Retention) Set(s string) error {
 	days, err := parseDays(s)
@@ -48,7 +53,7 @@ func (r *Retention) Set(s string) error {
 		return fmt.Errorf("retention %q: want whole days, 0 for forever", s)
 	}
 	if days > MaxRetention.Days() {
-		return fmt.Errorf("retention %q: want at most %s (ClickHouse's dates end in 2106), or 0 to keep forever", s, MaxRetention)
+		return tooLong(fmt.Sprintf("retention %q", s))
 	}
 	*r = Retention(time.Duration(days) * day)
 	return nil
@@ -115,7 +120,7 @@ func (c *RetentionConfig) Validate() error {
 		r    Retention
 	}{{"retention-events", c.Events}, {"retention-attempts", c.Attempts}, {"retention-rollups", c.Rollups}, {"retention-dead-letters", c.DeadLetters}} {
 		if f.r < 0 || f.r > MaxRetention {
-			return fmt.Errorf("%s %s: want at most %s (ClickHouse's dates end in 2106), or 0 to keep forever", f.name, f.r, MaxRetention)
+			return tooLong(f.name + " " + f.r.String())
 		}
 	}
 	if c.Rollups != 0 && (c.Attempts == 0 || c.Rollups < c.Attempts) {
