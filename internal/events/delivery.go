@@ -294,15 +294,41 @@ func decodeOne(raw json.RawMessage, receivedAt time.Time) (DeliveryStatus, *Fiel
 	ev.Timestamp, ev.TimestampFromReceipt, ev.OriginalTimestamp = parseTimestamp(w.Timestamp, receivedAt)
 
 	if len(w.Error) > 0 && string(w.Error) != "null" {
-		var de DeliveryError
-		if err := json.Unmarshal(w.Error, &de); err != nil {
-			return ev, &FieldError{Field: "error", Err: fmt.Errorf("%w: want {\"code\",\"message\"}", ErrMalformed)}
+		de, err := decodeError(w.Error)
+		if err != nil {
+			return ev, &FieldError{Field: "error", Err: err}
 		}
 		if de != (DeliveryError{}) {
 			ev.Error = &de
 		}
 	}
 	return ev, nil
+}
+
+// decodeError reads tyntec's error object. Its code is a string in tyntec's
+// schema, but the codes it passes on from WhatsApp are Meta's integers
+// (131026): a number is kept as its JSON text, so the failure is counted
+// under that code rather than the whole fact refused.
+func decodeError(raw json.RawMessage) (DeliveryError, error) {
+	malformed := fmt.Errorf("%w: want {\"code\",\"message\"}", ErrMalformed)
+	var w struct {
+		Code    json.RawMessage `json:"code"`
+		Message string          `json:"message"`
+	}
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return DeliveryError{}, malformed
+	}
+	de := DeliveryError{Message: w.Message}
+	var n json.Number
+	switch {
+	case len(w.Code) == 0 || string(w.Code) == "null":
+	case json.Unmarshal(w.Code, &de.Code) == nil:
+	case json.Unmarshal(w.Code, &n) == nil:
+		de.Code = n.String()
+	default:
+		return DeliveryError{}, malformed
+	}
+	return de, nil
 }
 
 func requiredString(raw json.RawMessage) (string, error) {
@@ -375,8 +401,41 @@ func canonicalUUID(s string) (string, error) {
 }
 
 // timestampLayouts are tried in order; tyntec documents RFC 3339, and the zone-less
-// form some Java serializers emit is read as UTC.
+// form some Java serializers emit is read as UTC. Other spellings go through
+// respell first.
 var timestampLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"}
+
+// respell rewrites the spellings of a date-time that RFC 3339 allows (a
+// lower-case "t" or "z", a space between date and time: §5.6 and its note)
+// and the "+0000" offset of Java's common formatters into the one
+// time.RFC3339Nano reads; ok is false when there was nothing to rewrite.
+// Only a timestamp the layouts refused pays for it.
+func respell(s string) (string, bool) {
+	if len(s) < len("2006-01-02T15:04:05") {
+		return s, false
+	}
+	b := []byte(s)
+	if c := b[10]; c == 't' || c == ' ' {
+		b[10] = 'T'
+	}
+	if b[len(b)-1] == 'z' {
+		b[len(b)-1] = 'Z'
+	}
+	// ±hhmm without its colon, after the seconds.
+	if n := len(b); n >= 24 && (b[n-5] == '+' || b[n-5] == '-') && allDigits(b[n-4:]) {
+		b = append(b[:n-2:n-2], ':', b[n-2], b[n-1])
+	}
+	return string(b), string(b) != s
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // The sane range of a delivery timestamp. tyntec's 2FA API is younger than
 // MinTimestamp, and a fact cannot come from further in the future than a
@@ -405,13 +464,23 @@ func parseTimestamp(raw json.RawMessage, receivedAt time.Time) (t time.Time, fro
 	if s == "" {
 		return receivedAt, true, ""
 	}
-	for _, layout := range timestampLayouts {
-		if t, err := time.Parse(layout, s); err == nil {
-			if !SaneTimestamp(t, receivedAt) {
-				break
-			}
+	if t, ok := parseLayouts(s); ok {
+		if SaneTimestamp(t, receivedAt) {
+			return t.UTC(), false, ""
+		}
+	} else if r, changed := respell(s); changed {
+		if t, ok := parseLayouts(r); ok && SaneTimestamp(t, receivedAt) {
 			return t.UTC(), false, ""
 		}
 	}
 	return receivedAt, true, s
+}
+
+func parseLayouts(s string) (time.Time, bool) {
+	for _, layout := range timestampLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }

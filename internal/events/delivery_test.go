@@ -96,6 +96,10 @@ func TestDecodeNormalizes(t *testing.T) {
 			func(e DeliveryStatus) bool {
 				return e.Timestamp.Equal(time.Date(2023, 11, 15, 3, 0, 0, 0, time.UTC)) && e.Timestamp.Location() == time.UTC
 			}},
+		{"a numeric error code is kept as its text", `{"channel":"WHATSAPP","otpId":"` + seedOTP + `","status":"UNDELIVERABLE","error":{"code":131026,"message":"Message undeliverable"}}`,
+			func(e DeliveryStatus) bool {
+				return e.Error != nil && *e.Error == DeliveryError{Code: "131026", Message: "Message undeliverable"}
+			}},
 		{"null error is no error", `{"channel":"SMS","otpId":"` + seedOTP + `","status":"DELIVERED","error":null}`,
 			func(e DeliveryStatus) bool { return e.Error == nil }},
 		{"unknown fields are ignored", `{"channel":"SMS","otpId":"` + seedOTP + `","status":"DELIVERED","price":0.05}`,
@@ -346,6 +350,44 @@ func TestDeliveryStatusJSONShapes(t *testing.T) {
 		}
 		if got["receivedAt"] != receivedAt.Format(time.RFC3339Nano) || got["source"] != SourceWebhook {
 			t.Errorf("%s: published receivedAt %v, source %v; want %s, %s", tt.name, got["receivedAt"], got["source"], receivedAt.Format(time.RFC3339Nano), SourceWebhook)
+		}
+	}
+}
+
+// The spellings of a date-time RFC 3339 allows, and Java's "+0000", are
+// read as the time they name rather than replaced by the receive time.
+func TestTimestampSpellings(t *testing.T) {
+	want := time.Date(2023, 11, 15, 3, 0, 0, 0, time.UTC)
+	tests := []struct {
+		ts   string
+		want time.Time // zero: not a time; the receive time is taken
+	}{
+		{"2023-11-15t03:00:00z", want},
+		{"2023-11-15 03:00:00Z", want},
+		{"2023-11-15 03:00:00.250Z", want.Add(250 * time.Millisecond)},
+		{"2023-11-15T03:00:00+0000", want},
+		{"2023-11-15T04:30:00+0130", want},
+		{"2023-11-15T01:00:00.5-0200", want.Add(500 * time.Millisecond)},
+		{"2023-11-15 03:00:00", want},
+		{"2023-11-15T03:00Z", time.Time{}},
+		{"2023-11-15T03:00:00+00", time.Time{}},
+		{"2023-11-15T03:00:00 +0000", time.Time{}},
+	}
+	for _, tt := range tests {
+		body := `{"channel":"SMS","otpId":"` + seedOTP + `","status":"DELIVERED","timestamp":"` + tt.ts + `"}`
+		evs, err := DecodeDeliveryStatuses([]byte(body), receivedAt)
+		if err != nil {
+			t.Fatalf("Decode(%q): %v", tt.ts, err)
+		}
+		ev := evs[0]
+		if tt.want.IsZero() {
+			if !ev.TimestampFromReceipt || ev.OriginalTimestamp != tt.ts {
+				t.Errorf("timestamp %q: %v (from receipt %v, original %q); want the receive time, the text kept", tt.ts, ev.Timestamp, ev.TimestampFromReceipt, ev.OriginalTimestamp)
+			}
+			continue
+		}
+		if ev.TimestampFromReceipt || !ev.Timestamp.Equal(tt.want) || ev.Timestamp.Location() != time.UTC {
+			t.Errorf("timestamp %q: %v (from receipt %v); want %v", tt.ts, ev.Timestamp, ev.TimestampFromReceipt, tt.want)
 		}
 	}
 }
