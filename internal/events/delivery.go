@@ -464,16 +464,25 @@ func parseTimestamp(raw json.RawMessage, receivedAt time.Time) (t time.Time, fro
 	if s == "" {
 		return receivedAt, true, ""
 	}
-	if t, ok := parseLayouts(s); ok {
-		if SaneTimestamp(t, receivedAt) {
-			return t.UTC(), false, ""
-		}
-	} else if r, changed := respell(s); changed {
-		if t, ok := parseLayouts(r); ok && SaneTimestamp(t, receivedAt) {
-			return t.UTC(), false, ""
-		}
+	if t, ok := ParseTime(s); ok && SaneTimestamp(t, receivedAt) {
+		return t, false, ""
 	}
 	return receivedAt, true, s
+}
+
+// ParseTime reads a timestamp the way a webhook's is read (RFC 3339 in
+// any of its spellings, Java's +0000, zone-less as UTC), without the sane
+// range: ok is false when s is none of them.
+func ParseTime(s string) (time.Time, bool) {
+	if t, ok := parseLayouts(s); ok {
+		return t.UTC(), true
+	}
+	if r, changed := respell(s); changed {
+		if t, ok := parseLayouts(r); ok {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
 }
 
 func parseLayouts(s string) (time.Time, bool) {

@@ -70,7 +70,11 @@ type V1Event struct {
 	Status     string    `json:"status,omitempty"` // success, failed or empty
 	StatusText string    `json:"statusText,omitempty"`
 	Created    time.Time `json:"created"`
-	ObservedAt time.Time `json:"observedAt"`
+	// CreatedFromReceipt says tyntec gave no usable time for the event
+	// (neither created nor timestampCreated): Created is then when the
+	// poller read it.
+	CreatedFromReceipt bool      `json:"createdFromReceipt,omitempty"`
+	ObservedAt         time.Time `json:"observedAt"`
 }
 
 // Resend results, the last token of tyntec.2fa.resend.<RESULT>.

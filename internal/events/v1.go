@@ -1,6 +1,9 @@
 package events
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // tyntec's v1 events API does not publish its event types, so otpscope and its
 // simulator agree on the following ones; V1Delivery maps them to the v4 channel
@@ -46,17 +49,20 @@ func V1EventStatus(s Status) string {
 // means DELIVERED and failed UNDELIVERABLE. ok is false for events that are not
 // about delivery (CREATED, RESEND, CHECK) and for a delivery event whose status
 // says nothing (null with an unknown statusText).
+//
+// Case and surrounding spaces do not matter, as on the webhook: the table
+// above is otpscope's reading, not tyntec's documentation.
 func V1Delivery(typ, status, statusText string) (Channel, Status, bool) {
-	ch := Channel(typ)
+	ch := Channel(V1Word(typ))
 	if !ch.Known() {
 		return "", "", false
 	}
-	switch st := Status(statusText); st {
+	switch st := Status(V1Word(statusText)); st {
 	case StatusDispatched, StatusDelivered, StatusUndeliverable, StatusTimedOut:
 		return ch, st, true
 	}
 	// Fall back on the coarse status when the delivery system's text is unknown.
-	switch status {
+	switch strings.ToLower(strings.TrimSpace(status)) {
 	case V1StatusSuccess:
 		return ch, StatusDelivered, true
 	case V1StatusFailed:
@@ -65,12 +71,18 @@ func V1Delivery(typ, status, statusText string) (Channel, Status, bool) {
 	return ch, "", false
 }
 
+// V1Word is a v1 event's type or statusText as the table above spells it:
+// upper case, without surrounding spaces.
+func V1Word(s string) string { return strings.ToUpper(strings.TrimSpace(s)) }
+
 // PolledDelivery is the delivery fact a v1 event reports, as the poller
 // publishes it: the channel and status V1Delivery gives, e.Created as the
 // timestamp (the same as the webhook's, so both get the same message id),
 // source poll, and MissedWebhook set, since the poller reads events only for
 // OTPs whose webhooks did not settle them; a caller that knows no webhook could
-// have come (a v1 OTP) clears it. ok is false when e is not a delivery fact.
+// have come (a v1 OTP) clears it. An event whose time tyntec did not give
+// (e.CreatedFromReceipt) gives a fact timed by its reading, marked
+// TimestampFromReceipt. ok is false when e is not a delivery fact.
 func PolledDelivery(e V1Event, profileID string, receivedAt time.Time) (ds DeliveryStatus, ok bool) {
 	ch, st, ok := V1Delivery(e.Type, e.Status, e.StatusText)
 	if !ok {
@@ -79,6 +91,6 @@ func PolledDelivery(e V1Event, profileID string, receivedAt time.Time) (ds Deliv
 	return DeliveryStatus{
 		Channel: ch, OTPID: e.OTPID, ProfileID: profileID, Status: st, Timestamp: e.Created.UTC(),
 		ReceivedAt: receivedAt.UTC(), UnknownChannel: !ch.Known(), UnknownStatus: !st.Known(),
-		Source: SourcePoll, MissedWebhook: true,
+		TimestampFromReceipt: e.CreatedFromReceipt, Source: SourcePoll, MissedWebhook: true,
 	}, true
 }

@@ -18,6 +18,8 @@ func TestV1Delivery(t *testing.T) {
 		{"VIBER", "failed", "TIMED_OUT", ChannelViber, StatusTimedOut, true},
 		{"SMS", "success", "carrier says ok", ChannelSMS, StatusDelivered, true},
 		{"SMS", "failed", "carrier said no", ChannelSMS, StatusUndeliverable, true},
+		{"viber", "SUCCESS", "delivrd", ChannelViber, StatusDelivered, true}, // any case, as on the webhook
+		{" Sms ", "", "dispatched", ChannelSMS, StatusDispatched, true},
 		{"SMS", "", "RECEIVED", ChannelSMS, "", false}, // a webhook word, not a v1 statusText
 		{"SMS", "", "", ChannelSMS, "", false},
 		{"CHECK", "success", "VERIFIED", "", "", false},
@@ -48,6 +50,17 @@ func TestPolledDelivery(t *testing.T) {
 	webhook.Source, webhook.MissedWebhook = SourceWebhook, false
 	if DeliveryID(&got) != DeliveryID(&webhook) {
 		t.Errorf("DeliveryID(polled) = %s; want the webhook's %s", DeliveryID(&got), DeliveryID(&webhook))
+	}
+	// An event whose time tyntec did not give: the fact is timed by its
+	// reading, marked, and has the id every later read gives it.
+	unknown := e
+	unknown.Created, unknown.CreatedFromReceipt = receivedAt, true
+	again := unknown
+	again.Created = receivedAt.Add(time.Minute)
+	d1, _ := PolledDelivery(unknown, seedProfile, receivedAt)
+	d2, _ := PolledDelivery(again, seedProfile, receivedAt.Add(time.Minute))
+	if !d1.TimestampFromReceipt || DeliveryID(&d1) != DeliveryID(&d2) {
+		t.Errorf("PolledDelivery of an untimed event = %+v (id %s, later %s); want TimestampFromReceipt, one id", d1, DeliveryID(&d1), DeliveryID(&d2))
 	}
 	if got, ok := PolledDelivery(V1Event{OTPID: seedOTP, Type: V1EventCheck, Status: V1StatusSuccess, StatusText: "VERIFIED"}, "", receivedAt); ok {
 		t.Errorf("PolledDelivery(CHECK) = %+v, true; want false", got)

@@ -402,9 +402,13 @@ func (p *Poller) applyEvents(ctx context.Context, r Record, evs []tyntec.V1Event
 		published = 0
 		var msgs []events.Message
 		for i, e := range evs {
+			created, known := e.CreatedAt(now)
+			if !known {
+				created = now
+			}
 			ev := events.V1Event{
 				OTPID: rec.OTPID, Type: e.Type, Status: e.Status, StatusText: e.StatusText,
-				Created: e.CreatedAt(), ObservedAt: now,
+				Created: created, CreatedFromReceipt: !known, ObservedAt: now,
 			}
 			if i >= rec.V1Seen {
 				m, err := events.NewV1EventMessage(&ev)
@@ -413,18 +417,18 @@ func (p *Poller) applyEvents(ctx context.Context, r Record, evs []tyntec.V1Event
 				}
 				msgs = append(msgs, m)
 			}
-			switch e.Type {
+			switch events.V1Word(e.Type) {
 			case events.V1EventCreated:
 				if !rec.ExpiryKnown {
-					rec.Created = e.CreatedAt()
+					rec.Created = created
 					rec.Expires = rec.Created.Add(p.cfg.OTPExpiry)
 				}
 				continue
 			case events.V1EventCheck:
-				if events.OTPStatusFinal(e.StatusText) && rec.OTPStatus != e.StatusText {
-					rec.OTPStatus, rec.StatusSource = e.StatusText, events.SourcePoll
+				if st := events.V1Word(e.StatusText); events.OTPStatusFinal(st) && rec.OTPStatus != st {
+					rec.OTPStatus, rec.StatusSource = st, events.SourcePoll
 					if p.inSample(rec.OTPID) {
-						m, err := p.statusMessage(rec, e.StatusText, 0, e.CreatedAt())
+						m, err := p.statusMessage(rec, st, 0, created)
 						if err != nil {
 							return err
 						}
@@ -434,7 +438,7 @@ func (p *Poller) applyEvents(ctx context.Context, r Record, evs []tyntec.V1Event
 				continue
 			}
 			ds, ok := events.PolledDelivery(ev, rec.ProfileID, time.Now())
-			if !ok || rec.has(ds.Channel, ds.Status, ds.Timestamp) {
+			if !ok || rec.knows(ds) {
 				continue
 			}
 			ds.MissedWebhook = rec.API == "v4" // v1 OTPs have no webhooks to miss.

@@ -121,6 +121,75 @@ func TestRecoversDroppedWebhooks(t *testing.T) {
 		len(truth.OTPs), dropped, droppedFinal, total.DeliveryPolls, total.Discovered, cycles+1)
 }
 
+// TestWholeSecondWebhooks: webhooks timed in whole seconds, as tyntec's
+// examples are, while v1 events carry milliseconds. A fact both reported is
+// the same fact: only the dropped webhooks are recovered and counted missed,
+// and an OTP whose facts all arrived is read once, not until it gives up.
+func TestWholeSecondWebhooks(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b := ns.Broker(t)
+	hook := webhookReceiver(t, b)
+	sim, url := simtest.Start(t, tyntecsim.Config{
+		SharedVersions: true, WebhookSeconds: true,
+		Seed: seed(11), TimeScale: scale,
+		Faults:    tyntecsim.Faults{WebhookDrop: 0.3},
+		Callbacks: []tyntec.NewCallbackConfig{{URL: hook}},
+	})
+	p := newPoller(t, b, testConfig(sim, url))
+	goRun(t, p.runTracker)
+	truth := sendTracked(t, sim, b, 60)
+	waitSim(t, sim, truth.At.Add(DefaultSettle))
+	var missed, cycles int
+	for ; cycles < 3; cycles++ {
+		st, err := p.ReconcileOnce(t.Context())
+		if err != nil {
+			t.Fatalf("ReconcileOnce: %v", err)
+		}
+		missed += st.Missed
+		if st.DeliveryDue == 0 && cycles > 0 {
+			break
+		}
+	}
+	if cycles >= 3 {
+		t.Errorf("OTPs still due after %d cycles: facts reported both ways were taken for new ones", cycles)
+	}
+
+	type fact struct {
+		otp, channel, status string
+		second               time.Time
+	}
+	polled := map[fact]int{}
+	for _, ds := range deliveries(t, b) {
+		if ds.Source == events.SourcePoll {
+			polled[fact{ds.OTPID, string(ds.Channel), string(ds.Status), ds.Timestamp.Truncate(time.Second)}]++
+		}
+	}
+	dropped, subSecond := 0, 0
+	for _, o := range truth.OTPs {
+		for _, w := range o.Webhooks {
+			if w.Timestamp.Nanosecond() != 0 {
+				subSecond++
+			}
+			f := fact{o.ID, string(w.Channel), string(w.Status), w.Timestamp}
+			switch n := polled[f]; {
+			case w.Dropped && n != 1:
+				t.Errorf("dropped %s %s of %s: %d polled facts; want 1", w.Channel, w.Status, o.ID, n)
+			case !w.Dropped && n != 0:
+				t.Errorf("%s %s of %s arrived as a webhook, yet published again from v1 %d times", w.Channel, w.Status, o.ID, n)
+			}
+			if w.Dropped {
+				dropped++
+			}
+		}
+	}
+	if dropped == 0 || subSecond != 0 {
+		t.Fatalf("%d webhooks dropped, %d timed below the second; want some dropped, none below the second", dropped, subSecond)
+	}
+	if missed != dropped {
+		t.Errorf("missed webhooks counted %d; want %d, the dropped ones", missed, dropped)
+	}
+}
+
 // TestV1RegisteredOTPs: v1 OTPs (no webhooks) registered on the tracking
 // subject produce delivery facts from their v1 events, not counted as missed.
 func TestV1RegisteredOTPs(t *testing.T) {

@@ -71,11 +71,32 @@ type Fact struct {
 	Source    string         `json:"source"`
 }
 
-// has reports whether the record holds the fact (channel, status, timestamp).
-func (r *Record) has(ch events.Channel, st events.Status, ts time.Time) bool {
+// knows reports whether the record holds the fact ds reports: the same
+// channel and status at the same instant (sameInstant), or at any time
+// when ds's time is only when it was read (TimestampFromReceipt), which a
+// later read of the same fact would give otherwise.
+func (r *Record) knows(ds events.DeliveryStatus) bool {
 	return slices.ContainsFunc(r.Facts, func(f Fact) bool {
-		return f.Channel == ch && f.Status == st && f.Timestamp.Equal(ts)
+		return f.Channel == ds.Channel && f.Status == ds.Status && (ds.TimestampFromReceipt || sameInstant(f.Timestamp, ds.Timestamp))
 	})
+}
+
+// sameInstant reports whether two reports of a fact's time name the same
+// instant as far as the coarser of them can tell. tyntec's webhook and its
+// v1 events need not give a fact's time with the same precision: the v1
+// events in milliseconds, a webhook in whole seconds (tyntec's examples),
+// milliseconds or finer. So times are compared in milliseconds, as
+// ClickHouse stores them, and a time in whole seconds names any time in
+// its second.
+func sameInstant(a, b time.Time) bool {
+	a, b = a.Truncate(time.Millisecond), b.Truncate(time.Millisecond)
+	if a.Equal(b) {
+		return true
+	}
+	if a.Nanosecond() == 0 || b.Nanosecond() == 0 {
+		return a.Truncate(time.Second).Equal(b.Truncate(time.Second))
+	}
+	return false
 }
 
 // addFact records a fact and reports whether it was new. A fact seen by both
@@ -83,7 +104,7 @@ func (r *Record) has(ch events.Channel, st events.Status, ts time.Time) bool {
 func (r *Record) addFact(f Fact) bool {
 	for i := range r.Facts {
 		g := &r.Facts[i]
-		if g.Channel == f.Channel && g.Status == f.Status && g.Timestamp.Equal(f.Timestamp) {
+		if g.Channel == f.Channel && g.Status == f.Status && sameInstant(g.Timestamp, f.Timestamp) {
 			if f.Source == events.SourceWebhook && g.Source != events.SourceWebhook {
 				g.Source = f.Source
 				return true

@@ -59,3 +59,34 @@ func TestDeliverySettled(t *testing.T) {
 		t.Errorf("tried() = %v; want [SMS VIBER]", got)
 	}
 }
+
+// Two reports of a fact's time are one instant when they agree as far as
+// the coarser can tell; a fact timed by its reading matches any time.
+func TestRecordKnows(t *testing.T) {
+	at := time.Date(2026, 12, 4, 12, 0, 20, 0, time.UTC)
+	tests := []struct {
+		name   string
+		known  time.Time
+		polled events.DeliveryStatus
+		want   bool
+	}{
+		{"equal", at, events.DeliveryStatus{Timestamp: at}, true},
+		{"whole second against milliseconds", at, events.DeliveryStatus{Timestamp: at.Add(123 * time.Millisecond)}, true},
+		{"microseconds against their millisecond", at.Add(123456 * time.Microsecond), events.DeliveryStatus{Timestamp: at.Add(123 * time.Millisecond)}, true},
+		{"another millisecond", at.Add(124 * time.Millisecond), events.DeliveryStatus{Timestamp: at.Add(123 * time.Millisecond)}, false},
+		{"whole second against the next second", at, events.DeliveryStatus{Timestamp: at.Add(1123 * time.Millisecond)}, false},
+		{"timed by its reading", at, events.DeliveryStatus{Timestamp: at.Add(time.Hour), TimestampFromReceipt: true}, true},
+	}
+	for _, tt := range tests {
+		r := Record{Facts: []Fact{{Channel: events.ChannelSMS, Status: events.StatusDelivered, Timestamp: tt.known}}}
+		tt.polled.Channel, tt.polled.Status = events.ChannelSMS, events.StatusDelivered
+		if got := r.knows(tt.polled); got != tt.want {
+			t.Errorf("%s: knows(%v) with %v = %v; want %v", tt.name, tt.polled.Timestamp, tt.known, got, tt.want)
+		}
+		other := tt.polled
+		other.Status = events.StatusDispatched
+		if r.knows(other) {
+			t.Errorf("%s: a DISPATCHED taken for the DELIVERED", tt.name)
+		}
+	}
+}

@@ -30,7 +30,9 @@ func (o V1OTP) CreatedAt() time.Time { return time.UnixMilli(o.Created).UTC() }
 func (o V1OTP) ExpiresAt() time.Time { return time.UnixMilli(o.Expire).UTC() }
 
 // V1Event is one entry of GET /2fa/v1/otp/{otpId}/events (StatusEvent).
-// Created is Unix milliseconds; Status is "success", "failed" or empty (null).
+// Created is "Epoch/Unix time" (seed 000 names no unit; OtpStatusEntity's
+// is milliseconds) and TimestampCreated the same instant as text; every
+// field is optional. Status is "success", "failed" or empty (null).
 type V1Event struct {
 	Created          int64  `json:"created"`
 	Status           string `json:"status,omitempty"`
@@ -39,8 +41,24 @@ type V1Event struct {
 	Type             string `json:"type"`
 }
 
-// CreatedAt returns Created as a time.
-func (e V1Event) CreatedAt() time.Time { return time.UnixMilli(e.Created).UTC() }
+// CreatedAt is when tyntec recorded the event, for an event read at now:
+// Created as Unix milliseconds, or as seconds when milliseconds would fall
+// before 2000, else TimestampCreated; ok is false when none of them is a
+// sane time (events.SaneTimestamp), Created missing (0) among them, which
+// would otherwise date the fact 1970.
+func (e V1Event) CreatedAt(now time.Time) (t time.Time, ok bool) {
+	if e.Created > 0 {
+		for _, t := range []time.Time{time.UnixMilli(e.Created), time.Unix(e.Created, 0)} {
+			if events.SaneTimestamp(t, now) {
+				return t.UTC(), true
+			}
+		}
+	}
+	if t, ok := events.ParseTime(e.TimestampCreated); ok && events.SaneTimestamp(t, now) {
+		return t, true
+	}
+	return time.Time{}, false
+}
 
 // V1 resend and send channels (the via parameter).
 const (

@@ -76,6 +76,11 @@ type Config struct {
 	// and re-sends v4 OTPs and v4 reads v1 OTPs. No seed says tyntec does
 	// this; by default each version answers 404 for the other's OTPs.
 	SharedVersions bool
+	// WebhookSeconds sends the webhooks' timestamps in whole seconds, as
+	// every example of seed 001 is written ("2023-11-15T03:00:00Z"), while
+	// the v1 events keep milliseconds: a reader must match the two. By
+	// default both are in milliseconds.
+	WebhookSeconds bool
 	// WhatsAppAccountID is the account's WhatsApp configuration, default
 	// DefaultWhatsAppAccountID; NoWhatsApp starts without one, so profiles
 	// with a WHATSAPP channel are refused (403) and WhatsApp is skipped.

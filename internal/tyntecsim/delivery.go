@@ -169,6 +169,9 @@ func (s *Sim) emit(o *otp, a *Attempt, status events.Status, at time.Time, derr 
 	if o.api != APIv4 {
 		return
 	}
+	if s.cfg.WebhookSeconds {
+		at = at.Truncate(time.Second)
+	}
 	body, err := json.Marshal(events.DeliveryStatus{
 		Channel: a.Channel, OTPID: o.id, ProfileID: o.profileID, Status: status, Timestamp: at, Error: derr,
 	})
