@@ -1,6 +1,7 @@
 package tyntec
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/events"
@@ -37,6 +38,34 @@ type OTP struct {
 	AttemptCount    int             `json:"attemptCount"`
 	OTPCreated      time.Time       `json:"otpCreated"`
 	OTPExpire       time.Time       `json:"otpExpire"`
+}
+
+// UnmarshalJSON reads otpCreated and otpExpire as a webhook's timestamp is
+// read (events.ParseTime: RFC 3339 in any spelling, zone-less as UTC);
+// one it cannot read is left zero, unknown, rather than failing the read
+// of the OTP's status with it.
+func (o *OTP) UnmarshalJSON(b []byte) error {
+	type plain OTP // without this method
+	var w struct {
+		plain
+		OTPCreated json.RawMessage `json:"otpCreated"`
+		OTPExpire  json.RawMessage `json:"otpExpire"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*o = OTP(w.plain)
+	o.OTPCreated, o.OTPExpire = lenientTime(w.OTPCreated), lenientTime(w.OTPExpire)
+	return nil
+}
+
+func lenientTime(raw json.RawMessage) time.Time {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return time.Time{}
+	}
+	t, _ := events.ParseTime(s)
+	return t
 }
 
 // OTPFilter selects OTPs in ListOTPs; empty fields do not filter.

@@ -1,6 +1,7 @@
 package tyntec
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 )
@@ -30,5 +31,23 @@ func TestV1EventCreatedAt(t *testing.T) {
 		if ok != !tt.want.IsZero() || !got.Equal(tt.want) || (ok && got.Location() != time.UTC) {
 			t.Errorf("%s: CreatedAt(%+v) = %v, %v; want %v", tt.name, tt.e, got, ok, tt.want)
 		}
+	}
+}
+
+// A v4 OTP whose times come zone-less or unreadable is still read: its
+// status matters more than a time, which is read as a webhook's is.
+func TestOTPTimes(t *testing.T) {
+	body := `{"otpId":"0b2c4da0-3857-4d00-95c8-cf56ee6f41ea","otpStatus":"VERIFIED","attemptCount":1,` +
+		`"otpCreated":"2026-12-04T18:46:20","otpExpire":"soon"}`
+	var o OTP
+	if err := json.Unmarshal([]byte(body), &o); err != nil {
+		t.Fatalf("Unmarshal: %v", err)
+	}
+	if o.OTPStatus != "VERIFIED" || o.AttemptCount != 1 || o.OTPID != "0b2c4da0-3857-4d00-95c8-cf56ee6f41ea" ||
+		!o.OTPCreated.Equal(time.Date(2026, 12, 4, 18, 46, 20, 0, time.UTC)) || !o.OTPExpire.IsZero() {
+		t.Errorf("Unmarshal = %+v; want the status, the creation as UTC, the expiry unknown", o)
+	}
+	if err := json.Unmarshal([]byte(`{"otpId":1}`), &o); err == nil {
+		t.Errorf("Unmarshal of a numeric otpId: no error")
 	}
 }
