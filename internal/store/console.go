@@ -155,7 +155,7 @@ func (db *DB) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 	for span := time.Hour; ; span *= 4 {
 		lo := maxTime(f.From, upper.Add(-span))
 		q := fmt.Sprintf(`SELECT toString(otp_id), toString(profile_id), event_id, toString(channel), toString(status), event_time, received_at,
-    toString(error_code), error_message, toString(source), missed_webhook, unknown_status
+    toString(error_code), error_message, toString(source), missed_webhook, unknown_status, unknown_channel, timestamp_from_receipt
 FROM (
     SELECT * FROM delivery_events
     WHERE event_time >= %s AND event_time < %s%s
@@ -168,7 +168,7 @@ LIMIT %d`, msTime(lo), msTime(f.To), cursor, strings.Join(where, " AND "), limit
 		err := db.eachRow(ctx, "events", q, append(slices.Clone(cargs), fargs...), func(rows driver.Rows) error {
 			var e EventRecord
 			if err := rows.Scan(&e.OTPID, &e.ProfileID, &e.EventID, &e.Channel, &e.Status, &e.Time, &e.ReceivedAt,
-				&e.ErrorCode, &e.ErrorMessage, &e.Source, &e.MissedWebhook, &e.UnknownStatus); err != nil {
+				&e.ErrorCode, &e.ErrorMessage, &e.Source, &e.MissedWebhook, &e.UnknownStatus, &e.UnknownChannel, &e.TimeFromReceipt); err != nil {
 				return err
 			}
 			page.Events = append(page.Events, e)

@@ -94,3 +94,43 @@ func TestEventsPagesEqualOneQuery(t *testing.T) {
 		}
 	})
 }
+
+// A fact tyntec gave no usable time, on a channel this build does not know,
+// says so wherever its events are listed: the OTP lookup and the event list.
+func TestEventsSayWhatTyntecLeftOut(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		at := time.Date(2026, 5, 2, 10, 0, 0, 0, time.UTC)
+		plain := delivery(1, events.StatusDispatched)
+		plain.Timestamp = at
+		odd := delivery(1, events.StatusDelivered)
+		odd.Channel, odd.UnknownChannel = "RCS", true
+		odd.Timestamp, odd.ReceivedAt, odd.TimestampFromReceipt, odd.OriginalTimestamp = at.Add(time.Second), at.Add(time.Second), true, "soon"
+		for _, r := range []*store.DeliveryRow{&plain, &odd} {
+			r.EventID = events.DeliveryID(&r.DeliveryStatus)
+		}
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: []store.DeliveryRow{plain, odd}}); err != nil {
+			t.Fatal(err)
+		}
+		j, err := db.Journey(t.Context(), plain.OTPID, at.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, err := db.Events(t.Context(), store.EventFilter{From: at, To: at.Add(time.Hour), OTPID: plain.OTPID, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed := []store.Event{}
+		for _, e := range page.Events {
+			listed = append(listed, e.Event)
+		}
+		for name, evs := range map[string][]store.Event{"Journey": j.Events, "Events": listed} {
+			marks := map[string][2]bool{}
+			for _, e := range evs {
+				marks[e.Channel] = [2]bool{e.TimeFromReceipt, e.UnknownChannel}
+			}
+			if len(evs) != 2 || marks["RCS"] != [2]bool{true, true} || marks[string(plain.Channel)] != [2]bool{false, false} {
+				t.Errorf("%s events %+v; want RCS marked time_from_receipt and unknown_channel, %s neither", name, evs, plain.Channel)
+			}
+		}
+	})
+}

@@ -850,6 +850,11 @@ type Event struct {
 	Source        string    `json:"source"`
 	MissedWebhook bool      `json:"missed_webhook,omitempty"`
 	UnknownStatus bool      `json:"unknown_status,omitempty"`
+	// UnknownChannel marks a channel tyntec added after this build.
+	UnknownChannel bool `json:"unknown_channel,omitempty"`
+	// TimeFromReceipt says tyntec gave no usable time: Time is when the
+	// fact was received (the webhook's timestampFromReceipt).
+	TimeFromReceipt bool `json:"time_from_receipt,omitempty"`
 }
 
 // AttemptDetail is one attempt (one dispatch) of a journey.
@@ -930,7 +935,7 @@ func (db *DB) Journey(ctx context.Context, otpID string, now time.Time) (Journey
 	}
 	j := Journey{OTPID: id.String(), Attempts: []AttemptDetail{}, Events: []Event{}, Resends: []ResendRecord{}}
 	rows, err := db.conn.Query(ctx, `SELECT event_id, toString(channel), toString(status), event_time, received_at,
-    toString(error_code), error_message, toString(source), missed_webhook, unknown_status, toString(profile_id)
+    toString(error_code), error_message, toString(source), missed_webhook, unknown_status, unknown_channel, timestamp_from_receipt, toString(profile_id)
 FROM delivery_events FINAL
 WHERE otp_id = toUUID(?)
 ORDER BY event_time, multiIf(status = 'DISPATCHED', 0, status IN ('DELIVERED', 'UNDELIVERABLE', 'TIMED_OUT'), 2, 1), channel, event_id`, j.OTPID)
@@ -940,7 +945,7 @@ ORDER BY event_time, multiIf(status = 'DISPATCHED', 0, status IN ('DELIVERED', '
 	for rows.Next() {
 		var e Event
 		var profile string
-		if err := rows.Scan(&e.EventID, &e.Channel, &e.Status, &e.Time, &e.ReceivedAt, &e.ErrorCode, &e.ErrorMessage, &e.Source, &e.MissedWebhook, &e.UnknownStatus, &profile); err != nil {
+		if err := rows.Scan(&e.EventID, &e.Channel, &e.Status, &e.Time, &e.ReceivedAt, &e.ErrorCode, &e.ErrorMessage, &e.Source, &e.MissedWebhook, &e.UnknownStatus, &e.UnknownChannel, &e.TimeFromReceipt, &profile); err != nil {
 			rows.Close()
 			return j, fmt.Errorf("read journey events: %w", err)
 		}

@@ -386,7 +386,8 @@
       el('td', {}, fmtTime(a.first_at)), el('td', {}, fmtTime(a.delivered_at)), el('td', {}, fmtTime(a.failed_at)),
       el('td', { class: 'num' }, fmtMs(a.latency_ms)), el('td', {}, a.error_code || ''))));
     $('#otp-timeline').replaceChildren(...j.events.map((e) => el('li', { 'data-status': e.status },
-      fmtTime(e.time) + ' — ' + e.channel + ' ' + e.status + ' (' + e.source + (e.missed_webhook ? ', webhook missed' : '') + ')' +
+      fmtTime(e.time) + ' — ' + e.channel + ' ' + e.status + ' (' + e.source + (e.missed_webhook ? ', webhook missed' : '') +
+      (e.time_from_receipt ? ', time of receipt: tyntec gave none' : '') + ')' +
       (e.error_code ? ' ' + e.error_code : ''))));
     $('#otp-resends tbody').replaceChildren(...j.resends.map((r) => el('tr', { 'data-decision': r.decision_id },
       el('td', {}, fmtTime(r.decided_at)), el('td', {}, r.trigger_channel + ' ' + r.trigger_status),
