@@ -488,11 +488,11 @@ func (w Window) journeysSQL() (string, []any) {
             'pending') AS outcome
 FROM (
     SELECT journey,
-        if(countIf(a_delivered IS NOT NULL) > 0, argMinIf(otp_id, assumeNotNull(a_delivered), a_delivered IS NOT NULL), argMin(otp_id, a_first)) AS j_otp,
+        if(countIf(a_delivered IS NOT NULL) > 0, argMinIf(otp_id, `+firstDeliveredKey+`, a_delivered IS NOT NULL), argMin(otp_id, (a_first, otp_id))) AS j_otp,
         max(a_profile) AS j_profile,
         min(a_first) AS j_first,
         min(a_delivered) AS j_delivered,
-        argMinIf(channel, assumeNotNull(a_delivered), a_delivered IS NOT NULL) AS j_delivered_channel,
+        argMinIf(channel, `+firstDeliveredKey+`, a_delivered IS NOT NULL) AS j_delivered_channel,
         arraySort(groupArray((a_first, toString(channel),
             toUInt8(a_delivered IS NOT NULL),
             toUInt8(a_delivered IS NULL AND a_failed IS NOT NULL), a_no))) AS atts
@@ -502,6 +502,13 @@ FROM (
 )`, journeyKeyedSQL(attemptsSQL(w.Raw, w.intervals(), w.factsWhere(), ""), w.intervals(), w.Raw, w.otps), having)
 	return q, args
 }
+
+// firstDeliveredKey orders a journey's delivered attempts: the first
+// DELIVERED decides the outcome and the delivering channel, and at equal
+// times (tyntec's times may be whole seconds) the attempt that started
+// first, as journeyOutcome reads it; without the tie-break the engine
+// picked either, and a figure could change with how the rows were stored.
+const firstDeliveredKey = "(assumeNotNull(a_delivered), a_first, toString(channel), a_no)"
 
 // journeyKeyedSQL adds journey to each row of attempts (a subquery with
 // otp_id): the login's correlationId when journey_links links the OTP (or
@@ -902,12 +909,14 @@ type ResendRecord struct {
 
 // Journey is one OTP across its channels.
 type Journey struct {
-	OTPID     string    `json:"otp_id"`
-	ProfileID string    `json:"profile_id,omitempty"`
-	FirstAt   time.Time `json:"first_at"`
-	Path      string    `json:"path"`
-	Primary   string    `json:"primary"`
-	Fallback  bool      `json:"fallback"`
+	OTPID     string `json:"otp_id"`
+	ProfileID string `json:"profile_id,omitempty"`
+	// FirstAt is the first fact of its attempts; nil when it has none
+	// (every fact that placed them gone by retention).
+	FirstAt  *time.Time `json:"first_at"`
+	Path     string     `json:"path"`
+	Primary  string     `json:"primary"`
+	Fallback bool       `json:"fallback"`
 	// ResendAttempts are the attempts beyond the first on a channel.
 	ResendAttempts  uint64          `json:"resend_attempts"`
 	Outcome         string          `json:"outcome"`
@@ -1009,12 +1018,13 @@ ORDER BY event_time, multiIf(status = 'DISPATCHED', 0, status IN ('DELIVERED', '
 		return j, err
 	}
 	if len(j.Attempts) > 0 {
-		j.FirstAt = j.Attempts[0].FirstAt
+		first := j.Attempts[0].FirstAt
+		j.FirstAt = &first
 		j.Path, j.Primary, j.Fallback = strings.Join(channels, ">"), channels[0], len(channels) > 1
 		j.Outcome = journeyOutcome(j.Attempts)
 		j.Completeness = journeyCompleteness(j.Attempts, now)
-		if firstDelivered != nil && firstDelivered.After(j.FirstAt) { // as ttdKnownSQL
-			ms := firstDelivered.Sub(j.FirstAt).Milliseconds()
+		if firstDelivered != nil && firstDelivered.After(first) { // as ttdKnownSQL
+			ms := firstDelivered.Sub(first).Milliseconds()
 			j.TimeToDeliverMS = &ms
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // Retention is how long a group of tables keeps its rows, in whole days; 0
@@ -106,8 +108,8 @@ const DefaultDeadLetterRetention = Retention(90 * day)
 
 func (c *RetentionConfig) registerFlags(fs *flag.FlagSet) {
 	c.DeadLetters = DefaultDeadLetterRetention
-	fs.Var(&c.Events, "retention-events", "keep delivery events, OTP statuses, v1 events, resend decisions, silent-auth outcomes, push events and journey links this long by event time, and alerts by evaluation (90d, 2160h; at most 3650d; 0 = forever)")
-	fs.Var(&c.Attempts, "retention-attempts", "keep the per-dispatch aggregates (channel_events, and its delivered facts channel_deliveries) this long by day; windows over older days read the rollups (at most 3650d; 0 = forever)")
+	fs.Var(&c.Events, "retention-events", "keep delivery events, OTP statuses, v1 events, resend decisions, silent-auth outcomes, push events and journey links this long by event time, and alerts by evaluation (90d, 2160h; at least 2d, at most 3650d; 0 = forever)")
+	fs.Var(&c.Attempts, "retention-attempts", "keep the per-dispatch aggregates (channel_events, and its delivered facts channel_deliveries) this long by day, and a day more; windows over older days read the rollups (at least 2d, at most 3650d; 0 = forever)")
 	fs.Var(&c.Rollups, "retention-rollups", "keep the rollups (hourly, the day-level histograms, the resend outcomes) this long; 0 or at least --retention-attempts (at most 3650d; 0 = forever)")
 	fs.Var(&c.DeadLetters, "retention-dead-letters", "keep dead letters and their replay records this long (at most 3650d; 0 = forever)")
 }
@@ -123,11 +125,23 @@ func (c *RetentionConfig) Validate() error {
 			return tooLong(f.name + " " + f.r.String())
 		}
 	}
+	for _, f := range []struct {
+		name string
+		r    Retention
+	}{{"retention-events", c.Events}, {"retention-attempts", c.Attempts}} {
+		if f.r != 0 && f.r < MinFactsRetention {
+			return fmt.Errorf("%s %s: want at least %s, or 0 to keep forever: an hour's figures are computed from the facts of a day either side of it (MaxAttemptSpan), which a shorter retention deletes while the hour is still filling", f.name, f.r, MinFactsRetention)
+		}
+	}
 	if c.Rollups != 0 && (c.Attempts == 0 || c.Rollups < c.Attempts) {
 		return fmt.Errorf("retention-rollups %s is shorter than retention-attempts %s: days would be rolled up again after their rollup expired", c.Rollups, c.Attempts)
 	}
 	return nil
 }
+
+// MinFactsRetention is the shortest retention of the facts but forever:
+// an hour is computed from the facts of MaxAttemptSpan either side of it.
+const MinFactsRetention = Retention(2 * day)
 
 // ttlTable is one table under a retention and the column its TTL counts from.
 type ttlTable struct {
@@ -160,11 +174,67 @@ func (t ttlTable) ttl(r Retention) string {
 	if r == 0 {
 		return ""
 	}
-	col := t.column
-	if !t.date {
+	col, days := t.column, r.Days()
+	if t.date {
+		// A row of channel_events is dated by the earliest fact of its
+		// insert: one more day keeps the later facts of the same attempt
+		// (a day at most, MaxAttemptSpan) as long as their own retention.
+		days += dateMargin
+	} else {
 		col = "toDateTime(" + col + ")"
 	}
-	return fmt.Sprintf("%s + toIntervalDay(%d)", col, r.Days())
+	return fmt.Sprintf("%s + toIntervalDay(%d)", col, days)
+}
+
+// dateMargin is the day a date-keyed table keeps beyond its retention.
+const dateMargin = 1
+
+// factsTables are the tables an hour's figures are computed from; their
+// retention decides which rolled-up hours are frozen.
+var factsTables = []ttlTable{{"channel_events", "day", true}, {"delivery_events", "event_time", false}, {"journey_links", "linked_at", false},
+	{"otp_status", "observed_at", false}, {"silent_auth_outcomes", "started_at", false}, {"push_events", "created_at", false}}
+
+var ttlDays = regexp.MustCompile(`toIntervalDay\((\d+)\)`)
+
+// readFactsKept reads how long the tables an hour is computed from keep
+// their facts, from their TTLs as the server holds them (whichever process
+// set them): the shortest, 0 when none has one.
+func (db *DB) readFactsKept(ctx context.Context) (time.Duration, error) {
+	suffix := ""
+	if db.cluster != "" {
+		suffix = "_local"
+	}
+	date := map[string]bool{}
+	var names []string
+	for _, t := range factsTables {
+		names = append(names, "'"+t.name+suffix+"'")
+		date[t.name+suffix] = t.date
+	}
+	var kept time.Duration
+	err := db.eachRow(ctx, "the facts' retention", "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() AND name IN ("+strings.Join(names, ", ")+")", nil,
+		func(rows driver.Rows) error {
+			var name, engine string
+			if err := rows.Scan(&name, &engine); err != nil {
+				return err
+			}
+			m := ttlClause.FindStringSubmatch(engine)
+			if m == nil {
+				return nil
+			}
+			d := ttlDays.FindStringSubmatch(m[1])
+			if d == nil {
+				return nil
+			}
+			days, _ := strconv.Atoi(d[1])
+			if date[name] {
+				days -= dateMargin
+			}
+			if r := time.Duration(max(days, 0)) * day; kept == 0 || r < kept {
+				kept = r
+			}
+			return nil
+		})
+	return kept, err
 }
 
 var ttlClause = regexp.MustCompile(` TTL (.+?)(?: SETTINGS |$)`)
@@ -226,5 +296,11 @@ func (db *DB) ApplyRetention(ctx context.Context, c RetentionConfig) ([]string, 
 		db.logger.Info("retention applied", "table", name, "retention", r.String())
 	}
 	slices.Sort(altered)
+	kept, err := db.readFactsKept(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		db.factsKept = kept
+	}
 	return altered, errors.Join(errs...)
 }

@@ -76,8 +76,8 @@ func TestRetention(t *testing.T) {
 		apply("--retention-events", "60d", "--retention-attempts", "30d", "--retention-rollups", "400d", "--retention-dead-letters", "7d")
 		wantTTLs(t, db, map[string]string{
 			"delivery_events":    "TTL toDateTime(event_time) + toIntervalDay(60)",
-			"channel_events":     "TTL day + toIntervalDay(30)",
-			"channel_deliveries": "TTL day + toIntervalDay(30)",
+			"channel_events":     "TTL day + toIntervalDay(31)", // a day's margin: rows are dated by their earliest fact
+			"channel_deliveries": "TTL day + toIntervalDay(31)",
 			"hour_attempts":      "TTL toDateTime(hour) + toIntervalDay(400)",
 		})
 		// 0 is forever: the TTL goes.
@@ -98,6 +98,10 @@ func TestRetentionFlags(t *testing.T) {
 		{[]string{"--retention-events", "90d"}, true},
 		{[]string{"--retention-events", "48h"}, true},
 		{[]string{"--retention-events", "36h"}, false},
+		// An hour is computed from the facts of a day either side of it.
+		{[]string{"--retention-events", "1d"}, false},
+		{[]string{"--retention-attempts", "24h"}, false},
+		{[]string{"--retention-attempts", "2d", "--retention-rollups", "2d"}, true},
 		{[]string{"--retention-events", "-1d"}, false},
 		{[]string{"--retention-events", "week"}, false},
 		{[]string{"--retention-attempts", "30d", "--retention-rollups", "10d"}, false},

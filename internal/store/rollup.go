@@ -296,6 +296,16 @@ const touchedMigration = "12"
 // has not run for that long, when a live read is the safe one.
 var patchAge = 24 * time.Hour
 
+// frozen reports whether a rolled-up hour can no longer be computed again
+// from its facts at now: retention (factsKept) may have deleted some of
+// those its figures are computed from, MaxAttemptSpan either side of it.
+// Its stored rows are then all that is left of it, and they stand: a late
+// fact near it is stored but not counted into it, where computing it
+// again, or patching it, from what is left would lose what was deleted.
+func (db *DB) frozen(h, now time.Time) bool {
+	return db.factsKept > 0 && h.Add(-MaxAttemptSpan).Before(now.Add(-db.factsKept))
+}
+
 // canPatch reports whether a dirty hour known exact since asOf can be read
 // patched: the OTPs touched since then are all recorded.
 func canPatch(asOf uint64, touchedSince, now time.Time) bool {
@@ -484,6 +494,14 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 		return p, false, err
 	}
 	now := time.Now()
+	// Dirty hours retention has frozen are read as the job left them too,
+	// and as it will leave them.
+	frozen := map[time.Time]bool{}
+	for h, r := range rolled {
+		if mark, marked := marks[h]; !clean(r.asOf, mark, marked) && db.frozen(h, now) {
+			frozen[h] = true
+		}
+	}
 	// The dirty hours MaxLag lets be read as the job left them.
 	lagged := map[time.Time]bool{}
 	if w.MaxLag > 0 {
@@ -500,7 +518,7 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 	// The other dirty hours that can be patched, and of those the ones a
 	// touched OTP has rows in, stored or live; the others are still exact
 	// at their versions.
-	cands := slices.DeleteFunc(patchableHours(rolled, marks, touchedSince, h0, h1, now), func(r rolledHour) bool { return lagged[r.hour] })
+	cands := slices.DeleteFunc(patchableHours(rolled, marks, touchedSince, h0, h1, now), func(r rolledHour) bool { return lagged[r.hour] || frozen[r.hour] })
 	patchable := map[time.Time]bool{}
 	for _, c := range cands {
 		patchable[c.hour] = true
@@ -534,7 +552,7 @@ func (db *DB) makePlan(ctx context.Context, w Window) (p plan, ok bool, err erro
 		}
 		r, isRolled := rolled[h]
 		mark, marked := marks[h]
-		exact := isRolled && (clean(r.asOf, mark, marked) || lagged[h] || patchable[h] && !changed[h])
+		exact := isRolled && (clean(r.asOf, mark, marked) || lagged[h] || frozen[h] || patchable[h] && !changed[h])
 		switch {
 		case exact && from.Equal(h) && to.Equal(h.Add(time.Hour)):
 			p.hours = append(p.hours, r)

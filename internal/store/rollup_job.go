@@ -153,7 +153,21 @@ func (db *DB) sortDirtyHours(ctx context.Context, dirty []time.Time, version uin
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cands := patchableHours(rolled, marks, touchedSince, from, to, time.UnixMilli(int64(version)))
+	now := time.UnixMilli(int64(version))
+	// Hours retention has frozen keep their stored rows: found exact as
+	// far as their facts allow.
+	var kept []rolledHour
+	for _, h := range dirty {
+		if r, ok := rolled[h]; ok && db.frozen(h, now) {
+			kept = append(kept, r)
+		}
+	}
+	if len(kept) > 0 {
+		checked = append(checked, kept...)
+		db.logger.Warn("late facts near hours whose facts retention has begun to delete are stored but not counted into them; those hours keep their rolled-up figures",
+			"hours", len(kept), "first", kept[0].hour.Format(time.RFC3339), "last", kept[len(kept)-1].hour.Format(time.RFC3339), "facts_kept", Retention(db.factsKept).String())
+	}
+	cands := slices.DeleteFunc(patchableHours(rolled, marks, touchedSince, from, to, now), func(r rolledHour) bool { return db.frozen(r.hour, now) })
 	patchable := map[time.Time]bool{}
 	byAsOf := map[uint64][]rolledHour{}
 	for _, c := range cands {
@@ -161,7 +175,7 @@ func (db *DB) sortDirtyHours(ctx context.Context, dirty []time.Time, version uin
 		byAsOf[c.asOf] = append(byAsOf[c.asOf], c)
 	}
 	for _, h := range dirty {
-		if !patchable[h] {
+		if _, ok := rolled[h]; !patchable[h] && !(ok && db.frozen(h, now)) {
 			recompute = append(recompute, rolledHour{hour: h})
 		}
 	}

@@ -986,3 +986,134 @@ func TestRollupBackfillMarksStoredFacts(t *testing.T) {
 		}
 	})
 }
+
+// An hour whose facts retention has begun to delete keeps its rolled-up
+// figures when a late fact lands near it: computed again from what is
+// left, it lost every attempt whose facts were gone. A recent hour is
+// still computed again from its facts.
+func TestRetentionFreezesOldHours(t *testing.T) {
+	noSlack(t)
+	// As for an hour last computed more than a day ago: it cannot be
+	// patched, only computed again.
+	t.Cleanup(store.SetPatchAge(0))
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		now := time.Now().UTC()
+		old := now.AddDate(0, 0, -10).Truncate(time.Hour)
+		recent := now.Add(-3 * time.Hour).Truncate(time.Hour)
+		var rows []store.DeliveryRow
+		for i := range 5 {
+			for j, h := range []time.Time{old, recent} {
+				ts := h.Add(time.Duration(5+i) * time.Minute)
+				rows = append(rows, deliveryAt(200+10*j+i, events.StatusDispatched, ts), deliveryAt(200+10*j+i, events.StatusDelivered, ts.Add(2*time.Second)))
+			}
+		}
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: rows}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // the job's version after the marks
+		if _, err := db.RefreshRollups(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		attempts := func(h time.Time) (n, delivered uint64) {
+			t.Helper()
+			chs, err := db.Channels(t.Context(), store.Window{From: h, To: h.Add(time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range chs {
+				n, delivered = n+c.Attempts, delivered+c.Delivered
+			}
+			return n, delivered
+		}
+		if n, _ := attempts(old); n != 5 {
+			t.Fatalf("old hour: %d attempts rolled up; want 5", n)
+		}
+
+		// Retention of 3 days deletes the old hour's facts.
+		if _, err := db.ApplyRetention(t.Context(), store.RetentionConfig{Events: store.Retention(3 * 24 * time.Hour), Attempts: store.Retention(3 * 24 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		for _, table := range []string{"channel_events", "channel_deliveries", "delivery_events"} {
+			if err := db.Conn().Exec(t.Context(), "OPTIMIZE TABLE "+table+" FINAL"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := count(t, db, fmt.Sprintf("SELECT count() FROM channel_events WHERE day <= toDate(%d)", old.Unix())); n != 0 {
+			t.Fatalf("%d channel_events rows of the old day left after retention; the test proves nothing", n)
+		}
+
+		// A late fact near each hour: a new OTP dispatched in the old hour,
+		// and a late DISPATCHED that opens a sixth attempt in the recent one.
+		late := []store.DeliveryRow{deliveryAt(299, events.StatusDispatched, old.Add(40*time.Minute)), deliveryAt(298, events.StatusDispatched, recent.Add(40*time.Minute))}
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: late}); err != nil {
+			t.Fatal(err)
+		}
+		for _, when := range []string{"between job runs", "after a run"} {
+			if when == "after a run" {
+				time.Sleep(100 * time.Millisecond)
+				if _, err := db.RefreshRollups(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n, d := attempts(old); n != 5 || d != 5 {
+				t.Errorf("%s: the old hour reads %d attempts, %d delivered; want its 5 rolled up, both", when, n, d)
+			}
+			if n, d := attempts(recent); n != 6 || d != 5 {
+				t.Errorf("%s: the recent hour reads %d attempts, %d delivered; want 6 and 5, its late fact counted", when, n, d)
+			}
+		}
+		if n := count(t, db, fmt.Sprintf("SELECT count() FROM hour_attempts WHERE hour = toDateTime(%d, 'UTC')", old.Unix())); n == 0 {
+			t.Errorf("the old hour's stored attempts are gone")
+		}
+	})
+}
+
+// Two channels delivered at the same instant (tyntec's times may be whole
+// seconds): the journey's outcome and delivering channel are the earlier
+// attempt's, whichever way the figures are read, as the OTP lookup says.
+func TestDeliveredAtOnceOnTwoChannels(t *testing.T) {
+	noSlack(t)
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		h := time.Now().UTC().Add(-5 * time.Hour).Truncate(time.Hour)
+		var rows []store.DeliveryRow
+		const n = 20
+		for i := range n {
+			at := h.Add(time.Duration(i) * time.Minute)
+			sms, viber := deliveryAt(400+i, events.StatusDispatched, at), deliveryAt(400+i, events.StatusDispatched, at.Add(time.Second))
+			viber.Channel = events.ChannelViber
+			smsOK, viberOK := deliveryAt(400+i, events.StatusDelivered, at.Add(5*time.Second)), deliveryAt(400+i, events.StatusDelivered, at.Add(5*time.Second))
+			viberOK.Channel = events.ChannelViber
+			for _, r := range []*store.DeliveryRow{&viber, &viberOK} {
+				r.EventID = events.DeliveryID(&r.DeliveryStatus)
+			}
+			rows = append(rows, sms, viber, smsOK, viberOK)
+		}
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: rows}); err != nil {
+			t.Fatal(err)
+		}
+		w := store.Window{From: h, To: h.Add(time.Hour)}
+		check := func(when string, w store.Window) {
+			t.Helper()
+			fb, err := db.Fallback(t.Context(), w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fb.OTPs != n || fb.Outcomes.DeliveredPrimary != n {
+				t.Errorf("%s: %d journeys, outcomes %+v; want all %d delivered on their primary, SMS", when, fb.OTPs, fb.Outcomes, n)
+			}
+		}
+		raw := w
+		raw.Raw = true
+		check("raw", raw)
+		check("live", w)
+		time.Sleep(100 * time.Millisecond)
+		if _, err := db.RefreshRollups(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		check("rolled up", w)
+		j, err := db.Journey(t.Context(), rows[0].OTPID, time.Now())
+		if err != nil || j.Outcome != store.OutcomeDeliveredPrimary {
+			t.Errorf("Journey = %s, %v; want %s", j.Outcome, err, store.OutcomeDeliveredPrimary)
+		}
+	})
+}

@@ -170,6 +170,9 @@ type DB struct {
 	// backupDir is the embedded engine's backup directory ("" with a
 	// server, whose own it is): Restore looks there first.
 	backupDir string
+	// factsKept is how long the facts an hour is computed from are kept
+	// (readFactsKept, at connect); 0 forever. Older hours are frozen.
+	factsKept time.Duration
 }
 
 // Open opens ClickHouse as cfg says — hosting the embedded engine when there
@@ -229,6 +232,10 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 			return nil, err
 		}
 	}
+	if db.factsKept, err = db.readFactsKept(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 
@@ -268,6 +275,10 @@ func ConnectReader(ctx context.Context, dsn string, logger *slog.Logger) (*DB, e
 		return nil, err
 	}
 	db.reader = true
+	if db.factsKept, err = db.readFactsKept(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 
