@@ -1,0 +1,324 @@
+package reporter_test
+
+import (
+	"fmt"
+	"math"
+	"net/http/httptest"
+	"net/url"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/grafanatest"
+	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// dashboardPanel returns the one panel of file titled title.
+func dashboardPanel(t *testing.T, file, title string) grafanatest.Panel {
+	t.Helper()
+	var found []grafanatest.Panel
+	for _, p := range loadDashboards(t)[file].Panels {
+		if p.Title == title {
+			found = append(found, p)
+		}
+	}
+	if len(found) != 1 || len(found[0].Targets) != 1 {
+		t.Fatalf("%s: %d panels titled %q; want one with one query", file, len(found), title)
+	}
+	return found[0]
+}
+
+func panelVars(channel string) map[string]string {
+	vars := map[string]string{"profile": "__all", "channel": "__all", "datasource": "ClickHouse"}
+	if channel != "" {
+		vars["channel"] = channel
+	}
+	return vars
+}
+
+func windowQuery(from, to time.Time, channel string) url.Values {
+	q := url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}}
+	if channel != "" {
+		q.Set("channel", channel)
+	}
+	return q
+}
+
+// ttdRow is one row of the panel "Time added by fallback".
+type ttdRow struct {
+	otps     uint64
+	p50, p95 *float64
+}
+
+func (tr *traffic) timeAddedByFallback(t *testing.T, from, to time.Time, channel string) map[string]ttdRow {
+	t.Helper()
+	p := dashboardPanel(t, "fallback-resends.json", "Time added by fallback")
+	q := "SELECT outcome, otps, toNullable(toFloat64(time_to_deliver_p50_ms)), toNullable(toFloat64(time_to_deliver_p95_ms)) FROM (" +
+		expand(t, p.Targets[0].RawSQL, from, to, time.Minute, panelVars(channel)) + ")"
+	rows, err := tr.readerConn(t).Query(t.Context(), q)
+	if err != nil {
+		t.Fatalf("query: %v\n%s", err, q)
+	}
+	defer rows.Close()
+	out := map[string]ttdRow{}
+	for rows.Next() {
+		var outcome string
+		var r ttdRow
+		if err := rows.Scan(&outcome, &r.otps, &r.p50, &r.p95); err != nil {
+			t.Fatal(err)
+		}
+		out[outcome] = r
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// recoveredByPolling sums the panel "Missed webhooks recovered by polling"
+// per channel.
+func (tr *traffic) recoveredByPolling(t *testing.T, from, to time.Time, channel string) map[string]uint64 {
+	t.Helper()
+	p := dashboardPanel(t, "fallback-resends.json", "Missed webhooks recovered by polling")
+	q := "SELECT channel, toUInt64(sum(recovered)) FROM (" + expand(t, p.Targets[0].RawSQL, from, to, time.Minute, panelVars(channel)) + ") GROUP BY channel"
+	rows, err := tr.readerConn(t).Query(t.Context(), q)
+	if err != nil {
+		t.Fatalf("query: %v\n%s", err, q)
+	}
+	defer rows.Close()
+	out := map[string]uint64{}
+	for rows.Next() {
+		var ch string
+		var n uint64
+		if err := rows.Scan(&ch, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[ch] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// apiRecovered is the API's recovered_by_polling per channel, the channels
+// with none left out.
+func (tr *traffic) apiRecovered(t *testing.T, from, to time.Time, channel string) map[string]uint64 {
+	t.Helper()
+	var chs reporter.ChannelsResponse
+	tr.get(t, "/api/v1/channels", windowQuery(from, to, channel), &chs)
+	out := map[string]uint64{}
+	for _, c := range chs.Channels {
+		if c.RecoveredByPolling > 0 {
+			out[c.Channel] = c.RecoveredByPolling
+		}
+	}
+	return out
+}
+
+// conversionStat runs the stat "Verification conversion".
+func (tr *traffic) conversionStat(t *testing.T, from, to time.Time, channel string) *float64 {
+	t.Helper()
+	p := dashboardPanel(t, "channel-success.json", "Verification conversion")
+	return tr.scalar(t, expand(t, p.Targets[0].RawSQL, from, to, time.Minute, panelVars(channel)))
+}
+
+// apiConversion is the API's verification conversion of the window's
+// journeys delivered (first) on channel, every channel for "".
+func (tr *traffic) apiConversion(t *testing.T, from, to time.Time, channel string) *float64 {
+	t.Helper()
+	var chs reporter.ChannelsResponse
+	tr.get(t, "/api/v1/channels", windowQuery(from, to, channel), &chs)
+	var polled, verified uint64
+	for _, c := range chs.Channels {
+		if c.Verification != nil {
+			polled, verified = polled+c.Verification.Polled, verified+c.Verification.Verified
+		}
+	}
+	return ratio(verified, polled)
+}
+
+func samePtr(a, b *float64) bool {
+	return (a == nil) == (b == nil) && (a == nil || math.Abs(*a-*b) <= 1e-9)
+}
+
+// TestDashboardPanelsAgreeWithTheAPI holds three panels to the API on
+// journeys built for them: journeys whose DISPATCHED was lost (no time to
+// deliver), conversion attributed to the delivering channel (a push-first
+// login an SMS delivered, a fallback delivered by Voice), a final status
+// polled more than a day after its journey's first attempt, facts the
+// poller recovered (an SMS webhook and a push approval) and a recovered fact
+// of an attempt that started before the window.
+func TestDashboardPanelsAgreeWithTheAPI(t *testing.T) {
+	f := newFixture(t)
+	ar := chi.NewRouter()
+	reporter.NewAPI(f.DB, brokertest.Logger(t)).Mount(ar)
+	api := httptest.NewServer(ar)
+	t.Cleanup(api.Close)
+	tr := &traffic{f: f, api: api}
+
+	base := time.Date(2026, 8, 3, 10, 0, 0, 0, time.UTC)
+	at := func(d string) time.Time {
+		x, err := time.ParseDuration(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base.Add(x)
+	}
+	otp := func(n int) string { return fmt.Sprintf("eeeeeeee-0000-4000-8000-%012d", n) }
+	var b store.Batch
+	fact := func(id, ch, st, when string, polled bool) {
+		d := events.DeliveryStatus{OTPID: id, ProfileID: "prof-d", Channel: events.Channel(ch), Status: events.Status(st),
+			Timestamp: at(when), ReceivedAt: at(when).Add(time.Second), Source: events.SourceWebhook}
+		if polled {
+			d.Source, d.MissedWebhook, d.ReceivedAt = events.SourcePoll, true, at(when).Add(time.Minute)
+		}
+		if d.Status.Failed() {
+			d.Error = &events.DeliveryError{Code: "tyntec::" + ch + "::" + st}
+		}
+		b.Deliveries = append(b.Deliveries, store.DeliveryRow{DeliveryStatus: d, EventID: events.DeliveryID(&d)})
+	}
+	status := func(id string, s events.OTPState, observed string) {
+		b.Statuses = append(b.Statuses, store.OTPStatusRow{EventID: fmt.Sprintf("os-%d", len(b.Statuses)),
+			OTPStatus: events.OTPStatus{OTPID: id, API: "v4", Status: s, ProfileID: "prof-d", ObservedAt: at(observed), Source: events.SourcePoll, SampleRate: 1}})
+	}
+	push := func(uuid, corr, st, created, updated, source string) {
+		b.Push = append(b.Push, store.PushRow{EventID: fmt.Sprintf("pe-%d", len(b.Push)), PushEvent: events.PushEvent{UUID: uuid, Status: st,
+			CreatedAt: at(created), UpdatedAt: at(updated), CorrelationID: corr, Source: source, ReceivedAt: at(updated).Add(time.Second)}})
+	}
+
+	// [0, 15m): delivered on the primary, one journey with no known start.
+	fact(otp(1), "SMS", "DISPATCHED", "0s", false)
+	fact(otp(1), "SMS", "DELIVERED", "4s", false)
+	status(otp(1), events.OTPVerified, "1m")
+	fact(otp(2), "SMS", "DISPATCHED", "5m", false)
+	fact(otp(2), "SMS", "DELIVERED", "5m5s", false)
+	status(otp(2), events.OTPExpired, "11m")
+	fact(otp(3), "SMS", "DELIVERED", "10m", false) // its DISPATCHED lost
+	status(otp(3), events.OTPVerified, "12m")
+	// [15m, 35m): delivered after a fallback.
+	fact(otp(4), "SMS", "DISPATCHED", "20m", false)
+	fact(otp(4), "SMS", "UNDELIVERABLE", "20m2s", false)
+	fact(otp(4), "VOICE", "DISPATCHED", "20m3s", false)
+	fact(otp(4), "VOICE", "DELIVERED", "20m9s", false)
+	status(otp(4), events.OTPVerified, "22m")
+	fact(otp(5), "VIBER", "DISPATCHED", "30m", false)
+	fact(otp(5), "VIBER", "TIMED_OUT", "30m40s", false)
+	fact(otp(5), "SMS", "DELIVERED", "30m45s", false) // the SMS DISPATCHED lost
+	status(otp(5), events.OTPExpired, "33m")
+	// [35m, 1h): a denied push and the SMS OTP that delivered the login; a
+	// push approval the poller read; an SMS whose webhooks the poller
+	// recovered; a status polled more than a day after the journey began.
+	push("eeeeeeee-0000-4000-8000-0000000000a1", "login-6", events.PushDenied, "40m", "40m5s", events.SourceWebhook)
+	b.Links = append(b.Links, store.JourneyLinkRow{OTPID: otp(6), JourneyID: "login-6", Source: "track", LinkedAt: at("40m6s"), EventID: "link-6"})
+	fact(otp(6), "SMS", "DISPATCHED", "40m6s", false)
+	fact(otp(6), "SMS", "DELIVERED", "40m9s", false)
+	status(otp(6), events.OTPVerified, "41m")
+	push("eeeeeeee-0000-4000-8000-0000000000a2", "eeeeeeee-0000-4000-8000-0000000000a2", events.PushApproved, "45m", "45m3s", events.SourcePoll)
+	fact(otp(8), "SMS", "DISPATCHED", "50m", true)
+	fact(otp(8), "SMS", "DELIVERED", "50m3s", true)
+	fact(otp(10), "SMS", "DISPATCHED", "55m", false)
+	fact(otp(10), "SMS", "DELIVERED", "55m2s", false)
+	status(otp(10), events.OTPVerified, "25h55m")
+	// Before the window: an SMS attempt whose DELIVERED, in the window, the
+	// poller recovered.
+	fact(otp(9), "SMS", "DISPATCHED", "-10s", false)
+	fact(otp(9), "SMS", "DELIVERED", "5s", true)
+	if err := f.DB.Insert(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+
+	from, to := base, base.Add(time.Hour)
+	tr.readerConn(t) // one connection for the subtests, closed with the test
+
+	t.Run("time added by fallback", func(t *testing.T) {
+		// A window holding one outcome's delivered journeys: the panel's
+		// row of that outcome is the API's time to deliver.
+		for _, c := range []struct {
+			outcome  string
+			from, to time.Time
+		}{{store.OutcomeDeliveredPrimary, at("0s"), at("15m")}, {store.OutcomeDeliveredFallback, at("15m"), at("35m")}} {
+			var fb reporter.FallbackResponse
+			tr.get(t, "/api/v1/fallback", windowQuery(c.from, c.to, ""), &fb)
+			got := tr.timeAddedByFallback(t, c.from, c.to, "")
+			want := fb.Outcomes.DeliveredPrimary
+			if c.outcome == store.OutcomeDeliveredFallback {
+				want = fb.Outcomes.DeliveredFallback
+			}
+			r, ok := got[c.outcome]
+			var p50, p95 *float64
+			if fb.TimeToDeliverMS != nil {
+				p50, p95 = &fb.TimeToDeliverMS.P50, &fb.TimeToDeliverMS.P95
+			}
+			if len(got) != 1 || !ok || r.otps != want || want == 0 || !samePtr(r.p50, p50) || !samePtr(r.p95, p95) {
+				t.Errorf("[%s, %s): panel %+v (p50 %v, p95 %v); API: %d %s, time_to_deliver_ms %+v",
+					c.from.Format(time.TimeOnly), c.to.Format(time.TimeOnly), got, deref(r.p50), deref(r.p95), want, c.outcome, fb.TimeToDeliverMS)
+			}
+		}
+		// The whole window: a row per delivered outcome, counting every
+		// delivered journey, those without a time to deliver included.
+		var fb reporter.FallbackResponse
+		tr.get(t, "/api/v1/fallback", windowQuery(from, to, ""), &fb)
+		got := tr.timeAddedByFallback(t, from, to, "")
+		if got[store.OutcomeDeliveredPrimary].otps != fb.Outcomes.DeliveredPrimary || got[store.OutcomeDeliveredFallback].otps != fb.Outcomes.DeliveredFallback || len(got) != 2 {
+			t.Errorf("whole window: panel %+v; API outcomes %+v", got, fb.Outcomes)
+		}
+	})
+
+	t.Run("verification conversion", func(t *testing.T) {
+		for _, ch := range []string{"", "SMS", "VOICE", "VIBER", "PUSH"} {
+			got, want := tr.conversionStat(t, from, to, ch), tr.apiConversion(t, from, to, ch)
+			if !samePtr(got, want) {
+				t.Errorf("stat Verification conversion (channel %q) = %v; API says %v", ch, deref(got), deref(want))
+			}
+		}
+		// The table per delivering channel: the API's figures per channel.
+		p := dashboardPanel(t, "channel-success.json", "Verification conversion per delivering channel")
+		q := expand(t, p.Targets[0].RawSQL, from, to, time.Minute, panelVars(""))
+		rows, err := tr.readerConn(t).Query(t.Context(), "SELECT channel, polled, verified, sample_rate FROM ("+q+") ORDER BY channel")
+		if err != nil {
+			t.Fatalf("query: %v\n%s", err, q)
+		}
+		defer rows.Close()
+		var got []string
+		for rows.Next() {
+			var ch string
+			var polled, verified uint64
+			var rate float64
+			if err := rows.Scan(&ch, &polled, &verified, &rate); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%s %d/%d @%g", ch, verified, polled, rate))
+		}
+		var chs reporter.ChannelsResponse
+		tr.get(t, "/api/v1/channels", windowQuery(from, to, ""), &chs)
+		var want []string
+		for _, c := range chs.Channels {
+			if v := c.Verification; v != nil {
+				want = append(want, fmt.Sprintf("%s %d/%d @%g", c.Channel, v.Verified, v.Polled, v.SampleRate))
+			}
+		}
+		sort.Strings(want)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("table Verification conversion per delivering channel: %v; API: %v", got, want)
+		}
+	})
+
+	t.Run("recovered by polling", func(t *testing.T) {
+		for _, ch := range []string{"", "SMS", "PUSH"} {
+			got, want := tr.recoveredByPolling(t, from, to, ch), tr.apiRecovered(t, from, to, ch)
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("panel Missed webhooks recovered by polling (channel %q): %v; API recovered_by_polling: %v", ch, got, want)
+			}
+		}
+		// What the data holds: a polled SMS fact and a polled push approval.
+		if want := tr.apiRecovered(t, from, to, ""); want["SMS"] == 0 || want["PUSH"] == 0 {
+			t.Errorf("API recovered_by_polling %v: want SMS and PUSH", want)
+		}
+	})
+}
