@@ -276,7 +276,7 @@ type Alert struct {
 	Value     float64   `json:"value"`
 	Threshold float64   `json:"threshold"`
 	// Value and Threshold are rates, but for delivery_slow milliseconds (a
-	// p95 time to deliver). Volume is the settled attempts
+	// channel's p95 latency, dispatch to DELIVERED). Volume is the settled attempts
 	// (delivery_rate_low), delivered attempts (delivery_slow) or OTPs
 	// (fallback_rate_high).
 	Volume  uint64 `json:"volume"`

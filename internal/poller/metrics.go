@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		resends:       f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_resends_total", Help: "Resend decisions by result (sent, skipped, failed, dryrun; ignored = no policy rule)."}, []string{"result"}),
 		leader:        f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_poller_leader", Help: "1 while this replica holds the lease and calls tyntec."}),
 		v1SeesV4:      f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_poller_v1_sees_v4", Help: "Whether tyntec's v1 API serves v4 OTPs, as learned at run time: 1 yes (lost v4 webhooks recoverable), 0 no, -1 not known yet."}),
-		unrecoverable: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_unrecoverable_total", Help: "Attempts of v4 OTPs whose lost webhooks the poller could not recover (tyntec's v1 API does not serve v4 OTPs), by channel (empty: an attempt on an unknown channel may be missing)."}, []string{"channel"}),
+		unrecoverable: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_unrecoverable_total", Help: "Attempts of v4 OTPs whose lost webhooks the poller could not recover (tyntec's v1 API does not serve v4 OTPs), by channel (OTHER: an attempt with no channel, whose every webhook may be lost, or on a channel otpscope does not know)."}, []string{"channel"}),
 	}
 	m.v1SeesV4.Set(-1)
 	if reg == nil {

@@ -19,7 +19,8 @@ import (
 const (
 	RuleDeliveryRateLow  = "delivery_rate_low"
 	RuleFallbackRateHigh = "fallback_rate_high"
-	// RuleDeliverySlow: a channel's p95 time to deliver is above its
+	// RuleDeliverySlow: a channel's p95 latency, dispatch to DELIVERED
+	// (/channels' latency_ms, not a journey's time to deliver), is above its
 	// threshold. Its value and threshold are milliseconds, the others' rates
 	// (AlertFigure formats either).
 	RuleDeliverySlow = "delivery_slow"
@@ -223,7 +224,7 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 		}
 		out = append(out, Alert{
 			Rule: RuleDeliverySlow, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: c.LatencyMS.P95, Threshold: msOf(threshold), Volume: c.Delivered,
-			Summary: fmt.Sprintf("%s p95 time to deliver %s above %s (%d delivered attempts, %s – %s)", c.Channel,
+			Summary: fmt.Sprintf("%s p95 latency (dispatch → DELIVERED) %s above %s (%d delivered attempts, %s – %s)", c.Channel,
 				AlertFigure(RuleDeliverySlow, c.LatencyMS.P95), AlertFigure(RuleDeliverySlow, msOf(threshold)), c.Delivered, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)),
 		})
 	}
@@ -271,11 +272,11 @@ func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, ch
 		}
 		switch {
 		case threshold <= 0:
-			al.Summary = fmt.Sprintf("%s time to deliver no longer watched: its threshold is 0 (--alert-max-latency-p95, --alert-channel-max-latency-p95) (%s)", channel, span)
+			al.Summary = fmt.Sprintf("%s latency no longer watched: its threshold is 0 (--alert-max-latency-p95, --alert-channel-max-latency-p95) (%s)", channel, span)
 		case c.LatencyMS == nil || c.Delivered < max(a.MinSettled, 1):
-			al.Summary = fmt.Sprintf("%s time to deliver no longer judged: %d delivered attempts, the rule needs %d (%s)", channel, c.Delivered, max(a.MinSettled, 1), span)
+			al.Summary = fmt.Sprintf("%s latency no longer judged: %d delivered attempts, the rule needs %d (%s)", channel, c.Delivered, max(a.MinSettled, 1), span)
 		default:
-			al.Summary = fmt.Sprintf("%s p95 time to deliver back to %s, at most %s (%d delivered attempts; %s)", channel,
+			al.Summary = fmt.Sprintf("%s p95 latency (dispatch → DELIVERED) back to %s, at most %s (%d delivered attempts; %s)", channel,
 				AlertFigure(rule, al.Value), AlertFigure(rule, al.Threshold), c.Delivered, span)
 		}
 	case RuleFallbackRateHigh:

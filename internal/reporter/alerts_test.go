@@ -103,7 +103,8 @@ func TestAlertChannelThresholds(t *testing.T) {
 	}
 }
 
-// delivery_slow fires for a channel whose p95 time to deliver is above its
+// delivery_slow fires for a channel whose p95 latency (dispatch to
+// DELIVERED, not a journey's time to deliver) is above its
 // threshold, with enough delivered attempts; a channel's own threshold
 // replaces the default, 0 turning it off; it resolves saying why; its
 // figures are milliseconds, read as durations.
@@ -141,7 +142,7 @@ func TestAlertDeliverySlow(t *testing.T) {
 				continue
 			}
 			got[al.Channel] = al.Threshold
-			if !strings.Contains(al.Summary, "above 1 min") || al.Volume != chs[slices.IndexFunc(chs, func(s store.ChannelStats) bool { return s.Channel == al.Channel })].Delivered {
+			if !strings.HasPrefix(al.Summary, al.Channel+" p95 latency (dispatch → DELIVERED) ") || !strings.Contains(al.Summary, "above 1 min") || al.Volume != chs[slices.IndexFunc(chs, func(s store.ChannelStats) bool { return s.Channel == al.Channel })].Delivered {
 				t.Errorf("%s: %s's alert %+v does not name its threshold or count the delivered attempts", c.name, al.Channel, al)
 			}
 		}
@@ -152,16 +153,16 @@ func TestAlertDeliverySlow(t *testing.T) {
 	since := from.Add(-time.Hour)
 	rules := reporter.AlertRules{MaxLatencyP95: 2 * time.Minute, MinSettled: 50}
 	for channel, says := range map[string]string{
-		"SMS":      "SMS p95 time to deliver back to 1 min 15 s, at most 2 min (90 delivered attempts",
-		"WHATSAPP": "WHATSAPP time to deliver no longer judged: 5 delivered attempts, the rule needs 50",
-		"PUSH":     "PUSH time to deliver no longer judged: 0 delivered attempts",
+		"SMS":      "SMS p95 latency (dispatch → DELIVERED) back to 1 min 15 s, at most 2 min (90 delivered attempts",
+		"WHATSAPP": "WHATSAPP latency no longer judged: 5 delivered attempts, the rule needs 50",
+		"PUSH":     "PUSH latency no longer judged: 0 delivered attempts",
 	} {
 		al := rules.Resolved(reporter.RuleDeliverySlow, channel, since, from, to, chs, store.FallbackStats{})
 		if al.State != events.AlertResolved || al.Threshold != 120_000 || !strings.HasPrefix(al.Summary, says) {
 			t.Errorf("delivery_slow on %s resolved as %+v; want threshold 120000 ms, saying %q", channel, al, says)
 		}
 	}
-	if al := (reporter.AlertRules{}).Resolved(reporter.RuleDeliverySlow, "SMS", since, from, to, chs, store.FallbackStats{}); !strings.HasPrefix(al.Summary, "SMS time to deliver no longer watched") {
+	if al := (reporter.AlertRules{}).Resolved(reporter.RuleDeliverySlow, "SMS", since, from, to, chs, store.FallbackStats{}); !strings.HasPrefix(al.Summary, "SMS latency no longer watched") {
 		t.Errorf("delivery_slow turned off resolves saying %q", al.Summary)
 	}
 	for rule, want := range map[string]string{reporter.RuleDeliverySlow: "1 min 15 s", reporter.RuleDeliveryRateLow: "75.0%"} {

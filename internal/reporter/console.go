@@ -39,7 +39,10 @@ const defaultBuckets = 60
 
 // DefaultStep is the step cutting d into at most defaultBuckets buckets: the
 // smallest of a few round steps that does; beyond them, whole days. Steps of
-// whole days read the day-level latency histograms (store.Timeseries).
+// whole days read the day-level latency histograms (store.Timeseries). The
+// buckets are aligned to the epoch, so a window not starting on a step's
+// bound has one more, partial at each end: the last hour is 61 buckets of
+// a minute, which a chart of the last hour wants rather than 13 of five.
 func DefaultStep(d time.Duration) time.Duration {
 	const day = 24 * time.Hour
 	for _, s := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, day, 2 * day, 7 * day} {

@@ -63,7 +63,7 @@ type Thresholds struct {
 	MaxFallbackRate float64 `json:"max_fallback_rate,omitempty"`
 	// MaxLatencyP95MS is delivery_slow's limit when every channel has the
 	// same (no --alert-channel-max-latency-p95): one line on the chart of
-	// every channel's time to deliver.
+	// every channel's latency (dispatch to DELIVERED).
 	MaxLatencyP95MS float64 `json:"max_latency_p95_ms,omitempty"`
 }
 
@@ -94,7 +94,8 @@ type ResendReader interface {
 }
 
 // trendStep is the bucket of a report's trend: the smallest of a few round
-// steps that cuts the window into at most 48 buckets.
+// steps that cuts the window into at most 48 (49 when the window does not
+// start on a step's bound: the buckets are aligned to the epoch).
 func trendStep(window time.Duration) time.Duration {
 	for _, s := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour} {
 		if window <= 48*s {
@@ -278,7 +279,7 @@ func (r *Report) csv(w io.Writer) error {
 			rec("channel", c.Channel, "verification_rate", fmtRate(v.Rate))
 		}
 		for _, e := range c.Errors {
-			rec("error", c.Channel+" "+e.Code, "failed_attempts", u(e.Count))
+			rec("error", c.Channel+" "+errorCode(e.Code), "failed_attempts", u(e.Count))
 		}
 	}
 	f := r.Fallback
@@ -329,6 +330,17 @@ func (r *Report) csv(w io.Writer) error {
 	cw.Flush()
 	return cw.Error()
 }
+
+// noErrorCode stands in a report for the error code of failed attempts
+// that carried none (the API keeps "" for them): those recovered by
+// polling, since tyntec's v1 events have no error code.
+const noErrorCode = "(none)"
+
+// noErrorCodeNote explains noErrorCode where a report has room.
+const noErrorCodeNote = "(none): failed attempts whose failure carried no error code, such as those recovered by polling (tyntec's v1 events have none)."
+
+// errorCode is code as a report shows it: noErrorCode for none.
+func errorCode(code string) string { return cmp.Or(code, noErrorCode) }
 
 // resendGroupName names a group of resend decisions: result, the failure
 // that triggered them, and via, e.g. "sent SMS UNDELIVERABLE > VOICE".
@@ -392,13 +404,7 @@ func (r *Report) table(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	resolved := 0
-	for _, e := range r.AlertEpisodes {
-		if e.State == events.AlertResolved {
-			resolved++
-		}
-	}
-	fmt.Fprintf(w, "\nAlerts fired: %d, resolved: %d\n", len(r.AlertEpisodes)-resolved, resolved)
+	fmt.Fprintf(w, "\n%s\n", alertCounts(r.From, r.AlertEpisodes))
 	for _, e := range r.AlertEpisodes {
 		fmt.Fprintf(w, "  since %s, last %s  %-8s  %d evaluations  %s\n", e.Since.UTC().Format(time.RFC3339), e.To.UTC().Format(time.RFC3339), e.State, e.Evaluations, e.Summary)
 	}
@@ -411,6 +417,27 @@ func (r *Report) table(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", resendGroupName(g), g.Decisions, g.DeliveredVia, g.DeliveredOtherwise, g.NotDelivered)
 	}
 	return tw.Flush()
+}
+
+// alertCounts is the line summing up a window's alert episodes: every
+// firing the window saw (evaluated within it), how many of them resolved
+// there and how many were still firing at its last evaluation there, and
+// how many had begun before the window.
+func alertCounts(from time.Time, eps []store.AlertEpisode) string {
+	var resolved, before int
+	for _, e := range eps {
+		if e.State == events.AlertResolved {
+			resolved++
+		}
+		if e.Since.Before(from) {
+			before++
+		}
+	}
+	s := fmt.Sprintf("Alert firings in the window: %d (resolved: %d, still firing at its end: %d)", len(eps), resolved, len(eps)-resolved)
+	if before > 0 {
+		s += fmt.Sprintf("; %d of them began before the window", before)
+	}
+	return s
 }
 
 // empty reports whether the window holds nothing to show.
@@ -533,7 +560,7 @@ func latencyChart(chs []store.ChannelStats, maxP95MS float64) *svgChart {
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct": fmtPct, "pctv": func(x float64) string { return fmtPct(&x) }, "alertv": AlertFigure, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"outcomes": outcomeList, "note": completenessNote, "tm": fmtTime,
+	"outcomes": outcomeList, "note": completenessNote, "tm": fmtTime, "code": errorCode, "nocodenote": func() string { return noErrorCodeNote },
 	"durms": func(ms int64) string { return humanDuration(time.Duration(ms) * time.Millisecond) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -574,9 +601,10 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 {{end}}
 <h2>Errors</h2>
 {{if .Errors}}<table id="errors"><thead><tr><th>Channel</th><th>Error code</th><th>Failed attempts</th></tr></thead><tbody>
-{{range .R.Channels}}{{$ch := .Channel}}{{range .Errors}}<tr><td>{{$ch}}</td><td>{{.Code}}</td><td>{{.Count}}</td></tr>
+{{range .R.Channels}}{{$ch := .Channel}}{{range .Errors}}<tr><td>{{$ch}}</td><td{{if not .Code}} class="no-code"{{end}}>{{code .Code}}</td><td>{{.Count}}</td></tr>
 {{end}}{{end}}</tbody></table>
-{{else}}<p class="no-data" id="no-errors">No failed attempt in this window.</p>
+{{if .NoCode}}<p id="no-code-note">{{nocodenote}}</p>
+{{end}}{{else}}<p class="no-data" id="no-errors">No failed attempt in this window.</p>
 {{end}}{{end}}<h2>Alerts</h2>
 {{if .R.AlertEpisodes}}<table id="alerts"><thead><tr><th>Last evaluated</th><th>Rule</th><th>Channel</th><th>State</th><th>Since</th><th>Evaluations</th><th>Value</th><th>Worst</th><th>Threshold</th><th>Volume</th></tr></thead><tbody>
 {{range .R.AlertEpisodes}}<tr title="{{.Summary}}"><td>{{time .To}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td>{{.State}}</td><td>{{time .Since}}</td><td>{{.Evaluations}}</td><td>{{alertv .Rule .Value}}</td><td>{{alertv .Rule .Worst}}</td><td>{{alertv .Rule .Threshold}}</td><td>{{.Volume}}</td></tr>
@@ -593,13 +621,16 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 `))
 
 func (r *Report) html(w io.Writer) error {
-	errs := false
+	errs, noCode := false, false
 	for _, c := range r.Channels {
 		errs = errs || len(c.Errors) > 0
+		for _, e := range c.Errors {
+			noCode = noCode || e.Code == ""
+		}
 	}
 	return htmlReport.Execute(w, struct {
-		R             *Report
-		Charts        []svgChart
-		Empty, Errors bool
-	}{r, r.charts(), r.empty(), errs})
+		R                     *Report
+		Charts                []svgChart
+		Empty, Errors, NoCode bool
+	}{r, r.charts(), r.empty(), errs, noCode})
 }

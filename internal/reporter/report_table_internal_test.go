@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -42,5 +43,66 @@ func TestCompletenessNoteNamesTheUnrecoverable(t *testing.T) {
 	}
 	if note := completenessNote(store.Completeness{Final: true}); note != "Final: every attempt in the window has settled." {
 		t.Errorf("a final window's note: %q", note)
+	}
+}
+
+// The table's alert line counts every firing the window saw, resolved ones
+// too: a firing evaluated three times and resolved is one firing, resolved,
+// not "fired: 0".
+func TestTableCountsResolvedFirings(t *testing.T) {
+	from := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	ep := func(state string, since time.Time, evals uint64) store.AlertEpisode {
+		return store.AlertEpisode{AlertRecord: store.AlertRecord{Alert: events.Alert{Rule: RuleDeliveryRateLow, Channel: "SMS", State: state, Since: since, To: from.Add(3 * time.Hour)}}, Evaluations: evals}
+	}
+	for _, c := range []struct {
+		eps  []store.AlertEpisode
+		want string
+	}{
+		{[]store.AlertEpisode{ep(events.AlertResolved, from.Add(time.Hour), 3)},
+			"Alert firings in the window: 1 (resolved: 1, still firing at its end: 0)\n"},
+		{[]store.AlertEpisode{ep(events.AlertFiring, from.Add(5*time.Hour), 1), ep(events.AlertResolved, from.Add(time.Hour), 3), ep(events.AlertResolved, from.Add(-time.Hour), 2)},
+			"Alert firings in the window: 3 (resolved: 2, still firing at its end: 1); 1 of them began before the window\n"},
+		{nil, "Alert firings in the window: 0 (resolved: 0, still firing at its end: 0)\n"},
+	} {
+		r := &Report{Kind: KindAdHoc, From: from, To: from.Add(48 * time.Hour), AlertEpisodes: c.eps}
+		var b bytes.Buffer
+		if err := r.table(&b); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), "\n"+c.want) {
+			t.Errorf("table of %d episodes:\n%s\nwant the line %q", len(c.eps), b.String(), c.want)
+		}
+	}
+}
+
+// Failed attempts without an error code (recovered by polling: tyntec's v1
+// events have none) show as "(none)" in the CSV and HTML reports, the HTML
+// saying why; the JSON keeps the API's "".
+func TestReportNamesAMissingErrorCode(t *testing.T) {
+	from := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	r := &Report{Kind: KindAdHoc, From: from, To: from.Add(time.Hour), Completeness: store.Completeness{Final: true},
+		Channels: []store.ChannelStats{{Channel: "SMS", Attempts: 20, Failed: 10, Errors: []store.ErrorCount{{Code: "", Count: 8}, {Code: "1101", Count: 2}}}}}
+	render := func(format string) string {
+		var b bytes.Buffer
+		if err := r.Render(&b, format); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	if s := render("csv"); !strings.Contains(s, "\nerror,SMS (none),failed_attempts,8\n") || !strings.Contains(s, "\nerror,SMS 1101,failed_attempts,2\n") {
+		t.Errorf("CSV errors:\n%s\nwant SMS (none) 8 and SMS 1101 2", s)
+	}
+	s := render("html")
+	if !strings.Contains(s, `<tr><td>SMS</td><td class="no-code">(none)</td><td>8</td></tr>`) || !strings.Contains(s, "<tr><td>SMS</td><td>1101</td><td>2</td></tr>") ||
+		!strings.Contains(s, `<p id="no-code-note">(none): failed attempts whose failure carried no error code`) {
+		t.Errorf("HTML errors:\n%s\nwant (none) for the empty code, with a note", s)
+	}
+	if s := render("json"); !strings.Contains(s, `"code": ""`) {
+		t.Errorf("JSON report:\n%s\nwant the API's empty code", s)
+	}
+	// A report whose every code is known has no note.
+	r.Channels[0].Errors = r.Channels[0].Errors[1:]
+	if s := render("html"); strings.Contains(s, "no-code") {
+		t.Errorf("HTML without an empty code has the note:\n%s", s)
 	}
 }

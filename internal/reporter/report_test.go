@@ -589,7 +589,7 @@ func testReports(t *testing.T, tr *traffic) {
 				return strings.Count(s, "<td>"+reporter.RuleDeliveryRateLow+"</td>") == want-1 && strings.Contains(s, `id="alerts"`)
 			},
 			"table": func(s string) bool {
-				return strings.Contains(s, fmt.Sprintf("Alerts fired: %d, resolved: 0", want)) && strings.Contains(s, alerts[0].Summary)
+				return strings.Contains(s, fmt.Sprintf("Alert firings in the window: %d (resolved: 0, still firing at its end: %d)", want, want)) && strings.Contains(s, alerts[0].Summary)
 			},
 			"csv": func(s string) bool {
 				return strings.Count(s, "\nalert,") == 5*want && strings.Count(s, "\nalert_episode,") == 4*want && strings.Count(s, ",state,firing\n") == 2*want
@@ -777,7 +777,7 @@ func testReports(t *testing.T, tr *traffic) {
 		}
 		var table strings.Builder
 		if err := runs.Render(&table, "table"); err != nil || len(runs.AlertEpisodes) != 2*want ||
-			!strings.Contains(table.String(), fmt.Sprintf("Alerts fired: %d, resolved: %d", want, want)) || strings.Count(table.String(), "5 evaluations") != want {
+			!strings.Contains(table.String(), fmt.Sprintf("Alert firings in the window: %d (resolved: %d, still firing at its end: %d)\n", 2*want, want, want)) || strings.Count(table.String(), "5 evaluations") != want {
 			t.Errorf("report of both runs: %d episodes, %v\n%s", len(runs.AlertEpisodes), err, table.String())
 		}
 	})

@@ -58,7 +58,7 @@ func (c *ReportCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Out, "out", "-", "file to write; - for stdout")
 	fs.Float64Var(&c.Thresholds.MinDeliveryRate, "alert-min-delivery-rate", DefaultMinDeliveryRate, "delivery-rate alert threshold the HTML charts mark (0: none)")
 	fs.Float64Var(&c.Thresholds.MaxFallbackRate, "alert-max-fallback-rate", DefaultMaxFallbackRate, "fallback-rate alert threshold the HTML charts mark (0: none)")
-	fs.DurationVar(&c.MaxLatencyP95, "alert-max-latency-p95", DefaultMaxLatencyP95, "latency alert threshold (p95 time to deliver) the HTML charts mark (0: none)")
+	fs.DurationVar(&c.MaxLatencyP95, "alert-max-latency-p95", DefaultMaxLatencyP95, "latency alert threshold (a channel's p95 latency, dispatch to DELIVERED; not the journeys' time to deliver) the HTML charts mark (0: none)")
 }
 
 // Window parses the window flags at now.

@@ -90,7 +90,7 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Rules.Window, "alert-window", time.Hour, "window the alert rules look back over")
 	fs.Float64Var(&c.Rules.MinDeliveryRate, "alert-min-delivery-rate", DefaultMinDeliveryRate, "alert when a channel's delivery rate is below this (0 disables)")
 	fs.Var(&c.Rules.ChannelMinDeliveryRate, "alert-channel-min-delivery-rate", "per-channel thresholds of the delivery-rate alert, overriding --alert-min-delivery-rate, e.g. SMS=0.95,VOICE=0.7,SILENT=0 (0 turns it off for that channel)")
-	fs.Uint64Var(&c.Rules.MinSettled, "alert-min-attempts", 50, "settled attempts a channel needs in the window before its delivery rate alerts (delivered attempts, before its time to deliver does)")
+	fs.Uint64Var(&c.Rules.MinSettled, "alert-min-attempts", 50, "settled attempts a channel needs in the window before its delivery rate alerts (delivered attempts, before its dispatch-to-delivery latency does)")
 	fs.DurationVar(&c.Rules.MaxLatencyP95, "alert-max-latency-p95", DefaultMaxLatencyP95, "alert when a channel's p95 time from dispatch to delivery is above this, with --alert-min-attempts delivered attempts (0 disables)")
 	fs.Var(&c.Rules.ChannelMaxLatencyP95, "alert-channel-max-latency-p95", "per-channel thresholds of the latency alert, overriding --alert-max-latency-p95, e.g. SMS=30s,VOICE=2m (0 turns it off for that channel)")
 	fs.Float64Var(&c.Rules.MaxFallbackRate, "alert-max-fallback-rate", DefaultMaxFallbackRate, "alert when the share of OTPs that fell back is above this (0 disables)")
