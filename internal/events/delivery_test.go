@@ -354,6 +354,17 @@ func TestDeliveryStatusJSONShapes(t *testing.T) {
 	}
 }
 
+// decodeTimestamp decodes a DELIVERED whose timestamp is ts.
+func decodeTimestamp(t *testing.T, ts string) DeliveryStatus {
+	t.Helper()
+	body := `{"channel":"SMS","otpId":"` + seedOTP + `","status":"DELIVERED","timestamp":"` + ts + `"}`
+	evs, err := DecodeDeliveryStatuses([]byte(body), receivedAt)
+	if err != nil {
+		t.Fatalf("Decode(%q): %v", ts, err)
+	}
+	return evs[0]
+}
+
 // The spellings of a date-time RFC 3339 allows, and Java's "+0000", are
 // read as the time they name rather than replaced by the receive time.
 func TestTimestampSpellings(t *testing.T) {
@@ -374,12 +385,7 @@ func TestTimestampSpellings(t *testing.T) {
 		{"2023-11-15T03:00:00 +0000", time.Time{}},
 	}
 	for _, tt := range tests {
-		body := `{"channel":"SMS","otpId":"` + seedOTP + `","status":"DELIVERED","timestamp":"` + tt.ts + `"}`
-		evs, err := DecodeDeliveryStatuses([]byte(body), receivedAt)
-		if err != nil {
-			t.Fatalf("Decode(%q): %v", tt.ts, err)
-		}
-		ev := evs[0]
+		ev := decodeTimestamp(t, tt.ts)
 		if tt.want.IsZero() {
 			if !ev.TimestampFromReceipt || ev.OriginalTimestamp != tt.ts {
 				t.Errorf("timestamp %q: %v (from receipt %v, original %q); want the receive time, the text kept", tt.ts, ev.Timestamp, ev.TimestampFromReceipt, ev.OriginalTimestamp)
@@ -410,12 +416,7 @@ func TestTimestampOutOfRange(t *testing.T) {
 		{"not a time", false, "not a time"},
 	}
 	for _, tt := range tests {
-		body := `{"channel":"SMS","otpId":"` + seedOTP + `","status":"DELIVERED","timestamp":"` + tt.ts + `"}`
-		evs, err := DecodeDeliveryStatuses([]byte(body), receivedAt)
-		if err != nil {
-			t.Fatalf("Decode(%q): %v", tt.ts, err)
-		}
-		ev := evs[0]
+		ev := decodeTimestamp(t, tt.ts)
 		if kept := !ev.TimestampFromReceipt; kept != tt.keep || ev.OriginalTimestamp != tt.original {
 			t.Errorf("timestamp %q: kept=%v original=%q; want kept=%v original=%q", tt.ts, kept, ev.OriginalTimestamp, tt.keep, tt.original)
 		}
