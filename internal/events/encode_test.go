@@ -84,8 +84,9 @@ func TestPlainStringLeavesEscapesToTheDecoder(t *testing.T) {
 // "0001-01-01T00:00:00Z").
 func TestZeroFieldsOmitted(t *testing.T) {
 	at := time.Date(2026, 12, 3, 23, 40, 0, 0, time.UTC)
+	status := OTPStatus{OTPID: "o", API: "v4", Status: OTPVerified, ObservedAt: at, Source: SourceUpstream, SampleRate: 1}
 	for _, r := range []any{
-		OTPStatus{OTPID: "o", API: "v4", Status: OTPVerified, ObservedAt: at, Source: SourceUpstream, SampleRate: 1},
+		status, &status, // every New…Message passes a pointer
 		Track{OTPID: "o", Status: "VERIFIED"},
 		DeliveryStatus{Channel: "SMS", OTPID: "o", Status: "DELIVERED", Timestamp: at},
 	} {
@@ -97,5 +98,8 @@ func TestZeroFieldsOmitted(t *testing.T) {
 		if !bytes.Equal(m.Data, want) || bytes.Contains(m.Data, []byte("0001-01-01")) {
 			t.Errorf("%T body\n got %s\nwant %s", r, m.Data, want)
 		}
+	}
+	if m, err := NewOTPStatusMessage(&status); err != nil || bytes.Contains(m.Data, []byte("0001-01-01")) || bytes.Contains(m.Data, []byte("otpCreated")) {
+		t.Errorf("NewOTPStatusMessage without otpCreated: %s, %v; want it left out", m.Data, err)
 	}
 }

@@ -303,10 +303,11 @@ func NewAlertMessage(al *Alert) (Message, error) {
 	return newMessage(AlertSubject(al.Rule), id, "reporter", TypeAlert, al.To, "", al)
 }
 
-// zeroOmitted reports whether v, a record struct, has an omitzero field
-// holding its zero value.
+// zeroOmitted reports whether v, a record struct or a pointer to one (as
+// every New…Message passes it), has an omitzero field holding its zero
+// value.
 func zeroOmitted(v any) bool {
-	rv := reflect.ValueOf(v)
+	rv := reflect.Indirect(reflect.ValueOf(v))
 	if rv.Kind() != reflect.Struct {
 		return false
 	}

@@ -537,11 +537,15 @@ func (p *Poller) pollStatus(ctx context.Context, r Record, st *CycleStats) error
 }
 
 func (p *Poller) statusMessage(r *Record, status string, attempts int, at time.Time) (events.Message, error) {
-	return events.NewOTPStatusMessage(&events.OTPStatus{
+	st := events.OTPStatus{
 		OTPID: r.OTPID, API: r.API, Status: events.OTPState(status), ProfileID: r.ProfileID, AttemptCount: attempts,
-		Created: r.Created, Expires: r.Expires, ObservedAt: at, Source: events.SourcePoll,
+		Created: r.Created, ObservedAt: at, Source: events.SourcePoll,
 		SampleRate: p.cfg.VerifySample,
-	})
+	}
+	if r.ExpiryKnown { // else r.Expires is the poller's guess, not tyntec's
+		st.Expires = r.Expires
+	}
+	return events.NewOTPStatusMessage(&st)
 }
 
 // takeV4Status records o's v4 status on r unless r has it already or has a
@@ -596,7 +600,9 @@ func (p *Poller) discover(ctx context.Context, b *budget, st *CycleStats, now ti
 			} else if r.Done {
 				return errNoChange
 			}
-			r.Created, r.Expires, r.ExpiryKnown = o.OTPCreated, o.OTPExpire, true
+			if !o.OTPExpire.IsZero() { // zero: tyntec's time could not be read
+				r.Created, r.Expires, r.ExpiryKnown = o.OTPCreated, o.OTPExpire, true
+			}
 			m, err := p.takeV4Status(r, &o, now)
 			if err != nil {
 				return err

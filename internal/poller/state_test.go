@@ -2,6 +2,7 @@ package poller
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +88,23 @@ func TestRecordKnows(t *testing.T) {
 		other.Status = events.StatusDispatched
 		if r.knows(other) {
 			t.Errorf("%s: a DISPATCHED taken for the DELIVERED", tt.name)
+		}
+	}
+}
+
+// A status message carries tyntec's expiry only when tyntec gave one: the
+// poller's own estimate is not tyntec's, and an unknown one is left out.
+func TestStatusMessageExpiry(t *testing.T) {
+	p := &Poller{cfg: Config{VerifySample: 1}}
+	guess := time.Date(2026, 12, 4, 19, 43, 31, 0, time.UTC)
+	for _, known := range []bool{false, true} {
+		r := &Record{OTPID: "o", API: "v4", Expires: guess, ExpiryKnown: known}
+		m, err := p.statusMessage(r, "VERIFIED", 1, guess)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if has := strings.Contains(string(m.Data), `"otpExpire"`); has != known || strings.Contains(string(m.Data), "0001-01-01") {
+			t.Errorf("expiry known %v: %s; want otpExpire only when known, no year 1", known, m.Data)
 		}
 	}
 }
