@@ -375,11 +375,12 @@
     const row = (k, v, field) => [el('dt', {}, k), el('dd', { 'data-field': field }, v)];
     dl.replaceChildren(
       ...row('OTP', j.otp_id, 'otp_id'), ...row('profile', j.profile_id || '–', 'profile_id'),
-      ...row('path', j.path, 'path'), ...row('outcome', j.outcome, 'outcome'),
+      ...row('path', j.path || (j.attempts.length ? '' : 'none left: its attempts are past --retention-attempts'), 'path'),
+      ...row('outcome', j.outcome || '–', 'outcome'),
       ...row('time to deliver', fmtMs(j.time_to_deliver_ms), 'time_to_deliver_ms'),
       ...row('polled status', j.polled_status ? j.polled_status.status : '–', 'polled_status'),
       ...row('resends', String(j.resends.length), 'resends'),
-      ...row('completeness', describeCompleteness(j.completeness).replace(' in this window', ''), 'completeness'));
+      ...row('completeness', j.attempts.length ? describeCompleteness(j.completeness).replace(' in this window', '') : '–', 'completeness'));
     $('#otp-attempts tbody').replaceChildren(...j.attempts.map((a) => el('tr', { 'data-channel': a.channel },
       el('td', {}, a.channel), el('td', { class: 'outcome-' + a.outcome, 'data-field': 'outcome', 'data-unrecoverable': a.unrecoverable ? 'true' : null },
         a.outcome + (a.unrecoverable ? ' for good (unrecoverable: its outcome was lost and tyntec could not tell it)' : '')),
@@ -430,7 +431,8 @@
     $('#events tbody').replaceChildren(...page.events.map((e) => el('tr', { 'data-event': e.event_id },
       el('td', {}, fmtTime(e.time)),
       el('td', {}, el('a', { href: '#otp/' + e.otp_id }, e.otp_id)),
-      el('td', {}, e.channel), el('td', {}, e.status), el('td', {}, e.source), el('td', {}, e.profile_id || ''),
+      el('td', {}, e.channel + (e.unknown_channel ? ' (new to otpscope)' : '')), el('td', {}, e.status),
+      el('td', {}, e.source + (e.time_from_receipt ? ', time of receipt: tyntec gave none' : '')), el('td', {}, e.profile_id || ''),
       el('td', {}, e.error_code || ''))));
     if (!page.events.length) $('#events tbody').append(el('tr', {}, el('td', { colspan: 7, class: 'hint' }, 'no events')));
     $('#ev-next').disabled = !page.next;
