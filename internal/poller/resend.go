@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -98,6 +99,11 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 	if !ok {
 		rec = Record{OTPID: ev.OTPID, API: "v4", ProfileID: ev.ProfileID, Expires: ev.Timestamp.Add(p.cfg.OTPExpiry)}
 	}
+	// The failure decided may not be in the record yet (the tracker reads
+	// the same stream apart): without it, its own attempt would look in
+	// flight. This copy of the record is not stored.
+	rec.Facts = slices.Clone(rec.Facts)
+	rec.addFact(Fact{Channel: ev.Channel, Status: ev.Status, Timestamp: ev.Timestamp, Source: ev.Source})
 	// Wait out the minimum delay before claiming, so the decision is made once,
 	// when it is due.
 	due := ev.Timestamp.Add(time.Duration(rule.MinDelay))
@@ -231,6 +237,11 @@ func (p *Poller) resendBlocked(r *Record, rule *Rule, attempt int, now time.Time
 		return "otp expired"
 	case r.deliveredOn() != "":
 		return "delivered on " + string(r.deliveredOn())
+	case r.inFlight() != "":
+		// tyntec's own fallback (or an earlier resend) is on its way: a
+		// resend now would reach the user twice; its failure, if it
+		// fails, is decided in turn.
+		return "an attempt on " + string(r.inFlight()) + " is still in flight"
 	}
 	return ""
 }

@@ -129,6 +129,37 @@ func (r *Record) deliveredOn() events.Channel {
 	return ""
 }
 
+// openAttempts counts, per channel, the DISPATCHED facts less the final
+// ones: above 0, an attempt's outcome is still to come; below, an outcome
+// came without its DISPATCHED.
+func (r *Record) openAttempts() map[events.Channel]int {
+	open := map[events.Channel]int{}
+	for _, f := range r.Facts {
+		switch {
+		case f.Status == events.StatusDispatched:
+			open[f.Channel]++
+		case f.Status.Final():
+			open[f.Channel]--
+		}
+	}
+	return open
+}
+
+// inFlight returns a channel with an attempt dispatched and not settled
+// (the first in name order), or "".
+func (r *Record) inFlight() events.Channel {
+	var chs []events.Channel
+	for ch, n := range r.openAttempts() {
+		if n > 0 {
+			chs = append(chs, ch)
+		}
+	}
+	if len(chs) == 0 {
+		return ""
+	}
+	return slices.Min(chs)
+}
+
 // deliverySettled reports whether the OTP's delivery story is complete as far
 // as the poller can tell without asking: a poll after the last fact saw it
 // whole; or every attempt the webhooks reported settled, the channels tried
@@ -143,16 +174,10 @@ func (r *Record) deliverySettled(fallbackAfter func(tried []events.Channel) bool
 	if r.Unrecoverable {
 		return true // as settled as it will get
 	}
-	open := map[events.Channel]int{}
+	open := r.openAttempts()
 	var last *Fact
 	for i := range r.Facts {
 		f := &r.Facts[i]
-		switch {
-		case f.Status == events.StatusDispatched:
-			open[f.Channel]++
-		case f.Status.Final():
-			open[f.Channel]--
-		}
 		if f.Status.Failed() && (last == nil || f.Timestamp.After(last.Timestamp)) {
 			last = f
 		}

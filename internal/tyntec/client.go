@@ -187,7 +187,12 @@ type call struct {
 	query      url.Values
 	body       any
 	idempotent bool
-	out        any // decoded on 2xx when non-nil
+	// decideAgain returns a 429 at once (ErrRateLimited) rather than wait
+	// it out and send again: what the call acts on may change while it
+	// waits (an OTP re-sent after tyntec delivered it), so the caller
+	// checks again before asking again.
+	decideAgain bool
+	out         any // decoded on 2xx when non-nil
 }
 
 // do performs c with budget, per-attempt timeout and retries. It returns the
@@ -210,7 +215,7 @@ func (cl *Client) do(ctx context.Context, c call) (int, error) {
 		if err == nil {
 			return status, nil
 		}
-		if reason == "" || attempt >= cl.cfg.MaxRetries {
+		if reason == "" || attempt >= cl.cfg.MaxRetries || (c.decideAgain && reason == "rate_limited") {
 			return status, fmt.Errorf("%s: %w", c.op, err)
 		}
 		wait := retryAfter

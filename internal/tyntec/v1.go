@@ -25,16 +25,18 @@ func (cl *Client) V1ListOTPs(ctx context.Context, number string) ([]V1OTP, error
 }
 
 // V1Resend re-sends the same code (POST /2fa/v1/otp/{otpId}). A re-send
-// reaches the user again, so it is never retried blindly: only a 429, which
-// tyntec answers before acting, is retried. A timeout or 5xx is returned and
-// the caller decides, after reading the OTP's events, whether to send again.
+// reaches the user again, so it is never retried here: a timeout or 5xx
+// is returned and the caller decides, after reading the OTP's events,
+// whether to send again; a 429, which tyntec answers before acting, is
+// returned at once (ErrRateLimited) too, as the OTP may be delivered while
+// the client would wait out Retry-After.
 func (cl *Client) V1Resend(ctx context.Context, id string, r ResendRequest) (*V1OTP, error) {
 	q := url.Values{}
 	setIf(q, "via", r.Via)
 	setIf(q, "sender", r.Sender)
 	setIf(q, "caller", r.Caller)
 	var out V1OTP
-	if _, err := cl.do(ctx, call{op: "v1_resend", method: http.MethodPost, path: "/2fa/v1/otp/" + escape(id), query: q, out: &out}); err != nil {
+	if _, err := cl.do(ctx, call{op: "v1_resend", method: http.MethodPost, path: "/2fa/v1/otp/" + escape(id), query: q, decideAgain: true, out: &out}); err != nil {
 		return nil, err
 	}
 	return &out, nil
