@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -21,7 +22,7 @@ import (
 //	  "channels": ["SMS"],                       // failing channel; empty = any
 //	  "statuses": ["UNDELIVERABLE", "TIMED_OUT"], // default both
 //	  "via": ["VOICE", "SMS"],                   // resend n uses via[n-1] (the last one repeats)
-//	  "maxResends": 1,                           // per OTP, default 1
+//	  "maxResends": 1,                           // per OTP, default 1; 0 = never (a rule that excludes)
 //	  "minDelay": "30s"                          // after the failure and after the previous resend
 //	}]}
 type Policy struct {
@@ -34,8 +35,30 @@ type Rule struct {
 	Channels   []events.Channel `json:"channels,omitempty"`
 	Statuses   []events.Status  `json:"statuses,omitempty"`
 	Via        []string         `json:"via"`
-	MaxResends int              `json:"maxResends,omitempty"`
+	MaxResends int              `json:"maxResends"`
 	MinDelay   Duration         `json:"minDelay,omitempty"`
+}
+
+// UnmarshalJSON reads a rule, maxResends 1 when it is left out (an
+// explicit 0 re-sends nothing: a rule that keeps a profile or channel from
+// the rules after it).
+func (r *Rule) UnmarshalJSON(b []byte) error {
+	type plain Rule // without this method
+	w := struct {
+		plain
+		MaxResends *int `json:"maxResends"`
+	}{}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return err
+	}
+	*r = Rule(w.plain)
+	r.MaxResends = 1
+	if w.MaxResends != nil {
+		r.MaxResends = *w.MaxResends
+	}
+	return nil
 }
 
 // Duration is a time.Duration written as text ("30s") in JSON.
@@ -85,6 +108,12 @@ func ParsePolicy(b []byte) (*Policy, error) {
 	if err := dec.Decode(&pol); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
+	if err := dec.Decode(&json.RawMessage{}); err != io.EOF {
+		return nil, fmt.Errorf("decode: more after the policy's object (one JSON object, {\"rules\": [...]})")
+	}
+	if len(pol.Rules) == 0 {
+		return nil, fmt.Errorf("no rules: a policy without rules re-sends nothing; leave out --resend-policy for that")
+	}
 	for i := range pol.Rules {
 		r := &pol.Rules[i]
 		if len(r.Via) == 0 {
@@ -98,7 +127,12 @@ func ParsePolicy(b []byte) (*Policy, error) {
 			r.Via[j] = v
 		}
 		for j, c := range r.Channels {
-			r.Channels[j] = events.Channel(strings.ToUpper(string(c)))
+			r.Channels[j] = events.Channel(strings.ToUpper(strings.TrimSpace(string(c))))
+			if !r.Channels[j].Known() {
+				// A misspelt channel would leave the rule dead, or let the
+				// failures it meant fall to a wider rule after it.
+				return nil, fmt.Errorf("rule %d: channel %q: want SMS, VOICE, VIBER or WHATSAPP (a tyntec channel whose failures can be re-sent)", i, c)
+			}
 		}
 		if len(r.Statuses) == 0 {
 			r.Statuses = []events.Status{events.StatusUndeliverable, events.StatusTimedOut}
@@ -108,9 +142,6 @@ func ParsePolicy(b []byte) (*Policy, error) {
 			if !r.Statuses[j].Failed() {
 				return nil, fmt.Errorf("rule %d: status %q: want UNDELIVERABLE or TIMED_OUT", i, s)
 			}
-		}
-		if r.MaxResends == 0 {
-			r.MaxResends = 1
 		}
 		if r.MaxResends < 0 || r.MinDelay < 0 {
 			return nil, fmt.Errorf("rule %d: maxResends and minDelay must not be negative", i)

@@ -229,6 +229,8 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 // resendBlocked checks the conditions the tracked state can answer.
 func (p *Poller) resendBlocked(r *Record, rule *Rule, attempt int, now time.Time) string {
 	switch {
+	case rule.MaxResends == 0:
+		return "the policy's rule re-sends nothing (maxResends 0)"
 	case attempt > rule.MaxResends:
 		return fmt.Sprintf("max resends (%d) reached", rule.MaxResends)
 	case r.OTPStatus != "" && r.OTPStatus != string(events.OTPActive):

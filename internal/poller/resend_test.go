@@ -330,6 +330,14 @@ func TestParsePolicy(t *testing.T) {
 		{"status not a failure", `{"rules":[{"via":["SMS"],"statuses":["DELIVERED"]}]}`, true},
 		{"typo in a field", `{"rules":[{"via":["SMS"],"maxResend":2}]}`, true},
 		{"bad delay", `{"rules":[{"via":["SMS"],"minDelay":"soon"}]}`, true},
+		// A misspelt channel left the rule dead, or widened the next one.
+		{"unknown channel", `{"rules":[{"via":["SMS"],"channels":["SMSS"]}]}`, true},
+		{"a method as channel", `{"rules":[{"via":["SMS"],"channels":["SILENT"]}]}`, true},
+		{"channel in any case", `{"rules":[{"via":["SMS"],"channels":[" whatsapp"]}]}`, false},
+		{"typo in a rule's field", `{"rules":[{"via":["SMS"],"minDelai":"1s"}]}`, true},
+		{"more after the object", `{"rules":[{"via":["SMS"]}]} {"rules":[]}`, true},
+		{"no rules", `{}`, true},
+		{"never", `{"rules":[{"via":["SMS"],"maxResends":0}]}`, false},
 	}
 	for _, tt := range tests {
 		var err error
@@ -341,6 +349,17 @@ func TestParsePolicy(t *testing.T) {
 		if (err != nil) != tt.wantErr {
 			t.Errorf("%s: ParsePolicy(%q) error = %v; want error %v", tt.name, tt.policy, err, tt.wantErr)
 		}
+	}
+
+	// maxResends: 1 when left out, 0 when written 0 (a rule that excludes).
+	for policy, want := range map[string]int{`{"rules":[{"via":["SMS"]}]}`: 1, `{"rules":[{"via":["SMS"],"maxResends":0}]}`: 0, `{"rules":[{"via":["SMS"],"maxResends":3}]}`: 3} {
+		if pol, err := ParsePolicy([]byte(policy)); err != nil || pol.Rules[0].MaxResends != want {
+			t.Errorf("ParsePolicy(%s): maxResends %v, %v; want %d", policy, pol, err, want)
+		}
+	}
+	never := &Rule{Via: []string{"SMS"}, MaxResends: 0}
+	if got := (&Poller{}).resendBlocked(&Record{Expires: time.Now().Add(time.Hour)}, never, 1, time.Now()); got == "" {
+		t.Errorf("a maxResends 0 rule let a resend through")
 	}
 
 	pol, err := LoadPolicy("testdata/resend-policy.json")
