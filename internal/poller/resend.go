@@ -106,9 +106,15 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 	rec.addFact(Fact{Channel: ev.Channel, Status: ev.Status, Timestamp: ev.Timestamp, Source: ev.Source})
 	// Wait out the minimum delay before claiming, so the decision is made once,
 	// when it is due.
+	// A dry run counts the resends it would have made as live mode
+	// counts those it made.
+	made, lastMade := rec.Resends, rec.LastResend
+	if !live {
+		made, lastMade = rec.Resends+rec.DryResends, later(rec.LastResend, rec.LastDryResend)
+	}
 	due := ev.Timestamp.Add(time.Duration(rule.MinDelay))
-	if !rec.LastResend.IsZero() {
-		due = later(due, rec.LastResend.Add(time.Duration(rule.MinDelay)))
+	if !lastMade.IsZero() {
+		due = later(due, lastMade.Add(time.Duration(rule.MinDelay)))
 	}
 	if wait := due.Sub(now); wait > 0 {
 		return Decision{Reason: "minimum delay", Retry: wait}, nil
@@ -140,7 +146,7 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 		_ = p.decisions.Delete(rctx, id, jetstream.LastRevision(claimRev))
 	}
 
-	attempt := rec.Resends + 1
+	attempt := made + 1
 	audit := events.Resend{
 		OTPID: ev.OTPID, ProfileID: firstNonEmpty(ev.ProfileID, rec.ProfileID), DecisionID: id,
 		Via: rule.via(attempt), TriggerChannel: ev.Channel, TriggerStatus: ev.Status,
@@ -205,6 +211,18 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 			}); err != nil {
 				p.logger.Warn("count resend", "otp_id", ev.OTPID, "err", err)
 			}
+		}
+	}
+	if audit.Result == events.ResendDryRun {
+		if _, err := p.store.update(ctx, ev.OTPID, func(r *Record, exists bool) error {
+			if !exists {
+				p.newRecord(r, ev.OTPID, rec.API, ev.Timestamp, now)
+			}
+			r.DryResends++
+			r.LastDryResend = now
+			return nil
+		}); err != nil {
+			p.logger.Warn("count dry-run resend", "otp_id", ev.OTPID, "err", err)
 		}
 	}
 	p.metrics.resends.WithLabelValues(audit.Result).Inc()

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -225,6 +226,36 @@ func TestResendOfAFinishedOTP(t *testing.T) {
 	}
 	if o, _ := sim.Truth().OTP(id); len(o.Resends) != 0 {
 		t.Errorf("%d resends at the simulator; want none", len(o.Resends))
+	}
+}
+
+// A dry run counts the resends it would have made against maxResends, as
+// live mode counts those it made: a second failure of the same OTP is not
+// a second "would re-send" that live mode would never send.
+func TestDryRunCountsItsResends(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	sim, url := failingSMS(t, 150, 0, "", true)
+	id, err := sim.Send(tyntec.NewOTPRequest{To: "+4915500000004", PriorityName: "tyntec_priority_sms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	simtest.WaitIdle(t, sim)
+	cfg := testConfig(sim, url)
+	cfg.ResendPolicy, cfg.ResendMode = writePolicy(t, voicePolicy), ModeDryRun
+	p := newPoller(t, b, cfg)
+	first := smsFailure(t, sim, id)
+	second := first
+	second.Status, second.Timestamp = events.StatusTimedOut, first.Timestamp.Add(2*time.Second)
+	var got []string
+	for _, ev := range []events.DeliveryStatus{first, second} {
+		d, err := p.DecideResend(t.Context(), &ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, d.Result+": "+d.Reason)
+	}
+	if want := []string{events.ResendDryRun + ": dry-run: would re-send via VOICE if tyntec's v1 API serves v4 OTPs (not learned yet)", events.ResendSkipped + ": max resends (1) reached"}; !slices.Equal(got, want) {
+		t.Errorf("decisions %q; want %q", got, want)
 	}
 }
 

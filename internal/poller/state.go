@@ -54,6 +54,11 @@ type Record struct {
 	// Resends made by this poller, and when the last one was.
 	Resends    int       `json:"resends,omitempty"`
 	LastResend time.Time `json:"lastResend,omitzero"`
+	// DryResends are those a dry run would have made, and LastDryResend
+	// when: a dry run counts them against maxResends and minDelay as live
+	// mode counts its own, so it shows what live mode would send.
+	DryResends    int       `json:"dryResends,omitempty"`
+	LastDryResend time.Time `json:"lastDryResend,omitzero"`
 	// Unrecoverable says the poller gave up on the facts no webhook reported:
 	// tyntec's v1 API does not serve this v4 OTP, and v4 shows no delivery
 	// facts. What is missing was published on tyntec.2fa.reconcile.unrecoverable.
