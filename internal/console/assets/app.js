@@ -336,7 +336,7 @@
       el('td', { 'data-field': 'result' }, g.result),
       el('td', {}, g.trigger_channel), el('td', {}, g.trigger_status), el('td', {}, g.via),
       el('td', { class: 'num', 'data-field': 'decisions' }, String(g.decisions)),
-      el('td', { class: 'num', 'data-field': 'delivered_via' }, String(g.delivered_via)),
+      el('td', { class: 'num', 'data-field': 'delivered_via', title: g.result === 'dryrun' ? 'nothing was sent: tyntec delivered on ' + g.via + ' itself' : null }, String(g.delivered_via)),
       el('td', { class: 'num', 'data-field': 'delivered_otherwise' }, String(g.delivered_otherwise)),
       el('td', { class: 'num', 'data-field': 'not_delivered' }, String(g.not_delivered)),
       el('td', { class: 'num', 'data-field': 'deliver_after_ms' }, fmtMs(g.deliver_after_ms)))));
