@@ -223,6 +223,12 @@ func TestRefusedCredentialsStopOpen(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.names) {
 				t.Errorf("Open = %v; want it to name %s", err, tt.names)
 			}
+			// nats.go calls the handlers that log it on a goroutine of its
+			// own, which may run after Open returned.
+			deadline := time.Now().Add(5 * time.Second)
+			for !strings.Contains(strings.ToLower(log.String()), "authorization violation") && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if !strings.Contains(strings.ToLower(log.String()), "authorization violation") {
 				t.Errorf("the log does not say the server refused the credentials:\n%s", log.String())
 			}
