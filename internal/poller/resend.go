@@ -119,6 +119,12 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 	if wait := due.Sub(now); wait > 0 {
 		return Decision{Reason: "minimum delay", Retry: wait}, nil
 	}
+	// tyntec's own fallback (or an earlier resend) is on its way: a resend
+	// now would reach the user twice. This failure is decided once that
+	// attempt settled — skipped if it delivered — or the OTP expired.
+	if ch := rec.inFlight(); ch != "" && now.Before(rec.Expires) && rec.deliveredOn() == "" {
+		return Decision{Reason: "an attempt on " + string(ch) + " is still in flight", Retry: inFlightWait}, nil
+	}
 	if wait := time.Until(p.pausedUntil()); live && wait > 0 {
 		return Decision{Reason: "rate limited", Retry: wait}, nil
 	}
@@ -201,29 +207,10 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 			}
 		} else {
 			audit.Result = events.ResendSent
-			if _, err := p.store.update(ctx, ev.OTPID, func(r *Record, exists bool) error {
-				if !exists {
-					p.newRecord(r, ev.OTPID, rec.API, ev.Timestamp, now)
-				}
-				r.Resends++
-				r.LastResend = now
-				return nil
-			}); err != nil {
-				p.logger.Warn("count resend", "otp_id", ev.OTPID, "err", err)
-			}
 		}
 	}
-	if audit.Result == events.ResendDryRun {
-		if _, err := p.store.update(ctx, ev.OTPID, func(r *Record, exists bool) error {
-			if !exists {
-				p.newRecord(r, ev.OTPID, rec.API, ev.Timestamp, now)
-			}
-			r.DryResends++
-			r.LastDryResend = now
-			return nil
-		}); err != nil {
-			p.logger.Warn("count dry-run resend", "otp_id", ev.OTPID, "err", err)
-		}
+	if audit.Result == events.ResendSent || audit.Result == events.ResendDryRun {
+		p.countResend(ctx, ev, rec.API, now, audit.Result == events.ResendDryRun)
 	}
 	p.metrics.resends.WithLabelValues(audit.Result).Inc()
 	p.logger.Info("resend decision", "otp_id", ev.OTPID, "decision", id, "result", audit.Result, "reason", audit.Reason, "via", audit.Via, "attempt", attempt)
@@ -244,6 +231,24 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 	return Decision{Result: audit.Result, Reason: audit.Reason, Via: audit.Via}, nil
 }
 
+// countResend records on ev's OTP a resend made at now, or one a dry run
+// would have made.
+func (p *Poller) countResend(ctx context.Context, ev *events.DeliveryStatus, api string, now time.Time, dry bool) {
+	if _, err := p.store.update(ctx, ev.OTPID, func(r *Record, exists bool) error {
+		if !exists {
+			p.newRecord(r, ev.OTPID, api, ev.Timestamp, now)
+		}
+		if dry {
+			r.DryResends, r.LastDryResend = r.DryResends+1, now
+		} else {
+			r.Resends, r.LastResend = r.Resends+1, now
+		}
+		return nil
+	}); err != nil {
+		p.logger.Warn("count resend", "otp_id", ev.OTPID, "dry_run", dry, "err", err)
+	}
+}
+
 // resendBlocked checks the conditions the tracked state can answer.
 func (p *Poller) resendBlocked(r *Record, rule *Rule, attempt int, now time.Time) string {
 	switch {
@@ -257,14 +262,13 @@ func (p *Poller) resendBlocked(r *Record, rule *Rule, attempt int, now time.Time
 		return "otp expired"
 	case r.deliveredOn() != "":
 		return "delivered on " + string(r.deliveredOn())
-	case r.inFlight() != "":
-		// tyntec's own fallback (or an earlier resend) is on its way: a
-		// resend now would reach the user twice; its failure, if it
-		// fails, is decided in turn.
-		return "an attempt on " + string(r.inFlight()) + " is still in flight"
 	}
 	return ""
 }
+
+// inFlightWait is how long a failure waits before it is looked at again
+// while another attempt of its OTP is in flight.
+const inFlightWait = 5 * time.Second
 
 // checkLive asks tyntec: the OTP's status and expiry, and its events for a
 // delivery on any channel.

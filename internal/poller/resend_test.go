@@ -246,6 +246,7 @@ func TestDryRunCountsItsResends(t *testing.T) {
 	first := smsFailure(t, sim, id)
 	second := first
 	second.Status, second.Timestamp = events.StatusTimedOut, first.Timestamp.Add(2*time.Second)
+	waitSim(t, sim, second.Timestamp) // else the second is not due yet
 	var got []string
 	for _, ev := range []events.DeliveryStatus{first, second} {
 		d, err := p.DecideResend(t.Context(), &ev)
@@ -256,6 +257,48 @@ func TestDryRunCountsItsResends(t *testing.T) {
 	}
 	if want := []string{events.ResendDryRun + ": dry-run: would re-send via VOICE if tyntec's v1 API serves v4 OTPs (not learned yet)", events.ResendSkipped + ": max resends (1) reached"}; !slices.Equal(got, want) {
 		t.Errorf("decisions %q; want %q", got, want)
+	}
+}
+
+// A failure waits while tyntec's own fallback is in flight (a resend now
+// would reach the user twice), and is decided once that attempt failed:
+// a rule for SMS failures still re-sends when the VOICE fallback fails.
+func TestResendWaitsForAnAttemptInFlight(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	sim, url := failingSMS(t, 150, 0, "", true)
+	id, err := sim.Send(tyntec.NewOTPRequest{To: "+4915500000005", PriorityName: "tyntec_priority_sms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	simtest.WaitIdle(t, sim)
+	cfg := testConfig(sim, url)
+	cfg.ResendPolicy, cfg.ResendMode = writePolicy(t, voicePolicy), ModeDryRun
+	p := newPoller(t, b, cfg)
+	ev := smsFailure(t, sim, id)
+	fact := func(ch events.Channel, st events.Status, at time.Time) {
+		t.Helper()
+		if _, err := p.store.update(t.Context(), id, func(r *Record, exists bool) error {
+			if !exists {
+				p.newRecord(r, id, "v4", ev.Timestamp, time.Now())
+				r.Expires = ev.Timestamp.Add(time.Hour)
+			}
+			r.addFact(Fact{Channel: ch, Status: st, Timestamp: at, Source: events.SourceWebhook})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fact(events.ChannelVoice, events.StatusDispatched, ev.Timestamp.Add(time.Second))
+	d, err := p.DecideResend(t.Context(), &ev)
+	if err != nil || d.Result != "" || d.Reason != "an attempt on VOICE is still in flight" || d.Retry <= 0 {
+		t.Fatalf("DecideResend with VOICE in flight = %+v, %v; want to wait", d, err)
+	}
+	if n := len(audits(t, b)); n != 0 {
+		t.Errorf("%d audits while waiting; want none", n)
+	}
+	fact(events.ChannelVoice, events.StatusUndeliverable, ev.Timestamp.Add(10*time.Second))
+	if d, err := p.DecideResend(t.Context(), &ev); err != nil || d.Result != events.ResendDryRun {
+		t.Errorf("DecideResend once VOICE failed = %+v, %v; want the dry-run resend", d, err)
 	}
 }
 

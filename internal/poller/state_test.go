@@ -109,23 +109,21 @@ func TestStatusMessageExpiry(t *testing.T) {
 	}
 }
 
-// A resend waits for tyntec's attempt in flight: SMS failed, tyntec fell
-// back to VOICE and has not heard back. A re-send now would call the user
-// twice.
-func TestResendBlockedWhileAnAttemptIsInFlight(t *testing.T) {
+// An attempt dispatched and not settled is in flight; one settled, or an
+// outcome whose DISPATCHED was lost, is not.
+func TestRecordInFlight(t *testing.T) {
 	t0 := time.Date(2026, 12, 4, 19, 47, 19, 0, time.UTC)
-	p := &Poller{}
-	rule := &Rule{Via: []string{"VOICE"}, MaxResends: 1}
-	r := &Record{OTPID: "o", API: "v4", Expires: t0.Add(5 * time.Minute), Facts: []Fact{
+	r := &Record{Facts: []Fact{
 		{Channel: events.ChannelSMS, Status: events.StatusDispatched, Timestamp: t0.Add(-5 * time.Second)},
 		{Channel: events.ChannelSMS, Status: events.StatusUndeliverable, Timestamp: t0},
 		{Channel: events.ChannelVoice, Status: events.StatusDispatched, Timestamp: t0.Add(500 * time.Millisecond)},
+		{Channel: events.ChannelViber, Status: events.StatusDelivered, Timestamp: t0.Add(time.Second)},
 	}}
-	if got := p.resendBlocked(r, rule, 1, t0.Add(5*time.Second)); got != "an attempt on VOICE is still in flight" {
-		t.Errorf("resendBlocked with VOICE in flight = %q", got)
+	if got := r.inFlight(); got != events.ChannelVoice {
+		t.Errorf("inFlight with VOICE dispatched = %q; want VOICE", got)
 	}
-	r.Facts = append(r.Facts, Fact{Channel: events.ChannelVoice, Status: events.StatusUndeliverable, Timestamp: t0.Add(20 * time.Second)})
-	if got := p.resendBlocked(r, rule, 1, t0.Add(25*time.Second)); got != "" {
-		t.Errorf("resendBlocked once VOICE failed too = %q; want none", got)
+	r.addFact(Fact{Channel: events.ChannelVoice, Status: events.StatusUndeliverable, Timestamp: t0.Add(20 * time.Second)})
+	if got := r.inFlight(); got != "" {
+		t.Errorf("inFlight once VOICE failed too = %q; want none", got)
 	}
 }
