@@ -195,16 +195,7 @@ func TestDecideResend(t *testing.T) {
 // a failure reported after the finish (a late webhook, a poll) is still
 // decided by the whole record from the bucket: its re-sends so far count.
 func TestResendOfAFinishedOTP(t *testing.T) {
-	b := brokertest.NewServer(t).Broker(t)
-	sim, url := failingSMS(t, 150, 0, "", true)
-	id, err := sim.Send(tyntec.NewOTPRequest{To: "+4915500000003", PriorityName: "tyntec_priority_sms"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simtest.WaitIdle(t, sim)
-	cfg := testConfig(sim, url)
-	cfg.ResendPolicy, cfg.ResendMode = writePolicy(t, voicePolicy), ModeLive
-	p := newPoller(t, b, cfg)
+	_, sim, p, id := failedSMSOTP(t, "+4915500000003", ModeLive)
 	ev := smsFailure(t, sim, id)
 	if _, err := p.store.update(t.Context(), id, func(r *Record, _ bool) error {
 		p.newRecord(r, id, "v4", ev.Timestamp, time.Now())
@@ -233,16 +224,7 @@ func TestResendOfAFinishedOTP(t *testing.T) {
 // live mode counts those it made: a second failure of the same OTP is not
 // a second "would re-send" that live mode would never send.
 func TestDryRunCountsItsResends(t *testing.T) {
-	b := brokertest.NewServer(t).Broker(t)
-	sim, url := failingSMS(t, 150, 0, "", true)
-	id, err := sim.Send(tyntec.NewOTPRequest{To: "+4915500000004", PriorityName: "tyntec_priority_sms"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simtest.WaitIdle(t, sim)
-	cfg := testConfig(sim, url)
-	cfg.ResendPolicy, cfg.ResendMode = writePolicy(t, voicePolicy), ModeDryRun
-	p := newPoller(t, b, cfg)
+	_, sim, p, id := failedSMSOTP(t, "+4915500000004", ModeDryRun)
 	first := smsFailure(t, sim, id)
 	second := first
 	second.Status, second.Timestamp = events.StatusTimedOut, first.Timestamp.Add(2*time.Second)
@@ -264,16 +246,7 @@ func TestDryRunCountsItsResends(t *testing.T) {
 // would reach the user twice), and is decided once that attempt failed:
 // a rule for SMS failures still re-sends when the VOICE fallback fails.
 func TestResendWaitsForAnAttemptInFlight(t *testing.T) {
-	b := brokertest.NewServer(t).Broker(t)
-	sim, url := failingSMS(t, 150, 0, "", true)
-	id, err := sim.Send(tyntec.NewOTPRequest{To: "+4915500000005", PriorityName: "tyntec_priority_sms"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simtest.WaitIdle(t, sim)
-	cfg := testConfig(sim, url)
-	cfg.ResendPolicy, cfg.ResendMode = writePolicy(t, voicePolicy), ModeDryRun
-	p := newPoller(t, b, cfg)
+	b, sim, p, id := failedSMSOTP(t, "+4915500000005", ModeDryRun)
 	ev := smsFailure(t, sim, id)
 	fact := func(ch events.Channel, st events.Status, at time.Time) {
 		t.Helper()
@@ -300,6 +273,22 @@ func TestResendWaitsForAnAttemptInFlight(t *testing.T) {
 	if d, err := p.DecideResend(t.Context(), &ev); err != nil || d.Result != events.ResendDryRun {
 		t.Errorf("DecideResend once VOICE failed = %+v, %v; want the dry-run resend", d, err)
 	}
+}
+
+// failedSMSOTP is a poller deciding by voicePolicy in mode, and an OTP sent
+// to to on SMS alone whose SMS failed (the simulator idle again).
+func failedSMSOTP(t *testing.T, to, mode string) (*broker.Broker, *tyntecsim.Sim, *Poller, string) {
+	t.Helper()
+	b := brokertest.NewServer(t).Broker(t)
+	sim, url := failingSMS(t, 150, 0, "", true)
+	id, err := sim.Send(tyntec.NewOTPRequest{To: to, PriorityName: "tyntec_priority_sms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	simtest.WaitIdle(t, sim)
+	cfg := testConfig(sim, url)
+	cfg.ResendPolicy, cfg.ResendMode = writePolicy(t, voicePolicy), mode
+	return b, sim, newPoller(t, b, cfg), id
 }
 
 // TestResendTwoReplicas: two poller replicas deciding the same failure at the
