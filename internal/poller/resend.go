@@ -104,14 +104,14 @@ func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (D
 	// flight. This copy of the record is not stored.
 	rec.Facts = slices.Clone(rec.Facts)
 	rec.addFact(Fact{Channel: ev.Channel, Status: ev.Status, Timestamp: ev.Timestamp, Source: ev.Source})
-	// Wait out the minimum delay before claiming, so the decision is made once,
-	// when it is due.
 	// A dry run counts the resends it would have made as live mode
 	// counts those it made.
 	made, lastMade := rec.Resends, rec.LastResend
 	if !live {
 		made, lastMade = rec.Resends+rec.DryResends, later(rec.LastResend, rec.LastDryResend)
 	}
+	// Wait out the minimum delay before claiming, so the decision is made once,
+	// when it is due.
 	due := ev.Timestamp.Add(time.Duration(rule.MinDelay))
 	if !lastMade.IsZero() {
 		due = later(due, lastMade.Add(time.Duration(rule.MinDelay)))
@@ -252,9 +252,7 @@ func (p *Poller) countResend(ctx context.Context, ev *events.DeliveryStatus, api
 // resendBlocked checks the conditions the tracked state can answer.
 func (p *Poller) resendBlocked(r *Record, rule *Rule, attempt int, now time.Time) string {
 	switch {
-	case rule.MaxResends == 0:
-		return "the policy's rule re-sends nothing (maxResends 0)"
-	case attempt > rule.MaxResends:
+	case attempt > rule.MaxResends: // 0: the rule re-sends nothing
 		return fmt.Sprintf("max resends (%d) reached", rule.MaxResends)
 	case r.OTPStatus != "" && r.OTPStatus != string(events.OTPActive):
 		return "otp " + r.OTPStatus

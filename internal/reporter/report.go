@@ -336,9 +336,6 @@ func (r *Report) csv(w io.Writer) error {
 // polling, since tyntec's v1 events have no error code.
 const noErrorCode = "(none)"
 
-// noErrorCodeNote explains noErrorCode where a report has room.
-const noErrorCodeNote = "(none): failed attempts whose failure carried no error code, such as those recovered by polling (tyntec's v1 events have none)."
-
 // errorCode is code as a report shows it: noErrorCode for none.
 func errorCode(code string) string { return cmp.Or(code, noErrorCode) }
 
@@ -560,7 +557,7 @@ func latencyChart(chs []store.ChannelStats, maxP95MS float64) *svgChart {
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct": fmtPct, "pctv": func(x float64) string { return fmtPct(&x) }, "alertv": AlertFigure, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"outcomes": outcomeList, "note": completenessNote, "tm": fmtTime, "code": errorCode, "nocodenote": func() string { return noErrorCodeNote },
+	"outcomes": outcomeList, "note": completenessNote, "tm": fmtTime, "code": errorCode,
 	"durms": func(ms int64) string { return humanDuration(time.Duration(ms) * time.Millisecond) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -603,7 +600,7 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 {{if .Errors}}<table id="errors"><thead><tr><th>Channel</th><th>Error code</th><th>Failed attempts</th></tr></thead><tbody>
 {{range .R.Channels}}{{$ch := .Channel}}{{range .Errors}}<tr><td>{{$ch}}</td><td{{if not .Code}} class="no-code"{{end}}>{{code .Code}}</td><td>{{.Count}}</td></tr>
 {{end}}{{end}}</tbody></table>
-{{if .NoCode}}<p id="no-code-note">{{nocodenote}}</p>
+{{if .NoCode}}<p id="no-code-note">(none): failed attempts whose failure carried no error code, such as those recovered by polling (tyntec's v1 events have none).</p>
 {{end}}{{else}}<p class="no-data" id="no-errors">No failed attempt in this window.</p>
 {{end}}{{end}}<h2>Alerts</h2>
 {{if .R.AlertEpisodes}}<table id="alerts"><thead><tr><th>Last evaluated</th><th>Rule</th><th>Channel</th><th>State</th><th>Since</th><th>Evaluations</th><th>Value</th><th>Worst</th><th>Threshold</th><th>Volume</th></tr></thead><tbody>

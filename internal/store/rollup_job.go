@@ -157,9 +157,10 @@ func (db *DB) sortDirtyHours(ctx context.Context, dirty []time.Time, version uin
 	// Hours retention has frozen keep their stored rows: found exact as
 	// far as their facts allow.
 	var kept []rolledHour
+	frozen := map[time.Time]bool{}
 	for _, h := range dirty {
 		if r, ok := rolled[h]; ok && db.frozen(h, now) {
-			kept = append(kept, r)
+			kept, frozen[h] = append(kept, r), true
 		}
 	}
 	if len(kept) > 0 {
@@ -167,7 +168,7 @@ func (db *DB) sortDirtyHours(ctx context.Context, dirty []time.Time, version uin
 		db.logger.Warn("late facts near hours whose facts retention has begun to delete are stored but not counted into them; those hours keep their rolled-up figures",
 			"hours", len(kept), "first", kept[0].hour.Format(time.RFC3339), "last", kept[len(kept)-1].hour.Format(time.RFC3339), "facts_kept", Retention(db.factsKept).String())
 	}
-	cands := slices.DeleteFunc(patchableHours(rolled, marks, touchedSince, from, to, now), func(r rolledHour) bool { return db.frozen(r.hour, now) })
+	cands := slices.DeleteFunc(patchableHours(rolled, marks, touchedSince, from, to, now), func(r rolledHour) bool { return frozen[r.hour] })
 	patchable := map[time.Time]bool{}
 	byAsOf := map[uint64][]rolledHour{}
 	for _, c := range cands {
@@ -175,7 +176,7 @@ func (db *DB) sortDirtyHours(ctx context.Context, dirty []time.Time, version uin
 		byAsOf[c.asOf] = append(byAsOf[c.asOf], c)
 	}
 	for _, h := range dirty {
-		if _, ok := rolled[h]; !patchable[h] && !(ok && db.frozen(h, now)) {
+		if !patchable[h] && !frozen[h] {
 			recompute = append(recompute, rolledHour{hour: h})
 		}
 	}

@@ -227,12 +227,11 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 	}
 	db.settles = cfg.Cluster == "" && db.singleServer(ctx)
 	if cfg.Retention != nil {
-		if _, err := db.ApplyRetention(ctx, *cfg.Retention); err != nil {
-			db.Close()
-			return nil, err
-		}
+		_, err = db.ApplyRetention(ctx, *cfg.Retention) // reads factsKept too
+	} else {
+		db.factsKept, err = db.readFactsKept(ctx)
 	}
-	if db.factsKept, err = db.readFactsKept(ctx); err != nil {
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
