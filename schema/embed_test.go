@@ -52,6 +52,12 @@ func TestMigrationsRenderBothShapes(t *testing.T) {
 			"ALTER TABLE dead_letters_local ON CLUSTER `otpscope` ADD COLUMN IF NOT EXISTS path",
 			"ALTER TABLE dead_letters ON CLUSTER `otpscope` ADD COLUMN IF NOT EXISTS path",
 		},
+		"journey_dispatch_instants": {
+			"ALTER TABLE hour_journeys_local ON CLUSTER `otpscope` ADD COLUMN IF NOT EXISTS j_timed",
+			"ALTER TABLE hour_journeys ON CLUSTER `otpscope` ADD COLUMN IF NOT EXISTS j_timed",
+			"ALTER TABLE rolled_hours_local ON CLUSTER `otpscope` ADD COLUMN IF NOT EXISTS definition",
+			"ALTER TABLE rolled_hours ON CLUSTER `otpscope` ADD COLUMN IF NOT EXISTS definition",
+		},
 	} {
 		var statements string
 		for _, m := range cluster {
@@ -112,6 +118,7 @@ func TestMigrationChecksumsPinned(t *testing.T) {
 		{22, "225697c347716845", "1bfd5668f2318b4d"},
 		{23, "38a0a9c38386d4ea", "23a678b9c6ee5384"},
 		{24, "7ac4b124ba1c79ef", "9d7e618f6d1a8ecb"},
+		{25, "d1336a993c33f18f", "3620c56775a9fe10"},
 	}
 	single, cluster := bothShapes(t)
 	if len(single) < len(pins) {

@@ -199,7 +199,9 @@ func TestDashboardPanelsAgreeWithTheAPI(t *testing.T) {
 	fact(otp(2), "SMS", "DISPATCHED", "5m", false)
 	fact(otp(2), "SMS", "DELIVERED", "5m5s", false)
 	status(otp(2), events.OTPExpired, "11m")
-	fact(otp(3), "SMS", "DELIVERED", "10m", false) // its DISPATCHED lost
+	fact(otp(3), "SMS", "DELIVERED", "10m", false)  // its DISPATCHED lost
+	fact(otp(11), "SMS", "DISPATCHED", "7m", false) // delivered within the second: 0 ms
+	fact(otp(11), "SMS", "DELIVERED", "7m", false)
 	status(otp(3), events.OTPVerified, "12m")
 	// [15m, 35m): delivered after a fallback.
 	fact(otp(4), "SMS", "DISPATCHED", "20m", false)

@@ -457,12 +457,13 @@ func (w Window) touchedRows() string {
 }
 
 // journeyCols are the columns every journey subquery yields.
-const journeyCols = "otp_id, j_profile, j_first, j_delivered, j_delivered_channel, j_primary, path, n, resends, outcome"
+const journeyCols = "otp_id, j_profile, j_first, j_delivered, j_timed, j_delivered_channel, j_primary, path, n, resends, outcome"
 
 // journeysSQL is a subquery of one row per journey in the window
 // (journeyCols): otp_id (the OTP or method attempt that delivered first,
 // else the first: the one whose polled status is the journey's), j_profile,
-// j_first, j_delivered, j_delivered_channel, j_primary (the first channel),
+// j_first, j_delivered, j_timed (whether its time to deliver is known:
+// ttdKnownSQL), j_delivered_channel, j_primary (the first channel),
 // path (the distinct channels in order of first attempt), n (how many
 // channels), resends (attempts beyond the first on a channel), outcome.
 // Live, the journey is grouped from its attempts here, by the key
@@ -477,7 +478,9 @@ func (w Window) journeysSQL() (string, []any) {
 		return "SELECT " + journeyCols + " FROM hour_journeys WHERE " + having, args
 	}
 	having, args := w.filter("j_first", "j_profile", "atts[1].2")
-	q := fmt.Sprintf(`SELECT j_otp AS otp_id, j_profile, j_first, j_delivered, j_delivered_channel, toString(atts[1].2) AS j_primary,
+	q := fmt.Sprintf(`SELECT j_otp AS otp_id, j_profile, j_first, j_delivered,
+    toUInt8(if(j_delivered IS NOT NULL AND (j_delivered > j_first OR ifNull(j_dispatched = j_first, false)), 1, 2)) AS j_timed,
+    j_delivered_channel, toString(atts[1].2) AS j_primary,
     arrayDistinct(arrayMap(x -> x.2, atts)) AS chans,
     length(chans) AS n,
     toUInt64(length(atts) - n) AS resends,
@@ -492,6 +495,7 @@ FROM (
         max(a_profile) AS j_profile,
         min(a_first) AS j_first,
         min(a_delivered) AS j_delivered,
+        min(a_dispatched) AS j_dispatched,
         argMinIf(channel, `+firstDeliveredKey+`, a_delivered IS NOT NULL) AS j_delivered_channel,
         arraySort(groupArray((a_first, toString(channel),
             toUInt8(a_delivered IS NOT NULL),
@@ -1023,7 +1027,10 @@ ORDER BY event_time, multiIf(status = 'DISPATCHED', 0, status IN ('DELIVERED', '
 		j.Path, j.Primary, j.Fallback = strings.Join(channels, ">"), channels[0], len(channels) > 1
 		j.Outcome = journeyOutcome(j.Attempts)
 		j.Completeness = journeyCompleteness(j.Attempts, now)
-		if firstDelivered != nil && firstDelivered.After(first) { // as ttdKnownSQL
+		// As ttdKnownSQL: a fact before the first DELIVERED, or a
+		// DISPATCHED at its instant.
+		dispatchedFirst := slices.ContainsFunc(j.Attempts, func(a AttemptDetail) bool { return a.DispatchedAt != nil && a.DispatchedAt.Equal(first) })
+		if firstDelivered != nil && (firstDelivered.After(first) || dispatchedFirst) {
 			ms := firstDelivered.Sub(first).Milliseconds()
 			j.TimeToDeliverMS = &ms
 		}

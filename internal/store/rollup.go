@@ -103,13 +103,14 @@ GROUP BY %[1]s profile_id, key, ms`, by, src)
 }
 
 // ttdKnownSQL selects the delivered journeys whose time to deliver is
-// known: those with a fact before their first DELIVERED. A journey whose
-// first known fact is that DELIVERED (its DISPATCHED lost and not
-// recovered) has no known start, and a 0 in the percentiles would be a
-// number nobody measured (docs/analytics.md). So a time to deliver is
-// never 0 ms, which is how the rollup job finds the hours summed before
-// this definition (redefineHours).
-const ttdKnownSQL = "j_delivered IS NOT NULL AND j_delivered > j_first"
+// known (j_timed = 1): those with a fact before their first DELIVERED, or a
+// DISPATCHED at its very instant (tyntec's times may be whole seconds: a
+// delivery within the second is 0 ms). A journey whose first known fact is
+// that DELIVERED alone (its DISPATCHED lost and not recovered) has no known
+// start, and a 0 in the percentiles would be a number nobody measured
+// (docs/analytics.md). Rows rolled up before schema 0025 have j_timed 0 and
+// keep the rule they were summed under: a fact strictly before.
+const ttdKnownSQL = "j_delivered IS NOT NULL AND (j_timed = 1 OR (j_timed = 0 AND j_delivered > j_first))"
 
 // conversionAggSQL yields the verification conversion of src's journeys:
 // by, profile_id, channel (the delivering one), polled, verified,

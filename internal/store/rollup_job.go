@@ -217,6 +217,11 @@ func (db *DB) sortDirtyHours(ctx context.Context, dirty []time.Time, version uin
 	return recompute, patches, checked, nil
 }
 
+// rollupDefinition is the definitions this build sums an hour under
+// (rolled_hours.definition, schema 0025): 1, a time to deliver of 0 ms is
+// a DISPATCHED and DELIVERED of one instant (ttdKnownSQL).
+const rollupDefinition = 1
+
 // redefinePerRun bounds the hours one run sums again under today's
 // definitions (redefineHours): one statement's chunk.
 const redefinePerRun = int(rollupChunk / time.Hour)
@@ -232,7 +237,10 @@ const redefinePerRun = int(rollupChunk / time.Hour)
 //
 // Today one definition has changed: the time to deliver of a journey
 // whose first known fact is its DELIVERED, counted 0 ms before and now
-// not counted (ttdKnownSQL). A 0 in an hour's ttd histogram marks it.
+// not counted (ttdKnownSQL). A 0 in the ttd histogram of an hour summed
+// before schema 0025 (rolled_hours.definition 0) marks it; since then a 0
+// is a DISPATCHED and DELIVERED of one instant, and the hour's definition
+// says so.
 func (db *DB) redefineHours(ctx context.Context, skip []time.Time, version uint64) ([]time.Time, error) {
 	skipped := map[time.Time]bool{}
 	for _, h := range skip {
@@ -240,8 +248,10 @@ func (db *DB) redefineHours(ctx context.Context, skip []time.Time, version uint6
 	}
 	var hours []rolledHour
 	q := fmt.Sprintf(`SELECT hour, version FROM hourly_latency
-WHERE metric = '%s' AND bucket = 0 AND ms <= 0 AND (hour, version) IN (SELECT hour, max(version) FROM rolled_hours GROUP BY hour)
-GROUP BY hour, version ORDER BY hour DESC`, metricTTD)
+WHERE metric = '%s' AND bucket = 0 AND ms <= 0
+    AND (hour, version) IN (SELECT hour, max(version) FROM rolled_hours GROUP BY hour)
+    AND (hour, version) IN (SELECT hour, version FROM rolled_hours WHERE definition < %d)
+GROUP BY hour, version ORDER BY hour DESC`, metricTTD, rollupDefinition)
 	err := db.eachRow(ctx, "hours of an older definition", q, nil, func(rows driver.Rows) error {
 		var h rolledHour
 		if err := rows.Scan(&h.hour, &h.version); err != nil {
@@ -468,8 +478,8 @@ SELECT '%s', key, intDiv(ms, %d), hour, %d, profile_id, ms, n FROM (%s)`, h.metr
 			fmt.Sprintf(`INSERT INTO hourly_latency_buckets (hour, version, metric, key, profile_id, bucket, n)
 SELECT hour, %d, '%s', key, profile_id, intDiv(ms, %d) AS b, sum(n) FROM (%s) GROUP BY hour, key, profile_id, b`, version, h.metric, latencyBucket, h.q))
 	}
-	stmts = append(stmts, fmt.Sprintf(`INSERT INTO rolled_hours (hour, version, computed_at)
-SELECT toDateTime(%d + 3600 * number, 'UTC'), %d, now64(3) FROM numbers(%d)`, from.Unix(), version, int(to.Sub(from)/time.Hour)))
+	stmts = append(stmts, fmt.Sprintf(`INSERT INTO rolled_hours (hour, version, computed_at, definition)
+SELECT toDateTime(%d + 3600 * number, 'UTC'), %d, now64(3), %d FROM numbers(%d)`, from.Unix(), version, rollupDefinition, int(to.Sub(from)/time.Hour)))
 	for _, s := range stmts {
 		if err := db.conn.Exec(ctx, s); err != nil {
 			return fmt.Errorf("roll up %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
