@@ -361,6 +361,20 @@ func (c *Consumer) Lag(ctx context.Context) (Lag, error) {
 	return Lag{Pending: info.NumPending, AckPending: uint64(info.NumAckPending), AckFloor: info.AckFloor.Stream}, nil
 }
 
+// StreamLast is the sequence of the last message the consumer's stream
+// holds now.
+func (c *Consumer) StreamLast(ctx context.Context) (uint64, error) {
+	s, err := c.b.js.Stream(ctx, c.b.stream.Name)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", c.b.stream.Name, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s info: %w", c.b.stream.Name, err)
+	}
+	return info.State.LastSeq, nil
+}
+
 // Name is the consumer's durable name.
 func (c *Consumer) Name() string { return c.spec.Durable }
 

@@ -244,7 +244,10 @@ func (c *Consumer) startReplay(ctx context.Context, start replayStart, recorded 
 }
 
 // replay inserts every message of the replay consumer again until it has
-// caught up with the stream, then deletes it.
+// caught up with the stream as it was when the replay began, then deletes
+// it. The sink's own consumer inserts what came after: waiting for a
+// moment with nothing pending or unacknowledged never comes under steady
+// webhooks, and the replay would insert every event twice for good.
 func (c *Consumer) replay(ctx context.Context, start replayStart, recorded func(context.Context) error) {
 	c.replayMu.Lock() // one replay at a time: they share the consumer's name
 	defer c.replayMu.Unlock()
@@ -268,6 +271,12 @@ func (c *Consumer) replay(ctx context.Context, start replayStart, recorded func(
 		if err := recorded(ctx); err != nil {
 			c.logger.Warn("replaying; the replay is not recorded and will run again at the next start", "err", err)
 		}
+	}
+	// until is the stream's last message when the replay began; unknown
+	// (0), the replay ends once nothing is pending.
+	until, err := cons.StreamLast(ctx)
+	if err != nil {
+		c.logger.Warn("replaying until nothing is pending: the stream's last message is unknown", "err", err)
 	}
 	var (
 		b     store.Batch
@@ -310,14 +319,23 @@ func (c *Consumer) replay(ctx context.Context, start replayStart, recorded func(
 			rows += len(msgs)
 			c.metrics.replayedRows.Add(float64(len(msgs)))
 		}
-		if lag, err := cons.Lag(ctx); err == nil && lag.Pending == 0 && lag.AckPending == 0 {
-			if err := cons.Delete(ctx); err != nil {
-				c.logger.Warn("replay done; its consumer stays", "err", err)
-			}
-			c.logger.Info("replay done", "rows", rows)
+		// Done once every message up to until is settled (its ack floor:
+		// acks are sent without waiting, so a later look sees the last
+		// ones), or nothing is pending at all.
+		if lag, err := cons.Lag(ctx); err == nil && (until > 0 && lag.AckFloor >= until || lag.Pending == 0 && lag.AckPending == 0) {
+			c.finishReplay(ctx, cons, rows)
 			return
 		}
 	}
+}
+
+// finishReplay deletes the replay consumer once it has replayed what it
+// was for.
+func (c *Consumer) finishReplay(ctx context.Context, cons *broker.Consumer, rows int) {
+	if err := cons.Delete(ctx); err != nil {
+		c.logger.Warn("replay done; its consumer stays", "err", err)
+	}
+	c.logger.Info("replay done", "rows", rows)
 }
 
 // insertAgain inserts a replayed batch; when ClickHouse blames a row, each

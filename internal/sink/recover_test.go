@@ -138,3 +138,55 @@ func TestPartsSetAsideAtStartReplayed(t *testing.T) {
 		t.Errorf("PartsToReplay after the replay = %v, %v; want none: a part is replayed once", parts, err)
 	}
 }
+
+// TestReplayEndsUnderSteadyTraffic: a replay ends once it has inserted the
+// stream as it was when it began, though webhooks keep coming; the sink's
+// own consumer inserts those. Waiting for a moment with nothing pending
+// never came under steady traffic, and every event was inserted twice for
+// as long as it lasted.
+func TestReplayEndsUnderSteadyTraffic(t *testing.T) {
+	f := newFixture(t)
+	db, err := store.ConnectEngine(t.Context(), f.CH.DSN+"/"+f.CH.Database, f.CH.Engine, brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	stop := f.run(t, sinkConfig(), db)
+	f.publish(t, deliveries(0, 50)...)
+	f.WaitCount(t, "SELECT count() FROM delivery_events", 50)
+	stop()
+	chdbtest.BreakPart(t, db.Conn(), f.CH.Database+".delivery_events", "")
+	if err := f.CH.Engine.Restart(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Traffic: a webhook every 5 ms until the test ends.
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int)
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		n := 0
+		defer func() { done <- n }()
+		for ; ctx.Err() == nil; n++ {
+			if err := f.Broker.Publish(ctx, deliveries(1000+n, 1)...); err != nil && ctx.Err() == nil {
+				t.Errorf("publish: %v", err)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+
+	_, _, logs := runConsumer(t, f, db)
+	if !polltest.Within(60*time.Second, 100*time.Millisecond, func() bool {
+		return f.Count(t, "SELECT uniqExact(otp_id) FROM delivery_events WHERE otp_id < toUUID('11111111-0000-4000-8000-000000001000')") == 50
+	}) {
+		t.Fatalf("the set-aside part's 50 events were not replayed:\n%s", logs)
+	}
+	polltest.Until(t, 30*time.Second, "the replay consumer deleted while webhooks keep coming", func() bool {
+		has, err := f.Broker.HasConsumer(t.Context(), sinkConfig().Durable+"-replay")
+		return err == nil && !has
+	})
+	if ctx.Err() != nil {
+		t.Fatal("the traffic stopped before the replay ended")
+	}
+}
