@@ -60,7 +60,9 @@ func methodMessages(t *testing.T) []events.Message {
 	delivery(otpM1, "SMS", "DELIVERED", 5*time.Second, "")
 
 	push(pushP2, "login-2", events.PushPending, events.SourceWebhook, 0, 0)
-	push(pushP2, "login-2", events.PushDenied, events.SourceWebhook, 0, 10*time.Second)
+	// The settling callback without hiddenDetails: ingest links the request
+	// to its own uuid, which must not split it from login-2.
+	push(pushP2, pushP2, events.PushDenied, events.SourceWebhook, 0, 10*time.Second)
 	track(otpM2, "login-2", 11*time.Second)
 	delivery(otpM2, "SMS", "DISPATCHED", 11*time.Second, "")
 	delivery(otpM2, "SMS", "UNDELIVERABLE", 12*time.Second, "tyntec::sms::1")

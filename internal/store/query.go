@@ -424,10 +424,10 @@ func (w Window) touchedSQL(limit int) string {
 	u := w.touchedMarksSQL(limit)
 	keys := fmt.Sprintf("SELECT toString(otp_id) FROM (%[1]s) UNION ALL SELECT journey_id FROM journey_links WHERE otp_id IN (%[1]s)", u)
 	cands := fmt.Sprintf("SELECT otp_id FROM (%[1]s) UNION ALL SELECT otp_id FROM journey_links WHERE journey_id IN (%[2]s) UNION ALL SELECT toUUIDOrZero(k) FROM (%[2]s) AS kk(k)", u, keys)
-	// An OTP's journey as journeyKeyedSQL keys it: its first link, else itself.
+	// An OTP's journey as journeyKeyedSQL keys it: its link by linkRank, else itself.
 	return fmt.Sprintf(`SELECT c.otp_id FROM (SELECT DISTINCT otp_id FROM (%[1]s)) AS c
 LEFT JOIN (
-    SELECT otp_id, argMin(journey_id, (linked_at, journey_id)) AS l_journey
+    SELECT otp_id, argMin(journey_id, `+linkRank+`) AS l_journey
     FROM journey_links WHERE otp_id IN (%[1]s) GROUP BY otp_id
 ) AS l ON c.otp_id = l.otp_id
 WHERE if(l.l_journey = '', toString(c.otp_id), l.l_journey) IN (%[2]s)`, cands, keys)
@@ -514,9 +514,16 @@ FROM (
 // picked either, and a figure could change with how the rows were stored.
 const firstDeliveredKey = "(assumeNotNull(a_delivered), a_first, toString(channel), a_no)"
 
+// linkRank orders an OTP's links (journey_links) when it has several: a
+// link naming another journey before one naming the attempt itself (or
+// none) — a push status without hiddenDetails (a settling callback, the
+// poller's read) links the request to its own uuid, and must not split it
+// from the login an earlier status named — then the first.
+const linkRank = "(journey_id IN ('', toString(otp_id)), linked_at, journey_id)"
+
 // journeyKeyedSQL adds journey to each row of attempts (a subquery with
 // otp_id): the login's correlationId when journey_links links the OTP (or
-// method attempt) to one, the first link if several, else the OTP's own id,
+// method attempt) to one, by linkRank if several, else the OTP's own id,
 // so an OTP nobody linked is a journey of its own. Only the links of OTPs
 // with facts in the read range are read (a link's own time is when it was
 // registered, which says nothing reliable about the OTP's facts); raw
@@ -535,7 +542,7 @@ func journeyKeyedSQL(attempts string, ivs []span, raw bool, otps string) string 
 	return fmt.Sprintf(`SELECT a.*, if(l.l_journey = '', toString(a.otp_id), l.l_journey) AS journey
 FROM (%s) AS a
 LEFT JOIN (
-    SELECT otp_id AS l_otp, argMin(journey_id, (linked_at, journey_id)) AS l_journey
+    SELECT otp_id AS l_otp, argMin(journey_id, `+linkRank+`) AS l_journey
     FROM journey_links WHERE %s GROUP BY otp_id
 ) AS l ON a.otp_id = l.l_otp`, attempts, links)
 }
