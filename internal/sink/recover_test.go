@@ -90,11 +90,10 @@ func TestBrokenPartsReplayed(t *testing.T) {
 	}
 }
 
-// TestPartsSetAsideAtStartReplayed: the process stops with a broken part on
-// disk and the engine sets it aside as it starts again — the disk filled,
-// and someone restarted the service before inserts recovered. The sink's
-// start replays the part's events, once.
-func TestPartsSetAsideAtStartReplayed(t *testing.T) {
+// partSetAsideAtStart stores 50 events, stops the sink, breaks their part
+// and restarts the engine, which sets the part aside as it starts.
+func partSetAsideAtStart(t *testing.T) (*fixture, *store.DB) {
+	t.Helper()
 	f := newFixture(t)
 	db, err := store.ConnectEngine(t.Context(), f.CH.DSN+"/"+f.CH.Database, f.CH.Engine, brokertest.Logger(t))
 	if err != nil {
@@ -105,11 +104,19 @@ func TestPartsSetAsideAtStartReplayed(t *testing.T) {
 	f.publish(t, deliveries(0, 50)...)
 	f.WaitCount(t, "SELECT count() FROM delivery_events", 50)
 	stop()
-
 	chdbtest.BreakPart(t, db.Conn(), f.CH.Database+".delivery_events", "")
 	if err := f.CH.Engine.Restart(); err != nil {
 		t.Fatal(err)
 	}
+	return f, db
+}
+
+// TestPartsSetAsideAtStartReplayed: the process stops with a broken part on
+// disk and the engine sets it aside as it starts again — the disk filled,
+// and someone restarted the service before inserts recovered. The sink's
+// start replays the part's events, once.
+func TestPartsSetAsideAtStartReplayed(t *testing.T) {
+	f, db := partSetAsideAtStart(t)
 	if n := f.Count(t, "SELECT uniqExact(otp_id) FROM delivery_events"); n != 0 {
 		t.Fatalf("after the engine's start delivery_events reads %d events; want the broken part set aside", n)
 	}
@@ -145,20 +152,7 @@ func TestPartsSetAsideAtStartReplayed(t *testing.T) {
 // never came under steady traffic, and every event was inserted twice for
 // as long as it lasted.
 func TestReplayEndsUnderSteadyTraffic(t *testing.T) {
-	f := newFixture(t)
-	db, err := store.ConnectEngine(t.Context(), f.CH.DSN+"/"+f.CH.Database, f.CH.Engine, brokertest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	stop := f.run(t, sinkConfig(), db)
-	f.publish(t, deliveries(0, 50)...)
-	f.WaitCount(t, "SELECT count() FROM delivery_events", 50)
-	stop()
-	chdbtest.BreakPart(t, db.Conn(), f.CH.Database+".delivery_events", "")
-	if err := f.CH.Engine.Restart(); err != nil {
-		t.Fatal(err)
-	}
+	f, db := partSetAsideAtStart(t)
 
 	// Traffic: a webhook every 5 ms until the test ends.
 	ctx, cancel := context.WithCancel(t.Context())

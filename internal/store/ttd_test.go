@@ -19,20 +19,7 @@ func TestTimeToDeliverNeedsAKnownStart(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *store.DB) {
 		markClock(t, db)
 		t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-		var b store.Batch
-		for _, d := range []struct {
-			otp   int
-			start time.Duration // -1: the DISPATCHED was lost
-			took  time.Duration
-		}{{1, 0, 5 * time.Second}, {2, -1, time.Minute}, {3, 2 * time.Minute, 9 * time.Second}} {
-			if d.start >= 0 {
-				b.Deliveries = append(b.Deliveries, deliveryAt(d.otp, events.StatusDispatched, t0.Add(d.start)))
-			}
-			b.Deliveries = append(b.Deliveries, deliveryAt(d.otp, events.StatusDelivered, t0.Add(max(d.start, 0)+d.took)))
-		}
-		if err := db.Insert(t.Context(), &b); err != nil {
-			t.Fatal(err)
-		}
+		b := insertDeliveries(t, db, t0, []delivered{{1, 0, 5 * time.Second}, {2, -1, time.Minute}, {3, 2 * time.Minute, 9 * time.Second}})
 		hour := store.Window{From: t0.Truncate(time.Hour), To: t0.Truncate(time.Hour).Add(time.Hour)}
 		day := store.Window{From: t0.Truncate(24 * time.Hour), To: t0.Truncate(24 * time.Hour).Add(24 * time.Hour)}
 		// want is the time to deliver of journeys 1 and 3 (5 s, 9 s):
@@ -139,20 +126,7 @@ func TestTimeToDeliverOfOneInstant(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *store.DB) {
 		markClock(t, db)
 		t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-		var b store.Batch
-		for _, d := range []struct {
-			otp   int
-			start time.Duration // -1: the DISPATCHED was lost
-			took  time.Duration
-		}{{1, 0, 0}, {2, time.Minute, 0}, {3, 2 * time.Minute, 4 * time.Second}, {4, -1, 3 * time.Minute}, {5, 4 * time.Minute, 6 * time.Second}} {
-			if d.start >= 0 {
-				b.Deliveries = append(b.Deliveries, deliveryAt(d.otp, events.StatusDispatched, t0.Add(d.start)))
-			}
-			b.Deliveries = append(b.Deliveries, deliveryAt(d.otp, events.StatusDelivered, t0.Add(max(d.start, 0)+d.took)))
-		}
-		if err := db.Insert(t.Context(), &b); err != nil {
-			t.Fatal(err)
-		}
+		insertDeliveries(t, db, t0, []delivered{{1, 0, 0}, {2, time.Minute, 0}, {3, 2 * time.Minute, 4 * time.Second}, {4, -1, 3 * time.Minute}, {5, 4 * time.Minute, 6 * time.Second}})
 		hour := store.Window{From: t0.Truncate(time.Hour), To: t0.Truncate(time.Hour).Add(time.Hour)}
 		day := store.Window{From: t0.Truncate(24 * time.Hour), To: t0.Truncate(24 * time.Hour).Add(24 * time.Hour)}
 		part := store.Window{From: t0.Add(-time.Minute), To: t0.Add(10 * time.Minute)}
@@ -193,4 +167,28 @@ func TestTimeToDeliverOfOneInstant(t *testing.T) {
 		}
 		check("after the next run")
 	})
+}
+
+// delivered is an SMS OTP delivered took after its DISPATCHED at start
+// (from t0; -1: the DISPATCHED was lost, the DELIVERED at t0+took).
+type delivered struct {
+	otp   int
+	start time.Duration
+	took  time.Duration
+}
+
+// insertDeliveries inserts the facts of ds and returns them.
+func insertDeliveries(t *testing.T, db *store.DB, t0 time.Time, ds []delivered) store.Batch {
+	t.Helper()
+	var b store.Batch
+	for _, d := range ds {
+		if d.start >= 0 {
+			b.Deliveries = append(b.Deliveries, deliveryAt(d.otp, events.StatusDispatched, t0.Add(d.start)))
+		}
+		b.Deliveries = append(b.Deliveries, deliveryAt(d.otp, events.StatusDelivered, t0.Add(max(d.start, 0)+d.took)))
+	}
+	if err := db.Insert(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
