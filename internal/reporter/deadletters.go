@@ -161,6 +161,12 @@ func ReplayMessages(r store.DeadLetterRecord, now time.Time) (msgs []events.Mess
 		if err != nil {
 			return nil, nil, fmt.Errorf("no subject to replay on: %w", err)
 		}
+		// The sink read it as it reads every message: if it still cannot,
+		// a replay would only come back as a new dead letter, each time.
+		var b store.Batch
+		if err := b.Add(m.Subject, m.ID, m.Data, 0); err != nil && !errors.Is(err, store.ErrNoTable) {
+			return nil, nil, fmt.Errorf("still not one the sink can read: %w", err)
+		}
 		return []events.Message{m}, nil, nil
 	}
 	if r.Body == "" && r.BodyBytes > 0 {

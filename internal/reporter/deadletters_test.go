@@ -137,6 +137,28 @@ func TestDeadLettersReplayEachOnce(t *testing.T) {
 	}
 }
 
+// A message the sink could not read is not replayed while it still cannot:
+// it would come back as a new dead letter with every replay.
+func TestSinkPoisonNotReplayedAgain(t *testing.T) {
+	f := newFixture(t)
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	poison, err := events.NewDeadLetterMessage(events.DeadLetter{Reason: "malformed", Field: "tyntec.2fa.delivery.SMS.DELIVERED", Source: "sink", ReceivedAt: at}, []byte(`{"otpId":"not json`), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Broker.Publish(t.Context(), poison); err != nil {
+		t.Fatal(err)
+	}
+	f.WaitCount(t, "SELECT count() FROM dead_letters", 1)
+	res, err := reporter.NewDeadLetters(f.DB, f.Broker, brokertest.Logger(t)).Replay(t.Context(), reporter.ReplayRequest{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Replayed) != 0 || len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0].Skipped, "sink can read") {
+		t.Fatalf("replay --all = %+v; want the poison skipped, still unreadable", res)
+	}
+}
+
 // TestDeadLettersReplayMethods: silent-auth outcomes and push statuses that
 // ingest refused for their Content-Type are dead-lettered with their
 // endpoint (the silent one with pseudonyms, never the phone number or
