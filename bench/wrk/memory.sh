@@ -26,7 +26,11 @@ REST=${REST:-30s}
 DUP_WINDOW=${DUP_WINDOW:-10m}
 NATS_SYNC=${NATS_SYNC:-always}
 TOKEN=wrk-bench-token-0123456789
-PORT=18380 ADMIN=18381 NATS_PORT=14522 CH_PORT=18323
+# Ports, each overridable like the settings above.
+PORT=${PORT:-18380}
+ADMIN=${ADMIN:-18381}
+NATS_PORT=${NATS_PORT:-14522}
+CH_PORT=${CH_PORT:-18323}
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/bench/wrk

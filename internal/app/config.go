@@ -373,6 +373,13 @@ func (c *Config) Validate() error {
 		if err := c.Poller.Validate(); err != nil {
 			return err
 		}
+	} else if c.runs(ModulePoller) && c.Poller.ResendPolicy != "" {
+		// The poller is off (no --tyntec-api-key), but a policy given is
+		// still checked: a missing or malformed file is refused now, not
+		// on the first start with a key.
+		if _, err := poller.LoadPolicy(c.Poller.ResendPolicy); err != nil {
+			return err
+		}
 	}
 	if c.Simulate.Enabled {
 		if c.Simulate.Rate < 0 || c.Simulate.TimeScale <= 0 {
@@ -467,6 +474,10 @@ func (c *Config) checkTokenRoles() error {
 // LogWarnings logs what the configuration allows but an operator may not
 // have meant: Command calls it at start and under `config`.
 func (c *Config) LogWarnings(logger *slog.Logger) {
+	if c.runs(ModulePoller) && !c.pollerOn() && c.Poller.ResendPolicy != "" {
+		// Validate read the policy; say that nothing applies it.
+		logger.Warn("--resend-policy without --tyntec-api-key: the policy is checked, but the poller is off and nothing is re-sent", "resend_policy", c.Poller.ResendPolicy)
+	}
 	if !c.runs(ModuleReporter) {
 		return
 	}

@@ -2,12 +2,14 @@ package app_test
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/otpscope/otpscope/internal/app"
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/cli"
 )
 
@@ -141,5 +143,54 @@ func TestConfigRefusesListenerClashes(t *testing.T) {
 		if code != 2 || !strings.Contains(out, tt.want) {
 			t.Errorf("otpscope config %q = %d; want exit 2 saying %q:\n%s", tt.args, code, tt.want, out)
 		}
+	}
+}
+
+// TestResendPolicyCheckedWithPollerOff: without --tyntec-api-key the
+// all-in-one's poller is off, but a --resend-policy given is still read:
+// `config` and the start refuse a missing or malformed file as they do with
+// the poller on, and a good one is accepted with a warning that nothing
+// applies it.
+func TestResendPolicyCheckedWithPollerOff(t *testing.T) {
+	dir := t.TempDir()
+	malformed := filepath.Join(dir, "malformed.json")
+	if err := os.WriteFile(malformed, []byte(`{"rules": [`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty.json")
+	if err := os.WriteFile(empty, []byte(`{"rules": []}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(dir, "nonexistent.json"), malformed, empty} {
+		code, out := config("otpscope", []string{"--webhook-token", token, "--resend-policy", path}, nil)
+		if code != 2 || !strings.Contains(out, "configuration refused: ") || !strings.Contains(out, "resend policy") {
+			t.Errorf("config --resend-policy %s without a tyntec key = %d; want refused:\n%s", path, code, out)
+		}
+
+		// The start: New refuses before it binds anything (the listener
+		// taken would fail it otherwise, with a listen error).
+		taken, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := newConfig(t, "otpscope")
+		cfg.Listen = taken.Addr().String()
+		cfg.Ingest.Tokens = []string{token}
+		cfg.Poller.ResendPolicy = path
+		_, err = app.New(t.Context(), cfg, brokertest.Logger(t))
+		taken.Close()
+		if err == nil || !strings.Contains(err.Error(), "resend policy") {
+			t.Errorf("New with --resend-policy %s without a tyntec key = %v; want the policy refused", path, err)
+		}
+	}
+
+	code, out := config("otpscope", []string{"--webhook-token", token, "--resend-policy", "../../docs/examples/resend-policy.json"}, nil)
+	if code != 0 || !strings.Contains(out, `level=WARN msg="--resend-policy without --tyntec-api-key`) {
+		t.Errorf("config with a good policy without a tyntec key = %d; want accepted with a warning:\n%s", code, out)
+	}
+	// With the poller on, no such warning.
+	code, out = config("otpscope", []string{"--webhook-token", token, "--resend-policy", "../../docs/examples/resend-policy.json"}, []string{"OTPSCOPE_TYNTEC_API_KEY=key"})
+	if code != 0 || strings.Contains(out, "--resend-policy without") {
+		t.Errorf("config with a good policy and a tyntec key = %d; want accepted without the warning:\n%s", code, out)
 	}
 }

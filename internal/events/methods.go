@@ -41,6 +41,13 @@ const (
 	PushExpired  = "expired"
 )
 
+// MaxAttemptSpan is how far apart an attempt's (and a journey's) events may
+// lie: the windowed analytics read MaxAttemptSpan either side of a window
+// (store.MaxAttemptSpan is this), so a method report that spans more is
+// refused rather than counted wrong. tyntec settles an attempt within its
+// channel timeout (minutes); a push request lives secondsToExpire.
+const MaxAttemptSpan = 24 * time.Hour
+
 // silentErrors are the errors a silent-auth attempt can end with: the
 // authorize redirect's (seed 004 and the YAML, which spell some differently),
 // and the token and userinfo steps' as token_<error> / userinfo_<error>.
@@ -327,6 +334,9 @@ func decodeSilent(raw json.RawMessage, receivedAt time.Time, hash func(string) (
 	if o.FinishedAt.Before(o.StartedAt) {
 		return o, &FieldError{Field: "finishedAt", Err: fmt.Errorf("%w: before startedAt", ErrMalformed)}
 	}
+	if o.FinishedAt.Sub(o.StartedAt) > MaxAttemptSpan {
+		return o, &FieldError{Field: "finishedAt", Err: fmt.Errorf("%w: more than %v after startedAt", ErrMalformed, MaxAttemptSpan)}
+	}
 	if o.Result, err = methodValue(w.Result); err != nil {
 		return o, &FieldError{Field: "result", Err: err}
 	}
@@ -355,18 +365,22 @@ func decodeSilent(raw json.RawMessage, receivedAt time.Time, hash func(string) (
 	return o, nil
 }
 
+// pushWire holds every member raw, so that a member of the wrong type is
+// refused naming it, not as malformed JSON.
 type pushWire struct {
 	UUID            json.RawMessage `json:"uuid"`
 	Status          json.RawMessage `json:"status"`
 	CreatedAt       json.RawMessage `json:"createdAt"`
 	UpdatedAt       json.RawMessage `json:"updatedAt"`
-	SecondsToExpire *json.Number    `json:"secondsToExpire"`
-	HiddenDetails   map[string]any  `json:"hiddenDetails"`
+	SecondsToExpire json.RawMessage `json:"secondsToExpire"`
+	HiddenDetails   json.RawMessage `json:"hiddenDetails"`
 }
 
 // DecodePushEvent parses one ApprovalRequest (the callback body, or the
 // approval_request of GET /onetouch/json/approval_requests/{uuid}); source
-// says who reported it. updatedAt defaults to createdAt.
+// says who reported it. Without updatedAt, a pending request takes
+// createdAt and a settled one receivedAt (not before createdAt, at most
+// MaxAttemptSpan after it).
 func DecodePushEvent(raw json.RawMessage, receivedAt time.Time, source string) (PushEvent, *FieldError) {
 	var w pushWire
 	if len(raw) == 0 || raw[0] != '{' {
@@ -391,34 +405,63 @@ func DecodePushEvent(raw json.RawMessage, receivedAt time.Time, source string) (
 	if p.CreatedAt, err = requiredTime(w.CreatedAt, receivedAt); err != nil {
 		return p, &FieldError{Index: -1, Field: "createdAt", Err: err}
 	}
-	p.UpdatedAt = p.CreatedAt
-	if len(w.UpdatedAt) > 0 && string(w.UpdatedAt) != "null" {
+	if present(w.UpdatedAt) {
 		if p.UpdatedAt, err = requiredTime(w.UpdatedAt, receivedAt); err != nil {
 			return p, &FieldError{Index: -1, Field: "updatedAt", Err: err}
 		}
+		if p.UpdatedAt.Before(p.CreatedAt) {
+			return p, &FieldError{Index: -1, Field: "updatedAt", Err: fmt.Errorf("%w: before createdAt", ErrMalformed)}
+		}
+		if p.UpdatedAt.Sub(p.CreatedAt) > MaxAttemptSpan {
+			return p, &FieldError{Index: -1, Field: "updatedAt", Err: fmt.Errorf("%w: more than %v after createdAt", ErrMalformed, MaxAttemptSpan)}
+		}
+	} else {
+		// A settled status changed at the latest when it reached us;
+		// createdAt would make it a 0 ms approval. A pending one changed
+		// at creation. Received more than MaxAttemptSpan late (a retried
+		// callback, an old request polled), it takes the latest time the
+		// analytics can place: still between createdAt and receivedAt.
+		p.UpdatedAt = p.CreatedAt
+		if p.Settled() && p.ReceivedAt.After(p.CreatedAt) {
+			p.UpdatedAt = p.ReceivedAt
+			if latest := p.CreatedAt.Add(MaxAttemptSpan); p.UpdatedAt.After(latest) {
+				p.UpdatedAt = latest
+			}
+		}
 	}
-	if p.UpdatedAt.Before(p.CreatedAt) {
-		return p, &FieldError{Index: -1, Field: "updatedAt", Err: fmt.Errorf("%w: before createdAt", ErrMalformed)}
-	}
-	if w.SecondsToExpire != nil {
-		n, err := w.SecondsToExpire.Int64()
-		if err != nil || n < 0 || n > 366*24*3600 {
+	if present(w.SecondsToExpire) {
+		var n json.Number
+		err := json.Unmarshal(w.SecondsToExpire, &n)
+		var secs int64
+		if err == nil {
+			secs, err = n.Int64()
+		}
+		if err != nil || secs < 0 || secs > 366*24*3600 {
 			return p, &FieldError{Index: -1, Field: "secondsToExpire", Err: fmt.Errorf("%w: want seconds, 0 to a year", ErrMalformed)}
 		}
-		p.SecondsToExpire = int(n)
+		p.SecondsToExpire = int(secs)
 	}
-	if c, ok := w.HiddenDetails["correlationId"]; ok && c != nil {
-		s, ok := c.(string)
-		if !ok || !validID(strings.TrimSpace(s)) {
-			return p, &FieldError{Index: -1, Field: "hiddenDetails.correlationId", Err: fmt.Errorf("%w: want a string of at most %d printable characters", ErrMalformed, maxIDLen)}
+	if present(w.HiddenDetails) {
+		var hidden map[string]json.RawMessage
+		if w.HiddenDetails[0] != '{' || json.Unmarshal(w.HiddenDetails, &hidden) != nil {
+			return p, &FieldError{Index: -1, Field: "hiddenDetails", Err: fmt.Errorf("%w: want an object", ErrMalformed)}
 		}
-		p.CorrelationID = strings.TrimSpace(s)
+		if c := hidden["correlationId"]; present(c) {
+			var s string
+			if json.Unmarshal(c, &s) != nil || !validID(strings.TrimSpace(s)) {
+				return p, &FieldError{Index: -1, Field: "hiddenDetails.correlationId", Err: fmt.Errorf("%w: want a string of at most %d printable characters", ErrMalformed, maxIDLen)}
+			}
+			p.CorrelationID = strings.TrimSpace(s)
+		}
 	}
 	if p.CorrelationID == "" {
 		p.CorrelationID = p.UUID
 	}
 	return p, nil
 }
+
+// present reports whether a member was sent with a value (not absent, not null).
+func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 
 // idString reads an id-like string: printable, at most maxIDLen bytes.
 func idString(raw json.RawMessage, required bool) (string, error) {

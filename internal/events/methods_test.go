@@ -111,6 +111,101 @@ func TestDecodePushEvents(t *testing.T) {
 	}
 }
 
+// TestMethodSpanBounded: a silent attempt or a push request whose end lies
+// more than MaxAttemptSpan after its start is refused naming the end's field
+// (the windowed analytics read only MaxAttemptSpan either side); exactly
+// MaxAttemptSpan is accepted.
+func TestMethodSpanBounded(t *testing.T) {
+	silent := func(start, finish string) string {
+		return `{"attemptId":"sa-1","startedAt":"` + start + `","finishedAt":"` + finish + `","result":"verified"}`
+	}
+	if _, err := DecodeSilentOutcomes([]byte(silent("2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z")), receivedAt, testHash); err != nil {
+		t.Errorf("silent attempt of exactly MaxAttemptSpan: %v; want accepted", err)
+	}
+	_, err := DecodeSilentOutcomes([]byte(silent("2026-11-20T10:00:00Z", "2026-11-21T12:00:00Z")), receivedAt, testHash)
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "finishedAt" || !errors.Is(err, ErrMalformed) {
+		t.Errorf("silent attempt of 26 h = %v; want refused on finishedAt", err)
+	}
+
+	push := func(created, updated string) string {
+		return `{"uuid":"u","status":"approved","createdAt":"` + created + `","updatedAt":"` + updated + `"}`
+	}
+	if _, err := DecodePushEvents([]byte(push("2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z")), receivedAt); err != nil {
+		t.Errorf("push request of exactly MaxAttemptSpan: %v; want accepted", err)
+	}
+	_, err = DecodePushEvents([]byte(push("2026-11-20T10:00:00Z", "2026-11-21T12:00:00Z")), receivedAt)
+	if !errors.As(err, &fe) || fe.Field != "updatedAt" || !errors.Is(err, ErrMalformed) {
+		t.Errorf("push request of 26 h = %v; want refused on updatedAt", err)
+	}
+}
+
+// TestPushUpdatedAtDefault: without updatedAt a settled request takes the
+// time it was received (it settled by then; createdAt would be a 0 ms
+// approval), never before createdAt nor more than MaxAttemptSpan after it;
+// a pending one takes createdAt.
+func TestPushUpdatedAtDefault(t *testing.T) {
+	tests := []struct {
+		status, created string
+		want            time.Time
+	}{
+		{"pending", "2026-11-22T09:59:00Z", time.Date(2026, 11, 22, 9, 59, 0, 0, time.UTC)},
+		{"approved", "2026-11-22T09:59:00Z", receivedAt},
+		{"denied", "2026-11-22T09:59:00Z", receivedAt},
+		{"expired", "2026-11-22T09:55:00Z", receivedAt},
+		{"cancelled", "2026-11-22T09:59:00Z", receivedAt}, // unknown: settled too (Settled)
+		// createdAt ahead of our clock (within the skew allowed): not before it.
+		{"approved", "2026-11-22T10:00:05Z", time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC)},
+	}
+	for _, tt := range tests {
+		body := `{"uuid":"u","status":"` + tt.status + `","createdAt":"` + tt.created + `","updatedAt":null}`
+		got, err := DecodePushEvents([]byte(body), receivedAt)
+		if err != nil {
+			t.Errorf("%s: %v", body, err)
+			continue
+		}
+		if !got[0].UpdatedAt.Equal(tt.want) {
+			t.Errorf("%s: updatedAt %v; want %v", body, got[0].UpdatedAt, tt.want)
+		}
+	}
+	// Received more than MaxAttemptSpan after createdAt: at most
+	// MaxAttemptSpan after it, the bound the analytics rely on.
+	created := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	for status, want := range map[string]time.Time{"approved": created.Add(MaxAttemptSpan), "pending": created} {
+		body := `{"uuid":"u","status":"` + status + `","createdAt":"2026-11-20T09:00:00Z"}`
+		if got, err := DecodePushEvents([]byte(body), receivedAt); err != nil || !got[0].UpdatedAt.Equal(want) {
+			t.Errorf("%s received 49 h after createdAt = %+v, %v; want updatedAt %v", status, got, err, want)
+		}
+	}
+}
+
+// TestPushMemberTypes: a member of the wrong type is refused naming it, not
+// as malformed JSON.
+func TestPushMemberTypes(t *testing.T) {
+	const ok = `"uuid":"u","status":"approved","createdAt":"2026-11-22T09:00:00Z","updatedAt":"2026-11-22T09:00:07Z"`
+	for body, field := range map[string]string{
+		`{` + ok + `,"hiddenDetails":"x"}`:                 "hiddenDetails",
+		`{` + ok + `,"hiddenDetails":["correlationId"]}`:   "hiddenDetails",
+		`{` + ok + `,"hiddenDetails":{"correlationId":7}}`: "hiddenDetails.correlationId",
+		`{` + ok + `,"secondsToExpire":{}}`:                "secondsToExpire",
+		`{` + ok + `,"secondsToExpire":"soon"}`:            "secondsToExpire",
+	} {
+		_, err := DecodePushEvents([]byte(body), receivedAt)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != field || errors.Is(err, ErrMalformedJSON) {
+			t.Errorf("DecodePushEvents(%s) = %v; want refused on %s", body, err, field)
+		}
+	}
+	for _, body := range []string{
+		`{` + ok + `,"hiddenDetails":null,"secondsToExpire":null}`,
+		`{` + ok + `,"hiddenDetails":{"correlationId":null},"secondsToExpire":"300"}`,
+	} {
+		if got, err := DecodePushEvents([]byte(body), receivedAt); err != nil || got[0].CorrelationID != "u" {
+			t.Errorf("DecodePushEvents(%s) = %+v, %v; want accepted, the uuid as correlation id", body, got, err)
+		}
+	}
+}
+
 func TestMethodMessages(t *testing.T) {
 	o := SilentOutcome{AttemptID: "sa-1", CorrelationID: "sa-1", Result: SilentVerified, StartedAt: receivedAt, FinishedAt: receivedAt, ReceivedAt: receivedAt}
 	m1, err := NewSilentOutcomeMessage(&o)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/flagenv"
@@ -33,8 +34,12 @@ type Config struct {
 	PseudonymKey string
 }
 
-// DefaultMaxBodyBytes bounds a webhook body.
-const DefaultMaxBodyBytes = 64 << 10
+// DefaultMaxBodyBytes bounds a webhook body; MinMaxBodyBytes is the least
+// bound Validate accepts.
+const (
+	DefaultMaxBodyBytes = 64 << 10
+	MinMaxBodyBytes     = 1024
+)
 
 // RegisterFlags registers ingest's own flags (auth, bodies, publishing) on fs;
 // the listener and NATS are the process's (package app).
@@ -42,7 +47,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Tokens, "webhook-token", "accepted webhook token (repeat or comma-separate for rotation; from $OTPSCOPE_WEBHOOK_TOKENS_FILE read again when it changes)")
 	flagenv.RecordFile(fs, "webhook-token", &c.TokensFile)
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "accept webhooks without a token (development only)")
-	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest webhook body accepted")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest webhook body accepted (at least "+strconv.Itoa(MinMaxBodyBytes)+")")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "how long to wait for JetStream acknowledgements before answering 503")
 	fs.DurationVar(&c.RetryAfter, "retry-after", 5*time.Second, "Retry-After sent with 503")
 	fs.StringVar(&c.PseudonymKey, "pseudonym-key", "", "secret of the keyed hash (HMAC-SHA256) stored instead of silent-auth loginHint and mobileId (empty: generated at first start, into <data-dir>/"+PseudonymKeyFile+" on a single embedded NATS server, else into the KV bucket "+PseudonymBucket+" that replicas share)")
@@ -59,8 +64,8 @@ func (c *Config) Validate() error {
 	if err := ops.CheckTokens("webhook token", c.Tokens); err != nil {
 		return err
 	}
-	if c.MaxBodyBytes < 1024 {
-		return fmt.Errorf("max-body-bytes %d: must be at least 1024", c.MaxBodyBytes)
+	if c.MaxBodyBytes < MinMaxBodyBytes {
+		return fmt.Errorf("max-body-bytes %d: must be at least %d", c.MaxBodyBytes, MinMaxBodyBytes)
 	}
 	if c.PseudonymKey != "" && len(c.PseudonymKey) < minPseudonymKey {
 		return fmt.Errorf("pseudonym-key of %d characters: use at least %d", len(c.PseudonymKey), minPseudonymKey)

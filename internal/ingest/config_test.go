@@ -1,6 +1,8 @@
 package ingest_test
 
 import (
+	"flag"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +31,24 @@ func TestConfigValidate(t *testing.T) {
 		tt.mutate(&c)
 		if err := c.Validate(); (err == nil) != tt.ok {
 			t.Errorf("%s: Validate() = %v; want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+// TestMaxBodyBytesHelpSaysTheLeast: --help says the least --max-body-bytes
+// Validate accepts, which it refuses below.
+func TestMaxBodyBytesHelpSaysTheLeast(t *testing.T) {
+	var c ingest.Config
+	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if usage := fs.Lookup("max-body-bytes").Usage; !strings.Contains(usage, "(at least 1024)") {
+		t.Errorf("--max-body-bytes help %q does not say (at least 1024)", usage)
+	}
+	c = ingest.Config{Tokens: []string{token}, PublishTimeout: time.Second, RetryAfter: time.Second}
+	for size, ok := range map[int64]bool{1023: false, 1024: true} {
+		c.MaxBodyBytes = size
+		if err := c.Validate(); (err == nil) != ok {
+			t.Errorf("max-body-bytes %d: Validate() = %v; want ok=%v", size, err, ok)
 		}
 	}
 }

@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -52,8 +54,9 @@ func NewMethods(h *Handler, key []byte, reg prometheus.Registerer) *Methods {
 	// that string like any other, only replay reads the form. A push
 	// callback keeps the members the decoder reads, never the tfaId,
 	// message or details ingest does not store (events.ScrubPushBody).
-	m.silent = endpoint{SilentPath, m.scrubbedDeadLetter(func(b []byte) ([]byte, bool) { return events.ScrubSilentBody(b, m.hash) }, "a phone number")}
-	m.push = endpoint{PushPath, m.scrubbedDeadLetter(events.ScrubPushBody, "what identifies a person")}
+	m.silent = endpoint{SilentPath, m.scrubbedDeadLetter(func(b []byte) ([]byte, bool) { return events.ScrubSilentBody(b, m.hash) },
+		"a loginHint or mobileId in it is not a string", "a phone number")}
+	m.push = endpoint{PushPath, m.scrubbedDeadLetter(events.ScrubPushBody, "its hiddenDetails is not an object", "what identifies a person")}
 	m.events = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "otpscope_ingest_method_events_total",
 		Help: "Silent-auth outcomes (channel SILENT, by result) and push approval statuses (channel PUSH, by status) stored, OTHER for values otpscope does not know; duplicates the stream dropped are not counted.",
@@ -98,19 +101,49 @@ func (m *Methods) servePush(x exchange) {
 }
 
 // scrubbedDeadLetter makes the dead letter of a refused body that must not
-// be kept as it came: what scrub keeps of it, else (scrub cannot: not
-// JSON, cut off…) no body at all, only its length, and a reason saying it
-// was withheld because of what it may hold.
-func (m *Methods) scrubbedDeadLetter(scrub func([]byte) ([]byte, bool), mayHold string) func(events.DeadLetter, []byte) (events.Message, error) {
+// be kept as it came: what scrub keeps of it, else (scrub cannot: cut off,
+// not JSON objects, or JSON objects with a member scrub cannot take, which
+// unscrubbable says) no body at all, only its length, and a reason saying
+// why it was withheld and what it may hold.
+func (m *Methods) scrubbedDeadLetter(scrub func([]byte) ([]byte, bool), unscrubbable, mayHold string) func(events.DeadLetter, []byte) (events.Message, error) {
 	return func(dl events.DeadLetter, body []byte) (events.Message, error) {
 		if kept, ok := scrub(body); ok {
 			// Pseudonyms are longer than most phone numbers: never let
 			// them be what cuts a body that was within --max-body-bytes.
 			return events.NewDeadLetterMessage(dl, kept, max(len(kept), int(m.h.cfg.MaxBodyBytes)))
 		}
-		dl.Reason += "; body withheld: not JSON objects as the endpoint takes, so it may hold " + mayHold
+		why := "not JSON objects as the endpoint takes"
+		switch {
+		case dl.Truncated:
+			why = "cut off at --max-body-bytes"
+		case jsonObjects(body):
+			why = unscrubbable
+		}
+		dl.Reason += "; body withheld: " + why + ", so it may hold " + mayHold
 		return events.NewWithheldDeadLetterMessage(dl, body, m.hash(string(body)))
 	}
+}
+
+// jsonObjects reports whether body is a JSON object or an array of them,
+// the shape the method endpoints take.
+func jsonObjects(body []byte) bool {
+	body = bytes.TrimSpace(body)
+	if !json.Valid(body) || len(body) == 0 {
+		return false
+	}
+	if body[0] == '{' {
+		return true
+	}
+	var items []json.RawMessage
+	if body[0] != '[' || json.Unmarshal(body, &items) != nil {
+		return false
+	}
+	for _, it := range items {
+		if it[0] != '{' {
+			return false
+		}
+	}
+	return true
 }
 
 func label(v string, unknown bool) string {

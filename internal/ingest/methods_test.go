@@ -116,6 +116,8 @@ func testMethodBadInput(t *testing.T, on server) {
 		{"invalid element", ingest.SilentPath, `[{"attemptId":"a","startedAt":"2026-11-29T10:00:00Z","finishedAt":"2026-11-29T10:00:01Z","result":"verified"},{"attemptId":"b","startedAt":"2026-11-29T10:00:00Z","finishedAt":"2026-11-29T10:00:01Z","result":"error"}]`, "error", 400, 1},
 		{"malformed", ingest.SilentPath, `{"attemptId":`, "", 400, -1},
 		{"push without status", ingest.PushPath, `{"uuid":"u-1","createdAt":"2026-11-29T10:00:00Z"}`, "status", 400, -1},
+		{"hiddenDetails not an object", ingest.PushPath, `{"uuid":"u-1","status":"approved","createdAt":"2026-11-29T10:00:00Z","hiddenDetails":"x"}`, "hiddenDetails", 400, -1},
+		{"silent attempt over a day", ingest.SilentPath, `{"attemptId":"a","startedAt":"2026-12-02T10:00:00Z","finishedAt":"2026-12-03T12:00:00Z","result":"verified"}`, "finishedAt", 400, -1},
 		{"oversized", ingest.PushPath, `{"uuid":"` + strings.Repeat("x", 70<<10) + `"}`, "", 413, -1},
 	}
 	for _, tt := range tests {
@@ -218,6 +220,47 @@ func testSilentDeadLettersKeepNoIdentifier(t *testing.T, on server) {
 	for _, raw := range []string{"381999888777", "MOBILE-SECRET-1", "5661166", "Jane Doe", "jane@example.com"} {
 		if bytes.Contains(data, []byte(raw)) {
 			t.Errorf("the stream holds the raw identifier %s", raw)
+		}
+	}
+}
+
+// TestWithheldDeadLetterReasons: a withheld body's dead letter says why it
+// was withheld: cut off (413), not JSON objects, or, for JSON objects, the
+// member that could not be scrubbed; the validation failure comes first.
+func TestWithheldDeadLetterReasons(t *testing.T) {
+	f := newFixture(t)
+	const silentOK = `"attemptId":"sa-w","startedAt":"2026-11-29T10:00:00Z","finishedAt":"2026-11-29T10:00:01Z","result":"verified"`
+	tests := []struct {
+		name, path, body string
+		status           int
+		reason           []string // each in the reason
+	}{
+		{"not JSON", ingest.SilentPath, "loginHint=381999888777", 400,
+			[]string{"body: malformed JSON", "body withheld: not JSON objects as the endpoint takes, so it may hold a phone number"}},
+		{"an array of non-objects", ingest.SilentPath, `["381999888777"]`, 400,
+			[]string{"body withheld: not JSON objects as the endpoint takes"}},
+		{"loginHint a number", ingest.SilentPath, `{` + silentOK + `,"loginHint":381999888777}`, 400,
+			[]string{"loginHint: malformed value", "body withheld: a loginHint or mobileId in it is not a string, so it may hold a phone number"}},
+		{"hiddenDetails a string", ingest.PushPath, `{"uuid":"u-w","status":"approved","createdAt":"2026-11-29T10:00:00Z","hiddenDetails":"Jane Doe"}`, 400,
+			[]string{"hiddenDetails: malformed value: want an object", "body withheld: its hiddenDetails is not an object, so it may hold what identifies a person"}},
+		{"too large", ingest.SilentPath, `{"attemptId":"sa-big","loginHint":"381999888777","pad":"` + strings.Repeat("x", 70<<10) + `"}`, 413,
+			[]string{"body larger than", "body withheld: cut off at --max-body-bytes, so it may hold a phone number"}},
+	}
+	for _, tt := range tests {
+		if resp := f.postTo(t, tt.path, tt.body, "X-Webhook-Token", token, "Content-Type", "application/json"); resp.StatusCode != tt.status {
+			t.Fatalf("%s: POST %d; want %d", tt.name, resp.StatusCode, tt.status)
+		}
+		dl := lastDeadLetter(t, f)
+		if dl.Body != "" || dl.BodyBytes != len(tt.body) {
+			t.Errorf("%s: dead letter %+v; want the body withheld", tt.name, dl)
+		}
+		for _, want := range tt.reason {
+			if !strings.Contains(dl.Reason, want) {
+				t.Errorf("%s: reason %q; want %q in it", tt.name, dl.Reason, want)
+			}
+		}
+		if notObjects := "not JSON objects"; strings.Contains(dl.Reason, notObjects) && !strings.Contains(strings.Join(tt.reason, " "), notObjects) {
+			t.Errorf("%s: reason %q says %s", tt.name, dl.Reason, notObjects)
 		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
+
+	"github.com/otpscope/otpscope/internal/events"
 )
 
 // The analytics queries: attempts (one per dispatch) and journeys as
@@ -27,7 +29,8 @@ var ErrNotFound = errors.New("not found")
 // lie for the windowed queries to be exact: a query for [From, To) reads the
 // events of [From−MaxAttemptSpan, To+MaxAttemptSpan) and keeps what starts in
 // the window. tyntec settles an attempt within its channel timeout (minutes).
-const MaxAttemptSpan = 24 * time.Hour
+// It is events.MaxAttemptSpan, which ingest holds method reports to.
+const MaxAttemptSpan = events.MaxAttemptSpan
 
 // Window selects attempts and journeys by their earliest event time.
 type Window struct {

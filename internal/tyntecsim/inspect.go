@@ -32,7 +32,13 @@ func (s *Sim) InspectHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_sim/truth", s.serveTruth)
 	mux.HandleFunc("GET /_sim/truth/summary", func(w http.ResponseWriter, _ *http.Request) { writeInspectJSON(w, http.StatusOK, s.TruthSummary()) })
-	mux.HandleFunc("GET /_sim/calls", func(w http.ResponseWriter, _ *http.Request) { writeInspectJSON(w, http.StatusOK, s.Calls()) })
+	mux.HandleFunc("GET /_sim/calls", func(w http.ResponseWriter, _ *http.Request) {
+		calls := s.Calls()
+		if calls == nil {
+			calls = []Call{} // [] before any call, not null: a list to every client
+		}
+		writeInspectJSON(w, http.StatusOK, calls)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.Handle("/", s)
 	return mux

@@ -313,13 +313,14 @@ func (s *Sim) otpTruth(o *otp, now time.Time) OTPTruth {
 	return ot
 }
 
-// Call is one API request the simulator received.
+// Call is one API request the simulator received (GET /_sim/calls answers
+// them snake_case, as every /_sim/ answer).
 type Call struct {
-	At     time.Time // wall clock
-	Method string
-	Path   string
-	APIKey string
-	Status int
+	At     time.Time `json:"at"` // wall clock
+	Method string    `json:"method"`
+	Path   string    `json:"path"`
+	APIKey string    `json:"api_key"`
+	Status int       `json:"status"`
 }
 
 // Calls returns every API request received so far, in arrival order.
