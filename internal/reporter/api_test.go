@@ -300,8 +300,10 @@ func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel,
 			fb.Outcomes.DeliveredFallback++
 		case tyntecsim.JourneyFailed:
 			fb.Outcomes.Failed++
+			p.Failed++
 		default:
 			fb.Outcomes.Pending++
+			p.Pending++
 		}
 		var first *tyntecsim.JourneyAttempt
 		for i, a := range j.Attempts {
@@ -334,6 +336,10 @@ func expect(truth tyntecsim.Truth, from, to time.Time) (map[string]*wantChannel,
 		}
 	}
 	for _, p := range paths {
+		if settled := p.Delivered + p.Failed; settled > 0 {
+			r := float64(p.Delivered) / float64(settled)
+			p.DeliveryRate = &r
+		}
 		fb.Paths = append(fb.Paths, *p)
 	}
 	sort.Slice(fb.Paths, func(i, j int) bool {

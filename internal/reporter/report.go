@@ -295,6 +295,9 @@ func (r *Report) csv(w io.Writer) error {
 	for _, p := range f.Paths {
 		rec("path", p.Path, "otps", u(p.OTPs))
 		rec("path", p.Path, "delivered", u(p.Delivered))
+		rec("path", p.Path, "failed", u(p.Failed))
+		rec("path", p.Path, "pending", u(p.Pending))
+		rec("path", p.Path, "delivery_rate", fmtRate(p.DeliveryRate))
 	}
 	for _, a := range r.Alerts {
 		name := a.Rule + " " + cmp.Or(a.Channel, "all") + " " + a.To.UTC().Format(time.RFC3339)
@@ -394,9 +397,9 @@ func (r *Report) table(w io.Writer) error {
 	}
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "path\tOTPs\tdelivered\t")
+	fmt.Fprintln(tw, "path\tOTPs\tdelivered\tfailed\tpending\tdelivery rate\t")
 	for _, p := range f.Paths {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", p.Path, p.OTPs, p.Delivered)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t\n", p.Path, p.OTPs, p.Delivered, p.Failed, p.Pending, fmtPct(p.DeliveryRate))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -517,10 +520,14 @@ func (r *Report) charts() []svgChart {
 		labels, shown = nil, nil
 		var ns []float64
 		for _, p := range r.Fallback.Paths {
-			x := float64(p.Delivered) / float64(max(p.OTPs, 1))
-			labels, ns, shown = append(labels, p.Path), append(ns, x), append(shown, fmt.Sprintf("%d/%d delivered", p.Delivered, p.OTPs))
+			// The delivery rate: a pending journey is no failure.
+			var x float64
+			if p.DeliveryRate != nil {
+				x = *p.DeliveryRate
+			}
+			labels, ns, shown = append(labels, p.Path), append(ns, x), append(shown, fmt.Sprintf("%s: %d delivered, %d failed, %d pending", fmtPct(p.DeliveryRate), p.Delivered, p.Failed, p.Pending))
 		}
-		out = append(out, barRows("Success per path", labels, shown, ns, rateAxis(), "#ef6c00", nil))
+		out = append(out, barRows("Delivery rate per path", labels, shown, ns, rateAxis(), "#ef6c00", nil))
 	}
 	return out
 }

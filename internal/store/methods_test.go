@@ -201,13 +201,13 @@ func TestJourneysAcrossMethods(t *testing.T) {
 			if fb.OTPs != 7 || fb.FallbackOTPs != 2 || fb.Outcomes != want || fb.Resends != 0 {
 				t.Errorf("Fallback(raw=%v) = %s; want 7 journeys, 2 with fallback, outcomes %+v", raw, js(fb), want)
 			}
-			wantPaths := []store.PathStats{
-				{Path: "SILENT", OTPs: 3, Delivered: 1},
-				{Path: "PUSH", OTPs: 2, Delivered: 1},
-				{Path: "PUSH>SMS>VOICE", OTPs: 1, Delivered: 1},
-				{Path: "SILENT>SMS", OTPs: 1, Delivered: 1},
-			}
-			if !slices.Equal(fb.Paths, wantPaths) {
+			// SILENT: sa-3 verified, sa-4 an error, sa-5 unknown (pending);
+			// PUSH: p-7 approved, p-6 expired.
+			wantPaths := "[SILENT: 3 journeys, 1 delivered, 1 failed, 1 pending, rate 0.5" +
+				" PUSH: 2 journeys, 1 delivered, 1 failed, 0 pending, rate 0.5" +
+				" PUSH>SMS>VOICE: 1 journeys, 1 delivered, 0 failed, 0 pending, rate 1" +
+				" SILENT>SMS: 1 journeys, 1 delivered, 0 failed, 0 pending, rate 1]"
+			if fmt.Sprint(fb.Paths) != wantPaths {
 				t.Errorf("paths(raw=%v) = %+v; want %+v", raw, fb.Paths, wantPaths)
 			}
 			// Time to deliver: 1.5 s, 7 s, SILENT>SMS 5 s, PUSH>SMS>VOICE 20 s.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -144,6 +145,25 @@ type PathStats struct {
 	Path      string `json:"path"`
 	OTPs      uint64 `json:"otps"`
 	Delivered uint64 `json:"delivered"`
+	// Failed are the journeys every attempt of which failed, Pending those
+	// not settled yet; DeliveryRate is delivered / (delivered + failed),
+	// null when none settled: a pending journey is no failure.
+	Failed       uint64   `json:"failed"`
+	Pending      uint64   `json:"pending"`
+	DeliveryRate *float64 `json:"delivery_rate"`
+}
+
+func newPathStats(path string, otps, delivered, failed, pending uint64) PathStats {
+	return PathStats{Path: path, OTPs: otps, Delivered: delivered, Failed: failed, Pending: pending, DeliveryRate: rate(delivered, delivered+failed)}
+}
+
+// String is the path's row in words, its rate a value (not a pointer).
+func (p PathStats) String() string {
+	r := "null"
+	if p.DeliveryRate != nil {
+		r = strconv.FormatFloat(*p.DeliveryRate, 'g', -1, 64)
+	}
+	return fmt.Sprintf("%s: %d journeys, %d delivered, %d failed, %d pending, rate %s", p.Path, p.OTPs, p.Delivered, p.Failed, p.Pending, r)
 }
 
 // FallbackStats are the journeys in a window.
@@ -854,7 +874,7 @@ ORDER BY total DESC, otps DESC, path`, sub)
 			out.TimeToDeliverMS = percentiles(ttdN, ttd)
 			continue
 		}
-		out.Paths = append(out.Paths, PathStats{Path: path, OTPs: otps, Delivered: del})
+		out.Paths = append(out.Paths, newPathStats(path, otps, del, oFailed, oPending))
 	}
 	return out, rows.Err()
 }

@@ -286,7 +286,7 @@ func (db *DB) fallbackRolled(ctx context.Context, w Window, p plan) (FallbackSta
 		out.Outcomes.DeliveredFallback += s.oFallback
 		out.Outcomes.Failed += s.oFailed
 		out.Outcomes.Pending += s.oPending
-		out.Paths = append(out.Paths, PathStats{Path: path, OTPs: s.otps, Delivered: s.delivered})
+		out.Paths = append(out.Paths, newPathStats(path, s.otps, s.delivered, s.oFailed, s.oPending))
 	}
 	sort.Slice(out.Paths, func(i, j int) bool {
 		if out.Paths[i].OTPs != out.Paths[j].OTPs {

@@ -80,15 +80,19 @@
         (err.name === 'TimeoutError' ? 'no answer within ' + fmtSpan(LOAD_TIMEOUT_MS) : err.message) + '); retrying every 5 s.';
     }
     showError(msg + (had ? ' The figures below are those of ' + had + ', from before.' : ''));
+    // Not known to be final any more: a fixed window is not read again for
+    // it (an unreachable otpscope is, below).
+    section.dataset.final = '';
   }
   // unreachable: a fetch that could not connect (a TypeError) or got no
   // answer in time, as opposed to an answer refusing the request.
   const unreachable = (err) => err instanceof TypeError || (err && err.name === 'TimeoutError');
-  function showFresh(section, w) {
+  function showFresh(section, w, final) {
     unreachableSince = null;
     document.querySelector('main').classList.remove('stale');
     section.dataset.shown = w ? fmtTime(w.from) + ' … ' + fmtTime(w.to) + (w.channel ? ', channel ' + w.channel : '') + (w.profile ? ', profile ' + w.profile : '') : 'the last good load';
-    section.dataset.window = w ? JSON.stringify({ from: w.from, to: w.to }) : '';
+    section.dataset.window = w ? JSON.stringify({ from: w.from, to: w.to, asOf: w.asOf }) : '';
+    section.dataset.final = final === undefined ? '' : String(final);
     clearError();
   }
 
@@ -138,12 +142,29 @@
   }
   // showWindow labels the figures with the window they answer for, once
   // they are drawn: the label never names a window whose answer is not
-  // on the page.
+  // on the page. w.asOf, when the answer gave one, says when it was read.
   function showWindow(w) {
     const shown = $('#shown');
     shown.textContent = w ? fmtTime(w.from) + ' … ' + fmtTime(w.to) : '';
     shown.dataset.from = w ? w.from : '';
     shown.dataset.to = w ? w.to : '';
+    const readAt = $('#read-at');
+    readAt.textContent = w && w.asOf ? 'read at ' + w.asOf.slice(11, 19) + 'Z' : '';
+    readAt.dataset.asOf = w && w.asOf ? w.asOf : '';
+  }
+  // The picker's name for window w: what the operator chose.
+  const windowLabel = (w) => ($('#range').value === 'custom' ? fmtTime(w.from) + ' … ' + fmtTime(w.to) : $('#range').selectedOptions[0].text) +
+    (w.channel ? ', channel ' + w.channel : '') + (w.profile ? ', profile ' + w.profile : '');
+  // showLoading greys the figures on the page, another window's or filter's,
+  // until the answer for w is drawn, and says what is coming.
+  function showLoading(w) {
+    document.querySelector('main').classList.add('loading');
+    $('#loading').textContent = 'loading ' + (w ? windowLabel(w) : '') + '…';
+    $('#loading').hidden = false;
+  }
+  function hideLoading() {
+    document.querySelector('main').classList.remove('loading');
+    $('#loading').hidden = true;
   }
   const qs = (o) => new URLSearchParams(Object.entries(o).filter(([, v]) => v !== '' && v !== undefined && v !== null)).toString();
   $('#range').addEventListener('change', () => {
@@ -208,10 +229,12 @@
   window.addEventListener('resize', () => { for (const c of Object.values(charts)) fitChart(c); });
 
   // Each page's load reads its answers for window w and returns what draws
-  // them; refresh draws only the newest load's.
+  // them; refresh draws only the newest load's. A draw may return what its
+  // answers said of themselves: asOf (the oldest as_of), final (nothing in
+  // the window can still settle) and a warning.
   async function overview(w, signal) {
     const get = (path) => api(path, { signal: signal, timeout: LOAD_TIMEOUT_MS });
-    const [chs, fb, ts, al, now, st] = await Promise.all([
+    const got = await Promise.allSettled([
       get('/api/v1/channels?' + qs(w)),
       get('/api/v1/fallback?' + qs(w)),
       get('/api/v1/timeseries?' + qs(w)),
@@ -219,17 +242,72 @@
       get('/api/v1/alerts/firing'),
       get('/api/v1/status'),
     ]);
+    // No answer for the window (otpscope down, the window refused): the
+    // load fails as a whole and the last one's figures stay, greyed.
+    if (got.slice(0, 4).every((r) => r.status === 'rejected')) throw got[0].reason;
+    const auth = got.find((r) => r.reason instanceof AuthError);
+    if (auth) throw auth.reason;
+    // One part failing (the alerts' state when NATS is down) leaves the
+    // others to be drawn: each is given its answer or its error.
+    const [chs, fb, ts, al, now, st] = got.map((r) => r.status === 'fulfilled' ? r.value : r.reason);
     return () => drawOverview(w, chs, fb, ts, al, now, st);
   }
+  const CHART_IDS = ['chart-rate', 'chart-attempts', 'chart-latency', 'chart-fallback'];
   function drawOverview(w, chs, fb, ts, al, now, st) {
-    pipeline(st);
-    // The rules firing now, whatever the window: the first thing to see.
+    const failed = [];
+    // part draws a part from its answer or, when that failed, says so in
+    // its place: an older window's figures must not stay under this one's.
+    const part = (name, answer, draw, fail) => {
+      if (!(answer instanceof Error)) return draw(answer);
+      failed.push(name + ' (' + answer.message + ')');
+      fail('not loaded: ' + answer.message);
+    };
+    const rowSaying = (tbody, cols, msg) => $(tbody).replaceChildren(el('tr', { class: 'failed' }, el('td', { colspan: cols, class: 'hint' }, msg)));
+    part('the pipeline status', st, pipeline, (msg) => { delete $('#pipeline').dataset.streamMessages; $('#pipeline').replaceChildren('Pipeline: ' + msg); });
+    part('the alert rules firing now', now, drawFiring, (msg) => {
+      const f = $('#firing');
+      delete f.dataset.count;
+      f.className = 'state-firing';
+      f.replaceChildren('Alert rules firing now: ' + msg);
+    });
+    part('the channels', chs, drawChannels, (msg) => {
+      rowSaying('#channels tbody', 9, msg);
+      delete $('#completeness').dataset.pending;
+      $('#completeness').textContent = '';
+    });
+    part('the journeys', fb, drawFallbackSummary, (msg) => {
+      const s = $('#fallback-summary');
+      delete s.dataset.otps;
+      delete s.dataset.fallbackRate;
+      s.textContent = 'Journeys: ' + msg;
+    });
+    // An alert is over every profile: a profile filter does not narrow them.
+    $('#alerts-profile').hidden = !w.profile;
+    part('the alerts in this window', al, drawEpisodes, (msg) => rowSaying('#alerts tbody', 8, msg));
+    part('the charts', ts, drawCharts, (msg) => {
+      for (const id of CHART_IDS) {
+        if (charts[id]) { charts[id].u.destroy(); delete charts[id]; }
+        $('#' + id).replaceChildren(el('p', { class: 'hint' }, msg));
+      }
+    });
+    $('#page-overview').dataset.loaded = w.from + '/' + w.to;
+    const asOfs = [chs, fb, ts].filter((a) => !(a instanceof Error)).map((a) => a.as_of);
+    return {
+      asOf: asOfs.sort((a, b) => Date.parse(a) - Date.parse(b))[0],
+      final: !failed.length && chs.completeness.final && fb.completeness.final,
+      warning: failed.length ? 'Part of the overview did not load: ' + failed.join('; ') + '. The rest is drawn.' : '',
+    };
+  }
+  // The rules firing now, whatever the window: the first thing to see.
+  function drawFiring(now) {
     const firing = $('#firing');
     firing.dataset.count = now.firing.length;
     firing.className = now.firing.length ? 'state-firing' : 'state-resolved';
     firing.replaceChildren(now.firing.length ? 'Firing now: ' : 'No alert rule is firing.',
       ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', title: f.summary + ' (evaluated ' + fmtTime(f.to) + ')' },
         (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since) + ' (' + fmtAlert(f.rule, f.value) + ')')));
+  }
+  function drawChannels(chs) {
     const tbody = $('#channels tbody');
     tbody.replaceChildren(...chs.channels.map((c) => el('tr', { 'data-channel': c.channel },
       el('td', { 'data-field': 'channel' }, c.channel),
@@ -244,18 +322,22 @@
     if (!chs.channels.length) tbody.append(el('tr', {}, el('td', { colspan: 9, class: 'hint' }, 'no attempts in this window')));
     const cp = $('#completeness');
     cp.dataset.pending = chs.completeness.pending;
-    cp.textContent = describeCompleteness(chs.completeness);
+    cp.textContent = describeCompleteness(chs.completeness, chs.channels.length ? '' : 'no attempts');
+  }
+  function drawFallbackSummary(fb) {
     const s = $('#fallback-summary');
     s.dataset.otps = fb.otps;
     s.dataset.fallbackRate = fb.fallback_rate === null ? '' : fb.fallback_rate;
     s.textContent = fb.otps + ' journeys, ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '); time to deliver p50 ' +
       fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p50) + ', p95 ' + fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p95);
-    // One row per firing (rule, channel and since), as of its latest
-    // evaluation in the window, newest first (/api/v1/alerts/episodes): a
-    // rule firing for an hour is one row, not one per evaluation. Rates as
-    // percentages, times to deliver in seconds; the volume is settled (or,
-    // for delivery_slow, delivered) attempts or OTPs; the summary,
-    // which repeats the row in words, is the row's tooltip.
+  }
+  // One row per firing (rule, channel and since), as of its latest
+  // evaluation in the window, newest first (/api/v1/alerts/episodes): a
+  // rule firing for an hour is one row, not one per evaluation. Rates as
+  // percentages, times to deliver in seconds; the volume is settled (or,
+  // for delivery_slow, delivered) attempts or OTPs; the summary,
+  // which repeats the row in words, is the row's tooltip.
+  function drawEpisodes(al) {
     const alerts = $('#alerts tbody');
     alerts.replaceChildren(...al.episodes.map((a) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, 'data-evaluations': a.evaluations, title: a.summary },
       el('td', {}, fmtTime(a.to)),
@@ -267,17 +349,19 @@
       el('td', { class: 'num', 'data-field': 'threshold' }, fmtAlert(a.rule, a.threshold)),
       el('td', { class: 'num', 'data-field': 'volume' }, String(a.volume)))));
     if (!al.episodes.length) alerts.append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no alert fired or resolved in this window')));
+  }
+  function drawCharts(ts) {
     const pctFmt = (v) => (v * 100).toFixed(0) + '%';
     chart('chart-rate', ts, (c) => [[c.channel, c.delivery_rate]], { fmt: pctFmt, range: [0, 1] });
     chart('chart-attempts', ts, (c) => [[c.channel, c.attempts]], {});
     chart('chart-latency', ts, (c) => [[c.channel + ' p50', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms, [6, 4]]], {});
     chart('chart-fallback', ts, (c) => [[c.channel, c.fallback_rate]], { fmt: pctFmt, range: [0, 1] });
-    $('#page-overview').dataset.loaded = w.from + '/' + w.to;
   }
 
-  // describeCompleteness says how final an answer's figures are.
-  function describeCompleteness(c) {
-    if (!c.pending) return 'Every attempt in this window has settled: these figures are final.';
+  // describeCompleteness says how final an answer's figures are; empty
+  // names what the answer held none of ('no attempts'), if it held none.
+  function describeCompleteness(c, empty) {
+    if (!c.pending) return empty ? 'There were ' + empty + ' in this window.' : 'Every attempt in this window has settled: these figures are final.';
     const parts = [];
     if (c.awaiting_reconciliation) parts.push(c.awaiting_reconciliation + ' overdue, awaiting the poller');
     if (c.unrecoverable) parts.push(c.unrecoverable + ' unrecoverable, pending for good (their webhooks lost, and tyntec could not tell their outcome)');
@@ -314,13 +398,20 @@
       el('td', { class: 'num', 'data-field': 'delivered_fallback' }, String(o.delivered_fallback)),
       el('td', { class: 'num', 'data-field': 'failed' }, String(o.failed)),
       el('td', { class: 'num', 'data-field': 'pending' }, String(o.pending))));
+    const cp = $('#journey-completeness');
+    cp.dataset.pending = fb.completeness.pending;
+    cp.textContent = describeCompleteness(fb.completeness, fb.otps ? '' : 'no journeys');
+    // The API's rate: delivered / (delivered + failed), the pending left out.
     $('#paths tbody').replaceChildren(...fb.paths.map((p) => el('tr', { 'data-path': p.path },
       el('td', {}, p.path),
       el('td', { class: 'num', 'data-field': 'otps' }, String(p.otps)),
       el('td', { class: 'num', 'data-field': 'delivered' }, String(p.delivered)),
-      el('td', { class: 'num' }, fmtPct(p.otps ? p.delivered / p.otps : null)))));
-    if (!fb.paths.length) $('#paths tbody').append(el('tr', {}, el('td', { colspan: 4, class: 'hint' }, 'no journeys in this window')));
+      el('td', { class: 'num', 'data-field': 'failed' }, String(p.failed)),
+      el('td', { class: 'num', 'data-field': 'pending' }, String(p.pending)),
+      el('td', { class: 'num', 'data-field': 'delivery_rate' }, fmtPct(p.delivery_rate)))));
+    if (!fb.paths.length) $('#paths tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' }, 'no journeys in this window')));
     $('#page-journeys').dataset.loaded = w.from + '/' + w.to;
+    return { asOf: fb.as_of, final: fb.completeness.final };
   }
 
   // ---- Resends ----
@@ -357,12 +448,14 @@
 
   // ---- OTP lookup ----
   // lookup shows OTP id; a newer lookup aborts it, so that the page never
-  // shows one OTP's details under another's id.
+  // shows one OTP's details under another's id. The last OTP's details are
+  // hidden from the start, and stay so if this one fails.
   let lookingUp = null;
   async function lookup(id) {
     if (lookingUp) lookingUp.abort();
     const ctl = new AbortController();
     lookingUp = ctl;
+    $('#otp-result').hidden = true;
     let j;
     try {
       j = await api('/api/v1/otps/' + encodeURIComponent(id), { signal: ctl.signal, timeout: LOAD_TIMEOUT_MS });
@@ -402,7 +495,6 @@
     const id = $('#otp-id').value.trim();
     history.replaceState(null, '', '#otp/' + id);
     clearError();
-    $('#otp-result').hidden = true;
     lookup(id).catch(showError);
   });
 
@@ -595,11 +687,14 @@
   }
   // refresh loads the page shown. A newer load aborts the one in flight,
   // and only the newest answer is drawn, labelled with its window: a slow
-  // answer for another window or page never lands on the page.
+  // answer for another window or page never lands on the page. Until it is
+  // drawn the page says it is loading, but for the timer's refreshes
+  // (quiet), which read the same window again.
   let loading = null;
-  async function refresh() {
+  async function refresh(quiet) {
     if (loading) loading.abort();
     loading = null;
+    hideLoading();
     const p = page();
     const load = PAGES[p.name];
     if (!load) return;
@@ -608,15 +703,18 @@
     const section = $('#page-' + p.name);
     try {
       const w = p.name === 'events' ? eventsWindow() : p.name in WINDOWED ? currentWindow() : null;
+      if (quiet !== true) showLoading(w);
       const draw = await load(w, ctl.signal);
       if (ctl.signal.aborted) return;
-      draw();
-      showWindow(w);
-      showFresh(section, w);
+      const got = draw() || {};
+      const shown = w && got.asOf ? Object.assign({ asOf: got.asOf }, w) : w;
+      showWindow(shown);
+      showFresh(section, shown, got.final);
+      if (got.warning) showError(got.warning);
     } catch (e) {
       if (!ctl.signal.aborted) showStale(e, section);
     } finally {
-      if (loading === ctl) loading = null;
+      if (loading === ctl) { loading = null; hideLoading(); }
     }
   }
   function route() {
@@ -641,13 +739,14 @@
     }
     refresh();
     // Relative windows follow the clock: the overview shows new traffic
-    // within seconds. A load still in flight is let finish.
+    // within seconds; a fixed one is read again while its answer says
+    // attempts may still settle. A load still in flight is let finish.
     clearInterval(timer);
     timer = setInterval(() => {
       const q = page();
-      const follows = q.name in FOLLOWS_CLOCK && $('#range').value !== 'custom';
+      const follows = q.name in FOLLOWS_CLOCK && ($('#range').value !== 'custom' || $('#page-' + q.name).dataset.final === 'false');
       // A page whose load could not reach otpscope tries again, whatever its window.
-      if ((follows || (unreachableSince && PAGES[q.name])) && !document.hidden && $('#login').hidden && !loading) refresh();
+      if ((follows || (unreachableSince && PAGES[q.name])) && !document.hidden && $('#login').hidden && !loading) refresh(true);
     }, 5000);
   }
   window.addEventListener('hashchange', route);

@@ -1,0 +1,361 @@
+package console_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/go-chi/chi/v5"
+
+	"github.com/otpscope/otpscope/internal/console"
+	"github.com/otpscope/otpscope/internal/console/browsertest"
+	"github.com/otpscope/otpscope/internal/polltest"
+)
+
+// These tests drive the console in Chromium against fakeAPI: answers shaped
+// as README's "JSON API" says, with failures and slow answers on demand,
+// which the reporter cannot be made to give. internal/app's console tests
+// drive it against the real reporter.
+
+const (
+	knownOTP = "c4762c77-94cb-43d6-bbab-9f37e088ad01"
+	asOf     = "2026-06-02T09:12:44.107Z"
+)
+
+// fakeAPI answers the console's calls with small fixed figures.
+type fakeAPI struct {
+	mu sync.Mutex
+	// fail: a path answered with this status as a problem+json.
+	fail map[string]int
+	// hold, when set, holds /channels answers until it is closed.
+	hold chan struct{}
+	// final is what every completeness says; empty, a window with nothing.
+	final, empty bool
+	// reads counts /channels calls by their from.
+	reads map[string]int
+}
+
+func (f *fakeAPI) set(fn func(f *fakeAPI)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+func (f *fakeAPI) readsFrom(from string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads[from]
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	from, to := q.Get("from"), q.Get("to")
+	f.mu.Lock()
+	status, hold, final, empty := f.fail[r.URL.Path], f.hold, f.final, f.empty
+	if r.URL.Path == "/api/v1/channels" {
+		f.reads[from]++
+	}
+	f.mu.Unlock()
+	problem := func(status int, title, detail string) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]any{"title": title, "status": status, "detail": detail})
+	}
+	if status != 0 {
+		problem(status, "Alert state unavailable", "NATS did not answer for the alerts' state")
+		return
+	}
+	pending := 1
+	if final || empty {
+		pending = 0
+	}
+	completeness := map[string]any{"pending": pending, "awaiting_reconciliation": 0, "unrecoverable": 0, "settled_until": nil, "final": pending == 0}
+	if pending > 0 {
+		completeness["settled_until"] = from
+	}
+	var v any
+	switch p := r.URL.Path; {
+	case p == "/api/v1/status":
+		v = map[string]any{"modules": []string{"reporter"}, "at": asOf, "stream": map[string]any{"messages": 5, "last_message": asOf}, "warnings": []string{}}
+	case p == "/api/v1/alerts/firing":
+		v = map[string]any{"firing": []any{}}
+	case p == "/api/v1/alerts/episodes":
+		v = map[string]any{"from": from, "to": to, "episodes": []any{}}
+	case p == "/api/v1/channels":
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		chs := []any{map[string]any{"channel": "SMS", "attempts": 3, "delivered": 2, "failed": 0, "undeliverable": 0, "timed_out": 0, "pending": pending,
+			"delivery_rate": 1, "latency_ms": map[string]any{"p50": 2000, "p95": 3000}, "errors": []any{}, "unknown_status": 0,
+			"recovered_by_polling": 0, "unrecoverable": 0, "verification": nil}}
+		if empty {
+			chs = []any{}
+		}
+		v = map[string]any{"from": from, "to": to, "as_of": asOf, "channels": chs, "completeness": completeness}
+	case p == "/api/v1/fallback":
+		v = map[string]any{"from": from, "to": to, "as_of": asOf, "otps": 3, "fallback_otps": 1, "fallback_rate": 0.3333, "resends": 0,
+			"outcomes": map[string]any{"delivered_primary": 1, "delivered_fallback": 1, "failed": 0, "pending": pending},
+			"paths": []any{map[string]any{"path": "SMS", "otps": 2, "delivered": 1, "failed": 0, "pending": 1, "delivery_rate": 1},
+				map[string]any{"path": "SMS>VIBER", "otps": 1, "delivered": 1, "failed": 0, "pending": 0, "delivery_rate": 1}},
+			"time_to_deliver_ms": map[string]any{"p50": 2000, "p95": 8000}, "completeness": completeness}
+	case p == "/api/v1/timeseries":
+		v = map[string]any{"from": from, "to": to, "as_of": asOf, "start": []string{from}, "step_seconds": 3600,
+			"channels": []any{map[string]any{"channel": "SMS", "attempts": []int{3}, "delivered": []int{2}, "failed": []int{0}, "delivery_rate": []float64{1},
+				"latency_p50_ms": []int{2000}, "latency_p95_ms": []int{3000}, "otps": []int{3}, "fallback_otps": []int{1}, "fallback_rate": []float64{0.3333}}}}
+	case strings.HasPrefix(p, "/api/v1/otps/"):
+		id := strings.TrimPrefix(p, "/api/v1/otps/")
+		if !uuidRE.MatchString(id) {
+			problem(http.StatusBadRequest, "Bad Request", "otpId: not a UUID")
+			return
+		}
+		if id != knownOTP {
+			problem(http.StatusNotFound, "Not Found", "no stored event for OTP "+id)
+			return
+		}
+		v = map[string]any{"otp_id": id, "profile_id": "profile-1", "path": "SMS", "primary": "SMS", "fallback": false, "resend_attempts": 0,
+			"outcome": "delivered_primary", "time_to_deliver_ms": 2000, "polled_status": nil, "resends": []any{},
+			"attempts":     []any{map[string]any{"channel": "SMS", "attempt": 1, "outcome": "delivered", "first_at": asOf, "delivered_at": asOf, "latency_ms": 2000}},
+			"events":       []any{map[string]any{"otp_id": id, "event_id": "ds-1", "channel": "SMS", "status": "DELIVERED", "time": asOf, "received_at": asOf, "source": "webhook"}},
+			"completeness": map[string]any{"pending": 0, "awaiting_reconciliation": 0, "unrecoverable": 0, "settled_until": nil, "final": true}}
+	default:
+		problem(http.StatusNotFound, "Not Found", r.URL.Path)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// page is the console served with a fakeAPI, in a browser.
+type page struct {
+	t    *testing.T
+	b    *browsertest.Browser
+	api  *fakeAPI
+	base string
+}
+
+func newPage(t *testing.T) *page {
+	api := &fakeAPI{fail: map[string]int{}, reads: map[string]int{}}
+	r := chi.NewRouter()
+	console.Mount(r, false)
+	r.Handle("/api/v1/*", api)
+	srv := httptest.NewServer(r)
+	// Closed after the browser: a held answer ends with its request.
+	t.Cleanup(srv.Close)
+	return &page{t: t, b: browsertest.New(t, 3*time.Minute), api: api, base: srv.URL}
+}
+
+func (p *page) open(hash string) {
+	p.t.Helper()
+	p.b.Do("open "+hash, chromedp.Navigate(p.base+"/console/#"+hash))
+}
+
+func (p *page) js(what, expr string) {
+	p.t.Helper()
+	browsertest.Run(p.b, what, chromedp.Evaluate[any](expr))
+}
+
+func (p *page) is(what, expr string) bool {
+	p.t.Helper()
+	return browsertest.Run(p.b, what, chromedp.Evaluate[bool](expr))
+}
+
+// until waits for cond, failing the test after chromedp's 30 s.
+func (p *page) until(what, cond string) {
+	p.t.Helper()
+	browsertest.Run(p.b, what, chromedp.Poll[bool](cond))
+}
+
+// text is sel's text content now, "(missing)" without such an element:
+// unlike Browser.Text it does not wait for one.
+func (p *page) text(sel string) string {
+	p.t.Helper()
+	return browsertest.Run(p.b, "text of "+sel, chromedp.Evaluate[string](`(document.querySelector(`+jsString(sel)+`) || { textContent: '(missing)' }).textContent`))
+}
+
+func (p *page) attr(sel, name string) string {
+	p.t.Helper()
+	return browsertest.Run(p.b, sel+" "+name, chromedp.AttributeValue(sel, name)).Value
+}
+
+const overviewDrawn = `!!document.querySelector('#page-overview').dataset.loaded`
+
+// A lookup that fails hides the OTP shown before: its details never stand
+// under the new id, whether the id is unknown, not a UUID, or otpscope
+// does not answer.
+func TestConsoleFailedLookupHidesTheLastOTP(t *testing.T) {
+	p := newPage(t)
+	shown := `#otp-result[data-otp="` + knownOTP + `"]`
+	p.open("otp/" + knownOTP)
+	p.b.Do("the known OTP", chromedp.WaitVisible(shown))
+	for _, c := range []struct{ id, says, fetch string }{
+		{"00000000-0000-4000-8000-000000000000", "no stored event for OTP 00000000-0000-4000-8000-000000000000", ""},
+		{"not-a-uuid", "not a UUID", ""},
+		{"00000000-0000-4000-8000-000000000001", "Failed to fetch", `(() => { const f = window.fetch;
+			window.fetch = (u, o) => String(u).includes('/api/v1/otps/') ? Promise.reject(new TypeError('Failed to fetch')) : f(u, o); })()`},
+	} {
+		if c.fetch != "" {
+			p.js("otpscope down", c.fetch)
+		}
+		p.js("look up "+c.id, `location.hash = '#otp/`+c.id+`'`)
+		p.until("the error for "+c.id, `!document.querySelector('#error').hidden && document.querySelector('#error').textContent.includes(`+jsString(c.says)+`)`)
+		if !p.is("result hidden", `document.querySelector('#otp-result').hidden`) {
+			t.Errorf("after the lookup of %s failed (%q), %s's details are still shown", c.id, p.b.Text("#error"), knownOTP)
+		}
+		if c.fetch == "" {
+			p.js("back to the known OTP", `location.hash = '#otp/`+knownOTP+`'`)
+			p.b.Do("the known OTP again", chromedp.WaitVisible(shown))
+		}
+	}
+	p.b.NoErrorsBut("lookups", "status of 404", "status of 400")
+}
+
+// One part of the overview failing (the alerts' state, NATS down) leaves
+// the rest drawn and names it; every part failing (otpscope down) is said
+// as before, the figures greyed.
+func TestConsoleOverviewDrawsThePartsThatAnswered(t *testing.T) {
+	p := newPage(t)
+	p.api.set(func(f *fakeAPI) { f.fail["/api/v1/alerts/firing"] = http.StatusServiceUnavailable })
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	if got := p.b.Text(`#channels tr[data-channel="SMS"] [data-field="attempts"]`); got != "3" {
+		t.Errorf("SMS attempts = %q; want 3", got)
+	}
+	if got := p.b.Text("#error"); !strings.Contains(got, "alert rules firing now") || !strings.Contains(got, "NATS did not answer for the alerts' state") {
+		t.Errorf("error = %q; want the part that failed named, with the API's detail", got)
+	}
+	if got := p.b.Text("#firing"); !strings.Contains(got, "not loaded") {
+		t.Errorf("firing line = %q; want it to say it did not load", got)
+	}
+	if p.is("stale", `document.querySelector('main').classList.contains('stale')`) {
+		t.Error("the figures that answered are greyed as stale")
+	}
+	p.b.Screenshot("console-part-failed")
+	p.js("otpscope down", `(() => { const f = window.fetch;
+		window.fetch = (u, o) => String(u).includes('/api/v1/') ? Promise.reject(new TypeError('Failed to fetch')) : f(u, o); })()`)
+	p.b.Do("refresh", chromedp.Click("#refresh"))
+	p.until("said unreachable", `document.querySelector('#error').textContent.includes('not answering since') &&
+		document.querySelector('main').classList.contains('stale')`)
+	p.b.NoErrorsBut("overview", "status of 503")
+}
+
+// A new window's load greys the old window's figures and says what is
+// coming, until its answer is drawn.
+func TestConsoleSaysItIsLoadingAnotherWindow(t *testing.T) {
+	p := newPage(t)
+	p.open("overview")
+	p.until("the last hour drawn", overviewDrawn)
+	before := p.attr("#page-overview", "data-loaded")
+	release := make(chan struct{})
+	p.api.set(func(f *fakeAPI) { f.hold = release })
+	p.js("last 7 days", `(() => { const r = document.querySelector('#range'); r.value = '7d'; r.dispatchEvent(new Event('change')); })()`)
+	p.until("loading said", `document.querySelector('main').classList.contains('loading') && !document.querySelector('#loading').hidden`)
+	if got := p.text("#loading"); got != "loading last 7 days…" {
+		t.Errorf("loading says %q; want %q", got, "loading last 7 days…")
+	}
+	if got := p.attr("#page-overview", "data-loaded"); got != before {
+		t.Errorf("the overview drew %s before its answer came; want %s still", got, before)
+	}
+	close(release)
+	p.until("the 7 days drawn", `document.querySelector('#page-overview').dataset.loaded !== '`+before+`' &&
+		!document.querySelector('main').classList.contains('loading') && document.querySelector('#loading').hidden`)
+	from, _ := time.Parse(time.RFC3339, p.attr("#shown", "data-from"))
+	to, _ := time.Parse(time.RFC3339, p.attr("#shown", "data-to"))
+	if to.Sub(from) != 7*24*time.Hour {
+		t.Errorf("drawn window %s … %s; want 7 days", from, to)
+	}
+	p.b.NoErrors("loading")
+}
+
+// The page says when its figures were read (as_of), and reads a custom
+// window again while attempts in it may still settle, no longer once its
+// answer is final.
+func TestConsoleReadsAFixedWindowUntilFinal(t *testing.T) {
+	p := newPage(t)
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	if got := p.text("#read-at"); got != "read at 09:12:44Z" {
+		t.Errorf("read-at = %q; want %q", got, "read at 09:12:44Z")
+	}
+	const from, to = "2026-06-01T00:00:00", "2026-06-02T00:00:00"
+	p.js("a custom window", `(() => { document.querySelector('#from').value = '`+from+`'; document.querySelector('#to').value = '`+to+`';
+		const r = document.querySelector('#range'); r.value = 'custom'; r.dispatchEvent(new Event('change')); })()`)
+	p.until("the custom window drawn", `document.querySelector('#page-overview').dataset.loaded === '`+from+`Z/`+to+`Z'`)
+	polltest.Until(t, 30*time.Second, "the pending window read again", func() bool { return p.api.readsFrom(from+"Z") >= 2 })
+	p.api.set(func(f *fakeAPI) { f.final = true })
+	p.until("the final answer drawn", `document.querySelector('#completeness').textContent.includes('these figures are final')`)
+	n := p.api.readsFrom(from + "Z")
+	time.Sleep(6 * time.Second) // more than the 5 s between refreshes
+	if got := p.api.readsFrom(from + "Z"); got != n {
+		t.Errorf("a final fixed window was read %d more times", got-n)
+	}
+	p.b.NoErrors("fixed window")
+}
+
+// With a profile set, the alerts say they are over every profile.
+func TestConsoleAlertsSayTheyIgnoreTheProfile(t *testing.T) {
+	p := newPage(t)
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	if !p.is("no profile", `!!document.querySelector('#alerts-profile') && document.querySelector('#alerts-profile').hidden`) {
+		t.Error("without a profile the alerts' heading speaks of one")
+	}
+	p.js("a profile", `(() => { const e = document.querySelector('#profile'); e.value = 'profile-1'; e.dispatchEvent(new Event('change')); })()`)
+	p.until("the note shown", `!document.querySelector('#alerts-profile').hidden`)
+	if got := p.text("#alerts-profile"); !strings.Contains(got, "over every profile") {
+		t.Errorf("alerts heading note = %q", got)
+	}
+	p.b.NoErrors("profile")
+}
+
+// Journeys says how final its figures are, and shows the API's per-path
+// rate, which does not count pending journeys as failed.
+func TestConsoleJourneysCountPendingAsNoFailure(t *testing.T) {
+	p := newPage(t)
+	p.open("journeys")
+	p.until("journeys drawn", `!!document.querySelector('#page-journeys').dataset.loaded`)
+	if got := p.text("#journey-completeness"); !strings.HasPrefix(got, "1 attempt still pending") {
+		t.Errorf("journeys completeness = %q; want the pending attempt said", got)
+	}
+	// SMS: 2 journeys, 1 delivered, 1 pending: 100.0 %, where delivered /
+	// journeys, 50 %, would call the pending failed.
+	if got := p.b.Text(`#paths tr[data-path="SMS"] [data-field="delivery_rate"]`); got != "100.0%" {
+		t.Errorf("SMS path's delivery rate %q; want the API's 100.0%%", got)
+	}
+	if got := p.b.Text(`#paths tr[data-path="SMS"] [data-field="pending"]`); got != "1" {
+		t.Errorf("SMS path's pending %q; want 1", got)
+	}
+	p.b.NoErrors("journeys")
+}
+
+// A window with no attempts says so, not that its figures are final; the
+// Events page does not promise a login's journey in the OTP lookup.
+func TestConsoleEmptyWindowAndEventsHint(t *testing.T) {
+	p := newPage(t)
+	p.api.set(func(f *fakeAPI) { f.empty = true })
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	if got := p.b.Text("#completeness"); got != "There were no attempts in this window." {
+		t.Errorf("empty window completeness = %q", got)
+	}
+	if got := p.b.Text("#ev-scope"); strings.Contains(got, "a login's journey") || !strings.Contains(got, "one OTP's own attempts") {
+		t.Errorf("events hint = %q; want the OTP lookup said to show one OTP's own attempts", got)
+	}
+	p.b.NoErrors("empty")
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
