@@ -119,6 +119,7 @@ func TestMigrationChecksumsPinned(t *testing.T) {
 		{23, "38a0a9c38386d4ea", "23a678b9c6ee5384"},
 		{24, "7ac4b124ba1c79ef", "9d7e618f6d1a8ecb"},
 		{25, "d1336a993c33f18f", "3620c56775a9fe10"},
+		{26, "6d708dfd6050d2a6", "473e592cfb478e0"},
 	}
 	single, cluster := bothShapes(t)
 	if len(single) < len(pins) {

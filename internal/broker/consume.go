@@ -375,6 +375,16 @@ func (c *Consumer) StreamLast(ctx context.Context) (uint64, error) {
 	return info.State.LastSeq, nil
 }
 
+// StreamIdentity is the stream's name and when JetStream created it, which
+// tells it from one of the same name created anew (a rebuilt machine's).
+func (b *Broker) StreamIdentity(ctx context.Context) (string, time.Time, error) {
+	s, err := b.js.Stream(ctx, b.stream.Name)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("stream %s: %w", b.stream.Name, err)
+	}
+	return b.stream.Name, s.CachedInfo().Created, nil
+}
+
 // Name is the consumer's durable name.
 func (c *Consumer) Name() string { return c.spec.Durable }
 

@@ -104,6 +104,12 @@ var errTaking = errors.New("a backup is being taken: one at a time")
 // The sink's position goes into the backup (0 when unknown: a restore then
 // replays from before the backup's time).
 func (b *Backups) Take(ctx context.Context, now time.Time) (store.BackupInfo, error) {
+	return b.takeAs(ctx, store.BackupName(now), now)
+}
+
+// takeAs takes a backup called name: BackupName by hand,
+// ScheduledBackupName on a schedule, which prunes only its own.
+func (b *Backups) takeAs(ctx context.Context, name string, now time.Time) (store.BackupInfo, error) {
 	if !b.taking.TryLock() {
 		return store.BackupInfo{}, errTaking
 	}
@@ -114,7 +120,7 @@ func (b *Backups) Take(ctx context.Context, now time.Time) (store.BackupInfo, er
 		seq = 0
 	}
 	start := time.Now()
-	info, err := b.db.Backup(ctx, store.BackupName(now), seq, now)
+	info, err := b.db.Backup(ctx, name, seq, now)
 	if err != nil {
 		b.logger.Error("backup failed", "name", info.Name, "err", err)
 		return info, err
@@ -126,9 +132,10 @@ func (b *Backups) Take(ctx context.Context, now time.Time) (store.BackupInfo, er
 	return info, nil
 }
 
-// scheduled takes a backup, then removes all but the newest keep.
+// scheduled takes a backup, then removes all but the newest keep the
+// schedule took.
 func (b *Backups) scheduled(ctx context.Context, now time.Time, keep int) error {
-	if _, err := b.Take(ctx, now); err != nil {
+	if _, err := b.takeAs(ctx, store.ScheduledBackupName(now), now); err != nil {
 		return err
 	}
 	removed, err := b.db.PruneBackups(ctx, keep)
@@ -270,6 +277,13 @@ func Restore(ctx context.Context, cfg store.Config, name string, logger *slog.Lo
 	from := fmt.Sprintf("stream sequence %d", b.StreamSeq+1)
 	if b.StreamSeq == 0 {
 		from = "shortly before " + b.StartedAt.Format(time.RFC3339)
+	}
+	// Whether otpscope's stream is still the backup's is known only once
+	// it starts (its NATS is not running now): say what it does either way.
+	if stream, created, ok, err := db.LastStream(ctx); err == nil && ok {
+		from += fmt.Sprintf(" of stream %s created %s, or from its first message if otpscope's stream is another (a rebuilt machine's)", stream, created.Format(time.RFC3339Nano))
+	} else {
+		from += " (the backup does not say which stream that is in: the stream otpscope has is taken for it)"
 	}
 	_, err = fmt.Fprintf(stdout, "restored %s (taken %s); when otpscope starts, its sink inserts the stream again from %s\n", b.Name, b.StartedAt.Format(time.RFC3339), from)
 	return err

@@ -1,11 +1,15 @@
 package reporter
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 // TestBackupsOneAtATime: while a backup is being taken, another request is
@@ -31,5 +35,36 @@ func TestNoBackupRemovedWhileOneIsTaken(t *testing.T) {
 	b.delete(rec, httptest.NewRequest(http.MethodDelete, "/api/v1/backups/otpscope-20261203T030000.000Z", nil))
 	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "A backup is being taken") {
 		t.Errorf("removing a backup while one is taken: %d %s; want 409", rec.Code, rec.Body)
+	}
+}
+
+// namedBackups records the names of the backups taken.
+type namedBackups struct {
+	BackupStore
+	names []string
+}
+
+func (n *namedBackups) Backup(_ context.Context, name string, seq uint64, now time.Time) (store.BackupInfo, error) {
+	n.names = append(n.names, name)
+	return store.BackupInfo{Name: name, StartedAt: now, StreamSeq: seq, Status: store.BackupCreated}, nil
+}
+
+func (n *namedBackups) PruneBackups(context.Context, int) ([]string, error) { return nil, nil }
+
+// TestScheduledBackupsNamedApart: a schedule's backups are named apart
+// from those taken by hand, which its --backup-keep never prunes.
+func TestScheduledBackupsNamedApart(t *testing.T) {
+	db := &namedBackups{}
+	b := NewBackups(db, func(context.Context) (uint64, error) { return 7, nil }, slog.New(slog.DiscardHandler), nil)
+	at := time.Date(2026, 12, 3, 3, 0, 0, 0, time.UTC)
+	if err := b.scheduled(t.Context(), at, 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Take(t.Context(), at.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{store.ScheduledBackupName(at), store.BackupName(at.Add(time.Hour))}
+	if len(db.names) != 2 || db.names[0] != want[0] || db.names[1] != want[1] || want[0] == store.BackupName(at) {
+		t.Errorf("backups taken %v; want %v: the schedule's named apart", db.names, want)
 	}
 }

@@ -2,8 +2,10 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/backoff"
@@ -192,20 +194,42 @@ func (c *Consumer) replaySetAside(ctx context.Context, r Recoverer, from uint64)
 type Restorer interface {
 	RestoresToReplay(ctx context.Context) ([]store.RestoreToReplay, error)
 	RestoresReplayed(ctx context.Context, rs []store.RestoreToReplay) error
+	// The stream the sink inserts from, recorded as it starts so that a
+	// backup holds the stream its position is in.
+	LastStream(ctx context.Context) (name string, created time.Time, ok bool, err error)
+	RecordStream(ctx context.Context, name string, created time.Time) error
 }
 
 // replayRestores inserts the stream again from the position of the backup
 // restored last, so the events acknowledged after it was taken come back.
 // A restore replaces every table: the last one is what the database holds,
-// and any restore before it is replayed by that.
+// and any restore before it is replayed by that. The position is another
+// stream's when the backup was taken of one that is gone (a machine
+// rebuilt, the stream created anew): then the stream is inserted from its
+// first message, or what it got before the restore would be lost. Then
+// the stream inserted from is recorded, for the backups to come.
 func (c *Consumer) replayRestores(ctx context.Context, r Restorer) {
+	name, created, err := c.stream(ctx)
+	known := err == nil
+	if !known {
+		c.logger.Warn("the stream's identity is unknown: a restore's position is trusted to be in it", "err", err)
+	}
+	record := func(ctx context.Context) error {
+		if !known {
+			return nil
+		}
+		return r.RecordStream(ctx, name, created)
+	}
 	rs, err := r.RestoresToReplay(ctx)
 	if err != nil {
 		c.metrics.failures.WithLabelValues("recover").Inc()
 		c.logger.Error("cannot list the restores to replay", "err", err)
-		return
+		return // the stream not recorded either: a restore's must stay known
 	}
 	if len(rs) == 0 {
+		if err := record(ctx); err != nil {
+			c.logger.Warn("the stream is not recorded", "err", err)
+		}
 		return
 	}
 	last := rs[len(rs)-1] // oldest first
@@ -215,8 +239,39 @@ func (c *Consumer) replayRestores(ctx context.Context, r Restorer) {
 		// may have lagged, as for a part set aside at a start.
 		start = replayStart{at: last.StartedAt.Add(-replayMargin * c.cfg.AckWait)}
 	}
+	if backedUp, backedUpAt, ok, err := r.LastStream(ctx); err != nil {
+		c.logger.Warn("the backup's stream is unknown: its position is trusted to be in this one", "err", err)
+	} else if known && ok && (backedUp != name || !backedUpAt.Equal(created)) {
+		c.logger.Warn("the backup was taken of another stream; inserting this one from its first message", "backup", last.Name,
+			"backup_stream", backedUp, "backup_stream_created", backedUpAt, "stream", name, "stream_created", created)
+		start = replayStart{}
+	}
 	c.logger.Warn("restored from a backup; inserting the stream again from its position", "backup", last.Name, start.attr())
-	c.startReplay(ctx, start, func(ctx context.Context) error { return r.RestoresReplayed(ctx, rs) })
+	// Recorded once the replay's consumer exists: a start cut short
+	// before must still find the backup's stream.
+	c.startReplay(ctx, start, func(ctx context.Context) error {
+		if err := r.RestoresReplayed(ctx, rs); err != nil {
+			return err
+		}
+		return record(ctx)
+	})
+}
+
+// streamSource is a Source that says which stream it is (the broker).
+type streamSource interface {
+	StreamIdentity(ctx context.Context) (name string, created time.Time, err error)
+}
+
+// stream is the sink's stream: its name, and when JetStream created it,
+// which tells it from one of the same name created anew.
+func (c *Consumer) stream(ctx context.Context) (string, time.Time, error) {
+	src, ok := c.src.(streamSource)
+	if !ok {
+		return "", time.Time{}, errors.New("the source does not say")
+	}
+	name, created, err := src.StreamIdentity(ctx)
+	// As the store keeps it, to the millisecond.
+	return name, created.UTC().Truncate(time.Millisecond), err
 }
 
 // replayStart is where a replay begins: a stream sequence, else a time;
@@ -229,8 +284,11 @@ type replayStart struct {
 // attr is start for a log line: the sequence, or the time when there is
 // none.
 func (s replayStart) attr() slog.Attr {
-	if s.seq > 0 {
+	switch {
+	case s.seq > 0:
 		return slog.Uint64("from_seq", s.seq)
+	case s.at.IsZero():
+		return slog.String("from", "the stream's first message")
 	}
 	return slog.Time("from_time", s.at)
 }
@@ -240,7 +298,11 @@ func (s replayStart) attr() slog.Attr {
 // for is replayed once the replay consumer exists (being durable, it
 // outlives the process).
 func (c *Consumer) startReplay(ctx context.Context, start replayStart, recorded func(context.Context) error) {
-	c.replays.Go(func() { c.replay(ctx, start, recorded) })
+	c.replaying.Add(1)
+	c.replays.Go(func() {
+		defer c.replaying.Add(-1)
+		c.replay(ctx, start, recorded)
+	})
 }
 
 // replay inserts every message of the replay consumer again until it has
@@ -267,6 +329,8 @@ func (c *Consumer) replay(ctx context.Context, start replayStart, recorded func(
 		c.logger.Error("replay consumer", "err", err)
 		return
 	}
+	c.replayCons.Store(cons)
+	defer c.replayCons.Store(nil)
 	if recorded != nil {
 		if err := recorded(ctx); err != nil {
 			c.logger.Warn("replaying; the replay is not recorded and will run again at the next start", "err", err)
@@ -332,6 +396,7 @@ func (c *Consumer) replay(ctx context.Context, start replayStart, recorded func(
 // finishReplay deletes the replay consumer once it has replayed what it
 // was for.
 func (c *Consumer) finishReplay(ctx context.Context, cons *broker.Consumer, rows int) {
+	c.replayCons.Store(nil) // done: the sink's own floor is what counts again
 	if err := cons.Delete(ctx); err != nil {
 		c.logger.Warn("replay done; its consumer stays", "err", err)
 	}
@@ -365,4 +430,8 @@ type replayState struct {
 	acks     ackLog
 	replays  sync.WaitGroup
 	replayMu sync.Mutex
+	// replaying counts the replays started and not ended; replayCons is
+	// the running one's consumer, for Inserted.
+	replaying  atomic.Int32
+	replayCons atomic.Pointer[broker.Consumer]
 }

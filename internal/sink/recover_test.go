@@ -2,6 +2,7 @@ package sink_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -182,5 +183,85 @@ func TestReplayEndsUnderSteadyTraffic(t *testing.T) {
 	})
 	if ctx.Err() != nil {
 		t.Fatal("the traffic stopped before the replay ended")
+	}
+}
+
+// heldReplay fails the replay's inserts while held.
+type heldReplay struct {
+	*store.DB
+	held     atomic.Bool
+	failures atomic.Int32
+}
+
+func (h *heldReplay) InsertAgain(ctx context.Context, b *store.Batch) error {
+	if h.held.Load() {
+		h.failures.Add(1)
+		return errors.New("held")
+	}
+	return h.DB.InsertAgain(ctx, b)
+}
+
+// TestInsertedWaitsForTheReplay: while a replay runs, the sink has
+// inserted only up to the replay's ack floor, though its own consumer
+// acknowledged more: a backup taken then must not record more, or a
+// restore of it would replay from beyond what it holds.
+func TestInsertedWaitsForTheReplay(t *testing.T) {
+	f, db := partSetAsideAtStart(t) // events 1-50 set aside, replayed from the stream's start
+	h := &heldReplay{DB: db}
+	h.held.Store(true)
+	c, _, logs := runConsumer(t, f, h)
+	f.publish(t, deliveries(50, 10)...)
+	f.WaitCount(t, "SELECT uniqExact(otp_id) FROM delivery_events", 10) // the sink's own consumer: 51-60
+	polltest.Until(t, 60*time.Second, "the replay failing", func() bool { return h.failures.Load() > 0 })
+	seq, err := c.Inserted(t.Context())
+	if err != nil || seq != 0 {
+		t.Errorf("Inserted while the replay holds events 1-50 = %d, %v; want 0, the replay's ack floor", seq, err)
+	}
+
+	h.held.Store(false)
+	polltest.Until(t, 60*time.Second, "the replay consumer deleted", func() bool {
+		has, err := f.Broker.HasConsumer(t.Context(), sinkConfig().Durable+"-replay")
+		return err == nil && !has
+	})
+	if !polltest.Within(30*time.Second, 100*time.Millisecond, func() bool {
+		seq, err = c.Inserted(t.Context())
+		return err == nil && seq == 60
+	}) {
+		t.Errorf("Inserted after the replay = %d, %v; want 60:\n%s", seq, err, logs)
+	}
+}
+
+// TestRestoreOfAnotherStreamReplaysAll: a backup taken of another stream (a
+// machine rebuilt, whose new stream got webhooks before the restore) says a
+// position in that stream: the sink inserts this one from its first
+// message, or what it got before the restore would be lost with it.
+func TestRestoreOfAnotherStreamReplaysAll(t *testing.T) {
+	f := newFixture(t)
+	stop := f.run(t, sinkConfig(), f.DB)
+	f.publish(t, deliveries(0, 60)...)
+	f.WaitCount(t, "SELECT uniqExact(otp_id) FROM delivery_events", 60)
+	stop()
+	// The restore: the backup's database has none of this stream's events,
+	// and its stream and position are the old machine's.
+	ctx := t.Context()
+	for _, q := range []string{
+		"TRUNCATE TABLE delivery_events",
+		"TRUNCATE TABLE streams",
+		"INSERT INTO streams (name, created_at) VALUES ('" + f.Broker.StreamName() + "', toDateTime64('2026-01-01 00:00:00', 3, 'UTC'))",
+		"INSERT INTO restores (name, restored_at, started_at, stream_seq, replayed) VALUES ('otpscope-old', now64(3), now64(3), 40, 0)",
+	} {
+		if err := f.DB.Conn().Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, logs := runConsumer(t, f, f.DB)
+	if !polltest.Within(60*time.Second, 100*time.Millisecond, func() bool {
+		return f.Count(t, "SELECT uniqExact(otp_id) FROM delivery_events") == 60
+	}) {
+		t.Fatalf("delivery_events reads %d of this stream's 60 events after the restore:\n%s", f.Count(t, "SELECT uniqExact(otp_id) FROM delivery_events"), logs)
+	}
+	name, _, ok, err := f.DB.LastStream(ctx)
+	if err != nil || !ok || name != f.Broker.StreamName() {
+		t.Errorf("stream recorded after the replay: %q, %v, %v; want this one", name, ok, err)
 	}
 }

@@ -104,16 +104,33 @@ func (c *Consumer) Lag() (pending, ackPending uint64, ok bool) {
 // errNotConsuming: Inserted asked of a sink that has not started.
 var errNotConsuming = errors.New("the sink is not consuming yet")
 
+// errReplayStarting: Inserted asked while a replay's consumer is being
+// opened, whose position is not known yet.
+var errReplayStarting = errors.New("a replay of the stream is starting")
+
 // Inserted asks the server up to which stream sequence every event has
 // been inserted (and acknowledged, or dead-lettered): a backup taken now
-// holds all of them.
+// holds all of them. While a replay runs, the events after its ack floor
+// are not all inserted again yet, though the sink's own consumer
+// acknowledged them: the lesser floor is the one a backup holds.
 func (c *Consumer) Inserted(ctx context.Context) (uint64, error) {
 	cons := c.cons.Load()
 	if cons == nil {
 		return 0, errNotConsuming
 	}
+	replay := c.replayCons.Load()
+	if replay == nil && c.replaying.Load() > 0 {
+		return 0, errReplayStarting
+	}
 	lag, err := cons.Lag(ctx)
-	return lag.AckFloor, err
+	if err != nil || replay == nil {
+		return lag.AckFloor, err
+	}
+	again, err := replay.Lag(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return min(lag.AckFloor, again.AckFloor), nil
 }
 
 // NewConsumer returns a consumer of src's stream; reg may be nil. Dead

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -59,6 +60,10 @@ var ErrBackupExists = errors.New("a backup of that name exists")
 // does not hold.
 var ErrNoBackup = errors.New("no such backup")
 
+// ErrBadBackup is returned by Restore for a backup that cannot be restored
+// whole: cut short, damaged, or not otpscope's.
+var ErrBadBackup = errors.New("the backup cannot be restored")
+
 // ErrBackupOnServer is returned by DeleteBackup with a ClickHouse server:
 // its backups are files under its own backups.allowed_path.
 var ErrBackupOnServer = errors.New("a ClickHouse server's backups are removed on the server (under its backups.allowed_path): otpscope removes the embedded engine's")
@@ -74,8 +79,24 @@ func BackupName(t time.Time) string {
 	return backupPrefix + t.UTC().Format("20060102T150405.000Z")
 }
 
-// backupPrefix starts the name of every backup otpscope takes.
-const backupPrefix = "otpscope-"
+// ScheduledBackupName is the name of a backup a schedule began at t:
+// otpscope-scheduled-<UTC time>. The schedule's pruning removes only
+// those: a backup taken by hand is its taker's to remove.
+func ScheduledBackupName(t time.Time) string {
+	return scheduledPrefix + t.UTC().Format("20060102T150405.000Z")
+}
+
+// backupPrefix starts the name of every backup otpscope takes;
+// scheduledPrefix a scheduled one's.
+const (
+	backupPrefix    = "otpscope-"
+	scheduledPrefix = backupPrefix + "scheduled-"
+)
+
+// partialPrefix names a backup's directory while it is written: renamed
+// to the backup's name once whole, so that one cut short (the process
+// killed) is never taken for a backup, and is removed by the next.
+const partialPrefix = ".partial-"
 
 // Backup backs the database up as name (BackupName), recording streamSeq
 // in the backup itself. It returns when the backup is taken or failed; a
@@ -97,24 +118,35 @@ func (db *DB) Backup(ctx context.Context, name string, streamSeq uint64, now tim
 	if taken > 0 {
 		return BackupInfo{}, fmt.Errorf("%w: %s", ErrBackupExists, name)
 	}
+	if err := db.removeCutShort(ctx); err != nil {
+		return BackupInfo{}, fmt.Errorf("backup %s: %w", name, err)
+	}
 	b := BackupInfo{Name: name, StartedAt: now.UTC(), StreamSeq: streamSeq, Status: BackupStarted, UpdatedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	if err := db.recordBackup(ctx, b); err != nil {
 		return b, err
 	}
+	// Written under a name of its own until whole (the embedded engine's;
+	// a server's directory is not ours to rename).
+	written := name
+	if db.backupDir != "" {
+		written = partialPrefix + name
+	}
 	// Its answer (id, status) is not read: clickhouse-go cannot decode the
 	// status's Enum over HTTP. The id is ours, to find it in system.backups.
 	id := uuid.NewString()
-	err := db.conn.Exec(ctx, fmt.Sprintf("BACKUP DATABASE `%s` TO File('%s') SETTINGS id = '%s'", db.database(ctx), name, id))
+	err := db.conn.Exec(ctx, fmt.Sprintf("BACKUP DATABASE `%s` TO File('%s') SETTINGS id = '%s'", db.database(ctx), written, id))
 	if err == nil {
 		err = db.conn.QueryRow(ctx, "SELECT total_size, num_files FROM system.backups WHERE id = ?", id).Scan(&b.Bytes, &b.Files)
+	}
+	if err == nil && written != name {
+		err = os.Rename(filepath.Join(db.backupDir, written), filepath.Join(db.backupDir, name))
 	}
 	b.Status = BackupCreated
 	if err != nil {
 		b.Status, b.Error = BackupFailed, err.Error()
 		if db.backupDir != "" {
-			// What a failed or cut-short BACKUP wrote is no backup, and
-			// would count as one when old ones are pruned.
-			_ = os.RemoveAll(filepath.Join(db.backupDir, name))
+			// What a failed BACKUP wrote is no backup.
+			_ = os.RemoveAll(filepath.Join(db.backupDir, written))
 		}
 	}
 	b.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
@@ -170,6 +202,12 @@ FROM backups FINAL ORDER BY started_at DESC, name DESC LIMIT 1000`, nil, func(ro
 // records the restore for the sink to insert the stream again from the
 // backup's position. Nothing else may use the database meanwhile: otpscope
 // restore runs with otpscope stopped.
+//
+// The backup is read before anything is touched (its own row, in a scratch
+// database), and the tables it replaces are moved aside, not dropped,
+// until it is restored and every table of it checked: the engine's RESTORE
+// copies a truncated file without a word, and a failed one leaves some
+// tables restored. On any failure the tables are moved back.
 func (db *DB) Restore(ctx context.Context, name string, now time.Time) (BackupInfo, error) {
 	if db.cluster != "" {
 		return BackupInfo{}, ErrBackupOnCluster
@@ -178,32 +216,30 @@ func (db *DB) Restore(ctx context.Context, name string, now time.Time) (BackupIn
 		return BackupInfo{}, err
 	}
 	database := db.database(ctx)
-	var tables []string
-	if err := db.eachRow(ctx, "tables", "SELECT name FROM system.tables WHERE database = currentDatabase() AND NOT is_temporary", nil, func(rows driver.Rows) error {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			return err
-		}
-		tables = append(tables, t)
-		return nil
-	}); err != nil {
-		return BackupInfo{}, err
+	b, err := db.backupOwnRow(ctx, database, name)
+	if err != nil {
+		return b, fmt.Errorf("restore %s: the database is untouched: %w", name, err)
 	}
-	for _, t := range tables {
-		if err := db.conn.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS `%s`.`%s` SYNC", database, t)); err != nil {
-			return BackupInfo{}, fmt.Errorf("restore %s: drop %s: %w", name, t, err)
-		}
+	aside := database + "_replaced"
+	if err := db.conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE `%s`", aside)); err != nil {
+		return b, fmt.Errorf("restore %s: the database %s, where the tables replaced are kept meanwhile, is left from a restore cut short (with the tables of %s before it?): move them back or drop it first: %w", name, aside, database, err)
+	}
+	moved, err := db.moveTables(ctx, database, aside)
+	if err != nil {
+		return b, fmt.Errorf("restore %s: %w", name, db.moveBack(ctx, database, aside, moved, false, err))
 	}
 	id := uuid.NewString()
-	if err := db.conn.Exec(ctx, fmt.Sprintf("RESTORE DATABASE `%s` FROM File('%s') SETTINGS id = '%s'", database, name, id)); err != nil {
-		return BackupInfo{}, fmt.Errorf("restore %s: %w", name, err)
+	err = db.conn.Exec(ctx, fmt.Sprintf("RESTORE DATABASE `%s` FROM File('%s') SETTINGS id = '%s'", database, name, id))
+	if err == nil {
+		err = db.checkTables(ctx, database)
 	}
-	// The backup's own row, written before it was taken.
-	var b BackupInfo
-	if err := db.conn.QueryRow(ctx, "SELECT name, started_at, stream_seq FROM backups WHERE name = ? ORDER BY updated_at LIMIT 1", name).Scan(&b.Name, &b.StartedAt, &b.StreamSeq); err != nil {
-		return b, fmt.Errorf("restore %s: the backup does not describe itself (not otpscope's?): %w", name, err)
+	if err != nil {
+		return b, fmt.Errorf("restore %s: %w", name, db.moveBack(ctx, database, aside, moved, true, err))
 	}
-	// That row says "started": the backup holds the database as it was
+	if err := db.conn.Exec(ctx, fmt.Sprintf("DROP DATABASE `%s` SYNC", aside)); err != nil {
+		db.logger.Warn("restored; the tables it replaced are left in a database of their own", "database", aside, "err", err)
+	}
+	// Its row says "started": the backup holds the database as it was
 	// while being taken. Recorded again as what it turned out to be, with
 	// its size as the restore read it, so the list shows it created.
 	b.Status, b.UpdatedAt = BackupCreated, time.Now().UTC().Truncate(time.Millisecond)
@@ -218,6 +254,122 @@ func (db *DB) Restore(ctx context.Context, name string, now time.Time) (BackupIn
 	return b, nil
 }
 
+// backupOwnRow reads the row backup name holds of itself, written before
+// it was taken: the one still "started" in it (the backups before it
+// ended, or were cut short before it began). Its name may not be the
+// directory's: a backup copied back under another name is the same one.
+// Only the backups table is restored, into a scratch database.
+func (db *DB) backupOwnRow(ctx context.Context, database, name string) (BackupInfo, error) {
+	scratch := database + "_restoring"
+	drop := func() error {
+		return db.conn.Exec(context.WithoutCancel(ctx), fmt.Sprintf("DROP DATABASE IF EXISTS `%s` SYNC", scratch))
+	}
+	if err := drop(); err != nil { // a scratch copy left by a restore cut short
+		return BackupInfo{}, err
+	}
+	defer func() { _ = drop() }()
+	if err := db.conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE `%s`", scratch)); err != nil {
+		return BackupInfo{}, err
+	}
+	if err := db.conn.Exec(ctx, fmt.Sprintf("RESTORE TABLE `%s`.backups AS `%s`.backups FROM File('%s')", database, scratch, name)); err != nil {
+		return BackupInfo{}, fmt.Errorf("%w: it cannot be read: %w", ErrBadBackup, err)
+	}
+	var b BackupInfo
+	err := db.conn.QueryRow(ctx, fmt.Sprintf("SELECT name, started_at, stream_seq FROM `%s`.backups FINAL WHERE status = ? ORDER BY started_at DESC LIMIT 1", scratch), BackupStarted).
+		Scan(&b.Name, &b.StartedAt, &b.StreamSeq)
+	if err != nil {
+		return b, fmt.Errorf("%w: it does not describe itself (not otpscope's?): %w", ErrBadBackup, err)
+	}
+	b.StartedAt = b.StartedAt.UTC()
+	return b, nil
+}
+
+// moveTables moves every table of database into the database to, and
+// returns those it moved.
+func (db *DB) moveTables(ctx context.Context, database, to string) ([]string, error) {
+	tables, err := db.tables(ctx, database)
+	if err != nil {
+		return nil, err
+	}
+	var moved []string
+	for _, t := range tables {
+		if err := db.conn.Exec(ctx, fmt.Sprintf("RENAME TABLE `%s`.`%s` TO `%s`.`%s`", database, t, to, t)); err != nil {
+			return moved, fmt.Errorf("move %s aside: %w", t, err)
+		}
+		moved = append(moved, t)
+	}
+	return moved, nil
+}
+
+// moveBack undoes a restore that failed with cause: it drops what the
+// restore wrote to database, when it ran (restoreRan), and moves
+// the tables moved aside back.
+func (db *DB) moveBack(ctx context.Context, database, aside string, moved []string, restoreRan bool, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	if restoreRan {
+		var written []string
+		written, err = db.tables(ctx, database)
+		for _, t := range written {
+			if err == nil {
+				err = db.conn.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS `%s`.`%s` SYNC", database, t))
+			}
+		}
+	}
+	for _, t := range moved {
+		if err == nil {
+			err = db.conn.Exec(ctx, fmt.Sprintf("RENAME TABLE `%s`.`%s` TO `%s`.`%s`", aside, t, database, t))
+		}
+	}
+	if err == nil {
+		err = db.conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS `%s` SYNC", aside))
+	}
+	if err != nil {
+		return fmt.Errorf("%w; and the tables it replaced were not all moved back: they are in the database %s (%v)", cause, aside, err)
+	}
+	return fmt.Errorf("%w (the database is as it was)", cause)
+}
+
+// checkTables has the engine read every part of database's tables, as
+// a RESTORE does not: a backup's damaged file shows here, not later.
+func (db *DB) checkTables(ctx context.Context, database string) error {
+	var tables []string
+	if err := db.eachRow(ctx, "tables", "SELECT name FROM system.tables WHERE database = ? AND engine LIKE '%MergeTree'", []any{database}, func(rows driver.Rows) error {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return err
+		}
+		tables = append(tables, t)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, t := range tables {
+		var ok uint8
+		if err := db.conn.QueryRow(ctx, fmt.Sprintf("CHECK TABLE `%s`.`%s` SETTINGS check_query_single_value_result = 1", database, t)).Scan(&ok); err != nil {
+			return fmt.Errorf("%w: check its table %s: %w", ErrBadBackup, t, err)
+		}
+		if ok != 1 {
+			return fmt.Errorf("%w: its table %s is damaged (CHECK TABLE failed)", ErrBadBackup, t)
+		}
+	}
+	return nil
+}
+
+// tables lists database's tables.
+func (db *DB) tables(ctx context.Context, database string) ([]string, error) {
+	var tables []string
+	err := db.eachRow(ctx, "tables", "SELECT name FROM system.tables WHERE database = ? AND NOT is_temporary", []any{database}, func(rows driver.Rows) error {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return err
+		}
+		tables = append(tables, t)
+		return nil
+	})
+	return tables, err
+}
+
 // FindBackup checks, before anything is opened, that cfg's engine has a
 // backup called name (a server's backups are its own to find): a
 // mistyped name or --data-dir must not create and migrate a database
@@ -229,18 +381,27 @@ func FindBackup(cfg Config, name string) error {
 	return findBackup(cfg.backupDir(), name)
 }
 
-// findBackup checks name, and that dir holds it unless dir is "".
+// findBackup checks name, and that dir holds it, whole, unless dir is "".
 func findBackup(dir, name string) error {
 	if !backupName.MatchString(name) {
 		return fmt.Errorf("%w: %q", ErrBadBackupName, name)
 	}
-	if dir != "" {
-		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			return fmt.Errorf("%w: %s in %s (%v)", ErrNoBackup, name, dir, err)
-		}
+	if dir == "" {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("%w: %s in %s (%v)", ErrNoBackup, name, dir, err)
+	}
+	// The engine writes the file listing a backup's files last: without
+	// it the backup was cut short.
+	if _, err := os.Stat(filepath.Join(dir, name, backupMetadata)); err != nil {
+		return fmt.Errorf("%w: %s is incomplete, cut short while being taken (%v)", ErrBadBackup, name, err)
 	}
 	return nil
 }
+
+// backupMetadata is the file a backup's directory holds once it is whole.
+const backupMetadata = ".backup"
 
 // RestoreToReplay is a restore whose stream the sink has not inserted
 // again yet: from StreamSeq+1, or from StartedAt less a margin when the
@@ -277,10 +438,52 @@ func (db *DB) RestoresReplayed(ctx context.Context, rs []RestoreToReplay) error 
 	return nil
 }
 
+// removeCutShort removes from the embedded engine's backup directory what
+// backups cut short left (their directories still partial), and records
+// the backups still "started" as failed: one backup is taken at a time,
+// by the process that owns the engine, so none is under way.
+func (db *DB) removeCutShort(ctx context.Context) error {
+	if db.backupDir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(db.backupDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), partialPrefix) {
+			if err := os.RemoveAll(filepath.Join(db.backupDir, e.Name())); err != nil {
+				return err
+			}
+			db.logger.Warn("removed what a backup cut short left", "dir", filepath.Join(db.backupDir, e.Name()))
+		}
+	}
+	var cut []BackupInfo
+	if err := db.eachRow(ctx, "backups", "SELECT name, started_at, stream_seq FROM backups FINAL WHERE status = ?", []any{BackupStarted}, func(rows driver.Rows) error {
+		var b BackupInfo
+		if err := rows.Scan(&b.Name, &b.StartedAt, &b.StreamSeq); err != nil {
+			return err
+		}
+		cut = append(cut, b)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, b := range cut {
+		b.Status, b.Error, b.UpdatedAt = BackupFailed, "cut short (the process stopped while it was taken)", time.Now().UTC().Truncate(time.Millisecond)
+		if err := db.recordBackup(ctx, b); err != nil {
+			return err
+		}
+		db.logger.Warn("a backup was cut short; recorded as failed", "name", b.Name)
+	}
+	return nil
+}
+
 // PruneBackups removes from the embedded engine's backup directory all but
-// the newest keep backups otpscope took (otpscope-<time>: their names sort
-// as they were taken) and records each as removed; it returns their
-// names. A server's backups are on the server: nothing is removed there.
+// the newest keep whole backups a schedule took (otpscope-scheduled-<time>:
+// their names sort as they were taken; one taken by hand, or cut short, is
+// never counted) and records each as removed; it returns their names. A
+// server's backups are on the server: nothing is removed there.
 func (db *DB) PruneBackups(ctx context.Context, keep int) ([]string, error) {
 	if db.backupDir == "" || keep <= 0 {
 		return nil, nil
@@ -291,7 +494,7 @@ func (db *DB) PruneBackups(ctx context.Context, keep int) ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), backupPrefix) && backupName.MatchString(e.Name()) {
+		if strings.HasPrefix(e.Name(), scheduledPrefix) && backupName.MatchString(e.Name()) && findBackup(db.backupDir, e.Name()) == nil {
 			names = append(names, e.Name()) // ReadDir sorts by name
 		}
 	}
@@ -341,4 +544,28 @@ func (db *DB) removeBackup(ctx context.Context, name string) (BackupInfo, error)
 	b.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	_ = db.conn.QueryRow(ctx, "SELECT started_at, stream_seq, bytes, files FROM backups FINAL WHERE name = ?", name).Scan(&b.StartedAt, &b.StreamSeq, &b.Bytes, &b.Files)
 	return b, db.recordBackup(ctx, b)
+}
+
+// RecordStream records that the sink inserts from stream name, created
+// at created (JetStream's stream info): a backup then holds which stream
+// its position is in.
+func (db *DB) RecordStream(ctx context.Context, name string, created time.Time) error {
+	if err := db.conn.Exec(ctx, fmt.Sprintf("INSERT INTO streams (name, created_at) VALUES (?, %s)", msTime(created)), name); err != nil {
+		return fmt.Errorf("record stream %s: %w", name, err)
+	}
+	return nil
+}
+
+// LastStream is the stream the sink last recorded, in a restored database
+// the one the backup's position is in; ok is false when none was (a
+// database, or a backup, from before streams were recorded).
+func (db *DB) LastStream(ctx context.Context) (name string, created time.Time, ok bool, err error) {
+	err = db.conn.QueryRow(ctx, "SELECT name, created_at FROM streams ORDER BY seen_at DESC LIMIT 1").Scan(&name, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", time.Time{}, false, nil
+	}
+	if err != nil {
+		return "", time.Time{}, false, fmt.Errorf("the stream recorded: %w", err)
+	}
+	return name, created.UTC(), true, nil
 }

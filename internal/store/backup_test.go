@@ -1,9 +1,11 @@
 package store_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,34 +89,45 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 }
 
-// TestPruneBackups: all but the newest backups otpscope took are removed
-// from the backup directory and listed as removed; anything else there is
-// left alone.
+// TestPruneBackups: all but the newest whole backups a schedule took are
+// removed from the backup directory and listed as removed; one taken by
+// hand, one cut short (no .backup file) and anything else there is left
+// alone, and none of them counts among those kept.
 func TestPruneBackups(t *testing.T) {
 	db := openSingle(t)
 	ctx := t.Context()
 	dir := t.TempDir()
 	store.SetBackupDir(db, dir)
 	at := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
-	var names []string
-	for i := range 3 {
-		name := store.BackupName(at.AddDate(0, 0, i))
-		names = append(names, name)
+	mkdir := func(name string, whole bool) {
+		t.Helper()
 		if err := os.MkdirAll(filepath.Join(dir, name, "data"), 0o750); err != nil {
 			t.Fatal(err)
 		}
+		if whole {
+			if err := os.WriteFile(filepath.Join(dir, name, ".backup"), nil, 0o640); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	if err := os.Mkdir(filepath.Join(dir, "by-hand"), 0o750); err != nil {
-		t.Fatal(err)
+	byHand := store.BackupName(at.AddDate(0, 0, -1))
+	mkdir(byHand, true)
+	var names []string
+	for i := range 3 {
+		names = append(names, store.ScheduledBackupName(at.AddDate(0, 0, i)))
+		mkdir(names[i], true)
 	}
+	cutShort := store.ScheduledBackupName(at.AddDate(0, 0, 3))
+	mkdir(cutShort, false)
+	mkdir("by-hand", false)
 	if removed, err := db.PruneBackups(ctx, 0); err != nil || len(removed) != 0 {
 		t.Errorf("keep 0 removed %v, %v; want nothing (keep all)", removed, err)
 	}
 	removed, err := db.PruneBackups(ctx, 2)
 	if err != nil || len(removed) != 1 || removed[0] != names[0] {
-		t.Fatalf("keep 2 removed %v, %v; want the oldest, %s", removed, err, names[0])
+		t.Fatalf("keep 2 removed %v, %v; want the oldest scheduled, %s", removed, err, names[0])
 	}
-	for i, name := range append(names, "by-hand") {
+	for i, name := range append(names, byHand, cutShort, "by-hand") {
 		_, err := os.Stat(filepath.Join(dir, name))
 		if gone := i == 0; gone != os.IsNotExist(err) {
 			t.Errorf("%s: %v; want it gone %v", name, err, gone)
@@ -123,6 +136,45 @@ func TestPruneBackups(t *testing.T) {
 	list, err := db.Backups(ctx)
 	if err != nil || len(list) != 1 || list[0].Name != names[0] || list[0].Status != store.BackupRemoved {
 		t.Errorf("backups listed %+v, %v; want %s removed", list, err, names[0])
+	}
+}
+
+// TestBackupCutShort: a backup is written under a partial name and renamed
+// once whole; what one cut short (the process killed) left is removed by
+// the next, and its row, still "started", is listed as failed.
+func TestBackupCutShort(t *testing.T) {
+	db := openSingle(t)
+	ctx := t.Context()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store.SetBackupDir(db, backupDir)
+	insertDelivered(t, db, 0, 10)
+	at := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	suffix := "-" + uuid.NewString()[:8]
+	cut := store.ScheduledBackupName(at) + suffix
+	if err := os.MkdirAll(filepath.Join(backupDir, ".partial-"+cut, "data"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Conn().Exec(ctx, "INSERT INTO backups (name, started_at, stream_seq, status) VALUES (?, toDateTime64('2026-12-02 03:00:00', 3, 'UTC'), 10, 'started')", cut); err != nil {
+		t.Fatal(err)
+	}
+	name := store.ScheduledBackupName(at.Add(time.Hour)) + suffix
+	b, err := db.Backup(ctx, name, 10, at.Add(time.Hour))
+	if err != nil || b.Status != store.BackupCreated {
+		t.Fatalf("backup after one cut short: %+v, %v; want it created", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(backupDir, name, ".backup")); err != nil {
+		t.Errorf("the backup taken: %v; want it whole under its name", err)
+	}
+	for _, partial := range []string{".partial-" + cut, ".partial-" + name} {
+		if _, err := os.Stat(filepath.Join(backupDir, partial)); !os.IsNotExist(err) {
+			t.Errorf("%s: %v; want it gone", partial, err)
+		}
+	}
+	list, err := db.Backups(ctx)
+	if err != nil || len(list) != 2 || list[1].Name != cut || list[1].Status != store.BackupFailed {
+		t.Errorf("backups listed %+v, %v; want %s failed", list, err, cut)
 	}
 }
 
@@ -192,5 +244,122 @@ func TestNoBackupsOnACluster(t *testing.T) {
 	}
 	if n := count(t, db, "SELECT count() FROM delivery_events"); n != 10 {
 		t.Errorf("%d events after a refused restore; want the 10 untouched", n)
+	}
+}
+
+// takeBackup backs db up, with its rows so far, as a new backup in the
+// test engine's backup directory, and returns its name.
+func takeBackup(t *testing.T, db *store.DB, seq uint64, at time.Time) string {
+	t.Helper()
+	name := store.BackupName(at) + "-" + uuid.NewString()[:8]
+	if _, err := db.Backup(t.Context(), name, seq, at); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// tablesAndRows is what the database holds: its tables, and the events
+// in them (and in the view-fed channel_events, through its views).
+func tablesAndRows(t *testing.T, db *store.DB) [3]uint64 {
+	t.Helper()
+	return [3]uint64{
+		count(t, db, "SELECT count() FROM system.tables WHERE database = currentDatabase()"),
+		count(t, db, "SELECT uniqExact(event_id) FROM delivery_events"),
+		count(t, db, "SELECT count() FROM channel_events"),
+	}
+}
+
+// TestRestoreRefusesDamagedBackups: a backup cut short (no .backup file),
+// with a truncated data file, or not describing itself is refused, and the
+// database keeps every table and row it had, its views still feeding.
+func TestRestoreRefusesDamagedBackups(t *testing.T) {
+	db := openSingle(t)
+	ctx := t.Context()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	insertDelivered(t, db, 0, 40)
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	cutShort := takeBackup(t, db, 40, at)
+	truncated := takeBackup(t, db, 40, at.Add(time.Second))
+	insertDelivered(t, db, 40, 60)
+	store.SetBackupDir(db, backupDir)
+	if err := os.Remove(filepath.Join(backupDir, cutShort, ".backup")); err != nil {
+		t.Fatal(err)
+	}
+	// The largest data file: delivery_events' projection, read by CHECK
+	// TABLE and the queries by time, not by RESTORE.
+	var victim string
+	var size int64
+	_ = filepath.Walk(filepath.Join(backupDir, truncated), func(p string, info os.FileInfo, err error) error {
+		if err == nil && filepath.Ext(p) == ".bin" && info.Size() > size {
+			victim, size = p, info.Size()
+		}
+		return nil
+	})
+	if err := os.Truncate(victim, size/2); err != nil {
+		t.Fatal(err)
+	}
+	before := tablesAndRows(t, db)
+	for _, name := range []string{cutShort, truncated} {
+		if _, err := db.Restore(ctx, name, at.Add(time.Hour)); !errors.Is(err, store.ErrBadBackup) {
+			t.Errorf("restoring %s: %v; want ErrBadBackup", name, err)
+		}
+		if after := tablesAndRows(t, db); after != before {
+			t.Errorf("after restoring %s failed: tables, events, channel events %v; want %v untouched", name, after, before)
+		}
+	}
+	// A restore cut short left the tables it replaced aside: never
+	// dropped, nor mixed with those now.
+	var database string
+	if err := db.Conn().QueryRow(ctx, "SELECT currentDatabase()").Scan(&database); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Conn().Exec(ctx, "CREATE DATABASE `"+database+"_replaced`"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS `"+database+"_replaced`") })
+	name := takeBackup(t, db, 60, at.Add(2*time.Second))
+	if _, err := db.Restore(ctx, name, at.Add(time.Hour)); err == nil || !strings.Contains(err.Error(), database+"_replaced") {
+		t.Errorf("restoring beside the tables a restore cut short set aside: %v; want it refused, naming them", err)
+	}
+	if after := tablesAndRows(t, db); after != before {
+		t.Errorf("after a restore refused: tables, events, channel events %v; want %v untouched", after, before)
+	}
+	insertDelivered(t, db, 60, 70)
+	if n := count(t, db, "SELECT count() FROM channel_events"); n != before[2]+10 {
+		t.Errorf("%d channel events after 10 more events; want %d: the views feed them", n, before[2]+10)
+	}
+	if todo, err := db.RestoresToReplay(ctx); err != nil || len(todo) != 0 {
+		t.Errorf("restores to replay %+v, %v; want none recorded", todo, err)
+	}
+}
+
+// TestRestoreRenamedBackup: a backup copied back under another name is the
+// same backup: restored, described by its own row, recorded for the replay.
+func TestRestoreRenamedBackup(t *testing.T) {
+	db := openSingle(t)
+	ctx := t.Context()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	insertDelivered(t, db, 0, 40)
+	at := time.Date(2026, 12, 2, 11, 0, 0, 0, time.UTC)
+	name := takeBackup(t, db, 40, at)
+	insertDelivered(t, db, 40, 60)
+	renamed := "otpscope-pre-upgrade-" + uuid.NewString()[:8]
+	if err := os.Rename(filepath.Join(backupDir, name), filepath.Join(backupDir, renamed)); err != nil {
+		t.Fatal(err)
+	}
+	store.SetBackupDir(db, backupDir)
+	b, err := db.Restore(ctx, renamed, at.Add(time.Hour))
+	if err != nil || b.Name != name || b.StreamSeq != 40 || !b.StartedAt.Equal(at) {
+		t.Fatalf("Restore(%s) = %+v, %v; want backup %s, at stream sequence 40", renamed, b, err, name)
+	}
+	if n := count(t, db, "SELECT uniqExact(event_id) FROM delivery_events"); n != 40 {
+		t.Errorf("%d events after the restore; want the backup's 40", n)
+	}
+	if todo, err := db.RestoresToReplay(ctx); err != nil || len(todo) != 1 || todo[0].StreamSeq != 40 {
+		t.Errorf("restores to replay %+v, %v; want the restore, from sequence 40", todo, err)
 	}
 }
