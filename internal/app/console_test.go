@@ -308,7 +308,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	// Events: the first page is /events' for the window; the next page
 	// follows the cursor.
 	b.Do("events", chromedp.Navigate(base+"/console/#events"), chromedp.WaitReady("#page-events[data-loaded]"),
-		chromedp.SetValue("#ev-limit", "25"), chromedp.SetValue("#ev-status", "dispatched"), chromedp.Click("#ev-search"))
+		chromedp.SetValue("#ev-limit", "25"), chromedp.SetValue("#ev-status", "DISPATCHED"), chromedp.Click("#ev-search"))
 	// The page's first, unfiltered list is already there: wait for the
 	// filtered one to replace it.
 	browsertest.Run(b, "filtered events", chromedp.Poll[bool](`(() => { const rows = [...document.querySelectorAll('#events tbody tr[data-event]')];

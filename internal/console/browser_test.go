@@ -39,6 +39,21 @@ type fakeAPI struct {
 	final, empty bool
 	// reads counts /channels calls by their from.
 	reads map[string]int
+	// errors are SMS's error codes in /channels; nil, none.
+	errors []any
+	// tsAsOf is /timeseries' as_of; empty, when asked.
+	tsAsOf string
+	// eventQueries are the queries /events was asked, in order.
+	eventQueries []string
+}
+
+func (f *fakeAPI) lastEventQuery() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.eventQueries) == 0 {
+		return ""
+	}
+	return f.eventQueries[len(f.eventQueries)-1]
 }
 
 func (f *fakeAPI) set(fn func(f *fakeAPI)) {
@@ -59,9 +74,15 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	from, to := q.Get("from"), q.Get("to")
 	f.mu.Lock()
-	status, hold, final, empty := f.fail[r.URL.Path], f.hold, f.final, f.empty
+	status, hold, final, empty, errs, tsAsOf := f.fail[r.URL.Path], f.hold, f.final, f.empty, f.errors, f.tsAsOf
 	if r.URL.Path == "/api/v1/channels" {
 		f.reads[from]++
+	}
+	if r.URL.Path == "/api/v1/events" {
+		f.eventQueries = append(f.eventQueries, r.URL.RawQuery)
+	}
+	if errs == nil {
+		errs = []any{}
 	}
 	f.mu.Unlock()
 	problem := func(status int, title, detail string) {
@@ -98,7 +119,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		chs := []any{map[string]any{"channel": "SMS", "attempts": 3, "delivered": 2, "failed": 0, "undeliverable": 0, "timed_out": 0, "pending": pending,
-			"delivery_rate": 1, "latency_ms": map[string]any{"p50": 2000, "p95": 3000}, "errors": []any{}, "unknown_status": 0,
+			"delivery_rate": 1, "latency_ms": map[string]any{"p50": 2000, "p95": 3000}, "errors": errs, "unknown_status": 0,
 			"recovered_by_polling": 0, "unrecoverable": 0, "verification": nil}}
 		if empty {
 			chs = []any{}
@@ -111,9 +132,13 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				map[string]any{"path": "SMS>VIBER", "otps": 1, "delivered": 1, "failed": 0, "pending": 0, "delivery_rate": 1}},
 			"time_to_deliver_ms": map[string]any{"p50": 2000, "p95": 8000}, "completeness": completeness}
 	case p == "/api/v1/timeseries":
-		v = map[string]any{"from": from, "to": to, "as_of": asOf, "start": []string{from}, "step_seconds": 3600,
-			"channels": []any{map[string]any{"channel": "SMS", "attempts": []int{3}, "delivered": []int{2}, "failed": []int{0}, "delivery_rate": []float64{1},
-				"latency_p50_ms": []int{2000}, "latency_p95_ms": []int{3000}, "otps": []int{3}, "fallback_otps": []int{1}, "fallback_rate": []float64{0.3333}}}}
+		if tsAsOf == "" {
+			tsAsOf = time.Now().UTC().Format(time.RFC3339Nano)
+		}
+		v = fakeTimeseries(from, to, tsAsOf)
+	case p == "/api/v1/events":
+		v = map[string]any{"events": []any{map[string]any{"otp_id": knownOTP, "profile_id": "profile-1", "event_id": "ds-1", "channel": "SMS",
+			"status": "DELIVERED", "time": asOf, "received_at": asOf, "source": "webhook"}}, "next": ""}
 	case strings.HasPrefix(p, "/api/v1/otps/"):
 		id := strings.TrimPrefix(p, "/api/v1/otps/")
 		if !uuidRE.MatchString(id) {
@@ -135,6 +160,33 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fakeTimeseries cuts [from, to) as the API does, in buckets of a minute
+// (a window up to an hour) or an hour, aligned to the epoch, the first and
+// last cut by the window, each with the same figures.
+func fakeTimeseries(from, to, asOf string) map[string]any {
+	f, _ := time.Parse(time.RFC3339, from)
+	t, _ := time.Parse(time.RFC3339, to)
+	step := time.Minute
+	if t.Sub(f) > time.Hour {
+		step = time.Hour
+	}
+	var start []string
+	for b := f.Truncate(step); b.Before(t); b = b.Add(step) {
+		start = append(start, b.Format(time.RFC3339))
+	}
+	n := len(start)
+	each := func(x any) []any {
+		s := make([]any, n)
+		for i := range s {
+			s[i] = x
+		}
+		return s
+	}
+	return map[string]any{"from": from, "to": to, "as_of": asOf, "start": start, "step_seconds": step.Seconds(),
+		"channels": []any{map[string]any{"channel": "SMS", "attempts": each(3), "delivered": each(2), "failed": each(0), "delivery_rate": each(1),
+			"latency_p50_ms": each(2000), "latency_p95_ms": each(3000), "otps": each(3), "fallback_otps": each(1), "fallback_rate": each(0.3333)}}}
 }
 
 // page is the console served with a fakeAPI, in a browser.
@@ -358,4 +410,125 @@ func TestConsoleEmptyWindowAndEventsHint(t *testing.T) {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// The overview says why a channel's attempts failed: its most frequent
+// error codes in the table, every one in the cell's tooltip, a failure
+// without a code as "(none)".
+func TestConsoleChannelsShowTheirErrors(t *testing.T) {
+	p := newPage(t)
+	p.api.set(func(f *fakeAPI) {
+		f.errors = []any{map[string]any{"code": "tyntec::sim::sms_undeliverable", "count": 110},
+			map[string]any{"code": "", "count": 5}, map[string]any{"code": "tyntec::sim::sms_timeout", "count": 2}}
+	})
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	cell := `#channels tr[data-channel="SMS"] [data-field="errors"]`
+	if got, want := p.text(cell), "tyntec::sim::sms_undeliverable (110), (none) (5) +1 more"; got != want {
+		t.Errorf("SMS errors cell = %q; want %q", got, want)
+	}
+	title := browsertest.Run(p.b, "errors tooltip", chromedp.Evaluate[string](`(document.querySelector(`+jsString(cell)+`) || { title: '(missing)' }).title`))
+	if got, want := title, "tyntec::sim::sms_undeliverable (110)\n(none) (5)\ntyntec::sim::sms_timeout (2)"; got != want {
+		t.Errorf("SMS errors tooltip = %q; want %q", got, want)
+	}
+	p.b.NoErrors("errors")
+}
+
+// The Events page's status is one of the statuses stored, picked, not
+// typed: a typo cannot silently match nothing.
+func TestConsoleEventsStatusIsPicked(t *testing.T) {
+	p := newPage(t)
+	p.open("events")
+	p.until("events drawn", `!!document.querySelector('#page-events').dataset.loaded`)
+	choices := browsertest.Run(p.b, "status choices", chromedp.Evaluate[string](`(() => { const s = document.querySelector('#ev-status');
+		return s.tagName + ': ' + Array.from(s.options || [], (o) => o.text + '=' + o.value).join(','); })()`))
+	if got := choices; got != "SELECT: any=,DISPATCHED=DISPATCHED,DELIVERED=DELIVERED,UNDELIVERABLE=UNDELIVERABLE,TIMED_OUT=TIMED_OUT,RECEIVED=RECEIVED" {
+		t.Errorf("status choices = %q; want any and the statuses stored", got)
+	}
+	if q := p.api.lastEventQuery(); strings.Contains(q, "status=") {
+		t.Errorf("with any status, /events was asked %q", q)
+	}
+	p.js("pick UNDELIVERABLE", `(() => { const s = document.querySelector('#ev-status'); s.value = 'UNDELIVERABLE'; s.dispatchEvent(new Event('change')); })()`)
+	polltest.Until(t, 30*time.Second, "/events asked for UNDELIVERABLE", func() bool { return strings.Contains(p.api.lastEventQuery(), "status=UNDELIVERABLE") })
+	p.b.NoErrors("events status")
+}
+
+// The attempts chart says its bucket size, and draws apart (dashed) a
+// bucket only partly counted: one still filling when the answer was read,
+// or cut by the window's edge. A whole bucket is drawn as it is.
+func TestConsoleAttemptsChartMarksPartialBuckets(t *testing.T) {
+	p := newPage(t)
+	// The answer read at 10:59:30: the bucket of 10:59 is still filling.
+	p.api.set(func(f *fakeAPI) { f.tsAsOf = "2026-06-01T10:59:30Z" })
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	// From 10:00:30: the bucket of 10:00 is cut by the window.
+	p.js("a custom hour", `(() => { document.querySelector('#from').value = '2026-06-01T10:00:30'; document.querySelector('#to').value = '2026-06-01T11:00:00';
+		const r = document.querySelector('#range'); r.value = 'custom'; r.dispatchEvent(new Event('change')); })()`)
+	p.until("the custom hour drawn", `document.querySelector('#page-overview').dataset.loaded === '2026-06-01T10:00:30Z/2026-06-01T11:00:00Z'`)
+	if got := p.text("#attempts-caption"); got != "Attempts per minute" {
+		t.Errorf("caption = %q; want %q", got, "Attempts per minute")
+	}
+	if got := p.attr("#chart-attempts", "data-partial"); got != "2026-06-01T10:00:00Z,2026-06-01T10:59:00Z" {
+		t.Errorf("partial buckets = %q; want those of 10:00 and 10:59", got)
+	}
+	if got := p.text("#attempts-partial"); got != "Dashed: the first minute, only partly in the window; the current minute, still filling." {
+		t.Errorf("note = %q", got)
+	}
+	if !p.is("legend", `document.querySelector('#chart-attempts .u-legend').textContent.includes('SMS (partial)')`) {
+		t.Error("the partial buckets are not a series of their own")
+	}
+	p.b.Screenshot("console-partial-buckets")
+	// Whole minutes, read after the window's end: every bucket whole.
+	p.api.set(func(f *fakeAPI) { f.tsAsOf = "" })
+	p.js("whole minutes", `(() => { const e = document.querySelector('#from'); e.value = '2026-06-01T10:00:00'; e.dispatchEvent(new Event('change')); })()`)
+	p.until("every bucket whole", `document.querySelector('#chart-attempts').dataset.partial === ''`)
+	if !p.is("no note", `document.querySelector('#attempts-partial').hidden && !document.querySelector('#chart-attempts .u-legend').textContent.includes('partial')`) {
+		t.Errorf("whole buckets still said partial: %q", p.text("#attempts-partial"))
+	}
+	// The last 7 days, in hours: the first cut by the window, the last filling.
+	p.js("last 7 days", `(() => { const r = document.querySelector('#range'); r.value = '7d'; r.dispatchEvent(new Event('change')); })()`)
+	p.until("hours drawn", `document.querySelector('#attempts-caption').textContent === 'Attempts per hour'`)
+	if got := p.text("#attempts-partial"); !strings.HasSuffix(got, "the current hour, still filling.") {
+		t.Errorf("7-day note = %q", got)
+	}
+	p.b.NoErrors("partial buckets")
+}
+
+// The window and filters ride in the URL's hash: a link with a custom
+// window and channel opens on them, a change of window is written back,
+// a reload keeps it, and another hash's query is followed.
+func TestConsoleWindowInTheURL(t *testing.T) {
+	p := newPage(t)
+	p.open("overview?range=custom&from=2026-06-01T00:00:00Z&to=2026-06-02T00:00:00Z&channel=SMS")
+	p.until("the linked window drawn", `document.querySelector('#page-overview').dataset.loaded === '2026-06-01T00:00:00Z/2026-06-02T00:00:00Z'`)
+	form := func() string {
+		return browsertest.Run(p.b, "the form", chromedp.Evaluate[string](`['#range', '#from', '#to', '#channel', '#profile'].map((s) => document.querySelector(s).value).join(' ') +
+			(document.querySelector('#custom').hidden ? '' : ' (custom shown)')`))
+	}
+	// The input shows 00:00:00 as 00:00.
+	if got, want := form(), "custom 2026-06-01T00:00 2026-06-02T00:00 SMS  (custom shown)"; got != want {
+		t.Errorf("form = %q; want %q", got, want)
+	}
+	if got := p.attr("#page-overview", "data-shown"); !strings.HasSuffix(got, ", channel SMS") {
+		t.Errorf("drawn for %q; want channel SMS", got)
+	}
+	p.js("another end", `(() => { const e = document.querySelector('#to'); e.value = '2026-06-03T00:00:00'; e.dispatchEvent(new Event('change')); })()`)
+	const moved = "#overview?range=custom&from=2026-06-01T00:00:00Z&to=2026-06-03T00:00:00Z&channel=SMS"
+	p.until("the hash follows", `location.hash === '`+moved+`'`)
+	p.b.Do("reload", chromedp.Reload())
+	p.until("the moved window drawn again", `document.querySelector('#page-overview').dataset.loaded === '2026-06-01T00:00:00Z/2026-06-03T00:00:00Z'`)
+	if got, want := form(), "custom 2026-06-01T00:00 2026-06-03T00:00 SMS  (custom shown)"; got != want {
+		t.Errorf("after a reload, form = %q; want %q", got, want)
+	}
+	// Another page's link with its own window: the form follows it.
+	p.js("a link to journeys", `location.hash = '#journeys?range=7d&profile=profile-1'`)
+	p.until("journeys drawn for it", `!!document.querySelector('#page-journeys').dataset.shown && document.querySelector('#page-journeys').dataset.shown.endsWith(', profile profile-1')`)
+	if got, want := form(), "7d 2026-06-01T00:00 2026-06-03T00:00  profile-1"; got != want {
+		t.Errorf("form = %q; want %q", got, want)
+	}
+	// A nav link (no query) keeps the window, and the hash says it.
+	p.js("the overview's nav link", `document.querySelector('header nav a[href="#overview"]').click()`)
+	p.until("the hash says the window", `location.hash === '#overview?range=7d&profile=profile-1'`)
+	p.b.NoErrors("window in the URL")
 }

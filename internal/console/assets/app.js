@@ -183,6 +183,36 @@
   // cursor belongs to the window it was read in.
   for (const id of ['#channel', '#profile', '#from', '#to']) $(id).addEventListener('change', () => { firstEventsPage(); refresh(); });
 
+  // ---- the window in the URL ----
+  // The window and filters are mirrored in the hash's query
+  // (#overview?range=custom&from=…&to=…&channel=SMS): a reload keeps
+  // them and a link carries them. Only the windowed pages carry one.
+  function formQuery() {
+    const custom = $('#range').value === 'custom';
+    // As the window reads it: the input drops a time's :00 seconds.
+    const utc = (id) => { const d = new Date($(id).value + 'Z'); return custom && !isNaN(d) ? isoSec(d) : ''; };
+    // ':' needs no escaping in a fragment, and a link reads better without.
+    return qs({ range: $('#range').value, from: utc('#from'), to: utc('#to'), channel: $('#channel').value.trim(), profile: $('#profile').value.trim() })
+      .replace(/%3A/g, ':');
+  }
+  // formFromHash sets the form from the hash's query, when it has one (a
+  // key it lacks to its default; a nav link's bare #page leaves the form
+  // as it is), and says whether the form changed.
+  function formFromHash() {
+    const i = location.hash.indexOf('?');
+    if (i < 0) return false;
+    const q = new URLSearchParams(location.hash.slice(i + 1));
+    const before = formQuery();
+    const range = q.get('range') || '1h';
+    $('#range').value = range in RANGES || range === 'custom' ? range : '1h';
+    const local = (s) => (s || '').replace(/(\.\d+)?Z$/, '');
+    if ($('#range').value === 'custom') { $('#from').value = local(q.get('from')); $('#to').value = local(q.get('to')); }
+    $('#custom').hidden = $('#range').value !== 'custom';
+    $('#channel').value = q.get('channel') || '';
+    $('#profile').value = q.get('profile') || '';
+    return formQuery() !== before;
+  }
+
   // ---- Overview ----
   // Charts are kept across refreshes and given the new data when their
   // series are the same (a reader's cursor and legend stay where they
@@ -202,13 +232,14 @@
     // By name, not by rank: two channels trading places would otherwise
     // swap colours and draw every chart anew.
     [...ts.channels].sort((a, b) => a.channel.localeCompare(b.channel)).forEach((c) => {
-      for (const [label, values, dash] of pick(c)) {
-        series.push({ label: label, stroke: colorOf(c.channel), width: 2, dash: dash, spanGaps: false, points: { show: true, size: 4 },
+      for (const [label, values, dash, points] of pick(c)) {
+        series.push({ label: label, stroke: colorOf(c.channel), width: 2, dash: dash, spanGaps: false, points: points || { show: true, size: 4 },
           value: (u, v) => v === null || v === undefined ? '–' : (opts.fmt ? opts.fmt(v) : v) });
         data.push(values.map((v) => v === null ? null : v));
       }
     });
-    const key = series.map((s) => s.label).join('|');
+    // opts.key: what else the series were drawn with (their points').
+    const key = series.map((s) => s.label).join('|') + (opts.key || '');
     const old = charts[id];
     if (old && old.key === key) { old.u.setData(data); fitChart(old); return; }
     if (old) { old.u.destroy(); delete charts[id]; }
@@ -271,7 +302,7 @@
       f.replaceChildren('Alert rules firing now: ' + msg);
     });
     part('the channels', chs, drawChannels, (msg) => {
-      rowSaying('#channels tbody', 9, msg);
+      rowSaying('#channels tbody', 10, msg);
       delete $('#completeness').dataset.pending;
       $('#completeness').textContent = '';
     });
@@ -285,6 +316,9 @@
     $('#alerts-profile').hidden = !w.profile;
     part('the alerts in this window', al, drawEpisodes, (msg) => rowSaying('#alerts tbody', 8, msg));
     part('the charts', ts, drawCharts, (msg) => {
+      $('#attempts-caption').textContent = 'Attempts';
+      $('#attempts-partial').hidden = true;
+      delete $('#chart-attempts').dataset.partial;
       for (const id of CHART_IDS) {
         if (charts[id]) { charts[id].u.destroy(); delete charts[id]; }
         $('#' + id).replaceChildren(el('p', { class: 'hint' }, msg));
@@ -318,11 +352,23 @@
       el('td', { class: 'num', 'data-field': 'unrecoverable' }, String(c.unrecoverable)),
       el('td', { class: 'num', 'data-field': 'delivery_rate', 'data-value': c.delivery_rate === null ? '' : c.delivery_rate }, fmtPct(c.delivery_rate)),
       el('td', { class: 'num', 'data-field': 'latency_p50', 'data-value': c.latency_ms ? c.latency_ms.p50 : '' }, fmtMs(c.latency_ms && c.latency_ms.p50)),
-      el('td', { class: 'num', 'data-field': 'latency_p95', 'data-value': c.latency_ms ? c.latency_ms.p95 : '' }, fmtMs(c.latency_ms && c.latency_ms.p95)))));
-    if (!chs.channels.length) tbody.append(el('tr', {}, el('td', { colspan: 9, class: 'hint' }, 'no attempts in this window')));
+      el('td', { class: 'num', 'data-field': 'latency_p95', 'data-value': c.latency_ms ? c.latency_ms.p95 : '' }, fmtMs(c.latency_ms && c.latency_ms.p95)),
+      errorsCell(c.errors))));
+    if (!chs.channels.length) tbody.append(el('tr', {}, el('td', { colspan: 10, class: 'hint' }, 'no attempts in this window')));
     const cp = $('#completeness');
     cp.dataset.pending = chs.completeness.pending;
     cp.textContent = describeCompleteness(chs.completeness, chs.channels.length ? '' : 'no attempts');
+  }
+  // errorsCell says why a channel's attempts failed: the API's error
+  // codes, most frequent first. The first few fit the table; the tooltip
+  // lists them all. A failure with no code (recovered by polling) is
+  // "(none)", as in the reports.
+  const ERRORS_SHOWN = 2;
+  function errorsCell(errors) {
+    const say = (e) => (e.code || '(none)') + ' (' + e.count + ')';
+    const shown = errors.slice(0, ERRORS_SHOWN).map(say).join(', ');
+    const more = errors.length > ERRORS_SHOWN ? ' +' + (errors.length - ERRORS_SHOWN) + ' more' : '';
+    return el('td', { class: 'errors', 'data-field': 'errors', title: errors.length ? errors.map(say).join('\n') : null }, errors.length ? shown + more : '–');
   }
   function drawFallbackSummary(fb) {
     const s = $('#fallback-summary');
@@ -353,9 +399,47 @@
   function drawCharts(ts) {
     const pctFmt = (v) => (v * 100).toFixed(0) + '%';
     chart('chart-rate', ts, (c) => [[c.channel, c.delivery_rate]], { fmt: pctFmt, range: [0, 1] });
-    chart('chart-attempts', ts, (c) => [[c.channel, c.attempts]], {});
+    // A bucket only partly counted is drawn dashed and hollow, apart from
+    // the whole ones: its dip is not traffic falling. Rates and latencies
+    // are not counts; theirs are drawn as they are.
+    const partial = partialBuckets(ts);
+    const step = stepName(ts.step_seconds);
+    $('#attempts-caption').textContent = 'Attempts per ' + step;
+    const partialIdx = partial.flatMap((p, i) => p ? [i] : []);
+    // Hollow points on the partial buckets only, not on the neighbours.
+    const hollow = { show: true, size: 7, fill: '#fff', filter: () => partialIdx };
+    chart('chart-attempts', ts, (c) => {
+      const whole = c.attempts.map((v, i) => partial[i] ? null : v);
+      if (!partialIdx.length) return [[c.channel, whole]];
+      // Joined to their whole neighbours, so the line does not break.
+      const part = c.attempts.map((v, i) => partial[i] || partial[i - 1] || partial[i + 1] ? v : null);
+      return [[c.channel, whole], [c.channel + ' (partial)', part, [4, 4], hollow]];
+    }, { key: '#' + partialIdx });
+    $('#chart-attempts').dataset.partial = ts.start.filter((s, i) => partial[i]).join(',');
+    const notes = [];
+    const last = ts.start.length - 1;
+    if (Date.parse(ts.start[0]) < Date.parse(ts.from)) notes.push('the first ' + step + ', only partly in the window');
+    if (partial[last]) notes.push(Date.parse(ts.start[last]) + ts.step_seconds * 1e3 > Date.parse(ts.as_of) ?
+      'the current ' + step + ', still filling' : 'the last ' + step + ', only partly in the window');
+    $('#attempts-partial').textContent = notes.length ? 'Dashed: ' + notes.join('; ') + '.' : '';
+    $('#attempts-partial').hidden = !notes.length;
     chart('chart-latency', ts, (c) => [[c.channel + ' p50', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms, [6, 4]]], {});
     chart('chart-fallback', ts, (c) => [[c.channel, c.fallback_rate]], { fmt: pctFmt, range: [0, 1] });
+  }
+
+  // stepName says a bucket's size in words: minute, 5 min, hour, 3 h, day, 7 days.
+  function stepName(s) {
+    if (s % 86400 === 0) return s === 86400 ? 'day' : s / 86400 + ' days';
+    if (s % 3600 === 0) return s === 3600 ? 'hour' : s / 3600 + ' h';
+    if (s % 60 === 0) return s === 60 ? 'minute' : s / 60 + ' min';
+    return s + ' s';
+  }
+  // partialBuckets says which buckets hold less than a step's attempts:
+  // one the window starts or ends inside (the API cuts them at from and
+  // to), or one not over when the answer was read (as_of).
+  function partialBuckets(ts) {
+    const step = ts.step_seconds * 1e3, from = Date.parse(ts.from), end = Math.min(Date.parse(ts.to), Date.parse(ts.as_of));
+    return ts.start.map((s) => Date.parse(s) < from || Date.parse(s) + step > end);
   }
 
   // describeCompleteness says how final an answer's figures are; empty
@@ -514,7 +598,7 @@
   async function eventsPage(w, signal) {
     const cursors = evState.want || evState.cursors;
     const pageNo = cursors.length;
-    const q = Object.assign({}, w, { status: $('#ev-status').value.trim(), source: $('#ev-source').value,
+    const q = Object.assign({}, w, { status: $('#ev-status').value, source: $('#ev-source').value,
       otp: $('#ev-otp').value.trim(), limit: $('#ev-limit').value, cursor: cursors[pageNo - 1] });
     const page = await api('/api/v1/events?' + qs(q), { signal: signal, timeout: LOAD_TIMEOUT_MS });
     return () => { evState.cursors = cursors; evState.want = null; drawEvents(w, page, pageNo); };
@@ -682,7 +766,7 @@
   const FOLLOWS_CLOCK = { overview: 1, journeys: 1, resends: 1 };
   let timer = null;
   function page() {
-    const [name, arg] = location.hash.replace(/^#/, '').split('/');
+    const [name, arg] = location.hash.replace(/^#/, '').split('?')[0].split('/');
     return { name: name in PAGES ? name : 'overview', arg: arg };
   }
   // refresh loads the page shown. A newer load aborts the one in flight,
@@ -701,6 +785,8 @@
     const ctl = new AbortController();
     loading = ctl;
     const section = $('#page-' + p.name);
+    // Replaced, not pushed: Back leaves the page rather than undo a filter.
+    if (p.name in WINDOWED) history.replaceState(null, '', '#' + p.name + '?' + formQuery());
     try {
       const w = p.name === 'events' ? eventsWindow() : p.name in WINDOWED ? currentWindow() : null;
       if (quiet !== true) showLoading(w);
@@ -725,6 +811,8 @@
     if (!$('#login').hidden) return;
     clearError();
     document.querySelector('main').classList.remove('stale');
+    // Another window from the URL starts the events over, as the form's do.
+    if (formFromHash()) firstEventsPage();
     for (const s of document.querySelectorAll('.page')) s.hidden = s.id !== 'page-' + p.name;
     $('#window').hidden = !(p.name in WINDOWED);
     for (const c of Object.values(charts)) fitChart(c);
