@@ -333,15 +333,8 @@ func (db *DB) moveBack(ctx context.Context, database, aside string, moved []stri
 // checkTables has the engine read every part of database's tables, as
 // a RESTORE does not: a backup's damaged file shows here, not later.
 func (db *DB) checkTables(ctx context.Context, database string) error {
-	var tables []string
-	if err := db.eachRow(ctx, "tables", "SELECT name FROM system.tables WHERE database = ? AND engine LIKE '%MergeTree'", []any{database}, func(rows driver.Rows) error {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			return err
-		}
-		tables = append(tables, t)
-		return nil
-	}); err != nil {
+	tables, err := db.tablesWhere(ctx, database, "engine LIKE '%MergeTree'")
+	if err != nil {
 		return err
 	}
 	for _, t := range tables {
@@ -358,8 +351,13 @@ func (db *DB) checkTables(ctx context.Context, database string) error {
 
 // tables lists database's tables.
 func (db *DB) tables(ctx context.Context, database string) ([]string, error) {
+	return db.tablesWhere(ctx, database, "NOT is_temporary")
+}
+
+// tablesWhere lists database's tables that meet cond (on system.tables).
+func (db *DB) tablesWhere(ctx context.Context, database, cond string) ([]string, error) {
 	var tables []string
-	err := db.eachRow(ctx, "tables", "SELECT name FROM system.tables WHERE database = ? AND NOT is_temporary", []any{database}, func(rows driver.Rows) error {
+	err := db.eachRow(ctx, "tables", "SELECT name FROM system.tables WHERE database = ? AND "+cond, []any{database}, func(rows driver.Rows) error {
 		var t string
 		if err := rows.Scan(&t); err != nil {
 			return err
