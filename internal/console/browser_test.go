@@ -427,6 +427,10 @@ func TestConsoleChannelsShowTheirErrors(t *testing.T) {
 	if got, want := p.text(cell), "tyntec::sim::sms_undeliverable (110), (none) (5) +1 more"; got != want {
 		t.Errorf("SMS errors cell = %q; want %q", got, want)
 	}
+	// Latencies over a second in seconds, as the alerts give them.
+	if got := p.text(`#channels tr[data-channel="SMS"] [data-field="latency_p95"]`); got != "3.0 s" {
+		t.Errorf("SMS latency p95 cell = %q; want 3.0 s", got)
+	}
 	title := browsertest.Run(p.b, "errors tooltip", chromedp.Evaluate[string](`(document.querySelector(`+jsString(cell)+`) || { title: '(missing)' }).title`))
 	if got, want := title, "tyntec::sim::sms_undeliverable (110)\n(none) (5)\ntyntec::sim::sms_timeout (2)"; got != want {
 		t.Errorf("SMS errors tooltip = %q; want %q", got, want)

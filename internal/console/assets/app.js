@@ -19,7 +19,9 @@
   const CHANNELS = ['SMS', 'VOICE', 'VIBER', 'WHATSAPP', 'SILENT', 'PUSH'];
   const colorOf = (ch) => COLORS[CHANNELS.includes(ch) ? CHANNELS.indexOf(ch) : COLORS.length - 1];
   const fmtPct = (r) => (r === null || r === undefined) ? '–' : (r * 100).toFixed(1) + '%';
-  const fmtMs = (ms) => (ms === null || ms === undefined) ? '–' : String(Math.round(ms)) + ' ms';
+  // Under a second in ms; above, in seconds, as the alerts give them
+  // ("38.2 s", not "38239 ms").
+  const fmtMs = (ms) => (ms === null || ms === undefined) ? '–' : ms < 1000 ? String(Math.round(ms)) + ' ms' : (ms / 1e3).toFixed(1) + ' s';
   const fmtTime = (s) => s ? s.replace('T', ' ').replace(/(\.\d+)?Z$/, 'Z') : '–';
   // An alert's value or threshold: delivery_slow's are milliseconds (a p95
   // time to deliver), the other rules' rates.
