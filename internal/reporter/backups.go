@@ -115,6 +115,10 @@ func (b *Backups) takeAs(ctx context.Context, name string, now time.Time) (store
 	}
 	defer b.taking.Unlock()
 	seq, err := b.inserted(ctx)
+	if errors.Is(err, store.ErrPositionPending) {
+		// Seconds: taken now, the backup would replay too little.
+		return store.BackupInfo{}, err
+	}
 	if err != nil {
 		b.logger.Warn("backup: the sink's position is unknown", "err", err)
 		seq = 0
@@ -153,6 +157,9 @@ func (b *Backups) take(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, errTaking):
 		problem.Write(w, problem.Details{Status: http.StatusConflict, Title: "A backup is being taken", Detail: "one backup at a time: try again when it is done", Instance: r.URL.Path})
+	case errors.Is(err, store.ErrPositionPending):
+		w.Header().Set("Retry-After", "5")
+		problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Title: "Not now: a replay of the stream is starting", Detail: err.Error() + "; try again in a few seconds", Instance: r.URL.Path})
 	case errors.Is(err, store.ErrBackupOnCluster):
 		problem.Write(w, problem.Details{Status: http.StatusNotImplemented, Title: "Backups of a cluster are ClickHouse's own", Detail: err.Error(), Instance: r.URL.Path})
 	case err != nil:

@@ -38,6 +38,20 @@ func TestNoBackupRemovedWhileOneIsTaken(t *testing.T) {
 	}
 }
 
+// TestNoBackupWhileAReplayStarts: while the sink cannot say up to where it
+// has inserted the stream (a replay starting), a backup is refused for a
+// few seconds (503, Retry-After), not taken with no position, which a
+// restore would take for "unknown" and replay too little from.
+func TestNoBackupWhileAReplayStarts(t *testing.T) {
+	db := &namedBackups{}
+	b := NewBackups(db, func(context.Context) (uint64, error) { return 0, store.ErrPositionPending }, slog.New(slog.DiscardHandler), nil)
+	rec := httptest.NewRecorder()
+	b.take(rec, httptest.NewRequest(http.MethodPost, "/api/v1/backups", nil))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || len(db.names) != 0 {
+		t.Errorf("a backup while a replay starts: %d %s, taken %v; want 503 with Retry-After, none taken", rec.Code, rec.Body, db.names)
+	}
+}
+
 // namedBackups records the names of the backups taken.
 type namedBackups struct {
 	BackupStore

@@ -104,15 +104,14 @@ func (c *Consumer) Lag() (pending, ackPending uint64, ok bool) {
 // errNotConsuming: Inserted asked of a sink that has not started.
 var errNotConsuming = errors.New("the sink is not consuming yet")
 
-// errReplayStarting: Inserted asked while a replay's consumer is being
-// opened, whose position is not known yet.
-var errReplayStarting = errors.New("a replay of the stream is starting")
-
 // Inserted asks the server up to which stream sequence every event has
 // been inserted (and acknowledged, or dead-lettered): a backup taken now
 // holds all of them. While a replay runs, the events after its ack floor
 // are not all inserted again yet, though the sink's own consumer
-// acknowledged them: the lesser floor is the one a backup holds.
+// acknowledged them: the lesser floor is the one a backup holds. While
+// the replay's consumer is being opened, or one from the stream's first
+// message has inserted nothing yet (its floor 0, which a backup would
+// record as "unknown"), it is store.ErrPositionPending.
 func (c *Consumer) Inserted(ctx context.Context) (uint64, error) {
 	cons := c.cons.Load()
 	if cons == nil {
@@ -120,7 +119,7 @@ func (c *Consumer) Inserted(ctx context.Context) (uint64, error) {
 	}
 	replay := c.replayCons.Load()
 	if replay == nil && c.replaying.Load() > 0 {
-		return 0, errReplayStarting
+		return 0, store.ErrPositionPending
 	}
 	lag, err := cons.Lag(ctx)
 	if err != nil || replay == nil {
@@ -129,6 +128,9 @@ func (c *Consumer) Inserted(ctx context.Context) (uint64, error) {
 	again, err := replay.Lag(ctx)
 	if err != nil {
 		return 0, err
+	}
+	if again.AckFloor == 0 {
+		return 0, store.ErrPositionPending
 	}
 	return min(lag.AckFloor, again.AckFloor), nil
 }

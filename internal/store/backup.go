@@ -73,6 +73,11 @@ var ErrBadBackupName = errors.New("a backup name has only letters, digits, '.', 
 
 var backupName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*$`)
 
+// ErrPositionPending: the sink cannot say yet up to where it has inserted
+// the stream — a replay of it is starting — and a backup taken now could
+// record no position (and a restore of it would replay too little).
+var ErrPositionPending = errors.New("the sink's position in the stream is not known yet: a replay of the stream is starting")
+
 // BackupName is the name of a backup begun at t: otpscope-<UTC time to the
 // millisecond>, which sorts as the backups were taken.
 func BackupName(t time.Time) string {
@@ -203,20 +208,21 @@ FROM backups FINAL ORDER BY started_at DESC, name DESC LIMIT 1000`, nil, func(ro
 // backup's position. Nothing else may use the database meanwhile: otpscope
 // restore runs with otpscope stopped.
 //
-// The backup is read before anything is touched (its own row, in a scratch
-// database), and the tables it replaces are moved aside, not dropped,
-// until it is restored and every table of it checked: the engine's RESTORE
-// copies a truncated file without a word, and a failed one leaves some
-// tables restored. On any failure the tables are moved back.
+// The backup is restored whole into a scratch database and every table of
+// it checked before anything is touched (tryBackup), and the tables it
+// replaces are moved aside, not dropped, until it is restored and checked
+// again. On a failure then the tables are moved back — where the engine
+// allows: the embedded engine's default database takes none back, and they
+// stay in <database>_replaced.
 func (db *DB) Restore(ctx context.Context, name string, now time.Time) (BackupInfo, error) {
 	if db.cluster != "" {
 		return BackupInfo{}, ErrBackupOnCluster
 	}
 	if err := findBackup(db.backupDir, name); err != nil {
-		return BackupInfo{}, err
+		return BackupInfo{}, fmt.Errorf("the database is untouched: %w", err)
 	}
 	database := db.database(ctx)
-	b, err := db.backupOwnRow(ctx, database, name)
+	b, err := db.tryBackup(ctx, database, name)
 	if err != nil {
 		return b, fmt.Errorf("restore %s: the database is untouched: %w", name, err)
 	}
@@ -254,12 +260,17 @@ func (db *DB) Restore(ctx context.Context, name string, now time.Time) (BackupIn
 	return b, nil
 }
 
-// backupOwnRow reads the row backup name holds of itself, written before
-// it was taken: the one still "started" in it (the backups before it
-// ended, or were cut short before it began). Its name may not be the
-// directory's: a backup copied back under another name is the same one.
-// Only the backups table is restored, into a scratch database.
-func (db *DB) backupOwnRow(ctx context.Context, database, name string) (BackupInfo, error) {
+// tryBackup restores backup name whole into a scratch database and has
+// ClickHouse read every part of it (the engine's RESTORE copies a
+// truncated file without a word), before the database is touched: on the
+// embedded engine, tables moved aside cannot come back (its database is of
+// another engine than the one they were moved to), so the restore that
+// follows must not fail for the backup. It returns the row the backup
+// holds of itself, written before it was taken: the one still "started"
+// in it (the backups before it ended, or were cut short before it began).
+// Its name may not be the directory's: a backup copied back under another
+// name is the same one.
+func (db *DB) tryBackup(ctx context.Context, database, name string) (BackupInfo, error) {
 	scratch := database + "_restoring"
 	drop := func() error {
 		return db.conn.Exec(context.WithoutCancel(ctx), fmt.Sprintf("DROP DATABASE IF EXISTS `%s` SYNC", scratch))
@@ -268,10 +279,7 @@ func (db *DB) backupOwnRow(ctx context.Context, database, name string) (BackupIn
 		return BackupInfo{}, err
 	}
 	defer func() { _ = drop() }()
-	if err := db.conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE `%s`", scratch)); err != nil {
-		return BackupInfo{}, err
-	}
-	if err := db.conn.Exec(ctx, fmt.Sprintf("RESTORE TABLE `%s`.backups AS `%s`.backups FROM File('%s')", database, scratch, name)); err != nil {
+	if err := db.conn.Exec(ctx, fmt.Sprintf("RESTORE DATABASE `%s` AS `%s` FROM File('%s') SETTINGS allow_different_database_def = true", database, scratch, name)); err != nil {
 		return BackupInfo{}, fmt.Errorf("%w: it cannot be read: %w", ErrBadBackup, err)
 	}
 	var b BackupInfo
@@ -281,7 +289,7 @@ func (db *DB) backupOwnRow(ctx context.Context, database, name string) (BackupIn
 		return b, fmt.Errorf("%w: it does not describe itself (not otpscope's?): %w", ErrBadBackup, err)
 	}
 	b.StartedAt = b.StartedAt.UTC()
-	return b, nil
+	return b, db.checkTables(ctx, scratch)
 }
 
 // moveTables moves every table of database into the database to, and
@@ -381,6 +389,9 @@ func FindBackup(cfg Config, name string) error {
 
 // findBackup checks name, and that dir holds it, whole, unless dir is "".
 func findBackup(dir, name string) error {
+	if strings.HasPrefix(name, partialPrefix) {
+		return fmt.Errorf("%w: %s is what a backup cut short while being taken left, not a backup", ErrBadBackup, name)
+	}
 	if !backupName.MatchString(name) {
 		return fmt.Errorf("%w: %q", ErrBadBackupName, name)
 	}
