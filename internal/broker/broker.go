@@ -427,15 +427,34 @@ func (b *Broker) StreamMsgs(ctx context.Context) (uint64, error) {
 // StreamState is what the stream holds: how many messages, and when the
 // newest was stored (zero when empty).
 func (b *Broker) StreamState(ctx context.Context) (msgs uint64, last time.Time, err error) {
+	info, err := b.streamInfo(ctx)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return info.State.Msgs, info.State.LastTime, nil
+}
+
+// StreamIdentity is the stream's name and when JetStream created it, which
+// tells it from one of the same name created anew (a rebuilt machine's).
+func (b *Broker) StreamIdentity(ctx context.Context) (string, time.Time, error) {
+	info, err := b.streamInfo(ctx)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return b.stream.Name, info.Created, nil
+}
+
+// streamInfo asks the server for the stream's info now.
+func (b *Broker) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
 	s, err := b.js.Stream(ctx, b.stream.Name)
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("stream %s: %w", b.stream.Name, err)
+		return nil, fmt.Errorf("stream %s: %w", b.stream.Name, err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("stream %s info: %w", b.stream.Name, err)
+		return nil, fmt.Errorf("stream %s info: %w", b.stream.Name, err)
 	}
-	return info.State.Msgs, info.State.LastTime, nil
+	return info, nil
 }
 
 // CredentialsFile is where the embedded server's users and passwords are

@@ -364,25 +364,11 @@ func (c *Consumer) Lag(ctx context.Context) (Lag, error) {
 // StreamLast is the sequence of the last message the consumer's stream
 // holds now.
 func (c *Consumer) StreamLast(ctx context.Context) (uint64, error) {
-	s, err := c.b.js.Stream(ctx, c.b.stream.Name)
+	info, err := c.b.streamInfo(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", c.b.stream.Name, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("stream %s info: %w", c.b.stream.Name, err)
+		return 0, err
 	}
 	return info.State.LastSeq, nil
-}
-
-// StreamIdentity is the stream's name and when JetStream created it, which
-// tells it from one of the same name created anew (a rebuilt machine's).
-func (b *Broker) StreamIdentity(ctx context.Context) (string, time.Time, error) {
-	s, err := b.js.Stream(ctx, b.stream.Name)
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("stream %s: %w", b.stream.Name, err)
-	}
-	return b.stream.Name, s.CachedInfo().Created, nil
 }
 
 // Name is the consumer's durable name.

@@ -2,7 +2,6 @@ package sink
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -257,19 +256,10 @@ func (c *Consumer) replayRestores(ctx context.Context, r Restorer) {
 	})
 }
 
-// streamSource is a Source that says which stream it is (the broker).
-type streamSource interface {
-	StreamIdentity(ctx context.Context) (name string, created time.Time, err error)
-}
-
 // stream is the sink's stream: its name, and when JetStream created it,
 // which tells it from one of the same name created anew.
 func (c *Consumer) stream(ctx context.Context) (string, time.Time, error) {
-	src, ok := c.src.(streamSource)
-	if !ok {
-		return "", time.Time{}, errors.New("the source does not say")
-	}
-	name, created, err := src.StreamIdentity(ctx)
+	name, created, err := c.src.StreamIdentity(ctx)
 	// As the store keeps it, to the millisecond.
 	return name, created.UTC().Truncate(time.Millisecond), err
 }
@@ -387,20 +377,14 @@ func (c *Consumer) replay(ctx context.Context, start replayStart, recorded func(
 		// acks are sent without waiting, so a later look sees the last
 		// ones), or nothing is pending at all.
 		if lag, err := cons.Lag(ctx); err == nil && (until > 0 && lag.AckFloor >= until || lag.Pending == 0 && lag.AckPending == 0) {
-			c.finishReplay(ctx, cons, rows)
+			c.replayCons.Store(nil) // done: the sink's own floor is what counts again
+			if err := cons.Delete(ctx); err != nil {
+				c.logger.Warn("replay done; its consumer stays", "err", err)
+			}
+			c.logger.Info("replay done", "rows", rows)
 			return
 		}
 	}
-}
-
-// finishReplay deletes the replay consumer once it has replayed what it
-// was for.
-func (c *Consumer) finishReplay(ctx context.Context, cons *broker.Consumer, rows int) {
-	c.replayCons.Store(nil) // done: the sink's own floor is what counts again
-	if err := cons.Delete(ctx); err != nil {
-		c.logger.Warn("replay done; its consumer stays", "err", err)
-	}
-	c.logger.Info("replay done", "rows", rows)
 }
 
 // insertAgain inserts a replayed batch; when ClickHouse blames a row, each

@@ -73,6 +73,9 @@ type Inserter interface {
 type Source interface {
 	Consumer(ctx context.Context, spec broker.ConsumerSpec) (*broker.Consumer, error)
 	HasConsumer(ctx context.Context, name string) (bool, error)
+	// StreamIdentity names the stream and when it was created: a backup's
+	// position is in one stream, not in another of the same name.
+	StreamIdentity(ctx context.Context) (name string, created time.Time, err error)
 }
 
 // Consumer is the durable JetStream pull consumer that fills ClickHouse. A

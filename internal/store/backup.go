@@ -210,10 +210,10 @@ FROM backups FINAL ORDER BY started_at DESC, name DESC LIMIT 1000`, nil, func(ro
 //
 // The backup is restored whole into a scratch database and every table of
 // it checked before anything is touched (tryBackup), and the tables it
-// replaces are moved aside, not dropped, until it is restored and checked
-// again. On a failure then the tables are moved back — where the engine
-// allows: the embedded engine's default database takes none back, and they
-// stay in <database>_replaced.
+// replaces are moved aside, not dropped, until it is restored. Should that
+// fail, the tables are moved back — where the engine allows: the embedded
+// engine's default database takes none back, and they stay in
+// <database>_replaced.
 func (db *DB) Restore(ctx context.Context, name string, now time.Time) (BackupInfo, error) {
 	if db.cluster != "" {
 		return BackupInfo{}, ErrBackupOnCluster
@@ -228,18 +228,15 @@ func (db *DB) Restore(ctx context.Context, name string, now time.Time) (BackupIn
 	}
 	aside := database + "_replaced"
 	if err := db.conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE `%s`", aside)); err != nil {
-		return b, fmt.Errorf("restore %s: the database %s, where the tables replaced are kept meanwhile, is left from a restore cut short (with the tables of %s before it?): move them back or drop it first: %w", name, aside, database, err)
+		return b, fmt.Errorf("restore %s: the database %s, where the tables replaced are kept meanwhile, is left from a restore cut short (with the tables of %s before it?): restore into an empty engine directory instead, or drop it (README, Backups and restores): %w", name, aside, database, err)
 	}
 	moved, err := db.moveTables(ctx, database, aside)
 	if err != nil {
 		return b, fmt.Errorf("restore %s: %w", name, db.moveBack(ctx, database, aside, moved, false, err))
 	}
 	id := uuid.NewString()
-	err = db.conn.Exec(ctx, fmt.Sprintf("RESTORE DATABASE `%s` FROM File('%s') SETTINGS id = '%s'", database, name, id))
-	if err == nil {
-		err = db.checkTables(ctx, database)
-	}
-	if err != nil {
+	// The files were checked in the scratch copy: read once, not twice.
+	if err := db.conn.Exec(ctx, fmt.Sprintf("RESTORE DATABASE `%s` FROM File('%s') SETTINGS id = '%s'", database, name, id)); err != nil {
 		return b, fmt.Errorf("restore %s: %w", name, db.moveBack(ctx, database, aside, moved, true, err))
 	}
 	if err := db.conn.Exec(ctx, fmt.Sprintf("DROP DATABASE `%s` SYNC", aside)); err != nil {
