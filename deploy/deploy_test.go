@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,9 +83,9 @@ const imageVersion = "v0.0.0-deploytest"
 // buildBinaries builds what deploy/Dockerfile builds and reads each binary's
 // flags from its --help.
 func buildBinaries(dir string) (map[string]map[string]bool, error) {
-	gobin, err := exec.LookPath("go")
+	gobin, err := exec.LookPath("go") // go test puts its own go first on PATH
 	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return nil, err
 	}
 	// The version as the Dockerfile's build argument sets it.
 	dockerfile, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "Dockerfile"))

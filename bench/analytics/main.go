@@ -476,7 +476,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	if o.resends > 0 {
 		var wins []resendWindow
 		for _, w := range windows {
-			wins = append(wins, resendWindow{w.name, w.from, w.to})
+			wins = append(wins, resendWindow(w))
 		}
 		return benchResends(ctx, db, api.URL, rows, o, wins, rawPath(o, name))
 	}
