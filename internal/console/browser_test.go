@@ -136,8 +136,10 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			tsAsOf = time.Now().UTC().Format(time.RFC3339Nano)
 		}
 		v = fakeTimeseries(from, to, tsAsOf)
+	case p == "/api/v1/resends":
+		v = map[string]any{"from": from, "to": to, "as_of": asOf, "decisions": 0, "groups": []any{}, "latest": []any{}}
 	case p == "/api/v1/events":
-		v = map[string]any{"events": []any{map[string]any{"otp_id": knownOTP, "profile_id": "profile-1", "event_id": "ds-1", "channel": "SMS",
+		v = map[string]any{"as_of": asOf, "events": []any{map[string]any{"otp_id": knownOTP, "profile_id": "profile-1", "event_id": "ds-1", "channel": "SMS",
 			"status": "DELIVERED", "time": asOf, "received_at": asOf, "source": "webhook"}}, "next": ""}
 	case strings.HasPrefix(p, "/api/v1/otps/"):
 		id := strings.TrimPrefix(p, "/api/v1/otps/")
@@ -535,4 +537,18 @@ func TestConsoleWindowInTheURL(t *testing.T) {
 	p.js("the overview's nav link", `document.querySelector('header nav a[href="#overview"]').click()`)
 	p.until("the hash says the window", `location.hash === '#overview?range=7d&profile=profile-1'`)
 	p.b.NoErrors("window in the URL")
+}
+
+// Resends and Events say when they were read, as the other windowed pages
+// do.
+func TestConsoleResendsAndEventsSayWhenRead(t *testing.T) {
+	p := newPage(t)
+	for _, name := range []string{"resends", "events"} {
+		p.open(name)
+		p.until(name+" drawn", `!!document.querySelector('#page-`+name+`').dataset.loaded`)
+		if got := p.text("#read-at"); got != "read at 09:12:44Z" {
+			t.Errorf("%s: read-at = %q; want %q", name, got, "read at 09:12:44Z")
+		}
+	}
+	p.b.NoErrors("read at")
 }

@@ -635,6 +635,20 @@ func TestMaxLag(t *testing.T) {
 			t.Errorf("exact /%s as_of = %v; want the time of the read (after %v)", path, asOf, readAt)
 		}
 	}
+	// /events and /resends read the stored facts as they are: their as_of
+	// is the time of the read too.
+	for _, path := range []string{"/api/v1/events", "/api/v1/resends"} {
+		readAt := time.Now()
+		var got struct {
+			AsOf time.Time `json:"as_of"`
+		}
+		if resp := tr.get(t, path, window, &got); resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+		if got.AsOf.Before(readAt.Truncate(time.Millisecond)) || got.AsOf.After(time.Now()) {
+			t.Errorf("%s as_of = %v; want the time of the read (after %v)", path, got.AsOf, readAt)
+		}
+	}
 	chs, fb, ts = read("1h")
 	if a, o, series := attempts(chs, fb, ts); a != 30 || o != 30 || series != 30 {
 		t.Errorf("answers with max_lag=1h count %d attempts, %d OTPs, %d in the series; want the 30 the job rolled up", a, o, series)

@@ -89,7 +89,18 @@ func parseStep(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// EventsResponse is the body of GET /api/v1/events: a page of events and,
+// as every windowed answer says, as_of.
+type EventsResponse struct {
+	// AsOf is when the page was read: it reads the stored events
+	// themselves, no rollup, so every event stored before it is listed
+	// here or on a later page.
+	AsOf time.Time `json:"as_of"`
+	store.EventPage
+}
+
 func (a *API) events(w http.ResponseWriter, r *http.Request) {
+	readAt := a.now()
 	win, ok := a.window(w, r)
 	if !ok {
 		return
@@ -101,7 +112,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page, err := a.db.Events(r.Context(), f)
-	a.answer(w, r, page, err, store.ErrBadCursor, "Invalid cursor", "cursor")
+	a.answer(w, r, EventsResponse{AsOf: readAt.UTC(), EventPage: page}, err, store.ErrBadCursor, "Invalid cursor", "cursor")
 }
 
 // eventFilters checks /events' own filters: a value that could never
@@ -176,6 +187,10 @@ func (a *API) alertFilter(w http.ResponseWriter, r *http.Request) (store.AlertFi
 type ResendsResponse struct {
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
+	// AsOf is when the decisions were read: the outcomes the rollup job
+	// kept are completed by those of the OTPs touched since, computed from
+	// their facts in the same read, so every fact stored before it counts.
+	AsOf time.Time `json:"as_of"`
 	store.ResendReport
 }
 
@@ -184,6 +199,7 @@ type ResendsResponse struct {
 // decisions, a channel those a failure on it triggered, limit how many of
 // the newest are listed.
 func (a *API) resends(w http.ResponseWriter, r *http.Request) {
+	readAt := a.now()
 	win, ok := a.window(w, r)
 	if !ok {
 		return
@@ -193,7 +209,7 @@ func (a *API) resends(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep, err := a.db.Resends(r.Context(), f)
-	a.reply(w, r, ResendsResponse{From: win.From, To: win.To, ResendReport: rep}, err)
+	a.reply(w, r, ResendsResponse{From: win.From, To: win.To, AsOf: readAt.UTC(), ResendReport: rep}, err)
 }
 
 // AlertEpisodesResponse is the body of GET /api/v1/alerts/episodes.

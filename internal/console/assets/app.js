@@ -530,6 +530,7 @@
     if (!r.latest.length) $('#resend-latest tbody').append(el('tr', {}, el('td', { colspan: 7, class: 'hint' },
       'none: the poller decides by its resend policy (--resend-policy) when a delivery fails')));
     $('#page-resends').dataset.loaded = w.from + '/' + w.to;
+    return { asOf: r.as_of };
   }
 
   // ---- OTP lookup ----
@@ -603,7 +604,7 @@
     const q = Object.assign({}, w, { status: $('#ev-status').value, source: $('#ev-source').value,
       otp: $('#ev-otp').value.trim(), limit: $('#ev-limit').value, cursor: cursors[pageNo - 1] });
     const page = await api('/api/v1/events?' + qs(q), { signal: signal, timeout: LOAD_TIMEOUT_MS });
-    return () => { evState.cursors = cursors; evState.want = null; drawEvents(w, page, pageNo); };
+    return () => { evState.cursors = cursors; evState.want = null; return drawEvents(w, page, pageNo); };
   }
   function drawEvents(w, page, pageNo) {
     $('#events tbody').replaceChildren(...page.events.map((e) => el('tr', { 'data-event': e.event_id },
@@ -618,6 +619,7 @@
     $('#ev-next').dataset.cursor = page.next;
     $('#ev-page').textContent = 'page ' + pageNo;
     $('#page-events').dataset.loaded = w.from + '/' + w.to + '#' + pageNo;
+    return { asOf: page.as_of };
   }
   $('#events-form').addEventListener('submit', (ev) => { ev.preventDefault(); firstEventsPage(); refresh(); });
   $('#ev-first').addEventListener('click', () => { firstEventsPage(); refresh(); });
