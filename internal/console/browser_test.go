@@ -45,6 +45,9 @@ type fakeAPI struct {
 	tsAsOf string
 	// eventQueries are the queries /events was asked, in order.
 	eventQueries []string
+	// token, when set, is the only bearer token answered; any other
+	// request is refused 401, as --api-token's are.
+	token string
 }
 
 func (f *fakeAPI) lastEventQuery() string {
@@ -74,7 +77,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	from, to := q.Get("from"), q.Get("to")
 	f.mu.Lock()
-	status, hold, final, empty, errs, tsAsOf := f.fail[r.URL.Path], f.hold, f.final, f.empty, f.errors, f.tsAsOf
+	status, hold, final, empty, errs, tsAsOf, token := f.fail[r.URL.Path], f.hold, f.final, f.empty, f.errors, f.tsAsOf, f.token
 	if r.URL.Path == "/api/v1/channels" {
 		f.reads[from]++
 	}
@@ -89,6 +92,10 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(map[string]any{"title": title, "status": status, "detail": detail})
+	}
+	if token != "" && r.Header.Get("Authorization") != "Bearer "+token {
+		problem(http.StatusUnauthorized, "Unauthorized", "a valid API token is required")
+		return
 	}
 	if status != 0 {
 		problem(status, "Alert state unavailable", "NATS did not answer for the alerts' state")
@@ -199,10 +206,14 @@ type page struct {
 	base string
 }
 
-func newPage(t *testing.T) *page {
-	api := &fakeAPI{fail: map[string]int{}, reads: map[string]int{}}
+func newPage(t *testing.T) *page { return newPageWithToken(t, "") }
+
+// newPageWithToken is newPage for an API that answers only token (none:
+// any request), the pages told to ask for one.
+func newPageWithToken(t *testing.T, token string) *page {
+	api := &fakeAPI{fail: map[string]int{}, reads: map[string]int{}, token: token}
 	r := chi.NewRouter()
-	console.Mount(r, false)
+	console.Mount(r, token != "")
 	r.Handle("/api/v1/*", api)
 	srv := httptest.NewServer(r)
 	// Closed after the browser: a held answer ends with its request.
@@ -551,4 +562,28 @@ func TestConsoleResendsAndEventsSayWhenRead(t *testing.T) {
 		}
 	}
 	p.b.NoErrors("read at")
+}
+
+// A refused token is dropped and another asked for: the page offers no
+// "Forget token" for a token the API refused, nor sends it again after a
+// reload; a token the API takes brings it back.
+func TestConsoleRefusedTokenAsksForAnother(t *testing.T) {
+	const token = "right-token-0123456789"
+	p := newPageWithToken(t, token)
+	p.open("overview")
+	p.b.Do("asked for a token", chromedp.WaitVisible("#token"))
+	p.b.Do("a wrong token", chromedp.SendKeys("#token", "wrong-token"), chromedp.Click("#sign-in"))
+	p.until("refused", `!document.querySelector('#login').hidden && document.querySelector('#login-msg').textContent === 'The token was refused.'`)
+	if !p.is("no forget", `document.querySelector('#logout').hidden`) {
+		t.Error(`after the token was refused, "Forget token" is offered; want only the form asking for another`)
+	}
+	if p.is("kept", `sessionStorage.getItem('otpscope.apiToken') !== null`) {
+		t.Error("the refused token is still kept in sessionStorage")
+	}
+	p.b.Do("the right token", chromedp.SendKeys("#token", token), chromedp.Click("#sign-in"))
+	p.until("the overview drawn", overviewDrawn)
+	if p.is("forget hidden", `document.querySelector('#logout').hidden`) {
+		t.Error(`signed in, "Forget token" is not offered`)
+	}
+	p.b.NoErrorsBut("refused token", "status of 401")
 }

@@ -46,6 +46,9 @@
     opts.headers = headers;
     const res = await fetch(path, opts);
     if (res.status === 401) {
+      // A refused token is of no further use: dropped, so that the form
+      // asks for another rather than offer to forget it.
+      sessionStorage.removeItem(TOKEN_KEY);
       showLogin(tok ? 'The token was refused.' : '');
       throw new AuthError('unauthorized');
     }
@@ -100,6 +103,7 @@
 
   function showLogin(msg) {
     $('#login').hidden = false;
+    $('#logout').hidden = true;
     $('#window').hidden = true;
     document.querySelector('main').hidden = true;
     clearError();
