@@ -237,6 +237,10 @@ func TestConsoleInABrowser(t *testing.T) {
 	if text := b.Text("#pipeline"); !strings.Contains(text, "sink 0 waiting") || strings.Contains(text, "poller") || strings.Contains(text, "webhook") {
 		t.Errorf("overview's pipeline says %q; want the sink caught up, and nothing of modules the reporter does not run", text)
 	}
+	// The dead letter, not yet replayed, is said beside the pipeline.
+	if got := b.Text("#dead-letters"); !strings.HasPrefix(got, "1 dead letter never replayed") || st.DeadLetters == nil || st.DeadLetters.Pending != 1 {
+		t.Errorf("overview says %q of dead letters; /api/v1/status %+v; want the one never replayed", got, st.DeadLetters)
+	}
 	b.Screenshot("console-overview")
 	b.NoErrors("overview")
 

@@ -1,15 +1,20 @@
 package app_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/sink/sinktest"
 	"github.com/otpscope/otpscope/internal/store"
+	"github.com/otpscope/otpscope/internal/webtest"
 )
 
 // reporterConfig is the reporter binary's configuration on a test NATS server
@@ -152,5 +157,54 @@ func TestOpenAPIRefusesBrowsersOfOtherSites(t *testing.T) {
 		if got := do(tt.method, tt.path, tt.host, tt.origin, `{"all":true}`); got != tt.want {
 			t.Errorf("%s %s Host %q Origin %q = %d; want %d", tt.method, tt.path, tt.host, tt.origin, got, tt.want)
 		}
+	}
+}
+
+// /api/v1/status counts the dead letters never replayed, and when the
+// newest arrived, so that the console and `otpscope status` show webhooks
+// waiting there; a replay takes them off. They are not a warning.
+func TestStatusCountsPendingDeadLetters(t *testing.T) {
+	a := serve(t, reporterConfig(t))
+	api := "http://" + a.AdminAddr()
+	var st app.StatusResponse
+	webtest.GetJSON(t, api+"/api/v1/status", &st)
+	if d := st.DeadLetters; d == nil || d.Pending != 0 || d.NewestPending != nil || d.Error != "" {
+		t.Fatalf("status of a reporter without dead letters: %+v; want 0 pending", d)
+	}
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	webhook := fmt.Sprintf(`{"channel":"SMS","otpId":"a4762c77-94cb-43d6-bbab-9f37e088ad21","status":"DELIVERED","timestamp":%q}`, at.Format(time.RFC3339Nano))
+	dead, err := events.NewDeadLetterMessage(events.DeadLetter{Reason: `Content-Type "text/plain": want application/json`, Status: 415, Source: "ingest", ReceivedAt: at}, []byte(webhook), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Broker().Publish(t.Context(), dead); err != nil {
+		t.Fatal(err)
+	}
+	pending := func(n uint64) bool {
+		st = app.StatusResponse{}
+		webtest.GetJSON(t, api+"/api/v1/status", &st)
+		return st.DeadLetters != nil && st.DeadLetters.Pending == n
+	}
+	polltest.Until(t, 30*time.Second, "the dead letter counted", func() bool { return pending(1) })
+	if d := st.DeadLetters; d.NewestPending == nil || !d.NewestPending.Equal(at) {
+		t.Errorf("newest pending dead letter at %v; want %v", d.NewestPending, at)
+	}
+	if len(st.Warnings) != 0 {
+		t.Errorf("warnings %q; want none for a dead letter", st.Warnings)
+	}
+	if text := st.Text(api); !strings.Contains(text, "  dead letters  1 never replayed, the newest ") || !strings.Contains(text, "otpscope deadletters list --pending") {
+		t.Errorf("otpscope status says:\n%s\nwant the dead letter never replayed and where to look", text)
+	}
+	resp, err := http.Post(api+"/api/v1/deadletters/replay", "application/json", strings.NewReader(`{"all":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("replay: %s", resp.Status)
+	}
+	polltest.Until(t, 30*time.Second, "the replayed dead letter no longer counted", func() bool { return pending(0) })
+	if d := st.DeadLetters; d.NewestPending != nil {
+		t.Errorf("with none pending, the newest pending at %v; want null", d.NewestPending)
 	}
 }

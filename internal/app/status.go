@@ -168,6 +168,8 @@ type StatusResponse struct {
 	Stream  StreamStatus  `json:"stream"`
 	Sink    *SinkStatus   `json:"sink,omitempty"`
 	Poller  *PollerStatus `json:"poller,omitempty"`
+	// DeadLetters, with the reporter (whose sink stores them).
+	DeadLetters *DeadLettersStatus `json:"dead_letters,omitempty"`
 	// Warnings say what needs a look: the stream unreadable, no webhook
 	// while the poller tracks OTPs, the poller falling behind, the poller
 	// off for want of a key, a secret's changed file that does not load.
@@ -204,8 +206,40 @@ type PollerStatus struct {
 	OldestUnreconciledS float64 `json:"oldest_unreconciled_s"`
 }
 
+// DeadLettersStatus: the dead letters never replayed and when the newest
+// arrived (store.PendingDeadLetters: those --retention-dead-letters still
+// keeps, those a replay skipped included). Not a warning: one that cannot
+// be replayed stays pending until it expires, and `otpscope status` would
+// exit 1 all that while; the console's Overview says them instead.
+type DeadLettersStatus struct {
+	Pending       uint64     `json:"pending"`
+	NewestPending *time.Time `json:"newest_pending"`
+	// Error says why they could not be counted.
+	Error string `json:"error,omitempty"`
+}
+
+// deadLetters counts the dead letters never replayed, for the status.
+func (a *App) deadLetters(ctx context.Context) *DeadLettersStatus {
+	p, err := a.db.PendingDeadLetters(ctx)
+	if err != nil {
+		return &DeadLettersStatus{Error: err.Error()}
+	}
+	out := &DeadLettersStatus{Pending: p.Count}
+	if !p.Newest.IsZero() {
+		out.NewestPending = &p.Newest
+	}
+	return out
+}
+
 // serveStatus answers GET /api/v1/status.
 func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
+	// Counted beside the other readings, so that the answer waits for the
+	// slower of the two reads, not their sum.
+	var dead chan *DeadLettersStatus
+	if a.db != nil {
+		dead = make(chan *DeadLettersStatus, 1)
+		go func() { dead <- a.deadLetters(r.Context()) }()
+	}
 	cur := a.status(r.Context())
 	at := func(t time.Time) *time.Time {
 		if t.IsZero() {
@@ -228,6 +262,9 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	if a.poller != nil {
 		out.Poller = &PollerStatus{TrackedOTPs: cur.tracked, ReconcileBacklog: cur.due, OldestUnreconciledS: cur.oldest.Seconds()}
+	}
+	if dead != nil {
+		out.DeadLetters = <-dead
 	}
 	out.Warnings = append(out.Warnings, a.pollerWarnings(cur)...)
 	if a.cfg.runs(ModulePoller) && a.poller == nil {

@@ -82,6 +82,16 @@ func (st StatusResponse) Text(api string) string {
 		fmt.Fprintf(&b, "  poller  %d OTPs tracked, %d to reconcile, the oldest unsettled %s\n",
 			p.TrackedOTPs, p.ReconcileBacklog, (time.Duration(p.OldestUnreconciledS * float64(time.Second))).Round(time.Second))
 	}
+	if d := st.DeadLetters; d != nil {
+		switch {
+		case d.Error != "":
+			fmt.Fprintf(&b, "  dead letters  not counted: %s\n", d.Error)
+		case d.Pending == 0:
+			b.WriteString("  dead letters  0 never replayed\n")
+		default:
+			fmt.Fprintf(&b, "  dead letters  %d never replayed, the newest %s: otpscope deadletters list --pending\n", d.Pending, ago(d.NewestPending))
+		}
+	}
 	if len(st.Warnings) == 0 {
 		b.WriteString("no warnings\n")
 	}

@@ -45,6 +45,8 @@ type fakeAPI struct {
 	tsAsOf string
 	// eventQueries are the queries /events was asked, in order.
 	eventQueries []string
+	// deadLetters is /status' dead_letters; nil, none.
+	deadLetters map[string]any
 	// token, when set, is the only bearer token answered; any other
 	// request is refused 401, as --api-token's are.
 	token string
@@ -77,7 +79,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	from, to := q.Get("from"), q.Get("to")
 	f.mu.Lock()
-	status, hold, final, empty, errs, tsAsOf, token := f.fail[r.URL.Path], f.hold, f.final, f.empty, f.errors, f.tsAsOf, f.token
+	status, hold, final, empty, errs, tsAsOf, token, dead := f.fail[r.URL.Path], f.hold, f.final, f.empty, f.errors, f.tsAsOf, f.token, f.deadLetters
 	if r.URL.Path == "/api/v1/channels" {
 		f.reads[from]++
 	}
@@ -112,7 +114,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var v any
 	switch p := r.URL.Path; {
 	case p == "/api/v1/status":
-		v = map[string]any{"modules": []string{"reporter"}, "at": asOf, "stream": map[string]any{"messages": 5, "last_message": asOf}, "warnings": []string{}}
+		st := map[string]any{"modules": []string{"reporter"}, "at": asOf, "stream": map[string]any{"messages": 5, "last_message": asOf}, "warnings": []string{}}
+		if dead != nil {
+			st["dead_letters"] = dead
+		}
+		v = st
 	case p == "/api/v1/alerts/firing":
 		v = map[string]any{"firing": []any{}}
 	case p == "/api/v1/alerts/episodes":
@@ -163,6 +169,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"attempts":     []any{map[string]any{"channel": "SMS", "attempt": 1, "outcome": "delivered", "first_at": asOf, "delivered_at": asOf, "latency_ms": 2000}},
 			"events":       []any{map[string]any{"otp_id": id, "event_id": "ds-1", "channel": "SMS", "status": "DELIVERED", "time": asOf, "received_at": asOf, "source": "webhook"}},
 			"completeness": map[string]any{"pending": 0, "awaiting_reconciliation": 0, "unrecoverable": 0, "settled_until": nil, "final": true}}
+	case p == "/api/v1/deadletters":
+		v = map[string]any{"deadLetters": []any{}}
 	default:
 		problem(http.StatusNotFound, "Not Found", r.URL.Path)
 		return
@@ -586,4 +594,31 @@ func TestConsoleRefusedTokenAsksForAnother(t *testing.T) {
 		t.Error(`signed in, "Forget token" is not offered`)
 	}
 	p.b.NoErrorsBut("refused token", "status of 401")
+}
+
+// Dead letters never replayed are said on the Overview, with a link to
+// the Dead letters page listing only those; with none, nothing is said.
+func TestConsoleOverviewSaysDeadLetters(t *testing.T) {
+	p := newPage(t)
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	if !p.is("nothing said", `document.querySelector('#dead-letters').hidden`) {
+		t.Errorf("without dead letters the overview says %q", p.text("#dead-letters"))
+	}
+	p.api.set(func(f *fakeAPI) {
+		f.deadLetters = map[string]any{"pending": 3, "newest_pending": "2026-06-02T08:00:00Z"}
+	})
+	p.b.Do("refresh", chromedp.Click("#refresh"))
+	p.until("said", `document.querySelector('#dead-letters').dataset.pending === '3' && !document.querySelector('#dead-letters').hidden`)
+	if got := p.text("#dead-letters"); !strings.HasPrefix(got, "3 dead letters never replayed, the newest 2026-06-02 08:00:00Z") ||
+		!strings.Contains(got, "otpscope deadletters list --pending") {
+		t.Errorf("overview says %q; want the count, the newest and where to look", got)
+	}
+	p.b.Screenshot("console-dead-letters-warning")
+	p.js("follow the link", `document.querySelector('#dead-letters a[href="#deadletters"]').click()`)
+	p.until("the dead letters page", `location.hash === '#deadletters' && !!document.querySelector('#page-deadletters').dataset.loaded`)
+	if !p.is("only pending", `document.querySelector('#dl-pending').checked`) {
+		t.Error("the link opens the Dead letters page listing every one; want only those never replayed")
+	}
+	p.b.NoErrors("dead letters")
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
 // DeadLetterRecord is a stored dead letter and whether it was replayed.
@@ -116,4 +118,41 @@ func (db *DB) MarkReplayed(ctx context.Context, source, id string, at time.Time,
 		return fmt.Errorf("record replay of dead letter %s: %w", id, err)
 	}
 	return nil
+}
+
+// PendingDeadLetters are the dead letters never replayed, as the list's
+// pending filter selects them: how many, and when the newest arrived.
+type PendingDeadLetters struct {
+	Count uint64
+	// Newest is the newest one's arrival; zero when there is none.
+	Newest time.Time
+}
+
+// pendingDeadLettersTimeout bounds PendingDeadLetters on the server: it
+// answers a status read, which must stay cheap whatever was dead-lettered.
+const pendingDeadLettersTimeout = 2 * time.Second
+
+// PendingDeadLetters counts the dead letters never replayed. It covers
+// what the table still holds: those within --retention-dead-letters (by
+// arrival; ClickHouse drops older ones at its TTL merges, so one just past
+// it may count until then), including those a replay skipped (a truncated
+// body, one still invalid), which stay pending until they expire. It reads
+// the key columns and received_at only, not the bodies, and stops after
+// pendingDeadLettersTimeout.
+func (db *DB) PendingDeadLetters(ctx context.Context) (PendingDeadLetters, error) {
+	ctx, cancel := context.WithTimeout(ctx, pendingDeadLettersTimeout)
+	defer cancel()
+	ctx = withSettings(ctx, clickhouse.Settings{"max_execution_time": int(pendingDeadLettersTimeout / time.Second)})
+	// uniqExact: a dead letter delivered twice is stored twice (DeadLetters).
+	var p PendingDeadLetters
+	err := db.conn.QueryRow(ctx, `SELECT uniqExact(source, event_id), max(received_at) FROM dead_letters
+		WHERE (source, event_id) NOT IN (SELECT source, event_id FROM dead_letter_replays)`).Scan(&p.Count, &p.Newest)
+	if err != nil {
+		return PendingDeadLetters{}, fmt.Errorf("count pending dead letters: %w", err)
+	}
+	if p.Count == 0 {
+		p.Newest = time.Time{}
+	}
+	p.Newest = p.Newest.UTC()
+	return p, nil
 }

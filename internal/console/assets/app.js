@@ -300,7 +300,11 @@
       fail('not loaded: ' + answer.message);
     };
     const rowSaying = (tbody, cols, msg) => $(tbody).replaceChildren(el('tr', { class: 'failed' }, el('td', { colspan: cols, class: 'hint' }, msg)));
-    part('the pipeline status', st, pipeline, (msg) => { delete $('#pipeline').dataset.streamMessages; $('#pipeline').replaceChildren('Pipeline: ' + msg); });
+    part('the pipeline status', st, pipeline, (msg) => {
+      delete $('#pipeline').dataset.streamMessages;
+      $('#pipeline').replaceChildren('Pipeline: ' + msg);
+      $('#dead-letters').hidden = true;
+    });
     part('the alert rules firing now', now, drawFiring, (msg) => {
       const f = $('#firing');
       delete f.dataset.count;
@@ -473,6 +477,28 @@
     p.dataset.streamMessages = st.stream.messages;
     p.dataset.warnings = st.warnings.length;
     p.replaceChildren('Pipeline: ' + parts.join(' · '), ...st.warnings.map((w) => el('strong', { class: 'state-firing' }, ' — ' + w)));
+    deadLetterWarning(st.dead_letters);
+  }
+  // Dead letters never replayed: webhooks or events otpscope could not
+  // accept, which no figure on the page counts until they are replayed.
+  // Said beside the pipeline, since nothing else on the page shows them.
+  function deadLetterWarning(d) {
+    const p = $('#dead-letters');
+    p.hidden = !d || (!d.pending && !d.error);
+    if (p.hidden) { delete p.dataset.pending; return; }
+    if (d.error) {
+      delete p.dataset.pending;
+      p.className = 'hint';
+      p.replaceChildren('Dead letters: not counted (' + d.error + ').');
+      return;
+    }
+    p.dataset.pending = d.pending;
+    p.className = 'state-firing';
+    // The link lists those never replayed.
+    const link = el('a', { href: '#deadletters', onclick: () => { $('#dl-pending').checked = true; } }, 'the Dead letters page');
+    p.replaceChildren((d.pending === 1 ? '1 dead letter' : d.pending + ' dead letters') + ' never replayed, the newest ' + fmtTime(d.newest_pending) +
+      ': input otpscope could not accept, which no figure counts until it is replayed. See why on ', link,
+      ' or with ', el('code', {}, 'otpscope deadletters list --pending'), ', and replay them once the cause is fixed.');
   }
 
   // ---- Journeys ----
