@@ -622,3 +622,34 @@ func TestConsoleOverviewSaysDeadLetters(t *testing.T) {
 	}
 	p.b.NoErrors("dead letters")
 }
+
+// On a phone (390 px wide) the Overview fits the screen: neither the page
+// nor the channels' table scrolls sideways, and every figure of a channel
+// is still shown.
+func TestConsoleOverviewFitsAPhone(t *testing.T) {
+	p := newPage(t)
+	p.b.Do("a phone's width", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	p.api.set(func(f *fakeAPI) {
+		f.errors = []any{map[string]any{"code": "tyntec::sim::sms_undeliverable", "count": 110}, map[string]any{"code": "", "count": 5}}
+		f.deadLetters = map[string]any{"pending": 3, "newest_pending": "2026-06-02T08:00:00Z"}
+	})
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	p.b.Screenshot("console-overview-390")
+	// What scrolls sideways, the document or a table of the Overview's,
+	// by how much.
+	over := browsertest.Run(p.b, "overflow", chromedp.Evaluate[string](`[document.documentElement, document.querySelector('#channels'), document.querySelector('#alerts')]
+		.filter((e) => e.scrollWidth > e.clientWidth).map((e) => (e.id || e.tagName) + ' by ' + (e.scrollWidth - e.clientWidth) + ' px').join(', ')`))
+	if over != "" {
+		t.Errorf("at 390 px %s scrolls sideways; want everything to fit", over)
+	}
+	// Every figure of SMS is on the screen, named by its column.
+	cells := browsertest.Run(p.b, "SMS's cells", chromedp.Evaluate[string](`[...document.querySelectorAll('#channels tr[data-channel="SMS"] td')].map((td) => {
+		const r = td.getBoundingClientRect(), label = getComputedStyle(td, '::before').content;
+		return (r.width > 0 && r.right <= innerWidth ? '' : 'off screen: ') + label + '=' + td.textContent; }).join('; ')`))
+	want := `"channel"=SMS; "attempts"=3; "delivered"=2; "failed"=0; "pending"=1; "unrecoverable"=0; "delivery rate"=100.0%; "latency p50"=2.0 s; "latency p95"=3.0 s; "errors"=tyntec::sim::sms_undeliverable (110), (none) (5)`
+	if cells != want {
+		t.Errorf("at 390 px SMS's cells: %s\nwant %s", cells, want)
+	}
+	p.b.NoErrors("390 px")
+}

@@ -365,6 +365,7 @@
       el('td', { class: 'num', 'data-field': 'latency_p95', 'data-value': c.latency_ms ? c.latency_ms.p95 : '' }, fmtMs(c.latency_ms && c.latency_ms.p95)),
       errorsCell(c.errors))));
     if (!chs.channels.length) tbody.append(el('tr', {}, el('td', { colspan: 10, class: 'hint' }, 'no attempts in this window')));
+    labelCells('#channels');
     const cp = $('#completeness');
     cp.dataset.pending = chs.completeness.pending;
     cp.textContent = describeCompleteness(chs.completeness, chs.channels.length ? '' : 'no attempts');
@@ -405,6 +406,16 @@
       el('td', { class: 'num', 'data-field': 'threshold' }, fmtAlert(a.rule, a.threshold)),
       el('td', { class: 'num', 'data-field': 'volume' }, String(a.volume)))));
     if (!al.episodes.length) alerts.append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no alert fired or resolved in this window')));
+    labelCells('#alerts');
+  }
+  // labelCells names each of a table's cells by its column's heading, which
+  // a narrow screen shows beside the figure in place of the heading row
+  // (app.css, table.stack). A row of one cell (a note) is left unnamed.
+  function labelCells(table) {
+    const heads = [...document.querySelectorAll(table + ' thead th')].map((th) => th.firstChild ? th.firstChild.textContent.trim() : '');
+    for (const tr of document.querySelectorAll(table + ' tbody tr')) {
+      if (tr.cells.length === heads.length) [...tr.cells].forEach((td, i) => td.setAttribute('data-label', heads[i]));
+    }
   }
   function drawCharts(ts) {
     const pctFmt = (v) => (v * 100).toFixed(0) + '%';
