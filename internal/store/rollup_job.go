@@ -36,8 +36,10 @@ type RollupRun struct {
 	// Resends is how many resend decisions' outcomes it computed
 	// (resend_outcomes.go).
 	Resends int
-	// Redefined is how many hours it summed again from their stored rows
-	// because an older build had summed them (redefineHours).
+	// Redefined is how many hours, not dirty, it brought under today's
+	// definitions because an older one had summed them (redefineHours):
+	// computed again from their facts, or, retention having begun to
+	// delete those, summed again from their stored rows.
 	Redefined int
 }
 
@@ -132,7 +134,8 @@ func (db *DB) RefreshRollups(ctx context.Context) (RollupRun, error) {
 
 // sortDirtyHours splits the dirty hours three ways, as a reader would plan
 // them at the run's version: those that cannot be patched (never rolled up,
-// or known exact since too long ago) are computed again from their facts;
+// known exact since too long ago, or summed under an older definition:
+// olderDefinitions) are computed again from their facts;
 // of the others, those where an OTP touched since they were known exact has
 // rows — stored, or starting at one of its facts now — are patched
 // (patches: patched windows over them, their stored rows but the touched
@@ -168,7 +171,11 @@ func (db *DB) sortDirtyHours(ctx context.Context, dirty []time.Time, version uin
 		db.logger.Warn("late facts near hours whose facts retention has begun to delete are stored but not counted into them; those hours keep their rolled-up figures",
 			"hours", len(kept), "first", kept[0].hour.Format(time.RFC3339), "last", kept[len(kept)-1].hour.Format(time.RFC3339), "facts_kept", Retention(db.factsKept).String())
 	}
-	cands := slices.DeleteFunc(patchableHours(rolled, marks, touchedSince, from, to, now), func(r rolledHour) bool { return frozen[r.hour] })
+	older, err := db.olderDefinitions(ctx, from, to)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cands := slices.DeleteFunc(patchableHours(rolled, marks, touchedSince, from, to, now), func(r rolledHour) bool { return frozen[r.hour] || older[r.hour] })
 	patchable := map[time.Time]bool{}
 	byAsOf := map[uint64][]rolledHour{}
 	for _, c := range cands {
@@ -219,63 +226,104 @@ func (db *DB) sortDirtyHours(ctx context.Context, dirty []time.Time, version uin
 
 // rollupDefinition is the definitions this build sums an hour under
 // (rolled_hours.definition, schema 0025): 1, a time to deliver of 0 ms is
-// a DISPATCHED and DELIVERED of one instant (ttdKnownSQL).
+// a DISPATCHED and DELIVERED of one instant (ttdKnownSQL), and each
+// journey says whether its time to deliver is known (j_timed).
 const rollupDefinition = 1
 
-// redefinePerRun bounds the hours one run sums again under today's
-// definitions (redefineHours): one statement's chunk.
-const redefinePerRun = int(rollupChunk / time.Hour)
+// redefinePerRun bounds the hours one run brings under today's
+// definitions (redefineHours). Computing an hour again reads its facts
+// and MaxAttemptSpan on either side, so a day of hours a run keeps the
+// run short at 100 M events; 90 days of history take 90 runs, an hour
+// and a half at the default schedule, newest first.
+const redefinePerRun = 24
 
-// redefineHours sums again, under version, rolled hours whose current
-// version an older build summed under an older definition of a figure,
-// newest first, at most redefinePerRun a run, but for skip (this run's
-// dirty hours, which it computed, patched or checked): their stored
-// attempts and journeys are copied to version as they are and every
-// aggregate of the hour is summed from them, so no fact is read — hours
-// whose facts retention has deleted are redefined too. An hour not dirty
-// at the run's version is exact at it, as its stored rows are.
+// redefineHours brings under today's definitions, under version, rolled
+// hours whose current version was summed under an older one (by a build
+// before schema 0025, or by one run again after it: a rollback), newest
+// first, at most redefinePerRun a run, but for skip (this run's dirty
+// hours, which sortDirtyHours computed, patched or checked). An hour not
+// dirty at the run's version is exact at it.
 //
-// Today one definition has changed: the time to deliver of a journey
-// whose first known fact is its DELIVERED, counted 0 ms before and now
-// not counted (ttdKnownSQL). A 0 in the ttd histogram of an hour summed
-// before schema 0025 (rolled_hours.definition 0) marks it; since then a 0
-// is a DISPATCHED and DELIVERED of one instant, and the hour's definition
-// says so.
+// Today one definition has changed: a journey's time to deliver. An
+// older build counted one whose first known fact is its DELIVERED as
+// 0 ms, and left out a DISPATCHED and DELIVERED of one instant, which
+// today count 0 ms (ttdKnownSQL). Its journeys' rows say neither (j_timed
+// 0, read by the older rule), so an hour whose facts are kept is computed
+// again from them. One whose facts retention has begun to delete (frozen)
+// keeps its rows: if its histogram holds a 0 (the older build's lost
+// DISPATCHED) every aggregate of it is summed again from its stored
+// attempts and journeys, read by the older rule, which leaves that 0 out;
+// otherwise it stands as it is.
 func (db *DB) redefineHours(ctx context.Context, skip []time.Time, version uint64) ([]time.Time, error) {
 	skipped := map[time.Time]bool{}
 	for _, h := range skip {
 		skipped[h] = true
 	}
-	var hours []rolledHour
-	q := fmt.Sprintf(`SELECT hour, version FROM hourly_latency
-WHERE metric = '%s' AND bucket = 0 AND ms <= 0
-    AND (hour, version) IN (SELECT hour, max(version) FROM rolled_hours GROUP BY hour)
-    AND (hour, version) IN (SELECT hour, version FROM rolled_hours WHERE definition < %d)
-GROUP BY hour, version ORDER BY hour DESC`, metricTTD, rollupDefinition)
+	now := time.UnixMilli(int64(version))
+	var fromFacts, fromRows []rolledHour
+	q := fmt.Sprintf(`SELECT r.hour, r.v, z.version = r.v FROM (
+    SELECT hour, max(version) AS v FROM rolled_hours GROUP BY hour HAVING argMax(definition, version) < %d
+) AS r
+LEFT JOIN (SELECT DISTINCT hour, version FROM hourly_latency WHERE metric = '%s' AND bucket = 0 AND ms <= 0) AS z
+    ON r.hour = z.hour AND r.v = z.version
+ORDER BY r.hour DESC`, rollupDefinition, metricTTD)
 	err := db.eachRow(ctx, "hours of an older definition", q, nil, func(rows driver.Rows) error {
 		var h rolledHour
-		if err := rows.Scan(&h.hour, &h.version); err != nil {
+		var zero uint8
+		if err := rows.Scan(&h.hour, &h.version, &zero); err != nil {
 			return err
 		}
-		if h.hour = h.hour.UTC(); !skipped[h.hour] && len(hours) < redefinePerRun {
-			hours = append(hours, h)
+		switch h.hour = h.hour.UTC(); {
+		case skipped[h.hour] || len(fromFacts)+len(fromRows) >= redefinePerRun:
+		case !db.frozen(h.hour, now):
+			fromFacts = append(fromFacts, h)
+		case zero == 1:
+			fromRows = append(fromRows, h)
 		}
 		return nil
 	})
-	if err != nil || len(hours) == 0 {
+	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(hours, func(a, b rolledHour) int { return a.hour.Compare(b.hour) })
 	var done []time.Time
-	for _, c := range chunks(hours) {
-		if err := db.rollUpHours(ctx, Window{From: c[0].hour, To: c[len(c)-1].hour.Add(time.Hour), stored: c}, version); err != nil {
-			return done, err
-		}
-		for _, h := range c {
-			done = append(done, h.hour)
+	for _, part := range []struct {
+		hours  []rolledHour
+		stored bool // summed from their stored rows, not their facts
+	}{{fromFacts, false}, {fromRows, true}} {
+		slices.SortFunc(part.hours, func(a, b rolledHour) int { return a.hour.Compare(b.hour) })
+		for _, c := range chunks(part.hours) {
+			w := Window{From: c[0].hour, To: c[len(c)-1].hour.Add(time.Hour)}
+			if part.stored {
+				w.stored = c
+			}
+			if err := db.rollUpHours(ctx, w, version); err != nil {
+				return done, err
+			}
+			for _, h := range c {
+				done = append(done, h.hour)
+			}
 		}
 	}
 	return done, nil
+}
+
+// olderDefinitions are the rolled hours in [from, to) whose current
+// version was summed under an older definition (redefineHours): a run
+// computes such an hour again rather than patch it, since the rows a
+// patch keeps would stay under the older one.
+func (db *DB) olderDefinitions(ctx context.Context, from, to time.Time) (map[time.Time]bool, error) {
+	older := map[time.Time]bool{}
+	q := fmt.Sprintf("SELECT hour FROM rolled_hours WHERE hour >= %s AND hour < %s GROUP BY hour HAVING argMax(definition, version) < %d",
+		sqlHour(from), sqlHour(to), rollupDefinition)
+	err := db.eachRow(ctx, "hours of an older definition", q, nil, func(rows driver.Rows) error {
+		var h time.Time
+		if err := rows.Scan(&h); err != nil {
+			return err
+		}
+		older[h.UTC()] = true
+		return nil
+	})
+	return older, err
 }
 
 // maxCheckGroups bounds the groups of hours whose touched OTPs a run reads

@@ -81,6 +81,9 @@ func TestTimeToDeliverNeedsAKnownStart(t *testing.T) {
 			t.Fatalf("the older build's hour: time to deliver %+v (%v); want p50 5000 (the test's emulation did not take)", fb.TimeToDeliverMS, err)
 		}
 		// The facts are gone (retention): the hour is summed from its rows.
+		if _, err := db.ApplyRetention(t.Context(), store.RetentionConfig{Events: store.Retention(30 * 24 * time.Hour), Attempts: store.Retention(30 * 24 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
 		for _, table := range []string{"delivery_events", "channel_events"} {
 			if err := db.Conn().Exec(t.Context(), "TRUNCATE TABLE "+table); err != nil {
 				t.Fatal(err)
@@ -191,4 +194,99 @@ func insertDeliveries(t *testing.T, db *store.DB, t0 time.Time, ds []delivered) 
 		t.Fatal(err)
 	}
 	return b
+}
+
+// An hour an older build summed (before schema 0025, or after it by a
+// rollback) has journeys that do not say whether their time to deliver is
+// known (j_timed 0, read by the older rule, which leaves a delivery of one
+// instant out). While its facts are kept the job computes it again from
+// them: when nothing touched it (redefined) and when a late fact did
+// (computed, not patched, since a patch would keep the older rows).
+func TestOlderDefinitionComputedAgain(t *testing.T) {
+	noSlack(t)
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		// The job's versions by the server's clock, each run well after
+		// the inserts before it: a late fact's run then touches only its
+		// own OTP, as in production.
+		settle := func() { time.Sleep(100 * time.Millisecond) }
+		t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+		b := insertDeliveries(t, db, t0, []delivered{{1, 0, 0}, {2, time.Minute, 0}, {3, 2 * time.Minute, 4 * time.Second}, {4, -1, 3 * time.Minute}, {5, 4 * time.Minute, 6 * time.Second}})
+		hour := store.Window{From: t0.Truncate(time.Hour), To: t0.Truncate(time.Hour).Add(time.Hour)}
+		day := store.Window{From: t0.Truncate(24 * time.Hour), To: t0.Truncate(24 * time.Hour).Add(24 * time.Hour)}
+		part := store.Window{From: t0.Add(-time.Minute), To: t0.Add(10 * time.Minute)}
+		check := func(when string, windows []store.Window, delivered uint64, p50 float64) {
+			t.Helper()
+			for _, w := range windows {
+				fb, err := db.Fallback(t.Context(), w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fb.Outcomes.DeliveredPrimary != delivered || fb.TimeToDeliverMS == nil || fb.TimeToDeliverMS.P50 != p50 || fb.TimeToDeliverMS.P95 != 6000 {
+					t.Errorf("%s: Fallback(%s) = %+v, time to deliver %+v; want %d delivered, p50 %v ms, p95 6000", when, w.To.Sub(w.From), fb.Outcomes, fb.TimeToDeliverMS, delivered, p50)
+				}
+			}
+		}
+		hourSQL := fmt.Sprintf("toDateTime(%d, 'UTC')", hour.From.Unix())
+		current := fmt.Sprintf("hour = %s AND version = (SELECT max(version) FROM rolled_hours WHERE hour = %s)", hourSQL, hourSQL)
+		asAnOlderBuild := func() {
+			t.Helper()
+			v := count(t, db, "SELECT max(version) FROM rolled_hours WHERE hour = "+hourSQL)
+			for _, q := range []string{
+				"ALTER TABLE rolled_hours UPDATE definition = 0 WHERE hour = %[1]s AND version = %[2]d SETTINGS mutations_sync = 2",
+				"ALTER TABLE hour_journeys UPDATE j_timed = 0 WHERE hour = %[1]s AND version = %[2]d SETTINGS mutations_sync = 2",
+			} {
+				if err := db.Conn().Exec(t.Context(), fmt.Sprintf(q, hourSQL, v)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		underToday := func(when string) {
+			t.Helper()
+			if n := count(t, db, "SELECT count() FROM hour_journeys WHERE j_timed = 0 AND "+current); n != 0 {
+				t.Errorf("%s: %d journeys of the hour under the older definition; want none", when, n)
+			}
+			if d := count(t, db, "SELECT toUInt64(any(definition)) FROM rolled_hours WHERE "+current); d != 1 {
+				t.Errorf("%s: the hour's definition %d; want 1", when, d)
+			}
+		}
+		settle()
+		if _, err := db.RefreshRollups(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+
+		// Known: 0, 0, 4 s, 6 s: p50 4 s. By the older rule the two of one
+		// instant are left out: 4 s, 6 s, p50 6 s, which the window with
+		// partial hours reads from the hour's stored journeys.
+		asAnOlderBuild()
+		check("the older build's hour", []store.Window{part}, 5, 6000)
+		settle()
+		run, err := db.RefreshRollups(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run.Redefined != 1 || run.Computed+run.Patched != 0 {
+			t.Errorf("the run after the older build's hour = %+v; want that hour redefined, nothing computed or patched", run)
+		}
+		underToday("redefined")
+		check("redefined", []store.Window{hour, day, part}, 5, 4000)
+
+		// A late fact in an hour of the older definition: a sixth OTP,
+		// delivered in 2 s. Known 0, 0, 2, 4, 6 s: p50 2 s; a patch would
+		// keep the five older journeys under the older rule (p50 4 s).
+		asAnOlderBuild()
+		late := store.Batch{Deliveries: []store.DeliveryRow{deliveryAt(6, events.StatusDispatched, t0.Add(5*time.Minute)), deliveryAt(6, events.StatusDelivered, t0.Add(5*time.Minute+2*time.Second))}}
+		late.Deliveries[0].ProfileID, late.Deliveries[1].ProfileID = b.Deliveries[0].ProfileID, b.Deliveries[0].ProfileID
+		if err := db.Insert(t.Context(), &late); err != nil {
+			t.Fatal(err)
+		}
+		settle()
+		if run, err = db.RefreshRollups(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if run.Patched != 0 || run.Computed < 1 {
+			t.Errorf("the run after a late fact in the older build's hour = %+v; want it computed, nothing patched", run)
+		}
+		underToday("after a late fact")
+		check("after a late fact", []store.Window{hour, day, part}, 6, 2000)
+	})
 }
