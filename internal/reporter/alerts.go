@@ -1,6 +1,7 @@
 package reporter
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -80,7 +81,8 @@ func (a AlertRules) minDeliveryRate(channel string) float64 {
 
 // ChannelRates is a rate per channel, the value of a flag such as
 // --alert-channel-min-delivery-rate SMS=0.95,VOICE=0.7: channels in any
-// case (kept upper-case, as tyntec writes them), rates within 0..1.
+// case (kept upper-case, as tyntec writes them), rates within 0..1. OTHER's
+// is the rate of the channels otpscope does not know, judged together.
 type ChannelRates map[string]float64
 
 func (c ChannelRates) String() string {
@@ -153,7 +155,8 @@ var KnownChannels = []string{
 
 // Unknown are the channels given a rate that are not KnownChannels, sorted:
 // accepted, since tyntec adds channels, but more often a typo, which leaves
-// the channel meant on the default threshold.
+// the channel meant on the default threshold. OTHER is not one: its rate is
+// the threshold of the channels otpscope does not know, judged together.
 func (c ChannelRates) Unknown() []string { return unknownChannels(c) }
 
 // Unknown is ChannelRates.Unknown for durations.
@@ -162,7 +165,7 @@ func (c ChannelDurations) Unknown() []string { return unknownChannels(c) }
 func unknownChannels[V any](m map[string]V) []string {
 	var out []string
 	for _, ch := range slices.Sorted(maps.Keys(m)) {
-		if !slices.Contains(KnownChannels, ch) {
+		if !slices.Contains(KnownChannels, ch) && ch != OtherChannels {
 			out = append(out, ch)
 		}
 	}
@@ -184,7 +187,13 @@ func (c ChannelDurations) String() string {
 
 // Set replaces the durations with those of v ("" sets none).
 func (c *ChannelDurations) Set(v string) error {
-	durations, err := setPairs(v, "CHANNEL=DURATION, e.g. SMS=30s", channelKey, func(s string) (time.Duration, error) {
+	durations, err := setPairs(v, "CHANNEL=DURATION, e.g. SMS=30s", func(s string) (string, error) {
+		ch, err := channelKey(s)
+		if err == nil && ch == OtherChannels {
+			err = errors.New("OTHER, the channels otpscope does not know judged together, has no latency alert (their percentiles cannot be summed): name the channel to watch its latency")
+		}
+		return ch, err
+	}, func(s string) (time.Duration, error) {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 {
 			return 0, errors.New("want a duration such as 30s or 2m, not negative")
@@ -202,22 +211,29 @@ func (c *ChannelDurations) Set(v string) error {
 type Alert = events.Alert
 
 // Evaluate returns the alerts that fire on the figures of one window, each
-// as if it began firing then (Reports.Evaluate carries a firing on).
+// as if it began firing then (Reports.Evaluate carries a firing on). The
+// channels are judged as AlertRules.series groups them: one alert at most
+// per rule for every channel otpscope does not know.
 func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb store.FallbackStats) []Alert {
+	series, other := a.series(chs)
 	var out []Alert
-	for _, c := range chs {
+	for _, c := range series {
 		threshold := a.minDeliveryRate(c.Channel)
 		settled := c.Delivered + c.Failed
 		if threshold <= 0 || c.DeliveryRate == nil || settled < max(a.MinSettled, 1) || *c.DeliveryRate >= threshold {
 			continue
 		}
+		var members string
+		if c.Channel == OtherChannels {
+			members = "; " + otherMembers(other)
+		}
 		out = append(out, Alert{
 			Rule: RuleDeliveryRateLow, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: *c.DeliveryRate, Threshold: threshold, Volume: settled,
-			Summary: fmt.Sprintf("%s delivery rate %s below %s (%d of %d settled attempts delivered, %s – %s)", c.Channel,
-				fmtPct(c.DeliveryRate), fmtPct(&threshold), c.Delivered, settled, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)),
+			Summary: fmt.Sprintf("%s delivery rate %s below %s (%d of %d settled attempts delivered, %s – %s%s)", c.Channel,
+				fmtPct(c.DeliveryRate), fmtPct(&threshold), c.Delivered, settled, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), members),
 		})
 	}
-	for _, c := range chs {
+	for _, c := range series {
 		threshold := a.maxLatencyP95(c.Channel)
 		if threshold <= 0 || c.LatencyMS == nil || c.Delivered < max(a.MinSettled, 1) || c.LatencyMS.P95 <= msOf(threshold) {
 			continue
@@ -238,6 +254,87 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 	return out
 }
 
+// OtherChannels is the channel of the alerts on every channel otpscope
+// does not know, judged together (AlertRules.series); the metrics count
+// them under the same name.
+const OtherChannels = "OTHER"
+
+// otherNamed is how many of OTHER's channels an alert names; the rest it
+// counts.
+const otherNamed = 3
+
+// ownSeries reports whether the rules judge channel by itself: a known
+// channel, or one an operator gave a threshold of its own. Every other
+// channel is judged in OTHER, whatever its name, OTHER included.
+func (a AlertRules) ownSeries(channel string) bool {
+	if channel == OtherChannels {
+		return false
+	}
+	_, rate := a.ChannelMinDeliveryRate[channel]
+	_, latency := a.ChannelMaxLatencyP95[channel]
+	return rate || latency || slices.Contains(KnownChannels, channel)
+}
+
+// series is chs as the rules judge them: each channel that has its own
+// series as it is, then, when there are others, one series OTHER summing
+// their attempts and outcomes, and those others, the most failed first.
+// An unknown channel is accepted from anyone holding a webhook token
+// (tyntec adds channels), so judging each by itself would let one request
+// of made-up channels page once per name; judged together, a real new
+// channel that fails is still noticed. OTHER has no latency: percentiles
+// of several channels cannot be summed from theirs, so it is judged on its
+// delivery rate only.
+func (a AlertRules) series(chs []store.ChannelStats) ([]store.ChannelStats, []store.ChannelStats) {
+	var own, other []store.ChannelStats
+	sum := store.ChannelStats{Channel: OtherChannels}
+	for _, c := range chs {
+		if a.ownSeries(c.Channel) {
+			own = append(own, c)
+			continue
+		}
+		other = append(other, c)
+		sum.Attempts += c.Attempts
+		sum.Delivered += c.Delivered
+		sum.Failed += c.Failed
+		sum.Undeliverable += c.Undeliverable
+		sum.TimedOut += c.TimedOut
+		sum.Pending += c.Pending
+	}
+	if len(other) == 0 {
+		return own, nil
+	}
+	if settled := sum.Delivered + sum.Failed; settled > 0 {
+		r := float64(sum.Delivered) / float64(settled)
+		sum.DeliveryRate = &r
+	}
+	slices.SortFunc(other, func(x, y store.ChannelStats) int {
+		return cmp.Or(cmp.Compare(y.Failed, x.Failed), cmp.Compare(y.Delivered+y.Failed, x.Delivered+x.Failed), cmp.Compare(x.Channel, y.Channel))
+	})
+	return append(own, sum), other
+}
+
+// otherMembers names the channels judged in OTHER, the most failed first:
+// a few by name with their figures, the rest counted, so that an alert's
+// size does not grow with the names a webhook made up.
+func otherMembers(other []store.ChannelStats) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d channel", len(other))
+	if len(other) != 1 {
+		b.WriteString("s")
+	}
+	b.WriteString(" otpscope does not know, judged together: ")
+	for i, c := range other[:min(len(other), otherNamed)] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %d failed of %d settled", c.Channel, c.Failed, c.Delivered+c.Failed)
+	}
+	if n := len(other) - otherNamed; n > 0 {
+		fmt.Fprintf(&b, " and %d more", n)
+	}
+	return b.String()
+}
+
 // Resolved is the alert that ends the firing of rule on channel since
 // since: the rule no longer holds on the figures of [from, to), because the
 // figure is back within the threshold, the volume fell below the rule's
@@ -245,9 +342,21 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, chs []store.ChannelStats, fb store.FallbackStats) Alert {
 	al := Alert{Rule: rule, Channel: channel, State: events.AlertResolved, Since: since, From: from, To: to}
 	span := fmt.Sprintf("firing since %s; %s – %s", since.UTC().Format(time.RFC3339), from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	series, other := a.series(chs)
+	switch {
+	case channel != "" && channel != OtherChannels && !a.ownSeries(channel):
+		// Fired by itself before OTHER judged it: an older release, or a
+		// threshold of its own since removed.
+		al.Summary = fmt.Sprintf("%s no longer judged by itself: the channels otpscope does not know are judged together, as %s (%s)", channel, OtherChannels, span)
+		return al
+	case channel == OtherChannels && rule == RuleDeliverySlow:
+		// Fired by a channel named OTHER, before OTHER was every unknown one.
+		al.Summary = fmt.Sprintf("%s latency no longer judged: the channels otpscope does not know are judged together on their delivery rate only (%s)", channel, span)
+		return al
+	}
 	switch rule {
 	case RuleDeliveryRateLow:
-		c := channelStats(chs, channel)
+		c := channelStats(series, channel)
 		settled := c.Delivered + c.Failed
 		threshold := a.minDeliveryRate(channel)
 		al.Threshold, al.Volume = threshold, settled
@@ -260,11 +369,15 @@ func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, ch
 		case c.DeliveryRate == nil || settled < max(a.MinSettled, 1):
 			al.Summary = fmt.Sprintf("%s delivery rate no longer judged: %d settled attempts, the rule needs %d (%s)", channel, settled, max(a.MinSettled, 1), span)
 		default:
-			al.Summary = fmt.Sprintf("%s delivery rate back to %s, at least %s (%d of %d settled attempts delivered; %s)", channel,
-				fmtPct(c.DeliveryRate), fmtPct(&threshold), c.Delivered, settled, span)
+			var members string
+			if channel == OtherChannels {
+				members = "; " + otherMembers(other)
+			}
+			al.Summary = fmt.Sprintf("%s delivery rate back to %s, at least %s (%d of %d settled attempts delivered; %s%s)", channel,
+				fmtPct(c.DeliveryRate), fmtPct(&threshold), c.Delivered, settled, span, members)
 		}
 	case RuleDeliverySlow:
-		c := channelStats(chs, channel)
+		c := channelStats(series, channel)
 		threshold := a.maxLatencyP95(channel)
 		al.Threshold, al.Volume = msOf(threshold), c.Delivered
 		if c.LatencyMS != nil {

@@ -209,3 +209,101 @@ func TestAlertChannelNames(t *testing.T) {
 		t.Errorf("unknown channels %v; want FOO", got)
 	}
 }
+
+// TestAlertUnknownChannelsTogether: the channels otpscope does not know,
+// which anyone with a webhook token can make up, are judged together as
+// OTHER, one alert per rule at most, on the delivery rate only (their
+// percentiles cannot be summed), naming the few that failed most; a known
+// channel and one named in a threshold flag keep their own alerts; OTHER
+// in --alert-channel-min-delivery-rate is the threshold of them all.
+func TestAlertUnknownChannelsTogether(t *testing.T) {
+	from, to := time.Date(2026, 11, 3, 11, 0, 0, 0, time.UTC), time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+	rate := func(d, f uint64) *float64 { r := float64(d) / float64(d+f); return &r }
+	slow := &store.Percentiles{P50: 100_000, P95: 300_000}
+	var chs []store.ChannelStats
+	for i := range 40 {
+		chs = append(chs, store.ChannelStats{Channel: fmt.Sprintf("MADE_UP_%02d", i), Attempts: 10, Delivered: 5, Failed: 5, DeliveryRate: rate(5, 5), LatencyMS: slow})
+	}
+	chs = append(chs,
+		store.ChannelStats{Channel: "OTHER", Attempts: 10, Delivered: 2, Failed: 8, DeliveryRate: rate(2, 8), LatencyMS: slow}, // a channel so named is one of them
+		store.ChannelStats{Channel: "BIG", Attempts: 70, Delivered: 0, Failed: 70, DeliveryRate: rate(0, 70)},
+		store.ChannelStats{Channel: "VIBER", Attempts: 120, Delivered: 60, Failed: 60, DeliveryRate: rate(60, 60), LatencyMS: slow},
+		store.ChannelStats{Channel: "RCS", Attempts: 120, Delivered: 60, Failed: 60, DeliveryRate: rate(60, 60), LatencyMS: slow},
+	)
+	var rcsLatency reporter.ChannelDurations
+	if err := rcsLatency.Set("rcs=2m"); err != nil {
+		t.Fatal(err)
+	}
+	var otherRate reporter.ChannelRates
+	if err := otherRate.Set("other=0.2"); err != nil {
+		t.Fatal(err)
+	}
+	base := reporter.AlertRules{MinDeliveryRate: 0.8, MinSettled: 50, MaxLatencyP95: time.Minute}
+	named := base
+	named.ChannelMaxLatencyP95 = rcsLatency
+	lenient := named
+	lenient.ChannelMinDeliveryRate = otherRate
+	for _, c := range []struct {
+		name    string
+		rules   reporter.AlertRules
+		want    []string
+		unknown uint64 // channels in OTHER
+	}{
+		{"unknown together", base, []string{"delivery_rate_low/OTHER", "delivery_rate_low/VIBER", "delivery_slow/VIBER"}, 43},
+		{"RCS named in a flag", named, []string{"delivery_rate_low/OTHER", "delivery_rate_low/RCS", "delivery_rate_low/VIBER", "delivery_slow/RCS", "delivery_slow/VIBER"}, 42},
+		{"OTHER's own threshold", lenient, []string{"delivery_rate_low/RCS", "delivery_rate_low/VIBER", "delivery_slow/RCS", "delivery_slow/VIBER"}, 42},
+	} {
+		alerts := c.rules.Evaluate(from, to, chs, store.FallbackStats{})
+		var got []string
+		for _, al := range alerts {
+			got = append(got, al.Rule+"/"+al.Channel)
+		}
+		if slices.Sort(got); !slices.Equal(got, c.want) {
+			t.Errorf("%s: alerts %v; want %v", c.name, got, c.want)
+			continue
+		}
+		i := slices.IndexFunc(alerts, func(al reporter.Alert) bool { return al.Channel == reporter.OtherChannels })
+		if i < 0 {
+			continue
+		}
+		other := alerts[i]
+		settled, delivered := uint64(40*10+10+70), uint64(40*5+2)
+		if c.unknown == 43 {
+			settled, delivered = settled+120, delivered+60 // RCS with them
+		}
+		if other.Volume != settled || other.Value != float64(delivered)/float64(settled) || other.Threshold != 0.8 {
+			t.Errorf("%s: OTHER's alert %+v; want %d of %d settled delivered, threshold 0.8", c.name, other, delivered, settled)
+		}
+		says := fmt.Sprintf("; %d channels otpscope does not know, judged together: BIG 70 failed of 70 settled, ", c.unknown)
+		if !strings.HasPrefix(other.Summary, "OTHER delivery rate ") || !strings.Contains(other.Summary, says) || !strings.HasSuffix(other.Summary, fmt.Sprintf(" and %d more)", c.unknown-3)) {
+			t.Errorf("%s: OTHER's summary %q; want it to name BIG first, three in all, and count %d more", c.name, other.Summary, c.unknown-3)
+		}
+	}
+
+	// A resolution of OTHER names its channels too; one that fired by
+	// itself before (an older release) resolves saying why.
+	since := from.Add(-time.Hour)
+	if al := lenient.Resolved(reporter.RuleDeliveryRateLow, "OTHER", since, from, to, chs, store.FallbackStats{}); al.Volume != 480 || al.Threshold != 0.2 ||
+		!strings.HasPrefix(al.Summary, "OTHER delivery rate back to 42.1%, at least 20.0% (202 of 480 settled attempts delivered; firing since ") ||
+		!strings.Contains(al.Summary, "; 42 channels otpscope does not know, judged together: BIG 70 failed of 70 settled, ") {
+		t.Errorf("OTHER resolved as %+v; want its 480 settled attempts and its channels named", al)
+	}
+	for _, rule := range []string{reporter.RuleDeliveryRateLow, reporter.RuleDeliverySlow} {
+		if al := base.Resolved(rule, "MADE_UP_07", since, from, to, chs, store.FallbackStats{}); al.State != events.AlertResolved ||
+			!strings.HasPrefix(al.Summary, "MADE_UP_07 no longer judged by itself: the channels otpscope does not know are judged together, as OTHER") {
+			t.Errorf("%s on MADE_UP_07, fired by an older release, resolved as %+v; want it to say OTHER judges it now", rule, al)
+		}
+	}
+	if al := base.Resolved(reporter.RuleDeliverySlow, "OTHER", since, from, to, chs, store.FallbackStats{}); !strings.HasPrefix(al.Summary, "OTHER latency no longer judged: the channels otpscope does not know are judged together on their delivery rate only") {
+		t.Errorf("delivery_slow on OTHER resolved as %q", al.Summary)
+	}
+
+	// OTHER's rate is a threshold, not a typo to warn of; it has no latency.
+	if u := otherRate.Unknown(); len(u) != 0 {
+		t.Errorf("--alert-channel-min-delivery-rate OTHER=0.2: unknown channels %v; want none", u)
+	}
+	var d reporter.ChannelDurations
+	if err := d.Set("SMS=30s,other=1m"); err == nil || !strings.Contains(err.Error(), "no latency alert") {
+		t.Errorf("--alert-channel-max-latency-p95 OTHER=1m: %v (%v); want it refused: OTHER has no latency alert", err, d)
+	}
+}
