@@ -1,0 +1,168 @@
+package reporter_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/reporter"
+)
+
+// TestAlertsUnknownChannelsTogether: one holder of a webhook token posts
+// one body of 60 made-up channels, each failing 6 times, beside a known
+// channel (VIBER) and a new one an operator named in a threshold flag
+// (RCS), both failing. Each made-up channel has the rule's 5 settled
+// attempts, so judged by itself each would page; together they fire one
+// delivery_rate_low, on OTHER, naming the three that failed most and
+// counting the rest; VIBER and RCS fire their own. NATS, the webhook, the
+// store, the firing rules and a real Alertmanager each hear of those
+// three, not of 62.
+func TestAlertsUnknownChannelsTogether(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	r := ops.NewRouter()
+	h := ingest.NewHandler(ingest.Config{Tokens: []string{webhookToken}, MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: 5 * time.Second, RetryAfter: time.Second},
+		f.Broker, brokertest.Logger(t), prometheus.NewRegistry())
+	ingest.Mount(r, h.Routes()...)
+	hooks := httptest.NewServer(r)
+	t.Cleanup(hooks.Close)
+
+	now := time.Now().UTC().Truncate(time.Second)
+	var body []map[string]any
+	fail := func(channel string, n int) {
+		for range n {
+			body = append(body, map[string]any{"channel": channel, "otpId": uuid.NewString(), "status": "UNDELIVERABLE",
+				"timestamp": now.Add(-10 * time.Minute).Format(time.RFC3339)})
+		}
+	}
+	for i := range 60 {
+		fail(fmt.Sprintf("PAGE_ONCALL_%d", i), 6)
+	}
+	fail("PAGE_ONCALL_7", 2) // the most failed of them
+	fail("VIBER", 20)
+	fail("RCS", 20)
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hooks.URL+ingest.WebhookPath, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Webhook-Token", webhookToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook of %d events answered %s; want them accepted", len(body), resp.Status)
+	}
+	f.WaitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", uint64(len(body)))
+
+	var mu sync.Mutex
+	var posted []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v struct {
+			Alert reporter.Alert `json:"alert"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&v)
+		mu.Lock()
+		posted = append(posted, v.Alert.Rule+"/"+v.Alert.Channel)
+		mu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	am := startAlertmanager(t)
+	got := subscribe(t, &traffic{f: f}, events.SubjectRoot+".alert.>")
+
+	var rates reporter.ChannelRates
+	if err := rates.Set("RCS=0.9"); err != nil {
+		t.Fatal(err)
+	}
+	rules := reporter.AlertRules{Window: time.Hour, MinDeliveryRate: 0.8, ChannelMinDeliveryRate: rates, MinSettled: 5, MaxLatencyP95: time.Minute}
+	cfg := reporter.ReportsConfig{Rules: rules, AlertWebhookURL: hook.URL, AlertmanagerURLs: []string{am.url}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	reports := reporter.NewReports(cfg, f.DB, f.Broker, brokertest.Logger(t), nil)
+	to := now.Add(time.Minute)
+	alerts, err := reports.Evaluate(ctx, now.Add(-time.Hour), to)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	want := []string{"delivery_rate_low/OTHER", "delivery_rate_low/RCS", "delivery_rate_low/VIBER"}
+	keys := func(alerts []reporter.Alert) []string {
+		var out []string
+		for _, al := range alerts {
+			out = append(out, al.Rule+"/"+al.Channel)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := keys(alerts); !slices.Equal(got, want) {
+		t.Fatalf("evaluation published %d alerts %v; want %v", len(got), got, want)
+	}
+	other := byRule(alerts, reporter.RuleDeliveryRateLow, reporter.OtherChannels)
+	if other.Volume != 362 || other.Value != 0 || other.Threshold != 0.8 ||
+		!strings.HasPrefix(other.Summary, "OTHER delivery rate 0.0% below 80.0% (0 of 362 settled attempts delivered") ||
+		!strings.Contains(other.Summary, "60 channels otpscope does not know, judged together: PAGE_ONCALL_7 8 failed of 8 settled, PAGE_ONCALL_0 6 failed of 6 settled, PAGE_ONCALL_1 6 failed of 6 settled and 57 more)") {
+		t.Errorf("OTHER's alert %+v; want 362 settled, none delivered, the three most failed named and 57 counted", other)
+	}
+	if rcs := byRule(alerts, reporter.RuleDeliveryRateLow, "RCS"); rcs.Threshold != 0.9 || rcs.Volume != 20 {
+		t.Errorf("RCS's alert %+v; want its own threshold 0.9 over its 20 attempts", rcs)
+	}
+
+	subjects := map[string]int{}
+	for range alerts {
+		subjects[got.next(t).Subject]++
+	}
+	select {
+	case m := <-got.ch:
+		t.Errorf("a fourth alert published on %s", m.Subject)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if subjects[events.AlertSubject(reporter.RuleDeliveryRateLow)] != 3 {
+		t.Errorf("alert subjects %v; want 3 on %s", subjects, events.AlertSubject(reporter.RuleDeliveryRateLow))
+	}
+	mu.Lock()
+	hooked := slices.Sorted(slices.Values(posted))
+	mu.Unlock()
+	if !slices.Equal(hooked, want) {
+		t.Errorf("webhook posts %v; want %v", hooked, want)
+	}
+	f.WaitCount(t, "SELECT count() FROM alerts FINAL", 3)
+	if n := f.Count(t, "SELECT count() FROM alerts FINAL WHERE channel = 'OTHER'"); n != 1 {
+		t.Errorf("%d stored alerts on OTHER; want 1", n)
+	}
+	firing, err := reports.Firing(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(firing); !slices.Equal(got, want) {
+		t.Errorf("firing %v; want %v", got, want)
+	}
+	am.waitNotified(t, "firing", 3)
+	var held []string
+	for _, a := range am.alerts(t) {
+		held = append(held, a.Labels["alertname"]+"/"+a.Labels["channel"])
+	}
+	if slices.Sort(held); !slices.Equal(held, want) {
+		t.Errorf("Alertmanager holds %v; want %v", held, want)
+	}
+}
