@@ -5,7 +5,9 @@ import (
 	"math"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,6 +145,14 @@ func (tr *traffic) apiConversion(t *testing.T, from, to time.Time, channel strin
 	return ratio(verified, polled)
 }
 
+// rate4 is a rate as the dashboards round it, to four places.
+func rate4(r *float64) string {
+	if r == nil {
+		return "null"
+	}
+	return fmt.Sprintf("%.4f", *r)
+}
+
 func samePtr(a, b *float64) bool {
 	return (a == nil) == (b == nil) && (a == nil || math.Abs(*a-*b) <= 1e-9)
 }
@@ -227,6 +237,15 @@ func TestDashboardPanelsAgreeWithTheAPI(t *testing.T) {
 	fact(otp(10), "SMS", "DISPATCHED", "55m", false)
 	fact(otp(10), "SMS", "DELIVERED", "55m2s", false)
 	status(otp(10), events.OTPVerified, "25h55m")
+	// Pending and failed journeys, which a path's delivery rate leaves out
+	// and counts: an SMS not settled, an SMS undeliverable, and a denied
+	// push whose SMS OTP is not settled (PUSH>SMS pending).
+	fact(otp(12), "SMS", "DISPATCHED", "12m", false)
+	fact(otp(13), "SMS", "DISPATCHED", "13m", false)
+	fact(otp(13), "SMS", "UNDELIVERABLE", "13m5s", false)
+	push("eeeeeeee-0000-4000-8000-0000000000a3", "login-14", events.PushDenied, "46m", "46m5s", events.SourceWebhook)
+	b.Links = append(b.Links, store.JourneyLinkRow{OTPID: otp(14), JourneyID: "login-14", Source: "track", LinkedAt: at("46m6s"), EventID: "link-14"})
+	fact(otp(14), "SMS", "DISPATCHED", "46m6s", false)
 	// Before the window: an SMS attempt whose DELIVERED, in the window, the
 	// poller recovered.
 	fact(otp(9), "SMS", "DISPATCHED", "-10s", false)
@@ -308,6 +327,53 @@ func TestDashboardPanelsAgreeWithTheAPI(t *testing.T) {
 		sort.Strings(want)
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("table Verification conversion per delivering channel: %v; API: %v", got, want)
+		}
+	})
+
+	t.Run("paths", func(t *testing.T) {
+		// Both path tables are /fallback's paths[], the method-first one
+		// those that start with a method.
+		var fb reporter.FallbackResponse
+		tr.get(t, "/api/v1/fallback", windowQuery(from, to, ""), &fb)
+		var want, wantMethods []string
+		for _, p := range fb.Paths {
+			row := fmt.Sprintf("%s %d: %d delivered, %d failed, %d pending, rate %s", p.Path, p.OTPs, p.Delivered, p.Failed, p.Pending, rate4(p.DeliveryRate))
+			want = append(want, row)
+			if strings.HasPrefix(p.Path, "PUSH") || strings.HasPrefix(p.Path, "SILENT") {
+				wantMethods = append(wantMethods, row)
+			}
+		}
+		sort.Strings(want)
+		sort.Strings(wantMethods)
+		if !slices.ContainsFunc(fb.Paths, func(p store.PathStats) bool { return p.Path == "PUSH>SMS" && p.Pending > 0 && p.Delivered > 0 }) ||
+			!slices.ContainsFunc(fb.Paths, func(p store.PathStats) bool { return p.Path == "SMS" && p.Pending > 0 && p.Failed > 0 }) {
+			t.Fatalf("API paths %v: want SMS and PUSH>SMS with pending journeys beside settled ones", want)
+		}
+		for _, c := range []struct {
+			file, title, count string
+			want           []string
+		}{{"fallback-resends.json", "Paths", "otps", want}, {"channel-success.json", "Method → OTP fallback paths", "journeys", wantMethods}} {
+			p := dashboardPanel(t, c.file, c.title)
+			q := expand(t, p.Targets[0].RawSQL, from, to, time.Minute, panelVars(""))
+			rows, err := tr.readerConn(t).Query(t.Context(), "SELECT path, "+c.count+", delivered, failed, pending, delivery_rate FROM ("+q+") ORDER BY path")
+			if err != nil {
+				t.Fatalf("query: %v\n%s", err, q)
+			}
+			var got []string
+			for rows.Next() {
+				var path string
+				var n, delivered, failed, pending uint64
+				var rate *float64
+				if err := rows.Scan(&path, &n, &delivered, &failed, &pending, &rate); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, fmt.Sprintf("%s %d: %d delivered, %d failed, %d pending, rate %s", path, n, delivered, failed, pending, rate4(rate)))
+			}
+			rows.Close()
+			sort.Strings(got)
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("table %s: %v; API: %v", c.title, got, c.want)
+			}
 		}
 	})
 
