@@ -319,7 +319,7 @@ func decodeSilent(raw json.RawMessage, receivedAt time.Time, hash func(string) (
 	if o.CorrelationID == "" {
 		o.CorrelationID = o.AttemptID
 	}
-	if o.ProfileID, err = idString(w.ProfileID, false); err != nil {
+	if o.ProfileID, err = profileName(w.ProfileID); err != nil {
 		return o, &FieldError{Field: "profileId", Err: err}
 	}
 	if o.Scope, err = idString(w.Scope, false); err != nil {
@@ -475,6 +475,23 @@ func idString(raw json.RawMessage, required bool) (string, error) {
 	}
 	if s != "" && !validID(s) {
 		return "", fmt.Errorf("%w: want at most %d printable characters", ErrMalformed, maxIDLen)
+	}
+	return s, nil
+}
+
+// profileName reads a silent-auth profileId: tyntec's profile (a UUID) or
+// application ("default") the login falls back to, so a name of letters,
+// digits and . _ : - only. It is a value people pick from lists and
+// dashboards put in their SQL, where a quote or backslash has no business.
+func profileName(raw json.RawMessage) (string, error) {
+	s, err := optionalString(raw)
+	if err != nil || s == "" {
+		return s, err
+	}
+	if len(s) > maxIDLen || strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._:-", r))
+	}) {
+		return "", fmt.Errorf("%w: want a profile's id or name, at most %d letters, digits and . _ : -", ErrMalformed, maxIDLen)
 	}
 	return s, nil
 }

@@ -60,6 +60,11 @@ func TestDecodeSilentRejects(t *testing.T) {
 		{`[{` + ok + `,"result":"verified"},{"startedAt":"2026-11-22T09:00:00Z","finishedAt":"2026-11-22T09:00:01Z","result":"verified"}]`, "attemptId", 1},
 		{`{` + ok + `,"result":"verified","loginHint":381123456789}`, "loginHint", -1},
 		{`{` + ok + `,"result":"verified","correlationId":"` + strings.Repeat("x", 129) + `"}`, "correlationId", -1},
+		// A profile is a name dashboards put in their SQL: no quote, no
+		// backslash, no space.
+		{`{` + ok + `,"result":"verified","profileId":"default' = 'default') --"}`, "profileId", -1},
+		{`{` + ok + `,"result":"verified","profileId":"x\\' OR 1=1 --"}`, "profileId", -1},
+		{`{` + ok + `,"result":"verified","profileId":"<i>prof</i>"}`, "profileId", -1},
 		{`[]`, "", -1},
 		{`{`, "", -1},
 	}

@@ -116,6 +116,24 @@ func Load(dir string) (map[string]Dashboard, error) {
 	return out, nil
 }
 
+// All is the value of a variable with "All" chosen, as tests give it.
+const All = "__all"
+
+// sqlString is Grafana's sqlstring format of a variable's value: quoted,
+// a quote doubled. All is not formatted: Grafana writes a custom allValue
+// as it is, and the dashboards' is '__all', quoted (the dashboards test
+// checks), so that it reads the same.
+func sqlString(v string) string {
+	if v == All {
+		return "'" + All + "'"
+	}
+	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
+}
+
+// leftVariable is a variable or macro Grafana would have replaced ($name,
+// ${name}); a $ closing a regular expression is none.
+var leftVariable = regexp.MustCompile(`\$(\w|\{)`)
+
 // macro is how sqlds (the ClickHouse plugin's SQL layer) finds macros.
 var macro = regexp.MustCompile(`\$__(\w+)\b(?:\(([^)]*)\))?`)
 
@@ -125,6 +143,7 @@ var macro = regexp.MustCompile(`\$__(\w+)\b(?:\(([^)]*)\))?`)
 // the _ms forms, toStartOfInterval for $__timeInterval).
 func Expand(sql string, from, to time.Time, interval time.Duration, vars map[string]string) (string, error) {
 	for k, v := range vars {
+		sql = strings.ReplaceAll(sql, "${"+k+":sqlstring}", sqlString(v))
 		sql = strings.ReplaceAll(sql, "${"+k+"}", v)
 		sql = regexp.MustCompile(`\$`+k+`\b`).ReplaceAllString(sql, v)
 	}
@@ -156,7 +175,7 @@ func Expand(sql string, from, to time.Time, interval time.Duration, vars map[str
 	if err != nil {
 		return "", err
 	}
-	if strings.Contains(sql, "$") {
+	if leftVariable.MatchString(sql) {
 		return "", fmt.Errorf("unexpanded variable left in:\n%s", sql)
 	}
 	return sql, nil

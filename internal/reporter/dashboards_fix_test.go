@@ -145,6 +145,10 @@ func (tr *traffic) apiConversion(t *testing.T, from, to time.Time, channel strin
 	return ratio(verified, polled)
 }
 
+// hostileProfile is a profile id that would end a quoted literal and widen
+// the query it is put in.
+const hostileProfile = `evil\' OR 1=1 OR '`
+
 // rate4 is a rate as the dashboards round it, to four places.
 func rate4(r *float64) string {
 	if r == nil {
@@ -246,6 +250,11 @@ func TestDashboardPanelsAgreeWithTheAPI(t *testing.T) {
 	push("eeeeeeee-0000-4000-8000-0000000000a3", "login-14", events.PushDenied, "46m", "46m5s", events.SourceWebhook)
 	b.Links = append(b.Links, store.JourneyLinkRow{OTPID: otp(14), JourneyID: "login-14", Source: "track", LinkedAt: at("46m6s"), EventID: "link-14"})
 	fact(otp(14), "SMS", "DISPATCHED", "46m6s", false)
+	// A profile no build accepts now (a silent-auth profileId was free
+	// text): stored, it must be neither offered nor able to widen a query.
+	fact(otp(15), "SMS", "DISPATCHED", "14m", false)
+	fact(otp(15), "SMS", "DELIVERED", "14m3s", false)
+	b.Deliveries[len(b.Deliveries)-1].ProfileID, b.Deliveries[len(b.Deliveries)-2].ProfileID = hostileProfile, hostileProfile
 	// Before the window: an SMS attempt whose DELIVERED, in the window, the
 	// poller recovered.
 	fact(otp(9), "SMS", "DISPATCHED", "-10s", false)
@@ -351,7 +360,7 @@ func TestDashboardPanelsAgreeWithTheAPI(t *testing.T) {
 		}
 		for _, c := range []struct {
 			file, title, count string
-			want           []string
+			want               []string
 		}{{"fallback-resends.json", "Paths", "otps", want}, {"channel-success.json", "Method → OTP fallback paths", "journeys", wantMethods}} {
 			p := dashboardPanel(t, c.file, c.title)
 			q := expand(t, p.Targets[0].RawSQL, from, to, time.Minute, panelVars(""))
@@ -373,6 +382,40 @@ func TestDashboardPanelsAgreeWithTheAPI(t *testing.T) {
 			sort.Strings(got)
 			if fmt.Sprint(got) != fmt.Sprint(c.want) {
 				t.Errorf("table %s: %v; API: %v", c.title, got, c.want)
+			}
+		}
+	})
+
+	t.Run("a profile is a value, not SQL", func(t *testing.T) {
+		p := dashboardPanel(t, "fallback-resends.json", "Paths")
+		rows := func(profile string) int {
+			vars := panelVars("")
+			vars["profile"] = profile
+			return tr.runAll(t, expand(t, p.Targets[0].RawSQL, from, to, time.Minute, vars))
+		}
+		if all, one, injected := rows(grafanatest.All), rows("prof-d"), rows("prof-d' OR 1=1 OR '"); all == 0 || one == 0 || injected != 0 {
+			t.Errorf("Paths rows: %d for every profile, %d for prof-d, %d for a profile with SQL in it; want some, some, none", all, one, injected)
+		}
+		for file, d := range loadDashboards(t) {
+			for _, v := range d.Templating.List {
+				q, ok := v.Query.(string)
+				if !ok || v.Name != "profile" {
+					continue
+				}
+				rows, err := tr.readerConn(t).Query(t.Context(), expand(t, q, from, to, time.Minute, panelVars("")))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for rows.Next() {
+					var name string
+					if err := rows.Scan(&name); err != nil {
+						t.Fatal(err)
+					}
+					if name == hostileProfile {
+						t.Errorf("%s: the profile variable offers %q", file, name)
+					}
+				}
+				rows.Close()
 			}
 		}
 	})

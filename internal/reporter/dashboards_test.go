@@ -255,8 +255,10 @@ func testDashboards(t *testing.T, tr *traffic) {
 				if v.Type != "query" {
 					continue
 				}
-				if v.Datasource == nil || v.Datasource.Type != "grafana-clickhouse-datasource" || v.AllValue != "__all" {
-					t.Errorf("%s variable %s: want the ClickHouse data source and allValue __all", file, v.Name)
+				// Grafana writes a custom allValue unformatted, where a value
+				// chosen is ${var:sqlstring}, quoted: the allValue is quoted.
+				if v.Datasource == nil || v.Datasource.Type != "grafana-clickhouse-datasource" || v.AllValue != "'"+grafanatest.All+"'" {
+					t.Errorf("%s variable %s: want the ClickHouse data source and allValue '__all', quoted", file, v.Name)
 				}
 				if q, ok := v.Query.(string); ok && tr.runAll(t, expand(t, q, from, to, time.Minute, vars)) == 0 {
 					t.Errorf("%s variable %s has no values", file, v.Name)
