@@ -49,8 +49,9 @@ type AlertRules struct {
 	MinDeliveryRate        float64
 	ChannelMinDeliveryRate ChannelRates
 	MinSettled             uint64
-	// MaxFallbackRate fires fallback_rate_high when the share of OTPs that fell
-	// back is above it, once there are MinOTPs journeys. 0 disables.
+	// MaxFallbackRate fires fallback_rate_high when the share of journeys
+	// (logins, OTP or not) that fell back is above it, once there are MinOTPs
+	// journeys (named so from before methods existed). 0 disables.
 	MaxFallbackRate float64
 	MinOTPs         uint64
 	// MaxLatencyP95 fires delivery_slow for a channel whose p95 time from
@@ -247,7 +248,7 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 	if a.MaxFallbackRate > 0 && fb.FallbackRate != nil && fb.OTPs >= max(a.MinOTPs, 1) && *fb.FallbackRate > a.MaxFallbackRate {
 		out = append(out, Alert{
 			Rule: RuleFallbackRateHigh, State: events.AlertFiring, Since: to, From: from, To: to, Value: *fb.FallbackRate, Threshold: a.MaxFallbackRate, Volume: fb.OTPs,
-			Summary: fmt.Sprintf("fallback rate %s above %s (%d of %d OTPs fell back, %s – %s)", fmtPct(fb.FallbackRate), fmtPct(&a.MaxFallbackRate),
+			Summary: fmt.Sprintf("fallback rate %s above %s (%d of %d journeys fell back, %s – %s)", fmtPct(fb.FallbackRate), fmtPct(&a.MaxFallbackRate),
 				fb.FallbackOTPs, fb.OTPs, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)),
 		})
 	}
@@ -401,9 +402,9 @@ func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, ch
 		case a.MaxFallbackRate <= 0:
 			al.Summary = fmt.Sprintf("fallback rate no longer watched: --alert-max-fallback-rate is 0 (%s)", span)
 		case fb.FallbackRate == nil || fb.OTPs < max(a.MinOTPs, 1):
-			al.Summary = fmt.Sprintf("fallback rate no longer judged: %d OTPs, the rule needs %d (%s)", fb.OTPs, max(a.MinOTPs, 1), span)
+			al.Summary = fmt.Sprintf("fallback rate no longer judged: %d journeys, the rule needs %d (%s)", fb.OTPs, max(a.MinOTPs, 1), span)
 		default:
-			al.Summary = fmt.Sprintf("fallback rate back to %s, at most %s (%d of %d OTPs fell back; %s)", fmtPct(fb.FallbackRate), fmtPct(&a.MaxFallbackRate),
+			al.Summary = fmt.Sprintf("fallback rate back to %s, at most %s (%d of %d journeys fell back; %s)", fmtPct(fb.FallbackRate), fmtPct(&a.MaxFallbackRate),
 				fb.FallbackOTPs, fb.OTPs, span)
 		}
 	default: // kept by a release with rules this one does not have

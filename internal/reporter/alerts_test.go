@@ -45,8 +45,8 @@ func TestAlertResolvedSaysWhy(t *testing.T) {
 		{off, reporter.RuleDeliveryRateLow, "SMS", sms, fb, 0.9, 100, "SMS delivery rate no longer watched: its threshold is 0"},
 		{smsOff, reporter.RuleDeliveryRateLow, "SMS", sms, fb, 0.9, 100, "SMS delivery rate no longer watched: its threshold is 0"},
 		{smsStricter, reporter.RuleDeliveryRateLow, "SMS", sms, fb, 0.9, 100, "SMS delivery rate back to 90.0%, at least 85.0%"},
-		{rules, reporter.RuleFallbackRateHigh, "", sms, fb, 0.1, 100, "fallback rate back to 10.0%, at most 20.0% (10 of 100 OTPs fell back"},
-		{rules, reporter.RuleFallbackRateHigh, "", sms, store.FallbackStats{OTPs: 5, FallbackOTPs: 5, FallbackRate: rate(1)}, 1, 5, "fallback rate no longer judged: 5 OTPs, the rule needs 50"},
+		{rules, reporter.RuleFallbackRateHigh, "", sms, fb, 0.1, 100, "fallback rate back to 10.0%, at most 20.0% (10 of 100 journeys fell back"},
+		{rules, reporter.RuleFallbackRateHigh, "", sms, store.FallbackStats{OTPs: 5, FallbackOTPs: 5, FallbackRate: rate(1)}, 1, 5, "fallback rate no longer judged: 5 journeys, the rule needs 50"},
 		{off, reporter.RuleFallbackRateHigh, "", sms, fb, 0.1, 100, "fallback rate no longer watched"},
 		{rules, "conversion_drop", "", sms, fb, 0, 0, "conversion_drop no longer evaluated by this release"},
 	} {

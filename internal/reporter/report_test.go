@@ -285,8 +285,8 @@ func testReports(t *testing.T, tr *traffic) {
 		if !bytes.Contains(b.Bytes(), []byte("Final: every attempt in the window has settled.")) {
 			t.Error("the HTML report does not say its figures are final")
 		}
-		if j := doc.cells["journeys"]; len(j) < 2 || j[0] != "OTPs" || j[1] != strconv.FormatUint(fb.OTPs, 10) {
-			t.Errorf("journeys table starts %v; want OTPs %d", j, fb.OTPs)
+		if j := doc.cells["journeys"]; len(j) < 4 || j[0] != "Journeys (logins)" || j[1] != strconv.FormatUint(fb.OTPs, 10) || j[2] != "Journeys with fallback" {
+			t.Errorf("journeys table starts %v; want Journeys (logins) %d, then those with fallback", j, fb.OTPs)
 		}
 		if _, ok := doc.ids["no-data"]; ok {
 			t.Error("a report with data says it has none")
@@ -375,7 +375,7 @@ func testReports(t *testing.T, tr *traffic) {
 					}
 				}
 			case "table":
-				if !strings.Contains(b.String(), chs[0].Channel) || !strings.Contains(b.String(), "OTPs "+strconv.FormatUint(fb.OTPs, 10)) {
+				if !strings.Contains(b.String(), chs[0].Channel) || !strings.Contains(b.String(), "Journeys (logins) "+strconv.FormatUint(fb.OTPs, 10)+", with fallback "+strconv.FormatUint(fb.FallbackOTPs, 10)) {
 					t.Errorf("table report:\n%s", b.String())
 				}
 			}
@@ -933,5 +933,49 @@ func TestHTMLReportDurationsAndThresholds(t *testing.T) {
 	// With a limit of its own for a channel, no one line is every channel's.
 	if x := (reporter.AlertRules{MaxLatencyP95: time.Minute, ChannelMaxLatencyP95: reporter.ChannelDurations{"VOICE": 2 * time.Minute}}).Thresholds().MaxLatencyP95MS; x != 0 {
 		t.Errorf("thresholds with a channel's own latency limit mark %v ms; want none", x)
+	}
+}
+
+// TestReportSaysJourneys: /fallback's otps count journeys (logins), a
+// silent auth or push that succeeded among them with no OTP sent, so the
+// report's table and page call them journeys, as the console does (they
+// read "OTPs", some 20 % above tyntec's billed OTPs); the CSV's metrics
+// keep the JSON's field names.
+func TestReportSaysJourneys(t *testing.T) {
+	rate := 0.2
+	rep := reporter.Report{
+		Kind: reporter.KindAdHoc, From: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 6, 2, 0, 0, 0, 0, time.UTC),
+		Fallback: store.FallbackStats{OTPs: 10, FallbackOTPs: 2, FallbackRate: &rate,
+			Outcomes: store.Outcomes{DeliveredPrimary: 8, DeliveredFallback: 2},
+			Paths:    []store.PathStats{{Path: "SILENT", OTPs: 6, Delivered: 6}, {Path: "SMS", OTPs: 2, Delivered: 2}, {Path: "SILENT>SMS", OTPs: 2, Delivered: 2}}},
+		Completeness: store.Completeness{Final: true},
+	}
+	otps := regexp.MustCompile(`\bOTPs\b`)
+	var table bytes.Buffer
+	if err := rep.Render(&table, "table"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "Journeys (logins) 10, with fallback 2 (20.0%)") || !regexp.MustCompile(`path\s+journeys\s+delivered`).MatchString(table.String()) || otps.MatchString(table.String()) {
+		t.Errorf("table report:\n%s\nwant journeys (logins) 10, with fallback 2, a path column of journeys, and no OTPs", table.String())
+	}
+	var page bytes.Buffer
+	if err := rep.Render(&page, "html"); err != nil {
+		t.Fatal(err)
+	}
+	doc := parseHTML(t, page.Bytes())
+	if j := doc.cells["journeys"]; len(j) < 4 || j[0] != "Journeys (logins)" || j[1] != "10" || j[2] != "Journeys with fallback" || j[3] != "2" {
+		t.Errorf("journeys table %v; want Journeys (logins) 10, Journeys with fallback 2", j)
+	}
+	if otps.Match(page.Bytes()) {
+		t.Errorf("the HTML report says OTPs:\n%s", page.String())
+	}
+	var sheet bytes.Buffer
+	if err := rep.Render(&sheet, "csv"); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{"journeys,,otps,10", "journeys,,fallback_otps,2", "path,SILENT,otps,6"} {
+		if !strings.Contains(sheet.String(), row+"\n") {
+			t.Errorf("CSV has no row %s:\n%s", row, sheet.String())
+		}
 	}
 }

@@ -392,7 +392,7 @@
   // evaluation in the window, newest first (/api/v1/alerts/episodes): a
   // rule firing for an hour is one row, not one per evaluation. Rates as
   // percentages, times to deliver in seconds; the volume is settled (or,
-  // for delivery_slow, delivered) attempts or OTPs; the summary,
+  // for delivery_slow, delivered) attempts or journeys; the summary,
   // which repeats the row in words, is the row's tooltip.
   function drawEpisodes(al) {
     const alerts = $('#alerts tbody');
