@@ -99,7 +99,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	// And another firing, of delivery_slow, whose figures are times.
 	slow, err := events.NewAlertMessage(&events.Alert{Rule: reporter.RuleDeliverySlow, Channel: "VOICE", State: events.AlertFiring, Since: now.Add(-2 * time.Minute),
-		From: now.Add(-time.Hour - 2*time.Minute), To: now.Add(-2 * time.Minute), Value: 75000, Threshold: 60000, Volume: 3, Summary: "VOICE p95 latency (dispatch → DELIVERED) 1 min 15 s above 1 min"})
+		From: now.Add(-time.Hour - 2*time.Minute), To: now.Add(-2 * time.Minute), Value: 75000, Threshold: 60000, Volume: 3, Summary: "VOICE p95 latency (dispatch → DELIVERED) 75.0 s above 60.0 s"})
 	if err != nil {
 		t.Fatal(err)
 	}

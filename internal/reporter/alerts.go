@@ -228,10 +228,11 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 		if c.Channel == OtherChannels {
 			members = "; " + otherMembers(other)
 		}
+		v, t := alertFigures(RuleDeliveryRateLow, *c.DeliveryRate, threshold)
 		out = append(out, Alert{
 			Rule: RuleDeliveryRateLow, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: *c.DeliveryRate, Threshold: threshold, Volume: settled,
 			Summary: fmt.Sprintf("%s delivery rate %s below %s (%d of %d settled attempts delivered, %s – %s%s)", c.Channel,
-				fmtPct(c.DeliveryRate), fmtPct(&threshold), c.Delivered, settled, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), members),
+				v, t, c.Delivered, settled, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), members),
 		})
 	}
 	for _, c := range series {
@@ -239,16 +240,18 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 		if threshold <= 0 || c.LatencyMS == nil || c.Delivered < max(a.MinSettled, 1) || c.LatencyMS.P95 <= msOf(threshold) {
 			continue
 		}
+		v, t := alertFigures(RuleDeliverySlow, c.LatencyMS.P95, msOf(threshold))
 		out = append(out, Alert{
 			Rule: RuleDeliverySlow, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: c.LatencyMS.P95, Threshold: msOf(threshold), Volume: c.Delivered,
 			Summary: fmt.Sprintf("%s p95 latency (dispatch → DELIVERED) %s above %s (%d delivered attempts, %s – %s)", c.Channel,
-				AlertFigure(RuleDeliverySlow, c.LatencyMS.P95), AlertFigure(RuleDeliverySlow, msOf(threshold)), c.Delivered, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)),
+				v, t, c.Delivered, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)),
 		})
 	}
 	if a.MaxFallbackRate > 0 && fb.FallbackRate != nil && fb.OTPs >= max(a.MinOTPs, 1) && *fb.FallbackRate > a.MaxFallbackRate {
+		v, t := alertFigures(RuleFallbackRateHigh, *fb.FallbackRate, a.MaxFallbackRate)
 		out = append(out, Alert{
 			Rule: RuleFallbackRateHigh, State: events.AlertFiring, Since: to, From: from, To: to, Value: *fb.FallbackRate, Threshold: a.MaxFallbackRate, Volume: fb.OTPs,
-			Summary: fmt.Sprintf("fallback rate %s above %s (%d of %d journeys fell back, %s – %s)", fmtPct(fb.FallbackRate), fmtPct(&a.MaxFallbackRate),
+			Summary: fmt.Sprintf("fallback rate %s above %s (%d of %d journeys fell back, %s – %s)", v, t,
 				fb.FallbackOTPs, fb.OTPs, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)),
 		})
 	}
@@ -421,13 +424,31 @@ func channelStats(chs []store.ChannelStats, channel string) store.ChannelStats {
 	return store.ChannelStats{}
 }
 
-// AlertFigure is an alert's value or threshold as people read it: a
-// duration for delivery_slow (milliseconds), a percentage for the rates.
-func AlertFigure(rule string, v float64) string {
+// AlertFigure is an alert's value or threshold as people read it, as the
+// console does: seconds to a tenth for delivery_slow (milliseconds; under
+// a second in ms), a percentage to a tenth for the rates.
+func AlertFigure(rule string, v float64) string { return alertFigure(rule, v, 0) }
+
+// alertFigure is AlertFigure with extra digits more.
+func alertFigure(rule string, v float64, extra int) string {
 	if rule == RuleDeliverySlow {
-		return humanDuration(time.Duration(v * float64(time.Millisecond)))
+		return fmtLatencyDigits(v, extra)
 	}
-	return fmtPct(&v)
+	return strconv.FormatFloat(100*v, 'f', 1+extra, 64) + "%"
+}
+
+// alertFigures are an alert's value and threshold as people read them; a
+// value that is not its threshold never reads as it: 10040 ms above 10 s
+// reads "10.04 s above 10.0 s", not "10.0 s above 10.0 s", the value
+// taking the fewest digits more (up to six) at which the two differ.
+func alertFigures(rule string, value, threshold float64) (v, t string) {
+	t = AlertFigure(rule, threshold)
+	for extra := 0; ; extra++ {
+		v = alertFigure(rule, value, extra)
+		if extra == 6 || value == threshold || v != alertFigure(rule, threshold, extra) {
+			return v, t
+		}
+	}
 }
 
 // msOf is d in milliseconds, the unit of delivery_slow's figures.
@@ -447,7 +468,8 @@ func (c *ReportsConfig) alertLink() string {
 // accepts: text, ending in link when there is one, plus the alert itself
 // for receivers that read JSON.
 func slackPayload(al *Alert, link string) ([]byte, error) {
-	text := ":rotating_light: otpscope " + al.Rule + ": " + al.Summary + " (value " + AlertFigure(al.Rule, al.Value) + ")"
+	v, _ := alertFigures(al.Rule, al.Value, al.Threshold)
+	text := ":rotating_light: otpscope " + al.Rule + ": " + al.Summary + " (value " + v + ")"
 	switch {
 	case al.State == events.AlertResolved:
 		text = ":white_check_mark: otpscope " + al.Rule + " resolved: " + al.Summary

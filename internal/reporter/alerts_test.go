@@ -107,7 +107,7 @@ func TestAlertChannelThresholds(t *testing.T) {
 // DELIVERED, not a journey's time to deliver) is above its
 // threshold, with enough delivered attempts; a channel's own threshold
 // replaces the default, 0 turning it off; it resolves saying why; its
-// figures are milliseconds, read as durations.
+// figures are milliseconds, read in seconds to a tenth.
 func TestAlertDeliverySlow(t *testing.T) {
 	from, to := time.Date(2026, 11, 3, 11, 0, 0, 0, time.UTC), time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
 	lat := func(p95 float64) *store.Percentiles { return &store.Percentiles{P50: p95 / 3, P95: p95} }
@@ -142,7 +142,7 @@ func TestAlertDeliverySlow(t *testing.T) {
 				continue
 			}
 			got[al.Channel] = al.Threshold
-			if !strings.HasPrefix(al.Summary, al.Channel+" p95 latency (dispatch → DELIVERED) ") || !strings.Contains(al.Summary, "above 1 min") || al.Volume != chs[slices.IndexFunc(chs, func(s store.ChannelStats) bool { return s.Channel == al.Channel })].Delivered {
+			if !strings.HasPrefix(al.Summary, al.Channel+" p95 latency (dispatch → DELIVERED) ") || !strings.Contains(al.Summary, "above 60.0 s") || al.Volume != chs[slices.IndexFunc(chs, func(s store.ChannelStats) bool { return s.Channel == al.Channel })].Delivered {
 				t.Errorf("%s: %s's alert %+v does not name its threshold or count the delivered attempts", c.name, al.Channel, al)
 			}
 		}
@@ -153,7 +153,7 @@ func TestAlertDeliverySlow(t *testing.T) {
 	since := from.Add(-time.Hour)
 	rules := reporter.AlertRules{MaxLatencyP95: 2 * time.Minute, MinSettled: 50}
 	for channel, says := range map[string]string{
-		"SMS":      "SMS p95 latency (dispatch → DELIVERED) back to 1 min 15 s, at most 2 min (90 delivered attempts",
+		"SMS":      "SMS p95 latency (dispatch → DELIVERED) back to 75.0 s, at most 120.0 s (90 delivered attempts",
 		"WHATSAPP": "WHATSAPP latency no longer judged: 5 delivered attempts, the rule needs 50",
 		"PUSH":     "PUSH latency no longer judged: 0 delivered attempts",
 	} {
@@ -165,7 +165,7 @@ func TestAlertDeliverySlow(t *testing.T) {
 	if al := (reporter.AlertRules{}).Resolved(reporter.RuleDeliverySlow, "SMS", since, from, to, chs, store.FallbackStats{}); !strings.HasPrefix(al.Summary, "SMS latency no longer watched") {
 		t.Errorf("delivery_slow turned off resolves saying %q", al.Summary)
 	}
-	for rule, want := range map[string]string{reporter.RuleDeliverySlow: "1 min 15 s", reporter.RuleDeliveryRateLow: "75.0%"} {
+	for rule, want := range map[string]string{reporter.RuleDeliverySlow: "75.0 s", reporter.RuleDeliveryRateLow: "75.0%"} {
 		v := map[string]float64{reporter.RuleDeliverySlow: 75_000, reporter.RuleDeliveryRateLow: 0.75}[rule]
 		if got := reporter.AlertFigure(rule, v); got != want {
 			t.Errorf("AlertFigure(%s, %v) = %q; want %q", rule, v, got, want)
@@ -305,5 +305,57 @@ func TestAlertUnknownChannelsTogether(t *testing.T) {
 	var d reporter.ChannelDurations
 	if err := d.Set("SMS=30s,other=1m"); err == nil || !strings.Contains(err.Error(), "no latency alert") {
 		t.Errorf("--alert-channel-max-latency-p95 OTHER=1m: %v (%v); want it refused: OTHER has no latency alert", err, d)
+	}
+}
+
+// TestAlertFiguresReadAsTheConsole: delivery_slow's figures read as the
+// console's fmtMs writes them (seconds to a tenth, whole milliseconds
+// under a second), and a firing's value never reads as its threshold:
+// 16620 ms above 10 s read "17 s above 10 s", and 60400 ms above the
+// default 1 min "1 min above 1 min". The rates' summaries alike.
+func TestAlertFiguresReadAsTheConsole(t *testing.T) {
+	// What the console's fmtMs(ms) gives (app.js, run in node).
+	for ms, want := range map[float64]string{
+		850: "850 ms", 998.5: "999 ms", 999.5: "1000 ms", 1250: "1.3 s", 16250: "16.3 s", 16620: "16.6 s",
+		16650: "16.6 s", 18448: "18.4 s", 60000: "60.0 s", 60400: "60.4 s", 125000: "125.0 s",
+	} {
+		if got := reporter.AlertFigure(reporter.RuleDeliverySlow, ms); got != want {
+			t.Errorf("AlertFigure(delivery_slow, %v) = %q; want %q, as the console", ms, got, want)
+		}
+	}
+	from, to := time.Date(2026, 11, 3, 11, 0, 0, 0, time.UTC), time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		p95       float64
+		threshold time.Duration
+		says      string
+	}{
+		{16_620, 10 * time.Second, "16.6 s above 10.0 s"},
+		{60_400, reporter.DefaultMaxLatencyP95, "60.4 s above 60.0 s"},
+		{10_040, 10 * time.Second, "10.04 s above 10.0 s"},
+		{60_000.5, time.Minute, "60.001 s above 60.0 s"},
+		{850.4, 850 * time.Millisecond, "850.4 ms above 850 ms"},
+	} {
+		rules := reporter.AlertRules{MaxLatencyP95: c.threshold, MinSettled: 1}
+		chs := []store.ChannelStats{{Channel: "SMS", Delivered: 10, LatencyMS: &store.Percentiles{P50: 1, P95: c.p95}}}
+		als := rules.Evaluate(from, to, chs, store.FallbackStats{})
+		if want := "SMS p95 latency (dispatch → DELIVERED) " + c.says + " ("; len(als) != 1 || !strings.HasPrefix(als[0].Summary, want) {
+			t.Errorf("p95 %v ms over %s fires %+v; want one alert saying %q", c.p95, c.threshold, als, want)
+		}
+	}
+	rate := func(x float64) *float64 { return &x }
+	rules := reporter.AlertRules{MinDeliveryRate: 0.8, MinSettled: 1, MaxFallbackRate: 0.2, MinOTPs: 1}
+	chs := []store.ChannelStats{{Channel: "SMS", Delivered: 7996, Failed: 2004, DeliveryRate: rate(0.7996)}}
+	fb := store.FallbackStats{OTPs: 10_000, FallbackOTPs: 2004, FallbackRate: rate(0.2004)}
+	says := map[string]string{}
+	for _, al := range rules.Evaluate(from, to, chs, fb) {
+		says[al.Rule] = al.Summary
+	}
+	for rule, want := range map[string]string{
+		reporter.RuleDeliveryRateLow:  "SMS delivery rate 79.96% below 80.0% (",
+		reporter.RuleFallbackRateHigh: "fallback rate 20.04% above 20.0% (2004 of 10000 journeys fell back,",
+	} {
+		if !strings.HasPrefix(says[rule], want) {
+			t.Errorf("%s says %q; want %q", rule, says[rule], want)
+		}
 	}
 }

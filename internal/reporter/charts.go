@@ -204,7 +204,8 @@ func trendChart(title string, starts []time.Time, step time.Duration, lines []li
 }
 
 // humanDuration writes d the way a person reads it: 850 ms, 2.9 s, 12 s,
-// 1 min 4 s, 2 h 5 min.
+// 1 min 4 s, 2 h 5 min. It is for spans (a chart's buckets); latencies are
+// fmtLatency's.
 func humanDuration(d time.Duration) string {
 	switch {
 	case d < time.Second:
@@ -232,7 +233,39 @@ func joinUnits(a int, au string, b int, bu string) string {
 	return s
 }
 
-// humanMS is a percentile in milliseconds as a human duration; "–" for none.
+// fmtLatency is a latency in milliseconds as the console's fmtMs writes
+// it: under a second in whole milliseconds, above in seconds to a tenth
+// ("16.6 s", "60.4 s"; not "17 s", nor "1 min", which a p95 of 60.4 s
+// above a threshold of 1 min read as). Reports, alerts and the console
+// then read alike.
+func fmtLatency(ms float64) string { return fmtLatencyDigits(ms, 0) }
+
+// fmtLatencyDigits is fmtLatency with extra digits more.
+func fmtLatencyDigits(ms float64, extra int) string {
+	if ms < 1000 {
+		if extra == 0 {
+			ms = math.Round(ms) // half up, as JavaScript's Math.round
+		}
+		return strconv.FormatFloat(ms, 'f', extra, 64) + " ms"
+	}
+	if extra == 0 {
+		return toFixed1(ms/1000) + " s"
+	}
+	return strconv.FormatFloat(ms/1000, 'f', 1+extra, 64) + " s"
+}
+
+// toFixed1 is x to one decimal as JavaScript's toFixed(1), the console's,
+// writes it: Go rounds an exact half to even (16.25 to 16.2), JavaScript
+// up. Only quarters are exact halves of a tenth in binary.
+func toFixed1(x float64) string {
+	if f := x - math.Floor(x); f == 0.25 || f == 0.75 {
+		x += 0.05
+	}
+	return strconv.FormatFloat(x, 'f', 1, 64)
+}
+
+// humanMS is a percentile in milliseconds as fmtLatency writes it; "–" for
+// none.
 func humanMS(p *store.Percentiles, p95 bool) string {
 	if p == nil {
 		return "–"
@@ -241,5 +274,5 @@ func humanMS(p *store.Percentiles, p95 bool) string {
 	if p95 {
 		ms = p.P95
 	}
-	return humanDuration(time.Duration(ms * float64(time.Millisecond)))
+	return fmtLatency(ms)
 }

@@ -203,7 +203,7 @@ func testDashboards(t *testing.T, tr *traffic) {
 	// list as one row.
 	// And a delivery_slow firing, whose figures are milliseconds.
 	slow := events.Alert{Rule: reporter.RuleDeliverySlow, Channel: "SMS", State: events.AlertFiring, Since: simStart.Add(10 * time.Minute), From: simStart.Add(-50 * time.Minute), To: simStart.Add(10 * time.Minute),
-		Value: 65000, Threshold: 60000, Volume: 80, Summary: "SMS p95 latency (dispatch → DELIVERED) 1 min 5 s above 1 min"}
+		Value: 65000, Threshold: 60000, Volume: 80, Summary: "SMS p95 latency (dispatch → DELIVERED) 65.0 s above 60.0 s"}
 	for _, at := range []time.Duration{10 * time.Minute, 15 * time.Minute, 0} {
 		alert := events.Alert{Rule: reporter.RuleFallbackRateHigh, State: events.AlertFiring, Since: simStart.Add(10 * time.Minute), From: simStart.Add(at - time.Hour), To: simStart.Add(at),
 			Value: 0.3, Threshold: 0.2, Volume: 60, Summary: "fallback rate 30.0% above 20.0%"}

@@ -558,7 +558,7 @@ func latencyChart(chs []store.ChannelStats, maxP95MS float64) *svgChart {
 	var marks []threshold
 	if maxP95MS > 0 {
 		limit := maxP95MS / 1000
-		marks, top = []threshold{{limit, "alert above " + humanDuration(time.Duration(maxP95MS*float64(time.Millisecond)))}}, max(top, limit)
+		marks, top = []threshold{{limit, "alert above " + fmtLatency(maxP95MS)}}, max(top, limit)
 	}
 	ax := countAxis(top)
 	ax.Format = func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) + " s" }
@@ -567,9 +567,9 @@ func latencyChart(chs []store.ChannelStats, maxP95MS float64) *svgChart {
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct": fmtPct, "pctv": func(x float64) string { return fmtPct(&x) }, "alertv": AlertFigure, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"pct": fmtPct, "pctv": func(x float64) string { return fmtPct(&x) }, "alertv": AlertFigure, "alertvs": func(rule string, v, threshold float64) string { s, _ := alertFigures(rule, v, threshold); return s }, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"outcomes": outcomeList, "note": completenessNote, "tm": fmtTime, "code": errorCode,
-	"durms": func(ms int64) string { return humanDuration(time.Duration(ms) * time.Millisecond) },
+	"durms": func(ms int64) string { return fmtLatency(float64(ms)) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>otpscope {{.R.Kind}} report {{time .R.From}} – {{time .R.To}}</title>
@@ -615,7 +615,7 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 {{end}}{{else}}<p class="no-data" id="no-errors">No failed attempt in this window.</p>
 {{end}}{{end}}<h2>Alerts</h2>
 {{if .R.AlertEpisodes}}<table id="alerts"><thead><tr><th>Last evaluated</th><th>Rule</th><th>Channel</th><th>State</th><th>Since</th><th>Evaluations</th><th>Value</th><th>Worst</th><th>Threshold</th><th>Volume</th></tr></thead><tbody>
-{{range .R.AlertEpisodes}}<tr title="{{.Summary}}"><td>{{time .To}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td>{{.State}}</td><td>{{time .Since}}</td><td>{{.Evaluations}}</td><td>{{alertv .Rule .Value}}</td><td>{{alertv .Rule .Worst}}</td><td>{{alertv .Rule .Threshold}}</td><td>{{.Volume}}</td></tr>
+{{range .R.AlertEpisodes}}<tr title="{{.Summary}}"><td>{{time .To}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td>{{.State}}</td><td>{{time .Since}}</td><td>{{.Evaluations}}</td><td>{{alertvs .Rule .Value .Threshold}}</td><td>{{alertvs .Rule .Worst .Threshold}}</td><td>{{alertv .Rule .Threshold}}</td><td>{{.Volume}}</td></tr>
 {{end}}</tbody></table>
 <p>One row per firing: its latest evaluation in the window (its resolution, once resolved), how many times it was evaluated firing, and its worst value.</p>
 {{else}}<p class="no-data" id="no-alerts">No alert fired or resolved in this window.</p>
