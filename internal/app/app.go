@@ -323,8 +323,12 @@ func (a *App) Banner(w io.Writer) {
 		lines = append(lines, "  poller       off (no --tyntec-api-key)")
 	}
 	if a.sim != nil {
-		lines = append(lines, fmt.Sprintf("  simulator    %s (tyntec API; ground truth at /_sim/truth), %.3g logins/s (%.0f%% silent auth first, %.0f%% push first, then an OTP on failure), seed %d, drops %.0f%% of its webhooks",
-			a.sim.URL(), a.cfg.Simulate.Rate, 100*a.cfg.Simulate.SilentShare, 100*a.cfg.Simulate.PushShare, a.cfg.Simulate.Seed, 100*a.cfg.Simulate.DropWebhooks))
+		traffic := fmt.Sprintf("%.3g logins/s (%.0f%% silent auth first, %.0f%% push first, then an OTP on failure)", a.cfg.Simulate.Rate, 100*a.cfg.Simulate.SilentShare, 100*a.cfg.Simulate.PushShare)
+		if a.cfg.Simulate.Rate == 0 {
+			traffic = "no generated traffic (--simulate-rate 0: it serves the OTPs sent to its API)"
+		}
+		lines = append(lines, fmt.Sprintf("  simulator    %s (tyntec API; ground truth at /_sim/truth), %s, seed %d, drops %.0f%% of its webhooks",
+			a.sim.URL(), traffic, a.cfg.Simulate.Seed, 100*a.cfg.Simulate.DropWebhooks))
 		if a.cfg.generatedToken != "" {
 			lines = append(lines, "  token        "+a.cfg.generatedToken+" (the webhook token, generated for this run: send it as X-Webhook-Token)")
 		}

@@ -247,7 +247,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, b Binary) flagenv.Groups {
 func (s *SimulateConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&s.Enabled, "simulate", false, "run the tyntec simulator with generated traffic, its webhooks pointed at this process")
 	fs.StringVar(&s.Listen, "simulate-listen", "127.0.0.1:8090", "address of the simulated tyntec API (and GET /_sim/truth)")
-	fs.Float64Var(&s.Rate, "simulate-rate", 5, "generated logins per second (each an OTP, or a method first and an OTP when it fails)")
+	fs.Float64Var(&s.Rate, "simulate-rate", 5, "generated logins per second (each an OTP, or a method first and an OTP when it fails; 0 = none: the simulated API serves what is sent to it)")
 	fs.IntVar(&s.Count, "simulate-count", 0, "stop generating after this many logins (0 = never)")
 	fs.IntVar(&s.Keep, "simulate-keep", tyntecsim.DefaultKeep, "OTPs the simulator keeps; past them it forgets the oldest settled ones (their API answers 404, the truth counts them as forgotten), so a long run's memory stays bounded (0 = keep all)")
 	fs.Int64Var(&s.Seed, "simulate-seed", 0, "seed of the simulator's random choices (0 = a fresh random seed per run, printed at start)")

@@ -89,6 +89,11 @@ func (s *simulator) serve(ctx context.Context, g *errgroup.Group, base string, t
 		if err := s.registerCallback(ctx, base+ingest.WebhookPath, tokens, deployment); err != nil {
 			return err
 		}
+		if cfg.Rate == 0 {
+			// No generated traffic, as the standalone's --rate 0: the
+			// simulated API serves what a client sends it.
+			return nil
+		}
 		err := s.RunTraffic(ctx, tyntecsim.Traffic{
 			Rate: cfg.Rate, Count: cfg.Count, V1Share: cfg.V1Share,
 			SilentShare: cfg.SilentShare, PushShare: cfg.PushShare, PushSecondsToExpire: int(cfg.PushExpiry / time.Second),

@@ -1,7 +1,11 @@
 package app_test
 
 import (
+	"context"
 	"flag"
+	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,5 +254,50 @@ func TestSimulatorMethodsPointedHere(t *testing.T) {
 		if o.Track != nil && (o.Track.URL != base+"/otps/track" || (o.Track.LastStatus >= 400 && o.Track.LastStatus < 500)) {
 			t.Errorf("OTP %s tracked at %s: %+v; want %s/otps/track, accepted with the token", o.ID, o.Track.URL, o.Track, base)
 		}
+	}
+}
+
+// TestSimulateRateZero: --simulate-rate 0 is the standalone simulator's
+// --rate 0, no generated traffic. `config` accepted it and the start then
+// failed ("traffic rate 0: want > 0", after the migrations); now both
+// accept it: the simulator serves its API with otpscope's callback
+// registered, generates nothing, and nothing fails.
+func TestSimulateRateZero(t *testing.T) {
+	env := []string{"OTPSCOPE_SIMULATE=true", "OTPSCOPE_SIMULATE_RATE=0", "OTPSCOPE_SIMULATE_LISTEN=127.0.0.1:0"}
+	if code, out := config("otpscope", nil, env); code != 0 {
+		t.Fatalf("otpscope config with %v = %d; want accepted:\n%s", env, code, out)
+	}
+	ch := chdbtest.Serve(t)
+	cfg := newConfigEnv(t, "otpscope", env)
+	cfg.ClickHouse.DSN = ch.DSN + "/" + ch.Database
+	if !cfg.Simulate.Enabled || cfg.Simulate.Rate != 0 {
+		t.Fatalf("simulate config %+v; want the simulator on at rate 0", cfg.Simulate)
+	}
+	a, err := app.New(t.Context(), cfg, brokertest.Logger(t))
+	if err != nil {
+		t.Fatalf("app.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx) }()
+	brokertest.WaitFor(t, 60*time.Second, "otpscope's callback registered at the simulator", func() bool {
+		return slices.ContainsFunc(a.Simulator().Calls(), func(c tyntecsim.Call) bool {
+			return c.Method == http.MethodPost && strings.HasSuffix(c.Path, "/configurations/callbacks") && c.Status < 300
+		})
+	})
+	// The traffic starts right after the registration: a refusal of rate
+	// 0 fails Serve, which then stops in order (here, or at its end below).
+	select {
+	case err := <-done:
+		t.Fatalf("Serve with --simulate-rate 0 ended: %v", err)
+	case <-time.After(time.Second):
+	}
+	if tr := a.Simulator().Truth(); tr.Logins != 0 || len(tr.OTPs) != 0 {
+		t.Errorf("the simulator generated %d logins, %d OTPs at --simulate-rate 0; want none", tr.Logins, len(tr.OTPs))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
 	}
 }
