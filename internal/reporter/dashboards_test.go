@@ -178,18 +178,18 @@ func (tr *traffic) apiStats(t *testing.T, from, to time.Time, channel string) ma
 		}
 	}
 	stats := map[string]*float64{
-		"channel-success.json/Attempts":               num(att),
-		"channel-success.json/Delivered":              num(del),
-		"channel-success.json/Failed":                 num(fail),
-		"channel-success.json/Pending":                num(pend),
-		"channel-success.json/Delivery rate":          ratio(del, del+fail),
-		"fallback-resends.json/OTPs":                  num(fb.OTPs),
-		"fallback-resends.json/Fallback OTPs":         num(fb.FallbackOTPs),
-		"fallback-resends.json/Fallback rate":         fb.FallbackRate,
-		"fallback-resends.json/Delivered on primary":  num(fb.Outcomes.DeliveredPrimary),
-		"fallback-resends.json/Delivered on fallback": num(fb.Outcomes.DeliveredFallback),
-		"fallback-resends.json/Failed":                num(fb.Outcomes.Failed),
-		"fallback-resends.json/Pending":               num(fb.Outcomes.Pending),
+		"channel-success.json/Attempts":                num(att),
+		"channel-success.json/Delivered":               num(del),
+		"channel-success.json/Failed":                  num(fail),
+		"channel-success.json/Pending":                 num(pend),
+		"channel-success.json/Delivery rate":           ratio(del, del+fail),
+		"fallback-resends.json/Journeys":               num(fb.OTPs),
+		"fallback-resends.json/Journeys with fallback": num(fb.FallbackOTPs),
+		"fallback-resends.json/Fallback rate":          fb.FallbackRate,
+		"fallback-resends.json/Delivered on primary":   num(fb.Outcomes.DeliveredPrimary),
+		"fallback-resends.json/Delivered on fallback":  num(fb.Outcomes.DeliveredFallback),
+		"fallback-resends.json/Failed":                 num(fb.Outcomes.Failed),
+		"fallback-resends.json/Pending":                num(fb.Outcomes.Pending),
 		// With a channel chosen, the journeys that channel delivered
 		// first, in the stat as in the API.
 		"channel-success.json/Verification conversion": ratio(verified, polled),
