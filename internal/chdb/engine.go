@@ -53,7 +53,30 @@ func WithBackupDir(dir string) Option { return func(o *options) { o.backupDir = 
 // one thread (35–40 ms for a rollup read over the attempts' split at 111 M
 // events, whatever its data), so two reads side by side take the time of
 // one where they took the sum.
+//
+// The engine holds one reader more, which the owner's statements for a
+// request (RequestHeader) never take: however many requests read, the
+// process's own statements (a readiness ping, a new connection's hello, an
+// alert's query, the parse of any statement but an insert) find a reader
+// free or held by one of their own kind.
 func DefaultOwnerReaders() int { return max(2, runtime.NumCPU()) }
+
+// RequestHeader, sent by the owner with any value, marks its statement as
+// one for a request (an API request's query: store.ForRequest), held to
+// DefaultOwnerReaders of the readers. A guest's is ignored.
+const RequestHeader = "X-Otpscope-Request"
+
+type requestKey struct{}
+
+// withRequest is ctx for a request's statement (RequestHeader).
+func withRequest(ctx context.Context) context.Context {
+	return context.WithValue(ctx, requestKey{}, true)
+}
+
+func forRequest(ctx context.Context) bool {
+	v, _ := ctx.Value(requestKey{}).(bool)
+	return v
+}
 
 // DefaultSettings are the query-level settings every statement of the
 // engine runs with, unless WithSetting says otherwise; a clickhouse-go
@@ -151,6 +174,10 @@ type Engine struct {
 	// session (USE, SET). Close takes all of them (the channel's capacity)
 	// back before it closes them, so it waits for the reads running.
 	readers chan *conn
+	// requests bounds the readers the owner's statements for a request
+	// (RequestHeader) hold at once to DefaultOwnerReaders: the one reader
+	// more is kept for the process's own statements.
+	requests chan struct{}
 
 	closeOnce sync.Once
 	closed    bool // guarded by gate
@@ -209,7 +236,8 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 		logger:   o.logger,
 		library:  lib,
 		limits:   limits,
-		readers:  make(chan *conn, DefaultOwnerReaders()),
+		readers:  make(chan *conn, DefaultOwnerReaders()+1),
+		requests: make(chan struct{}, DefaultOwnerReaders()),
 	}
 	if err := e.connect(); err != nil {
 		return nil, fmt.Errorf("open chdb %s: %w", abs, err)
@@ -436,7 +464,7 @@ func (e *Engine) run(ctx context.Context, op string, st Statement, fn func(*conn
 		if c, err = e.takeReader(ctx); err != nil {
 			return rawResult{}, fmt.Errorf("%s: %w", op, err)
 		}
-		defer e.giveReader(c)
+		defer e.giveReader(ctx, c)
 	} else {
 		if err := e.acquire(ctx, st.Guest); err != nil {
 			return rawResult{}, fmt.Errorf("%s: %w", op, err)
@@ -471,24 +499,43 @@ func (e *Engine) ownerRead(st Statement) bool {
 	return !st.Guest && !st.ReadOnly && st.classified && st.class == ClassReadOnly && len(st.Params) == 0
 }
 
-// takeReader waits, while ctx lasts, for a reader connection.
+// takeReader waits, while ctx lasts, for a reader connection; for a
+// request's statement (withRequest), first for one of the requests' places.
 func (e *Engine) takeReader(ctx context.Context) (*conn, error) {
+	request := forRequest(ctx)
+	if request {
+		select {
+		case e.requests <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	select {
 	case c, ok := <-e.readers:
-		if !ok {
-			return nil, ErrClosed
+		if ok {
+			return c, nil
 		}
-		return c, nil
+		if request {
+			<-e.requests
+		}
+		return nil, ErrClosed
 	case <-ctx.Done():
+		if request {
+			<-e.requests
+		}
 		return nil, ctx.Err()
 	}
 }
 
-func (e *Engine) giveReader(c *conn) {
+// giveReader gives back c, taken under ctx.
+func (e *Engine) giveReader(ctx context.Context, c *conn) {
 	if n := signalsReplaced(); n > 0 {
 		e.logger.Warn("the engine replaced Go's signal handlers; restored them", slog.Int("signals", n))
 	}
 	e.readers <- c
+	if forRequest(ctx) {
+		<-e.requests
+	}
 }
 
 // insertChunk is how much of the body goes to the engine per append.
@@ -613,7 +660,7 @@ func (e *Engine) Classify(ctx context.Context, sql string) (class QueryClass, st
 	if err != nil {
 		return ClassUnknown, 0, fmt.Errorf("classify: %w", err)
 	}
-	defer e.giveReader(c)
+	defer e.giveReader(ctx, c)
 	class, n, ok := c.classify(sql)
 	if !ok {
 		return ClassUnknown, 0, errors.New("classify: chdb_classify_query_n is not available in this libchdb")

@@ -454,6 +454,9 @@ func tooLarge(limit int64) *Exception {
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, req *request) {
 	ctx := r.Context()
+	if !req.guest && r.Header.Get(RequestHeader) != "" {
+		ctx = withRequest(ctx)
+	}
 	// A guest takes its slot in the queue before its body is read, so that
 	// only the guests the queue holds keep a query in memory.
 	if !h.enqueue(w, r, req) {
