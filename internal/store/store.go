@@ -146,10 +146,11 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// DB is a connection pool to ClickHouse, and the embedded engine when the
-// process hosts it.
+// DB is ClickHouse through two connection pools, the API requests' and the
+// process's own (pools.go), and the embedded engine when the process hosts
+// it.
 type DB struct {
-	conn     driver.Conn
+	conn     driver.Conn // *pools
 	cluster  string
 	embedded *chdb.Instance // nil with an external ClickHouse
 	logger   *slog.Logger
@@ -293,16 +294,33 @@ func ConnectEngine(ctx context.Context, dsn string, engine *chdb.Engine, logger 
 	return db, nil
 }
 
-// connect opens a pool and waits (while ctx lasts) until ClickHouse answers a
-// ping: a server starting next to us is routine.
+// connect opens the pools (pools) and waits (while ctx lasts) until
+// ClickHouse answers a ping: a server starting next to us is routine.
 func connect(ctx context.Context, opts *clickhouse.Options, logger *slog.Logger) (*DB, error) {
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = 5 * time.Second
 	}
-	conn, err := clickhouse.Open(opts)
+	own, requests := *opts, *opts
+	own.MaxOpenConns = ownConns
+	requests.MaxOpenConns, requests.MaxIdleConns = RequestConns, requestsIdle
+	requests.DialTimeout = max(opts.DialTimeout, requestsWait)
+	// The embedded engine keeps a reader from these (chdb.RequestHeader);
+	// a server ignores the header.
+	requests.HttpHeaders = maps.Clone(opts.HttpHeaders)
+	if requests.HttpHeaders == nil {
+		requests.HttpHeaders = map[string]string{}
+	}
+	requests.HttpHeaders[chdb.RequestHeader] = "1"
+	ownConn, err := clickhouse.Open(&own)
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse: %w", err)
 	}
+	requestsConn, err := clickhouse.Open(&requests)
+	if err != nil {
+		ownConn.Close()
+		return nil, fmt.Errorf("open clickhouse: %w", err)
+	}
+	conn := &pools{Conn: ownConn, requests: requestsConn}
 	err = backoff.Retry(ctx, backoff.Policy{First: 100 * time.Millisecond, Max: 3 * time.Second}, func() error {
 		err := conn.Ping(ctx)
 		var ex *clickhouse.Exception
@@ -321,13 +339,15 @@ func connect(ctx context.Context, opts *clickhouse.Options, logger *slog.Logger)
 	return &DB{conn: conn, logger: logger}, nil
 }
 
-// Conn is the underlying clickhouse-go connection.
+// Conn is the underlying clickhouse-go connection: the pools, each query on
+// the one its context says (ForRequest).
 func (db *DB) Conn() driver.Conn { return db.conn }
 
 // Embedded is the hosted engine, or nil with an external ClickHouse.
 func (db *DB) Embedded() *chdb.Instance { return db.embedded }
 
-// Ready reports whether ClickHouse answers.
+// Ready reports whether ClickHouse answers, pinging on the process's own
+// pool: API requests, however many, leave it a connection.
 func (db *DB) Ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

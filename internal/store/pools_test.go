@@ -1,0 +1,63 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/chdb"
+	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// TestRequestsLeaveTheProcessItsConnections: API requests' queries
+// (store.ForRequest) taking every connection of their pool and every
+// engine reader they may, as a burst of slow requests does, the sink's
+// inserts, the readiness ping and the process's own reads still run. With
+// one pool for all, the ping and the insert waited for a connection until
+// they failed ("clickhouse: acquire conn timeout"), and /readyz with them;
+// with the engine's readers all open to requests, the ping waited behind
+// their queries.
+func TestRequestsLeaveTheProcessItsConnections(t *testing.T) {
+	srv := chdbtest.Serve(t)
+	db, err := store.Open(t.Context(), store.Config{DSN: srv.DSN + "/" + srv.Database}, brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+
+	// Each holds its connection while it runs or waits for a reader: the
+	// engine runs a request's query a core, so together for over a minute.
+	const burst = "SELECT sleep(3) AS burst"
+	hold, release := context.WithCancel(store.ForRequest(t.Context()))
+	var held sync.WaitGroup
+	defer held.Wait()
+	defer release()
+	for range store.RequestConns {
+		held.Go(func() { _ = db.Conn().Exec(hold, burst) })
+	}
+	running := fmt.Sprintf("SELECT count() FROM system.processes WHERE query = '%s'", burst)
+	brokertest.WaitFor(t, 30*time.Second, "the burst's queries running", func() bool {
+		return count(t, db, running) >= uint64(chdb.DefaultOwnerReaders())
+	})
+
+	start := time.Now()
+	for i := range 3 {
+		if err := db.Ready(t.Context()); err != nil {
+			t.Errorf("Ready %d during the burst: %v", i, err)
+		}
+	}
+	insertDelivered(t, db, 0, 10)
+	if n := count(t, db, "SELECT count() FROM delivery_events"); n != 10 {
+		t.Errorf("delivery_events has %d rows; want 10", n)
+	}
+	if n := count(t, db, running); n == 0 {
+		t.Error("the burst ended before the process's own work: nothing was shown")
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the process's own work took %v during the burst", d)
+	}
+}
