@@ -174,9 +174,14 @@ func (a *App) build(ctx context.Context) (err error) {
 		}
 		backups.Mount(guarded)
 		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg).WithBackups(backups)
-		reporter.NewAPI(a.db, logger).Mount(guarded)
+		// The requests that read ClickHouse are bounded, and their queries
+		// kept on a pool of their own: a burst from one client waits or gets
+		// 429, and never takes the sink's, /readyz's or the scheduled jobs'
+		// connections.
+		bounded := guarded.With(reporter.NewLimit(cfg.APIQueries).Middleware)
+		reporter.NewAPI(a.db, logger).Mount(bounded)
 		reports.MountFiring(guarded)
-		reporter.NewDeadLetters(a.db, a.broker, logger).Mount(guarded)
+		reporter.NewDeadLetters(a.db, a.broker, logger).Mount(bounded)
 		// The console's pages are code, not data: served unguarded (a
 		// browser's navigation cannot carry a bearer token); they call the
 		// guarded API with the token the operator types in.

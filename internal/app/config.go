@@ -118,6 +118,9 @@ type Config struct {
 	DataDir    string
 	NATS       broker.Config
 	ClickHouse store.Config
+	// APIQueries is how many API requests that read ClickHouse the
+	// reporter answers at once (reporter.Limit); more wait, then get 429.
+	APIQueries int
 
 	Ingest   ingest.Config
 	Poller   poller.Config
@@ -230,6 +233,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, b Binary) flagenv.Groups {
 	if c.runs(ModuleReporter) {
 		g.Add(fs, "ClickHouse and the sink", func() {
 			c.ClickHouse.RegisterFlags(fs)
+			fs.IntVar(&c.APIQueries, "api-queries", reporter.DefaultAPIQueries, fmt.Sprintf("API requests that read ClickHouse answered at once; another waits up to %v for a place, then gets 429 with Retry-After", reporter.LimitWait))
 			c.Sink.RegisterFlags(fs)
 		})
 		g.Add(fs, "Reports and alerts", func() { c.Reports.RegisterFlags(fs) })
@@ -361,6 +365,9 @@ func (c *Config) Validate() error {
 	if c.runs(ModuleReporter) {
 		if err := c.ClickHouse.Validate(); err != nil {
 			return err
+		}
+		if c.APIQueries < 1 {
+			return fmt.Errorf("api-queries %d: must be at least 1", c.APIQueries)
 		}
 		if err := c.Sink.Validate(); err != nil {
 			return err

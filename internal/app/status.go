@@ -9,6 +9,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/reload"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 // status is one status line: what each module the process runs knows.
@@ -238,7 +239,9 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 	var dead chan *DeadLettersStatus
 	if a.db != nil {
 		dead = make(chan *DeadLettersStatus, 1)
-		go func() { dead <- a.deadLetters(r.Context()) }()
+		// On the requests' pool, unbounded: a monitor's read, one query
+		// of at most 2 s.
+		go func() { dead <- a.deadLetters(store.ForRequest(r.Context())) }()
 	}
 	cur := a.status(r.Context())
 	at := func(t time.Time) *time.Time {

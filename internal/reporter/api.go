@@ -354,10 +354,19 @@ func (re responder) reply(w http.ResponseWriter, r *http.Request, v any, err err
 	ops.WriteJSON(w, v)
 }
 
-// fail logs err and answers 503; a client that left gets nothing.
+// fail logs err and answers 503; a client that left gets nothing. A query
+// that found no connection free (store.ErrBusy) is said as such, with
+// Retry-After: ClickHouse is busy, nothing failed.
 func (re responder) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) {
 		return // the client left
+	}
+	if errors.Is(err, store.ErrBusy) {
+		re.logger.Warn(re.failure+": ClickHouse busy", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(limitRetryAfter))
+		problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Title: "ClickHouse busy",
+			Detail: "no connection to ClickHouse came free in time: its queries are slow or too many; try again after Retry-After", Instance: r.URL.Path})
+		return
 	}
 	re.logger.Error(re.failure, "path", r.URL.Path, "err", err)
 	problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Title: re.title, Detail: re.detail, Instance: r.URL.Path})
