@@ -409,6 +409,10 @@ func TestConsoleJourneysCountPendingAsNoFailure(t *testing.T) {
 	if got := p.b.Text(`#paths tr[data-path="SMS"] [data-field="pending"]`); got != "1" {
 		t.Errorf("SMS path's pending %q; want 1", got)
 	}
+	// Under a channel filter the window's completeness counts every
+	// journey's attempts, which the page says.
+	p.open("journeys?channel=VOICE")
+	p.until("journeys drawn for VOICE", `(document.querySelector('#page-journeys').dataset.loaded || '') !== '' && document.querySelector('#journey-completeness').textContent.includes('first channel is VOICE')`)
 	p.b.NoErrors("journeys")
 }
 

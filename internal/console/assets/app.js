@@ -528,6 +528,12 @@
     const cp = $('#journey-completeness');
     cp.dataset.pending = fb.completeness.pending;
     cp.textContent = describeCompleteness(fb.completeness, fb.otps ? '' : 'no journeys');
+    // /fallback's completeness is the window's, every journey's attempts:
+    // under a channel filter it counts more than the journeys shown, which
+    // only finding their attempts one by one would narrow (docs/analytics.md).
+    if (w.channel && fb.completeness.pending) {
+      cp.textContent += ' These are every journey\'s attempts in the window, not only those of the journeys whose first channel is ' + w.channel + '.';
+    }
     // The API's rate: delivered / (delivered + failed), the pending left out.
     $('#paths tbody').replaceChildren(...fb.paths.map((p) => el('tr', { 'data-path': p.path },
       el('td', {}, p.path),
