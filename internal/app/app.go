@@ -121,8 +121,9 @@ func (a *App) build(ctx context.Context) (err error) {
 		admin = ops.NewRouter()
 		admin.Use(httpMetrics.Middleware("admin"))
 	}
-	// The API and /metrics require an API token when one is configured;
-	// /metrics also takes a metrics token, which opens nothing else.
+	// The API and /metrics require an API token when one is configured, or
+	// an API read token to read; /metrics also takes a metrics token, which
+	// opens nothing else.
 	// Without one, they refuse what a web page could send them
 	// (ops.BrowserGuard).
 	refused := ops.NewRefusals(logger, "request refused for its API token")
@@ -130,8 +131,11 @@ func (a *App) build(ctx context.Context) (err error) {
 	if len(cfg.APITokens) == 0 {
 		admin = admin.With(ops.BrowserGuard(httpurl.Loopback(a.AdminAddr())))
 	}
-	guarded := admin.With(ops.RequireBearer(refused, apiTokens), ops.Audit(logger))
-	scraped := admin.With(ops.RequireBearer(refused, apiTokens, ops.WatchTokens("metrics token", cfg.MetricsTokens, cfg.MetricsTokensFile, logger)))
+	// A read token passes where an API token does, until it acts: 403,
+	// logged as an action by Audit.
+	readTokens := ops.WatchTokens("API read token", cfg.APIReadTokens, cfg.APIReadTokensFile, logger)
+	guarded := admin.With(ops.RequireBearer(refused, apiTokens, readTokens), ops.Audit(logger), ops.ReadOnly(apiTokens))
+	scraped := admin.With(ops.RequireBearer(refused, apiTokens, readTokens, ops.WatchTokens("metrics token", cfg.MetricsTokens, cfg.MetricsTokensFile, logger)))
 	// Answered at once from here until New returns (/healthz 200, the rest
 	// 503 with Retry-After), rather than clients left in the backlog:
 	// opening NATS and the engine can take minutes on a recovering or full

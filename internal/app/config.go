@@ -92,6 +92,12 @@ type Config struct {
 	// APITokensFile is the file APITokens were read from
 	// (OTPSCOPE_API_TOKEN_FILE), read again when it changes.
 	APITokensFile string
+	// APIReadTokens may read what APITokens do (the API, the live stream,
+	// /metrics, the profiler) and act on nothing: those who only look at
+	// the console cannot replay dead letters or take or delete backups.
+	// Only beside APITokens. APIReadTokensFile as APITokensFile.
+	APIReadTokens     flagenv.List
+	APIReadTokensFile string
 	// MetricsTokens may read /metrics and nothing else: Prometheus' own
 	// credential, which cannot replay dead letters, take backups or read
 	// an OTP. Only beside APITokens (an open API with guarded metrics
@@ -215,6 +221,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, b Binary) flagenv.Groups {
 		fs.StringVar(&c.AdminListen, "admin-listen", b.AdminListen, "HTTP address of the API and /metrics (empty: on --listen)")
 		fs.Var(&c.APITokens, "api-token", "bearer token required for the API and /metrics (repeat or comma-separate to rotate; none: open; from $OTPSCOPE_API_TOKEN_FILE read again when it changes)")
 		flagenv.RecordFile(fs, "api-token", &c.APITokensFile)
+		fs.Var(&c.APIReadTokens, "api-read-token", "bearer token that may read the API, /metrics and the profiler (GET, HEAD) and act on nothing: 403 to a replay, a backup (needs --api-token; repeat or comma-separate to rotate; from $OTPSCOPE_API_READ_TOKEN_FILE read again when it changes)")
+		flagenv.RecordFile(fs, "api-read-token", &c.APIReadTokensFile)
 		fs.Var(&c.MetricsTokens, "metrics-token", "bearer token that may read /metrics and nothing else, for Prometheus (needs --api-token, whose tokens read it too; repeat or comma-separate to rotate; from $OTPSCOPE_METRICS_TOKEN_FILE read again when it changes)")
 		flagenv.RecordFile(fs, "metrics-token", &c.MetricsTokensFile)
 		fs.IntVar(&c.Connections.Max, "max-connections", ops.DefaultMaxConnections, "connections each listener holds open at most (0 = no cap)")
@@ -319,8 +327,14 @@ func (c *Config) Validate() error {
 	if err := ops.CheckTokens("API token", c.APITokens); err != nil {
 		return err
 	}
+	if err := ops.CheckTokens("API read token", c.APIReadTokens); err != nil {
+		return err
+	}
 	if err := ops.CheckTokens("metrics token", c.MetricsTokens); err != nil {
 		return err
+	}
+	if len(c.APIReadTokens) > 0 && len(c.APITokens) == 0 {
+		return errors.New("api-read-token without api-token: the API would be open to all, and then to read tokens too; set --api-token too")
 	}
 	if len(c.MetricsTokens) > 0 && len(c.APITokens) == 0 {
 		return errors.New("metrics-token without api-token: /metrics would be guarded and the API open; set --api-token too")
@@ -449,6 +463,7 @@ func wildcard(host string) bool { return host == "" || host == "0.0.0.0" || host
 func (c *Config) tokenRoles() []tokenRole {
 	roles := []tokenRole{
 		{"api-token", "operators", "the API (replays, backups)", c.APITokens},
+		{"api-read-token", "console viewers", "the API's reads (OTP lookups, dead letters' bodies)", c.APIReadTokens},
 		{"metrics-token", "Prometheus", "/metrics", c.MetricsTokens},
 	}
 	if c.runs(ModuleIngest) {

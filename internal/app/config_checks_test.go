@@ -46,6 +46,8 @@ func TestConfigRefusesATokenInTwoRoles(t *testing.T) {
 		{"webhook and metrics token", "otpscope", []string{"--webhook-token", same, "--api-token", other, "--metrics-token", same}, nil, []string{"metrics-token", "webhook-token"}},
 		{"API and metrics token", "reporter", []string{"--api-token", other + "," + same, "--metrics-token", third, "--metrics-token", same}, nil, []string{"api-token", "metrics-token"}},
 		{"the second of a file's tokens", "ingest", []string{"--api-token", same}, []string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + file}, []string{"webhook-token", "api-token"}},
+		{"API and read token", "otpscope", []string{"--webhook-token", third, "--api-token", same, "--api-read-token", same}, nil, []string{"api-token", "api-read-token"}},
+		{"read and metrics token", "poller", []string{"--api-token", other, "--api-read-token", same}, []string{"OTPSCOPE_METRICS_TOKEN=" + same}, []string{"api-read-token", "metrics-token"}},
 		{"each its own", "otpscope", []string{"--webhook-token", same, "--api-token", other, "--metrics-token", third}, nil, nil},
 		{"each its own, rotating", "ingest", []string{"--api-token", third}, []string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + file}, nil},
 	}

@@ -129,6 +129,11 @@ func TestConfigValidate(t *testing.T) {
 		{"reporter", "metrics token and API token", func(c *app.Config) { c.APITokens, c.MetricsTokens = []string{token}, []string{token + "-metrics"} }, true},
 		{"poller", "metrics token without API token", func(c *app.Config) { c.MetricsTokens = []string{token} }, false},
 		{"ingest", "short metrics token", func(c *app.Config) { c.APITokens, c.MetricsTokens = []string{token}, []string{"short"} }, false},
+		// A read token narrows an API token's access; alone it would guard
+		// nothing an open API does not give away.
+		{"reporter", "read token and API token", func(c *app.Config) { c.APITokens, c.APIReadTokens = []string{token}, []string{token + "-read"} }, true},
+		{"otpscope", "read token without API token", func(c *app.Config) { c.APIReadTokens = []string{token + "-read"} }, false},
+		{"ingest", "short read token", func(c *app.Config) { c.APITokens, c.APIReadTokens = []string{token}, []string{"short"} }, false},
 	}
 	for _, tt := range tests {
 		c := newConfig(t, tt.binary)

@@ -40,13 +40,15 @@ func TestSecretsFromFilesRotate(t *testing.T) {
 		oldAPI, newAPI         = "old-api-token-01234567", "new-api-token-89abcdef"
 		oldKey, newKey         = "old-tyntec-key", "new-tyntec-key"
 		oldMetrics, newMetrics = "old-metrics-token-0123", "new-metrics-token-4567"
+		oldRead, newRead       = "old-read-token-0123456", "new-read-token-4567890"
 	)
 	webhookFile := write("webhook-tokens", oldWebhook+"\n")
 	apiFile := write("api-token", oldAPI+"\n")
 	keyFile := write("tyntec-api-key", oldKey+"\n")
 	metricsFile := write("metrics-token", oldMetrics+"\n")
+	readFile := write("api-read-token", oldRead+"\n")
 
-	ing := newConfigEnv(t, "ingest", []string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + webhookFile, "OTPSCOPE_API_TOKEN_FILE=" + apiFile, "OTPSCOPE_METRICS_TOKEN_FILE=" + metricsFile})
+	ing := newConfigEnv(t, "ingest", []string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + webhookFile, "OTPSCOPE_API_TOKEN_FILE=" + apiFile, "OTPSCOPE_METRICS_TOKEN_FILE=" + metricsFile, "OTPSCOPE_API_READ_TOKEN_FILE=" + readFile})
 	ing.AdminListen = "127.0.0.1:0"
 	ing.Complete()
 	if err := ing.Validate(); err != nil {
@@ -101,8 +103,8 @@ func TestSecretsFromFilesRotate(t *testing.T) {
 		return regexp.MustCompile(`(?m)^otpscope_tyntec_calls_total\{op="[a-z0-9_]+",outcome="` + outcome + `"\} [1-9]`).MatchString(body)
 	}
 
-	if got := [6]int{webhookStatus(oldWebhook), webhookStatus(newWebhook), apiStatus(oldAPI), apiStatus(newAPI), metricsStatus(oldMetrics), metricsStatus(newMetrics)}; got != [6]int{200, 401, 200, 401, 200, 401} {
-		t.Fatalf("before the rotation: webhook, API, metrics old/new token = %v; want [200 401 200 401 200 401]", got)
+	if got := [8]int{webhookStatus(oldWebhook), webhookStatus(newWebhook), apiStatus(oldAPI), apiStatus(newAPI), metricsStatus(oldMetrics), metricsStatus(newMetrics), apiStatus(oldRead), apiStatus(newRead)}; got != [8]int{200, 401, 200, 401, 200, 401, 200, 401} {
+		t.Fatalf("before the rotation: webhook, API, metrics, API read old/new token = %v; want [200 401 200 401 200 401 200 401]", got)
 	}
 	brokertest.WaitFor(t, 10*time.Second, "the poller's calls refused for the old key", func() bool { return tyntecCalls("unauthorized") })
 	if tyntecCalls("ok") {
@@ -116,15 +118,16 @@ func TestSecretsFromFilesRotate(t *testing.T) {
 	write("api-token", newAPI+"\n")
 	write("tyntec-api-key", newKey+"\n")
 	write("metrics-token", newMetrics+"\n")
+	write("api-read-token", newRead+"\n")
 	rotated := time.Now()
 	const brokenWarning = "the changed file of the webhook tokens does not load"
 	brokertest.WaitFor(t, 3*reload.Every, "the rotated secrets in use, the broken file reported", func() bool {
 		// A file is looked at when its secret is used: a webhook uses the tokens.
-		return webhookStatus(oldWebhook) == 200 && apiStatus(newAPI) == 200 && metricsStatus(newMetrics) == 200 && tyntecCalls("ok") && strings.Contains(status(newAPI), brokenWarning)
+		return webhookStatus(oldWebhook) == 200 && apiStatus(newAPI) == 200 && apiStatus(newRead) == 200 && metricsStatus(newMetrics) == 200 && tyntecCalls("ok") && strings.Contains(status(newAPI), brokenWarning)
 	})
 	t.Logf("rotated secrets in use after %s", time.Since(rotated).Round(100*time.Millisecond))
-	if got := [5]int{apiStatus(oldAPI), metricsStatus(oldMetrics), apiStatus(newMetrics), webhookStatus(oldWebhook), webhookStatus("short")}; got != [5]int{401, 401, 401, 200, 401} {
-		t.Errorf("after the rotation: API and metrics with the old token, API with the metrics token, webhook with the old and the broken file's = %v; want [401 401 401 200 401]", got)
+	if got := [6]int{apiStatus(oldAPI), metricsStatus(oldMetrics), apiStatus(oldRead), apiStatus(newMetrics), webhookStatus(oldWebhook), webhookStatus("short")}; got != [6]int{401, 401, 401, 401, 200, 401} {
+		t.Errorf("after the rotation: API, metrics and API read with the old token, API with the metrics token, webhook with the old and the broken file's = %v; want [401 401 401 401 200 401]", got)
 	}
 	if _, body := get(t, "http://"+po.Addr()+"/metrics"); !strings.Contains(body, `otpscope_secret_reload_failing{secret="tyntec_api_key"} 0`) {
 		t.Errorf("the poller's metrics lack the key's reload series at 0")

@@ -138,3 +138,24 @@ func Unauthorized(w http.ResponseWriter, detail string) {
 	w.Header().Set("Connection", "close")
 	problem.Error(w, http.StatusUnauthorized, detail)
 }
+
+// ReadOnly answers 403 to a request that acts (any method but GET and HEAD:
+// a dead-letter replay, a backup) unless it carries one of full: behind
+// RequireBearer of full and read tokens, the read tokens may look and not
+// touch. With no full tokens at start it lets everything through, as
+// RequireBearer does.
+func ReadOnly(full *reload.Value[Tokens]) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if len(full.Get()) == 0 {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet || r.Method == http.MethodHead || full.Get().Match(Presented(r, "")) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			problem.Write(w, problem.Details{Status: http.StatusForbidden, Title: "Read-only token",
+				Detail: "this token may only read: " + r.Method + " acts, and needs one of the --api-token tokens", Instance: r.URL.Path})
+		})
+	}
+}
