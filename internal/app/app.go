@@ -129,7 +129,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	refused := ops.NewRefusals(logger, "request refused for its API token")
 	apiTokens := ops.WatchTokens("API token", cfg.APITokens, cfg.APITokensFile, logger)
 	if len(cfg.APITokens) == 0 {
-		admin = admin.With(ops.BrowserGuard(httpurl.Loopback(a.AdminAddr())))
+		admin = admin.With(ops.BrowserGuard(httpurl.Loopback(a.AdminAddr()), cfg.browserNames()))
 	}
 	// A read token passes where an API token does, until it acts: 403,
 	// logged as an action by Audit.
@@ -252,7 +252,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		}
 	}
 	if len(cfg.APITokens) == 0 && !httpurl.Loopback(a.AdminAddr()) {
-		logger.Warn("the API and /metrics answer anyone who can reach " + a.AdminAddr() + ": set --api-token")
+		logger.Warn("the API and /metrics answer anyone who can reach "+a.AdminAddr()+" (a browser only at its IP address, localhost or --console-url's host): set --api-token", "browser_names", cfg.browserNames())
 	}
 	a.ln = a.starting.Handoff(ctx)
 	if a.adminStarting != nil {

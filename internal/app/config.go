@@ -12,6 +12,7 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -491,6 +492,20 @@ func (c *Config) checkTokenRoles() error {
 		}
 	}
 	return nil
+}
+
+// browserNames are the names besides IP addresses and localhost that a
+// browser may send an open admin API beyond loopback (ops.BrowserGuard):
+// --console-url's host, where the operators browse to.
+func (c *Config) browserNames() []string {
+	if !c.runs(ModuleReporter) || c.Reports.ConsoleURL == "" {
+		return nil
+	}
+	u, err := url.Parse(c.Reports.ConsoleURL)
+	if err != nil || u.Hostname() == "" {
+		return nil
+	}
+	return []string{u.Hostname()}
 }
 
 // LogWarnings logs what the configuration allows but an operator may not

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -194,5 +195,26 @@ func TestResendPolicyCheckedWithPollerOff(t *testing.T) {
 	code, out = config("otpscope", []string{"--webhook-token", token, "--resend-policy", "../../docs/examples/resend-policy.json"}, []string{"OTPSCOPE_TYNTEC_API_KEY=key"})
 	if code != 0 || strings.Contains(out, "--resend-policy without") {
 		t.Errorf("config with a good policy and a tyntec key = %d; want accepted without the warning:\n%s", code, out)
+	}
+}
+
+// An open admin API beyond loopback answers a browser at --console-url's
+// host besides IP addresses and localhost (ops.BrowserGuard): where the
+// alerts send operators. A binary without the console has none.
+func TestBrowserNamesAreTheConsoleURLs(t *testing.T) {
+	for _, tt := range []struct {
+		binary, consoleURL string
+		want               []string
+	}{
+		{"otpscope", "https://otpscope.example.com:8443/console/", []string{"otpscope.example.com"}},
+		{"reporter", "http://10.0.0.5:8081/console/", []string{"10.0.0.5"}},
+		{"reporter", "", nil},
+		{"ingest", "", nil},
+	} {
+		c := newConfig(t, tt.binary)
+		c.Reports.ConsoleURL = tt.consoleURL
+		if got := c.BrowserNames(); !slices.Equal(got, tt.want) {
+			t.Errorf("%s --console-url %q: browser names %q; want %q", tt.binary, tt.consoleURL, got, tt.want)
+		}
 	}
 }

@@ -10,3 +10,7 @@ func (a *App) AdminRoutes() chi.Routes {
 	}
 	return a.srv.Handler.(chi.Routes)
 }
+
+// BrowserNames are the names an open admin API beyond loopback answers a
+// browser at, besides IP addresses and localhost.
+func (c *Config) BrowserNames() []string { return c.browserNames() }
