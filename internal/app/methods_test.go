@@ -36,7 +36,8 @@ const methodsToken = "methods-e2e-token-0123456789"
 // to an OTP when they fail, with 20% of tyntec's webhooks and of the push
 // callbacks dropped (the poller recovers them: OTP facts through v1, push
 // statuses by uuid). /api/v1/channels must equal the simulator's ground
-// truth per method and channel, /api/v1/fallback per path (journeys keyed
+// truth (less the attempts the poller's known limit hides: knowable) per
+// method and channel, /api/v1/fallback per path (journeys keyed
 // by correlationId: SILENT>SMS, PUSH>SMS>VOICE …). Then every input that
 // reached otpscope is sent again, duplicated and shuffled — webhooks, push
 // callbacks (a pending after its settled), silent-auth outcomes in arrays,
@@ -75,14 +76,20 @@ func TestMethodsEndToEnd(t *testing.T) {
 	window := "?from=" + from.UTC().Format(time.RFC3339) + "&to=" + time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 
 	var diff string
+	var unknowable []string
 	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 		truth = sim.Truth() // fresh: a fallback may have been dispatched since
-		if diff = compareWithTruth(t, admin, window, truth.Reported()); diff == "" {
+		var known tyntecsim.Truth
+		known, unknowable = knowable(truth.Reported())
+		if diff = compareWithTruth(t, admin, window, known); diff == "" {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the API never equalled the ground truth; last difference:\n%s", diff)
 		}
+	}
+	if len(unknowable) > 0 {
+		t.Logf("OTPs whose first attempts no webhook told of, and the rest nothing made the poller read (its known limit): %v", unknowable)
 	}
 	s := truth.Reported().Summary()
 	t.Logf("%d logins: %d silent, %d push, %d OTPs; journeys %d, paths %v", logins, len(truth.Silent), len(truth.Push), len(truth.OTPs), s.Journeys.Journeys, s.Journeys.Paths)
@@ -126,7 +133,8 @@ func TestMethodsEndToEnd(t *testing.T) {
 		webtest.GetJSON(t, admin+"/api/v1/channels"+sw, &chs)
 		return len(chs.Channels) == 1 && chs.Channels[0].Channel == "SILENT" && chs.Channels[0].Delivered == 1
 	})
-	if d := compareWithTruth(t, admin, window, sim.Truth().Reported()); d != "" {
+	known, _ := knowable(sim.Truth().Reported())
+	if d := compareWithTruth(t, admin, window, known); d != "" {
 		t.Errorf("after every input was sent again, duplicated and shuffled:\n%s", d)
 	}
 }

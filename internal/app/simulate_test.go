@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"flag"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/poller"
 	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 	"github.com/otpscope/otpscope/internal/webtest"
 )
@@ -52,7 +54,8 @@ func TestLostWebhooksRecovered(t *testing.T) {
 	brokertest.WaitFor(t, 90*time.Second, "the poller to recover every lost delivery state", func() bool {
 		webtest.GetJSON(t, "http://"+a.AdminAddr()+"/api/v1/fallback"+window, &got)
 		truth = sim.Truth() // fresh: a fallback may have been dispatched since
-		want = truth.Summary()
+		known, _ := knowable(truth)
+		want = known.Summary()
 		if time.Now().After(deadline.Add(-2 * time.Second)) {
 			t.Logf("API: %d OTPs, %d fallback, %+v; truth: %+v; %d webhooks dropped", got.OTPs, got.FallbackOTPs, got.Outcomes, want, dropped)
 		}
@@ -169,6 +172,132 @@ func lossyConfig(t *testing.T, count int) app.Config {
 	cfg.Poller.DiscoveryInterval = 2 * time.Second // finds OTPs whose every webhook was lost
 	cfg.Poller.VerifySample = 0                    // delivery first: these tests are about lost delivery states
 	return cfg
+}
+
+// knowable returns truth without the attempts the poller cannot know of,
+// and the IDs of their OTPs. Its known limit (README, Poller): an OTP's
+// first attempts whose every webhook was lost, followed by channels whose
+// webhooks all arrived and which tell a settled story of another priority
+// (WHATSAPP>SMS with the WHATSAPP webhooks lost and the SMS delivered looks
+// like an SMS-first OTP), give it no reason to read the OTP's v1 events, so
+// nothing reports those attempts. Which webhooks a seed drops depends on
+// timing (the simulator draws the faults in the order webhooks go out,
+// across OTPs): an idle machine's run of seed 7 meets no such OTP, a loaded
+// one's may. Should the poller learn to recover them, the API will count
+// more than this truth: drop this then.
+func knowable(truth tyntecsim.Truth) (tyntecsim.Truth, []string) {
+	var prios [][]events.Channel
+	for _, p := range tyntecsim.DefaultPriorities() {
+		var chs []events.Channel
+		for _, c := range p.ChannelPriority { // in priority order
+			chs = append(chs, c.Channel)
+		}
+		prios = append(prios, chs)
+	}
+	startsPriority := func(tried []events.Channel) (exact, extended bool) {
+		for _, chs := range prios {
+			if len(chs) >= len(tried) && slices.Equal(chs[:len(tried)], tried) {
+				exact = exact || len(chs) == len(tried)
+				extended = extended || len(chs) > len(tried)
+			}
+		}
+		return exact, extended
+	}
+	out := truth
+	out.OTPs = slices.Clone(truth.OTPs)
+	var hidden []string
+	for i, o := range out.OTPs {
+		if o.API != tyntecsim.APIv4 || len(o.Attempts) < 2 || slices.ContainsFunc(o.Attempts, func(a tyntecsim.Attempt) bool { return a.Resend || a.Outcome == "" }) {
+			continue // v1 OTPs are always read; a resend's channels repeat
+		}
+		reached := func(ch events.Channel) (all, any bool) {
+			all = true
+			for _, w := range o.Webhooks {
+				if w.Channel == ch {
+					all, any = all && w.Delivered > 0, any || w.Delivered > 0
+				}
+			}
+			return all, any
+		}
+		lost := 0
+		for _, a := range o.Attempts {
+			if _, any := reached(a.Channel); any {
+				break
+			}
+			lost++
+		}
+		if lost == 0 || lost == len(o.Attempts) {
+			continue // the story starts where a priority does, or discovery finds the OTP
+		}
+		var rest []events.Channel
+		whole := true
+		for _, a := range o.Attempts[lost:] {
+			rest = append(rest, a.Channel)
+			all, _ := reached(a.Channel)
+			whole = whole && all
+		}
+		exact, extended := startsPriority(rest)
+		last := o.Attempts[len(o.Attempts)-1]
+		settled := last.Outcome == events.StatusDelivered || (exact && !extended)
+		if !whole || (!exact && !extended) || !settled {
+			continue // the poller reads this OTP's events, which tell every attempt
+		}
+		gone := map[events.Channel]bool{}
+		for _, a := range o.Attempts[:lost] {
+			gone[a.Channel] = true
+		}
+		o.Attempts = slices.Clone(o.Attempts[lost:])
+		o.Webhooks = slices.DeleteFunc(slices.Clone(o.Webhooks), func(w tyntecsim.Webhook) bool { return gone[w.Channel] })
+		o.Events = slices.DeleteFunc(slices.Clone(o.Events), func(e tyntec.V1Event) bool { return gone[events.Channel(e.Type)] })
+		out.OTPs[i] = o
+		hidden = append(hidden, o.ID)
+	}
+	return out, hidden
+}
+
+// TestKnowable pins knowable to the poller's known limit: a WHATSAPP
+// attempt whose webhooks were all lost before an SMS that delivered with
+// both its webhooks is left out; one the poller reads for (a lost SMS
+// webhook, an SMS failure tyntec may follow with VIBER, a v1 OTP) stays.
+func TestKnowable(t *testing.T) {
+	at := time.Date(2026, 12, 5, 1, 28, 1, 0, time.UTC)
+	otp := func(id, api string, smsOutcome events.Status, lost ...events.Status) tyntecsim.OTPTruth {
+		o := tyntecsim.OTPTruth{ID: id, API: api, Attempts: []tyntecsim.Attempt{
+			{Channel: events.ChannelWhatsApp, Dispatched: at, Outcome: events.StatusUndeliverable, Settled: at.Add(20 * time.Millisecond)},
+			{Channel: events.ChannelSMS, Dispatched: at.Add(30 * time.Millisecond), Outcome: smsOutcome, Settled: at.Add(80 * time.Millisecond)},
+		}}
+		for _, a := range o.Attempts {
+			for _, st := range []events.Status{events.StatusDispatched, a.Outcome} {
+				w := tyntecsim.Webhook{Channel: a.Channel, Status: st, Delivered: 1}
+				if a.Channel == events.ChannelWhatsApp || slices.Contains(lost, st) {
+					w.Delivered, w.Dropped = 0, true
+				}
+				o.Webhooks = append(o.Webhooks, w)
+			}
+		}
+		return o
+	}
+	truth := tyntecsim.Truth{OTPs: []tyntecsim.OTPTruth{
+		otp("limit", tyntecsim.APIv4, events.StatusDelivered),
+		otp("sms-dispatch-lost", tyntecsim.APIv4, events.StatusDelivered, events.StatusDispatched),
+		otp("sms-failed", tyntecsim.APIv4, events.StatusUndeliverable),
+		otp("v1", tyntecsim.APIv1, events.StatusDelivered),
+	}}
+	known, hidden := knowable(truth)
+	if fmt.Sprint(hidden) != "[limit]" {
+		t.Errorf("left out %v; want [limit]", hidden)
+	}
+	if p := known.OTPs[0].Path(); p != "SMS" || len(known.OTPs[0].Webhooks) != 2 {
+		t.Errorf("the OTP left out: path %s, %d webhooks; want SMS and its 2", p, len(known.OTPs[0].Webhooks))
+	}
+	for _, o := range known.OTPs[1:] {
+		if o.Path() != "WHATSAPP>SMS" {
+			t.Errorf("OTP %s: path %s; want WHATSAPP>SMS (the poller reads its events)", o.ID, o.Path())
+		}
+	}
+	if truth.OTPs[0].Path() != "WHATSAPP>SMS" {
+		t.Error("knowable changed the truth it was given")
+	}
 }
 
 // serveSettled serves cfg and waits until the simulator has settled every
