@@ -57,7 +57,8 @@ func forRequest(ctx context.Context) bool {
 // pools is the store's connection: two clickhouse-go pools to the same
 // ClickHouse, a query taking its connection from the requests' pool under
 // ForRequest and from the process's own otherwise. Methods without a
-// context (Stats, ServerVersion) answer for the process's own.
+// context (Stats, ServerVersion), and the deprecated AsyncInsert the store
+// never calls, answer for the process's own.
 type pools struct {
 	driver.Conn // the process's own
 	requests    driver.Conn
@@ -88,10 +89,6 @@ func (p *pools) PrepareBatch(ctx context.Context, query string, opts ...driver.P
 
 func (p *pools) Exec(ctx context.Context, query string, args ...any) error {
 	return p.pick(ctx).Exec(ctx, query, args...)
-}
-
-func (p *pools) AsyncInsert(ctx context.Context, query string, wait bool, args ...any) error {
-	return p.pick(ctx).AsyncInsert(ctx, query, wait, args...)
 }
 
 func (p *pools) Ping(ctx context.Context) error { return p.pick(ctx).Ping(ctx) }
