@@ -239,6 +239,13 @@ func (p *page) js(what, expr string) {
 	browsertest.Run(p.b, what, chromedp.Evaluate[any](expr))
 }
 
+// choose sets the input or select sel to value as a user would: the
+// change event follows.
+func (p *page) choose(what, sel, value string) {
+	p.t.Helper()
+	p.js(what, `(() => { const e = document.querySelector(`+jsString(sel)+`); e.value = `+jsString(value)+`; e.dispatchEvent(new Event('change')); })()`)
+}
+
 func (p *page) is(what, expr string) bool {
 	p.t.Helper()
 	return browsertest.Run(p.b, what, chromedp.Evaluate[bool](expr))
@@ -332,7 +339,7 @@ func TestConsoleSaysItIsLoadingAnotherWindow(t *testing.T) {
 	before := p.attr("#page-overview", "data-loaded")
 	release := make(chan struct{})
 	p.api.set(func(f *fakeAPI) { f.hold = release })
-	p.js("last 7 days", `(() => { const r = document.querySelector('#range'); r.value = '7d'; r.dispatchEvent(new Event('change')); })()`)
+	p.choose("last 7 days", "#range", "7d")
 	p.until("loading said", `document.querySelector('main').classList.contains('loading') && !document.querySelector('#loading').hidden`)
 	if got := p.text("#loading"); got != "loading last 7 days…" {
 		t.Errorf("loading says %q; want %q", got, "loading last 7 days…")
@@ -384,7 +391,7 @@ func TestConsoleAlertsSayTheyIgnoreTheProfile(t *testing.T) {
 	if !p.is("no profile", `!!document.querySelector('#alerts-profile') && document.querySelector('#alerts-profile').hidden`) {
 		t.Error("without a profile the alerts' heading speaks of one")
 	}
-	p.js("a profile", `(() => { const e = document.querySelector('#profile'); e.value = 'profile-1'; e.dispatchEvent(new Event('change')); })()`)
+	p.choose("a profile", "#profile", "profile-1")
 	p.until("the note shown", `!document.querySelector('#alerts-profile').hidden`)
 	if got := p.text("#alerts-profile"); !strings.Contains(got, "over every profile") {
 		t.Errorf("alerts heading note = %q", got)
@@ -477,7 +484,7 @@ func TestConsoleEventsStatusIsPicked(t *testing.T) {
 	if q := p.api.lastEventQuery(); strings.Contains(q, "status=") {
 		t.Errorf("with any status, /events was asked %q", q)
 	}
-	p.js("pick UNDELIVERABLE", `(() => { const s = document.querySelector('#ev-status'); s.value = 'UNDELIVERABLE'; s.dispatchEvent(new Event('change')); })()`)
+	p.choose("pick UNDELIVERABLE", "#ev-status", "UNDELIVERABLE")
 	polltest.Until(t, 30*time.Second, "/events asked for UNDELIVERABLE", func() bool { return strings.Contains(p.api.lastEventQuery(), "status=UNDELIVERABLE") })
 	p.b.NoErrors("events status")
 }
@@ -510,13 +517,13 @@ func TestConsoleAttemptsChartMarksPartialBuckets(t *testing.T) {
 	p.b.Screenshot("console-partial-buckets")
 	// Whole minutes, read after the window's end: every bucket whole.
 	p.api.set(func(f *fakeAPI) { f.tsAsOf = "" })
-	p.js("whole minutes", `(() => { const e = document.querySelector('#from'); e.value = '2026-06-01T10:00:00'; e.dispatchEvent(new Event('change')); })()`)
+	p.choose("whole minutes", "#from", "2026-06-01T10:00:00")
 	p.until("every bucket whole", `document.querySelector('#chart-attempts').dataset.partial === ''`)
 	if !p.is("no note", `document.querySelector('#attempts-partial').hidden && !document.querySelector('#chart-attempts .u-legend').textContent.includes('partial')`) {
 		t.Errorf("whole buckets still said partial: %q", p.text("#attempts-partial"))
 	}
 	// The last 7 days, in hours: the first cut by the window, the last filling.
-	p.js("last 7 days", `(() => { const r = document.querySelector('#range'); r.value = '7d'; r.dispatchEvent(new Event('change')); })()`)
+	p.choose("last 7 days", "#range", "7d")
 	p.until("hours drawn", `document.querySelector('#attempts-caption').textContent === 'Attempts per hour'`)
 	if got := p.text("#attempts-partial"); !strings.HasSuffix(got, "the current hour, still filling.") {
 		t.Errorf("7-day note = %q", got)
@@ -542,7 +549,7 @@ func TestConsoleWindowInTheURL(t *testing.T) {
 	if got := p.attr("#page-overview", "data-shown"); !strings.HasSuffix(got, ", channel SMS") {
 		t.Errorf("drawn for %q; want channel SMS", got)
 	}
-	p.js("another end", `(() => { const e = document.querySelector('#to'); e.value = '2026-06-03T00:00:00'; e.dispatchEvent(new Event('change')); })()`)
+	p.choose("another end", "#to", "2026-06-03T00:00:00")
 	const moved = "#overview?range=custom&from=2026-06-01T00:00:00Z&to=2026-06-03T00:00:00Z&channel=SMS"
 	p.until("the hash follows", `location.hash === '`+moved+`'`)
 	p.b.Do("reload", chromedp.Reload())
