@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/otpscope/otpscope/internal/console"
 	"github.com/otpscope/otpscope/internal/console/browsertest"
 	"github.com/otpscope/otpscope/internal/polltest"
+	"github.com/otpscope/otpscope/internal/reporter"
 )
 
 // These tests drive the console in Chromium against fakeAPI: answers shaped
@@ -50,6 +52,9 @@ type fakeAPI struct {
 	// token, when set, is the only bearer token answered; any other
 	// request is refused 401, as --api-token's are.
 	token string
+	// episodes and firing are /alerts/episodes' and /alerts/firing's; nil,
+	// none.
+	episodes, firing []any
 }
 
 func (f *fakeAPI) lastEventQuery() string {
@@ -80,6 +85,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	from, to := q.Get("from"), q.Get("to")
 	f.mu.Lock()
 	status, hold, final, empty, errs, tsAsOf, token, dead := f.fail[r.URL.Path], f.hold, f.final, f.empty, f.errors, f.tsAsOf, f.token, f.deadLetters
+	episodes, firing := f.episodes, f.firing
 	if r.URL.Path == "/api/v1/channels" {
 		f.reads[from]++
 	}
@@ -88,6 +94,12 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if errs == nil {
 		errs = []any{}
+	}
+	if episodes == nil {
+		episodes = []any{}
+	}
+	if firing == nil {
+		firing = []any{}
 	}
 	f.mu.Unlock()
 	problem := func(status int, title, detail string) {
@@ -120,9 +132,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		v = st
 	case p == "/api/v1/alerts/firing":
-		v = map[string]any{"firing": []any{}}
+		v = map[string]any{"firing": firing}
 	case p == "/api/v1/alerts/episodes":
-		v = map[string]any{"from": from, "to": to, "episodes": []any{}}
+		v = map[string]any{"from": from, "to": to, "episodes": episodes}
 	case p == "/api/v1/channels":
 		if hold != nil {
 			select {
@@ -663,4 +675,47 @@ func TestConsoleOverviewFitsAPhone(t *testing.T) {
 		t.Errorf("at 390 px SMS's cells: %s\nwant %s", cells, want)
 	}
 	p.b.NoErrors("390 px")
+}
+
+// An alert's value and threshold read in the console as in its summary,
+// the reports and the webhook's text (reporter.AlertFigures): seconds to
+// a tenth, whole ms under a second, and a value that is not its threshold
+// taking digits until it no longer reads as it. The console once said
+// "10.0 s" above "10.0 s" for 10,040 ms, and "0.9 s" for 850 ms.
+func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
+	slow, low := reporter.RuleDeliverySlow, reporter.RuleDeliveryRateLow
+	cases := []struct {
+		rule             string
+		value, threshold float64
+	}{
+		{slow, 10_040, 10_000}, {slow, 16_620, 10_000}, {slow, 16_250, 10_000}, {slow, 60_400, 60_000}, {slow, 60_000.5, 60_000},
+		{slow, 60_000, 60_000}, {slow, 125_000, 120_000}, {slow, 850, 800}, {slow, 850.4, 850}, {slow, 850.25, 850}, {slow, 500.5, 501},
+		{slow, 999.5, 900}, {slow, 1000, 999.6}, {slow, 75_000, 60_000},
+		{low, 0.7996, 0.8}, {low, 0.71, 0.8}, {low, 0.8125, 0.9}, {low, 0.79995, 0.8}, {low, 0, 0.8}, {low, 0.8, 0.8},
+		{reporter.RuleFallbackRateHigh, 0.2004, 0.2}, {reporter.RuleFallbackRateHigh, 0.3333, 0.2},
+	}
+	var episodes []any
+	for i, c := range cases {
+		episodes = append(episodes, map[string]any{"id": strconv.Itoa(i), "rule": c.rule, "channel": "SMS", "state": "firing", "since": asOf, "from": asOf, "to": asOf,
+			"value": c.value, "threshold": c.threshold, "volume": 10, "evaluations": 1, "summary": "…"})
+	}
+	p := newPage(t)
+	p.api.set(func(f *fakeAPI) {
+		f.episodes = episodes
+		f.firing = []any{map[string]any{"rule": slow, "channel": "SMS", "state": "firing", "since": asOf, "from": asOf, "to": asOf,
+			"value": 10_040, "threshold": 10_000, "volume": 10, "summary": "…"}}
+	})
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	for i, c := range cases {
+		row := `#alerts tr[data-alert="` + strconv.Itoa(i) + `"] `
+		v, th := reporter.AlertFigures(c.rule, c.value, c.threshold)
+		if got, gotTh := p.text(row+`[data-field="value"]`), p.text(row+`[data-field="threshold"]`); got != v || gotTh != th {
+			t.Errorf("%s %v above/below %v reads %q, %q; want %q, %q as reporter.AlertFigures", c.rule, c.value, c.threshold, got, gotTh, v, th)
+		}
+	}
+	if got, want := p.text(`#firing [data-rule="delivery_slow"]`), "delivery_slow on SMS since "+"2026-06-02 09:12:44Z"+" (10.04 s)"; got != want {
+		t.Errorf("firing now = %q; want %q", got, want)
+	}
+	p.b.NoErrors("alert figures")
 }

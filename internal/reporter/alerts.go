@@ -228,7 +228,7 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 		if c.Channel == OtherChannels {
 			members = "; " + otherMembers(other)
 		}
-		v, t := alertFigures(RuleDeliveryRateLow, *c.DeliveryRate, threshold)
+		v, t := AlertFigures(RuleDeliveryRateLow, *c.DeliveryRate, threshold)
 		out = append(out, Alert{
 			Rule: RuleDeliveryRateLow, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: *c.DeliveryRate, Threshold: threshold, Volume: settled,
 			Summary: fmt.Sprintf("%s delivery rate %s below %s (%d of %d settled attempts delivered, %s – %s%s)", c.Channel,
@@ -240,7 +240,7 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 		if threshold <= 0 || c.LatencyMS == nil || c.Delivered < max(a.MinSettled, 1) || c.LatencyMS.P95 <= msOf(threshold) {
 			continue
 		}
-		v, t := alertFigures(RuleDeliverySlow, c.LatencyMS.P95, msOf(threshold))
+		v, t := AlertFigures(RuleDeliverySlow, c.LatencyMS.P95, msOf(threshold))
 		out = append(out, Alert{
 			Rule: RuleDeliverySlow, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: c.LatencyMS.P95, Threshold: msOf(threshold), Volume: c.Delivered,
 			Summary: fmt.Sprintf("%s p95 latency (dispatch → DELIVERED) %s above %s (%d delivered attempts, %s – %s)", c.Channel,
@@ -248,7 +248,7 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 		})
 	}
 	if a.MaxFallbackRate > 0 && fb.FallbackRate != nil && fb.OTPs >= max(a.MinOTPs, 1) && *fb.FallbackRate > a.MaxFallbackRate {
-		v, t := alertFigures(RuleFallbackRateHigh, *fb.FallbackRate, a.MaxFallbackRate)
+		v, t := AlertFigures(RuleFallbackRateHigh, *fb.FallbackRate, a.MaxFallbackRate)
 		out = append(out, Alert{
 			Rule: RuleFallbackRateHigh, State: events.AlertFiring, Since: to, From: from, To: to, Value: *fb.FallbackRate, Threshold: a.MaxFallbackRate, Volume: fb.OTPs,
 			Summary: fmt.Sprintf("fallback rate %s above %s (%d of %d journeys fell back, %s – %s)", v, t,
@@ -437,11 +437,13 @@ func alertFigure(rule string, v float64, extra int) string {
 	return strconv.FormatFloat(100*v, 'f', 1+extra, 64) + "%"
 }
 
-// alertFigures are an alert's value and threshold as people read them; a
+// AlertFigures are an alert's value and threshold as people read them; a
 // value that is not its threshold never reads as it: 10040 ms above 10 s
 // reads "10.04 s above 10.0 s", not "10.0 s above 10.0 s", the value
-// taking the fewest digits more (up to six) at which the two differ.
-func alertFigures(rule string, value, threshold float64) (v, t string) {
+// taking the fewest digits more (up to six) at which the two differ. The
+// console's alertFigures (app.js) is this, ported; a console test holds
+// the two alike.
+func AlertFigures(rule string, value, threshold float64) (v, t string) {
 	t = AlertFigure(rule, threshold)
 	for extra := 0; ; extra++ {
 		v = alertFigure(rule, value, extra)
@@ -468,7 +470,7 @@ func (c *ReportsConfig) alertLink() string {
 // accepts: text, ending in link when there is one, plus the alert itself
 // for receivers that read JSON.
 func slackPayload(al *Alert, link string) ([]byte, error) {
-	v, _ := alertFigures(al.Rule, al.Value, al.Threshold)
+	v, _ := AlertFigures(al.Rule, al.Value, al.Threshold)
 	text := ":rotating_light: otpscope " + al.Rule + ": " + al.Summary + " (value " + v + ")"
 	switch {
 	case al.State == events.AlertResolved:

@@ -567,7 +567,7 @@ func latencyChart(chs []store.ChannelStats, maxP95MS float64) *svgChart {
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct": fmtPct, "pctv": func(x float64) string { return fmtPct(&x) }, "alertv": AlertFigure, "alertvs": func(rule string, v, threshold float64) string { s, _ := alertFigures(rule, v, threshold); return s }, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"pct": fmtPct, "pctv": func(x float64) string { return fmtPct(&x) }, "alertv": AlertFigure, "alertvs": func(rule string, v, threshold float64) string { s, _ := AlertFigures(rule, v, threshold); return s }, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"outcomes": outcomeList, "note": completenessNote, "tm": fmtTime, "code": errorCode,
 	"durms": func(ms int64) string { return fmtLatency(float64(ms)) },
 }).Parse(`<!DOCTYPE html>

@@ -23,9 +23,33 @@
   // ("38.2 s", not "38239 ms").
   const fmtMs = (ms) => (ms === null || ms === undefined) ? '–' : ms < 1000 ? String(Math.round(ms)) + ' ms' : (ms / 1e3).toFixed(1) + ' s';
   const fmtTime = (s) => s ? s.replace('T', ' ').replace(/(\.\d+)?Z$/, 'Z') : '–';
-  // An alert's value or threshold: delivery_slow's are milliseconds (a p95
-  // time to deliver), the other rules' rates.
-  const fmtAlert = (rule, v) => rule === 'delivery_slow' ? (v / 1e3).toFixed(1) + ' s' : fmtPct(v);
+  // goFixed is x to digits decimals as Go's strconv.FormatFloat(x, 'f',
+  // digits, 64) writes it: an exact half (0.125 to two) to even, where
+  // toFixed rounds it up. toFixed(100) has every digit of x (of our range).
+  function goFixed(x, digits) {
+    const up = x.toFixed(digits), all = x.toFixed(100), cut = all.indexOf('.') + 1 + digits;
+    if (!(Math.abs(x) < 1e21) || !/^50*$/.test(all.slice(cut))) return up;
+    const down = all.slice(0, cut).replace(/\.$/, '');
+    return /[02468]$/.test(down) ? down : up;
+  }
+  // An alert's value or threshold as the reports and alert summaries write
+  // it (reporter's alertFigure), with extra digits more: delivery_slow's are
+  // milliseconds (a p95 time to deliver), in seconds to a tenth and under a
+  // second in ms, as fmtMs; the other rules' rates as percentages.
+  const alertFigure = (rule, v, extra) => rule !== 'delivery_slow' ? goFixed(100 * v, 1 + extra) + '%' :
+    v < 1000 ? (extra ? goFixed(v, extra) : String(Math.round(v))) + ' ms' : (extra ? goFixed(v / 1e3, 1 + extra) : (v / 1e3).toFixed(1)) + ' s';
+  // alertFigures are an alert's value and threshold, the value never
+  // reading as its threshold: 10040 ms above 10 s is "10.04 s", not
+  // "10.0 s", taking the fewest digits more (up to six) at which the two
+  // differ. reporter.AlertFigures, ported: the console says what the
+  // summary beside it says (a test holds the two alike).
+  function alertFigures(rule, value, threshold) {
+    const t = alertFigure(rule, threshold, 0);
+    for (let extra = 0; ; extra++) {
+      const v = alertFigure(rule, value, extra);
+      if (extra === 6 || value === threshold || v !== alertFigure(rule, threshold, extra)) return [v, t];
+    }
+  }
   const fmtSpan = (ms) => ms < 60e3 ? Math.max(0, Math.round(ms / 1e3)) + ' s' : ms % 3600e3 === 0 ? (ms / 3600e3) + ' h' : Math.round(ms / 60e3) + ' min';
 
   class AuthError extends Error {}
@@ -349,7 +373,7 @@
     firing.className = now.firing.length ? 'state-firing' : 'state-resolved';
     firing.replaceChildren(now.firing.length ? 'Firing now: ' : 'No alert rule is firing.',
       ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', title: f.summary + ' (evaluated ' + fmtTime(f.to) + ')' },
-        (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since) + ' (' + fmtAlert(f.rule, f.value) + ')')));
+        (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since) + ' (' + alertFigures(f.rule, f.value, f.threshold)[0] + ')')));
   }
   function drawChannels(chs) {
     const tbody = $('#channels tbody');
@@ -390,24 +414,25 @@
   }
   // One row per firing (rule, channel and since), as of its latest
   // evaluation in the window, newest first (/api/v1/alerts/episodes): a
-  // rule firing for an hour is one row, not one per evaluation. Rates as
-  // percentages, times to deliver in seconds; the volume is settled (or,
-  // for delivery_slow, delivered) attempts or journeys; the summary,
-  // which repeats the row in words, is the row's tooltip.
+  // rule firing for an hour is one row, not one per evaluation. Value and
+  // threshold as the summary writes them (alertFigures); the volume is
+  // settled (or, for delivery_slow, delivered) attempts or journeys; the
+  // summary, which repeats the row in words, is the row's tooltip.
   function drawEpisodes(al) {
     const alerts = $('#alerts tbody');
-    alerts.replaceChildren(...al.episodes.map((a) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, 'data-evaluations': a.evaluations, title: a.summary },
-      el('td', {}, fmtTime(a.to)),
-      el('td', {}, fmtSpan(Date.parse(a.to) - Date.parse(a.from))),
-      el('td', { 'data-field': 'rule' }, a.rule),
-      el('td', { 'data-field': 'channel' }, a.channel || 'all'),
-      el('td', { 'data-field': 'state', class: 'state-' + a.state }, a.state === 'resolved' ? 'resolved' : a.since === a.to ? 'firing' : 'firing since ' + fmtTime(a.since)),
-      el('td', { class: 'num', 'data-field': 'value', 'data-value': a.value }, fmtAlert(a.rule, a.value)),
-      el('td', { class: 'num', 'data-field': 'threshold' }, fmtAlert(a.rule, a.threshold)),
-      el('td', { class: 'num', 'data-field': 'volume' }, String(a.volume)))));
+    alerts.replaceChildren(...al.episodes.map((a) => episodeRow(a, ...alertFigures(a.rule, a.value, a.threshold))));
     if (!al.episodes.length) alerts.append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no alert fired or resolved in this window')));
     labelCells('#alerts');
   }
+  const episodeRow = (a, value, threshold) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, 'data-evaluations': a.evaluations, title: a.summary },
+    el('td', {}, fmtTime(a.to)),
+    el('td', {}, fmtSpan(Date.parse(a.to) - Date.parse(a.from))),
+    el('td', { 'data-field': 'rule' }, a.rule),
+    el('td', { 'data-field': 'channel' }, a.channel || 'all'),
+    el('td', { 'data-field': 'state', class: 'state-' + a.state }, a.state === 'resolved' ? 'resolved' : a.since === a.to ? 'firing' : 'firing since ' + fmtTime(a.since)),
+    el('td', { class: 'num', 'data-field': 'value', 'data-value': a.value }, value),
+    el('td', { class: 'num', 'data-field': 'threshold' }, threshold),
+    el('td', { class: 'num', 'data-field': 'volume' }, String(a.volume)));
   // labelCells names each of a table's cells by its column's heading, which
   // a narrow screen shows beside the figure in place of the heading row
   // (app.css, table.stack). A row of one cell (a note) is left unnamed.
