@@ -230,11 +230,19 @@ func newPage(t *testing.T) *page { return newPageWithToken(t, "") }
 
 // newPageWithToken is newPage for an API that answers only token (none:
 // any request), the pages told to ask for one.
-func newPageWithToken(t *testing.T, token string) *page {
+func newPageWithToken(t *testing.T, token string) *page { return newPageBehind(t, token, nil) }
+
+// newPageBehind is newPageWithToken with the API behind middleware (nil:
+// none), as the reporter's limit.
+func newPageBehind(t *testing.T, token string, middleware func(http.Handler) http.Handler) *page {
 	api := &fakeAPI{fail: map[string]int{}, reads: map[string]int{}, token: token}
 	r := chi.NewRouter()
 	console.Mount(r, token != "")
-	r.Handle("/api/v1/*", api)
+	if middleware != nil {
+		r.With(middleware).Handle("/api/v1/*", api)
+	} else {
+		r.Handle("/api/v1/*", api)
+	}
 	srv := httptest.NewServer(r)
 	// Closed after the browser: a held answer ends with its request.
 	t.Cleanup(srv.Close)
@@ -718,4 +726,45 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 		t.Errorf("firing now = %q; want %q", got, want)
 	}
 	p.b.NoErrors("alert figures")
+}
+
+// A second operator's Overview, while another client holds every place
+// for analytics queries (--api-queries) past the limit's wait, is answered
+// 429: the console says it waits, asks again after Retry-After and draws
+// the figures, where it once drew "not loaded: Too many analytics queries
+// at once".
+func TestConsoleWaitsOutTooManyQueries(t *testing.T) {
+	p := newPageBehind(t, "", reporter.NewLimit(1).Middleware)
+	release := make(chan struct{})
+	p.api.set(func(f *fakeAPI) { f.hold = release })
+	held := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(p.base + "/api/v1/channels?from=held")
+		if err == nil {
+			err = resp.Body.Close()
+		}
+		held <- err
+	}()
+	polltest.Until(t, 30*time.Second, "the one place taken", func() bool { return p.api.readsFrom("held") == 1 })
+	p.open("overview")
+	p.until("the wait said", `!document.querySelector('#busy').hidden || !!document.querySelector('#page-overview').dataset.loaded || !document.querySelector('#error').hidden`)
+	if got := p.text("#busy"); !strings.HasPrefix(got, "otpscope is busy (too many analytics queries at once): asking again in 1 s") {
+		t.Errorf("while it waits the page says %q; want that otpscope is busy and when it asks again", got)
+	}
+	p.api.set(func(f *fakeAPI) { f.hold = nil })
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatalf("the held request: %v", err)
+	}
+	p.until("the overview drawn", overviewDrawn+` || !document.querySelector('#error').hidden`)
+	if got := p.text(`#channels tr[data-channel="SMS"] [data-field="attempts"]`); got != "3" {
+		t.Errorf("SMS attempts = %q; want 3", got)
+	}
+	if !p.is("no error", `document.querySelector('#error').hidden`) {
+		t.Errorf("the page says %q; want the overview drawn once otpscope had a place", p.text("#error"))
+	}
+	if !p.is("no longer waiting", `document.querySelector('#busy').hidden`) {
+		t.Errorf("drawn, the page still says %q", p.text("#busy"))
+	}
+	p.b.NoErrorsBut("too many queries", "status of 429")
 }

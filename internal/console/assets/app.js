@@ -59,8 +59,14 @@
   // current. (Live's stream has no such bound.)
   const LOAD_TIMEOUT_MS = 30e3;
 
+  // A 429 says every place for analytics queries (--api-queries) is taken,
+  // by another tab or operator: the request is asked again after its
+  // Retry-After (at most BUSY_WAIT_S), up to BUSY_RETRIES times, the page
+  // saying that it waits, rather than a busy moment failing the figures.
+  const BUSY_RETRIES = 3, BUSY_WAIT_S = 5;
+
   // api fetches path with the token, if any; a 401 asks for one. opts.signal
-  // aborts it; opts.timeout bounds it.
+  // aborts it; opts.timeout bounds it, its waits on a 429 included.
   async function api(path, opts) {
     opts = Object.assign({}, opts);
     if (opts.timeout) opts.signal = AbortSignal.any([opts.signal || new AbortController().signal, AbortSignal.timeout(opts.timeout)]);
@@ -68,7 +74,12 @@
     const tok = sessionStorage.getItem(TOKEN_KEY);
     if (tok) headers['Authorization'] = 'Bearer ' + tok;
     opts.headers = headers;
-    const res = await fetch(path, opts);
+    let res;
+    for (let retry = 0; ; retry++) {
+      res = await fetch(path, opts);
+      if (res.status !== 429 || retry === BUSY_RETRIES) break;
+      await busyWait(Math.min(Math.max(Number(res.headers.get('Retry-After')) || 1, 1), BUSY_WAIT_S), opts.signal);
+    }
     if (res.status === 401) {
       // A refused token is of no further use: dropped, so that the form
       // asks for another rather than offer to forget it.
@@ -82,6 +93,24 @@
       throw new Error(detail);
     }
     return opts.raw ? res : res.json();
+  }
+
+  // busyWait waits s seconds, or until signal aborts, saying so while any
+  // request waits.
+  let busyWaits = 0;
+  async function busyWait(s, signal) {
+    busyWaits++;
+    $('#busy').textContent = 'otpscope is busy (too many analytics queries at once): asking again in ' + s + ' s…';
+    $('#busy').hidden = false;
+    try {
+      await new Promise((resolve, reject) => {
+        if (signal && signal.aborted) return reject(signal.reason);
+        const t = setTimeout(resolve, s * 1e3);
+        if (signal) signal.addEventListener('abort', () => { clearTimeout(t); reject(signal.reason); }, { once: true });
+      });
+    } finally {
+      if (--busyWaits === 0) $('#busy').hidden = true;
+    }
   }
 
   function showError(err) {
