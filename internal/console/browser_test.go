@@ -154,7 +154,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v = map[string]any{"from": from, "to": to, "as_of": asOf, "otps": 3, "fallback_otps": 1, "fallback_rate": 0.3333, "resends": 0,
 			"outcomes": map[string]any{"delivered_primary": 1, "delivered_fallback": 1, "failed": 0, "pending": pending},
 			"paths": []any{map[string]any{"path": "SMS", "otps": 2, "delivered": 1, "failed": 0, "pending": 1, "delivery_rate": 1},
-				map[string]any{"path": "SMS>VIBER", "otps": 1, "delivered": 1, "failed": 0, "pending": 0, "delivery_rate": 1}},
+				map[string]any{"path": "SMS>VIBER", "otps": 16, "delivered": 13, "failed": 3, "pending": 0, "delivery_rate": 0.8125}},
 			"time_to_deliver_ms": map[string]any{"p50": 2000, "p95": 8000}, "completeness": completeness}
 	case p == "/api/v1/timeseries":
 		if tsAsOf == "" {
@@ -435,6 +435,11 @@ func TestConsoleJourneysCountPendingAsNoFailure(t *testing.T) {
 	}
 	if got := p.b.Text(`#paths tr[data-path="SMS"] [data-field="pending"]`); got != "1" {
 		t.Errorf("SMS path's pending %q; want 1", got)
+	}
+	// 13 of 16 is 81.25 %: an exact half, which the reports (Go) write
+	// 81.2 % and JavaScript's toFixed 81.3 %; the console writes the reports'.
+	if got := p.b.Text(`#paths tr[data-path="SMS>VIBER"] [data-field="delivery_rate"]`); got != "81.2%" {
+		t.Errorf("SMS>VIBER path's delivery rate %q; want 81.2%% as the reports write 13 of 16", got)
 	}
 	// Under a channel filter the window's completeness counts every
 	// journey's attempts, which the page says.

@@ -18,7 +18,8 @@
   const COLORS = ['#2f6fde', '#e67e22', '#27ae60', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d'];
   const CHANNELS = ['SMS', 'VOICE', 'VIBER', 'WHATSAPP', 'SILENT', 'PUSH'];
   const colorOf = (ch) => COLORS[CHANNELS.includes(ch) ? CHANNELS.indexOf(ch) : COLORS.length - 1];
-  const fmtPct = (r) => (r === null || r === undefined) ? '–' : (r * 100).toFixed(1) + '%';
+  // As the reports write a rate (goFixed: an exact half to even, as Go).
+  const fmtPct = (r) => (r === null || r === undefined) ? '–' : goFixed(r * 100, 1) + '%';
   // Under a second in ms; above, in seconds, as the alerts give them
   // ("38.2 s", not "38239 ms").
   const fmtMs = (ms) => (ms === null || ms === undefined) ? '–' : ms < 1000 ? String(Math.round(ms)) + ' ms' : (ms / 1e3).toFixed(1) + ' s';
