@@ -43,3 +43,15 @@ otpscope_http_requests_total{code="405",handler="unmatched",listener="admin",met
 		t.Errorf("otpscope_build_info series = %d; want 1", n)
 	}
 }
+
+// TestRegistryTellsRestarts: OtpscopeRestarting counts the changes of
+// process_start_time_seconds on targets that export otpscope_build_info;
+// every registry must export both.
+func TestRegistryTellsRestarts(t *testing.T) {
+	reg := ops.NewRegistry()
+	for _, name := range []string{"process_start_time_seconds", "otpscope_build_info"} {
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != 1 {
+			t.Errorf("%s: %d series (%v); want 1", name, n, err)
+		}
+	}
+}
