@@ -48,6 +48,7 @@ func TestBudgetNeverExceeded(t *testing.T) {
 		brokertest.WaitFor(t, 20*time.Second, "the poller to make 3 windows' worth of calls", func() bool {
 			return len(sim.Calls()) >= 3*limit
 		})
+		due := metricValue(t, p.metrics.due.WithLabelValues("delivery"))
 		stop()
 
 		calls := sim.Calls()
@@ -59,11 +60,14 @@ func TestBudgetNeverExceeded(t *testing.T) {
 				t.Errorf("call %s %s answered 429", c.Method, c.Path)
 			}
 		}
+		if due <= limit {
+			t.Errorf("delivery backlog %v; want more than the budget, or the budget never bound", due)
+		}
 		if got := metricValue(t, p.metrics.leader); got != 0 {
 			t.Errorf("leader gauge after stop = %v; want 0", got)
 		}
-		if due := metricValue(t, p.metrics.due.WithLabelValues("delivery")); due <= limit {
-			t.Errorf("delivery backlog %v; want more than the budget, or the budget never bound", due)
+		if got := metricValue(t, p.metrics.due); got != 0 {
+			t.Errorf("delivery backlog after stop = %v; want 0 (the lease given up)", got)
 		}
 	})
 }

@@ -7,6 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
+// dueKinds are the kinds of otpscope_poller_due_otps.
+var dueKinds = []string{"delivery", "verify"}
+
 // metrics are the poller's collectors; tyntec calls by endpoint and outcome
 // are the client's otpscope_tyntec_calls_total{op,outcome}.
 type metrics struct {
@@ -61,4 +64,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// notLeading zeroes what only the leader's cycles set, for a replica that
+// lost the lease or never held it: kept, its last cycle's readings went on
+// being exported until a restart, a stale oldest firing OtpscopePollerBehind
+// and a stale tracked arming OtpscopeNoWebhooks while another replica leads.
+func (m *metrics) notLeading() {
+	m.leader.Set(0)
+	m.tracked.Set(0)
+	m.oldest.Set(0)
+	for _, k := range dueKinds {
+		m.due.WithLabelValues(k).Set(0)
+	}
 }

@@ -55,7 +55,7 @@ type Poller struct {
 	metrics   *metrics
 
 	// tracked, dueDelivery and oldestNs are the last cycle's backlog, for
-	// Backlog.
+	// Backlog; zeroed when the lease is lost (holding).
 	tracked, dueDelivery, oldestNs atomic.Int64
 
 	mu            sync.Mutex
@@ -129,13 +129,6 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	lease.Holding = func(held bool) {
-		if held {
-			m.leader.Set(1)
-		} else {
-			m.leader.Set(0)
-		}
-	}
 	// A new consumer starts far enough back to see every OTP still open.
 	startAt := now.Add(-(cfg.OTPExpiry + cfg.Grace))
 	track, err := b.Consumer(ctx, consumerSpec(DurableTrack, "otpscope poller: delivery facts and registrations into the OTP records", trackSubjects, startAt))
@@ -147,6 +140,7 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 		store: st, decisions: decisions, worldKV: worldKV, lease: lease, schedule: sched, interval: interval,
 		track: track, logger: logger, metrics: m,
 	}
+	lease.Holding = p.holding
 	if err := p.loadWorld(ctx); err != nil {
 		return nil, err
 	}
@@ -200,6 +194,21 @@ func (p *Poller) Ready(ctx context.Context) error {
 // Checks are the poller's readiness checks for /readyz.
 func (p *Poller) Checks() []ops.Check {
 	return []ops.Check{{Name: "poller", Ready: p.Ready, Info: p.worldInfo}}
+}
+
+// holding is told when this replica gains or loses the lease. A replica
+// that lost it forgets its last cycle's backlog (metrics and Backlog), as
+// the leader's cycles alone keep it current; the lease calls this only
+// after the leader's work has returned, so no cycle sets it again.
+func (p *Poller) holding(held bool) {
+	if held {
+		p.metrics.leader.Set(1)
+		return
+	}
+	p.metrics.notLeading()
+	p.tracked.Store(0)
+	p.dueDelivery.Store(0)
+	p.oldestNs.Store(0)
 }
 
 // runLeader is what the leader does until it loses the lease.

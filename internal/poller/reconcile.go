@@ -720,7 +720,8 @@ func (p *Poller) fallbackAfter(tried []events.Channel) bool {
 
 // Backlog is what the last reconciliation cycle found: OTPs tracked, those
 // whose delivery was due for reconciling, and the age of the oldest whose
-// delivery is not settled — for the status log.
+// delivery is not settled — for the status log; all zero on a replica not
+// leading, whose cycles do not run.
 func (p *Poller) Backlog() (tracked, due int, oldest time.Duration) {
 	return int(p.tracked.Load()), int(p.dueDelivery.Load()), time.Duration(p.oldestNs.Load())
 }
