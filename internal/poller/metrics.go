@@ -5,7 +5,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/otpscope/otpscope/internal/events"
 )
+
+// resendIgnored is the result label of a failed delivery no policy rule
+// matches; the others are the audit's (events.Resend*).
+const resendIgnored = "ignored"
+
+// resendResults are every result of otpscope_poller_resends_total.
+var resendResults = []string{events.ResendSent, events.ResendSkipped, events.ResendFailed, events.ResendDryRun, resendIgnored}
 
 // dueKinds are the kinds of otpscope_poller_due_otps.
 var dueKinds = []string{"delivery", "verify"}
@@ -42,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		discovered:    f.NewCounter(prometheus.CounterOpts{Name: "otpscope_poller_discovered_total", Help: "OTPs found by GET /2fa/v4/otp that no webhook or registration announced."}),
 		reconciled:    f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_reconciled_total", Help: "OTPs read by kind: delivery (v1 events, or v4 status where v1 does not serve v4 OTPs) or verify (status)."}, []string{"kind"}),
 		missed:        f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_missed_webhooks_total", Help: "Delivery facts of v4 OTPs learned by polling that no webhook reported."}, []string{"channel", "status"}),
-		finished:      f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_finished_total", Help: "OTPs no longer tracked, by reason (final, undelivered, not_sampled, expired, unreconciled, not_found)."}, []string{"reason"}),
+		finished:      f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_finished_total", Help: "OTPs no longer tracked, by reason (final, undelivered, not_sampled, expired, unreconciled, not_found, unrecoverable)."}, []string{"reason"}),
 		rateLimited:   f.NewCounter(prometheus.CounterOpts{Name: "otpscope_poller_rate_limited_total", Help: "429 answers that paused the poller for their Retry-After."}),
 		resends:       f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_resends_total", Help: "Resend decisions by result (sent, skipped, failed, dryrun; ignored = no policy rule)."}, []string{"result"}),
 		leader:        f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_poller_leader", Help: "1 while this replica holds the lease and calls tyntec."}),
@@ -50,6 +59,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		unrecoverable: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_poller_unrecoverable_total", Help: "Attempts of v4 OTPs whose lost webhooks the poller could not recover (tyntec's v1 API does not serve v4 OTPs), by channel (OTHER: an attempt with no channel, whose every webhook may be lost, or on a channel otpscope does not know)."}, []string{"channel"}),
 	}
 	m.v1SeesV4.Set(-1)
+	// Every known label value from zero: a series that appears only at its
+	// first give-up or failed resend hides that one from increase(), so
+	// OtpscopePollerGaveUp and OtpscopeResendsFailing would miss it.
+	for _, r := range doneReasons {
+		m.finished.WithLabelValues(r)
+	}
+	for _, r := range resendResults {
+		m.resends.WithLabelValues(r)
+	}
+	for _, k := range dueKinds {
+		m.due.WithLabelValues(k)
+	}
 	if reg == nil {
 		return m, nil
 	}

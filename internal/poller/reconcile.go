@@ -191,23 +191,38 @@ func (p *Poller) due(ctx context.Context, now time.Time, st *CycleStats) (delive
 	return delivery, verify
 }
 
+// Why tracking of an OTP ended: Record.DoneReason, and the reason label of
+// otpscope_poller_finished_total.
+const (
+	doneUnrecoverable = "unrecoverable"
+	doneFinal         = "final"
+	doneUndelivered   = "undelivered"
+	doneNotSampled    = "not_sampled"
+	doneExpired       = "expired"
+	doneUnreconciled  = "unreconciled" // given up unsettled: OtpscopePollerGaveUp
+	doneNotFound      = "not_found"    // tyntec no longer knows it
+)
+
+// doneReasons are every reason, counted from zero (newMetrics).
+var doneReasons = []string{doneUnrecoverable, doneFinal, doneUndelivered, doneNotSampled, doneExpired, doneUnreconciled, doneNotFound}
+
 // finished returns why a record needs no more work, or "".
 func (p *Poller) finished(r *Record, settled bool, now time.Time) string {
 	delivered := r.deliveredOn() != ""
 	switch {
 	case r.Unrecoverable && (events.OTPStatusFinal(r.OTPStatus) || now.After(r.Expires)):
-		return "unrecoverable"
+		return doneUnrecoverable
 	case settled && events.OTPStatusFinal(r.OTPStatus):
-		return "final"
+		return doneFinal
 	case settled && !delivered && now.After(r.Expires):
-		return "undelivered"
+		return doneUndelivered
 	case settled && delivered && now.After(r.Expires) && !p.inSample(r.OTPID):
-		return "not_sampled"
+		return doneNotSampled
 	case now.After(r.Expires.Add(p.cfg.Grace)):
 		if settled {
-			return "expired"
+			return doneExpired
 		}
-		return "unreconciled"
+		return doneUnreconciled
 	}
 	return ""
 }
@@ -638,7 +653,7 @@ func (p *Poller) callFailed(ctx context.Context, id, what string, err error) err
 		return errStopCycle
 	case id != "" && (errors.Is(err, tyntec.ErrNotFound) || errors.Is(err, tyntec.ErrGone)):
 		p.logger.Info("tyntec no longer knows the OTP; tracking ends", "otp_id", id, "err", err)
-		_ = p.finish(ctx, id, "not_found")
+		_ = p.finish(ctx, id, doneNotFound)
 		return nil
 	}
 	p.logger.Warn("tyntec call failed", "call", what, "otp_id", id, "err", err)

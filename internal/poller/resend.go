@@ -85,7 +85,7 @@ func (p *Poller) handleResend(ctx context.Context, m *broker.Msg) broker.Decisio
 func (p *Poller) DecideResend(ctx context.Context, ev *events.DeliveryStatus) (Decision, error) {
 	rule := p.policy.Match(ev)
 	if rule == nil {
-		p.metrics.resends.WithLabelValues("ignored").Inc()
+		p.metrics.resends.WithLabelValues(resendIgnored).Inc()
 		return Decision{Reason: "no policy rule matches"}, nil
 	}
 	live := p.cfg.ResendMode == ModeLive

@@ -63,7 +63,7 @@ type Record struct {
 	// tyntec's v1 API does not serve this v4 OTP, and v4 shows no delivery
 	// facts. What is missing was published on tyntec.2fa.reconcile.unrecoverable.
 	Unrecoverable bool `json:"unrecoverable,omitempty"`
-	// Done ends tracking; DoneReason says why (final, expired, unreconciled).
+	// Done ends tracking; DoneReason says why (doneReasons).
 	Done       bool   `json:"done,omitempty"`
 	DoneReason string `json:"doneReason,omitempty"`
 }
