@@ -23,5 +23,12 @@ func RunReportsLeased(ctx context.Context, b *broker.Broker, r *Reports, logger 
 	if err != nil {
 		return err
 	}
+	lease.Holding = func(held bool) {
+		if held {
+			r.leader.Set(1)
+		} else {
+			r.leader.Set(0)
+		}
+	}
 	return lease.Run(ctx, r.Run)
 }

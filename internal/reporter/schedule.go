@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -200,6 +201,12 @@ type Reports struct {
 	firing            alertState
 	backups           *Backups // scheduled backups, when set (WithBackups)
 	rollups           rollupMetrics
+	// leader is 1 while this replica holds the reports lease (RunReportsLeased).
+	leader prometheus.Gauge
+	// lastSuccess is when a run of each kind last succeeded here; due, on
+	// the lease holder, when the next success is overdue (Run).
+	lastSuccess *prometheus.GaugeVec
+	due         *prometheus.GaugeVec
 }
 
 // rollupMetrics are what the rollup job's runs did: a run's time that grows
@@ -216,7 +223,7 @@ type rollupMetrics struct {
 func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Reports {
 	// promauto registers each collector as it is made; a nil reg registers none.
 	f := promauto.With(reg)
-	return &Reports{
+	r := &Reports{
 		cfg: cfg, db: db, pub: pub, logger: logger, now: time.Now,
 		client:            &http.Client{Timeout: 10 * time.Second},
 		runs:              f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_reports_total", Help: "Scheduled report and alert runs by kind and outcome."}, []string{"kind", "outcome"}),
@@ -232,61 +239,176 @@ func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Log
 			resends: f.NewCounter(prometheus.CounterOpts{Name: "otpscope_rollup_resend_outcomes_total",
 				Help: "Resend decisions whose outcome the rollup job computed: those of the OTPs touched since its last run, or every one after a pause."}),
 		},
+		leader: f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_reporter_leader", Help: "1 while this replica holds the reports lease and runs the scheduled jobs."}),
+		lastSuccess: f.NewGaugeVec(prometheus.GaugeOpts{Name: "otpscope_reports_last_success_timestamp_seconds",
+			Help: "When a scheduled run of the kind last succeeded on this replica (Unix time); 0 until one has."}, []string{"kind"}),
+		due: f.NewGaugeVec(prometheus.GaugeOpts{Name: "otpscope_reports_due_timestamp_seconds",
+			Help: "On the lease holder, when a run of the kind that has not succeeded since is overdue (Unix time): two of its schedule's intervals and its timeout after its last success, or after the lease was taken; 0 on the other replicas."}, []string{"kind"}),
+	}
+	r.initSeries()
+	return r
+}
+
+// initSeries makes the series of the jobs and notifications configured at
+// 0, so that their first failure is an increase Prometheus sees; a kind
+// not scheduled has none.
+func (r *Reports) initSeries() {
+	for _, j := range r.jobs() {
+		r.runs.WithLabelValues(j.kind, "ok")
+		r.runs.WithLabelValues(j.kind, "error")
+		r.lastSuccess.WithLabelValues(j.kind)
+		r.due.WithLabelValues(j.kind)
+	}
+	for _, outcome := range []string{"ok", "error"} {
+		if r.cfg.AlertWebhookURL != "" {
+			r.posting.WithLabelValues(outcome)
+		}
+		if len(r.cfg.AlertmanagerURLs) > 0 {
+			r.alertmanagerPosts.WithLabelValues(outcome)
+		}
 	}
 }
 
-// Run runs the schedule until ctx ends, then waits for a running job.
-func (r *Reports) Run(ctx context.Context) error {
-	c := cron.New(cron.WithParser(cronspec.Parser{}), cron.WithLocation(time.UTC), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
-	add := func(spec, kind string, job func(context.Context, time.Time) error) error {
-		if spec == "" {
-			return nil
-		}
-		_, err := c.AddFunc(spec, func() {
-			outcome := "ok"
-			if err := job(ctx, r.now()); err != nil {
-				outcome = "error"
-				if ctx.Err() == nil {
-					r.logger.Error("scheduled "+kind, "err", err)
-				}
-			}
-			r.runs.WithLabelValues(kind, outcome).Inc()
-		})
-		return err
-	}
-	if err := errors.Join(
-		add(r.cfg.Hourly, KindHourly, func(ctx context.Context, now time.Time) error {
+// runTimeouts bound each kind's run: one still going then is cut short and
+// counts as failed. Without them a run that hangs (a query or a NATS call
+// that never answers) held back every later run of its kind, since cron
+// skips a run while the last one goes on. Each is far above what a run
+// takes (a rollup run a few seconds at 100 M events, a backup of 11 M
+// events 2 s), and the rollup job keeps what a cut run computed.
+var runTimeouts = map[string]time.Duration{
+	KindHourly:  15 * time.Minute,
+	KindDaily:   time.Hour,
+	KindAlerts:  5 * time.Minute,
+	KindRollups: 30 * time.Minute,
+	KindBackup:  6 * time.Hour,
+}
+
+// The kinds of the scheduled jobs besides the summaries' (otpscope_reports_total's kind).
+const (
+	KindAlerts  = "alerts"
+	KindRollups = "rollups"
+	KindBackup  = "backup"
+)
+
+// job is one scheduled job.
+type job struct {
+	kind, spec string
+	run        func(ctx context.Context, now time.Time) error
+}
+
+// jobs are the jobs the configuration schedules.
+func (r *Reports) jobs() []job {
+	all := []job{
+		{KindHourly, r.cfg.Hourly, func(ctx context.Context, now time.Time) error {
 			end := now.UTC().Truncate(time.Hour)
 			return r.Summary(ctx, KindHourly, end.Add(-time.Hour), end)
-		}),
-		add(r.cfg.Daily, KindDaily, func(ctx context.Context, now time.Time) error {
+		}},
+		{KindDaily, r.cfg.Daily, func(ctx context.Context, now time.Time) error {
 			end := now.UTC().Truncate(24 * time.Hour)
 			return r.Summary(ctx, KindDaily, end.AddDate(0, 0, -1), end)
-		}),
-		add(r.cfg.Alerts, "alerts", func(ctx context.Context, now time.Time) error {
+		}},
+		{KindAlerts, r.cfg.Alerts, func(ctx context.Context, now time.Time) error {
 			// To the second, not the minute: each evaluation of a schedule
 			// more often than a minute (@every 15s) has a window, and so an
 			// alert id, of its own, stored with its own figures.
 			end := now.UTC().Truncate(time.Second)
-			_, err := r.Evaluate(ctx, end.Add(-r.cfg.Rules.Window), end)
+			_, notified, err := r.evaluate(ctx, end.Add(-r.cfg.Rules.Window), end)
+			if notified != nil && ctx.Err() == nil {
+				// Counted and alerted on as the webhook's or Alertmanager's:
+				// the evaluation itself ran.
+				r.logger.Warn("alerts evaluated, not all notified", "err", notified)
+			}
 			return err
-		}),
-		add(r.cfg.Rollups, "rollups", r.RefreshRollups),
-		add(r.backupSpec(), "backup", func(ctx context.Context, now time.Time) error {
+		}},
+		{KindRollups, r.cfg.Rollups, r.RefreshRollups},
+		{KindBackup, r.backupSpec(), func(ctx context.Context, now time.Time) error {
 			return r.backups.scheduled(ctx, now, r.cfg.BackupKeep)
-		}),
-	); err != nil {
+		}},
+	}
+	return slices.DeleteFunc(all, func(j job) bool { return j.spec == "" })
+}
+
+// Run runs the schedule until ctx ends (the lease is lost or the process
+// stops), then waits for a running job. A run cut short by that is counted
+// neither way: it did not fail, it was stopped.
+func (r *Reports) Run(ctx context.Context) error {
+	c := cron.New(cron.WithParser(cronspec.Parser{}), cron.WithLocation(time.UTC), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	jobs := r.jobs()
+	scheds := make([]cron.Schedule, len(jobs))
+	var errs []error
+	for i, j := range jobs {
+		var err error
+		if scheds[i], err = cronspec.Parse(j.spec); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("schedule reports: %w", err)
+	}
+	term := r.now()
+	for i, j := range jobs {
+		timeout := runTimeouts[j.kind]
+		overdue := 2*longestInterval(scheds[i], term) + timeout
+		r.due.WithLabelValues(j.kind).Set(float64(term.Add(overdue).Unix()))
+		c.Schedule(scheds[i], cron.FuncJob(func() {
+			rctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			err := j.run(rctx, r.now())
+			switch {
+			case ctx.Err() != nil: // stopped, not failed
+				return
+			case err != nil:
+				if rctx.Err() != nil {
+					err = fmt.Errorf("cut short after %v: %w", timeout, err)
+				}
+				r.logger.Error("scheduled "+j.kind, "err", err)
+				r.runs.WithLabelValues(j.kind, "error").Inc()
+			default:
+				done := r.now()
+				r.runs.WithLabelValues(j.kind, "ok").Inc()
+				r.lastSuccess.WithLabelValues(j.kind).Set(float64(done.Unix()))
+				r.due.WithLabelValues(j.kind).Set(float64(done.Add(overdue).Unix()))
+			}
+		}))
+	}
+	if r.backupSpec() != "" {
+		// Another replica may have taken backups since this one started.
+		if err := r.backups.Watch(ctx); err != nil && ctx.Err() == nil {
+			r.logger.Warn("backups: the newest is unknown", "err", err)
+		}
 	}
 	c.Start()
 	<-ctx.Done()
 	<-c.Stop().Done()
+	for _, j := range jobs {
+		r.due.WithLabelValues(j.kind).Set(0) // another replica's now
+	}
 	return nil
+}
+
+// longestInterval is the longest time from now to sched's first run and
+// between two of its runs in the eight days after that (a thousand runs at
+// most; at least the first two): a schedule on weekdays only waits over
+// the weekend.
+func longestInterval(sched cron.Schedule, now time.Time) time.Duration {
+	prev := sched.Next(now)
+	end := prev.AddDate(0, 0, 8)
+	longest := max(prev.Sub(now), sched.Next(prev).Sub(prev))
+	for range 1000 {
+		next := sched.Next(prev)
+		if next.IsZero() || next.After(end) {
+			break
+		}
+		longest = max(longest, next.Sub(prev))
+		prev = next
+	}
+	return longest
 }
 
 // WithBackups has the schedule take backups through b (--backup-schedule).
 func (r *Reports) WithBackups(b *Backups) *Reports {
 	r.backups = b
+	r.initSeries()
 	return r
 }
 
@@ -391,27 +513,35 @@ func WriteReportFiles(dir string, rep *Report) error {
 // (BucketAlerts) changes only after a publish: an alert that could not be
 // published is evaluated afresh the next time.
 func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, error) {
+	alerts, notified, err := r.evaluate(ctx, from, to)
+	return alerts, errors.Join(err, notified)
+}
+
+// evaluate is Evaluate, the webhook's and Alertmanagers' errors apart
+// (notified): they have counters and alerts of their own, and leave the
+// evaluation's run a success.
+func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, notified, _ error) {
 	w := store.Window{From: from, To: to}
 	chs, err := r.db.Channels(ctx, w)
 	if err != nil {
-		return nil, fmt.Errorf("alerts: %w", err)
+		return nil, nil, fmt.Errorf("alerts: %w", err)
 	}
 	fb, err := r.db.Fallback(ctx, w)
 	if err != nil {
-		return nil, fmt.Errorf("alerts: %w", err)
+		return nil, nil, fmt.Errorf("alerts: %w", err)
 	}
 	kv, err := r.firing.open(ctx, r.pub)
 	if err != nil {
-		return nil, fmt.Errorf("alerts: %w", err)
+		return nil, nil, fmt.Errorf("alerts: %w", err)
 	}
 	prev, err := r.loadFiring(ctx, kv)
 	if err != nil {
-		return nil, fmt.Errorf("alerts: %w", err)
+		return nil, nil, fmt.Errorf("alerts: %w", err)
 	}
 	rules := r.cfg.Rules
 	resolve := func(f firing) Alert { return rules.Resolved(f.Rule, f.Channel, f.Since, from, to, chs, fb) }
 	var alerts []Alert
-	var errs []error
+	var errs, unheard []error
 	for _, tr := range transitions(rules.Evaluate(from, to, chs, fb), prev, resolve, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat}) {
 		al := &tr.alert
 		if !tr.quiet {
@@ -426,7 +556,7 @@ func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, er
 				continue // the state stays: the next evaluation decides again
 			}
 			if err != nil {
-				errs = append(errs, err) // the webhook's: tried again at the next evaluation
+				unheard = append(unheard, err) // the webhook's: tried again at the next evaluation
 			}
 			tr.heard(err == nil, to)
 			if !tr.repost {
@@ -448,9 +578,9 @@ func (r *Reports) Evaluate(ctx context.Context, from, to time.Time) ([]Alert, er
 		}
 	}
 	if err := r.toAlertmanagers(ctx, alerts, r.now()); err != nil {
-		errs = append(errs, err)
+		unheard = append(unheard, err)
 	}
-	return alerts, errors.Join(errs...)
+	return alerts, errors.Join(unheard...), errors.Join(errs...)
 }
 
 // errNotPublished marks an alert NATS did not take.

@@ -57,3 +57,25 @@ func TestRunRefusesSchedule(t *testing.T) {
 		t.Errorf("Run = %v; want the spec refused", err)
 	}
 }
+
+// TestLongestInterval: a job's deadline counts from the longest wait its
+// schedule has, so that neither the weekend of a weekday schedule nor the
+// wait for a rare one's first run looks like a job that stopped.
+func TestLongestInterval(t *testing.T) {
+	friday := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		spec string
+		want time.Duration
+	}{
+		{"* * * * *", time.Minute},
+		{"@every 20s", 20 * time.Second},
+		{"15 0 * * *", 24 * time.Hour},
+		{"*/5 * * * *", 5 * time.Minute},
+		{"0 3 * * 1-5", 72 * time.Hour},     // Friday 03:00 to Monday's
+		{"0 0 1 1 *", 365 * 24 * time.Hour}, // yearly: its first two runs
+	} {
+		if got := reporter.LongestInterval(tc.spec, friday); got != tc.want {
+			t.Errorf("%q from %v: %v; want %v", tc.spec, friday, got, tc.want)
+		}
+	}
+}
