@@ -303,6 +303,9 @@ var patchAge = 24 * time.Hour
 // Its stored rows are then all that is left of it, and they stand: a late
 // fact near it is stored but not counted into it, where computing it
 // again, or patching it, from what is left would lose what was deleted.
+// It reads the TTLs as they are now: facts a shorter TTL deleted before
+// it was lengthened are gone from hours it calls not frozen, which
+// keepLostRows holds to when it computes them again.
 func (db *DB) frozen(h, now time.Time) bool {
 	return db.factsKept > 0 && h.Add(-MaxAttemptSpan).Before(now.Add(-db.factsKept))
 }

@@ -249,7 +249,9 @@ const redefinePerRun = 24
 // 0 ms, and left out a DISPATCHED and DELIVERED of one instant, which
 // today count 0 ms (ttdKnownSQL). Its journeys' rows say neither (j_timed
 // 0, read by the older rule), so an hour whose facts are kept is computed
-// again from them. One whose facts retention has begun to delete (frozen)
+// again from them (and the OTPs a retention since lengthened deleted the
+// facts of keep their stored rows: keepLostRows). One whose facts
+// retention has begun to delete (frozen)
 // keeps its rows: if its histogram holds a 0 (the older build's lost
 // DISPATCHED) every aggregate of it is summed again from its stored
 // attempts and journeys, read by the older rule, which leaves that 0 out;
@@ -507,11 +509,23 @@ func (db *DB) rollUpHours(ctx context.Context, w Window, version uint64) error {
 	storedAtt := "SELECT * FROM hour_attempts WHERE " + rng
 	storedJs := "SELECT * FROM hour_journeys WHERE " + rng
 	const by = "hour,"
-	stmts := []string{
+	rows := []string{
 		fmt.Sprintf(`INSERT INTO hour_attempts (hour, version, %[1]s)
 SELECT toStartOfHour(a_first), %[2]d, %[1]s FROM (%[3]s)`, attemptCols, version, att),
 		fmt.Sprintf(`INSERT INTO hour_journeys (hour, version, %[1]s, s_final, s_verified, s_rate)
 SELECT toStartOfHour(j_first), %[2]d, %[1]s, s_final, s_verified, s_rate FROM (%[3]s)`, journeyCols, version, js),
+	}
+	for _, s := range rows {
+		if err := db.conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("roll up %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+		}
+	}
+	if !w.patched && len(w.stored) == 0 {
+		if err := db.keepLostRows(ctx, from, to, version); err != nil {
+			return err
+		}
+	}
+	stmts := []string{
 		fmt.Sprintf(`INSERT INTO hourly_attempts (hour, version, profile_id, channel, code, attempts, delivered, failed, undeliverable, timed_out, unknown, polled, lat_n, pending_first)
 SELECT hour, %d, profile_id, channel, code, attempts, delivered, failed, undeliverable, timed_out, unknown, polled, lat_n, pending_first FROM (%s)`, version, channelAggSQL(storedAtt, by)),
 		fmt.Sprintf(`INSERT INTO hourly_paths (hour, version, profile_id, path, primary_channel, otps, fallback, resends, o_primary, o_fallback, o_failed, o_pending, delivered)
@@ -531,6 +545,88 @@ SELECT toDateTime(%d + 3600 * number, 'UTC'), %d, now64(3), %d FROM numbers(%d)`
 	for _, s := range stmts {
 		if err := db.conn.Exec(ctx, s); err != nil {
 			return fmt.Errorf("roll up %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+		}
+	}
+	return nil
+}
+
+// keepLostRows carries into version, for the hours of [from, to) just
+// computed from their facts, the stored rows (at each hour's previous
+// version) of the OTPs whose facts are gone: OTPs with stored attempts there
+// and none now. Facts vanish only by retention, and a TTL lengthened (or
+// removed) after it deleted some brings nothing back: frozen, which reads
+// the TTL as it is now, then takes the hours past the old TTL for hours
+// whose facts are all kept, and redefineHours or a late fact would sum
+// them from nothing. Checking the facts actually there, OTP by OTP, holds
+// whatever the retention's history — the TTL's earliest fact is no guide,
+// as one late fact into an old hour lowers it. The OTPs still there are
+// counted from their facts (a late one too); an OTP whose attempt a late
+// fact moved to another hour this run computed is not taken for lost.
+//
+// Its journeys are carried first, while "no attempt at version" still
+// means lost; a journey's row is its first OTP's, so one merged into
+// another's journey by a late link is not carried.
+//
+// Only hours some retention could have reached are read: the facts of
+// the last MinFactsRetention are always kept, and the run's own hours
+// under steady traffic are nearly all younger than that less
+// MaxAttemptSpan.
+func (db *DB) keepLostRows(ctx context.Context, from, to time.Time, version uint64) error {
+	reach := time.UnixMilli(int64(version)).Add(MaxAttemptSpan - time.Duration(MinFactsRetention))
+	end := minTime(to, hourOf(reach).Add(time.Hour))
+	if !from.Before(end) {
+		return nil
+	}
+	var prev []rolledHour
+	q := fmt.Sprintf("SELECT hour, max(version) FROM rolled_hours WHERE hour >= %s AND hour < %s AND version < %d GROUP BY hour", sqlHour(from), sqlHour(end), version)
+	err := db.eachRow(ctx, "previous versions", q, nil, func(rows driver.Rows) error {
+		var h rolledHour
+		if err := rows.Scan(&h.hour, &h.version); err != nil {
+			return err
+		}
+		h.hour = h.hour.UTC()
+		prev = append(prev, h)
+		return nil
+	})
+	if err != nil || len(prev) == 0 {
+		return err
+	}
+	slices.SortFunc(prev, func(a, b rolledHour) int { return a.hour.Compare(b.hour) })
+	stored := Window{From: from, To: end, stored: prev}
+	// The OTPs with attempts at version within MaxAttemptSpan: in the hours
+	// computed, or in an earlier chunk of this run, where a late fact may
+	// have moved one's start.
+	now := fmt.Sprintf("SELECT otp_id FROM hour_attempts WHERE hour >= %s AND hour < %s AND version = %d", sqlHour(from.Add(-MaxAttemptSpan)), sqlHour(to.Add(MaxAttemptSpan)), version)
+	var lost []rolledHour
+	var attempts uint64
+	q = fmt.Sprintf("SELECT hour, version, count() FROM (SELECT hour, version, otp_id FROM hour_attempts WHERE %s) WHERE otp_id NOT IN (%s) GROUP BY hour, version ORDER BY hour",
+		stored.storedSQL("a_first"), now)
+	err = db.eachRow(ctx, "attempts whose facts are gone", q, nil, func(rows driver.Rows) error {
+		var h rolledHour
+		var n uint64
+		if err := rows.Scan(&h.hour, &h.version, &n); err != nil {
+			return err
+		}
+		h.hour = h.hour.UTC()
+		lost, attempts = append(lost, h), attempts+n
+		return nil
+	})
+	if err != nil || len(lost) == 0 {
+		return err
+	}
+	db.logger.Warn("rolled-up attempts whose facts are gone (deleted by a shorter retention than today's) are kept from the hours' stored rows",
+		"hours", len(lost), "attempts", attempts, "first", lost[0].hour.Format(time.RFC3339), "last", lost[len(lost)-1].hour.Format(time.RFC3339))
+	kept := Window{From: lost[0].hour, To: lost[len(lost)-1].hour.Add(time.Hour), stored: lost}
+	for _, s := range []string{
+		fmt.Sprintf(`INSERT INTO hour_journeys (hour, version, %[1]s, s_final, s_verified, s_rate)
+SELECT hour, %[2]d, %[1]s, s_final, s_verified, s_rate FROM (SELECT hour, %[1]s, s_final, s_verified, s_rate FROM hour_journeys WHERE %[3]s) WHERE otp_id NOT IN (%[4]s)`,
+			journeyCols, version, kept.storedSQL("j_first"), now),
+		fmt.Sprintf(`INSERT INTO hour_attempts (hour, version, %[1]s)
+SELECT hour, %[2]d, %[1]s FROM (SELECT hour, %[1]s FROM hour_attempts WHERE %[3]s) WHERE otp_id NOT IN (%[4]s)`,
+			attemptCols, version, kept.storedSQL("a_first"), now),
+	} {
+		if err := db.conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("keep the rolled-up rows of %s to %s whose facts are gone: %w", kept.From.Format(time.RFC3339), kept.To.Format(time.RFC3339), err)
 		}
 	}
 	return nil

@@ -290,3 +290,130 @@ func TestOlderDefinitionComputedAgain(t *testing.T) {
 		check("after a late fact", []store.Window{hour, day, part}, 6, 2000)
 	})
 }
+
+// Facts retention lengthened after it deleted facts brings nothing back:
+// hours whose rollups outlived their facts (--retention-rollups 0 over a
+// 30-day facts retention, then raised to forever) are not frozen by the
+// facts' TTL any more, yet computed again from their facts they would hold
+// nothing. An hour an older build summed (definition 0) is brought under
+// today's definitions with its attempts, and a late fact into such an hour
+// is counted beside them rather than in their place.
+func TestLengthenedRetentionKeepsRolledUpHours(t *testing.T) {
+	noSlack(t)
+	// As for an hour last computed more than a day ago: a late fact's hour
+	// is computed again, not patched.
+	t.Cleanup(store.SetPatchAge(0))
+	for _, olderBuild := range []bool{true, false} {
+		t.Run(fmt.Sprintf("olderBuild=%v", olderBuild), func(t *testing.T) { lengthenedRetention(t, olderBuild) })
+	}
+}
+
+// lengthenedRetention is TestLengthenedRetentionKeepsRolledUpHours with
+// the hours summed by an older build, or by this one (only the late fact
+// computes them again).
+func lengthenedRetention(t *testing.T, olderBuild bool) {
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		old := time.Now().UTC().AddDate(0, 0, -40).Truncate(time.Hour)
+		var rows []store.DeliveryRow
+		for h := range 3 {
+			for i := range 5 {
+				ts := old.Add(time.Duration(h)*time.Hour + time.Duration(5+i)*time.Minute)
+				rows = append(rows, deliveryAt(700+10*h+i, events.StatusDispatched, ts), deliveryAt(700+10*h+i, events.StatusDelivered, ts.Add(2*time.Second)))
+			}
+		}
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: rows}); err != nil {
+			t.Fatal(err)
+		}
+		refresh := func() store.RollupRun {
+			t.Helper()
+			time.Sleep(100 * time.Millisecond) // the job's version after the marks
+			run, err := db.RefreshRollups(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return run
+		}
+		attempts := func(from time.Time, hours int) (n, delivered uint64) {
+			t.Helper()
+			chs, err := db.Channels(t.Context(), store.Window{From: from, To: from.Add(time.Duration(hours) * time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range chs {
+				n, delivered = n+c.Attempts, delivered+c.Delivered
+			}
+			return n, delivered
+		}
+		check := func(when string, lastHour uint64) {
+			t.Helper()
+			for h, want := range []uint64{5, 5, lastHour} {
+				if n, d := attempts(old.Add(time.Duration(h)*time.Hour), 1); n != want || d != 5 {
+					t.Errorf("%s: hour %d reads %d attempts, %d delivered; want %d, 5", when, h, n, d, want)
+				}
+			}
+			if n, d := attempts(old, 3); n != 10+lastHour || d != 15 {
+				t.Errorf("%s: the three hours read %d attempts, %d delivered; want %d, 15", when, n, d, 10+lastHour)
+			}
+		}
+		refresh()
+		check("rolled up", 5)
+
+		// What a build before schema 0025 summed: every hour definition 0.
+		for _, q := range []string{
+			"ALTER TABLE rolled_hours UPDATE definition = 0 WHERE 1 SETTINGS mutations_sync = 2",
+			"ALTER TABLE hour_journeys UPDATE j_timed = 0 WHERE 1 SETTINGS mutations_sync = 2",
+		} {
+			if !olderBuild {
+				break
+			}
+			if err := db.Conn().Exec(t.Context(), q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// 30 days of facts, the rollups kept forever: the old hours' facts
+		// go, their rollups stay.
+		thirty := store.Retention(30 * 24 * time.Hour)
+		if _, err := db.ApplyRetention(t.Context(), store.RetentionConfig{Events: thirty, Attempts: thirty}); err != nil {
+			t.Fatal(err)
+		}
+		for _, table := range []string{"channel_events", "channel_deliveries", "delivery_events"} {
+			if err := db.Conn().Exec(t.Context(), "OPTIMIZE TABLE "+table+" FINAL"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := count(t, db, "SELECT count() FROM channel_events"); n != 0 {
+			t.Fatalf("%d channel_events rows left after retention; the test proves nothing", n)
+		}
+		check("after retention", 5)
+		// The operator then keeps the facts forever: the old hours are no
+		// longer frozen by the facts' TTL, but their facts stay gone.
+		if _, err := db.ApplyRetention(t.Context(), store.RetentionConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		redefined := 0
+		for range 10 {
+			run := refresh()
+			if run.Redefined == 0 {
+				break
+			}
+			redefined += run.Redefined
+		}
+		if olderBuild && redefined < 3 {
+			t.Errorf("%d hours redefined; want the old ones among them", redefined)
+		}
+		if n := count(t, db, "SELECT count() FROM (SELECT hour FROM rolled_hours GROUP BY hour HAVING argMax(definition, version) < 1)"); n != 0 {
+			t.Errorf("%d hours left under the older definition", n)
+		}
+		check("redefined", 5)
+
+		// A late fact: a new OTP dispatched in the last old hour.
+		late := []store.DeliveryRow{deliveryAt(799, events.StatusDispatched, old.Add(2*time.Hour+40*time.Minute))}
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: late}); err != nil {
+			t.Fatal(err)
+		}
+		if run := refresh(); run.Computed == 0 {
+			t.Errorf("the run after the late fact = %+v; want its hours computed again", run)
+		}
+		check("after a late fact", 6)
+	})
+}
