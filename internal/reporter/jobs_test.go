@@ -119,7 +119,9 @@ func TestReportsLeaseAndDeadlines(t *testing.T) {
 	start := func() (*prometheus.Registry, func()) {
 		reg := prometheus.NewRegistry()
 		r := reporter.NewReports(cfg, f.DB, f.Broker, brokertest.Logger(t), reg)
-		return reg, run(t, func(ctx context.Context) error { return reporter.RunReportsLeased(ctx, f.Broker, r, brokertest.Logger(t)) })
+		return reg, run(t, func(ctx context.Context) error {
+			return reporter.RunReportsLeased(ctx, f.Broker, r, brokertest.Logger(t))
+		})
 	}
 	leading := func(reg *prometheus.Registry) func() bool {
 		return func() bool { v, _ := value(t, reg, "otpscope_reporter_leader"); return v == 1 }
