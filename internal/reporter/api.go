@@ -356,8 +356,16 @@ func (re responder) reply(w http.ResponseWriter, r *http.Request, v any, err err
 
 // fail logs err and answers 503; a client that left gets nothing. A query
 // that found no connection free (store.ErrBusy) is said as such, with
-// Retry-After: ClickHouse is busy, nothing failed.
+// Retry-After: ClickHouse is busy, nothing failed. A read cut at
+// ReadTimeout is answered 504: asking again would take as long.
 func (re responder) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(context.Cause(r.Context()), errReadTimeout) {
+		re.logger.Warn(re.failure+": cut at the API's read timeout", "path", r.URL.Path, "query", r.URL.RawQuery, "timeout", ReadTimeout, "err", err)
+		problem.Write(w, problem.Details{Status: http.StatusGatewayTimeout, Title: "Analytics query too costly",
+			Detail:   fmt.Sprintf("the answer's ClickHouse queries did not end within %v and were stopped: ask for a shorter window (or fewer profiles), or, for months of data, check that the rollups run (--rollup-schedule)", ReadTimeout),
+			Instance: r.URL.Path})
+		return
+	}
 	if errors.Is(err, context.Canceled) {
 		return // the client left
 	}

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/problem"
+	"github.com/otpscope/otpscope/internal/sink/sinktest"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -67,5 +69,67 @@ func TestFailSaysBusy(t *testing.T) {
 	_ = json.Unmarshal(rec.Body.Bytes(), &p)
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" || p.Title != "ClickHouse busy" {
 		t.Errorf("fail(ErrBusy): %d, Retry-After %q, title %q; want 503, 1, %q", rec.Code, rec.Header().Get("Retry-After"), p.Title, "ClickHouse busy")
+	}
+}
+
+// TestLimitCutsASlowRead: a read whose query runs past the read timeout is
+// answered 504 at the timeout, its place freed for the next request, and
+// the engine stops its query (clickhouse-go sends the deadline as
+// max_execution_time) rather than running it to its end. Without the
+// timeout the read held its place for the query's 50 s, and only a client
+// that left freed it.
+func TestLimitCutsASlowRead(t *testing.T) {
+	p := sinktest.Open(t)
+	l := NewLimit(1)
+	l.wait, l.timeout = time.Second, 2*time.Second
+	const slow = "SELECT sleepEachRow(0.25) AS cut_read FROM numbers(200) SETTINGS max_block_size = 1"
+	re := responder{logger: brokertest.Logger(t), failure: "analytics query", title: "Analytics unavailable", detail: "the ClickHouse query failed"}
+	api := httptest.NewServer(l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		query := "SELECT 1"
+		if r.URL.Query().Has("slow") {
+			query = slow
+		}
+		if err := p.DB.Conn().Exec(r.Context(), query); err != nil {
+			re.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})))
+	t.Cleanup(api.Close)
+	client := &http.Client{Timeout: 20 * time.Second}
+
+	start := time.Now()
+	resp, err := client.Get(api.URL + "/api/v1/fallback?slow")
+	if err != nil {
+		t.Fatalf("slow read: %v (not cut at the read timeout)", err)
+	}
+	var prob problem.Details
+	_ = json.NewDecoder(resp.Body).Decode(&prob)
+	resp.Body.Close()
+	took := time.Since(start)
+	if resp.StatusCode != http.StatusGatewayTimeout || prob.Title != "Analytics query too costly" {
+		t.Errorf("slow read: %d %q after %v; want 504 %q", resp.StatusCode, prob.Title, took, "Analytics query too costly")
+	}
+	if took > 6*time.Second {
+		t.Errorf("slow read answered after %v; want about the 2 s timeout", took)
+	}
+
+	// Its place is free: the next read is let in, not refused 429.
+	resp, err = client.Get(api.URL + "/api/v1/fallback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the read after the cut one: %d; want 200", resp.StatusCode)
+	}
+
+	// And the engine gives its reader back long before the query's 50 s.
+	running := fmt.Sprintf("SELECT count() FROM system.processes WHERE query = '%s'", slow)
+	brokertest.WaitFor(t, 20*time.Second, "the engine to stop the cut query", func() bool { return p.Count(t, running) == 0 })
+	d := time.Since(start)
+	t.Logf("answered 504 after %v, the engine stopped the query after %v", took, d)
+	if d > 15*time.Second {
+		t.Errorf("the engine stopped the cut query after %v; want within the timeout and max_execution_time's 5 s more", d)
 	}
 }
