@@ -176,13 +176,13 @@ func (a *App) build(ctx context.Context) (err error) {
 				return fmt.Errorf("backups: %w", err)
 			}
 		}
-		backups.Mount(guarded)
-		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg).WithBackups(backups)
 		// The requests that read ClickHouse are bounded, and their queries
 		// kept on a pool of their own: a burst from one client waits or gets
 		// 429, and never takes the sink's, /readyz's or the scheduled jobs'
 		// connections.
 		bounded := guarded.With(reporter.NewLimit(cfg.APIQueries).Middleware)
+		backups.Mount(guarded, bounded)
+		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg).WithBackups(backups)
 		reporter.NewAPI(a.db, logger).Mount(bounded)
 		reports.MountFiring(guarded)
 		reporter.NewDeadLetters(a.db, a.broker, logger).Mount(bounded)

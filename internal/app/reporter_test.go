@@ -1,14 +1,17 @@
 package app_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/polltest"
@@ -206,5 +209,55 @@ func TestStatusCountsPendingDeadLetters(t *testing.T) {
 	polltest.Until(t, 30*time.Second, "the replayed dead letter no longer counted", func() bool { return pending(0) })
 	if d := st.DeadLetters; d.NewestPending != nil {
 		t.Errorf("with none pending, the newest pending at %v; want null", d.NewestPending)
+	}
+}
+
+// TestBackupsListIsBounded: GET /api/v1/backups reads ClickHouse like the
+// API's other reads, so it waits for one of their --api-queries places (and
+// reads on their pool). Here the one place is held by a read waiting for
+// the engine's readers, which other requests' slow queries hold: the list
+// is refused 429. Mounted beside the limit it read at once, on the
+// process's own pool and the reader the engine keeps from requests.
+func TestBackupsListIsBounded(t *testing.T) {
+	cfg := reporterConfig(t)
+	cfg.APIQueries = 1
+	s := serve(t, cfg)
+	base := "http://" + s.AdminAddr()
+
+	// Requests' slow queries, from another pool to the same engine, hold
+	// its readers for requests.
+	db, err := store.Open(t.Context(), cfg.ClickHouse, brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	slow, stopSlow := context.WithCancel(store.ForRequest(t.Context()))
+	var slowQueries sync.WaitGroup
+	defer slowQueries.Wait()
+	defer stopSlow()
+	const sleep = "SELECT sleep(3) AS holds_the_readers"
+	for range 3 * chdb.DefaultOwnerReaders() {
+		slowQueries.Go(func() { _ = db.Conn().Exec(slow, sleep) })
+	}
+	running := fmt.Sprintf("SELECT count() FROM system.processes WHERE query = '%s'", sleep)
+	brokertest.WaitFor(t, 30*time.Second, "the slow queries running", func() bool {
+		var n uint64
+		return db.Conn().QueryRow(t.Context(), running).Scan(&n) == nil && n >= uint64(chdb.DefaultOwnerReaders())
+	})
+
+	// A read takes the place and waits behind them.
+	go func() {
+		if resp, err := http.Get(base + "/api/v1/channels"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	resp, err := http.Get(base + "/api/v1/backups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("GET /api/v1/backups while the API's place is taken: %s; want 429", resp.Status)
 	}
 }

@@ -85,10 +85,12 @@ type BackupsResponse struct {
 	Backups []store.BackupInfo `json:"backups"`
 }
 
-// Mount adds the routes to r.
-func (b *Backups) Mount(r chi.Router) {
+// Mount adds the actions to r and the list to reads, the router of the
+// API's reads of ClickHouse (Limit): the list waits for a place like them
+// and reads on their pool, not the sink's.
+func (b *Backups) Mount(r, reads chi.Router) {
 	r.Post("/api/v1/backups", b.take)
-	r.Get("/api/v1/backups", b.list)
+	reads.Get("/api/v1/backups", b.list)
 	r.Delete("/api/v1/backups/{name}", b.delete)
 }
 
