@@ -126,3 +126,11 @@ func SetBackupDir(db *DB, dir string) { db.backupDir = dir }
 // SetCluster has db take itself for a store on cluster: Open cannot make
 // one on the embedded engine, which runs no ON CLUSTER DDL.
 func SetCluster(db *DB, cluster string) { db.cluster = cluster }
+
+// SetRequestsWait sets the requests' pool's wait for a connection, for
+// the stores opened until restore is called.
+func SetRequestsWait(d time.Duration) (restore func()) {
+	prev := requestsWait
+	requestsWait = d
+	return func() { requestsWait = prev }
+}

@@ -30,13 +30,15 @@ const requestsIdle = 16
 // hello included (clickhouse-go's DialTimeout): longer than the process's
 // own 5 s, since an admitted request's new connection waits on the
 // embedded engine behind the other requests' queries, as its queries
-// would; short of the API's 60 s write timeout.
-const requestsWait = 30 * time.Second
+// would; short of the API's 60 s write timeout. A variable for tests.
+var requestsWait = 30 * time.Second
 
 // ErrBusy is the error of a query that found no connection to ClickHouse
 // free in its pool in time (5 s on the process's own, requestsWait on the
 // requests'): ClickHouse is slow or the pool's every connection in use.
-// Check with errors.Is.
+// A new connection's hello cut by the same wait is ErrBusy too: net/http
+// returns the deadline's cause, clickhouse-go's ErrAcquireConnTimeout,
+// wrapped in "failed to query server hello". Check with errors.Is.
 var ErrBusy = clickhouse.ErrAcquireConnTimeout
 
 type requestKey struct{}

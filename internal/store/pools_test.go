@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -59,5 +60,41 @@ func TestRequestsLeaveTheProcessItsConnections(t *testing.T) {
 	}
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("the process's own work took %v during the burst", d)
+	}
+}
+
+// TestSlowHelloIsBusy: a request's new connection whose hello waits behind
+// the other requests' queries past the pool's wait is ErrBusy, as a wait
+// for a free connection is (the API answers "ClickHouse busy" with
+// Retry-After), not a failed query: clickhouse-go cuts the hello with
+// ErrAcquireConnTimeout as the deadline's cause, which net/http returns.
+func TestSlowHelloIsBusy(t *testing.T) {
+	srv := chdbtest.Serve(t)
+	defer store.SetRequestsWait(time.Second)() // the process's own 5 s then
+	db, err := store.Open(t.Context(), store.Config{DSN: srv.DSN + "/" + srv.Database}, brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+
+	// The engine's readers for requests busy for 12 s, and more waiting.
+	const burst = "SELECT sleep(3) AS hello_waits"
+	hold, release := context.WithCancel(store.ForRequest(t.Context()))
+	var held sync.WaitGroup
+	defer held.Wait()
+	defer release()
+	for range 4 * chdb.DefaultOwnerReaders() {
+		held.Go(func() { _ = db.Conn().Exec(hold, burst) })
+	}
+	running := fmt.Sprintf("SELECT count() FROM system.processes WHERE query = '%s'", burst)
+	brokertest.WaitFor(t, 30*time.Second, "the burst's queries running", func() bool {
+		return count(t, db, running) >= uint64(chdb.DefaultOwnerReaders())
+	})
+
+	start := time.Now()
+	err = db.Conn().Exec(store.ForRequest(t.Context()), "SELECT 1")
+	t.Logf("after %v: %v", time.Since(start), err)
+	if !errors.Is(err, store.ErrBusy) {
+		t.Errorf("a request's query whose new connection waited past the pool's wait: %v; want ErrBusy", err)
 	}
 }
