@@ -55,13 +55,24 @@ func (m *HTTPMetrics) Middleware(listener string) func(http.Handler) http.Handle
 			sw := &statusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
 			status := sw.status
-			if status == 0 { // nothing written: net/http answers 200
+			switch {
+			case status != 0:
+			case r.Context().Err() != nil:
+				// Nothing written to a client that left: a request it
+				// abandoned (waiting for a place, or for its queries).
+				status = StatusClientClosed
+			default: // nothing written: net/http answers 200
 				status = http.StatusOK
 			}
 			observe(routePattern(r.Context()), r.Method, status, time.Since(start))
 		})
 	}
 }
+
+// StatusClientClosed is the code label of a request whose client left
+// before anything was written to it (nginx's 499, "client closed request"):
+// net/http would count it as 200.
+const StatusClientClosed = 499
 
 // Observe records one answered request: its route pattern, method, status
 // and how long it took.

@@ -1,15 +1,20 @@
 package reporter
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/sink/sinktest"
 	"github.com/otpscope/otpscope/internal/store"
@@ -131,5 +136,41 @@ func TestLimitCutsASlowRead(t *testing.T) {
 	t.Logf("answered 504 after %v, the engine stopped the query after %v", took, d)
 	if d > 15*time.Second {
 		t.Errorf("the engine stopped the cut query after %v; want within the timeout and max_execution_time's 5 s more", d)
+	}
+}
+
+// TestAbandonedWaitIsCounted499: a client that leaves while its request
+// waits for a place gets nothing written, and the HTTP metrics count it
+// 499 (client closed request), not the 200 net/http would have answered.
+func TestAbandonedWaitIsCounted499(t *testing.T) {
+	reg := ops.NewRegistry()
+	r := ops.NewRouter()
+	r.Use(ops.NewHTTPMetrics(reg).Middleware("admin"))
+	l := NewLimit(1)
+	l.wait = time.Minute
+	l.places <- struct{}{} // another request's place
+	r.With(l.Middleware).Get("/api/v1/channels", func(w http.ResponseWriter, r *http.Request) {})
+	api := httptest.NewServer(r)
+	t.Cleanup(api.Close)
+
+	ctx, leave := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer leave()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, api.URL+"/api/v1/channels", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("answered %s while the place was taken", resp.Status)
+	}
+	// The handler returns after the client's connection closed.
+	brokertest.WaitFor(t, 5*time.Second, "the abandoned request counted", func() bool {
+		n, _ := testutil.GatherAndCount(reg, "otpscope_http_requests_total")
+		return n > 0
+	})
+	want := `
+# HELP otpscope_http_requests_total HTTP requests answered, by listener, route pattern, method and status code.
+# TYPE otpscope_http_requests_total counter
+otpscope_http_requests_total{code="499",handler="/api/v1/channels",listener="admin",method="get"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "otpscope_http_requests_total"); err != nil {
+		t.Error(err)
 	}
 }
