@@ -3,6 +3,7 @@ package eventschema_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -280,5 +281,45 @@ func fillValue(fv reflect.Value, p map[string]any) {
 		fillValue(fv.Index(0), nil)
 	case reflect.Struct:
 		fill(fv, p)
+	}
+}
+
+// TestSilentProfileIDsAgreeWithTheSchema: the schema describes the
+// published outcome, and what ingest accepts as a profileId publishes one
+// the schema accepts: surrounding spaces are dropped (as from every string
+// of the body), an empty or null one is no profile (the field left out);
+// what the pattern refuses, ingest refuses (400 naming profileId).
+func TestSilentProfileIDsAgreeWithTheSchema(t *testing.T) {
+	schemas, err := eventschema.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := schemas[events.TypeSilentOutcome]
+	body := func(profile string) []byte {
+		return []byte(`{"attemptId":"sa-1","startedAt":"2026-11-22T09:00:00Z","finishedAt":"2026-11-22T09:00:01Z","result":"verified","profileId":` + profile + `}`)
+	}
+	hash := events.KeyedHash([]byte("test key"))
+	receivedAt := time.Date(2026, 11, 22, 9, 0, 2, 0, time.UTC)
+	for _, profile := range []string{`"default"`, `"  default "`, `""`, `"   "`, `null`, `"adbe6521-f5bd-4295-9fd9-776debdf7dc2"`, `"a.b_c:d-E9"`, `"` + strings.Repeat("p", 128) + `"`} {
+		outs, err := events.DecodeSilentOutcomes(body(profile), receivedAt, hash)
+		if err != nil {
+			t.Errorf("profileId %s refused: %v", profile, err)
+			continue
+		}
+		data, _ := json.Marshal(outs[0])
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.Validate(inst); err != nil {
+			t.Errorf("profileId %s publishes %s, which the schema refuses: %v", profile, data, err)
+		}
+	}
+	for _, profile := range []string{`"de fault"`, `"` + strings.Repeat("p", 129) + `"`, `"profé"`, `"a/b"`, `7`} {
+		_, err := events.DecodeSilentOutcomes(body(profile), receivedAt, hash)
+		var fe *events.FieldError
+		if !errors.As(err, &fe) || fe.Field != "profileId" {
+			t.Errorf("profileId %s: %v; want refused on profileId", profile, err)
+		}
 	}
 }

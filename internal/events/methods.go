@@ -483,6 +483,9 @@ func idString(raw json.RawMessage, required bool) (string, error) {
 // application ("default") the login falls back to, so a name of letters,
 // digits and . _ : - only. It is a value people pick from lists and
 // dashboards put in their SQL, where a quote or backslash has no business.
+// Surrounding spaces are dropped, as from every string of the body, and an
+// empty one is no profile: the published outcome leaves it out, so it holds
+// what the schema's pattern (docs/events) accepts or no profileId.
 func profileName(raw json.RawMessage) (string, error) {
 	s, err := optionalString(raw)
 	if err != nil || s == "" {
