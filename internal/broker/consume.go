@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otpscope/otpscope/internal/backoff"
@@ -40,8 +42,17 @@ type ConsumerSpec struct {
 // by Settle or by the loop of Consume.
 type Consumer struct {
 	b    *Broker
-	c    jetstream.Consumer
 	spec ConsumerSpec
+	// c is the server's consumer, swapped when a fetch finds it gone and
+	// provisions it again (fetch); read it with js.
+	mu sync.Mutex
+	c  jetstream.Consumer
+}
+
+func (c *Consumer) js() jetstream.Consumer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.c
 }
 
 // Consumer provisions the durable consumer of spec and returns it. The rule,
@@ -305,11 +316,19 @@ func (c *Consumer) InProgress(msgs []*Msg) {
 // thousand arrived exactly AckWait late. With the expiry on the server, its
 // "request timeout" status follows the last message sent, so every message
 // delivered is handed over. A stop waits at most maxWait.
+//
+// A request that ends in an error is one: the messages that came before it
+// are handed over all the same. When the consumer is gone (deleted by hand,
+// its stream recreated or restored, a replicated consumer lost), every
+// request would end at once without messages, for ever, and look like a
+// quiet stream: fetch provisions it again by the rule of Broker.Consumer,
+// so it resumes where it was if it is back and from its spec's start if
+// not, and returns the error.
 func (c *Consumer) fetch(ctx context.Context, n int, maxWait time.Duration, each func(*Msg)) error {
 	if err := ctx.Err(); err != nil {
 		return nil
 	}
-	batch, err := c.c.Fetch(n, jetstream.FetchMaxWait(maxWait))
+	batch, err := c.js().Fetch(n, jetstream.FetchMaxWait(maxWait))
 	if err != nil {
 		return fmt.Errorf("fetch from %s: %w", c.spec.Durable, err)
 	}
@@ -322,9 +341,40 @@ func (c *Consumer) fetch(ctx context.Context, n int, maxWait time.Duration, each
 		}
 		each(&Msg{m: m, meta: meta})
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+	err = batch.Error()
+	switch {
+	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return nil
+	case errors.Is(err, jetstream.ErrConsumerLeadershipChanged):
+		// The next request goes to the new leader.
 		c.b.logger.Debug("fetch ended", "consumer", c.spec.Durable, "err", err)
+		return nil
+	case gone(err):
+		if perr := c.reprovision(ctx); perr != nil {
+			return fmt.Errorf("fetch from %s: %w; provisioning it again: %w", c.spec.Durable, err, perr)
+		}
 	}
+	return fmt.Errorf("fetch from %s: %w", c.spec.Durable, err)
+}
+
+// gone says whether a pull request's error means the server has no such
+// consumer: no responders is what a request to a deleted consumer gets.
+func gone(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+		errors.Is(err, jetstream.ErrConsumerNotFound)
+}
+
+// reprovision looks the consumer up and creates it when it is missing.
+func (c *Consumer) reprovision(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	again, err := c.b.provision(pctx, c.spec)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.c = again.c
+	c.mu.Unlock()
 	return nil
 }
 
@@ -332,18 +382,31 @@ func (c *Consumer) fetch(ctx context.Context, n int, maxWait time.Duration, each
 type Handler func(ctx context.Context, m *Msg) Decision
 
 // Consume hands each message to handle as it arrives and settles it by the
-// decision, until ctx ends. A failed fetch is logged and retried after a
-// second.
+// decision, until ctx ends. Failed fetches are retried after FetchRetry's
+// delays; the first of a run and the fetch that ends it are logged.
 func (c *Consumer) Consume(ctx context.Context, handle Handler) error {
+	failed := 0
 	for ctx.Err() == nil {
 		err := c.fetch(ctx, 256, time.Second, func(m *Msg) { c.Settle(ctx, m, handle(ctx, m)) })
-		if err != nil && ctx.Err() == nil {
-			c.b.logger.Warn("fetch failed", "consumer", c.spec.Durable, "err", err)
-			backoff.Sleep(ctx, time.Second)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			if failed++; failed == 1 {
+				c.b.logger.Warn("fetch failed; retrying", "consumer", c.spec.Durable, "err", err)
+			}
+			backoff.Sleep(ctx, FetchRetry.Delay(failed))
+		case failed > 0:
+			c.b.logger.Info("fetching again", "consumer", c.spec.Durable, "failed_fetches", failed)
+			failed = 0
 		}
 	}
 	return nil
 }
+
+// FetchRetry is the wait after failed fetches in a row: NATS or the
+// consumer's leader away, or the consumer gone and not provisioned again
+// yet.
+var FetchRetry = backoff.Policy{First: time.Second, Max: 10 * time.Second}
 
 // Lag is how far a consumer is behind.
 type Lag struct {
@@ -354,7 +417,7 @@ type Lag struct {
 
 // Lag asks the server how far the consumer is behind.
 func (c *Consumer) Lag(ctx context.Context) (Lag, error) {
-	info, err := c.c.Info(ctx)
+	info, err := c.js().Info(ctx)
 	if err != nil {
 		return Lag{}, fmt.Errorf("consumer %s info: %w", c.spec.Durable, err)
 	}

@@ -366,3 +366,40 @@ func consumerNames(t *testing.T, b *broker.Broker) []string {
 	}
 	return names
 }
+
+// A consumer deleted under Consume (nats consumer rm, a stream restored,
+// a replicated consumer lost) is provisioned again, and the messages
+// published after are handled: a fetch from a consumer that is gone ends at
+// once without messages, which Consume took for a quiet stream, for ever.
+func TestConsumeProvisionsALostConsumer(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	cons, err := b.Consumer(t.Context(), spec("lost"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	handled := map[string]int{}
+	stop := consume(t, cons, func(_ context.Context, m *broker.Msg) broker.Decision {
+		mu.Lock()
+		handled[m.ID()]++
+		mu.Unlock()
+		return broker.Ack()
+	})
+	defer stop()
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled)
+	}
+	publish(t, b, 0, 2)
+	brokertest.WaitFor(t, 10*time.Second, "two messages handled", func() bool { return count() == 2 })
+	if err := b.JetStream().DeleteConsumer(t.Context(), b.StreamName(), "lost"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	publish(t, b, 2, 4)
+	brokertest.WaitFor(t, 15*time.Second, "the messages published after handled", func() bool { return count() == 4 })
+	if ok, err := b.HasConsumer(t.Context(), "lost"); !ok || err != nil {
+		t.Errorf("the consumer is not back: %v", err)
+	}
+}

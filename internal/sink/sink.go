@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -93,6 +94,8 @@ type Consumer struct {
 	lagKnown            atomic.Bool
 	// cons is the sink's consumer once Run made it, for Inserted.
 	cons atomic.Pointer[broker.Consumer]
+	// fetchFailures counts the fetches in a row that failed (Run's loop).
+	fetchFailures int
 
 	replayState // recover.go
 }
@@ -232,12 +235,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		err := cons.FetchEach(ctx, c.cfg.MaxRows-len(p.msgs), wait, func(m *broker.Msg) { c.take(ctx, cons, p, m, fetched) })
 		if err != nil {
 			if ctx.Err() == nil {
-				c.logger.Warn("fetch failed", "err", err)
-				c.metrics.failures.WithLabelValues("fetch").Inc()
-				backoff.Sleep(ctx, time.Second)
+				c.fetchFailed(ctx, cons, err)
 			}
 			continue
 		}
+		c.fetched()
 		if len(p.msgs) > 0 && (len(p.msgs) >= c.cfg.MaxRows || p.batch.Bytes() >= c.cfg.MaxBytes || !time.Now().Before(p.first.Add(c.cfg.FlushInterval))) {
 			c.handOver(cons, full, p)
 			p = <-free
@@ -253,6 +255,26 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // idleLagInterval is how often an idle sink reads its consumer's lag.
 const idleLagInterval = 5 * time.Second
+
+// fetchFailed counts a failed fetch, logs the first of a run, reads the
+// lag (which a consumer gone leaves unknown) and waits before the next.
+// The broker has provisioned the consumer again if it was gone.
+func (c *Consumer) fetchFailed(ctx context.Context, cons *broker.Consumer, err error) {
+	c.metrics.failures.WithLabelValues("fetch").Inc()
+	if c.fetchFailures++; c.fetchFailures == 1 {
+		c.logger.Warn("fetch failed; retrying (otpscope_sink_failures_total{kind=\"fetch\"})", "consumer", c.cfg.Durable, "err", err)
+	}
+	c.updateLag(ctx, cons)
+	backoff.Sleep(ctx, broker.FetchRetry.Delay(c.fetchFailures))
+}
+
+// fetched ends a run of failed fetches.
+func (c *Consumer) fetched() {
+	if c.fetchFailures > 0 {
+		c.logger.Info("fetching again", "consumer", c.cfg.Durable, "failed_fetches", c.fetchFailures)
+		c.fetchFailures = 0
+	}
+}
 
 // take adds one message to the batch, or settles it at once when it has no
 // table (ack) or can never be stored (dead letter).
@@ -376,16 +398,27 @@ func (c *Consumer) deadLetter(ctx context.Context, cons *broker.Consumer, m *bro
 	cons.Settle(ctx, m, broker.DeadLetter(reason))
 }
 
+// updateLag reads the consumer's lag. When the server does not answer,
+// or has no such consumer, the lag is unknown: the gauges read NaN (no
+// alert on them holds) and Lag says so, rather than keep a reading that
+// no longer moves.
 func (c *Consumer) updateLag(ctx context.Context, cons *broker.Consumer) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if lag, err := cons.Lag(ctx); err == nil {
-		c.metrics.lag.Set(float64(lag.Pending))
-		c.metrics.ackPending.Set(float64(lag.AckPending))
-		c.pending.Store(lag.Pending)
-		c.ackPending.Store(uint64(lag.AckPending))
-		c.lagKnown.Store(true)
+	lag, err := cons.Lag(lctx)
+	if err != nil {
+		if ctx.Err() == nil { // not stopping
+			c.metrics.lag.Set(math.NaN())
+			c.metrics.ackPending.Set(math.NaN())
+			c.lagKnown.Store(false)
+		}
+		return
 	}
+	c.metrics.lag.Set(float64(lag.Pending))
+	c.metrics.ackPending.Set(float64(lag.AckPending))
+	c.pending.Store(lag.Pending)
+	c.ackPending.Store(uint64(lag.AckPending))
+	c.lagKnown.Store(true)
 }
 
 // RegisterFlags registers the sink's flags.

@@ -1,0 +1,75 @@
+package sink_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
+)
+
+// counterOf reads the series of a labelled counter or gauge from reg.
+func counterOf(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					if c := m.GetCounter(); c != nil {
+						return c.GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no metric %s{%s=%q}", name, label, value)
+	return 0
+}
+
+// A durable consumer deleted under a running sink (nats consumer rm, a
+// stream recreated or restored, an R3 consumer lost) is provisioned again:
+// the events published after still reach ClickHouse, once each, the
+// fetches that failed meanwhile are counted and logged once, and the lag
+// is read from the new consumer. Before, every fetch ended at once without
+// messages, which the sink took for a quiet stream: nothing counted or
+// logged, the lag frozen, and the loop spinning.
+func TestSinkRecreatesItsLostConsumer(t *testing.T) {
+	f := newFixture(t)
+	c, reg, logs := runConsumer(t, f, f.DB)
+	f.publish(t, deliveries(0, 10)...)
+	f.waitCount(t, "SELECT count() FROM delivery_events", 10)
+
+	js := brokertest.JetStream(t, f.Broker)
+	if err := js.DeleteConsumer(t.Context(), f.Broker.StreamName(), sinkConfig().Durable); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	f.publish(t, deliveries(10, 10)...)
+	f.waitCount(t, "SELECT count() FROM delivery_events", 20)
+	if n := counterOf(t, reg, "otpscope_sink_failures_total", "kind", "fetch"); n < 1 {
+		t.Errorf("fetch failures = %v; want the lost consumer's counted", n)
+	}
+	if _, err := js.Consumer(t.Context(), f.Broker.StreamName(), sinkConfig().Durable); err != nil {
+		t.Errorf("the consumer is not back: %v", err)
+	}
+	brokertest.WaitFor(t, 10*time.Second, "the lag read from the new consumer", func() bool {
+		pending, _, ok := c.Lag()
+		return ok && pending == 0 && gauge(t, reg, "otpscope_sink_consumer_lag") == 0
+	})
+	if n := strings.Count(logs.String(), "fetch failed"); n != 1 {
+		t.Errorf("%d lines say the fetch failed; want 1:\n%s", n, logs)
+	}
+	if !strings.Contains(logs.String(), "fetching again") {
+		t.Errorf("no line says the sink fetches again:\n%s", logs)
+	}
+}
