@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/backoff"
 	"github.com/otpscope/otpscope/internal/events"
@@ -36,6 +38,8 @@ type Broker struct {
 	logger  *slog.Logger
 	health  *health
 	group   *groupCommit // nil unless the embedded single node fsyncs every write
+	// deadLetters counts the dead letters stored, by source.
+	deadLetters *prometheus.CounterVec
 	// replicas is the stream's, as EnsureStream left it: KV buckets get it.
 	replicas atomic.Int32
 	// credsFrom says where the credentials came from, for when the
@@ -52,6 +56,13 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 		return nil, err
 	}
 	b := &Broker{stream: cfg.Stream, logger: logger, credsFrom: func() string { return credentialsFrom(cfg) }}
+	b.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "otpscope_dead_letters_total",
+		Help: "Dead letters stored in the stream (tyntec.2fa.deadletter, the console's Dead letters page), by the component that set them aside: ingest, sink, poller.",
+	}, []string{"source"})
+	for _, s := range DeadLetterSources { // zero series, so increase() sees the first
+		b.deadLetters.WithLabelValues(s)
+	}
 	url := cfg.URL
 	if cfg.Embedded() {
 		srv, creds, opts, err := startServer(cfg, logger)
@@ -337,6 +348,7 @@ func (b *Broker) PublishNew(ctx context.Context, timeout time.Duration, msgs ...
 		for i := range stored {
 			stored[i] = true
 		}
+		b.countDeadLetters(msgs, stored)
 		return stored, nil
 	}
 	for i, w := range out.waits {
@@ -359,7 +371,30 @@ func (b *Broker) PublishNew(ctx context.Context, timeout time.Duration, msgs ...
 			return nil, fmt.Errorf("%w: waiting for acknowledgement: no answer within %v", ErrUnavailable, timeout)
 		}
 	}
+	b.countDeadLetters(msgs, stored)
 	return stored, nil
+}
+
+// DeadLetterSources are the components that publish dead letters, as
+// their ce-source names them: ingest (a request it refused), sink (an event
+// ClickHouse cannot take), poller (a message it cannot read).
+var DeadLetterSources = []string{"ingest", "sink", "poller"}
+
+// countDeadLetters counts the dead letters among msgs that the stream
+// stored (a duplicate is one counted already). Every dead letter is
+// published through here, so otpscope_dead_letters_total is what the
+// Dead letters page lists.
+func (b *Broker) countDeadLetters(msgs []events.Message, stored []bool) {
+	for i, m := range msgs {
+		if m.Subject != events.SubjectDeadLetter || !stored[i] || b.deadLetters == nil {
+			continue
+		}
+		source := ""
+		if v := m.Header[events.HeaderSource]; len(v) > 0 {
+			source = strings.TrimPrefix(v[0], "/otpscope/")
+		}
+		b.deadLetters.WithLabelValues(source).Inc()
+	}
 }
 
 // NATSMsg turns an event message into a NATS message: its headers are

@@ -197,6 +197,33 @@ func TestConsumeDeadLetters(t *testing.T) {
 	if n := len(deadLetters(t, b)); n != 3 {
 		t.Errorf("%d dead letters; want 3", n)
 	}
+	if n := b.DeadLettersCounted("test"); n != 3 {
+		t.Errorf("otpscope_dead_letters_total{source=\"test\"} = %v; want 3", n)
+	}
+}
+
+// otpscope_dead_letters_total counts what the stream stores on the dead
+// letter subject, whoever publishes it: a dead letter published twice (a
+// webhook retried) once, and nothing else.
+func TestDeadLettersCounted(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	for _, s := range broker.DeadLetterSources {
+		if n := b.DeadLettersCounted(s); n != 0 {
+			t.Errorf("%s: %v dead letters counted before any; want 0", s, n)
+		}
+	}
+	dl, err := events.NewDeadLetterMessage(events.DeadLetter{Reason: "malformed JSON", Source: "ingest", ReceivedAt: time.Now()}, []byte("{"), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := b.Publish(t.Context(), dl, message(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.DeadLettersCounted("ingest"); n != 1 {
+		t.Errorf("otpscope_dead_letters_total{source=\"ingest\"} = %v; want 1", n)
+	}
 }
 
 // Retry has the message redelivered, not before the delay.

@@ -85,3 +85,8 @@ func StallLeaseRefresh(t testing.TB, release <-chan struct{}) {
 	}
 	t.Cleanup(func() { refresh = r })
 }
+
+// DeadLettersCounted is otpscope_dead_letters_total{source}.
+func (b *Broker) DeadLettersCounted(source string) float64 {
+	return testutil.ToFloat64(b.deadLetters.WithLabelValues(source))
+}

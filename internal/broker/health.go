@@ -309,8 +309,8 @@ func (b *Broker) knownFault() *jsFault {
 }
 
 // Collectors are the broker's metrics, for the process's registry: the gauge
-// otpscope_nats_jetstream_ok, the watcher's restarts, group commit's
-// counters and the store's fill.
+// otpscope_nats_jetstream_ok, the watcher's restarts, the dead letters
+// stored, group commit's counters and the store's fill.
 func (b *Broker) Collectors() []prometheus.Collector {
-	return append(append([]prometheus.Collector{b.health.gauge, b.health.restarts}, b.batchCounters()...), storeCollector{b})
+	return append(append([]prometheus.Collector{b.health.gauge, b.health.restarts, b.deadLetters}, b.batchCounters()...), storeCollector{b})
 }
