@@ -83,7 +83,7 @@ report() { # phase first-sample-line
 	printf "%-10s %8s %8s %10d %8s %9s %10s\n" "$1" "$(rss_mb)" "$(peak_since "$2")" \
 		$(( $(metric go_memstats_heap_inuse_bytes) / 1048576 )) "$(live_mb)" \
 		"$(sink_behind)" \
-		"$(metric 'otpscope_ingest_requests_total{outcome="accepted"}')"
+		"$(metric 'otpscope_ingest_requests_total{endpoint="webhook",outcome="accepted"}')"
 }
 m=$(mark)
 sleep "$REST"

@@ -76,7 +76,7 @@ func TestServiceEndToEndAndDurable(t *testing.T) {
 	}
 	_, metrics := get(t, "http://"+a.AdminAddr()+"/metrics")
 	for _, want := range []string{
-		fmt.Sprintf(`otpscope_ingest_requests_total{outcome="accepted"} %d`, n),
+		fmt.Sprintf(`otpscope_ingest_requests_total{endpoint="webhook",outcome="accepted"} %d`, n),
 		fmt.Sprintf(`otpscope_ingest_events_total{channel="SMS",status="DELIVERED"} %d`, n),
 		fmt.Sprintf("otpscope_ingest_publish_seconds_count %d", n),
 		// fasthttp's webhooks are counted as the router's routes are.

@@ -102,20 +102,20 @@ func (h *Handler) NewServer(next http.Handler, observe ops.Observe, routes ...Ro
 			var small *fasthttp.ErrSmallBuffer
 			var netErr net.Error
 			if c, ok := cutShort.LoadAndDelete(&ctx.Request.Header); ok {
-				h.unauthorized(x, "missing or wrong token: send it as X-Webhook-Token or Authorization: Bearer")
+				h.unauthorized(x, c.(cut).route, "missing or wrong token: send it as X-Webhook-Token or Authorization: Bearer")
 				observe(c.(cut).route, http.MethodPost, http.StatusUnauthorized, time.Since(c.(cut).start))
 				return
 			}
 			// Not counted by observe: no route ran, and the request's
 			// headers are gone (otpscope_ingest_requests_total counts a
-			// cut-off body).
+			// cut-off body, endpoint unknown).
 			switch {
 			case errors.As(err, &small):
 				answerProblem(x, problem.Details{Status: http.StatusRequestHeaderFieldsTooLarge, Detail: "request headers too large"})
 			case errors.As(err, &netErr) && netErr.Timeout():
 				answerProblem(x, problem.Details{Status: http.StatusRequestTimeout, Detail: "the request was not sent in time"})
 			case errors.Is(err, io.ErrUnexpectedEOF):
-				h.bodyUnread(x, err)
+				h.bodyUnread(x, "", err)
 			default:
 				answerProblem(x, problem.Details{Status: http.StatusBadRequest, Detail: "malformed HTTP request"})
 			}

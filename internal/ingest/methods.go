@@ -193,7 +193,7 @@ func (m *Methods) serve(x exchange, ep endpoint, status int, title string, decod
 			m.events.WithLabelValues(string(ch), labels[i]).Inc()
 		}
 	}
-	h.metrics.accepted.Inc()
+	h.metrics.accepted[endpointOf(ep.path)].Inc()
 	x.answer(status, acceptedBody(len(msgs)), "Content-Type", "application/json")
 }
 

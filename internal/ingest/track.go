@@ -17,11 +17,16 @@ const TrackPath = "/otps/track"
 // authentication and durability: 200 only after the PubAck.
 func (h *Handler) serveTrack(x exchange) {
 	if !h.authorized(x.header) {
-		h.unauthorized(x, "missing or wrong token")
+		h.unauthorized(x, TrackPath, "missing or wrong token")
 		return
 	}
 	body, tooLarge, err := readBounded(x, h.cfg.MaxBodyBytes)
 	if err != nil || tooLarge {
+		outcome := outcomeTooLarge
+		if err != nil {
+			outcome = outcomeBadRequest
+		}
+		h.metrics.count(TrackPath, outcome)
 		answerProblem(x, problem.Details{Status: http.StatusRequestEntityTooLarge, Detail: "body too large or unreadable"}, "Connection", "close")
 		return
 	}
@@ -32,6 +37,7 @@ func (h *Handler) serveTrack(x exchange) {
 		if errors.As(err, &fe) {
 			p.Field = fe.Field
 		}
+		h.metrics.count(TrackPath, outcomeBadRequest)
 		answerProblem(x, p)
 		return
 	}
@@ -48,5 +54,6 @@ func (h *Handler) serveTrack(x exchange) {
 		h.unavailable(x, err)
 		return
 	}
+	h.metrics.accepted[endpointTrack].Inc()
 	x.answer(http.StatusOK, append(answer, '\n'), "Content-Type", "application/json")
 }

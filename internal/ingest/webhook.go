@@ -95,12 +95,12 @@ var webhookEndpoint = endpoint{path: WebhookPath}
 // false it has answered (and dead-lettered what it read).
 func (h *Handler) readJSON(x exchange, ep endpoint, receivedAt time.Time) (body []byte, ok bool) {
 	if !h.authorized(x.header) {
-		h.unauthorized(x, "missing or wrong webhook token: send it as X-Webhook-Token or Authorization: Bearer")
+		h.unauthorized(x, ep.path, "missing or wrong webhook token: send it as X-Webhook-Token or Authorization: Bearer")
 		return nil, false
 	}
 	body, tooLarge, err := readBounded(x, h.cfg.MaxBodyBytes)
 	if err != nil {
-		h.bodyUnread(x, err)
+		h.bodyUnread(x, ep.path, err)
 		return nil, false
 	}
 	if tooLarge {
@@ -165,7 +165,7 @@ func (h *Handler) serveWebhook(x exchange) {
 			h.metrics.countEvent(&evs[i])
 		}
 	}
-	h.metrics.accepted.Inc()
+	h.metrics.accepted[endpointWebhook].Inc()
 	h.accepted.Add(1)
 	h.lastAccepted.Store(receivedAt.UnixNano())
 	x.answer(http.StatusOK, acceptedBody(len(evs)), "Content-Type", "application/json")
@@ -216,7 +216,7 @@ func (h *Handler) reject(x exchange, ep endpoint, receivedAt time.Time, body []b
 		return
 	}
 	h.logger.Info("webhook rejected", "status", p.Status, "reason", p.Detail, "remote", dl.RemoteAddr)
-	h.metrics.requests.WithLabelValues(outcome).Inc()
+	h.metrics.count(ep.path, outcome)
 	var header []string
 	if truncated {
 		header = []string{"Connection", "close"}
@@ -235,25 +235,27 @@ func (h *Handler) publish(ctx context.Context, msgs []events.Message) ([]bool, e
 
 func (h *Handler) unavailable(x exchange, err error) {
 	h.unstored.Warn("path", x.path(), "err", err)
-	h.metrics.requests.WithLabelValues(outcomeUnavailable).Inc()
+	h.metrics.count(x.path(), outcomeUnavailable)
 	answerProblem(x, problem.Details{Status: http.StatusServiceUnavailable, Detail: "events could not be stored durably; retry later"},
 		"Retry-After", strconv.Itoa(int((h.cfg.RetryAfter+time.Second-1)/time.Second)))
 }
 
 // unauthorized answers 401 at once, without reading the body, and closes
-// the connection (ops.Unauthorized says why).
-func (h *Handler) unauthorized(x exchange, detail string) {
-	h.metrics.requests.WithLabelValues(outcomeUnauthorized).Inc()
-	h.refused.Note(x.path(), x.remoteAddr(), x.header("X-Forwarded-For"), ops.PresentedIn(x.header, "X-Webhook-Token") != "")
+// the connection (ops.Unauthorized says why); path is the route's (fast.go
+// answers when the request's own is gone).
+func (h *Handler) unauthorized(x exchange, path, detail string) {
+	h.metrics.count(path, outcomeUnauthorized)
+	h.refused.Note(path, x.remoteAddr(), x.header("X-Forwarded-For"), ops.PresentedIn(x.header, "X-Webhook-Token") != "")
 	answerProblem(x, problem.Details{Status: http.StatusUnauthorized, Detail: detail},
 		"WWW-Authenticate", ops.BearerChallenge, "Connection", "close")
 }
 
 // bodyUnread answers 400 when the client went away or broke the body off
-// (nothing was accepted); the answer names no internal address.
-func (h *Handler) bodyUnread(x exchange, err error) {
+// (nothing was accepted, nothing dead-lettered); the answer names no
+// internal address. path is the route's, "" when unknown.
+func (h *Handler) bodyUnread(x exchange, path string, err error) {
 	h.logger.Info("request body not read", "remote", x.remoteAddr(), "err", err)
-	h.metrics.requests.WithLabelValues(outcomeBadRequest).Inc()
+	h.metrics.count(path, outcomeBadRequest)
 	answerProblem(x, problem.Details{Status: http.StatusBadRequest, Detail: bodyUnreadDetail}, "Connection", "close")
 }
 
