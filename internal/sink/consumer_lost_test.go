@@ -1,6 +1,7 @@
 package sink_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/sink"
 )
 
 // counterOf reads the series of a labelled counter or gauge from reg.
@@ -55,7 +57,12 @@ func TestSinkRecreatesItsLostConsumer(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	f.publish(t, deliveries(10, 10)...)
-	f.waitCount(t, "SELECT count() FROM delivery_events", 20)
+	// Created again from the stream's start, it inserts the first ten
+	// again, which collapse.
+	f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", 20)
+	if n := f.count(t, "SELECT count() FROM delivery_events FINAL"); n != 20 {
+		t.Errorf("%d events after FINAL; want 20", n)
+	}
 	if n := counterOf(t, reg, "otpscope_sink_failures_total", "kind", "fetch"); n < 1 {
 		t.Errorf("fetch failures = %v; want the lost consumer's counted", n)
 	}
@@ -71,5 +78,33 @@ func TestSinkRecreatesItsLostConsumer(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "fetching again") {
 		t.Errorf("no line says the sink fetches again:\n%s", logs)
+	}
+}
+
+// While the consumer cannot be provisioned again (here its stream is gone
+// and not made again), the fetches keep failing and are counted, and the
+// lag is unknown: the gauges read NaN and Lag says so, where they kept
+// their last reading for ever.
+func TestSinkLagUnknownWhileItsConsumerIsGone(t *testing.T) {
+	sink.SetLagStale(t, time.Second)
+	f := newFixture(t)
+	c, reg, _ := runConsumer(t, f, f.DB)
+	f.publish(t, deliveries(0, 10)...)
+	f.waitCount(t, "SELECT count() FROM delivery_events", 10)
+	brokertest.WaitFor(t, 10*time.Second, "the lag known", func() bool {
+		_, _, ok := c.Lag()
+		return ok
+	})
+
+	js := brokertest.JetStream(t, f.Broker)
+	if err := js.DeleteStream(t.Context(), f.Broker.StreamName()); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.WaitFor(t, 20*time.Second, "the lag unknown", func() bool {
+		_, _, ok := c.Lag()
+		return !ok && math.IsNaN(gauge(t, reg, "otpscope_sink_consumer_lag"))
+	})
+	if n := counterOf(t, reg, "otpscope_sink_failures_total", "kind", "fetch"); n < 1 {
+		t.Errorf("fetch failures = %v; want them counted", n)
 	}
 }

@@ -92,6 +92,7 @@ type Consumer struct {
 	// pending and ackPending are the consumer's last known lag, for Lag.
 	pending, ackPending atomic.Uint64
 	lagKnown            atomic.Bool
+	lagAt               atomic.Int64 // when the lag was last read, unix nanoseconds
 	// cons is the sink's consumer once Run made it, for Inserted.
 	cons atomic.Pointer[broker.Consumer]
 	// fetchFailures counts the fetches in a row that failed (Run's loop).
@@ -262,7 +263,7 @@ const idleLagInterval = 5 * time.Second
 func (c *Consumer) fetchFailed(ctx context.Context, cons *broker.Consumer, err error) {
 	c.metrics.failures.WithLabelValues("fetch").Inc()
 	if c.fetchFailures++; c.fetchFailures == 1 {
-		c.logger.Warn("fetch failed; retrying (otpscope_sink_failures_total{kind=\"fetch\"})", "consumer", c.cfg.Durable, "err", err)
+		c.logger.Warn("fetch failed; retrying", "consumer", c.cfg.Durable, "err", err)
 	}
 	c.updateLag(ctx, cons)
 	backoff.Sleep(ctx, broker.FetchRetry.Delay(c.fetchFailures))
@@ -398,16 +399,16 @@ func (c *Consumer) deadLetter(ctx context.Context, cons *broker.Consumer, m *bro
 	cons.Settle(ctx, m, broker.DeadLetter(reason))
 }
 
-// updateLag reads the consumer's lag. When the server does not answer,
-// or has no such consumer, the lag is unknown: the gauges read NaN (no
-// alert on them holds) and Lag says so, rather than keep a reading that
-// no longer moves.
+// updateLag reads the consumer's lag. When the server has not answered
+// for lagStale (out of reach, or no such consumer), the lag is unknown:
+// the gauges read NaN (no alert on them holds) and Lag says so, rather
+// than keep a reading that no longer moves.
 func (c *Consumer) updateLag(ctx context.Context, cons *broker.Consumer) {
 	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	lag, err := cons.Lag(lctx)
 	if err != nil {
-		if ctx.Err() == nil { // not stopping
+		if ctx.Err() == nil && time.Since(time.Unix(0, c.lagAt.Load())) > lagStale {
 			c.metrics.lag.Set(math.NaN())
 			c.metrics.ackPending.Set(math.NaN())
 			c.lagKnown.Store(false)
@@ -419,7 +420,13 @@ func (c *Consumer) updateLag(ctx context.Context, cons *broker.Consumer) {
 	c.pending.Store(lag.Pending)
 	c.ackPending.Store(uint64(lag.AckPending))
 	c.lagKnown.Store(true)
+	c.lagAt.Store(time.Now().UnixNano())
 }
+
+// lagStale is how long a lag reading stands while the server does not
+// answer: one slow answer under load leaves the gauges as they were, so
+// an alert's for: on them does not start over.
+var lagStale = 30 * time.Second
 
 // RegisterFlags registers the sink's flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
