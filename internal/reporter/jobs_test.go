@@ -16,43 +16,11 @@ import (
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/metricstest"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/webtest"
 )
-
-// value is the metric name{labels} in reg, and whether it is there.
-func value(t *testing.T, reg *prometheus.Registry, name string, labels ...string) (float64, bool) {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if have[labels[i]] != labels[i+1] {
-					continue metrics
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue(), true
-			case m.Gauge != nil:
-				return m.Gauge.GetValue(), true
-			}
-		}
-	}
-	return 0, false
-}
 
 // waitFor polls cond for up to d.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
@@ -75,34 +43,34 @@ func TestReportsSeriesFromStart(t *testing.T) {
 	cfg := reporter.ReportsConfig{Hourly: reporter.DefaultReportHourly, Alerts: reporter.DefaultAlerts, Rollups: reporter.DefaultRollups,
 		AlertWebhookURL: "http://127.0.0.1:41001/hook", BackupSchedule: "0 3 * * *"}
 	r := reporter.NewReports(cfg, nil, nil, brokertest.Logger(t), reg)
-	if _, ok := value(t, reg, "otpscope_reports_total", "kind", "backup"); ok {
+	if _, ok := metricstest.Value(t, reg, "otpscope_reports_total", "kind", "backup"); ok {
 		t.Error("backup runs counted before there is anything to take them (WithBackups)")
 	}
 	r.WithBackups(reporter.NewBackups(nil, nil, brokertest.Logger(t), nil))
 	for _, kind := range []string{"hourly", "alerts", "rollups", "backup"} {
 		for _, outcome := range []string{"ok", "error"} {
-			if v, ok := value(t, reg, "otpscope_reports_total", "kind", kind, "outcome", outcome); !ok || v != 0 {
+			if v, ok := metricstest.Value(t, reg, "otpscope_reports_total", "kind", kind, "outcome", outcome); !ok || v != 0 {
 				t.Errorf("otpscope_reports_total{kind=%q,outcome=%q} = %v (there: %v); want 0 from the start", kind, outcome, v, ok)
 			}
 		}
 		for _, name := range []string{"otpscope_reports_last_success_timestamp_seconds", "otpscope_reports_due_timestamp_seconds"} {
-			if v, ok := value(t, reg, name, "kind", kind); !ok || v != 0 {
+			if v, ok := metricstest.Value(t, reg, name, "kind", kind); !ok || v != 0 {
 				t.Errorf("%s{kind=%q} = %v (there: %v); want 0 until a run", name, kind, v, ok)
 			}
 		}
 	}
 	for _, outcome := range []string{"ok", "error"} {
-		if v, ok := value(t, reg, "otpscope_alert_webhook_posts_total", "outcome", outcome); !ok || v != 0 {
+		if v, ok := metricstest.Value(t, reg, "otpscope_alert_webhook_posts_total", "outcome", outcome); !ok || v != 0 {
 			t.Errorf("otpscope_alert_webhook_posts_total{outcome=%q} = %v (there: %v); want 0 from the start", outcome, v, ok)
 		}
 	}
-	if _, ok := value(t, reg, "otpscope_reports_total", "kind", "daily"); ok {
+	if _, ok := metricstest.Value(t, reg, "otpscope_reports_total", "kind", "daily"); ok {
 		t.Error("a series of the daily summary, which is not scheduled")
 	}
-	if _, ok := value(t, reg, "otpscope_alertmanager_posts_total"); ok {
+	if _, ok := metricstest.Value(t, reg, "otpscope_alertmanager_posts_total"); ok {
 		t.Error("Alertmanager posts counted without an --alertmanager-url")
 	}
-	if v, ok := value(t, reg, "otpscope_reporter_leader"); !ok || v != 0 {
+	if v, ok := metricstest.Value(t, reg, "otpscope_reporter_leader"); !ok || v != 0 {
 		t.Errorf("otpscope_reporter_leader = %v (there: %v); want 0 before the lease", v, ok)
 	}
 }
@@ -124,17 +92,17 @@ func TestReportsLeaseAndDeadlines(t *testing.T) {
 		})
 	}
 	leading := func(reg *prometheus.Registry) func() bool {
-		return func() bool { v, _ := value(t, reg, "otpscope_reporter_leader"); return v == 1 }
+		return func() bool { v, _ := metricstest.Value(t, reg, "otpscope_reporter_leader"); return v == 1 }
 	}
 	gauge := func(reg *prometheus.Registry, name string) float64 {
-		v, _ := value(t, reg, name, "kind", "rollups")
+		v, _ := metricstest.Value(t, reg, name, "kind", "rollups")
 		return v
 	}
 
 	first, stop := start()
 	waitFor(t, 20*time.Second, "the first reporter never held the lease", leading(first))
 	waitFor(t, 20*time.Second, "no rollup run succeeded", func() bool {
-		v, _ := value(t, first, "otpscope_reports_total", "kind", "rollups", "outcome", "ok")
+		v, _ := metricstest.Value(t, first, "otpscope_reports_total", "kind", "rollups", "outcome", "ok")
 		return v >= 1
 	})
 	success, due := gauge(first, "otpscope_reports_last_success_timestamp_seconds"), gauge(first, "otpscope_reports_due_timestamp_seconds")
@@ -149,7 +117,7 @@ func TestReportsLeaseAndDeadlines(t *testing.T) {
 
 	second, _ := start()
 	time.Sleep(2 * time.Second)
-	if v, _ := value(t, second, "otpscope_reporter_leader"); v != 0 {
+	if v, _ := metricstest.Value(t, second, "otpscope_reporter_leader"); v != 0 {
 		t.Errorf("otpscope_reporter_leader %v on the second reporter while the first holds the lease; want 0", v)
 	}
 	if v := gauge(second, "otpscope_reports_due_timestamp_seconds"); v != 0 {
@@ -157,7 +125,7 @@ func TestReportsLeaseAndDeadlines(t *testing.T) {
 	}
 
 	stop()
-	if v, _ := value(t, first, "otpscope_reporter_leader"); v != 0 {
+	if v, _ := metricstest.Value(t, first, "otpscope_reporter_leader"); v != 0 {
 		t.Errorf("otpscope_reporter_leader %v on the reporter stopped; want 0", v)
 	}
 	if v := gauge(first, "otpscope_reports_due_timestamp_seconds"); v != 0 {
@@ -194,10 +162,10 @@ func TestScheduledRunTimeout(t *testing.T) {
 	r := reporter.NewReports(reporter.ReportsConfig{BackupSchedule: "@every 1s"}, f.DB, f.Broker, brokertest.Logger(t), reg).WithBackups(backups)
 	runSchedule(t, r)
 	waitFor(t, 15*time.Second, "no two backup runs counted as failed", func() bool {
-		v, _ := value(t, reg, "otpscope_reports_total", "kind", "backup", "outcome", "error")
+		v, _ := metricstest.Value(t, reg, "otpscope_reports_total", "kind", "backup", "outcome", "error")
 		return v >= 2
 	})
-	if v, _ := value(t, reg, "otpscope_reports_last_success_timestamp_seconds", "kind", "backup"); v != 0 {
+	if v, _ := metricstest.Value(t, reg, "otpscope_reports_last_success_timestamp_seconds", "kind", "backup"); v != 0 {
 		t.Errorf("last backup success %v; want none", v)
 	}
 }
@@ -217,7 +185,7 @@ func TestRunStoppedNotFailed(t *testing.T) {
 	}
 	stop()
 	for _, outcome := range []string{"ok", "error"} {
-		if v, _ := value(t, reg, "otpscope_reports_total", "kind", "backup", "outcome", outcome); v != 0 {
+		if v, _ := metricstest.Value(t, reg, "otpscope_reports_total", "kind", "backup", "outcome", outcome); v != 0 {
 			t.Errorf("otpscope_reports_total{kind=\"backup\",outcome=%q} = %v after a run the stop cut short; want 0", outcome, v)
 		}
 	}
@@ -275,17 +243,17 @@ func TestScheduledAlertsNotifyFailure(t *testing.T) {
 	r := reporter.NewReports(cfg, f.DB, f.Broker, brokertest.Logger(t), reg)
 	stop := runSchedule(t, r)
 	waitFor(t, 20*time.Second, "no two evaluations whose posts failed", func() bool {
-		hooked, _ := value(t, reg, "otpscope_alert_webhook_posts_total", "outcome", "error")
-		am, _ := value(t, reg, "otpscope_alertmanager_posts_total", "outcome", "error")
+		hooked, _ := metricstest.Value(t, reg, "otpscope_alert_webhook_posts_total", "outcome", "error")
+		am, _ := metricstest.Value(t, reg, "otpscope_alertmanager_posts_total", "outcome", "error")
 		return hooked >= 2 && am >= 2
 	})
 	stop()
-	ok, _ := value(t, reg, "otpscope_reports_total", "kind", "alerts", "outcome", "ok")
-	failed, _ := value(t, reg, "otpscope_reports_total", "kind", "alerts", "outcome", "error")
+	ok, _ := metricstest.Value(t, reg, "otpscope_reports_total", "kind", "alerts", "outcome", "ok")
+	failed, _ := metricstest.Value(t, reg, "otpscope_reports_total", "kind", "alerts", "outcome", "error")
 	if failed != 0 || ok < 2 {
 		t.Errorf("alert evaluations counted %v ok, %v failed; want every one ok: the posts failed, not the evaluation", ok, failed)
 	}
-	if fired, _ := value(t, reg, "otpscope_alerts_fired_total", "rule", reporter.RuleDeliveryRateLow); fired < 2 {
+	if fired, _ := metricstest.Value(t, reg, "otpscope_alerts_fired_total", "rule", reporter.RuleDeliveryRateLow); fired < 2 {
 		t.Errorf("%v firings published; want one each evaluation", fired)
 	}
 }
@@ -334,7 +302,7 @@ func TestLeaseHolderReadsNewestBackup(t *testing.T) {
 	r := reporter.NewReports(reporter.ReportsConfig{BackupSchedule: "0 3 * * *"}, f.DB, f.Broker, brokertest.Logger(t), nil).WithBackups(backups)
 	runSchedule(t, r)
 	waitFor(t, 10*time.Second, "the newest backup not read when the schedule started", func() bool {
-		v, _ := value(t, reg, "otpscope_backup_last_taken_timestamp_seconds")
+		v, _ := metricstest.Value(t, reg, "otpscope_backup_last_taken_timestamp_seconds")
 		return v == float64(taken.Unix())
 	})
 }

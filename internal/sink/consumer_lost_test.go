@@ -6,37 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/metricstest"
 	"github.com/otpscope/otpscope/internal/sink"
 )
-
-// counterOf reads the series of a labelled counter or gauge from reg.
-func counterOf(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					if c := m.GetCounter(); c != nil {
-						return c.GetValue()
-					}
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no metric %s{%s=%q}", name, label, value)
-	return 0
-}
 
 // A durable consumer deleted under a running sink (nats consumer rm, a
 // stream recreated or restored, an R3 consumer lost) is provisioned again:
@@ -63,7 +36,7 @@ func TestSinkRecreatesItsLostConsumer(t *testing.T) {
 	if n := f.count(t, "SELECT count() FROM delivery_events FINAL"); n != 20 {
 		t.Errorf("%d events after FINAL; want 20", n)
 	}
-	if n := counterOf(t, reg, "otpscope_sink_failures_total", "kind", "fetch"); n < 1 {
+	if n := metricstest.Must(t, reg, "otpscope_sink_failures_total", "kind", "fetch"); n < 1 {
 		t.Errorf("fetch failures = %v; want the lost consumer's counted", n)
 	}
 	if _, err := js.Consumer(t.Context(), f.Broker.StreamName(), sinkConfig().Durable); err != nil {
@@ -71,7 +44,7 @@ func TestSinkRecreatesItsLostConsumer(t *testing.T) {
 	}
 	brokertest.WaitFor(t, 10*time.Second, "the lag read from the new consumer", func() bool {
 		pending, _, ok := c.Lag()
-		return ok && pending == 0 && gauge(t, reg, "otpscope_sink_consumer_lag") == 0
+		return ok && pending == 0 && metricstest.Must(t, reg, "otpscope_sink_consumer_lag") == 0
 	})
 	if n := strings.Count(logs.String(), "fetch failed"); n != 1 {
 		t.Errorf("%d lines say the fetch failed; want 1:\n%s", n, logs)
@@ -102,9 +75,9 @@ func TestSinkLagUnknownWhileItsConsumerIsGone(t *testing.T) {
 	}
 	brokertest.WaitFor(t, 20*time.Second, "the lag unknown", func() bool {
 		_, _, ok := c.Lag()
-		return !ok && math.IsNaN(gauge(t, reg, "otpscope_sink_consumer_lag"))
+		return !ok && math.IsNaN(metricstest.Must(t, reg, "otpscope_sink_consumer_lag"))
 	})
-	if n := counterOf(t, reg, "otpscope_sink_failures_total", "kind", "fetch"); n < 1 {
+	if n := metricstest.Must(t, reg, "otpscope_sink_failures_total", "kind", "fetch"); n < 1 {
 		t.Errorf("fetch failures = %v; want them counted", n)
 	}
 }

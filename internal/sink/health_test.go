@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/metricstest"
 	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/sink"
 	"github.com/otpscope/otpscope/internal/store"
@@ -48,26 +49,6 @@ func runConsumer(t *testing.T, f *fixture, db sink.Inserter) (*sink.Consumer, *p
 	return c, reg, logs
 }
 
-// gauge reads a gauge or counter without labels from reg.
-func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			m := mf.GetMetric()[0]
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
-}
-
 func TestStoreOutageParksNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -92,7 +73,7 @@ func TestStoreOutageParksNothing(t *testing.T) {
 			if err := c.Ready(t.Context()); err == nil || !errors.Is(err, tc.err) {
 				t.Fatalf("Ready while inserts fail = %v; want the insert error %v", err, tc.err)
 			}
-			if g := gauge(t, reg, "otpscope_sink_store_healthy"); g != 0 {
+			if g := metricstest.Must(t, reg, "otpscope_sink_store_healthy"); g != 0 {
 				t.Fatalf("otpscope_sink_store_healthy while failing = %v; want 0", g)
 			}
 			ins.down.Store(false)
@@ -104,7 +85,7 @@ func TestStoreOutageParksNothing(t *testing.T) {
 				t.Fatalf("the outage dead-lettered %d events; want none", got)
 			}
 			brokertest.WaitFor(t, 10*time.Second, "ready again", func() bool { return c.Ready(t.Context()) == nil })
-			if g := gauge(t, reg, "otpscope_sink_store_healthy"); g != 1 {
+			if g := metricstest.Must(t, reg, "otpscope_sink_store_healthy"); g != 1 {
 				t.Fatalf("otpscope_sink_store_healthy after recovery = %v; want 1", g)
 			}
 			if down, up := strings.Count(logs.String(), "clickhouse inserts failing"), strings.Count(logs.String(), "clickhouse inserts healthy again"); down != 1 || up != 1 {
@@ -162,6 +143,6 @@ func TestIdleSinkReportsNoLag(t *testing.T) {
 		f.waitCount(t, "SELECT count() FROM delivery_events", uint64((round+1)*400))
 	}
 	polltest.Until(t, 20*time.Second, "consumer_lag and ack_pending at 0", func() bool {
-		return gauge(t, reg, "otpscope_sink_consumer_lag") == 0 && gauge(t, reg, "otpscope_sink_ack_pending") == 0
+		return metricstest.Must(t, reg, "otpscope_sink_consumer_lag") == 0 && metricstest.Must(t, reg, "otpscope_sink_ack_pending") == 0
 	})
 }

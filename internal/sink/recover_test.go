@@ -11,6 +11,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
+	"github.com/otpscope/otpscope/internal/metricstest"
 	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -81,10 +82,10 @@ func TestBrokenPartsReplayed(t *testing.T) {
 			if n := f.Count(t, "SELECT count() FROM delivery_events FINAL"); n != 60 {
 				t.Errorf("delivery_events FINAL holds %d rows; want each of the 60 events once", n)
 			}
-			if n := gauge(t, reg, "otpscope_sink_broken_parts_total"); n != 1 {
+			if n := metricstest.Must(t, reg, "otpscope_sink_broken_parts_total"); n != 1 {
 				t.Errorf("broken parts counted = %v; want 1", n)
 			}
-			if n := gauge(t, reg, "otpscope_sink_replayed_rows_total"); n < 50 {
+			if n := metricstest.Must(t, reg, "otpscope_sink_replayed_rows_total"); n < 50 {
 				t.Errorf("replayed rows = %v; want at least the broken part's 50", n)
 			}
 		})
@@ -136,10 +137,10 @@ func TestPartsSetAsideAtStartReplayed(t *testing.T) {
 		has, err := f.Broker.HasConsumer(t.Context(), sinkConfig().Durable+"-replay")
 		return err == nil && !has
 	})
-	if n := gauge(t, reg, "otpscope_sink_replayed_rows_total"); n < 50 {
+	if n := metricstest.Must(t, reg, "otpscope_sink_replayed_rows_total"); n < 50 {
 		t.Errorf("replayed rows = %v; want at least 50", n)
 	}
-	if n := gauge(t, reg, "otpscope_sink_broken_parts_total"); n != 1 {
+	if n := metricstest.Must(t, reg, "otpscope_sink_broken_parts_total"); n != 1 {
 		t.Errorf("broken parts = %v; want the 1 the engine set aside as it started", n)
 	}
 	if parts, err := db.PartsToReplay(t.Context()); err != nil || len(parts) != 0 {

@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/metricstest"
 	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
@@ -62,30 +63,6 @@ func (e *env) callsTo(path string) []int {
 		}
 	}
 	return out
-}
-
-// counter returns the value of a counter with the given labels, 0 when absent.
-func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue metrics
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
 }
 
 // exerciseAll calls every client method against e and checks the answers.
@@ -235,7 +212,7 @@ func TestClientEveryCall(t *testing.T) {
 			t.Errorf("call %s %s sent apiKey %q", c.Method, c.Path, c.APIKey)
 		}
 	}
-	if got := counter(t, e.reg, "otpscope_tyntec_calls_total", map[string]string{"op": "v4_get_otp", "outcome": "ok"}); got != 1 {
+	if got := metricstest.Must(t, e.reg, "otpscope_tyntec_calls_total", "op", "v4_get_otp", "outcome", "ok"); got != 1 {
 		t.Errorf("calls_total{v4_get_otp,ok} = %v; want 1", got)
 	}
 }
@@ -455,7 +432,7 @@ func TestClientHonoursRetryAfter(t *testing.T) {
 		t.Errorf("retry came %s after the 429; want at least Retry-After (1s)", gap)
 	}
 	for op, want := range map[string]float64{"v4_get_otp": 1, "v1_resend": 0} {
-		if got := counter(t, e.reg, "otpscope_tyntec_retries_total", map[string]string{"op": op, "reason": "rate_limited"}); got != want {
+		if got, _ := metricstest.Value(t, e.reg, "otpscope_tyntec_retries_total", "op", op, "reason", "rate_limited"); got != want { // absent: none
 			t.Errorf("retries_total{%s,rate_limited} = %v; want %v", op, got, want)
 		}
 	}
