@@ -92,7 +92,9 @@ func (p *Panel) UnitOf(col string) string {
 	return p.FieldConfig.Defaults.Unit
 }
 
-// Load reads every dashboard of dir, by file name.
+// Load reads every ClickHouse dashboard of dir, by file name. Dashboards
+// over another data source (operations.json, on Prometheus) have no SQL to
+// run; deploy's tests check those.
 func Load(dir string) (map[string]Dashboard, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
@@ -111,9 +113,26 @@ func Load(dir string) (map[string]Dashboard, error) {
 		if err := json.Unmarshal(b, &d); err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
+		if d.dataSource() != "grafana-clickhouse-datasource" {
+			continue
+		}
 		out[filepath.Base(f)] = d
 	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no ClickHouse dashboards in %s", dir)
+	}
 	return out, nil
+}
+
+// dataSource is the plugin the dashboard's datasource variable offers.
+func (d *Dashboard) dataSource() string {
+	for _, v := range d.Templating.List {
+		if v.Type == "datasource" {
+			q, _ := v.Query.(string)
+			return q
+		}
+	}
+	return ""
 }
 
 // All is the value of a variable with "All" chosen, as tests give it.
