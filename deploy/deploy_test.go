@@ -379,6 +379,7 @@ func (f *composeFile) merge(o *composeFile) {
 var thirdPartyPorts = map[string][]int{
 	"clickhouse/clickhouse-server": {8123, 9000},
 	"grafana/grafana":              {3000},
+	"prom/prometheus":              {9090},
 }
 
 // composeEnv is deploy/demo.env: the variables the demo runs with, read as
@@ -441,7 +442,7 @@ func TestCompose(t *testing.T) {
 	t.Run("single", func(t *testing.T) {
 		f := loadCompose(t, "docker-compose.yml")
 		checkCompose(t, f, env)
-		for _, name := range []string{"nats", "clickhouse", "grafana", "ingest", "poller", "reporter", "tyntecsim"} {
+		for _, name := range []string{"nats", "clickhouse", "prometheus", "grafana", "ingest", "poller", "reporter", "tyntecsim"} {
 			if f.Services[name] == nil {
 				t.Errorf("docker-compose.yml has no %s service", name)
 			}
@@ -455,6 +456,7 @@ func TestCompose(t *testing.T) {
 		if s := f.Services["clickhouse"]; s != nil {
 			checkBackupPath(t, s)
 		}
+		checkPrometheus(t, f, env)
 	})
 	t.Run("cluster", func(t *testing.T) {
 		f := loadCompose(t, "docker-compose.yml")
@@ -485,6 +487,7 @@ func TestCompose(t *testing.T) {
 		if nodes != 3 {
 			t.Errorf("%d NATS nodes; want 3", nodes)
 		}
+		checkPrometheus(t, f, env)
 	})
 	t.Run("variables", func(t *testing.T) {
 		example := string(readFile(t, deployPath(".env.example")))
@@ -721,18 +724,26 @@ func checkGrafana(t *testing.T, s *composeService) {
 		return out
 	}
 	envRef := regexp.MustCompile(`\$\{?([A-Z][A-Z0-9_]*)\}?`)
+	var prometheusUIDs []string
 	for _, p := range yamls("datasources") {
 		text := readFile(t, p)
 		var doc struct {
-			Datasources []struct{ Type string } `yaml:"datasources"`
+			Datasources []struct{ Type, UID, URL string } `yaml:"datasources"`
 		}
 		if err := yaml.Unmarshal(text, &doc); err != nil {
 			t.Errorf("%s: %v", p, err)
 			continue
 		}
 		for _, d := range doc.Datasources {
-			if d.Type != "grafana-clickhouse-datasource" {
-				t.Errorf("%s: data source type %q; compose installs grafana-clickhouse-datasource", p, d.Type)
+			switch d.Type {
+			case "grafana-clickhouse-datasource":
+			case "prometheus": // built into Grafana
+				prometheusUIDs = append(prometheusUIDs, d.UID)
+				if d.URL != "${OTPSCOPE_PROMETHEUS_URL}" {
+					t.Errorf("%s: Prometheus URL %q; want ${OTPSCOPE_PROMETHEUS_URL}, which the compose files set", p, d.URL)
+				}
+			default:
+				t.Errorf("%s: data source type %q; compose installs grafana-clickhouse-datasource, Grafana has prometheus", p, d.Type)
 			}
 		}
 		for _, m := range envRef.FindAllStringSubmatch(string(text), -1) {
@@ -760,6 +771,110 @@ func checkGrafana(t *testing.T, s *composeService) {
 	if m, _ := filepath.Glob(filepath.Join(repoRoot, "dashboards", "*.json")); len(m) == 0 {
 		t.Error("dashboards/ holds no dashboard JSON")
 	}
+	// The operations dashboard opens on the provisioned Prometheus.
+	var ops struct {
+		Templating struct {
+			List []struct {
+				Name    string `json:"name"`
+				Current struct {
+					Value string `json:"value"`
+				} `json:"current"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(readFile(t, filepath.Join(repoRoot, "dashboards", "operations.json")), &ops); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range ops.Templating.List {
+		if v.Name == "datasource" && (len(prometheusUIDs) != 1 || v.Current.Value != prometheusUIDs[0]) {
+			t.Errorf("operations.json opens on data source %q; the provisioning has Prometheus %q", v.Current.Value, prometheusUIDs)
+		}
+	}
+}
+
+// checkPrometheus checks the prometheus service against the services it
+// scrapes: deploy/prometheus/prometheus.yml (which promtool checks, in
+// TestPrometheusRules) scrapes every otpscope service but the simulator on
+// the port it serves /metrics on, in jobs OtpscopeDown reads, and loads the
+// rules; the service mounts it where its command reads it.
+func checkPrometheus(t *testing.T, f *composeFile, env map[string]string) {
+	t.Helper()
+	s := f.Services["prometheus"]
+	if s == nil {
+		t.Fatal("no prometheus service")
+	}
+	if !regexp.MustCompile(`^prom/prometheus:v\d+\.\d+\.\d+$`).MatchString(s.Image) {
+		t.Errorf("prometheus image %q; want a pinned release", s.Image)
+	}
+	mountedAt := ""
+	for _, v := range s.Volumes {
+		parts := strings.Split(v, ":")
+		if len(parts) >= 2 && filepath.Clean(deployPath(parts[0])) == deployPath("prometheus") {
+			mountedAt = parts[1]
+		}
+	}
+	if want := "--config.file=" + mountedAt + "/prometheus.yml"; mountedAt == "" || !slices.Contains(s.Command, want) {
+		t.Errorf("prometheus: command %q, deploy/prometheus mounted at %q; want %s", s.Command, mountedAt, want)
+	}
+
+	var cfg struct {
+		RuleFiles     []string `yaml:"rule_files"`
+		ScrapeConfigs []struct {
+			JobName       string `yaml:"job_name"`
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	readYAML(t, deployPath("prometheus", "prometheus.yml"), &cfg)
+	if !slices.Contains(cfg.RuleFiles, "otpscope-rules.yml") {
+		t.Errorf("prometheus.yml rule_files %q; want otpscope-rules.yml", cfg.RuleFiles)
+	}
+	scraped := map[string]bool{}
+	for _, sc := range cfg.ScrapeConfigs {
+		if !strings.HasPrefix(sc.JobName, "otpscope") {
+			t.Errorf("prometheus.yml job %q: OtpscopeDown reads the jobs named otpscope…", sc.JobName)
+		}
+		for _, c := range sc.StaticConfigs {
+			for _, target := range c.Targets {
+				scraped[target] = true
+			}
+		}
+	}
+	for name, svc := range f.Services {
+		bin := svc.otpscopeBinary()
+		if bin == "" || bin == "tyntecsim" {
+			continue
+		}
+		addr := svc.Environment["OTPSCOPE_ADMIN_LISTEN"]
+		if addr == "" {
+			if def := adminListenDefault(t, bin); def != "" {
+				t.Errorf("%s: serves /metrics on %s (its --admin-listen default), out of Prometheus' reach; set OTPSCOPE_ADMIN_LISTEN", name, def)
+				continue
+			}
+			addr = serviceListen(svc, env)
+		}
+		target := fmt.Sprintf("%s:%d", name, portOf(t, name+" metrics", expand(addr, env)))
+		if !scraped[target] {
+			t.Errorf("prometheus.yml does not scrape %s (/metrics of %s); it scrapes %v", target, name, slices.Sorted(maps.Keys(scraped)))
+		}
+		delete(scraped, target)
+	}
+	for target := range scraped {
+		t.Errorf("prometheus.yml scrapes %s, which no otpscope service serves", target)
+	}
+}
+
+// adminListenDefault is the --admin-listen a binary has when given none.
+func adminListenDefault(t *testing.T, bin string) string {
+	t.Helper()
+	flagsOf(t, bin) // built
+	out, _ := exec.Command(filepath.Join(built.dir, bin), "--help").CombinedOutput()
+	m := regexp.MustCompile(`(?m)^  --admin-listen string .*\(default (\S+)\)$`).FindSubmatch(out)
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
 }
 
 // ---------------------------------------------------------------- NATS
@@ -2410,10 +2525,31 @@ func TestGrafanaDataSources(t *testing.T) {
 			t.Errorf("grafana/docker-compose.yaml %s = %q: no such service there", v, host)
 		}
 	}
-	for _, v := range []string{"OTPSCOPE_CLICKHOUSE_PORT", "OTPSCOPE_CLICKHOUSE_SERVER_PORT"} {
+	for _, v := range []string{"OTPSCOPE_CLICKHOUSE_PORT", "OTPSCOPE_CLICKHOUSE_SERVER_PORT", "OTPSCOPE_PROMETHEUS_URL"} {
 		if m := expand.FindStringSubmatch(alone.Services["grafana"].Environment[v]); m == nil || m[1] == "" {
 			t.Errorf("grafana/docker-compose.yaml %s has no default", v)
 		}
+	}
+
+	// The Prometheus data source reads, by default, the prometheus service
+	// of docker-compose.yml, or one on the host beside Grafana alone.
+	for file, c := range map[string]*composeFile{"docker-compose.yml": f, "grafana/docker-compose.yaml": alone} {
+		m := expand.FindStringSubmatch(c.Services["grafana"].Environment["OTPSCOPE_PROMETHEUS_URL"])
+		if m == nil {
+			t.Errorf("%s: grafana's OTPSCOPE_PROMETHEUS_URL has no default", file)
+			continue
+		}
+		u, err := url.Parse(m[1])
+		if err != nil {
+			t.Errorf("%s: OTPSCOPE_PROMETHEUS_URL: %v", file, err)
+			continue
+		}
+		if s := c.Services[u.Hostname()]; (s == nil || !strings.HasPrefix(s.Image, "prom/prometheus:")) && u.Hostname() != "host.docker.internal" {
+			t.Errorf("%s: OTPSCOPE_PROMETHEUS_URL %s: no prometheus service there", file, m[1])
+		}
+	}
+	if u := f.Services["grafana"].Environment["OTPSCOPE_PROMETHEUS_URL"]; !strings.Contains(u, "//prometheus:") {
+		t.Errorf("docker-compose.yml: grafana's OTPSCOPE_PROMETHEUS_URL %q; want its prometheus service by default", u)
 	}
 }
 
@@ -2432,7 +2568,7 @@ func promtool(t *testing.T) string {
 func TestPrometheusRules(t *testing.T) {
 	dir := filepath.Join(repoRoot, "deploy", "prometheus")
 	bin := promtool(t)
-	for _, args := range [][]string{{"check", "rules", "otpscope-rules.yml"}, {"test", "rules", "otpscope-rules.test.yml"}} {
+	for _, args := range [][]string{{"check", "rules", "otpscope-rules.yml"}, {"test", "rules", "otpscope-rules.test.yml"}, {"check", "config", "prometheus.yml"}} {
 		cmd := exec.Command(bin, args...)
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {
