@@ -17,7 +17,10 @@ import (
 
 // metricsTable is the README's metrics table: each otpscope_ metric with the
 // labels it has and the binaries that export it.
-type metricsTable map[string]struct{ labels, binaries []string }
+type metricsTable map[string]struct {
+	labels, binaries []string
+	shared           bool // the row names more metrics, whose labels it may give only some of
+}
 
 var (
 	backticked = regexp.MustCompile("`([a-z0-9_]+)`")
@@ -47,8 +50,12 @@ func readMetricsTable(t *testing.T) metricsTable {
 		for _, b := range strings.Split(cells[2], ",") {
 			binaries = append(binaries, strings.TrimSpace(b))
 		}
-		for _, m := range backticked.FindAllStringSubmatch(cells[0], -1) {
-			out[m[1]] = struct{ labels, binaries []string }{labels, binaries}
+		names := backticked.FindAllStringSubmatch(cells[0], -1)
+		for _, m := range names {
+			out[m[1]] = struct {
+				labels, binaries []string
+				shared           bool
+			}{labels, binaries, len(names) > 1}
 		}
 	}
 	if len(out) < 40 {
@@ -240,8 +247,9 @@ var operationsSeries = []struct{ series, values string }{
 	{`otpscope_nats_stream_bytes`, `1e8+1e6x60`},
 	{`otpscope_nats_store_bytes`, `2e8+1e6x60`},
 	{`otpscope_nats_store_limit_bytes`, `1e10x60`},
-	{`otpscope_ingest_requests_total{outcome="accepted"}`, `0+600x60`},
-	{`otpscope_ingest_requests_total{outcome="bad_request"}`, `0+1x60`},
+	{`otpscope_ingest_requests_total{endpoint="webhook", outcome="accepted"}`, `0+600x60`},
+	{`otpscope_ingest_requests_total{endpoint="silent_auth", outcome="bad_request"}`, `0+1x60`},
+	{`otpscope_dead_letters_total{source="ingest"}`, `0+1x60`},
 	{`otpscope_ingest_events_total{channel="SMS", status="DELIVERED"}`, `0+500x60`},
 	{`otpscope_ingest_publish_seconds`, `histogram`},
 	{`otpscope_sink_rows_total`, `0+500x60`},
@@ -301,9 +309,18 @@ func inputSeries(t *testing.T, mt metricsTable) []map[string]string {
 			t.Errorf("input series %s: not a metric otpscope exports", name)
 			continue
 		}
+		var given []string
 		for _, l := range promMatcher.FindAllStringSubmatch(labels, -1) {
+			given = append(given, l[1])
 			if !slices.Contains(allowed, l[1]) {
 				t.Errorf("input series %s: label %s, which the README does not give it", s.series, l[1])
+			}
+		}
+		if row, ok := mt[name]; ok && !row.shared {
+			for _, l := range row.labels {
+				if !slices.Contains(given, l) {
+					t.Errorf("input series %s: no label %s, which the README gives it", s.series, l)
+				}
 			}
 		}
 		if name == "ALERTS" {
