@@ -200,14 +200,14 @@ func checkPromNames(mt metricsTable, expr string) []string {
 	if len(metrics) == 0 {
 		errs = append(errs, "names no metric")
 	}
-	var any []string // the labels of every metric in the expression
+	var have []string // the labels of every metric in the expression
 	for _, m := range metrics {
 		labels, ok := mt.labelsOf(m)
 		if !ok {
 			errs = append(errs, fmt.Sprintf("%s is not a metric otpscope exports (README, Metrics) nor a standard one", m))
 			continue
 		}
-		any = append(any, labels...)
+		have = append(have, labels...)
 		for _, l := range matchers[m] {
 			if !slices.Contains(labels, l) {
 				errs = append(errs, fmt.Sprintf("%s has no label %s (it has %s)", m, l, strings.Join(labels, ", ")))
@@ -218,7 +218,7 @@ func checkPromNames(mt metricsTable, expr string) []string {
 		errs = append(errs, fmt.Sprintf("a selector without a metric name (%v)", l))
 	}
 	for _, l := range grouped {
-		if !slices.Contains(any, l) {
+		if !slices.Contains(have, l) {
 			errs = append(errs, fmt.Sprintf("groups by %s, a label none of %v has", l, metrics))
 		}
 	}
