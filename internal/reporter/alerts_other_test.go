@@ -55,24 +55,7 @@ func TestAlertsUnknownChannelsTogether(t *testing.T) {
 	fail("PAGE_ONCALL_7", 2) // the most failed of them
 	fail("VIBER", 20)
 	fail("RCS", 20)
-	b, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hooks.URL+ingest.WebhookPath, bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Webhook-Token", webhookToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("webhook of %d events answered %s; want them accepted", len(body), resp.Status)
-	}
+	postWebhook(t, hooks.URL, body)
 	f.WaitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", uint64(len(body)))
 
 	var mu sync.Mutex
@@ -164,5 +147,29 @@ func TestAlertsUnknownChannelsTogether(t *testing.T) {
 	}
 	if slices.Sort(held); !slices.Equal(held, want) {
 		t.Errorf("Alertmanager holds %v; want %v", held, want)
+	}
+}
+
+// postWebhook posts events as one DeliveryStatus webhook body to the ingest
+// at url, which must accept them all.
+func postWebhook(t *testing.T, url string, events []map[string]any) {
+	t.Helper()
+	b, err := json.Marshal(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url+ingest.WebhookPath, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Webhook-Token", webhookToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook of %d events answered %s; want them accepted", len(events), resp.Status)
 	}
 }

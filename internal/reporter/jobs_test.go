@@ -1,9 +1,7 @@
 package reporter_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -198,7 +196,6 @@ func TestRunStoppedNotFailed(t *testing.T) {
 // OtpscopeReportsFailing{kind="alerts"} would say they did not run.
 func TestScheduledAlertsNotifyFailure(t *testing.T) {
 	f := newFixture(t)
-	ctx := t.Context()
 	routes := ops.NewRouter()
 	h := ingest.NewHandler(ingest.Config{Tokens: []string{webhookToken}, MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: 5 * time.Second, RetryAfter: time.Second},
 		f.Broker, brokertest.Logger(t), prometheus.NewRegistry())
@@ -210,24 +207,7 @@ func TestScheduledAlertsNotifyFailure(t *testing.T) {
 		body = append(body, map[string]any{"channel": "SMS", "otpId": uuid.NewString(), "status": "UNDELIVERABLE",
 			"timestamp": time.Now().UTC().Add(-10 * time.Minute).Format(time.RFC3339)})
 	}
-	b, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hooks.URL+ingest.WebhookPath, bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Webhook-Token", webhookToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("webhook answered %s", resp.Status)
-	}
+	postWebhook(t, hooks.URL, body)
 	f.WaitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", uint64(len(body)))
 
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
