@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/otpscope/otpscope/internal/grafanatest"
 )
 
 // The operations dashboard (dashboards/operations.json) reads Prometheus, not
@@ -104,39 +106,6 @@ func (mt metricsTable) labelsOf(m string) ([]string, bool) {
 		return nil, false
 	}
 	return slices.Concat(targetLabels, row.labels, extra), true
-}
-
-type opsDashboard struct {
-	Templating struct {
-		List []struct {
-			Name       string `json:"name"`
-			Type       string `json:"type"`
-			Query      any    `json:"query"`
-			AllValue   string `json:"allValue"`
-			Datasource *struct {
-				Type string `json:"type"`
-				UID  string `json:"uid"`
-			} `json:"datasource"`
-		} `json:"list"`
-	} `json:"templating"`
-	Panels []struct {
-		ID         int    `json:"id"`
-		Type       string `json:"type"`
-		Title      string `json:"title"`
-		Datasource *struct {
-			Type string `json:"type"`
-			UID  string `json:"uid"`
-		} `json:"datasource"`
-		Targets []struct {
-			RefID string `json:"refId"`
-			Expr  string `json:"expr"`
-		} `json:"targets"`
-		FieldConfig struct {
-			Defaults struct {
-				Unit string `json:"unit"`
-			} `json:"defaults"`
-		} `json:"fieldConfig"`
-	} `json:"panels"`
 }
 
 // Grafana's variables as a test gives them: every job and instance.
@@ -359,7 +328,7 @@ func inputSeries(t *testing.T, mt metricsTable) []map[string]string {
 // a series. A renamed metric or label fails here.
 func TestOperationsDashboard(t *testing.T) {
 	mt := readMetricsTable(t)
-	var d opsDashboard
+	var d grafanatest.Dashboard
 	if err := json.Unmarshal(readFile(t, filepath.Join(repoRoot, "dashboards", "operations.json")), &d); err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +373,7 @@ func TestOperationsDashboard(t *testing.T) {
 			continue
 		}
 		where := fmt.Sprintf("panel %q", p.Title)
-		if p.Datasource == nil || p.Datasource.Type != "prometheus" || p.Datasource.UID != "${datasource}" {
+		if p.Datasource.Type != "prometheus" || p.Datasource.UID != "${datasource}" {
 			t.Errorf("%s: data source %+v; want the $datasource variable", where, p.Datasource)
 		}
 		if p.FieldConfig.Defaults.Unit == "" {

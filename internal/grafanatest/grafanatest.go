@@ -30,19 +30,25 @@ type Variable struct {
 	AllValue   string `json:"allValue"`
 	Datasource *struct {
 		Type string `json:"type"`
+		UID  string `json:"uid"`
 	} `json:"datasource"`
 }
 
 // Panel is what the tests read of a panel.
 type Panel struct {
+	ID         int    `json:"id"`
 	Type       string `json:"type"`
 	Title      string `json:"title"`
 	Datasource struct {
 		Type string `json:"type"`
 		UID  string `json:"uid"`
 	} `json:"datasource"`
+	// Targets are its queries: SQL on ClickHouse, PromQL (Expr) on
+	// Prometheus (dashboards/operations.json).
 	Targets []struct {
+		RefID  string `json:"refId"`
 		RawSQL string `json:"rawSql"`
+		Expr   string `json:"expr"`
 	} `json:"targets"`
 	FieldConfig struct {
 		Defaults  FieldDefaults `json:"defaults"`
