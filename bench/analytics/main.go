@@ -57,6 +57,7 @@ func run() int {
 	every := flag.Duration("every", 15*time.Second, "with -steady: how often the job runs")
 	steadyLag := flag.Duration("steady-lag", time.Minute, "with -steady: the max_lag of the lagged reads")
 	backup := flag.Bool("backup", false, "time a backup of the database and its restore alone (README, \"Backups and restores\"), with its size on disk, instead of the API")
+	dashboards := flag.String("dashboards", "", "time every panel query of the Grafana dashboards in this directory (dashboards) as Grafana sends them, anonymously through the embedded endpoint, after the rollup job, instead of the API; a second, comma-separated directory (an older copy) is timed in the same run and every panel of the first must give its rows")
 	resends := flag.Int("resends", 0, "time /api/v1/resends alone, after giving the database this many resend decisions, one per failed fact, the newest facts first (fewer when it has fewer failures; a kept database keeps them); 0: not")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -81,13 +82,19 @@ func run() int {
 	defer eng.Close()
 	ctx := context.Background()
 
-	if *backup {
+	switch {
+	case *backup:
 		fmt.Printf("| events | | took | size | | took |\n|---|---|---|---|---|---|\n")
-	} else {
+	case *dashboards != "":
+		fmt.Printf("| events | window | dashboard | panel | p50 ms | max ms |\n|---|---|---|---|---|---|\n")
+	default:
 		fmt.Printf("| events | window | endpoint | source | p50 ms | p95 ms |\n|---|---|---|---|---|---|\n")
 	}
-	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live, keep: *keep != "", dir: dir, maxLag: *maxLag, resends: *resends, backup: *backup,
+	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live, keep: *keep != "", dir: dir, maxLag: *maxLag, resends: *resends, backup: *backup, readerAddr: eng.Addr(),
 		steady: steadyOptions{span: *steadyFor, every: *every, maxLag: *steadyLag}}
+	if *dashboards != "" {
+		opts.dashboards = strings.Split(*dashboards, ",")
+	}
 	for _, f := range strings.Split(*freshList, ",") {
 		d, err := time.ParseDuration(strings.TrimSpace(f))
 		if err != nil || d <= 0 || d > time.Hour {
@@ -177,6 +184,12 @@ func chTime(t time.Time) string {
 	return fmt.Sprintf("toDateTime64('%s', 3, 'UTC')", t.Format("2006-01-02 15:04:05.000"))
 }
 
+// window is a stretch of time an answer covers.
+type window struct {
+	name     string
+	from, to time.Time
+}
+
 type options struct {
 	calls, rawCalls int
 	live            bool
@@ -186,8 +199,10 @@ type options struct {
 	fresh           []time.Duration // new traffic before each between-job read
 	maxLag          time.Duration   // of the lagged between-job reads; 0: none
 	steady          steadyOptions
-	resends         int  // time /resends alone, over this many decisions
-	backup          bool // time a backup and its restore alone
+	resends         int      // time /resends alone, over this many decisions
+	backup          bool     // time a backup and its restore alone
+	dashboards      []string // time these directories' Grafana dashboards alone, the first against the others
+	readerAddr      string   // the endpoint, where -dashboards reads as Grafana does
 }
 
 func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.Logger) error {
@@ -247,10 +262,6 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	defer api.Close()
 
 	odd := 17 * time.Minute
-	type window struct {
-		name     string
-		from, to time.Time
-	}
 	windows := []window{
 		{"last hour", end.Add(-time.Hour), end},
 		{"last 24 h", end.Add(-24 * time.Hour), end},
@@ -472,6 +483,14 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	}
 	if err := job("idle"); err != nil {
 		return err
+	}
+	if len(o.dashboards) > 0 {
+		return benchDashboards(ctx, o.readerAddr, name, rows, o.calls, o.dashboards, []window{
+			{"last 24 h", end.Add(-24 * time.Hour), end},
+			{"7 d", end.AddDate(0, 0, -7), end},
+			{"30 d", end.AddDate(0, 0, -30), end},
+			{"90 d", start, end},
+		})
 	}
 	if o.resends > 0 {
 		var wins []resendWindow

@@ -266,6 +266,78 @@ func TestDashboardPanelsAgreeWithTheAPI(t *testing.T) {
 	from, to := base, base.Add(time.Hour)
 	tr.readerConn(t) // one connection for the subtests, closed with the test
 
+	// The panels read the hours the rollup job computed and compute the
+	// others live: each subtest runs before the job (every hour live) and
+	// after it (every hour rolled up).
+	agree := func(t *testing.T) { tr.panelsAgree(t, at, from, to) }
+	t.Run("live", agree)
+	time.Sleep(1100 * time.Millisecond) // past a single server's slack
+	if _, err := f.DB.RefreshRollups(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("rolled up", agree)
+
+	// Facts stored since the job's run: in an hour it computed, the panels
+	// show them at its next run (README, "Dashboards and connecting
+	// Grafana"), where the API's exact answers have them at once; in an
+	// hour no run computed (no fact near it before), at once.
+	attempts := func(from, to time.Time) *float64 {
+		p := dashboardPanel(t, "channel-success.json", "Attempts")
+		return tr.scalar(t, expand(t, p.Targets[0].RawSQL, from, to, time.Minute, panelVars("")))
+	}
+	journeys := func(from, to time.Time) *float64 {
+		p := dashboardPanel(t, "fallback-resends.json", "Journeys")
+		return tr.scalar(t, expand(t, p.Targets[0].RawSQL, from, to, time.Minute, panelVars("")))
+	}
+	apiFigures := func(from, to time.Time) (attempts, journeys *float64) {
+		want := tr.apiStats(t, from, to, "")
+		return want["channel-success.json/Attempts"], want["fallback-resends.json/Journeys"]
+	}
+	later, laterTo := base.Add(72*time.Hour), base.Add(73*time.Hour)
+	a0, j0 := attempts(from, to), journeys(from, to)
+	b = store.Batch{}
+	fact(otp(16), "SMS", "DISPATCHED", "57m", false)
+	fact(otp(16), "SMS", "DELIVERED", "57m2s", false)
+	fact(otp(17), "SMS", "DISPATCHED", "72h10m", false)
+	if err := f.DB.Insert(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+	wantA, wantJ := apiFigures(from, to)
+	if a, j := attempts(from, to), journeys(from, to); deref(a) != deref(a0) || deref(j) != deref(j0) || *wantA != *a0+1 || *wantJ != *j0+1 {
+		t.Errorf("an OTP stored in a rolled-up hour since the job: panels Attempts %v, Journeys %v (before it %v, %v); want them unchanged, and the API one more (%v, %v)",
+			deref(a), deref(j), deref(a0), deref(j0), deref(wantA), deref(wantJ))
+	}
+	// Read as if ten minutes later with no run since: the hours the facts
+	// marked after the run are computed live, so a stopped job makes the
+	// panels slower, not older.
+	for _, title := range []string{"channel-success.json/Attempts", "fallback-resends.json/Journeys"} {
+		file, name, _ := strings.Cut(title, "/")
+		p := dashboardPanel(t, file, name)
+		sql := expand(t, p.Targets[0].RawSQL, from, to, time.Minute, panelVars(""))
+		if !strings.Contains(sql, "now64(3)") {
+			t.Fatalf("%s reads no clock: %s", title, sql)
+		}
+		got := tr.scalar(t, strings.ReplaceAll(sql, "now64(3)", "(now64(3) + INTERVAL 10 MINUTE)"))
+		if want := map[string]*float64{"channel-success.json/Attempts": wantA, "fallback-resends.json/Journeys": wantJ}[title]; deref(got) != deref(want) {
+			t.Errorf("%s read ten minutes after the job's last run: %v; want the API's %v (the hours marked since computed live)", title, deref(got), deref(want))
+		}
+	}
+	if a, j := attempts(later, laterTo), journeys(later, laterTo); deref(a) != 1.0 || deref(j) != 1.0 {
+		t.Errorf("an OTP stored in an hour no run computed: panels Attempts %v, Journeys %v; want 1, 1 (computed live)", deref(a), deref(j))
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if _, err := f.DB.RefreshRollups(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if a, j := attempts(from, to), journeys(from, to); deref(a) != deref(wantA) || deref(j) != deref(wantJ) {
+		t.Errorf("after the next run: panels Attempts %v, Journeys %v; API %v, %v", deref(a), deref(j), deref(wantA), deref(wantJ))
+	}
+	t.Run("rolled up, with a fact since", agree)
+}
+
+// panelsAgree holds the panels of TestDashboardPanelsAgreeWithTheAPI to the
+// API over [from, to); at places its journeys' facts.
+func (tr *traffic) panelsAgree(t *testing.T, at func(string) time.Time, from, to time.Time) {
 	t.Run("time added by fallback", func(t *testing.T) {
 		// A window holding one outcome's delivered journeys: the panel's
 		// row of that outcome is the API's time to deliver.
