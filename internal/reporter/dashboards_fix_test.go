@@ -338,6 +338,23 @@ func TestDashboardPanelsAgreeWithTheAPI(t *testing.T) {
 // panelsAgree holds the panels of TestDashboardPanelsAgreeWithTheAPI to the
 // API over [from, to); at places its journeys' facts.
 func (tr *traffic) panelsAgree(t *testing.T, at func(string) time.Time, from, to time.Time) {
+	t.Run("stats", func(t *testing.T) {
+		// The whole hour (after the job: its sums) and a window that
+		// cuts it (its stored rows), for every channel and for SMS.
+		for _, w := range [][2]time.Time{{from, to}, {at("5m"), at("53m")}} {
+			for _, ch := range []string{"", "SMS"} {
+				want := tr.apiStats(t, w[0], w[1], ch)
+				for key, v := range want {
+					file, title, _ := strings.Cut(key, "/")
+					p := dashboardPanel(t, file, title)
+					got := tr.scalar(t, expand(t, p.Targets[0].RawSQL, w[0], w[1], time.Minute, panelVars(ch)))
+					if !samePtr(got, v) {
+						t.Errorf("[%s, %s) channel %q: stat %s = %v; API says %v", w[0].Format(time.TimeOnly), w[1].Format(time.TimeOnly), ch, key, deref(got), deref(v))
+					}
+				}
+			}
+		}
+	})
 	t.Run("time added by fallback", func(t *testing.T) {
 		// A window holding one outcome's delivered journeys: the panel's
 		// row of that outcome is the API's time to deliver.
