@@ -355,6 +355,39 @@ func (tr *traffic) panelsAgree(t *testing.T, at func(string) time.Time, from, to
 			}
 		}
 	})
+	t.Run("outcome split", func(t *testing.T) {
+		p := dashboardPanel(t, "fallback-resends.json", "Outcome split")
+		for _, w := range [][2]time.Time{{from, to}, {at("5m"), at("53m")}} {
+			var fb reporter.FallbackResponse
+			tr.get(t, "/api/v1/fallback", windowQuery(w[0], w[1], ""), &fb)
+			want := map[string]uint64{}
+			for k, v := range map[string]uint64{store.OutcomeDeliveredPrimary: fb.Outcomes.DeliveredPrimary, store.OutcomeDeliveredFallback: fb.Outcomes.DeliveredFallback,
+				store.OutcomeFailed: fb.Outcomes.Failed, store.OutcomePending: fb.Outcomes.Pending} {
+				if v > 0 {
+					want[k] = v
+				}
+			}
+			q := expand(t, p.Targets[0].RawSQL, w[0], w[1], time.Minute, panelVars(""))
+			rows, err := tr.readerConn(t).Query(t.Context(), q)
+			if err != nil {
+				t.Fatalf("query: %v\n%s", err, q)
+			}
+			got := map[string]uint64{}
+			for rows.Next() {
+				var outcome string
+				var n uint64
+				if err := rows.Scan(&outcome, &n); err != nil {
+					t.Fatal(err)
+				}
+				got[outcome] = n
+			}
+			rows.Close()
+			if len(want) < 3 || fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("[%s, %s): Outcome split %v; API outcomes %v (want at least three)", w[0].Format(time.TimeOnly), w[1].Format(time.TimeOnly), got, want)
+			}
+		}
+	})
+
 	t.Run("time added by fallback", func(t *testing.T) {
 		// A window holding one outcome's delivered journeys: the panel's
 		// row of that outcome is the API's time to deliver.
