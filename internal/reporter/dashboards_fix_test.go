@@ -88,6 +88,13 @@ func (tr *traffic) recoveredByPolling(t *testing.T, from, to time.Time, channel 
 	t.Helper()
 	p := dashboardPanel(t, "fallback-resends.json", "Missed webhooks recovered by polling")
 	q := "SELECT channel, toUInt64(sum(recovered)) FROM (" + expand(t, p.Targets[0].RawSQL, from, to, time.Minute, panelVars(channel)) + ") GROUP BY channel"
+	return tr.countsBy(t, q)
+}
+
+// countsBy runs q, whose rows are a name and a count, and returns the
+// counts by name.
+func (tr *traffic) countsBy(t *testing.T, q string) map[string]uint64 {
+	t.Helper()
 	rows, err := tr.readerConn(t).Query(t.Context(), q)
 	if err != nil {
 		t.Fatalf("query: %v\n%s", err, q)
@@ -95,12 +102,12 @@ func (tr *traffic) recoveredByPolling(t *testing.T, from, to time.Time, channel 
 	defer rows.Close()
 	out := map[string]uint64{}
 	for rows.Next() {
-		var ch string
+		var name string
 		var n uint64
-		if err := rows.Scan(&ch, &n); err != nil {
+		if err := rows.Scan(&name, &n); err != nil {
 			t.Fatal(err)
 		}
-		out[ch] = n
+		out[name] = n
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
@@ -367,21 +374,7 @@ func (tr *traffic) panelsAgree(t *testing.T, at func(string) time.Time, from, to
 					want[k] = v
 				}
 			}
-			q := expand(t, p.Targets[0].RawSQL, w[0], w[1], time.Minute, panelVars(""))
-			rows, err := tr.readerConn(t).Query(t.Context(), q)
-			if err != nil {
-				t.Fatalf("query: %v\n%s", err, q)
-			}
-			got := map[string]uint64{}
-			for rows.Next() {
-				var outcome string
-				var n uint64
-				if err := rows.Scan(&outcome, &n); err != nil {
-					t.Fatal(err)
-				}
-				got[outcome] = n
-			}
-			rows.Close()
+			got := tr.countsBy(t, expand(t, p.Targets[0].RawSQL, w[0], w[1], time.Minute, panelVars("")))
 			if len(want) < 3 || fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("[%s, %s): Outcome split %v; API outcomes %v (want at least three)", w[0].Format(time.TimeOnly), w[1].Format(time.TimeOnly), got, want)
 			}
