@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -24,7 +23,8 @@ import (
 // of its variables' and panels' times, printed after them. A panel that fails (the
 // reader's time limit) is printed, not fatal; a panel of dirs[0] whose rows
 // differ from those of the same panel in another directory is fatal.
-func benchDashboards(ctx context.Context, addr, database string, rows, calls int, dirs []string, windows []window) error {
+// refresh, a run of the rollup job, goes before each window.
+func benchDashboards(ctx context.Context, addr, database string, rows, calls int, dirs []string, refresh func() error, windows []window) error {
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, Protocol: clickhouse.HTTP, Auth: clickhouse.Auth{Database: database}})
 	if err != nil {
 		return err
@@ -32,6 +32,9 @@ func benchDashboards(ctx context.Context, addr, database string, rows, calls int
 	defer conn.Close()
 	vars := map[string]string{"profile": grafanatest.All, "channel": grafanatest.All}
 	for _, win := range windows {
+		if err := refresh(); err != nil {
+			return fmt.Errorf("rollup job: %w", err)
+		}
 		interval := grafanaInterval(win.to.Sub(win.from))
 		// answers[dir][file/title/refId] are a panel's rows, sorted.
 		answers := map[string]map[string][]string{}
@@ -114,7 +117,7 @@ func timeQuery(ctx context.Context, conn clickhouse.Conn, sql string, calls int)
 	var ds []float64
 	for range calls {
 		t0 := time.Now()
-		rows, err = readAll(ctx, conn, sql)
+		rows, err = grafanatest.ReadAll(ctx, conn, sql)
 		ds = append(ds, float64(time.Since(t0).Microseconds())/1000)
 		if err != nil {
 			break
@@ -122,48 +125,6 @@ func timeQuery(ctx context.Context, conn clickhouse.Conn, sql string, calls int)
 	}
 	slices.Sort(ds)
 	return ds[len(ds)/2], ds[len(ds)-1], rows, err
-}
-
-// readAll runs sql and reads every row, as the plugin does; the rows come
-// back formatted, sorted, for comparison.
-func readAll(ctx context.Context, conn clickhouse.Conn, sql string) ([]string, error) {
-	rs, err := conn.Query(ctx, sql)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var out []string
-	for rs.Next() {
-		vals := make([]any, len(rs.ColumnTypes()))
-		for i, ct := range rs.ColumnTypes() {
-			vals[i] = reflect.New(ct.ScanType()).Interface()
-		}
-		if err := rs.Scan(vals...); err != nil {
-			return nil, err
-		}
-		var b strings.Builder
-		for i, v := range vals {
-			if i > 0 {
-				b.WriteString(" | ")
-			}
-			fmt.Fprint(&b, deref(reflect.ValueOf(v)))
-		}
-		out = append(out, b.String())
-	}
-	slices.Sort(out)
-	return out, rs.Err()
-}
-
-// deref is what v points to, through every pointer (Nullable columns scan
-// into pointers); NULL for a nil one.
-func deref(v reflect.Value) any {
-	for v.Kind() == reflect.Pointer {
-		if v.IsNil() {
-			return "NULL"
-		}
-		v = v.Elem()
-	}
-	return v.Interface()
 }
 
 // grafanaInterval is Grafana's $__interval for a range drawn in about

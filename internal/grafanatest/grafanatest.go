@@ -4,13 +4,18 @@
 package grafanatest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
 // Dashboard is what the tests read of a dashboard.
@@ -204,4 +209,46 @@ func Expand(sql string, from, to time.Time, interval time.Duration, vars map[str
 		return "", fmt.Errorf("unexpanded variable left in:\n%s", sql)
 	}
 	return sql, nil
+}
+
+// ReadAll runs sql and reads every row, as the plugin does; the rows come
+// back formatted, sorted, for comparison.
+func ReadAll(ctx context.Context, conn clickhouse.Conn, sql string) ([]string, error) {
+	rs, err := conn.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []string
+	for rs.Next() {
+		vals := make([]any, len(rs.ColumnTypes()))
+		for i, ct := range rs.ColumnTypes() {
+			vals[i] = reflect.New(ct.ScanType()).Interface()
+		}
+		if err := rs.Scan(vals...); err != nil {
+			return nil, err
+		}
+		var b strings.Builder
+		for i, v := range vals {
+			if i > 0 {
+				b.WriteString(" | ")
+			}
+			fmt.Fprint(&b, deref(reflect.ValueOf(v)))
+		}
+		out = append(out, b.String())
+	}
+	slices.Sort(out)
+	return out, rs.Err()
+}
+
+// deref is what v points to, through every pointer (Nullable columns scan
+// into pointers); NULL for a nil one.
+func deref(v reflect.Value) any {
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return "NULL"
+		}
+		v = v.Elem()
+	}
+	return v.Interface()
 }

@@ -440,7 +440,7 @@ func (r *Reports) RefreshRollups(ctx context.Context, _ time.Time) error {
 	took := time.Since(start)
 	if hours := run.Hours; len(hours) > 0 {
 		r.logger.Info("hourly rollups brought up to date", "hours", len(hours), "computed", run.Computed, "patched", run.Patched, "checked", run.Checked,
-			"redefined", run.Redefined, "days", run.Days, "resend_outcomes", run.Resends, "first", hours[0].Format(time.RFC3339), "last", hours[len(hours)-1].Format(time.RFC3339),
+			"redefined", run.Redefined, "vouched", run.Vouched, "days", run.Days, "resend_outcomes", run.Resends, "first", hours[0].Format(time.RFC3339), "last", hours[len(hours)-1].Format(time.RFC3339),
 			"waited", run.Waited.Round(time.Millisecond), "took", took.Round(time.Millisecond))
 	} else if run.Days > 0 {
 		r.logger.Info("day histograms summed again (stale days: docs/analytics.md)", "days", run.Days, "took", took.Round(time.Millisecond))

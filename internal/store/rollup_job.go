@@ -41,6 +41,10 @@ type RollupRun struct {
 	// computed again from their facts, or, retention having begun to
 	// delete those, summed again from their stored rows.
 	Redefined int
+	// Vouched is how many hours, exact to this single server's run, it
+	// recorded a check of for the readers that allow a cluster's slack
+	// (vouchForReaders).
+	Vouched int
 }
 
 // RefreshRollups brings the hourly rollups of every dirty hour up to date —
@@ -67,6 +71,9 @@ func (db *DB) RefreshRollups(ctx context.Context) (RollupRun, error) {
 	}
 	dirty, err := db.dirtyHours(ctx)
 	if err != nil {
+		return run, err
+	}
+	if run.Vouched, err = db.vouchForReaders(ctx, version); err != nil {
 		return run, err
 	}
 	if db.cluster != "" {
@@ -472,6 +479,47 @@ ORDER BY d.hour`, db.slack().Milliseconds())
 		return nil
 	})
 	return hours, err
+}
+
+// readerSlack is the slack of the readers that cannot tell a single
+// server from a cluster, the Grafana dashboards (dashboards/*.json:
+// 300000): they read a rolled-up hour from the rollups while a run
+// computed or checked it in the last five minutes, or when no mark came
+// within this before that run; otherwise they compute it from its facts.
+const readerSlack = 5 * time.Minute
+
+// vouchForReaders records, on a single server, a check at version of the
+// hours this run knows exact (no mark since their last run or check, less
+// the single server's second) whose last mark came within readerSlack
+// before it. A run follows an hour's last fact within a minute, so without
+// these checks the dashboards would take nearly every hour for "maybe
+// behind" once five minutes passed, and compute it live on every read
+// for good. Each run checks such an hour again until a check lands more
+// than readerSlack after its last mark, about five times. A cluster's runs
+// keep such hours dirty anyway, their slack being RollupSlack.
+func (db *DB) vouchForReaders(ctx context.Context, version uint64) (int, error) {
+	if !db.settles {
+		return 0, nil
+	}
+	q := fmt.Sprintf(`SELECT r.hour, r.v FROM (SELECT hour, toInt64(toUnixTimestamp64Milli(max(inserted_at))) AS ins FROM rollup_dirty GROUP BY hour) AS d
+JOIN (SELECT hour, max(version) AS v FROM rolled_hours GROUP BY hour) AS r ON d.hour = r.hour
+LEFT JOIN (SELECT hour, version, max(checked_at) AS c FROM rolled_hour_checks GROUP BY hour, version) AS k ON r.hour = k.hour AND r.v = k.version
+WHERE d.ins >= toInt64(greatest(r.v, k.c)) - %d AND d.ins < toInt64(greatest(r.v, k.c)) - %d AND greatest(r.v, k.c) < %d
+ORDER BY r.hour`, readerSlack.Milliseconds(), db.slack().Milliseconds(), version)
+	var hours []rolledHour
+	err := db.eachRow(ctx, "hours to vouch for", q, nil, func(rows driver.Rows) error {
+		var h rolledHour
+		if err := rows.Scan(&h.hour, &h.version); err != nil {
+			return err
+		}
+		h.hour = h.hour.UTC()
+		hours = append(hours, h)
+		return nil
+	})
+	if err != nil || len(hours) == 0 {
+		return 0, err
+	}
+	return len(hours), db.recordChecks(ctx, hours, version)
 }
 
 // rollupVersion is the version of the rollups a run writes: now in

@@ -9,6 +9,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/grafanatest"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -110,5 +111,96 @@ func TestSingleServerRollupsTrustMarksAfterASecond(t *testing.T) {
 	}
 	if len(second.Hours) != 0 {
 		t.Errorf("second run: %d hours computed, %d patched, %d checked; want none: no mark is newer than the first run's version less a second", second.Computed, second.Patched, second.Checked)
+	}
+}
+
+// The Grafana dashboards cannot tell a single server from a cluster: they
+// read a rolled-up hour from the rollups while a run computed or checked it
+// in the last five minutes, or when its last mark came more than five
+// minutes before that run. A single server's run knows an hour exact a
+// second after its last mark, so it records checks of such hours until one
+// lands five minutes after the mark; else, once five minutes passed, the
+// dashboards would compute nearly every hour live from its facts for good.
+func TestSingleServerRunsVouchForTheDashboards(t *testing.T) {
+	db := openSingle(t)
+	var b store.Batch
+	for i := range 20 {
+		b.Deliveries = append(b.Deliveries, delivery(i, events.StatusDelivered))
+	}
+	if err := db.Insert(t.Context(), &b); err != nil {
+		t.Fatalf("Insert: %v", err)
+	}
+	var marked int64
+	if err := db.Conn().QueryRow(t.Context(), "SELECT toInt64(toUnixTimestamp64Milli(max(inserted_at))) FROM rollup_dirty").Scan(&marked); err != nil {
+		t.Fatal(err)
+	}
+	mark := time.UnixMilli(marked)
+	time.Sleep(1100 * time.Millisecond)
+	first, err := db.RefreshRollups(t.Context())
+	if err != nil || first.Computed == 0 {
+		t.Fatalf("first run = %+v, %v; want the hours the insert marked computed", first, err)
+	}
+	hours := uint64(first.Computed)
+	from, to := first.Hours[0], first.Hours[len(first.Hours)-1].Add(time.Hour)
+
+	// The dashboards' own rule: the hours of [from, to) a panel reads from
+	// the rollups at now.
+	boards, err := grafanatest.Load("../../dashboards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var with string
+	for _, p := range boards["channel-success.json"].Panels {
+		if p.Title == "Attempts" {
+			sql := p.Targets[0].RawSQL
+			i := strings.Index(sql, "AS live_from")
+			if i < 0 {
+				t.Fatalf("the Attempts panel has no live_from:\n%s", sql)
+			}
+			with = sql[:i+len("AS live_from")] + "\nSELECT count() FROM rolled"
+		}
+	}
+	rolled := func(now time.Time) uint64 {
+		t.Helper()
+		sql, err := grafanatest.Expand(with, from, to, time.Minute, map[string]string{"profile": grafanatest.All, "channel": grafanatest.All})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(sql, "now64(3)") {
+			t.Fatalf("the rule reads no clock:\n%s", sql)
+		}
+		return count(t, db, strings.ReplaceAll(sql, "now64(3)", fmt.Sprintf("fromUnixTimestamp64Milli(%d)", now.UnixMilli())))
+	}
+	if n := rolled(mark.Add(time.Minute)); n != hours {
+		t.Errorf("a minute after the marks: the dashboards read %d of the %d hours from the rollups; want all (computed in the last five minutes)", n, hours)
+	}
+	if n := rolled(mark.Add(10 * time.Minute)); n != 0 {
+		t.Errorf("ten minutes after the marks, no run since: %d hours read from the rollups; want none (the job may have stopped)", n)
+	}
+
+	// Runs a minute apart, as scheduled: each checks the hours again until
+	// a check lands five minutes after their last mark; from then on the
+	// dashboards read them from the rollups whenever they read.
+	for m := 2; m <= 7; m++ {
+		at := mark.Add(time.Duration(m) * time.Minute)
+		store.SetRollupClock(db, func() time.Time { return at })
+		run, err := db.RefreshRollups(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := hours
+		if m == 7 {
+			want = 0 // the check at six minutes was the last one needed
+		}
+		if uint64(run.Vouched) != want || len(run.Hours) != 0 {
+			t.Errorf("run at %d min: vouched for %d hours, brought %d up to date; want %d and none", m, run.Vouched, len(run.Hours), want)
+		}
+		if n := rolled(at.Add(4 * time.Minute)); n != hours {
+			t.Errorf("four minutes after the run at %d min: %d of %d hours read from the rollups", m, n, hours)
+		}
+	}
+	store.SetRollupClock(db, nil)
+	if n := rolled(mark.Add(30 * 24 * time.Hour)); n != hours {
+		t.Errorf("a month later with no run since: %d of %d hours read from the rollups; want all (no mark came near their last check)", n, hours)
 	}
 }
