@@ -362,6 +362,43 @@ func (tr *traffic) panelsAgree(t *testing.T, at func(string) time.Time, from, to
 			}
 		}
 	})
+	t.Run("time series by the hour", func(t *testing.T) {
+		// At an interval of whole hours the series that count read a
+		// rolled-up hour inside the window from its sums: the same rows as
+		// from its stored rows (the sums turned off), for a window of one
+		// whole hour and one that also cuts the hour before; and the whole
+		// hour's points do not need its stored rows at all.
+		const sums = "$__interval_s % 3600 = 0"
+		noRows := strings.NewReplacer("FROM hour_attempts", "FROM (SELECT * FROM hour_attempts WHERE 0)", "FROM hour_journeys", "FROM (SELECT * FROM hour_journeys WHERE 0)")
+		for _, title := range []string{"channel-success.json/Delivery rate per channel", "channel-success.json/Volumes by status", "channel-success.json/Method success rate",
+			"fallback-resends.json/Missed webhooks recovered by polling", "fallback-resends.json/Fallback rate over time"} {
+			file, name, _ := strings.Cut(title, "/")
+			sql := dashboardPanel(t, file, name).Targets[0].RawSQL
+			if !strings.Contains(sql, sums) {
+				t.Fatalf("%s: no %q", title, sums)
+			}
+			for _, w := range [][2]time.Time{{from, to}, {at("-30m"), to}} {
+				for _, ch := range []string{"", "SMS"} {
+					read := func(sql string) []string {
+						rows, err := grafanatest.ReadAll(t.Context(), tr.readerConn(t), expand(t, sql, w[0], w[1], time.Hour, panelVars(ch)))
+						if err != nil {
+							t.Fatalf("%s: %v", title, err)
+						}
+						return rows
+					}
+					got, want := read(sql), read(strings.ReplaceAll(sql, sums, "0 = 1"))
+					if len(want) == 0 || !slices.Equal(got, want) {
+						t.Errorf("%s [%s, %s) channel %q by the hour: %q; from the stored rows %q", title, w[0].Format(time.TimeOnly), w[1].Format(time.TimeOnly), ch, got, want)
+					}
+					if w[0] == from {
+						if sumsOnly := read(noRows.Replace(sql)); !slices.Equal(sumsOnly, want) {
+							t.Errorf("%s [%s, %s) channel %q by the hour without the stored rows: %q; want %q", title, w[0].Format(time.TimeOnly), w[1].Format(time.TimeOnly), ch, sumsOnly, want)
+						}
+					}
+				}
+			}
+		}
+	})
 	t.Run("outcome split", func(t *testing.T) {
 		p := dashboardPanel(t, "fallback-resends.json", "Outcome split")
 		for _, w := range [][2]time.Time{{from, to}, {at("5m"), at("53m")}} {
