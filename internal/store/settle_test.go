@@ -8,7 +8,6 @@ import (
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/chdb/chdbtest"
-	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/grafanatest"
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -90,13 +89,7 @@ func TestRollupRunWaitsForEarlierInserts(t *testing.T) {
 // every hour the insert marked.
 func TestSingleServerRollupsTrustMarksAfterASecond(t *testing.T) {
 	db := openSingle(t)
-	var b store.Batch
-	for i := range 20 {
-		b.Deliveries = append(b.Deliveries, delivery(i, events.StatusDelivered))
-	}
-	if err := db.Insert(t.Context(), &b); err != nil {
-		t.Fatalf("Insert: %v", err)
-	}
+	insertDelivered(t, db, 0, 20)
 	time.Sleep(1100 * time.Millisecond)
 	first, err := db.RefreshRollups(t.Context())
 	if err != nil {
@@ -123,13 +116,7 @@ func TestSingleServerRollupsTrustMarksAfterASecond(t *testing.T) {
 // dashboards would compute nearly every hour live from its facts for good.
 func TestSingleServerRunsVouchForTheDashboards(t *testing.T) {
 	db := openSingle(t)
-	var b store.Batch
-	for i := range 20 {
-		b.Deliveries = append(b.Deliveries, delivery(i, events.StatusDelivered))
-	}
-	if err := db.Insert(t.Context(), &b); err != nil {
-		t.Fatalf("Insert: %v", err)
-	}
+	insertDelivered(t, db, 0, 20)
 	var marked int64
 	if err := db.Conn().QueryRow(t.Context(), "SELECT toInt64(toUnixTimestamp64Milli(max(inserted_at))) FROM rollup_dirty").Scan(&marked); err != nil {
 		t.Fatal(err)
