@@ -234,7 +234,7 @@ func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Log
 		rollups: rollupMetrics{
 			seconds: f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_rollup_run_seconds", Help: "Time a run of the rollup job took, runs that succeeded.",
 				Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
-			hours: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_rollup_hours_total", Help: "Hours the rollup job brought up to date, by how: computed from their facts, patched, checked unchanged, or redefined (summed again from their stored rows under a new definition)."}, []string{"how"}),
+			hours: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_rollup_hours_total", Help: "Hours the rollup job brought up to date, by how: computed from their facts, patched, checked unchanged, redefined (summed again from their stored rows under a new definition), or vouched (checked for the dashboards on a single server: docs/analytics.md)."}, []string{"how"}),
 			days:  f.NewCounter(prometheus.CounterOpts{Name: "otpscope_rollup_days_total", Help: "Days whose histograms the rollup job summed (those of its hours, and stale ones)."}),
 			resends: f.NewCounter(prometheus.CounterOpts{Name: "otpscope_rollup_resend_outcomes_total",
 				Help: "Resend decisions whose outcome the rollup job computed: those of the OTPs touched since its last run, or every one after a pause."}),
@@ -453,6 +453,7 @@ func (r *Reports) RefreshRollups(ctx context.Context, _ time.Time) error {
 	r.rollups.hours.WithLabelValues("patched").Add(float64(run.Patched))
 	r.rollups.hours.WithLabelValues("checked").Add(float64(run.Checked))
 	r.rollups.hours.WithLabelValues("redefined").Add(float64(run.Redefined))
+	r.rollups.hours.WithLabelValues("vouched").Add(float64(run.Vouched))
 	r.rollups.days.Add(float64(run.Days))
 	r.rollups.resends.Add(float64(run.Resends))
 	return nil
