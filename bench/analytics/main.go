@@ -487,7 +487,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	if len(o.dashboards) > 0 {
 		// The job runs before each window, as its schedule would have in
 		// the meantime (every minute): the panels trust an hour its runs
-		// computed or checked lately (store.vouchForReaders).
+		// computed or checked lately (store.markedHours).
 		refresh := func() error {
 			_, err := db.RefreshRollups(ctx)
 			return err

@@ -43,7 +43,7 @@ type RollupRun struct {
 	Redefined int
 	// Vouched is how many hours, exact to this single server's run, it
 	// recorded a check of for the readers that allow a cluster's slack
-	// (vouchForReaders).
+	// (markedHours).
 	Vouched int
 }
 
@@ -69,12 +69,15 @@ func (db *DB) RefreshRollups(ctx context.Context) (RollupRun, error) {
 	if err := db.deleteReplacedRollups(ctx, dayRecords, dayTables); err != nil {
 		return run, err
 	}
-	dirty, err := db.dirtyHours(ctx)
+	dirty, vouch, err := db.markedHours(ctx, version)
 	if err != nil {
 		return run, err
 	}
-	if run.Vouched, err = db.vouchForReaders(ctx, version); err != nil {
-		return run, err
+	if len(vouch) > 0 {
+		if err := db.recordChecks(ctx, vouch, version); err != nil {
+			return run, err
+		}
+		run.Vouched = len(vouch)
 	}
 	if db.cluster != "" {
 		// Every row must be on its shard before the hour is recorded.
@@ -460,27 +463,6 @@ SELECT metric, key, bucket, %s, %d, %s FROM (
 	return nil
 }
 
-// dirtyHours are the hours marked since they were known exact (their
-// version or a later check of it, less the slack), or never computed, in
-// order.
-func (db *DB) dirtyHours(ctx context.Context) ([]time.Time, error) {
-	q := fmt.Sprintf(`SELECT d.hour FROM (SELECT hour, max(inserted_at) AS ins FROM rollup_dirty GROUP BY hour) AS d
-LEFT JOIN (SELECT hour, max(version) AS v FROM rolled_hours GROUP BY hour) AS r ON d.hour = r.hour
-LEFT JOIN (SELECT hour, version, max(checked_at) AS c FROM rolled_hour_checks GROUP BY hour, version) AS k ON r.hour = k.hour AND r.v = k.version
-WHERE r.v = 0 OR toUnixTimestamp64Milli(d.ins) >= toInt64(greatest(r.v, k.c)) - %d
-ORDER BY d.hour`, db.slack().Milliseconds())
-	var hours []time.Time
-	err := db.eachRow(ctx, "dirty hours", q, nil, func(rows driver.Rows) error {
-		var h time.Time
-		if err := rows.Scan(&h); err != nil {
-			return err
-		}
-		hours = append(hours, h.UTC())
-		return nil
-	})
-	return hours, err
-}
-
 // readerSlack is the slack of the readers that cannot tell a single
 // server from a cluster, the Grafana dashboards (dashboards/*.json:
 // 300000): they read a rolled-up hour from the rollups while a run
@@ -488,38 +470,46 @@ ORDER BY d.hour`, db.slack().Milliseconds())
 // within this before that run; otherwise they compute it from its facts.
 const readerSlack = 5 * time.Minute
 
-// vouchForReaders records, on a single server, a check at version of the
-// hours this run knows exact (no mark since their last run or check, less
-// the single server's second) whose last mark came within readerSlack
-// before it. A run follows an hour's last fact within a minute, so without
-// these checks the dashboards would take nearly every hour for "maybe
-// behind" once five minutes passed, and compute it live on every read
-// for good. Each run checks such an hour again until a check lands more
-// than readerSlack after its last mark, about five times. A cluster's runs
-// keep such hours dirty anyway, their slack being RollupSlack.
-func (db *DB) vouchForReaders(ctx context.Context, version uint64) (int, error) {
-	if !db.settles {
-		return 0, nil
+// markedHours reads, in one pass over the marks and the hours' states, what
+// a run owes the marked hours. dirty are those marked since they were known
+// exact (their version or a later check of it, less the slack), or never
+// computed, in order. vouch, on a single server only, are those known
+// exact whose last mark came within readerSlack before that: the run
+// records a check of them at version. A run follows an hour's last fact
+// within a minute, so without these checks the dashboards would take nearly
+// every hour for "maybe behind" once five minutes passed, and compute it
+// live on every read for good; each run checks such an hour again until a
+// check lands more than readerSlack after its last mark, about five times.
+// A cluster's runs keep such hours dirty anyway, their slack being
+// RollupSlack.
+func (db *DB) markedHours(ctx context.Context, version uint64) (dirty []time.Time, vouch []rolledHour, err error) {
+	slack := db.slack().Milliseconds()
+	near := slack // how close to an hour's last known exact a mark makes it owed something
+	if db.settles {
+		near = max(slack, readerSlack.Milliseconds())
 	}
-	q := fmt.Sprintf(`SELECT r.hour, r.v FROM (SELECT hour, toInt64(toUnixTimestamp64Milli(max(inserted_at))) AS ins FROM rollup_dirty GROUP BY hour) AS d
-JOIN (SELECT hour, max(version) AS v FROM rolled_hours GROUP BY hour) AS r ON d.hour = r.hour
+	q := fmt.Sprintf(`SELECT d.hour, r.v, toInt64(greatest(r.v, k.c)) AS known, d.ins
+FROM (SELECT hour, toInt64(toUnixTimestamp64Milli(max(inserted_at))) AS ins FROM rollup_dirty GROUP BY hour) AS d
+LEFT JOIN (SELECT hour, max(version) AS v FROM rolled_hours GROUP BY hour) AS r ON d.hour = r.hour
 LEFT JOIN (SELECT hour, version, max(checked_at) AS c FROM rolled_hour_checks GROUP BY hour, version) AS k ON r.hour = k.hour AND r.v = k.version
-WHERE d.ins >= toInt64(greatest(r.v, k.c)) - %d AND d.ins < toInt64(greatest(r.v, k.c)) - %d AND greatest(r.v, k.c) < %d
-ORDER BY r.hour`, readerSlack.Milliseconds(), db.slack().Milliseconds(), version)
-	var hours []rolledHour
-	err := db.eachRow(ctx, "hours to vouch for", q, nil, func(rows driver.Rows) error {
+WHERE r.v = 0 OR d.ins >= known - %d
+ORDER BY d.hour`, near)
+	err = db.eachRow(ctx, "marked hours", q, nil, func(rows driver.Rows) error {
 		var h rolledHour
-		if err := rows.Scan(&h.hour, &h.version); err != nil {
+		var known, ins int64
+		if err := rows.Scan(&h.hour, &h.version, &known, &ins); err != nil {
 			return err
 		}
 		h.hour = h.hour.UTC()
-		hours = append(hours, h)
+		switch {
+		case h.version == 0 || ins >= known-slack:
+			dirty = append(dirty, h.hour)
+		case known < int64(version):
+			vouch = append(vouch, h)
+		}
 		return nil
 	})
-	if err != nil || len(hours) == 0 {
-		return 0, err
-	}
-	return len(hours), db.recordChecks(ctx, hours, version)
+	return dirty, vouch, err
 }
 
 // rollupVersion is the version of the rollups a run writes: now in
