@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -20,6 +21,12 @@ func FreeAddr(t testing.TB) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
 }
 
+// handed are the ports FreePort has handed out.
+var handed = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 // FreePort is FreeAddr's port, for a configuration that takes a number.
 //
 // It is drawn below Linux's ephemeral range (32768–60999 by default), not
@@ -27,16 +34,25 @@ func FreeAddr(t testing.TB) string {
 // on its old port, an outgoing connection anywhere on the machine can take
 // an ephemeral port as its source, and the listen then fails (a cluster node
 // "not ready after 30s"). Below the range only another explicit bind can.
+// A port is handed out once per test binary: a process given several
+// addresses before it binds any must not get the same one twice ("listen
+// and clickhouse-listen are both …").
 func FreePort(t testing.TB) int {
 	t.Helper()
 	const low, high = 20000, 32768
+	handed.Lock()
+	defer handed.Unlock()
 	for range 200 {
 		port := low + rand.IntN(high-low)
+		if handed.ports[port] {
+			continue
+		}
 		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
 			continue
 		}
 		ln.Close()
+		handed.ports[port] = true
 		return port
 	}
 	t.Fatalf("no free port in [%d, %d) after 200 tries", low, high)
