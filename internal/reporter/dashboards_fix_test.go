@@ -43,6 +43,28 @@ func panelVars(channel string) map[string]string {
 	return vars
 }
 
+// variableValues lists what each dashboard's query variable name offers over
+// [from, to), by dashboard file.
+func (tr *traffic) variableValues(t *testing.T, name string, from, to time.Time) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for file, d := range loadDashboards(t) {
+		for _, v := range d.Templating.List {
+			if q, ok := v.Query.(string); ok && v.Name == name {
+				rows, err := grafanatest.ReadAll(t.Context(), tr.readerConn(t), expand(t, q, from, to, time.Minute, panelVars("")))
+				if err != nil {
+					t.Fatalf("%s variable %s: %v", file, name, err)
+				}
+				out[file] = rows
+			}
+		}
+	}
+	if len(out) != 2 {
+		t.Fatalf("variable %s in %d dashboards; want the two ClickHouse ones", name, len(out))
+	}
+	return out
+}
+
 func windowQuery(from, to time.Time, channel string) url.Values {
 	q := url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}}
 	if channel != "" {
@@ -306,8 +328,14 @@ func TestDashboardPanelsAgreeWithTheAPI(t *testing.T) {
 	fact(otp(16), "SMS", "DISPATCHED", "57m", false)
 	fact(otp(16), "SMS", "DELIVERED", "57m2s", false)
 	fact(otp(17), "SMS", "DISPATCHED", "72h10m", false)
+	// Of profiles not seen before: the lists offer them as the panels
+	// count them (below, and "variable lists").
+	b.Deliveries[0].ProfileID, b.Deliveries[1].ProfileID, b.Deliveries[2].ProfileID = "prof-e", "prof-e", "prof-f"
 	if err := f.DB.Insert(t.Context(), &b); err != nil {
 		t.Fatal(err)
+	}
+	if got := tr.variableValues(t, "profile", later, laterTo); fmt.Sprint(got) != "map[channel-success.json:[prof-f] fallback-resends.json:[prof-f]]" {
+		t.Errorf("profiles offered over an hour no run computed: %q; want prof-f (its facts read live)", got)
 	}
 	wantA, wantJ := apiFigures(from, to)
 	if a, j := attempts(from, to), journeys(from, to); deref(a) != deref(a0) || deref(j) != deref(j0) || *wantA != *a0+1 || *wantJ != *j0+1 {
@@ -581,6 +609,26 @@ func (tr *traffic) panelsAgree(t *testing.T, at func(string) time.Time, from, to
 			sort.Strings(got)
 			if fmt.Sprint(got) != fmt.Sprint(c.want) {
 				t.Errorf("table %s: %v; API: %v", c.title, got, c.want)
+			}
+		}
+	})
+
+	t.Run("variable lists", func(t *testing.T) {
+		// The profiles and channels offered are those of the facts in the
+		// range: read, like the panels, from the rolled-up hours' sums and
+		// the other hours' facts.
+		for name, facts := range map[string]string{
+			"profile": "SELECT DISTINCT profile_id FROM channel_events WHERE day >= toDate($__fromTime) - 1 AND day <= toDate($__toTime) AND match(profile_id, '^[A-Za-z0-9._:-]+$') ORDER BY 1",
+			"channel": "SELECT DISTINCT toString(channel) FROM channel_events WHERE day >= toDate($__fromTime) - 1 AND day <= toDate($__toTime) ORDER BY 1",
+		} {
+			want, err := grafanatest.ReadAll(t.Context(), tr.readerConn(t), expand(t, facts, from, to, time.Minute, panelVars("")))
+			if err != nil || len(want) == 0 {
+				t.Fatalf("%s of the facts: %q, %v", name, want, err)
+			}
+			for file, got := range tr.variableValues(t, name, from, to) {
+				if !slices.Equal(got, want) {
+					t.Errorf("%s variable %s: %q; the facts in the range have %q", file, name, got, want)
+				}
 			}
 		}
 	})
