@@ -11,7 +11,7 @@ import (
 	"github.com/otpscope/otpscope/internal/reporter"
 )
 
-// deadLettersCommand is `otpscope deadletters list|replay`, a client of the
+// deadLettersCommand is `otpscope deadletters list|replay|delete`, a client of the
 // running process's dead-letter API.
 func deadLettersCommand(action string, stdout io.Writer) cli.Command {
 	name := "otpscope deadletters"
@@ -21,11 +21,12 @@ func deadLettersCommand(action string, stdout io.Writer) cli.Command {
 	return cli.Command{
 		Name:            name,
 		OtherEnv:        app.OtherEnv,
-		Summary:         "list dead letters or replay them, through a running otpscope's API",
+		Summary:         "list dead letters, replay or delete them, through a running otpscope's API",
 		SubcommandsOnly: true,
 		Subcommands: []cli.Subcommand{
 			{Usage: "otpscope deadletters list [flags]", Summary: "newest first; --pending, --source, --json"},
 			{Usage: "otpscope deadletters replay --all|--id ID [flags]", Summary: "put them back through the normal path"},
+			{Usage: "otpscope deadletters delete --id ID [flags]", Summary: "delete them for good (the API's, and the stored replays)"},
 		},
 		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			var cfg reporter.DeadLettersCLIConfig

@@ -4,8 +4,8 @@
 // newcomer sees real numbers within a minute. --nats-url and --clickhouse-dsn
 // switch to external servers.
 //
-// `otpscope deadletters list|replay` lists dead letters and puts them back
-// through the normal path, and `otpscope backup create|list|delete` backs the
+// `otpscope deadletters list|replay|delete` lists dead letters, puts them
+// back through the normal path or deletes them, and `otpscope backup create|list|delete` backs the
 // database up, through a running otpscope's API; `otpscope restore` puts a
 // backup back, with otpscope stopped. `otpscope status` prints what a
 // running process (any binary) says of itself, and exits 1 on warnings.

@@ -398,6 +398,10 @@ func TestDeadLettersUsage(t *testing.T) {
 		{"deadletters", "replay", "--all", "--pending"},
 		{"deadletters", "list", "--all"},
 		{"deadletters", "list", "--limit", "0"},
+		// A delete names each dead letter it deletes.
+		{"deadletters", "delete"},
+		{"deadletters", "delete", "--all"},
+		{"deadletters", "delete", "--id", "dl-1", "--source", "sink"},
 	} {
 		out, err := exec.Command(binary, args...).CombinedOutput()
 		var exit *exec.ExitError

@@ -347,6 +347,18 @@ func TestConsoleInABrowser(t *testing.T) {
 		get("/api/v1/events?otp="+otpReplayed, &p)
 		return len(p.Events) == 1
 	})
+	// Delete it, confirmed (the dialog answered yes): gone from the page
+	// and the API; the event its replay stored stays.
+	browsertest.Run(b, "confirm yes", chromedp.Evaluate[bool](`window.confirm = () => true; true`))
+	b.Do("delete", chromedp.Click(row+" .dl-delete"),
+		chromedp.WaitReady(`#dl-result[data-deleted="`+dead.ID+`"]`), chromedp.WaitNotPresent(row))
+	var dls reporter.DeadLettersResponse
+	get("/api/v1/deadletters?id="+dead.ID, &dls)
+	var kept store.EventPage
+	get("/api/v1/events?otp="+otpReplayed, &kept)
+	if len(dls.DeadLetters) != 0 || len(kept.Events) != 1 {
+		t.Errorf("after Delete: the API lists %d such dead letters, %d events of its replay; want 0, 1", len(dls.DeadLetters), len(kept.Events))
+	}
 
 	// Live: an event published now shows up.
 	b.Do("live", chromedp.Navigate(base+"/console/#live"))

@@ -53,8 +53,14 @@ func TestConsoleWithAReadToken(t *testing.T) {
 	if login := browsertest.Run(b, "login hidden", chromedp.Evaluate[bool](`document.querySelector('#login').hidden`)); !login {
 		t.Error("the page asks for another token after a 403; want the read token kept")
 	}
+	// Delete, confirmed, is refused alike, and deletes nothing.
+	browsertest.Run(b, "confirm yes", chromedp.Evaluate[bool](`window.confirm = () => true; document.querySelector('#error').hidden = true; true`))
+	b.Do("delete", chromedp.Click(row+" .dl-delete"), chromedp.WaitVisible("#error"))
+	if got := b.Text("#error"); !strings.Contains(got, "this token may only read") {
+		t.Errorf("after a delete with the read token the page says %q; want why it was refused", got)
+	}
 	if n := pending(); n != 1 {
-		t.Errorf("%d dead letters never replayed after the read token's click; want 1", n)
+		t.Errorf("%d dead letters never replayed after the read token's clicks; want 1", n)
 	}
 	b.NoErrorsBut("console with a read token", "403")
 }

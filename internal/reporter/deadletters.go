@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ func NewDeadLetters(db *store.DB, pub Publisher, logger *slog.Logger) *DeadLette
 func (d *DeadLetters) Mount(r chi.Router) {
 	r.With(OnceEach("id")).Get("/api/v1/deadletters", d.list) // ids: one each
 	r.Post("/api/v1/deadletters/replay", d.replay)
+	r.With(OnceEach("id")).Delete("/api/v1/deadletters", d.delete) // ids: one each
 }
 
 // ReplayRequest is the body of POST /api/v1/deadletters/replay: the dead
@@ -287,6 +289,41 @@ func (d *DeadLetters) list(w http.ResponseWriter, r *http.Request) {
 		recs = []store.DeadLetterRecord{}
 	}
 	ops.WriteJSON(w, DeadLettersResponse{DeadLetters: recs})
+}
+
+// DeleteDeadLettersResponse is the body of DELETE /api/v1/deadletters.
+type DeleteDeadLettersResponse struct {
+	Deleted []string `json:"deleted"`
+	// Missing are the ids named that no dead letter has: unknown, or
+	// deleted before.
+	Missing []string `json:"missing"`
+}
+
+// delete deletes the dead letters named by id (at least one, at most a
+// list's worth): for one that holds what must not be kept, or that no
+// replay will make valid, which would otherwise count as never replayed
+// until --retention-dead-letters drops it. Naming each is the only way:
+// there is no "delete all".
+func (d *DeadLetters) delete(w http.ResponseWriter, r *http.Request) {
+	ids := r.URL.Query()["id"]
+	if len(ids) == 0 || len(ids) > store.MaxDeadLettersListed {
+		badRequest(w, r, "Invalid delete request", "id", fmt.Sprintf("%d ids: name 1 … %d dead letters by id", len(ids), store.MaxDeadLettersListed))
+		return
+	}
+	deleted, err := d.db.DeleteDeadLetters(r.Context(), ids)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	res := DeleteDeadLettersResponse{Deleted: []string{}, Missing: []string{}}
+	for _, id := range ids {
+		if slices.Contains(deleted, id) {
+			res.Deleted = append(res.Deleted, id)
+		} else {
+			res.Missing = append(res.Missing, id)
+		}
+	}
+	ops.WriteJSON(w, res)
 }
 
 func (d *DeadLetters) replay(w http.ResponseWriter, r *http.Request) {

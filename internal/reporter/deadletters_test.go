@@ -147,6 +147,76 @@ func TestDeadLettersReplayEachOnce(t *testing.T) {
 	}
 }
 
+// A dead letter is deleted by id, with its replays' records, and nothing
+// else: not the others, not the events a replay stored.
+func TestDeadLettersDelete(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	webhook := `{"channel":"SMS","otpId":"a4762c77-94cb-43d6-bbab-9f37e088ad21","status":"DELIVERED","timestamp":"2026-06-02T09:59:59Z"}`
+	var dls []events.Message
+	for _, body := range []string{webhook, "{", "not even JSON"} {
+		m, err := events.NewDeadLetterMessage(events.DeadLetter{Reason: "refused", Status: 400, Source: "ingest", ReceivedAt: at}, []byte(body), 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dls = append(dls, m)
+	}
+	if err := f.Broker.Publish(ctx, dls...); err != nil {
+		t.Fatal(err)
+	}
+	f.WaitCount(t, "SELECT count() FROM dead_letters", 3)
+	r := chi.NewRouter()
+	reporter.NewDeadLetters(f.DB, f.Broker, brokertest.Logger(t)).Mount(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	api := reporter.DeadLettersCLIConfig{APIFlags: reporter.APIFlags{API: srv.URL}}
+	var out bytes.Buffer
+	if err := reporter.RunDeadLetters(ctx, "replay", reporter.DeadLettersCLIConfig{APIFlags: api.APIFlags, IDs: []string{dls[0].ID}}, &out); err != nil {
+		t.Fatalf("replay the webhook: %v\n%s", err, out.String())
+	}
+	f.WaitCount(t, "SELECT count() FROM delivery_events WHERE otp_id = 'a4762c77-94cb-43d6-bbab-9f37e088ad21'", 1)
+
+	// None named: refused; there is no "delete all".
+	req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, srv.URL+"/api/v1/deadletters", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("DELETE /api/v1/deadletters naming none = %v, %v; want 400", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	// The replayed webhook and a junk one, and an id no dead letter has:
+	// the command exits 1 for that one, after deleting the others.
+	out.Reset()
+	del := api
+	del.IDs = []string{dls[0].ID, dls[1].ID, "dl-nonesuch"}
+	err := reporter.RunDeadLetters(ctx, "delete", del, &out)
+	if err == nil || !strings.Contains(out.String(), "2 deleted, 1 not found") || !strings.Contains(out.String(), "dl-nonesuch\tnot found") {
+		t.Fatalf("deadletters delete = %v\n%s\nwant 2 deleted, dl-nonesuch not found, an error", err, out.String())
+	}
+	var list reporter.DeadLettersResponse
+	webtest.GetJSON(t, srv.URL+"/api/v1/deadletters", &list)
+	if len(list.DeadLetters) != 1 || list.DeadLetters[0].ID != dls[2].ID {
+		t.Fatalf("dead letters after the delete: %+v; want only %s", list.DeadLetters, dls[2].ID)
+	}
+	if p, err := f.DB.PendingDeadLetters(ctx); err != nil || p.Count != 1 {
+		t.Fatalf("PendingDeadLetters after the delete = %+v, %v; want 1", p, err)
+	}
+	for q, want := range map[string]uint64{
+		"SELECT count() FROM dead_letter_replays":                                                   0,
+		"SELECT count() FROM delivery_events WHERE otp_id = 'a4762c77-94cb-43d6-bbab-9f37e088ad21'": 1,
+	} {
+		if n := f.Count(t, q); n != want {
+			t.Errorf("%s = %d after the delete; want %d", q, n, want)
+		}
+	}
+	// Deleted before: missing now.
+	out.Reset()
+	del.IDs = []string{dls[1].ID}
+	if err := reporter.RunDeadLetters(ctx, "delete", del, &out); err == nil || !strings.Contains(out.String(), "0 deleted, 1 not found") {
+		t.Fatalf("deadletters delete of a deleted one = %v\n%s; want it not found", err, out.String())
+	}
+}
+
 // A message the sink could not read is not replayed while it still cannot:
 // it would come back as a new dead letter with every replay.
 func TestSinkPoisonNotReplayedAgain(t *testing.T) {

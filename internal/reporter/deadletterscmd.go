@@ -22,7 +22,7 @@ import (
 // the command-line clients (deadletters, backup, status) call by default.
 const DefaultAPI = "http://127.0.0.1:8081"
 
-// DeadLettersCLIConfig configures `otpscope deadletters list|replay`, a
+// DeadLettersCLIConfig configures `otpscope deadletters list|replay|delete`, a
 // client of the dead-letter API: the process that runs the sink owns
 // ClickHouse (the embedded endpoint is read-only to others) and NATS.
 type DeadLettersCLIConfig struct {
@@ -35,7 +35,7 @@ type DeadLettersCLIConfig struct {
 	JSON    bool
 }
 
-// RegisterFlags registers the flags of `deadletters list` and `deadletters replay`.
+// RegisterFlags registers the flags of `deadletters list`, `replay` and `delete`.
 func (c *DeadLettersCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 	c.APIFlags.Register(fs, "the otpscope or reporter API (its --admin-listen)")
 	fs.StringVar(&c.Source, "source", "", "only dead letters of this source: ingest, sink, poller…")
@@ -51,9 +51,10 @@ func (c *DeadLettersCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 }
 
 // Check refuses, before anything is called, what action would not do as
-// the command line says: an action other than list or replay, a replay
-// naming nothing or both ids and --all (the ids would win, silently), a
-// flag of the other action (it would be ignored), a --limit out of range.
+// the command line says: an action other than list, replay or delete, a
+// replay naming nothing or both ids and --all (the ids would win,
+// silently), a delete naming no id, a flag of another action (it would be
+// ignored), a --limit out of range.
 // set holds the flags the command line gave.
 func (c *DeadLettersCLIConfig) Check(action string, set map[string]bool) error {
 	var others []string
@@ -68,6 +69,12 @@ func (c *DeadLettersCLIConfig) Check(action string, set map[string]bool) error {
 			return fmt.Errorf("replay: give --id ID… or --all, one of them (%w)", ErrDeadLettersUsage)
 		}
 		others = []string{"pending", "limit"}
+	case "delete":
+		// By id only: a delete is for good, so it names what it deletes.
+		if len(c.IDs) == 0 || len(c.IDs) > store.MaxDeadLettersListed {
+			return fmt.Errorf("delete: give --id ID… (1 … %d of them) (%w)", store.MaxDeadLettersListed, ErrDeadLettersUsage)
+		}
+		others = []string{"all", "pending", "limit", "source"}
 	default:
 		return ErrDeadLettersUsage
 	}
@@ -79,7 +86,7 @@ func (c *DeadLettersCLIConfig) Check(action string, set map[string]bool) error {
 	return nil
 }
 
-// RunDeadLetters runs action ("list" or "replay") against the API.
+// RunDeadLetters runs action ("list", "replay" or "delete") against the API.
 func RunDeadLetters(ctx context.Context, action string, cfg DeadLettersCLIConfig, stdout io.Writer) error {
 	call := APICall{API: cfg.API, Token: cfg.Token, Command: "otpscope deadletters " + action, Timeout: 5 * time.Minute, Limit: 256 << 20}
 	switch action {
@@ -101,12 +108,20 @@ func RunDeadLetters(ctx context.Context, action string, cfg DeadLettersCLIConfig
 		}
 		call.Body, _ = json.Marshal(ReplayRequest{IDs: cfg.IDs, All: cfg.All, Source: cfg.Source})
 		call.Method, call.Path = http.MethodPost, "/api/v1/deadletters/replay"
+	case "delete":
+		if len(cfg.IDs) == 0 {
+			return errNothingSelected
+		}
+		call.Method, call.Path = http.MethodDelete, "/api/v1/deadletters?"+url.Values{"id": cfg.IDs}.Encode()
 	default:
-		return fmt.Errorf("unknown action %q: want list or replay", action)
+		return fmt.Errorf("unknown action %q: want list, replay or delete", action)
 	}
 	raw, err := call.Do(ctx)
 	if err != nil {
 		return err
+	}
+	if action == "delete" {
+		return printDeleted(raw, cfg.JSON, stdout)
 	}
 	if action == "list" {
 		if cfg.JSON {
@@ -168,6 +183,31 @@ func notReplayed(ids []string, res ReplayResult) error {
 	return nil
 }
 
+// printDeleted prints a delete's answer; one named and not found is an
+// error (the command exits 1), as for a replay.
+func printDeleted(raw []byte, asJSON bool, stdout io.Writer) error {
+	var res DeleteDeadLettersResponse
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return err
+	}
+	var err error
+	if asJSON {
+		_, err = stdout.Write(raw)
+	} else {
+		for _, id := range res.Deleted {
+			fmt.Fprintf(stdout, "%s\tdeleted\n", id)
+		}
+		for _, id := range res.Missing {
+			fmt.Fprintf(stdout, "%s\tnot found\n", id)
+		}
+		_, err = fmt.Fprintf(stdout, "%d deleted, %d not found\n", len(res.Deleted), len(res.Missing))
+	}
+	if err == nil && len(res.Missing) > 0 {
+		err = fmt.Errorf("%d of the %d dead letters named not found", len(res.Missing), len(res.Deleted)+len(res.Missing))
+	}
+	return err
+}
+
 func printDeadLetters(w io.Writer, recs []store.DeadLetterRecord) {
 	fmt.Fprintln(w, "ID\tSOURCE\tRECEIVED\tREPLAYED\tSUBJECT/FIELD\tREASON")
 	for _, r := range recs {
@@ -184,4 +224,4 @@ func printDeadLetters(w io.Writer, recs []store.DeadLetterRecord) {
 }
 
 // ErrDeadLettersUsage is the usage line of `otpscope deadletters`.
-var ErrDeadLettersUsage = errors.New("usage: otpscope deadletters list|replay [flags] (replay: --id ID… or --all; --source SOURCE)")
+var ErrDeadLettersUsage = errors.New("usage: otpscope deadletters list|replay|delete [flags] (replay: --id ID… or --all; --source SOURCE; delete: --id ID…)")

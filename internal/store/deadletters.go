@@ -120,6 +120,50 @@ func (db *DB) MarkReplayed(ctx context.Context, source, id string, at time.Time,
 	return nil
 }
 
+// DeleteDeadLetters deletes the dead letters ids (of any source) and the
+// records of their replays, and returns the ids it found, which are gone
+// from every read when it returns (a lightweight DELETE, waited for; their
+// bytes leave the disk at the tables' next merges). On a cluster it deletes
+// from the *_local tables ON CLUSTER: dead_letters shards at random. The
+// dead letter's message stays in the NATS stream until the stream's limits
+// drop it.
+func (db *DB) DeleteDeadLetters(ctx context.Context, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var found []string
+	rows, err := db.conn.Query(ctx, "SELECT DISTINCT event_id FROM dead_letters WHERE event_id IN ? ORDER BY event_id", ids)
+	if err != nil {
+		return nil, fmt.Errorf("delete dead letters: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("delete dead letters: %w", err)
+		}
+		found = append(found, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(found) == 0 {
+		return nil, err
+	}
+	suffix, onCluster := "", ""
+	if db.cluster != "" {
+		suffix, onCluster = "_local", " ON CLUSTER `"+db.cluster+"`"
+	}
+	// The dead letters first: a failure between the two leaves replay
+	// records of nothing, which no read shows and --retention-dead-letters
+	// drops, rather than a replayed dead letter that looks never replayed.
+	for _, table := range []string{"dead_letters", "dead_letter_replays"} {
+		if err := db.conn.Exec(ctx, "DELETE FROM `"+table+suffix+"`"+onCluster+" WHERE event_id IN ?", found); err != nil {
+			return nil, fmt.Errorf("delete dead letters from %s: %w", table, err)
+		}
+	}
+	db.logger.Info("dead letters deleted", "ids", found)
+	return found, nil
+}
+
 // PendingDeadLetters are the dead letters never replayed, as the list's
 // pending filter selects them: how many, and when the newest arrived.
 type PendingDeadLetters struct {

@@ -749,7 +749,8 @@
       el('td', { 'data-field': 'replayed' }, d.replayedAt ? fmtTime(d.replayedAt) : 'no'),
       el('td', {},
         el('button', { type: 'button', class: 'dl-inspect', onclick: () => inspect(d.id) }, 'Inspect'), ' ',
-        el('button', { type: 'button', class: 'dl-replay', disabled: d.replayedAt ? '' : null, onclick: () => replay({ ids: [d.id] }) }, 'Replay')))));
+        el('button', { type: 'button', class: 'dl-replay', disabled: d.replayedAt ? '' : null, onclick: () => replay({ ids: [d.id] }) }, 'Replay'), ' ',
+        el('button', { type: 'button', class: 'dl-delete', onclick: () => deleteDeadLetter(d.id) }, 'Delete')))));
     if (!dlRecords.length) $('#deadletters tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' }, 'no dead letters')));
     if (dlRecords.length >= DL_LIMIT) $('#deadletters tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' },
       'the newest ' + DL_LIMIT + ' are listed; otpscope deadletters list reads them all')));
@@ -779,6 +780,18 @@
         (left.length ? '; left out of the replay, still invalid: ' + left.join('; ') : '');
       r.dataset.replayed = res.replayed.map((o) => o.id).join(',');
       r.dataset.left = left.length;
+      refresh();
+    } catch (e) { showError(e); }
+  }
+  // deleteDeadLetter deletes one dead letter for good, once confirmed: one
+  // no replay will make valid, or that holds what must not be kept.
+  async function deleteDeadLetter(id) {
+    if (!confirm('Delete dead letter ' + id + ' for good? Its body and reason are gone; what a replay stored stays.')) return;
+    try {
+      const res = await api('/api/v1/deadletters?' + qs({ id: id }), { method: 'DELETE' });
+      const r = $('#dl-result');
+      r.textContent = res.deleted.length ? 'deleted ' + id : id + ' was deleted already';
+      r.dataset.deleted = res.deleted.join(',');
       refresh();
     } catch (e) { showError(e); }
   }
