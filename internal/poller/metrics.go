@@ -16,7 +16,8 @@ const resendIgnored = "ignored"
 // resendResults are every result of otpscope_poller_resends_total.
 var resendResults = []string{events.ResendSent, events.ResendSkipped, events.ResendFailed, events.ResendDryRun, resendIgnored}
 
-// dueKinds are the kinds of otpscope_poller_due_otps.
+// dueKinds are the kinds of otpscope_poller_due_otps and of
+// otpscope_poller_reconciled_total.
 var dueKinds = []string{"delivery", "verify"}
 
 // metrics are the poller's collectors; tyntec calls by endpoint and outcome
@@ -70,6 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, k := range dueKinds {
 		m.due.WithLabelValues(k)
+		m.reconciled.WithLabelValues(k) // the operations dashboard's rate(), 0 before the first read
 	}
 	if reg == nil {
 		return m, nil

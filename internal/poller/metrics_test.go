@@ -7,7 +7,8 @@ import (
 )
 
 // TestCountersFromZero: the labelled counters the alerts read with
-// increase() export every known label value at 0 from the start. A series
+// increase(), and the operations dashboard with rate(), export every known
+// label value at 0 from the start. A series
 // born at its first give-up or failed resend hid that one: increase()
 // needs two samples, so OtpscopePollerGaveUp missed a one-off batch of
 // give-ups and OtpscopeResendsFailing a single failed resend.
@@ -32,9 +33,10 @@ func TestCountersFromZero(t *testing.T) {
 		}
 	}
 	for name, values := range map[string][]string{
-		"otpscope_poller_finished_total": doneReasons,
-		"otpscope_poller_resends_total":  resendResults,
-		"otpscope_poller_due_otps":       dueKinds,
+		"otpscope_poller_finished_total":   doneReasons,
+		"otpscope_poller_resends_total":    resendResults,
+		"otpscope_poller_due_otps":         dueKinds,
+		"otpscope_poller_reconciled_total": dueKinds,
 	} {
 		for _, v := range values {
 			if zero, ok := got[name][v]; !ok || !zero {
