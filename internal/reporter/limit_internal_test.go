@@ -64,6 +64,74 @@ func TestLimitWaitsThenRefuses(t *testing.T) {
 	}
 }
 
+// TestLimitServesTheClientWithFewestPlacesFirst: a place that frees goes
+// to the waiting request whose client holds the fewest, not to the earliest:
+// a client that sent many waits behind its own, another's one goes next;
+// one client alone is served in arrival order.
+func TestLimitServesTheClientWithFewestPlacesFirst(t *testing.T) {
+	l := NewLimit(2)
+	l.wait = time.Minute
+	order := make(chan string, 8)
+	leave := map[string]chan struct{}{}
+	for _, k := range []string{"script-1", "script-2", "script-3", "script-4", "operator"} {
+		leave[k] = make(chan struct{})
+	}
+	h := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := r.URL.Query().Get("k")
+		order <- k
+		<-leave[k]
+	}))
+	done := make(chan struct{}, 8)
+	send := func(k, token string) {
+		go func() {
+			req := httptest.NewRequest(http.MethodGet, "/api/v1/channels?k="+k, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			done <- struct{}{}
+		}()
+	}
+	waiting := func(n int) { // until n requests wait
+		t.Helper()
+		brokertest.WaitFor(t, 5*time.Second, fmt.Sprintf("%d waiting", n), func() bool {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return len(l.waiting) == n
+		})
+	}
+	// The script takes both places, and two more of its requests wait.
+	send("script-1", "script-token")
+	send("script-2", "script-token")
+	first := []string{<-order, <-order}
+	send("script-3", "script-token")
+	waiting(1)
+	send("script-4", "script-token")
+	waiting(2)
+	// The operator's request comes last, and goes first.
+	send("operator", "operator-token")
+	waiting(3)
+	close(leave[first[0]])
+	if got := <-order; got != "operator" {
+		t.Fatalf("a place freed went to %s; want the operator's request (its client held none)", got)
+	}
+	// Among the script's own, arrival order.
+	close(leave[first[1]])
+	if got := <-order; got != "script-3" {
+		t.Fatalf("next: %s; want script-3, the script's earliest waiting", got)
+	}
+	close(leave["operator"])
+	if got := <-order; got != "script-4" {
+		t.Fatalf("next: %s; want script-4", got)
+	}
+	close(leave["script-3"])
+	close(leave["script-4"])
+	for range 5 {
+		<-done
+	}
+	if l.free != 2 || len(l.held) != 0 || len(l.waiting) != 0 {
+		t.Errorf("after all: %d free, held %v, %d waiting; want 2, none, none", l.free, l.held, len(l.waiting))
+	}
+}
+
 // A query that found no connection free is said as ClickHouse being busy,
 // 503 with Retry-After, not as a failed query.
 func TestFailSaysBusy(t *testing.T) {
@@ -148,7 +216,9 @@ func TestAbandonedWaitIsCounted499(t *testing.T) {
 	r.Use(ops.NewHTTPMetrics(reg).Middleware("admin"))
 	l := NewLimit(1)
 	l.wait = time.Minute
-	l.places <- struct{}{} // another request's place
+	if !l.acquire(t.Context(), "another") { // another request's place
+		t.Fatal("no place free")
+	}
 	r.With(l.Middleware).Get("/api/v1/channels", func(w http.ResponseWriter, r *http.Request) {})
 	api := httptest.NewServer(r)
 	t.Cleanup(api.Close)
