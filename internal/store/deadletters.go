@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // DeadLetterRecord is a stored dead letter and whether it was replayed.
@@ -132,31 +133,21 @@ func (db *DB) DeleteDeadLetters(ctx context.Context, ids []string) ([]string, er
 		return nil, nil
 	}
 	var found []string
-	rows, err := db.conn.Query(ctx, "SELECT DISTINCT event_id FROM dead_letters WHERE event_id IN ? ORDER BY event_id", ids)
-	if err != nil {
-		return nil, fmt.Errorf("delete dead letters: %w", err)
-	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("delete dead letters: %w", err)
-		}
-		found = append(found, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(found) == 0 {
+	err := db.eachRow(ctx, "dead letters to delete", "SELECT DISTINCT event_id FROM dead_letters WHERE event_id IN ? ORDER BY event_id", []any{ids},
+		func(rows driver.Rows) error {
+			var id string
+			err := rows.Scan(&id)
+			found = append(found, id)
+			return err
+		})
+	if err != nil || len(found) == 0 {
 		return nil, err
-	}
-	suffix, onCluster := "", ""
-	if db.cluster != "" {
-		suffix, onCluster = "_local", " ON CLUSTER `"+db.cluster+"`"
 	}
 	// The dead letters first: a failure between the two leaves replay
 	// records of nothing, which no read shows and --retention-dead-letters
 	// drops, rather than a replayed dead letter that looks never replayed.
 	for _, table := range []string{"dead_letters", "dead_letter_replays"} {
-		if err := db.conn.Exec(ctx, "DELETE FROM `"+table+suffix+"`"+onCluster+" WHERE event_id IN ?", found); err != nil {
+		if err := db.conn.Exec(ctx, "DELETE FROM "+db.localTarget(table)+" WHERE event_id IN ?", found); err != nil {
 			return nil, fmt.Errorf("delete dead letters from %s: %w", table, err)
 		}
 	}

@@ -280,10 +280,7 @@ func (db *DB) ApplyRetention(ctx context.Context, c RetentionConfig) ([]string, 
 		if !ok || have == want {
 			continue
 		}
-		target := "`" + name + "`"
-		if db.cluster != "" {
-			target += " ON CLUSTER `" + db.cluster + "`"
-		}
+		target := db.localTarget(t.name)
 		stmt := "ALTER TABLE " + target + " REMOVE TTL"
 		if want != "" {
 			stmt = "ALTER TABLE " + target + " MODIFY TTL " + want

@@ -699,11 +699,7 @@ func (db *DB) deleteReplacedRollups(ctx context.Context, records string, tables 
 	// a run seconds.
 	ctx = withSettings(ctx, clickhouse.Settings{"lightweight_deletes_sync": 0})
 	for _, t := range tables {
-		target := t
-		if db.cluster != "" {
-			target = t + "_local ON CLUSTER `" + db.cluster + "`"
-		}
-		if err := db.conn.Exec(ctx, "DELETE FROM "+target+" WHERE "+strings.Join(conds, " OR ")); err != nil {
+		if err := db.conn.Exec(ctx, "DELETE FROM "+db.localTarget(t)+" WHERE "+strings.Join(conds, " OR ")); err != nil {
 			return fmt.Errorf("rollups: delete replaced versions of %s: %w", t, err)
 		}
 	}

@@ -22,3 +22,17 @@ func TestPlainMergeTree(t *testing.T) {
 		}
 	}
 }
+
+// The statements that change rows or definitions (retention's ALTER, the
+// rollups' and the dead letters' DELETE) go to a cluster's local tables on
+// every node: the Distributed tables refuse them.
+func TestLocalTarget(t *testing.T) {
+	for cluster, want := range map[string]string{
+		"":         "`dead_letters`",
+		"otpscope": "`dead_letters_local` ON CLUSTER `otpscope`",
+	} {
+		if got := (&DB{cluster: cluster}).localTarget("dead_letters"); got != want {
+			t.Errorf("cluster %q: %s; want %s", cluster, got, want)
+		}
+	}
+}

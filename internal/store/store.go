@@ -343,6 +343,16 @@ func connect(ctx context.Context, opts *clickhouse.Options, logger *slog.Logger)
 // the one its context says (ForRequest).
 func (db *DB) Conn() driver.Conn { return db.conn }
 
+// localTarget names table for a statement that changes its rows or its
+// definition (DELETE FROM, ALTER TABLE): on a cluster, where the
+// Distributed table refuses those, its *_local tables on every node.
+func (db *DB) localTarget(table string) string {
+	if db.cluster == "" {
+		return "`" + table + "`"
+	}
+	return "`" + table + "_local` ON CLUSTER `" + db.cluster + "`"
+}
+
 // Embedded is the hosted engine, or nil with an external ClickHouse.
 func (db *DB) Embedded() *chdb.Instance { return db.embedded }
 
