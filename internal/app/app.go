@@ -373,7 +373,7 @@ func (a *App) Serve(ctx context.Context) error {
 		})
 	}
 	if a.sim != nil {
-		if err := a.sim.serve(gctx, g, "http://"+a.Addr(), a.cfg.Ingest.Tokens, a.cfg.Poller.DeploymentID, a.cfg.Simulate); err != nil {
+		if err := a.sim.serve(gctx, g, "http://"+a.Addr(), a.cfg.Ingest, a.cfg.Poller.DeploymentID, a.cfg.Simulate); err != nil {
 			return err
 		}
 	}

@@ -468,7 +468,9 @@ func (c *Config) tokenRoles() []tokenRole {
 		{"metrics-token", "Prometheus", "/metrics", c.MetricsTokens},
 	}
 	if c.runs(ModuleIngest) {
-		roles = append(roles, tokenRole{"webhook-token", "tyntec", "the webhooks", c.Ingest.Tokens})
+		roles = append(roles, tokenRole{"webhook-token", "tyntec", "the webhooks", c.Ingest.Tokens},
+			tokenRole{"app-token", "the app backend", "/otps/track and /silent-auth/outcomes", c.Ingest.AppTokens},
+			tokenRole{"push-token", "the push provider", "/webhooks/push", c.Ingest.PushTokens})
 	}
 	return roles
 }

@@ -23,8 +23,9 @@ func config(binary string, args, environ []string) (int, string) {
 }
 
 // TestConfigRefusesATokenInTwoRoles: one secret as the webhook token
-// (tyntec holds it), the API token (replays, backups) and the metrics
-// token (Prometheus holds it) is refused, whichever of a rotation's tokens
+// (tyntec holds it), the app or push token (the app backend, the push
+// provider), the API token (replays, backups) and the metrics token
+// (Prometheus holds it) is refused, whichever of a rotation's tokens
 // it is and whether it came from a flag or a _FILE variable; the message
 // names the flags, never the token.
 func TestConfigRefusesATokenInTwoRoles(t *testing.T) {
@@ -49,7 +50,11 @@ func TestConfigRefusesATokenInTwoRoles(t *testing.T) {
 		{"the second of a file's tokens", "ingest", []string{"--api-token", same}, []string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + file}, []string{"webhook-token", "api-token"}},
 		{"API and read token", "otpscope", []string{"--webhook-token", third, "--api-token", same, "--api-read-token", same}, nil, []string{"api-token", "api-read-token"}},
 		{"read and metrics token", "poller", []string{"--api-token", other, "--api-read-token", same}, []string{"OTPSCOPE_METRICS_TOKEN=" + same}, []string{"api-read-token", "metrics-token"}},
+		{"webhook and app token", "ingest", []string{"--webhook-token", same, "--app-token", same}, nil, []string{"webhook-token", "app-token"}},
+		{"app and push token", "otpscope", []string{"--webhook-token", third, "--app-token", other, "--push-token", other}, nil, []string{"app-token", "push-token"}},
+		{"push and API token", "otpscope", []string{"--webhook-token", third, "--api-token", same}, []string{"OTPSCOPE_PUSH_TOKEN=" + same}, []string{"api-token", "push-token"}},
 		{"each its own", "otpscope", []string{"--webhook-token", same, "--api-token", other, "--metrics-token", third}, nil, nil},
+		{"each sender its own", "otpscope", []string{"--webhook-token", same, "--app-token", other, "--push-token", third}, nil, nil},
 		{"each its own, rotating", "ingest", []string{"--api-token", third}, []string{"OTPSCOPE_WEBHOOK_TOKENS_FILE=" + file}, nil},
 	}
 	for _, tt := range tests {

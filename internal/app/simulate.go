@@ -71,12 +71,8 @@ func (s *simulator) URL() string { return "http://" + s.ln.Addr().String() }
 // tyntec), the push callback pointed at otpscope, and the generated traffic,
 // whose app reports silent-auth outcomes and tracks OTPs at base (otpscope's
 // public listener).
-func (s *simulator) serve(ctx context.Context, g *errgroup.Group, base string, tokens []string, deployment string, cfg SimulateConfig) error {
-	headers := map[string]string{}
-	if len(tokens) > 0 {
-		headers["X-Webhook-Token"] = tokens[0]
-	}
-	if err := s.AddPushCallback(tyntecsim.PushCallback{URL: base + PushWebhookPath, Headers: headers}); err != nil {
+func (s *simulator) serve(ctx context.Context, g *errgroup.Group, base string, ing ingest.Config, deployment string, cfg SimulateConfig) error {
+	if err := s.AddPushCallback(tyntecsim.PushCallback{URL: base + PushWebhookPath, Headers: tokenHeader(ing.PushTokens, ing.Tokens)}); err != nil {
 		return err
 	}
 	srv := ops.NewServer(s.InspectHandler())
@@ -86,7 +82,7 @@ func (s *simulator) serve(ctx context.Context, g *errgroup.Group, base string, t
 	}
 	g.Go(func() error { <-ctx.Done(); return s.Close() })
 	g.Go(func() error {
-		if err := s.registerCallback(ctx, base+ingest.WebhookPath, tokens, deployment); err != nil {
+		if err := s.registerCallback(ctx, base+ingest.WebhookPath, ing.Tokens, deployment); err != nil {
 			return err
 		}
 		if cfg.Rate == 0 {
@@ -97,7 +93,7 @@ func (s *simulator) serve(ctx context.Context, g *errgroup.Group, base string, t
 		err := s.RunTraffic(ctx, tyntecsim.Traffic{
 			Rate: cfg.Rate, Count: cfg.Count, V1Share: cfg.V1Share,
 			SilentShare: cfg.SilentShare, PushShare: cfg.PushShare, PushSecondsToExpire: int(cfg.PushExpiry / time.Second),
-			SimURL: s.URL(), OTPScopeURL: base, OTPScopeHeaders: headers,
+			SimURL: s.URL(), OTPScopeURL: base, OTPScopeHeaders: tokenHeader(ing.AppTokens, ing.Tokens),
 		})
 		if ctx.Err() != nil {
 			return nil
@@ -107,16 +103,24 @@ func (s *simulator) serve(ctx context.Context, g *errgroup.Group, base string, t
 	return nil
 }
 
+// tokenHeader is the header a sender sends its token in: the first of the
+// first token set given (an endpoint's own tokens, else the webhook
+// tokens: ingest.Config.AppTokens); none under --insecure-no-auth.
+func tokenHeader(sets ...[]string) map[string]string {
+	for _, tokens := range sets {
+		if len(tokens) > 0 {
+			return map[string]string{"X-Webhook-Token": tokens[0]}
+		}
+	}
+	return map[string]string{}
+}
+
 func (s *simulator) registerCallback(ctx context.Context, url string, tokens []string, deployment string) error {
 	client, err := tyntec.New(tyntec.Config{BaseURL: s.URL(), APIKey: tyntecsim.DefaultAPIKey, Limiter: rate.NewLimiter(rate.Inf, 1)})
 	if err != nil {
 		return err
 	}
-	headers := map[string]string{}
-	if len(tokens) > 0 {
-		headers["X-Webhook-Token"] = tokens[0]
-	}
-	res, err := poller.RegisterCallback(ctx, client, url, headers, poller.RegisterOptions{Deployment: deployment})
+	res, err := poller.RegisterCallback(ctx, client, url, tokenHeader(tokens), poller.RegisterOptions{Deployment: deployment})
 	if err != nil {
 		return fmt.Errorf("register the callback at the simulator: %w", err)
 	}

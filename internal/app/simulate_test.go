@@ -335,9 +335,11 @@ func serveSettled(t *testing.T, cfg app.Config) (*app.App, tyntecsim.Truth) {
 
 // TestSimulatorMethodsPointedHere checks that with --simulate-silent-share
 // and --simulate-push-share the simulator's app and push callbacks talk to
-// this process's public listener, with the webhook token, as its webhooks
-// do: silent-auth outcomes to /silent-auth/outcomes, push callbacks to
-// /webhooks/push, the OTPs that follow a method to /otps/track (accepted).
+// this process's public listener, as its webhooks do, each sender with its
+// own token (--app-token, --push-token): silent-auth outcomes to
+// /silent-auth/outcomes, push callbacks to /webhooks/push, the OTPs that
+// follow a method to /otps/track, each accepted (ingest refuses the
+// webhook token on those endpoints here: TestSenderTokens).
 // Whether otpscope's figures then equal the truth is issue 14's end-to-end
 // test, where those endpoints are served.
 func TestSimulatorMethodsPointedHere(t *testing.T) {
@@ -347,6 +349,7 @@ func TestSimulatorMethodsPointedHere(t *testing.T) {
 	cfg.Simulate.SilentVerified, cfg.Simulate.SilentError = 0.3, 0.1 // most fall back to an OTP
 	cfg.Simulate.PushApproved, cfg.Simulate.PushDenied = 0.2, 0.7
 	cfg.Simulate.SilentLatency, cfg.Simulate.PushLatency = 10*time.Millisecond, 50*time.Millisecond
+	cfg.Ingest.AppTokens, cfg.Ingest.PushTokens = []string{"simulated-app-token-0123"}, []string{"simulated-push-token-0123"}
 	a := serve(t, cfg)
 	base := "http://" + a.Addr()
 	var truth tyntecsim.Truth
@@ -354,11 +357,11 @@ func TestSimulatorMethodsPointedHere(t *testing.T) {
 		truth = a.Simulator().Truth()
 		reported, called, tracked := false, false, false
 		for _, s := range truth.Silent {
-			reported = reported || (s.Report != nil && s.Report.Requests > 0)
+			reported = reported || s.Report.Reached()
 		}
 		for _, p := range truth.Push {
 			for _, cb := range p.Callbacks {
-				called = called || cb.Requests > 0
+				called = called || cb.Delivered > 0
 			}
 		}
 		for _, o := range truth.OTPs {
@@ -367,24 +370,27 @@ func TestSimulatorMethodsPointedHere(t *testing.T) {
 		return reported && called && tracked
 	})
 	for _, s := range truth.Silent {
-		if s.Report != nil && s.Report.URL != base+"/silent-auth/outcomes" {
-			t.Errorf("silent-auth outcome posted to %s; want %s/silent-auth/outcomes", s.Report.URL, base)
+		if s.Report != nil && (s.Report.URL != base+"/silent-auth/outcomes" || refused(s.Report.LastStatus)) {
+			t.Errorf("silent-auth outcome posted to %s: %+v; want %s/silent-auth/outcomes, accepted with the app token", s.Report.URL, s.Report, base)
 		}
 	}
 	for _, p := range truth.Push {
 		for _, cb := range p.Callbacks {
-			if cb.URL != base+"/webhooks/push" {
-				t.Errorf("push callback posted to %s; want %s/webhooks/push", cb.URL, base)
+			if cb.URL != base+"/webhooks/push" || refused(cb.LastStatus) {
+				t.Errorf("push callback posted to %s: %+v; want %s/webhooks/push, accepted with the push token", cb.URL, cb, base)
 			}
 		}
 	}
 	for _, o := range truth.OTPs {
 		// (A request may be answered 503 while ingest starts: retried.)
-		if o.Track != nil && (o.Track.URL != base+"/otps/track" || (o.Track.LastStatus >= 400 && o.Track.LastStatus < 500)) {
-			t.Errorf("OTP %s tracked at %s: %+v; want %s/otps/track, accepted with the token", o.ID, o.Track.URL, o.Track, base)
+		if o.Track != nil && (o.Track.URL != base+"/otps/track" || refused(o.Track.LastStatus)) {
+			t.Errorf("OTP %s tracked at %s: %+v; want %s/otps/track, accepted with the app token", o.ID, o.Track.URL, o.Track, base)
 		}
 	}
 }
+
+// refused: a 4xx, not a 503 while ingest starts (retried).
+func refused(status int) bool { return status >= 400 && status < 500 }
 
 // TestSimulateRateZero: --simulate-rate 0 is the standalone simulator's
 // --rate 0, no generated traffic. `config` accepted it and the start then

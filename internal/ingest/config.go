@@ -22,6 +22,15 @@ type Config struct {
 	Tokens         flagenv.List
 	TokensFile     string
 	InsecureNoAuth bool
+	// AppTokens, when given, are the only tokens the app backend's
+	// endpoints (TrackPath, SilentPath) accept, and PushTokens the only ones
+	// the push provider's (PushPath) accepts; the webhook tokens then open
+	// tyntec's endpoint alone, so no sender's token lets it write as
+	// another (a leaked app token cannot forge tyntec's delivery statuses).
+	// Empty, those endpoints take the webhook tokens. Their files as
+	// TokensFile.
+	AppTokens, PushTokens         flagenv.List
+	AppTokensFile, PushTokensFile string
 	// MaxBodyBytes bounds a webhook body; larger ones are answered 413.
 	MaxBodyBytes int64
 	// PublishTimeout bounds the wait for JetStream's acknowledgements.
@@ -46,6 +55,10 @@ const (
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Tokens, "webhook-token", "accepted webhook token (repeat or comma-separate for rotation; from $OTPSCOPE_WEBHOOK_TOKENS_FILE read again when it changes)")
 	flagenv.RecordFile(fs, "webhook-token", &c.TokensFile)
+	fs.Var(&c.AppTokens, "app-token", "the only tokens "+TrackPath+" and "+SilentPath+" accept, the app backend's (none: the webhook tokens; repeat or comma-separate for rotation; from $OTPSCOPE_APP_TOKEN_FILE read again when it changes)")
+	flagenv.RecordFile(fs, "app-token", &c.AppTokensFile)
+	fs.Var(&c.PushTokens, "push-token", "the only tokens "+PushPath+" accepts, the push provider's (none: the webhook tokens; repeat or comma-separate for rotation; from $OTPSCOPE_PUSH_TOKEN_FILE read again when it changes)")
+	flagenv.RecordFile(fs, "push-token", &c.PushTokensFile)
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "accept webhooks without a token (development only)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest webhook body accepted (at least "+strconv.Itoa(MinMaxBodyBytes)+")")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "how long to wait for JetStream acknowledgements before answering 503")
@@ -58,11 +71,16 @@ func (c *Config) Validate() error {
 	if len(c.Tokens) == 0 && !c.InsecureNoAuth {
 		return errors.New("no webhook token: set --webhook-token (OTPSCOPE_WEBHOOK_TOKENS), or --insecure-no-auth for development")
 	}
-	if len(c.Tokens) > 0 && c.InsecureNoAuth {
-		return errors.New("--insecure-no-auth with webhook tokens: choose one")
+	if (len(c.Tokens) > 0 || len(c.AppTokens) > 0 || len(c.PushTokens) > 0) && c.InsecureNoAuth {
+		return errors.New("--insecure-no-auth with tokens: choose one")
 	}
-	if err := ops.CheckTokens("webhook token", c.Tokens); err != nil {
-		return err
+	for _, ts := range []struct {
+		what   string
+		tokens []string
+	}{{"webhook token", c.Tokens}, {"app token", c.AppTokens}, {"push token", c.PushTokens}} {
+		if err := ops.CheckTokens(ts.what, ts.tokens); err != nil {
+			return err
+		}
 	}
 	if c.MaxBodyBytes < MinMaxBodyBytes {
 		return fmt.Errorf("max-body-bytes %d: must be at least %d", c.MaxBodyBytes, MinMaxBodyBytes)

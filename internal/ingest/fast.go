@@ -47,7 +47,7 @@ func (h *Handler) NewServer(next http.Handler, observe ops.Observe, routes ...Ro
 	// hand it its answer.
 	unauthorizedPost := func(hd *fasthttp.RequestHeader) string {
 		path, _, _ := bytes.Cut(hd.RequestURI(), []byte("?"))
-		if _, ok := serves[string(path)]; !ok || !hd.IsPost() || h.authorized(func(name string) string { return string(hd.Peek(name)) }) {
+		if _, ok := serves[string(path)]; !ok || !hd.IsPost() || h.authorized(string(path), func(name string) string { return string(hd.Peek(name)) }) {
 			return ""
 		}
 		return string(path)
@@ -102,7 +102,7 @@ func (h *Handler) NewServer(next http.Handler, observe ops.Observe, routes ...Ro
 			var small *fasthttp.ErrSmallBuffer
 			var netErr net.Error
 			if c, ok := cutShort.LoadAndDelete(&ctx.Request.Header); ok {
-				h.unauthorized(x, c.(cut).route, "missing or wrong token: send it as X-Webhook-Token or Authorization: Bearer")
+				h.unauthorized(x, c.(cut).route, unauthorizedDetail)
 				observe(c.(cut).route, http.MethodPost, http.StatusUnauthorized, time.Since(c.(cut).start))
 				return
 			}

@@ -16,8 +16,8 @@ const TrackPath = "/otps/track"
 // serveTrack publishes a registration to tyntec.2fa.track, with the webhook's
 // authentication and durability: 200 only after the PubAck.
 func (h *Handler) serveTrack(x exchange) {
-	if !h.authorized(x.header) {
-		h.unauthorized(x, TrackPath, "missing or wrong token")
+	if !h.authorized(TrackPath, x.header) {
+		h.unauthorized(x, TrackPath, unauthorizedDetail)
 		return
 	}
 	body, tooLarge, err := readBounded(x, h.cfg.MaxBodyBytes)

@@ -32,9 +32,12 @@ const WebhookPath = "/webhooks/tyntec"
 
 // Handler serves the webhook endpoint.
 type Handler struct {
-	cfg     Config
-	tokens  *reload.Value[ops.Tokens]
-	refused *ops.Refusals
+	cfg Config
+	// tokens open tyntec's endpoint; appTokens and pushTokens the app
+	// backend's and the push provider's (the webhook tokens when not given:
+	// Config.AppTokens).
+	tokens, appTokens, pushTokens *reload.Value[ops.Tokens]
+	refused                       *ops.Refusals
 	// unstored logs the requests answered 503 (sparsely: on a full disk
 	// every webhook is, and the broker logs the fault itself once).
 	unstored *ops.Sparse
@@ -61,6 +64,13 @@ func (h *Handler) Stats() (accepted uint64, last time.Time) {
 func NewHandler(cfg Config, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Handler {
 	h := &Handler{cfg: cfg, pub: pub, logger: logger, metrics: newMetrics(reg), now: time.Now}
 	h.tokens = ops.WatchTokens("webhook token", cfg.Tokens, cfg.TokensFile, logger)
+	h.appTokens, h.pushTokens = h.tokens, h.tokens
+	if len(cfg.AppTokens) > 0 {
+		h.appTokens = ops.WatchTokens("app token", cfg.AppTokens, cfg.AppTokensFile, logger)
+	}
+	if len(cfg.PushTokens) > 0 {
+		h.pushTokens = ops.WatchTokens("push token", cfg.PushTokens, cfg.PushTokensFile, logger)
+	}
 	h.refused = ops.NewRefusals(logger, "request refused for its webhook token")
 	h.unstored = ops.NewSparse(logger, "requests not accepted: publishing failed", "refused")
 	if cfg.InsecureNoAuth {
@@ -94,8 +104,8 @@ var webhookEndpoint = endpoint{path: WebhookPath}
 // before reading, read at most --max-body-bytes, want JSON. When ok is
 // false it has answered (and dead-lettered what it read).
 func (h *Handler) readJSON(x exchange, ep endpoint, receivedAt time.Time) (body []byte, ok bool) {
-	if !h.authorized(x.header) {
-		h.unauthorized(x, ep.path, "missing or wrong webhook token: send it as X-Webhook-Token or Authorization: Bearer")
+	if !h.authorized(ep.path, x.header) {
+		h.unauthorized(x, ep.path, unauthorizedDetail)
 		return nil, false
 	}
 	body, tooLarge, err := readBounded(x, h.cfg.MaxBodyBytes)
@@ -261,10 +271,26 @@ func (h *Handler) bodyUnread(x exchange, path string, err error) {
 
 const bodyUnreadDetail = "the request body could not be read (cut off or too slow)"
 
+// unauthorizedDetail is a 401's detail on every endpoint: it does not say
+// whose token the endpoint wanted.
+const unauthorizedDetail = "missing or wrong token: send it as X-Webhook-Token or Authorization: Bearer"
+
 // authorized accepts X-Webhook-Token: <token> or Authorization: Bearer
-// <token>, from the headers get reads.
-func (h *Handler) authorized(get func(string) string) bool {
-	return h.cfg.InsecureNoAuth || h.tokens.Get().Match(ops.PresentedIn(get, "X-Webhook-Token"))
+// <token>, from the headers get reads, when the token is one of those
+// path's sender holds.
+func (h *Handler) authorized(path string, get func(string) string) bool {
+	return h.cfg.InsecureNoAuth || h.tokensOf(path).Get().Match(ops.PresentedIn(get, "X-Webhook-Token"))
+}
+
+// tokensOf are the tokens path's endpoint accepts (Config.AppTokens).
+func (h *Handler) tokensOf(path string) *reload.Value[ops.Tokens] {
+	switch path {
+	case TrackPath, SilentPath:
+		return h.appTokens
+	case PushPath:
+		return h.pushTokens
+	}
+	return h.tokens
 }
 
 // readBounded reads at most max bytes; tooLarge reports a longer body, of which

@@ -248,6 +248,52 @@ func testAuthentication(t *testing.T, on server) {
 	}
 }
 
+// TestSenderTokens: with --app-token and --push-token each sender's
+// endpoints accept its own tokens only, so a token one sender holds cannot
+// write as another (the app backend's cannot forge tyntec's statuses);
+// refused before the body is read, as a wrong webhook token is. Without
+// them every endpoint takes the webhook tokens (TestTrack, methods_test).
+func TestSenderTokens(t *testing.T) { eachServer(t, testSenderTokens) }
+
+func testSenderTokens(t *testing.T, on server) {
+	const appToken, pushToken = "app-backend-token-0123456", "push-provider-token-0123456"
+	f := newFixtureOn(t, on, func(c *ingest.Config) {
+		c.AppTokens, c.PushTokens = []string{appToken}, []string{pushToken}
+	})
+	bodies := map[string]string{
+		ingest.WebhookPath: webhook("0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f02", "SMS", "DELIVERED", "2026-01-01T00:00:00Z"),
+		ingest.TrackPath:   `{"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f02","api":"v1"}`,
+		ingest.SilentPath:  `{"attemptId":"sa-tokens-1","startedAt":"2026-01-01T00:00:00Z","finishedAt":"2026-01-01T00:00:01Z","result":"verified"}`,
+		ingest.PushPath:    `{"uuid":"push-tokens-1","status":"approved","createdAt":"2026-01-01T00:00:00Z"}`,
+	}
+	owner := map[string]string{ingest.WebhookPath: token, ingest.TrackPath: appToken, ingest.SilentPath: appToken, ingest.PushPath: pushToken}
+	for path, body := range bodies {
+		for _, tok := range []string{token, oldToken, appToken, pushToken} {
+			want := http.StatusUnauthorized
+			if tok == owner[path] || (path == ingest.WebhookPath && tok == oldToken) {
+				want = http.StatusOK
+				if path == ingest.SilentPath {
+					want = http.StatusAccepted
+				}
+			}
+			if resp := f.postTo(t, path, body, "Authorization", "Bearer "+tok); resp.StatusCode != want {
+				t.Errorf("POST %s with %s: %d; want %d", path, tok[:8], resp.StatusCode, want)
+			}
+		}
+	}
+	// One message an endpoint: the owners' posts (the webhook's twice, one fact).
+	var n uint64
+	for _, c := range f.subjects(t) {
+		n += c
+	}
+	if n != 4 {
+		t.Errorf("stream holds %d messages: %v; want 4, one an endpoint", n, f.subjects(t))
+	}
+	if got, want := gathered(t, f, "otpscope_ingest_requests_total"), `otpscope_ingest_requests_total{endpoint="push",outcome="unauthorized"} 3`; !strings.Contains(got, want+"\n") {
+		t.Errorf("lacks %s:\n%s", want, got)
+	}
+}
+
 func TestBadInput(t *testing.T) { eachServer(t, testBadInput) }
 
 func testBadInput(t *testing.T, on server) {
