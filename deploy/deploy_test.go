@@ -291,6 +291,11 @@ func versionLess(a, b string) bool {
 type composeFile struct {
 	Services map[string]*composeService `yaml:"services"`
 	Volumes  map[string]any             `yaml:"volumes"`
+	// Secrets are the top-level secrets, each from a file or a variable.
+	Secrets map[string]struct {
+		File        string `yaml:"file"`
+		Environment string `yaml:"environment"`
+	} `yaml:"secrets"`
 }
 
 type composeService struct {
@@ -311,6 +316,7 @@ type composeService struct {
 	} `yaml:"healthcheck"`
 	Profiles []string `yaml:"profiles"`
 	ReadOnly bool     `yaml:"read_only"`
+	Secrets  []string `yaml:"secrets"` // mounted at /run/secrets/<name>
 	Networks map[string]struct {
 		Aliases []string `yaml:"aliases"`
 	} `yaml:"networks"`
@@ -325,7 +331,7 @@ func loadCompose(t *testing.T, name string) *composeFile {
 		t.Fatalf("%s: %v", name, err)
 	}
 	for k := range raw {
-		if k != "services" && k != "volumes" && k != "name" && !strings.HasPrefix(k, "x-") {
+		if k != "services" && k != "volumes" && k != "secrets" && k != "name" && !strings.HasPrefix(k, "x-") {
 			t.Errorf("%s: unexpected top-level key %q", name, k)
 		}
 	}
@@ -821,6 +827,9 @@ func checkPrometheus(t *testing.T, f *composeFile, env map[string]string) {
 		RuleFiles     []string `yaml:"rule_files"`
 		ScrapeConfigs []struct {
 			JobName       string `yaml:"job_name"`
+			Authorization struct {
+				CredentialsFile string `yaml:"credentials_file"`
+			} `yaml:"authorization"`
 			StaticConfigs []struct {
 				Targets []string `yaml:"targets"`
 			} `yaml:"static_configs"`
@@ -830,14 +839,23 @@ func checkPrometheus(t *testing.T, f *composeFile, env map[string]string) {
 	if !slices.Contains(cfg.RuleFiles, "otpscope-rules.yml") {
 		t.Errorf("prometheus.yml rule_files %q; want otpscope-rules.yml", cfg.RuleFiles)
 	}
-	scraped := map[string]bool{}
+	// The token each job sends: the value of the secret its
+	// credentials_file is, as compose mounts it into the service.
+	scraped := map[string]string{}
 	for _, sc := range cfg.ScrapeConfigs {
 		if !strings.HasPrefix(sc.JobName, "otpscope") {
 			t.Errorf("prometheus.yml job %q: OtpscopeDown reads the jobs named otpscope…", sc.JobName)
 		}
+		token := ""
+		if name, ok := strings.CutPrefix(sc.Authorization.CredentialsFile, "/run/secrets/"); ok && slices.Contains(s.Secrets, name) {
+			token = env[f.Secrets[name].Environment]
+		}
+		if token == "" {
+			t.Errorf("prometheus.yml job %s: credentials_file %q is not a secret the prometheus service mounts (%q) from a variable demo.env sets", sc.JobName, sc.Authorization.CredentialsFile, s.Secrets)
+		}
 		for _, c := range sc.StaticConfigs {
 			for _, target := range c.Targets {
-				scraped[target] = true
+				scraped[target] = token
 			}
 		}
 	}
@@ -855,8 +873,17 @@ func checkPrometheus(t *testing.T, f *composeFile, env map[string]string) {
 			addr = serviceListen(svc, env)
 		}
 		target := fmt.Sprintf("%s:%d", name, portOf(t, name+" metrics", expand(addr, env)))
-		if !scraped[target] {
+		token, ok := scraped[target]
+		if !ok {
 			t.Errorf("prometheus.yml does not scrape %s (/metrics of %s); it scrapes %v", target, name, slices.Sorted(maps.Keys(scraped)))
+		}
+		// No admin listener open to compose's network and the host: an
+		// API token guards it, and Prometheus sends the metrics token.
+		if expand(svc.Environment["OTPSCOPE_API_TOKEN"], env) == "" {
+			t.Errorf("%s: no OTPSCOPE_API_TOKEN: its admin API answers anyone who reaches it", name)
+		}
+		if metrics := expand(svc.Environment["OTPSCOPE_METRICS_TOKEN"], env); ok && (metrics == "" || metrics != token) {
+			t.Errorf("%s: OTPSCOPE_METRICS_TOKEN %q; Prometheus scrapes it with %q", name, metrics, token)
 		}
 		delete(scraped, target)
 	}
@@ -2571,12 +2598,27 @@ func promtool(t *testing.T) string {
 func TestPrometheusRules(t *testing.T) {
 	dir := filepath.Join(repoRoot, "deploy", "prometheus")
 	bin := promtool(t)
-	for _, args := range [][]string{{"check", "rules", "otpscope-rules.yml"}, {"test", "rules", "otpscope-rules.test.yml"}, {"check", "config", "prometheus.yml"}} {
+	for _, args := range [][]string{{"check", "rules", "otpscope-rules.yml"}, {"test", "rules", "otpscope-rules.test.yml"}} {
 		cmd := exec.Command(bin, args...)
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+	}
+	// check config wants the scrape jobs' credentials file, which compose
+	// mounts at /run/secrets: checked in a copy naming one of the test's.
+	copyDir := t.TempDir()
+	token := filepath.Join(copyDir, "metrics_token")
+	config := strings.ReplaceAll(string(readFile(t, filepath.Join(dir, "prometheus.yml"))), "/run/secrets/metrics_token", token)
+	for name, data := range map[string][]byte{"prometheus.yml": []byte(config), "otpscope-rules.yml": readFile(t, filepath.Join(dir, "otpscope-rules.yml")), "metrics_token": []byte("metrics-token-0123456789\n")} {
+		if err := os.WriteFile(filepath.Join(copyDir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "check", "config", "prometheus.yml")
+	cmd.Dir = copyDir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check config prometheus.yml: %v\n%s", err, out)
 	}
 
 	var rules struct {
