@@ -120,6 +120,7 @@ func TestMigrationChecksumsPinned(t *testing.T) {
 		{24, "7ac4b124ba1c79ef", "9d7e618f6d1a8ecb"},
 		{25, "d1336a993c33f18f", "3620c56775a9fe10"},
 		{26, "6d708dfd6050d2a6", "473e592cfb478e0"},
+		{27, "14886238474a31", "39ef58a5c72da30d"},
 	}
 	single, cluster := bothShapes(t)
 	if len(single) < len(pins) {

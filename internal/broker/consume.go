@@ -31,6 +31,13 @@ type ConsumerSpec struct {
 	// StartSeq, when not zero, is the stream sequence a consumer that does
 	// not exist yet starts at, instead of StartAt.
 	StartSeq uint64
+	// Resume, when set, is asked where a consumer that does not exist yet
+	// starts, before StartSeq and StartAt: at the sequence it returns, or
+	// by them for 0 — and for a sequence past the stream's next, which
+	// cannot be a position in this stream (one restored from an older
+	// snapshot, whose new messages would be skipped). An error fails the
+	// provisioning, which is retried.
+	Resume func(ctx context.Context, s StreamState) (uint64, error)
 	// Source names the component in the dead letters it publishes.
 	Source string
 	// Retry is the delay before a retried message is redelivered, growing with
@@ -107,7 +114,13 @@ func (b *Broker) provision(ctx context.Context, spec ConsumerSpec) (*Consumer, e
 			afterMissing()
 		}
 		cfg := jetstream.ConsumerConfig{Durable: spec.Durable, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy}
+		resume, rerr := b.resume(ctx, spec)
+		if rerr != nil {
+			return nil, rerr
+		}
 		switch {
+		case resume > 0:
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, resume
 		case spec.StartSeq > 0:
 			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, spec.StartSeq
 		case !spec.StartAt.IsZero():
@@ -137,6 +150,38 @@ func (b *Broker) provision(ctx context.Context, spec ConsumerSpec) (*Consumer, e
 		}
 	}
 	return &Consumer{b: b, c: c, spec: spec}, nil
+}
+
+// StreamState is the stream a missing consumer is created on, for
+// ConsumerSpec.Resume: its name, when JetStream created it (which tells
+// it from one created anew under the same name) and its last sequence.
+type StreamState struct {
+	Name    string
+	Created time.Time
+	LastSeq uint64
+}
+
+// resume is where spec.Resume starts a missing consumer; 0: by StartSeq
+// or StartAt.
+func (b *Broker) resume(ctx context.Context, spec ConsumerSpec) (uint64, error) {
+	if spec.Resume == nil {
+		return 0, nil
+	}
+	info, err := b.streamInfo(ctx)
+	if err != nil {
+		return 0, err
+	}
+	st := StreamState{Name: b.stream.Name, Created: info.Created, LastSeq: info.State.LastSeq}
+	seq, err := spec.Resume(ctx, st)
+	if err != nil {
+		return 0, fmt.Errorf("where consumer %s resumes: %w", spec.Durable, err)
+	}
+	if seq > st.LastSeq+1 {
+		b.logger.Warn("a consumer's recorded position is past the stream's end: the stream is older than the position (restored?); creating it by its start instead",
+			"consumer", spec.Durable, "position", seq, "stream_last_seq", st.LastSeq)
+		return 0, nil
+	}
+	return seq, nil
 }
 
 // afterMissing, when set by a test, runs between finding a consumer missing

@@ -430,3 +430,66 @@ func TestConsumeProvisionsALostConsumer(t *testing.T) {
 		t.Errorf("the consumer is not back: %v", err)
 	}
 }
+
+// A missing consumer starts where Resume says, before StartAt, and Resume
+// sees the stream it is created on; a sequence past the stream's next
+// cannot be a position in it (a stream restored from an older snapshot,
+// whose new messages it would skip) and starts it by StartAt instead, as
+// 0 does; an error fails the provisioning. An existing consumer keeps its
+// place: Resume is not asked.
+func TestNewConsumerResumesWhereAsked(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	publish(t, b, 0, 5)
+	name, created, err := b.StreamIdentity(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		durable string
+		resume  uint64
+		err     error
+		pending uint64 // the new consumer's
+	}{
+		{"resume-at-4", 4, nil, 2},
+		{"resume-at-next", 6, nil, 0},
+		{"resume-past-the-end", 7, nil, 5},
+		{"resume-unknown", 0, nil, 5},
+		{"resume-fails", 3, errors.New("store down"), 0},
+	} {
+		t.Run(tt.durable, func(t *testing.T) {
+			var seen broker.StreamState
+			s := spec(tt.durable)
+			s.StartAt = time.Now().Add(-time.Hour) // the stream's start here: all five
+			s.Resume = func(_ context.Context, st broker.StreamState) (uint64, error) {
+				seen = st
+				return tt.resume, tt.err
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+			defer cancel()
+			cons, err := b.Consumer(ctx, s)
+			if seen.Name != name || !seen.Created.Equal(created) || seen.LastSeq != 5 {
+				t.Errorf("Resume saw %+v; want stream %s created %v, last sequence 5", seen, name, created)
+			}
+			if tt.err != nil {
+				if err == nil {
+					t.Fatalf("Consumer = nil error; want Resume's failure to fail it")
+				}
+				if ok, _ := b.HasConsumer(t.Context(), tt.durable); ok {
+					t.Error("created though Resume failed")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lag, err := cons.Lag(t.Context()); err != nil || lag.Pending != tt.pending {
+				t.Errorf("Lag = %+v, %v; want %d pending", lag, err, tt.pending)
+			}
+			// Present, it keeps its place: Resume is not asked again.
+			seen = broker.StreamState{}
+			if _, err := b.Consumer(t.Context(), s); err != nil || seen.Name != "" {
+				t.Errorf("provisioned again: %v, Resume asked %v; want the consumer kept, Resume not asked", err, seen.Name != "")
+			}
+		})
+	}
+}

@@ -30,7 +30,8 @@ func TestSinkRecreatesItsLostConsumer(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	f.publish(t, deliveries(10, 10)...)
-	// Created again from the stream's start, it inserts the first ten
+	// Created again from the position the sink recorded (up to all ten:
+	// TestSinkResumesWhereItRecorded), it may insert some of the first ten
 	// again, which collapse.
 	f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", 20)
 	if n := f.count(t, "SELECT count() FROM delivery_events FINAL"); n != 20 {
@@ -51,6 +52,39 @@ func TestSinkRecreatesItsLostConsumer(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "fetching again") {
 		t.Errorf("no line says the sink fetches again:\n%s", logs)
+	}
+}
+
+// A consumer created again starts after the position the sink recorded
+// in the store, not at the stream's first message: the events stored
+// before it was lost are not inserted again (otpscope_sink_rows_total
+// counts each insert's rows), those published after are, once each. The
+// store keeps the position by stream: in a stream created anew, or with
+// none recorded, it starts at the first message (TestSinkRecreatesItsLostConsumer
+// at its start; broker's TestNewConsumerResumesWhereAsked).
+func TestSinkResumesWhereItRecorded(t *testing.T) {
+	sink.SetPositionEvery(t, 100*time.Millisecond)
+	f := newFixture(t)
+	_, reg, logs := runConsumer(t, f, f.DB)
+	f.publish(t, deliveries(0, 10)...)
+	f.waitCount(t, "SELECT count() FROM delivery_events", 10)
+	// Recorded after an insert, then every idle lag reading (5 s).
+	f.waitCount(t, "SELECT max(acked_seq) FROM sink_positions WHERE consumer = '"+sinkConfig().Durable+"'", 10)
+
+	js := brokertest.JetStream(t, f.Broker)
+	if err := js.DeleteConsumer(t.Context(), f.Broker.StreamName(), sinkConfig().Durable); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	f.publish(t, deliveries(10, 10)...)
+	f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", 20)
+	brokertest.WaitFor(t, 10*time.Second, "the rows counted", func() bool { return metricstest.Must(t, reg, "otpscope_sink_rows_total") >= 20 })
+	time.Sleep(time.Second) // what a consumer from the stream's start would insert again
+	if n := metricstest.Must(t, reg, "otpscope_sink_rows_total"); n != 20 {
+		t.Errorf("rows inserted = %v; want 20: the first ten once, the ten after once", n)
+	}
+	if !strings.Contains(logs.String(), "creating it again from the message after the position the sink recorded") || !strings.Contains(logs.String(), "from_seq=11") {
+		t.Errorf("no line says where the consumer resumed:\n%s", logs)
 	}
 }
 

@@ -12,3 +12,11 @@ func SetLagStale(t testing.TB, d time.Duration) {
 	lagStale = d
 	t.Cleanup(func() { lagStale = old })
 }
+
+// SetPositionEvery sets how often the sink records its position, until
+// the test ends.
+func SetPositionEvery(t testing.TB, d time.Duration) {
+	old := positionEvery
+	positionEvery = d
+	t.Cleanup(func() { positionEvery = old })
+}

@@ -97,6 +97,9 @@ type Consumer struct {
 	cons atomic.Pointer[broker.Consumer]
 	// fetchFailures counts the fetches in a row that failed (Run's loop).
 	fetchFailures int
+	// positionAt is when the position was last recorded (position.go),
+	// unix nanoseconds.
+	positionAt atomic.Int64
 
 	replayState // recover.go
 }
@@ -170,6 +173,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		MaxAckPending: 4 * c.cfg.MaxRows,
 		Source:        deadLetterSource,
 		Retry:         retryPolicy,
+		Resume:        c.resume,
 	})
 	if err != nil {
 		return err
@@ -210,6 +214,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			stop()
 			c.recoverParts(ctx)
 			c.updateLag(fctx, cons)
+			c.recordPosition(fctx)
 			cancel()
 			free <- p
 		}
@@ -249,6 +254,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			// when the last batch's acks may not be counted yet; without this
 			// the gauges would keep that reading for as long as no event came.
 			c.updateLag(ctx, cons)
+			c.recordPosition(ctx)
 			lagAt = time.Now()
 		}
 	}

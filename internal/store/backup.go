@@ -562,6 +562,26 @@ func (db *DB) RecordStream(ctx context.Context, name string, created time.Time) 
 	return nil
 }
 
+// RecordPosition records that consumer has stored every message of stream
+// name, created at created, up to seq (its acknowledgement floor).
+func (db *DB) RecordPosition(ctx context.Context, consumer, name string, created time.Time, seq uint64) error {
+	if err := db.conn.Exec(ctx, fmt.Sprintf("INSERT INTO sink_positions (consumer, stream, created_at, acked_seq) VALUES (?, ?, %s, ?)", msTime(created)), consumer, name, seq); err != nil {
+		return fmt.Errorf("record the sink's position in %s: %w", name, err)
+	}
+	return nil
+}
+
+// Position is the furthest position consumer recorded in stream name,
+// created at created; 0 when none was.
+func (db *DB) Position(ctx context.Context, consumer, name string, created time.Time) (uint64, error) {
+	var seq uint64
+	err := db.conn.QueryRow(ctx, fmt.Sprintf("SELECT max(acked_seq) FROM sink_positions WHERE consumer = ? AND stream = ? AND created_at = %s", msTime(created)), consumer, name).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("the sink's position in %s: %w", name, err)
+	}
+	return seq, nil
+}
+
 // LastStream is the stream the sink last recorded, in a restored database
 // the one the backup's position is in; ok is false when none was (a
 // database, or a backup, from before streams were recorded).
