@@ -14,9 +14,9 @@ import (
 	"github.com/otpscope/otpscope/internal/reporter"
 )
 
-// The console signed in with a read token shows its pages; a replay
-// clicked is refused, the page says why and keeps the token, and the dead
-// letter stays unreplayed.
+// The console signed in with a read token shows its pages; a replay, a
+// delete or a backup clicked is refused, the page says why and keeps the
+// token, and nothing is replayed, deleted or taken.
 func TestConsoleWithAReadToken(t *testing.T) {
 	b := browsertest.New(t, 3*time.Minute)
 	cfg := reporterConfig(t)
@@ -61,6 +61,18 @@ func TestConsoleWithAReadToken(t *testing.T) {
 	}
 	if n := pending(); n != 1 {
 		t.Errorf("%d dead letters never replayed after the read token's clicks; want 1", n)
+	}
+	// The backups are listed; taking one is refused alike, and takes none.
+	browsertest.Run(b, "error hidden", chromedp.Evaluate[bool](`document.querySelector('#error').hidden = true; true`))
+	b.Do("backups", chromedp.Navigate(base+"/console/#backups"), chromedp.WaitReady("#page-backups[data-loaded]"),
+		chromedp.Click("#bk-take"), chromedp.WaitVisible("#error"))
+	if got := b.Text("#error"); !strings.Contains(got, "this token may only read") {
+		t.Errorf("after taking a backup with the read token the page says %q; want why it was refused", got)
+	}
+	var bk reporter.BackupsResponse
+	get("/api/v1/backups", &bk)
+	if len(bk.Backups) != 0 {
+		t.Errorf("backups after the read token's click: %+v; want none", bk.Backups)
 	}
 	b.NoErrorsBut("console with a read token", "403")
 }

@@ -801,6 +801,60 @@
     if (confirm('Replay every dead letter never replayed? Each is published again as the webhooks it holds.')) replay({ all: true });
   });
 
+  // ---- Backups ----
+  async function backups(w, signal) {
+    const res = await api('/api/v1/backups', { signal: signal, timeout: LOAD_TIMEOUT_MS });
+    return () => drawBackups(res.backups);
+  }
+  const fmtBytes = (n) => n < 1024 ? n + ' B' : n < 1 << 20 ? (n / 1024).toFixed(1) + ' KiB' : n < 1 << 30 ? (n / (1 << 20)).toFixed(1) + ' MiB' : (n / (1 << 30)).toFixed(2) + ' GiB';
+  function drawBackups(list) {
+    // Newest first, as the API lists them; a removed one stays listed (its
+    // files are gone), a failed one says why.
+    $('#backups tbody').replaceChildren(...list.map((b) => el('tr', { 'data-name': b.name, 'data-status': b.status },
+      el('td', {}, el('code', {}, b.name)),
+      el('td', { 'data-field': 'status', title: b.error || '' }, b.status + (b.error ? ': ' + b.error : '')),
+      el('td', {}, fmtTime(b.started_at)),
+      el('td', {}, b.status === 'started' ? 'taking…' : fmtTime(b.updated_at)),
+      el('td', { class: 'num' }, b.bytes ? fmtBytes(b.bytes) : '–'),
+      el('td', { class: 'num' }, b.files ? String(b.files) : '–'),
+      el('td', { class: 'num' }, b.stream_seq ? String(b.stream_seq) : 'unknown'),
+      el('td', {}, b.status === 'created' || b.status === 'failed'
+        ? el('button', { type: 'button', class: 'bk-delete', onclick: () => deleteBackup(b.name) }, 'Delete') : ''))));
+    if (!list.length) $('#backups tbody').append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no backups yet')));
+    $('#page-backups').dataset.loaded = String(Date.now());
+  }
+  // takeBackup asks for a backup and waits for it: the API answers once it
+  // is taken (seconds for millions of events). One at a time: a second
+  // request, from here or elsewhere, is refused with 409, which is shown.
+  async function takeBackup() {
+    const button = $('#bk-take'), r = $('#bk-result');
+    button.disabled = true;
+    r.textContent = 'taking a backup…';
+    try {
+      const b = await api('/api/v1/backups', { method: 'POST' });
+      r.textContent = 'taken ' + b.name + ' (' + fmtBytes(b.bytes) + ')';
+      r.dataset.taken = b.name;
+      refresh();
+    } catch (e) {
+      r.textContent = '';
+      showError(e);
+    } finally {
+      button.disabled = false;
+    }
+  }
+  async function deleteBackup(name) {
+    if (!confirm('Delete backup ' + name + ' for good? Its files are removed from --backup-dir; it stays listed as removed.')) return;
+    try {
+      await api('/api/v1/backups/' + encodeURIComponent(name), { method: 'DELETE' });
+      const r = $('#bk-result');
+      r.textContent = 'deleted ' + name;
+      r.dataset.deleted = name;
+      refresh();
+    } catch (e) { showError(e); }
+  }
+  $('#bk-take').addEventListener('click', takeBackup);
+  $('#bk-reload').addEventListener('click', () => refresh());
+
   // ---- Live ----
   // EventSource cannot send a bearer token, so the stream is read with fetch.
   // A stream that ends (the server stopped, the network went) is opened
@@ -880,7 +934,7 @@
   }
 
   // ---- routing ----
-  const PAGES = { overview: overview, journeys: journeys, resends: resends, otp: null, events: eventsPage, deadletters: deadLetters, live: null };
+  const PAGES = { overview: overview, journeys: journeys, resends: resends, otp: null, events: eventsPage, deadletters: deadLetters, backups: backups, live: null };
   const WINDOWED = { overview: 1, journeys: 1, resends: 1, events: 1 };
   const FOLLOWS_CLOCK = { overview: 1, journeys: 1, resends: 1 };
   let timer = null;
