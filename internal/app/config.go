@@ -574,7 +574,9 @@ func flagEnv() map[string]bool {
 	add := func(fs *flag.FlagSet) {
 		fs.VisitAll(func(f *flag.Flag) {
 			if flagenv.FromEnvironment(f) {
-				names[flagenv.Name(f.Name)] = true
+				for _, n := range flagenv.Names(f.Name) {
+					names[n] = true
+				}
 			}
 		})
 	}

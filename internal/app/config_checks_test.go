@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -221,5 +222,21 @@ func TestBrowserNamesAreTheConsoleURLs(t *testing.T) {
 		if got := c.BrowserNames(); !slices.Equal(got, tt.want) {
 			t.Errorf("%s --console-url %q: browser names %q; want %q", tt.binary, tt.consoleURL, got, tt.want)
 		}
+	}
+}
+
+// TestConfigReadsTheContractsAPITokens: OTPSCOPE_API_TOKENS, the name
+// DESIGN.md's operator contract gives --api-token, guards the API as
+// OTPSCOPE_API_TOKEN does (it was ignored, with a warning: the API open);
+// a misspelt secret stops the start.
+func TestConfigReadsTheContractsAPITokens(t *testing.T) {
+	env := []string{"OTPSCOPE_WEBHOOK_TOKENS=webhook-token-0123456789", "OTPSCOPE_API_TOKENS=contract-api-token-0123456789"}
+	code, out := config("otpscope", nil, env)
+	if code != 0 || !regexp.MustCompile(`--api-token\s+\(secret\)\s+\$OTPSCOPE_API_TOKENS`).MatchString(out) || strings.Contains(out, "ignoring") {
+		t.Errorf("config with OTPSCOPE_API_TOKENS = %d:\n%s\nwant accepted, --api-token set from it, no warning", code, out)
+	}
+	code, out = config("reporter", nil, []string{"OTPSCOPE_API_TOKN=contract-api-token-0123456789"})
+	if code != 2 || !strings.Contains(out, "OTPSCOPE_API_TOKN names no setting of otpscope (did you mean OTPSCOPE_API_TOKEN?)") {
+		t.Errorf("config with OTPSCOPE_API_TOKN = %d:\n%s\nwant refused, naming it", code, out)
 	}
 }

@@ -75,7 +75,8 @@ type Subcommand struct {
 // running it. What was asked for (help, version, config) goes to stdout,
 // so that it pipes; logs and usage errors go to stderr. An OTPSCOPE_*
 // variable that neither the command nor c.OtherEnv reads is logged as a
-// warning, with the variable it likely misspells.
+// warning, with the variable it likely misspells — or refused (exit 2)
+// when its name is a secret's (flagenv.SecretName).
 func Main(c Command, args []string, environ []string, stdout, stderr io.Writer) int {
 	// The flag package's own output (an error, then the whole help) is
 	// replaced by one line naming the error, below.
@@ -114,6 +115,21 @@ func Main(c Command, args []string, environ []string, stdout, stderr io.Writer) 
 	var strays []flagenv.Stray
 	if c.OtherEnv != nil {
 		strays = flagenv.Strays(fs, environ, c.OtherEnv)
+	}
+	// A stray secret is refused, not warned of: a token or password given
+	// under a name nothing reads leaves what it was to guard open (an API
+	// token misnamed, the API answers anyone) while the operator believes
+	// it set. A secret's name, or a misspelling of one (OTPSCOPE_API_TOKN).
+	for _, s := range strays {
+		if flagenv.SecretName(s.Name) || flagenv.SecretName(s.Suggest) {
+			meant := ""
+			if s.Suggest != "" {
+				meant = " (did you mean " + s.Suggest + "?)"
+			}
+			fmt.Fprintf(stderr, "%s: %s names no setting of otpscope%s: a secret under a name otpscope does not read leaves what it guards open; rename it or unset it (see %s --help)\n",
+				c.Name, s.Name, meant, c.Name)
+			return 2
+		}
 	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(*level)); err != nil {
@@ -190,13 +206,14 @@ func config(ctx context.Context, c Command, fs *flag.FlagSet, args, environ []st
 		if fromArgs[name] {
 			return "flag"
 		}
-		env := flagenv.Name(name)
 		if !flagenv.FromEnvironment(fs.Lookup(name)) {
 			return "default"
 		}
-		for _, v := range []string{env, env + flagenv.FileSuffix} {
-			if _, ok := lookup(v); ok {
-				return "$" + v
+		for _, env := range flagenv.Names(name) {
+			for _, v := range []string{env, env + flagenv.FileSuffix} {
+				if _, ok := lookup(v); ok {
+					return "$" + v
+				}
 			}
 		}
 		return "default"

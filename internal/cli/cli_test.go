@@ -171,6 +171,44 @@ func TestStrayEnvironment(t *testing.T) {
 	}
 }
 
+// TestStraySecretRefused: a stray variable whose name is a secret's
+// (OTPSCOPE_API_TOKN for OTPSCOPE_API_TOKEN) is refused before the command
+// runs, in `config` too, naming it and what it likely misspells, never its
+// value: the operator believes the API guarded while it answers anyone.
+func TestStraySecretRefused(t *testing.T) {
+	for _, tt := range []struct {
+		args      []string
+		stray, is string
+	}{
+		{nil, "OTPSCOPE_API_TOKN", "OTPSCOPE_API_TOKN names no setting of otpscope (did you mean OTPSCOPE_API_TOKEN?)"},
+		{[]string{"config"}, "OTPSCOPE_API_TOKN", "OTPSCOPE_API_TOKN names no setting of otpscope (did you mean OTPSCOPE_API_TOKEN?)"},
+		{nil, "OTPSCOPE_GRAFANA_PASSWORD", "OTPSCOPE_GRAFANA_PASSWORD names no setting of otpscope:"},
+	} {
+		var ran bool
+		c := testCommand(&ran)
+		c.OtherEnv = func(string) bool { return false }
+		flags := c.Flags
+		c.Flags = func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
+			fs.String("api-token", "", "bearer token")
+			return flags(fs)
+		}
+		var out bytes.Buffer
+		code := Main(c, tt.args, []string{tt.stray + "=s3cret-value-0123456789"}, &out, &out)
+		if want := "svc: " + tt.is; code != 2 || ran || !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "leaves what it guards open") {
+			t.Errorf("Main(%q) with %s = %d, ran %v:\n%s\nwant 2 without running, saying %q", tt.args, tt.stray, code, ran, out.String(), want)
+		}
+		if strings.Contains(out.String(), "s3cret") {
+			t.Errorf("the refusal shows the value:\n%s", out.String())
+		}
+	}
+	// A stray of another kind is a warning, as before.
+	var ran bool
+	var out bytes.Buffer
+	if code := Main(testCommand(&ran), nil, []string{"OTPSCOPE_LISTN=x"}, &out, &out); code != 0 || !ran {
+		t.Errorf("a stray that is no secret: Main = %d, ran %v; want it run", code, ran)
+	}
+}
+
 // TestLogFormat: --log-format json writes each entry as one JSON object;
 // an unknown format is a usage error before the command runs.
 func TestLogFormat(t *testing.T) {

@@ -20,6 +20,17 @@ const Prefix = "OTPSCOPE_"
 // `poller register-callback`) reads the comma-separated OTPSCOPE_WEBHOOK_TOKENS.
 var Renamed = map[string]string{"webhook-token": "OTPSCOPE_WEBHOOK_TOKENS"}
 
+// Aliases are variables a flag also reads, besides Name: the ones
+// DESIGN.md's operator contract names where the flag's own differs. Its
+// --api-token reads OTPSCOPE_API_TOKENS, as --webhook-token reads
+// OTPSCOPE_WEBHOOK_TOKENS; the README's OTPSCOPE_API_TOKEN stays the name.
+var Aliases = map[string][]string{"api-token": {"OTPSCOPE_API_TOKENS"}}
+
+// Names are the variables a flag reads: Name, then its Aliases.
+func Names(flagName string) []string {
+	return append([]string{Name(flagName)}, Aliases[flagName]...)
+}
+
 // Name is the environment variable of a flag: OTPSCOPE_ + the flag's name in
 // upper case with dashes as underscores (--nats-url → OTPSCOPE_NATS_URL), unless
 // Renamed lists another.
@@ -48,13 +59,31 @@ func Apply(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 		if err != nil || !FromEnvironment(f) {
 			return
 		}
-		name := Name(f.Name)
-		fileName := name + FileSuffix
-		v, inEnv := lookup(name)
-		path, inFile := lookup(fileName)
+		// The one variable set among the flag's names and their file forms.
+		var name, fileName, v, path string
+		var inEnv, inFile bool
+		for _, n := range Names(f.Name) {
+			for _, form := range []string{n, n + FileSuffix} {
+				val, ok := lookup(form)
+				if !ok {
+					continue
+				}
+				if inEnv || inFile {
+					set := name
+					if inFile {
+						set = fileName
+					}
+					err = fmt.Errorf("both %s and %s are set: set one", set, form)
+					return
+				}
+				if form == n {
+					name, v, inEnv = n, val, true
+				} else {
+					fileName, path, inFile = form, val, true
+				}
+			}
+		}
 		switch {
-		case inEnv && inFile:
-			err = fmt.Errorf("both %s and %s are set: set one", name, fileName)
 		case inFile:
 			content, e := ReadFile(path)
 			if e == nil {
@@ -334,7 +363,9 @@ func Strays(fs *flag.FlagSet, environ []string, known func(string) bool) []Stray
 	var reads []string
 	fs.VisitAll(func(f *flag.Flag) {
 		if FromEnvironment(f) {
-			reads = append(reads, Name(f.Name), Name(f.Name)+FileSuffix)
+			for _, n := range Names(f.Name) {
+				reads = append(reads, n, n+FileSuffix)
+			}
 		}
 	})
 	var strays []Stray

@@ -273,3 +273,42 @@ func TestCommandLineOnly(t *testing.T) {
 		t.Errorf("--all on the command line: %v, all %v; want it set", err, *all)
 	}
 }
+
+// TestAliases: --api-token also reads OTPSCOPE_API_TOKENS (DESIGN.md's
+// operator contract), and its file form; two of a flag's names set at
+// once are an error naming both; an alias is no stray.
+func TestAliases(t *testing.T) {
+	newFS := func() (*flag.FlagSet, *List) {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		var l List
+		fs.Var(&l, "api-token", "")
+		return fs, &l
+	}
+	file := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(file, []byte("token-from-file-0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		env  []string
+		want List
+		err  string
+	}{
+		{[]string{"OTPSCOPE_API_TOKEN=a-0123456789abcdef"}, List{"a-0123456789abcdef"}, ""},
+		{[]string{"OTPSCOPE_API_TOKENS=b-0123456789abcdef,c-0123456789abcdef"}, List{"b-0123456789abcdef", "c-0123456789abcdef"}, ""},
+		{[]string{"OTPSCOPE_API_TOKENS_FILE=" + file}, List{"token-from-file-0123"}, ""},
+		{[]string{"OTPSCOPE_API_TOKEN=a-0123456789abcdef", "OTPSCOPE_API_TOKENS=b-0123456789abcdef"}, nil, "both OTPSCOPE_API_TOKEN and OTPSCOPE_API_TOKENS are set: set one"},
+		{[]string{"OTPSCOPE_API_TOKEN_FILE=" + file, "OTPSCOPE_API_TOKENS=b-0123456789abcdef"}, nil, "both OTPSCOPE_API_TOKEN_FILE and OTPSCOPE_API_TOKENS are set: set one"},
+	} {
+		fs, l := newFS()
+		err := Parse(fs, nil, Lookup(tt.env))
+		switch {
+		case tt.err != "" && (err == nil || err.Error() != tt.err):
+			t.Errorf("%q: %v; want %q", tt.env, err, tt.err)
+		case tt.err == "" && (err != nil || !reflect.DeepEqual(*l, tt.want)):
+			t.Errorf("%q: %q, %v; want %q", tt.env, *l, err, tt.want)
+		}
+		if strays := Strays(fs, tt.env, nil); len(strays) != 0 {
+			t.Errorf("%q: strays %q; want none", tt.env, strays)
+		}
+	}
+}

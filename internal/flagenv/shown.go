@@ -10,7 +10,9 @@ import (
 // secret.
 var secretWords = []string{"password", "token", "key", "secret"}
 
-func secretName(name string) bool {
+// SecretName reports whether a flag's or a variable's name says its value
+// is a secret: a password, token, key or secret.
+func SecretName(name string) bool {
 	name = strings.ToLower(name)
 	for _, w := range secretWords {
 		if strings.Contains(name, w) {
@@ -29,7 +31,7 @@ func Shown(flagName, value string) string {
 	switch {
 	case value == "" || value == "[]" || strings.HasSuffix(flagName, "-file") || strings.HasSuffix(flagName, "-dir"):
 		return value // a path, not the secret it may lead to
-	case secretName(flagName):
+	case SecretName(flagName):
 		if n := strings.Count(value, ",") + 1; n > 1 {
 			return "(" + strconv.Itoa(n) + " secrets)"
 		}
@@ -57,7 +59,7 @@ func shownURL(u string, hidePath bool) string {
 	}
 	q := p.Query()
 	for k := range q {
-		if secretName(k) {
+		if SecretName(k) {
 			q[k] = []string{"xxxxx"}
 		}
 	}
