@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -221,6 +222,9 @@ func (db *DB) Restore(ctx context.Context, name string, now time.Time) (BackupIn
 	if err := findBackup(db.backupDir, name); err != nil {
 		return BackupInfo{}, fmt.Errorf("the database is untouched: %w", err)
 	}
+	if err := db.roomFor(ctx, name); err != nil {
+		return BackupInfo{}, fmt.Errorf("restore %s: the database is untouched: %w", name, err)
+	}
 	database := db.database(ctx)
 	b, err := db.tryBackup(ctx, database, name)
 	if err != nil {
@@ -404,6 +408,55 @@ func findBackup(dir, name string) error {
 		return fmt.Errorf("%w: %s is incomplete, cut short while being taken (%v)", ErrBadBackup, name, err)
 	}
 	return nil
+}
+
+// ErrNoRoom is returned by Restore when the engine's disk cannot hold the
+// backup's tables beside the ones they replace.
+var ErrNoRoom = errors.New("not enough free disk for the restore")
+
+// roomFor refuses, before anything is written, a restore the engine's disk
+// cannot hold: the backup is restored twice (a scratch copy to check,
+// dropped, then in place), each time while the tables it replaces are
+// still there, so the disk needs the backup's size free, and a tenth more
+// for the engine's own files. A disk that fills midway would leave broken
+// parts and a half-done restore to clean up. Only where the backup's files
+// are this process's to measure (the embedded engine's).
+func (db *DB) roomFor(ctx context.Context, name string) error {
+	if db.backupDir == "" {
+		return nil
+	}
+	var size uint64
+	err := filepath.WalkDir(filepath.Join(db.backupDir, name), func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			size += uint64(info.Size())
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("the backup's size: %w", err)
+	}
+	var free uint64
+	if err := db.conn.QueryRow(ctx, "SELECT free_space FROM system.disks WHERE name = 'default'").Scan(&free); err != nil {
+		db.logger.Warn("the engine's free disk is unknown: restoring without checking it", "err", err)
+		return nil
+	}
+	if need := size + size/10; free < need {
+		return fmt.Errorf("%w: the backup's tables take %s, and the engine's disk has %s free of the %s the restore needs beside the tables it replaces: free some, or restore into an engine directory on a larger disk (README, Backups and restores)",
+			ErrNoRoom, bytesIn(size), bytesIn(free), bytesIn(need))
+	}
+	return nil
+}
+
+// bytesIn is n bytes in MiB, or GiB from 1 GiB, for a message.
+func bytesIn(n uint64) string {
+	if n >= 1<<30 {
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 // backupMetadata is the file a backup's directory holds once it is whole.

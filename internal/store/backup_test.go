@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -367,5 +368,48 @@ func TestRestoreRenamedBackup(t *testing.T) {
 	}
 	if todo, err := db.RestoresToReplay(ctx); err != nil || len(todo) != 1 || todo[0].StreamSeq != 40 {
 		t.Errorf("restores to replay %+v, %v; want the restore, from sequence 40", todo, err)
+	}
+}
+
+// TestRestoreRefusedWithoutRoom: a backup larger than the engine's disk
+// has free (here padded with a sparse file as large as the whole disk,
+// which takes no room of its own) is refused before anything is written,
+// saying how much it needs and has: a disk filling midway would leave
+// broken parts and a half-done restore. The database is untouched. (The
+// restores of TestBackupAndRestore pass the same check.)
+func TestRestoreRefusedWithoutRoom(t *testing.T) {
+	db := openSingle(t)
+	ctx := t.Context()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	insertDelivered(t, db, 0, 20)
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	name := takeBackup(t, db, 20, at)
+	store.SetBackupDir(db, backupDir)
+	var total uint64
+	if err := db.Conn().QueryRow(ctx, "SELECT total_space FROM system.disks WHERE name = 'default'").Scan(&total); err != nil || total == 0 {
+		t.Fatalf("the engine's disk: %d bytes, %v", total, err)
+	}
+	pad := filepath.Join(backupDir, name, "data", "padding.bin")
+	if err := os.MkdirAll(filepath.Dir(pad), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(pad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(int64(total)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	t.Cleanup(func() { os.Remove(pad) })
+	before := tablesAndRows(t, db)
+	_, err = db.Restore(ctx, name, at.Add(time.Hour))
+	if !errors.Is(err, store.ErrNoRoom) || !strings.Contains(err.Error(), "the database is untouched") || !regexp.MustCompile(`has [0-9.]+ [MG]iB free`).MatchString(err.Error()) {
+		t.Errorf("restoring a backup larger than the free disk: %v; want ErrNoRoom, the database untouched, the figures", err)
+	}
+	if after := tablesAndRows(t, db); after != before {
+		t.Errorf("after the refusal: tables, events, channel events %v; want %v untouched", after, before)
 	}
 }
