@@ -257,7 +257,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	}
 
 	r := chi.NewRouter()
-	reporter.NewAPI(db, logger).Mount(r)
+	reporter.NewAPI(db, reporter.AlertRules{}, logger).Mount(r)
 	api := httptest.NewServer(r)
 	defer api.Close()
 

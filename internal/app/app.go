@@ -183,7 +183,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		bounded := guarded.With(reporter.NewLimit(cfg.APIQueries).Middleware)
 		backups.Mount(guarded, bounded)
 		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg).WithBackups(backups)
-		reporter.NewAPI(a.db, logger).Mount(bounded)
+		reporter.NewAPI(a.db, cfg.Reports.Rules, logger).Mount(bounded)
 		reports.MountFiring(guarded)
 		reporter.NewDeadLetters(a.db, a.broker, logger).Mount(bounded)
 		// The console's pages are code, not data: served unguarded (a

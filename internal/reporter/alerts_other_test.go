@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -147,6 +149,44 @@ func TestAlertsUnknownChannelsTogether(t *testing.T) {
 	}
 	if slices.Sort(held); !slices.Equal(held, want) {
 		t.Errorf("Alertmanager holds %v; want %v", held, want)
+	}
+
+	// The API filtered by a channel lists the alerts it is judged in: a
+	// made-up one's are OTHER's, a known one's and a named one's their own.
+	ar := chi.NewRouter()
+	reporter.NewAPI(f.DB, rules, brokertest.Logger(t)).Mount(ar)
+	api := httptest.NewServer(ar)
+	t.Cleanup(api.Close)
+	window := url.Values{"from": {now.Add(-time.Hour).Format(time.RFC3339)}, "to": {to.Add(time.Minute).Format(time.RFC3339)}}
+	for channel, want := range map[string][]string{
+		"PAGE_ONCALL_3": {"delivery_rate_low/OTHER"},
+		"OTHER":         {"delivery_rate_low/OTHER"},
+		"VIBER":         {"delivery_rate_low/VIBER"},
+		"RCS":           {"delivery_rate_low/RCS"},
+	} {
+		q := url.Values{"channel": {channel}, "from": window["from"], "to": window["to"]}
+		var eps reporter.AlertEpisodesResponse
+		var recs reporter.AlertsResponse
+		for path, into := range map[string]any{"/api/v1/alerts/episodes": &eps, "/api/v1/alerts": &recs} {
+			resp, err := http.Get(api.URL + path + "?" + q.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		var listed, recorded []string
+		for _, e := range eps.Episodes {
+			listed = append(listed, e.Rule+"/"+e.Channel)
+		}
+		for _, r := range recs.Alerts {
+			recorded = append(recorded, r.Rule+"/"+r.Channel)
+		}
+		if !slices.Equal(listed, want) || !slices.Equal(recorded, want) {
+			t.Errorf("channel=%s: episodes %v, alerts %v; want %v", channel, listed, recorded, want)
+		}
 	}
 }
 

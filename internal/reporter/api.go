@@ -29,13 +29,17 @@ const DefaultAPIWindow = 24 * time.Hour
 // /api/v1/otps/{otpId}. Errors are RFC 9457 problem details.
 type API struct {
 	db *store.DB
+	// rules say which channels the alerts judge by themselves: a filter
+	// by another also lists OTHER's alerts, where it is judged.
+	rules AlertRules
 	responder
 	now func() time.Time
 }
 
-// NewAPI returns the API over db.
-func NewAPI(db *store.DB, logger *slog.Logger) *API {
-	return &API{db: db, now: time.Now, responder: responder{
+// NewAPI returns the API over db; rules are the alert rules the reporter
+// evaluates.
+func NewAPI(db *store.DB, rules AlertRules, logger *slog.Logger) *API {
+	return &API{db: db, rules: rules, now: time.Now, responder: responder{
 		logger: logger, failure: "analytics query", title: "Analytics unavailable", detail: "the ClickHouse query failed"}}
 }
 

@@ -183,7 +183,7 @@ func newTraffic(t *testing.T) *traffic {
 	}
 
 	ar := chi.NewRouter()
-	reporter.NewAPI(f.DB, brokertest.Logger(t)).Mount(ar)
+	reporter.NewAPI(f.DB, reporter.AlertRules{}, brokertest.Logger(t)).Mount(ar)
 	reporter.NewReports(reporter.ReportsConfig{}, f.DB, f.Broker, brokertest.Logger(t), nil).MountFiring(ar)
 	api := httptest.NewServer(ar)
 	t.Cleanup(api.Close)
@@ -591,7 +591,7 @@ func TestMaxLag(t *testing.T) {
 		t.Fatal(err)
 	}
 	ar := chi.NewRouter()
-	reporter.NewAPI(f.DB, brokertest.Logger(t)).Mount(ar)
+	reporter.NewAPI(f.DB, reporter.AlertRules{}, brokertest.Logger(t)).Mount(ar)
 	api := httptest.NewServer(ar)
 	t.Cleanup(api.Close)
 	tr := &traffic{f: f, api: api}

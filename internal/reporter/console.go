@@ -172,7 +172,8 @@ func (a *API) alertFilter(w http.ResponseWriter, r *http.Request) (store.AlertFi
 	if !ok {
 		return store.AlertFilter{}, false
 	}
-	f := store.AlertFilter{From: win.From, To: win.To, Channel: win.Channel, State: strings.ToLower(strings.TrimSpace(r.URL.Query().Get("state"))), Limit: DefaultAlertsLimit}
+	f := store.AlertFilter{From: win.From, To: win.To, Channel: win.Channel, OrOther: win.Channel != "" && !a.rules.ownSeries(win.Channel),
+		State: strings.ToLower(strings.TrimSpace(r.URL.Query().Get("state"))), Limit: DefaultAlertsLimit}
 	if !limitParam(w, r, MaxAlertsLimit, &f.Limit) {
 		return f, false
 	}

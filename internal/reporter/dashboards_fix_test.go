@@ -200,7 +200,7 @@ func samePtr(a, b *float64) bool {
 func TestDashboardPanelsAgreeWithTheAPI(t *testing.T) {
 	f := newFixture(t)
 	ar := chi.NewRouter()
-	reporter.NewAPI(f.DB, brokertest.Logger(t)).Mount(ar)
+	reporter.NewAPI(f.DB, reporter.AlertRules{}, brokertest.Logger(t)).Mount(ar)
 	api := httptest.NewServer(ar)
 	t.Cleanup(api.Close)
 	tr := &traffic{f: f, api: api}

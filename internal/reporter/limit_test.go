@@ -32,7 +32,7 @@ import (
 func TestAnalyticsBurstLeavesThePipelineItsConnections(t *testing.T) {
 	p := sinktest.Open(t)
 	r := chi.NewRouter()
-	reporter.NewAPI(p.DB, brokertest.Logger(t)).Mount(r.With(reporter.NewLimit(reporter.DefaultAPIQueries).Middleware))
+	reporter.NewAPI(p.DB, reporter.AlertRules{}, brokertest.Logger(t)).Mount(r.With(reporter.NewLimit(reporter.DefaultAPIQueries).Middleware))
 	api := httptest.NewServer(r)
 	t.Cleanup(api.Close)
 

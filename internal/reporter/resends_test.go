@@ -75,7 +75,7 @@ func TestResendsAreAttempts(t *testing.T) {
 
 	f := newFixture(t)
 	ar := chi.NewRouter()
-	reporter.NewAPI(f.DB, brokertest.Logger(t)).Mount(ar)
+	reporter.NewAPI(f.DB, reporter.AlertRules{}, brokertest.Logger(t)).Mount(ar)
 	api := httptest.NewServer(ar)
 	t.Cleanup(api.Close)
 	tr := &traffic{f: f, api: api}

@@ -19,11 +19,13 @@ type AlertRecord struct {
 
 // AlertFilter selects the alerts evaluated within [From, To). Channel
 // narrows them to that channel's and those of no channel (the fallback
-// rate's, which concern every channel); State to those firing or resolved;
-// Limit bounds them, 1,000 when 0.
+// rate's, which concern every channel), and with OrOther to OTHER's too
+// (the channel is one the rules judge among those otpscope does not know);
+// State to those firing or resolved; Limit bounds them, 1,000 when 0.
 type AlertFilter struct {
 	From, To time.Time
 	Channel  string
+	OrOther  bool
 	State    string
 	Limit    int
 }
@@ -32,7 +34,10 @@ type AlertFilter struct {
 // channel, and how many rows f lists.
 func (f AlertFilter) where() (cond string, args []any, limit int) {
 	cond = fmt.Sprintf("evaluated_at >= %s AND evaluated_at < %s", msTime(f.From), msTime(f.To))
-	if f.Channel != "" {
+	switch {
+	case f.Channel != "" && f.OrOther:
+		cond, args = cond+" AND channel IN (?, 'OTHER', '')", append(args, f.Channel)
+	case f.Channel != "":
 		cond, args = cond+" AND channel IN (?, '')", append(args, f.Channel)
 	}
 	return cond, args, cmp.Or(max(f.Limit, 0), 1000)
