@@ -99,7 +99,11 @@ func TestChaos(t *testing.T) {
 	reporter := &service{name: "reporter", bin: filepath.Join(bins, "reporter"), listen: webtest.FreeAddr(t)}
 	reporter.args = []string{"--listen", reporter.listen, "--data-dir", chDir, "--nats-url", "nats://" + natsListen,
 		"--nats-password", password, "--clickhouse-listen", chListen,
-		"--sink-flush-interval", "200ms", "--sink-ack-wait", "5s", "--report-hourly", "", "--report-daily", "", "--alert-schedule", ""}
+		// An ack wait of 15 s: the disk-full phase must break a part before
+		// the sink's first check of them, one ack wait after its first failed
+		// insert; 5 s was lost to a loaded machine. Only the redelivery of
+		// what a killed reporter held waits for it, which the end allows.
+		"--sink-flush-interval", "200ms", "--sink-ack-wait", "15s", "--report-hourly", "", "--report-daily", "", "--alert-schedule", ""}
 	ingest.start(t)
 	reporter.start(t)
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chListen}, Protocol: clickhouse.HTTP})
