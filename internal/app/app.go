@@ -252,7 +252,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		}
 	}
 	if len(cfg.APITokens) == 0 && !httpurl.Loopback(a.AdminAddr()) {
-		logger.Warn("the API and /metrics answer anyone who can reach "+a.AdminAddr()+" (a browser only at its IP address, localhost or --console-url's host): set --api-token", "browser_names", cfg.browserNames())
+		logger.Warn("--insecure-open-api: the API and /metrics answer anyone who can reach "+a.AdminAddr()+" (a browser only at its IP address, localhost or --console-url's host): set --api-token", "browser_names", cfg.browserNames())
 	}
 	a.ln = a.starting.Handoff(ctx)
 	if a.adminStarting != nil {

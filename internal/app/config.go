@@ -24,6 +24,7 @@ import (
 	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/httpurl"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/poller"
@@ -93,6 +94,10 @@ type Config struct {
 	// APITokensFile is the file APITokens were read from
 	// (OTPSCOPE_API_TOKEN_FILE), read again when it changes.
 	APITokensFile string
+	// InsecureOpenAPI lets the API and /metrics listen beyond loopback
+	// without APITokens, answering anyone who reaches them (Validate
+	// refuses that otherwise: DESIGN.md's "none (loopback only)").
+	InsecureOpenAPI bool
 	// APIReadTokens may read what APITokens do (the API, the live stream,
 	// /metrics, the profiler) and act on nothing: those who only look at
 	// the console cannot replay dead letters or take or delete backups.
@@ -220,8 +225,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, b Binary) flagenv.Groups {
 	g.Add(fs, "Process", func() {
 		fs.StringVar(&c.Listen, "listen", b.Listen, "HTTP address (public: webhooks, tracking, health)")
 		fs.StringVar(&c.AdminListen, "admin-listen", b.AdminListen, "HTTP address of the API and /metrics (empty: on --listen)")
-		fs.Var(&c.APITokens, "api-token", "bearer token required for the API and /metrics (repeat or comma-separate to rotate; none: open; from $OTPSCOPE_API_TOKEN_FILE read again when it changes)")
+		fs.Var(&c.APITokens, "api-token", "bearer token required for the API and /metrics (repeat or comma-separate to rotate; none: open, on loopback only unless --insecure-open-api; from $OTPSCOPE_API_TOKEN_FILE read again when it changes)")
 		flagenv.RecordFile(fs, "api-token", &c.APITokensFile)
+		fs.BoolVar(&c.InsecureOpenAPI, "insecure-open-api", false, "let the API and /metrics listen beyond loopback without --api-token, answering anyone who reaches them (development, or a network that is itself the guard)")
 		fs.Var(&c.APIReadTokens, "api-read-token", "bearer token that may read the API, /metrics and the profiler (GET, HEAD) and act on nothing: 403 to a replay, a backup (needs --api-token; repeat or comma-separate to rotate; from $OTPSCOPE_API_READ_TOKEN_FILE read again when it changes)")
 		flagenv.RecordFile(fs, "api-read-token", &c.APIReadTokensFile)
 		fs.Var(&c.MetricsTokens, "metrics-token", "bearer token that may read /metrics and nothing else, for Prometheus (needs --api-token, whose tokens read it too; repeat or comma-separate to rotate; from $OTPSCOPE_METRICS_TOKEN_FILE read again when it changes)")
@@ -340,6 +346,9 @@ func (c *Config) Validate() error {
 	if len(c.MetricsTokens) > 0 && len(c.APITokens) == 0 {
 		return errors.New("metrics-token without api-token: /metrics would be guarded and the API open; set --api-token too")
 	}
+	if err := c.checkOpenAPI(); err != nil {
+		return err
+	}
 	if err := c.checkTokenRoles(); err != nil {
 		return err
 	}
@@ -457,6 +466,26 @@ func (c *Config) checkListeners() error {
 
 // wildcard reports whether host binds every address.
 func wildcard(host string) bool { return host == "" || host == "0.0.0.0" || host == "::" }
+
+// checkOpenAPI refuses an API and /metrics beyond loopback without an API
+// token, unless --insecure-open-api says so: whoever reaches the address
+// could replay dead letters, take and delete backups and read OTPs. On
+// loopback (the default) the host's users and its reverse proxy alone
+// reach it, and the browser guard keeps web pages out (ops.BrowserGuard).
+func (c *Config) checkOpenAPI() error {
+	if c.InsecureOpenAPI && len(c.APITokens) > 0 {
+		return errors.New("--insecure-open-api with --api-token: the tokens guard the API; drop one")
+	}
+	flag, addr := "admin-listen", c.AdminListen
+	if addr == "" {
+		flag, addr = "listen", c.Listen
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "-1" || len(c.APITokens) > 0 || c.InsecureOpenAPI || httpurl.Loopback(addr) {
+		return nil
+	}
+	return fmt.Errorf("%s %s is beyond loopback and there is no --api-token: the API (dead-letter replays, backups, OTP lookups) and /metrics would answer anyone who reaches it; set --api-token (and --metrics-token for Prometheus), or --insecure-open-api to serve it open on purpose", flag, addr)
+}
 
 // tokenRoles are the bearer tokens this process takes, a role each, most
 // powerful first, with their tokens (several while one rotates; a _FILE

@@ -136,7 +136,7 @@ func TestConfigRefusesListenerClashes(t *testing.T) {
 		want string // in the refusal; "": accepted
 	}{
 		{[]string{"--listen", "127.0.0.1:39480", "--admin-listen", "127.0.0.1:39480"}, "listen and admin-listen are both"},
-		{[]string{"--admin-listen", "0.0.0.0:39481", "--clickhouse-listen", "127.0.0.1:39481"}, "admin-listen and clickhouse-listen are both"},
+		{[]string{"--admin-listen", "0.0.0.0:39481", "--insecure-open-api", "--clickhouse-listen", "127.0.0.1:39481"}, "admin-listen and clickhouse-listen are both"},
 		{[]string{"--simulate-listen", "127.0.0.1:8080"}, "listen and simulate-listen are both"},
 		{[]string{"--listen", "127.0.0.1:99999"}, "port 99999 is not within"},
 		{[]string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--clickhouse-listen", "127.0.0.1:0"}, ""},
@@ -238,5 +238,39 @@ func TestConfigReadsTheContractsAPITokens(t *testing.T) {
 	code, out = config("reporter", nil, []string{"OTPSCOPE_API_TOKN=contract-api-token-0123456789"})
 	if code != 2 || !strings.Contains(out, "OTPSCOPE_API_TOKN names no setting of otpscope (did you mean OTPSCOPE_API_TOKEN?)") {
 		t.Errorf("config with OTPSCOPE_API_TOKN = %d:\n%s\nwant refused, naming it", code, out)
+	}
+}
+
+// TestConfigRefusesAnOpenAPIBeyondLoopback: the API and /metrics beyond
+// loopback without --api-token (DESIGN.md: "none (loopback only)") stop
+// the start, naming the address, unless --insecure-open-api says so; on
+// loopback, with a token, or with only the public listener beyond, they
+// start. Both flags at once are refused.
+func TestConfigRefusesAnOpenAPIBeyondLoopback(t *testing.T) {
+	const webhook, api = "webhook-token-0123456789", "api-token-0123456789ab"
+	for _, tt := range []struct {
+		binary string
+		args   []string
+		refuse string // in the refusal; "": accepted
+	}{
+		{"ingest", []string{"--webhook-token", webhook, "--admin-listen", "0.0.0.0:8083"}, "admin-listen 0.0.0.0:8083 is beyond loopback and there is no --api-token"},
+		{"reporter", []string{"--listen", "0.0.0.0:8081"}, "listen 0.0.0.0:8081 is beyond loopback"},
+		{"otpscope", []string{"--webhook-token", webhook, "--admin-listen", "10.0.0.5:8081"}, "admin-listen 10.0.0.5:8081 is beyond loopback"},
+		{"otpscope", []string{"--webhook-token", webhook, "--admin-listen", "10.0.0.5:8081", "--insecure-open-api"}, ""},
+		{"otpscope", []string{"--webhook-token", webhook, "--admin-listen", "0.0.0.0:8081", "--api-token", api}, ""},
+		{"otpscope", []string{"--webhook-token", webhook, "--admin-listen", "localhost:8081"}, ""},
+		{"ingest", []string{"--webhook-token", webhook, "--listen", "0.0.0.0:8080"}, ""}, // the admin stays on loopback
+		{"otpscope", []string{"--webhook-token", webhook, "--api-token", api, "--insecure-open-api"}, "--insecure-open-api with --api-token"},
+	} {
+		code, out := config(tt.binary, tt.args, nil)
+		if tt.refuse == "" {
+			if code != 0 {
+				t.Errorf("%s %q: %d; want accepted:\n%s", tt.binary, tt.args, code, out)
+			}
+			continue
+		}
+		if code != 2 || !strings.Contains(out, tt.refuse) {
+			t.Errorf("%s %q: %d; want refused, saying %q:\n%s", tt.binary, tt.args, code, tt.refuse, out)
+		}
 	}
 }
