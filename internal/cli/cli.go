@@ -209,12 +209,8 @@ func config(ctx context.Context, c Command, fs *flag.FlagSet, args, environ []st
 		if !flagenv.FromEnvironment(fs.Lookup(name)) {
 			return "default"
 		}
-		for _, env := range flagenv.Names(name) {
-			for _, v := range []string{env, env + flagenv.FileSuffix} {
-				if _, ok := lookup(v); ok {
-					return "$" + v
-				}
-			}
+		if v, _, _ := flagenv.Variable(name, lookup); v != "" {
+			return "$" + v
 		}
 		return "default"
 	}

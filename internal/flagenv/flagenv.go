@@ -20,10 +20,10 @@ const Prefix = "OTPSCOPE_"
 // `poller register-callback`) reads the comma-separated OTPSCOPE_WEBHOOK_TOKENS.
 var Renamed = map[string]string{"webhook-token": "OTPSCOPE_WEBHOOK_TOKENS"}
 
-// Aliases are variables a flag also reads, besides Name: the ones
-// DESIGN.md's operator contract names where the flag's own differs. Its
-// --api-token reads OTPSCOPE_API_TOKENS, as --webhook-token reads
-// OTPSCOPE_WEBHOOK_TOKENS; the README's OTPSCOPE_API_TOKEN stays the name.
+// Aliases are variables a flag also reads, besides Name: names operators
+// were given for it elsewhere. --api-token reads OTPSCOPE_API_TOKENS, the
+// plural as in OTPSCOPE_WEBHOOK_TOKENS and the project's operator contract
+// (shared/DESIGN.md); OTPSCOPE_API_TOKEN stays the name the README gives.
 var Aliases = map[string][]string{"api-token": {"OTPSCOPE_API_TOKENS"}}
 
 // Names are the variables a flag reads: Name, then its Aliases.
@@ -59,50 +59,49 @@ func Apply(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 		if err != nil || !FromEnvironment(f) {
 			return
 		}
-		// The one variable set among the flag's names and their file forms.
-		var name, fileName, v, path string
-		var inEnv, inFile bool
-		for _, n := range Names(f.Name) {
-			for _, form := range []string{n, n + FileSuffix} {
-				val, ok := lookup(form)
-				if !ok {
-					continue
-				}
-				if inEnv || inFile {
-					set := name
-					if inFile {
-						set = fileName
-					}
-					err = fmt.Errorf("both %s and %s are set: set one", set, form)
-					return
-				}
-				if form == n {
-					name, v, inEnv = n, val, true
-				} else {
-					fileName, path, inFile = form, val, true
-				}
-			}
+		name, file, e := Variable(f.Name, lookup)
+		if e != nil || name == "" {
+			err = e
+			return
 		}
-		switch {
-		case inFile:
-			content, e := ReadFile(path)
+		v, _ := lookup(name)
+		if file {
+			content, e := ReadFile(v)
 			if e == nil {
 				if r, ok := f.Value.(*fileRecorder); ok {
-					e = r.setFile(path, content)
+					e = r.setFile(v, content)
 				} else {
 					e = fs.Set(f.Name, content)
 				}
 			}
 			if e != nil {
-				err = fmt.Errorf("%s: %w", fileName, e) // not the value: it may be a secret
+				err = fmt.Errorf("%s: %w", name, e) // not the value: it may be a secret
 			}
-		case inEnv:
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, e)
-			}
+			return
+		}
+		if e := fs.Set(f.Name, v); e != nil {
+			err = fmt.Errorf("%s=%q: %w", name, v, e)
 		}
 	})
 	return err
+}
+
+// Variable is the one variable lookup finds set for a flag among its Names
+// and their file forms ("" when none), and whether it is a file form; two
+// set at once are an error naming both.
+func Variable(flagName string, lookup func(string) (string, bool)) (name string, file bool, err error) {
+	for _, n := range Names(flagName) {
+		for _, form := range []string{n, n + FileSuffix} {
+			if _, ok := lookup(form); !ok {
+				continue
+			}
+			if name != "" {
+				return "", false, fmt.Errorf("both %s and %s are set: set one", name, form)
+			}
+			name, file = form, form != n
+		}
+	}
+	return name, file, nil
 }
 
 // ReadFile is the value a variable's file form gives: the file's content

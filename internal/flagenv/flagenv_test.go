@@ -274,7 +274,7 @@ func TestCommandLineOnly(t *testing.T) {
 	}
 }
 
-// TestAliases: --api-token also reads OTPSCOPE_API_TOKENS (DESIGN.md's
+// TestAliases: --api-token also reads OTPSCOPE_API_TOKENS (the contract's
 // operator contract), and its file form; two of a flag's names set at
 // once are an error naming both; an alias is no stray.
 func TestAliases(t *testing.T) {
