@@ -33,17 +33,28 @@ type Positions interface {
 // positionEvery is how often the sink records its position.
 var positionEvery = 30 * time.Second
 
-// recordPosition records the sink's position when positionEvery has passed
-// since the last record. The stream is read before and after the
-// position, which is recorded only when both are the same stream: a floor
-// read from a stream created anew meanwhile must not pass for the new
-// one's, or a consumer created again would skip its messages.
-func (c *Consumer) recordPosition(ctx context.Context) {
-	r, ok := c.db.(Positions)
-	last := c.positionAt.Load()
-	if !ok || time.Since(time.Unix(0, last)) < positionEvery || !c.positionAt.CompareAndSwap(last, time.Now().UnixNano()) {
-		return
+// recordPositions records the sink's position every positionEvery until
+// ctx ends, on a goroutine of its own: its NATS and ClickHouse round trips
+// never hold up an insert.
+func (c *Consumer) recordPositions(ctx context.Context, r Positions) {
+	t := time.NewTicker(positionEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.recordPosition(ctx, r)
+		}
 	}
+}
+
+// recordPosition records the sink's position once. The stream is read
+// before and after the position, which is recorded only when both are the
+// same stream: a floor read from a stream created anew meanwhile must not
+// pass for the new one's, or a consumer created again would skip its
+// messages.
+func (c *Consumer) recordPosition(ctx context.Context, r Positions) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	name, created, err := c.stream(ctx)

@@ -97,9 +97,6 @@ type Consumer struct {
 	cons atomic.Pointer[broker.Consumer]
 	// fetchFailures counts the fetches in a row that failed (Run's loop).
 	fetchFailures int
-	// positionAt is when the position was last recorded (position.go),
-	// unix nanoseconds.
-	positionAt atomic.Int64
 
 	replayState // recover.go
 }
@@ -179,6 +176,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	c.cons.Store(cons)
+	if r, ok := c.db.(Positions); ok {
+		recording := make(chan struct{})
+		go func() { defer close(recording); c.recordPositions(ctx, r) }()
+		defer func() { <-recording }()
+	}
 	c.logger.Info("sink consuming", "consumer", c.cfg.Durable, "batch_rows", c.cfg.MaxRows, "flush", c.cfg.FlushInterval)
 	defer c.replays.Wait()
 	if r, ok := c.db.(Recoverer); ok {
@@ -214,7 +216,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 			stop()
 			c.recoverParts(ctx)
 			c.updateLag(fctx, cons)
-			c.recordPosition(fctx)
 			cancel()
 			free <- p
 		}
@@ -254,7 +255,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 			// when the last batch's acks may not be counted yet; without this
 			// the gauges would keep that reading for as long as no event came.
 			c.updateLag(ctx, cons)
-			c.recordPosition(ctx)
 			lagAt = time.Now()
 		}
 	}
