@@ -96,7 +96,7 @@ type Config struct {
 	APITokensFile string
 	// InsecureOpenAPI lets the API and /metrics listen beyond loopback
 	// without APITokens, answering anyone who reaches them (Validate
-	// refuses that otherwise: DESIGN.md's "none (loopback only)").
+	// refuses that otherwise: without a token the API is for loopback only).
 	InsecureOpenAPI bool
 	// APIReadTokens may read what APITokens do (the API, the live stream,
 	// /metrics, the profiler) and act on nothing: those who only look at

@@ -226,7 +226,7 @@ func TestBrowserNamesAreTheConsoleURLs(t *testing.T) {
 }
 
 // TestConfigReadsTheContractsAPITokens: OTPSCOPE_API_TOKENS, the name
-// DESIGN.md's operator contract gives --api-token, guards the API as
+// the operator contract (shared/DESIGN.md) gives --api-token, guards the API as
 // OTPSCOPE_API_TOKEN does (it was ignored, with a warning: the API open);
 // a misspelt secret stops the start.
 func TestConfigReadsTheContractsAPITokens(t *testing.T) {
@@ -242,7 +242,7 @@ func TestConfigReadsTheContractsAPITokens(t *testing.T) {
 }
 
 // TestConfigRefusesAnOpenAPIBeyondLoopback: the API and /metrics beyond
-// loopback without --api-token (DESIGN.md: "none (loopback only)") stop
+// loopback without --api-token (for loopback only without one) stop
 // the start, naming the address, unless --insecure-open-api says so; on
 // loopback, with a token, or with only the public listener beyond, they
 // start. Both flags at once are refused.
