@@ -121,6 +121,11 @@ func (a *App) build(ctx context.Context) (err error) {
 		admin = ops.NewRouter()
 		admin.Use(httpMetrics.Middleware("admin"))
 	}
+	// The admin server serves this router, not the guarded ones made from
+	// it below: those share its routes but not its middleware, so served
+	// themselves they would answer HEAD 405, count no requests and let a
+	// panic through.
+	adminRoot := admin
 	// The API and /metrics require an API token when one is configured, or
 	// an API read token to read; /metrics also takes a metrics token, which
 	// opens nothing else.
@@ -242,7 +247,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	}
 	if a.adminLn != nil {
 		ops.MountHealth(admin, true, checks...)
-		a.admin = ops.NewServer(admin)
+		a.admin = ops.NewServer(adminRoot)
 	}
 	for _, f := range a.onShutdown {
 		if a.admin != nil {

@@ -217,3 +217,31 @@ func TestShutdownDelayFailsReadinessFirst(t *testing.T) {
 		t.Error("the public listener still answers after Serve returned")
 	}
 }
+
+// Without an API token the admin listener still answers HEAD as GET (a load
+// balancer's check), counts its requests and survives a panic: its server
+// serves the router with that middleware, not the browser-guarded routes
+// made from it (which once answered HEAD 405 and counted nothing).
+func TestAdminListenerWithoutTokenAnswersHead(t *testing.T) {
+	cfg := newConfig(t, "ingest")
+	cfg.AdminListen = "127.0.0.1:0"
+	cfg.Ingest.Tokens = []string{token}
+	a := serve(t, cfg)
+	admin := "http://" + a.AdminAddr()
+	for _, path := range []string{"/healthz", "/readyz", "/api/v1/status", "/metrics"} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodHead, admin+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(body) != 0 {
+			t.Errorf("HEAD %s = %d with %d bytes; want 200 without a body", path, resp.StatusCode, len(body))
+		}
+	}
+	_, metrics := get(t, admin+"/metrics")
+	if want := `otpscope_http_requests_total{code="200",handler="/healthz",listener="admin",method="head"} 1`; !strings.Contains(metrics, want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+}
