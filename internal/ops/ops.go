@@ -90,11 +90,16 @@ func (r *Registry) Names() []string {
 	return slices.Sorted(maps.Keys(r.names))
 }
 
-// WriteJSON answers v as JSON, never cached: the API's answers are read
-// when asked.
-func WriteJSON(w http.ResponseWriter, v any) {
+// WriteJSON answers v as JSON, 200, never cached: the API's answers are
+// read when asked.
+func WriteJSON(w http.ResponseWriter, v any) { WriteJSONStatus(w, http.StatusOK, v) }
+
+// WriteJSONStatus is WriteJSON with another status: the headers are set
+// before it is written, when they still count.
+func WriteJSONStatus(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
 

@@ -167,8 +167,7 @@ func (b *Backups) take(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Title: "Backup failed", Detail: err.Error(), Instance: r.URL.Path})
 	default:
-		w.WriteHeader(http.StatusCreated)
-		ops.WriteJSON(w, info)
+		ops.WriteJSONStatus(w, http.StatusCreated, info)
 	}
 }
 

@@ -2,6 +2,7 @@ package reporter
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -49,6 +50,24 @@ func TestNoBackupWhileAReplayStarts(t *testing.T) {
 	b.take(rec, httptest.NewRequest(http.MethodPost, "/api/v1/backups", nil))
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || len(db.names) != 0 {
 		t.Errorf("a backup while a replay starts: %d %s, taken %v; want 503 with Retry-After, none taken", rec.Code, rec.Body, db.names)
+	}
+}
+
+// TestBackupTakenAnswersJSON: a backup taken is answered 201 with its
+// JSON as every API answer is (application/json, not cached); the headers
+// were once set after the status, too late, and it went as text/plain.
+func TestBackupTakenAnswersJSON(t *testing.T) {
+	db := &namedBackups{}
+	b := NewBackups(db, func(context.Context) (uint64, error) { return 42, nil }, slog.New(slog.DiscardHandler), nil)
+	rec := httptest.NewRecorder()
+	b.take(rec, httptest.NewRequest(http.MethodPost, "/api/v1/backups", nil))
+	resp := rec.Result()
+	var info store.BackupInfo
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || resp.StatusCode != http.StatusCreated || info.StreamSeq != 42 || len(db.names) != 1 || info.Name != db.names[0] {
+		t.Fatalf("a backup taken: %s %+v (%v), taken %v; want 201 with it", resp.Status, info, err, db.names)
+	}
+	if ct, cc := resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"); ct != "application/json" || cc != "no-store" {
+		t.Errorf("a backup taken answered Content-Type %q, Cache-Control %q; want application/json, no-store", ct, cc)
 	}
 }
 
