@@ -74,6 +74,32 @@ type DeliveryError struct {
 	Message string `json:"message,omitempty"`
 }
 
+// MaxErrorCode and MaxErrorMessage bound what is kept of a fact's error
+// (bytes, cut at a character): a code is a grouping key of every analytics
+// answer listing failures, so one sender's 64 KB codes would swell them
+// all. tyntec's codes are short ("1100", Meta's 131026); the fact is kept,
+// the excess dropped.
+const (
+	MaxErrorCode    = 64
+	MaxErrorMessage = 1024
+)
+
+// bounded is e cut to MaxErrorCode and MaxErrorMessage.
+func (e DeliveryError) bounded() DeliveryError {
+	return DeliveryError{Code: cut(e.Code, MaxErrorCode), Message: cut(e.Message, MaxErrorMessage)}
+}
+
+// cut is s's first n bytes at most, not splitting a character.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 // DeliveryStatus is one delivery fact: tyntec's webhook body (channel, otpId,
 // profileId, status, timestamp, error) plus what otpscope adds when it receives it.
 // It is the JSON payload of every tyntec.2fa.delivery.* message, which always
@@ -246,10 +272,14 @@ func (w *fastWire) normalize(ev *DeliveryStatus, receivedAt time.Time) bool {
 		return false
 	}
 	ev.Channel, ev.Status = Channel(ch), Status(st)
+	if ev.Channel.Method() {
+		return false
+	}
 	ev.UnknownChannel, ev.UnknownStatus = !ev.Channel.Known(), !ev.Status.Known()
 	ev.Timestamp, ev.TimestampFromReceipt, ev.OriginalTimestamp = parseTimestamp(w.Timestamp, receivedAt)
 	if w.Error != nil && *w.Error != (DeliveryError{}) {
-		ev.Error = w.Error
+		de := w.Error.bounded()
+		ev.Error = &de
 	}
 	return true
 }
@@ -283,6 +313,9 @@ func decodeOne(raw json.RawMessage, receivedAt time.Time) (DeliveryStatus, *Fiel
 		return ev, &FieldError{Field: "channel", Err: err}
 	}
 	ev.Channel = Channel(channel)
+	if ev.Channel.Method() {
+		return ev, &FieldError{Field: "channel", Err: fmt.Errorf("%w: %s is otpscope's own channel for %s, which tyntec's delivery statuses never carry", ErrMalformed, channel, ev.Channel.methodEndpoint())}
+	}
 	ev.UnknownChannel = !ev.Channel.Known()
 	status, err := enumValue(w.Status)
 	if err != nil {
@@ -299,6 +332,7 @@ func decodeOne(raw json.RawMessage, receivedAt time.Time) (DeliveryStatus, *Fiel
 			return ev, &FieldError{Field: "error", Err: err}
 		}
 		if de != (DeliveryError{}) {
+			de = de.bounded()
 			ev.Error = &de
 		}
 	}

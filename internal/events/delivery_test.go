@@ -100,6 +100,15 @@ func TestDecodeNormalizes(t *testing.T) {
 			func(e DeliveryStatus) bool {
 				return e.Error != nil && *e.Error == DeliveryError{Code: "131026", Message: "Message undeliverable"}
 			}},
+		{"an error's code and message are cut, not the fact", `{"channel":"SMS","otpId":"` + seedOTP + `","status":"UNDELIVERABLE","error":{"code":"` + strings.Repeat("Z", 65000) + `","message":"` + strings.Repeat("é", 600) + `"}}`,
+			func(e DeliveryStatus) bool {
+				return e.Status == StatusUndeliverable && e.Error != nil && e.Error.Code == strings.Repeat("Z", MaxErrorCode) &&
+					e.Error.Message == strings.Repeat("é", MaxErrorMessage/2)
+			}},
+		{"a numeric code is cut too", `{"channel":"SMS","otpId":"` + seedOTP + `","status":"UNDELIVERABLE","error":{"code":` + strings.Repeat("9", 100) + `}}`,
+			func(e DeliveryStatus) bool {
+				return e.Error != nil && e.Error.Code == strings.Repeat("9", MaxErrorCode)
+			}},
 		{"null error is no error", `{"channel":"SMS","otpId":"` + seedOTP + `","status":"DELIVERED","error":null}`,
 			func(e DeliveryStatus) bool { return e.Error == nil }},
 		{"unknown fields are ignored", `{"channel":"SMS","otpId":"` + seedOTP + `","status":"DELIVERED","price":0.05}`,
@@ -139,6 +148,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"missing status", `{"channel":"SMS","otpId":"` + seedOTP + `"}`, "status", -1, ErrMissing},
 		{"status with a dot", `{"channel":"SMS","status":"A.B","otpId":"` + seedOTP + `"}`, "status", -1, ErrMalformed},
 		{"channel wildcard", `{"channel":">","status":"DELIVERED","otpId":"` + seedOTP + `"}`, "channel", -1, ErrMalformed},
+		{"a method's channel", `{"channel":"silent","status":"UNDELIVERABLE","otpId":"` + seedOTP + `"}`, "channel", -1, ErrMalformed},
+		{"push's channel in an array", `[{` + ok + `,"otpId":"` + seedOTP + `"},{"channel":"PUSH","status":"DELIVERED","otpId":"` + seedOTP + `"}]`, "channel", 1, ErrMalformed},
 		{"error not an object", `{` + ok + `,"otpId":"` + seedOTP + `","error":"boom"}`, "error", -1, ErrMalformed},
 		{"array with a bad second element", `[{` + ok + `,"otpId":"` + seedOTP + `"},{` + ok + `,"otpId":"x"}]`, "otpId", 1, ErrInvalidUUID},
 		{"array of non-objects", `[1,2]`, "", 0, ErrNotAnEvent},

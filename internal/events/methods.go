@@ -23,6 +23,19 @@ const (
 	ChannelPush   Channel = "PUSH"
 )
 
+// Method reports whether c is one of the methods' channels, which only
+// their own endpoints write: a tyntec webhook naming one is refused, or
+// tyntec's token could forge a method's figures.
+func (c Channel) Method() bool { return c == ChannelSilent || c == ChannelPush }
+
+// methodEndpoint is the endpoint that writes method channel c.
+func (c Channel) methodEndpoint() string {
+	if c == ChannelPush {
+		return "push approvals (POST /webhooks/push)"
+	}
+	return "silent-auth outcomes (POST /silent-auth/outcomes)"
+}
+
 // Silent-auth results, as the app's backend reports them; the last token of
 // tyntec.2fa.silent.<RESULT>.
 const (
