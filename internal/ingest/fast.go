@@ -120,16 +120,19 @@ func (h *Handler) NewServer(next http.Handler, observe ops.Observe, routes ...Ro
 				answerProblem(x, problem.Details{Status: http.StatusBadRequest, Detail: "malformed HTTP request"})
 			}
 		},
-		StreamRequestBody:     true,
-		MaxRequestBodySize:    int(h.cfg.MaxBodyBytes),
-		ReadBufferSize:        MaxHeaderBytes,
-		ReadTimeout:           ops.ReadTimeout,
-		WriteTimeout:          ops.WriteTimeout,
-		IdleTimeout:           ops.IdleTimeout,
-		NoDefaultServerHeader: true,
-		NoDefaultContentType:  true,
-		CloseOnShutdown:       true,
-		Logger:                slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		StreamRequestBody: true,
+		// The handler reads every body as it came: a multipart one is
+		// refused 415 with its dead letter, not parsed by fasthttp first.
+		DisablePreParseMultipartForm: true,
+		MaxRequestBodySize:           int(h.cfg.MaxBodyBytes),
+		ReadBufferSize:               MaxHeaderBytes,
+		ReadTimeout:                  ops.ReadTimeout,
+		WriteTimeout:                 ops.WriteTimeout,
+		IdleTimeout:                  ops.IdleTimeout,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
+		Logger:                       slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
 }
 
