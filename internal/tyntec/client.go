@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -75,17 +76,44 @@ type Config struct {
 }
 
 // RegisterFlags registers the operator-facing flags (--tyntec-url,
-// --tyntec-api-key, ...) with the current values as defaults.
+// --tyntec-api-key, ...) with the current values, else the defaults, as
+// defaults: --help and the config command show what applies. On the
+// command line 0 retries is none, as an operator means it (in Config 0 is
+// the default, -1 none).
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	if c.BaseURL == "" {
-		c.BaseURL = DefaultBaseURL
-	}
+	c.BaseURL = cmp.Or(c.BaseURL, DefaultBaseURL)
+	c.RateLimit = cmp.Or(c.RateLimit, DefaultRateLimit)
+	c.RatePeriod = cmp.Or(c.RatePeriod, DefaultRatePeriod)
+	c.MaxRetries = cmp.Or(c.MaxRetries, DefaultMaxRetries)
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
 	fs.StringVar(&c.BaseURL, "tyntec-url", c.BaseURL, "tyntec API base URL")
 	fs.StringVar(&c.APIKey, "tyntec-api-key", c.APIKey, "tyntec API key")
-	fs.IntVar(&c.RateLimit, "tyntec-rate-limit", c.RateLimit, "tyntec API calls allowed per --tyntec-rate-period (0 = 100)")
-	fs.DurationVar(&c.RatePeriod, "tyntec-rate-period", c.RatePeriod, "tyntec API rate-limit period (0 = 60s)")
-	fs.IntVar(&c.MaxRetries, "tyntec-max-retries", c.MaxRetries, "retries of an idempotent tyntec call (0 = 3, negative = none)")
-	fs.DurationVar(&c.Timeout, "tyntec-timeout", c.Timeout, "timeout of one tyntec API request (0 = 10s)")
+	fs.IntVar(&c.RateLimit, "tyntec-rate-limit", c.RateLimit, "tyntec API calls allowed per --tyntec-rate-period")
+	fs.DurationVar(&c.RatePeriod, "tyntec-rate-period", c.RatePeriod, "tyntec API rate-limit period")
+	fs.Var((*retries)(&c.MaxRetries), "tyntec-max-retries", "`count` of retries of an idempotent tyntec call after the first (0 = none)")
+	fs.DurationVar(&c.Timeout, "tyntec-timeout", c.Timeout, "timeout of one tyntec API request")
+}
+
+// retries is --tyntec-max-retries: Config.MaxRetries with 0 meaning none.
+type retries int
+
+func (r *retries) String() string {
+	if r == nil {
+		return "0"
+	}
+	return strconv.Itoa(max(int(*r), 0))
+}
+
+func (r *retries) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("want a whole number")
+	}
+	if n <= 0 {
+		n = -1 // Config's none
+	}
+	*r = retries(n)
+	return nil
 }
 
 // withDefaults returns c with zero fields set to their defaults.
