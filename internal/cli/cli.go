@@ -95,22 +95,29 @@ func Main(c Command, args []string, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, "%s %s\n", c.Name, Version())
 		return 0
 	}
+	// refuse names what stops the start on stderr, exit 2; under config
+	// also as its last line, as config names any refusal.
+	refuse := func(format string, a ...any) int {
+		msg := fmt.Sprintf(format, a...)
+		fmt.Fprintf(stderr, "%s: %s\n", c.Name, msg)
+		if configMode {
+			fmt.Fprintf(stdout, "configuration refused: %s\n", msg)
+		}
+		return 2
+	}
 	if err := flagenv.Parse(fs, args, flagenv.Lookup(environ)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			Help(stdout, c, fs)
 			return 0
 		}
-		fmt.Fprintf(stderr, "%s: %v%s (see %s --help)\n", c.Name, err, wanted(fs, err), c.Name)
-		return 2
+		return refuse("%v%s (see %s --help)", err, wanted(fs, err), c.Name)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q (see %s --help)\n", c.Name, fs.Arg(0), c.Name)
-		return 2
+		return refuse("unexpected argument %q (see %s --help)", fs.Arg(0), c.Name)
 	}
 	if names := flagenv.Placeholders(fs); len(names) > 0 {
-		fmt.Fprintf(stderr, "%s: --%s: still deploy/'s placeholder %s; put a secret of your own there (e.g. openssl rand -hex 24)\n",
-			c.Name, strings.Join(names, ", --"), flagenv.Placeholder)
-		return 2
+		return refuse("--%s: still deploy/'s placeholder %s; put a secret of your own there (e.g. openssl rand -hex 24)",
+			strings.Join(names, ", --"), flagenv.Placeholder)
 	}
 	var strays []flagenv.Stray
 	if c.OtherEnv != nil {
@@ -126,15 +133,13 @@ func Main(c Command, args []string, environ []string, stdout, stderr io.Writer) 
 			if s.Suggest != "" {
 				meant = " (did you mean " + s.Suggest + "?)"
 			}
-			fmt.Fprintf(stderr, "%s: %s names no setting of otpscope%s: a secret under a name otpscope does not read leaves what it guards open; rename it or unset it (see %s --help)\n",
-				c.Name, s.Name, meant, c.Name)
-			return 2
+			return refuse("%s names no setting of otpscope%s: a secret under a name otpscope does not read leaves what it guards open; rename it or unset it (see %s --help)",
+				s.Name, meant, c.Name)
 		}
 	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintf(stderr, "%s: log-level %q: %v\n", c.Name, *level, err)
-		return 2
+		return refuse("log-level %q: %v", *level, err)
 	}
 	var handler slog.Handler
 	switch opts := (&slog.HandlerOptions{Level: l}); *format {
@@ -143,8 +148,7 @@ func Main(c Command, args []string, environ []string, stdout, stderr io.Writer) 
 	case "json":
 		handler = slog.NewJSONHandler(stderr, opts)
 	default:
-		fmt.Fprintf(stderr, "%s: log-format %q: want text or json\n", c.Name, *format)
-		return 2
+		return refuse("log-format %q: want text or json", *format)
 	}
 	logger := slog.New(handler).With("service", c.Name)
 	for _, s := range strays {

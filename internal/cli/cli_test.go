@@ -284,6 +284,22 @@ func TestConfig(t *testing.T) {
 		t.Errorf("config with a bad listen = %d:\n%s\nwant 2, refused", code, out.String())
 	}
 
+	// Refused before the check (a flag's value, an argument): the reason on stderr and config's last line on stdout.
+	for _, tc := range []struct {
+		args, env []string
+		want      string
+	}{
+		{[]string{"config", "--log-level", "loud"}, nil, `log-level "loud"`},
+		{[]string{"config", "extra"}, nil, `unexpected argument "extra"`},
+	} {
+		out.Reset()
+		errs.Reset()
+		code := Main(c, tc.args, tc.env, &out, &errs)
+		if last := strings.TrimSpace(out.String()); code != 2 || !strings.HasPrefix(last, "configuration refused: ") || !strings.Contains(last, tc.want) || !strings.Contains(errs.String(), tc.want) {
+			t.Errorf("%q with %q = %d, stdout %q, stderr %q; want 2 and %q on both, stdout's as configuration refused", tc.args, tc.env, code, out.String(), errs.String(), tc.want)
+		}
+	}
+
 	out.Reset()
 	c.Checkable = false
 	checked = nil
