@@ -19,6 +19,7 @@ import (
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -326,10 +327,21 @@ func (d *DeadLetters) delete(w http.ResponseWriter, r *http.Request) {
 	ops.WriteJSON(w, res)
 }
 
+// replay answers POST /api/v1/deadletters/replay: at most a list's worth
+// of ids (as delete), each a key of the query that reads them, so a longer
+// list is the client's error (400), not an outage of ClickHouse's (503).
 func (d *DeadLetters) replay(w http.ResponseWriter, r *http.Request) {
 	var req ReplayRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+		if tooLarge := new(http.MaxBytesError); errors.As(err, &tooLarge) {
+			problem.Write(w, problem.Details{Status: http.StatusRequestEntityTooLarge, Title: "Invalid replay request", Detail: fmt.Sprintf("a body over %d bytes", tooLarge.Limit), Instance: r.URL.Path})
+			return
+		}
 		badRequest(w, r, "Invalid replay request", "", err.Error())
+		return
+	}
+	if len(req.IDs) > store.MaxDeadLettersListed {
+		badRequest(w, r, "Invalid replay request", "ids", fmt.Sprintf("%d ids: name at most %d, or replay them all", len(req.IDs), store.MaxDeadLettersListed))
 		return
 	}
 	res, err := d.Replay(r.Context(), req)

@@ -17,6 +17,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/store"
 	"github.com/otpscope/otpscope/internal/webtest"
@@ -184,6 +185,25 @@ func TestDeadLettersDelete(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
+	// A replay naming more than a list's worth is the client's error, and
+	// a body over 1 MiB too large, not ClickHouse's failure.
+	manyIDs, _ := json.Marshal(reporter.ReplayRequest{IDs: make([]string, store.MaxDeadLettersListed+1)})
+	for body, want := range map[string]int{
+		string(manyIDs): http.StatusBadRequest,
+		`{"ids":["` + strings.Repeat("x", 1<<20) + `"]}`: http.StatusRequestEntityTooLarge,
+	} {
+		resp, err := http.Post(srv.URL+"/api/v1/deadletters/replay", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p problem.Details
+		_ = json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		if resp.StatusCode != want || p.Status != want {
+			t.Errorf("a replay of %d bytes = %d %+v; want %d", len(body), resp.StatusCode, p, want)
+		}
+	}
+
 	// The replayed webhook and a junk one, and an id no dead letter has:
 	// the command exits 1 for that one, after deleting the others.
 	out.Reset()
@@ -434,5 +454,29 @@ func TestReplayArrayLeavesOutOnlyTheInvalid(t *testing.T) {
 	r.Body = "[" + ev("not-a-uuid") + "]"
 	if msgs, _, err := reporter.ReplayMessages(r, at); err == nil || !strings.Contains(err.Error(), "still not a valid webhook") {
 		t.Errorf("ReplayMessages(an array with no valid element) = %d messages, %v; want skipped", len(msgs), err)
+	}
+}
+
+// A body that is not UTF-8 is listed with its exact bytes in bodyBase64:
+// body, JSON text, shows each invalid byte as U+FFFD.
+func TestDeadLetterBodyNotUTF8(t *testing.T) {
+	f := newFixture(t)
+	raw := []byte(`{"channel":"SMS","status":"DELIV` + "\xff" + `ERED"}`)
+	m, err := events.NewDeadLetterMessage(events.DeadLetter{Reason: "malformed JSON", Status: 400, Source: "ingest", ReceivedAt: time.Now().UTC()}, raw, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Broker.Publish(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	f.WaitCount(t, "SELECT count() FROM dead_letters", 1)
+	r := chi.NewRouter()
+	reporter.NewDeadLetters(f.DB, f.Broker, brokertest.Logger(t)).Mount(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	var list reporter.DeadLettersResponse
+	webtest.GetJSON(t, srv.URL+"/api/v1/deadletters", &list)
+	if len(list.DeadLetters) != 1 || !bytes.Equal(list.DeadLetters[0].BodyBase64, raw) || !strings.Contains(list.DeadLetters[0].Body, "DELIV\uFFFDERED") {
+		t.Fatalf("dead letters: %+v; want one whose bodyBase64 is the raw body", list.DeadLetters)
 	}
 }

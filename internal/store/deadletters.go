@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -20,10 +21,13 @@ type DeadLetterRecord struct {
 	ReceivedAt  time.Time `json:"receivedAt"`
 	ContentType string    `json:"contentType,omitempty"`
 	// Path is the ingest endpoint that refused it (events.DeadLetter.Path).
-	Path      string `json:"path,omitempty"`
-	Body      string `json:"body"`
-	BodyBytes int    `json:"bodyBytes"`
-	Truncated bool   `json:"truncated,omitempty"`
+	Path string `json:"path,omitempty"`
+	Body string `json:"body"`
+	// BodyBase64 is the body's exact bytes when they are not UTF-8, which
+	// Body, as JSON must, shows with U+FFFD for each invalid byte.
+	BodyBase64 []byte `json:"bodyBase64,omitempty"`
+	BodyBytes  int    `json:"bodyBytes"`
+	Truncated  bool   `json:"truncated,omitempty"`
 	// ReplayedAt is when it was put back through the normal path; nil if never.
 	ReplayedAt *time.Time `json:"replayedAt,omitempty"`
 }
@@ -98,6 +102,9 @@ func (db *DB) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter
 			return nil, fmt.Errorf("list dead letters: %w", err)
 		}
 		r.HTTPStatus, r.BodyBytes = int(status), int(bodyBytes)
+		if !utf8.ValidString(r.Body) {
+			r.BodyBase64 = []byte(r.Body)
+		}
 		if replayed {
 			at := at.UTC()
 			r.ReplayedAt = &at

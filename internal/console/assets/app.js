@@ -761,7 +761,8 @@
     if (!d) return;
     for (const tr of document.querySelectorAll('#deadletters tbody tr')) tr.classList.toggle('selected', tr.dataset.id === id);
     $('#dl-id').textContent = d.id;
-    $('#dl-reason').textContent = d.reason + (d.field ? ' (' + d.field + ')' : '') + (d.httpStatus ? ' — HTTP ' + d.httpStatus : '') + (d.truncated ? ' — body truncated' : '');
+    $('#dl-reason').textContent = d.reason + (d.field ? ' (' + d.field + ')' : '') + (d.httpStatus ? ' — HTTP ' + d.httpStatus : '') + (d.truncated ? ' — body truncated' : '') +
+      (d.bodyBase64 ? ' — body not UTF-8: each invalid byte shows as \uFFFD; its exact bytes are the API\'s bodyBase64' : '');
     let body = d.body;
     try { body = JSON.stringify(JSON.parse(d.body), null, 2); } catch (e) { /* shown as it came */ }
     $('#dl-body').textContent = body;
