@@ -415,6 +415,26 @@ func TestOpenEndpointOnlyForLoopbackHosts(t *testing.T) {
 			t.Errorf("open endpoint, Host %s: %d %s; want %d", host, code, body, want)
 		}
 	}
+	// A page of another site, which cannot read the answer, could still
+	// hold the guests' places: refused, whatever the Host.
+	for _, h := range []map[string]string{
+		{"Origin": "https://evil.example"},
+		{"Sec-Fetch-Site": "cross-site"},
+		{"Sec-Fetch-Site": "same-site", "Origin": "http://127.0.0.1:3000"},
+	} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+open.Addr+"/", strings.NewReader("SELECT 1"))
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-ClickHouse-Exception-Code") != "497" {
+			t.Errorf("a query with %v: %s (code %s); want 403, ACCESS_DENIED", h, resp.Status, resp.Header.Get("X-ClickHouse-Exception-Code"))
+		}
+	}
 	guarded := chdbtest.ServeConfig(t, chdb.HandlerConfig{ReaderUser: "grafana", ReaderPassword: "reader-password-0123456789"})
 	if code, body := query(guarded, "clickhouse.internal:8123", url.UserPassword("grafana", "reader-password-0123456789")); code != 200 {
 		t.Errorf("endpoint with a reader password, Host clickhouse.internal: %d %s; want 200", code, body)

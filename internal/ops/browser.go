@@ -21,7 +21,9 @@ import (
 // localhost is refused for that; beyond loopback, where curl and
 // Prometheus may well use a name, only a browser's (Origin or
 // Sec-Fetch-Site sent) whose Host is neither an IP address, localhost nor
-// one of names (the names operators browse to). Tokens make all of it
+// one of names (the names operators browse to). And a request a page of
+// another site made, but a link followed to it, is refused (Fetch
+// Metadata: fromAnotherSite). Tokens make all of it
 // moot (a page cannot send one), so the guard is for the open API only.
 func BrowserGuard(loopback bool, names []string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
@@ -33,6 +35,8 @@ func BrowserGuard(loopback bool, names []string) func(http.Handler) http.Handler
 				forbidden(w, r, "Host "+r.Host+" is a name this API does not know (a web page may have pointed its own name here): without a token it answers a browser only at an IP address, localhost or --console-url's host; or set --api-token")
 			case !safeMethod(r.Method) && !sameOrigin(r):
 				forbidden(w, r, "Origin "+r.Header.Get("Origin")+" is another site: this API without a token takes no request a web page sends it")
+			case fromAnotherSite(r):
+				forbidden(w, r, "Sec-Fetch-Site "+r.Header.Get("Sec-Fetch-Site")+": this API without a token answers another site's page only a link followed to it")
 			default:
 				next.ServeHTTP(w, r)
 			}
@@ -64,6 +68,20 @@ func knownHost(host string, names []string) bool {
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	return net.ParseIP(host) != nil || httpurl.Loopback(host) ||
 		slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, host) })
+}
+
+// fromAnotherSite reports whether a browser sent r for a page of another
+// site (Sec-Fetch-Site, sent by browsers since 2020–23), and not as a link
+// followed (a navigation, GET): an <img> or a no-cors fetch of another
+// site reads nothing, but would still start the API's heaviest reads and
+// fill its places. An unsafe method says Origin too (above); a form posted
+// with only Sec-Fetch-Site is refused here.
+func fromAnotherSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return !safeMethod(r.Method) || r.Header.Get("Sec-Fetch-Mode") != "navigate"
+	}
+	return false
 }
 
 // sameOrigin reports whether r has no Origin (a client that is not a

@@ -35,7 +35,7 @@ func TestBrowserGuard(t *testing.T) {
 		{false, "POST", "[fd00::5]:8081", "http://[fd00::5]:8081", 204, "same-origin"},
 		{false, "GET", "localhost:8081", "", 204, "none"}, // an SSH tunnel
 		{false, "POST", "OTPSCOPE.example.com", "https://otpscope.example.com", 204, "same-origin"},
-		{false, "GET", "10.0.0.5:8081", "https://evil.example", 204, "cross-site"}, // its answer is the browser's to withhold
+		{false, "GET", "10.0.0.5:8081", "https://evil.example", 403, "cross-site"}, // a fetch starting the heaviest reads (below)
 		// A page that rebound its own name to the API's address: Origin
 		// and Host agree, and name it.
 		{false, "POST", "rebound.evil.example:8081", "http://rebound.evil.example:8081", 403, "same-origin"},
@@ -58,6 +58,42 @@ func TestBrowserGuard(t *testing.T) {
 		BrowserGuard(c.loopback, known)(ok).ServeHTTP(rec, req)
 		if rec.Code != c.want {
 			t.Errorf("loopback %v, %s Host %s Origin %q Sec-Fetch-Site %q: %d; want %d (%s)", c.loopback, c.method, c.host, c.origin, c.fetchSite, rec.Code, c.want, rec.Body)
+		}
+	}
+}
+
+// A page of another site reaches the open API only by a link followed (a
+// navigation): an <img>, a script or a no-cors fetch, which read nothing
+// but would start the heaviest reads and fill the API's places, and a
+// form posted without Origin are refused.
+func TestBrowserGuardFetchMetadata(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	for _, c := range []struct {
+		method, site, mode string
+		want               int
+	}{
+		{"GET", "cross-site", "navigate", 204}, // a link on a wiki to the console
+		{"GET", "same-site", "navigate", 204},  // Grafana's link on the same host
+		{"GET", "cross-site", "no-cors", 403},  // <img src=…/api/v1/events?…>
+		{"GET", "same-site", "cors", 403},
+		{"HEAD", "cross-site", "no-cors", 403},
+		{"POST", "cross-site", "navigate", 403}, // a form, even with no Origin
+		{"POST", "cross-site", "no-cors", 403},
+		{"GET", "same-origin", "cors", 204}, // the console's own calls
+		{"POST", "same-origin", "cors", 204},
+		{"GET", "none", "navigate", 204}, // typed into the address bar
+		{"GET", "", "", 204},             // curl, the CLIs, Prometheus
+	} {
+		req := httptest.NewRequest(c.method, "/api/v1/events", nil)
+		req.Host = "127.0.0.1:8081"
+		if c.site != "" {
+			req.Header.Set("Sec-Fetch-Site", c.site)
+			req.Header.Set("Sec-Fetch-Mode", c.mode)
+		}
+		rec := httptest.NewRecorder()
+		BrowserGuard(true, nil)(ok).ServeHTTP(rec, req)
+		if rec.Code != c.want {
+			t.Errorf("%s Sec-Fetch-Site %q Sec-Fetch-Mode %q: %d; want %d (%s)", c.method, c.site, c.mode, rec.Code, c.want, rec.Body)
 		}
 	}
 }
