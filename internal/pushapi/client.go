@@ -65,6 +65,11 @@ func (e *StatusError) Error() string {
 // /onetouch/json/approval_requests/{uuid}. The request comes back as the
 // callback would have reported it, with source poll.
 func (c *Client) Get(ctx context.Context, uuid string) (events.PushEvent, error) {
+	// A callback's uuid is any printable id: "." or ".." escaped as they
+	// are would name another path of the push API.
+	if strings.Trim(uuid, ".") == "" {
+		return events.PushEvent{}, fmt.Errorf("get approval request %q: not an id a path can name", uuid)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/onetouch/json/approval_requests/"+url.PathEscape(uuid), nil)
 	if err != nil {
 		return events.PushEvent{}, err

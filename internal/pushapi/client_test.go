@@ -29,6 +29,11 @@ func TestKeyOfEachRequest(t *testing.T) {
 	if _, err := c.Get(t.Context(), uuid); !errors.Is(err, pushapi.ErrNotFound) {
 		t.Fatalf("with the rotated key: %v; want ErrNotFound for an unknown uuid", err)
 	}
+	for _, id := range []string{"..", ".", ""} { // would name another path
+		if _, err := c.Get(t.Context(), id); err == nil || errors.Is(err, pushapi.ErrNotFound) {
+			t.Errorf("Get(%q) = %v; want refused before any request", id, err)
+		}
+	}
 	if _, err := pushapi.New(url, func() string { return "" }, time.Second, nil); err == nil {
 		t.Error("New with an empty key succeeded")
 	}
