@@ -155,6 +155,7 @@ func (e *FieldError) Unwrap() error { return e.Err }
 var (
 	ErrMalformedJSON = errors.New("malformed JSON")
 	ErrNotAnEvent    = errors.New("not a DeliveryStatus object or array")
+	ErrNotAnObject   = errors.New("not a JSON object or an array of them") // the methods' bodies
 	ErrEmptyBatch    = errors.New("empty array")
 	ErrMissing       = errors.New("required")
 	ErrInvalidUUID   = errors.New("not a UUID")

@@ -295,7 +295,10 @@ func decodeEach[T any](body []byte, one func(json.RawMessage) (T, *FieldError)) 
 		}
 		return out, nil
 	}
-	return nil, &FieldError{Index: -1, Err: ErrNotAnEvent}
+	// Neither: one says how it names what it wanted.
+	_, err := one(body)
+	err.Index = -1
+	return nil, err
 }
 
 type silentWire struct {
@@ -316,7 +319,7 @@ type silentWire struct {
 func decodeSilent(raw json.RawMessage, receivedAt time.Time, hash func(string) (string, error)) (SilentOutcome, *FieldError) {
 	var w silentWire
 	if len(raw) == 0 || raw[0] != '{' {
-		return SilentOutcome{}, &FieldError{Err: ErrNotAnEvent}
+		return SilentOutcome{}, &FieldError{Err: ErrNotAnObject}
 	}
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return SilentOutcome{}, &FieldError{Err: ErrMalformedJSON}
@@ -397,7 +400,7 @@ type pushWire struct {
 func DecodePushEvent(raw json.RawMessage, receivedAt time.Time, source string) (PushEvent, *FieldError) {
 	var w pushWire
 	if len(raw) == 0 || raw[0] != '{' {
-		return PushEvent{}, &FieldError{Index: -1, Err: ErrNotAnEvent}
+		return PushEvent{}, &FieldError{Index: -1, Err: ErrNotAnObject}
 	}
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return PushEvent{}, &FieldError{Index: -1, Err: fmt.Errorf("%w: %v", ErrMalformedJSON, err)}

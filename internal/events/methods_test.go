@@ -272,6 +272,27 @@ func TestTrackTimeInRange(t *testing.T) {
 	}
 }
 
+// A member of the wrong type is named, as every other refusal names its
+// field; a body that is no object says so.
+func TestTrackNamesTheWrongMember(t *testing.T) {
+	const otp = `"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01"`
+	for body, field := range map[string]string{
+		`{` + otp + `,"at":5}`:             "at",
+		`{` + otp + `,"AT":"yesterday"}`:   "at",
+		`{` + otp + `,"status":5}`:         "status",
+		`{"otpId":["x"]}`:                  "otpId",
+		`{` + otp + `,"correlationId":{}}`: "correlationId",
+		`[{` + otp + `}]`:                  "",
+		`{` + otp + `,`:                    "",
+	} {
+		_, err := DecodeTrack([]byte(body), receivedAt)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != field {
+			t.Errorf("DecodeTrack(%s) = %v; want a FieldError on %q", body, err, field)
+		}
+	}
+}
+
 func FuzzDecodeSilentOutcomes(f *testing.F) {
 	f.Add([]byte(`{"attemptId":"sa-1","startedAt":"2026-11-22T09:00:00Z","finishedAt":"2026-11-22T09:00:01Z","result":"error","error":"x"}`))
 	f.Add([]byte(`[{"attemptId":"a","loginHint":"1"}]`))

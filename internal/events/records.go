@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -218,7 +219,7 @@ func newMessage(subject, id, source, typ string, at time.Time, ceSubject string,
 func DecodeTrack(body []byte, receivedAt time.Time) (Track, error) {
 	var tr Track
 	if err := json.Unmarshal(body, &tr); err != nil {
-		return tr, &FieldError{Index: -1, Err: ErrMalformedJSON}
+		return tr, trackError(body)
 	}
 	id, err := canonicalUUID(strings.TrimSpace(tr.OTPID))
 	if err != nil {
@@ -255,6 +256,33 @@ func DecodeTrack(body []byte, receivedAt time.Time) (Track, error) {
 		return tr, &FieldError{Index: -1, Field: "at", Err: fmt.Errorf("%w: %s is before %d or more than %v ahead", ErrMalformed, tr.At.Format(time.RFC3339), MinTimestamp.Year(), MaxClockSkew)}
 	}
 	return tr, nil
+}
+
+// trackError says what of a body Track could not take: the member of a
+// wrong type, when the body is a JSON object, else the body.
+func trackError(body []byte) *FieldError {
+	var members map[string]json.RawMessage
+	if !json.Valid(body) {
+		return &FieldError{Index: -1, Err: ErrMalformedJSON}
+	}
+	if json.Unmarshal(body, &members) != nil {
+		return &FieldError{Index: -1, Err: errors.New("not a tracking object")}
+	}
+	for _, m := range []struct {
+		name string
+		into any
+		want string
+	}{
+		{"otpId", new(string), "a string"}, {"api", new(string), "a string"}, {"status", new(string), "a string"},
+		{"profileId", new(string), "a string"}, {"correlationId", new(string), "a string"}, {"at", new(time.Time), "an RFC 3339 time"},
+	} {
+		for name, raw := range members {
+			if strings.EqualFold(name, m.name) && json.Unmarshal(raw, m.into) != nil {
+				return &FieldError{Index: -1, Field: m.name, Err: fmt.Errorf("%w: want %s", ErrMalformed, m.want)}
+			}
+		}
+	}
+	return &FieldError{Index: -1, Err: ErrMalformedJSON}
 }
 
 // Alert is the payload of tyntec.2fa.alert.<RULE>: a rule of the reporter

@@ -166,12 +166,13 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 		return w, &windowError{"from", fmt.Errorf("%s is after to %s", w.From.Format(time.RFC3339Nano), w.To.Format(time.RFC3339Nano))}
 	}
 	// No fact is stored before events.MinTimestamp, and an end far in the
-	// future is a mistake (or beyond what ClickHouse's dates hold).
+	// future is a mistake (or beyond what ClickHouse's dates hold). to
+	// first: without from, from derives from it, and to is the one to fix.
 	latest := now.UTC().AddDate(MaxWindowYearsAhead, 0, 0)
 	for _, end := range []struct {
 		field string
 		t     time.Time
-	}{{"from", w.From}, {"to", w.To}} {
+	}{{"to", w.To}, {"from", w.From}} {
 		if end.t.Before(events.MinTimestamp) || end.t.After(latest) {
 			return w, &windowError{end.field, fmt.Errorf("%s is outside %s … %s", end.t.Format(time.RFC3339), events.MinTimestamp.Format(time.RFC3339), latest.Format(time.RFC3339))}
 		}

@@ -518,7 +518,9 @@ func testProblems(t *testing.T, tr *traffic) {
 		{"/api/v1/channels", url.Values{"from": {"yesterday"}}, 400, "from"},
 		{"/api/v1/fallback", url.Values{"to": {"2026-13-01T00:00:00Z"}}, 400, "to"},
 		{"/api/v1/channels", url.Values{"from": {"2026-06-02T00:00:00Z"}, "to": {"2026-06-01T00:00:00Z"}}, 400, "from"},
-		{"/api/v1/channels", url.Values{"from": {"0001-01-01T00:00:00Z"}, "to": {"9999-12-31T23:59:59Z"}}, 400, "from"},
+		{"/api/v1/channels", url.Values{"from": {"0001-01-01T00:00:00Z"}, "to": {"9999-12-31T23:59:59Z"}}, 400, "to"},
+		{"/api/v1/channels", url.Values{"from": {"0001-01-01T00:00:00Z"}, "to": {"2026-01-01T00:00:00Z"}}, 400, "from"},
+		{"/api/v1/channels", url.Values{"to": {"9999-12-31T23:59:59Z"}}, 400, "to"}, // from derives from it
 		{"/api/v1/fallback", url.Values{"from": {"2026-01-01T00:00:00Z"}, "to": {"9999-12-31T23:59:59Z"}}, 400, "to"},
 		{"/api/v1/channels", url.Values{"max_lag": {"a while"}}, 400, "max_lag"},
 		{"/api/v1/fallback", url.Values{"max_lag": {"-1s"}}, 400, "max_lag"},
