@@ -160,15 +160,17 @@ func (p *Poller) due(ctx context.Context, now time.Time, st *CycleStats) (delive
 	world := p.World()
 	for _, r := range recs {
 		settled := r.deliverySettled(p.fallbackAfter, p.explained, world != WorldSeparate)
+		// Finished next cycle if this one ended (a stop, the lease lost): a
+		// NATS that does not answer would hold each for 5 s.
+		reason := p.finished(&r, settled, now)
+		if reason != "" && ctx.Err() == nil && p.finish(ctx, r.OTPID, reason) == nil {
+			st.Finished++
+			continue // not waiting: an OTP tracked long after its expiry (an old at) is given up, not behind
+		}
 		if !settled {
 			oldest = max(oldest, now.Sub(r.FirstSeen))
 		}
-		if reason := p.finished(&r, settled, now); reason != "" {
-			// Finished next cycle if this one ended (a stop, the lease
-			// lost): a NATS that does not answer would hold each for 5 s.
-			if ctx.Err() == nil && p.finish(ctx, r.OTPID, reason) == nil {
-				st.Finished++
-			}
+		if reason != "" {
 			continue
 		}
 		switch {

@@ -299,6 +299,29 @@ func TestUpstreamOutcome(t *testing.T) {
 	})
 }
 
+// TestOldTrackedOTPIsGivenUpNotBehind: an OTP tracked with an at long past
+// its expiry and grace (the README's snippet dated months back) is given
+// up at once; it does not count as the poller falling behind.
+func TestOldTrackedOTPIsGivenUpNotBehind(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b := ns.Broker(t)
+	sim, url := simtest.Start(t, tyntecsim.Config{Seed: 5, TimeScale: scale})
+	p := newPoller(t, b, testConfig(sim, url))
+	goRun(t, p.runTracker)
+	m, err := events.NewTrackMessage(&events.Track{OTPID: "0f8fad5b-d9cb-469f-a165-70867728950f", API: "v4", At: sim.Now().Add(-180 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	waitTracked(t, b)
+	st, err := p.ReconcileOnce(t.Context())
+	if _, _, oldest := p.Backlog(); err != nil || st.Finished != 1 || oldest != 0 {
+		t.Errorf("a cycle after tracking an OTP of 180 days ago: %+v, %v, oldest waiting %v; want it finished, none waiting", st, err, oldest)
+	}
+}
+
 // TestVerificationSample: the final status of delivered OTPs is read once they
 // expired, only for the sampled share, and published with that share.
 func TestVerificationSample(t *testing.T) {
