@@ -102,7 +102,7 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ConsoleURL, "console-url", "", "the console's address as the alerts' readers reach it, e.g. https://otpscope.example.com/console/: the webhook's text and Alertmanager's generatorURL link each alert to its overview, and an admin API beyond loopback without --api-token answers a browser by its host; empty links none")
 	fs.DurationVar(&c.AlertRepeat, "alert-repeat", DefaultAlertRepeat, "how often the webhook hears again of a rule that stays firing; 0 never")
 	fs.DurationVar(&c.AlertFor, "alert-for", 0, "how long a rule must hold, at every evaluation, before it fires (as Prometheus' for:); 0 fires at once")
-	fs.StringVar(&c.BackupSchedule, "backup-schedule", "", "cron spec (UTC) of a backup of the database, e.g. \"0 3 * * *\" for 03:00 daily; empty takes none (otpscope backup create takes one by hand)")
+	fs.StringVar(&c.BackupSchedule, "backup-schedule", "", "cron spec (UTC, or a CRON_TZ= prefix's zone) of a backup of the database, e.g. \"0 3 * * *\" for 03:00 daily; empty takes none (otpscope backup create takes one by hand)")
 	fs.IntVar(&c.BackupKeep, "backup-keep", DefaultBackupKeep, "after a scheduled backup, remove all but this many of the newest from --backup-dir (0 keeps all)")
 	fs.StringVar(&c.Rollups, "rollup-schedule", DefaultRollups, "cron spec (UTC) of the job that brings up to date the hourly rollups of the hours inserts marked since its last run; empty disables (the API then computes every window live)")
 }
