@@ -173,3 +173,49 @@ func gathered(t *testing.T, f *fixture, name string) string {
 	}
 	return b.String()
 }
+
+// A POST with Expect: 100-continue without a valid token is answered 401,
+// not invited to send the body its endpoint refuses unread; a valid one
+// is invited.
+func TestExpectContinue(t *testing.T) { eachServer(t, testExpectContinue) }
+
+func testExpectContinue(t *testing.T, on server) {
+	f := newFixtureOn(t, on)
+	addr := strings.TrimPrefix(f.url, "http://")
+	body := `{"channel":"SMS","otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f02","status":"DELIVERED","timestamp":"2026-01-01T00:00:00Z"}`
+	for _, c := range []struct {
+		name, tokenHeader string
+		length            int
+		want              int
+	}{
+		{"no token", "", len(body), http.StatusUnauthorized},
+		{"a wrong token", "X-Webhook-Token: wrong-token-0123456789\r\n", len(body), http.StatusUnauthorized},
+		{"valid", "X-Webhook-Token: " + token + "\r\n", len(body), http.StatusContinue},
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := "POST " + ingest.WebhookPath + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n" + c.tokenHeader +
+			"Content-Length: " + strconv.Itoa(c.length) + "\r\n\r\n"
+		if _, err := io.WriteString(conn, head); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		r := bufio.NewReader(conn)
+		line, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 "+strconv.Itoa(c.want)+" ") {
+			t.Errorf("%s: first answer %q (%v); want %d before any body", c.name, line, err, c.want)
+		}
+		if c.want == http.StatusContinue {
+			_, _ = r.ReadString('\n') // the blank line ending the 100
+			if _, err := io.WriteString(conn, body); err != nil {
+				t.Fatal(err)
+			}
+			if resp, err := http.ReadResponse(r, nil); err != nil || resp.StatusCode != http.StatusOK {
+				t.Errorf("%s: after the body %v, %v; want 200", c.name, resp, err)
+			}
+		}
+		conn.Close()
+	}
+}

@@ -97,6 +97,20 @@ func (h *Handler) NewServer(next http.Handler, observe ops.Observe, routes ...Ro
 			}
 			return fasthttp.RequestConfig{}
 		},
+		// Expect: 100-continue would have a POST without a valid token
+		// (which HeaderReceived marked) send the body its endpoint refuses
+		// unread: it is answered 401 instead (fasthttp writes the status
+		// alone) and the connection closed, as net/http does. A body over
+		// --max-body-bytes is invited, as without Expect: its first bytes
+		// are the dead letter.
+		ExpectHandler: func(ctx *fasthttp.RequestCtx) int {
+			if c, ok := cutShort.LoadAndDelete(&ctx.Request.Header); ok {
+				h.noteUnauthorized(fastExchange{ctx}, c.(cut).route)
+				observe(c.(cut).route, http.MethodPost, http.StatusUnauthorized, time.Since(c.(cut).start))
+				return http.StatusUnauthorized
+			}
+			return fasthttp.StatusContinue
+		},
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			x := fastExchange{ctx}
 			var small *fasthttp.ErrSmallBuffer

@@ -254,10 +254,15 @@ func (h *Handler) unavailable(x exchange, err error) {
 // the connection (ops.Unauthorized says why); path is the route's (fast.go
 // answers when the request's own is gone).
 func (h *Handler) unauthorized(x exchange, path, detail string) {
-	h.metrics.count(path, outcomeUnauthorized)
-	h.refused.Note(path, x.remoteAddr(), x.header("X-Forwarded-For"), ops.PresentedIn(x.header, "X-Webhook-Token") != "")
+	h.noteUnauthorized(x, path)
 	answerProblem(x, problem.Details{Status: http.StatusUnauthorized, Detail: detail},
 		"WWW-Authenticate", ops.BearerChallenge, "Connection", "close")
+}
+
+// noteUnauthorized counts and logs a request refused for its token.
+func (h *Handler) noteUnauthorized(x exchange, path string) {
+	h.metrics.count(path, outcomeUnauthorized)
+	h.refused.Note(path, x.remoteAddr(), x.header("X-Forwarded-For"), ops.PresentedIn(x.header, "X-Webhook-Token") != "")
 }
 
 // bodyUnread answers 400 when the client went away or broke the body off
