@@ -352,6 +352,9 @@ func TestConsoleInABrowser(t *testing.T) {
 	browsertest.Run(b, "confirm yes", chromedp.Evaluate[bool](`window.confirm = () => true; true`))
 	b.Do("delete", chromedp.Click(row+" .dl-delete"),
 		chromedp.WaitReady(`#dl-result[data-deleted="`+dead.ID+`"]`), chromedp.WaitNotPresent(row))
+	if !browsertest.Run(b, "replay all", chromedp.Evaluate[bool](`document.querySelector('#dl-replay-all').disabled`)) {
+		t.Error("with no dead letter left to replay, Replay all pending is offered")
+	}
 	var dls reporter.DeadLettersResponse
 	get("/api/v1/deadletters?id="+dead.ID, &dls)
 	var kept store.EventPage

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -687,6 +688,19 @@ func TestConsoleOverviewFitsAPhone(t *testing.T) {
 	if cells != want {
 		t.Errorf("at 390 px SMS's cells: %s\nwant %s", cells, want)
 	}
+	// The other pages' tables are cards too: nothing scrolls sideways, and
+	// each cell is named by its column.
+	for _, pg := range []string{"journeys", "events", "deadletters", "resends"} {
+		p.open(pg)
+		p.until(pg+" drawn", `!!document.querySelector('#page-`+pg+`').dataset.loaded`)
+		over := browsertest.Run(p.b, pg+"'s overflow", chromedp.Evaluate[string](`[document.documentElement, ...document.querySelectorAll('#page-`+pg+` table')]
+			.filter((e) => e.scrollWidth > e.clientWidth).map((e) => (e.id || e.tagName) + ' by ' + (e.scrollWidth - e.clientWidth) + ' px').join(', ')`))
+		unnamed := browsertest.Run(p.b, pg+"'s unnamed cells", chromedp.Evaluate[int](`[...document.querySelectorAll('#page-`+pg+` tbody td:not([colspan])')].filter((td) => !td.hasAttribute('data-label')).length`))
+		if over != "" || unnamed != 0 {
+			t.Errorf("at 390 px %s: %q scrolls sideways, %d cells unnamed; want cards that fit", pg, over, unnamed)
+		}
+		p.b.Screenshot("console-" + pg + "-390")
+	}
 	p.b.NoErrors("390 px")
 }
 
@@ -772,4 +786,36 @@ func TestConsoleWaitsOutTooManyQueries(t *testing.T) {
 		t.Errorf("drawn, the page still says %q", p.text("#busy"))
 	}
 	p.b.NoErrorsBut("too many queries", "status of 429")
+}
+
+// A console whose first request fails (otpscope stopping, or not yet up
+// behind its proxy) says since when and asks again every 5 s: its pages
+// start once otpscope answers, without a reload.
+func TestConsoleStartsOnceOtpscopeAnswers(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	api := &fakeAPI{fail: map[string]int{}, reads: map[string]int{}}
+	r := chi.NewRouter()
+	r.Use(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if down.Load() && req.URL.Path == console.Path+"config.json" {
+				http.Error(w, "502 Bad Gateway", http.StatusBadGateway) // a proxy's page
+				return
+			}
+			next.ServeHTTP(w, req)
+		})
+	})
+	console.Mount(r, false)
+	r.Handle("/api/v1/*", api)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	p := &page{t: t, b: browsertest.New(t, 3*time.Minute), api: api, base: srv.URL}
+	p.open("overview")
+	p.until("the console says otpscope does not answer", `!document.querySelector('#error').hidden && document.querySelector('#error').textContent.includes('otpscope is not answering since') && document.querySelector('#error').textContent.includes('HTTP 502')`)
+	down.Store(false)
+	p.until("the overview drawn once otpscope answers", overviewDrawn)
+	if !p.is("the error gone", `document.querySelector('#error').hidden`) {
+		t.Errorf("the console still says %q after otpscope answered", p.b.Text("#error"))
+	}
+	p.b.NoErrorsBut("a first request refused", "status of 502")
 }

@@ -419,7 +419,6 @@
       el('td', { class: 'num', 'data-field': 'latency_p95', 'data-value': c.latency_ms ? c.latency_ms.p95 : '' }, fmtMs(c.latency_ms && c.latency_ms.p95)),
       errorsCell(c.errors))));
     if (!chs.channels.length) tbody.append(el('tr', {}, el('td', { colspan: 10, class: 'hint' }, 'no attempts in this window')));
-    labelCells('#channels');
     const cp = $('#completeness');
     cp.dataset.pending = chs.completeness.pending;
     cp.textContent = describeCompleteness(chs.completeness, chs.channels.length ? '' : 'no attempts');
@@ -452,7 +451,6 @@
     const alerts = $('#alerts tbody');
     alerts.replaceChildren(...al.episodes.map((a) => episodeRow(a, ...alertFigures(a.rule, a.value, a.threshold))));
     if (!al.episodes.length) alerts.append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no alert fired or resolved in this window')));
-    labelCells('#alerts');
   }
   const episodeRow = (a, value, threshold) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, 'data-evaluations': a.evaluations, title: a.summary },
     el('td', {}, fmtTime(a.to)),
@@ -467,11 +465,17 @@
   // a narrow screen shows beside the figure in place of the heading row
   // (app.css, table.stack). A row of one cell (a note) is left unnamed.
   function labelCells(table) {
-    const heads = [...document.querySelectorAll(table + ' thead th')].map((th) => th.firstChild ? th.firstChild.textContent.trim() : '');
-    for (const tr of document.querySelectorAll(table + ' tbody tr')) {
+    const heads = [...table.querySelectorAll('thead th')].map((th) => th.firstChild ? th.firstChild.textContent.trim() : '');
+    for (const tr of table.querySelectorAll('tbody tr')) {
       if (tr.cells.length === heads.length) [...tr.cells].forEach((td, i) => td.setAttribute('data-label', heads[i]));
     }
   }
+  // Every table's cells are named whenever its rows change, whichever page
+  // drew them (setting an attribute is no change of rows).
+  const labeller = new MutationObserver((changes) => {
+    for (const t of new Set(changes.map((c) => c.target.closest('table')))) if (t) labelCells(t);
+  });
+  for (const tb of document.querySelectorAll('main table tbody')) labeller.observe(tb, { childList: true });
   function drawCharts(ts) {
     const pctFmt = (v) => (v * 100).toFixed(0) + '%';
     chart('chart-rate', ts, (c) => [[c.channel, c.delivery_rate]], { fmt: pctFmt, range: [0, 1] });
@@ -497,8 +501,10 @@
     if (Date.parse(ts.start[0]) < Date.parse(ts.from)) notes.push('the first ' + step + ', only partly in the window');
     if (partial[last]) notes.push(Date.parse(ts.start[last]) + ts.step_seconds * 1e3 > Date.parse(ts.as_of) ?
       'the current ' + step + ', still filling' : 'the last ' + step + ', only partly in the window');
-    $('#attempts-partial').textContent = notes.length ? 'Dashed: ' + notes.join('; ') + '.' : '';
-    $('#attempts-partial').hidden = !notes.length;
+    // Said only over lines drawn: an empty window has no dashes.
+    const drawn = ts.channels.length > 0 && notes.length > 0;
+    $('#attempts-partial').textContent = drawn ? 'Dashed: ' + notes.join('; ') + '.' : '';
+    $('#attempts-partial').hidden = !drawn;
     chart('chart-latency', ts, (c) => [[c.channel + ' p50', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms, [6, 4]]], {});
     chart('chart-fallback', ts, (c) => [[c.channel, c.fallback_rate]], { fmt: pctFmt, range: [0, 1] });
   }
@@ -717,7 +723,7 @@
       el('td', {}, e.error_code || ''))));
     if (!page.events.length) $('#events tbody').append(el('tr', {}, el('td', { colspan: 7, class: 'hint' }, 'no events')));
     $('#ev-next').disabled = !page.next;
-    $('#ev-prev').disabled = pageNo === 1;
+    $('#ev-prev').disabled = $('#ev-first').disabled = pageNo === 1;
     $('#ev-next').dataset.cursor = page.next;
     $('#ev-page').textContent = 'page ' + pageNo;
     $('#page-events').dataset.loaded = w.from + '/' + w.to + '#' + pageNo;
@@ -752,6 +758,8 @@
         el('button', { type: 'button', class: 'dl-replay', disabled: d.replayedAt ? '' : null, onclick: () => replay({ ids: [d.id] }) }, 'Replay'), ' ',
         el('button', { type: 'button', class: 'dl-delete', onclick: () => deleteDeadLetter(d.id) }, 'Delete')))));
     if (!dlRecords.length) $('#deadletters tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' }, 'no dead letters')));
+    // Nothing to replay when every one listed was, and all are listed.
+    $('#dl-replay-all').disabled = dlRecords.length < DL_LIMIT && !dlRecords.some((d) => !d.replayedAt);
     if (dlRecords.length >= DL_LIMIT) $('#deadletters tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' },
       'the newest ' + DL_LIMIT + ' are listed; otpscope deadletters list reads them all')));
     $('#page-deadletters').dataset.loaded = String(Date.now());
@@ -839,6 +847,7 @@
     } catch (e) {
       r.textContent = '';
       showError(e);
+      refresh(); // a 409: the one being taken, listed as started
     } finally {
       button.disabled = false;
     }
@@ -979,7 +988,14 @@
   }
   function route() {
     const p = page();
-    for (const a of document.querySelectorAll('header nav a')) a.classList.toggle('active', a.getAttribute('href') === '#' + p.name);
+    for (const a of document.querySelectorAll('header nav a')) {
+      const here = a.getAttribute('href') === '#' + p.name;
+      a.classList.toggle('active', here);
+      if (here) {
+        a.setAttribute('aria-current', 'page');
+        document.title = a.textContent + ' · otpscope console';
+      } else a.removeAttribute('aria-current');
+    }
     if (p.name !== 'live') stopLive();
     // Signed out: nothing is asked of the API until a token is given.
     if (!$('#login').hidden) return;
@@ -1014,9 +1030,23 @@
   window.addEventListener('hashchange', route);
   if (!location.hash) history.replaceState(null, '', '#overview');
   // Ask for the token first when the API needs one, rather than show a
-  // refused request.
-  fetch('config.json').then((r) => r.json()).then((cfg) => {
-    if (cfg.auth && !sessionStorage.getItem(TOKEN_KEY)) showLogin('');
-    else route();
-  }).catch(showError);
+  // refused request. Until otpscope answers (stopping, starting, a proxy's
+  // error page) it is asked again every 5 s, saying since when, as a
+  // page's load is: the pages start once it does.
+  function start() {
+    fetch('config.json', { cache: 'no-store', signal: AbortSignal.timeout(LOAD_TIMEOUT_MS) })
+      .then((r) => r.ok ? r.json() : Promise.reject(new Error('HTTP ' + r.status)))
+      .then((cfg) => {
+        unreachableSince = null;
+        clearError();
+        if (cfg.auth && !sessionStorage.getItem(TOKEN_KEY)) showLogin('');
+        else route();
+      }).catch((err) => {
+        unreachableSince = unreachableSince || isoSec(new Date());
+        showError('otpscope is not answering since ' + fmtTime(unreachableSince) + ' (' +
+          (unreachable(err) || /^HTTP /.test(err.message) ? err.message : 'not the console\'s configuration') + '); retrying every 5 s.');
+        setTimeout(start, 5000);
+      });
+  }
+  start();
 })();
