@@ -673,6 +673,11 @@ func TestConsoleOverviewFitsAPhone(t *testing.T) {
 	p.open("overview")
 	p.until("the overview drawn", overviewDrawn)
 	p.b.Screenshot("console-overview-390")
+	// The channel filter offers the known channels and those shown.
+	offered := browsertest.Run(p.b, "channels offered", chromedp.Evaluate[string](`[...document.querySelectorAll('#channels-seen option')].map((o) => o.value).join(',')`))
+	if offered != "SMS,VOICE,VIBER,WHATSAPP,SILENT,PUSH" {
+		t.Errorf("the channel filter offers %s; want the known channels (those shown among them)", offered)
+	}
 	// What scrolls sideways, the document or a table of the Overview's,
 	// by how much.
 	over := browsertest.Run(p.b, "overflow", chromedp.Evaluate[string](`[document.documentElement, document.querySelector('#channels'), document.querySelector('#alerts')]

@@ -405,7 +405,15 @@
       ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', title: f.summary + ' (evaluated ' + fmtTime(f.to) + ')' },
         (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since) + ' (' + alertFigures(f.rule, f.value, f.threshold)[0] + ')')));
   }
+  // The channel filter offers the channels an unfiltered Overview showed
+  // (known ones first), so a name need not be typed, nor mistyped.
+  function offerChannels(names) {
+    const all = [...new Set(CHANNELS.concat(names))];
+    $('#channels-seen').replaceChildren(...all.map((n) => el('option', { value: n })));
+  }
+  offerChannels([]);
   function drawChannels(chs) {
+    if (!$('#channel').value) offerChannels(chs.channels.map((c) => c.channel));
     const tbody = $('#channels tbody');
     tbody.replaceChildren(...chs.channels.map((c) => el('tr', { 'data-channel': c.channel },
       el('td', { 'data-field': 'channel' }, c.channel),
@@ -505,7 +513,8 @@
     const drawn = ts.channels.length > 0 && notes.length > 0;
     $('#attempts-partial').textContent = drawn ? 'Dashed: ' + notes.join('; ') + '.' : '';
     $('#attempts-partial').hidden = !drawn;
-    chart('chart-latency', ts, (c) => [[c.channel + ' p50', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms, [6, 4]]], {});
+    // In ms below a second, in s above, as the tables say latencies.
+    chart('chart-latency', ts, (c) => [[c.channel + ' p50', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms, [6, 4]]], { fmt: fmtMs });
     chart('chart-fallback', ts, (c) => [[c.channel, c.fallback_rate]], { fmt: pctFmt, range: [0, 1] });
   }
 
