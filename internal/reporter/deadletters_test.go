@@ -66,10 +66,7 @@ func TestDeadLettersReplayEachOnce(t *testing.T) {
 	}
 	pending(3)
 
-	r := chi.NewRouter()
-	reporter.NewDeadLetters(f.DB, f.Broker, brokertest.Logger(t)).Mount(r)
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
+	srv := deadLettersAPI(t, f)
 	replay := func(req reporter.ReplayRequest) reporter.ReplayResult {
 		t.Helper()
 		body, _ := json.Marshal(req)
@@ -167,10 +164,7 @@ func TestDeadLettersDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.WaitCount(t, "SELECT count() FROM dead_letters", 3)
-	r := chi.NewRouter()
-	reporter.NewDeadLetters(f.DB, f.Broker, brokertest.Logger(t)).Mount(r)
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
+	srv := deadLettersAPI(t, f)
 	api := reporter.DeadLettersCLIConfig{APIFlags: reporter.APIFlags{API: srv.URL}}
 	var out bytes.Buffer
 	if err := reporter.RunDeadLetters(ctx, "replay", reporter.DeadLettersCLIConfig{APIFlags: api.APIFlags, IDs: []string{dls[0].ID}}, &out); err != nil {
@@ -470,13 +464,20 @@ func TestDeadLetterBodyNotUTF8(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.WaitCount(t, "SELECT count() FROM dead_letters", 1)
-	r := chi.NewRouter()
-	reporter.NewDeadLetters(f.DB, f.Broker, brokertest.Logger(t)).Mount(r)
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
+	srv := deadLettersAPI(t, f)
 	var list reporter.DeadLettersResponse
 	webtest.GetJSON(t, srv.URL+"/api/v1/deadletters", &list)
 	if len(list.DeadLetters) != 1 || !bytes.Equal(list.DeadLetters[0].BodyBase64, raw) || !strings.Contains(list.DeadLetters[0].Body, "DELIV\uFFFDERED") {
 		t.Fatalf("dead letters: %+v; want one whose bodyBase64 is the raw body", list.DeadLetters)
 	}
+}
+
+// deadLettersAPI serves the dead letters' API over f until the test ends.
+func deadLettersAPI(t *testing.T, f *fixture) *httptest.Server {
+	t.Helper()
+	r := chi.NewRouter()
+	reporter.NewDeadLetters(f.DB, f.Broker, brokertest.Logger(t)).Mount(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return srv
 }
