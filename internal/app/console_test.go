@@ -304,7 +304,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	if n := browsertest.Run(b, "timeline", chromedp.Evaluate[int](`document.querySelectorAll('#otp-timeline li').length`)); n != len(j.Events) {
 		t.Errorf("OTP timeline has %d events; API %d", n, len(j.Events))
 	}
-	if got := b.Text(`#otp-resends tr[data-decision="` + otpFallback + `.SMS"] [data-field="result"]`); len(j.Resends) != 1 || got != events.ResendDryRun {
+	if got := b.Text(`#otp-resends tr[data-decision="` + otpFallback + `.SMS"] [data-field="result"]`); len(j.Resends) != 1 || j.Resends[0].Result != events.ResendDryRun || got != "dry run (not sent)" {
 		t.Errorf("OTP resend decisions: %q (API %+v); want the dry-run", got, j.Resends)
 	}
 	b.Screenshot("console-otp")

@@ -19,6 +19,8 @@
   const CHANNELS = ['SMS', 'VOICE', 'VIBER', 'WHATSAPP', 'SILENT', 'PUSH'];
   const colorOf = (ch) => COLORS[CHANNELS.includes(ch) ? CHANNELS.indexOf(ch) : COLORS.length - 1];
   // As the reports write a rate (goFixed: an exact half to even, as Go).
+  // A resend decision's result as read: the policy's dry run sent nothing.
+  const resultName = (r) => r === 'dryrun' ? 'dry run (not sent)' : r;
   const fmtPct = (r) => (r === null || r === undefined) ? '–' : goFixed(r * 100, 1) + '%';
   // Under a second in ms; above, in seconds, as the alerts give them
   // ("38.2 s", not "38239 ms").
@@ -627,7 +629,7 @@
     s.dataset.decisions = r.decisions;
     s.textContent = r.decisions + ' resend decisions in this window' + (r.decisions > r.latest.length ? ' (the newest ' + r.latest.length + ' listed below)' : '');
     $('#resend-groups tbody').replaceChildren(...r.groups.map((g) => el('tr', { 'data-group': [g.result, g.trigger_channel, g.trigger_status, g.via].join('|') },
-      el('td', { 'data-field': 'result' }, g.result),
+      el('td', { 'data-field': 'result' }, resultName(g.result)),
       el('td', {}, g.trigger_channel), el('td', {}, g.trigger_status), el('td', {}, g.via),
       el('td', { class: 'num', 'data-field': 'decisions' }, String(g.decisions)),
       el('td', { class: 'num', 'data-field': 'delivered_via', title: g.result === 'dryrun' ? 'nothing was sent: tyntec delivered on ' + g.via + ' itself' : null }, String(g.delivered_via)),
@@ -639,7 +641,7 @@
       el('td', {}, fmtTime(d.decided_at)),
       el('td', {}, el('a', { href: '#otp/' + d.otp_id }, d.otp_id)),
       el('td', {}, d.trigger_channel + ' ' + d.trigger_status),
-      el('td', { 'data-field': 'result' }, d.result),
+      el('td', { 'data-field': 'result' }, resultName(d.result)),
       el('td', {}, d.via || ''),
       el('td', { 'data-field': 'outcome', 'data-value': d.outcome, class: 'wrap outcome-' + d.outcome }, d.outcome.replace('_', ' ') +
         (d.delivered_at ? ' (' + d.delivered_channel + ' ' + fmtTime(d.delivered_at) + ')' : '')),
@@ -689,7 +691,7 @@
       (e.error_code ? ' ' + e.error_code : ''))));
     $('#otp-resends tbody').replaceChildren(...j.resends.map((r) => el('tr', { 'data-decision': r.decision_id },
       el('td', {}, fmtTime(r.decided_at)), el('td', {}, r.trigger_channel + ' ' + r.trigger_status),
-      el('td', { 'data-field': 'result' }, r.result), el('td', {}, r.via || ''), el('td', { class: 'wrap' }, r.reason || ''))));
+      el('td', { 'data-field': 'result' }, resultName(r.result)), el('td', {}, r.via || ''), el('td', { class: 'wrap' }, r.reason || ''))));
     if (!j.resends.length) $('#otp-resends tbody').append(el('tr', {}, el('td', { colspan: 5, class: 'hint' }, 'none')));
     $('#otp-result').hidden = false;
     $('#otp-result').dataset.otp = j.otp_id;
