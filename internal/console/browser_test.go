@@ -417,6 +417,12 @@ func TestConsoleAlertsSayTheyIgnoreTheProfile(t *testing.T) {
 	if got := p.text("#alerts-profile"); !strings.Contains(got, "over every profile") {
 		t.Errorf("alerts heading note = %q", got)
 	}
+	// A channel filter keeps the journeys it was primary in: said.
+	if got := p.text("#fallback-summary"); strings.Contains(got, "primary") {
+		t.Errorf("without a channel the journeys say %q", got)
+	}
+	p.choose("a channel", "#channel", "sms")
+	p.until("the journeys of SMS", `document.querySelector('#fallback-summary').textContent.includes('journeys whose primary channel is SMS')`)
 	p.b.NoErrors("profile")
 }
 

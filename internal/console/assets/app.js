@@ -372,7 +372,7 @@
       delete $('#completeness').dataset.pending;
       $('#completeness').textContent = '';
     });
-    part('the journeys', fb, drawFallbackSummary, (msg) => {
+    part('the journeys', fb, (a) => drawFallbackSummary(a, w.channel), (msg) => {
       const s = $('#fallback-summary');
       delete s.dataset.otps;
       delete s.dataset.fallbackRate;
@@ -444,11 +444,14 @@
     const more = errors.length > ERRORS_SHOWN ? ' +' + (errors.length - ERRORS_SHOWN) + ' more' : '';
     return el('td', { class: 'errors', 'data-field': 'errors', title: errors.length ? errors.map(say).join('\n') : null }, errors.length ? shown + more : '–');
   }
-  function drawFallbackSummary(fb) {
+  // Journeys filtered by a channel are those it was primary in (the API's
+  // /fallback), not those that tried it: said, beside attempts that are.
+  const primaryOf = (channel) => channel ? ' whose primary channel is ' + channel.toUpperCase() : '';
+  function drawFallbackSummary(fb, channel) {
     const s = $('#fallback-summary');
     s.dataset.otps = fb.otps;
     s.dataset.fallbackRate = fb.fallback_rate === null ? '' : fb.fallback_rate;
-    s.textContent = fb.otps + ' journeys, ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '); time to deliver p50 ' +
+    s.textContent = fb.otps + ' journeys' + primaryOf(channel) + ', ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '); time to deliver p50 ' +
       fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p50) + ', p95 ' + fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p95);
   }
   // One row per firing (rule, channel and since), as of its latest
@@ -591,7 +594,7 @@
   }
   function drawJourneys(w, fb) {
     const o = fb.outcomes;
-    $('#journey-summary').textContent = fb.otps + ' journeys (logins and OTPs); fallback rate ' + fmtPct(fb.fallback_rate);
+    $('#journey-summary').textContent = fb.otps + ' journeys (logins and OTPs)' + primaryOf(w.channel) + '; fallback rate ' + fmtPct(fb.fallback_rate);
     $('#outcomes tbody').replaceChildren(el('tr', {},
       el('td', { class: 'num', 'data-field': 'delivered_primary' }, String(o.delivered_primary)),
       el('td', { class: 'num', 'data-field': 'delivered_fallback' }, String(o.delivered_fallback)),
