@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +81,10 @@ func TestConsoleBackups(t *testing.T) {
 		chromedp.WaitReady(row+`[data-status="removed"]`))
 	if n := browsertest.Run(b, "delete buttons", chromedp.Evaluate[int](`document.querySelectorAll('#backups .bk-delete').length`)); n != 0 {
 		t.Errorf("%d Delete buttons after the delete; want none for a removed backup", n)
+	}
+	// Its files are gone: no size or count of them, and its end is its removal.
+	if got := browsertest.Run(b, "the removed row", chromedp.Evaluate[string](`[...document.querySelectorAll('`+row+` td')].slice(3, 6).map((td) => td.textContent).join('|')`)); !strings.HasPrefix(got, "removed ") || !strings.HasSuffix(got, "|–|–") {
+		t.Errorf("the removed backup's ended|size|files read %q; want removed <time>|–|–", got)
 	}
 	if _, err := os.Stat(filepath.Join(in.dataDir, "backups", name)); !os.IsNotExist(err) {
 		t.Errorf("the deleted backup's files: %v; want them gone", err)

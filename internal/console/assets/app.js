@@ -837,9 +837,10 @@
       el('td', {}, el('code', {}, b.name)),
       el('td', { 'data-field': 'status', title: b.error || '' }, b.status + (b.error ? ': ' + b.error : '')),
       el('td', {}, fmtTime(b.started_at)),
-      el('td', {}, b.status === 'started' ? 'taking…' : fmtTime(b.updated_at)),
-      el('td', { class: 'num' }, b.bytes ? fmtBytes(b.bytes) : '–'),
-      el('td', { class: 'num' }, b.files ? String(b.files) : '–'),
+      // A removed one's last record is its removal, and its files are gone.
+      el('td', {}, b.status === 'started' ? 'taking…' : b.status === 'removed' ? 'removed ' + fmtTime(b.updated_at) : fmtTime(b.updated_at)),
+      el('td', { class: 'num' }, b.bytes && b.status !== 'removed' ? fmtBytes(b.bytes) : '–'),
+      el('td', { class: 'num' }, b.files && b.status !== 'removed' ? String(b.files) : '–'),
       el('td', { class: 'num' }, b.stream_seq ? String(b.stream_seq) : 'unknown'),
       el('td', {}, b.status === 'created' || b.status === 'failed'
         ? el('button', { type: 'button', class: 'bk-delete', onclick: () => deleteBackup(b.name) }, 'Delete') : ''))));
