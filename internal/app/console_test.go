@@ -383,6 +383,21 @@ func TestConsoleInABrowser(t *testing.T) {
 	if got := b.Text(`#live tr[data-otp="` + liveSilent.Fact().OTPID + `"]`); !strings.Contains(got, "SILENT") || !strings.Contains(got, "UNDELIVERABLE") {
 		t.Errorf("live silent-auth row = %q; want SILENT UNDELIVERABLE", got)
 	}
+	// Paused, the list stands still and says how many it holds back;
+	// resumed, a row says what it left out.
+	b.Do("pause", chromedp.Click("#live-pause"))
+	const otpPaused = "a4762c77-94cb-43d6-bbab-9f37e088ad0f"
+	if err := a.Broker().Publish(ctx, ev(otpPaused, events.ChannelSMS, events.StatusDispatched, 0)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Run(b, "held back", chromedp.Poll[bool](`document.querySelector('#live-held').textContent === '1 new not listed while paused'`))
+	if n := browsertest.Run(b, "paused rows", chromedp.Evaluate[int](`document.querySelectorAll('#live tr[data-otp="`+otpPaused+`"]').length`)); n != 0 {
+		t.Errorf("a paused list shows the new event (%d rows)", n)
+	}
+	b.Do("resume", chromedp.Click("#live-pause"))
+	if got := b.Text("#live tr.gap"); !strings.Contains(got, "1 event not listed") {
+		t.Errorf("after the pause the list says %q; want what it left out", got)
+	}
 	b.Screenshot("console-live")
 	b.NoErrors("console")
 }

@@ -885,7 +885,9 @@
   // A stream that ends (the server stopped, the network went) is opened
   // again every few seconds while the page is shown, and the gap marked.
   let liveAbort = null, liveRetry = null;
-  const live = { count: 0, byKey: new Map() };
+  // held counts the events not listed while the list is paused (the
+  // counts go on), since pausedAt; lostAt is when the stream was lost.
+  const live = { count: 0, byKey: new Map(), held: 0, pausedAt: null, lostAt: null };
   const LIVE_ROWS = 200, LIVE_RETRY_MS = 3000;
   function stopLive() {
     clearTimeout(liveRetry);
@@ -901,8 +903,21 @@
     $('#live-count').textContent = '0';
     $('#live-counts tbody').replaceChildren();
     $('#live tbody').replaceChildren();
+    live.held = 0;
+    live.pausedAt = $('#live-pause').checked ? isoSec(new Date()) : null;
+    $('#live-held').textContent = '';
     openLive(false);
   }
+  // Paused, the list stands still to be read; resumed, a row says what it
+  // left out.
+  $('#live-pause').addEventListener('change', () => {
+    if ($('#live-pause').checked) { live.pausedAt = isoSec(new Date()); live.held = 0; return; }
+    if (live.held) $('#live tbody').prepend(el('tr', { class: 'gap' }, el('td', { colspan: 5, class: 'hint' },
+      'paused from ' + fmtTime(live.pausedAt) + ' to ' + fmtTime(isoSec(new Date())) + ': ' + live.held + (live.held === 1 ? ' event' : ' events') + ' not listed (counted above)')));
+    live.held = 0;
+    live.pausedAt = null;
+    $('#live-held').textContent = '';
+  });
   async function openLive(again) {
     const ctl = new AbortController();
     liveAbort = ctl;
@@ -911,7 +926,9 @@
       const res = await api('/api/v1/live', { raw: true, signal: ctl.signal, headers: { 'Accept': 'text/event-stream' } });
       $('#live-state').textContent = 'connected';
       if (again && $('#live tbody').rows.length) $('#live tbody').prepend(el('tr', { class: 'gap' },
-        el('td', { colspan: 5, class: 'hint' }, 'connected again at ' + fmtTime(isoSec(new Date())) + ': the events in between are not listed')));
+        el('td', { colspan: 5, class: 'hint' }, (live.lostAt ? 'disconnected at ' + fmtTime(live.lostAt) + ', ' : '') +
+          'connected again at ' + fmtTime(isoSec(new Date())) + ': the events in between are not listed')));
+      live.lostAt = null;
       const reader = res.body.getReader();
       const dec = new TextDecoder();
       let buf = '';
@@ -935,6 +952,7 @@
       err = e;
     }
     if (liveAbort !== ctl || ctl.signal.aborted || err instanceof AuthError) return;
+    live.lostAt = live.lostAt || isoSec(new Date());
     $('#live-state').textContent = 'disconnected' + (err ? ' (' + (err.message || err) + ')' : '') + '; connecting again in ' + fmtSpan(LIVE_RETRY_MS);
     liveRetry = setTimeout(() => { if (liveAbort === ctl) openLive(true); }, LIVE_RETRY_MS);
   }
@@ -950,6 +968,11 @@
       const [ch, st] = k.split(' ');
       return el('tr', {}, el('td', {}, ch), el('td', {}, st), el('td', { class: 'num' }, String(n)));
     }));
+    if ($('#live-pause').checked) {
+      live.held++;
+      $('#live-held').textContent = live.held + ' new not listed while paused';
+      return;
+    }
     const tbody = $('#live tbody');
     const id = e.channel in METHODS ? el('span', { title: 'a silent-auth attempt or a push approval, not an OTP' }, e.otpId) : el('a', { href: '#otp/' + e.otpId }, e.otpId);
     tbody.prepend(el('tr', { 'data-otp': e.otpId },
