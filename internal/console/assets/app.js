@@ -594,7 +594,8 @@
   }
   function drawJourneys(w, fb) {
     const o = fb.outcomes;
-    $('#journey-summary').textContent = fb.otps + ' journeys (logins and OTPs)' + primaryOf(w.channel) + '; fallback rate ' + fmtPct(fb.fallback_rate);
+    $('#journey-summary').textContent = fb.otps + ' journeys (logins and OTPs)' + primaryOf(w.channel) + '; fallback rate ' + fmtPct(fb.fallback_rate) +
+      ' (the journeys that tried a second channel, whatever became of them)';
     $('#outcomes tbody').replaceChildren(el('tr', {},
       el('td', { class: 'num', 'data-field': 'delivered_primary' }, String(o.delivered_primary)),
       el('td', { class: 'num', 'data-field': 'delivered_fallback' }, String(o.delivered_fallback)),
