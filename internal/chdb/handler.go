@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -254,7 +253,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Grafana, the CLIs and clickhouse clients are no web pages: a page of
 	// another site, which cannot read the answer, could still hold the
 	// guests' query places with slow queries.
-	if pageOfAnotherSite(r) {
+	if httpurl.CrossSite(r) || httpurl.ForeignOrigin(r) {
 		h.fail(w, r, "", exceptionf(CodeAccessDenied, "ACCESS_DENIED", "a web page of another site (Origin %q, Sec-Fetch-Site %q) may not query this endpoint", r.Header.Get("Origin"), r.Header.Get("Sec-Fetch-Site")))
 		return
 	}
@@ -273,22 +272,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start, sw := time.Now(), middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 	guest := h.query(sw, r)
 	h.observe(guest, outcome(sw.Status()), time.Since(start))
-}
-
-// pageOfAnotherSite reports whether a browser sent r for a page of a site
-// other than the endpoint's: Sec-Fetch-Site says so, or Origin names
-// another host.
-func pageOfAnotherSite(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "cross-site", "same-site":
-		return true
-	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return false
-	}
-	u, err := url.Parse(origin)
-	return err != nil || !strings.EqualFold(u.Host, r.Host)
 }
 
 // query parses and serves one query request and reports whether a guest

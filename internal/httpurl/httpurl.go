@@ -3,13 +3,16 @@
 // push API and the simulator's redirects all take nothing else (no file:,
 // no relative paths, no "host:port" that url.Parse reads as a scheme).
 // And it says whether an address or a Host header names this machine only
-// (Loopback), for what is open to it alone.
+// (Loopback), for what is open to it alone, and whether a browser sent a
+// request for a page of another site (ForeignOrigin, CrossSite), which
+// what is open to this machine must still keep out.
 package httpurl
 
 import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -48,4 +51,24 @@ func Loopback(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// ForeignOrigin reports whether r's Origin names a site other than the
+// host r was sent to. Browsers send Origin with every request but a
+// same-origin GET; curl, the CLIs, Prometheus and Grafana's server none.
+func ForeignOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host)
+}
+
+// CrossSite reports whether a browser says it sent r for a page of another
+// site (Sec-Fetch-Site: cross-site or same-site, sent by browsers since
+// 2020–23), whatever the request's Origin.
+func CrossSite(r *http.Request) bool {
+	site := r.Header.Get("Sec-Fetch-Site")
+	return site == "cross-site" || site == "same-site"
 }

@@ -1,6 +1,8 @@
 package httpurl
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -44,6 +46,34 @@ func TestLoopback(t *testing.T) {
 		"127.0.0.1": true, "[::1]": true, "LOCALHOST": true, "rebound.evil.example:8081": false, "10.0.0.5": false, "": false} {
 		if got := Loopback(addr); got != want {
 			t.Errorf("Loopback(%q) = %v; want %v", addr, got, want)
+		}
+	}
+}
+
+// A page of another site is told by its Origin (another host, "null", an
+// unparsable one) or by Sec-Fetch-Site; no header is no browser's page.
+func TestForeignOriginAndCrossSite(t *testing.T) {
+	for _, c := range []struct {
+		origin, site   string
+		foreign, cross bool
+	}{
+		{"", "", false, false},                                 // curl, Grafana's server
+		{"http://127.0.0.1:8081", "same-origin", false, false}, // the console
+		{"https://evil.example", "", true, false},
+		{"http://127.0.0.1:3000", "same-site", true, true}, // another port
+		{"null", "cross-site", true, true},                 // a sandboxed page
+		{"", "cross-site", false, true},                    // an <img>
+		{"", "none", false, false},                         // typed into the address bar
+	} {
+		r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:8081/", nil)
+		if c.origin != "" {
+			r.Header.Set("Origin", c.origin)
+		}
+		if c.site != "" {
+			r.Header.Set("Sec-Fetch-Site", c.site)
+		}
+		if got, cross := ForeignOrigin(r), CrossSite(r); got != c.foreign || cross != c.cross {
+			t.Errorf("Origin %q Sec-Fetch-Site %q: foreign %v, cross-site %v; want %v, %v", c.origin, c.site, got, cross, c.foreign, c.cross)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package ops
 import (
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -33,7 +32,7 @@ func BrowserGuard(loopback bool, names []string) func(http.Handler) http.Handler
 				forbidden(w, r, "Host "+r.Host+" is not this machine's: this API without a token answers only requests to 127.0.0.1, [::1] or localhost")
 			case !loopback && fromBrowser(r) && !knownHost(r.Host, names):
 				forbidden(w, r, "Host "+r.Host+" is a name this API does not know (a web page may have pointed its own name here): without a token it answers a browser only at an IP address, localhost or --console-url's host; or set --api-token")
-			case !safeMethod(r.Method) && !sameOrigin(r):
+			case !safeMethod(r.Method) && httpurl.ForeignOrigin(r):
 				forbidden(w, r, "Origin "+r.Header.Get("Origin")+" is another site: this API without a token takes no request a web page sends it")
 			case fromAnotherSite(r):
 				forbidden(w, r, "Sec-Fetch-Site "+r.Header.Get("Sec-Fetch-Site")+": this API without a token answers another site's page only a link followed to it")
@@ -77,20 +76,5 @@ func knownHost(host string, names []string) bool {
 // fill its places. An unsafe method says Origin too (above); a form posted
 // with only Sec-Fetch-Site is refused here.
 func fromAnotherSite(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "cross-site", "same-site":
-		return !safeMethod(r.Method) || r.Header.Get("Sec-Fetch-Mode") != "navigate"
-	}
-	return false
-}
-
-// sameOrigin reports whether r has no Origin (a client that is not a
-// browser) or one naming the host r was sent to.
-func sameOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+	return httpurl.CrossSite(r) && (!safeMethod(r.Method) || r.Header.Get("Sec-Fetch-Mode") != "navigate")
 }
