@@ -279,8 +279,8 @@ func (w *fastWire) normalize(ev *DeliveryStatus, receivedAt time.Time) bool {
 	ev.UnknownChannel, ev.UnknownStatus = !ev.Channel.Known(), !ev.Status.Known()
 	ev.Timestamp, ev.TimestampFromReceipt, ev.OriginalTimestamp = parseTimestamp(w.Timestamp, receivedAt)
 	if w.Error != nil && *w.Error != (DeliveryError{}) {
-		de := w.Error.bounded()
-		ev.Error = &de
+		*w.Error = w.Error.bounded()
+		ev.Error = w.Error
 	}
 	return true
 }

@@ -135,15 +135,16 @@
     const had = section.dataset.shown;
     main.classList.add('stale');
     let msg = String(err && err.message || err).replace(/([^.])$/, '$1.');
-    if (unreachable(err)) {
-      unreachableSince = unreachableSince || isoSec(new Date());
-      msg = 'otpscope is not answering since ' + fmtTime(unreachableSince) + ' (' +
-        (err.name === 'TimeoutError' ? 'no answer within ' + fmtSpan(LOAD_TIMEOUT_MS) : err.message) + '); retrying every 5 s.';
-    }
+    if (unreachable(err)) msg = notAnswering(err.name === 'TimeoutError' ? 'no answer within ' + fmtSpan(LOAD_TIMEOUT_MS) : err.message);
     showError(msg + (had ? ' The figures below are those of ' + had + ', from before.' : ''));
     // Not known to be final any more: a fixed window is not read again for
     // it (an unreachable otpscope is, below).
     section.dataset.final = '';
+  }
+  // notAnswering says since when otpscope has not answered, and why.
+  function notAnswering(why) {
+    unreachableSince = unreachableSince || isoSec(new Date());
+    return 'otpscope is not answering since ' + fmtTime(unreachableSince) + ' (' + why + '); retrying every 5 s.';
   }
   // unreachable: a fetch that could not connect (a TypeError) or got no
   // answer in time, as opposed to an answer refusing the request.
@@ -476,7 +477,8 @@
     el('td', { class: 'num', 'data-field': 'volume' }, String(a.volume)));
   // labelCells names each of a table's cells by its column's heading, which
   // a narrow screen shows beside the figure in place of the heading row
-  // (app.css, table.stack). A row of one cell (a note) is left unnamed.
+  // (app.css, @media max-width 640px). A row of one cell (a note) is left
+  // unnamed.
   function labelCells(table) {
     const heads = [...table.querySelectorAll('thead th')].map((th) => th.firstChild ? th.firstChild.textContent.trim() : '');
     for (const tr of table.querySelectorAll('tbody tr')) {
@@ -1081,9 +1083,7 @@
         if (cfg.auth && !sessionStorage.getItem(TOKEN_KEY)) showLogin('');
         else route();
       }).catch((err) => {
-        unreachableSince = unreachableSince || isoSec(new Date());
-        showError('otpscope is not answering since ' + fmtTime(unreachableSince) + ' (' +
-          (unreachable(err) || /^HTTP /.test(err.message) ? err.message : 'not the console\'s configuration') + '); retrying every 5 s.');
+        showError(notAnswering(unreachable(err) || /^HTTP /.test(err.message) ? err.message : 'not the console\'s configuration'));
         setTimeout(start, 5000);
       });
   }
