@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -147,22 +148,33 @@ func rawString(raw json.RawMessage) string {
 	return strings.TrimSpace(string(raw))
 }
 
+// MaxRetryAfter is the longest Retry-After honoured. tyntec's budget is
+// counted per minute; a longer wait is taken as a broken header rather than
+// a reason to stop calling for days (one 429 would hold the poller's leader,
+// and with it every reconciliation and resend, as long as it said): past
+// it, a call is tried again and a second 429 pauses again.
+const MaxRetryAfter = 5 * time.Minute
+
 // ParseRetryAfter reads a Retry-After header value: delay seconds or an HTTP
-// date. It returns zero for an empty or unreadable value.
+// date, at most MaxRetryAfter. It returns zero for an empty or unreadable
+// value.
 func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.ParseFloat(v, 64); err == nil {
-		if n <= 0 {
+	if n, err := strconv.ParseFloat(v, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if math.IsNaN(n) || n <= 0 {
 			return 0
+		}
+		if n >= MaxRetryAfter.Seconds() { // before the conversion, which overflows
+			return MaxRetryAfter
 		}
 		return time.Duration(n * float64(time.Second))
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return d
+			return min(d, MaxRetryAfter)
 		}
 	}
 	return 0

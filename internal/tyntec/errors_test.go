@@ -55,6 +55,14 @@ func TestParseRetryAfter(t *testing.T) {
 		{"soon", 0},
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		// A day, years, past int64's nanoseconds: tyntec.MaxRetryAfter.
+		{"86400", tyntec.MaxRetryAfter},
+		{"9000000000", tyntec.MaxRetryAfter},
+		{"1e10", tyntec.MaxRetryAfter},
+		{"1e400", tyntec.MaxRetryAfter},
+		{"Inf", tyntec.MaxRetryAfter},
+		{"NaN", 0},
+		{now.Add(48 * time.Hour).Format(http.TimeFormat), tyntec.MaxRetryAfter},
 	}
 	for _, tt := range tests {
 		if got := tyntec.ParseRetryAfter(tt.in, now); got != tt.want {
