@@ -213,15 +213,12 @@ func (p *Poller) holding(held bool) {
 
 // runLeader is what the leader does until it loses the lease.
 func (p *Poller) runLeader(ctx context.Context) error {
-	if p.cfg.RegisterCallbackURL != "" {
-		res, err := RegisterCallback(ctx, p.api, p.cfg.RegisterCallbackURL, p.cfg.RegisterCallbackHeaders, RegisterOptions{Deployment: p.cfg.DeploymentID})
-		if err != nil {
-			p.logger.Error("callback registration failed", "url", p.cfg.RegisterCallbackURL, "err", err)
-		} else {
-			p.logger.Info("callback registered", "url", p.cfg.RegisterCallbackURL, "deployment", p.cfg.DeploymentID, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed, "others_left_alone", res.Left)
-		}
-	}
 	g, ctx := errgroup.WithContext(ctx)
+	if p.cfg.RegisterCallbackURL != "" {
+		// Beside the rest, not before it: a registration that waits out
+		// tyntec's 429s or timeouts must not hold reconciliation and resends.
+		g.Go(func() error { p.registerCallback(ctx); return nil })
+	}
 	if p.resend != nil {
 		g.Go(func() error { return p.resend.Consume(ctx, p.handleResend) })
 	}
@@ -239,6 +236,24 @@ func (p *Poller) runLeader(ctx context.Context) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// registerTimeout bounds the callback's registration: a few calls, each
+// retried on 429s and timeouts as the client allows.
+const registerTimeout = 5 * time.Minute
+
+func (p *Poller) registerCallback(leading context.Context) {
+	ctx, cancel := context.WithTimeout(leading, registerTimeout)
+	defer cancel()
+	res, err := RegisterCallback(ctx, p.api, p.cfg.RegisterCallbackURL, p.cfg.RegisterCallbackHeaders, RegisterOptions{Deployment: p.cfg.DeploymentID})
+	if err != nil {
+		if leading.Err() != nil {
+			return // the lease ended; the next leader registers
+		}
+		p.logger.Error("callback registration failed", "url", p.cfg.RegisterCallbackURL, "err", err)
+		return
+	}
+	p.logger.Info("callback registered", "url", p.cfg.RegisterCallbackURL, "deployment", p.cfg.DeploymentID, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed, "others_left_alone", res.Left)
 }
 
 // onSchedule runs cycle at each tick of sched until ctx ends, each with
