@@ -535,6 +535,14 @@ func testProblems(t *testing.T, tr *traffic) {
 		// A parameter given twice would count once, silently.
 		{"/api/v1/channels", url.Values{"since": {"1h", "2h"}}, 400, "since"},
 		{"/api/v1/timeseries", url.Values{"step": {"5m", "1m"}}, 400, "step"},
+		// Steps past store.MaxStep: one overflowed the buckets' count (a
+		// panic, 500), seconds past int64's nanoseconds wrapped to 1.29 s.
+		{"/api/v1/timeseries", url.Values{"from": {"2000-01-01T00:00:00Z"}, "step": {"2083333h"}}, 400, "step"},
+		{"/api/v1/timeseries", url.Values{"step": {"18446744075"}}, 400, "step"},
+		{"/api/v1/timeseries", url.Values{"step": {"9223372037"}}, 400, "step"},
+		{"/api/v1/timeseries", url.Values{"step": {"99999999999999999999"}}, 400, "step"},
+		{"/api/v1/timeseries", url.Values{"step": {"-99999999999999999999"}}, 400, "step"},
+		{"/api/v1/timeseries", url.Values{"step": {"500ms"}}, 400, "step"},
 		// /events' filters that could never match are mistakes.
 		{"/api/v1/events", url.Values{"otp": {"not-a-uuid"}}, 400, "otp"},
 		{"/api/v1/events", url.Values{"source": {"bogus"}}, 400, "source"},

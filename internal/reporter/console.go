@@ -73,18 +73,23 @@ func (a *API) timeseries(w http.ResponseWriter, r *http.Request) {
 	a.answer(w, r, TimeseriesResponse{From: win.From, To: win.To, AsOf: answeredAsOf(ctx, readAt), Timeseries: ts}, err, store.ErrTooManyBuckets, "Invalid step", "step")
 }
 
-// parseStep reads a Go duration (5m, 1h) or whole seconds (300), at least 1s.
+// parseStep reads a Go duration (5m, 1h) or whole seconds (300), at least
+// 1s and at most store.MaxStep.
 func parseStep(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		n, nerr := strconv.Atoi(s)
-		if nerr != nil {
+		n, nerr := strconv.ParseInt(s, 10, 64) // out of range: ±MaxInt64
+		if nerr != nil && !errors.Is(nerr, strconv.ErrRange) {
 			return 0, fmt.Errorf("%q is neither a duration (5m) nor seconds", s)
 		}
-		d = time.Duration(n) * time.Second
+		// Bounded before the conversion, which would overflow.
+		d = time.Duration(max(min(n, int64(store.MaxStep/time.Second)+1), 0)) * time.Second
 	}
-	if d < time.Second {
-		return 0, fmt.Errorf("step %s is below 1s", d)
+	switch {
+	case d < time.Second:
+		return 0, fmt.Errorf("step %s is below 1s", s)
+	case d > store.MaxStep:
+		return 0, fmt.Errorf("step %s is over %s", s, store.MaxStep)
 	}
 	return d, nil
 }

@@ -20,6 +20,12 @@ import (
 // nobody and cost a query per pixel column.
 const MaxBuckets = 1000
 
+// MaxStep bounds a Timeseries' step: ten years, more than the default step
+// of any window the API takes (2000 to ten years ahead, in 60 buckets), and
+// little enough that the buckets' arithmetic from the epoch cannot overflow
+// a time.Duration (292 years).
+const MaxStep = 3660 * 24 * time.Hour
+
 // ErrTooManyBuckets is returned by Timeseries for a step too small for its window.
 var ErrTooManyBuckets = fmt.Errorf("more than %d buckets: choose a larger step", MaxBuckets)
 

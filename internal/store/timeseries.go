@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -29,8 +28,8 @@ func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Tim
 	if err := w.check(); err != nil {
 		return Timeseries{}, err
 	}
-	if step < time.Second {
-		return Timeseries{}, errors.New("step must be at least 1s")
+	if step < time.Second || step > MaxStep {
+		return Timeseries{}, fmt.Errorf("step %s is not within 1s and %s", step, MaxStep)
 	}
 	origin := bucketStart(w.From, step)
 	n := int((w.To.Sub(origin) + step - 1) / step)
