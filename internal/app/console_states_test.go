@@ -176,9 +176,9 @@ func TestConsoleNeverShowsFiguresUnderAnotherWindow(t *testing.T) {
 	js("last hour, two a page", `(() => { const o = document.createElement('option'); o.text = '2'; document.querySelector('#ev-limit').append(o);
 		document.querySelector('#ev-limit').value = '2'; document.querySelector('#range').value = '1h';
 		document.querySelector('#range').dispatchEvent(new Event('change')); })()`)
-	until("page 1 of two", `document.querySelectorAll('#events tbody tr[data-event]').length === 2 && !document.querySelector('#ev-next').disabled &&
+	until("page 1 of two", `document.querySelectorAll('#events-table tbody tr[data-event]').length === 2 && !document.querySelector('#ev-next').disabled &&
 		document.querySelector('#ev-prev').disabled && document.querySelector('#ev-first').disabled`)
-	page1, first := attr("#page-events", "data-loaded"), attr("#events tbody tr[data-event]", "data-event")
+	page1, first := attr("#page-events", "data-loaded"), attr("#events-table tbody tr[data-event]", "data-event")
 	time.Sleep(1100 * time.Millisecond) // a relative window has moved on by now
 	// The next page's first request fails as an unreachable server's: the
 	// count stays at page 1, and the page tries again by itself.
@@ -198,20 +198,20 @@ func TestConsoleNeverShowsFiguresUnderAnotherWindow(t *testing.T) {
 	}
 	b.Do("previous page", chromedp.Click("#ev-prev"))
 	until("page 1 again", `document.querySelector('#ev-page').textContent === 'page 1'`)
-	if got := attr("#events tbody tr[data-event]", "data-event"); got != first {
+	if got := attr("#events-table tbody tr[data-event]", "data-event"); got != first {
 		t.Errorf("events: back on page 1 the first row is %s; want %s", got, first)
 	}
 	b.Do("next page", chromedp.Click("#ev-next"))
 	until("page 2", `document.querySelector('#ev-page').textContent === 'page 2'`)
 	js("channel viber", `(() => { const c = document.querySelector('#channel'); c.value = 'viber'; c.dispatchEvent(new Event('change')); })()`)
 	until("viber's first page", `document.querySelector('#ev-page').textContent === 'page 1' &&
-		[...document.querySelectorAll('#events tbody tr[data-event]')].every((tr) => tr.textContent.includes('VIBER'))`)
+		[...document.querySelectorAll('#events-table tbody tr[data-event]')].every((tr) => tr.textContent.includes('VIBER'))`)
 	var viber store.EventPage
 	get("/api/v1/events?"+fmt.Sprintf("from=%s&to=%s&channel=viber&limit=2", attr("#shown", "data-from"), attr("#shown", "data-to")), &viber)
 	if len(viber.Events) != 2 {
 		t.Fatalf("API: %d VIBER events on the first page; want 2", len(viber.Events))
 	}
-	if got := attr("#events tbody tr[data-event]", "data-event"); got != viber.Events[0].EventID {
+	if got := attr("#events-table tbody tr[data-event]", "data-event"); got != viber.Events[0].EventID {
 		t.Errorf("events after the filter: first row %s; the API's first page starts with %s", got, viber.Events[0].EventID)
 	}
 	js("all channels", `(() => { const c = document.querySelector('#channel'); c.value = ''; c.dispatchEvent(new Event('change')); })()`)
@@ -223,12 +223,15 @@ func TestConsoleNeverShowsFiguresUnderAnotherWindow(t *testing.T) {
 	}
 
 	// A dead letter replayed in part says what it left out.
-	row := `#deadletters tr[data-id="` + dead.ID + `"]`
+	row := `#deadletters-table tr[data-id="` + dead.ID + `"]`
 	b.Do("replay", chromedp.Navigate(base+"/console/#deadletters"), chromedp.WaitVisible(row),
 		chromedp.Click(row+" .dl-replay"), chromedp.WaitReady(`#dl-result[data-left="1"]`))
 	if got := b.Text("#dl-result"); !strings.Contains(got, "still invalid") || !strings.Contains(got, "not a UUID") {
 		t.Errorf("replay result = %q; want the element left out, and why", got)
 	}
+	// Its Replay button, disabled once replayed, hands the keyboard to the
+	// result rather than drop it.
+	until("the keyboard at the replay's result", `document.activeElement === document.querySelector('#dl-result')`)
 
 	// Live: a silent-auth fact has no OTP lookup; a delivery event has one.
 	b.Do("live", chromedp.Navigate(base+"/console/#live"))
@@ -241,7 +244,7 @@ func TestConsoleNeverShowsFiguresUnderAnotherWindow(t *testing.T) {
 	if err := a.Broker().Publish(ctx, sm, ev(otpLiveSMS, events.ChannelSMS, events.StatusDispatched, 0)); err != nil {
 		t.Fatal(err)
 	}
-	silentRow, smsRow := `#live tr[data-otp="`+silent.Fact().OTPID+`"]`, `#live tr[data-otp="`+otpLiveSMS+`"]`
+	silentRow, smsRow := `#live-table tr[data-otp="`+silent.Fact().OTPID+`"]`, `#live-table tr[data-otp="`+otpLiveSMS+`"]`
 	b.Do("live rows", chromedp.WaitVisible(silentRow), chromedp.WaitVisible(smsRow))
 	links := browsertest.Run(b, "links", chromedp.Evaluate[[]int](`[document.querySelectorAll('`+silentRow+` a').length, document.querySelectorAll('`+smsRow+` a').length]`))
 	if len(links) != 2 || links[0] != 0 || links[1] != 1 {

@@ -315,13 +315,13 @@ func TestConsoleInABrowser(t *testing.T) {
 		chromedp.SetValue("#ev-limit", "25"), chromedp.SetValue("#ev-status", "DISPATCHED"), chromedp.Click("#ev-search"))
 	// The page's first, unfiltered list is already there: wait for the
 	// filtered one to replace it.
-	browsertest.Run(b, "filtered events", chromedp.Poll[bool](`(() => { const rows = [...document.querySelectorAll('#events tbody tr[data-event]')];
+	browsertest.Run(b, "filtered events", chromedp.Poll[bool](`(() => { const rows = [...document.querySelectorAll('#events-table tbody tr[data-event]')];
 		return rows.length > 0 && rows.every((tr) => tr.textContent.includes('DISPATCHED')); })()`))
 	w = window()
 	w.Set("status", "dispatched")
 	var page store.EventPage
 	get("/api/v1/events?"+w.Encode(), &page)
-	if n := browsertest.Run(b, "event rows", chromedp.Evaluate[int](`document.querySelectorAll('#events tbody tr[data-event]').length`)); n != len(page.Events) || n != 4 {
+	if n := browsertest.Run(b, "event rows", chromedp.Evaluate[int](`document.querySelectorAll('#events-table tbody tr[data-event]').length`)); n != len(page.Events) || n != 4 {
 		t.Errorf("events page shows %d DISPATCHED rows; API %d, want 4", n, len(page.Events))
 	}
 	b.Screenshot("console-events")
@@ -334,7 +334,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 
 	// Dead letters: inspect the raw body, replay it by clicking.
-	row := `#deadletters tr[data-id="` + dead.ID + `"]`
+	row := `#deadletters-table tr[data-id="` + dead.ID + `"]`
 	b.Do("dead letters", chromedp.Navigate(base+"/console/#deadletters"), chromedp.WaitVisible(row),
 		chromedp.Click(row+" .dl-inspect"), chromedp.WaitVisible("#dl-detail"))
 	if body := b.Text("#dl-body"); !strings.Contains(body, otpReplayed) {
@@ -369,7 +369,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err := a.Broker().Publish(ctx, ev(otpLive, events.ChannelSMS, events.StatusDispatched, 0)); err != nil {
 		t.Fatal(err)
 	}
-	b.Do("live event", chromedp.WaitVisible(`#live tr[data-otp="`+otpLive+`"]`))
+	b.Do("live event", chromedp.WaitVisible(`#live-table tr[data-otp="`+otpLive+`"]`))
 	// A silent-auth outcome shows as its SILENT fact.
 	liveSilent := events.SilentOutcome{AttemptID: "sa-live", CorrelationID: "sa-live", StartedAt: now, FinishedAt: now.Add(time.Second), Result: events.SilentNotVerified, ReceivedAt: now}
 	m, err := events.NewSilentOutcomeMessage(&liveSilent)
@@ -379,8 +379,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err := a.Broker().Publish(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	b.Do("live silent auth", chromedp.WaitVisible(`#live tr[data-otp="`+liveSilent.Fact().OTPID+`"]`))
-	if got := b.Text(`#live tr[data-otp="` + liveSilent.Fact().OTPID + `"]`); !strings.Contains(got, "SILENT") || !strings.Contains(got, "UNDELIVERABLE") {
+	b.Do("live silent auth", chromedp.WaitVisible(`#live-table tr[data-otp="`+liveSilent.Fact().OTPID+`"]`))
+	if got := b.Text(`#live-table tr[data-otp="` + liveSilent.Fact().OTPID + `"]`); !strings.Contains(got, "SILENT") || !strings.Contains(got, "UNDELIVERABLE") {
 		t.Errorf("live silent-auth row = %q; want SILENT UNDELIVERABLE", got)
 	}
 	// Paused, the list stands still and says how many it holds back;
@@ -391,11 +391,11 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	browsertest.Run(b, "held back", chromedp.Poll[bool](`document.querySelector('#live-held').textContent === '1 new not listed while paused'`))
-	if n := browsertest.Run(b, "paused rows", chromedp.Evaluate[int](`document.querySelectorAll('#live tr[data-otp="`+otpPaused+`"]').length`)); n != 0 {
+	if n := browsertest.Run(b, "paused rows", chromedp.Evaluate[int](`document.querySelectorAll('#live-table tr[data-otp="`+otpPaused+`"]').length`)); n != 0 {
 		t.Errorf("a paused list shows the new event (%d rows)", n)
 	}
 	b.Do("resume", chromedp.Click("#live-pause"))
-	if got := b.Text("#live tr.gap"); !strings.Contains(got, "1 event not listed") {
+	if got := b.Text("#live-table tr.gap"); !strings.Contains(got, "1 event not listed") {
 		t.Errorf("after the pause the list says %q; want what it left out", got)
 	}
 	b.Screenshot("console-live")

@@ -43,7 +43,7 @@ func TestConsoleWithAReadToken(t *testing.T) {
 
 	b.Do("sign in with the read token", chromedp.Navigate(base+"/"), chromedp.WaitVisible("#login"),
 		chromedp.SendKeys("#token", read), chromedp.Click("#sign-in"), chromedp.WaitReady("#page-overview[data-loaded]"))
-	row := `#deadletters tr[data-id="` + dead.ID + `"]`
+	row := `#deadletters-table tr[data-id="` + dead.ID + `"]`
 	b.Do("dead letters", chromedp.Navigate(base+"/console/#deadletters"), chromedp.WaitVisible(row),
 		chromedp.Click(row+" .dl-inspect"), chromedp.WaitVisible("#dl-detail"))
 	b.Do("replay", chromedp.Click(row+" .dl-replay"), chromedp.WaitVisible("#error"))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/go-chi/chi/v5"
 
 	"github.com/otpscope/otpscope/internal/console"
@@ -71,6 +72,17 @@ func (f *fakeAPI) set(fn func(f *fakeAPI)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(f)
+}
+
+// channelReads counts every /channels call.
+func (f *fakeAPI) channelReads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.reads {
+		n += c
+	}
+	return n
 }
 
 func (f *fakeAPI) readsFrom(from string) int {
@@ -829,4 +841,69 @@ func TestConsoleStartsOnceOtpscopeAnswers(t *testing.T) {
 		t.Errorf("the console still says %q after otpscope answered", p.b.Text("#error"))
 	}
 	p.b.NoErrorsBut("a first request refused", "status of 502")
+}
+
+// The console for a keyboard and a screen reader. A nav link followed
+// leaves the keyboard at the page's heading, its controls next (no element
+// is named as a page's link is, so the browser's jump to the fragment goes
+// nowhere else: Events' link went to its table, past the filters). Every
+// chart's figures are a table on demand, the canvas left out of what is
+// read. A refresh that changes nothing writes no live region again (the
+// rules firing were announced every 5 s), and refreshing can be paused.
+func TestConsoleForKeyboardAndScreenReader(t *testing.T) {
+	p := newPage(t)
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	if !p.is("no element named as a page", `[...document.querySelectorAll('header nav a')].every((a) => !document.getElementById(a.hash.slice(1)))`) {
+		t.Error("an element has a page's name as its id: following that page's link jumps to it")
+	}
+
+	p.b.Do("Events by the keyboard", chromedp.Focus(`header nav a[href="#events"]`), chromedp.KeyEvent(kb.Enter))
+	p.until("the keyboard at Events' heading", `document.activeElement === document.querySelector('#page-events h2')`)
+	p.b.Do("Tab", chromedp.KeyEvent(kb.Tab))
+	if got := browsertest.Run(p.b, "focused", chromedp.Evaluate[string](`document.activeElement.id`)); got != "ev-status" {
+		t.Errorf("Tab from Events' heading went to %q; want its first filter, ev-status", got)
+	}
+
+	p.js("back to the overview", `location.hash = '#overview'`)
+	p.until("the overview shown", `!document.querySelector('#page-overview').hidden`)
+	toggle := `#chart-attempts + button.chart-data-toggle`
+	p.b.Do("show the attempts as a table", chromedp.Click(toggle))
+	p.until("the attempts' table", `!!document.querySelector('#chart-attempts-data table')`)
+	if got := p.attr(toggle, "aria-expanded"); got != "true" {
+		t.Errorf("the toggle's aria-expanded = %q; want true", got)
+	}
+	heads := browsertest.Run(p.b, "columns", chromedp.Evaluate[string](`[...document.querySelectorAll('#chart-attempts-data thead th')].map((th) => th.textContent).join('|')`))
+	if heads != "bucket (UTC)|SMS" {
+		t.Errorf("the attempts' table columns = %q; want bucket (UTC)|SMS", heads)
+	}
+	// The fake's last hour: a bucket a minute, 3 attempts each, the first
+	// only partly in the window (the window starts on a second).
+	rows := browsertest.Run(p.b, "rows", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#chart-attempts-data tbody tr')].map((tr) => tr.textContent)`))
+	if len(rows) < 60 || !strings.HasSuffix(rows[0], "(partial)3") || !strings.HasSuffix(rows[1], "Z3") {
+		t.Errorf("the attempts' table rows = %q…; want 60 or more buckets of 3, the first partial", rows[:min(len(rows), 2)])
+	}
+	if !p.is("canvas left out", `[...document.querySelectorAll('.charts .uplot')].every((u) => u.getAttribute('aria-hidden') === 'true') && document.querySelectorAll('.charts .uplot').length === 4`) {
+		t.Error("a chart's canvas is read by screen readers, or not every chart was drawn")
+	}
+	p.b.Do("show the latency as a table", chromedp.Click(`#chart-latency + button.chart-data-toggle`))
+	p.until("the latency's table", `!!document.querySelector('#chart-latency-data td')`)
+	if got := p.text(`#chart-latency-data tbody td`); got != "2.0 s" {
+		t.Errorf("the latency table's first figure = %q; want 2.0 s, as the tables write it", got)
+	}
+
+	p.js("count the writes to the rules firing", `window.firingWrites = 0; new MutationObserver(() => window.firingWrites++).observe(document.querySelector('#firing'), { childList: true, subtree: true, characterData: true })`)
+	loaded := p.attr("#page-overview", "data-loaded")
+	p.until("the next refresh drawn", `document.querySelector('#page-overview').dataset.loaded !== `+jsString(loaded))
+	if n := browsertest.Run(p.b, "writes", chromedp.Evaluate[int](`window.firingWrites`)); n != 0 {
+		t.Errorf("a refresh with the same rules firing wrote #firing %d times; want 0 (each write is announced)", n)
+	}
+
+	p.b.Do("pause refreshing", chromedp.Click("#auto-pause"))
+	before := p.api.channelReads()
+	time.Sleep(6 * time.Second) // more than the 5 s between refreshes
+	if after := p.api.channelReads(); after != before {
+		t.Errorf("paused, the overview was read %d times in 6 s; want none", after-before)
+	}
+	p.b.NoErrors("keyboard")
 }

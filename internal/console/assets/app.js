@@ -118,10 +118,34 @@
 
   function showError(err) {
     if (err instanceof AuthError) return;
-    const box = $('#error');
-    box.textContent = String(err && err.message || err);
+    const box = $('#error'), msg = String(err && err.message || err);
+    // Written only when it changes: a screen reader announces every write.
+    if (box.hidden || box.textContent !== msg) box.textContent = msg;
     box.hidden = false;
   }
+  // replaceIfChanged gives node the children kids unless it has the same
+  // already: a refresh every 5 s must not announce a live region again, nor
+  // take a link from under the keyboard.
+  function replaceIfChanged(node, ...kids) {
+    const next = el('div', {}, ...kids);
+    if (next.innerHTML !== node.innerHTML) node.replaceChildren(...next.childNodes);
+  }
+  // replaceRows gives tbody the rows, the keyboard's focus kept: a control
+  // focused in a row is focused again in the row with the same key (a
+  // data- attribute), or, when that row or control is gone or disabled
+  // (a dead letter replayed or deleted), fallback, which says what happened.
+  function replaceRows(tbody, key, fallback, rows) {
+    const f = document.activeElement, tr = f && f !== tbody && tbody.contains(f) ? f.closest('tr') : null;
+    const was = tr && { key: tr.dataset[key], cls: f.classList[0] };
+    tbody.replaceChildren(...rows);
+    if (!was) return;
+    const again = [...tbody.rows].find((r) => r.dataset[key] === was.key);
+    const c = again && was.cls && again.querySelector('.' + was.cls);
+    (c && !c.disabled ? c : fallback).focus();
+  }
+  // focusPage puts the keyboard at the shown page's heading, where a
+  // navigation or sign-in leaves the reader: the page's controls come next.
+  const focusPage = () => { const h = $('#page-' + page().name + ' h2'); if (h) h.focus(); };
   function clearError() { $('#error').hidden = true; }
 
   // After a failed load the figures of the last good one stay, greyed and
@@ -179,6 +203,7 @@
     document.querySelector('main').hidden = false;
     clearError();
     route();
+    focusPage();
   });
   $('#logout').hidden = !sessionStorage.getItem(TOKEN_KEY);
   $('#logout').addEventListener('click', () => { sessionStorage.removeItem(TOKEN_KEY); location.reload(); });
@@ -222,11 +247,13 @@
   // until the answer for w is drawn, and says what is coming.
   function showLoading(w) {
     document.querySelector('main').classList.add('loading');
+    document.querySelector('main').setAttribute('aria-busy', 'true');
     $('#loading').textContent = 'loading ' + (w ? windowLabel(w) : '') + '…';
     $('#loading').hidden = false;
   }
   function hideLoading() {
     document.querySelector('main').classList.remove('loading');
+    document.querySelector('main').removeAttribute('aria-busy');
     $('#loading').hidden = true;
   }
   const qs = (o) => new URLSearchParams(Object.entries(o).filter(([, v]) => v !== '' && v !== undefined && v !== null)).toString();
@@ -289,6 +316,7 @@
   });
   function chart(id, ts, pick, opts) {
     const host = $('#' + id);
+    chartTable(id, ts, opts.table || pick, opts);
     const x = ts.start.map((s) => Date.parse(s) / 1000);
     const series = [{ label: 'UTC', value: (u, t) => t === null || t === undefined ? '–' : fmtTime(isoSec(new Date(t * 1e3))) }];
     const data = [x];
@@ -312,7 +340,30 @@
       tzDate: (t) => uPlot.tzDate(new Date(t * 1e3), 'Etc/UTC'),
       scales: { x: { time: true }, y: opts.range ? { range: opts.range } : {} },
       axes: [{ values: axisTimes, space: 70 }, { values: (u, vals) => vals.map((v) => opts.fmt ? opts.fmt(v) : v), size: 60 }] }, data, host);
+    // The figures are the table's to read (chartTable): the canvas and its
+    // hover legend are left out of what a screen reader reads.
+    u.root.setAttribute('aria-hidden', 'true');
     charts[id] = { u: u, key: key, host: host };
+  }
+  // Every chart's figures as a table, on demand: what a screen reader, or
+  // anyone after the numbers, reads in place of the lines. A row a bucket,
+  // a column a line, the bucket's start in UTC; one only partly counted
+  // says so.
+  const chartTables = {};
+  function chartTable(id, ts, pick, opts) {
+    const cols = [];
+    [...ts.channels].sort((a, b) => a.channel.localeCompare(b.channel)).forEach((c) => { for (const [label, values] of pick(c)) cols.push([label, values]); });
+    const partial = opts.partial || [];
+    chartTables[id] = cols.length ? el('table', {},
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'bucket (UTC)'), ...cols.map(([label]) => el('th', { scope: 'col', class: 'num' }, label)))),
+      el('tbody', {}, ...ts.start.map((s, i) => el('tr', {}, el('th', { scope: 'row' }, fmtTime(s) + (partial[i] ? ' (partial)' : '')),
+        ...cols.map(([, values]) => el('td', { class: 'num' }, values[i] === null || values[i] === undefined ? '–' : opts.cell(values[i]))))))) : null;
+    showChartTable(id);
+  }
+  function showChartTable(id, msg) {
+    const box = $('#' + id + '-data');
+    if (msg !== undefined) chartTables[id] = null;
+    if (!box.hidden) box.replaceChildren(chartTables[id] || el('p', { class: 'hint' }, msg || 'no data in this window'));
   }
   const chartWidth = (host) => Math.max(260, host.clientWidth || 520);
   // fitChart sizes a chart to its figure, once the figure is shown (a
@@ -347,6 +398,17 @@
     return () => drawOverview(w, chs, fb, ts, al, now, st);
   }
   const CHART_IDS = ['chart-rate', 'chart-attempts', 'chart-latency', 'chart-fallback'];
+  for (const id of CHART_IDS) {
+    const box = el('div', { id: id + '-data', class: 'chart-data', hidden: '' });
+    const toggle = el('button', { type: 'button', class: 'chart-data-toggle', 'aria-expanded': 'false', 'aria-controls': box.id }, 'Show as a table');
+    toggle.addEventListener('click', () => {
+      box.hidden = !box.hidden;
+      toggle.setAttribute('aria-expanded', String(!box.hidden));
+      toggle.textContent = box.hidden ? 'Show as a table' : 'Hide the table';
+      showChartTable(id);
+    });
+    $('#' + id).after(toggle, box);
+  }
   function drawOverview(w, chs, fb, ts, al, now, st) {
     const failed = [];
     // part draws a part from its answer or, when that failed, says so in
@@ -389,6 +451,7 @@
       for (const id of CHART_IDS) {
         if (charts[id]) { charts[id].u.destroy(); delete charts[id]; }
         $('#' + id).replaceChildren(el('p', { class: 'hint' }, msg));
+        showChartTable(id, msg);
       }
     });
     $('#page-overview').dataset.loaded = w.from + '/' + w.to;
@@ -404,7 +467,7 @@
     const firing = $('#firing');
     firing.dataset.count = now.firing.length;
     firing.className = now.firing.length ? 'state-firing' : 'state-resolved';
-    firing.replaceChildren(now.firing.length ? 'Firing now: ' : 'No alert rule is firing.',
+    replaceIfChanged(firing, now.firing.length ? 'Firing now: ' : 'No alert rule is firing.',
       ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', title: f.summary + ' (evaluated ' + fmtTime(f.to) + ')' },
         (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since) + ' (' + alertFigures(f.rule, f.value, f.threshold)[0] + ')')));
   }
@@ -493,7 +556,7 @@
   for (const tb of document.querySelectorAll('main table tbody')) labeller.observe(tb, { childList: true });
   function drawCharts(ts) {
     const pctFmt = (v) => (v * 100).toFixed(0) + '%';
-    chart('chart-rate', ts, (c) => [[c.channel, c.delivery_rate]], { fmt: pctFmt, range: [0, 1] });
+    chart('chart-rate', ts, (c) => [[c.channel, c.delivery_rate]], { fmt: pctFmt, range: [0, 1], cell: fmtPct });
     // A bucket only partly counted is drawn dashed and hollow, apart from
     // the whole ones: its dip is not traffic falling. Rates and latencies
     // are not counts; theirs are drawn as they are.
@@ -509,7 +572,7 @@
       // Joined to their whole neighbours, so the line does not break.
       const part = c.attempts.map((v, i) => partial[i] || partial[i - 1] || partial[i + 1] ? v : null);
       return [[c.channel, whole], [c.channel + ' (partial)', part, [4, 4], hollow]];
-    }, { key: '#' + partialIdx });
+    }, { key: '#' + partialIdx, cell: String, table: (c) => [[c.channel, c.attempts]], partial: partial });
     $('#chart-attempts').dataset.partial = ts.start.filter((s, i) => partial[i]).join(',');
     const notes = [];
     const last = ts.start.length - 1;
@@ -521,8 +584,8 @@
     $('#attempts-partial').textContent = drawn ? 'Dashed: ' + notes.join('; ') + '.' : '';
     $('#attempts-partial').hidden = !drawn;
     // In ms below a second, in s above, as the tables say latencies.
-    chart('chart-latency', ts, (c) => [[c.channel + ' p50', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms, [6, 4]]], { fmt: fmtMs });
-    chart('chart-fallback', ts, (c) => [[c.channel, c.fallback_rate]], { fmt: pctFmt, range: [0, 1] });
+    chart('chart-latency', ts, (c) => [[c.channel + ' p50', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms, [6, 4]]], { fmt: fmtMs, cell: fmtMs });
+    chart('chart-fallback', ts, (c) => [[c.channel, c.fallback_rate]], { fmt: pctFmt, range: [0, 1], cell: fmtPct });
   }
 
   // stepName says a bucket's size in words: minute, 5 min, hour, 3 h, day, 7 days.
@@ -584,7 +647,7 @@
     p.className = 'state-firing';
     // The link lists those never replayed.
     const link = el('a', { href: '#deadletters', onclick: () => { $('#dl-pending').checked = true; } }, 'the Dead letters page');
-    p.replaceChildren((d.pending === 1 ? '1 dead letter' : d.pending + ' dead letters') + ' never replayed, the newest ' + fmtTime(d.newest_pending) +
+    replaceIfChanged(p, (d.pending === 1 ? '1 dead letter' : d.pending + ' dead letters') + ' never replayed, the newest ' + fmtTime(d.newest_pending) +
       ': input otpscope could not accept, which no figure counts until it is replayed. See why on ', link,
       ' or with ', el('code', {}, 'otpscope deadletters list --pending'), ', and replay them once the cause is fixed.');
   }
@@ -676,6 +739,7 @@
       throw e;
     }
     if (ctl.signal.aborted) return;
+    $('#otp-heading').textContent = 'OTP ' + j.otp_id + (j.outcome ? ': ' + j.outcome.replace('_', ' ') : '');
     const dl = $('#otp-summary');
     const row = (k, v, field) => [el('dt', {}, k), el('dd', { 'data-field': field }, v)];
     dl.replaceChildren(
@@ -707,7 +771,8 @@
     const id = $('#otp-id').value.trim();
     history.replaceState(null, '', '#otp/' + id);
     clearError();
-    lookup(id).catch(showError);
+    // The answer is read from its heading on: the keyboard goes there.
+    lookup(id).then(() => { if (!$('#otp-result').hidden) $('#otp-heading').focus(); }).catch(showError);
   });
 
   // ---- Events ----
@@ -732,15 +797,19 @@
     return () => { evState.cursors = cursors; evState.want = null; return drawEvents(w, page, pageNo); };
   }
   function drawEvents(w, page, pageNo) {
-    $('#events tbody').replaceChildren(...page.events.map((e) => el('tr', { 'data-event': e.event_id },
+    $('#events-table tbody').replaceChildren(...page.events.map((e) => el('tr', { 'data-event': e.event_id },
       el('td', {}, fmtTime(e.time)),
       el('td', {}, el('a', { href: '#otp/' + e.otp_id }, e.otp_id)),
       el('td', {}, e.channel + (e.unknown_channel ? ' (new to otpscope)' : '')), el('td', {}, e.status),
       el('td', {}, e.source + (e.time_from_receipt ? ', time of receipt: tyntec gave none' : '')), el('td', {}, e.profile_id || ''),
       el('td', {}, e.error_code || ''))));
-    if (!page.events.length) $('#events tbody').append(el('tr', {}, el('td', { colspan: 7, class: 'hint' }, 'no events')));
+    if (!page.events.length) $('#events-table tbody').append(el('tr', {}, el('td', { colspan: 7, class: 'hint' }, 'no events')));
+    const focused = document.activeElement;
     $('#ev-next').disabled = !page.next;
     $('#ev-prev').disabled = $('#ev-first').disabled = pageNo === 1;
+    // A button disabled under the keyboard (Next on the last page) would
+    // leave it nowhere: it moves to the next one that still does something.
+    if (focused && focused.disabled) (['#ev-next', '#ev-prev', '#ev-first'].map($).find((b) => !b.disabled) || $('#ev-page')).focus();
     $('#ev-next').dataset.cursor = page.next;
     $('#ev-page').textContent = 'page ' + pageNo;
     $('#page-events').dataset.loaded = w.from + '/' + w.to + '#' + pageNo;
@@ -766,25 +835,25 @@
     dlRecords = res.deadLetters;
     // The detail shown is of a listed dead letter, or of none.
     if (!dlRecords.some((d) => d.id === $('#dl-id').textContent)) $('#dl-detail').hidden = true;
-    $('#deadletters tbody').replaceChildren(...dlRecords.map((d) => el('tr', { 'data-id': d.id },
+    replaceRows($('#deadletters-table tbody'), 'id', $('#dl-result'), dlRecords.map((d) => el('tr', { 'data-id': d.id },
       el('td', {}, fmtTime(d.receivedAt)), el('td', {}, d.source), el('td', {}, d.reason),
       el('td', { class: 'num' }, String(d.bodyBytes)),
       el('td', { 'data-field': 'replayed' }, d.replayedAt ? fmtTime(d.replayedAt) : 'no'),
       el('td', {},
-        el('button', { type: 'button', class: 'dl-inspect', onclick: () => inspect(d.id) }, 'Inspect'), ' ',
-        el('button', { type: 'button', class: 'dl-replay', disabled: d.replayedAt ? '' : null, onclick: () => replay({ ids: [d.id] }) }, 'Replay'), ' ',
-        el('button', { type: 'button', class: 'dl-delete', onclick: () => deleteDeadLetter(d.id) }, 'Delete')))));
-    if (!dlRecords.length) $('#deadletters tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' }, 'no dead letters')));
+        el('button', { type: 'button', class: 'dl-inspect', 'aria-label': 'Inspect dead letter ' + d.id, 'aria-controls': 'dl-detail', onclick: () => inspect(d.id) }, 'Inspect'), ' ',
+        el('button', { type: 'button', class: 'dl-replay', 'aria-label': 'Replay dead letter ' + d.id, disabled: d.replayedAt ? '' : null, onclick: () => replay({ ids: [d.id] }) }, 'Replay'), ' ',
+        el('button', { type: 'button', class: 'dl-delete', 'aria-label': 'Delete dead letter ' + d.id, onclick: () => deleteDeadLetter(d.id) }, 'Delete')))));
+    if (!dlRecords.length) $('#deadletters-table tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' }, 'no dead letters')));
     // Nothing to replay when every one listed was, and all are listed.
     $('#dl-replay-all').disabled = dlRecords.length < DL_LIMIT && !dlRecords.some((d) => !d.replayedAt);
-    if (dlRecords.length >= DL_LIMIT) $('#deadletters tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' },
+    if (dlRecords.length >= DL_LIMIT) $('#deadletters-table tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' },
       'the newest ' + DL_LIMIT + ' are listed; otpscope deadletters list reads them all')));
     $('#page-deadletters').dataset.loaded = String(Date.now());
   }
   function inspect(id) {
     const d = dlRecords.find((r) => r.id === id);
     if (!d) return;
-    for (const tr of document.querySelectorAll('#deadletters tbody tr')) tr.classList.toggle('selected', tr.dataset.id === id);
+    for (const tr of document.querySelectorAll('#deadletters-table tbody tr')) tr.classList.toggle('selected', tr.dataset.id === id);
     $('#dl-id').textContent = d.id;
     $('#dl-reason').textContent = d.reason + (d.field ? ' (' + d.field + ')' : '') + (d.httpStatus ? ' — HTTP ' + d.httpStatus : '') + (d.truncated ? ' — body truncated' : '') +
       (d.bodyBase64 ? ' — body not UTF-8: each invalid byte shows as \uFFFD; its exact bytes are the API\'s bodyBase64' : '');
@@ -792,7 +861,8 @@
     try { body = JSON.stringify(JSON.parse(d.body), null, 2); } catch (e) { /* shown as it came */ }
     $('#dl-body').textContent = body;
     $('#dl-detail').hidden = false;
-    $('#dl-detail').scrollIntoView({ block: 'nearest' });
+    // Below up to 200 rows: the keyboard goes to it, and a reader hears it.
+    $('#dl-detail h3').focus();
   }
   async function replay(req) {
     try {
@@ -836,7 +906,7 @@
   function drawBackups(list) {
     // Newest first, as the API lists them; a removed one stays listed (its
     // files are gone), a failed one says why.
-    $('#backups tbody').replaceChildren(...list.map((b) => el('tr', { 'data-name': b.name, 'data-status': b.status },
+    replaceRows($('#backups-table tbody'), 'name', $('#bk-result'), list.map((b) => el('tr', { 'data-name': b.name, 'data-status': b.status },
       el('td', {}, el('code', {}, b.name)),
       el('td', { 'data-field': 'status', title: b.error || '' }, b.status + (b.error ? ': ' + b.error : '')),
       el('td', {}, fmtTime(b.started_at)),
@@ -846,8 +916,8 @@
       el('td', { class: 'num' }, b.files && b.status !== 'removed' ? String(b.files) : '–'),
       el('td', { class: 'num' }, b.stream_seq ? String(b.stream_seq) : 'unknown'),
       el('td', {}, b.status === 'created' || b.status === 'failed'
-        ? el('button', { type: 'button', class: 'bk-delete', onclick: () => deleteBackup(b.name) }, 'Delete') : ''))));
-    if (!list.length) $('#backups tbody').append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no backups yet')));
+        ? el('button', { type: 'button', class: 'bk-delete', 'aria-label': 'Delete backup ' + b.name, onclick: () => deleteBackup(b.name) }, 'Delete') : ''))));
+    if (!list.length) $('#backups-table tbody').append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no backups yet')));
     $('#page-backups').dataset.loaded = String(Date.now());
   }
   // takeBackup asks for a backup and waits for it: the API answers once it
@@ -855,6 +925,8 @@
   // request, from here or elsewhere, is refused with 409, which is shown.
   async function takeBackup() {
     const button = $('#bk-take'), r = $('#bk-result');
+    // Disabled, the button loses the keyboard's focus: it is given back.
+    const focused = document.activeElement === button;
     button.disabled = true;
     r.textContent = 'taking a backup…';
     try {
@@ -868,6 +940,7 @@
       refresh(); // a 409: the one being taken, listed as started
     } finally {
       button.disabled = false;
+      if (focused && document.activeElement === document.body) button.focus();
     }
   }
   async function deleteBackup(name) {
@@ -905,7 +978,7 @@
     live.byKey.clear();
     $('#live-count').textContent = '0';
     $('#live-counts tbody').replaceChildren();
-    $('#live tbody').replaceChildren();
+    $('#live-table tbody').replaceChildren();
     live.held = 0;
     live.pausedAt = $('#live-pause').checked ? isoSec(new Date()) : null;
     $('#live-held').textContent = '';
@@ -915,7 +988,7 @@
   // left out.
   $('#live-pause').addEventListener('change', () => {
     if ($('#live-pause').checked) { live.pausedAt = isoSec(new Date()); live.held = 0; return; }
-    if (live.held) $('#live tbody').prepend(el('tr', { class: 'gap' }, el('td', { colspan: 5, class: 'hint' },
+    if (live.held) $('#live-table tbody').prepend(el('tr', { class: 'gap' }, el('td', { colspan: 5, class: 'hint' },
       'paused from ' + fmtTime(live.pausedAt) + ' to ' + fmtTime(isoSec(new Date())) + ': ' + live.held + (live.held === 1 ? ' event' : ' events') + ' not listed (counted above)')));
     live.held = 0;
     live.pausedAt = null;
@@ -928,7 +1001,7 @@
     try {
       const res = await api('/api/v1/live', { raw: true, signal: ctl.signal, headers: { 'Accept': 'text/event-stream' } });
       $('#live-state').textContent = 'connected';
-      if (again && $('#live tbody').rows.length) $('#live tbody').prepend(el('tr', { class: 'gap' },
+      if (again && $('#live-table tbody').rows.length) $('#live-table tbody').prepend(el('tr', { class: 'gap' },
         el('td', { colspan: 5, class: 'hint' }, (live.lostAt ? 'disconnected at ' + fmtTime(live.lostAt) + ', ' : '') +
           'connected again at ' + fmtTime(isoSec(new Date())) + ': the events in between are not listed')));
       live.lostAt = null;
@@ -976,7 +1049,7 @@
       $('#live-held').textContent = live.held + ' new not listed while paused';
       return;
     }
-    const tbody = $('#live tbody');
+    const tbody = $('#live-table tbody');
     const id = e.channel in METHODS ? el('span', { title: 'a silent-auth attempt or a push approval, not an OTP' }, e.otpId) : el('a', { href: '#otp/' + e.otpId }, e.otpId);
     tbody.prepend(el('tr', { 'data-otp': e.otpId },
       el('td', {}, fmtTime(e.timestamp)), el('td', {}, id),
@@ -1065,10 +1138,13 @@
       const q = page();
       const follows = q.name in FOLLOWS_CLOCK && ($('#range').value !== 'custom' || $('#page-' + q.name).dataset.final === 'false');
       // A page whose load could not reach otpscope tries again, whatever its window.
-      if ((follows || (unreachableSince && PAGES[q.name])) && !document.hidden && $('#login').hidden && !loading) refresh(true);
+      if ((follows || (unreachableSince && PAGES[q.name])) && !document.hidden && $('#login').hidden && !loading && !$('#auto-pause').checked) refresh(true);
     }, 5000);
   }
-  window.addEventListener('hashchange', route);
+  // A link followed (a nav link, an OTP's) leaves the keyboard at the
+  // page's heading, not wherever the browser's jump to the fragment did.
+  window.addEventListener('hashchange', () => { route(); if ($('#login').hidden) focusPage(); });
+  $('#skip').addEventListener('click', (ev) => { ev.preventDefault(); focusPage(); });
   if (!location.hash) history.replaceState(null, '', '#overview');
   // Ask for the token first when the API needs one, rather than show a
   // refused request. Until otpscope answers (stopping, starting, a proxy's
