@@ -1,0 +1,211 @@
+package contract_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	apidoc "github.com/otpscope/otpscope/docs/api"
+	"github.com/otpscope/otpscope/internal/app"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/problem"
+	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// goTypes are the Go types whose JSON each schema of components describes:
+// every answer otpscope marshals. (The request bodies, Accepted, written
+// by hand in internal/ingest, and the webhook requests are not Go types.)
+var goTypes = map[string]reflect.Type{
+	"Problem":                   reflect.TypeFor[problem.Details](),
+	"ChannelsResponse":          reflect.TypeFor[reporter.ChannelsResponse](),
+	"ChannelStats":              reflect.TypeFor[store.ChannelStats](),
+	"Percentiles":               reflect.TypeFor[store.Percentiles](),
+	"ErrorCount":                reflect.TypeFor[store.ErrorCount](),
+	"Conversion":                reflect.TypeFor[store.Conversion](),
+	"Completeness":              reflect.TypeFor[store.Completeness](),
+	"FallbackResponse":          reflect.TypeFor[reporter.FallbackResponse](),
+	"Outcomes":                  reflect.TypeFor[store.Outcomes](),
+	"PathStats":                 reflect.TypeFor[store.PathStats](),
+	"TimeseriesResponse":        reflect.TypeFor[reporter.TimeseriesResponse](),
+	"Series":                    reflect.TypeFor[store.Series](),
+	"EventsResponse":            reflect.TypeFor[reporter.EventsResponse](),
+	"EventRecord":               reflect.TypeFor[store.EventRecord](),
+	"Journey":                   reflect.TypeFor[store.Journey](),
+	"AttemptDetail":             reflect.TypeFor[store.AttemptDetail](),
+	"StoredEvent":               reflect.TypeFor[store.Event](),
+	"PolledStatus":              reflect.TypeFor[store.PolledStatus](),
+	"ResendRecord":              reflect.TypeFor[store.ResendRecord](),
+	"AlertsResponse":            reflect.TypeFor[reporter.AlertsResponse](),
+	"AlertRecord":               reflect.TypeFor[store.AlertRecord](),
+	"AlertEpisodesResponse":     reflect.TypeFor[reporter.AlertEpisodesResponse](),
+	"AlertEpisode":              reflect.TypeFor[store.AlertEpisode](),
+	"FiringResponse":            reflect.TypeFor[reporter.FiringResponse](),
+	"Alert":                     reflect.TypeFor[events.Alert](),
+	"ResendsResponse":           reflect.TypeFor[reporter.ResendsResponse](),
+	"ResendGroup":               reflect.TypeFor[store.ResendGroup](),
+	"ResendDecision":            reflect.TypeFor[store.ResendDecision](),
+	"DeadLettersResponse":       reflect.TypeFor[reporter.DeadLettersResponse](),
+	"DeadLetter":                reflect.TypeFor[store.DeadLetterRecord](),
+	"DeleteDeadLettersResponse": reflect.TypeFor[reporter.DeleteDeadLettersResponse](),
+	"ReplayRequest":             reflect.TypeFor[reporter.ReplayRequest](),
+	"ReplayResult":              reflect.TypeFor[reporter.ReplayResult](),
+	"ReplayOutcome":             reflect.TypeFor[reporter.ReplayOutcome](),
+	"BackupsResponse":           reflect.TypeFor[reporter.BackupsResponse](),
+	"Backup":                    reflect.TypeFor[store.BackupInfo](),
+	"StatusResponse":            reflect.TypeFor[app.StatusResponse](),
+	"IngestStatus":              reflect.TypeFor[app.IngestStatus](),
+	"StreamStatus":              reflect.TypeFor[app.StreamStatus](),
+	"SinkStatus":                reflect.TypeFor[app.SinkStatus](),
+	"PollerStatus":              reflect.TypeFor[app.PollerStatus](),
+	"DeadLettersStatus":         reflect.TypeFor[app.DeadLettersStatus](),
+	"LiveEvent":                 reflect.TypeFor[reporter.LiveEvent](),
+	"DeliveryError":             reflect.TypeFor[events.DeliveryError](),
+	"Track":                     reflect.TypeFor[events.Track](),
+}
+
+// TestSchemasMatchGoTypes: each schema names exactly the members its Go
+// type marshals (embedded structs' promoted, as encoding/json does), with
+// a JSON type they take (null too for a pointer without omitempty), and
+// requires every member always present: a field added, renamed or made
+// nullable in Go fails here, whether or not a running otpscope's answers
+// carried it.
+func TestSchemasMatchGoTypes(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]map[string]any `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(apidoc.Raw(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for name, goType := range goTypes {
+		s, ok := doc.Components.Schemas[name]
+		if !ok {
+			t.Errorf("no schema %s for %s", name, goType)
+			continue
+		}
+		props, _ := s["properties"].(map[string]any)
+		var required []string
+		list, _ := s["required"].([]any)
+		for _, r := range list {
+			required = append(required, r.(string))
+		}
+		named := map[string]bool{}
+		for _, f := range fields(goType) {
+			named[f.name] = true
+			p, ok := props[f.name].(map[string]any)
+			if !ok {
+				t.Errorf("%s: %s (%s) is not in the schema", name, f.name, f.typ)
+				continue
+			}
+			allowed := schemaTypes(p, doc.Components.Schemas)
+			for _, jt := range jsonTypes(f.typ, f.optional) {
+				if !slices.Contains(allowed, jt) {
+					t.Errorf("%s.%s: Go %s marshals as %s; the schema allows %v", name, f.name, f.typ, jt, allowed)
+				}
+			}
+			if !f.optional && !slices.Contains(required, f.name) {
+				t.Errorf("%s.%s: always present (no omitempty) but not required", name, f.name)
+			}
+		}
+		for p := range props {
+			if !named[p] {
+				t.Errorf("%s: the schema has %s, which %s does not marshal", name, p, goType)
+			}
+		}
+	}
+}
+
+type field struct {
+	name     string
+	typ      reflect.Type
+	optional bool // omitempty or omitzero
+}
+
+// fields are what encoding/json marshals of struct type st.
+func fields(st reflect.Type) []field {
+	var out []field
+	for f := range st.Fields() {
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		if f.Anonymous && tag == "" {
+			out = append(out, fields(f.Type)...)
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, field{name, f.Type, strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")})
+	}
+	return out
+}
+
+// jsonTypes are the JSON types encoding/json may write for a value of t.
+// A nil slice's null is left out: the handlers make the lists they answer,
+// and a null where the schema says array fails the answers' validation.
+func jsonTypes(t reflect.Type, optional bool) []string {
+	switch {
+	case t == reflect.TypeFor[time.Time]():
+		return []string{"string"}
+	case t == reflect.TypeFor[store.Duration]():
+		return []string{"number"}
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		ts := jsonTypes(t.Elem(), false)
+		if !optional {
+			ts = append(ts, "null")
+		}
+		return ts
+	case reflect.String:
+		return []string{"string"}
+	case reflect.Bool:
+		return []string{"boolean"}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return []string{"integer"}
+	case reflect.Float32, reflect.Float64:
+		return []string{"number"}
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return []string{"string"} // base64
+		}
+		return []string{"array"}
+	case reflect.Map, reflect.Struct:
+		return []string{"object"}
+	}
+	return []string{"(" + t.String() + ")"}
+}
+
+// schemaTypes are the JSON types schema s allows: its type, or those of
+// the schemas its $ref and anyOf name.
+func schemaTypes(s map[string]any, components map[string]map[string]any) []string {
+	if ref, ok := s["$ref"].(string); ok {
+		return schemaTypes(components[strings.TrimPrefix(ref, "#/components/schemas/")], components)
+	}
+	var out []string
+	if alts, ok := s["anyOf"].([]any); ok {
+		for _, a := range alts {
+			out = append(out, schemaTypes(a.(map[string]any), components)...)
+		}
+	}
+	switch v := s["type"].(type) {
+	case string:
+		out = append(out, v)
+	case []any:
+		for _, x := range v {
+			out = append(out, x.(string))
+		}
+	}
+	return out
+}
