@@ -23,10 +23,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/errgroup"
 
+	apidoc "github.com/otpscope/otpscope/docs/api"
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/console"
@@ -48,6 +50,7 @@ type App struct {
 	broker  *broker.Broker
 	db      *store.DB // nil without the reporter
 	ln      net.Listener
+	public  chi.Router       // the listener's routes (fast serves the webhooks')
 	srv     *http.Server     // the listener's server, or fast
 	fast    *fasthttp.Server // when ingest has the listener to itself
 	adminLn net.Listener     // nil when the API and /metrics are on ln
@@ -109,6 +112,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	httpMetrics := ops.NewHTTPMetrics(reg)
 	public := ops.NewRouter()
 	public.Use(httpMetrics.Middleware("public"))
+	a.public = public
 	admin := public
 	if cfg.AdminListen != "" {
 		if a.adminLn, err = ops.Listen(cfg.AdminListen, cfg.Connections, logger); err != nil {
@@ -195,6 +199,8 @@ func (a *App) build(ctx context.Context) (err error) {
 		// browser's navigation cannot carry a bearer token); they call the
 		// guarded API with the token the operator types in.
 		console.Mount(admin, len(cfg.APITokens) > 0)
+		// So is the API's description (docs/api), served beside them.
+		admin.Get(apidoc.Path, serveAPIDoc)
 		live := reporter.NewLive(a.broker, logger)
 		live.Mount(guarded)
 		a.onShutdown = append(a.onShutdown, live.Close)
@@ -427,6 +433,15 @@ func (a *App) close() {
 		a.cleanup[i]()
 	}
 	a.cleanup = nil
+}
+
+// serveAPIDoc answers the API's OpenAPI description.
+func serveAPIDoc(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-cache")
+	_, _ = w.Write(apidoc.Raw())
 }
 
 // Run is New, the banner on w (nil: none), and Serve.
