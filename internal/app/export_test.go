@@ -11,6 +11,10 @@ func (a *App) AdminRoutes() chi.Routes {
 	return a.srv.Handler.(chi.Routes)
 }
 
+// PublicRoutes are the routes of the webhooks' listener (fasthttp serves
+// their POSTs, the router the rest).
+func (a *App) PublicRoutes() chi.Routes { return a.public }
+
 // BrowserNames are the names an open admin API beyond loopback answers a
 // browser at, besides IP addresses and localhost.
 func (c *Config) BrowserNames() []string { return c.browserNames() }
