@@ -508,9 +508,16 @@ func TestTrack(t *testing.T) {
 		{`{"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01","status":"a.b"}`, auth, http.StatusBadRequest, "status"},
 		{`{"otpId":`, auth, http.StatusBadRequest, ""},
 		{`{"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01"}`, nil, http.StatusUnauthorized, ""},
+		{`{"otpId":"` + strings.Repeat("0", ingest.DefaultMaxBodyBytes) + `"}`, auth, http.StatusRequestEntityTooLarge, ""},
 	}
 	for _, tt := range tests {
 		resp := post(tt.body, tt.header...)
+		if tt.want == http.StatusRequestEntityTooLarge {
+			var p problem.Details
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || !strings.HasPrefix(p.Detail, "body larger than") {
+				t.Errorf("POST of %d bytes: problem %+v, %v; want the limit said", len(tt.body), p, err)
+			}
+		}
 		if resp.StatusCode != tt.want {
 			t.Errorf("POST %s = %d; want %d", tt.body, resp.StatusCode, tt.want)
 			continue
