@@ -500,8 +500,14 @@ func TestConsoleChannelsShowTheirErrors(t *testing.T) {
 	p.open("overview")
 	p.until("the overview drawn", overviewDrawn)
 	cell := `#channels tr[data-channel="SMS"] [data-field="errors"]`
-	if got, want := p.text(cell), "tyntec::sim::sms_undeliverable (110), (none) (5) +1 more"; got != want {
+	if got, want := p.text(cell+" summary"), "tyntec::sim::sms_undeliverable (110), (none) (5) +1 more"; got != want {
 		t.Errorf("SMS errors cell = %q; want %q", got, want)
+	}
+	// Opened (a keyboard's Enter on its summary), the cell lists them all.
+	p.b.Do("open the errors", chromedp.Focus(cell+" summary"), chromedp.KeyEvent(kb.Enter))
+	p.until("the errors listed", `document.querySelector(`+jsString(cell+" details")+`).open`)
+	if got, want := p.text(cell+" ul"), "tyntec::sim::sms_undeliverable (110)(none) (5)tyntec::sim::sms_timeout (2)"; got != want {
+		t.Errorf("SMS errors opened = %q; want %q", got, want)
 	}
 	// Latencies over a second in seconds, as the alerts give them.
 	if got := p.text(`#channels tr[data-channel="SMS"] [data-field="latency_p95"]`); got != "3.0 s" {

@@ -499,14 +499,17 @@
   }
   // errorsCell says why a channel's attempts failed: the API's error
   // codes, most frequent first. The first few fit the table; the tooltip
-  // lists them all. A failure with no code (recovered by polling) is
-  // "(none)", as in the reports.
+  // lists them all, and so does the cell, opened ("+N more" is a
+  // disclosure: a keyboard or a screen reader has no tooltip). A failure
+  // with no code (recovered by polling) is "(none)", as in the reports.
   const ERRORS_SHOWN = 2;
   function errorsCell(errors) {
     const say = (e) => (e.code || '(none)') + ' (' + e.count + ')';
     const shown = errors.slice(0, ERRORS_SHOWN).map(say).join(', ');
-    const more = errors.length > ERRORS_SHOWN ? ' +' + (errors.length - ERRORS_SHOWN) + ' more' : '';
-    return el('td', { class: 'errors', 'data-field': 'errors', title: errors.length ? errors.map(say).join('\n') : null }, errors.length ? shown + more : '–');
+    const attrs = { class: 'errors', 'data-field': 'errors', title: errors.length ? errors.map(say).join('\n') : null };
+    if (errors.length <= ERRORS_SHOWN) return el('td', attrs, errors.length ? shown : '–');
+    return el('td', attrs, el('details', {}, el('summary', {}, shown + ' +' + (errors.length - ERRORS_SHOWN) + ' more'),
+      el('ul', {}, ...errors.map((e) => el('li', {}, say(e))))));
   }
   // Journeys filtered by a channel are those it was primary in (the API's
   // /fallback), not those that tried it: said, beside attempts that are.
