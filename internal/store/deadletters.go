@@ -63,7 +63,10 @@ func (db *DB) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter
 	}
 	if a := f.After; a != nil {
 		at := msTime(a.ReceivedAt)
-		where, args = append(where, "(d.received_at < "+at+" OR (d.received_at = "+at+" AND d.event_id > ?))"), append(args, a.ID)
+		// A dead letter is its source's and id's: two sources' of one id
+		// and millisecond are both listed, one on each page if need be.
+		where = append(where, "(d.received_at < "+at+" OR (d.received_at = "+at+" AND (d.event_id > ? OR (d.event_id = ? AND d.source > ?))))")
+		args = append(args, a.ID, a.ID, a.Source)
 	}
 	limit := f.Limit
 	if limit <= 0 {
@@ -84,7 +87,7 @@ func (db *DB) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += fmt.Sprintf(" ORDER BY d.received_at DESC, d.event_id LIMIT %d", limit)
+	q += fmt.Sprintf(" ORDER BY d.received_at DESC, d.event_id, d.source LIMIT %d", limit)
 	rows, err := db.conn.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)

@@ -232,6 +232,32 @@ func TestInsertEveryTableAndReadBack(t *testing.T) {
 		if dls, err := db.DeadLetters(t.Context(), store.DeadLetterFilter{}); err != nil || len(dls) != 1 || dls[0].Path != "/webhooks/tyntec" {
 			t.Errorf("DeadLetters = %+v, %v; want the one, with its path", dls, err)
 		}
+		// Pages of one: dead letters of one id and millisecond from two
+		// sources (the cursor compared the time and id only, and skipped
+		// the second), and one older.
+		at := time.Now().UTC().Truncate(time.Millisecond)
+		var more store.Batch
+		for _, dl := range []struct{ id, source string }{{"dl-2", "sink"}, {"dl-2", "ingest"}, {"dl-3", "ingest"}} {
+			more.DeadLetters = append(more.DeadLetters, store.DeadLetterRow{EventID: dl.id, DeadLetter: events.DeadLetter{
+				Reason: "r", Status: 400, Source: dl.source, ReceivedAt: at.Add(time.Hour), Body: "{}"}})
+		}
+		more.DeadLetters[2].ReceivedAt = at.Add(-time.Hour)
+		if err := db.Insert(t.Context(), &more); err != nil {
+			t.Fatalf("Insert: %v", err)
+		}
+		var paged []string
+		f := store.DeadLetterFilter{Limit: 1}
+		for range 10 {
+			page, err := db.DeadLetters(t.Context(), f)
+			if err != nil || len(page) == 0 {
+				break
+			}
+			paged = append(paged, page[0].Source+"/"+page[0].ID)
+			f.After = &page[0]
+		}
+		if got, want := strings.Join(paged, " "), "ingest/dl-2 sink/dl-2 ingest/dl-1 ingest/dl-3"; got != want {
+			t.Errorf("dead letters a page at a time = %s; want %s", got, want)
+		}
 		var when time.Time
 		var id string
 		if err := db.Conn().QueryRow(t.Context(), "SELECT event_time, toString(otp_id) FROM delivery_events WHERE stream_seq = 6").Scan(&when, &id); err != nil {
