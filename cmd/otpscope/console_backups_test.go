@@ -56,13 +56,13 @@ func TestConsoleBackups(t *testing.T) {
 	b.Do("sign in", chromedp.Navigate(base+"/console/#backups"), chromedp.WaitVisible("#login"),
 		chromedp.SendKeys("#token", apiToken), chromedp.Click("#sign-in"),
 		chromedp.WaitReady("#page-backups[data-loaded]"))
-	if got := b.Text("#backups tbody"); got != "no backups yet" {
+	if got := b.Text("#backups-table tbody"); got != "no backups yet" {
 		t.Errorf("backups before any: %q; want no backups yet", got)
 	}
 
 	b.Do("take a backup", chromedp.Click("#bk-take"), chromedp.WaitReady("#bk-result[data-taken]"))
 	name := browsertest.Run(b, "taken", chromedp.AttributeValue("#bk-result", "data-taken")).Value
-	row := `#backups tr[data-name="` + name + `"]`
+	row := `#backups-table tr[data-name="` + name + `"]`
 	b.Do("the backup listed", chromedp.WaitReady(row+`[data-status="created"]`))
 	b.Screenshot("console-backups")
 	listed := list()
@@ -79,8 +79,12 @@ func TestConsoleBackups(t *testing.T) {
 	browsertest.Run(b, "confirm yes", chromedp.Evaluate[bool](`window.confirm = () => true; true`))
 	b.Do("delete", chromedp.Click(row+" .bk-delete"), chromedp.WaitReady(`#bk-result[data-deleted="`+name+`"]`),
 		chromedp.WaitReady(row+`[data-status="removed"]`))
-	if n := browsertest.Run(b, "delete buttons", chromedp.Evaluate[int](`document.querySelectorAll('#backups .bk-delete').length`)); n != 0 {
+	if n := browsertest.Run(b, "delete buttons", chromedp.Evaluate[int](`document.querySelectorAll('#backups-table .bk-delete').length`)); n != 0 {
 		t.Errorf("%d Delete buttons after the delete; want none for a removed backup", n)
+	}
+	// The Delete gone, the keyboard is at the line saying what happened.
+	if got := browsertest.Run(b, "focus", chromedp.Evaluate[string](`document.activeElement.id`)); got != "bk-result" {
+		t.Errorf("after the delete the keyboard is at %q; want bk-result", got)
 	}
 	// Its files are gone: no size or count of them, and its end is its removal.
 	if got := browsertest.Run(b, "the removed row", chromedp.Evaluate[string](`[...document.querySelectorAll('`+row+` td')].slice(3, 6).map((td) => td.textContent).join('|')`)); !strings.HasPrefix(got, "removed ") || !strings.HasSuffix(got, "|–|–") {
