@@ -66,6 +66,11 @@ type App struct {
 	starting, adminStarting *ops.Starting
 	// onShutdown run when the admin server shuts down (open live streams).
 	onShutdown []func()
+	// checks are /readyz's; a failing one is a warning of the status too.
+	checks []ops.Check
+	// lastStatus is the status line's last reading, against which the
+	// status API counts what happened since (reportStatus).
+	lastStatus atomic.Pointer[status]
 	// stopping is set when Serve's context ends: /readyz fails through
 	// --shutdown-delay before the listeners close.
 	stopping atomic.Bool
@@ -239,6 +244,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	if cfg.StatusInterval > 0 {
 		a.runs = append(a.runs, a.reportStatus)
 	}
+	a.checks = checks
 	// Without an admin listener the public one is the operators'.
 	ops.MountHealth(public, a.adminLn == nil, checks...)
 	ops.MountMetrics(scraped, reg)

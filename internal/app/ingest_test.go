@@ -204,6 +204,10 @@ func TestShutdownDelayFailsReadinessFirst(t *testing.T) {
 	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "serving: failing") {
 		t.Errorf("public /readyz while stopping = %d %s", code, body)
 	}
+	// The status (`otpscope status`) says what /readyz does.
+	if code, body := get(t, admin+"/api/v1/status"); code != http.StatusOK || !strings.Contains(body, `"not ready, serving: stopping`) {
+		t.Errorf("/api/v1/status while stopping = %d %s; want a warning naming the failing check", code, body)
+	}
 	if code := postTo(t, base, webhook("5a0c6a4e-0000-4000-8000-00000000d1a1", "SMS", "DELIVERED", "2026-02-01T10:00:00Z")); code != http.StatusOK {
 		t.Errorf("a webhook while stopping = %d; want 200", code)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/reload"
 	"github.com/otpscope/otpscope/internal/store"
+	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
 // status is one status line: what each module the process runs knows.
@@ -18,6 +19,7 @@ type status struct {
 	// ingest
 	accepted    uint64
 	lastWebhook time.Time
+	refused     uint64 // tyntec's webhooks refused for their token
 	// the stream
 	streamMsgs uint64
 	streamLast time.Time
@@ -28,6 +30,7 @@ type status struct {
 	// the poller
 	tracked, due int
 	oldest       time.Duration
+	tyntec       tyntec.Health
 }
 
 // reportStatus logs one status line every --status-interval until ctx ends,
@@ -37,6 +40,7 @@ func (a *App) reportStatus(ctx context.Context) error {
 	t := time.NewTicker(a.cfg.StatusInterval)
 	defer t.Stop()
 	prev := a.status(ctx)
+	a.lastStatus.Store(&prev)
 	for {
 		select {
 		case <-ctx.Done():
@@ -49,6 +53,7 @@ func (a *App) reportStatus(ctx context.Context) error {
 		for _, w := range warns {
 			a.logger.Warn(w)
 		}
+		a.lastStatus.Store(&cur)
 		prev = cur
 	}
 }
@@ -58,6 +63,7 @@ func (a *App) status(ctx context.Context) status {
 	s := status{at: time.Now()}
 	if a.ingest != nil {
 		s.accepted, s.lastWebhook = a.ingest.Stats()
+		s.refused = a.ingest.Refused()
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -67,6 +73,7 @@ func (a *App) status(ctx context.Context) status {
 	}
 	if a.poller != nil {
 		s.tracked, s.due, s.oldest = a.poller.Backlog()
+		s.tyntec = a.poller.TyntecHealth()
 	}
 	return s
 }
@@ -97,7 +104,43 @@ func (a *App) statusAttrs(prev, cur status) (attrs []any, warns []string) {
 		attrs = append(attrs, slog.Int("tracked_otps", cur.tracked), slog.Int("reconcile_backlog", cur.due),
 			slog.String("oldest_unreconciled", cur.oldest.Round(time.Second).String()))
 	}
-	return attrs, a.pollerWarnings(cur)
+	return attrs, append(a.pollerWarnings(cur), ingestWarnings(&prev, cur)...)
+}
+
+// refusedWebhooksWarn is how many of tyntec's webhooks refused for their
+// token, with none accepted, make a warning: fewer may be a scanner's.
+const refusedWebhooksWarn = 10
+
+// ingestWarnings are the status's warnings about ingest since prev (nil:
+// none): tyntec's webhooks refused for their token, none accepted.
+func ingestWarnings(prev *status, cur status) []string {
+	if prev == nil || cur.refused-prev.refused < refusedWebhooksWarn || cur.accepted != prev.accepted {
+		return nil
+	}
+	return []string{strconv.FormatUint(cur.refused-prev.refused, 10) + " webhooks refused for their token in the last " + cur.at.Sub(prev.at).Round(time.Second).String() +
+		", none accepted: does tyntec's callback send a token of --webhook-token (the log names from where)?"}
+}
+
+// tyntecFailedWarn is how many failed calls in a row make a warning: a
+// call and its retries.
+const tyntecFailedWarn = 3
+
+// tyntecWarning says what the poller's calls to tyntec have said lately,
+// when the last tyntecFailedWarn or more failed.
+func tyntecWarning(h tyntec.Health, at time.Time) string {
+	if h.Failed < tyntecFailedWarn {
+		return ""
+	}
+	streak := "its last " + strconv.Itoa(h.Failed) + " calls, for " + at.Sub(h.FailingSince).Round(time.Second).String() + ","
+	const lost = "; lost webhooks are not recovered, nothing is re-sent"
+	switch h.Outcome {
+	case "unauthorized":
+		return "tyntec refuses the API key: " + streak + " were answered 401 or 403 (" + h.LastError + "): check --tyntec-api-key" + lost
+	case "server_error":
+		return "tyntec fails: " + streak + " were answered 5xx (" + h.LastError + ")" + lost
+	default:
+		return "tyntec does not answer: " + streak + " failed (" + h.LastError + ")" + lost
+	}
 }
 
 // pollerBehindAfter is the age of the oldest unsettled OTP past which the
@@ -112,6 +155,9 @@ const pollerBehindAfter = 15 * time.Minute
 func (a *App) pollerWarnings(cur status) []string {
 	var out []string
 	if warn := a.silence(cur); warn != "" {
+		out = append(out, warn)
+	}
+	if warn := tyntecWarning(cur.tyntec, cur.at); a.poller != nil && warn != "" {
 		out = append(out, warn)
 	}
 	if a.poller != nil && cur.oldest > pollerBehindAfter {
@@ -172,8 +218,10 @@ type StatusResponse struct {
 	// DeadLetters, with the reporter (whose sink stores them).
 	DeadLetters *DeadLettersStatus `json:"dead_letters,omitempty"`
 	// Warnings say what needs a look: the stream unreadable, no webhook
-	// while the poller tracks OTPs, the poller falling behind, the poller
-	// off for want of a key, a secret's changed file that does not load.
+	// while the poller tracks OTPs, the poller falling behind, tyntec
+	// refusing the key or not answering, tyntec's webhooks refused for their
+	// token, the poller off for want of a key, a secret's changed file that
+	// does not load, a readiness check failing.
 	Warnings []string `json:"warnings"`
 }
 
@@ -270,6 +318,8 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 		out.DeadLetters = <-dead
 	}
 	out.Warnings = append(out.Warnings, a.pollerWarnings(cur)...)
+	out.Warnings = append(out.Warnings, ingestWarnings(a.lastStatus.Load(), cur)...)
+	out.Warnings = append(out.Warnings, a.notReady(r.Context())...)
 	if a.cfg.runs(ModulePoller) && a.poller == nil {
 		out.Warnings = append(out.Warnings, "the poller is off (no --tyntec-api-key): lost webhooks are not recovered, OTP statuses not read, nothing re-sent")
 	}
@@ -277,6 +327,20 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 		out.Warnings = append(out.Warnings, "the changed file of the "+what+" does not load, so the one before is still in use: fix it before revoking the old (the log says why)")
 	}
 	ops.WriteJSON(w, out)
+}
+
+// notReady are the readiness checks failing now, as warnings: what
+// /readyz says of a full disk or ClickHouse refusing inserts.
+func (a *App) notReady(ctx context.Context) []string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var out []string
+	for _, c := range a.checks {
+		if err := c.Ready(ctx); err != nil {
+			out = append(out, "not ready, "+c.Name+": "+err.Error())
+		}
+	}
+	return out
 }
 
 func formatRate(r float64) string { return strconv.FormatFloat(r, 'f', 2, 64) }

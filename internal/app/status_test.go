@@ -9,6 +9,7 @@ import (
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/poller"
 	"github.com/otpscope/otpscope/internal/sink"
+	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
 func TestStatusLine(t *testing.T) {
@@ -22,6 +23,15 @@ func TestStatusLine(t *testing.T) {
 	never := status{at: t0.Add(time.Minute), tracked: 3}
 	behind := flowing
 	behind.oldest = 17 * time.Minute
+	refusing := flowing
+	refusing.tracked, refusing.tyntec = 0, tyntec.Health{FailingSince: t0, Failed: 5, Outcome: "unauthorized", LastError: "GET /2fa/v4/otp: 401 Unauthorized"}
+	away := refusing
+	away.tyntec.Outcome, away.tyntec.LastError = "network_error", "dial tcp 127.0.0.1:9: connection refused"
+	blip := refusing
+	blip.tyntec.Failed = 2
+	tokens := status{at: t0.Add(time.Minute), accepted: 100, refused: 12}
+	scanner := tokens
+	scanner.refused = 9
 
 	tests := []struct {
 		name       string
@@ -33,6 +43,11 @@ func TestStatusLine(t *testing.T) {
 		{"stopped", prev, stopped, []string{"webhooks_per_s=0.00", "last_webhook_age=9m1s"}, "no webhook for 9m1s while the poller tracks OTPs"},
 		{"never", prev, never, []string{"last_webhook_age=never"}, "no webhook ever while the poller tracks OTPs"},
 		{"behind", prev, behind, []string{"oldest_unreconciled=17m0s"}, "the poller falls behind: an OTP has waited 17m0s to be settled (over 15m0s)"},
+		{"tyntec refuses the key", prev, refusing, nil, "tyntec refuses the API key: its last 5 calls, for 1m0s, were answered 401 or 403 (GET /2fa/v4/otp: 401 Unauthorized): check --tyntec-api-key"},
+		{"tyntec away", prev, away, nil, "tyntec does not answer: its last 5 calls, for 1m0s, failed (dial tcp 127.0.0.1:9: connection refused)"},
+		{"a failed call and its retry", prev, blip, nil, ""},
+		{"tyntec's webhooks refused", prev, tokens, nil, "12 webhooks refused for their token in the last 1m0s, none accepted"},
+		{"a scanner's few", prev, scanner, nil, ""},
 	}
 	for _, tt := range tests {
 		attrs, warns := a.statusAttrs(tt.prev, tt.cur)

@@ -46,10 +46,17 @@ type Handler struct {
 	metrics  *metrics
 	now      func() time.Time
 
-	// accepted and lastAccepted (unix nanoseconds) feed Stats.
+	// accepted and lastAccepted (unix nanoseconds) feed Stats; refused
+	// counts tyntec's webhooks refused for their token, for Refused.
 	accepted     atomic.Uint64
 	lastAccepted atomic.Int64
+	refusedHooks atomic.Uint64
 }
+
+// Refused is how many requests to WebhookPath were refused for their token
+// since start, for the status: all of tyntec's refused says its callback
+// sends no token of --webhook-token.
+func (h *Handler) Refused() uint64 { return h.refusedHooks.Load() }
 
 // Stats reports how many webhook requests were accepted (answered 200) since
 // start and when the last one was (zero before the first), for the status log.
@@ -262,6 +269,9 @@ func (h *Handler) unauthorized(x exchange, path, detail string) {
 // noteUnauthorized counts and logs a request refused for its token.
 func (h *Handler) noteUnauthorized(x exchange, path string) {
 	h.metrics.count(path, outcomeUnauthorized)
+	if path == WebhookPath {
+		h.refusedHooks.Add(1)
+	}
 	h.refused.Note(path, x.remoteAddr(), x.header("X-Forwarded-For"), ops.PresentedIn(x.header, "X-Webhook-Token") != "")
 }
 

@@ -232,12 +232,14 @@ func testAuthentication(t *testing.T, on server) {
 			t.Errorf("%s: Content-Type %q; want problem+json", tt.name, resp.Header.Get("Content-Type"))
 		}
 	}
-	// The refusals are logged once within the interval: the first, whose
-	// token was missing, from the test's address; never a token.
+	// The refusals are logged once each kind within the interval: the
+	// first whose token was missing and the first whose token was wrong,
+	// from the test's address; never a token.
 	logged := f.logs.String()
-	if n := strings.Count(logged, "request refused for its webhook token"); n != 1 ||
-		!regexp.MustCompile(`refused=1 path=/webhooks/tyntec token=missing remote=127\.0\.0\.1:\d+`).MatchString(logged) {
-		t.Errorf("refusals logged %d times:\n%s\nwant once, the first: missing token, from 127.0.0.1", n, logged)
+	if n := strings.Count(logged, "request refused for its webhook token"); n != 2 ||
+		!regexp.MustCompile(`refused=1 path=/webhooks/tyntec token=missing remote=127\.0\.0\.1:\d+`).MatchString(logged) ||
+		!regexp.MustCompile(`refused=1 path=/webhooks/tyntec token=wrong remote=127\.0\.0\.1:\d+`).MatchString(logged) {
+		t.Errorf("refusals logged %d times:\n%s\nwant twice, the first of each: a missing token, a wrong one, from 127.0.0.1", n, logged)
 	}
 	if strings.Contains(logged, "wrong-token") || strings.Contains(logged, token[:10]) {
 		t.Errorf("a presented token is logged:\n%s", logged)

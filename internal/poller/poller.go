@@ -53,6 +53,8 @@ type Poller struct {
 	push      *pushWatch // nil without a push API
 	logger    *slog.Logger
 	metrics   *metrics
+	// failedCalls logs failed tyntec calls sparsely, by outcome.
+	failedCalls *ops.Sparse
 
 	// tracked, dueDelivery and oldestNs are the last cycle's backlog, for
 	// Backlog; zeroed when the lease is lost (holding).
@@ -139,6 +141,7 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 		cfg: cfg, ready: b.Ready, pub: b, api: api, limiter: tc.Limiter, policy: pol,
 		store: st, decisions: decisions, worldKV: worldKV, lease: lease, schedule: sched, interval: interval,
 		track: track, logger: logger, metrics: m,
+		failedCalls: ops.NewSparse(logger, "tyntec calls failed", "failed"),
 	}
 	lease.Holding = p.holding
 	if err := p.loadWorld(ctx); err != nil {
@@ -190,6 +193,10 @@ func (p *Poller) Ready(ctx context.Context) error {
 	}
 	return p.ready(ctx)
 }
+
+// TyntecHealth says what this replica's calls to tyntec have said lately
+// (zero on a replica without the lease, which makes none).
+func (p *Poller) TyntecHealth() tyntec.Health { return p.api.Health() }
 
 // Checks are the poller's readiness checks for /readyz.
 func (p *Poller) Checks() []ops.Check {

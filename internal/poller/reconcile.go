@@ -658,7 +658,9 @@ func (p *Poller) callFailed(ctx context.Context, id, what string, err error) err
 		_ = p.finish(ctx, id, doneNotFound)
 		return nil
 	}
-	p.logger.Warn("tyntec call failed", "call", what, "otp_id", id, "err", err)
+	// Sparsely, by outcome: with a wrong key or tyntec away every call
+	// fails, up to the whole budget a minute.
+	p.failedCalls.WarnOf(tyntec.Outcome(err), "call", what, "otp_id", id, "err", err)
 	if id != "" {
 		now := p.cfg.Now()
 		_, _ = p.store.update(ctx, id, func(r *Record, exists bool) error {

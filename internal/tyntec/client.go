@@ -166,6 +166,47 @@ type Client struct {
 	cfg     Config
 	limiter *rate.Limiter
 	m       *metrics
+
+	mu     sync.Mutex
+	health Health
+}
+
+// Health is what the calls to tyntec have said lately: while the last
+// ones failed — refused the API key, answered 5xx, or did not answer —
+// since when, how many in a row and the last one's error. Zero once a call
+// is answered (any other answer, a 404 or a 429 included: tyntec is there
+// and takes the key).
+type Health struct {
+	FailingSince time.Time
+	Failed       int
+	// Outcome is the last failure's, as the calls' metric counts it:
+	// unauthorized, server_error, timeout or network_error.
+	Outcome   string
+	LastError string
+}
+
+// Health says what the calls to tyntec have said lately.
+func (cl *Client) Health() Health {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.health
+}
+
+// noted records one call's outcome in the client's Health.
+func (cl *Client) noted(outcome string, err error) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	switch outcome {
+	case "unauthorized", "server_error", "timeout", "network_error":
+	default:
+		cl.health = Health{}
+		return
+	}
+	if cl.health.Failed == 0 {
+		cl.health.FailingSince = time.Now()
+	}
+	cl.health.Failed++
+	cl.health.Outcome, cl.health.LastError = outcome, err.Error()
 }
 
 // New returns a Client for cfg.
@@ -317,13 +358,16 @@ func (cl *Client) attempt(ctx context.Context, c call, u string, payload []byte)
 	}
 	cl.m.calls.WithLabelValues(c.op, outcome).Inc()
 	if ctx.Err() != nil {
+		// The caller's end, not tyntec's: nothing learnt of it.
 		// The caller gave up; never retry past its deadline.
 		return 0, 0, "", fmt.Errorf("%s %s: %w", c.method, c.path, ctx.Err())
 	}
+	err = fmt.Errorf("%s %s: %w", c.method, c.path, err)
+	cl.noted(outcome, err)
 	if c.idempotent {
 		reason = outcome
 	}
-	return 0, 0, reason, fmt.Errorf("%s %s: %w", c.method, c.path, err)
+	return 0, 0, reason, err
 }
 
 // answer classifies a complete response.
@@ -331,6 +375,7 @@ func (cl *Client) answer(c call, resp *http.Response, raw []byte) (int, time.Dur
 	status := resp.StatusCode
 	if status >= 200 && status < 300 {
 		cl.m.calls.WithLabelValues(c.op, "ok").Inc()
+		cl.noted("ok", nil)
 		if c.out != nil && status != http.StatusNoContent && len(bytes.TrimSpace(raw)) > 0 {
 			if err := json.Unmarshal(raw, c.out); err != nil {
 				return status, 0, "", fmt.Errorf("decode %s %s answer: %w", c.method, c.path, err)
@@ -343,6 +388,7 @@ func (cl *Client) answer(c call, resp *http.Response, raw []byte) (int, time.Dur
 	}
 	apiErr := newAPIError(c.method, c.path, status, resp.Header, raw, time.Now())
 	cl.m.calls.WithLabelValues(c.op, outcomeOf(status)).Inc()
+	cl.noted(outcomeOf(status), apiErr)
 	reason := ""
 	switch {
 	case status == http.StatusTooManyRequests:

@@ -148,6 +148,21 @@ func rawString(raw json.RawMessage) string {
 	return strings.TrimSpace(string(raw))
 }
 
+// Outcome names a failed call's err as the calls' metric counts it: the
+// answer's class (unauthorized, server_error, not_found…), or timeout or
+// network_error for a call tyntec did not answer.
+func Outcome(err error) string {
+	var apiErr *APIError
+	switch {
+	case errors.As(err, &apiErr):
+		return outcomeOf(apiErr.StatusCode)
+	case isTimeout(err):
+		return "timeout"
+	default:
+		return "network_error"
+	}
+}
+
 // MaxRetryAfter is the longest Retry-After honoured. tyntec's budget is
 // counted per minute; a longer wait is taken as a broken header rather than
 // a reason to stop calling for days (one 429 would hold the poller's leader,
