@@ -377,7 +377,9 @@ func (c *Consumer) fetch(ctx context.Context, n int, maxWait time.Duration, each
 	if err != nil {
 		return fmt.Errorf("fetch from %s: %w", c.spec.Durable, err)
 	}
+	got := 0
 	for m := range batch.Messages() {
+		got++
 		meta, err := m.Metadata()
 		if err != nil { // not a JetStream message: nothing to settle it by
 			c.b.logger.Error("message without metadata", "consumer", c.spec.Durable, "subject", m.Subject(), "err", err)
@@ -388,6 +390,12 @@ func (c *Consumer) fetch(ctx context.Context, n int, maxWait time.Duration, each
 	}
 	err = batch.Error()
 	switch {
+	case got == 0 && ctx.Err() == nil && c.b.nc.Status() != nats.CONNECTED:
+		// A request that ends empty while NATS is away is no idle
+		// moment: failed, so that it is counted and waited on as one
+		// (otpscope_sink_failures_total{kind="fetch"}, which once stayed
+		// at 1 through a two-minute outage).
+		return fmt.Errorf("fetch from %s: nats connection %s", c.spec.Durable, c.b.nc.Status())
 	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return nil
 	case errors.Is(err, jetstream.ErrConsumerLeadershipChanged):

@@ -493,3 +493,33 @@ func TestNewConsumerResumesWhereAsked(t *testing.T) {
 		})
 	}
 }
+
+// A fetch that ends empty while NATS is away fails, naming the connection's
+// state, rather than pass for an idle moment: the sink counts and waits on
+// failed fetches (otpscope_sink_failures_total{kind="fetch"} stayed at 1
+// through a two-minute outage, so OtpscopeSinkFetchFailing could not fire).
+// Once NATS is back an empty fetch is an idle moment again.
+func TestFetchFailsWhileNATSIsAway(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	b := srv.Broker(t)
+	cons, err := b.Consumer(t.Context(), spec("away"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	none := func(*broker.Msg) { t.Error("a message from an empty stream") }
+	if err := cons.FetchEach(t.Context(), 10, 100*time.Millisecond, none); err != nil {
+		t.Fatalf("an empty fetch with NATS up = %v; want nil", err)
+	}
+	srv.Stop()
+	brokertest.WaitFor(t, 5*time.Second, "disconnect", func() bool { return b.Ready(t.Context()) != nil })
+	for range 3 {
+		if err := cons.FetchEach(t.Context(), 10, 100*time.Millisecond, none); err == nil || !strings.Contains(err.Error(), "nats connection") {
+			t.Fatalf("a fetch with NATS away = %v; want a failure naming the connection", err)
+		}
+	}
+	srv.Start()
+	brokertest.WaitFor(t, 10*time.Second, "reconnect", func() bool { return b.Ready(t.Context()) == nil })
+	brokertest.WaitFor(t, 10*time.Second, "an empty fetch that succeeds", func() bool {
+		return cons.FetchEach(t.Context(), 10, 100*time.Millisecond, none) == nil
+	})
+}
