@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/reporter"
 )
@@ -51,7 +52,7 @@ func RunStatus(ctx context.Context, cfg StatusCLIConfig, stdout io.Writer) error
 		return err
 	}
 	if n := len(st.Warnings); n > 0 {
-		return fmt.Errorf("%d warning(s)", n)
+		return cli.Said(fmt.Errorf("%d warning(s)", n))
 	}
 	return nil
 }

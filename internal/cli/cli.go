@@ -159,8 +159,12 @@ func Main(c Command, args []string, environ []string, stdout, stderr io.Writer) 
 		logger.Warn("ignoring an environment variable that names no setting of this command", attrs...)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	// Main returns once the watcher has said what it says: nothing is
+	// written to stderr after.
+	watched := make(chan struct{})
+	defer func() { stop(); <-watched }()
 	go func() {
+		defer close(watched)
 		<-ctx.Done()
 		if cause := context.Cause(ctx); cause != context.Canceled { // a signal (its own error), not the return
 			// The first signal stops in order (--shutdown-delay, requests in
@@ -175,15 +179,33 @@ func Main(c Command, args []string, environ []string, stdout, stderr io.Writer) 
 	}
 	if err := run(ctx, logger); err != nil {
 		var u usageError
-		if errors.As(err, &u) {
+		var said saidError
+		switch {
+		case errors.As(err, &u):
 			fmt.Fprintf(stderr, "%s: %v\n", c.Name, err)
 			return 2
+		case errors.As(err, &said):
+			return 1 // the command said why, on its output
+		case errors.Is(err, context.Canceled) && context.Cause(ctx) != context.Canceled && ctx.Err() != nil:
+			// A signal while it started (NATS not answering yet): the stop
+			// asked for, not a failure (systemd and Kubernetes count exit
+			// 1 as one).
+			logger.Info("stopped before it had started", "err", err)
+			return 0
 		}
 		logger.Error("stopped with an error", "err", err)
 		return 1
 	}
 	return 0
 }
+
+// saidError is an error its command has told on its output already (status
+// exits 1 for its warnings): the exit code says it, not a log line.
+type saidError struct{ error }
+
+// Said marks err as told on the command's output: Main exits 1 without
+// logging it.
+func Said(err error) error { return saidError{err} }
 
 // flagSet is c's flags and cli's own (OwnFlags), and the function that runs c.
 func flagSet(c Command, out io.Writer) (fs *flag.FlagSet, run func(context.Context, *slog.Logger) error, level, format *string) {

@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -318,6 +321,47 @@ func TestHelpSubcommandsOnly(t *testing.T) {
 		bare := regexp.MustCompile(`(?m)^  otpscope backup \[flags\] +run$`).MatchString(b.String())
 		if bare == only || !strings.Contains(b.String(), "otpscope backup create [flags]") {
 			t.Errorf("SubcommandsOnly %v: help\n%s", only, b.String())
+		}
+	}
+}
+
+// commandReturning is a command whose run does what run says.
+func commandReturning(run func(ctx context.Context) error) Command {
+	return Command{Name: "svc", Summary: "a test service", Groups: new(flagenv.Groups),
+		Flags: func(*flag.FlagSet) func(context.Context, *slog.Logger) error {
+			return func(ctx context.Context, _ *slog.Logger) error { return run(ctx) }
+		}}
+}
+
+// How a run's end is told. An error the command said on its output
+// (status's warnings) exits 1 with no log line: `otpscope status` in a cron
+// job mailed an ERROR after its own report. A signal while the run starts
+// (NATS not answering yet) is the stop asked for: exit 0, said at INFO, not
+// an ERROR and 1, which systemd and Kubernetes count as a failed stop. Any
+// other error is logged and exits 1.
+func TestRunEnds(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		run   func(ctx context.Context) error
+		code  int
+		log   string
+		stays string
+	}{
+		{"said", func(context.Context) error { return Said(errors.New("2 warning(s)")) }, 1, "", ""},
+		{"failed", func(context.Context) error { return errors.New("no such table") }, 1, "level=ERROR msg=\"stopped with an error\" service=svc err=\"no such table\"", ""},
+		{"a signal while starting", func(ctx context.Context) error {
+			if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return fmt.Errorf("ensure stream: %w", ctx.Err())
+		}, 0, "level=INFO msg=\"stopped before it had started\"", "ERROR"},
+	} {
+		var out, errs bytes.Buffer
+		code := Main(commandReturning(tt.run), nil, none, &out, &errs)
+		logged := errs.String()
+		if code != tt.code || (tt.log == "") != (logged == "") || !strings.Contains(logged, tt.log) || (tt.stays != "" && strings.Contains(logged, tt.stays)) {
+			t.Errorf("%s: exit %d, stderr %q; want %d and %q", tt.name, code, logged, tt.code, tt.log)
 		}
 	}
 }
