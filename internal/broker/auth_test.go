@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -247,8 +248,9 @@ func TestServerNotUpYetIsWaitedFor(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	opened := make(chan error, 1)
+	var logs polltest.Buffer
 	go func() {
-		b, err := broker.Open(ctx, cfg, "waits", brokertest.Logger(t))
+		b, err := broker.Open(ctx, cfg, "waits", slog.New(slog.NewTextHandler(&logs, nil)))
 		if err == nil {
 			b.Close()
 		}
@@ -258,6 +260,13 @@ func TestServerNotUpYetIsWaitedFor(t *testing.T) {
 	srv.Start()
 	if err := <-opened; err != nil {
 		t.Fatalf("Open while the server starts: %v", err)
+	}
+	// The wait names the server it waits for, without its password.
+	u, _ := url.Parse(cfg.URL)
+	password, _ := u.User.Password()
+	if logged := logs.String(); !strings.Contains(logged, "JetStream not ready; retrying") || !strings.Contains(logged, "to nats://"+u.Host) ||
+		password == "" || strings.Contains(logged, password) {
+		t.Errorf("while waiting, the log said:\n%s\nwant the server's address nats://%s, and not its password", logged, u.Host)
 	}
 }
 
