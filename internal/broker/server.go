@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/otpscope/otpscope/internal/ops"
 )
 
 // StartServer starts the embedded NATS server with JetStream on disk under
@@ -45,7 +47,8 @@ func startServer(cfg Config, logger *slog.Logger) (*server.Server, Credentials, 
 		return nil, Credentials{}, nil, fmt.Errorf("embedded nats: %w", err)
 	}
 	hold(srv) // released once it has shut down
-	nl := &natsLogger{l: logger.With("component", "nats-server"), fatal: make(chan string, 1)}
+	sl := logger.With("component", "nats-server")
+	nl := &natsLogger{l: sl, fatal: make(chan string, 1), clients: ops.NewSparse(sl, "a client refused by the embedded NATS server", "refused")}
 	srv.SetLoggerV2(nl, false, false, false)
 	srv.Start()
 	// A listener that cannot bind (the port taken) is a "fatal" log line
@@ -135,6 +138,10 @@ func serverOptions(cfg Config, creds Credentials) (*server.Options, error) {
 type natsLogger struct {
 	l     *slog.Logger
 	fatal chan string
+	// clients logs clients' failed logins and forbidden subjects sparsely:
+	// a downstream subscriber retrying with a wrong password would
+	// otherwise write a line each try.
+	clients *ops.Sparse
 }
 
 func (n *natsLogger) Noticef(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }
@@ -149,14 +156,19 @@ func (n *natsLogger) Fatalf(format string, v ...any) {
 }
 
 // Errorf logs at error level, except a client's failed login or forbidden
-// publish or subscribe: a warning, since it is the client's fault.
+// publish or subscribe: a warning, since it is the client's fault, logged
+// sparsely (nats-server 2.15 writes `… - authentication error - User "x"`,
+// where older releases ended with the error).
 func (n *natsLogger) Errorf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
-	if strings.HasSuffix(msg, "authentication error") || strings.Contains(msg, "Violation") {
-		n.l.Warn(msg)
-		return
+	switch {
+	case strings.Contains(msg, "authentication error"):
+		n.clients.WarnOf("authentication", "error", msg)
+	case strings.Contains(msg, "Violation"):
+		n.clients.WarnOf("permissions", "error", msg)
+	default:
+		n.l.Error(msg)
 	}
-	n.l.Error(msg)
 }
 func (n *natsLogger) Debugf(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }
 func (n *natsLogger) Tracef(format string, v ...any) {}
