@@ -22,6 +22,9 @@ type Lease struct {
 	holder string
 	ttl    time.Duration
 	logger *slog.Logger
+	// cause adds why NATS failed a request (Broker.withCause): an
+	// election that times out says the connection is down.
+	cause func(error) error
 	// Holding, when set, is told when this replica gains or loses the lease.
 	Holding func(bool)
 }
@@ -36,7 +39,7 @@ func (b *Broker) NewLease(ctx context.Context, bucket, description, key, holder 
 	if err != nil {
 		return nil, err
 	}
-	return &Lease{kv: kv, key: key, holder: holder, ttl: ttl, logger: logger}, nil
+	return &Lease{kv: kv, key: key, holder: holder, ttl: ttl, logger: logger, cause: b.withCause}, nil
 }
 
 // LeaseTerm is one hold of a lease, which Lease.Run hands fn in its context
@@ -93,7 +96,7 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 		rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
-				l.logger.Warn("lease election", "key", l.key, "err", err)
+				l.logger.Warn("lease election", "key", l.key, "err", l.cause(err))
 			}
 			backoff.Sleep(ctx, l.ttl/3)
 			continue
@@ -123,7 +126,7 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 				if err != nil {
 					term.end()
 					if gctx.Err() == nil {
-						l.logger.Warn("lease lost", "key", l.key, "err", err)
+						l.logger.Warn("lease lost", "key", l.key, "err", l.cause(err))
 						cancel()
 					}
 					return nil

@@ -439,7 +439,14 @@ func (r *Reports) RefreshRollups(ctx context.Context, _ time.Time) error {
 	run, err := rr.RefreshRollups(ctx)
 	took := time.Since(start)
 	if hours := run.Hours; len(hours) > 0 {
-		r.logger.Info("hourly rollups brought up to date", "hours", len(hours), "computed", run.Computed, "patched", run.Patched, "checked", run.Checked,
+		// The run of every minute that brings the last hour or two up to
+		// date is routine (a line a minute at rest): said at debug level,
+		// and any other at info (late facts, a restore, a redefinition).
+		level := slog.LevelInfo
+		if len(hours) <= 2 && run.Redefined == 0 && took < 5*time.Second && hours[0].After(start.Add(-3*time.Hour)) {
+			level = slog.LevelDebug
+		}
+		r.logger.Log(ctx, level, "hourly rollups brought up to date", "hours", len(hours), "computed", run.Computed, "patched", run.Patched, "checked", run.Checked,
 			"redefined", run.Redefined, "vouched", run.Vouched, "days", run.Days, "resend_outcomes", run.Resends, "first", hours[0].Format(time.RFC3339), "last", hours[len(hours)-1].Format(time.RFC3339),
 			"waited", run.Waited.Round(time.Millisecond), "took", took.Round(time.Millisecond))
 	} else if run.Days > 0 {
