@@ -18,6 +18,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/backoff"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/ops"
 )
 
 // ErrUnavailable wraps every failure to get a message durably into the stream:
@@ -122,6 +123,9 @@ const ServiceInbox = "_INBOX_otpscope"
 // cluster restarting under us is routine), replies under ServiceInbox. opts
 // add to these (credentials).
 func Connect(url, name string, logger *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
+	// Each kind at most every 10 s: a pull consumer's "consumer not
+	// active" comes twice every 10 s for as long as NATS is away.
+	asyncErrs := ops.NewSparse(logger, "nats error", "times")
 	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.CustomInboxPrefix(ServiceInbox),
@@ -139,7 +143,7 @@ func Connect(url, name string, logger *slog.Logger, opts ...nats.Option) (*nats.
 		// Without these the log never says why: a refused password shows
 		// only as requests failing on a closed connection.
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			logger.Warn("nats error", "err", err)
+			asyncErrs.WarnOf(err.Error(), "err", err)
 		}),
 		// Only refused credentials: after a close of our own the last
 		// error is whatever the connection met before.
