@@ -180,16 +180,18 @@ func Main(c Command, args []string, environ []string, stdout, stderr io.Writer) 
 	if err := run(ctx, logger); err != nil {
 		var u usageError
 		var said saidError
+		var early stoppedStarting
 		switch {
 		case errors.As(err, &u):
 			fmt.Fprintf(stderr, "%s: %v\n", c.Name, err)
 			return 2
 		case errors.As(err, &said):
 			return 1 // the command said why, on its output
-		case errors.Is(err, context.Canceled) && context.Cause(ctx) != context.Canceled && ctx.Err() != nil:
-			// A signal while it started (NATS not answering yet): the stop
-			// asked for, not a failure (systemd and Kubernetes count exit
-			// 1 as one).
+		case errors.As(err, &early):
+			// A signal while a service started (NATS not answering yet):
+			// the stop asked for, not a failure (systemd and Kubernetes
+			// count exit 1 as one). A one-shot command cut short by one
+			// (a restore) fails as ever.
 			logger.Info("stopped before it had started", "err", err)
 			return 0
 		}
@@ -198,6 +200,13 @@ func Main(c Command, args []string, environ []string, stdout, stderr io.Writer) 
 	}
 	return 0
 }
+
+// stoppedStarting is a service's start ended by the signal to stop.
+type stoppedStarting struct{ error }
+
+// StoppedStarting marks err as a service's start cut short by the signal
+// to stop (ctx ended): Main exits 0, saying so at INFO.
+func StoppedStarting(err error) error { return stoppedStarting{err} }
 
 // saidError is an error its command has told on its output already (status
 // exits 1 for its warnings): the exit code says it, not a log line.

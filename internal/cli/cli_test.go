@@ -335,10 +335,11 @@ func commandReturning(run func(ctx context.Context) error) Command {
 
 // How a run's end is told. An error the command said on its output
 // (status's warnings) exits 1 with no log line: `otpscope status` in a cron
-// job mailed an ERROR after its own report. A signal while the run starts
+// job mailed an ERROR after its own report. A signal while a service starts
 // (NATS not answering yet) is the stop asked for: exit 0, said at INFO, not
-// an ERROR and 1, which systemd and Kubernetes count as a failed stop. Any
-// other error is logged and exits 1.
+// an ERROR and 1, which systemd and Kubernetes count as a failed stop. A
+// one-shot command a signal cuts short (a restore) failed, and any other
+// error: logged, exit 1.
 func TestRunEnds(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
@@ -349,13 +350,20 @@ func TestRunEnds(t *testing.T) {
 	}{
 		{"said", func(context.Context) error { return Said(errors.New("2 warning(s)")) }, 1, "", ""},
 		{"failed", func(context.Context) error { return errors.New("no such table") }, 1, "level=ERROR msg=\"stopped with an error\" service=svc err=\"no such table\"", ""},
-		{"a signal while starting", func(ctx context.Context) error {
+		{"a signal while a service starts", func(ctx context.Context) error {
 			if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 				return err
 			}
 			<-ctx.Done()
-			return fmt.Errorf("ensure stream: %w", ctx.Err())
+			return StoppedStarting(fmt.Errorf("ensure stream: %w", ctx.Err()))
 		}, 0, "level=INFO msg=\"stopped before it had started\"", "ERROR"},
+		{"a signal cutting a one-shot command short", func(ctx context.Context) error {
+			if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return fmt.Errorf("restore: copying part 3 of 7: %w", ctx.Err())
+		}, 1, "level=ERROR msg=\"stopped with an error\"", ""},
 	} {
 		var out, errs bytes.Buffer
 		code := Main(commandReturning(tt.run), nil, none, &out, &errs)
