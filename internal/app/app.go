@@ -68,9 +68,6 @@ type App struct {
 	onShutdown []func()
 	// checks are /readyz's; a failing one is a warning of the status too.
 	checks []ops.Check
-	// lastStatus is the status line's last reading, against which the
-	// status API counts what happened since (reportStatus).
-	lastStatus atomic.Pointer[status]
 	// stopping is set when Serve's context ends: /readyz fails through
 	// --shutdown-delay before the listeners close.
 	stopping atomic.Bool
@@ -454,6 +451,9 @@ func serveAPIDoc(w http.ResponseWriter, _ *http.Request) {
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, w io.Writer) error {
 	a, err := New(ctx, cfg, logger)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return cli.StoppedStarting(err) // stopped while it waited for NATS, say
+		}
 		return err
 	}
 	if w != nil {

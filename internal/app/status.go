@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/ops"
@@ -19,7 +21,10 @@ type status struct {
 	// ingest
 	accepted    uint64
 	lastWebhook time.Time
-	refused     uint64 // tyntec's webhooks refused for their token
+	// tyntec's webhooks refused for their token since the last accepted,
+	// and when the last was
+	refused     uint64
+	lastRefused time.Time
 	// the stream
 	streamMsgs uint64
 	streamLast time.Time
@@ -40,7 +45,6 @@ func (a *App) reportStatus(ctx context.Context) error {
 	t := time.NewTicker(a.cfg.StatusInterval)
 	defer t.Stop()
 	prev := a.status(ctx)
-	a.lastStatus.Store(&prev)
 	for {
 		select {
 		case <-ctx.Done():
@@ -53,7 +57,6 @@ func (a *App) reportStatus(ctx context.Context) error {
 		for _, w := range warns {
 			a.logger.Warn(w)
 		}
-		a.lastStatus.Store(&cur)
 		prev = cur
 	}
 }
@@ -63,7 +66,7 @@ func (a *App) status(ctx context.Context) status {
 	s := status{at: time.Now()}
 	if a.ingest != nil {
 		s.accepted, s.lastWebhook = a.ingest.Stats()
-		s.refused = a.ingest.Refused()
+		s.refused, s.lastRefused = a.ingest.Refused()
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -104,31 +107,46 @@ func (a *App) statusAttrs(prev, cur status) (attrs []any, warns []string) {
 		attrs = append(attrs, slog.Int("tracked_otps", cur.tracked), slog.Int("reconcile_backlog", cur.due),
 			slog.String("oldest_unreconciled", cur.oldest.Round(time.Second).String()))
 	}
-	return attrs, append(a.pollerWarnings(cur), ingestWarnings(&prev, cur)...)
+	return attrs, append(a.pollerWarnings(cur), ingestWarnings(cur)...)
 }
 
 // refusedWebhooksWarn is how many of tyntec's webhooks refused for their
-// token, with none accepted, make a warning: fewer may be a scanner's.
-const refusedWebhooksWarn = 10
+// token since the last one accepted make a warning (fewer may be a
+// scanner's), while the last was within refusedWebhooksLately.
+const (
+	refusedWebhooksWarn   = 10
+	refusedWebhooksLately = 10 * time.Minute
+)
 
-// ingestWarnings are the status's warnings about ingest since prev (nil:
-// none): tyntec's webhooks refused for their token, none accepted.
-func ingestWarnings(prev *status, cur status) []string {
-	if prev == nil || cur.refused-prev.refused < refusedWebhooksWarn || cur.accepted != prev.accepted {
+// ingestWarnings are the status's warnings about ingest: tyntec's
+// webhooks refused for their token lately, none accepted since.
+func ingestWarnings(cur status) []string {
+	if cur.refused < refusedWebhooksWarn || cur.at.Sub(cur.lastRefused) > refusedWebhooksLately {
 		return nil
 	}
-	return []string{strconv.FormatUint(cur.refused-prev.refused, 10) + " webhooks refused for their token in the last " + cur.at.Sub(prev.at).Round(time.Second).String() +
-		", none accepted: does tyntec's callback send a token of --webhook-token (the log names from where)?"}
+	since := "since start"
+	if !cur.lastWebhook.IsZero() {
+		since = "since the last accepted, " + cur.at.Sub(cur.lastWebhook).Round(time.Second).String() + " ago"
+	}
+	return []string{strconv.FormatUint(cur.refused, 10) + " webhooks refused for their token " + since + ", the last " + cur.at.Sub(cur.lastRefused).Round(time.Second).String() +
+		" ago: does tyntec's callback send a token of --webhook-token (the log names from where)?"}
 }
 
 // tyntecFailedWarn is how many failed calls in a row make a warning: a
 // call and its retries.
 const tyntecFailedWarn = 3
 
+// tyntecStale is how long after its last failed call a streak is still
+// told: a leader with nothing due calls tyntec only at discovery (every
+// 5 min on defaults: two of them and a minute), and one that made no call
+// since knows nothing new.
+const tyntecStale = 11 * time.Minute
+
 // tyntecWarning says what the poller's calls to tyntec have said lately,
-// when the last tyntecFailedWarn or more failed.
+// when the last tyntecFailedWarn or more failed, the last within
+// tyntecStale.
 func tyntecWarning(h tyntec.Health, at time.Time) string {
-	if h.Failed < tyntecFailedWarn {
+	if h.Failed < tyntecFailedWarn || at.Sub(h.LastFailedAt) > tyntecStale {
 		return ""
 	}
 	streak := "its last " + strconv.Itoa(h.Failed) + " calls, for " + at.Sub(h.FailingSince).Round(time.Second).String() + ","
@@ -282,8 +300,8 @@ func (a *App) deadLetters(ctx context.Context) *DeadLettersStatus {
 
 // serveStatus answers GET /api/v1/status.
 func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
-	// Counted beside the other readings, so that the answer waits for the
-	// slower of the two reads, not their sum.
+	// Counted and checked beside the other readings, so that the answer
+	// waits for the slowest of the reads, not their sum.
 	var dead chan *DeadLettersStatus
 	if a.db != nil {
 		dead = make(chan *DeadLettersStatus, 1)
@@ -291,6 +309,8 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 		// of at most 2 s.
 		go func() { dead <- a.deadLetters(store.ForRequest(r.Context())) }()
 	}
+	notReady := make(chan []string, 1)
+	go func() { notReady <- a.notReady(r.Context()) }()
 	cur := a.status(r.Context())
 	at := func(t time.Time) *time.Time {
 		if t.IsZero() {
@@ -318,8 +338,8 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 		out.DeadLetters = <-dead
 	}
 	out.Warnings = append(out.Warnings, a.pollerWarnings(cur)...)
-	out.Warnings = append(out.Warnings, ingestWarnings(a.lastStatus.Load(), cur)...)
-	out.Warnings = append(out.Warnings, a.notReady(r.Context())...)
+	out.Warnings = append(out.Warnings, ingestWarnings(cur)...)
+	out.Warnings = append(out.Warnings, <-notReady...)
 	if a.cfg.runs(ModulePoller) && a.poller == nil {
 		out.Warnings = append(out.Warnings, "the poller is off (no --tyntec-api-key): lost webhooks are not recovered, OTP statuses not read, nothing re-sent")
 	}
@@ -330,15 +350,25 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 // notReady are the readiness checks failing now, as warnings: what
-// /readyz says of a full disk or ClickHouse refusing inserts.
+// /readyz says of a full disk or ClickHouse refusing inserts. The checks
+// run side by side, 3 s at most; a check failing in the words of one
+// before it (the poller's NATS half, the nats check's) is told once.
 func (a *App) notReady(ctx context.Context) []string {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	var out []string
-	for _, c := range a.checks {
-		if err := c.Ready(ctx); err != nil {
-			out = append(out, "not ready, "+c.Name+": "+err.Error())
+	errs := make([]error, len(a.checks))
+	var wg sync.WaitGroup
+	for i, c := range a.checks {
+		wg.Go(func() { errs[i] = c.Ready(ctx) })
+	}
+	wg.Wait()
+	var out, told []string
+	for i, err := range errs {
+		if err == nil || slices.Contains(told, err.Error()) {
+			continue
 		}
+		told = append(told, err.Error())
+		out = append(out, "not ready, "+a.checks[i].Name+": "+err.Error())
 	}
 	return out
 }

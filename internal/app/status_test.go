@@ -1,12 +1,16 @@
 package app
 
 import (
+	"context"
+	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/ingest"
+	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/poller"
 	"github.com/otpscope/otpscope/internal/sink"
 	"github.com/otpscope/otpscope/internal/tyntec"
@@ -24,14 +28,18 @@ func TestStatusLine(t *testing.T) {
 	behind := flowing
 	behind.oldest = 17 * time.Minute
 	refusing := flowing
-	refusing.tracked, refusing.tyntec = 0, tyntec.Health{FailingSince: t0, Failed: 5, Outcome: "unauthorized", LastError: "GET /2fa/v4/otp: 401 Unauthorized"}
+	refusing.tracked, refusing.tyntec = 0, tyntec.Health{FailingSince: t0, LastFailedAt: t0.Add(50 * time.Second), Failed: 5, Outcome: "unauthorized", LastError: "GET /2fa/v4/otp: 401 Unauthorized"}
+	stale := refusing
+	stale.at = t0.Add(time.Hour) // no call since the streak
 	away := refusing
 	away.tyntec.Outcome, away.tyntec.LastError = "network_error", "dial tcp 127.0.0.1:9: connection refused"
 	blip := refusing
 	blip.tyntec.Failed = 2
-	tokens := status{at: t0.Add(time.Minute), accepted: 100, refused: 12}
+	tokens := status{at: t0.Add(time.Minute), accepted: 100, lastWebhook: t0.Add(-time.Minute), refused: 12, lastRefused: t0.Add(40 * time.Second)}
 	scanner := tokens
 	scanner.refused = 9
+	bygone := tokens
+	bygone.at = t0.Add(time.Hour)
 
 	tests := []struct {
 		name       string
@@ -46,8 +54,10 @@ func TestStatusLine(t *testing.T) {
 		{"tyntec refuses the key", prev, refusing, nil, "tyntec refuses the API key: its last 5 calls, for 1m0s, were answered 401 or 403 (GET /2fa/v4/otp: 401 Unauthorized): check --tyntec-api-key"},
 		{"tyntec away", prev, away, nil, "tyntec does not answer: its last 5 calls, for 1m0s, failed (dial tcp 127.0.0.1:9: connection refused)"},
 		{"a failed call and its retry", prev, blip, nil, ""},
-		{"tyntec's webhooks refused", prev, tokens, nil, "12 webhooks refused for their token in the last 1m0s, none accepted"},
+		{"a streak an hour old, no call since", prev, stale, nil, ""},
+		{"tyntec's webhooks refused", prev, tokens, nil, "12 webhooks refused for their token since the last accepted, 2m0s ago, the last 20s ago: does tyntec's callback send a token of --webhook-token"},
 		{"a scanner's few", prev, scanner, nil, ""},
+		{"refusals an hour ago", prev, bygone, nil, ""},
 	}
 	for _, tt := range tests {
 		attrs, warns := a.statusAttrs(tt.prev, tt.cur)
@@ -63,5 +73,24 @@ func TestStatusLine(t *testing.T) {
 		if (warn == "") != (tt.wantWarned == "") || !strings.HasPrefix(warn, tt.wantWarned) {
 			t.Errorf("%s: warning %q; want %q", tt.name, warn, tt.wantWarned)
 		}
+	}
+}
+
+// notReady tells each failing readiness check once, side by side: NATS
+// away fails the nats check and the poller's in the same words.
+func TestNotReadyTellsEachCauseOnce(t *testing.T) {
+	away := errors.New("nats connection RECONNECTING")
+	slow := func(err error) func(context.Context) error {
+		return func(context.Context) error { time.Sleep(500 * time.Millisecond); return err }
+	}
+	a := &App{checks: []ops.Check{{Name: "serving", Ready: slow(nil)}, {Name: "nats", Ready: slow(away)},
+		{Name: "clickhouse", Ready: slow(errors.New("inserts failing for 55s"))}, {Name: "poller", Ready: slow(away)}}}
+	start := time.Now()
+	got := a.notReady(t.Context())
+	if want := []string{"not ready, nats: nats connection RECONNECTING", "not ready, clickhouse: inserts failing for 55s"}; !slices.Equal(got, want) {
+		t.Errorf("notReady = %q; want %q", got, want)
+	}
+	if took := time.Since(start); took > 1500*time.Millisecond { // one after another: 2 s
+		t.Errorf("four checks of 500 ms took %v; want them side by side", took)
 	}
 }

@@ -46,17 +46,27 @@ type Handler struct {
 	metrics  *metrics
 	now      func() time.Time
 
-	// accepted and lastAccepted (unix nanoseconds) feed Stats; refused
-	// counts tyntec's webhooks refused for their token, for Refused.
-	accepted     atomic.Uint64
-	lastAccepted atomic.Int64
-	refusedHooks atomic.Uint64
+	// accepted and lastAccepted (unix nanoseconds) feed Stats; refusedHooks
+	// counts tyntec's webhooks refused for their token, refusedAtAccept
+	// what it was at the last one accepted after one, lastRefused (unix
+	// nanoseconds) when the last was, for Refused.
+	accepted        atomic.Uint64
+	lastAccepted    atomic.Int64
+	refusedHooks    atomic.Uint64
+	refusedAtAccept atomic.Uint64
+	lastRefused     atomic.Int64
 }
 
-// Refused is how many requests to WebhookPath were refused for their token
-// since start, for the status: all of tyntec's refused says its callback
-// sends no token of --webhook-token.
-func (h *Handler) Refused() uint64 { return h.refusedHooks.Load() }
+// Refused is how many of tyntec's webhooks (WebhookPath) were refused for
+// their token since the last one accepted, and when the last was: many,
+// lately, none accepted, say tyntec's callback sends no token of
+// --webhook-token.
+func (h *Handler) Refused() (sinceAccepted uint64, last time.Time) {
+	if ns := h.lastRefused.Load(); ns != 0 {
+		last = time.Unix(0, ns)
+	}
+	return h.refusedHooks.Load() - h.refusedAtAccept.Load(), last
+}
 
 // Stats reports how many webhook requests were accepted (answered 200) since
 // start and when the last one was (zero before the first), for the status log.
@@ -185,6 +195,9 @@ func (h *Handler) serveWebhook(x exchange) {
 	h.metrics.accepted[endpointWebhook].Inc()
 	h.accepted.Add(1)
 	h.lastAccepted.Store(receivedAt.UnixNano())
+	if n := h.refusedHooks.Load(); n != h.refusedAtAccept.Load() { // a load, but after a refusal
+		h.refusedAtAccept.Store(n)
+	}
 	x.answer(http.StatusOK, acceptedBody(len(evs)), "Content-Type", "application/json")
 }
 
@@ -271,6 +284,7 @@ func (h *Handler) noteUnauthorized(x exchange, path string) {
 	h.metrics.count(path, outcomeUnauthorized)
 	if path == WebhookPath {
 		h.refusedHooks.Add(1)
+		h.lastRefused.Store(time.Now().UnixNano())
 	}
 	h.refused.Note(path, x.remoteAddr(), x.header("X-Forwarded-For"), ops.PresentedIn(x.header, "X-Webhook-Token") != "")
 }

@@ -213,6 +213,7 @@ func (p *Poller) holding(held bool) {
 		return
 	}
 	p.metrics.notLeading()
+	p.api.ForgetHealth()
 	p.tracked.Store(0)
 	p.dueDelivery.Store(0)
 	p.oldestNs.Store(0)
@@ -246,8 +247,9 @@ func (p *Poller) runLeader(ctx context.Context) error {
 }
 
 // registerTimeout bounds the callback's registration: a few calls, each
-// retried on 429s and timeouts as the client allows.
-const registerTimeout = 5 * time.Minute
+// retried on 429s and timeouts as the client allows — longer than a
+// Retry-After may be (tyntec.MaxRetryAfter), or the first 429 would end it.
+const registerTimeout = 15 * time.Minute
 
 func (p *Poller) registerCallback(leading context.Context) {
 	ctx, cancel := context.WithTimeout(leading, registerTimeout)

@@ -177,8 +177,8 @@ type Client struct {
 // is answered (any other answer, a 404 or a 429 included: tyntec is there
 // and takes the key).
 type Health struct {
-	FailingSince time.Time
-	Failed       int
+	FailingSince, LastFailedAt time.Time
+	Failed                     int
 	// Outcome is the last failure's, as the calls' metric counts it:
 	// unauthorized, server_error, timeout or network_error.
 	Outcome   string
@@ -192,6 +192,14 @@ func (cl *Client) Health() Health {
 	return cl.health
 }
 
+// ForgetHealth forgets what the calls said (a replica that lost the lease
+// makes none to tell otherwise).
+func (cl *Client) ForgetHealth() {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.health = Health{}
+}
+
 // noted records one call's outcome in the client's Health.
 func (cl *Client) noted(outcome string, err error) {
 	cl.mu.Lock()
@@ -202,9 +210,11 @@ func (cl *Client) noted(outcome string, err error) {
 		cl.health = Health{}
 		return
 	}
+	now := time.Now()
 	if cl.health.Failed == 0 {
-		cl.health.FailingSince = time.Now()
+		cl.health.FailingSince = now
 	}
+	cl.health.LastFailedAt = now
 	cl.health.Failed++
 	cl.health.Outcome, cl.health.LastError = outcome, err.Error()
 }
