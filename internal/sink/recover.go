@@ -333,10 +333,11 @@ func (c *Consumer) replay(ctx context.Context, start replayStart, recorded func(
 		c.logger.Warn("replaying until nothing is pending: the stream's last message is unknown", "err", err)
 	}
 	var (
-		b     store.Batch
-		msgs  []*broker.Msg
-		rows  int
-		fails int
+		b       store.Batch
+		msgs    []*broker.Msg
+		rows    int
+		fails   int
+		fetches int // failed in a row
 	)
 	for ctx.Err() == nil {
 		b.Reset()
@@ -351,10 +352,18 @@ func (c *Consumer) replay(ctx context.Context, start replayStart, recorded func(
 		})
 		if err != nil {
 			if ctx.Err() == nil {
-				c.logger.Warn("replay fetch failed", "err", err)
+				// The first of a run, as the sink's: NATS away fails one
+				// a second.
+				if fetches++; fetches == 1 {
+					c.logger.Warn("replay fetch failed; retrying", "err", err)
+				}
 				backoff.Sleep(ctx, time.Second)
 			}
 			continue
+		}
+		if fetches > 0 {
+			c.logger.Info("replay fetching again", "failed_fetches", fetches)
+			fetches = 0
 		}
 		if len(msgs) > 0 {
 			if err := c.insertAgain(ctx, r, &b, msgs); err != nil {
