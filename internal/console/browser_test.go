@@ -503,11 +503,17 @@ func TestConsoleChannelsShowTheirErrors(t *testing.T) {
 	if got, want := p.text(cell+" summary"), "tyntec::sim::sms_undeliverable (110), (none) (5) +1 more"; got != want {
 		t.Errorf("SMS errors cell = %q; want %q", got, want)
 	}
-	// Opened (a keyboard's Enter on its summary), the cell lists them all.
+	// Opened (a keyboard's Enter on its summary), the cell lists them all,
+	// and the 5 s refresh keeps it open and the keyboard on it.
 	p.b.Do("open the errors", chromedp.Focus(cell+" summary"), chromedp.KeyEvent(kb.Enter))
 	p.until("the errors listed", `document.querySelector(`+jsString(cell+" details")+`).open`)
 	if got, want := p.text(cell+" ul"), "tyntec::sim::sms_undeliverable (110)(none) (5)tyntec::sim::sms_timeout (2)"; got != want {
 		t.Errorf("SMS errors opened = %q; want %q", got, want)
+	}
+	loaded := p.attr("#page-overview", "data-loaded")
+	p.until("the next refresh drawn", `document.querySelector('#page-overview').dataset.loaded !== `+jsString(loaded))
+	if !p.is("still open", `document.querySelector(`+jsString(cell+" details")+`).open && document.activeElement === document.querySelector(`+jsString(cell+" summary")+`)`) {
+		t.Error("after a refresh the errors are closed, or the keyboard left their summary")
 	}
 	// Latencies over a second in seconds, as the alerts give them.
 	if got := p.text(`#channels tr[data-channel="SMS"] [data-field="latency_p95"]`); got != "3.0 s" {
@@ -518,6 +524,19 @@ func TestConsoleChannelsShowTheirErrors(t *testing.T) {
 		t.Errorf("SMS errors tooltip = %q; want %q", got, want)
 	}
 	p.b.NoErrors("errors")
+}
+
+// A chart that did not load says so in its table too, opened after.
+func TestConsoleChartTableSaysItDidNotLoad(t *testing.T) {
+	p := newPage(t)
+	p.api.set(func(f *fakeAPI) { f.fail["/api/v1/timeseries"] = http.StatusServiceUnavailable })
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	p.b.Do("show the rate as a table", chromedp.Click(`#chart-rate + button.chart-data-toggle`))
+	if got := p.text("#chart-rate-data"); !strings.HasPrefix(got, "not loaded: ") {
+		t.Errorf("the rate's table of a chart that did not load says %q; want not loaded: …", got)
+	}
+	p.b.NoErrorsBut("chart table", "status of 503")
 }
 
 // The Events page's status is one of the statuses stored, picked, not

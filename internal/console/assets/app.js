@@ -128,19 +128,33 @@
   // take a link from under the keyboard.
   function replaceIfChanged(node, ...kids) {
     const next = el('div', {}, ...kids);
-    if (next.innerHTML !== node.innerHTML) node.replaceChildren(...next.childNodes);
+    if (next.innerHTML === node.innerHTML) return;
+    if (next.textContent === node.textContent && next.children.length === node.children.length) {
+      // The same words: what else changed (a tooltip's time of evaluation)
+      // changes in place, unannounced.
+      [...next.children].forEach((c, i) => { for (const a of c.attributes) node.children[i].setAttribute(a.name, a.value); });
+      return;
+    }
+    node.replaceChildren(...next.childNodes);
   }
-  // replaceRows gives tbody the rows, the keyboard's focus kept: a control
-  // focused in a row is focused again in the row with the same key (a
-  // data- attribute), or, when that row or control is gone or disabled
-  // (a dead letter replayed or deleted), fallback, which says what happened.
+  // replaceRows gives tbody the rows, what the reader had kept: a control
+  // focused in a row (by its class, or its tag: a summary) is focused again
+  // in the row with the same key (a data- attribute), or, when that row or
+  // control is gone or disabled (a dead letter replayed or deleted),
+  // fallback, which says what happened; a row's disclosure opened stays
+  // open (the 5 s refresh closed "+N more" under its reader).
   function replaceRows(tbody, key, fallback, rows) {
     const f = document.activeElement, tr = f && f !== tbody && tbody.contains(f) ? f.closest('tr') : null;
-    const was = tr && { key: tr.dataset[key], cls: f.classList[0] };
+    const was = tr && { key: tr.dataset[key], sel: f.classList[0] ? '.' + f.classList[0] : f.tagName.toLowerCase() };
+    const open = new Set([...tbody.querySelectorAll('details[open]')].map((d) => d.closest('tr').dataset[key]));
     tbody.replaceChildren(...rows);
+    for (const r of tbody.rows) {
+      const d = open.has(r.dataset[key]) && r.querySelector('details');
+      if (d) d.open = true;
+    }
     if (!was) return;
     const again = [...tbody.rows].find((r) => r.dataset[key] === was.key);
-    const c = again && was.cls && again.querySelector('.' + was.cls);
+    const c = again && again.querySelector(was.sel);
     (c && !c.disabled ? c : fallback).focus();
   }
   // focusPage puts the keyboard at the shown page's heading, where a
@@ -360,10 +374,13 @@
         ...cols.map(([, values]) => el('td', { class: 'num' }, values[i] === null || values[i] === undefined ? '–' : opts.cell(values[i]))))))) : null;
     showChartTable(id);
   }
+  // showChartTable shows chart id's table, if open, or msg (why there is
+  // none), kept for when it is opened; a refresh that changes nothing
+  // leaves it as it is, a screen reader's place in it too.
   function showChartTable(id, msg) {
     const box = $('#' + id + '-data');
-    if (msg !== undefined) chartTables[id] = null;
-    if (!box.hidden) box.replaceChildren(chartTables[id] || el('p', { class: 'hint' }, msg || 'no data in this window'));
+    if (msg !== undefined) chartTables[id] = el('p', { class: 'hint' }, msg);
+    if (!box.hidden) replaceIfChanged(box, chartTables[id] || el('p', { class: 'hint' }, 'no data in this window'));
   }
   const chartWidth = (host) => Math.max(260, host.clientWidth || 520);
   // fitChart sizes a chart to its figure, once the figure is shown (a
@@ -481,7 +498,7 @@
   function drawChannels(chs) {
     if (!$('#channel').value) offerChannels(chs.channels.map((c) => c.channel));
     const tbody = $('#channels tbody');
-    tbody.replaceChildren(...chs.channels.map((c) => el('tr', { 'data-channel': c.channel },
+    replaceRows(tbody, 'channel', $('#channels'), chs.channels.map((c) => el('tr', { 'data-channel': c.channel },
       el('td', { 'data-field': 'channel' }, c.channel),
       el('td', { class: 'num', 'data-field': 'attempts' }, String(c.attempts)),
       el('td', { class: 'num', 'data-field': 'delivered' }, String(c.delivered)),
