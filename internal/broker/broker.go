@@ -72,9 +72,16 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 		}
 		b.srv, b.srvOpts, b.credsAt, url = srv, opts, cfg.CredentialsFile(), srv.ClientURL()
 		b.creds = []nats.Option{nats.UserInfo(creds.User, creds.Password)}
-		logger.Info("embedded NATS server started", "url", url, "store", cfg.StoreDir(),
+		limit := opts.JetStreamMaxStore
+		logger.Info("embedded NATS server started", "url", url, "store", cfg.StoreDir(), "store_limit_mib", limit>>20,
 			"credentials", cfg.CredentialsFile(), "user", creds.User, "reader", creds.ReaderUser,
 			"sync", cmp.Or(cfg.Sync, DefaultSync), "group_commit", cfg.GroupCommits())
+		if limit > 0 && limit < smallStore {
+			// Fixed at start from the disk's free space: a small disk is a
+			// full store soon, and then every webhook is refused 503.
+			logger.Warn("the embedded JetStream store may hold little: its limit, fixed at start, is 75% of the disk's free space then",
+				"store", cfg.StoreDir(), "store_limit_mib", limit>>20, "do", "free disk space or give the data directory a larger disk, then restart")
+		}
 	} else if user, password, ok := clientCredentials(cfg); ok {
 		// Credentials in a server's URL still take precedence over these.
 		b.creds = []nats.Option{nats.UserInfo(user, password)}
@@ -110,6 +117,10 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 	b.health = b.watch()
 	return b, nil
 }
+
+// smallStore is the embedded store's limit under which the start warns:
+// about two million webhooks' events.
+const smallStore = 1 << 30
 
 // ServiceInbox is the prefix of the service user's reply subjects. Not
 // NATS' default _INBOX: the read-only user may subscribe to _INBOX.> (its

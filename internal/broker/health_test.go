@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"github.com/otpscope/otpscope/internal/disktest"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/polltest"
 )
 
 // publishWithin publishes message i, giving JetStream d to acknowledge it: a
@@ -418,4 +420,33 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// An embedded store whose limit, fixed at start from the disk's free
+// space, is small is warned of at start, with what to do (an operator's
+// review: a 20 MB disk gave a 15.7 MB limit without a word, then every
+// webhook refused). A large one is not.
+func TestSmallStoreWarnedAtStart(t *testing.T) {
+	small, large := t.TempDir(), t.TempDir()
+	// tmpfs sizes are limits, not memory taken: 2 GiB gives a 1.5 GiB store.
+	if !disktest.Tmpfs(t, small, 32) || !disktest.Tmpfs(t, large, 2048) {
+		t.Skip("mounting a tmpfs needs root on Linux")
+	}
+	for _, tt := range []struct {
+		dir  string
+		warn bool
+	}{{small, true}, {large, false}} {
+		cfg := brokertest.Config(t)
+		cfg.DataDir = tt.dir
+		var logs polltest.Buffer
+		b, err := broker.Open(t.Context(), cfg, "small-store", slog.New(slog.NewTextHandler(&logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		warned := strings.Contains(logs.String(), "the embedded JetStream store may hold little")
+		if warned != tt.warn || !strings.Contains(logs.String(), "store_limit_mib=") {
+			t.Errorf("a store on %s: warned %v; want %v, and the limit in the start's line:\n%s", tt.dir, warned, tt.warn, logs.String())
+		}
+	}
 }
