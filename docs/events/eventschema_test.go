@@ -14,6 +14,7 @@ import (
 
 	eventschema "github.com/otpscope/otpscope/docs/events"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/jsonshape"
 	"github.com/otpscope/otpscope/internal/reporter"
 )
 
@@ -69,68 +70,9 @@ func TestSchemasMatchGoTypes(t *testing.T) {
 	}
 }
 
-type field struct {
-	name     string
-	typ      reflect.Type
-	optional bool // omitempty or omitzero: absent rather than empty
-}
-
-// fields are what encoding/json marshals of struct type st.
-func fields(st reflect.Type) []field {
-	var out []field
-	for f := range st.Fields() {
-		tag := f.Tag.Get("json")
-		if !f.IsExported() || tag == "-" {
-			continue
-		}
-		name, opts, _ := strings.Cut(tag, ",")
-		if name == "" {
-			name = f.Name
-		}
-		out = append(out, field{name, f.Type, strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")})
-	}
-	return out
-}
-
-// jsonTypes are the JSON types encoding/json may write for a value of type t.
-func jsonTypes(t reflect.Type, optional bool) []string {
-	if t == reflect.TypeFor[time.Time]() {
-		return []string{"string"}
-	}
-	switch t.Kind() {
-	case reflect.Pointer:
-		ts := jsonTypes(t.Elem(), false)
-		if !optional {
-			ts = append(ts, "null")
-		}
-		return ts
-	case reflect.String:
-		return []string{"string"}
-	case reflect.Bool:
-		return []string{"boolean"}
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return []string{"integer"}
-	case reflect.Float32, reflect.Float64:
-		return []string{"number"}
-	case reflect.Slice:
-		if t.Elem().Kind() == reflect.Uint8 {
-			return []string{"string"} // base64
-		}
-		if optional {
-			return []string{"array"}
-		}
-		return []string{"array", "null"}
-	case reflect.Map:
-		if optional {
-			return []string{"object"}
-		}
-		return []string{"object", "null"}
-	case reflect.Struct:
-		return []string{"object"}
-	}
-	return []string{"(" + t.String() + ")"}
-}
+// payloads are what the publishers make of Go values: a nil slice or map
+// is written, as null.
+var payloads = jsonshape.Options{NilListsNull: true}
 
 func schemaTypes(s map[string]any) []string {
 	switch v := s["type"].(type) {
@@ -159,30 +101,30 @@ func checkObject(t *testing.T, path string, s map[string]any, goType reflect.Typ
 		}
 	}
 	named := map[string]bool{}
-	for _, f := range fields(goType) {
-		named[f.name] = true
-		p, ok := props[f.name].(map[string]any)
+	for _, f := range jsonshape.Fields(goType) {
+		named[f.Name] = true
+		p, ok := props[f.Name].(map[string]any)
 		if !ok {
-			t.Errorf("%s: field %s (%s) is not in the schema", path, f.name, f.typ)
+			t.Errorf("%s: field %s (%s) is not in the schema", path, f.Name, f.Type)
 			continue
 		}
 		if d, _ := p["description"].(string); d == "" {
-			t.Errorf("%s.%s: no description", path, f.name)
+			t.Errorf("%s.%s: no description", path, f.Name)
 		}
 		allowed := schemaTypes(p)
-		for _, jt := range jsonTypes(f.typ, f.optional) {
+		for _, jt := range jsonshape.Types(f.Type, f.Optional, payloads) {
 			if !slices.Contains(allowed, jt) {
-				t.Errorf("%s.%s: Go %s may marshal as %s; the schema allows %v", path, f.name, f.typ, jt, allowed)
+				t.Errorf("%s.%s: Go %s may marshal as %s; the schema allows %v", path, f.Name, f.Type, jt, allowed)
 			}
 		}
-		if f.typ == reflect.TypeFor[time.Time]() && p["format"] != "date-time" {
-			t.Errorf("%s.%s: a time without format date-time", path, f.name)
+		if f.Type == reflect.TypeFor[time.Time]() && p["format"] != "date-time" {
+			t.Errorf("%s.%s: a time without format date-time", path, f.Name)
 		}
-		if !f.optional && !slices.Contains(required, f.name) {
-			t.Errorf("%s.%s: always present (no omitempty) but not required", path, f.name)
+		if !f.Optional && !slices.Contains(required, f.Name) {
+			t.Errorf("%s.%s: always present (no omitempty) but not required", path, f.Name)
 		}
 		if _, detailed := p["properties"]; detailed {
-			checkObject(t, path+"."+f.name, p, f.typ)
+			checkObject(t, path+"."+f.Name, p, f.Type)
 		}
 	}
 	for name := range props {

@@ -6,11 +6,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	apidoc "github.com/otpscope/otpscope/docs/api"
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/jsonshape"
 	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/store"
@@ -95,21 +95,21 @@ func TestSchemasMatchGoTypes(t *testing.T) {
 			required = append(required, r.(string))
 		}
 		named := map[string]bool{}
-		for _, f := range fields(goType) {
-			named[f.name] = true
-			p, ok := props[f.name].(map[string]any)
+		for _, f := range jsonshape.Fields(goType) {
+			named[f.Name] = true
+			p, ok := props[f.Name].(map[string]any)
 			if !ok {
-				t.Errorf("%s: %s (%s) is not in the schema", name, f.name, f.typ)
+				t.Errorf("%s: %s (%s) is not in the schema", name, f.Name, f.Type)
 				continue
 			}
 			allowed := schemaTypes(p, doc.Components.Schemas)
-			for _, jt := range jsonTypes(f.typ, f.optional) {
+			for _, jt := range jsonshape.Types(f.Type, f.Optional, answers) {
 				if !slices.Contains(allowed, jt) {
-					t.Errorf("%s.%s: Go %s marshals as %s; the schema allows %v", name, f.name, f.typ, jt, allowed)
+					t.Errorf("%s.%s: Go %s marshals as %s; the schema allows %v", name, f.Name, f.Type, jt, allowed)
 				}
 			}
-			if !f.optional && !slices.Contains(required, f.name) {
-				t.Errorf("%s.%s: always present (no omitempty) but not required", name, f.name)
+			if !f.Optional && !slices.Contains(required, f.Name) {
+				t.Errorf("%s.%s: always present (no omitempty) but not required", name, f.Name)
 			}
 		}
 		for p := range props {
@@ -120,72 +120,9 @@ func TestSchemasMatchGoTypes(t *testing.T) {
 	}
 }
 
-type field struct {
-	name     string
-	typ      reflect.Type
-	optional bool // omitempty or omitzero
-}
-
-// fields are what encoding/json marshals of struct type st.
-func fields(st reflect.Type) []field {
-	var out []field
-	for f := range st.Fields() {
-		tag := f.Tag.Get("json")
-		if tag == "-" {
-			continue
-		}
-		if f.Anonymous && tag == "" {
-			out = append(out, fields(f.Type)...)
-			continue
-		}
-		if !f.IsExported() {
-			continue
-		}
-		name, opts, _ := strings.Cut(tag, ",")
-		if name == "" {
-			name = f.Name
-		}
-		out = append(out, field{name, f.Type, strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")})
-	}
-	return out
-}
-
-// jsonTypes are the JSON types encoding/json may write for a value of t.
-// A nil slice's null is left out: the handlers make the lists they answer,
-// and a null where the schema says array fails the answers' validation.
-func jsonTypes(t reflect.Type, optional bool) []string {
-	switch {
-	case t == reflect.TypeFor[time.Time]():
-		return []string{"string"}
-	case t == reflect.TypeFor[store.Duration]():
-		return []string{"number"}
-	}
-	switch t.Kind() {
-	case reflect.Pointer:
-		ts := jsonTypes(t.Elem(), false)
-		if !optional {
-			ts = append(ts, "null")
-		}
-		return ts
-	case reflect.String:
-		return []string{"string"}
-	case reflect.Bool:
-		return []string{"boolean"}
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return []string{"integer"}
-	case reflect.Float32, reflect.Float64:
-		return []string{"number"}
-	case reflect.Slice:
-		if t.Elem().Kind() == reflect.Uint8 {
-			return []string{"string"} // base64
-		}
-		return []string{"array"}
-	case reflect.Map, reflect.Struct:
-		return []string{"object"}
-	}
-	return []string{"(" + t.String() + ")"}
-}
+// answers are what the API's writers make of Go values: lists always
+// made (never null), store.Duration a number of seconds.
+var answers = jsonshape.Options{As: map[reflect.Type]string{reflect.TypeFor[store.Duration](): "number"}}
 
 // schemaTypes are the JSON types schema s allows: its type, or those of
 // the schemas its $ref and anyOf name.
