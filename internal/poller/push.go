@@ -16,6 +16,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/pushapi"
 	"github.com/otpscope/otpscope/internal/reload"
 )
@@ -124,6 +125,9 @@ type pushWatch struct {
 	now     func() time.Time
 	logger  *slog.Logger
 	polls   *prometheus.CounterVec
+	// unknown logs requests the push API does not know sparsely: after
+	// its restart, or with a wrong base URL, every one is.
+	unknown *ops.Sparse
 }
 
 // Results of reading a request, the label of otpscope_poller_push_polls_total.
@@ -170,6 +174,7 @@ func newPushWatch(ctx context.Context, cfg Config, b *broker.Broker, pub publish
 	}
 	return &pushWatch{
 		cfg: pc, api: api, kv: kv, cons: cons, pub: pub, now: cfg.Now, logger: logger, polls: polls,
+		unknown: ops.NewSparse(logger, "push requests unknown to the push API; forgotten", "forgotten"),
 		limiter: rate.NewLimiter(rate.Every(pc.RatePeriod/time.Duration(pc.RateLimit)), min(10, pc.RateLimit)),
 	}, nil
 }
@@ -255,7 +260,7 @@ func (w *pushWatch) read(ctx context.Context, key string, rev uint64, r pushReco
 	switch {
 	case errors.Is(err, pushapi.ErrNotFound):
 		w.polls.WithLabelValues(pushNotFound).Inc()
-		w.logger.Warn("push request unknown to the push API; forgotten", "uuid", r.UUID)
+		w.unknown.Warn("uuid", r.UUID) // the last one's
 		_ = w.kv.Delete(ctx, key, jetstream.LastRevision(rev))
 		return
 	case err == nil && p.Settled():

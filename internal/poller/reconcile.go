@@ -654,7 +654,9 @@ func (p *Poller) callFailed(ctx context.Context, id, what string, err error) err
 	case ctx.Err() != nil:
 		return errStopCycle
 	case id != "" && (errors.Is(err, tyntec.ErrNotFound) || errors.Is(err, tyntec.ErrGone)):
-		p.logger.Info("tyntec no longer knows the OTP; tracking ends", "otp_id", id, "err", err)
+		// Counted (otpscope_poller_finished_total{reason="not_found"}): a
+		// line each would be one per OTP after tyntec forgets a batch.
+		p.logger.Debug("tyntec no longer knows the OTP; tracking ends", "otp_id", id, "err", err)
 		_ = p.finish(ctx, id, doneNotFound)
 		return nil
 	}
