@@ -13,7 +13,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 
+	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/console/browsertest"
+	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -52,6 +54,20 @@ func TestConsoleBackups(t *testing.T) {
 		}
 		return r.Backups
 	}
+	// The backup's stream position is the sink's acknowledged floor: taken
+	// before the sink acknowledged the three webhooks, it was 0 ("unknown"
+	// on the page), four runs in five on an idle machine.
+	polltest.Until(t, 30*time.Second, "the sink acknowledging the three webhooks", func() bool {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/api/v1/status", nil)
+		req.Header.Set("Authorization", "Bearer "+apiToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st app.StatusResponse
+		return json.NewDecoder(resp.Body).Decode(&st) == nil && st.Stream.Messages >= 3 && st.Sink != nil && st.Sink.Lag == 0 && st.Sink.AckPending == 0
+	})
 
 	b.Do("sign in", chromedp.Navigate(base+"/console/#backups"), chromedp.WaitVisible("#login"),
 		chromedp.SendKeys("#token", apiToken), chromedp.Click("#sign-in"),
