@@ -279,6 +279,12 @@ func (p *page) choose(what, sel, value string) {
 	p.js(what, `(() => { const e = document.querySelector(`+jsString(sel)+`); e.value = `+jsString(value)+`; e.dispatchEvent(new Event('change')); })()`)
 }
 
+// js2 is expr's value, a string.
+func (p *page) js2(what, expr string) string {
+	p.t.Helper()
+	return browsertest.Run(p.b, what, chromedp.Evaluate[string](expr))
+}
+
 func (p *page) is(what, expr string) bool {
 	p.t.Helper()
 	return browsertest.Run(p.b, what, chromedp.Evaluate[bool](expr))
@@ -353,6 +359,14 @@ func TestConsoleOverviewDrawsThePartsThatAnswered(t *testing.T) {
 	}
 	if p.is("stale", `document.querySelector('main').classList.contains('stale')`) {
 		t.Error("the figures that answered are greyed as stale")
+	}
+	// The same part failing at the next refresh is not said again: the
+	// error line is role=alert, each write announced.
+	p.js("count the writes to the error", `window.errorWrites = 0; new MutationObserver(() => window.errorWrites++).observe(document.querySelector('#error'), { childList: true, subtree: true, characterData: true, attributes: true })`)
+	loaded := p.attr("#page-overview", "data-loaded")
+	p.until("the next refresh drawn", `document.querySelector('#page-overview').dataset.loaded !== `+jsString(loaded))
+	if n := browsertest.Run(p.b, "writes", chromedp.Evaluate[int](`window.errorWrites`)); n != 0 {
+		t.Errorf("a refresh with the same part failing touched #error %d times; want 0", n)
 	}
 	p.b.Screenshot("console-part-failed")
 	p.js("otpscope down", `(() => { const f = window.fetch;
@@ -524,6 +538,22 @@ func TestConsoleChannelsShowTheirErrors(t *testing.T) {
 		t.Errorf("SMS errors tooltip = %q; want %q", got, want)
 	}
 	p.b.NoErrors("errors")
+}
+
+// A filter is read once applied (Enter, or leaving the field), not while it
+// is typed: the 5 s refresh read "SM" of "SMS" and drew a window of nothing.
+func TestConsoleReadsAFilterOnceApplied(t *testing.T) {
+	p := newPage(t)
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	p.b.Do("type SM", chromedp.SendKeys("#channel", "SM"))
+	loaded := p.attr("#page-overview", "data-loaded")
+	p.until("the next refresh drawn", `document.querySelector('#page-overview').dataset.loaded !== `+jsString(loaded))
+	if strings.Contains(p.js2("the hash", `location.hash`), "channel=") {
+		t.Errorf("a refresh read the channel being typed: %s", p.js2("the hash", `location.hash`))
+	}
+	p.b.Do("apply SMS", chromedp.SendKeys("#channel", "S\r"))
+	p.until("the filter applied", `location.hash.includes('channel=SMS')`)
 }
 
 // A chart that did not load says so in its table too, opened after.
@@ -917,11 +947,14 @@ func TestConsoleForKeyboardAndScreenReader(t *testing.T) {
 		t.Errorf("the latency table's first figure = %q; want 2.0 s, as the tables write it", got)
 	}
 
-	p.js("count the writes to the rules firing", `window.firingWrites = 0; new MutationObserver(() => window.firingWrites++).observe(document.querySelector('#firing'), { childList: true, subtree: true, characterData: true })`)
+	p.js("count the writes to the rules firing", `window.firingWrites = 0; new MutationObserver(() => window.firingWrites++).observe(document.querySelector('#firing-live'), { childList: true, subtree: true, characterData: true })`)
 	loaded := p.attr("#page-overview", "data-loaded")
 	p.until("the next refresh drawn", `document.querySelector('#page-overview').dataset.loaded !== `+jsString(loaded))
 	if n := browsertest.Run(p.b, "writes", chromedp.Evaluate[int](`window.firingWrites`)); n != 0 {
-		t.Errorf("a refresh with the same rules firing wrote #firing %d times; want 0 (each write is announced)", n)
+		t.Errorf("a refresh with the same rules firing wrote the live region %d times; want 0 (each write is announced)", n)
+	}
+	if !p.is("one live region", `[...document.querySelectorAll('[aria-live]')].map((e) => e.id).join() === 'firing-live'`) {
+		t.Error("#firing is live again: its values, moving at each evaluation, would be announced")
 	}
 
 	p.b.Do("pause refreshing", chromedp.Click("#auto-pause"))

@@ -128,7 +128,9 @@
   // take a link from under the keyboard.
   function replaceIfChanged(node, ...kids) {
     const next = el('div', {}, ...kids);
-    if (next.innerHTML === node.innerHTML) return;
+    // The cells' names (labelCells) are set after a change: not one.
+    const bare = (html) => html.replace(/ data-label="[^"]*"/g, '');
+    if (bare(next.innerHTML) === bare(node.innerHTML)) return;
     if (next.textContent === node.textContent && next.children.length === node.children.length) {
       // The same words: what else changed (a tooltip's time of evaluation)
       // changes in place, unannounced.
@@ -187,13 +189,16 @@
   // unreachable: a fetch that could not connect (a TypeError) or got no
   // answer in time, as opposed to an answer refusing the request.
   const unreachable = (err) => err instanceof TypeError || (err && err.name === 'TimeoutError');
-  function showFresh(section, w, final) {
+  // showFresh marks the section's figures current; warning, if any, is
+  // what the error line says (kept as it is when unchanged: a role=alert
+  // written again every 5 s is announced again).
+  function showFresh(section, w, final, warning) {
     unreachableSince = null;
     document.querySelector('main').classList.remove('stale');
     section.dataset.shown = w ? fmtTime(w.from) + ' … ' + fmtTime(w.to) + (w.channel ? ', channel ' + w.channel : '') + (w.profile ? ', profile ' + w.profile : '') : 'the last good load';
     section.dataset.window = w ? JSON.stringify({ from: w.from, to: w.to, asOf: w.asOf }) : '';
     section.dataset.final = final === undefined ? '' : String(final);
-    clearError();
+    if (warning) showError(warning); else clearError();
   }
 
   function showLogin(msg) {
@@ -237,11 +242,18 @@
       from = new Date(to.getTime() - RANGES[range]);
     }
     const w = { from: isoSec(from), to: isoSec(to) };
-    const ch = $('#channel').value.trim(), pr = $('#profile').value.trim();
+    const ch = applied('#channel'), pr = applied('#profile');
     if (ch) w.channel = ch;
     if (pr) w.profile = pr;
     return w;
   }
+  // A filter is read as applied (Enter, or leaving the field: its change),
+  // not as it is being typed: a refresh every 5 s read "SM" of "SMS" and
+  // showed a window of nothing under a reader mid-word.
+  const apply = (id) => { const e = $(id); if (e.type === 'text' || e.type === '') e.dataset.applied = e.value.trim(); };
+  const applied = (id) => $(id).dataset.applied || '';
+  apply('#channel'); // what a reload's form holds, as the page starts
+  apply('#profile');
   // showWindow labels the figures with the window they answer for, once
   // they are drawn: the label never names a window whose answer is not
   // on the page. w.asOf, when the answer gave one, says when it was read.
@@ -285,7 +297,7 @@
   $('#refresh').addEventListener('click', () => { firstEventsPage(); refresh(); });
   // Another window or filter starts the events over at their first page: a
   // cursor belongs to the window it was read in.
-  for (const id of ['#channel', '#profile', '#from', '#to']) $(id).addEventListener('change', () => { firstEventsPage(); refresh(); });
+  for (const id of ['#channel', '#profile', '#from', '#to']) $(id).addEventListener('change', () => { apply(id); firstEventsPage(); refresh(); });
 
   // ---- the window in the URL ----
   // The window and filters are mirrored in the hash's query
@@ -296,7 +308,7 @@
     // As the window reads it: the input drops a time's :00 seconds.
     const utc = (id) => { const d = new Date($(id).value + 'Z'); return custom && !isNaN(d) ? isoSec(d) : ''; };
     // ':' needs no escaping in a fragment, and a link reads better without.
-    return qs({ range: $('#range').value, from: utc('#from'), to: utc('#to'), channel: $('#channel').value.trim(), profile: $('#profile').value.trim() })
+    return qs({ range: $('#range').value, from: utc('#from'), to: utc('#to'), channel: applied('#channel'), profile: applied('#profile') })
       .replace(/%3A/g, ':');
   }
   // formFromHash sets the form from the hash's query, when it has one (a
@@ -314,6 +326,8 @@
     $('#custom').hidden = $('#range').value !== 'custom';
     $('#channel').value = q.get('channel') || '';
     $('#profile').value = q.get('profile') || '';
+    apply('#channel');
+    apply('#profile');
     return formQuery() !== before;
   }
 
@@ -368,10 +382,12 @@
     const cols = [];
     [...ts.channels].sort((a, b) => a.channel.localeCompare(b.channel)).forEach((c) => { for (const [label, values] of pick(c)) cols.push([label, values]); });
     const partial = opts.partial || [];
-    chartTables[id] = cols.length ? el('table', {},
+    chartTables[id] = cols.length ? el('table', {}, el('caption', { class: 'visually-hidden' }, $('#' + id).closest('figure').querySelector('figcaption').textContent),
       el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'bucket (UTC)'), ...cols.map(([label]) => el('th', { scope: 'col', class: 'num' }, label)))),
       el('tbody', {}, ...ts.start.map((s, i) => el('tr', {}, el('th', { scope: 'row' }, fmtTime(s) + (partial[i] ? ' (partial)' : '')),
         ...cols.map(([, values]) => el('td', { class: 'num' }, values[i] === null || values[i] === undefined ? '–' : opts.cell(values[i]))))))) : null;
+    // On a phone, a card a bucket, each figure named by its line.
+    if (chartTables[id]) labelCells(chartTables[id]);
     showChartTable(id);
   }
   // showChartTable shows chart id's table, if open, or msg (why there is
@@ -416,8 +432,10 @@
   }
   const CHART_IDS = ['chart-rate', 'chart-attempts', 'chart-latency', 'chart-fallback'];
   for (const id of CHART_IDS) {
-    const box = el('div', { id: id + '-data', class: 'chart-data', hidden: '' });
-    const toggle = el('button', { type: 'button', class: 'chart-data-toggle', 'aria-expanded': 'false', 'aria-controls': box.id }, 'Show as a table');
+    const caption = $('#' + id).closest('figure').querySelector('figcaption');
+    caption.id = caption.id || id + '-caption';
+    const box = el('div', { id: id + '-data', class: 'chart-data', hidden: '', tabindex: '0', role: 'region', 'aria-labelledby': caption.id });
+    const toggle = el('button', { type: 'button', class: 'chart-data-toggle', 'aria-expanded': 'false', 'aria-controls': box.id, 'aria-describedby': caption.id }, 'Show as a table');
     toggle.addEventListener('click', () => {
       box.hidden = !box.hidden;
       toggle.setAttribute('aria-expanded', String(!box.hidden));
@@ -445,7 +463,8 @@
       const f = $('#firing');
       delete f.dataset.count;
       f.className = 'state-firing';
-      f.replaceChildren('Alert rules firing now: ' + msg);
+      replaceIfChanged(f, 'Alert rules firing now: ' + msg);
+      replaceIfChanged($('#firing-live'), 'Alert rules firing now: ' + msg);
     });
     part('the channels', chs, drawChannels, (msg) => {
       rowSaying('#channels tbody', 10, msg);
@@ -487,6 +506,9 @@
     replaceIfChanged(firing, now.firing.length ? 'Firing now: ' : 'No alert rule is firing.',
       ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', title: f.summary + ' (evaluated ' + fmtTime(f.to) + ')' },
         (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since) + ' (' + alertFigures(f.rule, f.value, f.threshold)[0] + ')')));
+    // Announced: which rules fire, not their values, which move at every
+    // evaluation (the line above, not live, has them).
+    replaceIfChanged($('#firing-live'), now.firing.length ? 'Firing now: ' + now.firing.map((f) => f.rule + ' on ' + (f.channel || 'all channels')).join('; ') : 'No alert rule is firing.');
   }
   // The channel filter offers the channels an unfiltered Overview showed
   // (known ones first), so a name need not be typed, nor mistyped.
@@ -496,7 +518,7 @@
   }
   offerChannels([]);
   function drawChannels(chs) {
-    if (!$('#channel').value) offerChannels(chs.channels.map((c) => c.channel));
+    if (!applied('#channel')) offerChannels(chs.channels.map((c) => c.channel));
     const tbody = $('#channels tbody');
     replaceRows(tbody, 'channel', $('#channels'), chs.channels.map((c) => el('tr', { 'data-channel': c.channel },
       el('td', { 'data-field': 'channel' }, c.channel),
@@ -546,8 +568,8 @@
   // summary, which repeats the row in words, is the row's tooltip.
   function drawEpisodes(al) {
     const alerts = $('#alerts tbody');
-    alerts.replaceChildren(...al.episodes.map((a) => episodeRow(a, ...alertFigures(a.rule, a.value, a.threshold))));
-    if (!al.episodes.length) alerts.append(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no alert fired or resolved in this window')));
+    replaceIfChanged(alerts, ...(al.episodes.length ? al.episodes.map((a) => episodeRow(a, ...alertFigures(a.rule, a.value, a.threshold)))
+      : [el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no alert fired or resolved in this window'))]));
   }
   const episodeRow = (a, value, threshold) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, 'data-evaluations': a.evaluations, title: a.summary },
     el('td', {}, fmtTime(a.to)),
@@ -696,7 +718,7 @@
       cp.textContent += ' These are every journey\'s attempts in the window, not only those of the journeys whose first channel is ' + w.channel + '.';
     }
     // The API's rate: delivered / (delivered + failed), the pending left out.
-    $('#paths tbody').replaceChildren(...fb.paths.map((p) => el('tr', { 'data-path': p.path },
+    replaceRows($('#paths tbody'), 'path', $('#journey-summary'), fb.paths.map((p) => el('tr', { 'data-path': p.path },
       el('td', {}, p.path),
       el('td', { class: 'num', 'data-field': 'otps' }, String(p.otps)),
       el('td', { class: 'num', 'data-field': 'delivered' }, String(p.delivered)),
@@ -717,7 +739,7 @@
     const s = $('#resend-summary');
     s.dataset.decisions = r.decisions;
     s.textContent = r.decisions + ' resend decisions in this window' + (r.decisions > r.latest.length ? ' (the newest ' + r.latest.length + ' listed below)' : '');
-    $('#resend-groups tbody').replaceChildren(...r.groups.map((g) => el('tr', { 'data-group': [g.result, g.trigger_channel, g.trigger_status, g.via].join('|') },
+    replaceRows($('#resend-groups tbody'), 'group', $('#resend-groups'), r.groups.map((g) => el('tr', { 'data-group': [g.result, g.trigger_channel, g.trigger_status, g.via].join('|') },
       el('td', { 'data-field': 'result' }, resultName(g.result)),
       el('td', {}, g.trigger_channel), el('td', {}, g.trigger_status), el('td', {}, g.via),
       el('td', { class: 'num', 'data-field': 'decisions' }, String(g.decisions)),
@@ -726,7 +748,7 @@
       el('td', { class: 'num', 'data-field': 'not_delivered' }, String(g.not_delivered)),
       el('td', { class: 'num', 'data-field': 'deliver_after_ms' }, fmtMs(g.deliver_after_ms)))));
     if (!r.groups.length) $('#resend-groups tbody').append(el('tr', {}, el('td', { colspan: 9, class: 'hint' }, 'no resend decision in this window')));
-    $('#resend-latest tbody').replaceChildren(...r.latest.map((d) => el('tr', { 'data-decision': d.decision_id },
+    replaceRows($('#resend-latest tbody'), 'decision', $('#resend-summary'), r.latest.map((d) => el('tr', { 'data-decision': d.decision_id },
       el('td', {}, fmtTime(d.decided_at)),
       el('td', {}, el('a', { href: '#otp/' + d.otp_id }, d.otp_id)),
       el('td', {}, d.trigger_channel + ' ' + d.trigger_status),
@@ -865,7 +887,9 @@
         el('button', { type: 'button', class: 'dl-delete', 'aria-label': 'Delete dead letter ' + d.id, onclick: () => deleteDeadLetter(d.id) }, 'Delete')))));
     if (!dlRecords.length) $('#deadletters-table tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' }, 'no dead letters')));
     // Nothing to replay when every one listed was, and all are listed.
-    $('#dl-replay-all').disabled = dlRecords.length < DL_LIMIT && !dlRecords.some((d) => !d.replayedAt);
+    const all = $('#dl-replay-all'), focused = document.activeElement === all;
+    all.disabled = dlRecords.length < DL_LIMIT && !dlRecords.some((d) => !d.replayedAt);
+    if (focused && all.disabled) $('#dl-result').focus();
     if (dlRecords.length >= DL_LIMIT) $('#deadletters-table tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' },
       'the newest ' + DL_LIMIT + ' are listed; otpscope deadletters list reads them all')));
     $('#page-deadletters').dataset.loaded = String(Date.now());
@@ -1112,8 +1136,7 @@
       const got = draw() || {};
       const shown = w && got.asOf ? Object.assign({ asOf: got.asOf }, w) : w;
       showWindow(shown);
-      showFresh(section, shown, got.final);
-      if (got.warning) showError(got.warning);
+      showFresh(section, shown, got.final, got.warning);
     } catch (e) {
       if (!ctl.signal.aborted) showStale(e, section);
     } finally {
