@@ -1,13 +1,11 @@
 package contract_test
 
 import (
-	"encoding/json"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
-	apidoc "github.com/otpscope/otpscope/docs/api"
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/jsonshape"
@@ -74,16 +72,9 @@ var goTypes = map[string]reflect.Type{
 // nullable in Go fails here, whether or not a running otpscope's answers
 // carried it.
 func TestSchemasMatchGoTypes(t *testing.T) {
-	var doc struct {
-		Components struct {
-			Schemas map[string]map[string]any `json:"schemas"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(apidoc.Raw(), &doc); err != nil {
-		t.Fatal(err)
-	}
+	schemas := componentSchemas(t)
 	for name, goType := range goTypes {
-		s, ok := doc.Components.Schemas[name]
+		s, ok := schemas[name]
 		if !ok {
 			t.Errorf("no schema %s for %s", name, goType)
 			continue
@@ -102,7 +93,7 @@ func TestSchemasMatchGoTypes(t *testing.T) {
 				t.Errorf("%s: %s (%s) is not in the schema", name, f.Name, f.Type)
 				continue
 			}
-			allowed := schemaTypes(p, doc.Components.Schemas)
+			allowed := schemaTypes(p, schemas)
 			for _, jt := range jsonshape.Types(f.Type, f.Optional, answers) {
 				if !slices.Contains(allowed, jt) {
 					t.Errorf("%s.%s: Go %s marshals as %s; the schema allows %v", name, f.Name, f.Type, jt, allowed)
