@@ -42,7 +42,9 @@ func (b *Broker) withCause(err error) error {
 	}
 	switch last := b.nc.LastError(); {
 	case last == nil: // a server not reachable (yet): nats.go keeps no error
-		return fmt.Errorf("%w (nats connection %s, to %s)", err, st, b.servers())
+		// The servers it tries, what an operator checks when none answers
+		// (nats.go lists them as scheme://host: no credentials).
+		return fmt.Errorf("%w (nats connection %s, to %s)", err, st, strings.Join(b.nc.Servers(), ", "))
 	case errors.Is(err, last):
 		return err
 	default:
@@ -99,17 +101,4 @@ func urlHasUser(urls string) bool {
 		}
 	}
 	return false
-}
-
-// servers are the NATS servers the connection tries, their credentials
-// left out: what an operator checks when none answers.
-func (b *Broker) servers() string {
-	var out []string
-	for _, s := range b.nc.Servers() {
-		if u, err := url.Parse(s); err == nil {
-			s = u.Redacted()
-		}
-		out = append(out, s)
-	}
-	return strings.Join(out, ", ")
 }

@@ -368,8 +368,8 @@ func (cl *Client) attempt(ctx context.Context, c call, u string, payload []byte)
 	}
 	cl.m.calls.WithLabelValues(c.op, outcome).Inc()
 	if ctx.Err() != nil {
-		// The caller's end, not tyntec's: nothing learnt of it.
-		// The caller gave up; never retry past its deadline.
+		// The caller gave up: never retry past its deadline, and nothing
+		// learnt of tyntec (its Health is left as it was).
 		return 0, 0, "", fmt.Errorf("%s %s: %w", c.method, c.path, ctx.Err())
 	}
 	err = fmt.Errorf("%s %s: %w", c.method, c.path, err)
