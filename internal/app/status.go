@@ -57,6 +57,9 @@ func (a *App) reportStatus(ctx context.Context) error {
 		for _, w := range warns {
 			a.logger.Warn(w)
 		}
+		if rec := tyntecRecovered(prev, cur); rec != nil {
+			a.logger.Info("tyntec answers again", rec...)
+		}
 		prev = cur
 	}
 }
@@ -159,6 +162,17 @@ func tyntecWarning(h tyntec.Health, at time.Time) string {
 	default:
 		return "tyntec does not answer: " + streak + " failed (" + h.LastError + ")" + lost
 	}
+}
+
+// tyntecRecovered is what ends a tyntec warning in the log: the
+// attributes of a streak of tyntecFailedWarn or more failed calls that
+// ended since the previous reading (nil if none did).
+func tyntecRecovered(prev, cur status) []any {
+	h := cur.tyntec
+	if h.Recovered < tyntecFailedWarn || !h.RecoveredAt.After(prev.at) {
+		return nil
+	}
+	return []any{slog.Int("failed_calls", h.Recovered), slog.String("for", h.RecoveredAt.Sub(h.RecoveredFrom).Round(time.Second).String())}
 }
 
 // pollerBehindAfter is the age of the oldest unsettled OTP past which the

@@ -76,6 +76,30 @@ func TestStatusLine(t *testing.T) {
 	}
 }
 
+// TestTyntecRecovered: a streak the status would warn of that ended since
+// the previous reading is told once; a shorter one, or one that ended
+// before, is not.
+func TestTyntecRecovered(t *testing.T) {
+	t0 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	prev := status{at: t0}
+	ended := status{at: t0.Add(time.Minute), tyntec: tyntec.Health{RecoveredAt: t0.Add(30 * time.Second), RecoveredFrom: t0.Add(-4 * time.Minute), Recovered: 7}}
+	blip := ended
+	blip.tyntec.Recovered = 2
+	later := status{at: t0.Add(2 * time.Minute), tyntec: ended.tyntec}
+
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("tyntec answers again", tyntecRecovered(prev, ended)...)
+	if line := b.String(); !strings.Contains(line, "failed_calls=7") || !strings.Contains(line, "for=4m30s") {
+		t.Errorf("the recovery's line %q; want failed_calls=7 for=4m30s", line)
+	}
+	if got := tyntecRecovered(prev, blip); got != nil {
+		t.Errorf("a call and its retry recovered: %v; want nothing told", got)
+	}
+	if got := tyntecRecovered(ended, later); got != nil {
+		t.Errorf("the next reading: %v; want the recovery told once", got)
+	}
+}
+
 // notReady tells each failing readiness check once, side by side: NATS
 // away fails the nats check and the poller's in the same words.
 func TestNotReadyTellsEachCauseOnce(t *testing.T) {

@@ -173,9 +173,9 @@ type Client struct {
 
 // Health is what the calls to tyntec have said lately: while the last
 // ones failed — refused the API key, answered 5xx, or did not answer —
-// since when, how many in a row and the last one's error. Zero once a call
-// is answered (any other answer, a 404 or a 429 included: tyntec is there
-// and takes the key).
+// since when, how many in a row and the last one's error. The streak ends
+// when a call is answered (any other answer, a 404 or a 429 included:
+// tyntec is there and takes the key), and is then told as recovered.
 type Health struct {
 	FailingSince, LastFailedAt time.Time
 	Failed                     int
@@ -183,6 +183,10 @@ type Health struct {
 	// unauthorized, server_error, timeout or network_error.
 	Outcome   string
 	LastError string
+	// RecoveredAt is when the last streak of failures ended, Recovered
+	// how many calls it had failed, and RecoveredFrom when it began.
+	RecoveredAt, RecoveredFrom time.Time
+	Recovered                  int
 }
 
 // Health says what the calls to tyntec have said lately.
@@ -204,13 +208,15 @@ func (cl *Client) ForgetHealth() {
 func (cl *Client) noted(outcome string, err error) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
+	now := time.Now()
 	switch outcome {
 	case "unauthorized", "server_error", "timeout", "network_error":
 	default:
-		cl.health = Health{}
+		if cl.health.Failed > 0 {
+			cl.health = Health{RecoveredAt: now, RecoveredFrom: cl.health.FailingSince, Recovered: cl.health.Failed}
+		}
 		return
 	}
-	now := time.Now()
 	if cl.health.Failed == 0 {
 		cl.health.FailingSince = now
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -577,5 +578,50 @@ func TestClientRespectsContext(t *testing.T) {
 	}
 	if n := len(e.sim.Calls()); n != 1 {
 		t.Errorf("%d calls reached the simulator; want 1", n)
+	}
+}
+
+// TestClientHealth: a streak of failed calls is told while it lasts, and
+// as recovered once a call is answered (a 404 is an answer); forgetting
+// clears both.
+func TestClientHealth(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	e := newEnv(t, tyntecsim.Config{Seed: 1}, tyntec.Config{MaxRetries: 2}, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if failing.Load() {
+				http.Error(w, `{"status":503,"title":"Service Unavailable"}`, http.StatusServiceUnavailable)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	c := e.client
+	if _, err := c.GetOTP(t.Context(), "x"); !errors.Is(err, tyntec.ErrServer) {
+		t.Fatalf("GetOTP while failing = %v; want ErrServer", err)
+	}
+	h := c.Health()
+	if h.Failed != 3 || h.Outcome != "server_error" || h.FailingSince.IsZero() || !strings.Contains(h.LastError, "503") || h.Recovered != 0 {
+		t.Fatalf("Health after a call and its two retries failed = %+v; want 3 failed, server_error, a 503", h)
+	}
+	since := h.FailingSince
+
+	failing.Store(false)
+	if _, err := c.GetOTP(t.Context(), "x"); !tyntec.IsNotFound(err) {
+		t.Fatalf("GetOTP once answered = %v; want not found", err)
+	}
+	h = c.Health()
+	if h.Failed != 0 || h.Recovered != 3 || !h.RecoveredFrom.Equal(since) || h.RecoveredAt.Before(since) {
+		t.Fatalf("Health once answered = %+v; want no streak, 3 recovered from %v", h, since)
+	}
+	if _, err := c.GetOTP(t.Context(), "x"); !tyntec.IsNotFound(err) {
+		t.Fatalf("GetOTP = %v", err)
+	}
+	if again := c.Health(); again != h {
+		t.Errorf("Health after another answer = %+v; want the recovery kept, %+v", again, h)
+	}
+	c.ForgetHealth()
+	if h := c.Health(); h != (tyntec.Health{}) {
+		t.Errorf("Health forgotten = %+v; want zero", h)
 	}
 }
