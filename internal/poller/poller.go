@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/otpscope/otpscope/internal/backoff"
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/cronspec"
 	"github.com/otpscope/otpscope/internal/events"
@@ -53,6 +54,9 @@ type Poller struct {
 	push      *pushWatch // nil without a push API
 	logger    *slog.Logger
 	metrics   *metrics
+	// registerRetry spaces the callback's registration attempts:
+	// registerBackoff (tests shorten it).
+	registerRetry backoff.Policy
 	// failedCalls logs failed tyntec calls sparsely, by outcome.
 	failedCalls *ops.Sparse
 
@@ -140,7 +144,7 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 	p := &Poller{
 		cfg: cfg, ready: b.Ready, pub: b, api: api, limiter: tc.Limiter, policy: pol,
 		store: st, decisions: decisions, worldKV: worldKV, lease: lease, schedule: sched, interval: interval,
-		track: track, logger: logger, metrics: m,
+		track: track, logger: logger, metrics: m, registerRetry: registerBackoff,
 		failedCalls: ops.NewSparse(logger, "tyntec calls failed", "failed"),
 	}
 	lease.Holding = p.holding
@@ -246,23 +250,38 @@ func (p *Poller) runLeader(ctx context.Context) error {
 	return g.Wait()
 }
 
-// registerTimeout bounds the callback's registration: a few calls, each
-// retried on 429s and timeouts as the client allows — longer than a
-// Retry-After may be (tyntec.MaxRetryAfter), or the first 429 would end it.
+// registerTimeout bounds one attempt at the callback's registration: a
+// few calls, each retried on 429s and timeouts as the client allows —
+// longer than a Retry-After may be (tyntec.MaxRetryAfter), or the first
+// 429 would end it.
 const registerTimeout = 15 * time.Minute
 
+// registerBackoff spaces the attempts after one failed (tyntec refusing the
+// registration, failing or away): the leader tries again for as long as
+// it leads, since a callback not registered may mean no webhooks at all.
+var registerBackoff = backoff.Policy{First: 30 * time.Second, Max: 10 * time.Minute}
+
+// registerCallback registers the callback (RegisterCallback), trying again
+// after each failure until it succeeds or the lease ends.
 func (p *Poller) registerCallback(leading context.Context) {
-	ctx, cancel := context.WithTimeout(leading, registerTimeout)
-	defer cancel()
-	res, err := RegisterCallback(ctx, p.api, p.cfg.RegisterCallbackURL, p.cfg.RegisterCallbackHeaders, RegisterOptions{Deployment: p.cfg.DeploymentID})
-	if err != nil {
+	for n := 1; ; n++ {
+		ctx, cancel := context.WithTimeout(leading, registerTimeout)
+		res, err := RegisterCallback(ctx, p.api, p.cfg.RegisterCallbackURL, p.cfg.RegisterCallbackHeaders, RegisterOptions{Deployment: p.cfg.DeploymentID})
+		cancel()
+		if err == nil {
+			p.logger.Info("callback registered", "url", p.cfg.RegisterCallbackURL, "deployment", p.cfg.DeploymentID, "id", res.ID, "action", res.Action,
+				"duplicates_removed", res.Removed, "others_left_alone", res.Left, "attempt", n)
+			return
+		}
 		if leading.Err() != nil {
 			return // the lease ended; the next leader registers
 		}
-		p.logger.Error("callback registration failed", "url", p.cfg.RegisterCallbackURL, "err", err)
-		return
+		wait := p.registerRetry.Delay(n)
+		p.logger.Error("callback registration failed", "url", p.cfg.RegisterCallbackURL, "attempt", n, "retry_in", wait.String(), "err", err)
+		if !backoff.Sleep(leading, wait) {
+			return
+		}
 	}
-	p.logger.Info("callback registered", "url", p.cfg.RegisterCallbackURL, "deployment", p.cfg.DeploymentID, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed, "others_left_alone", res.Left)
 }
 
 // onSchedule runs cycle at each tick of sched until ctx ends, each with

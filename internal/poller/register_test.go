@@ -12,8 +12,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/otpscope/otpscope/internal/backoff"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/polltest"
+	"github.com/otpscope/otpscope/internal/tyntec"
 	"github.com/otpscope/otpscope/internal/tyntecsim"
 	"github.com/otpscope/otpscope/internal/tyntecsim/simtest"
 )
@@ -60,4 +62,53 @@ func TestRegistrationDoesNotHoldTheLeader(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the leader did not end within 5 s of losing the lease: the registration holds it")
 	}
+}
+
+// TestRegistrationRetried: tyntec refuses the callback's registration (a
+// 400, which the client does not retry) three times, then takes it. The
+// leader tries again after each failure and registers it, once, without
+// a restart or a new leader.
+func TestRegistrationRetried(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	sim, simURL := simtest.Start(t, tyntecsim.Config{Seed: seed(4), TimeScale: scale})
+	target, _ := url.Parse(simURL)
+	var refused atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/configurations/callbacks") && refused.Load() < 3 {
+			refused.Add(1)
+			http.Error(w, `{"status":400,"title":"Bad Request"}`, http.StatusBadRequest)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+
+	cfg := testConfig(sim, front.URL)
+	cfg.RegisterCallbackURL = "https://otpscope.example.com/webhooks/tyntec"
+	p := newPoller(t, b, cfg)
+	p.registerRetry = backoff.Policy{First: 10 * time.Millisecond, Max: 40 * time.Millisecond}
+	goRun(t, p.runLeader)
+
+	polltest.Until(t, 10*time.Second, "the callback registered after three refusals", func() bool {
+		all, err := p.api.ListCallbacks(t.Context())
+		return err == nil && countURL(all, cfg.RegisterCallbackURL) > 0
+	})
+	if refused.Load() != 3 {
+		t.Errorf("tyntec refused %d registration calls; want 3 before the one taken", refused.Load())
+	}
+	time.Sleep(100 * time.Millisecond) // more than the retries' spacing: none follows a success
+	if all, err := p.api.ListCallbacks(t.Context()); err != nil || countURL(all, cfg.RegisterCallbackURL) != 1 {
+		t.Errorf("callbacks at our URL: %d (%v); want exactly 1", countURL(all, cfg.RegisterCallbackURL), err)
+	}
+}
+
+func countURL(cs []tyntec.CallbackConfig, u string) int {
+	n := 0
+	for _, c := range cs {
+		if c.URL == u {
+			n++
+		}
+	}
+	return n
 }
