@@ -88,8 +88,9 @@ func TermOf(ctx context.Context) *LeaseTerm {
 }
 
 // Run runs fn whenever this replica holds the lease, until ctx ends; fn's
-// context ends when the lease is lost and carries the term (TermOf). On
-// return the lease is handed over at once rather than after the TTL.
+// context ends when the lease is lost and carries the term (TermOf). It
+// returns when ctx ends or fn fails (fn's error); either way the lease is
+// handed over at once rather than after the TTL.
 func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 	for ctx.Err() == nil {
 		sent := time.Now()
@@ -140,10 +141,8 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 		term.end()
 		cancel()
 		l.holding(false)
+		l.release(ctx, rev)
 		if ctx.Err() != nil {
-			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			_ = l.kv.Delete(rctx, l.key, jetstream.LastRevision(rev))
-			rcancel()
 			return nil
 		}
 		if err != nil {
@@ -151,6 +150,15 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 		}
 	}
 	return nil
+}
+
+// release deletes the lease's key if it is still at rev, ours: another
+// replica takes over at once rather than after the TTL, whether this one
+// stops or its work failed. A lease lost meanwhile is left to its holder.
+func (l *Lease) release(ctx context.Context, rev uint64) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = l.kv.Delete(rctx, l.key, jetstream.LastRevision(rev))
 }
 
 func (l *Lease) holding(b bool) {

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -163,4 +164,29 @@ func TestLeaseTermEndsWhenLost(t *testing.T) {
 		cancel()
 		return nil
 	})
+}
+
+// TestLeaseReleasedWhenWorkFails: a holder whose work fails returns the
+// error and hands the lease over at once; the other replica need not wait
+// out the TTL (a minute here) to lead.
+func TestLeaseReleasedWhenWorkFails(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	lease := func(holder string) *broker.Lease {
+		l, err := srv.Broker(t).NewLease(t.Context(), "test_leases", "test", "leader", holder, time.Minute, brokertest.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	failed := errors.New("the work failed")
+	if err := lease("a").Run(t.Context(), func(context.Context) error { return failed }); !errors.Is(err, failed) {
+		t.Fatalf("Run = %v; want the work's error", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var led atomic.Bool
+	_ = lease("b").Run(ctx, func(context.Context) error { led.Store(true); cancel(); return nil })
+	if !led.Load() {
+		t.Fatal("the other replica did not lead within 10 s: the failed holder kept the lease for its TTL")
+	}
 }
