@@ -48,8 +48,8 @@ func registerCommand() cli.Command {
 			fs.Var(&tokens, "webhook-token", "token tyntec sends as X-Webhook-Token (the first of OTPSCOPE_WEBHOOK_TOKENS)")
 			var headers poller.Headers
 			fs.Var(&headers, "register-callback-header", `extra header tyntec sends, "Name: value" (repeatable)`)
-			deployment := fs.String("deployment-id", "", "this deployment's id, the value of the "+poller.MarkerHeader+" header that marks its callback (default derived from the host and --data-dir)")
-			dataDir := fs.String("data-dir", "./data", "the deployment's data directory (only to derive --deployment-id)")
+			deployment := fs.String("deployment-id", "", "this deployment's id, the value of the "+poller.MarkerHeader+" header that marks its callback (default: the id of the configuration delivering to the URL already, else derived from the host and --data-dir)")
+			dataDir := fs.String("data-dir", "./data", "the deployment's data directory (only to derive a first --deployment-id)")
 			force := fs.Bool("force", false, "take over a callback configuration that points elsewhere (ours at an old URL, or another deployment's)")
 			dryRun := fs.Bool("dry-run", false, "print what would change and change nothing")
 			flagenv.CommandLineOnly(fs, "force", "dry-run") // taking over a callback is asked for each time
@@ -77,17 +77,14 @@ func registerCommand() cli.Command {
 				}
 				ctx, cancel := context.WithTimeout(ctx, time.Minute)
 				defer cancel()
-				opts := poller.RegisterOptions{Deployment: *deployment, Force: *force}
-				if opts.Deployment == "" {
-					opts.Deployment = poller.DefaultDeploymentID(*dataDir)
-				}
+				opts := poller.RegisterOptions{Deployment: *deployment, Fallback: poller.DefaultDeploymentID(*dataDir), Force: *force}
 				plan, err := poller.PlanCallback(ctx, client, url, h, opts)
 				if err != nil {
 					return err
 				}
 				// What it would change comes first, so an operator sees it
 				// before (or, with --dry-run, instead of) the change.
-				fmt.Fprintf(os.Stdout, "deployment %s, callback %s:\n%s", opts.Deployment, url, plan)
+				fmt.Fprintf(os.Stdout, "deployment %s (%s), callback %s:\n%s", plan.Deployment, plan.From, url, plan)
 				if *dryRun {
 					return nil
 				}
@@ -95,7 +92,7 @@ func registerCommand() cli.Command {
 				if err != nil {
 					return err
 				}
-				logger.Info("callback registered", "url", url, "deployment", opts.Deployment, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed, "others_left_alone", res.Left)
+				logger.Info("callback registered", "url", url, "deployment", res.Deployment, "deployment_from", res.From, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed, "others_left_alone", res.Left)
 				return nil
 			}
 		},

@@ -10,6 +10,7 @@ package app
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -341,7 +342,7 @@ func (a *App) Banner(w io.Writer) {
 	}
 	lines = append(lines, "  data dir     "+a.cfg.DataDir)
 	if a.poller != nil {
-		lines = append(lines, "  poller       reconciling through "+a.cfg.Poller.Tyntec.BaseURL+" (resends: "+a.cfg.Poller.ResendMode+"; deployment "+a.cfg.Poller.DeploymentID+"; /readyz says whether tyntec's v1 API serves v4 OTPs)")
+		lines = append(lines, "  poller       reconciling through "+a.cfg.Poller.Tyntec.BaseURL+" (resends: "+a.cfg.Poller.ResendMode+"; deployment "+cmp.Or(a.cfg.Poller.DeploymentID, "of the callback, else "+a.cfg.Poller.DeploymentFallback)+"; /readyz says whether tyntec's v1 API serves v4 OTPs)")
 	} else if a.cfg.runs(ModulePoller) {
 		lines = append(lines, "  poller       off (no --tyntec-api-key)")
 	}
@@ -387,7 +388,7 @@ func (a *App) Serve(ctx context.Context) error {
 		})
 	}
 	if a.sim != nil {
-		if err := a.sim.serve(gctx, g, "http://"+a.Addr(), a.cfg.Ingest, a.cfg.Poller.DeploymentID, a.cfg.Simulate); err != nil {
+		if err := a.sim.serve(gctx, g, "http://"+a.Addr(), a.cfg.Ingest, poller.RegisterOptions{Deployment: a.cfg.Poller.DeploymentID, Fallback: a.cfg.Poller.DeploymentFallback}, a.cfg.Simulate); err != nil {
 			return err
 		}
 	}

@@ -292,9 +292,7 @@ func (s *SimulateConfig) RegisterFlags(fs *flag.FlagSet) {
 // sender); and the all-in-one's poller only with a tyntec API key.
 func (c *Config) Complete() {
 	c.NATS.DataDir, c.ClickHouse.DataDir = c.DataDir, c.DataDir
-	if c.Poller.DeploymentID == "" {
-		c.Poller.DeploymentID = poller.DefaultDeploymentID(c.DataDir)
-	}
+	c.Poller.DeploymentFallback = poller.DefaultDeploymentID(c.DataDir)
 	if !c.Simulate.Enabled {
 		return
 	}

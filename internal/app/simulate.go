@@ -71,7 +71,7 @@ func (s *simulator) URL() string { return "http://" + s.ln.Addr().String() }
 // tyntec), the push callback pointed at otpscope, and the generated traffic,
 // whose app reports silent-auth outcomes and tracks OTPs at base (otpscope's
 // public listener).
-func (s *simulator) serve(ctx context.Context, g *errgroup.Group, base string, ing ingest.Config, deployment string, cfg SimulateConfig) error {
+func (s *simulator) serve(ctx context.Context, g *errgroup.Group, base string, ing ingest.Config, deployment poller.RegisterOptions, cfg SimulateConfig) error {
 	if err := s.AddPushCallback(tyntecsim.PushCallback{URL: base + PushWebhookPath, Headers: tokenHeader(ing.PushTokens, ing.Tokens)}); err != nil {
 		return err
 	}
@@ -115,12 +115,12 @@ func tokenHeader(sets ...[]string) map[string]string {
 	return map[string]string{}
 }
 
-func (s *simulator) registerCallback(ctx context.Context, url string, tokens []string, deployment string) error {
+func (s *simulator) registerCallback(ctx context.Context, url string, tokens []string, deployment poller.RegisterOptions) error {
 	client, err := tyntec.New(tyntec.Config{BaseURL: s.URL(), APIKey: tyntecsim.DefaultAPIKey, Limiter: rate.NewLimiter(rate.Inf, 1)})
 	if err != nil {
 		return err
 	}
-	res, err := poller.RegisterCallback(ctx, client, url, tokenHeader(tokens), poller.RegisterOptions{Deployment: deployment})
+	res, err := poller.RegisterCallback(ctx, client, url, tokenHeader(tokens), deployment)
 	if err != nil {
 		return fmt.Errorf("register the callback at the simulator: %w", err)
 	}

@@ -51,8 +51,16 @@ type callbackDeleter interface {
 
 // RegisterOptions say whose configuration RegisterCallback may change.
 type RegisterOptions struct {
-	// Deployment is this deployment's id, the value of MarkerHeader.
+	// Deployment is this deployment's id, the value of MarkerHeader. Empty
+	// takes the id of the otpscope configuration delivering to the URL
+	// already (DeliveringDeployment), else Fallback: so replicas, restarted
+	// pods and another host running register-callback share one id without
+	// being told it. Given, it protects another deployment's configuration
+	// even where this one is pointed at its URL by mistake.
 	Deployment string
+	// Fallback is the id of a first registration when Deployment is empty
+	// (DefaultDeploymentID).
+	Fallback string
 	// Force takes over a configuration that points elsewhere: ours at an old
 	// URL, or another deployment's. Without it such a configuration is never
 	// patched or deleted.
@@ -77,8 +85,11 @@ func (c Change) String() string {
 
 // CallbackPlan is what RegisterCallback would change.
 type CallbackPlan struct {
-	Want    tyntec.NewCallbackConfig
-	Changes []Change
+	// Deployment is the id the plan marks ours with, and From where it
+	// came: "given", "delivering here" or "derived" (RegisterOptions).
+	Deployment, From string
+	Want             tyntec.NewCallbackConfig
+	Changes          []Change
 }
 
 // String lists the plan, one change a line.
@@ -96,6 +107,9 @@ type RegisterResult struct {
 	Action  string // "created", "patched", "taken over" or "unchanged"
 	Removed int    // duplicates of ours deleted
 	Left    int    // configurations pointing elsewhere left alone
+	// Deployment and From are the plan's: the id ours is marked with, and
+	// from where it came.
+	Deployment, From string
 }
 
 // PlanCallback lists tyntec's callback configurations and decides, changing
@@ -107,22 +121,30 @@ type RegisterResult struct {
 // old URL or another otpscope deployment's is taken over (never a
 // configuration without an otpscope marker at another URL).
 func PlanCallback(ctx context.Context, api CallbackAPI, webhookURL string, headers map[string]string, opts RegisterOptions) (CallbackPlan, error) {
-	if opts.Deployment == "" {
+	if opts.Deployment == "" && opts.Fallback == "" {
 		return CallbackPlan{}, fmt.Errorf("register callback: no deployment id")
 	}
 	if err := checkCallbackURL(webhookURL); err != nil {
 		return CallbackPlan{}, err
 	}
+	list, err := api.ListCallbacks(ctx)
+	if err != nil {
+		return CallbackPlan{}, fmt.Errorf("list callbacks: %w", err)
+	}
+	plan := CallbackPlan{Deployment: opts.Deployment, From: "given"}
+	if plan.Deployment == "" {
+		plan.Deployment, plan.From = DeliveringDeployment(list, webhookURL), "delivering here"
+		if plan.Deployment == "" {
+			plan.Deployment, plan.From = opts.Fallback, "derived"
+		}
+	}
+	opts.Deployment = plan.Deployment
 	want := tyntec.NewCallbackConfig{URL: webhookURL, Headers: maps.Clone(headers)}
 	if want.Headers == nil {
 		want.Headers = map[string]string{}
 	}
 	want.Headers[MarkerHeader] = opts.Deployment
-	plan := CallbackPlan{Want: want}
-	list, err := api.ListCallbacks(ctx)
-	if err != nil {
-		return plan, fmt.Errorf("list callbacks: %w", err)
-	}
+	plan.Want = want
 	var mine, stale, others []tyntec.CallbackConfig
 	for _, cb := range list {
 		marker := headerValue(cb.Headers, MarkerHeader)
@@ -186,9 +208,21 @@ func PlanCallback(ctx context.Context, api CallbackAPI, webhookURL string, heade
 	return plan, nil
 }
 
+// DeliveringDeployment is the deployment id marking the otpscope
+// configuration at webhookURL in list ("" if none has an id: tyntec keeps
+// one configuration per URL).
+func DeliveringDeployment(list []tyntec.CallbackConfig, webhookURL string) string {
+	for _, cb := range list {
+		if m := headerValue(cb.Headers, MarkerHeader); sameURL(cb.URL, webhookURL) && m != "" && m != legacyMarker {
+			return m
+		}
+	}
+	return ""
+}
+
 // Apply makes the plan's changes.
 func (p CallbackPlan) Apply(ctx context.Context, api CallbackAPI) (RegisterResult, error) {
-	res := RegisterResult{Action: "unchanged"}
+	res := RegisterResult{Action: "unchanged", Deployment: p.Deployment, From: p.From}
 	for _, c := range p.Changes {
 		switch c.Action {
 		case "keep":

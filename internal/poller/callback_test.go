@@ -173,3 +173,43 @@ func TestPlanCallbackRefusesDoubledPath(t *testing.T) {
 		t.Errorf("tyntec was called: %v", calls)
 	}
 }
+
+// TestRegisterWithoutDeploymentID: replicas, restarted pods and other hosts
+// derive other ids; without one given, each takes the id of the
+// configuration delivering to the URL, so a new token reaches tyntec from
+// any of them. A given id still leaves another's configuration alone.
+func TestRegisterWithoutDeploymentID(t *testing.T) {
+	const ours = "https://otpscope.example.com/webhooks/tyntec"
+	_, url := simtest.Start(t, tyntecsim.Config{Seed: 1})
+	client := simClient(t, url)
+	register := func(opts RegisterOptions, token string) RegisterResult {
+		t.Helper()
+		res, err := RegisterCallback(t.Context(), client, ours, map[string]string{"X-Webhook-Token": token}, opts)
+		if err != nil {
+			t.Fatalf("RegisterCallback(%+v): %v", opts, err)
+		}
+		return res
+	}
+	first := register(RegisterOptions{Fallback: "otpscope-replica-a"}, "first-token-0123456789")
+	if first.Action != "created" || first.Deployment != "otpscope-replica-a" || first.From != "derived" {
+		t.Fatalf("the first registration = %+v; want created with the derived id", first)
+	}
+	rotated := register(RegisterOptions{Fallback: "otpscope-replica-b"}, "second-token-0123456789")
+	if rotated.Action != "patched" || rotated.Deployment != "otpscope-replica-a" || rotated.From != "delivering here" {
+		t.Errorf("another replica's registration with a new token = %+v; want patched under the delivering id", rotated)
+	}
+	elsewhere := register(RegisterOptions{Deployment: "otpscope-staging"}, "staging-token-0123456789")
+	if elsewhere.Action != "unchanged" || elsewhere.Left != 1 {
+		t.Errorf("a given id of another deployment = %+v; want ours left alone", elsewhere)
+	}
+	cbs, err := client.ListCallbacks(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cbs) != 1 || headerValue(cbs[0].Headers, MarkerHeader) != "otpscope-replica-a" || headerValue(cbs[0].Headers, "X-Webhook-Token") != "second-token-0123456789" {
+		t.Errorf("callbacks = %+v; want one, marked otpscope-replica-a, with the second token", cbs)
+	}
+	if _, err := PlanCallback(t.Context(), client, ours, nil, RegisterOptions{}); err == nil {
+		t.Error("a plan with neither an id nor a fallback was made; want it refused")
+	}
+}

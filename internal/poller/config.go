@@ -70,9 +70,13 @@ type Config struct {
 	RegisterCallbackHeaders Headers
 	// DeploymentID names this deployment in the callback configuration it
 	// registers (MarkerHeader), so it never re-points another deployment's;
-	// empty is DefaultDeploymentID of the current directory (package app
-	// derives it from --data-dir).
+	// empty takes the id of the configuration delivering to the URL
+	// already, else DeploymentFallback (RegisterOptions).
 	DeploymentID string
+	// DeploymentFallback is the id of a first registration without
+	// DeploymentID; empty is DefaultDeploymentID of the current directory
+	// (package app derives it from --data-dir).
+	DeploymentFallback string
 
 	// LeaderTTL is the lease of the replica that calls tyntec.
 	LeaderTTL time.Duration
@@ -109,7 +113,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ResendMode, "resend-mode", ModeDryRun, "dry-run (decide and audit only) or live (call tyntec's re-send)")
 	fs.StringVar(&c.RegisterCallbackURL, "register-callback-url", "", "on start, point tyntec's v4 callback at this ingest webhook URL")
 	fs.Var(&c.RegisterCallbackHeaders, "register-callback-header", `header tyntec sends with each webhook, "Name: value" (repeatable)`)
-	fs.StringVar(&c.DeploymentID, "deployment-id", "", "this deployment's id in the callback it registers (default derived from the host and --data-dir)")
+	fs.StringVar(&c.DeploymentID, "deployment-id", "", "this deployment's id in the callback it registers (default: the id of the configuration delivering to the URL already, else derived from the host and --data-dir)")
 	fs.DurationVar(&c.LeaderTTL, "leader-ttl", DefaultLeaderTTL, "lease of the replica that calls tyntec")
 	fs.DurationVar(&c.StateTTL, "state-ttl", DefaultStateTTL, "how long OTP records stay in the KV bucket after their last change")
 	fs.StringVar(&c.Replica, "replica", "", "name of this replica (default hostname-pid-random)")
@@ -129,8 +133,8 @@ func (c Config) withDefaults() Config {
 	if c.Replica == "" {
 		c.Replica = broker.ReplicaName()
 	}
-	if c.DeploymentID == "" {
-		c.DeploymentID = DefaultDeploymentID(".")
+	if c.DeploymentFallback == "" {
+		c.DeploymentFallback = DefaultDeploymentID(".")
 	}
 	if c.Now == nil {
 		c.Now = time.Now

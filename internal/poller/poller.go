@@ -266,10 +266,11 @@ var registerBackoff = backoff.Policy{First: 30 * time.Second, Max: 10 * time.Min
 func (p *Poller) registerCallback(leading context.Context) {
 	for n := 1; ; n++ {
 		ctx, cancel := context.WithTimeout(leading, registerTimeout)
-		res, err := RegisterCallback(ctx, p.api, p.cfg.RegisterCallbackURL, p.cfg.RegisterCallbackHeaders, RegisterOptions{Deployment: p.cfg.DeploymentID})
+		res, err := RegisterCallback(ctx, p.api, p.cfg.RegisterCallbackURL, p.cfg.RegisterCallbackHeaders,
+			RegisterOptions{Deployment: p.cfg.DeploymentID, Fallback: p.cfg.DeploymentFallback})
 		cancel()
 		if err == nil {
-			p.logger.Info("callback registered", "url", p.cfg.RegisterCallbackURL, "deployment", p.cfg.DeploymentID, "id", res.ID, "action", res.Action,
+			p.logger.Info("callback registered", "url", p.cfg.RegisterCallbackURL, "deployment", res.Deployment, "deployment_from", res.From, "id", res.ID, "action", res.Action,
 				"duplicates_removed", res.Removed, "others_left_alone", res.Left, "attempt", n)
 			return
 		}
