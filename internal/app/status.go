@@ -36,6 +36,8 @@ type status struct {
 	tracked, due int
 	oldest       time.Duration
 	tyntec       tyntec.Health
+	// when the newest webhook the poller read was stored
+	pollerWebhook time.Time
 }
 
 // reportStatus logs one status line every --status-interval until ctx ends,
@@ -80,6 +82,7 @@ func (a *App) status(ctx context.Context) status {
 	if a.poller != nil {
 		s.tracked, s.due, s.oldest = a.poller.Backlog()
 		s.tyntec = a.poller.TyntecHealth()
+		s.pollerWebhook = a.poller.LastWebhook()
 	}
 	return s
 }
@@ -201,12 +204,14 @@ func (a *App) pollerWarnings(cur status) []string {
 // silence warns when the poller tracks OTPs but no webhook arrived for
 // longer than the status interval (a minute when the line is off): the
 // sign of a callback no longer pointed here. Without the ingest module the
-// stream's newest message stands in for the last webhook.
+// newest webhook the poller read stands in for the last one accepted. Not
+// while the stream cannot be read: NATS away stops webhooks too, and the
+// line says so.
 func (a *App) silence(cur status) string {
-	if a.poller == nil || cur.tracked == 0 {
+	if a.poller == nil || cur.tracked == 0 || cur.streamErr != nil {
 		return ""
 	}
-	last := cur.streamLast
+	last := cur.pollerWebhook
 	if a.ingest != nil {
 		last = cur.lastWebhook
 	}

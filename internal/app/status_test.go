@@ -40,6 +40,8 @@ func TestStatusLine(t *testing.T) {
 	scanner.refused = 9
 	bygone := tokens
 	bygone.at = t0.Add(time.Hour)
+	natsAway := never
+	natsAway.streamErr = errors.New("nats: connection closed")
 
 	tests := []struct {
 		name       string
@@ -50,6 +52,7 @@ func TestStatusLine(t *testing.T) {
 		{"flowing", prev, flowing, []string{"webhooks_per_s=5.00", "last_webhook_age=1s", "stream_msgs=900", "stream_lag=1s", "sink_lag=3", "tracked_otps=40", "reconcile_backlog=2", "oldest_unreconciled=1m35s"}, ""},
 		{"stopped", prev, stopped, []string{"webhooks_per_s=0.00", "last_webhook_age=9m1s"}, "no webhook for 9m1s while the poller tracks OTPs"},
 		{"never", prev, never, []string{"last_webhook_age=never"}, "no webhook ever while the poller tracks OTPs"},
+		{"NATS away", prev, natsAway, []string{`stream="nats: connection closed"`}, ""},
 		{"behind", prev, behind, []string{"oldest_unreconciled=17m0s"}, "the poller falls behind: an OTP has waited 17m0s to be settled (over 15m0s)"},
 		{"tyntec refuses the key", prev, refusing, nil, "tyntec refuses the API key: its last 5 calls, for 1m0s, were answered 401 or 403 (GET /2fa/v4/otp: 401 Unauthorized): check --tyntec-api-key"},
 		{"tyntec away", prev, away, nil, "tyntec does not answer: its last 5 calls, for 1m0s, failed (dial tcp 127.0.0.1:9: connection refused)"},
@@ -73,6 +76,23 @@ func TestStatusLine(t *testing.T) {
 		if (warn == "") != (tt.wantWarned == "") || !strings.HasPrefix(warn, tt.wantWarned) {
 			t.Errorf("%s: warning %q; want %q", tt.name, warn, tt.wantWarned)
 		}
+	}
+}
+
+// TestSilenceWithoutIngest: a poller beside no ingest takes the newest
+// webhook it read for the last one; the stream's newest message holds the
+// poller's own reads too, and says nothing of tyntec's callback.
+func TestSilenceWithoutIngest(t *testing.T) {
+	a := &App{cfg: Config{StatusInterval: time.Minute}, poller: &poller.Poller{}}
+	t0 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	polling := status{at: t0, tracked: 40, streamMsgs: 900, streamLast: t0.Add(-time.Second), pollerWebhook: t0.Add(-3 * time.Minute)}
+	if got := a.silence(polling); !strings.HasPrefix(got, "no webhook for 3m0s while the poller tracks OTPs") {
+		t.Errorf("webhooks stopped, the poller's reads flowing: %q; want the silence told", got)
+	}
+	hooked := polling
+	hooked.pollerWebhook = t0.Add(-10 * time.Second)
+	if got := a.silence(hooked); got != "" {
+		t.Errorf("a webhook read 10 s ago: %q; want no warning", got)
 	}
 }
 

@@ -238,6 +238,9 @@ func (m *Msg) ID() string { return m.Header(events.HeaderMsgID) }
 // Sequence is the message's sequence number in the stream.
 func (m *Msg) Sequence() uint64 { return m.meta.Sequence.Stream }
 
+// Stored is when the stream stored the message.
+func (m *Msg) Stored() time.Time { return m.meta.Timestamp }
+
 // Deliveries is how many times the message has been delivered, this time included.
 func (m *Msg) Deliveries() uint64 { return m.meta.NumDelivered }
 

@@ -63,6 +63,8 @@ type Poller struct {
 	// tracked, dueDelivery and oldestNs are the last cycle's backlog, for
 	// Backlog; zeroed when the lease is lost (holding).
 	tracked, dueDelivery, oldestNs atomic.Int64
+	// lastWebhookNs is LastWebhook, Unix nanoseconds.
+	lastWebhookNs atomic.Int64
 
 	mu            sync.Mutex
 	paused        time.Time          // no tyntec calls before (wall clock)

@@ -73,7 +73,32 @@ func (p *Poller) handleTrack(ctx context.Context, m *broker.Msg) broker.Decision
 		p.logger.Warn("undecodable delivery message dropped", "subject", m.Subject(), "err", err)
 		return broker.DeadLetter(undecodable(err))
 	}
+	if ev.Source == "" || ev.Source == events.SourceWebhook {
+		p.sawWebhook(m.Stored())
+	}
 	return p.settle(DurableTrack, m.Subject(), 0, p.Observe(ctx, &ev))
+}
+
+// sawWebhook notes that a webhook's fact stored at was read.
+func (p *Poller) sawWebhook(at time.Time) {
+	ns := at.UnixNano()
+	for {
+		last := p.lastWebhookNs.Load()
+		if ns <= last || p.lastWebhookNs.CompareAndSwap(last, ns) {
+			return
+		}
+	}
+}
+
+// LastWebhook is when the newest of tyntec's webhooks the poller has read
+// since it started was stored (zero if none): in a process without ingest,
+// the sign that tyntec's callback still points at otpscope, which the
+// stream's newest message is not (the poller's own reads land there too).
+func (p *Poller) LastWebhook() time.Time {
+	if ns := p.lastWebhookNs.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // undecodable is the dead-letter reason of a message the poller cannot read.
