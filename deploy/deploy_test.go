@@ -981,6 +981,11 @@ func TestNATSConfig(t *testing.T) {
 		}
 		checkNATSUsers(t, tt.name, o, env)
 	}
+	// The single server holds the only copy, so it fsyncs every write; the
+	// cluster's R3 is its durability (README, "Durability and speed").
+	if o := loadNATSConfig(t, "nats.conf", natsNodeEnv(t, false, "nats")); !o.SyncAlways {
+		t.Errorf("nats.conf: sync_interval %v; want always, as the embedded single node", o.SyncInterval)
+	}
 	env := natsNodeEnv(t, true, "nats-2")
 	o := loadNATSConfig(t, "cluster.conf", env)
 	if o.ServerName != "nats-2" {
