@@ -207,7 +207,11 @@ func (a *App) build(ctx context.Context) (err error) {
 		live := reporter.NewLive(a.broker, logger)
 		live.Mount(guarded)
 		a.onShutdown = append(a.onShutdown, live.Close)
-		a.runs = append(a.runs, consumer.Run, func(ctx context.Context) error {
+		runSink := consumer.Run
+		if a.db.Embedded() != nil {
+			runSink = func(ctx context.Context) error { return reporter.RunEmbeddedSink(ctx, a.broker, consumer.Run, logger) }
+		}
+		a.runs = append(a.runs, runSink, func(ctx context.Context) error {
 			return reporter.RunReportsLeased(ctx, a.broker, reports, logger)
 		})
 	}

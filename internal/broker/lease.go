@@ -27,6 +27,10 @@ type Lease struct {
 	cause func(error) error
 	// Holding, when set, is told when this replica gains or loses the lease.
 	Holding func(bool)
+	// Waiting, when set, is told the holder's name when this replica finds
+	// the lease held by another, once until it holds it; unset, that is an
+	// INFO line naming the holder.
+	Waiting func(holder string)
 }
 
 // NewLease creates (or opens) bucket with the given TTL and returns the lease
@@ -92,16 +96,23 @@ func TermOf(ctx context.Context) *LeaseTerm {
 // returns when ctx ends or fn fails (fn's error); either way the lease is
 // handed over at once rather than after the TTL.
 func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
+	told := false // that another holds it
 	for ctx.Err() == nil {
 		sent := time.Now()
 		rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
 		if err != nil {
-			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
+			switch {
+			case errors.Is(err, jetstream.ErrKeyExists):
+				if !told {
+					told = l.tellWaiting(ctx)
+				}
+			case ctx.Err() == nil:
 				l.logger.Warn("lease election", "key", l.key, "err", l.cause(err))
 			}
 			backoff.Sleep(ctx, l.ttl/3)
 			continue
 		}
+		told = false
 		l.logger.Info("lease acquired", "key", l.key, "holder", l.holder)
 		l.holding(true)
 		term := NewLeaseTerm(rev, sent, sent.Add(l.ttl))
@@ -150,6 +161,21 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 		}
 	}
 	return nil
+}
+
+// tellWaiting says who holds the lease (Waiting); false if the key could
+// not be read.
+func (l *Lease) tellWaiting(ctx context.Context) bool {
+	e, err := l.kv.Get(ctx, l.key)
+	if err != nil {
+		return false
+	}
+	if l.Waiting != nil {
+		l.Waiting(string(e.Value()))
+	} else {
+		l.logger.Info("lease held by another replica; waiting", "key", l.key, "holder", string(e.Value()))
+	}
+	return true
 }
 
 // release deletes the lease's key if it is still at rev, ours: another

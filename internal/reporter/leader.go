@@ -11,15 +11,37 @@ import (
 // Reports lease: with several reporter replicas (or all-in-ones on one NATS),
 // one replica runs the schedules, so each summary and alert goes out once.
 const (
-	BucketLeader = "otpscope_reporter_leader"
-	leaderKey    = "reports"
-	leaderTTL    = 15 * time.Second
+	BucketLeader      = "otpscope_reporter_leader"
+	leaderKey         = "reports"
+	leaderTTL         = 15 * time.Second
+	leaderDescription = "otpscope reporter: the replica that runs reports and alerts; the one whose sink writes an embedded engine"
 )
+
+// embeddedKey is the lease of the reporter whose sink writes into an
+// embedded engine. That engine is its process's own: a second such
+// reporter on the stream would share the sink's durable consumer and take
+// part of the events into a database nothing else reads.
+const embeddedKey = "embedded-engine"
+
+// RunEmbeddedSink runs the sink (run) while this replica holds the
+// embedded engine's lease, until ctx ends; a replica that finds it held
+// warns and waits, taking over when the holder stops.
+func RunEmbeddedSink(ctx context.Context, b *broker.Broker, run func(context.Context) error, logger *slog.Logger) error {
+	lease, err := b.NewLease(ctx, BucketLeader, leaderDescription, embeddedKey, broker.ReplicaName(), leaderTTL, logger)
+	if err != nil {
+		return err
+	}
+	lease.Waiting = func(holder string) {
+		logger.Warn("another reporter with an embedded ClickHouse engine reads the stream: this one's sink waits, or the events would be split between two databases; reporter replicas share one ClickHouse server (--clickhouse-dsn)",
+			"holder", holder)
+	}
+	return lease.Run(ctx, run)
+}
 
 // RunReportsLeased runs r's schedules while this replica holds the reports
 // lease, until ctx ends.
 func RunReportsLeased(ctx context.Context, b *broker.Broker, r *Reports, logger *slog.Logger) error {
-	lease, err := b.NewLease(ctx, BucketLeader, "otpscope reporter: the replica that runs reports and alerts", leaderKey, broker.ReplicaName(), leaderTTL, logger)
+	lease, err := b.NewLease(ctx, BucketLeader, leaderDescription, leaderKey, broker.ReplicaName(), leaderTTL, logger)
 	if err != nil {
 		return err
 	}
