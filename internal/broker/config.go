@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/otpscope/otpscope/internal/flagenv"
 )
 
 // Config says where NATS is and how otpscope's stream is shaped.
@@ -39,6 +41,11 @@ type Config struct {
 	// for downstream subscribers; an empty password is generated and kept
 	// with the service user's.
 	ReaderUser, ReaderPassword string
+	// ReaderConsumers are the durable consumers the embedded server's
+	// reader may create and use on the stream (pull, acknowledge, delete),
+	// one per downstream service that needs replay; it may touch no other
+	// consumer (ReaderPermissions).
+	ReaderConsumers flagenv.List
 	// ClusterName, ClusterListen and Routes make the embedded server one node of a
 	// NATS cluster; empty runs a single server.
 	ClusterName   string
@@ -94,6 +101,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, defaultURL string) {
 	fs.StringVar(&c.Password, "nats-password", "", "password of --nats-user (embedded server: empty generates one, kept in <data-dir>/nats/credentials.json; external: empty uses the URL's, or that file's when present)")
 	fs.StringVar(&c.ReaderUser, "nats-reader-user", DefaultReaderUser, "the embedded server's read-only user for downstream subscribers")
 	fs.StringVar(&c.ReaderPassword, "nats-reader-password", "", "password of --nats-reader-user (empty: generated, kept in <data-dir>/nats/credentials.json)")
+	fs.Var(&c.ReaderConsumers, "nats-reader-consumers", "durable consumers the embedded server's reader may create and pull from on the stream, one per downstream service (comma-separated names)")
 	fs.StringVar(&c.ServerName, "nats-server-name", "", "embedded NATS server name (required in a cluster)")
 	fs.StringVar(&c.ClusterName, "nats-cluster-name", "", "embedded NATS cluster name; empty runs a single server")
 	fs.StringVar(&c.ClusterListen, "nats-cluster-listen", "", "embedded NATS cluster (route) address")
@@ -162,6 +170,11 @@ func (c *Config) Validate() error {
 		}
 		if c.User != "" && c.User == c.ReaderUser {
 			return fmt.Errorf("nats-user and nats-reader-user are both %q", c.User)
+		}
+		for _, name := range c.ReaderConsumers {
+			if err := checkReaderConsumer(name); err != nil {
+				return err
+			}
 		}
 	}
 	if err := checkURLs(c.URL); err != nil {
@@ -249,3 +262,19 @@ func (n negated) Set(s string) error {
 }
 
 func (n negated) IsBoolFlag() bool { return true }
+
+// checkReaderConsumer refuses a name of --nats-reader-consumers that is not
+// a plain consumer name (letters, digits, - and _: it is one token of the
+// subjects the permissions name) or that otpscope's own consumers could
+// have.
+func checkReaderConsumer(name string) error {
+	if len(name) > 64 || strings.TrimFunc(name, func(r rune) bool {
+		return r == '-' || r == '_' || r < 128 && (r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) != "" {
+		return fmt.Errorf("nats-reader-consumers %q: a consumer name is 1 to 64 letters, digits, - and _", name)
+	}
+	if strings.HasPrefix(strings.ToLower(name), "otpscope") {
+		return fmt.Errorf("nats-reader-consumers %q: names beginning with otpscope are otpscope's own consumers'", name)
+	}
+	return nil
+}

@@ -127,10 +127,8 @@ func randomPassword() string {
 // users are the embedded server's users: the service user without
 // restrictions, and the reader, who may subscribe to the stream's subjects
 // and read the stream (info, single messages by sequence) but publish
-// nothing else: no events, no stream or consumer changes, no KV. It gets no
-// consumers of its own: JetStream's permissions cannot tell its consumers
-// from the sink's (pulling or acknowledging those would take events from
-// the sink), so a subscriber that needs replay gets its own user.
+// nothing else: no events, no stream changes, no KV, and no consumers but
+// the ones named for it (ReaderPermissions).
 //
 // The server holds their passwords as bcrypt hashes: no secret stands in
 // its options as it is, and it does not warn at every start of plaintext
@@ -138,10 +136,10 @@ func randomPassword() string {
 // (about a millisecond at cost 4, ~60 ms at the default 10) and the
 // generated passwords are 256 random bits, which no cost makes harder to
 // guess.
-func users(c Credentials, stream string) []*server.User {
+func users(c Credentials, stream string, readerConsumers []string) []*server.User {
 	return []*server.User{
 		{Username: c.User, Password: hashed(c.Password)},
-		{Username: c.ReaderUser, Password: hashed(c.ReaderPassword), Permissions: ReaderPermissions(stream)},
+		{Username: c.ReaderUser, Password: hashed(c.ReaderPassword), Permissions: ReaderPermissions(stream, readerConsumers...)},
 	}
 }
 
@@ -158,30 +156,42 @@ func hashed(password string) string {
 
 // ReaderPermissions are the reader's permissions on a server holding the
 // stream: deploy/nats/auth.conf gives an external server's reader the same,
-// which deploy's tests hold it to.
-func ReaderPermissions(stream string) *server.Permissions {
+// which deploy's tests hold it to. With consumers it may also create, read,
+// pull from, acknowledge and delete the durable consumers of those names,
+// and no other: JetStream's permissions name a consumer in each of its
+// subjects, so the sink's and the poller's stay out of its reach (pulling
+// or acknowledging theirs would take events from them).
+func ReaderPermissions(stream string, consumers ...string) *server.Permissions {
+	allow := []string{
+		"$JS.API.INFO",
+		"$JS.API.STREAM.NAMES",
+		"$JS.API.STREAM.LIST",
+		"$JS.API.STREAM.INFO." + stream,
+		"$JS.API.STREAM.MSG.GET." + stream,
+	}
+	for _, c := range consumers {
+		sc := stream + "." + c
+		allow = append(allow,
+			"$JS.API.CONSUMER.CREATE."+sc, "$JS.API.CONSUMER.CREATE."+sc+".>", "$JS.API.CONSUMER.DURABLE.CREATE."+sc,
+			"$JS.API.CONSUMER.INFO."+sc, "$JS.API.CONSUMER.DELETE."+sc, "$JS.API.CONSUMER.MSG.NEXT."+sc,
+			"$JS.ACK."+sc+".>")
+	}
+	// Already outside the allow list; spelled out so that widening it
+	// later cannot let these through. (A deny wins over an allow: the
+	// consumers' subjects are left out of it when some are named.)
+	deny := []string{
+		events.SubjectAll,
+		"$JS.API.STREAM.PURGE.>",
+		"$JS.API.STREAM.DELETE.>",
+		"$JS.API.STREAM.UPDATE.>",
+		"$JS.API.STREAM.MSG.DELETE.>",
+	}
+	if len(consumers) == 0 {
+		deny = append(deny, "$JS.API.CONSUMER.>", "$JS.ACK.>")
+	}
+	deny = append(deny, "$KV.>")
 	return &server.Permissions{
-		Publish: &server.SubjectPermission{
-			Allow: []string{
-				"$JS.API.INFO",
-				"$JS.API.STREAM.NAMES",
-				"$JS.API.STREAM.LIST",
-				"$JS.API.STREAM.INFO." + stream,
-				"$JS.API.STREAM.MSG.GET." + stream,
-			},
-			// Already outside the allow list; spelled out so that
-			// widening it later cannot let these through.
-			Deny: []string{
-				events.SubjectAll,
-				"$JS.API.STREAM.PURGE.>",
-				"$JS.API.STREAM.DELETE.>",
-				"$JS.API.STREAM.UPDATE.>",
-				"$JS.API.STREAM.MSG.DELETE.>",
-				"$JS.API.CONSUMER.>",
-				"$JS.ACK.>",
-				"$KV.>",
-			},
-		},
+		Publish: &server.SubjectPermission{Allow: allow, Deny: deny},
 		Subscribe: &server.SubjectPermission{
 			Allow: []string{events.SubjectAll, "_INBOX.>"},
 			// Outside the allow list too: the replies otpscope's own

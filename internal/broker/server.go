@@ -101,7 +101,7 @@ func serverOptions(cfg Config, creds Credentials) (*server.Options, error) {
 		SyncAlways:   sync.Always,
 		NoSigs:       true, // signals belong to cmd/
 		MaxPayload:   8 << 20,
-		Users:        users(creds, cfg.Stream.Name),
+		Users:        users(creds, cfg.Stream.Name, cfg.ReaderConsumers),
 	}
 	if cfg.ClusterName != "" {
 		chost, cport, err := net.SplitHostPort(cfg.ClusterListen)

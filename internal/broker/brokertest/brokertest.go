@@ -30,10 +30,14 @@ type Server struct {
 }
 
 // NewServer starts a NATS server with JetStream on 127.0.0.1 (random port) under
-// t.TempDir(); t.Cleanup shuts it down.
-func NewServer(t testing.TB) *Server {
+// t.TempDir(), its configuration changed by each of with; t.Cleanup shuts it
+// down.
+func NewServer(t testing.TB, with ...func(*broker.Config)) *Server {
 	t.Helper()
 	cfg := Config(t)
+	for _, w := range with {
+		w(&cfg)
+	}
 	cfg.Listen = "127.0.0.1:-1" // -1: the server picks a free port
 	s := &Server{t: t, cfg: cfg}
 	s.Start()
