@@ -209,7 +209,9 @@ func (a *App) build(ctx context.Context) (err error) {
 		a.onShutdown = append(a.onShutdown, live.Close)
 		runSink := consumer.Run
 		if a.db.Embedded() != nil {
-			runSink = func(ctx context.Context) error { return reporter.RunEmbeddedSink(ctx, a.broker, consumer.Run, logger) }
+			runSink = func(ctx context.Context) error {
+				return reporter.RunEmbeddedSink(ctx, a.broker, cfg.DataDir, consumer.Run, logger)
+			}
 		}
 		a.runs = append(a.runs, runSink, func(ctx context.Context) error {
 			return reporter.RunReportsLeased(ctx, a.broker, reports, logger)

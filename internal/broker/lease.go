@@ -31,6 +31,12 @@ type Lease struct {
 	// the lease held by another, once until it holds it; unset, that is an
 	// INFO line naming the holder.
 	Waiting func(holder string)
+	// Sticky keeps a term through refreshes NATS fails (away, or its disk
+	// full): fn goes on and the key is taken back once NATS answers; only
+	// another holder found at a refresh ends it. For work whose pause
+	// costs more than a short overlap with another holder's, which does
+	// not ask LeaseTerm.Held.
+	Sticky bool
 }
 
 // NewLease creates (or opens) bucket with the given TTL and returns the lease
@@ -99,7 +105,7 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 	told := false // that another holds it
 	for ctx.Err() == nil {
 		sent := time.Now()
-		rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
+		rev, err := l.take(ctx)
 		if err != nil {
 			switch {
 			case errors.Is(err, jetstream.ErrKeyExists):
@@ -128,13 +134,18 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 					return nil
 				case <-t.C:
 				}
-				if !term.Held() {
+				if !term.Held() && !l.Sticky {
 					l.logger.Warn("lease expired before its refresh (was the process paused?)", "key", l.key, "ttl", l.ttl)
 					cancel()
 					return nil
 				}
 				sent := time.Now()
 				r, err := refresh(gctx, l, rev)
+				if err != nil && l.Sticky && gctx.Err() == nil {
+					if r, err = l.take(gctx); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+						continue // NATS does not answer: go on, ask again at the next refresh
+					}
+				}
 				if err != nil {
 					term.end()
 					if gctx.Err() == nil {
@@ -161,6 +172,26 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 		}
 	}
 	return nil
+}
+
+// take creates the lease's key, or takes it back where it still names
+// this replica: a term lost while NATS was away (its refresh failed) left
+// the key, which would otherwise hold every replica off until its TTL.
+func (l *Lease) take(ctx context.Context) (uint64, error) {
+	rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return rev, err
+	}
+	e, gerr := l.kv.Get(ctx, l.key)
+	switch {
+	case errors.Is(gerr, jetstream.ErrKeyNotFound):
+		return 0, err // expired meanwhile: ask again
+	case gerr != nil:
+		return 0, gerr
+	case string(e.Value()) != l.holder:
+		return 0, err
+	}
+	return l.kv.Update(ctx, l.key, []byte(l.holder), e.Revision())
 }
 
 // tellWaiting says who holds the lease (Waiting); false if the key could

@@ -190,3 +190,58 @@ func TestLeaseReleasedWhenWorkFails(t *testing.T) {
 		t.Fatal("the other replica did not lead within 10 s: the failed holder kept the lease for its TTL")
 	}
 }
+
+// TestStickyLeaseThroughANATSRestart: a sticky lease's work goes on while
+// NATS is away (its refreshes fail), the key is taken back, and only
+// another holder found at a refresh ends the work. An ordinary lease's
+// work would end with the first failed refresh.
+func TestStickyLeaseThroughANATSRestart(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	b := srv.Broker(t)
+	const ttl = 1500 * time.Millisecond
+	l, err := b.NewLease(t.Context(), "test_leases", "test", "leader", "a", ttl, brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Sticky = true
+	running, ended := make(chan struct{}), make(chan struct{})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		_ = l.Run(ctx, func(ctx context.Context) error {
+			close(running)
+			<-ctx.Done()
+			close(ended)
+			return nil
+		})
+	}()
+	<-running
+	kv, err := brokertest.JetStream(t, b).KeyValue(t.Context(), "test_leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	time.Sleep(2 * ttl) // refreshes fail; the key would have expired
+	srv.Start()
+	brokertest.WaitFor(t, 10*time.Second, "the key taken back", func() bool {
+		e, err := kv.Get(t.Context(), "leader")
+		return err == nil && string(e.Value()) == "a"
+	})
+	select {
+	case <-ended:
+		t.Fatal("the work ended while NATS was away")
+	default:
+	}
+	// Another holder: the key deleted under the lease and created by b.
+	if err := kv.Delete(t.Context(), "leader"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(t.Context(), "leader", []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the work went on after another replica took the lease")
+	}
+}

@@ -3,6 +3,8 @@ package reporter
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/broker"
@@ -25,12 +27,23 @@ const embeddedKey = "embedded-engine"
 
 // RunEmbeddedSink runs the sink (run) while this replica holds the
 // embedded engine's lease, until ctx ends; a replica that finds it held
-// warns and waits, taking over when the holder stops.
-func RunEmbeddedSink(ctx context.Context, b *broker.Broker, run func(context.Context) error, logger *slog.Logger) error {
-	lease, err := b.NewLease(ctx, BucketLeader, leaderDescription, embeddedKey, broker.ReplicaName(), leaderTTL, logger)
+// warns and waits, taking over when the holder stops. The holder is the
+// engine (host and data directory, which one process at a time may open),
+// not the process: a reporter restarted after a crash takes its lease back
+// at once rather than after its TTL.
+func RunEmbeddedSink(ctx context.Context, b *broker.Broker, dataDir string, run func(context.Context) error, logger *slog.Logger) error {
+	host, _ := os.Hostname()
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
+	lease, err := b.NewLease(ctx, BucketLeader, leaderDescription, embeddedKey, host+":"+dataDir, leaderTTL, logger)
 	if err != nil {
 		return err
 	}
+	// The sink keeps its lease while NATS is away or its disk full (it
+	// cannot read then anyway, and must drain once NATS is back): only
+	// another reporter found holding it stops it.
+	lease.Sticky = true
 	lease.Waiting = func(holder string) {
 		logger.Warn("another reporter with an embedded ClickHouse engine reads the stream: this one's sink waits, or the events would be split between two databases; reporter replicas share one ClickHouse server (--clickhouse-dsn)",
 			"holder", holder)

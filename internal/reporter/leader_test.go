@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/reporter"
@@ -44,6 +47,7 @@ func TestEmbeddedSinkAlone(t *testing.T) {
 	}
 	var second logs
 	loggers := []*slog.Logger{brokertest.Logger(t), slog.New(slog.NewTextHandler(&second, nil))}
+	dirs := []string{t.TempDir(), t.TempDir()}
 	stops := make([]context.CancelFunc, 2)
 	var wg sync.WaitGroup
 	for i := range 2 {
@@ -51,7 +55,7 @@ func TestEmbeddedSinkAlone(t *testing.T) {
 		stops[i] = cancel
 		b := srv.Broker(t)
 		wg.Go(func() {
-			if err := reporter.RunEmbeddedSink(ctx, b, sink(i), loggers[i]); err != nil {
+			if err := reporter.RunEmbeddedSink(ctx, b, dirs[i], sink(i), loggers[i]); err != nil {
 				t.Errorf("reporter %d: %v", i, err)
 			}
 		})
@@ -71,5 +75,29 @@ func TestEmbeddedSinkAlone(t *testing.T) {
 	wg.Wait()
 	if m := most.Load(); m != 1 {
 		t.Errorf("%d sinks ran at once; want 1", m)
+	}
+}
+
+// TestEmbeddedSinkTakenBackAfterACrash: the lease is the engine's (host
+// and data directory), so a reporter restarted on the directory after a
+// crash, which left the key, runs its sink at once, not after the TTL.
+func TestEmbeddedSinkTakenBackAfterACrash(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	b := srv.Broker(t)
+	dir := t.TempDir()
+	kv, err := brokertest.JetStream(t, b).CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: reporter.BucketLeader, TTL: 15 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if _, err := kv.Create(t.Context(), "embedded-engine", []byte(host+":"+dir)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	var ran atomic.Bool
+	_ = reporter.RunEmbeddedSink(ctx, b, dir, func(context.Context) error { ran.Store(true); cancel(); return nil }, brokertest.Logger(t))
+	if !ran.Load() {
+		t.Fatal("the sink did not run within 5 s: the crashed process's key held it off (its TTL is 15 s)")
 	}
 }
