@@ -257,6 +257,7 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 // connect boots the engine through its connections: the owner's, the
 // read-only one and the owner's readers.
 func (e *Engine) connect() error {
+	removeUnreadableMutations(e.dir, e.logger)
 	rw, restored, err := connect(e.args)
 	if err != nil {
 		return err

@@ -2,7 +2,10 @@ package chdb_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -82,5 +85,46 @@ func TestRestartSetsBrokenPartsAside(t *testing.T) {
 	detached, err := count(t, conn, fmt.Sprintf("SELECT count() FROM system.detached_parts WHERE database || '.' || table = '%s' AND startsWith(reason, 'broken')", table))
 	if err != nil || detached != 2 {
 		t.Errorf("broken parts detached = %d, %v; want 2", detached, err)
+	}
+}
+
+// TestRestartRemovesUnreadableMutations: mutation files a full disk left
+// empty or cut before their header stopped the engine from attaching
+// their table, and so from starting. A restart removes them and the
+// table reads as before.
+func TestRestartRemovesUnreadableMutations(t *testing.T) {
+	srv := chdbtest.Serve(t)
+	conn := chdbtest.Conn(t, srv.Options())
+	db := chdbtest.Database(t, srv.Engine)
+	table := db + ".m"
+	for _, q := range []string{
+		"CREATE TABLE " + table + " (n UInt64) ENGINE = MergeTree ORDER BY n",
+		"INSERT INTO " + table + " SELECT number FROM numbers(10)",
+	} {
+		if err := conn.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var paths []string
+	if err := conn.QueryRow(t.Context(), "SELECT data_paths FROM system.tables WHERE database || '.' || name = ?", table).Scan(&paths); err != nil || len(paths) != 1 {
+		t.Fatalf("the table's data path: %v, %v", paths, err)
+	}
+	empty, cut := filepath.Join(paths[0], "mutation_998.txt"), filepath.Join(paths[0], "mutation_999.txt")
+	if err := os.WriteFile(empty, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cut, []byte("format ver"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Engine.Restart(); err != nil {
+		t.Fatalf("restart with unreadable mutation files: %v", err)
+	}
+	for _, f := range []string{empty, cut} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there (%v)", f, err)
+		}
+	}
+	if n, err := count(t, conn, "SELECT count() FROM "+table); err != nil || n != 10 {
+		t.Errorf("the table after the restart: %d rows, %v; want its 10", n, err)
 	}
 }
