@@ -57,8 +57,9 @@ type Poller struct {
 	// registerRetry spaces the callback's registration attempts:
 	// registerBackoff (tests shorten it).
 	registerRetry backoff.Policy
-	// failedCalls logs failed tyntec calls sparsely, by outcome.
-	failedCalls *ops.Sparse
+	// failedCalls logs failed tyntec calls sparsely, by outcome;
+	// unhandled the messages left to be redelivered, by consumer.
+	failedCalls, unhandled *ops.Sparse
 
 	// tracked, dueDelivery and oldestNs are the last cycle's backlog, for
 	// Backlog; zeroed when the lease is lost (holding).
@@ -148,6 +149,7 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 		store: st, decisions: decisions, worldKV: worldKV, lease: lease, schedule: sched, interval: interval,
 		track: track, logger: logger, metrics: m, registerRetry: registerBackoff,
 		failedCalls: ops.NewSparse(logger, "tyntec calls failed", "failed"),
+		unhandled:   ops.NewSparse(logger, "messages not handled; will be redelivered", "messages"),
 	}
 	lease.Holding = p.holding
 	if err := p.loadWorld(ctx); err != nil {

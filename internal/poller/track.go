@@ -49,7 +49,9 @@ func (p *Poller) settle(name, subject string, delay time.Duration, err error) br
 		p.logger.Debug("message interrupted (stopping, or the leader lease lost); will be redelivered", "consumer", name, "subject", subject)
 		return broker.Retry(0)
 	case err != nil:
-		p.logger.Warn("message not handled; will be redelivered", "consumer", name, "subject", subject, "err", err)
+		// Sparse: while NATS cannot store (its disk full) every message
+		// fails alike, thousands a minute.
+		p.unhandled.WarnOf(name, "consumer", name, "subject", subject, "err", err)
 		return broker.Retry(0)
 	case delay > 0:
 		return broker.Retry(delay)
