@@ -425,6 +425,10 @@ type RollupRefresher interface {
 	RefreshRollups(ctx context.Context) (store.RollupRun, error)
 }
 
+// routineHours is how far back the rollup job's routine runs reach: the
+// 49 hours a late fact can change, and the hour under way.
+const routineHours = 50 * time.Hour
+
 // RefreshRollups runs the rollup job once, if the analytics store has rollups.
 // It runs on the replica holding the reports lease, so replicas do not
 // compute the same hours at once (overlapping runs would still be correct).
@@ -439,11 +443,14 @@ func (r *Reports) RefreshRollups(ctx context.Context, _ time.Time) error {
 	run, err := rr.RefreshRollups(ctx)
 	took := time.Since(start)
 	if hours := run.Hours; len(hours) > 0 {
-		// The run of every minute that brings the last hour or two up to
-		// date is routine (a line a minute at rest): said at debug level,
-		// and any other at info (late facts, a restore, a redefinition).
+		// The run of every minute is routine (a line a minute): it computes
+		// the last hour or two and, under traffic, checks the day or two
+		// before, which late facts can still change (docs/analytics.md,
+		// "Exact while data arrives"). Said at debug level; any other at
+		// info: older hours (a restore, facts replayed), more computed, a
+		// redefinition, or a slow run.
 		level := slog.LevelInfo
-		if len(hours) <= 2 && run.Redefined == 0 && took < 5*time.Second && hours[0].After(start.Add(-3*time.Hour)) {
+		if run.Computed <= 2 && run.Redefined == 0 && took < 5*time.Second && hours[0].After(start.Add(-routineHours)) {
 			level = slog.LevelDebug
 		}
 		r.logger.Log(ctx, level, "hourly rollups brought up to date", "hours", len(hours), "computed", run.Computed, "patched", run.Patched, "checked", run.Checked,
