@@ -218,6 +218,9 @@ func (a *App) build(ctx context.Context) (err error) {
 		})
 	}
 	if cfg.runs(ModuleIngest) {
+		if err := cfg.Ingest.CheckMaxPayload(a.broker.MaxPayload()); err != nil {
+			return cli.Usage(err)
+		}
 		a.ingest = ingest.NewHandler(cfg.Ingest, a.broker, logger, reg)
 		key, err := a.pseudonymKey(ctx)
 		if err != nil {

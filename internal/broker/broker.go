@@ -539,6 +539,9 @@ func (b *Broker) Connect(name string) (*nats.Conn, error) {
 	return Connect(url, name, b.logger, b.creds...)
 }
 
+// MaxPayload is the largest message the server takes (its max_payload).
+func (b *Broker) MaxPayload() int64 { return b.nc.MaxPayload() }
+
 // ClientURL is the URL other processes use to reach this broker's NATS,
 // without credentials.
 func (b *Broker) ClientURL() string {

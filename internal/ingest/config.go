@@ -93,3 +93,17 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// CheckMaxPayload refuses a --max-body-bytes whose messages NATS would not
+// take (maxPayload, the server's max_payload): every webhook that large
+// would be answered 503, and retried by tyntec, for good. A dead letter
+// holds the whole body as a JSON string, in which a character may take
+// six bytes (\u003c), besides its reason and headers.
+func (c Config) CheckMaxPayload(maxPayload int64) error {
+	const overhead = 64 << 10
+	if need := 6*c.MaxBodyBytes + overhead; maxPayload > 0 && need > maxPayload {
+		return fmt.Errorf("max-body-bytes %d: a dead letter of such a body may take %d bytes, more than NATS's max_payload of %d: lower it to at most %d, or raise the server's max_payload",
+			c.MaxBodyBytes, need, maxPayload, (maxPayload-overhead)/6)
+	}
+	return nil
+}

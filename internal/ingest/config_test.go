@@ -52,3 +52,28 @@ func TestMaxBodyBytesHelpSaysTheLeast(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckMaxPayload: a body limit whose dead letters NATS would refuse
+// (every such webhook answered 503 for good) is refused at start, naming
+// the most the server's max_payload allows.
+func TestCheckMaxPayload(t *testing.T) {
+	const embedded, external = 8 << 20, 1 << 20
+	for _, tt := range []struct {
+		body, payload int64
+		ok            bool
+	}{
+		{ingest.DefaultMaxBodyBytes, external, true},
+		{ingest.DefaultMaxBodyBytes, embedded, true},
+		{1 << 20, embedded, true},
+		{2 << 20, embedded, false},
+		{200 << 10, external, false},
+	} {
+		err := ingest.Config{MaxBodyBytes: tt.body}.CheckMaxPayload(tt.payload)
+		if (err == nil) != tt.ok {
+			t.Errorf("max-body-bytes %d under max_payload %d: %v; want accepted %v", tt.body, tt.payload, err, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "max_payload") {
+			t.Errorf("the refusal %q does not name max_payload", err)
+		}
+	}
+}
