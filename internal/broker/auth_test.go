@@ -281,3 +281,15 @@ func writeCredentials(t *testing.T, cfg broker.Config, c broker.Credentials) {
 		t.Fatal(err)
 	}
 }
+
+// TestOpenListenWarning: the embedded server serves no TLS, so a listener
+// beyond loopback is warned of at start; one on loopback is not.
+func TestOpenListenWarning(t *testing.T) {
+	for listen, warned := range map[string]bool{"127.0.0.1:4222": false, "[::1]:4222": false, "localhost:4222": false,
+		"0.0.0.0:4222": true, ":4222": true, "10.0.0.5:4222": true} {
+		warn := broker.OpenListenWarning(listen)
+		if (warn != "") != warned || warned && !strings.Contains(warn, "without TLS") {
+			t.Errorf("--nats-listen %s: warning %q; want one %v", listen, warn, warned)
+		}
+	}
+}

@@ -90,3 +90,6 @@ func StallLeaseRefresh(t testing.TB, release <-chan struct{}) {
 func (b *Broker) DeadLettersCounted(source string) float64 {
 	return testutil.ToFloat64(b.deadLetters.WithLabelValues(source))
 }
+
+// OpenListenWarning is openListenWarning, for the tests.
+var OpenListenWarning = openListenWarning

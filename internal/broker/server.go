@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/otpscope/otpscope/internal/httpurl"
 	"github.com/otpscope/otpscope/internal/ops"
 )
 
@@ -65,6 +66,9 @@ func startServer(cfg Config, logger *slog.Logger) (*server.Server, Credentials, 
 			return nil, Credentials{}, nil, fmt.Errorf("embedded nats on %s: not ready after 30s", cfg.Listen)
 		}
 	}
+	if warn := openListenWarning(cfg.Listen); warn != "" {
+		logger.Warn(warn, "nats_listen", cfg.Listen)
+	}
 	if js := srv.JetStreamConfig(); js != nil {
 		// Unset, the limits are computed when JetStream starts: 75 % of
 		// the disk's free space for the store. JetStream restarted after a
@@ -76,6 +80,16 @@ func startServer(cfg Config, logger *slog.Logger) (*server.Server, Credentials, 
 		opts.JetStreamMaxMemory = cmp.Or(opts.JetStreamMaxMemory, js.MaxMemory)
 	}
 	return srv, creds, opts, nil
+}
+
+// openListenWarning is what to say of an embedded server listening at
+// listen beyond loopback: it serves no TLS, so the clients' passwords and
+// the events cross the network as they are ("" on loopback).
+func openListenWarning(listen string) string {
+	if httpurl.Loopback(listen) {
+		return ""
+	}
+	return "the embedded NATS server listens beyond loopback without TLS: its clients' passwords and the events cross the network in clear; keep it on a private network or behind a TLS tunnel, or run an external NATS server with TLS (tls:// in --nats-url)"
 }
 
 func serverOptions(cfg Config, creds Credentials) (*server.Options, error) {
