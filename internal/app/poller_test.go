@@ -74,8 +74,8 @@ func TestPollerServesOps(t *testing.T) {
 	var st app.StatusResponse
 	if code, body := get("/api/v1/status"); code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
 		t.Errorf("/api/v1/status = %d %s", code, body)
-	} else if st.Poller == nil || st.Ingest != nil || st.Sink != nil || len(st.Modules) != 1 || st.Stream.Error != "" {
-		t.Errorf("/api/v1/status of the poller: %+v; want the poller's and the stream's, nothing of ingest or the sink", st)
+	} else if st.Poller == nil || !st.Poller.Leading || st.Ingest != nil || st.Sink != nil || len(st.Modules) != 1 || st.Stream.Error != "" {
+		t.Errorf("/api/v1/status of the poller: %+v; want the poller's, leading, and the stream's, nothing of ingest or the sink", st)
 	}
 	if code, _ := get("/nope"); code != http.StatusNotFound {
 		t.Errorf("/nope = %d; want 404", code)

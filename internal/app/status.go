@@ -36,6 +36,7 @@ type status struct {
 	tracked, due int
 	oldest       time.Duration
 	tyntec       tyntec.Health
+	leading      bool
 	// when the newest webhook the poller read was stored
 	pollerWebhook time.Time
 }
@@ -83,6 +84,7 @@ func (a *App) status(ctx context.Context) status {
 		s.tracked, s.due, s.oldest = a.poller.Backlog()
 		s.tyntec = a.poller.TyntecHealth()
 		s.pollerWebhook = a.poller.LastWebhook()
+		s.leading = a.poller.Leading()
 	}
 	return s
 }
@@ -287,6 +289,9 @@ type SinkStatus struct {
 // PollerStatus: the OTPs the poller tracks, those whose delivery its last
 // cycle had to read from tyntec, and the oldest unsettled one's age.
 type PollerStatus struct {
+	// Leading: this replica holds the lease, calls tyntec and knows the
+	// backlog (the others say 0).
+	Leading             bool    `json:"leading"`
 	TrackedOTPs         int     `json:"tracked_otps"`
 	ReconcileBacklog    int     `json:"reconcile_backlog"`
 	OldestUnreconciledS float64 `json:"oldest_unreconciled_s"`
@@ -351,7 +356,7 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 		out.Sink = &SinkStatus{Lag: cur.sinkPending, AckPending: cur.sinkAckPending}
 	}
 	if a.poller != nil {
-		out.Poller = &PollerStatus{TrackedOTPs: cur.tracked, ReconcileBacklog: cur.due, OldestUnreconciledS: cur.oldest.Seconds()}
+		out.Poller = &PollerStatus{Leading: cur.leading, TrackedOTPs: cur.tracked, ReconcileBacklog: cur.due, OldestUnreconciledS: cur.oldest.Seconds()}
 	}
 	if dead != nil {
 		out.DeadLetters = <-dead

@@ -79,8 +79,10 @@ func (st StatusResponse) Text(api string) string {
 	if s := st.Sink; s != nil {
 		fmt.Fprintf(&b, "  sink    %d waiting, %d being inserted\n", s.Lag, s.AckPending)
 	}
-	if p := st.Poller; p != nil {
-		fmt.Fprintf(&b, "  poller  %d OTPs tracked, %d to reconcile, the oldest unsettled %s\n",
+	if p := st.Poller; p != nil && !p.Leading {
+		b.WriteString("  poller  not leading: another replica calls tyntec and knows the backlog\n")
+	} else if p != nil {
+		fmt.Fprintf(&b, "  poller  leading: %d OTPs tracked, %d to reconcile, the oldest unsettled %s\n",
 			p.TrackedOTPs, p.ReconcileBacklog, (time.Duration(p.OldestUnreconciledS * float64(time.Second))).Round(time.Second))
 	}
 	if d := st.DeadLetters; d != nil {

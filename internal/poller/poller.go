@@ -66,6 +66,8 @@ type Poller struct {
 	tracked, dueDelivery, oldestNs atomic.Int64
 	// lastWebhookNs is LastWebhook, Unix nanoseconds.
 	lastWebhookNs atomic.Int64
+	// leading is whether this replica holds the lease (Leading).
+	leading atomic.Bool
 
 	mu            sync.Mutex
 	paused        time.Time          // no tyntec calls before (wall clock)
@@ -206,6 +208,10 @@ func (p *Poller) Ready(ctx context.Context) error {
 // (zero on a replica without the lease, which makes none).
 func (p *Poller) TyntecHealth() tyntec.Health { return p.api.Health() }
 
+// Leading says whether this replica holds the lease: the one that calls
+// tyntec, whose backlog Backlog tells (zero on the others).
+func (p *Poller) Leading() bool { return p.leading.Load() }
+
 // Checks are the poller's readiness checks for /readyz.
 func (p *Poller) Checks() []ops.Check {
 	return []ops.Check{{Name: "poller", Ready: p.Ready, Info: p.worldInfo}}
@@ -216,6 +222,7 @@ func (p *Poller) Checks() []ops.Check {
 // the leader's cycles alone keep it current; the lease calls this only
 // after the leader's work has returned, so no cycle sets it again.
 func (p *Poller) holding(held bool) {
+	p.leading.Store(held)
 	if held {
 		p.metrics.leader.Set(1)
 		return

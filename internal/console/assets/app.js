@@ -665,7 +665,8 @@
     if (st.ingest) parts.push('last webhook ' + age(st.ingest.last_webhook) + ' (' + st.ingest.webhooks_accepted + ' accepted since start)');
     parts.push(st.stream.error ? 'stream: ' + st.stream.error : 'stream ' + st.stream.messages + ' messages, newest ' + age(st.stream.last_message));
     if (st.sink) parts.push('sink ' + st.sink.lag + ' waiting, ' + st.sink.ack_pending + ' being inserted');
-    if (st.poller) parts.push('poller tracks ' + st.poller.tracked_otps + ' OTPs, ' + st.poller.reconcile_backlog + ' to reconcile');
+    if (st.poller) parts.push(st.poller.leading ? 'poller tracks ' + st.poller.tracked_otps + ' OTPs, ' + st.poller.reconcile_backlog + ' to reconcile'
+      : 'poller not leading (another replica calls tyntec)');
     const p = $('#pipeline');
     p.dataset.streamMessages = st.stream.messages;
     p.dataset.warnings = st.warnings.length;
