@@ -67,17 +67,7 @@ func TestServerRequiresCredentials(t *testing.T) {
 		}
 	}
 
-	var mu sync.Mutex
-	var violations []string
-	reader, err := nats.Connect(srv.ReaderURL(), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-		mu.Lock()
-		violations = append(violations, err.Error())
-		mu.Unlock()
-	}))
-	if err != nil {
-		t.Fatalf("reader: %v", err)
-	}
-	defer reader.Close()
+	reader := connectReader(t, srv)
 	got := make(chan string, 10)
 	if _, err := reader.Subscribe("tyntec.2fa.>", func(m *nats.Msg) { got <- m.Subject }); err != nil {
 		t.Fatal(err)
@@ -101,33 +91,63 @@ func TestServerRequiresCredentials(t *testing.T) {
 		t.Errorf("reader stream info: %v", err)
 	}
 
-	forbidden := []string{
+	reader.refused(t, "{}",
 		"tyntec.2fa.delivery.SMS.DELIVERED", // a forged event
-		"$JS.API.STREAM.PURGE." + b.StreamName(),
-		"$JS.API.STREAM.DELETE." + b.StreamName(),
-		"$JS.API.STREAM.UPDATE." + b.StreamName(),
-		"$JS.API.CONSUMER.CREATE." + b.StreamName(),
+		"$JS.API.STREAM.PURGE."+b.StreamName(),
+		"$JS.API.STREAM.DELETE."+b.StreamName(),
+		"$JS.API.STREAM.UPDATE."+b.StreamName(),
+		"$JS.API.CONSUMER.CREATE."+b.StreamName(),
 		"$KV.otpscope_poller_otps.x",
+	)
+	if n := brokertest.StreamMsgs(t, b); n != 1 {
+		t.Errorf("the stream holds %d messages; want the 1 the service published", n)
 	}
-	for _, subj := range forbidden {
-		if _, err := reader.Request(subj, []byte("{}"), 500*time.Millisecond); err == nil {
-			t.Errorf("reader's request on %s was answered", subj)
+}
+
+// readerConn is a connection as the reader, noting the permission
+// violations the server reports on it.
+type readerConn struct {
+	*nats.Conn
+	mu         sync.Mutex
+	violations []string
+}
+
+func connectReader(t *testing.T, srv *brokertest.Server) *readerConn {
+	t.Helper()
+	r := &readerConn{}
+	nc, err := nats.Connect(srv.ReaderURL(), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		r.mu.Lock()
+		r.violations = append(r.violations, err.Error())
+		r.mu.Unlock()
+	}))
+	if err != nil {
+		t.Fatalf("reader: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	r.Conn = nc
+	return r
+}
+
+// refused asserts that the reader's request on each subject, with body, is
+// not answered and that the server reports it a permissions violation.
+func (r *readerConn) refused(t *testing.T, body string, subjects ...string) {
+	t.Helper()
+	for _, subj := range subjects {
+		if _, err := r.Request(subj, []byte(body), 300*time.Millisecond); err == nil {
+			t.Errorf("the reader's request on %s was answered", subj)
 		}
 	}
 	brokertest.WaitFor(t, 5*time.Second, "a permissions violation for every forbidden subject", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		all := strings.Join(violations, "\n")
-		for _, subj := range forbidden {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		all := strings.Join(r.violations, "\n")
+		for _, subj := range subjects {
 			if !strings.Contains(all, `Publish to "`+subj+`"`) {
 				return false
 			}
 		}
 		return true
 	})
-	if n := brokertest.StreamMsgs(t, b); n != 1 {
-		t.Errorf("the stream holds %d messages; want the 1 the service published", n)
-	}
 }
 
 // TestExternalCredentials: a service without --nats-url credentials reads

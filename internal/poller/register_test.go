@@ -28,21 +28,15 @@ import (
 func TestRegistrationDoesNotHoldTheLeader(t *testing.T) {
 	b := brokertest.NewServer(t).Broker(t)
 	sim, simURL := simtest.Start(t, tyntecsim.Config{Seed: seed(3), TimeScale: scale})
-	target, _ := url.Parse(simURL)
 	var refused atomic.Int64
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/configurations/callbacks") {
-			refused.Add(1)
-			w.Header().Set("Retry-After", "86400")
-			http.Error(w, `{"status":429,"title":"Too Many Requests"}`, http.StatusTooManyRequests)
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
+	front := callbacksFront(t, simURL, func(w http.ResponseWriter) bool {
+		refused.Add(1)
+		w.Header().Set("Retry-After", "86400")
+		http.Error(w, `{"status":429,"title":"Too Many Requests"}`, http.StatusTooManyRequests)
+		return true
+	})
 
-	cfg := testConfig(sim, front.URL)
+	cfg := testConfig(sim, front)
 	cfg.Tyntec.MaxBackoff = 0 // the client's defaults: Retry-After honoured
 	cfg.Tyntec.MinBackoff = 0
 	cfg.RegisterCallbackURL = "https://otpscope.example.com/webhooks/tyntec"
@@ -71,20 +65,17 @@ func TestRegistrationDoesNotHoldTheLeader(t *testing.T) {
 func TestRegistrationRetried(t *testing.T) {
 	b := brokertest.NewServer(t).Broker(t)
 	sim, simURL := simtest.Start(t, tyntecsim.Config{Seed: seed(4), TimeScale: scale})
-	target, _ := url.Parse(simURL)
 	var refused atomic.Int64
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/configurations/callbacks") && refused.Load() < 3 {
-			refused.Add(1)
-			http.Error(w, `{"status":400,"title":"Bad Request"}`, http.StatusBadRequest)
-			return
+	front := callbacksFront(t, simURL, func(w http.ResponseWriter) bool {
+		if refused.Load() >= 3 {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
+		refused.Add(1)
+		http.Error(w, `{"status":400,"title":"Bad Request"}`, http.StatusBadRequest)
+		return true
+	})
 
-	cfg := testConfig(sim, front.URL)
+	cfg := testConfig(sim, front)
 	cfg.RegisterCallbackURL = "https://otpscope.example.com/webhooks/tyntec"
 	p := newPoller(t, b, cfg)
 	p.registerRetry = backoff.Policy{First: 10 * time.Millisecond, Max: 40 * time.Millisecond}
@@ -111,4 +102,20 @@ func countURL(cs []tyntec.CallbackConfig, u string) int {
 		}
 	}
 	return n
+}
+
+// callbacksFront is a proxy to the simulator at simURL whose callback
+// configuration calls answer answers first (true: it answered them).
+func callbacksFront(t *testing.T, simURL string, answer func(w http.ResponseWriter) bool) string {
+	t.Helper()
+	target, _ := url.Parse(simURL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/configurations/callbacks") && answer(w) {
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	return front.URL
 }
