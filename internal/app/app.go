@@ -62,6 +62,9 @@ type App struct {
 	sim     *simulator                    // nil without --simulate
 	ingest  *ingest.Handler               // nil without the ingest module
 	sink    *sink.Consumer                // nil without the reporter module
+	// embeddedSink runs the sink alone on the stream when it writes the
+	// embedded engine (nil otherwise).
+	embeddedSink *reporter.EmbeddedSink
 	// starting answers on ln and adminLn while New opens NATS and the
 	// engine; New hands the listeners over when it is done.
 	starting, adminStarting *ops.Starting
@@ -209,8 +212,9 @@ func (a *App) build(ctx context.Context) (err error) {
 		a.onShutdown = append(a.onShutdown, live.Close)
 		runSink := consumer.Run
 		if a.db.Embedded() != nil {
+			a.embeddedSink = &reporter.EmbeddedSink{}
 			runSink = func(ctx context.Context) error {
-				return reporter.RunEmbeddedSink(ctx, a.broker, cfg.DataDir, consumer.Run, logger)
+				return a.embeddedSink.Run(ctx, a.broker, cfg.DataDir, consumer.Run, logger)
 			}
 		}
 		a.runs = append(a.runs, runSink, func(ctx context.Context) error {

@@ -32,6 +32,8 @@ type status struct {
 	// the sink
 	sinkPending, sinkAckPending uint64
 	sinkKnown                   bool
+	// why the sink waits for another reporter ("" when it runs)
+	sinkWaiting string
 	// the poller
 	tracked, due int
 	oldest       time.Duration
@@ -80,6 +82,9 @@ func (a *App) status(ctx context.Context) status {
 	if a.sink != nil {
 		s.sinkPending, s.sinkAckPending, s.sinkKnown = a.sink.Lag()
 	}
+	if a.embeddedSink != nil {
+		s.sinkWaiting = a.embeddedSink.Waiting()
+	}
 	if a.poller != nil {
 		s.tracked, s.due, s.oldest = a.poller.Backlog()
 		s.tyntec = a.poller.TyntecHealth()
@@ -115,7 +120,11 @@ func (a *App) statusAttrs(prev, cur status) (attrs []any, warns []string) {
 		attrs = append(attrs, slog.Int("tracked_otps", cur.tracked), slog.Int("reconcile_backlog", cur.due),
 			slog.String("oldest_unreconciled", cur.oldest.Round(time.Second).String()))
 	}
-	return attrs, append(a.pollerWarnings(cur), ingestWarnings(cur)...)
+	warns = append(a.pollerWarnings(cur), ingestWarnings(cur)...)
+	if cur.sinkWaiting != "" {
+		warns = append(warns, cur.sinkWaiting)
+	}
+	return attrs, warns
 }
 
 // refusedWebhooksWarn is how many of tyntec's webhooks refused for their
@@ -363,6 +372,9 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	out.Warnings = append(out.Warnings, a.pollerWarnings(cur)...)
 	out.Warnings = append(out.Warnings, ingestWarnings(cur)...)
+	if cur.sinkWaiting != "" {
+		out.Warnings = append(out.Warnings, cur.sinkWaiting)
+	}
 	out.Warnings = append(out.Warnings, <-notReady...)
 	if a.cfg.runs(ModulePoller) && a.poller == nil {
 		out.Warnings = append(out.Warnings, "the poller is off (no --tyntec-api-key): lost webhooks are not recovered, OTP statuses not read, nothing re-sent")

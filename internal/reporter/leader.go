@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/broker"
@@ -25,13 +26,19 @@ const (
 // part of the events into a database nothing else reads.
 const embeddedKey = "embedded-engine"
 
-// RunEmbeddedSink runs the sink (run) while this replica holds the
-// embedded engine's lease, until ctx ends; a replica that finds it held
-// warns and waits, taking over when the holder stops. The holder is the
-// engine (host and data directory, which one process at a time may open),
-// not the process: a reporter restarted after a crash takes its lease back
-// at once rather than after its TTL.
-func RunEmbeddedSink(ctx context.Context, b *broker.Broker, dataDir string, run func(context.Context) error, logger *slog.Logger) error {
+// EmbeddedSink runs a sink writing an embedded engine alone on its
+// stream (Run), and says whom it waits for (Waiting).
+type EmbeddedSink struct {
+	waiting atomic.Pointer[string]
+}
+
+// Run runs the sink (run) while this replica holds the embedded engine's
+// lease, until ctx ends; a replica that finds it held warns and waits,
+// taking over when the holder stops. The holder is the engine (host and
+// data directory, which one process at a time may open), not the process:
+// a reporter restarted after a crash takes its lease back at once rather
+// than after its TTL.
+func (e *EmbeddedSink) Run(ctx context.Context, b *broker.Broker, dataDir string, run func(context.Context) error, logger *slog.Logger) error {
 	host, _ := os.Hostname()
 	if abs, err := filepath.Abs(dataDir); err == nil {
 		dataDir = abs
@@ -45,11 +52,29 @@ func RunEmbeddedSink(ctx context.Context, b *broker.Broker, dataDir string, run 
 	// another reporter found holding it stops it.
 	lease.Sticky = true
 	lease.Waiting = func(holder string) {
-		logger.Warn("another reporter with an embedded ClickHouse engine reads the stream: this one's sink waits, or the events would be split between two databases; reporter replicas share one ClickHouse server (--clickhouse-dsn)",
-			"holder", holder)
+		e.waiting.Store(&holder)
+		logger.Warn(embeddedWaits, "holder", holder)
+	}
+	lease.Holding = func(held bool) {
+		if held {
+			e.waiting.Store(nil)
+		}
 	}
 	return lease.Run(ctx, run)
 }
+
+// Waiting is why the sink does not run, while another reporter with an
+// embedded engine holds the stream ("" otherwise).
+func (e *EmbeddedSink) Waiting() string {
+	h := e.waiting.Load()
+	if h == nil {
+		return ""
+	}
+	return embeddedWaits + " (holder " + *h + ")"
+}
+
+// embeddedWaits says why a sink writing an embedded engine waits.
+const embeddedWaits = "another reporter with an embedded ClickHouse engine reads the stream: this one's sink waits, or the events would be split between two databases; reporter replicas share one ClickHouse server (--clickhouse-dsn)"
 
 // RunReportsLeased runs r's schedules while this replica holds the reports
 // lease, until ctx ends.

@@ -48,6 +48,7 @@ func TestEmbeddedSinkAlone(t *testing.T) {
 	var second logs
 	loggers := []*slog.Logger{brokertest.Logger(t), slog.New(slog.NewTextHandler(&second, nil))}
 	dirs := []string{t.TempDir(), t.TempDir()}
+	sinks := []*reporter.EmbeddedSink{{}, {}}
 	stops := make([]context.CancelFunc, 2)
 	var wg sync.WaitGroup
 	for i := range 2 {
@@ -55,7 +56,7 @@ func TestEmbeddedSinkAlone(t *testing.T) {
 		stops[i] = cancel
 		b := srv.Broker(t)
 		wg.Go(func() {
-			if err := reporter.RunEmbeddedSink(ctx, b, dirs[i], sink(i), loggers[i]); err != nil {
+			if err := sinks[i].Run(ctx, b, dirs[i], sink(i), loggers[i]); err != nil {
 				t.Errorf("reporter %d: %v", i, err)
 			}
 		})
@@ -69,8 +70,14 @@ func TestEmbeddedSinkAlone(t *testing.T) {
 	if line := second.String(); !strings.Contains(line, "holder=") || ran[1].Load() {
 		t.Fatalf("the second reporter: ran %v, logged %q; want it waiting, naming the holder", ran[1].Load(), line)
 	}
+	if w := sinks[1].Waiting(); !strings.Contains(w, dirs[0]) || sinks[0].Waiting() != "" {
+		t.Errorf("Waiting: the second %q, the first %q; want the second naming the first's engine, the first none", w, sinks[0].Waiting())
+	}
 	stops[0]()
 	brokertest.WaitFor(t, 10*time.Second, "the second sink taking over", ran[1].Load)
+	if w := sinks[1].Waiting(); w != "" {
+		t.Errorf("Waiting once it runs: %q; want none", w)
+	}
 	stops[1]()
 	wg.Wait()
 	if m := most.Load(); m != 1 {
@@ -96,7 +103,7 @@ func TestEmbeddedSinkTakenBackAfterACrash(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	var ran atomic.Bool
-	_ = reporter.RunEmbeddedSink(ctx, b, dir, func(context.Context) error { ran.Store(true); cancel(); return nil }, brokertest.Logger(t))
+	_ = new(reporter.EmbeddedSink).Run(ctx, b, dir, func(context.Context) error { ran.Store(true); cancel(); return nil }, brokertest.Logger(t))
 	if !ran.Load() {
 		t.Fatal("the sink did not run within 5 s: the crashed process's key held it off (its TTL is 15 s)")
 	}
