@@ -1,9 +1,13 @@
 package broker
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +35,12 @@ type Lease struct {
 	// the lease held by another, once until it holds it; unset, that is an
 	// INFO line naming the holder.
 	Waiting func(holder string)
+	// Token tells this replica's terms from another's of the same name
+	// (an operator may give two replicas one --replica): the key holds the
+	// name and the token, and only a key holding both is taken back
+	// (take). Random per process unless set: the embedded sink's is its
+	// engine's, so a restart after a crash takes its lease back.
+	Token string
 	// Sticky keeps a term through refreshes NATS fails (away, or its disk
 	// full): fn goes on and the key is taken back once NATS answers; only
 	// another holder found at a refresh ends it. For work whose pause
@@ -49,7 +59,24 @@ func (b *Broker) NewLease(ctx context.Context, bucket, description, key, holder 
 	if err != nil {
 		return nil, err
 	}
-	return &Lease{kv: kv, key: key, holder: holder, ttl: ttl, logger: logger, cause: b.withCause}, nil
+	var nonce [6]byte
+	_, _ = rand.Read(nonce[:])
+	return &Lease{kv: kv, key: key, holder: holder, ttl: ttl, logger: logger, cause: b.withCause, Token: hex.EncodeToString(nonce[:])}, nil
+}
+
+// tokenSep parts a key's value into the holder's name and its token.
+const tokenSep = " #"
+
+// value is what the key holds while this replica holds the lease.
+func (l *Lease) value() []byte { return []byte(l.holder + tokenSep + l.Token) }
+
+// holderOf is the holder's name in a key's value.
+func holderOf(value []byte) string {
+	v := string(value)
+	if i := strings.LastIndex(v, tokenSep); i >= 0 {
+		return v[:i]
+	}
+	return v
 }
 
 // LeaseTerm is one hold of a lease, which Lease.Run hands fn in its context
@@ -160,6 +187,7 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 			}
 		})
 		err = g.Wait()
+		ended := lctx.Err() != nil // the lease ended the work, or ctx did
 		term.end()
 		cancel()
 		l.holding(false)
@@ -167,9 +195,12 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
+		if err != nil && !(ended && errors.Is(err, context.Canceled)) {
 			return err
 		}
+		// The term is over (lost, or the work returned): ask again after
+		// a pause, not in a loop against NATS.
+		backoff.Sleep(ctx, l.ttl/3)
 	}
 	return nil
 }
@@ -178,7 +209,7 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 // this replica: a term lost while NATS was away (its refresh failed) left
 // the key, which would otherwise hold every replica off until its TTL.
 func (l *Lease) take(ctx context.Context) (uint64, error) {
-	rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
+	rev, err := l.kv.Create(ctx, l.key, l.value())
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return rev, err
 	}
@@ -188,10 +219,10 @@ func (l *Lease) take(ctx context.Context) (uint64, error) {
 		return 0, err // expired meanwhile: ask again
 	case gerr != nil:
 		return 0, gerr
-	case string(e.Value()) != l.holder:
+	case !bytes.Equal(e.Value(), l.value()):
 		return 0, err
 	}
-	return l.kv.Update(ctx, l.key, []byte(l.holder), e.Revision())
+	return l.kv.Update(ctx, l.key, l.value(), e.Revision())
 }
 
 // tellWaiting says who holds the lease (Waiting); false if the key could
@@ -202,9 +233,9 @@ func (l *Lease) tellWaiting(ctx context.Context) bool {
 		return false
 	}
 	if l.Waiting != nil {
-		l.Waiting(string(e.Value()))
+		l.Waiting(holderOf(e.Value()))
 	} else {
-		l.logger.Info("lease held by another replica; waiting", "key", l.key, "holder", string(e.Value()))
+		l.logger.Info("lease held by another replica; waiting", "key", l.key, "holder", holderOf(e.Value()))
 	}
 	return true
 }
@@ -226,5 +257,5 @@ func (l *Lease) holding(b bool) {
 
 // refresh renews the lease at revision rev; tests replace it to stall it.
 var refresh = func(ctx context.Context, l *Lease, rev uint64) (uint64, error) {
-	return l.kv.Update(ctx, l.key, []byte(l.holder), rev)
+	return l.kv.Update(ctx, l.key, l.value(), rev)
 }

@@ -3,10 +3,13 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
@@ -225,23 +228,92 @@ func TestStickyLeaseThroughANATSRestart(t *testing.T) {
 	srv.Start()
 	brokertest.WaitFor(t, 10*time.Second, "the key taken back", func() bool {
 		e, err := kv.Get(t.Context(), "leader")
-		return err == nil && string(e.Value()) == "a"
+		return err == nil && strings.HasPrefix(string(e.Value()), "a #")
 	})
 	select {
 	case <-ended:
 		t.Fatal("the work ended while NATS was away")
 	default:
 	}
-	// Another holder: the key deleted under the lease and created by b.
-	if err := kv.Delete(t.Context(), "leader"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.Create(t.Context(), "leader", []byte("b")); err != nil {
+	// Another holder: the key taken by b under the lease.
+	if _, err := kv.Put(t.Context(), "leader", []byte("b #1")); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-ended:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the work went on after another replica took the lease")
+	}
+}
+
+// TestLeaseNamesShared: two replicas given one name (one --replica for
+// both) never hold the lease at once: each takes back only a key holding
+// its own token.
+func TestLeaseNamesShared(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	var holders, most atomic.Int32
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range 2 {
+		l, err := srv.Broker(t).NewLease(t.Context(), "test_leases", "test", "leader", "poller-0", time.Second, brokertest.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			_ = l.Run(ctx, func(ctx context.Context) error {
+				n := holders.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				<-ctx.Done()
+				holders.Add(-1)
+				return nil
+			})
+		})
+	}
+	time.Sleep(3 * time.Second) // several of each one's asks and refreshes
+	cancel()
+	wg.Wait()
+	if m := most.Load(); m != 1 {
+		t.Errorf("%d replicas named alike held the lease at once; want 1", m)
+	}
+}
+
+// TestLeaseEndedWorkIsNoFailure: work that returns its context's error
+// because the lease ended it (a refresh found another holder) does not
+// make Run fail: the replica waits to lead again.
+func TestLeaseEndedWorkIsNoFailure(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	b := srv.Broker(t)
+	l, err := b.NewLease(t.Context(), "test_leases", "test", "leader", "a", 1500*time.Millisecond, brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := brokertest.JetStream(t, b).CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "test_leases", TTL: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var terms atomic.Int32
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Run(ctx, func(ctx context.Context) error {
+			if terms.Add(1) == 1 {
+				// Another takes the key under this term.
+				if _, err := kv.Put(t.Context(), "leader", []byte("b #1")); err != nil {
+					t.Error(err)
+				}
+			} else {
+				cancel() // leading again: done
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		})
+	}()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v; want nil: the lease ended the work, and the replica led again", err)
+	}
+	if n := terms.Load(); n != 2 {
+		t.Errorf("%d terms; want 2 (the lost one, then the next once b's key expired)", n)
 	}
 }

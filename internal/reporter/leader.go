@@ -1,7 +1,11 @@
 package reporter
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,10 +47,15 @@ func (e *EmbeddedSink) Run(ctx context.Context, b *broker.Broker, dataDir string
 	if abs, err := filepath.Abs(dataDir); err == nil {
 		dataDir = abs
 	}
+	id, err := engineID(dataDir)
+	if err != nil {
+		return err
+	}
 	lease, err := b.NewLease(ctx, BucketLeader, leaderDescription, embeddedKey, host+":"+dataDir, leaderTTL, logger)
 	if err != nil {
 		return err
 	}
+	lease.Token = id
 	// The sink keeps its lease while NATS is away or its disk full (it
 	// cannot read then anyway, and must drain once NATS is back): only
 	// another reporter found holding it stops it.
@@ -61,6 +70,29 @@ func (e *EmbeddedSink) Run(ctx context.Context, b *broker.Broker, dataDir string
 		}
 	}
 	return lease.Run(ctx, run)
+}
+
+// engineIDFile, under the engine's directory, names the engine for its
+// sink's lease: one process at a time opens the directory, and a restart
+// finds the name it left.
+const engineIDFile = "otpscope-engine-id"
+
+// engineID is the embedded engine's name under dataDir, made at first use.
+func engineID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "clickhouse", engineIDFile)
+	if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return string(bytes.TrimSpace(b)), nil
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	s := hex.EncodeToString(id[:])
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return "", fmt.Errorf("the embedded engine's id: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("the embedded engine's id: %w", err)
+	}
+	return s, nil
 }
 
 // Waiting is why the sink does not run, while another reporter with an

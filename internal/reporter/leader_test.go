@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,8 +95,22 @@ func TestEmbeddedSinkTakenBackAfterACrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host, _ := os.Hostname()
-	if _, err := kv.Create(t.Context(), "embedded-engine", []byte(host+":"+dir)); err != nil {
+	// The crashed process's run: its lease's key left behind.
+	first, stop := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = new(reporter.EmbeddedSink).Run(first, b, dir, func(ctx context.Context) error { <-ctx.Done(); return nil }, brokertest.Logger(t))
+	}()
+	var left jetstream.KeyValueEntry
+	brokertest.WaitFor(t, 10*time.Second, "the first run's lease", func() bool {
+		left, err = kv.Get(t.Context(), "embedded-engine")
+		return err == nil
+	})
+	stop()
+	<-done
+	// It released the key as it stopped; a crash would not: put it back.
+	if _, err := kv.Put(t.Context(), "embedded-engine", left.Value()); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
