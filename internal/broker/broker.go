@@ -65,6 +65,10 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 		b.deadLetters.WithLabelValues(s)
 	}
 	url := cfg.URL
+	if !cfg.Embedded() && len(cfg.ReaderConsumers) > 0 {
+		// The external server's own users decide (deploy/nats/auth.conf).
+		logger.Warn("--nats-reader-consumers is the embedded server's: with --nats-url the external server's reader gets its consumers' subjects in that server's configuration (deploy/nats/auth.conf)", "consumers", strings.Join(cfg.ReaderConsumers, ","))
+	}
 	if cfg.Embedded() {
 		srv, creds, opts, err := startServer(cfg, logger)
 		if err != nil {

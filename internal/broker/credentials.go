@@ -174,7 +174,9 @@ func ReaderPermissions(stream string, consumers ...string) *server.Permissions {
 		allow = append(allow,
 			"$JS.API.CONSUMER.CREATE."+sc, "$JS.API.CONSUMER.CREATE."+sc+".>", "$JS.API.CONSUMER.DURABLE.CREATE."+sc,
 			"$JS.API.CONSUMER.INFO."+sc, "$JS.API.CONSUMER.DELETE."+sc, "$JS.API.CONSUMER.MSG.NEXT."+sc,
-			"$JS.ACK."+sc+".>")
+			// Acknowledgements, and in the form servers from 2.14 may
+			// send (js_ack_fc_v2: domain and account hash first).
+			"$JS.ACK."+sc+".>", "$JS.ACK.*.*."+sc+".>")
 	}
 	// Already outside the allow list; spelled out so that widening it
 	// later cannot let these through. (A deny wins over an allow: the

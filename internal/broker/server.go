@@ -69,6 +69,9 @@ func startServer(cfg Config, logger *slog.Logger) (*server.Server, Credentials, 
 	if warn := openListenWarning(cfg.Listen); warn != "" {
 		logger.Warn(warn, "nats_listen", cfg.Listen)
 	}
+	if warn := openListenWarning(cfg.ClusterListen); cfg.ClusterListen != "" && warn != "" {
+		logger.Warn("the embedded NATS server's cluster routes are beyond loopback without TLS: keep the nodes on a private network", "nats_cluster_listen", cfg.ClusterListen)
+	}
 	if js := srv.JetStreamConfig(); js != nil {
 		// Unset, the limits are computed when JetStream starts: 75 % of
 		// the disk's free space for the store. JetStream restarted after a

@@ -187,6 +187,10 @@ func (c *Config) check() error {
 		if err := checkURL(d.RegisterCallbackURL); err != nil {
 			return fmt.Errorf("register-callback-url: %w", err)
 		}
+		// Refused at start rather than at every registration attempt.
+		if err := checkCallbackURL(d.RegisterCallbackURL); err != nil {
+			return err
+		}
 	}
 	if d.LeaderTTL < time.Second {
 		return fmt.Errorf("leader-ttl %v: want at least 1s", d.LeaderTTL)

@@ -72,3 +72,20 @@ func TestValidateResendPolicy(t *testing.T) {
 		t.Errorf("--resend-policy %s: %v; want it accepted", cfg.ResendPolicy, err)
 	}
 }
+
+// TestValidateRegisterCallbackURL: a callback URL with the webhook path
+// twice is refused at start (config, New), not at every attempt of the
+// leader's registration, which would try it again for good.
+func TestValidateRegisterCallbackURL(t *testing.T) {
+	for url, ok := range map[string]bool{
+		"https://otpscope.example.com/webhooks/tyntec":                 true,
+		"https://otpscope.example.com/webhooks/tyntec/webhooks/tyntec": false,
+		"ftp://otpscope.example.com/webhooks/tyntec":                   false,
+	} {
+		cfg := validConfig()
+		cfg.RegisterCallbackURL = url
+		if err := cfg.Validate(); (err == nil) != ok {
+			t.Errorf("--register-callback-url %s: %v; want accepted %v", url, err, ok)
+		}
+	}
+}

@@ -447,10 +447,10 @@ func (r *Reports) RefreshRollups(ctx context.Context, _ time.Time) error {
 		// the last hour or two and, under traffic, checks the day or two
 		// before, which late facts can still change (docs/analytics.md,
 		// "Exact while data arrives"). Said at debug level; any other at
-		// info: older hours (a restore, facts replayed), more computed, a
-		// redefinition, or a slow run.
+		// info: older hours (a restore, facts replayed), more computed or
+		// patched, a redefinition, or a slow run.
 		level := slog.LevelInfo
-		if run.Computed <= 2 && run.Redefined == 0 && took < 5*time.Second && hours[0].After(start.Add(-routineHours)) {
+		if run.Computed+run.Patched <= 2 && run.Redefined == 0 && took < 5*time.Second && hours[0].After(start.Add(-routineHours)) {
 			level = slog.LevelDebug
 		}
 		r.logger.Log(ctx, level, "hourly rollups brought up to date", "hours", len(hours), "computed", run.Computed, "patched", run.Patched, "checked", run.Checked,
