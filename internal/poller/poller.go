@@ -186,6 +186,7 @@ func (p *Poller) runTracker(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { p.store.watch(ctx, p.logger); return nil })
 	g.Go(func() error { p.watchWorld(ctx); return nil })
+	g.Go(func() error { p.shareLastWebhook(ctx); return nil })
 	g.Go(func() error { return p.track.Consume(ctx, p.handleTrack) })
 	if p.push != nil {
 		g.Go(func() error { return p.push.cons.Consume(ctx, p.push.handle) })

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/backoff"
@@ -82,8 +83,10 @@ func (p *Poller) handleTrack(ctx context.Context, m *broker.Msg) broker.Decision
 }
 
 // sawWebhook notes that a webhook's fact stored at was read.
-func (p *Poller) sawWebhook(at time.Time) {
-	ns := at.UnixNano()
+func (p *Poller) sawWebhook(at time.Time) { p.sawWebhookAt(at.UnixNano()) }
+
+// sawWebhookAt keeps the newest of ns and LastWebhook.
+func (p *Poller) sawWebhookAt(ns int64) {
 	for {
 		last := p.lastWebhookNs.Load()
 		if ns <= last || p.lastWebhookNs.CompareAndSwap(last, ns) {
@@ -92,10 +95,12 @@ func (p *Poller) sawWebhook(at time.Time) {
 	}
 }
 
-// LastWebhook is when the newest of tyntec's webhooks the poller has read
-// since it started was stored (zero if none): in a process without ingest,
+// LastWebhook is when the newest of tyntec's webhooks the poller replicas
+// have read was stored (zero if none yet): in a process without ingest,
 // the sign that tyntec's callback still points at otpscope, which the
 // stream's newest message is not (the poller's own reads land there too).
+// Each replica reads a share of the tracking consumer's messages, so they
+// share the newest through BucketWorld (shareLastWebhook).
 func (p *Poller) LastWebhook() time.Time {
 	if ns := p.lastWebhookNs.Load(); ns != 0 {
 		return time.Unix(0, ns)
@@ -189,4 +194,37 @@ func (p *Poller) newRecord(r *Record, id, api string, seen, now time.Time) {
 		seen = now
 	}
 	*r = Record{OTPID: id, API: api, FirstSeen: seen, LastFact: seen, Expires: seen.Add(p.cfg.OTPExpiry)}
+}
+
+// webhookKey is the key of BucketWorld holding LastWebhook (Unix
+// nanoseconds), the newest any replica read.
+const webhookKey = "last-webhook"
+
+// lastWebhookShare is how often a replica reads the shared LastWebhook and
+// writes its own when newer.
+var lastWebhookShare = 10 * time.Second
+
+// shareLastWebhook shares LastWebhook with the other replicas until ctx
+// ends: a replica's own is written when newer than the shared one, and
+// the shared one read into it, at start too (a restart knows it).
+func (p *Poller) shareLastWebhook(ctx context.Context) {
+	t := time.NewTicker(lastWebhookShare)
+	defer t.Stop()
+	for {
+		var shared int64
+		if e, err := p.worldKV.Get(ctx, webhookKey); err == nil {
+			shared, _ = strconv.ParseInt(string(e.Value()), 10, 64)
+			p.sawWebhookAt(shared)
+		}
+		if own := p.lastWebhookNs.Load(); own > shared {
+			if _, err := p.worldKV.Put(ctx, webhookKey, []byte(strconv.FormatInt(own, 10))); err != nil && ctx.Err() == nil {
+				p.logger.Debug("last webhook not shared", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

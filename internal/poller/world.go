@@ -11,7 +11,8 @@ import (
 )
 
 // BucketWorld holds what the poller learned about the tyntec it talks to,
-// so every replica (and the next leader) agrees without asking again.
+// so every replica (and the next leader) agrees without asking again; and
+// when the newest webhook any replica read was stored (webhookKey).
 const BucketWorld = "otpscope_poller_world"
 
 // worldKey is the one key of BucketWorld: whether tyntec's v1 API knows v4 OTPs.
