@@ -2,7 +2,6 @@ package chdb
 
 import (
 	"bytes"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,38 +12,41 @@ import (
 // mutationHeader is how every mutation file the engine writes begins.
 const mutationHeader = "format version: 1\n"
 
-// removeUnreadableMutations deletes the mutation files under dir's tables
+// removeUnreadableMutations deletes the mutation files of dir's tables
 // that the engine could not read back: written as the disk filled (empty,
-// or cut before their header), they stop it from attaching the table, and
-// so from starting at all. What such a file held is lost: otpscope's own
+// or cut short), they stop it from attaching the table, and so from
+// starting at all. What such a file held is lost: otpscope's own
 // mutations are the rollup job's deletes of replaced rows, which readers
 // skip anyway and its next run repeats, and an operator's deletes of dead
-// letters, which the warning asks to repeat.
+// letters, which the warning asks to repeat. The engine writes a mutation
+// as tmp_mutation_N.txt and renames it whole, so no file of a running
+// engine is taken for cut.
 func removeUnreadableMutations(dir string, logger *slog.Logger) {
+	files, _ := filepath.Glob(filepath.Join(dir, "store", "*", "*", "mutation_*.txt"))
+	if len(files) == 0 {
+		return
+	}
 	tables := tableNames(dir)
-	_ = filepath.WalkDir(filepath.Join(dir, "store"), func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasPrefix(d.Name(), "mutation_") || !strings.HasSuffix(d.Name(), ".txt") {
-			return nil
-		}
-		head := make([]byte, len(mutationHeader))
-		f, err := os.Open(path)
-		if err != nil {
-			return nil
-		}
-		n, _ := f.Read(head)
-		f.Close()
-		if bytes.Equal(head[:n], []byte(mutationHeader)) {
-			return nil
+	for _, path := range files {
+		data, err := os.ReadFile(path)
+		if err != nil || wholeMutation(data) {
+			continue
 		}
 		table := tables[filepath.Base(filepath.Dir(path))]
 		if err := os.Remove(path); err != nil {
 			logger.Error("an unreadable mutation file stops the embedded engine from starting and could not be removed", "file", path, "table", table, "err", err)
-			return nil
+			continue
 		}
 		logger.Warn("removed a mutation file the engine could not read (written as the disk filled); the change it held is lost: the rollup job repeats its deletes, a dead letters' delete of that time is to be repeated",
-			"file", path, "table", table, "bytes", n)
-		return nil
-	})
+			"file", path, "table", table, "bytes", len(data))
+	}
+}
+
+// wholeMutation says whether data has every line of a mutation file
+// (MergeTreeMutationEntry): its header, create time and commands, ended by
+// a line break.
+func wholeMutation(data []byte) bool {
+	return bytes.HasPrefix(data, []byte(mutationHeader+"create time: ")) && bytes.Contains(data, []byte("\ncommands: ")) && bytes.HasSuffix(data, []byte("\n"))
 }
 
 // tableUUID finds a table's UUID in its metadata file.

@@ -100,6 +100,7 @@ func TestRestartRemovesUnreadableMutations(t *testing.T) {
 	for _, q := range []string{
 		"CREATE TABLE " + table + " (n UInt64) ENGINE = MergeTree ORDER BY n",
 		"INSERT INTO " + table + " SELECT number FROM numbers(10)",
+		"DELETE FROM " + table + " WHERE n = 0", // a whole mutation file, which stays
 	} {
 		if err := conn.Exec(t.Context(), q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -109,11 +110,15 @@ func TestRestartRemovesUnreadableMutations(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), "SELECT data_paths FROM system.tables WHERE database || '.' || name = ?", table).Scan(&paths); err != nil || len(paths) != 1 {
 		t.Fatalf("the table's data path: %v, %v", paths, err)
 	}
+	whole, _ := filepath.Glob(filepath.Join(paths[0], "mutation_*.txt"))
+	if len(whole) == 0 {
+		t.Fatal("the DELETE left no mutation file; the test proves nothing of whole ones")
+	}
 	empty, cut := filepath.Join(paths[0], "mutation_998.txt"), filepath.Join(paths[0], "mutation_999.txt")
 	if err := os.WriteFile(empty, nil, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(cut, []byte("format ver"), 0o640); err != nil {
+	if err := os.WriteFile(cut, []byte("format version: 1\ncreate time: 2026-12-05 22:04:00\ncomm"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Engine.Restart(); err != nil {
@@ -124,7 +129,12 @@ func TestRestartRemovesUnreadableMutations(t *testing.T) {
 			t.Errorf("%s is still there (%v)", f, err)
 		}
 	}
-	if n, err := count(t, conn, "SELECT count() FROM "+table); err != nil || n != 10 {
-		t.Errorf("the table after the restart: %d rows, %v; want its 10", n, err)
+	for _, f := range whole {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("the whole mutation file %s was removed: %v", f, err)
+		}
+	}
+	if n, err := count(t, conn, "SELECT count() FROM "+table); err != nil || n != 9 {
+		t.Errorf("the table after the restart: %d rows, %v; want its 9 left by the DELETE", n, err)
 	}
 }
