@@ -251,7 +251,7 @@ func TestStickyLeaseThroughANATSRestart(t *testing.T) {
 // its own token.
 func TestLeaseNamesShared(t *testing.T) {
 	srv := brokertest.NewServer(t)
-	var holders, most atomic.Int32
+	var holders brokertest.Overlap
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	for range 2 {
@@ -259,21 +259,12 @@ func TestLeaseNamesShared(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Go(func() {
-			_ = l.Run(ctx, func(ctx context.Context) error {
-				n := holders.Add(1)
-				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-				}
-				<-ctx.Done()
-				holders.Add(-1)
-				return nil
-			})
-		})
+		wg.Go(func() { _ = l.Run(ctx, func(ctx context.Context) error { holders.Run(ctx); return nil }) })
 	}
 	time.Sleep(3 * time.Second) // several of each one's asks and refreshes
 	cancel()
 	wg.Wait()
-	if m := most.Load(); m != 1 {
+	if m := holders.Most(); m != 1 {
 		t.Errorf("%d replicas named alike held the lease at once; want 1", m)
 	}
 }

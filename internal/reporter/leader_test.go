@@ -31,16 +31,12 @@ func (l *logs) String() string              { l.mu.Lock(); defer l.mu.Unlock(); 
 // holder, and takes over once the first stops.
 func TestEmbeddedSinkAlone(t *testing.T) {
 	srv := brokertest.NewServer(t)
-	var running, most atomic.Int32
+	var running brokertest.Overlap
 	var ran [2]atomic.Bool
 	sink := func(i int) func(context.Context) error {
 		return func(ctx context.Context) error {
 			ran[i].Store(true)
-			n := running.Add(1)
-			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-			}
-			<-ctx.Done()
-			running.Add(-1)
+			running.Run(ctx)
 			return nil
 		}
 	}
@@ -79,7 +75,7 @@ func TestEmbeddedSinkAlone(t *testing.T) {
 	}
 	stops[1]()
 	wg.Wait()
-	if m := most.Load(); m != 1 {
+	if m := running.Most(); m != 1 {
 		t.Errorf("%d sinks ran at once; want 1", m)
 	}
 }

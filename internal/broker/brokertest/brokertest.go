@@ -3,12 +3,14 @@
 package brokertest
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/url"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,3 +169,22 @@ func JetStreamAt(t testing.TB, url string) jetstream.JetStream {
 	}
 	return js
 }
+
+// Overlap counts how many holders of a lease run at once, and the most
+// that ever did.
+type Overlap struct{ now, most atomic.Int32 }
+
+// Run counts one holder in until ctx ends.
+func (o *Overlap) Run(ctx context.Context) {
+	n := o.now.Add(1)
+	for m := o.most.Load(); n > m && !o.most.CompareAndSwap(m, n); m = o.most.Load() {
+	}
+	<-ctx.Done()
+	o.now.Add(-1)
+}
+
+// Now is how many run now.
+func (o *Overlap) Now() int32 { return o.now.Load() }
+
+// Most is the most that ever ran at once.
+func (o *Overlap) Most() int32 { return o.most.Load() }
