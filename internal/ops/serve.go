@@ -48,7 +48,11 @@ func serveUntil(ctx context.Context, ln net.Listener, shutdownTimeout time.Durat
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	err := shutdown(shutdownCtx)
-	if serveErr := <-errc; err == nil && !errors.Is(serveErr, closed) {
+	// A serve that had not taken ln yet when shutdown came (a process
+	// stopped as it starts) would wait on it for good: fasthttp's shutdown
+	// closes only the listeners its Serve has registered.
+	_ = ln.Close()
+	if serveErr := <-errc; err == nil && !errors.Is(serveErr, closed) && !errors.Is(serveErr, net.ErrClosed) {
 		err = serveErr
 	}
 	if err != nil {

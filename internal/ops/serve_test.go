@@ -117,3 +117,39 @@ func TestRouterProblems(t *testing.T) {
 		t.Errorf("POST /ok Allow = %q; want GET, HEAD", got)
 	}
 }
+
+// TestServeStoppedAtOnce: a stop that comes before the server has taken
+// its listener (a process stopped as it starts) still ends Serve. fasthttp's
+// shutdown returns at once when no Serve has registered a listener yet, and
+// the Serve that begins after it waited on Accept for good (a CI run hung
+// 17 minutes in a test that stopped the all-in-one right after starting it).
+func TestServeStoppedAtOnce(t *testing.T) {
+	servers := map[string]func(context.Context, net.Listener) error{
+		"net/http": func(ctx context.Context, ln net.Listener) error {
+			return ops.Serve(ctx, ops.NewServer(http.NotFoundHandler()), ln, time.Second)
+		},
+		"fasthttp": func(ctx context.Context, ln net.Listener) error {
+			return ops.ServeFast(ctx, &fasthttp.Server{Handler: func(*fasthttp.RequestCtx) {}}, ln, time.Second)
+		},
+	}
+	for name, serve := range servers {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			for range 200 { // the race is the scheduler's: many tries
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				served := make(chan error, 1)
+				go func() { served <- serve(ctx, ln) }()
+				select {
+				case <-served:
+				case <-time.After(5 * time.Second):
+					t.Fatal("Serve stopped before it took its listener did not return")
+				}
+				ln.Close()
+			}
+		})
+	}
+}
