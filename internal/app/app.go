@@ -211,10 +211,10 @@ func (a *App) build(ctx context.Context) (err error) {
 		live.Mount(guarded)
 		a.onShutdown = append(a.onShutdown, live.Close)
 		runSink := consumer.Run
-		if a.db.Embedded() != nil {
+		if e := a.db.Embedded(); e != nil {
 			a.embeddedSink = &reporter.EmbeddedSink{}
 			runSink = func(ctx context.Context) error {
-				return a.embeddedSink.Run(ctx, a.broker, cfg.DataDir, consumer.Run, logger)
+				return a.embeddedSink.Run(ctx, a.broker, e.Dir(), consumer.Run, logger)
 			}
 		}
 		a.runs = append(a.runs, runSink, func(ctx context.Context) error {

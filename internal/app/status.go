@@ -120,11 +120,18 @@ func (a *App) statusAttrs(prev, cur status) (attrs []any, warns []string) {
 		attrs = append(attrs, slog.Int("tracked_otps", cur.tracked), slog.Int("reconcile_backlog", cur.due),
 			slog.String("oldest_unreconciled", cur.oldest.Round(time.Second).String()))
 	}
-	warns = append(a.pollerWarnings(cur), ingestWarnings(cur)...)
+	return attrs, a.warnings(cur)
+}
+
+// warnings are the status's warnings about its modules, for the log line
+// and the API alike: the poller's, ingest's, and a sink waiting for
+// another reporter.
+func (a *App) warnings(cur status) []string {
+	warns := append(a.pollerWarnings(cur), ingestWarnings(cur)...)
 	if cur.sinkWaiting != "" {
 		warns = append(warns, cur.sinkWaiting)
 	}
-	return attrs, warns
+	return warns
 }
 
 // refusedWebhooksWarn is how many of tyntec's webhooks refused for their
@@ -370,11 +377,7 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 	if dead != nil {
 		out.DeadLetters = <-dead
 	}
-	out.Warnings = append(out.Warnings, a.pollerWarnings(cur)...)
-	out.Warnings = append(out.Warnings, ingestWarnings(cur)...)
-	if cur.sinkWaiting != "" {
-		out.Warnings = append(out.Warnings, cur.sinkWaiting)
-	}
+	out.Warnings = append(out.Warnings, a.warnings(cur)...)
 	out.Warnings = append(out.Warnings, <-notReady...)
 	if a.cfg.runs(ModulePoller) && a.poller == nil {
 		out.Warnings = append(out.Warnings, "the poller is off (no --tyntec-api-key): lost webhooks are not recovered, OTP statuses not read, nothing re-sent")

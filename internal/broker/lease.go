@@ -132,13 +132,15 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 	told := false // that another holds it
 	for ctx.Err() == nil {
 		sent := time.Now()
-		rev, err := l.take(ctx)
+		rev, other, err := l.take(ctx)
 		if err != nil {
 			switch {
-			case errors.Is(err, jetstream.ErrKeyExists):
+			case other != "":
 				if !told {
-					told = l.tellWaiting(ctx)
+					l.tellWaiting(other)
+					told = true
 				}
+			case errors.Is(err, jetstream.ErrKeyExists):
 			case ctx.Err() == nil:
 				l.logger.Warn("lease election", "key", l.key, "err", l.cause(err))
 			}
@@ -169,7 +171,7 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 				sent := time.Now()
 				r, err := refresh(gctx, l, rev)
 				if err != nil && l.Sticky && gctx.Err() == nil {
-					if r, err = l.take(gctx); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+					if r, _, err = l.take(gctx); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 						continue // NATS does not answer: go on, ask again at the next refresh
 					}
 				}
@@ -208,36 +210,33 @@ func (l *Lease) Run(ctx context.Context, fn func(context.Context) error) error {
 // take creates the lease's key, or takes it back where it still names
 // this replica: a term lost while NATS was away (its refresh failed) left
 // the key, which would otherwise hold every replica off until its TTL.
-func (l *Lease) take(ctx context.Context) (uint64, error) {
-	rev, err := l.kv.Create(ctx, l.key, l.value())
+// Held by another, the error is jetstream.ErrKeyExists and other names
+// the holder.
+func (l *Lease) take(ctx context.Context) (rev uint64, other string, err error) {
+	rev, err = l.kv.Create(ctx, l.key, l.value())
 	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return rev, err
+		return rev, "", err
 	}
 	e, gerr := l.kv.Get(ctx, l.key)
 	switch {
 	case errors.Is(gerr, jetstream.ErrKeyNotFound):
-		return 0, err // expired meanwhile: ask again
+		return 0, "", err // expired meanwhile: ask again
 	case gerr != nil:
-		return 0, gerr
+		return 0, "", gerr
 	case !bytes.Equal(e.Value(), l.value()):
-		return 0, err
+		return 0, holderOf(e.Value()), err
 	}
-	return l.kv.Update(ctx, l.key, l.value(), e.Revision())
+	rev, err = l.kv.Update(ctx, l.key, l.value(), e.Revision())
+	return rev, "", err
 }
 
-// tellWaiting says who holds the lease (Waiting); false if the key could
-// not be read.
-func (l *Lease) tellWaiting(ctx context.Context) bool {
-	e, err := l.kv.Get(ctx, l.key)
-	if err != nil {
-		return false
-	}
+// tellWaiting says who holds the lease: Waiting, else an INFO line.
+func (l *Lease) tellWaiting(holder string) {
 	if l.Waiting != nil {
-		l.Waiting(holderOf(e.Value()))
-	} else {
-		l.logger.Info("lease held by another replica; waiting", "key", l.key, "holder", holderOf(e.Value()))
+		l.Waiting(holder)
+		return
 	}
-	return true
+	l.logger.Info("lease held by another replica; waiting", "key", l.key, "holder", holder)
 }
 
 // release deletes the lease's key if it is still at rev, ours: another

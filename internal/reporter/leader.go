@@ -38,20 +38,20 @@ type EmbeddedSink struct {
 
 // Run runs the sink (run) while this replica holds the embedded engine's
 // lease, until ctx ends; a replica that finds it held warns and waits,
-// taking over when the holder stops. The holder is the engine (host and
-// data directory, which one process at a time may open), not the process:
-// a reporter restarted after a crash takes its lease back at once rather
-// than after its TTL.
-func (e *EmbeddedSink) Run(ctx context.Context, b *broker.Broker, dataDir string, run func(context.Context) error, logger *slog.Logger) error {
+// taking over when the holder stops. The lease is held in the name of the
+// engine under engineDir (host and directory, and engineID's token), not
+// of the process: a reporter restarted after a crash takes it back at
+// once rather than after its TTL.
+func (e *EmbeddedSink) Run(ctx context.Context, b *broker.Broker, engineDir string, run func(context.Context) error, logger *slog.Logger) error {
 	host, _ := os.Hostname()
-	if abs, err := filepath.Abs(dataDir); err == nil {
-		dataDir = abs
+	if abs, err := filepath.Abs(engineDir); err == nil {
+		engineDir = abs
 	}
-	id, err := engineID(dataDir)
+	id, err := engineID(engineDir)
 	if err != nil {
 		return err
 	}
-	lease, err := b.NewLease(ctx, BucketLeader, leaderDescription, embeddedKey, host+":"+dataDir, leaderTTL, logger)
+	lease, err := b.NewLease(ctx, BucketLeader, leaderDescription, embeddedKey, host+":"+engineDir, leaderTTL, logger)
 	if err != nil {
 		return err
 	}
@@ -77,9 +77,10 @@ func (e *EmbeddedSink) Run(ctx context.Context, b *broker.Broker, dataDir string
 // finds the name it left.
 const engineIDFile = "otpscope-engine-id"
 
-// engineID is the embedded engine's name under dataDir, made at first use.
-func engineID(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, "clickhouse", engineIDFile)
+// engineID is the name of the embedded engine under engineDir, made at
+// first use.
+func engineID(engineDir string) (string, error) {
+	path := filepath.Join(engineDir, engineIDFile)
 	if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) > 0 {
 		return string(bytes.TrimSpace(b)), nil
 	}
