@@ -37,7 +37,8 @@ type fakeAPI struct {
 	mu sync.Mutex
 	// fail: a path answered with this status as a problem+json.
 	fail map[string]int
-	// hold, when set, holds /channels answers until it is closed.
+	// hold, when set, holds /channels and /deadletters answers until it
+	// is closed.
 	hold chan struct{}
 	// final is what every completeness says; empty, a window with nothing.
 	final, empty bool
@@ -195,6 +196,13 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"events":       []any{map[string]any{"otp_id": id, "event_id": "ds-1", "channel": "SMS", "status": "DELIVERED", "time": asOf, "received_at": asOf, "source": "webhook"}},
 			"completeness": map[string]any{"pending": 0, "awaiting_reconciliation": 0, "unrecoverable": 0, "settled_until": nil, "final": true}}
 	case p == "/api/v1/deadletters":
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		v = map[string]any{"deadLetters": []any{}}
 	default:
 		problem(http.StatusNotFound, "Not Found", r.URL.Path)
@@ -403,6 +411,25 @@ func TestConsoleSaysItIsLoadingAnotherWindow(t *testing.T) {
 		t.Errorf("drawn window %s … %s; want 7 days", from, to)
 	}
 	p.b.NoErrors("loading")
+}
+
+// A page without a window (Dead letters, Backups) hides the window bar:
+// its loads are still said, and greyed, above the page.
+func TestConsoleSaysItIsLoadingAPageWithoutAWindow(t *testing.T) {
+	p := newPage(t)
+	p.open("deadletters")
+	p.until("the dead letters drawn", `!!document.querySelector('#page-deadletters').dataset.loaded && document.querySelector('#window').hidden`)
+	release := make(chan struct{})
+	p.api.set(func(f *fakeAPI) { f.hold = release })
+	p.b.Do("reload", chromedp.Click("#dl-reload"))
+	p.until("loading said where it shows", `document.querySelector('main').classList.contains('loading') &&
+		document.querySelector('#loading').getClientRects().length > 0`)
+	if got := p.text("#loading"); got != "loading dead letters…" {
+		t.Errorf("loading says %q; want %q", got, "loading dead letters…")
+	}
+	close(release)
+	p.until("drawn", `!document.querySelector('main').classList.contains('loading') && document.querySelector('#loading').hidden`)
+	p.b.NoErrors("loading dead letters")
 }
 
 // The page says when its figures were read (as_of), and reads a custom

@@ -270,11 +270,13 @@
   const windowLabel = (w) => ($('#range').value === 'custom' ? fmtTime(w.from) + ' … ' + fmtTime(w.to) : $('#range').selectedOptions[0].text) +
     (w.channel ? ', channel ' + w.channel : '') + (w.profile ? ', profile ' + w.profile : '');
   // showLoading greys the figures on the page, another window's or filter's,
-  // until the answer for w is drawn, and says what is coming.
-  function showLoading(w) {
+  // until the answer for w is drawn, and says what is coming: the window,
+  // or on a page without one (Dead letters, Backups) the page. It sits
+  // above the page, not in the window bar, which those pages hide.
+  function showLoading(w, section) {
     document.querySelector('main').classList.add('loading');
     document.querySelector('main').setAttribute('aria-busy', 'true');
-    $('#loading').textContent = 'loading ' + (w ? windowLabel(w) : '') + '…';
+    $('#loading').textContent = 'loading ' + (w ? windowLabel(w) : section.querySelector('h2').textContent.toLowerCase()) + '…';
     $('#loading').hidden = false;
   }
   function hideLoading() {
@@ -1131,7 +1133,7 @@
     if (p.name in WINDOWED) history.replaceState(null, '', '#' + p.name + '?' + formQuery());
     try {
       const w = p.name === 'events' ? eventsWindow() : p.name in WINDOWED ? currentWindow() : null;
-      if (quiet !== true) showLoading(w);
+      if (quiet !== true) showLoading(w, section);
       const draw = await load(w, ctl.signal);
       if (ctl.signal.aborted) return;
       const got = draw() || {};
