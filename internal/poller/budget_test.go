@@ -128,7 +128,7 @@ func sendSettled(t *testing.T, sim *tyntecsim.Sim, n int, prefix string) {
 
 // TestDiscoveryRetriedAfterAFailure: a discovery that tyntec refuses (a key
 // revoked, then mended) is tried again at the next cycle, not a
-// DiscoveryInterval later.
+// DiscoveryInterval later; one refused again waits a minute, not a cycle.
 func TestDiscoveryRetriedAfterAFailure(t *testing.T) {
 	ns := brokertest.NewServer(t)
 	b := ns.Broker(t)
@@ -139,9 +139,13 @@ func TestDiscoveryRetriedAfterAFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	var refuse atomic.Bool
+	var lists atomic.Int32
 	refuse.Store(true)
 	upstream := httputil.NewSingleHostReverseProxy(target)
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/2fa/v4/otp" {
+			lists.Add(1)
+		}
 		if refuse.Load() {
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusUnauthorized)
@@ -155,9 +159,17 @@ func TestDiscoveryRetriedAfterAFailure(t *testing.T) {
 	cfg.DiscoveryInterval = time.Hour
 	p := newPoller(t, b, cfg)
 
-	if st, err := p.ReconcileOnce(t.Context()); err != nil || st.Discovered != 0 {
-		t.Fatalf("cycle with the key refused: %+v, %v; want nothing discovered", st, err)
+	for i := range 3 {
+		if st, err := p.ReconcileOnce(t.Context()); err != nil || st.Discovered != 0 {
+			t.Fatalf("cycle %d with the key refused: %+v, %v; want nothing discovered", i+1, st, err)
+		}
 	}
+	if n := lists.Load(); n != 2 {
+		t.Errorf("three cycles with the key refused listed %d times; want 2 (the third within a minute of the second miss)", n)
+	}
+	p.mu.Lock()
+	p.lastDiscovery = p.lastDiscovery.Add(-time.Minute) // a minute on
+	p.mu.Unlock()
 	refuse.Store(false) // the key mended
 	st, err := p.ReconcileOnce(t.Context())
 	if err != nil {
@@ -167,6 +179,19 @@ func TestDiscoveryRetriedAfterAFailure(t *testing.T) {
 		t.Errorf("the cycle after the refused one discovered %d OTPs; want the 5 sent", st.Discovered)
 	}
 	if st, _ := p.ReconcileOnce(t.Context()); st.Discovered != 0 || countCalls(sim, func(c tyntecsim.Call) bool { return c.Method == http.MethodGet && c.Path == "/2fa/v4/otp" }) != 1 {
-		t.Errorf("a third cycle within the interval: %+v; want no second listing", st)
+		t.Errorf("a cycle within the interval: %+v; want no second listing", st)
+	}
+}
+
+// TestDiscoveryWait: after misses in a row, the next cycle, then a minute
+// doubling to the interval; after a listing, the interval.
+func TestDiscoveryWait(t *testing.T) {
+	for misses, want := range []time.Duration{5 * time.Minute, 0, time.Minute, 2 * time.Minute, 4 * time.Minute, 5 * time.Minute, 5 * time.Minute} {
+		if got := discoveryWait(misses, 5*time.Minute); got != want {
+			t.Errorf("discoveryWait(%d misses) = %v; want %v", misses, got, want)
+		}
+	}
+	if got := discoveryWait(1000, time.Hour); got != time.Hour {
+		t.Errorf("discoveryWait(1000 misses, 1h) = %v; want 1h", got)
 	}
 }

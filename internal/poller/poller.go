@@ -70,11 +70,13 @@ type Poller struct {
 	leading atomic.Bool
 
 	mu            sync.Mutex
-	paused        time.Time          // no tyntec calls before (wall clock)
-	lastDiscovery time.Time          // wall clock
-	priorities    [][]events.Channel // the account's priorities, channels in order; nil = unknown
-	prioritiesAt  time.Time          // last attempt to read them
-	world         World              // whether tyntec's v1 API serves v4 OTPs
+	paused        time.Time // no tyntec calls before (wall clock)
+	lastDiscovery time.Time // wall clock
+	// discoveryMisses counts the discoveries in a row that did not list.
+	discoveryMisses int
+	priorities      [][]events.Channel // the account's priorities, channels in order; nil = unknown
+	prioritiesAt    time.Time          // last attempt to read them
+	world           World              // whether tyntec's v1 API serves v4 OTPs
 }
 
 // New builds the poller on an open broker: the KV buckets, the durable

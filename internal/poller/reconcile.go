@@ -134,20 +134,40 @@ func (p *Poller) discoveryDue(now time.Time) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.lastDiscovery.IsZero() && now.Sub(p.lastDiscovery) < p.cfg.DiscoveryInterval {
+	if !p.lastDiscovery.IsZero() && now.Sub(p.lastDiscovery) < discoveryWait(p.discoveryMisses, p.cfg.DiscoveryInterval) {
 		return false
 	}
 	p.lastDiscovery = now
 	return true
 }
 
-// discoveryMissed has the next cycle try the discovery that did not list
-// this one (a refused key since mended, tyntec down, no budget left), rather
-// than the next DiscoveryInterval: it costs one call a cycle while tyntec
-// fails, which the cycle's polls would spend on failing anyway.
+// discoveryWait is the least time between discoveries after misses
+// discoveries in a row did not list: the next cycle after one (a refused
+// key since mended, tyntec down a moment, no budget left), then a minute,
+// doubling to interval. A list that fails every time (tyntec down, an
+// answer it cannot read) is a call, and maybe a long answer, not worth
+// making every cycle.
+func discoveryWait(misses int, interval time.Duration) time.Duration {
+	if misses == 0 {
+		return interval
+	}
+	if misses == 1 {
+		return 0
+	}
+	return min(time.Minute<<min(misses-2, 16), interval)
+}
+
+// discoveryMissed counts a discovery that did not list.
 func (p *Poller) discoveryMissed() {
 	p.mu.Lock()
-	p.lastDiscovery = time.Time{}
+	p.discoveryMisses++
+	p.mu.Unlock()
+}
+
+// discovered counts a discovery that listed.
+func (p *Poller) discovered() {
+	p.mu.Lock()
+	p.discoveryMisses = 0
 	p.mu.Unlock()
 }
 
@@ -592,23 +612,37 @@ func (p *Poller) discover(ctx context.Context, b *budget, st *CycleStats, now ti
 		p.discoveryMissed()
 		return err
 	}
-	list, err := p.api.ListOTPs(ctx, tyntec.OTPFilter{})
-	if err != nil {
-		p.discoveryMissed()
-		return p.callFailed(ctx, "", "v4 list", err)
-	}
-	for _, o := range list {
+	// The list holds every OTP tyntec keeps, most of them finished or too
+	// old to matter: only the others are kept as it is read, by id (an
+	// attempt that failed part-way hands them again).
+	var news []tyntec.OTP
+	at := map[string]int{}
+	err := p.api.EachOTP(ctx, tyntec.OTPFilter{}, func(o tyntec.OTP) {
 		if o.OTPID == "" {
-			continue
+			return
 		}
 		status := string(o.OTPStatus) // the poller's record keeps it as text
 		cur, known := p.store.cached(o.OTPID)
 		if known && (cur.Done || (cur.ExpiryKnown && cur.OTPStatus == status)) {
-			continue
+			return
 		}
 		if !known && now.After(o.OTPExpire.Add(p.cfg.Grace)) {
-			continue // too old to matter
+			return // too old to matter
 		}
+		if i, ok := at[o.OTPID]; ok {
+			news[i] = o
+			return
+		}
+		at[o.OTPID] = len(news)
+		news = append(news, o)
+	})
+	if err != nil {
+		p.discoveryMissed()
+		return p.callFailed(ctx, "", "v4 list", err)
+	}
+	p.discovered()
+	for _, o := range news {
+		_, known := p.store.cached(o.OTPID)
 		var msg *events.Message
 		_, err := p.store.update(ctx, o.OTPID, func(r *Record, exists bool) error {
 			msg = nil

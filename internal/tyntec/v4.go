@@ -23,6 +23,21 @@ func (cl *Client) GetOTP(ctx context.Context, id string) (*OTP, error) {
 
 // ListOTPs lists OTPs (GET /2fa/v4/otp) filtered by receiver and status.
 func (cl *Client) ListOTPs(ctx context.Context, f OTPFilter) ([]OTP, error) {
+	var out []OTP
+	err := listEach(ctx, cl, "v4_list_otps", "/2fa/v4/otp", otpQuery(f), func() { out = out[:0] }, func(o OTP) { out = append(out, o) })
+	return out, err
+}
+
+// EachOTP lists OTPs as ListOTPs does, handing each to fn as it is read:
+// unfiltered, the list holds every OTP tyntec keeps, too many for one
+// answer in memory on a busy account. After an attempt that failed
+// part-way fn sees the OTPs again.
+func (cl *Client) EachOTP(ctx context.Context, f OTPFilter, fn func(OTP)) error {
+	return listEach(ctx, cl, "v4_list_otps", "/2fa/v4/otp", otpQuery(f), nil, fn)
+}
+
+// otpQuery is f as GET /2fa/v4/otp's query.
+func otpQuery(f OTPFilter) url.Values {
 	q := url.Values{}
 	if f.To != "" {
 		q.Set("to", f.To)
@@ -30,7 +45,7 @@ func (cl *Client) ListOTPs(ctx context.Context, f OTPFilter) ([]OTP, error) {
 	if f.Status != "" {
 		q.Set("otpStatus", string(f.Status))
 	}
-	return getList[OTP](ctx, cl, "v4_list_otps", "/2fa/v4/otp", q)
+	return q
 }
 
 // ValidateOTP checks a code (POST /2fa/v4/otp/{otp-id}/validate) and returns

@@ -125,7 +125,7 @@ func (s *Sim) v4ListOTPs(w http.ResponseWriter, r *http.Request) {
 		out = append(out, v)
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, out)
+	writeJSONList(w, out)
 }
 
 // serves reports whether API version api shows OTP o: its own OTPs, or

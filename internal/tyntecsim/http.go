@@ -1,6 +1,7 @@
 package tyntecsim
 
 import (
+	"bufio"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -168,6 +169,29 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeJSONList answers 200 with list as a JSON array written element by
+// element: GET /2fa/v4/otp lists every OTP kept, whose whole answer
+// encoded at once would take a buffer of its size and twice that in growing.
+func writeJSONList[T any](w http.ResponseWriter, list []T) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	sep := byte('[')
+	for i := range list {
+		_ = bw.WriteByte(sep)
+		if err := enc.Encode(&list[i]); err != nil {
+			return // the client went away
+		}
+		sep = ','
+	}
+	if sep == '[' {
+		_ = bw.WriteByte('[')
+	}
+	_, _ = bw.WriteString("]\n")
+	_ = bw.Flush()
 }
 
 // writeError answers in the error shape of the API version of the path:
