@@ -221,16 +221,18 @@ func (a *App) pollerWarnings(cur status) []string {
 
 // silence warns when the poller tracks OTPs but no webhook arrived for
 // longer than the status interval (a minute when the line is off): the
-// sign of a callback no longer pointed here. Without the ingest module the
-// newest webhook the poller read stands in for the last one accepted. Not
-// while the stream cannot be read: NATS away stops webhooks too, and the
-// line says so.
+// sign of a callback no longer pointed here. The newest webhook is the
+// later of the last one ingest accepted and the newest the poller
+// replicas read, which outlives a restart (the last accepted is this
+// process's, and after a restart it would say "ever"). Not while the
+// stream cannot be read: NATS away stops webhooks too, and the line says
+// so.
 func (a *App) silence(cur status) string {
 	if a.poller == nil || cur.tracked == 0 || cur.streamErr != nil {
 		return ""
 	}
 	last := cur.pollerWebhook
-	if a.ingest != nil {
+	if cur.lastWebhook.After(last) {
 		last = cur.lastWebhook
 	}
 	quiet := a.cfg.StatusInterval

@@ -96,6 +96,22 @@ func TestSilenceWithoutIngest(t *testing.T) {
 	}
 }
 
+// TestSilenceAfterARestart: beside ingest, the newest webhook the poller
+// replicas read (kept in NATS) says when the last one came before this
+// process started, where ingest's own count says "ever".
+func TestSilenceAfterARestart(t *testing.T) {
+	a := &App{cfg: Config{StatusInterval: time.Minute}, ingest: &ingest.Handler{}, poller: &poller.Poller{}}
+	t0 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	restarted := status{at: t0, tracked: 40, pollerWebhook: t0.Add(-3 * time.Minute)}
+	if got := a.silence(restarted); !strings.HasPrefix(got, "no webhook for 3m0s while the poller tracks OTPs") {
+		t.Errorf("restarted 3 minutes after the last webhook: %q; want the silence told since then", got)
+	}
+	restarted.lastWebhook = t0.Add(-5 * time.Second)
+	if got := a.silence(restarted); got != "" {
+		t.Errorf("a webhook accepted 5 s ago: %q; want no warning", got)
+	}
+}
+
 // TestTyntecRecovered: a streak the status would warn of that ended since
 // the previous reading is told once; a shorter one, or one that ended
 // before, is not.
