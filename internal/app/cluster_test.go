@@ -241,7 +241,7 @@ func TestClusterStreamKeepsItsShapeAndReadiness(t *testing.T) {
 
 	defaults := c.cfgs[1] // as RegisterFlags leaves a process given none
 	defaults.Stream.Replicas = 1
-	defaults.Stream.Defaulted = broker.StreamSettings{DuplicateWindow: true, Replicas: true, MaxAge: true}
+	defaults.Stream.Defaulted = broker.StreamSettings{DuplicateWindow: true, Replicas: true, MaxAge: true, MaxBytes: true}
 	onDefaults := open(defaults, "on-defaults")
 	if got := shape(b.StreamName()); got.Replicas != 3 || got.MaxAge != broker.DefaultMaxAge {
 		t.Fatalf("after a process on defaults: replicas %d, max age %v; want 3, %v", got.Replicas, got.MaxAge, broker.DefaultMaxAge)

@@ -242,8 +242,13 @@ func (b *Broker) EnsureStream(ctx context.Context) error {
 			Duplicates:  b.stream.DuplicateWindow,
 			Replicas:    b.stream.Replicas,
 			MaxAge:      b.stream.MaxAge,
+			MaxBytes:    -1,
+			Discard:     jetstream.DiscardOld,
 			// Group commit publishes atomic batches (groupcommit.go).
 			AllowAtomicPublish: b.group != nil,
+		}
+		if n, ok := b.streamMaxBytes(); ok {
+			cfg.MaxBytes = n
 		}
 		// Another process creating it at the same moment with other
 		// settings fails this; the retry finds it.
@@ -273,6 +278,13 @@ func (b *Broker) EnsureStream(ctx context.Context) error {
 	if !defaulted.MaxAge {
 		cfg.MaxAge = b.stream.MaxAge
 	}
+	if n, ok := b.streamMaxBytes(); ok {
+		cfg.MaxBytes, cfg.Discard = n, jetstream.DiscardOld
+		if held := s.CachedInfo().State.Bytes; n > 0 && held > uint64(n) {
+			b.logger.Warn("the stream holds more than it may keep now: its oldest messages go", "stream", cfg.Name,
+				"bytes", held, "stream_max_bytes", n, "first", s.CachedInfo().State.FirstTime.UTC().Format(time.RFC3339))
+		}
+	}
 	if kept := keptSettings(b.stream, cfg); len(kept) > 0 {
 		b.logger.Info("the existing stream keeps settings this process has other defaults for (set them to change it)", append([]any{"stream", cfg.Name}, kept...)...)
 	}
@@ -284,6 +296,24 @@ func (b *Broker) EnsureStream(ctx context.Context) error {
 }
 
 const streamDescription = "otpscope: tyntec 2FA delivery events and everything derived from them"
+
+// streamMaxBytes is the stream's bound in bytes (-1 for none) and whether
+// this process sets it: given (--stream-max-bytes), or by default on the
+// embedded server StoreShare of its store, worked out again at each start
+// (the store's limit is the disk's at start). An external server's stream
+// keeps its own bound by default, as it keeps its other settings.
+func (b *Broker) streamMaxBytes() (int64, bool) {
+	if !b.stream.Defaulted.MaxBytes {
+		if b.stream.MaxBytes == 0 {
+			return -1, true
+		}
+		return b.stream.MaxBytes, true
+	}
+	if b.srv == nil || b.srvOpts.JetStreamMaxStore <= 0 {
+		return 0, false
+	}
+	return int64(float64(b.srvOpts.JetStreamMaxStore) * StoreShare), true
+}
 
 // keptSettings names, as log attributes, the settings of the stream cfg
 // that differ from want's defaults (so kept).

@@ -192,6 +192,7 @@ func TestConfigValidate(t *testing.T) {
 		{"six replicas", func(c *broker.Config) { c.Stream.Replicas = 6 }, false},
 		{"max age below window", func(c *broker.Config) { c.Stream.MaxAge = time.Second }, false},
 		{"negative max age", func(c *broker.Config) { c.Stream.MaxAge = -time.Hour }, false},
+		{"negative max bytes", func(c *broker.Config) { c.Stream.MaxBytes = -1 }, false},
 		{"cluster without name", func(c *broker.Config) { c.ClusterName = "c"; c.ClusterListen = "127.0.0.1:6222" }, false},
 		{"cluster without shared passwords", func(c *broker.Config) {
 			c.ClusterName, c.ClusterListen, c.ServerName = "c", "127.0.0.1:6222", "n1"
@@ -238,11 +239,74 @@ func TestStreamSettingsGiven(t *testing.T) {
 		}
 		return c.Stream
 	}
-	if got := parse(nil).Defaulted; got != (broker.StreamSettings{DuplicateWindow: true, Replicas: true, MaxAge: true}) {
+	if got := parse(nil).Defaulted; got != (broker.StreamSettings{DuplicateWindow: true, Replicas: true, MaxAge: true, MaxBytes: true}) {
 		t.Errorf("no flags: defaulted %+v; want all", got)
 	}
 	got := parse([]string{"--stream-replicas", "3"}, "OTPSCOPE_STREAM_MAX_AGE=720h")
-	if got.Defaulted != (broker.StreamSettings{DuplicateWindow: true}) || got.Replicas != 3 || got.MaxAge != 720*time.Hour {
+	if got.Defaulted != (broker.StreamSettings{DuplicateWindow: true, MaxBytes: true}) || got.Replicas != 3 || got.MaxAge != 720*time.Hour {
 		t.Errorf("--stream-replicas 3, OTPSCOPE_STREAM_MAX_AGE=720h: %+v; want both given and applied", got)
+	}
+}
+
+// The stream keeps at most --stream-max-bytes, the oldest messages going
+// first, while webhooks go on being stored; unset, the embedded server's
+// stream keeps StoreShare of its store, and a stream on an external
+// server keeps its own bound.
+func TestStreamMaxBytes(t *testing.T) {
+	cfg := brokertest.Config(t)
+	cfg.Stream.Defaulted.MaxBytes = true
+	b, err := broker.Open(t.Context(), cfg, "test", brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := func(b *broker.Broker) *jetstream.StreamInfo {
+		t.Helper()
+		s, err := b.JetStream().Stream(t.Context(), broker.DefaultStreamName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i, err := s.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i
+	}
+	store := b.Server().JetStreamConfig().MaxStore
+	if got := info(b).Config; got.MaxBytes != int64(float64(store)*broker.StoreShare) || got.Discard != jetstream.DiscardOld {
+		t.Errorf("unset on the embedded server: max bytes %d, discard %v; want %d (%.0f%% of the store's %d), old first", got.MaxBytes, got.Discard, int64(float64(store)*broker.StoreShare), broker.StoreShare*100, store)
+	}
+	b.Close()
+
+	cfg.Stream.Defaulted.MaxBytes, cfg.Stream.MaxBytes = false, 64<<10
+	b, err = broker.Open(t.Context(), cfg, "test", brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i := range 300 { // ~300 bytes each
+		if err := b.Publish(t.Context(), message(i)); err != nil {
+			t.Fatalf("publish %d past the bound: %v", i, err)
+		}
+	}
+	if got := info(b); got.Config.MaxBytes != 64<<10 || got.State.Bytes > 64<<10 || got.State.FirstSeq == 1 || got.State.LastSeq != 300 {
+		t.Errorf("given 64 KiB after 300 messages: max bytes %d, holds %d bytes, seq %d–%d; want the bound kept, the oldest gone, the newest stored",
+			got.Config.MaxBytes, got.State.Bytes, got.State.FirstSeq, got.State.LastSeq)
+	}
+
+	ext := brokertest.NewServer(t)
+	eb := ext.Broker(t) // a Config built in code gives every setting: no bound
+	if got := info(eb).Config.MaxBytes; got != -1 {
+		t.Fatalf("external stream created with no bound: max bytes %d; want -1", got)
+	}
+	ecfg := ext.Config()
+	ecfg.URL = ext.URL()
+	ecfg.Stream.Defaulted.MaxBytes = true
+	onDefaults, err := broker.Open(t.Context(), ecfg, "on-defaults", brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onDefaults.Close()
+	if got := info(onDefaults).Config.MaxBytes; got != -1 {
+		t.Errorf("a process on defaults against an external server: max bytes %d; want the stream's own (-1)", got)
 	}
 }

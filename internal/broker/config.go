@@ -66,6 +66,11 @@ type StreamConfig struct {
 	Replicas int
 	// MaxAge bounds how long messages stay in the stream; 0 keeps them forever.
 	MaxAge time.Duration
+	// MaxBytes bounds the bytes the stream keeps: past them the oldest
+	// messages go, as past MaxAge (JetStream's DiscardOld); 0 keeps no
+	// bound. Defaulted, the embedded server's stream keeps at most
+	// StoreShare of its JetStream store (EnsureStream).
+	MaxBytes int64
 	// Defaulted says which of the settings above are the flags' defaults,
 	// not given to this process (flag or environment). A new stream gets
 	// them all; an existing one keeps its own value of these, so a
@@ -76,14 +81,21 @@ type StreamConfig struct {
 }
 
 // StreamSettings marks StreamConfig's settings.
-type StreamSettings struct{ DuplicateWindow, Replicas, MaxAge bool }
+type StreamSettings struct{ DuplicateWindow, Replicas, MaxAge, MaxBytes bool }
 
 // Defaults of the stream.
 const (
 	DefaultStreamName      = "TYNTEC_2FA"
 	DefaultDuplicateWindow = 10 * time.Minute
 	DefaultMaxAge          = 7 * 24 * time.Hour
-	DefaultListen          = "127.0.0.1:4222"
+	// StoreShare is the share of the embedded server's JetStream store the
+	// stream keeps by default: without a bound in bytes, a week of busy
+	// traffic fills the store (75 % of the disk's free space at start),
+	// and from then on every webhook is refused until messages age out.
+	// The rest is the poller's KV buckets' (its record of each OTP of the
+	// last --state-ttl) and room to spare.
+	StoreShare    = 0.6
+	DefaultListen = "127.0.0.1:4222"
 	// DefaultSync fsyncs every write: a 200 to tyntec survives a host crash.
 	DefaultSync = "always"
 )
@@ -110,10 +122,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, defaultURL string) {
 	fs.DurationVar(&c.Stream.DuplicateWindow, "stream-duplicate-window", DefaultDuplicateWindow, "JetStream duplicate window for message ids")
 	fs.IntVar(&c.Stream.Replicas, "stream-replicas", 1, "stream replicas (3 in a NATS cluster)")
 	fs.DurationVar(&c.Stream.MaxAge, "stream-max-age", DefaultMaxAge, "how long the stream keeps messages (0 = forever)")
-	c.Stream.Defaulted = StreamSettings{DuplicateWindow: true, Replicas: true, MaxAge: true}
+	fs.Int64Var(&c.Stream.MaxBytes, "stream-max-bytes", 0, "bytes the stream keeps at most, its oldest messages going first past them (0 = no bound); unset: 60% of the embedded NATS server's store, and an external server's stream keeps its own")
+	c.Stream.Defaulted = StreamSettings{DuplicateWindow: true, Replicas: true, MaxAge: true, MaxBytes: true}
 	recordGiven(fs, "stream-duplicate-window", &c.Stream.Defaulted.DuplicateWindow)
 	recordGiven(fs, "stream-replicas", &c.Stream.Defaulted.Replicas)
 	recordGiven(fs, "stream-max-age", &c.Stream.Defaulted.MaxAge)
+	recordGiven(fs, "stream-max-bytes", &c.Stream.Defaulted.MaxBytes)
 }
 
 // recordGiven has the flag name on fs clear *defaulted when it is set,
@@ -192,6 +206,9 @@ func (c *Config) Validate() error {
 	}
 	if s.MaxAge < 0 {
 		return fmt.Errorf("stream-max-age %v: must not be negative (0 keeps messages forever)", s.MaxAge)
+	}
+	if s.MaxBytes < 0 {
+		return fmt.Errorf("stream-max-bytes %d: must not be negative (0 keeps no bound)", s.MaxBytes)
 	}
 	if s.MaxAge != 0 && s.MaxAge < s.DuplicateWindow {
 		return fmt.Errorf("stream-max-age %v is shorter than the duplicate window %v", s.MaxAge, s.DuplicateWindow)
