@@ -183,8 +183,5 @@ func (o *Overlap) Run(ctx context.Context) {
 	o.now.Add(-1)
 }
 
-// Now is how many run now.
-func (o *Overlap) Now() int32 { return o.now.Load() }
-
 // Most is the most that ever ran at once.
 func (o *Overlap) Most() int32 { return o.most.Load() }
