@@ -347,6 +347,14 @@ func (cl *Client) attempt(ctx context.Context, c call, u string, payload []byte)
 	cl.m.wait.Observe(time.Since(waitStart).Seconds())
 
 	actx, cancel := context.WithTimeout(ctx, cl.cfg.Timeout)
+	var idle *time.Timer
+	if c.each != nil {
+		// A list read as it arrives may take longer than Timeout in all:
+		// the attempt ends once nothing arrived for Timeout.
+		actx, cancel = context.WithCancel(ctx)
+		idle = time.AfterFunc(cl.cfg.Timeout, cancel)
+		defer idle.Stop()
+	}
 	defer cancel()
 	var body io.Reader
 	if payload != nil {
@@ -371,7 +379,7 @@ func (cl *Client) attempt(ctx context.Context, c call, u string, payload []byte)
 	resp, err := cl.cfg.HTTPClient.Do(req)
 	sent := err == nil
 	if sent {
-		status, retryAfter, reason, err = cl.read(c, resp)
+		status, retryAfter, reason, err = cl.read(c, resp, idle)
 	}
 	cl.m.duration.WithLabelValues(c.op).Observe(time.Since(start).Seconds())
 	if sent && !errors.As(err, new(*readError)) {
@@ -405,10 +413,13 @@ func (e *readError) Unwrap() error { return e.err }
 
 // bodyReader reads a streamed answer up to its bound, telling a failed
 // read (readError, retried like any transport failure) from an answer
-// past the bound (ErrTooLarge).
+// past the bound (ErrTooLarge). Each read that brings bytes puts idle off
+// by timeout again.
 type bodyReader struct {
-	r    io.Reader
-	left int64
+	r       io.Reader
+	left    int64
+	idle    *time.Timer
+	timeout time.Duration
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -420,6 +431,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.left -= int64(n)
+	if n > 0 && b.idle != nil {
+		b.idle.Reset(b.timeout)
+	}
 	if err != nil && err != io.EOF {
 		err = &readError{err}
 	}
@@ -428,11 +442,11 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 
 // read reads a response and classifies it. A failure to read its body is
 // a readError, for attempt to classify as it does a failed request.
-func (cl *Client) read(c call, resp *http.Response) (int, time.Duration, string, error) {
+func (cl *Client) read(c call, resp *http.Response, idle *time.Timer) (int, time.Duration, string, error) {
 	defer resp.Body.Close()
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	if ok && c.each != nil {
-		return resp.StatusCode, 0, "", cl.stream(c, resp.Body)
+		return resp.StatusCode, 0, "", cl.stream(c, &bodyReader{r: resp.Body, left: maxListBody, idle: idle, timeout: cl.cfg.Timeout})
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
@@ -449,8 +463,8 @@ func (cl *Client) read(c call, resp *http.Response) (int, time.Duration, string,
 // stream decodes a 2xx answer with c.each as it arrives. A failed read
 // is returned as a readError; anything else wrong with the answer (not
 // JSON, past maxListBody) counts the call as answered, as answer does.
-func (cl *Client) stream(c call, body io.Reader) error {
-	err := c.each(json.NewDecoder(&bodyReader{r: body, left: maxListBody}))
+func (cl *Client) stream(c call, body *bodyReader) error {
+	err := c.each(json.NewDecoder(body))
 	if errors.As(err, new(*readError)) {
 		return err
 	}

@@ -20,8 +20,11 @@ import (
 type listServer struct {
 	n, body int
 	cut     bool
-	lists   atomic.Int32
-	gets    atomic.Int32
+	// pause, when set, comes between ten parts of the list; stall, on
+	// the first list request, before its second half.
+	pause, stall time.Duration
+	lists        atomic.Int32
+	gets         atomic.Int32
 }
 
 func (s *listServer) list() []byte {
@@ -44,7 +47,20 @@ func (s *listServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body := s.list()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	if s.lists.Add(1) == 1 && s.cut {
+	first := s.lists.Add(1) == 1
+	if s.pause > 0 || (first && s.stall > 0) {
+		parts := 10
+		for i := range parts {
+			_, _ = w.Write(body[i*len(body)/parts : (i+1)*len(body)/parts])
+			w.(http.Flusher).Flush()
+			if first && i == parts/2 {
+				time.Sleep(s.stall)
+			}
+			time.Sleep(s.pause)
+		}
+		return
+	}
+	if first && s.cut {
 		_, _ = w.Write(body[:len(body)/2])
 		w.(http.Flusher).Flush()
 		conn, _, err := w.(http.Hijacker).Hijack()
@@ -60,7 +76,8 @@ func newListClient(t *testing.T, s *listServer) *tyntec.Client {
 	t.Helper()
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	c, err := tyntec.New(tyntec.Config{BaseURL: srv.URL, APIKey: "k", RateLimit: 1000, MaxRetries: 2, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	c, err := tyntec.New(tyntec.Config{BaseURL: srv.URL, APIKey: "k", RateLimit: 1000, MaxRetries: 2, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
+		Timeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,5 +120,21 @@ func TestListReadAsItArrives(t *testing.T) {
 	c = newListClient(t, s)
 	if list, err := c.ListOTPs(t.Context(), tyntec.OTPFilter{}); err != nil || len(list) != 1000 || s.lists.Load() != 2 {
 		t.Errorf("ListOTPs with the first answer cut = %d OTPs, %v after %d requests; want the 1,000 once each after 2", len(list), err, s.lists.Load())
+	}
+}
+
+// TestListTimeoutIsIdle: a list that keeps arriving may take longer than
+// an attempt's timeout in all; one that stops arriving for the timeout is
+// asked for again.
+func TestListTimeoutIsIdle(t *testing.T) {
+	s := &listServer{n: 1000, pause: 60 * time.Millisecond} // 600 ms in all, timeout 200 ms
+	c := newListClient(t, s)
+	if list, err := c.ListOTPs(t.Context(), tyntec.OTPFilter{}); err != nil || len(list) != 1000 || s.lists.Load() != 1 {
+		t.Errorf("a list arriving for 600 ms = %d OTPs, %v after %d requests; want the 1,000 after 1", len(list), err, s.lists.Load())
+	}
+	s = &listServer{n: 1000, stall: 500 * time.Millisecond}
+	c = newListClient(t, s)
+	if list, err := c.ListOTPs(t.Context(), tyntec.OTPFilter{}); err != nil || len(list) != 1000 || s.lists.Load() != 2 {
+		t.Errorf("a list stalled 500 ms half-way, then whole = %d OTPs, %v after %d requests; want the 1,000 after 2", len(list), err, s.lists.Load())
 	}
 }
