@@ -613,11 +613,9 @@ func (p *Poller) discover(ctx context.Context, b *budget, st *CycleStats, now ti
 		return err
 	}
 	// The list holds every OTP tyntec keeps, most of them finished or too
-	// old to matter: only the others are kept as it is read, by id (an
-	// attempt that failed part-way hands them again).
+	// old to matter: only the others are kept as it is read.
 	var news []tyntec.OTP
-	at := map[string]int{}
-	err := p.api.EachOTP(ctx, tyntec.OTPFilter{}, func(o tyntec.OTP) {
+	err := p.api.EachOTP(ctx, tyntec.OTPFilter{}, func() { news = news[:0] }, func(o tyntec.OTP) {
 		if o.OTPID == "" {
 			return
 		}
@@ -629,11 +627,6 @@ func (p *Poller) discover(ctx context.Context, b *budget, st *CycleStats, now ti
 		if !known && now.After(o.OTPExpire.Add(p.cfg.Grace)) {
 			return // too old to matter
 		}
-		if i, ok := at[o.OTPID]; ok {
-			news[i] = o
-			return
-		}
-		at[o.OTPID] = len(news)
 		news = append(news, o)
 	})
 	if err != nil {

@@ -346,11 +346,16 @@ func (cl *Client) attempt(ctx context.Context, c call, u string, payload []byte)
 	}
 	cl.m.wait.Observe(time.Since(waitStart).Seconds())
 
-	actx, cancel := context.WithTimeout(ctx, cl.cfg.Timeout)
-	var idle *time.Timer
-	if c.each != nil {
-		// A list read as it arrives may take longer than Timeout in all:
-		// the attempt ends once nothing arrived for Timeout.
+	// The attempt ends after Timeout; a list read as it arrives, which may
+	// take longer in all, once nothing arrived for Timeout.
+	var (
+		actx   context.Context
+		cancel context.CancelFunc
+		idle   *time.Timer
+	)
+	if c.each == nil {
+		actx, cancel = context.WithTimeout(ctx, cl.cfg.Timeout)
+	} else {
 		actx, cancel = context.WithCancel(ctx)
 		idle = time.AfterFunc(cl.cfg.Timeout, cancel)
 		defer idle.Stop()

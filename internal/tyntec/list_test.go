@@ -112,9 +112,10 @@ func TestListReadAsItArrives(t *testing.T) {
 	c = newListClient(t, s)
 	seen := map[string]int{}
 	n := 0
-	err = c.EachOTP(t.Context(), tyntec.OTPFilter{}, func(o tyntec.OTP) { seen[o.OTPID]++; n++ })
-	if err != nil || s.lists.Load() != 2 || len(seen) != 1000 || n <= 1000 {
-		t.Errorf("EachOTP with the first answer cut: %v after %d requests, %d OTPs (%d handed); want nil after 2, the 1,000, some handed twice", err, s.lists.Load(), len(seen), n)
+	begins := 0
+	err = c.EachOTP(t.Context(), tyntec.OTPFilter{}, func() { begins++ }, func(o tyntec.OTP) { seen[o.OTPID]++; n++ })
+	if err != nil || s.lists.Load() != 2 || len(seen) != 1000 || n <= 1000 || begins != 2 {
+		t.Errorf("EachOTP with the first answer cut: %v after %d requests, %d begins, %d OTPs (%d handed); want nil after 2, 2 begins, the 1,000, some handed twice", err, s.lists.Load(), begins, len(seen), n)
 	}
 	s = &listServer{n: 1000, cut: true}
 	c = newListClient(t, s)

@@ -24,16 +24,17 @@ func (cl *Client) GetOTP(ctx context.Context, id string) (*OTP, error) {
 // ListOTPs lists OTPs (GET /2fa/v4/otp) filtered by receiver and status.
 func (cl *Client) ListOTPs(ctx context.Context, f OTPFilter) ([]OTP, error) {
 	var out []OTP
-	err := listEach(ctx, cl, "v4_list_otps", "/2fa/v4/otp", otpQuery(f), func() { out = out[:0] }, func(o OTP) { out = append(out, o) })
+	err := cl.EachOTP(ctx, f, func() { out = out[:0] }, func(o OTP) { out = append(out, o) })
 	return out, err
 }
 
 // EachOTP lists OTPs as ListOTPs does, handing each to fn as it is read:
 // unfiltered, the list holds every OTP tyntec keeps, too many for one
-// answer in memory on a busy account. After an attempt that failed
-// part-way fn sees the OTPs again.
-func (cl *Client) EachOTP(ctx context.Context, f OTPFilter, fn func(OTP)) error {
-	return listEach(ctx, cl, "v4_list_otps", "/2fa/v4/otp", otpQuery(f), nil, fn)
+// answer in memory on a busy account. begin (when not nil) runs before
+// each attempt's first OTP: after an attempt that failed part-way, fn sees
+// the OTPs again.
+func (cl *Client) EachOTP(ctx context.Context, f OTPFilter, begin func(), fn func(OTP)) error {
+	return listEach(ctx, cl, "v4_list_otps", "/2fa/v4/otp", otpQuery(f), begin, fn)
 }
 
 // otpQuery is f as GET /2fa/v4/otp's query.
