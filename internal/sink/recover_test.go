@@ -102,10 +102,16 @@ func partSetAsideAtStart(t *testing.T) (*fixture, *store.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	stop := f.run(t, sinkConfig(), db)
+	// Published before the sink starts, so that one batch, one part, holds
+	// all 50: published to a running sink they took two batches under
+	// -race, and only the newest part's events were set aside.
 	f.publish(t, deliveries(0, 50)...)
+	stop := f.run(t, sinkConfig(), db)
 	f.WaitCount(t, "SELECT count() FROM delivery_events", 50)
 	stop()
+	if n := f.Count(t, "SELECT count() FROM system.parts WHERE active AND database = currentDatabase() AND table = 'delivery_events'"); n != 1 {
+		t.Fatalf("the 50 events are in %d parts; want 1", n)
+	}
 	chdbtest.BreakPart(t, db.Conn(), f.CH.Database+".delivery_events", "")
 	if err := f.CH.Engine.Restart(); err != nil {
 		t.Fatal(err)
