@@ -31,7 +31,12 @@ type options struct {
 	settings  map[string]string
 	limits    *Limits
 	backupDir string
+	memory    *Memory
 }
+
+// WithMemory sizes the engine for a process that may use m, in place of
+// what ProcessMemory finds (memory.go).
+func WithMemory(m Memory) Option { return func(o *options) { o.memory = &m } }
 
 // WithLibrary loads libchdb.so from path instead of searching for it.
 func WithLibrary(path string) Option { return func(o *options) { o.library = path } }
@@ -225,6 +230,17 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 	for _, k := range slices.Sorted(maps.Keys(settings)) {
 		args = append(args, fmt.Sprintf("--%s=%s", k, settings[k]))
 	}
+	mem := Memory{Source: "the engine's own reading"}
+	if o.memory != nil {
+		mem = *o.memory
+	} else if m, err := ProcessMemory(); err == nil {
+		mem = m
+	} else {
+		o.logger.Warn("the embedded engine sizes its memory itself", "err", err)
+	}
+	if mem.Bytes > 0 {
+		args = append(args, memoryArgs(mem)...)
+	}
 	limits := DefaultLimits
 	if o.limits != nil {
 		limits = *o.limits
@@ -250,7 +266,9 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 		version = strings.TrimSpace(string(out))
 	}
 	o.logger.Info("embedded ClickHouse engine open", slog.String("dir", abs), slog.String("library", lib),
-		slog.String("clickhouse", version), slog.String("chdb_package", LibraryVersion()))
+		slog.String("clickhouse", version), slog.String("chdb_package", LibraryVersion()),
+		slog.Uint64("process_memory_mib", mem.Bytes>>20), slog.String("process_memory_from", mem.Source),
+		slog.Uint64("engine_max_memory_mib", uint64(float64(mem.Bytes)*engineShare)>>20))
 	return e, nil
 }
 

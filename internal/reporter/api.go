@@ -367,7 +367,7 @@ func (re responder) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(context.Cause(r.Context()), errReadTimeout) {
 		re.logger.Warn(re.failure+": cut at the API's read timeout", "path", r.URL.Path, "query", r.URL.RawQuery, "timeout", ReadTimeout, "err", err)
 		problem.Write(w, problem.Details{Status: http.StatusGatewayTimeout, Title: "Analytics query too costly",
-			Detail:   fmt.Sprintf("the answer's ClickHouse queries did not end within %v and were stopped: ask for a shorter window (or fewer profiles), or, for months of data, check that the rollups run (--rollup-schedule)", ReadTimeout),
+			Detail:   fmt.Sprintf("the answer's ClickHouse queries did not end within %v and were stopped: ask for a shorter window (or fewer profiles), or, for months of data, check that the rollups run (--rollup-schedule); when an hour's window is cut too, the engine itself is slow: otpscope status, and the machine's CPU and memory", ReadTimeout),
 			Instance: r.URL.Path})
 		return
 	}
