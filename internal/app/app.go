@@ -57,6 +57,7 @@ type App struct {
 	adminLn net.Listener     // nil when the API and /metrics are on ln
 	admin   *http.Server
 	runs    []func(context.Context) error // the modules' loops
+	faults  *faults                       // the process's major page faults, for the status
 	poller  *poller.Poller                // nil when the poller is off
 	reg     *ops.Registry                 // the process's metrics
 	sim     *simulator                    // nil without --simulate
@@ -252,6 +253,8 @@ func (a *App) build(ctx context.Context) (err error) {
 	} else if cfg.runs(ModulePoller) {
 		logger.Warn("no --tyntec-api-key: the poller is off (no reconciliation of lost webhooks, no resends)")
 	}
+	a.faults = newFaults()
+	a.runs = append(a.runs, a.faults.watch)
 	if cfg.StatusInterval > 0 {
 		a.runs = append(a.runs, a.reportStatus)
 	}

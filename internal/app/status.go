@@ -124,12 +124,17 @@ func (a *App) statusAttrs(prev, cur status) (attrs []any, warns []string) {
 }
 
 // warnings are the status's warnings about its modules, for the log line
-// and the API alike: the poller's, ingest's, and a sink waiting for
-// another reporter.
+// and the API alike: the poller's, ingest's, a sink waiting for another
+// reporter, and the process short of memory.
 func (a *App) warnings(cur status) []string {
 	warns := append(a.pollerWarnings(cur), ingestWarnings(cur)...)
 	if cur.sinkWaiting != "" {
 		warns = append(warns, cur.sinkWaiting)
+	}
+	if a.faults != nil {
+		if w := a.faults.warning(); w != "" {
+			warns = append(warns, w)
+		}
 	}
 	return warns
 }

@@ -38,7 +38,7 @@ type Check struct {
 // and otpscope_build_info.
 func NewRegistry() *Registry {
 	reg := &Registry{Registry: prometheus.NewRegistry(), names: map[string]bool{}}
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), majorFaultsCollector())
 	RegisterBuildInfo(reg)
 	reg.MustRegister(reload.Collector())
 	return reg
