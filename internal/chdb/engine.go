@@ -268,7 +268,7 @@ func Open(dir string, opts ...Option) (*Engine, error) {
 	o.logger.Info("embedded ClickHouse engine open", slog.String("dir", abs), slog.String("library", lib),
 		slog.String("clickhouse", version), slog.String("chdb_package", LibraryVersion()),
 		slog.Uint64("process_memory_mib", mem.Bytes>>20), slog.String("process_memory_from", mem.Source),
-		slog.Uint64("engine_max_memory_mib", uint64(float64(mem.Bytes)*engineShare)>>20))
+		slog.Uint64("engine_max_memory_mib", mem.engine()>>20))
 	return e, nil
 }
 

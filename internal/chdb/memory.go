@@ -1,13 +1,14 @@
 package chdb
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
-	"strings"
+
+	"github.com/prometheus/procfs"
 )
 
 // The engine's memory.
@@ -37,10 +38,13 @@ type Memory struct {
 	Source string // "ram", "cgroup v1" or "cgroup v2"
 }
 
+// engine is the memory the engine may use in a process that may use m.
+func (m Memory) engine() uint64 { return uint64(float64(m.Bytes) * engineShare) }
+
 // memoryArgs are the engine's command-line bounds for a process that may
 // use m.
 func memoryArgs(m Memory) []string {
-	engine := uint64(float64(m.Bytes) * engineShare)
+	engine := m.engine()
 	return []string{
 		"--max_server_memory_usage=" + strconv.FormatUint(engine, 10),
 		"--mark_cache_size=" + strconv.FormatUint(engine/8, 10),
@@ -54,45 +58,39 @@ func memoryArgs(m Memory) []string {
 func ProcessMemory() (Memory, error) { return processMemory("/") }
 
 // processMemory is ProcessMemory with /proc and /sys under root (tests).
+// procfs reads /proc, as it does for the Prometheus process collector.
 func processMemory(root string) (Memory, error) {
-	ram, err := memTotal(filepath.Join(root, "proc/meminfo"))
+	fs, err := procfs.NewFS(filepath.Join(root, "proc"))
 	if err != nil {
-		return Memory{}, err
+		return Memory{}, fmt.Errorf("the machine's memory: %w", err)
 	}
-	m := Memory{Bytes: ram, Source: "ram"}
-	cgroups, err := os.ReadFile(filepath.Join(root, "proc/self/cgroup"))
+	info, err := fs.Meminfo()
+	if err != nil || info.MemTotalBytes == nil {
+		return Memory{}, fmt.Errorf("the machine's memory: no MemTotal (%v)", err)
+	}
+	m := Memory{Bytes: *info.MemTotalBytes, Source: "ram"}
+	self, err := fs.Self()
+	if err != nil {
+		return m, nil // no /proc/self: the RAM it is
+	}
+	cgroups, err := self.Cgroups()
 	if err != nil {
 		return m, nil // not Linux's cgroups: the RAM it is
 	}
-	for line := range strings.Lines(string(cgroups)) {
-		// hierarchy-ID:controllers:path; cgroup v2's is 0::path.
-		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
+	for _, cg := range cgroups {
 		var limit uint64
 		var source string
 		switch {
-		case parts[0] == "0" && parts[1] == "":
-			limit, source = cgroupLimit(filepath.Join(root, "sys/fs/cgroup"), parts[2], "memory.max"), "cgroup v2"
-		case hasController(parts[1], "memory"):
-			limit, source = cgroupLimit(filepath.Join(root, "sys/fs/cgroup/memory"), parts[2], "memory.limit_in_bytes"), "cgroup v1"
+		case cg.HierarchyID == 0 && len(cg.Controllers) == 0:
+			limit, source = cgroupLimit(filepath.Join(root, "sys/fs/cgroup"), cg.Path, "memory.max"), "cgroup v2"
+		case slices.Contains(cg.Controllers, "memory"):
+			limit, source = cgroupLimit(filepath.Join(root, "sys/fs/cgroup/memory"), cg.Path, "memory.limit_in_bytes"), "cgroup v1"
 		}
 		if limit > 0 && limit < m.Bytes {
 			m = Memory{Bytes: limit, Source: source}
 		}
 	}
 	return m, nil
-}
-
-// hasController reports whether a cgroup v1 line's controller list names c.
-func hasController(list, c string) bool {
-	for name := range strings.SplitSeq(list, ",") {
-		if name == c {
-			return true
-		}
-	}
-	return false
 }
 
 // cgroupLimit is the least limit in file along path's cgroups under
@@ -115,24 +113,4 @@ func cgroupLimit(mount, path, file string) uint64 {
 		}
 		dir = filepath.Dir(dir)
 	}
-}
-
-// memTotal reads MemTotal from a meminfo file.
-func memTotal(path string) (uint64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, fmt.Errorf("the machine's memory: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("the machine's memory: MemTotal %q", rest)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("the machine's memory: no MemTotal in %s", path)
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -11,7 +12,15 @@ import (
 func fakeRoot(t *testing.T, files map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
+	// procfs finds the process through the link /proc/self.
+	if err := os.MkdirAll(filepath.Join(root, "proc/42"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("42", filepath.Join(root, "proc/self")); err != nil {
+		t.Fatal(err)
+	}
 	for path, content := range files {
+		path = strings.Replace(path, "proc/self/", "proc/42/", 1)
 		full := filepath.Join(root, path)
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			t.Fatal(err)

@@ -1,12 +1,8 @@
 package ops
 
 import (
-	"errors"
-	"os"
-	"strconv"
-	"strings"
-
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs"
 )
 
 // Major page faults: a process short of memory.
@@ -21,28 +17,15 @@ import (
 
 // MajorFaults is the process's major page faults so far.
 func MajorFaults() (uint64, error) {
-	b, err := os.ReadFile("/proc/self/stat")
+	p, err := procfs.Self()
 	if err != nil {
 		return 0, err
 	}
-	return majorFaults(string(b))
-}
-
-// majorFaults reads majflt, the 12th field of a /proc/PID/stat line. The
-// 2nd, the command's name in parentheses, may hold spaces and
-// parentheses itself: the fields are counted after its last ')'.
-func majorFaults(stat string) (uint64, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, errors.New("stat: no command name")
+	st, err := p.Stat()
+	if err != nil {
+		return 0, err
 	}
-	// After the name: state (3rd) ppid pgrp session tty_nr tpgid flags
-	// minflt cminflt majflt (12th).
-	fields := strings.Fields(stat[i+1:])
-	if len(fields) < 10 {
-		return 0, errors.New("stat: too few fields")
-	}
-	return strconv.ParseUint(fields[9], 10, 64)
+	return uint64(st.MajFlt), nil
 }
 
 // majorFaultsCollector is otpscope_process_major_page_faults_total.
