@@ -983,8 +983,11 @@
       refresh();
     } catch (e) {
       r.textContent = '';
+      // The list first (a 409: the one being taken, listed as started),
+      // then why: a load drawn clears the error line, so the refusal said
+      // before it flashed and was gone.
+      await refresh();
       showError(e);
-      refresh(); // a 409: the one being taken, listed as started
     } finally {
       button.disabled = false;
       if (focused && document.activeElement === document.body) button.focus();
