@@ -33,6 +33,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/otpscope/otpscope/bench/internal/history"
 	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/store"
@@ -123,67 +124,6 @@ func run() int {
 	return 0
 }
 
-// generate inserts about n delivery events: OTPs spread uniformly over
-// [from, from+span), on four priorities (SMS>VIBER, SMS>VOICE, WHATSAPP>SMS, SMS); the
-// primary delivers 88 % of the time, a failure falls back when the priority
-// has a second channel, which delivers 90 % of the time. A fifth of the OTPs
-// also get a duplicate of their outcome event in a later insert.
-func generate(ctx context.Context, db *store.DB, n int, from time.Time, span time.Duration, seed int) (int, error) {
-	return generateUntil(ctx, db, n, from, span, span, seed)
-}
-
-// generateUntil is generate keeping only the OTPs that start before
-// from+until: the same OTPs, with the same ids, as the first part of what
-// generate makes.
-func generateUntil(ctx context.Context, db *store.DB, n int, from time.Time, span, until time.Duration, seed int) (int, error) {
-	otps := int(float64(n) / 2.16)
-	const chunk = 500_000
-	for lo := 0; lo < otps; lo += chunk {
-		hi := min(otps, lo+chunk)
-		q := fmt.Sprintf(`INSERT INTO delivery_events (event_id, otp_id, profile_id, channel, status, event_time, received_at, error_code, error_message, source)
-SELECT concat('ds-', toString(otp), '-', e.1, '-', e.2), otp, profile, e.1, e.2, e.3, e.3 + toIntervalMillisecond(300),
-    if(e.2 IN ('UNDELIVERABLE', 'TIMED_OUT'), concat('tyntec::', e.1, '::', lower(e.2)), ''), '', 'webhook'
-FROM (
-    SELECT
-        reinterpretAsUUID(reverse(unhex(lpad(hex(cityHash64(number, 'otp', %d)), 32, '0')))) AS otp,
-        ['prof-register', 'prof-login', 'prof-payment'][number %% 3 + 1] AS profile,
-        [['SMS', 'VIBER'], ['SMS', 'VOICE'], ['WHATSAPP', 'SMS'], ['SMS']][cityHash64(number, 1) %% 4 + 1] AS chans,
-        toDateTime64('%s', 3, 'UTC') + toIntervalMillisecond(cityHash64(number, 2) %% %d) AS t0,
-        cityHash64(number, 3) %% 100 < 88 AS ok1,
-        cityHash64(number, 4) %% 100 < 90 AS ok2,
-        toIntervalMillisecond(500 + cityHash64(number, 5) %% 15000) AS lat1,
-        toIntervalMillisecond(500 + cityHash64(number, 6) %% 9000) AS lat2,
-        arrayConcat(
-            [(chans[1], 'DISPATCHED', t0), (chans[1], if(ok1, 'DELIVERED', if(cityHash64(number, 7) %% 10 = 0, 'TIMED_OUT', 'UNDELIVERABLE')), t0 + lat1)],
-            if(NOT ok1 AND length(chans) = 2,
-               [(chans[2], 'DISPATCHED', t0 + lat1 + toIntervalMillisecond(200)), (chans[2], if(ok2, 'DELIVERED', 'UNDELIVERABLE'), t0 + lat1 + toIntervalMillisecond(200) + lat2)],
-               [])) AS evs
-    FROM numbers(%d, %d)
-)
-ARRAY JOIN evs AS e
-WHERE t0 < %s`, seed, from.Format("2006-01-02 15:04:05"), span.Milliseconds(), lo, hi-lo, chTime(from.Add(until)))
-		if err := db.Conn().Exec(ctx, q); err != nil {
-			return 0, fmt.Errorf("generate: %w", err)
-		}
-	}
-	// Duplicates, as a redelivery after JetStream's window would store them.
-	if err := db.Conn().Exec(ctx, fmt.Sprintf(`INSERT INTO delivery_events (event_id, otp_id, profile_id, channel, status, event_time, received_at, error_code, error_message, source)
-SELECT event_id, otp_id, profile_id, channel, status, event_time, received_at, error_code, error_message, source
-FROM delivery_events WHERE status != 'DISPATCHED' AND cityHash64(otp_id) %% 5 = 0 AND event_time >= %s AND event_time < %s`,
-		chTime(from), chTime(from.Add(span)))); err != nil {
-		return 0, fmt.Errorf("generate duplicates: %w", err)
-	}
-	var rows uint64
-	if err := db.Conn().QueryRow(ctx, "SELECT count() FROM delivery_events").Scan(&rows); err != nil {
-		return 0, err
-	}
-	return int(rows), nil
-}
-
-func chTime(t time.Time) string {
-	return fmt.Sprintf("toDateTime64('%s', 3, 'UTC')", t.Format("2006-01-02 15:04:05.000"))
-}
-
 // window is a stretch of time an answer covers.
 type window struct {
 	name     string
@@ -239,14 +179,14 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	var rows int
 	if reuse {
 		var n uint64
-		if err := db.Conn().QueryRow(ctx, fmt.Sprintf("SELECT count() FROM delivery_events WHERE event_time < %s", chTime(end))).Scan(&n); err != nil {
+		if err := db.Conn().QueryRow(ctx, fmt.Sprintf("SELECT count() FROM delivery_events WHERE event_time < %s", history.SQLTime(end))).Scan(&n); err != nil {
 			return err
 		}
 		rows = int(n)
 		fmt.Fprintf(os.Stderr, "%d events reused from %s\n", rows, o.dir)
 	} else {
 		t0 := time.Now()
-		if rows, err = generate(ctx, db, n, start, end.Sub(start), 0); err != nil {
+		if rows, err = history.Generate(ctx, db, n, start, end.Sub(start), 0); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "%d events stored (duplicates included) in %s\n", rows, time.Since(t0).Round(time.Millisecond))
@@ -551,7 +491,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 	}
 	insertedAt := time.Now()
 	for _, span := range o.fresh {
-		if _, err := generateUntil(ctx, db, n/(days*24), end, time.Hour, span, 1); err != nil {
+		if _, err := history.GenerateUntil(ctx, db, n/(days*24), end, time.Hour, span, 1); err != nil {
 			return err
 		}
 		time.Sleep(store.RollupSlack)
@@ -573,7 +513,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 			return err
 		}
 	}
-	if _, err := generate(ctx, db, n/(days*24), end, time.Hour, 1); err != nil {
+	if _, err := history.Generate(ctx, db, n/(days*24), end, time.Hour, 1); err != nil {
 		return err
 	}
 	time.Sleep(store.RollupSlack)
@@ -601,7 +541,7 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 // JetStream's duplicate window would: it marks the hours around it dirty and
 // changes no answer. Then it waits for the marks to age past the slack.
 func replay(ctx context.Context, db *store.DB, at time.Time) error {
-	err := storeAgain(ctx, db, fmt.Sprintf("event_time >= %s ORDER BY event_time LIMIT 1", chTime(at)))
+	err := storeAgain(ctx, db, fmt.Sprintf("event_time >= %s ORDER BY event_time LIMIT 1", history.SQLTime(at)))
 	time.Sleep(store.RollupSlack)
 	return err
 }
@@ -634,7 +574,7 @@ func rawPath(o options, db string) string {
 // rawEvents is the first page of /events as a plain query would list it.
 func rawEvents(ctx context.Context, db *store.DB, from, to time.Time) ([]string, error) {
 	rows, err := db.Conn().Query(ctx, fmt.Sprintf(`SELECT event_id FROM delivery_events FINAL
-WHERE event_time >= %s AND event_time < %s ORDER BY event_time DESC, event_id DESC LIMIT 100`, chTime(from), chTime(to)))
+WHERE event_time >= %s AND event_time < %s ORDER BY event_time DESC, event_id DESC LIMIT 100`, history.SQLTime(from), history.SQLTime(to)))
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/otpscope/otpscope/bench/internal/history"
 	"github.com/otpscope/otpscope/internal/store"
 )
 
@@ -59,7 +60,7 @@ func steady(ctx context.Context, db *store.DB, apiURL string, rows int, end time
 		defer tick.Stop()
 		for k := 0; ; k++ {
 			sec := end.Add(time.Duration(k%3600) * time.Second)
-			if err := storeAgain(ctx, db, fmt.Sprintf("event_time >= %s AND event_time < %s", chTime(sec), chTime(sec.Add(time.Second)))); err != nil {
+			if err := storeAgain(ctx, db, fmt.Sprintf("event_time >= %s AND event_time < %s", history.SQLTime(sec), history.SQLTime(sec.Add(time.Second)))); err != nil {
 				fail(fmt.Errorf("steady traffic: %w", err))
 				return
 			}
