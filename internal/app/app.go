@@ -205,7 +205,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		// The console's pages are code, not data: served unguarded (a
 		// browser's navigation cannot carry a bearer token); they call the
 		// guarded API with the token the operator types in.
-		console.Mount(admin, len(cfg.APITokens) > 0)
+		console.Mount(admin, console.Config{NeedToken: len(cfg.APITokens) > 0, MaxLag: cfg.Reports.FollowingLag(a.db)})
 		// So is the API's description (docs/api), served beside them.
 		admin.Get(apidoc.Path, serveAPIDoc)
 		live := reporter.NewLive(a.broker, logger)

@@ -3,6 +3,7 @@ package app_test
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -30,6 +31,10 @@ func TestConsoleInABrowser(t *testing.T) {
 	cfg := reporterConfig(t)
 	const token = "console-token-0123456789"
 	cfg.APITokens = []string{token}
+	// Exact reads, whose figures the API's equal as soon as the events are
+	// stored; TestConsoleFollowsTheRollupJob reads as the console does by
+	// default.
+	cfg.Reports.Rollups = ""
 	a := serve(t, cfg)
 	base := "http://" + a.AdminAddr()
 	ctx := t.Context()
@@ -400,6 +405,106 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	b.Screenshot("console-live")
 	b.NoErrors("console")
+}
+
+// TestConsoleFollowsTheRollupJob: by default the console reads as the
+// rollup job last left the hours (config.json's maxLag: its interval and a
+// minute), so facts stored since its last run show at its next, and the
+// page says as of when; the exact API has them at once.
+func TestConsoleFollowsTheRollupJob(t *testing.T) {
+	b := browsertest.New(t, 3*time.Minute)
+	cfg := reporterConfig(t)
+	// Hourly: the job runs only when the test runs it (below).
+	cfg.Reports.Rollups = "@every 1h"
+	a := serve(t, cfg)
+	base := "http://" + a.AdminAddr()
+	ctx := t.Context()
+	get := apiGetter(t, base, "")
+	var config struct{ MaxLag string }
+	get("/console/config.json", &config)
+	if config.MaxLag != "1h1m0s" {
+		t.Errorf("config.json maxLag = %q; want 1h1m0s (the job's interval and a minute)", config.MaxLag)
+	}
+
+	now := time.Now().UTC().Add(-5 * time.Minute).Truncate(time.Millisecond)
+	delivered := func(otp string) []events.Message {
+		var msgs []events.Message
+		for i, st := range []events.Status{events.StatusDispatched, events.StatusDelivered} {
+			m, err := events.NewDeliveryMessage(&events.DeliveryStatus{Channel: events.ChannelSMS, Status: st, OTPID: otp, Source: events.SourceWebhook,
+				Timestamp: now.Add(time.Duration(i) * time.Second), ReceivedAt: time.Now().UTC()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs = append(msgs, m)
+		}
+		return msgs
+	}
+	smsAttempts := func(query string) uint64 {
+		var chs reporter.ChannelsResponse
+		get("/api/v1/channels?since=1h"+query, &chs)
+		for _, c := range chs.Channels {
+			if c.Channel == "SMS" {
+				return c.Attempts
+			}
+		}
+		return 0
+	}
+	stored := func(want uint64, msgs []events.Message) {
+		t.Helper()
+		if err := a.Broker().Publish(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		polltest.Until(t, 30*time.Second, "the events stored", func() bool { return smsAttempts("") == want })
+	}
+	// What the reporter's job does on its schedule, from a replica of its own.
+	db, err := store.Open(ctx, store.Config{DSN: cfg.ClickHouse.DSN}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	runJob := func() time.Time {
+		t.Helper()
+		if _, err := db.RefreshRollups(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return time.Now()
+	}
+
+	stored(1, delivered("c4762c77-94cb-43d6-bbab-9f37e088ad01"))
+	ran := runJob()
+	stored(2, delivered("c4762c77-94cb-43d6-bbab-9f37e088ad02"))
+
+	// The second OTP came after the job's run: the console shows the first.
+	sms := `#channels tr[data-channel="SMS"] [data-field="attempts"]`
+	b.Do("open the console", chromedp.Navigate(base+"/console/#overview"), chromedp.WaitReady("#page-overview[data-loaded]"))
+	if got := b.Text(sms); got != "1" {
+		t.Errorf("overview SMS attempts = %q before the job's next run; want 1, as the job left the hour (the exact API: %d)", got, smsAttempts(""))
+	}
+	if lagged := smsAttempts("&max_lag=" + config.MaxLag); lagged != 1 {
+		t.Errorf("the API with max_lag %s: %d SMS attempts; want 1", config.MaxLag, lagged)
+	}
+	asOf := func() time.Time {
+		v := browsertest.Run(b, "as of", chromedp.AttributeValue("#read-at", "data-as-of"))
+		at, err := time.Parse(time.RFC3339Nano, v.Value)
+		if err != nil {
+			t.Fatalf("#read-at data-as-of %q: %v", v.Value, err)
+		}
+		return at
+	}
+	if at := asOf(); at.After(ran) {
+		t.Errorf("the page says as of %v; want at most the job's run (%v)", at, ran)
+	}
+	if got := b.Text("#read-at"); !strings.HasPrefix(got, "as of ") {
+		t.Errorf("#read-at = %q; want as of the answers' as_of", got)
+	}
+
+	// The job's next run brings it, at the page's next refresh.
+	ran = runJob()
+	browsertest.Run(b, "the overview after the job's next run", chromedp.Poll[bool](`document.querySelector('`+sms+`')?.textContent === '2'`, chromedp.WithPollingTimeout(30*time.Second)))
+	if at := asOf(); at.After(ran) || at.Before(ran.Add(-time.Minute)) {
+		t.Errorf("after the job's next run the page says as of %v; want shortly before the run (%v)", at, ran)
+	}
+	b.NoErrors("following the rollup job")
 }
 
 // apiGetter returns a function that GETs path from the API at base with

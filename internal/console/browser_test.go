@@ -2,9 +2,11 @@ package console_test
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +60,15 @@ type fakeAPI struct {
 	// episodes and firing are /alerts/episodes' and /alerts/firing's; nil,
 	// none.
 	episodes, firing []any
+	// lags are the max_lag values each path was asked with ("" without).
+	lags map[string]map[string]bool
+}
+
+// lagsOf are the max_lag values path was asked with.
+func (f *fakeAPI) lagsOf(path string) map[string]bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.lags[path])
 }
 
 func (f *fakeAPI) lastEventQuery() string {
@@ -106,6 +117,13 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/api/v1/events" {
 		f.eventQueries = append(f.eventQueries, r.URL.RawQuery)
 	}
+	if f.lags == nil {
+		f.lags = map[string]map[string]bool{}
+	}
+	if f.lags[r.URL.Path] == nil {
+		f.lags[r.URL.Path] = map[string]bool{}
+	}
+	f.lags[r.URL.Path][q.Get("max_lag")] = true
 	if errs == nil {
 		errs = []any{}
 	}
@@ -258,7 +276,7 @@ func newPageWithToken(t *testing.T, token string) *page { return newPageBehind(t
 func newPageBehind(t *testing.T, token string, middleware func(http.Handler) http.Handler) *page {
 	api := &fakeAPI{fail: map[string]int{}, reads: map[string]int{}, token: token}
 	r := chi.NewRouter()
-	console.Mount(r, token != "")
+	console.Mount(r, console.Config{NeedToken: token != "", MaxLag: 2 * time.Minute})
 	if middleware != nil {
 		r.With(middleware).Handle("/api/v1/*", api)
 	} else {
@@ -439,8 +457,8 @@ func TestConsoleReadsAFixedWindowUntilFinal(t *testing.T) {
 	p := newPage(t)
 	p.open("overview")
 	p.until("the overview drawn", overviewDrawn)
-	if got := p.text("#read-at"); got != "read at 09:12:44Z" {
-		t.Errorf("read-at = %q; want %q", got, "read at 09:12:44Z")
+	if got := p.text("#read-at"); got != "as of 09:12:44Z" {
+		t.Errorf("read-at = %q; want %q", got, "as of 09:12:44Z")
 	}
 	const from, to = "2026-06-01T00:00:00", "2026-06-02T00:00:00"
 	p.js("a custom window", `(() => { document.querySelector('#from').value = '`+from+`'; document.querySelector('#to').value = '`+to+`';
@@ -695,6 +713,43 @@ func TestConsoleWindowInTheURL(t *testing.T) {
 	p.b.NoErrors("window in the URL")
 }
 
+// The reads a page repeats every 5 s (the Overview's and the Journeys'
+// figures) take config.json's max_lag, the hours as the rollup job left
+// them; the others, and every read without one, are exact.
+func TestConsoleReadsWithTheConfiguredLag(t *testing.T) {
+	p := newPage(t) // config.json: maxLag 2m
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	p.open("journeys")
+	p.until("journeys drawn", `!!document.querySelector('#page-journeys').dataset.loaded`)
+	p.open("events")
+	p.until("events drawn", `!!document.querySelector('#page-events').dataset.loaded`)
+	want := map[string]string{"/api/v1/channels": "2m0s", "/api/v1/fallback": "2m0s", "/api/v1/timeseries": "2m0s",
+		"/api/v1/alerts/episodes": "", "/api/v1/events": ""}
+	for path, lag := range want {
+		if got := p.api.lagsOf(path); !maps.Equal(got, map[string]bool{lag: true}) {
+			t.Errorf("%s asked with max_lag %q; want only %q", path, slices.Sorted(maps.Keys(got)), lag)
+		}
+	}
+	p.b.NoErrors("lagged reads")
+
+	exact := &fakeAPI{fail: map[string]int{}, reads: map[string]int{}}
+	r := chi.NewRouter()
+	console.Mount(r, console.Config{})
+	r.Handle("/api/v1/*", exact)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	q := &page{t: t, b: browsertest.New(t, 3*time.Minute), api: exact, base: srv.URL}
+	q.open("overview")
+	q.until("the overview drawn", overviewDrawn)
+	for _, path := range []string{"/api/v1/channels", "/api/v1/fallback", "/api/v1/timeseries"} {
+		if got := exact.lagsOf(path); !maps.Equal(got, map[string]bool{"": true}) {
+			t.Errorf("without a maxLag, %s asked with max_lag %q; want none", path, slices.Sorted(maps.Keys(got)))
+		}
+	}
+	q.b.NoErrors("exact reads")
+}
+
 // Resends and Events say when they were read, as the other windowed pages
 // do.
 func TestConsoleResendsAndEventsSayWhenRead(t *testing.T) {
@@ -702,8 +757,8 @@ func TestConsoleResendsAndEventsSayWhenRead(t *testing.T) {
 	for _, name := range []string{"resends", "events"} {
 		p.open(name)
 		p.until(name+" drawn", `!!document.querySelector('#page-`+name+`').dataset.loaded`)
-		if got := p.text("#read-at"); got != "read at 09:12:44Z" {
-			t.Errorf("%s: read-at = %q; want %q", name, got, "read at 09:12:44Z")
+		if got := p.text("#read-at"); got != "as of 09:12:44Z" {
+			t.Errorf("%s: read-at = %q; want %q", name, got, "as of 09:12:44Z")
 		}
 	}
 	p.b.NoErrors("read at")
@@ -910,7 +965,7 @@ func TestConsoleStartsOnceOtpscopeAnswers(t *testing.T) {
 			next.ServeHTTP(w, req)
 		})
 	})
-	console.Mount(r, false)
+	console.Mount(r, console.Config{})
 	r.Handle("/api/v1/*", api)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)

@@ -8,8 +8,10 @@ package console
 
 import (
 	"embed"
+	"encoding/json"
 	"io/fs"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 )
@@ -29,18 +31,38 @@ func Assets() fs.FS {
 	return sub
 }
 
+// Config is what the pages are told before their first call
+// (config.json).
+type Config struct {
+	// NeedToken tells the pages to ask for the API token before their
+	// first call (so that they never show a refused request).
+	NeedToken bool
+	// MaxLag is the max_lag of the analytics reads the pages repeat every
+	// few seconds (/channels, /fallback, /timeseries): answers as fresh as
+	// the rollup job's last run, at the cost of a rolled-up read, rather
+	// than exact ones that recompute the OTPs touched since at each
+	// refresh. 0: exact reads.
+	MaxLag time.Duration
+}
+
 // Mount serves the console under Path on r, and redirects / there.
 //
 // Mount it on a router without the API's bearer guard: a browser cannot send
 // an Authorization header when it navigates, and the pages are only code —
 // every figure comes from the guarded API, which the pages call with the
 // token.
-// needToken tells the pages to ask for the API token before their first
-// call (so that they never show a refused request).
-func Mount(r chi.Router, needToken bool) {
-	config := []byte(`{"auth":false}`)
-	if needToken {
-		config = []byte(`{"auth":true}`)
+func Mount(r chi.Router, cfg Config) {
+	type configJSON struct {
+		Auth   bool   `json:"auth"`
+		MaxLag string `json:"maxLag,omitempty"`
+	}
+	c := configJSON{Auth: cfg.NeedToken}
+	if cfg.MaxLag > 0 {
+		c.MaxLag = cfg.MaxLag.String()
+	}
+	config, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // a bool and a string
 	}
 	r.Get(Path+"config.json", func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -386,6 +386,21 @@ func (r *Reports) Run(ctx context.Context) error {
 	return nil
 }
 
+// FollowingLag is the max_lag of the console's reads, which follow the
+// clock every few seconds: db.FollowingLag of the rollup job's longest
+// interval, at most MaxLagLimit; 0 (exact reads) without the job, whose
+// runs alone make lagged reads cheaper.
+func (c *ReportsConfig) FollowingLag(db *store.DB) time.Duration {
+	if c.Rollups == "" {
+		return 0
+	}
+	sched, err := cronspec.Parse(c.Rollups)
+	if err != nil {
+		return 0 // Validate refuses it
+	}
+	return min(db.FollowingLag(longestInterval(sched, time.Now())), MaxLagLimit)
+}
+
 // longestInterval is the longest time from now to sched's first run and
 // between two of its runs in the eight days after that (a thousand runs at
 // most; at least the first two): a schedule on weekdays only waits over

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/sink/sinktest"
 )
 
 // TestValidateSchedules checks the specs robfig/cron v3.0.1 mishandles: a
@@ -76,6 +77,24 @@ func TestLongestInterval(t *testing.T) {
 	} {
 		if got := reporter.LongestInterval(tc.spec, friday); got != tc.want {
 			t.Errorf("%q from %v: %v; want %v", tc.spec, friday, got, tc.want)
+		}
+	}
+}
+
+// The console's reads lag by the rollup job's longest interval and a
+// minute for its run (a single server here), at most what the API takes,
+// and not at all without the job.
+func TestFollowingLag(t *testing.T) {
+	db := sinktest.Open(t).DB
+	for spec, want := range map[string]time.Duration{
+		reporter.DefaultRollups: 2 * time.Minute,
+		"@every 15s":            75 * time.Second,
+		"0 3 * * *":             reporter.MaxLagLimit,
+		"":                      0,
+	} {
+		cfg := reporter.ReportsConfig{Rollups: spec}
+		if got := cfg.FollowingLag(db); got != want {
+			t.Errorf("--rollup-schedule %q: %v; want %v", spec, got, want)
 		}
 	}
 }

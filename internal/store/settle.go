@@ -81,6 +81,20 @@ func (db *DB) slack() time.Duration {
 	return RollupSlack
 }
 
+// FollowingLag is the max_lag for a reader that reads the same window
+// again every few seconds (the console), with the rollup job running at
+// least every interval: the interval, a minute for a run (a single
+// server's second of slack within it), and on a cluster the slack. Its
+// answers are as fresh as the job's last run; a job running late makes
+// them slower, never more behind than this.
+func (db *DB) FollowingLag(interval time.Duration) time.Duration {
+	lag := interval + time.Minute
+	if !db.settles {
+		lag += db.slack()
+	}
+	return lag
+}
+
 // awaitInserts waits until no insert into the database that started at or
 // before version (ms, the server's clock) is still running, but the job's
 // own statements, polling system.processes; it fails after settleWait.

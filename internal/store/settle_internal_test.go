@@ -1,6 +1,9 @@
 package store
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // Only a plain MergeTree lets a rollup run see every insert that can stamp
 // a mark; replicated and shared engines keep the cluster's slack.
@@ -33,6 +36,24 @@ func TestLocalTarget(t *testing.T) {
 	} {
 		if got := (&DB{cluster: cluster}).localTarget("dead_letters"); got != want {
 			t.Errorf("cluster %q: %s; want %s", cluster, got, want)
+		}
+	}
+}
+
+// A reader following the clock may lag by the job's interval and a minute
+// for its run; a cluster's reads by the slack its marks keep too.
+func TestFollowingLag(t *testing.T) {
+	for _, c := range []struct {
+		settles  bool
+		interval time.Duration
+		want     time.Duration
+	}{
+		{true, time.Minute, 2 * time.Minute},
+		{true, 15 * time.Second, 75 * time.Second},
+		{false, time.Minute, 2*time.Minute + RollupSlack},
+	} {
+		if got := (&DB{settles: c.settles}).FollowingLag(c.interval); got != c.want {
+			t.Errorf("settles %v, every %v: %v; want %v", c.settles, c.interval, got, c.want)
 		}
 	}
 }

@@ -44,8 +44,8 @@ type Browser struct {
 	errors []string
 }
 
-// find returns the browser's path, or "".
-func find() string {
+// Find returns the browser's path, or "".
+func Find() string {
 	if p := os.Getenv(EnvChromium); p != "" {
 		return p
 	}
@@ -57,18 +57,10 @@ func find() string {
 	return ""
 }
 
-// New starts Chromium headless with a fresh profile and a timeout for the
-// whole test, or skips (fails under CI=true) without one.
-func New(t testing.TB, timeout time.Duration) *Browser {
-	t.Helper()
-	path := find()
-	if path == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(SkipMessage + " — CI=true: a browser test may not skip")
-		}
-		t.Skip(SkipMessage)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+// Options start the browser at path headless, with its profile in
+// userDataDir and nothing called home.
+func Options(path, userDataDir string) []chromedp.ExecAllocatorOption {
+	return append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // root in CI
 		chromedp.DisableGPU,
@@ -78,10 +70,23 @@ func New(t testing.TB, timeout time.Duration) *Browser {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(userDataDir),
 		chromedp.WindowSize(1400, 1000),
 	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.WithoutCancel(t.Context()), opts...)
+}
+
+// New starts Chromium headless with a fresh profile and a timeout for the
+// whole test, or skips (fails under CI=true) without one.
+func New(t testing.TB, timeout time.Duration) *Browser {
+	t.Helper()
+	path := Find()
+	if path == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(SkipMessage + " — CI=true: a browser test may not skip")
+		}
+		t.Skip(SkipMessage)
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.WithoutCancel(t.Context()), Options(path, t.TempDir())...)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
 	t.Cleanup(func() { cancelTimeout(); cancelTab(); cancelAlloc() })
