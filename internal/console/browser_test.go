@@ -272,11 +272,17 @@ func newPage(t *testing.T) *page { return newPageWithToken(t, "") }
 func newPageWithToken(t *testing.T, token string) *page { return newPageBehind(t, token, nil) }
 
 // newPageBehind is newPageWithToken with the API behind middleware (nil:
-// none), as the reporter's limit.
+// none), as the reporter's limit. The pages read with a 2-minute lag, as
+// with the default rollup schedule.
 func newPageBehind(t *testing.T, token string, middleware func(http.Handler) http.Handler) *page {
+	return newPageConfigured(t, console.Config{NeedToken: token != "", MaxLag: 2 * time.Minute}, token, middleware)
+}
+
+// newPageConfigured is newPageBehind with the console's configuration cfg.
+func newPageConfigured(t *testing.T, cfg console.Config, token string, middleware func(http.Handler) http.Handler) *page {
 	api := &fakeAPI{fail: map[string]int{}, reads: map[string]int{}, token: token}
 	r := chi.NewRouter()
-	console.Mount(r, console.Config{NeedToken: token != "", MaxLag: 2 * time.Minute})
+	console.Mount(r, cfg)
 	if middleware != nil {
 		r.With(middleware).Handle("/api/v1/*", api)
 	} else {
@@ -733,13 +739,8 @@ func TestConsoleReadsWithTheConfiguredLag(t *testing.T) {
 	}
 	p.b.NoErrors("lagged reads")
 
-	exact := &fakeAPI{fail: map[string]int{}, reads: map[string]int{}}
-	r := chi.NewRouter()
-	console.Mount(r, console.Config{})
-	r.Handle("/api/v1/*", exact)
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	q := &page{t: t, b: browsertest.New(t, 3*time.Minute), api: exact, base: srv.URL}
+	q := newPageConfigured(t, console.Config{}, "", nil)
+	exact := q.api
 	q.open("overview")
 	q.until("the overview drawn", overviewDrawn)
 	for _, path := range []string{"/api/v1/channels", "/api/v1/fallback", "/api/v1/timeseries"} {
