@@ -229,6 +229,7 @@ var operationsSeries = []struct{ series, values string }{
 	{`otpscope_sink_store_healthy`, `1x30 0x30`},
 	{`otpscope_sink_consumer_lag`, `10x60`},
 	{`otpscope_sink_ack_pending`, `3x60`},
+	{`otpscope_sink_stream_bound_share`, `0.01x60`},
 	{`otpscope_clickhouse_endpoint_queries_total{client="guest", outcome="ok"}`, `0+5x60`},
 	{`otpscope_clickhouse_endpoint_query_seconds{client="guest"}`, `histogram`},
 	{`otpscope_reports_total{kind="rollups", outcome="ok"}`, `0+1x60`},

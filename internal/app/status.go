@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -32,6 +33,9 @@ type status struct {
 	// the sink
 	sinkPending, sinkAckPending uint64
 	sinkKnown                   bool
+	// the share of the stream's bound the sink's backlog takes
+	sinkShare      float64
+	sinkShareKnown bool
 	// why the sink waits for another reporter ("" when it runs)
 	sinkWaiting string
 	// the poller
@@ -81,6 +85,7 @@ func (a *App) status(ctx context.Context) status {
 	s.streamMsgs, s.streamLast, s.streamErr = a.broker.StreamState(ctx)
 	if a.sink != nil {
 		s.sinkPending, s.sinkAckPending, s.sinkKnown = a.sink.Lag()
+		s.sinkShare, s.sinkShareKnown = a.sink.BoundShare()
 	}
 	if a.embeddedSink != nil {
 		s.sinkWaiting = a.embeddedSink.Waiting()
@@ -131,12 +136,36 @@ func (a *App) warnings(cur status) []string {
 	if cur.sinkWaiting != "" {
 		warns = append(warns, cur.sinkWaiting)
 	}
+	if cur.sinkShareKnown && cur.sinkShare >= sinkBoundShareWarn {
+		warns = append(warns, sinkBoundWarning(cur.sinkShare))
+	}
 	if a.faults != nil {
 		if w := a.faults.warning(); w != "" {
 			warns = append(warns, w)
 		}
 	}
 	return warns
+}
+
+// sinkBoundShareWarn is the share of the stream's bound the sink's
+// backlog may take before a warning (and OtpscopeSinkNearStreamBound):
+// half of it gone is time to act, the rest is the time to do it in.
+const sinkBoundShareWarn = 0.5
+
+// sinkBoundWarning says how much of the stream's bound events the sink has
+// not inserted take up, and what happens at all of it.
+func sinkBoundWarning(share float64) string {
+	return "events not yet in ClickHouse take up " + percent(share) + " of what the stream keeps (--stream-max-age, --stream-max-bytes): " +
+		"at 100 % it drops the oldest before the sink inserts them; see why the sink is behind (its log, otpscope_sink_failures_total), or raise the bound"
+}
+
+// percent writes a share as a whole percentage, "under 1 %" for less but
+// not none.
+func percent(share float64) string {
+	if share > 0 && share < 0.005 {
+		return "under 1 %"
+	}
+	return strconv.Itoa(int(math.Round(share*100))) + " %"
 }
 
 // refusedWebhooksWarn is how many of tyntec's webhooks refused for their
@@ -307,6 +336,10 @@ type StreamStatus struct {
 type SinkStatus struct {
 	Lag        uint64 `json:"lag"`
 	AckPending uint64 `json:"ack_pending"`
+	// StreamBoundShare is the share of the stream's bound that these take
+	// up (at 1 the stream drops them uninserted), when known: read every
+	// 10 s.
+	StreamBoundShare *float64 `json:"stream_bound_share,omitempty"`
 }
 
 // PollerStatus: the OTPs the poller tracks, those whose delivery its last
@@ -377,6 +410,9 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	if a.sink != nil && cur.sinkKnown {
 		out.Sink = &SinkStatus{Lag: cur.sinkPending, AckPending: cur.sinkAckPending}
+		if cur.sinkShareKnown {
+			out.Sink.StreamBoundShare = &cur.sinkShare
+		}
 	}
 	if a.poller != nil {
 		out.Poller = &PollerStatus{Leading: cur.leading, TrackedOTPs: cur.tracked, ReconcileBacklog: cur.due, OldestUnreconciledS: cur.oldest.Seconds()}

@@ -77,7 +77,11 @@ func (st StatusResponse) Text(api string) string {
 		fmt.Fprintf(&b, "  stream  %d messages, the newest %s\n", st.Stream.Messages, ago(st.Stream.LastMessage))
 	}
 	if s := st.Sink; s != nil {
-		fmt.Fprintf(&b, "  sink    %d waiting, %d being inserted\n", s.Lag, s.AckPending)
+		fmt.Fprintf(&b, "  sink    %d waiting, %d being inserted", s.Lag, s.AckPending)
+		if s.StreamBoundShare != nil {
+			fmt.Fprintf(&b, ": %s of what the stream keeps", percent(*s.StreamBoundShare))
+		}
+		b.WriteString("\n")
 	}
 	if p := st.Poller; p != nil && !p.Leading {
 		b.WriteString("  poller  not leading: another replica calls tyntec and knows the backlog\n")

@@ -480,6 +480,51 @@ func (c *Consumer) Lag(ctx context.Context) (Lag, error) {
 	return Lag{Pending: info.NumPending, AckPending: uint64(info.NumAckPending), AckFloor: info.AckFloor.Stream}, nil
 }
 
+// BoundShare is the share of the stream's bound that the messages the
+// consumer has not settled yet take up: the largest of their age against
+// the stream's max age, their bytes against its max bytes and their count
+// against its max messages. At 1 the stream, which drops its oldest
+// messages at its bound, begins to drop them unsettled. 0 when every
+// message is settled or the stream has no bound. Their bytes are taken
+// at the stream's mean message size; their age is the oldest's, the first
+// message past the ack floor.
+func (c *Consumer) BoundShare(ctx context.Context, lag Lag) (float64, error) {
+	waiting := lag.Pending + lag.AckPending
+	if waiting == 0 {
+		return 0, nil
+	}
+	s, err := c.b.js.Stream(ctx, c.b.stream.Name)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", c.b.stream.Name, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s info: %w", c.b.stream.Name, err)
+	}
+	cfg, st := info.Config, info.State
+	var share float64
+	if cfg.MaxMsgs > 0 {
+		share = max(share, float64(waiting)/float64(cfg.MaxMsgs))
+	}
+	if cfg.MaxBytes > 0 && st.Msgs > 0 {
+		share = max(share, float64(st.Bytes)*float64(min(waiting, st.Msgs))/float64(st.Msgs)/float64(cfg.MaxBytes))
+	}
+	if cfg.MaxAge > 0 {
+		filter := ">"
+		if len(c.spec.Subjects) == 1 {
+			filter = c.spec.Subjects[0]
+		}
+		m, err := s.GetMsg(ctx, lag.AckFloor+1, jetstream.WithGetMsgSubject(filter))
+		switch {
+		case err == nil:
+			share = max(share, time.Since(m.Time).Seconds()/cfg.MaxAge.Seconds())
+		case !errors.Is(err, jetstream.ErrMsgNotFound):
+			return 0, fmt.Errorf("stream %s: the consumer's oldest unsettled message: %w", c.b.stream.Name, err)
+		}
+	}
+	return share, nil
+}
+
 // StreamLast is the sequence of the last message the consumer's stream
 // holds now.
 func (c *Consumer) StreamLast(ctx context.Context) (uint64, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -522,4 +523,109 @@ func TestFetchFailsWhileNATSIsAway(t *testing.T) {
 	brokertest.WaitFor(t, 10*time.Second, "an empty fetch that succeeds", func() bool {
 		return cons.FetchEach(t.Context(), 10, 100*time.Millisecond, none) == nil
 	})
+}
+
+// boundShare reads cons's BoundShare now.
+func boundShare(t *testing.T, cons *broker.Consumer) float64 {
+	t.Helper()
+	lag, err := cons.Lag(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cons.BoundShare(t.Context(), lag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// BoundShare by bytes: the unsettled messages' bytes against the stream's
+// max bytes; 0 once they are settled, about 1 once the stream drops them.
+func TestBoundShareBytes(t *testing.T) {
+	const maxBytes = 64 << 10
+	b := brokertest.NewServer(t, func(c *broker.Config) {
+		c.Stream.MaxBytes = maxBytes
+		c.Stream.MaxAge = time.Hour
+	}).Broker(t)
+	cons, err := b.Consumer(t.Context(), spec("bound"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := boundShare(t, cons); s != 0 {
+		t.Fatalf("empty stream: share %v; want 0", s)
+	}
+	publish(t, b, 0, 100)
+	s, err := b.JetStream().Stream(t.Context(), b.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The oldest is seconds old, a thousandth of the max age at most.
+	all := float64(info.State.Bytes) / maxBytes
+	if got := boundShare(t, cons); all < 0.1 || math.Abs(got-all) > 1e-9 {
+		t.Errorf("100 messages unsettled, the stream %d bytes: share %v; want their bytes over the bound, %v", info.State.Bytes, got, all)
+	}
+
+	msgs, err := cons.Fetch(t.Context(), 50, 5*time.Second)
+	if err != nil || len(msgs) != 50 {
+		t.Fatalf("fetch 50: %d, %v", len(msgs), err)
+	}
+	for _, m := range msgs {
+		cons.Settle(t.Context(), m, broker.Ack())
+	}
+	brokertest.WaitFor(t, 5*time.Second, "50 acknowledged", func() bool {
+		lag, err := cons.Lag(t.Context())
+		return err == nil && lag.AckFloor == 50
+	})
+	if got := boundShare(t, cons); math.Abs(got-all/2) > 1e-9 {
+		t.Errorf("50 of 100 settled: share %v; want half, %v", got, all/2)
+	}
+
+	// Past the bound with nothing more settled, the stream drops the
+	// oldest unsettled: what it holds is all unsettled, and at the bound.
+	publish(t, b, 100, 400)
+	if got := boundShare(t, cons); got < 0.9 || got > 1 {
+		t.Errorf("400 published past 64 KiB, 50 settled: share %v; want about 1", got)
+	}
+
+	msgs, err = cons.Fetch(t.Context(), 400, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		cons.Settle(t.Context(), m, broker.Ack())
+	}
+	waitSettled(t, cons, 10*time.Second)
+	if got := boundShare(t, cons); got != 0 {
+		t.Errorf("everything settled: share %v; want 0", got)
+	}
+}
+
+// BoundShare by age: the oldest unsettled message's age against the
+// stream's max age.
+func TestBoundShareAge(t *testing.T) {
+	const maxAge = 20 * time.Second
+	b := brokertest.NewServer(t, func(c *broker.Config) {
+		c.Stream.MaxBytes = 0 // none
+		c.Stream.DuplicateWindow = 2 * time.Second
+		c.Stream.MaxAge = maxAge
+	}).Broker(t)
+	cons, err := b.Consumer(t.Context(), spec("bound"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	publish(t, b, 0, 10)
+	end := time.Now()
+	brokertest.WaitFor(t, 10*time.Second, "2 s to pass", func() bool { return time.Since(end) > 2*time.Second })
+	before := time.Now()
+	got := boundShare(t, cons)
+	lo, hi := before.Sub(end).Seconds()/maxAge.Seconds(), time.Since(start).Seconds()/maxAge.Seconds()
+	if got < lo || got > hi {
+		t.Errorf("the oldest unsettled published %s–%s ago: share %v; want its age over %s, within [%.3f, %.3f]",
+			before.Sub(end).Round(time.Millisecond), time.Since(start).Round(time.Millisecond), got, maxAge, lo, hi)
+	}
 }

@@ -20,3 +20,11 @@ func SetPositionEvery(t testing.TB, d time.Duration) {
 	positionEvery = d
 	t.Cleanup(func() { positionEvery = old })
 }
+
+// SetBoundShareEvery sets how often the sink reads its backlog's share of
+// the stream's bound, until the test ends.
+func SetBoundShareEvery(t testing.TB, d time.Duration) {
+	old := boundShareInterval
+	boundShareInterval = d
+	t.Cleanup(func() { boundShareInterval = old })
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/metricstest"
 	"github.com/otpscope/otpscope/internal/polltest"
@@ -145,4 +146,32 @@ func TestIdleSinkReportsNoLag(t *testing.T) {
 	polltest.Until(t, 20*time.Second, "consumer_lag and ack_pending at 0", func() bool {
 		return metricstest.Must(t, reg, "otpscope_sink_consumer_lag") == 0 && metricstest.Must(t, reg, "otpscope_sink_ack_pending") == 0
 	})
+}
+
+// While ClickHouse refuses inserts, the events waiting for the sink take up
+// more and more of what the stream keeps: the gauge and BoundShare say how
+// much, and fall back to 0 once the events are inserted.
+func TestSinkBacklogAgainstTheStreamBound(t *testing.T) {
+	sink.SetBoundShareEvery(t, 50*time.Millisecond)
+	const maxBytes = 256 << 10
+	f := newFixture(t, func(c *broker.Config) { c.Stream.MaxBytes = maxBytes })
+	ins := &outage{db: f.DB, err: &clickhouse.Exception{Code: 243, CodeName: "NOT_ENOUGH_SPACE", Message: "Cannot reserve 1.00 MiB, not enough space"}}
+	ins.down.Store(true)
+	c, reg, _ := runConsumer(t, f, ins)
+	share := func() float64 { return metricstest.Must(t, reg, "otpscope_sink_stream_bound_share") }
+	// Well short of the bound: nothing may be dropped, or the count below
+	// would not be whole. A delivery takes 400–600 bytes in the stream.
+	const n = 300
+	f.publish(t, deliveries(0, n)...)
+	polltest.Until(t, 20*time.Second, "the backlog's share of the bound read", func() bool { return share() > 0.2 })
+	got, ok := c.BoundShare()
+	if !ok || got < 0.2 || got > 0.9 {
+		t.Fatalf("%d events waiting, the stream bound at 256 KiB: BoundShare %v, %v; want their bytes' share, 0.2–0.9", n, got, ok)
+	}
+	ins.down.Store(false)
+	f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", n)
+	polltest.Until(t, 20*time.Second, "the share at 0 once inserted", func() bool { return share() == 0 })
+	if got, ok := c.BoundShare(); !ok || got != 0 {
+		t.Errorf("everything inserted: BoundShare %v, %v; want 0", got, ok)
+	}
 }

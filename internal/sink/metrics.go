@@ -12,6 +12,7 @@ type metrics struct {
 	failures      *prometheus.CounterVec
 	lag           prometheus.Gauge
 	ackPending    prometheus.Gauge
+	boundShare    prometheus.Gauge
 	// storeHealthy is 1 while inserts succeed, 0 from a failed insert until
 	// the next one succeeds; insertFailures counts the failed attempts by
 	// error class.
@@ -34,6 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		failures:       f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_sink_failures_total", Help: "Sink failures by kind: fetch, insert, dead_letter, recover (broken parts not recovered)."}, []string{"kind"}),
 		lag:            f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_consumer_lag", Help: "Messages in the stream not yet delivered to the sink consumer."}),
 		ackPending:     f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_ack_pending", Help: "Messages delivered to the sink and not yet acknowledged."}),
+		boundShare:     f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_stream_bound_share", Help: "The share of the stream's bound (--stream-max-age, --stream-max-bytes) that events not yet inserted into ClickHouse take up: at 1 the stream drops them uninserted. Read every 10 s."}),
 		storeHealthy:   f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_store_healthy", Help: "1 while the sink's inserts into ClickHouse succeed, 0 while they fail and are retried."}),
 		brokenParts:    f.NewCounter(prometheus.CounterOpts{Name: "otpscope_sink_broken_parts_total", Help: "Parts ClickHouse committed while its disk was full and cannot read back: found and set aside after the sink's inserts failed, or found set aside by the engine when the sink started."}),
 		replayedRows:   f.NewCounter(prometheus.CounterOpts{Name: "otpscope_sink_replayed_rows_total", Help: "Rows inserted again from the stream after broken parts were set aside."}),

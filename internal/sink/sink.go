@@ -93,6 +93,10 @@ type Consumer struct {
 	pending, ackPending atomic.Uint64
 	lagKnown            atomic.Bool
 	lagAt               atomic.Int64 // when the lag was last read, unix nanoseconds
+	// boundShare is the last BoundShare read (float64 bits), shareAt when
+	// (unix nanoseconds; 0 before the first).
+	boundShare atomic.Uint64
+	shareAt    atomic.Int64
 	// cons is the sink's consumer once Run made it, for Inserted.
 	cons atomic.Pointer[broker.Consumer]
 	// fetchFailures counts the fetches in a row that failed (Run's loop).
@@ -106,6 +110,14 @@ type Consumer struct {
 // before it is first known.
 func (c *Consumer) Lag() (pending, ackPending uint64, ok bool) {
 	return c.pending.Load(), c.ackPending.Load(), c.lagKnown.Load()
+}
+
+// BoundShare is the last known share of the stream's bound that the
+// events the sink has not inserted yet take up (broker.Consumer.BoundShare):
+// at 1 the stream begins to drop them before they reach ClickHouse. ok is
+// false while the lag is unknown.
+func (c *Consumer) BoundShare() (share float64, ok bool) {
+	return math.Float64frombits(c.boundShare.Load()), c.lagKnown.Load() && c.shareAt.Load() != 0
 }
 
 // errNotConsuming: Inserted asked of a sink that has not started.
@@ -417,6 +429,7 @@ func (c *Consumer) updateLag(ctx context.Context, cons *broker.Consumer) {
 		if ctx.Err() == nil && time.Since(time.Unix(0, c.lagAt.Load())) > lagStale {
 			c.metrics.lag.Set(math.NaN())
 			c.metrics.ackPending.Set(math.NaN())
+			c.metrics.boundShare.Set(math.NaN())
 			c.lagKnown.Store(false)
 		}
 		return
@@ -427,7 +440,22 @@ func (c *Consumer) updateLag(ctx context.Context, cons *broker.Consumer) {
 	c.ackPending.Store(uint64(lag.AckPending))
 	c.lagKnown.Store(true)
 	c.lagAt.Store(time.Now().UnixNano())
+	if time.Since(time.Unix(0, c.shareAt.Load())) < boundShareInterval {
+		return
+	}
+	// A failed reading leaves the last one standing, as a failed lag does
+	// for lagStale.
+	if share, err := cons.BoundShare(lctx, lag); err == nil {
+		c.metrics.boundShare.Set(share)
+		c.boundShare.Store(math.Float64bits(share))
+		c.shareAt.Store(time.Now().UnixNano())
+	}
 }
+
+// boundShareInterval is how often the lag's reading also reads the share
+// of the stream's bound the backlog takes, which costs two more requests
+// and moves slowly: at most once a scrape of 15 s.
+var boundShareInterval = 10 * time.Second
 
 // lagStale is how long a lag reading stands while the server does not
 // answer: one slow answer under load leaves the gauges as they were, so

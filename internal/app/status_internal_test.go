@@ -1,0 +1,52 @@
+package app
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// From half of the stream's bound taken by events the sink has not
+// inserted, the status warns, with the share and the flags that set the
+// bound; below it, or with the share unknown, it does not.
+func TestStatusWarnsOfTheSinksBacklogNearTheBound(t *testing.T) {
+	a := &App{}
+	for _, tc := range []struct {
+		share float64
+		known bool
+		want  string
+	}{
+		{0.63, true, "take up 63 % of what the stream keeps"},
+		{0.9999985, true, "take up 100 % of what the stream keeps"},
+		{0.49, true, ""},
+		{0.9, false, ""},
+	} {
+		warns := strings.Join(a.warnings(status{at: time.Now(), sinkShare: tc.share, sinkShareKnown: tc.known}), "\n")
+		switch {
+		case tc.want == "" && warns != "":
+			t.Errorf("share %v (known %v): warnings %q; want none", tc.share, tc.known, warns)
+		case tc.want != "" && (!strings.Contains(warns, tc.want) || !strings.Contains(warns, "--stream-max-bytes")):
+			t.Errorf("share %v: warnings %q; want %q and the flags of the bound", tc.share, warns, tc.want)
+		}
+	}
+}
+
+// otpscope status's sink line gives the share once it is known.
+func TestStatusTextGivesTheSinksShareOfTheBound(t *testing.T) {
+	for _, tc := range []struct {
+		share *float64
+		want  string
+	}{
+		{nil, "  sink    3 waiting, 40 being inserted\n"},
+		{ptr(0.0036), "  sink    3 waiting, 40 being inserted: under 1 % of what the stream keeps\n"},
+		{ptr(0.0), "  sink    3 waiting, 40 being inserted: 0 % of what the stream keeps\n"},
+		{ptr(0.634), "  sink    3 waiting, 40 being inserted: 63 % of what the stream keeps\n"},
+	} {
+		st := StatusResponse{Modules: []string{"reporter"}, Sink: &SinkStatus{Lag: 3, AckPending: 40, StreamBoundShare: tc.share}}
+		if got := st.Text("http://127.0.0.1:8081"); !strings.Contains(got, tc.want) {
+			t.Errorf("share %v: status says\n%s\nwant the line %q", tc.share, got, tc.want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
