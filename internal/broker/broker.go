@@ -528,17 +528,14 @@ func (b *Broker) StreamIdentity(ctx context.Context) (string, time.Time, error) 
 	return b.stream.Name, info.Created, nil
 }
 
-// streamInfo asks the server for the stream's info now.
+// streamInfo asks the server for the stream's info now: Stream asks for
+// it, and keeps it.
 func (b *Broker) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
 	s, err := b.js.Stream(ctx, b.stream.Name)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", b.stream.Name, err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s info: %w", b.stream.Name, err)
-	}
-	return info, nil
+	return s.CachedInfo(), nil
 }
 
 // CredentialsFile is where the embedded server's users and passwords are

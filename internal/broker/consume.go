@@ -493,14 +493,12 @@ func (c *Consumer) BoundShare(ctx context.Context, lag Lag) (float64, error) {
 	if waiting == 0 {
 		return 0, nil
 	}
+	// Stream asks for the stream's info, which it keeps.
 	s, err := c.b.js.Stream(ctx, c.b.stream.Name)
 	if err != nil {
 		return 0, fmt.Errorf("stream %s: %w", c.b.stream.Name, err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("stream %s info: %w", c.b.stream.Name, err)
-	}
+	info := s.CachedInfo()
 	cfg, st := info.Config, info.State
 	var share float64
 	if cfg.MaxMsgs > 0 {
