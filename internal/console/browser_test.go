@@ -728,9 +728,11 @@ func TestConsoleReadsWithTheConfiguredLag(t *testing.T) {
 	p.until("the overview drawn", overviewDrawn)
 	p.open("journeys")
 	p.until("journeys drawn", `!!document.querySelector('#page-journeys').dataset.loaded`)
+	p.open("resends")
+	p.until("resends drawn", `!!document.querySelector('#page-resends').dataset.loaded`)
 	p.open("events")
 	p.until("events drawn", `!!document.querySelector('#page-events').dataset.loaded`)
-	want := map[string]string{"/api/v1/channels": "2m0s", "/api/v1/fallback": "2m0s", "/api/v1/timeseries": "2m0s",
+	want := map[string]string{"/api/v1/channels": "2m0s", "/api/v1/fallback": "2m0s", "/api/v1/timeseries": "2m0s", "/api/v1/resends": "2m0s",
 		"/api/v1/alerts/episodes": "", "/api/v1/events": ""}
 	for path, lag := range want {
 		if got := p.api.lagsOf(path); !maps.Equal(got, map[string]bool{lag: true}) {

@@ -645,8 +645,8 @@ func TestMaxLag(t *testing.T) {
 			t.Errorf("exact /%s as_of = %v; want the time of the read (after %v)", path, asOf, readAt)
 		}
 	}
-	// /events and /resends read the stored facts as they are: their as_of
-	// is the time of the read too.
+	// /events and /resends (exact) read the stored facts as they are:
+	// their as_of is the time of the read too.
 	for _, path := range []string{"/api/v1/events", "/api/v1/resends"} {
 		readAt := time.Now()
 		var got struct {
@@ -663,7 +663,17 @@ func TestMaxLag(t *testing.T) {
 	if a, o, series := attempts(chs, fb, ts); a != 30 || o != 30 || series != 30 {
 		t.Errorf("answers with max_lag=1h count %d attempts, %d OTPs, %d in the series; want the 30 the job rolled up", a, o, series)
 	}
-	for path, asOf := range map[string]time.Time{"channels": chs.AsOf, "fallback": fb.AsOf, "timeseries": ts.AsOf} {
+	// /resends with max_lag reads the outcomes the job kept: its as_of is
+	// the job's run too.
+	var rs reporter.ResendsResponse
+	q := url.Values{"max_lag": {"1h"}}
+	for k, v := range window {
+		q[k] = v
+	}
+	if resp := tr.get(t, "/api/v1/resends", q, &rs); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /api/v1/resends?%s: %s", q.Encode(), resp.Status)
+	}
+	for path, asOf := range map[string]time.Time{"channels": chs.AsOf, "fallback": fb.AsOf, "timeseries": ts.AsOf, "resends": rs.AsOf} {
 		if asOf.Before(jobAt.Add(-time.Second).Truncate(time.Millisecond)) || !asOf.Before(inserted) {
 			t.Errorf("/%s with max_lag=1h: as_of = %v; want between the job's start less the slack (%v) and the new facts (%v)", path, asOf, jobAt.Add(-time.Second), inserted)
 		}

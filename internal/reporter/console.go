@@ -193,9 +193,11 @@ func (a *API) alertFilter(w http.ResponseWriter, r *http.Request) (store.AlertFi
 type ResendsResponse struct {
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
-	// AsOf is when the decisions were read: the outcomes the rollup job
-	// kept are completed by those of the OTPs touched since, computed from
-	// their facts in the same read, so every fact stored before it counts.
+	// AsOf: every fact stored before it counts. Exact, it is when the
+	// decisions were read: the outcomes the rollup job kept are completed
+	// by those of the OTPs touched since, computed from their facts in the
+	// same read. With max_lag, and the job's last run within it, the kept
+	// outcomes alone are read: its run less the slack.
 	AsOf time.Time `json:"as_of"`
 	store.ResendReport
 }
@@ -210,12 +212,13 @@ func (a *API) resends(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	f := store.ResendFilter{From: win.From, To: win.To, Profile: win.Profile, Channel: win.Channel}
+	f := store.ResendFilter{From: win.From, To: win.To, Profile: win.Profile, Channel: win.Channel, MaxLag: win.MaxLag}
 	if !limitParam(w, r, store.MaxResendsListed, &f.Latest) {
 		return
 	}
-	rep, err := a.db.Resends(r.Context(), f)
-	a.reply(w, r, ResendsResponse{From: win.From, To: win.To, AsOf: readAt.UTC(), ResendReport: rep}, err)
+	ctx := store.PlanOnce(r.Context())
+	rep, err := a.db.Resends(ctx, f)
+	a.reply(w, r, ResendsResponse{From: win.From, To: win.To, AsOf: answeredAsOf(ctx, readAt), ResendReport: rep}, err)
 }
 
 // AlertEpisodesResponse is the body of GET /api/v1/alerts/episodes.

@@ -41,6 +41,23 @@ type resendTouch struct {
 // day, no facts to read, no outcome to compute.
 const noDecisionDays = "0"
 
+// keptOnly is the resendTouch of a read that computes no outcome: none
+// touched, the kept outcomes read as the job left them.
+var keptOnly = resendTouch{set: touchedAlias, with: withTouched(noOTP), days: noDecisionDays}
+
+// resendsKeptSince is since when the kept outcomes leave facts out: the
+// job's last recorded run less the slack (zero: it never ran).
+func (db *DB) resendsKeptSince(ctx context.Context) (time.Time, error) {
+	var version uint64
+	if err := db.conn.QueryRow(ctx, "SELECT max(version) FROM resend_outcome_runs").Scan(&version); err != nil {
+		return time.Time{}, fmt.Errorf("resend outcomes: last run: %w", err)
+	}
+	if version == 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(int64(version) - db.slack().Milliseconds()), nil
+}
+
 // resendsTouched is how a read at now (or the job's run) gets the
 // decisions' outcomes: the OTPs touched since the job's last recorded run
 // less the slack, whose decisions are computed from their facts while the

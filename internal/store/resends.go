@@ -36,6 +36,10 @@ type ResendFilter struct {
 	// DefaultResendsListed, a negative number none (the groups alone), and
 	// at most MaxResendsListed are.
 	Latest int
+	// MaxLag is how far behind the answer may be, as Window.MaxLag: when
+	// the rollup job kept the outcomes at most that long ago, they are read
+	// as it left them, the decisions and facts stored since not counted.
+	MaxLag time.Duration
 }
 
 // Bounds of the decisions a report lists one by one.
@@ -182,8 +186,27 @@ LEFT JOIN (
 // the rollup job's (resend_outcomes) but for the OTPs touched since its
 // last run, computed from their facts, so the answer is what computing
 // every decision from the facts would give (decisionsSQL).
+//
+// With f.MaxLag, and the job's last run less the slack within it, the
+// kept outcomes alone are read: AsOf under ctx's PlanOnce says since when
+// facts are left out.
 func (db *DB) Resends(ctx context.Context, f ResendFilter) (ResendReport, error) {
-	touched, err := db.resendsTouched(ctx, time.Now())
+	now := time.Now()
+	if f.MaxLag > 0 {
+		since, err := db.resendsKeptSince(ctx)
+		if err != nil {
+			return ResendReport{Groups: []ResendGroup{}, Latest: []ResendDecision{}}, err
+		}
+		if !since.IsZero() && !since.Before(now.Add(-f.MaxLag)) {
+			if memo := memoOf(ctx); memo != nil {
+				memo.mu.Lock()
+				memo.noteAsOf(uint64(since.UnixMilli()))
+				memo.mu.Unlock()
+			}
+			return db.resends(ctx, f, keptOnly)
+		}
+	}
+	touched, err := db.resendsTouched(ctx, now)
 	if err != nil {
 		return ResendReport{Groups: []ResendGroup{}, Latest: []ResendDecision{}}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -226,6 +227,77 @@ func resendOTP(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d
 
 // insertResends stores five OTPs' facts and resend decisions, four of them
 // decided in the hour from t0 (see TestResendsAndWhatBecameOfThem).
+// With MaxLag, and the job's last run within it, a read takes the kept
+// outcomes as the job left them: a decision and a late delivery stored
+// since are not counted, and AsOf says since when. Without the lag, or
+// with the run older than it, the read is exact.
+func TestResendsWithMaxLag(t *testing.T) {
+	noSlack(t)
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		t0, otp := insertResends(t, db)
+		window := store.ResendFilter{From: t0, To: t0.Add(time.Hour)}
+		lagged := window
+		lagged.MaxLag = time.Hour
+		read := func(f store.ResendFilter) (store.ResendReport, time.Time, bool) {
+			t.Helper()
+			ctx := store.PlanOnce(t.Context())
+			rep, err := db.Resends(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			asOf, ok := store.AsOf(ctx)
+			return rep, asOf, ok
+		}
+		outcome := func(rep store.ResendReport, id string) string {
+			for _, d := range rep.Latest {
+				if d.OTPID == id {
+					return d.Outcome
+				}
+			}
+			return "not listed"
+		}
+
+		// Before the job's first run there is nothing kept: exact.
+		if rep, _, ok := read(lagged); ok || rep.Decisions != 4 {
+			t.Fatalf("with max_lag before the job ran: %d decisions, lagged %v; want 4, exact", rep.Decisions, ok)
+		}
+		ran := time.Now()
+		if _, err := db.RefreshRollups(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		inserted := time.Now()
+		more := store.Batch{
+			Deliveries: []store.DeliveryRow{resendFact(2, events.ChannelVoice, events.StatusDelivered, 3*time.Minute, 100)},
+			Resends:    []store.ResendRow{resendDecision(6, events.ResendSent, "VOICE", events.ChannelSMS, events.StatusUndeliverable, 10*time.Minute, "profile-resends", 101)},
+		}
+		if err := db.Insert(t.Context(), &more); err != nil {
+			t.Fatal(err)
+		}
+
+		rep, asOf, ok := read(lagged)
+		if rep.Decisions != 4 || outcome(rep, otp(2)) != store.ResendNotDelivered || outcome(rep, otp(6)) != "not listed" {
+			t.Errorf("with max_lag 1h: %d decisions, OTP 2 %s, OTP 6 %s; want the 4 kept, OTP 2 not delivered, OTP 6 not listed",
+				rep.Decisions, outcome(rep, otp(2)), outcome(rep, otp(6)))
+		}
+		if !ok || asOf.Before(ran.Truncate(time.Millisecond)) || asOf.After(inserted) {
+			t.Errorf("with max_lag 1h: as of %v (%v); want the job's run, between %v and %v", asOf, ok, ran, inserted)
+		}
+
+		exact, _, ok := read(window)
+		if ok || exact.Decisions != 5 || outcome(exact, otp(2)) != store.ResendDeliveredVia || outcome(exact, otp(6)) != store.ResendNotDelivered {
+			t.Errorf("exact: %d decisions, OTP 2 %s, OTP 6 %s, lagged %v; want 5, delivered via, not delivered, exact",
+				exact.Decisions, outcome(exact, otp(2)), outcome(exact, otp(6)), ok)
+		}
+		// A run older than the lag: exact too.
+		brokertest.WaitFor(t, 5*time.Second, "the run 20 ms behind", func() bool { return time.Since(inserted) > 20*time.Millisecond })
+		short := window
+		short.MaxLag = 10 * time.Millisecond
+		if rep, _, ok := read(short); ok || !reflect.DeepEqual(rep, exact) {
+			t.Errorf("with max_lag shorter than the time since the run: %+v, lagged %v; want the exact answer %+v", rep, ok, exact)
+		}
+	})
+}
+
 func insertResends(t *testing.T, db *store.DB) (t0 time.Time, otp func(int) string) {
 	t.Helper()
 	t0, otp = resendsT0, resendOTP

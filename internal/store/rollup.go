@@ -392,6 +392,15 @@ func AsOf(ctx context.Context) (t time.Time, ok bool) {
 
 type planMemoKey struct{}
 
+// noteAsOf records that an answer counts only the facts stored before ms
+// (Unix ms; 0: every fact visible when read): AsOf is the oldest noted.
+// The caller holds mu.
+func (memo *planMemo) noteAsOf(ms uint64) {
+	if ms > 0 && (memo.asOf == 0 || ms < memo.asOf) {
+		memo.asOf = ms
+	}
+}
+
 // memoOf is ctx's PlanOnce memo, or nil.
 func memoOf(ctx context.Context) *planMemo {
 	memo, _ := ctx.Value(planMemoKey{}).(*planMemo)
@@ -475,8 +484,8 @@ func (db *DB) planWindow(ctx context.Context, w Window) (plan, bool, error) {
 		}
 		got = planned{p, ok}
 		memo.plans[key] = got
-		if ok && p.asOf > 0 && (memo.asOf == 0 || p.asOf < memo.asOf) {
-			memo.asOf = p.asOf
+		if ok {
+			memo.noteAsOf(p.asOf)
 		}
 	}
 	// The plan is the same for every filter; its sub-windows carry w's.

@@ -743,7 +743,7 @@
 
   // ---- Resends ----
   async function resends(w, signal) {
-    const r = await api('/api/v1/resends?' + qs(w), { signal: signal, timeout: LOAD_TIMEOUT_MS });
+    const r = await api('/api/v1/resends?' + qs(lagged(w)), { signal: signal, timeout: LOAD_TIMEOUT_MS });
     return () => drawResends(w, r);
   }
   function drawResends(w, r) {
