@@ -136,7 +136,7 @@ func (a *App) warnings(cur status) []string {
 	if cur.sinkWaiting != "" {
 		warns = append(warns, cur.sinkWaiting)
 	}
-	if cur.sinkShareKnown && cur.sinkShare >= sinkBoundShareWarn {
+	if cur.sinkShareKnown && cur.sinkShare > sinkBoundShareWarn {
 		warns = append(warns, sinkBoundWarning(cur.sinkShare))
 	}
 	if a.faults != nil {
@@ -148,15 +148,15 @@ func (a *App) warnings(cur status) []string {
 }
 
 // sinkBoundShareWarn is the share of the stream's bound the sink's
-// backlog may take before a warning (and OtpscopeSinkNearStreamBound):
+// backlog may take before a warning (past it, as OtpscopeSinkNearStreamBound):
 // half of it gone is time to act, the rest is the time to do it in.
 const sinkBoundShareWarn = 0.5
 
 // sinkBoundWarning says how much of the stream's bound events the sink has
 // not inserted take up, and what happens at all of it.
 func sinkBoundWarning(share float64) string {
-	return "events not yet in ClickHouse take up " + percent(share) + " of what the stream keeps (--stream-max-age, --stream-max-bytes): " +
-		"at 100 % it drops the oldest before the sink inserts them; see why the sink is behind (its log, otpscope_sink_failures_total), or raise the bound"
+	return "events not yet in ClickHouse take up " + percent(share) + " of the stream's bound (--stream-max-age, --stream-max-bytes): " +
+		"at 100 % it drops them before the sink inserts them; see why the sink is behind (its log, otpscope_sink_failures_total), or raise the bound"
 }
 
 // percent writes a share as a whole percentage, "under 1 %" for less but

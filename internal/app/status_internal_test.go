@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// From half of the stream's bound taken by events the sink has not
+// Past half of the stream's bound taken by events the sink has not
 // inserted, the status warns, with the share and the flags that set the
 // bound; below it, or with the share unknown, it does not.
 func TestStatusWarnsOfTheSinksBacklogNearTheBound(t *testing.T) {
@@ -16,8 +16,9 @@ func TestStatusWarnsOfTheSinksBacklogNearTheBound(t *testing.T) {
 		known bool
 		want  string
 	}{
-		{0.63, true, "take up 63 % of what the stream keeps"},
-		{0.9999985, true, "take up 100 % of what the stream keeps"},
+		{0.63, true, "take up 63 % of the stream's bound"},
+		{0.9999985, true, "take up 100 % of the stream's bound"},
+		{0.5, true, ""},
 		{0.49, true, ""},
 		{0.9, false, ""},
 	} {
@@ -38,9 +39,9 @@ func TestStatusTextGivesTheSinksShareOfTheBound(t *testing.T) {
 		want  string
 	}{
 		{nil, "  sink    3 waiting, 40 being inserted\n"},
-		{ptr(0.0036), "  sink    3 waiting, 40 being inserted: under 1 % of what the stream keeps\n"},
-		{ptr(0.0), "  sink    3 waiting, 40 being inserted: 0 % of what the stream keeps\n"},
-		{ptr(0.634), "  sink    3 waiting, 40 being inserted: 63 % of what the stream keeps\n"},
+		{ptr(0.0036), "  sink    3 waiting, 40 being inserted: under 1 % of the stream's bound\n"},
+		{ptr(0.0), "  sink    3 waiting, 40 being inserted: 0 % of the stream's bound\n"},
+		{ptr(0.634), "  sink    3 waiting, 40 being inserted: 63 % of the stream's bound\n"},
 	} {
 		st := StatusResponse{Modules: []string{"reporter"}, Sink: &SinkStatus{Lag: 3, AckPending: 40, StreamBoundShare: tc.share}}
 		if got := st.Text("http://127.0.0.1:8081"); !strings.Contains(got, tc.want) {

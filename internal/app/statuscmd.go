@@ -79,7 +79,7 @@ func (st StatusResponse) Text(api string) string {
 	if s := st.Sink; s != nil {
 		fmt.Fprintf(&b, "  sink    %d waiting, %d being inserted", s.Lag, s.AckPending)
 		if s.StreamBoundShare != nil {
-			fmt.Fprintf(&b, ": %s of what the stream keeps", percent(*s.StreamBoundShare))
+			fmt.Fprintf(&b, ": %s of the stream's bound", percent(*s.StreamBoundShare))
 		}
 		b.WriteString("\n")
 	}

@@ -480,17 +480,20 @@ func (c *Consumer) Lag(ctx context.Context) (Lag, error) {
 	return Lag{Pending: info.NumPending, AckPending: uint64(info.NumAckPending), AckFloor: info.AckFloor.Stream}, nil
 }
 
-// BoundShare is the share of the stream's bound that the messages the
-// consumer has not settled yet take up: the largest of their age against
-// the stream's max age, their bytes against its max bytes and their count
-// against its max messages. At 1 the stream, which drops its oldest
-// messages at its bound, begins to drop them unsettled. 0 when every
-// message is settled or the stream has no bound. Their bytes are taken
-// at the stream's mean message size; their age is the oldest's, the first
-// message past the ack floor.
+// BoundShare is the share of the stream's bound that the messages from
+// the consumer's oldest unsettled one to the stream's last take up: the
+// largest of that oldest one's age against the stream's max age, their
+// bytes (at the stream's mean message size) against its max bytes and
+// their count against its max messages. The stream drops its oldest
+// messages at its bound; it is 1 once it has dropped one the consumer had
+// not settled, or holds only unsettled ones at its bound (and drops one at
+// its next message). 0
+// when every message is settled or the stream has no bound. The count is
+// of the stream's messages of every subject from the oldest unsettled on,
+// which all go before it does; the age is that of the consumer's own
+// (its one filter's; with several, the first message past the floor).
 func (c *Consumer) BoundShare(ctx context.Context, lag Lag) (float64, error) {
-	waiting := lag.Pending + lag.AckPending
-	if waiting == 0 {
+	if lag.Pending+lag.AckPending == 0 {
 		return 0, nil
 	}
 	// Stream asks for the stream's info, which it keeps.
@@ -500,12 +503,24 @@ func (c *Consumer) BoundShare(ctx context.Context, lag Lag) (float64, error) {
 	}
 	info := s.CachedInfo()
 	cfg, st := info.Config, info.State
+	// Dropped before it was delivered: the ack floor left behind.
+	if lag.AckFloor+1 < st.FirstSeq {
+		return 1, nil
+	}
+	span := min(st.LastSeq-lag.AckFloor, st.Msgs)
+	// Every message held unsettled, the stream at its bound: the server
+	// drops the oldest at the next message (and moves the floor past a
+	// dropped one it had delivered), so they take up all of it.
+	if span == st.Msgs && st.Msgs > 0 && (cfg.MaxMsgs > 0 && int64(st.Msgs) >= cfg.MaxMsgs ||
+		cfg.MaxBytes > 0 && st.Bytes+st.Bytes/st.Msgs > uint64(cfg.MaxBytes)) {
+		return 1, nil
+	}
 	var share float64
 	if cfg.MaxMsgs > 0 {
-		share = max(share, float64(waiting)/float64(cfg.MaxMsgs))
+		share = max(share, float64(span)/float64(cfg.MaxMsgs))
 	}
 	if cfg.MaxBytes > 0 && st.Msgs > 0 {
-		share = max(share, float64(st.Bytes)*float64(min(waiting, st.Msgs))/float64(st.Msgs)/float64(cfg.MaxBytes))
+		share = max(share, float64(st.Bytes)*float64(span)/float64(st.Msgs)/float64(cfg.MaxBytes))
 	}
 	if cfg.MaxAge > 0 {
 		filter := ">"
@@ -520,7 +535,8 @@ func (c *Consumer) BoundShare(ctx context.Context, lag Lag) (float64, error) {
 			return 0, fmt.Errorf("stream %s: the consumer's oldest unsettled message: %w", c.b.stream.Name, err)
 		}
 	}
-	return share, nil
+	// A message past the max age is dropped at the server's next check.
+	return min(share, 1), nil
 }
 
 // StreamLast is the sequence of the last message the consumer's stream

@@ -585,10 +585,29 @@ func TestBoundShareBytes(t *testing.T) {
 	}
 
 	// Past the bound with nothing more settled, the stream drops the
-	// oldest unsettled: what it holds is all unsettled, and at the bound.
+	// oldest unsettled: all of the bound.
 	publish(t, b, 100, 400)
-	if got := boundShare(t, cons); got < 0.9 || got > 1 {
-		t.Errorf("400 published past 64 KiB, 50 settled: share %v; want about 1", got)
+	if got := boundShare(t, cons); got != 1 {
+		t.Errorf("400 published past 64 KiB, 50 settled: share %v; want 1 (unsettled messages dropped)", got)
+	}
+	// A consumer made now from the stream's first message holds all of the
+	// bound unsettled; one from its last ten messages lost nothing before
+	// its start and holds their bytes.
+	fresh, err := b.Consumer(t.Context(), spec("fresh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := boundShare(t, fresh); got != 1 {
+		t.Errorf("a consumer made on the full stream: share %v; want 1", got)
+	}
+	late := spec("late")
+	late.StartSeq = 391
+	lateCons, err := b.Consumer(t.Context(), late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := boundShare(t, lateCons); got <= 0 || got > 0.2 {
+		t.Errorf("a consumer from the last ten messages: share %v; want their bytes' share, above 0, under 0.2", got)
 	}
 
 	msgs, err = cons.Fetch(t.Context(), 400, time.Second)

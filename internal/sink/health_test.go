@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -149,18 +150,26 @@ func TestIdleSinkReportsNoLag(t *testing.T) {
 }
 
 // While ClickHouse refuses inserts, the events waiting for the sink take up
-// more and more of what the stream keeps: the gauge and BoundShare say how
-// much, and fall back to 0 once the events are inserted.
+// more and more of the stream's bound: the gauge and BoundShare say how
+// much, 1 once the stream has dropped some, and 0 once the sink has
+// inserted what is left. Unknown (NaN) before the first reading and once
+// the sink stopped.
 func TestSinkBacklogAgainstTheStreamBound(t *testing.T) {
 	sink.SetBoundShareEvery(t, 50*time.Millisecond)
 	const maxBytes = 256 << 10
 	f := newFixture(t, func(c *broker.Config) { c.Stream.MaxBytes = maxBytes })
 	ins := &outage{db: f.DB, err: &clickhouse.Exception{Code: 243, CodeName: "NOT_ENOUGH_SPACE", Message: "Cannot reserve 1.00 MiB, not enough space"}}
 	ins.down.Store(true)
-	c, reg, _ := runConsumer(t, f, ins)
+	logs := &polltest.Buffer{}
+	reg := prometheus.NewRegistry()
+	c := sink.NewConsumer(sinkConfig(), f.Broker, ins, slog.New(slog.NewTextHandler(logs, nil)), reg)
 	share := func() float64 { return metricstest.Must(t, reg, "otpscope_sink_stream_bound_share") }
-	// Well short of the bound: nothing may be dropped, or the count below
-	// would not be whole. A delivery takes 400–600 bytes in the stream.
+	if got := share(); !math.IsNaN(got) {
+		t.Fatalf("before the sink ran: share %v; want NaN (unknown, not 0)", got)
+	}
+	stop := polltest.Go(t, "sink", c.Run)
+
+	// Well short of the bound. A delivery takes 400–600 bytes in the stream.
 	const n = 300
 	f.publish(t, deliveries(0, n)...)
 	polltest.Until(t, 20*time.Second, "the backlog's share of the bound read", func() bool { return share() > 0.2 })
@@ -168,10 +177,22 @@ func TestSinkBacklogAgainstTheStreamBound(t *testing.T) {
 	if !ok || got < 0.2 || got > 0.9 {
 		t.Fatalf("%d events waiting, the stream bound at 256 KiB: BoundShare %v, %v; want their bytes' share, 0.2–0.9", n, got, ok)
 	}
+
+	// Past the bound: the stream drops the oldest, which the sink had not
+	// inserted.
+	f.publish(t, deliveries(n, 2*n)...)
+	polltest.Until(t, 20*time.Second, "the share at 1", func() bool { return share() == 1 })
 	ins.down.Store(false)
-	f.waitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", n)
-	polltest.Until(t, 20*time.Second, "the share at 0 once inserted", func() bool { return share() == 0 })
+	polltest.Until(t, 20*time.Second, "the share at 0 once the rest is inserted", func() bool { return share() == 0 })
 	if got, ok := c.BoundShare(); !ok || got != 0 {
-		t.Errorf("everything inserted: BoundShare %v, %v; want 0", got, ok)
+		t.Errorf("everything left inserted: BoundShare %v, %v; want 0", got, ok)
+	}
+	if rows := f.count(t, "SELECT uniqExact(event_id) FROM delivery_events"); rows == 0 || rows >= 2*n {
+		t.Errorf("%d events in ClickHouse; want fewer than the %d published (the stream dropped some), more than none", rows, 2*n)
+	}
+
+	stop()
+	if got, ok := c.BoundShare(); ok || !math.IsNaN(share()) {
+		t.Errorf("the sink stopped: BoundShare %v, %v, gauge %v; want unknown, NaN", got, ok, share())
 	}
 }

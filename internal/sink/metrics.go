@@ -1,6 +1,8 @@
 package sink
 
 import (
+	"math"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -35,13 +37,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		failures:       f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_sink_failures_total", Help: "Sink failures by kind: fetch, insert, dead_letter, recover (broken parts not recovered)."}, []string{"kind"}),
 		lag:            f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_consumer_lag", Help: "Messages in the stream not yet delivered to the sink consumer."}),
 		ackPending:     f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_ack_pending", Help: "Messages delivered to the sink and not yet acknowledged."}),
-		boundShare:     f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_stream_bound_share", Help: "The share of the stream's bound (--stream-max-age, --stream-max-bytes) that events not yet inserted into ClickHouse take up: at 1 the stream drops them uninserted. Read every 10 s."}),
+		boundShare:     f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_stream_bound_share", Help: "The share of the stream's bound (--stream-max-age, --stream-max-bytes) that events not yet inserted into ClickHouse take up, read every 10 s while events wait: at 1 the stream drops them uninserted. NaN until read."}),
 		storeHealthy:   f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_sink_store_healthy", Help: "1 while the sink's inserts into ClickHouse succeed, 0 while they fail and are retried."}),
 		brokenParts:    f.NewCounter(prometheus.CounterOpts{Name: "otpscope_sink_broken_parts_total", Help: "Parts ClickHouse committed while its disk was full and cannot read back: found and set aside after the sink's inserts failed, or found set aside by the engine when the sink started."}),
 		replayedRows:   f.NewCounter(prometheus.CounterOpts{Name: "otpscope_sink_replayed_rows_total", Help: "Rows inserted again from the stream after broken parts were set aside."}),
 		insertFailures: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_sink_insert_failures_total", Help: "Failed insert attempts by error class: row (the data), server (any other ClickHouse exception: disk, files, memory, parts…), network."}, []string{"class"}),
 	}
 	m.storeHealthy.Set(1)
+	m.boundShare.Set(math.NaN()) // unknown until first read: a 0 would start an alert's for: over
 	for _, k := range []string{"fetch", "insert", "dead_letter", "recover"} {
 		m.failures.WithLabelValues(k)
 	}

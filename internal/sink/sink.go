@@ -94,9 +94,12 @@ type Consumer struct {
 	lagKnown            atomic.Bool
 	lagAt               atomic.Int64 // when the lag was last read, unix nanoseconds
 	// boundShare is the last BoundShare read (float64 bits), shareAt when
-	// (unix nanoseconds; 0 before the first).
-	boundShare atomic.Uint64
-	shareAt    atomic.Int64
+	// (unix nanoseconds; 0: unknown), shareWaiting the messages waiting
+	// then; shareFailing says the last reading failed.
+	boundShare   atomic.Uint64
+	shareAt      atomic.Int64
+	shareWaiting atomic.Uint64
+	shareFailing atomic.Bool
 	// cons is the sink's consumer once Run made it, for Inserted.
 	cons atomic.Pointer[broker.Consumer]
 	// fetchFailures counts the fetches in a row that failed (Run's loop).
@@ -188,6 +191,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	c.cons.Store(cons)
+	// A sink that stopped (its lease lost, the process stopping) knows no
+	// backlog: another replica, or the next holder, says it.
+	defer c.shareGone()
 	if r, ok := c.db.(Positions); ok {
 		recording := make(chan struct{})
 		go func() { defer close(recording); c.recordPositions(ctx, r) }()
@@ -429,7 +435,7 @@ func (c *Consumer) updateLag(ctx context.Context, cons *broker.Consumer) {
 		if ctx.Err() == nil && time.Since(time.Unix(0, c.lagAt.Load())) > lagStale {
 			c.metrics.lag.Set(math.NaN())
 			c.metrics.ackPending.Set(math.NaN())
-			c.metrics.boundShare.Set(math.NaN())
+			c.shareGone()
 			c.lagKnown.Store(false)
 		}
 		return
@@ -440,16 +446,62 @@ func (c *Consumer) updateLag(ctx context.Context, cons *broker.Consumer) {
 	c.ackPending.Store(uint64(lag.AckPending))
 	c.lagKnown.Store(true)
 	c.lagAt.Store(time.Now().UnixNano())
-	if time.Since(time.Unix(0, c.shareAt.Load())) < boundShareInterval {
+	c.updateShare(lctx, cons, lag)
+}
+
+// updateShare reads, at most every boundShareInterval, the share of the
+// stream's bound the events not yet inserted take up: the sink's own, or
+// a replay's when more (it inserts the stream's oldest again). Nothing
+// waiting is 0 at once, without asking. A failed reading leaves the last
+// standing for lagStale, as a failed lag does, then NaN; the first of a
+// streak is logged.
+func (c *Consumer) updateShare(ctx context.Context, cons *broker.Consumer, lag broker.Lag) {
+	replay := c.replayCons.Load()
+	waiting := lag.Pending + lag.AckPending
+	if waiting == 0 && replay == nil {
+		c.setShare(0, 0)
 		return
 	}
-	// A failed reading leaves the last one standing, as a failed lag does
-	// for lagStale.
-	if share, err := cons.BoundShare(lctx, lag); err == nil {
-		c.metrics.boundShare.Set(share)
-		c.boundShare.Store(math.Float64bits(share))
-		c.shareAt.Store(time.Now().UnixNano())
+	// Half of what waited at the last reading gone (inserts succeed
+	// again): read now, rather than say the old share beside the new lag.
+	if time.Since(time.Unix(0, c.shareAt.Load())) < boundShareInterval && waiting >= c.shareWaiting.Load()/2 {
+		return
 	}
+	share, err := cons.BoundShare(ctx, lag)
+	if err == nil && replay != nil {
+		var again broker.Lag
+		if again, err = replay.Lag(ctx); err == nil {
+			var r float64
+			r, err = replay.BoundShare(ctx, again)
+			share = max(share, r)
+		}
+	}
+	if err == nil {
+		c.setShare(share, waiting)
+		c.shareFailing.Store(false)
+		return
+	}
+	if ctx.Err() == nil && !c.shareFailing.Swap(true) {
+		c.logger.Warn("cannot read the backlog's share of the stream's bound; retrying", "consumer", c.cfg.Durable, "err", err)
+	}
+	if time.Since(time.Unix(0, c.shareAt.Load())) > lagStale {
+		c.shareGone()
+	}
+}
+
+// setShare records a reading of the share of the stream's bound, with the
+// messages waiting then.
+func (c *Consumer) setShare(v float64, waiting uint64) {
+	c.metrics.boundShare.Set(v)
+	c.boundShare.Store(math.Float64bits(v))
+	c.shareWaiting.Store(waiting)
+	c.shareAt.Store(time.Now().UnixNano())
+}
+
+// shareGone makes the share unknown: NaN, and BoundShare not ok.
+func (c *Consumer) shareGone() {
+	c.metrics.boundShare.Set(math.NaN())
+	c.shareAt.Store(0)
 }
 
 // boundShareInterval is how often the lag's reading also reads the share
