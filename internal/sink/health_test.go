@@ -195,4 +195,7 @@ func TestSinkBacklogAgainstTheStreamBound(t *testing.T) {
 	if got, ok := c.BoundShare(); ok || !math.IsNaN(share()) {
 		t.Errorf("the sink stopped: BoundShare %v, %v, gauge %v; want unknown, NaN", got, ok, share())
 	}
+	if _, _, ok := c.Lag(); ok || !math.IsNaN(metricstest.Must(t, reg, "otpscope_sink_consumer_lag")) || !math.IsNaN(metricstest.Must(t, reg, "otpscope_sink_ack_pending")) {
+		t.Errorf("the sink stopped: Lag ok %v, gauges %v, %v; want unknown, NaN", ok, metricstest.Must(t, reg, "otpscope_sink_consumer_lag"), metricstest.Must(t, reg, "otpscope_sink_ack_pending"))
+	}
 }

@@ -192,8 +192,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.cons.Store(cons)
 	// A sink that stopped (its lease lost, the process stopping) knows no
-	// backlog: another replica, or the next holder, says it.
-	defer c.shareGone()
+	// backlog: another replica, or the next holder, says it, and a last
+	// reading kept would have OtpscopeSinkStalled page for this one.
+	defer c.lagGone()
 	if r, ok := c.db.(Positions); ok {
 		recording := make(chan struct{})
 		go func() { defer close(recording); c.recordPositions(ctx, r) }()
@@ -433,10 +434,7 @@ func (c *Consumer) updateLag(ctx context.Context, cons *broker.Consumer) {
 	lag, err := cons.Lag(lctx)
 	if err != nil {
 		if ctx.Err() == nil && time.Since(time.Unix(0, c.lagAt.Load())) > lagStale {
-			c.metrics.lag.Set(math.NaN())
-			c.metrics.ackPending.Set(math.NaN())
-			c.shareGone()
-			c.lagKnown.Store(false)
+			c.lagGone()
 		}
 		return
 	}
@@ -496,6 +494,15 @@ func (c *Consumer) setShare(v float64, waiting uint64) {
 	c.boundShare.Store(math.Float64bits(v))
 	c.shareWaiting.Store(waiting)
 	c.shareAt.Store(time.Now().UnixNano())
+}
+
+// lagGone makes the lag unknown: the gauges NaN, Lag and BoundShare not
+// ok.
+func (c *Consumer) lagGone() {
+	c.metrics.lag.Set(math.NaN())
+	c.metrics.ackPending.Set(math.NaN())
+	c.shareGone()
+	c.lagKnown.Store(false)
 }
 
 // shareGone makes the share unknown: NaN, and BoundShare not ok.
