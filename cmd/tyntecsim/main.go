@@ -305,10 +305,7 @@ func (o *options) serve(ctx context.Context, log *slog.Logger, ready chan<- stri
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
-	// The grace period must exceed the 5 s for which net/http counts a
-	// client's connection that has not sent a request yet (an HTTP client
-	// may keep one unused) as busy: a shutdown of 5 s failed on one.
-	err = ops.Serve(ctx, srv, ln, shutdownGrace)
+	err = ops.Serve(ctx, srv, ln, tyntecsim.ShutdownGrace)
 	_ = sim.Close()
 	if o.truthFile != "" {
 		if werr := writeTruth(o.truthFile, sim); werr != nil && err == nil {
@@ -317,9 +314,6 @@ func (o *options) serve(ctx context.Context, log *slog.Logger, ready chan<- stri
 	}
 	return err
 }
-
-// shutdownGrace is how long requests in flight may take once the simulator stops.
-const shutdownGrace = 10 * time.Second
 
 // truthFile is what --truth-file holds: GET /_sim/truth with every OTP on
 // one page, plus GET /_sim/truth/summary.

@@ -76,7 +76,7 @@ func (s *simulator) serve(ctx context.Context, g *errgroup.Group, base string, i
 		return err
 	}
 	srv := ops.NewServer(s.InspectHandler())
-	g.Go(func() error { return ops.Serve(ctx, srv, s.ln, 5*time.Second) })
+	g.Go(func() error { return ops.Serve(ctx, srv, s.ln, tyntecsim.ShutdownGrace) })
 	if err := s.Start(ctx); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -434,5 +435,32 @@ func TestSimulateRateZero(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Serve: %v", err)
+	}
+}
+
+// A client's connection to the all-in-one's simulator that has not sent a
+// request yet (an HTTP client may keep one unused; the poller's did) does
+// not fail the shutdown: net/http counts it busy for 5 s, which was the
+// simulator's whole grace (a flake of CI), as it was the standalone's.
+func TestSimulatorStopsBesideAnUnusedConnection(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	free.Close()
+	cfg := lossyConfig(t, 0)
+	cfg.Simulate.Listen = addr
+	a, stop := start(t, cfg)
+	brokertest.WaitFor(t, 30*time.Second, "the simulator's first OTP", func() bool { return len(a.Simulator().Truth().OTPs) > 0 })
+	unused, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unused.Close()
+	began := time.Now()
+	stop() // Serve's error fails the test
+	if d := time.Since(began); d > 15*time.Second {
+		t.Errorf("stopping took %s; want the simulator's grace at most", d)
 	}
 }

@@ -31,6 +31,12 @@ const DefaultCodeExpiration = 5 * time.Minute
 // the all-in-one's default 5 logins a second.
 const DefaultKeep = 100_000
 
+// ShutdownGrace is how long the simulator's API lets requests in flight
+// finish once it stops. It must exceed the 5 s for which net/http counts
+// a client's connection that has not sent a request yet (an HTTP client
+// may keep one unused) as busy: a shutdown of 5 s failed on one.
+const ShutdownGrace = 10 * time.Second
+
 // Config configures a Sim. Zero fields take the defaults documented on them.
 type Config struct {
 	// Seed makes every random choice reproducible.
