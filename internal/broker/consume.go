@@ -487,8 +487,8 @@ func (c *Consumer) Lag(ctx context.Context) (Lag, error) {
 // their count against its max messages. The stream drops its oldest
 // messages at its bound; it is 1 once it has dropped one the consumer had
 // not settled, or holds only unsettled ones at its bound (and drops one at
-// its next message). 0
-// when every message is settled or the stream has no bound. The count is
+// its next message). 0 when every message is settled or the stream has no
+// bound. The count is
 // of the stream's messages of every subject from the oldest unsettled on,
 // which all go before it does; the age is that of the consumer's own
 // (its one filter's; with several, the first message past the floor).

@@ -198,11 +198,7 @@ func (db *DB) Resends(ctx context.Context, f ResendFilter) (ResendReport, error)
 			return ResendReport{Groups: []ResendGroup{}, Latest: []ResendDecision{}}, err
 		}
 		if !since.IsZero() && !since.Before(now.Add(-f.MaxLag)) {
-			if memo := memoOf(ctx); memo != nil {
-				memo.mu.Lock()
-				memo.noteAsOf(uint64(since.UnixMilli()))
-				memo.mu.Unlock()
-			}
+			noteAsOf(ctx, uint64(since.UnixMilli()))
 			return db.resends(ctx, f, keptOnly)
 		}
 	}

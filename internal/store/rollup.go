@@ -401,6 +401,15 @@ func (memo *planMemo) noteAsOf(ms uint64) {
 	}
 }
 
+// noteAsOf is memo.noteAsOf under ctx's PlanOnce, if any.
+func noteAsOf(ctx context.Context, ms uint64) {
+	if memo := memoOf(ctx); memo != nil {
+		memo.mu.Lock()
+		defer memo.mu.Unlock()
+		memo.noteAsOf(ms)
+	}
+}
+
 // memoOf is ctx's PlanOnce memo, or nil.
 func memoOf(ctx context.Context) *planMemo {
 	memo, _ := ctx.Value(planMemoKey{}).(*planMemo)
