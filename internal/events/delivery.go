@@ -151,6 +151,13 @@ func (e *FieldError) Error() string {
 
 func (e *FieldError) Unwrap() error { return e.Err }
 
+// jsonText is body without the white space around it, nor a UTF-8
+// byte-order mark before it: RFC 8259 §8.1 lets a parser ignore one, and
+// some senders' JSON libraries write it. It takes its own result as it is.
+func jsonText(body []byte) []byte {
+	return bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(body), []byte("\uFEFF")))
+}
+
 // Validation failures, usable with errors.Is.
 var (
 	ErrMalformedJSON = errors.New("malformed JSON")
@@ -195,7 +202,7 @@ type wire struct {
 // nothing: the first invalid event makes the whole body invalid, reported as a
 // *FieldError.
 func DecodeDeliveryStatuses(body []byte, receivedAt time.Time) ([]DeliveryStatus, error) {
-	body = bytes.TrimSpace(body)
+	body = jsonText(body)
 	if evs, ok := decodeFast(body, receivedAt.UTC()); ok {
 		return evs, nil
 	}
@@ -449,18 +456,38 @@ func respell(s string) (string, bool) {
 	if len(s) < len("2006-01-02T15:04:05") {
 		return s, false
 	}
-	b := []byte(s)
+	b := rfc3339Spelling([]byte(s))
+	// ±hhmm without its colon, after the seconds.
+	if n := len(b); n >= 24 && (b[n-5] == '+' || b[n-5] == '-') && allDigits(b[n-4:]) {
+		b = append(b[:n-2:n-2], ':', b[n-2], b[n-1])
+	}
+	return string(b), string(b) != s
+}
+
+// rfc3339Spelling rewrites b, at least a date and a time long, from the
+// spellings RFC 3339 allows to time.RFC3339Nano's: "t" or a space between
+// date and time as "T", a final "z" as "Z".
+func rfc3339Spelling(b []byte) []byte {
 	if c := b[10]; c == 't' || c == ' ' {
 		b[10] = 'T'
 	}
 	if b[len(b)-1] == 'z' {
 		b[len(b)-1] = 'Z'
 	}
-	// ±hhmm without its colon, after the seconds.
-	if n := len(b); n >= 24 && (b[n-5] == '+' || b[n-5] == '-') && allDigits(b[n-4:]) {
-		b = append(b[:n-2:n-2], ':', b[n-2], b[n-1])
+	return b
+}
+
+// ParseRFC3339 reads an RFC 3339 time in any of its spellings (T, t or a
+// space between date and time, Z or z), and nothing else: unlike
+// ParseTime, no zone-less time and no Java "+0000". It is how otpscope
+// reads the times a caller chooses (API windows, the app's reports), which
+// must say their zone.
+func ParseRFC3339(s string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil && len(s) >= len("2006-01-02T15:04:05Z") {
+		t, err = time.Parse(time.RFC3339Nano, string(rfc3339Spelling([]byte(s))))
 	}
-	return string(b), string(b) != s
+	return t.UTC(), err == nil
 }
 
 func allDigits(b []byte) bool {

@@ -409,6 +409,31 @@ func TestTimestampSpellings(t *testing.T) {
 	}
 }
 
+// ParseRFC3339 reads RFC 3339's spellings and nothing else: the times a
+// caller chooses must say their zone.
+func TestParseRFC3339(t *testing.T) {
+	want := time.Date(2023, 11, 15, 3, 0, 0, 0, time.UTC)
+	for s, ok := range map[string]bool{
+		"2023-11-15T03:00:00Z":       true,
+		"2023-11-15t03:00:00z":       true,
+		"2023-11-15 03:00:00Z":       true,
+		"2023-11-15T04:30:00+01:30":  true,
+		"2023-11-15 01:00:00-02:00":  true,
+		"2023-11-15T03:00:00+0000":   false,
+		"2023-11-15T03:00:00":        false,
+		"2023-11-15 03:00:00":        false,
+		"2023-11-15T03:00Z":          false,
+		"2023-11-15x03:00:00Z":       false,
+		"2023-11-15T03:00:00 +00:00": false,
+		"":                           false,
+	} {
+		got, parsed := ParseRFC3339(s)
+		if parsed != ok || (ok && (!got.Equal(want) || got.Location() != time.UTC)) {
+			t.Errorf("ParseRFC3339(%q) = %v, %v; want ok=%v", s, got, parsed, ok)
+		}
+	}
+}
+
 // A timestamp outside the sane range is kept as text; the fact takes the
 // receive time, marked, and is never stored as a wrapped date.
 func TestTimestampOutOfRange(t *testing.T) {

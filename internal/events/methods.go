@@ -1,7 +1,6 @@
 package events
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -264,7 +263,7 @@ func DecodePushEvents(body []byte, receivedAt time.Time) ([]PushEvent, error) {
 // decodeEach applies one to the object, or to each element of the array,
 // that body holds.
 func decodeEach[T any](body []byte, one func(json.RawMessage) (T, *FieldError)) ([]T, error) {
-	body = bytes.TrimSpace(body)
+	body = jsonText(body)
 	if !json.Valid(body) {
 		return nil, &FieldError{Index: -1, Err: ErrMalformedJSON}
 	}
@@ -548,8 +547,8 @@ func requiredTime(raw json.RawMessage, receivedAt time.Time) (time.Time, error) 
 	if err != nil {
 		return time.Time{}, err
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
+	t, ok := ParseRFC3339(s)
+	if !ok {
 		return time.Time{}, fmt.Errorf("%w: %.64q is not an RFC 3339 time", ErrMalformed, s)
 	}
 	if !SaneTimestamp(t, receivedAt) {

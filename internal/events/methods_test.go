@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ func TestDecodeSilentOutcomes(t *testing.T) {
 	body := `[{"attemptId":"sa-1","correlationId":"login-42","profileId":"default","scope":"tt:phone_verify",
   "startedAt":"2026-11-22T09:00:00.000Z","finishedAt":"2026-11-22T09:00:01.250Z","result":"verified",
   "loginHint":"381123456789","mobileId":"2d83f2c1"},
- {"attemptId":"sa-2","startedAt":"2026-11-22T09:00:00Z","finishedAt":"2026-11-22T09:00:00Z","result":"ERROR","error":"no_data_session"},
+ {"attemptId":"sa-2","startedAt":"2026-11-22t10:00:00+01:00","finishedAt":"2026-11-22 09:00:00z","result":"ERROR","error":"no_data_session"},
  {"attemptId":"sa-3","startedAt":"2026-11-22T09:00:00Z","finishedAt":"2026-11-22T09:00:02Z","result":"timeout_new","error":"brand_new"}]`
 	got, err := DecodeSilentOutcomes([]byte(body), receivedAt, testHash)
 	if err != nil {
@@ -37,6 +38,9 @@ func TestDecodeSilentOutcomes(t *testing.T) {
 	if b := got[1]; b.CorrelationID != "sa-2" || b.Result != SilentError || b.Error != "no_data_session" || b.UnknownError || b.LoginHintHash != "" {
 		t.Errorf("outcome 1 = %+v; want the attempt id as correlation id, a known error, no hash", b)
 	}
+	if b, at := got[1], time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC); !b.StartedAt.Equal(at) || !b.FinishedAt.Equal(at) {
+		t.Errorf("outcome 1 times %v, %v; want %v: RFC 3339's other spellings read", b.StartedAt, b.FinishedAt, at)
+	}
 	if c := got[2]; !c.UnknownResult || !c.UnknownError {
 		t.Errorf("outcome 2 = %+v; want unknown result and error marked", c)
 	}
@@ -56,6 +60,7 @@ func TestDecodeSilentRejects(t *testing.T) {
 		{`{` + ok + `,"result":"verified no"}`, "result", -1},
 		{`{"attemptId":"sa-1","startedAt":"2026-11-22T09:00:02Z","finishedAt":"2026-11-22T09:00:01Z","result":"verified"}`, "finishedAt", -1},
 		{`{"attemptId":"sa-1","startedAt":"yesterday","finishedAt":"2026-11-22T09:00:01Z","result":"verified"}`, "startedAt", -1},
+		{`{"attemptId":"sa-1","startedAt":"2026-11-22T09:00:00","finishedAt":"2026-11-22T09:00:01Z","result":"verified"}`, "startedAt", -1},
 		{`{"attemptId":"sa-1","startedAt":"2126-11-22T09:00:00Z","finishedAt":"2126-11-22T09:00:01Z","result":"verified"}`, "startedAt", -1},
 		{`[{` + ok + `,"result":"verified"},{"startedAt":"2026-11-22T09:00:00Z","finishedAt":"2026-11-22T09:00:01Z","result":"verified"}]`, "attemptId", 1},
 		{`{` + ok + `,"result":"verified","loginHint":381123456789}`, "loginHint", -1},
@@ -263,11 +268,71 @@ func TestTrackTimeInRange(t *testing.T) {
 		"1816-03-29T05:56:08Z":                                          false,
 		"1999-12-31T23:59:59Z":                                          false,
 		receivedAt.Add(MaxClockSkew + time.Hour).Format(time.RFC3339):   false,
+		// An explicit zero time is a time, not one left out.
+		"0001-01-01T00:00:00Z": false,
+		// RFC 3339's other spellings; not a zone-less time.
+		receivedAt.Add(-time.Hour).Format("2006-01-02t15:04:05.000z"):  true,
+		receivedAt.Add(-time.Hour).Format("2006-01-02 15:04:05-07:00"): true,
+		receivedAt.Add(-time.Hour).Format("2006-01-02T15:04:05"):       false,
 	} {
 		tr, err := DecodeTrack([]byte(`{"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01","at":"`+at+`"}`), receivedAt)
 		var fe *FieldError
 		if ok != (err == nil) || (!ok && (!errors.As(err, &fe) || fe.Field != "at")) {
 			t.Errorf("at %s: DecodeTrack = %v, %v; want ok=%v (else a FieldError on at)", at, tr.At, err, ok)
+		}
+	}
+}
+
+// The time a tracking names is the one stored, whatever RFC 3339 spelling
+// names it; without one (or null) it is the receive time.
+func TestTrackTime(t *testing.T) {
+	const otp = `"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01"`
+	at := time.Date(2026, 11, 22, 9, 0, 0, 250e6, time.UTC)
+	for body, want := range map[string]time.Time{
+		`{` + otp + `,"at":"2026-11-22t10:00:00.25+01:00"}`: at,
+		`{` + otp + `,"At":"2026-11-22 09:00:00.250z"}`:     at,
+		`{` + otp + `}`:           receivedAt,
+		`{` + otp + `,"at":null}`: receivedAt,
+	} {
+		tr, err := DecodeTrack([]byte(body), receivedAt)
+		if err != nil || !tr.At.Equal(want) || tr.At.Location() != time.UTC {
+			t.Errorf("DecodeTrack(%s) = %v, %v; want %v", body, tr.At, err, want)
+		}
+	}
+}
+
+// A UTF-8 byte-order mark before a body is ignored, as RFC 8259 lets a
+// parser do (some senders' libraries write one): every endpoint's body
+// reads as it would without it, and a dead letter of one replays.
+func TestBodyAfterAByteOrderMark(t *testing.T) {
+	const bom = "\uFEFF"
+	decoders := map[string]struct {
+		body   string
+		decode func([]byte) (any, error)
+	}{
+		"delivery": {`{"channel":"SMS","otpId":"` + seedOTP + `","status":"DELIVERED","timestamp":"2026-11-22T09:00:00Z"}`,
+			func(b []byte) (any, error) { return DecodeDeliveryStatuses(b, receivedAt) }},
+		"silent": {`[{"attemptId":"sa-1","startedAt":"2026-11-22T09:00:00Z","finishedAt":"2026-11-22T09:00:01Z","result":"verified"}]`,
+			func(b []byte) (any, error) { return DecodeSilentOutcomes(b, receivedAt, testHash) }},
+		"push": {`{"uuid":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01","status":"APPROVED","createdAt":"2026-11-22T09:00:00Z"}`,
+			func(b []byte) (any, error) { return DecodePushEvents(b, receivedAt) }},
+		"track": {`{"otpId":"0b7e2d3c-1d39-4c4e-9d1b-5b8c1e0a9f01"}`,
+			func(b []byte) (any, error) { return DecodeTrack(b, receivedAt) }},
+	}
+	for name, d := range decoders {
+		want, err := d.decode([]byte(d.body))
+		if err != nil {
+			t.Fatalf("%s without a mark: %v", name, err)
+		}
+		for _, body := range []string{bom + d.body, bom + " \n" + d.body + "\n"} {
+			got, err := d.decode([]byte(body))
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("%s after a byte-order mark: %+v, %v; want %+v", name, got, err, want)
+			}
+		}
+		// A mark anywhere else is no mark: still malformed.
+		if _, err := d.decode([]byte(d.body + bom)); !errors.Is(err, ErrMalformedJSON) {
+			t.Errorf("%s before a byte-order mark: %v; want malformed JSON", name, err)
 		}
 	}
 }

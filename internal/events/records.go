@@ -217,10 +217,18 @@ func newMessage(subject, id, source, typ string, at time.Time, ceSubject string,
 // correlationId (optional) an id of at most 128 printable characters, at
 // (optional, else receivedAt) within SaneTimestamp's range.
 func DecodeTrack(body []byte, receivedAt time.Time) (Track, error) {
-	var tr Track
-	if err := json.Unmarshal(body, &tr); err != nil {
-		return tr, trackError(body)
+	body = jsonText(body)
+	var in struct {
+		Track
+		// At, read as text, shadows Track's: RFC 3339 in any of its
+		// spellings, and an explicit zero time is a time (refused), not
+		// one left out.
+		At *string `json:"at"`
 	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return in.Track, trackError(body)
+	}
+	tr := in.Track
 	id, err := canonicalUUID(strings.TrimSpace(tr.OTPID))
 	if err != nil {
 		if tr.OTPID == "" {
@@ -247,13 +255,19 @@ func DecodeTrack(body []byte, receivedAt time.Time) (Track, error) {
 	if tr.CorrelationID = strings.TrimSpace(tr.CorrelationID); tr.CorrelationID != "" && !validID(tr.CorrelationID) {
 		return tr, &FieldError{Index: -1, Field: "correlationId", Err: fmt.Errorf("%w: want at most %d printable characters", ErrMalformed, maxIDLen)}
 	}
-	switch {
-	case tr.At.IsZero():
-		tr.At = receivedAt.UTC()
-	case !SaneTimestamp(tr.At, receivedAt):
-		// The caller's own clock: refused as the method endpoints' times
-		// are, never stored (a DateTime64 wraps 9999-12-31 to 1816).
-		return tr, &FieldError{Index: -1, Field: "at", Err: fmt.Errorf("%w: %s is before %d or more than %v ahead", ErrMalformed, tr.At.Format(time.RFC3339), MinTimestamp.Year(), MaxClockSkew)}
+	tr.At = receivedAt.UTC()
+	if in.At != nil {
+		at, ok := ParseRFC3339(*in.At)
+		if !ok {
+			return tr, &FieldError{Index: -1, Field: "at", Err: fmt.Errorf("%w: %.64q is not an RFC 3339 time", ErrMalformed, *in.At)}
+		}
+		if !SaneTimestamp(at, receivedAt) {
+			// The caller's own clock: refused as the method endpoints'
+			// times are, never stored (a DateTime64 wraps 9999-12-31 to
+			// 1816).
+			return tr, &FieldError{Index: -1, Field: "at", Err: fmt.Errorf("%w: %s is before %d or more than %v ahead", ErrMalformed, *in.At, MinTimestamp.Year(), MaxClockSkew)}
+		}
+		tr.At = at
 	}
 	return tr, nil
 }
@@ -274,7 +288,7 @@ func trackError(body []byte) *FieldError {
 		want string
 	}{
 		{"otpId", new(string), "a string"}, {"api", new(string), "a string"}, {"status", new(string), "a string"},
-		{"profileId", new(string), "a string"}, {"correlationId", new(string), "a string"}, {"at", new(time.Time), "an RFC 3339 time"},
+		{"profileId", new(string), "a string"}, {"correlationId", new(string), "a string"}, {"at", new(string), "an RFC 3339 time"},
 	} {
 		for name, raw := range members {
 			if strings.EqualFold(name, m.name) && json.Unmarshal(raw, m.into) != nil {

@@ -192,16 +192,16 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 	return w, nil
 }
 
-// parseTime reads an RFC 3339 time of a window's end. A space where the
-// offset's sign stands is a + the client did not encode (a query reads +
-// as a space): said, since the time looks right as typed.
+// parseTime reads an RFC 3339 time (any of its spellings) of a window's
+// end. A space where the offset's sign stands is a + the client did not
+// encode (a query reads + as a space): said, since the time looks right
+// as typed.
 func parseTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err == nil {
-		return t.UTC(), nil
+	if t, ok := events.ParseRFC3339(s); ok {
+		return t, nil
 	}
 	if i := strings.LastIndexByte(s, ' '); i > 0 {
-		if _, e := time.Parse(time.RFC3339Nano, s[:i]+"+"+s[i+1:]); e == nil {
+		if _, ok := events.ParseRFC3339(s[:i] + "+" + s[i+1:]); ok {
 			return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time: encode the offset's + as %%2B (a query reads + as a space)", s)
 		}
 	}

@@ -734,6 +734,19 @@ func TestParseWindowSaysToEncodeThePlus(t *testing.T) {
 	}
 }
 
+// A window's ends may take any of RFC 3339's spellings (t or a space for
+// T, z for Z), as webhooks' timestamps do; a time without its zone is
+// refused, since the caller's zone cannot be guessed.
+func TestParseWindowReadsRFC3339Spellings(t *testing.T) {
+	w, err := reporter.ParseWindow(url.Values{"from": {"2026-12-06t10:00:00z"}, "to": {"2026-12-06 12:30:00+01:00"}}, time.Now())
+	if err != nil || !w.From.Equal(time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)) || !w.To.Equal(time.Date(2026, 12, 6, 11, 30, 0, 0, time.UTC)) {
+		t.Errorf("ParseWindow(lower-case t and z, a space) = %v – %v, %v; want 10:00Z – 11:30Z", w.From, w.To, err)
+	}
+	if _, err := reporter.ParseWindow(url.Values{"from": {"2026-12-06T10:00:00"}}, time.Now()); err == nil || !strings.Contains(err.Error(), "not an RFC 3339 time") {
+		t.Errorf("ParseWindow(a time without its zone) = %v; want it refused", err)
+	}
+}
+
 func TestParseWindowSince(t *testing.T) {
 	now := time.Date(2026, 6, 2, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
