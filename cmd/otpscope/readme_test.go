@@ -50,7 +50,7 @@ func TestREADMESnippets(t *testing.T) {
 	for _, m := range snippetRE.FindAllStringSubmatch(string(readme), -1) {
 		snippets[m[1]] = m[2]
 	}
-	for _, name := range []string{"start", "webhook", "methods", "query", "report", "split", "split-check"} {
+	for _, name := range []string{"start", "webhook", "methods", "query", "report", "split", "split-check", "split-stop"} {
 		if snippets[name] == "" {
 			t.Fatalf("README has no snippet %q", name)
 		}
@@ -60,9 +60,9 @@ func TestREADMESnippets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Dir(binary) // TestMain built otpscope there; reporter joins it
-	if out, err := exec.Command("go", "build", "-o", bin, "../reporter").CombinedOutput(); err != nil {
-		t.Fatalf("build reporter: %v\n%s", err, out)
+	bin := filepath.Dir(binary) // TestMain built otpscope there; the others join it
+	if out, err := exec.Command("go", "build", "-o", bin, "../reporter", "../ingest", "../tyntecsim").CombinedOutput(); err != nil {
+		t.Fatalf("build the binaries: %v\n%s", err, out)
 	}
 	envFile := filepath.Join(t.TempDir(), "env")
 	sh := &shell{t: t, dir: root, env: append(os.Environ(),
@@ -106,7 +106,12 @@ func TestREADMESnippets(t *testing.T) {
 	}
 	allInOne.stop()
 
-	services := sh.background("split", snippets["split"])
+	// The services' shell stops them itself, with split-stop, once the test
+	// has seen them count: what the reader types in the shell that started
+	// them. Its shell ends only when every service has.
+	stopNow := filepath.Join(t.TempDir(), "stop")
+	services := sh.background("split", snippets["split"]+
+		"while [ ! -e "+strconv.Quote(stopNow)+" ]; do sleep 0.2; done\n"+snippets["split-stop"])
 	counted := polltest.Within(5*time.Minute, time.Second, func() bool {
 		n, err := strconv.Atoi(strings.TrimSpace(sh.try(snippets["split-check"])))
 		return err == nil && n > 0
@@ -114,7 +119,10 @@ func TestREADMESnippets(t *testing.T) {
 	if !counted {
 		t.Fatalf("split-check never counted a delivery event the simulator sent through ingest; the services said:\n%s", services.logs)
 	}
-	services.stop()
+	if err := os.WriteFile(stopNow, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	services.ended()
 }
 
 // ready reports whether addr's /readyz answers 200.
@@ -193,6 +201,13 @@ func (j *job) exited() error {
 // and the processes the group holds to end.
 func (j *job) stop() {
 	_ = syscall.Kill(-j.cmd.Process.Pid, syscall.SIGTERM)
+	j.ended()
+}
+
+// ended waits for the job's shell and the processes its group holds to
+// end, failing the test when they do not within 30 s each.
+func (j *job) ended() {
+	j.t.Helper()
 	select {
 	case <-j.done:
 	case <-time.After(30 * time.Second):
@@ -202,7 +217,7 @@ func (j *job) stop() {
 		return syscall.Kill(-j.cmd.Process.Pid, 0) != nil
 	})
 	if !gone {
-		j.t.Errorf("processes of snippet %s outlived SIGTERM:\n%s", j.name, j.logs)
+		j.t.Errorf("processes of snippet %s outlived their stop:\n%s", j.name, j.logs)
 	}
 }
 
