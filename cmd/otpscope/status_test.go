@@ -106,7 +106,7 @@ func TestStatusCommand(t *testing.T) {
 	}
 	raw, code := runStatus(t, api, "--json")
 	var st app.StatusResponse
-	if err := json.Unmarshal([]byte(raw), &st); err != nil || code != 1 || len(st.Warnings) == 0 || st.Poller == nil || st.Poller.TrackedOTPs == 0 {
+	if err := json.Unmarshal([]byte(raw), &st); err != nil || code != 1 || len(st.Warnings) == 0 || st.Poller == nil || st.Poller.TrackedOTPs == 0 || st.Poller.BacklogCounted == nil || !*st.Poller.BacklogCounted {
 		t.Errorf("otpscope status --json = %d, %v:\n%s", code, err, raw)
 	}
 }

@@ -358,7 +358,7 @@ func (a *App) Banner(w io.Writer) {
 	}
 	lines = append(lines, "  data dir     "+a.cfg.DataDir)
 	if a.poller != nil {
-		lines = append(lines, "  poller       reconciling through "+a.cfg.Poller.Tyntec.BaseURL+" (resends: "+a.cfg.Poller.ResendMode+"; deployment "+cmp.Or(a.cfg.Poller.DeploymentID, "of the callback, else "+a.cfg.Poller.DeploymentFallback)+"; /readyz says whether tyntec's v1 API serves v4 OTPs)")
+		lines = append(lines, "  poller       reconciling through "+a.cfg.Poller.Tyntec.BaseURL+" (resends: "+a.cfg.Poller.ResendMode+"; deployment id "+cmp.Or(a.cfg.Poller.DeploymentID, "that of the callback delivering here already, else "+a.cfg.Poller.DeploymentFallback)+"; /readyz says whether tyntec's v1 API serves v4 OTPs)")
 	} else if a.cfg.runs(ModulePoller) {
 		lines = append(lines, "  poller       off (no --tyntec-api-key)")
 	}

@@ -41,6 +41,7 @@ type status struct {
 	// the poller
 	tracked, due int
 	oldest       time.Duration
+	counted      bool // a cycle counted the three since the lease
 	tyntec       tyntec.Health
 	leading      bool
 	// when the newest webhook the poller read was stored
@@ -91,7 +92,7 @@ func (a *App) status(ctx context.Context) status {
 		s.sinkWaiting = a.embeddedSink.Waiting()
 	}
 	if a.poller != nil {
-		s.tracked, s.due, s.oldest = a.poller.Backlog()
+		s.tracked, s.due, s.oldest, s.counted = a.poller.Backlog()
 		s.tyntec = a.poller.TyntecHealth()
 		s.pollerWebhook = a.poller.LastWebhook()
 		s.leading = a.poller.Leading()
@@ -121,7 +122,7 @@ func (a *App) statusAttrs(prev, cur status) (attrs []any, warns []string) {
 	if a.sink != nil && cur.sinkKnown {
 		attrs = append(attrs, slog.Uint64("sink_lag", cur.sinkPending), slog.Uint64("sink_ack_pending", cur.sinkAckPending))
 	}
-	if a.poller != nil {
+	if a.poller != nil && cur.counted {
 		attrs = append(attrs, slog.Int("tracked_otps", cur.tracked), slog.Int("reconcile_backlog", cur.due),
 			slog.String("oldest_unreconciled", cur.oldest.Round(time.Second).String()))
 	}
@@ -347,7 +348,12 @@ type SinkStatus struct {
 type PollerStatus struct {
 	// Leading: this replica holds the lease, calls tyntec and knows the
 	// backlog (the others say 0).
-	Leading             bool    `json:"leading"`
+	Leading bool `json:"leading"`
+	// BacklogCounted: a reconciliation cycle has counted the figures below
+	// since this replica took the lease. False, they are zeros, not a
+	// count: a restarted poller reads its whole bucket before its first
+	// cycle. Left out by builds before 2026-12-06 (decoded as nil).
+	BacklogCounted      *bool   `json:"backlog_counted,omitempty"`
 	TrackedOTPs         int     `json:"tracked_otps"`
 	ReconcileBacklog    int     `json:"reconcile_backlog"`
 	OldestUnreconciledS float64 `json:"oldest_unreconciled_s"`
@@ -415,7 +421,7 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if a.poller != nil {
-		out.Poller = &PollerStatus{Leading: cur.leading, TrackedOTPs: cur.tracked, ReconcileBacklog: cur.due, OldestUnreconciledS: cur.oldest.Seconds()}
+		out.Poller = &PollerStatus{Leading: cur.leading, BacklogCounted: &cur.counted, TrackedOTPs: cur.tracked, ReconcileBacklog: cur.due, OldestUnreconciledS: cur.oldest.Seconds()}
 	}
 	if dead != nil {
 		out.DeadLetters = <-dead

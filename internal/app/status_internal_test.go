@@ -51,3 +51,22 @@ func TestStatusTextGivesTheSinksShareOfTheBound(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Until the leader's first reconciliation cycle its poller counts are
+// zeros, not a count: the status says so rather than print them as facts.
+// An older server, which does not say, is printed as before.
+func TestStatusTextSaysThePollerHasNotCountedYet(t *testing.T) {
+	for _, tc := range []struct {
+		counted *bool
+		want    string
+	}{
+		{ptr(false), "  poller  leading: no reconciliation cycle has run yet to count its OTPs\n"},
+		{ptr(true), "  poller  leading: 0 OTPs tracked, 0 to reconcile, the oldest unsettled 0s\n"},
+		{nil, "  poller  leading: 0 OTPs tracked, 0 to reconcile, the oldest unsettled 0s\n"},
+	} {
+		st := StatusResponse{Modules: []string{"poller"}, Poller: &PollerStatus{Leading: true, BacklogCounted: tc.counted}}
+		if got := st.Text("http://127.0.0.1:8081"); !strings.Contains(got, tc.want) {
+			t.Errorf("counted %v: status says\n%s\nwant the line %q", tc.counted, got, tc.want)
+		}
+	}
+}

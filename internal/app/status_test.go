@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -21,7 +22,7 @@ func TestStatusLine(t *testing.T) {
 	t0 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	prev := status{at: t0, accepted: 100}
 	flowing := status{at: t0.Add(time.Minute), accepted: 400, lastWebhook: t0.Add(59 * time.Second), streamMsgs: 900, streamLast: t0.Add(59 * time.Second),
-		sinkPending: 3, sinkKnown: true, tracked: 40, due: 2, oldest: 95 * time.Second}
+		sinkPending: 3, sinkKnown: true, tracked: 40, due: 2, oldest: 95 * time.Second, counted: true}
 	stopped := flowing
 	stopped.at, stopped.accepted = t0.Add(10*time.Minute), 100
 	never := status{at: t0.Add(time.Minute), tracked: 3}
@@ -76,6 +77,13 @@ func TestStatusLine(t *testing.T) {
 		if (warn == "") != (tt.wantWarned == "") || !strings.HasPrefix(warn, tt.wantWarned) {
 			t.Errorf("%s: warning %q; want %q", tt.name, warn, tt.wantWarned)
 		}
+	}
+	// Before the poller's first cycle its zeros are no count: left out.
+	uncounted := flowing
+	uncounted.tracked, uncounted.due, uncounted.oldest, uncounted.counted = 0, 0, 0, false
+	attrs, _ := a.statusAttrs(prev, uncounted)
+	if line := fmt.Sprint(attrs); strings.Contains(line, "tracked_otps") || strings.Contains(line, "oldest_unreconciled") {
+		t.Errorf("status line before the poller's first cycle %s; want its counts left out", line)
 	}
 }
 

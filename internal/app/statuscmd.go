@@ -85,6 +85,8 @@ func (st StatusResponse) Text(api string) string {
 	}
 	if p := st.Poller; p != nil && !p.Leading {
 		b.WriteString("  poller  not leading: another replica calls tyntec and knows the backlog\n")
+	} else if p != nil && p.BacklogCounted != nil && !*p.BacklogCounted {
+		b.WriteString("  poller  leading: no reconciliation cycle has run yet to count its OTPs\n")
 	} else if p != nil {
 		fmt.Fprintf(&b, "  poller  leading: %d OTPs tracked, %d to reconcile, the oldest unsettled %s\n",
 			p.TrackedOTPs, p.ReconcileBacklog, (time.Duration(p.OldestUnreconciledS * float64(time.Second))).Round(time.Second))

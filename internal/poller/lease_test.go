@@ -55,12 +55,18 @@ func TestLeaseLostForgetsTheBacklog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if _, _, _, counted := p.Backlog(); counted {
+		t.Fatal("Backlog() counted before any cycle ran; want its zeros said to be no count")
+	}
 	goRun(t, p.Run)
 
 	m := p.metrics
 	brokertest.WaitFor(t, 20*time.Second, "the leader's cycle to read the backlog", func() bool {
 		return metricValue(t, m.leader) == 1 && metricValue(t, m.tracked) == n && metricValue(t, m.due) == n
 	})
+	if tracked, _, _, counted := p.Backlog(); tracked != n || !counted {
+		t.Errorf("Backlog() = %d tracked, counted %v while leading; want %d, counted", tracked, counted, n)
+	}
 	if oldest := metricValue(t, m.oldest); oldest < 19*60 {
 		t.Fatalf("oldest unreconciled %v s while leading; want about 20 min", oldest)
 	}
@@ -101,7 +107,7 @@ func TestLeaseLostForgetsTheBacklog(t *testing.T) {
 			t.Errorf("%s = %v after the lease was lost; want 0", g.name, v)
 		}
 	}
-	if tracked, due, oldest := p.Backlog(); tracked != 0 || due != 0 || oldest != 0 {
-		t.Errorf("Backlog() = %d, %d, %v after the lease was lost; want zeros", tracked, due, oldest)
+	if tracked, due, oldest, counted := p.Backlog(); tracked != 0 || due != 0 || oldest != 0 || counted {
+		t.Errorf("Backlog() = %d, %d, %v, counted %v after the lease was lost; want zeros, no count", tracked, due, oldest, counted)
 	}
 }

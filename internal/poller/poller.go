@@ -62,8 +62,10 @@ type Poller struct {
 	failedCalls, unhandled *ops.Sparse
 
 	// tracked, dueDelivery and oldestNs are the last cycle's backlog, for
-	// Backlog; zeroed when the lease is lost (holding).
+	// Backlog; zeroed when the lease is lost (holding). counted: a cycle
+	// has set them since this replica took the lease.
 	tracked, dueDelivery, oldestNs atomic.Int64
+	counted                        atomic.Bool
 	// lastWebhookNs is LastWebhook, Unix nanoseconds.
 	lastWebhookNs atomic.Int64
 	// leading is whether this replica holds the lease (Leading).
@@ -232,6 +234,7 @@ func (p *Poller) holding(held bool) {
 	}
 	p.metrics.notLeading()
 	p.api.ForgetHealth()
+	p.counted.Store(false)
 	p.tracked.Store(0)
 	p.dueDelivery.Store(0)
 	p.oldestNs.Store(0)

@@ -210,6 +210,7 @@ func (p *Poller) due(ctx context.Context, now time.Time, st *CycleStats) (delive
 	p.tracked.Store(int64(len(recs)))
 	p.dueDelivery.Store(int64(len(delivery)))
 	p.oldestNs.Store(int64(oldest))
+	p.counted.Store(true)
 	return delivery, verify
 }
 
@@ -769,7 +770,9 @@ func (p *Poller) fallbackAfter(tried []events.Channel) bool {
 // Backlog is what the last reconciliation cycle found: OTPs tracked, those
 // whose delivery was due for reconciling, and the age of the oldest whose
 // delivery is not settled — for the status log; all zero on a replica not
-// leading, whose cycles do not run.
-func (p *Poller) Backlog() (tracked, due int, oldest time.Duration) {
-	return int(p.tracked.Load()), int(p.dueDelivery.Load()), time.Duration(p.oldestNs.Load())
+// leading, whose cycles do not run. counted is false until a cycle has run
+// since this replica took the lease (the zeros are then no count: a
+// restarted poller reads its whole bucket first).
+func (p *Poller) Backlog() (tracked, due int, oldest time.Duration, counted bool) {
+	return int(p.tracked.Load()), int(p.dueDelivery.Load()), time.Duration(p.oldestNs.Load()), p.counted.Load()
 }

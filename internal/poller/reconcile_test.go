@@ -317,7 +317,7 @@ func TestOldTrackedOTPIsGivenUpNotBehind(t *testing.T) {
 	}
 	waitTracked(t, b)
 	st, err := p.ReconcileOnce(t.Context())
-	if _, _, oldest := p.Backlog(); err != nil || st.Finished != 1 || oldest != 0 {
+	if _, _, oldest, _ := p.Backlog(); err != nil || st.Finished != 1 || oldest != 0 {
 		t.Errorf("a cycle after tracking an OTP of 180 days ago: %+v, %v, oldest waiting %v; want it finished, none waiting", st, err, oldest)
 	}
 }

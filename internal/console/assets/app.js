@@ -675,8 +675,9 @@
     if (st.ingest) parts.push('last webhook ' + age(st.ingest.last_webhook) + ' (' + st.ingest.webhooks_accepted + ' accepted since start)');
     parts.push(st.stream.error ? 'stream: ' + st.stream.error : 'stream ' + st.stream.messages + ' messages, newest ' + age(st.stream.last_message));
     if (st.sink) parts.push('sink ' + st.sink.lag + ' waiting, ' + st.sink.ack_pending + ' being inserted');
-    if (st.poller) parts.push(st.poller.leading ? 'poller tracks ' + st.poller.tracked_otps + ' OTPs, ' + st.poller.reconcile_backlog + ' to reconcile'
-      : 'poller not leading (another replica calls tyntec)');
+    if (st.poller) parts.push(!st.poller.leading ? 'poller not leading (another replica calls tyntec)'
+      : st.poller.backlog_counted === false ? 'poller leading, no reconciliation cycle yet'
+      : 'poller tracks ' + st.poller.tracked_otps + ' OTPs, ' + st.poller.reconcile_backlog + ' to reconcile');
     const p = $('#pipeline');
     p.dataset.streamMessages = st.stream.messages;
     p.dataset.warnings = st.warnings.length;
