@@ -69,6 +69,16 @@ func TestStatusCommand(t *testing.T) {
 	if logs := in.logs.String(); !strings.Contains(logs, "otpscope is running (ingest, reporter)") || !strings.Contains(logs, "modules=ingest,reporter") {
 		t.Errorf("the banner and the start line of an all-in-one without a tyntec key:\n%s\nwant the running modules only", logs)
 	}
+	// Pointed at the public listener, which serves no API, it says where
+	// the API is; a path neither serves is a plain 404.
+	public := exec.Command(binary, "status", "--api", "http://"+in.listen)
+	if out, err := public.CombinedOutput(); err == nil || !strings.Contains(string(out), "404") ||
+		!strings.Contains(string(out), "on the admin listener (--admin-listen "+in.adminListen+")") {
+		t.Errorf("otpscope status against the public listener: %v\n%s\nwant a 404 naming the admin listener", err, out)
+	}
+	if out, _ := exec.Command("curl", "-sS", "http://"+in.listen+"/no/such/path").CombinedOutput(); !strings.Contains(string(out), `"no such endpoint"`) {
+		t.Errorf("the public listener's 404 for a path nobody serves: %s; want the plain one", out)
+	}
 	in.kill()
 
 	// With an API token: in the server's own environment, whose token file

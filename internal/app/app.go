@@ -38,6 +38,7 @@ import (
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/poller"
+	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/sink"
 	"github.com/otpscope/otpscope/internal/store"
@@ -131,6 +132,15 @@ func (a *App) build(ctx context.Context) (err error) {
 		}
 		admin = ops.NewRouter()
 		admin.Use(httpMetrics.Middleware("admin"))
+		// What the admin listener serves, asked of the public one: say
+		// where it is (otpscope status or curl pointed at :8080).
+		public.NotFound(func(w http.ResponseWriter, r *http.Request) {
+			detail := "no such endpoint"
+			if onAdminListener(r.URL.Path) {
+				detail = "no such endpoint on the public listener: the API, /metrics and the console are on the admin listener (--admin-listen " + cfg.AdminListen + ")"
+			}
+			problem.Error(w, http.StatusNotFound, detail)
+		})
 	}
 	// The admin server serves this router, not the guarded ones made from
 	// it below: those share its routes but not its middleware, so served
@@ -456,6 +466,17 @@ func (a *App) close() {
 }
 
 // serveAPIDoc answers the API's OpenAPI description.
+// onAdminListener reports whether path is one the admin listener serves
+// (or would, with the modules that serve it), asked of the public one.
+func onAdminListener(path string) bool {
+	for _, p := range []string{"/api/", "/metrics", "/console", "/debug/"} {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
 func serveAPIDoc(w http.ResponseWriter, _ *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
