@@ -74,11 +74,32 @@ func TestPollerServesOps(t *testing.T) {
 	var st app.StatusResponse
 	if code, body := get("/api/v1/status"); code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
 		t.Errorf("/api/v1/status = %d %s", code, body)
-	} else if st.Poller == nil || !st.Poller.Leading || st.Ingest != nil || st.Sink != nil || len(st.Modules) != 1 || st.Stream.Error != "" {
-		t.Errorf("/api/v1/status of the poller: %+v; want the poller's, leading, and the stream's, nothing of ingest or the sink", st)
+	} else if st.Poller == nil || !st.Poller.Leading || st.Poller.BacklogCounted == nil || !*st.Poller.BacklogCounted || st.Ingest != nil || st.Sink != nil || len(st.Modules) != 1 || st.Stream.Error != "" {
+		t.Errorf("/api/v1/status of the poller: %+v; want the poller's, leading, counted, and the stream's, nothing of ingest or the sink", st)
 	}
 	if code, _ := get("/nope"); code != http.StatusNotFound {
 		t.Errorf("/nope = %d; want 404", code)
+	}
+
+	// With NATS away the stream is unreadable for that reason, said at
+	// once, and warned of once: by the nats readiness check.
+	ns.Stop()
+	brokertest.WaitFor(t, 10*time.Second, "/api/v1/status to say NATS is away", func() bool {
+		st = app.StatusResponse{}
+		_, body := get("/api/v1/status")
+		return json.Unmarshal([]byte(body), &st) == nil && strings.Contains(st.Stream.Error, "not connected to NATS")
+	})
+	var nats, stream int
+	for _, w := range st.Warnings {
+		if strings.HasPrefix(w, "not ready, nats: ") {
+			nats++
+		}
+		if strings.HasPrefix(w, "the stream: ") {
+			stream++
+		}
+	}
+	if nats != 1 || stream != 0 {
+		t.Errorf("/api/v1/status with NATS away warns %q; want the nats readiness check's warning alone", st.Warnings)
 	}
 }
 

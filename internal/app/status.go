@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/reload"
 	"github.com/otpscope/otpscope/internal/store"
@@ -409,7 +411,10 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 		Stream: StreamStatus{Messages: cur.streamMsgs, LastMessage: at(cur.streamLast)}}
 	if cur.streamErr != nil {
 		out.Stream.Error = cur.streamErr.Error()
-		out.Warnings = append(out.Warnings, "the stream: "+out.Stream.Error)
+		// Not connected, the nats readiness check's warning says why.
+		if !errors.Is(cur.streamErr, broker.ErrNotConnected) {
+			out.Warnings = append(out.Warnings, "the stream: "+out.Stream.Error)
+		}
 	}
 	if a.ingest != nil {
 		out.Ingest = &IngestStatus{WebhooksAccepted: cur.accepted, LastWebhook: at(cur.lastWebhook)}

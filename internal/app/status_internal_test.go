@@ -70,3 +70,17 @@ func TestStatusTextSaysThePollerHasNotCountedYet(t *testing.T) {
 		}
 	}
 }
+
+// A reporter whose sink's readings are unknown (its consumer unread for
+// 30 s, or the sink waiting for the engine's lease) has a line saying so,
+// not none; a process without the reporter has no sink line.
+func TestStatusTextSaysTheSinkIsNotKnown(t *testing.T) {
+	st := StatusResponse{Modules: []string{ModuleReporter}}
+	if got := st.Text("http://127.0.0.1:8081"); !strings.Contains(got, "  sink    not known now\n") {
+		t.Errorf("a reporter without sink readings: status says\n%s\nwant the sink not known", got)
+	}
+	st.Modules = []string{ModuleIngest}
+	if got := st.Text("http://127.0.0.1:8083"); strings.Contains(got, "sink") {
+		t.Errorf("ingest alone: status says\n%s\nwant no sink line", got)
+	}
+}

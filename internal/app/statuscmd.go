@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +83,10 @@ func (st StatusResponse) Text(api string) string {
 			fmt.Fprintf(&b, ": %s of the stream's bound", percent(*s.StreamBoundShare))
 		}
 		b.WriteString("\n")
+	} else if slices.Contains(st.Modules, ModuleReporter) {
+		// Its consumer unread for 30 s (NATS away), not yet read, or the
+		// sink waiting for the engine's lease: the warnings say which.
+		b.WriteString("  sink    not known now\n")
 	}
 	if p := st.Poller; p != nil && !p.Leading {
 		b.WriteString("  poller  not leading: another replica calls tyntec and knows the backlog\n")

@@ -25,6 +25,10 @@ import (
 // no connection, no stream, no acknowledgement in time. Callers answer 503.
 var ErrUnavailable = errors.New("nats unavailable")
 
+// ErrNotConnected: a read of the stream's state was not even asked, the
+// connection being down (reconnecting, closed); Ready says so too.
+var ErrNotConnected = errors.New("not connected to NATS")
+
 // Broker is a connection to NATS and otpscope's stream, and the embedded server
 // when it hosts one.
 type Broker struct {
@@ -531,6 +535,10 @@ func (b *Broker) StreamIdentity(ctx context.Context) (string, time.Time, error) 
 // streamInfo asks the server for the stream's info now: Stream asks for
 // it, and keeps it.
 func (b *Broker) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
+	// Said at once, not as the request's deadline exceeded.
+	if st := b.nc.Status(); st != nats.CONNECTED {
+		return nil, fmt.Errorf("stream %s: %w (connection %s)", b.stream.Name, ErrNotConnected, st)
+	}
 	s, err := b.js.Stream(ctx, b.stream.Name)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", b.stream.Name, err)

@@ -110,10 +110,19 @@ func TestPublishWhileDownIsUnavailable(t *testing.T) {
 	if err := b.Publish(ctx, message(1)); !errors.Is(err, broker.ErrUnavailable) {
 		t.Fatalf("Publish with the server down = %v; want ErrUnavailable", err)
 	}
+	// The stream's state is not asked of a connection that is down: said
+	// at once, as such, not as a deadline exceeded.
+	start := time.Now()
+	if _, _, err := b.StreamState(ctx); !errors.Is(err, broker.ErrNotConnected) || !strings.Contains(err.Error(), "RECONNECTING") || ctx.Err() != nil {
+		t.Errorf("StreamState with the server down = %v after %v; want ErrNotConnected, naming the connection's state, before the deadline", err, time.Since(start))
+	}
 	srv.Start()
 	brokertest.WaitFor(t, 10*time.Second, "reconnect", func() bool { return b.Ready(t.Context()) == nil })
 	if err := b.Publish(t.Context(), message(1)); err != nil {
 		t.Fatalf("Publish after restart: %v", err)
+	}
+	if _, _, err := b.StreamState(t.Context()); err != nil {
+		t.Errorf("StreamState after restart: %v", err)
 	}
 }
 
