@@ -171,10 +171,16 @@ func trendChart(title string, starts []time.Time, step time.Duration, lines []li
 			f1(x), f1(bottom), f1(x), f1(bottom+4), f1(x), f1(bottom+16), esc(starts[i].UTC().Format(layout)))
 	}
 	fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="middle" fill="#666">UTC, buckets of %s</text></g>`, f1(lineLeft+lineWidth/2), f1(bottom+32), esc(humanDuration(step)))
-	for _, m := range marks {
-		y := yAt(m.Value)
-		fmt.Fprintf(&b, `<g class="threshold" data-value="%s" data-y="%s"><line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#c62828" stroke-width="2" stroke-dasharray="5 3"></line><text x="%s" y="%s" fill="#c62828">%s</text></g>`,
-			strconv.FormatFloat(m.Value, 'g', -1, 64), f1(y), f1(lineLeft), f1(y), f1(lineLeft+lineWidth), f1(y), f1(lineLeft+lineWidth+6), f1(y+4), esc(m.Label))
+	// The legend, right of the plot, a row each: the thresholds first (a
+	// dashed swatch, as their lines), then the series. A threshold's label
+	// at its line's height would fall among the series' rows.
+	legendY := func(row int) float64 { return plotTop + 16*float64(row) }
+	for i, m := range marks {
+		y, ly := yAt(m.Value), legendY(i)
+		fmt.Fprintf(&b, `<g class="threshold" data-value="%s" data-y="%s"><line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#c62828" stroke-width="2" stroke-dasharray="5 3"></line>`+
+			`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#c62828" stroke-width="2" stroke-dasharray="5 3"></line><text x="%s" y="%s" dy="9" fill="#c62828">%s</text></g>`,
+			strconv.FormatFloat(m.Value, 'g', -1, 64), f1(y), f1(lineLeft), f1(y), f1(lineLeft+lineWidth), f1(y),
+			f1(lineLeft+lineWidth+8), f1(ly+5), f1(lineLeft+lineWidth+18), f1(ly+5), f1(lineLeft+lineWidth+22), f1(ly), esc(m.Label))
 	}
 	for k, l := range lines {
 		color := palette[k%len(palette)]
@@ -195,7 +201,7 @@ func trendChart(title string, starts []time.Time, step time.Duration, lines []li
 			pen = true
 		}
 		fmt.Fprintf(&b, `<g class="series" data-name="%s"><path d="%s" fill="none" stroke="%s" stroke-width="2"></path>%s</g>`, esc(l.Name), strings.TrimSpace(d.String()), color, dots.String())
-		ly := plotTop + 16*float64(k) + 24*float64(len(marks))
+		ly := legendY(len(marks) + k)
 		fmt.Fprintf(&b, `<g class="legend"><rect x="%s" y="%s" width="10" height="10" fill="%s"></rect><text x="%s" y="%s" dy="9">%s</text></g>`,
 			f1(lineLeft+lineWidth+8), f1(ly), color, f1(lineLeft+lineWidth+22), f1(ly), esc(l.Name))
 	}

@@ -1,9 +1,11 @@
 package reporter
 
 import (
+	"math"
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // A bar's value follows it unless it would run past the chart's edge; then
@@ -29,5 +31,34 @@ func TestBarValuesStayInTheChart(t *testing.T) {
 	// The short one follows its bar, within the chart.
 	if short := texts[1][1]; regexp.MustCompile(`text-anchor`).MatchString(short) || x(short)+labelWidth(texts[1][2]) > svgWidth {
 		t.Errorf("the short bar's value is drawn at %q; want it after the bar", short)
+	}
+}
+
+// The texts right of a trend's plot (the thresholds' labels and the
+// series' names) are a legend of rows that do not overlap, wherever the
+// thresholds' lines are: an 80 % line's label once fell among the names.
+func TestTrendLegendRowsApart(t *testing.T) {
+	p := func(x float64) *float64 { return &x }
+	lines := []line{{"SMS", []*float64{p(.9), p(.95)}}, {"VIBER", []*float64{p(.8), nil}}, {"WHATSAPP", []*float64{p(.7), p(.85)}}}
+	for _, marks := range [][]threshold{nil, {{.8, pctLabel("alert below", .8)}}, {{.99, "a"}, {.9, "b"}}} {
+		c := trendChart("t", make([]time.Time, 2), time.Hour, lines, rateAxis(), marks)
+		var ys []float64
+		for _, m := range regexp.MustCompile(`<text x="([0-9.]+)" y="([0-9.]+)"`).FindAllStringSubmatch(string(c.SVG), -1) {
+			x, _ := strconv.ParseFloat(m[1], 64)
+			y, _ := strconv.ParseFloat(m[2], 64)
+			if x > lineLeft+lineWidth {
+				ys = append(ys, y)
+			}
+		}
+		if len(ys) != len(lines)+len(marks) {
+			t.Fatalf("marks %v: %d texts right of the plot; want %d (a name a series, a label a threshold)", marks, len(ys), len(lines)+len(marks))
+		}
+		for i := range ys {
+			for j := range i {
+				if math.Abs(ys[i]-ys[j]) < 14 {
+					t.Errorf("marks %v: legend texts at y %v and %v overlap (12 px text)", marks, ys[j], ys[i])
+				}
+			}
+		}
 	}
 }
