@@ -3,6 +3,7 @@ package sink_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -198,4 +199,22 @@ func TestSinkBacklogAgainstTheStreamBound(t *testing.T) {
 	if _, _, ok := c.Lag(); ok || !math.IsNaN(metricstest.Must(t, reg, "otpscope_sink_consumer_lag")) || !math.IsNaN(metricstest.Must(t, reg, "otpscope_sink_ack_pending")) {
 		t.Errorf("the sink stopped: Lag ok %v, gauges %v, %v; want unknown, NaN", ok, metricstest.Must(t, reg, "otpscope_sink_consumer_lag"), metricstest.Must(t, reg, "otpscope_sink_ack_pending"))
 	}
+}
+
+// A reading of nothing waiting (0) is read again a second after events
+// wait, not left standing for the interval: the status said "12 being
+// inserted: 0 % of the stream's bound".
+func TestSinkShareReadAgainAfterAQuietMoment(t *testing.T) {
+	sink.SetBoundShareEvery(t, time.Hour) // only the quiet moment's reading again
+	f := newFixture(t, func(c *broker.Config) { c.Stream.MaxBytes = 256 << 10 })
+	ins := &outage{db: f.DB, err: &clickhouse.Exception{Code: 243, CodeName: "NOT_ENOUGH_SPACE", Message: "Cannot reserve 1.00 MiB, not enough space"}}
+	reg := prometheus.NewRegistry()
+	c := sink.NewConsumer(sinkConfig(), f.Broker, ins, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	share := func() float64 { return metricstest.Must(t, reg, "otpscope_sink_stream_bound_share") }
+	polltest.Go(t, "sink", c.Run)
+	f.publish(t, deliveries(0, 10)...)
+	polltest.Until(t, 20*time.Second, "the share at 0, everything inserted", func() bool { return share() == 0 })
+	ins.down.Store(true)
+	f.publish(t, deliveries(10, 110)...)
+	polltest.Until(t, 20*time.Second, "the share read again with 100 events waiting", func() bool { return share() > 0 })
 }

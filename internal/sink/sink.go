@@ -461,10 +461,11 @@ func (c *Consumer) updateShare(ctx context.Context, cons *broker.Consumer, lag b
 		return
 	}
 	// Half of what waited at the last reading gone (inserts succeed
-	// again): read now, rather than say the old share beside the new lag;
-	// at most once a second, not at each insert of a busy sink.
-	since := time.Since(time.Unix(0, c.shareAt.Load()))
-	if since < min(time.Second, boundShareInterval) || since < boundShareInterval && waiting >= c.shareWaiting.Load()/2 {
+	// again), or events waiting after a reading of none: read now, rather
+	// than say the old share beside the new lag (0 % with events being
+	// inserted); at most once a second, not at each insert of a busy sink.
+	since, last := time.Since(time.Unix(0, c.shareAt.Load())), c.shareWaiting.Load()
+	if since < min(time.Second, boundShareInterval) || since < boundShareInterval && last > 0 && waiting >= last/2 {
 		return
 	}
 	share, err := cons.BoundShare(ctx, lag)
