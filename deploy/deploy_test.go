@@ -396,20 +396,30 @@ func composeEnv(t *testing.T) map[string]string {
 	return readEnvFile(t, deployPath("demo.env"))
 }
 
-var composeVar = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)(?:(:?[-?])([^}]*))?\}`)
+// composeVar is one ${…} with no other inside it.
+var composeVar = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)(?:(:?[-?])([^}$]*))?\}`)
 
-// expand interpolates ${VAR}, ${VAR:-default} and ${VAR:?message} like compose.
+// expand interpolates ${VAR}, ${VAR:-default}, ${VAR-default} and
+// ${VAR:?message} like compose, a default that is itself one too
+// (${A:-${B}}): the innermost first.
 func expand(s string, env map[string]string) string {
-	return composeVar.ReplaceAllStringFunc(s, func(m string) string {
-		p := composeVar.FindStringSubmatch(m)
-		if v, ok := env[p[1]]; ok && v != "" {
-			return v
+	for {
+		next := composeVar.ReplaceAllStringFunc(s, func(m string) string {
+			p := composeVar.FindStringSubmatch(m)
+			v, ok := env[p[1]]
+			if ok && (v != "" || p[2] == "-") {
+				return v
+			}
+			if strings.HasSuffix(p[2], "-") {
+				return p[3]
+			}
+			return ""
+		})
+		if next == s {
+			return s
 		}
-		if strings.HasSuffix(p[2], "-") {
-			return p[3]
-		}
-		return ""
-	})
+		s = next
+	}
 }
 
 // otpscopeBinary is the binary a compose service runs from the otpscope image,
@@ -2506,7 +2516,8 @@ FROM channel_events GROUP BY otp_id, channel`)
 
 // TestGrafanaDataSources holds the data sources' settings to the reporter's:
 // in docker-compose.yml both read the ClickHouse the reporter writes (its
-// DSN's host, port, user and database), the Kubernetes secret's DSN has the
+// DSN's host, port and database; as their own read-only user,
+// TestGrafanaReadsClickHouseReadOnly), the Kubernetes secret's DSN has the
 // same host, native port and database, and the Grafana-only compose file
 // points at no service it does not define.
 func TestGrafanaDataSources(t *testing.T) {
@@ -2522,10 +2533,8 @@ func TestGrafanaDataSources(t *testing.T) {
 	db := strings.TrimPrefix(dsn.Path, "/")
 	env := g.Environment
 	for k, want := range map[string]string{
-		"OTPSCOPE_CLICKHOUSE_SERVER_HOST": dsn.Hostname(), "OTPSCOPE_CLICKHOUSE_SERVER_PORT": dsn.Port(),
-		"OTPSCOPE_CLICKHOUSE_SERVER_USER": dsn.User.Username(), "OTPSCOPE_CLICKHOUSE_SERVER_DATABASE": db,
-		"OTPSCOPE_CLICKHOUSE_HOST": dsn.Hostname(), "OTPSCOPE_CLICKHOUSE_PORT": "8123",
-		"OTPSCOPE_CLICKHOUSE_READER_USER": dsn.User.Username(), "OTPSCOPE_CLICKHOUSE_DATABASE": db,
+		"OTPSCOPE_CLICKHOUSE_SERVER_HOST": dsn.Hostname(), "OTPSCOPE_CLICKHOUSE_SERVER_PORT": dsn.Port(), "OTPSCOPE_CLICKHOUSE_SERVER_DATABASE": db,
+		"OTPSCOPE_CLICKHOUSE_HOST": dsn.Hostname(), "OTPSCOPE_CLICKHOUSE_PORT": "8123", "OTPSCOPE_CLICKHOUSE_DATABASE": db,
 	} {
 		if env[k] != want {
 			t.Errorf("docker-compose.yml grafana %s = %q; the reporter's DSN says %q", k, env[k], want)
@@ -2695,5 +2704,163 @@ func readYAML(t *testing.T, path string, v any) {
 	}
 	if err := yaml.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// The namespace enforces the restricted Pod Security Standard; the NATS
+// chart's pods do not meet it unless nats-values.yaml says so, and one
+// recreated after the label (a drain, an upgrade) would be refused. Each
+// container the chart runs (the server, its config reloader) drops every
+// capability and cannot escalate; the pod runs as a non-root user with
+// the runtime's seccomp profile; the chart's toolbox is off. JetStream's
+// own limit leaves room on its volume, and the stream's bound
+// (configmap.yaml) leaves room in it for the KV buckets.
+func TestNATSHelmValuesMeetTheNamespacesPodSecurity(t *testing.T) {
+	var ns struct {
+		Metadata struct {
+			Labels map[string]string `yaml:"labels"`
+		} `yaml:"metadata"`
+	}
+	if err := yaml.Unmarshal(readFile(t, deployPath("k8s", "namespace.yaml")), &ns); err != nil {
+		t.Fatal(err)
+	}
+	if ns.Metadata.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+		t.Skipf("k8s/namespace.yaml enforces %q, not restricted: nothing to meet", ns.Metadata.Labels["pod-security.kubernetes.io/enforce"])
+	}
+	type containerSC struct {
+		AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+		Capabilities             struct {
+			Drop []string `yaml:"drop"`
+		} `yaml:"capabilities"`
+	}
+	type merged struct {
+		Merge struct {
+			SecurityContext containerSC `yaml:"securityContext"`
+		} `yaml:"merge"`
+	}
+	var values struct {
+		Config struct {
+			JetStream struct {
+				FileStore struct {
+					PVC struct {
+						Size string `yaml:"size"`
+					} `yaml:"pvc"`
+					MaxSize string `yaml:"maxSize"`
+				} `yaml:"fileStore"`
+			} `yaml:"jetstream"`
+		} `yaml:"config"`
+		PodTemplate struct {
+			Merge struct {
+				Spec struct {
+					SecurityContext struct {
+						RunAsNonRoot   *bool `yaml:"runAsNonRoot"`
+						RunAsUser      *int  `yaml:"runAsUser"`
+						FSGroup        *int  `yaml:"fsGroup"`
+						SeccompProfile struct {
+							Type string `yaml:"type"`
+						} `yaml:"seccompProfile"`
+					} `yaml:"securityContext"`
+				} `yaml:"spec"`
+			} `yaml:"merge"`
+		} `yaml:"podTemplate"`
+		Container    merged `yaml:"container"`
+		Reloader     merged `yaml:"reloader"`
+		PromExporter struct {
+			Enabled bool `yaml:"enabled"`
+		} `yaml:"promExporter"`
+		NatsBox struct {
+			Enabled *bool `yaml:"enabled"`
+		} `yaml:"natsBox"`
+	}
+	if err := yaml.Unmarshal(readFile(t, deployPath("k8s", "helm", "nats-values.yaml")), &values); err != nil {
+		t.Fatal(err)
+	}
+	pod := values.PodTemplate.Merge.Spec.SecurityContext
+	if pod.RunAsNonRoot == nil || !*pod.RunAsNonRoot || pod.RunAsUser == nil || *pod.RunAsUser == 0 || pod.FSGroup == nil || pod.SeccompProfile.Type != "RuntimeDefault" {
+		t.Errorf("nats-values.yaml podTemplate.merge.spec.securityContext %+v; want runAsNonRoot, a non-zero runAsUser, an fsGroup for the volume, seccompProfile RuntimeDefault", pod)
+	}
+	for name, c := range map[string]merged{"container": values.Container, "reloader": values.Reloader} {
+		sc := c.Merge.SecurityContext
+		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || !slices.Equal(sc.Capabilities.Drop, []string{"ALL"}) {
+			t.Errorf("nats-values.yaml %s.merge.securityContext %+v; want allowPrivilegeEscalation false, capabilities drop [ALL]", name, sc)
+		}
+	}
+	if values.PromExporter.Enabled || values.NatsBox.Enabled == nil || *values.NatsBox.Enabled {
+		t.Errorf("nats-values.yaml: promExporter %v, natsBox %v; want neither (containers these values do not harden)", values.PromExporter.Enabled, values.NatsBox.Enabled)
+	}
+
+	gib := func(s string) float64 {
+		n, err := strconv.ParseFloat(strings.TrimSuffix(s, "Gi"), 64)
+		if err != nil || !strings.HasSuffix(s, "Gi") {
+			t.Fatalf("nats-values.yaml: size %q; want …Gi", s)
+		}
+		return n * (1 << 30)
+	}
+	fs := values.Config.JetStream.FileStore
+	volume, store := gib(fs.PVC.Size), gib(fs.MaxSize)
+	if store >= volume {
+		t.Errorf("nats-values.yaml: JetStream's maxSize %s of a %s volume; want room left on it", fs.MaxSize, fs.PVC.Size)
+	}
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	for _, doc := range bytes.Split(readFile(t, deployPath("k8s", "configmap.yaml")), []byte("\n---\n")) {
+		if err := yaml.Unmarshal(doc, &cm); err == nil && cm.Data["OTPSCOPE_STREAM_MAX_BYTES"] != "" {
+			break
+		}
+	}
+	if b, err := strconv.ParseFloat(cm.Data["OTPSCOPE_STREAM_MAX_BYTES"], 64); err != nil || b <= 0 || b > 0.7*store {
+		t.Errorf("configmap.yaml OTPSCOPE_STREAM_MAX_BYTES %q against JetStream's %s: want a bound, with room left for the poller's KV buckets", cm.Data["OTPSCOPE_STREAM_MAX_BYTES"], fs.MaxSize)
+	}
+}
+
+// Grafana reads a ClickHouse server as a user that can only read
+// otpscope's database (clickhouse/users.d/grafana.xml), not as the
+// reporter's, which may write and drop: the compose file gives the server
+// that user and Grafana's data sources connect as it.
+func TestGrafanaReadsClickHouseReadOnly(t *testing.T) {
+	var users struct {
+		Profiles struct {
+			Grafana struct {
+				Readonly string `xml:"readonly"`
+			} `xml:"grafana"`
+		} `xml:"profiles"`
+		Users struct {
+			Grafana struct {
+				Password struct {
+					FromEnv string `xml:"from_env,attr"`
+				} `xml:"password"`
+				Profile string   `xml:"profile"`
+				Grants  []string `xml:"grants>query"`
+			} `xml:"grafana"`
+		} `xml:"users"`
+	}
+	if err := xml.Unmarshal(readFile(t, deployPath("clickhouse", "users.d", "grafana.xml")), &users); err != nil {
+		t.Fatalf("clickhouse/users.d/grafana.xml: %v", err)
+	}
+	g := users.Users.Grafana
+	if ro := users.Profiles.Grafana.Readonly; (ro != "1" && ro != "2") || g.Profile != "grafana" || g.Password.FromEnv != "CLICKHOUSE_GRAFANA_PASSWORD" {
+		t.Errorf("grafana.xml: profile %q readonly %q, password from %q; want the grafana profile, readonly, the password from CLICKHOUSE_GRAFANA_PASSWORD", g.Profile, ro, g.Password.FromEnv)
+	}
+	if len(g.Grants) == 0 {
+		t.Error("grafana.xml grants nothing; want SELECT on otpscope's database")
+	}
+	for _, q := range g.Grants {
+		if !strings.HasPrefix(q, "GRANT SELECT ON otpscope.") {
+			t.Errorf("grafana.xml grants %q; want SELECT on otpscope's database only", q)
+		}
+	}
+
+	f := loadCompose(t, "docker-compose.yml")
+	env := composeEnv(t)
+	ch, gr := f.Services["clickhouse"], f.Services["grafana"]
+	if !slices.Contains(ch.Volumes, "./clickhouse/users.d/grafana.xml:/etc/clickhouse-server/users.d/grafana.xml:ro") || expand(ch.Environment["CLICKHOUSE_GRAFANA_PASSWORD"], env) == "" {
+		t.Errorf("docker-compose.yml clickhouse: volumes %v, CLICKHOUSE_GRAFANA_PASSWORD %q; want grafana.xml mounted and its password given", ch.Volumes, ch.Environment["CLICKHOUSE_GRAFANA_PASSWORD"])
+	}
+	for _, kind := range []string{"READER", "SERVER"} {
+		user, pass := gr.Environment["OTPSCOPE_CLICKHOUSE_"+kind+"_USER"], gr.Environment["OTPSCOPE_CLICKHOUSE_"+kind+"_PASSWORD"]
+		if user != "grafana" || expand(pass, env) != expand(ch.Environment["CLICKHOUSE_GRAFANA_PASSWORD"], env) {
+			t.Errorf("docker-compose.yml grafana: %s data source as %q with %q; want user grafana with CLICKHOUSE_GRAFANA_PASSWORD", kind, user, pass)
+		}
 	}
 }
