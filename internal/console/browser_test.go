@@ -568,6 +568,12 @@ func TestConsoleChannelsShowTheirErrors(t *testing.T) {
 	if got, want := p.text(cell+" summary"), "tyntec::sim::sms_undeliverable (110), (none) (5) +1 more"; got != want {
 		t.Errorf("SMS errors cell = %q; want %q", got, want)
 	}
+	// Shown whole, wrapped in its column, not clipped: a count cut to
+	// "(11…" read as 11 of 110.
+	if !p.is("the errors cell not clipped", `(() => { const c = document.querySelector(`+jsString(cell)+`), s = c.querySelector('summary');
+		return c.scrollWidth <= c.clientWidth && s.scrollWidth <= s.clientWidth && c.getBoundingClientRect().width <= 18 * parseFloat(getComputedStyle(document.documentElement).fontSize) + 1; })()`) {
+		t.Error("the SMS errors cell clips its codes or counts, or is wider than its column")
+	}
 	// Opened (a keyboard's Enter on its summary), the cell lists them all,
 	// and the 5 s refresh keeps it open and the keyboard on it.
 	p.b.Do("open the errors", chromedp.Focus(cell+" summary"), chromedp.KeyEvent(kb.Enter))
@@ -639,9 +645,60 @@ func TestConsoleEventsStatusIsPicked(t *testing.T) {
 	p.b.NoErrors("events status")
 }
 
+// The Events page's filters ride in the URL's hash beside the window: a
+// reload keeps them (it went back to "any" and listed other statuses,
+// saying nothing), a link carries them, and a page size of 50, the
+// default, is left out.
+func TestConsoleEventsFiltersInTheURL(t *testing.T) {
+	p := newPage(t)
+	const otp = "a4762c77-94cb-43d6-bbab-9f37e088ad11"
+	p.open("events?range=24h&status=UNDELIVERABLE&source=poll&otp=" + otp + "&limit=100")
+	polltest.Until(t, 30*time.Second, "/events asked with the link's filters", func() bool {
+		q := p.api.lastEventQuery()
+		return strings.Contains(q, "status=UNDELIVERABLE") && strings.Contains(q, "source=poll") && strings.Contains(q, "otp="+otp) && strings.Contains(q, "limit=100")
+	})
+	filters := func() string {
+		return p.js2("the filters", `['#range', '#ev-status', '#ev-source', '#ev-otp', '#ev-limit'].map((s) => document.querySelector(s).value).join(' ')`)
+	}
+	if got, want := filters(), "24h UNDELIVERABLE poll "+otp+" 100"; got != want {
+		t.Errorf("filters from the link = %q; want %q", got, want)
+	}
+	p.choose("pick DELIVERED", "#ev-status", "DELIVERED")
+	p.choose("50 a page", "#ev-limit", "50")
+	p.until("the hash follows", `location.hash === '#events?range=24h&status=DELIVERED&source=poll&otp=`+otp+`'`)
+	p.b.Do("reload", chromedp.Reload())
+	p.until("reloaded", `!!document.querySelector('#page-events').dataset.loaded`)
+	if got, want := filters(), "24h DELIVERED poll "+otp+" 50"; got != want {
+		t.Errorf("after a reload, filters = %q; want %q", got, want)
+	}
+	// Another page's hash does not take them; the Events page's own link,
+	// with a query, sets the ones it lacks to their defaults.
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	if h := p.js2("the hash", `location.hash`); strings.Contains(h, "status=") {
+		t.Errorf("the overview's hash %q carries the Events page's filters", h)
+	}
+	p.js("a link to events", `location.hash = '#events?range=1h'`)
+	p.until("the link followed", `document.querySelector('#range').value === '1h' && document.querySelector('#ev-status').value === ''`)
+	if got, want := filters(), "1h    50"; got != want {
+		t.Errorf("after a link without filters, filters = %q; want the defaults %q", got, want)
+	}
+	p.b.NoErrors("events filters in the URL")
+}
+
+// An OTP id in the URL is read as typed: %20 is a space, said as such.
+func TestConsoleOTPIdInTheURLDecoded(t *testing.T) {
+	p := newPage(t)
+	p.open("otp/not%20an%20id")
+	p.until("the id in the field", `document.querySelector('#otp-id').value === 'not an id'`)
+	p.b.NoErrorsBut("otp id", "status of 400")
+}
+
 // The attempts chart says its bucket size, and draws apart (dashed) a
-// bucket only partly counted: one still filling when the answer was read,
-// or cut by the window's edge. A whole bucket is drawn as it is.
+// bucket only partly counted: the one the answer's as_of falls in (read
+// with max_lag, minutes behind the clock, it may be long over: not said to
+// be "still filling"), or one cut by the window's edge. A whole bucket is
+// drawn as it is.
 func TestConsoleAttemptsChartMarksPartialBuckets(t *testing.T) {
 	p := newPage(t)
 	// The answer read at 10:59:30: the bucket of 10:59 is still filling.
@@ -658,7 +715,7 @@ func TestConsoleAttemptsChartMarksPartialBuckets(t *testing.T) {
 	if got := p.attr("#chart-attempts", "data-partial"); got != "2026-06-01T10:00:00Z,2026-06-01T10:59:00Z" {
 		t.Errorf("partial buckets = %q; want those of 10:00 and 10:59", got)
 	}
-	if got := p.text("#attempts-partial"); got != "Dashed: the first minute, only partly in the window; the current minute, still filling." {
+	if got := p.text("#attempts-partial"); got != "Dashed: the first minute, only partly in the window; the last minute, counted only up to 2026-06-01 10:59:30Z (the figures' as of)." {
 		t.Errorf("note = %q", got)
 	}
 	if !p.is("legend", `document.querySelector('#chart-attempts .u-legend').textContent.includes('SMS (partial)')`) {
@@ -675,7 +732,7 @@ func TestConsoleAttemptsChartMarksPartialBuckets(t *testing.T) {
 	// The last 7 days, in hours: the first cut by the window, the last filling.
 	p.choose("last 7 days", "#range", "7d")
 	p.until("hours drawn", `document.querySelector('#attempts-caption').textContent === 'Attempts per hour'`)
-	if got := p.text("#attempts-partial"); !strings.HasSuffix(got, "the current hour, still filling.") {
+	if got := p.text("#attempts-partial"); !strings.Contains(got, "the last hour, counted only up to ") {
 		t.Errorf("7-day note = %q", got)
 	}
 	p.b.NoErrors("partial buckets")
@@ -811,10 +868,15 @@ func TestConsoleOverviewSaysDeadLetters(t *testing.T) {
 	}
 	p.b.Screenshot("console-dead-letters-warning")
 	p.js("follow the link", `document.querySelector('#dead-letters a[href="#deadletters"]').click()`)
-	p.until("the dead letters page", `location.hash === '#deadletters' && !!document.querySelector('#page-deadletters').dataset.loaded`)
+	p.until("the dead letters page", `location.hash === '#deadletters?pending=true' && !!document.querySelector('#page-deadletters').dataset.loaded`)
 	if !p.is("only pending", `document.querySelector('#dl-pending').checked`) {
 		t.Error("the link opens the Dead letters page listing every one; want only those never replayed")
 	}
+	// The hash carries it: a reload keeps it, unticked it goes.
+	p.b.Do("reload", chromedp.Reload())
+	p.until("reloaded, only pending", `!!document.querySelector('#page-deadletters').dataset.loaded && document.querySelector('#dl-pending').checked`)
+	p.js("untick", `(() => { const c = document.querySelector('#dl-pending'); c.checked = false; c.dispatchEvent(new Event('change')); })()`)
+	p.until("the hash without it", `location.hash === '#deadletters'`)
 	p.b.NoErrors("dead letters")
 }
 

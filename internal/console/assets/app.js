@@ -321,6 +321,27 @@
     return qs({ range: $('#range').value, from: utc('#from'), to: utc('#to'), channel: applied('#channel'), profile: applied('#profile') })
       .replace(/%3A/g, ':');
   }
+  // A page's own filters ride beside the window's: the Events page's
+  // status, source, OTP and page size (50 left out), the Dead letters
+  // page's "only never replayed".
+  const EVENT_FILTERS = { status: '#ev-status', source: '#ev-source', otp: '#ev-otp', limit: '#ev-limit' };
+  const EVENTS_LIMIT = '50';
+  function pageQuery(name) {
+    const q = {};
+    if (name === 'events') {
+      for (const [k, id] of Object.entries(EVENT_FILTERS)) {
+        const v = $(id).value.trim();
+        if (!(k === 'limit' && v === EVENTS_LIMIT)) q[k] = v;
+      }
+    }
+    if (name === 'deadletters' && $('#dl-pending').checked) q.pending = 'true';
+    return qs(q);
+  }
+  // hashFor is the hash page name is shown at: its window, its filters.
+  function hashFor(name) {
+    const q = [name in WINDOWED ? formQuery() : '', pageQuery(name)].filter((x) => x).join('&');
+    return '#' + name + (q ? '?' + q : '');
+  }
   // formFromHash sets the form from the hash's query, when it has one (a
   // key it lacks to its default; a nav link's bare #page leaves the form
   // as it is), and says whether the form changed.
@@ -328,7 +349,10 @@
     const i = location.hash.indexOf('?');
     if (i < 0) return false;
     const q = new URLSearchParams(location.hash.slice(i + 1));
-    const before = formQuery();
+    const name = page().name;
+    const before = formQuery() + pageQuery(name);
+    if (name === 'events') for (const [k, id] of Object.entries(EVENT_FILTERS)) $(id).value = q.get(k) || (k === 'limit' ? EVENTS_LIMIT : '');
+    if (name === 'deadletters') $('#dl-pending').checked = q.get('pending') === 'true';
     const range = q.get('range') || '1h';
     $('#range').value = range in RANGES || range === 'custom' ? range : '1h';
     const local = (s) => (s || '').replace(/(\.\d+)?Z$/, '');
@@ -338,7 +362,7 @@
     $('#profile').value = q.get('profile') || '';
     apply('#channel');
     apply('#profile');
-    return formQuery() !== before;
+    return formQuery() + pageQuery(name) !== before;
   }
 
   // ---- Overview ----
@@ -629,8 +653,10 @@
     const notes = [];
     const last = ts.start.length - 1;
     if (Date.parse(ts.start[0]) < Date.parse(ts.from)) notes.push('the first ' + step + ', only partly in the window');
+    // Not "still filling": read with max_lag, as_of may be minutes behind
+    // the clock, and the bucket it falls in long over.
     if (partial[last]) notes.push(Date.parse(ts.start[last]) + ts.step_seconds * 1e3 > Date.parse(ts.as_of) ?
-      'the current ' + step + ', still filling' : 'the last ' + step + ', only partly in the window');
+      'the last ' + step + ', counted only up to ' + fmtTime(ts.as_of) + ' (the figures\' as of)' : 'the last ' + step + ', only partly in the window');
     // Said only over lines drawn: an empty window has no dashes.
     const drawn = ts.channels.length > 0 && notes.length > 0;
     $('#attempts-partial').textContent = drawn ? 'Dashed: ' + notes.join('; ') + '.' : '';
@@ -1143,7 +1169,10 @@
   let timer = null;
   function page() {
     const [name, arg] = location.hash.replace(/^#/, '').split('?')[0].split('/');
-    return { name: name in PAGES ? name : 'overview', arg: arg };
+    // An OTP id as typed, not as the URL encodes it ("a%20b" is "a b").
+    let decoded = arg;
+    try { decoded = arg && decodeURIComponent(arg); } catch (e) { /* a lone %: as it is */ }
+    return { name: name in PAGES ? name : 'overview', arg: decoded };
   }
   // refresh loads the page shown. A newer load aborts the one in flight,
   // and only the newest answer is drawn, labelled with its window: a slow
@@ -1162,7 +1191,7 @@
     loading = ctl;
     const section = $('#page-' + p.name);
     // Replaced, not pushed: Back leaves the page rather than undo a filter.
-    if (p.name in WINDOWED) history.replaceState(null, '', '#' + p.name + '?' + formQuery());
+    if (p.name in WINDOWED || p.name === 'deadletters') history.replaceState(null, '', hashFor(p.name));
     try {
       const w = p.name === 'events' ? eventsWindow() : p.name in WINDOWED ? currentWindow() : null;
       if (quiet !== true) showLoading(w, section);
