@@ -76,7 +76,7 @@ func TestStatusTextSaysThePollerHasNotCountedYet(t *testing.T) {
 // not none; a process without the reporter has no sink line.
 func TestStatusTextSaysTheSinkIsNotKnown(t *testing.T) {
 	st := StatusResponse{Modules: []string{ModuleReporter}}
-	if got := st.Text("http://127.0.0.1:8081"); !strings.Contains(got, "  sink    not known now\n") {
+	if got := st.Text("http://127.0.0.1:8081"); !strings.Contains(got, "  sink    backlog not known: not read yet, or unreadable now\n") {
 		t.Errorf("a reporter without sink readings: status says\n%s\nwant the sink not known", got)
 	}
 	st.Modules = []string{ModuleIngest}

@@ -84,9 +84,10 @@ func (st StatusResponse) Text(api string) string {
 		}
 		b.WriteString("\n")
 	} else if slices.Contains(st.Modules, ModuleReporter) {
-		// Its consumer unread for 30 s (NATS away), not yet read, or the
-		// sink waiting for the engine's lease: the warnings say which.
-		b.WriteString("  sink    not known now\n")
+		// Not yet read (the first seconds), unread for 30 s (NATS away),
+		// or the sink waiting for the engine's lease: the last two warned
+		// of.
+		b.WriteString("  sink    backlog not known: not read yet, or unreadable now\n")
 	}
 	if p := st.Poller; p != nil && !p.Leading {
 		b.WriteString("  poller  not leading: another replica calls tyntec and knows the backlog\n")
