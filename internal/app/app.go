@@ -465,7 +465,6 @@ func (a *App) close() {
 	a.cleanup = nil
 }
 
-// serveAPIDoc answers the API's OpenAPI description.
 // onAdminListener reports whether path is one the admin listener serves
 // (or would, with the modules that serve it), asked of the public one.
 func onAdminListener(path string) bool {
@@ -477,6 +476,7 @@ func onAdminListener(path string) bool {
 	return false
 }
 
+// serveAPIDoc answers the API's OpenAPI description.
 func serveAPIDoc(w http.ResponseWriter, _ *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
