@@ -301,7 +301,8 @@ func (p *Poller) finish(ctx context.Context, id, reason string) error {
 // the world the poller is in: v1 events for v1 OTPs, and for v4 OTPs where
 // v1 serves them (or it is not known yet); otherwise the v4 status
 // (pollV4Delivery). A v1 404 for a v4 OTP that v4 knows teaches the poller
-// that v1 does not serve v4 OTPs; a v1 answer, that it does.
+// that v1 does not serve v4 OTPs, unless it learned that it does (a v1
+// answer): then that OTP alone is reconciled from v4.
 func (p *Poller) pollDelivery(ctx context.Context, b *budget, r Record, st *CycleStats) error {
 	if r.API != "v4" {
 		return p.pollEvents(ctx, r, st)

@@ -3,7 +3,12 @@ package poller
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -514,4 +519,71 @@ func sendTracked(t *testing.T, sim *tyntecsim.Sim, b *broker.Broker, n int) tynt
 	simtest.WaitIdle(t, sim)
 	waitTracked(t, b)
 	return sim.Truth()
+}
+
+// TestOneV1NotFoundKeepsTheSharedWorld: once a v1 answer about a v4 OTP
+// has shown that v1 serves v4 OTPs, a v1 404 (an OTP gone from v1 alone, a
+// gateway's answer) does not overturn it. One 404 used to switch the poller
+// to the separate world for good: every later lost webhook counted
+// unrecoverable, the bucket saying so to every replica and restart.
+func TestOneV1NotFoundKeepsTheSharedWorld(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b := ns.Broker(t)
+	hook := webhookReceiver(t, b)
+	sim, simURL := simtest.Start(t, tyntecsim.Config{
+		SharedVersions: true, Seed: seed(7), TimeScale: scale,
+		Faults:    tyntecsim.Faults{WebhookDrop: 0.3},
+		Callbacks: []tyntec.NewCallbackConfig{{URL: hook}},
+	})
+	// In front of the simulator: v1 events answer 404 while notFound holds.
+	var notFound atomic.Bool
+	var served404 atomic.Int64
+	target, err := url.Parse(simURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if notFound.Load() && strings.HasPrefix(r.URL.Path, "/2fa/v1/otp/") && strings.HasSuffix(r.URL.Path, "/events") {
+			served404.Add(1)
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"status":404,"title":"Not Found"}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	p := newPoller(t, b, testConfig(sim, front.URL))
+	goRun(t, p.runTracker)
+	settle := func(n int) {
+		t.Helper()
+		truth := sendTracked(t, sim, b, n)
+		waitSim(t, sim, truth.At.Add(DefaultSettle))
+		for range 3 {
+			st, err := p.ReconcileOnce(t.Context())
+			if err != nil {
+				t.Fatalf("ReconcileOnce: %v", err)
+			}
+			if st.DeliveryDue == 0 {
+				return
+			}
+		}
+	}
+
+	settle(20)
+	if w := p.World(); w != WorldShared {
+		t.Fatalf("after v1 answered for v4 OTPs: world %v; want shared", w)
+	}
+	notFound.Store(true)
+	settle(10)
+	if served404.Load() == 0 {
+		t.Fatal("no v1 read met the 404s; the test proves nothing")
+	}
+	if w := p.World(); w != WorldShared {
+		t.Errorf("after %d v1 404s: world %v; want shared still", served404.Load(), w)
+	}
+	if w := newPoller(t, b, testConfig(sim, front.URL)).World(); w != WorldShared {
+		t.Errorf("a replica (or restart) reads world %v from the bucket; want shared", w)
+	}
 }

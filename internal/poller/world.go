@@ -77,8 +77,15 @@ func (p *Poller) setWorld(w World) bool {
 }
 
 // learnWorld records what a call about the v4 OTP id showed, in BucketWorld
-// for every replica, and logs it when it is news.
+// for every replica, and logs it when it is news. A v1 answer about a v4
+// OTP proves the shared world; a v1 404 only suggests the separate one
+// (that OTP may be gone from v1 alone, or a gateway answered): it never
+// overturns what an answer proved, or one 404 would stop the recovery of
+// every lost webhook for good.
 func (p *Poller) learnWorld(ctx context.Context, w World, id string) {
+	if w == WorldSeparate && p.World() == WorldShared {
+		return
+	}
 	if !p.setWorld(w) {
 		return
 	}
