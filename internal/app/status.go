@@ -217,6 +217,8 @@ func tyntecWarning(h tyntec.Health, at time.Time) string {
 		return "tyntec refuses the API key: " + streak + " were answered 401 or 403 (" + h.LastError + "): check --tyntec-api-key" + lost
 	case "server_error":
 		return "tyntec fails: " + streak + " were answered 5xx (" + h.LastError + ")" + lost
+	case "bad_answer":
+		return "tyntec's answers do not read: " + streak + " were answered 2xx with a body that is not tyntec's (" + h.LastError + "): is --tyntec-url tyntec's API, not a proxy's page?" + lost
 	default:
 		return "tyntec does not answer: " + streak + " failed (" + h.LastError + ")" + lost
 	}

@@ -52,6 +52,10 @@ var (
 // answer would come again.
 var ErrTooLarge = errors.New("tyntec: answer too large")
 
+// ErrBadAnswer marks a 2xx answer whose body does not read as tyntec's
+// (outcome bad_answer).
+var ErrBadAnswer = errors.New("tyntec: answer does not read")
+
 // Config configures a Client. The zero value of each field means its default.
 type Config struct {
 	// BaseURL of the API, default DefaultBaseURL.
@@ -221,7 +225,7 @@ func (cl *Client) noted(outcome string, err error) {
 	defer cl.mu.Unlock()
 	now := time.Now()
 	switch outcome {
-	case "unauthorized", "server_error", "timeout", "network_error":
+	case "unauthorized", "server_error", "timeout", "network_error", "bad_answer":
 	default:
 		if cl.health.Failed > 0 {
 			cl.health = Health{RecoveredAt: now, RecoveredFrom: cl.health.FailingSince, Recovered: cl.health.Failed}
@@ -473,6 +477,9 @@ func (cl *Client) stream(c call, body *bodyReader) error {
 	if errors.As(err, new(*readError)) {
 		return err
 	}
+	if err != nil && !errors.Is(err, ErrTooLarge) {
+		return cl.badAnswer(c, err)
+	}
 	cl.m.calls.WithLabelValues(c.op, "ok").Inc()
 	cl.noted("ok", nil)
 	if err != nil {
@@ -481,17 +488,29 @@ func (cl *Client) stream(c call, body *bodyReader) error {
 	return nil
 }
 
+// badAnswer counts a 2xx whose body does not read as tyntec's (not JSON,
+// another shape: a proxy's or a captive portal's page) as a failed call,
+// outcome bad_answer: the poller learns nothing from it, and it must
+// show in the status and OtpscopeTyntecErrors, not pass for tyntec
+// answering.
+func (cl *Client) badAnswer(c call, err error) error {
+	err = fmt.Errorf("%s %s: %w: %w", c.method, c.path, ErrBadAnswer, err)
+	cl.m.calls.WithLabelValues(c.op, "bad_answer").Inc()
+	cl.noted("bad_answer", err)
+	return err
+}
+
 // answer classifies a complete response.
 func (cl *Client) answer(c call, resp *http.Response, raw []byte) (int, time.Duration, string, error) {
 	status := resp.StatusCode
 	if status >= 200 && status < 300 {
-		cl.m.calls.WithLabelValues(c.op, "ok").Inc()
-		cl.noted("ok", nil)
 		if c.out != nil && status != http.StatusNoContent && len(bytes.TrimSpace(raw)) > 0 {
 			if err := json.Unmarshal(raw, c.out); err != nil {
-				return status, 0, "", fmt.Errorf("decode %s %s answer: %w", c.method, c.path, err)
+				return status, 0, "", cl.badAnswer(c, err)
 			}
 		}
+		cl.m.calls.WithLabelValues(c.op, "ok").Inc()
+		cl.noted("ok", nil)
 		return status, 0, "", nil
 	}
 	if len(raw) > 64<<10 {

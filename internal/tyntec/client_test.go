@@ -3,6 +3,7 @@ package tyntec_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -623,5 +624,50 @@ func TestClientHealth(t *testing.T) {
 	c.ForgetHealth()
 	if h := c.Health(); h != (tyntec.Health{}) {
 		t.Errorf("Health forgotten = %+v; want zero", h)
+	}
+}
+
+// A 2xx whose body is not tyntec's (a proxy's or a captive portal's page,
+// cut JSON) is a failed call, outcome bad_answer, in the metrics and the
+// client's Health, as a 5xx is: it used to count as tyntec answering, so
+// the status and OtpscopeTyntecErrors never told it. An answer too large
+// for its bound is still an answer.
+func TestClientBadAnswer(t *testing.T) {
+	var page atomic.Bool
+	page.Store(true)
+	e := newEnv(t, tyntecsim.Config{Seed: 1}, tyntec.Config{MaxRetries: 2}, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if page.Load() {
+				w.Header().Set("Content-Type", "text/html")
+				fmt.Fprint(w, "<html><body>Please sign in to the guest network</body></html>")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	c := e.client
+	for range 3 {
+		if _, err := c.ListOTPs(t.Context(), tyntec.OTPFilter{}); !errors.Is(err, tyntec.ErrBadAnswer) || tyntec.Outcome(err) != "bad_answer" {
+			t.Fatalf("ListOTPs answered by a page = %v (outcome %s); want ErrBadAnswer, bad_answer", err, tyntec.Outcome(err))
+		}
+		if _, err := c.GetOTP(t.Context(), "x"); !errors.Is(err, tyntec.ErrBadAnswer) {
+			t.Fatalf("GetOTP answered by a page = %v; want ErrBadAnswer", err)
+		}
+	}
+	if h := c.Health(); h.Failed != 6 || h.Outcome != "bad_answer" || !strings.Contains(h.LastError, "answer does not read") {
+		t.Errorf("Health after six pages = %+v; want 6 failed, bad_answer", h)
+	}
+	if got := metricstest.Must(t, e.reg, "otpscope_tyntec_calls_total", "op", "v4_get_otp", "outcome", "bad_answer"); got != 3 {
+		t.Errorf("calls_total{v4_get_otp,bad_answer} = %v; want 3 (not retried: the same page would come again)", got)
+	}
+	if got := metricstest.Must(t, e.reg, "otpscope_tyntec_calls_total", "op", "v4_get_otp", "outcome", "ok"); got != 0 {
+		t.Errorf("calls_total{v4_get_otp,ok} = %v; want 0", got)
+	}
+	page.Store(false)
+	if _, err := c.GetOTP(t.Context(), "x"); !tyntec.IsNotFound(err) {
+		t.Fatalf("GetOTP once tyntec answers = %v; want not found", err)
+	}
+	if h := c.Health(); h.Failed != 0 || h.Recovered != 6 {
+		t.Errorf("Health once tyntec answers = %+v; want the streak of 6 recovered", h)
 	}
 }

@@ -156,6 +156,8 @@ func Outcome(err error) string {
 	switch {
 	case errors.As(err, &apiErr):
 		return outcomeOf(apiErr.StatusCode)
+	case errors.Is(err, ErrBadAnswer):
+		return "bad_answer"
 	case isTimeout(err):
 		return "timeout"
 	default:
