@@ -292,7 +292,12 @@ type call struct {
 	// waits (an OTP re-sent after tyntec delivered it), so the caller
 	// checks again before asking again.
 	decideAgain bool
-	out         any // decoded on 2xx when non-nil
+	// refusalOfTheOTP: here a 401 or 403 speaks of the OTP, not the key
+	// (v1 re-send: "OTP is not valid anymore"; v1 check: a wrong code, too
+	// many attempts): outcome otp_refused, an answer, not a refused key
+	// (OtpscopeTyntecUnauthorized, the status's "check --tyntec-api-key").
+	refusalOfTheOTP bool
+	out             any // decoded on 2xx when non-nil
 	// each, when set in place of out, decodes a 2xx answer's body as it
 	// arrives (listEach), up to maxListBody.
 	each func(*json.Decoder) error
@@ -517,8 +522,12 @@ func (cl *Client) answer(c call, resp *http.Response, raw []byte) (int, time.Dur
 		raw = raw[:64<<10]
 	}
 	apiErr := newAPIError(c.method, c.path, status, resp.Header, raw, time.Now())
-	cl.m.calls.WithLabelValues(c.op, outcomeOf(status)).Inc()
-	cl.noted(outcomeOf(status), apiErr)
+	outcome := outcomeOf(status)
+	if c.refusalOfTheOTP && outcome == "unauthorized" {
+		outcome = "otp_refused"
+	}
+	cl.m.calls.WithLabelValues(c.op, outcome).Inc()
+	cl.noted(outcome, apiErr)
 	reason := ""
 	switch {
 	case status == http.StatusTooManyRequests:

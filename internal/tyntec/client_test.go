@@ -671,3 +671,46 @@ func TestClientBadAnswer(t *testing.T) {
 		t.Errorf("Health once tyntec answers = %+v; want the streak of 6 recovered", h)
 	}
 }
+
+// A v1 re-send answered 401 "OTP is not valid anymore" (seed 000: the OTP
+// closed while the poller decided) speaks of the OTP, not the API key: it
+// is outcome otp_refused and an answer in the client's Health, so it
+// neither pages OtpscopeTyntecUnauthorized nor has the status say "check
+// --tyntec-api-key". The caller still gets ErrUnauthorized. A 401 to any
+// other call is the key refused, as before.
+func TestClientResendRefusalSpeaksOfTheOTP(t *testing.T) {
+	e := newEnv(t, tyntecsim.Config{Seed: 1}, tyntec.Config{}, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/2fa/v1/otp/closed" || r.URL.Path == "/2fa/v4/otp/refused" {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				fmt.Fprint(w, `{"code":"1401","message":"OTP is not valid anymore."}`)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	c := e.client
+	for range 3 {
+		if _, err := c.V1Resend(t.Context(), "closed", tyntec.ResendRequest{}); !errors.Is(err, tyntec.ErrUnauthorized) {
+			t.Fatalf("V1Resend of a closed OTP = %v; want ErrUnauthorized", err)
+		}
+	}
+	if got := metricstest.Must(t, e.reg, "otpscope_tyntec_calls_total", "op", "v1_resend", "outcome", "otp_refused"); got != 3 {
+		t.Errorf("calls_total{v1_resend,otp_refused} = %v; want 3", got)
+	}
+	if got := metricstest.Must(t, e.reg, "otpscope_tyntec_calls_total", "op", "v1_resend", "outcome", "unauthorized"); got != 0 {
+		t.Errorf("calls_total{v1_resend,unauthorized} = %v; want 0 (the key was not refused)", got)
+	}
+	if h := c.Health(); h.Failed != 0 {
+		t.Errorf("Health after three re-sends of a closed OTP = %+v; want no streak", h)
+	}
+	for range 3 {
+		if _, err := c.GetOTP(t.Context(), "refused"); !errors.Is(err, tyntec.ErrUnauthorized) {
+			t.Fatalf("GetOTP answered 401 = %v; want ErrUnauthorized", err)
+		}
+	}
+	if h := c.Health(); h.Failed != 3 || h.Outcome != "unauthorized" {
+		t.Errorf("Health after three 401s to the v4 status = %+v; want 3 failed, unauthorized", h)
+	}
+}

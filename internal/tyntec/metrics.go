@@ -18,7 +18,7 @@ var ops = []string{
 
 // outcomes are every outcome label of otpscope_tyntec_calls_total: ok, a
 // class of error status (outcomeOf), or no answer.
-var outcomes = []string{"ok", "bad_request", "unauthorized", "not_found", "gone", "rate_limited", "server_error", "other_status", "bad_answer", "timeout", "network_error"}
+var outcomes = []string{"ok", "bad_request", "unauthorized", "not_found", "gone", "rate_limited", "server_error", "other_status", "otp_refused", "bad_answer", "timeout", "network_error"}
 
 // metrics are the client's Prometheus collectors. Clients that share a
 // Registerer share the collectors.
@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	// Made unregistered (promauto.With(nil)); register below shares them.
 	f := promauto.With(nil)
 	m := &metrics{
-		calls:    f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_tyntec_calls_total", Help: "HTTP requests to the tyntec API by operation and outcome (ok, bad_request, unauthorized, not_found, gone, rate_limited, server_error, other_status, bad_answer: a 2xx whose body does not read, timeout, network_error)."}, []string{"op", "outcome"}),
+		calls:    f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_tyntec_calls_total", Help: "HTTP requests to the tyntec API by operation and outcome (ok, bad_request, unauthorized, not_found, gone, rate_limited, server_error, other_status, otp_refused: a v1 re-send's or check's 401/403 about the OTP, bad_answer: a 2xx whose body does not read, timeout, network_error)."}, []string{"op", "outcome"}),
 		retries:  f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_tyntec_retries_total", Help: "Retried tyntec API requests by operation and reason."}, []string{"op", "reason"}),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{Name: "otpscope_tyntec_call_duration_seconds", Help: "Duration of one HTTP request to the tyntec API, by operation.", Buckets: prometheus.DefBuckets}, []string{"op"}),
 		wait:     f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_tyntec_rate_limit_wait_seconds", Help: "Time spent waiting for the tyntec API call budget before a request.", Buckets: []float64{0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60}}),

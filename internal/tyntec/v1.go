@@ -36,7 +36,7 @@ func (cl *Client) V1Resend(ctx context.Context, id string, r ResendRequest) (*V1
 	setIf(q, "sender", r.Sender)
 	setIf(q, "caller", r.Caller)
 	var out V1OTP
-	if _, err := cl.do(ctx, call{op: "v1_resend", method: http.MethodPost, path: "/2fa/v1/otp/" + escape(id), query: q, decideAgain: true, out: &out}); err != nil {
+	if _, err := cl.do(ctx, call{op: "v1_resend", method: http.MethodPost, path: "/2fa/v1/otp/" + escape(id), query: q, decideAgain: true, refusalOfTheOTP: true, out: &out}); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -65,7 +65,7 @@ func (cl *Client) V1Send(ctx context.Context, r V1SendRequest) (*V1OTP, error) {
 // status and the *APIError (ErrUnauthorized or ErrGone).
 func (cl *Client) V1Check(ctx context.Context, id, code string) (*V1OTP, error) {
 	var out V1OTP
-	_, err := cl.do(ctx, call{op: "v1_check", method: http.MethodPost, path: "/2fa/v1/otp/" + escape(id) + "/check", query: url.Values{"otpCode": {code}}, out: &out})
+	_, err := cl.do(ctx, call{op: "v1_check", method: http.MethodPost, path: "/2fa/v1/otp/" + escape(id) + "/check", query: url.Values{"otpCode": {code}}, refusalOfTheOTP: true, out: &out})
 	if err != nil {
 		var apiErr *APIError
 		if errors.As(err, &apiErr) && (errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrGone)) && apiErr.Decode(&out) == nil && out.OTPID != "" {
