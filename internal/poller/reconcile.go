@@ -297,6 +297,54 @@ func (p *Poller) finish(ctx context.Context, id, reason string) error {
 	return nil
 }
 
+// forgotten ends the tracking of an OTP tyntec no longer knows (404, 410).
+// Its attempts dispatched without an outcome can no longer be read: each
+// is published as unrecoverable, as a closed OTP's are where v1 does not
+// serve v4 (pollV4Delivery), so the figures count them pending for good
+// rather than pending, awaiting a poller that has stopped looking.
+func (p *Poller) forgotten(ctx context.Context, id string, cause error) error {
+	var gaps []events.Reconcile
+	var published int
+	_, err := p.store.update(ctx, id, func(rec *Record, exists bool) error {
+		if !exists || rec.Done {
+			return errNoChange
+		}
+		gaps, published = nil, 0
+		var msgs []events.Message
+		// Only the attempts seen dispatched: of an OTP tyntec forgot,
+		// none may be guessed missing (gaps' other kind).
+		for _, g := range rec.gaps(&tyntec.OTP{OTPID: id}, p.cfg.Now(), p.fallbackAfter, p.explained) {
+			if g.Channel == "" {
+				continue
+			}
+			g.Reason = "tyntec no longer knows the OTP (" + cause.Error() + "): its outcome cannot be read"
+			m, err := events.NewReconcileMessage(&g)
+			if err != nil {
+				return err
+			}
+			gaps, msgs = append(gaps, g), append(msgs, m)
+		}
+		if len(gaps) > 0 {
+			rec.Unrecoverable = true
+		}
+		rec.Done, rec.DoneReason = true, doneNotFound
+		return p.publish(ctx, id, msgs, &published)
+	})
+	if err != nil {
+		p.logger.Warn("finish record", "otp_id", id, "err", err)
+		return err
+	}
+	for _, g := range gaps {
+		ch := string(g.Channel)
+		if !g.Channel.Known() {
+			ch = "OTHER"
+		}
+		p.metrics.unrecoverable.WithLabelValues(ch).Inc()
+	}
+	p.metrics.finished.WithLabelValues(doneNotFound).Inc()
+	return nil
+}
+
 // pollDelivery reconciles the delivery of one OTP from what tyntec offers in
 // the world the poller is in: v1 events for v1 OTPs, and for v4 OTPs where
 // v1 serves them (or it is not known yet); otherwise the v4 status
@@ -686,7 +734,7 @@ func (p *Poller) callFailed(ctx context.Context, id, what string, err error) err
 		// Counted (otpscope_poller_finished_total{reason="not_found"}): a
 		// line each would be one per OTP after tyntec forgets a batch.
 		p.logger.Debug("tyntec no longer knows the OTP; tracking ends", "otp_id", id, "err", err)
-		_ = p.finish(ctx, id, doneNotFound)
+		_ = p.forgotten(ctx, id, err) // not stored, it is tried again
 		return nil
 	}
 	// Sparsely, by outcome: with a wrong key or tyntec away every call

@@ -587,3 +587,89 @@ func TestOneV1NotFoundKeepsTheSharedWorld(t *testing.T) {
 		t.Errorf("a replica (or restart) reads world %v from the bucket; want shared", w)
 	}
 }
+
+// TestForgottenOTPsAttemptsUnrecoverable: an OTP tyntec no longer knows (a
+// 404 from v4 and v1) ends its tracking, and each of its attempts seen
+// dispatched without an outcome is published unrecoverable: it used to
+// stay pending, awaiting a poller that had stopped looking, with nothing
+// but a counter saying so.
+func TestForgottenOTPsAttemptsUnrecoverable(t *testing.T) {
+	ns := brokertest.NewServer(t)
+	b := ns.Broker(t)
+	hook := webhookReceiver(t, b)
+	sim, simURL := simtest.Start(t, tyntecsim.Config{
+		Seed: seed(7), TimeScale: scale,
+		Faults:    tyntecsim.Faults{WebhookDrop: 0.3},
+		Callbacks: []tyntec.NewCallbackConfig{{URL: hook}},
+	})
+	// In front of the simulator: every v4 OTP's own status is 404, as
+	// after tyntec forgot them (v1, a separate store here, 404s them too).
+	target, err := url.Parse(simURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/2fa/v4/otp/") {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"status":404,"title":"Not Found"}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	p := newPoller(t, b, testConfig(sim, front.URL))
+	goRun(t, p.runTracker)
+	truth := sendTracked(t, sim, b, 40)
+	type attempt struct {
+		otp string
+		ch  events.Channel
+	}
+	want := map[attempt]bool{} // dispatched, outcome webhook lost
+	var lastExpiry time.Time
+	for _, o := range truth.OTPs {
+		lastExpiry = later(lastExpiry, o.Expire)
+		dispatched := map[events.Channel]bool{}
+		for _, w := range o.Webhooks {
+			switch {
+			case w.Status == events.StatusDispatched && !w.Dropped:
+				dispatched[w.Channel] = true
+			case w.Status.Final() && w.Dropped && dispatched[w.Channel]:
+				want[attempt{o.ID, w.Channel}] = true
+			}
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("no outcome webhook of a dispatched attempt was dropped; the test proves nothing")
+	}
+	waitSim(t, sim, lastExpiry.Add(DefaultSettle))
+	for range 3 {
+		st, err := p.ReconcileOnce(t.Context())
+		if err != nil {
+			t.Fatalf("ReconcileOnce: %v", err)
+		}
+		if st.DeliveryDue == 0 {
+			break
+		}
+	}
+	got := map[attempt]bool{}
+	for _, m := range streamMessages(t, b, events.SubjectRoot+".reconcile.>") {
+		var rc events.Reconcile
+		if err := json.Unmarshal(m.data, &rc); err != nil {
+			t.Fatal(err)
+		}
+		if rc.Result != events.ReconcileUnrecoverable || rc.Channel == "" || !strings.Contains(rc.Reason, "tyntec no longer knows the OTP") {
+			t.Errorf("reconcile record %+v; want an unrecoverable attempt on its channel, tyntec having forgotten the OTP", rc)
+		}
+		got[attempt{rc.OTPID, rc.Channel}] = true
+	}
+	for a := range want {
+		if !got[a] {
+			t.Errorf("attempt %v, dispatched, its outcome webhook lost, its OTP forgotten by tyntec: not published unrecoverable", a)
+		}
+	}
+	if n := metricValue(t, p.metrics.finished.WithLabelValues(doneNotFound)); n == 0 {
+		t.Error("no OTP finished as not found")
+	}
+}
