@@ -254,6 +254,9 @@ func (db *DB) Restore(ctx context.Context, name string, now time.Time) (BackupIn
 	if err := db.recordBackup(ctx, b); err != nil {
 		return b, fmt.Errorf("restore %s: %w", name, err)
 	}
+	if err := db.forgetGoneBackups(ctx, b.Name); err != nil {
+		db.logger.Warn("restored; the backups removed since are still listed as created", "err", err)
+	}
 	if err := db.conn.Exec(ctx, fmt.Sprintf("INSERT INTO restores (name, restored_at, started_at, stream_seq, replayed) VALUES (?, %s, %s, ?, 0)", msTime(now), msTime(b.StartedAt)),
 		b.Name, b.StreamSeq); err != nil {
 		return b, fmt.Errorf("restore %s: record it: %w", name, err)
@@ -601,8 +604,49 @@ func (db *DB) removeBackup(ctx context.Context, name string) (BackupInfo, error)
 		return b, err
 	}
 	b.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
-	_ = db.conn.QueryRow(ctx, "SELECT started_at, stream_seq, bytes, files FROM backups FINAL WHERE name = ?", name).Scan(&b.StartedAt, &b.StreamSeq, &b.Bytes, &b.Files)
+	err := db.conn.QueryRow(ctx, "SELECT started_at, stream_seq, bytes, files FROM backups FINAL WHERE name = ?", name).Scan(&b.StartedAt, &b.StreamSeq, &b.Bytes, &b.Files)
+	if err != nil || b.StartedAt.IsZero() {
+		// Unknown to this database (taken after the backup it was
+		// restored from): started when its name says, else now; never
+		// Go's zero time, which the table holds as 1754.
+		b.StartedAt = backupTime(name, b.UpdatedAt)
+	}
 	return b, db.recordBackup(ctx, b)
+}
+
+// backupTime is when backup name began, as its name says (BackupName,
+// ScheduledBackupName), or otherwise.
+func backupTime(name string, otherwise time.Time) time.Time {
+	stamp := strings.TrimPrefix(strings.TrimPrefix(name, scheduledPrefix), backupPrefix)
+	if len(stamp) >= len("20060102T150405.000Z") {
+		if t, err := time.Parse("20060102T150405.000Z", stamp[:len("20060102T150405.000Z")]); err == nil {
+			return t
+		}
+	}
+	return otherwise
+}
+
+// forgetGoneBackups records as removed every backup the restored
+// database lists as created whose directory is no longer in the backup
+// directory (pruned or deleted after the backup it was restored from was
+// taken): otherwise the list offers them, and a restore of one fails. The
+// one restored is left as it is (its directory may have been renamed).
+func (db *DB) forgetGoneBackups(ctx context.Context, restored string) error {
+	list, err := db.Backups(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	for _, b := range list {
+		if b.Name == restored || b.Status != BackupCreated || !errors.Is(findBackup(db.backupDir, b.Name), ErrNoBackup) {
+			continue
+		}
+		b.Status, b.UpdatedAt = BackupRemoved, now
+		if err := db.recordBackup(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RecordStream records that the sink inserts from stream name, created

@@ -413,3 +413,52 @@ func TestRestoreRefusedWithoutRoom(t *testing.T) {
 		t.Errorf("after the refusal: tables, events, channel events %v; want %v untouched", after, before)
 	}
 }
+
+// TestRestoreListsWhatTheDirectoryHolds: a restored database lists the
+// backups as they were when its backup was taken. One removed since
+// (pruned, deleted) is listed removed, not created: the list offered it,
+// and a restore of it failed. One taken since and then removed is listed
+// with the time its name says, not 1754 (Go's zero time in the table).
+func TestRestoreListsWhatTheDirectoryHolds(t *testing.T) {
+	db := openSingle(t)
+	ctx := t.Context()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	insertDelivered(t, db, 0, 20)
+	at := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	older := takeBackup(t, db, 10, at)
+	restored := takeBackup(t, db, 20, at.Add(time.Minute))
+	store.SetBackupDir(db, backupDir)
+	if _, err := db.DeleteBackup(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	later := takeBackup(t, db, 20, at.Add(2*time.Minute))
+	if _, err := db.Restore(ctx, restored, at.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	status := func() map[string]store.BackupInfo {
+		list, err := db.Backups(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]store.BackupInfo{}
+		for _, b := range list {
+			m[b.Name] = b
+		}
+		return m
+	}
+	got := status()
+	if got[older].Status != store.BackupRemoved || got[restored].Status != store.BackupCreated {
+		t.Errorf("after the restore: %s %q, %s %q; want the one deleted since removed, the one restored created", older, got[older].Status, restored, got[restored].Status)
+	}
+	if _, ok := got[later]; ok {
+		t.Errorf("after the restore %s is listed; want it unknown (taken after the backup restored)", later)
+	}
+	if _, err := db.DeleteBackup(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if b := status()[later]; b.Status != store.BackupRemoved || !b.StartedAt.Equal(at.Add(2*time.Minute)) {
+		t.Errorf("%s deleted after the restore: %+v; want removed, started when its name says", later, b)
+	}
+}
