@@ -128,6 +128,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, defaultURL string) {
 	recordGiven(fs, "stream-replicas", &c.Stream.Defaulted.Replicas)
 	recordGiven(fs, "stream-max-age", &c.Stream.Defaulted.MaxAge)
 	recordGiven(fs, "stream-max-bytes", &c.Stream.Defaulted.MaxBytes)
+	// Its 0 would read "no bound" in `config`.
+	flagenv.SayDefault(fs, "stream-max-bytes", "unset: 60 % of the embedded store")
 }
 
 // recordGiven has the flag name on fs clear *defaulted when it is set,

@@ -265,6 +265,9 @@ func config(ctx context.Context, c Command, fs *flag.FlagSet, args, environ []st
 				continue
 			}
 			r := row{"--" + name, flagenv.Shown(name, f.Value.String()), source(name)}
+			if said := flagenv.DefaultSaid(f); said != "" && r.source == "default" {
+				r.value = said
+			}
 			if r.value == "" {
 				r.value = `""`
 			}

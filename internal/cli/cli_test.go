@@ -249,6 +249,8 @@ func TestConfig(t *testing.T) {
 	c.Flags = func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 		flags(fs)
 		fs.String("api-token", "", "")
+		fs.Int64("stream-max-bytes", 0, "0 = no bound")
+		flagenv.SayDefault(fs, "stream-max-bytes", "unset: 60 % of the embedded store")
 		return func(ctx context.Context, _ *slog.Logger) error {
 			checked = append(checked, CheckOnly(ctx))
 			if fs.Lookup("listen").Value.String() == "bad" {
@@ -269,6 +271,9 @@ func TestConfig(t *testing.T) {
 		`(?m)^  --nats-url +nats://otpscope:xxxxx@n:4222 +\$OTPSCOPE_NATS_URL$`,
 		`(?m)^  --api-token +\(secret\) +\$OTPSCOPE_API_TOKEN$`,
 		`(?m)^  --log-level +debug +flag$`,
+		// A default worked out at start is said, not its zero ("0" reads
+		// "no bound").
+		`(?m)^  --stream-max-bytes +unset: 60 % of the embedded store +default$`,
 		`(?m)^configuration ok: svc would start`,
 	} {
 		if !regexp.MustCompile(re).MatchString(got) {

@@ -271,6 +271,32 @@ func FromEnvironment(f *flag.Flag) bool {
 	return !only
 }
 
+// SayDefault gives fs's flag name the words `config` shows for its value
+// when nothing set it: a default worked out at start (from the disk, the
+// server) that the flag's zero would misstate ("0", where 0 means no
+// bound). It panics when fs has no such flag, a mistake in the caller's
+// code. Call it after any other wrapping of the flag's value.
+func SayDefault(fs *flag.FlagSet, name, words string) {
+	f := fs.Lookup(name)
+	if f == nil {
+		panic("flagenv.SayDefault: no flag " + name)
+	}
+	f.Value = &saidDefault{Value: f.Value, words: words}
+}
+
+type saidDefault struct {
+	flag.Value
+	words string
+}
+
+// DefaultSaid is what SayDefault gave f, "" when nothing.
+func DefaultSaid(f *flag.Flag) string {
+	if d, ok := f.Value.(*saidDefault); ok {
+		return d.words
+	}
+	return ""
+}
+
 // RecordFile makes fs's flag name keep in *path the file its value was
 // read from (its variable's file form), and "" when the command line or
 // the plain variable gave it: for a holder that reads a rotated secret
