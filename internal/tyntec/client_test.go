@@ -714,3 +714,39 @@ func TestClientResendRefusalSpeaksOfTheOTP(t *testing.T) {
 		t.Errorf("Health after three 401s to the v4 status = %+v; want 3 failed, unauthorized", h)
 	}
 }
+
+// A 429 without Retry-After (no seed documents tyntec's header) is taken
+// to ask DefaultRetryAfter: the poller paused 1 s and the client retried
+// within milliseconds, four calls in two seconds spending the window's
+// budget again.
+func TestClient429WithoutRetryAfter(t *testing.T) {
+	var calls atomic.Int64
+	e := newEnv(t, tyntecsim.Config{Seed: 1}, tyntec.Config{MaxRetries: -1}, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, `{"status":429,"title":"Too Many Requests"}`)
+		})
+	})
+	_, err := e.client.GetOTP(t.Context(), "x")
+	var apiErr *tyntec.APIError
+	if !errors.As(err, &apiErr) || !errors.Is(err, tyntec.ErrRateLimited) || apiErr.RetryAfter != tyntec.DefaultRetryAfter {
+		t.Fatalf("GetOTP answered 429 without Retry-After = %v; want ErrRateLimited asking %v", err, tyntec.DefaultRetryAfter)
+	}
+	// With retries, the client waits that long, or gives the 429 back at
+	// once to a caller whose deadline is nearer.
+	c, err := tyntec.New(tyntec.Config{BaseURL: e.url, APIKey: tyntecsim.DefaultAPIKey, RateLimit: 1000, RatePeriod: time.Second, RateBurst: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := c.GetOTP(ctx, "x"); !errors.Is(err, tyntec.ErrRateLimited) || time.Since(start) > time.Second {
+		t.Errorf("GetOTP with retries and a 2 s deadline = %v after %v; want the 429 back at once", err, time.Since(start))
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d calls reached tyntec; want 2, one each (no retry within milliseconds)", n)
+	}
+}

@@ -115,6 +115,13 @@ func newAPIError(method, path string, status int, h http.Header, body []byte, no
 		RetryAfter: ParseRetryAfter(h.Get("Retry-After"), now),
 		Body:       body,
 	}
+	if status == http.StatusTooManyRequests && e.RetryAfter == 0 {
+		// No seed or OpenAPI file documents tyntec's 429: without its
+		// header the client and the poller wait this long, not the
+		// milliseconds of a backoff that would spend the window's budget
+		// again at once.
+		e.RetryAfter = DefaultRetryAfter
+	}
 	// Both shapes are flat objects with disjoint fields except none, so one
 	// lenient decode reads either; a body that is not JSON stays in Body.
 	var shape struct {
@@ -164,6 +171,10 @@ func Outcome(err error) string {
 		return "network_error"
 	}
 }
+
+// DefaultRetryAfter is the Retry-After a 429 without one is taken to
+// carry: a sixth of tyntec's budget period (100 calls a minute).
+const DefaultRetryAfter = 10 * time.Second
 
 // MaxRetryAfter is the longest Retry-After honoured. tyntec's budget is
 // counted per minute; a longer wait is taken as a broken header rather than
