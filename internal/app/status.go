@@ -13,6 +13,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/poller"
 	"github.com/otpscope/otpscope/internal/reload"
 	"github.com/otpscope/otpscope/internal/store"
 	"github.com/otpscope/otpscope/internal/tyntec"
@@ -46,6 +47,7 @@ type status struct {
 	counted      bool // a cycle counted the three since the lease
 	tyntec       tyntec.Health
 	leading      bool
+	registering  *poller.RegistrationFailure
 	// when the newest webhook the poller read was stored
 	pollerWebhook time.Time
 }
@@ -98,6 +100,7 @@ func (a *App) status(ctx context.Context) status {
 		s.tyntec = a.poller.TyntecHealth()
 		s.pollerWebhook = a.poller.LastWebhook()
 		s.leading = a.poller.Leading()
+		s.registering = a.poller.RegistrationFailing()
 	}
 	return s
 }
@@ -251,6 +254,9 @@ func (a *App) pollerWarnings(cur status) []string {
 	}
 	if warn := tyntecWarning(cur.tyntec, cur.at); a.poller != nil && warn != "" {
 		out = append(out, warn)
+	}
+	if r := cur.registering; r != nil {
+		out = append(out, "registering the callback at tyntec (--register-callback-url) fails: "+strconv.Itoa(r.Attempts)+" attempts for "+cur.at.Sub(r.Since).Round(time.Second).String()+" ("+r.Err+"); it is tried again, and until it takes tyntec sends its webhooks where its callback configuration says")
 	}
 	if a.poller != nil && cur.oldest > pollerBehindAfter {
 		out = append(out, "the poller falls behind: an OTP has waited "+cur.oldest.Round(time.Second).String()+" to be settled (over "+pollerBehindAfter.String()+"); past its expiry plus --grace it is given up and its attempts stay pending. Lost webhooks beyond its tyntec budget (--tyntec-rate-limit), or tyntec errors?")

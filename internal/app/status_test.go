@@ -34,6 +34,8 @@ func TestStatusLine(t *testing.T) {
 	stale.at = t0.Add(time.Hour) // no call since the streak
 	away := refusing
 	away.tyntec.Outcome, away.tyntec.LastError = "network_error", "dial tcp 127.0.0.1:9: connection refused"
+	unregistered := flowing
+	unregistered.registering = &poller.RegistrationFailure{Since: t0, Attempts: 4, Err: "POST /2fa/v4/configurations/callbacks: 400 Bad Request"}
 	page := refusing
 	page.tyntec.Outcome, page.tyntec.LastError = "bad_answer", "GET /2fa/v4/otp: tyntec: answer does not read: invalid character '<'"
 	blip := refusing
@@ -59,6 +61,7 @@ func TestStatusLine(t *testing.T) {
 		{"behind", prev, behind, []string{"oldest_unreconciled=17m0s"}, "the poller falls behind: an OTP has waited 17m0s to be settled (over 15m0s)"},
 		{"tyntec refuses the key", prev, refusing, nil, "tyntec refuses the API key: its last 5 calls, for 1m0s, were answered 401 or 403 (GET /2fa/v4/otp: 401 Unauthorized): check --tyntec-api-key"},
 		{"tyntec away", prev, away, nil, "tyntec does not answer: its last 5 calls, for 1m0s, failed (dial tcp 127.0.0.1:9: connection refused)"},
+		{"the callback registration fails", prev, unregistered, nil, "registering the callback at tyntec (--register-callback-url) fails: 4 attempts for 1m0s (POST /2fa/v4/configurations/callbacks: 400 Bad Request); it is tried again"},
 		{"tyntec's answers do not read", prev, page, nil, "tyntec's answers do not read: its last 5 calls, for 1m0s, were answered 2xx with a body that is not tyntec's (GET /2fa/v4/otp: tyntec: answer does not read: invalid character '<'): is --tyntec-url tyntec's API, not a proxy's page?"},
 		{"a failed call and its retry", prev, blip, nil, ""},
 		{"a streak an hour old, no call since", prev, stale, nil, ""},

@@ -70,6 +70,9 @@ type Poller struct {
 	lastWebhookNs atomic.Int64
 	// leading is whether this replica holds the lease (Leading).
 	leading atomic.Bool
+	// registering is the callback registration failing now, nil when it
+	// is not (RegistrationFailing).
+	registering atomic.Pointer[RegistrationFailure]
 
 	mu            sync.Mutex
 	paused        time.Time // no tyntec calls before (wall clock)
@@ -235,6 +238,7 @@ func (p *Poller) holding(held bool) {
 	p.metrics.notLeading()
 	p.api.ForgetHealth()
 	p.counted.Store(false)
+	p.registering.Store(nil)
 	p.tracked.Store(0)
 	p.dueDelivery.Store(0)
 	p.oldestNs.Store(0)
@@ -287,6 +291,7 @@ func (p *Poller) registerCallback(leading context.Context) {
 			RegisterOptions{Deployment: p.cfg.DeploymentID, Fallback: p.cfg.DeploymentFallback})
 		cancel()
 		if err == nil {
+			p.registering.Store(nil)
 			p.logger.Info("callback registered", "url", p.cfg.RegisterCallbackURL, "deployment", res.Deployment, "deployment_from", res.From, "id", res.ID, "action", res.Action,
 				"duplicates_removed", res.Removed, "others_left_alone", res.Left, "attempt", n)
 			return
@@ -295,12 +300,29 @@ func (p *Poller) registerCallback(leading context.Context) {
 			return // the lease ended; the next leader registers
 		}
 		wait := p.registerRetry.Delay(n)
+		since := time.Now()
+		if prev := p.registering.Load(); prev != nil {
+			since = prev.Since
+		}
+		p.registering.Store(&RegistrationFailure{Since: since, Attempts: n, Err: err.Error()})
 		p.logger.Error("callback registration failed", "url", p.cfg.RegisterCallbackURL, "attempt", n, "retry_in", wait.String(), "err", err)
 		if !backoff.Sleep(leading, wait) {
 			return
 		}
 	}
 }
+
+// RegistrationFailure is the callback registration (--register-callback-url)
+// failing: since its first failed attempt, how many, the last error.
+type RegistrationFailure struct {
+	Since    time.Time
+	Attempts int
+	Err      string
+}
+
+// RegistrationFailing is the callback registration failing now, nil when
+// it is not (registered, never asked for, or this replica not leading).
+func (p *Poller) RegistrationFailing() *RegistrationFailure { return p.registering.Load() }
 
 // onSchedule runs cycle at each tick of sched until ctx ends, each with
 // the time until the next tick. A cycle that uses all of it (one spending
