@@ -195,10 +195,7 @@ func Unwrap(v flag.Value) flag.Value {
 // such flag, a mistake in the caller's code.
 func CommandLineOnly(fs *flag.FlagSet, names ...string) {
 	for _, name := range names {
-		f := fs.Lookup(name)
-		if f == nil {
-			panic("flagenv.CommandLineOnly: no flag " + name)
-		}
+		f := mustLookup(fs, "CommandLineOnly", name)
 		f.Value = &commandLineOnly{f.Value}
 	}
 }
@@ -223,10 +220,7 @@ func (c *commandLineOnly) Unwrap() flag.Value { return c.Value }
 func OneSetting(fs *flag.FlagSet, names ...string) {
 	s := &setting{}
 	for _, name := range names {
-		f := fs.Lookup(name)
-		if f == nil {
-			panic("flagenv.OneSetting: no flag " + name)
-		}
+		f := mustLookup(fs, "OneSetting", name)
 		p := &settingPart{Value: f.Value, setting: s, def: f.DefValue}
 		f.Value = p
 		s.parts = append(s.parts, p)
@@ -271,16 +265,23 @@ func FromEnvironment(f *flag.Flag) bool {
 	return !only
 }
 
+// mustLookup is fs's flag name; a missing one is a mistake in the
+// caller's code (fn's), which panics.
+func mustLookup(fs *flag.FlagSet, fn, name string) *flag.Flag {
+	f := fs.Lookup(name)
+	if f == nil {
+		panic("flagenv." + fn + ": no flag " + name)
+	}
+	return f
+}
+
 // SayDefault gives fs's flag name the words `config` shows for its value
 // when nothing set it: a default worked out at start (from the disk, the
 // server) that the flag's zero would misstate ("0", where 0 means no
 // bound). It panics when fs has no such flag, a mistake in the caller's
 // code. Call it after any other wrapping of the flag's value.
 func SayDefault(fs *flag.FlagSet, name, words string) {
-	f := fs.Lookup(name)
-	if f == nil {
-		panic("flagenv.SayDefault: no flag " + name)
-	}
+	f := mustLookup(fs, "SayDefault", name)
 	f.Value = &saidDefault{Value: f.Value, words: words}
 }
 
@@ -303,10 +304,7 @@ func DefaultSaid(f *flag.Flag) string {
 // again when the file changes (package reload). It panics when fs has no
 // such flag, a mistake in the caller's code.
 func RecordFile(fs *flag.FlagSet, name string, path *string) {
-	f := fs.Lookup(name)
-	if f == nil {
-		panic("flagenv.RecordFile: no flag " + name)
-	}
+	f := mustLookup(fs, "RecordFile", name)
 	f.Value = &fileRecorder{Value: f.Value, path: path}
 }
 

@@ -3,9 +3,6 @@ package poller
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -134,28 +131,20 @@ func TestDiscoveryRetriedAfterAFailure(t *testing.T) {
 	b := ns.Broker(t)
 	sim, simURL := simtest.Start(t, tyntecsim.Config{Seed: 5, TimeScale: scale})
 	sendSettled(t, sim, 5, "+49155") // no callback: only discovery finds them
-	target, err := url.Parse(simURL)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var refuse atomic.Bool
 	var lists atomic.Int32
 	refuse.Store(true)
-	upstream := httputil.NewSingleHostReverseProxy(target)
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	front := faultFront(t, simURL, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodGet && r.URL.Path == "/2fa/v4/otp" {
 			lists.Add(1)
 		}
 		if refuse.Load() {
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(http.StatusUnauthorized)
-			fmt.Fprint(w, `{"status":401,"title":"Unauthorized"}`)
-			return
+			problem(w, http.StatusUnauthorized)
+			return true
 		}
-		upstream.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
-	cfg := testConfig(sim, front.URL)
+		return false
+	})
+	cfg := testConfig(sim, front)
 	cfg.DiscoveryInterval = time.Hour
 	p := newPoller(t, b, cfg)
 

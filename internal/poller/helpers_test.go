@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strconv"
 	"sync"
@@ -256,4 +258,31 @@ func forEachWorld(t *testing.T, test func(t *testing.T, shared bool)) {
 		}
 		t.Run(name, func(t *testing.T) { test(t, shared) })
 	}
+}
+
+// faultFront is a proxy to the simulator at simURL that lets answer take a
+// call first (true: it answered it): tyntec's faults the simulator does not
+// play, on the paths a test chooses.
+func faultFront(t *testing.T, simURL string, answer func(w http.ResponseWriter, r *http.Request) bool) string {
+	t.Helper()
+	target, err := url.Parse(simURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if answer(w, r) {
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	return front.URL
+}
+
+// problem answers a call with status as tyntec's problem+json.
+func problem(w http.ResponseWriter, status int) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"status":%d,"title":%q}`, status, http.StatusText(status))
 }

@@ -334,13 +334,7 @@ func (p *Poller) forgotten(ctx context.Context, id string, cause error) error {
 		p.logger.Warn("finish record", "otp_id", id, "err", err)
 		return err
 	}
-	for _, g := range gaps {
-		ch := string(g.Channel)
-		if !g.Channel.Known() {
-			ch = "OTHER"
-		}
-		p.metrics.unrecoverable.WithLabelValues(ch).Inc()
-	}
+	p.countUnrecoverable(gaps)
 	p.metrics.finished.WithLabelValues(doneNotFound).Inc()
 	return nil
 }
@@ -429,16 +423,22 @@ func (p *Poller) pollV4Delivery(ctx context.Context, r Record, o *tyntec.OTP, st
 		return err
 	}
 	st.Published += published
+	st.Unrecoverable += p.countUnrecoverable(gaps)
+	p.metrics.reconciled.WithLabelValues("delivery").Inc()
+	return nil
+}
+
+// countUnrecoverable counts the attempts published unrecoverable, by
+// channel, and returns how many.
+func (p *Poller) countUnrecoverable(gaps []events.Reconcile) int {
 	for _, g := range gaps {
 		ch := string(g.Channel)
 		if !g.Channel.Known() {
 			ch = "OTHER" // as ingest counts it: undocumented values share one series
 		}
 		p.metrics.unrecoverable.WithLabelValues(ch).Inc()
-		st.Unrecoverable++
 	}
-	p.metrics.reconciled.WithLabelValues("delivery").Inc()
-	return nil
+	return len(gaps)
 }
 
 // publish publishes msgs before the record that says so is stored (see

@@ -4,9 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -419,28 +416,7 @@ func TestDroppedWebhooksUnrecoverable(t *testing.T) {
 	if w := p.World(); w != WorldUnknown {
 		t.Fatalf("world before any call = %v; want unknown", w)
 	}
-	truth := sendTracked(t, sim, b, 80)
-	type attempt struct {
-		otp string
-		ch  events.Channel
-	}
-	want := map[attempt]time.Time{} // dispatched, outcome webhook lost
-	var lastExpiry time.Time
-	for _, o := range truth.OTPs {
-		lastExpiry = later(lastExpiry, o.Expire)
-		dispatched := map[events.Channel]*tyntecsim.Webhook{}
-		for i, w := range o.Webhooks {
-			switch {
-			case w.Status == events.StatusDispatched && !w.Dropped:
-				dispatched[w.Channel] = &o.Webhooks[i]
-			case w.Status.Final() && w.Dropped && dispatched[w.Channel] != nil:
-				want[attempt{o.ID, w.Channel}] = dispatched[w.Channel].Timestamp
-			}
-		}
-	}
-	if len(want) == 0 {
-		t.Fatal("no outcome webhook of a dispatched attempt was dropped; the test proves nothing")
-	}
+	want, lastExpiry := lostOutcomes(t, sendTracked(t, sim, b, 80))
 
 	// Every OTP is closed (expired, or verified) after lastExpiry.
 	waitSim(t, sim, lastExpiry.Add(DefaultSettle))
@@ -476,7 +452,7 @@ func TestDroppedWebhooksUnrecoverable(t *testing.T) {
 			t.Errorf("delivery fact %+v with source %q; want none but webhooks (nothing invented)", ds, ds.Source)
 		}
 	}
-	got := map[attempt]time.Time{}
+	got := map[lostAttempt]time.Time{}
 	for _, m := range streamMessages(t, b, events.SubjectRoot+".reconcile.>") {
 		var rc events.Reconcile
 		if err := json.Unmarshal(m.data, &rc); err != nil {
@@ -486,7 +462,7 @@ func TestDroppedWebhooksUnrecoverable(t *testing.T) {
 			t.Errorf("reconcile %s on %s; want unrecoverable v4", m.data, m.subject)
 		}
 		if rc.Channel != "" {
-			got[attempt{rc.OTPID, rc.Channel}] = rc.Since
+			got[lostAttempt{rc.OTPID, rc.Channel}] = rc.Since
 		}
 	}
 	for a, at := range want {
@@ -508,6 +484,37 @@ func TestDroppedWebhooksUnrecoverable(t *testing.T) {
 // well, an OTP whose WHATSAPP webhooks were all lost would look like an
 // SMS-first one, and nothing but a poll of every OTP could tell (see the
 // package documentation).
+// lostAttempt is one attempt of an OTP, by its channel.
+type lostAttempt struct {
+	otp string
+	ch  events.Channel
+}
+
+// lostOutcomes are truth's attempts dispatched (the webhook arrived) whose
+// outcome webhook was dropped, with their dispatch times, and when the last
+// OTP expires. None fails the test: it would prove nothing.
+func lostOutcomes(t *testing.T, truth tyntecsim.Truth) (map[lostAttempt]time.Time, time.Time) {
+	t.Helper()
+	lost := map[lostAttempt]time.Time{}
+	var lastExpiry time.Time
+	for _, o := range truth.OTPs {
+		lastExpiry = later(lastExpiry, o.Expire)
+		dispatched := map[events.Channel]*tyntecsim.Webhook{}
+		for i, w := range o.Webhooks {
+			switch {
+			case w.Status == events.StatusDispatched && !w.Dropped:
+				dispatched[w.Channel] = &o.Webhooks[i]
+			case w.Status.Final() && w.Dropped && dispatched[w.Channel] != nil:
+				lost[lostAttempt{o.ID, w.Channel}] = dispatched[w.Channel].Timestamp
+			}
+		}
+	}
+	if len(lost) == 0 {
+		t.Fatal("no outcome webhook of a dispatched attempt was dropped; the test proves nothing")
+	}
+	return lost, lastExpiry
+}
+
 func sendTracked(t *testing.T, sim *tyntecsim.Sim, b *broker.Broker, n int) tyntecsim.Truth {
 	t.Helper()
 	prios := []string{"tyntec_priority_sms-viber", "tyntec_priority_sms-voice", "tyntec_priority_sms"}
@@ -538,23 +545,15 @@ func TestOneV1NotFoundKeepsTheSharedWorld(t *testing.T) {
 	// In front of the simulator: v1 events answer 404 while notFound holds.
 	var notFound atomic.Bool
 	var served404 atomic.Int64
-	target, err := url.Parse(simURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if notFound.Load() && strings.HasPrefix(r.URL.Path, "/2fa/v1/otp/") && strings.HasSuffix(r.URL.Path, "/events") {
-			served404.Add(1)
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(http.StatusNotFound)
-			fmt.Fprint(w, `{"status":404,"title":"Not Found"}`)
-			return
+	front := faultFront(t, simURL, func(w http.ResponseWriter, r *http.Request) bool {
+		if !notFound.Load() || !strings.HasPrefix(r.URL.Path, "/2fa/v1/otp/") || !strings.HasSuffix(r.URL.Path, "/events") {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
-	p := newPoller(t, b, testConfig(sim, front.URL))
+		served404.Add(1)
+		problem(w, http.StatusNotFound)
+		return true
+	})
+	p := newPoller(t, b, testConfig(sim, front))
 	goRun(t, p.runTracker)
 	settle := func(n int) {
 		t.Helper()
@@ -583,7 +582,7 @@ func TestOneV1NotFoundKeepsTheSharedWorld(t *testing.T) {
 	if w := p.World(); w != WorldShared {
 		t.Errorf("after %d v1 404s: world %v; want shared still", served404.Load(), w)
 	}
-	if w := newPoller(t, b, testConfig(sim, front.URL)).World(); w != WorldShared {
+	if w := newPoller(t, b, testConfig(sim, front)).World(); w != WorldShared {
 		t.Errorf("a replica (or restart) reads world %v from the bucket; want shared", w)
 	}
 }
@@ -604,45 +603,16 @@ func TestForgottenOTPsAttemptsUnrecoverable(t *testing.T) {
 	})
 	// In front of the simulator: every v4 OTP's own status is 404, as
 	// after tyntec forgot them (v1, a separate store here, 404s them too).
-	target, err := url.Parse(simURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/2fa/v4/otp/") {
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(http.StatusNotFound)
-			fmt.Fprint(w, `{"status":404,"title":"Not Found"}`)
-			return
+	front := faultFront(t, simURL, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/2fa/v4/otp/") {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
-	p := newPoller(t, b, testConfig(sim, front.URL))
+		problem(w, http.StatusNotFound)
+		return true
+	})
+	p := newPoller(t, b, testConfig(sim, front))
 	goRun(t, p.runTracker)
-	truth := sendTracked(t, sim, b, 40)
-	type attempt struct {
-		otp string
-		ch  events.Channel
-	}
-	want := map[attempt]bool{} // dispatched, outcome webhook lost
-	var lastExpiry time.Time
-	for _, o := range truth.OTPs {
-		lastExpiry = later(lastExpiry, o.Expire)
-		dispatched := map[events.Channel]bool{}
-		for _, w := range o.Webhooks {
-			switch {
-			case w.Status == events.StatusDispatched && !w.Dropped:
-				dispatched[w.Channel] = true
-			case w.Status.Final() && w.Dropped && dispatched[w.Channel]:
-				want[attempt{o.ID, w.Channel}] = true
-			}
-		}
-	}
-	if len(want) == 0 {
-		t.Fatal("no outcome webhook of a dispatched attempt was dropped; the test proves nothing")
-	}
+	want, lastExpiry := lostOutcomes(t, sendTracked(t, sim, b, 40))
 	waitSim(t, sim, lastExpiry.Add(DefaultSettle))
 	for range 3 {
 		st, err := p.ReconcileOnce(t.Context())
@@ -653,7 +623,7 @@ func TestForgottenOTPsAttemptsUnrecoverable(t *testing.T) {
 			break
 		}
 	}
-	got := map[attempt]bool{}
+	got := map[lostAttempt]bool{}
 	for _, m := range streamMessages(t, b, events.SubjectRoot+".reconcile.>") {
 		var rc events.Reconcile
 		if err := json.Unmarshal(m.data, &rc); err != nil {
@@ -662,7 +632,7 @@ func TestForgottenOTPsAttemptsUnrecoverable(t *testing.T) {
 		if rc.Result != events.ReconcileUnrecoverable || rc.Channel == "" || !strings.Contains(rc.Reason, "tyntec no longer knows the OTP") {
 			t.Errorf("reconcile record %+v; want an unrecoverable attempt on its channel, tyntec having forgotten the OTP", rc)
 		}
-		got[attempt{rc.OTPID, rc.Channel}] = true
+		got[lostAttempt{rc.OTPID, rc.Channel}] = true
 	}
 	for a := range want {
 		if !got[a] {

@@ -2,9 +2,6 @@ package poller
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -128,14 +125,7 @@ func countURL(cs []tyntec.CallbackConfig, u string) int {
 // configuration calls answer answers first (true: it answered them).
 func callbacksFront(t *testing.T, simURL string, answer func(w http.ResponseWriter) bool) string {
 	t.Helper()
-	target, _ := url.Parse(simURL)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/configurations/callbacks") && answer(w) {
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
-	return front.URL
+	return faultFront(t, simURL, func(w http.ResponseWriter, r *http.Request) bool {
+		return strings.Contains(r.URL.Path, "/configurations/callbacks") && answer(w)
+	})
 }

@@ -82,15 +82,18 @@ var ErrPositionPending = errors.New("the sink's position in the stream is not kn
 // BackupName is the name of a backup begun at t: otpscope-<UTC time to the
 // millisecond>, which sorts as the backups were taken.
 func BackupName(t time.Time) string {
-	return backupPrefix + t.UTC().Format("20060102T150405.000Z")
+	return backupPrefix + t.UTC().Format(backupStamp)
 }
 
 // ScheduledBackupName is the name of a backup a schedule began at t:
 // otpscope-scheduled-<UTC time>. The schedule's pruning removes only
 // those: a backup taken by hand is its taker's to remove.
 func ScheduledBackupName(t time.Time) string {
-	return scheduledPrefix + t.UTC().Format("20060102T150405.000Z")
+	return scheduledPrefix + t.UTC().Format(backupStamp)
 }
+
+// backupStamp is the UTC time in a backup's name (BackupName).
+const backupStamp = "20060102T150405.000Z"
 
 // backupPrefix starts the name of every backup otpscope takes;
 // scheduledPrefix a scheduled one's.
@@ -618,8 +621,8 @@ func (db *DB) removeBackup(ctx context.Context, name string) (BackupInfo, error)
 // ScheduledBackupName), or otherwise.
 func backupTime(name string, otherwise time.Time) time.Time {
 	stamp := strings.TrimPrefix(strings.TrimPrefix(name, scheduledPrefix), backupPrefix)
-	if len(stamp) >= len("20060102T150405.000Z") {
-		if t, err := time.Parse("20060102T150405.000Z", stamp[:len("20060102T150405.000Z")]); err == nil {
+	if len(stamp) >= len(backupStamp) {
+		if t, err := time.Parse(backupStamp, stamp[:len(backupStamp)]); err == nil {
 			return t
 		}
 	}
