@@ -29,6 +29,30 @@ const (
 	OTPAlreadyReported OTPState = "ALREADY_REPORTED"
 )
 
+// Known reports whether s is one of the statuses tyntec documents.
+func (s OTPState) Known() bool {
+	switch s {
+	case OTPActive, OTPVerified, OTPExpired, OTPWrongCode, OTPTooManyAttempts, OTPAlreadyReported:
+		return true
+	}
+	return false
+}
+
+// UnmarshalJSON reads a status as the webhook reads its words: case and
+// surrounding spaces do not matter, so an answer's "verified" is VERIFIED,
+// final, and not an unknown status that keeps the OTP polled to its expiry.
+func (s *OTPState) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil // as for a plain string
+	}
+	var w string
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*s = OTPState(strings.ToUpper(strings.TrimSpace(w)))
+	return nil
+}
+
 // Final reports whether s can no longer change.
 func (s OTPState) Final() bool {
 	return s == OTPVerified || s == OTPExpired || s == OTPTooManyAttempts

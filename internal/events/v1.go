@@ -71,6 +71,17 @@ func V1Delivery(typ, status, statusText string) (Channel, Status, bool) {
 	return ch, "", false
 }
 
+// V1TypeKnown reports whether typ is one of the event types the table
+// above reads (in any case): CREATED, RESEND, CHECK or a channel.
+func V1TypeKnown(typ string) bool {
+	switch w := V1Word(typ); w {
+	case V1EventCreated, V1EventResend, V1EventCheck:
+		return true
+	default:
+		return Channel(w).Known()
+	}
+}
+
 // V1Word is a v1 event's type or statusText as the table above spells it:
 // upper case, without surrounding spaces.
 func V1Word(s string) string { return strings.ToUpper(strings.TrimSpace(s)) }

@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger,
 		}
 		tc.Limiter = tyntec.NewLimiter(limit, period, burst)
 	}
-	tc.Registerer = reg
+	tc.Registerer, tc.Logger = reg, logger
 	tc.CurrentAPIKey = reload.Text("tyntec API key", tc.APIKey, cfg.TyntecAPIKeyFile, logger).Get
 	api, err := tyntec.New(tc)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/otpscope/otpscope/internal/httpurl"
+	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 )
@@ -88,6 +90,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// UserAgent, default "otpscope".
 	UserAgent string
+	// Logger, when set, is told (sparsely) the words of tyntec's answers
+	// otpscope does not know; nil logs nothing (they are counted anyway).
+	Logger *slog.Logger
 }
 
 // RegisterFlags registers the operator-facing flags (--tyntec-url,
@@ -181,6 +186,7 @@ type Client struct {
 	cfg     Config
 	limiter *rate.Limiter
 	m       *metrics
+	unknown *ops.Sparse // words of answers otpscope does not know; nil: not logged
 
 	mu     sync.Mutex
 	health Health
@@ -254,7 +260,36 @@ func New(cfg Config) (*Client, error) {
 	if lim == nil {
 		lim = sharedLimiter(cfg)
 	}
-	return &Client{cfg: cfg, limiter: lim, m: m}, nil
+	cl := &Client{cfg: cfg, limiter: lim, m: m}
+	if cfg.Logger != nil {
+		cl.unknown = ops.NewSparse(cfg.Logger, "tyntec answered words otpscope does not know; taken as they came", "words")
+	}
+	return cl, nil
+}
+
+// wordy is an answer that carries tyntec's enumerated words (statuses,
+// event types, channels): unknownWords hands each one otpscope does not
+// know to note, with its field.
+type wordy interface {
+	unknownWords(note func(field, word string))
+}
+
+// countUnknownWords counts, and logs sparsely, the words of an answer
+// otpscope does not know. The answer is taken as it came — an unknown OTP
+// status is not final, an unknown event type is no delivery fact, both
+// still published — so a word tyntec starts to send shows here
+// (otpscope_tyntec_unknown_words_total) rather than nowhere.
+func (cl *Client) countUnknownWords(op string, answer any) {
+	w, ok := answer.(wordy)
+	if !ok {
+		return
+	}
+	w.unknownWords(func(field, word string) {
+		cl.m.unknownWords.WithLabelValues(op, field).Inc()
+		if cl.unknown != nil {
+			cl.unknown.WarnOf(op+" "+field, "op", op, "field", field, "word", word)
+		}
+	})
 }
 
 // NewLimiter returns the token bucket that allows at most limit calls in any
@@ -513,6 +548,7 @@ func (cl *Client) answer(c call, resp *http.Response, raw []byte) (int, time.Dur
 			if err := json.Unmarshal(raw, c.out); err != nil {
 				return status, 0, "", cl.badAnswer(c, err)
 			}
+			cl.countUnknownWords(c.op, c.out)
 		}
 		cl.m.calls.WithLabelValues(c.op, "ok").Inc()
 		cl.noted("ok", nil)
@@ -589,6 +625,9 @@ func getOne[T any](ctx context.Context, cl *Client, op, path string) (*T, error)
 func getList[T any](ctx context.Context, cl *Client, op, path string, q url.Values) ([]T, error) {
 	var out []T
 	_, err := cl.do(ctx, call{op: op, method: http.MethodGet, path: path, query: q, idempotent: true, out: &out})
+	for i := range out {
+		cl.countUnknownWords(op, &out[i])
+	}
 	return out, err
 }
 
@@ -611,6 +650,7 @@ func listEach[T any](ctx context.Context, cl *Client, op, path string, q url.Val
 			if err := dec.Decode(&v); err != nil {
 				return err
 			}
+			cl.countUnknownWords(op, &v)
 			fn(v)
 		}
 		_, err := dec.Token() // the closing ]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -750,3 +751,79 @@ func TestClient429WithoutRetryAfter(t *testing.T) {
 		t.Errorf("%d calls reached tyntec; want 2, one each (no retry within milliseconds)", n)
 	}
 }
+
+// Words tyntec's answers carry: an OTP status in any case is read as the
+// webhook reads its words ("verified" is VERIFIED, final; it used to be
+// an unknown status, the OTP polled to its expiry and its status published
+// under tyntec.2fa.otp.verified), and a word otpscope does not know — a
+// new status, event type or channel — is taken as it came, counted by
+// operation and field, and logged with the word.
+func TestClientUnknownWords(t *testing.T) {
+	answers := map[string]string{
+		"/2fa/v4/otp/lower":    `{"otpId":"lower","otpStatus":" verified "}`,
+		"/2fa/v4/otp/new":      `{"otpId":"new","otpStatus":"CANCELLED"}`,
+		"/2fa/v4/otp":          `[{"otpId":"a","otpStatus":"cancelled"},{"otpId":"b","otpStatus":"Active"}]`,
+		"/2fa/v1/otp/x/events": `[{"type":"sms","status":"success"},{"type":"RCS","status":"success"},{"type":"created"},{"type":"Check","statusText":"VERIFIED"}]`,
+		"/2fa/v4/priorities/p": `{"id":"p","name":"p","channelPriority":[{"channel":"SMS","priority":1},{"channel":"RCS","priority":2}]}`,
+	}
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	e := newEnv(t, tyntecsim.Config{Seed: 1}, tyntec.Config{Logger: logger}, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if body, ok := answers[r.URL.Path]; ok && r.Method == http.MethodGet {
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, body)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	c := e.client
+	o, err := c.GetOTP(t.Context(), "lower")
+	if err != nil || o.OTPStatus != events.OTPVerified || !o.OTPStatus.Final() {
+		t.Fatalf(`GetOTP answered otpStatus " verified " = %+v, %v; want VERIFIED, final`, o, err)
+	}
+	if o, err := c.GetOTP(t.Context(), "new"); err != nil || o.OTPStatus != "CANCELLED" || o.OTPStatus.Final() {
+		t.Fatalf("GetOTP answered otpStatus CANCELLED = %+v, %v; want it as it came, not final", o, err)
+	}
+	list, err := c.ListOTPs(t.Context(), tyntec.OTPFilter{})
+	if err != nil || len(list) != 2 || list[0].OTPStatus != "CANCELLED" || list[1].OTPStatus != events.OTPActive {
+		t.Fatalf("ListOTPs = %+v, %v; want CANCELLED and ACTIVE", list, err)
+	}
+	if evs, err := c.V1Events(t.Context(), "x"); err != nil || len(evs) != 4 {
+		t.Fatalf("V1Events = %+v, %v; want the 4 events", evs, err)
+	}
+	if p, err := c.GetPriority(t.Context(), "p"); err != nil || len(p.ChannelPriority) != 2 {
+		t.Fatalf("GetPriority = %+v, %v; want both channels", p, err)
+	}
+	for _, w := range []struct {
+		op, field string
+		n         float64
+	}{
+		{"v4_get_otp", "otp_status", 1}, {"v4_list_otps", "otp_status", 1},
+		{"v1_list_events", "event_type", 1}, {"v4_get_priority", "channel", 1},
+	} {
+		if got := metricstest.Must(t, e.reg, "otpscope_tyntec_unknown_words_total", "op", w.op, "field", w.field); got != w.n {
+			t.Errorf("unknown_words_total{%s,%s} = %v; want %v", w.op, w.field, got, w.n)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []string{"word=CANCELLED", "word=RCS", "field=event_type", "field=channel"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), "VERIFIED") || strings.Contains(logs.String(), "word=sms") {
+		t.Errorf("log names a known word:\n%s", logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

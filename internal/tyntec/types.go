@@ -59,6 +59,23 @@ func (o *OTP) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+func (o *OTP) unknownWords(note func(field, word string)) { statusWord(o.OTPStatus, note) }
+
+// statusWord notes an OTP status otpscope does not know; none (empty) is
+// not one.
+func statusWord(s events.OTPState, note func(field, word string)) {
+	if s != "" && !s.Known() {
+		note("otp_status", string(s))
+	}
+}
+
+// channelWord notes a channel otpscope does not know.
+func channelWord(c events.Channel, note func(field, word string)) {
+	if !c.Known() {
+		note("channel", string(c))
+	}
+}
+
 func lenientTime(raw json.RawMessage) time.Time {
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
@@ -82,6 +99,10 @@ type ValidateOTPRequest struct {
 // ValidateOTPResponse is tyntec's answer to a v4 validation.
 type ValidateOTPResponse struct {
 	OTPStatus events.OTPState `json:"otpStatus"`
+}
+
+func (v *ValidateOTPResponse) unknownWords(note func(field, word string)) {
+	statusWord(v.OTPStatus, note)
 }
 
 // CallbackConfig is a registered v4 callback (CallbackConfigurationDTO).
@@ -111,6 +132,12 @@ type Priority struct {
 	ID              string            `json:"id,omitempty"`
 	Name            string            `json:"name"`
 	ChannelPriority []ChannelPriority `json:"channelPriority"`
+}
+
+func (p *Priority) unknownWords(note func(field, word string)) {
+	for _, c := range p.ChannelPriority {
+		channelWord(c.Channel, note)
+	}
 }
 
 // NewPriority is the body of POST /2fa/v4/priorities.
@@ -144,6 +171,12 @@ type Profile struct {
 	Attempts      int              `json:"attempts"`
 	OTPCodeLength int              `json:"otpCodeLength"`
 	Channels      []ProfileChannel `json:"channels"`
+}
+
+func (p *Profile) unknownWords(note func(field, word string)) {
+	for _, c := range p.Channels {
+		channelWord(c.Type, note)
+	}
 }
 
 // Violation is one entry of a v4 constraint-violation error.

@@ -23,6 +23,8 @@ type V1OTP struct {
 	TimestampExpire  string          `json:"timestampExpire,omitempty"`
 }
 
+func (o *V1OTP) unknownWords(note func(field, word string)) { statusWord(o.OTPStatus, note) }
+
 // CreatedAt returns Created as a time.
 func (o V1OTP) CreatedAt() time.Time { return time.UnixMilli(o.Created).UTC() }
 
@@ -39,6 +41,12 @@ type V1Event struct {
 	StatusText       string `json:"statusText,omitempty"`
 	TimestampCreated string `json:"timestampCreated,omitempty"`
 	Type             string `json:"type"`
+}
+
+func (e *V1Event) unknownWords(note func(field, word string)) {
+	if !events.V1TypeKnown(e.Type) {
+		note("event_type", e.Type)
+	}
 }
 
 // CreatedAt is when tyntec recorded the event, for an event read at now:
