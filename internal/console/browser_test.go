@@ -929,6 +929,31 @@ func TestConsoleOverviewFitsAPhone(t *testing.T) {
 	p.b.NoErrors("390 px")
 }
 
+// At a laptop's 1024 px the overview's channels table fits the page: its
+// headings wrap, its errors column too. Its width was max-content, and
+// the errors column, the last, was cut off behind a sideways scroll.
+func TestConsoleOverviewFitsALaptop(t *testing.T) {
+	p := newPage(t)
+	p.b.Do("a laptop's width", chromedp.EmulateViewport(1024, 768))
+	p.api.set(func(f *fakeAPI) {
+		f.errors = []any{map[string]any{"code": "tyntec::sim::sms_undeliverable", "count": 110}, map[string]any{"code": "tyntec::sim::sms_timeout", "count": 12}}
+	})
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	p.b.Screenshot("console-overview-1024")
+	over := browsertest.Run(p.b, "overflow", chromedp.Evaluate[string](`[document.documentElement, document.querySelector('#channels')]
+		.filter((e) => e.scrollWidth > e.clientWidth).map((e) => (e.id || e.tagName) + ' by ' + (e.scrollWidth - e.clientWidth) + ' px').join(', ')`))
+	if over != "" {
+		t.Errorf("at 1024 px %s scrolls sideways; want the channels table to fit", over)
+	}
+	off := browsertest.Run(p.b, "errors on screen", chromedp.Evaluate[bool](`(() => { const r = document.querySelector('#channels tr[data-channel="SMS"] [data-field="errors"]').getBoundingClientRect();
+		return r.width > 0 && r.right <= innerWidth; })()`))
+	if !off {
+		t.Error("at 1024 px SMS's errors cell is not wholly on the screen")
+	}
+	p.b.NoErrors("1024 px")
+}
+
 // An alert's value and threshold read in the console as in its summary,
 // the reports and the webhook's text (reporter.AlertFigures): seconds to
 // a tenth, whole ms under a second, and a value that is not its threshold
