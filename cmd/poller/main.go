@@ -84,7 +84,8 @@ func registerCommand() cli.Command {
 				}
 				// What it would change comes first, so an operator sees it
 				// before (or, with --dry-run, instead of) the change.
-				fmt.Fprintf(os.Stdout, "deployment %s (%s), callback %s:\n%s", plan.Deployment, plan.From, url, plan)
+				shown := flagenv.Shown("ingest-url", url) // without a password it may hold
+				fmt.Fprintf(os.Stdout, "deployment %s (%s), callback %s:\n%s", plan.Deployment, plan.From, shown, plan)
 				if *dryRun {
 					return nil
 				}
@@ -92,7 +93,7 @@ func registerCommand() cli.Command {
 				if err != nil {
 					return err
 				}
-				logger.Info("callback registered", "url", url, "deployment", res.Deployment, "deployment_from", res.From, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed, "others_left_alone", res.Left)
+				logger.Info("callback registered", "url", shown, "deployment", res.Deployment, "deployment_from", res.From, "id", res.ID, "action", res.Action, "duplicates_removed", res.Removed, "others_left_alone", res.Left)
 				return nil
 			}
 		},

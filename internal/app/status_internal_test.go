@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otpscope/otpscope/internal/broker"
 )
 
 // Past half of the stream's bound taken by events the sink has not
@@ -68,6 +70,19 @@ func TestStatusTextSaysThePollerHasNotCountedYet(t *testing.T) {
 		if got := st.Text("http://127.0.0.1:8081"); !strings.Contains(got, tc.want) {
 			t.Errorf("counted %v: status says\n%s\nwant the line %q", tc.counted, got, tc.want)
 		}
+	}
+}
+
+// A poller that lost its lease with its NATS connection says so, not that
+// another replica leads: a lone poller's operator went looking for one.
+func TestStatusTextSaysThePollerCannotReachNATS(t *testing.T) {
+	st := StatusResponse{Modules: []string{"poller"}, Poller: &PollerStatus{}, Stream: StreamStatus{Error: "stream TYNTEC_2FA: " + broker.ErrNotConnected.Error()}}
+	if got := st.Text("http://127.0.0.1:8082"); !strings.Contains(got, "  poller  not leading: this replica cannot reach NATS to hold the lease") {
+		t.Errorf("a poller away from NATS: status says\n%s\nwant it cannot reach NATS", got)
+	}
+	st.Stream.Error = ""
+	if got := st.Text("http://127.0.0.1:8082"); !strings.Contains(got, "  poller  not leading: another replica calls tyntec") {
+		t.Errorf("a poller connected, not leading: status says\n%s\nwant another replica leading", got)
 	}
 }
 

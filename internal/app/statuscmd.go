@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/reporter"
@@ -89,7 +90,11 @@ func (st StatusResponse) Text(api string) string {
 		// of.
 		b.WriteString("  sink    backlog not known: not read yet, or unreadable now\n")
 	}
-	if p := st.Poller; p != nil && !p.Leading {
+	if p := st.Poller; p != nil && !p.Leading && strings.Contains(st.Stream.Error, broker.ErrNotConnected.Error()) {
+		// Its lease lost with the connection, not taken by another: a lone
+		// poller's operator went looking for a second replica.
+		b.WriteString("  poller  not leading: this replica cannot reach NATS to hold the lease (see the warnings)\n")
+	} else if p != nil && !p.Leading {
 		b.WriteString("  poller  not leading: another replica calls tyntec and knows the backlog\n")
 	} else if p != nil && p.BacklogCounted != nil && !*p.BacklogCounted {
 		b.WriteString("  poller  leading: no reconciliation cycle has run yet to count its OTPs\n")

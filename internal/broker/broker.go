@@ -18,6 +18,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/backoff"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/ops"
 )
 
@@ -87,7 +88,7 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 		if limit > 0 && limit < smallStore {
 			// Fixed at start from the disk's free space: a small disk is a
 			// full store soon, and then every webhook is refused 503.
-			logger.Warn("the embedded JetStream store may hold little: its limit, fixed at start, is 75% of the disk's free space then",
+			logger.Warn("the embedded JetStream store may hold little: its limit, fixed at start, is 75% of the disk's free space then plus what the store holds",
 				"store", cfg.StoreDir(), "store_limit_mib", limit>>20, "do", "free disk space or give the data directory a larger disk, then restart")
 		}
 	} else if user, password, ok := clientCredentials(cfg); ok {
@@ -173,7 +174,7 @@ func Connect(url, name string, logger *slog.Logger, opts ...nats.Option) (*nats.
 		}),
 	}, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+		return nil, fmt.Errorf("connect to nats %s: %w", flagenv.Shown("nats-url", url), err)
 	}
 	return nc, nil
 }
@@ -182,7 +183,13 @@ func Connect(url, name string, logger *slog.Logger, opts ...nats.Option) (*nats.
 // untilAnswered): a cluster may still be electing a meta leader when a
 // service starts.
 func (b *Broker) ensureStreamRetrying(ctx context.Context) error {
-	err := b.untilAnswered(ctx, "stream "+b.stream.Name, b.EnsureStream)
+	err := b.untilAnswered(ctx, "stream "+b.stream.Name, func(ctx context.Context) error {
+		err := b.EnsureStream(ctx)
+		if b.srv != nil && storeTooSmall(err) {
+			b.reworkStoreLimit()
+		}
+		return err
+	})
 	if errors.Is(err, ErrCredentialsRefused) {
 		return err // says all; the stream is beside the point
 	}
@@ -225,6 +232,39 @@ func (b *Broker) untilAnswered(ctx context.Context, what string, try func(contex
 
 // errInvalidConfig is JetStream's JSStreamInvalidConfigF.
 const errInvalidConfig jetstream.ErrorCode = 10052
+
+// JetStream's answers to a stream its store's limit cannot hold:
+// JSInsufficientResourcesErr and JSStorageResourcesExceededErr.
+const (
+	errInsufficientResources jetstream.ErrorCode = 10023
+	errStorageExceeded       jetstream.ErrorCode = 10047
+)
+
+func storeTooSmall(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && (api.ErrorCode == errInsufficientResources || api.ErrorCode == errStorageExceeded)
+}
+
+// reworkStoreLimit works the embedded store's limit out again from the
+// disk's free space now, restarting JetStream with it. Fixed at a start on
+// a full disk, the limit was under what the stream held, the stream's
+// update refused, and the start retried for ever with it — 503 to every
+// webhook — long after the disk was freed.
+func (b *Broker) reworkStoreLimit() {
+	was := b.srvOpts.JetStreamMaxStore
+	b.srvOpts.JetStreamMaxStore = storeLimit(b.srvOpts.StoreDir)
+	err := b.reenableJetStream()
+	js := b.srv.JetStreamConfig()
+	if err != nil || js == nil || js.MaxStore <= 0 {
+		b.srvOpts.JetStreamMaxStore = was
+		b.logger.Warn("the embedded JetStream store's limit could not be worked out again", "err", err)
+		return
+	}
+	b.srvOpts.JetStreamMaxStore = js.MaxStore
+	if js.MaxStore != was {
+		b.logger.Info("the embedded JetStream store's limit worked out again from the disk's free space", "store_limit_mib", js.MaxStore>>20, "was_mib", was>>20)
+	}
+}
 
 // EnsureStream creates otpscope's stream with the configured settings —
 // file storage, the duplicate window, replicas and maximum age — or, when
@@ -282,18 +322,28 @@ func (b *Broker) EnsureStream(ctx context.Context) error {
 	if !defaulted.MaxAge {
 		cfg.MaxAge = b.stream.MaxAge
 	}
-	if n, ok := b.streamMaxBytes(); ok {
+	n, bounded := b.streamMaxBytes()
+	held := s.CachedInfo().State.Bytes
+	if bounded && b.stream.Defaulted.MaxBytes && n > 0 && held > uint64(n) {
+		// A default bound worked out at start never trims what the stream
+		// holds: the sink may not have read it yet. An operator's
+		// --stream-max-bytes does (warned below).
+		n = int64(held)
+	}
+	if bounded {
 		cfg.MaxBytes, cfg.Discard = n, jetstream.DiscardOld
-		if held := s.CachedInfo().State.Bytes; n > 0 && held > uint64(n) {
-			b.logger.Warn("the stream holds more than it may keep now: its oldest messages go", "stream", cfg.Name,
-				"bytes", held, "stream_max_bytes", n, "first", s.CachedInfo().State.FirstTime.UTC().Format(time.RFC3339))
-		}
 	}
 	if kept := keptSettings(b.stream, cfg); len(kept) > 0 {
 		b.logger.Info("the existing stream keeps settings this process has other defaults for (set them to change it)", append([]any{"stream", cfg.Name}, kept...)...)
 	}
 	if _, err := b.js.UpdateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("update stream %s: %w", b.stream.Name, err)
+	}
+	// Said once the bound took: a refused update trims nothing, and the
+	// start's retries said it every 5 s.
+	if bounded && n > 0 && held > uint64(n) {
+		b.logger.Warn("the stream holds more than it may keep now: its oldest messages go", "stream", cfg.Name,
+			"bytes", held, "stream_max_bytes", n, "first", s.CachedInfo().State.FirstTime.UTC().Format(time.RFC3339))
 	}
 	b.replicas.Store(int32(cfg.Replicas))
 	return nil

@@ -235,6 +235,18 @@ func TestConfigRefusesHTTPNATSURL(t *testing.T) {
 	}
 }
 
+// A --nats-url that does not parse is refused by its flag, unquoted: the
+// connection's error quoted it whole, password and all, after `config`
+// had called it ok.
+func TestConfigRefusesUnreadableNATSURL(t *testing.T) {
+	c := brokertest.Config(t)
+	c.URL = "nats://u:natsPW6@127.0.0.1:xx"
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "nats-url") || strings.Contains(err.Error(), "natsPW6") {
+		t.Errorf("Validate() = %v; want nats-url refused without its password", err)
+	}
+}
+
 // A stream setting counts as given when its flag or variable is set, and
 // as the default otherwise (EnsureStream keeps an existing stream's own).
 func TestStreamSettingsGiven(t *testing.T) {

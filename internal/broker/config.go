@@ -220,15 +220,20 @@ func (c *Config) Validate() error {
 
 // checkURLs refuses an http(s) URL among the comma-separated NATS URLs:
 // nats.go dials its host all the same, so an HTTP port (NATS' monitoring
-// one) leaves the service waiting for an answer forever. The URL is shown
-// without its password.
+// one) leaves the service waiting for an answer forever. It refuses one
+// that does not parse too, unquoted: nats.go's own error quoted it whole,
+// password and all, and `config` called it ok. The URL is shown without
+// its password or token.
 func checkURLs(urls string) error {
 	for _, s := range strings.Split(urls, ",") {
 		u, err := url.Parse(strings.TrimSpace(s))
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		if err != nil {
+			return errors.New("nats-url: a URL does not parse (not quoted: it may hold a password); want nats://host:4222 (or tls://, ws://, wss://)")
+		}
+		if u.Scheme != "http" && u.Scheme != "https" {
 			continue // nats.go reads the rest, or says what is wrong
 		}
-		return fmt.Errorf("nats-url %q: an HTTP URL; want nats://host:4222 (or tls://, ws://, wss://)", u.Redacted())
+		return fmt.Errorf("nats-url %q: an HTTP URL; want nats://host:4222 (or tls://, ws://, wss://)", flagenv.Shown("nats-url", s))
 	}
 	return nil
 }

@@ -3,11 +3,14 @@ package broker
 import (
 	"cmp"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -42,6 +45,7 @@ func startServer(cfg Config, logger *slog.Logger) (*server.Server, Credentials, 
 		hold(nil)
 		return nil, Credentials{}, nil, err
 	}
+	opts.JetStreamMaxStore = cmp.Or(opts.JetStreamMaxStore, storeLimit(opts.StoreDir))
 	srv, err := server.NewServer(opts.Clone())
 	if err != nil {
 		hold(nil)
@@ -73,8 +77,8 @@ func startServer(cfg Config, logger *slog.Logger) (*server.Server, Credentials, 
 		logger.Warn("the embedded NATS server's cluster routes are beyond loopback without TLS: keep the nodes on a private network", "nats_cluster_listen", cfg.ClusterListen)
 	}
 	if js := srv.JetStreamConfig(); js != nil {
-		// Unset, the limits are computed when JetStream starts: 75 % of
-		// the disk's free space for the store. JetStream restarted after a
+		// The store's limit is storeLimit's, the memory's the server's
+		// own, worked out when JetStream starts. JetStream restarted after a
 		// full disk (reenableJetStream) would compute them on a disk still
 		// nearly full, and stay "store full" until messages aged out
 		// (chaos review: every webhook refused after recovery). Keep the
@@ -83,6 +87,31 @@ func startServer(cfg Config, logger *slog.Logger) (*server.Server, Credentials, 
 		opts.JetStreamMaxMemory = cmp.Or(opts.JetStreamMaxMemory, js.MaxMemory)
 	}
 	return srv, creds, opts, nil
+}
+
+// storeLimit is the embedded JetStream store's limit: 75 % of the disk's
+// free space, as the server works it out itself, plus what the store
+// holds already. The server's own left the store's contents out, so a
+// restart on a disk the stream had filled got a limit under what the
+// stream held: its update refused (the start retrying for ever, 503 to
+// every webhook), or its bound, StoreShare of the limit, cut to a few
+// megabytes, trimming the oldest messages at the next publish. 0 (the
+// server's own) when the disk cannot be read.
+func storeLimit(storeDir string) int64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(storeDir, &st); err != nil {
+		return 0
+	}
+	var held int64
+	_ = filepath.WalkDir(storeDir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				held += fi.Size()
+			}
+		}
+		return nil
+	})
+	return int64(st.Bavail)*st.Bsize/4*3 + held
 }
 
 // openListenWarning is what to say of an embedded server listening at

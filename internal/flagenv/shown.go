@@ -39,7 +39,7 @@ func Shown(flagName, value string) string {
 	case strings.HasSuffix(flagName, "-header"):
 		k, _, _ := strings.Cut(value, ":")
 		return k + ": (secret)"
-	case strings.HasSuffix(flagName, "-url") || strings.HasSuffix(flagName, "-dsn") || strings.HasSuffix(flagName, "-routes"):
+	case strings.HasSuffix(flagName, "-url") || strings.HasSuffix(flagName, "-dsn") || strings.HasSuffix(flagName, "-routes") || flagName == "api":
 		parts := strings.Split(value, ",")
 		for i, p := range parts {
 			parts[i] = shownURL(strings.TrimSpace(p), strings.Contains(flagName, "webhook"))
@@ -64,6 +64,9 @@ func shownURL(u string, hidePath bool) string {
 		}
 	}
 	p.RawQuery = q.Encode()
+	if _, hasPassword := p.User.Password(); p.User != nil && !hasPassword {
+		p.User = url.User("xxxxx") // a user alone is a token to NATS (nats://TOKEN@host)
+	}
 	if hidePath && (p.Path != "" && p.Path != "/" || p.RawQuery != "") {
 		p.Path, p.RawPath, p.RawQuery = "", "", ""
 		return p.Redacted() + "/…"

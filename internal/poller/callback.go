@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/httpurl"
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
@@ -80,7 +82,7 @@ func (c Change) String() string {
 	if id == "" {
 		id = "(new)"
 	}
-	return fmt.Sprintf("%-6s %s %s: %s", c.Action, id, c.URL, c.Reason)
+	return fmt.Sprintf("%-6s %s %s: %s", c.Action, id, flagenv.Shown("register-callback-url", c.URL), c.Reason)
 }
 
 // CallbackPlan is what RegisterCallback would change.
@@ -271,8 +273,20 @@ func RegisterCallback(ctx context.Context, api CallbackAPI, webhookURL string, h
 // (--ingest-url) is base: base with ingest.WebhookPath added. A base that
 // ends in that path already is refused: tyntec would post to
 // …/webhooks/tyntec/webhooks/tyntec, which ingest answers 404.
+//
+// A base tyntec could not post to — not http(s)://host, or with a query or
+// fragment, which the path would land in — is refused too: it used to be
+// registered (ftp://x/webhooks/tyntec, https://h?token=abc/webhooks/tyntec),
+// every webhook lost, and the command exit 0.
 func IngestCallbackURL(base string) (string, error) {
-	if u, err := url.Parse(base); err == nil && strings.HasSuffix(strings.TrimRight(u.Path, "/"), ingest.WebhookPath) {
+	u, err := httpurl.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("--ingest-url %w, e.g. https://otpscope.example.com", err)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return "", fmt.Errorf("--ingest-url %q: want ingest's base URL without a query or fragment, e.g. https://otpscope.example.com (%s is added to its path)", u.Redacted(), ingest.WebhookPath)
+	}
+	if strings.HasSuffix(strings.TrimRight(u.Path, "/"), ingest.WebhookPath) {
 		return "", fmt.Errorf("--ingest-url %q: want ingest's base URL, e.g. https://otpscope.example.com, without %s (added to it); the poller's --register-callback-url takes the whole callback URL",
 			u.Redacted(), ingest.WebhookPath)
 	}

@@ -145,6 +145,12 @@ func TestIngestCallbackURL(t *testing.T) {
 			t.Errorf("IngestCallbackURL(%q) = %q, %v; want %q", base, got, err, want)
 		}
 	}
+	// Not a base tyntec could post to: refused, without the password.
+	for _, base := range []string{"ftp://x", "otpscope.example.com", "https://u:hidden@otpscope.example.com?token=abc", "https://otpscope.example.com/#frag", "https:///path"} {
+		if got, err := IngestCallbackURL(base); err == nil || !strings.Contains(err.Error(), "--ingest-url") || strings.Contains(err.Error(), "hidden") {
+			t.Errorf("IngestCallbackURL(%q) = %q, %v; want it refused, naming --ingest-url, no password", base, got, err)
+		}
+	}
 	for _, base := range []string{"http://127.0.0.1:39280/webhooks/tyntec", "https://u:hidden@example.com/otpscope/webhooks/tyntec/"} {
 		got, err := IngestCallbackURL(base)
 		if err == nil {

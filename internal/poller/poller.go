@@ -19,6 +19,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/cronspec"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/reload"
 	"github.com/otpscope/otpscope/internal/tyntec"
@@ -292,7 +293,7 @@ func (p *Poller) registerCallback(leading context.Context) {
 		cancel()
 		if err == nil {
 			p.registering.Store(nil)
-			p.logger.Info("callback registered", "url", p.cfg.RegisterCallbackURL, "deployment", res.Deployment, "deployment_from", res.From, "id", res.ID, "action", res.Action,
+			p.logger.Info("callback registered", "url", flagenv.Shown("register-callback-url", p.cfg.RegisterCallbackURL), "deployment", res.Deployment, "deployment_from", res.From, "id", res.ID, "action", res.Action,
 				"duplicates_removed", res.Removed, "others_left_alone", res.Left, "attempt", n)
 			return
 		}

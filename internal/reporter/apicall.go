@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -59,8 +60,9 @@ func (c APICall) Do(ctx context.Context) ([]byte, error) {
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 	}
-	if !strings.HasPrefix(c.API, "http://") && !strings.HasPrefix(c.API, "https://") {
-		return nil, fmt.Errorf("--api %q: want the API's base URL, such as %s", c.API, DefaultAPI)
+	shown := flagenv.Shown("api", c.API) // without a password it may hold
+	if u, err := url.Parse(c.API); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("--api %q: want the API's base URL, such as %s", shown, DefaultAPI)
 	}
 	var body io.Reader
 	if c.Body != nil {
@@ -82,7 +84,7 @@ func (c APICall) Do(ctx context.Context) ([]byte, error) {
 	req.Header.Set("User-Agent", c.Command)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w (is otpscope running with its API at %s? --api or OTPSCOPE_API says where)", err, c.API)
+		return nil, fmt.Errorf("%w (is otpscope running with its API at %s? --api or OTPSCOPE_API says where)", err, shown)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, c.Limit))

@@ -197,6 +197,46 @@ func (tr *traffic) apiStats(t *testing.T, from, to time.Time, channel string) ma
 	return stats
 }
 
+// checkErrorCodes holds the "Top error codes" panel's rows to the API's
+// errors by channel, a failure without a code named (none), as the
+// console and the reports name it, not a blank cell.
+func (tr *traffic) checkErrorCodes(t *testing.T, sql string, from, to time.Time, channel string) {
+	t.Helper()
+	var chs reporter.ChannelsResponse
+	tr.get(t, "/api/v1/channels", windowQuery(from, to, channel), &chs)
+	want := map[[2]string]uint64{}
+	for _, c := range chs.Channels {
+		for _, e := range c.Errors {
+			code := e.Code
+			if code == "" {
+				code = "(none)"
+			}
+			want[[2]string{c.Channel, code}] = e.Count
+		}
+	}
+	rows, err := tr.readerConn(t).Query(t.Context(), sql)
+	if err != nil {
+		t.Fatalf("query: %v\n%s", err, sql)
+	}
+	defer rows.Close()
+	n, none := 0, false
+	for rows.Next() {
+		var ch, code string
+		var failed uint64
+		if err := rows.Scan(&ch, &code, &failed); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		none = none || code == "(none)"
+		if w, ok := want[[2]string{ch, code}]; !ok || w != failed {
+			t.Errorf("Top error codes (channel %q): %s %q %d; the API counts %d (known: %v)", channel, ch, code, failed, w, ok)
+		}
+	}
+	if n == 0 || !none {
+		t.Errorf("Top error codes (channel %q): %d rows, (none) among them %v; want the failures, those without a code as (none) (one was published above)", channel, n, none)
+	}
+}
+
 func testDashboards(t *testing.T, tr *traffic) {
 	from, to := simStart.Add(-time.Hour), tr.truth.At.Add(time.Hour)
 	// Two evaluations of one firing in the window, for the Alerts panel to
@@ -243,6 +283,21 @@ func testDashboards(t *testing.T, tr *traffic) {
 		}
 	}
 	tr.f.WaitCount(t, "SELECT count() FROM resends WHERE decision_id LIKE 'dashboard-%'", 3)
+	// An SMS failure without an error code, as the poller recovers one
+	// (tyntec's v1 events carry none), for "Top error codes" to name.
+	noCode := "00000000-0000-4000-8000-00000000c0de"
+	for i, st := range []events.Status{events.StatusDispatched, events.StatusUndeliverable} {
+		ds := events.DeliveryStatus{OTPID: noCode, Channel: events.ChannelSMS, Status: st, Timestamp: simStart.Add(5*time.Minute + time.Duration(i)*10*time.Second),
+			ReceivedAt: time.Now().UTC(), Source: events.SourcePoll}
+		m, err := events.NewDeliveryMessage(&ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.f.Broker.Publish(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr.f.WaitCount(t, "SELECT count() FROM delivery_events WHERE otp_id = '"+noCode+"'", 2)
 	for _, channel := range []string{"", "SMS"} {
 		vars := map[string]string{"profile": "__all", "channel": "__all", "datasource": "ClickHouse"}
 		if channel != "" {
@@ -292,6 +347,8 @@ func testDashboards(t *testing.T, tr *traffic) {
 									t.Errorf("%s %q (channel %q), %s: observed %q, threshold %q, %v; want %s, %s", file, p.Title, channel, want[0], observed, threshold, err, want[1], want[2])
 								}
 							}
+						case p.Title == "Top error codes":
+							tr.checkErrorCodes(t, sql, from, to, channel)
 						case p.Title == "Resends and their outcome":
 							tr.checkResends(t, sql, url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}, "channel": {channel}})
 						case p.Title == "Missed webhooks recovered by polling":

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otpscope/otpscope/internal/webtest"
 )
 
 // A replay of named dead letters fails (exit 1) when one is unknown or
@@ -38,5 +40,22 @@ func TestAPICallWantsABaseURL(t *testing.T) {
 	_, err := APICall{Method: "GET", API: "127.0.0.1:8081", Path: "/api/v1/status"}.Do(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "want the API's base URL") {
 		t.Errorf("APICall to 127.0.0.1:8081 = %v; want a hint to give a URL", err)
+	}
+	// A query or fragment would end up before the path (http://h?x/api/…).
+	for _, api := range []string{"http://127.0.0.1:8081?x", "http://127.0.0.1:8081/#top", "http:///api"} {
+		if _, err := (APICall{Method: "GET", API: api, Path: "/api/v1/status"}).Do(t.Context()); err == nil || !strings.Contains(err.Error(), "want the API's base URL") {
+			t.Errorf("APICall to %s = %v; want it refused as no base URL", api, err)
+		}
+	}
+}
+
+// Neither a refused --api nor the hint after a failed call quotes the
+// URL's password.
+func TestAPICallHidesThePassword(t *testing.T) {
+	for _, api := range []string{"ftp://ops:apiURLpw@127.0.0.1:1", "http://ops:apiURLpw@" + webtest.FreeAddr(t)} {
+		_, err := APICall{Method: "GET", API: api, Path: "/api/v1/status"}.Do(t.Context())
+		if err == nil || strings.Contains(err.Error(), "apiURLpw") {
+			t.Errorf("APICall to %s = %v; want an error without the password", api, err)
+		}
 	}
 }

@@ -1,10 +1,12 @@
 package reporter_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"net/http"
+	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -210,17 +212,15 @@ func TestScheduledAlertsNotifyFailure(t *testing.T) {
 	postWebhook(t, hooks.URL, body)
 	f.WaitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", uint64(len(body)))
 
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "down", http.StatusBadGateway)
-	}))
-	t.Cleanup(hook.Close)
-	cfg := reporter.ReportsConfig{Alerts: "@every 1s", AlertWebhookURL: hook.URL, AlertmanagerURLs: []string{"http://" + webtest.FreeAddr(t)},
+	// A Slack-style webhook that cannot be reached: its secret is its path.
+	cfg := reporter.ReportsConfig{Alerts: "@every 1s", AlertWebhookURL: "http://" + webtest.FreeAddr(t) + "/services/T0/B0/hooksecret", AlertmanagerURLs: []string{"http://" + webtest.FreeAddr(t)},
 		Rules: reporter.AlertRules{Window: time.Hour, MinDeliveryRate: 0.8, MinSettled: 5}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	r := reporter.NewReports(cfg, f.DB, f.Broker, brokertest.Logger(t), reg)
+	var logs syncBuffer
+	r := reporter.NewReports(cfg, f.DB, f.Broker, slog.New(slog.NewTextHandler(&logs, nil)), reg)
 	stop := runSchedule(t, r)
 	waitFor(t, 20*time.Second, "no two evaluations whose posts failed", func() bool {
 		hooked, _ := metricstest.Value(t, reg, "otpscope_alert_webhook_posts_total", "outcome", "error")
@@ -236,6 +236,29 @@ func TestScheduledAlertsNotifyFailure(t *testing.T) {
 	if fired, _ := metricstest.Value(t, reg, "otpscope_alerts_fired_total", "rule", reporter.RuleDeliveryRateLow); fired < 2 {
 		t.Errorf("%v firings published; want one each evaluation", fired)
 	}
+	// The failures are logged without the webhook's secret path, which the
+	// HTTP client's error quoted into every line.
+	if l := logs.String(); !strings.Contains(l, "alert webhook") || strings.Contains(l, "hooksecret") {
+		t.Errorf("logs lack the webhook's failure, or quote its secret path:\n%s", l)
+	}
+}
+
+// syncBuffer is a bytes.Buffer a logger may write from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // runSchedule runs r's schedule until the test ends or stop is called,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -140,7 +141,8 @@ func (c *ReportsConfig) Validate() error {
 	}
 	if c.AlertWebhookURL != "" {
 		if _, err := httpurl.Parse(c.AlertWebhookURL); err != nil {
-			return fmt.Errorf("alert-webhook-url %w", err)
+			// Not err: it quotes the path, a chat webhook's secret.
+			return fmt.Errorf("alert-webhook-url %q: want an http(s)://host URL", flagenv.Shown("alert-webhook-url", c.AlertWebhookURL))
 		}
 	}
 	if c.ConsoleURL != "" {
@@ -658,6 +660,17 @@ func (r *Reports) notify(ctx context.Context, al *Alert) error {
 	return err
 }
 
+// hideWebhook has err, an HTTP client's, quote the webhook's URL as the
+// configuration shows it: a chat webhook's secret is its path, which the
+// client's error quotes whole into every failed evaluation's log line.
+func (r *Reports) hideWebhook(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = flagenv.Shown("alert-webhook-url", r.cfg.AlertWebhookURL)
+	}
+	return err
+}
+
 func (r *Reports) post(ctx context.Context, al *Alert) error {
 	body, err := slackPayload(al, r.cfg.alertLink())
 	if err != nil {
@@ -667,12 +680,12 @@ func (r *Reports) post(ctx context.Context, al *Alert) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.AlertWebhookURL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("alert webhook: %w", err)
+		return fmt.Errorf("alert webhook: %w", r.hideWebhook(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("alert webhook: %w", err)
+		return fmt.Errorf("alert webhook: %w", r.hideWebhook(err))
 	}
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {

@@ -50,6 +50,18 @@ func TestValidateSchedules(t *testing.T) {
 	}
 }
 
+// A refused webhook URL is quoted without its path: a chat webhook's
+// secret (Slack's https://hooks.slack.com/services/T…/B…/<secret>).
+func TestValidateHidesTheWebhooksPath(t *testing.T) {
+	for _, u := range []string{"https:///services/T0/B0/slackSECRET", "ftp://hooks.example.com/services/T0/B0/slackSECRET"} {
+		cfg := reporter.ReportsConfig{Rules: reporter.AlertRules{Window: time.Hour}, AlertWebhookURL: u}
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), "alert-webhook-url") || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("--alert-webhook-url %s: %v; want it refused, naming the flag, not quoting the path", u, err)
+		}
+	}
+}
+
 // TestRunRefusesSchedule checks that Run, unvalidated, refuses a time zone
 // alone rather than panicking in robfig/cron's parser.
 func TestRunRefusesSchedule(t *testing.T) {
