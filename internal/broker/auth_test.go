@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"log/slog"
 	"net/url"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/polltest"
 )
 
@@ -311,5 +313,30 @@ func TestOpenListenWarning(t *testing.T) {
 		if (warn != "") != warned || warned && !strings.Contains(warn, "without TLS") {
 			t.Errorf("--nats-listen %s: warning %q; want one %v", listen, warn, warned)
 		}
+	}
+}
+
+// The embedded server's settings beside --nats-url are warned of at start,
+// named: they do nothing there (an operator's review set --nats-sync and
+// the cluster flags on ingest with an external server, without a word).
+func TestEmbeddedSettingsBesideAnExternalServerWarned(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	srv.Broker(t) // the stream, and the credentials
+	var cfg broker.Config
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg.RegisterFlags(fs, "")
+	if err := flagenv.Parse(fs, []string{"--nats-url", srv.URL(), "--nats-sync", "1m"}, flagenv.Lookup([]string{"OTPSCOPE_NATS_CLUSTER_NAME=c1"})); err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	var logs polltest.Buffer
+	b, err := broker.Open(t.Context(), cfg, "external", slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	l := logs.String()
+	if !strings.Contains(l, "settings of the embedded NATS server do nothing beside --nats-url") || !strings.Contains(l, "--nats-sync") || !strings.Contains(l, "--nats-cluster-name") {
+		t.Errorf("logs do not name the embedded server's settings beside --nats-url:\n%s", l)
 	}
 }

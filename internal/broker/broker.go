@@ -70,6 +70,9 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 		b.deadLetters.WithLabelValues(s)
 	}
 	url := cfg.URL
+	if names := cfg.embeddedGivenNames(); !cfg.Embedded() && len(names) > 0 {
+		logger.Warn("settings of the embedded NATS server do nothing beside --nats-url: the external server's own configuration decides", "flags", names)
+	}
 	if !cfg.Embedded() && len(cfg.ReaderConsumers) > 0 {
 		// The external server's own users decide (deploy/nats/auth.conf).
 		logger.Warn("--nats-reader-consumers is the embedded server's: with --nats-url the external server's reader gets its consumers' subjects in that server's configuration (deploy/nats/auth.conf)", "consumers", strings.Join(cfg.ReaderConsumers, ","))

@@ -54,6 +54,10 @@ type Config struct {
 	ServerName    string
 
 	Stream StreamConfig
+
+	// embeddedGiven lists the embedded server's flags that were set:
+	// beside --nats-url they do nothing, and Open says so.
+	embeddedGiven func() []string
 }
 
 // StreamConfig shapes the one stream over tyntec.2fa.>.
@@ -128,8 +132,23 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, defaultURL string) {
 	recordGiven(fs, "stream-replicas", &c.Stream.Defaulted.Replicas)
 	recordGiven(fs, "stream-max-age", &c.Stream.Defaulted.MaxAge)
 	recordGiven(fs, "stream-max-bytes", &c.Stream.Defaulted.MaxBytes)
+	c.embeddedGiven = flagenv.TrackGiven(fs, "nats-listen", "nats-sync", "nats-group-commit", "nats-reader-user", "nats-reader-password",
+		"nats-server-name", "nats-cluster-name", "nats-cluster-listen", "nats-routes")
 	// Its 0 would read "no bound" in `config`.
 	flagenv.SayDefault(fs, "stream-max-bytes", "unset: 60 % of the embedded store")
+}
+
+// embeddedGivenNames are the embedded server's flags that were set, as
+// "--name, --name"; "" when none (or c was not made from flags).
+func (c *Config) embeddedGivenNames() string {
+	if c.embeddedGiven == nil {
+		return ""
+	}
+	names := c.embeddedGiven()
+	for i := range names {
+		names[i] = "--" + names[i]
+	}
+	return strings.Join(names, ", ")
 }
 
 // recordGiven has the flag name on fs clear *defaulted when it is set,

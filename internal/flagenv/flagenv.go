@@ -258,6 +258,49 @@ func (p *settingPart) Set(v string) error {
 
 func (p *settingPart) Unwrap() flag.Value { return p.Value }
 
+// TrackGiven records which of fs's flags names are set, from the command
+// line or the environment, and returns a function listing them in the
+// order they were first set: settings that have no effect in some setup
+// (the embedded servers' flags beside an external server's URL) can be
+// warned of rather than ignored in silence. It panics when fs has no such
+// flag, a mistake in the caller's code.
+func TrackGiven(fs *flag.FlagSet, names ...string) func() []string {
+	given := new([]string)
+	for _, name := range names {
+		f := mustLookup(fs, "TrackGiven", name)
+		f.Value = &givenRecorder{Value: f.Value, name: name, given: given}
+	}
+	return func() []string { return slices.Clone(*given) }
+}
+
+type givenRecorder struct {
+	flag.Value
+	name  string
+	given *[]string
+}
+
+func (g *givenRecorder) Set(s string) error {
+	if !slices.Contains(*g.given, g.name) {
+		*g.given = append(*g.given, g.name)
+	}
+	return g.Value.Set(s)
+}
+
+func (g *givenRecorder) String() string {
+	if g == nil || g.Value == nil { // flag's zero-value probe
+		return ""
+	}
+	return g.Value.String()
+}
+
+// IsBoolFlag keeps a boolean flag's bare form (--nats-group-commit).
+func (g *givenRecorder) IsBoolFlag() bool {
+	b, ok := g.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+func (g *givenRecorder) Unwrap() flag.Value { return g.Value }
+
 // FromEnvironment reports whether f reads its environment variable (every
 // flag but those CommandLineOnly marks).
 func FromEnvironment(f *flag.Flag) bool {

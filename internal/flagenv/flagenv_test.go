@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -310,5 +311,27 @@ func TestAliases(t *testing.T) {
 		if strays := Strays(fs, tt.env, nil); len(strays) != 0 {
 			t.Errorf("%q: strays %q; want none", tt.env, strays)
 		}
+	}
+}
+
+// TrackGiven lists the flags set, from the command line or the
+// environment, each once; a boolean flag keeps its bare form.
+func TestTrackGiven(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.String("nats-sync", "always", "")
+	fs.Bool("nats-group-commit", true, "")
+	fs.String("nats-routes", "", "")
+	fs.String("nats-url", "", "")
+	given := TrackGiven(fs, "nats-sync", "nats-group-commit", "nats-routes")
+	if err := Parse(fs, []string{"--nats-group-commit", "--nats-sync", "1m", "--nats-sync", "2m", "--nats-url", "nats://x:4222"}, Lookup([]string{"OTPSCOPE_NATS_ROUTES=nats-route://a:6222"})); err != nil {
+		t.Fatal(err)
+	}
+	got := given()
+	slices.Sort(got)
+	if want := []string{"nats-group-commit", "nats-routes", "nats-sync"}; !slices.Equal(got, want) {
+		t.Errorf("given %v; want %v", got, want)
+	}
+	if v := fs.Lookup("nats-sync").Value.String(); v != "2m" {
+		t.Errorf("--nats-sync reads %q; want the value set, 2m", v)
 	}
 }

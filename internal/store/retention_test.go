@@ -165,3 +165,16 @@ func TestRetentionBound(t *testing.T) {
 		}
 	})
 }
+
+// A reader password with no reader user is refused: every reader's login
+// failed (516) while the configuration was called ok.
+func TestConfigRefusesAReaderPasswordWithoutAUser(t *testing.T) {
+	c := store.Config{DataDir: t.TempDir(), Listen: store.DefaultListen, ReaderPassword: "grafana-password-1", ReaderUser: ""}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "clickhouse-reader-user") {
+		t.Errorf("Validate() = %v; want --clickhouse-reader-user named", err)
+	}
+	c.ReaderUser = "grafana"
+	if err := c.Validate(); err != nil {
+		t.Errorf("with a reader user: Validate() = %v; want ok", err)
+	}
+}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/otpscope/otpscope/internal/backoff"
 	"github.com/otpscope/otpscope/internal/chdb"
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/httpurl"
 )
 
@@ -61,6 +62,10 @@ type Config struct {
 	BackupDir string
 	// ListenTCP binds the embedded endpoint (chdb.Config.ListenTCP).
 	ListenTCP func(addr string) (net.Listener, error)
+
+	// embeddedGiven lists the embedded engine's flags that were set:
+	// beside --clickhouse-dsn they do nothing, and Open says so.
+	embeddedGiven func() []string
 }
 
 // backupDir is where the embedded engine keeps backups.
@@ -91,6 +96,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ReaderQueue, "clickhouse-reader-queue", chdb.DefaultGuestQueue, "reader requests that may wait while one runs; more get 503 at once")
 	fs.StringVar(&c.BackupDir, "backup-dir", "", "where the embedded engine writes backups (POST /api/v1/backups) and otpscope restore reads them; empty: <data-dir>/backups (an external server writes under its own backups.allowed_path)")
 	fs.StringVar(&c.Cluster, "clickhouse-cluster", "", "ClickHouse cluster name for the replicated schema (external clusters only)")
+	c.embeddedGiven = flagenv.TrackGiven(fs, "clickhouse-listen", "clickhouse-reader-user", "clickhouse-reader-password", "clickhouse-reader-timeout",
+		"clickhouse-reader-max-memory", "clickhouse-reader-max-result-rows", "clickhouse-reader-max-result-bytes", "clickhouse-reader-queue")
 	if c.Retention == nil {
 		c.Retention = &RetentionConfig{}
 	}
@@ -133,6 +140,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("clickhouse-listen %q: %w", c.Listen, err)
+	}
+	if c.ReaderPassword != "" && c.ReaderUser == "" {
+		return errors.New("clickhouse-reader-user is empty, and --clickhouse-reader-password is set: name the user readers log in as (every login failed)")
 	}
 	if l := c.ReaderLimits; l != nil && l.MaxExecutionTime < 0 {
 		return fmt.Errorf("clickhouse-reader-timeout %v is negative", l.MaxExecutionTime)
@@ -185,6 +195,11 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (db *DB, err err
 	}
 	var opts *clickhouse.Options
 	var embedded *chdb.Instance
+	if cfg.embeddedGiven != nil && !cfg.Embedded() {
+		if names := cfg.embeddedGiven(); len(names) > 0 {
+			logger.Warn("settings of the embedded ClickHouse engine do nothing beside --clickhouse-dsn: the server's own users and settings decide", "flags", "--"+strings.Join(names, ", --"))
+		}
+	}
 	if cfg.Embedded() {
 		embedded, err = chdb.Start(chdb.Config{
 			Dir:            filepath.Join(cfg.DataDir, "clickhouse"),
