@@ -3,6 +3,7 @@ package events
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -170,8 +171,9 @@ func Digest(n int, parts ...string) string {
 // NewReplayMessage republishes the body of a message that was dead-lettered
 // on subject, as the dead letter deadLetterID kept it. Its id derives from
 // the dead letter's, so a second replay is a duplicate JetStream and
-// ClickHouse drop.
-func NewReplayMessage(subject, deadLetterID string, body []byte, at time.Time) (Message, error) {
+// ClickHouse drop. Its ce-time and ce-subject are the original's, read
+// from body; now is ce-time only when body does not say.
+func NewReplayMessage(subject, deadLetterID string, body []byte, now time.Time) (Message, error) {
 	sub, err := ParseSubject(subject)
 	if err != nil {
 		return Message{}, err
@@ -183,5 +185,51 @@ func NewReplayMessage(subject, deadLetterID string, body []byte, at time.Time) (
 		KindResend: TypeResend, KindReconcile: TypeReconcile, KindTrack: TypeTrack, KindReport: TypeReport, KindAlert: TypeAlert,
 		KindSilent: TypeSilentOutcome, KindPush: TypePushApproval}[sub.Kind]
 	id := "rp-" + digest(deadLetterID)
-	return NewMessage(subject, id, "replay", typ, at, "", body), nil
+	at, ceSubject := now, ""
+	if attrs := replayAttributes[sub.Kind]; attrs != nil {
+		// A subscriber reads ce-time as the event's own time and
+		// ce-subject as its OTP: a replay says what the original said.
+		if t, s, ok := attrs(body); ok {
+			ceSubject = s
+			if !t.IsZero() {
+				at = t
+			}
+		}
+	}
+	return NewMessage(subject, id, "replay", typ, at, ceSubject, body), nil
+}
+
+// replayAttributes reads, from a body of each kind, the ce-time and
+// ce-subject its New*Message gave it; ok is false when the body does not
+// read as that kind's payload.
+var replayAttributes = map[SubjectKind]func(body []byte) (at time.Time, subject string, ok bool){
+	KindDelivery:  attributesOf(func(v *DeliveryStatus) (time.Time, string) { return v.Timestamp, v.OTPID }),
+	KindOTPStatus: attributesOf(func(v *OTPStatus) (time.Time, string) { return v.ObservedAt, v.OTPID }),
+	KindV1Event:   attributesOf(func(v *V1Event) (time.Time, string) { return v.Created, v.OTPID }),
+	KindResend:    attributesOf(func(v *Resend) (time.Time, string) { return v.DecidedAt, v.OTPID }),
+	KindReconcile: attributesOf(func(v *Reconcile) (time.Time, string) { return v.ObservedAt, v.OTPID }),
+	KindTrack:     attributesOf(func(v *Track) (time.Time, string) { return v.At, v.OTPID }),
+	KindSilent:    attributesOf(func(v *SilentOutcome) (time.Time, string) { return v.FinishedAt, v.AttemptID }),
+	KindPush:      attributesOf(func(v *PushEvent) (time.Time, string) { return v.UpdatedAt, v.UUID }),
+	KindAlert:     attributesOf(func(v *Alert) (time.Time, string) { return v.To, "" }),
+	// The reporter's Report type is not this package's: its window end is
+	// all a replay needs of it.
+	KindReport: attributesOf(func(v *struct {
+		To time.Time `json:"to"`
+	}) (time.Time, string) {
+		return v.To, ""
+	}),
+}
+
+// attributesOf is a replayAttributes reader: body decoded as a T, then
+// attrs of it.
+func attributesOf[T any](attrs func(*T) (time.Time, string)) func([]byte) (time.Time, string, bool) {
+	return func(body []byte) (time.Time, string, bool) {
+		var v T
+		if err := json.Unmarshal(body, &v); err != nil {
+			return time.Time{}, "", false
+		}
+		at, subject := attrs(&v)
+		return at, subject, true
+	}
 }
