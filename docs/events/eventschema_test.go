@@ -13,6 +13,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	eventschema "github.com/otpscope/otpscope/docs/events"
+	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/jsonshape"
 	"github.com/otpscope/otpscope/internal/reporter"
@@ -67,6 +68,45 @@ func TestSchemasMatchGoTypes(t *testing.T) {
 			t.Errorf("%s: the description does not name its ce-type", typ)
 		}
 		checkObject(t, typ, doc, goType)
+	}
+}
+
+// closedSets are the fields whose values otpscope alone chooses, with every
+// value the code publishes in them: the README promises the schemas list
+// these sets, so a value added in code must reach its schema's enum.
+var closedSets = []struct {
+	typ, field string
+	values     []string
+}{
+	{events.TypeDeliveryStatus, "source", []string{events.SourceWebhook, events.SourcePoll}},
+	{events.TypePushApproval, "source", []string{events.SourceWebhook, events.SourcePoll}},
+	{events.TypeOTPStatus, "source", []string{events.SourcePoll, events.SourceUpstream}},
+	{events.TypeResend, "result", []string{events.ResendSent, events.ResendSkipped, events.ResendFailed, events.ResendDryRun}},
+	{events.TypeReconcile, "result", []string{events.ReconcileUnrecoverable}},
+	{events.TypeAlert, "state", []string{events.AlertFiring, events.AlertResolved}},
+	{events.TypeDeadLetter, "source", broker.DeadLetterSources},
+}
+
+// TestSchemasListTheClosedSets: each closed set's schema has an enum of
+// exactly the values the code publishes.
+func TestSchemasListTheClosedSets(t *testing.T) {
+	for _, c := range closedSets {
+		var doc struct {
+			Properties map[string]struct {
+				Enum []string `json:"enum"`
+			} `json:"properties"`
+		}
+		raw, err := eventschema.Raw(c.typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatalf("%s: %v", c.typ, err)
+		}
+		got, want := slices.Sorted(slices.Values(doc.Properties[c.field].Enum)), slices.Sorted(slices.Values(c.values))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s.%s: enum %q; want the values the code publishes, %q", c.typ, c.field, got, want)
+		}
 	}
 }
 
