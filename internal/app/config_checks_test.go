@@ -274,3 +274,23 @@ func TestConfigRefusesAnOpenAPIBeyondLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigPollerZeros: the poller's flags, in the poller and the
+// all-in-one, show and run a wait's 0 as none, and refuse a 0 that means
+// nothing, naming the flag, where both took the default while `config`
+// showed 0.
+func TestConfigPollerZeros(t *testing.T) {
+	env := []string{"OTPSCOPE_TYNTEC_API_KEY=key", "OTPSCOPE_WEBHOOK_TOKENS=webhook-token-0123456789"}
+	for _, binary := range []string{"poller", "otpscope"} {
+		for _, name := range []string{"settle", "recheck", "grace", "push-grace"} {
+			if code, out := config(binary, []string{"--" + name, "0"}, env); code != 0 || !regexp.MustCompile(`--`+name+` +0s +flag`).MatchString(out) {
+				t.Errorf("%s config --%s 0 = %d; want accepted, showing 0s:\n%s", binary, name, code, out)
+			}
+		}
+		for _, name := range []string{"otp-expiry", "leader-ttl", "state-ttl", "push-rate-limit", "push-rate-period", "push-recheck", "push-max-polls", "push-timeout", "tyntec-rate-limit", "tyntec-rate-period", "tyntec-timeout"} {
+			if code, out := config(binary, []string{"--" + name, "0"}, env); code != 2 || !strings.Contains(out, "configuration refused: invalid value \"0\" for flag -"+name+": want ") {
+				t.Errorf("%s config --%s 0 = %d; want refused naming the flag:\n%s", binary, name, code, out)
+			}
+		}
+	}
+}

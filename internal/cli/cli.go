@@ -363,6 +363,9 @@ func (u usageError) Unwrap() error { return u.error }
 // wanted is what the flag package's "invalid value … for flag -x: parse
 // error" leaves unsaid, for the kinds of value it parses: the form wanted.
 func wanted(fs *flag.FlagSet, err error) string {
+	if strings.Contains(err.Error(), ": want ") {
+		return "" // the value's own Set said it (flagenv.Positive)
+	}
 	var f *flag.Flag
 	if _, name, ok := strings.Cut(err.Error(), " for flag -"); ok {
 		name, _, _ = strings.Cut(name, ":")

@@ -74,6 +74,8 @@ func TestBadValueSaysTheFormWanted(t *testing.T) {
 	c := Command{Name: "svc", Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 		fs.Duration("window", time.Hour, "")
 		fs.Float64("rate", 0.8, "")
+		fs.Duration("timeout", time.Second, "")
+		flagenv.Positive(fs, "timeout")
 		return func(context.Context, *slog.Logger) error { return nil }
 	}}
 	for _, tt := range []struct {
@@ -83,6 +85,9 @@ func TestBadValueSaysTheFormWanted(t *testing.T) {
 		{[]string{"--window", "60"}, none, `invalid value "60" for flag -window: parse error: want a duration such as 90s, 5m or 1h`},
 		{none, []string{"OTPSCOPE_WINDOW=60"}, `OTPSCOPE_WINDOW="60": parse error: want a duration such as 90s, 5m or 1h`},
 		{[]string{"--rate", "high"}, none, `parse error: want a number such as 0.95`},
+		// The value's own refusal, not a second "want".
+		{[]string{"--timeout", "0"}, none, `invalid value "0" for flag -timeout: want a positive duration such as 90s, 5m or 1h (see svc --help)`},
+		{none, []string{"OTPSCOPE_TIMEOUT=0"}, `OTPSCOPE_TIMEOUT="0": want a positive duration such as 90s, 5m or 1h (see svc --help)`},
 	} {
 		var out, errs bytes.Buffer
 		if code := Main(c, tt.args, tt.env, &out, &errs); code != 2 || !strings.Contains(errs.String(), tt.want) {

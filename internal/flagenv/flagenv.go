@@ -5,11 +5,13 @@
 package flagenv
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Prefix starts every environment variable otpscope reads.
@@ -478,3 +480,56 @@ func distance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// Positive makes the named flags of fs, durations or whole numbers, refuse
+// 0 and less, naming what they want. Their Configs read 0 as the default
+// (a struct literal leaves them so), so a 0 given would otherwise run as
+// the default while `config` showed 0. It panics when fs has no such flag,
+// or one that is neither, a mistake in the caller's code.
+func Positive(fs *flag.FlagSet, names ...string) {
+	for _, name := range names {
+		f := mustLookup(fs, "Positive", name)
+		g, ok := f.Value.(flag.Getter)
+		if !ok {
+			panic("flagenv.Positive: flag " + name + " is not a duration or a whole number")
+		}
+		switch g.Get().(type) {
+		case time.Duration, int, int64:
+		default:
+			panic("flagenv.Positive: flag " + name + " is not a duration or a whole number")
+		}
+		f.Value = &positive{Getter: g}
+	}
+}
+
+// positive is a flag.Value that refuses 0 and less.
+type positive struct{ flag.Getter }
+
+func (p *positive) Set(s string) error {
+	before := p.String()
+	if err := p.Getter.Set(s); err != nil {
+		return err
+	}
+	var want string
+	switch v := p.Get().(type) {
+	case time.Duration:
+		if v <= 0 {
+			want = "want a positive duration such as 90s, 5m or 1h"
+		}
+	case int:
+		if v <= 0 {
+			want = "want a whole number of 1 or more"
+		}
+	case int64:
+		if v <= 0 {
+			want = "want a whole number of 1 or more"
+		}
+	}
+	if want == "" {
+		return nil
+	}
+	_ = p.Getter.Set(before) // what it held parses
+	return errors.New(want)
+}
+
+func (p *positive) Unwrap() flag.Value { return p.Getter }

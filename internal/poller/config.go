@@ -33,6 +33,11 @@ const (
 	DefaultStateTTL          = 48 * time.Hour
 )
 
+// NoWait in Settle, Recheck, Grace or PushConfig.Grace waits not at all:
+// their 0 is the default, as a struct literal leaves them. The flags' 0 is
+// NoWait.
+const NoWait time.Duration = -1
+
 // Config configures the poller.
 type Config struct {
 	Tyntec tyntec.Config
@@ -43,11 +48,13 @@ type Config struct {
 	// Schedule is the robfig/cron spec of reconciliation cycles.
 	Schedule string
 	// Settle is how long after an OTP's last delivery fact the poller waits
-	// for webhooks before it reads the OTP's events itself.
+	// for webhooks before it reads the OTP's events itself (NoWait: none).
 	Settle time.Duration
-	// Recheck is the least time between two reads of one OTP's events.
+	// Recheck is the least time between two reads of one OTP's events
+	// (NoWait: none, every cycle may read it).
 	Recheck time.Duration
-	// Grace is how long after its expiry an OTP stays tracked.
+	// Grace is how long after its expiry an OTP stays tracked (NoWait:
+	// none, tracking ends at the expiry).
 	Grace time.Duration
 	// OTPExpiry estimates the validity of OTPs whose expiry tyntec has not told
 	// us yet (learned from a webhook); discovery replaces it with the real one.
@@ -103,9 +110,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Tyntec.RegisterFlags(fs)
 	flagenv.RecordFile(fs, "tyntec-api-key", &c.TyntecAPIKeyFile)
 	fs.StringVar(&c.Schedule, "reconcile-schedule", DefaultSchedule, "cron spec of reconciliation cycles (robfig/cron: '@every 30s', '*/1 * * * *')")
-	fs.DurationVar(&c.Settle, "settle", DefaultSettle, "wait after an OTP's last delivery fact before reading its events")
-	fs.DurationVar(&c.Recheck, "recheck", DefaultRecheck, "least time between two reads of one OTP")
-	fs.DurationVar(&c.Grace, "grace", DefaultGrace, "how long an OTP stays tracked after it expired")
+	fs.Var(waitVar(&c.Settle, DefaultSettle), "settle", "`duration` to wait after an OTP's last delivery fact before reading its events (0 = none)")
+	fs.Var(waitVar(&c.Recheck, DefaultRecheck), "recheck", "least `duration` between two reads of one OTP (0 = none: every cycle may read it)")
+	fs.Var(waitVar(&c.Grace, DefaultGrace), "grace", "`duration` an OTP stays tracked after it expired (0 = none)")
 	fs.DurationVar(&c.OTPExpiry, "otp-expiry", DefaultOTPExpiry, "assumed OTP validity until tyntec reports the real expiry")
 	fs.DurationVar(&c.DiscoveryInterval, "discovery-interval", DefaultDiscoveryInterval, "how often GET /2fa/v4/otp discovers OTPs and their statuses (0 = never)")
 	fs.Float64Var(&c.VerifySample, "verify-sample", 1, "share (0..1) of delivered OTPs whose final verification status is polled")
@@ -118,14 +125,55 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StateTTL, "state-ttl", DefaultStateTTL, "how long OTP records stay in the KV bucket after their last change")
 	fs.StringVar(&c.Replica, "replica", "", "name of this replica (default hostname-pid-random)")
 	c.Push.registerFlags(fs)
+	// Config's 0 is the default; given, 0 is refused rather than run as it.
+	flagenv.Positive(fs, "otp-expiry", "leader-ttl", "state-ttl")
+}
+
+// wait is a duration flag whose 0 is NoWait, and which refuses less.
+type wait struct{ d *time.Duration }
+
+// waitVar sets *d to def and returns it as a wait flag.
+func waitVar(d *time.Duration, def time.Duration) wait {
+	*d = def
+	return wait{d}
+}
+
+func (w wait) String() string {
+	if w.d == nil { // flag's zero-value probe
+		return "0s"
+	}
+	return max(*w.d, 0).String()
+}
+
+func (w wait) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return errors.New("want 0 (none) or a positive duration such as 90s, 5m or 1h")
+	}
+	if d == 0 {
+		d = NoWait
+	}
+	*w.d = d
+	return nil
+}
+
+// Get is the duration, for cli's hints.
+func (w wait) Get() any { return max(*w.d, 0) }
+
+// orNoWait is d with 0 as def and NoWait (any negative) as 0.
+func orNoWait(d, def time.Duration) time.Duration {
+	if d < 0 {
+		return 0
+	}
+	return cmp.Or(d, def)
 }
 
 // withDefaults fills zero values (for callers that do not parse flags).
 func (c Config) withDefaults() Config {
 	c.Schedule = cmp.Or(c.Schedule, DefaultSchedule)
-	c.Settle = cmp.Or(c.Settle, DefaultSettle)
-	c.Recheck = cmp.Or(c.Recheck, DefaultRecheck)
-	c.Grace = cmp.Or(c.Grace, DefaultGrace)
+	c.Settle = orNoWait(c.Settle, DefaultSettle)
+	c.Recheck = orNoWait(c.Recheck, DefaultRecheck)
+	c.Grace = orNoWait(c.Grace, DefaultGrace)
 	c.OTPExpiry = cmp.Or(c.OTPExpiry, DefaultOTPExpiry)
 	c.ResendMode = cmp.Or(c.ResendMode, ModeDryRun)
 	c.LeaderTTL = cmp.Or(c.LeaderTTL, DefaultLeaderTTL)
@@ -141,7 +189,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.Push.RateLimit = cmp.Or(c.Push.RateLimit, DefaultPushRateLimit)
 	c.Push.RatePeriod = cmp.Or(c.Push.RatePeriod, DefaultPushRatePeriod)
-	c.Push.Grace = cmp.Or(c.Push.Grace, DefaultPushGrace)
+	c.Push.Grace = orNoWait(c.Push.Grace, DefaultPushGrace)
 	c.Push.Recheck = cmp.Or(c.Push.Recheck, DefaultPushRecheck)
 	c.Push.MaxPolls = cmp.Or(c.Push.MaxPolls, DefaultPushMaxPolls)
 	c.Push.Timeout = cmp.Or(c.Push.Timeout, 10*time.Second)
@@ -174,8 +222,11 @@ func (c *Config) check() error {
 	if _, err := cronspec.Parse(d.Schedule); err != nil {
 		return fmt.Errorf("reconcile-schedule %q: %w", d.Schedule, err)
 	}
-	if d.Settle < 0 || d.Recheck < 0 || d.Grace < 0 || d.OTPExpiry < 0 || d.DiscoveryInterval < 0 {
-		return errors.New("settle, recheck, grace, otp-expiry and discovery-interval must not be negative")
+	if d.OTPExpiry < 0 {
+		return fmt.Errorf("otp-expiry %v: want a positive duration", d.OTPExpiry)
+	}
+	if d.DiscoveryInterval < 0 {
+		return fmt.Errorf("discovery-interval %v: must not be negative (0 = never)", d.DiscoveryInterval)
 	}
 	if d.VerifySample < 0 || d.VerifySample > 1 {
 		return fmt.Errorf("verify-sample %v: want 0..1", d.VerifySample)

@@ -1,12 +1,16 @@
 package poller
 
 import (
+	"flag"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/tyntec"
 )
 
@@ -86,6 +90,77 @@ func TestValidateRegisterCallbackURL(t *testing.T) {
 		cfg.RegisterCallbackURL = url
 		if err := cfg.Validate(); (err == nil) != ok {
 			t.Errorf("--register-callback-url %s: %v; want accepted %v", url, err, ok)
+		}
+	}
+}
+
+// TestFlagZeros: Config reads 0 as the default, so a 0 given on the
+// command line or in the environment must not run as it: a wait's 0 is
+// none, and 0 where none means nothing is refused naming the flag.
+func TestFlagZeros(t *testing.T) {
+	for _, name := range []string{"settle", "recheck", "grace", "push-grace"} {
+		for _, env := range []bool{false, true} {
+			var c Config
+			fs := flag.NewFlagSet("poller", flag.ContinueOnError)
+			c.RegisterFlags(fs)
+			args, environ := []string{"--" + name, "0"}, map[string]string{}
+			if env {
+				args, environ = nil, map[string]string{flagenv.Name(name): "0"}
+			}
+			if err := flagenv.Parse(fs, args, func(k string) (string, bool) { v, ok := environ[k]; return v, ok }); err != nil {
+				t.Fatalf("%s 0 (environment %v): %v; want accepted", name, env, err)
+			}
+			if s := fs.Lookup(name).Value.String(); s != "0s" {
+				t.Errorf("%s 0 shows %q; want 0s", name, s)
+			}
+			d := c.withDefaults()
+			got := map[string]time.Duration{"settle": d.Settle, "recheck": d.Recheck, "grace": d.Grace, "push-grace": d.Push.Grace}[name]
+			if got != 0 {
+				t.Errorf("%s 0 runs as %v; want 0 (none)", name, got)
+			}
+		}
+	}
+	for _, name := range []string{"settle", "recheck", "grace", "push-grace"} {
+		var c Config
+		fs := flag.NewFlagSet("poller", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c.RegisterFlags(fs)
+		if err := flagenv.Parse(fs, []string{"--" + name, "-1s"}, flagenv.Lookup(nil)); err == nil || !strings.Contains(err.Error(), "-"+name+": want 0 (none) or a positive duration") {
+			t.Errorf("%s -1s: %v; want refused, naming the flag and what it takes", name, err)
+		}
+	}
+	for _, tt := range []struct{ name, want string }{
+		{"otp-expiry", "want a positive duration"},
+		{"leader-ttl", "want a positive duration"},
+		{"state-ttl", "want a positive duration"},
+		{"push-rate-limit", "want a whole number of 1 or more"},
+		{"push-rate-period", "want a positive duration"},
+		{"push-recheck", "want a positive duration"},
+		{"push-max-polls", "want a whole number of 1 or more"},
+		{"push-timeout", "want a positive duration"},
+		{"tyntec-rate-limit", "want a whole number of 1 or more"},
+		{"tyntec-rate-period", "want a positive duration"},
+		{"tyntec-timeout", "want a positive duration"},
+	} {
+		for _, env := range []bool{false, true} {
+			var c Config
+			fs := flag.NewFlagSet("poller", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			c.RegisterFlags(fs)
+			before := fs.Lookup(tt.name).Value.String()
+			args, lookup := []string{"--" + tt.name, "0"}, func(string) (string, bool) { return "", false }
+			named := "-" + tt.name
+			if env {
+				args, lookup = nil, func(k string) (string, bool) { return "0", k == flagenv.Name(tt.name) }
+				named = flagenv.Name(tt.name)
+			}
+			err := flagenv.Parse(fs, args, lookup)
+			if err == nil || !strings.Contains(err.Error(), named) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%s 0 (environment %v): %v; want refused naming %s: %s", tt.name, env, err, named, tt.want)
+			}
+			if after := fs.Lookup(tt.name).Value.String(); after != before {
+				t.Errorf("%s after a refused 0 = %s; want %s as before", tt.name, after, before)
+			}
 		}
 	}
 }

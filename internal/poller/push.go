@@ -49,7 +49,7 @@ type PushConfig struct {
 	RateLimit  int
 	RatePeriod time.Duration
 	// Grace after a request's expiry before its settling callback counts as
-	// lost; Recheck between two reads of one request that was still
+	// lost (NoWait: none); Recheck between two reads of one request that was still
 	// pending; MaxPolls reads before the poller gives up on it.
 	Grace    time.Duration
 	Recheck  time.Duration
@@ -78,10 +78,12 @@ func (c *PushConfig) registerFlags(fs *flag.FlagSet) {
 	flagenv.RecordFile(fs, "push-api-key", &c.APIKeyFile)
 	fs.IntVar(&c.RateLimit, "push-rate-limit", DefaultPushRateLimit, "push API calls allowed per --push-rate-period")
 	fs.DurationVar(&c.RatePeriod, "push-rate-period", DefaultPushRatePeriod, "push API rate-limit period")
-	fs.DurationVar(&c.Grace, "push-grace", DefaultPushGrace, "wait after a push request's expiry before reading it by uuid")
+	fs.Var(waitVar(&c.Grace, DefaultPushGrace), "push-grace", "`duration` to wait after a push request's expiry before reading it by uuid (0 = none)")
 	fs.DurationVar(&c.Recheck, "push-recheck", DefaultPushRecheck, "least time between two reads of a push request still pending")
 	fs.IntVar(&c.MaxPolls, "push-max-polls", DefaultPushMaxPolls, "reads of one push request before giving up on it")
 	fs.DurationVar(&c.Timeout, "push-timeout", 10*time.Second, "timeout of one push API request")
+	// PushConfig's 0 is the default; given, 0 is refused rather than run as it.
+	flagenv.Positive(fs, "push-rate-limit", "push-rate-period", "push-recheck", "push-max-polls", "push-timeout")
 }
 
 func (c *PushConfig) validate() error {

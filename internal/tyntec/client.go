@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/httpurl"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,6 +113,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RatePeriod, "tyntec-rate-period", c.RatePeriod, "tyntec API rate-limit period")
 	fs.Var((*retries)(&c.MaxRetries), "tyntec-max-retries", "`count` of retries of an idempotent tyntec call after the first (0 = none)")
 	fs.DurationVar(&c.Timeout, "tyntec-timeout", c.Timeout, "timeout of one tyntec API request")
+	// Config's 0 is the default; given, 0 is refused rather than run as it.
+	flagenv.Positive(fs, "tyntec-rate-limit", "tyntec-rate-period", "tyntec-timeout")
 }
 
 // retries is --tyntec-max-retries: Config.MaxRetries with 0 meaning none.
