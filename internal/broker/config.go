@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/otpscope/otpscope/internal/flagenv"
 )
@@ -216,8 +217,8 @@ func (c *Config) Validate() error {
 		return err
 	}
 	s := c.Stream
-	if s.Name == "" {
-		return errors.New("stream name is empty")
+	if err := CheckName("stream", s.Name); err != nil {
+		return err
 	}
 	if s.DuplicateWindow <= 0 {
 		return fmt.Errorf("stream-duplicate-window %v: must be positive", s.DuplicateWindow)
@@ -310,6 +311,25 @@ func (n negated) IsBoolFlag() bool { return true }
 // a plain consumer name (letters, digits, - and _: it is one token of the
 // subjects the permissions name) or that otpscope's own consumers could
 // have.
+// CheckName refuses a stream or consumer name NATS refuses (flag names the
+// setting): a start with one would retry "invalid stream name" for good.
+// Names are at most 255 bytes, of printable characters but '.', '*', '>'
+// and path separators (the server's file store makes them directories).
+func CheckName(flag, name string) error {
+	const maxLen = 255 // the server's JSMaxNameLen
+	switch {
+	case name == "":
+		return fmt.Errorf("%s is empty: want a name", flag)
+	case len(name) > maxLen:
+		return fmt.Errorf("%s %q: want at most %d bytes", flag, name, maxLen)
+	case strings.ContainsFunc(name, func(r rune) bool {
+		return strings.ContainsRune(".*>/\\", r) || unicode.IsSpace(r) || !unicode.IsPrint(r)
+	}):
+		return fmt.Errorf("%s %q: NATS refuses the name; want no '.', '*', '>', '/', '\\', whitespace or control characters", flag, name)
+	}
+	return nil
+}
+
 func checkReaderConsumer(name string) error {
 	if len(name) > 64 || strings.TrimFunc(name, func(r rune) bool {
 		return r == '-' || r == '_' || r < 128 && (r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')

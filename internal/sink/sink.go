@@ -56,8 +56,11 @@ var retryPolicy = backoff.Policy{First: 500 * time.Millisecond, Max: 30 * time.S
 
 // Validate reports the first configuration error.
 func (c *Config) Validate() error {
-	if c.Durable == "" || c.MaxRows < 1 || c.MaxBytes < 1 || c.FlushInterval <= 0 {
-		return errors.New("sink: durable name, positive batch limits and flush interval are required")
+	if err := broker.CheckName("sink-consumer", c.Durable); err != nil {
+		return err
+	}
+	if c.MaxRows < 1 || c.MaxBytes < 1 || c.FlushInterval <= 0 {
+		return errors.New("sink: positive batch limits and flush interval are required")
 	}
 	if c.AckWait <= c.FlushInterval {
 		return fmt.Errorf("sink: ack wait %v must exceed the flush interval %v", c.AckWait, c.FlushInterval)
