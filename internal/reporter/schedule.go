@@ -133,6 +133,12 @@ func (c *ReportsConfig) Validate() error {
 	if c.Rules.MaxLatencyP95 < 0 {
 		return fmt.Errorf("alert-max-latency-p95 %v: must not be negative", c.Rules.MaxLatencyP95)
 	}
+	// A file there would fail the first report, an hour after the start.
+	if c.Dir != "" {
+		if fi, err := os.Stat(c.Dir); err == nil && !fi.IsDir() {
+			return fmt.Errorf("report-dir %s is not a directory: want a directory, or a path not yet made", c.Dir)
+		}
+	}
 	if c.BackupKeep < 0 {
 		return fmt.Errorf("backup-keep %d: must not be negative", c.BackupKeep)
 	}

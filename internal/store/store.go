@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -152,6 +153,10 @@ func (c *Config) Validate() error {
 	}
 	if !httpurl.Loopback(c.Listen) && c.ReaderPassword == "" {
 		return fmt.Errorf("clickhouse-listen %s is not loopback: set --clickhouse-reader-password (anyone who reaches it could read every table)", c.Listen)
+	}
+	// A file there fails the start only after clickhouse/ is made.
+	if fi, err := os.Stat(c.backupDir()); err == nil && !fi.IsDir() {
+		return fmt.Errorf("backup-dir %s is not a directory: want a directory, or a path not yet made", c.backupDir())
 	}
 	return nil
 }
