@@ -383,6 +383,13 @@ func (c *Config) Validate() error {
 		if err := c.Ingest.Validate(); err != nil {
 			return err
 		}
+		// The embedded server's max_payload is known now; an external
+		// one's is checked once connected (App).
+		if c.NATS.Embedded() {
+			if err := c.Ingest.CheckMaxPayload(broker.EmbeddedMaxPayload); err != nil {
+				return err
+			}
+		}
 	}
 	if c.runs(ModuleReporter) {
 		if err := c.ClickHouse.Validate(); err != nil {

@@ -294,3 +294,46 @@ func TestConfigPollerZeros(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigRefusesWhatTheStartWould: values a start refuses only after
+// bringing things up, or retries for good, are refused by `config` (and
+// so at once by a start), naming the flag.
+func TestConfigRefusesWhatTheStartWould(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"OTPSCOPE_WEBHOOK_TOKENS=webhook-token-0123456789", "OTPSCOPE_DATA_DIR=" + t.TempDir()}
+	for _, tt := range []struct {
+		binary string
+		args   []string
+		flag   string // named by the refusal; "": accepted
+	}{
+		{"otpscope", []string{"--stream", "a.b"}, "stream"},
+		{"ingest", []string{"--stream", "a b"}, "stream"},
+		{"reporter", []string{"--stream", "a/b"}, "stream"},
+		{"otpscope", []string{"--stream", ""}, "stream"},
+		{"otpscope", []string{"--sink-consumer", "a.b"}, "sink-consumer"},
+		{"reporter", []string{"--sink-consumer", "a>"}, "sink-consumer"},
+		{"otpscope", []string{"--report-dir", file}, "report-dir"},
+		{"otpscope", []string{"--report-dir", filepath.Join(t.TempDir(), "reports")}, ""},
+		{"otpscope", []string{"--backup-dir", file}, "backup-dir"},
+		{"reporter", []string{"--backup-dir", file}, "backup-dir"},
+		{"otpscope", []string{"--max-body-bytes", "999999999"}, "max-body-bytes"},
+		{"ingest", []string{"--max-body-bytes", "999999999"}, "max-body-bytes"},
+		{"otpscope", []string{"--max-body-bytes", "1000000"}, ""},
+		// An external server's max_payload is known once connected.
+		{"ingest", []string{"--max-body-bytes", "999999999", "--nats-url", "nats://127.0.0.1:4222"}, ""},
+	} {
+		code, out := config(tt.binary, tt.args, env)
+		if tt.flag == "" {
+			if code != 0 {
+				t.Errorf("%s config %q = %d; want accepted:\n%s", tt.binary, tt.args, code, out)
+			}
+			continue
+		}
+		if code != 2 || !strings.Contains(out, "configuration refused: "+tt.flag+" ") {
+			t.Errorf("%s config %q = %d; want refused naming %s:\n%s", tt.binary, tt.args, code, tt.flag, out)
+		}
+	}
+}

@@ -19,6 +19,11 @@ import (
 	"github.com/otpscope/otpscope/internal/ops"
 )
 
+// EmbeddedMaxPayload is the embedded server's max_payload, the largest
+// message it takes: 8 MiB, NATS's recommended most, for the dead letters of
+// large webhook bodies (ingest's --max-body-bytes).
+const EmbeddedMaxPayload = 8 << 20
+
 // StartServer starts the embedded NATS server with JetStream on disk under
 // cfg.StoreDir(), requiring the credentials of ServerCredentials(cfg), and
 // waits until it accepts clients. It holds the store (ErrStoreInUse to any
@@ -146,7 +151,7 @@ func serverOptions(cfg Config, creds Credentials) (*server.Options, error) {
 		SyncInterval: sync.Interval,
 		SyncAlways:   sync.Always,
 		NoSigs:       true, // signals belong to cmd/
-		MaxPayload:   8 << 20,
+		MaxPayload:   EmbeddedMaxPayload,
 		Users:        users(creds, cfg.Stream.Name, cfg.ReaderConsumers),
 	}
 	if cfg.ClusterName != "" {
