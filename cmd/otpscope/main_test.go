@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -471,6 +472,42 @@ func TestBackupUsage(t *testing.T) {
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "--name goes with delete") {
 			t.Errorf("otpscope %v = %v (%s); want exit 2 saying --name goes with delete", args, err, out)
+		}
+	}
+}
+
+// TestHelpListsEveryAction: `otpscope --help` names every action the
+// commands' own help lists (it left out `deadletters delete`).
+func TestHelpListsEveryAction(t *testing.T) {
+	top, err := exec.Command(binary, "--help").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage := regexp.MustCompile(`(?m)^  otpscope (deadletters|backup) ([a-z|]+)`)
+	listed := map[string]bool{}
+	for _, m := range usage.FindAllStringSubmatch(string(top), -1) {
+		for _, action := range strings.Split(m[2], "|") {
+			listed[m[1]+" "+action] = true
+		}
+	}
+	for _, name := range []string{"deadletters", "backup"} {
+		help, err := exec.Command(binary, name, "--help").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		actions := usage.FindAllStringSubmatch(string(help), -1)
+		if len(actions) == 0 {
+			t.Fatalf("otpscope %s --help lists no action:\n%s", name, help)
+		}
+		for _, m := range actions {
+			for _, action := range strings.Split(m[2], "|") {
+				if action == "config" || action == "help" || action == "version" {
+					continue // every command's, which the top help lists as otpscope's own
+				}
+				if !listed[name+" "+action] {
+					t.Errorf("otpscope --help does not list %s %s, which otpscope %s --help does:\n%s", name, action, name, top)
+				}
+			}
 		}
 	}
 }

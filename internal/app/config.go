@@ -72,6 +72,7 @@ var Binaries = map[string]Binary{
 		Subcommands: []cli.Subcommand{
 			{Usage: "otpscope deadletters list [flags]", Summary: "list dead letters (through a running otpscope's API)"},
 			{Usage: "otpscope deadletters replay [flags]", Summary: "put dead letters back through the normal path"},
+			{Usage: "otpscope deadletters delete [flags]", Summary: "delete dead letters for good (through a running otpscope's API)"},
 			{Usage: "otpscope backup create|list|delete [flags]", Summary: "back the database up, list the backups, or remove one (through a running otpscope's API)"},
 			{Usage: "otpscope restore --name NAME [flags]", Summary: "put a backup back, with otpscope stopped"},
 			{Usage: "otpscope status [flags]", Summary: "what a running process (any binary) says of itself, through its API; exits 1 on warnings"},
