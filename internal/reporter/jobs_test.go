@@ -1,7 +1,6 @@
 package reporter_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/metricstest"
 	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/webtest"
 )
@@ -219,7 +219,7 @@ func TestScheduledAlertsNotifyFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	var logs syncBuffer
+	var logs polltest.Buffer
 	r := reporter.NewReports(cfg, f.DB, f.Broker, slog.New(slog.NewTextHandler(&logs, nil)), reg)
 	stop := runSchedule(t, r)
 	waitFor(t, 20*time.Second, "no two evaluations whose posts failed", func() bool {
@@ -241,24 +241,6 @@ func TestScheduledAlertsNotifyFailure(t *testing.T) {
 	if l := logs.String(); !strings.Contains(l, "alert webhook") || strings.Contains(l, "hooksecret") {
 		t.Errorf("logs lack the webhook's failure, or quote its secret path:\n%s", l)
 	}
-}
-
-// syncBuffer is a bytes.Buffer a logger may write from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // runSchedule runs r's schedule until the test ends or stop is called,

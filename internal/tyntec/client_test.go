@@ -766,13 +766,8 @@ func TestClientUnknownWords(t *testing.T) {
 		"/2fa/v1/otp/x/events": `[{"type":"sms","status":"success"},{"type":"RCS","status":"success"},{"type":"created"},{"type":"Check","statusText":"VERIFIED"}]`,
 		"/2fa/v4/priorities/p": `{"id":"p","name":"p","channelPriority":[{"channel":"SMS","priority":1},{"channel":"RCS","priority":2}]}`,
 	}
-	var logs strings.Builder
-	var mu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return logs.Write(p)
-	}), nil))
+	var logs polltest.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	e := newEnv(t, tyntecsim.Config{Seed: 1}, tyntec.Config{Logger: logger}, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if body, ok := answers[r.URL.Path]; ok && r.Method == http.MethodGet {
@@ -812,8 +807,6 @@ func TestClientUnknownWords(t *testing.T) {
 			t.Errorf("unknown_words_total{%s,%s} = %v; want %v", w.op, w.field, got, w.n)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	for _, want := range []string{"word=CANCELLED", "word=RCS", "field=event_type", "field=channel"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
@@ -823,7 +816,3 @@ func TestClientUnknownWords(t *testing.T) {
 		t.Errorf("log names a known word:\n%s", logs.String())
 	}
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
