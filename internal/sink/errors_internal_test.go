@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
@@ -26,6 +28,27 @@ func TestIsSpaceError(t *testing.T) {
 	} {
 		if got := isSpaceError(tc.err); got != tc.want {
 			t.Errorf("isSpaceError(%v) = %v; want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// A refused sink setting names its flag: "positive batch limits and flush
+// interval are required" named none of the four.
+func TestValidateNamesTheFlag(t *testing.T) {
+	ok := Config{Durable: "otpscope-sink", MaxRows: 10, MaxBytes: 10, FlushInterval: time.Second, AckWait: time.Minute}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("Validate(%+v) = %v; want ok", ok, err)
+	}
+	for flag, change := range map[string]func(*Config){
+		"sink-batch-rows":     func(c *Config) { c.MaxRows = 0 },
+		"sink-batch-bytes":    func(c *Config) { c.MaxBytes = -1 },
+		"sink-flush-interval": func(c *Config) { c.FlushInterval = 0 },
+		"sink-ack-wait":       func(c *Config) { c.AckWait = time.Second },
+	} {
+		c := ok
+		change(&c)
+		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), flag+" ") {
+			t.Errorf("%s out of range: Validate() = %v; want it refused, naming --%s", flag, err, flag)
 		}
 	}
 }

@@ -59,11 +59,15 @@ func (c *Config) Validate() error {
 	if err := broker.CheckName("sink-consumer", c.Durable); err != nil {
 		return err
 	}
-	if c.MaxRows < 1 || c.MaxBytes < 1 || c.FlushInterval <= 0 {
-		return errors.New("sink: positive batch limits and flush interval are required")
-	}
-	if c.AckWait <= c.FlushInterval {
-		return fmt.Errorf("sink: ack wait %v must exceed the flush interval %v", c.AckWait, c.FlushInterval)
+	switch {
+	case c.MaxRows < 1:
+		return fmt.Errorf("sink-batch-rows %d: want 1 or more", c.MaxRows)
+	case c.MaxBytes < 1:
+		return fmt.Errorf("sink-batch-bytes %d: want 1 or more", c.MaxBytes)
+	case c.FlushInterval <= 0:
+		return fmt.Errorf("sink-flush-interval %v: want a positive duration", c.FlushInterval)
+	case c.AckWait <= c.FlushInterval:
+		return fmt.Errorf("sink-ack-wait %v: want more than --sink-flush-interval %v", c.AckWait, c.FlushInterval)
 	}
 	return nil
 }
