@@ -336,4 +336,9 @@ func TestConfigRefusesWhatTheStartWould(t *testing.T) {
 			t.Errorf("%s config %q = %d; want refused naming %s:\n%s", tt.binary, tt.args, code, tt.flag, out)
 		}
 	}
+	// The all-in-one's simulated traffic share, refused as tyntecsim's
+	// --v1-share is: 1.5 ran.
+	if code, out := config("otpscope", []string{"--simulate", "--simulate-v1-share", "1.5"}, env); code != 2 || !strings.Contains(out, "traffic v1 share 1.5: want 0..1") {
+		t.Errorf("otpscope config --simulate-v1-share 1.5 = %d; want it refused:\n%s", code, out)
+	}
 }

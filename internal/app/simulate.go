@@ -59,7 +59,7 @@ func (s SimulateConfig) simConfig() tyntecsim.Config {
 		SharedVersions: s.SharedVersions,
 		SilentAuth:     s.silentAuth(),
 		Push:           s.push(),
-		Traffic:        tyntecsim.Traffic{SilentShare: s.SilentShare, PushShare: s.PushShare}, // for Validate
+		Traffic:        tyntecsim.Traffic{V1Share: s.V1Share, SilentShare: s.SilentShare, PushShare: s.PushShare}, // for Validate
 	}
 }
 

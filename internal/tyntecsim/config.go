@@ -333,7 +333,7 @@ func (c Config) Validate() error {
 	}{
 		{"webhook drop", d.Faults.WebhookDrop}, {"webhook duplicate", d.Faults.WebhookDuplicate},
 		{"webhook reorder", d.Faults.WebhookReorder}, {"API error", d.Faults.APIError}, {"API slow", d.Faults.APISlow},
-		{"traffic v1 share", d.Traffic.V1Share}, {"traffic verify share", d.Traffic.VerifyShare},
+		{"traffic v1", d.Traffic.V1Share}, {"traffic verify", d.Traffic.VerifyShare},
 	} {
 		if s.v < 0 || s.v > 1 {
 			return fmt.Errorf("%s share %v: want 0..1", s.name, s.v)
