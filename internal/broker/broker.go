@@ -70,8 +70,10 @@ func Open(ctx context.Context, cfg Config, name string, logger *slog.Logger) (*B
 		b.deadLetters.WithLabelValues(s)
 	}
 	url := cfg.URL
-	if names := cfg.embeddedGivenNames(); !cfg.Embedded() && len(names) > 0 {
-		logger.Warn("settings of the embedded NATS server do nothing beside --nats-url: the external server's own configuration decides", "flags", names)
+	if cfg.embeddedGiven != nil && !cfg.Embedded() {
+		if names := cfg.embeddedGiven(); len(names) > 0 {
+			logger.Warn("settings of the embedded NATS server do nothing beside --nats-url: the external server's own configuration decides", "flags", "--"+strings.Join(names, ", --"))
+		}
 	}
 	if !cfg.Embedded() && len(cfg.ReaderConsumers) > 0 {
 		// The external server's own users decide (deploy/nats/auth.conf).

@@ -139,19 +139,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, defaultURL string) {
 	flagenv.SayDefault(fs, "stream-max-bytes", "unset: 60 % of the embedded store")
 }
 
-// embeddedGivenNames are the embedded server's flags that were set, as
-// "--name, --name"; "" when none (or c was not made from flags).
-func (c *Config) embeddedGivenNames() string {
-	if c.embeddedGiven == nil {
-		return ""
-	}
-	names := c.embeddedGiven()
-	for i := range names {
-		names[i] = "--" + names[i]
-	}
-	return strings.Join(names, ", ")
-}
-
 // recordGiven has the flag name on fs clear *defaulted when it is set,
 // from the command line or the environment.
 func recordGiven(fs *flag.FlagSet, name string, defaulted *bool) {

@@ -52,17 +52,7 @@ func jetStreamOK(b *broker.Broker) float64 {
 // the file is removed the watcher restarts JetStream and publishing works
 // again, with no restart of the process and nothing acknowledged lost.
 func TestRecoversFromFullDisk(t *testing.T) {
-	dir := t.TempDir()
-	if !disktest.Tmpfs(t, dir, 32) {
-		t.Skip("mounting a small tmpfs needs root on Linux; TestRecoversFromJetStreamShutdown covers the recovery")
-	}
-	broker.WatchFast(t)
-	cfg := brokertest.Config(t)
-	cfg.DataDir = dir
-	b, err := broker.Open(t.Context(), cfg, "full-disk", brokertest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, _, b := openOnTmpfs(t, "full-disk", "; TestRecoversFromJetStreamShutdown covers the recovery")
 	t.Cleanup(b.Close)
 	const before = 100
 	for i := range before {
@@ -132,17 +122,7 @@ func TestRecoversFromFullDisk(t *testing.T) {
 // webhook, after the disk had room again: an operator's soak) or cut the
 // stream to a few megabytes at the next publish, unread messages with it.
 func TestRestartOnAFullDiskKeepsTheStream(t *testing.T) {
-	dir := t.TempDir()
-	if !disktest.Tmpfs(t, dir, 32) {
-		t.Skip("mounting a small tmpfs needs root on Linux")
-	}
-	broker.WatchFast(t)
-	cfg := brokertest.Config(t)
-	cfg.DataDir = dir
-	b, err := broker.Open(t.Context(), cfg, "full-start", brokertest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, cfg, b := openOnTmpfs(t, "full-start", "")
 	const held = 100 // 6.4 MB
 	for i := range held {
 		m := events.NewMessage(events.SubjectRoot+".test.bulk", fmt.Sprintf("bulk-%d", i), "test", "test", time.Now(), "", make([]byte, 64<<10))
@@ -196,6 +176,26 @@ func TestRestartOnAFullDiskKeepsTheStream(t *testing.T) {
 	if l := logs.String(); strings.Contains(l, "its oldest messages go") {
 		t.Errorf("logs say the oldest messages go:\n%s", l)
 	}
+}
+
+// openOnTmpfs opens a broker named name whose data directory, dir, is a
+// tmpfs of 32 MiB of its own, to fill, with the health watcher looking
+// fast; the test is skipped (saying why, and what covers it when
+// skipped) where mounting is not allowed.
+func openOnTmpfs(t *testing.T, name, covered string) (dir string, cfg broker.Config, b *broker.Broker) {
+	t.Helper()
+	dir = t.TempDir()
+	if !disktest.Tmpfs(t, dir, 32) {
+		t.Skip("mounting a small tmpfs needs root on Linux" + covered)
+	}
+	broker.WatchFast(t)
+	cfg = brokertest.Config(t)
+	cfg.DataDir = dir
+	b, err := broker.Open(t.Context(), cfg, name, brokertest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, cfg, b
 }
 
 // webhookServer serves ingest's webhook on b and returns a function posting

@@ -37,6 +37,19 @@ func Parse(s string) (*url.URL, error) {
 	return u, nil
 }
 
+// ParseBase is Parse for a base URL, to which paths are added: a query
+// or a fragment would take them in (http://h?x/api/v1/status).
+func ParseBase(s string) (*url.URL, error) {
+	u, err := Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return nil, fmt.Errorf("%q: want a base URL, without a query or fragment (paths are added to it)", u.Redacted())
+	}
+	return u, nil
+}
+
 // Loopback reports whether host — a listen address or a Host header, with
 // or without a port — names this machine only: an IP address in
 // 127.0.0.0/8 or ::1, or "localhost". An empty host, 0.0.0.0, :: and other

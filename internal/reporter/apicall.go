@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/flagenv"
+	"github.com/otpscope/otpscope/internal/httpurl"
 )
 
 // APIFlags say where a command-line client (otpscope deadletters, backup,
@@ -61,7 +61,7 @@ func (c APICall) Do(ctx context.Context) ([]byte, error) {
 		defer cancel()
 	}
 	shown := flagenv.Shown("api", c.API) // without a password it may hold
-	if u, err := url.Parse(c.API); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+	if _, err := httpurl.ParseBase(c.API); err != nil {
 		return nil, fmt.Errorf("--api %q: want the API's base URL, such as %s", shown, DefaultAPI)
 	}
 	var body io.Reader
