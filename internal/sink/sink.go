@@ -195,6 +195,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		Resume:        c.resume,
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it consumed: nothing held, no failure
+		}
 		return err
 	}
 	c.cons.Store(cons)
