@@ -145,7 +145,9 @@ ENGINE = ReplacingMergeTree(applied_at) ORDER BY version`)
 		{"channels", func(db *store.DB, ctx context.Context) (any, error) { return db.Channels(ctx, w) }},
 		{"channels from raw events", func(db *store.DB, ctx context.Context) (any, error) { r := w; r.Raw = true; return db.Channels(ctx, r) }},
 		{"fallback", func(db *store.DB, ctx context.Context) (any, error) { return db.Fallback(ctx, w) }},
-		{"timeseries", func(db *store.DB, ctx context.Context) (any, error) { return db.Timeseries(ctx, w, 10*time.Minute) }},
+		{"timeseries", func(db *store.DB, ctx context.Context) (any, error) {
+			return db.Timeseries(ctx, w, 10*time.Minute, nil)
+		}},
 		{"completeness", func(db *store.DB, ctx context.Context) (any, error) { return db.Completeness(ctx, w, now) }},
 		{"journey", func(db *store.DB, ctx context.Context) (any, error) {
 			// Its attempts and outcome; not its lists of stored rows, which

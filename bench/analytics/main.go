@@ -59,6 +59,7 @@ func run() int {
 	steadyLag := flag.Duration("steady-lag", time.Minute, "with -steady: the max_lag of the lagged reads")
 	backup := flag.Bool("backup", false, "time a backup of the database and its restore alone (README, \"Backups and restores\"), with its size on disk, instead of the API")
 	dashboards := flag.String("dashboards", "", "time every panel query of the Grafana dashboards in this directory (dashboards) as Grafana sends them, anonymously through the embedded endpoint, after the rollup job, instead of the API; a second, comma-separated directory (an older copy) is timed in the same run and every panel of the first must give its rows")
+	zone := flag.String("tz", "", "also time /timeseries with this tz (an IANA name such as Europe/Berlin: buckets on its clock) as \"timeseries tz\", against its raw answer; empty: not")
 	resends := flag.Int("resends", 0, "time /api/v1/resends alone, after giving the database this many resend decisions, one per failed fact, the newest facts first (fewer when it has fewer failures; a kept database keeps them); 0: not")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -91,7 +92,7 @@ func run() int {
 	default:
 		fmt.Printf("| events | window | endpoint | source | p50 ms | p95 ms |\n|---|---|---|---|---|---|\n")
 	}
-	opts := options{calls: *calls, rawCalls: *rawCalls, live: *live, keep: *keep != "", dir: dir, maxLag: *maxLag, resends: *resends, backup: *backup, readerAddr: eng.Addr(),
+	opts := options{zone: *zone, calls: *calls, rawCalls: *rawCalls, live: *live, keep: *keep != "", dir: dir, maxLag: *maxLag, resends: *resends, backup: *backup, readerAddr: eng.Addr(),
 		steady: steadyOptions{span: *steadyFor, every: *every, maxLag: *steadyLag}}
 	if *dashboards != "" {
 		opts.dashboards = strings.Split(*dashboards, ",")
@@ -143,6 +144,7 @@ type options struct {
 	backup          bool     // time a backup and its restore alone
 	dashboards      []string // time these directories' Grafana dashboards alone, the first against the others
 	readerAddr      string   // the endpoint, where -dashboards reads as Grafana does
+	zone            string   // also time /timeseries in this time zone ("timeseries tz"); "": not
 }
 
 func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.Logger) error {
@@ -210,6 +212,13 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 		{"90 d", start, end},
 	}
 	endpoints := []string{"channels", "fallback", "timeseries", "events"}
+	zone, err := store.Zone(o.zone)
+	if err != nil {
+		return err
+	}
+	if o.zone != "" {
+		endpoints = append(endpoints, "timeseries tz")
+	}
 
 	// The raw answers: the store's own computation from delivery_events,
 	// kept as JSON (and in o.dir, for the next run on a kept database).
@@ -241,7 +250,9 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 					case "fallback":
 						answer, err = db.Fallback(ctx, raw)
 					case "timeseries":
-						answer, err = db.Timeseries(ctx, raw, reporter.DefaultStep(win.to.Sub(win.from)))
+						answer, err = db.Timeseries(ctx, raw, reporter.DefaultStep(win.to.Sub(win.from)), nil)
+					case "timeseries tz":
+						answer, err = db.Timeseries(ctx, raw, reporter.DefaultStep(win.to.Sub(win.from)), zone)
 					case "events":
 						answer, err = rawEvents(ctx, db, win.from, win.to)
 					}
@@ -343,6 +354,10 @@ func bench(ctx context.Context, ownerDSN string, n int, o options, logger *slog.
 			for _, ep := range endpoints {
 				var apiBody []byte
 				p50, p95, first, err := timeCallsFirst(o.calls, func() (err error) {
+					if ep == "timeseries tz" {
+						apiBody, err = getBody(api.URL + "/api/v1/timeseries?" + q + "&tz=" + url.QueryEscape(o.zone))
+						return err
+					}
 					apiBody, err = getBody(api.URL + "/api/v1/" + ep + "?" + q)
 					return err
 				})
@@ -609,7 +624,7 @@ func same(ep string, apiBody []byte, raw json.RawMessage) error {
 			return err
 		}
 		got, want = r.FallbackStats, w
-	case "timeseries":
+	case "timeseries", "timeseries tz":
 		var r reporter.TimeseriesResponse
 		var w store.Timeseries
 		if err := decodeBoth(apiBody, &r, raw, &w); err != nil {

@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/go-chi/chi/v5"
@@ -62,6 +65,8 @@ type fakeAPI struct {
 	episodes, firing []any
 	// lags are the max_lag values each path was asked with ("" without).
 	lags map[string]map[string]bool
+	// tsZone is the tz /timeseries was last asked with ("" without).
+	tsZone string
 }
 
 // lagsOf are the max_lag values path was asked with.
@@ -116,6 +121,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Path == "/api/v1/events" {
 		f.eventQueries = append(f.eventQueries, r.URL.RawQuery)
+	}
+	if r.URL.Path == "/api/v1/timeseries" {
+		f.tsZone = q.Get("tz")
 	}
 	if f.lags == nil {
 		f.lags = map[string]map[string]bool{}
@@ -1136,4 +1144,56 @@ func TestConsoleForKeyboardAndScreenReader(t *testing.T) {
 		t.Errorf("paused, the overview was read %d times in 6 s; want none", after-before)
 	}
 	p.b.NoErrors("keyboard")
+}
+
+// A reader may read times on the browser's clock instead of UTC's: the
+// window's label, the pickers (the window itself, and the link, stay the
+// same instants) and the series' buckets (asked with tz) follow it, and
+// the choice outlives a reload.
+func TestConsoleTimesInTheBrowsersZone(t *testing.T) {
+	p := newPage(t)
+	p.b.Do("the browser in Kolkata", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kolkata"})
+		return err
+	}))
+	const day = "2026-06-01T00:00:00Z/2026-06-02T00:00:00Z"
+	p.open("overview?range=custom&from=2026-06-01T00:00:00Z&to=2026-06-02T00:00:00Z")
+	p.until("the linked window drawn", `document.querySelector('#page-overview').dataset.loaded === '`+day+`'`)
+	if got := p.text("#shown"); got != "2026-06-01 00:00:00Z … 2026-06-02 00:00:00Z" {
+		t.Errorf("in UTC the window reads %q", got)
+	}
+	// Chromium names Kolkata's zone by its older name, Asia/Calcutta.
+	browserTZ := p.js2("the browser's zone", `Intl.DateTimeFormat().resolvedOptions().timeZone`)
+	if browserTZ != "Asia/Kolkata" && browserTZ != "Asia/Calcutta" {
+		t.Fatalf("the browser's zone is %q, not Kolkata's", browserTZ)
+	}
+	if got := p.js2("the zones offered", `[...document.querySelectorAll('#tz option')].map((o) => o.value).join(' ')`); got != "UTC "+browserTZ {
+		t.Errorf("zones offered: %q; want UTC and the browser's", got)
+	}
+	p.choose("Kolkata's clock", "#tz", browserTZ)
+	p.until("the window read on Kolkata's clock", `document.querySelector('#shown').textContent === '2026-06-01 05:30:00+05:30 … 2026-06-02 05:30:00+05:30'`)
+	if got := p.text("#utc"); got != browserTZ {
+		t.Errorf("the pickers say they read %q; want %s", got, browserTZ)
+	}
+	p.until("the series asked on Kolkata's clock", `document.querySelector('#page-overview').dataset.loaded === '`+day+`'`)
+	p.api.mu.Lock()
+	tz := p.api.tsZone
+	p.api.mu.Unlock()
+	if tz != browserTZ {
+		t.Errorf("/timeseries asked with tz %q; want %s", tz, browserTZ)
+	}
+	if got := p.js2("the pickers", `document.querySelector('#from').value + ' ' + document.querySelector('#to').value`); got != "2026-06-01T05:30 2026-06-02T05:30" {
+		t.Errorf("pickers %q; want the same instants on Kolkata's clock", got)
+	}
+	if !strings.Contains(p.js2("the hash", `location.hash`), "from=2026-06-01T00:00:00Z") {
+		t.Errorf("the link's window moved: %s", p.js2("the hash", `location.hash`))
+	}
+	// A time picked is read on Kolkata's clock.
+	p.choose("from 06:00 in Kolkata", "#from", "2026-06-01T06:00:00")
+	p.until("the link says 00:30 UTC", `location.hash.includes('from=2026-06-01T00:30:00Z')`)
+	p.b.Do("reload", chromedp.Reload())
+	p.until("drawn again on Kolkata's clock", `document.querySelector('#tz').value === '`+browserTZ+`' && document.querySelector('#shown').textContent.startsWith('2026-06-01 06:00:00+05:30')`)
+	p.choose("back to UTC", "#tz", "UTC")
+	p.until("the window read in UTC again", `document.querySelector('#shown').textContent === '2026-06-01 00:30:00Z … 2026-06-02 00:00:00Z'`)
+	p.b.NoErrors("times in the browser's zone")
 }

@@ -543,6 +543,10 @@ func testProblems(t *testing.T, tr *traffic) {
 		{"/api/v1/timeseries", url.Values{"step": {"99999999999999999999"}}, 400, "step"},
 		{"/api/v1/timeseries", url.Values{"step": {"-99999999999999999999"}}, 400, "step"},
 		{"/api/v1/timeseries", url.Values{"step": {"500ms"}}, 400, "step"},
+		{"/api/v1/timeseries", url.Values{"tz": {"Mars/Olympus_Mons"}}, 400, "tz"},
+		{"/api/v1/timeseries", url.Values{"tz": {"Local"}}, 400, "tz"}, // the server's machine's zone
+		{"/api/v1/timeseries", url.Values{"tz": {"+02:00"}}, 400, "tz"},
+		{"/api/v1/timeseries", url.Values{"tz": {"Europe/Berlin"}, "step": {"24h"}}, 200, ""},
 		// /events' filters that could never match are mistakes.
 		{"/api/v1/events", url.Values{"otp": {"not-a-uuid"}}, 400, "otp"},
 		{"/api/v1/events", url.Values{"source": {"bogus"}}, 400, "source"},

@@ -1,6 +1,7 @@
 package reporter
 
 import (
+	"cmp"
 	"fmt"
 	"html/template"
 	"math"
@@ -135,10 +136,10 @@ type line struct {
 	Points []*float64
 }
 
-// trendChart draws series over the buckets starting at starts, with a time
-// axis, a value axis, horizontal gridlines, a legend and the thresholds as
-// dashed horizontal lines.
-func trendChart(title string, starts []time.Time, step time.Duration, lines []line, ax axis, marks []threshold) svgChart {
+// trendChart draws series over the buckets starting at starts (on the
+// clock of zone, an IANA name), with a time axis, a value axis, horizontal
+// gridlines, a legend and the thresholds as dashed horizontal lines.
+func trendChart(title string, starts []time.Time, step time.Duration, zone string, lines []line, ax axis, marks []threshold) svgChart {
 	var b strings.Builder
 	height := int(plotTop + lineHeight + 40)
 	bottom := plotTop + lineHeight
@@ -168,9 +169,9 @@ func trendChart(title string, starts []time.Time, step time.Duration, lines []li
 	for i := 0; i < n; i += every {
 		x := xAt(i)
 		fmt.Fprintf(&b, `<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#444"></line><text class="tick" x="%s" y="%s" text-anchor="middle">%s</text>`,
-			f1(x), f1(bottom), f1(x), f1(bottom+4), f1(x), f1(bottom+16), esc(starts[i].UTC().Format(layout)))
+			f1(x), f1(bottom), f1(x), f1(bottom+4), f1(x), f1(bottom+16), esc(starts[i].Format(layout)))
 	}
-	fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="middle" fill="#666">UTC, buckets of %s</text></g>`, f1(lineLeft+lineWidth/2), f1(bottom+32), esc(humanDuration(step)))
+	fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="middle" fill="#666">%s, buckets of %s</text></g>`, f1(lineLeft+lineWidth/2), f1(bottom+32), esc(cmp.Or(zone, "UTC")), esc(humanDuration(step)))
 	// The legend, right of the plot, a row each: the thresholds first (a
 	// dashed swatch, as their lines), then the series. A threshold's label
 	// at its line's height would fall among the series' rows.

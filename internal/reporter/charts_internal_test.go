@@ -4,6 +4,7 @@ import (
 	"math"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -41,7 +42,7 @@ func TestTrendLegendRowsApart(t *testing.T) {
 	p := func(x float64) *float64 { return &x }
 	lines := []line{{"SMS", []*float64{p(.9), p(.95)}}, {"VIBER", []*float64{p(.8), nil}}, {"WHATSAPP", []*float64{p(.7), p(.85)}}}
 	for _, marks := range [][]threshold{nil, {{.8, pctLabel("alert below", .8)}}, {{.99, "a"}, {.9, "b"}}} {
-		c := trendChart("t", make([]time.Time, 2), time.Hour, lines, rateAxis(), marks)
+		c := trendChart("t", make([]time.Time, 2), time.Hour, "UTC", lines, rateAxis(), marks)
 		var ys []float64
 		for _, m := range regexp.MustCompile(`<text x="([0-9.]+)" y="([0-9.]+)"`).FindAllStringSubmatch(string(c.SVG), -1) {
 			x, _ := strconv.ParseFloat(m[1], 64)
@@ -59,6 +60,22 @@ func TestTrendLegendRowsApart(t *testing.T) {
 					t.Errorf("marks %v: legend texts at y %v and %v overlap (12 px text)", marks, ys[j], ys[i])
 				}
 			}
+		}
+	}
+}
+
+// A trend's time axis is labelled on its zone's clock, and says which.
+func TestTrendAxisOnTheZonesClock(t *testing.T) {
+	kolkata, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts := []time.Time{time.Date(2026, 6, 1, 9, 0, 0, 0, kolkata), time.Date(2026, 6, 1, 10, 0, 0, 0, kolkata)}
+	p := func(x float64) *float64 { return &x }
+	svg := string(trendChart("t", starts, time.Hour, "Asia/Kolkata", []line{{"SMS", []*float64{p(.9), p(.95)}}}, rateAxis(), nil).SVG)
+	for _, want := range []string{">09:00</text>", ">10:00</text>", "Asia/Kolkata, buckets of 1 h"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("the chart lacks %q:\n%s", want, svg)
 		}
 	}
 }

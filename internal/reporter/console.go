@@ -68,8 +68,13 @@ func (a *API) timeseries(w http.ResponseWriter, r *http.Request) {
 		}
 		step = d
 	}
+	zone, err := store.Zone(r.URL.Query().Get("tz"))
+	if err != nil {
+		badRequest(w, r, "Invalid tz", "tz", err.Error())
+		return
+	}
 	ctx := store.PlanOnce(r.Context())
-	ts, err := a.db.Timeseries(ctx, win, step)
+	ts, err := a.db.Timeseries(ctx, win, step, zone)
 	a.answer(w, r, TimeseriesResponse{From: win.From, To: win.To, AsOf: answeredAsOf(ctx, readAt), Timeseries: ts}, err, store.ErrTooManyBuckets, "Invalid step", "step")
 }
 

@@ -1,6 +1,7 @@
 package reporter
 
 import (
+	"context"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/cronspec"
@@ -31,3 +32,17 @@ func LongestInterval(spec string, now time.Time) time.Duration {
 	}
 	return longestInterval(sched, now)
 }
+
+// RunJob runs r's scheduled job of kind as its schedule would at now, and
+// gives the schedule it runs on; ok is false when r schedules no such job.
+func RunJob(ctx context.Context, r *Reports, kind string, now time.Time) (spec string, ok bool, err error) {
+	for _, j := range r.jobs() {
+		if j.kind == kind {
+			return j.spec, true, j.run(ctx, now)
+		}
+	}
+	return "", false, nil
+}
+
+// LastHour is the hourly summary's window at now in zone.
+var LastHour = lastHour

@@ -27,9 +27,13 @@ const (
 // Report is a summary of one window: the figures of /api/v1/channels and
 // /api/v1/fallback, so that reports and the API agree by construction.
 type Report struct {
-	Kind        string               `json:"kind"`
-	From        time.Time            `json:"from"`
-	To          time.Time            `json:"to"`
+	Kind string    `json:"kind"`
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// TZ is the time zone whose clock the window and the trend's buckets
+	// follow (--report-timezone; UTC by default). Always set; optional in
+	// the schema, as the reports of builds before 2026-12-06 lack it.
+	TZ          string               `json:"tz,omitempty"`
 	Profile     string               `json:"profile,omitempty"`
 	Channel     string               `json:"channel,omitempty"`
 	GeneratedAt time.Time            `json:"generated_at"`
@@ -78,7 +82,7 @@ func (a AlertRules) Thresholds() Thresholds {
 
 // TrendReader answers a window cut into buckets (*store.DB does).
 type TrendReader interface {
-	Timeseries(ctx context.Context, w store.Window, step time.Duration) (store.Timeseries, error)
+	Timeseries(ctx context.Context, w store.Window, step time.Duration, zone *time.Location) (store.Timeseries, error)
 }
 
 // AlertReader lists stored alerts, by evaluation and by firing (*store.DB
@@ -112,9 +116,11 @@ type Analytics interface {
 	Completeness(ctx context.Context, w store.Window, now time.Time) (store.Completeness, error)
 }
 
-// BuildReport computes the report of window w.
-func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window, now time.Time) (Report, error) {
-	r := Report{Kind: kind, From: w.From, To: w.To, Profile: w.Profile, Channel: w.Channel, GeneratedAt: now.UTC()}
+// BuildReport computes the report of window w, its trend's buckets on the
+// clock of zone (nil: UTC).
+func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window, zone *time.Location, now time.Time) (Report, error) {
+	zone = cmp.Or(zone, time.UTC)
+	r := Report{Kind: kind, From: w.From, To: w.To, TZ: zone.String(), Profile: w.Profile, Channel: w.Channel, GeneratedAt: now.UTC()}
 	ctx = store.PlanOnce(ctx)
 	var err error
 	if r.Channels, err = db.Channels(ctx, w); err != nil {
@@ -127,7 +133,7 @@ func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window,
 		return r, fmt.Errorf("%s report: %w", kind, err)
 	}
 	if tr, ok := db.(TrendReader); ok && w.To.After(w.From) {
-		ts, err := tr.Timeseries(ctx, w, trendStep(w.To.Sub(w.From)))
+		ts, err := tr.Timeseries(ctx, w, trendStep(w.To.Sub(w.From)), zone)
 		if err != nil {
 			return r, fmt.Errorf("%s report: %w", kind, err)
 		}
@@ -150,6 +156,20 @@ func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window,
 		r.Resends = rep.Groups
 	}
 	return r, nil
+}
+
+// LocalWindow is the window on the clock of the report's time zone, as
+// " (2026-06-02 00:00 – 2026-06-03 00:00 Europe/Berlin)"; "" in UTC.
+func (r *Report) LocalWindow() string {
+	if r.TZ == "" || r.TZ == "UTC" {
+		return ""
+	}
+	zone, err := store.Zone(r.TZ)
+	if err != nil {
+		return " (" + r.TZ + ")"
+	}
+	const layout = "2006-01-02 15:04"
+	return fmt.Sprintf(" (%s – %s %s)", r.From.In(zone).Format(layout), r.To.In(zone).Format(layout), r.TZ)
 }
 
 // Name is the report's file name without extension: kind and window start.
@@ -260,6 +280,7 @@ func (r *Report) csv(w io.Writer) error {
 	rec("section", "name", "metric", "value")
 	rec("window", "", "from", r.From.UTC().Format(time.RFC3339))
 	rec("window", "", "to", r.To.UTC().Format(time.RFC3339))
+	rec("window", "", "tz", cmp.Or(r.TZ, "UTC"))
 	for _, c := range r.Channels {
 		rec("channel", c.Channel, "attempts", u(c.Attempts))
 		rec("channel", c.Channel, "delivered", u(c.Delivered))
@@ -372,7 +393,7 @@ func outcomeList(o store.Outcomes) []outcomeN {
 
 func (r *Report) table(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "otpscope %s report %s – %s\n\n", r.Kind, r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "otpscope %s report %s – %s%s\n\n", r.Kind, r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339), r.LocalWindow())
 	if len(r.Channels) == 0 && r.Fallback.OTPs == 0 {
 		fmt.Fprintln(w, "No data: no attempt and no journey in the window (a channel filter that matches none gives this too).")
 	} else {
@@ -485,9 +506,9 @@ func (r *Report) charts() []svgChart {
 			}
 		}
 		out = append(out,
-			trendChart("Delivery rate over time", ts.Start, step, rates, rateAxis(), minDel),
-			trendChart("Attempts over time", ts.Start, step, vols, countAxis(top), nil),
-			trendChart("Fallback rate over time", ts.Start, step, []line{{"all channels", fbRate}}, rateAxis(), maxFb))
+			trendChart("Delivery rate over time", ts.Start, step, ts.Zone, rates, rateAxis(), minDel),
+			trendChart("Attempts over time", ts.Start, step, ts.Zone, vols, countAxis(top), nil),
+			trendChart("Fallback rate over time", ts.Start, step, ts.Zone, []line{{"all channels", fbRate}}, rateAxis(), maxFb))
 	}
 	var labels, shown, volShown []string
 	var rates, vols []float64
@@ -580,7 +601,7 @@ th:first-child,td:first-child{text-align:left}figure{display:inline-block;margin
 figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-style:italic}
 </style></head><body>
 <h1>otpscope {{.R.Kind}} report</h1>
-<p>Window <time datetime="{{time .R.From}}">{{time .R.From}}</time> – <time datetime="{{time .R.To}}">{{time .R.To}}</time>{{if .R.Profile}}, profile {{.R.Profile}}{{end}}{{if .R.Channel}}, channel {{.R.Channel}}{{end}}; generated {{time .R.GeneratedAt}}.</p>
+<p>Window <time datetime="{{time .R.From}}">{{time .R.From}}</time> – <time datetime="{{time .R.To}}">{{time .R.To}}</time>{{.R.LocalWindow}}{{if .R.Profile}}, profile {{.R.Profile}}{{end}}{{if .R.Channel}}, channel {{.R.Channel}}{{end}}; generated {{time .R.GeneratedAt}}.</p>
 <p id="completeness"{{if not .R.Completeness.Final}} style="background:#fff3cd;padding:.5em"{{end}}>{{note .R.Completeness}}</p>
 <table id="completeness-figures"><tbody>
 <tr><td>Pending attempts</td><td>{{.R.Completeness.Pending}}</td></tr>

@@ -461,6 +461,46 @@ func testReports(t *testing.T, tr *traffic) {
 		}
 	})
 
+	// With --report-timezone the daily summary is the zone's day, 23 hours
+	// on the day its clocks go forward, run on its clock; its trend's
+	// buckets are its hours, and its forms show the local window.
+	t.Run("daily summary of a zone's day", func(t *testing.T) {
+		got := subscribe(t, tr, events.SubjectRoot+".report.>")
+		dir := t.TempDir()
+		r := reporter.NewReports(reporter.ReportsConfig{Dir: dir, Daily: reporter.DefaultReportDaily, Timezone: "Europe/Berlin"}, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
+		now := time.Date(2026, 3, 29, 22, 15, 0, 0, time.UTC) // 00:15 on 30 March in Berlin
+		spec, ok, err := reporter.RunJob(ctx, r, reporter.KindDaily, now)
+		if !ok || err != nil {
+			t.Fatalf("daily job: %v, %v", ok, err)
+		}
+		if spec != "CRON_TZ=Europe/Berlin 15 0 * * *" {
+			t.Errorf("the daily job runs on %q; want Berlin's clock", spec)
+		}
+		var rep reporter.Report
+		if err := json.Unmarshal(got.next(t).Data, &rep); err != nil {
+			t.Fatal(err)
+		}
+		from, to := time.Date(2026, 3, 28, 23, 0, 0, 0, time.UTC), time.Date(2026, 3, 29, 22, 0, 0, 0, time.UTC)
+		if rep.TZ != "Europe/Berlin" || !rep.From.Equal(from) || !rep.To.Equal(to) {
+			t.Errorf("daily summary %s %s – %s; want Europe/Berlin %s – %s", rep.TZ, rep.From, rep.To, from, to)
+		}
+		// Half hours of Berlin's clock: 48, of which 02:00 and 02:30 are
+		// skipped, empty, starting with 03:00 CEST.
+		if rep.Trend == nil || len(rep.Trend.Start) != 48 || rep.Trend.Zone != "Europe/Berlin" ||
+			!rep.Trend.Start[4].Equal(time.Date(2026, 3, 29, 1, 0, 0, 0, time.UTC)) || !rep.Trend.Start[6].Equal(rep.Trend.Start[4]) {
+			t.Errorf("daily summary's trend %+v; want Berlin's 48 half hours, 02:00 and 02:30 starting at 03:00 CEST", rep.Trend)
+		}
+		html, err := os.ReadFile(filepath.Join(dir, rep.Name()+".html"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"(2026-03-29 00:00 – 2026-03-30 00:00 Europe/Berlin)"} {
+			if !strings.Contains(string(html), want) {
+				t.Errorf("the HTML summary lacks %q", want)
+			}
+		}
+	})
+
 	t.Run("alerts", func(t *testing.T) {
 		got := subscribe(t, tr, events.SubjectRoot+".alert.>")
 		var mu sync.Mutex
@@ -577,7 +617,7 @@ func testReports(t *testing.T, tr *traffic) {
 
 		// A report of a window holds the alerts evaluated within it, in
 		// every format (here a window with no traffic of its own).
-		rep, err := reporter.BuildReport(ctx, tr.f.DB, reporter.KindHourly, store.Window{From: evalTo, To: w.To}, time.Now())
+		rep, err := reporter.BuildReport(ctx, tr.f.DB, reporter.KindHourly, store.Window{From: evalTo, To: w.To}, nil, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -603,7 +643,7 @@ func testReports(t *testing.T, tr *traffic) {
 				t.Errorf("%s report does not show the %d alerts:\n%s", format, want, b.String())
 			}
 		}
-		quietRep, err := reporter.BuildReport(ctx, tr.f.DB, reporter.KindHourly, store.Window{From: evalTo.Add(-time.Minute), To: evalTo}, time.Now())
+		quietRep, err := reporter.BuildReport(ctx, tr.f.DB, reporter.KindHourly, store.Window{From: evalTo.Add(-time.Minute), To: evalTo}, nil, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -771,7 +811,7 @@ func testReports(t *testing.T, tr *traffic) {
 			t.Errorf("%d episodes, %d resolved; want %d, %d", len(eps.Episodes), resolvedRuns, 2*want, want)
 		}
 		// A report of that window lists the same runs, one row each.
-		runs, err := reporter.BuildReport(ctx, tr.f.DB, reporter.KindHourly, store.Window{From: evalTo, To: evalTo.Add(131 * time.Minute)}, time.Now())
+		runs, err := reporter.BuildReport(ctx, tr.f.DB, reporter.KindHourly, store.Window{From: evalTo, To: evalTo.Add(131 * time.Minute)}, nil, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -34,6 +34,9 @@ type ReportCLIConfig struct {
 	Profile  string
 	Channel  string
 	Format   string
+	// TZ is the IANA time zone of the trend's buckets and of the window
+	// as the table and HTML forms show it beside UTC; "" is UTC.
+	TZ string
 	// Out is the file written; "" or "-" writes to stdout.
 	Out string
 	// Thresholds are marked on the HTML report's charts; MaxLatencyP95
@@ -55,6 +58,7 @@ func (c *ReportCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Profile, "profile", "", "only this tyntec profile ID")
 	fs.StringVar(&c.Channel, "channel", "", "only this channel (journeys: whose primary channel it is)")
 	fs.StringVar(&c.Format, "format", "table", "table, json, csv or html")
+	fs.StringVar(&c.TZ, "tz", "UTC", "time zone (an IANA name such as Europe/Berlin) of the trend's buckets, a day from local midnight, and of the window shown beside UTC")
 	fs.StringVar(&c.Out, "out", "-", "file to write; - for stdout")
 	fs.Float64Var(&c.Thresholds.MinDeliveryRate, "alert-min-delivery-rate", DefaultMinDeliveryRate, "delivery-rate alert threshold the HTML charts mark (0: none)")
 	fs.Float64Var(&c.Thresholds.MaxFallbackRate, "alert-max-fallback-rate", DefaultMaxFallbackRate, "fallback-rate alert threshold the HTML charts mark (0: none)")
@@ -90,6 +94,9 @@ func (c *ReportCLIConfig) Validate() error {
 	if c.MaxLatencyP95 < 0 {
 		return fmt.Errorf("alert-max-latency-p95 %v is negative", c.MaxLatencyP95)
 	}
+	if _, err := store.Zone(c.TZ); err != nil {
+		return fmt.Errorf("tz: %w", err)
+	}
 	_, err := c.Window(time.Now())
 	return err
 }
@@ -100,7 +107,11 @@ func WriteReport(ctx context.Context, db Analytics, cfg ReportCLIConfig, now tim
 	if err != nil {
 		return err
 	}
-	rep, err := BuildReport(ctx, db, KindAdHoc, w, now)
+	zone, err := store.Zone(cfg.TZ)
+	if err != nil {
+		return fmt.Errorf("tz: %w", err)
+	}
+	rep, err := BuildReport(ctx, db, KindAdHoc, w, zone, now)
 	if err != nil {
 		return err
 	}

@@ -29,11 +29,20 @@ import (
 
 // ReportsConfig schedules the summaries and alerts. Cron specs have five
 // fields (minute hour day month weekday) and run in UTC, but for a
-// CRON_TZ= prefix, which the summaries refuse (checkUTC); "" disables a job.
+// CRON_TZ= prefix, which the summaries refuse (checkUTC: theirs is
+// Timezone); "" disables a job.
 type ReportsConfig struct {
-	// Hourly reports the previous whole hour; Daily the previous UTC day.
+	// Hourly reports the previous whole hour of Timezone's clock; Daily
+	// the previous day of Timezone, from midnight to midnight (23 or 25
+	// hours when its clocks change), on a schedule read on its clock.
+	// Hourly's schedule stays on UTC's clock, which fires every hour once
+	// whatever a zone's clocks do: in a zone whose offset is not whole
+	// hours (Asia/Kolkata) an hour ends at :30 UTC, so pick its minute.
 	Hourly string
 	Daily  string
+	// Timezone is the summaries' IANA time zone; "" is UTC. Their trends'
+	// buckets follow its clock too.
+	Timezone string
 	// Dir receives each report as <kind>-<start>.json, .csv and .html; "" writes none.
 	Dir string
 	// Alerts is when the alert rules are evaluated.
@@ -85,8 +94,9 @@ const (
 
 // RegisterFlags registers the report and alert flags.
 func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Hourly, "report-hourly", DefaultReportHourly, "cron spec (UTC) of the hourly summary of the previous hour; empty disables")
-	fs.StringVar(&c.Daily, "report-daily", DefaultReportDaily, "cron spec (UTC) of the daily summary of the previous day; empty disables")
+	fs.StringVar(&c.Hourly, "report-hourly", DefaultReportHourly, "cron spec (UTC) of the hourly summary of the previous hour (of --report-timezone's clock); empty disables")
+	fs.StringVar(&c.Daily, "report-daily", DefaultReportDaily, "cron spec (on --report-timezone's clock) of the daily summary of the previous day; empty disables")
+	fs.StringVar(&c.Timezone, "report-timezone", "UTC", "time zone (an IANA name such as Europe/Berlin) of the summaries: the daily one covers the previous day from local midnight and runs on local time, the hourly one the previous local hour; their trends' buckets follow it")
 	fs.StringVar(&c.Dir, "report-dir", "", "directory for report files (JSON, CSV, HTML); empty writes none")
 	fs.StringVar(&c.Alerts, "alert-schedule", DefaultAlerts, "cron spec (UTC) of alert evaluation; empty disables")
 	fs.DurationVar(&c.Rules.Window, "alert-window", time.Hour, "window the alert rules look back over")
@@ -117,6 +127,9 @@ func (c *ReportsConfig) Validate() error {
 		if _, err := cronspec.Parse(spec); err != nil {
 			return fmt.Errorf("%s %q: %w", name, spec, err)
 		}
+	}
+	if _, err := store.Zone(c.Timezone); err != nil {
+		return fmt.Errorf("report-timezone: %w", err)
 	}
 	if err := checkUTC("report-hourly", c.Hourly, "hour"); err != nil {
 		return err
@@ -175,14 +188,46 @@ func (c *ReportsConfig) Validate() error {
 	return nil
 }
 
-// checkUTC refuses a time zone on a report's schedule: it reports the
-// previous UTC hour or day, so firing by another zone's clock would skip
-// or repeat one across a DST change.
+// checkUTC refuses a time zone on a report's schedule: the report's zone
+// is --report-timezone's, which also sets the daily one's clock; a prefix
+// of another zone would skip or repeat a window across a DST change.
 func checkUTC(name, spec, window string) error {
 	if zone, _ := cronspec.SplitZone(spec); zone != "" {
-		return fmt.Errorf("%s %q: want no time zone prefix: it runs in UTC, and reports the previous UTC %s", name, spec, window)
+		return fmt.Errorf("%s %q: want no time zone prefix: set --report-timezone, whose previous %s it reports", name, spec, window)
 	}
 	return nil
+}
+
+// zone is the summaries' time zone (Validate checked it).
+func (c *ReportsConfig) zone() *time.Location {
+	z, err := store.Zone(c.Timezone)
+	if err != nil {
+		return time.UTC
+	}
+	return z
+}
+
+// lastHour is the previous whole hour of zone's clock at now. In a zone
+// whose offset is whole hours its hours are UTC's.
+func lastHour(now time.Time, zone *time.Location) (from, to time.Time) {
+	local := now.In(zone)
+	to = local.Add(-time.Duration(local.Minute())*time.Minute - time.Duration(local.Second())*time.Second - time.Duration(local.Nanosecond()))
+	return to.Add(-time.Hour), to
+}
+
+// lastDay is the previous day of zone at now, from midnight to midnight.
+func lastDay(now time.Time, zone *time.Location) (from, to time.Time) {
+	y, m, d := now.In(zone).Date()
+	return time.Date(y, m, d-1, 0, 0, 0, 0, zone), time.Date(y, m, d, 0, 0, 0, 0, zone)
+}
+
+// onClock reads spec on zone's clock: prefixed CRON_TZ= (checkUTC
+// refused a prefix of the spec's own).
+func onClock(spec string, zone *time.Location) string {
+	if spec == "" || zone == time.UTC {
+		return spec
+	}
+	return "CRON_TZ=" + zone.String() + " " + spec
 }
 
 // Publisher publishes summaries and alerts durably, and keeps the alerts'
@@ -306,14 +351,15 @@ type job struct {
 
 // jobs are the jobs the configuration schedules.
 func (r *Reports) jobs() []job {
+	zone := r.cfg.zone()
 	all := []job{
 		{KindHourly, r.cfg.Hourly, func(ctx context.Context, now time.Time) error {
-			end := now.UTC().Truncate(time.Hour)
-			return r.Summary(ctx, KindHourly, end.Add(-time.Hour), end)
+			from, to := lastHour(now, zone)
+			return r.Summary(ctx, KindHourly, from, to)
 		}},
-		{KindDaily, r.cfg.Daily, func(ctx context.Context, now time.Time) error {
-			end := now.UTC().Truncate(24 * time.Hour)
-			return r.Summary(ctx, KindDaily, end.AddDate(0, 0, -1), end)
+		{KindDaily, onClock(r.cfg.Daily, zone), func(ctx context.Context, now time.Time) error {
+			from, to := lastDay(now, zone)
+			return r.Summary(ctx, KindDaily, from, to)
 		}},
 		{KindAlerts, r.cfg.Alerts, func(ctx context.Context, now time.Time) error {
 			// To the second, not the minute: each evaluation of a schedule
@@ -499,7 +545,7 @@ func (r *Reports) RefreshRollups(ctx context.Context, _ time.Time) error {
 // Summary builds the report of [from, to), publishes it on
 // tyntec.2fa.report.<kind> and writes its files.
 func (r *Reports) Summary(ctx context.Context, kind string, from, to time.Time) error {
-	rep, err := BuildReport(ctx, r.db, kind, store.Window{From: from, To: to}, r.now())
+	rep, err := BuildReport(ctx, r.db, kind, store.Window{From: from.UTC(), To: to.UTC()}, r.cfg.zone(), r.now())
 	if err != nil {
 		return err
 	}

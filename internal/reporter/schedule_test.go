@@ -12,7 +12,8 @@ import (
 
 // TestValidateSchedules checks the specs robfig/cron v3.0.1 mishandles: a
 // time zone alone (its parser panics), an @every under a second (it runs
-// every second), and a time zone on a report, which reports UTC windows.
+// every second), a time zone on a report, whose zone is
+// --report-timezone's, and that zone.
 func TestValidateSchedules(t *testing.T) {
 	for _, tc := range []struct {
 		flag, spec string
@@ -26,8 +27,11 @@ func TestValidateSchedules(t *testing.T) {
 		{"report-daily", "@every -24h", "at least 1s"},
 		{"alert-schedule", "@every 1ms", "at least 1s"},
 		{"rollup-schedule", "TZ=UTC @every 999ms", "at least 1s"},
-		{"report-daily", "CRON_TZ=Europe/Berlin 30 2 * * *", "UTC day"},
-		{"report-hourly", "TZ=UTC 15 * * * *", "UTC hour"},
+		{"report-daily", "CRON_TZ=Europe/Berlin 30 2 * * *", "set --report-timezone, whose previous day"},
+		{"report-hourly", "TZ=UTC 15 * * * *", "set --report-timezone, whose previous hour"},
+		{"report-timezone", "Mars/Olympus_Mons", "not known"},
+		{"report-timezone", "Local", "not an IANA name"},
+		{"report-timezone", "America/Argentina/Buenos_Aires", ""},
 		{"report-daily", "TZ=Nowhere/Atlantis 15 0 * * *", "bad location"},
 		{"alert-schedule", "@every 1s", ""},
 		{"rollup-schedule", "@every 20s", ""},
@@ -39,7 +43,7 @@ func TestValidateSchedules(t *testing.T) {
 	} {
 		cfg := reporter.ReportsConfig{Rules: reporter.AlertRules{Window: time.Hour}}
 		*map[string]*string{"report-hourly": &cfg.Hourly, "report-daily": &cfg.Daily, "alert-schedule": &cfg.Alerts,
-			"rollup-schedule": &cfg.Rollups, "backup-schedule": &cfg.BackupSchedule}[tc.flag] = tc.spec
+			"rollup-schedule": &cfg.Rollups, "backup-schedule": &cfg.BackupSchedule, "report-timezone": &cfg.Timezone}[tc.flag] = tc.spec
 		err := cfg.Validate()
 		switch {
 		case tc.want == "" && err != nil:
@@ -107,6 +111,36 @@ func TestFollowingLag(t *testing.T) {
 		cfg := reporter.ReportsConfig{Rollups: spec}
 		if got := cfg.FollowingLag(db); got != want {
 			t.Errorf("--rollup-schedule %q: %v; want %v", spec, got, want)
+		}
+	}
+}
+
+// The hourly summary covers the previous hour of the zone's clock: UTC's
+// hours in a zone whose offset is whole hours, across a change of clocks
+// too; half past in Kolkata's.
+func TestLastHourInAZone(t *testing.T) {
+	zone := func(name string) *time.Location {
+		z, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return z
+	}
+	for _, tc := range []struct {
+		zone     string
+		now      string
+		from, to string
+	}{
+		{"UTC", "2026-06-01T10:15:00Z", "2026-06-01T09:00:00Z", "2026-06-01T10:00:00Z"},
+		{"Europe/Berlin", "2026-10-25T01:15:00Z", "2026-10-25T00:00:00Z", "2026-10-25T01:00:00Z"}, // 02:15 CET, the second 02:00
+		{"Europe/Berlin", "2026-03-29T01:15:00Z", "2026-03-29T00:00:00Z", "2026-03-29T01:00:00Z"}, // 03:15 CEST, just after the skip
+		{"Asia/Kolkata", "2026-06-01T10:15:00Z", "2026-06-01T08:30:00Z", "2026-06-01T09:30:00Z"},
+		{"Asia/Kolkata", "2026-06-01T09:45:00Z", "2026-06-01T08:30:00Z", "2026-06-01T09:30:00Z"},
+	} {
+		now, _ := time.Parse(time.RFC3339, tc.now)
+		from, to := reporter.LastHour(now, zone(tc.zone))
+		if got := from.UTC().Format(time.RFC3339) + " " + to.UTC().Format(time.RFC3339); got != tc.from+" "+tc.to {
+			t.Errorf("%s at %s: the last hour is %s; want %s %s", tc.zone, tc.now, got, tc.from, tc.to)
 		}
 	}
 }

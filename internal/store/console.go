@@ -50,9 +50,11 @@ type Series struct {
 
 // Timeseries is a window cut into buckets of Step, per channel (busiest first).
 type Timeseries struct {
-	Start    []time.Time `json:"start"`
-	Step     Duration    `json:"step_seconds"`
-	Channels []Series    `json:"channels"`
+	Start []time.Time `json:"start"`
+	Step  Duration    `json:"step_seconds"`
+	// Zone is the time zone whose wall clock the buckets follow.
+	Zone     string   `json:"tz"`
+	Channels []Series `json:"channels"`
 }
 
 // Duration marshals as whole seconds.

@@ -134,3 +134,28 @@ func SetRequestsWait(d time.Duration) (restore func()) {
 	requestsWait = d
 	return func() { requestsWait = prev }
 }
+
+// GridIndexes numbers the buckets holding each of ts on the grid of step
+// and zone cutting w, in Go and in the engine's SQL.
+func GridIndexes(ctx context.Context, db *DB, w Window, step time.Duration, zone *time.Location, ts []time.Time) (inGo, inSQL []int64, err error) {
+	g := newGrid(w, step, zone)
+	ms := make([]string, len(ts))
+	for i, t := range ts {
+		inGo = append(inGo, g.index(t))
+		ms[i] = fmt.Sprint(t.UnixMilli())
+	}
+	rows, err := db.Conn().Query(ctx, fmt.Sprintf(`SELECT %s FROM (SELECT fromUnixTimestamp64Milli(toInt64(arrayJoin([%s])), 'UTC') AS t)`,
+		g.indexSQL("t", false), strings.Join(ms, ",")))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b int64
+		if err := rows.Scan(&b); err != nil {
+			return nil, nil, err
+		}
+		inSQL = append(inSQL, b)
+	}
+	return inGo, inSQL, rows.Err()
+}

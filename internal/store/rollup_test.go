@@ -221,8 +221,8 @@ func windowSameAsRaw(t *testing.T, db *store.DB, raws *rawAnswers, when string, 
 			case "timeseries daily":
 				step = 24 * time.Hour
 			}
-			got, err1 = db.Timeseries(t.Context(), w, step)
-			want, err2 = raws.get(ep, w, step, func(raw store.Window) (any, error) { return db.Timeseries(t.Context(), raw, step) })
+			got, err1 = db.Timeseries(t.Context(), w, step, nil)
+			want, err2 = raws.get(ep, w, step, func(raw store.Window) (any, error) { return db.Timeseries(t.Context(), raw, step, nil) })
 			if err1 == nil {
 				if err := edgeBuckets(t, db, w, got.(store.Timeseries)); err != nil {
 					return err
@@ -692,7 +692,7 @@ func TestMaxLagReadsDirtyHoursAsTheJobLeftThem(t *testing.T) {
 			var err error
 			if a.chs, err = db.Channels(once, w); err == nil {
 				if a.fb, err = db.Fallback(once, w); err == nil {
-					if a.ts, err = db.Timeseries(once, w, 3*time.Hour); err == nil {
+					if a.ts, err = db.Timeseries(once, w, 3*time.Hour, nil); err == nil {
 						a.c, err = db.Completeness(once, w, now)
 					}
 				}

@@ -107,7 +107,7 @@ func valueAnswers(t *testing.T, db *store.DB, ws ...store.Window) (string, error
 		if i == 0 && !slices.ContainsFunc(chs, func(c store.ChannelStats) bool { return c.LatencyMS != nil }) {
 			t.Fatalf("%v has no latency percentile: no values to read or keep", w)
 		}
-		ts, err := db.Timeseries(t.Context(), w, 13*time.Hour)
+		ts, err := db.Timeseries(t.Context(), w, 13*time.Hour, nil)
 		if err != nil {
 			return "", err
 		}

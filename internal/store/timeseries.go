@@ -14,34 +14,38 @@ import (
 
 // Timeseries returns w's figures per channel in buckets of step, each
 // computed exactly as Channels and Fallback compute the window of its bucket.
-// Buckets are aligned to multiples of step since the Unix epoch (UTC), as
-// Grafana's and ClickHouse's toStartOfInterval are: a day is a UTC day
-// whatever the window, and two windows' buckets line up. The first bucket
-// is cut at w.From and the last at w.To. Like Channels it reads whole
-// rolled-up hours from the hourly aggregates (an hour inside one bucket),
-// the other rolled-up hours from their stored attempts and journeys, and
-// dirty hours live; percentiles stay exact through the per-millisecond
-// histograms. Aligned buckets cut at most the window's two edge hours when
-// step is a multiple of an hour; buckets counted from w.From cut every
-// bucket's edge hour when w.From is not on the hour.
-func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Timeseries, error) {
+// Buckets are aligned to multiples of step since the Unix epoch on the wall
+// clock of zone (nil: UTC), as Grafana's and ClickHouse's
+// toStartOfInterval are: a day is a day of zone whatever the window, and two
+// windows' buckets line up (grid says what a day-saving change does to
+// them). The first bucket is cut at w.From and the last at w.To. Like
+// Channels it reads whole rolled-up hours from the hourly aggregates (an
+// hour inside one bucket), the other rolled-up hours from their stored
+// attempts and journeys, and dirty hours live; percentiles stay exact
+// through the per-millisecond histograms. Aligned buckets cut at most the
+// window's two edge hours when step is a multiple of an hour and the zone's
+// offsets are whole hours; otherwise every bucket's edge hour is cut.
+func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration, zone *time.Location) (Timeseries, error) {
 	if err := w.check(); err != nil {
 		return Timeseries{}, err
 	}
 	if step < time.Second || step > MaxStep {
 		return Timeseries{}, fmt.Errorf("step %s is not within 1s and %s", step, MaxStep)
 	}
-	origin := bucketStart(w.From, step)
-	n := int((w.To.Sub(origin) + step - 1) / step)
+	g := newGrid(w, step, zone)
+	n := g.n
 	if n > MaxBuckets {
 		return Timeseries{}, ErrTooManyBuckets
 	}
-	ts := Timeseries{Start: make([]time.Time, n), Step: Duration(step), Channels: []Series{}}
-	for i := range ts.Start {
-		ts.Start[i] = origin.Add(time.Duration(i) * step)
+	ts := Timeseries{Start: make([]time.Time, n), Step: Duration(step), Zone: "UTC", Channels: []Series{}}
+	if g.zone != nil {
+		ts.Zone = g.zone.String()
 	}
-	acc := &tsAcc{from: origin, step: step, n: n, cells: map[tsKey]*tsCell{}}
-	whole, pieces, err := db.planSeries(ctx, w, step)
+	for i := range ts.Start {
+		ts.Start[i] = g.start(i)
+	}
+	acc := &tsAcc{grid: g, cells: map[tsKey]*tsCell{}}
+	whole, pieces, err := db.planSeries(ctx, w, g)
 	if err != nil {
 		return ts, err
 	}
@@ -99,13 +103,6 @@ func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration) (Tim
 	return ts, nil
 }
 
-// bucketStart is the start of the bucket of step holding t: a multiple of
-// step since the Unix epoch, in UTC.
-func bucketStart(t time.Time, step time.Duration) time.Time {
-	ms, sms := t.UnixMilli(), step.Milliseconds()
-	return time.UnixMilli(ms - ((ms%sms)+sms)%sms).UTC()
-}
-
 type tsKey struct {
 	channel string
 	b       int
@@ -121,9 +118,7 @@ type tsCell struct {
 }
 
 type tsAcc struct {
-	from time.Time
-	step time.Duration
-	n    int
+	grid
 	// mu guards cells while the queries adding to them run side by side.
 	mu    sync.Mutex
 	cells map[tsKey]*tsCell
@@ -167,26 +162,10 @@ func (a *tsAcc) cell(ch string, b int64) *tsCell {
 	return c
 }
 
-// bucketOf numbers the bucket holding t, as bucketSQL does (both divide
-// truncating toward zero).
-func (a *tsAcc) bucketOf(t time.Time) int64 {
-	return (t.UnixMilli() - a.from.UnixMilli()) / a.step.Milliseconds()
-}
-
-// bucketSQL numbers the bucket holding the time in col (a DateTime64, or
-// with secs a DateTime).
-func (a *tsAcc) bucketSQL(col string, secs bool) string {
-	ms := "toUnixTimestamp64Milli(" + col + ")"
-	if secs {
-		ms = "toInt64(toUnixTimestamp(" + col + ")) * 1000"
-	}
-	return fmt.Sprintf("intDiv(%s - %d, %d)", ms, a.from.UnixMilli(), a.step.Milliseconds())
-}
-
 // planSeries splits w into whole rolled-up hours that each lie inside one
 // bucket (read from the aggregates; their histograms from whole days where
 // a day lies inside one bucket) and sub-windows read from rows.
-func (db *DB) planSeries(ctx context.Context, w Window, step time.Duration) (whole plan, pieces []Window, err error) {
+func (db *DB) planSeries(ctx context.Context, w Window, g grid) (whole plan, pieces []Window, err error) {
 	p, ok, err := db.planWindow(ctx, w)
 	if err != nil || !ok {
 		return plan{}, []Window{w}, err
@@ -194,15 +173,15 @@ func (db *DB) planSeries(ctx context.Context, w Window, step time.Duration) (who
 	pieces = slices.Clone(p.live)
 	var wholeHours, split []rolledHour // split: rolled-up hours cut by a bucket's edge
 	for _, h := range p.hours {
-		if bucketStart(h.hour, step).Equal(bucketStart(h.hour.Add(time.Hour-time.Millisecond), step)) {
+		if g.index(h.hour) == g.index(h.hour.Add(time.Hour-time.Millisecond)) {
 			wholeHours = append(wholeHours, h)
 		} else {
 			split = append(split, h)
 		}
 	}
 	whole = p.within(wholeHours)
-	if step%day != 0 {
-		whole.days = nil // a day would straddle buckets
+	if !g.uniform() || g.step%day.Milliseconds() != 0 {
+		whole.days = nil // a UTC day would straddle buckets
 	}
 	if len(split) == 0 {
 		return whole, pieces, nil
@@ -237,7 +216,7 @@ func (db *DB) seriesRows(ctx context.Context, acc *tsAcc, pw Window) error {
     groupArrayIf(toUnixTimestamp64Milli(assumeNotNull(a_delivered)) - toUnixTimestamp64Milli(assumeNotNull(a_dispatched)),
         a_delivered IS NOT NULL AND a_dispatched IS NOT NULL) AS lats
 FROM (%s)
-GROUP BY ch, b`, acc.bucketSQL("a_first", false), sub)
+GROUP BY ch, b`, acc.indexSQL("a_first", false), sub)
 		return db.eachRow(ctx, "timeseries", q, args, func(rows driver.Rows) error {
 			var (
 				ch                                                   string
@@ -263,7 +242,7 @@ GROUP BY ch, b`, acc.bucketSQL("a_first", false), sub)
 		jsub, jargs := pw.journeysSQL()
 		q := fmt.Sprintf(`SELECT toString(j_primary) AS ch, %s AS b, count() AS otps, countIf(n > 1) AS fallback
 FROM (%s)
-GROUP BY ch, b`, acc.bucketSQL("j_first", false), jsub)
+GROUP BY ch, b`, acc.indexSQL("j_first", false), jsub)
 		return db.eachRow(ctx, "timeseries journeys", q, jargs, acc.addJourneys)
 	})
 }
@@ -272,7 +251,7 @@ GROUP BY ch, b`, acc.bucketSQL("j_first", false), jsub)
 // side by side.
 func (db *DB) seriesWhole(ctx context.Context, acc *tsAcc, w Window, whole plan) error {
 	p := plan{hours: whole.hours}
-	b := acc.bucketSQL("hour", true)
+	b := acc.indexSQL("hour", true)
 	return together(ctx, func(ctx context.Context) error {
 		where, args := p.where(w, "channel")
 		return db.eachRow(ctx, "timeseries", fmt.Sprintf(`SELECT channel, %s AS b, sum(attempts), sum(delivered), sum(failed), sum(lat_n)
@@ -365,7 +344,7 @@ func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole p
 		pairs[keyBucket{nd.channel, nd.lb}] = true
 	}
 	needOf := func(kb keyBucket, at time.Time) need {
-		return need{tsKey{kb.key, int(acc.bucketOf(at))}, kb.bucket}
+		return need{tsKey{kb.key, int(acc.index(at))}, kb.bucket}
 	}
 	needed := func(kb keyBucket, at time.Time) bool { return needs[needOf(kb, at)] }
 	err := db.rollupValues(ctx, whole, w, metricLatency, slices.Collect(maps.Keys(pairs)), needed, func(kb keyBucket, at time.Time, vc valueCounts) {

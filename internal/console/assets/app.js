@@ -25,7 +25,50 @@
   // Under a second in ms; above, in seconds, as the alerts give them
   // ("38.2 s", not "38239 ms").
   const fmtMs = (ms) => (ms === null || ms === undefined) ? '–' : ms < 1000 ? String(Math.round(ms)) + ' ms' : (ms / 1e3).toFixed(1) + ' s';
-  const fmtTime = (s) => s ? s.replace('T', ' ').replace(/(\.\d+)?Z$/, 'Z') : '–';
+  // ---- the time zone times are read in ----
+  // UTC, or this browser's zone, as chosen in the window bar (kept in
+  // localStorage: a reader's preference, not the window a link carries,
+  // whose from and to are instants). The tables' times, the charts' axes
+  // and their buckets (the API's tz: a day from local midnight) and the
+  // custom window's pickers follow it.
+  const BROWSER_TZ = (() => { try { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; } catch (e) { return 'UTC'; } })();
+  const TZ_KEY = 'otpscope.tz';
+  let zone = localStorage.getItem(TZ_KEY) === BROWSER_TZ ? BROWSER_TZ : 'UTC';
+  const wallFormats = {};
+  // wallParts is the wall clock of zone at ms: year, month, day, hour,
+  // minute, second.
+  function wallParts(ms) {
+    const f = wallFormats[zone] = wallFormats[zone] || new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23',
+      year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    const p = {};
+    for (const x of f.formatToParts(new Date(ms))) p[x.type] = x.value;
+    return [+p.year, +p.month, +p.day, +p.hour % 24, +p.minute, +p.second];
+  }
+  const pad2 = (n) => String(n).padStart(2, '0');
+  // offsetAt is zone's offset from UTC at ms, in minutes.
+  const offsetAt = (ms) => { const [y, mo, d, h, mi, s] = wallParts(ms); return (Date.UTC(y, mo - 1, d, h, mi, s) - Math.floor(ms / 1e3) * 1e3) / 6e4; };
+  // wallString is ms on zone's clock as a picker holds it: 2026-06-01T09:30:00.
+  const wallString = (ms) => { const [y, mo, d, h, mi, s] = wallParts(ms); return y + '-' + pad2(mo) + '-' + pad2(d) + 'T' + pad2(h) + ':' + pad2(mi) + ':' + pad2(s); };
+  const fmtOffset = (m) => (m < 0 ? '-' : '+') + pad2(Math.floor(Math.abs(m) / 60)) + ':' + pad2(Math.abs(m) % 60);
+  // A time as the tables show it: 2026-06-01 09:30:00Z in UTC, with the
+  // offset elsewhere (2026-06-01 15:00:00+05:30), which also tells apart
+  // the two readings of an hour the clocks repeat.
+  const fmtTime = (s) => {
+    if (!s) return '–';
+    const ms = Date.parse(s);
+    if (zone === 'UTC' || isNaN(ms)) return s.replace('T', ' ').replace(/(\.\d+)?Z$/, 'Z');
+    return wallString(ms).replace('T', ' ') + fmtOffset(offsetAt(ms));
+  };
+  // fromWall is the instant a picker's value names on zone's clock (in a
+  // skipped hour, as far past the jump; in a repeated one, the first).
+  function fromWall(v) {
+    const guess = Date.parse(v + 'Z');
+    if (zone === 'UTC' || isNaN(guess)) return new Date(guess);
+    const t = guess - offsetAt(guess) * 6e4;
+    return new Date(guess - offsetAt(t) * 6e4);
+  }
+  // toWall is a picker's value for instant d.
+  const toWall = (d) => zone === 'UTC' ? d.toISOString().slice(0, 19) : wallString(d.getTime());
   // goFixed is x to digits decimals as Go's strconv.FormatFloat(x, 'f',
   // digits, 64) writes it: an exact half (0.125 to two) to even, where
   // toFixed rounds it up. toFixed(100) has every digit of x (of our range).
@@ -234,8 +277,8 @@
     const range = $('#range').value;
     let from, to;
     if (range === 'custom') {
-      from = new Date($('#from').value + 'Z');
-      to = new Date($('#to').value + 'Z');
+      from = fromWall($('#from').value);
+      to = fromWall($('#to').value);
       if (isNaN(from) || isNaN(to)) throw new Error('custom window: set from and to');
     } else {
       to = new Date(Math.floor(Date.now() / 1000) * 1000);
@@ -264,7 +307,7 @@
     shown.dataset.from = w ? w.from : '';
     shown.dataset.to = w ? w.to : '';
     const readAt = $('#read-at');
-    readAt.textContent = w && w.asOf ? 'as of ' + w.asOf.slice(11, 19) + 'Z' : '';
+    readAt.textContent = w && w.asOf ? 'as of ' + fmtTime(w.asOf).slice(11) : '';
     readAt.dataset.asOf = w && w.asOf ? w.asOf : '';
   }
   // The picker's name for window w: what the operator chose.
@@ -298,13 +341,28 @@
     $('#custom').hidden = !custom;
     if (custom && !$('#from').value) {
       const to = new Date(), from = new Date(to.getTime() - 86400e3);
-      $('#from').value = isoSec(from).slice(0, 19);
-      $('#to').value = isoSec(to).slice(0, 19);
+      $('#from').value = toWall(from);
+      $('#to').value = toWall(to);
     }
     firstEventsPage();
     refresh();
   });
   $('#refresh').addEventListener('click', () => { firstEventsPage(); refresh(); });
+  // The zone select: UTC, and this browser's zone when it is another.
+  if (BROWSER_TZ !== 'UTC' && BROWSER_TZ !== 'Etc/UTC') $('#tz').append(el('option', { value: BROWSER_TZ }, BROWSER_TZ + ' (this browser)'));
+  $('#tz').value = zone;
+  $('#utc').textContent = zone;
+  $('#tz').addEventListener('change', () => {
+    // The custom window keeps its instants: its pickers are read on the
+    // old zone's clock and written on the new one's.
+    const from = fromWall($('#from').value), to = fromWall($('#to').value);
+    zone = $('#tz').value || 'UTC';
+    localStorage.setItem(TZ_KEY, zone);
+    if (!isNaN(from)) $('#from').value = toWall(from);
+    if (!isNaN(to)) $('#to').value = toWall(to);
+    $('#utc').textContent = zone;
+    refresh();
+  });
   // Another window or filter starts the events over at their first page: a
   // cursor belongs to the window it was read in.
   for (const id of ['#channel', '#profile', '#from', '#to']) $(id).addEventListener('change', () => { apply(id); firstEventsPage(); refresh(); });
@@ -316,7 +374,7 @@
   function formQuery() {
     const custom = $('#range').value === 'custom';
     // As the window reads it: the input drops a time's :00 seconds.
-    const utc = (id) => { const d = new Date($(id).value + 'Z'); return custom && !isNaN(d) ? isoSec(d) : ''; };
+    const utc = (id) => { const d = fromWall($(id).value); return custom && !isNaN(d) ? isoSec(d) : ''; };
     // ':' needs no escaping in a fragment, and a link reads better without.
     return qs({ range: $('#range').value, from: utc('#from'), to: utc('#to'), channel: applied('#channel'), profile: applied('#profile') })
       .replace(/%3A/g, ':');
@@ -355,7 +413,13 @@
     if (name === 'deadletters') $('#dl-pending').checked = q.get('pending') === 'true';
     const range = q.get('range') || '1h';
     $('#range').value = range in RANGES || range === 'custom' ? range : '1h';
-    const local = (s) => (s || '').replace(/(\.\d+)?Z$/, '');
+    // An instant (with its Z or offset) shown on zone's clock; anything
+    // else as it came, for the window to refuse.
+    const local = (s) => {
+      s = s || '';
+      const d = /(Z|[+-]\d\d:?\d\d)$/i.test(s) ? new Date(s) : new Date(NaN);
+      return isNaN(d) ? s.replace(/(\.\d+)?Z$/, '') : toWall(d);
+    };
     if ($('#range').value === 'custom') { $('#from').value = local(q.get('from')); $('#to').value = local(q.get('to')); }
     $('#custom').hidden = $('#range').value !== 'custom';
     $('#channel').value = q.get('channel') || '';
@@ -368,19 +432,18 @@
   // ---- Overview ----
   // Charts are kept across refreshes and given the new data when their
   // series are the same (a reader's cursor and legend stay where they
-  // are), drawn anew when they are not. Times are UTC, 24-hour, like the
-  // tables'.
+  // are), drawn anew when they are not. Times are on zone's clock,
+  // 24-hour, like the tables'.
   const charts = {};
-  const pad2 = (n) => String(n).padStart(2, '0');
   const axisTimes = (u, splits, ax, space, incr) => splits.map((t) => {
-    const d = new Date(t * 1e3), hm = pad2(d.getUTCHours()) + ':' + pad2(d.getUTCMinutes());
-    return incr >= 86400 ? d.toISOString().slice(5, 10) : incr < 60 ? hm + ':' + pad2(d.getUTCSeconds()) : hm;
+    const [, mo, d, h, mi, s] = wallParts(t * 1e3), hm = pad2(h) + ':' + pad2(mi);
+    return incr >= 86400 ? pad2(mo) + '-' + pad2(d) : incr < 60 ? hm + ':' + pad2(s) : hm;
   });
   function chart(id, ts, pick, opts) {
     const host = $('#' + id);
     chartTable(id, ts, opts.table || pick, opts);
     const x = ts.start.map((s) => Date.parse(s) / 1000);
-    const series = [{ label: 'UTC', value: (u, t) => t === null || t === undefined ? '–' : fmtTime(isoSec(new Date(t * 1e3))) }];
+    const series = [{ label: zone, value: (u, t) => t === null || t === undefined ? '–' : fmtTime(isoSec(new Date(t * 1e3))) }];
     const data = [x];
     // By name, not by rank: two channels trading places would otherwise
     // swap colours and draw every chart anew.
@@ -399,7 +462,7 @@
     if (series.length === 1) { host.replaceChildren(el('p', { class: 'hint' }, 'no data in this window')); return; }
     host.replaceChildren();
     const u = new uPlot({ width: chartWidth(host), height: 220, series: series,
-      tzDate: (t) => uPlot.tzDate(new Date(t * 1e3), 'Etc/UTC'),
+      tzDate: (t) => uPlot.tzDate(new Date(t * 1e3), zone === 'UTC' ? 'Etc/UTC' : zone),
       scales: { x: { time: true }, y: opts.range ? { range: opts.range } : {} },
       axes: [{ values: axisTimes, space: 70 }, { values: (u, vals) => vals.map((v) => opts.fmt ? opts.fmt(v) : v), size: 60 }] }, data, host);
     // The figures are the table's to read (chartTable): the canvas and its
@@ -409,15 +472,15 @@
   }
   // Every chart's figures as a table, on demand: what a screen reader, or
   // anyone after the numbers, reads in place of the lines. A row a bucket,
-  // a column a line, the bucket's start in UTC; one only partly counted
-  // says so.
+  // a column a line, the bucket's start on zone's clock; one only partly
+  // counted says so.
   const chartTables = {};
   function chartTable(id, ts, pick, opts) {
     const cols = [];
     [...ts.channels].sort((a, b) => a.channel.localeCompare(b.channel)).forEach((c) => { for (const [label, values] of pick(c)) cols.push([label, values]); });
     const partial = opts.partial || [];
     chartTables[id] = cols.length ? el('table', {}, el('caption', { class: 'visually-hidden' }, $('#' + id).closest('figure').querySelector('figcaption').textContent),
-      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'bucket (UTC)'), ...cols.map(([label]) => el('th', { scope: 'col', class: 'num' }, label)))),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'bucket (' + zone + ')'), ...cols.map(([label]) => el('th', { scope: 'col', class: 'num' }, label)))),
       el('tbody', {}, ...ts.start.map((s, i) => el('tr', {}, el('th', { scope: 'row' }, fmtTime(s) + (partial[i] ? ' (partial)' : '')),
         ...cols.map(([, values]) => el('td', { class: 'num' }, values[i] === null || values[i] === undefined ? '–' : opts.cell(values[i]))))))) : null;
     // On a phone, a card a bucket, each figure named by its line.
@@ -449,7 +512,7 @@
     const got = await Promise.allSettled([
       get('/api/v1/channels?' + qs(lagged(w))),
       get('/api/v1/fallback?' + qs(lagged(w))),
-      get('/api/v1/timeseries?' + qs(lagged(w))),
+      get('/api/v1/timeseries?' + qs(Object.assign(lagged(w), zone === 'UTC' ? {} : { tz: zone }))),
       get('/api/v1/alerts/episodes?' + qs(w)),
       get('/api/v1/alerts/firing'),
       get('/api/v1/status'),
@@ -678,7 +741,9 @@
   // to), or one not over when the answer was read (as_of).
   function partialBuckets(ts) {
     const step = ts.step_seconds * 1e3, from = Date.parse(ts.from), end = Math.min(Date.parse(ts.to), Date.parse(ts.as_of));
-    return ts.start.map((s) => Date.parse(s) < from || Date.parse(s) + step > end);
+    // A bucket ends where the next starts: on a zone's clock a day bucket
+    // is 23 or 25 hours when its clocks change.
+    return ts.start.map((s, i) => Date.parse(s) < from || (i + 1 < ts.start.length ? Date.parse(ts.start[i + 1]) : Date.parse(s) + step) > end);
   }
 
   // describeCompleteness says how final an answer's figures are; empty

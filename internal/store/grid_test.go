@@ -1,0 +1,233 @@
+package store_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/store"
+)
+
+// zoneDays are journeys over the two days of 2026 on which Berlin's clocks
+// change (29 March, forward; 25 October, back), two days on either side.
+func zoneDays(r *rand.Rand) []store.DeliveryRow {
+	var rows []store.DeliveryRow
+	for _, around := range []time.Time{time.Date(2026, 3, 27, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 23, 0, 0, 0, 0, time.UTC)} {
+		for i := range 300 {
+			at := around.Add(time.Duration(r.Int64N(int64(5 * 24 * time.Hour))))
+			otp := fmt.Sprintf("dddddddd-%04d-4000-8000-%012d", around.Month(), i)
+			for k, ch := range [][]string{{"SMS"}, {"VIBER", "SMS"}, {"WHATSAPP"}}[r.IntN(3)] {
+				mk := func(st events.Status, t time.Time) store.DeliveryRow {
+					e := events.DeliveryStatus{OTPID: otp, ProfileID: "prof-a", Channel: events.Channel(ch), Status: st,
+						Timestamp: t, ReceivedAt: t.Add(time.Second), Source: events.SourceWebhook}
+					if st.Failed() {
+						e.Error = &events.DeliveryError{Code: "tyntec::" + ch}
+					}
+					return store.DeliveryRow{DeliveryStatus: e, EventID: events.DeliveryID(&e)}
+				}
+				rows = append(rows, mk("DISPATCHED", at))
+				at = at.Add(time.Duration(100+r.IntN(70000)) * time.Millisecond)
+				if k == 1 || r.IntN(3) > 0 {
+					rows = append(rows, mk("DELIVERED", at))
+					break
+				}
+				rows = append(rows, mk("UNDELIVERABLE", at))
+			}
+		}
+	}
+	return rows
+}
+
+func mustZone(t *testing.T, name string) *time.Location {
+	t.Helper()
+	z, err := store.Zone(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return z
+}
+
+// A series in a time zone has buckets on that zone's wall clock: its days
+// start at local midnight, 23 and 25 hours long when the clocks change, and
+// each bucket holds what /channels counts for its instants, from the
+// rollups as from raw events; the engine numbers buckets as Go does.
+func TestTimeseriesFollowsAZonesWallClock(t *testing.T) {
+	noSlack(t)
+	forEachBackend(t, func(t *testing.T, db *store.DB) {
+		markClock(t, db)
+		if err := db.Insert(t.Context(), &store.Batch{Deliveries: zoneDays(rand.New(rand.NewPCG(3, 29)))}); err != nil {
+			t.Fatalf("Insert: %v", err)
+		}
+		if _, err := db.RefreshRollups(t.Context()); err != nil {
+			t.Fatalf("RefreshRollups: %v", err)
+		}
+		berlin := mustZone(t, "Europe/Berlin")
+		windows := []store.Window{
+			{From: time.Date(2026, 3, 27, 10, 17, 0, 0, time.UTC), To: time.Date(2026, 3, 31, 5, 0, 0, 0, time.UTC)},
+			{From: time.Date(2026, 10, 23, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 10, 28, 0, 0, 0, 0, time.UTC), Channel: "SMS"},
+		}
+		for _, w := range windows {
+			for _, zone := range []string{"Europe/Berlin", "Asia/Kolkata", "America/St_Johns"} {
+				for _, step := range []time.Duration{time.Hour, 90 * time.Minute, 24 * time.Hour} {
+					z := mustZone(t, zone)
+					name := fmt.Sprintf("%s %s from %s", zone, step, w.From.Format(time.DateOnly))
+					got, err := db.Timeseries(t.Context(), w, step, z)
+					if err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					raw := w
+					raw.Raw = true
+					want, err := db.Timeseries(t.Context(), raw, step, z)
+					if err != nil {
+						t.Fatalf("%s, raw: %v", name, err)
+					}
+					if !reflect.DeepEqual(got, want) {
+						g, _ := json.Marshal(got)
+						r, _ := json.Marshal(want)
+						t.Errorf("%s: from rollups differs from raw events:\n got %s\nwant %s", name, g, r)
+					}
+					if got.Zone != zone {
+						t.Errorf("%s: tz %q", name, got.Zone)
+					}
+					bucketsAreChannels(t, db, name, w, got)
+					instantsNumberedAlike(t, db, name, w, step, z)
+				}
+			}
+		}
+
+		// Berlin's days: local midnights, 23 hours on 29 March, 25 on 25 October.
+		for _, w := range windows {
+			ts, err := db.Timeseries(t.Context(), w, 24*time.Hour, berlin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range ts.Start {
+				if h, m, _ := s.In(berlin).Clock(); h != 0 || m != 0 {
+					t.Errorf("Berlin day bucket %d starts at %s: want local midnight", i, s)
+				}
+				if i == 0 {
+					continue
+				}
+				want := 24 * time.Hour
+				switch ts.Start[i-1].Format(time.DateOnly) {
+				case "2026-03-29":
+					want = 23 * time.Hour
+				case "2026-10-25":
+					want = 25 * time.Hour
+				}
+				if d := s.Sub(ts.Start[i-1]); d != want {
+					t.Errorf("Berlin day %s lasts %s: want %s", ts.Start[i-1], d, want)
+				}
+			}
+		}
+		// The hour the clocks skip is an empty bucket starting with the
+		// next; the hour they repeat is one bucket of two hours.
+		spring, err := db.Timeseries(t.Context(), store.Window{From: time.Date(2026, 3, 29, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 29, 3, 0, 0, 0, time.UTC)}, time.Hour, berlin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(spring.Start); got != "[2026-03-29 01:00:00 +0100 CET 2026-03-29 03:00:00 +0200 CEST 2026-03-29 03:00:00 +0200 CEST 2026-03-29 04:00:00 +0200 CEST]" {
+			t.Errorf("Berlin's hours on 29 March: %s", got)
+		}
+		autumn, err := db.Timeseries(t.Context(), store.Window{From: time.Date(2026, 10, 25, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 10, 25, 3, 0, 0, 0, time.UTC)}, time.Hour, berlin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(autumn.Start); got != "[2026-10-25 02:00:00 +0200 CEST 2026-10-25 03:00:00 +0100 CET]" {
+			t.Errorf("Berlin's hours on 25 October: %s", got)
+		}
+	})
+}
+
+// bucketsAreChannels checks that each bucket of ts holds what Channels
+// counts for its part of w (the buckets of an hour or more are contiguous):
+// the first and the last, and those of the days Berlin's clocks change.
+func bucketsAreChannels(t *testing.T, db *store.DB, name string, w store.Window, ts store.Timeseries) {
+	t.Helper()
+	for i, s := range ts.Start {
+		if d := s.Format(time.DateOnly); i > 0 && i < len(ts.Start)-1 && (ts.Zone != "Europe/Berlin" || d != "2026-03-29" && d != "2026-10-25") {
+			continue
+		}
+		part := w
+		part.From, part.To = store.MaxTime(w.From, s), w.To
+		if i+1 < len(ts.Start) {
+			part.To = ts.Start[i+1]
+		}
+		var attempts, delivered uint64
+		if part.To.After(part.From) {
+			chs, err := db.Channels(t.Context(), part)
+			if err != nil {
+				t.Fatalf("%s bucket %d: Channels of [%s, %s): %v", name, i, part.From, part.To, err)
+			}
+			for _, c := range chs {
+				attempts, delivered = attempts+c.Attempts, delivered+c.Delivered
+			}
+		}
+		var sa, sd uint64
+		for _, c := range ts.Channels {
+			sa, sd = sa+c.Attempts[i], sd+c.Delivered[i]
+		}
+		if sa != attempts || sd != delivered {
+			t.Errorf("%s bucket %d (%s): %d attempts, %d delivered; /channels of [%s, %s) %d, %d", name, i, s, sa, sd, part.From, part.To, attempts, delivered)
+		}
+	}
+}
+
+// instantsNumberedAlike checks that the engine puts instants every 7.5
+// minutes of w into the buckets Go puts them in.
+func instantsNumberedAlike(t *testing.T, db *store.DB, name string, w store.Window, step time.Duration, zone *time.Location) {
+	t.Helper()
+	var ts []time.Time
+	for at := w.From; at.Before(w.To); at = at.Add(450 * time.Second) {
+		ts = append(ts, at, at.Add(-time.Millisecond))
+	}
+	inGo, inSQL, err := store.GridIndexes(t.Context(), db, w, step, zone, ts)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if !reflect.DeepEqual(inGo, inSQL) {
+		for i := range inGo {
+			if i < len(inSQL) && inGo[i] != inSQL[i] {
+				t.Errorf("%s: %s is in bucket %d in Go, %d in the engine", name, ts[i], inGo[i], inSQL[i])
+				return
+			}
+		}
+		t.Errorf("%s: %d numbers in Go, %d in the engine", name, len(inGo), len(inSQL))
+	}
+}
+
+func TestZoneNames(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"": true, "UTC": true, "Europe/Berlin": true, "America/Argentina/Buenos_Aires": true, "Etc/GMT+5": true, " Asia/Kolkata ": true,
+		"Local": false, "Nowhere/Land": false, "../etc/passwd": false, "Europe/Berlin'": false, "/usr/share/zoneinfo/UTC": false, "+01:00": false,
+	} {
+		z, err := store.Zone(name)
+		if (err == nil) != ok {
+			t.Errorf("Zone(%q) = %v, %v; want ok %v", name, z, err, ok)
+		}
+	}
+}
+
+// An empty window has a bucket only when it lies inside one, as before
+// zones: on a bucket's bound, none.
+func TestEmptyWindowsBuckets(t *testing.T) {
+	db := openSingle(t)
+	on := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		at   time.Time
+		zone string
+		want int
+	}{
+		{on, "UTC", 0}, {on.Add(time.Minute), "UTC", 1},
+		{on, "Europe/Berlin", 0}, {on, "Asia/Kolkata", 1}, {on.Add(30 * time.Minute), "Asia/Kolkata", 0},
+	} {
+		ts, err := db.Timeseries(t.Context(), store.Window{From: tc.at, To: tc.at}, time.Hour, mustZone(t, tc.zone))
+		if err != nil || len(ts.Start) != tc.want {
+			t.Errorf("[%s, %s) in %s: %d buckets (%v); want %d", tc.at, tc.at, tc.zone, len(ts.Start), err, tc.want)
+		}
+	}
+}
