@@ -159,3 +159,10 @@ func GridIndexes(ctx context.Context, db *DB, w Window, step time.Duration, zone
 	}
 	return inGo, inSQL, rows.Err()
 }
+
+// SeriesDays is how many UTC days' histograms Timeseries reads from the
+// day level for w cut by step on zone's clock.
+func SeriesDays(ctx context.Context, db *DB, w Window, step time.Duration, zone *time.Location) (int, error) {
+	whole, _, _, err := db.planSeries(ctx, w, newGrid(w, step, zone))
+	return len(whole.days), err
+}

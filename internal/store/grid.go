@@ -101,10 +101,19 @@ func (g grid) start(i int) time.Time {
 	return t
 }
 
-// uniform says whether every bucket of the grid is step long, a multiple
-// of step since the epoch in UTC: the day-level rollups then serve a
-// bucket that holds whole UTC days.
-func (g grid) uniform() bool { return g.zone == nil }
+// holds says whether [from, to) lies in one bucket. In a zone, a span the
+// clocks change in is held by none: its wall times may leave the bucket
+// between its ends.
+func (g grid) holds(from, to time.Time) bool {
+	if g.index(from) != g.index(to.Add(-time.Millisecond)) {
+		return false
+	}
+	if g.zone == nil {
+		return true
+	}
+	_, end := from.In(g.zone).ZoneBounds()
+	return end.IsZero() || !end.Before(to)
+}
 
 // zoneName is what Zone accepts: an IANA name (Europe/Berlin,
 // America/Argentina/Buenos_Aires, Etc/GMT+5, UTC).

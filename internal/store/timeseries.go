@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,7 +47,7 @@ func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration, zone
 		ts.Start[i] = g.start(i)
 	}
 	acc := &tsAcc{grid: g, cells: map[tsKey]*tsCell{}}
-	whole, pieces, err := db.planSeries(ctx, w, g)
+	whole, anch, pieces, err := db.planSeries(ctx, w, g)
 	if err != nil {
 		return ts, err
 	}
@@ -54,12 +56,12 @@ func (db *DB) Timeseries(ctx context.Context, w Window, step time.Duration, zone
 		queries = append(queries, func(ctx context.Context) error { return db.seriesRows(ctx, acc, pw) })
 	}
 	if whole.rolled() {
-		queries = append(queries, func(ctx context.Context) error { return db.seriesWhole(ctx, acc, w, whole) })
+		queries = append(queries, func(ctx context.Context) error { return db.seriesWhole(ctx, acc, w, whole, anch) })
 	}
 	if err := together(listing(ctx, pieces...), queries...); err != nil {
 		return ts, err
 	}
-	if err := db.seriesQuantiles(ctx, acc, w, whole); err != nil {
+	if err := db.seriesQuantiles(ctx, acc, w, whole, anch); err != nil {
 		return ts, err
 	}
 
@@ -165,10 +167,10 @@ func (a *tsAcc) cell(ch string, b int64) *tsCell {
 // planSeries splits w into whole rolled-up hours that each lie inside one
 // bucket (read from the aggregates; their histograms from whole days where
 // a day lies inside one bucket) and sub-windows read from rows.
-func (db *DB) planSeries(ctx context.Context, w Window, g grid) (whole plan, pieces []Window, err error) {
+func (db *DB) planSeries(ctx context.Context, w Window, g grid) (whole plan, anch anchors, pieces []Window, err error) {
 	p, ok, err := db.planWindow(ctx, w)
 	if err != nil || !ok {
-		return plan{}, []Window{w}, err
+		return plan{}, anch, []Window{w}, err
 	}
 	pieces = slices.Clone(p.live)
 	var wholeHours, split []rolledHour // split: rolled-up hours cut by a bucket's edge
@@ -180,11 +182,9 @@ func (db *DB) planSeries(ctx context.Context, w Window, g grid) (whole plan, pie
 		}
 	}
 	whole = p.within(wholeHours)
-	if !g.uniform() || g.step%day.Milliseconds() != 0 {
-		whole.days = nil // a UTC day would straddle buckets
-	}
+	whole.days, anch = anchorDays(g, p.days, wholeHours, split)
 	if len(split) == 0 {
-		return whole, pieces, nil
+		return whole, anch, pieces, nil
 	}
 	// One read of stored rows for the split hours and the partial ones:
 	// their hours are disjoint, so their spans and hours join.
@@ -203,7 +203,88 @@ func (db *DB) planSeries(ctx context.Context, w Window, g grid) (whole plan, pie
 	}
 	sort.Slice(sw.spans, func(i, j int) bool { return sw.spans[i].from.Before(sw.spans[j].from) })
 	sw.From, sw.To = sw.spans[0].from, sw.spans[len(sw.spans)-1].to
-	return whole, append(rest, sw), nil
+	return whole, anch, append(rest, sw), nil
+}
+
+// anchors place UTC days' histograms in buckets that hold most, not all,
+// of their hours: a series on a zone's clock (a Berlin day is 22:00 to
+// 22:00 UTC) would otherwise read every such day's 24 hourly histograms,
+// not one day's. The day's histogram stands in its anchor bucket; its
+// other hours (foreign) are taken out of it and put in their own buckets,
+// and its split hours (cut by a bucket's edge, read from their rows) are
+// taken out of it. Histograms add up, so each bucket's counts and values
+// are what its hours hold; seriesQuantiles checks that they add up.
+type anchors struct {
+	day    map[time.Time]int64 // a day's start → its anchor bucket
+	out    map[time.Time]int64 // an hour taken out of its day → the day's anchor bucket
+	hours  []rolledHour        // the hours taken out, at their days' versions
+	plusIn map[time.Time]bool  // of them the foreign ones, also put in their own buckets
+}
+
+// anchorDays picks, of the days whose histograms the job summed, those a
+// bucket holds (every day, when the buckets are whole UTC days) and those
+// anchored where it costs fewer reads than their hours.
+func anchorDays(g grid, days []rolledDay, whole, split []rolledHour) ([]rolledDay, anchors) {
+	inWhole, inSplit := map[time.Time]bool{}, map[time.Time]bool{}
+	for _, h := range whole {
+		inWhole[h.hour] = true
+	}
+	for _, h := range split {
+		inSplit[h.hour] = true
+	}
+	anch := anchors{day: map[time.Time]int64{}, out: map[time.Time]int64{}, plusIn: map[time.Time]bool{}}
+	var kept []rolledDay
+	for _, d := range days {
+		wholeN, splitN := 0, 0
+		perBucket := map[int64]int{}
+		for _, h := range d.hours {
+			switch {
+			case inWhole[h.hour]:
+				wholeN++
+				perBucket[g.index(h.hour)]++
+			case inSplit[h.hour]:
+				splitN++
+			}
+		}
+		if wholeN+splitN != len(d.hours) {
+			continue // an hour of it is not rolled up, or not in the window
+		}
+		if splitN == 0 && g.holds(d.day, d.day.Add(day)) {
+			kept = append(kept, d)
+			continue
+		}
+		best, most := int64(0), 0
+		for b, n := range perBucket {
+			if n > most || n == most && b < best {
+				best, most = b, n
+			}
+		}
+		// Each foreign hour is read twice (out, and in its bucket), a
+		// split one once, the day once: worth it when fewer than its
+		// whole hours.
+		if foreign := wholeN - most; 2*foreign+splitN+1 >= wholeN {
+			continue
+		}
+		kept = append(kept, d)
+		anch.day[d.day] = best
+		for _, h := range d.hours {
+			if inSplit[h.hour] || g.index(h.hour) != best {
+				anch.out[h.hour] = best
+				anch.hours = append(anch.hours, h)
+				anch.plusIn[h.hour] = inWhole[h.hour]
+			}
+		}
+	}
+	return kept, anch
+}
+
+// bucketOf is the bucket whose figures a rolled-up period's histogram
+// adds to: an anchored day's anchor, else the bucket holding its start.
+func (a anchors) bucketOf(acc *tsAcc, at time.Time) int64 {
+	if b, ok := a.day[at]; ok {
+		return b
+	}
+	return acc.index(at)
 }
 
 // seriesRows adds the attempts and journeys of pw (live or stored rows),
@@ -249,7 +330,7 @@ GROUP BY ch, b`, acc.indexSQL("j_first", false), jsub)
 
 // seriesWhole adds the hourly aggregates of the whole hours, its queries
 // side by side.
-func (db *DB) seriesWhole(ctx context.Context, acc *tsAcc, w Window, whole plan) error {
+func (db *DB) seriesWhole(ctx context.Context, acc *tsAcc, w Window, whole plan, anch anchors) error {
 	p := plan{hours: whole.hours}
 	b := acc.indexSQL("hour", true)
 	return together(ctx, func(ctx context.Context) error {
@@ -272,9 +353,32 @@ FROM hourly_attempts WHERE %s GROUP BY channel, b`, b, where), args, func(rows d
 		return db.eachRow(ctx, "timeseries journeys", fmt.Sprintf(`SELECT primary_channel, %s AS b, sum(otps), sum(fallback)
 FROM hourly_paths WHERE %s GROUP BY primary_channel, b`, b, where), args, acc.addJourneys)
 	}, func(ctx context.Context) error {
-		sub, args := whole.bucketsSQL(w, metricLatency, "key, hour, bucket, n")
-		return db.eachRow(ctx, "timeseries latency", fmt.Sprintf(`SELECT key, %s AS b, bucket, sum(n)
-FROM (%s) GROUP BY key, b, bucket`, b, sub), args, func(rows driver.Rows) error {
+		sub, args := whole.bucketsSQL(w, metricLatency, "key, hour, bucket, toInt64(n) AS n, 0 AS kind")
+		if len(anch.hours) > 0 {
+			// The anchored days' foreign hours into their own buckets
+			// (kind 1), the hours taken out of their days out of the
+			// anchors (kind 2).
+			cond := fmt.Sprintf("metric = '%s'", metricLatency)
+			var plus []rolledHour
+			for _, h := range anch.hours {
+				if anch.plusIn[h.hour] {
+					plus = append(plus, h)
+				}
+			}
+			// (hour, version) IN (…): a set, where hoursSQL's ranges of
+			// scattered hours made an OR of hundreds read 4 times slower.
+			pw, pargs := rowsWhere(daysSQL(plus), w, "key")
+			ow, oargs := rowsWhere(daysSQL(anch.hours), w, "key")
+			sub += fmt.Sprintf("\nUNION ALL\nSELECT key, hour, bucket, toInt64(n), 1 FROM hourly_latency_buckets WHERE %s AND %s", cond, pw) +
+				fmt.Sprintf("\nUNION ALL\nSELECT key, hour, bucket, -toInt64(n), 2 FROM hourly_latency_buckets WHERE %s AND %s", cond, ow)
+			args = append(append(args, pargs...), oargs...)
+		}
+		bucketOf := b
+		if len(anch.day) > 0 {
+			bucketOf = fmt.Sprintf("multiIf(kind = 2, %s, kind = 0, %s, %s)", anchorSQL(anch.out, "-1"), anchorSQL(anch.day, b), b)
+		}
+		return db.eachRow(ctx, "timeseries latency", fmt.Sprintf(`SELECT key, %s AS b, bucket, toUInt64(sum(n))
+FROM (%s) GROUP BY key, b, bucket`, bucketOf, sub), args, func(rows driver.Rows) error {
 			var ch string
 			var bk, lb int64
 			var c uint64
@@ -289,10 +393,20 @@ FROM (%s) GROUP BY key, b, bucket`, b, sub), args, func(rows driver.Rows) error 
 	})
 }
 
+// anchorSQL is the anchor bucket of the period starting at hour, from
+// anchors (start → bucket), else other.
+func anchorSQL(anchors map[time.Time]int64, other string) string {
+	from, to := make([]string, 0, len(anchors)), make([]string, 0, len(anchors))
+	for at, b := range anchors {
+		from, to = append(from, strconv.FormatInt(at.Unix(), 10)), append(to, strconv.FormatInt(b, 10))
+	}
+	return fmt.Sprintf("transform(toInt64(toUnixTimestamp(hour)), [%s], [%s], toInt64(%s))", strings.Join(from, ","), strings.Join(to, ","), other)
+}
+
 // seriesQuantiles computes each cell's exact p50 and p95 latency: the
 // per-bucket counts locate each wanted element's 256 ms bucket, then one
 // query reads the rollups' values of those buckets within those hours only.
-func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole plan) error {
+func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole plan, anch anchors) error {
 	qs := []float64{0.5, 0.95}
 	type want struct {
 		lb   int64
@@ -343,16 +457,32 @@ func (db *DB) seriesQuantiles(ctx context.Context, acc *tsAcc, w Window, whole p
 	for nd := range needs {
 		pairs[keyBucket{nd.channel, nd.lb}] = true
 	}
-	needOf := func(kb keyBucket, at time.Time) need {
-		return need{tsKey{kb.key, int(acc.index(at))}, kb.bucket}
-	}
-	needed := func(kb keyBucket, at time.Time) bool { return needs[needOf(kb, at)] }
-	err := db.rollupValues(ctx, whole, w, metricLatency, slices.Collect(maps.Keys(pairs)), needed, func(kb keyBucket, at time.Time, vc valueCounts) {
-		nd := needOf(kb, at)
+	needIn := func(kb keyBucket, b int64) need { return need{tsKey{kb.key, int(b)}, kb.bucket} }
+	valuesOf := func(nd need) *bucketValues {
 		if values[nd] == nil {
-			values[nd] = newBucketValues(kb.bucket)
+			values[nd] = newBucketValues(nd.lb)
 		}
-		values[nd].addCounts(vc)
+		return values[nd]
+	}
+	needed := func(kb keyBucket, at time.Time) bool { return needs[needIn(kb, anch.bucketOf(acc, at))] }
+	err := db.rollupValues(ctx, whole, w, metricLatency, slices.Collect(maps.Keys(pairs)), needed, func(kb keyBucket, at time.Time, vc valueCounts) {
+		valuesOf(needIn(kb, anch.bucketOf(acc, at))).addCounts(vc)
+	})
+	if err != nil {
+		return err
+	}
+	// The hours taken out of anchored days: out of their anchors, and the
+	// foreign ones into their own buckets.
+	wantedOut := func(kb keyBucket, at time.Time) bool {
+		return needs[needIn(kb, anch.out[at])] || anch.plusIn[at] && needs[needIn(kb, acc.index(at))]
+	}
+	err = db.rollupValues(ctx, plan{hours: anch.hours}, w, metricLatency, slices.Collect(maps.Keys(pairs)), wantedOut, func(kb keyBucket, at time.Time, vc valueCounts) {
+		if nd := needIn(kb, anch.out[at]); needs[nd] {
+			valuesOf(nd).subCounts(vc)
+		}
+		if nd := needIn(kb, acc.index(at)); anch.plusIn[at] && needs[nd] {
+			valuesOf(nd).addCounts(vc)
+		}
 	})
 	if err != nil {
 		return err

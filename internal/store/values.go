@@ -67,6 +67,16 @@ func (v *bucketValues) addCounts(vc valueCounts) {
 	}
 }
 
+// subCounts takes counted values out: those of an hour whose day's values
+// were added (timeseries' anchored days). Counts are unsigned and wrap
+// meanwhile; once every value is added and taken out they are what the
+// remaining periods hold.
+func (v *bucketValues) subCounts(vc valueCounts) {
+	for _, c := range vc {
+		v.add(c.ms, -c.n)
+	}
+}
+
 // valueCounts are counted millisecond values: a values list as parsed.
 type valueCounts []msCount
 

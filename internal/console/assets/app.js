@@ -349,7 +349,7 @@
   });
   $('#refresh').addEventListener('click', () => { firstEventsPage(); refresh(); });
   // The zone select: UTC, and this browser's zone when it is another.
-  if (BROWSER_TZ !== 'UTC' && BROWSER_TZ !== 'Etc/UTC') $('#tz').append(el('option', { value: BROWSER_TZ }, BROWSER_TZ + ' (this browser)'));
+  if (BROWSER_TZ !== 'UTC' && BROWSER_TZ !== 'Etc/UTC') $('#tz').append(el('option', { value: BROWSER_TZ, title: "this browser's zone" }, BROWSER_TZ));
   $('#tz').value = zone;
   $('#utc').textContent = zone;
   $('#tz').addEventListener('change', () => {
