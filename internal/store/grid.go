@@ -13,7 +13,7 @@ import (
 // local midnight and holds 23 or 25 hours; an hour the clocks skip is an
 // empty bucket, starting where the next one does; an hour they repeat is
 // one bucket holding both. Wall-clock times are numbered as Unix
-// milliseconds read as if the wall clock were UTC; wallSQL numbers them in
+// milliseconds read as if the wall clock were UTC; indexSQL numbers them in
 // ClickHouse alike, from the same zone database (IANA's).
 type grid struct {
 	zone   *time.Location
