@@ -101,20 +101,6 @@ func (g grid) start(i int) time.Time {
 	return t
 }
 
-// holds says whether [from, to) lies in one bucket. In a zone, a span the
-// clocks change in is held by none: its wall times may leave the bucket
-// between its ends.
-func (g grid) holds(from, to time.Time) bool {
-	if g.index(from) != g.index(to.Add(-time.Millisecond)) {
-		return false
-	}
-	if g.zone == nil {
-		return true
-	}
-	_, end := from.In(g.zone).ZoneBounds()
-	return end.IsZero() || !end.Before(to)
-}
-
 // zoneName is what Zone accepts: an IANA name (Europe/Berlin,
 // America/Argentina/Buenos_Aires, Etc/GMT+5, UTC).
 var zoneName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$`)

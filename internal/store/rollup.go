@@ -348,7 +348,8 @@ type plan struct {
 	live  []Window
 	// days are whole UTC days of hours whose histograms are read from the
 	// day level (schema 0013): each day's hours are all in hours, at the
-	// versions the day was computed from.
+	// versions the day was computed from (in a series, but those an
+	// anchored day's hours cut by a bucket's edge: anchors).
 	days []rolledDay
 	// asOf is the oldest time (Unix ms) since which an hour the plan reads
 	// dirty, as Window.MaxLag lets it, is known exact; 0: none.
@@ -838,26 +839,6 @@ func wholeDays(w Window, hours []rolledHour, records map[time.Time]dayRecord, kn
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].day.Before(out[j].day) })
-	return out
-}
-
-// within is the plan of hours (no sub-windows), with p's days whose hours
-// are all among them.
-func (p plan) within(hours []rolledHour) plan {
-	in := map[time.Time]bool{}
-	for _, h := range hours {
-		in[h.hour] = true
-	}
-	out := plan{hours: hours}
-	for _, d := range p.days {
-		all := true
-		for _, h := range d.hours {
-			all = all && in[h.hour]
-		}
-		if all {
-			out.days = append(out.days, d)
-		}
-	}
 	return out
 }
 

@@ -181,7 +181,7 @@ func (db *DB) planSeries(ctx context.Context, w Window, g grid) (whole plan, anc
 			split = append(split, h)
 		}
 	}
-	whole = p.within(wholeHours)
+	whole = plan{hours: wholeHours}
 	whole.days, anch = anchorDays(g, p.days, wholeHours, split)
 	if len(split) == 0 {
 		return whole, anch, pieces, nil
@@ -221,9 +221,11 @@ type anchors struct {
 	plusIn map[time.Time]bool  // of them the foreign ones, also put in their own buckets
 }
 
-// anchorDays picks, of the days whose histograms the job summed, those a
-// bucket holds (every day, when the buckets are whole UTC days) and those
-// anchored where it costs fewer reads than their hours.
+// anchorDays picks, of the days whose histograms the job summed, those
+// whose day-level histogram costs fewer reads than their hours: every day
+// one bucket holds (every day, when the buckets are whole UTC days), and
+// those anchored in the bucket holding most of their hours. A day one
+// bucket holds, anchored where its start is, needs no entry.
 func anchorDays(g grid, days []rolledDay, whole, split []rolledHour) ([]rolledDay, anchors) {
 	inWhole, inSplit := map[time.Time]bool{}, map[time.Time]bool{}
 	for _, h := range whole {
@@ -249,10 +251,6 @@ func anchorDays(g grid, days []rolledDay, whole, split []rolledHour) ([]rolledDa
 		if wholeN+splitN != len(d.hours) {
 			continue // an hour of it is not rolled up, or not in the window
 		}
-		if splitN == 0 && g.holds(d.day, d.day.Add(day)) {
-			kept = append(kept, d)
-			continue
-		}
 		best, most := int64(0), 0
 		for b, n := range perBucket {
 			if n > most || n == most && b < best {
@@ -266,6 +264,9 @@ func anchorDays(g grid, days []rolledDay, whole, split []rolledHour) ([]rolledDa
 			continue
 		}
 		kept = append(kept, d)
+		if most == len(d.hours) && best == g.index(d.day) {
+			continue
+		}
 		anch.day[d.day] = best
 		for _, h := range d.hours {
 			if inSplit[h.hour] || g.index(h.hour) != best {
