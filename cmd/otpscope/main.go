@@ -15,9 +15,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	// Time zone names (--report-timezone, the API's tz) resolve on a
-	// machine without /usr/share/zoneinfo too (a scratch image).
-	_ "time/tzdata"
 
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/cli"

@@ -14,9 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	// Time zone names (--report-timezone, the API's tz) resolve on a
-	// machine without /usr/share/zoneinfo too (a scratch image).
-	_ "time/tzdata"
 
 	"github.com/otpscope/otpscope/internal/app"
 	"github.com/otpscope/otpscope/internal/cli"

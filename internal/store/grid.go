@@ -5,6 +5,9 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	// Zone's names resolve on a machine without /usr/share/zoneinfo too
+	// (a scratch image): every binary and test reading a zone does so here.
+	_ "time/tzdata"
 )
 
 // A grid cuts time into a series' buckets: multiples of step since the Unix
