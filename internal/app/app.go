@@ -273,7 +273,7 @@ func (a *App) build(ctx context.Context) (err error) {
 	ops.MountHealth(public, a.adminLn == nil, checks...)
 	ops.MountMetrics(scraped, reg)
 	ops.MountProfiling(guarded)
-	guarded.With(reporter.OnceEach()).Get("/api/v1/status", a.serveStatus)
+	guarded.With(reporter.QueryParams(nil)).Get("/api/v1/status", a.serveStatus)
 	if a.adminLn != nil && len(ingestRoutes) > 0 {
 		// The webhooks have the listener to themselves: fasthttp serves
 		// them (ingest.NewServer says why), the router the rest.

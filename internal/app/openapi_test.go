@@ -137,6 +137,61 @@ func TestEveryRouteIsDocumented(t *testing.T) {
 	if len(documented) < 20 {
 		t.Errorf("only %d operations documented", len(documented))
 	}
+	checkUnknownParameters(t, doc, "http://"+a.AdminAddr())
+}
+
+// checkUnknownParameters: every operation of the JSON API (the document
+// itself aside) refuses a query parameter it does not read with a 400 the
+// document allows, naming it and listing the parameters the document
+// gives the operation, before it acts (a backup is not taken); a GET lets
+// the cache buster pass.
+func checkUnknownParameters(t *testing.T, doc *contract.Doc, admin string) {
+	t.Helper()
+	n := 0
+	for _, op := range doc.Operations() {
+		if !strings.HasPrefix(op.Path, "/api/v1/") || op.Path == apidoc.Path {
+			continue
+		}
+		n++
+		path := strings.NewReplacer("{otpId}", "00000000-0000-4000-8000-000000000000", "{name}", "none").Replace(op.Path)
+		ask := func(query string) (int, []byte) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, op.Method, admin+path+"?"+query, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s?%s: %v", op.Method, path, query, err)
+			}
+			defer resp.Body.Close()
+			if op.Path == "/api/v1/live" && resp.StatusCode == http.StatusOK {
+				return resp.StatusCode, nil // a stream: its start is enough
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			if err := doc.Validate(op.Method, op.Path, resp.StatusCode, resp.Header.Get("Content-Type"), raw); err != nil {
+				t.Errorf("%s %s?%s → %d: %v\n%s", op.Method, path, query, resp.StatusCode, err, raw)
+			}
+			return resp.StatusCode, raw
+		}
+		code, raw := ask("profle=x")
+		var p struct{ Title, Field, Detail string }
+		_ = json.Unmarshal(raw, &p)
+		want := "it reads none"
+		if len(op.Query) > 0 {
+			want = "it reads " + strings.Join(op.Query, ", ")
+		}
+		if code != http.StatusBadRequest || p.Field != "profle" || !strings.HasSuffix(p.Detail, want) {
+			t.Errorf("%s %s?profle=x → %d %s; want 400 naming profle, ending %q (openapi.json's parameters)", op.Method, path, code, raw, want)
+		}
+		if op.Method != http.MethodGet {
+			continue
+		}
+		if code, raw := ask("_=1700000000000"); code == http.StatusBadRequest {
+			t.Errorf("GET %s?_=… → 400 %s; want the cache buster let pass", path, raw)
+		}
+	}
+	if n < 15 {
+		t.Errorf("only %d operations of the JSON API checked", n)
+	}
 }
 
 // TestAnswersMatchTheDocument holds a running all-in-one to

@@ -224,7 +224,7 @@ func (r *Reports) Firing(ctx context.Context) ([]Alert, error) {
 // now, which the console shows above the window's alerts.
 func (r *Reports) MountFiring(router chi.Router) {
 	re := responder{logger: r.logger, failure: "alert state", title: "Alert state unavailable", detail: "NATS did not answer for the alerts' state"}
-	router.With(OnceEach()).Get("/api/v1/alerts/firing", func(w http.ResponseWriter, req *http.Request) {
+	router.With(QueryParams(nil)).Get("/api/v1/alerts/firing", func(w http.ResponseWriter, req *http.Request) {
 		firing, err := r.Firing(req.Context())
 		re.reply(w, req, FiringResponse{Firing: firing}, err)
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -45,24 +46,45 @@ func NewAPI(db *store.DB, rules AlertRules, logger *slog.Logger) *API {
 
 // Mount adds the API's routes to r.
 func (a *API) Mount(r chi.Router) {
-	r = r.With(OnceEach())
-	r.Get("/api/v1/channels", a.channels)
-	r.Get("/api/v1/fallback", a.fallback)
-	r.Get("/api/v1/otps/{otpId}", a.otp)
-	r.Get("/api/v1/timeseries", a.timeseries) // console.go
-	r.Get("/api/v1/events", a.events)
-	r.Get("/api/v1/alerts", a.alerts)                 // console.go
-	r.Get("/api/v1/alerts/episodes", a.alertEpisodes) // console.go
-	r.Get("/api/v1/resends", a.resends)               // console.go
+	r.With(QueryParams(windowParams)).Get("/api/v1/channels", a.channels)
+	r.With(QueryParams(windowParams)).Get("/api/v1/fallback", a.fallback)
+	r.With(QueryParams(nil)).Get("/api/v1/otps/{otpId}", a.otp)
+	r.With(QueryParams(with(windowParams, "step", "tz"))).Get("/api/v1/timeseries", a.timeseries) // console.go
+	r.With(QueryParams(eventsParams)).Get("/api/v1/events", a.events)
+	r.With(QueryParams(alertsParams)).Get("/api/v1/alerts", a.alerts)                  // console.go
+	r.With(QueryParams(alertsParams)).Get("/api/v1/alerts/episodes", a.alertEpisodes)  // console.go
+	r.With(QueryParams(with(windowParams, "limit"))).Get("/api/v1/resends", a.resends) // console.go
 }
 
-// OnceEach refuses a query that does not parse (Go's URL.Query drops a
-// malformed pair without a word: a bad cursor would read page one) or
-// gives a parameter other than repeatable twice (only the first would
-// count: since=1h&since=2h would answer for the hour). Parameters the
-// endpoints do not read are let pass: clients add their own, cache busters
-// for one.
-func OnceEach(repeatable ...string) func(http.Handler) http.Handler {
+// The query parameters the endpoints read, as openapi.json lists them.
+var (
+	// windowParams are ParseWindow's.
+	windowParams = []string{"from", "to", "since", "profile", "channel", "max_lag"}
+	// /events reads every fact stored: no max_lag.
+	eventsParams = []string{"from", "to", "since", "profile", "channel", "status", "source", "otp", "limit", "cursor"}
+	// An alert is over every profile, and read as evaluated: no profile,
+	// no max_lag.
+	alertsParams = []string{"from", "to", "since", "channel", "state", "limit"}
+)
+
+// with is params and more, in a new slice.
+func with(params []string, more ...string) []string {
+	return append(slices.Clip(params), more...)
+}
+
+// CacheBuster is the one query parameter every endpoint lets pass unread:
+// the one clients such as jQuery add to a GET so that no cache answers it.
+const CacheBuster = "_"
+
+// QueryParams refuses a query that does not parse (Go's URL.Query drops a
+// malformed pair without a word: a bad cursor would read page one), that
+// names a parameter the endpoint does not read (reads, and CacheBuster),
+// or that gives one other than repeatable twice (only the first would
+// count: since=1h&since=2h would answer for the hour). A parameter read by
+// nothing would answer for something other than what was asked without a
+// word: profle=… for every profile, profile=… on /alerts (an alert is
+// over every profile) the same, tz=… on /channels UTC's day.
+func QueryParams(reads []string, repeatable ...string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			q, err := url.ParseQuery(r.URL.RawQuery)
@@ -70,8 +92,13 @@ func OnceEach(repeatable ...string) func(http.Handler) http.Handler {
 				badRequest(w, r, "Invalid query", "", err.Error())
 				return
 			}
-			for k, v := range q {
-				if len(v) > 1 && !slices.Contains(repeatable, k) {
+			// In order: the same query always names the same parameter.
+			for _, k := range slices.Sorted(maps.Keys(q)) {
+				if k != CacheBuster && !slices.Contains(reads, k) {
+					badRequest(w, r, "Unknown parameter", k, fmt.Sprintf("%s reads no parameter %.64q: %s", r.URL.Path, k, paramList(reads)))
+					return
+				}
+				if v := q[k]; len(v) > 1 && !slices.Contains(repeatable, k) {
 					badRequest(w, r, "Invalid query", k, fmt.Sprintf("%.64q is given %d times: give it once", k, len(v)))
 					return
 				}
@@ -79,6 +106,14 @@ func OnceEach(repeatable ...string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// paramList says which parameters an endpoint reads, for an error.
+func paramList(reads []string) string {
+	if len(reads) == 0 {
+		return "it reads none"
+	}
+	return "it reads " + strings.Join(reads, ", ")
 }
 
 // ChannelsResponse is the body of GET /api/v1/channels.

@@ -532,6 +532,13 @@ func testProblems(t *testing.T, tr *traffic) {
 		{"/api/v1/alerts", url.Values{"state": {"FIRING"}}, 200, ""}, // as channel=sms is SMS
 		{"/api/v1/otps/not-a-uuid", nil, 400, "otpId"},
 		{"/api/v1/otps/00000000-0000-4000-8000-000000000000", nil, 404, ""},
+		// A parameter the endpoint does not read would answer for
+		// something else, silently: for every profile, UTC's days.
+		{"/api/v1/channels", url.Values{"profle": {"p"}}, 400, "profle"},
+		{"/api/v1/alerts", url.Values{"profile": {"p"}}, 400, "profile"},
+		{"/api/v1/channels", url.Values{"tz": {"Europe/Berlin"}, "since": {"1h"}}, 400, "tz"},
+		{"/api/v1/events", url.Values{"max_lag": {"1m"}}, 400, "max_lag"},
+		{"/api/v1/channels", url.Values{"_": {"1764975600000"}}, 200, ""}, // a cache buster
 		// A parameter given twice would count once, silently.
 		{"/api/v1/channels", url.Values{"since": {"1h", "2h"}}, 400, "since"},
 		{"/api/v1/timeseries", url.Values{"step": {"5m", "1m"}}, 400, "step"},

@@ -89,9 +89,10 @@ type BackupsResponse struct {
 // API's reads of ClickHouse (Limit): the list waits for a place like them
 // and reads on their pool, not the sink's.
 func (b *Backups) Mount(r, reads chi.Router) {
-	r.Post("/api/v1/backups", b.take)
-	reads.Get("/api/v1/backups", b.list)
-	r.Delete("/api/v1/backups/{name}", b.delete)
+	none := QueryParams(nil)
+	r.With(none).Post("/api/v1/backups", b.take)
+	reads.With(none).Get("/api/v1/backups", b.list)
+	r.With(none).Delete("/api/v1/backups/{name}", b.delete)
 }
 
 func (b *Backups) list(w http.ResponseWriter, r *http.Request) {

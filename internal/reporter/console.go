@@ -281,7 +281,7 @@ func NewLive(sub Subscriber, logger *slog.Logger) *Live {
 }
 
 // Mount adds GET /api/v1/live to r.
-func (l *Live) Mount(r chi.Router) { r.With(OnceEach()).Get("/api/v1/live", l.serve) }
+func (l *Live) Mount(r chi.Router) { r.With(QueryParams(nil)).Get("/api/v1/live", l.serve) }
 
 // Close ends every open stream (the server is shutting down: it would wait
 // for them otherwise).

@@ -40,9 +40,9 @@ func NewDeadLetters(db *store.DB, pub Publisher, logger *slog.Logger) *DeadLette
 
 // Mount adds the dead-letter routes to r.
 func (d *DeadLetters) Mount(r chi.Router) {
-	r.With(OnceEach("id")).Get("/api/v1/deadletters", d.list) // ids: one each
-	r.Post("/api/v1/deadletters/replay", d.replay)
-	r.With(OnceEach("id")).Delete("/api/v1/deadletters", d.delete) // ids: one each
+	r.With(QueryParams([]string{"source", "id", "pending", "limit"}, "id")).Get("/api/v1/deadletters", d.list) // ids: one each
+	r.With(QueryParams(nil)).Post("/api/v1/deadletters/replay", d.replay)
+	r.With(QueryParams([]string{"id"}, "id")).Delete("/api/v1/deadletters", d.delete) // ids: one each
 }
 
 // ReplayRequest is the body of POST /api/v1/deadletters/replay: the dead

@@ -31,6 +31,8 @@ type Operation struct {
 	ID     string // operationId
 	// Statuses are the statuses documented, as written: "200", "4XX"…
 	Statuses []string
+	// Query are the query parameters' names, in the document's order.
+	Query []string
 }
 
 // Doc is the document with every schema compiled.
@@ -89,7 +91,7 @@ func Compile() (*Doc, error) {
 			ptr := "/paths/" + escape(path) + "/" + method
 			id, _ := o["operationId"].(string)
 			op := Operation{Method: strings.ToUpper(method), Path: path, ID: id}
-			if err := d.compileParameters(o, ptr, compile); err != nil {
+			if op.Query, err = d.compileParameters(o, ptr, compile); err != nil {
 				return nil, err
 			}
 			if body, ok := o["requestBody"].(map[string]any); ok {
@@ -228,20 +230,25 @@ func (d *Doc) headers(resp map[string]any, ptr string) error {
 	return nil
 }
 
-func (d *Doc) compileParameters(op map[string]any, ptr string, compile func(string) (*jsonschema.Schema, error)) error {
+// compileParameters compiles op's parameters' schemas and returns the
+// names of those in the query.
+func (d *Doc) compileParameters(op map[string]any, ptr string, compile func(string) (*jsonschema.Schema, error)) (query []string, err error) {
 	params, _ := op["parameters"].([]any)
 	for i, p := range params {
 		param, pptr, err := d.resolve(p, ptr+"/parameters/"+strconv.Itoa(i))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if _, ok := param["schema"]; ok {
 			if _, err := compile(pptr + "/schema"); err != nil {
-				return err
+				return nil, err
 			}
 		}
+		if name, _ := param["name"].(string); param["in"] == "query" {
+			query = append(query, name)
+		}
 	}
-	return nil
+	return query, nil
 }
 
 func isMethod(s string) bool {

@@ -513,7 +513,7 @@
       get('/api/v1/channels?' + qs(lagged(w))),
       get('/api/v1/fallback?' + qs(lagged(w))),
       get('/api/v1/timeseries?' + qs(Object.assign(lagged(w), zone === 'UTC' ? {} : { tz: zone }))),
-      get('/api/v1/alerts/episodes?' + qs(w)),
+      get('/api/v1/alerts/episodes?' + qs(Object.assign({}, w, { profile: undefined }))), // over every profile
       get('/api/v1/alerts/firing'),
       get('/api/v1/status'),
     ]);
