@@ -36,7 +36,8 @@ func runStatus(t *testing.T, api string, args ...string) (string, int) {
 // TestStatusCommand: `otpscope status` prints a line a module of a running
 // process and exits 0; with a warning (the poller off for want of a key;
 // the simulator dropping every webhook while the poller tracks its OTPs)
-// it prints it and exits 1; a process that does not answer is exit 1 too.
+// it prints it and exits 1; a process that does not answer is exit 1 too,
+// an --api that is no URL exit 2.
 func TestStatusCommand(t *testing.T) {
 	in := newInstance(t, t.TempDir())
 	in.start(t, "--simulate")
@@ -55,6 +56,10 @@ func TestStatusCommand(t *testing.T) {
 	in.kill()
 	if _, code := runStatus(t, api); code != 1 {
 		t.Errorf("otpscope status of a stopped process = %d; want 1", code)
+	}
+	// An --api that is no URL is a bad flag, as any: exit 2.
+	if _, code := runStatus(t, "notaurl"); code != 2 {
+		t.Errorf("otpscope status --api notaurl = %d; want 2", code)
 	}
 
 	// Without a tyntec API key the poller is off: not listed, and a warning.

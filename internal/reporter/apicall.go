@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpscope/otpscope/internal/cli"
 	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/httpurl"
 )
@@ -62,7 +63,7 @@ func (c APICall) Do(ctx context.Context) ([]byte, error) {
 	}
 	shown := flagenv.Shown("api", c.API) // without a password it may hold
 	if _, err := httpurl.ParseBase(c.API); err != nil {
-		return nil, fmt.Errorf("--api %q: want the API's base URL, such as %s", shown, DefaultAPI)
+		return nil, cli.Usage(fmt.Errorf("--api %q: want the API's base URL, such as %s", shown, DefaultAPI)) // exit 2, as any bad flag
 	}
 	var body io.Reader
 	if c.Body != nil {
