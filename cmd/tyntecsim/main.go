@@ -43,11 +43,17 @@ func command() cli.Command {
 	return cli.Command{
 		Name:    "tyntecsim",
 		Summary: "a simulated tyntec 2FA API with webhooks, faults and ground truth",
+		// `tyntecsim config` checks the flags as a start would: exit 2 on
+		// what the start refuses.
+		Checkable: true,
 		Flags: func(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			o := registerFlags(fs)
 			return func(ctx context.Context, logger *slog.Logger) error {
 				if err := o.complete(); err != nil {
 					return cli.Usage(err)
+				}
+				if cli.CheckOnly(ctx) {
+					return nil
 				}
 				return o.serve(ctx, logger, nil)
 			}

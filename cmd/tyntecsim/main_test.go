@@ -183,4 +183,11 @@ func TestCommandIsACLICommand(t *testing.T) {
 	if code := cli.Main(command(), []string{"help"}, env, &out, &out); code != 0 || !strings.Contains(out.String(), "$OTPSCOPE_CALLBACK_URL") {
 		t.Errorf("tyntecsim help = %d, %q; want 0 and the flags with their environment", code, out.String())
 	}
+	// config checks as the start does: what it refuses is exit 2.
+	for args, want := range map[string]int{"--rate -5": 2, "--rate 5": 0} {
+		out.Reset()
+		if code := cli.Main(command(), append([]string{"config"}, strings.Fields(args)...), nil, &out, &out); code != want {
+			t.Errorf("tyntecsim config %s = %d; want %d\n%s", args, code, want, out.String())
+		}
+	}
 }
