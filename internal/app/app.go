@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -336,7 +337,7 @@ func (a *App) Banner(w io.Writer) {
 	if a.cfg.TLSCertFile != "" {
 		scheme = "https://"
 	}
-	base, adminBase := scheme+a.Addr(), scheme+a.AdminAddr()
+	base, adminBase := scheme+reachable(a.Addr()), scheme+reachable(a.AdminAddr())
 	lines := []string{"otpscope is running (" + strings.Join(a.running(), ", ") + ")"}
 	if a.cfg.runs(ModuleIngest) {
 		lines = append(lines,
@@ -355,13 +356,13 @@ func (a *App) Banner(w io.Writer) {
 	if a.broker.Embedded() {
 		nats = "embedded"
 	}
-	lines = append(lines, fmt.Sprintf("  NATS         %s (%s), stream %s", a.broker.ClientURL(), nats, a.broker.StreamName()))
+	lines = append(lines, fmt.Sprintf("  NATS         %s (%s), stream %s", reachableURL(a.broker.ClientURL()), nats, a.broker.StreamName()))
 	if f := a.broker.CredentialsFile(); f != "" {
 		lines = append(lines, "  NATS users   "+f+" (service and read-only users; a password is required)")
 	}
 	if a.db != nil {
 		if e := a.db.Embedded(); e != nil {
-			lines = append(lines, fmt.Sprintf("  ClickHouse   http://%s (embedded engine, read-only for other clients; Grafana connects here)", e.Addr()))
+			lines = append(lines, fmt.Sprintf("  ClickHouse   http://%s (embedded engine, read-only for other clients; Grafana connects here)", reachable(e.Addr())))
 		} else {
 			lines = append(lines, "  ClickHouse   "+flagenv.Shown("clickhouse-dsn", a.cfg.ClickHouse.DSN)+" (external)")
 		}
@@ -378,12 +379,63 @@ func (a *App) Banner(w io.Writer) {
 			traffic = "no generated traffic (--simulate-rate 0: it serves the OTPs sent to its API)"
 		}
 		lines = append(lines, fmt.Sprintf("  simulator    %s (tyntec API; ground truth at /_sim/truth), %s, seed %d, drops %.0f%% of its webhooks",
-			a.sim.URL(), traffic, a.cfg.Simulate.Seed, 100*a.cfg.Simulate.DropWebhooks))
+			reachableURL(a.sim.URL()), traffic, a.cfg.Simulate.Seed, 100*a.cfg.Simulate.DropWebhooks))
 		if a.cfg.generatedToken != "" {
 			lines = append(lines, "  token        "+a.cfg.generatedToken+" (the webhook token, generated for this run: send it as X-Webhook-Token)")
 		}
 	}
+	if everywhere := a.everyInterface(); len(everywhere) > 0 {
+		lines = append(lines, "  (listening on every interface: "+strings.Join(everywhere, ", ")+"; from another machine, use this one's name or address)")
+	}
 	fmt.Fprintln(w, strings.Join(lines, "\n"))
+}
+
+// reachable is addr (host:port) as a client on this machine dials it: an
+// unspecified host (a listener on 0.0.0.0 or ::, which Go reports as [::])
+// is localhost; a URL of [::] is no address to give anyone.
+func reachable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err == nil && (host == "" || ip != nil && ip.IsUnspecified()) {
+		return net.JoinHostPort("localhost", port)
+	}
+	return addr
+}
+
+// reachableURL is u with its host reachable.
+func reachableURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	p.Host = reachable(p.Host)
+	return p.String()
+}
+
+// everyInterface names the listeners the banner shows on localhost that
+// listen on every interface.
+func (a *App) everyInterface() []string {
+	var out []string
+	add := func(name, addr string) {
+		if reachable(addr) != addr {
+			out = append(out, name)
+		}
+	}
+	add("--listen", a.Addr())
+	if a.adminLn != nil {
+		add("--admin-listen", a.AdminAddr())
+	}
+	if a.broker.Embedded() {
+		if p, err := url.Parse(a.broker.ClientURL()); err == nil {
+			add("--nats-listen", p.Host)
+		}
+	}
+	if a.db != nil && a.db.Embedded() != nil {
+		add("--clickhouse-listen", a.db.Embedded().Addr())
+	}
+	if a.sim != nil {
+		add("--simulate-listen", a.sim.ln.Addr().String())
+	}
+	return out
 }
 
 // Serve runs every module until ctx ends, then stops in order: the
@@ -414,7 +466,7 @@ func (a *App) Serve(ctx context.Context) error {
 		})
 	}
 	if a.sim != nil {
-		if err := a.sim.serve(gctx, g, "http://"+a.Addr(), a.cfg.Ingest, poller.RegisterOptions{Deployment: a.cfg.Poller.DeploymentID, Fallback: a.cfg.Poller.DeploymentFallback}, a.cfg.Simulate); err != nil {
+		if err := a.sim.serve(gctx, g, "http://"+reachable(a.Addr()), a.cfg.Ingest, poller.RegisterOptions{Deployment: a.cfg.Poller.DeploymentID, Fallback: a.cfg.Poller.DeploymentFallback}, a.cfg.Simulate); err != nil {
 			return err
 		}
 	}
