@@ -126,6 +126,8 @@ func (a *App) statusAttrs(prev, cur status) (attrs []any, warns []string) {
 	}
 	if a.sink != nil && cur.sinkKnown {
 		attrs = append(attrs, slog.Uint64("sink_lag", cur.sinkPending), slog.Uint64("sink_ack_pending", cur.sinkAckPending))
+	} else if a.sink != nil {
+		attrs = append(attrs, slog.String("sink_lag", "unknown")) // not read yet, or NATS out of reach
 	}
 	if a.poller != nil && cur.counted {
 		attrs = append(attrs, slog.Int("tracked_otps", cur.tracked), slog.Int("reconcile_backlog", cur.due),

@@ -117,9 +117,17 @@ type Consumer struct {
 
 // Lag is the sink consumer's last known lag: messages in the stream not yet
 // delivered to it, and delivered but not yet acknowledged; ok is false
-// before it is first known.
+// before it is first known, and once the reading is older than lagStale
+// (the server out of reach): a failing sink reads its lag again only
+// between its retries, and a reader must not get a figure of before NATS
+// went as if it were now's.
 func (c *Consumer) Lag() (pending, ackPending uint64, ok bool) {
-	return c.pending.Load(), c.ackPending.Load(), c.lagKnown.Load()
+	return c.pending.Load(), c.ackPending.Load(), c.lagFresh()
+}
+
+// lagFresh says whether the lag was read, within lagStale.
+func (c *Consumer) lagFresh() bool {
+	return c.lagKnown.Load() && time.Since(time.Unix(0, c.lagAt.Load())) <= lagStale
 }
 
 // BoundShare is the last known share of the stream's bound that the
@@ -127,7 +135,7 @@ func (c *Consumer) Lag() (pending, ackPending uint64, ok bool) {
 // at 1 the stream begins to drop them before they reach ClickHouse. ok is
 // false while the lag is unknown.
 func (c *Consumer) BoundShare() (share float64, ok bool) {
-	return math.Float64frombits(c.boundShare.Load()), c.lagKnown.Load() && c.shareAt.Load() != 0
+	return math.Float64frombits(c.boundShare.Load()), c.lagFresh() && c.shareAt.Load() != 0
 }
 
 // errNotConsuming: Inserted asked of a sink that has not started.
