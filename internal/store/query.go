@@ -612,25 +612,34 @@ FROM (
 	return q, args
 }
 
-// storedSQL selects the stored rows of w: per stored hour, its version and,
-// where w covers only part of the hour, first (the attempt's or journey's
+// storedSQL selects the stored rows of w: the hours w covers whole at
+// their versions, as one set ((hour, version) IN daysSQL's), and per hour
+// it covers in part, its version and first (the attempt's or journey's
 // first event) within w. One OR of ANDs: an AND of the hours' OR and the
-// intervals' OR made ClickHouse expand them into every pair.
+// intervals' OR made ClickHouse expand them into every pair; and a term
+// per whole hour made a series cutting every hour (a zone of half hours,
+// by the hour) test each row against hundreds: 30 days took 9 s.
 func (w Window) storedSQL(first string) string {
+	var whole []rolledHour
 	var parts []string
+	ivs := w.intervals()
 	for _, h := range w.stored {
 		end := h.hour.Add(time.Hour)
-		for _, iv := range w.intervals() {
+		for _, iv := range ivs {
 			from, to := maxTime(iv.from, h.hour), minTime(iv.to, end)
 			if !from.Before(to) {
 				continue
 			}
-			c := fmt.Sprintf("hour = %s AND version = %d", sqlHour(h.hour), h.version)
-			if !from.Equal(h.hour) || !to.Equal(end) {
-				c += fmt.Sprintf(" AND %s >= %s AND %s < %s", first, msTime(from), first, msTime(to))
+			if from.Equal(h.hour) && to.Equal(end) {
+				whole = append(whole, h)
+				continue
 			}
-			parts = append(parts, "("+c+")")
+			parts = append(parts, fmt.Sprintf("(hour = %s AND version = %d AND %s >= %s AND %s < %s)",
+				sqlHour(h.hour), h.version, first, msTime(from), first, msTime(to)))
 		}
+	}
+	if len(whole) > 0 {
+		parts = append(parts, daysSQL(whole))
 	}
 	if len(parts) == 0 {
 		return "0"
