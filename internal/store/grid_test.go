@@ -13,10 +13,12 @@ import (
 )
 
 // zoneDays are journeys over the two days of 2026 on which Berlin's clocks
-// change (29 March, forward; 25 October, back), two days on either side.
+// change (29 March, forward; 25 October, back), two days on either side,
+// and over 5 April, when Lord Howe's clocks go back half an hour and the
+// Chatham Islands' (+13:45 to +12:45) an hour.
 func zoneDays(r *rand.Rand) []store.DeliveryRow {
 	var rows []store.DeliveryRow
-	for _, around := range []time.Time{time.Date(2026, 3, 27, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 23, 0, 0, 0, 0, time.UTC)} {
+	for _, around := range []time.Time{time.Date(2026, 3, 27, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 23, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 3, 0, 0, 0, 0, time.UTC)} {
 		for i := range 300 {
 			at := around.Add(time.Duration(r.Int64N(int64(5 * 24 * time.Hour))))
 			otp := fmt.Sprintf("dddddddd-%04d-4000-8000-%012d", around.Month(), i)
@@ -99,6 +101,38 @@ func TestTimeseriesFollowsAZonesWallClock(t *testing.T) {
 					}
 					bucketsAreChannels(t, db, name, w, got)
 					instantsNumberedAlike(t, db, name, w, step, z)
+				}
+			}
+		}
+		// Zones of quarter hours and a half-hour change of the clocks,
+		// by steps that are not whole hours too.
+		south := store.Window{From: time.Date(2026, 4, 3, 7, 10, 0, 0, time.UTC), To: time.Date(2026, 4, 7, 20, 0, 0, 0, time.UTC)}
+		for _, zone := range []string{"Australia/Lord_Howe", "Pacific/Chatham", "Asia/Kathmandu"} {
+			for _, step := range []time.Duration{15 * time.Minute, 45 * time.Minute, time.Hour, 24 * time.Hour} {
+				z := mustZone(t, zone)
+				name := fmt.Sprintf("%s %s from %s", zone, step, south.From.Format(time.DateOnly))
+				got, err := db.Timeseries(t.Context(), south, step, z)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				raw := south
+				raw.Raw = true
+				want, err := db.Timeseries(t.Context(), raw, step, z)
+				if err != nil {
+					t.Fatalf("%s, raw: %v", name, err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					g, _ := json.Marshal(got)
+					r, _ := json.Marshal(want)
+					t.Errorf("%s: from rollups differs from raw events:\n got %s\nwant %s", name, g, r)
+				}
+				instantsNumberedAlike(t, db, name, south, step, z)
+				if step == 24*time.Hour {
+					for i, s := range got.Start {
+						if h, m, _ := s.In(z).Clock(); h != 0 || m != 0 {
+							t.Errorf("%s: day bucket %d starts at %s: want local midnight", name, i, s.In(z))
+						}
+					}
 				}
 			}
 		}
