@@ -81,21 +81,7 @@ func TestTimeseriesFollowsAZonesWallClock(t *testing.T) {
 				for _, step := range []time.Duration{time.Hour, 90 * time.Minute, 24 * time.Hour, 48 * time.Hour} {
 					z := mustZone(t, zone)
 					name := fmt.Sprintf("%s %s from %s", zone, step, w.From.Format(time.DateOnly))
-					got, err := db.Timeseries(t.Context(), w, step, z)
-					if err != nil {
-						t.Fatalf("%s: %v", name, err)
-					}
-					raw := w
-					raw.Raw = true
-					want, err := db.Timeseries(t.Context(), raw, step, z)
-					if err != nil {
-						t.Fatalf("%s, raw: %v", name, err)
-					}
-					if !reflect.DeepEqual(got, want) {
-						g, _ := json.Marshal(got)
-						r, _ := json.Marshal(want)
-						t.Errorf("%s: from rollups differs from raw events:\n got %s\nwant %s", name, g, r)
-					}
+					got := seriesEqualsRaw(t, db, name, w, step, z)
 					if got.Zone != zone {
 						t.Errorf("%s: tz %q", name, got.Zone)
 					}
@@ -111,21 +97,7 @@ func TestTimeseriesFollowsAZonesWallClock(t *testing.T) {
 			for _, step := range []time.Duration{15 * time.Minute, 45 * time.Minute, time.Hour, 24 * time.Hour} {
 				z := mustZone(t, zone)
 				name := fmt.Sprintf("%s %s from %s", zone, step, south.From.Format(time.DateOnly))
-				got, err := db.Timeseries(t.Context(), south, step, z)
-				if err != nil {
-					t.Fatalf("%s: %v", name, err)
-				}
-				raw := south
-				raw.Raw = true
-				want, err := db.Timeseries(t.Context(), raw, step, z)
-				if err != nil {
-					t.Fatalf("%s, raw: %v", name, err)
-				}
-				if !reflect.DeepEqual(got, want) {
-					g, _ := json.Marshal(got)
-					r, _ := json.Marshal(want)
-					t.Errorf("%s: from rollups differs from raw events:\n got %s\nwant %s", name, g, r)
-				}
+				got := seriesEqualsRaw(t, db, name, south, step, z)
 				instantsNumberedAlike(t, db, name, south, step, z)
 				if step == 24*time.Hour {
 					for i, s := range got.Start {
@@ -195,6 +167,28 @@ func TestTimeseriesFollowsAZonesWallClock(t *testing.T) {
 			t.Errorf("Berlin's hours on 25 October: %s", got)
 		}
 	})
+}
+
+// seriesEqualsRaw returns w's series and checks it equals the one computed
+// from the raw events.
+func seriesEqualsRaw(t *testing.T, db *store.DB, name string, w store.Window, step time.Duration, zone *time.Location) store.Timeseries {
+	t.Helper()
+	got, err := db.Timeseries(t.Context(), w, step, zone)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	raw := w
+	raw.Raw = true
+	want, err := db.Timeseries(t.Context(), raw, step, zone)
+	if err != nil {
+		t.Fatalf("%s, raw: %v", name, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.Marshal(got)
+		r, _ := json.Marshal(want)
+		t.Errorf("%s: from rollups differs from raw events:\n got %s\nwant %s", name, g, r)
+	}
+	return got
 }
 
 // bucketsAreChannels checks that each bucket of ts holds what Channels
