@@ -42,6 +42,9 @@ type Doc struct {
 	// responses: per "METHOD path status", the media types documented,
 	// each with its schema (nil: not JSON, its body not validated).
 	responses map[string]map[string]*jsonschema.Schema
+	// requests: per "METHOD path", the request body's media types, as
+	// responses.
+	requests map[string]map[string]*jsonschema.Schema
 	// components are components.schemas, by name.
 	components map[string]*jsonschema.Schema
 }
@@ -65,7 +68,7 @@ func Compile() (*Doc, error) {
 	if err := c.AddResource(url, inst); err != nil {
 		return nil, fmt.Errorf("openapi.json: %w", err)
 	}
-	d := &Doc{root: root, responses: map[string]map[string]*jsonschema.Schema{}, components: map[string]*jsonschema.Schema{}}
+	d := &Doc{root: root, responses: map[string]map[string]*jsonschema.Schema{}, requests: map[string]map[string]*jsonschema.Schema{}, components: map[string]*jsonschema.Schema{}}
 	compile := func(ptr string) (*jsonschema.Schema, error) {
 		s, err := c.Compile(url + "#" + ptr)
 		if err != nil {
@@ -95,7 +98,7 @@ func Compile() (*Doc, error) {
 				return nil, err
 			}
 			if body, ok := o["requestBody"].(map[string]any); ok {
-				if _, err := d.content(body, ptr+"/requestBody", compile); err != nil {
+				if d.requests[op.Method+" "+path], err = d.content(body, ptr+"/requestBody", compile); err != nil {
 					return nil, err
 				}
 			}
@@ -155,6 +158,36 @@ func (d *Doc) Validate(method, path string, status int, contentType string, body
 	}
 	if err := schema.Validate(inst); err != nil {
 		return fmt.Errorf("%s %s %d: %w", method, path, status, err)
+	}
+	return nil
+}
+
+// ValidateRequest checks a request body of the operation at method and
+// path against the document: a JSON body valid against the request body's
+// schema of its media type. An operation documented without a body, or a
+// media type it does not document, is an error.
+func (d *Doc) ValidateRequest(method, path, contentType string, body []byte) error {
+	media, ok := d.requests[strings.ToUpper(method)+" "+path]
+	if !ok {
+		return fmt.Errorf("%s %s: no request body is documented", method, path)
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return fmt.Errorf("%s %s: request Content-Type %q: %w", method, path, contentType, err)
+	}
+	schema, ok := media[mt]
+	if !ok {
+		return fmt.Errorf("%s %s: request Content-Type %s is not documented (%v)", method, path, mt, sortedKeys(media))
+	}
+	if schema == nil {
+		return nil
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%s %s: request not JSON: %w", method, path, err)
+	}
+	if err := schema.Validate(inst); err != nil {
+		return fmt.Errorf("%s %s request: %w", method, path, err)
 	}
 	return nil
 }
