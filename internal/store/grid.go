@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 	// Zone's names resolve on a machine without /usr/share/zoneinfo too
 	// (a scratch image): every binary and test reading a zone does so here.
 	_ "time/tzdata"
@@ -121,7 +122,30 @@ func Zone(name string) (*time.Location, error) {
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
+		if known := zoneCased(name); known != "" {
+			return nil, fmt.Errorf("time zone %q is not known: names are case-sensitive, did you mean %s?", name, known)
+		}
 		return nil, fmt.Errorf("time zone %q is not known (an IANA name such as Europe/Berlin or UTC)", name)
 	}
 	return loc, nil
+}
+
+// zoneCased is the known name that name, typed in the wrong case, most
+// likely means ("utc", "europe/berlin", "america/new_york"), or "".
+func zoneCased(name string) string {
+	title := []byte(strings.ToLower(name))
+	for i := range title {
+		if i == 0 || strings.IndexByte("/_-", title[i-1]) >= 0 {
+			title[i] = byte(unicode.ToUpper(rune(title[i])))
+		}
+	}
+	for _, c := range []string{strings.ToUpper(name), string(title)} {
+		if c == name || strings.EqualFold(c, "Local") {
+			continue
+		}
+		if _, err := time.LoadLocation(c); err == nil {
+			return c
+		}
+	}
+	return ""
 }

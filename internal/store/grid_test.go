@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -256,6 +257,13 @@ func TestZoneNames(t *testing.T) {
 		z, err := store.Zone(name)
 		if (err == nil) != ok {
 			t.Errorf("Zone(%q) = %v, %v; want ok %v", name, z, err, ok)
+		}
+	}
+	// Typed in the wrong case, the name meant is suggested.
+	for name, want := range map[string]string{"utc": "did you mean UTC?", "europe/berlin": "did you mean Europe/Berlin?",
+		"AMERICA/NEW_YORK": "did you mean America/New_York?", "local": "(an IANA name", "nowhere/land": "(an IANA name"} {
+		if _, err := store.Zone(name); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Zone(%q): %v; want it to say %q", name, err, want)
 		}
 	}
 }
