@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 	"time"
@@ -15,16 +16,28 @@ import (
 // epoch on the wall clock of zone (nil: UTC, where the wall clock is the
 // instant). In a zone with a daylight-saving time, a day bucket starts at
 // local midnight and holds 23 or 25 hours; an hour the clocks skip is an
-// empty bucket, starting where the next one does; an hour they repeat is
-// one bucket holding both. Wall-clock times are numbered as Unix
-// milliseconds read as if the wall clock were UTC; indexSQL numbers them in
-// ClickHouse alike, from the same zone database (IANA's).
+// empty bucket, starting where the next one does. The time the clocks
+// repeat stays in the bucket where its first reading ended, until the wall
+// clock passes that bucket's end again: an hour they repeat is one bucket
+// of two hours, and by the minute the repeated hour's last minute lasts 61,
+// so that every bucket is one stretch of time, [start(i), start(i+1)).
+// Wall-clock times are numbered as Unix milliseconds read as if the wall
+// clock were UTC; indexSQL numbers them in ClickHouse alike, from the same
+// zone database (IANA's).
 type grid struct {
 	zone   *time.Location
 	step   int64 // ms
 	origin int64 // wall ms of bucket 0's start
 	n      int
+	// back are the times the clocks repeat around the window.
+	back []repeat
 }
+
+// repeat is a time the clocks repeat: from the instant they go back
+// (Unix ms) until they read again what they read just before (to), every
+// instant is in bucket k or later, k being the bucket of the instant
+// before they went back.
+type repeat struct{ from, to, k int64 }
 
 // newGrid is the grid of step cutting w: its first bucket holds w.From,
 // its last w.To's last millisecond.
@@ -35,19 +48,26 @@ func newGrid(w Window, step time.Duration, zone *time.Location) grid {
 	g := grid{zone: zone, step: step.Milliseconds()}
 	from := g.wall(w.From)
 	g.origin = from - ((from%g.step)+g.step)%g.step
-	if g.wall(w.To) <= g.origin {
+	if !w.To.After(w.From) && g.wall(w.To) <= g.origin {
 		return g // an empty window on a bucket's bound: no bucket
 	}
-	// The greatest bucket is the last millisecond's, or, when the window
-	// ends in an hour the clocks repeat, the one of the instant before the
-	// clocks went back.
-	last := g.index(w.To.Add(-time.Millisecond))
 	if zone != nil {
-		if start, _ := w.To.Add(-time.Millisecond).In(zone).ZoneBounds(); start.After(w.From) {
-			last = max(last, g.index(start.Add(-time.Millisecond)))
+		// Two days around the window: rows are read with a day around it,
+		// and they must be numbered as Go numbers them.
+		limit := w.To.Add(48 * time.Hour)
+		for at := w.From.Add(-48 * time.Hour); ; {
+			_, end := at.In(zone).ZoneBounds()
+			if end.IsZero() || end.After(limit) {
+				break
+			}
+			before := end.Add(-time.Millisecond)
+			if back := g.wall(before) + 1 - g.wall(end); back > 0 {
+				g.back = append(g.back, repeat{end.UnixMilli(), end.UnixMilli() + back, (g.wall(before) - g.origin) / g.step})
+			}
+			at = end
 		}
 	}
-	g.n = int(last) + 1
+	g.n = int(g.index(w.To.Add(-time.Millisecond))) + 1
 	return g
 }
 
@@ -63,7 +83,14 @@ func (g grid) wall(t time.Time) int64 {
 // index numbers the bucket holding t, as indexSQL does (both divide
 // truncating toward zero).
 func (g grid) index(t time.Time) int64 {
-	return (g.wall(t) - g.origin) / g.step
+	i := (g.wall(t) - g.origin) / g.step
+	ms := t.UnixMilli()
+	for _, r := range g.back {
+		if ms >= r.from && ms < r.to {
+			i = max(i, r.k)
+		}
+	}
+	return i
 }
 
 // indexSQL numbers the bucket holding the time in col (a DateTime64, or
@@ -73,11 +100,20 @@ func (g grid) indexSQL(col string, secs bool) string {
 	if secs {
 		ms = "toInt64(toUnixTimestamp(" + col + ")) * 1000"
 	}
+	wall := ms
 	if g.zone != nil {
 		// The name was checked by Zone: a quote cannot be in it.
-		ms += " + 1000 * timeZoneOffset(toTimeZone(" + col + ", '" + g.zone.String() + "'))"
+		wall += " + 1000 * timeZoneOffset(toTimeZone(" + col + ", '" + g.zone.String() + "'))"
 	}
-	return fmt.Sprintf("intDiv(%s - %d, %d)", ms, g.origin, g.step)
+	i := fmt.Sprintf("intDiv(%s - %d, %d)", wall, g.origin, g.step)
+	if len(g.back) == 0 {
+		return i
+	}
+	var repeats []string
+	for _, r := range g.back {
+		repeats = append(repeats, fmt.Sprintf("%[1]s >= %[2]d AND %[1]s < %[3]d, toInt64(%[4]d)", ms, r.from, r.to, r.k))
+	}
+	return fmt.Sprintf("greatest(%s, multiIf(%s, toInt64(%d)))", i, strings.Join(repeats, ", "), math.MinInt64)
 }
 
 // start is the first instant of bucket i: when the wall clock first reads
@@ -90,7 +126,14 @@ func (g grid) start(i int) time.Time {
 		return n
 	}
 	t := time.Date(n.Year(), n.Month(), n.Day(), n.Hour(), n.Minute(), n.Second(), n.Nanosecond(), g.zone)
-	begin, _ := t.ZoneBounds()
+	begin, end := t.ZoneBounds()
+	// Skipped: Date gave a time as far past the jump as the wall time is
+	// into it, or as far before.
+	if wt := g.wall(t); wt > w {
+		return begin
+	} else if wt < w {
+		return end
+	}
 	if begin.IsZero() {
 		return t
 	}
@@ -98,9 +141,6 @@ func (g grid) start(i int) time.Time {
 	_, before := begin.Add(-time.Millisecond).Zone()
 	if e := time.UnixMilli(w - int64(before)*1000).In(g.zone); e.Before(begin) && g.wall(e) == w {
 		return e
-	}
-	if g.wall(t) != w {
-		return begin // skipped: Date gave the time as far past the jump
 	}
 	return t
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,20 @@ func zoneDays(r *rand.Rand) []store.DeliveryRow {
 			}
 		}
 	}
+	// A delivery in each half of each reading of the times the clocks
+	// repeat: Berlin's 02:00–03:00 on 25 October, Lord Howe's 01:30–02:00
+	// on 5 April (UTC 00:00–02:00 and 14:30–15:30).
+	for i, at := range []time.Time{time.Date(2026, 10, 25, 0, 10, 0, 0, time.UTC), time.Date(2026, 10, 25, 0, 40, 0, 0, time.UTC),
+		time.Date(2026, 10, 25, 1, 10, 0, 0, time.UTC), time.Date(2026, 10, 25, 1, 40, 0, 0, time.UTC),
+		time.Date(2026, 4, 4, 14, 35, 0, 0, time.UTC), time.Date(2026, 4, 4, 14, 50, 0, 0, time.UTC),
+		time.Date(2026, 4, 4, 15, 5, 0, 0, time.UTC), time.Date(2026, 4, 4, 15, 20, 0, 0, time.UTC)} {
+		otp := fmt.Sprintf("eeeeeeee-0000-4000-8000-%012d", i)
+		for k, st := range []events.Status{"DISPATCHED", "DELIVERED"} {
+			e := events.DeliveryStatus{OTPID: otp, ProfileID: "prof-a", Channel: "SMS", Status: st,
+				Timestamp: at.Add(time.Duration(k) * time.Second), ReceivedAt: at.Add(2 * time.Second), Source: events.SourceWebhook}
+			rows = append(rows, store.DeliveryRow{DeliveryStatus: e, EventID: events.DeliveryID(&e)})
+		}
+	}
 	return rows
 }
 
@@ -79,7 +94,9 @@ func TestTimeseriesFollowsAZonesWallClock(t *testing.T) {
 			for _, zone := range []string{"Europe/Berlin", "Asia/Kolkata", "America/St_Johns"} {
 				// 48 h: buckets that hold whole UTC days, read from the
 				// day-level histograms.
-				for _, step := range []time.Duration{time.Hour, 90 * time.Minute, 24 * time.Hour, 48 * time.Hour} {
+				// 30 minutes: buckets whose edges fall inside the hour
+				// the clocks repeat.
+				for _, step := range []time.Duration{30 * time.Minute, time.Hour, 90 * time.Minute, 24 * time.Hour, 48 * time.Hour} {
 					z := mustZone(t, zone)
 					name := fmt.Sprintf("%s %s from %s", zone, step, w.From.Format(time.DateOnly))
 					got := seriesEqualsRaw(t, db, name, w, step, z)
@@ -99,6 +116,7 @@ func TestTimeseriesFollowsAZonesWallClock(t *testing.T) {
 				z := mustZone(t, zone)
 				name := fmt.Sprintf("%s %s from %s", zone, step, south.From.Format(time.DateOnly))
 				got := seriesEqualsRaw(t, db, name, south, step, z)
+				bucketsAreChannels(t, db, name, south, got)
 				instantsNumberedAlike(t, db, name, south, step, z)
 				if step == 24*time.Hour {
 					for i, s := range got.Start {
@@ -192,13 +210,18 @@ func seriesEqualsRaw(t *testing.T, db *store.DB, name string, w store.Window, st
 	return got
 }
 
+// changeDays are the days of the test's data on which the zones' clocks
+// change, in those zones.
+var changeDays = map[string][]string{"Europe/Berlin": {"2026-03-29", "2026-10-25"}, "Australia/Lord_Howe": {"2026-04-05"}, "Pacific/Chatham": {"2026-04-05"}}
+
 // bucketsAreChannels checks that each bucket of ts holds what Channels
-// counts for its part of w (the buckets of an hour or more are contiguous):
-// the first and the last, and those of the days Berlin's clocks change.
+// counts for its part of w (every bucket is one stretch of time, the
+// times the clocks repeat included): the first and the last, and those of
+// the days the zone's clocks change.
 func bucketsAreChannels(t *testing.T, db *store.DB, name string, w store.Window, ts store.Timeseries) {
 	t.Helper()
 	for i, s := range ts.Start {
-		if d := s.Format(time.DateOnly); i > 0 && i < len(ts.Start)-1 && (ts.Zone != "Europe/Berlin" || d != "2026-03-29" && d != "2026-10-25") {
+		if i > 0 && i < len(ts.Start)-1 && !slices.Contains(changeDays[ts.Zone], s.Format(time.DateOnly)) {
 			continue
 		}
 		part := w
