@@ -22,6 +22,7 @@ import (
 	"github.com/otpscope/otpscope/internal/broker"
 	"github.com/otpscope/otpscope/internal/chdb"
 	"github.com/otpscope/otpscope/internal/cli"
+	"github.com/otpscope/otpscope/internal/cronspec"
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/flagenv"
 	"github.com/otpscope/otpscope/internal/httpurl"
@@ -551,6 +552,14 @@ func (c *Config) LogWarnings(logger *slog.Logger) {
 	if c.runs(ModulePoller) && !c.pollerOn() && c.Poller.ResendPolicy != "" {
 		// Validate read the policy; say that nothing applies it.
 		logger.Warn("--resend-policy without --tyntec-api-key: the policy is checked, but the poller is off and nothing is re-sent", "resend_policy", c.Poller.ResendPolicy)
+	}
+	// A cycle ends at the next run (onSchedule in internal/poller): a call
+	// may not wait for tyntec longer than that.
+	if sched, err := cronspec.Parse(c.Poller.Schedule); err == nil && c.pollerOn() {
+		if cycle := cronspec.Shortest(sched, time.Now()); c.Poller.Tyntec.Timeout >= cycle {
+			logger.Warn("--tyntec-timeout is not shorter than a reconciliation cycle, which ends at the next run of --reconcile-schedule: a tyntec that slow has its calls cut at the cycle's end, and no cycle reads it; shorten the timeout or space the schedule",
+				"tyntec_timeout", c.Poller.Tyntec.Timeout, "reconcile_schedule", c.Poller.Schedule, "shortest_cycle", cycle)
+		}
 	}
 	if !c.runs(ModuleReporter) {
 		return

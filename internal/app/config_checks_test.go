@@ -342,3 +342,25 @@ func TestConfigRefusesWhatTheStartWould(t *testing.T) {
 		t.Errorf("otpscope config --simulate-v1-share 1.5 = %d; want it refused:\n%s", code, out)
 	}
 }
+
+// A reconciliation cycle ends at the schedule's next run: a --tyntec-timeout
+// not shorter than the shortest cycle is warned of (a tyntec that slow is
+// read by no cycle), and the defaults (10 s, every 30 s) are not.
+func TestConfigWarnsOfATyntecTimeoutPastTheCycle(t *testing.T) {
+	key := []string{"OTPSCOPE_TYNTEC_API_KEY=key"}
+	const warning = "--tyntec-timeout is not shorter than a reconciliation cycle"
+	for _, c := range []struct {
+		args []string
+		warn bool
+	}{
+		{nil, false},
+		{[]string{"--reconcile-schedule", "@every 5s"}, true},
+		{[]string{"--reconcile-schedule", "@every 5s", "--tyntec-timeout", "4s"}, false},
+		{[]string{"--reconcile-schedule", "* * * * *", "--tyntec-timeout", "1m"}, true},
+	} {
+		code, out := config("otpscope", append([]string{"--webhook-token", token}, c.args...), key)
+		if code != 0 || strings.Contains(out, warning) != c.warn {
+			t.Errorf("config %v = %d; want accepted, warned of the timeout: %v:\n%s", c.args, code, c.warn, out)
+		}
+	}
+}

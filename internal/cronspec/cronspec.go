@@ -57,3 +57,20 @@ func SplitZone(spec string) (zone, rest string) {
 	zone, rest, _ = strings.Cut(spec, " ")
 	return zone, strings.TrimSpace(rest)
 }
+
+// Shortest is the shortest time between two of sched's runs in the eight
+// days after now (a thousand runs at most; at least the first two).
+func Shortest(sched cron.Schedule, now time.Time) time.Duration {
+	prev := sched.Next(now)
+	end := prev.AddDate(0, 0, 8)
+	shortest := sched.Next(prev).Sub(prev)
+	for range 1000 {
+		next := sched.Next(prev)
+		if next.IsZero() || next.After(end) {
+			break
+		}
+		shortest = min(shortest, next.Sub(prev))
+		prev = next
+	}
+	return shortest
+}

@@ -1,6 +1,9 @@
 package cronspec
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestParse(t *testing.T) {
 	for spec, ok := range map[string]bool{
@@ -22,6 +25,21 @@ func TestParse(t *testing.T) {
 	} {
 		if _, err := Parse(spec); (err == nil) != ok {
 			t.Errorf("Parse(%q) = %v; want ok=%v", spec, err, ok)
+		}
+	}
+}
+
+// Shortest is the shortest gap between runs: a schedule twice a day at
+// 09:00 and 17:00 has 8 hours, not its 16 overnight.
+func TestShortest(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	for spec, want := range map[string]time.Duration{"@every 30s": 30 * time.Second, "*/5 * * * *": 5 * time.Minute, "0 9,17 * * *": 8 * time.Hour, "0 3 * * 1": 7 * 24 * time.Hour} {
+		sched, err := Parse(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Shortest(sched, now); got != want {
+			t.Errorf("Shortest(%q) = %v; want %v", spec, got, want)
 		}
 	}
 }
