@@ -556,7 +556,7 @@ func (c *Config) LogWarnings(logger *slog.Logger) {
 	// A cycle ends at the next run (onSchedule in internal/poller): a call
 	// may not wait for tyntec longer than that.
 	if sched, err := cronspec.Parse(c.Poller.Schedule); err == nil && c.pollerOn() {
-		if cycle := cronspec.Shortest(sched, time.Now()); c.Poller.Tyntec.Timeout >= cycle {
+		if cycle, _ := cronspec.Gaps(sched, time.Now()); c.Poller.Tyntec.Timeout >= cycle {
 			logger.Warn("--tyntec-timeout is not shorter than a reconciliation cycle, which ends at the next run of --reconcile-schedule: a tyntec that slow has its calls cut at the cycle's end, and no cycle reads it; shorten the timeout or space the schedule",
 				"tyntec_timeout", c.Poller.Tyntec.Timeout, "reconcile_schedule", c.Poller.Schedule, "shortest_cycle", cycle)
 		}

@@ -58,19 +58,22 @@ func SplitZone(spec string) (zone, rest string) {
 	return zone, strings.TrimSpace(rest)
 }
 
-// Shortest is the shortest time between two of sched's runs in the eight
-// days after now (a thousand runs at most; at least the first two).
-func Shortest(sched cron.Schedule, now time.Time) time.Duration {
+// Gaps are the shortest and the longest time between two of sched's runs
+// in the eight days after its first run after now (a thousand runs at
+// most; at least the first two): a schedule on weekdays only waits over
+// the weekend, one at 09:00 and 17:00 eight hours between those.
+func Gaps(sched cron.Schedule, now time.Time) (shortest, longest time.Duration) {
 	prev := sched.Next(now)
 	end := prev.AddDate(0, 0, 8)
-	shortest := sched.Next(prev).Sub(prev)
+	shortest = sched.Next(prev).Sub(prev)
+	longest = shortest
 	for range 1000 {
 		next := sched.Next(prev)
 		if next.IsZero() || next.After(end) {
 			break
 		}
-		shortest = min(shortest, next.Sub(prev))
+		shortest, longest = min(shortest, next.Sub(prev)), max(longest, next.Sub(prev))
 		prev = next
 	}
-	return shortest
+	return shortest, longest
 }

@@ -29,17 +29,18 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// Shortest is the shortest gap between runs: a schedule twice a day at
-// 09:00 and 17:00 has 8 hours, not its 16 overnight.
-func TestShortest(t *testing.T) {
+// Gaps are the shortest and longest between runs: a schedule twice a day
+// at 09:00 and 17:00 has 8 hours and its 16 overnight.
+func TestGaps(t *testing.T) {
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
-	for spec, want := range map[string]time.Duration{"@every 30s": 30 * time.Second, "*/5 * * * *": 5 * time.Minute, "0 9,17 * * *": 8 * time.Hour, "0 3 * * 1": 7 * 24 * time.Hour} {
+	for spec, want := range map[string][2]time.Duration{"@every 30s": {30 * time.Second, 30 * time.Second}, "*/5 * * * *": {5 * time.Minute, 5 * time.Minute},
+		"0 9,17 * * *": {8 * time.Hour, 16 * time.Hour}, "0 3 * * 1": {7 * 24 * time.Hour, 7 * 24 * time.Hour}, "0 3 * * 1-5": {24 * time.Hour, 72 * time.Hour}} {
 		sched, err := Parse(spec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := Shortest(sched, now); got != want {
-			t.Errorf("Shortest(%q) = %v; want %v", spec, got, want)
+		if shortest, longest := Gaps(sched, now); shortest != want[0] || longest != want[1] {
+			t.Errorf("Gaps(%q) = %v, %v; want %v, %v", spec, shortest, longest, want[0], want[1])
 		}
 	}
 }

@@ -456,22 +456,10 @@ func (c *ReportsConfig) FollowingLag(db *store.DB) time.Duration {
 }
 
 // longestInterval is the longest time from now to sched's first run and
-// between two of its runs in the eight days after that (a thousand runs at
-// most; at least the first two): a schedule on weekdays only waits over
-// the weekend.
+// between two of its runs after that (cronspec.Gaps).
 func longestInterval(sched cron.Schedule, now time.Time) time.Duration {
-	prev := sched.Next(now)
-	end := prev.AddDate(0, 0, 8)
-	longest := max(prev.Sub(now), sched.Next(prev).Sub(prev))
-	for range 1000 {
-		next := sched.Next(prev)
-		if next.IsZero() || next.After(end) {
-			break
-		}
-		longest = max(longest, next.Sub(prev))
-		prev = next
-	}
-	return longest
+	_, longest := cronspec.Gaps(sched, now)
+	return max(sched.Next(now).Sub(now), longest)
 }
 
 // WithBackups has the schedule take backups through b (--backup-schedule).
