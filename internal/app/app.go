@@ -390,12 +390,11 @@ func (a *App) Banner(w io.Writer) {
 	fmt.Fprintln(w, strings.Join(lines, "\n"))
 }
 
-// reachable is addr (host:port) as a client on this machine dials it: an
-// unspecified host (a listener on 0.0.0.0 or ::, which Go reports as [::])
-// is localhost; a URL of [::] is no address to give anyone.
+// reachable is addr (host:port) as a client on this machine dials it: a
+// listener on every address (wildcard) is localhost; a URL of [::] is no
+// address to give anyone.
 func reachable(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if ip := net.ParseIP(host); err == nil && (host == "" || ip != nil && ip.IsUnspecified()) {
+	if host, port, err := net.SplitHostPort(addr); err == nil && wildcard(host) {
 		return net.JoinHostPort("localhost", port)
 	}
 	return addr

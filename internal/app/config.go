@@ -471,8 +471,12 @@ func (c *Config) checkListeners() error {
 	return nil
 }
 
-// wildcard reports whether host binds every address.
-func wildcard(host string) bool { return host == "" || host == "0.0.0.0" || host == "::" }
+// wildcard reports whether host binds every address: empty, 0.0.0.0 or
+// :: in any spelling (Go reports a listener on either as [::]).
+func wildcard(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
+}
 
 // checkOpenAPI refuses an API and /metrics beyond loopback without an API
 // token, unless --insecure-open-api says so: whoever reaches the address

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
 	// Zone's names resolve on a machine without /usr/share/zoneinfo too
 	// (a scratch image): every binary and test reading a zone does so here.
 	_ "time/tzdata"
@@ -173,10 +172,10 @@ func Zone(name string) (*time.Location, error) {
 // zoneCased is the known name that name, typed in the wrong case, most
 // likely means ("utc", "europe/berlin", "america/new_york"), or "".
 func zoneCased(name string) string {
-	title := []byte(strings.ToLower(name))
-	for i := range title {
-		if i == 0 || strings.IndexByte("/_-", title[i-1]) >= 0 {
-			title[i] = byte(unicode.ToUpper(rune(title[i])))
+	title := []byte(strings.ToLower(name)) // ASCII: Zone's pattern
+	for i, c := range title {
+		if c >= 'a' && c <= 'z' && (i == 0 || strings.IndexByte("/_-", title[i-1]) >= 0) {
+			title[i] = c - 'a' + 'A'
 		}
 	}
 	for _, c := range []string{strings.ToUpper(name), string(title)} {
