@@ -726,8 +726,29 @@ func TestConsoleAttemptsChartMarksPartialBuckets(t *testing.T) {
 	if got := p.text("#attempts-partial"); got != "Dashed: the first minute, only partly in the window; the last minute, counted only up to 2026-06-01 10:59:30Z (the figures' as of)." {
 		t.Errorf("note = %q", got)
 	}
-	if !p.is("legend", `document.querySelector('#chart-attempts .u-legend').textContent.includes('SMS (partial)')`) {
-		t.Error("the partial buckets are not a series of their own")
+	// The partial buckets are a line of their own (dashed), under the
+	// channel's one legend row: it shows their figure at the cursor, and
+	// hides and shows both lines.
+	const legend = `[...document.querySelectorAll('#chart-attempts .u-legend .u-series')]`
+	if got := p.js2("legend rows", legend+`.filter((r) => !r.hidden).map((r) => r.querySelector('th').textContent).join(',')`); got != "UTC,SMS" {
+		t.Errorf("legend rows shown = %q; want UTC,SMS", got)
+	}
+	if !p.is("continuation", legend+`.some((r) => r.hidden && r.dataset.continues && r.textContent.includes('SMS (partial)'))`) {
+		t.Error("the partial buckets are not a line of their own")
+	}
+	// The cursor at the first bucket (partial): SMS's row reads its 3.
+	p.js("cursor at the first bucket", `(() => { const o = document.querySelector('#chart-attempts .u-over'), r = o.getBoundingClientRect();
+		o.dispatchEvent(new MouseEvent('mousemove', { clientX: r.left + 1, clientY: r.top + r.height / 2, bubbles: true })); })()`)
+	if got := p.js2("SMS at the first bucket", legend+`[1].querySelector('td').textContent`); got != "3" {
+		t.Errorf("SMS's legend at the partial first bucket = %q; want 3", got)
+	}
+	p.js("SMS hidden", legend+`[1].querySelector('th').click()`)
+	if got := p.js2("lines off", legend+`.map((r) => r.classList.contains('u-off')).join(',')`); got != "false,true,true" {
+		t.Errorf("lines off after a click on SMS = %s; want SMS and its partial buckets", got)
+	}
+	p.js("SMS shown", legend+`[1].querySelector('th').click()`)
+	if got := p.js2("lines off", legend+`.map((r) => r.classList.contains('u-off')).join(',')`); got != "false,false,false" {
+		t.Errorf("lines off after a second click on SMS = %s; want none", got)
 	}
 	p.b.Screenshot("console-partial-buckets")
 	// Whole minutes, read after the window's end: every bucket whole.

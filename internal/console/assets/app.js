@@ -14,8 +14,10 @@
     return e;
   };
   // A channel keeps its colour whatever its rank: SMS, VOICE, VIBER,
-  // WHATSAPP, SILENT, PUSH in turn, any other grey.
-  const COLORS = ['#2f6fde', '#e67e22', '#27ae60', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d'];
+  // WHATSAPP, SILENT, PUSH in turn, any other grey. Okabe and Ito's
+  // palette, told apart with the common colour blindnesses too (the
+  // greens and teal before were two lines alike to anyone).
+  const COLORS = ['#0072b2', '#e69f00', '#cc79a7', '#009e73', '#d55e00', '#56b4e9', '#999999'];
   const CHANNELS = ['SMS', 'VOICE', 'VIBER', 'WHATSAPP', 'SILENT', 'PUSH'];
   const colorOf = (ch) => COLORS[CHANNELS.includes(ch) ? CHANNELS.indexOf(ch) : COLORS.length - 1];
   // As the reports write a rate (goFixed: an exact half to even, as Go).
@@ -447,10 +449,19 @@
     const data = [x];
     // By name, not by rank: two channels trading places would otherwise
     // swap colours and draw every chart anew.
+    // A line's continuation (pick's fifth: its partial buckets) has no
+    // legend row of its own: the line's row shows its figure and hides
+    // and shows both.
+    const parts = {};
     [...ts.channels].sort((a, b) => a.channel.localeCompare(b.channel)).forEach((c) => {
-      for (const [label, values, dash, points] of pick(c)) {
+      for (const [label, values, dash, points, continues] of pick(c)) {
+        const i = series.length;
+        if (continues) parts[i - 1] = i;
         series.push({ label: label, stroke: colorOf(c.channel), width: 2, dash: dash, spanGaps: false, points: points || { show: true, size: 4 },
-          value: (u, v) => v === null || v === undefined ? '–' : (opts.fmt ? opts.fmt(v) : v) });
+          value: (u, v, si, di) => {
+            if ((v === null || v === undefined) && parts[i] !== undefined && di !== null) v = u.data[parts[i]][di];
+            return v === null || v === undefined ? '–' : (opts.fmt ? opts.fmt(v) : v);
+          } });
         data.push(values.map((v) => v === null ? null : v));
       }
     });
@@ -464,7 +475,10 @@
     const u = new uPlot({ width: chartWidth(host), height: 220, series: series,
       tzDate: (t) => uPlot.tzDate(new Date(t * 1e3), zone === 'UTC' ? 'Etc/UTC' : zone),
       scales: { x: { time: true }, y: opts.range ? { range: opts.range } : {} },
-      axes: [{ values: axisTimes, space: 70 }, { values: (u, vals) => vals.map((v) => opts.fmt ? opts.fmt(v) : v), size: 60 }] }, data, host);
+      axes: [{ values: axisTimes, space: 70 }, { values: (u, vals) => vals.map((v) => opts.fmt ? opts.fmt(v) : v), size: 60 }],
+      hooks: { setSeries: [(u, i, o) => { if (parts[i] !== undefined && o && o.show !== undefined) u.setSeries(parts[i], { show: o.show }); }] } }, data, host);
+    const rows = u.root.querySelectorAll('.u-legend .u-series');
+    for (const i of Object.values(parts)) { rows[i].hidden = true; rows[i].dataset.continues = 'true'; }
     // The figures are the table's to read (chartTable): the canvas and its
     // hover legend are left out of what a screen reader reads.
     u.root.setAttribute('aria-hidden', 'true');
@@ -710,7 +724,7 @@
       if (!partialIdx.length) return [[c.channel, whole]];
       // Joined to their whole neighbours, so the line does not break.
       const part = c.attempts.map((v, i) => partial[i] || partial[i - 1] || partial[i + 1] ? v : null);
-      return [[c.channel, whole], [c.channel + ' (partial)', part, [4, 4], hollow]];
+      return [[c.channel, whole], [c.channel + ' (partial)', part, [4, 4], hollow, true]];
     }, { key: '#' + partialIdx, cell: String, table: (c) => [[c.channel, c.attempts]], partial: partial });
     $('#chart-attempts').dataset.partial = ts.start.filter((s, i) => partial[i]).join(',');
     const notes = [];
