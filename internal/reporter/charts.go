@@ -34,7 +34,20 @@ const (
 	lineHeight = 160.0
 )
 
-var palette = []string{"#1565c0", "#2f7d32", "#ef6c00", "#6a1b9a", "#c62828", "#00838f", "#5d4037", "#9e9d24"}
+// channelColors are the trend lines' colours by name, a channel the same
+// whatever its rank and the same as on the console's charts
+// (internal/console/assets/app.js; a test holds them alike): Okabe and
+// Ito's palette, told apart with the common colour blindnesses too. Any
+// other channel is grey; the fallback rate of all channels black.
+var channelColors = map[string]string{"SMS": "#0072b2", "VOICE": "#e69f00", "VIBER": "#cc79a7", "WHATSAPP": "#009e73",
+	"SILENT": "#d55e00", "PUSH": "#56b4e9", allChannels: "#000000"}
+
+const (
+	otherColor  = "#999999"
+	allChannels = "all channels"
+)
+
+func lineColor(name string) string { return cmp.Or(channelColors[name], otherColor) }
 
 // axis is a linear scale from [0, Max] onto pixels, with labelled ticks.
 type axis struct {
@@ -184,7 +197,7 @@ func trendChart(title string, starts []time.Time, step time.Duration, zone strin
 			f1(lineLeft+lineWidth+8), f1(ly+5), f1(lineLeft+lineWidth+18), f1(ly+5), f1(lineLeft+lineWidth+22), f1(ly), esc(m.Label))
 	}
 	for k, l := range lines {
-		color := palette[k%len(palette)]
+		color := lineColor(l.Name)
 		var d strings.Builder
 		pen := false
 		var dots strings.Builder

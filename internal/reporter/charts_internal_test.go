@@ -2,6 +2,7 @@ package reporter
 
 import (
 	"math"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -77,5 +78,60 @@ func TestTrendAxisOnTheZonesClock(t *testing.T) {
 		if !strings.Contains(svg, want) {
 			t.Errorf("the chart lacks %q:\n%s", want, svg)
 		}
+	}
+}
+
+// A channel's line has its own colour whatever its rank, the same as on
+// the console's charts, and no two channels share one: a reader of both
+// finds SMS in one colour, and VIBER never looks like PUSH.
+func TestTrendColoursByChannel(t *testing.T) {
+	p := func(x float64) *float64 { return &x }
+	colourOf := func(lines []line) map[string]string {
+		svg := string(trendChart("t", make([]time.Time, 1), time.Hour, "UTC", lines, rateAxis(), nil).SVG)
+		got := map[string]string{}
+		for _, m := range regexp.MustCompile(`<g class="series" data-name="([^"]+)"><path d="[^"]*" fill="none" stroke="([^"]+)"`).FindAllStringSubmatch(svg, -1) {
+			got[m[1]] = m[2]
+		}
+		return got
+	}
+	a := colourOf([]line{{"SMS", []*float64{p(1)}}, {"PUSH", []*float64{p(1)}}, {"VIBER", []*float64{p(1)}}})
+	b := colourOf([]line{{"VIBER", []*float64{p(1)}}, {"SMS", []*float64{p(1)}}, {"PUSH", []*float64{p(1)}}, {"RCS", []*float64{p(1)}}})
+	for _, ch := range []string{"SMS", "PUSH", "VIBER"} {
+		if a[ch] == "" || a[ch] != b[ch] {
+			t.Errorf("%s drawn %q, and %q at another rank; want one colour", ch, a[ch], b[ch])
+		}
+	}
+	if b["RCS"] != otherColor {
+		t.Errorf("an undocumented channel drawn %q; want %s", b["RCS"], otherColor)
+	}
+
+	js, err := os.ReadFile("../console/assets/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	array := func(name string) []string {
+		m := regexp.MustCompile(`const ` + name + ` = \[([^\]]*)\];`).FindSubmatch(js)
+		if m == nil {
+			t.Fatalf("app.js has no %s array", name)
+		}
+		return regexp.MustCompile(`'([^']*)'`).FindAllString(string(m[1]), -1)
+	}
+	colours, channels := array("COLORS"), array("CHANNELS")
+	if len(colours) != len(channels)+1 || strings.Trim(colours[len(channels)], "'") != otherColor {
+		t.Fatalf("console COLORS %v: want a colour a channel of %v, then %s for any other", colours, channels, otherColor)
+	}
+	seen := map[string]string{}
+	for i, ch := range channels {
+		ch, c := strings.Trim(ch, "'"), strings.Trim(colours[i], "'")
+		if channelColors[ch] != c {
+			t.Errorf("%s: the console draws it %s, the report %s", ch, c, channelColors[ch])
+		}
+		if other, ok := seen[c]; ok {
+			t.Errorf("%s and %s share %s", other, ch, c)
+		}
+		seen[c] = ch
+	}
+	if len(channels) != len(channelColors)-1 {
+		t.Errorf("the report colours %d channels, the console %d", len(channelColors)-1, len(channels))
 	}
 }

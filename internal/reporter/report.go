@@ -508,7 +508,7 @@ func (r *Report) charts() []svgChart {
 		out = append(out,
 			trendChart("Delivery rate over time", ts.Start, step, ts.Zone, rates, rateAxis(), minDel),
 			trendChart("Attempts over time", ts.Start, step, ts.Zone, vols, countAxis(top), nil),
-			trendChart("Fallback rate over time", ts.Start, step, ts.Zone, []line{{"all channels", fbRate}}, rateAxis(), maxFb))
+			trendChart("Fallback rate over time", ts.Start, step, ts.Zone, []line{{allChannels, fbRate}}, rateAxis(), maxFb))
 	}
 	var labels, shown, volShown []string
 	var rates, vols []float64

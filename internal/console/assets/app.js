@@ -14,9 +14,10 @@
     return e;
   };
   // A channel keeps its colour whatever its rank: SMS, VOICE, VIBER,
-  // WHATSAPP, SILENT, PUSH in turn, any other grey. Okabe and Ito's
-  // palette, told apart with the common colour blindnesses too (the
-  // greens and teal before were two lines alike to anyone).
+  // WHATSAPP, SILENT, PUSH in turn, any other grey, as in the HTML
+  // reports (internal/reporter/charts.go; a test holds them alike).
+  // Okabe and Ito's palette, told apart with the common colour
+  // blindnesses too.
   const COLORS = ['#0072b2', '#e69f00', '#cc79a7', '#009e73', '#d55e00', '#56b4e9', '#999999'];
   const CHANNELS = ['SMS', 'VOICE', 'VIBER', 'WHATSAPP', 'SILENT', 'PUSH'];
   const colorOf = (ch) => COLORS[CHANNELS.includes(ch) ? CHANNELS.indexOf(ch) : COLORS.length - 1];
