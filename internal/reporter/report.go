@@ -431,7 +431,11 @@ func (r *Report) table(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "\n%s\n", alertCounts(r.From, r.AlertEpisodes))
 	for _, e := range r.AlertEpisodes {
-		fmt.Fprintf(w, "  since %s, last %s  %-8s  %d evaluations  %s\n", e.Since.UTC().Format(time.RFC3339), e.To.UTC().Format(time.RFC3339), e.State, e.Evaluations, e.Summary)
+		evals := strconv.FormatUint(e.Evaluations, 10) + " evaluations"
+		if e.Evaluations == 1 {
+			evals = "1 evaluation"
+		}
+		fmt.Fprintf(w, "  since %s, last %s  %-8s  %-14s  %s\n", e.Since.UTC().Format(time.RFC3339), e.To.UTC().Format(time.RFC3339), e.State, evals, e.Summary)
 	}
 	fmt.Fprintf(w, "\nResend decisions: %d\n", resendDecisions(r.Resends))
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)

@@ -2,6 +2,7 @@ package reporter
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,15 @@ func TestTableCountsResolvedFirings(t *testing.T) {
 		}
 		if !strings.Contains(b.String(), "\n"+c.want) {
 			t.Errorf("table of %d episodes:\n%s\nwant the line %q", len(c.eps), b.String(), c.want)
+		}
+		for _, e := range c.eps {
+			want := fmt.Sprintf("  %d evaluations  ", e.Evaluations)
+			if e.Evaluations == 1 {
+				want = "  1 evaluation  "
+			}
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("table of %d episodes:\n%s\nwant %q", len(c.eps), b.String(), want)
+			}
 		}
 	}
 }
