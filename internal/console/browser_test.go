@@ -47,8 +47,12 @@ type fakeAPI struct {
 	hold chan struct{}
 	// final is what every completeness says; empty, a window with nothing.
 	final, empty bool
+	// lost: the pending attempt is unrecoverable (pending for good).
+	lost bool
 	// reads counts /channels calls by their from.
 	reads map[string]int
+	// fallbackReads counts /fallback calls by their from.
+	fallbackReads map[string]int
 	// errors are SMS's error codes in /channels; nil, none.
 	errors []any
 	// tsAsOf is /timeseries' as_of; empty, when asked.
@@ -108,6 +112,12 @@ func (f *fakeAPI) readsFrom(from string) int {
 	return f.reads[from]
 }
 
+func (f *fakeAPI) fallbackReadsFrom(from string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fallbackReads[from]
+}
+
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -115,9 +125,13 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	from, to := q.Get("from"), q.Get("to")
 	f.mu.Lock()
 	status, hold, final, empty, errs, tsAsOf, token, dead := f.fail[r.URL.Path], f.hold, f.final, f.empty, f.errors, f.tsAsOf, f.token, f.deadLetters
+	lost := f.lost
 	episodes, firing := f.episodes, f.firing
 	if r.URL.Path == "/api/v1/channels" {
 		f.reads[from]++
+	}
+	if r.URL.Path == "/api/v1/fallback" {
+		f.fallbackReads[from]++
 	}
 	if r.URL.Path == "/api/v1/events" {
 		f.eventQueries = append(f.eventQueries, r.URL.RawQuery)
@@ -159,7 +173,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if final || empty {
 		pending = 0
 	}
-	completeness := map[string]any{"pending": pending, "awaiting_reconciliation": 0, "unrecoverable": 0, "settled_until": nil, "final": pending == 0}
+	unrecoverable := 0
+	if lost {
+		unrecoverable = pending
+	}
+	completeness := map[string]any{"pending": pending, "awaiting_reconciliation": 0, "unrecoverable": unrecoverable, "settled_until": nil, "final": pending == 0}
 	if pending > 0 {
 		completeness["settled_until"] = from
 	}
@@ -288,7 +306,7 @@ func newPageBehind(t *testing.T, token string, middleware func(http.Handler) htt
 
 // newPageConfigured is newPageBehind with the console's configuration cfg.
 func newPageConfigured(t *testing.T, cfg console.Config, token string, middleware func(http.Handler) http.Handler) *page {
-	api := &fakeAPI{fail: map[string]int{}, reads: map[string]int{}, token: token}
+	api := &fakeAPI{fail: map[string]int{}, reads: map[string]int{}, fallbackReads: map[string]int{}, token: token}
 	r := chi.NewRouter()
 	console.Mount(r, cfg)
 	if middleware != nil {
@@ -487,6 +505,36 @@ func TestConsoleReadsAFixedWindowUntilFinal(t *testing.T) {
 		t.Errorf("a final fixed window was read %d more times", got-n)
 	}
 	p.b.NoErrors("fixed window")
+}
+
+// A fixed window whose pending attempts are all unrecoverable (their
+// webhooks lost, and tyntec could not tell their outcome: pending for good)
+// is not read again either: nothing in it can still settle.
+func TestConsoleStopsReadingAWindowLeftWithTheUnrecoverable(t *testing.T) {
+	p := newPage(t)
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	const from, to = "2026-06-01T00:00:00", "2026-06-02T00:00:00"
+	p.js("a custom window", `(() => { document.querySelector('#from').value = '`+from+`'; document.querySelector('#to').value = '`+to+`';
+		const r = document.querySelector('#range'); r.value = 'custom'; r.dispatchEvent(new Event('change')); })()`)
+	p.until("the custom window drawn", `document.querySelector('#page-overview').dataset.loaded === '`+from+`Z/`+to+`Z'`)
+	polltest.Until(t, 30*time.Second, "the pending window read again", func() bool { return p.api.readsFrom(from+"Z") >= 2 })
+	p.api.set(func(f *fakeAPI) { f.lost = true })
+	p.until("the unrecoverable attempt drawn", `document.querySelector('#completeness').textContent.includes('1 unrecoverable, pending for good')`)
+	n := p.api.readsFrom(from + "Z")
+	time.Sleep(6 * time.Second) // more than the 5 s between refreshes
+	if got := p.api.readsFrom(from + "Z"); got != n {
+		t.Errorf("a fixed window with nothing left to settle was read %d more times", got-n)
+	}
+	// The journeys page alike.
+	p.open("journeys")
+	p.until("the journeys drawn", `(document.querySelector('#page-journeys').dataset.loaded || '') === '`+from+`Z/`+to+`Z'`)
+	n = p.api.fallbackReadsFrom(from + "Z")
+	time.Sleep(6 * time.Second)
+	if got := p.api.fallbackReadsFrom(from + "Z"); got != n {
+		t.Errorf("the journeys of a fixed window with nothing left to settle were read %d more times", got-n)
+	}
+	p.b.NoErrors("unrecoverable window")
 }
 
 // With a profile set, the alerts say they are over every profile.

@@ -606,7 +606,7 @@
     const asOfs = [chs, fb, ts].filter((a) => !(a instanceof Error)).map((a) => a.as_of);
     return {
       asOf: asOfs.sort((a, b) => Date.parse(a) - Date.parse(b))[0],
-      final: !failed.length && chs.completeness.final && fb.completeness.final,
+      final: !failed.length && settled(chs.completeness) && settled(fb.completeness),
       warning: failed.length ? 'Part of the overview did not load: ' + failed.join('; ') + '. The rest is drawn.' : '',
     };
   }
@@ -761,6 +761,10 @@
     return ts.start.map((s, i) => Date.parse(s) < from || (i + 1 < ts.start.length ? Date.parse(ts.start[i + 1]) : Date.parse(s) + step) > end);
   }
 
+  // settled says nothing in an answer can still settle: every attempt
+  // pending is unrecoverable, pending for good (a fixed window is not read
+  // again then, as when it is final).
+  const settled = (c) => c.final || c.pending === c.unrecoverable;
   // describeCompleteness says how final an answer's figures are; empty
   // names what the answer held none of ('no attempts'), if it held none.
   function describeCompleteness(c, empty) {
@@ -845,7 +849,7 @@
       el('td', { class: 'num', 'data-field': 'delivery_rate' }, fmtPct(p.delivery_rate)))));
     if (!fb.paths.length) $('#paths tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' }, 'no journeys in this window')));
     $('#page-journeys').dataset.loaded = w.from + '/' + w.to;
-    return { asOf: fb.as_of, final: fb.completeness.final };
+    return { asOf: fb.as_of, final: settled(fb.completeness) };
   }
 
   // ---- Resends ----
