@@ -492,17 +492,12 @@ func TestConsoleReadsAFixedWindowUntilFinal(t *testing.T) {
 	if got := p.text("#read-at"); got != "as of 09:12:44Z" {
 		t.Errorf("read-at = %q; want %q", got, "as of 09:12:44Z")
 	}
-	const from, to = "2026-06-01T00:00:00", "2026-06-02T00:00:00"
-	p.js("a custom window", `(() => { document.querySelector('#from').value = '`+from+`'; document.querySelector('#to').value = '`+to+`';
-		const r = document.querySelector('#range'); r.value = 'custom'; r.dispatchEvent(new Event('change')); })()`)
-	p.until("the custom window drawn", `document.querySelector('#page-overview').dataset.loaded === '`+from+`Z/`+to+`Z'`)
-	polltest.Until(t, 30*time.Second, "the pending window read again", func() bool { return p.api.readsFrom(from+"Z") >= 2 })
+	const from = "2026-06-01T00:00:00Z"
+	p.pendingCustomDay(from)
 	p.api.set(func(f *fakeAPI) { f.final = true })
 	p.until("the final answer drawn", `document.querySelector('#completeness').textContent.includes('these figures are final')`)
-	n := p.api.readsFrom(from + "Z")
-	time.Sleep(6 * time.Second) // more than the 5 s between refreshes
-	if got := p.api.readsFrom(from + "Z"); got != n {
-		t.Errorf("a final fixed window was read %d more times", got-n)
+	if n := p.readAgain(p.api.readsFrom, from); n > 0 {
+		t.Errorf("a final fixed window was read %d more times", n)
 	}
 	p.b.NoErrors("fixed window")
 }
@@ -514,27 +509,45 @@ func TestConsoleStopsReadingAWindowLeftWithTheUnrecoverable(t *testing.T) {
 	p := newPage(t)
 	p.open("overview")
 	p.until("the overview drawn", overviewDrawn)
-	const from, to = "2026-06-01T00:00:00", "2026-06-02T00:00:00"
-	p.js("a custom window", `(() => { document.querySelector('#from').value = '`+from+`'; document.querySelector('#to').value = '`+to+`';
-		const r = document.querySelector('#range'); r.value = 'custom'; r.dispatchEvent(new Event('change')); })()`)
-	p.until("the custom window drawn", `document.querySelector('#page-overview').dataset.loaded === '`+from+`Z/`+to+`Z'`)
-	polltest.Until(t, 30*time.Second, "the pending window read again", func() bool { return p.api.readsFrom(from+"Z") >= 2 })
+	const from = "2026-06-01T00:00:00Z"
+	p.pendingCustomDay(from)
 	p.api.set(func(f *fakeAPI) { f.lost = true })
 	p.until("the unrecoverable attempt drawn", `document.querySelector('#completeness').textContent.includes('1 unrecoverable, pending for good')`)
-	n := p.api.readsFrom(from + "Z")
-	time.Sleep(6 * time.Second) // more than the 5 s between refreshes
-	if got := p.api.readsFrom(from + "Z"); got != n {
-		t.Errorf("a fixed window with nothing left to settle was read %d more times", got-n)
+	if n := p.readAgain(p.api.readsFrom, from); n > 0 {
+		t.Errorf("a fixed window with nothing left to settle was read %d more times", n)
 	}
 	// The journeys page alike.
 	p.open("journeys")
-	p.until("the journeys drawn", `(document.querySelector('#page-journeys').dataset.loaded || '') === '`+from+`Z/`+to+`Z'`)
-	n = p.api.fallbackReadsFrom(from + "Z")
-	time.Sleep(6 * time.Second)
-	if got := p.api.fallbackReadsFrom(from + "Z"); got != n {
-		t.Errorf("the journeys of a fixed window with nothing left to settle were read %d more times", got-n)
+	p.until("the journeys drawn", `(document.querySelector('#page-journeys').dataset.loaded || '') === '`+from+`/2026-06-02T00:00:00Z'`)
+	if n := p.readAgain(p.api.fallbackReadsFrom, from); n > 0 {
+		t.Errorf("the journeys of a fixed window with nothing left to settle were read %d more times", n)
 	}
 	p.b.NoErrors("unrecoverable window")
+}
+
+// pendingCustomDay sets the window to the day from from (UTC) and waits
+// until its answer, an attempt pending, has been read twice: the page
+// reads it again.
+func (p *page) pendingCustomDay(from string) {
+	p.t.Helper()
+	start, err := time.Parse(time.RFC3339, from)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	const wall = "2006-01-02T15:04:05"
+	f, to := start.Format(wall), start.AddDate(0, 0, 1).Format(wall)
+	p.js("a custom window", `(() => { document.querySelector('#from').value = '`+f+`'; document.querySelector('#to').value = '`+to+`';
+		const r = document.querySelector('#range'); r.value = 'custom'; r.dispatchEvent(new Event('change')); })()`)
+	p.until("the custom window drawn", `document.querySelector('#page-overview').dataset.loaded === '`+f+`Z/`+to+`Z'`)
+	polltest.Until(p.t, 30*time.Second, "the pending window read again", func() bool { return p.api.readsFrom(from) >= 2 })
+}
+
+// readAgain is how many more times than now reads counts from read over
+// the next 6 s, more than the 5 s between refreshes.
+func (p *page) readAgain(reads func(string) int, from string) int {
+	n := reads(from)
+	time.Sleep(6 * time.Second)
+	return reads(from) - n
 }
 
 // With a profile set, the alerts say they are over every profile.
