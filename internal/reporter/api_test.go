@@ -771,6 +771,15 @@ func TestParseWindowSince(t *testing.T) {
 		{url.Values{"since": {"24h"}, "to": {"2026-06-01T00:00:00Z"}}, time.Time{}, time.Time{}, "since"},
 		{url.Values{"since": {"yesterday"}}, time.Time{}, time.Time{}, "since"},
 		{url.Values{"since": {"-1h"}}, time.Time{}, time.Time{}, "since"},
+		// Whole days, 24 h each, as the retention flags take them.
+		{url.Values{"since": {"7d"}}, now.Add(-7 * 24 * time.Hour), now, ""},
+		{url.Values{"since": {"90d"}}, now.Add(-90 * 24 * time.Hour), now, ""},
+		{url.Values{"since": {"0d"}}, time.Time{}, time.Time{}, "since"},
+		{url.Values{"since": {"-7d"}}, time.Time{}, time.Time{}, "since"},
+		{url.Values{"since": {"1.5d"}}, time.Time{}, time.Time{}, "since"},
+		{url.Values{"since": {"d"}}, time.Time{}, time.Time{}, "since"},
+		{url.Values{"since": {"99999999999d"}}, time.Time{}, time.Time{}, "since"},
+		{url.Values{"since": {"20000d"}}, time.Time{}, time.Time{}, "from"}, // before 2000
 	}
 	for _, tt := range tests {
 		w, err := reporter.ParseWindow(tt.q, now)
@@ -792,6 +801,10 @@ func TestReportCLIWindow(t *testing.T) {
 	w, err := cfg.Window(now)
 	if err != nil || !w.From.Equal(now.Add(-6*time.Hour)) || w.Channel != "VIBER" {
 		t.Errorf("report --since 6h --channel viber = [%s, %s) %q, %v; want the last 6 h of VIBER", w.From, w.To, w.Channel, err)
+	}
+	cfg = reporter.ReportCLIConfig{Since: "7d", Format: "table"}
+	if w, err = cfg.Window(now); err != nil || !w.From.Equal(now.AddDate(0, 0, -7)) {
+		t.Errorf("report --since 7d = [%s, %s), %v; want the last 7 days", w.From, w.To, err)
 	}
 }
 

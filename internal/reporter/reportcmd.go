@@ -51,7 +51,7 @@ func (c *ReportCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "clickhouse-listen", store.DefaultListen, "the local reporter's embedded ClickHouse endpoint, read as http://default@ADDR when --clickhouse-dsn is empty")
 	fs.StringVar(&c.From, "from", "", "window start, RFC 3339 (inclusive); default 24 h before --to")
 	fs.StringVar(&c.To, "to", "", "window end, RFC 3339 (exclusive); default now")
-	fs.StringVar(&c.Since, "since", "", "the window ending now, e.g. 24h or 90m (instead of --from/--to)")
+	fs.StringVar(&c.Since, "since", "", "the window ending now, e.g. 7d, 24h or 90m (instead of --from/--to)")
 	// A window on the command line replaces the environment's whole: a
 	// scheduled job's OTPSCOPE_SINCE does not clash with a --from typed by hand.
 	flagenv.OneSetting(fs, "from", "to", "since")
