@@ -171,8 +171,8 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 		if get("from") != "" || get("to") != "" {
 			return w, &windowError{"since", errors.New("since is a window ending now: give since, or from and to, not both")}
 		}
-		d, ok := parseSince(s)
-		if !ok {
+		d, ok := parseDuration(s)
+		if !ok || d <= 0 {
 			return w, &windowError{"since", fmt.Errorf("%.64q is not a positive duration such as 7d, 24h or 90m", s)}
 		}
 		w.From = w.To.Add(-d)
@@ -243,19 +243,19 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
 }
 
-// parseSince reads since: a Go duration (24h, 90m), or whole days (7d,
-// of 24 hours each, as the retention flags take them), positive. Days
-// past the window's bounds are refused by its check, not overflowed here.
-func parseSince(s string) (time.Duration, bool) {
+// parseDuration reads a Go duration (24h, 90m) or whole days (7d, of 24
+// hours each, as the retention flags take them): since's and step's. Days
+// past a hundred years are refused, not overflowed.
+func parseDuration(s string) (time.Duration, bool) {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.ParseUint(n, 10, 32)
-		if err != nil || days == 0 || days > 100*366 {
+		if err != nil || days > 100*366 {
 			return 0, false
 		}
 		return time.Duration(days) * 24 * time.Hour, true
 	}
 	d, err := time.ParseDuration(s)
-	return d, err == nil && d > 0
+	return d, err == nil
 }
 
 // ceilMillisecond is t rounded up to a whole millisecond.

@@ -554,6 +554,9 @@ func testProblems(t *testing.T, tr *traffic) {
 		{"/api/v1/timeseries", url.Values{"tz": {"Local"}}, 400, "tz"}, // the server's machine's zone
 		{"/api/v1/timeseries", url.Values{"tz": {"+02:00"}}, 400, "tz"},
 		{"/api/v1/timeseries", url.Values{"tz": {"Europe/Berlin"}, "step": {"24h"}}, 200, ""},
+		{"/api/v1/timeseries", url.Values{"step": {"1.5d"}}, 400, "step"},
+		{"/api/v1/timeseries", url.Values{"step": {"99999999999d"}}, 400, "step"},
+		{"/api/v1/timeseries", url.Values{"step": {"0d"}}, 400, "step"},
 		// /events' filters that could never match are mistakes.
 		{"/api/v1/events", url.Values{"otp": {"not-a-uuid"}}, 400, "otp"},
 		{"/api/v1/events", url.Values{"source": {"bogus"}}, 400, "source"},
@@ -570,6 +573,22 @@ func testProblems(t *testing.T, tr *traffic) {
 		}
 		if resp.StatusCode != c.status || p.Status != c.status || p.Field != c.field || !strings.HasPrefix(resp.Header.Get("Content-Type"), problem.ContentType) {
 			t.Errorf("GET %s?%s = %s %s %+v; want %d problem naming %q", c.path, c.q.Encode(), resp.Status, resp.Header.Get("Content-Type"), p, c.status, c.field)
+		}
+	}
+	// Days as since and step: 7d is 168 hours, and 1d a day, on a zone's
+	// clock from local midnight as 24h is.
+	var byDays struct {
+		From, To time.Time
+		Start    []time.Time `json:"start"`
+		Step     float64     `json:"step_seconds"`
+	}
+	tr.get(t, "/api/v1/timeseries", url.Values{"since": {"7d"}, "step": {"1d"}, "tz": {"Europe/Berlin"}}, &byDays)
+	if byDays.To.Sub(byDays.From) != 168*time.Hour || byDays.Step != 86400 || len(byDays.Start) < 7 {
+		t.Errorf("since=7d&step=1d: [%s, %s) by %v s in %d buckets; want 168 h by days", byDays.From, byDays.To, byDays.Step, len(byDays.Start))
+	}
+	for _, b := range byDays.Start[min(1, len(byDays.Start)):] {
+		if h, m, _ := b.Clock(); h != 0 || m != 0 {
+			t.Errorf("since=7d&step=1d: a bucket starts at %s; want Berlin's midnight", b)
 		}
 	}
 	// A query that does not parse: Go's URL.Query would drop the pair, and

@@ -78,14 +78,14 @@ func (a *API) timeseries(w http.ResponseWriter, r *http.Request) {
 	a.answer(w, r, TimeseriesResponse{From: win.From, To: win.To, AsOf: answeredAsOf(ctx, readAt), Timeseries: ts}, err, store.ErrTooManyBuckets, "Invalid step", "step")
 }
 
-// parseStep reads a Go duration (5m, 1h) or whole seconds (300), at least
+// parseStep reads a Go duration (5m, 1h), whole days (1d) or whole seconds (300), at least
 // 1s and at most store.MaxStep.
 func parseStep(s string) (time.Duration, error) {
-	d, err := time.ParseDuration(s)
-	if err != nil {
+	d, ok := parseDuration(s)
+	if !ok {
 		n, nerr := strconv.ParseInt(s, 10, 64) // out of range: ±MaxInt64
 		if nerr != nil && !errors.Is(nerr, strconv.ErrRange) {
-			return 0, fmt.Errorf("%q is neither a duration (5m) nor seconds", s)
+			return 0, fmt.Errorf("%.64q is neither a duration (5m, 1d) nor seconds", s)
 		}
 		// Bounded before the conversion, which would overflow.
 		d = time.Duration(max(min(n, int64(store.MaxStep/time.Second)+1), 0)) * time.Second
