@@ -172,6 +172,23 @@ func (r *Report) LocalWindow() string {
 	return fmt.Sprintf(" (%s – %s %s)", r.From.In(zone).Format(layout), r.To.In(zone).Format(layout), r.TZ)
 }
 
+// zone is the location of r.TZ, UTC when it has none (or one not known
+// here: the window beside says so).
+func (r *Report) zone() *time.Location {
+	if zone, err := store.Zone(r.TZ); err == nil && r.TZ != "" {
+		return zone
+	}
+	return time.UTC
+}
+
+// zoneTime writes t on zone's clock with its offset, to the millisecond
+// when it has one (2026-06-01T15:00:00+05:30; in UTC 2026-06-01T09:30:00Z):
+// the table and HTML forms' times but the window's, which they give in
+// UTC and on the zone's clock both. The JSON and CSV keep UTC.
+func zoneTime(t time.Time, zone *time.Location) string {
+	return t.In(zone).Format("2006-01-02T15:04:05.999Z07:00")
+}
+
 // Name is the report's file name without extension: kind and window start.
 func (r *Report) Name() string {
 	return r.Kind + "-" + r.From.UTC().Format("20060102T1504Z")
@@ -257,15 +274,19 @@ func fmtTime(t *time.Time) string {
 // Attempts the poller declared unrecoverable stay pending for good (their
 // outcome is lost: docs/analytics.md); the sentence says how many of the
 // pending they are, so that a window that will never be final says why.
-func completenessNote(c store.Completeness) string {
+func completenessNote(c store.Completeness, zone *time.Location) string {
 	switch {
 	case c.Final:
 		return "Final: every attempt in the window has settled."
 	case c.Pending == c.Unrecoverable:
 		return fmt.Sprintf("Not final, though nothing can still settle: the %d attempts still pending are those whose outcome the poller found lost for good (unrecoverable).", c.Pending)
 	}
+	settled := ""
+	if c.SettledUntil != nil {
+		settled = zoneTime(*c.SettledUntil, zone)
+	}
 	note := fmt.Sprintf("Not final: %d attempts still pending (%d overdue, awaiting reconciliation); every attempt starting before %s has settled.",
-		c.Pending, c.AwaitingReconciliation, fmtTime(c.SettledUntil))
+		c.Pending, c.AwaitingReconciliation, settled)
 	if c.Unrecoverable > 0 {
 		note += fmt.Sprintf(" %d of them have an outcome the poller found lost for good (unrecoverable): those stay pending.", c.Unrecoverable)
 	}
@@ -397,7 +418,7 @@ func (r *Report) table(w io.Writer) error {
 	if len(r.Channels) == 0 && r.Fallback.OTPs == 0 {
 		fmt.Fprintln(w, "No data: no attempt and no journey in the window (a channel filter that matches none gives this too).")
 	} else {
-		fmt.Fprintln(w, completenessNote(r.Completeness))
+		fmt.Fprintln(w, completenessNote(r.Completeness, r.zone()))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "channel\tattempts\tdelivered\tundeliverable\ttimed out\tpending\tdelivery rate\tp50 ms\tp95 ms\tverified\t")
@@ -435,7 +456,7 @@ func (r *Report) table(w io.Writer) error {
 		if e.Evaluations == 1 {
 			evals = "1 evaluation"
 		}
-		fmt.Fprintf(w, "  since %s, last %s  %-8s  %-14s  %s\n", e.Since.UTC().Format(time.RFC3339), e.To.UTC().Format(time.RFC3339), e.State, evals, e.Summary)
+		fmt.Fprintf(w, "  since %s, last %s  %-8s  %-14s  %s\n", zoneTime(e.Since, r.zone()), zoneTime(e.To, r.zone()), e.State, evals, e.Summary)
 	}
 	fmt.Fprintf(w, "\nResend decisions: %d\n", resendDecisions(r.Resends))
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
@@ -593,7 +614,7 @@ func latencyChart(chs []store.ChannelStats, maxP95MS float64) *svgChart {
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct": fmtPct, "pctv": func(x float64) string { return fmtPct(&x) }, "alertv": AlertFigure, "alertvs": func(rule string, v, threshold float64) string { s, _ := AlertFigures(rule, v, threshold); return s }, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"outcomes": outcomeList, "note": completenessNote, "tm": fmtTime, "code": errorCode,
+	"outcomes": outcomeList, "note": completenessNote, "clock": zoneTime, "code": errorCode,
 	"durms": func(ms int64) string { return fmtLatency(float64(ms)) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -605,12 +626,12 @@ th:first-child,td:first-child{text-align:left}figure{display:inline-block;margin
 figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-style:italic}
 </style></head><body>
 <h1>otpscope {{.R.Kind}} report</h1>
-<p>Window <time datetime="{{time .R.From}}">{{time .R.From}}</time> – <time datetime="{{time .R.To}}">{{time .R.To}}</time>{{.R.LocalWindow}}{{if .R.Profile}}, profile {{.R.Profile}}{{end}}{{if .R.Channel}}, channel {{.R.Channel}}{{end}}; generated {{time .R.GeneratedAt}}.</p>
-<p id="completeness"{{if not .R.Completeness.Final}} style="background:#fff3cd;padding:.5em"{{end}}>{{note .R.Completeness}}</p>
+<p>Window <time datetime="{{time .R.From}}">{{time .R.From}}</time> – <time datetime="{{time .R.To}}">{{time .R.To}}</time>{{.R.LocalWindow}}{{if .R.Profile}}, profile {{.R.Profile}}{{end}}{{if .R.Channel}}, channel {{.R.Channel}}{{end}}; generated {{clock .R.GeneratedAt .Zone}}.</p>
+<p id="completeness"{{if not .R.Completeness.Final}} style="background:#fff3cd;padding:.5em"{{end}}>{{note .R.Completeness .Zone}}</p>
 <table id="completeness-figures"><tbody>
 <tr><td>Pending attempts</td><td>{{.R.Completeness.Pending}}</td></tr>
 <tr><td>Awaiting reconciliation</td><td>{{.R.Completeness.AwaitingReconciliation}}</td></tr>
-<tr><td>Settled until</td><td>{{with .R.Completeness.SettledUntil}}{{tm .}}{{else}}the end of the window{{end}}</td></tr>
+<tr><td>Settled until</td><td>{{with .R.Completeness.SettledUntil}}{{clock . $.Zone}}{{else}}the end of the window{{end}}</td></tr>
 </tbody></table>
 {{if .Empty}}<p id="no-data" class="no-data">No data: no delivery event of this window{{if .R.Profile}} for profile {{.R.Profile}}{{end}}{{if .R.Channel}} on channel {{.R.Channel}}{{end}} has been stored. Nothing was sent, or the events have not arrived yet.</p>
 {{else}}<h2>Channels</h2>
@@ -640,7 +661,7 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 {{end}}{{else}}<p class="no-data" id="no-errors">No failed attempt in this window.</p>
 {{end}}{{end}}<h2>Alerts</h2>
 {{if .R.AlertEpisodes}}<table id="alerts"><thead><tr><th>Last evaluated</th><th>Rule</th><th>Channel</th><th>State</th><th>Since</th><th>Evaluations</th><th>Value</th><th>Worst</th><th>Threshold</th><th>Volume</th></tr></thead><tbody>
-{{range .R.AlertEpisodes}}<tr title="{{.Summary}}"><td>{{time .To}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td>{{.State}}</td><td>{{time .Since}}</td><td>{{.Evaluations}}</td><td>{{alertvs .Rule .Value .Threshold}}</td><td>{{alertvs .Rule .Worst .Threshold}}</td><td>{{alertv .Rule .Threshold}}</td><td>{{.Volume}}</td></tr>
+{{range .R.AlertEpisodes}}<tr title="{{.Summary}}"><td>{{clock .To $.Zone}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td>{{.State}}</td><td>{{clock .Since $.Zone}}</td><td>{{.Evaluations}}</td><td>{{alertvs .Rule .Value .Threshold}}</td><td>{{alertvs .Rule .Worst .Threshold}}</td><td>{{alertv .Rule .Threshold}}</td><td>{{.Volume}}</td></tr>
 {{end}}</tbody></table>
 <p>One row per firing: its latest evaluation in the window (its resolution, once resolved), how many times it was evaluated firing, and its worst value.</p>
 {{else}}<p class="no-data" id="no-alerts">No alert fired or resolved in this window.</p>
@@ -665,5 +686,6 @@ func (r *Report) html(w io.Writer) error {
 		R                     *Report
 		Charts                []svgChart
 		Empty, Errors, NoCode bool
-	}{r, r.charts(), r.empty(), errs, noCode})
+		Zone                  *time.Location
+	}{r, r.charts(), r.empty(), errs, noCode, r.zone()})
 }

@@ -3,6 +3,7 @@ package reporter
 import (
 	"bytes"
 	"fmt"
+	"html"
 	"strings"
 	"testing"
 	"time"
@@ -31,18 +32,18 @@ func TestTableWithoutData(t *testing.T) {
 func TestCompletenessNoteNamesTheUnrecoverable(t *testing.T) {
 	first := time.Date(2026, 12, 3, 17, 30, 0, 0, time.UTC)
 	c := store.Completeness{Pending: 127, AwaitingReconciliation: 72, SettledUntil: &first}
-	if note := completenessNote(c); !strings.HasPrefix(note, "Not final: 127 attempts still pending (72 overdue") || strings.Contains(note, "unrecoverable") {
+	if note := completenessNote(c, time.UTC); !strings.HasPrefix(note, "Not final: 127 attempts still pending (72 overdue") || strings.Contains(note, "unrecoverable") {
 		t.Errorf("note without unrecoverable attempts: %q", note)
 	}
 	c.Unrecoverable = 108
-	if note := completenessNote(c); !strings.HasPrefix(note, "Not final: 127 attempts still pending") || !strings.Contains(note, "108 of them have an outcome the poller found lost for good (unrecoverable)") {
+	if note := completenessNote(c, time.UTC); !strings.HasPrefix(note, "Not final: 127 attempts still pending") || !strings.Contains(note, "108 of them have an outcome the poller found lost for good (unrecoverable)") {
 		t.Errorf("note with 108 of 127 pending unrecoverable: %q", note)
 	}
 	c = store.Completeness{Pending: 5, Unrecoverable: 5, SettledUntil: &first}
-	if note := completenessNote(c); !strings.HasPrefix(note, "Not final, though nothing can still settle: the 5 attempts") {
+	if note := completenessNote(c, time.UTC); !strings.HasPrefix(note, "Not final, though nothing can still settle: the 5 attempts") {
 		t.Errorf("a window whose 5 pending attempts are unrecoverable: %q", note)
 	}
-	if note := completenessNote(store.Completeness{Final: true}); note != "Final: every attempt in the window has settled." {
+	if note := completenessNote(store.Completeness{Final: true}, time.UTC); note != "Final: every attempt in the window has settled." {
 		t.Errorf("a final window's note: %q", note)
 	}
 }
@@ -114,5 +115,51 @@ func TestReportNamesAMissingErrorCode(t *testing.T) {
 	r.Channels[0].Errors = r.Channels[0].Errors[1:]
 	if s := render("html"); strings.Contains(s, "no-code") {
 		t.Errorf("HTML without an empty code has the note:\n%s", s)
+	}
+}
+
+// A report in a zone gives its times on the zone's clock in the table and
+// HTML forms (the window in UTC and on the clock both), as the console
+// does; in UTC they read as before. Its JSON and CSV keep UTC.
+func TestReportTimesOnTheZonesClock(t *testing.T) {
+	from := time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC) // Berlin's 1 December
+	settled := from.Add(20*time.Hour + 30*time.Minute + 1500*time.Millisecond)
+	ep := store.AlertEpisode{AlertRecord: store.AlertRecord{Alert: events.Alert{Rule: RuleDeliveryRateLow, Channel: "SMS", State: events.AlertResolved,
+		Since: from.Add(2 * time.Hour), To: from.Add(3 * time.Hour)}}, Evaluations: 4}
+	for _, c := range []struct {
+		tz   string
+		want []string
+	}{
+		{"Europe/Berlin", []string{"2026-12-01T20:30:01.5+01:00", "since 2026-12-01T02:00:00+01:00, last 2026-12-01T03:00:00+01:00",
+			">2026-12-01T03:00:00+01:00</td>", ">2026-12-01T02:00:00+01:00</td>", "generated 2026-12-02T00:15:00+01:00."}},
+		{"UTC", []string{"2026-12-01T19:30:01.5Z", "since 2026-12-01T01:00:00Z, last 2026-12-01T02:00:00Z",
+			">2026-12-01T02:00:00Z</td>", ">2026-12-01T01:00:00Z</td>", "generated 2026-12-01T23:15:00Z."}},
+	} {
+		r := &Report{Kind: KindDaily, From: from, To: from.Add(24 * time.Hour), TZ: c.tz, GeneratedAt: from.Add(24*time.Hour + 15*time.Minute),
+			Completeness: store.Completeness{Pending: 3, SettledUntil: &settled}, AlertEpisodes: []store.AlertEpisode{ep},
+			Channels: []store.ChannelStats{{Channel: "SMS", Attempts: 3, Pending: 3}}}
+		var text, page bytes.Buffer
+		if err := r.table(&text); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.html(&page); err != nil {
+			t.Fatal(err)
+		}
+		both := text.String() + html.UnescapeString(page.String())
+		for _, want := range c.want {
+			if !strings.Contains(both, want) {
+				t.Errorf("%s: the table and HTML lack %q:\n%s", c.tz, want, both)
+			}
+		}
+		if c.tz != "UTC" && strings.Contains(both, "T20:30:01.5Z") {
+			t.Errorf("%s: settled until still in UTC:\n%s", c.tz, both)
+		}
+		var csv bytes.Buffer
+		if err := r.csv(&csv); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(csv.String(), "2026-12-01T19:30:01.5Z") {
+			t.Errorf("%s: the CSV's settled until is not UTC:\n%s", c.tz, csv.String())
+		}
 	}
 }
