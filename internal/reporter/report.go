@@ -626,7 +626,7 @@ th:first-child,td:first-child{text-align:left}figure{display:inline-block;margin
 figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-style:italic}
 </style></head><body>
 <h1>otpscope {{.R.Kind}} report</h1>
-<p>Window <time datetime="{{time .R.From}}">{{time .R.From}}</time> – <time datetime="{{time .R.To}}">{{time .R.To}}</time>{{.R.LocalWindow}}{{if .R.Profile}}, profile {{.R.Profile}}{{end}}{{if .R.Channel}}, channel {{.R.Channel}}{{end}}; generated {{clock .R.GeneratedAt .Zone}}.</p>
+<p>Window <time datetime="{{time .R.From}}">{{time .R.From}}</time> – <time datetime="{{time .R.To}}">{{time .R.To}}</time>{{.R.LocalWindow}}{{if .R.Profile}}, profile {{.R.Profile}}{{end}}{{if .R.Channel}}, channel {{.R.Channel}}{{end}}; generated {{clock (.R.GeneratedAt.Truncate 1000000000) .Zone}}.</p>
 <p id="completeness"{{if not .R.Completeness.Final}} style="background:#fff3cd;padding:.5em"{{end}}>{{note .R.Completeness .Zone}}</p>
 <table id="completeness-figures"><tbody>
 <tr><td>Pending attempts</td><td>{{.R.Completeness.Pending}}</td></tr>

@@ -135,7 +135,7 @@ func TestReportTimesOnTheZonesClock(t *testing.T) {
 		{"UTC", []string{"2026-12-01T19:30:01.5Z", "since 2026-12-01T01:00:00Z, last 2026-12-01T02:00:00Z",
 			">2026-12-01T02:00:00Z</td>", ">2026-12-01T01:00:00Z</td>", "generated 2026-12-01T23:15:00Z."}},
 	} {
-		r := &Report{Kind: KindDaily, From: from, To: from.Add(24 * time.Hour), TZ: c.tz, GeneratedAt: from.Add(24*time.Hour + 15*time.Minute),
+		r := &Report{Kind: KindDaily, From: from, To: from.Add(24 * time.Hour), TZ: c.tz, GeneratedAt: from.Add(24*time.Hour + 15*time.Minute + 250*time.Millisecond),
 			Completeness: store.Completeness{Pending: 3, SettledUntil: &settled}, AlertEpisodes: []store.AlertEpisode{ep},
 			Channels: []store.ChannelStats{{Channel: "SMS", Attempts: 3, Pending: 3}}}
 		var text, page bytes.Buffer
