@@ -3,9 +3,13 @@ package console_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
@@ -59,6 +64,8 @@ type fakeAPI struct {
 	tsAsOf string
 	// eventQueries are the queries /events was asked, in order.
 	eventQueries []string
+	// reportQueries are the queries /report was asked, in order.
+	reportQueries []string
 	// deadLetters is /status' dead_letters; nil, none.
 	deadLetters map[string]any
 	// token, when set, is the only bearer token answered; any other
@@ -106,6 +113,12 @@ func (f *fakeAPI) channelReads() int {
 	return n
 }
 
+// newFakeAPI is a fakeAPI answering every request, or with token set
+// only those bearing it.
+func newFakeAPI(token string) *fakeAPI {
+	return &fakeAPI{fail: map[string]int{}, reads: map[string]int{}, fallbackReads: map[string]int{}, token: token}
+}
+
 func (f *fakeAPI) readsFrom(from string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -135,6 +148,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Path == "/api/v1/events" {
 		f.eventQueries = append(f.eventQueries, r.URL.RawQuery)
+	}
+	if r.URL.Path == "/api/v1/report" {
+		f.reportQueries = append(f.reportQueries, r.URL.RawQuery)
 	}
 	if r.URL.Path == "/api/v1/timeseries" {
 		f.tsZone = q.Get("tz")
@@ -221,6 +237,13 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v = fakeTimeseries(from, to, tsAsOf)
 	case p == "/api/v1/resends":
 		v = map[string]any{"from": from, "to": to, "as_of": asOf, "decisions": 0, "groups": []any{}, "latest": []any{}}
+	case p == "/api/v1/report":
+		// As the reporter names it: kind and the window's start in UTC.
+		start, _ := time.Parse(time.RFC3339, from)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="otpscope-adhoc-`+start.UTC().Format("20060102T1504Z")+`.html"`)
+		fmt.Fprintf(w, "<!DOCTYPE html><title>report</title><p>%s</p>", r.URL.RawQuery)
+		return
 	case p == "/api/v1/events":
 		v = map[string]any{"as_of": asOf, "events": []any{map[string]any{"otp_id": knownOTP, "profile_id": "profile-1", "event_id": "ds-1", "channel": "SMS",
 			"status": "DELIVERED", "time": asOf, "received_at": asOf, "source": "webhook"}}, "next": ""}
@@ -306,7 +329,7 @@ func newPageBehind(t *testing.T, token string, middleware func(http.Handler) htt
 
 // newPageConfigured is newPageBehind with the console's configuration cfg.
 func newPageConfigured(t *testing.T, cfg console.Config, token string, middleware func(http.Handler) http.Handler) *page {
-	api := &fakeAPI{fail: map[string]int{}, reads: map[string]int{}, fallbackReads: map[string]int{}, token: token}
+	api := newFakeAPI(token)
 	r := chi.NewRouter()
 	console.Mount(r, cfg)
 	if middleware != nil {
@@ -1134,7 +1157,7 @@ func TestConsoleWaitsOutTooManyQueries(t *testing.T) {
 func TestConsoleStartsOnceOtpscopeAnswers(t *testing.T) {
 	var down atomic.Bool
 	down.Store(true)
-	api := &fakeAPI{fail: map[string]int{}, reads: map[string]int{}}
+	api := newFakeAPI("")
 	r := chi.NewRouter()
 	r.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -1278,4 +1301,52 @@ func TestConsoleTimesInTheBrowsersZone(t *testing.T) {
 	p.choose("back to UTC", "#tz", "UTC")
 	p.until("the window read in UTC again", `document.querySelector('#shown').textContent === '2026-06-01 00:30:00Z … 2026-06-02 00:00:00Z'`)
 	p.b.NoErrors("times in the browser's zone")
+}
+
+// The Overview saves the report of the window shown (/api/v1/report), in
+// the form asked, on the zone times are read in, under the name the answer
+// gives: a file, fetched with the token a plain link would not send.
+func TestConsoleSavesTheWindowsReport(t *testing.T) {
+	const token = "console-token-0123456789"
+	p := newPageWithToken(t, token)
+	dir := t.TempDir()
+	p.b.Do("downloads into "+dir, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir})
+		return err
+	}), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kolkata"})
+		return err
+	}))
+	p.open("overview?range=custom&from=2026-06-01T00:00:00Z&to=2026-06-02T00:00:00Z&channel=sms")
+	p.b.Do("sign in", chromedp.WaitVisible("#token"), chromedp.SendKeys("#token", token), chromedp.Click("#sign-in"))
+	p.until("the linked window drawn", `document.querySelector('#page-overview').dataset.loaded === '2026-06-01T00:00:00Z/2026-06-02T00:00:00Z'`)
+	p.b.Do("save the HTML report", chromedp.Click(`#report button[data-format="html"]`))
+	const file = "otpscope-adhoc-20260601T0000Z.html"
+	p.until("saved", `document.querySelector('#report-status').textContent === 'saved `+file+`'`)
+	var body []byte
+	polltest.Until(t, 10*time.Second, "the file written", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		body = b
+		return err == nil && len(b) > 0
+	})
+	want := "from=2026-06-01T00%3A00%3A00Z&to=2026-06-02T00%3A00%3A00Z&channel=sms&format=html"
+	if !strings.Contains(string(body), want) {
+		t.Errorf("the saved report = %q; want the answer to %s", body, want)
+	}
+	// On the browser's clock, the report is asked on its zone.
+	p.js("the browser's zone", `(() => { const s = document.querySelector('#tz'); s.value = s.options[s.options.length - 1].value; s.dispatchEvent(new Event('change')); })()`)
+	p.b.Do("save the CSV", chromedp.Click(`#report button[data-format="csv"]`))
+	polltest.Until(t, 10*time.Second, "a second report asked", func() bool {
+		p.api.mu.Lock()
+		defer p.api.mu.Unlock()
+		return len(p.api.reportQueries) == 2
+	})
+	p.api.mu.Lock()
+	second := p.api.reportQueries[1]
+	p.api.mu.Unlock()
+	// Chromium names Kolkata's zone by its older name, Asia/Calcutta.
+	if q, _ := url.ParseQuery(second); q.Get("format") != "csv" || (q.Get("tz") != "Asia/Kolkata" && q.Get("tz") != "Asia/Calcutta") {
+		t.Errorf("the second report asked %s; want format=csv on the browser's zone, Kolkata's", second)
+	}
+	p.b.NoErrors("report")
 }

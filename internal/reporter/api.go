@@ -54,6 +54,7 @@ func (a *API) Mount(r chi.Router) {
 	r.With(QueryParams(alertsParams)).Get("/api/v1/alerts", a.alerts)                  // console.go
 	r.With(QueryParams(alertsParams)).Get("/api/v1/alerts/episodes", a.alertEpisodes)  // console.go
 	r.With(QueryParams(with(windowParams, "limit"))).Get("/api/v1/resends", a.resends) // console.go
+	r.With(QueryParams(reportParams)).Get("/api/v1/report", a.report)                  // reportapi.go
 }
 
 // The query parameters the endpoints read, as openapi.json lists them.

@@ -374,6 +374,7 @@ func TestAnalytics(t *testing.T) {
 	t.Run("problems", func(t *testing.T) { testProblems(t, tr) })
 	t.Run("dashboard panels", func(t *testing.T) { testDashboards(t, tr) })
 	t.Run("reports and alerts", func(t *testing.T) { testReports(t, tr) })
+	t.Run("report download", func(t *testing.T) { testReportDownload(t, tr) })
 }
 
 func testEqualsGroundTruth(t *testing.T, tr *traffic) {

@@ -2,6 +2,7 @@ package reporter_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -24,12 +26,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/problem"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/store"
 )
@@ -1020,6 +1024,72 @@ func TestReportSaysJourneys(t *testing.T) {
 	for _, row := range []string{"journeys,,otps,10", "journeys,,fallback_otps,2", "path,SILENT,otps,6"} {
 		if !strings.Contains(sheet.String(), row+"\n") {
 			t.Errorf("CSV has no row %s:\n%s", row, sheet.String())
+		}
+	}
+}
+
+// GET /api/v1/report answers the window's report as `reporter report`
+// writes it, as a file to save: in each form, on the zone asked, with the
+// alert thresholds the reporter evaluates marked; a form it has not, a
+// max_lag (a report reads exactly) or an unknown zone is a 400.
+func testReportDownload(t *testing.T, tr *traffic) {
+	ar := chi.NewRouter()
+	reporter.NewAPI(tr.f.DB, reporter.AlertRules{MinDeliveryRate: 0.9}, brokertest.Logger(t)).Mount(ar)
+	api := httptest.NewServer(ar)
+	t.Cleanup(api.Close)
+	w := tr.window()
+	q := url.Values{"from": {w.From.Format(time.RFC3339)}, "to": {w.To.Format(time.RFC3339)}, "tz": {"Europe/Berlin"}}
+	download := func(q url.Values) (*http.Response, []byte) {
+		t.Helper()
+		resp, err := http.Get(api.URL + "/api/v1/report?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	start := w.From.UTC().Format("20060102T1504Z")
+	for _, c := range []struct{ format, media, file string }{
+		{"", "text/html; charset=utf-8", "otpscope-adhoc-" + start + ".html"},
+		{"csv", "text/csv; charset=utf-8", "otpscope-adhoc-" + start + ".csv"},
+		{"table", "text/plain; charset=utf-8", "otpscope-adhoc-" + start + ".txt"},
+	} {
+		q := maps.Clone(q)
+		if c.format != "" {
+			q.Set("format", c.format)
+		}
+		resp, body := download(q)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != c.media ||
+			resp.Header.Get("Content-Disposition") != `attachment; filename="`+c.file+`"` ||
+			!strings.HasPrefix(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+			t.Errorf("GET /api/v1/report?%s = %s, %v\n%.300s", q.Encode(), resp.Status, resp.Header, body)
+			continue
+		}
+		// The command's own report of the window, but the time it was made.
+		cfg := reporter.ReportCLIConfig{From: q.Get("from"), To: q.Get("to"), TZ: "Europe/Berlin", Format: cmp.Or(c.format, "html"),
+			Thresholds: reporter.Thresholds{MinDeliveryRate: 0.9}}
+		var want bytes.Buffer
+		if err := reporter.WriteReport(t.Context(), tr.f.DB, cfg, time.Now(), &want); err != nil {
+			t.Fatal(err)
+		}
+		generated := regexp.MustCompile(`generated[ ,_a-z]*[0-9T:+.Z-]+`)
+		if got, want := generated.ReplaceAll(body, nil), generated.ReplaceAll(want.Bytes(), nil); !bytes.Equal(got, want) {
+			t.Errorf("format %q: the answer is not the command's report:\n%.2000s\nwant\n%.2000s", c.format, got, want)
+		}
+	}
+	if _, body := download(q); !bytes.Contains(body, []byte("alert below 90%")) {
+		t.Errorf("the HTML does not mark the reporter's threshold:\n%.500s", body)
+	}
+	for field, bad := range map[string]url.Values{"format": {"format": {"pdf"}}, "max_lag": {"max_lag": {"1m"}}, "tz": {"tz": {"Mars/Olympus_Mons"}}} {
+		resp, body := download(bad)
+		var p problem.Details
+		_ = json.Unmarshal(body, &p)
+		if resp.StatusCode != http.StatusBadRequest || p.Field != field {
+			t.Errorf("GET /api/v1/report?%s = %s %s; want a 400 naming %s", bad.Encode(), resp.Status, body, field)
 		}
 	}
 }

@@ -610,6 +610,32 @@
       warning: failed.length ? 'Part of the overview did not load: ' + failed.join('; ') + '. The rest is drawn.' : '',
     };
   }
+  // saveReport saves the report of the window shown (GET /api/v1/report,
+  // what `reporter report` writes) in format, on the zone times are read
+  // in, under the name the answer gives: fetched with the token, which a
+  // plain link would not send. It reads exactly, so it may count facts
+  // stored after the figures' as of.
+  async function saveReport(format) {
+    const shown = $('#shown').dataset, status = $('#report-status');
+    if (!shown.from) { status.textContent = 'no window shown yet'; return; }
+    const q = qs({ from: shown.from, to: shown.to, profile: applied('#profile'), channel: applied('#channel'), tz: zone === 'UTC' ? '' : zone, format: format });
+    status.textContent = 'making the report of ' + fmtTime(shown.from) + ' … ' + fmtTime(shown.to) + '…';
+    try {
+      const res = await api('/api/v1/report?' + q, { raw: true, timeout: LOAD_TIMEOUT_MS, headers: { 'Accept': '*/*' } });
+      const name = (/filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') || '') || [])[1] || 'otpscope-report';
+      const url = URL.createObjectURL(await res.blob());
+      const a = el('a', { href: url, download: name, hidden: '' });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60e3);
+      status.textContent = 'saved ' + name;
+    } catch (err) {
+      if (!(err instanceof AuthError)) status.textContent = 'the report did not come: ' + (unreachable(err) ? 'otpscope did not answer' : err.message);
+    }
+  }
+  for (const b of document.querySelectorAll('#report button')) b.addEventListener('click', () => saveReport(b.dataset.format));
+
   // The rules firing now, whatever the window: the first thing to see.
   function drawFiring(now) {
     const firing = $('#firing');
