@@ -1065,7 +1065,8 @@ func testReportDownload(t *testing.T, tr *traffic) {
 		resp, body := download(q)
 		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != c.media ||
 			resp.Header.Get("Content-Disposition") != `attachment; filename="`+c.file+`"` ||
-			!strings.HasPrefix(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+			!strings.HasPrefix(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") ||
+			resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Cache-Control") != "no-store" {
 			t.Errorf("GET /api/v1/report?%s = %s, %v\n%.300s", q.Encode(), resp.Status, resp.Header, body)
 			continue
 		}

@@ -65,5 +65,7 @@ func (a *API) report(w http.ResponseWriter, r *http.Request) {
 	// Figures and SVG, no script: opened from the API's origin, the
 	// document may run none, nor load anything.
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store") // as the JSON answers: figures of a moment
 	w.Write(body.Bytes())
 }
