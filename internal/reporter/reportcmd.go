@@ -34,8 +34,9 @@ type ReportCLIConfig struct {
 	Profile  string
 	Channel  string
 	Format   string
-	// TZ is the IANA time zone of the trend's buckets and of the window
-	// as the table and HTML forms show it beside UTC; "" is UTC.
+	// TZ is the IANA time zone of the trend's buckets, of the window as
+	// the table and HTML forms show it beside UTC, and of their other
+	// times; "" is UTC.
 	TZ string
 	// Out is the file written; "" or "-" writes to stdout.
 	Out string
@@ -58,7 +59,7 @@ func (c *ReportCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Profile, "profile", "", "only this tyntec profile ID")
 	fs.StringVar(&c.Channel, "channel", "", "only this channel (journeys: whose primary channel it is)")
 	fs.StringVar(&c.Format, "format", "table", "table, json, csv or html")
-	fs.StringVar(&c.TZ, "tz", "UTC", "time zone (an IANA name such as Europe/Berlin) of the trend's buckets, a day from local midnight, and of the window shown beside UTC")
+	fs.StringVar(&c.TZ, "tz", "UTC", "time zone (an IANA name such as Europe/Berlin) of the trend's buckets, a day from local midnight, of the window shown beside UTC, and of the table's and HTML's other times")
 	fs.StringVar(&c.Out, "out", "-", "file to write; - for stdout")
 	fs.Float64Var(&c.Thresholds.MinDeliveryRate, "alert-min-delivery-rate", DefaultMinDeliveryRate, "delivery-rate alert threshold the HTML charts mark (0: none)")
 	fs.Float64Var(&c.Thresholds.MaxFallbackRate, "alert-max-fallback-rate", DefaultMaxFallbackRate, "fallback-rate alert threshold the HTML charts mark (0: none)")
