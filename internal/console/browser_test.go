@@ -834,6 +834,17 @@ func TestConsoleAttemptsChartMarksPartialBuckets(t *testing.T) {
 	if got := p.js2("lines off", legend+`.map((r) => r.classList.contains('u-off')).join(',')`); got != "false,false,false" {
 		t.Errorf("lines off after a second click on SMS = %s; want none", got)
 	}
+	// The latency's p95 line goes with its p50 one: one legend row, both
+	// figures at the cursor.
+	const latency = `[...document.querySelectorAll('#chart-latency .u-legend .u-series')]`
+	if got := p.js2("latency legend rows", latency+`.filter((r) => !r.hidden).map((r) => r.querySelector('th').textContent).join(',')`); got != "UTC,SMS p50 / p95" {
+		t.Errorf("latency legend rows shown = %q; want UTC,SMS p50 / p95", got)
+	}
+	p.js("cursor on the latency", `(() => { const o = document.querySelector('#chart-latency .u-over'), r = o.getBoundingClientRect();
+		o.dispatchEvent(new MouseEvent('mousemove', { clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true })); })()`)
+	if got := p.js2("SMS's latencies", latency+`[1].querySelector('td').textContent`); got != "2.0 s / 3.0 s" {
+		t.Errorf("SMS's latency legend at the cursor = %q; want 2.0 s / 3.0 s", got)
+	}
 	p.b.Screenshot("console-partial-buckets")
 	// Whole minutes, read after the window's end: every bucket whole.
 	p.api.set(func(f *fakeAPI) { f.tsAsOf = "" })

@@ -450,18 +450,21 @@
     const data = [x];
     // By name, not by rank: two channels trading places would otherwise
     // swap colours and draw every chart anew.
-    // A line's continuation (pick's fifth: its partial buckets) has no
-    // legend row of its own: the line's row shows its figure and hides
-    // and shows both.
-    const parts = {};
+    // A line that goes with the one before it (pick's fifth: 'gaps', the
+    // partial buckets the line leaves out; 'pair', its p95 beside its p50)
+    // has no legend row of its own: the line's row shows its figure (for
+    // a pair, both: "2.0 s / 3.0 s") and hides and shows both.
+    const parts = {}, pairs = {};
+    const fmt = (v) => v === null || v === undefined ? '–' : (opts.fmt ? opts.fmt(v) : v);
     [...ts.channels].sort((a, b) => a.channel.localeCompare(b.channel)).forEach((c) => {
-      for (const [label, values, dash, points, continues] of pick(c)) {
+      for (const [label, values, dash, points, goesWith] of pick(c)) {
         const i = series.length;
-        if (continues) parts[i - 1] = i;
+        if (goesWith) parts[i - 1] = i;
+        if (goesWith === 'pair') pairs[i - 1] = true;
         series.push({ label: label, stroke: colorOf(c.channel), width: 2, dash: dash, spanGaps: false, points: points || { show: true, size: 4 },
           value: (u, v, si, di) => {
-            if ((v === null || v === undefined) && parts[i] !== undefined && di !== null) v = u.data[parts[i]][di];
-            return v === null || v === undefined ? '–' : (opts.fmt ? opts.fmt(v) : v);
+            const other = parts[i] !== undefined && di !== null && di !== undefined ? u.data[parts[i]][di] : null;
+            return pairs[i] ? fmt(v) + ' / ' + fmt(other) : fmt(v === null || v === undefined ? other : v);
           } });
         data.push(values.map((v) => v === null ? null : v));
       }
@@ -751,7 +754,7 @@
       if (!partialIdx.length) return [[c.channel, whole]];
       // Joined to their whole neighbours, so the line does not break.
       const part = c.attempts.map((v, i) => partial[i] || partial[i - 1] || partial[i + 1] ? v : null);
-      return [[c.channel, whole], [c.channel + ' (partial)', part, [4, 4], hollow, true]];
+      return [[c.channel, whole], [c.channel + ' (partial)', part, [4, 4], hollow, 'gaps']];
     }, { key: '#' + partialIdx, cell: String, table: (c) => [[c.channel, c.attempts]], partial: partial });
     $('#chart-attempts').dataset.partial = ts.start.filter((s, i) => partial[i]).join(',');
     const notes = [];
@@ -766,7 +769,8 @@
     $('#attempts-partial').textContent = drawn ? 'Dashed: ' + notes.join('; ') + '.' : '';
     $('#attempts-partial').hidden = !drawn;
     // In ms below a second, in s above, as the tables say latencies.
-    chart('chart-latency', ts, (c) => [[c.channel + ' p50', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms, [6, 4]]], { fmt: fmtMs, cell: fmtMs });
+    chart('chart-latency', ts, (c) => [[c.channel + ' p50 / p95', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms, [6, 4], undefined, 'pair']],
+      { fmt: fmtMs, cell: fmtMs, table: (c) => [[c.channel + ' p50', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms]] });
     chart('chart-fallback', ts, (c) => [[c.channel, c.fallback_rate]], { fmt: pctFmt, range: [0, 1], cell: fmtPct });
   }
 
