@@ -103,7 +103,7 @@ func TestChaos(t *testing.T) {
 		// the sink's first check of them, one ack wait after its first failed
 		// insert; 5 s was lost to a loaded machine. Only the redelivery of
 		// what a killed reporter held waits for it, which the end allows.
-		"--sink-flush-interval", "200ms", "--sink-ack-wait", "15s", "--report-hourly", "", "--report-daily", "", "--alert-schedule", ""}
+		"--sink-flush-interval", "200ms", "--sink-ack-wait", "15s", "--report-hourly", "", "--report-daily", "", "--report-weekly", "", "--alert-schedule", ""}
 	ingest.start(t)
 	reporter.start(t)
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chListen}, Protocol: clickhouse.HTTP})

@@ -46,3 +46,6 @@ func RunJob(ctx context.Context, r *Reports, kind string, now time.Time) (spec s
 
 // LastHour is the hourly summary's window at now in zone.
 var LastHour = lastHour
+
+// LastWeek is the weekly summary's window at now in zone.
+var LastWeek = lastWeek

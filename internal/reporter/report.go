@@ -21,6 +21,7 @@ import (
 const (
 	KindHourly = "hourly"
 	KindDaily  = "daily"
+	KindWeekly = "weekly"
 	KindAdHoc  = "adhoc"
 )
 

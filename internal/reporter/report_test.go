@@ -505,6 +505,42 @@ func testReports(t *testing.T, tr *traffic) {
 		}
 	})
 
+	// The weekly summary is the zone's week, Monday to Monday, run on its
+	// clock, published on its own subject and written as weekly-<start>.
+	t.Run("weekly summary of a zone's week", func(t *testing.T) {
+		got := subscribe(t, tr, events.SubjectRoot+".report.>")
+		dir := t.TempDir()
+		r := reporter.NewReports(reporter.ReportsConfig{Dir: dir, Weekly: reporter.DefaultReportWeekly, Timezone: "Europe/Berlin"}, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
+		now := time.Date(2026, 6, 7, 22, 30, 0, 0, time.UTC) // 00:30 on Monday 8 June in Berlin
+		spec, ok, err := reporter.RunJob(ctx, r, reporter.KindWeekly, now)
+		if !ok || err != nil {
+			t.Fatalf("weekly job: %v, %v", ok, err)
+		}
+		if spec != "CRON_TZ=Europe/Berlin 30 0 * * 1" {
+			t.Errorf("the weekly job runs on %q; want Berlin's clock, Mondays", spec)
+		}
+		msg := got.next(t)
+		var rep reporter.Report
+		if err := json.Unmarshal(msg.Data, &rep); err != nil {
+			t.Fatal(err)
+		}
+		from, to := time.Date(2026, 5, 31, 22, 0, 0, 0, time.UTC), time.Date(2026, 6, 7, 22, 0, 0, 0, time.UTC)
+		if msg.Subject != events.SubjectRoot+".report.weekly" || rep.Kind != reporter.KindWeekly || rep.TZ != "Europe/Berlin" || !rep.From.Equal(from) || !rep.To.Equal(to) {
+			t.Errorf("weekly summary on %s: %s %s %s – %s; want weekly, Europe/Berlin %s – %s", msg.Subject, rep.Kind, rep.TZ, rep.From, rep.To, from, to)
+		}
+		// The simulated traffic (1 June) is in it, as /channels counts it.
+		chs, err := tr.f.DB.Channels(ctx, store.Window{From: from, To: to})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(chs) == 0 || len(rep.Channels) != len(chs) || rep.Channels[0].Attempts != chs[0].Attempts {
+			t.Errorf("the weekly summary's channels %+v; want /channels' for the week, %+v", rep.Channels, chs)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "weekly-20260531T2200Z.html")); err != nil {
+			t.Errorf("the weekly summary's file: %v", err)
+		}
+	})
+
 	t.Run("alerts", func(t *testing.T) {
 		got := subscribe(t, tr, events.SubjectRoot+".alert.>")
 		var mu sync.Mutex
@@ -829,7 +865,7 @@ func testReports(t *testing.T, tr *traffic) {
 	t.Run("alertmanager", func(t *testing.T) { testAlertmanager(t, tr) })
 
 	t.Run("schedule starts and stops", func(t *testing.T) {
-		cfg := reporter.ReportsConfig{Hourly: reporter.DefaultReportHourly, Daily: reporter.DefaultReportDaily, Alerts: reporter.DefaultAlerts, Rules: reporter.AlertRules{Window: time.Hour}}
+		cfg := reporter.ReportsConfig{Hourly: reporter.DefaultReportHourly, Daily: reporter.DefaultReportDaily, Weekly: reporter.DefaultReportWeekly, Alerts: reporter.DefaultAlerts, Rules: reporter.AlertRules{Window: time.Hour}}
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}

@@ -34,12 +34,14 @@ import (
 type ReportsConfig struct {
 	// Hourly reports the previous whole hour of Timezone's clock; Daily
 	// the previous day of Timezone, from midnight to midnight (23 or 25
-	// hours when its clocks change), on a schedule read on its clock.
-	// Hourly's schedule stays on UTC's clock, which fires every hour once
+	// hours when its clocks change), on a schedule read on its clock;
+	// Weekly the previous week of Timezone, Monday's midnight to Monday's
+	// (ISO 8601's week), on its clock too. Hourly's schedule stays on UTC's clock, which fires every hour once
 	// whatever a zone's clocks do: in a zone whose offset is not whole
 	// hours (Asia/Kolkata) an hour ends at :30 UTC, so pick its minute.
 	Hourly string
 	Daily  string
+	Weekly string
 	// Timezone is the summaries' IANA time zone; "" is UTC. Their trends'
 	// buckets follow its clock too.
 	Timezone string
@@ -82,6 +84,9 @@ type ReportsConfig struct {
 const (
 	DefaultReportHourly = "15 * * * *"
 	DefaultReportDaily  = "15 0 * * *"
+	// DefaultReportWeekly comes on Mondays after the daily one: a week's
+	// report reads seven days.
+	DefaultReportWeekly = "30 0 * * 1"
 	DefaultAlerts       = "*/5 * * * *"
 	// DefaultRollups runs the rollup job every minute: a run recomputes only
 	// the hours marked since the last one (about a second of work at 10 M
@@ -96,7 +101,8 @@ const (
 func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Hourly, "report-hourly", DefaultReportHourly, "cron spec (UTC) of the hourly summary of the previous hour (of --report-timezone's clock); empty disables")
 	fs.StringVar(&c.Daily, "report-daily", DefaultReportDaily, "cron spec (on --report-timezone's clock) of the daily summary of the previous day; empty disables")
-	fs.StringVar(&c.Timezone, "report-timezone", "UTC", "time zone (an IANA name such as Europe/Berlin) of the summaries: the daily one covers the previous day from local midnight and runs on local time, the hourly one the previous local hour; their trends' buckets follow it")
+	fs.StringVar(&c.Weekly, "report-weekly", DefaultReportWeekly, "cron spec (on --report-timezone's clock) of the weekly summary of the previous week, Monday to Monday; empty disables")
+	fs.StringVar(&c.Timezone, "report-timezone", "UTC", "time zone (an IANA name such as Europe/Berlin) of the summaries: the daily one covers the previous day from local midnight and runs on local time, the weekly one the previous week from Monday's, the hourly one the previous local hour; their trends' buckets follow it")
 	fs.StringVar(&c.Dir, "report-dir", "", "directory for report files (JSON, CSV, HTML); empty writes none")
 	fs.StringVar(&c.Alerts, "alert-schedule", DefaultAlerts, "cron spec (UTC) of alert evaluation; empty disables")
 	fs.DurationVar(&c.Rules.Window, "alert-window", time.Hour, "window the alert rules look back over")
@@ -120,7 +126,7 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 
 // Validate reports the first configuration error.
 func (c *ReportsConfig) Validate() error {
-	for name, spec := range map[string]string{"report-hourly": c.Hourly, "report-daily": c.Daily, "alert-schedule": c.Alerts, "rollup-schedule": c.Rollups, "backup-schedule": c.BackupSchedule} {
+	for name, spec := range map[string]string{"report-hourly": c.Hourly, "report-daily": c.Daily, "report-weekly": c.Weekly, "alert-schedule": c.Alerts, "rollup-schedule": c.Rollups, "backup-schedule": c.BackupSchedule} {
 		if spec == "" {
 			continue
 		}
@@ -135,6 +141,9 @@ func (c *ReportsConfig) Validate() error {
 		return err
 	}
 	if err := checkUTC("report-daily", c.Daily, "day"); err != nil {
+		return err
+	}
+	if err := checkUTC("report-weekly", c.Weekly, "week"); err != nil {
 		return err
 	}
 	if c.Alerts != "" && c.Rules.Window <= 0 {
@@ -219,6 +228,15 @@ func lastHour(now time.Time, zone *time.Location) (from, to time.Time) {
 func lastDay(now time.Time, zone *time.Location) (from, to time.Time) {
 	y, m, d := now.In(zone).Date()
 	return time.Date(y, m, d-1, 0, 0, 0, 0, zone), time.Date(y, m, d, 0, 0, 0, 0, zone)
+}
+
+// lastWeek is the previous week of zone at now, from Monday's midnight to
+// Monday's (ISO 8601's week: 167 or 169 hours when its clocks change).
+func lastWeek(now time.Time, zone *time.Location) (from, to time.Time) {
+	local := now.In(zone)
+	y, m, d := local.Date()
+	monday := d - (int(local.Weekday())+6)%7 // Sunday is 0 to Go, 7 to ISO
+	return time.Date(y, m, monday-7, 0, 0, 0, 0, zone), time.Date(y, m, monday, 0, 0, 0, 0, zone)
 }
 
 // onClock reads spec on zone's clock: prefixed CRON_TZ= (checkUTC
@@ -331,6 +349,7 @@ func (r *Reports) initSeries() {
 var runTimeouts = map[string]time.Duration{
 	KindHourly:  15 * time.Minute,
 	KindDaily:   time.Hour,
+	KindWeekly:  2 * time.Hour,
 	KindAlerts:  5 * time.Minute,
 	KindRollups: 30 * time.Minute,
 	KindBackup:  6 * time.Hour,
@@ -360,6 +379,10 @@ func (r *Reports) jobs() []job {
 		{KindDaily, onClock(r.cfg.Daily, zone), func(ctx context.Context, now time.Time) error {
 			from, to := lastDay(now, zone)
 			return r.Summary(ctx, KindDaily, from, to)
+		}},
+		{KindWeekly, onClock(r.cfg.Weekly, zone), func(ctx context.Context, now time.Time) error {
+			from, to := lastWeek(now, zone)
+			return r.Summary(ctx, KindWeekly, from, to)
 		}},
 		{KindAlerts, r.cfg.Alerts, func(ctx context.Context, now time.Time) error {
 			// To the second, not the minute: each evaluation of a schedule

@@ -36,13 +36,16 @@ func TestValidateSchedules(t *testing.T) {
 		{"alert-schedule", "@every 1s", ""},
 		{"rollup-schedule", "@every 20s", ""},
 		{"report-daily", "15 0 * * *", ""},
+		{"report-weekly", "30 0 * * 1", ""},
+		{"report-weekly", "CRON_TZ=Europe/Berlin 30 0 * * 1", "set --report-timezone, whose previous week"},
+		{"report-weekly", "@every 0s", "at least 1s"},
 		// Elsewhere a time zone only moves when the job runs.
 		{"alert-schedule", "CRON_TZ=Europe/Berlin */5 * * * *", ""},
 		{"rollup-schedule", "TZ=UTC @every 15s", ""},
 		{"backup-schedule", "CRON_TZ=Europe/Berlin 0 3 * * *", ""},
 	} {
 		cfg := reporter.ReportsConfig{Rules: reporter.AlertRules{Window: time.Hour}}
-		*map[string]*string{"report-hourly": &cfg.Hourly, "report-daily": &cfg.Daily, "alert-schedule": &cfg.Alerts,
+		*map[string]*string{"report-hourly": &cfg.Hourly, "report-daily": &cfg.Daily, "report-weekly": &cfg.Weekly, "alert-schedule": &cfg.Alerts,
 			"rollup-schedule": &cfg.Rollups, "backup-schedule": &cfg.BackupSchedule, "report-timezone": &cfg.Timezone}[tc.flag] = tc.spec
 		err := cfg.Validate()
 		switch {
@@ -142,5 +145,40 @@ func TestLastHourInAZone(t *testing.T) {
 		if got := from.UTC().Format(time.RFC3339) + " " + to.UTC().Format(time.RFC3339); got != tc.from+" "+tc.to {
 			t.Errorf("%s at %s: the last hour is %s; want %s %s", tc.zone, tc.now, got, tc.from, tc.to)
 		}
+	}
+}
+
+// The weekly summary covers the previous week of the zone's clock, Monday's
+// midnight to Monday's: on any day of the week after it, Sunday included
+// (Go's first day, ISO's last), 167 hours in the week Berlin's clocks go
+// forward.
+func TestLastWeekInAZone(t *testing.T) {
+	for _, tc := range []struct {
+		zone     string
+		now      string
+		from, to string
+	}{
+		{"UTC", "2026-06-01T00:30:00Z", "2026-05-25T00:00:00Z", "2026-06-01T00:00:00Z"},                     // a Monday
+		{"UTC", "2026-06-07T23:59:00Z", "2026-05-25T00:00:00Z", "2026-06-01T00:00:00Z"},                     // the Sunday after
+		{"UTC", "2026-06-03T12:00:00Z", "2026-05-25T00:00:00Z", "2026-06-01T00:00:00Z"},                     // a Wednesday
+		{"Europe/Berlin", "2026-03-29T22:30:00Z", "2026-03-23T00:00:00+01:00", "2026-03-30T00:00:00+02:00"}, // 00:30 CEST on Monday 30 March
+		{"Europe/Berlin", "2026-03-29T21:30:00Z", "2026-03-16T00:00:00+01:00", "2026-03-23T00:00:00+01:00"}, // 23:30 CEST, still Sunday
+		{"Asia/Kolkata", "2026-05-31T19:00:00Z", "2026-05-25T00:00:00+05:30", "2026-06-01T00:00:00+05:30"},  // 00:30 on Monday 1 June
+	} {
+		now, _ := time.Parse(time.RFC3339, tc.now)
+		z, err := time.LoadLocation(tc.zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from, to := reporter.LastWeek(now, z)
+		wantFrom, _ := time.Parse(time.RFC3339, tc.from)
+		wantTo, _ := time.Parse(time.RFC3339, tc.to)
+		if !from.Equal(wantFrom) || !to.Equal(wantTo) || from.In(z).Weekday() != time.Monday || to.In(z).Weekday() != time.Monday {
+			t.Errorf("%s at %s: the last week is %s – %s; want %s – %s, Monday to Monday", tc.zone, tc.now, from, to, tc.from, tc.to)
+		}
+	}
+	z, _ := time.LoadLocation("Europe/Berlin")
+	if from, to := reporter.LastWeek(time.Date(2026, 3, 29, 22, 30, 0, 0, time.UTC), z); to.Sub(from) != 167*time.Hour {
+		t.Errorf("Berlin's week of the change to summer time lasts %s; want 167h", to.Sub(from))
 	}
 }
