@@ -1,16 +1,22 @@
 package app_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -248,6 +254,31 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	b.Screenshot("console-overview")
 	b.NoErrors("overview")
+	// "CSV" saves the report of the window shown (/api/v1/report), fetched
+	// with the token: its channels are /channels' for the window.
+	dir := t.TempDir()
+	b.Do("downloads into "+dir, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir})
+		return err
+	}), chromedp.Click(`#report button[data-format="csv"]`))
+	from, err := time.Parse(time.RFC3339, w.Get("from"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "otpscope-adhoc-"+from.UTC().Format("20060102T1504Z")+".csv")
+	var saved []byte
+	polltest.Until(t, 30*time.Second, "the report saved as "+file, func() bool {
+		saved, err = os.ReadFile(file)
+		return err == nil && len(saved) > 0
+	})
+	for _, c := range chs.Channels {
+		if row := fmt.Sprintf("\nchannel,%s,attempts,%d\n", c.Channel, c.Attempts); !bytes.Contains(saved, []byte(row)) {
+			t.Errorf("the saved report lacks %q, /channels':\n%s", strings.TrimSpace(row), saved)
+		}
+	}
+	if got := b.Text("#report-status"); got != "saved "+filepath.Base(file) {
+		t.Errorf("the report's status says %q", got)
+	}
 	// A profile filter narrows the figures, not the alerts (over every
 	// profile): the page says so and asks for them without it, since an
 	// endpoint refuses a parameter it does not read.
