@@ -172,7 +172,7 @@ func ParseWindow(q map[string][]string, now time.Time) (store.Window, error) {
 		if get("from") != "" || get("to") != "" {
 			return w, &windowError{"since", errors.New("since is a window ending now: give since, or from and to, not both")}
 		}
-		d, ok := parseDuration(s)
+		d, ok := store.ParseDuration(s)
 		if !ok || d <= 0 {
 			return w, &windowError{"since", fmt.Errorf("%.64q is not a positive duration such as 7d, 24h or 90m", s)}
 		}
@@ -242,21 +242,6 @@ func parseTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
-}
-
-// parseDuration reads a Go duration (24h, 90m) or whole days (7d, of 24
-// hours each, as the retention flags take them): since's and step's. Days
-// past a hundred years are refused, not overflowed.
-func parseDuration(s string) (time.Duration, bool) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.ParseUint(n, 10, 32)
-		if err != nil || days > 100*366 {
-			return 0, false
-		}
-		return time.Duration(days) * 24 * time.Hour, true
-	}
-	d, err := time.ParseDuration(s)
-	return d, err == nil
 }
 
 // ceilMillisecond is t rounded up to a whole millisecond.

@@ -81,7 +81,7 @@ func (a *API) timeseries(w http.ResponseWriter, r *http.Request) {
 // parseStep reads a Go duration (5m, 1h), whole days (1d) or whole seconds (300), at least
 // 1s and at most store.MaxStep.
 func parseStep(s string) (time.Duration, error) {
-	d, ok := parseDuration(s)
+	d, ok := store.ParseDuration(s)
 	if !ok {
 		n, nerr := strconv.ParseInt(s, 10, 64) // out of range: ±MaxInt64
 		if nerr != nil && !errors.Is(nerr, strconv.ErrRange) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -47,39 +48,33 @@ func tooLong(what string) error {
 
 // Set parses "90d", "0" or a Go duration of whole days.
 func (r *Retention) Set(s string) error {
-	days, err := parseDays(s)
-	if err != nil {
-		return err
+	d, ok := ParseDuration(s)
+	if !ok {
+		return fmt.Errorf("retention %q: want days (90d) or a duration", s)
 	}
-	if days < 0 {
+	if d < 0 || d%day != 0 {
 		return fmt.Errorf("retention %q: want whole days, 0 for forever", s)
 	}
-	if days > MaxRetention.Days() {
+	if d > time.Duration(MaxRetention) {
 		return tooLong(fmt.Sprintf("retention %q", s))
 	}
-	*r = Retention(time.Duration(days) * day)
+	*r = Retention(d)
 	return nil
 }
 
-// parseDays reads "90d" or a Go duration of whole days as days, which
-// Set bounds before they become a Duration that a large count overflows.
-func parseDays(s string) (int, error) {
-	bad := fmt.Errorf("retention %q: want days (90d) or a duration", s)
+// ParseDuration reads a Go duration (24h, 90m) or whole days (90d, of 24
+// hours each): the retention flags' and the API's since and step. Days a
+// Duration cannot hold are refused, not overflowed.
+func ParseDuration(s string) (time.Duration, bool) {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.Atoi(n)
-		if err != nil {
-			return 0, bad
+		days, err := strconv.ParseUint(n, 10, 64)
+		if err != nil || days > uint64(math.MaxInt64/int64(day)) {
+			return 0, false
 		}
-		return days, nil
+		return time.Duration(days) * day, true
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, bad
-	}
-	if d%day != 0 {
-		return 0, fmt.Errorf("retention %q: want whole days, 0 for forever", s)
-	}
-	return int(d / day), nil
+	return d, err == nil
 }
 
 // RetentionConfig is how long each group of tables keeps its rows. The
