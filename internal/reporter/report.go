@@ -165,9 +165,9 @@ func (r *Report) LocalWindow() string {
 	if r.TZ == "" || r.TZ == "UTC" {
 		return ""
 	}
-	zone, err := store.Zone(r.TZ)
-	if err != nil {
-		return " (" + r.TZ + ")"
+	zone := r.zone()
+	if zone == time.UTC {
+		return " (" + r.TZ + ")" // a zone not known here
 	}
 	const layout = "2006-01-02 15:04"
 	return fmt.Sprintf(" (%s – %s %s)", r.From.In(zone).Format(layout), r.To.In(zone).Format(layout), r.TZ)
@@ -416,10 +416,11 @@ func outcomeList(o store.Outcomes) []outcomeN {
 func (r *Report) table(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "otpscope %s report %s – %s%s\n\n", r.Kind, r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339), r.LocalWindow())
+	zone := r.zone()
 	if len(r.Channels) == 0 && r.Fallback.OTPs == 0 {
 		fmt.Fprintln(w, "No data: no attempt and no journey in the window (a channel filter that matches none gives this too).")
 	} else {
-		fmt.Fprintln(w, completenessNote(r.Completeness, r.zone()))
+		fmt.Fprintln(w, completenessNote(r.Completeness, zone))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "channel\tattempts\tdelivered\tundeliverable\ttimed out\tpending\tdelivery rate\tp50 ms\tp95 ms\tverified\t")
@@ -457,7 +458,7 @@ func (r *Report) table(w io.Writer) error {
 		if e.Evaluations == 1 {
 			evals = "1 evaluation"
 		}
-		fmt.Fprintf(w, "  since %s, last %s  %-8s  %-14s  %s\n", zoneTime(e.Since, r.zone()), zoneTime(e.To, r.zone()), e.State, evals, e.Summary)
+		fmt.Fprintf(w, "  since %s, last %s  %-8s  %-14s  %s\n", zoneTime(e.Since, zone), zoneTime(e.To, zone), e.State, evals, e.Summary)
 	}
 	fmt.Fprintf(w, "\nResend decisions: %d\n", resendDecisions(r.Resends))
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
@@ -627,7 +628,7 @@ th:first-child,td:first-child{text-align:left}figure{display:inline-block;margin
 figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-style:italic}
 </style></head><body>
 <h1>otpscope {{.R.Kind}} report</h1>
-<p>Window <time datetime="{{time .R.From}}">{{time .R.From}}</time> – <time datetime="{{time .R.To}}">{{time .R.To}}</time>{{.R.LocalWindow}}{{if .R.Profile}}, profile {{.R.Profile}}{{end}}{{if .R.Channel}}, channel {{.R.Channel}}{{end}}; generated {{clock (.R.GeneratedAt.Truncate 1000000000) .Zone}}.</p>
+<p>Window <time datetime="{{time .R.From}}">{{time .R.From}}</time> – <time datetime="{{time .R.To}}">{{time .R.To}}</time>{{.R.LocalWindow}}{{if .R.Profile}}, profile {{.R.Profile}}{{end}}{{if .R.Channel}}, channel {{.R.Channel}}{{end}}; generated {{.Generated}}.</p>
 <p id="completeness"{{if not .R.Completeness.Final}} style="background:#fff3cd;padding:.5em"{{end}}>{{note .R.Completeness .Zone}}</p>
 <table id="completeness-figures"><tbody>
 <tr><td>Pending attempts</td><td>{{.R.Completeness.Pending}}</td></tr>
@@ -683,10 +684,12 @@ func (r *Report) html(w io.Writer) error {
 			noCode = noCode || e.Code == ""
 		}
 	}
+	zone := r.zone()
 	return htmlReport.Execute(w, struct {
 		R                     *Report
 		Charts                []svgChart
 		Empty, Errors, NoCode bool
 		Zone                  *time.Location
-	}{r, r.charts(), r.empty(), errs, noCode, r.zone()})
+		Generated             string // to the second, as the window
+	}{r, r.charts(), r.empty(), errs, noCode, zone, zoneTime(r.GeneratedAt.Truncate(time.Second), zone)})
 }
