@@ -76,7 +76,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "fill:", err)
 		return 1
 	}
-	fmt.Printf("| round | build | CPU s/min, no tab | CPU s/min, one tab | the tab's | Overview loads | /channels mean ms |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| round | build | CPU s/min, no tab | CPU s/min, one tab | the tab's | /channels answers | their mean ms |\n|---|---|---|---|---|---|---|\n")
 	results := map[string][]float64{}
 	for r := 1; r <= *rounds; r++ {
 		for _, bin := range bins {

@@ -54,6 +54,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		otpPending  = "a4762c77-94cb-43d6-bbab-9f37e088ad03"
 		otpReplayed = "a4762c77-94cb-43d6-bbab-9f37e088ad04"
 		otpLive     = "a4762c77-94cb-43d6-bbab-9f37e088ad05"
+		otpEarlier  = "a4762c77-94cb-43d6-bbab-9f37e088ad07"
 	)
 	ev := func(otp string, ch events.Channel, st events.Status, after time.Duration) events.Message {
 		d := events.DeliveryStatus{Channel: ch, Status: st, OTPID: otp, ProfileID: "profile-1", Source: events.SourceWebhook,
@@ -75,6 +76,9 @@ func TestConsoleInABrowser(t *testing.T) {
 		ev(otpFallback, events.ChannelViber, events.StatusDispatched, 5*time.Second),
 		ev(otpFallback, events.ChannelViber, events.StatusDelivered, 8*time.Second),
 		ev(otpPending, events.ChannelWhatsApp, events.StatusDispatched, 3*time.Second),
+		// And an hour before them, an SMS that failed: the hour before's.
+		ev(otpEarlier, events.ChannelSMS, events.StatusDispatched, -time.Hour),
+		ev(otpEarlier, events.ChannelSMS, events.StatusUndeliverable, -time.Hour+3*time.Second),
 	}
 	webhook := fmt.Sprintf(`{"channel":"SMS","otpId":%q,"status":"DELIVERED","timestamp":%q}`, otpReplayed, now.Format(time.RFC3339Nano))
 	dead, err := events.NewDeadLetterMessage(events.DeadLetter{Reason: `Content-Type "text/plain": want application/json`, Status: 415, Source: "ingest", ReceivedAt: time.Now().UTC()}, []byte(webhook), 1<<20)
@@ -183,6 +187,26 @@ func TestConsoleInABrowser(t *testing.T) {
 			if rate.Value != want {
 				t.Errorf("overview %s delivery rate = %q; API %s", c.Channel, rate.Value, want)
 			}
+		}
+	}
+	// Beside each rate, the hour before's, as the API answers for it.
+	start, _ := time.Parse(time.RFC3339, w.Get("from"))
+	end, _ := time.Parse(time.RFC3339, w.Get("to"))
+	var chsBefore reporter.ChannelsResponse
+	get("/api/v1/channels?"+url.Values{"from": {start.Add(-end.Sub(start)).Format(time.RFC3339)}, "to": {w.Get("from")}}.Encode(), &chsBefore)
+	rateBefore := map[string]string{}
+	for _, c := range chsBefore.Channels {
+		if c.DeliveryRate != nil {
+			rateBefore[c.Channel] = strconv.FormatFloat(*c.DeliveryRate, 'g', -1, 64)
+		}
+	}
+	if rateBefore["SMS"] != "0" || len(chsBefore.Channels) != 1 {
+		t.Errorf("API: the hour before has %v; want SMS alone, delivering none", chsBefore.Channels)
+	}
+	for _, c := range chs.Channels {
+		got := browsertest.Run(b, "rate before", chromedp.AttributeValue(`#channels tr[data-channel="`+c.Channel+`"] [data-field="delivery_rate_before"]`, "data-value"))
+		if got.Value != rateBefore[c.Channel] {
+			t.Errorf("overview %s's rate the hour before = %q; API %q", c.Channel, got.Value, rateBefore[c.Channel])
 		}
 	}
 	// The buckets of /timeseries add up to /channels for the same window.
@@ -378,10 +402,10 @@ func TestConsoleInABrowser(t *testing.T) {
 	b.Screenshot("console-events")
 	// Pages follow the cursor without overlap.
 	var p1, p2 store.EventPage
-	get("/api/v1/events?limit=4", &p1)
-	get("/api/v1/events?limit=4&cursor="+p1.Next, &p2)
-	if len(p1.Events) != 4 || len(p2.Events) != len(msgs)-4 || p2.Next != "" || p1.Events[3].EventID == p2.Events[0].EventID {
-		t.Errorf("pages of 4: %d then %d events (next %q); want 4 then %d, no overlap", len(p1.Events), len(p2.Events), p2.Next, len(msgs)-4)
+	get("/api/v1/events?limit=5", &p1)
+	get("/api/v1/events?limit=5&cursor="+p1.Next, &p2)
+	if len(p1.Events) != 5 || len(p2.Events) != len(msgs)-5 || p2.Next != "" || p1.Events[4].EventID == p2.Events[0].EventID {
+		t.Errorf("pages of 5: %d then %d events (next %q); want 5 then %d, no overlap", len(p1.Events), len(p2.Events), p2.Next, len(msgs)-5)
 	}
 
 	// Dead letters: inspect the raw body, replay it by clicking.

@@ -78,6 +78,13 @@ type fakeAPI struct {
 	lags map[string]map[string]bool
 	// tsZone is the tz /timeseries was last asked with ("" without).
 	tsZone string
+	// before, when set, is a from whose /channels and /fallback answer
+	// other rates (SMS 3 of 4 delivered, 2 of 4 journeys with fallback),
+	// or fail with 503 under failBefore; beforeQueries are the queries
+	// asked with it.
+	before        string
+	failBefore    bool
+	beforeQueries []string
 }
 
 // lagsOf are the max_lag values path was asked with.
@@ -140,6 +147,13 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status, hold, final, empty, errs, tsAsOf, token, dead := f.fail[r.URL.Path], f.hold, f.final, f.empty, f.errors, f.tsAsOf, f.token, f.deadLetters
 	lost := f.lost
 	episodes, firing := f.episodes, f.firing
+	isBefore := f.before != "" && from == f.before
+	if isBefore {
+		f.beforeQueries = append(f.beforeQueries, r.URL.Path+"?"+r.URL.RawQuery)
+		if f.failBefore {
+			status = http.StatusServiceUnavailable
+		}
+	}
 	if r.URL.Path == "/api/v1/channels" {
 		f.reads[from]++
 	}
@@ -223,6 +237,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if empty {
 			chs = []any{}
 		}
+		if isBefore {
+			chs = []any{map[string]any{"channel": "SMS", "attempts": 4, "delivered": 3, "failed": 1, "undeliverable": 1, "timed_out": 0, "pending": 0,
+				"delivery_rate": 0.75, "latency_ms": map[string]any{"p50": 2000, "p95": 3000}, "errors": []any{}, "unknown_status": 0,
+				"recovered_by_polling": 0, "unrecoverable": 0, "verification": nil}}
+		}
 		v = map[string]any{"from": from, "to": to, "as_of": asOf, "channels": chs, "completeness": completeness}
 	case p == "/api/v1/fallback":
 		v = map[string]any{"from": from, "to": to, "as_of": asOf, "otps": 3, "fallback_otps": 1, "fallback_rate": 0.3333, "resends": 0,
@@ -230,6 +249,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"paths": []any{map[string]any{"path": "SMS", "otps": 2, "delivered": 1, "failed": 0, "pending": 1, "delivery_rate": 1},
 				map[string]any{"path": "SMS>VIBER", "otps": 16, "delivered": 13, "failed": 3, "pending": 0, "delivery_rate": 0.8125}},
 			"time_to_deliver_ms": map[string]any{"p50": 2000, "p95": 8000}, "completeness": completeness}
+		if isBefore {
+			v.(map[string]any)["otps"], v.(map[string]any)["fallback_otps"], v.(map[string]any)["fallback_rate"] = 4, 2, 0.5
+		}
 	case p == "/api/v1/timeseries":
 		if tsAsOf == "" {
 			tsAsOf = time.Now().UTC().Format(time.RFC3339Nano)
@@ -640,6 +662,56 @@ func TestConsoleEmptyWindowAndEventsHint(t *testing.T) {
 	p.b.NoErrors("empty")
 }
 
+// The overview sets each channel's delivery rate and the journeys'
+// fallback rate beside the window before, as long as the window and ending
+// where it starts, read with the same lag: the API's own figures for it,
+// with what they are of in the tooltip. When that window does not load
+// its rates say so, the window's are drawn, and the page says what failed.
+func TestConsoleSetsRatesBesideTheWindowBefore(t *testing.T) {
+	p := newPage(t)
+	p.api.set(func(f *fakeAPI) { f.before = "2026-05-31T00:00:00Z" })
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	p.pendingCustomDay("2026-06-01T00:00:00Z")
+	cell := `#channels tr[data-channel="SMS"] [data-field="delivery_rate_before"]`
+	p.until("the day before's rate drawn", `(document.querySelector(`+jsString(cell)+`) || {}).textContent === '75.0%'`)
+	if got, want := p.attr(cell, "title"), "the 24 h before (2026-05-31 00:00:00Z … 2026-06-01 00:00:00Z): 3 delivered, 1 failed of 4 attempts"; got != want {
+		t.Errorf("the rate before's tooltip = %q; want %q", got, want)
+	}
+	if got := p.text("#rate-before"); got != "the 24 h before" {
+		t.Errorf("the column's heading = %q; want %q", got, "the 24 h before")
+	}
+	if got := p.text(`#channels tr[data-channel="SMS"] [data-field="delivery_rate"]`); got != "100.0%" {
+		t.Errorf("the window's own rate = %q; want 100.0%%", got)
+	}
+	if got := p.text("#fallback-summary"); !strings.Contains(got, "1 with fallback (33.3%; the 24 h before 50.0% of 4)") {
+		t.Errorf("the fallback summary = %q; want the day before's rate beside the day's", got)
+	}
+	var asked []string
+	p.api.set(func(f *fakeAPI) { asked = slices.Clone(f.beforeQueries) })
+	for _, path := range []string{"/api/v1/channels", "/api/v1/fallback"} {
+		if !slices.ContainsFunc(asked, func(q string) bool {
+			return strings.HasPrefix(q, path+"?") && strings.Contains(q, "to=2026-06-01T00%3A00%3A00Z") && strings.Contains(q, "max_lag=2m")
+		}) {
+			t.Errorf("%s was not asked for the day before up to the day's start with the page's lag; asked %q", path, asked)
+		}
+	}
+	p.b.NoErrors("the window before")
+	// The day before not answering: its rates say so; the day's stand.
+	p.api.set(func(f *fakeAPI) { f.failBefore = true })
+	p.until("the failure drawn", `(document.querySelector(`+jsString(cell)+`) || {}).textContent === '–'`)
+	if got := p.attr(cell, "title"); !strings.HasPrefix(got, "the 24 h before: not loaded: ") {
+		t.Errorf("the rate before's tooltip = %q; want it to say it did not load", got)
+	}
+	if got := p.text(`#channels tr[data-channel="SMS"] [data-field="delivery_rate"]`); got != "100.0%" {
+		t.Errorf("the window's own rate = %q once the day before failed; want 100.0%%", got)
+	}
+	if got := p.text("#fallback-summary"); !strings.Contains(got, "(33.3%; the 24 h before not loaded)") {
+		t.Errorf("the fallback summary = %q; want the day before said not loaded", got)
+	}
+	p.until("the page says what did not load", `document.querySelector('#error').textContent.includes('Part of the overview did not load: the channels of the 24 h before (')`)
+}
+
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
@@ -1033,7 +1105,7 @@ func TestConsoleOverviewFitsAPhone(t *testing.T) {
 	cells := browsertest.Run(p.b, "SMS's cells", chromedp.Evaluate[string](`[...document.querySelectorAll('#channels tr[data-channel="SMS"] td')].map((td) => {
 		const r = td.getBoundingClientRect(), label = getComputedStyle(td, '::before').content;
 		return (r.width > 0 && r.right <= innerWidth ? '' : 'off screen: ') + label + '=' + td.textContent; }).join('; ')`))
-	want := `"channel"=SMS; "attempts"=3; "delivered"=2; "failed"=0; "pending"=1; "unrecoverable"=0; "delivery rate"=100.0%; "latency p50"=2.0 s; "latency p95"=3.0 s; "errors"=tyntec::sim::sms_undeliverable (110), (none) (5)`
+	want := `"channel"=SMS; "attempts"=3; "delivered"=2; "failed"=0; "pending"=1; "unrecoverable"=0; "delivery rate"=100.0%; "the hour before"=100.0%; "latency p50"=2.0 s; "latency p95"=3.0 s; "errors"=tyntec::sim::sms_undeliverable (110), (none) (5)`
 	if cells != want {
 		t.Errorf("at 390 px SMS's cells: %s\nwant %s", cells, want)
 	}

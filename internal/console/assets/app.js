@@ -521,12 +521,24 @@
   }
   window.addEventListener('resize', () => { for (const c of Object.values(charts)) fitChart(c); });
 
+  // The window before w, as long as it and ending where it starts, with
+  // its filters: what the Overview sets beside w's delivery and fallback
+  // rates, so that a rate reads against its own recent past.
+  function windowBefore(w) {
+    const from = Date.parse(w.from), span = Date.parse(w.to) - from;
+    return Object.assign({}, w, { from: isoSec(new Date(from - span)), to: w.from });
+  }
+  // Its name: the picker's hour, day or week, else its length.
+  const BEFORE = { '1h': 'the hour before', '24h': 'the day before', '7d': 'the week before' };
+  const beforeName = (w) => BEFORE[$('#range').value] || 'the ' + fmtSpan(Date.parse(w.to) - Date.parse(w.from)) + ' before';
+
   // Each page's load reads its answers for window w and returns what draws
   // them; refresh draws only the newest load's. A draw may return what its
   // answers said of themselves: asOf (the oldest as_of), final (nothing in
   // the window can still settle) and a warning.
   async function overview(w, signal) {
     const get = (path) => api(path, { signal: signal, timeout: LOAD_TIMEOUT_MS });
+    const before = windowBefore(w);
     const got = await Promise.allSettled([
       get('/api/v1/channels?' + qs(lagged(w))),
       get('/api/v1/fallback?' + qs(lagged(w))),
@@ -538,12 +550,18 @@
     // No answer for the window (otpscope down, the window refused): the
     // load fails as a whole and the last one's figures stay, greyed.
     if (got.slice(0, 4).every((r) => r.status === 'rejected')) throw got[0].reason;
+    // Then the window before's, once those are answered: the four reads of
+    // ClickHouse above are what --api-queries answers at once by default.
+    got.push(...await Promise.allSettled([
+      get('/api/v1/channels?' + qs(lagged(before))),
+      get('/api/v1/fallback?' + qs(lagged(before))),
+    ]));
     const auth = got.find((r) => r.reason instanceof AuthError);
     if (auth) throw auth.reason;
     // One part failing (the alerts' state when NATS is down) leaves the
     // others to be drawn: each is given its answer or its error.
-    const [chs, fb, ts, al, now, st] = got.map((r) => r.status === 'fulfilled' ? r.value : r.reason);
-    return () => drawOverview(w, chs, fb, ts, al, now, st);
+    const [chs, fb, ts, al, now, st, chsBefore, fbBefore] = got.map((r) => r.status === 'fulfilled' ? r.value : r.reason);
+    return () => drawOverview(w, chs, fb, ts, al, now, st, { w: before, name: beforeName(w), chs: chsBefore, fb: fbBefore });
   }
   const CHART_IDS = ['chart-rate', 'chart-attempts', 'chart-latency', 'chart-fallback'];
   for (const id of CHART_IDS) {
@@ -559,7 +577,7 @@
     });
     $('#' + id).after(toggle, box);
   }
-  function drawOverview(w, chs, fb, ts, al, now, st) {
+  function drawOverview(w, chs, fb, ts, al, now, st, before) {
     const failed = [];
     // part draws a part from its answer or, when that failed, says so in
     // its place: an older window's figures must not stay under this one's.
@@ -581,12 +599,19 @@
       replaceIfChanged(f, 'Alert rules firing now: ' + msg);
       replaceIfChanged($('#firing-live'), 'Alert rules firing now: ' + msg);
     });
-    part('the channels', chs, drawChannels, (msg) => {
-      rowSaying('#channels tbody', 10, msg);
+    // The window before is a part of its own: when it did not load its
+    // rates say so, and w's are drawn.
+    for (const [name, answer] of [['the channels', before.chs], ['the journeys', before.fb]]) {
+      if (answer instanceof Error) failed.push(name + ' of ' + before.name + ' (' + answer.message + ')');
+    }
+    $('#rate-before').textContent = before.name;
+    part('the channels', chs, (a) => drawChannels(a, before), (msg) => {
+      rowSaying('#channels tbody', 11, msg);
       delete $('#completeness').dataset.pending;
       $('#completeness').textContent = '';
     });
-    part('the journeys', fb, (a) => drawFallbackSummary(a, w.channel), (msg) => {
+    labelCells($('#channels')); // its heading for the window before may have changed, its rows not
+    part('the journeys', fb, (a) => drawFallbackSummary(a, w.channel, before), (msg) => {
       const s = $('#fallback-summary');
       delete s.dataset.otps;
       delete s.dataset.fallbackRate;
@@ -658,9 +683,10 @@
     $('#channels-seen').replaceChildren(...all.map((n) => el('option', { value: n })));
   }
   offerChannels([]);
-  function drawChannels(chs) {
+  function drawChannels(chs, before) {
     if (!applied('#channel')) offerChannels(chs.channels.map((c) => c.channel));
     const tbody = $('#channels tbody');
+    const was = before.chs instanceof Error ? {} : Object.fromEntries(before.chs.channels.map((c) => [c.channel, c]));
     replaceRows(tbody, 'channel', $('#channels'), chs.channels.map((c) => el('tr', { 'data-channel': c.channel },
       el('td', { 'data-field': 'channel' }, c.channel),
       el('td', { class: 'num', 'data-field': 'attempts' }, String(c.attempts)),
@@ -669,13 +695,26 @@
       el('td', { class: 'num', 'data-field': 'pending' }, String(c.pending)),
       el('td', { class: 'num', 'data-field': 'unrecoverable' }, String(c.unrecoverable)),
       el('td', { class: 'num', 'data-field': 'delivery_rate', 'data-value': c.delivery_rate === null ? '' : c.delivery_rate }, fmtPct(c.delivery_rate)),
+      rateBeforeCell(c.channel, was[c.channel], before),
       el('td', { class: 'num', 'data-field': 'latency_p50', 'data-value': c.latency_ms ? c.latency_ms.p50 : '' }, fmtMs(c.latency_ms && c.latency_ms.p50)),
       el('td', { class: 'num', 'data-field': 'latency_p95', 'data-value': c.latency_ms ? c.latency_ms.p95 : '' }, fmtMs(c.latency_ms && c.latency_ms.p95)),
       errorsCell(c.errors))));
-    if (!chs.channels.length) tbody.append(el('tr', {}, el('td', { colspan: 10, class: 'hint' }, 'no attempts in this window')));
+    if (!chs.channels.length) tbody.append(el('tr', {}, el('td', { colspan: 11, class: 'hint' }, 'no attempts in this window')));
     const cp = $('#completeness');
     cp.dataset.pending = chs.completeness.pending;
     cp.textContent = describeCompleteness(chs.completeness, chs.channels.length ? '' : 'no attempts');
+  }
+  // rateBeforeCell is a channel's delivery rate in the window before (c,
+  // its answer there; none: no attempt), the attempts it is of and that
+  // window in its tooltip. The API's rate as it is: the reader sets the
+  // two side by side, nothing is subtracted here.
+  function rateBeforeCell(channel, c, before) {
+    const span = fmtTime(before.w.from) + ' … ' + fmtTime(before.w.to);
+    const title = before.chs instanceof Error ? before.name + ': not loaded: ' + before.chs.message
+      : !c ? 'no ' + channel + ' attempt ' + before.name + ' (' + span + ')'
+        : before.name + ' (' + span + '): ' + c.delivered + ' delivered, ' + c.failed + ' failed of ' + c.attempts + ' attempts' + (c.pending ? ', ' + c.pending + ' pending' : '');
+    const rate = c && !(before.chs instanceof Error) ? c.delivery_rate : null;
+    return el('td', { class: 'num', 'data-field': 'delivery_rate_before', 'data-value': rate === null ? '' : rate, title: title }, fmtPct(rate));
   }
   // errorsCell says why a channel's attempts failed: the API's error
   // codes, most frequent first. The first few fit the table; the tooltip
@@ -694,11 +733,14 @@
   // Journeys filtered by a channel are those it was primary in (the API's
   // /fallback), not those that tried it: said, beside attempts that are.
   const primaryOf = (channel) => channel ? ' whose primary channel is ' + channel.toUpperCase() : '';
-  function drawFallbackSummary(fb, channel) {
+  function drawFallbackSummary(fb, channel, before) {
     const s = $('#fallback-summary');
     s.dataset.otps = fb.otps;
     s.dataset.fallbackRate = fb.fallback_rate === null ? '' : fb.fallback_rate;
-    s.textContent = fb.otps + ' journeys' + primaryOf(channel) + ', ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '); time to deliver p50 ' +
+    const rateBefore = before.fb instanceof Error ? null : before.fb.fallback_rate;
+    s.dataset.fallbackRateBefore = rateBefore === null ? '' : rateBefore;
+    const was = before.fb instanceof Error ? 'not loaded' : fmtPct(rateBefore) + ' of ' + before.fb.otps;
+    s.textContent = fb.otps + ' journeys' + primaryOf(channel) + ', ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '; ' + before.name + ' ' + was + '); time to deliver p50 ' +
       fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p50) + ', p95 ' + fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p95);
   }
   // One row per firing (rule, channel and since), as of its latest
