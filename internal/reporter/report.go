@@ -60,6 +60,66 @@ type Report struct {
 	// what became of their OTPs (store.Resends' groups), when the store
 	// keeps them.
 	Resends []store.ResendGroup `json:"resends,omitempty"`
+	// Before is the window before this one with the same filters (see
+	// windowBefore: the day or week before a day's or week's report): its
+	// channels' and journeys' figures, which the table, CSV and HTML forms
+	// set beside the window's rates. Absent from the reports of builds
+	// before 2026-12-07, and from a report of an empty window.
+	Before *ReportBefore `json:"before,omitempty"`
+}
+
+// ReportBefore is the window before a report's, and its figures there.
+type ReportBefore struct {
+	From     time.Time            `json:"from"`
+	To       time.Time            `json:"to"`
+	Channels []store.ChannelStats `json:"channels"`
+	Fallback store.FallbackStats  `json:"fallback"`
+}
+
+// windowBefore is the start of the window before [from, to), which ends
+// at from: as many calendar days earlier on zone's clock when from and to
+// are midnights there (the day or the week before, however long the
+// clocks made it: a week with the spring's change has 167 hours), else as
+// long as the window.
+func windowBefore(from, to time.Time, zone *time.Location) time.Time {
+	lf, lt := from.In(zone), to.In(zone)
+	if midnight(lf) && midnight(lt) {
+		days := dateOf(lt).Sub(dateOf(lf)) / (24 * time.Hour)
+		return time.Date(lf.Year(), lf.Month(), lf.Day()-int(days), 0, 0, 0, 0, zone)
+	}
+	return from.Add(-to.Sub(from))
+}
+
+func midnight(t time.Time) bool {
+	return t.Hour() == 0 && t.Minute() == 0 && t.Second() == 0 && t.Nanosecond() == 0
+}
+
+// dateOf is t's calendar date as a UTC midnight: days apart, whatever t's
+// zone did between them.
+func dateOf(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// RateBefore is channel's delivery rate in the window before; nil: none
+// (no settled attempt there, or no window before).
+func (r *Report) RateBefore(channel string) *float64 {
+	if r.Before == nil {
+		return nil
+	}
+	for _, c := range r.Before.Channels {
+		if c.Channel == channel {
+			return c.DeliveryRate
+		}
+	}
+	return nil
+}
+
+// FallbackRateBefore is the journeys' fallback rate in the window before.
+func (r *Report) FallbackRateBefore() *float64 {
+	if r.Before == nil {
+		return nil
+	}
+	return r.Before.Fallback.FallbackRate
 }
 
 // Thresholds are the limits of the alert rules; 0 is a rule that is off.
@@ -132,6 +192,18 @@ func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window,
 	}
 	if r.Completeness, err = db.Completeness(ctx, w, now); err != nil {
 		return r, fmt.Errorf("%s report: %w", kind, err)
+	}
+	if !r.empty() && w.To.After(w.From) {
+		bw := w
+		bw.From, bw.To = windowBefore(w.From, w.To, zone), w.From
+		b := ReportBefore{From: bw.From, To: bw.To}
+		if b.Channels, err = db.Channels(ctx, bw); err != nil {
+			return r, fmt.Errorf("%s report, the window before: %w", kind, err)
+		}
+		if b.Fallback, err = db.Fallback(ctx, bw); err != nil {
+			return r, fmt.Errorf("%s report, the window before: %w", kind, err)
+		}
+		r.Before = &b
 	}
 	if tr, ok := db.(TrendReader); ok && w.To.After(w.From) {
 		ts, err := tr.Timeseries(ctx, w, trendStep(w.To.Sub(w.From)), zone)
@@ -369,6 +441,20 @@ func (r *Report) csv(w io.Writer) error {
 			rec("resend", name, "deliver_after_p50_ms", strconv.FormatInt(*g.DeliverAfterMS, 10))
 		}
 	}
+	if b := r.Before; b != nil {
+		rec("before", "", "from", b.From.UTC().Format(time.RFC3339))
+		rec("before", "", "to", b.To.UTC().Format(time.RFC3339))
+		for _, c := range b.Channels {
+			rec("channel_before", c.Channel, "attempts", u(c.Attempts))
+			rec("channel_before", c.Channel, "delivered", u(c.Delivered))
+			rec("channel_before", c.Channel, "failed", u(c.Failed))
+			rec("channel_before", c.Channel, "pending", u(c.Pending))
+			rec("channel_before", c.Channel, "delivery_rate", fmtRate(c.DeliveryRate))
+		}
+		rec("journeys_before", "", "otps", u(b.Fallback.OTPs))
+		rec("journeys_before", "", "fallback_otps", u(b.Fallback.FallbackOTPs))
+		rec("journeys_before", "", "fallback_rate", fmtRate(b.Fallback.FallbackRate))
+	}
 	c := r.Completeness
 	rec("completeness", "", "pending", u(c.Pending))
 	rec("completeness", "", "awaiting_reconciliation", u(c.AwaitingReconciliation))
@@ -423,22 +509,25 @@ func (r *Report) table(w io.Writer) error {
 		fmt.Fprintln(w, completenessNote(r.Completeness, zone))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "channel\tattempts\tdelivered\tundeliverable\ttimed out\tpending\tdelivery rate\tp50 ms\tp95 ms\tverified\t")
+	fmt.Fprintln(tw, "channel\tattempts\tdelivered\tundeliverable\ttimed out\tpending\tdelivery rate\trate before\tp50 ms\tp95 ms\tverified\t")
 	for _, c := range r.Channels {
 		conv := "–"
 		if c.Verification != nil {
 			conv = fmtPct(c.Verification.Rate)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", c.Channel, c.Attempts, c.Delivered, c.Undeliverable, c.TimedOut, c.Pending,
-			fmtPct(c.DeliveryRate), orDash(fmtMS(c.LatencyMS, false)), orDash(fmtMS(c.LatencyMS, true)), conv)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", c.Channel, c.Attempts, c.Delivered, c.Undeliverable, c.TimedOut, c.Pending,
+			fmtPct(c.DeliveryRate), fmtPct(r.RateBefore(c.Channel)), orDash(fmtMS(c.LatencyMS, false)), orDash(fmtMS(c.LatencyMS, true)), conv)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if b := r.Before; b != nil {
+		fmt.Fprintf(w, "\nRate before: the window before, %s – %s, with the same filters.\n", zoneTime(b.From, zone), zoneTime(b.To, zone))
+	}
 	f := r.Fallback
 	// Journeys are logins (docs/analytics.md): one whose silent auth or push
 	// succeeded sent no OTP, so "OTPs" here would not match tyntec's bill.
-	fmt.Fprintf(w, "\nJourneys (logins) %d, with fallback %d (%s), resends %d; time to deliver p50 %s ms, p95 %s ms\n", f.OTPs, f.FallbackOTPs, fmtPct(f.FallbackRate), f.Resends,
+	fmt.Fprintf(w, "\nJourneys (logins) %d, with fallback %d (%s; before %s), resends %d; time to deliver p50 %s ms, p95 %s ms\n", f.OTPs, f.FallbackOTPs, fmtPct(f.FallbackRate), fmtPct(r.FallbackRateBefore()), f.Resends,
 		orDash(fmtMS(f.TimeToDeliverMS, false)), orDash(fmtMS(f.TimeToDeliverMS, true)))
 	for _, o := range outcomeList(f.Outcomes) {
 		fmt.Fprintf(w, "  %-20s %d\n", o.Name, o.N)
@@ -637,15 +726,17 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 </tbody></table>
 {{if .Empty}}<p id="no-data" class="no-data">No data: no delivery event of this window{{if .R.Profile}} for profile {{.R.Profile}}{{end}}{{if .R.Channel}} on channel {{.R.Channel}}{{end}} has been stored. Nothing was sent, or the events have not arrived yet.</p>
 {{else}}<h2>Channels</h2>
-{{if .R.Channels}}<table id="channels"><thead><tr><th>Channel</th><th>Attempts</th><th>Delivered</th><th>Failed</th><th>Undeliverable</th><th>Timed out</th><th>Pending</th><th>Delivery rate</th><th>Latency p50</th><th>p95</th><th>Verified</th></tr></thead><tbody>
-{{range .R.Channels}}<tr><td>{{.Channel}}</td><td>{{.Attempts}}</td><td>{{.Delivered}}</td><td>{{.Failed}}</td><td>{{.Undeliverable}}</td><td>{{.TimedOut}}</td><td>{{.Pending}}</td><td>{{pct .DeliveryRate}}</td><td>{{dur .LatencyMS false}}</td><td>{{dur .LatencyMS true}}</td><td>{{if .Verification}}{{pct .Verification.Rate}}{{else}}–{{end}}</td></tr>
+{{if .R.Channels}}<table id="channels"><thead><tr><th>Channel</th><th>Attempts</th><th>Delivered</th><th>Failed</th><th>Undeliverable</th><th>Timed out</th><th>Pending</th><th>Delivery rate</th><th>Rate before</th><th>Latency p50</th><th>p95</th><th>Verified</th></tr></thead><tbody>
+{{range .R.Channels}}<tr><td>{{.Channel}}</td><td>{{.Attempts}}</td><td>{{.Delivered}}</td><td>{{.Failed}}</td><td>{{.Undeliverable}}</td><td>{{.TimedOut}}</td><td>{{.Pending}}</td><td>{{pct .DeliveryRate}}</td><td>{{pct ($.R.RateBefore .Channel)}}</td><td>{{dur .LatencyMS false}}</td><td>{{dur .LatencyMS true}}</td><td>{{if .Verification}}{{pct .Verification.Rate}}{{else}}–{{end}}</td></tr>
 {{end}}</tbody></table>
-{{else}}<p class="no-data">No attempt started in this window.</p>
+{{with .R.Before}}<p id="before">Rate before: the window before, <time datetime="{{time .From}}">{{clock .From $.Zone}}</time> – <time datetime="{{time .To}}">{{clock .To $.Zone}}</time>, with the same filters.</p>
+{{end}}{{else}}<p class="no-data">No attempt started in this window.</p>
 {{end}}<h2>Journeys</h2>
 {{if .R.Fallback.OTPs}}<table id="journeys"><tbody>
 <tr><td>Journeys (logins)</td><td>{{.R.Fallback.OTPs}}</td></tr>
 <tr><td>Journeys with fallback</td><td>{{.R.Fallback.FallbackOTPs}}</td></tr>
 <tr><td>Fallback rate</td><td>{{pct .R.Fallback.FallbackRate}}</td></tr>
+<tr><td>Fallback rate before</td><td>{{pct .R.FallbackRateBefore}}</td></tr>
 <tr><td>Resends (attempts beyond the first on a channel)</td><td>{{.R.Fallback.Resends}}</td></tr>
 {{range outcomes .R.Fallback.Outcomes}}<tr><td>{{.Name}}</td><td>{{.N}}</td></tr>{{end}}
 <tr><td>Time to deliver p50 / p95</td><td>{{dur .R.Fallback.TimeToDeliverMS false}} / {{dur .R.Fallback.TimeToDeliverMS true}}</td></tr>

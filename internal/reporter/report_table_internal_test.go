@@ -163,3 +163,78 @@ func TestReportTimesOnTheZonesClock(t *testing.T) {
 		}
 	}
 }
+
+// The window before a day's or a week's report on a zone's clock is the
+// calendar day or week before, however long the clocks made it; any
+// other window's is as long as it.
+func TestWindowBeforeIsTheDayOrWeekBefore(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	utc := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, c := range []struct {
+		name           string
+		from, to, want string
+		zone           *time.Location
+	}{
+		// 29 March, 23 hours: the day before is 28 March, 24.
+		{"Berlin's short day", "2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z", "2026-03-27T23:00:00Z", berlin},
+		// 30 March to 6 April: the week before held the change, 167 hours.
+		{"the week after the change", "2026-03-29T22:00:00Z", "2026-04-05T22:00:00Z", "2026-03-22T23:00:00Z", berlin},
+		{"the week of the change", "2026-03-22T23:00:00Z", "2026-03-29T22:00:00Z", "2026-03-15T23:00:00Z", berlin},
+		{"three UTC days", "2026-06-01T00:00:00Z", "2026-06-04T00:00:00Z", "2026-05-29T00:00:00Z", time.UTC},
+		// Not midnights on the zone's clock: as long.
+		{"two hours across the change", "2026-03-29T00:30:00Z", "2026-03-29T02:30:00Z", "2026-03-28T22:30:00Z", berlin},
+		{"a UTC day in Berlin", "2026-06-01T00:00:00Z", "2026-06-02T00:00:00Z", "2026-05-31T00:00:00Z", berlin},
+		{"an hour", "2026-06-01T09:00:00Z", "2026-06-01T10:00:00Z", "2026-06-01T08:00:00Z", time.UTC},
+	} {
+		if got := windowBefore(utc(c.from), utc(c.to), c.zone); !got.Equal(utc(c.want)) {
+			t.Errorf("%s: the window before [%s, %s) starts at %s; want %s", c.name, c.from, c.to, got.UTC().Format(time.RFC3339), c.want)
+		}
+	}
+}
+
+// The table and HTML forms set each channel's rate and the fallback rate
+// beside the window before's, and say which window that was.
+func TestReportSetsRatesBesideTheWindowBefore(t *testing.T) {
+	rate := func(x float64) *float64 { return &x }
+	from := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	r := &Report{Kind: KindDaily, From: from, To: from.Add(24 * time.Hour), TZ: "UTC", GeneratedAt: from.Add(25 * time.Hour),
+		Completeness: store.Completeness{Final: true},
+		Channels: []store.ChannelStats{{Channel: "SMS", Attempts: 10, Delivered: 9, Failed: 1, DeliveryRate: rate(0.9)},
+			{Channel: "VIBER", Attempts: 2, Delivered: 2, DeliveryRate: rate(1)}},
+		Fallback: store.FallbackStats{OTPs: 10, FallbackOTPs: 1, FallbackRate: rate(0.1)},
+		Before: &ReportBefore{From: from.Add(-24 * time.Hour), To: from,
+			Channels: []store.ChannelStats{{Channel: "SMS", Attempts: 8, Delivered: 6, Failed: 2, DeliveryRate: rate(0.75)}},
+			Fallback: store.FallbackStats{OTPs: 8, FallbackOTPs: 2, FallbackRate: rate(0.25)}}}
+	var text, page, csv bytes.Buffer
+	for _, f := range []func() error{func() error { return r.table(&text) }, func() error { return r.html(&page) }, func() error { return r.csv(&csv) }} {
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"rate before", "90.0%        75.0%", "100.0%            –", "with fallback 1 (10.0%; before 25.0%)",
+		"Rate before: the window before, 2026-05-31T00:00:00Z – 2026-06-01T00:00:00Z, with the same filters."} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, text.String())
+		}
+	}
+	for _, want := range []string{"<th>Rate before</th>", "<td>90.0%</td><td>75.0%</td>", "<td>100.0%</td><td>–</td>", "<tr><td>Fallback rate before</td><td>25.0%</td></tr>",
+		`<p id="before">Rate before: the window before, <time datetime="2026-05-31T00:00:00Z">2026-05-31T00:00:00Z</time>`} {
+		if !strings.Contains(page.String(), want) {
+			t.Errorf("the HTML lacks %q:\n%s", want, page.String())
+		}
+	}
+	for _, want := range []string{"before,,from,2026-05-31T00:00:00Z", "channel_before,SMS,delivery_rate,0.7500", "channel_before,SMS,attempts,8", "journeys_before,,fallback_rate,0.2500"} {
+		if !strings.Contains(csv.String(), want) {
+			t.Errorf("the CSV lacks %q:\n%s", want, csv.String())
+		}
+	}
+}

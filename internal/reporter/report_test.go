@@ -266,7 +266,7 @@ func testReports(t *testing.T, tr *traffic) {
 			t.Errorf("charts missing: %v", marks)
 		}
 		cells := doc.cells["channels"]
-		const cols = 11
+		const cols = 12
 		if len(cells) != cols*len(chs) {
 			t.Fatalf("channels table has %d cells; want %d", len(cells), cols*len(chs))
 		}
@@ -278,8 +278,8 @@ func testReports(t *testing.T, tr *traffic) {
 			if !slices.Equal(row[:len(want)], want) {
 				t.Errorf("channels row %d = %v; want %v", i, row, want)
 			}
-			if !human.MatchString(row[8]) || !human.MatchString(row[9]) {
-				t.Errorf("channels row %d latencies %q, %q; want human durations", i, row[8], row[9])
+			if !human.MatchString(row[9]) || !human.MatchString(row[10]) {
+				t.Errorf("channels row %d latencies %q, %q; want human durations", i, row[9], row[10])
 			}
 		}
 		// The traffic has settled: the page says its figures are final.
@@ -383,6 +383,90 @@ func testReports(t *testing.T, tr *traffic) {
 					t.Errorf("table report:\n%s", b.String())
 				}
 			}
+		}
+	})
+
+	// A report of the traffic's later part sets its rates beside those of
+	// the window before, the earlier part, as /channels and /fallback
+	// answer for it, in every form.
+	t.Run("the window before", func(t *testing.T) {
+		// The logins come in the simulation's first minutes, their last
+		// facts until truth.At: both sides of mid have some.
+		mid := simStart.Add(3 * time.Minute)
+		end := w.To.Truncate(time.Second) // as RFC 3339 writes it below
+		first := store.Window{From: mid.Add(-end.Sub(mid)), To: mid}
+		chsBefore, err := tr.f.DB.Channels(ctx, first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fbBefore, err := tr.f.DB.Fallback(ctx, first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chsAfter, err := tr.f.DB.Channels(ctx, store.Window{From: mid, To: end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(chsBefore) == 0 || fbBefore.FallbackRate == nil || len(chsAfter) == 0 {
+			t.Fatalf("channels %v before %s (fallback rate %v), %v after: want traffic on both sides", chsBefore, mid, fbBefore.FallbackRate, chsAfter)
+		}
+		pct := func(x *float64) string {
+			if x == nil {
+				return "–"
+			}
+			return strconv.FormatFloat(100**x, 'f', 1, 64) + "%"
+		}
+		cfg := reporter.ReportCLIConfig{From: mid.Format(time.RFC3339), To: end.Format(time.RFC3339)}
+		out := map[string]*bytes.Buffer{}
+		for _, format := range []string{"json", "html", "csv"} {
+			cfg.Format = format
+			out[format] = &bytes.Buffer{}
+			if err := reporter.WriteReport(ctx, tr.f.DB, cfg, time.Now(), out[format]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var rep reporter.Report
+		if err := json.Unmarshal(out["json"].Bytes(), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if b := rep.Before; b == nil || !b.From.Equal(first.From) || !b.To.Equal(mid) || len(b.Channels) != len(chsBefore) ||
+			b.Fallback.OTPs != fbBefore.OTPs || pct(b.Fallback.FallbackRate) != pct(fbBefore.FallbackRate) {
+			t.Fatalf("the report's window before: %+v; want [%s, %s) with /channels' %v and %d journeys", b, first.From, mid, chsBefore, fbBefore.OTPs)
+		}
+		before := map[string]*float64{}
+		for _, c := range chsBefore {
+			before[c.Channel] = c.DeliveryRate
+		}
+		recs, err := csv.NewReader(out["csv"]).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, r := range recs {
+			got[r[0]+","+r[1]+","+r[2]] = r[3]
+		}
+		doc := parseHTML(t, out["html"].Bytes())
+		const cols = 12
+		cells := doc.cells["channels"]
+		if len(cells) != cols*len(rep.Channels) {
+			t.Fatalf("channels table has %d cells; want %d", len(cells), cols*len(rep.Channels))
+		}
+		for i, c := range rep.Channels {
+			if got := cells[cols*i+8]; got != pct(before[c.Channel]) {
+				t.Errorf("HTML: %s's rate before = %q; want %q", c.Channel, got, pct(before[c.Channel]))
+			}
+		}
+		for _, c := range chsBefore {
+			want := "" // no settled attempt
+			if c.DeliveryRate != nil {
+				want = strconv.FormatFloat(*c.DeliveryRate, 'f', 4, 64)
+			}
+			if g, ok := got["channel_before,"+c.Channel+",delivery_rate"]; !ok || g != want {
+				t.Errorf("CSV channel_before,%s,delivery_rate = %q; want %q", c.Channel, g, want)
+			}
+		}
+		if j := doc.cells["journeys"]; !slices.Contains(j, "Fallback rate before") || j[slices.Index(j, "Fallback rate before")+1] != pct(fbBefore.FallbackRate) {
+			t.Errorf("HTML journeys %v; want the fallback rate before, %s", j, pct(fbBefore.FallbackRate))
 		}
 	})
 
@@ -538,6 +622,10 @@ func testReports(t *testing.T, tr *traffic) {
 		}
 		if _, err := os.Stat(filepath.Join(dir, "weekly-20260531T2200Z.html")); err != nil {
 			t.Errorf("the weekly summary's file: %v", err)
+		}
+		// Beside it, the week before, Monday to Monday on Berlin's clock.
+		if b := rep.Before; b == nil || !b.From.Equal(from.AddDate(0, 0, -7)) || !b.To.Equal(from) {
+			t.Errorf("the weekly summary's week before: %+v; want %s – %s", b, from.AddDate(0, 0, -7), from)
 		}
 	})
 
@@ -985,7 +1073,7 @@ func TestHTMLReportDurationsAndThresholds(t *testing.T) {
 	doc := parseHTML(t, b.Bytes())
 	// Latencies read as the console's fmtMs writes them: seconds to a
 	// tenth (18448 ms read "18 s"), milliseconds under a second.
-	if c := doc.cells["channels"]; len(c) != 11 || c[8] != "2.9 s" || c[9] != "18.4 s" {
+	if c := doc.cells["channels"]; len(c) != 12 || c[9] != "2.9 s" || c[10] != "18.4 s" {
 		t.Errorf("channels row %v; want latencies 2.9 s and 18.4 s", c)
 	}
 	if j := doc.cells["journeys"]; len(j) == 0 || j[len(j)-1] != "850 ms / 3900.0 s" {
@@ -1039,7 +1127,7 @@ func TestReportSaysJourneys(t *testing.T) {
 	if err := rep.Render(&table, "table"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(table.String(), "Journeys (logins) 10, with fallback 2 (20.0%)") || !regexp.MustCompile(`path\s+journeys\s+delivered`).MatchString(table.String()) || otps.MatchString(table.String()) {
+	if !strings.Contains(table.String(), "Journeys (logins) 10, with fallback 2 (20.0%; before –)") || !regexp.MustCompile(`path\s+journeys\s+delivered`).MatchString(table.String()) || otps.MatchString(table.String()) {
 		t.Errorf("table report:\n%s\nwant journeys (logins) 10, with fallback 2, a path column of journeys, and no OTPs", table.String())
 	}
 	var page bytes.Buffer
