@@ -522,7 +522,8 @@ func (r *Report) table(w io.Writer) error {
 		return err
 	}
 	if b := r.Before; b != nil {
-		fmt.Fprintf(w, "\nRate before: the window before, %s – %s, with the same filters.\n", zoneTime(b.From, zone), zoneTime(b.To, zone))
+		// To the second, as the window above.
+		fmt.Fprintf(w, "\nRate before: the window before, %s – %s, with the same filters.\n", zoneTime(b.From.Truncate(time.Second), zone), zoneTime(b.To.Truncate(time.Second), zone))
 	}
 	f := r.Fallback
 	// Journeys are logins (docs/analytics.md): one whose silent auth or push
@@ -706,7 +707,8 @@ func latencyChart(chs []store.ChannelStats, maxP95MS float64) *svgChart {
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct": fmtPct, "pctv": func(x float64) string { return fmtPct(&x) }, "alertv": AlertFigure, "alertvs": func(rule string, v, threshold float64) string { s, _ := AlertFigures(rule, v, threshold); return s }, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"outcomes": outcomeList, "note": completenessNote, "clock": zoneTime, "code": errorCode,
-	"durms": func(ms int64) string { return fmtLatency(float64(ms)) },
+	"clocks": func(t time.Time, zone *time.Location) string { return zoneTime(t.Truncate(time.Second), zone) }, // to the second, as the window
+	"durms":  func(ms int64) string { return fmtLatency(float64(ms)) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>otpscope {{.R.Kind}} report {{time .R.From}} – {{time .R.To}}</title>
@@ -729,7 +731,7 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 {{if .R.Channels}}<table id="channels"><thead><tr><th>Channel</th><th>Attempts</th><th>Delivered</th><th>Failed</th><th>Undeliverable</th><th>Timed out</th><th>Pending</th><th>Delivery rate</th><th>Rate before</th><th>Latency p50</th><th>p95</th><th>Verified</th></tr></thead><tbody>
 {{range .R.Channels}}<tr><td>{{.Channel}}</td><td>{{.Attempts}}</td><td>{{.Delivered}}</td><td>{{.Failed}}</td><td>{{.Undeliverable}}</td><td>{{.TimedOut}}</td><td>{{.Pending}}</td><td>{{pct .DeliveryRate}}</td><td>{{pct ($.R.RateBefore .Channel)}}</td><td>{{dur .LatencyMS false}}</td><td>{{dur .LatencyMS true}}</td><td>{{if .Verification}}{{pct .Verification.Rate}}{{else}}–{{end}}</td></tr>
 {{end}}</tbody></table>
-{{with .R.Before}}<p id="before">Rate before: the window before, <time datetime="{{time .From}}">{{clock .From $.Zone}}</time> – <time datetime="{{time .To}}">{{clock .To $.Zone}}</time>, with the same filters.</p>
+{{with .R.Before}}<p id="before">Rate before: the window before, <time datetime="{{time .From}}">{{clocks .From $.Zone}}</time> – <time datetime="{{time .To}}">{{clocks .To $.Zone}}</time>, with the same filters.</p>
 {{end}}{{else}}<p class="no-data">No attempt started in this window.</p>
 {{end}}<h2>Journeys</h2>
 {{if .R.Fallback.OTPs}}<table id="journeys"><tbody>

@@ -237,4 +237,18 @@ func TestReportSetsRatesBesideTheWindowBefore(t *testing.T) {
 			t.Errorf("the CSV lacks %q:\n%s", want, csv.String())
 		}
 	}
+	// A window of --since ends at a millisecond; its bounds read to the
+	// second, as the window's own.
+	r.Before.From, r.Before.To = r.Before.From.Add(219*time.Millisecond), r.Before.To.Add(219*time.Millisecond)
+	text.Reset()
+	page.Reset()
+	if err := r.table(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.html(&page); err != nil {
+		t.Fatal(err)
+	}
+	if want := "2026-05-31T00:00:00Z – 2026-06-01T00:00:00Z"; !strings.Contains(text.String(), want) || !strings.Contains(page.String(), ">2026-05-31T00:00:00Z</time>") {
+		t.Errorf("the window before's bounds are not to the second:\n%s\n%s", text.String(), page.String())
+	}
 }
