@@ -82,8 +82,11 @@ type fakeAPI struct {
 	// other rates (SMS 3 of 4 delivered, 2 of 4 journeys with fallback),
 	// or fail with 503 under failBefore; beforeQueries are the queries
 	// asked with it.
+	// refuseBefore answers it 400, as the API a window before its
+	// earliest.
 	before        string
 	failBefore    bool
+	refuseBefore  bool
 	beforeQueries []string
 }
 
@@ -153,6 +156,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f.failBefore {
 			status = http.StatusServiceUnavailable
 		}
+		if f.refuseBefore {
+			status = http.StatusBadRequest
+		}
 	}
 	if r.URL.Path == "/api/v1/channels" {
 		f.reads[from]++
@@ -193,6 +199,10 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if token != "" && r.Header.Get("Authorization") != "Bearer "+token {
 		problem(http.StatusUnauthorized, "Unauthorized", "a valid API token is required")
+		return
+	}
+	if status == http.StatusBadRequest {
+		problem(status, "Invalid time window", "from: "+from+" is outside 2000-01-01T00:00:00Z … 2036-12-07T00:00:00Z")
 		return
 	}
 	if status != 0 {
@@ -710,6 +720,18 @@ func TestConsoleSetsRatesBesideTheWindowBefore(t *testing.T) {
 		t.Errorf("the fallback summary = %q; want the day before said not loaded", got)
 	}
 	p.until("the page says what did not load", `document.querySelector('#error').textContent.includes('Part of the overview did not load: the channels of the 24 h before (')`)
+	// A window before the API's earliest time is refused (400): there is
+	// none to read, which is no failure. The page says nothing is wrong,
+	// and once final the window is not read again.
+	p.api.set(func(f *fakeAPI) { f.failBefore, f.refuseBefore, f.final = false, true, true })
+	p.until("the refusal drawn", `(document.querySelector(`+jsString(cell)+`) || {}).title.startsWith('the 24 h before: none to read: Invalid time window')`)
+	p.until("no error said", `document.querySelector('#error').hidden`)
+	if got := p.text("#fallback-summary"); !strings.Contains(got, "(33.3%; the 24 h before none to read)") {
+		t.Errorf("the fallback summary = %q; want the day before said none to read", got)
+	}
+	if n := p.readAgain(p.api.readsFrom, "2026-06-01T00:00:00Z"); n > 0 {
+		t.Errorf("a final window whose window before is refused was read %d more times", n)
+	}
 }
 
 func jsString(s string) string {

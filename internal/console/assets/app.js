@@ -139,7 +139,7 @@
     if (!res.ok) {
       let detail = res.status + ' ' + res.statusText;
       try { const p = await res.json(); detail = (p.title || '') + (p.detail ? ': ' + p.detail : ''); } catch (e) { /* not problem+json */ }
-      throw new Error(detail);
+      throw Object.assign(new Error(detail), { status: res.status });
     }
     return opts.raw ? res : res.json();
   }
@@ -600,9 +600,10 @@
       replaceIfChanged($('#firing-live'), 'Alert rules firing now: ' + msg);
     });
     // The window before is a part of its own: when it did not load its
-    // rates say so, and w's are drawn.
+    // rates say so, and w's are drawn. One the API refuses (400: before
+    // the earliest time it reads) is no failure: there is none to read.
     for (const [name, answer] of [['the channels', before.chs], ['the journeys', before.fb]]) {
-      if (answer instanceof Error) failed.push(name + ' of ' + before.name + ' (' + answer.message + ')');
+      if (answer instanceof Error && answer.status !== 400) failed.push(name + ' of ' + before.name + ' (' + answer.message + ')');
     }
     $('#rate-before').textContent = before.name;
     part('the channels', chs, (a) => drawChannels(a, before), (msg) => {
@@ -710,7 +711,7 @@
   // two side by side, nothing is subtracted here.
   function rateBeforeCell(channel, c, before) {
     const span = fmtTime(before.w.from) + ' … ' + fmtTime(before.w.to);
-    const title = before.chs instanceof Error ? before.name + ': not loaded: ' + before.chs.message
+    const title = before.chs instanceof Error ? before.name + (before.chs.status === 400 ? ': none to read: ' : ': not loaded: ') + before.chs.message
       : !c ? 'no ' + channel + ' attempt ' + before.name + ' (' + span + ')'
         : before.name + ' (' + span + '): ' + c.delivered + ' delivered, ' + c.failed + ' failed of ' + c.attempts + ' attempts' + (c.pending ? ', ' + c.pending + ' pending' : '');
     const rate = c && !(before.chs instanceof Error) ? c.delivery_rate : null;
@@ -739,7 +740,7 @@
     s.dataset.fallbackRate = fb.fallback_rate === null ? '' : fb.fallback_rate;
     const rateBefore = before.fb instanceof Error ? null : before.fb.fallback_rate;
     s.dataset.fallbackRateBefore = rateBefore === null ? '' : rateBefore;
-    const was = before.fb instanceof Error ? 'not loaded' : fmtPct(rateBefore) + ' of ' + before.fb.otps;
+    const was = before.fb instanceof Error ? (before.fb.status === 400 ? 'none to read' : 'not loaded') : fmtPct(rateBefore) + ' of ' + before.fb.otps;
     s.textContent = fb.otps + ' journeys' + primaryOf(channel) + ', ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '; ' + before.name + ' ' + was + '); time to deliver p50 ' +
       fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p50) + ', p95 ' + fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p95);
   }
