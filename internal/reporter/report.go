@@ -375,14 +375,19 @@ func (r *Report) csv(w io.Writer) error {
 	rec("window", "", "from", r.From.UTC().Format(time.RFC3339))
 	rec("window", "", "to", r.To.UTC().Format(time.RFC3339))
 	rec("window", "", "tz", cmp.Or(r.TZ, "UTC"))
+	// counts writes a channel's outcomes and rate, in the window
+	// (channel) and the window before (channel_before).
+	counts := func(section string, c store.ChannelStats) {
+		rec(section, c.Channel, "attempts", u(c.Attempts))
+		rec(section, c.Channel, "delivered", u(c.Delivered))
+		rec(section, c.Channel, "failed", u(c.Failed))
+		rec(section, c.Channel, "undeliverable", u(c.Undeliverable))
+		rec(section, c.Channel, "timed_out", u(c.TimedOut))
+		rec(section, c.Channel, "pending", u(c.Pending))
+		rec(section, c.Channel, "delivery_rate", fmtRate(c.DeliveryRate))
+	}
 	for _, c := range r.Channels {
-		rec("channel", c.Channel, "attempts", u(c.Attempts))
-		rec("channel", c.Channel, "delivered", u(c.Delivered))
-		rec("channel", c.Channel, "failed", u(c.Failed))
-		rec("channel", c.Channel, "undeliverable", u(c.Undeliverable))
-		rec("channel", c.Channel, "timed_out", u(c.TimedOut))
-		rec("channel", c.Channel, "pending", u(c.Pending))
-		rec("channel", c.Channel, "delivery_rate", fmtRate(c.DeliveryRate))
+		counts("channel", c)
 		rec("channel", c.Channel, "latency_p50_ms", fmtMS(c.LatencyMS, false))
 		rec("channel", c.Channel, "latency_p95_ms", fmtMS(c.LatencyMS, true))
 		rec("channel", c.Channel, "unknown_status", u(c.UnknownStatus))
@@ -445,11 +450,7 @@ func (r *Report) csv(w io.Writer) error {
 		rec("before", "", "from", b.From.UTC().Format(time.RFC3339))
 		rec("before", "", "to", b.To.UTC().Format(time.RFC3339))
 		for _, c := range b.Channels {
-			rec("channel_before", c.Channel, "attempts", u(c.Attempts))
-			rec("channel_before", c.Channel, "delivered", u(c.Delivered))
-			rec("channel_before", c.Channel, "failed", u(c.Failed))
-			rec("channel_before", c.Channel, "pending", u(c.Pending))
-			rec("channel_before", c.Channel, "delivery_rate", fmtRate(c.DeliveryRate))
+			counts("channel_before", c)
 		}
 		rec("journeys_before", "", "otps", u(b.Fallback.OTPs))
 		rec("journeys_before", "", "fallback_otps", u(b.Fallback.FallbackOTPs))
