@@ -347,6 +347,21 @@ type Alert struct {
 	// (fallback_rate_high).
 	Volume  uint64 `json:"volume"`
 	Summary string `json:"summary"`
+	// Before is the same figure in the window before [From, To), as long
+	// and ending at From (the hour before, on the default --alert-window):
+	// whether a firing is a drop or how things stand. Only a firing alert
+	// has it, and only when the reporter could read that window.
+	Before *AlertBefore `json:"before,omitempty"`
+}
+
+// AlertBefore is an alert's figure in the window before its own.
+type AlertBefore struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// Value is in the alert's Value's unit; null when there was nothing
+	// to judge (no settled attempts, no delivered ones, no journeys).
+	Value  *float64 `json:"value"`
+	Volume uint64   `json:"volume"`
 }
 
 // The states of an alert.

@@ -92,15 +92,25 @@ func alertmanagerAlerts(alerts []Alert, static map[string]string, now time.Time,
 		if al.State == events.AlertResolved {
 			end = now
 		}
+		annotations := map[string]string{
+			"summary":   al.Summary,
+			"value":     strconv.FormatFloat(al.Value, 'f', 4, 64),
+			"threshold": strconv.FormatFloat(al.Threshold, 'f', 4, 64),
+			"volume":    strconv.FormatUint(al.Volume, 10),
+			"window":    al.From.UTC().Format(time.RFC3339) + " – " + al.To.UTC().Format(time.RFC3339),
+		}
+		// The window before's figure, for a template to set beside value
+		// (none when there was nothing to judge there).
+		if b := al.Before; b != nil {
+			annotations["window_before"] = b.From.UTC().Format(time.RFC3339) + " – " + b.To.UTC().Format(time.RFC3339)
+			annotations["volume_before"] = strconv.FormatUint(b.Volume, 10)
+			if b.Value != nil {
+				annotations["value_before"] = strconv.FormatFloat(*b.Value, 'f', 4, 64)
+			}
+		}
 		out = append(out, alertmanagerAlert{
-			Labels: labels,
-			Annotations: map[string]string{
-				"summary":   al.Summary,
-				"value":     strconv.FormatFloat(al.Value, 'f', 4, 64),
-				"threshold": strconv.FormatFloat(al.Threshold, 'f', 4, 64),
-				"volume":    strconv.FormatUint(al.Volume, 10),
-				"window":    al.From.UTC().Format(time.RFC3339) + " – " + al.To.UTC().Format(time.RFC3339),
-			},
+			Labels:       labels,
+			Annotations:  annotations,
 			StartsAt:     al.Since.UTC(),
 			EndsAt:       end.UTC(),
 			GeneratorURL: link,

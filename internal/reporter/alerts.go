@@ -224,7 +224,7 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 		if threshold <= 0 || c.DeliveryRate == nil || settled < max(a.MinSettled, 1) || *c.DeliveryRate >= threshold {
 			continue
 		}
-		var members string
+		members := failedBy(c.Errors)
 		if c.Channel == OtherChannels {
 			members = "; " + otherMembers(other)
 		}
@@ -256,6 +256,100 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 		})
 	}
 	return out
+}
+
+// failedBy names a channel's failures by error code, the most first: a
+// few with their counts, the rest counted, so that a delivery_rate_low
+// says what went wrong (what the console's errors column says) without
+// growing with the codes. A failure without a code (recovered by polling)
+// is "(none)", as in the reports.
+func failedBy(errs []store.ErrorCount) string {
+	if len(errs) == 0 {
+		return ""
+	}
+	errs = slices.Clone(errs)
+	slices.SortStableFunc(errs, func(x, y store.ErrorCount) int { return cmp.Compare(y.Count, x.Count) })
+	var b strings.Builder
+	b.WriteString("; failed: ")
+	for i, e := range errs[:min(len(errs), otherNamed)] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %d", cmp.Or(e.Code, "(none)"), e.Count)
+	}
+	if n := len(errs) - otherNamed; n > 0 {
+		fmt.Fprintf(&b, " and %d more codes", n)
+	}
+	return b.String()
+}
+
+// Before sets on each firing alert its figure in [from, to), the window
+// before the alerts' own (as long, ending where it starts), from that
+// window's figures, and ends its summary with it: "; the hour before:
+// 96.1% (…)". A rate below its threshold reads as a drop when the window
+// before was well above it, and as how things stand when it was not.
+// Resolutions are left as they are: "back to" says enough.
+func (a AlertRules) Before(alerts []Alert, from, to time.Time, chs []store.ChannelStats, fb store.FallbackStats) {
+	series, _ := a.series(chs)
+	name := beforeName(to.Sub(from))
+	for i := range alerts {
+		al := &alerts[i]
+		if al.State != events.AlertFiring {
+			continue
+		}
+		before := &events.AlertBefore{From: from, To: to}
+		var said string
+		switch al.Rule {
+		case RuleDeliveryRateLow:
+			c := channelStats(series, al.Channel)
+			before.Value, before.Volume = copyOf(c.DeliveryRate), c.Delivered+c.Failed
+			said = fmt.Sprintf("%s (%d of %d settled attempts delivered)", fmtPct(c.DeliveryRate), c.Delivered, before.Volume)
+			if c.DeliveryRate == nil {
+				said = "no settled attempts"
+			}
+		case RuleDeliverySlow:
+			c := channelStats(series, al.Channel)
+			before.Volume = c.Delivered
+			said = "no delivered attempts"
+			if c.LatencyMS != nil {
+				before.Value = copyOf(&c.LatencyMS.P95)
+				said = fmt.Sprintf("%s (%d delivered attempts)", AlertFigure(al.Rule, c.LatencyMS.P95), c.Delivered)
+			}
+		case RuleFallbackRateHigh:
+			before.Value, before.Volume = copyOf(fb.FallbackRate), fb.OTPs
+			said = fmt.Sprintf("%s (%d of %d journeys fell back)", fmtPct(fb.FallbackRate), fb.FallbackOTPs, fb.OTPs)
+			if fb.FallbackRate == nil {
+				said = "no journeys"
+			}
+		default:
+			continue
+		}
+		al.Before = before
+		al.Summary += "; " + name + ": " + said
+	}
+}
+
+// beforeName names the window before one span long, as the console does:
+// the hour, day or week before, else its length ("the 10 min before").
+func beforeName(span time.Duration) string {
+	switch span {
+	case time.Hour:
+		return "the hour before"
+	case 24 * time.Hour:
+		return "the day before"
+	case 7 * 24 * time.Hour:
+		return "the week before"
+	}
+	return "the " + humanDuration(span) + " before"
+}
+
+// copyOf is a pointer to a copy of *p; nil for nil.
+func copyOf[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 // OtherChannels is the channel of the alerts on every channel otpscope

@@ -22,6 +22,7 @@ import (
 	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/store"
 )
 
 // TestAlertsUnknownChannelsTogether: one holder of a webhook token posts
@@ -36,12 +37,7 @@ import (
 func TestAlertsUnknownChannelsTogether(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
-	r := ops.NewRouter()
-	h := ingest.NewHandler(ingest.Config{Tokens: []string{webhookToken}, MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: 5 * time.Second, RetryAfter: time.Second},
-		f.Broker, brokertest.Logger(t), prometheus.NewRegistry())
-	ingest.Mount(r, h.Routes()...)
-	hooks := httptest.NewServer(r)
-	t.Cleanup(hooks.Close)
+	hooks := startIngest(t, f)
 
 	now := time.Now().UTC().Truncate(time.Second)
 	var body []map[string]any
@@ -57,7 +53,7 @@ func TestAlertsUnknownChannelsTogether(t *testing.T) {
 	fail("PAGE_ONCALL_7", 2) // the most failed of them
 	fail("VIBER", 20)
 	fail("RCS", 20)
-	postWebhook(t, hooks.URL, body)
+	postWebhook(t, hooks, body)
 	f.WaitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", uint64(len(body)))
 
 	var mu sync.Mutex
@@ -188,6 +184,99 @@ func TestAlertsUnknownChannelsTogether(t *testing.T) {
 			t.Errorf("channel=%s: episodes %v, alerts %v; want %v", channel, listed, recorded, want)
 		}
 	}
+}
+
+// TestAlertsSetTheWindowBefore: VIBER delivered 19 of 20 attempts in the
+// hour before the alerts' window and 5 of 20 in it, failing under five
+// codes. Its delivery_rate_low says which codes failed most and what the
+// rate was the hour before, and carries that figure (as the store reads
+// that hour) on NATS, to the webhook, the store and Alertmanager.
+func TestAlertsSetTheWindowBefore(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	hooks := startIngest(t, f)
+
+	now := time.Now().UTC().Truncate(time.Second)
+	to := now.Add(time.Minute)
+	from := to.Add(-time.Hour)
+	var body []map[string]any
+	viber := func(status string, n int, at time.Time, code string) {
+		for range n {
+			ev := map[string]any{"channel": "VIBER", "otpId": uuid.NewString(), "status": status, "timestamp": at.Format(time.RFC3339)}
+			if code != "" {
+				ev["error"] = map[string]any{"code": code, "message": "failed"}
+			}
+			body = append(body, ev)
+		}
+	}
+	earlier, recent := now.Add(-80*time.Minute), now.Add(-10*time.Minute)
+	viber("DELIVERED", 19, earlier, "")
+	viber("UNDELIVERABLE", 1, earlier, "tyntec::viber::blocked")
+	viber("DELIVERED", 5, recent, "")
+	viber("UNDELIVERABLE", 9, recent, "tyntec::viber::blocked")
+	viber("UNDELIVERABLE", 3, recent, "tyntec::viber::expired")
+	viber("UNDELIVERABLE", 1, recent, "tyntec::viber::a")
+	viber("UNDELIVERABLE", 1, recent, "tyntec::viber::b")
+	viber("UNDELIVERABLE", 1, recent, "") // no code: "(none)"
+	postWebhook(t, hooks, body)
+	f.WaitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", uint64(len(body)))
+
+	am := startAlertmanager(t)
+	got := subscribe(t, &traffic{f: f}, events.SubjectRoot+".alert.>")
+	cfg := reporter.ReportsConfig{Rules: reporter.AlertRules{Window: time.Hour, MinDeliveryRate: 0.8, MinSettled: 5}, AlertmanagerURLs: []string{am.url}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	alerts, err := reporter.NewReports(cfg, f.DB, f.Broker, brokertest.Logger(t), nil).Evaluate(ctx, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(alerts) != 1 || alerts[0].Rule != reporter.RuleDeliveryRateLow || alerts[0].Channel != "VIBER" {
+		t.Fatalf("alerts %+v; want VIBER's delivery_rate_low", alerts)
+	}
+	al := alerts[0]
+	span := from.Format(time.RFC3339) + " – " + to.Format(time.RFC3339)
+	wantSummary := "VIBER delivery rate 25.0% below 80.0% (5 of 20 settled attempts delivered, " + span +
+		"; failed: tyntec::viber::blocked 9, tyntec::viber::expired 3, (none) 1 and 2 more codes); the hour before: 95.0% (19 of 20 settled attempts delivered)"
+	if al.Summary != wantSummary {
+		t.Errorf("summary\n%s\nwant\n%s", al.Summary, wantSummary)
+	}
+	before := from.Add(-time.Hour)
+	chs, err := f.DB.Channels(ctx, store.Window{From: before, To: from})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := al.Before; b == nil || !b.From.Equal(before) || !b.To.Equal(from) || b.Volume != 20 || b.Value == nil || *b.Value != 0.95 ||
+		len(chs) != 1 || chs[0].DeliveryRate == nil || *chs[0].DeliveryRate != *b.Value {
+		t.Errorf("the alert's window before %+v; want %s – %s, 19 of 20 delivered, as /channels reads it (%+v)", b, before, from, chs)
+	}
+
+	var published reporter.Alert
+	if err := json.Unmarshal(got.next(t).Data, &published); err != nil {
+		t.Fatal(err)
+	}
+	if b := published.Before; b == nil || b.Value == nil || *b.Value != 0.95 || b.Volume != 20 || !b.From.Equal(before) || published.Summary != wantSummary {
+		t.Errorf("published %+v (before %+v); want the window before's figure and the summary", published, b)
+	}
+	f.WaitCount(t, "SELECT count() FROM alerts FINAL WHERE channel = 'VIBER' AND summary LIKE '%the hour before: 95.0%'", 1)
+	am.waitNotified(t, "firing", 1)
+	held := am.alerts(t)
+	if len(held) != 1 || held[0].Annotations["value_before"] != "0.9500" || held[0].Annotations["volume_before"] != "20" ||
+		held[0].Annotations["window_before"] != before.Format(time.RFC3339)+" – "+from.Format(time.RFC3339) {
+		t.Errorf("Alertmanager holds %+v; want one alert annotated with the window before's figure", held)
+	}
+}
+
+// startIngest serves ingest's webhook on f's NATS, and returns its URL.
+func startIngest(t *testing.T, f *fixture) string {
+	t.Helper()
+	r := ops.NewRouter()
+	h := ingest.NewHandler(ingest.Config{Tokens: []string{webhookToken}, MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: 5 * time.Second, RetryAfter: time.Second},
+		f.Broker, brokertest.Logger(t), prometheus.NewRegistry())
+	ingest.Mount(r, h.Routes()...)
+	hooks := httptest.NewServer(r)
+	t.Cleanup(hooks.Close)
+	return hooks.URL
 }
 
 // postWebhook posts events as one DeliveryStatus webhook body to the ingest

@@ -359,3 +359,55 @@ func TestAlertFiguresReadAsTheConsole(t *testing.T) {
 		}
 	}
 }
+
+// Each firing takes its figure in the window before, named for the
+// windows' length, in its rule's unit, or says there was none to judge;
+// the OTHER series sums the window before's unknown channels as it sums
+// the window's; a resolution is left as it was.
+func TestAlertBeforeFigures(t *testing.T) {
+	rate := func(x float64) *float64 { return &x }
+	from, to := time.Date(2026, 11, 3, 11, 50, 0, 0, time.UTC), time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+	rules := reporter.AlertRules{MinDeliveryRate: 0.8, MaxLatencyP95: time.Minute, MaxFallbackRate: 0.2}
+	alerts := []reporter.Alert{
+		{Rule: reporter.RuleDeliveryRateLow, Channel: "SMS", State: events.AlertFiring, Summary: "sms"},
+		{Rule: reporter.RuleDeliveryRateLow, Channel: "OTHER", State: events.AlertFiring, Summary: "other"},
+		{Rule: reporter.RuleDeliveryRateLow, Channel: "VOICE", State: events.AlertFiring, Summary: "voice"},
+		{Rule: reporter.RuleDeliverySlow, Channel: "SMS", State: events.AlertFiring, Summary: "slow"},
+		{Rule: reporter.RuleFallbackRateHigh, State: events.AlertFiring, Summary: "fallback"},
+		{Rule: reporter.RuleDeliveryRateLow, Channel: "VIBER", State: events.AlertResolved, Summary: "back"},
+	}
+	chs := []store.ChannelStats{
+		{Channel: "SMS", Delivered: 96, Failed: 4, DeliveryRate: rate(0.96), LatencyMS: &store.Percentiles{P50: 2000, P95: 12_345}},
+		{Channel: "MADE_UP_1", Delivered: 3, Failed: 1, DeliveryRate: rate(0.75)},
+		{Channel: "MADE_UP_2", Delivered: 5, Failed: 1, DeliveryRate: rate(5.0 / 6)},
+	}
+	fb := store.FallbackStats{OTPs: 400, FallbackOTPs: 36, FallbackRate: rate(0.09)}
+	rules.Before(alerts, from, to, chs, fb)
+	for i, want := range []struct {
+		summary string
+		value   *float64
+		volume  uint64
+	}{
+		{"sms; the 10 min before: 96.0% (96 of 100 settled attempts delivered)", rate(0.96), 100},
+		{"other; the 10 min before: 80.0% (8 of 10 settled attempts delivered)", rate(0.8), 10},
+		{"voice; the 10 min before: no settled attempts", nil, 0},
+		{"slow; the 10 min before: 12.3 s (96 delivered attempts)", rate(12_345), 96},
+		{"fallback; the 10 min before: 9.0% (36 of 400 journeys fell back)", rate(0.09), 400},
+	} {
+		al := alerts[i]
+		b := al.Before
+		if al.Summary != want.summary || b == nil || !b.From.Equal(from) || !b.To.Equal(to) || b.Volume != want.volume ||
+			(b.Value == nil) != (want.value == nil) || (b.Value != nil && *b.Value != *want.value) {
+			t.Errorf("%s on %q: %q, before %+v; want %q, value %v of %d", al.Rule, al.Channel, al.Summary, b, want.summary, want.value, want.volume)
+		}
+	}
+	if al := alerts[5]; al.Before != nil || al.Summary != "back" {
+		t.Errorf("a resolution took the window before: %+v", al)
+	}
+	// The window before of the default --alert-window is the hour before.
+	hour := []reporter.Alert{{Rule: reporter.RuleFallbackRateHigh, State: events.AlertFiring}}
+	rules.Before(hour, to.Add(-time.Hour), to, nil, store.FallbackStats{})
+	if hour[0].Summary != "; the hour before: no journeys" {
+		t.Errorf("an hour's window before says %q", hour[0].Summary)
+	}
+}

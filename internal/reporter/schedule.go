@@ -635,9 +635,11 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 	}
 	rules := r.cfg.Rules
 	resolve := func(f firing) Alert { return rules.Resolved(f.Rule, f.Channel, f.Since, from, to, chs, fb) }
+	fired := rules.Evaluate(from, to, chs, fb)
+	r.setBefore(ctx, fired, from, to)
 	var alerts []Alert
 	var errs, unheard []error
-	for _, tr := range transitions(rules.Evaluate(from, to, chs, fb), prev, resolve, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat}) {
+	for _, tr := range transitions(fired, prev, resolve, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat}) {
 		al := &tr.alert
 		if !tr.quiet {
 			var err error
@@ -676,6 +678,27 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 		unheard = append(unheard, err)
 	}
 	return alerts, errors.Join(unheard...), errors.Join(errs...)
+}
+
+// setBefore reads the window before [from, to), as long and ending at
+// from, when an alert fires, and sets each firing's figure there
+// (AlertRules.Before). A read that fails leaves the alerts without it and
+// is logged: the evaluation is not held back by the window before.
+func (r *Reports) setBefore(ctx context.Context, fired []Alert, from, to time.Time) {
+	if len(fired) == 0 {
+		return
+	}
+	w := store.Window{From: from.Add(-to.Sub(from)), To: from}
+	chs, err := r.db.Channels(ctx, w)
+	var fb store.FallbackStats
+	if err == nil {
+		fb, err = r.db.Fallback(ctx, w)
+	}
+	if err != nil {
+		r.logger.Warn("alerts without the window before: it was not read", "from", w.From, "to", w.To, "err", err)
+		return
+	}
+	r.cfg.Rules.Before(fired, w.From, w.To, chs, fb)
 }
 
 // errNotPublished marks an alert NATS did not take.

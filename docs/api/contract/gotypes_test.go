@@ -43,6 +43,7 @@ var goTypes = map[string]reflect.Type{
 	"AlertEpisode":              reflect.TypeFor[store.AlertEpisode](),
 	"FiringResponse":            reflect.TypeFor[reporter.FiringResponse](),
 	"Alert":                     reflect.TypeFor[events.Alert](),
+	"AlertBefore":               reflect.TypeFor[events.AlertBefore](),
 	"ResendsResponse":           reflect.TypeFor[reporter.ResendsResponse](),
 	"ResendGroup":               reflect.TypeFor[store.ResendGroup](),
 	"ResendDecision":            reflect.TypeFor[store.ResendDecision](),
