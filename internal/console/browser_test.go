@@ -1198,7 +1198,13 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 	p.api.set(func(f *fakeAPI) {
 		f.episodes = episodes
 		f.firing = []any{map[string]any{"rule": slow, "channel": "SMS", "state": "firing", "since": asOf, "from": asOf, "to": asOf,
-			"value": 10_040, "threshold": 10_000, "volume": 10, "summary": "…"}}
+			"value": 10_040, "threshold": 10_000, "volume": 10, "summary": "…"},
+			map[string]any{"rule": low, "channel": "SMS", "state": "firing", "since": asOf, "from": asOf, "to": asOf,
+				"value": 0.7996, "threshold": 0.8, "volume": 10, "summary": "…",
+				"before": map[string]any{"from": "2026-06-02T07:12:44Z", "to": "2026-06-02T08:12:44Z", "value": 0.947, "volume": 638}},
+			map[string]any{"rule": reporter.RuleFallbackRateHigh, "state": "firing", "since": asOf, "from": asOf, "to": asOf,
+				"value": 0.3, "threshold": 0.2, "volume": 10, "summary": "…",
+				"before": map[string]any{"from": "2026-06-02T08:02:44Z", "to": "2026-06-02T08:12:44Z", "value": nil, "volume": 0}}}
 	})
 	p.open("overview")
 	p.until("the overview drawn", overviewDrawn)
@@ -1209,8 +1215,16 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 			t.Errorf("%s %v above/below %v reads %q, %q; want %q, %q as reporter.AlertFigures", c.rule, c.value, c.threshold, got, gotTh, v, th)
 		}
 	}
-	if got, want := p.text(`#firing [data-rule="delivery_slow"]`), "delivery_slow on SMS since "+"2026-06-02 09:12:44Z"+" (10.04 s)"; got != want {
-		t.Errorf("firing now = %q; want %q", got, want)
+	// Beside a firing's figure, its figure the window before, named as the
+	// summary names it (an older reporter's firing has none).
+	for rule, want := range map[string]string{
+		slow:                          "delivery_slow on SMS since 2026-06-02 09:12:44Z (10.04 s)",
+		low:                           "; delivery_rate_low on SMS since 2026-06-02 09:12:44Z (79.96%; the hour before 94.7%)",
+		reporter.RuleFallbackRateHigh: "; fallback_rate_high on all channels since 2026-06-02 09:12:44Z (30.0%; the 10 min before none to judge)",
+	} {
+		if got := p.text(`#firing [data-rule="` + rule + `"]`); got != want {
+			t.Errorf("firing now = %q; want %q", got, want)
+		}
 	}
 	p.b.NoErrors("alert figures")
 }

@@ -666,13 +666,22 @@
   for (const b of document.querySelectorAll('#report button')) b.addEventListener('click', () => saveReport(b.dataset.format));
 
   // The rules firing now, whatever the window: the first thing to see.
+  // An alert's window before, named as the reporter's summary names it:
+  // the hour, day or week before, else its length.
+  const ALERT_BEFORE = { 3600e3: 'the hour before', 86400e3: 'the day before', 604800e3: 'the week before' };
+  function alertBefore(f) {
+    if (!f.before) return ''; // an older reporter's, or the window before not read
+    const ms = Date.parse(f.before.to) - Date.parse(f.before.from);
+    return '; ' + (ALERT_BEFORE[ms] || 'the ' + fmtSpan(ms) + ' before') + ' ' +
+      (f.before.value === null ? 'none to judge' : alertFigures(f.rule, f.before.value, f.threshold)[0]);
+  }
   function drawFiring(now) {
     const firing = $('#firing');
     firing.dataset.count = now.firing.length;
     firing.className = now.firing.length ? 'state-firing' : 'state-resolved';
     replaceIfChanged(firing, now.firing.length ? 'Firing now: ' : 'No alert rule is firing.',
       ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', title: f.summary + ' (evaluated ' + fmtTime(f.to) + ')' },
-        (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since) + ' (' + alertFigures(f.rule, f.value, f.threshold)[0] + ')')));
+        (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since) + ' (' + alertFigures(f.rule, f.value, f.threshold)[0] + alertBefore(f) + ')')));
     // Announced: which rules fire, not their values, which move at every
     // evaluation (the line above, not live, has them).
     replaceIfChanged($('#firing-live'), now.firing.length ? 'Firing now: ' + now.firing.map((f) => f.rule + ' on ' + (f.channel || 'all channels')).join('; ') : 'No alert rule is firing.');
