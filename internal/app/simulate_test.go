@@ -443,12 +443,7 @@ func TestSimulateRateZero(t *testing.T) {
 // not fail the shutdown: net/http counts it busy for 5 s, which was the
 // simulator's whole grace (a flake of CI), as it was the standalone's.
 func TestSimulatorStopsBesideAnUnusedConnection(t *testing.T) {
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := free.Addr().String()
-	free.Close()
+	addr := webtest.FreeAddr(t) // below the ephemeral range: no client's source port takes it first
 	cfg := lossyConfig(t, 0)
 	cfg.Simulate.Listen = addr
 	a, stop := start(t, cfg)
