@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -229,6 +230,30 @@ func TestConsoleInABrowser(t *testing.T) {
 	if n := browsertest.Run(b, "charts", chromedp.Evaluate[int](`document.querySelectorAll('#page-overview .uplot canvas').length`)); n != 4 {
 		t.Errorf("overview draws %d charts; want 4", n)
 	}
+	// The delivery rate's faint lines are /timeseries of the hour before in
+	// the window's step: SMS's failure an hour earlier, 0.0% in its minute.
+	var tsBefore reporter.TimeseriesResponse
+	get("/api/v1/timeseries?"+url.Values{"from": {start.Add(-end.Sub(start)).Format(time.RFC3339)}, "to": {w.Get("from")}, "step": {"60"}}.Encode(), &tsBefore)
+	var wantBefore []string
+	for _, c := range tsBefore.Channels {
+		if c.Channel == "SMS" {
+			for _, r := range c.DeliveryRate {
+				if r == nil {
+					wantBefore = append(wantBefore, "–")
+				} else {
+					wantBefore = append(wantBefore, strconv.FormatFloat(100**r, 'f', 1, 64)+"%")
+				}
+			}
+		}
+	}
+	b.Do("show the rate as a table", chromedp.Click(`#chart-rate + button.chart-data-toggle`))
+	gotBefore := browsertest.Run(b, "the hour before's rates", chromedp.Evaluate[[]string](`(() => {
+		const t = document.querySelector('#chart-rate-data table'), col = [...t.querySelectorAll('thead th')].findIndex((h) => h.textContent === 'SMS the hour before');
+		return col < 0 ? [] : [...t.querySelectorAll('tbody tr')].map((r) => r.cells[col].textContent); })()`))
+	if !slices.Equal(gotBefore, wantBefore) || !slices.Contains(gotBefore, "0.0%") {
+		t.Errorf("the rate chart's hour before for SMS: %q; the API's %q, with SMS's failure", gotBefore, wantBefore)
+	}
+	b.Do("hide the table", chromedp.Click(`#chart-rate + button.chart-data-toggle`))
 	// The alerts are /alerts' for the same window.
 	var al reporter.AlertsResponse
 	get("/api/v1/alerts?"+w.Encode(), &al)

@@ -78,10 +78,10 @@ type fakeAPI struct {
 	lags map[string]map[string]bool
 	// tsZone is the tz /timeseries was last asked with ("" without).
 	tsZone string
-	// before, when set, is a from whose /channels and /fallback answer
-	// other rates (SMS 3 of 4 delivered, 2 of 4 journeys with fallback),
-	// or fail with 503 under failBefore; beforeQueries are the queries
-	// asked with it.
+	// before, when set, is a from whose /channels, /fallback and
+	// /timeseries answer other rates (SMS 3 of 4 delivered, in every
+	// bucket too; 2 of 4 journeys with fallback), or fail with 503 under
+	// failBefore; beforeQueries are the queries asked with it.
 	// refuseBefore answers it 400, as the API a window before its
 	// earliest.
 	before        string
@@ -266,7 +266,14 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if tsAsOf == "" {
 			tsAsOf = time.Now().UTC().Format(time.RFC3339Nano)
 		}
-		v = fakeTimeseries(from, to, tsAsOf)
+		ts := fakeTimeseries(from, to, tsAsOf)
+		if isBefore {
+			sms := ts["channels"].([]any)[0].(map[string]any)
+			for i := range sms["delivery_rate"].([]any) {
+				sms["delivery_rate"].([]any)[i] = 0.75
+			}
+		}
+		v = ts
 	case p == "/api/v1/resends":
 		v = map[string]any{"from": from, "to": to, "as_of": asOf, "decisions": 0, "groups": []any{}, "latest": []any{}}
 	case p == "/api/v1/report":
@@ -699,12 +706,27 @@ func TestConsoleSetsRatesBesideTheWindowBefore(t *testing.T) {
 	}
 	var asked []string
 	p.api.set(func(f *fakeAPI) { asked = slices.Clone(f.beforeQueries) })
-	for _, path := range []string{"/api/v1/channels", "/api/v1/fallback"} {
+	for _, path := range []string{"/api/v1/channels", "/api/v1/fallback", "/api/v1/timeseries"} {
 		if !slices.ContainsFunc(asked, func(q string) bool {
-			return strings.HasPrefix(q, path+"?") && strings.Contains(q, "to=2026-06-01T00%3A00%3A00Z") && strings.Contains(q, "max_lag=2m")
+			return strings.HasPrefix(q, path+"?") && strings.Contains(q, "to=2026-06-01T00%3A00%3A00Z") && strings.Contains(q, "max_lag=2m") &&
+				(path != "/api/v1/timeseries" || strings.Contains(q, "step=3600")) // the day's own step
 		}) {
-			t.Errorf("%s was not asked for the day before up to the day's start with the page's lag; asked %q", path, asked)
+			t.Errorf("%s was not asked for the day before up to the day's start with the page's lag (and the day's step); asked %q", path, asked)
 		}
+	}
+	// The delivery-rate chart draws, faint, the day before's rates beside
+	// the day's, bucket beside bucket; its legend and table show both.
+	p.until("the faint lines said", `document.querySelector('#rate-before-note').textContent === 'Faint: the 24 h before, bucket beside bucket (2026-05-31 00:00:00Z … 2026-06-01 00:00:00Z).'`)
+	if got := p.text("#chart-rate .u-legend"); !strings.Contains(got, "SMS / the 24 h before") {
+		t.Errorf("the rate chart's legend = %q; want SMS's row named for both lines", got)
+	}
+	p.b.Do("show the rate as a table", chromedp.Click(`#chart-rate + button.chart-data-toggle`))
+	if !p.is("the day before's column", `(() => {
+		const t = document.querySelector('#chart-rate-data table'), heads = [...t.querySelectorAll('thead th')].map((h) => h.textContent);
+		const rows = [...t.querySelectorAll('tbody tr')];
+		return heads.join('|') === 'bucket (UTC)|SMS|SMS the 24 h before' && rows.length === 24 &&
+			rows.every((r) => r.cells[1].textContent === '100.0%' && r.cells[2].textContent === '75.0%'); })()`) {
+		t.Errorf("the rate's table = %q; want each hour's SMS rate beside the day before's", p.text("#chart-rate-data"))
 	}
 	p.b.NoErrors("the window before")
 	// The day before not answering: its rates say so; the day's stand.
@@ -720,6 +742,10 @@ func TestConsoleSetsRatesBesideTheWindowBefore(t *testing.T) {
 		t.Errorf("the fallback summary = %q; want the day before said not loaded", got)
 	}
 	p.until("the page says what did not load", `document.querySelector('#error').textContent.includes('Part of the overview did not load: the channels of the 24 h before (')`)
+	if got := p.text("#error"); !strings.Contains(got, "the delivery rates of the 24 h before (") {
+		t.Errorf("the error line = %q; want the day before's delivery rates said not loaded", got)
+	}
+	p.until("no faint lines", `document.querySelector('#rate-before-note').hidden && document.querySelector('#chart-rate-data thead').textContent === 'bucket (UTC)SMS'`)
 	// A window before the API's earliest time is refused (400): there is
 	// none to read, which is no failure. The page says nothing is wrong,
 	// and once final the window is not read again.

@@ -453,15 +453,16 @@
     // A line that goes with the one before it (pick's fifth: 'gaps', the
     // partial buckets the line leaves out; 'pair', its p95 beside its p50)
     // has no legend row of its own: the line's row shows its figure (for
-    // a pair, both: "2.0 s / 3.0 s") and hides and shows both.
+    // a pair, both: "2.0 s / 3.0 s") and hides and shows both. A faint one
+    // (pick's sixth: the window before's) is drawn thin and paler.
     const parts = {}, pairs = {};
     const fmt = (v) => v === null || v === undefined ? '–' : (opts.fmt ? opts.fmt(v) : v);
     [...ts.channels].sort((a, b) => a.channel.localeCompare(b.channel)).forEach((c) => {
-      for (const [label, values, dash, points, goesWith] of pick(c)) {
+      for (const [label, values, dash, points, goesWith, faint] of pick(c)) {
         const i = series.length;
         if (goesWith) parts[i - 1] = i;
         if (goesWith === 'pair') pairs[i - 1] = true;
-        series.push({ label: label, stroke: colorOf(c.channel), width: 2, dash: dash, spanGaps: false, points: points || { show: true, size: 4 },
+        series.push({ label: label, stroke: colorOf(c.channel) + (faint ? '99' : ''), width: faint ? 1 : 2, dash: dash, spanGaps: false, points: points || { show: true, size: 4 },
           value: (u, v, si, di) => {
             const other = parts[i] !== undefined && di !== null && di !== undefined ? u.data[parts[i]][di] : null;
             return pairs[i] ? fmt(v) + ' / ' + fmt(other) : fmt(v === null || v === undefined ? other : v);
@@ -552,16 +553,20 @@
     if (got.slice(0, 4).every((r) => r.status === 'rejected')) throw got[0].reason;
     // Then the window before's, once those are answered: the four reads of
     // ClickHouse above are what --api-queries answers at once by default.
+    // Its series in the window's step, for the delivery-rate chart's
+    // faint lines; none when the window's did not load.
+    const cut = got[2].status === 'fulfilled' ? got[2].value : null;
     got.push(...await Promise.allSettled([
       get('/api/v1/channels?' + qs(lagged(before))),
       get('/api/v1/fallback?' + qs(lagged(before))),
+      cut ? get('/api/v1/timeseries?' + qs(Object.assign(lagged(before), { step: String(cut.step_seconds) }, zone === 'UTC' ? {} : { tz: zone }))) : null,
     ]));
     const auth = got.find((r) => r.reason instanceof AuthError);
     if (auth) throw auth.reason;
     // One part failing (the alerts' state when NATS is down) leaves the
     // others to be drawn: each is given its answer or its error.
-    const [chs, fb, ts, al, now, st, chsBefore, fbBefore] = got.map((r) => r.status === 'fulfilled' ? r.value : r.reason);
-    return () => drawOverview(w, chs, fb, ts, al, now, st, { w: before, name: beforeName(w), chs: chsBefore, fb: fbBefore });
+    const [chs, fb, ts, al, now, st, chsBefore, fbBefore, tsBefore] = got.map((r) => r.status === 'fulfilled' ? r.value : r.reason);
+    return () => drawOverview(w, chs, fb, ts, al, now, st, { w: before, name: beforeName(w), chs: chsBefore, fb: fbBefore, ts: tsBefore });
   }
   const CHART_IDS = ['chart-rate', 'chart-attempts', 'chart-latency', 'chart-fallback'];
   for (const id of CHART_IDS) {
@@ -602,7 +607,7 @@
     // The window before is a part of its own: when it did not load its
     // rates say so, and w's are drawn. One the API refuses (400: before
     // the earliest time it reads) is no failure: there is none to read.
-    for (const [name, answer] of [['the channels', before.chs], ['the journeys', before.fb]]) {
+    for (const [name, answer] of [['the channels', before.chs], ['the journeys', before.fb], ['the delivery rates', before.ts]]) {
       if (answer instanceof Error && answer.status !== 400) failed.push(name + ' of ' + before.name + ' (' + answer.message + ')');
     }
     $('#rate-before').textContent = before.name;
@@ -621,9 +626,10 @@
     // An alert is over every profile: a profile filter does not narrow them.
     $('#alerts-profile').hidden = !w.profile;
     part('the alerts in this window', al, drawEpisodes, (msg) => rowSaying('#alerts tbody', 8, msg));
-    part('the charts', ts, drawCharts, (msg) => {
+    part('the charts', ts, (a) => drawCharts(a, before), (msg) => {
       $('#attempts-caption').textContent = 'Attempts';
       $('#attempts-partial').hidden = true;
+      $('#rate-before-note').hidden = true;
       delete $('#chart-attempts').dataset.partial;
       for (const id of CHART_IDS) {
         if (charts[id]) { charts[id].u.destroy(); delete charts[id]; }
@@ -789,9 +795,18 @@
     for (const t of new Set(changes.map((c) => c.target.closest('table')))) if (t) labelCells(t);
   });
   for (const tb of document.querySelectorAll('main table tbody')) labeller.observe(tb, { childList: true });
-  function drawCharts(ts) {
+  function drawCharts(ts, before) {
     const pctFmt = (v) => (v * 100).toFixed(0) + '%';
-    chart('chart-rate', ts, (c) => [[c.channel, c.delivery_rate]], { fmt: pctFmt, range: [0, 1], cell: fmtPct });
+    // Each channel's rate with, faint, its rate in the window before, the
+    // window's bucket i beside the window before's i (as long and cut by
+    // the same step, they are the same stretch of each): the line that
+    // falls away from its faint one is the drop. The legend shows both.
+    const prior = priorRates(ts, before);
+    const rates = (c) => [[c.channel, c.delivery_rate], ...(prior ? [[c.channel + ' ' + before.name, prior(c.channel)]] : [])];
+    chart('chart-rate', ts, (c) => prior ? [[c.channel + ' / ' + before.name, c.delivery_rate], [c.channel + ' ' + before.name, prior(c.channel), [4, 3], { show: false }, 'pair', true]] : rates(c),
+      { fmt: pctFmt, range: [0, 1], cell: fmtPct, table: rates });
+    $('#rate-before-note').textContent = prior && ts.channels.length ? 'Faint: ' + before.name + ', bucket beside bucket (' + fmtTime(before.w.from) + ' … ' + fmtTime(before.w.to) + ').' : '';
+    $('#rate-before-note').hidden = !$('#rate-before-note').textContent;
     // A bucket only partly counted is drawn dashed and hollow, apart from
     // the whole ones: its dip is not traffic falling. Rates and latencies
     // are not counts; theirs are drawn as they are.
@@ -826,6 +841,16 @@
     chart('chart-fallback', ts, (c) => [[c.channel, c.fallback_rate]], { fmt: pctFmt, range: [0, 1], cell: fmtPct });
   }
 
+  // priorRates is a channel's delivery rates in the window before, bucket
+  // by bucket beside ts's; null when there are none to set beside them:
+  // not loaded, refused (before the API's earliest), or cut otherwise
+  // (a day of 23 hours in one of them).
+  function priorRates(ts, before) {
+    const b = before.ts;
+    if (!b || b instanceof Error || b.step_seconds !== ts.step_seconds || b.start.length !== ts.start.length) return null;
+    const rates = new Map(b.channels.map((c) => [c.channel, c.delivery_rate]));
+    return (channel) => rates.get(channel) || ts.start.map(() => null);
+  }
   // stepName says a bucket's size in words: minute, 5 min, hour, 3 h, day, 7 days.
   function stepName(s) {
     if (s % 86400 === 0) return s === 86400 ? 'day' : s / 86400 + ' days';
