@@ -717,7 +717,7 @@ func TestConsoleSetsRatesBesideTheWindowBefore(t *testing.T) {
 	// The delivery-rate chart draws, faint, the day before's rates beside
 	// the day's, bucket beside bucket; its legend and table show both.
 	p.until("the faint lines said", `document.querySelector('#rate-before-note').textContent === 'Faint: the 24 h before, bucket beside bucket (2026-05-31 00:00:00Z … 2026-06-01 00:00:00Z).'`)
-	if got := p.text("#chart-rate .u-legend"); !strings.Contains(got, "SMS / the 24 h before") {
+	if got := p.text("#chart-rate .u-legend"); !strings.Contains(got, "SMS / before") {
 		t.Errorf("the rate chart's legend = %q; want SMS's row named for both lines", got)
 	}
 	p.b.Do("show the rate as a table", chromedp.Click(`#chart-rate + button.chart-data-toggle`))

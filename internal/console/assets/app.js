@@ -800,10 +800,11 @@
     // Each channel's rate with, faint, its rate in the window before, the
     // window's bucket i beside the window before's i (as long and cut by
     // the same step, they are the same stretch of each): the line that
-    // falls away from its faint one is the drop. The legend shows both.
+    // falls away from its faint one is the drop.
     const prior = priorRates(ts, before);
     const rates = (c) => [[c.channel, c.delivery_rate], ...(prior ? [[c.channel + ' ' + before.name, prior(c.channel)]] : [])];
-    chart('chart-rate', ts, (c) => prior ? [[c.channel + ' / ' + before.name, c.delivery_rate], [c.channel + ' ' + before.name, prior(c.channel), [4, 3], { show: false }, 'pair', true]] : rates(c),
+    // Its legend row "SMS / before: 91% / 95%", the note below naming the window.
+    chart('chart-rate', ts, (c) => prior ? [[c.channel + ' / before', c.delivery_rate], [c.channel + ' ' + before.name, prior(c.channel), [4, 3], { show: true, size: 3 }, 'pair', true]] : rates(c),
       { fmt: pctFmt, range: [0, 1], cell: fmtPct, table: rates });
     $('#rate-before-note').textContent = prior && ts.channels.length ? 'Faint: ' + before.name + ', bucket beside bucket (' + fmtTime(before.w.from) + ' … ' + fmtTime(before.w.to) + ').' : '';
     $('#rate-before-note').hidden = !$('#rate-before-note').textContent;
