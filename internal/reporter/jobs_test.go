@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -14,9 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
-	"github.com/otpscope/otpscope/internal/ingest"
 	"github.com/otpscope/otpscope/internal/metricstest"
-	"github.com/otpscope/otpscope/internal/ops"
 	"github.com/otpscope/otpscope/internal/polltest"
 	"github.com/otpscope/otpscope/internal/reporter"
 	"github.com/otpscope/otpscope/internal/webtest"
@@ -198,18 +195,13 @@ func TestRunStoppedNotFailed(t *testing.T) {
 // OtpscopeReportsFailing{kind="alerts"} would say they did not run.
 func TestScheduledAlertsNotifyFailure(t *testing.T) {
 	f := newFixture(t)
-	routes := ops.NewRouter()
-	h := ingest.NewHandler(ingest.Config{Tokens: []string{webhookToken}, MaxBodyBytes: ingest.DefaultMaxBodyBytes, PublishTimeout: 5 * time.Second, RetryAfter: time.Second},
-		f.Broker, brokertest.Logger(t), prometheus.NewRegistry())
-	ingest.Mount(routes, h.Routes()...)
-	hooks := httptest.NewServer(routes)
-	t.Cleanup(hooks.Close)
+	hooks := startIngest(t, f)
 	var body []map[string]any
 	for range 10 {
 		body = append(body, map[string]any{"channel": "SMS", "otpId": uuid.NewString(), "status": "UNDELIVERABLE",
 			"timestamp": time.Now().UTC().Add(-10 * time.Minute).Format(time.RFC3339)})
 	}
-	postWebhook(t, hooks.URL, body)
+	postWebhook(t, hooks, body)
 	f.WaitCount(t, "SELECT uniqExact(event_id) FROM delivery_events", uint64(len(body)))
 
 	// A Slack-style webhook that cannot be reached: its secret is its path.

@@ -671,7 +671,6 @@
   }
   for (const b of document.querySelectorAll('#report button')) b.addEventListener('click', () => saveReport(b.dataset.format));
 
-  // The rules firing now, whatever the window: the first thing to see.
   // An alert's window before, named as the reporter's summary names it:
   // the hour, day or week before, else its length.
   const ALERT_BEFORE = { 3600e3: 'the hour before', 86400e3: 'the day before', 604800e3: 'the week before' };
@@ -681,6 +680,7 @@
     return '; ' + (ALERT_BEFORE[ms] || 'the ' + fmtSpan(ms) + ' before') + ' ' +
       (f.before.value === null ? 'none to judge' : alertFigures(f.rule, f.before.value, f.threshold)[0]);
   }
+  // The rules firing now, whatever the window: the first thing to see.
   function drawFiring(now) {
     const firing = $('#firing');
     firing.dataset.count = now.firing.length;
@@ -844,8 +844,9 @@
 
   // priorRates is a channel's delivery rates in the window before, bucket
   // by bucket beside ts's; null when there are none to set beside them:
-  // not loaded, refused (before the API's earliest), or cut otherwise
-  // (a day of 23 hours in one of them).
+  // not loaded, refused (before the API's earliest), or cut into other
+  // buckets (a custom week of 167 hours on a zone's days, where a clock
+  // changed: the window before it starts off midnight).
   function priorRates(ts, before) {
     const b = before.ts;
     if (!b || b instanceof Error || b.step_seconds !== ts.step_seconds || b.start.length !== ts.start.length) return null;
