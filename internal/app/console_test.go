@@ -363,6 +363,27 @@ func TestConsoleInABrowser(t *testing.T) {
 	if fb.Outcomes.DeliveredFallback != 1 || len(fb.Paths) != 5 {
 		t.Errorf("API fallback = %+v; want one fallback delivery over five paths (SILENT and PUSH among them)", fb.FallbackStats)
 	}
+	// Beside each path's rate, the hour before's, as the API answers for it:
+	// the SMS that failed an hour earlier.
+	start, _ = time.Parse(time.RFC3339, w.Get("from"))
+	end, _ = time.Parse(time.RFC3339, w.Get("to"))
+	var fbBefore reporter.FallbackResponse
+	get("/api/v1/fallback?"+url.Values{"from": {start.Add(-end.Sub(start)).Format(time.RFC3339)}, "to": {w.Get("from")}}.Encode(), &fbBefore)
+	pathBefore := map[string]string{}
+	for _, p := range fbBefore.Paths {
+		if p.DeliveryRate != nil {
+			pathBefore[p.Path] = strconv.FormatFloat(*p.DeliveryRate, 'g', -1, 64)
+		}
+	}
+	if len(fbBefore.Paths) != 1 || pathBefore["SMS"] != "0" {
+		t.Errorf("API: the hour before's paths %+v; want SMS alone, delivering none", fbBefore.Paths)
+	}
+	for _, p := range fb.Paths {
+		got := browsertest.Run(b, "path rate before", chromedp.AttributeValue(`#paths tr[data-path="`+p.Path+`"] [data-field="delivery_rate_before"]`, "data-value"))
+		if got.Value != pathBefore[p.Path] {
+			t.Errorf("journeys path %s's rate the hour before = %q; API %q", p.Path, got.Value, pathBefore[p.Path])
+		}
+	}
 	b.Screenshot("console-journeys")
 
 	// Resends: the groups and the latest decisions are /resends'.

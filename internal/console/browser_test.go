@@ -80,8 +80,9 @@ type fakeAPI struct {
 	tsZone string
 	// before, when set, is a from whose /channels, /fallback and
 	// /timeseries answer other rates (SMS 3 of 4 delivered, in every
-	// bucket too; 2 of 4 journeys with fallback), or fail with 503 under
-	// failBefore; beforeQueries are the queries asked with it.
+	// bucket too; 2 of 4 journeys with fallback, the SMS path 1 of 2
+	// delivered and no SMS>VIBER), or fail with 503 under failBefore;
+	// beforeQueries are the queries asked with it.
 	// refuseBefore answers it 400, as the API a window before its
 	// earliest.
 	before        string
@@ -261,6 +262,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"time_to_deliver_ms": map[string]any{"p50": 2000, "p95": 8000}, "completeness": completeness}
 		if isBefore {
 			v.(map[string]any)["otps"], v.(map[string]any)["fallback_otps"], v.(map[string]any)["fallback_rate"] = 4, 2, 0.5
+			v.(map[string]any)["paths"] = []any{map[string]any{"path": "SMS", "otps": 2, "delivered": 1, "failed": 1, "pending": 0, "delivery_rate": 0.5}}
 		}
 	case p == "/api/v1/timeseries":
 		if tsAsOf == "" {
@@ -729,6 +731,23 @@ func TestConsoleSetsRatesBesideTheWindowBefore(t *testing.T) {
 		t.Errorf("the rate's table = %q; want each hour's SMS rate beside the day before's", p.text("#chart-rate-data"))
 	}
 	p.b.NoErrors("the window before")
+	// The day before's series is read once while the day's buckets stay
+	// where they are; its channels at every refresh.
+	asks := func(path string) (n int) {
+		p.api.set(func(f *fakeAPI) {
+			for _, q := range f.beforeQueries {
+				if strings.HasPrefix(q, path+"?") {
+					n++
+				}
+			}
+		})
+		return n
+	}
+	channels, series := asks("/api/v1/channels"), asks("/api/v1/timeseries")
+	time.Sleep(6 * time.Second)
+	if asks("/api/v1/channels") <= channels || asks("/api/v1/timeseries") != series || series != 1 {
+		t.Errorf("over a refresh the day before's channels were asked %d times, its series %d (%d before); want the channels again, the series once", asks("/api/v1/channels")-channels, asks("/api/v1/timeseries"), series)
+	}
 	// The day before not answering: its rates say so; the day's stand.
 	p.api.set(func(f *fakeAPI) { f.failBefore = true })
 	p.until("the failure drawn", `(document.querySelector(`+jsString(cell)+`) || {}).textContent === '–'`)
@@ -742,10 +761,9 @@ func TestConsoleSetsRatesBesideTheWindowBefore(t *testing.T) {
 		t.Errorf("the fallback summary = %q; want the day before said not loaded", got)
 	}
 	p.until("the page says what did not load", `document.querySelector('#error').textContent.includes('Part of the overview did not load: the channels of the 24 h before (')`)
-	if got := p.text("#error"); !strings.Contains(got, "the delivery rates of the 24 h before (") {
-		t.Errorf("the error line = %q; want the day before's delivery rates said not loaded", got)
+	if !p.is("the faint lines kept", `!document.querySelector('#rate-before-note').hidden`) {
+		t.Error("the faint lines went with the day before's channels; want the series read before kept")
 	}
-	p.until("no faint lines", `document.querySelector('#rate-before-note').hidden && document.querySelector('#chart-rate-data thead').textContent === 'bucket (UTC)SMS'`)
 	// A window before the API's earliest time is refused (400): there is
 	// none to read, which is no failure. The page says nothing is wrong,
 	// and once final the window is not read again.
@@ -757,6 +775,58 @@ func TestConsoleSetsRatesBesideTheWindowBefore(t *testing.T) {
 	}
 	if n := p.readAgain(p.api.readsFrom, "2026-06-01T00:00:00Z"); n > 0 {
 		t.Errorf("a final window whose window before is refused was read %d more times", n)
+	}
+}
+
+// Journeys sets each path's delivery rate and the fallback rate beside
+// the window before's, as the Overview does: a path the window before did
+// not take has none; that window not loading is said, and read again; one
+// refused (before the API's earliest) is none to read.
+func TestConsoleJourneysBesideTheWindowBefore(t *testing.T) {
+	p := newPage(t)
+	p.api.set(func(f *fakeAPI) { f.before = "2026-05-31T00:00:00Z" })
+	p.open("journeys?range=custom&from=2026-06-01T00:00:00Z&to=2026-06-02T00:00:00Z")
+	row := func(path string) string {
+		return `#paths tr[data-path="` + path + `"] [data-field="delivery_rate_before"]`
+	}
+	p.until("the day before's rates drawn", `(document.querySelector(`+jsString(row("SMS"))+`) || {}).textContent === '50.0%'`)
+	if got, want := p.attr(row("SMS"), "title"), "the 24 h before (2026-05-31 00:00:00Z … 2026-06-01 00:00:00Z): 1 delivered, 1 failed of 2 journeys"; got != want {
+		t.Errorf("the SMS path's rate before: tooltip %q; want %q", got, want)
+	}
+	if got, want := p.attr(row("SMS>VIBER"), "title"), "no SMS>VIBER journey the 24 h before (2026-05-31 00:00:00Z … 2026-06-01 00:00:00Z)"; got != want || p.text(row("SMS>VIBER")) != "–" {
+		t.Errorf("a path the day before did not take: %q, tooltip %q; want –, %q", p.text(row("SMS>VIBER")), got, want)
+	}
+	if got := p.text("#path-rate-before"); got != "the 24 h before" {
+		t.Errorf("the column's heading = %q; want the 24 h before", got)
+	}
+	if got := p.text("#journey-summary"); !strings.HasSuffix(got, "(the journeys that tried a second channel, whatever became of them); the 24 h before 50.0% of 4") {
+		t.Errorf("the journeys' summary = %q; want the day before's fallback rate beside the day's", got)
+	}
+	p.b.NoErrors("journeys beside the window before")
+	p.api.set(func(f *fakeAPI) { f.failBefore = true })
+	p.until("the failure drawn", `(document.querySelector(`+jsString(row("SMS"))+`) || {}).title.startsWith('the 24 h before: not loaded: ')`)
+	p.until("the page says what did not load", `document.querySelector('#error').textContent.includes('Part of the journeys did not load: the journeys of the 24 h before (')`)
+	if got := p.text(`#paths tr[data-path="SMS"] [data-field="delivery_rate"]`); got != "100.0%" {
+		t.Errorf("the window's own SMS path rate = %q once the day before failed; want 100.0%%", got)
+	}
+	p.api.set(func(f *fakeAPI) { f.failBefore, f.refuseBefore = false, true })
+	p.until("the refusal drawn", `(document.querySelector(`+jsString(row("SMS"))+`) || {}).title.startsWith('the 24 h before: none to read: ')`)
+	p.until("no error said", `document.querySelector('#error').hidden`)
+	if got := p.text("#journey-summary"); !strings.HasSuffix(got, "; the 24 h before none to read") {
+		t.Errorf("the journeys' summary = %q; want the day before said none to read", got)
+	}
+}
+
+// A window before whose series does not load draws no faint lines, and
+// the page says so.
+func TestConsoleRateChartWithoutTheWindowBefore(t *testing.T) {
+	p := newPage(t)
+	p.api.set(func(f *fakeAPI) { f.before, f.failBefore = "2026-05-31T00:00:00Z", true })
+	p.open("overview?range=custom&from=2026-06-01T00:00:00Z&to=2026-06-02T00:00:00Z")
+	p.until("the page says what did not load", `document.querySelector('#error').textContent.includes('the delivery rates of the 24 h before (')`)
+	p.b.Do("show the rate as a table", chromedp.Click(`#chart-rate + button.chart-data-toggle`))
+	if !p.is("no faint lines", `document.querySelector('#rate-before-note').hidden && document.querySelector('#chart-rate-data thead').textContent === 'bucket (UTC)SMS'`) {
+		t.Errorf("the rate chart without the day before's series: note %q, table %q; want neither", p.text("#rate-before-note"), p.text("#chart-rate-data thead"))
 	}
 }
 

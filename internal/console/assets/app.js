@@ -533,6 +533,14 @@
   const BEFORE = { '1h': 'the hour before', '24h': 'the day before', '7d': 'the week before' };
   const beforeName = (w) => BEFORE[$('#range').value] || 'the ' + fmtSpan(Date.parse(w.to) - Date.parse(w.from)) + ' before';
 
+  // The window before's series, kept while the window's buckets stay
+  // where they were (its first bucket's start, their count, step, zone
+  // and filters): its figures move only as the buckets do, so a refresh
+  // every 5 s reads it again once a minute for the last hour, once an hour
+  // for the last 24 h, rather than every time (the faint lines' note says
+  // which window they are of). A failed read is not kept.
+  let priorSeries = { key: '', answer: null };
+
   // Each page's load reads its answers for window w and returns what draws
   // them; refresh draws only the newest load's. A draw may return what its
   // answers said of themselves: asOf (the oldest as_of), final (nothing in
@@ -554,13 +562,17 @@
     // Then the window before's, once those are answered: the four reads of
     // ClickHouse above are what --api-queries answers at once by default.
     // Its series in the window's step, for the delivery-rate chart's
-    // faint lines; none when the window's did not load.
+    // faint lines; none when the window's did not load. Read again only
+    // when the window's buckets move (priorSeries).
     const cut = got[2].status === 'fulfilled' ? got[2].value : null;
+    const key = cut ? [zone, cut.step_seconds, cut.start[0], cut.start.length, w.channel, w.profile].join('|') : '';
     got.push(...await Promise.allSettled([
       get('/api/v1/channels?' + qs(lagged(before))),
       get('/api/v1/fallback?' + qs(lagged(before))),
-      cut ? get('/api/v1/timeseries?' + qs(Object.assign(lagged(before), { step: String(cut.step_seconds) }, zone === 'UTC' ? {} : { tz: zone }))) : null,
+      !cut ? null : priorSeries.key === key ? priorSeries.answer
+        : get('/api/v1/timeseries?' + qs(Object.assign(lagged(before), { step: String(cut.step_seconds) }, zone === 'UTC' ? {} : { tz: zone }))),
     ]));
+    if (got[8].status === 'fulfilled' && got[8].value) priorSeries = { key: key, answer: got[8].value };
     const auth = got.find((r) => r.reason instanceof AuthError);
     if (auth) throw auth.reason;
     // One part failing (the alerts' state when NATS is down) leaves the
@@ -711,7 +723,7 @@
       el('td', { class: 'num', 'data-field': 'pending' }, String(c.pending)),
       el('td', { class: 'num', 'data-field': 'unrecoverable' }, String(c.unrecoverable)),
       el('td', { class: 'num', 'data-field': 'delivery_rate', 'data-value': c.delivery_rate === null ? '' : c.delivery_rate }, fmtPct(c.delivery_rate)),
-      rateBeforeCell(c.channel, was[c.channel], before),
+      rateBeforeCell(before, before.chs, was[c.channel], 'no ' + c.channel + ' attempt', (x) => x.attempts + ' attempts'),
       el('td', { class: 'num', 'data-field': 'latency_p50', 'data-value': c.latency_ms ? c.latency_ms.p50 : '' }, fmtMs(c.latency_ms && c.latency_ms.p50)),
       el('td', { class: 'num', 'data-field': 'latency_p95', 'data-value': c.latency_ms ? c.latency_ms.p95 : '' }, fmtMs(c.latency_ms && c.latency_ms.p95)),
       errorsCell(c.errors))));
@@ -720,16 +732,18 @@
     cp.dataset.pending = chs.completeness.pending;
     cp.textContent = describeCompleteness(chs.completeness, chs.channels.length ? '' : 'no attempts');
   }
-  // rateBeforeCell is a channel's delivery rate in the window before (c,
-  // its answer there; none: no attempt), the attempts it is of and that
-  // window in its tooltip. The API's rate as it is: the reader sets the
-  // two side by side, nothing is subtracted here.
-  function rateBeforeCell(channel, c, before) {
+  // rateBeforeCell is a row's (a channel's, a path's) delivery rate in the
+  // window before: c, its figures in answer (that window's /channels or
+  // /fallback), or none when it had none there ("no SMS attempt"); what it
+  // is of (of: "4 attempts") and that window in its tooltip. The API's
+  // rate as it is: the reader sets the two side by side, nothing is
+  // subtracted here.
+  function rateBeforeCell(before, answer, c, none, of) {
     const span = fmtTime(before.w.from) + ' … ' + fmtTime(before.w.to);
-    const title = before.chs instanceof Error ? before.name + (before.chs.status === 400 ? ': none to read: ' : ': not loaded: ') + before.chs.message
-      : !c ? 'no ' + channel + ' attempt ' + before.name + ' (' + span + ')'
-        : before.name + ' (' + span + '): ' + c.delivered + ' delivered, ' + c.failed + ' failed of ' + c.attempts + ' attempts' + (c.pending ? ', ' + c.pending + ' pending' : '');
-    const rate = c && !(before.chs instanceof Error) ? c.delivery_rate : null;
+    const title = answer instanceof Error ? before.name + (answer.status === 400 ? ': none to read: ' : ': not loaded: ') + answer.message
+      : !c ? none + ' ' + before.name + ' (' + span + ')'
+        : before.name + ' (' + span + '): ' + c.delivered + ' delivered, ' + c.failed + ' failed of ' + of(c) + (c.pending ? ', ' + c.pending + ' pending' : '');
+    const rate = c && !(answer instanceof Error) ? c.delivery_rate : null;
     return el('td', { class: 'num', 'data-field': 'delivery_rate_before', 'data-value': rate === null ? '' : rate, title: title }, fmtPct(rate));
   }
   // errorsCell says why a channel's attempts failed: the API's error
@@ -749,14 +763,17 @@
   // Journeys filtered by a channel are those it was primary in (the API's
   // /fallback), not those that tried it: said, beside attempts that are.
   const primaryOf = (channel) => channel ? ' whose primary channel is ' + channel.toUpperCase() : '';
+  // fallbackBefore says the fallback rate of the window before: "the hour
+  // before 9.4% of 470" (of its journeys), or why there is none.
+  const fallbackBefore = (before) => before.name + ' ' + (before.fb instanceof Error ? (before.fb.status === 400 ? 'none to read' : 'not loaded')
+    : fmtPct(before.fb.fallback_rate) + ' of ' + before.fb.otps);
   function drawFallbackSummary(fb, channel, before) {
     const s = $('#fallback-summary');
     s.dataset.otps = fb.otps;
     s.dataset.fallbackRate = fb.fallback_rate === null ? '' : fb.fallback_rate;
     const rateBefore = before.fb instanceof Error ? null : before.fb.fallback_rate;
     s.dataset.fallbackRateBefore = rateBefore === null ? '' : rateBefore;
-    const was = before.fb instanceof Error ? (before.fb.status === 400 ? 'none to read' : 'not loaded') : fmtPct(rateBefore) + ' of ' + before.fb.otps;
-    s.textContent = fb.otps + ' journeys' + primaryOf(channel) + ', ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '; ' + before.name + ' ' + was + '); time to deliver p50 ' +
+    s.textContent = fb.otps + ' journeys' + primaryOf(channel) + ', ' + fb.fallback_otps + ' with fallback (' + fmtPct(fb.fallback_rate) + '; ' + fallbackBefore(before) + '); time to deliver p50 ' +
       fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p50) + ', p95 ' + fmtMs(fb.time_to_deliver_ms && fb.time_to_deliver_ms.p95);
   }
   // One row per firing (rule, channel and since), as of its latest
@@ -806,7 +823,7 @@
     // Its legend row "SMS / before: 91% / 95%", the note below naming the window.
     chart('chart-rate', ts, (c) => prior ? [[c.channel + ' / before', c.delivery_rate], [c.channel + ' ' + before.name, prior(c.channel), [4, 3], { show: true, size: 3 }, 'pair', true]] : rates(c),
       { fmt: pctFmt, range: [0, 1], cell: fmtPct, table: rates });
-    $('#rate-before-note').textContent = prior && ts.channels.length ? 'Faint: ' + before.name + ', bucket beside bucket (' + fmtTime(before.w.from) + ' … ' + fmtTime(before.w.to) + ').' : '';
+    $('#rate-before-note').textContent = prior && ts.channels.length ? 'Faint: ' + before.name + ', bucket beside bucket (' + fmtTime(before.ts.from) + ' … ' + fmtTime(before.ts.to) + ').' : '';
     $('#rate-before-note').hidden = !$('#rate-before-note').textContent;
     // A bucket only partly counted is drawn dashed and hollow, apart from
     // the whole ones: its dip is not traffic falling. Rates and latencies
@@ -927,13 +944,19 @@
 
   // ---- Journeys ----
   async function journeys(w, signal) {
-    const fb = await api('/api/v1/fallback?' + qs(lagged(w)), { signal: signal, timeout: LOAD_TIMEOUT_MS });
-    return () => drawJourneys(w, fb);
+    const get = (path) => api(path, { signal: signal, timeout: LOAD_TIMEOUT_MS });
+    const fb = await get('/api/v1/fallback?' + qs(lagged(w)));
+    // Then the window before's, as the Overview's: each rate beside its
+    // rate there. Its failure leaves the window's to be drawn.
+    const before = windowBefore(w);
+    const [was] = await Promise.allSettled([get('/api/v1/fallback?' + qs(lagged(before)))]);
+    if (was.reason instanceof AuthError) throw was.reason;
+    return () => drawJourneys(w, fb, { w: before, name: beforeName(w), fb: was.status === 'fulfilled' ? was.value : was.reason });
   }
-  function drawJourneys(w, fb) {
+  function drawJourneys(w, fb, before) {
     const o = fb.outcomes;
     $('#journey-summary').textContent = fb.otps + ' journeys (logins and OTPs)' + primaryOf(w.channel) + '; fallback rate ' + fmtPct(fb.fallback_rate) +
-      ' (the journeys that tried a second channel, whatever became of them)';
+      ' (the journeys that tried a second channel, whatever became of them); ' + fallbackBefore(before);
     $('#outcomes tbody').replaceChildren(el('tr', {},
       el('td', { class: 'num', 'data-field': 'delivered_primary' }, String(o.delivered_primary)),
       el('td', { class: 'num', 'data-field': 'delivered_fallback' }, String(o.delivered_fallback)),
@@ -949,16 +972,26 @@
       cp.textContent += ' These are every journey\'s attempts in the window, not only those of the journeys whose first channel is ' + w.channel + '.';
     }
     // The API's rate: delivered / (delivered + failed), the pending left out.
+    $('#path-rate-before').textContent = before.name;
+    const was = before.fb instanceof Error ? {} : Object.fromEntries(before.fb.paths.map((p) => [p.path, p]));
     replaceRows($('#paths tbody'), 'path', $('#journey-summary'), fb.paths.map((p) => el('tr', { 'data-path': p.path },
       el('td', {}, p.path),
       el('td', { class: 'num', 'data-field': 'otps' }, String(p.otps)),
       el('td', { class: 'num', 'data-field': 'delivered' }, String(p.delivered)),
       el('td', { class: 'num', 'data-field': 'failed' }, String(p.failed)),
       el('td', { class: 'num', 'data-field': 'pending' }, String(p.pending)),
-      el('td', { class: 'num', 'data-field': 'delivery_rate' }, fmtPct(p.delivery_rate)))));
-    if (!fb.paths.length) $('#paths tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' }, 'no journeys in this window')));
+      el('td', { class: 'num', 'data-field': 'delivery_rate' }, fmtPct(p.delivery_rate)),
+      rateBeforeCell(before, before.fb, was[p.path], 'no ' + p.path + ' journey', (x) => x.otps + ' journeys'))));
+    if (!fb.paths.length) $('#paths tbody').append(el('tr', {}, el('td', { colspan: 7, class: 'hint' }, 'no journeys in this window')));
+    labelCells($('#paths')); // its heading for the window before may have changed, its rows not
     $('#page-journeys').dataset.loaded = w.from + '/' + w.to;
-    return { asOf: fb.as_of, final: settled(fb.completeness) };
+    // The window before failing is said, and read again; one refused
+    // (before the API's earliest) is none to read.
+    const failed = before.fb instanceof Error && before.fb.status !== 400;
+    return {
+      asOf: fb.as_of, final: !failed && settled(fb.completeness),
+      warning: failed ? 'Part of the journeys did not load: the journeys of ' + before.name + ' (' + before.fb.message + '). The rest is drawn.' : '',
+    };
   }
 
   // ---- Resends ----
