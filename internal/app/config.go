@@ -575,6 +575,7 @@ func (c *Config) LogWarnings(logger *slog.Logger) {
 	}{
 		{"alert-channel-min-delivery-rate", rules.ChannelMinDeliveryRate.Unknown()},
 		{"alert-channel-max-latency-p95", rules.ChannelMaxLatencyP95.Unknown()},
+		{"alert-channel-max-delivery-rate-drop", rules.ChannelMaxDeliveryRateDrop.Unknown()},
 	} {
 		if flag, unknown := f.flag, f.unknown; len(unknown) > 0 {
 			logger.Warn("a per-channel alert threshold names a channel otpscope does not know (a new tyntec channel, or a typo that leaves the channel meant on the default threshold)",

@@ -88,7 +88,8 @@ func TestConfigRefusesATokenInTwoRoles(t *testing.T) {
 // `config` and the start log say which, so that a typo (SMSS) shows; a
 // name no channel can have is refused.
 func TestConfigSaysUnknownAlertChannels(t *testing.T) {
-	code, out := config("reporter", []string{"--alert-channel-min-delivery-rate", "SMSS=0.95,silent=0", "--alert-channel-max-latency-p95", "FOO=5s,VOICE=2m"}, nil)
+	code, out := config("reporter", []string{"--alert-channel-min-delivery-rate", "SMSS=0.95,silent=0", "--alert-channel-max-latency-p95", "FOO=5s,VOICE=2m",
+		"--alert-channel-max-delivery-rate-drop", "push=0,RSC=0.1"}, nil)
 	if code != 0 {
 		t.Fatalf("config = %d; want accepted:\n%s", code, out)
 	}
@@ -96,6 +97,7 @@ func TestConfigSaysUnknownAlertChannels(t *testing.T) {
 		"level=WARN msg=\"a per-channel alert threshold names a channel otpscope does not know",
 		"flag=alert-channel-min-delivery-rate channels=SMSS known=SMS,VOICE,VIBER,WHATSAPP,SILENT,PUSH",
 		"flag=alert-channel-max-latency-p95 channels=FOO ",
+		"flag=alert-channel-max-delivery-rate-drop channels=RSC ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("config does not say %q:\n%s", want, out)
@@ -107,6 +109,7 @@ func TestConfigSaysUnknownAlertChannels(t *testing.T) {
 	for _, bad := range [][]string{
 		{"--alert-channel-min-delivery-rate", "S.MS=0.5,V OICE=0.3"},
 		{"--alert-channel-max-latency-p95", "SMS*=5s"},
+		{"--alert-channel-max-delivery-rate-drop", "SM-S=0.1"},
 	} {
 		if code, out := config("reporter", bad, nil); code != 2 || !strings.Contains(out, "not a channel name") {
 			t.Errorf("config %v = %d; want refused as not a channel name:\n%s", bad, code, out)

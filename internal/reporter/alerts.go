@@ -25,6 +25,11 @@ const (
 	// threshold. Its value and threshold are milliseconds, the others' rates
 	// (AlertFigure formats either).
 	RuleDeliverySlow = "delivery_slow"
+	// RuleDeliveryRateDrop: a channel's delivery rate fell more than its
+	// limit below its rate in the window before (its threshold: that rate
+	// less the limit), where delivery_rate_low's fixed threshold is still
+	// met: an SMS at 98 % that falls to 86 %.
+	RuleDeliveryRateDrop = "delivery_rate_drop"
 )
 
 // Defaults of the alert thresholds, shared by the reporter's rules, the
@@ -60,6 +65,34 @@ type AlertRules struct {
 	// turns the rule off for that channel). 0 disables.
 	MaxLatencyP95        time.Duration
 	ChannelMaxLatencyP95 ChannelDurations
+	// MaxDeliveryRateDrop fires delivery_rate_drop for a channel whose
+	// delivery rate is more than it (a share: 0.1 is ten points) below its
+	// rate in the window before, as long and ending where the window
+	// starts, both windows with MinSettled settled attempts.
+	// ChannelMaxDeliveryRateDrop overrides it per channel (0 turns it off
+	// for that channel). 0 disables.
+	MaxDeliveryRateDrop        float64
+	ChannelMaxDeliveryRateDrop ChannelRates
+}
+
+// maxDeliveryRateDrop is the drop limit of channel: its own, else the
+// default; 0 when the rule is off for it.
+func (a AlertRules) maxDeliveryRateDrop(channel string) float64 {
+	if r, ok := a.ChannelMaxDeliveryRateDrop[channel]; ok {
+		return r
+	}
+	return a.MaxDeliveryRateDrop
+}
+
+// WatchesDrops reports whether delivery_rate_drop is on for any channel:
+// then every evaluation reads the window before.
+func (a AlertRules) WatchesDrops() bool {
+	for _, r := range a.ChannelMaxDeliveryRateDrop {
+		if r > 0 {
+			return true
+		}
+	}
+	return a.MaxDeliveryRateDrop > 0
 }
 
 // maxLatencyP95 is the latency threshold of channel: its own, else the
@@ -283,30 +316,35 @@ func failedBy(errs []store.ErrorCount) string {
 	return b.String()
 }
 
-// Before sets on each firing alert its figure in [from, to), the window
-// before the alerts' own (as long, ending where it starts), from that
-// window's figures, and ends its summary with it: "; the hour before:
-// 96.1% (…)". A rate below its threshold reads as a drop when the window
-// before was well above it, and as how things stand when it was not.
-// Resolutions are left as they are: "back to" says enough.
-func (a AlertRules) Before(alerts []Alert, from, to time.Time, chs []store.ChannelStats, fb store.FallbackStats) {
-	series, _ := a.series(chs)
-	name := beforeName(to.Sub(from))
+// Figures are the /channels and /fallback figures of the window [From, To).
+type Figures struct {
+	From, To time.Time
+	Channels []store.ChannelStats
+	Fallback store.FallbackStats
+}
+
+// Before sets on each firing alert its figure in the window before the
+// alerts' own (as long, ending where it starts), from that window's
+// figures, and ends its summary with it: "; the hour before: 96.1% (…)". A
+// rate below its threshold reads as a drop when the window before was well
+// above it, and as how things stand when it was not. Resolutions are left
+// as they are ("back to" says enough), and so are the alerts that have
+// their figure there (delivery_rate_drop's, judged on it).
+func (a AlertRules) Before(alerts []Alert, before Figures) {
+	series, _ := a.series(before.Channels)
+	fb, name := before.Fallback, beforeName(before.To.Sub(before.From))
 	for i := range alerts {
 		al := &alerts[i]
-		if al.State != events.AlertFiring {
+		if al.State != events.AlertFiring || al.Before != nil {
 			continue
 		}
-		before := &events.AlertBefore{From: from, To: to}
+		before := &events.AlertBefore{From: before.From, To: before.To}
 		var said string
 		switch al.Rule {
 		case RuleDeliveryRateLow:
 			c := channelStats(series, al.Channel)
 			before.Value, before.Volume = copyOf(c.DeliveryRate), c.Delivered+c.Failed
-			said = fmt.Sprintf("%s (%d of %d settled attempts delivered)", fmtPct(c.DeliveryRate), c.Delivered, before.Volume)
-			if c.DeliveryRate == nil {
-				said = "no settled attempts"
-			}
+			said = settledSaid(c)
 		case RuleDeliverySlow:
 			c := channelStats(series, al.Channel)
 			before.Volume = c.Delivered
@@ -328,6 +366,50 @@ func (a AlertRules) Before(alerts []Alert, from, to time.Time, chs []store.Chann
 		al.Summary += "; " + name + ": " + said
 	}
 }
+
+// settledSaid is a channel's delivery rate of its settled attempts, as the
+// alerts say it: "96.0% (96 of 100 settled attempts delivered)".
+func settledSaid(c store.ChannelStats) string {
+	if c.DeliveryRate == nil {
+		return "no settled attempts"
+	}
+	return fmt.Sprintf("%s (%d of %d settled attempts delivered)", fmtPct(c.DeliveryRate), c.Delivered, c.Delivered+c.Failed)
+}
+
+// Drops returns the delivery_rate_drop alerts on the figures of [from, to)
+// against those of the window before, each as if it began firing then.
+// Each channel is judged against its own rate there, OTHER's channels
+// together (AlertRules.series); both windows need MinSettled settled
+// attempts, so a channel that starts or stops has no drop.
+func (a AlertRules) Drops(from, to time.Time, chs []store.ChannelStats, before Figures) []Alert {
+	series, other := a.series(chs)
+	was, _ := a.series(before.Channels)
+	name := beforeName(before.To.Sub(before.From))
+	var out []Alert
+	for _, c := range series {
+		drop, b := a.maxDeliveryRateDrop(c.Channel), channelStats(was, c.Channel)
+		settled, need := c.Delivered+c.Failed, max(a.MinSettled, 1)
+		if drop <= 0 || c.DeliveryRate == nil || b.DeliveryRate == nil || settled < need || b.Delivered+b.Failed < need || *c.DeliveryRate >= *b.DeliveryRate-drop {
+			continue
+		}
+		members := failedBy(c.Errors)
+		if c.Channel == OtherChannels {
+			members = "; " + otherMembers(other)
+		}
+		threshold := *b.DeliveryRate - drop
+		v, t := AlertFigures(RuleDeliveryRateDrop, *c.DeliveryRate, threshold)
+		out = append(out, Alert{
+			Rule: RuleDeliveryRateDrop, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: *c.DeliveryRate, Threshold: threshold, Volume: settled,
+			Before: &events.AlertBefore{From: before.From, To: before.To, Value: copyOf(b.DeliveryRate), Volume: b.Delivered + b.Failed},
+			Summary: fmt.Sprintf("%s delivery rate %s below %s, more than %s under %s (%d of %d settled attempts delivered, %s – %s%s); %s: %s", c.Channel,
+				v, t, points(drop), name, c.Delivered, settled, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), members, name, settledSaid(b)),
+		})
+	}
+	return out
+}
+
+// points says a difference of rates in percentage points: 0.1 is "10.0 points".
+func points(d float64) string { return strconv.FormatFloat(100*d, 'f', 1, 64) + " points" }
 
 // beforeName names the window before one span long, as the console does:
 // the hour, day or week before, else its length ("the 10 min before").
@@ -370,7 +452,8 @@ func (a AlertRules) ownSeries(channel string) bool {
 	}
 	_, rate := a.ChannelMinDeliveryRate[channel]
 	_, latency := a.ChannelMaxLatencyP95[channel]
-	return rate || latency || slices.Contains(KnownChannels, channel)
+	_, drop := a.ChannelMaxDeliveryRateDrop[channel]
+	return rate || latency || drop || slices.Contains(KnownChannels, channel)
 }
 
 // series is chs as the rules judge them: each channel that has its own
@@ -437,7 +520,10 @@ func otherMembers(other []store.ChannelStats) string {
 // since: the rule no longer holds on the figures of [from, to), because the
 // figure is back within the threshold, the volume fell below the rule's
 // minimum, or the rule was turned off.
-func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, chs []store.ChannelStats, fb store.FallbackStats) Alert {
+//
+// before is the window before's figures, which delivery_rate_drop is judged
+// on (none needed for the other rules, or when it is off).
+func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, chs []store.ChannelStats, fb store.FallbackStats, before Figures) Alert {
 	al := Alert{Rule: rule, Channel: channel, State: events.AlertResolved, Since: since, From: from, To: to}
 	span := fmt.Sprintf("firing since %s; %s – %s", since.UTC().Format(time.RFC3339), from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
 	series, other := a.series(chs)
@@ -503,6 +589,29 @@ func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, ch
 		default:
 			al.Summary = fmt.Sprintf("fallback rate back to %s, at most %s (%d of %d journeys fell back; %s)", fmtPct(fb.FallbackRate), fmtPct(&a.MaxFallbackRate),
 				fb.FallbackOTPs, fb.OTPs, span)
+		}
+	case RuleDeliveryRateDrop:
+		c, drop := channelStats(series, channel), a.maxDeliveryRateDrop(channel)
+		was, _ := a.series(before.Channels)
+		b, name := channelStats(was, channel), beforeName(before.To.Sub(before.From))
+		settled, settledBefore, need := c.Delivered+c.Failed, b.Delivered+b.Failed, max(a.MinSettled, 1)
+		al.Volume = settled
+		if c.DeliveryRate != nil {
+			al.Value = *c.DeliveryRate
+		}
+		if b.DeliveryRate != nil {
+			al.Threshold = *b.DeliveryRate - drop
+		}
+		switch {
+		case drop <= 0:
+			al.Summary = fmt.Sprintf("%s delivery rate drop no longer watched: its limit is 0 (--alert-max-delivery-rate-drop, --alert-channel-max-delivery-rate-drop) (%s)", channel, span)
+		case c.DeliveryRate == nil || b.DeliveryRate == nil || settled < need || settledBefore < need:
+			al.Summary = fmt.Sprintf("%s delivery rate drop no longer judged: %d settled attempts, %s %d, the rule needs %d in each (%s)", channel, settled, name, settledBefore, need, span)
+		default:
+			// Back, or the window before fell as far: a drop no longer,
+			// whatever delivery_rate_low says of the level.
+			al.Summary = fmt.Sprintf("%s delivery rate %s, within %s of %s's %s (%d of %d settled attempts delivered; %s)", channel,
+				fmtPct(c.DeliveryRate), points(drop), name, fmtPct(b.DeliveryRate), c.Delivered, settled, span)
 		}
 	default: // kept by a release with rules this one does not have
 		al.Summary = fmt.Sprintf("%s no longer evaluated by this release (%s)", rule, span)

@@ -265,6 +265,37 @@ func TestAlertsSetTheWindowBefore(t *testing.T) {
 		held[0].Annotations["window_before"] != before.Format(time.RFC3339)+" – "+from.Format(time.RFC3339) {
 		t.Errorf("Alertmanager holds %+v; want one alert annotated with the window before's figure", held)
 	}
+
+	// With --alert-max-delivery-rate-drop 0.5 the next evaluation also
+	// judges VIBER's fall from 95 % to 25 % a drop, against its threshold
+	// of 45 %; with the rule off again, the drop resolves.
+	// (Alertmanager left out: these windows end in the future, where a
+	// resolution's end, now, would come before its start.)
+	drops := cfg
+	drops.Rules.MaxDeliveryRateDrop, drops.AlertmanagerURLs = 0.5, nil
+	to2 := to.Add(time.Minute)
+	alerts, err = reporter.NewReports(drops, f.DB, f.Broker, brokertest.Logger(t), nil).Evaluate(ctx, to2.Add(-time.Hour), to2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop := byRule(alerts, reporter.RuleDeliveryRateDrop, "VIBER")
+	if len(alerts) != 2 || drop == nil || byRule(alerts, reporter.RuleDeliveryRateLow, "VIBER") == nil {
+		t.Fatalf("alerts %+v; want VIBER's delivery_rate_low again and its delivery_rate_drop", alerts)
+	}
+	if !strings.HasPrefix(drop.Summary, "VIBER delivery rate 25.0% below 45.0%, more than 50.0 points under the hour before (5 of 20 settled attempts delivered") ||
+		!strings.HasSuffix(drop.Summary, "; the hour before: 95.0% (19 of 20 settled attempts delivered)") || drop.Before == nil || *drop.Before.Value != 0.95 ||
+		!drop.Before.To.Equal(to2.Add(-time.Hour)) {
+		t.Errorf("the drop %+v (before %+v)", drop, drop.Before)
+	}
+	off := drops
+	off.Rules.MaxDeliveryRateDrop = 0
+	alerts, err = reporter.NewReports(off, f.DB, f.Broker, brokertest.Logger(t), nil).Evaluate(ctx, to2.Add(time.Minute-time.Hour), to2.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := byRule(alerts, reporter.RuleDeliveryRateDrop, "VIBER"); r == nil || r.State != events.AlertResolved || !strings.HasPrefix(r.Summary, "VIBER delivery rate drop no longer watched") {
+		t.Errorf("with the rule off, alerts %+v; want the drop resolved, no longer watched", alerts)
+	}
 }
 
 // startIngest serves ingest's webhook on f's NATS, and returns its URL.

@@ -50,7 +50,7 @@ func TestAlertResolvedSaysWhy(t *testing.T) {
 		{off, reporter.RuleFallbackRateHigh, "", sms, fb, 0.1, 100, "fallback rate no longer watched"},
 		{rules, "conversion_drop", "", sms, fb, 0, 0, "conversion_drop no longer evaluated by this release"},
 	} {
-		al := c.rules.Resolved(c.rule, c.channel, since, from, to, c.chs, c.fb)
+		al := c.rules.Resolved(c.rule, c.channel, since, from, to, c.chs, c.fb, reporter.Figures{})
 		if al.State != events.AlertResolved || al.Rule != c.rule || al.Channel != c.channel || !al.Since.Equal(since) || !al.From.Equal(from) || !al.To.Equal(to) ||
 			al.Value != c.value || al.Volume != c.volume || !strings.HasPrefix(al.Summary, c.says) || !strings.Contains(al.Summary, "firing since 2026-11-03T11:30:00Z") {
 			t.Errorf("%s on %q resolved as %+v; want value %v, volume %d, saying %q and since when it fired", c.rule, c.channel, al, c.value, c.volume, c.says)
@@ -157,12 +157,12 @@ func TestAlertDeliverySlow(t *testing.T) {
 		"WHATSAPP": "WHATSAPP latency no longer judged: 5 delivered attempts, the rule needs 50",
 		"PUSH":     "PUSH latency no longer judged: 0 delivered attempts",
 	} {
-		al := rules.Resolved(reporter.RuleDeliverySlow, channel, since, from, to, chs, store.FallbackStats{})
+		al := rules.Resolved(reporter.RuleDeliverySlow, channel, since, from, to, chs, store.FallbackStats{}, reporter.Figures{})
 		if al.State != events.AlertResolved || al.Threshold != 120_000 || !strings.HasPrefix(al.Summary, says) {
 			t.Errorf("delivery_slow on %s resolved as %+v; want threshold 120000 ms, saying %q", channel, al, says)
 		}
 	}
-	if al := (reporter.AlertRules{}).Resolved(reporter.RuleDeliverySlow, "SMS", since, from, to, chs, store.FallbackStats{}); !strings.HasPrefix(al.Summary, "SMS latency no longer watched") {
+	if al := (reporter.AlertRules{}).Resolved(reporter.RuleDeliverySlow, "SMS", since, from, to, chs, store.FallbackStats{}, reporter.Figures{}); !strings.HasPrefix(al.Summary, "SMS latency no longer watched") {
 		t.Errorf("delivery_slow turned off resolves saying %q", al.Summary)
 	}
 	for rule, want := range map[string]string{reporter.RuleDeliverySlow: "75.0 s", reporter.RuleDeliveryRateLow: "75.0%"} {
@@ -283,18 +283,18 @@ func TestAlertUnknownChannelsTogether(t *testing.T) {
 	// A resolution of OTHER names its channels too; one that fired by
 	// itself before (an older release) resolves saying why.
 	since := from.Add(-time.Hour)
-	if al := lenient.Resolved(reporter.RuleDeliveryRateLow, "OTHER", since, from, to, chs, store.FallbackStats{}); al.Volume != 480 || al.Threshold != 0.2 ||
+	if al := lenient.Resolved(reporter.RuleDeliveryRateLow, "OTHER", since, from, to, chs, store.FallbackStats{}, reporter.Figures{}); al.Volume != 480 || al.Threshold != 0.2 ||
 		!strings.HasPrefix(al.Summary, "OTHER delivery rate back to 42.1%, at least 20.0% (202 of 480 settled attempts delivered; firing since ") ||
 		!strings.Contains(al.Summary, "; 42 channels otpscope does not know, judged together: BIG 70 failed of 70 settled, ") {
 		t.Errorf("OTHER resolved as %+v; want its 480 settled attempts and its channels named", al)
 	}
 	for _, rule := range []string{reporter.RuleDeliveryRateLow, reporter.RuleDeliverySlow} {
-		if al := base.Resolved(rule, "MADE_UP_07", since, from, to, chs, store.FallbackStats{}); al.State != events.AlertResolved ||
+		if al := base.Resolved(rule, "MADE_UP_07", since, from, to, chs, store.FallbackStats{}, reporter.Figures{}); al.State != events.AlertResolved ||
 			!strings.HasPrefix(al.Summary, "MADE_UP_07 no longer judged by itself: the channels otpscope does not know are judged together, as OTHER") {
 			t.Errorf("%s on MADE_UP_07, fired by an older release, resolved as %+v; want it to say OTHER judges it now", rule, al)
 		}
 	}
-	if al := base.Resolved(reporter.RuleDeliverySlow, "OTHER", since, from, to, chs, store.FallbackStats{}); !strings.HasPrefix(al.Summary, "OTHER latency no longer judged: the channels otpscope does not know are judged together on their delivery rate only") {
+	if al := base.Resolved(reporter.RuleDeliverySlow, "OTHER", since, from, to, chs, store.FallbackStats{}, reporter.Figures{}); !strings.HasPrefix(al.Summary, "OTHER latency no longer judged: the channels otpscope does not know are judged together on their delivery rate only") {
 		t.Errorf("delivery_slow on OTHER resolved as %q", al.Summary)
 	}
 
@@ -382,7 +382,7 @@ func TestAlertBeforeFigures(t *testing.T) {
 		{Channel: "MADE_UP_2", Delivered: 5, Failed: 1, DeliveryRate: rate(5.0 / 6)},
 	}
 	fb := store.FallbackStats{OTPs: 400, FallbackOTPs: 36, FallbackRate: rate(0.09)}
-	rules.Before(alerts, from, to, chs, fb)
+	rules.Before(alerts, reporter.Figures{From: from, To: to, Channels: chs, Fallback: fb})
 	for i, want := range []struct {
 		summary string
 		value   *float64
@@ -406,8 +406,87 @@ func TestAlertBeforeFigures(t *testing.T) {
 	}
 	// The window before of the default --alert-window is the hour before.
 	hour := []reporter.Alert{{Rule: reporter.RuleFallbackRateHigh, State: events.AlertFiring}}
-	rules.Before(hour, to.Add(-time.Hour), to, nil, store.FallbackStats{})
+	rules.Before(hour, reporter.Figures{From: to.Add(-time.Hour), To: to})
 	if hour[0].Summary != "; the hour before: no journeys" {
 		t.Errorf("an hour's window before says %q", hour[0].Summary)
+	}
+}
+
+// delivery_rate_drop fires for a channel whose rate fell more than its
+// limit below its rate in the window before, both windows with enough
+// settled attempts, its threshold that rate less the limit; a channel's
+// own limit replaces the default (0 turns it off), OTHER's channels are
+// judged together; it resolves saying why.
+func TestAlertDeliveryRateDrop(t *testing.T) {
+	from, to := time.Date(2026, 11, 3, 11, 0, 0, 0, time.UTC), time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+	since := to.Add(-10 * time.Minute)
+	rate := func(d, f uint64) store.ChannelStats {
+		r := float64(d) / float64(d+f)
+		return store.ChannelStats{Delivered: d, Failed: f, DeliveryRate: &r}
+	}
+	named := func(ch string, c store.ChannelStats) store.ChannelStats { c.Channel = ch; return c }
+	now := []store.ChannelStats{
+		named("SMS", rate(86, 14)), named("WHATSAPP", rate(90, 10)), named("VOICE", rate(60, 40)), named("PUSH", rate(50, 50)),
+		named("VIBER", rate(70, 30)), named("MADE_UP_1", rate(5, 25)), named("MADE_UP_2", rate(5, 25)),
+	}
+	now[0].Errors = []store.ErrorCount{{Code: "tyntec::sms::blocked", Count: 14}}
+	before := reporter.Figures{From: from.Add(-time.Hour), To: from, Channels: []store.ChannelStats{
+		named("SMS", rate(98, 2)), named("WHATSAPP", rate(95, 5)), named("VOICE", rate(9, 1)), named("PUSH", rate(95, 5)),
+		named("VIBER", rate(95, 5)), named("MADE_UP_1", rate(30, 0)), named("MADE_UP_2", rate(25, 5)),
+	}}
+	var own reporter.ChannelRates
+	if err := own.Set("push=0,VIBER=0.3"); err != nil {
+		t.Fatal(err)
+	}
+	rules := reporter.AlertRules{MinDeliveryRate: 0.5, MaxDeliveryRateDrop: 0.1, ChannelMaxDeliveryRateDrop: own, MinSettled: 50}
+	if !rules.WatchesDrops() || (reporter.AlertRules{ChannelMaxDeliveryRateDrop: own}).WatchesDrops() != true || (reporter.AlertRules{MinDeliveryRate: 0.8}).WatchesDrops() {
+		t.Error("WatchesDrops: want it on with a limit, default or a channel's, and off without")
+	}
+	for _, bad := range []float64{-0.1, 1.5} {
+		if err := (&reporter.ReportsConfig{Rules: reporter.AlertRules{MaxDeliveryRateDrop: bad}}).Validate(); err == nil {
+			t.Errorf("--alert-max-delivery-rate-drop %v accepted; want it within 0..1", bad)
+		}
+	}
+	got := map[string]reporter.Alert{}
+	for _, al := range rules.Drops(from, to, now, before) {
+		got[al.Channel] = al
+	}
+	// SMS fell 12 points (more than 10); WHATSAPP 5; VOICE had 10 settled
+	// the hour before; PUSH is off; VIBER fell 25 of its own 30; OTHER
+	// fell from 55 of 60 to 10 of 60.
+	if len(got) != 2 {
+		t.Fatalf("drops on %v; want SMS and OTHER", slices.Sorted(maps.Keys(got)))
+	}
+	sms := got["SMS"]
+	if want := "SMS delivery rate 86.0% below 88.0%, more than 10.0 points under the hour before (86 of 100 settled attempts delivered, 2026-11-03T11:00:00Z – 2026-11-03T12:00:00Z; failed: tyntec::sms::blocked 14); the hour before: 98.0% (98 of 100 settled attempts delivered)"; sms.Summary != want ||
+		sms.Rule != reporter.RuleDeliveryRateDrop || sms.Value != 0.86 || fmt.Sprintf("%.4f", sms.Threshold) != "0.8800" || sms.Volume != 100 ||
+		sms.Before == nil || *sms.Before.Value != 0.98 || sms.Before.Volume != 100 || !sms.Before.From.Equal(before.From) {
+		t.Errorf("SMS's drop %+v (before %+v); want 86%% below 98%% less 10 points, summary %q", sms, sms.Before, want)
+	}
+	if o := got["OTHER"]; !strings.Contains(o.Summary, "2 channels otpscope does not know, judged together") || o.Volume != 60 || o.Before == nil || o.Before.Volume != 60 {
+		t.Errorf("OTHER's drop %+v; want its channels judged together in both windows", o)
+	}
+	// Its figure there is its own: Before leaves it, and sets the others'.
+	als := []reporter.Alert{sms, {Rule: reporter.RuleDeliveryRateLow, Channel: "VOICE", State: events.AlertFiring}}
+	rules.Before(als, before)
+	if als[0].Summary != sms.Summary || als[1].Summary != "; the hour before: 90.0% (9 of 10 settled attempts delivered)" {
+		t.Errorf("Before over a drop and a low rate: %q, %q", als[0].Summary, als[1].Summary)
+	}
+
+	for _, c := range []struct {
+		rules   reporter.AlertRules
+		channel string
+		now     []store.ChannelStats
+		says    string
+	}{
+		{rules, "SMS", []store.ChannelStats{named("SMS", rate(95, 5))}, "SMS delivery rate 95.0%, within 10.0 points of the hour before's 98.0% (95 of 100 settled attempts delivered; firing since "},
+		{rules, "SMS", []store.ChannelStats{named("SMS", rate(9, 1))}, "SMS delivery rate drop no longer judged: 10 settled attempts, the hour before 100, the rule needs 50 in each"},
+		{reporter.AlertRules{MinSettled: 50}, "SMS", now, "SMS delivery rate drop no longer watched: its limit is 0"},
+		{rules, "PUSH", now, "PUSH delivery rate drop no longer watched"},
+	} {
+		al := c.rules.Resolved(reporter.RuleDeliveryRateDrop, c.channel, since, from, to, c.now, store.FallbackStats{}, before)
+		if al.State != events.AlertResolved || !strings.HasPrefix(al.Summary, c.says) {
+			t.Errorf("%s's drop resolved as %q; want %q…", c.channel, al.Summary, c.says)
+		}
 	}
 }

@@ -111,6 +111,8 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.Rules.MinSettled, "alert-min-attempts", 50, "settled attempts a channel needs in the window before its delivery rate alerts (delivered attempts, before its dispatch-to-delivery latency does)")
 	fs.DurationVar(&c.Rules.MaxLatencyP95, "alert-max-latency-p95", DefaultMaxLatencyP95, "alert when a channel's p95 time from dispatch to delivery is above this, with --alert-min-attempts delivered attempts (0 disables)")
 	fs.Var(&c.Rules.ChannelMaxLatencyP95, "alert-channel-max-latency-p95", "per-channel thresholds of the latency alert, overriding --alert-max-latency-p95, e.g. SMS=30s,VOICE=2m (0 turns it off for that channel)")
+	fs.Float64Var(&c.Rules.MaxDeliveryRateDrop, "alert-max-delivery-rate-drop", 0, "alert when a channel's delivery rate is more than this (0.1: ten points) below its rate in the window before, as long and ending where --alert-window starts, with --alert-min-attempts settled attempts in each (0 disables)")
+	fs.Var(&c.Rules.ChannelMaxDeliveryRateDrop, "alert-channel-max-delivery-rate-drop", "per-channel limits of the delivery-rate drop alert, overriding --alert-max-delivery-rate-drop, e.g. SMS=0.05,PUSH=0 (0 turns it off for that channel)")
 	fs.Float64Var(&c.Rules.MaxFallbackRate, "alert-max-fallback-rate", DefaultMaxFallbackRate, "alert when the share of journeys (logins, whether or not an OTP was sent) that fell back is above this (0 disables)")
 	fs.Uint64Var(&c.Rules.MinOTPs, "alert-min-otps", 50, "journeys (logins, whether or not an OTP was sent) needed in the window before the fallback rate alerts")
 	fs.StringVar(&c.AlertWebhookURL, "alert-webhook-url", "", "POST alerts here as Slack-compatible JSON: a rule that begins to fire, again every --alert-repeat while it fires, and its resolution; empty posts none")
@@ -149,7 +151,7 @@ func (c *ReportsConfig) Validate() error {
 	if c.Alerts != "" && c.Rules.Window <= 0 {
 		return fmt.Errorf("alert-window %v: must be positive", c.Rules.Window)
 	}
-	if r := c.Rules; r.MinDeliveryRate < 0 || r.MinDeliveryRate > 1 || r.MaxFallbackRate < 0 || r.MaxFallbackRate > 1 {
+	if r := c.Rules; r.MinDeliveryRate < 0 || r.MinDeliveryRate > 1 || r.MaxFallbackRate < 0 || r.MaxFallbackRate > 1 || r.MaxDeliveryRateDrop < 0 || r.MaxDeliveryRateDrop > 1 {
 		return errors.New("alert rates must be within 0..1")
 	}
 	if c.Rules.MaxLatencyP95 < 0 {
@@ -634,9 +636,29 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 		return nil, nil, fmt.Errorf("alerts: %w", err)
 	}
 	rules := r.cfg.Rules
-	resolve := func(f firing) Alert { return rules.Resolved(f.Rule, f.Channel, f.Since, from, to, chs, fb) }
-	fired := rules.Evaluate(from, to, chs, fb)
-	r.setBefore(ctx, fired, from, to)
+	// The window before: delivery_rate_drop is judged on it, so with that
+	// rule on it is read at every evaluation, and an evaluation that
+	// cannot read it fails (a drop left unjudged would resolve); else only
+	// when an alert fires, to set beside its figure.
+	var before Figures
+	read := false
+	if rules.WatchesDrops() {
+		if before, err = r.readBefore(ctx, from, to); err != nil {
+			return nil, nil, fmt.Errorf("alerts: the window before: %w", err)
+		}
+		read = true
+	}
+	fired := append(rules.Evaluate(from, to, chs, fb), rules.Drops(from, to, chs, before)...)
+	if len(fired) > 0 && !read {
+		if before, err = r.readBefore(ctx, from, to); err != nil {
+			r.logger.Warn("alerts without the window before: it was not read", "from", before.From, "to", before.To, "err", err)
+		}
+		read = err == nil
+	}
+	if read {
+		rules.Before(fired, before)
+	}
+	resolve := func(f firing) Alert { return rules.Resolved(f.Rule, f.Channel, f.Since, from, to, chs, fb, before) }
 	var alerts []Alert
 	var errs, unheard []error
 	for _, tr := range transitions(fired, prev, resolve, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat}) {
@@ -680,25 +702,17 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 	return alerts, errors.Join(unheard...), errors.Join(errs...)
 }
 
-// setBefore reads the window before [from, to), as long and ending at
-// from, when an alert fires, and sets each firing's figure there
-// (AlertRules.Before). A read that fails leaves the alerts without it and
-// is logged: the evaluation is not held back by the window before.
-func (r *Reports) setBefore(ctx context.Context, fired []Alert, from, to time.Time) {
-	if len(fired) == 0 {
-		return
-	}
+// readBefore reads the figures of the window before [from, to), as long
+// and ending at from; its From and To are set whether or not it could.
+func (r *Reports) readBefore(ctx context.Context, from, to time.Time) (Figures, error) {
 	w := store.Window{From: from.Add(-to.Sub(from)), To: from}
-	chs, err := r.db.Channels(ctx, w)
-	var fb store.FallbackStats
-	if err == nil {
-		fb, err = r.db.Fallback(ctx, w)
+	before := Figures{From: w.From, To: w.To}
+	var err error
+	if before.Channels, err = r.db.Channels(ctx, w); err != nil {
+		return before, err
 	}
-	if err != nil {
-		r.logger.Warn("alerts without the window before: it was not read", "from", w.From, "to", w.To, "err", err)
-		return
-	}
-	r.cfg.Rules.Before(fired, w.From, w.To, chs, fb)
+	before.Fallback, err = r.db.Fallback(ctx, w)
+	return before, err
 }
 
 // errNotPublished marks an alert NATS did not take.
