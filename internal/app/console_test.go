@@ -191,10 +191,14 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 	}
 	// Beside each rate, the hour before's, as the API answers for it.
-	start, _ := time.Parse(time.RFC3339, w.Get("from"))
-	end, _ := time.Parse(time.RFC3339, w.Get("to"))
+	// windowBefore is the window as long as w, ending where it starts.
+	windowBefore := func(w url.Values) url.Values {
+		start, _ := time.Parse(time.RFC3339, w.Get("from"))
+		end, _ := time.Parse(time.RFC3339, w.Get("to"))
+		return url.Values{"from": {start.Add(-end.Sub(start)).Format(time.RFC3339)}, "to": {w.Get("from")}}
+	}
 	var chsBefore reporter.ChannelsResponse
-	get("/api/v1/channels?"+url.Values{"from": {start.Add(-end.Sub(start)).Format(time.RFC3339)}, "to": {w.Get("from")}}.Encode(), &chsBefore)
+	get("/api/v1/channels?"+windowBefore(w).Encode(), &chsBefore)
 	rateBefore := map[string]string{}
 	for _, c := range chsBefore.Channels {
 		if c.DeliveryRate != nil {
@@ -233,7 +237,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	// The delivery rate's faint lines are /timeseries of the hour before in
 	// the window's step: SMS's failure an hour earlier, 0.0% in its minute.
 	var tsBefore reporter.TimeseriesResponse
-	get("/api/v1/timeseries?"+url.Values{"from": {start.Add(-end.Sub(start)).Format(time.RFC3339)}, "to": {w.Get("from")}, "step": {"60"}}.Encode(), &tsBefore)
+	get("/api/v1/timeseries?"+windowBefore(w).Encode()+"&step=60", &tsBefore)
 	var wantBefore []string
 	for _, c := range tsBefore.Channels {
 		if c.Channel == "SMS" {
@@ -365,10 +369,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	// Beside each path's rate, the hour before's, as the API answers for it:
 	// the SMS that failed an hour earlier.
-	start, _ = time.Parse(time.RFC3339, w.Get("from"))
-	end, _ = time.Parse(time.RFC3339, w.Get("to"))
 	var fbBefore reporter.FallbackResponse
-	get("/api/v1/fallback?"+url.Values{"from": {start.Add(-end.Sub(start)).Format(time.RFC3339)}, "to": {w.Get("from")}}.Encode(), &fbBefore)
+	get("/api/v1/fallback?"+windowBefore(w).Encode(), &fbBefore)
 	pathBefore := map[string]string{}
 	for _, p := range fbBefore.Paths {
 		if p.DeliveryRate != nil {
