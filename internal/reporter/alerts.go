@@ -291,17 +291,15 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 	return out
 }
 
-// failedBy names a channel's failures by error code, the most first: a
-// few with their counts, the rest counted, so that a delivery_rate_low
-// says what went wrong (what the console's errors column says) without
-// growing with the codes. A failure without a code (recovered by polling)
-// is "(none)", as in the reports.
+// failedBy names a channel's failures by error code, the most first (as
+// the store lists them): a few with their counts, the rest counted, so
+// that a delivery_rate_low says what went wrong (what the console's errors
+// column says) without growing with the codes. A failure without a code
+// (recovered by polling) is "(none)", as in the reports.
 func failedBy(errs []store.ErrorCount) string {
 	if len(errs) == 0 {
 		return ""
 	}
-	errs = slices.Clone(errs)
-	slices.SortStableFunc(errs, func(x, y store.ErrorCount) int { return cmp.Compare(y.Count, x.Count) })
 	var b strings.Builder
 	b.WriteString("; failed: ")
 	for i, e := range errs[:min(len(errs), otherNamed)] {
@@ -314,13 +312,6 @@ func failedBy(errs []store.ErrorCount) string {
 		fmt.Fprintf(&b, " and %d more codes", n)
 	}
 	return b.String()
-}
-
-// Figures are the /channels and /fallback figures of the window [From, To).
-type Figures struct {
-	From, To time.Time
-	Channels []store.ChannelStats
-	Fallback store.FallbackStats
 }
 
 // Before sets on each firing alert its figure in the window before the

@@ -65,15 +65,27 @@ type Report struct {
 	// channels' and journeys' figures, which the table, CSV and HTML forms
 	// set beside the window's rates. Absent from the reports of builds
 	// before 2026-12-07, and from a report of an empty window.
-	Before *ReportBefore `json:"before,omitempty"`
+	Before *Figures `json:"before,omitempty"`
 }
 
-// ReportBefore is the window before a report's, and its figures there.
-type ReportBefore struct {
+// Figures are a window and its /channels and /fallback figures: a
+// report's window before, and the alerts' (Reports.evaluate).
+type Figures struct {
 	From     time.Time            `json:"from"`
 	To       time.Time            `json:"to"`
 	Channels []store.ChannelStats `json:"channels"`
 	Fallback store.FallbackStats  `json:"fallback"`
+}
+
+// readFigures reads w's /channels and /fallback figures.
+func readFigures(ctx context.Context, db Analytics, w store.Window) (Figures, error) {
+	f := Figures{From: w.From, To: w.To}
+	var err error
+	if f.Channels, err = db.Channels(ctx, w); err != nil {
+		return f, err
+	}
+	f.Fallback, err = db.Fallback(ctx, w)
+	return f, err
 }
 
 // windowBefore is the start of the window before [from, to), which ends
@@ -196,11 +208,8 @@ func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window,
 	if !r.empty() && w.To.After(w.From) {
 		bw := w
 		bw.From, bw.To = windowBefore(w.From, w.To, zone), w.From
-		b := ReportBefore{From: bw.From, To: bw.To}
-		if b.Channels, err = db.Channels(ctx, bw); err != nil {
-			return r, fmt.Errorf("%s report, the window before: %w", kind, err)
-		}
-		if b.Fallback, err = db.Fallback(ctx, bw); err != nil {
+		b, err := readFigures(ctx, db, bw)
+		if err != nil {
 			return r, fmt.Errorf("%s report, the window before: %w", kind, err)
 		}
 		r.Before = &b

@@ -211,7 +211,7 @@ func TestReportSetsRatesBesideTheWindowBefore(t *testing.T) {
 		Channels: []store.ChannelStats{{Channel: "SMS", Attempts: 10, Delivered: 9, Failed: 1, DeliveryRate: rate(0.9)},
 			{Channel: "VIBER", Attempts: 2, Delivered: 2, DeliveryRate: rate(1)}},
 		Fallback: store.FallbackStats{OTPs: 10, FallbackOTPs: 1, FallbackRate: rate(0.1)},
-		Before: &ReportBefore{From: from.Add(-24 * time.Hour), To: from,
+		Before: &Figures{From: from.Add(-24 * time.Hour), To: from,
 			Channels: []store.ChannelStats{{Channel: "SMS", Attempts: 8, Delivered: 6, Failed: 2, DeliveryRate: rate(0.75)}},
 			Fallback: store.FallbackStats{OTPs: 8, FallbackOTPs: 2, FallbackRate: rate(0.25)}}}
 	var text, page, csv bytes.Buffer

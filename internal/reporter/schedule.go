@@ -636,22 +636,23 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 		return nil, nil, fmt.Errorf("alerts: %w", err)
 	}
 	rules := r.cfg.Rules
-	// The window before: delivery_rate_drop is judged on it, so with that
-	// rule on it is read at every evaluation, and an evaluation that
-	// cannot read it fails (a drop left unjudged would resolve); else only
-	// when an alert fires, to set beside its figure.
+	// The window before (as a report's, on UTC's clock: as long as the
+	// window, ending where it starts): delivery_rate_drop is judged on it,
+	// so with that rule on it is read at every evaluation, and an
+	// evaluation that cannot read it fails (a drop left unjudged would
+	// resolve); else only when an alert fires, to set beside its figure.
+	bw := store.Window{From: windowBefore(from, to, time.UTC), To: from}
 	var before Figures
-	read := false
-	if rules.WatchesDrops() {
-		if before, err = r.readBefore(ctx, from, to); err != nil {
+	read := rules.WatchesDrops()
+	if read {
+		if before, err = readFigures(ctx, r.db, bw); err != nil {
 			return nil, nil, fmt.Errorf("alerts: the window before: %w", err)
 		}
-		read = true
 	}
 	fired := append(rules.Evaluate(from, to, chs, fb), rules.Drops(from, to, chs, before)...)
 	if len(fired) > 0 && !read {
-		if before, err = r.readBefore(ctx, from, to); err != nil {
-			r.logger.Warn("alerts without the window before: it was not read", "from", before.From, "to", before.To, "err", err)
+		if before, err = readFigures(ctx, r.db, bw); err != nil {
+			r.logger.Warn("alerts without the window before: it was not read", "from", bw.From, "to", bw.To, "err", err)
 		}
 		read = err == nil
 	}
@@ -700,19 +701,6 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 		unheard = append(unheard, err)
 	}
 	return alerts, errors.Join(unheard...), errors.Join(errs...)
-}
-
-// readBefore reads the figures of the window before [from, to), as long
-// and ending at from; its From and To are set whether or not it could.
-func (r *Reports) readBefore(ctx context.Context, from, to time.Time) (Figures, error) {
-	w := store.Window{From: from.Add(-to.Sub(from)), To: from}
-	before := Figures{From: w.From, To: w.To}
-	var err error
-	if before.Channels, err = r.db.Channels(ctx, w); err != nil {
-		return before, err
-	}
-	before.Fallback, err = r.db.Fallback(ctx, w)
-	return before, err
 }
 
 // errNotPublished marks an alert NATS did not take.

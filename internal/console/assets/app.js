@@ -949,9 +949,9 @@
     // Then the window before's, as the Overview's: each rate beside its
     // rate there. Its failure leaves the window's to be drawn.
     const before = windowBefore(w);
-    const [was] = await Promise.allSettled([get('/api/v1/fallback?' + qs(lagged(before)))]);
-    if (was.reason instanceof AuthError) throw was.reason;
-    return () => drawJourneys(w, fb, { w: before, name: beforeName(w), fb: was.status === 'fulfilled' ? was.value : was.reason });
+    const was = await get('/api/v1/fallback?' + qs(lagged(before))).catch((err) => err);
+    if (was instanceof AuthError) throw was;
+    return () => drawJourneys(w, fb, { w: before, name: beforeName(w), fb: was });
   }
   function drawJourneys(w, fb, before) {
     const o = fb.outcomes;
