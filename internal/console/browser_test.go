@@ -1550,6 +1550,9 @@ func TestConsoleSavesTheWindowsReport(t *testing.T) {
 	}
 	// On the browser's clock, the report is asked on its zone.
 	p.js("the browser's zone", `(() => { const s = document.querySelector('#tz'); s.value = s.options[s.options.length - 1].value; s.dispatchEvent(new Event('change')); })()`)
+	// Clicked once the page is drawn on that zone: a click while it redraws
+	// (the charts, their notes) can land where the button was.
+	p.until("drawn on the browser's zone", `document.querySelector('#shown').textContent.includes('+05:30') && !document.querySelector('main').classList.contains('loading')`)
 	p.b.Do("save the CSV", chromedp.Click(`#report button[data-format="csv"]`))
 	polltest.Until(t, 10*time.Second, "a second report asked", func() bool {
 		p.api.mu.Lock()
