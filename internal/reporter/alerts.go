@@ -40,6 +40,9 @@ const (
 	// DefaultMaxLatencyP95: a one-time password most users wait a minute
 	// for at most, on any channel (a voice call included) is late.
 	DefaultMaxLatencyP95 = time.Minute
+	// DefaultDropConfidence: delivery_rate_drop fires on a fall chance
+	// makes under 5 % of the time, the usual line of a one-sided test.
+	DefaultDropConfidence = 0.95
 )
 
 // AlertRules are the thresholds the alerts are evaluated against, each over
@@ -73,6 +76,18 @@ type AlertRules struct {
 	// for that channel). 0 disables.
 	MaxDeliveryRateDrop        float64
 	ChannelMaxDeliveryRateDrop ChannelRates
+	// DropConfidence is how sure delivery_rate_drop must be that a fall is
+	// not chance: it fires only when a fall as large, were nothing changed,
+	// is less likely than 1 − DropConfidence (fallChance). An hour of a few
+	// dozen attempts swings ten points by chance; a limit in points alone
+	// would page on it. 0 judges on points alone.
+	DropConfidence float64
+}
+
+// sureDrop reports whether delivery_rate_drop is sure enough of a fall
+// whose chance, were nothing changed, is chance.
+func (a AlertRules) sureDrop(chance float64) bool {
+	return a.DropConfidence <= 0 || chance < 1-a.DropConfidence
 }
 
 // maxDeliveryRateDrop is the drop limit of channel: its own, else the
@@ -383,6 +398,10 @@ func (a AlertRules) Drops(from, to time.Time, chs []store.ChannelStats, before F
 		if drop <= 0 || c.DeliveryRate == nil || b.DeliveryRate == nil || settled < need || b.Delivered+b.Failed < need || *c.DeliveryRate >= *b.DeliveryRate-drop {
 			continue
 		}
+		chance := fallChance(b.Delivered, b.Delivered+b.Failed, c.Delivered, settled)
+		if !a.sureDrop(chance) {
+			continue
+		}
 		members := failedBy(c.Errors)
 		if c.Channel == OtherChannels {
 			members = "; " + otherMembers(other)
@@ -392,11 +411,16 @@ func (a AlertRules) Drops(from, to time.Time, chs []store.ChannelStats, before F
 		out = append(out, Alert{
 			Rule: RuleDeliveryRateDrop, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: *c.DeliveryRate, Threshold: threshold, Volume: settled,
 			Before: &events.AlertBefore{From: before.From, To: before.To, Value: copyOf(b.DeliveryRate), Volume: b.Delivered + b.Failed},
-			Summary: fmt.Sprintf("%s delivery rate %s below %s, more than %s under %s (%d of %d settled attempts delivered, %s – %s%s); %s: %s", c.Channel,
-				v, t, points(drop), name, c.Delivered, settled, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), members, name, settledSaid(b)),
+			Summary: fmt.Sprintf("%s delivery rate %s below %s, more than %s under %s (%d of %d settled attempts delivered, %s – %s%s); %s: %s; %s", c.Channel,
+				v, t, points(drop), name, c.Delivered, settled, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), members, name, settledSaid(b), chanceOfFall(chance)),
 		})
 	}
 	return out
+}
+
+// chanceOfFall says a fall's chance, were nothing changed (fallChance).
+func chanceOfFall(p float64) string {
+	return "a fall as large by chance, were nothing changed: " + chanceSaid(p)
 }
 
 // points says a difference of rates in percentage points: 0.1 is "10.0 points".
@@ -598,6 +622,10 @@ func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, ch
 			al.Summary = fmt.Sprintf("%s delivery rate drop no longer watched: its limit is 0 (--alert-max-delivery-rate-drop, --alert-channel-max-delivery-rate-drop) (%s)", channel, span)
 		case c.DeliveryRate == nil || b.DeliveryRate == nil || settled < need || settledBefore < need:
 			al.Summary = fmt.Sprintf("%s delivery rate drop no longer judged: %d settled attempts, %s %d, the rule needs %d in each (%s)", channel, settled, name, settledBefore, need, span)
+		case *c.DeliveryRate < *b.DeliveryRate-drop:
+			// As far below, but no longer sure to be more than chance.
+			al.Summary = fmt.Sprintf("%s delivery rate %s, more than %s under %s's %s, but %s, the rule needs under %s (%d of %d settled attempts delivered; %s)", channel,
+				fmtPct(c.DeliveryRate), points(drop), name, fmtPct(b.DeliveryRate), chanceOfFall(fallChance(b.Delivered, settledBefore, c.Delivered, settled)), chanceSaid(1-a.DropConfidence), c.Delivered, settled, span)
 		default:
 			// Back, or the window before fell as far: a drop no longer,
 			// whatever delivery_rate_low says of the level.

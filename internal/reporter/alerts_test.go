@@ -458,7 +458,7 @@ func TestAlertDeliveryRateDrop(t *testing.T) {
 		t.Fatalf("drops on %v; want SMS and OTHER", slices.Sorted(maps.Keys(got)))
 	}
 	sms := got["SMS"]
-	if want := "SMS delivery rate 86.0% below 88.0%, more than 10.0 points under the hour before (86 of 100 settled attempts delivered, 2026-11-03T11:00:00Z – 2026-11-03T12:00:00Z; failed: tyntec::sms::blocked 14); the hour before: 98.0% (98 of 100 settled attempts delivered)"; sms.Summary != want ||
+	if want := "SMS delivery rate 86.0% below 88.0%, more than 10.0 points under the hour before (86 of 100 settled attempts delivered, 2026-11-03T11:00:00Z – 2026-11-03T12:00:00Z; failed: tyntec::sms::blocked 14); the hour before: 98.0% (98 of 100 settled attempts delivered); a fall as large by chance, were nothing changed: 0.15%"; sms.Summary != want ||
 		sms.Rule != reporter.RuleDeliveryRateDrop || sms.Value != 0.86 || fmt.Sprintf("%.4f", sms.Threshold) != "0.8800" || sms.Volume != 100 ||
 		sms.Before == nil || *sms.Before.Value != 0.98 || sms.Before.Volume != 100 || !sms.Before.From.Equal(before.From) {
 		t.Errorf("SMS's drop %+v (before %+v); want 86%% below 98%% less 10 points, summary %q", sms, sms.Before, want)
@@ -487,6 +487,49 @@ func TestAlertDeliveryRateDrop(t *testing.T) {
 		al := c.rules.Resolved(reporter.RuleDeliveryRateDrop, c.channel, since, from, to, c.now, store.FallbackStats{}, before)
 		if al.State != events.AlertResolved || !strings.HasPrefix(al.Summary, c.says) {
 			t.Errorf("%s's drop resolved as %q; want %q…", c.channel, al.Summary, c.says)
+		}
+	}
+}
+
+// delivery_rate_drop fires on a fall more than its limit that chance would
+// make less often than 1 − --alert-delivery-rate-drop-confidence: a few
+// dozen attempts swing ten points by chance.
+func TestAlertDeliveryRateDropIsSure(t *testing.T) {
+	from, to := time.Date(2026, 11, 3, 11, 0, 0, 0, time.UTC), time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+	rate := func(ch string, d, f uint64) store.ChannelStats {
+		r := float64(d) / float64(d+f)
+		return store.ChannelStats{Channel: ch, Delivered: d, Failed: f, DeliveryRate: &r}
+	}
+	// SMS's fall from 98 to 86 of 100 is a 0.15 % chance; WHATSAPP's from
+	// 30 to 26 of 30, 13 points against a limit of 10, a 5.6 % one.
+	now := []store.ChannelStats{rate("SMS", 86, 14), rate("WHATSAPP", 26, 4)}
+	before := reporter.Figures{From: from.Add(-time.Hour), To: from, Channels: []store.ChannelStats{rate("SMS", 98, 2), rate("WHATSAPP", 30, 0)}}
+	for _, c := range []struct {
+		confidence float64
+		want       []string
+	}{
+		{reporter.DefaultDropConfidence, []string{"SMS"}},
+		{0.9, []string{"SMS", "WHATSAPP"}},
+		{0, []string{"SMS", "WHATSAPP"}}, // points alone
+	} {
+		rules := reporter.AlertRules{MaxDeliveryRateDrop: 0.1, MinSettled: 30, DropConfidence: c.confidence}
+		var got []string
+		for _, al := range rules.Drops(from, to, now, before) {
+			got = append(got, al.Channel)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("at confidence %v drops on %v; want %v", c.confidence, got, c.want)
+		}
+	}
+	// A drop as deep that chance could have made resolves saying so.
+	rules := reporter.AlertRules{MaxDeliveryRateDrop: 0.1, MinSettled: 30, DropConfidence: reporter.DefaultDropConfidence}
+	al := rules.Resolved(reporter.RuleDeliveryRateDrop, "WHATSAPP", from, from, to, now, store.FallbackStats{}, before)
+	if want := "WHATSAPP delivery rate 86.7%, more than 10.0 points under the hour before's 100.0%, but a fall as large by chance, were nothing changed: 5.6%, the rule needs under 5.0% (26 of 30 settled attempts delivered; firing since "; !strings.HasPrefix(al.Summary, want) {
+		t.Errorf("WHATSAPP's drop resolved as %q; want %q…", al.Summary, want)
+	}
+	for _, bad := range []float64{-0.1, 1, 1.5} {
+		if err := (&reporter.ReportsConfig{Rules: reporter.AlertRules{DropConfidence: bad}}).Validate(); err == nil || !strings.Contains(err.Error(), "alert-delivery-rate-drop-confidence") {
+			t.Errorf("--alert-delivery-rate-drop-confidence %v: %v; want it refused", bad, err)
 		}
 	}
 }

@@ -112,6 +112,7 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Rules.MaxLatencyP95, "alert-max-latency-p95", DefaultMaxLatencyP95, "alert when a channel's p95 time from dispatch to delivery is above this, with --alert-min-attempts delivered attempts (0 disables)")
 	fs.Var(&c.Rules.ChannelMaxLatencyP95, "alert-channel-max-latency-p95", "per-channel thresholds of the latency alert, overriding --alert-max-latency-p95, e.g. SMS=30s,VOICE=2m (0 turns it off for that channel)")
 	fs.Float64Var(&c.Rules.MaxDeliveryRateDrop, "alert-max-delivery-rate-drop", 0, "alert when a channel's delivery rate is more than this (0.1: ten points) below its rate in the window before, as long and ending where --alert-window starts, with --alert-min-attempts settled attempts in each (0 disables)")
+	fs.Float64Var(&c.Rules.DropConfidence, "alert-delivery-rate-drop-confidence", DefaultDropConfidence, "how sure delivery_rate_drop must be that a fall is not chance: it fires only when Fisher's exact test of the two windows' settled attempts gives a fall as large, were nothing changed, a chance below 1 minus this (0.95: under 5%); 0 judges on points alone; within 0..1, 1 excluded")
 	fs.Var(&c.Rules.ChannelMaxDeliveryRateDrop, "alert-channel-max-delivery-rate-drop", "per-channel limits of the delivery-rate drop alert, overriding --alert-max-delivery-rate-drop, e.g. SMS=0.05,PUSH=0 (0 turns it off for that channel)")
 	fs.Float64Var(&c.Rules.MaxFallbackRate, "alert-max-fallback-rate", DefaultMaxFallbackRate, "alert when the share of journeys (logins, whether or not an OTP was sent) that fell back is above this (0 disables)")
 	fs.Uint64Var(&c.Rules.MinOTPs, "alert-min-otps", 50, "journeys (logins, whether or not an OTP was sent) needed in the window before the fallback rate alerts")
@@ -153,6 +154,9 @@ func (c *ReportsConfig) Validate() error {
 	}
 	if r := c.Rules; r.MinDeliveryRate < 0 || r.MinDeliveryRate > 1 || r.MaxFallbackRate < 0 || r.MaxFallbackRate > 1 || r.MaxDeliveryRateDrop < 0 || r.MaxDeliveryRateDrop > 1 {
 		return errors.New("alert rates must be within 0..1")
+	}
+	if c.Rules.DropConfidence < 0 || c.Rules.DropConfidence >= 1 {
+		return fmt.Errorf("alert-delivery-rate-drop-confidence %v: must be within 0..1, 1 excluded (0.95: a fall chance makes under 5%% of the time)", c.Rules.DropConfidence)
 	}
 	if c.Rules.MaxLatencyP95 < 0 {
 		return fmt.Errorf("alert-max-latency-p95 %v: must not be negative", c.Rules.MaxLatencyP95)
