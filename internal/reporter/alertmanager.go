@@ -79,9 +79,10 @@ func alertmanagerEndsAt(interval time.Duration) time.Duration { return 4 * max(i
 // static labels, and the figures as annotations, linked to the console
 // when there is a link. A firing starts at its since and ends unless heard
 // of again; a resolution ends now.
-func alertmanagerAlerts(alerts []Alert, static map[string]string, now time.Time, interval time.Duration, link string) []alertmanagerAlert {
+func alertmanagerAlerts(alerts []Alert, static map[string]string, now time.Time, interval time.Duration, link func(*Alert) string) []alertmanagerAlert {
 	out := make([]alertmanagerAlert, 0, len(alerts))
-	for _, al := range alerts {
+	for i := range alerts {
+		al := &alerts[i]
 		labels := map[string]string{"service": "otpscope", "severity": "warning"}
 		maps.Copy(labels, static)
 		labels["alertname"] = al.Rule
@@ -113,7 +114,7 @@ func alertmanagerAlerts(alerts []Alert, static map[string]string, now time.Time,
 			Annotations:  annotations,
 			StartsAt:     al.Since.UTC(),
 			EndsAt:       end.UTC(),
-			GeneratorURL: link,
+			GeneratorURL: link(al),
 		})
 	}
 	return out
@@ -126,7 +127,7 @@ func (r *Reports) toAlertmanagers(ctx context.Context, alerts []Alert, now time.
 	if len(r.cfg.AlertmanagerURLs) == 0 || len(alerts) == 0 {
 		return nil
 	}
-	body, err := json.Marshal(alertmanagerAlerts(alerts, r.cfg.AlertLabels, now, r.alertInterval(now), r.cfg.alertLink()))
+	body, err := json.Marshal(alertmanagerAlerts(alerts, r.cfg.AlertLabels, now, r.alertInterval(now), r.cfg.alertLink))
 	if err != nil {
 		return err
 	}

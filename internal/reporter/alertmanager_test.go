@@ -195,8 +195,8 @@ func testAlertmanager(t *testing.T, tr *traffic) {
 			t.Errorf("Alertmanager holds %+v; want it active since %v, saying %q", a, al.Since, al.Summary)
 		case a.Labels["env"] != "test" || a.Labels["severity"] != "page" || a.Labels["service"] != "otpscope":
 			t.Errorf("labels %v; want env=test and severity=page from --alert-labels, service=otpscope", a.Labels)
-		case a.GeneratorURL != "https://otpscope.example.com/console/#overview":
-			t.Errorf("generatorURL %q; want the console's overview, from --console-url", a.GeneratorURL)
+		case a.GeneratorURL != consoleLink(al):
+			t.Errorf("generatorURL %q; want the console's overview of the alert's window and channel, from --console-url: %q", a.GeneratorURL, consoleLink(al))
 		case a.EndsAt.Before(start.Add(20*time.Minute)) || a.EndsAt.After(time.Now().Add(20*time.Minute)):
 			t.Errorf("ends at %v; want four evaluation intervals (5 min without a schedule) after the post", a.EndsAt)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -678,14 +679,21 @@ func AlertFigures(rule string, value, threshold float64) (v, t string) {
 // msOf is d in milliseconds, the unit of delivery_slow's figures.
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// alertLink is where an alert's reader sees it among the others: the
-// console's overview (its alerts of the window, and those firing now), or
-// "" without --console-url.
-func (c *ReportsConfig) alertLink() string {
+// alertLink is where an alert's reader sees what its rule judged: the
+// console's overview of the alert's window, on its channel (all of them
+// for the fallback rate, and for OTHER, which is no channel's name), with
+// the alerts of the window and those firing now; "" without --console-url.
+// The window is fixed, not the last hour: a link read an hour later still
+// shows the fall. Its query is the console's own (hashFor).
+func (c *ReportsConfig) alertLink(al *Alert) string {
 	if c.ConsoleURL == "" {
 		return ""
 	}
-	return c.ConsoleURL + "#overview"
+	link := c.ConsoleURL + "#overview?range=custom&from=" + al.From.UTC().Format(time.RFC3339) + "&to=" + al.To.UTC().Format(time.RFC3339)
+	if al.Channel != "" && al.Channel != OtherChannels {
+		link += "&channel=" + url.QueryEscape(al.Channel)
+	}
+	return link
 }
 
 // slackPayload is what a Slack incoming webhook (and compatible receivers)

@@ -679,9 +679,16 @@ func testReports(t *testing.T, tr *traffic) {
 		}
 		if posts := postsSince(0); len(posts) != want {
 			t.Fatalf("%d webhook posts; want %d", len(posts), want)
-		} else if text, _ := posts[0]["text"].(string); !strings.Contains(text, "otpscope") || strings.Contains(text, "since") ||
-			!strings.HasSuffix(text, " https://otpscope.example.com/console/#overview") {
-			t.Errorf("webhook body %v has no Slack text, one of a rule that fired before, or no link to the console (--console-url)", posts[0])
+		} else {
+			for _, p := range posts {
+				var al reporter.Alert
+				b, _ := json.Marshal(p["alert"])
+				text, _ := p["text"].(string)
+				if err := json.Unmarshal(b, &al); err != nil || !strings.Contains(text, "otpscope") || strings.Contains(text, "since") ||
+					!strings.HasSuffix(text, " "+consoleLink(&al)) {
+					t.Errorf("webhook body %v has no Slack text, one of a rule that fired before, or no link to the console's overview of its window and channel (--console-url): %q", p, consoleLink(&al))
+				}
+			}
 		}
 		for _, al := range alerts {
 			if al.State != events.AlertFiring || !al.Since.Equal(evalTo) {
@@ -1217,4 +1224,15 @@ func testReportDownload(t *testing.T, tr *traffic) {
 			t.Errorf("GET /api/v1/report?%s = %s %s; want a 400 naming %s", bad.Encode(), resp.Status, body, field)
 		}
 	}
+}
+
+// consoleLink is the console's overview of al's window and channel, as the
+// console's own hash says it, at --console-url
+// https://otpscope.example.com/console/.
+func consoleLink(al *reporter.Alert) string {
+	link := "https://otpscope.example.com/console/#overview?range=custom&from=" + al.From.UTC().Format(time.RFC3339) + "&to=" + al.To.UTC().Format(time.RFC3339)
+	if al.Channel != "" && al.Channel != reporter.OtherChannels {
+		link += "&channel=" + al.Channel
+	}
+	return link
 }

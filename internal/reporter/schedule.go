@@ -60,7 +60,7 @@ type ReportsConfig struct {
 	AlertmanagerURLs flagenv.List
 	AlertLabels      Labels
 	// ConsoleURL is the console as the alerts' readers reach it; alerts
-	// link to its overview, which lists them (alertLink).
+	// link to its overview of their window and channel (alertLink).
 	ConsoleURL string
 	// AlertFor is how long a rule must hold, at every evaluation, before it
 	// fires (Prometheus' for:); 0 fires at the first evaluation.
@@ -119,7 +119,7 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AlertWebhookURL, "alert-webhook-url", "", "POST alerts here as Slack-compatible JSON: a rule that begins to fire, again every --alert-repeat while it fires, and its resolution; empty posts none")
 	fs.Var(&c.AlertmanagerURLs, "alertmanager-url", "Alertmanager to post every firing and resolution to, at each evaluation (its base URL, e.g. http://alertmanager:9093; repeat or comma-separate for each of an HA cluster; user:password@ for basic auth)")
 	fs.Var(&c.AlertLabels, "alert-labels", "labels added to the alerts posted to Alertmanager, e.g. env=prod,team=auth (severity=warning and service=otpscope unless given)")
-	fs.StringVar(&c.ConsoleURL, "console-url", "", "the console's address as the alerts' readers reach it, e.g. https://otpscope.example.com/console/: the webhook's text and Alertmanager's generatorURL link each alert to its overview, and an admin API beyond loopback without --api-token answers a browser by its host; empty links none")
+	fs.StringVar(&c.ConsoleURL, "console-url", "", "the console's address as the alerts' readers reach it, e.g. https://otpscope.example.com/console/: the webhook's text and Alertmanager's generatorURL link each alert to its overview of the alert's window and channel, and an admin API beyond loopback without --api-token answers a browser by its host; empty links none")
 	fs.DurationVar(&c.AlertRepeat, "alert-repeat", DefaultAlertRepeat, "how often the webhook hears again of a rule that stays firing; 0 never")
 	fs.DurationVar(&c.AlertFor, "alert-for", 0, "how long a rule must hold, at every evaluation, before it fires (as Prometheus' for:); 0 fires at once")
 	fs.StringVar(&c.BackupSchedule, "backup-schedule", "", "cron spec (UTC, or a CRON_TZ= prefix's zone) of a backup of the database, e.g. \"0 3 * * *\" for 03:00 daily; empty takes none (otpscope backup create takes one by hand)")
@@ -764,7 +764,7 @@ func (r *Reports) hideWebhook(err error) error {
 }
 
 func (r *Reports) post(ctx context.Context, al *Alert) error {
-	body, err := slackPayload(al, r.cfg.alertLink())
+	body, err := slackPayload(al, r.cfg.alertLink(al))
 	if err != nil {
 		return err
 	}
