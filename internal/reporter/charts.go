@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -143,15 +144,20 @@ func barRows(title string, labels, shown []string, values []float64, ax axis, co
 	return svgChart{Title: title, SVG: template.HTML(b.String())}
 }
 
-// line is one series of a trend chart; a nil point is a gap.
+// line is one series of a trend chart; a nil point is a gap. A line of
+// the window before (Before) is drawn thin, dashed and paler, under the
+// window's, bucket beside bucket, and shares one legend row with the
+// others of it.
 type line struct {
 	Name   string
 	Points []*float64
+	Before bool
 }
 
 // trendChart draws series over the buckets starting at starts (on the
 // clock of zone, an IANA name), with a time axis, a value axis, horizontal
-// gridlines, a legend and the thresholds as dashed horizontal lines.
+// gridlines, a legend and the thresholds as dashed horizontal lines; the
+// lines of the window before first, under the others.
 func trendChart(title string, starts []time.Time, step time.Duration, zone string, lines []line, ax axis, marks []threshold) svgChart {
 	var b strings.Builder
 	height := int(plotTop + lineHeight + 40)
@@ -196,7 +202,9 @@ func trendChart(title string, starts []time.Time, step time.Duration, zone strin
 			strconv.FormatFloat(m.Value, 'g', -1, 64), f1(y), f1(lineLeft), f1(y), f1(lineLeft+lineWidth), f1(y),
 			f1(lineLeft+lineWidth+8), f1(ly+5), f1(lineLeft+lineWidth+18), f1(ly+5), f1(lineLeft+lineWidth+22), f1(ly), esc(m.Label))
 	}
-	for k, l := range lines {
+	rows := len(marks)
+	under := slices.SortedStableFunc(slices.Values(lines), func(x, y line) int { return cmp.Compare(btoi(y.Before), btoi(x.Before)) })
+	for _, l := range under {
 		color := lineColor(l.Name)
 		var d strings.Builder
 		pen := false
@@ -211,16 +219,36 @@ func trendChart(title string, starts []time.Time, step time.Duration, zone strin
 				cmd = "M"
 			}
 			fmt.Fprintf(&d, "%s%s %s ", cmd, f1(xAt(i)), f1(yAt(*p)))
-			fmt.Fprintf(&dots, `<circle cx="%s" cy="%s" r="2" fill="%s"></circle>`, f1(xAt(i)), f1(yAt(*p)), color)
+			if !l.Before {
+				fmt.Fprintf(&dots, `<circle cx="%s" cy="%s" r="2" fill="%s"></circle>`, f1(xAt(i)), f1(yAt(*p)), color)
+			}
 			pen = true
 		}
+		if l.Before {
+			fmt.Fprintf(&b, `<g class="series before" data-name="%s"><path d="%s" fill="none" stroke="%s" stroke-width="1" stroke-dasharray="4 3" stroke-opacity="0.6"></path></g>`, esc(l.Name), strings.TrimSpace(d.String()), color)
+			continue
+		}
 		fmt.Fprintf(&b, `<g class="series" data-name="%s"><path d="%s" fill="none" stroke="%s" stroke-width="2"></path>%s</g>`, esc(l.Name), strings.TrimSpace(d.String()), color, dots.String())
-		ly := legendY(len(marks) + k)
+		ly := legendY(rows)
+		rows++
 		fmt.Fprintf(&b, `<g class="legend"><rect x="%s" y="%s" width="10" height="10" fill="%s"></rect><text x="%s" y="%s" dy="9">%s</text></g>`,
 			f1(lineLeft+lineWidth+8), f1(ly), color, f1(lineLeft+lineWidth+22), f1(ly), esc(l.Name))
 	}
+	if slices.ContainsFunc(lines, func(l line) bool { return l.Before }) {
+		ly := legendY(rows)
+		fmt.Fprintf(&b, `<g class="legend before"><line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#666" stroke-width="1" stroke-dasharray="4 3"></line><text x="%s" y="%s" dy="9">%s</text></g>`,
+			f1(lineLeft+lineWidth+6), f1(ly+5), f1(lineLeft+lineWidth+18), f1(ly+5), f1(lineLeft+lineWidth+22), f1(ly), "window before")
+	}
 	b.WriteString(`</svg>`)
 	return svgChart{Title: title, SVG: template.HTML(b.String())}
+}
+
+// btoi is 1 for true, 0 for false.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // humanDuration writes d the way a person reads it: 850 ms, 2.9 s, 12 s,

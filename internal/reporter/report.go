@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -75,6 +76,11 @@ type Figures struct {
 	To       time.Time            `json:"to"`
 	Channels []store.ChannelStats `json:"channels"`
 	Fallback store.FallbackStats  `json:"fallback"`
+	// Trend is a report's window before over time, with the step and zone
+	// of the report's own trend, which the HTML report draws beside it;
+	// none for the alerts, nor when the window's length is not a whole
+	// number of its trend's buckets.
+	Trend *store.Timeseries `json:"trend,omitempty"`
 }
 
 // readFigures reads w's /channels and /fallback figures.
@@ -215,11 +221,24 @@ func BuildReport(ctx context.Context, db Analytics, kind string, w store.Window,
 		r.Before = &b
 	}
 	if tr, ok := db.(TrendReader); ok && w.To.After(w.From) {
-		ts, err := tr.Timeseries(ctx, w, trendStep(w.To.Sub(w.From)), zone)
+		step := trendStep(w.To.Sub(w.From))
+		ts, err := tr.Timeseries(ctx, w, step, zone)
 		if err != nil {
 			return r, fmt.Errorf("%s report: %w", kind, err)
 		}
 		r.Trend = &ts
+		// The window before's buckets are the window's, shifted by its
+		// length, when that is a whole number of them (every scheduled
+		// report's, and a last hour's or day's): else none match.
+		if r.Before != nil && w.To.Sub(w.From)%step == 0 {
+			bw := w
+			bw.From, bw.To = r.Before.From, r.Before.To
+			ts, err := tr.Timeseries(ctx, bw, step, zone)
+			if err != nil {
+				return r, fmt.Errorf("%s report, the window before: %w", kind, err)
+			}
+			r.Before.Trend = &ts
+		}
 	}
 	if ar, ok := db.(AlertReader); ok {
 		f := store.AlertFilter{From: w.From, To: w.To, Channel: w.Channel, Limit: DefaultAlertsLimit}
@@ -599,6 +618,42 @@ func pctLabel(kind string, x float64) string {
 	return kind + " " + strconv.FormatFloat(100*x, 'f', -1, 64) + "%"
 }
 
+// trendLines are a trend's lines of delivery rate and attempts per channel
+// and of the fallback rate of all. Given of, they are the window before's,
+// of the channels of, the window's series, only.
+func trendLines(ts *store.Timeseries, of []store.Series) (rates, vols, fallback []line) {
+	before := of != nil
+	otps, fbs := make([]uint64, len(ts.Start)), make([]uint64, len(ts.Start))
+	for _, s := range ts.Channels {
+		otps, fbs = addUp(otps, s.OTPs), addUp(fbs, s.FallbackOTPs)
+		if before && !slices.ContainsFunc(of, func(o store.Series) bool { return o.Channel == s.Channel }) {
+			continue
+		}
+		pts := make([]*float64, len(s.Attempts))
+		for i, n := range s.Attempts {
+			x := float64(n)
+			pts[i] = &x
+		}
+		rates, vols = append(rates, line{s.Channel, s.DeliveryRate, before}), append(vols, line{s.Channel, pts, before})
+	}
+	fbRate := make([]*float64, len(otps))
+	for i := range otps {
+		if otps[i] > 0 {
+			x := float64(fbs[i]) / float64(otps[i])
+			fbRate[i] = &x
+		}
+	}
+	return rates, vols, []line{{allChannels, fbRate, before}}
+}
+
+// addUp adds b to sum, bucket by bucket.
+func addUp(sum, b []uint64) []uint64 {
+	for i := range min(len(sum), len(b)) {
+		sum[i] += b[i]
+	}
+	return sum
+}
+
 // charts are the HTML report's figures: the trend over the window, then the
 // window's totals.
 func (r *Report) charts() []svgChart {
@@ -612,30 +667,23 @@ func (r *Report) charts() []svgChart {
 	}
 	if ts := r.Trend; ts != nil && len(ts.Start) > 0 && len(ts.Channels) > 0 {
 		step := time.Duration(ts.Step)
-		var rates, vols []line
-		top := 0.0
-		otps, fbs := make([]uint64, len(ts.Start)), make([]uint64, len(ts.Start))
-		for _, s := range ts.Channels {
-			rates = append(rates, line{s.Channel, s.DeliveryRate})
-			pts := make([]*float64, len(s.Attempts))
-			for i, n := range s.Attempts {
-				x := float64(n)
-				pts[i], top = &x, max(top, x)
-				otps[i], fbs[i] = otps[i]+s.OTPs[i], fbs[i]+s.FallbackOTPs[i]
-			}
-			vols = append(vols, line{s.Channel, pts})
+		rates, vols, fb := trendLines(ts, nil)
+		if b := r.Before; b != nil && b.Trend != nil && b.Trend.Step == ts.Step && len(b.Trend.Start) == len(ts.Start) {
+			// Bucket beside bucket; a window before of another length (a
+			// day that changed clocks) is not drawn.
+			br, bv, bfb := trendLines(b.Trend, ts.Channels)
+			rates, vols, fb = append(rates, br...), append(vols, bv...), append(fb, bfb...)
 		}
-		fbRate := make([]*float64, len(otps))
-		for i := range otps {
-			if otps[i] > 0 {
-				x := float64(fbs[i]) / float64(otps[i])
-				fbRate[i] = &x
+		top := 0.0
+		for _, l := range vols {
+			for _, p := range l.Points {
+				top = max(top, *p)
 			}
 		}
 		out = append(out,
 			trendChart("Delivery rate over time", ts.Start, step, ts.Zone, rates, rateAxis(), minDel),
 			trendChart("Attempts over time", ts.Start, step, ts.Zone, vols, countAxis(top), nil),
-			trendChart("Fallback rate over time", ts.Start, step, ts.Zone, []line{{allChannels, fbRate}}, rateAxis(), maxFb))
+			trendChart("Fallback rate over time", ts.Start, step, ts.Zone, fb, rateAxis(), maxFb))
 	}
 	var labels, shown, volShown []string
 	var rates, vols []float64

@@ -393,7 +393,9 @@ func testReports(t *testing.T, tr *traffic) {
 		// The logins come in the simulation's first minutes, their last
 		// facts until truth.At: both sides of mid have some.
 		mid := simStart.Add(3 * time.Minute)
-		end := w.To.Truncate(time.Second) // as RFC 3339 writes it below
+		// Whole hours long: the window before's trend buckets are then the
+		// window's, shifted.
+		end := mid.Add(w.To.Sub(mid).Truncate(time.Hour) + time.Hour)
 		first := store.Window{From: mid.Add(-end.Sub(mid)), To: mid}
 		chsBefore, err := tr.f.DB.Channels(ctx, first)
 		if err != nil {
@@ -467,6 +469,48 @@ func testReports(t *testing.T, tr *traffic) {
 		}
 		if j := doc.cells["journeys"]; !slices.Contains(j, "Fallback rate before") || j[slices.Index(j, "Fallback rate before")+1] != pct(fbBefore.FallbackRate) {
 			t.Errorf("HTML journeys %v; want the fallback rate before, %s", j, pct(fbBefore.FallbackRate))
+		}
+		// Its trend, on the window's buckets, as /timeseries answers for
+		// it, which the HTML's trend charts draw under the window's lines.
+		if rep.Trend == nil || rep.Before.Trend == nil {
+			t.Fatalf("trend %v, the window before's %v; want both", rep.Trend, rep.Before.Trend)
+		}
+		// (step_seconds read back as a Duration: seconds as nanoseconds.)
+		ts, err := tr.f.DB.Timeseries(ctx, first, time.Duration(rep.Trend.Step)*time.Second, time.UTC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bt := rep.Before.Trend
+		if !slices.EqualFunc(bt.Start, ts.Start, time.Time.Equal) || bt.Step != rep.Trend.Step || len(bt.Start) != len(rep.Trend.Start) || len(bt.Channels) != len(ts.Channels) {
+			t.Fatalf("the window before's trend %d buckets of %v from %v; want /timeseries' %d of the window's step %v", len(bt.Start), bt.Step, bt.Start, len(ts.Start), rep.Trend.Step)
+		}
+		html := out["html"].String()
+		drawn := 0
+		for i, c := range ts.Channels {
+			if !slices.Equal(bt.Channels[i].Attempts, c.Attempts) {
+				t.Errorf("%s's attempts the window before %v; want /timeseries' %v", c.Channel, bt.Channels[i].Attempts, c.Attempts)
+			}
+			if slices.ContainsFunc(rep.Trend.Channels, func(s store.Series) bool { return s.Channel == c.Channel }) {
+				drawn++
+				if n := strings.Count(html, `<g class="series before" data-name="`+c.Channel+`">`); n != 2 {
+					t.Errorf("HTML draws %s's window before on %d trend charts; want 2 (delivery rate, attempts)", c.Channel, n)
+				}
+			}
+		}
+		if drawn == 0 || strings.Count(html, `<g class="series before" data-name="all channels">`) != 1 || strings.Count(html, `<g class="legend before">`) != 3 {
+			t.Errorf("HTML draws no channel's window before, or not the fallback rate's, or not every trend's legend row")
+		}
+		// A window of whole hours and 7 s: its buckets shifted by it are
+		// not the window before's, which has no trend.
+		odd := cfg
+		odd.Format, odd.To = "json", end.Add(7*time.Second).Format(time.RFC3339)
+		var b bytes.Buffer
+		if err := reporter.WriteReport(ctx, tr.f.DB, odd, time.Now(), &b); err != nil {
+			t.Fatal(err)
+		}
+		var oddRep reporter.Report
+		if err := json.Unmarshal(b.Bytes(), &oddRep); err != nil || oddRep.Before == nil || oddRep.Trend == nil || oddRep.Before.Trend != nil {
+			t.Errorf("a report of a window of whole hours and 7 s: %v, trend %v, the window before %+v; want no trend of the window before", err, oddRep.Trend != nil, oddRep.Before)
 		}
 	})
 
