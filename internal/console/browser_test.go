@@ -84,10 +84,11 @@ type fakeAPI struct {
 	// delivered and no SMS>VIBER), or fail with 503 under failBefore;
 	// beforeQueries are the queries asked with it.
 	// refuseBefore answers it 400, as the API a window before its
-	// earliest.
+	// earliest; emptyBefore answers /fallback no journeys.
 	before        string
 	failBefore    bool
 	refuseBefore  bool
+	emptyBefore   bool
 	beforeQueries []string
 }
 
@@ -152,6 +153,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	lost := f.lost
 	episodes, firing := f.episodes, f.firing
 	isBefore := f.before != "" && from == f.before
+	emptyBefore := isBefore && f.emptyBefore
 	if isBefore {
 		f.beforeQueries = append(f.beforeQueries, r.URL.Path+"?"+r.URL.RawQuery)
 		if f.failBefore {
@@ -263,6 +265,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if isBefore {
 			v.(map[string]any)["otps"], v.(map[string]any)["fallback_otps"], v.(map[string]any)["fallback_rate"] = 4, 2, 0.5
 			v.(map[string]any)["paths"] = []any{map[string]any{"path": "SMS", "otps": 2, "delivered": 1, "failed": 1, "pending": 0, "delivery_rate": 0.5}}
+		}
+		if emptyBefore {
+			v.(map[string]any)["otps"], v.(map[string]any)["fallback_otps"], v.(map[string]any)["fallback_rate"], v.(map[string]any)["paths"] = 0, 0, nil, []any{}
 		}
 	case p == "/api/v1/timeseries":
 		if tsAsOf == "" {
@@ -748,8 +753,11 @@ func TestConsoleSetsRatesBesideTheWindowBefore(t *testing.T) {
 	if asks("/api/v1/channels") <= channels || asks("/api/v1/timeseries") != series || series != 1 {
 		t.Errorf("over a refresh the day before's channels were asked %d times, its series %d (%d before); want the channels again, the series once", asks("/api/v1/channels")-channels, asks("/api/v1/timeseries"), series)
 	}
+	// A day before without journeys says so, not a rate of none.
+	p.api.set(func(f *fakeAPI) { f.emptyBefore = true })
+	p.until("the day before's journeys said none", `document.querySelector('#fallback-summary').textContent.includes('(33.3%; the 24 h before no journeys)')`)
 	// The day before not answering: its rates say so; the day's stand.
-	p.api.set(func(f *fakeAPI) { f.failBefore = true })
+	p.api.set(func(f *fakeAPI) { f.emptyBefore, f.failBefore = false, true })
 	p.until("the failure drawn", `(document.querySelector(`+jsString(cell)+`) || {}).textContent === '–'`)
 	if got := p.attr(cell, "title"); !strings.HasPrefix(got, "the 24 h before: not loaded: ") {
 		t.Errorf("the rate before's tooltip = %q; want it to say it did not load", got)

@@ -764,9 +764,10 @@
   // /fallback), not those that tried it: said, beside attempts that are.
   const primaryOf = (channel) => channel ? ' whose primary channel is ' + channel.toUpperCase() : '';
   // fallbackBefore says the fallback rate of the window before: "the hour
-  // before 9.4% of 470" (of its journeys), or why there is none.
+  // before 9.4% of 470" (of its journeys), "the hour before no journeys",
+  // or why there is none.
   const fallbackBefore = (before) => before.name + ' ' + (before.fb instanceof Error ? (before.fb.status === 400 ? 'none to read' : 'not loaded')
-    : fmtPct(before.fb.fallback_rate) + ' of ' + before.fb.otps);
+    : before.fb.otps ? fmtPct(before.fb.fallback_rate) + ' of ' + before.fb.otps : 'no journeys');
   function drawFallbackSummary(fb, channel, before) {
     const s = $('#fallback-summary');
     s.dataset.otps = fb.otps;
