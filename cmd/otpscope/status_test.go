@@ -40,7 +40,10 @@ func runStatus(t *testing.T, api string, args ...string) (string, int) {
 // an --api that is no URL exit 2.
 func TestStatusCommand(t *testing.T) {
 	in := newInstance(t, t.TempDir())
-	in.start(t, "--simulate")
+	// Rules that the simulator's traffic breaks within seconds: the status
+	// lists them firing, and still exits 0.
+	in.start(t, "--simulate", "--alert-schedule", "@every 1s", "--alert-window", "1m", "--alert-min-attempts", "1", "--alert-min-delivery-rate", "0.999",
+		"--alert-max-fallback-rate", "0.001", "--alert-min-otps", "1")
 	api := "http://" + in.adminListen
 	var out string
 	var code int
@@ -52,6 +55,12 @@ func TestStatusCommand(t *testing.T) {
 	}
 	if !strings.Contains(out, "ingest, poller, reporter at "+api) || !strings.Contains(out, "  stream  ") || !strings.HasSuffix(out, "no warnings\n") {
 		t.Errorf("otpscope status of a healthy all-in-one:\n%s", out)
+	}
+	if !polltest.Within(30*time.Second, 500*time.Millisecond, func() bool {
+		out, code = runStatus(t, api)
+		return strings.Contains(out, "\n  alerts  ") && strings.Contains(out, " firing:\n    delivery_rate_low on ")
+	}) || code != 0 || !strings.Contains(out, ", threshold 99.9%") || !strings.HasSuffix(out, "no warnings\n") {
+		t.Errorf("otpscope status of an all-in-one whose alert rules fire = %d:\n%s\nwant them listed, no warning, exit 0", code, out)
 	}
 	in.kill()
 	if _, code := runStatus(t, api); code != 1 {

@@ -1,11 +1,14 @@
 package app
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/otpscope/otpscope/internal/broker"
+	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/reporter"
 )
 
 // Past half of the stream's bound taken by events the sink has not
@@ -46,7 +49,7 @@ func TestStatusTextGivesTheSinksShareOfTheBound(t *testing.T) {
 		{ptr(0.634), "  sink    3 waiting, 40 being inserted: 63 % of the stream's bound\n"},
 	} {
 		st := StatusResponse{Modules: []string{"reporter"}, Sink: &SinkStatus{Lag: 3, AckPending: 40, StreamBoundShare: tc.share}}
-		if got := st.Text("http://127.0.0.1:8081"); !strings.Contains(got, tc.want) {
+		if got := st.Text("http://127.0.0.1:8081", nil); !strings.Contains(got, tc.want) {
 			t.Errorf("share %v: status says\n%s\nwant the line %q", tc.share, got, tc.want)
 		}
 	}
@@ -67,7 +70,7 @@ func TestStatusTextSaysThePollerHasNotCountedYet(t *testing.T) {
 		{nil, "  poller  leading: 0 OTPs tracked, 0 to reconcile, the oldest unsettled 0s\n"},
 	} {
 		st := StatusResponse{Modules: []string{"poller"}, Poller: &PollerStatus{Leading: true, BacklogCounted: tc.counted}}
-		if got := st.Text("http://127.0.0.1:8081"); !strings.Contains(got, tc.want) {
+		if got := st.Text("http://127.0.0.1:8081", nil); !strings.Contains(got, tc.want) {
 			t.Errorf("counted %v: status says\n%s\nwant the line %q", tc.counted, got, tc.want)
 		}
 	}
@@ -77,11 +80,11 @@ func TestStatusTextSaysThePollerHasNotCountedYet(t *testing.T) {
 // another replica leads: a lone poller's operator went looking for one.
 func TestStatusTextSaysThePollerCannotReachNATS(t *testing.T) {
 	st := StatusResponse{Modules: []string{"poller"}, Poller: &PollerStatus{}, Stream: StreamStatus{Error: "stream TYNTEC_2FA: " + broker.ErrNotConnected.Error()}}
-	if got := st.Text("http://127.0.0.1:8082"); !strings.Contains(got, "  poller  not leading: this replica cannot reach NATS to hold the lease") {
+	if got := st.Text("http://127.0.0.1:8082", nil); !strings.Contains(got, "  poller  not leading: this replica cannot reach NATS to hold the lease") {
 		t.Errorf("a poller away from NATS: status says\n%s\nwant it cannot reach NATS", got)
 	}
 	st.Stream.Error = ""
-	if got := st.Text("http://127.0.0.1:8082"); !strings.Contains(got, "  poller  not leading: another replica calls tyntec") {
+	if got := st.Text("http://127.0.0.1:8082", nil); !strings.Contains(got, "  poller  not leading: another replica calls tyntec") {
 		t.Errorf("a poller connected, not leading: status says\n%s\nwant another replica leading", got)
 	}
 }
@@ -91,11 +94,38 @@ func TestStatusTextSaysThePollerCannotReachNATS(t *testing.T) {
 // not none; a process without the reporter has no sink line.
 func TestStatusTextSaysTheSinkIsNotKnown(t *testing.T) {
 	st := StatusResponse{Modules: []string{ModuleReporter}}
-	if got := st.Text("http://127.0.0.1:8081"); !strings.Contains(got, "  sink    backlog not known: not read yet, or unreadable now\n") {
+	if got := st.Text("http://127.0.0.1:8081", nil); !strings.Contains(got, "  sink    backlog not known: not read yet, or unreadable now\n") {
 		t.Errorf("a reporter without sink readings: status says\n%s\nwant the sink not known", got)
 	}
 	st.Modules = []string{ModuleIngest}
-	if got := st.Text("http://127.0.0.1:8083"); strings.Contains(got, "sink") {
+	if got := st.Text("http://127.0.0.1:8083", nil); strings.Contains(got, "sink") {
 		t.Errorf("ingest alone: status says\n%s\nwant no sink line", got)
+	}
+}
+
+// The status lists the alert rules firing, as the console's "Firing now"
+// does, or says none fire, or that they could not be read.
+func TestStatusTextListsTheAlertsFiring(t *testing.T) {
+	since := time.Date(2026, 12, 7, 6, 20, 15, 0, time.UTC)
+	st := StatusResponse{Modules: []string{ModuleReporter}, Warnings: []string{}}
+	for _, tc := range []struct {
+		firing *Firing
+		want   string
+	}{
+		{nil, ""},
+		{&Firing{}, "  alerts  none firing\nno warnings\n"},
+		{&Firing{Err: errors.New("GET /api/v1/alerts/firing: 503 Alert state unavailable")}, "  alerts  not read: GET /api/v1/alerts/firing: 503 Alert state unavailable\nno warnings\n"},
+		{&Firing{Alerts: []reporter.Alert{
+			{Rule: reporter.RuleDeliveryRateLow, Channel: "SMS", Since: since, Value: 0.7996, Threshold: 0.8,
+				Before: &events.AlertBefore{From: since.Add(-2 * time.Hour), To: since.Add(-time.Hour), Value: ptr(0.947)}},
+			{Rule: reporter.RuleFallbackRateHigh, Since: since.Add(time.Minute), Value: 0.25, Threshold: 0.2},
+		}}, "  alerts  2 firing:\n" +
+			"    delivery_rate_low on SMS since 2026-12-07T06:20:15Z: 79.96%, threshold 80.0%; the hour before: 94.7%\n" +
+			"    fallback_rate_high since 2026-12-07T06:21:15Z: 25.0%, threshold 20.0%\nno warnings\n"},
+	} {
+		got := st.Text("http://127.0.0.1:8081", tc.firing)
+		if tc.want == "" && strings.Contains(got, "alerts") || !strings.HasSuffix(got, tc.want) {
+			t.Errorf("firing %+v: status says\n%s\nwant it to end\n%s", tc.firing, got, tc.want)
+		}
 	}
 }

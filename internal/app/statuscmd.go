@@ -48,7 +48,11 @@ func RunStatus(ctx context.Context, cfg StatusCLIConfig, stdout io.Writer) error
 	if cfg.JSON {
 		_, err = stdout.Write(raw)
 	} else {
-		_, err = io.WriteString(stdout, st.Text(cfg.API))
+		var firing *Firing
+		if slices.Contains(st.Modules, ModuleReporter) {
+			firing = readFiring(ctx, cfg)
+		}
+		_, err = io.WriteString(stdout, st.Text(cfg.API, firing))
 	}
 	if err != nil {
 		return err
@@ -59,9 +63,29 @@ func RunStatus(ctx context.Context, cfg StatusCLIConfig, stdout io.Writer) error
 	return nil
 }
 
+// Firing is what GET /api/v1/alerts/firing answered: the alert rules
+// firing now, or why they were not read.
+type Firing struct {
+	Alerts []reporter.Alert
+	Err    error
+}
+
+// readFiring asks the reporter at cfg.API which alert rules fire now.
+func readFiring(ctx context.Context, cfg StatusCLIConfig) *Firing {
+	raw, err := reporter.APICall{Method: http.MethodGet, API: cfg.API, Path: "/api/v1/alerts/firing", Token: cfg.Token,
+		Command: "otpscope status", Timeout: 10 * time.Second, Limit: 1 << 20}.Do(ctx)
+	var f reporter.FiringResponse
+	if err == nil {
+		err = json.Unmarshal(raw, &f)
+	}
+	return &Firing{Alerts: f.Firing, Err: err}
+}
+
 // Text is the status as lines for people: the process, a line a module,
-// then each warning, or that there is none.
-func (st StatusResponse) Text(api string) string {
+// the alert rules firing (firing, with the reporter), then each warning,
+// or that there is none. A firing alert is no warning: it says how tyntec
+// delivers, not how otpscope runs.
+func (st StatusResponse) Text(api string, firing *Firing) string {
 	ago := func(t *time.Time) string {
 		if t == nil {
 			return "never"
@@ -112,11 +136,40 @@ func (st StatusResponse) Text(api string) string {
 			fmt.Fprintf(&b, "  dead letters  %d never replayed, the newest %s: otpscope deadletters list --pending\n", d.Pending, ago(d.NewestPending))
 		}
 	}
+	if firing != nil {
+		b.WriteString(firing.text())
+	}
 	if len(st.Warnings) == 0 {
 		b.WriteString("no warnings\n")
 	}
 	for _, w := range st.Warnings {
 		fmt.Fprintf(&b, "warning: %s\n", w)
+	}
+	return b.String()
+}
+
+// text is the alerts' lines of the status: none firing, or each firing
+// rule as the console's "Firing now" says it, the longest firing first.
+func (f *Firing) text() string {
+	switch {
+	case f.Err != nil:
+		return fmt.Sprintf("  alerts  not read: %v\n", f.Err)
+	case len(f.Alerts) == 0:
+		return "  alerts  none firing\n"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "  alerts  %d firing:\n", len(f.Alerts))
+	for _, al := range f.Alerts {
+		v, t := reporter.AlertFigures(al.Rule, al.Value, al.Threshold)
+		on := ""
+		if al.Channel != "" {
+			on = " on " + al.Channel
+		}
+		fmt.Fprintf(&b, "    %s%s since %s: %s, threshold %s", al.Rule, on, al.Since.UTC().Format(time.RFC3339), v, t)
+		if be := al.Before; be != nil && be.Value != nil {
+			fmt.Fprintf(&b, "; %s: %s", reporter.BeforeName(be.To.Sub(be.From)), reporter.AlertFigure(al.Rule, *be.Value))
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

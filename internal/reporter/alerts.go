@@ -339,7 +339,7 @@ func failedBy(errs []store.ErrorCount) string {
 // their figure there (delivery_rate_drop's, judged on it).
 func (a AlertRules) Before(alerts []Alert, before Figures) {
 	series, _ := a.series(before.Channels)
-	fb, name := before.Fallback, beforeName(before.To.Sub(before.From))
+	fb, name := before.Fallback, BeforeName(before.To.Sub(before.From))
 	for i := range alerts {
 		al := &alerts[i]
 		if al.State != events.AlertFiring || al.Before != nil {
@@ -391,7 +391,7 @@ func settledSaid(c store.ChannelStats) string {
 func (a AlertRules) Drops(from, to time.Time, chs []store.ChannelStats, before Figures) []Alert {
 	series, other := a.series(chs)
 	was, _ := a.series(before.Channels)
-	name := beforeName(before.To.Sub(before.From))
+	name := BeforeName(before.To.Sub(before.From))
 	var out []Alert
 	for _, c := range series {
 		drop, b := a.maxDeliveryRateDrop(c.Channel), channelStats(was, c.Channel)
@@ -427,9 +427,9 @@ func chanceOfFall(p float64) string {
 // points says a difference of rates in percentage points: 0.1 is "10.0 points".
 func points(d float64) string { return strconv.FormatFloat(100*d, 'f', 1, 64) + " points" }
 
-// beforeName names the window before one span long, as the console does:
+// BeforeName names the window before one span long, as the console does:
 // the hour, day or week before, else its length ("the 10 min before").
-func beforeName(span time.Duration) string {
+func BeforeName(span time.Duration) string {
 	switch span {
 	case time.Hour:
 		return "the hour before"
@@ -609,7 +609,7 @@ func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, ch
 	case RuleDeliveryRateDrop:
 		c, drop := channelStats(series, channel), a.maxDeliveryRateDrop(channel)
 		was, _ := a.series(before.Channels)
-		b, name := channelStats(was, channel), beforeName(before.To.Sub(before.From))
+		b, name := channelStats(was, channel), BeforeName(before.To.Sub(before.From))
 		settled, settledBefore, need := c.Delivered+c.Failed, b.Delivered+b.Failed, max(a.MinSettled, 1)
 		al.Volume = settled
 		if c.DeliveryRate != nil {
