@@ -684,12 +684,16 @@ func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecon
 // for the fallback rate, and for OTHER, which is no channel's name), with
 // the alerts of the window and those firing now; "" without --console-url.
 // The window is fixed, not the last hour: a link read an hour later still
-// shows the fall. Its query is the console's own (hashFor).
+// shows the fall. Its query is the console's own (hashFor), in whole
+// seconds, its end the second after the evaluation's: the alert,
+// evaluated at To, is listed among the window's (at most a second more
+// than the rule judged).
 func (c *ReportsConfig) alertLink(al *Alert) string {
 	if c.ConsoleURL == "" {
 		return ""
 	}
-	link := c.ConsoleURL + "#overview?range=custom&from=" + al.From.UTC().Format(time.RFC3339) + "&to=" + al.To.UTC().Format(time.RFC3339)
+	to := al.To.UTC().Truncate(time.Second).Add(time.Second)
+	link := c.ConsoleURL + "#overview?range=custom&from=" + al.From.UTC().Format(time.RFC3339) + "&to=" + to.Format(time.RFC3339)
 	if al.Channel != "" && al.Channel != OtherChannels {
 		link += "&channel=" + url.QueryEscape(al.Channel)
 	}

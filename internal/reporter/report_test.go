@@ -1274,7 +1274,7 @@ func testReportDownload(t *testing.T, tr *traffic) {
 // console's own hash says it, at --console-url
 // https://otpscope.example.com/console/.
 func consoleLink(al *reporter.Alert) string {
-	link := "https://otpscope.example.com/console/#overview?range=custom&from=" + al.From.UTC().Format(time.RFC3339) + "&to=" + al.To.UTC().Format(time.RFC3339)
+	link := "https://otpscope.example.com/console/#overview?range=custom&from=" + al.From.UTC().Format(time.RFC3339) + "&to=" + al.To.UTC().Add(time.Second).Format(time.RFC3339)
 	if al.Channel != "" && al.Channel != reporter.OtherChannels {
 		link += "&channel=" + al.Channel
 	}
