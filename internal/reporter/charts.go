@@ -203,6 +203,11 @@ func trendChart(title string, starts []time.Time, step time.Duration, zone strin
 			f1(lineLeft+lineWidth+8), f1(ly+5), f1(lineLeft+lineWidth+18), f1(ly+5), f1(lineLeft+lineWidth+22), f1(ly), esc(m.Label))
 	}
 	rows := len(marks)
+	// A line of the window before with no point is left out, and so is
+	// the legend's row when none is left: it would name nothing drawn.
+	lines = slices.DeleteFunc(slices.Clone(lines), func(l line) bool {
+		return l.Before && !slices.ContainsFunc(l.Points, func(p *float64) bool { return p != nil })
+	})
 	under := slices.SortedStableFunc(slices.Values(lines), func(x, y line) int { return cmp.Compare(btoi(y.Before), btoi(x.Before)) })
 	for _, l := range under {
 		color := lineColor(l.Name)

@@ -183,4 +183,10 @@ func TestTrendDrawsTheWindowBeforeUnder(t *testing.T) {
 	if x := 7 * float64(len("window before")); lineLeft+lineWidth+22+x > svgWidth {
 		t.Errorf("the window before's legend runs past the chart's edge")
 	}
+	// A window before without a point (nothing then) draws nothing, and
+	// its legend row names nothing.
+	empty := []line{lines[0], {Name: "SMS", Points: []*float64{nil, nil}, Before: true}}
+	if svg := string(trendChart("t", make([]time.Time, 2), time.Hour, "UTC", empty, rateAxis(), nil).SVG); strings.Contains(svg, "before") {
+		t.Errorf("a window before without points drawn:\n%s", svg)
+	}
 }
