@@ -121,6 +121,7 @@ func TestMigrationChecksumsPinned(t *testing.T) {
 		{25, "d1336a993c33f18f", "3620c56775a9fe10"},
 		{26, "6d708dfd6050d2a6", "473e592cfb478e0"},
 		{27, "14886238474a31", "39ef58a5c72da30d"},
+		{28, "8d7d76d630981332", "d70adef0197172e1"},
 	}
 	single, cluster := bothShapes(t)
 	if len(single) < len(pins) {

@@ -101,9 +101,11 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An alert the reporter's rules fired on SMS, firing since ten minutes
-	// before.
+	// before, 94.7 % the hour before.
+	wasRate := 0.947
 	alert, err := events.NewAlertMessage(&events.Alert{Rule: reporter.RuleDeliveryRateLow, Channel: "SMS", State: events.AlertFiring, Since: now.Add(-10 * time.Minute),
-		From: now.Add(-time.Hour), To: now, Value: 0.5, Threshold: 0.8, Volume: 2, Summary: "SMS delivery rate 50.0% below 80.0%"})
+		From: now.Add(-time.Hour), To: now, Value: 0.5, Threshold: 0.8, Volume: 2, Summary: "SMS delivery rate 50.0% below 80.0%",
+		Before: &events.AlertBefore{From: now.Add(-2 * time.Hour), To: now.Add(-time.Hour), Value: &wasRate, Volume: 638}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,6 +281,12 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 		if got := b.Text(row + `[data-field="value"]`); got != "50.0%" {
 			t.Errorf("overview alert value = %q; want 50.0%%", got)
+		}
+		// Beside it, its figure the hour before, as stored; delivery_slow's
+		// alert had none.
+		if got, slowGot := b.Text(row+`[data-field="before"]`), b.Text(slowRow+`[data-field="before"]`); got != "94.7%" || slowGot != "–" ||
+			eps.Episodes[0].Before == nil || eps.Episodes[0].Before.Volume != 638 {
+			t.Errorf("overview alerts' before = %q, delivery_slow's %q (the API's %+v); want 94.7%% and –", got, slowGot, eps.Episodes[0].Before)
 		}
 		if got, want := b.Text(row+`[data-field="state"]`), "firing since "+now.Add(-10*time.Minute).Format("2006-01-02 15:04:05Z"); got != want {
 			t.Errorf("overview alert state = %q; want %q", got, want)

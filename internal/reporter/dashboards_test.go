@@ -245,9 +245,13 @@ func testDashboards(t *testing.T, tr *traffic) {
 	// And a delivery_slow firing, whose figures are milliseconds.
 	slow := events.Alert{Rule: reporter.RuleDeliverySlow, Channel: "SMS", State: events.AlertFiring, Since: simStart.Add(10 * time.Minute), From: simStart.Add(-50 * time.Minute), To: simStart.Add(10 * time.Minute),
 		Value: 65000, Threshold: 60000, Volume: 80, Summary: "SMS p95 latency (dispatch → DELIVERED) 65.0 s above 60.0 s"}
+	// The fallback rate's firings were 10 % the hour before; the
+	// latency's has no window before.
+	was := 0.1
 	for _, at := range []time.Duration{10 * time.Minute, 15 * time.Minute, 0} {
 		alert := events.Alert{Rule: reporter.RuleFallbackRateHigh, State: events.AlertFiring, Since: simStart.Add(10 * time.Minute), From: simStart.Add(at - time.Hour), To: simStart.Add(at),
-			Value: 0.3, Threshold: 0.2, Volume: 60, Summary: "fallback rate 30.0% above 20.0%"}
+			Value: 0.3, Threshold: 0.2, Volume: 60, Summary: "fallback rate 30.0% above 20.0%",
+			Before: &events.AlertBefore{From: simStart.Add(at - 2*time.Hour), To: simStart.Add(at - time.Hour), Value: &was, Volume: 50}}
 		if at == 0 {
 			alert = slow
 		}
@@ -356,11 +360,11 @@ func testDashboards(t *testing.T, tr *traffic) {
 								t.Errorf("%s %q (channel %q): %d rows; the API lists %d firings (at least the one published here)", file, p.Title, channel, n, len(eps.Episodes))
 							}
 							// Each figure in its rule's unit.
-							for _, want := range [][3]string{{reporter.RuleFallbackRateHigh, "30%", "20%"}, {reporter.RuleDeliverySlow, "65 s", "60 s"}} {
-								var observed, threshold string
-								err := tr.readerConn(t).QueryRow(t.Context(), "SELECT observed, threshold FROM ("+sql+") WHERE rule = ? AND since = ? LIMIT 1", want[0], simStart.Add(10*time.Minute)).Scan(&observed, &threshold)
-								if (channel == "" || channel == "SMS" || want[0] == reporter.RuleFallbackRateHigh) && (err != nil || observed != want[1] || threshold != want[2]) {
-									t.Errorf("%s %q (channel %q), %s: observed %q, threshold %q, %v; want %s, %s", file, p.Title, channel, want[0], observed, threshold, err, want[1], want[2])
+							for _, want := range [][4]string{{reporter.RuleFallbackRateHigh, "30%", "20%", "10%"}, {reporter.RuleDeliverySlow, "65 s", "60 s", ""}} {
+								var observed, threshold, before string
+								err := tr.readerConn(t).QueryRow(t.Context(), "SELECT observed, threshold, before FROM ("+sql+") WHERE rule = ? AND since = ? LIMIT 1", want[0], simStart.Add(10*time.Minute)).Scan(&observed, &threshold, &before)
+								if (channel == "" || channel == "SMS" || want[0] == reporter.RuleFallbackRateHigh) && (err != nil || observed != want[1] || threshold != want[2] || before != want[3]) {
+									t.Errorf("%s %q (channel %q), %s: observed %q, threshold %q, before %q, %v; want %s, %s, %q", file, p.Title, channel, want[0], observed, threshold, before, err, want[1], want[2], want[3])
 								}
 							}
 						case p.Title == "Top error codes":

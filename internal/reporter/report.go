@@ -456,6 +456,10 @@ func (r *Report) csv(w io.Writer) error {
 		rec("alert", name, "volume", u(a.Volume))
 		rec("alert", name, "state", a.State)
 		rec("alert", name, "since", a.Since.UTC().Format(time.RFC3339))
+		if b := a.Before; b != nil {
+			rec("alert", name, "value_before", fmtRate(b.Value))
+			rec("alert", name, "volume_before", u(b.Volume))
+		}
 	}
 	for _, e := range r.AlertEpisodes {
 		name := e.Rule + " " + cmp.Or(e.Channel, "all") + " " + e.Since.UTC().Format(time.RFC3339)
@@ -763,7 +767,7 @@ func latencyChart(chs []store.ChannelStats, maxP95MS float64) *svgChart {
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct": fmtPct, "pctv": func(x float64) string { return fmtPct(&x) }, "alertv": AlertFigure, "alertvs": func(rule string, v, threshold float64) string { s, _ := AlertFigures(rule, v, threshold); return s }, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"pct": fmtPct, "pctv": func(x float64) string { return fmtPct(&x) }, "alertv": AlertFigure, "alertbefore": alertBeforeFigure, "alertvs": func(rule string, v, threshold float64) string { s, _ := AlertFigures(rule, v, threshold); return s }, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"outcomes": outcomeList, "note": completenessNote, "clock": zoneTime, "code": errorCode,
 	"clocks": func(t time.Time, zone *time.Location) string { return zoneTime(t.Truncate(time.Second), zone) }, // to the second, as the window
 	"durms":  func(ms int64) string { return fmtLatency(float64(ms)) },
@@ -813,8 +817,8 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 {{if .NoCode}}<p id="no-code-note">(none): failed attempts whose failure carried no error code, such as those recovered by polling (tyntec's v1 events have none).</p>
 {{end}}{{else}}<p class="no-data" id="no-errors">No failed attempt in this window.</p>
 {{end}}{{end}}<h2>Alerts</h2>
-{{if .R.AlertEpisodes}}<table id="alerts"><thead><tr><th>Last evaluated</th><th>Rule</th><th>Channel</th><th>State</th><th>Since</th><th>Evaluations</th><th>Value</th><th>Worst</th><th>Threshold</th><th>Volume</th></tr></thead><tbody>
-{{range .R.AlertEpisodes}}<tr title="{{.Summary}}"><td>{{clock .To $.Zone}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td>{{.State}}</td><td>{{clock .Since $.Zone}}</td><td>{{.Evaluations}}</td><td>{{alertvs .Rule .Value .Threshold}}</td><td>{{alertvs .Rule .Worst .Threshold}}</td><td>{{alertv .Rule .Threshold}}</td><td>{{.Volume}}</td></tr>
+{{if .R.AlertEpisodes}}<table id="alerts"><thead><tr><th>Last evaluated</th><th>Rule</th><th>Channel</th><th>State</th><th>Since</th><th>Evaluations</th><th>Value</th><th>Before</th><th>Worst</th><th>Threshold</th><th>Volume</th></tr></thead><tbody>
+{{range .R.AlertEpisodes}}<tr title="{{.Summary}}"><td>{{clock .To $.Zone}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td>{{.State}}</td><td>{{clock .Since $.Zone}}</td><td>{{.Evaluations}}</td><td>{{alertvs .Rule .Value .Threshold}}</td><td>{{alertbefore .Rule .Before .Threshold}}</td><td>{{alertvs .Rule .Worst .Threshold}}</td><td>{{alertv .Rule .Threshold}}</td><td>{{.Volume}}</td></tr>
 {{end}}</tbody></table>
 <p>One row per firing: its latest evaluation in the window (its resolution, once resolved), how many times it was evaluated firing, and its worst value.</p>
 {{else}}<p class="no-data" id="no-alerts">No alert fired or resolved in this window.</p>
@@ -843,4 +847,18 @@ func (r *Report) html(w io.Writer) error {
 		Zone                  *time.Location
 		Generated             string // to the second, as the window
 	}{r, r.charts(), r.empty(), errs, noCode, zone, zoneTime(r.GeneratedAt.Truncate(time.Second), zone)})
+}
+
+// alertBeforeFigure is a firing's figure in the window before, as its
+// value is written: "–" without one (a resolution, or stored before
+// 2026-12-07), "none to judge" when there was nothing there.
+func alertBeforeFigure(rule string, b *events.AlertBefore, threshold float64) string {
+	switch {
+	case b == nil:
+		return "–"
+	case b.Value == nil:
+		return "none to judge"
+	}
+	v, _ := AlertFigures(rule, *b.Value, threshold)
+	return v
 }

@@ -811,7 +811,8 @@ func testReports(t *testing.T, tr *traffic) {
 				return strings.Contains(s, fmt.Sprintf("Alert firings in the window: %d (resolved: 0, still firing at its end: %d)", want, want)) && strings.Contains(s, alerts[0].Summary)
 			},
 			"csv": func(s string) bool {
-				return strings.Count(s, "\nalert,") == 5*want && strings.Count(s, "\nalert_episode,") == 4*want && strings.Count(s, ",state,firing\n") == 2*want
+				// Each firing with its window before's figure, as stored.
+				return strings.Count(s, "\nalert,") == 7*want && strings.Count(s, ",volume_before,") == want && strings.Count(s, "\nalert_episode,") == 4*want && strings.Count(s, ",state,firing\n") == 2*want
 			},
 		} {
 			var b strings.Builder
@@ -1103,7 +1104,7 @@ func (s subscription) next(t *testing.T) *nats.Msg {
 }
 
 func TestHTMLReportDurationsAndThresholds(t *testing.T) {
-	rate := 0.75
+	rate, was := 0.75, 0.947
 	rep := reporter.Report{
 		Kind: reporter.KindAdHoc, From: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 6, 2, 0, 0, 0, 0, time.UTC),
 		Channels: []store.ChannelStats{{Channel: "SMS", Attempts: 4, Delivered: 3, Failed: 1, DeliveryRate: &rate,
@@ -1114,7 +1115,8 @@ func TestHTMLReportDurationsAndThresholds(t *testing.T) {
 		// Alerts' figures in their rules' units: a time to deliver, a rate.
 		AlertEpisodes: []store.AlertEpisode{
 			{AlertRecord: store.AlertRecord{Alert: events.Alert{Rule: reporter.RuleDeliverySlow, Channel: "SMS", State: events.AlertFiring, Value: 60400, Threshold: 60000}}, Worst: 75000},
-			{AlertRecord: store.AlertRecord{Alert: events.Alert{Rule: reporter.RuleDeliveryRateLow, Channel: "SMS", State: events.AlertFiring, Value: 0.75, Threshold: 0.8}}, Worst: 0.7},
+			{AlertRecord: store.AlertRecord{Alert: events.Alert{Rule: reporter.RuleDeliveryRateLow, Channel: "SMS", State: events.AlertFiring, Value: 0.75, Threshold: 0.8,
+				Before: &events.AlertBefore{Value: &was}}}, Worst: 0.7},
 		},
 	}
 	var b bytes.Buffer
@@ -1132,8 +1134,9 @@ func TestHTMLReportDurationsAndThresholds(t *testing.T) {
 	}
 	// A value above its threshold never reads as it: 60400 ms above 1 min
 	// read "1 min" twice.
-	if a := doc.cells["alerts"]; len(a) != 20 || a[6] != "60.4 s" || a[7] != "75.0 s" || a[8] != "60.0 s" || a[16] != "75.0%" || a[17] != "70.0%" || a[18] != "80.0%" {
-		t.Errorf("alerts table %v; want delivery_slow's figures in seconds to a tenth (60.4 s above 60.0 s), delivery_rate_low's as percentages", a)
+	// Beside the value, the window before's (delivery_slow's has none).
+	if a := doc.cells["alerts"]; len(a) != 22 || a[6] != "60.4 s" || a[7] != "–" || a[8] != "75.0 s" || a[9] != "60.0 s" || a[17] != "75.0%" || a[18] != "94.7%" || a[19] != "70.0%" || a[20] != "80.0%" {
+		t.Errorf("alerts table %v; want delivery_slow's figures in seconds to a tenth (60.4 s above 60.0 s), delivery_rate_low's as percentages, 94.7%% before", a)
 	}
 	if _, ok := doc.ids["no-errors"]; !ok || doc.cells["errors"] != nil {
 		t.Errorf("a report without errors shows %v; want the sentence saying so", doc.cells["errors"])

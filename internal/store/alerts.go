@@ -49,19 +49,37 @@ func (db *DB) Alerts(ctx context.Context, f AlertFilter) ([]AlertRecord, error) 
 	if f.State != "" {
 		where, args = where+" AND state = ?", append(args, f.State)
 	}
-	q := fmt.Sprintf(`SELECT event_id, rule, channel, state, since, window_from, evaluated_at, value, threshold, volume, summary
+	q := fmt.Sprintf(`SELECT event_id, rule, channel, state, since, window_from, evaluated_at, value, threshold, volume, summary,
+	before_from, before_to, before_value, before_volume
 	FROM alerts FINAL WHERE %s ORDER BY evaluated_at DESC, rule, channel LIMIT %d`, where, limit)
 	out := []AlertRecord{}
 	err := db.eachRow(ctx, "alerts", q, args, func(rows driver.Rows) error {
 		var r AlertRecord
-		if err := rows.Scan(&r.ID, &r.Rule, &r.Channel, &r.State, &r.Since, &r.From, &r.To, &r.Value, &r.Threshold, &r.Volume, &r.Summary); err != nil {
+		var b storedBefore
+		if err := rows.Scan(&r.ID, &r.Rule, &r.Channel, &r.State, &r.Since, &r.From, &r.To, &r.Value, &r.Threshold, &r.Volume, &r.Summary,
+			&b.from, &b.to, &b.value, &b.volume); err != nil {
 			return err
 		}
-		r.Since, r.From, r.To = r.Since.UTC(), r.From.UTC(), r.To.UTC()
+		r.Since, r.From, r.To, r.Before = r.Since.UTC(), r.From.UTC(), r.To.UTC(), b.alert()
 		out = append(out, r)
 		return nil
 	})
 	return out, err
+}
+
+// storedBefore is an alert's before as its columns hold it: none when
+// before_from is NULL.
+type storedBefore struct {
+	from, to *time.Time
+	value    *float64
+	volume   uint64
+}
+
+func (b storedBefore) alert() *events.AlertBefore {
+	if b.from == nil || b.to == nil {
+		return nil
+	}
+	return &events.AlertBefore{From: b.from.UTC(), To: b.to.UTC(), Value: b.value, Volume: b.volume}
 }
 
 // AlertEpisode is one firing of a rule on a channel (its rule, channel and
@@ -82,11 +100,14 @@ type AlertEpisode struct {
 func (db *DB) AlertEpisodes(ctx context.Context, f AlertFilter) ([]AlertEpisode, error) {
 	where, args, limit := f.where()
 	// The latest evaluation: by time, a resolution before a firing of the
-	// same moment.
+	// same moment. Its before in tuples: argMax skips the rows whose
+	// argument is NULL, and would give a resolution its firing's.
 	q := fmt.Sprintf(`SELECT argMax(event_id, latest_key), rule, channel, argMax(state, latest_key) AS latest_state, since,
   argMax(window_from, latest_key), max(evaluated_at) AS latest, argMax(value, latest_key), argMax(threshold, latest_key),
   argMax(volume, latest_key), argMax(summary, latest_key), countIf(state = '%s'),
-  argMax(value, (state = '%s', abs(value - threshold)))
+  argMax(value, (state = '%s', abs(value - threshold))),
+  argMax(tuple(before_from), latest_key).1, argMax(tuple(before_to), latest_key).1, argMax(tuple(before_value), latest_key).1,
+  argMax(before_volume, latest_key)
 FROM (SELECT *, (evaluated_at, state = '%s') AS latest_key FROM alerts FINAL WHERE %s)
 GROUP BY rule, channel, since`, events.AlertFiring, events.AlertFiring, events.AlertResolved, where)
 	if f.State != "" {
@@ -96,10 +117,12 @@ GROUP BY rule, channel, since`, events.AlertFiring, events.AlertFiring, events.A
 	out := []AlertEpisode{}
 	err := db.eachRow(ctx, "alert episodes", q, args, func(rows driver.Rows) error {
 		var e AlertEpisode
-		if err := rows.Scan(&e.ID, &e.Rule, &e.Channel, &e.State, &e.Since, &e.From, &e.To, &e.Value, &e.Threshold, &e.Volume, &e.Summary, &e.Evaluations, &e.Worst); err != nil {
+		var b storedBefore
+		if err := rows.Scan(&e.ID, &e.Rule, &e.Channel, &e.State, &e.Since, &e.From, &e.To, &e.Value, &e.Threshold, &e.Volume, &e.Summary, &e.Evaluations, &e.Worst,
+			&b.from, &b.to, &b.value, &b.volume); err != nil {
 			return err
 		}
-		e.Since, e.From, e.To = e.Since.UTC(), e.From.UTC(), e.To.UTC()
+		e.Since, e.From, e.To, e.Before = e.Since.UTC(), e.From.UTC(), e.To.UTC(), b.alert()
 		out = append(out, e)
 		return nil
 	})

@@ -17,10 +17,12 @@ import (
 func TestAlertsStoredAndListed(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *store.DB) {
 		at := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+		wasRate := 0.1
 		alerts := []events.Alert{
 			// As published before alerts had states: fired, since its evaluation.
 			{Rule: "delivery_rate_low", Channel: "SMS", From: at.Add(-time.Hour), To: at, Value: 0.61, Threshold: 0.8, Volume: 120, Summary: "SMS low"},
-			{Rule: "fallback_rate_high", State: events.AlertFiring, Since: at.Add(-10 * time.Minute), From: at.Add(-time.Hour), To: at, Value: 0.3, Threshold: 0.2, Volume: 90, Summary: "fallback high"},
+			{Rule: "fallback_rate_high", State: events.AlertFiring, Since: at.Add(-10 * time.Minute), From: at.Add(-time.Hour), To: at, Value: 0.3, Threshold: 0.2, Volume: 90, Summary: "fallback high",
+				Before: &events.AlertBefore{From: at.Add(-2 * time.Hour), To: at.Add(-time.Hour), Value: &wasRate, Volume: 80}},
 			{Rule: "delivery_rate_low", Channel: "VIBER", State: events.AlertResolved, Since: at.Add(-30 * time.Minute), From: at.Add(-55 * time.Minute), To: at.Add(5 * time.Minute), Value: 0.9, Threshold: 0.8, Volume: 60, Summary: "VIBER back"},
 		}
 		var b store.Batch
@@ -56,6 +58,14 @@ func TestAlertsStoredAndListed(t *testing.T) {
 		}
 		if got := all[2]; got.State != events.AlertFiring || !got.Since.Equal(at.Add(-10*time.Minute)) {
 			t.Errorf("the fallback rate's alert read back as %+v", got)
+		}
+		// Its figure in the window before, as published; none on the
+		// others, which had none.
+		if b := all[2].Before; b == nil || !b.From.Equal(at.Add(-2*time.Hour)) || !b.To.Equal(at.Add(-time.Hour)) || b.Value == nil || *b.Value != wasRate || b.Volume != 80 {
+			t.Errorf("the fallback rate's alert's window before read back as %+v; want %+v", b, alerts[1].Before)
+		}
+		if all[0].Before != nil || all[1].Before != nil {
+			t.Errorf("alerts without a window before read back with one: %+v, %+v", all[0].Before, all[1].Before)
 		}
 		for state, want := range map[string]int{events.AlertFiring: 2, events.AlertResolved: 1} {
 			got, err := db.Alerts(t.Context(), store.AlertFilter{From: at.Add(-time.Hour), To: at.Add(time.Hour), State: state})
@@ -117,9 +127,19 @@ func TestAlertEpisodes(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, db *store.DB) {
 		at := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
 		minute := func(m int) time.Time { return at.Add(time.Duration(m) * time.Minute) }
+		// A firing has its figure in the window before (none at 35:
+		// nothing to judge there), a resolution none.
 		sms := func(state string, since, to int, value float64) events.Alert {
-			return events.Alert{Rule: "delivery_rate_low", Channel: "SMS", State: state, Since: minute(since), From: minute(to - 60), To: minute(to),
+			al := events.Alert{Rule: "delivery_rate_low", Channel: "SMS", State: state, Since: minute(since), From: minute(to - 60), To: minute(to),
 				Value: value, Threshold: 0.8, Volume: 100, Summary: fmt.Sprintf("SMS %v at %d", value, to)}
+			if state == events.AlertFiring {
+				was := 0.9 + float64(to)/1000
+				al.Before = &events.AlertBefore{From: minute(to - 120), To: minute(to - 60), Value: &was, Volume: uint64(200 + to)}
+				if to == 35 {
+					al.Before.Value, al.Before.Volume = nil, 0
+				}
+			}
+			return al
 		}
 		alerts := []events.Alert{
 			// SMS fired at 0, evaluated at 0, 5, 10, resolved at 15.
@@ -164,8 +184,13 @@ func TestAlertEpisodes(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("episodes:\n%+v\nwant:\n%+v", got, want)
 		}
-		if len(eps) == 3 && (eps[2].Summary != "SMS 0.85 at 15" || eps[2].ID == "" || !eps[2].From.Equal(minute(-45))) {
-			t.Errorf("the resolved episode reads as its resolution: %+v", eps[2])
+		if len(eps) == 3 && (eps[2].Summary != "SMS 0.85 at 15" || eps[2].ID == "" || !eps[2].From.Equal(minute(-45)) || eps[2].Before != nil) {
+			t.Errorf("the resolved episode reads as its resolution, without a window before: %+v (before %+v)", eps[2], eps[2].Before)
+		}
+		if len(eps) == 3 {
+			if b := eps[0].Before; b == nil || !b.From.Equal(minute(-85)) || !b.To.Equal(minute(-25)) || b.Value != nil || b.Volume != 0 {
+				t.Errorf("the firing episode's window before %+v; want its latest evaluation's, with nothing to judge", b)
+			}
 		}
 		for _, c := range []struct {
 			f    store.AlertFilter

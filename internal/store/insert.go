@@ -196,6 +196,30 @@ var alertColumns = []column[AlertRow]{
 	col("summary", func(r *AlertRow) string { return r.Summary }),
 	col("state", func(r *AlertRow) string { return r.State }),
 	col("since", func(r *AlertRow) time.Time { return r.Since }),
+	col("before_from", func(r *AlertRow) *time.Time {
+		if r.Before == nil {
+			return nil
+		}
+		return &r.Before.From
+	}),
+	col("before_to", func(r *AlertRow) *time.Time {
+		if r.Before == nil {
+			return nil
+		}
+		return &r.Before.To
+	}),
+	col("before_value", func(r *AlertRow) *float64 {
+		if r.Before == nil {
+			return nil
+		}
+		return r.Before.Value
+	}),
+	col("before_volume", func(r *AlertRow) uint64 {
+		if r.Before == nil {
+			return 0
+		}
+		return r.Before.Volume
+	}),
 	col("stream_seq", func(r *AlertRow) uint64 { return r.Seq }),
 }
 

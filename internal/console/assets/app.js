@@ -688,10 +688,13 @@
   const ALERT_BEFORE = { 3600e3: 'the hour before', 86400e3: 'the day before', 604800e3: 'the week before' };
   function alertBefore(f) {
     if (!f.before) return ''; // an older reporter's, or the window before not read
-    const ms = Date.parse(f.before.to) - Date.parse(f.before.from);
-    return '; ' + (ALERT_BEFORE[ms] || 'the ' + fmtSpan(ms) + ' before') + ' ' +
-      (f.before.value === null ? 'none to judge' : alertFigures(f.rule, f.before.value, f.threshold)[0]);
+    return '; ' + alertBeforeName(f.before) + ' ' + (f.before.value === null ? 'none to judge' : alertFigures(f.rule, f.before.value, f.threshold)[0]);
   }
+  // alertBeforeName names an alert's window before as its summary does.
+  const alertBeforeName = (b) => {
+    const ms = Date.parse(b.to) - Date.parse(b.from);
+    return ALERT_BEFORE[ms] || 'the ' + fmtSpan(ms) + ' before';
+  };
   // The rules firing now, whatever the window: the first thing to see.
   function drawFiring(now) {
     const firing = $('#firing');
@@ -782,12 +785,21 @@
   // rule firing for an hour is one row, not one per evaluation. Value and
   // threshold as the summary writes them (alertFigures); the volume is
   // settled (or, for delivery_slow, delivered) attempts or journeys; the
-  // summary, which repeats the row in words, is the row's tooltip.
+  // summary, which repeats the row in words, is the row's tooltip. Beside
+  // the value, a firing's figure in the window before (stored from
+  // 2026-12-07; none on a resolution).
   function drawEpisodes(al) {
     const alerts = $('#alerts tbody');
     replaceIfChanged(alerts, ...(al.episodes.length ? al.episodes.map((a) => episodeRow(a, ...alertFigures(a.rule, a.value, a.threshold)))
-      : [el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no alert fired or resolved in this window'))]));
+      : [el('tr', {}, el('td', { colspan: 9, class: 'hint' }, 'no alert fired or resolved in this window'))]));
   }
+  const beforeCell = (a) => {
+    const b = a.before;
+    if (!b) return el('td', { class: 'num', 'data-field': 'before', 'data-value': '' }, '–');
+    const title = alertBeforeName(b) + ' (' + fmtTime(b.from) + ' … ' + fmtTime(b.to) + '), volume ' + b.volume;
+    return el('td', { class: 'num', 'data-field': 'before', 'data-value': b.value === null ? '' : b.value, title: title },
+      b.value === null ? 'none to judge' : alertFigures(a.rule, b.value, a.threshold)[0]);
+  };
   const episodeRow = (a, value, threshold) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, 'data-evaluations': a.evaluations, title: a.summary },
     el('td', {}, fmtTime(a.to)),
     el('td', {}, fmtSpan(Date.parse(a.to) - Date.parse(a.from))),
@@ -795,6 +807,7 @@
     el('td', { 'data-field': 'channel' }, a.channel || 'all'),
     el('td', { 'data-field': 'state', class: 'state-' + a.state }, a.state === 'resolved' ? 'resolved' : a.since === a.to ? 'firing' : 'firing since ' + fmtTime(a.since)),
     el('td', { class: 'num', 'data-field': 'value', 'data-value': a.value }, value),
+    beforeCell(a),
     el('td', { class: 'num', 'data-field': 'threshold' }, threshold),
     el('td', { class: 'num', 'data-field': 'volume' }, String(a.volume)));
   // labelCells names each of a table's cells by its column's heading, which
