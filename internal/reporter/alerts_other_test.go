@@ -266,6 +266,31 @@ func TestAlertsSetTheWindowBefore(t *testing.T) {
 		t.Errorf("Alertmanager holds %+v; want one alert annotated with the window before's figure", held)
 	}
 
+	// With --alert-keep-firing-for, a rule that holds no longer (VIBER's
+	// 25 % is above a threshold of 20 %) is kept firing: nothing
+	// published, still listed firing, and still firing to Alertmanager,
+	// which hears it again (a later end).
+	keepCfg := cfg
+	keepCfg.Rules.MinDeliveryRate, keepCfg.AlertKeepFiringFor = 0.2, 10*time.Minute
+	if err := keepCfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // Alertmanager's end, a second later
+	keeping := reporter.NewReports(keepCfg, f.DB, f.Broker, brokertest.Logger(t), nil)
+	if alerts, err := keeping.Evaluate(ctx, from, to); err != nil || len(alerts) != 0 {
+		t.Fatalf("kept firing: published %+v, %v; want nothing", alerts, err)
+	}
+	firing, err := keeping.Firing(ctx)
+	if err != nil || len(firing) != 1 || firing[0].Channel != "VIBER" || firing[0].Value != 0.25 {
+		t.Errorf("firing while kept: %+v, %v; want VIBER's as it last held", firing, err)
+	}
+	if again := am.alerts(t); len(again) != 1 || again[0].Status.State != "active" || !again[0].EndsAt.After(held[0].EndsAt) {
+		t.Errorf("Alertmanager holds %+v after the rule was kept firing; want it active, heard again (its end after %v)", again, held[0].EndsAt)
+	}
+	if err := (&reporter.ReportsConfig{AlertKeepFiringFor: -time.Minute}).Validate(); err == nil || !strings.Contains(err.Error(), "alert-keep-firing-for") {
+		t.Errorf("--alert-keep-firing-for -1m: %v; want it refused", err)
+	}
+
 	// With --alert-max-delivery-rate-drop 0.5 the next evaluation also
 	// judges VIBER's fall from 95 % to 25 % a drop, against its threshold
 	// of 45 %, and one chance makes 0.0005 % of the time; with the rule off

@@ -124,6 +124,10 @@ type transition struct {
 	state  firing // what to keep of a rule that holds
 	keep   bool   // keep state; else drop it
 	notify bool   // whether the webhook hears of the alert
+	// kept: a firing rule that holds no longer but is kept firing
+	// (--alert-keep-firing-for): quiet, its state kept as it was, and
+	// still firing to Alertmanager, which would end it by itself.
+	kept bool
 }
 
 // heard records the webhook's answer to a transition that notifies: ok
@@ -141,9 +145,13 @@ func (tr *transition) heard(ok bool, at time.Time) {
 }
 
 // alertTiming is how long a rule must hold before it fires (--alert-for,
-// Prometheus' for:) and how often the webhook hears again of a rule that
-// keeps firing (--alert-repeat, never when 0).
-type alertTiming struct{ hold, repeat time.Duration }
+// Prometheus' for:), how often the webhook hears again of a rule that
+// keeps firing (--alert-repeat, never when 0), and how long a firing rule
+// that holds no longer is kept firing before it resolves
+// (--alert-keep-firing-for, Prometheus' keep_firing_for: a figure
+// that wavers about its threshold fires once, not at every other
+// evaluation).
+type alertTiming struct{ hold, repeat, keepFiring time.Duration }
 
 // transitions pairs the alerts that hold in this evaluation with the state
 // the last one left. A rule that holds is pending until it has held at
@@ -153,8 +161,10 @@ type alertTiming struct{ hold, repeat time.Duration }
 // which the webhook hears; one that was only pending is forgotten. A
 // resolution the webhook did not take is posted again while the rule
 // stays resolved; a rule that holds again starts anew. The rules that
-// stopped come last, in key order.
-func transitions(holding []Alert, prev map[string]firing, resolve func(firing) Alert, t alertTiming) []transition {
+// stopped come last, in key order. A firing rule that stopped less than
+// keepFiring after it last held (at the evaluation ending at to) is kept
+// firing, quietly: resolved by the first evaluation past that.
+func transitions(holding []Alert, prev map[string]firing, resolve func(firing) Alert, t alertTiming, to time.Time) []transition {
 	prev = maps.Clone(prev) // the rules that stopped are what is left in it
 	var out []transition
 	for _, al := range holding {
@@ -183,6 +193,8 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 		switch p := prev[k]; {
 		case p.Unheard:
 			out = append(out, transition{alert: p.Alert, repost: true, notify: true})
+		case !p.Pending && to.Sub(p.To) < t.keepFiring:
+			out = append(out, transition{alert: p.Alert, quiet: true, state: p, keep: true, kept: true})
 		default:
 			out = append(out, transition{alert: resolve(p), quiet: p.Pending, notify: !p.Pending})
 		}
@@ -197,7 +209,8 @@ type FiringResponse struct {
 
 // Firing lists the rules firing as of the last evaluation, the longest
 // firing first, each as the alert of the last evaluation that found it
-// holding (a To far behind now is a reporter that stopped evaluating).
+// holding (a To far behind now is a reporter that stopped evaluating, or
+// one kept firing under --alert-keep-firing-for).
 // Any replica can answer: the state is in NATS.
 func (r *Reports) Firing(ctx context.Context) ([]Alert, error) {
 	kv, err := r.firing.open(ctx, r.pub)

@@ -63,7 +63,7 @@ func TestTransitions(t *testing.T) {
 		if step.holding {
 			holding = holds(step.minute)
 		}
-		trs := transitions(holding, state, resolve, timing)
+		trs := transitions(holding, state, resolve, timing, at(step.minute))
 		if len(trs) != 1 && (step.holding || len(state) > 0) {
 			t.Fatalf("minute %d: %d transitions", step.minute, len(trs))
 		}
@@ -103,7 +103,69 @@ func TestTransitions(t *testing.T) {
 
 	// Without --alert-for, a rule fires at the first evaluation that finds
 	// it holding.
-	if trs := transitions(holds(0), nil, resolve, alertTiming{}); len(trs) != 1 || trs[0].quiet || !trs[0].notify || trs[0].alert.State != events.AlertFiring {
+	if trs := transitions(holds(0), nil, resolve, alertTiming{}, at(0)); len(trs) != 1 || trs[0].quiet || !trs[0].notify || trs[0].alert.State != events.AlertFiring {
 		t.Errorf("no hold: %+v; want it firing at once", trs)
+	}
+}
+
+// With --alert-keep-firing-for 10m, a firing rule that stops holding is
+// kept firing, quietly, for ten minutes after it last held: holding again
+// within them it fires on, since its start, the webhook hearing nothing
+// new; past them it resolves.
+func TestTransitionsKeepFiring(t *testing.T) {
+	t0 := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	resolve := func(f firing) Alert {
+		return Alert{Rule: f.Rule, Channel: f.Channel, State: events.AlertResolved, Since: f.Since}
+	}
+	timing := alertTiming{repeat: time.Hour, keepFiring: 10 * time.Minute}
+	key := firingKey(RuleDeliveryRateLow, "SMS")
+	state := map[string]firing{}
+	type want struct {
+		published string // "", firing or resolved
+		notify    bool
+		kept      bool // held no longer, kept firing
+	}
+	for _, step := range []struct {
+		minute  int
+		holding bool
+		want    want
+	}{
+		{0, true, want{events.AlertFiring, true, false}},
+		{5, false, want{"", false, true}},                    // stops: kept firing, quietly
+		{10, true, want{events.AlertFiring, false, false}},   // holds again: fires on, nothing new to say
+		{15, false, want{"", false, true}},                   // kept, 5 min after it last held
+		{19, false, want{"", false, true}},                   // 9 min
+		{20, false, want{events.AlertResolved, true, false}}, // 10 min: resolves
+		{25, true, want{events.AlertFiring, true, false}},    // a new firing
+	} {
+		var holding []Alert
+		if step.holding {
+			holding = []Alert{{Rule: RuleDeliveryRateLow, Channel: "SMS", From: at(step.minute - 60), To: at(step.minute)}}
+		}
+		trs := transitions(holding, state, resolve, timing, at(step.minute))
+		if len(trs) != 1 {
+			t.Fatalf("minute %d: %d transitions", step.minute, len(trs))
+		}
+		tr := trs[0]
+		tr.heard(true, at(step.minute))
+		got := want{notify: tr.notify, kept: tr.kept}
+		if !tr.quiet {
+			got.published = tr.alert.State
+		}
+		if got != step.want {
+			t.Errorf("minute %d: %+v; want %+v", step.minute, got, step.want)
+		}
+		if tr.kept && (!tr.keep || !tr.alert.To.Equal(state[key].To) || tr.alert.State != events.AlertFiring) {
+			t.Errorf("minute %d: kept firing as %+v; want the firing as it last held, its state kept", step.minute, tr.alert)
+		}
+		if step.minute == 10 && !tr.alert.Since.Equal(at(0)) {
+			t.Errorf("holding again while kept: since %v; want the firing's start, %v", tr.alert.Since, at(0))
+		}
+		if tr.keep {
+			state[key] = tr.state
+		} else {
+			delete(state, key)
+		}
 	}
 }

@@ -65,6 +65,10 @@ type ReportsConfig struct {
 	// AlertFor is how long a rule must hold, at every evaluation, before it
 	// fires (Prometheus' for:); 0 fires at the first evaluation.
 	AlertFor time.Duration
+	// AlertKeepFiringFor is how long a firing rule that holds no longer
+	// stays firing (Prometheus' keep_firing_for:); 0 resolves it at the
+	// first evaluation it does not hold at.
+	AlertKeepFiringFor time.Duration
 	// Rollups is when the hourly rollups of the hours that inserts marked
 	// since the last run (new, late or replayed data) are recomputed.
 	Rollups string
@@ -122,6 +126,7 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ConsoleURL, "console-url", "", "the console's address as the alerts' readers reach it, e.g. https://otpscope.example.com/console/: the webhook's text and Alertmanager's generatorURL link each alert to its overview of the alert's window and channel, and an admin API beyond loopback without --api-token answers a browser by its host; empty links none")
 	fs.DurationVar(&c.AlertRepeat, "alert-repeat", DefaultAlertRepeat, "how often the webhook hears again of a rule that stays firing; 0 never")
 	fs.DurationVar(&c.AlertFor, "alert-for", 0, "how long a rule must hold, at every evaluation, before it fires (as Prometheus' for:); 0 fires at once")
+	fs.DurationVar(&c.AlertKeepFiringFor, "alert-keep-firing-for", 0, "how long a firing rule that no longer holds stays firing before it resolves (as Prometheus' keep_firing_for:), so that a figure wavering about its threshold fires once; holding again within it, it fires on, since its start; 0 resolves at once")
 	fs.StringVar(&c.BackupSchedule, "backup-schedule", "", "cron spec (UTC, or a CRON_TZ= prefix's zone) of a backup of the database, e.g. \"0 3 * * *\" for 03:00 daily; empty takes none (otpscope backup create takes one by hand)")
 	fs.IntVar(&c.BackupKeep, "backup-keep", DefaultBackupKeep, "after a scheduled backup, remove all but this many of the newest from --backup-dir (0 keeps all)")
 	fs.StringVar(&c.Rollups, "rollup-schedule", DefaultRollups, "cron spec (UTC) of the job that brings up to date the hourly rollups of the hours inserts marked since its last run; empty disables (the API then computes every window live)")
@@ -170,8 +175,8 @@ func (c *ReportsConfig) Validate() error {
 	if c.BackupKeep < 0 {
 		return fmt.Errorf("backup-keep %d: must not be negative", c.BackupKeep)
 	}
-	if c.AlertRepeat < 0 || c.AlertFor < 0 {
-		return fmt.Errorf("alert-repeat %v, alert-for %v: must not be negative", c.AlertRepeat, c.AlertFor)
+	if c.AlertRepeat < 0 || c.AlertFor < 0 || c.AlertKeepFiringFor < 0 {
+		return fmt.Errorf("alert-repeat %v, alert-for %v, alert-keep-firing-for %v: must not be negative", c.AlertRepeat, c.AlertFor, c.AlertKeepFiringFor)
 	}
 	if c.AlertWebhookURL != "" {
 		if _, err := httpurl.Parse(c.AlertWebhookURL); err != nil {
@@ -666,8 +671,13 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 	resolve := func(f firing) Alert { return rules.Resolved(f.Rule, f.Channel, f.Since, from, to, chs, fb, before) }
 	var alerts []Alert
 	var errs, unheard []error
-	for _, tr := range transitions(fired, prev, resolve, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat}) {
+	var kept []Alert
+	for _, tr := range transitions(fired, prev, resolve, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat, keepFiring: r.cfg.AlertKeepFiringFor}, to) {
 		al := &tr.alert
+		if tr.kept {
+			kept = append(kept, *al)
+			r.logger.Info("alert kept firing", "rule", al.Rule, "channel", al.Channel, "since", al.Since, "held_last", al.To, "keep_firing_for", r.cfg.AlertKeepFiringFor)
+		}
 		if !tr.quiet {
 			var err error
 			if tr.repost {
@@ -701,7 +711,7 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 			errs = append(errs, fmt.Errorf("alert state %s: %w", key, err))
 		}
 	}
-	if err := r.toAlertmanagers(ctx, alerts, r.now()); err != nil {
+	if err := r.toAlertmanagers(ctx, append(slices.Clone(alerts), kept...), r.now()); err != nil {
 		unheard = append(unheard, err)
 	}
 	return alerts, errors.Join(unheard...), errors.Join(errs...)
