@@ -524,7 +524,7 @@ func TestAlertDeliveryRateDropIsSure(t *testing.T) {
 	// A drop as deep that chance could have made resolves saying so.
 	rules := reporter.AlertRules{MaxDeliveryRateDrop: 0.1, MinSettled: 30, DropConfidence: reporter.DefaultDropConfidence}
 	al := rules.Resolved(reporter.RuleDeliveryRateDrop, "WHATSAPP", from, from, to, now, store.FallbackStats{}, before)
-	if want := "WHATSAPP delivery rate 86.7%, more than 10.0 points under the hour before's 100.0%, but a fall as large by chance, were nothing changed: 5.6%, the rule needs under 5.0% (26 of 30 settled attempts delivered; firing since "; !strings.HasPrefix(al.Summary, want) {
+	if want := "WHATSAPP delivery rate 86.7%, more than 10.0 points under the hour before's 100.0%, but a fall as large by chance, were nothing changed: 5.62%, the rule needs under 5.00% (26 of 30 settled attempts delivered; firing since "; !strings.HasPrefix(al.Summary, want) {
 		t.Errorf("WHATSAPP's drop resolved as %q; want %q…", al.Summary, want)
 	}
 	for _, bad := range []float64{-0.1, 1, 1.5} {

@@ -45,13 +45,17 @@ func logChoose(n, k uint64) float64 {
 	return a - b - c
 }
 
-// chanceSaid says a p-value as the alerts do: "5.7%", "0.15%", "< 0.0001%".
+// chanceSaid says a p-value as the alerts do: "21.1%", "4.96%", "0.15%",
+// "< 0.0001%". Near the usual lines (10 %, 5 %, 1 %) with two decimals:
+// a 4.96 % that fired must not read "5.0%".
 func chanceSaid(p float64) string {
 	switch {
 	case p < 1e-6:
 		return "< 0.0001%"
 	case p < 0.01:
 		return strconv.FormatFloat(100*p, 'g', 2, 64) + "%"
+	case p < 0.1:
+		return strconv.FormatFloat(100*p, 'f', 2, 64) + "%"
 	}
 	return strconv.FormatFloat(100*p, 'f', 1, 64) + "%"
 }

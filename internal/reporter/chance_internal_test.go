@@ -35,7 +35,7 @@ func TestFallChanceIsFishersExactTest(t *testing.T) {
 	if got := fallChance(80, 100, 95, 100); got < 0.99 {
 		t.Errorf("fallChance of a rise from 80 to 95 of 100 = %g; want near 1", got)
 	}
-	for p, want := range map[float64]string{0.0566: "5.7%", 0.00146: "0.15%", 1: "100.0%", 5e-239: "< 0.0001%"} {
+	for p, want := range map[float64]string{0.0566: "5.66%", 0.0496: "4.96%", 0.00146: "0.15%", 0.211: "21.1%", 1: "100.0%", 5e-239: "< 0.0001%"} {
 		if got := chanceSaid(p); got != want {
 			t.Errorf("chanceSaid(%g) = %q; want %q", p, got, want)
 		}
