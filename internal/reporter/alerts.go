@@ -626,7 +626,7 @@ func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, ch
 		case *c.DeliveryRate < *b.DeliveryRate-drop:
 			// As far below, but no longer sure to be more than chance.
 			al.Summary = fmt.Sprintf("%s delivery rate %s, more than %s under %s's %s, but %s, the rule needs under %s (%d of %d settled attempts delivered; %s)", channel,
-				fmtPct(c.DeliveryRate), points(drop), name, fmtPct(b.DeliveryRate), chanceOfFall(fallChance(b.Delivered, settledBefore, c.Delivered, settled)), chanceSaid(1-a.DropConfidence), c.Delivered, settled, span)
+				fmtPct(c.DeliveryRate), points(drop), name, fmtPct(b.DeliveryRate), chanceOfFall(fallChance(b.Delivered, settledBefore, c.Delivered, settled)), lineSaid(a.DropConfidence), c.Delivered, settled, span)
 		default:
 			// Back, or the window before fell as far: a drop no longer,
 			// whatever delivery_rate_low says of the level.

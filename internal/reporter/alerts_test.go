@@ -458,7 +458,7 @@ func TestAlertDeliveryRateDrop(t *testing.T) {
 		t.Fatalf("drops on %v; want SMS and OTHER", slices.Sorted(maps.Keys(got)))
 	}
 	sms := got["SMS"]
-	if want := "SMS delivery rate 86.0% below 88.0%, more than 10.0 points under the hour before (86 of 100 settled attempts delivered, 2026-11-03T11:00:00Z – 2026-11-03T12:00:00Z; failed: tyntec::sms::blocked 14); the hour before: 98.0% (98 of 100 settled attempts delivered); a fall as large by chance, were nothing changed: 0.15%"; sms.Summary != want ||
+	if want := "SMS delivery rate 86.0% below 88.0%, more than 10.0 points under the hour before (86 of 100 settled attempts delivered, 2026-11-03T11:00:00Z – 2026-11-03T12:00:00Z; failed: tyntec::sms::blocked 14); the hour before: 98.0% (98 of 100 settled attempts delivered); a fall as large by chance, were nothing changed: 0.14%"; sms.Summary != want ||
 		sms.Rule != reporter.RuleDeliveryRateDrop || sms.Value != 0.86 || fmt.Sprintf("%.4f", sms.Threshold) != "0.8800" || sms.Volume != 100 ||
 		sms.Before == nil || *sms.Before.Value != 0.98 || sms.Before.Volume != 100 || !sms.Before.From.Equal(before.From) {
 		t.Errorf("SMS's drop %+v (before %+v); want 86%% below 98%% less 10 points, summary %q", sms, sms.Before, want)
@@ -524,7 +524,7 @@ func TestAlertDeliveryRateDropIsSure(t *testing.T) {
 	// A drop as deep that chance could have made resolves saying so.
 	rules := reporter.AlertRules{MaxDeliveryRateDrop: 0.1, MinSettled: 30, DropConfidence: reporter.DefaultDropConfidence}
 	al := rules.Resolved(reporter.RuleDeliveryRateDrop, "WHATSAPP", from, from, to, now, store.FallbackStats{}, before)
-	if want := "WHATSAPP delivery rate 86.7%, more than 10.0 points under the hour before's 100.0%, but a fall as large by chance, were nothing changed: 5.62%, the rule needs under 5.00% (26 of 30 settled attempts delivered; firing since "; !strings.HasPrefix(al.Summary, want) {
+	if want := "WHATSAPP delivery rate 86.7%, more than 10.0 points under the hour before's 100.0%, but a fall as large by chance, were nothing changed: 5.61%, the rule needs under 5% (26 of 30 settled attempts delivered; firing since "; !strings.HasPrefix(al.Summary, want) {
 		t.Errorf("WHATSAPP's drop resolved as %q; want %q…", al.Summary, want)
 	}
 	for _, bad := range []float64{-0.1, 1, 1.5} {

@@ -45,17 +45,29 @@ func logChoose(n, k uint64) float64 {
 	return a - b - c
 }
 
-// chanceSaid says a p-value as the alerts do: "21.1%", "4.96%", "0.15%",
-// "< 0.0001%". Near the usual lines (10 %, 5 %, 1 %) with two decimals:
-// a 4.96 % that fired must not read "5.0%".
+// chanceSaid says a p-value as the alerts do: "21.1%", "4.99%", "0.14%",
+// "< 0.0001%": near the usual lines (10 %, 5 %, 1 %) with two decimals,
+// under 1 % two digits, each cut, not rounded, so that a chance under a
+// line never reads as it: the demo's drop fired at 4.9968 % and once read
+// "5.0%".
 func chanceSaid(p float64) string {
+	pct := 100 * p
+	// cut drops the digits past scale's; the 1e-9 keeps a float's error
+	// (100 × 0.211 = 21.0999…) from cutting a digit that is there.
+	cut := func(scale float64) float64 { return math.Floor(pct*scale+1e-9) / scale }
 	switch {
 	case p < 1e-6:
 		return "< 0.0001%"
 	case p < 0.01:
-		return strconv.FormatFloat(100*p, 'g', 2, 64) + "%"
+		scale := math.Pow(10, 1-math.Floor(math.Log10(pct)))
+		return strconv.FormatFloat(cut(scale), 'g', 2, 64) + "%"
 	case p < 0.1:
-		return strconv.FormatFloat(100*p, 'f', 2, 64) + "%"
+		return strconv.FormatFloat(cut(100), 'f', 2, 64) + "%"
 	}
-	return strconv.FormatFloat(100*p, 'f', 1, 64) + "%"
+	return strconv.FormatFloat(cut(10), 'f', 1, 64) + "%"
+}
+
+// lineSaid says the chance a drop must be under, 1 − confidence: "5%".
+func lineSaid(confidence float64) string {
+	return strconv.FormatFloat(100*(1-confidence), 'g', 4, 64) + "%"
 }

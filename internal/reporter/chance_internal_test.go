@@ -35,9 +35,16 @@ func TestFallChanceIsFishersExactTest(t *testing.T) {
 	if got := fallChance(80, 100, 95, 100); got < 0.99 {
 		t.Errorf("fallChance of a rise from 80 to 95 of 100 = %g; want near 1", got)
 	}
-	for p, want := range map[float64]string{0.0566: "5.66%", 0.0496: "4.96%", 0.00146: "0.15%", 0.211: "21.1%", 1: "100.0%", 5e-239: "< 0.0001%"} {
+	// Cut, not rounded: under a line never reads as it.
+	for p, want := range map[float64]string{0.0566: "5.66%", 0.04996820689933556: "4.99%", 0.0015: "0.15%", 0.00146: "0.14%", 0.009999: "0.99%",
+		0.0999: "9.99%", 0.211: "21.1%", 1: "100.0%", 5e-239: "< 0.0001%"} {
 		if got := chanceSaid(p); got != want {
 			t.Errorf("chanceSaid(%g) = %q; want %q", p, got, want)
+		}
+	}
+	for c, want := range map[float64]string{0.95: "5%", 0.9: "10%", 0.99: "1%", 0.999: "0.1%", 0.975: "2.5%"} {
+		if got := lineSaid(c); got != want {
+			t.Errorf("lineSaid(%v) = %q; want %q", c, got, want)
 		}
 	}
 }
