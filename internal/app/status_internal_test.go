@@ -115,13 +115,13 @@ func TestStatusTextListsTheAlertsFiring(t *testing.T) {
 		{nil, ""},
 		{&Firing{}, "  alerts  none firing\nno warnings\n"},
 		{&Firing{Err: errors.New("GET /api/v1/alerts/firing: 503 Alert state unavailable")}, "  alerts  not read: GET /api/v1/alerts/firing: 503 Alert state unavailable\nno warnings\n"},
-		{&Firing{Alerts: []reporter.Alert{
-			{Rule: reporter.RuleDeliveryRateLow, Channel: "SMS", Since: since, Value: 0.7996, Threshold: 0.8,
-				Before: &events.AlertBefore{From: since.Add(-2 * time.Hour), To: since.Add(-time.Hour), Value: ptr(0.947)}},
-			{Rule: reporter.RuleFallbackRateHigh, Since: since.Add(time.Minute), Value: 0.25, Threshold: 0.2},
+		{&Firing{Alerts: []reporter.FiringAlert{
+			{Alert: reporter.Alert{Rule: reporter.RuleDeliveryRateLow, Channel: "SMS", Since: since, Value: 0.7996, Threshold: 0.8,
+				Before: &events.AlertBefore{From: since.Add(-2 * time.Hour), To: since.Add(-time.Hour), Value: ptr(0.947)}}},
+			{Alert: reporter.Alert{Rule: reporter.RuleFallbackRateHigh, Since: since.Add(time.Minute), To: since.Add(5 * time.Minute), Value: 0.25, Threshold: 0.2}, Kept: true},
 		}}, "  alerts  2 firing:\n" +
 			"    delivery_rate_low on SMS since 2026-12-07T06:20:15Z: 79.96%, threshold 80.0%; the hour before: 94.7%\n" +
-			"    fallback_rate_high since 2026-12-07T06:21:15Z: 25.0%, threshold 20.0%\nno warnings\n"},
+			"    fallback_rate_high since 2026-12-07T06:21:15Z: 25.0%, threshold 20.0% (kept firing: it held last at 2026-12-07T06:25:15Z)\nno warnings\n"},
 	} {
 		got := st.Text("http://127.0.0.1:8081", tc.firing)
 		if tc.want == "" && strings.Contains(got, "alerts") || !strings.HasSuffix(got, tc.want) {

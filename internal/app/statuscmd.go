@@ -66,7 +66,7 @@ func RunStatus(ctx context.Context, cfg StatusCLIConfig, stdout io.Writer) error
 // Firing is what GET /api/v1/alerts/firing answered: the alert rules
 // firing now, or why they were not read.
 type Firing struct {
-	Alerts []reporter.Alert
+	Alerts []reporter.FiringAlert
 	Err    error
 }
 
@@ -168,6 +168,9 @@ func (f *Firing) text() string {
 		fmt.Fprintf(&b, "    %s%s since %s: %s, threshold %s", al.Rule, on, al.Since.UTC().Format(time.RFC3339), v, t)
 		if be := al.Before; be != nil && be.Value != nil {
 			fmt.Fprintf(&b, "; %s: %s", reporter.BeforeName(be.To.Sub(be.From)), reporter.AlertFigure(al.Rule, *be.Value))
+		}
+		if al.Kept {
+			fmt.Fprintf(&b, " (kept firing: it held last at %s)", al.To.UTC().Format(time.RFC3339))
 		}
 		b.WriteString("\n")
 	}

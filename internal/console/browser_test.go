@@ -1307,7 +1307,7 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 				"value": 0.7996, "threshold": 0.8, "volume": 10, "summary": "…",
 				"before": map[string]any{"from": "2026-06-02T07:12:44Z", "to": "2026-06-02T08:12:44Z", "value": 0.947, "volume": 638}},
 			map[string]any{"rule": reporter.RuleFallbackRateHigh, "state": "firing", "since": asOf, "from": asOf, "to": asOf,
-				"value": 0.3, "threshold": 0.2, "volume": 10, "summary": "…",
+				"value": 0.3, "threshold": 0.2, "volume": 10, "summary": "…", "kept": true,
 				"before": map[string]any{"from": "2026-06-02T08:02:44Z", "to": "2026-06-02T08:12:44Z", "value": nil, "volume": 0}}}
 	})
 	p.open("overview")
@@ -1320,11 +1320,12 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 		}
 	}
 	// Beside a firing's figure, its figure the window before, named as the
-	// summary names it (an older reporter's firing has none).
+	// summary names it (an older reporter's firing has none); a rule kept
+	// firing says when it last held.
 	for rule, want := range map[string]string{
 		slow:                          "delivery_slow on SMS since 2026-06-02 09:12:44Z (10.04 s)",
 		low:                           "; delivery_rate_low on SMS since 2026-06-02 09:12:44Z (79.96%; the hour before 94.7%)",
-		reporter.RuleFallbackRateHigh: "; fallback_rate_high on all channels since 2026-06-02 09:12:44Z (30.0%; the 10 min before none to judge)",
+		reporter.RuleFallbackRateHigh: "; fallback_rate_high on all channels since 2026-06-02 09:12:44Z (30.0%; the 10 min before none to judge; kept firing: it held last at 2026-06-02 09:12:44Z)",
 	} {
 		if got := p.text(`#firing [data-rule="` + rule + `"]`); got != want {
 			t.Errorf("firing now = %q; want %q", got, want)

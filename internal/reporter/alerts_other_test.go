@@ -135,7 +135,11 @@ func TestAlertsUnknownChannelsTogether(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := keys(firing); !slices.Equal(got, want) {
+	var firingAlerts []reporter.Alert
+	for _, f := range firing {
+		firingAlerts = append(firingAlerts, f.Alert)
+	}
+	if got := keys(firingAlerts); !slices.Equal(got, want) {
 		t.Errorf("firing %v; want %v", got, want)
 	}
 	am.waitNotified(t, "firing", 3)
@@ -281,8 +285,8 @@ func TestAlertsSetTheWindowBefore(t *testing.T) {
 		t.Fatalf("kept firing: published %+v, %v; want nothing", alerts, err)
 	}
 	firing, err := keeping.Firing(ctx)
-	if err != nil || len(firing) != 1 || firing[0].Channel != "VIBER" || firing[0].Value != 0.25 {
-		t.Errorf("firing while kept: %+v, %v; want VIBER's as it last held", firing, err)
+	if err != nil || len(firing) != 1 || firing[0].Channel != "VIBER" || firing[0].Value != 0.25 || !firing[0].Kept {
+		t.Errorf("firing while kept: %+v, %v; want VIBER's as it last held, marked kept", firing, err)
 	}
 	if again := am.alerts(t); len(again) != 1 || again[0].Status.State != "active" || !again[0].EndsAt.After(held[0].EndsAt) {
 		t.Errorf("Alertmanager holds %+v after the rule was kept firing; want it active, heard again (its end after %v)", again, held[0].EndsAt)

@@ -49,6 +49,9 @@ type firing struct {
 	// NATS) and the webhook's POST of it failed. It is posted again at each
 	// evaluation until the webhook takes it or the rule holds again.
 	Unheard bool `json:"unheard,omitempty"`
+	// Kept: the rule holds no longer, kept firing under
+	// --alert-keep-firing-for (Alert is its last firing).
+	Kept bool `json:"kept,omitempty"`
 }
 
 // firingKey is the bucket's key of rule on channel: rule.CHANNEL, or
@@ -194,6 +197,7 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 		case p.Unheard:
 			out = append(out, transition{alert: p.Alert, repost: true, notify: true})
 		case !p.Pending && to.Sub(p.To) < t.keepFiring:
+			p.Kept = true
 			out = append(out, transition{alert: p.Alert, quiet: true, state: p, keep: true, kept: true})
 		default:
 			out = append(out, transition{alert: resolve(p), quiet: p.Pending, notify: !p.Pending})
@@ -204,15 +208,23 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 
 // FiringResponse is the body of GET /api/v1/alerts/firing.
 type FiringResponse struct {
-	Firing []Alert `json:"firing"`
+	Firing []FiringAlert `json:"firing"`
+}
+
+// FiringAlert is a rule firing now: the alert of the last evaluation that
+// found it holding, and Kept when it holds no longer and is kept firing
+// under --alert-keep-firing-for (its figures are then those it last held
+// with, not the window's now).
+type FiringAlert struct {
+	Alert
+	Kept bool `json:"kept,omitempty"`
 }
 
 // Firing lists the rules firing as of the last evaluation, the longest
 // firing first, each as the alert of the last evaluation that found it
 // holding (a To far behind now is a reporter that stopped evaluating, or
-// one kept firing under --alert-keep-firing-for).
-// Any replica can answer: the state is in NATS.
-func (r *Reports) Firing(ctx context.Context) ([]Alert, error) {
+// one kept firing). Any replica can answer: the state is in NATS.
+func (r *Reports) Firing(ctx context.Context) ([]FiringAlert, error) {
 	kv, err := r.firing.open(ctx, r.pub)
 	if err != nil {
 		return nil, fmt.Errorf("alert state: %w", err)
@@ -221,13 +233,13 @@ func (r *Reports) Firing(ctx context.Context) ([]Alert, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []Alert{}
+	out := []FiringAlert{}
 	for _, f := range state {
 		if !f.Pending && !f.Unheard {
-			out = append(out, f.Alert)
+			out = append(out, FiringAlert{Alert: f.Alert, Kept: f.Kept})
 		}
 	}
-	slices.SortFunc(out, func(a, b Alert) int {
+	slices.SortFunc(out, func(a, b FiringAlert) int {
 		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.Channel, b.Channel))
 	})
 	return out, nil

@@ -159,6 +159,9 @@ func TestTransitionsKeepFiring(t *testing.T) {
 		if tr.kept && (!tr.keep || !tr.alert.To.Equal(state[key].To) || tr.alert.State != events.AlertFiring) {
 			t.Errorf("minute %d: kept firing as %+v; want the firing as it last held, its state kept", step.minute, tr.alert)
 		}
+		if tr.keep && tr.state.Kept != step.want.kept {
+			t.Errorf("minute %d: state kept %v; want it marked kept only while kept firing (/alerts/firing says so)", step.minute, tr.state.Kept)
+		}
 		if step.minute == 10 && !tr.alert.Since.Equal(at(0)) {
 			t.Errorf("holding again while kept: since %v; want the firing's start, %v", tr.alert.Since, at(0))
 		}

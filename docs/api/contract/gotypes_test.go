@@ -42,6 +42,7 @@ var goTypes = map[string]reflect.Type{
 	"AlertEpisodesResponse":     reflect.TypeFor[reporter.AlertEpisodesResponse](),
 	"AlertEpisode":              reflect.TypeFor[store.AlertEpisode](),
 	"FiringResponse":            reflect.TypeFor[reporter.FiringResponse](),
+	"FiringAlert":               reflect.TypeFor[reporter.FiringAlert](),
 	"Alert":                     reflect.TypeFor[events.Alert](),
 	"AlertBefore":               reflect.TypeFor[events.AlertBefore](),
 	"ResendsResponse":           reflect.TypeFor[reporter.ResendsResponse](),

@@ -695,14 +695,17 @@
     const ms = Date.parse(b.to) - Date.parse(b.from);
     return ALERT_BEFORE[ms] || 'the ' + fmtSpan(ms) + ' before';
   };
-  // The rules firing now, whatever the window: the first thing to see.
+  // The rules firing now, whatever the window: the first thing to see. A
+  // rule kept firing (--alert-keep-firing-for) holds no longer: its figure
+  // is the one it last held with, and the line says when that was.
   function drawFiring(now) {
     const firing = $('#firing');
     firing.dataset.count = now.firing.length;
     firing.className = now.firing.length ? 'state-firing' : 'state-resolved';
     replaceIfChanged(firing, now.firing.length ? 'Firing now: ' : 'No alert rule is firing.',
       ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', title: f.summary + ' (evaluated ' + fmtTime(f.to) + ')' },
-        (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since) + ' (' + alertFigures(f.rule, f.value, f.threshold)[0] + alertBefore(f) + ')')));
+        (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since) + ' (' + alertFigures(f.rule, f.value, f.threshold)[0] + alertBefore(f) +
+          (f.kept ? '; kept firing: it held last at ' + fmtTime(f.to) : '') + ')')));
     // Announced: which rules fire, not their values, which move at every
     // evaluation (the line above, not live, has them).
     replaceIfChanged($('#firing-live'), now.firing.length ? 'Firing now: ' + now.firing.map((f) => f.rule + ' on ' + (f.channel || 'all channels')).join('; ') : 'No alert rule is firing.');
