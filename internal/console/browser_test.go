@@ -278,6 +278,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			sms := ts["channels"].([]any)[0].(map[string]any)
 			for i := range sms["delivery_rate"].([]any) {
 				sms["delivery_rate"].([]any)[i] = 0.75
+				sms["fallback_rate"].([]any)[i] = 0.5
 			}
 		}
 		v = ts
@@ -734,6 +735,18 @@ func TestConsoleSetsRatesBesideTheWindowBefore(t *testing.T) {
 		return heads.join('|') === 'bucket (UTC)|SMS|SMS the 24 h before' && rows.length === 24 &&
 			rows.every((r) => r.cells[1].textContent === '100.0%' && r.cells[2].textContent === '75.0%'); })()`) {
 		t.Errorf("the rate's table = %q; want each hour's SMS rate beside the day before's", p.text("#chart-rate-data"))
+	}
+	// The fallback rate's chart the same.
+	if got := p.text("#fallback-before-note"); got != "Faint: the 24 h before, bucket beside bucket (2026-05-31 00:00:00Z … 2026-06-01 00:00:00Z)." {
+		t.Errorf("the fallback chart's note = %q; want the day before named", got)
+	}
+	p.b.Do("show the fallback rate as a table", chromedp.Click(`#chart-fallback + button.chart-data-toggle`))
+	if !p.is("the day before's fallback column", `(() => {
+		const t = document.querySelector('#chart-fallback-data table'), heads = [...t.querySelectorAll('thead th')].map((h) => h.textContent);
+		const rows = [...t.querySelectorAll('tbody tr')];
+		return heads.join('|') === 'bucket (UTC)|SMS|SMS the 24 h before' && rows.length === 24 &&
+			rows.every((r) => r.cells[1].textContent === '33.3%' && r.cells[2].textContent === '50.0%'); })()`) {
+		t.Errorf("the fallback rate's table = %q; want each hour's SMS fallback rate beside the day before's", p.text("#chart-fallback-data"))
 	}
 	p.b.NoErrors("the window before")
 	// The day before's series is read once while the day's buckets stay

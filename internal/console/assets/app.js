@@ -637,11 +637,11 @@
     });
     // An alert is over every profile: a profile filter does not narrow them.
     $('#alerts-profile').hidden = !w.profile;
-    part('the alerts in this window', al, drawEpisodes, (msg) => rowSaying('#alerts tbody', 8, msg));
+    part('the alerts in this window', al, drawEpisodes, (msg) => rowSaying('#alerts tbody', 9, msg));
     part('the charts', ts, (a) => drawCharts(a, before), (msg) => {
       $('#attempts-caption').textContent = 'Attempts';
       $('#attempts-partial').hidden = true;
-      $('#rate-before-note').hidden = true;
+      $('#rate-before-note').hidden = $('#fallback-before-note').hidden = true;
       delete $('#chart-attempts').dataset.partial;
       for (const id of CHART_IDS) {
         if (charts[id]) { charts[id].u.destroy(); delete charts[id]; }
@@ -835,13 +835,19 @@
     // window's bucket i beside the window before's i (as long and cut by
     // the same step, they are the same stretch of each): the line that
     // falls away from its faint one is the drop.
-    const prior = priorRates(ts, before);
-    const rates = (c) => [[c.channel, c.delivery_rate], ...(prior ? [[c.channel + ' ' + before.name, prior(c.channel)]] : [])];
-    // Its legend row "SMS / before: 91% / 95%", the note below naming the window.
-    chart('chart-rate', ts, (c) => prior ? [[c.channel + ' / before', c.delivery_rate], [c.channel + ' ' + before.name, prior(c.channel), [4, 3], { show: true, size: 3 }, 'pair', true]] : rates(c),
-      { fmt: pctFmt, range: [0, 1], cell: fmtPct, table: rates });
-    $('#rate-before-note').textContent = prior && ts.channels.length ? 'Faint: ' + before.name + ', bucket beside bucket (' + fmtTime(before.ts.from) + ' … ' + fmtTime(before.ts.to) + ').' : '';
-    $('#rate-before-note').hidden = !$('#rate-before-note').textContent;
+    // The fallback rate's chart the same: a rise of fallbacks beside the
+    // window before's.
+    const beside = (id, field) => {
+      const prior = priorRates(ts, before, field);
+      const rates = (c) => [[c.channel, c[field]], ...(prior ? [[c.channel + ' ' + before.name, prior(c.channel)]] : [])];
+      // Its legend row "SMS / before: 91% / 95%", the note below naming the window.
+      chart(id, ts, (c) => prior ? [[c.channel + ' / before', c[field]], [c.channel + ' ' + before.name, prior(c.channel), [4, 3], { show: true, size: 3 }, 'pair', true]] : rates(c),
+        { fmt: pctFmt, range: [0, 1], cell: fmtPct, table: rates });
+      const note = $('#' + id.replace('chart-', '') + '-before-note');
+      note.textContent = prior && ts.channels.length ? 'Faint: ' + before.name + ', bucket beside bucket (' + fmtTime(before.ts.from) + ' … ' + fmtTime(before.ts.to) + ').' : '';
+      note.hidden = !note.textContent;
+    };
+    beside('chart-rate', 'delivery_rate');
     // A bucket only partly counted is drawn dashed and hollow, apart from
     // the whole ones: its dip is not traffic falling. Rates and latencies
     // are not counts; theirs are drawn as they are.
@@ -873,18 +879,18 @@
     // In ms below a second, in s above, as the tables say latencies.
     chart('chart-latency', ts, (c) => [[c.channel + ' p50 / p95', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms, [6, 4], undefined, 'pair']],
       { fmt: fmtMs, cell: fmtMs, table: (c) => [[c.channel + ' p50', c.latency_p50_ms], [c.channel + ' p95', c.latency_p95_ms]] });
-    chart('chart-fallback', ts, (c) => [[c.channel, c.fallback_rate]], { fmt: pctFmt, range: [0, 1], cell: fmtPct });
+    beside('chart-fallback', 'fallback_rate');
   }
 
-  // priorRates is a channel's delivery rates in the window before, bucket
-  // by bucket beside ts's; null when there are none to set beside them:
+  // priorRates is a channel's rates (field: delivery_rate, fallback_rate)
+  // in the window before, bucket by bucket beside ts's; null when there are none to set beside them:
   // not loaded, refused (before the API's earliest), or cut into other
   // buckets (a custom week of 167 hours on a zone's days, where a clock
   // changed: the window before it starts off midnight).
-  function priorRates(ts, before) {
+  function priorRates(ts, before, field) {
     const b = before.ts;
     if (!b || b instanceof Error || b.step_seconds !== ts.step_seconds || b.start.length !== ts.start.length) return null;
-    const rates = new Map(b.channels.map((c) => [c.channel, c.delivery_rate]));
+    const rates = new Map(b.channels.map((c) => [c.channel, c[field]]));
     return (channel) => rates.get(channel) || ts.start.map(() => null);
   }
   // stepName says a bucket's size in words: minute, 5 min, hour, 3 h, day, 7 days.
