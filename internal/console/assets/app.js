@@ -883,10 +883,11 @@
   }
 
   // priorRates is a channel's rates (field: delivery_rate, fallback_rate)
-  // in the window before, bucket by bucket beside ts's; null when there are none to set beside them:
-  // not loaded, refused (before the API's earliest), or cut into other
-  // buckets (a custom week of 167 hours on a zone's days, where a clock
-  // changed: the window before it starts off midnight).
+  // in the window before, bucket by bucket beside ts's; null when there
+  // are none to set beside them: not loaded, refused (before the API's
+  // earliest), or cut into other buckets (a custom week of 167 hours on a
+  // zone's days, where a clock changed: the window before it starts off
+  // midnight).
   function priorRates(ts, before, field) {
     const b = before.ts;
     if (!b || b instanceof Error || b.step_seconds !== ts.step_seconds || b.start.length !== ts.start.length) return null;
