@@ -623,8 +623,9 @@ func pctLabel(kind string, x float64) string {
 }
 
 // trendLines are a trend's lines of delivery rate and attempts per channel
-// and of the fallback rate of all. Given of, they are the window before's,
-// of the channels of, the window's series, only.
+// and of the fallback rate of all. Given of, the window's series, ts is
+// the window before's: its lines are marked Before, and only of's
+// channels have them (the fallback rate's is of every channel).
 func trendLines(ts *store.Timeseries, of []store.Series) (rates, vols, fallback []line) {
 	before := of != nil
 	otps, fbs := make([]uint64, len(ts.Start)), make([]uint64, len(ts.Start))
