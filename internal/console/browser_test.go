@@ -728,26 +728,24 @@ func TestConsoleSetsRatesBesideTheWindowBefore(t *testing.T) {
 	if got := p.text("#chart-rate .u-legend"); !strings.Contains(got, "SMS / before") {
 		t.Errorf("the rate chart's legend = %q; want SMS's row named for both lines", got)
 	}
-	p.b.Do("show the rate as a table", chromedp.Click(`#chart-rate + button.chart-data-toggle`))
-	if !p.is("the day before's column", `(() => {
-		const t = document.querySelector('#chart-rate-data table'), heads = [...t.querySelectorAll('thead th')].map((h) => h.textContent);
-		const rows = [...t.querySelectorAll('tbody tr')];
-		return heads.join('|') === 'bucket (UTC)|SMS|SMS the 24 h before' && rows.length === 24 &&
-			rows.every((r) => r.cells[1].textContent === '100.0%' && r.cells[2].textContent === '75.0%'); })()`) {
-		t.Errorf("the rate's table = %q; want each hour's SMS rate beside the day before's", p.text("#chart-rate-data"))
+	// A chart's table: each hour's SMS figure beside the day before's.
+	beside := func(id, now, was string) {
+		t.Helper()
+		p.b.Do("show "+id+" as a table", chromedp.Click(`#`+id+` + button.chart-data-toggle`))
+		if !p.is("the day before's column of "+id, `(() => {
+			const t = document.querySelector('#`+id+`-data table'), heads = [...t.querySelectorAll('thead th')].map((h) => h.textContent);
+			const rows = [...t.querySelectorAll('tbody tr')];
+			return heads.join('|') === 'bucket (UTC)|SMS|SMS the 24 h before' && rows.length === 24 &&
+				rows.every((r) => r.cells[1].textContent === '`+now+`' && r.cells[2].textContent === '`+was+`'); })()`) {
+			t.Errorf("%s's table = %q; want each hour's SMS %s beside the day before's %s", id, p.text("#"+id+"-data"), now, was)
+		}
 	}
+	beside("chart-rate", "100.0%", "75.0%")
 	// The fallback rate's chart the same.
 	if got := p.text("#fallback-before-note"); got != "Faint: the 24 h before, bucket beside bucket (2026-05-31 00:00:00Z … 2026-06-01 00:00:00Z)." {
 		t.Errorf("the fallback chart's note = %q; want the day before named", got)
 	}
-	p.b.Do("show the fallback rate as a table", chromedp.Click(`#chart-fallback + button.chart-data-toggle`))
-	if !p.is("the day before's fallback column", `(() => {
-		const t = document.querySelector('#chart-fallback-data table'), heads = [...t.querySelectorAll('thead th')].map((h) => h.textContent);
-		const rows = [...t.querySelectorAll('tbody tr')];
-		return heads.join('|') === 'bucket (UTC)|SMS|SMS the 24 h before' && rows.length === 24 &&
-			rows.every((r) => r.cells[1].textContent === '33.3%' && r.cells[2].textContent === '50.0%'); })()`) {
-		t.Errorf("the fallback rate's table = %q; want each hour's SMS fallback rate beside the day before's", p.text("#chart-fallback-data"))
-	}
+	beside("chart-fallback", "33.3%", "50.0%")
 	p.b.NoErrors("the window before")
 	// The day before's series is read once while the day's buckets stay
 	// where they are; its channels at every refresh.
