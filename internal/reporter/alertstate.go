@@ -50,7 +50,9 @@ type firing struct {
 	// evaluation until the webhook takes it or the rule holds again.
 	Unheard bool `json:"unheard,omitempty"`
 	// Kept: the rule holds no longer, kept firing under
-	// --alert-keep-firing-for (Alert is its last firing).
+	// --alert-keep-firing-for (Alert is its last firing): its transition
+	// is quiet, and still firing to Alertmanager, which would end it by
+	// itself.
 	Kept bool `json:"kept,omitempty"`
 }
 
@@ -127,10 +129,6 @@ type transition struct {
 	state  firing // what to keep of a rule that holds
 	keep   bool   // keep state; else drop it
 	notify bool   // whether the webhook hears of the alert
-	// kept: a firing rule that holds no longer but is kept firing
-	// (--alert-keep-firing-for): quiet, its state kept as it was, and
-	// still firing to Alertmanager, which would end it by itself.
-	kept bool
 }
 
 // heard records the webhook's answer to a transition that notifies: ok
@@ -198,7 +196,7 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 			out = append(out, transition{alert: p.Alert, repost: true, notify: true})
 		case !p.Pending && to.Sub(p.To) < t.keepFiring:
 			p.Kept = true
-			out = append(out, transition{alert: p.Alert, quiet: true, state: p, keep: true, kept: true})
+			out = append(out, transition{alert: p.Alert, quiet: true, state: p, keep: true})
 		default:
 			out = append(out, transition{alert: resolve(p), quiet: p.Pending, notify: !p.Pending})
 		}

@@ -149,14 +149,14 @@ func TestTransitionsKeepFiring(t *testing.T) {
 		}
 		tr := trs[0]
 		tr.heard(true, at(step.minute))
-		got := want{notify: tr.notify, kept: tr.kept}
+		got := want{notify: tr.notify, kept: tr.state.Kept}
 		if !tr.quiet {
 			got.published = tr.alert.State
 		}
 		if got != step.want {
 			t.Errorf("minute %d: %+v; want %+v", step.minute, got, step.want)
 		}
-		if tr.kept && (!tr.keep || !tr.alert.To.Equal(state[key].To) || tr.alert.State != events.AlertFiring) {
+		if tr.state.Kept && (!tr.keep || !tr.alert.To.Equal(state[key].To) || tr.alert.State != events.AlertFiring) {
 			t.Errorf("minute %d: kept firing as %+v; want the firing as it last held, its state kept", step.minute, tr.alert)
 		}
 		if tr.keep && tr.state.Kept != step.want.kept {

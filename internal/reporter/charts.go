@@ -208,7 +208,8 @@ func trendChart(title string, starts []time.Time, step time.Duration, zone strin
 	lines = slices.DeleteFunc(slices.Clone(lines), func(l line) bool {
 		return l.Before && !slices.ContainsFunc(l.Points, func(p *float64) bool { return p != nil })
 	})
-	under := slices.SortedStableFunc(slices.Values(lines), func(x, y line) int { return cmp.Compare(btoi(y.Before), btoi(x.Before)) })
+	// The window before's lines first, under the window's.
+	under := append(slices.DeleteFunc(slices.Clone(lines), func(l line) bool { return !l.Before }), slices.DeleteFunc(slices.Clone(lines), func(l line) bool { return l.Before })...)
 	for _, l := range under {
 		color := lineColor(l.Name)
 		var d strings.Builder
@@ -246,14 +247,6 @@ func trendChart(title string, starts []time.Time, step time.Duration, zone strin
 	}
 	b.WriteString(`</svg>`)
 	return svgChart{Title: title, SVG: template.HTML(b.String())}
-}
-
-// btoi is 1 for true, 0 for false.
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // humanDuration writes d the way a person reads it: 850 ms, 2.9 s, 12 s,

@@ -674,7 +674,7 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 	var kept []Alert
 	for _, tr := range transitions(fired, prev, resolve, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat, keepFiring: r.cfg.AlertKeepFiringFor}, to) {
 		al := &tr.alert
-		if tr.kept {
+		if tr.state.Kept {
 			kept = append(kept, *al)
 			r.logger.Info("alert kept firing", "rule", al.Rule, "channel", al.Channel, "since", al.Since, "held_last", al.To, "keep_firing_for", r.cfg.AlertKeepFiringFor)
 		}
