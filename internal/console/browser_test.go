@@ -279,6 +279,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			for i := range sms["delivery_rate"].([]any) {
 				sms["delivery_rate"].([]any)[i] = 0.75
 				sms["fallback_rate"].([]any)[i] = 0.5
+				sms["attempts"].([]any)[i] = 5
 			}
 		}
 		v = ts
@@ -741,10 +742,16 @@ func TestConsoleSetsRatesBesideTheWindowBefore(t *testing.T) {
 		}
 	}
 	beside("chart-rate", "100.0%", "75.0%")
-	// The fallback rate's chart the same.
-	if got := p.text("#fallback-before-note"); got != "Faint: the 24 h before, bucket beside bucket (2026-05-31 00:00:00Z … 2026-06-01 00:00:00Z)." {
-		t.Errorf("the fallback chart's note = %q; want the day before named", got)
+	// The attempts' and the fallback rate's charts the same.
+	for _, id := range []string{"attempts", "fallback"} {
+		if got := p.text("#" + id + "-before-note"); got != "Faint: the 24 h before, bucket beside bucket (2026-05-31 00:00:00Z … 2026-06-01 00:00:00Z)." {
+			t.Errorf("the %s chart's note = %q; want the day before named", id, got)
+		}
+		if got := p.text("#chart-" + id + " .u-legend"); !strings.Contains(got, "SMS / before") {
+			t.Errorf("the %s chart's legend = %q; want SMS's row named for both lines", id, got)
+		}
 	}
+	beside("chart-attempts", "3", "5")
 	beside("chart-fallback", "33.3%", "50.0%")
 	p.b.NoErrors("the window before")
 	// The day before's series is read once while the day's buckets stay
@@ -1019,28 +1026,30 @@ func TestConsoleAttemptsChartMarksPartialBuckets(t *testing.T) {
 	if got := p.text("#attempts-partial"); got != "Dashed: the first minute, only partly in the window; the last minute, counted only up to 2026-06-01 10:59:30Z (the figures' as of)." {
 		t.Errorf("note = %q", got)
 	}
-	// The partial buckets are a line of their own (dashed), under the
-	// channel's one legend row: it shows their figure at the cursor, and
-	// hides and shows both lines.
+	// The partial buckets are a line of their own (dashed), and the hour
+	// before's attempts another (faint), under the channel's one legend
+	// row: it shows their figures at the cursor, and hides and shows the
+	// three lines.
 	const legend = `[...document.querySelectorAll('#chart-attempts .u-legend .u-series')]`
-	if got := p.js2("legend rows", legend+`.filter((r) => !r.hidden).map((r) => r.querySelector('th').textContent).join(',')`); got != "UTC,SMS" {
-		t.Errorf("legend rows shown = %q; want UTC,SMS", got)
+	if got := p.js2("legend rows", legend+`.filter((r) => !r.hidden).map((r) => r.querySelector('th').textContent).join(',')`); got != "UTC,SMS / before" {
+		t.Errorf("legend rows shown = %q; want UTC,SMS / before", got)
 	}
 	if !p.is("continuation", legend+`.some((r) => r.hidden && r.dataset.continues && r.textContent.includes('SMS (partial)'))`) {
 		t.Error("the partial buckets are not a line of their own")
 	}
-	// The cursor at the first bucket (partial): SMS's row reads its 3.
+	// The cursor at the first bucket (partial): SMS's row reads its 3,
+	// and the hour before's.
 	p.js("cursor at the first bucket", `(() => { const o = document.querySelector('#chart-attempts .u-over'), r = o.getBoundingClientRect();
 		o.dispatchEvent(new MouseEvent('mousemove', { clientX: r.left + 1, clientY: r.top + r.height / 2, bubbles: true })); })()`)
-	if got := p.js2("SMS at the first bucket", legend+`[1].querySelector('td').textContent`); got != "3" {
-		t.Errorf("SMS's legend at the partial first bucket = %q; want 3", got)
+	if got := p.js2("SMS at the first bucket", legend+`[1].querySelector('td').textContent`); got != "3 / 3" {
+		t.Errorf("SMS's legend at the partial first bucket = %q; want 3 / 3", got)
 	}
 	p.js("SMS hidden", legend+`[1].querySelector('th').click()`)
-	if got := p.js2("lines off", legend+`.map((r) => r.classList.contains('u-off')).join(',')`); got != "false,true,true" {
-		t.Errorf("lines off after a click on SMS = %s; want SMS and its partial buckets", got)
+	if got := p.js2("lines off", legend+`.map((r) => r.classList.contains('u-off')).join(',')`); got != "false,true,true,true" {
+		t.Errorf("lines off after a click on SMS = %s; want SMS, its partial buckets and the hour before's", got)
 	}
 	p.js("SMS shown", legend+`[1].querySelector('th').click()`)
-	if got := p.js2("lines off", legend+`.map((r) => r.classList.contains('u-off')).join(',')`); got != "false,false,false" {
+	if got := p.js2("lines off", legend+`.map((r) => r.classList.contains('u-off')).join(',')`); got != "false,false,false,false" {
 		t.Errorf("lines off after a second click on SMS = %s; want none", got)
 	}
 	// The latency's p95 line goes with its p50 one: one legend row, both
@@ -1449,14 +1458,15 @@ func TestConsoleForKeyboardAndScreenReader(t *testing.T) {
 		t.Errorf("the toggle's aria-expanded = %q; want true", got)
 	}
 	heads := browsertest.Run(p.b, "columns", chromedp.Evaluate[string](`[...document.querySelectorAll('#chart-attempts-data thead th')].map((th) => th.textContent).join('|')`))
-	if heads != "bucket (UTC)|SMS" {
-		t.Errorf("the attempts' table columns = %q; want bucket (UTC)|SMS", heads)
+	if heads != "bucket (UTC)|SMS|SMS the hour before" {
+		t.Errorf("the attempts' table columns = %q; want bucket (UTC)|SMS|SMS the hour before", heads)
 	}
-	// The fake's last hour: a bucket a minute, 3 attempts each, the first
-	// only partly in the window (the window starts on a second).
+	// The fake's last hour: a bucket a minute, 3 attempts each (as in the
+	// hour before), the first only partly in the window (the window starts
+	// on a second).
 	rows := browsertest.Run(p.b, "rows", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#chart-attempts-data tbody tr')].map((tr) => tr.textContent)`))
-	if len(rows) < 60 || !strings.HasSuffix(rows[0], "(partial)3") || !strings.HasSuffix(rows[1], "Z3") {
-		t.Errorf("the attempts' table rows = %q…; want 60 or more buckets of 3, the first partial", rows[:min(len(rows), 2)])
+	if len(rows) < 60 || !strings.HasSuffix(rows[0], "(partial)33") || !strings.HasSuffix(rows[1], "Z33") {
+		t.Errorf("the attempts' table rows = %q…; want 60 or more buckets of 3 beside the hour before's 3, the first partial", rows[:min(len(rows), 2)])
 	}
 	if !p.is("canvas left out", `[...document.querySelectorAll('.charts .uplot')].every((u) => u.getAttribute('aria-hidden') === 'true') && document.querySelectorAll('.charts .uplot').length === 4`) {
 		t.Error("a chart's canvas is read by screen readers, or not every chart was drawn")

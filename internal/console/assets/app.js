@@ -450,22 +450,26 @@
     const data = [x];
     // By name, not by rank: two channels trading places would otherwise
     // swap colours and draw every chart anew.
-    // A line that goes with the one before it (pick's fifth: 'gaps', the
-    // partial buckets the line leaves out; 'pair', its p95 beside its p50)
-    // has no legend row of its own: the line's row shows its figure (for
-    // a pair, both: "2.0 s / 3.0 s") and hides and shows both. A faint one
-    // (pick's sixth: the window before's) is drawn thin and paler.
-    const parts = {}, pairs = {};
+    // A line that goes with its channel's first (pick's fifth: 'gaps', the
+    // partial buckets that line leaves out; 'pair', its p95 beside its
+    // p50, or its figure in the window before) has no legend row of its
+    // own: the first line's row shows its figure (where it has none, that
+    // of the gaps' line; then each pair's: "2.0 s / 3.0 s") and hides and
+    // shows them all. A faint one (pick's sixth: the window before's) is
+    // drawn thin and paler.
+    const follow = {};
     const fmt = (v) => v === null || v === undefined ? '–' : (opts.fmt ? opts.fmt(v) : v);
+    const at = (u, of, kind, di) => (follow[of] || []).filter((f) => f.kind === kind).map((f) => di === null || di === undefined ? null : u.data[f.i][di]);
     [...ts.channels].sort((a, b) => a.channel.localeCompare(b.channel)).forEach((c) => {
+      let first;
       for (const [label, values, dash, points, goesWith, faint] of pick(c)) {
         const i = series.length;
-        if (goesWith) parts[i - 1] = i;
-        if (goesWith === 'pair') pairs[i - 1] = true;
+        if (goesWith) (follow[first] = follow[first] || []).push({ i: i, kind: goesWith });
+        else first = i;
         series.push({ label: label, stroke: colorOf(c.channel) + (faint ? '99' : ''), width: faint ? 1 : 2, dash: dash, spanGaps: false, points: points || { show: true, size: 4 },
           value: (u, v, si, di) => {
-            const other = parts[i] !== undefined && di !== null && di !== undefined ? u.data[parts[i]][di] : null;
-            return pairs[i] ? fmt(v) + ' / ' + fmt(other) : fmt(v === null || v === undefined ? other : v);
+            const own = v === null || v === undefined ? at(u, i, 'gaps', di).find((g) => g !== null && g !== undefined) : v;
+            return [own, ...at(u, i, 'pair', di)].map(fmt).join(' / ');
           } });
         data.push(values.map((v) => v === null ? null : v));
       }
@@ -481,9 +485,9 @@
       tzDate: (t) => uPlot.tzDate(new Date(t * 1e3), zone === 'UTC' ? 'Etc/UTC' : zone),
       scales: { x: { time: true }, y: opts.range ? { range: opts.range } : {} },
       axes: [{ values: axisTimes, space: 70 }, { values: (u, vals) => vals.map((v) => opts.fmt ? opts.fmt(v) : v), size: 60 }],
-      hooks: { setSeries: [(u, i, o) => { if (parts[i] !== undefined && o && o.show !== undefined) u.setSeries(parts[i], { show: o.show }); }] } }, data, host);
+      hooks: { setSeries: [(u, i, o) => { if (o && o.show !== undefined) for (const f of follow[i] || []) u.setSeries(f.i, { show: o.show }); }] } }, data, host);
     const rows = u.root.querySelectorAll('.u-legend .u-series');
-    for (const i of Object.values(parts)) { rows[i].hidden = true; rows[i].dataset.continues = 'true'; }
+    for (const f of Object.values(follow).flat()) { rows[f.i].hidden = true; rows[f.i].dataset.continues = 'true'; }
     // The figures are the table's to read (chartTable): the canvas and its
     // hover legend are left out of what a screen reader reads.
     u.root.setAttribute('aria-hidden', 'true');
@@ -641,7 +645,7 @@
     part('the charts', ts, (a) => drawCharts(a, before), (msg) => {
       $('#attempts-caption').textContent = 'Attempts';
       $('#attempts-partial').hidden = true;
-      $('#rate-before-note').hidden = $('#fallback-before-note').hidden = true;
+      $('#rate-before-note').hidden = $('#attempts-before-note').hidden = $('#fallback-before-note').hidden = true;
       delete $('#chart-attempts').dataset.partial;
       for (const id of CHART_IDS) {
         if (charts[id]) { charts[id].u.destroy(); delete charts[id]; }
@@ -837,15 +841,22 @@
     // falls away from its faint one is the drop.
     // The fallback rate's chart the same: a rise of fallbacks beside the
     // window before's.
-    const beside = (id, field) => {
-      const prior = priorRates(ts, before, field);
-      const rates = (c) => [[c.channel, c[field]], ...(prior ? [[c.channel + ' ' + before.name, prior(c.channel)]] : [])];
-      // Its legend row "SMS / before: 91% / 95%", the note below naming the window.
-      chart(id, ts, (c) => prior ? [[c.channel + ' / before', c[field]], [c.channel + ' ' + before.name, prior(c.channel), [4, 3], { show: true, size: 3 }, 'pair', true]] : rates(c),
-        { fmt: pctFmt, range: [0, 1], cell: fmtPct, table: rates });
+    // The attempts' chart too: traffic falling away from its faint line
+    // is webhooks or logins gone missing.
+    const faint = (c, prior) => prior ? [[c.channel + ' ' + before.name, prior(c.channel), [4, 3], { show: true, size: 3 }, 'pair', true]] : [];
+    const table = (field, prior) => (c) => [[c.channel, c[field]], ...faint(c, prior).map(([label, values]) => [label, values])];
+    // The note below a chart names the window its faint lines are of.
+    const beforeNote = (id, prior) => {
       const note = $('#' + id.replace('chart-', '') + '-before-note');
       note.textContent = prior && ts.channels.length ? 'Faint: ' + before.name + ', bucket beside bucket (' + fmtTime(before.ts.from) + ' … ' + fmtTime(before.ts.to) + ').' : '';
       note.hidden = !note.textContent;
+    };
+    const beside = (id, field) => {
+      const prior = priorValues(ts, before, field);
+      // Its legend row "SMS / before: 91% / 95%".
+      chart(id, ts, (c) => [[c.channel + (prior ? ' / before' : ''), c[field]], ...faint(c, prior)],
+        { fmt: pctFmt, range: [0, 1], cell: fmtPct, table: table(field, prior) });
+      beforeNote(id, prior);
     };
     beside('chart-rate', 'delivery_rate');
     // A bucket only partly counted is drawn dashed and hollow, apart from
@@ -857,13 +868,16 @@
     const partialIdx = partial.flatMap((p, i) => p ? [i] : []);
     // Hollow points on the partial buckets only, not on the neighbours.
     const hollow = { show: true, size: 7, fill: '#fff', filter: () => partialIdx };
+    const priorAttempts = priorValues(ts, before, 'attempts');
     chart('chart-attempts', ts, (c) => {
       const whole = c.attempts.map((v, i) => partial[i] ? null : v);
-      if (!partialIdx.length) return [[c.channel, whole]];
+      const label = c.channel + (priorAttempts ? ' / before' : '');
+      if (!partialIdx.length) return [[label, whole], ...faint(c, priorAttempts)];
       // Joined to their whole neighbours, so the line does not break.
       const part = c.attempts.map((v, i) => partial[i] || partial[i - 1] || partial[i + 1] ? v : null);
-      return [[c.channel, whole], [c.channel + ' (partial)', part, [4, 4], hollow, 'gaps']];
-    }, { key: '#' + partialIdx, cell: String, table: (c) => [[c.channel, c.attempts]], partial: partial });
+      return [[label, whole], [c.channel + ' (partial)', part, [4, 4], hollow, 'gaps'], ...faint(c, priorAttempts)];
+    }, { key: '#' + partialIdx, cell: String, table: table('attempts', priorAttempts), partial: partial });
+    beforeNote('chart-attempts', priorAttempts);
     $('#chart-attempts').dataset.partial = ts.start.filter((s, i) => partial[i]).join(',');
     const notes = [];
     const last = ts.start.length - 1;
@@ -882,17 +896,19 @@
     beside('chart-fallback', 'fallback_rate');
   }
 
-  // priorRates is a channel's rates (field: delivery_rate, fallback_rate)
-  // in the window before, bucket by bucket beside ts's; null when there
+  // priorValues is a channel's figures (field: delivery_rate, attempts,
+  // fallback_rate) in the window before, bucket by bucket beside ts's;
+  // null when there
   // are none to set beside them: not loaded, refused (before the API's
   // earliest), or cut into other buckets (a custom week of 167 hours on a
   // zone's days, where a clock changed: the window before it starts off
   // midnight).
-  function priorRates(ts, before, field) {
+  function priorValues(ts, before, field) {
     const b = before.ts;
     if (!b || b instanceof Error || b.step_seconds !== ts.step_seconds || b.start.length !== ts.start.length) return null;
-    const rates = new Map(b.channels.map((c) => [c.channel, c[field]]));
-    return (channel) => rates.get(channel) || ts.start.map(() => null);
+    const values = new Map(b.channels.map((c) => [c.channel, c[field]]));
+    // A channel without attempts there: none of them, and no rate.
+    return (channel) => values.get(channel) || ts.start.map(() => field === 'attempts' ? 0 : null);
   }
   // stepName says a bucket's size in words: minute, 5 min, hour, 3 h, day, 7 days.
   function stepName(s) {
