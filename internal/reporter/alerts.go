@@ -83,6 +83,20 @@ type AlertRules struct {
 	// dozen attempts swings ten points by chance; a limit in points alone
 	// would page on it. 0 judges on points alone.
 	DropConfidence float64
+	// Zone is the clock the summaries give their times on
+	// (--report-timezone, as the reports'); nil is UTC. The words alone: an
+	// alert's fields, and the window Alertmanager hears, stay in UTC.
+	Zone *time.Location
+}
+
+// clock is t as a summary says it: RFC 3339 on Zone's clock, its offset
+// with it ("2026-11-03T17:00:00+05:30"; "…Z" in UTC).
+func (a AlertRules) clock(t time.Time) string {
+	zone := a.Zone
+	if zone == nil {
+		zone = time.UTC
+	}
+	return t.In(zone).Format(time.RFC3339)
 }
 
 // sureDrop reports whether delivery_rate_drop is sure enough of a fall
@@ -281,7 +295,7 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 		out = append(out, Alert{
 			Rule: RuleDeliveryRateLow, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: *c.DeliveryRate, Threshold: threshold, Volume: settled,
 			Summary: fmt.Sprintf("%s delivery rate %s below %s (%d of %d settled attempts delivered, %s – %s%s)", c.Channel,
-				v, t, c.Delivered, settled, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), members),
+				v, t, c.Delivered, settled, a.clock(from), a.clock(to), members),
 		})
 	}
 	for _, c := range series {
@@ -293,7 +307,7 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 		out = append(out, Alert{
 			Rule: RuleDeliverySlow, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: c.LatencyMS.P95, Threshold: msOf(threshold), Volume: c.Delivered,
 			Summary: fmt.Sprintf("%s p95 latency (dispatch → DELIVERED) %s above %s (%d delivered attempts, %s – %s)", c.Channel,
-				v, t, c.Delivered, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)),
+				v, t, c.Delivered, a.clock(from), a.clock(to)),
 		})
 	}
 	if a.MaxFallbackRate > 0 && fb.FallbackRate != nil && fb.OTPs >= max(a.MinOTPs, 1) && *fb.FallbackRate > a.MaxFallbackRate {
@@ -301,7 +315,7 @@ func (a AlertRules) Evaluate(from, to time.Time, chs []store.ChannelStats, fb st
 		out = append(out, Alert{
 			Rule: RuleFallbackRateHigh, State: events.AlertFiring, Since: to, From: from, To: to, Value: *fb.FallbackRate, Threshold: a.MaxFallbackRate, Volume: fb.OTPs,
 			Summary: fmt.Sprintf("fallback rate %s above %s (%d of %d journeys fell back, %s – %s)", v, t,
-				fb.FallbackOTPs, fb.OTPs, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)),
+				fb.FallbackOTPs, fb.OTPs, a.clock(from), a.clock(to)),
 		})
 	}
 	return out
@@ -413,7 +427,7 @@ func (a AlertRules) Drops(from, to time.Time, chs []store.ChannelStats, before F
 			Rule: RuleDeliveryRateDrop, Channel: c.Channel, State: events.AlertFiring, Since: to, From: from, To: to, Value: *c.DeliveryRate, Threshold: threshold, Volume: settled,
 			Before: &events.AlertBefore{From: before.From, To: before.To, Value: copyOf(b.DeliveryRate), Volume: b.Delivered + b.Failed},
 			Summary: fmt.Sprintf("%s delivery rate %s below %s, more than %s under %s (%d of %d settled attempts delivered, %s – %s%s); %s: %s; %s", c.Channel,
-				v, t, points(drop), name, c.Delivered, settled, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), members, name, settledSaid(b), chanceOfFall(chance)),
+				v, t, points(drop), name, c.Delivered, settled, a.clock(from), a.clock(to), members, name, settledSaid(b), chanceOfFall(chance)),
 		})
 	}
 	return out
@@ -541,7 +555,7 @@ func otherMembers(other []store.ChannelStats) string {
 // on (none needed for the other rules, or when it is off).
 func (a AlertRules) Resolved(rule, channel string, since, from, to time.Time, chs []store.ChannelStats, fb store.FallbackStats, before Figures) Alert {
 	al := Alert{Rule: rule, Channel: channel, State: events.AlertResolved, Since: since, From: from, To: to}
-	span := fmt.Sprintf("firing since %s; %s – %s", since.UTC().Format(time.RFC3339), from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	span := fmt.Sprintf("firing since %s; %s – %s", a.clock(since), a.clock(from), a.clock(to))
 	series, other := a.series(chs)
 	switch {
 	case channel != "" && channel != OtherChannels && !a.ownSeries(channel):
@@ -701,16 +715,17 @@ func (c *ReportsConfig) alertLink(al *Alert) string {
 }
 
 // slackPayload is what a Slack incoming webhook (and compatible receivers)
-// accepts: text, ending in link when there is one, plus the alert itself
-// for receivers that read JSON.
-func slackPayload(al *Alert, link string) ([]byte, error) {
+// accepts: text, ending in link when there is one, its times on rules'
+// clock as the summary's, plus the alert itself for receivers that read
+// JSON.
+func slackPayload(al *Alert, link string, rules AlertRules) ([]byte, error) {
 	v, _ := AlertFigures(al.Rule, al.Value, al.Threshold)
 	text := ":rotating_light: otpscope " + al.Rule + ": " + al.Summary + " (value " + v + ")"
 	switch {
 	case al.State == events.AlertResolved:
 		text = ":white_check_mark: otpscope " + al.Rule + " resolved: " + al.Summary
 	case al.Since.Before(al.To):
-		text += ", firing since " + al.Since.UTC().Format(time.RFC3339)
+		text += ", firing since " + rules.clock(al.Since)
 	}
 	if link != "" {
 		text += " " + link

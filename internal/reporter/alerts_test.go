@@ -58,6 +58,36 @@ func TestAlertResolvedSaysWhy(t *testing.T) {
 	}
 }
 
+// The summaries give their times on the rules' zone's clock
+// (--report-timezone), with its offset: a team in Kolkata reads its own
+// hours. The alert's fields stay instants.
+func TestAlertSummariesOnTheZonesClock(t *testing.T) {
+	kolkata, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := time.Date(2026, 11, 3, 11, 0, 0, 0, time.UTC)
+	from, to := since.Add(30*time.Minute), since.Add(90*time.Minute)
+	rate := func(x float64) *float64 { return &x }
+	rules := reporter.AlertRules{Window: time.Hour, MinDeliveryRate: 0.9, MinSettled: 10, Zone: kolkata}
+	sms := []store.ChannelStats{{Channel: "SMS", Delivered: 8, Failed: 2, DeliveryRate: rate(0.8)}}
+	fired := rules.Evaluate(from, to, sms, store.FallbackStats{})
+	if len(fired) != 1 || !strings.HasSuffix(fired[0].Summary, "(8 of 10 settled attempts delivered, 2026-11-03T17:00:00+05:30 – 2026-11-03T18:00:00+05:30)") ||
+		!fired[0].From.Equal(from) || !fired[0].To.Equal(to) {
+		t.Errorf("fired %+v; want one summary on Kolkata's clock", fired)
+	}
+	back := []store.ChannelStats{{Channel: "SMS", Delivered: 10, DeliveryRate: rate(1)}}
+	al := rules.Resolved(reporter.RuleDeliveryRateLow, "SMS", since, from, to, back, store.FallbackStats{}, reporter.Figures{})
+	if want := "firing since 2026-11-03T16:30:00+05:30; 2026-11-03T17:00:00+05:30 – 2026-11-03T18:00:00+05:30"; !strings.Contains(al.Summary, want) {
+		t.Errorf("resolved: %q; want %q", al.Summary, want)
+	}
+	// Without a zone, UTC's.
+	rules.Zone = nil
+	if fired := rules.Evaluate(from, to, sms, store.FallbackStats{}); len(fired) != 1 || !strings.Contains(fired[0].Summary, "2026-11-03T11:30:00Z – 2026-11-03T12:30:00Z") {
+		t.Errorf("fired %+v; want its summary in UTC", fired)
+	}
+}
+
 // A channel's own threshold replaces the default for it, 0 turning the rule
 // off for that channel; the default 0 watches only the channels named.
 func TestAlertChannelThresholds(t *testing.T) {

@@ -696,7 +696,12 @@ func testReports(t *testing.T, tr *traffic) {
 			return slices.Clone(posted[n:])
 		}
 		rules := reporter.AlertRules{Window: time.Hour, MinDeliveryRate: 0.99, MinSettled: 10, MaxFallbackRate: 0.01, MinOTPs: 10}
-		cfg := reporter.ReportsConfig{Rules: rules, AlertWebhookURL: hook.URL, AlertRepeat: time.Hour, ConsoleURL: "https://otpscope.example.com/console/"}
+		// The summaries' words on --report-timezone's clock.
+		cfg := reporter.ReportsConfig{Rules: rules, AlertWebhookURL: hook.URL, AlertRepeat: time.Hour, ConsoleURL: "https://otpscope.example.com/console/", Timezone: "Asia/Kolkata"}
+		kolkata, err := time.LoadLocation(cfg.Timezone)
+		if err != nil {
+			t.Fatal(err)
+		}
 		r := reporter.NewReports(cfg, tr.f.DB, tr.f.Broker, brokertest.Logger(t), nil)
 		// Evaluated a minute before the window's end, so that the window
 		// [from, to) holds them; the data all lies before that.
@@ -737,6 +742,9 @@ func testReports(t *testing.T, tr *traffic) {
 		for _, al := range alerts {
 			if al.State != events.AlertFiring || !al.Since.Equal(evalTo) {
 				t.Errorf("a rule firing for the first time: %+v; want firing since %v", al, evalTo)
+			}
+			if span := w.From.In(kolkata).Format(time.RFC3339) + " – " + evalTo.In(kolkata).Format(time.RFC3339); !strings.Contains(al.Summary, span) {
+				t.Errorf("a firing's summary %q; want its window on Kolkata's clock, %s", al.Summary, span)
 			}
 		}
 		// GET /api/v1/alerts/firing: the rules firing now, from any runner.
@@ -870,7 +878,7 @@ func testReports(t *testing.T, tr *traffic) {
 				t.Errorf("evaluated at +%v (repeat 1h, webhook down %v): %d posts; want %d", step.at, step.down, len(newPosts), step.posts)
 			}
 			for _, p := range newPosts {
-				if text, _ := p["text"].(string); !strings.Contains(text, "firing since "+evalTo.Format(time.RFC3339)) {
+				if text, _ := p["text"].(string); !strings.Contains(text, "firing since "+evalTo.In(kolkata).Format(time.RFC3339)) {
 					t.Errorf("a repeat says %q; want since when the rule fires", text)
 				}
 			}

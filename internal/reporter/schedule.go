@@ -43,7 +43,7 @@ type ReportsConfig struct {
 	Daily  string
 	Weekly string
 	// Timezone is the summaries' IANA time zone; "" is UTC. Their trends'
-	// buckets follow its clock too.
+	// buckets follow its clock too, and the alerts' words (Rules.Zone).
 	Timezone string
 	// Dir receives each report as <kind>-<start>.json, .csv and .html; "" writes none.
 	Dir string
@@ -106,7 +106,7 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Hourly, "report-hourly", DefaultReportHourly, "cron spec (UTC) of the hourly summary of the previous hour (of --report-timezone's clock); empty disables")
 	fs.StringVar(&c.Daily, "report-daily", DefaultReportDaily, "cron spec (on --report-timezone's clock) of the daily summary of the previous day; empty disables")
 	fs.StringVar(&c.Weekly, "report-weekly", DefaultReportWeekly, "cron spec (on --report-timezone's clock) of the weekly summary of the previous week, Monday to Monday; empty disables")
-	fs.StringVar(&c.Timezone, "report-timezone", "UTC", "time zone (an IANA name such as Europe/Berlin) of the summaries: the daily one covers the previous day from local midnight and runs on local time, the weekly one the previous week from Monday's, the hourly one the previous local hour; their trends' buckets follow it")
+	fs.StringVar(&c.Timezone, "report-timezone", "UTC", "time zone (an IANA name such as Europe/Berlin) of the summaries: the daily one covers the previous day from local midnight and runs on local time, the weekly one the previous week from Monday's, the hourly one the previous local hour; their trends' buckets follow it, and the alerts' summaries give their times on its clock")
 	fs.StringVar(&c.Dir, "report-dir", "", "directory for report files (JSON, CSV, HTML); empty writes none")
 	fs.StringVar(&c.Alerts, "alert-schedule", DefaultAlerts, "cron spec (UTC) of alert evaluation; empty disables")
 	fs.DurationVar(&c.Rules.Window, "alert-window", time.Hour, "window the alert rules look back over")
@@ -305,6 +305,7 @@ type rollupMetrics struct {
 func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Logger, reg prometheus.Registerer) *Reports {
 	// promauto registers each collector as it is made; a nil reg registers none.
 	f := promauto.With(reg)
+	cfg.Rules.Zone = cfg.zone() // the alerts' words on the summaries' clock
 	r := &Reports{
 		cfg: cfg, db: db, pub: pub, logger: logger, now: time.Now,
 		client:            &http.Client{Timeout: 10 * time.Second},
@@ -774,7 +775,7 @@ func (r *Reports) hideWebhook(err error) error {
 }
 
 func (r *Reports) post(ctx context.Context, al *Alert) error {
-	body, err := slackPayload(al, r.cfg.alertLink(al))
+	body, err := slackPayload(al, r.cfg.alertLink(al), r.cfg.Rules)
 	if err != nil {
 		return err
 	}
