@@ -546,6 +546,28 @@ func otherMembers(other []store.ChannelStats) string {
 	return b.String()
 }
 
+// Watches reports whether the rules judge rule on channel ("" for the
+// fallback rate) at all: not once it is turned off (its threshold or limit
+// 0, for the channel or for all), once a channel otpscope does not know is
+// judged as OTHER rather than by itself, nor a rule this release does not
+// have. Resolved says why for each.
+func (a AlertRules) Watches(rule, channel string) bool {
+	if channel != "" && channel != OtherChannels && !a.ownSeries(channel) || channel == OtherChannels && rule == RuleDeliverySlow {
+		return false
+	}
+	switch rule {
+	case RuleDeliveryRateLow:
+		return a.minDeliveryRate(channel) > 0
+	case RuleDeliverySlow:
+		return a.maxLatencyP95(channel) > 0
+	case RuleFallbackRateHigh:
+		return a.MaxFallbackRate > 0
+	case RuleDeliveryRateDrop:
+		return a.maxDeliveryRateDrop(channel) > 0
+	}
+	return false
+}
+
 // Resolved is the alert that ends the firing of rule on channel since
 // since: the rule no longer holds on the figures of [from, to), because the
 // figure is back within the threshold, the volume fell below the rule's

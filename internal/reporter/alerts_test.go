@@ -55,6 +55,28 @@ func TestAlertResolvedSaysWhy(t *testing.T) {
 			al.Value != c.value || al.Volume != c.volume || !strings.HasPrefix(al.Summary, c.says) || !strings.Contains(al.Summary, "firing since 2026-11-03T11:30:00Z") {
 			t.Errorf("%s on %q resolved as %+v; want value %v, volume %d, saying %q and since when it fired", c.rule, c.channel, al, c.value, c.volume, c.says)
 		}
+		// A rule turned off or unknown is not watched (not kept firing
+		// under --alert-keep-firing-for); one short of volume still is.
+		if got, want := c.rules.Watches(c.rule, c.channel), !strings.Contains(c.says, "no longer watched") && !strings.Contains(c.says, "no longer evaluated"); got != want {
+			t.Errorf("%s on %q (resolved saying %q): watched %v; want %v", c.rule, c.channel, c.says, got, want)
+		}
+	}
+	// Channels otpscope does not know are watched together, as OTHER, on
+	// their delivery rate only.
+	rules.MaxLatencyP95 = time.Minute
+	for _, c := range []struct {
+		rule, channel string
+		want          bool
+	}{
+		{reporter.RuleDeliveryRateLow, "PAGE_ONCALL", false},
+		{reporter.RuleDeliveryRateLow, reporter.OtherChannels, true},
+		{reporter.RuleDeliverySlow, reporter.OtherChannels, false},
+		{reporter.RuleDeliverySlow, "SMS", true},
+		{reporter.RuleDeliveryRateDrop, "SMS", false}, // its limit 0 by default
+	} {
+		if got := rules.Watches(c.rule, c.channel); got != c.want {
+			t.Errorf("%s on %s watched %v; want %v", c.rule, c.channel, got, c.want)
+		}
 	}
 }
 

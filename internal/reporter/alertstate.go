@@ -164,8 +164,10 @@ type alertTiming struct{ hold, repeat, keepFiring time.Duration }
 // stays resolved; a rule that holds again starts anew. The rules that
 // stopped come last, in key order. A firing rule that stopped less than
 // keepFiring after it last held (at the evaluation ending at to) is kept
-// firing, quietly: resolved by the first evaluation past that.
-func transitions(holding []Alert, prev map[string]firing, resolve func(firing) Alert, t alertTiming, to time.Time) []transition {
+// firing, quietly: resolved by the first evaluation past that, or at once
+// when the rules no longer watch it (watches: turned off, or one this
+// release does not have), since nothing would judge it again.
+func transitions(holding []Alert, prev map[string]firing, resolve func(firing) Alert, watches func(rule, channel string) bool, t alertTiming, to time.Time) []transition {
 	prev = maps.Clone(prev) // the rules that stopped are what is left in it
 	var out []transition
 	for _, al := range holding {
@@ -194,7 +196,7 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 		switch p := prev[k]; {
 		case p.Unheard:
 			out = append(out, transition{alert: p.Alert, repost: true, notify: true})
-		case !p.Pending && to.Sub(p.To) < t.keepFiring:
+		case !p.Pending && to.Sub(p.To) < t.keepFiring && watches(p.Rule, p.Channel):
 			p.Kept = true
 			out = append(out, transition{alert: p.Alert, quiet: true, state: p, keep: true})
 		default:

@@ -7,6 +7,9 @@ import (
 	"github.com/otpscope/otpscope/internal/events"
 )
 
+// watched is rules that watch every rule on every channel.
+func watched(rule, channel string) bool { return true }
+
 // One rule on one channel through the evaluations of a day, with
 // --alert-for 10m and --alert-repeat 1h: what is published, what the
 // webhook hears, and what the state keeps once it answered.
@@ -63,7 +66,7 @@ func TestTransitions(t *testing.T) {
 		if step.holding {
 			holding = holds(step.minute)
 		}
-		trs := transitions(holding, state, resolve, timing, at(step.minute))
+		trs := transitions(holding, state, resolve, watched, timing, at(step.minute))
 		if len(trs) != 1 && (step.holding || len(state) > 0) {
 			t.Fatalf("minute %d: %d transitions", step.minute, len(trs))
 		}
@@ -103,7 +106,7 @@ func TestTransitions(t *testing.T) {
 
 	// Without --alert-for, a rule fires at the first evaluation that finds
 	// it holding.
-	if trs := transitions(holds(0), nil, resolve, alertTiming{}, at(0)); len(trs) != 1 || trs[0].quiet || !trs[0].notify || trs[0].alert.State != events.AlertFiring {
+	if trs := transitions(holds(0), nil, resolve, watched, alertTiming{}, at(0)); len(trs) != 1 || trs[0].quiet || !trs[0].notify || trs[0].alert.State != events.AlertFiring {
 		t.Errorf("no hold: %+v; want it firing at once", trs)
 	}
 }
@@ -143,7 +146,7 @@ func TestTransitionsKeepFiring(t *testing.T) {
 		if step.holding {
 			holding = []Alert{{Rule: RuleDeliveryRateLow, Channel: "SMS", From: at(step.minute - 60), To: at(step.minute)}}
 		}
-		trs := transitions(holding, state, resolve, timing, at(step.minute))
+		trs := transitions(holding, state, resolve, watched, timing, at(step.minute))
 		if len(trs) != 1 {
 			t.Fatalf("minute %d: %d transitions", step.minute, len(trs))
 		}
@@ -170,5 +173,13 @@ func TestTransitionsKeepFiring(t *testing.T) {
 		} else {
 			delete(state, key)
 		}
+	}
+
+	// A rule turned off (or one this release does not have) is not kept
+	// firing: nothing would judge it again. It resolves at once.
+	firing := map[string]firing{key: {Alert: Alert{Rule: RuleDeliveryRateLow, Channel: "SMS", State: events.AlertFiring, Since: at(0), To: at(30)}, Notified: at(0)}}
+	off := func(rule, channel string) bool { return false }
+	if trs := transitions(nil, firing, resolve, off, timing, at(35)); len(trs) != 1 || trs[0].quiet || trs[0].keep || trs[0].alert.State != events.AlertResolved {
+		t.Errorf("a rule turned off 5 min after it last held: %+v; want it resolved at once", trs)
 	}
 }

@@ -673,7 +673,7 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 	var alerts []Alert
 	var errs, unheard []error
 	var kept []Alert
-	for _, tr := range transitions(fired, prev, resolve, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat, keepFiring: r.cfg.AlertKeepFiringFor}, to) {
+	for _, tr := range transitions(fired, prev, resolve, rules.Watches, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat, keepFiring: r.cfg.AlertKeepFiringFor}, to) {
 		al := &tr.alert
 		if tr.state.Kept {
 			kept = append(kept, *al)
