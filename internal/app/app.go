@@ -212,6 +212,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg).WithBackups(backups)
 		reporter.NewAPI(a.db, cfg.Reports.Rules, logger).Mount(bounded)
 		reports.MountFiring(guarded)
+		reports.MountRules(guarded)
 		reporter.NewDeadLetters(a.db, a.broker, logger).Mount(bounded)
 		// The console's pages are code, not data: served unguarded (a
 		// browser's navigation cannot carry a bearer token); they call the

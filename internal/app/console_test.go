@@ -298,6 +298,13 @@ func TestConsoleInABrowser(t *testing.T) {
 	if got, want := b.Text("#firing"), "Firing now: delivery_rate_low on SMS since "+now.Add(-10*time.Minute).Format("2006-01-02 15:04:05Z")+" (50.0%)"; got != want || len(firing.Firing) != 1 {
 		t.Errorf("overview says %q (the API lists %+v); want %q", got, firing.Firing, want)
 	}
+	// Under the alerts, the rules in force: the reporter's own flags.
+	var rules reporter.RulesResponse
+	get("/api/v1/alerts/rules", &rules)
+	if got := b.Text(`#alert-rules-list li[data-rule="` + reporter.RuleDeliveryRateLow + `"]`); len(rules.Rules) != 4 || got != reporter.RuleDeliveryRateLow+": "+rules.Rules[0].Says ||
+		!strings.HasPrefix(got, "delivery_rate_low: a channel's delivery rate below ") {
+		t.Errorf("overview lists delivery_rate_low as %q (the API's %+v)", got, rules.Rules)
+	}
 	// The pipeline line is /status': the stream's messages (read before the
 	// API's here: a scheduled report may add one in between), no warning.
 	shown := browsertest.Run(b, "pipeline", chromedp.AttributeValue("#pipeline", "data-stream-messages"))

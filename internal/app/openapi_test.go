@@ -299,6 +299,7 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 		"/api/v1/alerts":          {"since=1h", "since=1h&channel=sms&state=firing&limit=5", empty},
 		"/api/v1/alerts/episodes": {"since=1h", "since=1h&state=resolved", empty},
 		"/api/v1/alerts/firing":   {""},
+		"/api/v1/alerts/rules":    {""},
 		"/api/v1/resends":         {"since=1h", "since=1h&channel=sms&limit=3", empty},
 		"/api/v1/report":          {"since=1h", "since=1h&format=csv&channel=sms", "since=1h&format=table&tz=Europe/Berlin", empty},
 		"/api/v1/deadletters":     {"", "pending=true&limit=5", "id=dl-unknown&id=dl-unknown-2"},
@@ -338,6 +339,7 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 		{"/api/v1/alerts", "/api/v1/alerts?state=pending"},
 		{"/api/v1/alerts/episodes", "/api/v1/alerts/episodes?limit=0"},
 		{"/api/v1/alerts/firing", "/api/v1/alerts/firing?a=1&a=2"},
+		{"/api/v1/alerts/rules", "/api/v1/alerts/rules?a=1&a=2"},
 		{"/api/v1/resends", "/api/v1/resends?limit=1001"},
 		{"/api/v1/report", "/api/v1/report?format=pdf"},
 		{"/api/v1/report", "/api/v1/report?since=1h&max_lag=1m"},
@@ -348,7 +350,7 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 		get(c.route, c.path, http.StatusBadRequest)
 	}
 	get("/api/v1/otps/{otpId}", "/api/v1/otps/7d4f7c36-1111-4c7a-9d3b-1c2a3b4c5d6e", http.StatusNotFound)
-	for _, route := range []string{"/api/v1/channels", "/api/v1/otps/{otpId}", "/api/v1/alerts/firing", "/api/v1/status", "/api/v1/live", "/api/v1/backups", "/metrics"} {
+	for _, route := range []string{"/api/v1/channels", "/api/v1/otps/{otpId}", "/api/v1/alerts/firing", "/api/v1/alerts/rules", "/api/v1/status", "/api/v1/live", "/api/v1/backups", "/metrics"} {
 		path := strings.Replace(route, "{otpId}", page.Events[0].OTPID, 1)
 		for _, tok := range []string{"", "wrong-token-0123456789"} {
 			if status, raw := call(http.MethodGet, admin, route, path, tok, "", ""); status != http.StatusUnauthorized {

@@ -90,7 +90,14 @@ type fakeAPI struct {
 	refuseBefore  bool
 	emptyBefore   bool
 	beforeQueries []string
+	// rulesReads counts /alerts/rules calls.
+	rulesReads int
 }
+
+// rulesInForce is /alerts/rules: the reporter's default rules, PUSH's
+// delivery rate off, as reporter.ReportsConfig.InForce says them.
+var rulesInForce = (&reporter.ReportsConfig{Alerts: "*/5 * * * *", AlertRepeat: 4 * time.Hour, Rules: reporter.AlertRules{Window: time.Hour, MinDeliveryRate: 0.8,
+	ChannelMinDeliveryRate: reporter.ChannelRates{"PUSH": 0}, MinSettled: 50, MaxLatencyP95: time.Minute, MaxFallbackRate: 0.2, MinOTPs: 50, DropConfidence: 0.95}}).InForce()
 
 // lagsOf are the max_lag values path was asked with.
 func (f *fakeAPI) lagsOf(path string) map[string]bool {
@@ -169,6 +176,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/api/v1/fallback" {
 		f.fallbackReads[from]++
 	}
+	if r.URL.Path == "/api/v1/alerts/rules" {
+		f.rulesReads++
+	}
 	if r.URL.Path == "/api/v1/events" {
 		f.eventQueries = append(f.eventQueries, r.URL.RawQuery)
 	}
@@ -234,6 +244,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v = st
 	case p == "/api/v1/alerts/firing":
 		v = map[string]any{"firing": firing}
+	case p == "/api/v1/alerts/rules":
+		v = rulesInForce
 	case p == "/api/v1/alerts/episodes":
 		v = map[string]any{"from": from, "to": to, "episodes": episodes}
 	case p == "/api/v1/channels":
@@ -1352,6 +1364,45 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 		}
 	}
 	p.b.NoErrors("alert figures")
+}
+
+// The overview lists the alert rules in force under the alerts, in the
+// reporter's words, those off greyed: read once, as they are the
+// reporter's flags, and again after a failed read, which says so.
+func TestConsoleListsTheAlertRulesInForce(t *testing.T) {
+	p := newPage(t)
+	p.api.set(func(f *fakeAPI) { f.fail["/api/v1/alerts/rules"] = http.StatusServiceUnavailable })
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	p.until("the failed read said", `document.querySelector('#alert-rules-says').textContent.startsWith('The rules in force: not loaded: ')`)
+	p.until("the page says what did not load", `document.querySelector('#error').textContent.includes('the alert rules in force (')`)
+	p.api.set(func(f *fakeAPI) { delete(f.fail, "/api/v1/alerts/rules") })
+	p.until("the rules listed", `document.querySelectorAll('#alert-rules-list li').length === 4`)
+	p.b.Do("open the rules", chromedp.Click(`#alert-rules summary`))
+	if got := p.text("#alert-rules-says"); got != rulesInForce.Says {
+		t.Errorf("the rules' schedule = %q; want %q", got, rulesInForce.Says)
+	}
+	for _, r := range rulesInForce.Rules {
+		li := `#alert-rules-list li[data-rule="` + r.Rule + `"]`
+		if got, want := p.text(li), r.Rule+": "+r.Says; got != want {
+			t.Errorf("the rule listed %q; want %q", got, want)
+		}
+		if off := p.is(r.Rule+" greyed", `document.querySelector(`+jsString(li)+`).classList.contains('hint')`); off == r.On {
+			t.Errorf("%s on %v, greyed %v; want those off greyed", r.Rule, r.On, off)
+		}
+	}
+	if got := p.text(`#alert-rules-list li[data-rule="delivery_rate_low"]`); got != "delivery_rate_low: a channel's delivery rate below 80.0% (PUSH off), with at least 50 settled attempts in the window" {
+		t.Errorf("delivery_rate_low listed as %q", got)
+	}
+	var reads int
+	p.api.set(func(f *fakeAPI) { reads = f.rulesReads })
+	time.Sleep(6 * time.Second) // a refresh
+	p.api.set(func(f *fakeAPI) {
+		if f.rulesReads != reads || reads != 2 {
+			t.Errorf("the rules read %d times, %d over a refresh; want twice (the failed read and one), none more", reads, f.rulesReads-reads)
+		}
+	})
+	p.b.NoErrorsBut("rules", "status of 503")
 }
 
 // A second operator's Overview, while another client holds every place

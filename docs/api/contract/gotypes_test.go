@@ -43,6 +43,8 @@ var goTypes = map[string]reflect.Type{
 	"AlertEpisode":              reflect.TypeFor[store.AlertEpisode](),
 	"FiringResponse":            reflect.TypeFor[reporter.FiringResponse](),
 	"FiringAlert":               reflect.TypeFor[reporter.FiringAlert](),
+	"RulesResponse":             reflect.TypeFor[reporter.RulesResponse](),
+	"RuleInForce":               reflect.TypeFor[reporter.RuleInForce](),
 	"Alert":                     reflect.TypeFor[events.Alert](),
 	"AlertBefore":               reflect.TypeFor[events.AlertBefore](),
 	"ResendsResponse":           reflect.TypeFor[reporter.ResendsResponse](),

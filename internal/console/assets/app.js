@@ -544,6 +544,10 @@
   // for the last 24 h, rather than every time (the faint lines' note says
   // which window they are of). A failed read is not kept.
   let priorSeries = { key: '', answer: null };
+  // The alert rules in force (/api/v1/alerts/rules) are the reporter's
+  // flags, fixed while it runs: read once, and again only after a failed
+  // read.
+  let rulesInForce = null;
 
   // Each page's load reads its answers for window w and returns what draws
   // them; refresh draws only the newest load's. A draw may return what its
@@ -575,14 +579,16 @@
       get('/api/v1/fallback?' + qs(lagged(before))),
       !cut ? null : priorSeries.key === key ? priorSeries.answer
         : get('/api/v1/timeseries?' + qs(Object.assign(lagged(before), { step: String(cut.step_seconds) }, zone === 'UTC' ? {} : { tz: zone }))),
+      rulesInForce || get('/api/v1/alerts/rules'),
     ]));
     if (got[8].status === 'fulfilled' && got[8].value) priorSeries = { key: key, answer: got[8].value };
+    if (got[9].status === 'fulfilled') rulesInForce = got[9].value;
     const auth = got.find((r) => r.reason instanceof AuthError);
     if (auth) throw auth.reason;
     // One part failing (the alerts' state when NATS is down) leaves the
     // others to be drawn: each is given its answer or its error.
-    const [chs, fb, ts, al, now, st, chsBefore, fbBefore, tsBefore] = got.map((r) => r.status === 'fulfilled' ? r.value : r.reason);
-    return () => drawOverview(w, chs, fb, ts, al, now, st, { w: before, name: beforeName(w), chs: chsBefore, fb: fbBefore, ts: tsBefore });
+    const [chs, fb, ts, al, now, st, chsBefore, fbBefore, tsBefore, rules] = got.map((r) => r.status === 'fulfilled' ? r.value : r.reason);
+    return () => drawOverview(w, chs, fb, ts, al, now, st, { w: before, name: beforeName(w), chs: chsBefore, fb: fbBefore, ts: tsBefore }, rules);
   }
   const CHART_IDS = ['chart-rate', 'chart-attempts', 'chart-latency', 'chart-fallback'];
   for (const id of CHART_IDS) {
@@ -598,7 +604,7 @@
     });
     $('#' + id).after(toggle, box);
   }
-  function drawOverview(w, chs, fb, ts, al, now, st, before) {
+  function drawOverview(w, chs, fb, ts, al, now, st, before, rules) {
     const failed = [];
     // part draws a part from its answer or, when that failed, says so in
     // its place: an older window's figures must not stay under this one's.
@@ -642,6 +648,10 @@
     // An alert is over every profile: a profile filter does not narrow them.
     $('#alerts-profile').hidden = !w.profile;
     part('the alerts in this window', al, drawEpisodes, (msg) => rowSaying('#alerts tbody', 9, msg));
+    part('the alert rules in force', rules, drawRules, (msg) => {
+      $('#alert-rules-says').textContent = 'The rules in force: ' + msg;
+      $('#alert-rules-list').replaceChildren();
+    });
     part('the charts', ts, (a) => drawCharts(a, before), (msg) => {
       $('#attempts-caption').textContent = 'Attempts';
       $('#attempts-partial').hidden = true;
@@ -687,6 +697,13 @@
   }
   for (const b of document.querySelectorAll('#report button')) b.addEventListener('click', () => saveReport(b.dataset.format));
 
+  // drawRules lists the alert rules in force, each in the reporter's
+  // words, those off greyed; above them when and over what they are
+  // evaluated, and who hears.
+  function drawRules(r) {
+    $('#alert-rules-says').textContent = r.says;
+    replaceIfChanged($('#alert-rules-list'), ...r.rules.map((x) => el('li', { 'data-rule': x.rule, 'data-on': String(x.on), class: x.on ? '' : 'hint' }, el('code', {}, x.rule), ': ' + x.says)));
+  }
   // An alert's window before, named as the reporter's summary names it:
   // the hour, day or week before, else its length.
   const ALERT_BEFORE = { 3600e3: 'the hour before', 86400e3: 'the day before', 604800e3: 'the week before' };
