@@ -379,6 +379,13 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 	act(http.MethodDelete, "/api/v1/deadletters", "/api/v1/deadletters?id=dl-unknown", full, "", http.StatusOK)
 	act(http.MethodDelete, "/api/v1/deadletters", "/api/v1/deadletters", full, "", http.StatusBadRequest)
 	act(http.MethodDelete, "/api/v1/deadletters", "/api/v1/deadletters?id=dl-unknown", read, "", http.StatusForbidden)
+	const test = "/api/v1/alerts/test"
+	if sent := act(http.MethodPost, test, test, full, "", http.StatusOK); string(bytes.TrimSpace(sent)) != `{"webhook":null,"alertmanagers":[]}` {
+		t.Errorf("POST %s without a destination: %s", test, sent)
+	}
+	act(http.MethodPost, test, test, read, "", http.StatusForbidden)
+	act(http.MethodPost, test, test, "", "", http.StatusUnauthorized)
+	act(http.MethodPost, test, test+"?a=1&a=2", full, "", http.StatusBadRequest)
 
 	// The test's engine is reached by its DSN, a ClickHouse server without
 	// backups.allowed_path: a backup fails (500), and its backups are the

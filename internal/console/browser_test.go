@@ -246,6 +246,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v = map[string]any{"firing": firing}
 	case p == "/api/v1/alerts/rules":
 		v = rulesInForce
+	case p == "/api/v1/alerts/test":
+		v = map[string]any{"webhook": map[string]any{"sent": true}, "alertmanagers": []any{
+			map[string]any{"sent": false, "error": "alertmanager http://am-0:9093/api/v2/alerts answered 404 Not Found: no such route"}, map[string]any{"sent": true}}}
 	case p == "/api/v1/alerts/episodes":
 		v = map[string]any{"from": from, "to": to, "episodes": episodes}
 	case p == "/api/v1/channels":
@@ -1402,7 +1405,17 @@ func TestConsoleListsTheAlertRulesInForce(t *testing.T) {
 			t.Errorf("the rules read %d times, %d over a refresh; want twice (the failed read and one), none more", reads, f.rulesReads-reads)
 		}
 	})
-	p.b.NoErrorsBut("rules", "status of 503")
+	// "Send a test alert" says what each destination did with it.
+	p.b.Do("send a test alert", chromedp.Click(`#alert-test`))
+	p.until("the test's outcome said", `document.querySelector('#alert-test-result').dataset.sent === 'false'`)
+	if got, want := p.text("#alert-test-result"), "the webhook: sent; Alertmanager 1 of 2: not sent (alertmanager http://am-0:9093/api/v2/alerts answered 404 Not Found: no such route); Alertmanager 2 of 2: sent."; got != want {
+		t.Errorf("the test alert's outcome = %q; want %q", got, want)
+	}
+	// Refused (a read token's): said beside the button.
+	p.api.set(func(f *fakeAPI) { f.fail["/api/v1/alerts/test"] = http.StatusForbidden })
+	p.b.Do("send a test alert again", chromedp.Click(`#alert-test`))
+	p.until("the refusal said", `document.querySelector('#alert-test-result').textContent.startsWith('not sent: ')`)
+	p.b.NoErrorsBut("rules", "status of 503", "status of 403")
 }
 
 // A second operator's Overview, while another client holds every place

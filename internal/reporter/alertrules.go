@@ -1,14 +1,18 @@
 package reporter
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ops"
 )
 
@@ -150,11 +154,93 @@ func (c *ReportsConfig) alertWords() string {
 	return b + "; every firing and resolution is published on NATS and stored."
 }
 
-// MountRules adds GET /api/v1/alerts/rules to router: the rules in force,
-// which the console lists under the alerts.
+// TestAlertResponse is the body of POST /api/v1/alerts/test: what the
+// webhook and each Alertmanager, in --alertmanager-url's order, did with a
+// test alert; Webhook is null without --alert-webhook-url.
+type TestAlertResponse struct {
+	Webhook       *TestPost  `json:"webhook"`
+	Alertmanagers []TestPost `json:"alertmanagers"`
+}
+
+// TestPost is one destination's answer to a test alert: Sent when it took
+// it (2xx), else Error says why not.
+type TestPost struct {
+	Sent  bool   `json:"sent"`
+	Error string `json:"error,omitempty"`
+}
+
+// TestAlertRule is the rule a test alert names: none of the rules'.
+const TestAlertRule = "otpscope_test"
+
+// testAlertInterval is the evaluation interval a test alert is sent as
+// of: Alertmanager ends it by itself four of them later (alertmanagerEndsAt).
+const testAlertInterval = time.Minute
+
+// SendTestAlert sends a test alert at now to the webhook and every
+// Alertmanager as a firing goes to them, for a team to see its alerts
+// arrive where it routes them (a chat webhook's URL mistyped, an
+// Alertmanager route that drops them) before a rule fires: not published
+// on NATS nor stored, since no rule fired, and not counted in the posts'
+// metrics, which are the rules' alerts'. In Alertmanager its alertname is
+// TestAlertRule, with --alert-labels, and it resolves four minutes later.
+func (r *Reports) SendTestAlert(ctx context.Context, now time.Time) TestAlertResponse {
+	al := Alert{Rule: TestAlertRule, State: events.AlertFiring, Since: now, From: now, To: now,
+		Summary: "a test of otpscope's alert notifications, sent by hand at " + r.cfg.Rules.clock(now) + " (POST /api/v1/alerts/test): no rule fired"}
+	link := func(*Alert) string { return r.cfg.ConsoleURL }
+	posted := func(err error) TestPost {
+		if err != nil {
+			return TestPost{Error: err.Error()}
+		}
+		return TestPost{Sent: true}
+	}
+	out := TestAlertResponse{Alertmanagers: []TestPost{}}
+	if r.cfg.AlertWebhookURL != "" {
+		text := ":test_tube: otpscope test alert: " + al.Summary
+		if r.cfg.ConsoleURL != "" {
+			text += " " + r.cfg.ConsoleURL
+		}
+		body, err := json.Marshal(struct {
+			Text  string `json:"text"`
+			Alert *Alert `json:"alert"`
+		}{text, &al})
+		if err == nil {
+			err = r.postWebhook(ctx, body)
+		}
+		sent := posted(err)
+		out.Webhook = &sent
+	}
+	if len(r.cfg.AlertmanagerURLs) > 0 {
+		body, err := json.Marshal(alertmanagerAlerts([]Alert{al}, r.cfg.AlertLabels, now, testAlertInterval, link))
+		for _, base := range r.cfg.AlertmanagerURLs {
+			if err == nil {
+				out.Alertmanagers = append(out.Alertmanagers, posted(r.postAlertmanager(ctx, base, body)))
+			} else {
+				out.Alertmanagers = append(out.Alertmanagers, posted(err))
+			}
+		}
+	}
+	return out
+}
+
+// MountRules adds GET /api/v1/alerts/rules to router, the rules in force,
+// which the console lists under the alerts, and POST /api/v1/alerts/test,
+// which sends a test alert (an action: the API token's alone).
 func (r *Reports) MountRules(router chi.Router) {
 	rules := r.cfg.InForce()
-	router.With(QueryParams(nil)).Get("/api/v1/alerts/rules", func(w http.ResponseWriter, req *http.Request) {
+	none := QueryParams(nil)
+	router.With(none).Get("/api/v1/alerts/rules", func(w http.ResponseWriter, req *http.Request) {
 		ops.WriteJSON(w, rules)
+	})
+	router.With(none).Post("/api/v1/alerts/test", func(w http.ResponseWriter, req *http.Request) {
+		sent := r.SendTestAlert(req.Context(), r.now())
+		attrs := []any{"alertmanagers", len(sent.Alertmanagers)}
+		if sent.Webhook != nil {
+			attrs = append(attrs, "webhook_sent", sent.Webhook.Sent)
+		}
+		for i, am := range sent.Alertmanagers {
+			attrs = append(attrs, fmt.Sprintf("alertmanager_%d_sent", i+1), am.Sent)
+		}
+		r.logger.Info("test alert sent", attrs...)
+		ops.WriteJSON(w, sent)
 	})
 }

@@ -1,11 +1,21 @@
 package reporter_test
 
 import (
+	"encoding/json"
 	"flag"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/reporter"
+	"github.com/otpscope/otpscope/internal/webtest"
 )
 
 // The rules in force (GET /api/v1/alerts/rules) are the flags' rules in
@@ -77,5 +87,87 @@ func TestAlertRulesInForce(t *testing.T) {
 	cfg.Alerts = ""
 	if got := cfg.InForce(); got.Says != "Not evaluated: --alert-schedule is empty." {
 		t.Errorf("without a schedule: %q", got.Says)
+	}
+}
+
+// A test alert (POST /api/v1/alerts/test) reaches the webhook and a real
+// Alertmanager as a firing does, marked a test, and says what each
+// destination did with it: one that cannot be reached says why, without
+// stopping the others. It is neither published nor counted.
+func TestSendTestAlert(t *testing.T) {
+	am := startAlertmanager(t)
+	var mu sync.Mutex
+	var texts []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v struct {
+			Text  string         `json:"text"`
+			Alert reporter.Alert `json:"alert"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&v); err != nil || v.Alert.Rule != reporter.TestAlertRule {
+			t.Errorf("the webhook's test body: %+v, %v; want an alert of rule %s", v, err, reporter.TestAlertRule)
+		}
+		mu.Lock()
+		texts = append(texts, v.Text)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	gone := "http://" + webtest.FreeAddr(t) // nothing listens there
+	reg := prometheus.NewRegistry()
+	cfg := reporter.ReportsConfig{AlertWebhookURL: hook.URL, AlertmanagerURLs: []string{gone, am.url}, AlertLabels: reporter.Labels{"env": "prod"},
+		ConsoleURL: "https://otpscope.example.com/console/", Timezone: "Asia/Kolkata", Alerts: "*/5 * * * *", Rules: reporter.AlertRules{Window: time.Hour}}
+	router := chi.NewRouter()
+	reporter.NewReports(cfg, nil, nil, brokertest.Logger(t), reg).MountRules(router)
+	srv := httptest.NewServer(router)
+	defer srv.Close()
+
+	resp, err := http.Post(srv.URL+"/api/v1/alerts/test", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got reporter.TestAlertResponse
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/v1/alerts/test: %s, %v", resp.Status, err)
+	}
+	if got.Webhook == nil || !got.Webhook.Sent || len(got.Alertmanagers) != 2 || got.Alertmanagers[0].Sent || !strings.Contains(got.Alertmanagers[0].Error, "connection refused") ||
+		!got.Alertmanagers[1].Sent {
+		t.Errorf("sent %+v; want the webhook and the second Alertmanager sent, the first refused", got)
+	}
+	mu.Lock()
+	if len(texts) != 1 || !strings.HasPrefix(texts[0], ":test_tube: otpscope test alert: a test of otpscope's alert notifications, sent by hand at ") ||
+		!strings.Contains(texts[0], "+05:30") || !strings.HasSuffix(texts[0], "no rule fired https://otpscope.example.com/console/") {
+		t.Errorf("the webhook heard %q", texts)
+	}
+	mu.Unlock()
+	am.waitNotified(t, "firing", 1)
+	held := am.alerts(t)
+	if len(held) != 1 || held[0].Labels["alertname"] != reporter.TestAlertRule || held[0].Labels["env"] != "prod" || held[0].Labels["service"] != "otpscope" ||
+		held[0].GeneratorURL != cfg.ConsoleURL || !held[0].EndsAt.After(held[0].StartsAt) || held[0].EndsAt.Sub(held[0].StartsAt) > 5*time.Minute {
+		t.Errorf("Alertmanager holds %+v; want the test alert, labelled as the rules' are, ending by itself within minutes", held)
+	}
+	// The posts' metrics are the rules' alerts': a test is not counted.
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var posts, series float64
+	for _, f := range families {
+		if name := f.GetName(); name == "otpscope_alert_webhook_posts_total" || name == "otpscope_alertmanager_posts_total" {
+			for _, m := range f.GetMetric() {
+				posts, series = posts+m.GetCounter().GetValue(), series+1
+			}
+		}
+	}
+	if posts != 0 || series == 0 {
+		t.Errorf("a test alert counted %v posts in %v series; want none in the series of the rules' posts", posts, series)
+	}
+
+	// Without a destination: nothing to send, said so.
+	none := chi.NewRouter()
+	reporter.NewReports(reporter.ReportsConfig{}, nil, nil, brokertest.Logger(t), nil).MountRules(none)
+	rec := httptest.NewRecorder()
+	none.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/alerts/test", nil))
+	if body := strings.TrimSpace(rec.Body.String()); rec.Code != http.StatusOK || body != `{"webhook":null,"alertmanagers":[]}` {
+		t.Errorf("without a destination: %d %s", rec.Code, body)
 	}
 }

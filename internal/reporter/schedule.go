@@ -779,6 +779,11 @@ func (r *Reports) post(ctx context.Context, al *Alert) error {
 	if err != nil {
 		return err
 	}
+	return r.postWebhook(ctx, body)
+}
+
+// postWebhook posts body to --alert-webhook-url.
+func (r *Reports) postWebhook(ctx context.Context, body []byte) error {
 	ctx, cancel := alertContext(ctx)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.AlertWebhookURL, bytes.NewReader(body))

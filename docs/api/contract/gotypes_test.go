@@ -45,6 +45,8 @@ var goTypes = map[string]reflect.Type{
 	"FiringAlert":               reflect.TypeFor[reporter.FiringAlert](),
 	"RulesResponse":             reflect.TypeFor[reporter.RulesResponse](),
 	"RuleInForce":               reflect.TypeFor[reporter.RuleInForce](),
+	"TestAlertResponse":         reflect.TypeFor[reporter.TestAlertResponse](),
+	"TestPost":                  reflect.TypeFor[reporter.TestPost](),
 	"Alert":                     reflect.TypeFor[events.Alert](),
 	"AlertBefore":               reflect.TypeFor[events.AlertBefore](),
 	"ResendsResponse":           reflect.TypeFor[reporter.ResendsResponse](),

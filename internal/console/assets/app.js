@@ -704,6 +704,28 @@
     $('#alert-rules-says').textContent = r.says;
     replaceIfChanged($('#alert-rules-list'), ...r.rules.map((x) => el('li', { 'data-rule': x.rule, 'data-on': String(x.on), class: x.on ? '' : 'hint' }, el('code', {}, x.rule), ': ' + x.says)));
   }
+  // sendTestAlert asks the reporter to send a test alert to the webhook and
+  // every Alertmanager, and says beside the button what each did with it.
+  async function sendTestAlert() {
+    const button = $('#alert-test'), r = $('#alert-test-result');
+    button.disabled = true;
+    r.textContent = 'sending…';
+    try {
+      const got = await api('/api/v1/alerts/test', { method: 'POST' });
+      const said = (p) => p.sent ? 'sent' : 'not sent (' + p.error + ')';
+      const parts = [];
+      if (got.webhook) parts.push('the webhook: ' + said(got.webhook));
+      got.alertmanagers.forEach((p, i) => parts.push((got.alertmanagers.length > 1 ? 'Alertmanager ' + (i + 1) + ' of ' + got.alertmanagers.length : 'the Alertmanager') + ': ' + said(p)));
+      r.textContent = parts.length ? parts.join('; ') + '.' : 'Nowhere to send it: no --alert-webhook-url, no --alertmanager-url.';
+      r.dataset.sent = String(parts.length > 0 && (!got.webhook || got.webhook.sent) && got.alertmanagers.every((p) => p.sent));
+    } catch (e) {
+      r.textContent = e instanceof AuthError ? '' : 'not sent: ' + e.message;
+      r.dataset.sent = 'false';
+    } finally {
+      button.disabled = false;
+    }
+  }
+  $('#alert-test').addEventListener('click', sendTestAlert);
   // An alert's window before, named as the reporter's summary names it:
   // the hour, day or week before, else its length.
   const ALERT_BEFORE = { 3600e3: 'the hour before', 86400e3: 'the day before', 604800e3: 'the week before' };
