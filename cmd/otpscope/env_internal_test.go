@@ -12,7 +12,7 @@ import (
 // commands read are known to the others, which do not warn of them.
 func TestOneShotCommandsEnvIsKnown(t *testing.T) {
 	for name, c := range map[string]cli.Command{
-		"deadletters": deadLettersCommand("list", io.Discard), "backup": backupCommand("create", io.Discard),
+		"deadletters": deadLettersCommand("list", io.Discard), "backup": backupCommand("create", io.Discard), "alerts": alertsCommand("test", io.Discard),
 		"restore": restoreCommand(io.Discard), "status": statusCommand(io.Discard),
 	} {
 		if unknown := app.UnknownEnv(c); len(unknown) > 0 {

@@ -4,10 +4,12 @@
 // newcomer sees real numbers within a minute. --nats-url and --clickhouse-dsn
 // switch to external servers.
 //
-// `otpscope deadletters list|replay|delete` lists dead letters, puts them
-// back through the normal path or deletes them, and `otpscope backup create|list|delete` backs the
-// database up, through a running otpscope's API; `otpscope restore` puts a
-// backup back, with otpscope stopped. `otpscope status` prints what a
+// Through a running otpscope's API, `otpscope deadletters
+// list|replay|delete` lists dead letters, puts them back through the normal
+// path or deletes them, `otpscope backup create|list|delete` backs the
+// database up, and `otpscope alerts rules|test` says the alert rules in
+// force or sends a test alert; `otpscope restore` puts a backup back, with
+// otpscope stopped. `otpscope status` prints what a
 // running process (any binary) says of itself, and exits 1 on warnings.
 package main
 
@@ -28,6 +30,7 @@ func main() {
 var withAction = map[string]func(action string, stdout io.Writer) cli.Command{
 	"deadletters": deadLettersCommand,
 	"backup":      backupCommand,
+	"alerts":      alertsCommand,
 }
 
 func run(args []string, stdout io.Writer) int {

@@ -456,7 +456,7 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 // `otpscope deadletters config`, as its help lists it, prints the
 // command's settings rather than calling "config" an unknown action.
 func TestActionCommandsConfig(t *testing.T) {
-	for _, name := range []string{"deadletters", "backup"} {
+	for _, name := range []string{"deadletters", "backup", "alerts"} {
 		out, err := exec.Command(binary, name, "config").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "--api") {
 			t.Errorf("otpscope %s config = %v\n%s\nwant its settings, --api among them", name, err, out)
@@ -483,14 +483,14 @@ func TestHelpListsEveryAction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	usage := regexp.MustCompile(`(?m)^  otpscope (deadletters|backup) ([a-z|]+)`)
+	usage := regexp.MustCompile(`(?m)^  otpscope (deadletters|backup|alerts) ([a-z|]+)`)
 	listed := map[string]bool{}
 	for _, m := range usage.FindAllStringSubmatch(string(top), -1) {
 		for _, action := range strings.Split(m[2], "|") {
 			listed[m[1]+" "+action] = true
 		}
 	}
-	for _, name := range []string{"deadletters", "backup"} {
+	for _, name := range []string{"deadletters", "backup", "alerts"} {
 		help, err := exec.Command(binary, name, "--help").Output()
 		if err != nil {
 			t.Fatal(err)

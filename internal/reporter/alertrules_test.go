@@ -2,6 +2,7 @@ package reporter_test
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"net/http"
 	"net/http/httptest"
@@ -160,6 +161,20 @@ func TestSendTestAlert(t *testing.T) {
 	}
 	if posts != 0 || series == 0 {
 		t.Errorf("a test alert counted %v posts in %v series; want none in the series of the rules' posts", posts, series)
+	}
+
+	// otpscope alerts test says the same, and fails unless every one took it.
+	var out strings.Builder
+	err = reporter.RunAlerts(t.Context(), "test", reporter.AlertsCLIConfig{APIFlags: reporter.APIFlags{API: srv.URL}}, &out)
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); !errors.Is(err, reporter.ErrTestAlertNotSent) || len(lines) != 3 || lines[0] != "webhook: sent" ||
+		!strings.HasPrefix(lines[1], "alertmanager 1 of 2: not sent: ") || lines[2] != "alertmanager 2 of 2: sent" {
+		t.Errorf("otpscope alerts test: %v\n%s", err, out.String())
+	}
+	// otpscope alerts rules: the words, a rule a line.
+	out.Reset()
+	if err := reporter.RunAlerts(t.Context(), "rules", reporter.AlertsCLIConfig{APIFlags: reporter.APIFlags{API: srv.URL}}, &out); err != nil ||
+		!strings.HasPrefix(out.String(), `Evaluated on "*/5 * * * *" (--alert-schedule) over the last 1 h`) || !strings.Contains(out.String(), "\n  delivery_rate_low   off: --alert-min-delivery-rate is 0\n") {
+		t.Errorf("otpscope alerts rules: %v\n%s", err, out.String())
 	}
 
 	// Without a destination: nothing to send, said so.
