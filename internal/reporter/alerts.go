@@ -737,17 +737,16 @@ func (c *ReportsConfig) alertLink(al *Alert) string {
 }
 
 // slackPayload is what a Slack incoming webhook (and compatible receivers)
-// accepts: text, ending in link when there is one, its times on rules'
-// clock as the summary's, plus the alert itself for receivers that read
-// JSON.
+// accepts: text, the summary (which begins with the figure and its
+// threshold), ending in link when there is one, its times on rules' clock
+// as the summary's, plus the alert itself for receivers that read JSON.
 func slackPayload(al *Alert, link string, rules AlertRules) ([]byte, error) {
-	v, _ := AlertFigures(al.Rule, al.Value, al.Threshold)
-	text := ":rotating_light: otpscope " + al.Rule + ": " + al.Summary + " (value " + v + ")"
+	text := ":rotating_light: otpscope " + al.Rule + ": " + al.Summary
 	switch {
 	case al.State == events.AlertResolved:
 		text = ":white_check_mark: otpscope " + al.Rule + " resolved: " + al.Summary
 	case al.Since.Before(al.To):
-		text += ", firing since " + rules.clock(al.Since)
+		text += "; firing since " + rules.clock(al.Since)
 	}
 	if link != "" {
 		text += " " + link

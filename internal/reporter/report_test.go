@@ -733,9 +733,9 @@ func testReports(t *testing.T, tr *traffic) {
 				var al reporter.Alert
 				b, _ := json.Marshal(p["alert"])
 				text, _ := p["text"].(string)
-				if err := json.Unmarshal(b, &al); err != nil || !strings.Contains(text, "otpscope") || strings.Contains(text, "since") ||
-					!strings.HasSuffix(text, " "+consoleLink(&al)) {
-					t.Errorf("webhook body %v has no Slack text, one of a rule that fired before, or no link to the console's overview of its window and channel (--console-url): %q", p, consoleLink(&al))
+				// The summary begins with the figure: said once.
+				if err := json.Unmarshal(b, &al); err != nil || text != ":rotating_light: otpscope "+al.Rule+": "+al.Summary+" "+consoleLink(&al) {
+					t.Errorf("webhook body %v has no Slack text of the rule and its summary, one of a rule that fired before, or no link to the console's overview of its window and channel (--console-url): %q", p, consoleLink(&al))
 				}
 			}
 		}
@@ -878,7 +878,7 @@ func testReports(t *testing.T, tr *traffic) {
 				t.Errorf("evaluated at +%v (repeat 1h, webhook down %v): %d posts; want %d", step.at, step.down, len(newPosts), step.posts)
 			}
 			for _, p := range newPosts {
-				if text, _ := p["text"].(string); !strings.Contains(text, "firing since "+evalTo.In(kolkata).Format(time.RFC3339)) {
+				if text, _ := p["text"].(string); !strings.Contains(text, "; firing since "+evalTo.In(kolkata).Format(time.RFC3339)+" https://") {
 					t.Errorf("a repeat says %q; want since when the rule fires", text)
 				}
 			}
