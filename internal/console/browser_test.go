@@ -1411,6 +1411,7 @@ func TestConsoleListsTheAlertRulesInForce(t *testing.T) {
 	if got, want := p.text("#alert-test-result"), "the webhook: sent; Alertmanager 1 of 2: not sent (alertmanager http://am-0:9093/api/v2/alerts answered 404 Not Found: no such route); Alertmanager 2 of 2: sent."; got != want {
 		t.Errorf("the test alert's outcome = %q; want %q", got, want)
 	}
+	p.b.Screenshot("console-alert-rules")
 	// Refused (a read token's): said beside the button.
 	p.api.set(func(f *fakeAPI) { f.fail["/api/v1/alerts/test"] = http.StatusForbidden })
 	p.b.Do("send a test alert again", chromedp.Click(`#alert-test`))
