@@ -90,8 +90,10 @@ type fakeAPI struct {
 	refuseBefore  bool
 	emptyBefore   bool
 	beforeQueries []string
-	// rulesReads counts /alerts/rules calls.
+	// rulesReads counts /alerts/rules calls; rules, when set, is their
+	// answer in place of rulesInForce.
 	rulesReads int
+	rules      any
 }
 
 // rulesInForce is /alerts/rules: the reporter's default rules, PUSH's
@@ -158,7 +160,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	status, hold, final, empty, errs, tsAsOf, token, dead := f.fail[r.URL.Path], f.hold, f.final, f.empty, f.errors, f.tsAsOf, f.token, f.deadLetters
 	lost := f.lost
-	episodes, firing := f.episodes, f.firing
+	episodes, firing, rules := f.episodes, f.firing, f.rules
 	isBefore := f.before != "" && from == f.before
 	emptyBefore := isBefore && f.emptyBefore
 	if isBefore {
@@ -246,6 +248,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v = map[string]any{"firing": firing}
 	case p == "/api/v1/alerts/rules":
 		v = rulesInForce
+		if rules != nil {
+			v = rules
+		}
 	case p == "/api/v1/alerts/test":
 		v = map[string]any{"webhook": map[string]any{"sent": true}, "alertmanagers": []any{
 			map[string]any{"sent": false, "error": "alertmanager http://am-0:9093/api/v2/alerts answered 404 Not Found: no such route"}, map[string]any{"sent": true}}}
@@ -1373,8 +1378,19 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 // reporter's words, those off greyed: read once, as they are the
 // reporter's flags, and again after a failed read, which says so.
 func TestConsoleListsTheAlertRulesInForce(t *testing.T) {
+	// A reporter without a webhook or an Alertmanager: nowhere to send a
+	// test alert, which the button says.
+	nowhere := newPage(t)
+	nowhere.open("overview")
+	nowhere.until("the rules listed", `document.querySelectorAll('#alert-rules-list li').length === 4`)
+	if !nowhere.is("no test alert", `document.querySelector('#alert-test').disabled`) || !strings.Contains(nowhere.attr("#alert-test", "title"), "no --alert-webhook-url") {
+		t.Errorf("without a destination the test alert's button is enabled, or does not say why not (%q)", nowhere.attr("#alert-test", "title"))
+	}
+
+	withDestinations := rulesInForce
+	withDestinations.Webhook, withDestinations.Alertmanagers = true, 2
 	p := newPage(t)
-	p.api.set(func(f *fakeAPI) { f.fail["/api/v1/alerts/rules"] = http.StatusServiceUnavailable })
+	p.api.set(func(f *fakeAPI) { f.fail["/api/v1/alerts/rules"], f.rules = http.StatusServiceUnavailable, withDestinations })
 	p.open("overview")
 	p.until("the overview drawn", overviewDrawn)
 	p.until("the failed read said", `document.querySelector('#alert-rules-says').textContent.startsWith('The rules in force: not loaded: ')`)

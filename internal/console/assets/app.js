@@ -702,8 +702,13 @@
   // evaluated, and who hears.
   function drawRules(r) {
     $('#alert-rules-says').textContent = r.says;
+    // Nowhere to send a test alert: the button says so rather than fail.
+    $('#alert-test').disabled = nowhereToSend();
+    $('#alert-test').title = nowhereToSend() ? 'the reporter has no --alert-webhook-url and no --alertmanager-url' : 'to the webhook and every Alertmanager, marked a test';
     replaceIfChanged($('#alert-rules-list'), ...r.rules.map((x) => el('li', { 'data-rule': x.rule, 'data-on': String(x.on), class: x.on ? '' : 'hint' }, el('code', {}, x.rule), ': ' + x.says)));
   }
+  // nowhereToSend says the rules in force, once read, have no destination.
+  const nowhereToSend = () => !!rulesInForce && !rulesInForce.webhook && !rulesInForce.alertmanagers;
   // sendTestAlert asks the reporter to send a test alert to the webhook and
   // every Alertmanager, and says beside the button what each did with it.
   async function sendTestAlert() {
@@ -722,7 +727,7 @@
       r.textContent = e instanceof AuthError ? '' : 'not sent: ' + e.message;
       r.dataset.sent = 'false';
     } finally {
-      button.disabled = false;
+      button.disabled = nowhereToSend();
     }
   }
   $('#alert-test').addEventListener('click', sendTestAlert);
