@@ -84,7 +84,8 @@ type fakeAPI struct {
 	// delivered and no SMS>VIBER), or fail with 503 under failBefore;
 	// beforeQueries are the queries asked with it.
 	// refuseBefore answers it 400, as the API a window before its
-	// earliest; emptyBefore answers /fallback no journeys.
+	// earliest; emptyBefore answers /fallback no journeys and
+	// /timeseries no channel.
 	before        string
 	failBefore    bool
 	refuseBefore  bool
@@ -294,7 +295,10 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			tsAsOf = time.Now().UTC().Format(time.RFC3339Nano)
 		}
 		ts := fakeTimeseries(from, to, tsAsOf)
-		if isBefore {
+		if emptyBefore {
+			ts["channels"] = []any{}
+		}
+		if isBefore && !emptyBefore {
 			sms := ts["channels"].([]any)[0].(map[string]any)
 			for i := range sms["delivery_rate"].([]any) {
 				sms["delivery_rate"].([]any)[i] = 0.75
@@ -822,6 +826,31 @@ func TestConsoleSetsRatesBesideTheWindowBefore(t *testing.T) {
 	if n := p.readAgain(p.api.readsFrom, "2026-06-01T00:00:00Z"); n > 0 {
 		t.Errorf("a final window whose window before is refused was read %d more times", n)
 	}
+}
+
+// A window before without attempts draws no faint rate, and the notes
+// under the charts say it had none rather than name faint lines; the
+// attempts' faint line is at 0.
+func TestConsoleSaysTheWindowBeforeHadNoAttempts(t *testing.T) {
+	p := newPage(t)
+	p.api.set(func(f *fakeAPI) { f.before, f.emptyBefore = "2026-05-31T00:00:00Z", true })
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	p.pendingCustomDay("2026-06-01T00:00:00Z")
+	const none = "Faint: the 24 h before, bucket beside bucket (2026-05-31 00:00:00Z … 2026-06-01 00:00:00Z): no attempts then."
+	p.until("the rate's note", `document.querySelector('#rate-before-note').textContent === '`+none+`'`)
+	for _, id := range []string{"attempts", "fallback"} {
+		if got := p.text("#" + id + "-before-note"); got != none {
+			t.Errorf("the %s chart's note = %q; want %q", id, got, none)
+		}
+	}
+	p.b.Do("show the attempts as a table", chromedp.Click(`#chart-attempts + button.chart-data-toggle`))
+	if !p.is("the day before's attempts at 0", `(() => {
+		const rows = [...document.querySelectorAll('#chart-attempts-data tbody tr')];
+		return rows.length === 24 && rows.every((r) => r.cells[1].textContent === '3' && r.cells[2].textContent === '0'); })()`) {
+		t.Errorf("the attempts' table = %q; want each hour's 3 beside the day before's 0", p.text("#chart-attempts-data"))
+	}
+	p.b.NoErrors("a window before without attempts")
 }
 
 // Journeys sets each path's delivery rate and the fallback rate beside

@@ -889,10 +889,12 @@
     // is webhooks or logins gone missing.
     const faint = (c, prior) => prior ? [[c.channel + ' ' + before.name, prior(c.channel), [4, 3], { show: true, size: 3 }, 'pair', true]] : [];
     const table = (field, prior) => (c) => [[c.channel, c[field]], ...faint(c, prior).map(([label, values]) => [label, values])];
-    // The note below a chart names the window its faint lines are of.
+    // The note below a chart names the window its faint lines are of, or
+    // says it had no attempts: no faint rate, the attempts' at 0.
     const beforeNote = (id, prior) => {
       const note = $('#' + id.replace('chart-', '') + '-before-note');
-      note.textContent = prior && ts.channels.length ? 'Faint: ' + before.name + ', bucket beside bucket (' + fmtTime(before.ts.from) + ' … ' + fmtTime(before.ts.to) + ').' : '';
+      note.textContent = prior && ts.channels.length ? 'Faint: ' + before.name + ', bucket beside bucket (' + fmtTime(before.ts.from) + ' … ' + fmtTime(before.ts.to) + ')' +
+        (before.ts.channels.length ? '.' : ': no attempts then.') : '';
       note.hidden = !note.textContent;
     };
     const beside = (id, field) => {
