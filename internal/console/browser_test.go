@@ -1400,6 +1400,19 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 			t.Errorf("firing now = %q; want %q", got, want)
 		}
 	}
+	// Each firing, and each row's window, links to the overview of the
+	// window its rule judged, on its channel, as the webhook's link does.
+	for sel, want := range map[string]string{
+		`#firing [data-rule="delivery_rate_low"] a`:        "#overview?range=custom&from=2026-06-02T09:12:44Z&to=2026-06-02T09:12:45Z&channel=SMS",
+		`#firing [data-rule="fallback_rate_high"] a`:       "#overview?range=custom&from=2026-06-02T09:12:44Z&to=2026-06-02T09:12:45Z",
+		`#alerts tr[data-alert="0"] [data-field="over"] a`: "#overview?range=custom&from=2026-06-02T09:12:44Z&to=2026-06-02T09:12:45Z&channel=SMS",
+	} {
+		if got := p.attr(sel, "href"); got != want {
+			t.Errorf("%s links to %q; want %q", sel, got, want)
+		}
+	}
+	p.b.Do("follow the firing's link", chromedp.Click(`#firing [data-rule="delivery_rate_low"] a`))
+	p.until("the window it judged shown", `document.querySelector('#page-overview').dataset.loaded === '2026-06-02T09:12:44Z/2026-06-02T09:12:45Z' && document.querySelector('#channel').value === 'SMS'`)
 	p.b.NoErrors("alert figures")
 }
 
@@ -1419,7 +1432,9 @@ func TestConsoleListsTheAlertRulesInForce(t *testing.T) {
 	withDestinations := rulesInForce
 	withDestinations.Webhook, withDestinations.Alertmanagers = true, 2
 	p := newPage(t)
-	p.api.set(func(f *fakeAPI) { f.fail["/api/v1/alerts/rules"], f.rules = http.StatusServiceUnavailable, withDestinations })
+	p.api.set(func(f *fakeAPI) {
+		f.fail["/api/v1/alerts/rules"], f.rules = http.StatusServiceUnavailable, withDestinations
+	})
 	p.open("overview")
 	p.until("the overview drawn", overviewDrawn)
 	p.until("the failed read said", `document.querySelector('#alert-rules-says').textContent.startsWith('The rules in force: not loaded: ')`)

@@ -746,13 +746,19 @@
   // The rules firing now, whatever the window: the first thing to see. A
   // rule kept firing (--alert-keep-firing-for) holds no longer: its figure
   // is the one it last held with, and the line says when that was.
+  // alertHref is the overview of the window an alert's rule judged, on its
+  // channel (all of them for the fallback rate and OTHER), as the
+  // reporter's webhook links it (ReportsConfig.alertLink): whole seconds,
+  // its end the second after the evaluation's.
+  const alertHref = (a) => '#overview?' + new URLSearchParams(Object.assign({ range: 'custom', from: isoSec(new Date(Date.parse(a.from))),
+    to: isoSec(new Date(Math.floor(Date.parse(a.to) / 1000) * 1000 + 1000)) }, a.channel && a.channel !== 'OTHER' ? { channel: a.channel } : {})).toString().replace(/%3A/g, ':');
   function drawFiring(now) {
     const firing = $('#firing');
     firing.dataset.count = now.firing.length;
     firing.className = now.firing.length ? 'state-firing' : 'state-resolved';
     replaceIfChanged(firing, now.firing.length ? 'Firing now: ' : 'No alert rule is firing.',
       ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', title: f.summary + ' (evaluated ' + fmtTime(f.to) + ')' },
-        (i ? '; ' : '') + f.rule + ' on ' + (f.channel || 'all channels') + ' since ' + fmtTime(f.since) + ' (' + alertFigures(f.rule, f.value, f.threshold)[0] + alertBefore(f) +
+        (i ? '; ' : ''), el('a', { href: alertHref(f) }, f.rule + ' on ' + (f.channel || 'all channels')), ' since ' + fmtTime(f.since) + ' (' + alertFigures(f.rule, f.value, f.threshold)[0] + alertBefore(f) +
           (f.kept ? '; kept firing: it held last at ' + fmtTime(f.to) : '') + ')')));
     // Announced: which rules fire, not their values, which move at every
     // evaluation (the line above, not live, has them).
@@ -853,7 +859,7 @@
   };
   const episodeRow = (a, value, threshold) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, 'data-evaluations': a.evaluations, title: a.summary },
     el('td', {}, fmtTime(a.to)),
-    el('td', {}, fmtSpan(Date.parse(a.to) - Date.parse(a.from))),
+    el('td', { 'data-field': 'over' }, el('a', { href: alertHref(a), title: 'the window its latest evaluation judged' }, fmtSpan(Date.parse(a.to) - Date.parse(a.from)))),
     el('td', { 'data-field': 'rule' }, a.rule),
     el('td', { 'data-field': 'channel' }, a.channel || 'all'),
     el('td', { 'data-field': 'state', class: 'state-' + a.state }, a.state === 'resolved' ? 'resolved' : a.since === a.to ? 'firing' : 'firing since ' + fmtTime(a.since)),
