@@ -743,15 +743,15 @@
     const ms = Date.parse(b.to) - Date.parse(b.from);
     return ALERT_BEFORE[ms] || 'the ' + fmtSpan(ms) + ' before';
   };
-  // The rules firing now, whatever the window: the first thing to see. A
-  // rule kept firing (--alert-keep-firing-for) holds no longer: its figure
-  // is the one it last held with, and the line says when that was.
   // alertHref is the overview of the window an alert's rule judged, on its
   // channel (all of them for the fallback rate and OTHER), as the
   // reporter's webhook links it (ReportsConfig.alertLink): whole seconds,
   // its end the second after the evaluation's.
   const alertHref = (a) => '#overview?' + new URLSearchParams(Object.assign({ range: 'custom', from: isoSec(new Date(Date.parse(a.from))),
     to: isoSec(new Date(Math.floor(Date.parse(a.to) / 1000) * 1000 + 1000)) }, a.channel && a.channel !== 'OTHER' ? { channel: a.channel } : {})).toString().replace(/%3A/g, ':');
+  // The rules firing now, whatever the window: the first thing to see. A
+  // rule kept firing (--alert-keep-firing-for) holds no longer: its figure
+  // is the one it last held with, and the line says when that was.
   function drawFiring(now) {
     const firing = $('#firing');
     firing.dataset.count = now.firing.length;
@@ -950,11 +950,10 @@
 
   // priorValues is a channel's figures (field: delivery_rate, attempts,
   // fallback_rate) in the window before, bucket by bucket beside ts's;
-  // null when there
-  // are none to set beside them: not loaded, refused (before the API's
-  // earliest), or cut into other buckets (a custom week of 167 hours on a
-  // zone's days, where a clock changed: the window before it starts off
-  // midnight).
+  // null when there are none to set beside them: not loaded, refused
+  // (before the API's earliest), or cut into other buckets (a custom week
+  // of 167 hours on a zone's days, where a clock changed: the window
+  // before it starts off midnight).
   function priorValues(ts, before, field) {
     const b = before.ts;
     if (!b || b instanceof Error || b.step_seconds !== ts.step_seconds || b.start.length !== ts.start.length) return null;
