@@ -79,7 +79,7 @@ func alertmanagerEndsAt(interval time.Duration) time.Duration { return 4 * max(i
 // static labels, and the figures as annotations, linked to the console
 // when there is a link. A firing starts at its since and ends unless heard
 // of again; a resolution ends now.
-func alertmanagerAlerts(alerts []Alert, static map[string]string, now time.Time, interval time.Duration, link func(*Alert) string) []alertmanagerAlert {
+func alertmanagerAlerts(alerts []Alert, static map[string]string, now time.Time, interval time.Duration, link, runbook func(*Alert) string) []alertmanagerAlert {
 	out := make([]alertmanagerAlert, 0, len(alerts))
 	for i := range alerts {
 		al := &alerts[i]
@@ -99,6 +99,11 @@ func alertmanagerAlerts(alerts []Alert, static map[string]string, now time.Time,
 			"threshold": strconv.FormatFloat(al.Threshold, 'f', 4, 64),
 			"volume":    strconv.FormatUint(al.Volume, 10),
 			"window":    al.From.UTC().Format(time.RFC3339) + " – " + al.To.UTC().Format(time.RFC3339),
+		}
+		// Prometheus rules' name for a runbook, which receivers (PagerDuty,
+		// Opsgenie, Slack templates) know.
+		if rb := runbook(al); rb != "" {
+			annotations["runbook_url"] = rb
 		}
 		// The window before's figure, for a template to set beside value
 		// (none when there was nothing to judge there).
@@ -127,7 +132,7 @@ func (r *Reports) toAlertmanagers(ctx context.Context, alerts []Alert, now time.
 	if len(r.cfg.AlertmanagerURLs) == 0 || len(alerts) == 0 {
 		return nil
 	}
-	body, err := json.Marshal(alertmanagerAlerts(alerts, r.cfg.AlertLabels, now, r.alertInterval(now), r.cfg.alertLink))
+	body, err := json.Marshal(alertmanagerAlerts(alerts, r.cfg.AlertLabels, now, r.alertInterval(now), r.cfg.alertLink, r.cfg.runbookLink))
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,9 @@ type RulesResponse struct {
 	RepeatSeconds        float64 `json:"repeat_seconds"`
 	Webhook              bool    `json:"webhook"`
 	Alertmanagers        int     `json:"alertmanagers"`
+	// RunbookURL is --alert-runbook-url, {rule} and {channel} not yet
+	// replaced; empty, none.
+	RunbookURL string `json:"runbook_url"`
 	// TZ is --report-timezone, the clock of the summaries' words.
 	TZ    string        `json:"tz"`
 	Rules []RuleInForce `json:"rules"`
@@ -84,7 +87,7 @@ func (c *ReportsConfig) InForce() RulesResponse {
 		}
 	}
 	r := RulesResponse{Schedule: c.Alerts, WindowSeconds: a.Window.Seconds(), ForSeconds: c.AlertFor.Seconds(), KeepFiringForSeconds: c.AlertKeepFiringFor.Seconds(),
-		RepeatSeconds: c.AlertRepeat.Seconds(), Webhook: c.AlertWebhookURL != "", Alertmanagers: len(c.AlertmanagerURLs), TZ: c.zone().String(), Rules: rules}
+		RepeatSeconds: c.AlertRepeat.Seconds(), Webhook: c.AlertWebhookURL != "", Alertmanagers: len(c.AlertmanagerURLs), RunbookURL: c.RunbookURL, TZ: c.zone().String(), Rules: rules}
 	r.Says = c.alertWords()
 	return r
 }
@@ -151,7 +154,11 @@ func (c *ReportsConfig) alertWords() string {
 	default:
 		b += fmt.Sprintf("; %d Alertmanagers hear every evaluation", n)
 	}
-	return b + "; every firing and resolution is published on NATS and stored."
+	b += "; every firing and resolution is published on NATS and stored."
+	if c.RunbookURL != "" {
+		b += " A firing names its runbook: " + c.RunbookURL + " (--alert-runbook-url)."
+	}
+	return b
 }
 
 // TestAlertResponse is the body of POST /api/v1/alerts/test: what the
@@ -195,14 +202,18 @@ func (r *Reports) SendTestAlert(ctx context.Context, now time.Time) TestAlertRes
 	}
 	out := TestAlertResponse{Alertmanagers: []TestPost{}}
 	if r.cfg.AlertWebhookURL != "" {
-		text := ":test_tube: otpscope test alert: " + al.Summary
+		text, runbook := ":test_tube: otpscope test alert: "+al.Summary, r.cfg.runbookLink(&al)
+		if runbook != "" {
+			text += "; runbook: " + runbook
+		}
 		if r.cfg.ConsoleURL != "" {
 			text += " " + r.cfg.ConsoleURL
 		}
 		body, err := json.Marshal(struct {
-			Text  string `json:"text"`
-			Alert *Alert `json:"alert"`
-		}{text, &al})
+			Text    string `json:"text"`
+			Alert   *Alert `json:"alert"`
+			Runbook string `json:"runbook_url,omitempty"`
+		}{text, &al, runbook})
 		if err == nil {
 			err = r.postWebhook(ctx, body)
 		}
@@ -210,7 +221,7 @@ func (r *Reports) SendTestAlert(ctx context.Context, now time.Time) TestAlertRes
 		out.Webhook = &sent
 	}
 	if len(r.cfg.AlertmanagerURLs) > 0 {
-		body, err := json.Marshal(alertmanagerAlerts([]Alert{al}, r.cfg.AlertLabels, now, testAlertInterval, link))
+		body, err := json.Marshal(alertmanagerAlerts([]Alert{al}, r.cfg.AlertLabels, now, testAlertInterval, link, r.cfg.runbookLink))
 		for _, base := range r.cfg.AlertmanagerURLs {
 			if err == nil {
 				out.Alertmanagers = append(out.Alertmanagers, posted(r.postAlertmanager(ctx, base, body)))

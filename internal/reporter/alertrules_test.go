@@ -65,6 +65,7 @@ func TestAlertRulesInForce(t *testing.T) {
 	cfg.Rules.MaxFallbackRate = 0
 	cfg.AlertFor, cfg.AlertKeepFiringFor, cfg.Alerts = 10*time.Minute, 15*time.Minute, "@every 1m"
 	cfg.AlertWebhookURL, cfg.AlertmanagerURLs = "https://hooks.slack.example/T000/B000/secret", []string{"http://am-0:9093", "http://am-1:9093"}
+	cfg.RunbookURL = "https://wiki.example.com/otpscope#{rule}"
 	got = cfg.InForce()
 	for i, want := range []string{
 		"a channel's delivery rate below SMS 95.0%, VOICE 70.0% (no other channel), with at least 50 settled attempts in the window",
@@ -79,10 +80,10 @@ func TestAlertRulesInForce(t *testing.T) {
 	if c := got.Rules[2].Confidence; c == nil || *c != 0.95 {
 		t.Errorf("the drop's confidence %v; want 0.95", c)
 	}
-	if want := `Evaluated on "@every 1m" (--alert-schedule) over the last 1 h (--alert-window). A rule fires once it has held at every evaluation for 10 min (--alert-for) and resolves 15 min after it last held (--alert-keep-firing-for). The webhook hears when one fires, every 4 h while it fires (--alert-repeat) and when it resolves; 2 Alertmanagers hear every evaluation; every firing and resolution is published on NATS and stored.`; got.Says != want {
+	if want := `Evaluated on "@every 1m" (--alert-schedule) over the last 1 h (--alert-window). A rule fires once it has held at every evaluation for 10 min (--alert-for) and resolves 15 min after it last held (--alert-keep-firing-for). The webhook hears when one fires, every 4 h while it fires (--alert-repeat) and when it resolves; 2 Alertmanagers hear every evaluation; every firing and resolution is published on NATS and stored. A firing names its runbook: https://wiki.example.com/otpscope#{rule} (--alert-runbook-url).`; got.Says != want {
 		t.Errorf("says %q; want %q", got.Says, want)
 	}
-	if !got.Webhook || got.Alertmanagers != 2 || got.ForSeconds != 600 || got.KeepFiringForSeconds != 900 {
+	if !got.Webhook || got.Alertmanagers != 2 || got.ForSeconds != 600 || got.KeepFiringForSeconds != 900 || got.RunbookURL != cfg.RunbookURL {
 		t.Errorf("in force %+v", got)
 	}
 	cfg.Alerts = ""
@@ -115,7 +116,7 @@ func TestSendTestAlert(t *testing.T) {
 	gone := "http://" + webtest.FreeAddr(t) // nothing listens there
 	reg := prometheus.NewRegistry()
 	cfg := reporter.ReportsConfig{AlertWebhookURL: hook.URL, AlertmanagerURLs: []string{gone, am.url}, AlertLabels: reporter.Labels{"env": "prod"},
-		ConsoleURL: "https://otpscope.example.com/console/", Timezone: "Asia/Kolkata", Alerts: "*/5 * * * *", Rules: reporter.AlertRules{Window: time.Hour}}
+		ConsoleURL: "https://otpscope.example.com/console/", RunbookURL: "https://wiki.example.com/otpscope#{rule}", Timezone: "Asia/Kolkata", Alerts: "*/5 * * * *", Rules: reporter.AlertRules{Window: time.Hour}}
 	router := chi.NewRouter()
 	reporter.NewReports(cfg, nil, nil, brokertest.Logger(t), reg).MountRules(router)
 	srv := httptest.NewServer(router)
@@ -136,14 +137,15 @@ func TestSendTestAlert(t *testing.T) {
 	}
 	mu.Lock()
 	if len(texts) != 1 || !strings.HasPrefix(texts[0], ":test_tube: otpscope test alert: a test of otpscope's alert notifications, sent by hand at ") ||
-		!strings.Contains(texts[0], "+05:30") || !strings.HasSuffix(texts[0], "no rule fired https://otpscope.example.com/console/") {
+		!strings.Contains(texts[0], "+05:30") || !strings.HasSuffix(texts[0], "no rule fired; runbook: https://wiki.example.com/otpscope#otpscope_test https://otpscope.example.com/console/") {
 		t.Errorf("the webhook heard %q", texts)
 	}
 	mu.Unlock()
 	am.waitNotified(t, "firing", 1)
 	held := am.alerts(t)
 	if len(held) != 1 || held[0].Labels["alertname"] != reporter.TestAlertRule || held[0].Labels["env"] != "prod" || held[0].Labels["service"] != "otpscope" ||
-		held[0].GeneratorURL != cfg.ConsoleURL || !held[0].EndsAt.After(held[0].StartsAt) || held[0].EndsAt.Sub(held[0].StartsAt) > 5*time.Minute {
+		held[0].GeneratorURL != cfg.ConsoleURL || held[0].Annotations["runbook_url"] != "https://wiki.example.com/otpscope#otpscope_test" ||
+		!held[0].EndsAt.After(held[0].StartsAt) || held[0].EndsAt.Sub(held[0].StartsAt) > 5*time.Minute {
 		t.Errorf("Alertmanager holds %+v; want the test alert, labelled as the rules' are, ending by itself within minutes", held)
 	}
 	// The posts' metrics are the rules' alerts': a test is not counted.

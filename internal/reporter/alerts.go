@@ -736,11 +736,27 @@ func (c *ReportsConfig) alertLink(al *Alert) string {
 	return link
 }
 
+// runbookLink is the runbook of al's rule and channel (--alert-runbook-url);
+// "" without one.
+func (c *ReportsConfig) runbookLink(al *Alert) string {
+	if c.RunbookURL == "" {
+		return ""
+	}
+	return runbookFor(c.RunbookURL, al.Rule, al.Channel)
+}
+
+// runbookFor is template with {rule} and {channel} replaced, escaped for a
+// path or fragment.
+func runbookFor(template, rule, channel string) string {
+	return strings.NewReplacer("{rule}", url.PathEscape(rule), "{channel}", url.PathEscape(channel)).Replace(template)
+}
+
 // slackPayload is what a Slack incoming webhook (and compatible receivers)
 // accepts: text, the summary (which begins with the figure and its
-// threshold), ending in link when there is one, its times on rules' clock
-// as the summary's, plus the alert itself for receivers that read JSON.
-func slackPayload(al *Alert, link string, rules AlertRules) ([]byte, error) {
+// threshold), a firing's runbook when there is one, ending in link when
+// there is one, its times on rules' clock as the summary's, plus the
+// alert itself and the runbook for receivers that read JSON.
+func slackPayload(al *Alert, link, runbook string, rules AlertRules) ([]byte, error) {
 	text := ":rotating_light: otpscope " + al.Rule + ": " + al.Summary
 	switch {
 	case al.State == events.AlertResolved:
@@ -748,13 +764,17 @@ func slackPayload(al *Alert, link string, rules AlertRules) ([]byte, error) {
 	case al.Since.Before(al.To):
 		text += "; firing since " + rules.clock(al.Since)
 	}
+	if runbook != "" && al.State != events.AlertResolved {
+		text += "; runbook: " + runbook
+	}
 	if link != "" {
 		text += " " + link
 	}
 	return json.Marshal(struct {
-		Text  string `json:"text"`
-		Alert *Alert `json:"alert"`
-	}{text, al})
+		Text    string `json:"text"`
+		Alert   *Alert `json:"alert"`
+		Runbook string `json:"runbook_url,omitempty"`
+	}{text, al, runbook})
 }
 
 // alertContext bounds one webhook POST.

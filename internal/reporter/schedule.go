@@ -62,6 +62,9 @@ type ReportsConfig struct {
 	// ConsoleURL is the console as the alerts' readers reach it; alerts
 	// link to its overview of their window and channel (alertLink).
 	ConsoleURL string
+	// RunbookURL is the team's page of what to do when an alert fires,
+	// {rule} and {channel} replaced by the alert's (runbookLink).
+	RunbookURL string
 	// AlertFor is how long a rule must hold, at every evaluation, before it
 	// fires (Prometheus' for:); 0 fires at the first evaluation.
 	AlertFor time.Duration
@@ -124,6 +127,7 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.AlertmanagerURLs, "alertmanager-url", "Alertmanager to post every firing and resolution to, at each evaluation (its base URL, e.g. http://alertmanager:9093; repeat or comma-separate for each of an HA cluster; user:password@ for basic auth)")
 	fs.Var(&c.AlertLabels, "alert-labels", "labels added to the alerts posted to Alertmanager, e.g. env=prod,team=auth (severity=warning and service=otpscope unless given)")
 	fs.StringVar(&c.ConsoleURL, "console-url", "", "the console's address as the alerts' readers reach it, e.g. https://otpscope.example.com/console/: the webhook's text and Alertmanager's generatorURL link each alert to its overview of the alert's window and channel, and an admin API beyond loopback without --api-token answers a browser by its host; empty links none")
+	fs.StringVar(&c.RunbookURL, "alert-runbook-url", "", "the team's page of what to do when an alert fires, e.g. https://wiki.example.com/otpscope#{rule}: {rule} and {channel} are replaced by the alert's (channel empty for the fallback rate); Alertmanager's alerts carry it as their runbook_url annotation, the webhook's firing text and JSON name it; empty names none")
 	fs.DurationVar(&c.AlertRepeat, "alert-repeat", DefaultAlertRepeat, "how often the webhook hears again of a rule that stays firing; 0 never")
 	fs.DurationVar(&c.AlertFor, "alert-for", 0, "how long a rule must hold, at every evaluation, before it fires (as Prometheus' for:); 0 fires at once")
 	fs.DurationVar(&c.AlertKeepFiringFor, "alert-keep-firing-for", 0, "how long a firing rule that no longer holds stays firing before it resolves (as Prometheus' keep_firing_for:), so that a figure wavering about its threshold fires once; holding again within it, it fires on, since its start; 0 resolves at once")
@@ -191,6 +195,11 @@ func (c *ReportsConfig) Validate() error {
 		}
 		if u.Fragment != "" {
 			return fmt.Errorf("console-url %q: without a #fragment, e.g. https://otpscope.example.com/console/", u.Redacted())
+		}
+	}
+	if c.RunbookURL != "" {
+		if _, err := httpurl.Parse(runbookFor(c.RunbookURL, RuleDeliveryRateLow, "SMS")); err != nil {
+			return fmt.Errorf("alert-runbook-url %w (the runbook's, e.g. https://wiki.example.com/otpscope#{rule})", err)
 		}
 	}
 	for _, am := range c.AlertmanagerURLs {
@@ -775,7 +784,7 @@ func (r *Reports) hideWebhook(err error) error {
 }
 
 func (r *Reports) post(ctx context.Context, al *Alert) error {
-	body, err := slackPayload(al, r.cfg.alertLink(al), r.cfg.Rules)
+	body, err := slackPayload(al, r.cfg.alertLink(al), r.cfg.runbookLink(al), r.cfg.Rules)
 	if err != nil {
 		return err
 	}
