@@ -136,17 +136,25 @@ func (r *Reports) toAlertmanagers(ctx context.Context, alerts []Alert, now time.
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, base := range r.cfg.AlertmanagerURLs {
-		err := r.postAlertmanager(ctx, base, body)
+	errs := r.postAlertmanagers(ctx, body)
+	for _, err := range errs {
 		outcome := "ok"
 		if err != nil {
 			outcome = "error"
-			errs = append(errs, err)
 		}
 		r.alertmanagerPosts.WithLabelValues(outcome).Inc()
 	}
 	return errors.Join(errs...)
+}
+
+// postAlertmanagers posts body to every Alertmanager, in
+// --alertmanager-url's order: each one's error, nil when it took it.
+func (r *Reports) postAlertmanagers(ctx context.Context, body []byte) []error {
+	errs := make([]error, len(r.cfg.AlertmanagerURLs))
+	for i, base := range r.cfg.AlertmanagerURLs {
+		errs[i] = r.postAlertmanager(ctx, base, body)
+	}
+	return errs
 }
 
 func (r *Reports) postAlertmanager(ctx context.Context, base string, body []byte) error {

@@ -202,33 +202,23 @@ func (r *Reports) SendTestAlert(ctx context.Context, now time.Time) TestAlertRes
 	}
 	out := TestAlertResponse{Alertmanagers: []TestPost{}}
 	if r.cfg.AlertWebhookURL != "" {
-		text, runbook := ":test_tube: otpscope test alert: "+al.Summary, r.cfg.runbookLink(&al)
-		if runbook != "" {
-			text += "; runbook: " + runbook
-		}
-		if r.cfg.ConsoleURL != "" {
-			text += " " + r.cfg.ConsoleURL
-		}
-		body, err := json.Marshal(struct {
-			Text    string `json:"text"`
-			Alert   *Alert `json:"alert"`
-			Runbook string `json:"runbook_url,omitempty"`
-		}{text, &al, runbook})
+		body, err := webhookBody(":test_tube: otpscope test alert: "+al.Summary, &al, r.cfg.runbookLink(&al), r.cfg.ConsoleURL)
 		if err == nil {
 			err = r.postWebhook(ctx, body)
 		}
 		sent := posted(err)
 		out.Webhook = &sent
 	}
-	if len(r.cfg.AlertmanagerURLs) > 0 {
-		body, err := json.Marshal(alertmanagerAlerts([]Alert{al}, r.cfg.AlertLabels, now, testAlertInterval, link, r.cfg.runbookLink))
-		for _, base := range r.cfg.AlertmanagerURLs {
-			if err == nil {
-				out.Alertmanagers = append(out.Alertmanagers, posted(r.postAlertmanager(ctx, base, body)))
-			} else {
-				out.Alertmanagers = append(out.Alertmanagers, posted(err))
-			}
+	errs := make([]error, len(r.cfg.AlertmanagerURLs))
+	if body, err := json.Marshal(alertmanagerAlerts([]Alert{al}, r.cfg.AlertLabels, now, testAlertInterval, link, r.cfg.runbookLink)); err != nil {
+		for i := range errs {
+			errs[i] = err
 		}
+	} else {
+		errs = r.postAlertmanagers(ctx, body)
+	}
+	for _, err := range errs {
+		out.Alertmanagers = append(out.Alertmanagers, posted(err))
 	}
 	return out
 }

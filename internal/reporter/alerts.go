@@ -764,7 +764,16 @@ func slackPayload(al *Alert, link, runbook string, rules AlertRules) ([]byte, er
 	case al.Since.Before(al.To):
 		text += "; firing since " + rules.clock(al.Since)
 	}
-	if runbook != "" && al.State != events.AlertResolved {
+	if al.State == events.AlertResolved {
+		runbook = "" // nothing to do
+	}
+	return webhookBody(text, al, runbook, link)
+}
+
+// webhookBody is the webhook's JSON of al: text, then its runbook and link
+// when there are, and al and the runbook for receivers that read JSON.
+func webhookBody(text string, al *Alert, runbook, link string) ([]byte, error) {
+	if runbook != "" {
 		text += "; runbook: " + runbook
 	}
 	if link != "" {
