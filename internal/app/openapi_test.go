@@ -215,6 +215,7 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 	cfg.Simulate.SilentShare, cfg.Simulate.PushShare = 0.2, 0.2
 	cfg.Poller.ResendPolicy = "../../docs/examples/resend-policy.json"
 	cfg.Reports.Alerts = "@every 2s"
+	cfg.Reports.Objective.DeliveryRate = 0.99
 	cfg.Ingest.Tokens = []string{token}
 	const full, read = "api-token-0123456789", "api-read-token-0123456789"
 	cfg.APITokens = []string{full}
@@ -302,6 +303,7 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 		"/api/v1/alerts/rules":    {""},
 		"/api/v1/resends":         {"since=1h", "since=1h&channel=sms&limit=3", empty},
 		"/api/v1/report":          {"since=1h", "since=1h&format=csv&channel=sms", "since=1h&format=table&tz=Europe/Berlin", empty},
+		"/api/v1/slo":             {"", "max_lag=2m"},
 		"/api/v1/deadletters":     {"", "pending=true&limit=5", "id=dl-unknown&id=dl-unknown-2"},
 		"/api/v1/backups":         {""},
 		"/api/v1/status":          {""},
@@ -343,6 +345,7 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 		{"/api/v1/resends", "/api/v1/resends?limit=1001"},
 		{"/api/v1/report", "/api/v1/report?format=pdf"},
 		{"/api/v1/report", "/api/v1/report?since=1h&max_lag=1m"},
+		{"/api/v1/slo", "/api/v1/slo?since=1h"},
 		{"/api/v1/deadletters", "/api/v1/deadletters?pending=maybe"},
 		{"/api/v1/status", "/api/v1/status?%zz"},
 		{"/api/v1/live", "/api/v1/live?x=1&x=2"},

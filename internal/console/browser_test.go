@@ -95,6 +95,10 @@ type fakeAPI struct {
 	// answer in place of rulesInForce.
 	rulesReads int
 	rules      any
+	// sloReads counts /slo calls; slo, when set, is their answer in place
+	// of one without an objective.
+	sloReads int
+	slo      any
 }
 
 // rulesInForce is /alerts/rules: the reporter's default rules, PUSH's
@@ -182,6 +186,10 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/api/v1/alerts/rules" {
 		f.rulesReads++
 	}
+	if r.URL.Path == "/api/v1/slo" {
+		f.sloReads++
+	}
+	slo := f.slo
 	if r.URL.Path == "/api/v1/events" {
 		f.eventQueries = append(f.eventQueries, r.URL.RawQuery)
 	}
@@ -307,6 +315,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		v = ts
+	case p == "/api/v1/slo":
+		v = slo
+		if slo == nil {
+			v = reporter.SLOResponse{WindowSeconds: reporter.DefaultSLOWindow.Seconds(), Burn: []reporter.SLOBurn{}, Says: "no settled journeys over the last 28 d (no objective set: --slo-delivery-rate)"}
+		}
 	case p == "/api/v1/resends":
 		v = map[string]any{"from": from, "to": to, "as_of": asOf, "decisions": 0, "groups": []any{}, "latest": []any{}}
 	case p == "/api/v1/report":
@@ -1477,6 +1490,66 @@ func TestConsoleListsTheAlertRulesInForce(t *testing.T) {
 	p.b.Do("send a test alert again", chromedp.Click(`#alert-test`))
 	p.until("the refusal said", `document.querySelector('#alert-test-result').textContent.startsWith('not sent: ')`)
 	p.b.NoErrorsBut("rules", "status of 503", "status of 403")
+}
+
+// The objective's line says how the logins stand against it, in the
+// reporter's words, marked as a firing alert when the budget is spent or
+// burns as fast as a page; it is read once a minute, not at every refresh,
+// and says so when it did not load. Without an objective there is none.
+func TestConsoleSaysTheErrorBudget(t *testing.T) {
+	none := newPage(t)
+	none.open("overview")
+	none.until("the overview drawn", overviewDrawn)
+	none.api.set(func(f *fakeAPI) {
+		if f.sloReads == 0 {
+			t.Error("the overview drawn without reading /api/v1/slo")
+		}
+	})
+	if !none.is("no objective line", `document.querySelector('#slo').hidden`) {
+		t.Errorf("without an objective the overview says %q", none.text("#slo"))
+	}
+
+	rate := func(v float64) *float64 { return &v }
+	slo := reporter.SLOResponse{Objective: rate(0.99), WindowSeconds: reporter.DefaultSLOWindow.Seconds(),
+		SLOFigures: reporter.SLOFigures{Journeys: 12371, Delivered: 12260, Failed: 85, Pending: 26, DeliveryRate: rate(12260.0 / 12345)},
+		Budget:     &reporter.SLOBudget{FailuresAllowed: 123.45, Spent: 85 / 123.45, Remaining: 1 - 85/123.45},
+		Burn:       []reporter.SLOBurn{{WindowSeconds: 3600, Rate: rate(0)}, {WindowSeconds: 21600, Rate: rate(0.85)}, {WindowSeconds: 259200, Rate: rate(0.91)}},
+		Says:       "99.31% of 12345 settled journeys delivered over the last 28 d (objective 99.00%): 31% of the error budget left (85 of 123.5 failures allowed); burn rate 0.0× over the last 1 h, 0.9× over the last 6 h, 0.9× over the last 3 d"}
+	p := newPage(t)
+	p.api.set(func(f *fakeAPI) { f.slo = slo })
+	p.open("overview")
+	p.until("the objective said", `!document.querySelector('#slo').hidden`)
+	if got, want := p.text("#slo"), "Objective: "+slo.Says+"."; got != want {
+		t.Errorf("the objective's line = %q; want %q", got, want)
+	}
+	if p.is("marked", `document.querySelector('#slo').classList.contains('state-firing')`) {
+		t.Error("a budget with 31% left, burning under 1×, is marked as firing")
+	}
+	var reads int
+	p.api.set(func(f *fakeAPI) { reads = f.sloReads })
+	time.Sleep(6 * time.Second) // a refresh
+	p.api.set(func(f *fakeAPI) {
+		if f.sloReads != reads {
+			t.Errorf("the objective read %d times more over a refresh; want none within a minute", f.sloReads-reads)
+		}
+	})
+
+	// Burning 20× over the last hour: a page's pace, marked.
+	fast := slo
+	fast.Burn = []reporter.SLOBurn{{WindowSeconds: 3600, Rate: rate(20)}, {WindowSeconds: 21600, Rate: rate(3)}, {WindowSeconds: 259200, Rate: rate(1.2)}}
+	fast.Says = "burning"
+	q := newPage(t)
+	q.api.set(func(f *fakeAPI) { f.slo = fast })
+	q.open("overview")
+	q.until("marked as paging", `document.querySelector('#slo').dataset.paging === '3600' && document.querySelector('#slo').classList.contains('state-firing')`)
+
+	// Not loaded: said in its place, and among what did not load.
+	r := newPage(t)
+	r.api.set(func(f *fakeAPI) { f.fail["/api/v1/slo"] = http.StatusServiceUnavailable })
+	r.open("overview")
+	r.until("the failed read said", `document.querySelector('#slo').textContent.startsWith('Objective: not loaded: ')`)
+	r.until("the page says what did not load", `document.querySelector('#error').textContent.includes('the objective (')`)
+	r.b.NoErrorsBut("slo", "status of 503")
 }
 
 // A second operator's Overview, while another client holds every place

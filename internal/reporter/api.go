@@ -33,6 +33,8 @@ type API struct {
 	// rules say which channels the alerts judge by themselves: a filter
 	// by another also lists OTHER's alerts, where it is judged.
 	rules AlertRules
+	// objective is what /api/v1/slo holds the journeys to (objective.go).
+	objective Objective
 	responder
 	now func() time.Time
 }
@@ -42,6 +44,13 @@ type API struct {
 func NewAPI(db *store.DB, rules AlertRules, logger *slog.Logger) *API {
 	return &API{db: db, rules: rules, now: time.Now, responder: responder{
 		logger: logger, failure: "analytics query", title: "Analytics unavailable", detail: "the ClickHouse query failed"}}
+}
+
+// WithObjective sets the objective /api/v1/slo holds the journeys to
+// (--slo-delivery-rate, --slo-window); without it, none over 28 days.
+func (a *API) WithObjective(o Objective) *API {
+	a.objective = o
+	return a
 }
 
 // Mount adds the API's routes to r.
@@ -55,6 +64,7 @@ func (a *API) Mount(r chi.Router) {
 	r.With(QueryParams(alertsParams)).Get("/api/v1/alerts/episodes", a.alertEpisodes)  // console.go
 	r.With(QueryParams(with(windowParams, "limit"))).Get("/api/v1/resends", a.resends) // console.go
 	r.With(QueryParams(reportParams)).Get("/api/v1/report", a.report)                  // reportapi.go
+	r.With(QueryParams(sloParams)).Get("/api/v1/slo", a.slo)                           // objective.go
 }
 
 // The query parameters the endpoints read, as openapi.json lists them.

@@ -49,3 +49,9 @@ var LastHour = lastHour
 
 // LastWeek is the weekly summary's window at now in zone.
 var LastWeek = lastWeek
+
+// SetNow makes a answer as if now returned the time.
+func (a *API) SetNow(now func() time.Time) *API {
+	a.now = now
+	return a
+}

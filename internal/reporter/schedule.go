@@ -79,6 +79,8 @@ type ReportsConfig struct {
 	// restores"), keeping the newest BackupKeep (0: all).
 	BackupSchedule string
 	BackupKeep     int
+	// Objective is the logins' service-level objective (objective.go).
+	Objective Objective
 }
 
 // Defaults of the report schedule: a few minutes after the window closes, so
@@ -133,6 +135,7 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AlertKeepFiringFor, "alert-keep-firing-for", 0, "how long a firing rule that no longer holds stays firing before it resolves (as Prometheus' keep_firing_for:), so that a figure wavering about its threshold fires once; holding again within it, it fires on, since its start; 0 resolves at once")
 	fs.StringVar(&c.BackupSchedule, "backup-schedule", "", "cron spec (UTC, or a CRON_TZ= prefix's zone) of a backup of the database, e.g. \"0 3 * * *\" for 03:00 daily; empty takes none (otpscope backup create takes one by hand)")
 	fs.IntVar(&c.BackupKeep, "backup-keep", DefaultBackupKeep, "after a scheduled backup, remove all but this many of the newest from --backup-dir (0 keeps all)")
+	c.Objective.RegisterFlags(fs)
 	fs.StringVar(&c.Rollups, "rollup-schedule", DefaultRollups, "cron spec (UTC) of the job that brings up to date the hourly rollups of the hours inserts marked since its last run; empty disables (the API then computes every window live)")
 }
 
@@ -175,6 +178,9 @@ func (c *ReportsConfig) Validate() error {
 		if fi, err := os.Stat(c.Dir); err == nil && !fi.IsDir() {
 			return fmt.Errorf("report-dir %s is not a directory: want a directory, or a path not yet made", c.Dir)
 		}
+	}
+	if err := c.Objective.Validate(); err != nil {
+		return err
 	}
 	if c.BackupKeep < 0 {
 		return fmt.Errorf("backup-keep %d: must not be negative", c.BackupKeep)

@@ -548,6 +548,11 @@
   // flags, fixed while it runs: read once, and again only after a failed
   // read.
   let rulesInForce = null;
+  // The objective's figures (/api/v1/slo) are of the SLO window ending
+  // now, whatever window is shown: weeks, which a minute hardly moves.
+  // Read at most once a minute; a failed read is not kept.
+  let sloRead = { at: 0, answer: null };
+  const SLO_EVERY_MS = 60e3;
 
   // Each page's load reads its answers for window w and returns what draws
   // them; refresh draws only the newest load's. A draw may return what its
@@ -580,15 +585,17 @@
       !cut ? null : priorSeries.key === key ? priorSeries.answer
         : get('/api/v1/timeseries?' + qs(Object.assign(lagged(before), { step: String(cut.step_seconds) }, zone === 'UTC' ? {} : { tz: zone }))),
       rulesInForce || get('/api/v1/alerts/rules'),
+      Date.now() - sloRead.at < SLO_EVERY_MS ? sloRead.answer : get('/api/v1/slo?' + qs(lagged({}))),
     ]));
     if (got[8].status === 'fulfilled' && got[8].value) priorSeries = { key: key, answer: got[8].value };
     if (got[9].status === 'fulfilled') rulesInForce = got[9].value;
+    if (got[10].status === 'fulfilled' && got[10].value !== sloRead.answer) sloRead = { at: Date.now(), answer: got[10].value };
     const auth = got.find((r) => r.reason instanceof AuthError);
     if (auth) throw auth.reason;
     // One part failing (the alerts' state when NATS is down) leaves the
     // others to be drawn: each is given its answer or its error.
-    const [chs, fb, ts, al, now, st, chsBefore, fbBefore, tsBefore, rules] = got.map((r) => r.status === 'fulfilled' ? r.value : r.reason);
-    return () => drawOverview(w, chs, fb, ts, al, now, st, { w: before, name: beforeName(w), chs: chsBefore, fb: fbBefore, ts: tsBefore }, rules);
+    const [chs, fb, ts, al, now, st, chsBefore, fbBefore, tsBefore, rules, slo] = got.map((r) => r.status === 'fulfilled' ? r.value : r.reason);
+    return () => drawOverview(w, chs, fb, ts, al, now, st, { w: before, name: beforeName(w), chs: chsBefore, fb: fbBefore, ts: tsBefore }, rules, slo);
   }
   const CHART_IDS = ['chart-rate', 'chart-attempts', 'chart-latency', 'chart-fallback'];
   for (const id of CHART_IDS) {
@@ -604,7 +611,7 @@
     });
     $('#' + id).after(toggle, box);
   }
-  function drawOverview(w, chs, fb, ts, al, now, st, before, rules) {
+  function drawOverview(w, chs, fb, ts, al, now, st, before, rules, slo) {
     const failed = [];
     // part draws a part from its answer or, when that failed, says so in
     // its place: an older window's figures must not stay under this one's.
@@ -625,6 +632,13 @@
       f.className = 'state-firing';
       replaceIfChanged(f, 'Alert rules firing now: ' + msg);
       replaceIfChanged($('#firing-live'), 'Alert rules firing now: ' + msg);
+    });
+    part('the objective', slo, drawSLO, (msg) => {
+      const p = $('#slo');
+      delete p.dataset.remaining;
+      p.className = 'state-firing';
+      p.hidden = false;
+      replaceIfChanged(p, 'Objective: ' + msg);
     });
     // The window before is a part of its own: when it did not load its
     // rates say so, and w's are drawn. One the API refuses (400: before
@@ -763,6 +777,24 @@
     // Announced: which rules fire, not their values, which move at every
     // evaluation (the line above, not live, has them).
     replaceIfChanged($('#firing-live'), now.firing.length ? 'Firing now: ' + now.firing.map((f) => f.rule + ' on ' + (f.channel || 'all channels')).join('; ') : 'No alert rule is firing.');
+  }
+  // drawSLO says how the logins stand against the team's objective
+  // (--slo-delivery-rate), in the reporter's words; nothing without one
+  // (the window's own figures are in the table). Marked as a firing alert
+  // when the budget is spent, or burns as fast as the SRE workbook pages
+  // on: 14.4 times over the last hour, 6 over 6 hours.
+  const PAGE_BURN = { 3600: 14.4, 21600: 6 };
+  function drawSLO(slo) {
+    const p = $('#slo');
+    p.hidden = slo.objective === null;
+    if (p.hidden) return;
+    const paging = slo.burn.filter((b) => b.rate !== null && PAGE_BURN[b.window_seconds] && b.rate >= PAGE_BURN[b.window_seconds]);
+    const spent = slo.budget !== null && slo.budget.remaining < 0;
+    p.className = spent || paging.length ? 'state-firing' : '';
+    p.dataset.remaining = slo.budget === null ? '' : slo.budget.remaining;
+    p.dataset.paging = paging.map((b) => b.window_seconds).join(',');
+    replaceIfChanged(p, 'Objective: ' + slo.says + '.');
+    p.title = 'as of ' + fmtTime(slo.as_of) + '; a burn rate of 1 spends the error budget exactly by the end of the window (' + fmtTime(slo.from) + ' … ' + fmtTime(slo.to) + ')';
   }
   // The channel filter offers the channels an unfiltered Overview showed
   // (known ones first), so a name need not be typed, nor mistyped.
