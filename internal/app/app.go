@@ -210,7 +210,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		bounded := guarded.With(reporter.NewLimit(cfg.APIQueries).Middleware)
 		backups.Mount(guarded, bounded)
 		reports := reporter.NewReports(cfg.Reports, a.db, a.broker, logger, reg).WithBackups(backups)
-		reporter.NewAPI(a.db, cfg.Reports.Rules, logger).WithObjective(cfg.Reports.Objective).Mount(bounded)
+		reporter.NewAPI(a.db, cfg.Reports.Rules, logger).Mount(bounded)
 		reports.MountFiring(guarded)
 		reports.MountRules(guarded)
 		reporter.NewDeadLetters(a.db, a.broker, logger).Mount(bounded)

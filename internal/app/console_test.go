@@ -42,6 +42,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	// stored; TestConsoleFollowsTheRollupJob reads as the console does by
 	// default.
 	cfg.Reports.Rollups = ""
+	cfg.Reports.Rules.Objective.DeliveryRate = 0.99
 	a := serve(t, cfg)
 	base := "http://" + a.AdminAddr()
 	ctx := t.Context()
@@ -301,9 +302,16 @@ func TestConsoleInABrowser(t *testing.T) {
 	// Under the alerts, the rules in force: the reporter's own flags.
 	var rules reporter.RulesResponse
 	get("/api/v1/alerts/rules", &rules)
-	if got := b.Text(`#alert-rules-list li[data-rule="` + reporter.RuleDeliveryRateLow + `"]`); len(rules.Rules) != 4 || got != reporter.RuleDeliveryRateLow+": "+rules.Rules[0].Says ||
+	if got := b.Text(`#alert-rules-list li[data-rule="` + reporter.RuleDeliveryRateLow + `"]`); len(rules.Rules) != 5 || got != reporter.RuleDeliveryRateLow+": "+rules.Rules[0].Says ||
 		!strings.HasPrefix(got, "delivery_rate_low: a channel's delivery rate below ") {
 		t.Errorf("overview lists delivery_rate_low as %q (the API's %+v)", got, rules.Rules)
+	}
+	// Under them, the objective, as /api/v1/slo says it (read once a
+	// minute: its figures may be of before the journeys were stored).
+	var slo reporter.SLOResponse
+	get("/api/v1/slo", &slo)
+	if got := b.Text("#slo"); slo.Objective == nil || !strings.HasPrefix(got, "Objective: ") || !strings.Contains(got, " over the last 28 d (objective 99.00%)") {
+		t.Errorf("overview says the objective as %q (the API says %q)", got, slo.Says)
 	}
 	// The pipeline line is /status': the stream's messages (read before the
 	// API's here: a scheduled report may add one in between), no warning.

@@ -215,7 +215,7 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 	cfg.Simulate.SilentShare, cfg.Simulate.PushShare = 0.2, 0.2
 	cfg.Poller.ResendPolicy = "../../docs/examples/resend-policy.json"
 	cfg.Reports.Alerts = "@every 2s"
-	cfg.Reports.Objective.DeliveryRate = 0.99
+	cfg.Reports.Rules.Objective.DeliveryRate = 0.99
 	cfg.Ingest.Tokens = []string{token}
 	const full, read = "api-token-0123456789", "api-read-token-0123456789"
 	cfg.APITokens = []string{full}

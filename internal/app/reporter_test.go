@@ -195,7 +195,7 @@ func TestStatusCountsPendingDeadLetters(t *testing.T) {
 	if len(st.Warnings) != 0 {
 		t.Errorf("warnings %q; want none for a dead letter", st.Warnings)
 	}
-	if text := st.Text(api, nil); !strings.Contains(text, "  dead letters  1 never replayed, the newest ") || !strings.Contains(text, "otpscope deadletters list --pending") {
+	if text := st.Text(api, nil, nil); !strings.Contains(text, "  dead letters  1 never replayed, the newest ") || !strings.Contains(text, "otpscope deadletters list --pending") {
 		t.Errorf("otpscope status says:\n%s\nwant the dead letter never replayed and where to look", text)
 	}
 	resp, err := http.Post(api+"/api/v1/deadletters/replay", "application/json", strings.NewReader(`{"all":true}`))

@@ -49,7 +49,7 @@ func TestStatusTextGivesTheSinksShareOfTheBound(t *testing.T) {
 		{ptr(0.634), "  sink    3 waiting, 40 being inserted: 63 % of the stream's bound\n"},
 	} {
 		st := StatusResponse{Modules: []string{"reporter"}, Sink: &SinkStatus{Lag: 3, AckPending: 40, StreamBoundShare: tc.share}}
-		if got := st.Text("http://127.0.0.1:8081", nil); !strings.Contains(got, tc.want) {
+		if got := st.Text("http://127.0.0.1:8081", nil, nil); !strings.Contains(got, tc.want) {
 			t.Errorf("share %v: status says\n%s\nwant the line %q", tc.share, got, tc.want)
 		}
 	}
@@ -70,7 +70,7 @@ func TestStatusTextSaysThePollerHasNotCountedYet(t *testing.T) {
 		{nil, "  poller  leading: 0 OTPs tracked, 0 to reconcile, the oldest unsettled 0s\n"},
 	} {
 		st := StatusResponse{Modules: []string{"poller"}, Poller: &PollerStatus{Leading: true, BacklogCounted: tc.counted}}
-		if got := st.Text("http://127.0.0.1:8081", nil); !strings.Contains(got, tc.want) {
+		if got := st.Text("http://127.0.0.1:8081", nil, nil); !strings.Contains(got, tc.want) {
 			t.Errorf("counted %v: status says\n%s\nwant the line %q", tc.counted, got, tc.want)
 		}
 	}
@@ -80,11 +80,11 @@ func TestStatusTextSaysThePollerHasNotCountedYet(t *testing.T) {
 // another replica leads: a lone poller's operator went looking for one.
 func TestStatusTextSaysThePollerCannotReachNATS(t *testing.T) {
 	st := StatusResponse{Modules: []string{"poller"}, Poller: &PollerStatus{}, Stream: StreamStatus{Error: "stream TYNTEC_2FA: " + broker.ErrNotConnected.Error()}}
-	if got := st.Text("http://127.0.0.1:8082", nil); !strings.Contains(got, "  poller  not leading: this replica cannot reach NATS to hold the lease") {
+	if got := st.Text("http://127.0.0.1:8082", nil, nil); !strings.Contains(got, "  poller  not leading: this replica cannot reach NATS to hold the lease") {
 		t.Errorf("a poller away from NATS: status says\n%s\nwant it cannot reach NATS", got)
 	}
 	st.Stream.Error = ""
-	if got := st.Text("http://127.0.0.1:8082", nil); !strings.Contains(got, "  poller  not leading: another replica calls tyntec") {
+	if got := st.Text("http://127.0.0.1:8082", nil, nil); !strings.Contains(got, "  poller  not leading: another replica calls tyntec") {
 		t.Errorf("a poller connected, not leading: status says\n%s\nwant another replica leading", got)
 	}
 }
@@ -94,11 +94,11 @@ func TestStatusTextSaysThePollerCannotReachNATS(t *testing.T) {
 // not none; a process without the reporter has no sink line.
 func TestStatusTextSaysTheSinkIsNotKnown(t *testing.T) {
 	st := StatusResponse{Modules: []string{ModuleReporter}}
-	if got := st.Text("http://127.0.0.1:8081", nil); !strings.Contains(got, "  sink    backlog not known: not read yet, or unreadable now\n") {
+	if got := st.Text("http://127.0.0.1:8081", nil, nil); !strings.Contains(got, "  sink    backlog not known: not read yet, or unreadable now\n") {
 		t.Errorf("a reporter without sink readings: status says\n%s\nwant the sink not known", got)
 	}
 	st.Modules = []string{ModuleIngest}
-	if got := st.Text("http://127.0.0.1:8083", nil); strings.Contains(got, "sink") {
+	if got := st.Text("http://127.0.0.1:8083", nil, nil); strings.Contains(got, "sink") {
 		t.Errorf("ingest alone: status says\n%s\nwant no sink line", got)
 	}
 }
@@ -123,9 +123,29 @@ func TestStatusTextListsTheAlertsFiring(t *testing.T) {
 			"    delivery_rate_low on SMS since 2026-12-07T06:20:15Z: 79.96%, threshold 80.0%; the hour before: 94.7%\n" +
 			"    fallback_rate_high since 2026-12-07T06:21:15Z: 25.0%, threshold 20.0% (kept firing: it held last at 2026-12-07T06:25:15Z)\nno warnings\n"},
 	} {
-		got := st.Text("http://127.0.0.1:8081", tc.firing)
+		got := st.Text("http://127.0.0.1:8081", tc.firing, nil)
 		if tc.want == "" && strings.Contains(got, "alerts") || !strings.HasSuffix(got, tc.want) {
 			t.Errorf("firing %+v: status says\n%s\nwant it to end\n%s", tc.firing, got, tc.want)
+		}
+	}
+}
+
+// The status says the objective's figures in the reporter's words when
+// one is set, nothing when none is, and that they were not read.
+func TestStatusTextSaysTheObjective(t *testing.T) {
+	st := StatusResponse{Modules: []string{ModuleReporter}, Warnings: []string{}}
+	says := "99.31% of 12345 settled journeys delivered over the last 28 d (objective 99.00%): 31% of the error budget left (85 of 123.5 failures allowed)"
+	for _, tc := range []struct {
+		objective *Objective
+		want      string
+	}{
+		{nil, "  alerts  none firing\nno warnings\n"},
+		{&Objective{Answer: reporter.SLOResponse{Says: "no settled journeys over the last 28 d (no objective set: --slo-delivery-rate)"}}, "  alerts  none firing\nno warnings\n"},
+		{&Objective{Answer: reporter.SLOResponse{Objective: ptr(0.99), Says: says}}, "  alerts  none firing\n  objective  " + says + "\nno warnings\n"},
+		{&Objective{Err: errors.New("GET /api/v1/slo: 503 Analytics unavailable")}, "  alerts  none firing\n  objective  not read: GET /api/v1/slo: 503 Analytics unavailable\nno warnings\n"},
+	} {
+		if got := st.Text("http://127.0.0.1:8081", &Firing{}, tc.objective); !strings.HasSuffix(got, tc.want) {
+			t.Errorf("objective %+v: status says\n%s\nwant it to end\n%s", tc.objective, got, tc.want)
 		}
 	}
 }

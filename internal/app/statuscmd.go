@@ -49,10 +49,11 @@ func RunStatus(ctx context.Context, cfg StatusCLIConfig, stdout io.Writer) error
 		_, err = stdout.Write(raw)
 	} else {
 		var firing *Firing
+		var objective *Objective
 		if slices.Contains(st.Modules, ModuleReporter) {
-			firing = readFiring(ctx, cfg)
+			firing, objective = readFiring(ctx, cfg), readObjective(ctx, cfg)
 		}
-		_, err = io.WriteString(stdout, st.Text(cfg.API, firing))
+		_, err = io.WriteString(stdout, st.Text(cfg.API, firing, objective))
 	}
 	if err != nil {
 		return err
@@ -81,11 +82,32 @@ func readFiring(ctx context.Context, cfg StatusCLIConfig) *Firing {
 	return &Firing{Alerts: f.Firing, Err: err}
 }
 
+// Objective is what GET /api/v1/slo answered: the logins against the
+// objective, or why they were not read.
+type Objective struct {
+	Answer reporter.SLOResponse
+	Err    error
+}
+
+// readObjective asks the reporter at cfg.API how the logins stand against
+// its objective.
+func readObjective(ctx context.Context, cfg StatusCLIConfig) *Objective {
+	raw, err := reporter.APICall{Method: http.MethodGet, API: cfg.API, Path: "/api/v1/slo", Token: cfg.Token,
+		Command: "otpscope status", Timeout: 10 * time.Second, Limit: 1 << 20}.Do(ctx)
+	var o Objective
+	if err == nil {
+		err = json.Unmarshal(raw, &o.Answer)
+	}
+	o.Err = err
+	return &o
+}
+
 // Text is the status as lines for people: the process, a line a module,
-// the alert rules firing (firing, with the reporter), then each warning,
-// or that there is none. A firing alert is no warning: it says how tyntec
+// the alert rules firing (firing, with the reporter) and the objective
+// (objective, when one is set), then each warning, or that there is none.
+// A firing alert, or a budget spent, is no warning: it says how tyntec
 // delivers, not how otpscope runs.
-func (st StatusResponse) Text(api string, firing *Firing) string {
+func (st StatusResponse) Text(api string, firing *Firing, objective *Objective) string {
 	ago := func(t *time.Time) string {
 		if t == nil {
 			return "never"
@@ -138,6 +160,13 @@ func (st StatusResponse) Text(api string, firing *Firing) string {
 	}
 	if firing != nil {
 		b.WriteString(firing.text())
+	}
+	switch o := objective; {
+	case o == nil:
+	case o.Err != nil:
+		fmt.Fprintf(&b, "  objective  not read: %v\n", o.Err)
+	case o.Answer.Objective != nil:
+		fmt.Fprintf(&b, "  objective  %s\n", o.Answer.Says)
 	}
 	if len(st.Warnings) == 0 {
 		b.WriteString("no warnings\n")

@@ -1374,6 +1374,7 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 		{slow, 999.5, 900}, {slow, 1000, 999.6}, {slow, 75_000, 60_000},
 		{low, 0.7996, 0.8}, {low, 0.71, 0.8}, {low, 0.8125, 0.9}, {low, 0.79995, 0.8}, {low, 0, 0.8}, {low, 0.8, 0.8},
 		{reporter.RuleFallbackRateHigh, 0.2004, 0.2}, {reporter.RuleFallbackRateHigh, 0.3333, 0.2},
+		{reporter.RuleErrorBudgetBurn, 14.42, 14.4}, {reporter.RuleErrorBudgetBurn, 20.25, 14.4}, {reporter.RuleErrorBudgetBurn, 6, 6}, {reporter.RuleErrorBudgetBurn, 100, 6},
 	}
 	var episodes []any
 	for i, c := range cases {
@@ -1437,7 +1438,7 @@ func TestConsoleListsTheAlertRulesInForce(t *testing.T) {
 	// test alert, which the button says.
 	nowhere := newPage(t)
 	nowhere.open("overview")
-	nowhere.until("the rules listed", `document.querySelectorAll('#alert-rules-list li').length === 4`)
+	nowhere.until("the rules listed", `document.querySelectorAll('#alert-rules-list li').length === 5`)
 	if !nowhere.is("no test alert", `document.querySelector('#alert-test').disabled`) || !strings.Contains(nowhere.attr("#alert-test", "title"), "no --alert-webhook-url") {
 		t.Errorf("without a destination the test alert's button is enabled, or does not say why not (%q)", nowhere.attr("#alert-test", "title"))
 	}
@@ -1453,7 +1454,7 @@ func TestConsoleListsTheAlertRulesInForce(t *testing.T) {
 	p.until("the failed read said", `document.querySelector('#alert-rules-says').textContent.startsWith('The rules in force: not loaded: ')`)
 	p.until("the page says what did not load", `document.querySelector('#error').textContent.includes('the alert rules in force (')`)
 	p.api.set(func(f *fakeAPI) { delete(f.fail, "/api/v1/alerts/rules") })
-	p.until("the rules listed", `document.querySelectorAll('#alert-rules-list li').length === 4`)
+	p.until("the rules listed", `document.querySelectorAll('#alert-rules-list li').length === 5`)
 	p.b.Do("open the rules", chromedp.Click(`#alert-rules summary`))
 	if got := p.text("#alert-rules-says"); got != rulesInForce.Says {
 		t.Errorf("the rules' schedule = %q; want %q", got, rulesInForce.Says)

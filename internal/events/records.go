@@ -342,9 +342,11 @@ type Alert struct {
 	Value     float64   `json:"value"`
 	Threshold float64   `json:"threshold"`
 	// Value and Threshold are rates, but for delivery_slow milliseconds (a
-	// channel's p95 latency, dispatch to DELIVERED). Volume is the settled attempts
-	// (delivery_rate_low), delivered attempts (delivery_slow) or OTPs
-	// (fallback_rate_high).
+	// channel's p95 latency, dispatch to DELIVERED) and for
+	// error_budget_burn burn rates. Volume is the settled attempts
+	// (delivery_rate_low), delivered attempts (delivery_slow), OTPs
+	// (fallback_rate_high) or the longer window's settled journeys
+	// (error_budget_burn).
 	Volume  uint64 `json:"volume"`
 	Summary string `json:"summary"`
 	// Before is the same figure in the window before [From, To), as long

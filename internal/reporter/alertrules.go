@@ -86,6 +86,7 @@ func (c *ReportsConfig) InForce() RulesResponse {
 			drop.Says += ", judged on points alone (--alert-delivery-rate-drop-confidence 0)"
 		}
 	}
+	rules = append(rules, burnInForce(a, minOTPs))
 	r := RulesResponse{Schedule: c.Alerts, WindowSeconds: a.Window.Seconds(), ForSeconds: c.AlertFor.Seconds(), KeepFiringForSeconds: c.AlertKeepFiringFor.Seconds(),
 		RepeatSeconds: c.AlertRepeat.Seconds(), Webhook: c.AlertWebhookURL != "", Alertmanagers: len(c.AlertmanagerURLs), RunbookURL: c.RunbookURL, TZ: c.zone().String(), Rules: rules}
 	r.Says = c.alertWords()
@@ -119,6 +120,22 @@ func inForce(rule string, threshold float64, channels map[string]float64, minVol
 		limit += " (" + strings.Join(own, ", ") + ")"
 	}
 	r.Says = fmt.Sprintf(says, limit, minVolume)
+	return r
+}
+
+// burnInForce is error_budget_burn as a's objective sets it.
+func burnInForce(a AlertRules, minOTPs uint64) RuleInForce {
+	r := RuleInForce{Rule: RuleErrorBudgetBurn, On: a.Objective.DeliveryRate > 0, Threshold: burnPairs[0].factor, MinVolume: minOTPs, Volume: "settled journeys"}
+	if !r.On {
+		r.Says = "off: --slo-delivery-rate is 0"
+		return r
+	}
+	var pairs []string
+	for _, p := range burnPairs {
+		pairs = append(pairs, fmt.Sprintf("at least %s as fast as it lasts over the last %s and the last %s", AlertFigure(RuleErrorBudgetBurn, p.factor), humanDuration(p.long), humanDuration(p.short)))
+	}
+	r.Says = fmt.Sprintf("the logins burning the error budget of the objective (%s of settled journeys delivered over %s) %s, with at least %d settled journeys in the longer window",
+		sloPct(a.Objective.DeliveryRate), humanDuration(a.Objective.window()), strings.Join(pairs, ", or "), minOTPs)
 	return r
 }
 

@@ -40,15 +40,16 @@ func TestAlertRulesInForce(t *testing.T) {
 		reporter.RuleDeliverySlow:     "a channel's p95 latency (dispatch → DELIVERED) above 60.0 s, with at least 50 delivered attempts in the window",
 		reporter.RuleDeliveryRateDrop: "off: --alert-max-delivery-rate-drop is 0",
 		reporter.RuleFallbackRateHigh: "the share of journeys that fell back above 20.0%, with at least 50 journeys in the window",
+		reporter.RuleErrorBudgetBurn:  "off: --slo-delivery-rate is 0",
 	} {
 		if says[rule] != want {
 			t.Errorf("%s says %q; want %q", rule, says[rule], want)
 		}
-		if on[rule] != (rule != reporter.RuleDeliveryRateDrop) {
+		if on[rule] != (rule != reporter.RuleDeliveryRateDrop && rule != reporter.RuleErrorBudgetBurn) {
 			t.Errorf("%s on %v", rule, on[rule])
 		}
 	}
-	if len(got.Rules) != 4 || got.Rules[0].Channels["PUSH"] != 0 || got.Rules[0].Channels["SILENT"] != 0.6 || got.Rules[1].Threshold != 60000 || got.Rules[3].MinVolume != 50 {
+	if len(got.Rules) != 5 || got.Rules[0].Channels["PUSH"] != 0 || got.Rules[0].Channels["SILENT"] != 0.6 || got.Rules[1].Threshold != 60000 || got.Rules[3].MinVolume != 50 {
 		t.Errorf("rules %+v", got.Rules)
 	}
 	if want := `Evaluated on "*/5 * * * *" (--alert-schedule) over the last 1 h (--alert-window). A rule fires at the first evaluation it holds at and resolves at the first it does not. No webhook (--alert-webhook-url); no Alertmanager (--alertmanager-url); every firing and resolution is published on NATS and stored.`; got.Says != want {

@@ -83,6 +83,10 @@ type AlertRules struct {
 	// dozen attempts swings ten points by chance; a limit in points alone
 	// would page on it. 0 judges on points alone.
 	DropConfidence float64
+	// Objective is the logins' service-level objective (objective.go):
+	// /api/v1/slo reads against it, and error_budget_burn judges how fast
+	// the recent windows burn its budget.
+	Objective Objective
 	// Zone is the clock the summaries give their times on
 	// (--report-timezone, as the reports'); nil is UTC. The words alone: an
 	// alert's fields, and the window Alertmanager hears, stay in UTC.
@@ -564,6 +568,8 @@ func (a AlertRules) Watches(rule, channel string) bool {
 		return a.MaxFallbackRate > 0
 	case RuleDeliveryRateDrop:
 		return a.maxDeliveryRateDrop(channel) > 0
+	case RuleErrorBudgetBurn:
+		return channel == "" && a.Objective.DeliveryRate > 0
 	}
 	return false
 }
@@ -685,13 +691,17 @@ func channelStats(chs []store.ChannelStats, channel string) store.ChannelStats {
 
 // AlertFigure is an alert's value or threshold as people read it, as the
 // console does: seconds to a tenth for delivery_slow (milliseconds; under
-// a second in ms), a percentage to a tenth for the rates.
+// a second in ms), a burn rate to a tenth for error_budget_burn ("14.4×"),
+// a percentage to a tenth for the rates.
 func AlertFigure(rule string, v float64) string { return alertFigure(rule, v, 0) }
 
 // alertFigure is AlertFigure with extra digits more.
 func alertFigure(rule string, v float64, extra int) string {
-	if rule == RuleDeliverySlow {
+	switch rule {
+	case RuleDeliverySlow:
 		return fmtLatencyDigits(v, extra)
+	case RuleErrorBudgetBurn:
+		return burnFigure(v, extra)
 	}
 	return strconv.FormatFloat(100*v, 'f', 1+extra, 64) + "%"
 }

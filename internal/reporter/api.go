@@ -33,24 +33,15 @@ type API struct {
 	// rules say which channels the alerts judge by themselves: a filter
 	// by another also lists OTHER's alerts, where it is judged.
 	rules AlertRules
-	// objective is what /api/v1/slo holds the journeys to (objective.go).
-	objective Objective
 	responder
 	now func() time.Time
 }
 
 // NewAPI returns the API over db; rules are the alert rules the reporter
-// evaluates.
+// evaluates, with the objective /api/v1/slo reads against.
 func NewAPI(db *store.DB, rules AlertRules, logger *slog.Logger) *API {
 	return &API{db: db, rules: rules, now: time.Now, responder: responder{
 		logger: logger, failure: "analytics query", title: "Analytics unavailable", detail: "the ClickHouse query failed"}}
-}
-
-// WithObjective sets the objective /api/v1/slo holds the journeys to
-// (--slo-delivery-rate, --slo-window); without it, none over 28 days.
-func (a *API) WithObjective(o Objective) *API {
-	a.objective = o
-	return a
 }
 
 // Mount adds the API's routes to r.

@@ -2,6 +2,7 @@ package reporter
 
 import (
 	"cmp"
+	"context"
 	"flag"
 	"fmt"
 	"net/http"
@@ -156,43 +157,48 @@ func (a *API) slo(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	o := a.objective
+	o := a.rules.Objective
 	windows := []time.Duration{o.window()}
 	for _, d := range BurnWindows {
 		if d <= o.window() {
 			windows = append(windows, d)
 		}
 	}
-	figures := make([]SLOFigures, len(windows))
-	froms := make([]time.Time, len(windows))
 	ctx := store.PlanOnce(r.Context())
-	g, gctx := errgroup.WithContext(ctx)
-	for i, d := range windows {
-		bw := win
-		bw.From = win.To.Add(-d)
-		froms[i] = bw.From
-		g.Go(func() error {
-			fb, err := a.db.Fallback(gctx, bw)
-			figures[i] = sloFigures(fb.Outcomes, fb.OTPs)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	figures, err := readSLO(ctx, a.db, win, windows)
+	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	out := SLOResponse{WindowSeconds: o.window().Seconds(), From: froms[0], To: win.To, AsOf: answeredAsOf(ctx, readAt), SLOFigures: figures[0], Burn: []SLOBurn{}}
+	out := SLOResponse{WindowSeconds: o.window().Seconds(), From: win.To.Add(-windows[0]), To: win.To, AsOf: answeredAsOf(ctx, readAt), SLOFigures: figures[0], Burn: []SLOBurn{}}
 	if o.DeliveryRate > 0 {
 		out.Objective = &o.DeliveryRate
 		out.Budget = o.budget(figures[0])
 	}
 	for i, d := range windows[1:] {
-		b := SLOBurn{WindowSeconds: d.Seconds(), From: froms[i+1], To: win.To, SLOFigures: figures[i+1]}
+		b := SLOBurn{WindowSeconds: d.Seconds(), From: win.To.Add(-d), To: win.To, SLOFigures: figures[i+1]}
 		b.Rate = o.burnRate(b.SLOFigures)
 		out.Burn = append(out.Burn, b)
 	}
 	out.Says = o.says(out)
 	ops.WriteJSON(w, out)
+}
+
+// readSLO reads the journeys of each window as long as one of spans and
+// ending at w.To (w's filters and max_lag), side by side.
+func readSLO(ctx context.Context, db Analytics, w store.Window, spans []time.Duration) ([]SLOFigures, error) {
+	figures := make([]SLOFigures, len(spans))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, d := range spans {
+		bw := w
+		bw.From = w.To.Add(-d)
+		g.Go(func() error {
+			fb, err := db.Fallback(gctx, bw)
+			figures[i] = sloFigures(fb.Outcomes, fb.OTPs)
+			return err
+		})
+	}
+	return figures, g.Wait()
 }
 
 // sloFigures are a window's journeys from its outcomes.
@@ -220,10 +226,11 @@ func (o Objective) budget(f SLOFigures) *SLOBudget {
 // burnRate is f's failed share over the budget's; nil without an
 // objective or a settled journey.
 func (o Objective) burnRate(f SLOFigures) *float64 {
-	if o.DeliveryRate <= 0 || f.DeliveryRate == nil {
+	settled := f.Delivered + f.Failed
+	if o.DeliveryRate <= 0 || settled == 0 {
 		return nil
 	}
-	r := (1 - *f.DeliveryRate) / (1 - o.DeliveryRate)
+	r := float64(f.Failed) / float64(settled) / (1 - o.DeliveryRate)
 	return &r
 }
 

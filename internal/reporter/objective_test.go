@@ -34,7 +34,7 @@ func testSLO(t *testing.T, tr *traffic) {
 	objective := reporter.Objective{DeliveryRate: 0.9, Window: 7 * 24 * time.Hour}
 	serve := func(o reporter.Objective) *httptest.Server {
 		r := chi.NewRouter()
-		reporter.NewAPI(tr.f.DB, reporter.AlertRules{}, brokertest.Logger(t)).WithObjective(o).SetNow(func() time.Time { return now }).Mount(r)
+		reporter.NewAPI(tr.f.DB, reporter.AlertRules{Objective: o}, brokertest.Logger(t)).SetNow(func() time.Time { return now }).Mount(r)
 		s := httptest.NewServer(r)
 		t.Cleanup(s.Close)
 		return s

@@ -79,8 +79,6 @@ type ReportsConfig struct {
 	// restores"), keeping the newest BackupKeep (0: all).
 	BackupSchedule string
 	BackupKeep     int
-	// Objective is the logins' service-level objective (objective.go).
-	Objective Objective
 }
 
 // Defaults of the report schedule: a few minutes after the window closes, so
@@ -135,7 +133,7 @@ func (c *ReportsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AlertKeepFiringFor, "alert-keep-firing-for", 0, "how long a firing rule that no longer holds stays firing before it resolves (as Prometheus' keep_firing_for:), so that a figure wavering about its threshold fires once; holding again within it, it fires on, since its start; 0 resolves at once")
 	fs.StringVar(&c.BackupSchedule, "backup-schedule", "", "cron spec (UTC, or a CRON_TZ= prefix's zone) of a backup of the database, e.g. \"0 3 * * *\" for 03:00 daily; empty takes none (otpscope backup create takes one by hand)")
 	fs.IntVar(&c.BackupKeep, "backup-keep", DefaultBackupKeep, "after a scheduled backup, remove all but this many of the newest from --backup-dir (0 keeps all)")
-	c.Objective.RegisterFlags(fs)
+	c.Rules.Objective.RegisterFlags(fs)
 	fs.StringVar(&c.Rollups, "rollup-schedule", DefaultRollups, "cron spec (UTC) of the job that brings up to date the hourly rollups of the hours inserts marked since its last run; empty disables (the API then computes every window live)")
 }
 
@@ -179,7 +177,7 @@ func (c *ReportsConfig) Validate() error {
 			return fmt.Errorf("report-dir %s is not a directory: want a directory, or a path not yet made", c.Dir)
 		}
 	}
-	if err := c.Objective.Validate(); err != nil {
+	if err := c.Rules.Objective.Validate(); err != nil {
 		return err
 	}
 	if c.BackupKeep < 0 {
@@ -674,7 +672,17 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 			return nil, nil, fmt.Errorf("alerts: the window before: %w", err)
 		}
 	}
+	// error_budget_burn's windows end where the evaluation's does; with
+	// an objective, an evaluation that cannot read them fails (a burn
+	// left unjudged would resolve).
+	burn := BurnFigures{To: to}
+	if rules.Objective.DeliveryRate > 0 {
+		if burn, err = readBurn(ctx, r.db, to, rules.Objective); err != nil {
+			return nil, nil, fmt.Errorf("alerts: the error budget's windows: %w", err)
+		}
+	}
 	fired := append(rules.Evaluate(from, to, chs, fb), rules.Drops(from, to, chs, before)...)
+	fired = append(fired, rules.Burns(burn)...)
 	if len(fired) > 0 && !read {
 		if before, err = readFigures(ctx, r.db, bw); err != nil {
 			r.logger.Warn("alerts without the window before: it was not read", "from", bw.From, "to", bw.To, "err", err)
@@ -684,7 +692,12 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 	if read {
 		rules.Before(fired, before)
 	}
-	resolve := func(f firing) Alert { return rules.Resolved(f.Rule, f.Channel, f.Since, from, to, chs, fb, before) }
+	resolve := func(f firing) Alert {
+		if f.Rule == RuleErrorBudgetBurn {
+			return rules.BurnResolved(f.Since, burn)
+		}
+		return rules.Resolved(f.Rule, f.Channel, f.Since, from, to, chs, fb, before)
+	}
 	var alerts []Alert
 	var errs, unheard []error
 	var kept []Alert

@@ -84,8 +84,10 @@
   // An alert's value or threshold as the reports and alert summaries write
   // it (reporter's alertFigure), with extra digits more: delivery_slow's are
   // milliseconds (a p95 time to deliver), in seconds to a tenth and under a
-  // second in ms, as fmtMs; the other rules' rates as percentages.
-  const alertFigure = (rule, v, extra) => rule !== 'delivery_slow' ? goFixed(100 * v, 1 + extra) + '%' :
+  // second in ms, as fmtMs; error_budget_burn's burn rates to a tenth,
+  // "14.4×"; the other rules' rates as percentages.
+  const alertFigure = (rule, v, extra) => rule === 'error_budget_burn' ? goFixed(v, 1 + extra) + '×' :
+    rule !== 'delivery_slow' ? goFixed(100 * v, 1 + extra) + '%' :
     v < 1000 ? (extra ? goFixed(v, extra) : String(Math.round(v))) + ' ms' : (extra ? goFixed(v / 1e3, 1 + extra) : (v / 1e3).toFixed(1)) + ' s';
   // alertFigures are an alert's value and threshold, the value never
   // reading as its threshold: 10040 ms above 10 s is "10.04 s", not
