@@ -5,6 +5,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -60,7 +62,7 @@ func TestAlertsErrorBudgetBurn(t *testing.T) {
 
 	// Only the burn: the other rules off.
 	rules := reporter.AlertRules{Window: time.Hour, MinOTPs: 20, Objective: reporter.Objective{DeliveryRate: 0.99}}
-	cfg := reporter.ReportsConfig{Rules: rules, AlertWebhookURL: hook.URL, AlertRepeat: time.Hour}
+	cfg := reporter.ReportsConfig{Rules: rules, AlertWebhookURL: hook.URL, AlertRepeat: time.Hour, Dir: t.TempDir()}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +101,24 @@ func TestAlertsErrorBudgetBurn(t *testing.T) {
 		t.Errorf("the webhook heard %+v; want the burn", posted)
 	}
 	mu.Unlock()
+
+	// The hour's summary holds its journeys to the objective: 15 of 60
+	// failed, 25 times the budget's pace.
+	if err := reports.Summary(ctx, reporter.KindHourly, to.Add(-time.Hour), to); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(cfg.Dir, reporter.KindHourly+"-"+to.Add(-time.Hour).UTC().Format("20060102T1504Z")+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep reporter.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if o := rep.Objective; o == nil || o.Objective != 0.99 || o.Window.Failed != 15 || o.Window.Delivered != 45 || o.BurnRate == nil || math.Abs(*o.BurnRate-25) > 1e-9 ||
+		o.SLO.Failed != 15 || o.SLO.Budget == nil || o.SLO.Budget.Remaining >= 0 {
+		t.Errorf("the hourly summary's objective = %+v; want 45 delivered, 15 failed, burning 25×, the budget spent", rep.Objective)
+	}
 
 	// The six hours' pair still burns: firing on, since the first.
 	later := now.Add(10 * time.Minute)

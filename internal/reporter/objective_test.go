@@ -1,6 +1,7 @@
 package reporter_test
 
 import (
+	"encoding/json"
 	"flag"
 	"io"
 	"math"
@@ -121,6 +122,56 @@ func testSLO(t *testing.T, tr *traffic) {
 	_, day := get(serve(reporter.Objective{DeliveryRate: 0.99, Window: 24 * time.Hour}), "")
 	if len(day.Burn) != 2 || day.Burn[1].WindowSeconds != (6*time.Hour).Seconds() {
 		t.Errorf("a day's SLO has burn windows %+v; want the last hour's and 6 hours'", day.Burn)
+	}
+
+	// A report holds its window's journeys, and the SLO window's ending
+	// with it, to the objective, in each of its forms.
+	reportFrom := starts[0].Truncate(time.Second)
+	reportTo := now.Add(-30 * time.Minute).Truncate(time.Second)
+	cfg := reporter.ReportCLIConfig{From: reportFrom.Format(time.RFC3339), To: reportTo.Format(time.RFC3339), TZ: "UTC", Objective: objective}
+	forms := map[string]string{}
+	for _, format := range reporter.Formats {
+		cfg.Format = format
+		var b strings.Builder
+		if err := reporter.WriteReport(t.Context(), tr.f.DB, cfg, now, &b); err != nil {
+			t.Fatal(err)
+		}
+		forms[format] = b.String()
+	}
+	var rep reporter.Report
+	if err := json.Unmarshal([]byte(forms["json"]), &rep); err != nil {
+		t.Fatal(err)
+	}
+	o := rep.Objective
+	if o == nil {
+		t.Fatal("the report has no objective")
+	}
+	_, fb, _ := expect(tr.truth, reportFrom, reportTo)
+	here := reporter.SLOFigures{Journeys: fb.OTPs, Delivered: fb.Outcomes.DeliveredPrimary + fb.Outcomes.DeliveredFallback, Failed: fb.Outcomes.Failed, Pending: fb.Outcomes.Pending}
+	same("the report's window", o.Window, here)
+	sloFrom := reportTo.Add(-objective.Window)
+	same("the report's SLO window", o.SLO.SLOFigures, want(sloFrom))
+	if o.Objective != 0.9 || !o.SLO.From.Equal(sloFrom) || !o.SLO.To.Equal(reportTo) || o.BurnRate == nil ||
+		math.Abs(*o.BurnRate-float64(here.Failed)/float64(here.Delivered+here.Failed)/0.1) > 1e-9 || o.SLO.Budget == nil {
+		t.Errorf("the report's objective = %+v; want 0.9, the window's burn rate, the 7 days to %s with a budget", o, reportTo)
+	}
+	for format, part := range map[string]string{
+		"table": "Objective 90.00% of settled journeys delivered: this window ",
+		"html":  `<p id="objective">Objective 90.00% of settled journeys delivered: this window `,
+		"csv":   "objective,slo_window,budget_remaining,",
+	} {
+		if !strings.Contains(forms[format], part) {
+			t.Errorf("the %s report lacks %q", format, part)
+		}
+	}
+	if !strings.Contains(forms["table"], "; the 7 d to "+reportTo.Format(time.RFC3339)+" ") {
+		t.Errorf("the table's objective does not name the SLO window:\n%s", forms["table"])
+	}
+	cfg.Objective = reporter.Objective{}
+	cfg.Format = "json"
+	var none strings.Builder
+	if err := reporter.WriteReport(t.Context(), tr.f.DB, cfg, now, &none); err != nil || strings.Contains(none.String(), `"objective"`) {
+		t.Errorf("a report without an objective: %v, says one: %v", err, strings.Contains(none.String(), `"objective"`))
 	}
 
 	for _, q := range []string{"max_lag=forever", "since=1h", "from=2026-06-01T00:00:00Z"} {

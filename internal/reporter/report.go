@@ -67,6 +67,10 @@ type Report struct {
 	// set beside the window's rates. Absent from the reports of builds
 	// before 2026-12-07, and from a report of an empty window.
 	Before *Figures `json:"before,omitempty"`
+	// Objective is the journeys against the objective (--slo-delivery-rate),
+	// the window's and the SLO window's ending with it; absent without an
+	// objective, and from the reports of builds before 2026-12-07.
+	Objective *ReportObjective `json:"objective,omitempty"`
 }
 
 // Figures are a window and its /channels and /fallback figures: a
@@ -449,6 +453,24 @@ func (r *Report) csv(w io.Writer) error {
 		rec("path", p.Path, "pending", u(p.Pending))
 		rec("path", p.Path, "delivery_rate", fmtRate(p.DeliveryRate))
 	}
+	// The objective's rows: the window's ("window") and the SLO window's
+	// ending with it ("slo_window"), as the JSON's objective.
+	if o := r.Objective; o != nil {
+		rec("objective", "", "objective", strconv.FormatFloat(o.Objective, 'f', -1, 64))
+		figures := func(name string, f SLOFigures) {
+			rec("objective", name, "delivered", u(f.Delivered))
+			rec("objective", name, "failed", u(f.Failed))
+			rec("objective", name, "pending", u(f.Pending))
+			rec("objective", name, "delivery_rate", fmtRate(f.DeliveryRate))
+		}
+		figures("window", o.Window)
+		rec("objective", "window", "burn_rate", fmtRate(o.BurnRate))
+		figures("slo_window", o.SLO.SLOFigures)
+		rec("objective", "slo_window", "from", o.SLO.From.UTC().Format(time.RFC3339))
+		if b := o.SLO.Budget; b != nil {
+			rec("objective", "slo_window", "budget_remaining", strconv.FormatFloat(b.Remaining, 'f', 4, 64))
+		}
+	}
 	for _, a := range r.Alerts {
 		name := a.Rule + " " + cmp.Or(a.Channel, "all") + " " + a.To.UTC().Format(time.RFC3339)
 		rec("alert", name, "value", strconv.FormatFloat(a.Value, 'f', 4, 64))
@@ -565,6 +587,9 @@ func (r *Report) table(w io.Writer) error {
 		orDash(fmtMS(f.TimeToDeliverMS, false)), orDash(fmtMS(f.TimeToDeliverMS, true)))
 	for _, o := range outcomeList(f.Outcomes) {
 		fmt.Fprintf(w, "  %-20s %d\n", o.Name, o.N)
+	}
+	if o := r.Objective; o != nil {
+		fmt.Fprintf(w, "%s.\n", o.says(zone))
 	}
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w)
@@ -768,7 +793,7 @@ func latencyChart(chs []store.ChannelStats, maxP95MS float64) *svgChart {
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct": fmtPct, "pctv": func(x float64) string { return fmtPct(&x) }, "alertv": AlertFigure, "alertbefore": alertBeforeFigure, "alertvs": func(rule string, v, threshold float64) string { s, _ := AlertFigures(rule, v, threshold); return s }, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"pct": fmtPct, "pctv": func(x float64) string { return fmtPct(&x) }, "alertv": AlertFigure, "objective": func(o *ReportObjective, zone *time.Location) string { return o.says(zone) }, "alertbefore": alertBeforeFigure, "alertvs": func(rule string, v, threshold float64) string { s, _ := AlertFigures(rule, v, threshold); return s }, "dur": humanMS, "time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"outcomes": outcomeList, "note": completenessNote, "clock": zoneTime, "code": errorCode,
 	"clocks": func(t time.Time, zone *time.Location) string { return zoneTime(t.Truncate(time.Second), zone) }, // to the second, as the window
 	"durms":  func(ms int64) string { return fmtLatency(float64(ms)) },
@@ -807,6 +832,7 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 <tr><td>Time to deliver p50 / p95</td><td>{{dur .R.Fallback.TimeToDeliverMS false}} / {{dur .R.Fallback.TimeToDeliverMS true}}</td></tr>
 </tbody></table>
 {{else}}<p class="no-data">No journey started in this window.</p>
+{{end}}{{with .R.Objective}}<p id="objective">{{objective . $.Zone}}.</p>
 {{end}}<h2>Charts</h2>
 {{range .Charts}}<figure><figcaption>{{.Title}}</figcaption>
 {{.SVG}}</figure>

@@ -54,6 +54,10 @@ func (a *API) report(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep.Thresholds = a.rules.Thresholds()
+	if err := rep.holdTo(r.Context(), a.db, win, a.rules.Objective); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	var body bytes.Buffer
 	if err := rep.Render(&body, format); err != nil {
 		a.fail(w, r, err)

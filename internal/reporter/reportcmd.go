@@ -44,6 +44,9 @@ type ReportCLIConfig struct {
 	// gives Thresholds.MaxLatencyP95MS.
 	Thresholds    Thresholds
 	MaxLatencyP95 time.Duration
+	// Objective, when set, is what the report holds the journeys to, as
+	// the reporter's summaries do.
+	Objective Objective
 }
 
 // RegisterFlags registers the report command's flags.
@@ -63,6 +66,7 @@ func (c *ReportCLIConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Out, "out", "-", "file to write; - for stdout")
 	fs.Float64Var(&c.Thresholds.MinDeliveryRate, "alert-min-delivery-rate", DefaultMinDeliveryRate, "delivery-rate alert threshold the HTML charts mark (0: none)")
 	fs.Float64Var(&c.Thresholds.MaxFallbackRate, "alert-max-fallback-rate", DefaultMaxFallbackRate, "fallback-rate alert threshold the HTML charts mark (0: none)")
+	c.Objective.RegisterFlags(fs)
 	fs.DurationVar(&c.MaxLatencyP95, "alert-max-latency-p95", DefaultMaxLatencyP95, "latency alert threshold (a channel's p95 latency, dispatch to DELIVERED; not the journeys' time to deliver) the HTML charts mark (0: none)")
 }
 
@@ -95,6 +99,9 @@ func (c *ReportCLIConfig) Validate() error {
 	if c.MaxLatencyP95 < 0 {
 		return fmt.Errorf("alert-max-latency-p95 %v is negative", c.MaxLatencyP95)
 	}
+	if err := c.Objective.Validate(); err != nil {
+		return err
+	}
 	if _, err := store.Zone(c.TZ); err != nil {
 		return fmt.Errorf("tz: %w", err)
 	}
@@ -118,6 +125,9 @@ func WriteReport(ctx context.Context, db Analytics, cfg ReportCLIConfig, now tim
 	}
 	rep.Thresholds = cfg.Thresholds
 	rep.Thresholds.MaxLatencyP95MS = float64(cfg.MaxLatencyP95.Milliseconds())
+	if err := rep.holdTo(ctx, db, w, cfg.Objective); err != nil {
+		return err
+	}
 	return rep.Render(out, cfg.Format)
 }
 

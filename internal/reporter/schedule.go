@@ -586,6 +586,9 @@ func (r *Reports) Summary(ctx context.Context, kind string, from, to time.Time) 
 		return err
 	}
 	rep.Thresholds = r.cfg.Rules.Thresholds()
+	if err := rep.holdTo(ctx, r.db, store.Window{}, r.cfg.Rules.Objective); err != nil {
+		return err
+	}
 	msg, err := rep.Message()
 	if err != nil {
 		return err
