@@ -1514,7 +1514,7 @@ func TestConsoleSaysTheErrorBudget(t *testing.T) {
 	slo := reporter.SLOResponse{Objective: rate(0.99), WindowSeconds: reporter.DefaultSLOWindow.Seconds(),
 		SLOFigures: reporter.SLOFigures{Journeys: 12371, Delivered: 12260, Failed: 85, Pending: 26, DeliveryRate: rate(12260.0 / 12345)},
 		Budget:     &reporter.SLOBudget{FailuresAllowed: 123.45, Spent: 85 / 123.45, Remaining: 1 - 85/123.45},
-		Burn:       []reporter.SLOBurn{{WindowSeconds: 3600, Rate: rate(0)}, {WindowSeconds: 21600, Rate: rate(0.85)}, {WindowSeconds: 259200, Rate: rate(0.91)}},
+		Burn:       []reporter.SLOBurn{{SLOWindow: reporter.SLOWindow{WindowSeconds: 3600}, Rate: rate(0)}, {SLOWindow: reporter.SLOWindow{WindowSeconds: 21600}, Rate: rate(0.85)}, {SLOWindow: reporter.SLOWindow{WindowSeconds: 259200}, Rate: rate(0.91)}},
 		Says:       "99.31% of 12345 settled journeys delivered over the last 28 d (objective 99.00%): 31% of the error budget left (85 of 123.5 failures allowed); burn rate 0.0× over the last 1 h, 0.9× over the last 6 h, 0.9× over the last 3 d"}
 	p := newPage(t)
 	p.api.set(func(f *fakeAPI) { f.slo = slo })
@@ -1537,7 +1537,7 @@ func TestConsoleSaysTheErrorBudget(t *testing.T) {
 
 	// Burning 20× over the last hour: a page's pace, marked.
 	fast := slo
-	fast.Burn = []reporter.SLOBurn{{WindowSeconds: 3600, Rate: rate(20)}, {WindowSeconds: 21600, Rate: rate(3)}, {WindowSeconds: 259200, Rate: rate(1.2)}}
+	fast.Burn = []reporter.SLOBurn{{SLOWindow: reporter.SLOWindow{WindowSeconds: 3600}, Rate: rate(20)}, {SLOWindow: reporter.SLOWindow{WindowSeconds: 21600}, Rate: rate(3)}, {SLOWindow: reporter.SLOWindow{WindowSeconds: 259200}, Rate: rate(1.2)}}
 	fast.Says = "burning"
 	q := newPage(t)
 	q.api.set(func(f *fakeAPI) { f.slo = fast })

@@ -3,6 +3,7 @@ package reporter
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -132,6 +133,40 @@ func (a AlertRules) budgetSaid(b BurnFigures) string {
 	default:
 		return s + "its error budget spent, " + budgetPct(-budget.Remaining) + " over"
 	}
+}
+
+// observeBurn sets the SLO gauges from b, read at an evaluation: NaN for
+// a window without a settled journey. None without an objective.
+func (r *Reports) observeBurn(b BurnFigures) {
+	if r.sloBudget == nil || b.Windows == nil {
+		return
+	}
+	o := r.cfg.Rules.Objective
+	nan := func(v *float64) float64 {
+		if v == nil {
+			return math.NaN()
+		}
+		return *v
+	}
+	budget := math.NaN()
+	if bu := o.budget(b.Windows[o.window()]); bu != nil {
+		budget = bu.Remaining
+	}
+	r.sloBudget.Set(budget)
+	for _, p := range burnPairs {
+		for _, d := range []time.Duration{p.long, p.short} {
+			r.sloBurn.WithLabelValues(burnWindowLabel(d)).Set(nan(o.burnRate(b.Windows[d])))
+		}
+	}
+}
+
+// burnWindowLabel is a burn window as otpscope_slo_burn_rate's label
+// says it, as Prometheus writes durations: 5m, 30m, 1h, 6h.
+func burnWindowLabel(d time.Duration) string {
+	if d%time.Hour == 0 {
+		return strconv.Itoa(int(d/time.Hour)) + "h"
+	}
+	return strconv.Itoa(int(d/time.Minute)) + "m"
 }
 
 // burnFigure says a burn rate, with extra digits more: "14.4×".

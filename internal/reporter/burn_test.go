@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpscope/otpscope/internal/broker/brokertest"
 	"github.com/otpscope/otpscope/internal/events"
+	"github.com/otpscope/otpscope/internal/metricstest"
 	"github.com/otpscope/otpscope/internal/reporter"
 )
 
@@ -66,7 +68,11 @@ func TestAlertsErrorBudgetBurn(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	reports := reporter.NewReports(cfg, f.DB, f.Broker, brokertest.Logger(t), nil)
+	reg := prometheus.NewRegistry()
+	reports := reporter.NewReports(cfg, f.DB, f.Broker, brokertest.Logger(t), reg)
+	if v := metricstest.Must(t, reg, "otpscope_slo_budget_remaining"); !math.IsNaN(v) {
+		t.Errorf("the budget left before an evaluation reads %v; want NaN", v)
+	}
 	evaluate := func(to time.Time) []reporter.Alert {
 		t.Helper()
 		alerts, err := reports.Evaluate(ctx, to.Add(-time.Hour), to)
@@ -91,6 +97,22 @@ func TestAlertsErrorBudgetBurn(t *testing.T) {
 		if !strings.Contains(al.Summary, part) {
 			t.Errorf("summary %q; want %q in it", al.Summary, part)
 		}
+	}
+	// The gauges say what it judged: the budget 24 times over, each
+	// window's burn rate.
+	for name, want := range map[string]float64{"": -24, "5m": 50, "30m": 50, "1h": 25, "6h": 25} {
+		var v float64
+		if name == "" {
+			v = metricstest.Must(t, reg, "otpscope_slo_budget_remaining")
+		} else {
+			v = metricstest.Must(t, reg, "otpscope_slo_burn_rate", "window", name)
+		}
+		if !(math.Abs(v-want) <= 1e-9) { // NaN is not near
+			t.Errorf("gauge %q reads %v; want %v", name, v, want)
+		}
+	}
+	if v := metricstest.Must(t, reg, "otpscope_slo_objective"); v != 0.99 {
+		t.Errorf("otpscope_slo_objective reads %v", v)
 	}
 	if m := got.next(t); m.Subject != events.AlertSubject(reporter.RuleErrorBudgetBurn) {
 		t.Errorf("published on %s", m.Subject)

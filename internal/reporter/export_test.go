@@ -55,3 +55,11 @@ func (a *API) SetNow(now func() time.Time) *API {
 	a.now = now
 	return a
 }
+
+// SLOSays is /api/v1/slo's words for an objective whose budget allows
+// allowed failures, the SLO window's figures f.
+func SLOSays(objective, allowed float64, f SLOFigures) string {
+	o := Objective{DeliveryRate: objective}
+	r := SLOResponse{Objective: &objective, SLOFigures: f, Budget: &SLOBudget{FailuresAllowed: allowed, Remaining: 0.5}}
+	return o.says(r)
+}

@@ -134,15 +134,21 @@ type SLOBudget struct {
 	Remaining       float64 `json:"remaining"`
 }
 
-// SLOBurn is a recent window's figures and its burn rate: its failed
-// share of settled journeys over the budget's, (1 − objective); 1 spends
-// the budget exactly by the SLO window's end. Null without an objective or
-// a settled journey.
-type SLOBurn struct {
+// SLOWindow is a window as long as WindowSeconds, ending at To, and its
+// journeys.
+type SLOWindow struct {
 	WindowSeconds float64   `json:"window_seconds"`
 	From          time.Time `json:"from"`
 	To            time.Time `json:"to"`
 	SLOFigures
+}
+
+// SLOBurn is a recent window and its burn rate: its failed share of
+// settled journeys over the budget's, (1 − objective); 1 spends the budget
+// exactly by the SLO window's end. Null without an objective or a settled
+// journey.
+type SLOBurn struct {
+	SLOWindow
 	Rate *float64 `json:"rate"`
 }
 
@@ -176,7 +182,7 @@ func (a *API) slo(w http.ResponseWriter, r *http.Request) {
 		out.Budget = o.budget(figures[0])
 	}
 	for i, d := range windows[1:] {
-		b := SLOBurn{WindowSeconds: d.Seconds(), From: win.To.Add(-d), To: win.To, SLOFigures: figures[i+1]}
+		b := SLOBurn{SLOWindow: SLOWindow{WindowSeconds: d.Seconds(), From: win.To.Add(-d), To: win.To, SLOFigures: figures[i+1]}}
 		b.Rate = o.burnRate(b.SLOFigures)
 		out.Burn = append(out.Burn, b)
 	}
@@ -279,7 +285,11 @@ func sloPct(v float64) string { return strconv.FormatFloat(100*v, 'f', 2, 64) + 
 // budgetPct says a share of the budget in whole percent.
 func budgetPct(v float64) string { return strconv.FormatFloat(100*v, 'f', 0, 64) + "%" }
 
-// trimFloat says v to a tenth, without a trailing ".0".
+// trimFloat says v to a tenth, without a trailing ".0", and under 10 to
+// two figures: a budget of 0.034 failures is not "0".
 func trimFloat(v float64) string {
+	if v < 10 {
+		return strconv.FormatFloat(v, 'g', 2, 64)
+	}
 	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0")
 }

@@ -221,6 +221,17 @@ func TestObjectiveFlags(t *testing.T) {
 	if err := (reporter.Objective{Window: 400 * 24 * time.Hour}).Validate(); err == nil || !strings.Contains(err.Error(), "slo-window 400d:") {
 		t.Errorf("a window of 400 days: %v; want it refused, said in days", err)
 	}
+	// A budget's failures allowed are said to a tenth, and under ten to
+	// two figures, never "0".
+	for allowed, want := range map[float64]string{123.45: "(85 of 123.5 failures allowed)", 0.034: "(1 of 0.034 failures allowed)", 2.43: "(1 of 2.4 failures allowed)", 40: "(1 of 40 failures allowed)"} {
+		f := reporter.SLOFigures{Delivered: 100, Failed: 85}
+		if allowed < 100 {
+			f.Failed = 1
+		}
+		if got := reporter.SLOSays(0.99, allowed, f); !strings.Contains(got, want) {
+			t.Errorf("%v failures allowed: %q; want %q in it", allowed, got, want)
+		}
+	}
 	// Said as it is given: the README's flag table shows the default.
 	fs := flag.NewFlagSet("reporter", flag.ContinueOnError)
 	new(reporter.Objective).RegisterFlags(fs)

@@ -25,12 +25,10 @@ type ReportObjective struct {
 	SLO ReportSLOWindow `json:"slo_window"`
 }
 
-// ReportSLOWindow is the SLO window of a report's objective.
+// ReportSLOWindow is the SLO window of a report's objective, and its
+// budget.
 type ReportSLOWindow struct {
-	WindowSeconds float64   `json:"window_seconds"`
-	From          time.Time `json:"from"`
-	To            time.Time `json:"to"`
-	SLOFigures
+	SLOWindow
 	Budget *SLOBudget `json:"budget"`
 }
 
@@ -48,7 +46,7 @@ func (r *Report) holdTo(ctx context.Context, db Analytics, w store.Window, o Obj
 	}
 	here := sloFigures(r.Fallback.Outcomes, r.Fallback.OTPs)
 	r.Objective = &ReportObjective{Objective: o.DeliveryRate, Window: here, BurnRate: o.burnRate(here),
-		SLO: ReportSLOWindow{WindowSeconds: o.window().Seconds(), From: r.To.Add(-o.window()), To: r.To, SLOFigures: figures[0], Budget: o.budget(figures[0])}}
+		SLO: ReportSLOWindow{SLOWindow: SLOWindow{WindowSeconds: o.window().Seconds(), From: r.To.Add(-o.window()), To: r.To, SLOFigures: figures[0]}, Budget: o.budget(figures[0])}}
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -302,6 +303,10 @@ type Reports struct {
 	// the lease holder, when the next success is overdue (Run).
 	lastSuccess *prometheus.GaugeVec
 	due         *prometheus.GaugeVec
+	// sloBudget and sloBurn are the error budget left and the burn rates
+	// error_budget_burn judged at its last evaluation here (burn.go).
+	sloBudget prometheus.Gauge
+	sloBurn   *prometheus.GaugeVec
 }
 
 // rollupMetrics are what the rollup job's runs did: a run's time that grows
@@ -340,6 +345,18 @@ func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Log
 			Help: "When a scheduled run of the kind last succeeded on this replica (Unix time); 0 until one has."}, []string{"kind"}),
 		due: f.NewGaugeVec(prometheus.GaugeOpts{Name: "otpscope_reports_due_timestamp_seconds",
 			Help: "On the lease holder, when a run of the kind that has not succeeded since is overdue (Unix time): two of its schedule's intervals and its timeout after its last success, or after the lease was taken; 0 on the other replicas."}, []string{"kind"}),
+	}
+	if cfg.Rules.Objective.DeliveryRate > 0 {
+		f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_slo_objective", Help: "--slo-delivery-rate: the share of settled journeys to deliver over --slo-window."}).Set(cfg.Rules.Objective.DeliveryRate)
+		r.sloBudget = f.NewGauge(prometheus.GaugeOpts{Name: "otpscope_slo_budget_remaining",
+			Help: "The error budget of the SLO window left at the last alert evaluation on this replica: 1 all, 0 none, negative overspent; NaN until one, and when no journey settled."})
+		r.sloBurn = f.NewGaugeVec(prometheus.GaugeOpts{Name: "otpscope_slo_burn_rate",
+			Help: "How fast the window ending at the last alert evaluation on this replica burned the error budget: 1 spends it exactly by the SLO window's end; NaN until one, and when no journey settled."}, []string{"window"})
+		r.sloBudget.Set(math.NaN())
+		for _, p := range burnPairs {
+			r.sloBurn.WithLabelValues(burnWindowLabel(p.long)).Set(math.NaN())
+			r.sloBurn.WithLabelValues(burnWindowLabel(p.short)).Set(math.NaN())
+		}
 	}
 	r.initSeries()
 	return r
@@ -686,6 +703,7 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 	}
 	fired := append(rules.Evaluate(from, to, chs, fb), rules.Drops(from, to, chs, before)...)
 	fired = append(fired, rules.Burns(burn)...)
+	r.observeBurn(burn)
 	if len(fired) > 0 && !read {
 		if before, err = readFigures(ctx, r.db, bw); err != nil {
 			r.logger.Warn("alerts without the window before: it was not read", "from", bw.From, "to", bw.To, "err", err)
