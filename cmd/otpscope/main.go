@@ -7,8 +7,9 @@
 // Through a running otpscope's API, `otpscope deadletters
 // list|replay|delete` lists dead letters, puts them back through the normal
 // path or deletes them, `otpscope backup create|list|delete` backs the
-// database up, and `otpscope alerts rules|test` says the alert rules in
-// force or sends a test alert; `otpscope restore` puts a backup back, with
+// database up, and `otpscope alerts rules|test|silences|silence|unsilence`
+// says the alert rules in force, sends a test alert or holds the webhook's
+// alerts with a silence; `otpscope restore` puts a backup back, with
 // otpscope stopped. `otpscope status` prints what a
 // running process (any binary) says of itself, and exits 1 on warnings.
 package main

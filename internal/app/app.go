@@ -213,6 +213,7 @@ func (a *App) build(ctx context.Context) (err error) {
 		reporter.NewAPI(a.db, cfg.Reports.Rules, logger).Mount(bounded)
 		reports.MountFiring(guarded)
 		reports.MountRules(guarded)
+		reports.MountSilences(guarded)
 		reporter.NewDeadLetters(a.db, a.broker, logger).Mount(bounded)
 		// The console's pages are code, not data: served unguarded (a
 		// browser's navigation cannot carry a bearer token); they call the

@@ -76,7 +76,7 @@ var Binaries = map[string]Binary{
 			{Usage: "otpscope deadletters delete [flags]", Summary: "delete dead letters for good (through a running otpscope's API)"},
 			{Usage: "otpscope backup create|list|delete [flags]", Summary: "back the database up, list the backups, or remove one (through a running otpscope's API)"},
 			{Usage: "otpscope restore --name NAME [flags]", Summary: "put a backup back, with otpscope stopped"},
-			{Usage: "otpscope alerts rules|test [flags]", Summary: "say the alert rules in force, or send a test alert (through a running otpscope's API)"},
+			{Usage: "otpscope alerts rules|test|silences|silence|unsilence [flags]", Summary: "say the alert rules in force, send a test alert, or list, add and end silences of the webhook (through a running otpscope's API)"},
 			{Usage: "otpscope status [flags]", Summary: "what a running process (any binary) says of itself, through its API; exits 1 on warnings"},
 		}},
 }

@@ -301,6 +301,7 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 		"/api/v1/alerts/episodes": {"since=1h", "since=1h&state=resolved", empty},
 		"/api/v1/alerts/firing":   {""},
 		"/api/v1/alerts/rules":    {""},
+		"/api/v1/alerts/silences": {""},
 		"/api/v1/resends":         {"since=1h", "since=1h&channel=sms&limit=3", empty},
 		"/api/v1/report":          {"since=1h", "since=1h&format=csv&channel=sms", "since=1h&format=table&tz=Europe/Berlin", empty},
 		"/api/v1/slo":             {"", "max_lag=2m"},
@@ -348,12 +349,13 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 		{"/api/v1/slo", "/api/v1/slo?since=1h"},
 		{"/api/v1/deadletters", "/api/v1/deadletters?pending=maybe"},
 		{"/api/v1/status", "/api/v1/status?%zz"},
+		{"/api/v1/alerts/silences", "/api/v1/alerts/silences?state=active"},
 		{"/api/v1/live", "/api/v1/live?x=1&x=2"},
 	} {
 		get(c.route, c.path, http.StatusBadRequest)
 	}
 	get("/api/v1/otps/{otpId}", "/api/v1/otps/7d4f7c36-1111-4c7a-9d3b-1c2a3b4c5d6e", http.StatusNotFound)
-	for _, route := range []string{"/api/v1/channels", "/api/v1/otps/{otpId}", "/api/v1/alerts/firing", "/api/v1/alerts/rules", "/api/v1/status", "/api/v1/live", "/api/v1/backups", "/metrics"} {
+	for _, route := range []string{"/api/v1/channels", "/api/v1/otps/{otpId}", "/api/v1/alerts/firing", "/api/v1/alerts/rules", "/api/v1/alerts/silences", "/api/v1/status", "/api/v1/live", "/api/v1/backups", "/metrics"} {
 		path := strings.Replace(route, "{otpId}", page.Events[0].OTPID, 1)
 		for _, tok := range []string{"", "wrong-token-0123456789"} {
 			if status, raw := call(http.MethodGet, admin, route, path, tok, "", ""); status != http.StatusUnauthorized {
@@ -389,6 +391,22 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 	act(http.MethodPost, test, test, read, "", http.StatusForbidden)
 	act(http.MethodPost, test, test, "", "", http.StatusUnauthorized)
 	act(http.MethodPost, test, test+"?a=1&a=2", full, "", http.StatusBadRequest)
+	const silences, silence = "/api/v1/alerts/silences", "/api/v1/alerts/silences/{id}"
+	var made reporter.Silence
+	if err := json.Unmarshal(act(http.MethodPost, silences, silences, full, `{"rule":"delivery_rate_low","channel":"sms","duration":"2h","comment":"carrier outage","created_by":"openapi"}`, http.StatusCreated), &made); err != nil {
+		t.Fatal(err)
+	}
+	act(http.MethodPost, silences, silences, full, `{"starts_at":"`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`","ends_at":"`+time.Now().Add(3*time.Hour).UTC().Format(time.RFC3339)+`","comment":"maintenance"}`, http.StatusCreated)
+	act(http.MethodPost, silences, silences, full, `{"rule":"fallback_rate_high","channel":"sms","duration":"2h","comment":"x"}`, http.StatusBadRequest)
+	act(http.MethodPost, silences, silences, full, `{"comment":"`+strings.Repeat("x", 70<<10)+`"}`, http.StatusRequestEntityTooLarge)
+	act(http.MethodPost, silences, silences, read, `{"duration":"2h","comment":"x"}`, http.StatusForbidden)
+	act(http.MethodPost, silences, silences, "", `{"duration":"2h","comment":"x"}`, http.StatusUnauthorized)
+	act(http.MethodDelete, silence, "/api/v1/alerts/silences/"+made.ID, read, "", http.StatusForbidden)
+	act(http.MethodDelete, silence, "/api/v1/alerts/silences/"+made.ID, "", "", http.StatusUnauthorized)
+	act(http.MethodDelete, silence, "/api/v1/alerts/silences/"+made.ID, full, "", http.StatusOK)
+	act(http.MethodDelete, silence, "/api/v1/alerts/silences/7d4f7c36-4444-4c7a-9d3b-1c2a3b4c5d6e", full, "", http.StatusNotFound)
+	act(http.MethodDelete, silence, "/api/v1/alerts/silences/"+made.ID+"?a=1", full, "", http.StatusBadRequest)
+	get(silences, silences, http.StatusOK)
 
 	// The test's engine is reached by its DSN, a ClickHouse server without
 	// backups.allowed_path: a backup fails (500), and its backups are the

@@ -104,7 +104,7 @@ func TestAPIReadTokenReadsAndDoesNotAct(t *testing.T) {
 	acts = slices.Compact(acts)
 	// The actions README's Security lists; the profiler's symbol lookup
 	// takes any method, and is a read to a read token only as GET.
-	wantActs := []string{"DELETE /api/v1/backups/{name}", "DELETE /api/v1/deadletters", "POST /api/v1/alerts/test", "POST /api/v1/backups", "POST /api/v1/deadletters/replay"}
+	wantActs := []string{"DELETE /api/v1/alerts/silences/{id}", "DELETE /api/v1/backups/{name}", "DELETE /api/v1/deadletters", "POST /api/v1/alerts/silences", "POST /api/v1/alerts/test", "POST /api/v1/backups", "POST /api/v1/deadletters/replay"}
 	var otherActs []string
 	for _, r := range acts {
 		if !strings.HasSuffix(r, " /debug/pprof/symbol") {

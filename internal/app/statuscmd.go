@@ -178,7 +178,8 @@ func (st StatusResponse) Text(api string, firing *Firing, objective *Objective) 
 }
 
 // text is the alerts' lines of the status: none firing, or each firing
-// rule as the console's "Firing now" says it, the longest firing first.
+// rule as the console's "Firing now" says it (a silence that holds it
+// named), the longest firing first.
 func (f *Firing) text() string {
 	switch {
 	case f.Err != nil:
@@ -200,6 +201,9 @@ func (f *Firing) text() string {
 		}
 		if al.Kept {
 			fmt.Fprintf(&b, " (kept firing: it held last at %s)", al.To.UTC().Format(time.RFC3339))
+		}
+		if al.SilencedUntil != nil {
+			fmt.Fprintf(&b, " (silenced until %s: silence %s)", al.SilencedUntil.UTC().Format(time.RFC3339), al.SilencedBy)
 		}
 		b.WriteString("\n")
 	}

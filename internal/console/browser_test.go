@@ -1385,7 +1385,7 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 	p.api.set(func(f *fakeAPI) {
 		f.episodes = episodes
 		f.firing = []any{map[string]any{"rule": slow, "channel": "SMS", "state": "firing", "since": asOf, "from": asOf, "to": asOf,
-			"value": 10_040, "threshold": 10_000, "volume": 10, "summary": "…"},
+			"value": 10_040, "threshold": 10_000, "volume": 10, "summary": "…", "silenced_by": "3f0c2a1e-9d2a-4f60-8c1b-2e7d5a9f1c33", "silenced_until": "2026-06-02T11:12:44Z"},
 			map[string]any{"rule": low, "channel": "SMS", "state": "firing", "since": asOf, "from": asOf, "to": asOf,
 				"value": 0.7996, "threshold": 0.8, "volume": 10, "summary": "…",
 				"before": map[string]any{"from": "2026-06-02T07:12:44Z", "to": "2026-06-02T08:12:44Z", "value": 0.947, "volume": 638}},
@@ -1404,9 +1404,9 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 	}
 	// Beside a firing's figure, its figure the window before, named as the
 	// summary names it (an older reporter's firing has none); a rule kept
-	// firing says when it last held.
+	// firing says when it last held, one a silence holds until when.
 	for rule, want := range map[string]string{
-		slow:                          "delivery_slow on SMS since 2026-06-02 09:12:44Z (10.04 s)",
+		slow:                          "delivery_slow on SMS since 2026-06-02 09:12:44Z (10.04 s; silenced until 2026-06-02 11:12:44Z)",
 		low:                           "; delivery_rate_low on SMS since 2026-06-02 09:12:44Z (79.96%; the hour before 94.7%)",
 		reporter.RuleFallbackRateHigh: "; fallback_rate_high on all channels since 2026-06-02 09:12:44Z (30.0%; the 10 min before none to judge; kept firing: it held last at 2026-06-02 09:12:44Z)",
 	} {

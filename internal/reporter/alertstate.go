@@ -214,16 +214,20 @@ type FiringResponse struct {
 // FiringAlert is a rule firing now: the alert of the last evaluation that
 // found it holding, and Kept when it holds no longer and is kept firing
 // under --alert-keep-firing-for (its figures are then those it last held
-// with, not the window's now).
+// with, not the window's now). SilencedBy names the silence that holds
+// its webhook posts now (the one ending last), until SilencedUntil.
 type FiringAlert struct {
 	Alert
-	Kept bool `json:"kept,omitempty"`
+	Kept          bool       `json:"kept,omitempty"`
+	SilencedBy    string     `json:"silenced_by,omitempty"`
+	SilencedUntil *time.Time `json:"silenced_until,omitempty"`
 }
 
 // Firing lists the rules firing as of the last evaluation, the longest
 // firing first, each as the alert of the last evaluation that found it
 // holding (a To far behind now is a reporter that stopped evaluating, or
-// one kept firing). Any replica can answer: the state is in NATS.
+// one kept firing), and the silence that holds it, if any. Any replica can
+// answer: the state is in NATS.
 func (r *Reports) Firing(ctx context.Context) ([]FiringAlert, error) {
 	kv, err := r.firing.open(ctx, r.pub)
 	if err != nil {
@@ -233,10 +237,16 @@ func (r *Reports) Firing(ctx context.Context) ([]FiringAlert, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := r.now()
+	silences := r.activeSilences(ctx, now)
 	out := []FiringAlert{}
 	for _, f := range state {
 		if !f.Pending && !f.Unheard {
-			out = append(out, FiringAlert{Alert: f.Alert, Kept: f.Kept})
+			fa := FiringAlert{Alert: f.Alert, Kept: f.Kept}
+			if s, ok := silencing(silences, &f.Alert, now); ok {
+				fa.SilencedBy, fa.SilencedUntil = s.ID, &s.EndsAt
+			}
+			out = append(out, fa)
 		}
 	}
 	slices.SortFunc(out, func(a, b FiringAlert) int {

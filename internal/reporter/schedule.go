@@ -307,6 +307,10 @@ type Reports struct {
 	// error_budget_burn judged at its last evaluation here (burn.go).
 	sloBudget prometheus.Gauge
 	sloBurn   *prometheus.GaugeVec
+	// silences hold the webhook's posts (silences.go); silenced counts
+	// the posts they held, by rule.
+	silences silenceStore
+	silenced *prometheus.CounterVec
 }
 
 // rollupMetrics are what the rollup job's runs did: a run's time that grows
@@ -331,6 +335,7 @@ func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Log
 		alerts:            f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_fired_total", Help: "Firing alerts published by rule: one each evaluation that finds the rule holding."}, []string{"rule"}),
 		resolved:          f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_resolved_total", Help: "Resolutions published by rule: a rule that fired and holds no longer."}, []string{"rule"}),
 		posting:           f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_posts_total", Help: "Alert webhook POSTs by outcome."}, []string{"outcome"}),
+		silenced:          f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_silenced_total", Help: "Alert webhook POSTs a silence held, by rule: a firing, repeat or resolution the webhook would have heard."}, []string{"rule"}),
 		alertmanagerPosts: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alertmanager_posts_total", Help: "POSTs of an evaluation's alerts to an Alertmanager, by outcome."}, []string{"outcome"}),
 		rollups: rollupMetrics{
 			seconds: f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_rollup_run_seconds", Help: "Time a run of the rollup job took, runs that succeeded.",
@@ -722,6 +727,10 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 	var alerts []Alert
 	var errs, unheard []error
 	var kept []Alert
+	var silences []Silence
+	if r.cfg.AlertWebhookURL != "" {
+		silences = r.activeSilences(ctx, to)
+	}
 	for _, tr := range transitions(fired, prev, resolve, rules.Watches, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat, keepFiring: r.cfg.AlertKeepFiringFor}, to) {
 		al := &tr.alert
 		if tr.state.Kept {
@@ -729,10 +738,22 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 			r.logger.Info("alert kept firing", "rule", al.Rule, "channel", al.Channel, "since", al.Since, "held_last", al.To, "keep_firing_for", r.cfg.AlertKeepFiringFor)
 		}
 		if !tr.quiet {
+			// A silenced firing leaves its state as if the webhook had
+			// not heard, so it hears at the first evaluation after the
+			// silence (or when its repeat is due, if it heard before); a
+			// silenced resolution is dropped, as if heard.
+			held := false
+			if s, ok := silencing(silences, al, to); ok && tr.notify {
+				held, tr.notify = true, false
+				r.silenced.WithLabelValues(al.Rule).Inc()
+				r.logger.Info("alert webhook held by a silence", "rule", al.Rule, "channel", al.Channel, "state", al.State, "silence", s.ID, "until", s.EndsAt)
+			}
 			var err error
-			if tr.repost {
+			switch {
+			case tr.repost && held:
+			case tr.repost:
 				err = r.notify(ctx, al)
-			} else {
+			default:
 				err = r.publishAlert(ctx, al, tr.notify)
 			}
 			if errors.Is(err, errNotPublished) {

@@ -767,15 +767,16 @@
     to: isoSec(new Date(Math.floor(Date.parse(a.to) / 1000) * 1000 + 1000)) }, a.channel && a.channel !== 'OTHER' ? { channel: a.channel } : {})).toString().replace(/%3A/g, ':');
   // The rules firing now, whatever the window: the first thing to see. A
   // rule kept firing (--alert-keep-firing-for) holds no longer: its figure
-  // is the one it last held with, and the line says when that was.
+  // is the one it last held with, and the line says when that was. One a
+  // silence holds says until when the webhook is held.
   function drawFiring(now) {
     const firing = $('#firing');
     firing.dataset.count = now.firing.length;
     firing.className = now.firing.length ? 'state-firing' : 'state-resolved';
     replaceIfChanged(firing, now.firing.length ? 'Firing now: ' : 'No alert rule is firing.',
-      ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', title: f.summary + ' (evaluated ' + fmtTime(f.to) + ')' },
+      ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', 'data-silenced': f.silenced_by || '', title: f.summary + ' (evaluated ' + fmtTime(f.to) + ')' },
         (i ? '; ' : ''), el('a', { href: alertHref(f) }, f.rule + ' on ' + (f.channel || 'all channels')), ' since ' + fmtTime(f.since) + ' (' + alertFigures(f.rule, f.value, f.threshold)[0] + alertBefore(f) +
-          (f.kept ? '; kept firing: it held last at ' + fmtTime(f.to) : '') + ')')));
+          (f.kept ? '; kept firing: it held last at ' + fmtTime(f.to) : '') + (f.silenced_until ? '; silenced until ' + fmtTime(f.silenced_until) : '') + ')')));
     // Announced: which rules fire, not their values, which move at every
     // evaluation (the line above, not live, has them).
     replaceIfChanged($('#firing-live'), now.firing.length ? 'Firing now: ' + now.firing.map((f) => f.rule + ' on ' + (f.channel || 'all channels')).join('; ') : 'No alert rule is firing.');
