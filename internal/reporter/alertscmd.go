@@ -57,20 +57,20 @@ func (c *AlertsCLIConfig) Check(action string, set map[string]bool) error {
 		others = append(silence, "id")
 	case "silence":
 		if c.Comment == "" {
-			return errors.New("silence: --comment is required: say why")
+			return errors.New("--comment is required: say why")
 		}
 		if (c.For == "") == (c.Until == "") {
-			return errors.New("silence: give --for (2h, 1d) or --until (RFC 3339), one of them")
+			return errors.New("give --for (2h, 1d) or --until (RFC 3339), one of them")
 		}
 		if c.Until != "" {
 			if _, err := time.Parse(time.RFC3339, c.Until); err != nil {
-				return fmt.Errorf("silence: --until %q: want RFC 3339, such as 2026-12-07T18:00:00Z", c.Until)
+				return fmt.Errorf("--until %q: want RFC 3339, such as 2026-12-07T18:00:00Z", c.Until)
 			}
 		}
 		others = []string{"id"}
 	case "unsilence":
 		if c.ID == "" {
-			return errors.New("unsilence: --id is required (otpscope alerts silences lists them)")
+			return errors.New("--id is required (otpscope alerts silences lists them)")
 		}
 		others = silence
 	default:
@@ -78,7 +78,7 @@ func (c *AlertsCLIConfig) Check(action string, set map[string]bool) error {
 	}
 	for _, f := range others {
 		if set[f] {
-			return fmt.Errorf("%s: --%s is not one of its flags", action, f)
+			return fmt.Errorf("--%s is not a flag of otpscope alerts %s", f, action)
 		}
 	}
 	return nil
@@ -102,7 +102,7 @@ func RunAlerts(ctx context.Context, action string, cfg AlertsCLIConfig, stdout i
 	case "silences", "silence", "unsilence":
 		return runSilences(ctx, action, cfg, call, stdout)
 	default:
-		return fmt.Errorf("unknown action %q: want rules or test", action)
+		return fmt.Errorf("unknown action %q: %w", action, ErrAlertsUsage)
 	}
 	raw, err := call.Do(ctx)
 	if err != nil {

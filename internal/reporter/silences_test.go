@@ -229,7 +229,7 @@ func TestSilenceHoldsTheWebhook(t *testing.T) {
 		{"silence", reporter.AlertsCLIConfig{For: "1h", Until: "2026-12-07T18:00:00Z", Comment: "x"}, []string{"for", "until", "comment"}, "one of them"},
 		{"silence", reporter.AlertsCLIConfig{Until: "18:00", Comment: "x"}, []string{"until", "comment"}, "want RFC 3339"},
 		{"unsilence", reporter.AlertsCLIConfig{}, nil, "--id is required"},
-		{"silences", reporter.AlertsCLIConfig{Rule: "delivery_slow"}, []string{"rule"}, "--rule is not one of its flags"},
+		{"silences", reporter.AlertsCLIConfig{Rule: "delivery_slow"}, []string{"rule"}, "--rule is not a flag of otpscope alerts silences"},
 		{"mute", reporter.AlertsCLIConfig{}, nil, "want: otpscope alerts rules|test|silences|silence|unsilence"},
 	} {
 		set := map[string]bool{}

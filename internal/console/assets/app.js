@@ -747,6 +747,68 @@
     }
   }
   $('#alert-test').addEventListener('click', sendTestAlert);
+
+  // Silences (GET, POST /api/v1/alerts/silences, DELETE …/{id}): read when
+  // the list is opened and after each change, not at every refresh.
+  const silenceWhat = (s) => (s.rule || 'every rule') + (s.channel ? ' on ' + s.channel : '');
+  function drawSilences(list) {
+    replaceIfChanged($('#silences-list'), ...(list.length ? list.map((s) => {
+      const when = s.state === 'pending' ? ' from ' + fmtTime(s.starts_at) + ' until ' + fmtTime(s.ends_at)
+        : s.state === 'active' ? ' until ' + fmtTime(s.ends_at) : ' ended ' + fmtTime(s.ends_at);
+      const li = el('li', { 'data-silence': s.id, 'data-state': s.state, class: s.state === 'expired' ? 'hint' : '' },
+        el('strong', {}, silenceWhat(s)), when + ' (' + s.comment + (s.created_by ? ', by ' + s.created_by : '') + ')');
+      if (s.state !== 'expired') {
+        const end = el('button', { type: 'button' }, 'End now');
+        end.addEventListener('click', () => endSilence(s, end));
+        li.append(' ', end);
+      }
+      return li;
+    }) : [el('li', { class: 'hint' }, 'No silence.')]));
+  }
+  async function loadSilences() {
+    try {
+      drawSilences((await api('/api/v1/alerts/silences', { timeout: LOAD_TIMEOUT_MS })).silences);
+    } catch (e) {
+      if (!(e instanceof AuthError)) replaceIfChanged($('#silences-list'), el('li', { class: 'failed' }, 'not loaded: ' + e.message));
+    }
+  }
+  $('#silences').addEventListener('toggle', () => { if ($('#silences').open) loadSilences(); });
+  async function endSilence(s, button) {
+    button.disabled = true;
+    try {
+      await api('/api/v1/alerts/silences/' + encodeURIComponent(s.id), { method: 'DELETE' });
+      $('#silence-result').textContent = 'ended the silence of ' + silenceWhat(s) + '.';
+      refresh(true);
+    } catch (e) {
+      if (!(e instanceof AuthError)) $('#silence-result').textContent = 'not ended: ' + e.message;
+    }
+    loadSilences();
+  }
+  $('#silence-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const form = ev.target, result = $('#silence-result');
+    const req = { duration: form.duration.value, comment: form.comment.value.trim(), created_by: 'console' };
+    if (form.rule.value) req.rule = form.rule.value;
+    if (form.channel.value.trim()) req.channel = form.channel.value.trim();
+    result.textContent = 'silencing…';
+    try {
+      const s = await api('/api/v1/alerts/silences', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(req) });
+      result.textContent = 'silenced ' + silenceWhat(s) + ' until ' + fmtTime(s.ends_at) + '.';
+      form.comment.value = '';
+      refresh(true);
+    } catch (e) {
+      result.textContent = e instanceof AuthError ? '' : 'not silenced: ' + e.message;
+    }
+    loadSilences();
+  });
+  // silenceFiring opens the silences with the form set to a firing rule.
+  function silenceFiring(f) {
+    const form = $('#silence-form');
+    form.rule.value = f.rule;
+    form.channel.value = f.channel && f.channel !== 'OTHER' ? f.channel : '';
+    $('#silences').open = true;
+    form.comment.focus();
+  }
   // An alert's window before, named as the reporter's summary names it:
   // the hour, day or week before, else its length.
   const ALERT_BEFORE = { 3600e3: 'the hour before', 86400e3: 'the day before', 604800e3: 'the week before' };
@@ -769,14 +831,20 @@
   // rule kept firing (--alert-keep-firing-for) holds no longer: its figure
   // is the one it last held with, and the line says when that was. One a
   // silence holds says until when the webhook is held.
+  const silenceButton = (f) => {
+    const b = el('button', { type: 'button', class: 'silence', title: 'hold the webhook\'s posts of ' + f.rule + (f.channel ? ' on ' + f.channel : '') + ' for a while' }, 'silence…');
+    b.addEventListener('click', () => silenceFiring(f));
+    return b;
+  };
   function drawFiring(now) {
     const firing = $('#firing');
     firing.dataset.count = now.firing.length;
     firing.className = now.firing.length ? 'state-firing' : 'state-resolved';
     replaceIfChanged(firing, now.firing.length ? 'Firing now: ' : 'No alert rule is firing.',
-      ...now.firing.map((f, i) => el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', 'data-silenced': f.silenced_by || '', title: f.summary + ' (evaluated ' + fmtTime(f.to) + ')' },
+      ...now.firing.flatMap((f, i) => [el('span', { 'data-rule': f.rule, 'data-channel': f.channel || '', 'data-silenced': f.silenced_by || '', title: f.summary + ' (evaluated ' + fmtTime(f.to) + ')' },
         (i ? '; ' : ''), el('a', { href: alertHref(f) }, f.rule + ' on ' + (f.channel || 'all channels')), ' since ' + fmtTime(f.since) + ' (' + alertFigures(f.rule, f.value, f.threshold)[0] + alertBefore(f) +
-          (f.kept ? '; kept firing: it held last at ' + fmtTime(f.to) : '') + (f.silenced_until ? '; silenced until ' + fmtTime(f.silenced_until) : '') + ')')));
+          (f.kept ? '; kept firing: it held last at ' + fmtTime(f.to) : '') + (f.silenced_until ? '; silenced until ' + fmtTime(f.silenced_until) : '') + ')'),
+        ' ', silenceButton(f)]));
     // Announced: which rules fire, not their values, which move at every
     // evaluation (the line above, not live, has them).
     replaceIfChanged($('#firing-live'), now.firing.length ? 'Firing now: ' + now.firing.map((f) => f.rule + ' on ' + (f.channel || 'all channels')).join('; ') : 'No alert rule is firing.');
