@@ -391,6 +391,10 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 	act(http.MethodPost, test, test, read, "", http.StatusForbidden)
 	act(http.MethodPost, test, test, "", "", http.StatusUnauthorized)
 	act(http.MethodPost, test, test+"?a=1&a=2", full, "", http.StatusBadRequest)
+	// Three at once, then one every 20 s: the fourth of a burst waits.
+	act(http.MethodPost, test, test, full, "", http.StatusOK)
+	act(http.MethodPost, test, test, full, "", http.StatusOK)
+	act(http.MethodPost, test, test, full, "", http.StatusTooManyRequests)
 	const silences, silence = "/api/v1/alerts/silences", "/api/v1/alerts/silences/{id}"
 	var made reporter.Silence
 	if err := json.Unmarshal(act(http.MethodPost, silences, silences, full, `{"rule":"delivery_rate_low","channel":"sms","duration":"2h","comment":"carrier outage","created_by":"openapi"}`, http.StatusCreated), &made); err != nil {

@@ -5,15 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"golang.org/x/time/rate"
 
 	"github.com/otpscope/otpscope/internal/events"
 	"github.com/otpscope/otpscope/internal/ops"
+	"github.com/otpscope/otpscope/internal/problem"
 )
 
 // RulesResponse is the body of GET /api/v1/alerts/rules: the alert rules
@@ -240,16 +244,34 @@ func (r *Reports) SendTestAlert(ctx context.Context, now time.Time) TestAlertRes
 	return out
 }
 
+// Test alerts page whoever is on call: a script or a hand that repeats
+// one would page them again and again. TestAlertBurst may be sent at
+// once, then one every TestAlertEvery, per process.
+const (
+	TestAlertBurst = 3
+	TestAlertEvery = 20 * time.Second
+)
+
 // MountRules adds GET /api/v1/alerts/rules to router, the rules in force,
 // which the console lists under the alerts, and POST /api/v1/alerts/test,
-// which sends a test alert (an action: the API token's alone).
+// which sends a test alert (an action: the API token's alone), at most as
+// often as TestAlertBurst and TestAlertEvery allow (else 429).
 func (r *Reports) MountRules(router chi.Router) {
 	rules := r.cfg.InForce()
 	none := QueryParams(nil)
 	router.With(none).Get("/api/v1/alerts/rules", func(w http.ResponseWriter, req *http.Request) {
 		ops.WriteJSON(w, rules)
 	})
+	tests := rate.NewLimiter(rate.Every(TestAlertEvery), TestAlertBurst)
 	router.With(none).Post("/api/v1/alerts/test", func(w http.ResponseWriter, req *http.Request) {
+		if res := tests.Reserve(); res.Delay() > 0 {
+			wait := res.Delay()
+			res.Cancel()
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			problem.Write(w, problem.Details{Status: http.StatusTooManyRequests, Title: "Too many test alerts",
+				Detail: fmt.Sprintf("each pages whoever is on call: %d at once, then one every %s; the next in %s", TestAlertBurst, humanDuration(TestAlertEvery), wait.Round(time.Second)), Instance: req.URL.Path})
+			return
+		}
 		sent := r.SendTestAlert(req.Context(), r.now())
 		attrs := []any{"alertmanagers", len(sent.Alertmanagers)}
 		if sent.Webhook != nil {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -187,5 +188,20 @@ func TestSendTestAlert(t *testing.T) {
 	none.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/alerts/test", nil))
 	if body := strings.TrimSpace(rec.Body.String()); rec.Code != http.StatusOK || body != `{"webhook":null,"alertmanagers":[]}` {
 		t.Errorf("without a destination: %d %s", rec.Code, body)
+	}
+	// Each pages whoever is on call: three at once, then one every 20 s,
+	// the rest refused with when to try again.
+	for i := 2; i <= reporter.TestAlertBurst+1; i++ {
+		rec := httptest.NewRecorder()
+		none.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/alerts/test", nil))
+		if i <= reporter.TestAlertBurst && rec.Code != http.StatusOK {
+			t.Errorf("test alert %d: %d; want 200 (%d at once)", i, rec.Code, reporter.TestAlertBurst)
+		}
+		if i > reporter.TestAlertBurst {
+			if after, _ := strconv.Atoi(rec.Header().Get("Retry-After")); rec.Code != http.StatusTooManyRequests || after < 1 || after > 20 ||
+				!strings.Contains(rec.Body.String(), "each pages whoever is on call: 3 at once, then one every 20 s") {
+				t.Errorf("test alert %d: %d, Retry-After %q, %s; want 429 within 20 s", i, rec.Code, rec.Header().Get("Retry-After"), rec.Body.String())
+			}
+		}
 	}
 }
