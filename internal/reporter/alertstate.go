@@ -68,23 +68,25 @@ func firingKey(rule, channel string) string {
 	}, rule+"."+cmp.Or(channel, "_"))
 }
 
-// alertState opens the bucket, once.
-type alertState struct {
-	mu sync.Mutex
-	kv jetstream.KeyValue
+// kvBucket opens a KV bucket of cfg on first use, once: the alerts'
+// state and the silences are in buckets of their own.
+type kvBucket struct {
+	cfg jetstream.KeyValueConfig
+	mu  sync.Mutex
+	kv  jetstream.KeyValue
 }
 
-func (s *alertState) open(ctx context.Context, pub Publisher) (jetstream.KeyValue, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.kv == nil {
-		kv, err := pub.KeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketAlerts, Description: "otpscope reporter: the alert rules firing, since when, and when the webhook last heard"})
+func (b *kvBucket) open(ctx context.Context, pub Publisher) (jetstream.KeyValue, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.kv == nil {
+		kv, err := pub.KeyValue(ctx, b.cfg)
 		if err != nil {
 			return nil, err
 		}
-		s.kv = kv
+		b.kv = kv
 	}
-	return s.kv, nil
+	return b.kv, nil
 }
 
 // loadFiring reads every rule firing, by key. An entry that does not decode

@@ -294,7 +294,7 @@ type Reports struct {
 	// alertmanagerPosts counts the POSTs to each Alertmanager by outcome.
 	alertmanagerPosts *prometheus.CounterVec
 	resolved          *prometheus.CounterVec
-	firing            alertState
+	firing            kvBucket // BucketAlerts
 	backups           *Backups // scheduled backups, when set (WithBackups)
 	rollups           rollupMetrics
 	// leader is 1 while this replica holds the reports lease (RunReportsLeased).
@@ -309,7 +309,7 @@ type Reports struct {
 	sloBurn   *prometheus.GaugeVec
 	// silences hold the webhook's posts (silences.go); silenced counts
 	// the posts they held, by rule.
-	silences silenceStore
+	silences kvBucket // BucketSilences
 	silenced *prometheus.CounterVec
 }
 
@@ -363,6 +363,9 @@ func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Log
 			r.sloBurn.WithLabelValues(burnWindowLabel(p.short)).Set(math.NaN())
 		}
 	}
+	r.firing.cfg = jetstream.KeyValueConfig{Bucket: BucketAlerts, Description: "otpscope reporter: the alert rules firing, since when, and when the webhook last heard"}
+	r.silences.cfg = jetstream.KeyValueConfig{Bucket: BucketSilences, TTL: silenceKept,
+		Description: "otpscope reporter: silences of the alert webhook, each kept a week past its longest end"}
 	r.initSeries()
 	return r
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -205,33 +204,13 @@ func newSilence(req SilenceRequest, now time.Time) (Silence, error) {
 	return s, nil
 }
 
-// silenceStore opens the bucket, once.
-type silenceStore struct {
-	mu sync.Mutex
-	kv jetstream.KeyValue
-}
-
-func (s *silenceStore) open(ctx context.Context, pub Publisher) (jetstream.KeyValue, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.kv == nil {
-		kv, err := pub.KeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketSilences, TTL: silenceKept,
-			Description: "otpscope reporter: silences of the alert webhook, each kept a week past its longest end"})
-		if err != nil {
-			return nil, fmt.Errorf("silences: %w", err)
-		}
-		s.kv = kv
-	}
-	return s.kv, nil
-}
-
 // Silences lists the silences the bucket keeps, their states at now,
 // ordered as SilencesResponse says. An entry that does not decode
 // (written by hand) is skipped and logged.
 func (r *Reports) Silences(ctx context.Context, now time.Time) ([]Silence, error) {
 	kv, err := r.silences.open(ctx, r.pub)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("silences: %w", err)
 	}
 	keys, err := broker.Keys(ctx, kv)
 	if err != nil {
@@ -273,7 +252,7 @@ func (r *Reports) Silences(ctx context.Context, now time.Time) ([]Silence, error
 func (r *Reports) AddSilence(ctx context.Context, s Silence) error {
 	kv, err := r.silences.open(ctx, r.pub)
 	if err != nil {
-		return err
+		return fmt.Errorf("silences: %w", err)
 	}
 	s.State = ""
 	v, err := json.Marshal(s)
@@ -294,7 +273,7 @@ var errNoSilence = errors.New("no such silence")
 func (r *Reports) ExpireSilence(ctx context.Context, id string, now time.Time) (Silence, error) {
 	kv, err := r.silences.open(ctx, r.pub)
 	if err != nil {
-		return Silence{}, err
+		return Silence{}, fmt.Errorf("silences: %w", err)
 	}
 	if _, err := uuid.Parse(id); err != nil {
 		return Silence{}, fmt.Errorf("%w: %.64q is not a silence's id", errNoSilence, id)
