@@ -3,6 +3,8 @@ package main_test
 import (
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,6 +128,23 @@ func TestStatusCommand(t *testing.T) {
 	cmd.Env = append(os.Environ(), "OTPSCOPE_API_TOKEN_FILE="+tokens)
 	if out, err := cmd.Output(); !strings.Contains(string(out), "  ingest  ") {
 		t.Errorf("otpscope status with OTPSCOPE_API_TOKEN_FILE of two tokens: %v\n%s", err, out)
+	}
+	// Without an objective it reads the rules in force, not /slo (four
+	// reads of ClickHouse for a line it would not print).
+	req, err := http.NewRequest(http.MethodGet, api+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if m := string(metrics); !strings.Contains(m, `handler="/api/v1/alerts/rules"`) || strings.Contains(m, `handler="/api/v1/slo"`) {
+		t.Errorf("otpscope status without an objective: the API served /alerts/rules %v, /slo %v; want the rules read, not /slo",
+			strings.Contains(m, `handler="/api/v1/alerts/rules"`), strings.Contains(m, `handler="/api/v1/slo"`))
 	}
 	guarded.kill()
 
