@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
@@ -170,6 +171,15 @@ func newSilence(req SilenceRequest, now time.Time) (Silence, error) {
 	}
 	if n := utf8.RuneCountInString(s.CreatedBy); n > maxSilenceBy {
 		return s, &silenceError{"created_by", fmt.Errorf("%d characters: at most %d", n, maxSilenceBy)}
+	}
+	// One line of words: the list, the console and the CLI print them as
+	// they are, and a control character (a newline, a terminal escape)
+	// would be read as theirs.
+	for field, v := range map[string]string{"comment": s.Comment, "created_by": s.CreatedBy} {
+		if i := strings.IndexFunc(v, unicode.IsControl); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(v[i:])
+			return s, &silenceError{field, fmt.Errorf("a control character (%U) at byte %d: one line of words", r, i)}
+		}
 	}
 	if req.StartsAt != nil {
 		if req.StartsAt.After(now.Add(MaxSilence)) {

@@ -98,6 +98,8 @@ func TestSilenceHoldsTheWebhook(t *testing.T) {
 		{`{"rule":"fallback_rate_high","channel":"SMS","duration":"1h","comment":"x"}`, "channel"},
 		{`{"channel":"S M S","duration":"1h","comment":"x"}`, "channel"},
 		{`{"duration":"1h"}`, "comment"},
+		{`{"duration":"1h","comment":"outage\u001b[2J"}`, "comment"},
+		{`{"duration":"1h","comment":"x","created_by":"al\nice"}`, "created_by"},
 		{`{"duration":"1h","ends_at":"` + now.Add(time.Hour).Format(time.RFC3339) + `","comment":"x"}`, "duration"},
 		{`{"comment":"x"}`, "duration"},
 		{`{"duration":"31d","comment":"x"}`, "duration"},
