@@ -285,9 +285,11 @@ func (r *Reports) ExpireSilence(ctx context.Context, id string, now time.Time) (
 	if err != nil {
 		return Silence{}, fmt.Errorf("silences: %w", err)
 	}
-	if _, err := uuid.Parse(id); err != nil {
+	u, err := uuid.Parse(id)
+	if err != nil {
 		return Silence{}, fmt.Errorf("%w: %.64q is not a silence's id", errNoSilence, id)
 	}
+	id = u.String() // the key's spelling, whatever the caller's (upper case, braces)
 	e, err := kv.Get(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Silence{}, fmt.Errorf("%w: %s", errNoSilence, id)

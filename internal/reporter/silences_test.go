@@ -160,10 +160,10 @@ func TestSilenceHoldsTheWebhook(t *testing.T) {
 	// Expired by hand: the next evaluation posts SMS's firing, never heard;
 	// WhatsApp's is not due again for an hour.
 	var ended reporter.Silence
-	if code := call(http.MethodDelete, "/api/v1/alerts/silences/"+sms.ID, "", &ended); code != http.StatusOK || ended.State != reporter.SilenceExpired || ended.EndsAt.After(time.Now()) {
+	if code := call(http.MethodDelete, "/api/v1/alerts/silences/"+strings.ToUpper(sms.ID), "", &ended); code != http.StatusOK || ended.State != reporter.SilenceExpired || ended.EndsAt.After(time.Now()) {
 		t.Errorf("DELETE the silence: %d %+v; want 200, expired now", code, ended)
 	}
-	for _, id := range []string{uuid.NewString(), "not-an-id"} {
+	for _, id := range []string{uuid.NewString(), "not-an-id", "urn:uuid:" + uuid.NewString()} {
 		if code := call(http.MethodDelete, "/api/v1/alerts/silences/"+id, "", nil); code != http.StatusNotFound {
 			t.Errorf("DELETE silence %s: %d; want 404", id, code)
 		}
