@@ -33,11 +33,13 @@ import (
 // bucket, so every replica applies and lists the same.
 const (
 	BucketSilences = "otpscope_alert_silences"
-	// MaxSilence is the longest a silence may last: a silence is for a
+	// MaxSilence is how far ahead a silence may end: a silence is for a
 	// known incident, not for turning a rule off (its flag does that).
 	MaxSilence = 30 * 24 * time.Hour
 	// silenceKept is how long the bucket keeps a silence after its last
-	// write, so an ended one is listed for at least a week after it ends.
+	// write: one ends at most MaxSilence after it is written, so it is
+	// listed for at least a week after it ends, and never forgotten
+	// before.
 	silenceKept = MaxSilence + 7*24*time.Hour
 	// maxSilenceComment and maxSilenceBy bound the words a silence keeps.
 	maxSilenceComment = 500
@@ -208,8 +210,11 @@ func newSilence(req SilenceRequest, now time.Time) (Silence, error) {
 	if !s.EndsAt.After(s.StartsAt) {
 		return s, &silenceError{field, fmt.Errorf("it ends at %s, not after it starts (%s)", s.EndsAt.Format(time.RFC3339), s.StartsAt.Format(time.RFC3339))}
 	}
-	if s.EndsAt.Sub(s.StartsAt) > MaxSilence {
-		return s, &silenceError{field, fmt.Errorf("%s long: a silence lasts at most %s (turn a rule off with its flag)", humanDuration(s.EndsAt.Sub(s.StartsAt)), humanDuration(MaxSilence))}
+	// Ending within MaxSilence of now, not of its start: the bucket
+	// forgets an entry silenceKept after it is written.
+	if s.EndsAt.Sub(now) > MaxSilence {
+		return s, &silenceError{field, fmt.Errorf("it ends at %s, more than %s from now: a silence ends within %s (turn a rule off with its flag)",
+			s.EndsAt.Format(time.RFC3339), humanDuration(MaxSilence), humanDuration(MaxSilence))}
 	}
 	return s, nil
 }

@@ -103,6 +103,7 @@ func TestSilenceHoldsTheWebhook(t *testing.T) {
 		{`{"duration":"1h","ends_at":"` + now.Add(time.Hour).Format(time.RFC3339) + `","comment":"x"}`, "duration"},
 		{`{"comment":"x"}`, "duration"},
 		{`{"duration":"31d","comment":"x"}`, "duration"},
+		{`{"starts_at":"` + now.Add(20*24*time.Hour).Format(time.RFC3339) + `","duration":"20d","comment":"x"}`, "duration"},
 		{`{"duration":"-1h","comment":"x"}`, "duration"},
 		{`{"ends_at":"` + now.Add(-time.Hour).Format(time.RFC3339) + `","comment":"x"}`, "ends_at"},
 		{`{"chanel":"SMS","duration":"1h","comment":"x"}`, ""},
