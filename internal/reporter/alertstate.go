@@ -239,16 +239,21 @@ func (r *Reports) Firing(ctx context.Context) ([]FiringAlert, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := r.now()
-	silences := r.activeSilences(ctx, now)
 	out := []FiringAlert{}
 	for _, f := range state {
 		if !f.Pending && !f.Unheard {
-			fa := FiringAlert{Alert: f.Alert, Kept: f.Kept}
-			if s, ok := silencing(silences, &f.Alert, now); ok {
-				fa.SilencedBy, fa.SilencedUntil = s.ID, &s.EndsAt
+			out = append(out, FiringAlert{Alert: f.Alert, Kept: f.Kept})
+		}
+	}
+	// The silences only when something fires: the console asks every few
+	// seconds, and mostly nothing does.
+	if len(out) > 0 {
+		now := r.now()
+		silences := r.activeSilences(ctx, now)
+		for i := range out {
+			if s, ok := silencing(silences, &out[i].Alert, now); ok {
+				out[i].SilencedBy, out[i].SilencedUntil = s.ID, &s.EndsAt
 			}
-			out = append(out, fa)
 		}
 	}
 	slices.SortFunc(out, func(a, b FiringAlert) int {

@@ -730,10 +730,10 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 	var alerts []Alert
 	var errs, unheard []error
 	var kept []Alert
+	// The silences are read once, and only when a post is due: most
+	// evaluations post nothing.
 	var silences []Silence
-	if r.cfg.AlertWebhookURL != "" {
-		silences = r.activeSilences(ctx, to)
-	}
+	silencesRead := false
 	for _, tr := range transitions(fired, prev, resolve, rules.Watches, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat, keepFiring: r.cfg.AlertKeepFiringFor}, to) {
 		al := &tr.alert
 		if tr.state.Kept {
@@ -746,6 +746,9 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 			// silence (or when its repeat is due, if it heard before); a
 			// silenced resolution is dropped, as if heard.
 			held := false
+			if tr.notify && r.cfg.AlertWebhookURL != "" && !silencesRead {
+				silences, silencesRead = r.activeSilences(ctx, to), true
+			}
 			if s, ok := silencing(silences, al, to); ok && tr.notify {
 				held, tr.notify = true, false
 				r.silenced.WithLabelValues(al.Rule).Inc()
