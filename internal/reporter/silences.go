@@ -309,7 +309,9 @@ func (r *Reports) ExpireSilence(ctx context.Context, id string, now time.Time) (
 	now = now.UTC().Truncate(time.Millisecond)
 	if s.EndsAt.After(now) {
 		s.EndsAt = now
-		s.StartsAt = minTime(s.StartsAt, now)
+		if s.StartsAt.After(now) { // pending: it never will be
+			s.StartsAt = now
+		}
 		s.State = ""
 		v, err := json.Marshal(s)
 		if err == nil {
@@ -321,13 +323,6 @@ func (r *Reports) ExpireSilence(ctx context.Context, id string, now time.Time) (
 	}
 	s.State = s.at(now)
 	return s, nil
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
 }
 
 // activeSilences are the silences an evaluation at t applies. When they

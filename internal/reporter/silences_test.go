@@ -198,6 +198,12 @@ func TestSilenceHoldsTheWebhook(t *testing.T) {
 		t.Errorf("otpscope_alert_webhook_silenced_total %v; want 3: a firing, two resolutions", v)
 	}
 
+	// A pending silence ended never starts.
+	var never reporter.Silence
+	if code := call(http.MethodDelete, "/api/v1/alerts/silences/"+later.ID, "", &never); code != http.StatusOK || never.State != reporter.SilenceExpired || !never.StartsAt.Equal(never.EndsAt) {
+		t.Errorf("DELETE the pending silence: %d %+v; want 200, expired, starting where it ends", code, never)
+	}
+
 	// The command line: a silence, the list, its end, each said in words.
 	var out strings.Builder
 	cli := reporter.AlertsCLIConfig{APIFlags: reporter.APIFlags{API: api.URL}, Rule: "delivery_slow", Channel: "voice", For: "90m", Comment: "voice vendor migrating", By: "bob"}
