@@ -122,6 +122,7 @@ func TestMigrationChecksumsPinned(t *testing.T) {
 		{26, "6d708dfd6050d2a6", "473e592cfb478e0"},
 		{27, "14886238474a31", "39ef58a5c72da30d"},
 		{28, "8d7d76d630981332", "d70adef0197172e1"},
+		{29, "ea7eb3850be0ae2d", "6f7cb5b0fb538c4b"},
 	}
 	single, cluster := bothShapes(t)
 	if len(single) < len(pins) {

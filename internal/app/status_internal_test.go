@@ -119,8 +119,8 @@ func TestStatusTextListsTheAlertsFiring(t *testing.T) {
 			{Alert: reporter.Alert{Rule: reporter.RuleDeliveryRateLow, Channel: "SMS", Since: since, Value: 0.7996, Threshold: 0.8,
 				Before: &events.AlertBefore{From: since.Add(-2 * time.Hour), To: since.Add(-time.Hour), Value: ptr(0.947)}}},
 			{Alert: reporter.Alert{Rule: reporter.RuleFallbackRateHigh, Since: since.Add(time.Minute), To: since.Add(5 * time.Minute), Value: 0.25, Threshold: 0.2}, Kept: true},
-			{Alert: reporter.Alert{Rule: reporter.RuleDeliverySlow, Channel: "VOICE", Since: since.Add(2 * time.Minute), Value: 12_000, Threshold: 10_000},
-				SilencedBy: "3f0c2a1e-9d2a-4f60-8c1b-2e7d5a9f1c33", SilencedUntil: ptr(since.Add(2 * time.Hour))},
+			{Alert: reporter.Alert{Rule: reporter.RuleDeliverySlow, Channel: "VOICE", Since: since.Add(2 * time.Minute), Value: 12_000, Threshold: 10_000,
+				SilencedBy: "3f0c2a1e-9d2a-4f60-8c1b-2e7d5a9f1c33"}, SilencedUntil: ptr(since.Add(2 * time.Hour))},
 		}}, "  alerts  3 firing:\n" +
 			"    delivery_rate_low on SMS since 2026-12-07T06:20:15Z: 79.96%, threshold 80.0%; the hour before: 94.7%\n" +
 			"    fallback_rate_high since 2026-12-07T06:21:15Z: 25.0%, threshold 20.0% (kept firing: it held last at 2026-12-07T06:25:15Z)\n" +

@@ -1381,6 +1381,7 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 		episodes = append(episodes, map[string]any{"id": strconv.Itoa(i), "rule": c.rule, "channel": "SMS", "state": "firing", "since": asOf, "from": asOf, "to": asOf,
 			"value": c.value, "threshold": c.threshold, "volume": 10, "evaluations": 1, "summary": "…"})
 	}
+	episodes[0].(map[string]any)["silenced_by"] = "3f0c2a1e-9d2a-4f60-8c1b-2e7d5a9f1c33"
 	p := newPage(t)
 	p.api.set(func(f *fakeAPI) {
 		f.episodes = episodes
@@ -1401,6 +1402,15 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 		if got, gotTh := p.text(row+`[data-field="value"]`), p.text(row+`[data-field="threshold"]`); got != v || gotTh != th {
 			t.Errorf("%s %v above/below %v reads %q, %q; want %q, %q as reporter.AlertFigures", c.rule, c.value, c.threshold, got, gotTh, v, th)
 		}
+	}
+	// A firing a silence covered says so in its state; the others do not.
+	for id, want := range map[string]string{"0": "firing · silenced", "1": "firing"} {
+		if got := p.text(`#alerts tr[data-alert="` + id + `"] [data-field="state"]`); got != want {
+			t.Errorf("episode %s's state reads %q; want %q", id, got, want)
+		}
+	}
+	if got := p.attr(`#alerts tr[data-alert="0"] [data-field="state"]`, "title"); got != "silence 3f0c2a1e-9d2a-4f60-8c1b-2e7d5a9f1c33 held the webhook's posts of it" {
+		t.Errorf("the silenced episode's state is titled %q", got)
 	}
 	// Beside a firing's figure, its figure the window before, named as the
 	// summary names it (an older reporter's firing has none); a rule kept

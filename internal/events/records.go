@@ -354,6 +354,10 @@ type Alert struct {
 	// whether a firing is a drop or how things stand. Only a firing alert
 	// has it, and only when the reporter could read that window.
 	Before *AlertBefore `json:"before,omitempty"`
+	// SilencedBy is the id of the silence that covered the rule and
+	// channel when the alert was evaluated (the reporter's silences: its
+	// webhook did not post it); empty when none did.
+	SilencedBy string `json:"silenced_by,omitempty"`
 }
 
 // AlertBefore is an alert's figure in the window before its own.

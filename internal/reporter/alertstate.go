@@ -161,7 +161,8 @@ type alertTiming struct{ hold, repeat, keepFiring time.Duration }
 // every evaluation for hold, then fires, its since being the first of
 // them; the webhook hears when it begins to fire, then every repeat, or
 // until a POST succeeds. A rule that fired and holds no longer resolves,
-// which the webhook hears; one that was only pending is forgotten. A
+// which the webhook hears if it heard of the firing; one that was only
+// pending is forgotten. A
 // resolution the webhook did not take is posted again while the rule
 // stays resolved; a rule that holds again starts anew. The rules that
 // stopped come last, in key order. A firing rule that stopped less than
@@ -202,7 +203,10 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 			p.Kept = true
 			out = append(out, transition{alert: p.Alert, quiet: true, state: p, keep: true})
 		default:
-			out = append(out, transition{alert: resolve(p), quiet: p.Pending, notify: !p.Pending})
+			// The webhook hears of a resolution only when it heard of
+			// the firing: not of one a silence held throughout, nor of
+			// one whose every POST failed.
+			out = append(out, transition{alert: resolve(p), quiet: p.Pending, notify: !p.Pending && !p.Notified.IsZero()})
 		}
 	}
 	return out
@@ -216,12 +220,11 @@ type FiringResponse struct {
 // FiringAlert is a rule firing now: the alert of the last evaluation that
 // found it holding, and Kept when it holds no longer and is kept firing
 // under --alert-keep-firing-for (its figures are then those it last held
-// with, not the window's now). SilencedBy names the silence that holds
-// its webhook posts now (the one ending last), until SilencedUntil.
+// with, not the window's now). Its SilencedBy names the silence that
+// holds its webhook posts now (the one ending last), until SilencedUntil.
 type FiringAlert struct {
 	Alert
 	Kept          bool       `json:"kept,omitempty"`
-	SilencedBy    string     `json:"silenced_by,omitempty"`
 	SilencedUntil *time.Time `json:"silenced_until,omitempty"`
 }
 
@@ -242,6 +245,7 @@ func (r *Reports) Firing(ctx context.Context) ([]FiringAlert, error) {
 	out := []FiringAlert{}
 	for _, f := range state {
 		if !f.Pending && !f.Unheard {
+			f.SilencedBy = "" // as of its last evaluation; said below as of now
 			out = append(out, FiringAlert{Alert: f.Alert, Kept: f.Kept})
 		}
 	}

@@ -60,7 +60,9 @@ func TestTransitions(t *testing.T) {
 		{130, true, true, want{"", false, true, true, false}},
 		{140, true, true, want{events.AlertFiring, true, true, false, false}},
 		{145, false, false, want{events.AlertResolved, true, true, false, true}},
-		{150, true, true, want{"", false, true, true, false}}, // holds again before the webhook heard: pending anew, the resolution dropped
+		{150, true, true, want{"", false, true, true, false}},                      // holds again before the webhook heard: pending anew, the resolution dropped
+		{160, true, false, want{events.AlertFiring, true, true, false, false}},     // fires; the POST fails
+		{165, false, true, want{events.AlertResolved, false, false, false, false}}, // resolves before the webhook heard of the firing: not posted
 	} {
 		var holding []Alert
 		if step.holding {

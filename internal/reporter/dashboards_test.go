@@ -252,6 +252,9 @@ func testDashboards(t *testing.T, tr *traffic) {
 		alert := events.Alert{Rule: reporter.RuleFallbackRateHigh, State: events.AlertFiring, Since: simStart.Add(10 * time.Minute), From: simStart.Add(at - time.Hour), To: simStart.Add(at),
 			Value: 0.3, Threshold: 0.2, Volume: 60, Summary: "fallback rate 30.0% above 20.0%",
 			Before: &events.AlertBefore{From: simStart.Add(at - 2*time.Hour), To: simStart.Add(at - time.Hour), Value: &was, Volume: 50}}
+		if at == 10*time.Minute {
+			alert.SilencedBy = "the-silence-at-10" // the episode's: the latest a silence covered
+		}
 		if at == 0 {
 			alert = slow
 		}
@@ -360,11 +363,16 @@ func testDashboards(t *testing.T, tr *traffic) {
 								t.Errorf("%s %q (channel %q): %d rows; the API lists %d firings (at least the one published here)", file, p.Title, channel, n, len(eps.Episodes))
 							}
 							// Each figure in its rule's unit.
-							for _, want := range [][4]string{{reporter.RuleFallbackRateHigh, "30%", "20%", "10%"}, {reporter.RuleDeliverySlow, "65 s", "60 s", ""}} {
-								var observed, threshold, before string
-								err := tr.readerConn(t).QueryRow(t.Context(), "SELECT observed, threshold, before FROM ("+sql+") WHERE rule = ? AND since = ? LIMIT 1", want[0], simStart.Add(10*time.Minute)).Scan(&observed, &threshold, &before)
-								if (channel == "" || channel == "SMS" || want[0] == reporter.RuleFallbackRateHigh) && (err != nil || observed != want[1] || threshold != want[2] || before != want[3]) {
-									t.Errorf("%s %q (channel %q), %s: observed %q, threshold %q, before %q, %v; want %s, %s, %q", file, p.Title, channel, want[0], observed, threshold, before, err, want[1], want[2], want[3])
+							for _, want := range [][5]string{{reporter.RuleFallbackRateHigh, "30%", "20%", "10%", "the-silence-at-10"}, {reporter.RuleDeliverySlow, "65 s", "60 s", "", ""}} {
+								var observed, threshold, before, silenced string
+								err := tr.readerConn(t).QueryRow(t.Context(), "SELECT observed, threshold, before, silenced_by FROM ("+sql+") WHERE rule = ? AND since = ? LIMIT 1", want[0], simStart.Add(10*time.Minute)).Scan(&observed, &threshold, &before, &silenced)
+								if (channel == "" || channel == "SMS" || want[0] == reporter.RuleFallbackRateHigh) && (err != nil || observed != want[1] || threshold != want[2] || before != want[3] || silenced != want[4]) {
+									t.Errorf("%s %q (channel %q), %s: observed %q, threshold %q, before %q, silenced by %q, %v; want %s, %s, %q, %q", file, p.Title, channel, want[0], observed, threshold, before, silenced, err, want[1], want[2], want[3], want[4])
+								}
+							}
+							for _, e := range eps.Episodes {
+								if e.Rule == reporter.RuleFallbackRateHigh && e.SilencedBy != "the-silence-at-10" {
+									t.Errorf("/api/v1/alerts/episodes: the fallback rate's firing silenced by %q; want the-silence-at-10, the latest a silence covered", e.SilencedBy)
 								}
 							}
 						case p.Title == "Top error codes":

@@ -482,6 +482,9 @@ func (r *Report) csv(w io.Writer) error {
 			rec("alert", name, "value_before", fmtRate(b.Value))
 			rec("alert", name, "volume_before", u(b.Volume))
 		}
+		if a.SilencedBy != "" {
+			rec("alert", name, "silenced_by", a.SilencedBy)
+		}
 	}
 	for _, e := range r.AlertEpisodes {
 		name := e.Rule + " " + cmp.Or(e.Channel, "all") + " " + e.Since.UTC().Format(time.RFC3339)
@@ -489,6 +492,9 @@ func (r *Report) csv(w io.Writer) error {
 		rec("alert_episode", name, "last_evaluated", e.To.UTC().Format(time.RFC3339))
 		rec("alert_episode", name, "evaluations", u(e.Evaluations))
 		rec("alert_episode", name, "worst", strconv.FormatFloat(e.Worst, 'f', 4, 64))
+		if e.SilencedBy != "" {
+			rec("alert_episode", name, "silenced_by", e.SilencedBy)
+		}
 	}
 	for _, g := range r.Resends {
 		name := resendGroupName(g)
@@ -606,7 +612,11 @@ func (r *Report) table(w io.Writer) error {
 		if e.Evaluations == 1 {
 			evals = "1 evaluation"
 		}
-		fmt.Fprintf(w, "  since %s, last %s  %-8s  %-14s  %s\n", zoneTime(e.Since, zone), zoneTime(e.To, zone), e.State, evals, e.Summary)
+		silenced := ""
+		if e.SilencedBy != "" {
+			silenced = "  [silenced: " + e.SilencedBy + "]"
+		}
+		fmt.Fprintf(w, "  since %s, last %s  %-8s  %-14s  %s%s\n", zoneTime(e.Since, zone), zoneTime(e.To, zone), e.State, evals, e.Summary, silenced)
 	}
 	fmt.Fprintf(w, "\nResend decisions: %d\n", resendDecisions(r.Resends))
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
@@ -622,9 +632,10 @@ func (r *Report) table(w io.Writer) error {
 // alertCounts is the line summing up a window's alert episodes: every
 // firing the window saw (evaluated within it), how many of them resolved
 // there and how many were still firing at its last evaluation there, and
-// how many had begun before the window.
+// how many had begun before the window, and how many a silence covered
+// (the webhook did not page about them then).
 func alertCounts(from time.Time, eps []store.AlertEpisode) string {
-	var resolved, before int
+	var resolved, before, silenced int
 	for _, e := range eps {
 		if e.State == events.AlertResolved {
 			resolved++
@@ -632,10 +643,16 @@ func alertCounts(from time.Time, eps []store.AlertEpisode) string {
 		if e.Since.Before(from) {
 			before++
 		}
+		if e.SilencedBy != "" {
+			silenced++
+		}
 	}
 	s := fmt.Sprintf("Alert firings in the window: %d (resolved: %d, still firing at its end: %d)", len(eps), resolved, len(eps)-resolved)
 	if before > 0 {
 		s += fmt.Sprintf("; %d of them began before the window", before)
+	}
+	if silenced > 0 {
+		s += fmt.Sprintf("; %d under a silence", silenced)
 	}
 	return s
 }
@@ -845,7 +862,7 @@ figcaption{font-weight:600}svg text{font-size:12px}.no-data{color:#555;font-styl
 {{end}}{{else}}<p class="no-data" id="no-errors">No failed attempt in this window.</p>
 {{end}}{{end}}<h2>Alerts</h2>
 {{if .R.AlertEpisodes}}<table id="alerts"><thead><tr><th>Last evaluated</th><th>Rule</th><th>Channel</th><th>State</th><th>Since</th><th>Evaluations</th><th>Value</th><th>Before</th><th>Worst</th><th>Threshold</th><th>Volume</th></tr></thead><tbody>
-{{range .R.AlertEpisodes}}<tr title="{{.Summary}}"><td>{{clock .To $.Zone}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td>{{.State}}</td><td>{{clock .Since $.Zone}}</td><td>{{.Evaluations}}</td><td>{{alertvs .Rule .Value .Threshold}}</td><td>{{alertbefore .Rule .Before .Threshold}}</td><td>{{alertvs .Rule .Worst .Threshold}}</td><td>{{alertv .Rule .Threshold}}</td><td>{{.Volume}}</td></tr>
+{{range .R.AlertEpisodes}}<tr title="{{.Summary}}"><td>{{clock .To $.Zone}}</td><td>{{.Rule}}</td><td>{{if .Channel}}{{.Channel}}{{else}}all{{end}}</td><td{{with .SilencedBy}} title="silence {{.}} held the webhook's posts of it"{{end}}>{{.State}}{{if .SilencedBy}} · silenced{{end}}</td><td>{{clock .Since $.Zone}}</td><td>{{.Evaluations}}</td><td>{{alertvs .Rule .Value .Threshold}}</td><td>{{alertbefore .Rule .Before .Threshold}}</td><td>{{alertvs .Rule .Worst .Threshold}}</td><td>{{alertv .Rule .Threshold}}</td><td>{{.Volume}}</td></tr>
 {{end}}</tbody></table>
 <p>One row per firing: its latest evaluation in the window (its resolution, once resolved), how many times it was evaluated firing, and its worst value.</p>
 {{else}}<p class="no-data" id="no-alerts">No alert fired or resolved in this window.</p>

@@ -1291,3 +1291,56 @@ func consoleLink(al *reporter.Alert) string {
 	}
 	return link
 }
+
+// A report marks the alerts a silence covered, whose webhook posts it
+// held, in each of its forms: the HTML's state, the table's line and
+// count, the CSV's silenced_by rows.
+func TestReportMarksSilencedAlerts(t *testing.T) {
+	at := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	const id = "3f0c2a1e-9d2a-4f60-8c1b-2e7d5a9f1c33"
+	silenced := events.Alert{Rule: reporter.RuleDeliveryRateLow, Channel: "SMS", State: events.AlertFiring, Since: at, From: at.Add(-time.Hour), To: at,
+		Value: 0.5, Threshold: 0.8, Summary: "SMS low", SilencedBy: id}
+	heard := events.Alert{Rule: reporter.RuleDeliveryRateLow, Channel: "VIBER", State: events.AlertResolved, Since: at, From: at.Add(-time.Hour), To: at,
+		Value: 0.9, Threshold: 0.8, Summary: "VIBER back"}
+	rep := reporter.Report{
+		Kind: reporter.KindAdHoc, From: at.Add(-12 * time.Hour), To: at.Add(12 * time.Hour), Completeness: store.Completeness{Final: true},
+		Alerts: []store.AlertRecord{{ID: "a1", Alert: silenced}, {ID: "a2", Alert: heard}},
+		AlertEpisodes: []store.AlertEpisode{
+			{AlertRecord: store.AlertRecord{ID: "a1", Alert: silenced}, Evaluations: 1},
+			{AlertRecord: store.AlertRecord{ID: "a2", Alert: heard}},
+		},
+	}
+	var page bytes.Buffer
+	if err := rep.Render(&page, "html"); err != nil {
+		t.Fatal(err)
+	}
+	if a := parseHTML(t, page.Bytes()).cells["alerts"]; len(a) != 22 || a[3] != "firing · silenced" || a[14] != "resolved" {
+		t.Errorf("alerts table %v; want SMS's firing silenced, VIBER's resolution not", a)
+	}
+	if !bytes.Contains(page.Bytes(), []byte(`title="silence `+id+` held the webhook's posts of it"`)) {
+		t.Errorf("the HTML does not name the silence:\n%s", page.String())
+	}
+	var table bytes.Buffer
+	if err := rep.Render(&table, "table"); err != nil {
+		t.Fatal(err)
+	}
+	if s := table.String(); !strings.Contains(s, "Alert firings in the window: 2 (resolved: 1, still firing at its end: 1); 1 under a silence\n") ||
+		!strings.Contains(s, "SMS low  [silenced: "+id+"]\n") || !strings.Contains(s, "VIBER back\n") {
+		t.Errorf("table report:\n%s\nwant SMS's firing marked silenced, and counted", s)
+	}
+	var csv bytes.Buffer
+	if err := rep.Render(&csv, "csv"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"alert,delivery_rate_low SMS 2026-06-01T12:00:00Z,silenced_by," + id + "\n",
+		"alert_episode,delivery_rate_low SMS 2026-06-01T12:00:00Z,silenced_by," + id + "\n",
+	} {
+		if !strings.Contains(csv.String(), want) {
+			t.Errorf("CSV lacks %q:\n%s", want, csv.String())
+		}
+	}
+	if n := strings.Count(csv.String(), "silenced_by"); n != 2 {
+		t.Errorf("CSV has %d silenced_by rows; want 2, SMS's alone", n)
+	}
+}

@@ -730,8 +730,8 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 	var alerts []Alert
 	var errs, unheard []error
 	var kept []Alert
-	// The silences are read once, and only when a post is due: most
-	// evaluations post nothing.
+	// The silences are read once, and only when an alert is published or
+	// posted: most evaluations do neither.
 	var silences []Silence
 	silencesRead := false
 	for _, tr := range transitions(fired, prev, resolve, rules.Watches, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat, keepFiring: r.cfg.AlertKeepFiringFor}, to) {
@@ -741,16 +741,22 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 			r.logger.Info("alert kept firing", "rule", al.Rule, "channel", al.Channel, "since", al.Since, "held_last", al.To, "keep_firing_for", r.cfg.AlertKeepFiringFor)
 		}
 		if !tr.quiet {
-			// A silenced firing leaves its state as if the webhook had
-			// not heard, so it hears at the first evaluation after the
-			// silence (or when its repeat is due, if it heard before); a
-			// silenced resolution is dropped, as if heard.
-			held := false
-			if tr.notify && r.cfg.AlertWebhookURL != "" && !silencesRead {
+			// A published alert says which silence covers it (NATS and
+			// the store hear it all the same). A silenced firing leaves
+			// its state as if the webhook had not heard, so it hears at
+			// the first evaluation after the silence (or when its repeat
+			// is due, if it heard before); a silenced resolution is
+			// dropped, as if heard.
+			if !silencesRead {
 				silences, silencesRead = r.activeSilences(ctx, to), true
 			}
-			if s, ok := silencing(silences, al, to); ok && tr.notify {
-				held, tr.notify = true, false
+			s, silenced := silencing(silences, al, to)
+			if !tr.repost {
+				al.SilencedBy = s.ID
+			}
+			held := silenced && tr.notify && r.cfg.AlertWebhookURL != ""
+			if held {
+				tr.notify = false
 				r.silenced.WithLabelValues(al.Rule).Inc()
 				r.logger.Info("alert webhook held by a silence", "rule", al.Rule, "channel", al.Channel, "state", al.State, "silence", s.ID, "until", s.EndsAt)
 			}

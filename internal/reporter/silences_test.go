@@ -140,6 +140,12 @@ func TestSilenceHoldsTheWebhook(t *testing.T) {
 	to := now.Add(time.Minute)
 	if alerts := evaluate(to); len(alerts) != 2 {
 		t.Fatalf("%d alerts published %+v; want both channels' firings, the silenced one too", len(alerts), alerts)
+	} else {
+		for _, al := range alerts {
+			if want := map[bool]string{true: sms.ID}[al.Channel == "SMS"]; al.SilencedBy != want {
+				t.Errorf("%s's firing published silenced by %q; want %q", al.Channel, al.SilencedBy, want)
+			}
+		}
 	}
 	if got := took(); len(got) != 1 || got[0] != "delivery_rate_low WHATSAPP firing" {
 		t.Errorf("the webhook heard %q; want WhatsApp's firing alone", got)
@@ -185,8 +191,9 @@ func TestSilenceHoldsTheWebhook(t *testing.T) {
 		t.Fatalf("POST a silence of every rule: %d %+v", code, all)
 	}
 	resolved := evaluate(now.Add(3 * time.Hour))
-	if len(resolved) != 2 || resolved[0].State != events.AlertResolved || resolved[1].State != events.AlertResolved {
-		t.Errorf("an hour without traffic published %+v; want both resolutions", resolved)
+	if len(resolved) != 2 || resolved[0].State != events.AlertResolved || resolved[1].State != events.AlertResolved ||
+		resolved[0].SilencedBy != all.ID || resolved[1].SilencedBy != all.ID {
+		t.Errorf("an hour without traffic published %+v; want both resolutions, silenced by %s", resolved, all.ID)
 	}
 	if alerts := evaluate(now.Add(3*time.Hour + time.Minute)); len(alerts) != 0 {
 		t.Errorf("the evaluation after published %+v; want nothing", alerts)

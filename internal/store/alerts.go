@@ -50,14 +50,14 @@ func (db *DB) Alerts(ctx context.Context, f AlertFilter) ([]AlertRecord, error) 
 		where, args = where+" AND state = ?", append(args, f.State)
 	}
 	q := fmt.Sprintf(`SELECT event_id, rule, channel, state, since, window_from, evaluated_at, value, threshold, volume, summary,
-	before_from, before_to, before_value, before_volume
+	before_from, before_to, before_value, before_volume, silenced_by
 	FROM alerts FINAL WHERE %s ORDER BY evaluated_at DESC, rule, channel LIMIT %d`, where, limit)
 	out := []AlertRecord{}
 	err := db.eachRow(ctx, "alerts", q, args, func(rows driver.Rows) error {
 		var r AlertRecord
 		var b storedBefore
 		if err := rows.Scan(&r.ID, &r.Rule, &r.Channel, &r.State, &r.Since, &r.From, &r.To, &r.Value, &r.Threshold, &r.Volume, &r.Summary,
-			&b.from, &b.to, &b.value, &b.volume); err != nil {
+			&b.from, &b.to, &b.value, &b.volume, &r.SilencedBy); err != nil {
 			return err
 		}
 		r.Since, r.From, r.To, r.Before = r.Since.UTC(), r.From.UTC(), r.To.UTC(), b.alert()
@@ -85,7 +85,9 @@ func (b storedBefore) alert() *events.AlertBefore {
 // AlertEpisode is one firing of a rule on a channel (its rule, channel and
 // since), as the evaluations within a window tell it: its latest
 // evaluation there (the resolution, once resolved), how many firing
-// evaluations the window holds, and the worst value among them.
+// evaluations the window holds, and the worst value among them. Its
+// SilencedBy is the silence of the latest evaluation a silence covered:
+// empty when none in the window was.
 type AlertEpisode struct {
 	AlertRecord
 	Evaluations uint64 `json:"evaluations"`
@@ -107,7 +109,7 @@ func (db *DB) AlertEpisodes(ctx context.Context, f AlertFilter) ([]AlertEpisode,
   argMax(volume, latest_key), argMax(summary, latest_key), countIf(state = '%s'),
   argMax(value, (state = '%s', abs(value - threshold))),
   argMax(tuple(before_from), latest_key).1, argMax(tuple(before_to), latest_key).1, argMax(tuple(before_value), latest_key).1,
-  argMax(before_volume, latest_key)
+  argMax(before_volume, latest_key), argMax(silenced_by, (silenced_by != '', latest_key))
 FROM (SELECT *, (evaluated_at, state = '%s') AS latest_key FROM alerts FINAL WHERE %s)
 GROUP BY rule, channel, since`, events.AlertFiring, events.AlertFiring, events.AlertResolved, where)
 	if f.State != "" {
@@ -119,7 +121,7 @@ GROUP BY rule, channel, since`, events.AlertFiring, events.AlertFiring, events.A
 		var e AlertEpisode
 		var b storedBefore
 		if err := rows.Scan(&e.ID, &e.Rule, &e.Channel, &e.State, &e.Since, &e.From, &e.To, &e.Value, &e.Threshold, &e.Volume, &e.Summary, &e.Evaluations, &e.Worst,
-			&b.from, &b.to, &b.value, &b.volume); err != nil {
+			&b.from, &b.to, &b.value, &b.volume, &e.SilencedBy); err != nil {
 			return err
 		}
 		e.Since, e.From, e.To, e.Before = e.Since.UTC(), e.From.UTC(), e.To.UTC(), b.alert()

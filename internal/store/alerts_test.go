@@ -23,7 +23,8 @@ func TestAlertsStoredAndListed(t *testing.T) {
 			{Rule: "delivery_rate_low", Channel: "SMS", From: at.Add(-time.Hour), To: at, Value: 0.61, Threshold: 0.8, Volume: 120, Summary: "SMS low"},
 			{Rule: "fallback_rate_high", State: events.AlertFiring, Since: at.Add(-10 * time.Minute), From: at.Add(-time.Hour), To: at, Value: 0.3, Threshold: 0.2, Volume: 90, Summary: "fallback high",
 				Before: &events.AlertBefore{From: at.Add(-2 * time.Hour), To: at.Add(-time.Hour), Value: &wasRate, Volume: 80}},
-			{Rule: "delivery_rate_low", Channel: "VIBER", State: events.AlertResolved, Since: at.Add(-30 * time.Minute), From: at.Add(-55 * time.Minute), To: at.Add(5 * time.Minute), Value: 0.9, Threshold: 0.8, Volume: 60, Summary: "VIBER back"},
+			{Rule: "delivery_rate_low", Channel: "VIBER", State: events.AlertResolved, Since: at.Add(-30 * time.Minute), From: at.Add(-55 * time.Minute), To: at.Add(5 * time.Minute), Value: 0.9, Threshold: 0.8, Volume: 60, Summary: "VIBER back",
+				SilencedBy: "6f1c2d3e-0000-4000-8000-000000000001"},
 		}
 		var b store.Batch
 		for i := range alerts {
@@ -53,7 +54,7 @@ func TestAlertsStoredAndListed(t *testing.T) {
 			got.State != events.AlertFiring || !got.Since.Equal(at) {
 			t.Errorf("SMS alert read back as %+v; want it firing since its evaluation", got)
 		}
-		if got := all[0]; got.State != events.AlertResolved || !got.Since.Equal(at.Add(-30*time.Minute)) {
+		if got := all[0]; got.State != events.AlertResolved || !got.Since.Equal(at.Add(-30*time.Minute)) || got.SilencedBy != alerts[2].SilencedBy {
 			t.Errorf("VIBER's resolution read back as %+v", got)
 		}
 		if got := all[2]; got.State != events.AlertFiring || !got.Since.Equal(at.Add(-10*time.Minute)) {
@@ -63,6 +64,9 @@ func TestAlertsStoredAndListed(t *testing.T) {
 		// others, which had none.
 		if b := all[2].Before; b == nil || !b.From.Equal(at.Add(-2*time.Hour)) || !b.To.Equal(at.Add(-time.Hour)) || b.Value == nil || *b.Value != wasRate || b.Volume != 80 {
 			t.Errorf("the fallback rate's alert's window before read back as %+v; want %+v", b, alerts[1].Before)
+		}
+		if all[1].SilencedBy != "" || all[2].SilencedBy != "" {
+			t.Errorf("alerts no silence covered read back silenced by %q, %q", all[1].SilencedBy, all[2].SilencedBy)
 		}
 		if all[0].Before != nil || all[1].Before != nil {
 			t.Errorf("alerts without a window before read back with one: %+v, %+v", all[0].Before, all[1].Before)
@@ -149,6 +153,8 @@ func TestAlertEpisodes(t *testing.T) {
 			// The fallback rate, firing since before the window.
 			{Rule: "fallback_rate_high", State: events.AlertFiring, Since: minute(-120), From: minute(-40), To: minute(20), Value: 0.4, Threshold: 0.2, Volume: 90, Summary: "fallback"},
 		}
+		// Silences covered the first firing at 5 and 10, not its resolution.
+		alerts[1].SilencedBy, alerts[2].SilencedBy = "silence-at-5", "silence-at-10"
 		var b store.Batch
 		for i := range alerts {
 			m, err := events.NewAlertMessage(&alerts[i])
@@ -171,15 +177,16 @@ func TestAlertEpisodes(t *testing.T) {
 			since, to    time.Time
 			evaluations  uint64
 			value, worst float64
+			silencedBy   string
 		}
 		var got []ep
 		for _, e := range eps {
-			got = append(got, ep{e.Rule, e.State, e.Since, e.To, e.Evaluations, e.Value, e.Worst})
+			got = append(got, ep{e.Rule, e.State, e.Since, e.To, e.Evaluations, e.Value, e.Worst, e.SilencedBy})
 		}
 		want := []ep{
-			{"delivery_rate_low", events.AlertFiring, minute(30), minute(35), 2, 0.7, 0.7},
-			{"fallback_rate_high", events.AlertFiring, minute(-120), minute(20), 1, 0.4, 0.4},
-			{"delivery_rate_low", events.AlertResolved, minute(0), minute(15), 3, 0.85, 0.6},
+			{"delivery_rate_low", events.AlertFiring, minute(30), minute(35), 2, 0.7, 0.7, ""},
+			{"fallback_rate_high", events.AlertFiring, minute(-120), minute(20), 1, 0.4, 0.4, ""},
+			{"delivery_rate_low", events.AlertResolved, minute(0), minute(15), 3, 0.85, 0.6, "silence-at-10"},
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("episodes:\n%+v\nwant:\n%+v", got, want)

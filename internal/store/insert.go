@@ -220,6 +220,7 @@ var alertColumns = []column[AlertRow]{
 		}
 		return r.Before.Volume
 	}),
+	col("silenced_by", func(r *AlertRow) string { return r.SilencedBy }),
 	col("stream_seq", func(r *AlertRow) uint64 { return r.Seq }),
 }
 

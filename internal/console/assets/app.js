@@ -949,7 +949,8 @@
   // settled (or, for delivery_slow, delivered) attempts or journeys; the
   // summary, which repeats the row in words, is the row's tooltip. Beside
   // the value, a firing's figure in the window before (stored from
-  // 2026-12-07; none on a resolution).
+  // 2026-12-07; none on a resolution). A firing a silence covered says so
+  // in its state: the webhook did not page about it then.
   function drawEpisodes(al) {
     const alerts = $('#alerts tbody');
     replaceIfChanged(alerts, ...(al.episodes.length ? al.episodes.map((a) => episodeRow(a, ...alertFigures(a.rule, a.value, a.threshold)))
@@ -962,12 +963,13 @@
     return el('td', { class: 'num', 'data-field': 'before', 'data-value': b.value === null ? '' : b.value, title: title },
       b.value === null ? 'none to judge' : alertFigures(a.rule, b.value, a.threshold)[0]);
   };
-  const episodeRow = (a, value, threshold) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, 'data-evaluations': a.evaluations, title: a.summary },
+  const episodeRow = (a, value, threshold) => el('tr', { 'data-alert': a.id, 'data-rule': a.rule, 'data-state': a.state, 'data-evaluations': a.evaluations, 'data-silenced': a.silenced_by || '', title: a.summary },
     el('td', {}, fmtTime(a.to)),
     el('td', { 'data-field': 'over' }, el('a', { href: alertHref(a), title: 'the window its latest evaluation judged' }, fmtSpan(Date.parse(a.to) - Date.parse(a.from)))),
     el('td', { 'data-field': 'rule' }, a.rule),
     el('td', { 'data-field': 'channel' }, a.channel || 'all'),
-    el('td', { 'data-field': 'state', class: 'state-' + a.state }, a.state === 'resolved' ? 'resolved' : a.since === a.to ? 'firing' : 'firing since ' + fmtTime(a.since)),
+    el('td', Object.assign({ 'data-field': 'state', class: 'state-' + a.state }, a.silenced_by ? { title: 'silence ' + a.silenced_by + ' held the webhook\'s posts of it' } : {}),
+      (a.state === 'resolved' ? 'resolved' : a.since === a.to ? 'firing' : 'firing since ' + fmtTime(a.since)) + (a.silenced_by ? ' · silenced' : '')),
     el('td', { class: 'num', 'data-field': 'value', 'data-value': a.value }, value),
     beforeCell(a),
     el('td', { class: 'num', 'data-field': 'threshold' }, threshold),
