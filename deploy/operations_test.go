@@ -241,6 +241,8 @@ var operationsSeries = []struct{ series, values string }{
 	{`otpscope_alert_webhook_posts_total{outcome="ok"}`, `0+1x60`},
 	{`otpscope_alertmanager_posts_total{outcome="error"}`, `0+1x60`},
 	{`otpscope_alert_webhook_silenced_total{rule="delivery_rate_low"}`, `0+1x60`},
+	{`otpscope_alert_silences{state="active"}`, `1x60`},
+	{`otpscope_alert_silences{state="pending"}`, `0x60`},
 	{`otpscope_slo_objective`, `0.99x60`},
 	{`otpscope_slo_budget_remaining`, `0.8-0.01x60`},
 	{`otpscope_slo_burn_rate{window="1h"}`, `2x60`},

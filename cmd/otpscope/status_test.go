@@ -78,6 +78,15 @@ func TestStatusCommand(t *testing.T) {
 	}) || !strings.Contains(out, "\n  objective  ") || !strings.Contains(out, " settled journeys delivered over the last 28 d (objective 99.99%): ") || code != 0 {
 		t.Errorf("otpscope status of an all-in-one far below its objective = %d:\n%s\nwant the objective's line and error_budget_burn firing", code, out)
 	}
+	// A silence of every rule: listed after the alerts, which it holds.
+	if said, err := exec.Command(binary, "alerts", "silence", "--api", api, "--for", "2h", "--comment", "status test", "--by", "ci").CombinedOutput(); err != nil {
+		t.Fatalf("otpscope alerts silence: %v\n%s", err, said)
+	}
+	out, code = runStatus(t, api)
+	if code != 0 || !strings.Contains(out, "\n  silences  1 active, 0 pending:\n    active   ") || !strings.Contains(out, "  every rule held until ") ||
+		!strings.Contains(out, " (status test, by ci)\n") || !strings.Contains(out, " (silenced until ") {
+		t.Errorf("otpscope status under a silence of every rule = %d:\n%s\nwant the silence listed, the firings silenced", code, out)
+	}
 	in.kill()
 	if _, code := runStatus(t, api); code != 1 {
 		t.Errorf("otpscope status of a stopped process = %d; want 1", code)

@@ -133,6 +133,32 @@ func TestStatusTextListsTheAlertsFiring(t *testing.T) {
 	}
 }
 
+// The status lists the silences active and pending after the alerts, as
+// otpscope alerts silences does (a silence of every rule pages nobody,
+// firing or not); nothing of those ended, or when there are none.
+func TestStatusTextListsTheSilences(t *testing.T) {
+	at := time.Date(2026, 12, 7, 6, 20, 15, 0, time.UTC)
+	st := StatusResponse{Modules: []string{ModuleReporter}, Warnings: []string{}}
+	every := reporter.Silence{ID: "3f0c2a1e-9d2a-4f60-8c1b-2e7d5a9f1c33", StartsAt: at, EndsAt: at.Add(240 * time.Hour), Comment: "tyntec maintenance", CreatedBy: "alice", State: reporter.SilenceActive}
+	later := reporter.Silence{ID: "7a1b2c3d-0000-4000-8000-000000000002", Rule: reporter.RuleDeliveryRateLow, Channel: "SMS", StartsAt: at.Add(time.Hour), EndsAt: at.Add(3 * time.Hour),
+		Comment: "carrier window", State: reporter.SilencePending}
+	ended := reporter.Silence{ID: "7a1b2c3d-0000-4000-8000-000000000003", StartsAt: at.Add(-2 * time.Hour), EndsAt: at.Add(-time.Hour), Comment: "old", State: reporter.SilenceExpired}
+	for _, tc := range []struct {
+		firing *Firing
+		want   string
+	}{
+		{&Firing{Silences: []reporter.Silence{ended}}, "  alerts  none firing\nno warnings\n"},
+		{&Firing{Silences: []reporter.Silence{every, later, ended}}, "  alerts  none firing\n  silences  1 active, 1 pending:\n" +
+			"    active   3f0c2a1e-9d2a-4f60-8c1b-2e7d5a9f1c33  every rule held until 2026-12-17T06:20:15Z (tyntec maintenance, by alice)\n" +
+			"    pending  7a1b2c3d-0000-4000-8000-000000000002  delivery_rate_low on SMS to be held from 2026-12-07T07:20:15Z until 2026-12-07T09:20:15Z (carrier window)\nno warnings\n"},
+		{&Firing{SilencesErr: errors.New("GET /api/v1/alerts/silences: 503 Silences unavailable")}, "  alerts  none firing\n  silences  not read: GET /api/v1/alerts/silences: 503 Silences unavailable\nno warnings\n"},
+	} {
+		if got := st.Text("http://127.0.0.1:8081", tc.firing, nil); !strings.HasSuffix(got, tc.want) {
+			t.Errorf("silences %+v: status says\n%s\nwant it to end\n%s", tc.firing.Silences, got, tc.want)
+		}
+	}
+}
+
 // The status says the objective's figures in the reporter's words when
 // one is set, nothing when none is, and that they were not read.
 func TestStatusTextSaysTheObjective(t *testing.T) {

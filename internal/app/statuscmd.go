@@ -65,21 +65,31 @@ func RunStatus(ctx context.Context, cfg StatusCLIConfig, stdout io.Writer) error
 }
 
 // Firing is what GET /api/v1/alerts/firing answered: the alert rules
-// firing now, or why they were not read.
+// firing now, or why they were not read; and GET /api/v1/alerts/silences:
+// the silences, or why they were not read.
 type Firing struct {
-	Alerts []reporter.FiringAlert
-	Err    error
+	Alerts      []reporter.FiringAlert
+	Err         error
+	Silences    []reporter.Silence
+	SilencesErr error
 }
 
-// readFiring asks the reporter at cfg.API which alert rules fire now.
+// readFiring asks the reporter at cfg.API which alert rules fire now, and
+// which silences hold its webhook.
 func readFiring(ctx context.Context, cfg StatusCLIConfig) *Firing {
-	raw, err := reporter.APICall{Method: http.MethodGet, API: cfg.API, Path: "/api/v1/alerts/firing", Token: cfg.Token,
-		Command: "otpscope status", Timeout: 10 * time.Second, Limit: 1 << 20}.Do(ctx)
-	var f reporter.FiringResponse
-	if err == nil {
-		err = json.Unmarshal(raw, &f)
+	get := func(path string, into any) error {
+		raw, err := reporter.APICall{Method: http.MethodGet, API: cfg.API, Path: path, Token: cfg.Token,
+			Command: "otpscope status", Timeout: 10 * time.Second, Limit: 1 << 20}.Do(ctx)
+		if err == nil {
+			err = json.Unmarshal(raw, into)
+		}
+		return err
 	}
-	return &Firing{Alerts: f.Firing, Err: err}
+	var f reporter.FiringResponse
+	var s reporter.SilencesResponse
+	err := get("/api/v1/alerts/firing", &f)
+	silencesErr := get("/api/v1/alerts/silences", &s)
+	return &Firing{Alerts: f.Firing, Err: err, Silences: s.Silences, SilencesErr: silencesErr}
 }
 
 // Objective is what GET /api/v1/slo answered: the logins against the
@@ -187,33 +197,61 @@ func (st StatusResponse) Text(api string, firing *Firing, objective *Objective) 
 
 // text is the alerts' lines of the status: none firing, or each firing
 // rule as the console's "Firing now" says it (a silence that holds it
-// named), the longest firing first.
+// named), the longest firing first; then the silences active and pending,
+// as otpscope alerts silences lists them, if any (one that holds every
+// rule for weeks pages nobody, firing or not).
 func (f *Firing) text() string {
+	var b strings.Builder
 	switch {
 	case f.Err != nil:
-		return fmt.Sprintf("  alerts  not read: %v\n", f.Err)
+		fmt.Fprintf(&b, "  alerts  not read: %v\n", f.Err)
 	case len(f.Alerts) == 0:
-		return "  alerts  none firing\n"
+		b.WriteString("  alerts  none firing\n")
+	default:
+		f.firingText(&b)
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "  alerts  %d firing:\n", len(f.Alerts))
+	var active, pending int
+	for _, s := range f.Silences {
+		switch s.State {
+		case reporter.SilenceActive:
+			active++
+		case reporter.SilencePending:
+			pending++
+		}
+	}
+	switch {
+	case f.SilencesErr != nil:
+		fmt.Fprintf(&b, "  silences  not read: %v\n", f.SilencesErr)
+	case active+pending > 0:
+		fmt.Fprintf(&b, "  silences  %d active, %d pending:\n", active, pending)
+		for _, s := range f.Silences {
+			if s.State != reporter.SilenceExpired {
+				fmt.Fprintf(&b, "    %s\n", s.Line())
+			}
+		}
+	}
+	return b.String()
+}
+
+// firingText writes a line for each alert firing.
+func (f *Firing) firingText(b *strings.Builder) {
+	fmt.Fprintf(b, "  alerts  %d firing:\n", len(f.Alerts))
 	for _, al := range f.Alerts {
 		v, t := reporter.AlertFigures(al.Rule, al.Value, al.Threshold)
 		on := ""
 		if al.Channel != "" {
 			on = " on " + al.Channel
 		}
-		fmt.Fprintf(&b, "    %s%s since %s: %s, threshold %s", al.Rule, on, al.Since.UTC().Format(time.RFC3339), v, t)
+		fmt.Fprintf(b, "    %s%s since %s: %s, threshold %s", al.Rule, on, al.Since.UTC().Format(time.RFC3339), v, t)
 		if be := al.Before; be != nil && be.Value != nil {
-			fmt.Fprintf(&b, "; %s: %s", reporter.BeforeName(be.To.Sub(be.From)), reporter.AlertFigure(al.Rule, *be.Value))
+			fmt.Fprintf(b, "; %s: %s", reporter.BeforeName(be.To.Sub(be.From)), reporter.AlertFigure(al.Rule, *be.Value))
 		}
 		if al.Kept {
-			fmt.Fprintf(&b, " (kept firing: it held last at %s)", al.To.UTC().Format(time.RFC3339))
+			fmt.Fprintf(b, " (kept firing: it held last at %s)", al.To.UTC().Format(time.RFC3339))
 		}
 		if al.SilencedUntil != nil {
-			fmt.Fprintf(&b, " (silenced until %s: silence %s)", al.SilencedUntil.UTC().Format(time.RFC3339), al.SilencedBy)
+			fmt.Fprintf(b, " (silenced until %s: silence %s)", al.SilencedUntil.UTC().Format(time.RFC3339), al.SilencedBy)
 		}
 		b.WriteString("\n")
 	}
-	return b.String()
 }

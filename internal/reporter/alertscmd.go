@@ -199,7 +199,7 @@ func runSilences(ctx context.Context, action string, cfg AlertsCLIConfig, call A
 			return err
 		}
 		for _, s := range list.Silences {
-			fmt.Fprintf(stdout, "%-8s %s  %s\n", s.State, s.ID, s.Says())
+			fmt.Fprintln(stdout, s.Line())
 		}
 		return nil
 	}

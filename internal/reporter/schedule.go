@@ -308,9 +308,11 @@ type Reports struct {
 	sloBudget prometheus.Gauge
 	sloBurn   *prometheus.GaugeVec
 	// silences hold the webhook's posts (silences.go); silenced counts
-	// the posts they held, by rule.
-	silences kvBucket // BucketSilences
-	silenced *prometheus.CounterVec
+	// the posts they held, by rule; silencesNow the silences active and
+	// pending at the last evaluation here.
+	silences    kvBucket // BucketSilences
+	silenced    *prometheus.CounterVec
+	silencesNow *prometheus.GaugeVec
 }
 
 // rollupMetrics are what the rollup job's runs did: a run's time that grows
@@ -330,12 +332,14 @@ func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Log
 	cfg.Rules.Zone = cfg.zone() // the alerts' words on the summaries' clock
 	r := &Reports{
 		cfg: cfg, db: db, pub: pub, logger: logger, now: time.Now,
-		client:            &http.Client{Timeout: 10 * time.Second},
-		runs:              f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_reports_total", Help: "Scheduled report and alert runs by kind and outcome."}, []string{"kind", "outcome"}),
-		alerts:            f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_fired_total", Help: "Firing alerts published by rule: one each evaluation that finds the rule holding."}, []string{"rule"}),
-		resolved:          f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_resolved_total", Help: "Resolutions published by rule: a rule that fired and holds no longer."}, []string{"rule"}),
-		posting:           f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_posts_total", Help: "Alert webhook POSTs by outcome."}, []string{"outcome"}),
-		silenced:          f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_silenced_total", Help: "Alert webhook POSTs a silence held, by rule: a firing, repeat or resolution the webhook would have heard."}, []string{"rule"}),
+		client:   &http.Client{Timeout: 10 * time.Second},
+		runs:     f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_reports_total", Help: "Scheduled report and alert runs by kind and outcome."}, []string{"kind", "outcome"}),
+		alerts:   f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_fired_total", Help: "Firing alerts published by rule: one each evaluation that finds the rule holding."}, []string{"rule"}),
+		resolved: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_resolved_total", Help: "Resolutions published by rule: a rule that fired and holds no longer."}, []string{"rule"}),
+		posting:  f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_posts_total", Help: "Alert webhook POSTs by outcome."}, []string{"outcome"}),
+		silenced: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_silenced_total", Help: "Alert webhook POSTs a silence held, by rule: a firing, repeat or resolution the webhook would have heard."}, []string{"rule"}),
+		silencesNow: f.NewGaugeVec(prometheus.GaugeOpts{Name: "otpscope_alert_silences",
+			Help: "Silences of the alert webhook active (holding its posts) and pending (to start later), as the last alert evaluation here read them."}, []string{"state"}),
 		alertmanagerPosts: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alertmanager_posts_total", Help: "POSTs of an evaluation's alerts to an Alertmanager, by outcome."}, []string{"outcome"}),
 		rollups: rollupMetrics{
 			seconds: f.NewHistogram(prometheus.HistogramOpts{Name: "otpscope_rollup_run_seconds", Help: "Time a run of the rollup job took, runs that succeeded.",
@@ -730,10 +734,7 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 	var alerts []Alert
 	var errs, unheard []error
 	var kept []Alert
-	// The silences are read once, and only when an alert is published or
-	// posted: most evaluations do neither.
-	var silences []Silence
-	silencesRead := false
+	silences := r.evaluationSilences(ctx, to)
 	for _, tr := range transitions(fired, prev, resolve, rules.Watches, alertTiming{hold: r.cfg.AlertFor, repeat: r.cfg.AlertRepeat, keepFiring: r.cfg.AlertKeepFiringFor}, to) {
 		al := &tr.alert
 		if tr.state.Kept {
@@ -747,9 +748,6 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 			// the first evaluation after the silence (or when its repeat
 			// is due, if it heard before); a silenced resolution is
 			// dropped, as if heard.
-			if !silencesRead {
-				silences, silencesRead = r.activeSilences(ctx, to), true
-			}
 			s, silenced := silencing(silences, al, to)
 			if !tr.repost {
 				al.SilencedBy = s.ID

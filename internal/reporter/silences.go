@@ -108,6 +108,12 @@ func (s Silence) Says() string {
 	return fmt.Sprintf("%s %s (%s%s)", what, when, s.Comment, by)
 }
 
+// Line is s as otpscope alerts silences lists it: its state, id and
+// what it says.
+func (s Silence) Line() string {
+	return fmt.Sprintf("%-8s %s  %s", s.State, s.ID, s.Says())
+}
+
 // silencing finds the silence that holds al at t: the one that ends last.
 func silencing(silences []Silence, al *Alert, t time.Time) (Silence, bool) {
 	var found Silence
@@ -325,14 +331,43 @@ func (r *Reports) ExpireSilence(ctx context.Context, id string, now time.Time) (
 	return s, nil
 }
 
-// activeSilences are the silences an evaluation at t applies. When they
-// cannot be read, none: the webhook pages rather than staying quiet.
+// activeSilences are the silences that apply at t (/alerts/firing).
 func (r *Reports) activeSilences(ctx context.Context, t time.Time) []Silence {
+	all, _ := r.readSilences(ctx, t)
+	return onlyActive(all)
+}
+
+// evaluationSilences are the silences an evaluation at t applies, read
+// at every evaluation so that otpscope_alert_silences says how many are
+// active and pending (a silence of every rule for weeks pages nobody, and
+// the Operations dashboard shows it). When they cannot be read the
+// gauges keep what they said.
+func (r *Reports) evaluationSilences(ctx context.Context, t time.Time) []Silence {
+	all, ok := r.readSilences(ctx, t)
+	if ok {
+		counts := map[string]int{}
+		for _, s := range all {
+			counts[s.State]++
+		}
+		r.silencesNow.WithLabelValues(SilenceActive).Set(float64(counts[SilenceActive]))
+		r.silencesNow.WithLabelValues(SilencePending).Set(float64(counts[SilencePending]))
+	}
+	return onlyActive(all)
+}
+
+// readSilences lists the silences as of t. When they cannot be read,
+// none (not ok): the webhook pages rather than staying quiet.
+func (r *Reports) readSilences(ctx context.Context, t time.Time) (_ []Silence, ok bool) {
 	all, err := r.Silences(ctx, t)
 	if err != nil {
 		r.logger.Warn("alerts: the silences were not read; none applied", "err", err)
-		return nil
+		return nil, false
 	}
+	return all, true
+}
+
+// onlyActive keeps the active silences of all.
+func onlyActive(all []Silence) []Silence {
 	return slices.DeleteFunc(all, func(s Silence) bool { return s.State != SilenceActive })
 }
 

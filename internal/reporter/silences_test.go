@@ -153,6 +153,13 @@ func TestSilenceHoldsTheWebhook(t *testing.T) {
 	if v := metricstest.Must(t, reg, "otpscope_alert_webhook_silenced_total", "rule", reporter.RuleDeliveryRateLow); v != 1 {
 		t.Errorf("otpscope_alert_webhook_silenced_total %v; want 1", v)
 	}
+	silencesNow := func(when string, active, pending float64) {
+		t.Helper()
+		if a, p := metricstest.Must(t, reg, "otpscope_alert_silences", "state", reporter.SilenceActive), metricstest.Must(t, reg, "otpscope_alert_silences", "state", reporter.SilencePending); a != active || p != pending {
+			t.Errorf("%s: otpscope_alert_silences active %v, pending %v; want %v, %v", when, a, p, active, pending)
+		}
+	}
+	silencesNow("SMS's silence and one to come", 1, 1)
 	var firing reporter.FiringResponse
 	if code := call(http.MethodGet, "/api/v1/alerts/firing", "", &firing); code != http.StatusOK || len(firing.Firing) != 2 {
 		t.Fatalf("/api/v1/alerts/firing: %d %+v; want both", code, firing)
@@ -184,6 +191,7 @@ func TestSilenceHoldsTheWebhook(t *testing.T) {
 	if got := took(); len(got) != 1 || got[0] != "delivery_rate_low SMS firing" {
 		t.Errorf("after the silence the webhook heard %q; want SMS's firing", got)
 	}
+	silencesNow("SMS's silence ended", 0, 1)
 
 	// Every rule silenced: both resolve unheard, and are not posted later.
 	var all reporter.Silence
