@@ -71,9 +71,9 @@ type fakeAPI struct {
 	// token, when set, is the only bearer token answered; any other
 	// request is refused 401, as --api-token's are.
 	token string
-	// episodes and firing are /alerts/episodes' and /alerts/firing's; nil,
-	// none.
-	episodes, firing []any
+	// episodes, firing and silences are /alerts/episodes',
+	// /alerts/firing's and /alerts/silences'; nil, none.
+	episodes, firing, silences []any
 	// lags are the max_lag values each path was asked with ("" without).
 	lags map[string]map[string]bool
 	// tsZone is the tz /timeseries was last asked with ("" without).
@@ -165,7 +165,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	status, hold, final, empty, errs, tsAsOf, token, dead := f.fail[r.URL.Path], f.hold, f.final, f.empty, f.errors, f.tsAsOf, f.token, f.deadLetters
 	lost := f.lost
-	episodes, firing, rules := f.episodes, f.firing, f.rules
+	episodes, firing, silences, rules := f.episodes, f.firing, f.silences, f.rules
 	isBefore := f.before != "" && from == f.before
 	emptyBefore := isBefore && f.emptyBefore
 	if isBefore {
@@ -255,6 +255,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v = st
 	case p == "/api/v1/alerts/firing":
 		v = map[string]any{"firing": firing}
+	case p == "/api/v1/alerts/silences" && r.Method == http.MethodGet:
+		if silences == nil {
+			silences = []any{}
+		}
+		v = map[string]any{"silences": silences}
 	case p == "/api/v1/alerts/rules":
 		v = rulesInForce
 		if rules != nil {
@@ -1385,6 +1390,10 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 	p := newPage(t)
 	p.api.set(func(f *fakeAPI) {
 		f.episodes = episodes
+		f.silences = []any{
+			map[string]any{"id": "3f0c2a1e-9d2a-4f60-8c1b-2e7d5a9f1c33", "starts_at": "2026-06-02T09:12:44Z", "ends_at": "2026-06-02T11:12:44Z", "comment": "carrier outage", "created_by": "alice", "created_at": "2026-06-02T09:12:44Z", "state": "active"},
+			map[string]any{"id": "7a1b2c3d-0000-4000-8000-000000000002", "starts_at": "2026-06-03T02:00:00Z", "ends_at": "2026-06-03T04:00:00Z", "comment": "maintenance", "created_at": "2026-06-02T09:12:44Z", "state": "pending"},
+			map[string]any{"id": "7a1b2c3d-0000-4000-8000-000000000003", "starts_at": "2026-06-01T02:00:00Z", "ends_at": "2026-06-01T04:00:00Z", "comment": "old", "created_at": "2026-06-01T01:00:00Z", "state": "expired"}}
 		f.firing = []any{map[string]any{"rule": slow, "channel": "SMS", "state": "firing", "since": asOf, "from": asOf, "to": asOf,
 			"value": 10_040, "threshold": 10_000, "volume": 10, "summary": "…", "silenced_by": "3f0c2a1e-9d2a-4f60-8c1b-2e7d5a9f1c33", "silenced_until": "2026-06-02T11:12:44Z"},
 			map[string]any{"rule": low, "channel": "SMS", "state": "firing", "since": asOf, "from": asOf, "to": asOf,
@@ -1402,6 +1411,12 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 		if got, gotTh := p.text(row+`[data-field="value"]`), p.text(row+`[data-field="threshold"]`); got != v || gotTh != th {
 			t.Errorf("%s %v above/below %v reads %q, %q; want %q, %q as reporter.AlertFigures", c.rule, c.value, c.threshold, got, gotTh, v, th)
 		}
+	}
+	// The silences active and pending are counted beside the closed
+	// list's heading, read once as the overview is first drawn.
+	p.until("the silences counted", `document.querySelector('#silences-count').textContent === ' (1 active, 1 pending)'`)
+	if p.attr("#silences", "open") != "" || p.attr("#silences-count", "class") != "silences-active" {
+		t.Errorf("the silences' heading: open %q, class %q; want closed, marked active", p.attr("#silences", "open"), p.attr("#silences-count", "class"))
 	}
 	// A firing a silence covered says so in its state; the others do not.
 	for id, want := range map[string]string{"0": "firing · silenced", "1": "firing"} {

@@ -614,7 +614,12 @@
     });
     $('#' + id).after(toggle, box);
   }
+  let silencesRead = false;
   function drawOverview(w, chs, fb, ts, al, now, st, before, rules, slo) {
+    if (!silencesRead) {
+      silencesRead = true;
+      loadSilences();
+    }
     const failed = [];
     // part draws a part from its answer or, when that failed, says so in
     // its place: an older window's figures must not stay under this one's.
@@ -750,10 +755,19 @@
   }
   $('#alert-test').addEventListener('click', sendTestAlert);
 
-  // Silences (GET, POST /api/v1/alerts/silences, DELETE …/{id}): read when
-  // the list is opened and after each change, not at every refresh.
+  // Silences (GET, POST /api/v1/alerts/silences, DELETE …/{id}): read at
+  // the overview's first drawing, when the list is opened and after each
+  // change, not at every refresh. Those active and pending are counted
+  // beside the heading, closed or open: a silence nobody remembers (every
+  // rule, for a week) pages nobody, firing or not.
   const silenceWhat = (s) => (s.rule || 'every rule') + (s.channel ? ' on ' + s.channel : '');
   function drawSilences(list) {
+    const active = list.filter((s) => s.state === 'active').length, pending = list.filter((s) => s.state === 'pending').length;
+    const count = $('#silences-count');
+    count.dataset.active = active;
+    count.dataset.pending = pending;
+    count.className = active ? 'silences-active' : '';
+    count.textContent = active + pending ? ' (' + [active ? active + ' active' : '', pending ? pending + ' pending' : ''].filter(Boolean).join(', ') + ')' : '';
     replaceIfChanged($('#silences-list'), ...(list.length ? list.map((s) => {
       const when = s.state === 'pending' ? ' from ' + fmtTime(s.starts_at) + ' until ' + fmtTime(s.ends_at)
         : s.state === 'active' ? ' until ' + fmtTime(s.ends_at) : ' ended ' + fmtTime(s.ends_at);
