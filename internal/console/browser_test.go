@@ -74,6 +74,9 @@ type fakeAPI struct {
 	// episodes, firing and silences are /alerts/episodes',
 	// /alerts/firing's and /alerts/silences'; nil, none.
 	episodes, firing, silences []any
+	// refusedEarly counts the reads refused for a window starting before
+	// 2000.
+	refusedEarly int
 	// lags are the max_lag values each path was asked with ("" without).
 	lags map[string]map[string]bool
 	// tsZone is the tz /timeseries was last asked with ("" without).
@@ -224,6 +227,13 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if token != "" && r.Header.Get("Authorization") != "Bearer "+token {
 		problem(http.StatusUnauthorized, "Unauthorized", "a valid API token is required")
 		return
+	}
+	// As the API: a window starting before 2000 is refused.
+	if t, err := time.Parse(time.RFC3339, from); err == nil && t.Year() < 2000 {
+		f.mu.Lock()
+		f.refusedEarly++
+		f.mu.Unlock()
+		status = http.StatusBadRequest
 	}
 	if status == http.StatusBadRequest {
 		problem(status, "Invalid time window", "from: "+from+" is outside 2000-01-01T00:00:00Z … 2036-12-07T00:00:00Z")
@@ -1821,4 +1831,24 @@ func TestConsoleSavesTheWindowsReport(t *testing.T) {
 		t.Errorf("the second report asked %s; want format=csv on the browser's zone, Kolkata's", second)
 	}
 	p.b.NoErrors("report")
+}
+
+// A window from the first hour of 2000, the API's earliest: its window
+// before starts in 1999, which the API refuses, so the overview does not
+// ask for it (each refusal would be logged by the browser as a failed
+// request) and draws it as a window before with nothing to judge.
+func TestConsoleDoesNotAskForAWindowBefore2000(t *testing.T) {
+	p := newPage(t)
+	p.open("overview?range=custom&from=2000-01-01T00:00:00Z&to=2000-01-01T01:00:00Z")
+	p.until("the overview drawn", `document.querySelector('#page-overview').dataset.loaded === '2000-01-01T00:00:00Z/2000-01-01T01:00:00Z'`)
+	p.api.mu.Lock()
+	refused := p.api.refusedEarly
+	p.api.mu.Unlock()
+	if refused != 0 {
+		t.Errorf("%d reads of a window starting in 1999; want none", refused)
+	}
+	if got := p.text("#rate-before"); got != "the 1 h before" {
+		t.Errorf("the window before is named %q", got)
+	}
+	p.b.NoErrors("a window from 2000")
 }

@@ -532,6 +532,7 @@
   // The window before w, as long as it and ending where it starts, with
   // its filters: what the Overview sets beside w's delivery and fallback
   // rates, so that a rate reads against its own recent past.
+  const API_EARLIEST = Date.UTC(2000, 0, 1); // the API's windows start no earlier
   function windowBefore(w) {
     const from = Date.parse(w.from), span = Date.parse(w.to) - from;
     return Object.assign({}, w, { from: isoSec(new Date(from - span)), to: w.from });
@@ -579,14 +580,17 @@
     // ClickHouse above are what --api-queries answers at once by default.
     // Its series in the window's step, for the delivery-rate chart's
     // faint lines; none when the window's did not load. Read again only
-    // when the window's buckets move (priorSeries).
+    // when the window's buckets move (priorSeries). One starting before
+    // 2000 is not asked: the API refuses it (400), which is how it is
+    // drawn, and the browser would log each refusal as a failed request.
     const cut = got[2].status === 'fulfilled' ? got[2].value : null;
     const key = cut ? [zone, cut.step_seconds, cut.start[0], cut.start.length, w.channel, w.profile].join('|') : '';
+    const getBefore = Date.parse(before.from) < API_EARLIEST ? () => Promise.reject(Object.assign(new Error('a window before 2000'), { status: 400 })) : get;
     got.push(...await Promise.allSettled([
-      get('/api/v1/channels?' + qs(lagged(before))),
-      get('/api/v1/fallback?' + qs(lagged(before))),
+      getBefore('/api/v1/channels?' + qs(lagged(before))),
+      getBefore('/api/v1/fallback?' + qs(lagged(before))),
       !cut ? null : priorSeries.key === key ? priorSeries.answer
-        : get('/api/v1/timeseries?' + qs(Object.assign(lagged(before), { step: String(cut.step_seconds) }, zone === 'UTC' ? {} : { tz: zone }))),
+        : getBefore('/api/v1/timeseries?' + qs(Object.assign(lagged(before), { step: String(cut.step_seconds) }, zone === 'UTC' ? {} : { tz: zone }))),
       rulesInForce || get('/api/v1/alerts/rules'),
       Date.now() - sloRead.at < SLO_EVERY_MS ? sloRead.answer : get('/api/v1/slo?' + qs(lagged({}))),
     ]));
