@@ -77,18 +77,10 @@ type Firing struct {
 // readFiring asks the reporter at cfg.API which alert rules fire now, and
 // which silences hold its webhook.
 func readFiring(ctx context.Context, cfg StatusCLIConfig) *Firing {
-	get := func(path string, into any) error {
-		raw, err := reporter.APICall{Method: http.MethodGet, API: cfg.API, Path: path, Token: cfg.Token,
-			Command: "otpscope status", Timeout: 10 * time.Second, Limit: 1 << 20}.Do(ctx)
-		if err == nil {
-			err = json.Unmarshal(raw, into)
-		}
-		return err
-	}
 	var f reporter.FiringResponse
 	var s reporter.SilencesResponse
-	err := get("/api/v1/alerts/firing", &f)
-	silencesErr := get("/api/v1/alerts/silences", &s)
+	err := getJSON(ctx, cfg, "/api/v1/alerts/firing", &f)
+	silencesErr := getJSON(ctx, cfg, "/api/v1/alerts/silences", &s)
 	return &Firing{Alerts: f.Firing, Err: err, Silences: s.Silences, SilencesErr: silencesErr}
 }
 
@@ -103,21 +95,24 @@ type Objective struct {
 // its objective; nil when it has none, as its rules in force say
 // (error_budget_burn off), sparing /api/v1/slo's reads of ClickHouse.
 func readObjective(ctx context.Context, cfg StatusCLIConfig) *Objective {
-	raw, err := reporter.APICall{Method: http.MethodGet, API: cfg.API, Path: "/api/v1/alerts/rules", Token: cfg.Token,
-		Command: "otpscope status", Timeout: 10 * time.Second, Limit: 1 << 20}.Do(ctx)
 	var rules reporter.RulesResponse
-	if err == nil && json.Unmarshal(raw, &rules) == nil &&
+	if getJSON(ctx, cfg, "/api/v1/alerts/rules", &rules) == nil &&
 		!slices.ContainsFunc(rules.Rules, func(r reporter.RuleInForce) bool { return r.Rule == reporter.RuleErrorBudgetBurn && r.On }) {
 		return nil
 	}
-	raw, err = reporter.APICall{Method: http.MethodGet, API: cfg.API, Path: "/api/v1/slo", Token: cfg.Token,
-		Command: "otpscope status", Timeout: 10 * time.Second, Limit: 1 << 20}.Do(ctx)
 	var o Objective
-	if err == nil {
-		err = json.Unmarshal(raw, &o.Answer)
-	}
-	o.Err = err
+	o.Err = getJSON(ctx, cfg, "/api/v1/slo", &o.Answer)
 	return &o
+}
+
+// getJSON reads GET path of the process at cfg.API into into.
+func getJSON(ctx context.Context, cfg StatusCLIConfig, path string, into any) error {
+	raw, err := reporter.APICall{Method: http.MethodGet, API: cfg.API, Path: path, Token: cfg.Token,
+		Command: "otpscope status", Timeout: 10 * time.Second, Limit: 1 << 20}.Do(ctx)
+	if err == nil {
+		err = json.Unmarshal(raw, into)
+	}
+	return err
 }
 
 // Text is the status as lines for people: the process, a line a module,
@@ -210,15 +205,7 @@ func (f *Firing) text() string {
 	default:
 		f.firingText(&b)
 	}
-	var active, pending int
-	for _, s := range f.Silences {
-		switch s.State {
-		case reporter.SilenceActive:
-			active++
-		case reporter.SilencePending:
-			pending++
-		}
-	}
+	active, pending := reporter.CountSilences(f.Silences)
 	switch {
 	case f.SilencesErr != nil:
 		fmt.Fprintf(&b, "  silences  not read: %v\n", f.SilencesErr)

@@ -345,14 +345,24 @@ func (r *Reports) activeSilences(ctx context.Context, t time.Time) []Silence {
 func (r *Reports) evaluationSilences(ctx context.Context, t time.Time) []Silence {
 	all, ok := r.readSilences(ctx, t)
 	if ok {
-		counts := map[string]int{}
-		for _, s := range all {
-			counts[s.State]++
-		}
-		r.silencesNow.WithLabelValues(SilenceActive).Set(float64(counts[SilenceActive]))
-		r.silencesNow.WithLabelValues(SilencePending).Set(float64(counts[SilencePending]))
+		active, pending := CountSilences(all)
+		r.silencesNow.WithLabelValues(SilenceActive).Set(float64(active))
+		r.silencesNow.WithLabelValues(SilencePending).Set(float64(pending))
 	}
 	return onlyActive(all)
+}
+
+// CountSilences counts the active and the pending silences of list.
+func CountSilences(list []Silence) (active, pending int) {
+	for _, s := range list {
+		switch s.State {
+		case SilenceActive:
+			active++
+		case SilencePending:
+			pending++
+		}
+	}
+	return active, pending
 }
 
 // readSilences lists the silences as of t. When they cannot be read,
