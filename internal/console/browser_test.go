@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -72,8 +73,12 @@ type fakeAPI struct {
 	// request is refused 401, as --api-token's are.
 	token string
 	// episodes, firing and silences are /alerts/episodes',
-	// /alerts/firing's and /alerts/silences'; nil, none.
+	// /alerts/firing's and /alerts/silences'; nil, none. A silence POSTed
+	// is added to silences, active for its duration; one DELETEd expires.
+	// silenceChanges are the changes asked, as "POST <body>" and "DELETE
+	// <id>".
 	episodes, firing, silences []any
+	silenceChanges             []string
 	// refusedEarly counts the reads refused for a window starting before
 	// 2000.
 	refusedEarly int
@@ -270,6 +275,62 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			silences = []any{}
 		}
 		v = map[string]any{"silences": silences}
+	case p == "/api/v1/alerts/silences" && r.Method == http.MethodPost:
+		body, _ := io.ReadAll(r.Body)
+		var req struct {
+			Rule, Channel, Duration, Comment string
+			CreatedBy                        string `json:"created_by"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			problem(http.StatusBadRequest, "Invalid silence", err.Error())
+			return
+		}
+		d, err := time.ParseDuration(req.Duration)
+		if days, ok := strings.CutSuffix(req.Duration, "d"); ok {
+			n, _ := strconv.Atoi(days)
+			d, err = time.Duration(n)*24*time.Hour, nil
+		}
+		if err != nil {
+			problem(http.StatusBadRequest, "Invalid silence", "duration: "+err.Error())
+			return
+		}
+		now := time.Now().UTC()
+		s := map[string]any{"id": fmt.Sprintf("7a1b2c3d-0000-4000-8000-%012d", now.UnixNano()%1e12), "starts_at": now.Format(time.RFC3339), "ends_at": now.Add(d).Format(time.RFC3339),
+			"comment": req.Comment, "created_by": req.CreatedBy, "created_at": now.Format(time.RFC3339), "state": "active"}
+		if req.Rule != "" {
+			s["rule"] = req.Rule
+		}
+		if req.Channel != "" {
+			s["channel"] = req.Channel
+		}
+		f.set(func(f *fakeAPI) {
+			f.silenceChanges = append(f.silenceChanges, "POST "+string(body))
+			f.silences = append(slices.Clone(f.silences), s)
+		})
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(s)
+		return
+	case strings.HasPrefix(p, "/api/v1/alerts/silences/") && r.Method == http.MethodDelete:
+		id := strings.TrimPrefix(p, "/api/v1/alerts/silences/")
+		var ended map[string]any
+		f.set(func(f *fakeAPI) {
+			f.silenceChanges = append(f.silenceChanges, "DELETE "+id)
+			list := slices.Clone(f.silences)
+			for i, s := range list {
+				if s.(map[string]any)["id"] == id {
+					ended = maps.Clone(s.(map[string]any))
+					ended["state"], ended["ends_at"] = "expired", time.Now().UTC().Format(time.RFC3339)
+					list[i] = ended
+				}
+			}
+			f.silences = list
+		})
+		if ended == nil {
+			problem(http.StatusNotFound, "No such silence", id)
+			return
+		}
+		v = ended
 	case p == "/api/v1/alerts/rules":
 		v = rulesInForce
 		if rules != nil {
@@ -1423,7 +1484,7 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 		}
 	}
 	// The silences active and pending are counted beside the closed
-	// list's heading, read once as the overview is first drawn.
+	// list's heading, read with the overview.
 	p.until("the silences counted", `document.querySelector('#silences-count').textContent === ' (1 active, 1 pending)'`)
 	if p.attr("#silences", "open") != "" || p.attr("#silences-count", "class") != "silences-active" {
 		t.Errorf("the silences' heading: open %q, class %q; want closed, marked active", p.attr("#silences", "open"), p.attr("#silences-count", "class"))
@@ -1463,6 +1524,65 @@ func TestConsoleAlertFiguresReadAsTheSummary(t *testing.T) {
 	p.b.Do("follow the firing's link", chromedp.Click(`#firing [data-rule="delivery_rate_low"] a`))
 	p.until("the window it judged shown", `document.querySelector('#page-overview').dataset.loaded === '2026-06-02T09:12:44Z/2026-06-02T09:12:45Z' && document.querySelector('#channel').value === 'SMS'`)
 	p.b.NoErrors("alert figures")
+}
+
+// The silences are counted beside the closed list's heading at every
+// refresh: one added elsewhere (the CLI), or pending and begun since,
+// shows without a reload. One added from the form, for the rule and
+// channel chosen, and one ended with "End now" are drawn at once, and a
+// refresh asked before the change does not draw the older list over them.
+func TestConsoleSilencesFollowTheirChanges(t *testing.T) {
+	const aliceID = "3f0c2a1e-9d2a-4f60-8c1b-2e7d5a9f1c33"
+	alice := map[string]any{"id": aliceID, "rule": "delivery_rate_low", "channel": "SMS", "starts_at": "2026-06-02T09:12:44Z", "ends_at": "2099-06-02T11:12:44Z",
+		"comment": "carrier outage", "created_by": "alice", "created_at": "2026-06-02T09:12:44Z", "state": "active"}
+	pending := map[string]any{"id": "7a1b2c3d-0000-4000-8000-000000000002", "starts_at": "2099-06-03T02:00:00Z", "ends_at": "2099-06-03T04:00:00Z",
+		"comment": "maintenance", "created_at": "2026-06-02T09:12:44Z", "state": "pending"}
+	begun := maps.Clone(pending)
+	begun["state"] = "active"
+	counted := func(want string) string {
+		return `document.querySelector('#silences-count').textContent === ` + jsString(want)
+	}
+	p := newPage(t)
+	p.api.set(func(f *fakeAPI) { f.silences = []any{alice} })
+	p.open("overview")
+	p.until("the silence counted", counted(" (1 active)"))
+	p.api.set(func(f *fakeAPI) { f.silences = []any{alice, pending} })
+	p.until("the silence added elsewhere counted at a refresh", counted(" (1 active, 1 pending)"))
+	p.api.set(func(f *fakeAPI) { f.silences = []any{alice, begun} })
+	p.until("the pending silence counted active once begun", counted(" (2 active)"))
+
+	p.b.Do("open the silences", chromedp.Click(`#silences summary`))
+	p.until("both listed", `document.querySelectorAll('#silences-list li[data-state="active"]').length === 2`)
+	p.js("fill the form", `(() => { const f = document.querySelector('#silence-form'); f.rule.value = 'delivery_slow'; f.channel.value = 'VOICE'; f.duration.value = '4h'; f.comment.value = ' tyntec maintenance '; })()`)
+	p.b.Do("silence", chromedp.Click(`#silence-form button[type="submit"]`))
+	p.until("the silence added said", `document.querySelector('#silence-result').textContent.startsWith('silenced delivery_slow on VOICE until ')`)
+	p.until("the silence added counted and listed", counted(" (3 active)")+` && document.querySelectorAll('#silences-list li[data-state="active"]').length === 3`)
+
+	p.b.Do("end alice's", chromedp.Click(`#silences-list li[data-silence="`+aliceID+`"] button`))
+	p.until("the end said", `document.querySelector('#silence-result').textContent === 'ended the silence of delivery_rate_low on SMS.'`)
+	p.until("the silence ended counted and listed", counted(" (2 active)")+` && document.querySelector('#silences-list li[data-silence="`+aliceID+`"]').dataset.state === 'expired'`)
+	var changes []string
+	p.api.set(func(f *fakeAPI) { changes = slices.Clone(f.silenceChanges) })
+	if len(changes) != 2 || !strings.HasPrefix(changes[0], "POST ") || changes[1] != "DELETE "+aliceID {
+		t.Fatalf("the API was asked %q; want one POST, then DELETE %s", changes, aliceID)
+	}
+	var req map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(changes[0], "POST ")), &req); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]any{"rule": "delivery_slow", "channel": "VOICE", "duration": "4h", "comment": "tyntec maintenance", "created_by": "console"}; !maps.Equal(req, want) {
+		t.Errorf("the silence POSTed %v; want %v", req, want)
+	}
+	// A refresh later the list is the same: nothing older was drawn over it.
+	time.Sleep(6 * time.Second)
+	if got := p.text("#silences-count"); got != " (2 active)" {
+		t.Errorf("after a refresh the silences count %q; want \" (2 active)\"", got)
+	}
+	// Not read: said in the list's place, and among what did not load.
+	p.api.set(func(f *fakeAPI) { f.fail["/api/v1/alerts/silences"] = http.StatusServiceUnavailable })
+	p.until("the failed read said", `document.querySelector('#silences-list').textContent.startsWith('not loaded: ')`)
+	p.until("the page says what did not load", `document.querySelector('#error').textContent.includes('the silences (')`)
+	p.b.NoErrorsBut("silences", "status of 503")
 }
 
 // The overview lists the alert rules in force under the alerts, in the

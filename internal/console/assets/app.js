@@ -564,6 +564,7 @@
   // the window can still settle) and a warning.
   async function overview(w, signal) {
     const get = (path) => api(path, { signal: signal, timeout: LOAD_TIMEOUT_MS });
+    const change = silencesChange;
     const before = windowBefore(w);
     const got = await Promise.allSettled([
       get('/api/v1/channels?' + qs(lagged(w))),
@@ -593,6 +594,7 @@
         : getBefore('/api/v1/timeseries?' + qs(Object.assign(lagged(before), { step: String(cut.step_seconds) }, zone === 'UTC' ? {} : { tz: zone }))),
       rulesInForce || get('/api/v1/alerts/rules'),
       Date.now() - sloRead.at < SLO_EVERY_MS ? sloRead.answer : get('/api/v1/slo?' + qs(lagged({}))),
+      get('/api/v1/alerts/silences'),
     ]));
     if (got[8].status === 'fulfilled' && got[8].value) priorSeries = { key: key, answer: got[8].value };
     if (got[9].status === 'fulfilled') rulesInForce = got[9].value;
@@ -601,8 +603,8 @@
     if (auth) throw auth.reason;
     // One part failing (the alerts' state when NATS is down) leaves the
     // others to be drawn: each is given its answer or its error.
-    const [chs, fb, ts, al, now, st, chsBefore, fbBefore, tsBefore, rules, slo] = got.map((r) => r.status === 'fulfilled' ? r.value : r.reason);
-    return () => drawOverview(w, chs, fb, ts, al, now, st, { w: before, name: beforeName(w), chs: chsBefore, fb: fbBefore, ts: tsBefore }, rules, slo);
+    const [chs, fb, ts, al, now, st, chsBefore, fbBefore, tsBefore, rules, slo, silences] = got.map((r) => r.status === 'fulfilled' ? r.value : r.reason);
+    return () => drawOverview(w, chs, fb, ts, al, now, st, { w: before, name: beforeName(w), chs: chsBefore, fb: fbBefore, ts: tsBefore }, rules, slo, { answer: silences, change: change });
   }
   const CHART_IDS = ['chart-rate', 'chart-attempts', 'chart-latency', 'chart-fallback'];
   for (const id of CHART_IDS) {
@@ -618,12 +620,7 @@
     });
     $('#' + id).after(toggle, box);
   }
-  let silencesRead = false;
-  function drawOverview(w, chs, fb, ts, al, now, st, before, rules, slo) {
-    if (!silencesRead) {
-      silencesRead = true;
-      loadSilences();
-    }
+  function drawOverview(w, chs, fb, ts, al, now, st, before, rules, slo, silences) {
     const failed = [];
     // part draws a part from its answer or, when that failed, says so in
     // its place: an older window's figures must not stay under this one's.
@@ -678,6 +675,9 @@
       $('#alert-rules-says').textContent = 'The rules in force: ' + msg;
       $('#alert-rules-list').replaceChildren();
     });
+    // Not when a silence was added or ended since they were asked: the
+    // list read after the change is newer than this one.
+    if (silences.change === silencesChange) part('the silences', silences.answer, (a) => drawSilences(a.silences), silencesNotLoaded);
     part('the charts', ts, (a) => drawCharts(a, before), (msg) => {
       $('#attempts-caption').textContent = 'Attempts';
       $('#attempts-partial').hidden = true;
@@ -760,10 +760,14 @@
   $('#alert-test').addEventListener('click', sendTestAlert);
 
   // Silences (GET, POST /api/v1/alerts/silences, DELETE …/{id}): read at
-  // the overview's first drawing, when the list is opened and after each
-  // change, not at every refresh. Those active and pending are counted
-  // beside the heading, closed or open: a silence nobody remembers (every
-  // rule, for a week) pages nobody, firing or not.
+  // every refresh of the overview (a list from NATS, no ClickHouse), when
+  // the list is opened and after each change, so that one added or ended
+  // elsewhere, or pending and now begun, shows within seconds. Those
+  // active and pending are counted beside the heading, closed or open: a
+  // silence nobody remembers (every rule, for a week) pages nobody, firing
+  // or not. silencesChange counts the changes made here: a refresh asked
+  // before one draws nothing of its older list.
+  let silencesChange = 0;
   const silenceWhat = (s) => (s.rule || 'every rule') + (s.channel ? ' on ' + s.channel : '');
   function drawSilences(list) {
     const active = list.filter((s) => s.state === 'active').length, pending = list.filter((s) => s.state === 'pending').length;
@@ -785,11 +789,12 @@
       return li;
     }) : [el('li', { class: 'hint' }, 'No silence.')]));
   }
+  const silencesNotLoaded = (msg) => replaceIfChanged($('#silences-list'), el('li', { class: 'failed' }, msg));
   async function loadSilences() {
     try {
       drawSilences((await api('/api/v1/alerts/silences', { timeout: LOAD_TIMEOUT_MS })).silences);
     } catch (e) {
-      if (!(e instanceof AuthError)) replaceIfChanged($('#silences-list'), el('li', { class: 'failed' }, 'not loaded: ' + e.message));
+      if (!(e instanceof AuthError)) silencesNotLoaded('not loaded: ' + e.message);
     }
   }
   $('#silences').addEventListener('toggle', () => { if ($('#silences').open) loadSilences(); });
@@ -797,6 +802,7 @@
     button.disabled = true;
     try {
       await api('/api/v1/alerts/silences/' + encodeURIComponent(s.id), { method: 'DELETE' });
+      silencesChange++;
       $('#silence-result').textContent = 'ended the silence of ' + silenceWhat(s) + '.';
       refresh(true);
     } catch (e) {
@@ -813,6 +819,7 @@
     result.textContent = 'silencing…';
     try {
       const s = await api('/api/v1/alerts/silences', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(req) });
+      silencesChange++;
       result.textContent = 'silenced ' + silenceWhat(s) + ' until ' + fmtTime(s.ends_at) + '.';
       form.comment.value = '';
       refresh(true);
