@@ -49,6 +49,11 @@ type firing struct {
 	// NATS) and the webhook's POST of it failed. It is posted again at each
 	// evaluation until the webhook takes it or the rule holds again.
 	Unheard bool `json:"unheard,omitempty"`
+	// HeldBy is the silence that held the webhook's post of the firing
+	// due at the last evaluation, if one did: the evaluations after
+	// that the same silence holds the same post are not counted or
+	// logged again.
+	HeldBy string `json:"held_by,omitempty"`
 	// Kept: the rule holds no longer, kept firing under
 	// --alert-keep-firing-for (Alert is its last firing): its transition
 	// is quiet, and still firing to Alertmanager, which would end it by
@@ -141,7 +146,7 @@ func (tr *transition) heard(ok bool, at time.Time) {
 	switch {
 	case !tr.notify:
 	case ok && tr.alert.State == events.AlertFiring:
-		tr.state.Notified = at
+		tr.state.Notified, tr.state.HeldBy = at, ""
 	case !ok && tr.alert.State == events.AlertResolved:
 		tr.state, tr.keep = firing{Alert: tr.alert, Unheard: true}, true
 	}
@@ -190,7 +195,7 @@ func transitions(holding []Alert, prev map[string]firing, resolve func(firing) A
 		case !was || p.Pending:
 			tr.notify = true
 		default:
-			tr.state.Notified = p.Notified
+			tr.state.Notified, tr.state.HeldBy = p.Notified, p.HeldBy
 			tr.notify = p.Notified.IsZero() || t.repeat > 0 && !al.To.Before(p.Notified.Add(t.repeat))
 		}
 		out = append(out, tr)

@@ -337,7 +337,7 @@ func NewReports(cfg ReportsConfig, db Analytics, pub Publisher, logger *slog.Log
 		alerts:   f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_fired_total", Help: "Firing alerts published by rule: one each evaluation that finds the rule holding."}, []string{"rule"}),
 		resolved: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alerts_resolved_total", Help: "Resolutions published by rule: a rule that fired and holds no longer."}, []string{"rule"}),
 		posting:  f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_posts_total", Help: "Alert webhook POSTs by outcome."}, []string{"outcome"}),
-		silenced: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_silenced_total", Help: "Alert webhook POSTs a silence held, by rule: a firing, repeat or resolution the webhook would have heard."}, []string{"rule"}),
+		silenced: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alert_webhook_silenced_total", Help: "Alert webhook POSTs a silence held, by rule: a firing, repeat or resolution the webhook would have heard, each once a silence however many evaluations it holds it."}, []string{"rule"}),
 		silencesNow: f.NewGaugeVec(prometheus.GaugeOpts{Name: "otpscope_alert_silences",
 			Help: "Silences of the alert webhook active (holding its posts) and pending (to start later), as the last alert evaluation here read them."}, []string{"state"}),
 		alertmanagerPosts: f.NewCounterVec(prometheus.CounterOpts{Name: "otpscope_alertmanager_posts_total", Help: "POSTs of an evaluation's alerts to an Alertmanager, by outcome."}, []string{"outcome"}),
@@ -754,9 +754,15 @@ func (r *Reports) evaluate(ctx context.Context, from, to time.Time) (_ []Alert, 
 			}
 			held := silenced && tr.notify && r.cfg.AlertWebhookURL != ""
 			if held {
+				// Counted and logged once per post due and silence: a
+				// firing the webhook never heard is due at every
+				// evaluation the silence holds it.
 				tr.notify = false
-				r.silenced.WithLabelValues(al.Rule).Inc()
-				r.logger.Info("alert webhook held by a silence", "rule", al.Rule, "channel", al.Channel, "state", al.State, "silence", s.ID, "until", s.EndsAt)
+				if tr.state.HeldBy != s.ID {
+					r.silenced.WithLabelValues(al.Rule).Inc()
+					r.logger.Info("alert webhook held by a silence", "rule", al.Rule, "channel", al.Channel, "state", al.State, "silence", s.ID, "until", s.EndsAt)
+				}
+				tr.state.HeldBy = s.ID
 			}
 			var err error
 			switch {

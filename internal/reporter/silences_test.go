@@ -160,6 +160,15 @@ func TestSilenceHoldsTheWebhook(t *testing.T) {
 		}
 	}
 	silencesNow("SMS's silence and one to come", 1, 1)
+	// Held again at the next evaluation, as the firing is still due: not
+	// counted (or logged) again.
+	evaluate(to.Add(30 * time.Second))
+	if got := took(); len(got) != 0 {
+		t.Errorf("the evaluation after, the webhook heard %q; want nothing", got)
+	}
+	if v := metricstest.Must(t, reg, "otpscope_alert_webhook_silenced_total", "rule", reporter.RuleDeliveryRateLow); v != 1 {
+		t.Errorf("otpscope_alert_webhook_silenced_total %v after a second evaluation under the silence; want still 1", v)
+	}
 	var firing reporter.FiringResponse
 	if code := call(http.MethodGet, "/api/v1/alerts/firing", "", &firing); code != http.StatusOK || len(firing.Firing) != 2 {
 		t.Fatalf("/api/v1/alerts/firing: %d %+v; want both", code, firing)
