@@ -39,18 +39,33 @@ func ReplicaName() string {
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
 
-// Keys returns every key of kv. It reads nats.go's key lister to its end:
-// a lister left unread blocks its goroutine for good once more than its
-// buffer's 256 keys wait (the send does not watch the context), so a caller
-// that stops early leaks it.
-func Keys(ctx context.Context, kv jetstream.KeyValue) ([]string, error) {
-	lister, err := kv.ListKeys(ctx)
+// Entries returns the latest value of every key of kv (deleted and
+// purged keys left out). It reads the bucket once, through one watcher
+// that delivers the last value of each key and then says it has no more
+// (nats.go's nil entry), rather than listing the keys and getting each in
+// a round trip of its own: 2.6 ms for 500 keys of 300 bytes where the
+// listing and its Gets took 38 ms, 0.7 against 1.6 ms for 10 (Go
+// benchmark on the embedded server, 2026-12-07). The watcher is stopped
+// before it returns, whatever ends the read.
+func Entries(ctx context.Context, kv jetstream.KeyValue) ([]jetstream.KeyValueEntry, error) {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err
 	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
+	defer func() { _ = w.Stop() }()
+	var out []jetstream.KeyValueEntry
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("KV bucket %s: the watcher stopped before its last key", kv.Bucket())
+			}
+			if e == nil {
+				return out, nil
+			}
+			out = append(out, e)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
-	return keys, ctx.Err()
 }

@@ -214,46 +214,54 @@ func (w *pushWatch) handle(ctx context.Context, m *broker.Msg) broker.Decision {
 // cycle reads the requests whose settling callback is overdue, as far as
 // the push budget allows before ctx ends; it returns how many it read.
 func (w *pushWatch) cycle(ctx context.Context) (int, error) {
-	keys, err := broker.Keys(ctx, w.kv)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return 0, nil
-	}
+	entries, err := broker.Entries(ctx, w.kv)
 	if err != nil {
 		return 0, fmt.Errorf("list push requests: %w", err)
 	}
 	read := 0
-	for _, key := range keys {
-		e, err := w.kv.Get(ctx, key)
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		var r pushRecord
-		if json.Unmarshal(e.Value(), &r) != nil {
-			_ = w.kv.Delete(ctx, key)
-			continue
-		}
-		now := w.now()
-		if r.Settled {
-			// Past any reordering of its callbacks: forget it.
-			if now.Sub(r.SettledAt) > w.cfg.Grace+w.cfg.Recheck {
-				_ = w.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
-			}
-			continue
-		}
-		due := r.ExpiresAt.Add(w.cfg.Grace)
-		if !r.LastPoll.IsZero() && r.LastPoll.Add(w.cfg.Recheck).After(due) {
-			due = r.LastPoll.Add(w.cfg.Recheck)
-		}
-		if now.Before(due) {
+	for _, e := range entries {
+		if _, due := w.due(ctx, e, w.now()); !due {
 			continue
 		}
 		if err := w.limiter.Wait(ctx); err != nil {
 			return read, nil // the cycle's time is up; the rest next cycle
 		}
+		// The bucket was read as the cycle began, maybe a budget's wait
+		// ago: a callback may have settled the request since.
+		if e, err = w.kv.Get(ctx, e.Key()); err != nil {
+			continue // deleted meanwhile
+		}
+		now := w.now()
+		r, due := w.due(ctx, e, now)
+		if !due {
+			continue
+		}
 		read++
-		w.read(ctx, key, e.Revision(), r, now)
+		w.read(ctx, e.Key(), e.Revision(), r, now)
 	}
 	return read, ctx.Err()
+}
+
+// due decodes a request's record and says whether its settling callback
+// is overdue at now. A record that does not decode is deleted, and so is
+// a settled one past any reordering of its callbacks.
+func (w *pushWatch) due(ctx context.Context, e jetstream.KeyValueEntry, now time.Time) (pushRecord, bool) {
+	var r pushRecord
+	if json.Unmarshal(e.Value(), &r) != nil {
+		_ = w.kv.Delete(ctx, e.Key())
+		return r, false
+	}
+	if r.Settled {
+		if now.Sub(r.SettledAt) > w.cfg.Grace+w.cfg.Recheck {
+			_ = w.kv.Delete(ctx, e.Key(), jetstream.LastRevision(e.Revision()))
+		}
+		return r, false
+	}
+	due := r.ExpiresAt.Add(w.cfg.Grace)
+	if !r.LastPoll.IsZero() && r.LastPoll.Add(w.cfg.Recheck).After(due) {
+		due = r.LastPoll.Add(w.cfg.Recheck)
+	}
+	return r, !now.Before(due)
 }
 
 // read GETs one request and acts on the answer.

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -99,19 +98,13 @@ func (b *kvBucket) open(ctx context.Context, pub Publisher) (jetstream.KeyValue,
 // deleted, rather than stopping every evaluation after it: its rule, if it
 // still holds, fires anew.
 func (r *Reports) loadFiring(ctx context.Context, kv jetstream.KeyValue) (map[string]firing, error) {
-	keys, err := broker.Keys(ctx, kv)
+	entries, err := broker.Entries(ctx, kv)
 	if err != nil {
 		return nil, fmt.Errorf("alert state: %w", err)
 	}
 	out := map[string]firing{}
-	for _, k := range keys {
-		e, err := kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // deleted since the listing
-		}
-		if err != nil {
-			return nil, fmt.Errorf("alert state %s: %w", k, err)
-		}
+	for _, e := range entries {
+		k := e.Key()
 		var f firing
 		if err := json.Unmarshal(e.Value(), &f); err != nil || f.Rule == "" {
 			r.logger.Error("alert state: an entry that is not a firing rule, deleted", "bucket", BucketAlerts, "key", k, "value", string(e.Value()), "err", err)

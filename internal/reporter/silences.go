@@ -233,19 +233,13 @@ func (r *Reports) Silences(ctx context.Context, now time.Time) ([]Silence, error
 	if err != nil {
 		return nil, fmt.Errorf("silences: %w", err)
 	}
-	keys, err := broker.Keys(ctx, kv)
+	entries, err := broker.Entries(ctx, kv)
 	if err != nil {
 		return nil, fmt.Errorf("silences: %w", err)
 	}
 	out := []Silence{}
-	for _, k := range keys {
-		e, err := kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("silence %s: %w", k, err)
-		}
+	for _, e := range entries {
+		k := e.Key()
 		var s Silence
 		if err := json.Unmarshal(e.Value(), &s); err != nil || s.ID != k || s.EndsAt.IsZero() {
 			r.logger.Warn("silences: an entry that is not a silence, skipped", "bucket", BucketSilences, "key", k, "err", err)
