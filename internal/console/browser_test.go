@@ -1553,7 +1553,7 @@ func TestConsoleSilencesFollowTheirChanges(t *testing.T) {
 
 	p.b.Do("open the silences", chromedp.Click(`#silences summary`))
 	p.until("both listed", `document.querySelectorAll('#silences-list li[data-state="active"]').length === 2`)
-	p.js("fill the form", `(() => { const f = document.querySelector('#silence-form'); f.rule.value = 'delivery_slow'; f.channel.value = 'VOICE'; f.duration.value = '4h'; f.comment.value = ' tyntec maintenance '; })()`)
+	p.js("fill the form", `(() => { const f = document.querySelector('#silence-form'); f.rule.value = 'delivery_slow'; f.channel.value = 'VOICE'; f.duration.value = '4h'; f.comment.value = ' tyntec maintenance '; f.by.value = ' carol '; })()`)
 	p.b.Do("silence", chromedp.Click(`#silence-form button[type="submit"]`))
 	p.until("the silence added said", `document.querySelector('#silence-result').textContent.startsWith('silenced delivery_slow on VOICE until ')`)
 	p.until("the silence added counted and listed", counted(" (3 active)")+` && document.querySelectorAll('#silences-list li[data-state="active"]').length === 3`)
@@ -1570,14 +1570,20 @@ func TestConsoleSilencesFollowTheirChanges(t *testing.T) {
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(changes[0], "POST ")), &req); err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]any{"rule": "delivery_slow", "channel": "VOICE", "duration": "4h", "comment": "tyntec maintenance", "created_by": "console"}; !maps.Equal(req, want) {
+	if want := map[string]any{"rule": "delivery_slow", "channel": "VOICE", "duration": "4h", "comment": "tyntec maintenance", "created_by": "carol"}; !maps.Equal(req, want) {
 		t.Errorf("the silence POSTed %v; want %v", req, want)
+	}
+	if got := p.text(`#silences-list li[data-silence="` + aliceID + `"]`); !strings.Contains(got, "(carrier outage, by alice)") {
+		t.Errorf("alice's silence is listed as %q; want whose it is", got)
 	}
 	// A refresh later the list is the same: nothing older was drawn over it.
 	time.Sleep(6 * time.Second)
 	if got := p.text("#silences-count"); got != " (2 active)" {
 		t.Errorf("after a refresh the silences count %q; want \" (2 active)\"", got)
 	}
+	// Who silenced is kept in the browser for the next silence.
+	p.b.Do("reload", chromedp.Reload())
+	p.until("the form asks for a name, carol's given", `document.querySelector('#silence-form').by.required && document.querySelector('#silence-form').by.value === 'carol'`)
 	// Not read: said in the list's place, and among what did not load.
 	p.api.set(func(f *fakeAPI) { f.fail["/api/v1/alerts/silences"] = http.StatusServiceUnavailable })
 	p.until("the failed read said", `document.querySelector('#silences-list').textContent.startsWith('not loaded: ')`)

@@ -810,16 +810,22 @@
     }
     loadSilences();
   }
+  // Who silences is asked, as Alertmanager's form asks for a creator (a
+  // silence pages nobody: the list says whose it is), and kept in this
+  // browser for the next one.
+  const SILENCE_BY_KEY = 'otpscope.silenceBy';
+  $('#silence-form').by.value = localStorage.getItem(SILENCE_BY_KEY) || '';
   $('#silence-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const form = ev.target, result = $('#silence-result');
-    const req = { duration: form.duration.value, comment: form.comment.value.trim(), created_by: 'console' };
+    const req = { duration: form.duration.value, comment: form.comment.value.trim(), created_by: form.by.value.trim() };
     if (form.rule.value) req.rule = form.rule.value;
     if (form.channel.value.trim()) req.channel = form.channel.value.trim();
     result.textContent = 'silencing…';
     try {
       const s = await api('/api/v1/alerts/silences', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(req) });
       silencesChange++;
+      localStorage.setItem(SILENCE_BY_KEY, req.created_by);
       result.textContent = 'silenced ' + silenceWhat(s) + ' until ' + fmtTime(s.ends_at) + '.';
       form.comment.value = '';
       refresh(true);
