@@ -114,3 +114,51 @@ func TestPushLostCallbacksRecovered(t *testing.T) {
 		}
 	}
 }
+
+// A request due as the cycle began, whose settling callback arrives while
+// the cycle waits for the push API's budget, is not read: the cycle reads
+// the bucket once, at its start, so it reads a due request's record again
+// after the wait.
+func TestPushCycleSkipsWhatSettledWhileItWaited(t *testing.T) {
+	b := brokertest.NewServer(t).Broker(t)
+	sim, simURL := simtest.Start(t, tyntecsim.Config{Seed: 15})
+	const first, second = "request-first", "request-second"
+	var p *Poller
+	var mu sync.Mutex
+	var asked []string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		uuid := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+		mu.Lock()
+		asked = append(asked, uuid)
+		mu.Unlock()
+		if uuid == first {
+			// The second's callback, settling it, as the first is read.
+			data, _ := json.Marshal(pushRecord{UUID: second, Settled: true, SettledAt: sim.Now()})
+			if _, err := p.push.kv.Put(r.Context(), pushKey(second), data); err != nil {
+				t.Error(err)
+			}
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(api.Close)
+
+	cfg := testConfig(sim, simURL)
+	// One call a second, no burst beyond it: the second request waits.
+	cfg.Push = PushConfig{BaseURL: api.URL, APIKey: tyntecsim.DefaultAPIKey, Grace: time.Minute, Recheck: time.Hour, RateLimit: 1, RatePeriod: time.Second}
+	p = newPoller(t, b, cfg)
+	for _, uuid := range []string{first, second} {
+		data, _ := json.Marshal(pushRecord{UUID: uuid, ExpiresAt: sim.Now().Add(-time.Hour)})
+		if _, err := p.push.kv.Put(t.Context(), pushKey(uuid), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read, err := p.PushCycle(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if read != 1 || len(asked) != 1 || asked[0] != first {
+		t.Errorf("the cycle read %d requests, asked the push API for %q; want the first alone, the second settled meanwhile", read, asked)
+	}
+}
