@@ -373,17 +373,19 @@ func TestConsoleInABrowser(t *testing.T) {
 	// The firing silenced from the overview (after the report's download,
 	// whose file is named by the window read above: a refresh in between
 	// may move it on a minute): its button opens the silences with the form set
-	// to its rule and channel; with a reason the API keeps the silence
-	// (two hours, by the console), and the firing says until when. Ended
-	// from the list, it holds no more.
+	// to its rule and channel; with a reason and a name (the form asks
+	// who silences) the API keeps the silence (two hours, by that name),
+	// and the firing says until when. Ended from the list, it holds no
+	// more.
 	b.Do("silence the firing", chromedp.Click(`#firing button.silence`), chromedp.WaitVisible(`#silence-form input[name="comment"]`),
-		chromedp.SendKeys(`#silence-form input[name="comment"]`, "carrier outage, ticket 4711"), chromedp.Click(`#silence-form button[type="submit"]`),
+		chromedp.SendKeys(`#silence-form input[name="comment"]`, "carrier outage, ticket 4711"), chromedp.SendKeys(`#silence-form input[name="by"]`, "dana"),
+		chromedp.Click(`#silence-form button[type="submit"]`),
 		chromedp.WaitReady(`#firing span[data-silenced]:not([data-silenced=""])`))
 	var silences reporter.SilencesResponse
 	get("/api/v1/alerts/silences", &silences)
 	if l := silences.Silences; len(l) != 1 || l[0].Rule != reporter.RuleDeliveryRateLow || l[0].Channel != "SMS" || l[0].Comment != "carrier outage, ticket 4711" ||
-		l[0].CreatedBy != "console" || l[0].EndsAt.Sub(l[0].StartsAt) != 2*time.Hour || l[0].State != reporter.SilenceActive {
-		t.Fatalf("after the console's silence the API lists %+v; want delivery_rate_low on SMS, two hours, the reason given", l)
+		l[0].CreatedBy != "dana" || l[0].EndsAt.Sub(l[0].StartsAt) != 2*time.Hour || l[0].State != reporter.SilenceActive {
+		t.Fatalf("after the console's silence the API lists %+v; want delivery_rate_low on SMS, two hours, the reason and name given", l)
 	}
 	until := silences.Silences[0].EndsAt.UTC().Format("2006-01-02 15:04:05Z")
 	if got, want := b.Text("#silence-result"), "silenced delivery_rate_low on SMS until "+until+"."; got != want {
@@ -393,7 +395,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Errorf("the silenced firing says %q; want %q", got, want)
 	}
 	item := `#silences-list li[data-silence="` + silences.Silences[0].ID + `"]`
-	if got := b.Text(item); got != "delivery_rate_low on SMS until "+until+" (carrier outage, ticket 4711, by console) End now" {
+	if got := b.Text(item); got != "delivery_rate_low on SMS until "+until+" (carrier outage, ticket 4711, by dana) End now" {
 		t.Errorf("the silences list %q", got)
 	}
 	b.Do("end the silence", chromedp.Click(item+` button`), chromedp.WaitReady(item+`[data-state="expired"]`), chromedp.WaitReady(`#firing span[data-silenced=""]`))
