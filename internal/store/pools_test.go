@@ -70,8 +70,14 @@ func TestRequestsLeaveTheProcessItsConnections(t *testing.T) {
 // ErrAcquireConnTimeout as the deadline's cause, which net/http returns.
 func TestSlowHelloIsBusy(t *testing.T) {
 	srv := chdbtest.Serve(t)
-	defer store.SetRequestsWait(time.Second)() // the process's own 5 s then
-	db, err := store.Open(t.Context(), store.Config{DSN: srv.DSN + "/" + srv.Database}, brokertest.Logger(t))
+	// A second's wait for a connection and its hello, the requests' and
+	// the process's own (dial_timeout; else the process's 5 s): shorter
+	// than the burst's queries hold the readers (3 s), so the hello cannot
+	// find one free in time, whichever order the waiting statements take
+	// them in. With 5 s the hello once took a reader freed at 3 s and the
+	// query waited out the burst, answering after 12 s.
+	defer store.SetRequestsWait(time.Second)()
+	db, err := store.Open(t.Context(), store.Config{DSN: srv.DSN + "/" + srv.Database + "?dial_timeout=1s"}, brokertest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
