@@ -798,6 +798,10 @@
     }
   }
   $('#silences').addEventListener('toggle', () => { if ($('#silences').open) loadSilences(); });
+  // After a change, here and in the form, the list is read at once and
+  // drawn without waiting for the overview's refresh, which reads it again
+  // beside its figures and redraws the firings' "silenced until"; after a
+  // failed one too, to show what stands.
   async function endSilence(s, button) {
     button.disabled = true;
     try {
