@@ -1591,6 +1591,65 @@ func TestConsoleSilencesFollowTheirChanges(t *testing.T) {
 	p.b.NoErrorsBut("silences", "status of 503")
 }
 
+// A firing a silence holds offers its silence, not another: "its
+// silence…" opens the list with that silence marked and its "End now"
+// focused, the form set to add a longer one; the mark stays over a
+// refresh. The ended silences wait under a closed "N ended", which stays
+// as the reader left it over a refresh.
+func TestConsoleShowsTheSilenceHoldingAFiring(t *testing.T) {
+	const aliceID, oldID = "3f0c2a1e-9d2a-4f60-8c1b-2e7d5a9f1c33", "7a1b2c3d-0000-4000-8000-000000000003"
+	slow, low := reporter.RuleDeliverySlow, reporter.RuleDeliveryRateLow
+	p := newPage(t)
+	p.api.set(func(f *fakeAPI) {
+		f.silences = []any{
+			map[string]any{"id": aliceID, "rule": slow, "channel": "SMS", "starts_at": "2026-06-02T09:12:44Z", "ends_at": "2099-06-02T11:12:44Z", "comment": "carrier outage", "created_by": "alice", "created_at": "2026-06-02T09:12:44Z", "state": "active"},
+			map[string]any{"id": "7a1b2c3d-0000-4000-8000-000000000002", "starts_at": "2099-06-03T02:00:00Z", "ends_at": "2099-06-03T04:00:00Z", "comment": "maintenance", "created_at": "2026-06-02T09:12:44Z", "state": "pending"},
+			map[string]any{"id": oldID, "starts_at": "2026-06-01T02:00:00Z", "ends_at": "2026-06-01T04:00:00Z", "comment": "old", "created_at": "2026-06-01T01:00:00Z", "state": "expired"}}
+		f.firing = []any{
+			map[string]any{"rule": slow, "channel": "SMS", "state": "firing", "since": asOf, "from": asOf, "to": asOf, "value": 10_040, "threshold": 10_000, "volume": 10, "summary": "…",
+				"silenced_by": aliceID, "silenced_until": "2099-06-02T11:12:44Z"},
+			map[string]any{"rule": low, "channel": "VOICE", "state": "firing", "since": asOf, "from": asOf, "to": asOf, "value": 0.7, "threshold": 0.8, "volume": 10, "summary": "…"}}
+	})
+	p.open("overview")
+	p.until("the overview drawn", overviewDrawn)
+	p.until("the silences drawn", `document.querySelectorAll('#silences-list li[data-silence]').length === 3`)
+	for rule, want := range map[string]string{slow: "its silence…", low: "silence…"} {
+		if got := p.text(`#firing span[data-rule="` + rule + `"] + button.silence`); got != want {
+			t.Errorf("%s's button reads %q; want %q", rule, got, want)
+		}
+	}
+	// Those that hold or will are listed first; the ended one under a
+	// closed "1 ended".
+	if got := p.text(`#silences-ended summary`); got != "1 ended" {
+		t.Errorf("the ended silences are headed %q; want \"1 ended\"", got)
+	}
+	if !p.is("the ended one under it, closed", `document.querySelector('#silences-ended li[data-silence="`+oldID+`"]') !== null && !document.querySelector('#silences-ended').open`) {
+		t.Error("the ended silence is not under a closed \"1 ended\"")
+	}
+	if !p.is("the others not", `document.querySelectorAll('#silences-ended li[data-silence]').length === 1`) {
+		t.Error("a silence that holds or will is listed among the ended")
+	}
+
+	p.b.Do("show the firing's silence", chromedp.Click(`#firing span[data-rule="`+slow+`"] + button.silence`))
+	shown := `document.querySelector('#silences').open && [...document.querySelectorAll('#silences-list li.shown')].map((li) => li.dataset.silence).join() === '` + aliceID + `'`
+	p.until("alice's silence shown", shown)
+	if !p.is("its End now focused", `document.activeElement === document.querySelector('#silences-list li[data-silence="`+aliceID+`"] button')`) {
+		t.Error("showing the silence did not focus its End now")
+	}
+	if got := p.js2("the form", `(() => { const f = document.querySelector('#silence-form'); return f.rule.value + ' ' + f.channel.value; })()`); got != slow+" SMS" {
+		t.Errorf("the form is set to %q; want the firing's rule and channel", got)
+	}
+	p.b.Do("open the ended", chromedp.Click(`#silences-ended summary`))
+	time.Sleep(6 * time.Second) // a refresh
+	if !p.is("still shown", shown) || !p.is("the ended still open", `document.querySelector('#silences-ended').open`) {
+		t.Error("a refresh unmarked the silence shown, or closed the ended ones")
+	}
+	// A firing no silence holds: the form, nothing marked.
+	p.b.Do("silence the other", chromedp.Click(`#firing span[data-rule="`+low+`"] + button.silence`))
+	p.until("the form focused, nothing marked", `document.activeElement === document.querySelector('#silence-form').comment && !document.querySelector('#silences-list li.shown')`)
+	p.b.NoErrors("its silence")
+}
+
 // The overview lists the alert rules in force under the alerts, in the
 // reporter's words, those off greyed: read once, as they are the
 // reporter's flags, and again after a failed read, which says so.

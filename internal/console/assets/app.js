@@ -768,7 +768,25 @@
   // or not. silencesChange counts the changes made here: a refresh asked
   // before one draws nothing of its older list.
   let silencesChange = 0;
+  // shownSilence is the id of the silence a firing's "its silence…" showed:
+  // marked in the list at every draw, until another is shown.
+  let shownSilence = '';
   const silenceWhat = (s) => (s.rule || 'every rule') + (s.channel ? ' on ' + s.channel : '');
+  // The ended silences (kept 7 to 37 days) are listed under a closed
+  // "N ended" of their own, after those that hold or will: a month of
+  // them would push the form off the screen.
+  function silenceItem(s) {
+    const when = s.state === 'pending' ? ' from ' + fmtTime(s.starts_at) + ' until ' + fmtTime(s.ends_at)
+      : s.state === 'active' ? ' until ' + fmtTime(s.ends_at) : ' ended ' + fmtTime(s.ends_at);
+    const li = el('li', { 'data-silence': s.id, 'data-state': s.state, class: [s.state === 'expired' ? 'hint' : '', s.id === shownSilence ? 'shown' : ''].filter(Boolean).join(' ') },
+      el('strong', {}, silenceWhat(s)), when + ' (' + s.comment + (s.created_by ? ', by ' + s.created_by : '') + ')');
+    if (s.state !== 'expired') {
+      const end = el('button', { type: 'button' }, 'End now');
+      end.addEventListener('click', () => endSilence(s, end));
+      li.append(' ', end);
+    }
+    return li;
+  }
   function drawSilences(list) {
     const active = list.filter((s) => s.state === 'active').length, pending = list.filter((s) => s.state === 'pending').length;
     const count = $('#silences-count');
@@ -776,18 +794,14 @@
     count.dataset.pending = pending;
     count.className = active ? 'silences-active' : '';
     count.textContent = active + pending ? ' (' + [active ? active + ' active' : '', pending ? pending + ' pending' : ''].filter(Boolean).join(', ') + ')' : '';
-    replaceIfChanged($('#silences-list'), ...(list.length ? list.map((s) => {
-      const when = s.state === 'pending' ? ' from ' + fmtTime(s.starts_at) + ' until ' + fmtTime(s.ends_at)
-        : s.state === 'active' ? ' until ' + fmtTime(s.ends_at) : ' ended ' + fmtTime(s.ends_at);
-      const li = el('li', { 'data-silence': s.id, 'data-state': s.state, class: s.state === 'expired' ? 'hint' : '' },
-        el('strong', {}, silenceWhat(s)), when + ' (' + s.comment + (s.created_by ? ', by ' + s.created_by : '') + ')');
-      if (s.state !== 'expired') {
-        const end = el('button', { type: 'button' }, 'End now');
-        end.addEventListener('click', () => endSilence(s, end));
-        li.append(' ', end);
-      }
-      return li;
-    }) : [el('li', { class: 'hint' }, 'No silence.')]));
+    const holding = list.filter((s) => s.state !== 'expired'), ended = list.filter((s) => s.state === 'expired');
+    const items = holding.map(silenceItem);
+    if (ended.length) {
+      const wasOpen = !!$('#silences-ended[open]');
+      items.push(el('li', { class: 'hint' }, el('details', Object.assign({ id: 'silences-ended' }, wasOpen ? { open: '' } : {}),
+        el('summary', {}, ended.length + ' ended'), el('ul', {}, ...ended.map(silenceItem)))));
+    }
+    replaceIfChanged($('#silences-list'), ...(list.length ? items : [el('li', { class: 'hint' }, 'No silence.')]));
   }
   const silencesNotLoaded = (msg) => replaceIfChanged($('#silences-list'), el('li', { class: 'failed' }, msg));
   async function loadSilences() {
@@ -839,12 +853,24 @@
     loadSilences();
   });
   // silenceFiring opens the silences with the form set to a firing rule.
+  // One a silence holds already shows that silence instead (marked, its
+  // "End now" focused), the form set as well to add a longer one.
   function silenceFiring(f) {
     const form = $('#silence-form');
     form.rule.value = f.rule;
     form.channel.value = f.channel && f.channel !== 'OTHER' ? f.channel : '';
     $('#silences').open = true;
-    form.comment.focus();
+    shownSilence = f.silenced_by || '';
+    for (const li of document.querySelectorAll('#silences-list li[data-silence]')) li.classList.toggle('shown', li.dataset.silence === shownSilence);
+    const shown = shownSilence && document.querySelector('#silences-list li.shown');
+    if (!shown) {
+      form.comment.focus();
+      return;
+    }
+    const ended = shown.closest('#silences-ended');
+    if (ended) ended.open = true;
+    shown.scrollIntoView({ block: 'center' });
+    (shown.querySelector('button') || form.comment).focus();
   }
   // An alert's window before, named as the reporter's summary names it:
   // the hour, day or week before, else its length.
@@ -869,7 +895,9 @@
   // is the one it last held with, and the line says when that was. One a
   // silence holds says until when the webhook is held.
   const silenceButton = (f) => {
-    const b = el('button', { type: 'button', class: 'silence', title: 'hold the webhook\'s posts of ' + f.rule + (f.channel ? ' on ' + f.channel : '') + ' for a while' }, 'silence…');
+    const b = f.silenced_by
+      ? el('button', { type: 'button', class: 'silence', 'data-silence': f.silenced_by, title: 'show the silence holding the webhook\'s posts of ' + f.rule + (f.channel ? ' on ' + f.channel : '') + ' (' + f.silenced_by + ')' }, 'its silence…')
+      : el('button', { type: 'button', class: 'silence', title: 'hold the webhook\'s posts of ' + f.rule + (f.channel ? ' on ' + f.channel : '') + ' for a while' }, 'silence…');
     b.addEventListener('click', () => silenceFiring(f));
     return b;
   };
