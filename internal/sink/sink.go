@@ -233,28 +233,46 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.replayRestores(ctx, r)
 	}
 
-	// Two batches alternate: one fills from NATS while the other is inserted
-	// and acknowledged, so fetching and decoding overlap with ClickHouse's work.
-	// Inserts outlive ctx (bounded by AckWait each), so stopping drains.
-	free := make(chan *pending, 2)
-	free <- &pending{}
-	free <- &pending{}
+	// Three batches go round: one fills from NATS while the one before is
+	// inserted and the one before that acknowledged, so fetching and
+	// decoding, ClickHouse's work and the acks (a message each, 10–20 % of
+	// the inserting goroutine's time when it also sent them) overlap.
+	// Inserts and acks outlive ctx (bounded by AckWait each), so stopping
+	// drains.
+	free := make(chan *pending, 3)
+	for range cap(free) {
+		free <- &pending{}
+	}
 	full := make(chan *pending)
+	inserted := make(chan insertedBatch)
 	flushed := make(chan struct{})
 	go func() {
-		defer close(flushed)
+		defer close(inserted)
 		for p := range full {
 			stop := c.keepAlive(cons, p.msgs)
 			if n := c.health.failures(); n > 0 && len(p.msgs) > 0 {
 				backoff.Sleep(ctx, min(retryPolicy.Delay(n), c.cfg.AckWait/4))
 			}
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.AckWait)
-			c.flush(fctx, cons, p)
-			stop()
+			ack := c.flush(fctx, cons, p)
 			c.recoverParts(ctx)
-			c.updateLag(fctx, cons)
-			cancel()
-			free <- p
+			inserted <- insertedBatch{p: p, ack: ack, ctx: fctx, cancel: cancel, stop: stop}
+		}
+	}()
+	go func() {
+		defer close(flushed)
+		for b := range inserted {
+			if b.ack {
+				for _, m := range b.p.msgs {
+					cons.Settle(b.ctx, m, broker.Ack())
+				}
+			}
+			b.stop()
+			c.updateLag(b.ctx, cons)
+			b.cancel()
+			b.p.batch.Reset()
+			b.p.msgs = b.p.msgs[:0]
+			free <- b.p
 		}
 	}()
 	defer func() { close(full); <-flushed }()
@@ -297,6 +315,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
+// insertedBatch is a batch flush is done with, on its way to the acks:
+// ack says its insert returned nil (the messages of one that failed are
+// settled already); stop ends its keepalive, cancel its context.
+type insertedBatch struct {
+	p      *pending
+	ack    bool
+	ctx    context.Context
+	cancel context.CancelFunc
+	stop   func()
+}
+
 // idleLagInterval is how often an idle sink reads its consumer's lag.
 const idleLagInterval = 5 * time.Second
 
@@ -337,18 +366,19 @@ func (c *Consumer) take(ctx context.Context, cons *broker.Consumer, p *pending, 
 	}
 }
 
-// flush inserts the batch and acks its messages. When the insert fails
+// flush inserts the batch and says whether its messages are to be acked
+// (Run's acking goroutine does it; the ack log records them now, when
+// their rows were written: recover.go). When the insert fails
 // because of the store (anything but a row error: disk full, too many files,
 // memory, parts, timeouts, a lost connection, an unknown code) every message
 // is redelivered after a delay that grows with its deliveries, for as long as
 // it takes: the store's health never parks an event. When ClickHouse blames
 // the data, the batch is inserted row by row, so that only the rows that
 // fail alone are dead-lettered.
-func (c *Consumer) flush(ctx context.Context, cons *broker.Consumer, p *pending) {
+func (c *Consumer) flush(ctx context.Context, cons *broker.Consumer, p *pending) (ack bool) {
 	if len(p.msgs) == 0 {
-		return
+		return false
 	}
-	defer func() { p.batch.Reset(); p.msgs = p.msgs[:0] }()
 	err := c.insert(ctx, &p.batch)
 	if err == nil {
 		c.metrics.batchRows.Observe(float64(len(p.msgs)))
@@ -360,18 +390,16 @@ func (c *Consumer) flush(ctx context.Context, cons *broker.Consumer, p *pending)
 		// replica the only receiver, but the server then writes a header
 		// into every message it delivers, which costs the saving back
 		// (bench/HISTORY.md, seventeenth session).
-		for _, m := range p.msgs {
-			cons.Settle(ctx, m, broker.Ack())
-		}
 		c.acked(p.msgs)
-		return
+		return true
 	}
 	if isRowError(err) {
 		c.logger.Warn("insert rejected by ClickHouse; inserting the batch row by row", "rows", len(p.msgs), "err", err)
 		c.isolate(ctx, cons, p.msgs)
-		return
+		return false
 	}
 	c.retry(ctx, cons, p.msgs)
+	return false
 }
 
 // insert inserts b and records the store's health: a row error says nothing
