@@ -389,16 +389,25 @@ FROM hourly_paths WHERE %s GROUP BY primary_channel, b`, b, where), args, acc.ad
 		if len(anch.day) > 0 {
 			bucketOf = fmt.Sprintf("multiIf(kind = 2, %s, kind = 0, %s, %s)", anchorSQL(anch.out, "-1"), anchorSQL(anch.day, b), b)
 		}
-		return db.eachRow(ctx, "timeseries latency", fmt.Sprintf(`SELECT key, %s AS b, bucket, toUInt64(sum(n))
-FROM (%s) GROUP BY key, b, bucket`, bucketOf, sub), args, func(rows driver.Rows) error {
-			var ch string
-			var bk, lb int64
-			var c uint64
-			if err := rows.Scan(&ch, &bk, &lb, &c); err != nil {
+		// A cell's 256 ms buckets as one "bucket:count,…" list (parseList):
+		// a row each, 30 days by the hour were 120 k rows at 11 M events,
+		// which the driver scanned in most of the read's time.
+		return db.eachRow(ctx, "timeseries latency", fmt.Sprintf(`SELECT key, b, arrayStringConcat(groupArray(concat(toString(bucket), ':', toString(c))), ',')
+FROM (SELECT key, %s AS b, bucket, toUInt64(sum(n)) AS c FROM (%s) GROUP BY key, b, bucket)
+GROUP BY key, b`, bucketOf, sub), args, func(rows driver.Rows) error {
+			var ch, list string
+			var bk int64
+			if err := rows.Scan(&ch, &bk, &list); err != nil {
+				return err
+			}
+			counts, err := parseList(list)
+			if err != nil {
 				return err
 			}
 			acc.add(ch, bk, func(cl *tsCell) {
-				cl.lb[lb] += c
+				for _, c := range counts {
+					cl.lb[c.ms] += c.n
+				}
 			})
 			return nil
 		})
