@@ -613,7 +613,7 @@ FROM (
 }
 
 // storedSQL selects the stored rows of w: the hours w covers whole at
-// their versions, as one set ((hour, version) IN daysSQL's), and per hour
+// their versions, as one set (versionsSQL's), and per hour
 // it covers in part, its version and first (the attempt's or journey's
 // first event) within w. One OR of ANDs: an AND of the hours' OR and the
 // intervals' OR made ClickHouse expand them into every pair; and a term
@@ -639,7 +639,7 @@ func (w Window) storedSQL(first string) string {
 		}
 	}
 	if len(whole) > 0 {
-		parts = append(parts, daysSQL(whole))
+		parts = append(parts, versionsSQL(whole))
 	}
 	if len(parts) == 0 {
 		return "0"
@@ -647,10 +647,13 @@ func (w Window) storedSQL(first string) string {
 	return "(" + strings.Join(parts, " OR ") + ")"
 }
 
-// hoursSQL selects the rows of the given hours at their versions, as ranges
-// of consecutive hours computed by one run: a window reads a few ranges
-// rather than a list of every hour (which ClickHouse would take seconds to
-// analyze for 90 days).
+// hoursSQL selects the rows of the given hours at their versions: as ranges
+// of consecutive hours computed by one run when there are a few (the job's
+// first run over history computes them all under one version), else as
+// versionsSQL's set. A running system's hours each carry the version of
+// the run that last computed or patched them, so a term per hour: ORed, 30
+// days of them took the engine 0.9–1.4 s to evaluate and 90 days 7–12 s
+// (11 M events, one query), where the set takes 15 and 35 ms.
 func hoursSQL(hs []rolledHour) string {
 	if len(hs) == 0 {
 		return "0"
@@ -663,10 +666,34 @@ func hoursSQL(hs []rolledHour) string {
 		for j < len(hs) && hs[j].version == hs[i].version && hs[j].hour.Equal(hs[j-1].hour.Add(time.Hour)) {
 			j++
 		}
+		if len(parts) == maxHourRanges {
+			return versionsSQL(hs)
+		}
 		parts = append(parts, fmt.Sprintf("(hour >= %s AND hour < %s AND version = %d)", sqlHour(hs[i].hour), sqlHour(hs[j-1].hour.Add(time.Hour)), hs[i].version))
 		i = j
 	}
 	return "(" + strings.Join(parts, " OR ") + ")"
+}
+
+// maxHourRanges is the most ranges hoursSQL ORs; more are one set.
+const maxHourRanges = 8
+
+// versionsSQL selects the rows of periods (hours, or days by their first
+// hour) at their versions: one set of (seconds, version) integer pairs,
+// within the periods' bounds (which the tables' sort keys prune by). Pairs
+// of (toDateTime(…), version) cost the engine a function to fold per pair
+// before it reads a row: 70 ms for 30 days of hours, 200 for 90.
+func versionsSQL(ps []rolledHour) string {
+	if len(ps) == 0 {
+		return "0"
+	}
+	lo, hi := ps[0].hour, ps[0].hour
+	pairs := make([]string, len(ps))
+	for i, p := range ps {
+		lo, hi = minTime(lo, p.hour), maxTime(hi, p.hour)
+		pairs[i] = fmt.Sprintf("(%d, %d)", p.hour.Unix(), p.version)
+	}
+	return fmt.Sprintf("(hour >= %s AND hour <= %s AND (hour, version) IN (%s))", sqlHour(lo), sqlHour(hi), strings.Join(pairs, ", "))
 }
 
 func rate(num, den uint64) *float64 {

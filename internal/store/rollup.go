@@ -853,7 +853,7 @@ func (p plan) bucketsSQL(w Window, metric, cols string) (string, []any) {
 	where, args := plan{hours: rest}.where(w, "key")
 	q := fmt.Sprintf("SELECT %s FROM hourly_latency_buckets WHERE %s AND %s", cols, cond, where)
 	if len(days) > 0 {
-		where, dargs := rowsWhere(daysSQL(days), w, "key")
+		where, dargs := rowsWhere(versionsSQL(days), w, "key")
 		q += fmt.Sprintf("\nUNION ALL\nSELECT %s FROM day_latency_buckets WHERE %s AND %s", cols, cond, where)
 		args = append(args, dargs...)
 	}
@@ -883,16 +883,6 @@ func (p plan) dayParts() (days, rest []rolledHour) {
 		}
 	}
 	return days, rest
-}
-
-// daysSQL selects the rows of days, (day, version) pairs: days rarely share
-// a version, so hoursSQL's ranges would be one OR term per day.
-func daysSQL(days []rolledHour) string {
-	pairs := make([]string, len(days))
-	for i, d := range days {
-		pairs[i] = fmt.Sprintf("(%s, %d)", sqlHour(d.hour), d.version)
-	}
-	return "(hour, version) IN (" + strings.Join(pairs, ", ") + ")"
 }
 
 func maxTime(a, b time.Time) time.Time {

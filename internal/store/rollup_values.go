@@ -171,7 +171,7 @@ func (db *DB) readValues(ctx context.Context, periods []rolledHour, day bool, me
 	which := hoursSQL(periods)
 	table := "hourly_latency"
 	if day {
-		which, table = daysSQL(periods), "day_latency"
+		which, table = versionsSQL(periods), "day_latency"
 	}
 	cond += " AND " + which
 	if profile != "" {

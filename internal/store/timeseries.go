@@ -379,8 +379,8 @@ FROM hourly_paths WHERE %s GROUP BY primary_channel, b`, b, where), args, acc.ad
 			}
 			// (hour, version) IN (…): a set, where hoursSQL's ranges of
 			// scattered hours made an OR of hundreds read 4 times slower.
-			pw, pargs := rowsWhere(daysSQL(plus), w, "key")
-			ow, oargs := rowsWhere(daysSQL(anch.hours), w, "key")
+			pw, pargs := rowsWhere(versionsSQL(plus), w, "key")
+			ow, oargs := rowsWhere(versionsSQL(anch.hours), w, "key")
 			sub += fmt.Sprintf("\nUNION ALL\nSELECT key, hour, bucket, toInt64(n), 1 FROM hourly_latency_buckets WHERE %s AND %s", cond, pw) +
 				fmt.Sprintf("\nUNION ALL\nSELECT key, hour, bucket, -toInt64(n), 2 FROM hourly_latency_buckets WHERE %s AND %s", cond, ow)
 			args = append(append(args, pargs...), oargs...)
