@@ -866,7 +866,14 @@ func (p plan) bucketsSQL(w Window, metric, cols string) (string, []any) {
 // group, which the driver decodes in a fraction of what rows or arrays of
 // the same values cost it (it scans array elements one by one through
 // reflection).
-const valuesListSQL = "arrayStringConcat(groupArray(concat(toString(ms), ':', toString(c))), ',')"
+var valuesListSQL = listSQL("ms")
+
+// listSQL is the "k:n,k:n,…" list (parseList) of a group of (k, c) rows,
+// k the column key names: values by the millisecond, or a series' counts
+// by 256 ms bucket.
+func listSQL(key string) string {
+	return "arrayStringConcat(groupArray(concat(toString(" + key + "), ':', toString(c))), ',')"
+}
 
 // dayParts are p's days, as (day, version), and its hours no day stands for.
 func (p plan) dayParts() (days, rest []rolledHour) {

@@ -392,9 +392,9 @@ FROM hourly_paths WHERE %s GROUP BY primary_channel, b`, b, where), args, acc.ad
 		// A cell's 256 ms buckets as one "bucket:count,…" list (parseList):
 		// a row each, 30 days by the hour were 120 k rows at 11 M events,
 		// which the driver scanned in most of the read's time.
-		return db.eachRow(ctx, "timeseries latency", fmt.Sprintf(`SELECT key, b, arrayStringConcat(groupArray(concat(toString(bucket), ':', toString(c))), ',')
+		return db.eachRow(ctx, "timeseries latency", fmt.Sprintf(`SELECT key, b, %s
 FROM (SELECT key, %s AS b, bucket, toUInt64(sum(n)) AS c FROM (%s) GROUP BY key, b, bucket)
-GROUP BY key, b`, bucketOf, sub), args, func(rows driver.Rows) error {
+GROUP BY key, b`, listSQL("bucket"), bucketOf, sub), args, func(rows driver.Rows) error {
 			var ch, list string
 			var bk int64
 			if err := rows.Scan(&ch, &bk, &list); err != nil {

@@ -85,7 +85,7 @@ type msCount struct {
 	n  uint64
 }
 
-// parseList reads a values list (valuesListSQL): "ms:n" pairs,
+// parseList reads a list of listSQL (valuesListSQL's: "ms:n" pairs),
 // comma-separated, ms possibly negative. By hand: strconv and splitting
 // took four times as long over a 90-day window's lists.
 func parseList(list string) (valueCounts, error) {

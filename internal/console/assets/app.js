@@ -772,9 +772,7 @@
   // marked in the list at every draw, until another is shown.
   let shownSilence = '';
   const silenceWhat = (s) => (s.rule || 'every rule') + (s.channel ? ' on ' + s.channel : '');
-  // The ended silences (kept 7 to 37 days) are listed under a closed
-  // "N ended" of their own, after those that hold or will: a month of
-  // them would push the form off the screen.
+  // silenceItem is one silence's line, with "End now" unless it ended.
   function silenceItem(s) {
     const when = s.state === 'pending' ? ' from ' + fmtTime(s.starts_at) + ' until ' + fmtTime(s.ends_at)
       : s.state === 'active' ? ' until ' + fmtTime(s.ends_at) : ' ended ' + fmtTime(s.ends_at);
@@ -794,6 +792,9 @@
     count.dataset.pending = pending;
     count.className = active ? 'silences-active' : '';
     count.textContent = active + pending ? ' (' + [active ? active + ' active' : '', pending ? pending + ' pending' : ''].filter(Boolean).join(', ') + ')' : '';
+    // The ended silences (kept 7 to 37 days) are listed under a closed
+    // "N ended" of their own, after those that hold or will: a month of
+    // them would push the form off the screen.
     const holding = list.filter((s) => s.state !== 'expired'), ended = list.filter((s) => s.state === 'expired');
     const items = holding.map(silenceItem);
     if (ended.length) {
@@ -895,9 +896,10 @@
   // is the one it last held with, and the line says when that was. One a
   // silence holds says until when the webhook is held.
   const silenceButton = (f) => {
+    const what = 'the webhook\'s posts of ' + f.rule + (f.channel ? ' on ' + f.channel : '');
     const b = f.silenced_by
-      ? el('button', { type: 'button', class: 'silence', 'data-silence': f.silenced_by, title: 'show the silence holding the webhook\'s posts of ' + f.rule + (f.channel ? ' on ' + f.channel : '') + ' (' + f.silenced_by + ')' }, 'its silence…')
-      : el('button', { type: 'button', class: 'silence', title: 'hold the webhook\'s posts of ' + f.rule + (f.channel ? ' on ' + f.channel : '') + ' for a while' }, 'silence…');
+      ? el('button', { type: 'button', class: 'silence', 'data-silence': f.silenced_by, title: 'show the silence holding ' + what + ' (' + f.silenced_by + ')' }, 'its silence…')
+      : el('button', { type: 'button', class: 'silence', title: 'hold ' + what + ' for a while' }, 'silence…');
     b.addEventListener('click', () => silenceFiring(f));
     return b;
   };
